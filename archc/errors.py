@@ -1,0 +1,107 @@
+"""User-facing diagnostics: where something is wrong and what was expected.
+
+Every error a user can cause carries a :class:`Location` (file, line, column) or,
+for graphs that did not come from a file, a node name. The CLI prints them as
+``file:line:col: error: message`` and never shows a traceback for bad input.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+
+@dataclass(frozen=True)
+class Location:
+    """A 1-based position in a source file."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.file
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass
+class Diagnostic:
+    """One error: message, optional location, optional node name and hint."""
+
+    message: str
+    location: Location | None = None
+    node: str | None = None
+    hint: str | None = None
+
+    def format(self) -> str:
+        where = str(self.location) if self.location else "archc"
+        text = f"{where}: error: "
+        if self.node:
+            text += f"node '{self.node}': "
+        text += self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class ArchcError(Exception):
+    """Base of every error archc reports to a user; holds one or more diagnostics."""
+
+    exit_code = 2
+
+    def __init__(self, diagnostics: Diagnostic | Iterable[Diagnostic] | str, **kwargs) -> None:
+        if isinstance(diagnostics, str):
+            diagnostics = [Diagnostic(diagnostics, **kwargs)]
+        elif isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        super().__init__("\n".join(d.format() for d in self.diagnostics))
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(self.diagnostics)
+
+
+class SpecError(ArchcError):
+    """The spec (or a model file) is invalid. CLI exit code 2."""
+
+
+class ShapeError(Exception):
+    """Raised by an op's shape inference; the caller adds node and location."""
+
+
+class UsageError(ArchcError):
+    """The command line asks for something that cannot be done (exit 2)."""
+
+
+class RuntimeFailure(ArchcError):
+    """Something needed at run time is missing (a device, a provider). Exit 1."""
+
+    exit_code = 1
+
+
+@dataclass
+class DiagnosticSink:
+    """Collects diagnostics so a pass can report every error, not only the first."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, message: str, location: Location | None = None, node: str | None = None,
+              hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(message, location, node, hint))
+
+    def extend(self, error: ArchcError) -> None:
+        self.diagnostics.extend(error.diagnostics)
+
+    def raise_if_any(self, cls: type[ArchcError] = SpecError) -> None:
+        if self.diagnostics:
+            raise cls(self.diagnostics)
+
+    def __bool__(self) -> bool:
+        return bool(self.diagnostics)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """A 'did you mean ...?' hint for a misspelled name, or None."""
+    matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean '{matches[0]}'?" if matches else None

@@ -1,0 +1,85 @@
+"""Learned parameters of a graph: their specs, counts and archc's own seeded initialiser.
+
+One initialiser feeds both backends: the ONNX emitter writes these arrays as
+initializers and the PyTorch backend loads them as the module's state_dict, so
+both targets compute the same function for a given seed, without importing torch.
+Each array is drawn from its own generator seeded by (seed, parameter name), so a
+parameter's values do not depend on which other nodes exist.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Iterator
+
+import numpy as np
+
+from archc.ir.graph import Graph, Node
+from archc.ops import registry
+from archc.ops.base import ParamSpec
+
+
+def input_types(graph: Graph, node: Node):
+    return [graph.type_of(v) for v in node.inputs]
+
+
+def param_specs(graph: Graph, node: Node) -> dict[str, ParamSpec]:
+    """The parameters and buffers of one node, in state_dict order."""
+    return registry.lookup(node.op).params(node, input_types(graph, node))
+
+
+def count_params(graph: Graph, node: Node) -> int:
+    """Learned parameters of one node (buffers excluded, like torch's parameters())."""
+    return sum(p.numel for p in param_specs(graph, node).values() if not p.buffer)
+
+
+def total_params(graph: Graph) -> int:
+    return sum(count_params(graph, n) for n in graph.nodes())
+
+
+def state_dict_specs(graph: Graph) -> Iterator[tuple[str, ParamSpec]]:
+    """(``node.param`` key, spec) for every parameter and buffer, in graph order."""
+    for node in graph.nodes():
+        for pname, spec in param_specs(graph, node).items():
+            yield f"{node.name}.{pname}", spec
+
+
+def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
+    """The initial value of one parameter (distribution as PyTorch's defaults)."""
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
+    shape = spec.shape
+    if spec.init == "zeros":
+        return np.zeros(shape, dtype=spec.dtype)
+    if spec.init == "ones":
+        return np.ones(shape, dtype=spec.dtype)
+    if spec.init == "uniform":
+        return rng.uniform(-spec.bound, spec.bound, size=shape).astype(spec.dtype)
+    if spec.init == "normal":
+        return (rng.standard_normal(size=shape) * spec.std).astype(spec.dtype)
+    if spec.init == "xavier_uniform":
+        fan_out, fan_in = shape[0], int(np.prod(shape[1:]))
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-bound, bound, size=shape).astype(spec.dtype)
+    raise ValueError(f"unknown init '{spec.init}' for {key}")
+
+
+def initialize(graph: Graph, seed: int = 0) -> Graph:
+    """Fill ``graph.weights`` with seeded initial values (in place; returns the graph)."""
+    graph.weights = {}
+    for node in graph.nodes():
+        specs = param_specs(graph, node)
+        if specs:
+            graph.weights[node.name] = {p: init_array(f"{node.name}.{p}", s, seed) for p, s in specs.items()}
+    return graph
+
+
+def randomize_statistics(graph: Graph, seed: int = 0) -> Graph:
+    """Give normalisation buffers non-trivial values (for testing folding and parity)."""
+    rng = np.random.default_rng(seed + 1)
+    for name, params in graph.weights.items():
+        for pname, arr in params.items():
+            if pname == "running_mean":
+                params[pname] = rng.uniform(-0.5, 0.5, arr.shape).astype(arr.dtype)
+            elif pname == "running_var":
+                params[pname] = rng.uniform(0.5, 1.5, arr.shape).astype(arr.dtype)
+    return graph

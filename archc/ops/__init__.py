@@ -1,0 +1,9 @@
+"""Op definitions, one module per family; importing this package registers them all."""
+from archc.ops import registry
+from archc.ops.base import REQUIRED, Attr, OpDef, ParamSpec
+from archc.ops.registry import get, lookup, register
+
+# Built-in op families (each module registers its ops on import).
+from archc.ops import activation, conv, graph_io, linear, merge, norm, pool, shape  # noqa: E402,F401
+
+__all__ = ["Attr", "OpDef", "ParamSpec", "REQUIRED", "get", "lookup", "register", "registry"]

@@ -1,0 +1,188 @@
+"""The op definition interface: everything about one op in one class.
+
+An :class:`OpDef` subclass declares an op's attributes (with types and defaults),
+its inputs and outputs, its shape inference, its learned parameters and their
+initialisation, and its two lowerings: to PyTorch source code and to ONNX nodes.
+Adding an op means writing one subclass in ``archc/ops/`` and registering it with
+:func:`archc.ops.registry.register`; nothing else in archc branches on op names.
+
+Op definitions never import torch: the PyTorch lowering produces *source text*,
+which the torch backend writes to a file or executes, so building ONNX (and
+analysing a graph) does not pay for importing torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence
+
+from archc.errors import ShapeError
+from archc.ir.types import Dim, TensorType
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from archc.ir.graph import Node
+
+REQUIRED = object()
+"""Marks an attribute that has no default and must be given."""
+
+ATTR_KINDS = ("int", "float", "bool", "str", "ints", "floats", "int_or_str", "any")
+
+
+@dataclass(frozen=True)
+class Attr:
+    """One attribute of an op: its kind, default and allowed values.
+
+    Kinds: ``int``, ``float``, ``bool``, ``str``, ``ints`` (an int or a list of ints),
+    ``floats``, ``int_or_str`` (an int, a list of ints, or one of ``choices``), ``any``.
+    """
+
+    kind: str
+    default: Any = REQUIRED
+    choices: tuple[Any, ...] | None = None
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A learned parameter or buffer, named as in the PyTorch module's state_dict.
+
+    ``init`` is one of ``uniform`` (U(-bound, bound) with ``bound``), ``ones``,
+    ``zeros``, ``normal`` (N(0, std)), ``xavier_uniform``. Buffers (running
+    statistics) are in the state_dict but not counted as parameters.
+    """
+
+    shape: tuple[int, ...]
+    init: str = "zeros"
+    bound: float = 0.0
+    std: float = 1.0
+    dtype: str = "float32"
+    buffer: bool = False
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+class OnnxEmitter(Protocol):
+    """What an op's ONNX lowering may call (implemented in :mod:`archc.lowering.onnx`)."""
+
+    opset: int
+
+    def add_node(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int = 1,
+                 **attrs: Any) -> list[str]: ...
+    def param(self, name: str) -> str: ...            # initializer holding this node's parameter
+    def const(self, array: "np.ndarray", hint: str = "const") -> str: ...
+    def output_names(self) -> list[str]: ...          # names of the current node's outputs
+
+
+class OpDef:
+    """Base class of op definitions. Subclasses override what differs."""
+
+    #: the name written in specs (``op: conv``)
+    name: ClassVar[str] = ""
+    #: other accepted spellings (``conv2d``)
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: one-line description for docs and ``archc ops``
+    doc: ClassVar[str] = ""
+    attrs: ClassVar[dict[str, Attr]] = {}
+    #: names of the inputs; with ``variadic`` the last may repeat (at least ``min_inputs``)
+    inputs: ClassVar[tuple[str, ...]] = ("x",)
+    variadic: ClassVar[bool] = False
+    min_inputs: ClassVar[int | None] = None
+    outputs: ClassVar[tuple[str, ...]] = ("y",)
+    #: how analyses see the op: 'layer' (learned transform), 'norm', 'activation', 'pool',
+    #: 'merge_add', 'merge_concat', 'merge_mul', 'reshape', 'input', 'identity', 'other'
+    role: ClassVar[str] = "other"
+
+    # -- structure ------------------------------------------------------------------
+    def arity(self) -> tuple[int, int | None]:
+        """(minimum, maximum) number of inputs; maximum None for variadic ops."""
+        if self.variadic:
+            lo = self.min_inputs if self.min_inputs is not None else len(self.inputs)
+            return lo, None
+        lo = self.min_inputs if self.min_inputs is not None else len(self.inputs)
+        return lo, len(self.inputs)
+
+    def output_names(self, node: "Node") -> tuple[str, ...]:
+        return self.outputs
+
+    # -- semantics ------------------------------------------------------------------
+    def infer(self, node: "Node", ins: list[TensorType]) -> list[TensorType]:
+        """Output types from input types; raise ShapeError saying what was expected."""
+        return [ins[0]]
+
+    def params(self, node: "Node", ins: list[TensorType]) -> dict[str, ParamSpec]:
+        """Learned parameters and buffers, in state_dict order."""
+        return {}
+
+    # -- lowering -------------------------------------------------------------------
+    def torch_module(self, node: "Node", ins: list[TensorType]) -> str | None:
+        """Source of an ``nn`` constructor for this node, or None if it is functional."""
+        return None
+
+    def torch_forward(self, node: "Node", ins: list[TensorType], args: list[str], module: str | None) -> str:
+        """Source of a forward expression; a tuple expression for several outputs."""
+        if module is None:
+            raise NotImplementedError(f"op '{self.name}' has no PyTorch lowering")
+        return f"{module}({', '.join(args)})"
+
+    def onnx(self, emit: OnnxEmitter, node: "Node", inputs: list[str], ins: list[TensorType]) -> list[str]:
+        """Emit ONNX nodes computing this node; return the output value names."""
+        raise NotImplementedError(f"op '{self.name}' has no ONNX lowering")
+
+
+# -- helpers shared by op definitions ------------------------------------------------
+
+def expect_rank(t: TensorType, ranks: Sequence[int], what: str) -> None:
+    if t.rank not in ranks:
+        want = " or ".join(f"{r}-D" for r in ranks)
+        raise ShapeError(f"expected a {want} input {what}, got {t.rank}-D {t}")
+
+
+def concrete(d: Dim, what: str) -> int:
+    if not isinstance(d, int):
+        raise ShapeError(f"{what} must be a known size, got symbolic '{d}'")
+    return d
+
+
+def expand(value: Any, n: int, what: str) -> tuple[int, ...]:
+    """An int or a list of ints, as an n-tuple."""
+    if isinstance(value, int):
+        return (value,) * n
+    value = tuple(value)
+    if len(value) == 1:
+        return value * n
+    if len(value) != n:
+        raise ShapeError(f"{what} needs 1 or {n} values, got {len(value)}")
+    return value
+
+
+def broadcast(shapes: Sequence[tuple[Dim, ...]]) -> tuple[Dim, ...]:
+    """NumPy broadcasting of shapes with symbolic dims; ShapeError if incompatible."""
+    rank = max(len(s) for s in shapes)
+    out: list[Dim] = []
+    for i in range(rank):
+        dims = {s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0}
+        dims.discard(1)
+        if len(dims) > 1:
+            raise ShapeError("shapes do not broadcast: " + ", ".join(
+                "(" + ", ".join(str(d) for d in s) + ")" for s in shapes))
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def py(value: Any) -> str:
+    """Python source for a literal attribute value."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(py(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(py(v) for v in value) + "]"
+    return repr(value)

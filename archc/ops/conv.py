@@ -1,0 +1,103 @@
+"""Convolutions over 1-D and 2-D inputs (rank picked from the input)."""
+from __future__ import annotations
+
+import math
+
+from archc.errors import ShapeError
+from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expand, expect_rank, py
+from archc.ops.registry import register
+
+
+def conv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int, ceil: bool = False) -> int:
+    """Output length of a sliding window (PyTorch's formula)."""
+    span = size + pad_total - dilation * (kernel - 1) - 1
+    if span < 0:
+        raise ShapeError(f"input size {size} is smaller than the kernel's extent {dilation * (kernel - 1) + 1}"
+                         f" (with padding {pad_total})")
+    return (math.ceil(span / stride) if ceil else span // stride) + 1
+
+
+def same_pads(kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """PyTorch's padding='same' for stride 1: extra padding goes at the end."""
+    pads = []
+    for k, d in zip(kernel, dilation):
+        total = d * (k - 1)
+        pads.append((total // 2, total - total // 2))
+    return tuple(pads)
+
+
+@register
+class Conv(OpDef):
+    name = "conv"
+    aliases = ("conv1d", "conv2d")
+    doc = "Convolution (N, C, L) or (N, C, H, W); in_channels is inferred."
+    attrs = {
+        "out_channels": Attr("int", doc="number of output channels"),
+        "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim"),
+        "stride": Attr("ints", 1),
+        "padding": Attr("int_or_str", 0, choices=("same", "valid")),
+        "dilation": Attr("ints", 1),
+        "groups": Attr("int", 1),
+        "bias": Attr("bool", True),
+    }
+    role = "layer"
+
+    def _geometry(self, node, x):
+        expect_rank(x, (3, 4), "(N, C, L) or (N, C, H, W)")
+        n = x.rank - 2
+        a = node.attrs
+        k = expand(a["kernel_size"], n, "kernel_size")
+        s = expand(a["stride"], n, "stride")
+        d = expand(a["dilation"], n, "dilation")
+        if a["padding"] == "same":
+            if any(v != 1 for v in s):
+                raise ShapeError("padding 'same' needs stride 1")
+            pads = same_pads(k, d)
+        elif a["padding"] == "valid":
+            pads = ((0, 0),) * n
+        else:
+            pads = tuple((p, p) for p in expand(a["padding"], n, "padding"))
+        return n, k, s, d, pads
+
+    def infer(self, node, ins):
+        x = ins[0]
+        n, k, s, d, pads = self._geometry(node, x)
+        a = node.attrs
+        cin = concrete(x.shape[1], "input channels")
+        if a["groups"] < 1 or cin % a["groups"] or a["out_channels"] % a["groups"]:
+            raise ShapeError(f"groups={a['groups']} must divide in_channels ({cin}) and "
+                             f"out_channels ({a['out_channels']})")
+        spatial = [conv_out(concrete(x.shape[2 + i], "spatial size"), k[i], s[i], sum(pads[i]), d[i])
+                   for i in range(n)]
+        return [x.with_shape((x.shape[0], a["out_channels"], *spatial))]
+
+    def params(self, node, ins):
+        x = ins[0]
+        n, k, *_ = self._geometry(node, x)
+        a = node.attrs
+        cin = x.shape[1] // a["groups"]
+        fan_in = cin * math.prod(k)
+        bound = 1 / math.sqrt(fan_in)
+        p = {"weight": ParamSpec((a["out_channels"], cin, *k), "uniform", bound)}
+        if a["bias"]:
+            p["bias"] = ParamSpec((a["out_channels"],), "uniform", bound)
+        return p
+
+    def torch_module(self, node, ins):
+        x = ins[0]
+        n, k, s, d, pads = self._geometry(node, x)
+        a = node.attrs
+        if a["padding"] in ("same", "valid"):
+            padding = py(a["padding"])
+        else:
+            padding = py(tuple(p for p, _ in pads))
+        return (f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py(k)}, stride={py(s)}, "
+                f"padding={padding}, dilation={py(d)}, groups={a['groups']}, bias={a['bias']})")
+
+    def onnx(self, emit, node, inputs, ins):
+        n, k, s, d, pads = self._geometry(node, ins[0])
+        args = [inputs[0], emit.param("weight")]
+        if node.attrs["bias"]:
+            args.append(emit.param("bias"))
+        return emit.add_node("Conv", args, kernel_shape=list(k), strides=list(s), dilations=list(d),
+                             pads=[p for p, _ in pads] + [q for _, q in pads], group=node.attrs["groups"])

@@ -1,0 +1,47 @@
+"""Fully connected layers."""
+from __future__ import annotations
+
+import math
+
+from archc.ops.base import Attr, OpDef, ParamSpec, concrete
+from archc.ops.registry import register
+from archc.errors import ShapeError
+
+
+@register
+class Linear(OpDef):
+    name = "linear"
+    aliases = ("dense", "fc")
+    doc = "y = x W^T + b over the last dim; in_features is inferred."
+    attrs = {"out_features": Attr("int"), "bias": Attr("bool", True)}
+    role = "layer"
+
+    def infer(self, node, ins):
+        x = ins[0]
+        if x.rank < 1:
+            raise ShapeError(f"expected at least a 1-D input, got {x}")
+        concrete(x.shape[-1], "input features (last dim)")
+        return [x.with_shape((*x.shape[:-1], node.attrs["out_features"]))]
+
+    def params(self, node, ins):
+        fin = ins[0].shape[-1]
+        out = node.attrs["out_features"]
+        bound = 1 / math.sqrt(fin)
+        p = {"weight": ParamSpec((out, fin), "uniform", bound)}
+        if node.attrs["bias"]:
+            p["bias"] = ParamSpec((out,), "uniform", bound)
+        return p
+
+    def torch_module(self, node, ins):
+        return f"nn.Linear({ins[0].shape[-1]}, {node.attrs['out_features']}, bias={node.attrs['bias']})"
+
+    def onnx(self, emit, node, inputs, ins):
+        bias = node.attrs["bias"]
+        if ins[0].rank == 2:
+            args = [inputs[0], emit.param("weight")] + ([emit.param("bias")] if bias else [])
+            return emit.add_node("Gemm", args, transB=1)
+        wt = emit.add_node("Transpose", [emit.param("weight")], perm=[1, 0])[0]
+        if not bias:
+            return emit.add_node("MatMul", [inputs[0], wt])
+        y = emit.add_node("MatMul", [inputs[0], wt], outputs=[emit.output_names()[0] + "_matmul"])[0]
+        return emit.add_node("Add", [y, emit.param("bias")])

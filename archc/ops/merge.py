@@ -1,0 +1,67 @@
+"""Ops that merge several tensors: addition and concatenation."""
+from __future__ import annotations
+
+from archc.errors import ShapeError
+from archc.ops.base import Attr, OpDef, broadcast
+from archc.ops.registry import register
+
+
+@register
+class Add(OpDef):
+    name = "add"
+    doc = "Element-wise sum of two or more tensors (NumPy broadcasting)."
+    inputs = ("a", "b")
+    variadic = True
+    role = "merge_add"
+
+    def infer(self, node, ins):
+        dtypes = {t.dtype for t in ins}
+        if len(dtypes) > 1:
+            raise ShapeError(f"inputs have different dtypes: {', '.join(sorted(dtypes))}")
+        return [ins[0].with_shape(broadcast([t.shape for t in ins]))]
+
+    def torch_forward(self, node, ins, args, module):
+        return " + ".join(args)
+
+    def onnx(self, emit, node, inputs, ins):
+        if len(inputs) == 2:
+            return emit.add_node("Add", inputs)
+        return emit.add_node("Sum", inputs)
+
+
+@register
+class Concat(OpDef):
+    name = "concat"
+    aliases = ("cat",)
+    doc = "Concatenation along an axis (default 1, channels)."
+    attrs = {"axis": Attr("int", 1)}
+    inputs = ("a", "b")
+    variadic = True
+    min_inputs = 1
+    role = "merge_concat"
+
+    def infer(self, node, ins):
+        rank = ins[0].rank
+        axis = node.attrs["axis"]
+        if not -rank <= axis < rank:
+            raise ShapeError(f"axis {axis} is out of range for {rank}-D inputs")
+        axis %= rank
+        total: int | str = 0
+        for i, t in enumerate(ins):
+            if t.rank != rank:
+                raise ShapeError(f"input {i} is {t.rank}-D {t}, expected {rank}-D like input 0 {ins[0]}")
+            for d in range(rank):
+                if d != axis and t.shape[d] != ins[0].shape[d]:
+                    raise ShapeError(f"input {i} has shape {t}, which differs from input 0 {ins[0]} "
+                                     f"outside the concat axis {axis}")
+            size = t.shape[axis]
+            total = total + size if isinstance(total, int) and isinstance(size, int) else f"{total}+{size}"
+        shape = list(ins[0].shape)
+        shape[axis] = total
+        return [ins[0].with_shape(tuple(shape))]
+
+    def torch_forward(self, node, ins, args, module):
+        return f"torch.cat([{', '.join(args)}], dim={node.attrs['axis']})"
+
+    def onnx(self, emit, node, inputs, ins):
+        return emit.add_node("Concat", inputs, axis=node.attrs["axis"])

@@ -1,0 +1,76 @@
+"""The op registry: name -> op definition.
+
+Built-in ops register themselves when :mod:`archc.ops` is imported; third-party
+packages add ops through the ``archc.ops`` entry-point group (each entry point
+names an :class:`~archc.ops.base.OpDef` subclass). A spec can reach only
+registered ops: nothing named in a spec is ever imported.
+"""
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Iterator, TypeVar
+
+from archc.ops.base import ATTR_KINDS, OpDef
+
+_OPS: dict[str, OpDef] = {}
+_ALIASES: dict[str, str] = {}
+_plugins_loaded = False
+
+T = TypeVar("T", bound=type)
+
+
+def register(cls: T) -> T:
+    """Class decorator: add an OpDef subclass to the registry (once per name)."""
+    op = cls()
+    if not op.name:
+        raise ValueError(f"{cls.__name__} has no op name")
+    for key in (op.name, *op.aliases):
+        if key in _OPS or key in _ALIASES:
+            raise ValueError(f"op '{key}' is already registered")
+    for attr_name, attr in op.attrs.items():
+        if attr.kind not in ATTR_KINDS:
+            raise ValueError(f"op '{op.name}': attribute '{attr_name}' has unknown kind '{attr.kind}'")
+    _OPS[op.name] = op
+    for alias in op.aliases:
+        _ALIASES[alias] = op.name
+    return cls
+
+
+def load_plugins() -> None:
+    """Import ops from installed packages' ``archc.ops`` entry points (once)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in metadata.entry_points(group="archc.ops"):
+        cls = ep.load()
+        if isinstance(cls, type) and issubclass(cls, OpDef):
+            if cls.name not in _OPS:
+                register(cls)
+        else:
+            raise TypeError(f"entry point {ep.name} = {ep.value} is not an OpDef subclass")
+
+
+def get(name: str) -> OpDef | None:
+    """The definition of op ``name`` (or an alias), or None."""
+    load_plugins()
+    return _OPS.get(_ALIASES.get(name, name))
+
+
+def lookup(name: str) -> OpDef:
+    """Like :func:`get` but raises KeyError for an unknown op."""
+    op = get(name)
+    if op is None:
+        raise KeyError(name)
+    return op
+
+
+def names() -> list[str]:
+    """Every name a spec may use as ``op:``, aliases included."""
+    load_plugins()
+    return sorted([*_OPS, *_ALIASES])
+
+
+def all_ops() -> Iterator[OpDef]:
+    load_plugins()
+    return iter(sorted(_OPS.values(), key=lambda o: o.name))

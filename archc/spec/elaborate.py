@@ -1,0 +1,709 @@
+"""Turns a parsed spec into the graph IR: blocks, repeat, conditions, names and shapes.
+
+Elaboration walks the spec's nodes in order. Each node either applies an op
+(validated against the op registry's attribute schema, then shape-inferred at
+once, so later expressions may ask ``channels(x)``) or instantiates a block,
+which recurses into the block's nodes under a hierarchical name prefix
+(``layer1.0.conv1``). Errors are collected, not raised one by one, so
+``archc check`` reports every problem it can find; a failed node poisons only
+the names that depend on it.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from archc.errors import DiagnosticSink, Location, ShapeError, SpecError, did_you_mean
+from archc.ir import BlockInstance, Graph, Node, TensorType, Value
+from archc.ir.types import DTYPES
+from archc.ops import registry
+from archc.ops.base import REQUIRED, Attr, OpDef
+from archc.spec import schema
+from archc.spec.expr import Evaluator, ExprError
+from archc.spec.source import SList, SMap, load_yaml_file
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+_MAX_DEPTH = 64
+
+
+class _Poison:
+    """Stands for a value that failed to elaborate; users of it stay silent."""
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return "<poison>"
+
+
+POISON = _Poison()
+
+
+class _Abort(Exception):
+    """Stops elaborating one node after its error was recorded."""
+
+
+@dataclass
+class Binding:
+    """What a local name stands for: the outputs of a node or block, by port."""
+
+    values: list[Value | _Poison]
+    ports: tuple[str, ...] = ()
+
+    @property
+    def poisoned(self) -> bool:
+        return any(v is POISON for v in self.values)
+
+
+@dataclass
+class Scope:
+    """Names visible while elaborating one list of nodes (top level or one block instance)."""
+
+    prefix: str
+    env: dict[str, Any]
+    stack: tuple[BlockInstance, ...] = ()
+    bindings: dict[str, Binding] = field(default_factory=dict)
+    declared: set[str] = field(default_factory=set)     # every node name listed in this scope
+    previous: Value | _Poison | None = None
+    auto_names: dict[str, int] = field(default_factory=dict)
+
+    def evaluator(self, graph: Graph) -> Evaluator:
+        def tensor(ref: str) -> TensorType:
+            b = self.bindings.get(ref)
+            if b is None:
+                raise KeyError(f"unknown tensor '{ref}'")
+            v = b.values[0]
+            if v is POISON:
+                raise _Abort()
+            return graph.type_of(v)
+
+        return Evaluator(self.env, {
+            "shape": lambda r: list(tensor(r).shape),
+            "channels": lambda r: tensor(r).shape[1],
+            "rank": lambda r: tensor(r).rank,
+        })
+
+
+def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
+              profile: str | None = None) -> Graph:
+    """Build the IR for a parsed spec; raise SpecError listing every problem found."""
+    return _Elaborator(filename).run(doc, overrides or {}, profile)
+
+
+class _Elaborator:
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.sink = DiagnosticSink()
+        self.blocks: dict[str, SMap] = {}
+        self.graph = Graph()
+        self.globals: dict[str, Any] = {}
+
+    # -- entry -----------------------------------------------------------------------
+    def run(self, doc: Any, overrides: dict[str, Any], profile: str | None) -> Graph:
+        if not isinstance(doc, SMap):
+            raise SpecError("a spec is a mapping with 'inputs' and 'nodes' at its top level",
+                            location=Location(self.filename, 1, 1))
+        self._check_keys(doc, schema.TOP_KEYS, "at the top level of a spec")
+        self.graph.name = str(doc.get("name", "model"))
+        self.graph.doc = str(doc.get("doc", "") or "")
+        params = self._params(doc, overrides, profile)
+        self.graph.params = dict(params)
+        self.sink.raise_if_any()
+
+        for included in self._includes(doc):
+            self._blocks(included)
+        self._blocks(doc)
+
+        scope = Scope(prefix="", env=dict(params))
+        self._let(doc, scope)
+        self.globals = dict(scope.env)
+        self._inputs(doc, scope)
+        nodes = doc.get("nodes")
+        if not isinstance(nodes, SList) or not nodes:
+            self._error("a spec needs a non-empty 'nodes' list", doc.where("nodes") if "nodes" in doc
+                        else doc.location)
+        else:
+            self._node_list(nodes, scope)
+        self._outputs(doc, scope)
+        self.sink.raise_if_any()
+        return self.graph
+
+    def _includes(self, doc: SMap) -> list[SMap]:
+        refs = doc.get("include")
+        if refs is None:
+            return []
+        if isinstance(refs, str):
+            refs, holder, keys = [refs], doc, ["include"]
+        elif isinstance(refs, SList):
+            holder, keys = refs, list(range(len(refs)))
+        else:
+            self._error("'include' must be a file name or a list of them", doc.where("include"))
+            return []
+        result = []
+        base = os.path.dirname(self.filename)
+        for ref, key in zip(refs, keys):
+            path = os.path.normpath(os.path.join(base, str(ref)))
+            try:
+                included = load_yaml_file(path)
+            except SpecError as exc:
+                self._error(f"cannot include '{ref}': {exc.diagnostics[0].message}", holder.where(key))
+                continue
+            if not isinstance(included, SMap):
+                self._error(f"included file '{ref}' must be a mapping with 'blocks'", holder.where(key))
+                continue
+            self._check_keys(included, schema.INCLUDE_KEYS, "in an included file")
+            result.append(included)
+        return result
+
+    def _blocks(self, doc: SMap) -> None:
+        blocks = doc.get("blocks")
+        if blocks is None:
+            return
+        if not isinstance(blocks, SMap):
+            self._error("'blocks' must be a mapping of block name -> definition", doc.where("blocks"))
+            return
+        for bname, bdef in blocks.items():
+            if not isinstance(bdef, SMap):
+                self._error(f"block '{bname}' must be a mapping with 'nodes'", blocks.where(bname))
+                continue
+            self._check_keys(bdef, schema.BLOCK_KEYS, f"in block '{bname}'")
+            if registry.get(bname) is not None:
+                self._error(f"block '{bname}' has the name of an op; choose another name",
+                            blocks.where_key(bname))
+            if bname in self.blocks:
+                first = self.blocks[bname].location
+                self._error(f"block '{bname}' is defined twice (first at {first})", blocks.where_key(bname))
+            self.blocks[bname] = bdef
+
+    # -- diagnostics -------------------------------------------------------------------
+    def _error(self, message: str, location: Location | None, node: str | None = None,
+               hint: str | None = None) -> None:
+        self.sink.error(message, location, node, hint)
+
+    def _check_keys(self, m: SMap, allowed: dict[str, str], where: str) -> None:
+        for key in m:
+            if key not in allowed:
+                self._error(f"unknown key '{key}' {where}; expected one of: {', '.join(allowed)}",
+                            m.where_key(key), hint=did_you_mean(key, allowed))
+
+    def _expr_location(self, container: SMap | SList, key: Any, offset: int) -> Location:
+        loc = container.where(key)
+        quoted = container.quoted.get(key, False) if isinstance(container, SMap) else \
+            (container.quoted[key] if 0 <= key < len(container.quoted) else False)
+        return Location(loc.file, loc.line, loc.column + offset + (1 if quoted else 0))
+
+    def _eval(self, text: str, scope: Scope, container: SMap | SList, key: Any, node: str | None) -> Any:
+        try:
+            return scope.evaluator(self.graph).evaluate(text)
+        except ExprError as exc:
+            self._error(str(exc), self._expr_location(container, key, exc.offset), node, exc.hint)
+            raise _Abort() from None
+
+    # -- top level ---------------------------------------------------------------------
+    def _params(self, doc: SMap, overrides: dict[str, Any], profile: str | None) -> dict[str, Any]:
+        declared = doc.get("params") or {}
+        if not isinstance(declared, SMap):
+            self._error("'params' must be a mapping of name -> default value", doc.where("params"))
+            declared = {}
+        params = dict(declared)
+        for name in params:
+            if not _NAME_RE.match(name) or name[0].isdigit():
+                self._error(f"parameter name '{name}' must be an identifier", declared.where_key(name))
+        if profile is not None:
+            profiles = doc.get("profiles") or {}
+            if not isinstance(profiles, SMap) or profile not in profiles:
+                names = list(profiles) if isinstance(profiles, dict) else []
+                self._error(f"unknown profile '{profile}'; the spec defines: {', '.join(names) or 'none'}",
+                            doc.where("profiles") if "profiles" in doc else doc.location,
+                            hint=did_you_mean(profile, names))
+            else:
+                chosen = profiles[profile]
+                if not isinstance(chosen, SMap):
+                    self._error(f"profile '{profile}' must be a mapping of parameter -> value",
+                                profiles.where(profile))
+                else:
+                    for key, value in chosen.items():
+                        if key not in params:
+                            self._error(f"profile '{profile}' sets unknown parameter '{key}'",
+                                        chosen.where_key(key), hint=did_you_mean(key, params))
+                        params[key] = value
+        for key, value in overrides.items():
+            if key not in params:
+                self._error(f"--set names unknown parameter '{key}'; the spec's parameters are: "
+                            f"{', '.join(params) or 'none'}", Location("<command line>"),
+                            hint=did_you_mean(key, params))
+                continue
+            default = params[key]
+            if isinstance(default, bool) != isinstance(value, bool) or (
+                    isinstance(default, (int, float)) and not isinstance(value, (int, float))):
+                self._error(f"--set {key}={value!r}: expected a value like the default {default!r}",
+                            Location("<command line>"))
+                continue
+            params[key] = value
+        return params
+
+    def _let(self, m: SMap, scope: Scope) -> None:
+        lets = m.get("let")
+        if lets is None:
+            return
+        if not isinstance(lets, SMap):
+            self._error("'let' must be a mapping of name -> expression", m.where("let"))
+            return
+        for name, expr in lets.items():
+            try:
+                scope.env[name] = self._eval(expr, scope, lets, name, None) if isinstance(expr, str) else expr
+            except _Abort:
+                scope.env[name] = None
+
+    def _inputs(self, doc: SMap, scope: Scope) -> None:
+        inputs = doc.get("inputs")
+        if not isinstance(inputs, SMap) or not inputs:
+            self._error("a spec needs 'inputs': a mapping of input name -> shape, e.g. x: [N, 3, 224, 224]",
+                        doc.where("inputs") if "inputs" in doc else doc.location)
+            return
+        for name, decl in inputs.items():
+            if not _NAME_RE.match(name):
+                self._error(f"input name '{name}' must use letters, digits and '_'", inputs.where_key(name))
+                continue
+            dtype = "float32"
+            shape, holder, key = decl, inputs, name
+            if isinstance(decl, SMap):
+                unknown = set(decl) - {"shape", "dtype"}
+                for k in unknown:
+                    self._error(f"unknown key '{k}' in input '{name}'; expected 'shape' and 'dtype'",
+                                decl.where_key(k), hint=did_you_mean(k, ["shape", "dtype"]))
+                shape, holder, key = decl.get("shape"), decl, "shape"
+                dtype = decl.get("dtype", "float32")
+                if dtype not in DTYPES:
+                    self._error(f"unknown dtype '{dtype}' for input '{name}'; expected one of {', '.join(DTYPES)}",
+                                decl.where("dtype"), hint=did_you_mean(str(dtype), DTYPES))
+                    continue
+            if not isinstance(shape, SList):
+                self._error(f"input '{name}' needs a shape list like [N, 3, 224, 224]", holder.where(key))
+                continue
+            dims: list[int | str] = []
+            try:
+                for i, d in enumerate(shape):
+                    dims.append(self._dim(d, shape, i, scope))
+            except _Abort:
+                continue
+            node = Node(name=name, op="input", attrs={"shape": tuple(dims), "dtype": dtype},
+                        outputs=[TensorType(tuple(dims), dtype)], location=inputs.where_key(name))
+            self.graph.add(node)
+            scope.bindings[name] = Binding([Value(name)])
+            scope.declared.add(name)
+            if scope.previous is None:
+                scope.previous = Value(name)
+
+    def _dim(self, d: Any, shape: SList, i: int, scope: Scope) -> int | str:
+        if isinstance(d, bool) or not isinstance(d, (int, str)):
+            self._error(f"a dimension must be a positive int, a parameter expression or a symbol like N, "
+                        f"got {d!r}", shape.where(i))
+            raise _Abort()
+        if isinstance(d, str):
+            if d.isidentifier() and d not in scope.env:
+                return d  # a symbolic dimension
+            d = self._eval(d, scope, shape, i, None)
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            self._error(f"a dimension must be a positive int, got {d!r}", shape.where(i))
+            raise _Abort()
+        return d
+
+    def _outputs(self, doc: SMap, scope: Scope) -> None:
+        decl = doc.get("outputs")
+        refs: list[tuple[str, str, SMap | SList, Any]] = []
+        if decl is None:
+            if isinstance(scope.previous, Value):
+                self.graph.outputs["output"] = scope.previous
+            return
+        if isinstance(decl, str):
+            refs = [(decl, decl, doc, "outputs")]
+        elif isinstance(decl, SList):
+            refs = [(str(r), str(r), decl, i) for i, r in enumerate(decl)]
+        elif isinstance(decl, SMap):
+            refs = [(k, str(v), decl, k) for k, v in decl.items()]
+        else:
+            self._error("'outputs' must be a node name, a list of names or a mapping", doc.where("outputs"))
+            return
+        for out_name, ref, holder, key in refs:
+            try:
+                value = self._resolve(ref, scope, holder, key, None)
+            except _Abort:
+                continue
+            if isinstance(value, Value):
+                self.graph.outputs[out_name.replace(":", "_")] = value
+
+    # -- node lists --------------------------------------------------------------------
+    def _node_list(self, nodes: SList, scope: Scope) -> None:
+        for i, item in enumerate(nodes):
+            if isinstance(item, SMap) and "name" in item:
+                scope.declared.add(str(item["name"]))
+        for i, item in enumerate(nodes):
+            if not isinstance(item, SMap):
+                self._error("each node must be a mapping like {name: conv1, op: conv, ...}", nodes.where(i))
+                continue
+            try:
+                self._node(item, scope)
+            except _Abort:
+                name = item.get("name")
+                if name is not None:
+                    scope.bindings[str(name)] = Binding([POISON])
+                scope.previous = POISON
+
+    def _node_name(self, item: SMap, scope: Scope, kind: str) -> str:
+        if "name" in item:
+            name = str(item["name"])
+            if not _NAME_RE.match(name):
+                self._error(f"node name '{name}' must use only letters, digits and '_' "
+                            "(hierarchy comes from blocks)", item.where("name"))
+                raise _Abort()
+            if name in scope.bindings:
+                self._error(f"duplicate node name '{name}'", item.where("name"), scope.prefix + name)
+                raise _Abort()
+            return name
+        base = kind
+        k = scope.auto_names.get(base, 0)
+        while True:
+            name = base if k == 0 else f"{base}_{k}"
+            k += 1
+            if name not in scope.declared and name not in scope.bindings:
+                break
+        scope.auto_names[base] = k
+        return name
+
+    def _node(self, item: SMap, scope: Scope) -> None:
+        self._check_node_keys(item)
+        has_op, has_block = "op" in item, "block" in item
+        if has_op == has_block:
+            self._error("a node needs exactly one of 'op' or 'block'", item.location,
+                        str(item.get("name", "")) or None)
+            raise _Abort()
+        kind = str(item["op"] if has_op else item["block"])
+        name = self._node_name(item, scope, kind)
+        full = scope.prefix + name
+
+        if "if" in item:
+            cond = item["if"]
+            if isinstance(cond, str):
+                cond = self._eval(cond, scope, item, "if", full)
+            if not cond:
+                target = item.get("else")
+                if target is not None:
+                    value = self._resolve(str(target), scope, item, "else", full)
+                    binding = Binding([value])
+                else:
+                    binding = Binding([self._inputs_of(item, scope, full)[0]])
+                scope.bindings[name] = binding
+                scope.previous = binding.values[0]
+                return
+
+        count, overrides = 1, None
+        if "repeat" in item:
+            count = item["repeat"]
+            if isinstance(count, str):
+                count = self._eval(count, scope, item, "repeat", full)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                self._error(f"'repeat' must be a non-negative int, got {count!r}", item.where("repeat"), full)
+                raise _Abort()
+            overrides = self._overrides(item, count, full)
+
+        inputs = self._inputs_of(item, scope, full)
+        if "repeat" not in item:
+            binding = self._instance(item, scope, name, full, inputs, kind, has_op, item, env_extra={})
+        else:
+            binding = Binding([inputs[0]])
+            for index in range(count):
+                fields = item
+                if index in overrides:
+                    fields = _merged(item, overrides[index])
+                binding = self._instance(fields, scope, f"{name}.{index}", f"{full}.{index}", inputs, kind,
+                                         has_op, item, env_extra={"index": index})
+                inputs = [binding.values[0], *inputs[1:]]
+        scope.bindings[name] = binding
+        scope.previous = binding.values[0]
+
+    def _check_node_keys(self, item: SMap) -> None:
+        if "else" in item and "if" not in item:
+            self._error("'else' needs an 'if'", item.where_key("else"))
+        if "overrides" in item and "repeat" not in item:
+            self._error("'overrides' needs a 'repeat'", item.where_key("overrides"))
+        if "expect" in item and item["expect"] not in schema.EXPECT_KINDS:
+            self._error(f"unknown connection kind '{item['expect']}'; expected one of "
+                        f"{', '.join(schema.EXPECT_KINDS)}", item.where("expect"),
+                        hint=did_you_mean(str(item["expect"]), schema.EXPECT_KINDS))
+
+    def _overrides(self, item: SMap, count: int, full: str) -> dict[int, SMap]:
+        raw = item.get("overrides")
+        if raw is None:
+            return {}
+        if not isinstance(raw, SMap):
+            self._error("'overrides' must map a repetition index to fields, e.g. {0: {stride: 2}}",
+                        item.where("overrides"), full)
+            raise _Abort()
+        result: dict[int, SMap] = {}
+        for key, fields in raw.items():
+            try:
+                index = int(key)
+            except ValueError:
+                self._error(f"override key '{key}' must be a repetition index", raw.where_key(key), full)
+                continue
+            if not -count <= index < count:
+                self._error(f"override index {index} is outside repeat count {count}", raw.where_key(key), full)
+                continue
+            if not isinstance(fields, SMap):
+                self._error("an override must be a mapping of field -> value", raw.where(key), full)
+                continue
+            for k in fields:
+                if k in ("name", "op", "block", "in", "repeat", "overrides"):
+                    self._error(f"'{k}' cannot be overridden per repetition", fields.where_key(k), full)
+            result[index % count] = fields
+        return result
+
+    def _inputs_of(self, item: SMap, scope: Scope, full: str) -> list[Value | _Poison]:
+        if "in" not in item:
+            if scope.previous is None:
+                self._error("this node has no input: give 'in:' (there is no previous node)", item.location, full)
+                raise _Abort()
+            if scope.previous is POISON:
+                raise _Abort()
+            return [scope.previous]
+        refs = item["in"]
+        if isinstance(refs, (str, int)):
+            refs_list, holder, keys = [str(refs)], item, ["in"]
+        elif isinstance(refs, SList):
+            refs_list, holder, keys = [str(r) for r in refs], refs, list(range(len(refs)))
+        else:
+            self._error("'in' must be a name or a list of names", item.where("in"), full)
+            raise _Abort()
+        values = [self._resolve(r, scope, holder, k, full) for r, k in zip(refs_list, keys)]
+        if any(v is POISON for v in values):
+            raise _Abort()
+        return values
+
+    def _resolve(self, ref: str, scope: Scope, holder: SMap | SList, key: Any, full: str | None) -> Value | _Poison:
+        name, _, port = ref.partition(":")
+        binding = scope.bindings.get(name)
+        if binding is None:
+            if name in scope.declared:
+                self._error(f"'{name}' is used before it is defined (list nodes after their inputs)",
+                            holder.where(key), full)
+            else:
+                self._error(f"unknown node or input '{name}'", holder.where(key), full,
+                            did_you_mean(name, scope.bindings))
+            raise _Abort()
+        if binding.poisoned:
+            raise _Abort()
+        if not port:
+            return binding.values[0]
+        if port.isdigit() and int(port) < len(binding.values):
+            return binding.values[int(port)]
+        if port in binding.ports:
+            return binding.values[binding.ports.index(port)]
+        self._error(f"'{name}' has no output '{port}'; it has "
+                    f"{', '.join(binding.ports) or str(len(binding.values)) + ' output(s)'}",
+                    holder.where(key), full, did_you_mean(port, binding.ports))
+        raise _Abort()
+
+    # -- one instance: an op application or a block instantiation ---------------------------
+    def _instance(self, fields: SMap, scope: Scope, local: str, full: str, inputs: list, kind: str,
+                  is_op: bool, item: SMap, env_extra: dict[str, Any]) -> Binding:
+        inner = Scope(prefix=scope.prefix, env={**scope.env, **env_extra}, stack=scope.stack,
+                      bindings=scope.bindings, declared=scope.declared)
+        if is_op:
+            return self._apply_op(fields, inner, full, inputs, kind, item)
+        return self._apply_block(fields, inner, full, inputs, kind, item)
+
+    def _apply_op(self, fields: SMap, scope: Scope, full: str, inputs: list[Value], kind: str,
+                  item: SMap) -> Binding:
+        op = registry.get(kind)
+        if op is None:
+            self._error(f"unknown op '{kind}'", item.where("op"), full,
+                        did_you_mean(kind, registry.names() + list(self.blocks)))
+            raise _Abort()
+        attrs = self._attrs(op, fields, scope, full)
+        lo, hi = op.arity()
+        if len(inputs) < lo or (hi is not None and len(inputs) > hi):
+            want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+            self._error(f"op '{op.name}' takes {want} input(s), got {len(inputs)}",
+                        fields.where("in") if "in" in fields else fields.location, full)
+            raise _Abort()
+        node = Node(name=full, op=op.name, attrs=attrs, inputs=list(inputs), scope=scope.stack,
+                    location=item.location)
+        if "expect" in item:
+            node.meta["expect"] = item["expect"]
+        in_types = [self.graph.type_of(v) for v in inputs]
+        try:
+            node.outputs = op.infer(node, in_types)
+        except ShapeError as exc:
+            shapes = ", ".join(str(t) for t in in_types)
+            self._error(f"{op.name}: {exc} [input shape{'s' if len(in_types) > 1 else ''}: {shapes}]",
+                        item.location, full)
+            raise _Abort() from None
+        self.graph.add(node)
+        ports = op.output_names(node)
+        return Binding([Value(full, i) for i in range(len(node.outputs))], ports)
+
+    def _attrs(self, op: OpDef, fields: SMap, scope: Scope, full: str) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        failed = False
+        for key in fields:
+            if key in schema.NODE_KEYS:
+                continue
+            if key not in op.attrs:
+                self._error(f"op '{op.name}' has no attribute '{key}'; it has: "
+                            f"{', '.join(op.attrs) or 'none'}", fields.where_key(key), full,
+                            did_you_mean(key, op.attrs))
+                failed = True
+                continue
+            try:
+                attrs[key] = self._coerce(op.attrs[key], fields[key], fields, key, scope, full, op.name)
+            except _Abort:
+                failed = True
+        for key, spec in op.attrs.items():
+            if key not in attrs and key not in fields:
+                if spec.required:
+                    self._error(f"op '{op.name}' needs attribute '{key}'"
+                                + (f" ({spec.doc})" if spec.doc else ""), fields.location, full)
+                    failed = True
+                else:
+                    attrs[key] = spec.default
+        if failed:
+            raise _Abort()
+        return {k: attrs[k] for k in op.attrs}  # schema order, so printing is stable
+
+    def _coerce(self, spec: Attr, raw: Any, holder: SMap, key: str, scope: Scope, full: str, opname: str) -> Any:
+        kind = spec.kind
+        if kind == "str" or (kind == "int_or_str" and isinstance(raw, str) and spec.choices
+                             and raw in spec.choices):
+            value = _interpolate(raw, lambda e: self._eval(e, scope, holder, key, full)) \
+                if isinstance(raw, str) else raw
+        elif isinstance(raw, str) and kind != "any":
+            value = self._eval(raw, scope, holder, key, full)
+        elif isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str", "any"):
+            value = [self._eval(v, scope, raw, i, full) if isinstance(v, str) else v for i, v in enumerate(raw)]
+        else:
+            value = raw
+        ok = _KIND_CHECKS[kind](value)
+        if spec.choices and kind == "str" and value not in spec.choices:
+            ok = False
+        if not ok:
+            expected = _KIND_WORDS[kind] + (f" ({' or '.join(map(repr, spec.choices))})" if spec.choices else "")
+            self._error(f"attribute '{key}' of op '{opname}' expects {expected}, got {value!r}",
+                        holder.where(key), full,
+                        did_you_mean(str(value), spec.choices) if spec.choices and isinstance(value, str) else None)
+            raise _Abort()
+        if kind == "float" and isinstance(value, int):
+            value = float(value)
+        if isinstance(value, list):
+            value = tuple(value)
+        return value
+
+    def _apply_block(self, fields: SMap, scope: Scope, full: str, inputs: list[Value], kind: str,
+                     item: SMap) -> Binding:
+        bdef = self.blocks.get(kind)
+        if bdef is None:
+            self._error(f"unknown block '{kind}'", item.where("block"), full,
+                        did_you_mean(kind, list(self.blocks) + registry.names()))
+            raise _Abort()
+        if len(scope.stack) >= _MAX_DEPTH:
+            self._error(f"blocks nest deeper than {_MAX_DEPTH} levels (is a recursive block missing "
+                        "an 'if' that ends it?)", item.location, full)
+            raise _Abort()
+        declared = bdef.get("params") or {}
+        if not isinstance(declared, SMap):
+            self._error(f"'params' of block '{kind}' must be a mapping", bdef.where("params"))
+            raise _Abort()
+        env = dict(self.globals)  # top-level params and lets stay visible inside blocks
+        failed = False
+        for key in fields:
+            if key in schema.NODE_KEYS:
+                continue
+            if key not in declared:
+                self._error(f"block '{kind}' has no parameter '{key}'; it has: {', '.join(declared) or 'none'}",
+                            fields.where_key(key), full, did_you_mean(key, declared))
+                failed = True
+                continue
+            raw, default = fields[key], declared[key]
+            try:
+                if isinstance(raw, str) and not isinstance(default, str):
+                    env[key] = self._eval(raw, scope, fields, key, full)
+                elif isinstance(raw, SList):
+                    env[key] = [self._eval(v, scope, raw, i, full) if isinstance(v, str) else v
+                                for i, v in enumerate(raw)]
+                else:
+                    env[key] = raw
+            except _Abort:
+                failed = True
+        for key, default in declared.items():
+            if key in fields:
+                continue
+            if default is None:
+                self._error(f"block '{kind}' needs parameter '{key}'", fields.location, full)
+                failed = True
+            else:
+                env[key] = default
+        if failed:
+            raise _Abort()
+        formal = bdef.get("inputs", ["x"])
+        if isinstance(formal, str):
+            formal = [formal]
+        if len(formal) != len(inputs):
+            self._error(f"block '{kind}' takes {len(formal)} input(s) ({', '.join(map(str, formal))}), "
+                        f"got {len(inputs)}", fields.where("in") if "in" in fields else fields.location, full)
+            raise _Abort()
+        inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (BlockInstance(full, kind),))
+        for fname, value in zip(formal, inputs):
+            inner.bindings[str(fname)] = Binding([value])
+            inner.declared.add(str(fname))
+        inner.previous = inputs[0]
+        self._let(bdef, inner)
+        nodes = bdef.get("nodes")
+        if not isinstance(nodes, SList) or not nodes:
+            self._error(f"block '{kind}' needs a non-empty 'nodes' list", bdef.location)
+            raise _Abort()
+        errors_before = len(self.sink.diagnostics)
+        self._node_list(nodes, inner)
+        if len(self.sink.diagnostics) > errors_before:
+            raise _Abort()
+        outs = bdef.get("outputs")
+        if outs is None:
+            return Binding([inner.previous])
+        refs = [outs] if isinstance(outs, str) else list(outs)
+        holder = bdef if isinstance(outs, str) else outs
+        keys = ["outputs"] if isinstance(outs, str) else list(range(len(refs)))
+        values = [self._resolve(str(r), inner, holder, k, full) for r, k in zip(refs, keys)]
+        return Binding(values, tuple(str(r).replace(":", "_") for r in refs))
+
+
+_KIND_CHECKS = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "ints": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (
+        isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)),
+    "floats": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v),
+    "int_or_str": lambda v: isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) or (
+        isinstance(v, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)),
+    "any": lambda v: True,
+}
+_KIND_WORDS = {
+    "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+    "ints": "an integer or a list of integers", "floats": "a list of numbers",
+    "int_or_str": "an integer, a list of integers or a keyword", "any": "a value",
+}
+_INTERP = re.compile(r"\$\{([^}]*)\}")
+
+
+def _interpolate(text: str, evaluate) -> str:
+    """Replace ``${expr}`` inside a string field with the expression's value."""
+    return _INTERP.sub(lambda m: str(evaluate(m.group(1))), text)
+
+
+def _merged(item: SMap, extra: SMap) -> SMap:
+    """A node's fields with one repetition's overrides applied (locations kept)."""
+    merged = SMap({**item, **extra})
+    merged.location = item.location
+    merged.key_locations = {**item.key_locations, **extra.key_locations}
+    merged.value_locations = {**item.value_locations, **extra.value_locations}
+    merged.quoted = {**item.quoted, **extra.quoted}
+    return merged

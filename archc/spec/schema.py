@@ -1,0 +1,45 @@
+"""The keys a spec may use at each level, and what each means (used for checks and hints)."""
+from __future__ import annotations
+
+TOP_KEYS = {
+    "archc": "spec language version (1)",
+    "name": "model name (the generated class is named after it)",
+    "doc": "free text describing the model",
+    "params": "top-level parameters: name -> default value (override with --set name=value)",
+    "profiles": "named sets of parameter values, chosen with --profile",
+    "let": "derived values: name -> expression over params, evaluated in order",
+    "include": "YAML files (relative to this spec) whose 'blocks' this spec may use",
+    "inputs": "graph inputs: name -> shape list, or {shape: [...], dtype: ...}",
+    "blocks": "reusable blocks: name -> {params, let, inputs, nodes, outputs}",
+    "nodes": "the model's nodes, in order",
+    "outputs": "graph outputs: a node name, a list of them, or name -> node (default: the last node)",
+}
+
+BLOCK_KEYS = {
+    "doc": "free text",
+    "params": "block parameters: name -> default (null means the caller must give it)",
+    "let": "derived values: name -> expression, evaluated in order",
+    "inputs": "names of the block's inputs (default: [x])",
+    "nodes": "the block's nodes, in order",
+    "outputs": "the block's output(s): a node name or a list (default: the last node)",
+}
+
+NODE_KEYS = {
+    "name": "the node's name (becomes the PyTorch module name)",
+    "op": "a registered op",
+    "block": "a block defined under 'blocks:'",
+    "in": "input(s): a name or list of names; default: the previous node",
+    "repeat": "instantiate this node N times in series, named NAME.0 ... NAME.(N-1)",
+    "overrides": "per-repetition field overrides: index -> {field: value}",
+    "if": "condition; when false the node is left out and its name stands for 'else'",
+    "else": "what a left-out node's name stands for (default: its first input)",
+    "expect": "the connection kind this merge node is expected to have (checked by lint)",
+    "doc": "free text",
+}
+
+EXPECT_KINDS = ("residual", "long_skip", "dense", "gated", "branch", "sequential", "none")
+
+INCLUDE_KEYS = {
+    "doc": "free text",
+    "blocks": "reusable blocks, as under a spec's 'blocks:'",
+}
