@@ -108,6 +108,19 @@ class Graph:
             if v == old:
                 self.outputs[k] = new
 
+    def copy(self) -> "Graph":
+        """An independent copy: nodes, edges, outputs and weights (arrays are shared, not copied)."""
+        g = Graph(self.name)
+        for node in self.nodes():
+            g.add(Node(
+                name=node.name, op=node.op, attrs=dict(node.attrs), inputs=list(node.inputs),
+                outputs=list(node.outputs), scope=node.scope, location=node.location, meta=dict(node.meta)))
+        g.outputs = dict(self.outputs)
+        g.params = dict(self.params)
+        g.weights = {k: dict(v) for k, v in self.weights.items()}
+        g.doc = self.doc
+        return g
+
     # -- reading --------------------------------------------------------------------
     def node(self, name: str) -> Node:
         return self.nx.nodes[name]["node"]

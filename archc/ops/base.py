@@ -103,6 +103,10 @@ class OpDef:
     role: ClassVar[str] = "other"
 
     # -- structure ------------------------------------------------------------------
+    def role_of(self, node: "Node") -> str:
+        """The op's role for analyses; ops whose role depends on attributes override this."""
+        return self.role
+
     def arity(self) -> tuple[int, int | None]:
         """(minimum, maximum) number of inputs; maximum None for variadic ops."""
         if self.variadic:

@@ -1,0 +1,70 @@
+"""Arguments and helpers shared by several commands."""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from typing import Any
+
+import yaml
+
+from archc.errors import Location, SpecError, UsageError
+from archc.ir import Graph
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser, models: bool = False) -> None:
+    """SPEC plus --set and --profile."""
+    parser.add_argument("spec", metavar="SPEC|MODEL.onnx" if models else "SPEC",
+                        help="a YAML spec" + (" or an ONNX model" if models else ""))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a top-level parameter (repeatable), e.g. --set width=32")
+    parser.add_argument("--profile", help="apply a named parameter profile from the spec's 'profiles'")
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["width=32", "wide=true"]`` -> ``{"width": 32, "wide": True}`` (YAML scalars)."""
+    result: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--set expects NAME=VALUE, got '{item}'", location=Location("<command line>"))
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, (dict, list)) and not isinstance(value, list):
+            raise UsageError(f"--set {name}: value must be a number, boolean, string or list",
+                             location=Location("<command line>"))
+        result[name.strip()] = value
+    return result
+
+
+def load_graph(args: argparse.Namespace) -> Graph:
+    """The IR for the command's SPEC (YAML spec, or an ONNX model where the command allows)."""
+    path = args.spec
+    if path.endswith(".onnx"):
+        from archc import frontends
+
+        return frontends.load_onnx(path)
+    if not os.path.exists(path):
+        raise SpecError("no such file", location=Location(path))
+    from archc.spec import load_spec
+
+    return load_spec(path, parse_overrides(args.overrides), args.profile)
+
+
+def write_atomic(path: str, data: bytes | str) -> None:
+    """Write a file completely or not at all (no partial output on failure)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"output directory does not exist: {directory}", location=Location(path))
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".archc-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,41 @@
+"""``archc summary SPEC``: a per-node table with shapes and parameter counts."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from archc.analysis.summary import summarize
+from archc.cli.common import add_spec_arguments, load_graph
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_spec_arguments(parser, models=False)
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def run(args: argparse.Namespace) -> int:
+    graph = load_graph(args)
+    data = summarize(graph)
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+        return 0
+    print(format_table(data))
+    return 0
+
+
+def format_table(data: dict) -> str:
+    headers = ("name", "op", "output shape", "params")
+    rows = [(r["name"], r["op"], " ".join(_shape(s) for s in r["shapes"]), f"{r['params']:,}")
+            for r in data["nodes"]]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.rjust(w) if i == 3 else c.ljust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    out = [f"model {data['model']}", line(headers), line(tuple("-" * w for w in widths))]
+    out += [line(r) for r in rows]
+    out.append(line(tuple("-" * w for w in widths)))
+    out.append(f"total: {data['total_nodes']} nodes, {data['total_params']:,} parameters")
+    return "\n".join(out)
+
+
+def _shape(shape: list) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
