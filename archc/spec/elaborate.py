@@ -200,8 +200,10 @@ class _Elaborator:
 
     # -- top level ---------------------------------------------------------------------
     def _params(self, doc: SMap, overrides: dict[str, Any], profile: str | None) -> dict[str, Any]:
-        declared = doc.get("params") or {}
-        if not isinstance(declared, SMap):
+        declared = doc.get("params")
+        if declared is None:
+            declared = {}
+        elif not isinstance(declared, SMap):
             self._error("'params' must be a mapping of name -> default value", doc.where("params"))
             declared = {}
         params = dict(declared)
@@ -209,7 +211,7 @@ class _Elaborator:
             if not _NAME_RE.match(name) or name[0].isdigit():
                 self._error(f"parameter name '{name}' must be an identifier", declared.where_key(name))
         if profile is not None:
-            profiles = doc.get("profiles") or {}
+            profiles = doc.get("profiles")
             if not isinstance(profiles, SMap) or profile not in profiles:
                 names = list(profiles) if isinstance(profiles, dict) else []
                 self._error(f"unknown profile '{profile}'; the spec defines: {', '.join(names) or 'none'}",
@@ -261,38 +263,39 @@ class _Elaborator:
                         doc.where("inputs") if "inputs" in doc else doc.location)
             return
         for name, decl in inputs.items():
-            if not _NAME_RE.match(name):
-                self._error(f"input name '{name}' must use letters, digits and '_'", inputs.where_key(name))
-                continue
-            dtype = "float32"
-            shape, holder, key = decl, inputs, name
-            if isinstance(decl, SMap):
-                unknown = set(decl) - {"shape", "dtype"}
-                for k in unknown:
-                    self._error(f"unknown key '{k}' in input '{name}'; expected 'shape' and 'dtype'",
-                                decl.where_key(k), hint=did_you_mean(k, ["shape", "dtype"]))
-                shape, holder, key = decl.get("shape"), decl, "shape"
-                dtype = decl.get("dtype", "float32")
-                if dtype not in DTYPES:
-                    self._error(f"unknown dtype '{dtype}' for input '{name}'; expected one of {', '.join(DTYPES)}",
-                                decl.where("dtype"), hint=did_you_mean(str(dtype), DTYPES))
-                    continue
-            if not isinstance(shape, SList):
-                self._error(f"input '{name}' needs a shape list like [N, 3, 224, 224]", holder.where(key))
-                continue
-            dims: list[int | str] = []
-            try:
-                for i, d in enumerate(shape):
-                    dims.append(self._dim(d, shape, i, scope))
-            except _Abort:
-                continue
-            node = Node(name=name, op="input", attrs={"shape": tuple(dims), "dtype": dtype},
-                        outputs=[TensorType(tuple(dims), dtype)], location=inputs.where_key(name))
-            self.graph.add(node)
-            scope.bindings[name] = Binding([Value(name)])
             scope.declared.add(name)
+            try:
+                value = self._input(name, decl, inputs, scope)
+            except _Abort:
+                value = POISON  # users of a bad input stay quiet
+            scope.bindings[name] = Binding([value])
             if scope.previous is None:
-                scope.previous = Value(name)
+                scope.previous = value
+
+    def _input(self, name: str, decl: Any, inputs: SMap, scope: Scope) -> Value:
+        if not _NAME_RE.match(name):
+            self._error(f"input name '{name}' must use letters, digits and '_'", inputs.where_key(name))
+            raise _Abort()
+        dtype = "float32"
+        shape, holder, key = decl, inputs, name
+        if isinstance(decl, SMap):
+            for k in set(decl) - {"shape", "dtype"}:
+                self._error(f"unknown key '{k}' in input '{name}'; expected 'shape' and 'dtype'",
+                            decl.where_key(k), hint=did_you_mean(k, ["shape", "dtype"]))
+            shape, holder, key = decl.get("shape"), decl, "shape"
+            dtype = decl.get("dtype", "float32")
+            if dtype not in DTYPES:
+                self._error(f"unknown dtype '{dtype}' for input '{name}'; expected one of {', '.join(DTYPES)}",
+                            decl.where("dtype"), hint=did_you_mean(str(dtype), DTYPES))
+                raise _Abort()
+        if not isinstance(shape, SList):
+            self._error(f"input '{name}' needs a shape list like [N, 3, 224, 224]", holder.where(key))
+            raise _Abort()
+        dims = tuple(self._dim(d, shape, i, scope) for i, d in enumerate(shape))
+        node = Node(name=name, op="input", attrs={"shape": dims, "dtype": dtype},
+                    outputs=[TensorType(dims, dtype)], location=inputs.where_key(name))
+        self.graph.add(node)
+        return Value(name)
 
     def _dim(self, d: Any, shape: SList, i: int, scope: Scope) -> int | str:
         if isinstance(d, bool) or not isinstance(d, (int, str)):
@@ -463,8 +466,6 @@ class _Elaborator:
             if scope.previous is None:
                 self._error("this node has no input: give 'in:' (there is no previous node)", item.location, full)
                 raise _Abort()
-            if scope.previous is POISON:
-                raise _Abort()
             return [scope.previous]
         refs = item["in"]
         if isinstance(refs, (str, int)):
@@ -474,9 +475,12 @@ class _Elaborator:
         else:
             self._error("'in' must be a name or a list of names", item.where("in"), full)
             raise _Abort()
-        values = [self._resolve(r, scope, holder, k, full) for r, k in zip(refs_list, keys)]
-        if any(v is POISON for v in values):
-            raise _Abort()
+        values = []
+        for r, k in zip(refs_list, keys):
+            try:
+                values.append(self._resolve(r, scope, holder, k, full))
+            except _Abort:
+                values.append(POISON)  # reported (or already reported); keep checking this node
         return values
 
     def _resolve(self, ref: str, scope: Scope, holder: SMap | SList, key: Any, full: str | None) -> Value | _Poison:
@@ -491,7 +495,7 @@ class _Elaborator:
                             did_you_mean(name, scope.bindings))
             raise _Abort()
         if binding.poisoned:
-            raise _Abort()
+            return POISON
         if not port:
             return binding.values[0]
         if port.isdigit() and int(port) < len(binding.values):
@@ -525,6 +529,8 @@ class _Elaborator:
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
             self._error(f"op '{op.name}' takes {want} input(s), got {len(inputs)}",
                         fields.where("in") if "in" in fields else fields.location, full)
+            raise _Abort()
+        if any(v is POISON for v in inputs):
             raise _Abort()
         node = Node(name=full, op=op.name, attrs=attrs, inputs=list(inputs), scope=scope.stack,
                     location=item.location)
@@ -572,10 +578,11 @@ class _Elaborator:
 
     def _coerce(self, spec: Attr, raw: Any, holder: SMap, key: str, scope: Scope, full: str, opname: str) -> Any:
         kind = spec.kind
+        if isinstance(raw, str) and kind in ("str", "int_or_str") and "${" in raw:
+            raw = _interpolate(raw, lambda e: self._eval(e, scope, holder, key, full))
         if kind == "str" or (kind == "int_or_str" and isinstance(raw, str) and spec.choices
                              and raw in spec.choices):
-            value = _interpolate(raw, lambda e: self._eval(e, scope, holder, key, full)) \
-                if isinstance(raw, str) else raw
+            value = raw
         elif isinstance(raw, str) and kind != "any":
             value = self._eval(raw, scope, holder, key, full)
         elif isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str", "any"):
@@ -608,8 +615,10 @@ class _Elaborator:
             self._error(f"blocks nest deeper than {_MAX_DEPTH} levels (is a recursive block missing "
                         "an 'if' that ends it?)", item.location, full)
             raise _Abort()
-        declared = bdef.get("params") or {}
-        if not isinstance(declared, SMap):
+        declared = bdef.get("params")
+        if declared is None:
+            declared = {}
+        elif not isinstance(declared, SMap):
             self._error(f"'params' of block '{kind}' must be a mapping", bdef.where("params"))
             raise _Abort()
         env = dict(self.globals)  # top-level params and lets stay visible inside blocks
@@ -649,6 +658,8 @@ class _Elaborator:
         if len(formal) != len(inputs):
             self._error(f"block '{kind}' takes {len(formal)} input(s) ({', '.join(map(str, formal))}), "
                         f"got {len(inputs)}", fields.where("in") if "in" in fields else fields.location, full)
+            raise _Abort()
+        if any(v is POISON for v in inputs):
             raise _Abort()
         inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (BlockInstance(full, kind),))
         for fname, value in zip(formal, inputs):

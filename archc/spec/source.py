@@ -58,6 +58,9 @@ def make_map(location: Location, items: dict | None = None) -> SMap:
     return m
 
 
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map", "merge")}
+
+
 def _loc(filename: str, mark: yaml.Mark) -> Location:
     return Location(filename, mark.line + 1, mark.column + 1)
 
@@ -108,7 +111,7 @@ def load_yaml(text: str, filename: str = "<spec>") -> Any:
         if root is None:
             raise SpecError("the spec is empty", location=Location(filename, 1, 1))
         for n in _walk(root):
-            if n.tag.startswith("!") and not n.tag.startswith("!!"):
+            if n.tag not in _PLAIN_TAGS:
                 raise SpecError(f"YAML tag '{n.tag}' is not allowed in a spec (specs are plain data)",
                                 location=_loc(filename, n.start_mark))
         return _convert(root, filename, yaml.constructor.SafeConstructor())

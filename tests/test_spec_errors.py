@@ -1,0 +1,164 @@
+"""Bad specs: every error names file:line:col (or the command line) and says what was expected."""
+from __future__ import annotations
+
+import pytest
+
+from archc import SpecError, loads_spec
+
+HEAD = "inputs: {x: [N, 3, 8, 8]}\nnodes:\n"
+
+
+def errors(text: str, **kw) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        loads_spec(text, "m.yaml", **kw)
+    return [d.format() for d in info.value.diagnostics]
+
+
+@pytest.mark.parametrize("body, expected", [
+    # unknown op, with a suggestion
+    ("  - {name: c, op: cnv, out_channels: 4, kernel_size: 3}\n",
+     "m.yaml:3:19: error: node 'c': unknown op 'cnv' (did you mean 'conv'?)"),
+    # unknown attribute, with a suggestion and the attributes the op has
+    ("  - {name: c, op: conv, out_channel: 4, kernel_size: 3}\n",
+     "m.yaml:3:25: error: node 'c': op 'conv' has no attribute 'out_channel'; it has: out_channels, kernel_size, "
+     "stride, padding, dilation, groups, bias (did you mean 'out_channels'?)"),
+    # missing required attribute
+    ("  - {name: c, op: conv, out_channels: 4}\n",
+     "m.yaml:3:5: error: node 'c': op 'conv' needs attribute 'kernel_size' (kernel size, an int or one per "
+     "spatial dim)"),
+    # wrong attribute type
+    ("  - {name: c, op: conv, out_channels: 4.5, kernel_size: 3}\n",
+     "m.yaml:3:39: error: node 'c': attribute 'out_channels' of op 'conv' expects an integer, got 4.5"),
+    # unknown input name, with a suggestion
+    ("  - {name: c, op: relu, in: y}\n",
+     "m.yaml:3:29: error: node 'c': unknown node or input 'y'"),
+    # use before definition
+    ("  - {name: a, op: relu, in: b}\n  - {name: b, op: relu, in: x}\n",
+     "m.yaml:3:29: error: node 'a': 'b' is used before it is defined (list nodes after their inputs)"),
+    # unknown parameter in an expression: column points into the expression
+    ("  - {name: c, op: conv, out_channels: \"widht * 2\", kernel_size: 3}\n",
+     "m.yaml:3:40: error: node 'c': unknown name 'widht'"),
+    # arity
+    ("  - {name: c, op: relu, in: [x, x]}\n",
+     "m.yaml:3:29: error: node 'c': op 'relu' takes 1 input(s), got 2"),
+    # duplicate node names
+    ("  - {name: a, op: relu}\n  - {name: a, op: relu}\n",
+     "m.yaml:4:12: error: node 'a': duplicate node name 'a'"),
+    # both op and block
+    ("  - {name: a, op: relu, block: b}\n",
+     "m.yaml:3:5: error: node 'a': a node needs exactly one of 'op' or 'block'"),
+    # unknown connection kind in expect
+    ("  - {name: a, op: relu, expect: residul}\n",
+     "m.yaml:3:33: error: unknown connection kind 'residul'; expected one of residual, long_skip, dense, gated, "
+     "branch, sequential, none (did you mean 'residual'?)"),
+])
+def test_node_errors(body, expected):
+    assert errors(HEAD + body)[0] == expected
+
+
+def test_shape_mismatch_names_node_and_both_shapes():
+    text = HEAD + ("  - {name: a, op: conv, out_channels: 4, kernel_size: 3, padding: 1}\n"
+                   "  - {name: b, op: conv, in: x, out_channels: 4, kernel_size: 3}\n"
+                   "  - {name: s, op: add, in: [a, b]}\n")
+    (msg,) = errors(text)
+    assert msg.startswith("m.yaml:5:5: error: node 's': add: shapes do not broadcast: (N, 4, 8, 8), (N, 4, 6, 6)")
+    assert "[input shapes: (N, 4, 8, 8), (N, 4, 6, 6)]" in msg
+
+
+def test_rank_mismatch_says_what_was_expected():
+    (msg,) = errors("inputs: {x: [N, 3]}\nnodes:\n  - {name: c, op: conv, out_channels: 4, kernel_size: 3}\n")
+    assert "expected a 3-D or 4-D input (N, C, L) or (N, C, H, W), got 2-D (N, 3)" in msg
+    assert msg.startswith("m.yaml:3:5: error: node 'c': conv:")
+
+
+def test_every_error_is_reported_not_only_the_first():
+    text = HEAD + ("  - {name: a, op: cnv}\n"
+                   "  - {name: b, op: relu, in: a}\n"          # depends on the failed node: stays silent
+                   "  - {name: c, op: relu, in: nothere}\n"
+                   "  - {name: d, op: linear}\n")
+    msgs = errors(text)
+    assert len(msgs) == 3
+    assert "unknown op 'cnv'" in msgs[0]
+    assert "unknown node or input 'nothere'" in msgs[1]
+    assert "op 'linear' needs attribute 'out_features'" in msgs[2]
+
+
+def test_errors_inside_blocks_point_to_the_block_definition():
+    text = """inputs: {x: [N, 3, 8, 8]}
+blocks:
+  unit:
+    params: {c: null}
+    nodes:
+      - {name: conv, op: conv, out_channels: c, kernel_size: 3, strde: 2}
+nodes:
+  - {name: u, block: unit, c: 4}
+  - {name: v, block: unit}
+  - {name: w, block: unti, c: 4}
+  - {name: z, block: unit, c: 4, k: 1}
+"""
+    msgs = errors(text)
+    assert msgs[0].startswith("m.yaml:6:65: error: node 'u.conv': op 'conv' has no attribute 'strde'")
+    assert msgs[0].endswith("(did you mean 'stride'?)")
+    assert "m.yaml:9:5: error: node 'v': block 'unit' needs parameter 'c'" in msgs
+    assert "m.yaml:10:22: error: node 'w': unknown block 'unti' (did you mean 'unit'?)" in msgs
+    assert any(m.startswith("m.yaml:11:34: error: node 'z': block 'unit' has no parameter 'k'") for m in msgs)
+
+
+def test_unknown_top_level_key_suggests():
+    (msg,) = errors("inputs: {x: [N, 2]}\nnode: []\nnodes: [{op: relu}]\n")
+    assert msg == ("m.yaml:2:1: error: unknown key 'node' at the top level of a spec; expected one of: archc, "
+                   "name, doc, params, profiles, let, include, inputs, blocks, nodes, outputs (did you mean "
+                   "'nodes'?)")
+
+
+def test_missing_inputs_and_nodes():
+    msgs = errors("name: m\n")
+    assert any("a spec needs 'inputs'" in m for m in msgs)
+    assert any("a spec needs a non-empty 'nodes' list" in m for m in msgs)
+
+
+def test_yaml_syntax_error_has_location():
+    (msg,) = errors("inputs: {x: [N, 3\nnodes: []\n")
+    assert msg.startswith("m.yaml:2:") and "invalid YAML" in msg
+
+
+def test_duplicate_yaml_keys_are_errors():
+    (msg,) = errors("inputs: {x: [N, 3]}\nnodes: [{op: relu, op: add}]\n")
+    assert msg == "m.yaml:2:20: error: duplicate key 'op' (first given at line 2)"
+
+
+def test_override_of_unknown_parameter():
+    (msg,) = errors("params: {width: 8}\n" + HEAD + "  - {op: relu}\n", overrides={"widht": 3})
+    assert msg == ("<command line>: error: --set names unknown parameter 'widht'; the spec's parameters are: "
+                   "width (did you mean 'width'?)")
+
+
+def test_override_of_wrong_type():
+    (msg,) = errors("params: {width: 8}\n" + HEAD + "  - {op: relu}\n", overrides={"width": "wide"})
+    assert "expected a value like the default 8" in msg
+
+
+def test_runaway_recursion_is_reported():
+    text = """inputs: {x: [N, 2]}
+blocks:
+  loop:
+    nodes: [{name: again, block: loop}]
+nodes: [{name: l, block: loop}]
+"""
+    msgs = errors(text)
+    assert any("blocks nest deeper than 64 levels" in m for m in msgs)
+
+
+def test_unsafe_expressions_are_rejected():
+    msgs = errors(HEAD + "  - {name: c, op: conv, out_channels: \"__import__('os').getpid()\", kernel_size: 3}\n")
+    assert "is not allowed in a spec expression" in msgs[0] or "unknown function" in msgs[0]
+
+
+def test_bad_dimension():
+    (msg,) = errors("inputs: {x: [N, 0]}\nnodes: [{op: relu}]\n")
+    assert msg == "m.yaml:1:17: error: a dimension must be a positive int, got 0"
+
+
+def test_bad_port():
+    msgs = errors(HEAD + "  - {name: a, op: relu}\n  - {name: b, op: relu, in: 'a:indices'}\n")
+    assert "'a' has no output 'indices'" in msgs[0]

@@ -1,0 +1,181 @@
+"""The spec language: chaining, blocks, repeat, overrides, conditions, params, expressions, shapes."""
+from __future__ import annotations
+
+import pytest
+
+from archc import SpecError, loads_spec
+from archc.ir import Value
+from archc.ir.weights import total_params
+
+BASIC = """
+name: tiny
+params: {width: 8, depth: 2, classes: 5}
+inputs:
+  x: [N, 3, 16, 16]
+blocks:
+  res:
+    params: {planes: null, stride: 1}
+    nodes:
+      - {name: conv1, op: conv, out_channels: planes, kernel_size: 3, stride: stride, padding: 1, bias: false}
+      - {name: bn1, op: batchnorm}
+      - {name: relu, op: relu}
+      - {name: conv2, op: conv, out_channels: planes, kernel_size: 3, padding: 1, bias: false}
+      - {name: proj, op: conv, in: x, out_channels: planes, kernel_size: 1, stride: stride,
+         if: "stride != 1 or channels(x) != planes", else: x}
+      - {name: add, op: add, in: [conv2, proj]}
+nodes:
+  - {name: stem, op: conv, out_channels: width, kernel_size: 3, padding: 1}
+  - {name: stage, block: res, repeat: depth, planes: width * 2, overrides: {0: {stride: 2}}}
+  - {op: global_avgpool}
+  - {op: flatten}
+  - {name: fc, op: linear, out_features: classes}
+"""
+
+
+def test_sequential_chaining_and_hierarchical_names():
+    g = loads_spec(BASIC)
+    names = [n.name for n in g.nodes()]
+    assert names[:3] == ["x", "stem", "stage.0.conv1"]
+    assert g.node("stage.0.conv1").inputs == [Value("stem")]
+    assert g.node("stage.0.bn1").inputs == [Value("stage.0.conv1")]
+    # the second repetition takes the first one's output
+    assert g.node("stage.1.conv1").inputs == [Value("stage.0.add")]
+    assert g.outputs == {"output": Value("fc")}
+
+
+def test_repeat_overrides_and_conditional_projection():
+    g = loads_spec(BASIC)
+    assert g.node("stage.0.conv1").attrs["stride"] == 2
+    assert g.node("stage.1.conv1").attrs["stride"] == 1
+    # channels change and stride 2 in repetition 0: projection present
+    assert "stage.0.proj" in g
+    assert g.node("stage.0.add").inputs == [Value("stage.0.conv2"), Value("stage.0.proj")]
+    # repetition 1 keeps the shape: no projection; 'proj' stands for x (the block input)
+    assert "stage.1.proj" not in g
+    assert g.node("stage.1.add").inputs == [Value("stage.1.conv2"), Value("stage.0.add")]
+
+
+def test_shape_inference_with_symbolic_batch():
+    g = loads_spec(BASIC)
+    assert g.node("stem").type.shape == ("N", 8, 16, 16)
+    assert g.node("stage.0.add").type.shape == ("N", 16, 8, 8)
+    assert g.node("fc").type.shape == ("N", 5)
+
+
+def test_overrides_change_parameters_and_counts():
+    small = loads_spec(BASIC)
+    wide = loads_spec(BASIC, overrides={"width": 16, "depth": 3})
+    assert wide.node("stem").type.shape[1] == 16
+    assert "stage.2.add" in wide and "stage.2.add" not in small
+    assert total_params(wide) > total_params(small)
+
+
+def test_unnamed_nodes_get_op_names():
+    g = loads_spec(BASIC)
+    assert "global_avgpool" in g and "flatten" in g
+
+
+def test_index_and_let_in_expressions():
+    g = loads_spec("""
+params: {width: 4}
+let: {double: width * 2}
+inputs: {x: [N, 3, 9, 9]}
+nodes:
+  - {name: c, op: conv, repeat: 3, out_channels: "double + index", kernel_size: 3, padding: 1,
+     stride: "2 if index == 0 else 1"}
+""")
+    assert [g.node(f"c.{i}").attrs["out_channels"] for i in range(3)] == [8, 9, 10]
+    assert g.node("c.0").type.shape == ("N", 8, 5, 5)
+
+
+def test_blocks_using_blocks_and_multiple_inputs_outputs():
+    g = loads_spec("""
+inputs:
+  a: [N, 4, 8, 8]
+  b: {shape: [N, 4, 8, 8], dtype: float32}
+blocks:
+  unit:
+    params: {c: null}
+    nodes:
+      - {name: conv, op: conv, out_channels: c, kernel_size: 1}
+      - {name: act, op: relu}
+  pair:
+    params: {c: 4}
+    inputs: [p, q]
+    outputs: [left, right]
+    nodes:
+      - {name: left, block: unit, in: p, c: c}
+      - {name: right, block: unit, in: q, c: c * 2}
+nodes:
+  - {name: both, block: pair, in: [a, b]}
+  - {name: cat, op: concat, in: ["both:0", "both:right"]}
+outputs: {merged: cat, first: "both:left"}
+""")
+    assert g.node("both.left.conv").inputs == [Value("a")]
+    assert g.node("both.right.conv").inputs == [Value("b")]
+    assert g.node("cat").type.shape == ("N", 12, 8, 8)
+    assert set(g.outputs) == {"merged", "first"}
+    assert g.inputs == ["a", "b"]
+    assert [s.block for s in g.node("both.left.conv").scope] == ["pair", "unit"]
+
+
+def test_recursive_block_with_condition_terminates():
+    g = loads_spec("""
+inputs: {x: [N, 2, 16, 16]}
+blocks:
+  level:
+    params: {depth: 1}
+    nodes:
+      - {name: down, op: maxpool, kernel_size: 2}
+      - {name: inner, block: level, depth: depth - 1, if: depth > 1}
+      - {name: conv, op: conv, out_channels: 2, kernel_size: 1}
+nodes:
+  - {name: hg, block: level, depth: 3}
+""")
+    assert "hg.inner.inner.down" in g and "hg.inner.inner.inner.down" not in g
+    assert g.node("hg.conv").type.shape == ("N", 2, 2, 2)
+
+
+def test_include_blocks_from_another_file(tmp_path):
+    (tmp_path / "lib.yaml").write_text("""
+blocks:
+  unit:
+    params: {c: 4}
+    nodes: [{name: conv, op: conv, out_channels: c, kernel_size: 1}]
+""")
+    spec = tmp_path / "m.yaml"
+    spec.write_text("include: lib.yaml\ninputs: {x: [N, 2, 4, 4]}\nnodes: [{name: u, block: unit, c: 3}]\n")
+    from archc import load_spec
+
+    g = load_spec(str(spec))
+    assert g.node("u.conv").type.shape == ("N", 3, 4, 4)
+
+
+def test_string_interpolation_and_aliases():
+    g = loads_spec("""
+params: {pad: same}
+inputs: {x: [N, 2, 5, 5]}
+nodes:
+  - {name: c, op: conv2d, out_channels: 2, kernel_size: 3, padding: "${pad}"}
+""")
+    assert g.node("c").op == "conv" and g.node("c").type.shape == ("N", 2, 5, 5)
+
+
+def test_ir_printer_one_line_per_node():
+    g = loads_spec(BASIC)
+    text = g.format()
+    lines = text.splitlines()
+    assert lines[0] == "graph tiny(%x: (N, 3, 16, 16)):"
+    assert "  %stage.0.add : (N, 16, 8, 8) = add(%stage.0.conv2, %stage.0.proj)" in lines
+    assert lines[-1] == "  return output=%fc"
+    assert len(lines) == len(g) + 1  # header + every non-input node + return
+
+
+def test_x_plus_x_is_a_multigraph_edge():
+    g = loads_spec("inputs: {x: [N, 4]}\nnodes: [{name: twice, op: add, in: [x, x]}]\n")
+    assert g.nx.number_of_edges("x", "twice") == 2
+
+
+def test_spec_is_data_no_python_objects():
+    with pytest.raises(SpecError, match="not allowed|unsupported YAML value"):
+        loads_spec("inputs: !!python/object/apply:os.system ['echo hi']\nnodes: []\n")
