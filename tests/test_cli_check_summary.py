@@ -1,0 +1,73 @@
+"""`archc check` and `archc summary` through the installed entry point."""
+from __future__ import annotations
+
+import json
+
+from conftest import SPECS
+
+
+def test_check_ok(run_archc):
+    proc = run_archc("check", str(SPECS / "resnet18.yaml"), check=True)
+    assert "ok: resnet18, 70 nodes" in proc.stdout
+    assert "outputs fc (N, 1000)" in proc.stdout
+
+
+def test_check_print_ir(run_archc):
+    proc = run_archc("check", str(SPECS / "resnet18.yaml"), "--print-ir", "--set", "image_size=64", check=True)
+    assert "graph resnet18(%x: (N, 3, 64, 64)):" in proc.stdout
+    assert "%layer2.0.downsample.0 : (N, 128, 8, 8) = conv(%layer1.1.relu2" in proc.stdout
+
+
+def test_check_reports_all_errors_with_locations_and_exit_2(run_archc, spec_file):
+    path = spec_file("inputs: {x: [N, 3, 8, 8]}\nnodes:\n  - {name: a, op: cnv}\n  - {name: b, op: linear}\n")
+    proc = run_archc("check", path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert lines == [
+        f"{path}:3:19: error: node 'a': unknown op 'cnv' (did you mean 'conv'?)",
+        f"{path}:4:5: error: node 'b': op 'linear' needs attribute 'out_features'",
+    ]
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_file_is_a_clean_error(run_archc, tmp_path):
+    proc = run_archc("check", str(tmp_path / "nope.yaml"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"{tmp_path / 'nope.yaml'}: error: no such file"
+
+
+def test_bad_set_syntax(run_archc):
+    proc = run_archc("check", str(SPECS / "resnet18.yaml"), "--set", "width")
+    assert proc.returncode == 2
+    assert "--set expects NAME=VALUE, got 'width'" in proc.stderr
+
+
+def test_summary_table(run_archc):
+    proc = run_archc("summary", str(SPECS / "resnet50.yaml"), check=True)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "model resnet50"
+    assert lines[1].split()[:4] == ["name", "op", "output", "shape"]
+    conv1 = next(line for line in lines if line.startswith("conv1 "))
+    assert conv1.split()[1] == "conv" and conv1.split()[-1] == "9,408"
+    assert lines[-1] == "total: 176 nodes, 25,557,032 parameters"
+
+
+def test_summary_json(run_archc):
+    proc = run_archc("summary", str(SPECS / "resnet34.yaml"), "--format", "json", "--set", "num_classes=10",
+                     check=True)
+    data = json.loads(proc.stdout)
+    assert data["model"] == "resnet34"
+    assert data["inputs"] == {"x": {"shape": ["N", 3, 224, 224], "dtype": "float32"}}
+    fc = next(r for r in data["nodes"] if r["name"] == "fc")
+    assert fc == {"name": "fc", "op": "linear", "shapes": [["N", 10]], "dtypes": ["float32"], "params": 5130}
+    assert data["total_params"] == sum(r["params"] for r in data["nodes"])
+
+
+def test_python_dash_m_works(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "archc", "check", str(SPECS / "resnet18.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "ok: resnet18" in proc.stdout
