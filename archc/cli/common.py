@@ -68,3 +68,30 @@ def write_atomic(path: str, data: bytes | str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """--input, --batch and --dim: where a command's input arrays come from."""
+    parser.add_argument("--input", dest="inputs", action="append", default=[], metavar="[NAME=]FILE.npy",
+                        help="an input array (.npy); default: seeded random inputs")
+    parser.add_argument("--batch", type=int, default=1, help="batch size for random inputs (default 1)")
+    parser.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                        help="size of another symbolic dimension of the inputs (repeatable)")
+
+
+def parse_dims(args: argparse.Namespace) -> dict[str, int]:
+    """Sizes for symbolic dims: --dim NAME=SIZE items plus --batch for the batch dimension."""
+    dims: dict[str, int] = {"batch": args.batch}
+    for item in args.dim:
+        name, sep, size = item.partition("=")
+        if not sep or not size.strip().isdigit() or int(size) < 1:
+            raise UsageError(f"--dim expects NAME=SIZE with a positive size, got '{item}'",
+                             location=Location("<command line>"))
+        dims[name.strip()] = int(size)
+    return dims
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default cpu)")
+    parser.add_argument("--allow-cpu-fallback", action="store_true",
+                        help="when CUDA is asked for but missing, warn and run on the CPU instead of failing")

@@ -1,0 +1,80 @@
+"""``archc build SPEC --target torch|onnx -o OUT``: lower a spec to a PyTorch file or an ONNX model.
+
+ONNX builds are for inference: they are optimised (batchnorm folded, identities
+and dead nodes dropped) unless ``--no-optimize``. PyTorch builds keep the
+training graph unless ``--eval`` asks for the same optimisation. Weights come
+from archc's seeded initialiser (``--seed``) or a state_dict (``--weights``), so
+the two targets compute the same function. Building ONNX never imports torch
+unless ``--weights`` needs to read a .pt file.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+
+from archc.cli.common import add_spec_arguments, load_graph, write_atomic
+from archc.errors import Location, UsageError
+from archc.ir import Graph
+
+TARGETS = {"torch": ".py", "onnx": ".onnx"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_spec_arguments(parser)
+    parser.add_argument("--target", choices=sorted(TARGETS), required=True)
+    parser.add_argument("-o", "--output", required=True, help="output file (.py for torch, .onnx for onnx)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of archc's weight initialiser (default 0)")
+    parser.add_argument("--weights", metavar="FILE.pt", help="load this state_dict instead of initialising")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--eval", action="store_true", help="optimise for inference (default for onnx)")
+    mode.add_argument("--no-optimize", action="store_true", help="keep the graph as written (no folding)")
+    parser.add_argument("--state-dict", metavar="OUT.pt",
+                        help="torch target: also save the weights, so the .py module and the ONNX build match")
+
+
+def prepare(graph: Graph, args: argparse.Namespace) -> Graph:
+    """Weights (loaded or initialised) and, for inference builds, the optimised graph."""
+    from archc.ir.weights import initialize
+
+    if args.weights:
+        from archc.lowering.torch import load_weights
+
+        load_weights(graph, args.weights)
+    else:
+        initialize(graph, args.seed)
+    optimize = not args.no_optimize and (args.target == "onnx" or args.eval)
+    if optimize:
+        from archc.lowering.optimize import optimize_for_inference
+
+        graph = optimize_for_inference(graph)
+    return graph
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.state_dict and args.target != "torch":
+        raise UsageError("--state-dict applies to --target torch", location=Location("<command line>"))
+    graph = prepare(load_graph(args), args)
+    if args.target == "onnx":
+        from archc.lowering.onnx import OPSET, to_onnx
+
+        model = to_onnx(graph, args.seed)
+        write_atomic(args.output, model.SerializeToString())
+        print(f"wrote {args.output}: ONNX opset {OPSET}, {len(model.graph.node)} nodes, "
+              f"{len(model.graph.initializer)} initializers", file=sys.stderr)
+        return 0
+    from archc.lowering.torch import generate_source
+
+    source = generate_source(graph)
+    if args.state_dict:
+        import torch
+
+        from archc.lowering.torch import state_dict_from_graph
+
+        buffer = io.BytesIO()
+        torch.save(state_dict_from_graph(graph), buffer)
+        write_atomic(args.state_dict, buffer.getvalue())
+    write_atomic(args.output, source)
+    print(f"wrote {args.output}: PyTorch module, {len(graph)} nodes"
+          + (f"; weights in {args.state_dict}" if args.state_dict else ""), file=sys.stderr)
+    return 0

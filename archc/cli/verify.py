@@ -1,0 +1,38 @@
+"""``archc verify SPEC``: PyTorch (eval) and onnxruntime builds from one seed must agree."""
+from __future__ import annotations
+
+import argparse
+
+from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, load_graph,
+                              parse_dims)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_spec_arguments(parser)
+    add_input_arguments(parser)
+    add_device_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (default 1e-3)")
+    parser.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
+    parser.add_argument("--no-optimize", action="store_true", help="compare against the unoptimised ONNX build")
+
+
+def run(args: argparse.Namespace) -> int:
+    from archc.runtime.inputs import random_inputs, read_inputs
+    from archc.runtime.verify import verify
+
+    graph = load_graph(args)
+    feeds = read_inputs(graph, args.inputs) or random_inputs(graph, parse_dims(args), args.seed)
+    results = verify(graph, feeds, seed=args.seed, rtol=args.rtol, atol=args.atol, device=args.device,
+                     optimize=not args.no_optimize, allow_fallback=args.allow_cpu_fallback)
+    print(f"verify {graph.name}: torch (eval) vs onnxruntime, seed {args.seed}, rtol {args.rtol:g}, "
+          f"atol {args.atol:g}")
+    for r in results:
+        print(f"  {r.name}: shape {r.shape}  max abs err {r.max_abs:.3g}  max rel err {r.max_rel:.3g}  "
+              + ("ok" if r.ok else "MISMATCH"))
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        print(f"FAILED: {', '.join(failed)} beyond tolerance")
+        return 1
+    print("PASSED")
+    return 0

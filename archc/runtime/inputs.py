@@ -1,0 +1,71 @@
+"""Concrete input arrays for a graph: random (seeded) or read from .npy files."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from archc.errors import Location, UsageError
+from archc.ir import Graph, TensorType
+
+
+def concrete_shape(t: TensorType, dims: dict[str, int], where: str) -> tuple[int, ...]:
+    """Replace symbolic dims by values from ``dims`` (the batch symbol defaults to 1)."""
+    shape = []
+    for i, d in enumerate(t.shape):
+        if isinstance(d, int):
+            shape.append(d)
+        elif d in dims:
+            shape.append(dims[d])
+        elif i == 0:
+            shape.append(dims.get("batch", 1))
+        else:
+            raise UsageError(f"input '{where}' has symbolic dim '{d}': give its size with --dim {d}=SIZE",
+                             location=Location("<command line>"))
+    return tuple(shape)
+
+
+def random_inputs(graph: Graph, dims: dict[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """One seeded random array per graph input (ints in [0, 10) for integer inputs)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in graph.inputs:
+        t = graph.node(name).type
+        shape = concrete_shape(t, dims or {}, name)
+        if t.dtype.startswith("int"):
+            out[name] = rng.integers(0, 10, size=shape).astype(t.dtype)
+        elif t.dtype == "bool":
+            out[name] = rng.integers(0, 2, size=shape).astype(bool)
+        else:
+            out[name] = rng.standard_normal(size=shape).astype(t.dtype)
+    return out
+
+
+def read_inputs(graph: Graph, specs: list[str]) -> dict[str, np.ndarray]:
+    """Arrays from ``NAME=FILE.npy`` items (or ``FILE.npy`` alone for a single-input graph)."""
+    result: dict[str, np.ndarray] = {}
+    for item in specs:
+        name, sep, path = item.partition("=")
+        if not sep:
+            if len(graph.inputs) != 1:
+                raise UsageError(f"the model has inputs {', '.join(graph.inputs)}: use --input NAME=FILE.npy",
+                                 location=Location("<command line>"))
+            name, path = graph.inputs[0], item
+        if name not in graph.inputs:
+            raise UsageError(f"the model has no input '{name}'; its inputs are {', '.join(graph.inputs)}",
+                             location=Location("<command line>"))
+        if not os.path.exists(path):
+            raise UsageError("no such file", location=Location(path))
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise UsageError(f"not a .npy array: {exc}", location=Location(path)) from None
+        t = graph.node(name).type
+        if arr.ndim != t.rank or any(isinstance(d, int) and d != s for d, s in zip(t.shape, arr.shape)):
+            raise UsageError(f"input '{name}' expects shape {t}, the file holds {tuple(arr.shape)}",
+                             location=Location(path))
+        result[name] = arr.astype(t.dtype, copy=False)
+    missing = [n for n in graph.inputs if n not in result]
+    if missing and specs:
+        raise UsageError(f"no array given for input(s) {', '.join(missing)}", location=Location("<command line>"))
+    return result

@@ -1,0 +1,38 @@
+"""Running ONNX models on onnxruntime, on the CPU or on CUDA."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from archc.errors import RuntimeFailure
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def providers_for(device: str, allow_fallback: bool = False) -> list[str]:
+    """The execution providers for a device; error (or, if allowed, CPU fallback) when missing."""
+    import onnxruntime as ort
+
+    wanted = PROVIDERS[device]
+    available = ort.get_available_providers()
+    if wanted in available:
+        return [wanted] + (["CPUExecutionProvider"] if device != "cpu" else [])
+    message = (f"onnxruntime here has no {wanted} (available: {', '.join(available)}); "
+               "install onnxruntime-gpu with a matching CUDA, or run with --device cpu")
+    if allow_fallback:
+        print(f"archc: warning: {message}; falling back to the CPU as asked", file=sys.stderr)
+        return ["CPUExecutionProvider"]
+    raise RuntimeFailure(message)
+
+
+def run_onnx(model: bytes | str, feeds: dict[str, np.ndarray], device: str = "cpu",
+             allow_fallback: bool = False) -> tuple[list[np.ndarray], list[str]]:
+    """Run a model (bytes or path); returns its outputs and the providers the session used."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model, options, providers=providers_for(device, allow_fallback))
+    names = [o.name for o in session.get_outputs()]
+    return session.run(names, feeds), session.get_providers()

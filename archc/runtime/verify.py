@@ -1,0 +1,47 @@
+"""Checks that the PyTorch and ONNX builds of one graph compute the same function."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from archc.ir import Graph
+
+
+@dataclass
+class OutputComparison:
+    name: str
+    shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float
+    ok: bool
+
+
+def compare(name: str, expected: np.ndarray, actual: np.ndarray, rtol: float, atol: float) -> OutputComparison:
+    """Max absolute and relative error, and numpy's allclose verdict (|a - e| <= atol + rtol * |e|)."""
+    if expected.shape != actual.shape:
+        return OutputComparison(name, tuple(actual.shape), float("inf"), float("inf"), False)
+    e, a = expected.astype(np.float64), actual.astype(np.float64)
+    diff = np.abs(a - e)
+    max_abs = float(diff.max()) if diff.size else 0.0
+    max_rel = float((diff / np.maximum(np.abs(e), 1e-12)).max()) if diff.size else 0.0
+    ok = bool(np.allclose(a, e, rtol=rtol, atol=atol)) and (np.isfinite(a).all() == np.isfinite(e).all())
+    return OutputComparison(name, tuple(actual.shape), max_abs, max_rel, ok)
+
+
+def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: float = 1e-3, atol: float = 1e-5,
+           device: str = "cpu", optimize: bool = True, allow_fallback: bool = False) -> list[OutputComparison]:
+    """Build both targets from one seed, run ``feeds`` through torch (eval) and onnxruntime, compare."""
+    from archc.ir.weights import initialize
+    from archc.lowering.onnx import to_onnx
+    from archc.lowering.optimize import optimize_for_inference
+    from archc.runtime.ort import run_onnx
+    from archc.runtime.torch_runner import run_torch
+
+    if not graph.weights:
+        initialize(graph, seed)
+    reference, _ = run_torch(graph, feeds, device, seed, allow_fallback)
+    onnx_graph = optimize_for_inference(graph) if optimize else graph
+    model = to_onnx(onnx_graph, seed)
+    actual, _ = run_onnx(model.SerializeToString(), feeds, device, allow_fallback)
+    return [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference, actual)]
