@@ -71,3 +71,14 @@ def test_python_dash_m_works(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "archc", "check", str(SPECS / "resnet18.yaml")],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "ok: resnet18" in proc.stdout
+
+
+def test_ops_lists_and_describes(run_archc):
+    proc = run_archc("ops", check=True)
+    assert any(line.startswith("conv ") and "also conv1d, conv2d" in line for line in proc.stdout.splitlines())
+    proc = run_archc("ops", "conv", check=True)
+    assert "    out_channels: int, required — number of output channels" in proc.stdout
+    assert "    stride: ints, default 1" in proc.stdout
+    proc = run_archc("ops", "cnv")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "<command line>: error: unknown op 'cnv' (did you mean 'conv'?)"
