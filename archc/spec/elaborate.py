@@ -70,7 +70,7 @@ class Scope:
         def tensor(ref: str) -> TensorType:
             b = self.bindings.get(ref)
             if b is None:
-                raise KeyError(f"unknown tensor '{ref}'")
+                raise KeyError(ref)
             v = b.values[0]
             if v is POISON:
                 raise _Abort()

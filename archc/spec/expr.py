@@ -40,10 +40,25 @@ _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": min, "max": max, "abs": abs, "round": round, "int": int, "float": float, "bool": bool,
     "len": len, "sum": sum, "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt,
-    "range": lambda *a: list(range(*a)),
+    "range": lambda *a: _bounded_range(*a),
 }
 _CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 _MAX_POW = 64  # keeps `2 ** 10**9` from freezing the tool
+_MAX_LEN = 100_000  # keeps `[0] * 10**9` and `range(10**9)` from exhausting memory
+
+
+def _sequence_times_big(a: Any, b: Any) -> bool:
+    for seq, n in ((a, b), (b, a)):
+        if isinstance(seq, (list, str)) and isinstance(n, int) and n * max(len(seq), 1) > _MAX_LEN:
+            return True
+    return False
+
+
+def _bounded_range(*args: int) -> list[int]:
+    r = range(*args)
+    if len(r) > _MAX_LEN:
+        raise ValueError(f"range of {len(r)} items is longer than {_MAX_LEN}")
+    return list(r)
 
 
 def parse(text: str) -> ast.expr:
@@ -98,6 +113,8 @@ class Evaluator:
             left, right = self._eval(node.left), self._eval(node.right)
             if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > _MAX_POW:
                 raise ExprError("exponent too large", node.col_offset)
+            if isinstance(node.op, ast.Mult) and _sequence_times_big(left, right):
+                raise ExprError(f"repeating a list or string more than {_MAX_LEN} times", node.col_offset)
             return _BINOPS[type(node.op)](left, right)
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
             return _UNARY[type(node.op)](self._eval(node.operand))
@@ -148,8 +165,8 @@ class Evaluator:
                     raise ExprError(f"{fname}() takes a tensor name, like {fname}(x)", arg.col_offset)
                 try:
                     return self.tensor_functions[fname](ref)
-                except KeyError as exc:
-                    raise ExprError(str(exc.args[0]), arg.col_offset) from None
+                except KeyError:
+                    raise ExprError(f"{fname}(): unknown tensor '{ref}'", arg.col_offset) from None
             if fname in FUNCTIONS:
                 return FUNCTIONS[fname](*[self._eval(a) for a in node.args])
             known = list(FUNCTIONS) + list(self.tensor_functions)

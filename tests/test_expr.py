@@ -1,0 +1,46 @@
+"""The spec expression evaluator: what it computes and what it refuses."""
+from __future__ import annotations
+
+import pytest
+
+from archc.spec.expr import Evaluator, ExprError
+
+EV = Evaluator({"width": 64, "depth": 5, "wide": True, "mode": "nearest"},
+               {"channels": lambda name: {"x": 3}[name]})
+
+
+@pytest.mark.parametrize("text, value", [
+    ("width * 2", 128), ("depth // 2", 2), ("width / 4", 16.0), ("2 ** 3", 8), ("-depth", -5),
+    ("width > 3 and depth", 5), ("not wide", False), ("4 if wide else 2", 4), ("1 < depth <= 5", True),
+    ("[1, width]", [1, 64]), ("max(1, width, depth)", 64), ("[3, 4][1]", 4), ("channels(x) * 2", 6),
+    ("mode == 'nearest'", True), ("range(3)", [0, 1, 2]), ("true", True), ("null", None),
+])
+def test_evaluates(text, value):
+    assert EV.evaluate(text) == value
+
+
+@pytest.mark.parametrize("text, message, offset", [
+    ("widht + 1", "unknown name 'widht'", 0),
+    ("width + nope", "unknown name 'nope'", 8),
+    ("__import__('os')", "unknown function '__import__'", 0),
+    ("width.bit_length()", "is not allowed in a spec expression", 0),
+    ("(lambda: 1)()", "is not allowed in a spec expression", 0),
+    ("open('/etc/passwd')", "unknown function 'open'", 0),
+    ("2 ** 100000", "exponent too large", 0),
+    ("[0] * 10 ** 9", "repeating a list or string", 0),
+    ("range(10 ** 9)", "longer than", 0),
+    ("width +", "invalid expression", 0),
+    ("1 / 0", "cannot evaluate '1 / 0': division by zero", 0),
+    ("channels(y)", "unknown", 9),
+])
+def test_refuses(text, message, offset):
+    with pytest.raises(ExprError) as info:
+        EV.evaluate(text)
+    assert message in str(info.value)
+    assert info.value.offset == offset
+
+
+def test_suggests_close_names():
+    with pytest.raises(ExprError) as info:
+        EV.evaluate("widht")
+    assert info.value.hint == "did you mean 'width'?"
