@@ -179,3 +179,45 @@ def test_x_plus_x_is_a_multigraph_edge():
 def test_spec_is_data_no_python_objects():
     with pytest.raises(SpecError, match="not allowed|unsupported YAML value"):
         loads_spec("inputs: !!python/object/apply:os.system ['echo hi']\nnodes: []\n")
+
+
+DENSE = """
+inputs: {x: [N, 4, 8, 8]}
+blocks:
+  dense_layer:
+    params: {growth: 2}
+    inputs: [features...]
+    nodes:
+      - {name: cat, op: concat, in: features}
+      - {name: norm1, op: batchnorm}
+      - {name: conv1, op: conv, out_channels: growth, kernel_size: 3, padding: 1}
+  dense_block:
+    params: {layers: 3, growth: 2}
+    nodes:
+      - {name: layer, block: dense_layer, repeat: layers, instance_name: "denselayer${index + 1}",
+         in: [x, "layer[*]"], growth: growth}
+      - {name: out, op: concat, in: [x, "layer[*]"]}
+nodes:
+  - {name: block, block: dense_block, layers: 3}
+"""
+
+
+def test_dense_repetition_sees_every_earlier_output():
+    g = loads_spec(DENSE)
+    assert [v.node for v in g.node("block.denselayer1.cat").inputs] == ["x"]
+    assert [v.node for v in g.node("block.denselayer3.cat").inputs] == [
+        "x", "block.denselayer1.conv1", "block.denselayer2.conv1"]
+    assert [v.node for v in g.node("block.out").inputs] == [
+        "x", "block.denselayer1.conv1", "block.denselayer2.conv1", "block.denselayer3.conv1"]
+    assert g.node("block.out").type.shape == ("N", 10, 8, 8)
+
+
+def test_variadic_block_input_needs_in_position():
+    with pytest.raises(SpecError, match="'features' is a variadic input: use it in 'in'"):
+        loads_spec(DENSE.replace("in: features}", "in: features}\n      - {name: z, op: relu, in: features:0}"))
+
+
+def test_star_reference_to_unrepeated_node():
+    with pytest.raises(SpecError, match=r"'stem\[\*\]': 'stem' is not a repeated node"):
+        loads_spec("inputs: {x: [N, 2]}\nnodes:\n  - {name: stem, op: relu}\n"
+                   "  - {name: c, op: concat, in: ['stem[*]']}\n")

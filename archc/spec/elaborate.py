@@ -48,6 +48,8 @@ class Binding:
 
     values: list[Value | _Poison]
     ports: tuple[str, ...] = ()
+    #: a variadic block input (``xs...``): ``in: xs`` passes all of its values
+    spread: bool = False
 
     @property
     def poisoned(self) -> bool:
@@ -65,6 +67,8 @@ class Scope:
     declared: set[str] = field(default_factory=set)     # every node name listed in this scope
     previous: Value | _Poison | None = None
     auto_names: dict[str, int] = field(default_factory=dict)
+    #: outputs of each repetition of a repeated node so far, for ``NAME[*]`` references
+    repetitions: dict[str, list[Value]] = field(default_factory=dict)
 
     def evaluator(self, graph: Graph) -> Evaluator:
         def tensor(ref: str) -> TensorType:
@@ -409,26 +413,49 @@ class _Elaborator:
                 raise _Abort()
             overrides = self._overrides(item, count, full)
 
-        inputs = self._inputs_of(item, scope, full)
         if "repeat" not in item:
-            binding = self._instance(item, scope, name, full, inputs, kind, has_op, item, env_extra={})
+            inputs = self._inputs_of(item, scope, full)
+            binding = self._instance(item, scope, full, inputs, kind, has_op, item, env_extra={})
         else:
-            binding = Binding([inputs[0]])
-            for index in range(count):
-                fields = item
-                if index in overrides:
-                    fields = _merged(item, overrides[index])
-                binding = self._instance(fields, scope, f"{name}.{index}", f"{full}.{index}", inputs, kind,
-                                         has_op, item, env_extra={"index": index})
-                inputs = [binding.values[0], *inputs[1:]]
+            binding = self._repeat(item, scope, name, full, kind, has_op, count, overrides)
         scope.bindings[name] = binding
         scope.previous = binding.values[0]
+
+    def _repeat(self, item: SMap, scope: Scope, name: str, full: str, kind: str, has_op: bool, count: int,
+                overrides: dict[int, SMap]) -> Binding:
+        """Instantiate a node ``count`` times in series (or densely, when ``in`` names ``NAME[*]``)."""
+        dense = _mentions(item.get("in"), f"{name}[*]")
+        scope.repetitions[name] = []
+        inputs = None if dense else self._inputs_of(item, scope, full)
+        binding = Binding([inputs[0]]) if inputs else Binding([scope.previous])
+        for index in range(count):
+            env = {"index": index}
+            if dense:  # each repetition sees every earlier repetition's output
+                inputs = self._inputs_of(item, scope, full)
+            fields = _merged(item, overrides[index]) if index in overrides else item
+            local = f"{name}.{index}"
+            if "instance_name" in item:
+                pattern = item["instance_name"]
+                local = _interpolate(str(pattern), lambda e: self._eval(
+                    e, Scope(prefix=scope.prefix, env={**scope.env, **env}), item, "instance_name", full))
+                if not _NAME_RE.match(local) or local in scope.bindings:
+                    self._error(f"instance_name gives '{local}' for repetition {index}: names must be unique and "
+                                "use letters, digits and '_'", item.where("instance_name"), full)
+                    raise _Abort()
+            binding = self._instance(fields, scope, scope.prefix + local, inputs, kind, has_op, item, env)
+            if "instance_name" in item:
+                scope.bindings[local] = binding
+            scope.repetitions[name].append(binding.values[0])
+            if not dense:
+                inputs = [binding.values[0], *inputs[1:]]
+        return binding
 
     def _check_node_keys(self, item: SMap) -> None:
         if "else" in item and "if" not in item:
             self._error("'else' needs an 'if'", item.where_key("else"))
-        if "overrides" in item and "repeat" not in item:
-            self._error("'overrides' needs a 'repeat'", item.where_key("overrides"))
+        for key in ("overrides", "instance_name"):
+            if key in item and "repeat" not in item:
+                self._error(f"'{key}' needs a 'repeat'", item.where_key(key))
         if "expect" in item and item["expect"] not in schema.EXPECT_KINDS:
             self._error(f"unknown connection kind '{item['expect']}'; expected one of "
                         f"{', '.join(schema.EXPECT_KINDS)}", item.where("expect"),
@@ -456,7 +483,7 @@ class _Elaborator:
                 self._error("an override must be a mapping of field -> value", raw.where(key), full)
                 continue
             for k in fields:
-                if k in ("name", "op", "block", "in", "repeat", "overrides"):
+                if k in ("name", "op", "block", "in", "repeat", "overrides", "instance_name"):
                     self._error(f"'{k}' cannot be overridden per repetition", fields.where_key(k), full)
             result[index % count] = fields
         return result
@@ -475,13 +502,32 @@ class _Elaborator:
         else:
             self._error("'in' must be a name or a list of names", item.where("in"), full)
             raise _Abort()
-        values = []
+        values: list[Value | _Poison] = []
         for r, k in zip(refs_list, keys):
             try:
-                values.append(self._resolve(r, scope, holder, k, full))
+                values.extend(self._resolve_all(r, scope, holder, k, full))
             except _Abort:
                 values.append(POISON)  # reported (or already reported); keep checking this node
+        if not values:
+            self._error("'in' names no tensor here (an empty NAME[*] or variadic input)", item.where("in"), full)
+            raise _Abort()
         return values
+
+    def _resolve_all(self, ref: str, scope: Scope, holder: SMap | SList, key: Any,
+                     full: str | None) -> list[Value | _Poison]:
+        """What one ``in`` entry stands for: one value, or several for ``NAME[*]`` and variadic inputs."""
+        if ref.endswith("[*]"):
+            base = ref[:-3]
+            if base in scope.repetitions:
+                return list(scope.repetitions[base])
+            self._error(f"'{ref}': '{base}' is not a repeated node in this scope (NAME[*] lists the outputs of "
+                        "a node's repetitions so far)", holder.where(key), full,
+                        did_you_mean(base, scope.repetitions))
+            raise _Abort()
+        binding = scope.bindings.get(ref)
+        if binding is not None and binding.spread:
+            return list(binding.values)
+        return [self._resolve(ref, scope, holder, key, full)]
 
     def _resolve(self, ref: str, scope: Scope, holder: SMap | SList, key: Any, full: str | None) -> Value | _Poison:
         name, _, port = ref.partition(":")
@@ -496,6 +542,10 @@ class _Elaborator:
             raise _Abort()
         if binding.poisoned:
             return POISON
+        if binding.spread:
+            self._error(f"'{name}' is a variadic input: use it in 'in', where it stands for all its tensors",
+                        holder.where(key), full)
+            raise _Abort()
         if not port:
             return binding.values[0]
         if port.isdigit() and int(port) < len(binding.values):
@@ -508,10 +558,10 @@ class _Elaborator:
         raise _Abort()
 
     # -- one instance: an op application or a block instantiation ---------------------------
-    def _instance(self, fields: SMap, scope: Scope, local: str, full: str, inputs: list, kind: str,
+    def _instance(self, fields: SMap, scope: Scope, full: str, inputs: list, kind: str,
                   is_op: bool, item: SMap, env_extra: dict[str, Any]) -> Binding:
         inner = Scope(prefix=scope.prefix, env={**scope.env, **env_extra}, stack=scope.stack,
-                      bindings=scope.bindings, declared=scope.declared)
+                      bindings=scope.bindings, declared=scope.declared, repetitions=scope.repetitions)
         if is_op:
             return self._apply_op(fields, inner, full, inputs, kind, item)
         return self._apply_block(fields, inner, full, inputs, kind, item)
@@ -655,16 +705,24 @@ class _Elaborator:
         formal = bdef.get("inputs", ["x"])
         if isinstance(formal, str):
             formal = [formal]
-        if len(formal) != len(inputs):
-            self._error(f"block '{kind}' takes {len(formal)} input(s) ({', '.join(map(str, formal))}), "
-                        f"got {len(inputs)}", fields.where("in") if "in" in fields else fields.location, full)
+        formal = [str(f) for f in formal]
+        variadic = bool(formal) and formal[-1].endswith("...")
+        fixed = formal[:-1] if variadic else formal
+        if len(inputs) < len(fixed) or (not variadic and len(inputs) != len(fixed)) or not inputs:
+            want = f"at least {len(fixed)}" if variadic else str(len(fixed))
+            self._error(f"block '{kind}' takes {want} input(s) ({', '.join(formal)}), got {len(inputs)}",
+                        fields.where("in") if "in" in fields else fields.location, full)
             raise _Abort()
         if any(v is POISON for v in inputs):
             raise _Abort()
         inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (BlockInstance(full, kind),))
-        for fname, value in zip(formal, inputs):
-            inner.bindings[str(fname)] = Binding([value])
-            inner.declared.add(str(fname))
+        for fname, value in zip(fixed, inputs):
+            inner.bindings[fname] = Binding([value])
+            inner.declared.add(fname)
+        if variadic:
+            rest = formal[-1][:-3]
+            inner.bindings[rest] = Binding(list(inputs[len(fixed):]), spread=True)
+            inner.declared.add(rest)
         inner.previous = inputs[0]
         self._let(bdef, inner)
         nodes = bdef.get("nodes")
@@ -708,6 +766,13 @@ _INTERP = re.compile(r"\$\{([^}]*)\}")
 def _interpolate(text: str, evaluate) -> str:
     """Replace ``${expr}`` inside a string field with the expression's value."""
     return _INTERP.sub(lambda m: str(evaluate(m.group(1))), text)
+
+
+def _mentions(refs: Any, ref: str) -> bool:
+    """Whether an ``in`` field names ``ref``."""
+    if isinstance(refs, list):
+        return any(str(r) == ref for r in refs)
+    return refs is not None and str(refs) == ref
 
 
 def _merged(item: SMap, extra: SMap) -> SMap:

@@ -19,7 +19,7 @@ BLOCK_KEYS = {
     "doc": "free text",
     "params": "block parameters: name -> default (null means the caller must give it)",
     "let": "derived values: name -> expression, evaluated in order",
-    "inputs": "names of the block's inputs (default: [x])",
+    "inputs": "names of the block's inputs (default: [x]); a last name ending in '...' takes any number",
     "nodes": "the block's nodes, in order",
     "outputs": "the block's output(s): a node name or a list (default: the last node)",
 }
@@ -31,6 +31,7 @@ NODE_KEYS = {
     "in": "input(s): a name or list of names; default: the previous node",
     "repeat": "instantiate this node N times in series, named NAME.0 ... NAME.(N-1)",
     "overrides": "per-repetition field overrides: index -> {field: value}",
+    "instance_name": "name pattern of each repetition, e.g. 'denselayer${index + 1}' (default NAME.index)",
     "if": "condition; when false the node is left out and its name stands for 'else'",
     "else": "what a left-out node's name stands for (default: its first input)",
     "expect": "the connection kind this merge node is expected to have (checked by lint)",
