@@ -221,3 +221,33 @@ def test_star_reference_to_unrepeated_node():
     with pytest.raises(SpecError, match=r"'stem\[\*\]': 'stem' is not a repeated node"):
         loads_spec("inputs: {x: [N, 2]}\nnodes:\n  - {name: stem, op: relu}\n"
                    "  - {name: c, op: concat, in: ['stem[*]']}\n")
+
+
+PROFILED = """
+params: {width: 8, depth: 1}
+profiles:
+  small: {width: 4}
+  large: {width: 32, depth: 3}
+inputs: {x: [N, 3, 8, 8]}
+nodes:
+  - {name: c, op: conv, repeat: depth, out_channels: width, kernel_size: 1}
+"""
+
+
+def test_profiles_select_parameter_sets_and_set_overrides_win():
+    assert loads_spec(PROFILED).node("c.0").type.shape[1] == 8
+    large = loads_spec(PROFILED, profile="large")
+    assert large.node("c.2").type.shape[1] == 32
+    assert loads_spec(PROFILED, profile="large", overrides={"width": 16}).node("c.0").type.shape[1] == 16
+
+
+def test_unknown_profile_is_reported_with_choices():
+    with pytest.raises(SpecError) as info:
+        loads_spec(PROFILED, "m.yaml", profile="smal")
+    assert str(info.value) == ("m.yaml:4:3: error: unknown profile 'smal'; the spec defines: small, large "
+                               "(did you mean 'small'?)")
+
+
+def test_profile_setting_unknown_parameter():
+    with pytest.raises(SpecError, match="profile 'small' sets unknown parameter 'widht'"):
+        loads_spec(PROFILED.replace("small: {width: 4}", "small: {widht: 4}"), profile="small")
