@@ -53,7 +53,8 @@ class ParamSpec:
 
     ``init`` is one of ``uniform`` (U(-bound, bound) with ``bound``), ``ones``,
     ``zeros``, ``normal`` (N(0, std)), ``xavier_uniform``. Buffers (running
-    statistics) are in the state_dict but not counted as parameters.
+    statistics) are in the state_dict but not counted as parameters. ``optional`` ones
+    may be absent from a loaded checkpoint and then keep their initial value.
     """
 
     shape: tuple[int, ...]
@@ -62,6 +63,7 @@ class ParamSpec:
     std: float = 1.0
     dtype: str = "float32"
     buffer: bool = False
+    optional: bool = False
 
     @property
     def numel(self) -> int:
@@ -142,6 +144,19 @@ class OpDef:
         """Emit ONNX nodes computing this node; return the output value names."""
         raise NotImplementedError(f"op '{self.name}' has no ONNX lowering")
 
+    # -- inference rewrites (archc.lowering.optimize) -------------------------------------
+    def affine_params(self, node: "Node", weights: dict[str, "np.ndarray"]
+                      ) -> tuple["np.ndarray", "np.ndarray"] | None:
+        """``(scale, shift)`` if at inference this node is ``y = x * scale + shift`` per channel
+        (axis 1), so that the producer of ``x`` may absorb it; None otherwise."""
+        return None
+
+    def absorb_affine(self, node: "Node", weights: dict[str, "np.ndarray"], scale: "np.ndarray",
+                      shift: "np.ndarray") -> tuple[dict[str, Any], dict[str, "np.ndarray"]] | None:
+        """Fold ``y * scale + shift`` (per channel, axis 1 of this node's output) into this node:
+        ``(attribute updates, new weights)``, or None if the op cannot absorb it."""
+        return None
+
 
 # -- helpers shared by op definitions ------------------------------------------------
 
@@ -181,6 +196,18 @@ def broadcast(shapes: Sequence[tuple[Dim, ...]]) -> tuple[Dim, ...]:
                 "(" + ", ".join(str(d) for d in s) + ")" for s in shapes))
         out.append(dims.pop() if dims else 1)
     return tuple(out)
+
+
+def scale_output_units(weights: dict[str, "np.ndarray"], scale: "np.ndarray", shift: "np.ndarray"
+                       ) -> tuple[dict[str, Any], dict[str, "np.ndarray"]]:
+    """:meth:`OpDef.absorb_affine` for a layer whose ``weight`` has output units first (conv,
+    linear): unit i's weights times ``scale[i]``, bias ``b * scale + shift`` (added if absent)."""
+    import numpy as np
+
+    w = weights["weight"]
+    b = weights["bias"].astype(np.float64) if weights.get("bias") is not None else np.zeros(w.shape[0])
+    new_w = (w.astype(np.float64) * scale.reshape(-1, *([1] * (w.ndim - 1)))).astype(w.dtype)
+    return {"bias": True}, {"weight": new_w, "bias": (b * scale + shift).astype(w.dtype)}
 
 
 def py(value: Any) -> str:

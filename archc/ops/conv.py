@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expand, expect_rank, py
+from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expand, expect_rank, py, scale_output_units
 from archc.ops.registry import register
 
 
@@ -93,6 +93,10 @@ class Conv(OpDef):
             padding = py(tuple(p for p, _ in pads))
         return (f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py(k)}, stride={py(s)}, "
                 f"padding={padding}, dilation={py(d)}, groups={a['groups']}, bias={a['bias']})")
+
+    def absorb_affine(self, node, weights, scale, shift):
+        # Output channels are axis 1 of the output and the first axis of the weight.
+        return scale_output_units(weights, scale, shift)
 
     def onnx(self, emit, node, inputs, ins):
         n, k, s, d, pads = self._geometry(node, ins[0])

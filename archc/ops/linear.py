@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete
+from archc.ops.base import Attr, OpDef, ParamSpec, concrete, scale_output_units
 from archc.ops.registry import register
 from archc.errors import ShapeError
 
@@ -34,6 +34,12 @@ class Linear(OpDef):
 
     def torch_module(self, node, ins):
         return f"nn.Linear({ins[0].shape[-1]}, {node.attrs['out_features']}, bias={node.attrs['bias']})"
+
+    def absorb_affine(self, node, weights, scale, shift):
+        # A per-channel affine acts on axis 1, which is the feature axis only for 2-D outputs.
+        if node.outputs[0].rank != 2:
+            return None
+        return scale_output_units(weights, scale, shift)
 
     def onnx(self, emit, node, inputs, ins):
         bias = node.attrs["bias"]

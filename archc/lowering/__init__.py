@@ -1,0 +1,45 @@
+"""Backends: the graph IR lowered to PyTorch source (:mod:`.torch`) and to ONNX (:mod:`.onnx`),
+plus inference-time rewrites (:mod:`.optimize`).
+
+This package's ``__init__`` holds only what both lowerings share and must stay free
+of torch, since :mod:`archc.lowering.onnx` is imported without it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from archc.errors import Diagnostic, Location, SpecError
+from archc.ir.graph import Graph
+from archc.ir.weights import init_array, state_dict_specs
+
+__all__ = ["graph_weights"]
+
+
+def graph_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """The weights both backends use: ``graph.weights`` if filled, else archc's seeded init.
+
+    The graph is not modified, so lowering one graph with two seeds gives two models.
+    A partly filled ``graph.weights`` is an error listing the missing or mis-shaped keys.
+    """
+    if not graph.weights:
+        weights: dict[str, dict[str, Any]] = {}
+        for key, spec in state_dict_specs(graph):
+            node, _, pname = key.rpartition(".")
+            weights.setdefault(node, {})[pname] = init_array(key, spec, seed)
+        return weights
+    problems = []
+    for key, spec in state_dict_specs(graph):
+        node, _, pname = key.rpartition(".")
+        arr = graph.weights.get(node, {}).get(pname)
+        if arr is None:
+            problems.append(Diagnostic(f"weights lack '{key}' (shape {tuple(spec.shape)})", node=node))
+        elif tuple(np.shape(arr)) != tuple(spec.shape):
+            problems.append(Diagnostic(f"weight '{key}' has shape {tuple(np.shape(arr))}, expected "
+                                       f"{tuple(spec.shape)}", node=node))
+    if problems:
+        for d in problems:
+            d.location = d.location or Location(f"<weights of {graph.name}>")
+        raise SpecError(problems)
+    return graph.weights

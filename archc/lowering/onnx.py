@@ -1,0 +1,204 @@
+"""The ONNX backend: the graph IR emitted directly as an ``onnx.ModelProto`` (never via torch).
+
+Each op lowers itself through :class:`Emitter`, the :class:`~archc.ops.base.OnnxEmitter`
+of this module. The model keeps the IR's names: ONNX node names are the spec's node names
+(helper nodes an op adds get derived names such as ``fc/matmul``), a node's output
+value is named after it, initializers are the state_dict keys (``layer1.0.conv1.weight``),
+graph inputs and outputs are named as in the graph, and symbolic dims become
+``dim_param``. Output is byte-identical for the same graph and seed: no timestamps,
+every list in graph order.
+
+This module must not import torch; the weights come from ``graph.weights`` or from
+archc's own seeded initialiser, the same arrays the PyTorch backend loads.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+import archc
+from archc.errors import SpecError
+from archc.ir.graph import Graph, Node, Value
+from archc.ir.types import TensorType
+from archc.lowering import graph_weights
+from archc.ops import registry
+
+__all__ = ["OPSET", "IR_VERSION", "Emitter", "to_onnx", "save_onnx", "value_name"]
+
+#: The ONNX opset archc targets (ONNX 1.12+, onnxruntime 1.12+).
+OPSET = 17
+#: The IR version matching opset 17, so that older runtimes load the models too.
+IR_VERSION = 8
+
+
+def value_name(value: Value) -> str:
+    """The ONNX name of an IR value: the node's name, ``name:k`` for its output k > 0."""
+    return value.node if value.out == 0 else f"{value.node}:{value.out}"
+
+
+def _value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(t.dtype))
+    return helper.make_tensor_value_info(name, elem, list(t.shape))
+
+
+class Emitter:
+    """Collects ONNX nodes and initializers while ops lower themselves, one IR node at a time."""
+
+    opset = OPSET
+
+    def __init__(self, graph: Graph, weights: dict[str, dict[str, Any]], names: dict[Value, str]) -> None:
+        self.graph = graph
+        self.weights = weights
+        self.names = names                       # IR value -> ONNX value name
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: dict[str, onnx.TensorProto] = {}
+        self.taken_values: set[str] = set(names.values())
+        self.taken_nodes: set[str] = set()
+        self.current: Node | None = None
+        self._pending: list[dict[str, Any]] = []
+
+    # -- the OnnxEmitter protocol -------------------------------------------------------
+    def add_node(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int = 1,
+                 **attrs: Any) -> list[str]:
+        """Add one ONNX node for the current IR node; returns its output names."""
+        base = f"{self._node().name}/{op_type.lower()}"
+        if isinstance(outputs, int):
+            names = [self._unique_value(base if outputs == 1 else f"{base}:{i}") for i in range(outputs)]
+        else:
+            names = [self._unique_value(n) for n in outputs]
+        self._pending.append({"op_type": op_type, "inputs": list(inputs), "outputs": names, "attrs": attrs})
+        return names
+
+    def param(self, name: str) -> str:
+        """The initializer holding parameter ``name`` of the current node (``node.name``)."""
+        node = self._node()
+        key = f"{node.name}.{name}"
+        if key not in self.initializers:
+            try:
+                array = self.weights[node.name][name]
+            except KeyError:
+                raise SpecError(f"the ONNX lowering asks for parameter '{name}', which the op does not declare",
+                                node=node.name, location=node.location) from None
+            self.initializers[key] = numpy_helper.from_array(np.ascontiguousarray(array), key)
+            self.taken_values.add(key)
+        return key
+
+    def const(self, array: np.ndarray, hint: str = "const") -> str:
+        """A constant initializer for the current node, named ``node/hint``."""
+        name = self._unique_value(f"{self._node().name}/{hint}")
+        self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        return name
+
+    def output_names(self) -> list[str]:
+        """The final names of the current IR node's outputs."""
+        node = self._node()
+        return [self.names[Value(node.name, k)] for k in range(len(node.outputs))]
+
+    # -- driving ------------------------------------------------------------------------
+    def lower(self, node: Node) -> None:
+        """Emit one IR node: run its op's lowering, then name its nodes and outputs."""
+        self.current, self._pending = node, []
+        op = registry.lookup(node.op)
+        ins = [self.graph.type_of(v) for v in node.inputs]
+        try:
+            results = op.onnx(self, node, [self.names[v] for v in node.inputs], ins)
+        except NotImplementedError as exc:
+            raise SpecError(str(exc), node=node.name, location=node.location) from None
+        finals = self.output_names()
+        if len(results) != len(finals):
+            raise SpecError(f"the ONNX lowering of op '{node.op}' returned {len(results)} values for "
+                            f"{len(finals)} outputs", node=node.name, location=node.location)
+        produced = {o for p in self._pending for o in p["outputs"]}
+        for result, final in zip(results, finals):
+            if result in produced and result != final:
+                self._rename(result, final)
+            elif result not in produced:
+                # The lowering returned an existing value (an input, a constant): copy it.
+                self._pending.append({"op_type": "Identity", "inputs": [result], "outputs": [final], "attrs": {}})
+            produced = {o for p in self._pending for o in p["outputs"]}
+        for p in self._pending:
+            main = finals[0] in p["outputs"]
+            name = node.name if main else self._unique_node(f"{node.name}/{p['op_type'].lower()}")
+            self.taken_nodes.add(name)
+            doc = f"skip: {node.meta['skip_role']}" if main and node.meta.get("skip_role") else None
+            self.nodes.append(helper.make_node(p["op_type"], p["inputs"], p["outputs"], name=name,
+                                               doc_string=doc, **p["attrs"]))
+        self.current, self._pending = None, []
+
+    def _rename(self, old: str, new: str) -> None:
+        for p in self._pending:
+            p["inputs"] = [new if i == old else i for i in p["inputs"]]
+            p["outputs"] = [new if o == old else o for o in p["outputs"]]
+
+    def _node(self) -> Node:
+        if self.current is None:
+            raise RuntimeError("the emitter is used outside an op's lowering")
+        return self.current
+
+    def _unique_value(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.taken_values:
+            name, i = f"{base}_{i}", i + 1
+        self.taken_values.add(name)
+        return name
+
+    def _unique_node(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.taken_nodes or name in self.graph:
+            name, i = f"{base}_{i}", i + 1
+        return name
+
+
+def _value_names(graph: Graph) -> dict[Value, str]:
+    """ONNX names for every IR value, kept apart from graph output names that mean other values."""
+    names: dict[Value, str] = {}
+    taken = set(graph.outputs)
+    for node in graph.nodes():
+        for k in range(len(node.outputs)):
+            v = Value(node.name, k)
+            name = value_name(v)
+            if name in graph.outputs and graph.outputs[name] != v:
+                base, i = f"{name}/value", 1
+                name = base
+                while name in taken:
+                    name, i = f"{base}_{i}", i + 1
+            taken.add(name)
+            names[v] = name
+    return names
+
+
+def to_onnx(graph: Graph, seed: int = 0) -> onnx.ModelProto:
+    """The graph as an ONNX model (opset :data:`OPSET`), weights from the graph or ``seed``."""
+    weights = graph_weights(graph, seed)
+    names = _value_names(graph)
+    emit = Emitter(graph, weights, names)
+    for node in graph.nodes():
+        if node.op != "input":
+            emit.lower(node)
+    for out_name, value in graph.outputs.items():
+        if names[value] != out_name:
+            # The graph output has its own name: an Identity gives the value that name.
+            node_name = out_name if out_name not in graph and out_name not in emit.taken_nodes \
+                else emit._unique_node(f"{out_name}/output")
+            emit.taken_nodes.add(node_name)
+            emit.nodes.append(helper.make_node("Identity", [names[value]], [out_name], name=node_name))
+    inputs = [_value_info(n, graph.node(n).type) for n in graph.inputs]
+    outputs = [_value_info(k, graph.type_of(v)) for k, v in graph.outputs.items()]
+    body = helper.make_graph(emit.nodes, graph.name, inputs, outputs, initializer=list(emit.initializers.values()),
+                             doc_string=graph.doc or None)
+    model = helper.make_model(body, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+                              producer_name="archc", producer_version=archc.__version__)
+    if graph.doc:
+        model.doc_string = graph.doc
+    helper.set_model_props(model, {"archc_version": archc.__version__, "graph_name": graph.name})
+    return model
+
+
+def save_onnx(model: onnx.ModelProto, path: str) -> None:
+    """Write a model completely or not at all."""
+    from archc.cli.common import write_atomic
+
+    write_atomic(path, model.SerializeToString())

@@ -1,0 +1,88 @@
+"""Inference-time rewrites of the IR, applied before lowering for deployment.
+
+:func:`optimize_for_inference` returns a new graph computing the same function in eval
+mode with fewer nodes: identity-like nodes (role ``identity``: identity, dropout) are
+dropped, per-channel affine nodes (BatchNorm in eval mode, via
+:meth:`OpDef.affine_params`) are folded into the layer producing their input (via
+:meth:`OpDef.absorb_affine`) when that is sound, and nodes no output depends on are
+removed. The passes ask ops through their OpDef hooks and roles, never by op name.
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from archc.ir.graph import Graph, Node, Value
+from archc.ir.weights import initialize
+from archc.ops import registry
+
+__all__ = ["optimize_for_inference", "drop_identities", "fold_affine", "remove_dead"]
+
+
+def _op(node: Node):
+    return registry.lookup(node.op)
+
+
+def drop_identities(graph: Graph) -> int:
+    """Bypass and remove nodes whose role is 'identity'; returns how many (in place)."""
+    count = 0
+    for node in list(graph.nodes()):
+        if _op(node).role_of(node) == "identity" and len(node.inputs) == 1 and len(node.outputs) == 1:
+            graph.replace_uses(Value(node.name), node.inputs[0])
+            graph.remove(node.name)
+            count += 1
+    return count
+
+
+def fold_affine(graph: Graph) -> int:
+    """Fold per-channel affine nodes into their producers where sound; returns how many (in place).
+
+    Sound means the producer's only use is this affine node (no other consumer, not a
+    graph output), so changing the producer's weights changes nothing else.
+    """
+    count = 0
+    for node in list(graph.nodes()):
+        if len(node.inputs) != 1 or node.name not in graph.weights:
+            continue
+        affine = _op(node).affine_params(node, graph.weights[node.name])
+        if affine is None:
+            continue
+        source = node.inputs[0]
+        producer = graph.node(source.node)
+        if len(producer.outputs) != 1 or graph.uses(producer.name) != 1:
+            continue
+        absorbed = _op(producer).absorb_affine(producer, graph.weights.get(producer.name, {}), *affine)
+        if absorbed is None:
+            continue
+        attrs, weights = absorbed
+        producer.attrs.update(attrs)
+        graph.weights[producer.name] = weights
+        graph.replace_uses(Value(node.name), source)
+        graph.remove(node.name)
+        count += 1
+    return count
+
+
+def remove_dead(graph: Graph) -> int:
+    """Remove nodes that no graph output depends on (graph inputs stay); returns how many."""
+    live = {v.node for v in graph.outputs.values()}
+    for name in list(live):
+        live |= nx.ancestors(graph.nx, name)
+    dead = [n.name for n in graph.nodes() if n.name not in live and n.name not in graph.inputs]
+    for name in dead:
+        graph.remove(name)
+    return len(dead)
+
+
+def optimize_for_inference(graph: Graph) -> Graph:
+    """A copy of ``graph`` rewritten for inference (eval mode); ``graph`` is left unchanged.
+
+    The copy's weights are ``graph.weights`` (archc's init for seed 0 if it has none); folded
+    layers get new arrays, so the original's arrays are never modified.
+    """
+    g = graph.copy()  # new Node records and attrs dicts: folding never reaches the original
+    if not g.weights:
+        initialize(g, 0)
+    drop_identities(g)
+    fold_affine(g)
+    remove_dead(g)
+    return g

@@ -1,0 +1,299 @@
+"""The PyTorch backend: the graph IR as a standalone, readable ``nn.Module`` source file.
+
+:func:`generate_source` writes one Python file that imports only torch. Its module tree
+follows the graph's hierarchical node names (``layer1.0.conv1`` is reached as
+``self.layer1["0"].conv1``), so the state_dict keys are the IR's ``node.param`` names
+and torchvision's checkpoints load into the ResNet specs unchanged. ``forward`` is
+straight-line code, one statement per node, which is what ``torch.compile`` and DDP
+handle best. Each op writes its own piece (:meth:`OpDef.torch_module` and
+:meth:`OpDef.torch_forward`); nothing here branches on op names.
+
+:func:`build_module` executes that same text (there is one lowering, not two) and loads
+the graph's weights; :func:`load_weights` reads a ``.pt`` state_dict into the graph.
+"""
+from __future__ import annotations
+
+import keyword
+import linecache
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import archc
+from archc.errors import Diagnostic, Location, SpecError, did_you_mean
+from archc.ir.graph import Graph, Node, Value
+from archc.ir.weights import init_array, state_dict_specs
+from archc.lowering import graph_weights
+from archc.ops import registry
+
+__all__ = ["generate_source", "build_module", "state_dict_from_graph", "load_weights", "class_name_for"]
+
+# Names a child module cannot take because the container already has such an attribute
+# (torch's add_module refuses them): the root is our nn.Module subclass, containers are ModuleDicts.
+_ROOT_TAKEN = frozenset(dir(nn.Module()))
+_DICT_TAKEN = frozenset(dir(nn.ModuleDict()))
+# Names the generated forward uses itself.
+_RESERVED_VARS = frozenset({"self", "torch", "nn", "F"})
+_INDENT = "    "
+
+
+def class_name_for(graph_name: str) -> str:
+    """``resnet18`` -> ``Resnet18``, ``my-net_v2`` -> ``MyNetV2`` (a valid class name)."""
+    parts = [p for p in re.split(r"[^0-9A-Za-z]+", graph_name) if p]
+    name = "".join(p[0].upper() + p[1:] for p in parts) or "Model"
+    if name[0].isdigit():
+        name = "Model" + name
+    return name
+
+
+def _input_types(graph: Graph, node: Node):
+    return [graph.type_of(v) for v in node.inputs]
+
+
+class _VarNames:
+    """Python identifiers for the IR's values: the node name with '.' -> '_', made unique."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set(_RESERVED_VARS)
+        self.names: dict[Value, str] = {}
+
+    def add(self, value: Value, node: Node) -> str:
+        base = re.sub(r"\W", "_", node.name if value.out == 0 else f"{node.name}_{value.out}")
+        if base[0].isdigit():
+            base = "_" + base
+        if keyword.iskeyword(base) or base in _RESERVED_VARS:
+            base += "_"
+        name, i = base, 1
+        while name in self.taken:
+            name, i = f"{base}_{i}", i + 1
+        self.taken.add(name)
+        self.names[value] = name
+        return name
+
+
+def _module_tree(graph: Graph) -> tuple[dict[str, Any], dict[str, str]]:
+    """Nested dict of module constructors keyed by name segments, and node -> access expression."""
+    tree: dict[str, Any] = {}
+    access: dict[str, str] = {}
+    for node in graph.nodes():
+        ctor = registry.lookup(node.op).torch_module(node, _input_types(graph, node))
+        if ctor is None:
+            continue
+        segments = node.name.split(".")
+        level, expr = tree, "self"
+        for depth, seg in enumerate(segments):
+            taken = _ROOT_TAKEN if depth == 0 else _DICT_TAKEN
+            if seg in taken or seg.startswith("__"):
+                raise SpecError(f"name segment '{seg}' clashes with an attribute of torch.nn."
+                                f"{'Module' if depth == 0 else 'ModuleDict'}; rename the node or block",
+                                node=node.name, location=node.location)
+            if seg.isidentifier() and not keyword.iskeyword(seg):
+                expr += f".{seg}"
+            elif depth == 0:
+                expr = f"getattr(self, {seg!r})"
+            else:
+                expr += f"[{seg!r}]"
+            last = depth == len(segments) - 1
+            existing = level.get(seg)
+            if last:
+                if existing is not None:
+                    raise SpecError(f"'{node.name}' is both a module and a container of modules",
+                                    node=node.name, location=node.location)
+                level[seg] = ctor
+            else:
+                if isinstance(existing, str):
+                    raise SpecError(f"'{'.'.join(segments[:depth + 1])}' is both a module and a container "
+                                    "of modules", node=node.name, location=node.location)
+                level = level.setdefault(seg, {})
+        access[node.name] = expr
+    return tree, access
+
+
+def _dict_literal(tree: dict[str, Any], indent: str) -> list[str]:
+    """``nn.ModuleDict({...})`` spread over lines, one child per line."""
+    lines = ["nn.ModuleDict({"]
+    for key, sub in tree.items():
+        if isinstance(sub, str):
+            lines.append(f"{indent}{_INDENT}{key!r}: {sub},")
+        else:
+            inner = _dict_literal(sub, indent + _INDENT)
+            lines.append(f"{indent}{_INDENT}{key!r}: {inner[0]}")
+            lines.extend(inner[1:-1])
+            lines.append(inner[-1] + ",")
+    lines.append(f"{indent}}})")
+    return lines
+
+
+def _comment(lines: str) -> list[str]:
+    return [("# " + line).rstrip() for line in lines.splitlines()]
+
+
+def generate_source(graph: Graph, class_name: str | None = None) -> str:
+    """A standalone Python file (imports only torch) defining the graph as an ``nn.Module``."""
+    cls = class_name or class_name_for(graph.name)
+    if not cls.isidentifier() or keyword.iskeyword(cls):
+        raise SpecError(f"class name '{cls}' is not a Python identifier", location=Location("<class name>"))
+    tree, access = _module_tree(graph)
+
+    out = [f"# {cls}: the '{graph.name}' model, generated by archc {archc.__version__} from its graph IR.",
+           "# Regenerate it from the spec rather than editing it; it needs only PyTorch."]
+    if graph.doc.strip():
+        out += ["#"] + _comment(graph.doc.strip())
+    out += ["import torch", "from torch import nn", "import torch.nn.functional as F", "", "",
+            f"class {cls}(nn.Module):",
+            f"{_INDENT}def __init__(self) -> None:",
+            f"{_INDENT * 2}super().__init__()"]
+    for key, sub in tree.items():
+        rhs = [sub] if isinstance(sub, str) else _dict_literal(sub, _INDENT * 2)
+        if key.isidentifier() and not keyword.iskeyword(key):
+            out.append(f"{_INDENT * 2}self.{key} = {rhs[0]}")
+        else:
+            out.append(f"{_INDENT * 2}self.add_module({key!r}, {rhs[0]}" + ("" if len(rhs) > 1 else ")"))
+            if len(rhs) > 1:
+                rhs[-1] += ")"
+        out.extend(rhs[1:])
+
+    names = _VarNames()
+    for name in graph.inputs:
+        names.add(Value(name), graph.node(name))
+    args = ", ".join(f"{names.names[Value(n)]}: torch.Tensor" for n in graph.inputs)
+    returns = "torch.Tensor" if len(graph.outputs) == 1 else \
+        "tuple[" + ", ".join(["torch.Tensor"] * len(graph.outputs)) + "]"
+    out += ["", f"{_INDENT}def forward(self, {args}) -> {returns}:"]
+
+    body = [n for n in graph.nodes() if n.op != "input"]
+    # The statement after which a value is no longer needed, so it can be freed early
+    # (eager inference would otherwise hold every activation until forward returns).
+    last_use: dict[Value, int] = {}
+    for i, node in enumerate(body):
+        for v in node.inputs:
+            last_use[v] = i
+    kept = set(graph.outputs.values())
+    for i, node in enumerate(body):
+        op = registry.lookup(node.op)
+        ins = _input_types(graph, node)
+        args_src = [names.names[v] for v in node.inputs]
+        expr = op.torch_forward(node, ins, args_src, access.get(node.name))
+        targets = [names.add(Value(node.name, k), node) for k in range(len(node.outputs))]
+        line = f"{_INDENT * 2}{', '.join(targets)} = {expr}"
+        dead = list(dict.fromkeys(names.names[v] for v in node.inputs if last_use[v] == i and v not in kept))
+        if dead:
+            line += f"; del {', '.join(dead)}"
+        notes = []
+        if targets[0] != node.name.replace(".", "_"):  # only where the variable hides the name
+            notes.append(f"# {node.name}")
+        if node.meta.get("skip_role"):
+            notes.append(f"# skip: {node.meta['skip_role']}")
+        if notes:
+            line += "  " + "  ".join(notes)
+        out.append(line)
+    results = [names.names[v] for v in graph.outputs.values()]
+    out.append(f"{_INDENT * 2}return " + (results[0] if len(results) == 1 else f"({', '.join(results)})"))
+    return "\n".join(out) + "\n"
+
+
+def _module_class(graph: Graph, source: str, class_name: str) -> type[nn.Module]:
+    """Execute generated source and return its class (registered with linecache for tracebacks)."""
+    filename = f"<archc-generated {class_name} from {graph.name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"__name__": f"archc_generated_{class_name}"}
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
+    return namespace[class_name]
+
+
+def state_dict_from_graph(graph: Graph, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The graph's weights (archc's seeded init if it has none) as a torch state_dict."""
+    weights = graph_weights(graph, seed)
+    result: dict[str, torch.Tensor] = {}
+    for key, spec in state_dict_specs(graph):
+        node, _, pname = key.rpartition(".")
+        result[key] = torch.tensor(np.asarray(weights[node][pname], dtype=spec.dtype))
+    return result
+
+
+def build_module(graph: Graph, seed: int | None = 0) -> nn.Module:
+    """The graph as a ready ``nn.Module``: generated source, executed, weights loaded strictly.
+
+    Weights are ``graph.weights`` when present, else archc's init for ``seed`` (the graph
+    is not modified). ``seed=None`` keeps PyTorch's own random initialisation instead.
+    """
+    cls_name = class_name_for(graph.name)
+    module = _module_class(graph, generate_source(graph, cls_name), cls_name)()
+    if seed is not None or graph.weights:
+        module.load_state_dict(state_dict_from_graph(graph, seed or 0), strict=True)
+    return module
+
+
+def _unwrap(obj: Any) -> Any:
+    """The state_dict inside common checkpoint layouts ({'state_dict': ...}, DDP's 'module.' prefix)."""
+    if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if isinstance(obj, Mapping) and obj and all(isinstance(k, str) and k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
+def load_weights(graph: Graph, path: str) -> None:
+    """Fill ``graph.weights`` from a ``.pt`` state_dict, checking every key and shape.
+
+    Every problem is reported at once (unknown keys with a 'did you mean', mis-shaped
+    tensors with both shapes, missing keys listed); on error the graph is left unchanged.
+    Optional buffers (BatchNorm's ``num_batches_tracked``, absent from old checkpoints)
+    that are missing get their initial value.
+    """
+    where = Location(path)
+    if not os.path.isfile(path):
+        raise SpecError("no such weights file", location=where)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for bad files; all mean "not a state_dict"
+        raise SpecError(f"cannot read a PyTorch state_dict: {str(exc).splitlines()[0]}", location=where) from None
+    state = _unwrap(obj)
+    if not isinstance(state, Mapping):
+        raise SpecError(f"expected a state_dict (a mapping of names to tensors), found {type(state).__name__}",
+                        location=where)
+    specs = dict(state_dict_specs(graph))
+    problems: list[Diagnostic] = []
+    weights: dict[str, dict[str, Any]] = {}
+    for key, value in state.items():
+        spec = specs.get(key)
+        if spec is None:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            problems.append(Diagnostic(f"unexpected key '{key}' {shape} is not a parameter of '{graph.name}'",
+                                       where, hint=did_you_mean(key, specs)))
+            continue
+        if not isinstance(value, torch.Tensor):
+            problems.append(Diagnostic(f"'{key}' is a {type(value).__name__}, not a tensor", where))
+            continue
+        if tuple(value.shape) != tuple(spec.shape):
+            problems.append(Diagnostic(f"'{key}': expected shape {tuple(spec.shape)}, found {tuple(value.shape)}",
+                                       where, node=key.rpartition(".")[0]))
+            continue
+        node, _, pname = key.rpartition(".")
+        array = value.detach().to(getattr(torch, spec.dtype)).contiguous().numpy().copy()
+        weights.setdefault(node, {})[pname] = array
+    missing = [k for k, s in specs.items() if k not in state and not s.optional]
+    if missing:
+        problems.append(Diagnostic(f"missing {len(missing)} key{'s' if len(missing) > 1 else ''}: "
+                                   + ", ".join(f"'{k}' {tuple(specs[k].shape)}" for k in missing), where))
+    if problems:
+        raise SpecError(problems)
+    for key, spec in specs.items():
+        if key not in state:
+            node, _, pname = key.rpartition(".")
+            weights.setdefault(node, {})[pname] = init_array(key, spec, 0)
+    # Keep graph order (state_dict order), whatever order the file had.
+    graph.weights = {n.name: {p: weights[n.name][p] for p in ps}
+                     for n in graph.nodes() if (ps := _param_names(graph, n))}
+
+
+def _param_names(graph: Graph, node: Node) -> list[str]:
+    return list(registry.lookup(node.op).params(node, _input_types(graph, node)))

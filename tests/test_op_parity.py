@@ -1,0 +1,280 @@
+"""Every registered op computes the same in PyTorch (eval) and onnxruntime (CPU).
+
+Each op has tiny specs exercising its attribute corners (odd sizes with stride 2,
+padding variants, ceil_mode, broadcasting...). A case builds both lowerings from one
+graph with the same weights (batchnorm statistics and zero/one-initialised
+parameters randomised so that they matter), runs both on one random input, and
+compares values and shapes, including the IR's inferred shapes.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from archc import loads_spec
+from archc.ir.weights import initialize, param_specs, randomize_statistics
+from archc.lowering.onnx import to_onnx
+from archc.lowering.torch import build_module
+from archc.ops import registry
+
+BATCH = 2
+
+# op name -> [(case id, spec text without the 'name:' line)]. Inputs use the symbolic batch N.
+CASES: dict[str, list[tuple[str, str]]] = {
+    "conv": [
+        ("basic", "inputs: {x: [N, 3, 8, 8]}\nnodes: [{op: conv, out_channels: 4, kernel_size: 3, padding: 1}]"),
+        ("stride2_odd_nobias", "inputs: {x: [N, 3, 9, 7]}\n"
+         "nodes: [{op: conv, out_channels: 5, kernel_size: 3, stride: 2, padding: 1, bias: false}]"),
+        ("stride2_odd_nopad", "inputs: {x: [N, 2, 11, 10]}\n"
+         "nodes: [{op: conv, out_channels: 3, kernel_size: 4, stride: 2}]"),
+        ("grouped", "inputs: {x: [N, 4, 7, 7]}\n"
+         "nodes: [{op: conv, out_channels: 6, kernel_size: 3, groups: 2, padding: 1}]"),
+        ("depthwise_stride2", "inputs: {x: [N, 4, 9, 9]}\n"
+         "nodes: [{op: conv, out_channels: 4, kernel_size: 3, groups: 4, stride: 2, padding: 1}]"),
+        ("same_even_kernel", "inputs: {x: [N, 3, 7, 8]}\n"
+         "nodes: [{op: conv, out_channels: 2, kernel_size: [4, 2], padding: same}]"),
+        ("same_dilated", "inputs: {x: [N, 3, 9, 9]}\n"
+         "nodes: [{op: conv, out_channels: 2, kernel_size: 3, dilation: 2, padding: same}]"),
+        ("valid", "inputs: {x: [N, 3, 6, 5]}\nnodes: [{op: conv, out_channels: 2, kernel_size: 3, padding: valid}]"),
+        ("per_dim", "inputs: {x: [N, 3, 9, 8]}\nnodes: [{op: conv, out_channels: 4, kernel_size: [3, 5], "
+         "stride: [2, 1], padding: [1, 2], dilation: [1, 2]}]"),
+        ("dilated", "inputs: {x: [N, 2, 10, 10]}\n"
+         "nodes: [{op: conv, out_channels: 3, kernel_size: 3, dilation: 2, padding: 1}]"),
+        ("conv1d", "inputs: {x: [N, 3, 11]}\nnodes: [{op: conv, out_channels: 4, kernel_size: 3, stride: 2, padding: 1}]"),
+        ("conv1d_same_even", "inputs: {x: [N, 3, 10]}\n"
+         "nodes: [{op: conv1d, out_channels: 2, kernel_size: 4, padding: same, bias: false}]"),
+        ("conv1d_grouped_dilated", "inputs: {x: [N, 6, 13]}\n"
+         "nodes: [{op: conv, out_channels: 3, kernel_size: 3, groups: 3, dilation: 3}]"),
+    ],
+    "conv_transpose": [
+        ("basic", "inputs: {x: [N, 3, 5, 5]}\nnodes: [{op: conv_transpose, out_channels: 4, kernel_size: 3}]"),
+        ("stride2_pad_outpad", "inputs: {x: [N, 4, 5, 6]}\nnodes: [{op: conv_transpose, out_channels: 2, "
+         "kernel_size: 3, stride: 2, padding: 1, output_padding: 1, bias: false}]"),
+        ("grouped_dilated", "inputs: {x: [N, 4, 4, 4]}\nnodes: [{op: conv_transpose, out_channels: 6, "
+         "kernel_size: [3, 2], groups: 2, dilation: [2, 1], stride: [1, 2]}]"),
+        ("conv1d", "inputs: {x: [N, 3, 7]}\n"
+         "nodes: [{op: conv_transpose, out_channels: 2, kernel_size: 4, stride: 2, padding: 1}]"),
+    ],
+    "batchnorm": [
+        ("2d", "inputs: {x: [N, 3, 5, 4]}\nnodes: [{op: batchnorm}]"),
+        ("features", "inputs: {x: [N, 6]}\nnodes: [{op: batchnorm, eps: 0.001}]"),
+        ("1d", "inputs: {x: [N, 4, 7]}\nnodes: [{op: batchnorm1d, momentum: 0.3}]"),
+    ],
+    "layernorm": [
+        ("last", "inputs: {x: [N, 4, 6]}\nnodes: [{op: layernorm}]"),
+        ("two_dims_nobias", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: layernorm, dims: 2, bias: false, eps: 0.001}]"),
+        ("no_affine", "inputs: {x: [N, 5]}\nnodes: [{op: layernorm, elementwise_affine: false}]"),
+    ],
+    "groupnorm": [
+        ("2d", "inputs: {x: [N, 6, 3, 4]}\nnodes: [{op: groupnorm, num_groups: 3}]"),
+        ("1d_no_affine", "inputs: {x: [N, 4, 7]}\nnodes: [{op: groupnorm, num_groups: 2, affine: false}]"),
+        ("one_group", "inputs: {x: [N, 4, 3, 3]}\nnodes: [{op: groupnorm, num_groups: 1, eps: 0.01}]"),
+    ],
+    "relu": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: relu}]")],
+    "maxpool": [
+        ("stride2_odd_pad", "inputs: {x: [N, 3, 9, 9]}\nnodes: [{op: maxpool, kernel_size: 3, stride: 2, padding: 1}]"),
+        ("default_stride", "inputs: {x: [N, 2, 8, 6]}\nnodes: [{op: maxpool, kernel_size: 2}]"),
+        ("ceil", "inputs: {x: [N, 2, 8, 8]}\nnodes: [{op: maxpool, kernel_size: 3, stride: 2, ceil_mode: true}]"),
+        # with padding 1 the ceil window at index 5 would start in the right padding: PyTorch drops it
+        ("ceil_pad_dropped_window", "inputs: {x: [N, 2, 10, 10]}\n"
+         "nodes: [{op: maxpool, kernel_size: 3, stride: 2, padding: 1, ceil_mode: true}]"),
+        ("ceil_odd", "inputs: {x: [N, 2, 9, 11]}\n"
+         "nodes: [{op: maxpool, kernel_size: 2, stride: 2, ceil_mode: true}]"),
+        ("dilation", "inputs: {x: [N, 2, 10, 9]}\n"
+         "nodes: [{op: maxpool, kernel_size: 3, stride: 1, dilation: 2, padding: 1}]"),
+        ("per_dim", "inputs: {x: [N, 2, 9, 8]}\n"
+         "nodes: [{op: maxpool, kernel_size: [3, 2], stride: [2, 1], padding: [1, 0]}]"),
+        ("1d_ceil", "inputs: {x: [N, 3, 12]}\n"
+         "nodes: [{op: maxpool1d, kernel_size: 3, stride: 2, padding: 1, ceil_mode: true}]"),
+    ],
+    "avgpool": [
+        ("stride2_odd_pad", "inputs: {x: [N, 3, 9, 9]}\nnodes: [{op: avgpool, kernel_size: 3, stride: 2, padding: 1}]"),
+        ("exclude_pad", "inputs: {x: [N, 3, 9, 8]}\n"
+         "nodes: [{op: avgpool, kernel_size: 3, stride: 2, padding: 1, count_include_pad: false}]"),
+        ("ceil", "inputs: {x: [N, 2, 8, 8]}\nnodes: [{op: avgpool, kernel_size: 3, stride: 2, ceil_mode: true}]"),
+        ("ceil_pad_include", "inputs: {x: [N, 2, 10, 9]}\n"
+         "nodes: [{op: avgpool, kernel_size: 3, stride: 2, padding: 1, ceil_mode: true}]"),
+        ("ceil_pad_exclude", "inputs: {x: [N, 2, 10, 9]}\nnodes: [{op: avgpool, kernel_size: 3, stride: 2, "
+         "padding: 1, ceil_mode: true, count_include_pad: false}]"),
+        ("1d", "inputs: {x: [N, 3, 11]}\nnodes: [{op: avgpool1d, kernel_size: 4, stride: 3, padding: 2}]"),
+    ],
+    "global_avgpool": [
+        ("2d", "inputs: {x: [N, 3, 5, 7]}\nnodes: [{op: global_avgpool}]"),
+        ("1d", "inputs: {x: [N, 4, 9]}\nnodes: [{op: global_avgpool}]"),
+    ],
+    "flatten": [
+        ("default", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: flatten}]"),
+        ("middle", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: flatten, start_dim: 1, end_dim: 2}]"),
+        ("tail", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: flatten, start_dim: 2}]"),
+        ("negative_end", "inputs: {x: [N, 2, 3, 4, 5]}\nnodes: [{op: flatten, start_dim: 2, end_dim: -2}]"),
+        ("noop", "inputs: {x: [N, 3, 4]}\nnodes: [{op: flatten, start_dim: 2, end_dim: 2}]"),
+        ("static_all", "inputs: {x: [2, 3, 4]}\nnodes: [{op: flatten, start_dim: 0}]"),
+    ],
+    "linear": [
+        ("2d", "inputs: {x: [N, 5]}\nnodes: [{op: linear, out_features: 3}]"),
+        ("2d_nobias", "inputs: {x: [N, 5]}\nnodes: [{op: linear, out_features: 4, bias: false}]"),
+        ("3d", "inputs: {x: [N, 4, 5]}\nnodes: [{op: linear, out_features: 3}]"),
+        ("3d_nobias", "inputs: {x: [N, 4, 5]}\nnodes: [{op: linear, out_features: 2, bias: false}]"),
+        ("1d", "inputs: {x: [6]}\nnodes: [{op: linear, out_features: 2}]"),
+    ],
+    "add": [
+        ("same", "inputs: {x: [N, 3, 4], y: [N, 3, 4]}\nnodes: [{op: add, in: [x, y]}]"),
+        ("broadcast", "inputs: {x: [N, 3, 4, 4], y: [3, 1, 1]}\nnodes: [{op: add, in: [x, y]}]"),
+        ("three", "inputs: {x: [N, 3, 4], y: [N, 1, 4], z: [3, 1]}\nnodes: [{op: add, in: [x, y, z]}]"),
+        ("twice", "inputs: {x: [N, 3]}\nnodes: [{op: add, in: [x, x]}]"),
+    ],
+    "concat": [
+        ("channels", "inputs: {x: [N, 3, 4], y: [N, 2, 4]}\nnodes: [{op: concat, in: [x, y]}]"),
+        ("last", "inputs: {x: [N, 3, 4], y: [N, 3, 1]}\nnodes: [{op: concat, in: [x, y], axis: -1}]"),
+        ("three_axis2", "inputs: {x: [N, 2, 3, 4], y: [N, 2, 1, 4], z: [N, 2, 2, 4]}\n"
+         "nodes: [{op: concat, in: [x, y, z], axis: 2}]"),
+        ("axis0", "inputs: {x: [2, 3], y: [4, 3]}\nnodes: [{op: concat, in: [x, y], axis: 0}]"),
+        ("one", "inputs: {x: [N, 3]}\nnodes: [{op: concat, in: [x]}]"),
+    ],
+    "identity": [("basic", "inputs: {x: [N, 3]}\nnodes: [{op: identity}, {op: relu}]")],
+    "dropout": [("eval_identity", "inputs: {x: [N, 3, 4]}\nnodes: [{op: dropout, p: 0.3}]")],
+    "gelu": [
+        ("exact", "inputs: {x: [N, 3, 4]}\nnodes: [{op: gelu}]"),
+        ("tanh", "inputs: {x: [N, 5]}\nnodes: [{op: gelu, approximate: tanh}]"),
+    ],
+    "silu": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: silu}]")],
+    "sigmoid": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: sigmoid}]")],
+    "tanh": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: tanh}]")],
+    # x + x + x + x spreads the inputs over both kinks (relu6 at 6, hardswish at -3 and 3)
+    "relu6": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: add, in: [x, x, x, x]}, {op: relu6}]")],
+    "hardswish": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: add, in: [x, x, x]}, {op: hardswish}]")],
+    "leaky_relu": [("slope", "inputs: {x: [N, 3, 4]}\nnodes: [{op: leaky_relu, negative_slope: 0.2}]")],
+    "softmax": [
+        ("last", "inputs: {x: [N, 3, 4]}\nnodes: [{op: softmax}]"),
+        ("axis1", "inputs: {x: [N, 3, 4, 2]}\nnodes: [{op: softmax, axis: 1}]"),
+    ],
+    "max_unpool": [
+        ("roundtrip", "inputs: {x: [N, 2, 6, 8]}\n"
+         "nodes: [{name: pool, op: maxpool, kernel_size: 2, return_indices: true},\n"
+         "        {name: unpool, op: max_unpool, in: ['pool:y', 'pool:indices'], kernel_size: 2}]"),
+        ("odd_size", "inputs: {x: [N, 3, 7, 5]}\n"
+         "nodes: [{name: pool, op: maxpool, kernel_size: 2, stride: 2, return_indices: true},\n"
+         "        {name: unpool, op: max_unpool, in: ['pool:y', 'pool:indices'], kernel_size: 2,"
+         " output_size: [7, 5]}]"),
+        ("1d", "inputs: {x: [N, 2, 9]}\n"
+         "nodes: [{name: pool, op: maxpool, kernel_size: 3, stride: 3, return_indices: true},\n"
+         "        {name: unpool, op: max_unpool, in: ['pool:y', 'pool:indices'], kernel_size: 3}]"),
+    ],
+    "permute": [("basic", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: permute, perm: [0, 2, 3, 1]}]")],
+    "reshape": [
+        ("copy_batch", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: reshape, shape: [0, 12, -1]}]"),
+        ("infer_batch", "inputs: {x: [N, 6, 4]}\nnodes: [{op: reshape, shape: [-1, 3, 8]}]"),
+    ],
+    "slice": [
+        ("step", "inputs: {x: [N, 7, 4]}\nnodes: [{op: slice, dim: 1, start: 1, end: 6, step: 2}]"),
+        ("negative", "inputs: {x: [N, 3, 9]}\nnodes: [{op: slice, dim: -1, start: -4}]"),
+    ],
+    "split": [
+        ("sizes", "inputs: {x: [N, 7, 4]}\nnodes: [{name: s, op: split, sizes: [2, 5]}]\n"
+         "outputs: {a: 's:y0', b: 's:y1'}"),
+        ("equal_last_smaller", "inputs: {x: [N, 3, 7]}\nnodes: [{name: s, op: split, sizes: 3, dim: -1}]\n"
+         "outputs: {a: 's:y0', b: 's:y1', c: 's:y2'}"),
+    ],
+    "mul": [("broadcast", "inputs: {x: [N, 3, 4, 4], y: [N, 3, 1, 1]}\nnodes: [{op: mul, in: [x, y]}]")],
+    "sub": [("broadcast", "inputs: {x: [N, 3, 4], y: [4]}\nnodes: [{op: sub, in: [x, y]}]")],
+    "div": [("broadcast", "inputs: {x: [N, 3, 4], y: [N, 3, 1]}\n"
+             "nodes: [{name: d, op: sigmoid, in: y}, {op: div, in: [x, d]}]")],
+    "scale": [("basic", "inputs: {x: [N, 3]}\nnodes: [{op: scale, factor: 0.17}]")],
+    "mean": [
+        ("keepdim", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: mean, dims: [2, 3], keepdim: true}]"),
+        ("tokens", "inputs: {x: [N, 6, 4]}\nnodes: [{op: mean, dims: 1}]"),
+    ],
+    "matmul": [
+        ("batched", "inputs: {x: [N, 3, 4], y: [N, 4, 5]}\nnodes: [{op: matmul, in: [x, y]}]"),
+        ("broadcast", "inputs: {x: [N, 2, 3, 4], y: [4, 2]}\nnodes: [{op: matmul, in: [x, y]}]"),
+    ],
+    "upsample": [
+        ("nearest_scale", "inputs: {x: [N, 2, 3, 4]}\nnodes: [{op: upsample, scale_factor: 2}]"),
+        ("nearest_size", "inputs: {x: [N, 2, 3, 4]}\nnodes: [{op: upsample, size: [7, 5]}]"),
+        ("bilinear", "inputs: {x: [N, 2, 3, 4]}\nnodes: [{op: upsample, scale_factor: 2, mode: bilinear}]"),
+        ("bilinear_corners_size", "inputs: {x: [N, 2, 3, 4]}\n"
+         "nodes: [{op: upsample, size: [5, 9], mode: bilinear, align_corners: true}]"),
+        ("linear1d", "inputs: {x: [N, 2, 5]}\nnodes: [{op: upsample, scale_factor: 3, mode: linear}]"),
+    ],
+}
+
+
+def _randomize(graph) -> None:
+    """Weights with every parameter mattering: random statistics, no all-ones/zeros arrays."""
+    initialize(graph, 0)
+    randomize_statistics(graph, 0)
+    rng = np.random.default_rng(1)
+    for node in graph.nodes():
+        for pname, spec in param_specs(graph, node).items():
+            if spec.init in ("ones", "zeros") and spec.dtype.startswith("float"):
+                graph.weights[node.name][pname] = rng.uniform(0.5, 1.5, spec.shape).astype(spec.dtype)
+
+
+def _concrete(shape) -> tuple[int, ...]:
+    return tuple(BATCH if d == "N" else d for d in shape)
+
+
+def check_parity(text: str, op_name: str | None = None) -> None:
+    graph = loads_spec("name: case\n" + text)
+    if op_name is not None:
+        assert any(registry.lookup(n.op).name == op_name for n in graph.nodes()), "case does not use its op"
+    _randomize(graph)
+    rng = np.random.default_rng(0)
+    feeds = {n: rng.standard_normal(_concrete(graph.node(n).type.shape)).astype(graph.node(n).type.dtype)
+             for n in graph.inputs}
+
+    module = build_module(graph).eval()
+    with torch.no_grad():
+        got = module(*[torch.from_numpy(feeds[n]) for n in graph.inputs])
+    torch_out = [t.numpy() for t in (got if isinstance(got, tuple) else (got,))]
+
+    model = to_onnx(graph)
+    onnx.checker.check_model(model, full_check=True)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    ort_out = session.run(list(graph.outputs), feeds)
+
+    assert len(torch_out) == len(ort_out) == len(graph.outputs)
+    for (name, value), t, o in zip(graph.outputs.items(), torch_out, ort_out):
+        declared = graph.type_of(value)
+        assert t.shape == o.shape, f"{name}: torch {t.shape} vs onnxruntime {o.shape}"
+        if all(isinstance(d, int) or d == "N" for d in declared.shape):
+            assert t.shape == _concrete(declared.shape), f"{name}: inferred {declared}, computed {t.shape}"
+        assert str(t.dtype) == str(o.dtype) == declared.dtype
+        np.testing.assert_allclose(o, t, rtol=1e-4, atol=1e-5, err_msg=f"output {name}")
+
+
+def _params():
+    for op_name, cases in sorted(CASES.items()):
+        for case_id, text in cases:
+            yield pytest.param(op_name, text, id=f"{op_name}-{case_id}")
+
+
+def test_every_registered_op_has_a_parity_case():
+    missing = [op.name for op in registry.all_ops() if op.name != "input" and op.name not in CASES]
+    assert not missing, f"ops without a parity case in tests/test_op_parity.py: {missing}"
+
+
+@pytest.mark.parametrize("op_name,text", list(_params()))
+def test_parity(op_name, text):
+    if registry.get(op_name) is None:
+        pytest.skip(f"op '{op_name}' is not registered")
+    check_parity(text, op_name)
+
+
+def test_parity_detects_a_difference():
+    """The comparison itself can fail: a wrong ONNX weight is noticed."""
+    graph = loads_spec("name: case\ninputs: {x: [N, 5]}\nnodes: [{op: linear, out_features: 3}]")
+    _randomize(graph)
+    model = to_onnx(graph)
+    weights = {i.name: i for i in model.graph.initializer}
+    arr = onnx.numpy_helper.to_array(weights["linear.weight"]).copy()
+    arr[0, 0] += 0.5
+    weights["linear.weight"].CopyFrom(onnx.numpy_helper.from_array(arr, "linear.weight"))
+    x = np.ones((2, 5), np.float32)
+    ort_y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    with torch.no_grad():
+        torch_y = build_module(graph).eval()(torch.from_numpy(x)).numpy()
+    assert not np.allclose(ort_y, torch_y, rtol=1e-4, atol=1e-5)
