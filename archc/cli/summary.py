@@ -9,7 +9,7 @@ from archc.cli.common import add_spec_arguments, load_graph
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_spec_arguments(parser, models=False)
+    add_spec_arguments(parser, models=True)
     parser.add_argument("--format", choices=("table", "json"), default="table")
 
 
@@ -24,8 +24,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_table(data: dict) -> str:
-    headers = ("name", "op", "output shape", "params")
-    rows = [(r["name"], r["op"], " ".join(_shape(s) for s in r["shapes"]), f"{r['params']:,}")
+    headers = ("name", "op", "output shape", "params", "skip")
+    rows = [(r["name"], r["op"], " ".join(_shape(s) for s in r["shapes"]), f"{r['params']:,}", r.get("skip", ""))
             for r in data["nodes"]]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     line = lambda cells: "  ".join(c.rjust(w) if i == 3 else c.ljust(w)  # noqa: E731

@@ -1,0 +1,650 @@
+"""ONNX op type -> native IR op: one small converter per ONNX op, in the :data:`CONVERTERS` table.
+
+A converter gets the :class:`~archc.frontends.onnx_import.Importer` and the ONNX node.
+It reads constant and shape-type inputs (``im.const``, ``im.static``), asks for data
+inputs (``im.tensor``), and returns one entry per output it handles: an IR
+:class:`~archc.ir.graph.Value` made by ``im.emit`` (which checks the native op's shape
+inference and parameters against ONNX's), or the record of an input the node only
+passes through. Returning None or raising :class:`Fallback` keeps the node as an
+``onnx_node``, so a converter maps only what it maps exactly.
+
+Besides the one-to-one maps, converters see through exporter noise: Identity, Dropout
+and same-dtype Casts disappear; chains of Reshape/Flatten/Squeeze/Unsqueeze become one
+reshape (or flatten, or nothing when the shape does not change); ``MatMul`` by a
+constant matrix is a ``linear`` whose following ``Add`` of a constant vector becomes its
+bias (likewise a constant per-channel ``Add`` after a bias-free conv); ``Gemm`` is a
+``linear``; multiplying by a literal scalar is a ``scale``.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+import numpy as np
+import onnx
+
+from archc.frontends.onnx_import import Fallback
+from archc.errors import ShapeError
+from archc.frontends.onnx_values import Const
+from archc.ir.graph import Value
+from archc.ir.types import Dim
+
+if TYPE_CHECKING:
+    from archc.frontends.onnx_import import Importer
+
+Converter = Callable[["Importer", onnx.NodeProto], Optional[list]]
+
+#: ONNX op type (default domain) -> converter
+CONVERTERS: dict[str, Converter] = {}
+
+_INT64_MAX = 2 ** 63 - 1
+
+
+def converts(*op_types: str) -> Callable[[Converter], Converter]:
+    def register(fn: Converter) -> Converter:
+        for op_type in op_types:
+            CONVERTERS[op_type] = fn
+        return fn
+    return register
+
+
+def _input(node: onnx.NodeProto, i: int) -> str:
+    return node.input[i] if len(node.input) > i else ""
+
+
+def _operand_ints(im: "Importer", node: onnx.NodeProto, index: int, attr: str) -> list[Dim] | None:
+    """An ints operand that moved from an attribute (old opsets) to an input (new ones)."""
+    name = _input(node, index)
+    if name:
+        values = im.static_ints(name)
+        if values is None:
+            raise Fallback(f"input {index} of {node.op_type} is not known statically")
+        return values
+    value = im.attrs(node).get(attr)
+    if value is None:
+        return None
+    return [int(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+
+
+def _window(im: "Importer", node: onnx.NodeProto, n: int, kernel: tuple[int, ...]) -> dict[str, Any]:
+    """kernel, stride, padding, dilation of Conv/MaxPool/AveragePool with symmetric padding."""
+    a = im.attrs(node)
+    strides = list(a.get("strides", [1] * n))
+    dilations = list(a.get("dilations", [1] * n))
+    auto_pad = a.get("auto_pad", "NOTSET")
+    if auto_pad == "NOTSET":
+        pads = list(a.get("pads", [0] * 2 * n))
+        if pads[:n] != pads[n:]:
+            raise Fallback(f"asymmetric pads {pads}")
+        padding: Any = pads[:n]
+    elif auto_pad == "VALID":
+        padding = [0] * n
+    elif auto_pad == "SAME_UPPER" and all(s == 1 for s in strides):
+        padding = "same"  # the IR's 'same' puts the odd extra padding at the end, like SAME_UPPER
+    else:
+        raise Fallback(f"auto_pad {auto_pad}")
+    return {"kernel_size": list(kernel), "stride": strides, "padding": padding, "dilation": dilations}
+
+
+def _optional_const(im: "Importer", node: onnx.NodeProto, index: int) -> np.ndarray | None:
+    name = _input(node, index)
+    if not name:
+        return None
+    arr = im.const(name)
+    if arr is None:
+        raise Fallback(f"input {index} of {node.op_type} is computed, not a constant")
+    return arr
+
+
+# -- layers ------------------------------------------------------------------------------
+
+@converts("Conv")
+def conv(im: "Importer", node: onnx.NodeProto):
+    w = im.const(node.input[1])
+    if w is None:
+        return None
+    b = _optional_const(im, node, 2)
+    x = im.tensor(node.input[0])
+    n = w.ndim - 2
+    kernel = tuple(im.attrs(node).get("kernel_shape", w.shape[2:]))
+    attrs = {"out_channels": int(w.shape[0]), "groups": int(im.attrs(node).get("group", 1)),
+             "bias": b is not None, **_window(im, node, n, kernel)}
+    weights = {"weight": w, **({"bias": b} if b is not None else {})}
+    return im.emit(node, "conv", attrs, [x], weights)
+
+
+@converts("ConvTranspose")
+def conv_transpose(im: "Importer", node: onnx.NodeProto):
+    a = im.attrs(node)
+    w = im.const(node.input[1])
+    if w is None or "output_shape" in a or a.get("auto_pad", "NOTSET") != "NOTSET":
+        return None
+    b = _optional_const(im, node, 2)
+    x = im.tensor(node.input[0])
+    n = w.ndim - 2
+    groups = int(a.get("group", 1))
+    pads = list(a.get("pads", [0] * 2 * n))
+    if pads[:n] != pads[n:]:
+        return None
+    attrs = {"out_channels": int(w.shape[1]) * groups, "kernel_size": list(a.get("kernel_shape", w.shape[2:])),
+             "stride": list(a.get("strides", [1] * n)), "padding": pads[:n],
+             "output_padding": list(a.get("output_padding", [0] * n)), "groups": groups,
+             "dilation": list(a.get("dilations", [1] * n)), "bias": b is not None}
+    weights = {"weight": w, **({"bias": b} if b is not None else {})}
+    return im.emit(node, "conv_transpose", attrs, [x], weights)
+
+
+@converts("MatMul")
+def matmul(im: "Importer", node: onnx.NodeProto):
+    a_name, b_name = node.input
+    w = im.const(b_name)
+    if w is not None and w.ndim == 2 and im.is_tensor(a_name):
+        # x @ W with W (in, out) is a linear layer with weight W^T (out, in); a bias may follow.
+        return im.emit(node, "linear", {"out_features": int(w.shape[1]), "bias": False},
+                       [im.tensor(a_name)], {"weight": np.ascontiguousarray(w.T)})
+    if im.is_tensor(a_name) and im.is_tensor(b_name):
+        return im.emit(node, "matmul", {}, [im.tensor(a_name), im.tensor(b_name)])
+    return None
+
+
+@converts("Gemm")
+def gemm(im: "Importer", node: onnx.NodeProto):
+    a = im.attrs(node)
+    if a.get("alpha", 1.0) != 1.0 or a.get("transA", 0) or (len(node.input) > 2 and a.get("beta", 1.0) != 1.0):
+        return None
+    w = im.const(node.input[1])
+    if w is None or not im.is_tensor(node.input[0]):
+        return None
+    weight = w if a.get("transB", 0) else w.T
+    out = int(weight.shape[0])
+    c = _optional_const(im, node, 2)
+    if c is not None and c.size != out:
+        return None
+    weights = {"weight": np.ascontiguousarray(weight), **({"bias": c.reshape(out)} if c is not None else {})}
+    return im.emit(node, "linear", {"out_features": out, "bias": c is not None}, [im.tensor(node.input[0])],
+                   weights)
+
+
+@converts("Gather")
+def gather(im: "Importer", node: onnx.NodeProto):
+    axis = int(im.attrs(node).get("axis", 0))
+    table = im.const(node.input[0])
+    if table is not None:
+        # rows of a constant table picked by computed ids: an embedding lookup
+        if table.ndim != 2 or axis != 0 or not im.is_tensor(node.input[1]):
+            return None
+        return im.emit(node, "embedding", {"num_embeddings": int(table.shape[0]),
+                                           "embedding_dim": int(table.shape[1])},
+                       [im.tensor(node.input[1])], {"weight": table})
+    index = im.const(node.input[1])
+    if index is None or index.ndim != 0:
+        return None
+    # x.select(axis, i) (q, k, v out of a packed projection; a class token): slice, drop the dim
+    x = im.tensor(node.input[0])
+    shape = im.itype(x).shape
+    axis %= len(shape)
+    i = int(index)
+    picked = im.emit(node, "slice", {"dim": axis, "start": i, "end": None if i == -1 else i + 1},
+                     [x], check=False, suffix="_slice")
+    desired = [d for k, d in enumerate(shape) if k != axis]
+    target = _target(im.itype(picked[0]).shape, desired)
+    if target is None:
+        raise Fallback("cannot drop the gathered dim statically")
+    return im.emit(node, "reshape", {"shape": target}, picked)
+
+
+# -- normalisation -----------------------------------------------------------------------
+
+@converts("BatchNormalization")
+def batchnorm(im: "Importer", node: onnx.NodeProto):
+    a = im.attrs(node)
+    if a.get("training_mode", 0):
+        return None
+    params = [im.const(name) for name in node.input[1:5]]
+    if len(params) != 4 or any(p is None for p in params):
+        return None
+    scale, bias, mean, var = params
+    # ONNX's momentum weighs the running statistic, PyTorch's the new batch.
+    attrs = {"eps": float(a.get("epsilon", 1e-5)), "momentum": round(1.0 - float(a.get("momentum", 0.9)), 7)}
+    weights = {"weight": scale, "bias": bias, "running_mean": mean, "running_var": var,
+               "num_batches_tracked": np.array(0, dtype=np.int64)}
+    return im.emit(node, "batchnorm", attrs, [im.tensor(node.input[0])], weights)[:1]
+
+
+@converts("LayerNormalization")
+def layernorm(im: "Importer", node: onnx.NodeProto):
+    a = im.attrs(node)
+    x = im.tensor(node.input[0])
+    t = im.itype(x)
+    axis = int(a.get("axis", -1)) % t.rank
+    scale = im.const(node.input[1])
+    bias = _optional_const(im, node, 2)
+    if scale is None or tuple(scale.shape) != tuple(t.shape[axis:]):
+        return None
+    attrs = {"dims": t.rank - axis, "eps": float(a.get("epsilon", 1e-5)), "elementwise_affine": True,
+             "bias": bias is not None}
+    weights = {"weight": scale, **({"bias": bias} if bias is not None else {})}
+    return im.emit(node, "layernorm", attrs, [x], weights)[:1]
+
+
+# -- element-wise ------------------------------------------------------------------------
+
+def _unary(op: str) -> Converter:
+    def convert(im: "Importer", node: onnx.NodeProto):
+        return im.emit(node, op, {}, [im.tensor(node.input[0])])
+    return convert
+
+
+for _onnx_op, _ir_op in {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish"}.items():
+    CONVERTERS[_onnx_op] = _unary(_ir_op)
+
+
+@converts("LeakyRelu")
+def leaky_relu(im: "Importer", node: onnx.NodeProto):
+    slope = float(im.attrs(node).get("alpha", 0.01))
+    return im.emit(node, "leaky_relu", {"negative_slope": slope}, [im.tensor(node.input[0])])
+
+
+@converts("Gelu")
+def gelu(im: "Importer", node: onnx.NodeProto):
+    return im.emit(node, "gelu", {"approximate": im.attrs(node).get("approximate", "none")},
+                   [im.tensor(node.input[0])])
+
+
+@converts("Clip")
+def clip(im: "Importer", node: onnx.NodeProto):
+    a = im.attrs(node)
+    lo = _optional_const(im, node, 1)
+    hi = _optional_const(im, node, 2)
+    lo = float(lo) if lo is not None else a.get("min")
+    hi = float(hi) if hi is not None else a.get("max")
+    x = im.tensor(node.input[0])
+    if lo == 0.0 and hi == 6.0:
+        return im.emit(node, "relu6", {}, [x])
+    if lo == 0.0 and hi is None:
+        return im.emit(node, "relu", {}, [x])
+    return None
+
+
+@converts("Softmax")
+def softmax(im: "Importer", node: onnx.NodeProto):
+    x = im.tensor(node.input[0])
+    rank = im.itype(x).rank
+    version = im.opsets.get("", 13)
+    axis = int(im.attrs(node).get("axis", -1 if version >= 13 else 1))
+    # Before opset 13 Softmax flattened the dims from `axis` on: equal only for the last axis.
+    if version < 13 and axis % rank != rank - 1:
+        return None
+    return im.emit(node, "softmax", {"axis": axis}, [x])
+
+
+_MERGE_OPS = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
+
+
+@converts("Add", "Sub", "Mul", "Div")
+def arithmetic(im: "Importer", node: onnx.NodeProto):
+    a_name, b_name = node.input
+    if im.is_tensor(a_name) and im.is_tensor(b_name):
+        return im.emit(node, _MERGE_OPS[node.op_type], {}, [im.tensor(a_name), im.tensor(b_name)])
+    # One operand is constant: a one-input node, never a merge.
+    const_first = not im.is_tensor(a_name)
+    c_name, x_name = (a_name, b_name) if const_first else (b_name, a_name)
+    if not im.is_tensor(x_name):
+        return None
+    c = im.const(c_name)
+    x = im.tensor(x_name)
+    t = im.itype(x)
+    if node.op_type == "Add" and c.ndim <= t.rank:
+        folded = _fold_bias(im, node, x, c)
+        if folded is not None:
+            return folded
+    if node.op_type in ("Mul", "Div") and c.size == 1 and c.ndim <= t.rank and not im.learned(c_name) \
+            and not (node.op_type == "Div" and const_first) and c.dtype.kind == "f":
+        value = float(c.reshape(()))
+        if node.op_type == "Div" and value == 0.0:
+            return None
+        factor = value if node.op_type == "Mul" else 1.0 / value
+        return im.emit(node, "scale", {"factor": factor}, [x])
+    return None
+
+
+def _fold_bias(im: "Importer", node: onnx.NodeProto, x: Value, c: np.ndarray) -> list | None:
+    """``linear``/``conv`` without bias, then Add of a constant per-feature vector: the layer's bias."""
+    producer = im.graph.node(x.node)
+    if producer.op not in ("linear", "conv", "conv_transpose") or producer.attrs.get("bias") or x.out != 0:
+        return None
+    if not im.sole_use(x):
+        return None
+    out = producer.outputs[0]
+    axis = out.rank - 1 if producer.op == "linear" else 1
+    padded = (1,) * (out.rank - c.ndim) + tuple(c.shape)
+    features = out.shape[axis]
+    if any(d != 1 for i, d in enumerate(padded) if i != axis) or padded[axis] != features:
+        return None
+    weights = im.graph.weights[producer.name]
+    if c.dtype != weights["weight"].dtype:
+        return None
+    im.check_types(node, [out])
+    producer.attrs["bias"] = True
+    weights["bias"] = np.ascontiguousarray(c.reshape(features))
+    return [x]
+
+
+@converts("Sum")
+def sum_(im: "Importer", node: onnx.NodeProto):
+    if len(node.input) < 2 or not all(im.is_tensor(n) for n in node.input):
+        return None
+    return im.emit(node, "add", {}, [im.tensor(n) for n in node.input])
+
+
+# -- pass-through ------------------------------------------------------------------------
+
+@converts("Identity")
+def identity(im: "Importer", node: onnx.NodeProto):
+    return [im.alias(node.output[0], node.input[0])]
+
+
+@converts("Dropout")
+def dropout(im: "Importer", node: onnx.NodeProto):
+    # Inference graphs: dropout is the identity (its mask output, if used, keeps the node).
+    return [im.alias(node.output[0], node.input[0])]
+
+
+@converts("Cast")
+def cast(im: "Importer", node: onnx.NodeProto):
+    x = im.tensor(node.input[0])
+    to = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(im.attrs(node)["to"])).name
+    if im.itype(x).dtype == to:
+        return [im.alias(node.output[0], node.input[0])]
+    return None
+
+
+# -- pooling -----------------------------------------------------------------------------
+
+@converts("MaxPool")
+def maxpool(im: "Importer", node: onnx.NodeProto):
+    a = im.attrs(node)
+    # ONNX's indices count over the whole tensor, PyTorch's (the IR's) per plane: keep the
+    # two-output MaxPool as it is.
+    if len(node.output) > 1 or a.get("storage_order", 0):
+        return None
+    x = im.tensor(node.input[0])
+    n = im.itype(x).rank - 2
+    attrs = _window(im, node, n, tuple(a["kernel_shape"]))
+    if attrs["padding"] == "same":
+        return None
+    return im.emit(node, "maxpool", {**attrs, "ceil_mode": bool(a.get("ceil_mode", 0))}, [x])
+
+
+@converts("AveragePool")
+def avgpool(im: "Importer", node: onnx.NodeProto):
+    a = im.attrs(node)
+    x = im.tensor(node.input[0])
+    n = im.itype(x).rank - 2
+    attrs = _window(im, node, n, tuple(a["kernel_shape"]))
+    if attrs["padding"] == "same" or any(d != 1 for d in attrs.pop("dilation")):
+        return None
+    return im.emit(node, "avgpool", {**attrs, "ceil_mode": bool(a.get("ceil_mode", 0)),
+                                     "count_include_pad": bool(a.get("count_include_pad", 0))}, [x])
+
+
+@converts("GlobalAveragePool")
+def global_avgpool(im: "Importer", node: onnx.NodeProto):
+    return im.emit(node, "global_avgpool", {}, [im.tensor(node.input[0])])
+
+
+@converts("ReduceMean")
+def reduce_mean(im: "Importer", node: onnx.NodeProto):
+    a = im.attrs(node)
+    x = im.tensor(node.input[0])
+    rank = im.itype(x).rank
+    axes = _operand_ints(im, node, 1, "axes")
+    if not axes:
+        if a.get("noop_with_empty_axes", 0):
+            return [x]
+        axes = list(range(rank))
+    if any(isinstance(v, str) for v in axes):
+        return None
+    return im.emit(node, "mean", {"dims": [int(v) for v in axes], "keepdim": bool(a.get("keepdims", 1))}, [x])
+
+
+# -- data movement -----------------------------------------------------------------------
+
+def _reshape_like(im: "Importer", node: onnx.NodeProto, x: Value, desired: list[Dim | None],
+                  flatten: bool = True) -> list:
+    """``x`` reshaped to ``desired`` (None: the one dim left to infer), through earlier reshapes.
+
+    The result is a ``flatten`` where ``flatten`` allows and ``desired`` merges a range
+    of known dims, else a ``reshape``; nothing at all where the shape does not change.
+    """
+    chain = [x]
+    while im.graph.node(chain[-1].node).op in ("reshape", "flatten"):
+        chain.append(im.graph.node(chain[-1].node).inputs[0])
+    for src in reversed(chain):  # the earliest source first: one reshape for the whole chain
+        shape = im.itype(src).shape
+        if list(shape) == desired:
+            im.check_types(node, [im.itype(src)])
+            return [src]
+        span = _flatten_span(shape, desired) if flatten else None
+        try:
+            if span is not None:
+                start, end = span
+                return im.emit(node, "flatten", {"start_dim": start, "end_dim": -1 if end == len(shape) - 1 else end},
+                               [src])
+            target = _target(shape, desired)
+            if target is not None:
+                return im.emit(node, "reshape", {"shape": target}, [src])
+        except Fallback:
+            continue
+    raise Fallback(f"cannot express the reshape to {desired} statically")
+
+
+def _flatten_span(shape: tuple[Dim, ...], desired: list[Dim | None]) -> tuple[int, int] | None:
+    """(start, end) if ``desired`` merges dims start..end of ``shape`` (all known) into one."""
+    k = len(shape) - len(desired)
+    if k < 1:
+        return None
+    for start in range(len(desired)):
+        end = start + k
+        merged = shape[start:end + 1]
+        if list(shape[:start]) == desired[:start] and list(shape[end + 1:]) == desired[start + 1:] \
+                and all(isinstance(d, int) for d in merged) and desired[start] in (None, math.prod(merged)):
+            return start, end
+    return None
+
+
+def _target(shape: tuple[Dim, ...], desired: list[Dim | None]) -> list[int] | None:
+    """A reshape target for ``desired`` from ``shape``: ints, 0 to copy a dim, one -1."""
+    target = []
+    for i, d in enumerate(desired):
+        if isinstance(d, int):
+            target.append(d)
+        elif d is not None and i < len(shape) and shape[i] == d:
+            target.append(0)
+        else:
+            target.append(-1)
+    if target.count(-1) > 1:
+        return None
+    return target
+
+
+def _desired_from_onnx(im: "Importer", node: onnx.NodeProto, desired: list[Dim | None]) -> list[Dim | None]:
+    """Fill unknown dims from ONNX's inferred output shape."""
+    o = im.otype(node.output[0])
+    if o is None or o.shape is None or len(o.shape) != len(desired):
+        return desired
+    return [theirs if mine is None and theirs is not None and not str(theirs).startswith("unk")
+            else mine for mine, theirs in zip(desired, o.shape)]
+
+
+@converts("Reshape")
+def reshape(im: "Importer", node: onnx.NodeProto):
+    x = im.tensor(node.input[0])
+    shape = im.itype(x).shape
+    target = im.static_ints(node.input[1])
+    if target is None:
+        o = im.otype(node.output[0])
+        if o is None or o.shape is None:
+            return None
+        desired = list(o.shape)
+    else:
+        allowzero = im.attrs(node).get("allowzero", 0)
+        desired = []
+        for i, d in enumerate(target):
+            if d == 0 and not allowzero:
+                desired.append(shape[i])
+            elif d == -1:
+                desired.append(None)
+            else:
+                desired.append(d)
+    desired = _desired_from_onnx(im, node, desired)
+    try:
+        return _reshape_like(im, node, x, desired)
+    except (Fallback, ShapeError):
+        # The IR's symbolic dims cannot always express the result (N*2 -> (N, 2) needs a
+        # division); a static target still keeps the shape arithmetic out of the graph.
+        target = _target(shape, desired)
+        if target is None:
+            raise
+        return im.generic(node, {1: Const(np.array(target, dtype=np.int64))})
+
+
+@converts("Flatten")
+def flatten(im: "Importer", node: onnx.NodeProto):
+    x = im.tensor(node.input[0])
+    shape = im.itype(x).shape
+    axis = int(im.attrs(node).get("axis", 1)) % (len(shape) + 1)
+    desired = [_product(shape[:axis]), _product(shape[axis:])]
+    return _reshape_like(im, node, x, desired)
+
+
+def _product(dims) -> Dim | None:
+    if all(isinstance(d, int) for d in dims):
+        return math.prod(dims)
+    return dims[0] if len(dims) == 1 else None
+
+
+@converts("Squeeze")
+def squeeze(im: "Importer", node: onnx.NodeProto):
+    x = im.tensor(node.input[0])
+    shape = im.itype(x).shape
+    axes = _operand_ints(im, node, 1, "axes")
+    if axes is None:
+        drop = {i for i, d in enumerate(shape) if d == 1}
+    else:
+        drop = {int(a) % len(shape) for a in axes}
+    return _reshape_like(im, node, x, [d for i, d in enumerate(shape) if i not in drop], flatten=False)
+
+
+@converts("Unsqueeze")
+def unsqueeze(im: "Importer", node: onnx.NodeProto):
+    x = im.tensor(node.input[0])
+    desired: list[Dim | None] = list(im.itype(x).shape)
+    axes = _operand_ints(im, node, 1, "axes")
+    rank = len(desired) + len(axes)
+    for a in sorted(int(a) % rank for a in axes):
+        desired.insert(a, 1)
+    return _reshape_like(im, node, x, desired, flatten=False)
+
+
+@converts("Transpose")
+def transpose(im: "Importer", node: onnx.NodeProto):
+    x = im.tensor(node.input[0])
+    rank = im.itype(x).rank
+    perm = list(im.attrs(node).get("perm", range(rank - 1, -1, -1)))
+    if perm == list(range(rank)):
+        return [x]
+    return im.emit(node, "permute", {"perm": perm}, [x])
+
+
+@converts("Concat")
+def concat(im: "Importer", node: onnx.NodeProto):
+    if not all(im.is_tensor(n) for n in node.input):
+        return None
+    return im.emit(node, "concat", {"axis": int(im.attrs(node)["axis"])}, [im.tensor(n) for n in node.input])
+
+
+@converts("Split")
+def split(im: "Importer", node: onnx.NodeProto):
+    a = im.attrs(node)
+    x = im.tensor(node.input[0])
+    shape = im.itype(x).shape
+    axis = int(a.get("axis", 0)) % len(shape)
+    total = shape[axis]
+    sizes = _operand_ints(im, node, 1, "split")
+    if not sizes:
+        if not isinstance(total, int):
+            return None
+        parts = len(node.output)
+        piece = -(-total // parts)
+        sizes = [min(piece, total - i * piece) for i in range(parts)]
+    return im.emit(node, "split", {"sizes": [int(s) for s in sizes], "dim": axis}, [x])
+
+
+@converts("Slice")
+def slice_(im: "Importer", node: onnx.NodeProto):
+    x = im.tensor(node.input[0])
+    shape = im.itype(x).shape
+    starts = _operand_ints(im, node, 1, "starts")
+    ends = _operand_ints(im, node, 2, "ends")
+    axes = _operand_ints(im, node, 3, "axes") or list(range(len(starts)))
+    steps = _operand_ints(im, node, 4, "steps") or [1] * len(starts)
+    if any(isinstance(v, str) for v in [*starts, *ends, *axes, *steps]) or any(s < 1 for s in steps):
+        return None
+    pieces = []
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        axis %= len(shape)
+        size = shape[axis]
+        full = start == 0 and step == 1 and (end >= _INT64_MAX // 2 or (isinstance(size, int) and end >= size))
+        if not full:
+            open_end = end >= _INT64_MAX // 2 or (isinstance(size, int) and end >= size)
+            pieces.append({"dim": axis, "start": start, "end": None if open_end else end, "step": step})
+    if not pieces:
+        return [x]
+    out = x
+    for i, attrs in enumerate(pieces):
+        out = im.emit(node, "slice", attrs, [out], check=i == len(pieces) - 1)[0]
+    return [out]
+
+
+@converts("Resize")
+def resize(im: "Importer", node: onnx.NodeProto):
+    a = im.attrs(node)
+    if a.get("antialias", 0) or a.get("exclude_outside", 0) or a.get("keep_aspect_ratio_policy", "stretch") != "stretch" \
+            or "axes" in a:
+        return None
+    x = im.tensor(node.input[0])
+    t = im.itype(x)
+    n = t.rank - 2
+    mode = a.get("mode", "nearest")
+    ctm = a.get("coordinate_transformation_mode", "half_pixel")
+    if mode == "nearest":
+        # floor(dst / scale): the sampling PyTorch's nearest uses and the IR op emits
+        if ctm != "asymmetric" or a.get("nearest_mode", "round_prefer_floor") != "floor":
+            return None
+        attrs: dict[str, Any] = {"mode": "nearest"}
+    elif mode == "linear":
+        if ctm not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+            return None
+        attrs = {"mode": "linear" if n == 1 else "bilinear", "align_corners": ctm == "align_corners"}
+    else:
+        return None
+    scales = im.static(_input(node, 2)) if _input(node, 2) else None
+    sizes = im.static_ints(_input(node, 3)) if _input(node, 3) else None
+    if scales is not None and np.asarray(scales).size:
+        values = [float(v) for v in np.asarray(scales, dtype=np.float64).ravel()]
+        if values[:2] != [1.0, 1.0]:
+            return None
+        spatial = values[2:]
+        attrs["scale_factor"] = spatial[0] if len(set(spatial)) == 1 else spatial
+    elif sizes is not None:
+        if any(isinstance(v, str) for v in sizes[2:]):
+            return None
+        attrs["size"] = [int(v) for v in sizes[2:]]
+    else:
+        return None
+    o = im.otype(node.output[0])
+    # pytorch_half_pixel differs from half_pixel only for outputs of length 1
+    if ctm == "pytorch_half_pixel" and (o is None or o.shape is None or 1 in o.shape[2:]):
+        return None
+    return im.emit(node, "upsample", attrs, [x])

@@ -1,0 +1,675 @@
+"""ONNX model -> graph IR: any exporter's model, seen through its export noise.
+
+The importer walks the ONNX graph in its (topological) order:
+
+1. ``onnx.shape_inference`` (strict, with data propagation, where the model allows)
+   gives every value a type; ``dim_param`` dims become str dims, unknown dims fresh
+   symbols. Each node's output types are checked against what the IR op computes.
+2. Initializers and ``Constant`` nodes are constants; nodes with only constant inputs
+   are folded; ``Shape`` and the arithmetic on it are evaluated symbolically
+   (:mod:`.onnx_values`). Such values never become IR nodes unless a node uses them
+   as data: a Reshape reads its target, a Resize its scales, from them.
+3. Every other node goes through :data:`archc.frontends.onnx_convert.CONVERTERS`, one
+   converter per ONNX op type, which maps it to a native IR op (conv, batchnorm,
+   linear from MatMul + bias, scale from a multiplication by a literal, ...), or
+   makes it disappear (Identity, Dropout, same-dtype Cast, a reshape that changes
+   nothing); when a converter declines or the native op's shape inference disagrees
+   with ONNX's, the node is kept as an ``onnx_node`` (:mod:`archc.ops.onnx_node`) with
+   its constant inputs as weights.
+4. Nodes no output depends on are dropped, and nodes are named after the ONNX
+   names: a PyTorch-style name ``/layer1/layer1.0/conv1/Conv`` becomes
+   ``layer1.0.conv1`` when it is the only node left from that module, else
+   ``layer1.0.conv1.Conv``.
+
+Weights land in ``graph.weights`` under the native ops' parameter names, so parameter
+counts equal those of the framework the model came from.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from archc.errors import Location, ShapeError, SpecError
+from archc.ir.graph import Graph, Node, Value
+from archc.ir.types import Dim, TensorType
+from archc.ops import registry
+from archc.ops import onnx_node as _onnx_node  # noqa: F401  (registers the fallback op)
+from archc.frontends.onnx_values import (NONDETERMINISTIC, SYMBOLIC, Const, Lazy, Record, Sym, Tensor,
+                                         as_symbolic, attributes, evaluate_symbolic, fold, is_static_int)
+
+__all__ = ["Fallback", "Importer", "from_onnx", "load_onnx"]
+
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+#: ops that pass their first input through unchanged at inference
+_PASS_THROUGH = ("Identity", "Dropout")
+
+
+class Fallback(Exception):
+    """A converter cannot map this node to a native op; the node becomes an onnx_node."""
+
+
+@dataclass(frozen=True)
+class OType:
+    """An ONNX-inferred type: shape None when the rank is unknown, dims None when unknown."""
+
+    shape: tuple[Dim | None, ...] | None
+    dtype: str | None
+
+
+def load_onnx(path: str) -> Graph:
+    """Read an ONNX file into the IR; SpecError (at ``path``) if it is missing or invalid."""
+    where = Location(path)
+    if not os.path.exists(path):
+        raise SpecError("no such file", location=where)
+    try:
+        model = onnx.load(path)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several types for corrupt files
+        raise SpecError(f"cannot read an ONNX model: {_first_line(exc)}", location=where) from None
+    return from_onnx(model, path)
+
+
+def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
+    """The IR of an in-memory ONNX model (``filename`` is used in messages and as the graph name)."""
+    where = Location(filename)
+    if not isinstance(model, onnx.ModelProto) or not model.HasField("graph"):
+        raise SpecError("not an ONNX model (no graph)", location=where)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # noqa: BLE001 - checker errors are ValidationError or ValueError
+        raise SpecError(f"invalid ONNX model: {_first_line(exc)}", location=where) from None
+    return Importer(model, filename).run()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+_SEGMENT = re.compile(r"[^A-Za-z0-9_.]+")
+
+
+def split_name(onnx_name: str) -> tuple[str | None, str]:
+    """(module scope, leaf) of an ONNX node name, e.g. ``/layer1/layer1.0/conv1/Conv`` ->
+    (``layer1.0.conv1``, ``Conv``); scope None for a name without ``/``."""
+    segments = [s for s in (_clean(p) for p in onnx_name.split("/")) if s]
+    if not segments:
+        return None, ""
+    parts: list[str] = []
+    for seg in segments[:-1]:
+        joined = ".".join(parts)
+        if parts and seg.startswith(joined + "."):
+            parts = [seg]            # PyTorch repeats the parent's path: layer1/layer1.0
+        elif parts and seg.startswith(parts[-1] + "."):
+            parts[-1] = seg
+        else:
+            parts.append(seg)
+    scope = ".".join(parts) if parts else None
+    return scope, segments[-1]
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\.{2,}", ".", _SEGMENT.sub("_", text)).strip("._")
+
+
+class Importer:
+    """One import: ONNX value records, the IR under construction and the converters' API."""
+
+    def __init__(self, model: onnx.ModelProto, filename: str) -> None:
+        self.model = model
+        self.filename = filename
+        self.where = Location(filename)
+        stem = os.path.splitext(os.path.basename(filename))[0]
+        self.graph = Graph(stem if filename != "<onnx>" and stem else (model.graph.name or "model"))
+        self.graph.doc = model.doc_string or model.graph.doc_string or ""
+        self.opsets = {("" if i.domain in _DEFAULT_DOMAINS else i.domain): i.version for i in model.opset_import}
+        self.values: dict[str, Record] = {}
+        self.otypes: dict[str, OType] = {}
+        self.consumers: dict[str, int] = {}
+        self.symbols: dict[str, Dim] = {}       # ONNX dim_param -> IR dim
+        self.input_symbols: set[str] = set()    # dim_params of the graph inputs, kept as they are
+        self.origin: dict[str, str] = {}        # IR node -> ONNX node name
+        self.bound: dict[Value, list[str]] = {}  # IR value -> ONNX names bound to it
+        self.passed: dict[Value, int] = {}      # uses of an IR value by nodes that only alias it
+        self._attrs: dict[tuple, dict[str, Any]] = {}
+        self._fresh = 0
+        self._taken: set[str] = set()
+
+    # -- driver -------------------------------------------------------------------------
+    def run(self) -> Graph:
+        from archc.frontends.onnx_convert import CONVERTERS
+
+        self.converters = CONVERTERS
+        g = self.model.graph
+        self._infer_types()
+        for node in g.node:
+            for name in node.input:
+                self.consumers[name] = self.consumers.get(name, 0) + 1
+        for out in g.output:
+            self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
+        for init in g.initializer:
+            arr = numpy_helper.to_array(init)
+            # Initializers are the model's parameters; integer ones are indices or shapes.
+            self.values[init.name] = Const(arr, learned=arr.dtype.kind in "fc")
+        for init in g.sparse_initializer:
+            self._fail(f"sparse initializer '{init.values.name}' is not supported")
+        for vi in g.input:
+            if vi.name not in self.values:
+                self._add_input(vi)
+        for node in g.node:
+            self._process(node)
+        for out in g.output:
+            rec = self.values.get(out.name)
+            if rec is None:
+                self._fail(f"graph output '{out.name}' is not computed by any node")
+            if isinstance(rec, Const):
+                self._fail(f"graph output '{out.name}' is a constant; archc graphs compute their outputs")
+            self.graph.outputs[out.name] = self.tensor(out.name)
+        return self._finish()
+
+    def _infer_types(self) -> None:
+        model = self.model
+        try:
+            model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+        except Exception:  # noqa: BLE001 - strict inference rejects some valid models; retry leniently
+            try:
+                model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+            except Exception as exc:  # noqa: BLE001
+                self._fail(f"ONNX shape inference failed: {_first_line(exc)}")
+        g = model.graph
+        for vi in [*g.input, *g.value_info, *g.output]:
+            t = _otype(vi.type)
+            if t is not None:
+                self.otypes[vi.name] = t
+
+    def _add_input(self, vi: onnx.ValueInfoProto) -> None:
+        t = _otype(vi.type)
+        if t is None or t.shape is None or t.dtype is None:
+            self._fail(f"graph input '{vi.name}' needs a tensor type with a known rank")
+        shape = tuple(self.fresh_symbol() if d is None else d for d in t.shape)
+        self.input_symbols.update(d for d in shape if isinstance(d, str))
+        name = self.unique_name(_clean(vi.name) or "input")
+        node = Node(name=name, op="input", attrs={"shape": shape, "dtype": t.dtype}, outputs=[TensorType(shape, t.dtype)],
+                    location=self.where, meta={"onnx_name": vi.name})
+        self.graph.add(node)
+        self.bind(vi.name, Tensor(Value(name)))
+
+    def _process(self, node: onnx.NodeProto) -> None:
+        for a in node.attribute:
+            if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                self._fail(f"ONNX {node.op_type} has a subgraph; archc does not import control flow",
+                           node=node)
+        recs = []
+        for name in node.input:
+            if name and name not in self.values:
+                self._fail(f"input '{name}' is not defined before its use", node=node)
+            recs.append(self.values[name] if name else None)
+        default = node.domain in _DEFAULT_DOMAINS
+        if default and node.op_type == "Constant":
+            self.bind(node.output[0], Const(_constant_value(node, self)))
+            return
+        if default and node.op_type in ("Shape", "Size") and isinstance(recs[0], Tensor):
+            self._shape_of(node, self.graph.type_of(recs[0].value).shape)
+            return
+        static = node.input and all(not isinstance(r, Tensor) for r in recs) and default \
+            and node.op_type not in NONDETERMINISTIC
+        if static:
+            self._evaluate(node, recs)
+        else:
+            self._convert(node)
+
+    # -- static values --------------------------------------------------------------------
+    def _evaluate(self, node: onnx.NodeProto, recs: list[Record | None]) -> None:
+        """Fold a node over constants, or evaluate it over symbolic shape data."""
+        if node.op_type in _PASS_THROUGH and (len(node.output) == 1 or not self.consumers.get(node.output[1])):
+            self.bind(node.output[0], recs[0])
+            return
+        if node.op_type in ("Shape", "Size"):
+            t = self.otype(node.input[0])
+            if t is not None and t.shape is not None:
+                self._shape_of(node, tuple(self.fresh_symbol() if d is None else d for d in t.shape))
+                return
+        if all(r is None or isinstance(r, Const) for r in recs):
+            try:
+                arrays = fold(node, [None if r is None else r.array for r in recs], self.opsets)
+            except Exception:  # noqa: BLE001 - the reference implementation lacks some ops
+                arrays = None
+            if arrays is not None:
+                learned = any(isinstance(r, Const) and r.learned for r in recs)
+                for name, arr in zip(node.output, arrays):
+                    self.bind(name, Const(arr, learned))
+                return
+        elif not any(isinstance(r, Lazy) for r in recs):
+            outs = evaluate_symbolic(node, [None if r is None else (r.array if isinstance(r, (Const, Sym)) else None)
+                                            for r in recs])
+            if outs is not None:
+                for name, arr in zip(node.output, outs):
+                    self.bind(name, self._static_record(name, arr, node))
+                return
+        for name in node.output:
+            self.bind(name, Lazy(node))
+
+    def _static_record(self, name: str, arr: np.ndarray, node: onnx.NodeProto) -> Record:
+        if is_static_int(arr):
+            t = self.otypes.get(name)
+            dtype = t.dtype if t is not None and t.dtype else "int64"
+            return Const(np.array(arr.tolist(), dtype=dtype).reshape(arr.shape))
+        return Sym(arr, node)
+
+    def _shape_of(self, node: onnx.NodeProto, shape: tuple[Dim, ...]) -> None:
+        a = self.attrs(node)
+        if node.op_type == "Size":
+            size: Dim = 1
+            for d in shape:
+                size = size * d if isinstance(size, int) and isinstance(d, int) else f"{size}*{d}"
+            arr = np.array(size, dtype=object)
+        else:
+            arr = np.array(list(shape)[slice(a.get("start", 0), a.get("end"))], dtype=object)
+        self.bind(node.output[0], self._static_record(node.output[0], arr, node))
+
+    # -- conversion -----------------------------------------------------------------------
+    def _convert(self, node: onnx.NodeProto) -> None:
+        fn = self.converters.get(node.op_type) if node.domain in _DEFAULT_DOMAINS else None
+        if fn is not None:
+            try:
+                outs = fn(self, node)
+            except (Fallback, ShapeError, ValueError, KeyError, IndexError, TypeError, ZeroDivisionError):
+                outs = None
+            if outs is not None and all(not self.consumers.get(name) for name in node.output[len(outs):]):
+                for name, out in zip(node.output, outs):
+                    self.bind(name, Tensor(out) if isinstance(out, Value) else out)
+                return
+        self.generic(node)
+
+    def generic(self, node: onnx.NodeProto, overrides: dict[int, Record] | None = None) -> list[Value]:
+        """Keep ``node`` as an onnx_node: computed inputs as IR inputs, constants as weights.
+
+        ``overrides`` replaces the records of some inputs (a converter that knows a
+        static equivalent of a symbolic shape input passes it as a constant).
+        """
+        schema = _schema(node, self.opsets)
+        operands: list[Any] = []
+        ins: list[Value] = []
+        weights: dict[str, np.ndarray] = {}
+        learned: dict[str, bool] = {}
+        typed: list[Any] = []
+        for i, name in enumerate(node.input):
+            if not name:
+                operands.append(None)
+                typed.append(None)
+                continue
+            rec = (overrides or {}).get(i) or self.values[name]
+            if isinstance(rec, Const):
+                pname = _param_name(schema, i, weights)
+                weights[pname] = rec.array
+                learned[pname] = rec.learned
+                operands.append(pname)
+                typed.append(rec.array)
+            else:
+                v = self.tensor(name)
+                operands.append(len(ins))
+                ins.append(v)
+                typed.append(self.graph.type_of(v))
+        types = self._output_types(node, typed)
+        attrs = {
+            "op_type": node.op_type,
+            "domain": "" if node.domain in _DEFAULT_DOMAINS else node.domain,
+            "opset": self.opsets.get("" if node.domain in _DEFAULT_DOMAINS else node.domain, 0),
+            "attributes": {k: v for k, v in self.attrs(node).items()},
+            "operands": operands,
+            "params": _onnx_node.constant_params(weights, learned),
+            "output_types": [[list(t.shape), t.dtype] for t in types],
+        }
+        name = self.unique_name(self._default_name(node))
+        ir = Node(name=name, op="onnx_node", attrs=attrs, inputs=ins, outputs=types, location=self.where,
+                  meta={"onnx_name": node.name})
+        self.graph.add(ir)
+        if weights:
+            self.graph.weights[name] = dict(weights)
+        self.origin[name] = node.name
+        values = [Value(name, k) for k in range(len(types))]
+        for out, v in zip(node.output, values):
+            if out:
+                self.bind(out, Tensor(v))
+        return values
+
+    def _output_types(self, node: onnx.NodeProto, typed: list[Any]) -> list[TensorType]:
+        local = _infer_node(node, typed, self.model)
+        types = []
+        for k, out in enumerate(node.output):
+            mine = local[k] if k < len(local) else None
+            theirs = self.otype(out) if out else None
+            t = _merge_types(mine, theirs)
+            if t is None or t.shape is None or t.dtype is None:
+                self._fail(f"cannot infer the type of output {k} ('{out}') of ONNX {node.op_type}", node=node)
+            shape = tuple(self.fresh_symbol() if d is None else d for d in t.shape)
+            types.append(TensorType(shape, t.dtype))
+        return types
+
+    # -- the converters' API ---------------------------------------------------------------
+    def attrs(self, node: onnx.NodeProto) -> dict[str, Any]:
+        """The node's attributes as plain Python values."""
+        key = (node.op_type, *node.output)  # outputs are unique; proto wrappers are not stable objects
+        if key not in self._attrs:
+            self._attrs[key] = attributes(node)
+        return self._attrs[key]
+
+    def record(self, name: str) -> Record | None:
+        return self.values[name] if name else None
+
+    def const(self, name: str) -> np.ndarray | None:
+        """The value of a constant input, or None (absent, or computed)."""
+        rec = self.record(name)
+        return rec.array if isinstance(rec, Const) else None
+
+    def learned(self, name: str) -> bool:
+        rec = self.record(name)
+        return isinstance(rec, Const) and rec.learned
+
+    def static(self, name: str) -> np.ndarray | None:
+        """A shape-type input: its constant value, symbolic entries as str dims; None if unknown."""
+        rec = self.record(name)
+        if isinstance(rec, Const):
+            return rec.array
+        if isinstance(rec, Sym):
+            return rec.array
+        return None
+
+    def static_ints(self, name: str) -> list[Dim] | None:
+        arr = self.static(name)
+        if arr is None:
+            return None
+        return [v if isinstance(v, str) else int(v) for v in as_symbolic(np.asarray(arr)).ravel().tolist()]
+
+    def is_tensor(self, name: str) -> bool:
+        return bool(name) and not isinstance(self.values[name], Const)
+
+    def tensor(self, name: str) -> Value:
+        """The IR value of a data input, computing shape values that so far were only symbolic."""
+        rec = self.values[name]
+        if isinstance(rec, Tensor):
+            return rec.value
+        if isinstance(rec, Const):
+            raise Fallback(f"'{name}' is a constant")
+        node = rec.node if isinstance(rec, (Sym, Lazy)) else None
+        if node is None:
+            raise Fallback(f"'{name}' has no producer")
+        # Pass-through records share their producer's record; compute the producer's node.
+        self.generic(node)
+        rec = self.values[name]
+        if not isinstance(rec, Tensor):
+            self._fail(f"value '{name}' could not be computed", node=node)
+        return rec.value
+
+    def itype(self, value: Value) -> TensorType:
+        return self.graph.type_of(value)
+
+    def otype(self, name: str) -> OType | None:
+        """ONNX's inferred type of a value, its symbols translated to IR dims where known."""
+        t = self.otypes.get(name)
+        if t is None or t.shape is None:
+            return t
+        return OType(tuple(self.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape), t.dtype)
+
+    def emit(self, node: onnx.NodeProto, op: str, attrs: dict[str, Any], inputs: list[Value],
+             weights: dict[str, np.ndarray] | None = None, check: bool = True, suffix: str = "") -> list[Value]:
+        """Add a native IR node for ONNX ``node``; Fallback if the op's inference or params disagree.
+
+        ``check`` compares the outputs with ONNX's types (off for the inner nodes of a
+        node mapped to several); ``suffix`` tells such inner nodes' names apart.
+        """
+        opdef = registry.get(op)
+        if opdef is None:
+            raise Fallback(f"no op '{op}'")
+        full: dict[str, Any] = {}
+        for key, spec in opdef.attrs.items():
+            if key in attrs:
+                value = attrs[key]
+                full[key] = tuple(value) if isinstance(value, list) else value
+            elif spec.required:
+                raise Fallback(f"op '{op}' needs '{key}'")
+            else:
+                full[key] = spec.default
+        if set(attrs) - set(opdef.attrs):
+            raise Fallback(f"op '{op}' has no attributes {sorted(set(attrs) - set(opdef.attrs))}")
+        ir = Node(name="?", op=opdef.name, attrs=full, inputs=list(inputs), location=self.where,
+                  meta={"onnx_name": node.name})
+        ins = [self.graph.type_of(v) for v in inputs]
+        ir.outputs = opdef.infer(ir, ins)
+        if check:
+            self.check_types(node, ir.outputs)
+        specs = opdef.params(ir, ins)
+        weights = dict(weights or {})
+        if set(specs) - {k for k, s in specs.items() if s.optional} - set(weights) or set(weights) - set(specs):
+            raise Fallback(f"op '{op}' wants parameters {sorted(specs)}, got {sorted(weights)}")
+        for key, spec in specs.items():
+            if key in weights:
+                arr = np.asarray(weights[key])
+                if tuple(arr.shape) != tuple(spec.shape):
+                    raise Fallback(f"parameter '{key}' has shape {arr.shape}, op '{op}' wants {spec.shape}")
+                weights[key] = np.array(arr, dtype=spec.dtype, order="C")  # (ascontiguousarray makes 0-D 1-D)
+        ir.name = self.unique_name(self._default_name(node) + suffix)
+        self.graph.add(ir)
+        if weights:
+            self.graph.weights[ir.name] = weights
+        self.origin[ir.name] = node.name
+        return [Value(ir.name, k) for k in range(len(ir.outputs))]
+
+    def check_types(self, node: onnx.NodeProto, types: list[TensorType]) -> None:
+        """Fallback unless ``types`` agree with ONNX's inferred output types; learn symbol names."""
+        learnt: dict[str, Dim] = {}
+        for name, t in zip(node.output, types):
+            o = self.otype(name) if name else None
+            if o is None:
+                continue
+            if o.dtype is not None and o.dtype != t.dtype:
+                raise Fallback(f"dtype {t.dtype} differs from ONNX's {o.dtype}")
+            if o.shape is None:
+                continue
+            if len(o.shape) != t.rank:
+                raise Fallback(f"rank {t.rank} differs from ONNX's {len(o.shape)}")
+            for mine, theirs in zip(t.shape, o.shape):
+                if isinstance(mine, int) and isinstance(theirs, int) and mine != theirs:
+                    raise Fallback(f"shape {t} differs from ONNX's {o.shape}")
+                # Symbols ONNX made up for dims it could not name stand for what the IR computed.
+                if isinstance(theirs, str) and theirs != mine and theirs not in self.symbols \
+                        and theirs not in self.input_symbols:
+                    learnt[theirs] = mine
+        self.symbols.update(learnt)
+
+    def sole_use(self, value: Value) -> bool:
+        """Whether one ONNX node (or graph output) in all reads this IR value."""
+        uses = sum(self.consumers.get(n, 0) for n in self.bound.get(value, ())) - self.passed.get(value, 0)
+        return uses == 1 and self.graph.uses(value.node) == 0
+
+    def alias(self, out: str, source: str) -> Record:
+        """Bind ``out`` to whatever ``source`` is (a pass-through node)."""
+        rec = self.values[source]
+        if isinstance(rec, Tensor):
+            self.passed[rec.value] = self.passed.get(rec.value, 0) + 1
+        return rec
+
+    def bind(self, name: str, rec: Record) -> None:
+        self.values[name] = rec
+        if isinstance(rec, Tensor):
+            self.bound.setdefault(rec.value, []).append(name)
+
+    def fresh_symbol(self) -> str:
+        self._fresh += 1
+        return f"unk{self._fresh}"
+
+    def unique_name(self, base: str) -> str:
+        name, i = base, 1
+        while name in self._taken:
+            name, i = f"{base}_{i}", i + 1
+        self._taken.add(name)
+        return name
+
+    def _default_name(self, node: onnx.NodeProto) -> str:
+        scope, leaf = split_name(node.name) if node.name else (None, "")
+        leaf = leaf or node.op_type
+        return f"{scope}.{leaf}" if scope else leaf
+
+    def _fail(self, message: str, node: onnx.NodeProto | None = None) -> None:
+        label = None
+        if node is not None:
+            label = node.name or f"{node.op_type} -> {', '.join(node.output)}"
+        raise SpecError(message, location=self.where, node=label)
+
+    # -- the end: dead nodes, names ---------------------------------------------------------
+    def _finish(self) -> Graph:
+        old = self.graph
+        keep = set(old.inputs)
+        for v in old.outputs.values():
+            keep.add(v.node)
+            keep.update(_ancestors(old, v.node))
+        names = self._final_names([n for n in old.nodes() if n.name in keep and n.op != "input"])
+        g = Graph(old.name)
+        g.doc = old.doc
+        for node in old.nodes():
+            if node.name not in keep:
+                continue
+            new = names.get(node.name, node.name)
+            g.add(Node(name=new, op=node.op, attrs=node.attrs,
+                       inputs=[Value(names.get(v.node, v.node), v.out) for v in node.inputs],
+                       outputs=list(node.outputs), location=node.location, meta=node.meta))
+            if node.name in old.weights:
+                g.weights[new] = old.weights[node.name]
+        g.outputs = {k: Value(names.get(v.node, v.node), v.out) for k, v in old.outputs.items()}
+        return g
+
+    def _final_names(self, nodes: list[Node]) -> dict[str, str]:
+        """Nodes that are the only one left from a module scope take the scope's name."""
+        scopes: dict[str, int] = {}
+        prefixes: dict[str, int] = {}
+        parsed = {}
+        for node in nodes:
+            scope, _ = split_name(self.origin.get(node.name, ""))
+            parsed[node.name] = scope
+            if scope:
+                scopes[scope] = scopes.get(scope, 0) + 1
+            parts = node.name.split(".")
+            for i in range(1, len(parts)):
+                p = ".".join(parts[:i])
+                prefixes[p] = prefixes.get(p, 0) + 1
+        taken = set(self.graph.inputs)
+        result: dict[str, str] = {}
+        for node in nodes:
+            scope = parsed[node.name]
+            base = node.name
+            if scope and scopes[scope] == 1 and prefixes.get(scope, 0) == 1 and scope not in taken:
+                base = scope
+            name, i = base, 1
+            while name in taken:
+                name, i = f"{base}_{i}", i + 1
+            taken.add(name)
+            result[node.name] = name
+        return result
+
+
+def _ancestors(graph: Graph, name: str) -> set[str]:
+    import networkx as nx
+
+    return nx.ancestors(graph.nx, name)
+
+
+def _otype(tp: onnx.TypeProto) -> OType | None:
+    if not tp.HasField("tensor_type"):
+        return None
+    tt = tp.tensor_type
+    dtype = None
+    if tt.elem_type:
+        try:
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)).name
+        except Exception:  # noqa: BLE001 - types numpy lacks (bfloat16, float8)
+            dtype = helper.tensor_dtype_to_string(tt.elem_type).replace("TensorProto.", "").lower()
+    if not tt.HasField("shape"):
+        return OType(None, dtype)
+    dims: list[Dim | None] = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param") and d.dim_param:
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return OType(tuple(dims), dtype)
+
+
+def _merge_types(mine: OType | None, theirs: OType | None) -> OType | None:
+    """Per-node inference (over the IR's types) first, filled in from the whole-model inference.
+
+    Symbols a per-node inference makes up (``unk__0``) restart in every call, so they
+    name nothing; the whole-model inference's own are unique in the model.
+    """
+    if mine is not None and mine.shape is not None:
+        mine = OType(tuple(None if isinstance(d, str) and d.startswith("unk__") else d for d in mine.shape),
+                     mine.dtype)
+    if mine is None:
+        return theirs
+    if theirs is None or theirs.shape is None:
+        return OType(mine.shape, mine.dtype or (theirs.dtype if theirs else None))
+    if mine.shape is None or len(mine.shape) != len(theirs.shape):
+        return OType(theirs.shape if mine.shape is None else mine.shape, mine.dtype or theirs.dtype)
+    shape = tuple(t if m is None else m for m, t in zip(mine.shape, theirs.shape))
+    return OType(shape, mine.dtype or theirs.dtype)
+
+
+def _infer_node(node: onnx.NodeProto, typed: list[Any], model: onnx.ModelProto) -> list[OType | None]:
+    """Output types of one node given its inputs' IR types (and constant values)."""
+    inputs, inits, seen = [], [], set()
+    for name, t in zip(node.input, typed):
+        if not name or name in seen:
+            continue
+        seen.add(name)
+        if isinstance(t, np.ndarray):
+            inits.append(numpy_helper.from_array(t, name))
+        elif isinstance(t, TensorType):
+            elem = helper.np_dtype_to_tensor_dtype(np.dtype(t.dtype))
+            inputs.append(helper.make_tensor_value_info(name, elem, list(t.shape)))
+    graph = helper.make_graph([node], "node", inputs, [], initializer=inits)
+    single = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    single.functions.extend(model.functions)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(single, data_prop=True)
+    except Exception:  # noqa: BLE001 - fall back to the whole-model inference
+        return []
+    found = {vi.name: _otype(vi.type) for vi in [*inferred.graph.value_info, *inferred.graph.output]}
+    return [found.get(out) for out in node.output]
+
+
+def _schema(node: onnx.NodeProto, opsets: dict[str, int]):
+    domain = "" if node.domain in _DEFAULT_DOMAINS else node.domain
+    try:
+        return onnx.defs.get_schema(node.op_type, opsets.get(domain, 1), domain)
+    except Exception:  # noqa: BLE001 - custom domains have no schema
+        return None
+
+
+def _param_name(schema, index: int, taken: Iterable[str]) -> str:
+    """A weight's name from the op schema's input name (``w``, ``b``), else ``input{index}``."""
+    base = f"input{index}"
+    if schema is not None and schema.inputs:
+        formal = schema.inputs[min(index, len(schema.inputs) - 1)]
+        base = _clean(formal.name).lower() or base
+        if index >= len(schema.inputs):  # variadic tail
+            base = f"{base}{index}"
+    name, i = base, 1
+    while name in taken:
+        name, i = f"{base}{i}", i + 1
+    return name
+
+
+def _constant_value(node: onnx.NodeProto, importer: Importer) -> np.ndarray:
+    a = importer.attrs(node)
+    for key, cast in (("value", None), ("value_float", np.float32), ("value_floats", np.float32),
+                      ("value_int", np.int64), ("value_ints", np.int64)):
+        if key in a:
+            return np.asarray(a[key]) if cast is None else np.asarray(a[key], dtype=cast)
+    importer._fail("Constant node without a supported value attribute", node=node)
+    raise AssertionError  # unreachable

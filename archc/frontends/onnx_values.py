@@ -1,0 +1,211 @@
+"""What the ONNX importer knows about each ONNX value, and static evaluation of shape arithmetic.
+
+Every ONNX value name is bound to one record:
+
+* :class:`Const`: a constant array (an initializer, a ``Constant`` node, or a node folded
+  because all its inputs were constant); ``learned`` says whether it came from an
+  initializer (a parameter) rather than only from literals;
+* :class:`Sym`: shape data with symbolic entries, e.g. ``Shape(x)`` = ``[N, 64, 8, 8]``
+  and what ``Gather``/``Concat``/``Mul``... compute from it. Entries are ints or str
+  dims; a str is an IR symbol (``"N"``) or an expression over them (``"N*2"``);
+* :class:`Lazy`: the output of a node whose inputs are all static (Const, Sym, Lazy)
+  but which could not be evaluated (``ConstantOfShape`` of a symbolic shape, ...);
+* :class:`Tensor`: a computed IR value.
+
+Sym and Lazy values are computed only when a node uses them as data; a node that
+reads them as a shape (Reshape's target, Resize's scales, ...) takes their value
+instead, so shape arithmetic disappears from the IR. Symbolic evaluation here is a
+small table of numpy functions over object arrays, one per ONNX op, like
+:mod:`onnx.reference`'s; constant folding uses :class:`onnx.reference.ReferenceEvaluator`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Union
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from archc.ir.graph import Value
+
+Dim = Union[int, str]
+
+
+@dataclass
+class Const:
+    array: np.ndarray
+    learned: bool = False
+
+
+@dataclass
+class Sym:
+    array: np.ndarray          # object array of int | str
+    node: onnx.NodeProto | None  # the producer, computed when the value is used as data
+
+
+@dataclass
+class Lazy:
+    node: onnx.NodeProto
+
+
+@dataclass
+class Tensor:
+    value: Value
+
+
+Record = Union[Const, Sym, Lazy, Tensor]
+
+#: ops that must run every time (never folded)
+NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+                    "Bernoulli"}
+
+
+def attributes(node: onnx.NodeProto) -> dict[str, Any]:
+    """A node's attributes as plain Python values (str decoded; tensors as numpy arrays)."""
+    out: dict[str, Any] = {}
+    for a in node.attribute:
+        value = helper.get_attribute_value(a)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        elif isinstance(value, onnx.TensorProto):
+            value = onnx.numpy_helper.to_array(value)
+        elif isinstance(value, list) and value and isinstance(value[0], bytes):
+            value = [v.decode("utf-8", "replace") for v in value]
+        out[a.name] = value
+    return out
+
+
+def fold(node: onnx.NodeProto, arrays: list[np.ndarray | None], opsets: dict[str, int]) -> list[np.ndarray]:
+    """Evaluate a node whose inputs are all constant (onnx's reference implementation)."""
+    from onnx.reference import ReferenceEvaluator
+
+    feeds = {name: arr for name, arr in zip(node.input, arrays) if name}
+    return [np.asarray(v) for v in ReferenceEvaluator(node, opsets=opsets).run(None, feeds)]
+
+
+# -- symbolic evaluation: object arrays of int | str -------------------------------------
+
+def as_symbolic(arr: np.ndarray) -> np.ndarray:
+    """An int array as an object array of Python ints (other dtypes unchanged)."""
+    if arr.dtype == object:
+        return arr
+    if arr.dtype.kind in "iub":
+        return np.array(arr.tolist(), dtype=object).reshape(arr.shape)
+    return arr
+
+
+def is_static_int(arr: np.ndarray) -> bool:
+    return all(isinstance(v, (int, np.integer)) for v in np.asarray(arr, dtype=object).ravel())
+
+
+def _binary(fn: Callable[[int, int], int], symbol: str) -> Callable:
+    def apply(a: Any, b: Any) -> Any:
+        if not all(isinstance(v, (int, np.integer, str)) for v in (a, b)):
+            raise ValueError("shape arithmetic with a non-integer")
+        if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
+            return int(fn(int(a), int(b)))
+        if symbol == "*" and (a == 1 or b == 1):
+            return b if a == 1 else a
+        if symbol in "+-" and b == 0:
+            return a
+        return f"{a}{symbol}{b}" if symbol == "*" else f"({a}{symbol}{b})"
+
+    def evaluate(node, attrs, ins):
+        return [np.asarray(np.frompyfunc(apply, 2, 1)(ins[0], ins[1]), dtype=object)]
+
+    return evaluate
+
+
+def _ints(arr: np.ndarray | None) -> list[int] | None:
+    if arr is None:
+        return None
+    if not is_static_int(arr):
+        raise ValueError("symbolic indices")
+    return [int(v) for v in np.asarray(arr, dtype=object).ravel()]
+
+
+def _operand(attrs: dict[str, Any], ins: list, index: int, name: str) -> list[int] | None:
+    """An ints operand given as an input (newer opsets) or an attribute (older ones)."""
+    if len(ins) > index and ins[index] is not None:
+        return _ints(ins[index])
+    value = attrs.get(name)
+    return None if value is None else [int(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def _gather(node, attrs, ins):
+    data, idx = ins
+    return [np.take(data, np.asarray(_ints(idx), dtype=np.int64).reshape(np.shape(idx)), axis=attrs.get("axis", 0))]
+
+
+def _slice(node, attrs, ins):
+    data = ins[0]
+    starts = _operand(attrs, ins, 1, "starts")
+    ends = _operand(attrs, ins, 2, "ends")
+    axes = _operand(attrs, ins, 3, "axes") or list(range(len(starts)))
+    steps = _operand(attrs, ins, 4, "steps") or [1] * len(starts)
+    index = [slice(None)] * data.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        index[a] = slice(s, e, st)  # ONNX clamps out-of-range starts and ends as Python does
+    return [data[tuple(index)]]
+
+
+def _concat(node, attrs, ins):
+    return [np.concatenate([np.atleast_1d(a) for a in ins], axis=attrs.get("axis", 0))]
+
+
+def _unsqueeze(node, attrs, ins):
+    out = ins[0]
+    axes = _operand(attrs, ins, 1, "axes")
+    rank = out.ndim + len(axes)
+    for a in sorted(a % rank for a in axes):
+        out = np.expand_dims(out, a)
+    return [out]
+
+
+def _squeeze(node, attrs, ins):
+    axes = _operand(attrs, ins, 1, "axes")
+    return [np.squeeze(ins[0], axis=tuple(axes) if axes is not None else None)]
+
+
+def _reshape(node, attrs, ins):
+    data, shape = ins
+    target = _ints(shape)
+    target = [data.shape[i] if d == 0 else d for i, d in enumerate(target)]
+    return [data.reshape(target)]
+
+
+def _cast(node, attrs, ins):
+    to = helper.tensor_dtype_to_np_dtype(attrs["to"])
+    if np.dtype(to).kind in "iu":
+        return [ins[0]]
+    raise ValueError("a symbolic value cast to a non-integer type")
+
+
+SYMBOLIC: dict[str, Callable[[onnx.NodeProto, dict, list], list[np.ndarray]]] = {
+    "Identity": lambda node, attrs, ins: [ins[0]],
+    "Cast": _cast,
+    "Gather": _gather,
+    "Slice": _slice,
+    "Concat": _concat,
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
+    "Reshape": _reshape,
+    "Add": _binary(lambda a, b: a + b, "+"),
+    "Sub": _binary(lambda a, b: a - b, "-"),
+    "Mul": _binary(lambda a, b: a * b, "*"),
+    # shape arithmetic is on non-negative sizes: floor division is ONNX's integer Div there
+    "Div": _binary(lambda a, b: a // b, "/"),
+}
+
+
+def evaluate_symbolic(node: onnx.NodeProto, ins: list[np.ndarray | None]) -> list[np.ndarray] | None:
+    """Outputs of a shape-arithmetic node over symbolic inputs, or None if it cannot be done."""
+    fn = SYMBOLIC.get(node.op_type)
+    if fn is None or node.domain not in ("", "ai.onnx"):
+        return None
+    try:
+        return [np.asarray(v, dtype=object) for v in fn(node, attributes(node), [
+            None if a is None else as_symbolic(np.asarray(a)) for a in ins])]
+    except (ValueError, IndexError, TypeError, KeyError):
+        return None

@@ -1,0 +1,177 @@
+"""``onnx_node``: one ONNX node kept as it is, for ONNX ops archc has no native op for.
+
+The ONNX importer (:mod:`archc.frontends.onnx_import`) maps an ONNX node to a native
+op where it can, and otherwise to this op. It records everything needed to re-emit
+the node unchanged and to analyse it:
+
+* ``op_type``, ``domain`` and ``opset`` (the version of the domain the model imported);
+* ``attributes``: the node's ONNX attributes as plain Python values (ints, floats,
+  strings, lists of them; tensor attributes as numpy arrays);
+* ``operands``: one entry per ONNX input, in order: an int ``k`` (the node's IR input
+  ``k``, a computed tensor), a str (the name of a constant input, held as a weight in
+  ``graph.weights[node][name]``), or None (an omitted optional input);
+* ``params``: name -> ``{"shape", "dtype", "learned"}`` for those constants. Constants
+  from initializers are ``learned`` parameters; literals (``Constant`` nodes, index
+  tensors) are buffers, so they travel with the model but are not counted;
+* ``output_types``: ``[[shape, dtype], ...]``, the inferred type of every output; the
+  op's shape inference returns them (the IR keeps every output as a port, e.g. the
+  indices of a two-output MaxPool).
+
+Roles (:meth:`OnnxNode.role_of`), the vocabulary analyses see, chosen by ``op_type`` and
+by how many inputs are computed tensors (constants do not count):
+
+* ``merge_add`` (Add, Sum), ``merge_mul`` (Mul), ``merge_sub`` (Sub), ``merge_concat``
+  (Concat): two or more computed inputs meet;
+* ``scale``: Mul or Div of one computed tensor by a constant (layer scale, residual
+  scaling): a fixed per-element factor, not a merge;
+* ``affine``: Add or Sub of one computed tensor and a constant (a bias, a positional
+  embedding, an epsilon): a fixed offset, not a merge;
+* ``layer``: a learned transform (Conv, ConvTranspose, Gemm, MatMul with a constant
+  weight, LSTM, GRU, RNN, Attention, Einsum with a weight);
+* ``matmul``: MatMul (or Einsum) of two computed tensors, like attention scores;
+* ``norm``: normalisations (BatchNormalization, LayerNormalization, ...);
+* ``activation``: element-wise functions of one tensor (Relu, Erf, Pow by a constant,
+  Sqrt, Softmax, ...);
+* ``pool``: window and global pooling; ``reduce``: ReduceMean, ReduceSum, ...;
+* ``reshape``: data movement (Reshape, Transpose, Slice, Gather, Squeeze, Unsqueeze,
+  Split, Pad, Expand, Tile, DepthToSpace, ...);
+* ``upsample`` (Resize, Upsample), ``unpool`` (MaxUnpool);
+* ``other``: everything else (comparisons, Where, Shape, casts to another dtype, ...).
+
+The ONNX lowering re-emits the node with its attributes; the PyTorch lowering raises
+an error naming the ONNX op, since archc cannot write PyTorch code for arbitrary ONNX.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from archc.errors import ShapeError, SpecError
+from archc.ir.types import TensorType
+from archc.ops.base import Attr, OpDef, ParamSpec
+from archc.ops.registry import register
+
+_MERGES = {"Add": "merge_add", "Sum": "merge_add", "Mul": "merge_mul", "Sub": "merge_sub",
+           "Concat": "merge_concat"}
+#: role of an arithmetic op with a single computed input (the other operand constant)
+_WITH_CONSTANT = {"Add": "affine", "Sum": "affine", "Sub": "affine", "Mul": "scale", "Div": "scale",
+                  "Concat": "reshape"}
+_ROLES: dict[str, str] = {}
+for _role, _ops in {
+    "layer": "Conv ConvTranspose ConvInteger QLinearConv Gemm LSTM GRU RNN Attention MultiHeadAttention "
+             "DeformConv",
+    "norm": "BatchNormalization LayerNormalization InstanceNormalization GroupNormalization "
+            "LpNormalization LRN MeanVarianceNormalization SimplifiedLayerNormalization "
+            "SkipLayerNormalization RMSNormalization",
+    "activation": "Relu LeakyRelu PRelu Elu Selu Celu Sigmoid HardSigmoid Tanh Softplus Softsign Mish Gelu "
+                  "FastGelu BiasGelu HardSwish ThresholdedRelu Erf Exp Log Sqrt Reciprocal Neg Abs Sign "
+                  "Ceil Floor Round Sin Cos Softmax LogSoftmax Hardmax Clip Shrink Pow IsNaN IsInf",
+    "pool": "MaxPool AveragePool GlobalAveragePool GlobalMaxPool LpPool GlobalLpPool MaxRoiPool RoiAlign",
+    "reduce": "ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceLogSum "
+              "ReduceLogSumExp ReduceSumSquare ArgMax ArgMin CumSum TopK",
+    "reshape": "Reshape Transpose Slice Gather GatherElements GatherND Squeeze Unsqueeze Split Pad Expand "
+               "Tile DepthToSpace SpaceToDepth Flatten Identity Dropout Compress ReverseSequence "
+               "ScatterElements ScatterND Trilu",
+    "upsample": "Resize Upsample",
+    "unpool": "MaxUnpool",
+}.items():
+    for _op in _ops.split():
+        _ROLES[_op] = _role
+
+
+def role_for(op_type: str, computed_inputs: int) -> str:
+    """The analysis role of an ONNX op with this many computed (non-constant) inputs."""
+    if op_type in _MERGES:
+        return _MERGES[op_type] if computed_inputs >= 2 else _WITH_CONSTANT[op_type]
+    if op_type == "Div":
+        return "other" if computed_inputs >= 2 else "scale"
+    if op_type in ("MatMul", "Einsum", "MatMulInteger"):
+        return "matmul" if computed_inputs >= 2 else "layer"
+    return _ROLES.get(op_type, "other")
+
+
+@register
+class OnnxNode(OpDef):
+    name = "onnx_node"
+    doc = "An imported ONNX node archc has no native op for, kept as is (see the module docstring)."
+    attrs = {
+        "op_type": Attr("str", doc="the ONNX operator, e.g. 'Pow'"),
+        "domain": Attr("str", "", doc="the operator's domain ('' is the default ONNX domain)"),
+        "opset": Attr("int", 0, doc="the version of that domain the model imported (0: unknown)"),
+        "attributes": Attr("any", None, doc="the node's ONNX attributes as plain values"),
+        "operands": Attr("any", None, doc="per ONNX input: IR input index, weight name or None"),
+        "params": Attr("any", None, doc="constant inputs: name -> {shape, dtype, learned}"),
+        "output_types": Attr("any", doc="[[shape, dtype], ...] of every output"),
+    }
+    inputs = ("x",)
+    variadic = True
+    min_inputs = 0
+
+    def role_of(self, node) -> str:
+        return role_for(node.attrs["op_type"], len(node.inputs))
+
+    def output_names(self, node) -> tuple[str, ...]:
+        n = len(node.attrs["output_types"] or ())
+        return ("y",) if n == 1 else tuple(f"y{i}" for i in range(n))
+
+    def infer(self, node, ins):
+        operands = node.attrs["operands"] or []
+        computed = sorted(k for k in operands if isinstance(k, int))
+        if computed != list(range(len(ins))):
+            raise ShapeError(f"ONNX {node.attrs['op_type']} node takes {len(computed)} computed input(s), "
+                             f"got {len(ins)}")
+        return [TensorType(tuple(shape), dtype) for shape, dtype in node.attrs["output_types"]]
+
+    def params(self, node, ins):
+        return {name: ParamSpec(tuple(p["shape"]), "zeros", dtype=p["dtype"], buffer=not p.get("learned", True))
+                for name, p in (node.attrs["params"] or {}).items()}
+
+    def torch_forward(self, node, ins, args, module):
+        a = node.attrs
+        where = f"'{a['domain']}' " if a["domain"] else ""
+        raise SpecError(f"imported ONNX {where}op '{a['op_type']}' has no PyTorch lowering; archc maps to "
+                        f"PyTorch only the ONNX ops it has native ops for", node=node.name, location=node.location)
+
+    def onnx(self, emit, node, inputs, ins):
+        import numpy as np
+        from onnx import defs, numpy_helper
+
+        a = node.attrs
+        if not a["domain"] and a["opset"] and a["opset"] != emit.opset:
+            # The node is valid as recorded only if its op did not change between the two versions.
+            try:
+                same = (defs.get_schema(a["op_type"], a["opset"]).since_version
+                        == defs.get_schema(a["op_type"], emit.opset).since_version)
+            except Exception:  # noqa: BLE001 - an op unknown to this onnx version
+                same = False
+            if not same:
+                raise NotImplementedError(
+                    f"ONNX {a['op_type']} was imported from opset {a['opset']} and changed before opset "
+                    f"{emit.opset}; it cannot be re-emitted unchanged")
+        args = []
+        for operand in a["operands"] or []:
+            if operand is None:
+                args.append("")
+            elif isinstance(operand, int):
+                args.append(inputs[operand])
+            else:
+                args.append(emit.param(operand))
+        while args and args[-1] == "":
+            args.pop()
+        attributes: dict[str, Any] = {}
+        for key, value in (a["attributes"] or {}).items():
+            if isinstance(value, np.ndarray):
+                value = numpy_helper.from_array(value)
+            elif isinstance(value, (list, tuple)):
+                if not value:
+                    continue  # onnx.helper cannot type an empty list; an empty list means the default
+                value = list(value)
+            attributes[key] = value
+        if a["domain"]:
+            attributes["domain"] = a["domain"]
+        return emit.add_node(a["op_type"], args, outputs=len(a["output_types"]), **attributes)
+
+
+def constant_params(weights: dict[str, Any], learned: dict[str, bool]) -> dict[str, dict[str, Any]]:
+    """The ``params`` attribute for constants ``weights`` (name -> array)."""
+    return {name: {"shape": list(arr.shape), "dtype": str(arr.dtype), "learned": bool(learned[name])}
+            for name, arr in weights.items()}
