@@ -1,0 +1,170 @@
+"""`archc build`, `archc run` and `archc verify` through the installed entry point."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from conftest import SPECS
+
+SMALL = ["--set", "image_size=32", "--set", "width=8", "--set", "num_classes=10"]
+RESNET18 = str(SPECS / "resnet18.yaml")
+
+
+def test_build_onnx_writes_a_checked_model(run_archc, tmp_path):
+    out = tmp_path / "m.onnx"
+    proc = run_archc("build", RESNET18, "--target", "onnx", "-o", str(out), *SMALL, check=True)
+    assert "ONNX opset 17" in proc.stderr
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
+    # inference build: batchnorm folded into the convs
+    assert not any(n.op_type == "BatchNormalization" for n in model.graph.node)
+
+
+def test_build_is_deterministic_and_seeded(run_archc, tmp_path):
+    a, b, c = (tmp_path / f"{k}.onnx" for k in "abc")
+    run_archc("build", RESNET18, "--target", "onnx", "-o", str(a), *SMALL, check=True)
+    run_archc("build", RESNET18, "--target", "onnx", "-o", str(b), *SMALL, check=True)
+    run_archc("build", RESNET18, "--target", "onnx", "-o", str(c), "--seed", "1", *SMALL, check=True)
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() != c.read_bytes()
+
+
+def test_torch_file_with_state_dict_matches_onnx_build(run_archc, tmp_path):
+    py, pt, model = tmp_path / "net.py", tmp_path / "net.pt", tmp_path / "net.onnx"
+    run_archc("build", RESNET18, "--target", "torch", "-o", str(py), "--state-dict", str(pt), *SMALL, check=True)
+    run_archc("build", RESNET18, "--target", "onnx", "-o", str(model), *SMALL, check=True)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import sys, numpy as np, torch\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "import net\n"
+        "m = net.Resnet18().eval()\n"
+        f"m.load_state_dict(torch.load({str(pt)!r}, weights_only=True))\n"
+        f"x = torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, m(x).detach().numpy())\n")
+    subprocess.run([sys.executable, "-c", script], check=True)
+    expected = np.load(tmp_path / "y.npy")
+    actual = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_build_with_weights_file(run_archc, tmp_path):
+    pt = tmp_path / "w.pt"
+    run_archc("build", RESNET18, "--target", "torch", "-o", str(tmp_path / "n.py"), "--state-dict", str(pt),
+              "--seed", "7", *SMALL, check=True)
+    from_weights, from_seed = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    run_archc("build", RESNET18, "--target", "onnx", "-o", str(from_weights), "--weights", str(pt), *SMALL,
+              check=True)
+    run_archc("build", RESNET18, "--target", "onnx", "-o", str(from_seed), "--seed", "7", *SMALL, check=True)
+    assert from_weights.read_bytes() == from_seed.read_bytes()
+
+
+def test_weights_that_do_not_fit_are_reported(run_archc, tmp_path):
+    pt = tmp_path / "w.pt"
+    run_archc("build", RESNET18, "--target", "torch", "-o", str(tmp_path / "n.py"), "--state-dict", str(pt),
+              *SMALL, check=True)
+    out = tmp_path / "x.onnx"
+    proc = run_archc("build", RESNET18, "--target", "onnx", "-o", str(out), "--weights", str(pt),
+                     "--set", "image_size=32", "--set", "width=16", "--set", "num_classes=10")
+    assert proc.returncode == 2
+    assert "conv1.weight" in proc.stderr and "(16, 3, 7, 7)" in proc.stderr and "(8, 3, 7, 7)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_bad_spec_leaves_no_output_file(run_archc, tmp_path, spec_file):
+    spec = spec_file("inputs: {x: [N, 3]}\nnodes: [{op: linear}]\n")
+    out = tmp_path / "m.onnx"
+    proc = run_archc("build", spec, "--target", "onnx", "-o", str(out))
+    assert proc.returncode == 2
+    assert "op 'linear' needs attribute 'out_features'" in proc.stderr
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["model.yaml"]  # no temporary leftovers
+
+
+def test_build_into_missing_directory(run_archc, tmp_path):
+    proc = run_archc("build", RESNET18, "--target", "onnx", "-o", str(tmp_path / "no" / "m.onnx"), *SMALL)
+    assert proc.returncode == 2
+    assert "output directory does not exist" in proc.stderr
+
+
+def test_run_spec_on_both_runtimes_gives_the_same_numbers(run_archc):
+    a = run_archc("run", RESNET18, "--runtime", "ort", "--batch", "2", *SMALL, check=True)
+    b = run_archc("run", RESNET18, "--runtime", "torch", "--batch", "2", *SMALL, check=True)
+    assert "onnxruntime with CPUExecutionProvider" in a.stdout and "torch on cpu" in b.stdout
+    stats = lambda out: [float(v) for v in re.findall(r"(?:mean|std) (-?[\d.e+-]+)", out)]  # noqa: E731
+    np.testing.assert_allclose(stats(a.stdout), stats(b.stdout), rtol=1e-3, atol=1e-6)
+    assert "fc: shape (2, 10) float32" in a.stdout
+
+
+def test_run_onnx_file_with_npy_input_and_save(run_archc, tmp_path):
+    model = tmp_path / "m.onnx"
+    run_archc("build", RESNET18, "--target", "onnx", "-o", str(model), *SMALL, check=True)
+    x = np.ones((3, 3, 32, 32), np.float32)
+    np.save(tmp_path / "x.npy", x)
+    proc = run_archc("run", str(model), "--input", f"x={tmp_path / 'x.npy'}", "--save", str(tmp_path / "out"),
+                     check=True)
+    assert "fc: shape (3, 10)" in proc.stdout
+    saved = np.load(tmp_path / "out" / "fc.npy")
+    expected = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(saved, expected)
+
+
+def test_run_rejects_input_of_wrong_shape(run_archc, tmp_path):
+    np.save(tmp_path / "x.npy", np.ones((1, 3, 16, 16), np.float32))
+    proc = run_archc("run", RESNET18, *SMALL, "--input", str(tmp_path / "x.npy"))
+    assert proc.returncode == 2
+    assert "input 'x' expects shape (N, 3, 32, 32), the file holds (1, 3, 16, 16)" in proc.stderr
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="a GPU is present")
+def test_cuda_missing_is_an_error_unless_fallback_is_asked(run_archc):
+    proc = run_archc("run", RESNET18, *SMALL, "--device", "cuda")
+    assert proc.returncode == 1
+    assert "has no CUDAExecutionProvider" in proc.stderr and "--device cpu" in proc.stderr
+    proc = run_archc("run", RESNET18, *SMALL, "--device", "cuda", "--allow-cpu-fallback", check=True)
+    assert "falling back to the CPU as asked" in proc.stderr
+    assert "CPUExecutionProvider" in proc.stdout
+
+
+def test_torch_cuda_missing_is_an_error(run_archc):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    proc = run_archc("run", RESNET18, *SMALL, "--runtime", "torch", "--device", "cuda")
+    assert proc.returncode == 1
+    assert "no usable CUDA device" in proc.stderr
+
+
+def test_verify_passes_and_reports_errors(run_archc):
+    proc = run_archc("verify", RESNET18, *SMALL, "--batch", "2", check=True)
+    assert "fc: shape (2, 10)" in proc.stdout and proc.stdout.rstrip().endswith("PASSED")
+    assert re.search(r"max abs err [\d.e+-]+ +max rel err [\d.e+-]+ +ok", proc.stdout)
+
+
+def test_verify_exit_code_follows_the_tolerance(run_archc):
+    proc = run_archc("verify", RESNET18, *SMALL, "--rtol", "0", "--atol", "0")
+    max_abs = float(re.search(r"max abs err ([\d.e+-]+)", proc.stdout).group(1))
+    if max_abs > 0:
+        assert proc.returncode == 1 and "MISMATCH" in proc.stdout and "FAILED: fc" in proc.stdout
+    else:  # bit-identical on this machine: nothing can exceed a zero tolerance
+        assert proc.returncode == 0
+
+
+def test_compare_reports_max_errors():
+    from archc.runtime.verify import compare
+
+    r = compare("y", np.array([1.0, 2.0]), np.array([1.0, 2.5]), rtol=1e-3, atol=1e-5)
+    assert (r.max_abs, r.max_rel, r.ok) == (0.5, 0.25, False)
+    assert compare("y", np.ones(3), np.ones(3) + 1e-7, 1e-3, 1e-5).ok
+    assert not compare("y", np.ones(3), np.ones(4), 1e-3, 1e-5).ok
