@@ -1,0 +1,130 @@
+"""The records the skip analysis returns, and their JSON form (schema in :mod:`archc.cli.lint`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from archc.analysis.paths import PathStats
+
+#: the skip kinds (counted in the summary)
+KINDS = ("residual", "long_skip", "dense", "gated")
+#: labels of joins that are not skips
+NON_SKIPS = ("branch", "sequential")
+LABELS = KINDS + NON_SKIPS
+#: what a shortcut carries
+CARRIES = ("identity", "projection", "indices", "computed")
+SCHEMA = "archc.lint/1"
+
+
+@dataclass
+class Span:
+    """What the other path of a (fork, merge) pair spans.
+
+    ``layers``/``ops`` count parametric layers / all ops in the whole bypassed region
+    (every node on a path from the fork to the merge's main input); None when the
+    region was too large to walk. ``depth``/``depth_ops`` count them along the
+    longest bypassed path. ``nodes`` lists the region when it is small.
+    """
+
+    layers: int | None
+    ops: int | None
+    depth: int
+    depth_ops: int
+    nodes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layers": self.layers, "ops": self.ops, "depth": self.depth, "depth_ops": self.depth_ops,
+                "nodes": list(self.nodes)}
+
+
+@dataclass
+class Skip:
+    """One (fork, merge) pair: a skip connection (``kind`` in KINDS) or another join."""
+
+    fork: str | None          # node whose value is forked; None when the inputs share no fork
+    merge: str                # the joining node
+    merge_op: str
+    merge_role: str
+    kind: str                 # residual | long_skip | dense | gated | branch | sequential
+    carries: str | None       # identity | projection | indices | computed (None without a fork)
+    shortcut: list[str]       # nodes on the shortcut, fork side first ([] for identity)
+    span: Span
+    reason: str               # one line a person can check against the graph
+    fork_output: int = 0      # which output of the fork the shortcut reads
+    stage: int | None = None  # index of the chain of residual blocks in series (residual only)
+    position: int | None = None  # position within that chain
+    _fork_id: int = field(default=-1, repr=False, compare=False)
+    _merge_id: int = field(default=-1, repr=False, compare=False)
+
+    @property
+    def is_skip(self) -> bool:
+        return self.kind in KINDS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fork": self.fork, "fork_output": self.fork_output, "merge": self.merge, "merge_op": self.merge_op,
+            "kind": self.kind, "carries": self.carries, "shortcut": list(self.shortcut),
+            "span": self.span.to_dict(), "stage": self.stage, "position": self.position, "reason": self.reason,
+        }
+
+
+@dataclass
+class Mismatch:
+    """A node whose declared ``expect`` differs from what the analysis found."""
+
+    node: str
+    expected: str
+    found: str
+    reason: str
+    location: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "expected": self.expected, "found": self.found, "reason": self.reason,
+                "location": self.location}
+
+
+@dataclass
+class Analysis:
+    """Everything :func:`archc.analysis.skips.analyze` found in one graph."""
+
+    model: str
+    connections: list[Skip]                 # every (fork, merge) pair at every join, topological order
+    chains: list[list[Skip]]                # residual pairs in series, one list per stage
+    expectations: list[Mismatch]
+    paths: "PathStats | None" = None
+
+    @property
+    def skips(self) -> list[Skip]:
+        return [c for c in self.connections if c.is_skip]
+
+    @property
+    def joins(self) -> list[Skip]:
+        """Joins that are not skips (branch, sequential)."""
+        return [c for c in self.connections if not c.is_skip]
+
+    def summary(self) -> dict[str, int]:
+        """Count of each label (skip kinds first; 0 when absent)."""
+        counts = {k: 0 for k in LABELS}
+        for c in self.connections:
+            counts[c.kind] += 1
+        return counts
+
+    def by_merge(self) -> dict[str, list[Skip]]:
+        out: dict[str, list[Skip]] = {}
+        for c in self.connections:
+            out.setdefault(c.merge, []).append(c)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = self.summary()
+        return {
+            "schema": SCHEMA,
+            "model": self.model,
+            "summary": {k: counts[k] for k in KINDS},
+            "joins_summary": {k: counts[k] for k in NON_SKIPS},
+            "skips": [c.to_dict() for c in self.skips],
+            "joins": [c.to_dict() for c in self.joins],
+            "paths": self.paths.to_dict() if self.paths is not None else None,
+            "expectations": [m.to_dict() for m in self.expectations],
+        }

@@ -1,0 +1,455 @@
+"""Skip-connection analysis: every join of the data flow, found and labelled from structure alone.
+
+Entry point: :func:`analyze` (graph -> :class:`~archc.analysis.report.Analysis`).
+Decisions use only the graph's structure, op roles, attributes and shapes — never
+node names, block names or annotations (``expect`` is compared afterwards).
+
+How a join is read (see docs in the module's functions for the details):
+
+1. A *join* is a node reading two or more distinct data producers. Its *main*
+   input is the deepest one (longest path from the inputs in parametric layers,
+   then in ops); every other input is traced back along its own chain (nodes with
+   one producer and one use) to the first node whose value is used twice: its
+   *fork*. A chain that meets another join, or a fork that does not reach the main
+   input, falls back to the join's immediate dominator. One (fork, join) pair is
+   one connection; inputs sharing a fork share the pair, the lightest being the
+   shortcut. So a dense concat of x0, x1, x2 gives the pairs (x0, cat), (x1, cat).
+2. The shortcut *carries*: ``identity`` (nothing, or only rearranging / element-wise
+   ops keeping the shape), ``projection`` (at most one pointwise layer, or
+   non-parametric resampling, changing the shape), ``indices`` (an integer tensor:
+   max-pool indices), or ``computed``.
+3. What the other path spans is measured from the fork: parametric layers on its
+   longest path, whether it encloses another skip (both ends inside) and whether
+   it upsamples (an encoder -> decoder round trip; the fork and the join sit at one
+   resolution, so an upsampling inside means a downsampling too).
+4. Labels, in order: ``long_skip`` for indices; ``sequential`` when no layer lies on
+   either path (decomposed activations, norms, rearrangements) and for a
+   multiplicative gate on the main path (squeeze-and-excitation); ``branch`` when
+   the join is not an add or concat, when both paths compute alike, or when a
+   computing shortcut neither projects nor crosses a resolution change (Inception,
+   ASPP, Q/K/V); ``gated`` for an add whose carry is multiplied by a sigmoid-derived
+   gate (Highway); for concat: ``dense`` when the identity-carried producer feeds
+   several concats (DenseNet) or the skip is short, ``long_skip`` when the span
+   encloses skips or crosses a resolution change; for add: ``residual`` for an
+   identity or shape-changing projection shortcut around a span with no skip
+   nested and no resolution round trip, ``long_skip`` otherwise when the span
+   encloses skips or upsamples.
+5. Residual pairs in series (the next fork reached from a merge through
+   non-parametric single-path ops only) form a chain: ``stage`` is its index.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from archc.analysis.report import KINDS, Analysis, Mismatch, Skip, Span
+from archc.analysis.structure import MERGE_ROLES, SOURCE, TRANSPARENT, Flow
+from archc.ir import Graph
+
+#: regions with more nodes than this are not walked (spans then report depths only)
+SPAN_LIMIT = 256
+#: spans list their nodes when they have at most this many
+LIST_LIMIT = 32
+#: bound on the region walked to decide a pair whose fork does not dominate the main input
+REGION_LIMIT = 4096
+#: roles a gate's complement (1 - T) or a carried value may pass through while staying "the same"
+_ARITH = frozenset({"merge_mul", "merge_sub", "merge_add", "scale", "identity", "reshape"})
+_GATE_PATH = frozenset({"scale", "identity", "reshape", "merge_sub"})
+
+
+def analyze(graph: Graph, band: tuple[int, int] | None = None, paths: bool = True,
+            annotate: bool = True) -> Analysis:
+    """Find and label every join of ``graph``; optionally count paths (see :mod:`archc.analysis.paths`).
+
+    With ``annotate`` each merge node that holds a skip gets ``node.meta["skip_role"]``
+    (e.g. ``"residual merge (fork layer1.0.relu)"``) for the backends to print; that is
+    the only change made to the graph.
+    """
+    flow = Flow(graph)
+    connections = _Classifier(flow).run()
+    chains = _chains(flow, connections)
+    expectations = check_expectations(graph, connections)
+    stats = None
+    if paths:
+        from archc.analysis.paths import path_stats
+
+        stats = path_stats(flow, chains, band)
+    if annotate:
+        _annotate(graph, connections)
+    return Analysis(model=graph.name, connections=connections, chains=chains, expectations=expectations,
+                    paths=stats)
+
+
+@dataclass
+class _Input:
+    """One non-main input of a join, traced back to its fork."""
+
+    node: int                 # producer id
+    fork: int                 # fork id, or SOURCE when none
+    fork_out: int             # which output of the fork the shortcut reads
+    path: list[int] | None    # chain nodes from the fork (exclusive) to the input (inclusive); None: not a chain
+
+
+class _Classifier:
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+        f = flow
+        self.has_gates = any(r == "gate" for r in f.roles)
+        #: join id -> fork ids of the skips found there
+        self.skip_forks: dict[int, list[int]] = {}
+        #: per node: the largest fork id of a skip whose join is this node or an ancestor
+        self.nest: list[int] = []
+
+    def run(self) -> list[Skip]:
+        f = self.flow
+        nest = self.nest
+        out: list[Skip] = []
+        for i in range(len(f)):
+            k = SOURCE
+            for p in f.preds[i]:
+                if nest[p] > k:
+                    k = nest[p]
+            nest.append(k)
+            if len(f.preds[i]) >= 2:
+                records = self._join(i)
+                forks = [r._fork_id for r in records if r.kind in KINDS]
+                if forks:
+                    self.skip_forks[i] = forks
+                    nest[i] = max(k, *forks)
+                out.extend(records)
+        return out
+
+    # -- tracing inputs to forks ---------------------------------------------------------
+    def _walk_back(self, join: int, s: int) -> _Input:
+        """Follow ``s`` back through single-producer, single-use nodes to the node used twice."""
+        f = self.flow
+        path: list[int] = []
+        u = s
+        out = next(o for p, o in f.slots[join] if p == s)
+        while True:
+            if f.uses[u] >= 2:
+                return _Input(s, u, out, path)
+            preds = f.preds[u]
+            if len(preds) != 1:
+                # a graph input used once, or a join: no chain to a fork
+                return _Input(s, SOURCE, 0, None)
+            path.append(u)
+            out = f.slots[u][0][1]
+            u = preds[0]
+
+    def _inputs(self, join: int, main: int) -> dict[int, list[_Input]]:
+        """Non-main inputs grouped by fork (SOURCE: no common fork with the main input)."""
+        f = self.flow
+        groups: dict[int, list[_Input]] = {}
+        for s in f.preds[join]:
+            if s == main:
+                continue
+            inp = self._walk_back(join, s)
+            if inp.fork != SOURCE and not f.reaches(inp.fork, main):
+                inp = _Input(s, SOURCE, 0, None)
+            if inp.fork == SOURCE:
+                # Not a chain from a shared fork: the join's immediate dominator is the fork.
+                dom = f.idom[join]
+                inp = _Input(s, dom, 0, None)
+            groups.setdefault(inp.fork, []).append(inp)
+        return groups
+
+    # -- one join --------------------------------------------------------------------------
+    def _join(self, m: int) -> list[Skip]:
+        f = self.flow
+        dl, do = f.depth_layers, f.depth_ops
+        main = max(f.preds[m], key=lambda p: (dl[p], do[p], p))
+        records = []
+        for fork, members in self._inputs(m, main).items():
+            records.append(self._pair(m, main, fork, members))
+        return records
+
+    def _weight(self, fork: int, inp: _Input) -> tuple[int, int]:
+        f = self.flow
+        if inp.path is not None:
+            return sum(f.parametric[u] for u in inp.path), len(inp.path)
+        base_l = f.depth_layers[fork] if fork != SOURCE else 0
+        base_o = f.depth_ops[fork] if fork != SOURCE else 0
+        return f.depth_layers[inp.node] - base_l, f.depth_ops[inp.node] - base_o
+
+    def _pair(self, m: int, main: int, fork: int, members: list[_Input]) -> Skip:
+        f = self.flow
+        role = f.roles[m]
+        members = sorted(members, key=lambda inp: (self._weight(fork, inp), inp.node))
+        sc = members[0]
+        w_short = self._weight(fork, sc)[0]
+        if fork == SOURCE:
+            return self._record(m, fork, sc, "branch", None, Span(None, None, 0, 0, []),
+                                f"joins inputs with no common fork ({self._names(f.preds[m], 3)})")
+        carries, changed = self._carries(m, fork, sc)
+
+        # What the main path spans, measured from the fork.
+        exact_region = None
+        if f.dominates(fork, main):
+            depth = f.depth_layers[main] - f.depth_layers[fork]
+            depth_ops = f.depth_ops[main] - f.depth_ops[fork]
+            nested = self.nest[main] >= fork
+            resampled = f.last_upsample[main] > fork
+        else:
+            exact_region = f.region(fork, [main], REGION_LIMIT)
+            depth, depth_ops, nested, resampled = self._measure(fork, main, exact_region)
+        family = self._concat_family(fork) if role == "merge_concat" and carries == "identity" else 0
+
+        kind, why = self._decide(m, role, fork, sc, carries, changed, depth, w_short, nested, resampled,
+                                 family, len(members))
+        if kind == "gated":
+            carries = "identity"  # the fork's own value, scaled by the gate
+        span = self._span(fork, main, kind, depth, depth_ops, exact_region)
+        return self._record(m, fork, sc, kind, carries, span, why)
+
+    def _measure(self, fork: int, main: int, region: list[int] | None) -> tuple[int, int, bool, bool]:
+        """Depth (layers, ops), nesting and upsampling of the region between fork and main."""
+        f = self.flow
+        if region is None:
+            # Too large to walk: depths from the inputs give upper bounds.
+            return (max(0, f.depth_layers[main] - f.depth_layers[fork]),
+                    max(0, f.depth_ops[main] - f.depth_ops[fork]),
+                    self.nest[main] >= fork, f.last_upsample[main] > fork)
+        inside = set(region)
+        best_l = {fork: 0}
+        best_o = {fork: 0}
+        for r in region:
+            ls = [best_l[p] for p in f.preds[r] if p in best_l]
+            os_ = [best_o[p] for p in f.preds[r] if p in best_o]
+            best_l[r] = (max(ls) if ls else 0) + f.parametric[r]
+            best_o[r] = (max(os_) if os_ else 0) + 1
+        nested = any(fk == fork or fk in inside for r in region for fk in self.skip_forks.get(r, ()))
+        resampled = any(f.last_upsample[r] == r for r in region)
+        return best_l.get(main, 0), best_o.get(main, 0), nested, resampled
+
+    def _carries(self, m: int, fork: int, sc: _Input) -> tuple[str, bool]:
+        """What the shortcut carries, and whether it changes the shape from fork to join."""
+        f = self.flow
+        src = f.value_type(fork, sc.fork_out)
+        dst = f.nodes[m].outputs[0] if f.roles[m] != "merge_concat" else \
+            f.value_type(sc.node, next(o for p, o in f.slots[m] if p == sc.node))
+        changed = src.shape != dst.shape
+        shortcut_value = next(o for p, o in f.slots[m] if p == sc.node)
+        if f.is_int_value(sc.node, shortcut_value):
+            return "indices", changed
+        if sc.path is None:
+            return "computed", changed
+        layers = [u for u in sc.path if f.parametric[u]]
+        if not layers:
+            if all(f.roles[u] in TRANSPARENT for u in sc.path) or not changed:
+                return "identity", changed
+            return "projection", changed
+        if len(layers) == 1 and _pointwise(f.nodes[layers[0]]):
+            return "projection", changed
+        return "computed", changed
+
+    def _concat_family(self, fork: int) -> int:
+        """How many distinct concat joins read ``fork`` directly (DenseNet reuses features in several)."""
+        f = self.flow
+        return len({c for c in f.succs[fork] if f.roles[c] == "merge_concat"})
+
+    def _decide(self, m: int, role: str, fork: int, sc: _Input, carries: str, changed: bool, depth: int,
+                w_short: int, nested: bool, resampled: bool, family: int, n_members: int) -> tuple[str, str]:
+        f = self.flow
+        fname = f.names[fork]
+        op = f.nodes[m].op
+        spans = _layers(depth)
+        why_long = " and ".join(w for w, on in (("encloses other skips", nested),
+                                                 ("down- and upsamples", resampled)) if on)
+        if carries == "indices":
+            return "long_skip", f"{op} reads max-pool indices from {fname} across {spans} (decoder unpooling)"
+        if role not in ("merge_add", "merge_concat"):
+            if depth == 0 and w_short == 0:
+                return "sequential", f"{op} of {fname} with no layer on either path (element-wise arithmetic)"
+            if role == "merge_mul" and carries == "identity" and depth > w_short:
+                return "sequential", (f"multiplicative gate on the main path: {fname} times a function of it "
+                                      f"({spans}), not a skip")
+            if w_short == 0:
+                return "branch", f"{op} of {fname} and a path computing from it ({spans})"
+            return "branch", f"{op} joins paths from {fname} that compute ({_layers(w_short)} and {spans})"
+        if depth == 0:
+            return "sequential", f"no layer between {fname} and the {op} (rearrangement or arithmetic)"
+        if role == "merge_add" and self.has_gates and self._gated(m, fork):
+            return "gated", f"add of a gate-scaled carry of {fname} and a gated transform ({spans}): Highway"
+        if depth <= w_short:
+            return "branch", f"both paths from {fname} compute ({_layers(w_short)} and {spans})"
+        extra = f", {n_members - 1} more branch{'es' if n_members > 2 else ''}" if n_members > 1 else ""
+        if role == "merge_concat":
+            if carries == "identity" and family >= 2 and not resampled:
+                return "dense", f"concat reuses {fname}, which {family} concats read (DenseNet-style), across {spans}"
+            if carries in ("identity", "projection") and (nested or resampled):
+                return "long_skip", f"concat carries {fname} ({carries}) across {spans} that {why_long}"
+            if carries == "computed" and resampled:
+                return "long_skip", f"concat carries {fname} (computed) across {spans} that {why_long}"
+            if carries == "identity":
+                return "dense", f"concat reuses {fname} across {spans} (feature reuse)"
+            return "branch", f"concat of a {carries} path ({_layers(w_short)}) and {spans} from {fname}{extra}"
+        # merge_add
+        if carries == "identity" or (carries == "projection" and changed):
+            if nested or resampled:
+                return "long_skip", f"add carries {fname} ({carries}) across {spans} that {why_long}"
+            via = "" if carries == "identity" else f" via {self._names(list(reversed(sc.path or [])), 3)}"
+            return "residual", f"{carries} shortcut from {fname}{via} around {spans}{extra}"
+        if resampled:
+            return "long_skip", f"add carries {fname} ({carries}, {_layers(w_short)}) across {spans} that {why_long}"
+        return "branch", (f"both paths from {fname} compute ({_layers(w_short)} and {spans}"
+                          f"{'' if changed or carries != 'projection' else '; a same-shape projection'})")
+
+    def _gated(self, m: int, fork: int) -> bool:
+        """Whether the add's carry of ``fork`` is scaled by a gate: some product near the add takes
+        one factor from a ``gate`` (sigmoid) and the other from ``fork`` through element-wise ops
+        only (Highway's H·T + x·(1 − T), or x + T·(H − x))."""
+        f = self.flow
+        for g in self._closure(f.preds[m], _ARITH, stop=fork):
+            if f.roles[g] != "merge_mul":
+                continue
+            factors = f.preds[g]
+            for a in factors:
+                if not self._from_gate(a):
+                    continue
+                for b in factors:
+                    if b != a and (b == fork or fork in self._closure([b], _ARITH, stop=fork)):
+                        return True
+        return False
+
+    def _closure(self, starts: Sequence[int], roles: frozenset, stop: int, limit: int = 16) -> set[int]:
+        """Nodes reached backwards from ``starts`` through ``roles`` (the stop node included, not passed)."""
+        f = self.flow
+        seen: set[int] = set()
+        todo = list(starts)
+        while todo and len(seen) < limit:
+            v = todo.pop()
+            if v in seen or v == SOURCE:
+                continue
+            seen.add(v)
+            if v != stop and f.roles[v] in roles:
+                todo.extend(f.preds[v])
+        return seen
+
+    def _from_gate(self, v: int) -> bool:
+        f = self.flow
+        for _ in range(6):
+            if f.roles[v] == "gate":
+                return True
+            if f.roles[v] not in _GATE_PATH or len(f.preds[v]) != 1:
+                return False
+            v = f.preds[v][0]
+        return False
+
+    # -- records -----------------------------------------------------------------------------
+    def _span(self, fork: int, main: int, kind: str, depth: int, depth_ops: int,
+              region: list[int] | None) -> Span:
+        f = self.flow
+        if kind in KINDS and region is None and f.dominates(fork, main):
+            region = f.dominated_region(fork, [main], SPAN_LIMIT)
+        if region is None or len(region) > SPAN_LIMIT:
+            return Span(None, None, depth, depth_ops, [])
+        layers = sum(f.parametric[r] for r in region)
+        names = [f.names[r] for r in region] if len(region) <= LIST_LIMIT else []
+        return Span(layers, len(region), depth, depth_ops, names)
+
+    def _record(self, m: int, fork: int, sc: _Input, kind: str, carries: str | None, span: Span,
+                reason: str) -> Skip:
+        f = self.flow
+        node = f.nodes[m]
+        rec = Skip(
+            fork=f.names[fork] if fork != SOURCE else None,
+            fork_output=sc.fork_out,
+            merge=node.name, merge_op=node.op, merge_role=f.roles[m], kind=kind, carries=carries,
+            shortcut=[f.names[u] for u in reversed(sc.path)] if sc.path else [],
+            span=span, reason=reason)
+        rec._fork_id = fork
+        rec._merge_id = m
+        return rec
+
+    def _names(self, ids, limit: int) -> str:
+        names = [self.flow.names[i] for i in ids]
+        if len(names) > limit:
+            return ", ".join(names[:limit]) + f", +{len(names) - limit}"
+        return ", ".join(names)
+
+
+def _layers(n: int) -> str:
+    return f"{n} layer{'' if n == 1 else 's'}"
+
+
+def _pointwise(node) -> bool:
+    """A layer that mixes channels only: no kernel attribute (linear) or a kernel of ones (1x1 conv)."""
+    k = node.attrs.get("kernel_size")
+    if k is None:
+        return True
+    return all(v == 1 for v in (k if isinstance(k, (list, tuple)) else [k]))
+
+
+def _chains(flow: Flow, connections: list[Skip]) -> list[list[Skip]]:
+    """Residual pairs in series: from a merge, follow single-use, single-producer, non-parametric
+    nodes; the chain continues when this reaches the fork of another residual pair."""
+    residual = [c for c in connections if c.kind == "residual"]
+    by_fork: dict[int, Skip] = {}
+    for c in residual:
+        by_fork.setdefault(c._fork_id, c)
+    following: dict[int, Skip] = {}
+    has_prev: set[int] = set()
+    for c in residual:
+        u = c._merge_id
+        while True:
+            nxt = by_fork.get(u)
+            if nxt is not None and nxt is not c and id(nxt) not in has_prev:
+                following[id(c)] = nxt
+                has_prev.add(id(nxt))
+                break
+            if flow.uses[u] != 1 or len(flow.succs[u]) != 1:
+                break
+            v = flow.succs[u][0]
+            if len(flow.preds[v]) != 1 or flow.parametric[v]:
+                break
+            u = v
+    chains: list[list[Skip]] = []
+    for c in residual:
+        if id(c) in has_prev:
+            continue
+        chain = [c]
+        while id(chain[-1]) in following:
+            chain.append(following[id(chain[-1])])
+        for pos, rec in enumerate(chain):
+            rec.stage, rec.position = len(chains), pos
+        chains.append(chain)
+    return chains
+
+
+def check_expectations(graph: Graph, connections: list[Skip]) -> list[Mismatch]:
+    """Compare each node's declared ``meta["expect"]`` with what the analysis found there."""
+    by_merge: dict[str, list[Skip]] = {}
+    for c in connections:
+        by_merge.setdefault(c.merge, []).append(c)
+    out = []
+    for name, node in graph.nx.nodes(data="node"):
+        expected = node.meta.get("expect")
+        if expected is None:
+            continue
+        records = by_merge.get(name, [])
+        kinds = sorted({r.kind for r in records})
+        skip_kinds = [k for k in kinds if k in KINDS]
+        if expected in kinds or (expected == "none" and not skip_kinds) or (
+                not records and expected == "sequential"):
+            continue
+        found = "/".join(kinds) if kinds else "none"
+        reason = records[0].reason if records else "not a join (fewer than two distinct data inputs)"
+        out.append(Mismatch(node=name, expected=expected, found=found, reason=reason,
+                            location=str(node.location) if node.location else None))
+    return out
+
+
+def _annotate(graph: Graph, connections: list[Skip]) -> None:
+    for node in graph.nx.nodes.values():
+        node["node"].meta.pop("skip_role", None)
+    by_merge: dict[str, list[Skip]] = {}
+    for c in connections:
+        if c.kind in KINDS:
+            by_merge.setdefault(c.merge, []).append(c)
+    for merge, records in by_merge.items():
+        kinds = sorted({r.kind for r in records})
+        forks = [r.fork for r in records if r.fork]
+        shown = ", ".join(forks[:3]) + (f", +{len(forks) - 3}" if len(forks) > 3 else "")
+        label = "/".join(kinds)
+        graph.node(merge).meta["skip_role"] = f"{label} merge (fork{'s' if len(forks) > 1 else ''} {shown})"

@@ -1,0 +1,93 @@
+"""The data-flow view: topological ids, meta values dropped, dominators (checked against networkx)."""
+from __future__ import annotations
+
+import random
+
+import networkx as nx
+
+from archc.analysis.structure import SOURCE, Flow
+from archc.ir import Graph, Node, TensorType, Value
+
+
+def _random_dag(seed: int, n: int = 60, inputs: int = 2) -> Graph:
+    """A random DAG of 'add'/'relu' nodes over (N, 4) tensors with a few graph inputs."""
+    rng = random.Random(seed)
+    g = Graph("random")
+    t = TensorType(("N", 4))
+    names = []
+    for i in range(inputs):
+        g.add(Node(f"in{i}", "input", {"shape": ["N", 4]}, [], [t]))
+        names.append(f"in{i}")
+    for i in range(n):
+        k = rng.choice([1, 1, 2, 2, 3])
+        srcs = [rng.choice(names[-12:]) for _ in range(k)]
+        op = "relu" if k == 1 else "add"
+        g.add(Node(f"n{i}", op, {}, [Value(s) for s in srcs], [t]))
+        names.append(f"n{i}")
+    g.outputs = {"y": Value(names[-1]), "z": Value(names[-5])}
+    return g
+
+
+def test_ids_are_topological_and_multi_edges_kept():
+    g = _random_dag(1)
+    flow = Flow(g)
+    for i in range(len(flow)):
+        assert all(p < i for p in flow.preds[i])
+        assert len(flow.slots[i]) == len(flow.nodes[i].inputs)
+    # uses count consuming slots and graph outputs
+    last = flow.index["n59"]
+    assert flow.uses[last] == len(flow.succs[last]) + 1
+
+
+def test_dominators_match_networkx():
+    for seed in range(8):
+        g = _random_dag(seed, inputs=1 + seed % 3)
+        flow = Flow(g)
+        dg = nx.DiGraph()
+        dg.add_node("SRC")
+        for i in range(len(flow)):
+            if not flow.preds[i]:
+                dg.add_edge("SRC", i)
+            for p in flow.preds[i]:
+                dg.add_edge(p, i)
+        expected = nx.immediate_dominators(dg, "SRC")
+        for i in range(len(flow)):
+            want = expected[i]
+            assert flow.idom[i] == (SOURCE if want == "SRC" else want), (seed, flow.names[i])
+            # dominates() agrees with walking up the tree
+            for j in (0, i // 2, i):
+                chain, v = set(), i
+                while v != "SRC":
+                    chain.add(v)
+                    v = expected[v]
+                assert flow.dominates(j, i) == (j in chain)
+
+
+def test_shape_arithmetic_and_constants_are_not_data():
+    g = Graph("meta")
+    x = TensorType(("N", 8, 4, 4))
+    g.add(Node("x", "input", {"shape": ["N", 8, 4, 4]}, [], [x]))
+    # An exporter's Shape op (unknown to the registry): an int64 vector of the input's rank.
+    g.add(Node("shape", "shape_of", {}, [Value("x")], [TensorType((4,), "int64")]))
+    g.add(Node("dims", "gather_dims", {}, [Value("shape")], [TensorType((2,), "int64")]))
+    g.add(Node("table", "constant_table", {}, [], [x]))       # no inputs: a constant
+    g.add(Node("conv", "conv", {"out_channels": 8, "kernel_size": 1, "stride": 1, "padding": 0,
+                                "dilation": 1, "groups": 1, "bias": True}, [Value("x")], [x]))
+    g.add(Node("resh", "reshape_like", {}, [Value("conv"), Value("dims")], [x]))
+    g.add(Node("pos", "add", {}, [Value("resh"), Value("table")], [x]))
+    g.outputs = {"y": Value("pos")}
+    flow = Flow(g)
+    assert set(flow.names) == {"x", "conv", "resh", "pos"}
+    assert not flow.is_merge(flow.index["pos"])      # adding a constant joins nothing
+    assert flow.preds[flow.index["resh"]] == (flow.index["conv"],)
+
+
+def test_region_and_reaches():
+    g = _random_dag(3, n=40)
+    flow = Flow(g)
+    dg = nx.DiGraph((p, i) for i in range(len(flow)) for p in flow.preds[i])
+    for a, b in [(0, len(flow) - 1), (2, 30), (5, 20)]:
+        between = nx.descendants(dg, a) & (nx.ancestors(dg, b) | {b})
+        assert flow.reaches(a, b) == (b in nx.descendants(dg, a))
+        assert set(flow.region(a, [b], limit=10_000)) == between
+    assert flow.region(0, [len(flow) - 1], limit=3) is None      # bounded
