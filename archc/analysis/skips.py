@@ -44,7 +44,9 @@ from typing import Sequence
 
 from archc.analysis.report import KINDS, Analysis, Mismatch, Skip, Span
 from archc.analysis.structure import MERGE_ROLES, SOURCE, TRANSPARENT, Flow
+from archc.errors import ShapeError
 from archc.ir import Graph
+from archc.ops.base import broadcast
 
 #: regions with more nodes than this are not walked (spans then report depths only)
 SPAN_LIMIT = 256
@@ -243,6 +245,15 @@ class _Classifier:
             return "projection", changed
         return "computed", changed
 
+    def _elementwise(self, m: int) -> bool:
+        """Whether the join's output has the broadcast shape of its inputs (a matmul contracts instead)."""
+        f = self.flow
+        shapes = [f.value_type(p, o).shape for p, o in f.slots[m]]
+        try:
+            return f.nodes[m].outputs[0].shape == broadcast(shapes)
+        except ShapeError:
+            return False
+
     def _concat_family(self, fork: int) -> int:
         """How many distinct concat joins read ``fork`` directly (DenseNet reuses features in several)."""
         f = self.flow
@@ -260,7 +271,10 @@ class _Classifier:
             return "long_skip", f"{op} reads max-pool indices from {fname} across {spans} (decoder unpooling)"
         if role not in ("merge_add", "merge_concat"):
             if depth == 0 and w_short == 0:
-                return "sequential", f"{op} of {fname} with no layer on either path (element-wise arithmetic)"
+                if self._elementwise(m):
+                    return "sequential", f"{op} of {fname} with no layer on either path (element-wise arithmetic)"
+                return "branch", (f"{op} combines two views of {fname} with no layer between "
+                                  "(e.g. attention scores from a fused projection)")
             if role == "merge_mul" and carries == "identity" and depth > w_short:
                 return "sequential", (f"multiplicative gate on the main path: {fname} times a function of it "
                                       f"({spans}), not a skip")

@@ -1,8 +1,10 @@
-"""Per-node summary rows (name, op, output shapes, parameter count) and totals."""
+"""Per-node summary rows (name, op, output shapes, parameter count, skip label) and totals."""
 from __future__ import annotations
 
 from typing import Any
 
+from archc.analysis.report import LABELS
+from archc.analysis.skips import analyze
 from archc.ir import Graph
 from archc.ir.weights import count_params
 
@@ -11,6 +13,7 @@ def summarize(graph: Graph) -> dict[str, Any]:
     """A JSON-ready summary of a graph: one row per node plus totals."""
     rows = []
     total = 0
+    labels = _skip_labels(graph)
     for node in graph.nodes():
         n = count_params(graph, node)
         total += n
@@ -20,6 +23,7 @@ def summarize(graph: Graph) -> dict[str, Any]:
             "shapes": [list(t.shape) for t in node.outputs],
             "dtypes": [t.dtype for t in node.outputs],
             "params": n,
+            "skip": labels.get(node.name, ""),
         })
     return {
         "model": graph.name,
@@ -30,3 +34,13 @@ def summarize(graph: Graph) -> dict[str, Any]:
         "total_nodes": len(rows),
         "total_params": total,
     }
+
+
+def _skip_labels(graph: Graph) -> dict[str, str]:
+    """Merge node -> its connection labels, skip kinds first (e.g. ``residual``, ``dense x3``)."""
+    kinds: dict[str, dict[str, int]] = {}
+    for c in analyze(graph, paths=False, annotate=False).connections:
+        per = kinds.setdefault(c.merge, {})
+        per[c.kind] = per.get(c.kind, 0) + 1
+    return {m: ", ".join(k if per[k] == 1 else f"{k} x{per[k]}" for k in sorted(per, key=LABELS.index))
+            for m, per in kinds.items()}

@@ -1,0 +1,162 @@
+"""``archc lint SPEC|MODEL.onnx``: find and label the skip connections of a model.
+
+Prints one row per join of the data flow (merge node, op, label, fork, what the
+shortcut carries, layers spanned, stage, reason), the counts of each skip kind, the
+path analysis (Veit et al. 2016) and any disagreement with the spec's ``expect:``
+declarations. ``--strict`` exits 1 when a declaration disagrees; otherwise lint exits 0
+(2 for a spec it cannot read). ``--band LO:HI`` asks for the share of input -> output
+paths whose length, in parametric layers, lies in LO..HI (default: the central band
+holding 95% of them).
+
+JSON output (``--format json``), schema ``archc.lint/1``::
+
+    {
+      "schema": "archc.lint/1",
+      "model": str,
+      "summary": {"residual": int, "long_skip": int, "dense": int, "gated": int},
+      "joins_summary": {"branch": int, "sequential": int},
+      "skips": [Connection, ...],        # the skip connections, topological order of merge
+      "joins": [Connection, ...],        # joins that are not skips (branch, sequential)
+      "paths": Paths,
+      "expectations": [Mismatch, ...],   # empty when every declared expect holds
+      "ok": bool                         # no expectation mismatch
+    }
+
+    Connection = {
+      "fork": str | null,      # node whose value is forked (null: the inputs share no fork)
+      "fork_output": int,      # which output of the fork
+      "merge": str, "merge_op": str,
+      "kind": "residual" | "long_skip" | "dense" | "gated" | "branch" | "sequential",
+      "carries": "identity" | "projection" | "indices" | "computed" | null,
+      "shortcut": [str],       # nodes on the shortcut, fork side first ([] for identity)
+      "span": {"layers": int | null,   # parametric layers in the bypassed region (null: too large to walk)
+               "ops": int | null,      # all ops in that region
+               "depth": int,           # parametric layers on the longest bypassed path
+               "depth_ops": int,       # ops on that path
+               "nodes": [str]},        # the region's nodes when it is small, else []
+      "stage": int | null,     # chain of residual blocks in series it belongs to (residual only)
+      "position": int | null,  # its place in that chain
+      "reason": str            # one line saying why it got its label
+    }
+
+    Paths = {
+      "total": int,            # exact number of input -> output paths (arbitrary precision)
+      "shortest": int | null, "longest": int | null,   # in parametric layers
+      "mean": float | null, "std": float | null,
+      "band": {"lo": int, "hi": int, "share": float, "source": "given" | "central95"} | null,
+      "histogram": {"<length>": share} | null,          # when lengths span at most 64 values
+      "chains": [{"stage": int, "blocks": int, "merges": [str], "paths": int,   # 2^blocks
+                  "mean": float, "std": float,                                  # of Binomial(blocks, 1/2)
+                  "distribution": [int] | null}]        # paths taking k residual branches, k = 0..blocks
+    }
+
+    Mismatch = {"node": str, "expected": str, "found": str, "reason": str, "location": str | null}
+
+Counts in ``summary`` follow one skip = one (fork, merge) pair; a DenseNet concat
+reading L earlier features holds L - 1 pairs (the most recent input is the main path).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from archc.analysis.report import KINDS, NON_SKIPS, Analysis
+from archc.analysis.skips import analyze
+from archc.cli.common import add_spec_arguments, load_graph
+from archc.errors import Location, UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_spec_arguments(parser, models=True)
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when a node's declared 'expect' disagrees with the analysis")
+    parser.add_argument("--band", metavar="LO:HI",
+                        help="report the share of paths with LO..HI parametric layers "
+                             "(default: the central band holding 95%% of paths)")
+    parser.add_argument("--all", dest="show_all", action="store_true",
+                        help="table: also list joins that are not skips (branch, sequential)")
+
+
+def run(args: argparse.Namespace) -> int:
+    band = _band(args.band)
+    graph = load_graph(args)
+    analysis = analyze(graph, band=band)
+    if args.format == "json":
+        data = analysis.to_dict()
+        data["ok"] = not analysis.expectations
+        # Path counts of deep networks exceed Python's default 4300-digit int -> str limit.
+        if hasattr(sys, "set_int_max_str_digits"):
+            sys.set_int_max_str_digits(0)
+        print(json.dumps(data, indent=2))
+    else:
+        print(format_table(analysis, show_all=args.show_all))
+    return 1 if args.strict and analysis.expectations else 0
+
+
+def _band(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    lo, sep, hi = text.partition(":")
+    try:
+        band = (int(lo), int(hi))
+    except ValueError:
+        band = None
+    if not sep or band is None or band[0] > band[1] or band[0] < 0:
+        raise UsageError(f"--band expects LO:HI with 0 <= LO <= HI, got '{text}'",
+                         location=Location("<command line>"))
+    return band
+
+
+def format_table(analysis: Analysis, show_all: bool = False) -> str:
+    rows = [c for c in analysis.connections if show_all or c.is_skip]
+    headers = ("merge", "op", "kind", "fork", "carries", "layers", "stage", "reason")
+    cells = [(c.merge, c.merge_op, c.kind, c.fork or "-", c.carries or "-",
+              str(c.span.layers) if c.span.layers is not None else f"~{c.span.depth}",
+              str(c.stage) if c.stage is not None else "-", c.reason) for c in rows]
+    out = [f"model {analysis.model}"]
+    if cells:
+        widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+        widths[-1] = 0
+        line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+        out += [line(headers), line(tuple("-" * w for w in widths[:-1]) + ("------",))]
+        out += [line(r) for r in cells]
+    else:
+        out.append("no skip connections" if not show_all else "no joins")
+    counts = analysis.summary()
+    out.append("skips: " + ", ".join(f"{k} {counts[k]}" for k in KINDS)
+               + "   (joins that are not skips: " + ", ".join(f"{k} {counts[k]}" for k in NON_SKIPS) + ")")
+    if analysis.paths is not None:
+        out += _paths_lines(analysis)
+    if analysis.expectations:
+        out.append(f"expectations: {len(analysis.expectations)} mismatch"
+                   f"{'es' if len(analysis.expectations) != 1 else ''}")
+        for m in analysis.expectations:
+            where = f"{m.location}: " if m.location else ""
+            out.append(f"  {where}node '{m.node}': expected {m.expected}, found {m.found} ({m.reason})")
+    else:
+        out.append("expectations: ok")
+    return "\n".join(out)
+
+
+def _paths_lines(analysis: Analysis) -> list[str]:
+    p = analysis.paths
+    out = [f"paths: {_big(p.total)} input->output paths"]
+    if p.total:
+        band = p.band
+        out[-1] += (f"; length in layers {p.shortest}..{p.longest}, mean {p.mean:.1f} (sd {p.std:.1f}); "
+                    f"{p.band_share:.1%} of paths have {band[0]}..{band[1]} layers"
+                    + (" (central 95% band)" if p.band_source == "central95" else ""))
+    for c in p.chains:
+        out.append(f"  stage {c.stage}: {c.blocks} residual block{'s' if c.blocks != 1 else ''} in series -> "
+                   f"2^{c.blocks} = {_big(c.paths)} paths, residual branches taken ~ Binomial({c.blocks}, 1/2)")
+    return out
+
+
+def _big(n: int) -> str:
+    if n < 10 ** 15:
+        return f"{n:,}"
+    exp = math.log10(n)  # exact enough for any int: math.log10 accepts arbitrarily large ints
+    return f"~{10 ** (exp - math.floor(exp)):.3f}e{math.floor(exp)}"

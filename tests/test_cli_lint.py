@@ -1,0 +1,132 @@
+"""``archc lint`` and the summary's skip column, through the real command line."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from archc.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESNET18 = os.path.join(ROOT, "specs", "resnet18.yaml")
+
+MISLABELLED = """\
+archc: 1
+name: mislabelled
+inputs: {x: [N, 4, 8, 8]}
+nodes:
+  - {name: conv1, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+  - {name: relu, op: relu}
+  - {name: conv2, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+  - {name: add, op: add, in: [x, conv2], expect: long_skip}
+"""
+
+
+def lint(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["lint", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_table_for_resnet18(capsys):
+    code, out, _ = lint(capsys, RESNET18)
+    assert code == 0
+    assert "skips: residual 8, long_skip 0, dense 0, gated 0" in out
+    assert "layer2.0.add  add  residual  layer1.1.relu2  projection" in out
+    assert "paths: 256 input->output paths; length in layers 5..18" in out
+    assert "stage 0: 8 residual blocks in series -> 2^8 = 256 paths" in out
+    assert out.rstrip().endswith("expectations: ok")
+
+
+def test_json_schema(capsys):
+    code, out, _ = lint(capsys, RESNET18, "--format", "json", "--band", "5:11")
+    assert code == 0
+    data = json.loads(out)
+    assert set(data) == {"schema", "model", "summary", "joins_summary", "skips", "joins", "paths",
+                         "expectations", "ok"}
+    assert data["schema"] == "archc.lint/1" and data["ok"] is True and data["expectations"] == []
+    assert data["summary"] == {"residual": 8, "long_skip": 0, "dense": 0, "gated": 0}
+    assert len(data["skips"]) == 8 and data["joins"] == []
+    skip = data["skips"][2]
+    assert set(skip) == {"fork", "fork_output", "merge", "merge_op", "kind", "carries", "shortcut", "span",
+                         "stage", "position", "reason"}
+    assert set(skip["span"]) == {"layers", "ops", "depth", "depth_ops", "nodes"}
+    assert (skip["merge"], skip["carries"], skip["shortcut"]) == (
+        "layer2.0.add", "projection", ["layer2.0.downsample.0", "layer2.0.downsample.1"])
+    paths = data["paths"]
+    assert set(paths) == {"total", "shortest", "longest", "mean", "std", "band", "histogram", "chains"}
+    assert paths["total"] == 256
+    # stem and fc, then per block 0 or 2 layers (identity shortcut) or 1 or 2 (3 projection shortcuts)
+    lengths = [2 + sum(c) for c in itertools.product(*([(0, 2)] * 5 + [(1, 2)] * 3))]
+    assert (paths["shortest"], paths["longest"]) == (min(lengths), max(lengths))
+    assert paths["band"] == {"lo": 5, "hi": 11, "source": "given",
+                             "share": pytest.approx(sum(5 <= n <= 11 for n in lengths) / 256)}
+    assert paths["chains"][0]["distribution"] == [1, 8, 28, 56, 70, 56, 28, 8, 1]
+
+
+def test_strict_fails_on_expectation_mismatch(tmp_path, capsys):
+    spec = tmp_path / "mislabelled.yaml"
+    spec.write_text(MISLABELLED)
+    code, out, _ = lint(capsys, str(spec))
+    assert code == 0
+    assert f"{spec}:8:" in out and "node 'add': expected long_skip, found residual" in out
+    code, out, _ = lint(capsys, str(spec), "--strict", "--format", "json")
+    assert code == 1
+    data = json.loads(out)
+    assert data["ok"] is False
+    assert [(m["node"], m["expected"], m["found"]) for m in data["expectations"]] == [
+        ("add", "long_skip", "residual")]
+
+
+def test_strict_through_the_installed_entry_point(tmp_path):
+    spec = tmp_path / "mislabelled.yaml"
+    spec.write_text(MISLABELLED)
+    archc = [sys.executable, "-m", "archc"]
+    bad = subprocess.run([*archc, "lint", "--strict", str(spec)], capture_output=True, text=True)
+    assert bad.returncode == 1, bad.stderr
+    good = subprocess.run([*archc, "lint", "--strict", RESNET18], capture_output=True, text=True)
+    assert good.returncode == 0, good.stderr
+
+
+def test_bad_band_and_missing_file_are_usage_errors(capsys, tmp_path):
+    code, _, err = lint(capsys, RESNET18, "--band", "9:3")
+    assert code == 2 and "--band expects LO:HI" in err and "Traceback" not in err
+    code, _, err = lint(capsys, str(tmp_path / "nope.yaml"))
+    assert code == 2 and "no such file" in err
+
+
+def test_all_lists_joins_that_are_not_skips(capsys):
+    code, out, _ = lint(capsys, os.path.join(ROOT, "specs", "googlenet.yaml"), "--all")
+    assert code == 0
+    assert "skips: residual 0, long_skip 0, dense 0, gated 0   (joins that are not skips: branch 9" in out
+    assert "inception3a.cat" in out
+    code, out, _ = lint(capsys, os.path.join(ROOT, "specs", "googlenet.yaml"))
+    assert "no skip connections" in out and "inception3a.cat" not in out
+
+
+def test_summary_has_a_skip_column(capsys):
+    assert main(["summary", RESNET18]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[1]
+    assert header.split()[-1] == "skip"
+    add_row = next(line for line in out.splitlines() if line.startswith("layer1.0.add "))
+    assert add_row.split()[-1] == "residual"
+    assert main(["summary", RESNET18, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["nodes"]
+    assert {r["name"]: r["skip"] for r in rows if r["skip"]} == {
+        f"layer{i}.{j}.add": "residual" for i in range(1, 5) for j in range(2)}
+
+
+def test_lint_reads_onnx_models(tmp_path, capsys):
+    onnx_path = tmp_path / "resnet18.onnx"
+    assert main(["build", RESNET18, "--target", "onnx", "-o", str(onnx_path)]) == 0
+    capsys.readouterr()
+    code, out, _ = lint(capsys, str(onnx_path), "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["summary"] == {"residual": 8, "long_skip": 0, "dense": 0, "gated": 0}
+    assert data["paths"]["total"] == 256
