@@ -71,11 +71,13 @@ class Graph:
         #: weights by node name, then parameter name (numpy arrays); filled by init or loading
         self.weights: dict[str, dict[str, Any]] = {}
         self.doc: str = ""
+        self._topo: list[str] | None = None  # cached topological order; reset by every mutation
 
     # -- building -------------------------------------------------------------------
     def add(self, node: Node) -> Node:
         if node.name in self.nx:
             raise ValueError(f"duplicate node name '{node.name}'")
+        self._topo = None
         self.nx.add_node(node.name, node=node)
         for port, value in enumerate(node.inputs):
             self.nx.add_edge(value.node, node.name, port=port, out=value.out)
@@ -86,6 +88,7 @@ class Graph:
     def set_inputs(self, name: str, inputs: list[Value]) -> None:
         """Rewire a node's inputs (used by passes)."""
         node = self.node(name)
+        self._topo = None
         for u, _, k in list(self.nx.in_edges(name, keys=True)):
             self.nx.remove_edge(u, name, k)
         node.inputs = list(inputs)
@@ -93,6 +96,7 @@ class Graph:
             self.nx.add_edge(value.node, name, port=port, out=value.out)
 
     def remove(self, name: str) -> None:
+        self._topo = None
         self.nx.remove_node(name)
         self.weights.pop(name, None)
         if name in self.inputs:
@@ -133,8 +137,10 @@ class Graph:
 
     def nodes(self) -> Iterator[Node]:
         """Nodes in a topological order (stable: insertion order where possible)."""
-        order = {n: i for i, n in enumerate(self.nx.nodes)}
-        for name in nx.lexicographical_topological_sort(self.nx, key=order.__getitem__):
+        if self._topo is None:
+            order = {n: i for i, n in enumerate(self.nx.nodes)}
+            self._topo = list(nx.lexicographical_topological_sort(self.nx, key=order.__getitem__))
+        for name in self._topo:
             yield self.node(name)
 
     def type_of(self, value: Value) -> TensorType:

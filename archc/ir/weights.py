@@ -53,14 +53,23 @@ def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
     if spec.init == "ones":
         return np.ones(shape, dtype=spec.dtype)
     if spec.init == "uniform":
-        return rng.uniform(-spec.bound, spec.bound, size=shape).astype(spec.dtype)
+        return _uniform(rng, shape, spec.bound, spec.dtype)
     if spec.init == "normal":
-        return (rng.standard_normal(size=shape) * spec.std).astype(spec.dtype)
+        arr = rng.standard_normal(size=shape, dtype=np.float32)
+        arr *= np.float32(spec.std)
+        return arr.astype(spec.dtype, copy=False)
     if spec.init == "xavier_uniform":
         fan_out, fan_in = shape[0], int(np.prod(shape[1:]))
-        bound = math.sqrt(6.0 / (fan_in + fan_out))
-        return rng.uniform(-bound, bound, size=shape).astype(spec.dtype)
+        return _uniform(rng, shape, math.sqrt(6.0 / (fan_in + fan_out)), spec.dtype)
     raise ValueError(f"unknown init '{spec.init}' for {key}")
+
+
+def _uniform(rng: np.random.Generator, shape: tuple[int, ...], bound: float, dtype: str) -> np.ndarray:
+    """U(-bound, bound), drawn directly in float32 (several times faster than float64 + cast)."""
+    arr = rng.random(size=shape, dtype=np.float32)
+    arr *= np.float32(2 * bound)
+    arr -= np.float32(bound)
+    return arr.astype(dtype, copy=False)
 
 
 def initialize(graph: Graph, seed: int = 0) -> Graph:
