@@ -7,6 +7,7 @@ registered ops: nothing named in a spec is ever imported.
 """
 from __future__ import annotations
 
+import sys
 from importlib import metadata
 from typing import Iterator, TypeVar
 
@@ -15,6 +16,8 @@ from archc.ops.base import ATTR_KINDS, OpDef
 _OPS: dict[str, OpDef] = {}
 _ALIASES: dict[str, str] = {}
 _plugins_loaded = False
+#: ops registered by plugins: name -> entry point value (for listings)
+PLUGIN_OPS: dict[str, str] = {}
 
 T = TypeVar("T", bound=type)
 
@@ -37,18 +40,36 @@ def register(cls: T) -> T:
 
 
 def load_plugins() -> None:
-    """Import ops from installed packages' ``archc.ops`` entry points (once)."""
+    """Import ops from installed packages' ``archc.ops`` entry points (once).
+
+    A plugin that fails to import, is not an OpDef subclass, or reuses a registered
+    name is skipped with a warning naming the entry point, so one broken package
+    does not take the tool down.
+    """
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
     for ep in metadata.entry_points(group="archc.ops"):
-        cls = ep.load()
-        if isinstance(cls, type) and issubclass(cls, OpDef):
-            if cls.name not in _OPS:
-                register(cls)
+        where = f"plugin entry point '{ep.name} = {ep.value}'"
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a third-party import can fail in any way
+            _warn(f"{where} failed to import ({type(exc).__name__}: {exc}); its op is unavailable")
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, OpDef)):
+            _warn(f"{where} is not an archc OpDef subclass; skipped")
+            continue
+        try:
+            register(cls)
+        except ValueError as exc:
+            _warn(f"{where}: {exc}; skipped")
         else:
-            raise TypeError(f"entry point {ep.name} = {ep.value} is not an OpDef subclass")
+            PLUGIN_OPS[cls.name] = ep.value
+
+
+def _warn(message: str) -> None:
+    print(f"archc: warning: {message}", file=sys.stderr)
 
 
 def get(name: str) -> OpDef | None:

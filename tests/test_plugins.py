@@ -1,0 +1,71 @@
+"""Plug-in ops: an installed package's `archc.ops` entry point adds an op without editing archc."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).parent / "plugin_example"
+
+SPEC = """
+inputs: {x: [N, 4, 6, 6]}
+nodes:
+  - {name: conv, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+  - {name: act, op: mish}
+"""
+
+
+def install_without_pip(site: Path, entry: str = "mish = archc_mish:Mish") -> None:
+    """Lay the example package out as an installed distribution (what pip would write)."""
+    shutil.copytree(EXAMPLE / "archc_mish", site / "archc_mish")
+    info = site / "archc_mish-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: archc-mish\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(f"[archc.ops]\n{entry}\n")
+
+
+@pytest.fixture
+def plugin_env(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    install_without_pip(site)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    return tmp_path, env
+
+
+def archc(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "archc", *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def test_plugin_op_is_listed_and_usable_in_a_spec(plugin_env):
+    tmp, env = plugin_env
+    proc = archc("ops", "mish", env=env, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("mish: x * tanh(softplus(x))")
+    (tmp / "m.yaml").write_text(SPEC)
+    proc = archc("verify", "m.yaml", "--batch", "2", env=env, cwd=tmp)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASSED" in proc.stdout
+
+
+def test_without_the_plugin_the_op_is_unknown(tmp_path):
+    (tmp_path / "m.yaml").write_text(SPEC)
+    proc = subprocess.run([sys.executable, "-m", "archc", "check", "m.yaml"], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "m.yaml:5:5: error: node 'act': unknown op 'mish'" in proc.stderr
+
+
+def test_a_broken_plugin_is_skipped_with_a_warning(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    install_without_pip(site, entry="mish = archc_mish:NoSuchClass")
+    env = dict(os.environ, PYTHONPATH=str(site))
+    proc = archc("ops", env=env, cwd=tmp_path)
+    assert proc.returncode == 0
+    assert "archc: warning: plugin entry point 'mish = archc_mish:NoSuchClass' failed to import" in proc.stderr
+    assert "\nconv " in "\n" + proc.stdout
