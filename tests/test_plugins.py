@@ -57,7 +57,7 @@ def test_without_the_plugin_the_op_is_unknown(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "archc", "check", "m.yaml"], capture_output=True, text=True,
                           cwd=tmp_path)
     assert proc.returncode == 2
-    assert "m.yaml:5:5: error: node 'act': unknown op 'mish'" in proc.stderr
+    assert "m.yaml:5:21: error: node 'act': unknown op 'mish'" in proc.stderr
 
 
 def test_a_broken_plugin_is_skipped_with_a_warning(tmp_path):
