@@ -561,6 +561,8 @@ def transpose(im: "Importer", node: onnx.NodeProto):
 def concat(im: "Importer", node: onnx.NodeProto):
     if not all(im.is_tensor(n) for n in node.input):
         return None
+    if len(node.input) == 1:  # torch.cat([x]): nothing to concatenate
+        return [im.alias(node.output[0], node.input[0])]
     return im.emit(node, "concat", {"axis": int(im.attrs(node)["axis"])}, [im.tensor(n) for n in node.input])
 
 

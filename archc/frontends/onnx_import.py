@@ -133,7 +133,7 @@ class Importer:
         self.consumers: dict[str, int] = {}
         self.symbols: dict[str, Dim] = {}       # ONNX dim_param -> IR dim
         self.input_symbols: set[str] = set()    # dim_params of the graph inputs, kept as they are
-        self.origin: dict[str, str] = {}        # IR node -> ONNX node name
+        self.origin: dict[str, onnx.NodeProto] = {}  # IR node -> the ONNX node it came from
         self.bound: dict[Value, list[str]] = {}  # IR value -> ONNX names bound to it
         self.passed: dict[Value, int] = {}      # uses of an IR value by nodes that only alias it
         self._attrs: dict[tuple, dict[str, Any]] = {}
@@ -331,7 +331,7 @@ class Importer:
         self.graph.add(ir)
         if weights:
             self.graph.weights[name] = dict(weights)
-        self.origin[name] = node.name
+        self.origin[name] = node
         values = [Value(name, k) for k in range(len(types))]
         for out, v in zip(node.output, values):
             if out:
@@ -457,7 +457,7 @@ class Importer:
         self.graph.add(ir)
         if weights:
             self.graph.weights[ir.name] = weights
-        self.origin[ir.name] = node.name
+        self.origin[ir.name] = node
         return [Value(ir.name, k) for k in range(len(ir.outputs))]
 
     def check_types(self, node: onnx.NodeProto, types: list[TensorType]) -> None:
@@ -544,12 +544,18 @@ class Importer:
         return g
 
     def _final_names(self, nodes: list[Node]) -> dict[str, str]:
-        """Nodes that are the only one left from a module scope take the scope's name."""
+        """Final node names: a node that is the only one left from a module scope takes the
+        scope's name, when its own name is just its op type as PyTorch writes them
+        (``/layer1/conv1/Conv`` -> ``layer1.conv1``)."""
         scopes: dict[str, int] = {}
         prefixes: dict[str, int] = {}
         parsed = {}
         for node in nodes:
-            scope, _ = split_name(self.origin.get(node.name, ""))
+            src = self.origin.get(node.name)
+            scope, leaf = split_name(src.name) if src is not None else (None, "")
+            # Only exporter-made leaves (PyTorch's "Conv", "Conv_1") give way to the scope.
+            if scope and not re.fullmatch(re.escape(src.op_type) + r"(_\d+)?", leaf):
+                scope = None
             parsed[node.name] = scope
             if scope:
                 scopes[scope] = scopes.get(scope, 0) + 1

@@ -31,12 +31,16 @@ by how many inputs are computed tensors (constants do not count):
 * ``matmul``: MatMul (or Einsum) of two computed tensors, like attention scores;
 * ``norm``: normalisations (BatchNormalization, LayerNormalization, ...);
 * ``activation``: element-wise functions of one tensor (Relu, Erf, Pow by a constant,
-  Sqrt, Softmax, ...);
+  Sqrt, a constant divided by the tensor, Softmax, ...);
+* ``gate``: activations into (0, 1) (Sigmoid, HardSigmoid), what gates multiply by;
 * ``pool``: window and global pooling; ``reduce``: ReduceMean, ReduceSum, ...;
 * ``reshape``: data movement (Reshape, Transpose, Slice, Gather, Squeeze, Unsqueeze,
   Split, Pad, Expand, Tile, DepthToSpace, ...);
 * ``upsample`` (Resize, Upsample), ``unpool`` (MaxUnpool);
-* ``other``: everything else (comparisons, Where, Shape, casts to another dtype, ...).
+* ``shape``: Shape and Size, which compute a shape rather than features; ``const``: values
+  not computed from the inputs' contents (ConstantOfShape, Range, random generators);
+  analyses leave both out of the data flow;
+* ``other``: everything else (comparisons, Where, casts to another dtype, ...).
 
 The ONNX lowering re-emits the node with its attributes; the PyTorch lowering raises
 an error naming the ONNX op, since archc cannot write PyTorch code for arbitrary ONNX.
@@ -62,7 +66,11 @@ for _role, _ops in {
     "norm": "BatchNormalization LayerNormalization InstanceNormalization GroupNormalization "
             "LpNormalization LRN MeanVarianceNormalization SimplifiedLayerNormalization "
             "SkipLayerNormalization RMSNormalization",
-    "activation": "Relu LeakyRelu PRelu Elu Selu Celu Sigmoid HardSigmoid Tanh Softplus Softsign Mish Gelu "
+    "gate": "Sigmoid HardSigmoid",
+    "shape": "Shape Size",
+    "const": "Constant ConstantOfShape Range EyeLike RandomNormal RandomUniform RandomNormalLike "
+             "RandomUniformLike",
+    "activation": "Relu LeakyRelu PRelu Elu Selu Celu Tanh Softplus Softsign Mish Gelu "
                   "FastGelu BiasGelu HardSwish ThresholdedRelu Erf Exp Log Sqrt Reciprocal Neg Abs Sign "
                   "Ceil Floor Round Sin Cos Softmax LogSoftmax Hardmax Clip Shrink Pow IsNaN IsInf",
     "pool": "MaxPool AveragePool GlobalAveragePool GlobalMaxPool LpPool GlobalLpPool MaxRoiPool RoiAlign",
@@ -78,12 +86,13 @@ for _role, _ops in {
         _ROLES[_op] = _role
 
 
-def role_for(op_type: str, computed_inputs: int) -> str:
-    """The analysis role of an ONNX op with this many computed (non-constant) inputs."""
+def role_for(op_type: str, computed_inputs: int, constant_first: bool = False) -> str:
+    """The analysis role of an ONNX op with this many computed (non-constant) inputs;
+    ``constant_first`` when its first operand is a constant (``c / x`` is not a scaling)."""
+    if op_type == "Div":
+        return "other" if computed_inputs >= 2 else ("activation" if constant_first else "scale")
     if op_type in _MERGES:
         return _MERGES[op_type] if computed_inputs >= 2 else _WITH_CONSTANT[op_type]
-    if op_type == "Div":
-        return "other" if computed_inputs >= 2 else "scale"
     if op_type in ("MatMul", "Einsum", "MatMulInteger"):
         return "matmul" if computed_inputs >= 2 else "layer"
     return _ROLES.get(op_type, "other")
@@ -107,7 +116,8 @@ class OnnxNode(OpDef):
     min_inputs = 0
 
     def role_of(self, node) -> str:
-        return role_for(node.attrs["op_type"], len(node.inputs))
+        operands = node.attrs["operands"] or [None]
+        return role_for(node.attrs["op_type"], len(node.inputs), isinstance(operands[0], str))
 
     def output_names(self, node) -> tuple[str, ...]:
         n = len(node.attrs["output_types"] or ())
