@@ -25,6 +25,8 @@ from archc.ir.weights import total_params  # noqa: E402
 from archc.ops import registry  # noqa: E402
 from archc.spec import loads_spec  # noqa: E402
 
+SPECS_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent / "specs"
+
 #: ONNX ops that only an exporter's shape bookkeeping or graph plumbing produces
 NOISE = {"Shape", "Size", "Gather", "Constant", "ConstantOfShape", "Identity", "Cast", "Unsqueeze", "Squeeze",
          "Dropout", "Concat", "Range", "Expand"}
@@ -540,6 +542,36 @@ def test_lint_labels_match_the_equivalent_spec(exported, name):
                 "transformer_post": {"residual"}, "transformer_pre": {"residual"}, "inception": {"branch"},
                 "se": {"sequential"}}[name]
     assert {kind for kind, _ in got_labels} == expected
+
+
+# -- archc's own ONNX lowering read back ----------------------------------------------------------
+
+@pytest.mark.parametrize("spec,overrides", [
+    ("resnet18.yaml", {"width": 8, "image_size": 32, "num_classes": 10}),
+    ("densenet121.yaml", {"growth_rate": 4, "init_features": 8, "block_config": [2, 1, 1, 2], "image_size": 32}),
+    ("googlenet.yaml", {"image_size": 64, "num_classes": 10}),
+])
+def test_specs_round_trip_through_onnx(spec, overrides):
+    from archc.lowering.onnx import to_onnx
+    from archc.spec import load_spec
+
+    original = load_spec(str(SPECS_DIR / spec), overrides)
+    model = to_onnx(original, seed=0)
+    graph = from_onnx(model, spec.replace(".yaml", ".onnx"))
+    # what only training or the spec's bookkeeping needs disappears: dropout, one-input concats
+    kept = [n for n in original.nodes() if n.op != "dropout" and not (n.op == "concat" and len(n.inputs) == 1)]
+    assert [(n.name, n.op, n.outputs) for n in graph.nodes()] == [(n.name, n.op, n.outputs) for n in kept]
+    assert total_params(graph) == total_params(original)
+    assert [(c.merge, c.kind) for c in analyze(graph).connections] == \
+        [(c.merge, c.kind) for c in analyze(original).connections]
+    for node in kept:
+        if node.op in ("conv", "linear", "batchnorm"):
+            assert node.attrs == graph.node(node.name).attrs
+    x = np.random.default_rng(0).standard_normal((2, 3, overrides["image_size"], overrides["image_size"]))
+    x = x.astype(np.float32)
+    np.testing.assert_allclose(relowered_outputs(graph, x)["fc"] if "fc" in graph.outputs else
+                               list(relowered_outputs(graph, x).values())[0],
+                               run_ort(model, {"x": x})[0], rtol=1e-5, atol=1e-5)
 
 
 # -- hand-written ONNX graphs (other exporters) ------------------------------------------------

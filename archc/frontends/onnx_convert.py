@@ -25,7 +25,7 @@ import onnx
 
 from archc.frontends.onnx_import import Fallback
 from archc.errors import ShapeError
-from archc.frontends.onnx_values import Const
+from archc.frontends.onnx_values import Const, short_float
 from archc.ir.graph import Value
 from archc.ir.types import Dim
 
@@ -66,6 +66,12 @@ def _operand_ints(im: "Importer", node: onnx.NodeProto, index: int, attr: str) -
     return [int(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
 
 
+def _compact(values) -> Any:
+    """A per-dim list as the spec language writes it: one int when all dims agree."""
+    values = [int(v) for v in values]
+    return values[0] if values and all(v == values[0] for v in values) else values
+
+
 def _window(im: "Importer", node: onnx.NodeProto, n: int, kernel: tuple[int, ...]) -> dict[str, Any]:
     """kernel, stride, padding, dilation of Conv/MaxPool/AveragePool with symmetric padding."""
     a = im.attrs(node)
@@ -76,14 +82,15 @@ def _window(im: "Importer", node: onnx.NodeProto, n: int, kernel: tuple[int, ...
         pads = list(a.get("pads", [0] * 2 * n))
         if pads[:n] != pads[n:]:
             raise Fallback(f"asymmetric pads {pads}")
-        padding: Any = pads[:n]
+        padding: Any = _compact(pads[:n])
     elif auto_pad == "VALID":
-        padding = [0] * n
+        padding = 0
     elif auto_pad == "SAME_UPPER" and all(s == 1 for s in strides):
         padding = "same"  # the IR's 'same' puts the odd extra padding at the end, like SAME_UPPER
     else:
         raise Fallback(f"auto_pad {auto_pad}")
-    return {"kernel_size": list(kernel), "stride": strides, "padding": padding, "dilation": dilations}
+    return {"kernel_size": _compact(kernel), "stride": _compact(strides), "padding": padding,
+            "dilation": _compact(dilations)}
 
 
 def _optional_const(im: "Importer", node: onnx.NodeProto, index: int) -> np.ndarray | None:
@@ -126,10 +133,10 @@ def conv_transpose(im: "Importer", node: onnx.NodeProto):
     pads = list(a.get("pads", [0] * 2 * n))
     if pads[:n] != pads[n:]:
         return None
-    attrs = {"out_channels": int(w.shape[1]) * groups, "kernel_size": list(a.get("kernel_shape", w.shape[2:])),
-             "stride": list(a.get("strides", [1] * n)), "padding": pads[:n],
-             "output_padding": list(a.get("output_padding", [0] * n)), "groups": groups,
-             "dilation": list(a.get("dilations", [1] * n)), "bias": b is not None}
+    attrs = {"out_channels": int(w.shape[1]) * groups, "kernel_size": _compact(a.get("kernel_shape", w.shape[2:])),
+             "stride": _compact(a.get("strides", [1] * n)), "padding": _compact(pads[:n]),
+             "output_padding": _compact(a.get("output_padding", [0] * n)), "groups": groups,
+             "dilation": _compact(a.get("dilations", [1] * n)), "bias": b is not None}
     weights = {"weight": w, **({"bias": b} if b is not None else {})}
     return im.emit(node, "conv_transpose", attrs, [x], weights)
 
@@ -300,10 +307,10 @@ def arithmetic(im: "Importer", node: onnx.NodeProto):
             return folded
     if node.op_type in ("Mul", "Div") and c.size == 1 and c.ndim <= t.rank and not im.learned(c_name) \
             and not (node.op_type == "Div" and const_first) and c.dtype.kind == "f":
-        value = float(c.reshape(()))
+        value = short_float(float(c.reshape(())), c.dtype)
         if node.op_type == "Div" and value == 0.0:
             return None
-        factor = value if node.op_type == "Mul" else 1.0 / value
+        factor = value if node.op_type == "Mul" else short_float(1.0 / value, c.dtype)
         return im.emit(node, "scale", {"factor": factor}, [x])
     return None
 
@@ -366,14 +373,26 @@ def maxpool(im: "Importer", node: onnx.NodeProto):
     a = im.attrs(node)
     # ONNX's indices count over the whole tensor, PyTorch's (the IR's) per plane: keep the
     # two-output MaxPool as it is.
-    if len(node.output) > 1 or a.get("storage_order", 0):
+    if len(node.output) > 1 or a.get("storage_order", 0) or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
         return None
     x = im.tensor(node.input[0])
     n = im.itype(x).rank - 2
-    attrs = _window(im, node, n, tuple(a["kernel_shape"]))
-    if attrs["padding"] == "same":
+    pads = list(a.get("pads", [0] * 2 * n)) if a.get("auto_pad", "NOTSET") == "NOTSET" else [0] * 2 * n
+    begin, end = pads[:n], pads[n:]
+    window = {"kernel_size": _compact(a["kernel_shape"]), "stride": _compact(a.get("strides", [1] * n)),
+              "padding": _compact(begin), "dilation": _compact(a.get("dilations", [1] * n))}
+    ceil = bool(a.get("ceil_mode", 0))
+    if begin == end:
+        return im.emit(node, "maxpool", {**window, "ceil_mode": ceil}, [x])
+    if ceil or any(e < b for b, e in zip(begin, end)):
         return None
-    return im.emit(node, "maxpool", {**attrs, "ceil_mode": bool(a.get("ceil_mode", 0))}, [x])
+    # Extra padding at the end (how archc itself writes PyTorch's ceil_mode) only adds
+    # -inf cells: the result is a ceil-mode pool whenever that has the same windows,
+    # which the output shape, checked against ONNX's, tells.
+    try:
+        return im.emit(node, "maxpool", {**window, "ceil_mode": False}, [x])
+    except (Fallback, ShapeError):
+        return im.emit(node, "maxpool", {**window, "ceil_mode": True}, [x])
 
 
 @converts("AveragePool")
@@ -382,7 +401,7 @@ def avgpool(im: "Importer", node: onnx.NodeProto):
     x = im.tensor(node.input[0])
     n = im.itype(x).rank - 2
     attrs = _window(im, node, n, tuple(a["kernel_shape"]))
-    if attrs["padding"] == "same" or any(d != 1 for d in attrs.pop("dilation")):
+    if attrs["padding"] == "same" or attrs.pop("dilation") not in (1, [1] * n):
         return None
     return im.emit(node, "avgpool", {**attrs, "ceil_mode": bool(a.get("ceil_mode", 0)),
                                      "count_include_pad": bool(a.get("count_include_pad", 0))}, [x])

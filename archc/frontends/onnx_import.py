@@ -26,6 +26,7 @@ counts equal those of the framework the model came from.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -79,11 +80,41 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
     where = Location(filename)
     if not isinstance(model, onnx.ModelProto) or not model.HasField("graph"):
         raise SpecError("not an ONNX model (no graph)", location=where)
+    skeleton = _skeleton(model)
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(skeleton)
     except Exception as exc:  # noqa: BLE001 - checker errors are ValidationError or ValueError
         raise SpecError(f"invalid ONNX model: {_first_line(exc)}", location=where) from None
-    return Importer(model, filename).run()
+    return Importer(model, filename, skeleton).run()
+
+
+#: initializers with more elements than this are left out of the copy that is checked and shape-inferred
+_SKELETON_LIMIT = 256
+
+
+def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with its large initializers turned into typed graph inputs.
+
+    The checker and shape inference serialise the whole model; without the weights'
+    bytes that is several times faster, and their shapes are all inference needs.
+    Small initializers (shapes, axes, scalars) stay, for data propagation.
+    """
+    g = model.graph
+    listed = {vi.name for vi in g.input}
+    small, extra = [], []
+    for init in g.initializer:
+        if math.prod(init.dims) <= _SKELETON_LIMIT:
+            small.append(init)
+        elif init.name not in listed:
+            extra.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    graph = helper.make_graph(g.node, g.name, [*g.input, *extra], g.output, initializer=small,
+                              value_info=g.value_info, sparse_initializer=g.sparse_initializer)
+    out = onnx.ModelProto()
+    out.ir_version = model.ir_version
+    out.opset_import.extend(model.opset_import)
+    out.functions.extend(model.functions)
+    out.graph.CopyFrom(graph)
+    return out
 
 
 def _first_line(exc: BaseException) -> str:
@@ -120,8 +151,9 @@ def _clean(text: str) -> str:
 class Importer:
     """One import: ONNX value records, the IR under construction and the converters' API."""
 
-    def __init__(self, model: onnx.ModelProto, filename: str) -> None:
+    def __init__(self, model: onnx.ModelProto, filename: str, skeleton: onnx.ModelProto | None = None) -> None:
         self.model = model
+        self.skeleton = skeleton if skeleton is not None else _skeleton(model)
         self.filename = filename
         self.where = Location(filename)
         stem = os.path.splitext(os.path.basename(filename))[0]
@@ -153,7 +185,10 @@ class Importer:
         for out in g.output:
             self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
         for init in g.initializer:
-            arr = numpy_helper.to_array(init)
+            try:
+                arr = numpy_helper.to_array(init)
+            except Exception as exc:  # noqa: BLE001 - data not matching the declared dims
+                self._fail(f"initializer '{init.name}' cannot be read: {_first_line(exc)}")
             # Initializers are the model's parameters; integer ones are indices or shapes.
             self.values[init.name] = Const(arr, learned=arr.dtype.kind in "fc")
         for init in g.sparse_initializer:
@@ -173,7 +208,7 @@ class Importer:
         return self._finish()
 
     def _infer_types(self) -> None:
-        model = self.model
+        model = self.skeleton
         try:
             model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
         except Exception:  # noqa: BLE001 - strict inference rejects some valid models; retry leniently

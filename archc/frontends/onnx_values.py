@@ -61,12 +61,22 @@ NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "Random
                     "Bernoulli"}
 
 
+def short_float(value: float, dtype: Any = np.float32) -> float:
+    """The shortest decimal that is the same ``dtype`` number: ONNX stores float attributes
+    as float32, so a model's ``1e-05`` reads back as 9.999999747378752e-06 without this."""
+    return float(str(np.dtype(dtype).type(value))) if np.dtype(dtype).itemsize <= 4 else float(value)
+
+
 def attributes(node: onnx.NodeProto) -> dict[str, Any]:
     """A node's attributes as plain Python values (str decoded; tensors as numpy arrays)."""
     out: dict[str, Any] = {}
     for a in node.attribute:
         value = helper.get_attribute_value(a)
-        if isinstance(value, bytes):
+        if a.type == onnx.AttributeProto.FLOAT:
+            value = short_float(value)
+        elif a.type == onnx.AttributeProto.FLOATS:
+            value = [short_float(v) for v in value]
+        elif isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
         elif isinstance(value, onnx.TensorProto):
             value = onnx.numpy_helper.to_array(value)
