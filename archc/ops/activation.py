@@ -1,8 +1,33 @@
-"""Element-wise activation functions."""
+"""Element-wise activation functions (role 'activation'), and softmax over one axis."""
 from __future__ import annotations
 
-from archc.ops.base import OpDef
+import math
+
+import numpy as np
+
+from archc.errors import ShapeError
+from archc.ops.base import Attr, OpDef
 from archc.ops.registry import register
+
+
+def _scalar(emit, value: float, like) -> str:
+    """A 0-D constant of the input's dtype (ONNX arithmetic needs equal dtypes)."""
+    return emit.const(np.array(value, dtype=like.dtype), "c")
+
+
+def _expect_float(x, op: str) -> None:
+    if not x.dtype.startswith("float"):
+        raise ShapeError(f"{op} expects a floating-point input, got {x.dtype} {x}")
+
+
+class _Activation(OpDef):
+    """An element-wise function: output type = input type."""
+
+    role = "activation"
+
+    def infer(self, node, ins):
+        _expect_float(ins[0], self.name)
+        return [ins[0]]
 
 
 @register
@@ -16,3 +41,131 @@ class Relu(OpDef):
 
     def onnx(self, emit, node, inputs, ins):
         return emit.add_node("Relu", inputs)
+
+
+@register
+class Gelu(_Activation):
+    name = "gelu"
+    doc = "Gaussian error linear unit x * Phi(x); approximate 'tanh' uses the tanh formula."
+    attrs = {"approximate": Attr("str", "none", choices=("none", "tanh"),
+                                 doc="'none' (exact, with erf) or 'tanh' (GPT-2's approximation)")}
+
+    def torch_forward(self, node, ins, args, module):
+        return f"F.gelu({args[0]}, approximate={node.attrs['approximate']!r})"
+
+    def onnx(self, emit, node, inputs, ins):
+        x, t = inputs[0], ins[0]
+        approx = node.attrs["approximate"]
+        if emit.opset >= 20:
+            return emit.add_node("Gelu", [x], approximate=approx)
+        half = emit.add_node("Mul", [x, _scalar(emit, 0.5, t)])[0]
+        if approx == "none":
+            # 0.5 x (1 + erf(x / sqrt 2))
+            inner = emit.add_node("Erf", [emit.add_node("Div", [x, _scalar(emit, math.sqrt(2.0), t)])[0]])[0]
+        else:
+            # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+            cube = emit.add_node("Mul", [x, emit.add_node("Mul", [x, x])[0]])[0]
+            poly = emit.add_node("Add", [x, emit.add_node("Mul", [cube, _scalar(emit, 0.044715, t)])[0]])[0]
+            inner = emit.add_node("Tanh", [emit.add_node("Mul", [poly, _scalar(emit, math.sqrt(2 / math.pi), t)])[0]])[0]
+        one_plus = emit.add_node("Add", [inner, _scalar(emit, 1.0, t)])[0]
+        return emit.add_node("Mul", [half, one_plus])
+
+
+@register
+class Silu(_Activation):
+    name = "silu"
+    aliases = ("swish",)
+    doc = "x * sigmoid(x), element-wise."
+
+    def torch_forward(self, node, ins, args, module):
+        return f"F.silu({args[0]})"
+
+    def onnx(self, emit, node, inputs, ins):
+        sig = emit.add_node("Sigmoid", inputs)[0]
+        return emit.add_node("Mul", [inputs[0], sig])
+
+
+@register
+class Sigmoid(_Activation):
+    name = "sigmoid"
+    doc = "1 / (1 + exp(-x)), element-wise."
+    role = "gate"  # values in (0, 1): a product with it gates (Highway, LSTM, squeeze-and-excitation)
+
+    def torch_forward(self, node, ins, args, module):
+        return f"torch.sigmoid({args[0]})"
+
+    def onnx(self, emit, node, inputs, ins):
+        return emit.add_node("Sigmoid", inputs)
+
+
+@register
+class Tanh(_Activation):
+    name = "tanh"
+    doc = "Hyperbolic tangent, element-wise."
+
+    def torch_forward(self, node, ins, args, module):
+        return f"torch.tanh({args[0]})"
+
+    def onnx(self, emit, node, inputs, ins):
+        return emit.add_node("Tanh", inputs)
+
+
+@register
+class Relu6(_Activation):
+    name = "relu6"
+    doc = "min(max(x, 0), 6), element-wise (MobileNet)."
+
+    def torch_forward(self, node, ins, args, module):
+        return f"F.relu6({args[0]})"
+
+    def onnx(self, emit, node, inputs, ins):
+        t = ins[0]
+        return emit.add_node("Clip", [inputs[0], _scalar(emit, 0.0, t), _scalar(emit, 6.0, t)])
+
+
+@register
+class Hardswish(_Activation):
+    name = "hardswish"
+    doc = "x * relu6(x + 3) / 6, element-wise (MobileNetV3)."
+
+    def torch_forward(self, node, ins, args, module):
+        return f"F.hardswish({args[0]})"
+
+    def onnx(self, emit, node, inputs, ins):
+        return emit.add_node("HardSwish", inputs)
+
+
+@register
+class LeakyRelu(_Activation):
+    name = "leaky_relu"
+    doc = "x if x >= 0 else negative_slope * x, element-wise."
+    attrs = {"negative_slope": Attr("float", 0.01, doc="slope for negative inputs")}
+
+    def torch_forward(self, node, ins, args, module):
+        return f"F.leaky_relu({args[0]}, negative_slope={node.attrs['negative_slope']!r})"
+
+    def onnx(self, emit, node, inputs, ins):
+        return emit.add_node("LeakyRelu", inputs, alpha=float(node.attrs["negative_slope"]))
+
+
+@register
+class Softmax(_Activation):
+    name = "softmax"
+    doc = "exp(x) / sum(exp(x)) along one axis (default the last)."
+    attrs = {"axis": Attr("int", -1, doc="the axis that sums to 1")}
+
+    def infer(self, node, ins):
+        x = ins[0]
+        _expect_float(x, self.name)
+        axis = node.attrs["axis"]
+        if not -x.rank <= axis < x.rank:
+            raise ShapeError(f"axis {axis} is out of range for a {x.rank}-D input {x}; expected "
+                             f"{-x.rank} <= axis < {x.rank}")
+        return [x]
+
+    def torch_forward(self, node, ins, args, module):
+        return f"torch.softmax({args[0]}, dim={node.attrs['axis']})"
+
+    def onnx(self, emit, node, inputs, ins):
+        # Since opset 13 ONNX Softmax normalises along one axis, exactly like torch.
+        return emit.add_node("Softmax", inputs, axis=node.attrs["axis"])

@@ -101,7 +101,11 @@ class OpDef:
     min_inputs: ClassVar[int | None] = None
     outputs: ClassVar[tuple[str, ...]] = ("y",)
     #: how analyses see the op: 'layer' (learned transform), 'norm', 'activation', 'pool',
-    #: 'merge_add', 'merge_concat', 'merge_mul', 'reshape', 'input', 'identity', 'other'
+    #: 'merge_add', 'merge_concat', 'merge_mul', 'merge_sub' (two-input element-wise merges),
+    #: 'scale' (times a constant), 'reshape' (rearranges data), 'upsample' (spatial resize),
+    #: 'unpool' (max_unpool), 'input', 'identity' (also dropout), 'other'
+    #: 'gate' (an activation in (0, 1), e.g. sigmoid), 'shape' (computes a shape, not features),
+    #: 'const' (not computed from the inputs); analyses drop 'shape' and 'const' from the data flow
     role: ClassVar[str] = "other"
 
     # -- structure ------------------------------------------------------------------

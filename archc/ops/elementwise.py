@@ -1,0 +1,170 @@
+"""Element-wise arithmetic between tensors (mul, sub, div), scaling by a constant,
+mean over dims, and batched matrix multiplication."""
+from __future__ import annotations
+
+import numpy as np
+
+from archc.errors import ShapeError
+from archc.ops.base import Attr, OpDef, broadcast
+from archc.ops.registry import register
+
+
+def _same_dtype(ins) -> None:
+    dtypes = {t.dtype for t in ins}
+    if len(dtypes) > 1:
+        raise ShapeError(f"inputs have different dtypes: {', '.join(sorted(dtypes))}; expected one dtype")
+
+
+class _Binary(OpDef):
+    """a <op> b with NumPy broadcasting; both inputs of one dtype."""
+
+    inputs = ("a", "b")
+    #: the Python operator and the ONNX op computing it
+    symbol: str = ""
+    onnx_op: str = ""
+
+    def infer(self, node, ins):
+        _same_dtype(ins)
+        return [ins[0].with_shape(broadcast([t.shape for t in ins]))]
+
+    def torch_forward(self, node, ins, args, module):
+        return f"{args[0]} {self.symbol} {args[1]}"
+
+    def onnx(self, emit, node, inputs, ins):
+        return emit.add_node(self.onnx_op, inputs)
+
+
+@register
+class Mul(_Binary):
+    name = "mul"
+    aliases = ("multiply",)
+    doc = "Element-wise product a * b (broadcasting), e.g. a gate times a feature map."
+    role = "merge_mul"
+    symbol, onnx_op = "*", "Mul"
+
+
+@register
+class Sub(_Binary):
+    name = "sub"
+    aliases = ("subtract",)
+    doc = "Element-wise difference a - b (broadcasting)."
+    role = "merge_sub"
+    symbol, onnx_op = "-", "Sub"
+
+
+@register
+class Div(_Binary):
+    name = "div"
+    aliases = ("divide",)
+    doc = "Element-wise true division a / b (broadcasting) of floating-point tensors."
+    symbol, onnx_op = "/", "Div"
+
+    def infer(self, node, ins):
+        for i, t in enumerate(ins):
+            # torch's '/' on integers gives floats while ONNX Div truncates: only floats agree.
+            if not t.dtype.startswith("float"):
+                raise ShapeError(f"input {i} is {t.dtype} {t}; div expects floating-point inputs")
+        return super().infer(node, ins)
+
+
+@register
+class Scale(OpDef):
+    name = "scale"
+    doc = "Multiplies by a constant factor (e.g. Inception-ResNet's residual scaling 0.17)."
+    attrs = {"factor": Attr("float", doc="the constant multiplier")}
+    role = "scale"
+
+    def infer(self, node, ins):
+        if not ins[0].dtype.startswith("float"):
+            raise ShapeError(f"scale expects a floating-point input, got {ins[0].dtype} {ins[0]}")
+        return [ins[0]]
+
+    def torch_forward(self, node, ins, args, module):
+        return f"{args[0]} * {float(node.attrs['factor'])!r}"
+
+    def onnx(self, emit, node, inputs, ins):
+        factor = emit.const(np.array(node.attrs["factor"], dtype=ins[0].dtype), "factor")
+        return emit.add_node("Mul", [inputs[0], factor])
+
+
+@register
+class Mean(OpDef):
+    name = "mean"
+    aliases = ("reduce_mean",)
+    doc = "Mean over the given dims (e.g. over tokens), optionally keeping them as size 1."
+    attrs = {
+        "dims": Attr("ints", doc="the dim or dims to average over (negative counts from the end)"),
+        "keepdim": Attr("bool", False, doc="keep the reduced dims with size 1"),
+    }
+    role = "pool"
+
+    def _dims(self, node, x) -> tuple[int, ...]:
+        raw = node.attrs["dims"]
+        raw = (raw,) if isinstance(raw, int) else tuple(raw)
+        for d in raw:
+            if not -x.rank <= d < x.rank:
+                raise ShapeError(f"dim {d} is out of range for a {x.rank}-D input {x}; expected "
+                                 f"{-x.rank} <= dim < {x.rank}")
+        dims = tuple(sorted({d % x.rank for d in raw}))
+        if len(dims) != len(raw):
+            raise ShapeError(f"dims {list(raw)} name the same dim twice")
+        return dims
+
+    def infer(self, node, ins):
+        x = ins[0]
+        if not x.dtype.startswith("float"):
+            raise ShapeError(f"mean expects a floating-point input, got {x.dtype} {x}")
+        dims = self._dims(node, x)
+        if node.attrs["keepdim"]:
+            shape = [1 if i in dims else d for i, d in enumerate(x.shape)]
+        else:
+            shape = [d for i, d in enumerate(x.shape) if i not in dims]
+        return [x.with_shape(tuple(shape))]
+
+    def torch_forward(self, node, ins, args, module):
+        dims = self._dims(node, ins[0])
+        return f"{args[0]}.mean(dim={dims!r}, keepdim={node.attrs['keepdim']})"
+
+    def onnx(self, emit, node, inputs, ins):
+        dims = list(self._dims(node, ins[0]))
+        keep = int(node.attrs["keepdim"])
+        if emit.opset >= 18:  # axes moved from an attribute to an input in opset 18
+            axes = emit.const(np.array(dims, dtype=np.int64), "axes")
+            return emit.add_node("ReduceMean", [inputs[0], axes], keepdims=keep)
+        return emit.add_node("ReduceMean", inputs, axes=dims, keepdims=keep)
+
+
+@register
+class MatMul(OpDef):
+    name = "matmul"
+    aliases = ("bmm",)
+    doc = "Matrix product a @ b with batch dims broadcast (torch.matmul / numpy.matmul rules)."
+    inputs = ("a", "b")
+
+    def infer(self, node, ins):
+        a, b = ins
+        _same_dtype(ins)
+        if a.rank == 0 or b.rank == 0:
+            raise ShapeError(f"matmul expects inputs of at least 1 dim, got {a} and {b}")
+        # 1-D operands are promoted to matrices and the added dim removed afterwards.
+        sa = a.shape if a.rank > 1 else (1, *a.shape)
+        sb = b.shape if b.rank > 1 else (*b.shape, 1)
+        if sa[-1] != sb[-2]:
+            raise ShapeError(f"inner dims differ: a {a} has {sa[-1]} columns but b {b} has {sb[-2]} rows; "
+                             "expected a (..., M, K) and b (..., K, P)")
+        try:
+            batch = broadcast([sa[:-2], sb[:-2]]) if len(sa) > 2 or len(sb) > 2 else ()
+        except ShapeError as exc:
+            raise ShapeError(f"batch dims do not broadcast: a {a}, b {b} ({exc})") from None
+        shape = [*batch]
+        if a.rank > 1:
+            shape.append(sa[-2])
+        if b.rank > 1:
+            shape.append(sb[-1])
+        return [a.with_shape(tuple(shape))]
+
+    def torch_forward(self, node, ins, args, module):
+        return f"torch.matmul({args[0]}, {args[1]})"
+
+    def onnx(self, emit, node, inputs, ins):
+        return emit.add_node("MatMul", inputs)
