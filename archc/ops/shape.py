@@ -49,3 +49,227 @@ class Flatten(OpDef):
         target = [0 if i < start and not isinstance(d, int) else d for i, d in enumerate(out)]
         target = [d if isinstance(d, int) else -1 for d in target]
         return emit.add_node("Reshape", [inputs[0], emit.const(np.array(target, dtype=np.int64), "shape")])
+
+
+def _product(dims) -> tuple[int, list[str]]:
+    """(product of the known sizes, the symbolic dims) of a shape."""
+    known, symbolic = 1, []
+    for d in dims:
+        if isinstance(d, int):
+            known *= d
+        else:
+            symbolic.append(d)
+    return known, symbolic
+
+
+@register
+class Reshape(OpDef):
+    name = "reshape"
+    aliases = ("view",)
+    doc = "Reshapes to `shape`: -1 takes the remaining size, 0 copies the input's dim (keeps a symbolic batch)."
+    attrs = {"shape": Attr("ints", doc="target shape; one -1 may be inferred, 0 copies the input dim")}
+    role = "reshape"
+
+    def _target(self, node, x) -> list[int]:
+        raw = node.attrs["shape"]
+        target = [raw] if isinstance(raw, int) else list(raw)
+        if sum(1 for d in target if d == -1) > 1:
+            raise ShapeError(f"shape {target} has more than one -1; expected at most one inferred dim")
+        for i, d in enumerate(target):
+            if d < -1:
+                raise ShapeError(f"shape {target} has {d} at position {i}; expected a size, -1 or 0")
+            if d == 0 and i >= x.rank:
+                raise ShapeError(f"shape {target} has 0 (copy) at position {i} but the input {x} has only "
+                                 f"{x.rank} dims")
+        return target
+
+    def infer(self, node, ins):
+        x = ins[0]
+        target = self._target(node, x)
+        out = [x.shape[i] if d == 0 else d for i, d in enumerate(target)]
+        in_known, in_sym = _product(x.shape)
+        out_known, out_sym = _product(d for d in out if d != -1)
+        left = list(in_sym)
+        for s in out_sym:  # symbolic dims kept by 0 must come from the input
+            left.remove(s)
+        if -1 in out:
+            if out_known == 0 or in_known % out_known:
+                raise ShapeError(f"cannot reshape {x} to {target}: {in_known} known elements are not "
+                                 f"divisible by {out_known}")
+            rest = in_known // out_known
+            if left:
+                inferred: int | str = "*".join(left) if rest == 1 else "*".join([*left, str(rest)])
+            else:
+                inferred = rest
+            out[out.index(-1)] = inferred
+        else:
+            if left:
+                raise ShapeError(f"cannot reshape {x} to {target}: the target fixes the symbolic dim "
+                                 f"'{left[0]}'; copy it with 0 or let -1 absorb it")
+            if in_known != out_known:
+                count = "*".join([*in_sym, str(in_known)])
+                raise ShapeError(f"cannot reshape {x} ({count} elements) to {target} "
+                                 f"({'*'.join([*out_sym, str(out_known)])} elements)")
+        return [x.with_shape(tuple(out))]
+
+    def torch_forward(self, node, ins, args, module):
+        target = self._target(node, ins[0])
+        # torch.reshape has no 0 = copy; read the copied dims from the tensor at run time.
+        dims = [f"{args[0]}.shape[{i}]" if d == 0 else str(d) for i, d in enumerate(target)]
+        return f"{args[0]}.reshape({', '.join(dims)}{',' if len(dims) == 1 else ''})"
+
+    def onnx(self, emit, node, inputs, ins):
+        import numpy as np
+
+        target = self._target(node, ins[0])
+        # ONNX Reshape's 0 copies the input dim (allowzero=0), exactly our meaning.
+        return emit.add_node("Reshape", [inputs[0], emit.const(np.array(target, dtype=np.int64), "shape")])
+
+
+@register
+class Permute(OpDef):
+    name = "permute"
+    aliases = ("transpose",)
+    doc = "Reorders dims: output dim i is input dim perm[i] (torch.permute, ONNX Transpose)."
+    attrs = {"perm": Attr("ints", doc="a permutation of the input's dims, e.g. [0, 2, 1]")}
+    role = "reshape"
+
+    def _perm(self, node, x) -> list[int]:
+        raw = node.attrs["perm"]
+        perm = [raw] if isinstance(raw, int) else list(raw)
+        norm = [p % x.rank if -x.rank <= p < x.rank else None for p in perm] if x.rank else []
+        if len(perm) != x.rank or None in norm or sorted(norm) != list(range(x.rank)):
+            raise ShapeError(f"perm {perm} is not a permutation of the {x.rank} dims of {x}; expected "
+                             f"{x.rank} distinct values in 0..{x.rank - 1}")
+        return norm
+
+    def infer(self, node, ins):
+        x = ins[0]
+        perm = self._perm(node, x)
+        return [x.with_shape(tuple(x.shape[p] for p in perm))]
+
+    def torch_forward(self, node, ins, args, module):
+        return f"{args[0]}.permute({', '.join(map(str, self._perm(node, ins[0])))})"
+
+    def onnx(self, emit, node, inputs, ins):
+        return emit.add_node("Transpose", inputs, perm=self._perm(node, ins[0]))
+
+
+_INT64_MAX = 2 ** 63 - 1
+
+
+@register
+class Slice(OpDef):
+    name = "slice"
+    doc = "x[start:end:step] along one dim (Python slice rules; step > 0)."
+    attrs = {
+        "dim": Attr("int", doc="the dim to slice (negative counts from the end)"),
+        "start": Attr("int", 0, doc="first index (negative counts from the end)"),
+        "end": Attr("int", None, doc="one past the last index; null: to the end"),
+        "step": Attr("int", 1, doc="stride, at least 1"),
+    }
+    role = "reshape"
+
+    def _dim(self, node, x) -> int:
+        dim = node.attrs["dim"]
+        if not -x.rank <= dim < x.rank:
+            raise ShapeError(f"dim {dim} is out of range for a {x.rank}-D input {x}; expected "
+                             f"{-x.rank} <= dim < {x.rank}")
+        return dim % x.rank
+
+    def infer(self, node, ins):
+        x = ins[0]
+        dim = self._dim(node, x)
+        a = node.attrs
+        if a["step"] < 1:
+            raise ShapeError(f"step {a['step']} must be at least 1")
+        size = x.shape[dim]
+        if a["start"] == 0 and a["end"] is None and a["step"] == 1:
+            length: int | str = size  # the whole dim, symbolic or not
+        else:
+            if not isinstance(size, int):
+                raise ShapeError(f"slicing dim {dim} needs a known size, got symbolic '{size}'")
+            length = len(range(size)[slice(a["start"], a["end"], a["step"])])
+            if length == 0:
+                raise ShapeError(f"slice {a['start']}:{a['end']}:{a['step']} of dim {dim} (size {size}) is empty")
+        shape = list(x.shape)
+        shape[dim] = length
+        return [x.with_shape(tuple(shape))]
+
+    def torch_forward(self, node, ins, args, module):
+        dim = self._dim(node, ins[0])
+        a = node.attrs
+        end = "" if a["end"] is None else str(a["end"])
+        index = [":"] * dim + [f"{a['start']}:{end}:{a['step']}"]
+        return f"{args[0]}[{', '.join(index)}]"
+
+    def onnx(self, emit, node, inputs, ins):
+        import numpy as np
+
+        a = node.attrs
+        dim = self._dim(node, ins[0])
+        end = _INT64_MAX if a["end"] is None else a["end"]
+
+        def c(v, hint):
+            return emit.const(np.array([v], dtype=np.int64), hint)
+
+        return emit.add_node("Slice", [inputs[0], c(a["start"], "starts"), c(end, "ends"), c(dim, "axes"),
+                                       c(a["step"], "steps")])
+
+
+@register
+class Split(OpDef):
+    name = "split"
+    doc = ("Splits along `dim` into pieces (outputs y0, y1, ...): `sizes` is a list of piece sizes, "
+           "or one int for equal pieces (the last may be smaller), like torch.split.")
+    attrs = {
+        "sizes": Attr("ints", doc="a list of piece sizes summing to the dim, or one piece size"),
+        "dim": Attr("int", 1, doc="the dim to split"),
+    }
+    role = "reshape"
+
+    def _pieces(self, node, x) -> tuple[int, list[int]]:
+        dim = node.attrs["dim"]
+        if not -x.rank <= dim < x.rank:
+            raise ShapeError(f"dim {dim} is out of range for a {x.rank}-D input {x}; expected "
+                             f"{-x.rank} <= dim < {x.rank}")
+        dim %= x.rank
+        total = x.shape[dim]
+        if not isinstance(total, int):
+            raise ShapeError(f"splitting dim {dim} needs a known size, got symbolic '{total}'")
+        sizes = node.attrs["sizes"]
+        if isinstance(sizes, int):
+            if sizes < 1:
+                raise ShapeError(f"piece size {sizes} must be at least 1")
+            pieces = [min(sizes, total - i) for i in range(0, total, sizes)]
+        else:
+            pieces = list(sizes)
+            if any(s < 1 for s in pieces) or sum(pieces) != total:
+                raise ShapeError(f"sizes {pieces} must be positive and sum to the size of dim {dim}, {total}")
+        return dim, pieces
+
+    def output_names(self, node):
+        sizes = node.attrs["sizes"]
+        n = len(node.outputs) if node.outputs else (1 if isinstance(sizes, int) else len(sizes))
+        return tuple(f"y{i}" for i in range(n))
+
+    def infer(self, node, ins):
+        x = ins[0]
+        dim, pieces = self._pieces(node, x)
+        out = []
+        for p in pieces:
+            shape = list(x.shape)
+            shape[dim] = p
+            out.append(x.with_shape(tuple(shape)))
+        return out
+
+    def torch_forward(self, node, ins, args, module):
+        dim, pieces = self._pieces(node, ins[0])
+        return f"tuple(torch.split({args[0]}, {pieces!r}, dim={dim}))"
+
+    def onnx(self, emit, node, inputs, ins):
+        import numpy as np
+
+        dim, pieces = self._pieces(node, ins[0])
+        split = emit.const(np.array(pieces, dtype=np.int64), "split")
+        return emit.add_node("Split", [inputs[0], split], outputs=len(pieces), axis=dim)

@@ -1,0 +1,103 @@
+"""Data-rearranging ops (reshape, permute, slice, split): parity, symbolic dims, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from archc.ops import registry
+from ops_harness import check_parity, feeds_for, graph_of, spec_error
+
+PARITY_OPS = {"reshape", "permute", "slice", "split"}
+
+CASES = [
+    ("reshape_copy_batch", "inputs: {x: [N, 4, 6]}\nnodes: [{op: reshape, shape: [0, 3, -1]}]"),
+    ("reshape_heads", "inputs: {x: [N, L, 8]}\nnodes: [{op: reshape, shape: [0, 0, 2, 4]}]"),
+    ("reshape_fold_batch", "inputs: {x: [N, 4, 6]}\nnodes: [{op: reshape, shape: [-1, 6]}]"),
+    ("reshape_static", "inputs: {x: [2, 3, 5]}\nnodes: [{op: reshape, shape: [5, 6]}]"),
+    ("view_alias_flat", "inputs: {x: [N, 3, 5]}\nnodes: [{op: view, shape: [0, -1]}]"),
+    ("permute", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: permute, perm: [0, 2, 3, 1]}]"),
+    ("transpose_negative", "inputs: {x: [N, L, 6]}\nnodes: [{op: transpose, perm: [0, -1, 1]}]"),
+    ("slice_basic", "inputs: {x: [N, 7, 4]}\nnodes: [{op: slice, dim: 1, start: 1, end: 5}]"),
+    ("slice_step_open_end", "inputs: {x: [N, 3, 9]}\nnodes: [{op: slice, dim: -1, start: 1, step: 2}]"),
+    ("slice_negative_start", "inputs: {x: [N, 6, 3]}\nnodes: [{op: slice, dim: 1, start: -2}]"),
+    ("slice_negative_end_past", "inputs: {x: [N, 6]}\nnodes: [{op: slice, dim: 1, start: -100, end: -1, step: 3}]"),
+    ("slice_end_beyond", "inputs: {x: [N, 5]}\nnodes: [{op: slice, dim: 1, start: 2, end: 50}]"),
+    ("slice_symbolic_whole", "inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 2, start: 1}]"),
+    ("split_sizes", "inputs: {x: [N, 7, 3]}\nnodes: [{name: sp, op: split, sizes: [2, 4, 1]}]\n"
+     "outputs: [sp:0, sp:1, sp:y2]"),
+    ("split_chunk", "inputs: {x: [N, 3, 5]}\nnodes: [{name: sp, op: split, sizes: 2, dim: -1}]\n"
+     "outputs: [sp:0, sp:1, sp:2]"),
+    ("split_consumed", "inputs: {x: [N, 6, 2]}\nnodes: [{name: sp, op: split, sizes: [3, 3]},\n"
+     "  {op: sub, in: ['sp:y0', 'sp:y1']}]"),
+]
+
+
+@pytest.mark.parametrize("text", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_parity(text):
+    check_parity(text)
+
+
+def test_cases_cover_parity_ops():
+    used = {registry.lookup(n.op).name for _, text in CASES for n in graph_of(text).nodes()}
+    assert PARITY_OPS <= used
+
+
+@pytest.mark.parametrize("text,shape", [
+    ("inputs: {x: [N, 4, 6]}\nnodes: [{op: reshape, shape: [0, 3, -1]}]", ("N", 3, 8)),
+    ("inputs: {x: [N, L, 8]}\nnodes: [{op: reshape, shape: [0, 0, 2, 4]}]", ("N", "L", 2, 4)),
+    ("inputs: {x: [N, 4, 6]}\nnodes: [{op: reshape, shape: [-1, 6]}]", ("N*4", 6)),
+    ("inputs: {x: [N, L, 6]}\nnodes: [{op: reshape, shape: [0, -1]}]", ("N", "L*6")),
+    ("inputs: {x: [N, L, 6]}\nnodes: [{op: reshape, shape: [-1, 0, 6]}]", ("N", "L", 6)),
+    ("inputs: {x: [N, L, 6]}\nnodes: [{op: transpose, perm: [0, -1, 1]}]", ("N", 6, "L")),
+    ("inputs: {x: [N, 6]}\nnodes: [{op: slice, dim: 1, start: -100, end: -1, step: 3}]", ("N", 2)),
+    ("inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 1}]", ("N", "L", 5)),
+])
+def test_inferred_shapes(text, shape):
+    graph = graph_of(text)
+    assert graph.type_of(graph.outputs["output"]).shape == shape
+
+
+def test_split_outputs_and_ports():
+    graph = graph_of("inputs: {x: [N, 3, 5]}\nnodes: [{name: sp, op: split, sizes: 2, dim: 2}]\n"
+                     "outputs: [sp:0, sp:1, sp:2]")
+    node = graph.node("sp")
+    assert [t.shape for t in node.outputs] == [("N", 3, 2), ("N", 3, 2), ("N", 3, 1)]
+    assert registry.lookup("split").output_names(node) == ("y0", "y1", "y2")
+
+
+def test_split_values():
+    graph, outs = check_parity("inputs: {x: [N, 7, 3]}\nnodes: [{name: sp, op: split, sizes: [2, 4, 1]}]\n"
+                               "outputs: [sp:0, sp:1, sp:2]")
+    np.testing.assert_array_equal(np.concatenate(outs, axis=1), feeds_for(graph)["x"])
+
+
+def test_roles():
+    for text in ("{op: reshape, shape: [0, -1]}", "{op: permute, perm: [1, 0]}", "{op: slice, dim: 1}",
+                 "{op: split, sizes: 1}"):
+        graph = graph_of(f"inputs: {{x: [N, 3]}}\nnodes: [{text}]")
+        node = list(graph.nodes())[-1]
+        assert registry.lookup(node.op).role_of(node) == "reshape"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("{op: reshape, shape: [0, 5]}", "cannot reshape (N, 4, 6) (N*24 elements) to [0, 5] (N*5 elements)"),
+    ("{op: reshape, shape: [2, 12]}", "the target fixes the symbolic dim 'N'; copy it with 0 or let -1 absorb it"),
+    ("{op: reshape, shape: [0, 5, -1]}", "cannot reshape (N, 4, 6) to [0, 5, -1]: 24 known elements are not "
+                                         "divisible by 5"),
+    ("{op: reshape, shape: [0, 4, 7]}", "cannot reshape (N, 4, 6) (N*24 elements) to [0, 4, 7] (N*28 elements)"),
+    ("{op: reshape, shape: [2, 12, 1]}", "cannot reshape (N, 4, 6) to [2, 12, 1]: the target fixes the symbolic dim"),
+    ("{op: reshape, shape: [-1, -1]}", "has more than one -1"),
+    ("{op: reshape, shape: [0, 0, 0, 0]}", "has 0 (copy) at position 3 but the input (N, 4, 6) has only 3 dims"),
+    ("{op: reshape, shape: [0, -2, 12]}", "has -2 at position 1; expected a size, -1 or 0"),
+    ("{op: permute, perm: [0, 2]}", "perm [0, 2] is not a permutation of the 3 dims of (N, 4, 6)"),
+    ("{op: permute, perm: [0, 1, 1]}", "expected 3 distinct values in 0..2"),
+    ("{op: slice, dim: 3}", "dim 3 is out of range for a 3-D input (N, 4, 6)"),
+    ("{op: slice, dim: 0, start: 1}", "slicing dim 0 needs a known size, got symbolic 'N'"),
+    ("{op: slice, dim: 1, start: 3, end: 2}", "slice 3:2:1 of dim 1 (size 4) is empty"),
+    ("{op: slice, dim: 1, step: 0}", "step 0 must be at least 1"),
+    ("{op: split, sizes: [2, 3], dim: 2}", "sizes [2, 3] must be positive and sum to the size of dim 2, 6"),
+    ("{op: split, sizes: 2, dim: 0}", "splitting dim 0 needs a known size, got symbolic 'N'"),
+])
+def test_shape_errors(text, message):
+    msg = spec_error(f"inputs: {{x: [N, 4, 6]}}\nnodes: [{text}]")
+    assert message in msg
