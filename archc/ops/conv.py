@@ -105,3 +105,98 @@ class Conv(OpDef):
             args.append(emit.param("bias"))
         return emit.add_node("Conv", args, kernel_shape=list(k), strides=list(s), dilations=list(d),
                              pads=[p for p, _ in pads] + [q for _, q in pads], group=node.attrs["groups"])
+
+
+def conv_transpose_out(size: int, kernel: int, stride: int, pad: int, dilation: int, output_padding: int) -> int:
+    """Output length of a transposed convolution (PyTorch's and ONNX's formula)."""
+    out = (size - 1) * stride - 2 * pad + dilation * (kernel - 1) + output_padding + 1
+    if out < 1:
+        raise ShapeError(f"input size {size} gives an empty output (kernel {kernel}, stride {stride}, "
+                         f"padding {pad})")
+    return out
+
+
+@register
+class ConvTranspose(OpDef):
+    name = "conv_transpose"
+    aliases = ("conv_transpose1d", "conv_transpose2d", "deconv")
+    doc = ("Transposed convolution (N, C, L) or (N, C, H, W), the gradient of conv; in_channels is "
+           "inferred. Weight layout (in_channels, out_channels / groups, *kernel) as PyTorch's.")
+    attrs = {
+        "out_channels": Attr("int", doc="number of output channels"),
+        "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim"),
+        "stride": Attr("ints", 1),
+        "padding": Attr("ints", 0, doc="removed from both ends of the output: dilation*(k-1)-padding "
+                                       "zero-padding of the input"),
+        "output_padding": Attr("ints", 0, doc="extra size added at the end of each output dim "
+                                              "(less than stride or dilation)"),
+        "groups": Attr("int", 1),
+        "dilation": Attr("ints", 1),
+        "bias": Attr("bool", True),
+    }
+    role = "layer"
+
+    def _geometry(self, node, x):
+        expect_rank(x, (3, 4), "(N, C, L) or (N, C, H, W)")
+        n = x.rank - 2
+        a = node.attrs
+        k = expand(a["kernel_size"], n, "kernel_size")
+        s = expand(a["stride"], n, "stride")
+        d = expand(a["dilation"], n, "dilation")
+        p = expand(a["padding"], n, "padding")
+        op = expand(a["output_padding"], n, "output_padding")
+        for i in range(n):
+            if op[i] >= max(s[i], d[i]) or op[i] < 0:
+                raise ShapeError(f"output_padding {op[i]} must be smaller than stride ({s[i]}) or dilation "
+                                 f"({d[i]})")
+        return n, k, s, d, p, op
+
+    def infer(self, node, ins):
+        x = ins[0]
+        n, k, s, d, p, op = self._geometry(node, x)
+        a = node.attrs
+        cin = concrete(x.shape[1], "input channels")
+        if a["groups"] < 1 or cin % a["groups"] or a["out_channels"] % a["groups"]:
+            raise ShapeError(f"groups={a['groups']} must divide in_channels ({cin}) and "
+                             f"out_channels ({a['out_channels']})")
+        spatial = [conv_transpose_out(concrete(x.shape[2 + i], "spatial size"), k[i], s[i], p[i], d[i], op[i])
+                   for i in range(n)]
+        return [x.with_shape((x.shape[0], a["out_channels"], *spatial))]
+
+    def params(self, node, ins):
+        x = ins[0]
+        n, k, *_ = self._geometry(node, x)
+        a = node.attrs
+        cout_g = a["out_channels"] // a["groups"]
+        # PyTorch computes the fan-in from the weight's dim 1, which is out_channels/groups here.
+        bound = 1 / math.sqrt(cout_g * math.prod(k))
+        p = {"weight": ParamSpec((x.shape[1], cout_g, *k), "uniform", bound)}
+        if a["bias"]:
+            p["bias"] = ParamSpec((a["out_channels"],), "uniform", bound)
+        return p
+
+    def torch_module(self, node, ins):
+        x = ins[0]
+        n, k, s, d, p, op = self._geometry(node, x)
+        a = node.attrs
+        return (f"nn.ConvTranspose{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py(k)}, stride={py(s)}, "
+                f"padding={py(p)}, output_padding={py(op)}, groups={a['groups']}, bias={a['bias']}, "
+                f"dilation={py(d)})")
+
+    def onnx(self, emit, node, inputs, ins):
+        n, k, s, d, p, op = self._geometry(node, ins[0])
+        ends, extra = list(p), list(op)
+        for i in range(n):
+            # onnxruntime requires output_padding < stride, PyTorch only < max(stride, dilation).
+            # Output padding is the end padding not cropped, so it can be taken off the end pads.
+            if op[i] >= s[i]:
+                if op[i] > p[i]:
+                    raise NotImplementedError(
+                        f"output_padding {op[i]} >= stride {s[i]} and > padding {p[i]} has no ONNX lowering "
+                        "(onnxruntime needs output_padding < stride)")
+                ends[i], extra[i] = p[i] - op[i], 0
+        args = [inputs[0], emit.param("weight")]
+        if node.attrs["bias"]:
+            args.append(emit.param("bias"))
+        return emit.add_node("ConvTranspose", args, kernel_shape=list(k), strides=list(s), dilations=list(d),
+                             pads=list(p) + ends, output_padding=extra, group=node.attrs["groups"])
