@@ -1,0 +1,114 @@
+"""Max pooling with indices, ceil_mode, and max_unpool: parity with PyTorch's index layout and sizes."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch.nn.functional as F
+
+from archc.ops import registry
+from ops_harness import check_parity, feeds_for, graph_of, onnx_model, spec_error
+
+PARITY_OPS = {"maxpool", "max_unpool"}
+
+CASES = [
+    ("indices", "inputs: {x: [N, 3, 6, 6]}\nnodes: [{name: p, op: maxpool, kernel_size: 2, return_indices: true}]\n"
+     "outputs: [p:y, p:indices]"),
+    ("indices_odd_padded", "inputs: {x: [N, 2, 7, 9]}\nnodes: [{name: p, op: maxpool, kernel_size: 3, stride: 2, "
+     "padding: 1, return_indices: true}]\noutputs: [p:0, p:1]"),
+    ("indices_ceil", "inputs: {x: [N, 2, 5, 8]}\nnodes: [{name: p, op: maxpool, kernel_size: 2, stride: 2, "
+     "ceil_mode: true, return_indices: true}]\noutputs: [p:0, p:1]"),
+    ("indices_1d", "inputs: {x: [N, 3, 11]}\nnodes: [{name: p, op: maxpool, kernel_size: 3, stride: 2, "
+     "return_indices: true}]\noutputs: [p:0, p:1]"),
+    # ceil_mode where PyTorch drops the last window (it would start in the padding)
+    ("ceil_drops_window", "inputs: {x: [N, 2, 5, 6]}\n"
+     "nodes: [{op: maxpool, kernel_size: 2, stride: 2, padding: 1, ceil_mode: true}]"),
+    ("ceil_googlenet", "inputs: {x: [N, 2, 14, 13]}\nnodes: [{op: maxpool, kernel_size: 3, stride: 2, ceil_mode: true}]"),
+    ("ceil_same_size", "inputs: {x: [N, 2, 7, 7]}\n"
+     "nodes: [{op: maxpool, kernel_size: 3, stride: 1, padding: 1, ceil_mode: true}]"),
+    ("ceil_dilated", "inputs: {x: [N, 1, 10, 9]}\n"
+     "nodes: [{op: maxpool, kernel_size: 2, stride: 3, dilation: 3, ceil_mode: true}]"),
+    # here the end padding would reach the kernel size, which onnxruntime rejects: ceil_mode is kept
+    ("ceil_dilated_kept", "inputs: {x: [N, 1, 8, 8]}\n"
+     "nodes: [{op: maxpool, kernel_size: 2, stride: 3, dilation: 3, ceil_mode: true}]"),
+    ("unpool_roundtrip", "inputs: {x: [N, 3, 6, 8]}\nnodes: [\n"
+     "  {name: p, op: maxpool, kernel_size: 2, return_indices: true},\n"
+     "  {name: u, op: max_unpool, in: ['p:y', 'p:indices'], kernel_size: 2}]"),
+    ("unpool_odd_output_size", "inputs: {x: [N, 2, 7, 5]}\nnodes: [\n"
+     "  {name: p, op: maxpool, kernel_size: 2, stride: 2, return_indices: true},\n"
+     "  {name: r, op: relu, in: 'p:0'},\n"
+     "  {name: u, op: max_unpool, in: [r, 'p:1'], kernel_size: 2, stride: 2, output_size: [7, 5]}]"),
+    ("unpool_padded_overlapping", "inputs: {x: [N, 2, 9, 9]}\nnodes: [\n"
+     "  {name: p, op: maxpool, kernel_size: 3, stride: 2, padding: 1, return_indices: true},\n"
+     "  {name: u, op: max_unpool, in: ['p:0', 'p:1'], kernel_size: 3, stride: 2, padding: 1, output_size: 9}]"),
+    ("unpool_1d", "inputs: {x: [N, 3, 9]}\nnodes: [\n"
+     "  {name: p, op: maxpool, kernel_size: 2, return_indices: true},\n"
+     "  {name: u, op: maxunpool, in: ['p:0', 'p:1'], kernel_size: 2, output_size: 9}]"),
+]
+
+
+@pytest.mark.parametrize("text", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_parity(text):
+    check_parity(text)
+
+
+def test_cases_cover_parity_ops():
+    used = {registry.lookup(n.op).name for _, text in CASES for n in graph_of(text).nodes()}
+    assert PARITY_OPS <= used
+
+
+def test_indices_are_per_plane_like_pytorch():
+    graph, (y, idx) = check_parity(dict(CASES)["indices_odd_padded"])
+    x = torch.from_numpy(feeds_for(graph)["x"])
+    ref_y, ref_idx = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(idx, ref_idx.numpy())
+    assert idx.dtype == np.int64 and idx.max() < 7 * 9  # within one plane, for every (n, c)
+    assert graph.node("p").outputs[1].dtype == "int64"
+    assert registry.lookup("maxpool").output_names(graph.node("p")) == ("y", "indices")
+
+
+@pytest.mark.parametrize("size,kernel,stride,padding", [
+    (5, 2, 2, 1), (6, 2, 2, 1), (4, 3, 3, 1), (9, 2, 4, 1), (14, 3, 2, 0), (13, 3, 2, 1), (7, 1, 2, 0)])
+def test_ceil_mode_onnx_shape_inference_agrees_with_pytorch(size, kernel, stride, padding):
+    # ONNX's own shape inference keeps windows that start in the padding; the lowering must not.
+    graph = graph_of(f"inputs: {{x: [1, 1, {size}, {size}]}}\nnodes: [{{op: maxpool, kernel_size: {kernel}, "
+                     f"stride: {stride}, padding: {padding}, ceil_mode: true}}]")
+    inferred = onnx.shape_inference.infer_shapes(onnx_model(graph), strict_mode=True)
+    dims = [d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim]
+    expected = F.max_pool2d(torch.zeros(1, 1, size, size), kernel, stride, padding, ceil_mode=True).shape
+    assert tuple(dims) == tuple(expected) == graph.type_of(graph.outputs["output"]).shape
+
+
+def test_unpool_places_maxima_like_pytorch():
+    graph, (out,) = check_parity(dict(CASES)["unpool_odd_output_size"])
+    x = torch.from_numpy(feeds_for(graph)["x"])
+    y, idx = F.max_pool2d(x, 2, 2, return_indices=True)
+    ref = F.max_unpool2d(torch.relu(y), idx, 2, 2, output_size=(7, 5))
+    np.testing.assert_array_equal(out, ref.numpy())
+    assert (out != 0).sum() <= y.numel()
+
+
+def test_roles():
+    graph = graph_of(dict(CASES)["unpool_roundtrip"])
+    assert registry.lookup("maxpool").role_of(graph.node("p")) == "pool"
+    assert registry.lookup("max_unpool").role_of(graph.node("u")) == "unpool"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("{name: u, op: max_unpool, in: ['p:0', 'p:1'], kernel_size: 2, output_size: [10, 4]}",
+     "output_size 10 of spatial dim 0 must lie strictly between 4 and 8 (default 6)"),
+    ("{name: u, op: max_unpool, in: ['p:0', x], kernel_size: 2}", "indices (N, 2, 6, 6) must have the shape of x"),
+    ("{name: u, op: max_unpool, in: ['p:0', 'p:0'], kernel_size: 2}",
+     "indices must be int64 (maxpool's indices output), got float32"),
+])
+def test_unpool_errors(text, message):
+    msg = spec_error("inputs: {x: [N, 2, 6, 6]}\nnodes: [{name: p, op: maxpool, kernel_size: 2, "
+                     f"return_indices: true}}, {text}]")
+    assert "node 'u'" in msg and message in msg
+
+
+def test_indices_port_needs_return_indices():
+    msg = spec_error("inputs: {x: [N, 2, 6, 6]}\nnodes: [{name: p, op: maxpool, kernel_size: 2},\n"
+                     "  {op: relu, in: 'p:indices'}]")
+    assert "'p' has no output 'indices'; it has y" in msg
