@@ -1,7 +1,8 @@
 """Normalisation layers."""
 from __future__ import annotations
 
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_rank
+from archc.errors import ShapeError
+from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_rank, py
 from archc.ops.registry import register
 
 
@@ -46,3 +47,114 @@ class BatchNorm(OpDef):
         args = [inputs[0]] + [emit.param(p) for p in ("weight", "bias", "running_mean", "running_var")]
         return emit.add_node("BatchNormalization", args, epsilon=float(node.attrs["eps"]),
                              momentum=1.0 - float(node.attrs["momentum"]))
+
+
+@register
+class LayerNorm(OpDef):
+    """Layer normalisation over the last ``dims`` dims (nn.LayerNorm); ONNX LayerNormalization (opset 17)."""
+
+    name = "layernorm"
+    aliases = ("layer_norm",)
+    doc = "Normalises over the last `dims` dims (nn.LayerNorm), with a learned scale and shift."
+    attrs = {
+        "dims": Attr("int", 1, doc="how many trailing dims form normalized_shape"),
+        "eps": Attr("float", 1e-5),
+        "elementwise_affine": Attr("bool", True, doc="learn a per-element weight (and bias)"),
+        "bias": Attr("bool", True, doc="with elementwise_affine, also learn a bias"),
+    }
+    role = "norm"
+
+    def _shape(self, node, x) -> tuple[int, ...]:
+        k = node.attrs["dims"]
+        if not 1 <= k <= x.rank:
+            raise ShapeError(f"dims={k} must be between 1 and the input's rank {x.rank} ({x})")
+        return tuple(concrete(d, "a normalised dim") for d in x.shape[x.rank - k:])
+
+    def infer(self, node, ins):
+        if not ins[0].dtype.startswith("float"):
+            raise ShapeError(f"layernorm expects a floating-point input, got {ins[0].dtype} {ins[0]}")
+        self._shape(node, ins[0])
+        return [ins[0]]
+
+    def params(self, node, ins):
+        if not node.attrs["elementwise_affine"]:
+            return {}
+        shape = self._shape(node, ins[0])
+        p = {"weight": ParamSpec(shape, "ones")}
+        if node.attrs["bias"]:
+            p["bias"] = ParamSpec(shape, "zeros")
+        return p
+
+    def torch_module(self, node, ins):
+        a = node.attrs
+        return (f"nn.LayerNorm({py(self._shape(node, ins[0]))}, eps={a['eps']!r}, "
+                f"elementwise_affine={a['elementwise_affine']}, bias={a['bias']})")
+
+    def onnx(self, emit, node, inputs, ins):
+        import numpy as np
+
+        a = node.attrs
+        shape = self._shape(node, ins[0])
+        if a["elementwise_affine"]:
+            args = [inputs[0], emit.param("weight")] + ([emit.param("bias")] if a["bias"] else [])
+        else:
+            args = [inputs[0], emit.const(np.ones(shape, dtype=ins[0].dtype), "scale")]
+        return emit.add_node("LayerNormalization", args, axis=-a["dims"], epsilon=float(a["eps"]))
+
+
+@register
+class GroupNorm(OpDef):
+    """Group normalisation (nn.GroupNorm) over (N, C, ...).
+
+    ONNX lowering for opset 17, which has no GroupNormalization: reshape to
+    (N, G, -1), InstanceNormalization with unit scale per group, reshape back to
+    the input's shape, then the per-channel affine (Mul, Add).
+    """
+
+    name = "groupnorm"
+    aliases = ("group_norm",)
+    doc = "Normalises groups of channels of (N, C, ...) (nn.GroupNorm), with per-channel scale and shift."
+    attrs = {
+        "num_groups": Attr("int", doc="number of channel groups; must divide the channels"),
+        "eps": Attr("float", 1e-5),
+        "affine": Attr("bool", True, doc="learn a per-channel weight and bias"),
+    }
+    role = "norm"
+
+    def infer(self, node, ins):
+        x = ins[0]
+        if x.rank < 2:
+            raise ShapeError(f"expected an input (N, C, ...) of at least 2 dims, got {x}")
+        c = concrete(x.shape[1], "channels")
+        g = node.attrs["num_groups"]
+        if g < 1 or c % g:
+            raise ShapeError(f"num_groups={g} must divide the number of channels {c}")
+        return [x]
+
+    def params(self, node, ins):
+        if not node.attrs["affine"]:
+            return {}
+        c = ins[0].shape[1]
+        return {"weight": ParamSpec((c,), "ones"), "bias": ParamSpec((c,), "zeros")}
+
+    def torch_module(self, node, ins):
+        a = node.attrs
+        return f"nn.GroupNorm({a['num_groups']}, {ins[0].shape[1]}, eps={a['eps']!r}, affine={a['affine']})"
+
+    def onnx(self, emit, node, inputs, ins):
+        import numpy as np
+
+        x, a = ins[0], node.attrs
+        g = a["num_groups"]
+        grouped = emit.add_node("Reshape", [inputs[0], emit.const(np.array([0, g, -1], dtype=np.int64), "shape")])[0]
+        normed = emit.add_node("InstanceNormalization", [grouped, emit.const(np.ones(g, dtype=x.dtype), "ones"),
+                                                         emit.const(np.zeros(g, dtype=x.dtype), "zeros")],
+                               epsilon=float(a["eps"]))[0]
+        shape = emit.add_node("Shape", inputs)[0]
+        if not a["affine"]:
+            return emit.add_node("Reshape", [normed, shape])
+        y = emit.add_node("Reshape", [normed, shape])[0]
+        per_channel = emit.const(np.array([-1] + [1] * (x.rank - 2), dtype=np.int64), "shape")
+        w = emit.add_node("Reshape", [emit.param("weight"), per_channel])[0]
+        b = emit.add_node("Reshape", [emit.param("bias"), per_channel])[0]
+        return emit.add_node("Add", [emit.add_node("Mul", [y, w])[0], b])
