@@ -544,6 +544,27 @@ def test_lint_labels_match_the_equivalent_spec(exported, name):
     assert {kind for kind, _ in got_labels} == expected
 
 
+@pytest.mark.parametrize("opset", [11, 13])
+@pytest.mark.parametrize("name", ["se", "gelu"])
+def test_older_opsets_import_and_relower_at_17(tmp_path, name, opset):
+    """Squeeze/Unsqueeze/Split axes as attributes (opset 11), Pow and Add from older versions
+    re-emitted at archc's opset where only their accepted types changed."""
+    torch.manual_seed(4)
+    model = (SqueezeExcite() if name == "se" else GeluTanhWritten()).eval()
+    shape = (2, 3, 6, 6) if name == "se" else (2, 4, 8)
+    path = str(tmp_path / f"{name}.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(*shape),), path, dynamo=False, opset_version=opset, input_names=["x"],
+                          dynamic_axes={"x": {0: "N"}})
+    graph = load_onnx(path)
+    assert onnx_nodes(graph, NOISE) == []
+    assert total_params(graph) == sum(p.numel() for p in model.parameters())
+    x = np.random.default_rng(5).standard_normal((3, *shape[1:])).astype(np.float32)
+    np.testing.assert_allclose(list(relowered_outputs(graph, x).values())[0], run_ort(path, {"x": x})[0],
+                               rtol=1e-5, atol=1e-5)
+
+
 # -- archc's own ONNX lowering read back ----------------------------------------------------------
 
 @pytest.mark.parametrize("spec,overrides", [
@@ -630,9 +651,12 @@ def test_shape_chains_identity_and_constant_operands():
         helper.make_node("Add", ["scaled", "pos"], ["y"]),
     ]
     inits.append(numpy_helper.from_array(np.array([0], dtype=np.int64), "axes0"))
-    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 4, 4])],
+    # W is also listed as a graph input (as older exporters list every initializer): not an input
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 4, 4]),
+                           helper.make_tensor_value_info("W", TensorProto.FLOAT, [48, 6])],
                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 6])], inits)
     graph = from_onnx(model)
+    assert graph.inputs == ["x"]
     ops = [(n.op, len(n.inputs)) for n in graph.nodes() if n.op != "input"]
     assert ops == [("flatten", 1), ("linear", 1), ("onnx_node", 1), ("onnx_node", 1)]
     fc = [n for n in graph.nodes() if n.op == "linear"][0]
@@ -696,6 +720,14 @@ def test_summary_counts_parameters_like_torch(exported, run_archc):
     assert data["inputs"] == {"x": {"shape": ["N", 3, 8, 8], "dtype": "float32"}}
     table = run_archc("summary", exported["se"][2], check=True).stdout
     assert "fc1" in table and "onnx_node" not in table and "total:" in table
+
+
+def test_lint_reads_onnx_models(exported, run_archc):
+    proc = run_archc("lint", exported["resnet"][2], "--format", "json", check=True)
+    data = json.loads(proc.stdout)
+    assert data["summary"]["residual"] == 2
+    assert [s["merge"] for s in data["skips"]] == ["layer1.0.Add", "layer1.1.Add"]
+    assert [s["carries"] for s in data["skips"]] == ["identity", "projection"]
 
 
 def test_summary_reports_unreadable_models(tmp_path, run_archc):

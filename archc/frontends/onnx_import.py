@@ -279,9 +279,8 @@ class Importer:
                 for name, arr in zip(node.output, arrays):
                     self.bind(name, Const(arr, learned))
                 return
-        elif not any(isinstance(r, Lazy) for r in recs):
-            outs = evaluate_symbolic(node, [None if r is None else (r.array if isinstance(r, (Const, Sym)) else None)
-                                            for r in recs])
+        if not any(isinstance(r, Lazy) for r in recs):
+            outs = evaluate_symbolic(node, [None if r is None else r.array for r in recs])
             if outs is not None:
                 for name, arr in zip(node.output, outs):
                     self.bind(name, self._static_record(name, arr, node))

@@ -87,11 +87,24 @@ def attributes(node: onnx.NodeProto) -> dict[str, Any]:
 
 
 def fold(node: onnx.NodeProto, arrays: list[np.ndarray | None], opsets: dict[str, int]) -> list[np.ndarray]:
-    """Evaluate a node whose inputs are all constant (onnx's reference implementation)."""
+    """Evaluate a node whose inputs are all constant (onnx's reference implementation).
+
+    The node runs inside a one-node model importing the model's opsets: a bare node
+    would run as the newest version of its op (Unsqueeze-11's ``axes`` attribute fails).
+    """
     from onnx.reference import ReferenceEvaluator
 
-    feeds = {name: arr for name, arr in zip(node.input, arrays) if name}
-    return [np.asarray(v) for v in ReferenceEvaluator(node, opsets=opsets).run(None, feeds)]
+    feeds: dict[str, np.ndarray] = {}
+    inputs = []
+    for name, arr in zip(node.input, arrays):
+        if name and name not in feeds:
+            feeds[name] = arr
+            inputs.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(arr.dtype),
+                                                        list(arr.shape)))
+    outputs = [onnx.ValueInfoProto(name=o) for o in node.output if o]
+    graph = helper.make_graph([node], "fold", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()])
+    return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, feeds)]
 
 
 # -- symbolic evaluation: object arrays of int | str -------------------------------------

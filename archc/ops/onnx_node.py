@@ -146,17 +146,11 @@ class OnnxNode(OpDef):
         from onnx import defs, numpy_helper
 
         a = node.attrs
-        if not a["domain"] and a["opset"] and a["opset"] != emit.opset:
-            # The node is valid as recorded only if its op did not change between the two versions.
-            try:
-                same = (defs.get_schema(a["op_type"], a["opset"]).since_version
-                        == defs.get_schema(a["op_type"], emit.opset).since_version)
-            except Exception:  # noqa: BLE001 - an op unknown to this onnx version
-                same = False
-            if not same:
-                raise NotImplementedError(
-                    f"ONNX {a['op_type']} was imported from opset {a['opset']} and changed before opset "
-                    f"{emit.opset}; it cannot be re-emitted unchanged")
+        if not a["domain"] and a["opset"] and a["opset"] != emit.opset \
+                and not compatible_versions(a["op_type"], a["opset"], emit.opset):
+            raise NotImplementedError(
+                f"ONNX {a['op_type']} was imported from opset {a['opset']} and changed before opset "
+                f"{emit.opset}; it cannot be re-emitted unchanged")
         args = []
         for operand in a["operands"] or []:
             if operand is None:
@@ -179,6 +173,35 @@ class OnnxNode(OpDef):
         if a["domain"]:
             attributes["domain"] = a["domain"]
         return emit.add_node(a["op_type"], args, outputs=len(a["output_types"]), **attributes)
+
+
+#: ops whose meaning changed between versions while their signature stayed the same
+_SEMANTICS_CHANGED = frozenset({"Softmax", "LogSoftmax", "Hardmax", "Upsample"})
+
+
+def compatible_versions(op_type: str, old: int, new: int) -> bool:
+    """Whether a default-domain node valid at opset ``old`` means the same at opset ``new``.
+
+    Most version bumps only widen the accepted types; those keep the inputs, outputs
+    and attributes, which is what is compared (with a short list of ops whose
+    semantics changed under the same signature).
+    """
+    from onnx import defs
+
+    try:
+        a, b = defs.get_schema(op_type, old), defs.get_schema(op_type, new)
+    except Exception:  # noqa: BLE001 - an op unknown to this onnx version
+        return False
+    if a.since_version == b.since_version:
+        return True
+    if op_type in _SEMANTICS_CHANGED:
+        return False
+
+    def signature(schema):
+        return (sorted(schema.attributes), [(p.name, p.option) for p in schema.inputs],
+                [(p.name, p.option) for p in schema.outputs])
+
+    return signature(a) == signature(b)
 
 
 def constant_params(weights: dict[str, Any], learned: dict[str, bool]) -> dict[str, dict[str, Any]]:
