@@ -6,15 +6,33 @@ of torch, since :mod:`archc.lowering.onnx` is imported without it.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
 from archc.errors import Diagnostic, Location, SpecError
 from archc.ir.graph import Graph
-from archc.ir.weights import init_array, state_dict_specs
+from archc.ir.weights import init_array, param_specs
+from archc.ops.base import ParamSpec
 
-__all__ = ["graph_weights"]
+__all__ = ["graph_weights", "ParamEntry", "param_entries"]
+
+
+class ParamEntry(NamedTuple):
+    """One state_dict entry: its key, node and parameter name (which may contain dots)."""
+
+    key: str
+    node: str
+    param: str
+    spec: ParamSpec
+
+
+def param_entries(graph: Graph) -> Iterator[ParamEntry]:
+    """Every parameter and buffer in state_dict order (keys cannot be split at the last dot:
+    ``attn.out_proj.weight`` is parameter ``out_proj.weight`` of node ``attn``)."""
+    for node in graph.nodes():
+        for pname, spec in param_specs(graph, node).items():
+            yield ParamEntry(f"{node.name}.{pname}", node.name, pname, spec)
 
 
 def graph_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, Any]]:
@@ -25,13 +43,11 @@ def graph_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, Any]]:
     """
     if not graph.weights:
         weights: dict[str, dict[str, Any]] = {}
-        for key, spec in state_dict_specs(graph):
-            node, _, pname = key.rpartition(".")
+        for key, node, pname, spec in param_entries(graph):
             weights.setdefault(node, {})[pname] = init_array(key, spec, seed)
         return weights
     problems = []
-    for key, spec in state_dict_specs(graph):
-        node, _, pname = key.rpartition(".")
+    for key, node, pname, spec in param_entries(graph):
         arr = graph.weights.get(node, {}).get(pname)
         if arr is None:
             problems.append(Diagnostic(f"weights lack '{key}' (shape {tuple(spec.shape)})", node=node))

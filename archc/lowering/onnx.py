@@ -4,7 +4,8 @@ Each op lowers itself through :class:`Emitter`, the :class:`~archc.ops.base.Onnx
 of this module. The model keeps the IR's names: ONNX node names are the spec's node names
 (helper nodes an op adds get derived names such as ``fc/matmul``), a node's output
 value is named after it, initializers are the state_dict keys (``layer1.0.conv1.weight``),
-graph inputs and outputs are named as in the graph, and symbolic dims become
+graph inputs and outputs are named as in the graph (an output value takes the
+output's name), and symbolic dims become
 ``dim_param``. Output is byte-identical for the same graph and seed: no timestamps,
 every list in graph order.
 
@@ -59,6 +60,9 @@ class Emitter:
         self.taken_nodes: set[str] = set()
         self.current: Node | None = None
         self._pending: list[dict[str, Any]] = []
+        #: opset versions of non-default domains; a node of another domain (``domain=`` in
+        #: add_node) imports version 1 unless its op sets the version here
+        self.domains: dict[str, int] = {}
 
     # -- the OnnxEmitter protocol -------------------------------------------------------
     def add_node(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int = 1,
@@ -82,14 +86,14 @@ class Emitter:
             except KeyError:
                 raise SpecError(f"the ONNX lowering asks for parameter '{name}', which the op does not declare",
                                 node=node.name, location=node.location) from None
-            self.initializers[key] = numpy_helper.from_array(np.ascontiguousarray(array), key)
+            self.initializers[key] = numpy_helper.from_array(np.asarray(array), key)
             self.taken_values.add(key)
         return key
 
     def const(self, array: np.ndarray, hint: str = "const") -> str:
         """A constant initializer for the current node, named ``node/hint``."""
         name = self._unique_value(f"{self._node().name}/{hint}")
-        self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        self.initializers[name] = numpy_helper.from_array(np.asarray(array), name)
         return name
 
     def output_names(self) -> list[str]:
@@ -153,20 +157,29 @@ class Emitter:
 
 
 def _value_names(graph: Graph) -> dict[Value, str]:
-    """ONNX names for every IR value, kept apart from graph output names that mean other values."""
+    """ONNX names for every IR value: a graph output's name where it is one, else the node's.
+
+    Naming an output value after the graph output saves an Identity node; a node name
+    that a graph output already took for another value gets ``/value`` appended.
+    """
     names: dict[Value, str] = {}
-    taken = set(graph.outputs)
+    for out_name, value in graph.outputs.items():
+        if value not in names and graph.node(value.node).op != "input":
+            names[value] = out_name
+    taken = set(names.values()) | set(graph.outputs)
     for node in graph.nodes():
         for k in range(len(node.outputs)):
             v = Value(node.name, k)
-            name = value_name(v)
-            if name in graph.outputs and graph.outputs[name] != v:
-                base, i = f"{name}/value", 1
-                name = base
+            if node.op == "input":
+                names[v] = node.name  # graph inputs keep their names
+            elif v not in names:
+                base = value_name(v)
+                name, i = base, 0
                 while name in taken:
-                    name, i = f"{base}_{i}", i + 1
-            taken.add(name)
-            names[v] = name
+                    i += 1
+                    name = f"{base}/value" if i == 1 else f"{base}/value_{i - 1}"
+                names[v] = name
+            taken.add(names[v])
     return names
 
 
@@ -180,7 +193,7 @@ def to_onnx(graph: Graph, seed: int = 0) -> onnx.ModelProto:
             emit.lower(node)
     for out_name, value in graph.outputs.items():
         if names[value] != out_name:
-            # The graph output has its own name: an Identity gives the value that name.
+            # A graph input, or a value output twice: an Identity gives it the output's name.
             node_name = out_name if out_name not in graph and out_name not in emit.taken_nodes \
                 else emit._unique_node(f"{out_name}/output")
             emit.taken_nodes.add(node_name)
@@ -189,7 +202,9 @@ def to_onnx(graph: Graph, seed: int = 0) -> onnx.ModelProto:
     outputs = [_value_info(k, graph.type_of(v)) for k, v in graph.outputs.items()]
     body = helper.make_graph(emit.nodes, graph.name, inputs, outputs, initializer=list(emit.initializers.values()),
                              doc_string=graph.doc or None)
-    model = helper.make_model(body, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+    domains = sorted({n.domain for n in emit.nodes if n.domain and n.domain != "ai.onnx"})
+    opsets = [helper.make_opsetid("", OPSET)] + [helper.make_opsetid(d, emit.domains.get(d, 1)) for d in domains]
+    model = helper.make_model(body, opset_imports=opsets, ir_version=IR_VERSION,
                               producer_name="archc", producer_version=archc.__version__)
     if graph.doc:
         model.doc_string = graph.doc

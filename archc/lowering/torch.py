@@ -13,6 +13,7 @@ the graph's weights; :func:`load_weights` reads a ``.pt`` state_dict into the gr
 """
 from __future__ import annotations
 
+import builtins
 import keyword
 import linecache
 import os
@@ -27,8 +28,8 @@ from torch import nn
 import archc
 from archc.errors import Diagnostic, Location, SpecError, did_you_mean
 from archc.ir.graph import Graph, Node, Value
-from archc.ir.weights import init_array, state_dict_specs
-from archc.lowering import graph_weights
+from archc.ir.weights import init_array
+from archc.lowering import graph_weights, param_entries
 from archc.ops import registry
 
 __all__ = ["generate_source", "build_module", "state_dict_from_graph", "load_weights", "class_name_for"]
@@ -37,8 +38,8 @@ __all__ = ["generate_source", "build_module", "state_dict_from_graph", "load_wei
 # (torch's add_module refuses them): the root is our nn.Module subclass, containers are ModuleDicts.
 _ROOT_TAKEN = frozenset(dir(nn.Module()))
 _DICT_TAKEN = frozenset(dir(nn.ModuleDict()))
-# Names the generated forward uses itself.
-_RESERVED_VARS = frozenset({"self", "torch", "nn", "F"})
+# Names the generated forward uses itself, and builtins an op's expression may call (tuple).
+_RESERVED_VARS = frozenset({"self", "torch", "nn", "F", *dir(builtins)})
 _INDENT = "    "
 
 
@@ -210,8 +211,7 @@ def state_dict_from_graph(graph: Graph, seed: int = 0) -> dict[str, torch.Tensor
     """The graph's weights (archc's seeded init if it has none) as a torch state_dict."""
     weights = graph_weights(graph, seed)
     result: dict[str, torch.Tensor] = {}
-    for key, spec in state_dict_specs(graph):
-        node, _, pname = key.rpartition(".")
+    for key, node, pname, spec in param_entries(graph):
         result[key] = torch.tensor(np.asarray(weights[node][pname], dtype=spec.dtype))
     return result
 
@@ -260,7 +260,8 @@ def load_weights(graph: Graph, path: str) -> None:
     if not isinstance(state, Mapping):
         raise SpecError(f"expected a state_dict (a mapping of names to tensors), found {type(state).__name__}",
                         location=where)
-    specs = dict(state_dict_specs(graph))
+    entries = {e.key: e for e in param_entries(graph)}
+    specs = {k: e.spec for k, e in entries.items()}
     problems: list[Diagnostic] = []
     weights: dict[str, dict[str, Any]] = {}
     for key, value in state.items():
@@ -275,25 +276,18 @@ def load_weights(graph: Graph, path: str) -> None:
             continue
         if tuple(value.shape) != tuple(spec.shape):
             problems.append(Diagnostic(f"'{key}': expected shape {tuple(spec.shape)}, found {tuple(value.shape)}",
-                                       where, node=key.rpartition(".")[0]))
+                                       where))
             continue
-        node, _, pname = key.rpartition(".")
         array = value.detach().to(getattr(torch, spec.dtype)).contiguous().numpy().copy()
-        weights.setdefault(node, {})[pname] = array
+        weights.setdefault(entries[key].node, {})[entries[key].param] = array
     missing = [k for k, s in specs.items() if k not in state and not s.optional]
     if missing:
         problems.append(Diagnostic(f"missing {len(missing)} key{'s' if len(missing) > 1 else ''}: "
                                    + ", ".join(f"'{k}' {tuple(specs[k].shape)}" for k in missing), where))
     if problems:
         raise SpecError(problems)
-    for key, spec in specs.items():
-        if key not in state:
-            node, _, pname = key.rpartition(".")
-            weights.setdefault(node, {})[pname] = init_array(key, spec, 0)
-    # Keep graph order (state_dict order), whatever order the file had.
-    graph.weights = {n.name: {p: weights[n.name][p] for p in ps}
-                     for n in graph.nodes() if (ps := _param_names(graph, n))}
-
-
-def _param_names(graph: Graph, node: Node) -> list[str]:
-    return list(registry.lookup(node.op).params(node, _input_types(graph, node)))
+    result: dict[str, dict[str, Any]] = {}
+    for key, node, pname, spec in entries.values():  # state_dict order, whatever the file's
+        value = weights.get(node, {}).get(pname)
+        result.setdefault(node, {})[pname] = init_array(key, spec, 0) if value is None else value
+    graph.weights = result
