@@ -688,6 +688,30 @@ def test_old_opset_attributes_and_reshape_chains():
     np.testing.assert_allclose(relowered_outputs(graph, x)["y"], np.maximum(x, 0))
 
 
+def test_shape_values_used_as_data_are_computed_once():
+    """x / batch_size: the symbolic batch becomes data, so Shape -> Gather -> Cast stay, once each,
+    even when the value is reached through an Identity and used twice; their roles are meta."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"], name="shape"),
+        helper.make_node("Gather", ["s", "zero"], ["n"], name="batch", axis=0),
+        helper.make_node("Identity", ["n"], ["n2"], name="alias"),
+        helper.make_node("Cast", ["n2"], ["nf"], name="to_float", to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["n"], ["nf2"], name="to_float_again", to=TensorProto.FLOAT),
+        helper.make_node("Div", ["x", "nf"], ["d"], name="div"),
+        helper.make_node("Mul", ["d", "nf2"], ["y"], name="mul"),
+    ]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+                   [numpy_helper.from_array(np.array(0, dtype=np.int64), "zero")])
+    graph = from_onnx(model)
+    kept = [(n.name, n.attrs.get("op_type", n.op)) for n in graph.nodes() if n.op != "input"]
+    assert kept == [("shape", "Shape"), ("batch", "Gather"), ("to_float", "Cast"), ("div", "div"),
+                    ("to_float_again", "Cast"), ("mul", "mul")]
+    assert registry.lookup("onnx_node").role_of(graph.node("shape")) == "shape"
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.testing.assert_allclose(relowered_outputs(graph, x)["y"], x)
+
+
 def test_unknown_op_is_kept_with_its_weights_and_role():
     rng = np.random.default_rng(2)
     slope = numpy_helper.from_array(rng.random((1, 3, 1, 1)).astype(np.float32), "slope")

@@ -631,8 +631,8 @@ def slice_(im: "Importer", node: onnx.NodeProto):
 @converts("Resize")
 def resize(im: "Importer", node: onnx.NodeProto):
     a = im.attrs(node)
-    if a.get("antialias", 0) or a.get("exclude_outside", 0) or a.get("keep_aspect_ratio_policy", "stretch") != "stretch" \
-            or "axes" in a:
+    if a.get("antialias", 0) or a.get("exclude_outside", 0) or "axes" in a \
+            or a.get("keep_aspect_ratio_policy", "stretch") != "stretch":
         return None
     x = im.tensor(node.input[0])
     t = im.itype(x)

@@ -41,8 +41,8 @@ from archc.ir.graph import Graph, Node, Value
 from archc.ir.types import Dim, TensorType
 from archc.ops import registry
 from archc.ops import onnx_node as _onnx_node  # noqa: F401  (registers the fallback op)
-from archc.frontends.onnx_values import (NONDETERMINISTIC, SYMBOLIC, Const, Lazy, Record, Sym, Tensor,
-                                         as_symbolic, attributes, evaluate_symbolic, fold, is_static_int)
+from archc.frontends.onnx_values import (NONDETERMINISTIC, Const, Lazy, Record, Sym, Tensor, as_symbolic,
+                                         attributes, evaluate_symbolic, fold, is_static_int)
 
 __all__ = ["Fallback", "Importer", "from_onnx", "load_onnx"]
 
@@ -169,6 +169,7 @@ class Importer:
         self.bound: dict[Value, list[str]] = {}  # IR value -> ONNX names bound to it
         self.passed: dict[Value, int] = {}      # uses of an IR value by nodes that only alias it
         self._attrs: dict[tuple, dict[str, Any]] = {}
+        self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
         self._fresh = 0
         self._taken: set[str] = set()
 
@@ -229,8 +230,8 @@ class Importer:
         shape = tuple(self.fresh_symbol() if d is None else d for d in t.shape)
         self.input_symbols.update(d for d in shape if isinstance(d, str))
         name = self.unique_name(_clean(vi.name) or "input")
-        node = Node(name=name, op="input", attrs={"shape": shape, "dtype": t.dtype}, outputs=[TensorType(shape, t.dtype)],
-                    location=self.where, meta={"onnx_name": vi.name})
+        node = Node(name=name, op="input", attrs={"shape": shape, "dtype": t.dtype},
+                    outputs=[TensorType(shape, t.dtype)], location=self.where, meta={"onnx_name": vi.name})
         self.graph.add(node)
         self.bind(vi.name, Tensor(Value(name)))
 
@@ -264,6 +265,9 @@ class Importer:
         if node.op_type in _PASS_THROUGH and (len(node.output) == 1 or not self.consumers.get(node.output[1])):
             self.bind(node.output[0], recs[0])
             return
+        if node.op_type in ("Shape", "Size") and isinstance(recs[0], Sym):
+            self._shape_of(node, recs[0].array.shape)
+            return
         if node.op_type in ("Shape", "Size"):
             t = self.otype(node.input[0])
             if t is not None and t.shape is not None:
@@ -282,18 +286,18 @@ class Importer:
         if not any(isinstance(r, Lazy) for r in recs):
             outs = evaluate_symbolic(node, [None if r is None else r.array for r in recs])
             if outs is not None:
-                for name, arr in zip(node.output, outs):
-                    self.bind(name, self._static_record(name, arr, node))
+                for k, (name, arr) in enumerate(zip(node.output, outs)):
+                    self.bind(name, self._static_record(name, arr, node, k))
                 return
-        for name in node.output:
-            self.bind(name, Lazy(node))
+        for k, name in enumerate(node.output):
+            self.bind(name, Lazy(node, k))
 
-    def _static_record(self, name: str, arr: np.ndarray, node: onnx.NodeProto) -> Record:
+    def _static_record(self, name: str, arr: np.ndarray, node: onnx.NodeProto, out: int = 0) -> Record:
         if is_static_int(arr):
             t = self.otypes.get(name)
             dtype = t.dtype if t is not None and t.dtype else "int64"
             return Const(np.array(arr.tolist(), dtype=dtype).reshape(arr.shape))
-        return Sym(arr, node)
+        return Sym(arr, node, out)
 
     def _shape_of(self, node: onnx.NodeProto, shape: tuple[Dim, ...]) -> None:
         a = self.attrs(node)
@@ -430,15 +434,11 @@ class Importer:
             return rec.value
         if isinstance(rec, Const):
             raise Fallback(f"'{name}' is a constant")
-        node = rec.node if isinstance(rec, (Sym, Lazy)) else None
-        if node is None:
-            raise Fallback(f"'{name}' has no producer")
-        # Pass-through records share their producer's record; compute the producer's node.
-        self.generic(node)
-        rec = self.values[name]
-        if not isinstance(rec, Tensor):
-            self._fail(f"value '{name}' could not be computed", node=node)
-        return rec.value
+        # A Sym or Lazy value, perhaps under another name (Identity): compute its producer once.
+        key = (rec.node.op_type, *rec.node.output)
+        if key not in self._computed:
+            self._computed[key] = self.generic(rec.node)
+        return self._computed[key][rec.out]
 
     def itype(self, value: Value) -> TensorType:
         return self.graph.type_of(value)

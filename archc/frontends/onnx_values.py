@@ -41,12 +41,14 @@ class Const:
 @dataclass
 class Sym:
     array: np.ndarray          # object array of int | str
-    node: onnx.NodeProto | None  # the producer, computed when the value is used as data
+    node: onnx.NodeProto       # the producer, computed when the value is used as data
+    out: int = 0               # which output of the producer
 
 
 @dataclass
 class Lazy:
     node: onnx.NodeProto
+    out: int = 0
 
 
 @dataclass
