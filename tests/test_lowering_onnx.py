@@ -146,6 +146,41 @@ outputs: {same: x, a: r, b: r, r: x}
     np.testing.assert_array_equal(b, a)
 
 
+def test_lowerings_may_return_a_value_twice_or_an_input(monkeypatch):
+    """An op's ONNX lowering returning one value for two outputs, or its own input, still
+    gives every IR output its own ONNX value."""
+    from archc.ir import Graph, Node, TensorType, Value
+    from archc.ops import OpDef, registry
+
+    class Fanout(OpDef):
+        name = "fanout_for_test"
+
+        def infer(self, node, ins):
+            return [ins[0]] * 3
+
+        def onnx(self, emit, node, inputs, ins):
+            r = emit.add_node("Relu", inputs)[0]
+            return [r, r, inputs[0]]
+
+    monkeypatch.setitem(registry._OPS, Fanout.name, Fanout())
+    t = TensorType(("N", 3))
+    graph = Graph("fanout")
+    graph.add(Node("x", "input", {"shape": t.shape, "dtype": "float32"}, outputs=[t]))
+    graph.add(Node("f", Fanout.name, inputs=[Value("x")], outputs=[t, t, t]))
+    graph.add(Node("g", "add", inputs=[Value("f", 1), Value("f", 2)], outputs=[t]))
+    graph.outputs = {"a": Value("f", 0), "b": Value("f", 1), "c": Value("f", 2), "g": Value("g")}
+    model = to_onnx(graph)
+    onnx.checker.check_model(model, full_check=True)
+    assert [(n.name, n.op_type) for n in model.graph.node] == [
+        ("f", "Relu"), ("f/identity", "Identity"), ("f/identity_1", "Identity"), ("g", "Add")]
+    x = np.array([[-1.0, 0.0, 2.0]], np.float32)
+    a, b, c, g = _run(model, {"x": x})
+    np.testing.assert_array_equal(a, np.maximum(x, 0))
+    np.testing.assert_array_equal(b, a)
+    np.testing.assert_array_equal(c, x)
+    np.testing.assert_array_equal(g, a + x)
+
+
 def test_nodes_of_other_domains_get_an_opset_import():
     from onnx import TensorProto, helper
 

@@ -116,13 +116,16 @@ class Emitter:
             raise SpecError(f"the ONNX lowering of op '{node.op}' returned {len(results)} values for "
                             f"{len(finals)} outputs", node=node.name, location=node.location)
         produced = {o for p in self._pending for o in p["outputs"]}
+        renamed: dict[str, str] = {}
         for result, final in zip(results, finals):
-            if result in produced and result != final:
+            if result in produced and result not in renamed:
+                # Give the value its final name (a no-op if the lowering already used it).
                 self._rename(result, final)
-            elif result not in produced:
-                # The lowering returned an existing value (an input, a constant): copy it.
-                self._pending.append({"op_type": "Identity", "inputs": [result], "outputs": [final], "attrs": {}})
-            produced = {o for p in self._pending for o in p["outputs"]}
+                renamed[result] = final
+            else:
+                # An existing value (an input, a constant) or one returned twice: copy it.
+                source = renamed.get(result, result)
+                self._pending.append({"op_type": "Identity", "inputs": [source], "outputs": [final], "attrs": {}})
         for p in self._pending:
             main = finals[0] in p["outputs"]
             name = node.name if main else self._unique_node(f"{node.name}/{p['op_type'].lower()}")

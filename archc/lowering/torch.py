@@ -2,7 +2,7 @@
 
 :func:`generate_source` writes one Python file that imports only torch. Its module tree
 follows the graph's hierarchical node names (``layer1.0.conv1`` is reached as
-``self.layer1["0"].conv1``), so the state_dict keys are the IR's ``node.param`` names
+``self.layer1['0'].conv1``, containers being ``nn.ModuleDict``), so the state_dict keys are the IR's ``node.param`` names
 and torchvision's checkpoints load into the ResNet specs unchanged. ``forward`` is
 straight-line code, one statement per node, which is what ``torch.compile`` and DDP
 handle best. Each op writes its own piece (:meth:`OpDef.torch_module` and
