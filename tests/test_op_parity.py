@@ -43,7 +43,8 @@ CASES: dict[str, list[tuple[str, str]]] = {
          "stride: [2, 1], padding: [1, 2], dilation: [1, 2]}]"),
         ("dilated", "inputs: {x: [N, 2, 10, 10]}\n"
          "nodes: [{op: conv, out_channels: 3, kernel_size: 3, dilation: 2, padding: 1}]"),
-        ("conv1d", "inputs: {x: [N, 3, 11]}\nnodes: [{op: conv, out_channels: 4, kernel_size: 3, stride: 2, padding: 1}]"),
+        ("conv1d", "inputs: {x: [N, 3, 11]}\n"
+         "nodes: [{op: conv, out_channels: 4, kernel_size: 3, stride: 2, padding: 1}]"),
         ("conv1d_same_even", "inputs: {x: [N, 3, 10]}\n"
          "nodes: [{op: conv1d, out_channels: 2, kernel_size: 4, padding: same, bias: false}]"),
         ("conv1d_grouped_dilated", "inputs: {x: [N, 6, 13]}\n"
@@ -333,11 +334,14 @@ def _params():
 
 
 def test_every_registered_op_has_a_parity_case():
-    missing = [op.name for op in registry.all_ops()
-               if op.name != "input" and op.name not in CASES and op.name not in ONNX_ONLY]
+    # archc's own ops; plug-ins installed from other packages bring their own tests
+    builtin = [op for op in registry.all_ops() if type(op).__module__.startswith("archc.")]
+    missing = [op.name for op in builtin if op.name != "input" and op.name not in CASES and op.name not in ONNX_ONLY]
     assert not missing, f"ops without a parity case in tests/test_op_parity.py: {missing}"
 
 
+# PyTorch's note that an even kernel with padding='same' pads a copy of the input.
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 @pytest.mark.parametrize("op_name,text", list(_params()))
 def test_parity(op_name, text):
     if registry.get(op_name) is None:
@@ -347,6 +351,8 @@ def test_parity(op_name, text):
 
 @pytest.mark.parametrize("op_name", sorted(ONNX_ONLY))
 def test_onnx_only_ops(op_name):
+    import archc.frontends  # noqa: F401 - the ONNX importer registers onnx_node
+
     if registry.get(op_name) is None:
         pytest.skip(f"op '{op_name}' is not registered")
     ONNX_ONLY[op_name](op_name)

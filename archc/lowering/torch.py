@@ -2,10 +2,10 @@
 
 :func:`generate_source` writes one Python file that imports only torch. Its module tree
 follows the graph's hierarchical node names (``layer1.0.conv1`` is reached as
-``self.layer1['0'].conv1``, containers being ``nn.ModuleDict``), so the state_dict keys are the IR's ``node.param`` names
-and torchvision's checkpoints load into the ResNet specs unchanged. ``forward`` is
-straight-line code, one statement per node, which is what ``torch.compile`` and DDP
-handle best. Each op writes its own piece (:meth:`OpDef.torch_module` and
+``self.layer1['0'].conv1``, containers being ``nn.ModuleDict``), so the state_dict
+keys are the IR's ``node.param`` names and torchvision's checkpoints load into the
+ResNet specs unchanged. ``forward`` is straight-line code, one statement per node,
+which is what ``torch.compile`` and DDP handle best. Each op writes its own piece (:meth:`OpDef.torch_module` and
 :meth:`OpDef.torch_forward`); nothing here branches on op names.
 
 :func:`build_module` executes that same text (there is one lowering, not two) and loads
