@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import numpy as np
 import onnx
 
-from archc.frontends.onnx_import import Fallback
 from archc.errors import ShapeError
+from archc.frontends.onnx_import import Fallback
 from archc.frontends.onnx_values import Const, short_float
 from archc.ir.graph import Value
 from archc.ir.types import Dim

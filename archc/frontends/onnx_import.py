@@ -2,8 +2,9 @@
 
 The importer walks the ONNX graph in its (topological) order:
 
-1. ``onnx.shape_inference`` (strict, with data propagation, where the model allows)
-   gives every value a type; ``dim_param`` dims become str dims, unknown dims fresh
+1. ``onnx.checker`` and ``onnx.shape_inference`` (strict, with data propagation, where
+   the model allows) run on a copy without the large weights (:func:`_skeleton`) and
+   give every value a type; ``dim_param`` dims become str dims, unknown dims fresh
    symbols. Each node's output types are checked against what the IR op computes.
 2. Initializers and ``Constant`` nodes are constants; nodes with only constant inputs
    are folded; ``Shape`` and the arithmetic on it are evaluated symbolically
@@ -22,7 +23,9 @@ The importer walks the ONNX graph in its (topological) order:
    ``layer1.0.conv1.Conv``.
 
 Weights land in ``graph.weights`` under the native ops' parameter names, so parameter
-counts equal those of the framework the model came from.
+counts equal those of the framework the model came from (initializers are parameters;
+literals from ``Constant`` nodes are buffers, not counted). Errors a model can cause
+are :class:`~archc.errors.SpecError` at the file's location, naming the ONNX node.
 """
 from __future__ import annotations
 
@@ -37,12 +40,12 @@ import onnx
 from onnx import helper, numpy_helper
 
 from archc.errors import Location, ShapeError, SpecError
-from archc.ir.graph import Graph, Node, Value
-from archc.ir.types import Dim, TensorType
-from archc.ops import registry
-from archc.ops import onnx_node as _onnx_node  # noqa: F401  (registers the fallback op)
 from archc.frontends.onnx_values import (NONDETERMINISTIC, Const, Lazy, Record, Sym, Tensor, as_symbolic,
                                          attributes, evaluate_symbolic, fold, is_static_int)
+from archc.ir.graph import Graph, Node, Value
+from archc.ir.types import Dim, TensorType
+from archc.ops import onnx_node as _onnx_node  # (importing it registers the fallback op)
+from archc.ops import registry
 
 __all__ = ["Fallback", "Importer", "from_onnx", "load_onnx"]
 
