@@ -74,7 +74,8 @@ def test_init_bound_follows_pytorch_fan_in():
     for name in ("weight", "bias"):
         ours, theirs = np.abs(weights[name]).max(), ref.state_dict()[name].abs().max().item()
         assert ours <= bound and theirs <= bound
-        assert ours > 0.8 * bound and theirs > 0.8 * bound
+        if name == "weight":  # 576 draws reach close to the bound; the 8 biases need not
+            assert ours > 0.95 * bound and theirs > 0.95 * bound
 
 
 def test_role_is_layer():
