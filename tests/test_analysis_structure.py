@@ -91,3 +91,17 @@ def test_region_and_reaches():
         assert flow.reaches(a, b) == (b in nx.descendants(dg, a))
         assert set(flow.region(a, [b], limit=10_000)) == between
     assert flow.region(0, [len(flow) - 1], limit=3) is None      # bounded
+
+
+def test_insertion_order_need_not_be_topological():
+    g = Graph("rewired")
+    t = TensorType(("N", 4))
+    g.add(Node("x", "input", {"shape": ["N", 4]}, [], [t]))
+    g.add(Node("late", "relu", {}, [Value("x")], [t]))
+    g.add(Node("early", "linear", {"out_features": 4}, [Value("x")], [t]))
+    g.add(Node("join", "add", {}, [Value("x"), Value("early")], [t]))
+    g.set_inputs("late", [Value("join")])      # 'late' now reads a node inserted after it
+    g.outputs = {"y": Value("late")}
+    flow = Flow(g)
+    assert flow.names == ["x", "early", "join", "late"]
+    assert flow.idom[flow.index["late"]] == flow.index["join"]

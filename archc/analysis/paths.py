@@ -6,16 +6,15 @@ Two views:
 * per chain of n residual blocks in series (a ``stage`` of :mod:`archc.analysis.skips`):
   each block is passed through its residual branch or its shortcut, so the chain holds
   2^n paths whose number of residual branches taken is Binomial(n, 1/2);
-* for the whole network, exactly: the number of input -> output paths of the data-flow
-  DAG (an edge read twice, as in ``x + x``, counts twice), and over those paths the
-  shortest and longest length in parametric layers, the mean and standard deviation of
-  the length, and the share of paths whose length lies in a band.
+* for the whole network: the exact number of input -> output paths of the data-flow DAG
+  (an edge read twice, as in ``x + x``, counts twice), the exact shortest and longest
+  length in parametric layers, and from the length distribution the mean, standard
+  deviation and the share of paths whose length lies in a band.
 
 Everything is a dynamic programme over one topological order, never an enumeration:
-counts and length sums are exact Python integers; the length *distribution* (needed
-only for the band's share) is a normalised float vector per node, shared along chains,
-merged at joins, trimmed of negligible tails and freed once consumed, so a 100k-node
-residual chain stays fast.
+counts are exact Python integers; the length *distribution* is a normalised float vector
+per node (shares, so huge counts never overflow), shared along chains, mixed at joins
+with weights count/total, trimmed of tails below 1e-18 and freed once consumed.
 """
 from __future__ import annotations
 
@@ -95,8 +94,6 @@ def path_stats(flow: Flow, chains: list[list["Skip"]] | None = None,
     slots = flow.slots
     w = flow.parametric
     count = [0] * n
-    s1 = [0] * n          # sum of lengths over the paths reaching each node
-    s2 = [0] * n          # sum of squared lengths
     short = [0] * n
     long_ = [0] * n
     lo = [0] * n          # distribution: shares of lengths lo[i], lo[i] + 1, ...
@@ -108,32 +105,28 @@ def path_stats(flow: Flow, chains: list[list["Skip"]] | None = None,
         ins = slots[i]
         wi = 1 if w[i] else 0
         if not ins:
-            c, a, b = 1, 0, 0
+            c = 1
             sh = lg = 0
             base, arr = 0, one
         elif len(ins) == 1:
             p = ins[0][0]
-            c, a, b = count[p], s1[p], s2[p]
+            c = count[p]
             sh, lg = short[p], long_[p]
             base, arr = lo[p], dist[p]
         else:
-            c = a = b = 0
+            c = 0
             sh, lg = None, 0
             for p, _ in ins:
                 c += count[p]
-                a += s1[p]
-                b += s2[p]
                 sh = short[p] if sh is None or short[p] < sh else sh
                 lg = long_[p] if long_[p] > lg else lg
             base, arr = _merge([(count[p], lo[p], dist[p]) for p, _ in ins], c)
         if wi:
             # every path through this node gets one layer longer
-            b += 2 * a + c
-            a += c
             sh += 1
             lg += 1
             base += 1
-        count[i], s1[i], s2[i], short[i], long_[i] = c, a, b, sh, lg
+        count[i], short[i], long_[i] = c, sh, lg
         lo[i], dist[i] = base, arr
         for p, _ in ins:
             pending[p] -= 1
@@ -144,12 +137,11 @@ def path_stats(flow: Flow, chains: list[list["Skip"]] | None = None,
     chain_stats = [chain_paths(k, c) for k, c in enumerate(chains or [])]
     if total == 0:
         return PathStats(0, None, None, None, None, None, None, "given" if band else "central95", None, chain_stats)
-    sum1 = sum(s1[o] for o in outs)
-    sum2 = sum(s2[o] for o in outs)
-    mean = sum1 / total
-    var = (sum2 * total - sum1 * sum1) / (total * total)
     base, arr = _merge([(count[o], lo[o], dist[o]) for o in outs], total)
     arr = arr / arr.sum()
+    lengths = np.arange(base, base + len(arr))
+    mean = float(arr @ lengths)
+    var = float(arr @ (lengths - mean) ** 2)
     if band is not None:
         a, b = band
         share = float(arr[max(0, a - base): max(0, b - base + 1)].sum()) if b >= a else 0.0
@@ -172,11 +164,23 @@ def _merge(parts: list[tuple[int, int, np.ndarray]], total: int) -> tuple[int, n
     """Mix length distributions weighted by their path counts (a join, or the graph outputs)."""
     base = min(b for _, b, _ in parts)
     top = max(b + len(a) for _, b, a in parts)
-    out = np.zeros(top - base)
-    for c, b, a in parts:
-        weight = c / total  # exact big-int ratio rounded once to a float
-        if weight:
-            out[b - base: b - base + len(a)] += weight * a
+    # Weights count / total through logarithms: a big-int division costs O(digits), log2 of an int O(1).
+    log_total = math.log2(total)
+    if len(parts) <= 4:
+        out = np.zeros(top - base)
+        for c, b, a in parts:
+            if c:
+                out[b - base: b - base + len(a)] += 2.0 ** (math.log2(c) - log_total) * a
+    else:
+        # Wide joins (DenseNet concats): one scatter-add instead of a numpy call per input.
+        lens = np.fromiter((len(a) for _, _, a in parts), np.int64, len(parts))
+        starts = np.fromiter((b - base for _, b, _ in parts), np.int64, len(parts))
+        weights = np.exp2(np.fromiter((math.log2(c) if c else -math.inf for c, _, _ in parts), np.float64,
+                                      len(parts)) - log_total)
+        ends = np.cumsum(lens)
+        positions = np.arange(ends[-1]) + np.repeat(starts - (ends - lens), lens)
+        values = np.concatenate([a for _, _, a in parts]) * np.repeat(weights, lens)
+        out = np.bincount(positions, weights=values, minlength=top - base)
     # Drop negligible tails so long chains keep short vectors.
     keep = np.nonzero(out > _TRIM * out.sum())[0]
     if len(keep) == 0:

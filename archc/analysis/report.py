@@ -17,7 +17,7 @@ CARRIES = ("identity", "projection", "indices", "computed")
 SCHEMA = "archc.lint/1"
 
 
-@dataclass
+@dataclass(slots=True)
 class Span:
     """What the other path of a (fork, merge) pair spans.
 
@@ -38,7 +38,7 @@ class Span:
                 "nodes": list(self.nodes)}
 
 
-@dataclass
+@dataclass(slots=True)
 class Skip:
     """One (fork, merge) pair: a skip connection (``kind`` in KINDS) or another join."""
 

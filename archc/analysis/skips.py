@@ -39,8 +39,10 @@ How a join is read (see docs in the module's functions for the details):
 """
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from archc.analysis.report import KINDS, Analysis, Mismatch, Skip, Span
 from archc.analysis.structure import MERGE_ROLES, SOURCE, TRANSPARENT, Flow
@@ -67,22 +69,37 @@ def analyze(graph: Graph, band: tuple[int, int] | None = None, paths: bool = Tru
     (e.g. ``"residual merge (fork layer1.0.relu)"``) for the backends to print; that is
     the only change made to the graph.
     """
-    flow = Flow(graph)
-    connections = _Classifier(flow).run()
-    chains = _chains(flow, connections)
-    expectations = check_expectations(graph, connections)
-    stats = None
-    if paths:
-        from archc.analysis.paths import path_stats
+    with _no_cyclic_gc():
+        flow = Flow(graph)
+        connections = _Classifier(flow).run()
+        chains = _chains(flow, connections)
+        expectations = check_expectations(graph, connections)
+        stats = None
+        if paths:
+            from archc.analysis.paths import path_stats
 
-        stats = path_stats(flow, chains, band)
-    if annotate:
-        _annotate(graph, connections)
+            stats = path_stats(flow, chains, band)
+        if annotate:
+            _annotate(graph, connections)
     return Analysis(model=graph.name, connections=connections, chains=chains, expectations=expectations,
                     paths=stats)
 
 
-@dataclass
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause Python's cycle collector while analysing. The analysis allocates many small records
+    and creates no reference cycles, but each collection would walk the whole graph (every
+    Node, TensorType and networkx dict): on 100k-node graphs that doubles the run time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@dataclass(slots=True)
 class _Input:
     """One non-main input of a join, traced back to its fork."""
 
@@ -90,6 +107,8 @@ class _Input:
     fork: int                 # fork id, or SOURCE when none
     fork_out: int             # which output of the fork the shortcut reads
     path: list[int] | None    # chain nodes from the fork (exclusive) to the input (inclusive); None: not a chain
+    reads: int = 0            # which output of the producer the join reads
+    weight: tuple[int, int] | None = None   # (layers, ops) on the shortcut, cached
 
 
 class _Classifier:
@@ -101,6 +120,7 @@ class _Classifier:
         self.skip_forks: dict[int, list[int]] = {}
         #: per node: the largest fork id of a skip whose join is this node or an ancestor
         self.nest: list[int] = []
+        self._family: dict[int, int] = {}
 
     def run(self) -> list[Skip]:
         f = self.flow
@@ -122,19 +142,19 @@ class _Classifier:
         return out
 
     # -- tracing inputs to forks ---------------------------------------------------------
-    def _walk_back(self, join: int, s: int) -> _Input:
+    def _walk_back(self, s: int, reads: int) -> _Input:
         """Follow ``s`` back through single-producer, single-use nodes to the node used twice."""
         f = self.flow
         path: list[int] = []
         u = s
-        out = next(o for p, o in f.slots[join] if p == s)
+        out = reads
         while True:
             if f.uses[u] >= 2:
-                return _Input(s, u, out, path)
+                return _Input(s, u, out, path, reads)
             preds = f.preds[u]
             if len(preds) != 1:
                 # a graph input used once, or a join: no chain to a fork
-                return _Input(s, SOURCE, 0, None)
+                return _Input(s, SOURCE, 0, None, reads)
             path.append(u)
             out = f.slots[u][0][1]
             u = preds[0]
@@ -143,16 +163,24 @@ class _Classifier:
         """Non-main inputs grouped by fork (SOURCE: no common fork with the main input)."""
         f = self.flow
         groups: dict[int, list[_Input]] = {}
+        reads: dict[int, int] = {}
+        for p, o in f.slots[join]:
+            reads.setdefault(p, o)
+        # The main input's own chain, walked once per join: most forks lie on it or feed its top.
+        chain = {main}
+        top = main
+        while len(f.preds[top]) == 1:
+            top = f.preds[top][0]
+            chain.add(top)
         for s in f.preds[join]:
             if s == main:
                 continue
-            inp = self._walk_back(join, s)
-            if inp.fork != SOURCE and not f.reaches(inp.fork, main):
-                inp = _Input(s, SOURCE, 0, None)
+            inp = self._walk_back(s, reads[s])
+            if inp.fork != SOURCE and inp.fork not in chain and not f.reaches(inp.fork, top):
+                inp.fork = SOURCE
             if inp.fork == SOURCE:
                 # Not a chain from a shared fork: the join's immediate dominator is the fork.
-                dom = f.idom[join]
-                inp = _Input(s, dom, 0, None)
+                inp = _Input(s, f.idom[join], 0, None, reads[s])
             groups.setdefault(inp.fork, []).append(inp)
         return groups
 
@@ -167,17 +195,21 @@ class _Classifier:
         return records
 
     def _weight(self, fork: int, inp: _Input) -> tuple[int, int]:
-        f = self.flow
-        if inp.path is not None:
-            return sum(f.parametric[u] for u in inp.path), len(inp.path)
-        base_l = f.depth_layers[fork] if fork != SOURCE else 0
-        base_o = f.depth_ops[fork] if fork != SOURCE else 0
-        return f.depth_layers[inp.node] - base_l, f.depth_ops[inp.node] - base_o
+        if inp.weight is None:
+            f = self.flow
+            if inp.path is not None:
+                inp.weight = (sum(f.parametric[u] for u in inp.path) if inp.path else 0), len(inp.path)
+            else:
+                base_l = f.depth_layers[fork] if fork != SOURCE else 0
+                base_o = f.depth_ops[fork] if fork != SOURCE else 0
+                inp.weight = f.depth_layers[inp.node] - base_l, f.depth_ops[inp.node] - base_o
+        return inp.weight
 
     def _pair(self, m: int, main: int, fork: int, members: list[_Input]) -> Skip:
         f = self.flow
         role = f.roles[m]
-        members = sorted(members, key=lambda inp: (self._weight(fork, inp), inp.node))
+        if len(members) > 1:
+            members = sorted(members, key=lambda inp: (self._weight(fork, inp), inp.node))
         sc = members[0]
         w_short = self._weight(fork, sc)[0]
         if fork == SOURCE:
@@ -185,17 +217,22 @@ class _Classifier:
                                 f"joins inputs with no common fork ({self._names(f.preds[m], 3)})")
         carries, changed = self._carries(m, fork, sc)
 
+        family = self._concat_family(fork) if role == "merge_concat" and carries == "identity" else 0
+
         # What the main path spans, measured from the fork.
         exact_region = None
-        if f.dominates(fork, main):
-            depth = f.depth_layers[main] - f.depth_layers[fork]
-            depth_ops = f.depth_ops[main] - f.depth_ops[fork]
+        if f.dominates(fork, main) or family >= 2:
+            # O(1) from depths: exact when the fork dominates the main input; for a DenseNet
+            # producer (which does not dominate: earlier features bypass it) the longest path
+            # from the inputs still runs through it, and walking every pair's region would cost
+            # O(L^3) per block of L layers.
+            depth = max(0, f.depth_layers[main] - f.depth_layers[fork])
+            depth_ops = max(0, f.depth_ops[main] - f.depth_ops[fork])
             nested = self.nest[main] >= fork
             resampled = f.last_upsample[main] > fork
         else:
             exact_region = f.region(fork, [main], REGION_LIMIT)
             depth, depth_ops, nested, resampled = self._measure(fork, main, exact_region)
-        family = self._concat_family(fork) if role == "merge_concat" and carries == "identity" else 0
 
         kind, why = self._decide(m, role, fork, sc, carries, changed, depth, w_short, nested, resampled,
                                  family, len(members))
@@ -228,14 +265,14 @@ class _Classifier:
         """What the shortcut carries, and whether it changes the shape from fork to join."""
         f = self.flow
         src = f.value_type(fork, sc.fork_out)
-        dst = f.nodes[m].outputs[0] if f.roles[m] != "merge_concat" else \
-            f.value_type(sc.node, next(o for p, o in f.slots[m] if p == sc.node))
+        dst = f.nodes[m].outputs[0] if f.roles[m] != "merge_concat" else f.value_type(sc.node, sc.reads)
         changed = src.shape != dst.shape
-        shortcut_value = next(o for p, o in f.slots[m] if p == sc.node)
-        if f.is_int_value(sc.node, shortcut_value):
+        if f.is_int_value(sc.node, sc.reads):
             return "indices", changed
         if sc.path is None:
             return "computed", changed
+        if not sc.path:
+            return "identity", changed
         layers = [u for u in sc.path if f.parametric[u]]
         if not layers:
             if all(f.roles[u] in TRANSPARENT for u in sc.path) or not changed:
@@ -256,8 +293,11 @@ class _Classifier:
 
     def _concat_family(self, fork: int) -> int:
         """How many distinct concat joins read ``fork`` directly (DenseNet reuses features in several)."""
-        f = self.flow
-        return len({c for c in f.succs[fork] if f.roles[c] == "merge_concat"})
+        n = self._family.get(fork)
+        if n is None:
+            f = self.flow
+            n = self._family[fork] = len({c for c in f.succs[fork] if f.roles[c] == "merge_concat"})
+        return n
 
     def _decide(self, m: int, role: str, fork: int, sc: _Input, carries: str, changed: bool, depth: int,
                 w_short: int, nested: bool, resampled: bool, family: int, n_members: int) -> tuple[str, str]:
@@ -265,8 +305,6 @@ class _Classifier:
         fname = f.names[fork]
         op = f.nodes[m].op
         spans = _layers(depth)
-        why_long = " and ".join(w for w, on in (("encloses other skips", nested),
-                                                 ("down- and upsamples", resampled)) if on)
         if carries == "indices":
             return "long_skip", f"{op} reads max-pool indices from {fname} across {spans} (decoder unpooling)"
         if role not in ("merge_add", "merge_concat"):
@@ -292,20 +330,20 @@ class _Classifier:
             if carries == "identity" and family >= 2 and not resampled:
                 return "dense", f"concat reuses {fname}, which {family} concats read (DenseNet-style), across {spans}"
             if carries in ("identity", "projection") and (nested or resampled):
-                return "long_skip", f"concat carries {fname} ({carries}) across {spans} that {why_long}"
+                return "long_skip", f"concat carries {fname} ({carries}) across {spans} that {_why_long(nested, resampled)}"
             if carries == "computed" and resampled:
-                return "long_skip", f"concat carries {fname} (computed) across {spans} that {why_long}"
+                return "long_skip", f"concat carries {fname} (computed) across {spans} that {_why_long(nested, resampled)}"
             if carries == "identity":
                 return "dense", f"concat reuses {fname} across {spans} (feature reuse)"
             return "branch", f"concat of a {carries} path ({_layers(w_short)}) and {spans} from {fname}{extra}"
         # merge_add
         if carries == "identity" or (carries == "projection" and changed):
             if nested or resampled:
-                return "long_skip", f"add carries {fname} ({carries}) across {spans} that {why_long}"
+                return "long_skip", f"add carries {fname} ({carries}) across {spans} that {_why_long(nested, resampled)}"
             via = "" if carries == "identity" else f" via {self._names(list(reversed(sc.path or [])), 3)}"
             return "residual", f"{carries} shortcut from {fname}{via} around {spans}{extra}"
         if resampled:
-            return "long_skip", f"add carries {fname} ({carries}, {_layers(w_short)}) across {spans} that {why_long}"
+            return "long_skip", f"add carries {fname} ({carries}, {_layers(w_short)}) across {spans} that {_why_long(nested, resampled)}"
         return "branch", (f"both paths from {fname} compute ({_layers(w_short)} and {spans}"
                           f"{'' if changed or carries != 'projection' else '; a same-shape projection'})")
 
@@ -354,7 +392,10 @@ class _Classifier:
     def _span(self, fork: int, main: int, kind: str, depth: int, depth_ops: int,
               region: list[int] | None) -> Span:
         f = self.flow
-        if kind in KINDS and region is None and f.dominates(fork, main):
+        # Dense pairs keep depths only: a block of L layers holds O(L^2) pairs of O(L)-node regions.
+        if kind in KINDS and kind != "dense" and region is None and depth_ops < SPAN_LIMIT \
+                and f.dominates(fork, main):
+            # (the region holds at least the longest path: skip the walk when that alone is too long)
             region = f.dominated_region(fork, [main], SPAN_LIMIT)
         if region is None or len(region) > SPAN_LIMIT:
             return Span(None, None, depth, depth_ops, [])
@@ -371,9 +412,7 @@ class _Classifier:
             fork_output=sc.fork_out,
             merge=node.name, merge_op=node.op, merge_role=f.roles[m], kind=kind, carries=carries,
             shortcut=[f.names[u] for u in reversed(sc.path)] if sc.path else [],
-            span=span, reason=reason)
-        rec._fork_id = fork
-        rec._merge_id = m
+            span=span, reason=reason, _fork_id=fork, _merge_id=m)
         return rec
 
     def _names(self, ids, limit: int) -> str:
@@ -381,6 +420,10 @@ class _Classifier:
         if len(names) > limit:
             return ", ".join(names[:limit]) + f", +{len(names) - limit}"
         return ", ".join(names)
+
+
+def _why_long(nested: bool, resampled: bool) -> str:
+    return " and ".join(w for w, on in (("encloses other skips", nested), ("down- and upsamples", resampled)) if on)
 
 
 def _layers(n: int) -> str:
@@ -455,8 +498,9 @@ def check_expectations(graph: Graph, connections: list[Skip]) -> list[Mismatch]:
 
 
 def _annotate(graph: Graph, connections: list[Skip]) -> None:
-    for node in graph.nx.nodes.values():
-        node["node"].meta.pop("skip_role", None)
+    for node in graph.nx.nodes(data="node"):
+        if "skip_role" in node[1].meta:
+            del node[1].meta["skip_role"]
     by_merge: dict[str, list[Skip]] = {}
     for c in connections:
         if c.kind in KINDS:

@@ -28,6 +28,7 @@ from typing import Iterable
 
 from archc.ir import Graph, Node
 from archc.ops import registry
+from archc.ops.base import OpDef
 
 SOURCE = -1
 #: roles of ops with learned weights that transform features (what "a layer" means in spans and paths)
@@ -39,7 +40,14 @@ TRANSPARENT = frozenset({"identity", "reshape"})
 #: roles that raise spatial resolution
 UPSAMPLING = frozenset({"upsample", "unpool"})
 META_ROLES = frozenset({"shape", "const"})
+#: roles whose ops may raise resolution (by role, or a transposed conv / unknown op by shapes)
+_MAY_UPSAMPLE = UPSAMPLING | {"layer", "other"}
 _INT_DTYPES = ("int", "uint", "bool")
+_UNKNOWN = OpDef()  # ops not registered (e.g. a plugin missing): role 'other'
+
+
+class _Unordered(Exception):
+    """The graph's insertion order is not topological."""
 
 
 class Flow:
@@ -47,36 +55,78 @@ class Flow:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        order, nodes, roles = _topological(graph)
-        meta = _meta_flags(order, nodes, roles)
-
-        self.names: list[str] = [n for n in order if not meta[n]]
-        self.index: dict[str, int] = {n: i for i, n in enumerate(self.names)}
-        index = self.index
-        self.nodes: list[Node] = [nodes[n] for n in self.names]
-        self.roles: list[str] = [roles[n] for n in self.names]
-        count = len(self.names)
-        #: data producers per input slot, as (producer id, output index); repeats kept (x + x)
-        self.slots: list[tuple[tuple[int, int], ...]] = []
-        #: distinct producer ids, in slot order
-        self.preds: list[tuple[int, ...]] = []
-        #: consumer ids per consuming slot (repeats kept)
-        self.succs: list[list[int]] = [[] for _ in range(count)]
-        for i, node in enumerate(self.nodes):
-            slots = tuple((index[v.node], v.out) for v in node.inputs if v.node in index)
-            self.slots.append(slots)
-            self.preds.append(tuple(dict.fromkeys(p for p, _ in slots)))
-            for p, _ in slots:
-                self.succs[p].append(i)
+        nodes: dict[str, Node] = dict(graph.nx.nodes(data="node"))
+        #: every node of the graph, data or meta (for annotations)
+        self.all_nodes: list[Node] = list(nodes.values())
+        try:
+            # Frontends add nodes after their inputs: insertion order is usually topological.
+            self._build(nodes, list(nodes))
+        except _Unordered:
+            self._build(nodes, _topological(nodes))
         #: graph outputs that read a data node, as ids (repeats kept)
+        index = self.index
         self.outputs: list[int] = [index[v.node] for v in graph.outputs.values() if v.node in index]
         #: data uses of each node: consuming slots plus graph outputs
         self.uses: list[int] = [len(s) for s in self.succs]
         for o in self.outputs:
             self.uses[o] += 1
         self.parametric: list[bool] = [r in PARAMETRIC for r in self.roles]
+        self._pred_sets: dict[int, frozenset[int]] = {}
         self._dominators()
         self._depths()
+
+    def _build(self, nodes: dict[str, Node], order: list[str]) -> None:
+        """Ids, roles, producers and consumers of the data nodes, visiting ``order``."""
+        visited: dict[str, int] = {}  # name -> id, or -1 for a meta node
+        names: list[str] = []
+        data: list[Node] = []
+        roles: list[str] = []
+        all_slots: list[tuple[tuple[int, int], ...]] = []
+        all_preds: list[tuple[int, ...]] = []
+        succs: list[list[int]] = []
+        opdefs: dict[str, OpDef] = {}
+        for name in order:
+            node = nodes[name]
+            op = opdefs.get(node.op)
+            if op is None:
+                op = opdefs[node.op] = registry.get(node.op) or _UNKNOWN
+            role = op.role_of(node)
+            if role == "input":
+                slots: tuple[tuple[int, int], ...] = ()
+            else:
+                found = []
+                for v in node.inputs:
+                    j = visited.get(v.node)
+                    if j is None:
+                        raise _Unordered()
+                    if j >= 0:
+                        found.append((j, v.out))
+                # A node reading no data producer (constants, shapes) is meta.
+                if not found or role in META_ROLES or (len(found) == 1 and _is_shape_vector(node, nodes)):
+                    visited[name] = -1
+                    continue
+                slots = tuple(found)
+            i = len(names)
+            visited[name] = i
+            names.append(name)
+            data.append(node)
+            roles.append(role)
+            all_slots.append(slots)
+            all_preds.append((slots[0][0],) if len(slots) == 1 else tuple(dict.fromkeys(p for p, _ in slots)))
+            succs.append([])
+            for p, _ in slots:
+                succs[p].append(i)
+        #: node name per id; ids follow a topological order of the data nodes
+        self.names = names
+        self.index: dict[str, int] = {n: i for i, n in enumerate(names)}
+        self.nodes = data
+        self.roles = roles
+        #: data producers per input slot, as (producer id, output index); repeats kept (x + x)
+        self.slots = all_slots
+        #: distinct producer ids, in slot order
+        self.preds = all_preds
+        #: consumer ids per consuming slot (repeats kept)
+        self.succs = succs
 
     # -- basic facts ---------------------------------------------------------------------
     def __len__(self) -> int:
@@ -108,26 +158,25 @@ class Flow:
             depth[i] = (depth[d] if d != SOURCE else 0) + 1
         self.idom = idom
         self.dom_depth = depth
-        # Pre/post numbering of the dominator tree: a dominates b iff b's interval nests in a's.
-        children: list[list[int]] = [[] for _ in range(count)]
-        roots: list[int] = []
-        for i, d in enumerate(idom):
-            (roots if d == SOURCE else children[d]).append(i)
+        # Preorder numbers and subtree sizes of the dominator tree: a dominates b iff b's number
+        # falls in a's subtree. Parents have smaller ids, so two linear passes suffice.
+        size = [1] * count
+        for i in range(count - 1, -1, -1):
+            if idom[i] != SOURCE:
+                size[idom[i]] += size[i]
         tin = [0] * count
-        tout = [0] * count
-        clock = 0
-        stack: list[tuple[int, int]] = [(r, 0) for r in reversed(roots)]
-        while stack:
-            v, state = stack.pop()
-            if state == 0:
-                tin[v] = clock
-                clock += 1
-                stack.append((v, 1))
-                stack.extend((c, 0) for c in reversed(children[v]))
+        free = [0] * count      # next preorder number for a child of each node
+        top = 0                 # next number for a child of the virtual source
+        for i in range(count):
+            d = idom[i]
+            if d == SOURCE:
+                tin[i] = top
+                top += size[i]
             else:
-                tout[v] = clock
-                clock += 1
-        self._tin, self._tout = tin, tout
+                tin[i] = free[d]
+                free[d] += size[i]
+            free[i] = tin[i] + 1
+        self._tin, self._size = tin, size
 
     @staticmethod
     def _intersect(a: int, b: int, idom: list[int], depth: list[int]) -> int:
@@ -146,7 +195,7 @@ class Flow:
             return True
         if b == SOURCE:
             return False
-        return self._tin[a] <= self._tin[b] and self._tout[b] <= self._tout[a]
+        return 0 <= self._tin[b] - self._tin[a] < self._size[a]
 
     # -- depths --------------------------------------------------------------------------
     def _depths(self) -> None:
@@ -187,7 +236,7 @@ class Flow:
         tokens, where a linear layer widening E would look like upsampling.
         """
         role = self.roles[i]
-        if role == "reshape" or not self.slots[i]:
+        if role not in _MAY_UPSAMPLE or not self.slots[i]:
             return False
         src = self.value_type(*self.slots[i][0]).shape
         dst = self.nodes[i].outputs[0].shape if self.nodes[i].outputs else ()
@@ -205,11 +254,18 @@ class Flow:
         """Whether ``a`` is an ancestor of ``b`` (None if the search exceeded ``limit`` nodes)."""
         if a == b or self.dominates(a, b):
             return True
+        while len(self.preds[b]) == 1:  # follow a chain without bookkeeping
+            b = self.preds[b][0]
+            if b <= a:
+                return b == a
         seen = {b}
         todo = [b]
         while todo:
             v = todo.pop()
-            for p in self.preds[v]:
+            preds = self.preds[v]
+            if len(preds) > 8 and a in self._pred_set(v):
+                return True  # wide joins (dense concats): a set lookup instead of a scan
+            for p in preds:
                 if p == a:
                     return True
                 if p > a and p not in seen:
@@ -218,6 +274,12 @@ class Flow:
                         return None
                     todo.append(p)
         return False
+
+    def _pred_set(self, v: int) -> frozenset[int]:
+        got = self._pred_sets.get(v)
+        if got is None:
+            got = self._pred_sets[v] = frozenset(self.preds[v])
+        return got
 
     def region(self, fork: int, targets: Iterable[int], limit: int) -> list[int] | None:
         """Nodes strictly between ``fork`` and ``targets`` (descendants of fork, ancestors of a target
@@ -269,18 +331,11 @@ class Flow:
         return sorted(found)
 
 
-def _topological(graph: Graph) -> tuple[list[str], dict[str, Node], dict[str, str]]:
-    """Node names in a topological order (Kahn's, ties in insertion order), nodes and roles."""
-    nodes: dict[str, Node] = dict(graph.nx.nodes(data="node"))
-    roles: dict[str, str] = {}
-    opdefs: dict[str, object] = {}
+def _topological(nodes: dict[str, Node]) -> list[str]:
+    """Node names in a topological order (Kahn's algorithm, ties in insertion order)."""
     consumers: dict[str, list[str]] = {n: [] for n in nodes}
     pending: dict[str, int] = {}
     for name, node in nodes.items():
-        op = opdefs.get(node.op)
-        if op is None:
-            op = opdefs[node.op] = registry.get(node.op) or False
-        roles[name] = op.role_of(node) if op else "other"
         pending[name] = len(node.inputs)
         for v in node.inputs:
             consumers[v.node].append(name)
@@ -296,22 +351,7 @@ def _topological(graph: Graph) -> tuple[list[str], dict[str, Node], dict[str, st
     if len(order) != len(nodes):
         stuck = sorted(n for n, k in pending.items() if k > 0)[:5]
         raise ValueError("graph has a cycle through " + ", ".join(stuck))
-    return order, nodes, roles
-
-
-def _meta_flags(order: list[str], nodes: dict[str, Node], roles: dict[str, str]) -> dict[str, bool]:
-    meta: dict[str, bool] = {}
-    for name in order:
-        node, role = nodes[name], roles[name]
-        if role == "input":
-            meta[name] = False
-        elif role in META_ROLES or not node.inputs:
-            meta[name] = True
-        elif all(meta[v.node] for v in node.inputs):
-            meta[name] = True
-        else:
-            meta[name] = _is_shape_vector(node, nodes)
-    return meta
+    return order
 
 
 def _is_shape_vector(node: Node, nodes: dict[str, Node]) -> bool:
@@ -319,6 +359,8 @@ def _is_shape_vector(node: Node, nodes: dict[str, Node]) -> bool:
     if len(node.inputs) != 1 or len(node.outputs) != 1:
         return False
     out = node.outputs[0]
+    if out.rank != 1:
+        return False
     src = nodes[node.inputs[0].node].outputs[node.inputs[0].out]
     return (out.rank == 1 and out.dtype.startswith(_INT_DTYPES) and not src.dtype.startswith(_INT_DTYPES)
             and isinstance(out.shape[0], int) and out.shape[0] <= src.rank)

@@ -1,0 +1,162 @@
+"""Benchmark of the skip analysis (``archc.analysis.skips.analyze``) on large synthetic graphs.
+
+Builds IR graphs directly with Graph/Node (shapes filled in, no shape inference, so
+building stays cheap) at about 1k, 10k and 100k nodes:
+
+* ``residual``: a very long chain of basic residual blocks (conv-bn-relu-conv-bn, identity add, relu);
+* ``unet``: a U-Net with one level per 7 nodes (thousands of nested long skips): each level
+  pools the width by one (kernel 2, stride 1) so shapes stay consistent however deep it goes;
+* ``dense``: DenseNet-BC blocks of 24 layers (7 nodes a layer; each layer reads the concat of
+  all earlier features: 300 dense pairs per block, as DenseNet-121's third block) with
+  transitions between blocks;
+* ``dense-wide``: one dense block as wide as the node budget allows (L(L+1)/2 pairs).
+
+Usage: ``python tools/bench_lint.py [--sizes 1000,10000,100000] [--kinds residual,unet,dense]``.
+Prints, per graph: nodes, edges, joins, skips found, and CPU seconds for ``analyze`` without
+and with path analysis (least of ``--repeat`` runs, two at 100k nodes). The goal is under 2 s
+at 100k nodes.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+from archc.analysis.skips import analyze
+from archc.ir import Graph, Node, TensorType, Value
+from archc.ops import registry
+
+CONV = {"stride": 1, "padding": 1, "dilation": 1, "groups": 1, "bias": False}
+
+
+class _Builder:
+    def __init__(self, name: str) -> None:
+        self.g = Graph(name)
+        self.k = 0
+
+    def add(self, op: str, inputs: list[str], out: tuple, **attrs) -> str:
+        self.k += 1
+        name = f"{op}{self.k}"
+        self.g.add(Node(name, op, attrs, [Value(i) for i in inputs], [TensorType(tuple(out))]))
+        return name
+
+    def done(self, last: str) -> Graph:
+        self.g.outputs = {"y": Value(last)}
+        return self.g
+
+
+def residual_chain(n: int) -> Graph:
+    b = _Builder("residual_chain")
+    s = ("N", 16, 8, 8)
+    x = b.add("input", [], s, shape=list(s))
+    x = b.add("conv", [x], s, out_channels=16, kernel_size=3, **CONV)
+    while len(b.g) + 7 <= n:
+        h = b.add("conv", [x], s, out_channels=16, kernel_size=3, **CONV)
+        h = b.add("batchnorm", [h], s, eps=1e-5, momentum=0.1)
+        h = b.add("relu", [h], s)
+        h = b.add("conv", [h], s, out_channels=16, kernel_size=3, **CONV)
+        h = b.add("batchnorm", [h], s, eps=1e-5, momentum=0.1)
+        h = b.add("add", [h, x], s)
+        x = b.add("relu", [h], s)
+    return b.done(x)
+
+
+def unet(n: int) -> Graph:
+    levels = max(1, (n - 3) // 7)
+    width = levels + 2
+    b = _Builder("deep_unet")
+    c = 8
+    x = b.add("input", [], ("N", c, 1, width), shape=["N", c, 1, width])
+    skips = []
+    w = width
+    for _ in range(levels):
+        x = b.add("conv", [x], ("N", c, 1, w), out_channels=c, kernel_size=3, **CONV)
+        x = b.add("relu", [x], ("N", c, 1, w))
+        skips.append((x, w))
+        w -= 1
+        x = b.add("maxpool", [x], ("N", c, 1, w), kernel_size=[1, 2], stride=[1, 1], padding=0,
+                  ceil_mode=False, dilation=1, return_indices=False)
+    x = b.add("conv", [x], ("N", c, 1, w), out_channels=c, kernel_size=3, **CONV)
+    for e, w in reversed(skips):
+        u = b.add("upsample", [x], ("N", c, 1, w), size=[1, w], scale_factor=None, mode="nearest",
+                  align_corners=False)
+        x = b.add("concat", [e, u], ("N", 2 * c, 1, w), axis=1)
+        x = b.add("conv", [x], ("N", c, 1, w), out_channels=c, kernel_size=3, **CONV)
+        x = b.add("relu", [x], ("N", c, 1, w))
+    return b.done(x)
+
+
+def _dense_block(b: _Builder, x0: str, c0: int, layers: int, growth: int = 4) -> tuple[str, int]:
+    """DenseNet-BC layers: concat of all earlier features, BN-ReLU-Conv1x1-BN-ReLU-Conv3x3."""
+    feats, channels = [x0], c0
+    for _ in range(layers):
+        h = b.add("concat", list(feats), ("N", channels, 4, 4), axis=1) if len(feats) > 1 else feats[0]
+        h = b.add("batchnorm", [h], ("N", channels, 4, 4), eps=1e-5, momentum=0.1)
+        h = b.add("relu", [h], ("N", channels, 4, 4))
+        h = b.add("conv", [h], ("N", 4 * growth, 4, 4), out_channels=4 * growth, kernel_size=1,
+                  **{**CONV, "padding": 0})
+        h = b.add("batchnorm", [h], ("N", 4 * growth, 4, 4), eps=1e-5, momentum=0.1)
+        h = b.add("relu", [h], ("N", 4 * growth, 4, 4))
+        h = b.add("conv", [h], ("N", growth, 4, 4), out_channels=growth, kernel_size=3, **CONV)
+        feats.append(h)
+        channels += growth
+    out = b.add("concat", list(feats), ("N", channels, 4, 4), axis=1)
+    return out, channels
+
+
+def dense(n: int, layers: int = 24) -> Graph:
+    b = _Builder(f"dense_blocks_{layers}")
+    c = 16
+    x = b.add("input", [], ("N", c, 4, 4), shape=["N", c, 4, 4])
+    while len(b.g) + 7 * layers + 2 <= n or len(b.g) == 1:
+        out, channels = _dense_block(b, x, c, layers)
+        x = b.add("conv", [out], ("N", c, 4, 4), out_channels=c, kernel_size=1, **{**CONV, "padding": 0})
+    return b.done(x)
+
+
+def dense_wide(n: int) -> Graph:
+    layers = max(1, (n - 2) // 7)
+    b = _Builder(f"dense_wide_{layers}")
+    x = b.add("input", [], ("N", 16, 4, 4), shape=["N", 16, 4, 4])
+    out, _ = _dense_block(b, x, 16, layers)
+    return b.done(out)
+
+
+KINDS = {"residual": residual_chain, "unet": unet, "dense": dense, "dense-wide": dense_wide}
+
+
+def _best(fn, repeat: int) -> tuple[float, object]:
+    """Least CPU time over ``repeat`` runs (CPU time: the figure stays meaningful on a busy machine)."""
+    best, result = math.inf, None
+    for _ in range(repeat):
+        t = time.process_time()
+        result = fn()
+        best = min(best, time.process_time() - t)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--kinds", default="residual,unet,dense,dense-wide")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    registry.names()  # load op plugins once, outside the timings
+    print(f"{'graph':<18} {'nodes':>7} {'edges':>8} {'joins':>7} {'skips':>7}  {'skips s':>8} {'+paths s':>8}")
+    for kind in args.kinds.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            if kind == "dense-wide" and size > 2000:
+                continue  # L(L+1)/2 pairs: ~10k at 1k nodes, 1M at 10k
+            graph = KINDS[kind](size)
+            repeat = args.repeat if size <= 20000 else 2
+            t_skips, a = _best(lambda: analyze(graph, paths=False), repeat)
+            t_all, full = _best(lambda: analyze(graph), repeat)
+            edges = graph.nx.number_of_edges()
+            print(f"{graph.name[:18]:<18} {len(graph):>7} {edges:>8} {len(a.connections):>7} "
+                  f"{len(a.skips):>7}  {t_skips:>8.3f} {t_all:>8.3f}   "
+                  + ", ".join(f"{k} {v}" for k, v in a.summary().items() if v)
+                  + f"; paths ~2^{math.log2(full.paths.total):.0f}" if full.paths.total else "")
+
+
+if __name__ == "__main__":
+    main()
