@@ -180,6 +180,26 @@ nodes:
     assert "gate on the main path" in only(a, "se").reason
 
 
+def test_two_input_models_cross_attention_and_fusion():
+    # The decoder's residual does not dominate the cross-attention (the encoder feeds it too).
+    a = analyze(loads_spec("""
+archc: 1
+inputs: {src: [N, 6, 16], tgt: [N, 5, 16]}
+nodes:
+  - {name: enc, op: linear, in: src, out_features: 16}
+  - {name: ln, op: layernorm, in: tgt}
+  - {name: sa, op: multi_head_attention, in: [ln, ln, ln], num_heads: 2}
+  - {name: add1, op: add, in: [tgt, sa], expect: residual}
+  - {name: ln2, op: layernorm}
+  - {name: ca, op: multi_head_attention, in: [ln2, enc, enc], num_heads: 2, expect: branch}
+  - {name: add2, op: add, in: [add1, ca], expect: residual}
+"""))
+    assert not a.expectations
+    assert only(a, "ca").fork is None and "no common fork" in only(a, "ca").reason
+    assert (only(a, "add2").fork, only(a, "add2").span.nodes) == ("add1", ["ln2", "ca"])
+    assert [c.merge for c in a.chains[0]] == ["add1", "add2"]
+
+
 # -- long skips ---------------------------------------------------------------------------------
 
 UNET = """

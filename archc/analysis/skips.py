@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from archc.analysis.report import KINDS, Analysis, Mismatch, Skip, Span
-from archc.analysis.structure import MERGE_ROLES, SOURCE, TRANSPARENT, Flow
+from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
 from archc.errors import ShapeError
 from archc.ir import Graph
 from archc.ops.base import broadcast
@@ -326,24 +326,25 @@ class _Classifier:
         if depth <= w_short:
             return "branch", f"both paths from {fname} compute ({_layers(w_short)} and {spans})"
         extra = f", {n_members - 1} more branch{'es' if n_members > 2 else ''}" if n_members > 1 else ""
+        across = f"across {spans} that {_why_long(nested, resampled)}"
         if role == "merge_concat":
             if carries == "identity" and family >= 2 and not resampled:
                 return "dense", f"concat reuses {fname}, which {family} concats read (DenseNet-style), across {spans}"
             if carries in ("identity", "projection") and (nested or resampled):
-                return "long_skip", f"concat carries {fname} ({carries}) across {spans} that {_why_long(nested, resampled)}"
+                return "long_skip", f"concat carries {fname} ({carries}) {across}"
             if carries == "computed" and resampled:
-                return "long_skip", f"concat carries {fname} (computed) across {spans} that {_why_long(nested, resampled)}"
+                return "long_skip", f"concat carries {fname} (computed, {_layers(w_short)}) {across}"
             if carries == "identity":
                 return "dense", f"concat reuses {fname} across {spans} (feature reuse)"
             return "branch", f"concat of a {carries} path ({_layers(w_short)}) and {spans} from {fname}{extra}"
         # merge_add
         if carries == "identity" or (carries == "projection" and changed):
             if nested or resampled:
-                return "long_skip", f"add carries {fname} ({carries}) across {spans} that {_why_long(nested, resampled)}"
+                return "long_skip", f"add carries {fname} ({carries}) {across}"
             via = "" if carries == "identity" else f" via {self._names(list(reversed(sc.path or [])), 3)}"
             return "residual", f"{carries} shortcut from {fname}{via} around {spans}{extra}"
         if resampled:
-            return "long_skip", f"add carries {fname} ({carries}, {_layers(w_short)}) across {spans} that {_why_long(nested, resampled)}"
+            return "long_skip", f"add carries {fname} ({carries}, {_layers(w_short)}) {across}"
         return "branch", (f"both paths from {fname} compute ({_layers(w_short)} and {spans}"
                           f"{'' if changed or carries != 'projection' else '; a same-shape projection'})")
 

@@ -33,8 +33,6 @@ from archc.ops.base import OpDef
 SOURCE = -1
 #: roles of ops with learned weights that transform features (what "a layer" means in spans and paths)
 PARAMETRIC = frozenset({"layer"})
-#: roles whose nodes join tensors; other multi-input ops (attention, matmul) are joins too, but no skip
-MERGE_ROLES = frozenset({"merge_add", "merge_concat", "merge_mul", "merge_sub"})
 #: roles that carry a value on without computing from it
 TRANSPARENT = frozenset({"identity", "reshape"})
 #: roles that raise spatial resolution
@@ -56,8 +54,6 @@ class Flow:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         nodes: dict[str, Node] = dict(graph.nx.nodes(data="node"))
-        #: every node of the graph, data or meta (for annotations)
-        self.all_nodes: list[Node] = list(nodes.values())
         try:
             # Frontends add nodes after their inputs: insertion order is usually topological.
             self._build(nodes, list(nodes))
