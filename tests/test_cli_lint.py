@@ -130,3 +130,28 @@ def test_lint_reads_onnx_models(tmp_path, capsys):
     data = json.loads(out)
     assert data["summary"] == {"residual": 8, "long_skip": 0, "dense": 0, "gated": 0}
     assert data["paths"]["total"] == 256
+
+
+def test_highway_from_an_onnx_model(tmp_path, capsys):
+    """y = relu(x W1) * T + x * (1 - T), T = sigmoid(x W2): exporters write 1 - T as Sub(1, T)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32), "W1"),
+             numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32), "W2"),
+             numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one")]
+    nodes = [helper.make_node("Gemm", ["x", "W1"], ["h0"]), helper.make_node("Relu", ["h0"], ["h"]),
+             helper.make_node("Gemm", ["x", "W2"], ["t0"]), helper.make_node("Sigmoid", ["t0"], ["t"]),
+             helper.make_node("Mul", ["h", "t"], ["ht"]), helper.make_node("Sub", ["one", "t"], ["c"]),
+             helper.make_node("Mul", ["x", "c"], ["xc"]), helper.make_node("Add", ["ht", "xc"], ["y"])]
+    graph = helper.make_graph(nodes, "highway", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])], inits)
+    path = tmp_path / "highway.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    code, out, _ = lint(capsys, str(path), "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["summary"] == {"residual": 0, "long_skip": 0, "dense": 0, "gated": 1}
+    assert data["skips"][0]["fork"] == "x"

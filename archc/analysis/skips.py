@@ -56,9 +56,11 @@ SPAN_LIMIT = 256
 LIST_LIMIT = 32
 #: bound on the region walked to decide a pair whose fork does not dominate the main input
 REGION_LIMIT = 4096
-#: roles a gate's complement (1 - T) or a carried value may pass through while staying "the same"
-_ARITH = frozenset({"merge_mul", "merge_sub", "merge_add", "scale", "identity", "reshape"})
-_GATE_PATH = frozenset({"scale", "identity", "reshape", "merge_sub"})
+#: roles a carried value may pass through while staying "the same" value, element-wise
+#: ('affine': plus or minus a constant, as the ONNX importer labels it)
+_ARITH = frozenset({"merge_mul", "merge_sub", "merge_add", "scale", "affine", "identity", "reshape"})
+#: roles between a gate and its use: its complement 1 - T, a scaling
+_GATE_PATH = frozenset({"scale", "affine", "identity", "reshape", "merge_sub"})
 
 
 def analyze(graph: Graph, band: tuple[int, int] | None = None, paths: bool = True,
