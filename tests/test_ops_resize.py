@@ -82,7 +82,7 @@ def test_role():
      "align_corners applies only to the linear modes, not to 'nearest'"),
     ("{op: upsample, scale_factor: [2, 2, 2]}", "scale_factor needs 1 or 2 values, got 3"),
     ("{op: upsample, scale_factor: -1}", "scale_factor must be a positive number or a list of them, got -1"),
-    ("{op: upsample, scale_factor: two}", "scale_factor must be a positive number or a list of them"),
+    ("{op: upsample, scale_factor: two}", "unknown name 'two'"),
     ("{op: upsample, scale_factor: 0.1}", "output size [0, 0] must be positive"),
     ("{op: upsample, size: 4, mode: bicubic}", "attribute 'mode' of op 'upsample' expects a string ('nearest' or "
                                                "'linear' or 'bilinear')"),

@@ -34,7 +34,7 @@ class Attr:
     """One attribute of an op: its kind, default and allowed values.
 
     Kinds: ``int``, ``float``, ``bool``, ``str``, ``ints`` (an int or a list of ints),
-    ``floats``, ``int_or_str`` (an int, a list of ints, or one of ``choices``), ``any``.
+    ``floats`` (a number or a list of numbers), ``int_or_str`` (an int, a list of ints, or one of ``choices``), ``any``.
     """
 
     kind: str
@@ -54,7 +54,8 @@ class ParamSpec:
     ``init`` is one of ``uniform`` (U(-bound, bound) with ``bound``), ``ones``,
     ``zeros``, ``normal`` (N(0, std)), ``xavier_uniform``. Buffers (running
     statistics) are in the state_dict but not counted as parameters. ``optional`` ones
-    may be absent from a loaded checkpoint and then keep their initial value.
+    may be absent from a loaded checkpoint and then keep their initial value. The name
+    ``""`` is the node itself (see :func:`param_key`).
     """
 
     shape: tuple[int, ...]
@@ -138,6 +139,17 @@ class OpDef:
         """Source of an ``nn`` constructor for this node, or None if it is functional."""
         return None
 
+    def torch_parameter(self, node: "Node", ins: list[TensorType]) -> str | None:
+        """Source of the initial tensor of a *parameter-only* node, or None (most ops).
+
+        Such a node holds one learned tensor and no module: :meth:`params` declares it under
+        the empty name ``""``, so its state_dict key is the node's own name (``class_token``,
+        not ``class_token.weight``), like a bare ``nn.Parameter`` attribute of the parent
+        module. The backend registers it there and passes its access expression to
+        :meth:`torch_forward` as ``module``; :meth:`torch_module` is not consulted.
+        """
+        return None
+
     def torch_forward(self, node: "Node", ins: list[TensorType], args: list[str], module: str | None) -> str:
         """Source of a forward expression; a tuple expression for several outputs."""
         if module is None:
@@ -163,6 +175,12 @@ class OpDef:
 
 
 # -- helpers shared by op definitions ------------------------------------------------
+
+def param_key(node: str, param: str) -> str:
+    """The state_dict key of parameter ``param`` of node ``node``: ``node.param``, or the node's
+    name alone for the unnamed (``""``) tensor of a parameter-only node (:meth:`OpDef.torch_parameter`)."""
+    return f"{node}.{param}" if param else node
+
 
 def expect_rank(t: TensorType, ranks: Sequence[int], what: str) -> None:
     if t.rank not in ranks:

@@ -28,7 +28,7 @@ class Upsample(OpDef):
     aliases = ("interpolate", "resize")
     doc = "Resizes spatial dims by scale_factor or to size; mode nearest or (bi)linear."
     attrs = {
-        "scale_factor": Attr("any", None, doc="a positive number or one per spatial dim"),
+        "scale_factor": Attr("floats", None, doc="a positive number or one per spatial dim"),
         "size": Attr("ints", None, doc="output spatial size, an int or one per spatial dim"),
         "mode": Attr("str", "nearest", choices=("nearest", "linear", "bilinear"),
                      doc="'nearest', or 'linear'/'bilinear' (linear in every spatial dim)"),

@@ -750,14 +750,16 @@ _KIND_CHECKS = {
     "str": lambda v: isinstance(v, str),
     "ints": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (
         isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)),
-    "floats": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v),
+    "floats": lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
+        isinstance(v, (list, tuple)) and len(v) > 0
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)),
     "int_or_str": lambda v: isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) or (
         isinstance(v, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)),
     "any": lambda v: True,
 }
 _KIND_WORDS = {
     "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-    "ints": "an integer or a list of integers", "floats": "a list of numbers",
+    "ints": "an integer or a list of integers", "floats": "a number or a list of numbers",
     "int_or_str": "an integer, a list of integers or a keyword", "any": "a value",
 }
 _INTERP = re.compile(r"\$\{([^}]*)\}")
