@@ -10,21 +10,27 @@ from archc.ir.weights import count_params
 
 
 def summarize(graph: Graph) -> dict[str, Any]:
-    """A JSON-ready summary of a graph: one row per node plus totals."""
+    """A JSON-ready summary of a graph: one row per node plus totals.
+
+    Rows of join nodes also hold ``skip``: their connection labels from
+    :func:`archc.analysis.skips.analyze` (``residual``, ``dense x3``, ``branch``, ...).
+    """
     rows = []
     total = 0
     labels = _skip_labels(graph)
     for node in graph.nodes():
         n = count_params(graph, node)
         total += n
-        rows.append({
+        row = {
             "name": node.name,
             "op": node.op,
             "shapes": [list(t.shape) for t in node.outputs],
             "dtypes": [t.dtype for t in node.outputs],
             "params": n,
-            "skip": labels.get(node.name, ""),
-        })
+        }
+        if node.name in labels:  # joins only: what the skip analysis labelled them
+            row["skip"] = labels[node.name]
+        rows.append(row)
     return {
         "model": graph.name,
         "inputs": {n: {"shape": list(graph.node(n).type.shape), "dtype": graph.node(n).type.dtype}
