@@ -92,6 +92,13 @@ def test_strict_through_the_installed_entry_point(tmp_path):
     assert good.returncode == 0, good.stderr
 
 
+def test_no_paths(capsys):
+    code, out, _ = lint(capsys, RESNET18, "--no-paths", "--format", "json")
+    assert code == 0 and json.loads(out)["paths"] is None
+    code, out, _ = lint(capsys, RESNET18, "--no-paths")
+    assert "paths:" not in out and "skips: residual 8" in out
+
+
 def test_bad_band_and_missing_file_are_usage_errors(capsys, tmp_path):
     code, _, err = lint(capsys, RESNET18, "--band", "9:3")
     assert code == 2 and "--band expects LO:HI" in err and "Traceback" not in err

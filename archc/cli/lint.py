@@ -17,7 +17,7 @@ JSON output (``--format json``), schema ``archc.lint/1``::
       "joins_summary": {"branch": int, "sequential": int},
       "skips": [Connection, ...],        # the skip connections, topological order of merge
       "joins": [Connection, ...],        # joins that are not skips (branch, sequential)
-      "paths": Paths,
+      "paths": Paths | null,             # null with --no-paths
       "expectations": [Mismatch, ...],   # empty when every declared expect holds
       "ok": bool                         # no expectation mismatch
     }
@@ -78,12 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the central band holding 95%% of paths)")
     parser.add_argument("--all", dest="show_all", action="store_true",
                         help="table: also list joins that are not skips (branch, sequential)")
+    parser.add_argument("--no-paths", dest="paths", action="store_false",
+                        help="skip the path analysis (its length distribution dominates on huge dense graphs)")
 
 
 def run(args: argparse.Namespace) -> int:
     band = _band(args.band)
     graph = load_graph(args)
-    analysis = analyze(graph, band=band)
+    analysis = analyze(graph, band=band, paths=args.paths)
     if args.format == "json":
         data = analysis.to_dict()
         data["ok"] = not analysis.expectations
