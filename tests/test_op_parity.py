@@ -187,6 +187,15 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("float_mask_3d", "inputs: {q: [N, 3, 4], kv: [N, 5, 4], m: [4, 3, 5]}\n"
          "nodes: [{op: multi_head_attention, in: [q, kv, kv, m], num_heads: 2}]"),
     ],
+    "prepend_token": [
+        ("class_token", "inputs: {x: [N, 5, 4]}\nnodes: [{name: class_token, op: prepend_token}]"),
+        ("two_tokens", "inputs: {x: [N, 6, 3]}\n"
+         "nodes: [{name: tok, op: prepend_token, num_tokens: 2, init_std: 0.5}, {op: relu}]"),
+    ],
+    "position_embedding": [
+        ("tokens", "inputs: {x: [N, 5, 4]}\nnodes: [{name: pos_embedding, op: position_embedding}]"),
+        ("feature_map", "inputs: {x: [N, 2, 3, 4]}\nnodes: [{op: position_embedding, init_std: 0}, {op: relu}]"),
+    ],
     "permute": [("basic", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: permute, perm: [0, 2, 3, 1]}]")],
     "reshape": [
         ("copy_batch", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: reshape, shape: [0, 12, -1]}]"),

@@ -16,7 +16,7 @@ import numpy as np
 
 from archc.ir.graph import Graph, Node
 from archc.ops import registry
-from archc.ops.base import ParamSpec
+from archc.ops.base import ParamSpec, param_key
 
 
 def input_types(graph: Graph, node: Node):
@@ -41,7 +41,7 @@ def state_dict_specs(graph: Graph) -> Iterator[tuple[str, ParamSpec]]:
     """(``node.param`` key, spec) for every parameter and buffer, in graph order."""
     for node in graph.nodes():
         for pname, spec in param_specs(graph, node).items():
-            yield f"{node.name}.{pname}", spec
+            yield param_key(node.name, pname), spec
 
 
 def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
@@ -78,7 +78,7 @@ def initialize(graph: Graph, seed: int = 0) -> Graph:
     for node in graph.nodes():
         specs = param_specs(graph, node)
         if specs:
-            graph.weights[node.name] = {p: init_array(f"{node.name}.{p}", s, seed) for p, s in specs.items()}
+            graph.weights[node.name] = {p: init_array(param_key(node.name, p), s, seed) for p, s in specs.items()}
     return graph
 
 

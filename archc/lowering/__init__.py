@@ -13,7 +13,7 @@ import numpy as np
 from archc.errors import Diagnostic, Location, SpecError
 from archc.ir.graph import Graph
 from archc.ir.weights import init_array, param_specs
-from archc.ops.base import ParamSpec
+from archc.ops.base import ParamSpec, param_key
 
 __all__ = ["graph_weights", "ParamEntry", "param_entries"]
 
@@ -32,7 +32,7 @@ def param_entries(graph: Graph) -> Iterator[ParamEntry]:
     ``attn.out_proj.weight`` is parameter ``out_proj.weight`` of node ``attn``)."""
     for node in graph.nodes():
         for pname, spec in param_specs(graph, node).items():
-            yield ParamEntry(f"{node.name}.{pname}", node.name, pname, spec)
+            yield ParamEntry(param_key(node.name, pname), node.name, pname, spec)
 
 
 def graph_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, Any]]:

@@ -26,6 +26,7 @@ from archc.ir.graph import Graph, Node, Value
 from archc.ir.types import TensorType
 from archc.lowering import graph_weights
 from archc.ops import registry
+from archc.ops.base import param_key
 
 __all__ = ["OPSET", "IR_VERSION", "Emitter", "to_onnx", "save_onnx", "value_name"]
 
@@ -56,6 +57,7 @@ class Emitter:
         self.names = names                       # IR value -> ONNX value name
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: dict[str, np.ndarray] = {}   # written into the model once, at the end
+        self.param_names: dict[str, str] = {}            # state_dict key -> initializer name
         self.taken_values: set[str] = set(names.values())
         self.taken_nodes: set[str] = set()
         self.current: Node | None = None
@@ -77,18 +79,24 @@ class Emitter:
         return names
 
     def param(self, name: str) -> str:
-        """The initializer holding parameter ``name`` of the current node (``node.name``)."""
+        """The initializer holding parameter ``name`` of the current node, named by its state_dict key
+        (``node.name``; a parameter-only node's key is its own name, which its output value
+        therefore does not take, see :func:`_value_names`)."""
         node = self._node()
-        key = f"{node.name}.{name}"
-        if key not in self.initializers:
+        key = param_key(node.name, name)
+        if key not in self.param_names:
             try:
                 array = self.weights[node.name][name]
             except KeyError:
                 raise SpecError(f"the ONNX lowering asks for parameter '{name}', which the op does not declare",
                                 node=node.name, location=node.location) from None
-            self.initializers[key] = np.asarray(array)
-            self.taken_values.add(key)
-        return key
+            # Only a graph output named like the key can hold the name already: ONNX has one
+            # namespace, so the initializer then gets a derived name.
+            init = key if key not in self.taken_values else self._unique_value(f"{key}/param")
+            self.taken_values.add(init)
+            self.param_names[key] = init
+            self.initializers[init] = np.asarray(array)
+        return self.param_names[key]
 
     def const(self, array: np.ndarray, hint: str = "const") -> str:
         """A constant initializer for the current node, named ``node/hint``."""
@@ -159,17 +167,18 @@ class Emitter:
         return name
 
 
-def _value_names(graph: Graph) -> dict[Value, str]:
+def _value_names(graph: Graph, param_keys: set[str] = frozenset()) -> dict[Value, str]:
     """ONNX names for every IR value: a graph output's name where it is one, else the node's.
 
     Naming an output value after the graph output saves an Identity node; a node name
-    that a graph output already took for another value gets ``/value`` appended.
+    that a graph output already took for another value, or that names an initializer
+    (``param_keys``: a parameter-only node's key is its own name), gets ``/value`` appended.
     """
     names: dict[Value, str] = {}
     for out_name, value in graph.outputs.items():
         if value not in names and graph.node(value.node).op != "input":
             names[value] = out_name
-    taken = set(names.values()) | set(graph.outputs)
+    taken = set(names.values()) | set(graph.outputs) | set(param_keys)
     for node in graph.nodes():
         for k in range(len(node.outputs)):
             v = Value(node.name, k)
@@ -189,7 +198,7 @@ def _value_names(graph: Graph) -> dict[Value, str]:
 def to_onnx(graph: Graph, seed: int = 0) -> onnx.ModelProto:
     """The graph as an ONNX model (opset :data:`OPSET`), weights from the graph or ``seed``."""
     weights = graph_weights(graph, seed)
-    names = _value_names(graph)
+    names = _value_names(graph, {param_key(n, p) for n, params in weights.items() for p in params})
     emit = Emitter(graph, weights, names)
     for node in graph.nodes():
         if node.op != "input":

@@ -4,9 +4,11 @@
 follows the graph's hierarchical node names (``layer1.0.conv1`` is reached as
 ``self.layer1['0'].conv1``, containers being ``nn.ModuleDict``), so the state_dict
 keys are the IR's ``node.param`` names and torchvision's checkpoints load into the
-ResNet specs unchanged. ``forward`` is straight-line code, one statement per node,
-which is what ``torch.compile`` and DDP handle best. Each op writes its own piece (:meth:`OpDef.torch_module` and
-:meth:`OpDef.torch_forward`); nothing here branches on op names.
+ResNet specs unchanged; a parameter-only node (:meth:`OpDef.torch_parameter`) is a bare
+``nn.Parameter`` attribute of its parent, keyed by its own name (ViT's ``class_token``).
+``forward`` is straight-line code, one statement per node, which is what
+``torch.compile`` and DDP handle best. Each op writes its own piece
+(:meth:`OpDef.torch_module` and :meth:`OpDef.torch_forward`); nothing here branches on op names.
 
 :func:`build_module` executes that same text (there is one lowering, not two) and loads
 the graph's weights; :func:`load_weights` reads a ``.pt`` state_dict into the graph.
@@ -19,7 +21,7 @@ import linecache
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -77,12 +79,22 @@ class _VarNames:
         return name
 
 
-def _module_tree(graph: Graph) -> tuple[dict[str, Any], dict[str, str]]:
-    """Nested dict of module constructors keyed by name segments, and node -> access expression."""
+class _Param(NamedTuple):
+    """A leaf of the module tree that is a bare ``nn.Parameter`` (a parameter-only node)."""
+
+    source: str     # the initial tensor's source (OpDef.torch_parameter)
+
+
+def _module_tree(graph: Graph) -> tuple[dict[str, Any], dict[str, str], list[tuple[str, str, str]]]:
+    """Nested dict of module constructors keyed by name segments, node -> access expression, and
+    the parameter-only nodes as (parent module expression, attribute name, initial tensor source)."""
     tree: dict[str, Any] = {}
     access: dict[str, str] = {}
+    params: list[tuple[str, str, str]] = []
     for node in graph.nodes():
-        ctor = registry.lookup(node.op).torch_module(node, _input_types(graph, node))
+        op, ins = registry.lookup(node.op), _input_types(graph, node)
+        tensor = op.torch_parameter(node, ins)
+        ctor = op.torch_module(node, ins) if tensor is None else _Param(tensor)
         if ctor is None:
             continue
         segments = node.name.split(".")
@@ -93,32 +105,40 @@ def _module_tree(graph: Graph) -> tuple[dict[str, Any], dict[str, str]]:
                 raise SpecError(f"name segment '{seg}' clashes with an attribute of torch.nn."
                                 f"{'Module' if depth == 0 else 'ModuleDict'}; rename the node or block",
                                 node=node.name, location=node.location)
+            last = depth == len(segments) - 1
+            parent = expr
             if seg.isidentifier() and not keyword.iskeyword(seg):
                 expr += f".{seg}"
-            elif depth == 0:
-                expr = f"getattr(self, {seg!r})"
+            elif depth == 0 or (last and isinstance(ctor, _Param)):
+                # a parameter is an attribute of a ModuleDict, not one of its items
+                expr = f"getattr({parent}, {seg!r})"
             else:
                 expr += f"[{seg!r}]"
-            last = depth == len(segments) - 1
             existing = level.get(seg)
             if last:
                 if existing is not None:
-                    raise SpecError(f"'{node.name}' is both a module and a container of modules",
+                    what = "parameter" if isinstance(ctor, _Param) else "module"
+                    raise SpecError(f"'{node.name}' is both a {what} and a container of modules",
                                     node=node.name, location=node.location)
                 level[seg] = ctor
+                if isinstance(ctor, _Param):
+                    params.append((parent, seg, ctor.source))
             else:
-                if isinstance(existing, str):
-                    raise SpecError(f"'{'.'.join(segments[:depth + 1])}' is both a module and a container "
-                                    "of modules", node=node.name, location=node.location)
+                if existing is not None and not isinstance(existing, dict):
+                    raise SpecError(f"'{'.'.join(segments[:depth + 1])}' is both a "
+                                    f"{'parameter' if isinstance(existing, _Param) else 'module'} and a "
+                                    "container of modules", node=node.name, location=node.location)
                 level = level.setdefault(seg, {})
         access[node.name] = expr
-    return tree, access
+    return tree, access, params
 
 
 def _dict_literal(tree: dict[str, Any], indent: str) -> list[str]:
     """``nn.ModuleDict({...})`` spread over lines, one child per line."""
     lines = ["nn.ModuleDict({"]
     for key, sub in tree.items():
+        if isinstance(sub, _Param):
+            continue  # registered after the containers exist
         if isinstance(sub, str):
             lines.append(f"{indent}{_INDENT}{key!r}: {sub},")
         else:
@@ -139,7 +159,7 @@ def generate_source(graph: Graph, class_name: str | None = None) -> str:
     cls = class_name or class_name_for(graph.name)
     if not cls.isidentifier() or keyword.iskeyword(cls):
         raise SpecError(f"class name '{cls}' is not a Python identifier", location=Location("<class name>"))
-    tree, access = _module_tree(graph)
+    tree, access, params = _module_tree(graph)
 
     out = [f"# {cls}: the '{graph.name}' model, generated by archc {archc.__version__} from its graph IR.",
            "# Regenerate it from the spec rather than editing it; it needs only PyTorch."]
@@ -150,6 +170,8 @@ def generate_source(graph: Graph, class_name: str | None = None) -> str:
             f"{_INDENT}def __init__(self) -> None:",
             f"{_INDENT * 2}super().__init__()"]
     for key, sub in tree.items():
+        if isinstance(sub, _Param):
+            continue
         rhs = [sub] if isinstance(sub, str) else _dict_literal(sub, _INDENT * 2)
         if key.isidentifier() and not keyword.iskeyword(key):
             out.append(f"{_INDENT * 2}self.{key} = {rhs[0]}")
@@ -158,6 +180,11 @@ def generate_source(graph: Graph, class_name: str | None = None) -> str:
             if len(rhs) > 1:
                 rhs[-1] += ")"
         out.extend(rhs[1:])
+    for parent, attr, tensor in params:
+        if attr.isidentifier() and not keyword.iskeyword(attr):
+            out.append(f"{_INDENT * 2}{parent}.{attr} = nn.Parameter({tensor})")
+        else:
+            out.append(f"{_INDENT * 2}{parent}.register_parameter({attr!r}, nn.Parameter({tensor}))")
 
     names = _VarNames()
     for name in graph.inputs:

@@ -5,6 +5,6 @@ from archc.ops.registry import get, lookup, register
 
 # Built-in op families (each module registers its ops on import).
 from archc.ops import activation, conv, graph_io, linear, merge, norm, pool, shape  # noqa: E402,F401
-from archc.ops import attention, dropout, elementwise, embedding, onnx_node, resize, rnn  # noqa: E402,F401
+from archc.ops import attention, dropout, elementwise, embedding, learned, onnx_node, resize, rnn  # noqa: E402,F401
 
 __all__ = ["Attr", "OpDef", "ParamSpec", "REQUIRED", "get", "lookup", "register", "registry"]
