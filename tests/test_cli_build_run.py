@@ -168,3 +168,17 @@ def test_compare_reports_max_errors():
     assert (r.max_abs, r.max_rel, r.ok) == (0.5, 0.25, False)
     assert compare("y", np.ones(3), np.ones(3) + 1e-7, 1e-3, 1e-5).ok
     assert not compare("y", np.ones(3), np.ones(4), 1e-3, 1e-5).ok
+
+
+def test_skip_labels_travel_into_both_targets(run_archc, tmp_path):
+    model, py = tmp_path / "m.onnx", tmp_path / "m.py"
+    run_archc("build", RESNET18, "--target", "onnx", "-o", str(model), *SMALL, check=True)
+    run_archc("build", RESNET18, "--target", "torch", "-o", str(py), *SMALL, check=True)
+    docs = {n.name: n.doc_string for n in onnx.load(str(model)).graph.node}
+    assert docs["layer1.0.add"].startswith("skip: residual merge")
+    assert docs["layer2.0.add"].startswith("skip: residual merge")
+    assert sum(1 for d in docs.values() if d.startswith("skip:")) == 8
+    source = py.read_text()
+    line = next(line for line in source.splitlines() if line.strip().startswith("layer1_0_add ="))
+    assert "# skip: residual merge" in line
+    assert source.count("# skip: residual") == 8

@@ -5,7 +5,9 @@ and dead nodes dropped) unless ``--no-optimize``. PyTorch builds keep the
 training graph unless ``--eval`` asks for the same optimisation. Weights come
 from archc's seeded initialiser (``--seed``) or a state_dict (``--weights``), so
 the two targets compute the same function. Building ONNX never imports torch
-unless ``--weights`` needs to read a .pt file.
+unless ``--weights`` needs to read a .pt file. Each merge node's skip-connection
+label (from :mod:`archc.analysis`) travels into the output: the ONNX node's
+doc_string, and a ``# skip:`` comment in the generated PyTorch code.
 """
 from __future__ import annotations
 
@@ -35,8 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def prepare(graph: Graph, args: argparse.Namespace) -> Graph:
     """Weights (loaded or initialised) and, for inference builds, the optimised graph."""
+    from archc.analysis.skips import analyze
     from archc.ir.weights import initialize
 
+    # Label every merge (node.meta["skip_role"]) so both targets carry the skip roles.
+    analyze(graph, paths=False)
     if args.weights:
         from archc.lowering.torch import load_weights
 
