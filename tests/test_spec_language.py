@@ -251,3 +251,39 @@ def test_unknown_profile_is_reported_with_choices():
 def test_profile_setting_unknown_parameter():
     with pytest.raises(SpecError, match="profile 'small' sets unknown parameter 'widht'"):
         loads_spec(PROFILED.replace("small: {width: 4}", "small: {widht: 4}"), profile="small")
+
+
+ALTERNATIVES = """
+params: {norm_first: false, act: relu}
+inputs: {x: [N, 4]}
+nodes:
+  - {name: norm, op: layernorm, if: norm_first}
+  - {name: fc, op: linear, out_features: 4}
+  - {name: act, op: "${act}"}
+  - {name: norm, op: layernorm, if: not norm_first}
+  - {name: out, op: add, in: [x, norm]}
+"""
+
+
+def test_alternatives_switched_by_if_may_share_a_name():
+    post = loads_spec(ALTERNATIVES)
+    assert [n.name for n in post.nodes()] == ["x", "fc", "act", "norm", "out"]
+    assert post.node("out").inputs == [Value("x"), Value("norm")]
+    pre = loads_spec(ALTERNATIVES, overrides={"norm_first": True})
+    assert [n.name for n in pre.nodes()] == ["x", "norm", "fc", "act", "out"]
+    assert pre.node("fc").inputs == [Value("norm")]
+    # the kept alternative keeps the name: the left-out one does not rebind it
+    assert pre.node("out").inputs == [Value("x"), Value("norm")]
+
+
+def test_two_kept_nodes_of_one_name_clash():
+    with pytest.raises(SpecError, match="duplicate node name 'norm' \\(two nodes of this name are both kept\\)"):
+        loads_spec(ALTERNATIVES.replace("if: not norm_first", "if: true").replace(
+            "{norm_first: false", "{norm_first: true"))
+
+
+def test_op_chosen_by_a_parameter():
+    g = loads_spec(ALTERNATIVES, overrides={"act": "gelu"})
+    assert g.node("act").op == "gelu"
+    with pytest.raises(SpecError, match="unknown op 'os.system'"):
+        loads_spec(ALTERNATIVES, overrides={"act": "os.system"})

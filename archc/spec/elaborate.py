@@ -69,6 +69,8 @@ class Scope:
     auto_names: dict[str, int] = field(default_factory=dict)
     #: outputs of each repetition of a repeated node so far, for ``NAME[*]`` references
     repetitions: dict[str, list[Value]] = field(default_factory=dict)
+    #: names bound by nodes that ``if`` left out; a kept node of the same name may take them
+    left_out: set[str] = field(default_factory=set)
 
     def evaluator(self, graph: Graph) -> Evaluator:
         def tensor(ref: str) -> TensorType:
@@ -363,7 +365,8 @@ class _Elaborator:
                 self._error(f"node name '{name}' must use only letters, digits and '_' "
                             "(hierarchy comes from blocks)", item.where("name"))
                 raise _Abort()
-            if name in scope.bindings:
+            # Alternatives switched by `if` may share a name: only two kept nodes clash.
+            if name in scope.bindings and name not in scope.left_out and "if" not in item:
                 self._error(f"duplicate node name '{name}'", item.where("name"), scope.prefix + name)
                 raise _Abort()
             return name
@@ -384,9 +387,13 @@ class _Elaborator:
             self._error("a node needs exactly one of 'op' or 'block'", item.location,
                         str(item.get("name", "")) or None)
             raise _Abort()
-        kind = str(item["op"] if has_op else item["block"])
+        field_name = "op" if has_op else "block"
+        kind = str(item[field_name])
+        if "${" in kind:  # an op or block chosen by a parameter; still only registered ones exist
+            kind = _interpolate(kind, lambda e: self._eval(e, scope, item, field_name, item.get("name")))
         name = self._node_name(item, scope, kind)
         full = scope.prefix + name
+        name_taken = name in scope.bindings and name not in scope.left_out
 
         if "if" in item:
             cond = item["if"]
@@ -399,9 +406,16 @@ class _Elaborator:
                     binding = Binding([value])
                 else:
                     binding = Binding([self._inputs_of(item, scope, full)[0]])
-                scope.bindings[name] = binding
+                if not name_taken:  # a kept alternative of the same name keeps it
+                    scope.bindings[name] = binding
+                    scope.left_out.add(name)
                 scope.previous = binding.values[0]
                 return
+            if name_taken:
+                self._error(f"duplicate node name '{name}' (two nodes of this name are both kept)",
+                            item.where("name"), full)
+                raise _Abort()
+        scope.left_out.discard(name)
 
         count, overrides = 1, None
         if "repeat" in item:
