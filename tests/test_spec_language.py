@@ -287,3 +287,27 @@ def test_op_chosen_by_a_parameter():
     assert g.node("act").op == "gelu"
     with pytest.raises(SpecError, match="unknown op 'os.system'"):
         loads_spec(ALTERNATIVES, overrides={"act": "os.system"})
+
+
+def test_one_graph_output_per_repetition():
+    text = """
+params: {stacks: 2}
+inputs: {x: [N, 4]}
+blocks:
+  stage:
+    outputs: [feat, head]
+    nodes:
+      - {name: feat, op: linear, out_features: 4}
+      - {name: head, op: linear, out_features: 2}
+nodes:
+  - {name: stack, block: stage, repeat: stacks}
+outputs:
+  heads: "stack[*]:head"
+"""
+    assert list(loads_spec(text).outputs) == ["heads0", "heads1"]
+    g = loads_spec(text, overrides={"stacks": 3})
+    assert g.outputs == {f"heads{i}": Value(f"stack.{i}.head") for i in range(3)}
+    listed = loads_spec(text.replace('heads: "stack[*]:head"', '["stack[*]:head"]'))
+    assert list(listed.outputs) == ["stack_0_head", "stack_1_head"]
+    with pytest.raises(SpecError, match="'fc\\[\\*\\]:head': 'fc' is not a repeated node"):
+        loads_spec(text.replace("stack[*]:head", "fc[*]:head"))

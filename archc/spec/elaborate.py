@@ -68,7 +68,7 @@ class Scope:
     previous: Value | _Poison | None = None
     auto_names: dict[str, int] = field(default_factory=dict)
     #: outputs of each repetition of a repeated node so far, for ``NAME[*]`` references
-    repetitions: dict[str, list[Value]] = field(default_factory=dict)
+    repetitions: dict[str, list[tuple[str, Binding]]] = field(default_factory=dict)
     #: names bound by nodes that ``if`` left out; a kept node of the same name may take them
     left_out: set[str] = field(default_factory=set)
 
@@ -335,11 +335,18 @@ class _Elaborator:
             return
         for out_name, ref, holder, key in refs:
             try:
-                value = self._resolve(ref, scope, holder, key, None)
+                if "[*]" in ref:  # one output per repetition: NAME0, NAME1, ... (or INSTANCE_PORT)
+                    named = self._repetition_values(ref, scope, holder, key, None)
+                    port = ref.partition("[*]")[2]
+                    values = [(f"{out_name}{i}" if isinstance(decl, SMap) else f"{local}{port}", v)
+                              for i, (local, v) in enumerate(named)]
+                else:
+                    values = [(out_name, self._resolve(ref, scope, holder, key, None))]
             except _Abort:
                 continue
-            if isinstance(value, Value):
-                self.graph.outputs[out_name.replace(":", "_")] = value
+            for name, value in values:
+                if isinstance(value, Value):
+                    self.graph.outputs[name.replace(":", "_").replace(".", "_")] = value
 
     # -- node lists --------------------------------------------------------------------
     def _node_list(self, nodes: SList, scope: Scope) -> None:
@@ -459,7 +466,7 @@ class _Elaborator:
             binding = self._instance(fields, scope, scope.prefix + local, inputs, kind, has_op, item, env)
             if "instance_name" in item:
                 scope.bindings[local] = binding
-            scope.repetitions[name].append(binding.values[0])
+            scope.repetitions[name].append((local, binding))
             if not dense:
                 inputs = [binding.values[0], *inputs[1:]]
         return binding
@@ -530,18 +537,24 @@ class _Elaborator:
     def _resolve_all(self, ref: str, scope: Scope, holder: SMap | SList, key: Any,
                      full: str | None) -> list[Value | _Poison]:
         """What one ``in`` entry stands for: one value, or several for ``NAME[*]`` and variadic inputs."""
-        if ref.endswith("[*]"):
-            base = ref[:-3]
-            if base in scope.repetitions:
-                return list(scope.repetitions[base])
-            self._error(f"'{ref}': '{base}' is not a repeated node in this scope (NAME[*] lists the outputs of "
-                        "a node's repetitions so far)", holder.where(key), full,
-                        did_you_mean(base, scope.repetitions))
-            raise _Abort()
+        if "[*]" in ref:
+            return [v for _, v in self._repetition_values(ref, scope, holder, key, full)]
         binding = scope.bindings.get(ref)
         if binding is not None and binding.spread:
             return list(binding.values)
         return [self._resolve(ref, scope, holder, key, full)]
+
+    def _repetition_values(self, ref: str, scope: Scope, holder: SMap | SList, key: Any,
+                           full: str | None) -> list[tuple[str, Value | _Poison]]:
+        """``NAME[*]`` or ``NAME[*]:port``: (instance name, value) of each repetition so far."""
+        base, star, port = ref.partition("[*]")
+        if port and not port.startswith(":") or base not in scope.repetitions:
+            self._error(f"'{ref}': '{base}' is not a repeated node in this scope (NAME[*] lists the outputs of "
+                        "a node's repetitions so far; NAME[*]:PORT one output of each)", holder.where(key), full,
+                        did_you_mean(base, scope.repetitions))
+            raise _Abort()
+        return [(local, self._port(binding, local, port[1:], holder, key, full))
+                for local, binding in scope.repetitions[base]]
 
     def _resolve(self, ref: str, scope: Scope, holder: SMap | SList, key: Any, full: str | None) -> Value | _Poison:
         name, _, port = ref.partition(":")
@@ -554,12 +567,17 @@ class _Elaborator:
                 self._error(f"unknown node or input '{name}'", holder.where(key), full,
                             did_you_mean(name, scope.bindings))
             raise _Abort()
-        if binding.poisoned:
-            return POISON
         if binding.spread:
             self._error(f"'{name}' is a variadic input: use it in 'in', where it stands for all its tensors",
                         holder.where(key), full)
             raise _Abort()
+        return self._port(binding, name, port, holder, key, full)
+
+    def _port(self, binding: Binding, name: str, port: str, holder: SMap | SList, key: Any,
+              full: str | None) -> Value | _Poison:
+        """One output of a binding: the first, or ``port`` by index or output name."""
+        if binding.poisoned:
+            return POISON
         if not port:
             return binding.values[0]
         if port.isdigit() and int(port) < len(binding.values):

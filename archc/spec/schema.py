@@ -12,7 +12,8 @@ TOP_KEYS = {
     "inputs": "graph inputs: name -> shape list, or {shape: [...], dtype: ...}",
     "blocks": "reusable blocks: name -> {params, let, inputs, nodes, outputs}",
     "nodes": "the model's nodes, in order",
-    "outputs": "graph outputs: a node name, a list of them, or name -> node (default: the last node)",
+    "outputs": "graph outputs: a node name, a list of them, or name -> node (default: the last node); "
+               "NAME[*]:PORT gives one output per repetition",
 }
 
 BLOCK_KEYS = {
