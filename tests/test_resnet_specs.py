@@ -40,3 +40,38 @@ def test_smaller_input_and_width_via_overrides():
     g = load_spec(str(SPECS / "resnet18.yaml"), overrides={"image_size": 32, "width": 16, "num_classes": 10})
     assert g.node("layer4.1.relu2").type.shape == ("N", 128, 1, 1)
     assert g.node("fc").type.shape == ("N", 10)
+
+
+# -- every classic classifier spec builds to both targets and agrees, at a small size ------------
+
+SMALL = {
+    "resnet18": ["--set", "image_size=32", "--set", "width=8"],
+    "resnet34": ["--set", "image_size=32", "--set", "width=8"],
+    "resnet50": ["--set", "image_size=32", "--set", "width=8"],
+    "resnet101": ["--set", "image_size=32", "--set", "width=4"],
+    "resnet152": ["--set", "image_size=32", "--set", "width=4"],
+    "densenet121": ["--set", "image_size=32", "--set", "growth_rate=4", "--set", "init_features=8"],
+    "googlenet": ["--set", "image_size=32", "--set", "num_classes=10"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_verify_torch_against_onnxruntime(name, capsys):
+    from archc.cli import main
+
+    code = main(["verify", str(SPECS / f"{name}.yaml"), "--batch", "2", *SMALL[name]])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.rstrip().endswith("PASSED")
+
+
+def test_densenet121_and_googlenet_reference_counts_and_names():
+    dense = load_spec(str(SPECS / "densenet121.yaml"))
+    assert total_params(dense) == 7_978_856
+    keys = [k for k, _ in state_dict_specs(dense)]
+    assert "features.denseblock1.denselayer1.norm1.weight" in keys
+    assert "features.transition3.conv.weight" in keys and keys[-2:] == ["classifier.weight", "classifier.bias"]
+    google = load_spec(str(SPECS / "googlenet.yaml"))
+    assert total_params(google) == 6_624_904
+    keys = [k for k, _ in state_dict_specs(google)]
+    assert "inception3a.branch2.1.conv.weight" in keys and "inception5b.branch4.1.bn.running_var" in keys
