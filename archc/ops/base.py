@@ -74,6 +74,33 @@ class ParamSpec:
         return n
 
 
+#: The vocabulary analyses see (``OpDef.role_of``): what an op does to the data flow.
+#: Analyses decide from these, never from op names.
+ROLES: dict[str, str] = {
+    "input": "a graph input",
+    "layer": "a learned transform (conv, linear, attention, LSTM, embedding, learned tokens)",
+    "norm": "a normalisation (batch, layer, group norm)",
+    "activation": "an element-wise function of one tensor",
+    "gate": "an activation into (0, 1), e.g. sigmoid: what gates multiply by",
+    "pool": "window or global pooling, a mean over dims",
+    "reduce": "other reductions (sum, max, ...)",
+    "merge_add": "element-wise sum of two or more computed tensors",
+    "merge_sub": "element-wise difference of two computed tensors",
+    "merge_mul": "element-wise product of two computed tensors",
+    "merge_concat": "concatenation of computed tensors",
+    "matmul": "matrix product of two computed tensors (attention scores)",
+    "scale": "times a constant (layer scale, residual scaling): not a merge",
+    "affine": "plus a constant (a bias, an epsilon): not a merge",
+    "reshape": "rearranges data without computing (reshape, permute, slice, split, pad)",
+    "upsample": "spatial resize",
+    "unpool": "max unpooling with indices",
+    "identity": "passes its input through (identity, dropout at inference)",
+    "shape": "computes a shape, not features (dropped from the data flow)",
+    "const": "not computed from the inputs' contents (dropped from the data flow)",
+    "other": "anything else",
+}
+
+
 class OnnxEmitter(Protocol):
     """What an op's ONNX lowering may call (implemented in :mod:`archc.lowering.onnx`)."""
 
@@ -101,12 +128,7 @@ class OpDef:
     variadic: ClassVar[bool] = False
     min_inputs: ClassVar[int | None] = None
     outputs: ClassVar[tuple[str, ...]] = ("y",)
-    #: how analyses see the op: 'layer' (learned transform), 'norm', 'activation', 'pool',
-    #: 'merge_add', 'merge_concat', 'merge_mul', 'merge_sub' (two-input element-wise merges),
-    #: 'scale' (times a constant), 'reshape' (rearranges data), 'upsample' (spatial resize),
-    #: 'unpool' (max_unpool), 'input', 'identity' (also dropout), 'other'
-    #: 'gate' (an activation in (0, 1), e.g. sigmoid), 'shape' (computes a shape, not features),
-    #: 'const' (not computed from the inputs); analyses drop 'shape' and 'const' from the data flow
+    #: how analyses see the op: one of :data:`ROLES`
     role: ClassVar[str] = "other"
 
     # -- structure ------------------------------------------------------------------

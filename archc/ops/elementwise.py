@@ -140,6 +140,7 @@ class MatMul(OpDef):
     aliases = ("bmm",)
     doc = "Matrix product a @ b with batch dims broadcast (torch.matmul / numpy.matmul rules)."
     inputs = ("a", "b")
+    role = "matmul"
 
     def infer(self, node, ins):
         a, b = ins

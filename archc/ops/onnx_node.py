@@ -17,8 +17,8 @@ the node unchanged and to analyse it:
   op's shape inference returns them (the IR keeps every output as a port, e.g. the
   indices of a two-output MaxPool).
 
-Roles (:meth:`OnnxNode.role_of`), the vocabulary analyses see, chosen by ``op_type`` and
-by how many inputs are computed tensors (constants do not count):
+Roles (:meth:`OnnxNode.role_of`; the vocabulary is :data:`archc.ops.base.ROLES`), chosen
+by ``op_type`` and by how many inputs are computed tensors (constants do not count):
 
 * ``merge_add`` (Add, Sum), ``merge_mul`` (Mul), ``merge_sub`` (Sub), ``merge_concat``
   (Concat): two or more computed inputs meet;

@@ -11,7 +11,7 @@ import sys
 from importlib import metadata
 from typing import Iterator, TypeVar
 
-from archc.ops.base import ATTR_KINDS, OpDef
+from archc.ops.base import ATTR_KINDS, ROLES, OpDef
 
 _OPS: dict[str, OpDef] = {}
 _ALIASES: dict[str, str] = {}
@@ -30,6 +30,8 @@ def register(cls: T) -> T:
     for key in (op.name, *op.aliases):
         if key in _OPS or key in _ALIASES:
             raise ValueError(f"op '{key}' is already registered")
+    if op.role not in ROLES:
+        raise ValueError(f"op '{op.name}': unknown role '{op.role}'; roles are: {', '.join(ROLES)}")
     for attr_name, attr in op.attrs.items():
         if attr.kind not in ATTR_KINDS:
             raise ValueError(f"op '{op.name}': attribute '{attr_name}' has unknown kind '{attr.kind}'")
