@@ -19,6 +19,8 @@ from archc.ir import Graph
 from archc.ir.weights import initialize, param_specs
 from archc.lowering.onnx import to_onnx
 from archc.lowering.torch import build_module
+from archc.ops import registry
+from archc.spec.expr import Evaluator
 
 #: sizes given to symbolic dims at run time (odd, distinct, so a mix-up shows)
 SIZES = {"N": 2, "L": 5, "S": 3, "T": 7, "B": 3}
@@ -49,8 +51,8 @@ def randomize(graph: Graph, seed: int = 0) -> Graph:
 
 def concrete(shape, sizes=None) -> tuple[int, ...]:
     """A shape with symbolic dims (also compound ones like 'N*4') evaluated at ``sizes``."""
-    env = {**SIZES, **(sizes or {})}
-    return tuple(d if isinstance(d, int) else int(eval(d, {"__builtins__": {}}, env)) for d in shape)
+    evaluator = Evaluator({**SIZES, **(sizes or {})})
+    return tuple(d if isinstance(d, int) else int(evaluator.evaluate(d)) for d in shape)
 
 
 def feeds_for(graph: Graph, sizes=None, seed: int = 0, high: dict[str, int] | None = None) -> dict[str, np.ndarray]:
@@ -119,3 +121,19 @@ def assert_same_state_dict_layout(ours: torch.nn.Module, reference: torch.nn.Mod
     assert list(a) == list(b)
     for key in a:
         assert a[key].shape == b[key].shape and a[key].dtype == b[key].dtype, key
+
+
+def parity_suite(cases: list[tuple[str, str]], parity_ops: set[str], **options):
+    """The two tests every per-family module has: each case's parity, and that the cases
+    use every op the module claims to cover. Use: ``test_parity, test_cases_cover_parity_ops =
+    parity_suite(CASES, PARITY_OPS)``; ``options`` go to :func:`check_parity`."""
+
+    @pytest.mark.parametrize("text", [c[1] for c in cases], ids=[c[0] for c in cases])
+    def test_parity(text):
+        check_parity(text, **options)
+
+    def test_cases_cover_parity_ops():
+        used = {registry.lookup(n.op).name for _, text in cases for n in graph_of(text).nodes()}
+        assert parity_ops <= used
+
+    return test_parity, test_cases_cover_parity_ops

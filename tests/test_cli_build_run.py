@@ -1,7 +1,6 @@
 """`archc build`, `archc run` and `archc verify` through the installed entry point."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys

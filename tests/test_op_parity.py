@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from archc import SpecError, loads_spec
-from archc.ir.weights import initialize, param_specs, randomize_statistics
 from archc.lowering.onnx import to_onnx
 from archc.lowering.torch import build_module
 from archc.ops import registry
+from ops_harness import check_parity as harness_check_parity
+from ops_harness import graph_of, randomize
 
 BATCH = 2
 
@@ -169,7 +170,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
     ],
     "embedding": [
         ("ids", "inputs: {ids: {shape: [N, 5], dtype: int64}}\n"
-         "nodes: [{op: embedding, num_embeddings: 7, embedding_dim: 3}]"),
+         "nodes: [{op: embedding, num_embeddings: 13, embedding_dim: 3}]"),
     ],
     "lstm": [
         ("batch_first", "inputs: {x: [N, 5, 3]}\nnodes: [{op: lstm, hidden_size: 4}]"),
@@ -235,62 +236,10 @@ CASES: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def _randomize(graph) -> None:
-    """Weights with every parameter mattering: random statistics, no all-ones/zeros arrays."""
-    initialize(graph, 0)
-    randomize_statistics(graph, 0)
-    rng = np.random.default_rng(1)
-    for node in graph.nodes():
-        for pname, spec in param_specs(graph, node).items():
-            if spec.init in ("ones", "zeros") and spec.dtype.startswith("float"):
-                graph.weights[node.name][pname] = rng.uniform(0.5, 1.5, spec.shape).astype(spec.dtype)
-
-
-def _concrete(shape) -> tuple[int, ...]:
-    return tuple(BATCH if d == "N" else d for d in shape)
-
-
-def _feeds(graph) -> dict[str, np.ndarray]:
-    """N(0, 1) floats, integers in [0, 5) (valid ids for the cases' tables), bools with p = 0.3."""
-    rng = np.random.default_rng(0)
-    feeds = {}
-    for name in graph.inputs:
-        t = graph.node(name).type
-        shape = _concrete(t.shape)
-        if t.dtype == "bool":
-            feeds[name] = rng.random(shape) < 0.3
-        elif t.dtype.startswith("int"):
-            feeds[name] = rng.integers(0, 5, shape).astype(t.dtype)
-        else:
-            feeds[name] = rng.standard_normal(shape).astype(t.dtype)
-    return feeds
-
-
-def check_parity(text: str, op_name: str | None = None) -> None:
-    graph = loads_spec("name: case\n" + text)
-    if op_name is not None:
-        assert any(registry.lookup(n.op).name == op_name for n in graph.nodes()), "case does not use its op"
-    _randomize(graph)
-    feeds = _feeds(graph)
-
-    module = build_module(graph).eval()
-    with torch.no_grad():
-        got = module(*[torch.from_numpy(feeds[n]) for n in graph.inputs])
-    torch_out = [t.numpy() for t in (got if isinstance(got, tuple) else (got,))]
-
-    model = to_onnx(graph)
-    onnx.checker.check_model(model, full_check=True)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    ort_out = session.run(list(graph.outputs), feeds)
-
-    assert len(torch_out) == len(ort_out) == len(graph.outputs)
-    for (name, value), t, o in zip(graph.outputs.items(), torch_out, ort_out):
-        declared = graph.type_of(value)
-        assert t.shape == o.shape, f"{name}: torch {t.shape} vs onnxruntime {o.shape}"
-        if all(isinstance(d, int) or d == "N" for d in declared.shape):
-            assert t.shape == _concrete(declared.shape), f"{name}: inferred {declared}, computed {t.shape}"
-        assert str(t.dtype) == str(o.dtype) == declared.dtype
-        np.testing.assert_allclose(o, t, rtol=1e-4, atol=1e-5, err_msg=f"output {name}")
+def check_parity(text: str, op_name: str) -> None:
+    """The shared harness, after checking that the case really uses its op."""
+    assert any(registry.lookup(n.op).name == op_name for n in graph_of(text).nodes()), "case does not use its op"
+    harness_check_parity(text)
 
 
 def _imported_onnx_ops() -> onnx.ModelProto:
@@ -360,8 +309,6 @@ def test_parity(op_name, text):
 
 @pytest.mark.parametrize("op_name", sorted(ONNX_ONLY))
 def test_onnx_only_ops(op_name):
-    import archc.frontends  # noqa: F401 - the ONNX importer registers onnx_node
-
     if registry.get(op_name) is None:
         pytest.skip(f"op '{op_name}' is not registered")
     ONNX_ONLY[op_name](op_name)
@@ -370,7 +317,7 @@ def test_onnx_only_ops(op_name):
 def test_parity_detects_a_difference():
     """The comparison itself can fail: a wrong ONNX weight is noticed."""
     graph = loads_spec("name: case\ninputs: {x: [N, 5]}\nnodes: [{op: linear, out_features: 3}]")
-    _randomize(graph)
+    randomize(graph)
     model = to_onnx(graph)
     weights = {i.name: i for i in model.graph.initializer}
     arr = onnx.numpy_helper.to_array(weights["linear.weight"]).copy()

@@ -8,6 +8,7 @@ import torch
 
 from archc.ir.weights import initialize
 from archc.ops import registry
+from ops_harness import parity_suite
 from ops_harness import assert_same_state_dict_layout, check_parity, feeds_for, graph_of, module_of, randomize, \
     run_onnx, spec_error
 
@@ -36,20 +37,14 @@ CASES = [
 SIZES = {"B": 4}
 
 
-@pytest.mark.parametrize("text", [c[1] for c in CASES], ids=[c[0] for c in CASES])
-def test_parity(text):
-    # The bool mask (p = 0.3 masked) never masks all of a row with these seeds: no NaN rows.
-    check_parity(text, sizes=SIZES, rtol=1e-4, atol=2e-5)
+# The bool mask (p = 0.3 masked) never masks all of a row with these seeds: no NaN rows.
+test_parity, test_cases_cover_parity_ops = parity_suite(CASES, PARITY_OPS, sizes=SIZES, rtol=1e-4, atol=2e-5)
 
 
 @pytest.mark.parametrize("sizes", [{"N": 1, "L": 1}, {"N": 3, "L": 9}])
 def test_symbolic_dims_at_other_sizes(sizes):
     check_parity(SELF % ", causal: true", sizes=sizes)
 
-
-def test_cases_cover_parity_ops():
-    used = {registry.lookup(n.op).name for _, text in CASES for n in graph_of(text).nodes()}
-    assert PARITY_OPS <= used
 
 
 def test_inferred_shape_keeps_symbolic_dims():

@@ -6,6 +6,7 @@ import pytest
 
 from archc.ops import registry
 from ops_harness import check_parity, graph_of, spec_error
+from ops_harness import parity_suite
 
 PARITY_OPS = {"mul", "sub", "div", "scale", "mean", "matmul"}
 
@@ -32,14 +33,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("text", [c[1] for c in CASES], ids=[c[0] for c in CASES])
-def test_parity(text):
-    check_parity(text)
-
-
-def test_cases_cover_parity_ops():
-    used = {registry.lookup(n.op).name for _, text in CASES for n in graph_of(text).nodes()}
-    assert PARITY_OPS <= used
+test_parity, test_cases_cover_parity_ops = parity_suite(CASES, PARITY_OPS)
 
 
 @pytest.mark.parametrize("text,shape", [

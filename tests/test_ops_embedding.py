@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from archc.ir.weights import initialize
 from archc.ops import registry
-from ops_harness import assert_same_state_dict_layout, check_parity, feeds_for, graph_of, module_of, randomize, \
+from ops_harness import assert_same_state_dict_layout, feeds_for, graph_of, module_of, randomize, \
     spec_error
+from ops_harness import parity_suite
 
 PARITY_OPS = {"embedding"}
 
@@ -22,14 +22,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("text", [c[1] for c in CASES], ids=[c[0] for c in CASES])
-def test_parity(text):
-    check_parity(text, high={"ids": 11})
-
-
-def test_cases_cover_parity_ops():
-    used = {registry.lookup(n.op).name for _, text in CASES for n in graph_of(text).nodes()}
-    assert PARITY_OPS <= used
+test_parity, test_cases_cover_parity_ops = parity_suite(CASES, PARITY_OPS, high={"ids": 11})
 
 
 def test_matches_nn_embedding():

@@ -15,6 +15,7 @@ from archc.ir.weights import initialize, state_dict_specs
 from archc.lowering.onnx import to_onnx
 from archc.lowering.torch import build_module, generate_source, load_weights
 from archc.ops import registry
+from ops_harness import parity_suite
 from ops_harness import check_parity, feeds_for, graph_of, randomize, run_onnx, run_torch, spec_error
 
 PARITY_OPS = {"prepend_token", "position_embedding"}
@@ -43,9 +44,7 @@ nodes:
 """
 
 
-@pytest.mark.parametrize("text", [c[1] for c in CASES], ids=[c[0] for c in CASES])
-def test_parity(text):
-    check_parity(text)
+test_parity, test_cases_cover_parity_ops = parity_suite(CASES, PARITY_OPS)
 
 
 @pytest.mark.parametrize("sizes", [{"N": 1, "L": 1}, {"N": 3, "L": 9}])
@@ -53,10 +52,6 @@ def test_symbolic_batch_and_length(sizes):
     graph, _ = check_parity(CASES[0][1], sizes=sizes)
     assert graph.type_of(graph.outputs["output"]).shape == ("N", "1+L", 4)
 
-
-def test_cases_cover_parity_ops():
-    used = {registry.lookup(n.op).name for _, text in CASES for n in graph_of(text).nodes()}
-    assert PARITY_OPS <= used
 
 
 def test_values_are_cat_of_token_and_sum_with_embedding():

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from archc.ops import registry
 from ops_harness import check_parity, feeds_for, graph_of, onnx_model, spec_error
+from ops_harness import parity_suite
 
 PARITY_OPS = {"maxpool", "max_unpool"}
 
@@ -48,14 +49,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("text", [c[1] for c in CASES], ids=[c[0] for c in CASES])
-def test_parity(text):
-    check_parity(text)
-
-
-def test_cases_cover_parity_ops():
-    used = {registry.lookup(n.op).name for _, text in CASES for n in graph_of(text).nodes()}
-    assert PARITY_OPS <= used
+test_parity, test_cases_cover_parity_ops = parity_suite(CASES, PARITY_OPS)
 
 
 def test_indices_are_per_plane_like_pytorch():

@@ -152,6 +152,7 @@ outputs: {y: fc, same: passthrough}
     np.testing.assert_allclose(y, y_ref, rtol=1e-6)
     np.testing.assert_allclose(y_onnx, y_ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(same, x)
+    np.testing.assert_array_equal(same_ref, x)
     np.testing.assert_array_equal(same_onnx, x)
 
 

@@ -143,7 +143,7 @@ class OnnxNode(OpDef):
 
     def onnx(self, emit, node, inputs, ins):
         import numpy as np
-        from onnx import defs, numpy_helper
+        from onnx import numpy_helper
 
         a = node.attrs
         if not a["domain"] and a["opset"] and a["opset"] != emit.opset \

@@ -19,7 +19,7 @@ from archc.errors import DiagnosticSink, Location, ShapeError, SpecError, did_yo
 from archc.ir import BlockInstance, Graph, Node, TensorType, Value
 from archc.ir.types import DTYPES
 from archc.ops import registry
-from archc.ops.base import REQUIRED, Attr, OpDef
+from archc.ops.base import Attr, OpDef
 from archc.spec import schema
 from archc.spec.expr import Evaluator, ExprError
 from archc.spec.source import SList, SMap, load_yaml_file
