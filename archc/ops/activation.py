@@ -30,17 +30,27 @@ class _Activation(OpDef):
         return [ins[0]]
 
 
-@register
-class Relu(OpDef):
-    name = "relu"
-    doc = "max(x, 0), element-wise."
-    role = "activation"
+class _Direct(_Activation):
+    """An activation that is one torch function and one ONNX op of the same meaning."""
+
+    torch_function: str = ""
+    onnx_op: str = ""
 
     def torch_forward(self, node, ins, args, module):
-        return f"torch.relu({args[0]})"
+        return f"{self.torch_function}({args[0]})"
 
     def onnx(self, emit, node, inputs, ins):
-        return emit.add_node("Relu", inputs)
+        return emit.add_node(self.onnx_op, inputs)
+
+
+@register
+class Relu(_Direct):
+    name = "relu"
+    doc = "max(x, 0), element-wise."
+    torch_function, onnx_op = "torch.relu", "Relu"
+
+    def infer(self, node, ins):  # relu is defined on integers too
+        return [ins[0]]
 
 
 @register
@@ -86,28 +96,18 @@ class Silu(_Activation):
 
 
 @register
-class Sigmoid(_Activation):
+class Sigmoid(_Direct):
     name = "sigmoid"
     doc = "1 / (1 + exp(-x)), element-wise."
     role = "gate"  # values in (0, 1): a product with it gates (Highway, LSTM, squeeze-and-excitation)
-
-    def torch_forward(self, node, ins, args, module):
-        return f"torch.sigmoid({args[0]})"
-
-    def onnx(self, emit, node, inputs, ins):
-        return emit.add_node("Sigmoid", inputs)
+    torch_function, onnx_op = "torch.sigmoid", "Sigmoid"
 
 
 @register
-class Tanh(_Activation):
+class Tanh(_Direct):
     name = "tanh"
     doc = "Hyperbolic tangent, element-wise."
-
-    def torch_forward(self, node, ins, args, module):
-        return f"torch.tanh({args[0]})"
-
-    def onnx(self, emit, node, inputs, ins):
-        return emit.add_node("Tanh", inputs)
+    torch_function, onnx_op = "torch.tanh", "Tanh"
 
 
 @register
@@ -124,15 +124,10 @@ class Relu6(_Activation):
 
 
 @register
-class Hardswish(_Activation):
+class Hardswish(_Direct):
     name = "hardswish"
     doc = "x * relu6(x + 3) / 6, element-wise (MobileNetV3)."
-
-    def torch_forward(self, node, ins, args, module):
-        return f"F.hardswish({args[0]})"
-
-    def onnx(self, emit, node, inputs, ins):
-        return emit.add_node("HardSwish", inputs)
+    torch_function, onnx_op = "F.hardswish", "HardSwish"
 
 
 @register
