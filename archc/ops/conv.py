@@ -17,6 +17,19 @@ def conv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int,
     return (math.ceil(span / stride) if ceil else span // stride) + 1
 
 
+def window(node, x) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """(spatial rank, kernel, stride, dilation) of a sliding-window op on an (N, C, L) or
+    (N, C, H, W) input; a missing stride defaults to the kernel (pooling), a missing
+    dilation to 1."""
+    expect_rank(x, (3, 4), "(N, C, L) or (N, C, H, W)")
+    n = x.rank - 2
+    a = node.attrs
+    k = expand(a["kernel_size"], n, "kernel_size")
+    s = expand(a["stride"] if a.get("stride") is not None else k, n, "stride")
+    d = expand(a.get("dilation", 1), n, "dilation")
+    return n, k, s, d
+
+
 def same_pads(kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
     """PyTorch's padding='same' for stride 1: extra padding goes at the end."""
     pads = []
@@ -43,12 +56,8 @@ class Conv(OpDef):
     role = "layer"
 
     def _geometry(self, node, x):
-        expect_rank(x, (3, 4), "(N, C, L) or (N, C, H, W)")
-        n = x.rank - 2
+        n, k, s, d = window(node, x)
         a = node.attrs
-        k = expand(a["kernel_size"], n, "kernel_size")
-        s = expand(a["stride"], n, "stride")
-        d = expand(a["dilation"], n, "dilation")
         if a["padding"] == "same":
             if any(v != 1 for v in s):
                 raise ShapeError("padding 'same' needs stride 1")
@@ -137,12 +146,8 @@ class ConvTranspose(OpDef):
     role = "layer"
 
     def _geometry(self, node, x):
-        expect_rank(x, (3, 4), "(N, C, L) or (N, C, H, W)")
-        n = x.rank - 2
+        n, k, s, d = window(node, x)
         a = node.attrs
-        k = expand(a["kernel_size"], n, "kernel_size")
-        s = expand(a["stride"], n, "stride")
-        d = expand(a["dilation"], n, "dilation")
         p = expand(a["padding"], n, "padding")
         op = expand(a["output_padding"], n, "output_padding")
         for i in range(n):

@@ -6,7 +6,7 @@ import math
 from archc.errors import ShapeError
 from archc.ir.types import TensorType
 from archc.ops.base import Attr, OpDef, concrete, expand, expect_rank, py
-from archc.ops.conv import conv_out
+from archc.ops.conv import conv_out, window
 from archc.ops.registry import register
 
 
@@ -30,14 +30,8 @@ class _WindowPool(OpDef):
     role = "pool"
 
     def _geometry(self, node, x):
-        expect_rank(x, (3, 4), "(N, C, L) or (N, C, H, W)")
-        n = x.rank - 2
-        a = node.attrs
-        k = expand(a["kernel_size"], n, "kernel_size")
-        s = expand(a["stride"] if a["stride"] is not None else k, n, "stride")
-        p = expand(a["padding"], n, "padding")
-        d = expand(a.get("dilation", 1), n, "dilation")
-        return n, k, s, p, d
+        n, k, s, d = window(node, x)
+        return n, k, s, expand(node.attrs["padding"], n, "padding"), d
 
     def infer(self, node, ins):
         x = ins[0]
@@ -172,11 +166,8 @@ class MaxUnpool(OpDef):
     role = "unpool"
 
     def _geometry(self, node, x):
-        expect_rank(x, (3, 4), "(N, C, L) or (N, C, H, W)")
-        n = x.rank - 2
+        n, k, s, _ = window(node, x)
         a = node.attrs
-        k = expand(a["kernel_size"], n, "kernel_size")
-        s = expand(a["stride"] if a["stride"] is not None else k, n, "stride")
         p = expand(a["padding"], n, "padding")
         default = [(concrete(x.shape[2 + i], "spatial size") - 1) * s[i] - 2 * p[i] + k[i] for i in range(n)]
         if a["output_size"] is None:
