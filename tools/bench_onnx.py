@@ -13,6 +13,7 @@ Also times spec -> nn.Module. Prints each figure and the ratios; best of --repea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import subprocess
@@ -76,7 +77,8 @@ def main() -> int:
         import onnxscript  # noqa: F401
 
         def dynamo_export():
-            with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
+            with tempfile.TemporaryDirectory() as d, warnings.catch_warnings(), \
+                    contextlib.redirect_stdout(io.StringIO()):  # it prints its progress
                 warnings.simplefilter("ignore")
                 torch.onnx.export(module, example, os.path.join(d, "m.onnx"), dynamo=True)
 
