@@ -29,6 +29,32 @@ REQUIRED = object()
 ATTR_KINDS = ("int", "float", "bool", "str", "ints", "floats", "int_or_str", "any")
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_KIND_CHECKS = {
+    "int": _is_int,
+    "float": _is_number,
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "ints": lambda v: _is_int(v) or (isinstance(v, (list, tuple)) and len(v) > 0 and all(map(_is_int, v))),
+    "floats": lambda v: _is_number(v) or (isinstance(v, (list, tuple)) and len(v) > 0 and all(map(_is_number, v))),
+    "int_or_str": lambda v: isinstance(v, str) or _is_int(v) or (
+        isinstance(v, (list, tuple)) and all(map(_is_int, v))),
+    "any": lambda v: True,
+}
+_KIND_WORDS = {
+    "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+    "ints": "an integer or a list of integers", "floats": "a number or a list of numbers",
+    "int_or_str": "an integer, a list of integers or a keyword", "any": "a value",
+}
+
+
 @dataclass(frozen=True)
 class Attr:
     """One attribute of an op: its kind, default and allowed values.
@@ -45,6 +71,17 @@ class Attr:
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` (already evaluated) is of this attribute's kind and choices."""
+        if not _KIND_CHECKS[self.kind](value):
+            return False
+        return not (self.choices and self.kind == "str" and value not in self.choices)
+
+    def expected(self) -> str:
+        """What this attribute takes, in words, for error messages."""
+        choices = f" ({' or '.join(map(repr, self.choices))})" if self.choices else ""
+        return _KIND_WORDS[self.kind] + choices
 
 
 @dataclass(frozen=True)

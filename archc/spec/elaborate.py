@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from archc.errors import DiagnosticSink, Location, ShapeError, SpecError, did_you_mean
@@ -21,72 +20,12 @@ from archc.ir.types import DTYPES
 from archc.ops import registry
 from archc.ops.base import Attr, OpDef
 from archc.spec import schema
-from archc.spec.expr import Evaluator, ExprError
+from archc.spec.expr import ExprError
+from archc.spec.scope import POISON, Abort, Binding, Poison, Scope
 from archc.spec.source import SList, SMap, load_yaml_file
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _MAX_DEPTH = 64
-
-
-class _Poison:
-    """Stands for a value that failed to elaborate; users of it stay silent."""
-
-    def __repr__(self) -> str:  # pragma: no cover
-        return "<poison>"
-
-
-POISON = _Poison()
-
-
-class _Abort(Exception):
-    """Stops elaborating one node after its error was recorded."""
-
-
-@dataclass
-class Binding:
-    """What a local name stands for: the outputs of a node or block, by port."""
-
-    values: list[Value | _Poison]
-    ports: tuple[str, ...] = ()
-    #: a variadic block input (``xs...``): ``in: xs`` passes all of its values
-    spread: bool = False
-
-    @property
-    def poisoned(self) -> bool:
-        return any(v is POISON for v in self.values)
-
-
-@dataclass
-class Scope:
-    """Names visible while elaborating one list of nodes (top level or one block instance)."""
-
-    prefix: str
-    env: dict[str, Any]
-    stack: tuple[BlockInstance, ...] = ()
-    bindings: dict[str, Binding] = field(default_factory=dict)
-    declared: set[str] = field(default_factory=set)     # every node name listed in this scope
-    previous: Value | _Poison | None = None
-    auto_names: dict[str, int] = field(default_factory=dict)
-    #: outputs of each repetition of a repeated node so far, for ``NAME[*]`` references
-    repetitions: dict[str, list[tuple[str, Binding]]] = field(default_factory=dict)
-    #: names bound by nodes that ``if`` left out; a kept node of the same name may take them
-    left_out: set[str] = field(default_factory=set)
-
-    def evaluator(self, graph: Graph) -> Evaluator:
-        def tensor(ref: str) -> TensorType:
-            b = self.bindings.get(ref)
-            if b is None:
-                raise KeyError(ref)
-            v = b.values[0]
-            if v is POISON:
-                raise _Abort()
-            return graph.type_of(v)
-
-        return Evaluator(self.env, {
-            "shape": lambda r: list(tensor(r).shape),
-            "channels": lambda r: tensor(r).shape[1],
-            "rank": lambda r: tensor(r).rank,
-        })
 
 
 def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
@@ -202,7 +141,7 @@ class _Elaborator:
             return scope.evaluator(self.graph).evaluate(text)
         except ExprError as exc:
             self._error(str(exc), self._expr_location(container, key, exc.offset), node, exc.hint)
-            raise _Abort() from None
+            raise Abort() from None
 
     # -- top level ---------------------------------------------------------------------
     def _params(self, doc: SMap, overrides: dict[str, Any], profile: str | None) -> dict[str, Any]:
@@ -259,7 +198,7 @@ class _Elaborator:
         for name, expr in lets.items():
             try:
                 scope.env[name] = self._eval(expr, scope, lets, name, None) if isinstance(expr, str) else expr
-            except _Abort:
+            except Abort:
                 scope.env[name] = None
 
     def _inputs(self, doc: SMap, scope: Scope) -> None:
@@ -272,7 +211,7 @@ class _Elaborator:
             scope.declared.add(name)
             try:
                 value = self._input(name, decl, inputs, scope)
-            except _Abort:
+            except Abort:
                 value = POISON  # users of a bad input stay quiet
             scope.bindings[name] = Binding([value])
             if scope.previous is None:
@@ -281,7 +220,7 @@ class _Elaborator:
     def _input(self, name: str, decl: Any, inputs: SMap, scope: Scope) -> Value:
         if not _NAME_RE.match(name):
             self._error(f"input name '{name}' must use letters, digits and '_'", inputs.where_key(name))
-            raise _Abort()
+            raise Abort()
         dtype = "float32"
         shape, holder, key = decl, inputs, name
         if isinstance(decl, SMap):
@@ -293,10 +232,10 @@ class _Elaborator:
             if dtype not in DTYPES:
                 self._error(f"unknown dtype '{dtype}' for input '{name}'; expected one of {', '.join(DTYPES)}",
                             decl.where("dtype"), hint=did_you_mean(str(dtype), DTYPES))
-                raise _Abort()
+                raise Abort()
         if not isinstance(shape, SList):
             self._error(f"input '{name}' needs a shape list like [N, 3, 224, 224]", holder.where(key))
-            raise _Abort()
+            raise Abort()
         dims = tuple(self._dim(d, shape, i, scope) for i, d in enumerate(shape))
         node = Node(name=name, op="input", attrs={"shape": dims, "dtype": dtype},
                     outputs=[TensorType(dims, dtype)], location=inputs.where_key(name))
@@ -307,14 +246,14 @@ class _Elaborator:
         if isinstance(d, bool) or not isinstance(d, (int, str)):
             self._error(f"a dimension must be a positive int, a parameter expression or a symbol like N, "
                         f"got {d!r}", shape.where(i))
-            raise _Abort()
+            raise Abort()
         if isinstance(d, str):
             if d.isidentifier() and d not in scope.env:
                 return d  # a symbolic dimension
             d = self._eval(d, scope, shape, i, None)
         if isinstance(d, bool) or not isinstance(d, int) or d < 1:
             self._error(f"a dimension must be a positive int, got {d!r}", shape.where(i))
-            raise _Abort()
+            raise Abort()
         return d
 
     def _outputs(self, doc: SMap, scope: Scope) -> None:
@@ -342,7 +281,7 @@ class _Elaborator:
                               for i, (local, v) in enumerate(named)]
                 else:
                     values = [(out_name, self._resolve(ref, scope, holder, key, None))]
-            except _Abort:
+            except Abort:
                 continue
             for name, value in values:
                 if isinstance(value, Value):
@@ -359,7 +298,7 @@ class _Elaborator:
                 continue
             try:
                 self._node(item, scope)
-            except _Abort:
+            except Abort:
                 name = item.get("name")
                 if name is not None:
                     scope.bindings[str(name)] = Binding([POISON])
@@ -371,11 +310,11 @@ class _Elaborator:
             if not _NAME_RE.match(name):
                 self._error(f"node name '{name}' must use only letters, digits and '_' "
                             "(hierarchy comes from blocks)", item.where("name"))
-                raise _Abort()
+                raise Abort()
             # Alternatives switched by `if` may share a name: only two kept nodes clash.
             if name in scope.bindings and name not in scope.left_out and "if" not in item:
                 self._error(f"duplicate node name '{name}'", item.where("name"), scope.prefix + name)
-                raise _Abort()
+                raise Abort()
             return name
         base = kind
         k = scope.auto_names.get(base, 0)
@@ -393,7 +332,7 @@ class _Elaborator:
         if has_op == has_block:
             self._error("a node needs exactly one of 'op' or 'block'", item.location,
                         str(item.get("name", "")) or None)
-            raise _Abort()
+            raise Abort()
         field_name = "op" if has_op else "block"
         kind = str(item[field_name])
         if "${" in kind:  # an op or block chosen by a parameter; still only registered ones exist
@@ -421,7 +360,7 @@ class _Elaborator:
             if name_taken:
                 self._error(f"duplicate node name '{name}' (two nodes of this name are both kept)",
                             item.where("name"), full)
-                raise _Abort()
+                raise Abort()
         scope.left_out.discard(name)
 
         count, overrides = 1, None
@@ -431,7 +370,7 @@ class _Elaborator:
                 count = self._eval(count, scope, item, "repeat", full)
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 self._error(f"'repeat' must be a non-negative int, got {count!r}", item.where("repeat"), full)
-                raise _Abort()
+                raise Abort()
             overrides = self._overrides(item, count, full)
 
         if "repeat" not in item:
@@ -462,7 +401,7 @@ class _Elaborator:
                 if not _NAME_RE.match(local) or local in scope.bindings:
                     self._error(f"instance_name gives '{local}' for repetition {index}: names must be unique and "
                                 "use letters, digits and '_'", item.where("instance_name"), full)
-                    raise _Abort()
+                    raise Abort()
             binding = self._instance(fields, scope, scope.prefix + local, inputs, kind, has_op, item, env)
             if "instance_name" in item:
                 scope.bindings[local] = binding
@@ -489,7 +428,7 @@ class _Elaborator:
         if not isinstance(raw, SMap):
             self._error("'overrides' must map a repetition index to fields, e.g. {0: {stride: 2}}",
                         item.where("overrides"), full)
-            raise _Abort()
+            raise Abort()
         result: dict[int, SMap] = {}
         for key, fields in raw.items():
             try:
@@ -509,11 +448,11 @@ class _Elaborator:
             result[index % count] = fields
         return result
 
-    def _inputs_of(self, item: SMap, scope: Scope, full: str) -> list[Value | _Poison]:
+    def _inputs_of(self, item: SMap, scope: Scope, full: str) -> list[Value | Poison]:
         if "in" not in item:
             if scope.previous is None:
                 self._error("this node has no input: give 'in:' (there is no previous node)", item.location, full)
-                raise _Abort()
+                raise Abort()
             return [scope.previous]
         refs = item["in"]
         if isinstance(refs, (str, int)):
@@ -522,20 +461,20 @@ class _Elaborator:
             refs_list, holder, keys = [str(r) for r in refs], refs, list(range(len(refs)))
         else:
             self._error("'in' must be a name or a list of names", item.where("in"), full)
-            raise _Abort()
-        values: list[Value | _Poison] = []
+            raise Abort()
+        values: list[Value | Poison] = []
         for r, k in zip(refs_list, keys):
             try:
                 values.extend(self._resolve_all(r, scope, holder, k, full))
-            except _Abort:
+            except Abort:
                 values.append(POISON)  # reported (or already reported); keep checking this node
         if not values:
             self._error("'in' names no tensor here (an empty NAME[*] or variadic input)", item.where("in"), full)
-            raise _Abort()
+            raise Abort()
         return values
 
     def _resolve_all(self, ref: str, scope: Scope, holder: SMap | SList, key: Any,
-                     full: str | None) -> list[Value | _Poison]:
+                     full: str | None) -> list[Value | Poison]:
         """What one ``in`` entry stands for: one value, or several for ``NAME[*]`` and variadic inputs."""
         if "[*]" in ref:
             return [v for _, v in self._repetition_values(ref, scope, holder, key, full)]
@@ -545,18 +484,18 @@ class _Elaborator:
         return [self._resolve(ref, scope, holder, key, full)]
 
     def _repetition_values(self, ref: str, scope: Scope, holder: SMap | SList, key: Any,
-                           full: str | None) -> list[tuple[str, Value | _Poison]]:
+                           full: str | None) -> list[tuple[str, Value | Poison]]:
         """``NAME[*]`` or ``NAME[*]:port``: (instance name, value) of each repetition so far."""
         base, star, port = ref.partition("[*]")
         if port and not port.startswith(":") or base not in scope.repetitions:
             self._error(f"'{ref}': '{base}' is not a repeated node in this scope (NAME[*] lists the outputs of "
                         "a node's repetitions so far; NAME[*]:PORT one output of each)", holder.where(key), full,
                         did_you_mean(base, scope.repetitions))
-            raise _Abort()
+            raise Abort()
         return [(local, self._port(binding, local, port[1:], holder, key, full))
                 for local, binding in scope.repetitions[base]]
 
-    def _resolve(self, ref: str, scope: Scope, holder: SMap | SList, key: Any, full: str | None) -> Value | _Poison:
+    def _resolve(self, ref: str, scope: Scope, holder: SMap | SList, key: Any, full: str | None) -> Value | Poison:
         name, _, port = ref.partition(":")
         binding = scope.bindings.get(name)
         if binding is None:
@@ -566,15 +505,15 @@ class _Elaborator:
             else:
                 self._error(f"unknown node or input '{name}'", holder.where(key), full,
                             did_you_mean(name, scope.bindings))
-            raise _Abort()
+            raise Abort()
         if binding.spread:
             self._error(f"'{name}' is a variadic input: use it in 'in', where it stands for all its tensors",
                         holder.where(key), full)
-            raise _Abort()
+            raise Abort()
         return self._port(binding, name, port, holder, key, full)
 
     def _port(self, binding: Binding, name: str, port: str, holder: SMap | SList, key: Any,
-              full: str | None) -> Value | _Poison:
+              full: str | None) -> Value | Poison:
         """One output of a binding: the first, or ``port`` by index or output name."""
         if binding.poisoned:
             return POISON
@@ -587,7 +526,7 @@ class _Elaborator:
         self._error(f"'{name}' has no output '{port}'; it has "
                     f"{', '.join(binding.ports) or str(len(binding.values)) + ' output(s)'}",
                     holder.where(key), full, did_you_mean(port, binding.ports))
-        raise _Abort()
+        raise Abort()
 
     # -- one instance: an op application or a block instantiation ---------------------------
     def _instance(self, fields: SMap, scope: Scope, full: str, inputs: list, kind: str,
@@ -604,16 +543,16 @@ class _Elaborator:
         if op is None:
             self._error(f"unknown op '{kind}'", item.where("op"), full,
                         did_you_mean(kind, registry.names() + list(self.blocks)))
-            raise _Abort()
+            raise Abort()
         attrs = self._attrs(op, fields, scope, full)
         lo, hi = op.arity()
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
             self._error(f"op '{op.name}' takes {want} input(s), got {len(inputs)}",
                         fields.where("in") if "in" in fields else fields.location, full)
-            raise _Abort()
+            raise Abort()
         if any(v is POISON for v in inputs):
-            raise _Abort()
+            raise Abort()
         node = Node(name=full, op=op.name, attrs=attrs, inputs=list(inputs), scope=scope.stack,
                     location=item.location)
         if "expect" in item:
@@ -625,7 +564,7 @@ class _Elaborator:
             shapes = ", ".join(str(t) for t in in_types)
             self._error(f"{op.name}: {exc} [input shape{'s' if len(in_types) > 1 else ''}: {shapes}]",
                         item.location, full)
-            raise _Abort() from None
+            raise Abort() from None
         self.graph.add(node)
         ports = op.output_names(node)
         return Binding([Value(full, i) for i in range(len(node.outputs))], ports)
@@ -644,7 +583,7 @@ class _Elaborator:
                 continue
             try:
                 attrs[key] = self._coerce(op.attrs[key], fields[key], fields, key, scope, full, op.name)
-            except _Abort:
+            except Abort:
                 failed = True
         for key, spec in op.attrs.items():
             if key not in attrs and key not in fields:
@@ -655,7 +594,7 @@ class _Elaborator:
                 else:
                     attrs[key] = spec.default
         if failed:
-            raise _Abort()
+            raise Abort()
         return {k: attrs[k] for k in op.attrs}  # schema order, so printing is stable
 
     def _coerce(self, spec: Attr, raw: Any, holder: SMap, key: str, scope: Scope, full: str, opname: str) -> Any:
@@ -671,15 +610,11 @@ class _Elaborator:
             value = [self._eval(v, scope, raw, i, full) if isinstance(v, str) else v for i, v in enumerate(raw)]
         else:
             value = raw
-        ok = _KIND_CHECKS[kind](value)
-        if spec.choices and kind == "str" and value not in spec.choices:
-            ok = False
-        if not ok:
-            expected = _KIND_WORDS[kind] + (f" ({' or '.join(map(repr, spec.choices))})" if spec.choices else "")
-            self._error(f"attribute '{key}' of op '{opname}' expects {expected}, got {value!r}",
+        if not spec.accepts(value):
+            self._error(f"attribute '{key}' of op '{opname}' expects {spec.expected()}, got {value!r}",
                         holder.where(key), full,
                         did_you_mean(str(value), spec.choices) if spec.choices and isinstance(value, str) else None)
-            raise _Abort()
+            raise Abort()
         if kind == "float" and isinstance(value, int):
             value = float(value)
         if isinstance(value, list):
@@ -692,17 +627,17 @@ class _Elaborator:
         if bdef is None:
             self._error(f"unknown block '{kind}'", item.where("block"), full,
                         did_you_mean(kind, list(self.blocks) + registry.names()))
-            raise _Abort()
+            raise Abort()
         if len(scope.stack) >= _MAX_DEPTH:
             self._error(f"blocks nest deeper than {_MAX_DEPTH} levels (is a recursive block missing "
                         "an 'if' that ends it?)", item.location, full)
-            raise _Abort()
+            raise Abort()
         declared = bdef.get("params")
         if declared is None:
             declared = {}
         elif not isinstance(declared, SMap):
             self._error(f"'params' of block '{kind}' must be a mapping", bdef.where("params"))
-            raise _Abort()
+            raise Abort()
         env = dict(self.globals)  # top-level params and lets stay visible inside blocks
         failed = False
         for key in fields:
@@ -722,7 +657,7 @@ class _Elaborator:
                                 for i, v in enumerate(raw)]
                 else:
                     env[key] = raw
-            except _Abort:
+            except Abort:
                 failed = True
         for key, default in declared.items():
             if key in fields:
@@ -733,7 +668,7 @@ class _Elaborator:
             else:
                 env[key] = default
         if failed:
-            raise _Abort()
+            raise Abort()
         formal = bdef.get("inputs", ["x"])
         if isinstance(formal, str):
             formal = [formal]
@@ -744,9 +679,9 @@ class _Elaborator:
             want = f"at least {len(fixed)}" if variadic else str(len(fixed))
             self._error(f"block '{kind}' takes {want} input(s) ({', '.join(formal)}), got {len(inputs)}",
                         fields.where("in") if "in" in fields else fields.location, full)
-            raise _Abort()
+            raise Abort()
         if any(v is POISON for v in inputs):
-            raise _Abort()
+            raise Abort()
         inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (BlockInstance(full, kind),))
         for fname, value in zip(fixed, inputs):
             inner.bindings[fname] = Binding([value])
@@ -760,11 +695,11 @@ class _Elaborator:
         nodes = bdef.get("nodes")
         if not isinstance(nodes, SList) or not nodes:
             self._error(f"block '{kind}' needs a non-empty 'nodes' list", bdef.location)
-            raise _Abort()
+            raise Abort()
         errors_before = len(self.sink.diagnostics)
         self._node_list(nodes, inner)
         if len(self.sink.diagnostics) > errors_before:
-            raise _Abort()
+            raise Abort()
         outs = bdef.get("outputs")
         if outs is None:
             return Binding([inner.previous])
@@ -775,25 +710,6 @@ class _Elaborator:
         return Binding(values, tuple(str(r).replace(":", "_") for r in refs))
 
 
-_KIND_CHECKS = {
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "bool": lambda v: isinstance(v, bool),
-    "str": lambda v: isinstance(v, str),
-    "ints": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (
-        isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)),
-    "floats": lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
-        isinstance(v, (list, tuple)) and len(v) > 0
-        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)),
-    "int_or_str": lambda v: isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) or (
-        isinstance(v, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)),
-    "any": lambda v: True,
-}
-_KIND_WORDS = {
-    "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-    "ints": "an integer or a list of integers", "floats": "a number or a list of numbers",
-    "int_or_str": "an integer, a list of integers or a keyword", "any": "a value",
-}
 _INTERP = re.compile(r"\$\{([^}]*)\}")
 
 

@@ -1,0 +1,75 @@
+"""What names stand for while a spec is elaborated: bindings, scopes, and the poison value.
+
+A :class:`Scope` holds the names visible in one list of nodes (the top level or one
+block instance); a :class:`Binding` is what one name stands for (a node's outputs by
+port, or all the tensors of a variadic block input). :data:`POISON` stands for a value
+whose node failed, so that errors are reported once and not again by every user.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from archc.ir import BlockInstance, Graph, TensorType, Value
+from archc.spec.expr import Evaluator
+
+
+class Poison:
+    """Stands for a value that failed to elaborate; users of it stay silent."""
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return "<poison>"
+
+
+POISON = Poison()
+
+
+class Abort(Exception):
+    """Stops elaborating one node after its error was recorded."""
+
+
+@dataclass
+class Binding:
+    """What a local name stands for: the outputs of a node or block, by port."""
+
+    values: list[Value | Poison]
+    ports: tuple[str, ...] = ()
+    #: a variadic block input (``xs...``): ``in: xs`` passes all of its values
+    spread: bool = False
+
+    @property
+    def poisoned(self) -> bool:
+        return any(v is POISON for v in self.values)
+
+
+@dataclass
+class Scope:
+    """Names visible while elaborating one list of nodes (top level or one block instance)."""
+
+    prefix: str
+    env: dict[str, Any]
+    stack: tuple[BlockInstance, ...] = ()
+    bindings: dict[str, Binding] = field(default_factory=dict)
+    declared: set[str] = field(default_factory=set)     # every node name listed in this scope
+    previous: Value | Poison | None = None
+    auto_names: dict[str, int] = field(default_factory=dict)
+    #: outputs of each repetition of a repeated node so far, for ``NAME[*]`` references
+    repetitions: dict[str, list[tuple[str, Binding]]] = field(default_factory=dict)
+    #: names bound by nodes that ``if`` left out; a kept node of the same name may take them
+    left_out: set[str] = field(default_factory=set)
+
+    def evaluator(self, graph: Graph) -> Evaluator:
+        def tensor(ref: str) -> TensorType:
+            b = self.bindings.get(ref)
+            if b is None:
+                raise KeyError(ref)
+            v = b.values[0]
+            if v is POISON:
+                raise Abort()
+            return graph.type_of(v)
+
+        return Evaluator(self.env, {
+            "shape": lambda r: list(tensor(r).shape),
+            "channels": lambda r: tensor(r).shape[1],
+            "rank": lambda r: tensor(r).rank,
+        })
