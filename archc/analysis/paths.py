@@ -94,6 +94,7 @@ def path_stats(flow: Flow, chains: list[list["Skip"]] | None = None,
     slots = flow.slots
     w = flow.parametric
     count = [0] * n
+    log_count = [0.0] * n  # log2 of count, taken once per join (chains share it)
     short = [0] * n
     long_ = [0] * n
     lo = [0] * n          # distribution: shares of lengths lo[i], lo[i] + 1, ...
@@ -103,14 +104,13 @@ def path_stats(flow: Flow, chains: list[list["Skip"]] | None = None,
     one = np.ones(1)
     for i in range(n):
         ins = slots[i]
-        wi = 1 if w[i] else 0
         if not ins:
-            c = 1
+            c, lc = 1, 0.0
             sh = lg = 0
             base, arr = 0, one
         elif len(ins) == 1:
             p = ins[0][0]
-            c = count[p]
+            c, lc = count[p], log_count[p]
             sh, lg = short[p], long_[p]
             base, arr = lo[p], dist[p]
         else:
@@ -120,13 +120,14 @@ def path_stats(flow: Flow, chains: list[list["Skip"]] | None = None,
                 c += count[p]
                 sh = short[p] if sh is None or short[p] < sh else sh
                 lg = long_[p] if long_[p] > lg else lg
-            base, arr = _merge([(count[p], lo[p], dist[p]) for p, _ in ins], c)
-        if wi:
+            lc = _log2(c)
+            base, arr = _merge([(log_count[p], lo[p], dist[p]) for p, _ in ins], lc)
+        if w[i]:
             # every path through this node gets one layer longer
             sh += 1
             lg += 1
             base += 1
-        count[i], short[i], long_[i] = c, sh, lg
+        count[i], log_count[i], short[i], long_[i] = c, lc, sh, lg
         lo[i], dist[i] = base, arr
         for p, _ in ins:
             pending[p] -= 1
@@ -137,7 +138,7 @@ def path_stats(flow: Flow, chains: list[list["Skip"]] | None = None,
     chain_stats = [chain_paths(k, c) for k, c in enumerate(chains or [])]
     if total == 0:
         return PathStats(0, None, None, None, None, None, None, "given" if band else "central95", None, chain_stats)
-    base, arr = _merge([(count[o], lo[o], dist[o]) for o in outs], total)
+    base, arr = _merge([(log_count[o], lo[o], dist[o]) for o in outs], _log2(total))
     arr = arr / arr.sum()
     lengths = np.arange(base, base + len(arr))
     mean = float(arr @ lengths)
@@ -160,29 +161,89 @@ def path_stats(flow: Flow, chains: list[list["Skip"]] | None = None,
         histogram=hist, chains=chain_stats)
 
 
-def _merge(parts: list[tuple[int, int, np.ndarray]], total: int) -> tuple[int, np.ndarray]:
-    """Mix length distributions weighted by their path counts (a join, or the graph outputs)."""
+def _log2(count: int) -> float:
+    """log2 of a path count (exact big int), -inf for none."""
+    return math.log2(count) if count else -math.inf
+
+
+def _merge(parts: list[tuple[float, int, np.ndarray]], log_total: float) -> tuple[int, np.ndarray]:
+    """Mix length distributions weighted by their path counts (a join, or the graph outputs).
+
+    ``parts`` are (log2 of the count, lowest length, shares); ``log_total`` is log2 of the counts' sum.
+    Weights count / total go through logarithms: a big-int division costs O(digits), log2 of an int
+    O(1), and each node's log2 is taken once however many joins read it.
+
+    Entry ``k`` of the result is ``0.0 + v1[k] + v2[k] + ...`` summed left to right over the parts in
+    order, where ``vj = weight_j * share_j`` (entries a part does not cover add nothing). Every way of
+    mixing below keeps exactly that order of float operations, so the figures do not depend on it.
+    """
     base = min(b for _, b, _ in parts)
-    top = max(b + len(a) for _, b, a in parts)
-    # Weights count / total through logarithms: a big-int division costs O(digits), log2 of an int O(1).
-    log_total = math.log2(total)
+    width = max(b + len(a) for _, b, a in parts) - base
+    # Python's 2.0 ** x and numpy's exp2 may differ in the last bit: each branch keeps the one
+    # it has always used, so reported figures stay the same.
     if len(parts) <= 4:
-        out = np.zeros(top - base)
-        for c, b, a in parts:
-            if c:
-                out[b - base: b - base + len(a)] += 2.0 ** (math.log2(c) - log_total) * a
+        weights = [2.0 ** (lc - log_total) for lc, _, _ in parts]
+        out = _mix_few(parts, weights, base, width)
     else:
-        # Wide joins (DenseNet concats): one scatter-add instead of a numpy call per input.
-        lens = np.fromiter((len(a) for _, _, a in parts), np.int64, len(parts))
-        starts = np.fromiter((b - base for _, b, _ in parts), np.int64, len(parts))
-        weights = np.exp2(np.fromiter((math.log2(c) if c else -math.inf for c, _, _ in parts), np.float64,
-                                      len(parts)) - log_total)
-        ends = np.cumsum(lens)
-        positions = np.arange(ends[-1]) + np.repeat(starts - (ends - lens), lens)
-        values = np.concatenate([a for _, _, a in parts]) * np.repeat(weights, lens)
-        out = np.bincount(positions, weights=values, minlength=top - base)
-    # Drop negligible tails so long chains keep short vectors.
-    keep = np.nonzero(out > _TRIM * out.sum())[0]
-    if len(keep) == 0:
+        weights = np.exp2(np.fromiter((lc for lc, _, _ in parts), np.float64, len(parts)) - log_total)
+        out = _mix_many(parts, weights, base, width)
+    return _trim(base, out)
+
+
+def _mix_few(parts: list[tuple[float, int, np.ndarray]], weights: list[float], base: int,
+             width: int) -> np.ndarray:
+    """Weighted sum of a few distributions: the first part is written in place, the others added.
+
+    ``0.0 + v1`` is ``v1`` exactly, so writing the first part saves a pass of zeros and one of adds;
+    with two parts either may go first (one addition commutes exactly), so the longer one does: a
+    U-Net decoder join adds a one-entry skip to a distribution thousands of entries wide.
+    """
+    if len(parts) == 2 and len(parts[1][2]) > len(parts[0][2]):
+        parts, weights = parts[::-1], weights[::-1]
+    out = np.empty(width)
+    _, b, a = parts[0]
+    out[:b - base] = 0.0
+    out[b - base + len(a):] = 0.0
+    np.multiply(a, weights[0], out=out[b - base: b - base + len(a)])
+    for (_, b, a), w in zip(parts[1:], weights[1:]):
+        out[b - base: b - base + len(a)] += w * a
+    return out
+
+
+def _mix_many(parts: list[tuple[float, int, np.ndarray]], weights: np.ndarray, base: int,
+              width: int) -> np.ndarray:
+    """Weighted sum of many distributions (DenseNet concats): one row per part, summed down the columns.
+
+    numpy reduces a C-ordered grid over axis 0 row by row, the sequential order :func:`_merge`
+    promises, as long as rows hold two or more entries; a single column would be summed pairwise
+    instead, so the grid is never narrower than two (the spare column stays zero).
+    """
+    grid = np.zeros((len(parts), max(width, 2)))
+    for row, w, (_, b, a) in zip(grid, weights.tolist(), parts):
+        np.multiply(a, w, out=row[b - base: b - base + len(a)])
+    return grid.sum(axis=0)[:width]
+
+
+def _trim(base: int, out: np.ndarray) -> tuple[int, np.ndarray]:
+    """Drop negligible tails (entries at most ``_TRIM`` of the sum) so long chains keep short vectors."""
+    limit = _TRIM * out.sum()
+    first = _first_above(out, limit)
+    if first is None:
         return base, out
-    return base + int(keep[0]), out[keep[0]: keep[-1] + 1]
+    last = len(out) - 1 - _first_above(out[::-1], limit)
+    return base + first, out[first: last + 1]
+
+
+def _first_above(values: np.ndarray, limit: float) -> int | None:
+    """Index of the first entry above ``limit``, looking at growing windows from the front:
+    tails are short, and comparing all of a U-Net's thousands of entries per join would cost
+    more than the join itself."""
+    start, size = 0, 64
+    while start < len(values):
+        above = values[start: start + size] > limit
+        k = int(above.argmax())
+        if above[k]:
+            return start + k
+        start += size
+        size *= 8
+    return None
