@@ -52,7 +52,9 @@ def prepare(graph: Graph, args: argparse.Namespace) -> Graph:
     if optimize:
         from archc.lowering.optimize import optimize_for_inference
 
-        graph = optimize_for_inference(graph)
+        # The command owns this graph and its freshly made arrays: folding into them saves
+        # copying most of the weights.
+        graph = optimize_for_inference(graph, inplace=True)
     return graph
 
 

@@ -1,11 +1,11 @@
 """Inference-time rewrites of the IR, applied before lowering for deployment.
 
-:func:`optimize_for_inference` returns a new graph computing the same function in eval
-mode with fewer nodes: identity-like nodes (role ``identity``: identity, dropout) are
-dropped, per-channel affine nodes (BatchNorm in eval mode, via
-:meth:`OpDef.affine_params`) are folded into the layer producing their input (via
-:meth:`OpDef.absorb_affine`) when that is sound, and nodes no output depends on are
-removed. The passes ask ops through their OpDef hooks and roles, never by op name.
+:func:`optimize_for_inference` returns a graph computing the same function in eval
+mode with fewer nodes (a new graph, or for a caller that owns it the same one rewritten
+in place): identity-like nodes (role ``identity``: identity, dropout) are dropped,
+per-channel affine nodes (BatchNorm in eval mode, via :meth:`OpDef.affine_params`) are
+folded into the layer producing their input (via :meth:`OpDef.absorb_affine`) when that
+is sound, and nodes no output depends on are removed. The passes ask ops through their OpDef hooks and roles, never by op name.
 """
 from __future__ import annotations
 
@@ -33,11 +33,13 @@ def drop_identities(graph: Graph) -> int:
     return count
 
 
-def fold_affine(graph: Graph) -> int:
+def fold_affine(graph: Graph, inplace: bool = False) -> int:
     """Fold per-channel affine nodes into their producers where sound; returns how many (in place).
 
     Sound means the producer's only use is this affine node (no other consumer, not a
-    graph output), so changing the producer's weights changes nothing else.
+    graph output), so changing the producer's weights changes nothing else. Folded layers
+    get new arrays unless ``inplace``, which lets the ops overwrite the arrays of
+    ``graph.weights`` (only for a caller that owns them and shares them with nothing else).
     """
     count = 0
     for node in list(graph.nodes()):
@@ -50,7 +52,7 @@ def fold_affine(graph: Graph) -> int:
         producer = graph.node(source.node)
         if len(producer.outputs) != 1 or graph.uses(producer.name) != 1:
             continue
-        absorbed = _op(producer).absorb_affine(producer, graph.weights.get(producer.name, {}), *affine)
+        absorbed = _op(producer).absorb_affine(producer, graph.weights.get(producer.name, {}), *affine, inplace=inplace)
         if absorbed is None:
             continue
         attrs, weights = absorbed
@@ -73,16 +75,20 @@ def remove_dead(graph: Graph) -> int:
     return len(dead)
 
 
-def optimize_for_inference(graph: Graph) -> Graph:
-    """A copy of ``graph`` rewritten for inference (eval mode); ``graph`` is left unchanged.
+def optimize_for_inference(graph: Graph, inplace: bool = False) -> Graph:
+    """``graph`` rewritten for inference (eval mode): a copy, ``graph`` left unchanged, or with
+    ``inplace`` the graph itself.
 
-    The copy's weights are ``graph.weights`` (archc's init for seed 0 if it has none); folded
-    layers get new arrays, so the original's arrays are never modified.
+    The weights are ``graph.weights`` (archc's init for seed 0 if it has none). A copy's
+    folded layers get new arrays, so the original's arrays are never modified; ``inplace``
+    folds into the arrays themselves, saving a copy of most of the weights: for a caller
+    that owns the graph and its arrays, such as ``archc build``.
     """
-    g = graph.copy()  # new Node records and attrs dicts: folding never reaches the original
+    # A copy has new Node records and attrs dicts: folding never reaches the original.
+    g = graph if inplace else graph.copy()
     if not g.weights:
         initialize(g, 0)
     drop_identities(g)
-    fold_affine(g)
+    fold_affine(g, inplace)
     remove_dead(g)
     return g

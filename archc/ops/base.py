@@ -227,9 +227,11 @@ class OpDef:
         return None
 
     def absorb_affine(self, node: "Node", weights: dict[str, "np.ndarray"], scale: "np.ndarray",
-                      shift: "np.ndarray") -> tuple[dict[str, Any], dict[str, "np.ndarray"]] | None:
+                      shift: "np.ndarray", inplace: bool = False
+                      ) -> tuple[dict[str, Any], dict[str, "np.ndarray"]] | None:
         """Fold ``y * scale + shift`` (per channel, axis 1 of this node's output) into this node:
-        ``(attribute updates, new weights)``, or None if the op cannot absorb it."""
+        ``(attribute updates, new weights)``, or None if the op cannot absorb it. With ``inplace``
+        the caller owns the arrays in ``weights`` and they may be overwritten instead of copied."""
         return None
 
 
@@ -279,17 +281,23 @@ def broadcast(shapes: Sequence[tuple[Dim, ...]]) -> tuple[Dim, ...]:
     return tuple(out)
 
 
-def scale_output_units(weights: dict[str, "np.ndarray"], scale: "np.ndarray", shift: "np.ndarray"
-                       ) -> tuple[dict[str, Any], dict[str, "np.ndarray"]]:
+def scale_output_units(weights: dict[str, "np.ndarray"], scale: "np.ndarray", shift: "np.ndarray",
+                       inplace: bool = False) -> tuple[dict[str, Any], dict[str, "np.ndarray"]]:
     """:meth:`OpDef.absorb_affine` for a layer whose ``weight`` has output units first (conv,
-    linear): unit i's weights times ``scale[i]``, bias ``b * scale + shift`` (added if absent)."""
+    linear): unit i's weights times ``scale[i]``, bias ``b * scale + shift`` (added if absent).
+    With ``inplace`` a writeable weight is scaled where it is (same values, no new array)."""
     import numpy as np
 
     w = weights["weight"]
     b = weights["bias"].astype(np.float64) if weights.get("bias") is not None else np.zeros(w.shape[0])
     # The weight is scaled in its own dtype: a float64 round trip of every weight costs more
     # than the whole rest of the build and changes the result by at most one rounding.
-    new_w = w * scale.astype(w.dtype).reshape(-1, *([1] * (w.ndim - 1)))
+    factor = scale.astype(w.dtype).reshape(-1, *([1] * (w.ndim - 1)))
+    if inplace and w.flags.writeable:
+        w *= factor  # no copy: the weights are most of a model's bytes
+        new_w = w
+    else:
+        new_w = w * factor
     return {"bias": True}, {"weight": new_w, "bias": (b * scale + shift).astype(w.dtype)}
 
 

@@ -103,9 +103,9 @@ class Conv(OpDef):
         return (f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py(k)}, stride={py(s)}, "
                 f"padding={padding}, dilation={py(d)}, groups={a['groups']}, bias={a['bias']})")
 
-    def absorb_affine(self, node, weights, scale, shift):
+    def absorb_affine(self, node, weights, scale, shift, inplace=False):
         # Output channels are axis 1 of the output and the first axis of the weight.
-        return scale_output_units(weights, scale, shift)
+        return scale_output_units(weights, scale, shift, inplace)
 
     def onnx(self, emit, node, inputs, ins):
         n, k, s, d, pads = self._geometry(node, ins[0])

@@ -35,11 +35,11 @@ class Linear(OpDef):
     def torch_module(self, node, ins):
         return f"nn.Linear({ins[0].shape[-1]}, {node.attrs['out_features']}, bias={node.attrs['bias']})"
 
-    def absorb_affine(self, node, weights, scale, shift):
+    def absorb_affine(self, node, weights, scale, shift, inplace=False):
         # A per-channel affine acts on axis 1, which is the feature axis only for 2-D outputs.
         if node.outputs[0].rank != 2:
             return None
-        return scale_output_units(weights, scale, shift)
+        return scale_output_units(weights, scale, shift, inplace)
 
     def onnx(self, emit, node, inputs, ins):
         bias = node.attrs["bias"]
