@@ -9,8 +9,9 @@ parameter's values do not depend on which other nodes exist.
 from __future__ import annotations
 
 import math
+import os
 import zlib
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -72,13 +73,36 @@ def _uniform(rng: np.random.Generator, shape: tuple[int, ...], bound: float, dty
     return arr.astype(dtype, copy=False)
 
 
+#: Below this many values in all, drawing on threads costs more than it saves.
+_PARALLEL_NUMEL = 1 << 20
+
+
+def init_arrays(items: Sequence[tuple[str, ParamSpec]], seed: int) -> list[np.ndarray]:
+    """:func:`init_array` of every ``(key, spec)``, in order; large sets are drawn on threads.
+
+    numpy's generators release the GIL while they fill an array, so big models are drawn
+    on all cores, largest arrays first. The values are the same as one at a time: each
+    array has its own generator, whichever thread draws it.
+    """
+    workers = min(4, os.cpu_count() or 1)
+    if workers < 2 or sum(spec.numel for _, spec in items) < _PARALLEL_NUMEL:
+        return [init_array(key, spec, seed) for key, spec in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    order = sorted(range(len(items)), key=lambda i: -items[i][1].numel)
+    with ThreadPoolExecutor(workers) as pool:
+        drawn = dict(zip(order, pool.map(lambda i: init_array(*items[i], seed), order)))
+    return [drawn[i] for i in range(len(items))]
+
+
 def initialize(graph: Graph, seed: int = 0) -> Graph:
     """Fill ``graph.weights`` with seeded initial values (in place; returns the graph)."""
+    entries = [(node.name, pname, spec) for node in graph.nodes()
+               for pname, spec in param_specs(graph, node).items()]
+    arrays = init_arrays([(param_key(node, pname), spec) for node, pname, spec in entries], seed)
     graph.weights = {}
-    for node in graph.nodes():
-        specs = param_specs(graph, node)
-        if specs:
-            graph.weights[node.name] = {p: init_array(param_key(node.name, p), s, seed) for p, s in specs.items()}
+    for (node, pname, _), array in zip(entries, arrays):
+        graph.weights.setdefault(node, {})[pname] = array
     return graph
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from archc.errors import Diagnostic, Location, SpecError
 from archc.ir.graph import Graph
-from archc.ir.weights import init_array, param_specs
+from archc.ir.weights import init_arrays, param_specs
 from archc.ops.base import ParamSpec, param_key
 
 __all__ = ["graph_weights", "ParamEntry", "param_entries"]
@@ -42,9 +42,10 @@ def graph_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, Any]]:
     A partly filled ``graph.weights`` is an error listing the missing or mis-shaped keys.
     """
     if not graph.weights:
+        entries = list(param_entries(graph))
         weights: dict[str, dict[str, Any]] = {}
-        for key, node, pname, spec in param_entries(graph):
-            weights.setdefault(node, {})[pname] = init_array(key, spec, seed)
+        for e, array in zip(entries, init_arrays([(e.key, e.spec) for e in entries], seed)):
+            weights.setdefault(e.node, {})[e.param] = array
         return weights
     problems = []
     for key, node, pname, spec in param_entries(graph):
