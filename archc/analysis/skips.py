@@ -47,7 +47,7 @@ from typing import Iterator, Sequence
 from archc.analysis.report import KINDS, Analysis, Mismatch, Skip, Span
 from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
 from archc.errors import ShapeError
-from archc.ir import Graph
+from archc.ir import Graph, Node
 from archc.ops.base import broadcast
 
 #: regions with more nodes than this are not walked (spans then report depths only)
@@ -72,17 +72,23 @@ def analyze(graph: Graph, band: tuple[int, int] | None = None, paths: bool = Tru
     the only change made to the graph.
     """
     with _no_cyclic_gc():
-        flow = Flow(graph)
-        connections = _Classifier(flow).run()
-        chains = _chains(flow, connections)
-        expectations = check_expectations(graph, connections)
-        stats = None
-        if paths:
-            from archc.analysis.paths import path_stats
+        # The flow and the classifier die when _analyze returns, still inside: the collector,
+        # back on, then visits only the records that are kept.
+        return _analyze(graph, band, paths, annotate)
 
-            stats = path_stats(flow, chains, band)
-        if annotate:
-            _annotate(graph, connections)
+
+def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool, annotate: bool) -> Analysis:
+    flow = Flow(graph)
+    connections = _Classifier(flow).run()
+    chains = _chains(flow, connections)
+    expectations = check_expectations(graph, connections, flow.graph_nodes)
+    stats = None
+    if paths:
+        from archc.analysis.paths import path_stats
+
+        stats = path_stats(flow, chains, band)
+    if annotate:
+        _annotate(flow.graph_nodes, connections)
     return Analysis(model=graph.name, connections=connections, chains=chains, expectations=expectations,
                     paths=stats)
 
@@ -128,19 +134,18 @@ class _Classifier:
         f = self.flow
         nest = self.nest
         out: list[Skip] = []
-        for i in range(len(f)):
-            k = SOURCE
-            for p in f.preds[i]:
-                if nest[p] > k:
-                    k = nest[p]
+        for i, preds in enumerate(f.preds):
+            if len(preds) < 2:
+                nest.append(nest[preds[0]] if preds else SOURCE)
+                continue
+            k = max(map(nest.__getitem__, preds))
             nest.append(k)
-            if len(f.preds[i]) >= 2:
-                records = self._join(i)
-                forks = [r._fork_id for r in records if r.kind in KINDS]
-                if forks:
-                    self.skip_forks[i] = forks
-                    nest[i] = max(k, *forks)
-                out.extend(records)
+            records = self._join(i)
+            forks = [r._fork_id for r in records if r.kind in KINDS]
+            if forks:
+                self.skip_forks[i] = forks
+                nest[i] = max(k, *forks)
+            out.extend(records)
         return out
 
     # -- tracing inputs to forks ---------------------------------------------------------
@@ -168,17 +173,20 @@ class _Classifier:
         reads: dict[int, int] = {}
         for p, o in f.slots[join]:
             reads.setdefault(p, o)
-        # The main input's own chain, walked once per join: most forks lie on it or feed its top.
+        # The main input's own chain, walked once per join: most forks lie on it or feed its top
+        # (a DenseNet concat's inputs are the previous concat's inputs: one set lookup each).
         chain = {main}
         top = main
         while len(f.preds[top]) == 1:
             top = f.preds[top][0]
             chain.add(top)
+        feeds_top = f.preds[top] if len(f.preds[top]) <= 8 else f.pred_set(top)
         for s in f.preds[join]:
             if s == main:
                 continue
             inp = self._walk_back(s, reads[s])
-            if inp.fork != SOURCE and inp.fork not in chain and not f.reaches(inp.fork, top):
+            fork = inp.fork
+            if fork != SOURCE and fork not in chain and fork not in feeds_top and not f.reaches(fork, top):
                 inp.fork = SOURCE
             if inp.fork == SOURCE:
                 # Not a chain from a shared fork: the join's immediate dominator is the fork.
@@ -191,10 +199,39 @@ class _Classifier:
         f = self.flow
         dl, do = f.depth_layers, f.depth_ops
         main = max(f.preds[m], key=lambda p: (dl[p], do[p], p))
+        concat = f.roles[m] == "merge_concat"
         records = []
         for fork, members in self._inputs(m, main).items():
-            records.append(self._pair(m, main, fork, members))
+            rec = None
+            if concat and len(members) == 1 and members[0].path == []:
+                rec = self._reused(m, main, members[0])
+            records.append(rec or self._pair(m, main, fork, members))
         return records
+
+    def _reused(self, m: int, main: int, inp: _Input) -> Skip | None:
+        """DenseNet's case, decided in one step: concat ``m`` reads a feature that other concats
+        read too, directly (the feature is its own fork), with layers between and no upsampling.
+
+        A block of L layers holds O(L^2) such pairs, so this shortcut matters; it gives exactly
+        what :meth:`_pair` would (an identity carry; depths as :meth:`_pair` takes them for a
+        feature read by two or more concats; the first concat rule of :meth:`_decide`). None when
+        another rule might apply: :meth:`_pair` decides those.
+        """
+        f = self.flow
+        fork = inp.node
+        family = self._concat_family(fork)
+        if family < 2 or f.is_int_value(fork, inp.reads):
+            return None
+        depth = f.depth_layers[main] - f.depth_layers[fork]
+        if depth <= 0 or f.last_upsample[main] > fork:
+            return None
+        fname = f.names[fork]
+        span = Span(None, None, depth, max(0, f.depth_ops[main] - f.depth_ops[fork]), [])
+        return Skip(fork=fname, fork_output=inp.fork_out, merge=f.names[m], merge_op=f.nodes[m].op,
+                    merge_role="merge_concat", kind="dense", carries="identity", shortcut=[], span=span,
+                    reason=f"concat reuses {fname}, which {family} concats read (DenseNet-style), "
+                           f"across {_layers(depth)}",
+                    _fork_id=fork, _merge_id=m)
 
     def _weight(self, fork: int, inp: _Input) -> tuple[int, int]:
         if inp.weight is None:
@@ -477,14 +514,23 @@ def _chains(flow: Flow, connections: list[Skip]) -> list[list[Skip]]:
     return chains
 
 
-def check_expectations(graph: Graph, connections: list[Skip]) -> list[Mismatch]:
-    """Compare each node's declared ``meta["expect"]`` with what the analysis found there."""
+def check_expectations(graph: Graph, connections: list[Skip],
+                       nodes: dict[str, Node] | None = None) -> list[Mismatch]:
+    """Compare each node's declared ``meta["expect"]`` with what the analysis found there.
+
+    ``nodes`` (the graph's nodes by name, as :attr:`Flow.graph_nodes` holds them) saves a walk
+    over the networkx graph."""
+    if nodes is None:
+        nodes = dict(graph.nx.nodes(data="node"))
+    expecting = [(name, node) for name, node in nodes.items() if "expect" in node.meta]
+    if not expecting:
+        return []  # most graphs declare nothing: skip indexing every connection
     by_merge: dict[str, list[Skip]] = {}
     for c in connections:
         by_merge.setdefault(c.merge, []).append(c)
     out = []
-    for name, node in graph.nx.nodes(data="node"):
-        expected = node.meta.get("expect")
+    for name, node in expecting:
+        expected = node.meta["expect"]
         if expected is None:
             continue
         records = by_merge.get(name, [])
@@ -500,17 +546,17 @@ def check_expectations(graph: Graph, connections: list[Skip]) -> list[Mismatch]:
     return out
 
 
-def _annotate(graph: Graph, connections: list[Skip]) -> None:
-    for node in graph.nx.nodes(data="node"):
-        if "skip_role" in node[1].meta:
-            del node[1].meta["skip_role"]
+def _annotate(nodes: dict[str, Node], connections: list[Skip]) -> None:
+    """Label each merge holding a skip (``meta["skip_role"]``), clearing labels of earlier runs."""
+    for node in nodes.values():
+        node.meta.pop("skip_role", None)
     by_merge: dict[str, list[Skip]] = {}
+    kinds = frozenset(KINDS)
     for c in connections:
-        if c.kind in KINDS:
+        if c.kind in kinds:
             by_merge.setdefault(c.merge, []).append(c)
     for merge, records in by_merge.items():
-        kinds = sorted({r.kind for r in records})
+        label = "/".join(sorted({r.kind for r in records}))
         forks = [r.fork for r in records if r.fork]
         shown = ", ".join(forks[:3]) + (f", +{len(forks) - 3}" if len(forks) > 3 else "")
-        label = "/".join(kinds)
-        graph.node(merge).meta["skip_role"] = f"{label} merge (fork{'s' if len(forks) > 1 else ''} {shown})"
+        nodes[merge].meta["skip_role"] = f"{label} merge (fork{'s' if len(forks) > 1 else ''} {shown})"

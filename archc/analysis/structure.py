@@ -53,7 +53,9 @@ class Flow:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        nodes: dict[str, Node] = dict(graph.nx.nodes(data="node"))
+        #: every node of the graph (data and meta) by name, in insertion order
+        self.graph_nodes: dict[str, Node] = {name: data["node"] for name, data in graph.nx.nodes(data=True)}
+        nodes = self.graph_nodes
         try:
             # Frontends add nodes after their inputs: insertion order is usually topological.
             self._build(nodes, list(nodes))
@@ -80,35 +82,50 @@ class Flow:
         all_slots: list[tuple[tuple[int, int], ...]] = []
         all_preds: list[tuple[int, ...]] = []
         succs: list[list[int]] = []
-        opdefs: dict[str, OpDef] = {}
+        roles_of = _RoleCache()
+        fixed_roles = roles_of.fixed
         for name in order:
             node = nodes[name]
-            op = opdefs.get(node.op)
-            if op is None:
-                op = opdefs[node.op] = registry.get(node.op) or _UNKNOWN
-            role = op.role_of(node)
+            role = fixed_roles.get(node.op) or roles_of.role_of(node)
+            inputs = node.inputs
             if role == "input":
                 slots: tuple[tuple[int, int], ...] = ()
+                preds: tuple[int, ...] = ()
+            elif len(inputs) == 1:
+                # Most nodes read one value: no list to build, no duplicates to drop.
+                v = inputs[0]
+                j = visited.get(v.node)
+                if j is None:
+                    raise _Unordered()
+                # A node reading no data producer (constants, shapes) is meta. (Only an integer
+                # output may be a shape vector: test the dtype here, before a call per node.)
+                outs = node.outputs
+                if j < 0 or role in META_ROLES or (
+                        len(outs) == 1 and outs[0].dtype.startswith(_INT_DTYPES) and _is_shape_vector(node, nodes)):
+                    visited[name] = -1
+                    continue
+                slots = ((j, v.out),)
+                preds = (j,)
             else:
                 found = []
-                for v in node.inputs:
+                for v in inputs:
                     j = visited.get(v.node)
                     if j is None:
                         raise _Unordered()
                     if j >= 0:
                         found.append((j, v.out))
-                # A node reading no data producer (constants, shapes) is meta.
                 if not found or role in META_ROLES or (len(found) == 1 and _is_shape_vector(node, nodes)):
                     visited[name] = -1
                     continue
                 slots = tuple(found)
+                preds = (slots[0][0],) if len(slots) == 1 else tuple(dict.fromkeys(p for p, _ in slots))
             i = len(names)
             visited[name] = i
             names.append(name)
             data.append(node)
             roles.append(role)
             all_slots.append(slots)
-            all_preds.append((slots[0][0],) if len(slots) == 1 else tuple(dict.fromkeys(p for p, _ in slots)))
+            all_preds.append(preds)
             succs.append([])
             for p, _ in slots:
                 succs[p].append(i)
@@ -143,15 +160,23 @@ class Flow:
         count = len(self.names)
         idom = [SOURCE] * count
         depth = [1] * count
-        for i in range(count):
-            preds = self.preds[i]
-            if not preds:
-                continue
-            d = preds[0]
-            for p in preds[1:]:
-                d = self._intersect(d, p, idom, depth)
-            idom[i] = d
-            depth[i] = (depth[d] if d != SOURCE else 0) + 1
+        # Where a walk up the dominator tree may jump: a chain node (one producer) to the join or
+        # input its chain hangs from, any other node to its immediate dominator. DenseNet joins
+        # intersect every earlier layer's output, each at the end of a chain of several ops.
+        jump = [SOURCE] * count
+        intersect = self._intersect
+        for i, preds in enumerate(self.preds):
+            if len(preds) == 1:  # a chain node: its one producer dominates it
+                d = preds[0]
+                idom[i] = d
+                depth[i] = depth[d] + 1
+                jump[i] = jump[d] if len(self.preds[d]) == 1 else d
+            elif preds:
+                d = preds[0]
+                for p in preds[1:]:
+                    d = intersect(d, p, idom, depth, jump)
+                idom[i] = jump[i] = d
+                depth[i] = (depth[d] if d != SOURCE else 0) + 1
         self.idom = idom
         self.dom_depth = depth
         # Preorder numbers and subtree sizes of the dominator tree: a dominates b iff b's number
@@ -175,14 +200,20 @@ class Flow:
         self._tin, self._size = tin, size
 
     @staticmethod
-    def _intersect(a: int, b: int, idom: list[int], depth: list[int]) -> int:
+    def _intersect(a: int, b: int, idom: list[int], depth: list[int], jump: list[int]) -> int:
+        """The nearest common dominator of ``a`` and ``b``: walk the deeper one up until they meet.
+        A jump may skip nodes deeper than the other side (none of them can be the meeting point)."""
         while a != b:
             da = depth[a] if a != SOURCE else 0
             db = depth[b] if b != SOURCE else 0
-            if da >= db:
-                a = idom[a]
-            if db >= da:
-                b = idom[b]
+            if da > db:
+                j = jump[a]
+                a = j if j != SOURCE and depth[j] >= db else idom[a]
+            elif db > da:
+                j = jump[b]
+                b = j if j != SOURCE and depth[j] >= da else idom[b]
+            else:
+                a, b = idom[a], idom[b]
         return a
 
     def dominates(self, a: int, b: int) -> bool:
@@ -200,21 +231,27 @@ class Flow:
         layers = [0] * count
         ops = [0] * count
         up = [SOURCE] * count
-        for i in range(count):
-            best_l = best_o = 0
-            best_u = SOURCE
-            for p in self.preds[i]:
-                if layers[p] > best_l:
-                    best_l = layers[p]
-                if ops[p] > best_o:
-                    best_o = ops[p]
-                if up[p] > best_u:
-                    best_u = up[p]
-            if self.parametric[i]:
+        parametric, roles = self.parametric, self.roles
+        for i, preds in enumerate(self.preds):
+            if len(preds) == 1:  # most nodes: no maxima to take
+                p = preds[0]
+                best_l, best_o, best_u = layers[p], ops[p], up[p]
+            else:
+                best_l = best_o = 0
+                best_u = SOURCE
+                for p in preds:
+                    if layers[p] > best_l:
+                        best_l = layers[p]
+                    if ops[p] > best_o:
+                        best_o = ops[p]
+                    if up[p] > best_u:
+                        best_u = up[p]
+            if parametric[i]:
                 best_l += 1
-            if self.roles[i] != "input":
+            role = roles[i]
+            if role != "input":
                 best_o += 1
-            if self._upsamples(i):
+            if role in _MAY_UPSAMPLE and self._upsamples(i):
                 best_u = i
             layers[i], ops[i], up[i] = best_l, best_o, best_u
         #: longest path from an input to each node, counting parametric layers / all ops
@@ -239,8 +276,8 @@ class Flow:
         src_sp, dst_sp = src[2:], dst[2:]
         if role in UPSAMPLING:
             return not (src_sp and all(d == 1 for d in src_sp))
-        if len(dst) < 4 or len(src) != len(dst):
-            return False
+        if len(dst) < 4 or len(src) != len(dst) or src_sp == dst_sp:
+            return False  # (equal spatial dims, the common case, need no closer look)
         if not all(isinstance(d, int) for d in (*src_sp, *dst_sp)):
             return False
         return all(b > a for a, b in zip(src_sp, dst_sp)) and not all(a == 1 for a in src_sp)
@@ -259,7 +296,7 @@ class Flow:
         while todo:
             v = todo.pop()
             preds = self.preds[v]
-            if len(preds) > 8 and a in self._pred_set(v):
+            if len(preds) > 8 and a in self.pred_set(v):
                 return True  # wide joins (dense concats): a set lookup instead of a scan
             for p in preds:
                 if p == a:
@@ -271,7 +308,8 @@ class Flow:
                     todo.append(p)
         return False
 
-    def _pred_set(self, v: int) -> frozenset[int]:
+    def pred_set(self, v: int) -> frozenset[int]:
+        """The distinct producers of ``v`` as a set (cached: wide joins are asked many times)."""
         got = self._pred_sets.get(v)
         if got is None:
             got = self._pred_sets[v] = frozenset(self.preds[v])
@@ -325,6 +363,29 @@ class Flow:
                         return None
                     todo.append(p)
         return sorted(found)
+
+
+class _RoleCache:
+    """Each node's op role, looking each op up once. Most ops have one role for all their nodes:
+    those land in ``fixed`` (op name -> role), which callers read directly before calling
+    :meth:`role_of`; only ops overriding :meth:`OpDef.role_of` (imported ONNX nodes) are asked per node."""
+
+    def __init__(self) -> None:
+        self.fixed: dict[str, str] = {}
+        self._opdefs: dict[str, OpDef] = {}  # op name -> definition, for ops whose role varies
+
+    def role_of(self, node: Node) -> str:
+        role = self.fixed.get(node.op)
+        if role is not None:
+            return role
+        op = self._opdefs.get(node.op)
+        if op is None:
+            op = registry.get(node.op) or _UNKNOWN
+            if type(op).role_of is OpDef.role_of:
+                role = self.fixed[node.op] = op.role
+                return role
+            self._opdefs[node.op] = op
+        return op.role_of(node)
 
 
 def _topological(nodes: dict[str, Node]) -> list[str]:
