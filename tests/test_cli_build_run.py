@@ -181,3 +181,21 @@ def test_skip_labels_travel_into_both_targets(run_archc, tmp_path):
     line = next(line for line in source.splitlines() if line.strip().startswith("layer1_0_add ="))
     assert "# skip: residual merge" in line
     assert source.count("# skip: residual") == 8
+
+
+def test_output_that_is_a_directory(run_archc, tmp_path):
+    proc = run_archc("build", RESNET18, "--target", "onnx", "-o", str(tmp_path), *SMALL)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"{tmp_path}: error: the output is a directory; give a file name"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_file_that_is_not_a_state_dict(run_archc, tmp_path):
+    bad = tmp_path / "w.pt"
+    bad.write_text("not a checkpoint")
+    proc = run_archc("build", RESNET18, "--target", "onnx", "-o", str(tmp_path / "m.onnx"), "--weights", str(bad),
+                     *SMALL)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"{bad}: error: cannot read a PyTorch state_dict: not a torch.save file "
+                                   "holding only tensors")
+    assert not (tmp_path / "m.onnx").exists()

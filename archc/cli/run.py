@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import time
 
 import numpy as np
 
 from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, load_graph,
-                              parse_dims)
+                              parse_dims, write_atomic)
 from archc.errors import Location, UsageError
 
 
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
             from archc.lowering.optimize import optimize_for_inference
             from archc.runtime.ort import run_onnx
 
-            model = to_onnx(optimize_for_inference(initialize(graph, args.seed)), args.seed)
+            # run owns this graph and its fresh weights, so batchnorm is folded in place
+            model = to_onnx(optimize_for_inference(initialize(graph, args.seed), inplace=True), args.seed)
             outputs, providers = run_onnx(model.SerializeToString(), feeds, args.device, args.allow_cpu_fallback)
             used = f"onnxruntime with {providers[0]}"
         elapsed = time.perf_counter() - start
@@ -54,18 +57,21 @@ def run(args: argparse.Namespace) -> int:
     for name, out in zip(names, outputs):
         print(f"  {name}: shape {tuple(out.shape)} {out.dtype}  " + _stats(out))
     if args.save:
-        import os
-
-        from archc.cli.common import write_atomic
-
-        os.makedirs(args.save, exist_ok=True)
-        for name, out in zip(names, outputs):
-            import io
-
-            buf = io.BytesIO()
-            np.save(buf, out)
-            write_atomic(os.path.join(args.save, f"{name}.npy"), buf.getvalue())
+        save_outputs(args.save, names, outputs)
     return 0
+
+
+def save_outputs(directory: str, names: list[str], outputs: list[np.ndarray]) -> None:
+    """Each output as DIRECTORY/NAME.npy, every file written whole or not at all."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the output directory: {exc.strerror}", location=Location(directory)) \
+            from None
+    for name, out in zip(names, outputs):
+        buffer = io.BytesIO()
+        np.save(buffer, out)
+        write_atomic(os.path.join(directory, f"{name}.npy"), buffer.getvalue())
 
 
 def _stats(a: np.ndarray) -> str:

@@ -19,6 +19,7 @@ import builtins
 import keyword
 import linecache
 import os
+import pickle
 import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -281,6 +282,9 @@ def load_weights(graph: Graph, path: str) -> None:
         raise SpecError("no such weights file", location=where)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # what torch.load(weights_only=True) raises for other files
+        raise SpecError("cannot read a PyTorch state_dict: not a torch.save file holding only tensors",
+                        location=where) from None
     except Exception as exc:  # torch raises many types for bad files; all mean "not a state_dict"
         raise SpecError(f"cannot read a PyTorch state_dict: {str(exc).splitlines()[0]}", location=where) from None
     state = _unwrap(obj)
