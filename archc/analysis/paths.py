@@ -19,6 +19,7 @@ with weights count/total, trimmed of tails below 1e-18 and freed once consumed.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -90,55 +91,13 @@ def chain_paths(stage: int, chain: list["Skip"]) -> ChainPaths:
 def path_stats(flow: Flow, chains: list[list["Skip"]] | None = None,
                band: tuple[int, int] | None = None) -> PathStats:
     """Count and measure every input -> output path of ``flow`` (see the module docstring)."""
-    n = len(flow)
-    slots = flow.slots
-    w = flow.parametric
-    count = [0] * n
-    log_count = [0.0] * n  # log2 of count, taken once per join (chains share it)
-    short = [0] * n
-    long_ = [0] * n
-    lo = [0] * n          # distribution: shares of lengths lo[i], lo[i] + 1, ...
-    dist: list[np.ndarray | None] = [None] * n
-    pending = [len(s) for s in flow.succs]
-    keep = set(flow.outputs)
-    one = np.ones(1)
-    for i in range(n):
-        ins = slots[i]
-        if not ins:
-            c, lc = 1, 0.0
-            sh = lg = 0
-            base, arr = 0, one
-        elif len(ins) == 1:
-            p = ins[0][0]
-            c, lc = count[p], log_count[p]
-            sh, lg = short[p], long_[p]
-            base, arr = lo[p], dist[p]
-        else:
-            c = 0
-            sh, lg = None, 0
-            for p, _ in ins:
-                c += count[p]
-                sh = short[p] if sh is None or short[p] < sh else sh
-                lg = long_[p] if long_[p] > lg else lg
-            lc = _log2(c)
-            base, arr = _merge([(log_count[p], lo[p], dist[p]) for p, _ in ins], lc)
-        if w[i]:
-            # every path through this node gets one layer longer
-            sh += 1
-            lg += 1
-            base += 1
-        count[i], log_count[i], short[i], long_[i] = c, lc, sh, lg
-        lo[i], dist[i] = base, arr
-        for p, _ in ins:
-            pending[p] -= 1
-            if pending[p] == 0 and p not in keep:
-                dist[p] = None
+    table = _PathTable(flow)
     outs = flow.outputs
-    total = sum(count[o] for o in outs)
+    total, shortest, longest, logs, bases, arrays = table.gather(outs)
     chain_stats = [chain_paths(k, c) for k, c in enumerate(chains or [])]
     if total == 0:
         return PathStats(0, None, None, None, None, None, None, "given" if band else "central95", None, chain_stats)
-    base, arr = _merge([(log_count[o], lo[o], dist[o]) for o in outs], _log2(total))
+    base, arr = _merge(logs, bases, arrays, _log2(total))
     arr = arr / arr.sum()
     lengths = np.arange(base, base + len(arr))
     mean = float(arr @ lengths)
@@ -156,9 +115,97 @@ def path_stats(flow: Flow, chains: list[list["Skip"]] | None = None,
         share = float(arr[first:last + 1].sum())
     hist = {base + k: float(v) for k, v in enumerate(arr) if v > 0} if len(arr) <= HISTOGRAM_LIMIT else None
     return PathStats(
-        total=total, shortest=min(short[o] for o in outs), longest=max(long_[o] for o in outs),
+        total=total, shortest=shortest, longest=longest,
         mean=mean, std=math.sqrt(max(var, 0.0)), band=chosen, band_share=min(share, 1.0), band_source=source,
         histogram=hist, chains=chain_stats)
+
+
+class _PathTable:
+    """The dynamic programme: per node, its paths from the inputs (exact count and its log2,
+    shortest and longest length, length distribution), in one topological pass.
+
+    Only *heads* hold values: inputs and joins (nodes reading other than exactly one value).
+    Every other node passes its one input on, so it reads its chain's head, lengths longer by
+    the parametric layers between (a difference of :attr:`Flow.depth_layers`, exact along a
+    chain): the pass visits joins only, not every node.
+    """
+
+    def __init__(self, flow: Flow) -> None:
+        n = len(flow)
+        self.layers = flow.depth_layers
+        heads: list[int] = []
+        joins: list[int] = []
+        for i, ins in enumerate(flow.slots):
+            if len(ins) == 1:
+                heads.append(heads[ins[0][0]])
+            else:
+                heads.append(i)
+                joins.append(i)
+        self.heads = heads
+        self.count = [0] * n
+        self.log_count = [0.0] * n  # log2 of count, taken once per head however many joins read it
+        self.short = [0] * n
+        self.long = [0] * n
+        self.lo = [0] * n           # the distribution holds shares of lengths lo, lo + 1, ...
+        self.dist: list[np.ndarray | None] = [None] * n
+        # A head's distribution is dropped once every join reading its chain has been computed.
+        self._pending = [0] * n
+        for i in joins:
+            for p, _ in flow.slots[i]:
+                self._pending[heads[p]] += 1
+        self._keep = {heads[o] for o in flow.outputs}
+        self._run(flow, joins)
+
+    def _run(self, flow: Flow, joins: list[int]) -> None:
+        one = np.ones(1)
+        parametric = flow.parametric
+        for i in joins:
+            ids = [p for p, _ in flow.slots[i]]
+            if not ids:  # a graph input: one path, of no layers
+                c, lc, sh, lg, base, arr = 1, 0.0, 0, 0, 0, one
+            else:
+                c, sh, lg, logs, bases, arrays = self.gather(ids)
+                lc = _log2(c)
+                base, arr = _merge(logs, bases, arrays, lc)
+                self._release(ids)
+            if parametric[i]:
+                # every path through this node gets one layer longer
+                sh += 1
+                lg += 1
+                base += 1
+            self.count[i], self.log_count[i], self.short[i], self.long[i] = c, lc, sh, lg
+            self.lo[i], self.dist[i] = base, arr
+
+    def gather(self, ids: list[int]) -> tuple[int, int | None, int, list[float], list[int], list[np.ndarray]]:
+        """Paths into the values of ``ids`` (a value listed twice counts twice): their number,
+        shortest and longest length, and per id the log2 count, lowest length and distribution."""
+        heads, layers = self.heads, self.layers
+        count, log_count, short, long_, lo, dist = self.count, self.log_count, self.short, self.long, self.lo, \
+            self.dist
+        total, shortest, longest = 0, None, 0
+        logs: list[float] = []
+        bases: list[int] = []
+        arrays: list[np.ndarray] = []
+        for p in ids:
+            h = heads[p]
+            extra = layers[p] - layers[h]
+            total += count[h]
+            if shortest is None or short[h] + extra < shortest:
+                shortest = short[h] + extra
+            if long_[h] + extra > longest:
+                longest = long_[h] + extra
+            logs.append(log_count[h])
+            bases.append(lo[h] + extra)
+            arrays.append(dist[h])
+        return total, shortest, longest, logs, bases, arrays
+
+    def _release(self, ids: list[int]) -> None:
+        pending = self._pending
+        for p in ids:
+            h = self.heads[p]
+            pending[h] -= 1
+            if pending[h] == 0 and h not in self._keep:
+                self.dist[h] = None
 
 
 def _log2(count: int) -> float:
@@ -166,61 +213,60 @@ def _log2(count: int) -> float:
     return math.log2(count) if count else -math.inf
 
 
-def _merge(parts: list[tuple[float, int, np.ndarray]], log_total: float) -> tuple[int, np.ndarray]:
+def _merge(logs: list[float], bases: list[int], arrays: list[np.ndarray], log_total: float) -> tuple[int, np.ndarray]:
     """Mix length distributions weighted by their path counts (a join, or the graph outputs).
 
-    ``parts`` are (log2 of the count, lowest length, shares); ``log_total`` is log2 of the counts' sum.
-    Weights count / total go through logarithms: a big-int division costs O(digits), log2 of an int
-    O(1), and each node's log2 is taken once however many joins read it.
+    Per part: log2 of its path count, its lowest length, its shares; ``log_total`` is log2 of
+    the counts' sum. Weights count / total go through logarithms: a big-int division costs
+    O(digits), log2 of an int O(1), and each head's log2 is taken once however many joins read it.
 
     Entry ``k`` of the result is ``0.0 + v1[k] + v2[k] + ...`` summed left to right over the parts in
     order, where ``vj = weight_j * share_j`` (entries a part does not cover add nothing). Every way of
     mixing below keeps exactly that order of float operations, so the figures do not depend on it.
     """
-    base = min(b for _, b, _ in parts)
-    width = max(b + len(a) for _, b, a in parts) - base
+    base = min(bases)
+    width = max(map(operator.add, bases, map(len, arrays))) - base
+    offsets = [b - base for b in bases]
     # Python's 2.0 ** x and numpy's exp2 may differ in the last bit: each branch keeps the one
     # it has always used, so reported figures stay the same.
-    if len(parts) <= 4:
-        weights = [2.0 ** (lc - log_total) for lc, _, _ in parts]
-        out = _mix_few(parts, weights, base, width)
+    if len(arrays) <= 4:
+        weights = [2.0 ** (lc - log_total) for lc in logs]
+        out = _mix_few(offsets, arrays, weights, width)
     else:
-        weights = np.exp2(np.fromiter((lc for lc, _, _ in parts), np.float64, len(parts)) - log_total)
-        out = _mix_many(parts, weights, base, width)
+        weights = np.exp2(np.array(logs) - log_total).tolist()
+        out = _mix_many(offsets, arrays, weights, width)
     return _trim(base, out)
 
 
-def _mix_few(parts: list[tuple[float, int, np.ndarray]], weights: list[float], base: int,
-             width: int) -> np.ndarray:
+def _mix_few(offsets: list[int], arrays: list[np.ndarray], weights: list[float], width: int) -> np.ndarray:
     """Weighted sum of a few distributions: the first part is written in place, the others added.
 
     ``0.0 + v1`` is ``v1`` exactly, so writing the first part saves a pass of zeros and one of adds;
     with two parts either may go first (one addition commutes exactly), so the longer one does: a
     U-Net decoder join adds a one-entry skip to a distribution thousands of entries wide.
     """
-    if len(parts) == 2 and len(parts[1][2]) > len(parts[0][2]):
-        parts, weights = parts[::-1], weights[::-1]
+    if len(arrays) == 2 and len(arrays[1]) > len(arrays[0]):
+        offsets, arrays, weights = offsets[::-1], arrays[::-1], weights[::-1]
     out = np.empty(width)
-    _, b, a = parts[0]
-    out[:b - base] = 0.0
-    out[b - base + len(a):] = 0.0
-    np.multiply(a, weights[0], out=out[b - base: b - base + len(a)])
-    for (_, b, a), w in zip(parts[1:], weights[1:]):
-        out[b - base: b - base + len(a)] += w * a
+    start, a = offsets[0], arrays[0]
+    out[:start] = 0.0
+    out[start + len(a):] = 0.0
+    np.multiply(a, weights[0], out=out[start: start + len(a)])
+    for start, a, w in zip(offsets[1:], arrays[1:], weights[1:]):
+        out[start: start + len(a)] += w * a
     return out
 
 
-def _mix_many(parts: list[tuple[float, int, np.ndarray]], weights: np.ndarray, base: int,
-              width: int) -> np.ndarray:
+def _mix_many(offsets: list[int], arrays: list[np.ndarray], weights: list[float], width: int) -> np.ndarray:
     """Weighted sum of many distributions (DenseNet concats): one row per part, summed down the columns.
 
     numpy reduces a C-ordered grid over axis 0 row by row, the sequential order :func:`_merge`
     promises, as long as rows hold two or more entries; a single column would be summed pairwise
     instead, so the grid is never narrower than two (the spare column stays zero).
     """
-    grid = np.zeros((len(parts), max(width, 2)))
-    for row, w, (_, b, a) in zip(grid, weights.tolist(), parts):
-        np.multiply(a, w, out=row[b - base: b - base + len(a)])
+    grid = np.zeros((len(arrays), max(width, 2)))
+    for row, start, a, w in zip(grid, offsets, arrays, weights):
+        np.multiply(a, w, out=row[start: start + len(a)])
     return grid.sum(axis=0)[:width]
 
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from archc.analysis.report import KINDS, Analysis, Mismatch, Skip, Span
 from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
@@ -79,7 +79,8 @@ def analyze(graph: Graph, band: tuple[int, int] | None = None, paths: bool = Tru
 
 def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool, annotate: bool) -> Analysis:
     flow = Flow(graph)
-    connections = _Classifier(flow).run()
+    classifier = _Classifier(flow)
+    connections = classifier.run()
     chains = _chains(flow, connections)
     expectations = check_expectations(graph, connections, flow.graph_nodes)
     stats = None
@@ -88,7 +89,7 @@ def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool, annotate: 
 
         stats = path_stats(flow, chains, band)
     if annotate:
-        _annotate(flow.graph_nodes, connections)
+        _annotate(flow, classifier.skips_at)
     return Analysis(model=graph.name, connections=connections, chains=chains, expectations=expectations,
                     paths=stats)
 
@@ -124,11 +125,13 @@ class _Classifier:
         self.flow = flow
         f = flow
         self.has_gates = any(r == "gate" for r in f.roles)
-        #: join id -> fork ids of the skips found there
+        #: join id -> the skips found there, and their fork ids
+        self.skips_at: dict[int, list[Skip]] = {}
         self.skip_forks: dict[int, list[int]] = {}
         #: per node: the largest fork id of a skip whose join is this node or an ancestor
         self.nest: list[int] = []
         self._family: dict[int, int] = {}
+        self._features: dict[int, tuple[str, int, int, int, bool]] = {}
 
     def run(self) -> list[Skip]:
         f = self.flow
@@ -141,9 +144,10 @@ class _Classifier:
             k = max(map(nest.__getitem__, preds))
             nest.append(k)
             records = self._join(i)
-            forks = [r._fork_id for r in records if r.kind in KINDS]
-            if forks:
-                self.skip_forks[i] = forks
+            skips = [r for r in records if r.kind in KINDS]
+            if skips:
+                self.skips_at[i] = skips
+                forks = self.skip_forks[i] = [r._fork_id for r in skips]
                 nest[i] = max(k, *forks)
             out.extend(records)
         return out
@@ -170,23 +174,13 @@ class _Classifier:
         """Non-main inputs grouped by fork (SOURCE: no common fork with the main input)."""
         f = self.flow
         groups: dict[int, list[_Input]] = {}
-        reads: dict[int, int] = {}
-        for p, o in f.slots[join]:
-            reads.setdefault(p, o)
-        # The main input's own chain, walked once per join: most forks lie on it or feed its top
-        # (a DenseNet concat's inputs are the previous concat's inputs: one set lookup each).
-        chain = {main}
-        top = main
-        while len(f.preds[top]) == 1:
-            top = f.preds[top][0]
-            chain.add(top)
-        feeds_top = f.preds[top] if len(f.preds[top]) <= 8 else f.pred_set(top)
+        reads = self._reads(join)
+        reaches_main = self._reaches_main(main)
         for s in f.preds[join]:
             if s == main:
                 continue
             inp = self._walk_back(s, reads[s])
-            fork = inp.fork
-            if fork != SOURCE and fork not in chain and fork not in feeds_top and not f.reaches(fork, top):
+            if inp.fork != SOURCE and not reaches_main(inp.fork):
                 inp.fork = SOURCE
             if inp.fork == SOURCE:
                 # Not a chain from a shared fork: the join's immediate dominator is the fork.
@@ -194,44 +188,95 @@ class _Classifier:
             groups.setdefault(inp.fork, []).append(inp)
         return groups
 
+    def _reads(self, join: int) -> dict[int, int]:
+        """Which output of each producer the join reads (the first slot's, when it reads several)."""
+        reads: dict[int, int] = {}
+        for p, o in self.flow.slots[join]:
+            reads.setdefault(p, o)
+        return reads
+
+    def _reaches_main(self, main: int) -> Callable[[int], bool]:
+        """A test whether a node is an ancestor of ``main`` (or ``main`` itself).
+
+        The main input's own chain is walked once per join: most forks lie on it or feed its top
+        (a DenseNet concat's inputs are the previous concat's inputs: one set lookup each).
+        """
+        f = self.flow
+        chain = {main}
+        top = main
+        while len(f.preds[top]) == 1:
+            top = f.preds[top][0]
+            chain.add(top)
+        feeds_top = f.preds[top] if len(f.preds[top]) <= 8 else f.pred_set(top)
+        return lambda fork: fork in chain or fork in feeds_top or f.reaches(fork, top)
+
     # -- one join --------------------------------------------------------------------------
     def _join(self, m: int) -> list[Skip]:
         f = self.flow
         dl, do = f.depth_layers, f.depth_ops
         main = max(f.preds[m], key=lambda p: (dl[p], do[p], p))
-        concat = f.roles[m] == "merge_concat"
-        records = []
-        for fork, members in self._inputs(m, main).items():
-            rec = None
-            if concat and len(members) == 1 and members[0].path == []:
-                rec = self._reused(m, main, members[0])
-            records.append(rec or self._pair(m, main, fork, members))
-        return records
+        if f.roles[m] == "merge_concat":
+            direct = self._direct_inputs(m, main)
+            if direct is not None:
+                return self._concat_pairs(m, main, direct)
+        return [self._pair(m, main, fork, members) for fork, members in self._inputs(m, main).items()]
 
-    def _reused(self, m: int, main: int, inp: _Input) -> Skip | None:
-        """DenseNet's case, decided in one step: concat ``m`` reads a feature that other concats
-        read too, directly (the feature is its own fork), with layers between and no upsampling.
+    def _direct_inputs(self, join: int, main: int) -> list[tuple[int, int]] | None:
+        """(producer, output read) of each non-main input when every one is its own fork: used
+        elsewhere too and an ancestor of the main input (a DenseNet concat). Then :meth:`_inputs`
+        would put each alone in its group, in this order. None otherwise."""
+        f = self.flow
+        uses = f.uses
+        reads = self._reads(join)
+        reaches_main = self._reaches_main(main)
+        direct = []
+        for s in f.preds[join]:
+            if s == main:
+                continue
+            if uses[s] < 2 or not reaches_main(s):
+                return None
+            direct.append((s, reads[s]))
+        return direct
 
-        A block of L layers holds O(L^2) such pairs, so this shortcut matters; it gives exactly
-        what :meth:`_pair` would (an identity carry; depths as :meth:`_pair` takes them for a
-        feature read by two or more concats; the first concat rule of :meth:`_decide`). None when
-        another rule might apply: :meth:`_pair` decides those.
+    def _concat_pairs(self, m: int, main: int, direct: list[tuple[int, int]]) -> list[Skip]:
+        """The pairs of concat ``m`` whose inputs are all direct (see :meth:`_direct_inputs`),
+        DenseNet's case decided here in one step.
+
+        That case: other concats read the feature too, layers lie between and nothing
+        upsamples. A block of L layers holds O(L^2) such pairs, so they share the join's facts
+        and each feature's facts. It gives exactly what :meth:`_pair` would: an identity carry,
+        depths as :meth:`_pair` takes them for a feature read by two or more concats, the first
+        concat rule of :meth:`_decide`. Every other pair goes to :meth:`_pair`.
         """
         f = self.flow
-        fork = inp.node
-        family = self._concat_family(fork)
-        if family < 2 or f.is_int_value(fork, inp.reads):
-            return None
-        depth = f.depth_layers[main] - f.depth_layers[fork]
-        if depth <= 0 or f.last_upsample[main] > fork:
-            return None
-        fname = f.names[fork]
-        span = Span(None, None, depth, max(0, f.depth_ops[main] - f.depth_ops[fork]), [])
-        return Skip(fork=fname, fork_output=inp.fork_out, merge=f.names[m], merge_op=f.nodes[m].op,
-                    merge_role="merge_concat", kind="dense", carries="identity", shortcut=[], span=span,
-                    reason=f"concat reuses {fname}, which {family} concats read (DenseNet-style), "
+        merge, op = f.names[m], f.nodes[m].op
+        main_layers, main_ops, main_up = f.depth_layers[main], f.depth_ops[main], f.last_upsample[main]
+        records = []
+        for fork, out in direct:
+            name, family, layers, ops, int_out = self._feature(fork)
+            depth = main_layers - layers
+            if family >= 2 and depth > 0 and main_up <= fork and not (int_out if out == 0 else
+                                                                        f.is_int_value(fork, out)):
+                span = Span(None, None, depth, max(0, main_ops - ops), [])
+                records.append(Skip(
+                    fork=name, fork_output=out, merge=merge, merge_op=op, merge_role="merge_concat",
+                    kind="dense", carries="identity", shortcut=[], span=span,
+                    reason=f"concat reuses {name}, which {family} concats read (DenseNet-style), "
                            f"across {_layers(depth)}",
-                    _fork_id=fork, _merge_id=m)
+                    _fork_id=fork, _merge_id=m))
+            else:
+                records.append(self._pair(m, main, fork, [_Input(fork, fork, out, [], out)]))
+        return records
+
+    def _feature(self, fork: int) -> tuple[str, int, int, int, bool]:
+        """A feature's name, concat family, depths (layers, ops) and whether its first output is
+        an integer tensor, cached: DenseNet reads each feature in every later concat of its block."""
+        got = self._features.get(fork)
+        if got is None:
+            f = self.flow
+            got = self._features[fork] = (f.names[fork], self._concat_family(fork), f.depth_layers[fork],
+                                          f.depth_ops[fork], f.is_int_value(fork, 0))
+        return got
 
     def _weight(self, fork: int, inp: _Input) -> tuple[int, int]:
         if inp.weight is None:
@@ -546,17 +591,12 @@ def check_expectations(graph: Graph, connections: list[Skip],
     return out
 
 
-def _annotate(nodes: dict[str, Node], connections: list[Skip]) -> None:
+def _annotate(flow: Flow, skips_at: dict[int, list[Skip]]) -> None:
     """Label each merge holding a skip (``meta["skip_role"]``), clearing labels of earlier runs."""
-    for node in nodes.values():
+    for node in flow.graph_nodes.values():
         node.meta.pop("skip_role", None)
-    by_merge: dict[str, list[Skip]] = {}
-    kinds = frozenset(KINDS)
-    for c in connections:
-        if c.kind in kinds:
-            by_merge.setdefault(c.merge, []).append(c)
-    for merge, records in by_merge.items():
+    for merge, records in skips_at.items():
         label = "/".join(sorted({r.kind for r in records}))
         forks = [r.fork for r in records if r.fork]
         shown = ", ".join(forks[:3]) + (f", +{len(forks) - 3}" if len(forks) > 3 else "")
-        nodes[merge].meta["skip_role"] = f"{label} merge (fork{'s' if len(forks) > 1 else ''} {shown})"
+        flow.nodes[merge].meta["skip_role"] = f"{label} merge (fork{'s' if len(forks) > 1 else ''} {shown})"

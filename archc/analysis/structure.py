@@ -58,9 +58,9 @@ class Flow:
         nodes = self.graph_nodes
         try:
             # Frontends add nodes after their inputs: insertion order is usually topological.
-            self._build(nodes, list(nodes))
+            self._build(nodes, nodes.items())
         except _Unordered:
-            self._build(nodes, _topological(nodes))
+            self._build(nodes, [(name, nodes[name]) for name in _topological(nodes)])
         #: graph outputs that read a data node, as ids (repeats kept)
         index = self.index
         self.outputs: list[int] = [index[v.node] for v in graph.outputs.values() if v.node in index]
@@ -73,8 +73,8 @@ class Flow:
         self._dominators()
         self._depths()
 
-    def _build(self, nodes: dict[str, Node], order: list[str]) -> None:
-        """Ids, roles, producers and consumers of the data nodes, visiting ``order``."""
+    def _build(self, nodes: dict[str, Node], order: Iterable[tuple[str, Node]]) -> None:
+        """Ids, roles, producers and consumers of the data nodes, visiting ``order`` (name, node)."""
         visited: dict[str, int] = {}  # name -> id, or -1 for a meta node
         names: list[str] = []
         data: list[Node] = []
@@ -82,10 +82,10 @@ class Flow:
         all_slots: list[tuple[tuple[int, int], ...]] = []
         all_preds: list[tuple[int, ...]] = []
         succs: list[list[int]] = []
+        heads: list[int] = []
         roles_of = _RoleCache()
         fixed_roles = roles_of.fixed
-        for name in order:
-            node = nodes[name]
+        for name, node in order:
             role = fixed_roles.get(node.op) or roles_of.role_of(node)
             inputs = node.inputs
             if role == "input":
@@ -118,7 +118,9 @@ class Flow:
                     visited[name] = -1
                     continue
                 slots = tuple(found)
-                preds = (slots[0][0],) if len(slots) == 1 else tuple(dict.fromkeys(p for p, _ in slots))
+                ps = [p for p, _ in found]
+                # (distinct producers, in slot order; most joins read each producer once)
+                preds = tuple(ps) if len(set(ps)) == len(ps) else tuple(dict.fromkeys(ps))
             i = len(names)
             visited[name] = i
             names.append(name)
@@ -126,6 +128,7 @@ class Flow:
             roles.append(role)
             all_slots.append(slots)
             all_preds.append(preds)
+            heads.append(heads[preds[0]] if len(preds) == 1 else i)
             succs.append([])
             for p, _ in slots:
                 succs[p].append(i)
@@ -140,6 +143,10 @@ class Flow:
         self.preds = all_preds
         #: consumer ids per consuming slot (repeats kept)
         self.succs = succs
+        #: for a node with one producer, the node its chain of one-producer nodes hangs from
+        #: (a join or an input); any other node is its own head. Nodes of a chain share what
+        #: flows into it: the dominator walks and the path counts skip along chains with it.
+        self.chain_head = heads
 
     # -- basic facts ---------------------------------------------------------------------
     def __len__(self) -> int:
@@ -160,22 +167,17 @@ class Flow:
         count = len(self.names)
         idom = [SOURCE] * count
         depth = [1] * count
-        # Where a walk up the dominator tree may jump: a chain node (one producer) to the join or
-        # input its chain hangs from, any other node to its immediate dominator. DenseNet joins
-        # intersect every earlier layer's output, each at the end of a chain of several ops.
-        jump = [SOURCE] * count
         intersect = self._intersect
         for i, preds in enumerate(self.preds):
             if len(preds) == 1:  # a chain node: its one producer dominates it
                 d = preds[0]
                 idom[i] = d
                 depth[i] = depth[d] + 1
-                jump[i] = jump[d] if len(self.preds[d]) == 1 else d
             elif preds:
                 d = preds[0]
                 for p in preds[1:]:
-                    d = intersect(d, p, idom, depth, jump)
-                idom[i] = jump[i] = d
+                    d = intersect(d, p, idom, depth, self.chain_head)
+                idom[i] = d
                 depth[i] = (depth[d] if d != SOURCE else 0) + 1
         self.idom = idom
         self.dom_depth = depth
@@ -200,18 +202,22 @@ class Flow:
         self._tin, self._size = tin, size
 
     @staticmethod
-    def _intersect(a: int, b: int, idom: list[int], depth: list[int], jump: list[int]) -> int:
+    def _intersect(a: int, b: int, idom: list[int], depth: list[int], heads: list[int]) -> int:
         """The nearest common dominator of ``a`` and ``b``: walk the deeper one up until they meet.
-        A jump may skip nodes deeper than the other side (none of them can be the meeting point)."""
+
+        A chain node may jump straight to its chain's head (every node between dominates the next)
+        when the head is no shallower than the other side: the nodes skipped are deeper than the
+        meeting point. DenseNet joins meet every earlier layer's output, each at the end of a chain.
+        """
         while a != b:
             da = depth[a] if a != SOURCE else 0
             db = depth[b] if b != SOURCE else 0
             if da > db:
-                j = jump[a]
-                a = j if j != SOURCE and depth[j] >= db else idom[a]
+                h = heads[a]
+                a = h if h != a and depth[h] >= db else idom[a]
             elif db > da:
-                j = jump[b]
-                b = j if j != SOURCE and depth[j] >= da else idom[b]
+                h = heads[b]
+                b = h if h != b and depth[h] >= da else idom[b]
             else:
                 a, b = idom[a], idom[b]
         return a
