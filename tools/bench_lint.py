@@ -129,6 +129,7 @@ def _best(fn, repeat: int) -> tuple[float, object]:
     """Least CPU time over ``repeat`` runs (CPU time: the figure stays meaningful on a busy machine)."""
     best, result = math.inf, None
     for _ in range(repeat):
+        result = None  # free the previous run's result before timing: dropping it is not the next run's work
         t = time.process_time()
         result = fn()
         best = min(best, time.process_time() - t)

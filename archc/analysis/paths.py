@@ -93,10 +93,10 @@ def path_stats(flow: Flow, chains: list[list["Skip"]] | None = None,
     """Count and measure every input -> output path of ``flow`` (see the module docstring)."""
     table = _PathTable(flow)
     outs = flow.outputs
-    total, shortest, longest, logs, bases, arrays = table.gather(outs)
     chain_stats = [chain_paths(k, c) for k, c in enumerate(chains or [])]
-    if total == 0:
+    if not outs:  # (every value has at least one path: no outputs is the only way to none)
         return PathStats(0, None, None, None, None, None, None, "given" if band else "central95", None, chain_stats)
+    total, shortest, longest, logs, bases, arrays = table.gather(outs)
     base, arr = _merge(logs, bases, arrays, _log2(total))
     arr = arr / arr.sum()
     lengths = np.arange(base, base + len(arr))

@@ -190,10 +190,8 @@ class _Classifier:
 
     def _reads(self, join: int) -> dict[int, int]:
         """Which output of each producer the join reads (the first slot's, when it reads several)."""
-        reads: dict[int, int] = {}
-        for p, o in self.flow.slots[join]:
-            reads.setdefault(p, o)
-        return reads
+        # (slots are (producer, output) pairs; reversed, the first slot of each producer is set last)
+        return dict(reversed(self.flow.slots[join]))
 
     def _reaches_main(self, main: int) -> Callable[[int], bool]:
         """A test whether a node is an ancestor of ``main`` (or ``main`` itself).
@@ -213,13 +211,25 @@ class _Classifier:
     # -- one join --------------------------------------------------------------------------
     def _join(self, m: int) -> list[Skip]:
         f = self.flow
-        dl, do = f.depth_layers, f.depth_ops
-        main = max(f.preds[m], key=lambda p: (dl[p], do[p], p))
+        main = self._main_input(m)
         if f.roles[m] == "merge_concat":
             direct = self._direct_inputs(m, main)
             if direct is not None:
                 return self._concat_pairs(m, main, direct)
         return [self._pair(m, main, fork, members) for fork, members in self._inputs(m, main).items()]
+
+    def _main_input(self, m: int) -> int:
+        """The deepest input: most parametric layers on its longest path, then most ops, then latest.
+        (Compared by layers alone first: a wide concat rarely ties there, and no key tuples are built.)"""
+        f = self.flow
+        dl = f.depth_layers
+        preds = f.preds[m]
+        deepest = max(map(dl.__getitem__, preds))
+        tied = [p for p in preds if dl[p] == deepest]
+        if len(tied) == 1:
+            return tied[0]
+        do = f.depth_ops
+        return max(tied, key=lambda p: (do[p], p))
 
     def _direct_inputs(self, join: int, main: int) -> list[tuple[int, int]] | None:
         """(producer, output read) of each non-main input when every one is its own fork: used
@@ -512,7 +522,14 @@ def _why_long(nested: bool, resampled: bool) -> str:
 
 
 def _layers(n: int) -> str:
-    return f"{n} layer{'' if n == 1 else 's'}"
+    """``"1 layer"``, ``"3 layers"`` (cached: every dense pair's reason holds one)."""
+    words = _LAYER_WORDS.get(n)
+    if words is None:
+        words = _LAYER_WORDS[n] = f"{n} layer{'' if n == 1 else 's'}"
+    return words
+
+
+_LAYER_WORDS: dict[int, str] = {}
 
 
 def _pointwise(node) -> bool:

@@ -168,6 +168,7 @@ class Flow:
         idom = [SOURCE] * count
         depth = [1] * count
         intersect = self._intersect
+        heads = self.chain_head
         for i, preds in enumerate(self.preds):
             if len(preds) == 1:  # a chain node: its one producer dominates it
                 d = preds[0]
@@ -176,7 +177,11 @@ class Flow:
             elif preds:
                 d = preds[0]
                 for p in preds[1:]:
-                    d = intersect(d, p, idom, depth, self.chain_head)
+                    h = heads[p]
+                    # When d heads p's chain or dominates its head (a DenseNet layer's output seen
+                    # from its block's input), d dominates p and stays the meeting point.
+                    if h != d and idom[h] != d:
+                        d = intersect(d, p, idom, depth, heads)
                 idom[i] = d
                 depth[i] = (depth[d] if d != SOURCE else 0) + 1
         self.idom = idom
