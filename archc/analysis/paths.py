@@ -164,10 +164,9 @@ class _PathTable:
             if not ids:  # a graph input: one path, of no layers
                 c, lc, sh, lg, base, arr = 1, 0.0, 0, 0, 0, one
             else:
-                c, sh, lg, logs, bases, arrays = self.gather(ids)
+                c, sh, lg, logs, bases, arrays = self.gather(ids, consume=True)
                 lc = _log2(c)
                 base, arr = _merge(logs, bases, arrays, lc)
-                self._release(ids)
             if parametric[i]:
                 # every path through this node gets one layer longer
                 sh += 1
@@ -176,12 +175,16 @@ class _PathTable:
             self.count[i], self.log_count[i], self.short[i], self.long[i] = c, lc, sh, lg
             self.lo[i], self.dist[i] = base, arr
 
-    def gather(self, ids: list[int]) -> tuple[int, int | None, int, list[float], list[int], list[np.ndarray]]:
+    def gather(self, ids: list[int], consume: bool = False
+               ) -> tuple[int, int | None, int, list[float], list[int], list[np.ndarray]]:
         """Paths into the values of ``ids`` (a value listed twice counts twice): their number,
-        shortest and longest length, and per id the log2 count, lowest length and distribution."""
+        shortest and longest length, and per id the log2 count, lowest length and distribution.
+        With ``consume`` (a join's inputs), a distribution no other join will read is dropped
+        from the table (the lists returned still hold it)."""
         heads, layers = self.heads, self.layers
         count, log_count, short, long_, lo, dist = self.count, self.log_count, self.short, self.long, self.lo, \
             self.dist
+        pending, keep = self._pending, self._keep
         total, shortest, longest = 0, None, 0
         logs: list[float] = []
         bases: list[int] = []
@@ -197,15 +200,11 @@ class _PathTable:
             logs.append(log_count[h])
             bases.append(lo[h] + extra)
             arrays.append(dist[h])
+            if consume:
+                pending[h] -= 1
+                if pending[h] == 0 and h not in keep:
+                    dist[h] = None
         return total, shortest, longest, logs, bases, arrays
-
-    def _release(self, ids: list[int]) -> None:
-        pending = self._pending
-        for p in ids:
-            h = self.heads[p]
-            pending[h] -= 1
-            if pending[h] == 0 and h not in self._keep:
-                self.dist[h] = None
 
 
 def _log2(count: int) -> float:
@@ -284,6 +283,8 @@ def _first_above(values: np.ndarray, limit: float) -> int | None:
     """Index of the first entry above ``limit``, looking at growing windows from the front:
     tails are short, and comparing all of a U-Net's thousands of entries per join would cost
     more than the join itself."""
+    if len(values) and values[0] > limit:  # (most ends are kept)
+        return 0
     start, size = 0, 64
     while start < len(values):
         above = values[start: start + size] > limit

@@ -262,8 +262,9 @@ class _Classifier:
         merge, op = f.names[m], f.nodes[m].op
         main_layers, main_ops, main_up = f.depth_layers[main], f.depth_ops[main], f.last_upsample[main]
         records = []
+        features = self._features
         for fork, out in direct:
-            name, family, layers, ops, int_out = self._feature(fork)
+            name, family, layers, ops, int_out = features.get(fork) or self._feature(fork)
             depth = main_layers - layers
             if family >= 2 and depth > 0 and main_up <= fork and not (int_out if out == 0 else
                                                                         f.is_int_value(fork, out)):

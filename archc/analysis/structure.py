@@ -86,11 +86,13 @@ class Flow:
         roles_of = _RoleCache()
         fixed_roles = roles_of.fixed
         for name, node in order:
+            i = len(names)  # the id this node gets if it carries data
             role = fixed_roles.get(node.op) or roles_of.role_of(node)
             inputs = node.inputs
             if role == "input":
                 slots: tuple[tuple[int, int], ...] = ()
                 preds: tuple[int, ...] = ()
+                head = i
             elif len(inputs) == 1:
                 # Most nodes read one value: no list to build, no duplicates to drop.
                 v = inputs[0]
@@ -106,6 +108,8 @@ class Flow:
                     continue
                 slots = ((j, v.out),)
                 preds = (j,)
+                head = heads[j]
+                succs[j].append(i)
             else:
                 found = []
                 for v in inputs:
@@ -121,20 +125,21 @@ class Flow:
                 ps = [p for p, _ in found]
                 # (distinct producers, in slot order; most joins read each producer once)
                 preds = tuple(ps) if len(set(ps)) == len(ps) else tuple(dict.fromkeys(ps))
-            i = len(names)
+                head = heads[ps[0]] if len(preds) == 1 else i
+                for p in ps:
+                    succs[p].append(i)
             visited[name] = i
             names.append(name)
             data.append(node)
             roles.append(role)
             all_slots.append(slots)
             all_preds.append(preds)
-            heads.append(heads[preds[0]] if len(preds) == 1 else i)
+            heads.append(head)
             succs.append([])
-            for p, _ in slots:
-                succs[p].append(i)
         #: node name per id; ids follow a topological order of the data nodes
         self.names = names
-        self.index: dict[str, int] = {n: i for i, n in enumerate(names)}
+        self.index: dict[str, int] = visited if len(visited) == len(names) else {
+            n: i for n, i in visited.items() if i >= 0}  # (no meta nodes: the names seen are the ids)
         self.nodes = data
         self.roles = roles
         #: data producers per input slot, as (producer id, output index); repeats kept (x + x)
