@@ -269,12 +269,11 @@ class _Classifier:
             if family >= 2 and depth > 0 and main_up <= fork and not (int_out if out == 0 else
                                                                         f.is_int_value(fork, out)):
                 span = Span(None, None, depth, max(0, main_ops - ops), [])
-                records.append(Skip(
-                    fork=name, fork_output=out, merge=merge, merge_op=op, merge_role="merge_concat",
-                    kind="dense", carries="identity", shortcut=[], span=span,
-                    reason=f"concat reuses {name}, which {family} concats read (DenseNet-style), "
-                           f"across {_layers(depth)}",
-                    _fork_id=fork, _merge_id=m))
+                reason = f"concat reuses {name}, which {family} concats read (DenseNet-style), across {_layers(depth)}"
+                # Positional: fork, merge, merge_op, merge_role, kind, carries, shortcut, span, reason
+                # (a call by keywords costs a third more, and DenseNet makes O(L^2) of these).
+                records.append(Skip(name, merge, op, "merge_concat", "dense", "identity", [], span, reason,
+                                    fork_output=out, _fork_id=fork, _merge_id=m))
             else:
                 records.append(self._pair(m, main, fork, [_Input(fork, fork, out, [], out)]))
         return records
