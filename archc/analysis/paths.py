@@ -230,18 +230,17 @@ def _merge(logs: list[float], bases: list[int], arrays: list[np.ndarray], log_to
     # it has always used, so reported figures stay the same.
     if len(arrays) <= 4:
         weights = [2.0 ** (lc - log_total) for lc in logs]
-        out = _mix_few(offsets, arrays, weights, width)
     else:
         weights = np.exp2(np.array(logs) - log_total).tolist()
-        out = _mix_many(offsets, arrays, weights, width)
-    return _trim(base, out)
+    return _trim(base, _mix(offsets, arrays, weights, width))
 
 
-def _mix_few(offsets: list[int], arrays: list[np.ndarray], weights: list[float], width: int) -> np.ndarray:
-    """Weighted sum of a few distributions: the first part is written in place, the others added.
+def _mix(offsets: list[int], arrays: list[np.ndarray], weights: list[float], width: int) -> np.ndarray:
+    """Weighted sum of distributions placed at ``offsets``, in the order :func:`_merge` promises.
 
-    ``0.0 + v1`` is ``v1`` exactly, so writing the first part saves a pass of zeros and one of adds;
-    with two parts either may go first (one addition commutes exactly), so the longer one does: a
+    ``0.0 + v1`` is ``v1`` exactly, so the first part is written in place (zeros around it) and
+    the others are added one by one, through one scratch vector: everything stays in cache. With
+    two parts either may go first (one addition commutes exactly), so the longer one does: a
     U-Net decoder join adds a one-entry skip to a distribution thousands of entries wide.
     """
     if len(arrays) == 2 and len(arrays[1]) > len(arrays[0]):
@@ -250,23 +249,16 @@ def _mix_few(offsets: list[int], arrays: list[np.ndarray], weights: list[float],
     start, a = offsets[0], arrays[0]
     out[:start] = 0.0
     out[start + len(a):] = 0.0
-    np.multiply(a, weights[0], out=out[start: start + len(a)])
-    for start, a, w in zip(offsets[1:], arrays[1:], weights[1:]):
-        out[start: start + len(a)] += w * a
+    multiply, add = np.multiply, np.add
+    multiply(a, weights[0], out[start: start + len(a)])
+    if len(arrays) > 1:
+        scratch = np.empty(max(map(len, arrays[1:])))
+        for start, a, w in zip(offsets[1:], arrays[1:], weights[1:]):
+            product = scratch[:len(a)]
+            multiply(a, w, product)
+            segment = out[start: start + len(a)]
+            add(segment, product, segment)
     return out
-
-
-def _mix_many(offsets: list[int], arrays: list[np.ndarray], weights: list[float], width: int) -> np.ndarray:
-    """Weighted sum of many distributions (DenseNet concats): one row per part, summed down the columns.
-
-    numpy reduces a C-ordered grid over axis 0 row by row, the sequential order :func:`_merge`
-    promises, as long as rows hold two or more entries; a single column would be summed pairwise
-    instead, so the grid is never narrower than two (the spare column stays zero).
-    """
-    grid = np.zeros((len(arrays), max(width, 2)))
-    for row, start, a, w in zip(grid, offsets, arrays, weights):
-        np.multiply(a, w, out=row[start: start + len(a)])
-    return grid.sum(axis=0)[:width]
 
 
 def _trim(base: int, out: np.ndarray) -> tuple[int, np.ndarray]:

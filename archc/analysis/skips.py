@@ -125,9 +125,8 @@ class _Classifier:
         self.flow = flow
         f = flow
         self.has_gates = any(r == "gate" for r in f.roles)
-        #: join id -> the skips found there, and their fork ids
+        #: join id -> the skips found there
         self.skips_at: dict[int, list[Skip]] = {}
-        self.skip_forks: dict[int, list[int]] = {}
         #: per node: the largest fork id of a skip whose join is this node or an ancestor
         self.nest: list[int] = []
         self._family: dict[int, int] = {}
@@ -147,8 +146,7 @@ class _Classifier:
             skips = [r for r in records if r.kind in KINDS]
             if skips:
                 self.skips_at[i] = skips
-                forks = self.skip_forks[i] = [r._fork_id for r in skips]
-                nest[i] = max(k, *forks)
+                nest[i] = max(k, max(r._fork_id for r in skips))
             out.extend(records)
         return out
 
@@ -351,7 +349,7 @@ class _Classifier:
             os_ = [best_o[p] for p in f.preds[r] if p in best_o]
             best_l[r] = (max(ls) if ls else 0) + f.parametric[r]
             best_o[r] = (max(os_) if os_ else 0) + 1
-        nested = any(fk == fork or fk in inside for r in region for fk in self.skip_forks.get(r, ()))
+        nested = any(sk._fork_id == fork or sk._fork_id in inside for r in region for sk in self.skips_at.get(r, ()))
         resampled = any(f.last_upsample[r] == r for r in region)
         return best_l.get(main, 0), best_o.get(main, 0), nested, resampled
 
