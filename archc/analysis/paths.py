@@ -220,8 +220,8 @@ def _merge(logs: list[float], bases: list[int], arrays: list[np.ndarray], log_to
     O(digits), log2 of an int O(1), and each head's log2 is taken once however many joins read it.
 
     Entry ``k`` of the result is ``0.0 + v1[k] + v2[k] + ...`` summed left to right over the parts in
-    order, where ``vj = weight_j * share_j`` (entries a part does not cover add nothing). Every way of
-    mixing below keeps exactly that order of float operations, so the figures do not depend on it.
+    order, where ``vj = weight_j * share_j`` (entries a part does not cover add nothing). How the
+    work is laid out may change; that order of float operations may not, so figures stay put.
     """
     base = min(bases)
     width = max(map(operator.add, bases, map(len, arrays))) - base
