@@ -229,24 +229,20 @@ class _Classifier:
         do = f.depth_ops
         return max(tied, key=lambda p: (do[p], p))
 
-    def _direct_inputs(self, join: int, main: int) -> list[tuple[int, int]] | None:
-        """(producer, output read) of each non-main input when every one is its own fork: used
-        elsewhere too and an ancestor of the main input (a DenseNet concat). Then :meth:`_inputs`
-        would put each alone in its group, in this order. None otherwise."""
+    def _direct_inputs(self, join: int, main: int) -> list[int] | None:
+        """The non-main inputs when every one is its own fork: used elsewhere too and an ancestor
+        of the main input (a DenseNet concat). Then :meth:`_inputs` would put each alone in its
+        group, in this order. None otherwise."""
         f = self.flow
         uses = f.uses
-        reads = self._reads(join)
         reaches_main = self._reaches_main(main)
-        direct = []
-        for s in f.preds[join]:
-            if s == main:
-                continue
+        direct = [s for s in f.preds[join] if s != main]
+        for s in direct:
             if uses[s] < 2 or not reaches_main(s):
                 return None
-            direct.append((s, reads[s]))
         return direct
 
-    def _concat_pairs(self, m: int, main: int, direct: list[tuple[int, int]]) -> list[Skip]:
+    def _concat_pairs(self, m: int, main: int, direct: list[int]) -> list[Skip]:
         """The pairs of concat ``m`` whose inputs are all direct (see :meth:`_direct_inputs`),
         DenseNet's case decided here in one step.
 
@@ -259,9 +255,11 @@ class _Classifier:
         f = self.flow
         merge, op = f.names[m], f.nodes[m].op
         main_layers, main_ops, main_up = f.depth_layers[main], f.depth_ops[main], f.last_upsample[main]
+        reads = self._reads(m)
         records = []
         features = self._features
-        for fork, out in direct:
+        for fork in direct:
+            out = reads[fork]
             name, family, layers, ops, int_out = features.get(fork) or self._feature(fork)
             depth = main_layers - layers
             if family >= 2 and depth > 0 and main_up <= fork and not (int_out if out == 0 else
