@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import zlib
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -38,11 +38,26 @@ def total_params(graph: Graph) -> int:
     return sum(count_params(graph, n) for n in graph.nodes())
 
 
-def state_dict_specs(graph: Graph) -> Iterator[tuple[str, ParamSpec]]:
-    """(``node.param`` key, spec) for every parameter and buffer, in graph order."""
+class ParamEntry(NamedTuple):
+    """One state_dict entry: its key, node and parameter name (which may contain dots)."""
+
+    key: str
+    node: str
+    param: str
+    spec: ParamSpec
+
+
+def param_entries(graph: Graph) -> Iterator[ParamEntry]:
+    """Every parameter and buffer in state_dict order (keys cannot be split at the last dot:
+    ``attn.out_proj.weight`` is parameter ``out_proj.weight`` of node ``attn``)."""
     for node in graph.nodes():
         for pname, spec in param_specs(graph, node).items():
-            yield param_key(node.name, pname), spec
+            yield ParamEntry(param_key(node.name, pname), node.name, pname, spec)
+
+
+def state_dict_specs(graph: Graph) -> Iterator[tuple[str, ParamSpec]]:
+    """(state_dict key, spec) for every parameter and buffer, in graph order."""
+    return ((e.key, e.spec) for e in param_entries(graph))
 
 
 def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
@@ -95,14 +110,18 @@ def init_arrays(items: Sequence[tuple[str, ParamSpec]], seed: int) -> list[np.nd
     return [drawn[i] for i in range(len(items))]
 
 
+def initial_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """Seeded initial values of every parameter and buffer: node -> parameter -> array."""
+    entries = list(param_entries(graph))
+    weights: dict[str, dict[str, np.ndarray]] = {}
+    for e, array in zip(entries, init_arrays([(e.key, e.spec) for e in entries], seed)):
+        weights.setdefault(e.node, {})[e.param] = array
+    return weights
+
+
 def initialize(graph: Graph, seed: int = 0) -> Graph:
     """Fill ``graph.weights`` with seeded initial values (in place; returns the graph)."""
-    entries = [(node.name, pname, spec) for node in graph.nodes()
-               for pname, spec in param_specs(graph, node).items()]
-    arrays = init_arrays([(param_key(node, pname), spec) for node, pname, spec in entries], seed)
-    graph.weights = {}
-    for (node, pname, _), array in zip(entries, arrays):
-        graph.weights.setdefault(node, {})[pname] = array
+    graph.weights = initial_weights(graph, seed)
     return graph
 
 

@@ -32,7 +32,8 @@ import archc
 from archc.errors import Diagnostic, Location, SpecError, did_you_mean
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.weights import init_array
-from archc.lowering import graph_weights, param_entries
+from archc.ir.weights import param_entries
+from archc.lowering import graph_weights
 from archc.ops import registry
 
 __all__ = ["generate_source", "build_module", "state_dict_from_graph", "load_weights", "class_name_for"]
