@@ -199,3 +199,11 @@ def test_weights_file_that_is_not_a_state_dict(run_archc, tmp_path):
     assert proc.stderr.strip() == (f"{bad}: error: cannot read a PyTorch state_dict: not a torch.save file "
                                    "holding only tensors")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_run_onnx_file_reports_a_missing_input_file(run_archc, tmp_path):
+    model = tmp_path / "m.onnx"
+    run_archc("build", RESNET18, "--target", "onnx", "-o", str(model), *SMALL, check=True)
+    proc = run_archc("run", str(model), "--input", f"x={tmp_path / 'nope.npy'}")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"{tmp_path / 'nope.npy'}: error: no such file"

@@ -4,12 +4,15 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from archc.errors import Location, SpecError, UsageError
-from archc.ir import Graph
+from archc.ir import Graph, TensorType
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser, models: bool = False) -> None:
@@ -81,6 +84,13 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1, help="batch size for random inputs (default 1)")
     parser.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                         help="size of another symbolic dimension of the inputs (repeatable)")
+
+
+def input_arrays(types: dict[str, TensorType], args: argparse.Namespace) -> dict[str, "np.ndarray"]:
+    """The command's inputs: the --input files, else seeded random arrays (--batch, --dim, --seed)."""
+    from archc.runtime.inputs import random_inputs, read_inputs
+
+    return read_inputs(types, args.inputs) or random_inputs(types, parse_dims(args), args.seed)
 
 
 def parse_dims(args: argparse.Namespace) -> dict[str, int]:

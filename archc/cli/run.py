@@ -8,9 +8,11 @@ import time
 
 import numpy as np
 
-from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, load_graph,
-                              parse_dims, write_atomic)
+from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, input_arrays,
+                              load_graph, write_atomic)
 from archc.errors import Location, UsageError
+from archc.ir import TensorType
+from archc.runtime.inputs import input_types
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,37 +25,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archc.runtime.inputs import random_inputs, read_inputs
-
     if args.spec.endswith(".onnx"):
         if args.runtime != "ort":
             raise UsageError("an ONNX model runs on --runtime ort; the torch runtime takes a spec",
                              location=Location(args.spec))
-        names, outputs, used, feeds_info, elapsed = _run_onnx_file(args)
+        model, types, names = _read_onnx_file(args.spec)
+        graph = None
     else:
         graph = load_graph(args)
-        feeds = read_inputs(graph, args.inputs) or random_inputs(graph, parse_dims(args), args.seed)
-        feeds_info = {k: v.shape for k, v in feeds.items()}
-        start = time.perf_counter()
-        if args.runtime == "torch":
-            from archc.runtime.torch_runner import run_torch
+        types, names = input_types(graph), list(graph.outputs)
+    feeds = input_arrays(types, args)
+    start = time.perf_counter()
+    if args.runtime == "torch":
+        from archc.runtime.torch_runner import run_torch
 
-            outputs, used = run_torch(graph, feeds, args.device, args.seed, args.allow_cpu_fallback)
-            used = f"torch on {used}"
-        else:
-            from archc.ir.weights import initialize
-            from archc.lowering.onnx import to_onnx
-            from archc.lowering.optimize import optimize_for_inference
-            from archc.runtime.ort import run_onnx
+        outputs, device = run_torch(graph, feeds, args.device, args.seed, args.allow_cpu_fallback)
+        used = f"torch on {device}"
+    else:
+        from archc.runtime.ort import run_onnx
 
-            # run owns this graph and its fresh weights, so batchnorm is folded in place
-            model = to_onnx(optimize_for_inference(initialize(graph, args.seed), inplace=True), args.seed)
-            outputs, providers = run_onnx(model.SerializeToString(), feeds, args.device, args.allow_cpu_fallback)
-            used = f"onnxruntime with {providers[0]}"
-        elapsed = time.perf_counter() - start
-        names = list(graph.outputs)
+        if graph is not None:
+            model = _build_onnx(graph, args.seed)
+        outputs, providers = run_onnx(model, feeds, args.device, args.allow_cpu_fallback)
+        used = f"onnxruntime with {providers[0]}"
+    elapsed = time.perf_counter() - start
     print(f"ran on {used} in {elapsed * 1000:.1f} ms; inputs: "
-          + ", ".join(f"{k} {tuple(s)}" for k, s in feeds_info.items()))
+          + ", ".join(f"{k} {tuple(v.shape)}" for k, v in feeds.items()))
     for name, out in zip(names, outputs):
         print(f"  {name}: shape {tuple(out.shape)} {out.dtype}  " + _stats(out))
     if args.save:
@@ -81,46 +78,32 @@ def _stats(a: np.ndarray) -> str:
     return f"mean {f.mean():.6g}  std {f.std():.6g}  min {f.min():.6g}  max {f.max():.6g}"
 
 
-def _run_onnx_file(args: argparse.Namespace):
+def _build_onnx(graph, seed: int) -> bytes:
+    """The graph's inference ONNX model, serialised."""
+    from archc.ir.weights import initialize
+    from archc.lowering.onnx import to_onnx
+    from archc.lowering.optimize import optimize_for_inference
+
+    # run owns this graph and its fresh weights, so batchnorm is folded in place
+    return to_onnx(optimize_for_inference(initialize(graph, seed), inplace=True), seed).SerializeToString()
+
+
+def _read_onnx_file(path: str) -> tuple[str, dict[str, TensorType], list[str]]:
+    """An ONNX model's path, its input types (an unnamed symbolic dim gets a name to give with
+    --dim) and its output names."""
     import onnx
 
-    from archc.runtime.ort import run_onnx
-
     try:
-        model = onnx.load(args.spec, load_external_data=False)
+        model = onnx.load(path, load_external_data=False)
     except Exception as exc:  # onnx raises several types for unreadable files
-        raise UsageError(f"not a readable ONNX model: {exc}", location=Location(args.spec)) from None
-    dims = parse_dims(args)
-    rng = np.random.default_rng(args.seed)
-    init_names = {i.name for i in model.graph.initializer}
-    feeds: dict[str, np.ndarray] = {}
-    given = {}
-    for item in args.inputs:
-        name, sep, path = item.partition("=")
-        given[name if sep else ""] = path if sep else name
+        raise UsageError(f"not a readable ONNX model: {exc}", location=Location(path)) from None
+    constants = {i.name for i in model.graph.initializer}
+    types: dict[str, TensorType] = {}
     for inp in model.graph.input:
-        if inp.name in init_names:
+        if inp.name in constants:
             continue
         t = inp.type.tensor_type
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type)
-        if inp.name in given or (len(given) == 1 and "" in given):
-            feeds[inp.name] = np.load(given.get(inp.name, given.get("")), allow_pickle=False).astype(dtype)
-            continue
-        shape = []
-        for i, d in enumerate(t.shape.dim):
-            if d.HasField("dim_value"):
-                shape.append(d.dim_value)
-            elif d.dim_param in dims:
-                shape.append(dims[d.dim_param])
-            elif i == 0:
-                shape.append(dims["batch"])
-            else:
-                raise UsageError(f"input '{inp.name}' has symbolic dim '{d.dim_param or '?'}': give it with "
-                                 f"--dim {d.dim_param or 'NAME'}=SIZE", location=Location(args.spec))
-        feeds[inp.name] = (rng.integers(0, 10, size=shape) if np.issubdtype(dtype, np.integer)
-                           else rng.standard_normal(size=shape)).astype(dtype)
-    start = time.perf_counter()
-    outputs, providers = run_onnx(args.spec, feeds, args.device, args.allow_cpu_fallback)
-    elapsed = time.perf_counter() - start
-    names = [o.name for o in model.graph.output]
-    return names, outputs, f"onnxruntime with {providers[0]}", {k: v.shape for k, v in feeds.items()}, elapsed
+        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or f"{inp.name}_dim{i}")
+                      for i, d in enumerate(t.shape.dim))
+        types[inp.name] = TensorType(shape, str(onnx.helper.tensor_dtype_to_np_dtype(t.elem_type)))
+    return path, types, [o.name for o in model.graph.output]

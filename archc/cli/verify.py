@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, load_graph,
-                              parse_dims)
+from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, input_arrays,
+                              load_graph)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,11 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archc.runtime.inputs import random_inputs, read_inputs
+    from archc.runtime.inputs import input_types
     from archc.runtime.verify import verify
 
     graph = load_graph(args)
-    feeds = read_inputs(graph, args.inputs) or random_inputs(graph, parse_dims(args), args.seed)
+    feeds = input_arrays(input_types(graph), args)
     results = verify(graph, feeds, seed=args.seed, rtol=args.rtol, atol=args.atol, device=args.device,
                      optimize=not args.no_optimize, allow_fallback=args.allow_cpu_fallback)
     print(f"verify {graph.name}: torch (eval) vs onnxruntime, seed {args.seed}, rtol {args.rtol:g}, "

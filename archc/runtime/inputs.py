@@ -1,4 +1,8 @@
-"""Concrete input arrays for a graph: random (seeded) or read from .npy files."""
+"""Concrete input arrays for a model: random (seeded) or read from .npy files.
+
+Both work on the model's input types (name -> TensorType), so a spec's graph and an
+ONNX file given to ``archc run`` share them; :func:`input_types` gives a graph's.
+"""
 from __future__ import annotations
 
 import os
@@ -25,12 +29,17 @@ def concrete_shape(t: TensorType, dims: dict[str, int], where: str) -> tuple[int
     return tuple(shape)
 
 
-def random_inputs(graph: Graph, dims: dict[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
-    """One seeded random array per graph input (ints in [0, 10) for integer inputs)."""
+def input_types(graph: Graph) -> dict[str, TensorType]:
+    """A graph's inputs, in order, with their types."""
+    return {name: graph.node(name).type for name in graph.inputs}
+
+
+def random_inputs(types: dict[str, TensorType], dims: dict[str, int] | None = None,
+                  seed: int = 0) -> dict[str, np.ndarray]:
+    """One seeded random array per input (ints in [0, 10) for integer inputs)."""
     rng = np.random.default_rng(seed)
     out = {}
-    for name in graph.inputs:
-        t = graph.node(name).type
+    for name, t in types.items():
         shape = concrete_shape(t, dims or {}, name)
         if t.dtype.startswith("int"):
             out[name] = rng.integers(0, 10, size=shape).astype(t.dtype)
@@ -41,18 +50,19 @@ def random_inputs(graph: Graph, dims: dict[str, int] | None = None, seed: int = 
     return out
 
 
-def read_inputs(graph: Graph, specs: list[str]) -> dict[str, np.ndarray]:
-    """Arrays from ``NAME=FILE.npy`` items (or ``FILE.npy`` alone for a single-input graph)."""
+def read_inputs(types: dict[str, TensorType], specs: list[str]) -> dict[str, np.ndarray]:
+    """Arrays from ``NAME=FILE.npy`` items (or ``FILE.npy`` alone for a single-input model)."""
+    names = list(types)
     result: dict[str, np.ndarray] = {}
     for item in specs:
         name, sep, path = item.partition("=")
         if not sep:
-            if len(graph.inputs) != 1:
-                raise UsageError(f"the model has inputs {', '.join(graph.inputs)}: use --input NAME=FILE.npy",
+            if len(names) != 1:
+                raise UsageError(f"the model has inputs {', '.join(names)}: use --input NAME=FILE.npy",
                                  location=Location("<command line>"))
-            name, path = graph.inputs[0], item
-        if name not in graph.inputs:
-            raise UsageError(f"the model has no input '{name}'; its inputs are {', '.join(graph.inputs)}",
+            name, path = names[0], item
+        if name not in names:
+            raise UsageError(f"the model has no input '{name}'; its inputs are {', '.join(names)}",
                              location=Location("<command line>"))
         if not os.path.exists(path):
             raise UsageError("no such file", location=Location(path))
@@ -60,12 +70,12 @@ def read_inputs(graph: Graph, specs: list[str]) -> dict[str, np.ndarray]:
             arr = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise UsageError(f"not a .npy array: {exc}", location=Location(path)) from None
-        t = graph.node(name).type
+        t = types[name]
         if arr.ndim != t.rank or any(isinstance(d, int) and d != s for d, s in zip(t.shape, arr.shape)):
             raise UsageError(f"input '{name}' expects shape {t}, the file holds {tuple(arr.shape)}",
                              location=Location(path))
         result[name] = arr.astype(t.dtype, copy=False)
-    missing = [n for n in graph.inputs if n not in result]
+    missing = [n for n in names if n not in result]
     if missing and specs:
         raise UsageError(f"no array given for input(s) {', '.join(missing)}", location=Location("<command line>"))
     return result
