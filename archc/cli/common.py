@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import yaml
 
@@ -54,6 +54,25 @@ def load_graph(args: argparse.Namespace) -> Graph:
     from archc.spec import load_spec
 
     return load_spec(path, parse_overrides(args.overrides), args.profile)
+
+
+def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = (),
+                free_last: bool = False) -> list[str]:
+    """A plain-text table: header, dashes, rows; columns padded to their widest cell.
+
+    ``right`` lists right-aligned columns; with ``free_last`` the last column (free text such
+    as a reason) is not padded and its dashes are as long as its header.
+    """
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    dashes = ["-" * w for w in widths]
+    if free_last:
+        widths[-1], dashes[-1] = 0, "-" * len(headers[-1])
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [line(headers), line(dashes)] + [line(r) for r in rows]
 
 
 def write_atomic(path: str, data: bytes | str) -> None:

@@ -64,7 +64,7 @@ import sys
 
 from archc.analysis.report import KINDS, NON_SKIPS, Analysis
 from archc.analysis.skips import analyze
-from archc.cli.common import add_spec_arguments, load_graph
+from archc.cli.common import add_spec_arguments, load_graph, table_lines
 from archc.errors import Location, UsageError
 
 
@@ -120,11 +120,7 @@ def format_table(analysis: Analysis, show_all: bool = False) -> str:
               str(c.stage) if c.stage is not None else "-", c.reason) for c in rows]
     out = [f"model {analysis.model}"]
     if cells:
-        widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-        widths[-1] = 0
-        line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-        out += [line(headers), line(tuple("-" * w for w in widths[:-1]) + ("------",))]
-        out += [line(r) for r in cells]
+        out += table_lines(headers, cells, free_last=True)
     else:
         out.append("no skip connections" if not show_all else "no joins")
     counts = analysis.summary()

@@ -5,7 +5,7 @@ import argparse
 import json
 
 from archc.analysis.summary import summarize
-from archc.cli.common import add_spec_arguments, load_graph
+from archc.cli.common import add_spec_arguments, load_graph, table_lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,12 +27,8 @@ def format_table(data: dict) -> str:
     headers = ("name", "op", "output shape", "params", "skip")
     rows = [(r["name"], r["op"], " ".join(_shape(s) for s in r["shapes"]), f"{r['params']:,}", r.get("skip", ""))
             for r in data["nodes"]]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.rjust(w) if i == 3 else c.ljust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-    out = [f"model {data['model']}", line(headers), line(tuple("-" * w for w in widths))]
-    out += [line(r) for r in rows]
-    out.append(line(tuple("-" * w for w in widths)))
+    table = table_lines(headers, rows, right=(3,))
+    out = [f"model {data['model']}", *table, table[1]]
     out.append(f"total: {data['total_nodes']} nodes, {data['total_params']:,} parameters")
     return "\n".join(out)
 
