@@ -146,6 +146,10 @@ class Graph:
     def type_of(self, value: Value) -> TensorType:
         return self.node(value.node).outputs[value.out]
 
+    def input_types(self, node: Node) -> list[TensorType]:
+        """The types of a node's inputs, in port order (what op definitions receive as ``ins``)."""
+        return [self.type_of(v) for v in node.inputs]
+
     def users(self, name: str) -> list[str]:
         """Distinct nodes that consume any output of ``name``."""
         return list(dict.fromkeys(self.nx.successors(name)))

@@ -20,13 +20,9 @@ from archc.ops import registry
 from archc.ops.base import ParamSpec, param_key
 
 
-def input_types(graph: Graph, node: Node):
-    return [graph.type_of(v) for v in node.inputs]
-
-
 def param_specs(graph: Graph, node: Node) -> dict[str, ParamSpec]:
     """The parameters and buffers of one node, in state_dict order."""
-    return registry.lookup(node.op).params(node, input_types(graph, node))
+    return registry.lookup(node.op).params(node, graph.input_types(node))
 
 
 def count_params(graph: Graph, node: Node) -> int:

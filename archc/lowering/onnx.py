@@ -114,7 +114,7 @@ class Emitter:
         """Emit one IR node: run its op's lowering, then name its nodes and outputs."""
         self.current, self._pending = node, []
         op = registry.lookup(node.op)
-        ins = [self.graph.type_of(v) for v in node.inputs]
+        ins = self.graph.input_types(node)
         try:
             results = op.onnx(self, node, [self.names[v] for v in node.inputs], ins)
         except NotImplementedError as exc:

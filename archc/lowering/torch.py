@@ -56,10 +56,6 @@ def class_name_for(graph_name: str) -> str:
     return name
 
 
-def _input_types(graph: Graph, node: Node):
-    return [graph.type_of(v) for v in node.inputs]
-
-
 class _VarNames:
     """Python identifiers for the IR's values: the node name with '.' -> '_', made unique."""
 
@@ -94,7 +90,7 @@ def _module_tree(graph: Graph) -> tuple[dict[str, Any], dict[str, str], list[tup
     access: dict[str, str] = {}
     params: list[tuple[str, str, str]] = []
     for node in graph.nodes():
-        op, ins = registry.lookup(node.op), _input_types(graph, node)
+        op, ins = registry.lookup(node.op), graph.input_types(node)
         tensor = op.torch_parameter(node, ins)
         ctor = op.torch_module(node, ins) if tensor is None else _Param(tensor)
         if ctor is None:
@@ -206,7 +202,7 @@ def generate_source(graph: Graph, class_name: str | None = None) -> str:
     kept = set(graph.outputs.values())
     for i, node in enumerate(body):
         op = registry.lookup(node.op)
-        ins = _input_types(graph, node)
+        ins = graph.input_types(node)
         args_src = [names.names[v] for v in node.inputs]
         expr = op.torch_forward(node, ins, args_src, access.get(node.name))
         targets = [names.add(Value(node.name, k), node) for k in range(len(node.outputs))]
