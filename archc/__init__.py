@@ -13,6 +13,6 @@ __version__ = "0.1.0"
 
 from archc.errors import ArchcError, SpecError  # noqa: E402
 from archc.ir import Graph  # noqa: E402
-from archc.spec import load_spec, loads_spec  # noqa: E402
+from archc.frontends.yaml import load_spec, loads_spec  # noqa: E402
 
 __all__ = ["ArchcError", "SpecError", "Graph", "load_spec", "loads_spec", "__version__"]

@@ -20,7 +20,7 @@ from archc.ir.weights import initialize, param_specs
 from archc.lowering.onnx import to_onnx
 from archc.lowering.torch import build_module
 from archc.ops import registry
-from archc.spec.expr import Evaluator
+from archc.frontends.yaml.expr import Evaluator
 
 #: sizes given to symbolic dims at run time (odd, distinct, so a mix-up shows)
 SIZES = {"N": 2, "L": 5, "S": 3, "T": 7, "B": 3}

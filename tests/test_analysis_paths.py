@@ -9,7 +9,7 @@ import pytest
 from archc.analysis.paths import path_stats
 from archc.analysis.skips import analyze
 from archc.analysis.structure import Flow
-from archc.spec import loads_spec
+from archc.frontends.yaml import loads_spec
 from test_analysis_structure import _random_dag
 
 RES_STACK = """

@@ -5,7 +5,7 @@ import pytest
 
 from archc.analysis.skips import analyze
 from archc.ir import Graph, Node, Value
-from archc.spec import loads_spec
+from archc.frontends.yaml import loads_spec
 
 RESNET = """
 archc: 1

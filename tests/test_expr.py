@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from archc.spec.expr import Evaluator, ExprError
+from archc.frontends.yaml.expr import Evaluator, ExprError
 
 EV = Evaluator({"width": 64, "depth": 5, "wide": True, "mode": "nearest"},
                {"channels": lambda name: {"x": 3}[name]})

@@ -184,7 +184,7 @@ def test_lowerings_may_return_a_value_twice_or_an_input(monkeypatch):
 def test_nodes_of_other_domains_get_an_opset_import():
     from onnx import TensorProto, helper
 
-    from archc.frontends import from_onnx
+    from archc.frontends.onnx import from_onnx
 
     node = helper.make_node("FastGelu", ["x"], ["y"], name="fast_gelu", domain="com.microsoft")
     original = helper.make_model(

@@ -20,10 +20,10 @@ import torch.nn.functional as F  # noqa: E402
 
 from archc.analysis.skips import analyze  # noqa: E402
 from archc.errors import SpecError  # noqa: E402
-from archc.frontends import from_onnx, load_onnx  # noqa: E402
+from archc.frontends.onnx import from_onnx, load_onnx  # noqa: E402
 from archc.ir.weights import total_params  # noqa: E402
 from archc.ops import registry  # noqa: E402
-from archc.spec import loads_spec  # noqa: E402
+from archc.frontends.yaml import loads_spec  # noqa: E402
 
 SPECS_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent / "specs"
 
@@ -574,7 +574,7 @@ def test_older_opsets_import_and_relower_at_17(tmp_path, name, opset):
 ])
 def test_specs_round_trip_through_onnx(spec, overrides):
     from archc.lowering.onnx import to_onnx
-    from archc.spec import load_spec
+    from archc.frontends.yaml import load_spec
 
     original = load_spec(str(SPECS_DIR / spec), overrides)
     model = to_onnx(original, seed=0)

@@ -264,7 +264,7 @@ def _imported_onnx_ops() -> onnx.ModelProto:
 def check_onnx_only(op_name: str) -> None:
     """Ops without a PyTorch lowering (imported ONNX nodes): archc's ONNX re-emission computes
     what the original model computes, and the PyTorch backend says which op it cannot lower."""
-    from archc.frontends import from_onnx
+    from archc.frontends.onnx import from_onnx
 
     original = _imported_onnx_ops()
     graph = from_onnx(original)

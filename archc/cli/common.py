@@ -46,12 +46,12 @@ def load_graph(args: argparse.Namespace) -> Graph:
     """The IR for the command's SPEC (YAML spec, or an ONNX model where the command allows)."""
     path = args.spec
     if path.endswith(".onnx"):
-        from archc import frontends
+        from archc.frontends.onnx import load_onnx
 
-        return frontends.load_onnx(path)
+        return load_onnx(path)
     if not os.path.exists(path):
         raise SpecError("no such file", location=Location(path))
-    from archc.spec import load_spec
+    from archc.frontends.yaml import load_spec
 
     return load_spec(path, parse_overrides(args.overrides), args.profile)
 

@@ -1,8 +1,7 @@
-"""Frontends besides the YAML spec language: models written by other tools, imported into the IR.
+"""Frontends: what reads a user's model into the IR.
 
-:func:`load_onnx` reads an ONNX file and :func:`from_onnx` converts an in-memory
-``onnx.ModelProto`` (see :mod:`archc.frontends.onnx_import`).
+- :mod:`archc.frontends.yaml`: the YAML spec language (``load_spec``, ``loads_spec``);
+- :mod:`archc.frontends.onnx`: ONNX models written by other tools (``load_onnx``, ``from_onnx``).
+
+Each frontend is imported only when used, so reading a spec never loads onnx and vice versa.
 """
-from archc.frontends.onnx_import import from_onnx, load_onnx
-
-__all__ = ["from_onnx", "load_onnx"]

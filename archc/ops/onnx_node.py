@@ -1,6 +1,6 @@
 """``onnx_node``: one ONNX node kept as it is, for ONNX ops archc has no native op for.
 
-The ONNX importer (:mod:`archc.frontends.onnx_import`) maps an ONNX node to a native
+The ONNX importer (:mod:`archc.frontends.onnx.importer`) maps an ONNX node to a native
 op where it can, and otherwise to this op. It records everything needed to re-emit
 the node unchanged and to analyse it:
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archc.ir import BlockInstance, Graph, TensorType, Value
-from archc.spec.expr import Evaluator
+from archc.frontends.yaml.expr import Evaluator
 
 
 class Poison:

@@ -1,6 +1,6 @@
 """ONNX op type -> native IR op: one small converter per ONNX op, in the :data:`CONVERTERS` table.
 
-A converter gets the :class:`~archc.frontends.onnx_import.Importer` and the ONNX node.
+A converter gets the :class:`~archc.frontends.onnx.importer.Importer` and the ONNX node.
 It reads constant and shape-type inputs (``im.const``, ``im.static``), asks for data
 inputs (``im.tensor``), and returns one entry per output it handles: an IR
 :class:`~archc.ir.graph.Value` made by ``im.emit`` (which checks the native op's shape
@@ -24,13 +24,13 @@ import numpy as np
 import onnx
 
 from archc.errors import ShapeError
-from archc.frontends.onnx_import import Fallback
-from archc.frontends.onnx_values import Const, short_float
+from archc.frontends.onnx.importer import Fallback
+from archc.frontends.onnx.values import Const, short_float
 from archc.ir.graph import Value
 from archc.ir.types import Dim
 
 if TYPE_CHECKING:
-    from archc.frontends.onnx_import import Importer
+    from archc.frontends.onnx.importer import Importer
 
 Converter = Callable[["Importer", onnx.NodeProto], Optional[list]]
 

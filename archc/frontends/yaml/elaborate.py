@@ -19,10 +19,10 @@ from archc.ir import BlockInstance, Graph, Node, TensorType, Value
 from archc.ir.types import DTYPES
 from archc.ops import registry
 from archc.ops.base import Attr, OpDef
-from archc.spec import schema
-from archc.spec.expr import ExprError
-from archc.spec.scope import POISON, Abort, Binding, Poison, Scope
-from archc.spec.source import SList, SMap, load_yaml_file
+from archc.frontends.yaml import schema
+from archc.frontends.yaml.expr import ExprError
+from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
+from archc.frontends.yaml.source import SList, SMap, load_yaml_file
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _MAX_DEPTH = 64

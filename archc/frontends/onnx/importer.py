@@ -8,9 +8,9 @@ The importer walks the ONNX graph in its (topological) order:
    symbols. Each node's output types are checked against what the IR op computes.
 2. Initializers and ``Constant`` nodes are constants; nodes with only constant inputs
    are folded; ``Shape`` and the arithmetic on it are evaluated symbolically
-   (:mod:`.onnx_values`). Such values never become IR nodes unless a node uses them
+   (:mod:`archc.frontends.onnx.values`). Such values never become IR nodes unless a node uses them
    as data: a Reshape reads its target, a Resize its scales, from them.
-3. Every other node goes through :data:`archc.frontends.onnx_convert.CONVERTERS`, one
+3. Every other node goes through :data:`archc.frontends.onnx.convert.CONVERTERS`, one
    converter per ONNX op type, which maps it to a native IR op (conv, batchnorm,
    linear from MatMul + bias, scale from a multiplication by a literal, ...), or
    makes it disappear (Identity, Dropout, same-dtype Cast, a reshape that changes
@@ -40,7 +40,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from archc.errors import Location, ShapeError, SpecError
-from archc.frontends.onnx_values import (NONDETERMINISTIC, Const, Lazy, Record, Sym, Tensor, as_symbolic,
+from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, Sym, Tensor, as_symbolic,
                                          attributes, evaluate_symbolic, fold, is_static_int)
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.types import Dim, TensorType
@@ -178,7 +178,7 @@ class Importer:
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> Graph:
-        from archc.frontends.onnx_convert import CONVERTERS
+        from archc.frontends.onnx.convert import CONVERTERS
 
         self.converters = CONVERTERS
         g = self.model.graph

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from archc.ir import Graph
-from archc.spec.elaborate import elaborate
-from archc.spec.source import load_yaml, load_yaml_file
+from archc.frontends.yaml.elaborate import elaborate
+from archc.frontends.yaml.source import load_yaml, load_yaml_file
 
 
 def load_spec(path: str, overrides: dict[str, Any] | None = None, profile: str | None = None) -> Graph:

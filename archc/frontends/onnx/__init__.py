@@ -1,0 +1,8 @@
+"""The ONNX frontend: models written by other tools, imported into the IR.
+
+:func:`load_onnx` reads an ONNX file and :func:`from_onnx` converts an in-memory
+``onnx.ModelProto`` (see :mod:`archc.frontends.onnx.importer`).
+"""
+from archc.frontends.onnx.importer import from_onnx, load_onnx
+
+__all__ = ["from_onnx", "load_onnx"]
