@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import yaml
 
 from archc.errors import Location, SpecError, UsageError
+from archc.frontends.yaml.numbers import load_scalar
 from archc.ir import Graph, TensorType
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if not sep or not name.strip():
             raise UsageError(f"--set expects NAME=VALUE, got '{item}'", location=Location("<command line>"))
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = load_scalar(text) if text.strip() else ""
         except yaml.YAMLError:
             value = text
         if isinstance(value, (dict, list)) and not isinstance(value, list):

@@ -169,7 +169,8 @@ class Graph:
                 continue
             outs = ", ".join(str(t) for t in node.outputs)
             args = ", ".join(f"%{v}" for v in node.inputs)
-            attrs = ", ".join(f"{k}={_fmt(v)}" for k, v in node.attrs.items())
+            # unset optional attributes (None: e.g. add's constant operand) are left out
+            attrs = ", ".join(f"{k}={_fmt(v)}" for k, v in node.attrs.items() if v is not None)
             call = f"{node.op}({args}{', ' if args and attrs else ''}{attrs})"
             lines.append(f"  %{node.name} : {outs} = {call}")
         lines.append("  return " + ", ".join(f"{k}=%{v}" for k, v in self.outputs.items()))

@@ -20,6 +20,7 @@ from archc.ir.types import DTYPES
 from archc.ops import registry
 from archc.ops.base import Attr, OpDef
 from archc.frontends.yaml import schema
+from archc.frontends.yaml.params import NOT_A_PARAMETER, chosen_kind, parameter_value, takes_literal_text
 from archc.frontends.yaml.expr import ExprError
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.source import SList, SMap, load_yaml_file
@@ -304,6 +305,9 @@ class _Elaborator:
                     scope.bindings[str(name)] = Binding([POISON])
                 scope.previous = POISON
 
+    def _known_kind(self, kind: str) -> bool:
+        return registry.get(kind) is not None or kind in self.blocks
+
     def _node_name(self, item: SMap, scope: Scope, kind: str) -> str:
         if "name" in item:
             name = str(item["name"])
@@ -337,6 +341,12 @@ class _Elaborator:
         kind = str(item[field_name])
         if "${" in kind:  # an op or block chosen by a parameter; still only registered ones exist
             kind = _interpolate(kind, lambda e: self._eval(e, scope, item, field_name, item.get("name")))
+        else:  # `op: act` where the parameter act holds an op or block name
+            kind = chosen_kind(kind, scope.env, self._known_kind)
+        if kind in self.blocks and registry.get(kind) is None:
+            has_op = False  # `op:` may name a block (chosen by a parameter), and `block:` an op
+        elif registry.get(kind) is not None and kind not in self.blocks:
+            has_op = True
         name = self._node_name(item, scope, kind)
         full = scope.prefix + name
         name_taken = name in scope.bindings and name not in scope.left_out
@@ -362,6 +372,9 @@ class _Elaborator:
                             item.where("name"), full)
                 raise Abort()
         scope.left_out.discard(name)
+        inline = self._inline(item, scope, has_op)
+        if scope.counter is not None and not inline:
+            full = scope.prefix + scope.next_index()  # nn.Sequential numbering; `name` is the handle
 
         count, overrides = 1, None
         if "repeat" in item:
@@ -378,16 +391,29 @@ class _Elaborator:
         source = has_op and "in" not in item and _takes_no_input(kind)
         if "repeat" not in item:
             inputs = [] if source else self._inputs_of(item, scope, full)
-            binding = self._instance(item, scope, full, inputs, kind, has_op, item, env_extra={})
+            binding = self._instance(item, scope, full, inputs, kind, has_op, item, env_extra={}, inline=inline)
         else:
-            binding = self._repeat(item, scope, name, full, kind, has_op, count, overrides)
+            binding = self._repeat(item, scope, name, full, kind, has_op, count, overrides, inline)
         scope.bindings[name] = binding
         if not source:
             scope.previous = binding.values[0]
 
+    def _inline(self, item: SMap, scope: Scope, has_op: bool) -> bool:
+        """Whether a node is ``inline: true``: a block instance (or repetitions) without a name level."""
+        inline = item.get("inline", False)
+        if not isinstance(inline, bool):
+            self._error(f"'inline' must be true or false, got {inline!r}", item.where("inline"))
+            raise Abort()
+        if inline and has_op and ("repeat" not in item or scope.counter is None):
+            self._error("'inline' applies to block instances (and to repeated ops inside a sequential block, "
+                        "which number each repetition)", item.where_key("inline"))
+            raise Abort()
+        return inline
+
     def _repeat(self, item: SMap, scope: Scope, name: str, full: str, kind: str, has_op: bool, count: int,
-                overrides: dict[int, SMap]) -> Binding:
-        """Instantiate a node ``count`` times in series (or densely, when ``in`` names ``NAME[*]``)."""
+                overrides: dict[int, SMap], inline: bool = False) -> Binding:
+        """Instantiate a node ``count`` times in series (or densely, when ``in`` names ``NAME[*]``);
+        ``inline`` repetitions add no name level (numbered children of a sequential block)."""
         dense = _mentions(item.get("in"), f"{name}[*]")
         scope.repetitions[name] = []
         inputs = None if dense else self._inputs_of(item, scope, full)
@@ -406,7 +432,13 @@ class _Elaborator:
                     self._error(f"instance_name gives '{local}' for repetition {index}: names must be unique and "
                                 "use letters, digits and '_'", item.where("instance_name"), full)
                     raise Abort()
-            binding = self._instance(fields, scope, scope.prefix + local, inputs, kind, has_op, item, env)
+            if inline:
+                path = scope.prefix + scope.next_index() if has_op else full
+            elif "instance_name" in item:
+                path = scope.prefix + local
+            else:
+                path = f"{full}.{index}"
+            binding = self._instance(fields, scope, path, inputs, kind, has_op, item, env, inline)
             if "instance_name" in item:
                 scope.bindings[local] = binding
             scope.repetitions[name].append((local, binding))
@@ -534,12 +566,13 @@ class _Elaborator:
 
     # -- one instance: an op application or a block instantiation ---------------------------
     def _instance(self, fields: SMap, scope: Scope, full: str, inputs: list, kind: str,
-                  is_op: bool, item: SMap, env_extra: dict[str, Any]) -> Binding:
+                  is_op: bool, item: SMap, env_extra: dict[str, Any], inline: bool = False) -> Binding:
         inner = Scope(prefix=scope.prefix, env={**scope.env, **env_extra}, stack=scope.stack,
-                      bindings=scope.bindings, declared=scope.declared, repetitions=scope.repetitions)
+                      bindings=scope.bindings, declared=scope.declared, repetitions=scope.repetitions,
+                      counter=scope.counter)
         if is_op:
             return self._apply_op(fields, inner, full, inputs, kind, item)
-        return self._apply_block(fields, inner, full, inputs, kind, item)
+        return self._apply_block(fields, inner, full, inputs, kind, item, inline)
 
     def _apply_op(self, fields: SMap, scope: Scope, full: str, inputs: list[Value], kind: str,
                   item: SMap) -> Binding:
@@ -556,6 +589,11 @@ class _Elaborator:
                         fields.where("in") if "in" in fields else fields.location, full)
             raise Abort()
         if any(v is POISON for v in inputs):
+            raise Abort()
+        if full in self.graph:
+            self._error(f"two nodes are named '{full}' (inline blocks and their repetitions add no name "
+                        "level: number them in a sequential block, or give the nodes distinct names)",
+                        item.location, full)
             raise Abort()
         node = Node(name=full, op=op.name, attrs=attrs, inputs=list(inputs), scope=scope.stack,
                     location=item.location)
@@ -603,6 +641,9 @@ class _Elaborator:
 
     def _coerce(self, spec: Attr, raw: Any, holder: SMap, key: str, scope: Scope, full: str, opname: str) -> Any:
         kind = spec.kind
+        named = parameter_value(raw, scope.env)
+        if named is not NOT_A_PARAMETER and not (spec.choices and raw in spec.choices):
+            raw = named  # a field naming a parameter stands for its value, of any type
         if isinstance(raw, str) and kind in ("str", "int_or_str") and "${" in raw:
             raw = _interpolate(raw, lambda e: self._eval(e, scope, holder, key, full))
         if kind == "str" or (kind == "int_or_str" and isinstance(raw, str) and spec.choices
@@ -626,7 +667,7 @@ class _Elaborator:
         return value
 
     def _apply_block(self, fields: SMap, scope: Scope, full: str, inputs: list[Value], kind: str,
-                     item: SMap) -> Binding:
+                     item: SMap, inline: bool = False) -> Binding:
         bdef = self.blocks.get(kind)
         if bdef is None:
             self._error(f"unknown block '{kind}'", item.where("block"), full,
@@ -654,7 +695,12 @@ class _Elaborator:
                 continue
             raw, default = fields[key], declared[key]
             try:
-                if isinstance(raw, str) and not isinstance(default, str):
+                named = parameter_value(raw, scope.env)
+                if named is not NOT_A_PARAMETER:
+                    env[key] = named  # parameters of any type flow through nested blocks
+                elif isinstance(raw, str) and "${" in raw:
+                    env[key] = _interpolate(raw, lambda e: self._eval(e, scope, fields, key, full))
+                elif isinstance(raw, str) and not takes_literal_text(raw, default):
                     env[key] = self._eval(raw, scope, fields, key, full)
                 elif isinstance(raw, SList):
                     env[key] = [self._eval(v, scope, raw, i, full) if isinstance(v, str) else v
@@ -686,7 +732,11 @@ class _Elaborator:
             raise Abort()
         if any(v is POISON for v in inputs):
             raise Abort()
-        inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (BlockInstance(full, kind),))
+        if inline:  # the block's nodes join the caller's names (and its numbering, if sequential)
+            inner = Scope(prefix=scope.prefix, env=env, stack=scope.stack, counter=scope.counter)
+        else:
+            inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (BlockInstance(full, kind),),
+                          counter=[0] if bdef.get("sequential") is True else None)
         for fname, value in zip(fixed, inputs):
             inner.bindings[fname] = Binding([value])
             inner.declared.add(fname)

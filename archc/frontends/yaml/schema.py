@@ -23,6 +23,8 @@ BLOCK_KEYS = {
     "inputs": "names of the block's inputs (default: [x]); a last name ending in '...' takes any number",
     "nodes": "the block's nodes, in order",
     "outputs": "the block's output(s): a node name or a list (default: the last node)",
+    "sequential": "true: name the block's nodes 0, 1, 2, ... in order, like nn.Sequential's children "
+                  "('name' stays their local handle)",
 }
 
 NODE_KEYS = {
@@ -35,6 +37,8 @@ NODE_KEYS = {
     "instance_name": "name pattern of each repetition, e.g. 'denselayer${index + 1}' (default NAME.index)",
     "if": "condition; when false the node is left out and its name stands for 'else'",
     "else": "what a left-out node's name stands for (default: its first input)",
+    "inline": "true on a block instance: its nodes join this scope without a name level for the instance "
+              "(or its repetitions)",
     "expect": "the connection kind this merge node is expected to have (checked by lint)",
     "doc": "free text",
 }

@@ -57,6 +57,15 @@ class Scope:
     repetitions: dict[str, list[tuple[str, Binding]]] = field(default_factory=dict)
     #: names bound by nodes that ``if`` left out; a kept node of the same name may take them
     left_out: set[str] = field(default_factory=set)
+    #: in a ``sequential`` block: the next child index (shared with inline blocks inside it),
+    #: so children are named 0, 1, 2, ... like ``nn.Sequential``'s; None elsewhere
+    counter: list[int] | None = None
+
+    def next_index(self) -> str:
+        """The next ``nn.Sequential`` child name of a sequential scope."""
+        assert self.counter is not None
+        self.counter[0] += 1
+        return str(self.counter[0] - 1)
 
     def evaluator(self, graph: Graph) -> Evaluator:
         def tensor(ref: str) -> TensorType:

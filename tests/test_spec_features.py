@@ -1,0 +1,171 @@
+"""Spec language features for transcribing real architectures: parameters of any type through
+nested blocks, sequential numbering with inline blocks and flat repetition, scientific notation."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from archc import SpecError, loads_spec
+from archc.ir.weights import total_params
+from archc.lowering.torch import build_module
+
+
+def load(text: str, **overrides):
+    return loads_spec(text, overrides=overrides or None)
+
+
+def errors(text: str) -> str:
+    with pytest.raises(SpecError) as info:
+        loads_spec(text)
+    return str(info.value)
+
+
+# -- parameters of any type flow through nested blocks ------------------------------------------
+
+NESTED = """
+params: {act: gelu, unit: conv_act}
+inputs: {x: [N, 3, 8, 8]}
+blocks:
+  conv_act:
+    params: {width: null, act: relu}
+    nodes:
+      - {name: conv, op: conv, out_channels: width, kernel_size: 3, padding: 1}
+      - {name: act, op: act}
+  stage:
+    params: {width: null, act: null, unit: null}
+    nodes:
+      - {name: a, op: unit, width: width, act: act}
+      - {name: b, block: conv_act, width: width * 2, act: act}
+nodes:
+  - {name: s, block: stage, width: 4, act: act, unit: unit}
+  - {name: t, block: stage, width: 4, act: silu, unit: conv_act}
+"""
+
+
+def test_string_parameters_arrive_two_levels_down_as_values():
+    g = load(NESTED)
+    ops = {n.name: n.op for n in g.nodes()}
+    assert ops["s.a.act"] == ops["s.b.act"] == "gelu"          # passed as a parameter, two levels down
+    assert ops["t.a.act"] == ops["t.b.act"] == "silu"          # a literal word for a required parameter
+    assert ops["s.a.conv"] == "conv"                           # `op: unit` named a block through a parameter
+    assert load(NESTED, act="hardswish").node("s.b.act").op == "hardswish"
+
+
+def test_a_string_attribute_may_name_a_parameter():
+    g = load("params: {approx: tanh}\ninputs: {x: [N, 4]}\nnodes: [{name: g, op: gelu, approximate: approx}]")
+    assert g.node("g").attrs["approximate"] == "tanh"
+
+
+def test_a_parameter_naming_an_unknown_op_is_reported_with_its_value():
+    msg = errors(NESTED.replace("act: gelu, unit", "act: gelux, unit"))
+    assert "unknown op 'gelux'" in msg and "did you mean 'gelu'" in msg
+
+
+# -- sequential numbering, inline blocks, flat repetition ----------------------------------------
+
+VGG = """
+params: {cfg: [8, 8, M, 16, M]}
+inputs: {x: [N, 3, 16, 16]}
+blocks:
+  conv_relu:
+    params: {width: null}
+    nodes:
+      - {op: conv, out_channels: width, kernel_size: 3, padding: 1}
+      - {op: relu}
+  stage:
+    params: {v: null}
+    nodes:
+      - {block: conv_relu, inline: true, width: v, if: "v != 'M'"}
+      - {op: maxpool, kernel_size: 2, stride: 2, if: "v == 'M'"}
+  features:
+    sequential: true
+    nodes:
+      - {block: stage, repeat: "len(cfg)", inline: true, v: "cfg[index]"}
+  head:
+    sequential: true
+    nodes:
+      - {name: fc1, op: linear, out_features: 10}
+      - {op: relu, repeat: 2, inline: true}
+      - {op: linear, out_features: 5, in: fc1}
+nodes:
+  - {name: features, block: features}
+  - {op: flatten}
+  - {name: classifier, block: head}
+"""
+
+
+class VggReference(nn.Module):
+    """The same network written as PyTorch's VGG is: flat nn.Sequential numbering."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                                      nn.ReLU(), nn.MaxPool2d(2, 2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+                                      nn.MaxPool2d(2, 2))
+        self.classifier = nn.Sequential(nn.Linear(256, 10), nn.ReLU(), nn.ReLU(), nn.Linear(10, 5))
+
+    def forward(self, x):
+        f = self.features(x).flatten(1)
+        return self.classifier[3](self.classifier[0](f))
+
+
+def test_flat_numbering_like_nn_sequential():
+    g = load(VGG)
+    names = [n.name for n in g.nodes() if n.op != "input"]
+    assert names == [f"features.{i}" for i in range(8)] + ["flatten"] + [f"classifier.{i}" for i in range(4)]
+    assert [g.node(f"features.{i}").op for i in range(8)] == ["conv", "relu", "conv", "relu", "maxpool", "conv",
+                                                             "relu", "maxpool"]
+    assert g.node("classifier.3").inputs[0].node == "classifier.0"  # local names stay handles
+    ours, ref = build_module(g).eval(), VggReference().eval()
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == \
+        [(k, v.shape) for k, v in ref.state_dict().items()]
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(ours(x), ref(x))
+
+
+def test_inline_block_without_numbering_keeps_its_node_names():
+    g = load("""
+inputs: {x: [N, 4]}
+blocks:
+  mlp: {nodes: [{name: fc1, op: linear, out_features: 8}, {name: fc2, op: linear, out_features: 4}]}
+nodes:
+  - {block: mlp, inline: true}
+""")
+    assert [n.name for n in g.nodes()] == ["x", "fc1", "fc2"]
+    assert total_params(g) == 4 * 8 + 8 + 8 * 4 + 4
+
+
+def test_inline_repetition_outside_a_sequential_block_is_a_name_clash():
+    msg = errors("""
+inputs: {x: [N, 4]}
+blocks:
+  mlp: {nodes: [{name: fc, op: linear, out_features: 4}]}
+nodes:
+  - {block: mlp, inline: true, repeat: 2}
+""")
+    assert "two nodes are named 'fc'" in msg and "sequential block" in msg
+
+
+def test_inline_on_a_plain_op_is_refused():
+    msg = errors("inputs: {x: [N, 4]}\nnodes: [{op: relu, inline: true}]")
+    assert "'inline' applies to block instances" in msg and ":2:" in msg
+
+
+# -- numbers as people write them -------------------------------------------------------------------
+
+def test_scientific_notation_is_a_number_everywhere():
+    g = load("params: {eps: 1e-3, scale: 5E-1}\ninputs: {x: [N, 4, 6]}\n"
+             "nodes: [{name: ln, op: layernorm, eps: eps}, {name: m, op: mul, value: scale}]")
+    assert g.params["eps"] == 0.001 and g.node("ln").attrs["eps"] == 0.001 and g.node("m").attrs["value"] == 0.5
+    assert load("params: {eps: 1e-3}\ninputs: {x: [N, 4]}\nnodes: [{op: layernorm, eps: eps}]",
+                eps=1e-6).params["eps"] == 1e-6
+
+
+def test_set_takes_scientific_notation(run_archc, spec_file):
+    path = spec_file("params: {eps: 1.0e-5}\ninputs: {x: [N, 4]}\nnodes: [{name: ln, op: layernorm, eps: eps}]\n")
+    proc = run_archc("summary", path, "--set", "eps=1e-3", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_archc("check", path, "--set", "eps=abc")
+    assert proc.returncode == 2 and "--set eps='abc': expected a value like the default 1e-05" in proc.stderr
