@@ -169,3 +169,48 @@ def test_set_takes_scientific_notation(run_archc, spec_file):
     assert proc.returncode == 0, proc.stderr
     proc = run_archc("check", path, "--set", "eps=abc")
     assert proc.returncode == 2 and "--set eps='abc': expected a value like the default 1e-05" in proc.stderr
+
+
+# -- includes that scale ----------------------------------------------------------------------------
+
+def test_include_the_shipped_library_by_name(tmp_path):
+    from archc import load_spec
+
+    spec = tmp_path / "m.yaml"
+    spec.write_text("include: archc/resnet_blocks\ninputs: {x: [N, 8, 8, 8]}\n"
+                    "nodes: [{name: layer, block: basic, planes: 8}]\n")
+    g = load_spec(str(spec))
+    assert g.node("layer.add").op == "add"
+
+
+def test_includes_inside_included_files_and_diamonds(tmp_path):
+    from archc import load_spec
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "base.yaml").write_text(
+        "blocks:\n  unit:\n    params: {c: 4}\n    nodes: [{name: conv, op: conv, out_channels: c, kernel_size: 1}]\n")
+    (tmp_path / "lib" / "mid.yaml").write_text(
+        "include: base\nblocks:\n  pair:\n    nodes: [{name: a, block: unit}, {name: b, block: unit}]\n")
+    spec = tmp_path / "m.yaml"
+    spec.write_text("include: [lib/mid.yaml, lib/base.yaml]\ninputs: {x: [N, 2, 4, 4]}\n"
+                    "nodes: [{name: p, block: pair}, {name: u, block: unit, c: 3}]\n")
+    g = load_spec(str(spec))
+    assert g.node("p.b.conv").type.shape == ("N", 4, 4, 4) and g.node("u.conv").type.shape == ("N", 3, 4, 4)
+
+
+def test_include_cycle_names_the_chain(tmp_path, run_archc):
+    (tmp_path / "a.yaml").write_text("include: b.yaml\nblocks: {}\n")
+    (tmp_path / "b.yaml").write_text("blocks: {}\ninclude: a\n")
+    (tmp_path / "m.yaml").write_text("include: a.yaml\ninputs: {x: [N, 2]}\nnodes: [{op: relu}]\n")
+    proc = run_archc("check", str(tmp_path / "m.yaml"))
+    assert proc.returncode == 2
+    a, b, m = (str(tmp_path / f) for f in ("a.yaml", "b.yaml", "m.yaml"))
+    assert f"{b}:2:10: error: include cycle: {a} -> {b} -> {a}" in proc.stderr, proc.stderr
+
+
+def test_missing_include_says_where_it_looked(tmp_path, run_archc):
+    (tmp_path / "m.yaml").write_text("include: nolib\ninputs: {x: [N, 2]}\nnodes: [{op: relu}]\n")
+    proc = run_archc("check", str(tmp_path / "m.yaml"))
+    assert proc.returncode == 2
+    assert "m.yaml:1:10: error: cannot include 'nolib': no such file (looked in " in proc.stderr
+    assert "archc/library" in proc.stderr

@@ -10,7 +10,6 @@ the names that depend on it.
 """
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -22,6 +21,7 @@ from archc.ops.base import Attr, OpDef
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.params import NOT_A_PARAMETER, chosen_kind, parameter_value, takes_literal_text
 from archc.frontends.yaml.expr import ExprError
+from archc.frontends.yaml.includes import collect_includes
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.source import SList, SMap, load_yaml_file
 
@@ -74,31 +74,11 @@ class _Elaborator:
         return self.graph
 
     def _includes(self, doc: SMap) -> list[SMap]:
-        refs = doc.get("include")
-        if refs is None:
-            return []
-        if isinstance(refs, str):
-            refs, holder, keys = [refs], doc, ["include"]
-        elif isinstance(refs, SList):
-            holder, keys = refs, list(range(len(refs)))
-        else:
-            self._error("'include' must be a file name or a list of them", doc.where("include"))
-            return []
-        result = []
-        base = os.path.dirname(self.filename)
-        for ref, key in zip(refs, keys):
-            path = os.path.normpath(os.path.join(base, str(ref)))
-            try:
-                included = load_yaml_file(path)
-            except SpecError as exc:
-                self._error(f"cannot include '{ref}': {exc.diagnostics[0].message}", holder.where(key))
-                continue
-            if not isinstance(included, SMap):
-                self._error(f"included file '{ref}' must be a mapping with 'blocks'", holder.where(key))
-                continue
-            self._check_keys(included, schema.INCLUDE_KEYS, "in an included file")
-            result.append(included)
-        return result
+        """The parsed files this spec includes, directly or not (see :mod:`.includes`)."""
+        found = collect_includes(doc, self.filename, lambda message, where: self._error(message, where),
+                                 lambda included: self._check_keys(included, schema.INCLUDE_KEYS,
+                                                                   "in an included file"))
+        return [inc.doc for inc in found]
 
     def _blocks(self, doc: SMap) -> None:
         blocks = doc.get("blocks")

@@ -8,7 +8,8 @@ TOP_KEYS = {
     "params": "top-level parameters: name -> default value (override with --set name=value)",
     "profiles": "named sets of parameter values, chosen with --profile",
     "let": "derived values: name -> expression over params, evaluated in order",
-    "include": "YAML files (relative to this spec) whose 'blocks' this spec may use",
+    "include": "YAML files whose 'blocks' this spec may use: relative to this spec, or archc/NAME for the "
+               "shipped block library",
     "inputs": "graph inputs: name -> shape list, or {shape: [...], dtype: ...}",
     "blocks": "reusable blocks: name -> {params, let, inputs, nodes, outputs}",
     "nodes": "the model's nodes, in order",
@@ -47,5 +48,6 @@ EXPECT_KINDS = ("residual", "long_skip", "dense", "gated", "branch", "sequential
 
 INCLUDE_KEYS = {
     "doc": "free text",
+    "include": "further files whose 'blocks' this file and its includers may use",
     "blocks": "reusable blocks, as under a spec's 'blocks:'",
 }
