@@ -214,3 +214,64 @@ def test_missing_include_says_where_it_looked(tmp_path, run_archc):
     assert proc.returncode == 2
     assert "m.yaml:1:10: error: cannot include 'nolib': no such file (looked in " in proc.stderr
     assert "archc/library" in proc.stderr
+
+
+# -- small pure functions ------------------------------------------------------------------------
+
+FUNCTIONS = """
+params: {width_mult: 0.75}
+functions:
+  make_divisible:
+    args: [v, divisor]
+    defaults: {divisor: 8}
+    let: {new_v: "max(divisor, int(v + divisor / 2) // divisor * divisor)"}
+    return: "new_v + divisor if new_v < 0.9 * v else new_v"
+  scaled:
+    args: [c, mult]
+    return: "make_divisible(c * mult)"
+inputs: {x: [N, 3, 8, 8]}
+nodes:
+  - {name: a, op: conv, out_channels: "make_divisible(32 * width_mult)", kernel_size: 1}
+  - {name: b, op: conv, out_channels: "make_divisible(10, 4)", kernel_size: 1}
+  - {name: c, op: conv, out_channels: "scaled(96, width_mult)", kernel_size: 1}
+"""
+
+
+def _make_divisible(v, divisor=8):  # torchvision's rule, for comparison
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def test_functions_compute_like_their_python_original():
+    g = load(FUNCTIONS)
+    assert g.node("a").attrs["out_channels"] == _make_divisible(32 * 0.75) == 24
+    assert g.node("b").attrs["out_channels"] == _make_divisible(10, 4) == 12
+    assert g.node("c").attrs["out_channels"] == _make_divisible(96 * 0.75) == 72
+    for mult in (0.35, 0.5, 1.3, 1.4):
+        g = load(FUNCTIONS, width_mult=mult)
+        assert g.node("a").attrs["out_channels"] == _make_divisible(32 * mult)
+
+
+@pytest.mark.parametrize("decl,call,message", [
+    ("f: {args: [x], return: 'f(x - 1) if x > 0 else 0'}", "f(3)", "in function 'f': unknown function 'f'"),
+    ("f: {args: [x], return: 'x + y'}", "f(1)", "in function 'f': unknown name 'y'"),
+    ("f: {args: [x], return: 'x'}", "f(1, 2)", "f() takes 1 argument(s) (x), got 2"),
+    ("f0: {args: [x], return: 'x'}\n  f1: {args: [x], return: 'f0(x) + f0(x)'}\n  f2: {args: [x], return: 'f1(x) + f1(x)'}"
+     + "".join(f"\n  f{i}: {{args: [x], return: 'f{i - 1}(x) + f{i - 1}(x)'}}" for i in range(3, 30)),
+     "f29(1)", "spec functions were called more than 100000 times"),
+])
+def test_function_errors_at_the_call(decl, call, message):
+    msg = errors(f"functions:\n  {decl}\ninputs: {{x: [N, 2]}}\nnodes: [{{op: linear, out_features: '{call}'}}]")
+    assert message in msg, msg
+
+
+@pytest.mark.parametrize("decl,message", [
+    ("f: {args: [x]}", "function 'f' must be a mapping with 'args' and 'return'"),
+    ("f: {args: [x], return: 'x +'}", "function 'f': invalid expression 'x +'"),
+    ("max: {args: [x], return: x}", "function name 'max' must be an identifier that is not a built-in function"),
+    ("f: {args: [x, y], defaults: {x: 1}, return: x}", "'defaults' of function 'f' must give values for its last"),
+    ("f: {arg: [x], return: x}", "unknown key 'arg' in function 'f'"),
+])
+def test_bad_function_definitions(decl, message):
+    msg = errors(f"functions:\n  {decl}\ninputs: {{x: [N, 2]}}\nnodes: [{{op: relu}}]")
+    assert message in msg and "<spec>:2:" in msg, msg

@@ -20,7 +20,8 @@ from archc.ops import registry
 from archc.ops.base import Attr, OpDef
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.params import NOT_A_PARAMETER, chosen_kind, parameter_value, takes_literal_text
-from archc.frontends.yaml.expr import ExprError
+from archc.frontends.yaml.expr import FUNCTIONS, ExprError
+from archc.frontends.yaml.functions import FunctionError, define_functions
 from archc.frontends.yaml.includes import collect_includes
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.source import SList, SMap, load_yaml_file
@@ -42,6 +43,7 @@ class _Elaborator:
         self.blocks: dict[str, SMap] = {}
         self.graph = Graph()
         self.globals: dict[str, Any] = {}
+        self.functions: dict[str, Any] = {}   # the spec's own pure functions (functions.py)
 
     # -- entry -----------------------------------------------------------------------
     def run(self, doc: Any, overrides: dict[str, Any], profile: str | None) -> Graph:
@@ -57,7 +59,9 @@ class _Elaborator:
 
         for included in self._includes(doc):
             self._blocks(included)
+            self._functions(included)
         self._blocks(doc)
+        self._functions(doc)
 
         scope = Scope(prefix="", env=dict(params))
         self._let(doc, scope)
@@ -79,6 +83,13 @@ class _Elaborator:
                                  lambda included: self._check_keys(included, schema.INCLUDE_KEYS,
                                                                    "in an included file"))
         return [inc.doc for inc in found]
+
+    def _functions(self, doc: SMap) -> None:
+        if "functions" in doc:
+            try:
+                define_functions(doc["functions"], doc.where("functions"), self.functions, set(FUNCTIONS))
+            except FunctionError as exc:
+                self._error(str(exc), exc.location)
 
     def _blocks(self, doc: SMap) -> None:
         blocks = doc.get("blocks")
@@ -119,7 +130,7 @@ class _Elaborator:
 
     def _eval(self, text: str, scope: Scope, container: SMap | SList, key: Any, node: str | None) -> Any:
         try:
-            return scope.evaluator(self.graph).evaluate(text)
+            return scope.evaluator(self.graph, self.functions).evaluate(text)
         except ExprError as exc:
             self._error(str(exc), self._expr_location(container, key, exc.offset), node, exc.hint)
             raise Abort() from None

@@ -83,9 +83,12 @@ class Evaluator:
     """
 
     def __init__(self, names: Mapping[str, Any],
-                 tensor_functions: Mapping[str, Callable[[str], Any]] | None = None) -> None:
+                 tensor_functions: Mapping[str, Callable[[str], Any]] | None = None,
+                 functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
         self.names = names
         self.tensor_functions = dict(tensor_functions or {})
+        # -- spec-defined pure functions (archc.frontends.yaml.functions), called with values --
+        self.functions = functions or {}
 
     def evaluate(self, text: str) -> Any:
         leading = len(text) - len(text.lstrip())
@@ -107,7 +110,7 @@ class Evaluator:
                 return self.names[node.id]
             if node.id in _CONSTANTS:
                 return _CONSTANTS[node.id]
-            known = list(self.names) + list(FUNCTIONS) + list(self.tensor_functions)
+            known = list(self.names) + list(FUNCTIONS) + list(self.tensor_functions) + list(self.functions)
             raise ExprError(f"unknown name '{node.id}'", node.col_offset, did_you_mean(node.id, known))
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
             left, right = self._eval(node.left), self._eval(node.right)
@@ -169,7 +172,12 @@ class Evaluator:
                     raise ExprError(f"{fname}(): unknown tensor '{ref}'", arg.col_offset) from None
             if fname in FUNCTIONS:
                 return FUNCTIONS[fname](*[self._eval(a) for a in node.args])
-            known = list(FUNCTIONS) + list(self.tensor_functions)
+            if fname in self.functions:  # a spec's own function; errors inside name it
+                try:
+                    return self.functions[fname](*[self._eval(a) for a in node.args])
+                except ExprError as exc:
+                    raise ExprError(str(exc), node.col_offset, exc.hint) from None
+            known = list(FUNCTIONS) + list(self.tensor_functions) + list(self.functions)
             raise ExprError(f"unknown function '{fname}'", node.col_offset, did_you_mean(fname, known))
         raise ExprError(f"'{ast.unparse(node)}' is not allowed in a spec expression "
                         "(arithmetic, comparisons, 'and'/'or'/'not', 'a if c else b' and "

@@ -10,6 +10,7 @@ TOP_KEYS = {
     "let": "derived values: name -> expression over params, evaluated in order",
     "include": "YAML files whose 'blocks' this spec may use: relative to this spec, or archc/NAME for the "
                "shipped block library",
+    "functions": "small pure functions: name -> {args, let, return}, callable from any expression",
     "inputs": "graph inputs: name -> shape list, or {shape: [...], dtype: ...}",
     "blocks": "reusable blocks: name -> {params, let, inputs, nodes, outputs}",
     "nodes": "the model's nodes, in order",
@@ -49,5 +50,6 @@ EXPECT_KINDS = ("residual", "long_skip", "dense", "gated", "branch", "sequential
 INCLUDE_KEYS = {
     "doc": "free text",
     "include": "further files whose 'blocks' this file and its includers may use",
+    "functions": "small pure functions, as under a spec's 'functions:'",
     "blocks": "reusable blocks, as under a spec's 'blocks:'",
 }

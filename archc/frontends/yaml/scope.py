@@ -67,7 +67,7 @@ class Scope:
         self.counter[0] += 1
         return str(self.counter[0] - 1)
 
-    def evaluator(self, graph: Graph) -> Evaluator:
+    def evaluator(self, graph: Graph, functions: dict[str, Any] | None = None) -> Evaluator:
         def tensor(ref: str) -> TensorType:
             b = self.bindings.get(ref)
             if b is None:
@@ -81,4 +81,4 @@ class Scope:
             "shape": lambda r: list(tensor(r).shape),
             "channels": lambda r: tensor(r).shape[1],
             "rank": lambda r: tensor(r).rank,
-        })
+        }, functions)
