@@ -275,3 +275,51 @@ def test_function_errors_at_the_call(decl, call, message):
 def test_bad_function_definitions(decl, message):
     msg = errors(f"functions:\n  {decl}\ninputs: {{x: [N, 2]}}\nnodes: [{{op: relu}}]")
     assert message in msg and "<spec>:2:" in msg, msg
+
+
+# -- the previous node in expressions, and the width warning -------------------------------------
+
+HEAD = """name: head
+inputs: {x: [N, 32, 4, 4]}
+blocks:
+  head:
+    params: {classes: 10}
+    nodes:
+      - {name: conv, op: conv, out_channels: 128, kernel_size: 1}
+      - {op: global_avgpool}
+      - {op: flatten}
+      - {name: fc1, op: linear, out_features: "channels(x)"}
+      - {name: fc2, op: linear, out_features: "channels(prev) // 2"}
+      - {name: fc3, op: linear, out_features: classes, in: prev}
+  res:
+    nodes:
+      - {name: conv1, op: conv, out_channels: 8, kernel_size: 1}
+      - {name: conv2, op: conv, out_channels: "channels(x)", kernel_size: 1}
+      - {name: add, op: add, in: [x, conv2]}
+nodes:
+  - {name: r, block: res}
+  - {name: h, block: head}
+"""
+
+
+def test_prev_names_the_node_before_this_one():
+    g = load(HEAD)
+    assert g.node("h.fc2").attrs["out_features"] == 16          # channels(prev): fc1's 32 features / 2
+    assert g.node("h.fc3").inputs[0].node == "h.fc2"            # in: prev
+    assert g.node("r.conv2").attrs["out_channels"] == 32
+
+
+def test_check_warns_when_a_width_comes_from_an_input_the_block_reads_only_once(run_archc, spec_file):
+    proc = run_archc("check", spec_file(HEAD))
+    assert proc.returncode == 0
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1, proc.stderr  # the residual block's channels(x) is read by its add: no warning
+    assert warnings[0].endswith(":10:9: warning: node 'h.fc1': its width is computed from x, the block's input, "
+                                "which it does not read (the block reads 'x' only in its first node); for the node "
+                                "before this one write 'prev', e.g. channels(prev)")
+
+
+def test_a_node_named_prev_keeps_its_name():
+    g = load("inputs: {x: [N, 4]}\nnodes: [{name: prev, op: linear, out_features: 3}, {op: relu},"
+             " {name: o, op: linear, out_features: 2, in: prev}]")
+    assert g.node("o").inputs[0].node == "prev"

@@ -71,6 +71,8 @@ class Graph:
         #: weights by node name, then parameter name (numpy arrays); filled by init or loading
         self.weights: dict[str, dict[str, Any]] = {}
         self.doc: str = ""
+        #: warnings the frontend found (archc.errors.Diagnostic, severity "warning"); `archc check` prints them
+        self.warnings: list[Any] = []
         self._topo: list[str] | None = None  # cached topological order; reset by every mutation
 
     # -- building -------------------------------------------------------------------

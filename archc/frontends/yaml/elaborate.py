@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from archc.errors import DiagnosticSink, Location, ShapeError, SpecError, did_you_mean
+from archc.errors import Diagnostic, DiagnosticSink, Location, ShapeError, SpecError, did_you_mean
 from archc.ir import BlockInstance, Graph, Node, TensorType, Value
 from archc.ir.types import DTYPES
 from archc.ops import registry
@@ -23,7 +23,7 @@ from archc.frontends.yaml.params import NOT_A_PARAMETER, chosen_kind, parameter_
 from archc.frontends.yaml.expr import FUNCTIONS, ExprError
 from archc.frontends.yaml.functions import FunctionError, define_functions
 from archc.frontends.yaml.includes import collect_includes
-from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
+from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.source import SList, SMap, load_yaml_file
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -83,6 +83,19 @@ class _Elaborator:
                                  lambda included: self._check_keys(included, schema.INCLUDE_KEYS,
                                                                    "in an included file"))
         return [inc.doc for inc in found]
+
+    def _warn_unread_widths(self, inner: Scope) -> None:
+        """Warn where a node's width comes from the block input (``channels(x)``) while the block
+        reads that input only as its first node's input: most likely ``prev`` was meant."""
+        for node, ref, location in inner.width_queries:
+            value = inner.bindings[ref].values[0]
+            readers = [n for n in self.graph.nx.successors(value.node)
+                       if n.startswith(inner.prefix) and value in self.graph.node(n).inputs]
+            if len(readers) <= 1:
+                self.graph.warnings.append(Diagnostic(
+                    f"its width is computed from {ref}, the block's input, which it does not read (the block "
+                    f"reads '{ref}' only in its first node); for the node before this one write '{PREVIOUS}', "
+                    f"e.g. channels({PREVIOUS})", location, node, severity="warning"))
 
     def _functions(self, doc: SMap) -> None:
         if "functions" in doc:
@@ -525,6 +538,8 @@ class _Elaborator:
     def _resolve(self, ref: str, scope: Scope, holder: SMap | SList, key: Any, full: str | None) -> Value | Poison:
         name, _, port = ref.partition(":")
         binding = scope.bindings.get(name)
+        if binding is None and name == PREVIOUS and scope.previous is not None and not port:
+            return scope.previous  # `prev`: the node before this one
         if binding is None:
             if name in scope.declared:
                 self._error(f"'{name}' is used before it is defined (list nodes after their inputs)",
@@ -560,7 +575,8 @@ class _Elaborator:
                   is_op: bool, item: SMap, env_extra: dict[str, Any], inline: bool = False) -> Binding:
         inner = Scope(prefix=scope.prefix, env={**scope.env, **env_extra}, stack=scope.stack,
                       bindings=scope.bindings, declared=scope.declared, repetitions=scope.repetitions,
-                      counter=scope.counter)
+                      counter=scope.counter, previous=scope.previous, block_inputs=scope.block_inputs,
+                      width_queries=scope.width_queries)
         if is_op:
             return self._apply_op(fields, inner, full, inputs, kind, item)
         return self._apply_block(fields, inner, full, inputs, kind, item, inline)
@@ -599,6 +615,8 @@ class _Elaborator:
                         item.location, full)
             raise Abort() from None
         self.graph.add(node)
+        scope.width_queries.extend((full, ref, item.location) for ref in dict.fromkeys(scope.queried)
+                                   if ref in scope.block_inputs and scope.bindings[ref].values[0] not in inputs)
         ports = op.output_names(node)
         return Binding([Value(full, i) for i in range(len(node.outputs))], ports)
 
@@ -736,6 +754,7 @@ class _Elaborator:
             inner.bindings[rest] = Binding(list(inputs[len(fixed):]), spread=True)
             inner.declared.add(rest)
         inner.previous = inputs[0]
+        inner.block_inputs = tuple(fixed)
         self._let(bdef, inner)
         nodes = bdef.get("nodes")
         if not isinstance(nodes, SList) or not nodes:
@@ -745,6 +764,7 @@ class _Elaborator:
         self._node_list(nodes, inner)
         if len(self.sink.diagnostics) > errors_before:
             raise Abort()
+        self._warn_unread_widths(inner)
         outs = bdef.get("outputs")
         if outs is None:
             return Binding([inner.previous])

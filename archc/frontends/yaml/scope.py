@@ -23,6 +23,9 @@ class Poison:
 
 POISON = Poison()
 
+#: the name of "the node before this one" in expressions and ``in:`` (unless a node takes the name)
+PREVIOUS = "prev"
+
 
 class Abort(Exception):
     """Stops elaborating one node after its error was recorded."""
@@ -60,6 +63,13 @@ class Scope:
     #: in a ``sequential`` block: the next child index (shared with inline blocks inside it),
     #: so children are named 0, 1, 2, ... like ``nn.Sequential``'s; None elsewhere
     counter: list[int] | None = None
+    #: the block's own input names (``x``): what ``channels(x)`` inside it refers to
+    block_inputs: tuple[str, ...] = ()
+    #: tensor queries (``channels(NAME)``) made while evaluating the current node's fields
+    queried: list[str] = field(default_factory=list)
+    #: per block: (node, queried block input, location) of widths computed from a block input the
+    #: node does not read (checked when the block ends, see the elaborator's width warning)
+    width_queries: list[tuple[str, str, Any]] = field(default_factory=list)
 
     def next_index(self) -> str:
         """The next ``nn.Sequential`` child name of a sequential scope."""
@@ -70,8 +80,11 @@ class Scope:
     def evaluator(self, graph: Graph, functions: dict[str, Any] | None = None) -> Evaluator:
         def tensor(ref: str) -> TensorType:
             b = self.bindings.get(ref)
+            if b is None and ref == PREVIOUS and self.previous is not None:
+                b = Binding([self.previous])
             if b is None:
                 raise KeyError(ref)
+            self.queried.append(ref)
             v = b.values[0]
             if v is POISON:
                 raise Abort()
