@@ -323,3 +323,61 @@ def test_a_node_named_prev_keeps_its_name():
     g = load("inputs: {x: [N, 4]}\nnodes: [{name: prev, op: linear, out_features: 3}, {op: relu},"
              " {name: o, op: linear, out_features: 2, in: prev}]")
     assert g.node("o").inputs[0].node == "prev"
+
+
+# -- sequence models that run bare ---------------------------------------------------------------
+
+GPT_POSITIONS = """
+params: {vocab: 50, dim: 8, max_len: 16}
+inputs: {tokens: {shape: [N, S], dtype: int64}}
+example_dims: {S: 11}
+nodes:
+  - {name: wte, op: embedding, num_embeddings: vocab, embedding_dim: dim}
+  - {name: wpe, op: position_embedding, max_len: max_len}
+"""
+
+
+class GptPositions(nn.Module):
+    def __init__(self, vocab=50, dim=8, max_len=16):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, dim)
+        self.wpe = nn.Parameter(torch.zeros(1, max_len, dim))
+
+    def forward(self, tokens):
+        return self.wte(tokens) + self.wpe[:, :tokens.shape[1]]
+
+
+def test_position_table_longer_than_the_input_is_sliced():
+    import numpy as np
+
+    from ops_harness import run_onnx, run_torch
+
+    g = load(GPT_POSITIONS)
+    assert g.node("wpe").outputs[0].shape == ("N", "S", 8)
+    ours, ref = build_module(g).eval(), GptPositions().eval()
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    for length in (1, 7, 16):
+        tokens = np.random.default_rng(length).integers(0, 50, (2, length))
+        want = ref(torch.from_numpy(tokens)).detach().numpy()
+        np.testing.assert_allclose(run_torch(g, {"tokens": tokens})[0], want, rtol=1e-6)
+        np.testing.assert_allclose(run_onnx(g, {"tokens": tokens})[0], want, rtol=1e-6)
+    msg = errors(GPT_POSITIONS.replace("[N, S]", "[N, 17]").replace("example_dims: {S: 11}\n", ""))
+    assert "the input has 17 positions along dim 1, more than max_len=16" in msg
+
+
+def test_example_dims_let_run_and_verify_go_without_dim(run_archc, spec_file):
+    path = spec_file(GPT_POSITIONS)
+    proc = run_archc("run", path)
+    assert proc.returncode == 0, proc.stderr
+    assert "(1, 11, 8)" in proc.stdout
+    proc = run_archc("run", path, "--dim", "S=5", "--batch", "3")
+    assert proc.returncode == 0 and "(3, 5, 8)" in proc.stdout, proc.stdout + proc.stderr
+    proc = run_archc("check", spec_file(GPT_POSITIONS.replace("{S: 11}", "{L: 11}"), "bad.yaml"))
+    assert proc.returncode == 2
+    assert "bad.yaml:4:16: error: example_dims names 'L', which is no symbolic dim of the inputs (they have: N, S)" \
+        in proc.stderr
+
+
+def test_shipped_sequence_specs_verify_without_dim(run_archc):
+    proc = run_archc("verify", "specs/transformer.yaml", "--profile", "small")
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr

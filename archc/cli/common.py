@@ -106,16 +106,19 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="size of another symbolic dimension of the inputs (repeatable)")
 
 
-def input_arrays(types: dict[str, TensorType], args: argparse.Namespace) -> dict[str, "np.ndarray"]:
-    """The command's inputs: the --input files, else seeded random arrays (--batch, --dim, --seed)."""
+def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
+                 example_dims: dict[str, int] | None = None) -> dict[str, "np.ndarray"]:
+    """The command's inputs: the --input files, else seeded random arrays (--batch, --dim, --seed;
+    other symbolic dims take the spec's ``example_dims``)."""
     from archc.runtime.inputs import random_inputs, read_inputs
 
-    return read_inputs(types, args.inputs) or random_inputs(types, parse_dims(args), args.seed)
+    return read_inputs(types, args.inputs) or random_inputs(types, parse_dims(args, example_dims), args.seed)
 
 
-def parse_dims(args: argparse.Namespace) -> dict[str, int]:
-    """Sizes for symbolic dims: --dim NAME=SIZE items plus --batch for the batch dimension."""
-    dims: dict[str, int] = {"batch": args.batch}
+def parse_dims(args: argparse.Namespace, example_dims: dict[str, int] | None = None) -> dict[str, int]:
+    """Sizes for symbolic dims: --dim NAME=SIZE items, then the spec's example sizes for the dims
+    --dim leaves out, plus --batch for the batch dimension."""
+    dims: dict[str, int] = {**(example_dims or {}), "batch": args.batch}
     for item in args.dim:
         name, sep, size = item.partition("=")
         if not sep or not size.strip().isdigit() or int(size) < 1:

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from archc.runtime.verify import verify
 
     graph = load_graph(args)
-    feeds = input_arrays(input_types(graph), args)
+    feeds = input_arrays(input_types(graph), args, graph.example_dims)
     results = verify(graph, feeds, seed=args.seed, rtol=args.rtol, atol=args.atol, device=args.device,
                      optimize=not args.no_optimize, allow_fallback=args.allow_cpu_fallback)
     print(f"verify {graph.name}: torch (eval) vs onnxruntime, seed {args.seed}, rtol {args.rtol:g}, "

@@ -73,6 +73,8 @@ class Graph:
         self.doc: str = ""
         #: warnings the frontend found (archc.errors.Diagnostic, severity "warning"); `archc check` prints them
         self.warnings: list[Any] = []
+        #: example sizes of symbolic dims (spec's example_dims), used where a run gives none
+        self.example_dims: dict[str, int] = {}
         self._topo: list[str] | None = None  # cached topological order; reset by every mutation
 
     # -- building -------------------------------------------------------------------
@@ -125,6 +127,8 @@ class Graph:
         g.params = dict(self.params)
         g.weights = {k: dict(v) for k, v in self.weights.items()}
         g.doc = self.doc
+        g.warnings = list(self.warnings)
+        g.example_dims = dict(self.example_dims)
         return g
 
     # -- reading --------------------------------------------------------------------

@@ -67,6 +67,7 @@ class _Elaborator:
         self._let(doc, scope)
         self.globals = dict(scope.env)
         self._inputs(doc, scope)
+        self._example_dims(doc, scope)
         nodes = doc.get("nodes")
         if not isinstance(nodes, SList) or not nodes:
             self._error("a spec needs a non-empty 'nodes' list", doc.where("nodes") if "nodes" in doc
@@ -260,6 +261,30 @@ class _Elaborator:
             self._error(f"a dimension must be a positive int, got {d!r}", shape.where(i))
             raise Abort()
         return d
+
+    def _example_dims(self, doc: SMap, scope: Scope) -> None:
+        """``example_dims: {S: 16}``: sizes for symbolic input dims where a run gives none."""
+        decl = doc.get("example_dims")
+        if decl is None:
+            return
+        if not isinstance(decl, SMap):
+            self._error("'example_dims' must map symbolic dims to sizes, e.g. {S: 16}", doc.where("example_dims"))
+            return
+        symbols = {d for n in self.graph.inputs for d in self.graph.node(n).type.shape if isinstance(d, str)}
+        for name, size in decl.items():
+            if isinstance(size, str):
+                try:
+                    size = self._eval(size, scope, decl, name, None)
+                except Abort:
+                    continue
+            if name not in symbols:
+                self._error(f"example_dims names '{name}', which is no symbolic dim of the inputs (they have: "
+                            f"{', '.join(sorted(symbols)) or 'none'})", decl.where_key(name),
+                            hint=did_you_mean(name, symbols))
+            elif isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                self._error(f"example size of '{name}' must be a positive int, got {size!r}", decl.where(name))
+            else:
+                self.graph.example_dims[name] = size
 
     def _outputs(self, doc: SMap, scope: Scope) -> None:
         decl = doc.get("outputs")

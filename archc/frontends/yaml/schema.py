@@ -12,6 +12,8 @@ TOP_KEYS = {
                "shipped block library",
     "functions": "small pure functions: name -> {args, let, return}, callable from any expression",
     "inputs": "graph inputs: name -> shape list, or {shape: [...], dtype: ...}",
+    "example_dims": "example sizes of the inputs' symbolic dims (e.g. {S: 16}), used by run and verify "
+                    "where --dim gives none",
     "blocks": "reusable blocks: name -> {params, let, inputs, nodes, outputs}",
     "nodes": "the model's nodes, in order",
     "outputs": "graph outputs: a node name, a list of them, or name -> node (default: the last node); "
