@@ -381,3 +381,69 @@ def test_example_dims_let_run_and_verify_go_without_dim(run_archc, spec_file):
 def test_shipped_sequence_specs_verify_without_dim(run_archc):
     proc = run_archc("verify", "specs/transformer.yaml", "--profile", "small")
     assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
+
+
+# -- weight tying ------------------------------------------------------------------------------
+
+TIED = """
+params: {vocab: 50, dim: 8}
+inputs: {tokens: {shape: [N, S], dtype: int64}}
+example_dims: {S: 6}
+nodes:
+  - {name: wte, op: embedding, num_embeddings: vocab, embedding_dim: dim}
+  - {name: ln, op: layernorm}
+  - {name: lm_head, op: linear, out_features: vocab, bias: false, tie: {weight: wte.weight}}
+"""
+
+
+class TiedLM(nn.Module):
+    """GPT-2's output projection shares the token embedding."""
+
+    def __init__(self, vocab=50, dim=8):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, dim)
+        self.ln = nn.LayerNorm(dim)
+        self.lm_head = nn.Linear(dim, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, tokens):
+        return self.lm_head(self.ln(self.wte(tokens)))
+
+
+def test_tied_weights_are_one_tensor_with_two_keys_counted_once(tmp_path):
+    import numpy as np
+
+    from archc.lowering.onnx import to_onnx
+    from archc.lowering.torch import load_weights
+    from ops_harness import run_onnx
+
+    g = load(TIED)
+    ref = TiedLM()
+    assert total_params(g) == sum(p.numel() for p in ref.parameters()) == 50 * 8 + 16
+    ours = build_module(g).eval()
+    assert ours.lm_head.weight is ours.wte.weight
+    assert list(ours.state_dict()) == list(ref.state_dict()) == ["wte.weight", "ln.weight", "ln.bias", "lm_head.weight"]
+    torch.save(ref.state_dict(), tmp_path / "ref.pt")
+    load_weights(g, str(tmp_path / "ref.pt"))
+    tokens = np.random.default_rng(0).integers(0, 50, (2, 6))
+    want = ref.eval()(torch.from_numpy(tokens)).detach().numpy()
+    np.testing.assert_allclose(build_module(g).eval()(torch.from_numpy(tokens)).detach().numpy(), want, rtol=1e-5)
+    np.testing.assert_allclose(run_onnx(g, {"tokens": tokens})[0], want, rtol=1e-5, atol=1e-6)
+    assert [i.name for i in to_onnx(g).graph.initializer] == ["wte.weight", "ln.weight", "ln.bias"]
+    # checkpoints that leave the tied copy out (as many do) load too
+    sd = ref.state_dict()
+    del sd["lm_head.weight"]
+    torch.save(sd, tmp_path / "short.pt")
+    load_weights(g, str(tmp_path / "short.pt"))
+    assert g.weights["lm_head"]["weight"] is g.weights["wte"]["weight"]
+
+
+@pytest.mark.parametrize("tie,message", [
+    ("{weight: ln.weight}", "cannot tie 'weight' (50, 8) to 'ln.weight' (8,): tied parameters need one shape"),
+    ("{bias: wte.weight}", "op 'linear' has no parameter 'bias' to tie; it has: weight"),
+    ("{weight: wte.wieght}", "'wte.wieght' is no parameter of another node ('wte' has: weight)"),
+    ("{weight: wtf.weight}", "unknown node or input 'wtf'"),
+])
+def test_tie_errors(tie, message):
+    msg = errors(TIED.replace("{weight: wte.weight}", tie))
+    assert message in msg and "node 'lm_head'" in msg, msg

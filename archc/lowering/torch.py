@@ -31,10 +31,11 @@ from torch import nn
 import archc
 from archc.errors import Diagnostic, Location, SpecError, did_you_mean
 from archc.ir.graph import Graph, Node, Value
-from archc.ir.weights import init_array
+from archc.ir.weights import init_array, tied_params
 from archc.ir.weights import param_entries
 from archc.lowering import graph_weights
 from archc.ops import registry
+from archc.ops.base import param_key
 
 __all__ = ["generate_source", "build_module", "state_dict_from_graph", "load_weights", "class_name_for"]
 
@@ -183,6 +184,7 @@ def generate_source(graph: Graph, class_name: str | None = None) -> str:
             out.append(f"{_INDENT * 2}{parent}.{attr} = nn.Parameter({tensor})")
         else:
             out.append(f"{_INDENT * 2}{parent}.register_parameter({attr!r}, nn.Parameter({tensor}))")
+    out.extend(_tie_lines(graph, access))
 
     names = _VarNames()
     for name in graph.inputs:
@@ -221,6 +223,15 @@ def generate_source(graph: Graph, class_name: str | None = None) -> str:
     results = [names.names[v] for v in graph.outputs.values()]
     out.append(f"{_INDENT * 2}return " + (results[0] if len(results) == 1 else f"({', '.join(results)})"))
     return "\n".join(out) + "\n"
+
+
+def _tie_lines(graph: Graph, access: dict[str, str]) -> list[str]:
+    """``self.lm_head.weight = self.wte.weight``: one tensor under both names (weight tying)."""
+    def attribute(node: str, param: str) -> str:
+        return access[node] if not param else f"{access[node]}.{param}"
+
+    return [f"{_INDENT * 2}{attribute(node.name, param)} = {attribute(*source)}  # tied: one tensor"
+            for node in graph.nodes() for param, source in tied_params(node).items()]
 
 
 def _module_class(graph: Graph, source: str, class_name: str) -> type[nn.Module]:
@@ -308,7 +319,8 @@ def load_weights(graph: Graph, path: str) -> None:
             continue
         array = value.detach().to(getattr(torch, spec.dtype)).contiguous().numpy().copy()
         weights.setdefault(entries[key].node, {})[entries[key].param] = array
-    missing = [k for k, s in specs.items() if k not in state and not s.optional]
+    tied = {param_key(e.node, e.param) for e in entries.values() if e.param in tied_params(graph.node(e.node))}
+    missing = [k for k, s in specs.items() if k not in state and not s.optional and k not in tied]
     if missing:
         problems.append(Diagnostic(f"missing {len(missing)} key{'s' if len(missing) > 1 else ''}: "
                                    + ", ".join(f"'{k}' {tuple(specs[k].shape)}" for k in missing), where))
@@ -318,4 +330,8 @@ def load_weights(graph: Graph, path: str) -> None:
     for key, node, pname, spec in entries.values():  # state_dict order, whatever the file's
         value = weights.get(node, {}).get(pname)
         result.setdefault(node, {})[pname] = init_array(key, spec, 0) if value is None else value
+    for key, node, pname, spec in entries.values():  # a tied weight is its owner's tensor
+        owner = tied_params(graph.node(node)).get(pname)
+        if owner is not None:
+            result[node][pname] = result[owner[0]][owner[1]]
     graph.weights = result

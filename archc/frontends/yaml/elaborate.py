@@ -16,6 +16,7 @@ from typing import Any
 from archc.errors import Diagnostic, DiagnosticSink, Location, ShapeError, SpecError, did_you_mean
 from archc.ir import BlockInstance, Graph, Node, TensorType, Value
 from archc.ir.types import DTYPES
+from archc.ir.weights import TIE_META, param_specs, tied_params
 from archc.ops import registry
 from archc.ops.base import Attr, OpDef
 from archc.frontends.yaml import schema
@@ -640,10 +641,44 @@ class _Elaborator:
                         item.location, full)
             raise Abort() from None
         self.graph.add(node)
+        if "tie" in item:
+            self._tie(node, item, scope, full)
         scope.width_queries.extend((full, ref, item.location) for ref in dict.fromkeys(scope.queried)
                                    if ref in scope.block_inputs and scope.bindings[ref].values[0] not in inputs)
         ports = op.output_names(node)
         return Binding([Value(full, i) for i in range(len(node.outputs))], ports)
+
+    def _tie(self, node: Node, item: SMap, scope: Scope, full: str) -> None:
+        """``tie: {weight: wte.weight}``: this node's parameter is another node's tensor (weight tying)."""
+        decl = item["tie"]
+        if not isinstance(decl, SMap) or not decl:
+            self._error("'tie' maps this node's parameters to other nodes', e.g. {weight: wte.weight}",
+                        item.where("tie"), full)
+            raise Abort()
+        own = param_specs(self.graph, node)
+        ties: dict[str, tuple[str, str]] = {}
+        for pname, ref in decl.items():
+            param = "" if pname == node.name.rpartition(".")[2] else pname
+            if param not in own:
+                self._error(f"op '{node.op}' has no parameter '{pname}' to tie; it has: "
+                            f"{', '.join(p or node.name for p in own) or 'none'}", decl.where_key(pname), full)
+                raise Abort()
+            target, _, tparam = str(ref).partition(".")
+            value = self._resolve(target, scope, decl, pname, full)
+            if value is POISON:
+                raise Abort()
+            source = self.graph.node(value.node)
+            theirs = param_specs(self.graph, source)
+            if tparam not in theirs or source.name == node.name:
+                self._error(f"'{ref}' is no parameter of another node ('{source.name}' has: "
+                            f"{', '.join(p or source.name for p in theirs) or 'none'})", decl.where(pname), full)
+                raise Abort()
+            if own[param].shape != theirs[tparam].shape or own[param].dtype != theirs[tparam].dtype:
+                self._error(f"cannot tie '{pname}' {own[param].shape} to '{ref}' {theirs[tparam].shape}: tied "
+                            "parameters need one shape and dtype", decl.where(pname), full)
+                raise Abort()
+            ties[param] = tied_params(source).get(tparam, (source.name, tparam))  # chains end at the owner
+        node.meta[TIE_META] = ties
 
     def _attrs(self, op: OpDef, fields: SMap, scope: Scope, full: str) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
