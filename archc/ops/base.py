@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence
 
 from archc.errors import ShapeError
+from archc.pysource import literal
 from archc.ir.types import Dim, TensorType
 
 if TYPE_CHECKING:
@@ -302,9 +303,6 @@ def scale_output_units(weights: dict[str, "np.ndarray"], scale: "np.ndarray", sh
 
 
 def py(value: Any) -> str:
-    """Python source for a literal attribute value."""
-    if isinstance(value, tuple):
-        return "(" + ", ".join(py(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    if isinstance(value, list):
-        return "[" + ", ".join(py(v) for v in value) + "]"
-    return repr(value)
+    """Python source for a literal attribute value (:func:`archc.pysource.literal`: non-finite
+    floats as ``float("inf")``, strings quoted), the one way op lowerings write values."""
+    return literal(value)
