@@ -4,12 +4,11 @@ from __future__ import annotations
 import copy
 
 import pytest
+from conftest import SPECS
 
 from archc.analysis.skips import analyze, merge_labels
-from archc.ir import Graph, Node, Value
 from archc.frontends.yaml import load_spec, loads_spec
-
-from conftest import SPECS
+from archc.ir import Graph, Node, Value
 
 RESNET = """
 archc: 1

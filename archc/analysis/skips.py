@@ -45,7 +45,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
-from archc.analysis.rules import PairFacts, decide, layers as _layers
+from archc.analysis.rules import PairFacts, decide
+from archc.analysis.rules import layers as _layers
 from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
 from archc.errors import ShapeError
 from archc.ir import Graph, Node
