@@ -37,11 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def prepare(graph: Graph, args: argparse.Namespace) -> Graph:
     """Weights (loaded or initialised) and, for inference builds, the optimised graph."""
-    from archc.analysis.skips import analyze
     from archc.ir.weights import initialize
 
-    # Label every merge (node.meta["skip_role"]) so both targets carry the skip roles.
-    analyze(graph, paths=False)
     if args.weights:
         from archc.lowering.torch import load_weights
 
@@ -61,18 +58,23 @@ def prepare(graph: Graph, args: argparse.Namespace) -> Graph:
 def run(args: argparse.Namespace) -> int:
     if args.state_dict and args.target != "torch":
         raise UsageError("--state-dict applies to --target torch", location=Location("<command line>"))
-    graph = prepare(load_graph(args), args)
+    from archc.analysis.skips import analyze, merge_labels
+
+    graph = load_graph(args)
+    # The labels of the graph as written: both targets print them at the merge nodes.
+    labels = merge_labels(analyze(graph, paths=False))
+    graph = prepare(graph, args)
     if args.target == "onnx":
         from archc.lowering.onnx import OPSET, to_onnx
 
-        model = to_onnx(graph, args.seed)
+        model = to_onnx(graph, args.seed, labels=labels)
         write_atomic(args.output, model.SerializeToString())
         print(f"wrote {args.output}: ONNX opset {OPSET}, {len(model.graph.node)} nodes, "
               f"{len(model.graph.initializer)} initializers", file=sys.stderr)
         return 0
     from archc.lowering.torch import generate_source
 
-    source = generate_source(graph)
+    source = generate_source(graph, labels=labels)
     if args.state_dict:
         import torch
 

@@ -146,8 +146,13 @@ def _dict_literal(tree: dict[str, Any], indent: str) -> list[str]:
     return lines
 
 
-def generate_source(graph: Graph, class_name: str | None = None) -> str:
-    """A standalone Python file (imports only torch) defining the graph as an ``nn.Module``."""
+def generate_source(graph: Graph, class_name: str | None = None, *,
+                    labels: Mapping[str, str] | None = None) -> str:
+    """A standalone Python file (imports only torch) defining the graph as an ``nn.Module``.
+
+    ``labels`` (node name -> skip label, from :func:`archc.analysis.skips.merge_labels`) become
+    ``# skip:`` comments on the merge nodes' lines."""
+    labels = labels or {}
     cls = class_name or class_name_for(graph.name)
     if not is_identifier(cls):
         raise SpecError(f"class name '{cls}' is not a Python identifier", location=Location("<class name>"))
@@ -207,8 +212,8 @@ def generate_source(graph: Graph, class_name: str | None = None) -> str:
         notes = []
         if targets[0] != node.name.replace(".", "_"):  # only where the variable hides the name
             notes.append(f"# {one_line(node.name)}")
-        if node.meta.get("skip_role"):
-            notes.append(f"# skip: {one_line(node.meta['skip_role'])}")
+        if labels.get(node.name):
+            notes.append(f"# skip: {one_line(labels[node.name])}")
         if notes:
             line += "  " + "  ".join(notes)
         out.append(line)
@@ -235,14 +240,14 @@ def state_dict_from_graph(graph: Graph, seed: int = 0) -> dict[str, torch.Tensor
     return result
 
 
-def build_module(graph: Graph, seed: int | None = 0) -> nn.Module:
+def build_module(graph: Graph, seed: int | None = 0, *, labels: Mapping[str, str] | None = None) -> nn.Module:
     """The graph as a ready ``nn.Module``: generated source, executed, weights loaded strictly.
 
     Weights are ``graph.weights`` when present, else archc's init for ``seed`` (the graph
     is not modified). ``seed=None`` keeps PyTorch's own random initialisation instead.
     """
     cls_name = class_name_for(graph.name)
-    module = _module_class(graph, generate_source(graph, cls_name), cls_name)()
+    module = _module_class(graph, generate_source(graph, cls_name, labels=labels), cls_name)()
     if seed is not None or graph.weights:
         module.load_state_dict(state_dict_from_graph(graph, seed or 0), strict=True)
     return module
