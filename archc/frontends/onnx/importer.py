@@ -55,7 +55,10 @@ _PASS_THROUGH = ("Identity", "Dropout")
 
 
 class Fallback(Exception):
-    """A converter cannot map this node to a native op; the node becomes an onnx_node."""
+    """A converter cannot map this node to a native op; the node becomes an onnx_node.
+
+    The only exception a converter may use to decline: any other one is a bug and propagates.
+    """
 
 
 @dataclass(frozen=True)
@@ -319,7 +322,7 @@ class Importer:
         if fn is not None:
             try:
                 outs = fn(self, node)
-            except (Fallback, ShapeError, ValueError, KeyError, IndexError, TypeError, ZeroDivisionError):
+            except Fallback:  # the one signal that keeps the node as it is; anything else is a bug
                 outs = None
             if outs is not None and all(not self.consumers.get(name) for name in node.output[len(outs):]):
                 for name, out in zip(node.output, outs):
@@ -477,7 +480,10 @@ class Importer:
         ir = Node(name="?", op=opdef.name, attrs=full, inputs=list(inputs), location=self.where,
                   meta={"onnx_name": node.name})
         ins = [self.graph.type_of(v) for v in inputs]
-        ir.outputs = opdef.infer(ir, ins)
+        try:
+            ir.outputs = opdef.infer(ir, ins)
+        except ShapeError as exc:  # the native op cannot express this node's shapes
+            raise Fallback(f"op '{op}': {exc}") from None
         if check:
             self.check_types(node, ir.outputs)
         specs = opdef.params(ir, ins)
