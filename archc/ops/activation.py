@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef
+from archc.ops.base import Attr, OpDef, py
 from archc.ops.registry import register
 
 
@@ -61,7 +61,7 @@ class Gelu(Activation):
                                  doc="'none' (exact, with erf) or 'tanh' (GPT-2's approximation)")}
 
     def torch_forward(self, node, ins, args, module):
-        return f"F.gelu({args[0]}, approximate={node.attrs['approximate']!r})"
+        return f"F.gelu({args[0]}, approximate={py(node.attrs['approximate'])})"
 
     def onnx(self, emit, node, inputs, ins):
         x, t = inputs[0], ins[0]
@@ -137,7 +137,7 @@ class LeakyRelu(Activation):
     attrs = {"negative_slope": Attr("float", 0.01, doc="slope for negative inputs")}
 
     def torch_forward(self, node, ins, args, module):
-        return f"F.leaky_relu({args[0]}, negative_slope={node.attrs['negative_slope']!r})"
+        return f"F.leaky_relu({args[0]}, negative_slope={py(node.attrs['negative_slope'])})"
 
     def onnx(self, emit, node, inputs, ins):
         return emit.add_node("LeakyRelu", inputs, alpha=float(node.attrs["negative_slope"]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, broadcast
+from archc.ops.base import Attr, OpDef, broadcast, py
 from archc.ops.registry import register
 
 
@@ -140,7 +140,7 @@ class Scale(OpDef):
         return [ins[0]]
 
     def torch_forward(self, node, ins, args, module):
-        return f"{args[0]} * {float(node.attrs['factor'])!r}"
+        return f"{args[0]} * {py(float(node.attrs['factor']))}"
 
     def onnx(self, emit, node, inputs, ins):
         factor = emit.const(np.array(node.attrs["factor"], dtype=ins[0].dtype), "factor")
@@ -183,7 +183,7 @@ class Mean(OpDef):
 
     def torch_forward(self, node, ins, args, module):
         dims = self._dims(node, ins[0])
-        return f"{args[0]}.mean(dim={dims!r}, keepdim={node.attrs['keepdim']})"
+        return f"{args[0]}.mean(dim={py(dims)}, keepdim={node.attrs['keepdim']})"
 
     def onnx(self, emit, node, inputs, ins):
         dims = list(self._dims(node, ins[0]))

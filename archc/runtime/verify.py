@@ -155,3 +155,24 @@ def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: floa
         o.sensitivity = sensitivity(r, s)
     blocks = [compare(name, r, a, rtol, atol) for name, r, a in zip(probes, reference[n:], actual[n:])]
     return VerifyReport(outputs, blocks, calibrated, rtol)
+
+
+def verify_model(path: str, graph: Graph, feeds: dict[str, np.ndarray], rtol: float = 1e-3, atol: float = 1e-5,
+                 device: str = "cpu", allow_fallback: bool = False) -> VerifyReport:
+    """An imported ONNX model against itself: onnxruntime on the original file (the reference)
+    and the PyTorch module archc generates from ``graph`` (its import, with the file's weights);
+    the sensitivity is measured on the reference with a second random input."""
+    from archc.runtime.calibrate import example_dims
+    from archc.runtime.inputs import input_types, random_inputs
+    from archc.runtime.ort import run_onnx
+
+    other = random_inputs(input_types(graph), example_dims(graph, feeds), 1)
+    actual = _run_torch(graph, [feeds], device, allow_fallback)[0]
+    # the file's inputs are named as in ONNX; the graph's inputs may be cleaned-up names
+    onnx_names = {n: graph.node(n).meta.get("onnx_name", n) for n in graph.inputs}
+    reference, _ = run_onnx(path, {onnx_names[n]: feeds[n] for n in graph.inputs}, device, allow_fallback)
+    second, _ = run_onnx(path, {onnx_names[n]: other[n] for n in graph.inputs}, device, allow_fallback)
+    outputs = [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference, actual)]
+    for o, r, s in zip(outputs, reference, second):
+        o.sensitivity = sensitivity(r, s)
+    return VerifyReport(outputs, rtol=rtol)
