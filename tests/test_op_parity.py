@@ -247,6 +247,11 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "mish": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: scale, factor: 4.0}, {op: mish}]")],
     "parameter": [("layer_scale", "inputs: {x: [N, 3, 4]}\nnodes:\n  - {name: g, op: parameter, shape: [4], init: ones}\n"
                    "  - {op: mul, in: [x, g]}")],
+    "causal_mask": [("square", "inputs: {x: [N, 2, 5, 5]}\nnodes: [{op: causal_mask}, {op: softmax}]"),
+                    ("rectangular", "inputs: {x: [N, 3, 6]}\nnodes: [{op: causal_mask}, {op: softmax}]")],
+    "rotary_embedding": [("interleaved", "inputs: {x: [N, 5, 2, 8]}\nnodes: [{op: rotary_embedding}]"),
+                         ("halves", "inputs: {x: [N, 5, 2, 6]}\nnodes: [{op: rotary_embedding, interleaved: false, "
+                          "base: 500}]")],
     "adaptive_avgpool": [("uneven", "inputs: {x: [N, 2, 7, 5]}\nnodes: [{op: adaptive_avgpool, output_size: [3, 2]}]")],
     "adaptive_maxpool": [("uneven", "inputs: {x: [N, 2, 7, 5]}\nnodes: [{op: adaptive_maxpool, output_size: [3, 2]}]")],
 }

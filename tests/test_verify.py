@@ -1,4 +1,4 @@
-"""archc verify proves something: calibrated batchnorm, sensitivity, block-level comparison, --weights."""
+"""archc verify proves something: calibrated weights, sensitivity, block-level comparison, --weights."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 from archc import loads_spec
 from archc.ir.weights import initialize
 from archc.ops import registry
-from archc.runtime.calibrate import calibrate_batchnorm
+from archc.runtime.calibrate import calibrate
 from archc.runtime.inputs import random_inputs, input_types
 from archc.runtime.verify import block_outputs, sensitivity, verify
 
@@ -42,17 +42,24 @@ def feeds(graph, seed=0):
     return random_inputs(input_types(graph), {"N": 2}, seed)
 
 
-def test_calibrated_batchnorm_normalises_each_channel():
+def test_calibration_gives_unit_variance_layers_and_batchnorm_statistics():
     graph = initialize(loads_spec(BN_NET), 0)
-    assert calibrate_batchnorm(graph, feeds(graph)) == 12
+    before = graph.weights["stage.5.conv"]["weight"].copy()
+    assert calibrate(graph, feeds(graph)) == (13, 12)  # 12 convs and the fc; 12 batchnorms
     var = graph.weights["stage.5.bn"]["running_var"]
     assert not np.allclose(var, 1.0) and np.all(var > 0)
+    ratio = graph.weights["stage.5.conv"]["weight"] / before
+    assert np.allclose(ratio, ratio.flat[0]) and ratio.flat[0] != 1.0  # one factor per layer
 
 
-def test_deep_plain_net_output_barely_depends_on_input_and_verify_says_so(run_archc, spec_file):
-    report = verify(loads_spec(DEEP_PLAIN), feeds(loads_spec(DEEP_PLAIN)))
-    assert report.insensitive and not report.ok  # agreement alone would have passed
-    proc = run_archc("verify", spec_file(DEEP_PLAIN), "--batch", "2")
+def test_deep_plain_net_dies_with_default_init_and_lives_calibrated(run_archc, spec_file, tmp_path):
+    path = spec_file(DEEP_PLAIN)
+    proc = run_archc("verify", path, "--batch", "2")
+    assert proc.returncode == 0 and "40 layers scaled to unit output variance" in proc.stdout, proc.stdout
+    # PyTorch's default initialisation (what build --state-dict saves): the signal dies in 40 layers
+    pt = tmp_path / "default.pt"
+    run_archc("build", path, "--target", "torch", "-o", str(tmp_path / "m.py"), "--state-dict", str(pt), check=True)
+    proc = run_archc("verify", path, "--batch", "2", "--weights", str(pt))
     assert proc.returncode == 1
     assert "FAILED: output 'output' barely depends on the input: a different input changes it by " in proc.stdout
     assert "below the tolerance 0.001, so agreement proves nothing" in proc.stdout
@@ -61,7 +68,7 @@ def test_deep_plain_net_output_barely_depends_on_input_and_verify_says_so(run_ar
 def test_batchnorm_net_is_sensitive_after_calibration():
     graph = loads_spec(BN_NET)
     report = verify(graph, feeds(graph))
-    assert report.ok and report.calibrated == 12
+    assert report.ok and report.calibrated == (13, 12)
     assert report.outputs[0].sensitivity > 0.01, report.outputs[0].sensitivity
     assert [b.name for b in report.blocks] == [f"stage.{i}" for i in range(12)]
 

@@ -43,9 +43,11 @@ def run(args: argparse.Namespace) -> int:
         report = verify(graph, feeds, seed=args.seed, rtol=args.rtol, atol=args.atol, device=args.device,
                         optimize=not args.no_optimize, allow_fallback=args.allow_cpu_fallback)
         print(f"verify {graph.name}: torch (eval) vs onnxruntime, rtol {args.rtol:g}, atol {args.atol:g}")
+    layers, norms = report.calibrated
+    calibrated = f", calibrated on random inputs: {layers} layers scaled to unit output variance, {norms} " \
+        "batchnorm statistics set" if layers or norms else ""
     print("  weights: " + (args.weights or (f"those of {args.spec}" if is_onnx_model(args.spec) else
-                           f"archc's init, seed {args.seed}" + (f", {report.calibrated} batchnorm layers calibrated "
-                                                                "on random inputs" if report.calibrated else ""))))
+                                            f"archc's init, seed {args.seed}{calibrated}")))
     return _print_report(report, args)
 
 

@@ -6,7 +6,7 @@ Agreement of two near-constant outputs proves nothing, so :func:`verify` also me
 relative to its size) and reports a failure where that is below the comparison tolerance.
 It compares the targets at every block's output too, so a disagreement is located: the
 first block (in graph order) whose output differs is named. Weights are archc's seeded
-initialisation with batchnorm statistics calibrated on random inputs
+initialisation calibrated on random inputs (unit-variance layers, batchnorm statistics)
 (:mod:`archc.runtime.calibrate`), or the graph's own (``--weights``); both targets use the
 same ones.
 """
@@ -36,7 +36,8 @@ class VerifyReport:
 
     outputs: list[OutputComparison]
     blocks: list[OutputComparison] = field(default_factory=list)
-    calibrated: int = 0
+    #: (layers scaled to unit output variance, batchnorm layers calibrated); (0, 0) for given weights
+    calibrated: tuple[int, int] = (0, 0)
     rtol: float = 1e-3
 
     @property
@@ -134,14 +135,14 @@ def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: floa
     from archc.ir.weights import initialize
     from archc.lowering.onnx import to_onnx
     from archc.lowering.optimize import optimize_for_inference
-    from archc.runtime.calibrate import calibrate_batchnorm, example_dims
+    from archc.runtime.calibrate import calibrate, example_dims
     from archc.runtime.inputs import input_types, random_inputs
     from archc.runtime.ort import run_onnx
 
-    calibrated = 0
+    calibrated = (0, 0)
     if not graph.weights:
         initialize(graph, seed)
-        calibrated = calibrate_batchnorm(graph, feeds, seed)
+        calibrated = calibrate(graph, feeds, seed)
     probes = block_outputs(graph)
     probed = graph.copy()
     probed.outputs.update({f"block {name}": v for name, v in probes.items()})
