@@ -25,7 +25,7 @@ from archc.frontends.yaml.expr import FUNCTIONS, ExprError
 from archc.frontends.yaml.functions import FunctionError, define_functions
 from archc.frontends.yaml.includes import collect_includes
 from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Poison, Scope
-from archc.frontends.yaml.source import SList, SMap, load_yaml_file
+from archc.frontends.yaml.source import SList, SMap
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _MAX_DEPTH = 64
