@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 
-from archc.cli.common import add_spec_arguments, load_graph, write_atomic
+from archc.cli.common import add_spec_arguments, load_graph, seed_int
 from archc.errors import Location, UsageError
+from archc.fileio import check_output_path, write_atomic
 from archc.ir import Graph
 
 TARGETS = {"torch": ".py", "onnx": ".onnx"}
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec_arguments(parser)
     parser.add_argument("--target", choices=sorted(TARGETS), required=True)
     parser.add_argument("-o", "--output", required=True, help="output file (.py for torch, .onnx for onnx)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of archc's weight initialiser (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of archc's weight initialiser (default 0)")
     parser.add_argument("--weights", metavar="FILE.pt", help="load this state_dict instead of initialising")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--eval", action="store_true", help="optimise for inference (default for onnx)")
@@ -61,12 +63,13 @@ def prepare(graph: Graph, args: argparse.Namespace) -> Graph:
 def run(args: argparse.Namespace) -> int:
     if args.state_dict and args.target != "torch":
         raise UsageError("--state-dict applies to --target torch", location=Location("<command line>"))
+    check_outputs(args)
     graph = prepare(load_graph(args), args)
     if args.target == "onnx":
         from archc.lowering.onnx import OPSET, to_onnx
 
         model = to_onnx(graph, args.seed)
-        write_atomic(args.output, model.SerializeToString())
+        write_atomic(args.output, model.SerializeToString(), option="-o")
         print(f"wrote {args.output}: ONNX opset {OPSET}, {len(model.graph.node)} nodes, "
               f"{len(model.graph.initializer)} initializers", file=sys.stderr)
         return 0
@@ -80,8 +83,30 @@ def run(args: argparse.Namespace) -> int:
 
         buffer = io.BytesIO()
         torch.save(state_dict_from_graph(graph), buffer)
-        write_atomic(args.state_dict, buffer.getvalue())
-    write_atomic(args.output, source)
+        write_atomic(args.state_dict, buffer.getvalue(), option="--state-dict")
+    write_atomic(args.output, source, option="-o")
     print(f"wrote {args.output}: PyTorch module, {len(graph)} nodes"
           + (f"; weights in {args.state_dict}" if args.state_dict else ""), file=sys.stderr)
     return 0
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unusable output paths before any work: devices, FIFOs, directories, the spec itself."""
+    outputs = {"-o": args.output}
+    if args.state_dict:
+        outputs["--state-dict"] = args.state_dict
+    for option, path in outputs.items():
+        check_output_path(path, option)
+        if _same_file(path, args.spec):
+            raise UsageError(f"{option} {path}: the output would overwrite the spec",
+                             location=Location("<command line>"))
+    if args.state_dict and _same_file(args.output, args.state_dict):
+        raise UsageError(f"-o and --state-dict name the same file ({args.output})", location=Location("<command line>"))
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (an existing file through any link, else the same absolute path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)

@@ -43,5 +43,6 @@ EXPECT_KINDS = ("residual", "long_skip", "dense", "gated", "branch", "sequential
 
 INCLUDE_KEYS = {
     "doc": "free text",
+    "include": "further YAML files (relative to this file) whose 'blocks' the including spec may use",
     "blocks": "reusable blocks, as under a spec's 'blocks:'",
 }
