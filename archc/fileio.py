@@ -68,6 +68,18 @@ def read_text(path: str, *, what: str = "spec", allow_pipe: bool = False) -> str
         raise SpecError(f"cannot read the {what}: {exc}", location=Location(path)) from None
 
 
+def require_regular_file(path: str, what: str) -> None:
+    """Raise :class:`SpecError` at ``path`` unless it is an existing regular file (checked before
+    a library opens it, so a FIFO cannot block and a device cannot be read without end)."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"cannot read the {what}: {_reason(exc)}", location=Location(path)) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SpecError(f"cannot read the {what}: it is {file_kind(info.st_mode)}, expected a regular file",
+                        location=Location(path))
+
+
 def read_bounded_text(path: str, limit: int, allow_pipe: bool = False) -> str:
     """Like :func:`read_text` with an explicit byte limit; raises :class:`UnreadableFile`."""
     try:

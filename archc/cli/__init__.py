@@ -30,11 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with archc's error format: ``<command line>: error: ...`` (exit 2), after the usage."""
+    """argparse with archc's error format: one ``<command line>: error: ...`` line, exit 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(2, f"<command line>: error: {self.prog}: {message}\n")
+        self.exit(2, f"<command line>: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,10 +91,15 @@ def _terminate_as_exit() -> Iterator[None]:
 @contextlib.contextmanager
 def _warnings_as_messages() -> Iterator[None]:
     """Warnings from archc's library code (a broken plug-in) shown as ``archc: warning: ...`` lines."""
-    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
-        print(f"archc: warning: {message}", file=sys.stderr)
-
     with warnings.catch_warnings():
+        others = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, ArchcWarning):
+                print(f"archc: warning: {message}", file=sys.stderr)
+            else:  # another library's warning keeps its usual form
+                others(message, category, filename, lineno, file, line)
+
         warnings.simplefilter("always", ArchcWarning)
         warnings.showwarning = show
         yield

@@ -18,7 +18,7 @@ import sys
 
 from archc.cli.common import add_spec_arguments, load_graph, seed_int
 from archc.errors import Location, UsageError
-from archc.fileio import check_output_path, write_atomic
+from archc.fileio import check_output_path, require_regular_file, write_atomic
 from archc.ir import Graph
 
 TARGETS = {"torch": ".py", "onnx": ".onnx"}
@@ -47,6 +47,8 @@ def prepare(graph: Graph, args: argparse.Namespace) -> Graph:
     if args.weights:
         from archc.lowering.torch import load_weights
 
+        if os.path.exists(args.weights):  # a missing file is reported by load_weights
+            require_regular_file(args.weights, "weights file")
         load_weights(graph, args.weights)
     else:
         initialize(graph, args.seed)

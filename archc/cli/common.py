@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import yaml
 
 from archc.errors import Location, SpecError, UsageError
+from archc.fileio import require_regular_file
 from archc.frontends.yaml.includes import ALLOW_INCLUDE_ENV
 from archc.ir import Graph, TensorType
 
@@ -50,12 +51,13 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def load_graph(args: argparse.Namespace) -> Graph:
     """The IR for the command's SPEC (YAML spec, or an ONNX model where the command allows)."""
     path = args.spec
+    if not os.path.exists(path):
+        raise SpecError("no such file", location=Location(path))
     if path.endswith(".onnx"):
         from archc.frontends.onnx import load_onnx
 
+        require_regular_file(path, "ONNX model")
         return load_onnx(path)
-    if not os.path.exists(path):
-        raise SpecError("no such file", location=Location(path))
     from archc.frontends.yaml import load_spec
 
     return load_spec(path, parse_overrides(args.overrides), args.profile,

@@ -11,7 +11,7 @@ import numpy as np
 from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, input_arrays,
                               load_graph, seed_int)
 from archc.errors import Location, UsageError
-from archc.fileio import safe_file_stems, write_atomic
+from archc.fileio import require_regular_file, safe_file_stems, write_atomic
 from archc.ir import TensorType
 from archc.runtime.inputs import input_types
 
@@ -106,6 +106,9 @@ def _read_onnx_file(path: str) -> tuple[str, dict[str, TensorType], list[str]]:
     --dim) and its output names."""
     import onnx
 
+    if not os.path.exists(path):
+        raise UsageError("no such file", location=Location(path))
+    require_regular_file(path, "ONNX model")
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as exc:  # onnx raises several types for unreadable files
