@@ -5,6 +5,7 @@ from typing import Any
 
 from archc.fileio import read_text
 from archc.ir import Graph
+from archc.ir.graph import verify_in_debug
 from archc.frontends.yaml.elaborate import elaborate
 from archc.frontends.yaml.source import load_yaml
 
@@ -18,14 +19,15 @@ def load_spec(path: str, overrides: dict[str, Any] | None = None, profile: str |
     ``allow_include_anywhere``.
     """
     text = read_text(path, what="spec", allow_pipe=True)
-    return elaborate(load_yaml(text, path), path, overrides, profile, allow_include_anywhere=allow_include_anywhere)
+    return verify_in_debug(elaborate(load_yaml(text, path), path, overrides, profile,
+                                     allow_include_anywhere=allow_include_anywhere))
 
 
 def loads_spec(text: str, filename: str = "<spec>", overrides: dict[str, Any] | None = None,
                profile: str | None = None, *, allow_include_anywhere: bool = False) -> Graph:
     """Like :func:`load_spec` for spec text held in memory (includes resolve from ``filename``'s folder)."""
-    return elaborate(load_yaml(text, filename), filename, overrides, profile,
-                     allow_include_anywhere=allow_include_anywhere)
+    return verify_in_debug(elaborate(load_yaml(text, filename), filename, overrides, profile,
+                                     allow_include_anywhere=allow_include_anywhere))
 
 
 __all__ = ["load_spec", "loads_spec", "elaborate"]
