@@ -338,6 +338,7 @@ def test_run_save_keeps_hostile_output_names_inside_the_folder(run_archc, tmp_pa
     assert sorted(os.listdir(tmp_path)) == ["m.onnx", "out"]
     assert "saved '../escape' to out/_escape.npy" in proc.stdout
     assert "saved 'new\\nline' to out/new_line.npy" in proc.stdout
+    assert "\n  'new\\nline': shape (1, 2) float32" in proc.stdout
     assert np.load(tmp_path / "out" / "_escape.npy").shape == (1, 2)
 
 

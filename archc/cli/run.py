@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"ran on {used} in {elapsed * 1000:.1f} ms; inputs: "
           + ", ".join(f"{k} {tuple(v.shape)}" for k, v in feeds.items()))
     for name, out in zip(names, outputs):
-        print(f"  {name}: shape {tuple(out.shape)} {out.dtype}  " + _stats(out))
+        shown = name if name.isprintable() else repr(name)  # a model's names may hold control characters
+        print(f"  {shown}: shape {tuple(out.shape)} {out.dtype}  " + _stats(out))
     if args.save:
         for name, path in zip(names, save_outputs(args.save, names, outputs)):
             print(f"saved {name!r} to {path}")
