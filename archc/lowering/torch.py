@@ -16,11 +16,13 @@ the graph's weights; :func:`load_weights` reads a ``.pt`` state_dict into the gr
 from __future__ import annotations
 
 import builtins
+import itertools
 import keyword
 import linecache
 import os
 import pickle
 import re
+import weakref
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -223,13 +225,26 @@ def generate_source(graph: Graph, class_name: str | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+_GENERATED = itertools.count(1)
+
+
 def _module_class(graph: Graph, source: str, class_name: str) -> type[nn.Module]:
-    """Execute generated source and return its class (registered with linecache for tracebacks)."""
-    filename = f"<archc-generated {class_name} from {graph.name}>"
+    """Execute generated source and return its class.
+
+    The source is in linecache (so tracebacks show it) under a name of its own, for as
+    long as the class lives: the entry goes when the class is collected.
+    """
+    filename = f"<archc-generated {class_name} from {graph.name} #{next(_GENERATED)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {"__name__": f"archc_generated_{class_name}"}
-    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
-    return namespace[class_name]
+    try:
+        exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
+    except BaseException:
+        linecache.cache.pop(filename, None)
+        raise
+    cls = namespace[class_name]
+    weakref.finalize(cls, linecache.cache.pop, filename, None)
+    return cls
 
 
 def state_dict_from_graph(graph: Graph, seed: int = 0) -> dict[str, torch.Tensor]:
