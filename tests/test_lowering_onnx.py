@@ -14,7 +14,8 @@ import pytest
 import archc
 from archc import SpecError, load_spec, loads_spec
 from archc.errors import UsageError
-from archc.ir.weights import initialize, randomize_statistics, state_dict_specs
+from archc.ops.weights import initialize
+from weights_helpers import randomize_statistics, state_dict_specs
 from archc.lowering.onnx import OPSET, save_onnx, to_onnx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

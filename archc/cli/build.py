@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def prepare(graph: Graph, args: argparse.Namespace) -> Graph:
     """Weights (loaded or initialised) and, for inference builds, the optimised graph."""
     from archc.analysis.skips import analyze
-    from archc.ir.weights import initialize
+    from archc.ops.weights import initialize
 
     # Label every merge (node.meta["skip_role"]) so both targets carry the skip roles.
     analyze(graph, paths=False)

@@ -80,7 +80,7 @@ def _stats(a: np.ndarray) -> str:
 
 def _build_onnx(graph, seed: int) -> bytes:
     """The graph's inference ONNX model, serialised."""
-    from archc.ir.weights import initialize
+    from archc.ops.weights import initialize
     from archc.lowering.onnx import to_onnx
     from archc.lowering.optimize import optimize_for_inference
 

@@ -33,8 +33,8 @@ from torch import nn
 import archc
 from archc.errors import Diagnostic, Location, SpecError, did_you_mean
 from archc.ir.graph import Graph, Node, Value
-from archc.ir.weights import init_array
-from archc.ir.weights import param_entries
+from archc.ops.weights import init_array
+from archc.ops.weights import param_entries
 from archc.lowering import graph_weights
 from archc.ops import registry
 

@@ -32,7 +32,7 @@ def compare(name: str, expected: np.ndarray, actual: np.ndarray, rtol: float, at
 def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: float = 1e-3, atol: float = 1e-5,
            device: str = "cpu", optimize: bool = True, allow_fallback: bool = False) -> list[OutputComparison]:
     """Build both targets from one seed, run ``feeds`` through torch (eval) and onnxruntime, compare."""
-    from archc.ir.weights import initialize
+    from archc.ops.weights import initialize
     from archc.lowering.onnx import to_onnx
     from archc.lowering.optimize import optimize_for_inference
     from archc.runtime.ort import run_onnx
