@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from typing import TYPE_CHECKING, Any, Sequence
 
 import yaml
 
 from archc.errors import Location, SpecError, UsageError
+from archc.fileio import write_atomic  # noqa: F401 - the commands write through it
 from archc.ir import Graph, TensorType
 
 if TYPE_CHECKING:
@@ -95,27 +95,6 @@ def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Se
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     return [line(headers), line(dashes)] + [line(r) for r in rows]
-
-
-def write_atomic(path: str, data: bytes | str) -> None:
-    """Write a file completely or not at all (no partial output on failure)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UsageError(f"output directory does not exist: {directory}", location=Location(path))
-    if os.path.isdir(path):
-        raise UsageError("the output is a directory; give a file name", location=Location(path))
-    mode = "wb" if isinstance(data, bytes) else "w"
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".archc-", suffix=".tmp")
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:  # permissions, a full disk: say so, leave nothing behind
-        raise UsageError(f"cannot write the output: {exc.strerror or exc}", location=Location(path)) from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-import archc
+from archc._version import __version__
 from archc.errors import SpecError
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.types import TensorType
@@ -222,7 +222,7 @@ def to_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None = N
     # of the build time.
     model = onnx.ModelProto()
     model.ir_version = IR_VERSION
-    model.producer_name, model.producer_version = "archc", archc.__version__
+    model.producer_name, model.producer_version = "archc", __version__
     domains = sorted({n.domain for n in emit.nodes if n.domain and n.domain != "ai.onnx"})
     model.opset_import.extend([helper.make_opsetid("", OPSET)]
                               + [helper.make_opsetid(d, emit.domains.get(d, 1)) for d in domains])
@@ -235,7 +235,7 @@ def to_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None = N
     body.output.extend(_value_info(k, graph.type_of(v)) for k, v in graph.outputs.items())
     for name, array in emit.initializers.items():
         _write_tensor(body.initializer.add(), name, array)
-    helper.set_model_props(model, {"archc_version": archc.__version__, "graph_name": graph.name})
+    helper.set_model_props(model, {"archc_version": __version__, "graph_name": graph.name})
     return model
 
 
@@ -249,6 +249,6 @@ def _write_tensor(tensor: onnx.TensorProto, name: str, array: np.ndarray) -> Non
 
 def save_onnx(model: onnx.ModelProto, path: str) -> None:
     """Write a model completely or not at all."""
-    from archc.cli.common import write_atomic
+    from archc.fileio import write_atomic
 
     write_atomic(path, model.SerializeToString())

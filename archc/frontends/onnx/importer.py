@@ -10,7 +10,7 @@ The importer walks the ONNX graph in its (topological) order:
    are folded; ``Shape`` and the arithmetic on it are evaluated symbolically
    (:mod:`archc.frontends.onnx.values`). Such values never become IR nodes unless a node uses them
    as data: a Reshape reads its target, a Resize its scales, from them.
-3. Every other node goes through :data:`archc.frontends.onnx.convert.CONVERTERS`, one
+3. Every other node goes through :data:`CONVERTERS` (filled by :mod:`archc.frontends.onnx.convert`), one
    converter per ONNX op type, which maps it to a native IR op (conv, batchnorm,
    linear from MatMul + bias, scale from a multiplication by a literal, ...), or
    makes it disappear (Identity, Dropout, same-dtype Cast, a reshape that changes
@@ -33,7 +33,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import onnx
@@ -47,7 +47,7 @@ from archc.ir.types import Dim, TensorType
 from archc.ops import onnx_node as _onnx_node  # (importing it registers the fallback op)
 from archc.ops import registry
 
-__all__ = ["Fallback", "Importer", "from_onnx", "load_onnx"]
+__all__ = ["CONVERTERS", "Fallback", "Importer", "converts", "from_onnx", "load_onnx"]
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 #: ops that pass their first input through unchanged at inference
@@ -59,6 +59,22 @@ class Fallback(Exception):
 
     The only exception a converter may use to decline: any other one is a bug and propagates.
     """
+
+
+Converter = Callable[["Importer", onnx.NodeProto], Optional[list]]
+
+#: ONNX op type (default domain) -> converter; :mod:`archc.frontends.onnx.convert` fills it
+#: (the package imports it), so the importer never imports its converters.
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converts(*op_types: str) -> Callable[[Converter], Converter]:
+    """Register the decorated function as the converter of ``op_types``."""
+    def register(fn: Converter) -> Converter:
+        for op_type in op_types:
+            CONVERTERS[op_type] = fn
+        return fn
+    return register
 
 
 @dataclass(frozen=True)
@@ -181,8 +197,6 @@ class Importer:
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> Graph:
-        from archc.frontends.onnx.convert import CONVERTERS
-
         self.converters = CONVERTERS
         g = self.model.graph
         self._infer_types()
