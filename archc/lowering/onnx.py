@@ -24,12 +24,15 @@ from archc._version import __version__
 from archc.errors import SpecError
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.types import TensorType
+from archc.fileio import write_atomic
 from archc.lowering import graph_weights
+from archc.lowering.optimize import optimize_for_inference
 from archc.ops import registry
+from archc.ops.weights import initial_weights
 from archc.ops.base import param_key
 from archc.pysource import one_line, plain_text
 
-__all__ = ["OPSET", "IR_VERSION", "Emitter", "to_onnx", "save_onnx", "value_name"]
+__all__ = ["OPSET", "IR_VERSION", "Emitter", "to_onnx", "build_onnx", "save_onnx", "value_name"]
 
 #: The ONNX opset archc targets (ONNX 1.12+, onnxruntime 1.12+).
 OPSET = 17
@@ -247,8 +250,30 @@ def _write_tensor(tensor: onnx.TensorProto, name: str, array: np.ndarray) -> Non
     tensor.raw_data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 
 
+def build_onnx(graph: Graph, weights: Mapping[str, Mapping[str, Any]] | None = None, *, seed: int = 0,
+               optimize: bool = True, labels: Mapping[str, str] | None = None,
+               inplace: bool = False) -> onnx.ModelProto:
+    """The one way from a graph to an ONNX model (``archc build``, ``run`` and ``verify``):
+    weights, then the inference rewrites, then emission.
+
+    The weights are ``weights`` if given, else ``graph.weights`` if filled, else archc's
+    seeded init for ``seed``. ``optimize`` applies :func:`optimize_for_inference`;
+    ``labels`` go to :func:`to_onnx`. The graph and its arrays are left unchanged unless
+    ``inplace``: a caller that owns them (a command's freshly loaded graph) lets the weights
+    be stored in the graph and folded into, saving a copy of most of them.
+    """
+    owned = inplace
+    if weights is not None or not graph.weights:
+        if not inplace:
+            graph = graph.copy()
+        graph.weights = {k: dict(v) for k, v in weights.items()} if weights is not None \
+            else initial_weights(graph, seed)
+        owned = inplace or weights is None  # fresh arrays in a private copy may be folded into
+    if optimize:
+        graph = optimize_for_inference(graph, inplace=owned)
+    return to_onnx(graph, seed, labels=labels)
+
+
 def save_onnx(model: onnx.ModelProto, path: str) -> None:
     """Write a model completely or not at all."""
-    from archc.fileio import write_atomic
-
     write_atomic(path, model.SerializeToString())
