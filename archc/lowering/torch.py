@@ -32,6 +32,7 @@ from torch import nn
 from archc._version import __version__
 from archc.errors import Diagnostic, Location, SpecError, did_you_mean
 from archc.ir.graph import Graph, Node, Value
+from archc.ir.names import Namespace
 from archc.ops.weights import init_array
 from archc.ops.weights import param_entries
 from archc.lowering import graph_weights
@@ -62,17 +63,14 @@ class _VarNames:
     """Python identifiers for the IR's values: the node name with '.' -> '_', made unique."""
 
     def __init__(self) -> None:
-        self.taken: set[str] = set(_RESERVED_VARS)
+        self.taken = Namespace(_RESERVED_VARS)
         self.names: dict[Value, str] = {}
 
     def add(self, value: Value, node: Node) -> str:
         base = identifier(node.name if value.out == 0 else f"{node.name}_{value.out}")
         if base in _RESERVED_VARS:
             base += "_"
-        name, i = base, 1
-        while name in self.taken:
-            name, i = f"{base}_{i}", i + 1
-        self.taken.add(name)
+        name = self.taken.take(base)
         self.names[value] = name
         return name
 

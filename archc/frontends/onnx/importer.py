@@ -33,7 +33,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Container, Optional
 
 import numpy as np
 import onnx
@@ -43,6 +43,7 @@ from archc.errors import Location, ShapeError, SpecError
 from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, Sym, Tensor, as_symbolic,
                                          attributes, evaluate_symbolic, fold, is_static_int)
 from archc.ir.graph import Graph, Node, Value, verify_in_debug
+from archc.ir.names import Namespace
 from archc.ir.types import Dim, TensorType
 from archc.ops import onnx_node as _onnx_node  # (importing it registers the fallback op)
 from archc.ops import registry
@@ -193,7 +194,7 @@ class Importer:
         self._attrs: dict[tuple, dict[str, Any]] = {}
         self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
         self._fresh = 0
-        self._taken: set[str] = set()
+        self._names = Namespace()                # IR node names given so far
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -561,11 +562,7 @@ class Importer:
         return f"unk{self._fresh}"
 
     def unique_name(self, base: str) -> str:
-        name, i = base, 1
-        while name in self._taken:
-            name, i = f"{base}_{i}", i + 1
-        self._taken.add(name)
-        return name
+        return self._names.take(base)
 
     def _default_name(self, node: onnx.NodeProto) -> str:
         scope, leaf = split_name(node.name) if node.name else (None, "")
@@ -615,18 +612,14 @@ class Importer:
             for i in range(1, len(parts)):
                 p = ".".join(parts[:i])
                 prefixes[p] = prefixes.get(p, 0) + 1
-        taken = set(self.graph.inputs)
+        taken = Namespace(self.graph.inputs)
         result: dict[str, str] = {}
         for node in nodes:
             scope = parsed[node.name]
             base = node.name
             if scope and scopes[scope] == 1 and prefixes.get(scope, 0) == 1 and scope not in taken:
                 base = scope
-            name, i = base, 1
-            while name in taken:
-                name, i = f"{base}_{i}", i + 1
-            taken.add(name)
-            result[node.name] = name
+            result[node.name] = taken.take(base)
         return result
 
 
@@ -703,7 +696,7 @@ def _schema(node: onnx.NodeProto, opsets: dict[str, int]):
         return None
 
 
-def _param_name(schema, index: int, taken: Iterable[str]) -> str:
+def _param_name(schema, index: int, taken: Container[str]) -> str:
     """A weight's name from the op schema's input name (``w``, ``b``), else ``input{index}``."""
     base = f"input{index}"
     if schema is not None and schema.inputs:
@@ -711,10 +704,7 @@ def _param_name(schema, index: int, taken: Iterable[str]) -> str:
         base = _clean(formal.name).lower() or base
         if index >= len(schema.inputs):  # variadic tail
             base = f"{base}{index}"
-    name, i = base, 1
-    while name in taken:
-        name, i = f"{base}{i}", i + 1
-    return name
+    return Namespace(also_taken=taken, suffix=lambda stem, i: f"{stem}{i}").free(base)
 
 
 def _constant_value(node: onnx.NodeProto, importer: Importer) -> np.ndarray:
