@@ -47,6 +47,7 @@ from archc.ir.names import Namespace
 from archc.ir.types import Dim, TensorType
 from archc.ops import onnx_node as _onnx_node  # (importing it registers the fallback op)
 from archc.ops import registry
+from archc.ops.nodes import NodeError, build_node
 
 __all__ = ["CONVERTERS", "Fallback", "Importer", "converts", "from_onnx", "load_onnx"]
 
@@ -481,23 +482,11 @@ class Importer:
         opdef = registry.get(op)
         if opdef is None:
             raise Fallback(f"no op '{op}'")
-        full: dict[str, Any] = {}
-        for key, spec in opdef.attrs.items():
-            if key in attrs:
-                value = attrs[key]
-                full[key] = tuple(value) if isinstance(value, list) else value
-            elif spec.required:
-                raise Fallback(f"op '{op}' needs '{key}'")
-            else:
-                full[key] = spec.default
-        if set(attrs) - set(opdef.attrs):
-            raise Fallback(f"op '{op}' has no attributes {sorted(set(attrs) - set(opdef.attrs))}")
-        ir = Node(name="?", op=opdef.name, attrs=full, inputs=list(inputs), location=self.where,
-                  meta={"onnx_name": node.name})
         ins = [self.graph.type_of(v) for v in inputs]
         try:
-            ir.outputs = opdef.infer(ir, ins)
-        except ShapeError as exc:  # the native op cannot express this node's shapes
+            ir = build_node(opdef, "?", {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()},
+                            inputs, ins, location=self.where, meta={"onnx_name": node.name})
+        except (NodeError, ShapeError) as exc:  # the native op cannot express this node
             raise Fallback(f"op '{op}': {exc}") from None
         if check:
             self.check_types(node, ir.outputs)
