@@ -45,12 +45,19 @@ def test_generated_sources_leave_linecache_with_their_modules():
     from archc.lowering.torch import build_module
 
     graph = load_spec(str(SPECS / "resnet18.yaml"), {"width": 4, "image_size": 32})
-    first, second = build_module(graph), build_module(graph)
-    names = [n for n in linecache.cache if n.startswith("<archc-generated")]
-    assert len(names) == 2  # one entry each: deleting one module cannot drop the other's source
+
+    def generated() -> set[str]:
+        return {n for n in linecache.cache if n.startswith("<archc-generated")}
+
+    earlier = generated()  # modules other tests still hold
+    first = build_module(graph)
+    first_name = generated() - earlier
+    second = build_module(graph)
+    second_name = generated() - earlier - first_name
+    assert len(first_name) == len(second_name) == 1  # one entry each: deleting one cannot drop the other
     del first
     gc.collect()
-    assert [n for n in linecache.cache if n.startswith("<archc-generated")] == names[1:]
+    assert generated() - earlier == second_name
     del second
     gc.collect()
-    assert [n for n in linecache.cache if n.startswith("<archc-generated")] == []
+    assert generated() - earlier == set()
