@@ -89,3 +89,19 @@ def test_the_package_still_offers_load_spec_lazily():
         import archc
 
         archc.nothing  # noqa: B018
+
+
+def test_the_runtime_reads_arrays_by_input_name(tmp_path):
+    import numpy as np
+
+    from archc.errors import UsageError
+    from archc.ir import TensorType
+    from archc.runtime.inputs import read_arrays
+
+    types = {"x": TensorType(("N", 3)), "ids": TensorType((2,), "int64")}
+    np.save(tmp_path / "x.npy", np.ones((4, 3), dtype=np.float64))
+    np.save(tmp_path / "ids.npy", np.array([1, 2]))
+    arrays = read_arrays(types, {"x": str(tmp_path / "x.npy"), "ids": str(tmp_path / "ids.npy")})
+    assert arrays["x"].dtype == np.float32 and arrays["x"].shape == (4, 3) and arrays["ids"].tolist() == [1, 2]
+    with pytest.raises(UsageError, match="input 'ids' expects shape \\(2\\) int64, the file holds \\(4, 3\\)"):
+        read_arrays(types, {"ids": str(tmp_path / "x.npy")})

@@ -61,3 +61,4 @@ def test_generated_sources_leave_linecache_with_their_modules():
     del second
     gc.collect()
     assert generated() - earlier == set()
+

@@ -108,9 +108,34 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
 
 def input_arrays(types: dict[str, TensorType], args: argparse.Namespace) -> dict[str, "np.ndarray"]:
     """The command's inputs: the --input files, else seeded random arrays (--batch, --dim, --seed)."""
-    from archc.runtime.inputs import random_inputs, read_inputs
+    from archc.runtime.inputs import random_inputs, read_arrays
 
-    return read_inputs(types, args.inputs) or random_inputs(types, parse_dims(args), args.seed)
+    if args.inputs:
+        arrays = read_arrays(types, input_files(types, args.inputs))
+        missing = [n for n in types if n not in arrays]
+        if missing:
+            raise UsageError(f"no array given for input(s) {', '.join(missing)}", location=Location("<command line>"))
+        return arrays
+    return random_inputs(types, parse_dims(args), args.seed)
+
+
+def input_files(types: dict[str, TensorType], items: list[str]) -> dict[str, str]:
+    """Input name -> .npy path from ``NAME=FILE.npy`` items (or ``FILE.npy`` alone for a
+    single-input model)."""
+    names = list(types)
+    files: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            if len(names) != 1:
+                raise UsageError(f"the model has inputs {', '.join(names)}: use --input NAME=FILE.npy",
+                                 location=Location("<command line>"))
+            name, path = names[0], item
+        if name not in names:
+            raise UsageError(f"the model has no input '{name}'; its inputs are {', '.join(names)}",
+                             location=Location("<command line>"))
+        files[name] = path
+    return files
 
 
 def parse_dims(args: argparse.Namespace) -> dict[str, int]:
