@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from archc import SpecError, loads_spec
-from archc.ir.weights import total_params
+from archc.ops.weights import total_params
 from archc.lowering.torch import build_module
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from archc import loads_spec
-from archc.ir.weights import initialize
+from archc.ops.weights import initialize
 from archc.ops import registry
 from archc.runtime.calibrate import calibrate
 from archc.runtime.inputs import random_inputs, input_types

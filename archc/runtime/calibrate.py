@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from archc.ir import Graph
-from archc.ir.weights import param_entries
+from archc.ops.weights import param_entries
 from archc.runtime.inputs import input_types, random_inputs
 
 #: samples in the calibration batch (batchnorm over (N, C) needs more than one)

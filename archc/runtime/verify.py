@@ -132,9 +132,8 @@ def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: floa
            device: str = "cpu", optimize: bool = True, allow_fallback: bool = False) -> VerifyReport:
     """Build both targets with one set of weights, run ``feeds`` through torch (eval) and onnxruntime,
     compare final and block outputs; measure each output's sensitivity to the input."""
-    from archc.ir.weights import initialize
-    from archc.lowering.onnx import to_onnx
-    from archc.lowering.optimize import optimize_for_inference
+    from archc.lowering.onnx import build_onnx
+    from archc.ops.weights import initialize
     from archc.runtime.calibrate import calibrate, example_dims
     from archc.runtime.inputs import input_types, random_inputs
     from archc.runtime.ort import run_onnx
@@ -148,8 +147,8 @@ def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: floa
     probed.outputs.update({f"block {name}": v for name, v in probes.items()})
     other = random_inputs(input_types(graph), example_dims(graph, feeds), seed + 1)  # a second, different input
     reference, second = _run_torch(probed, [feeds, other], device, allow_fallback)
-    onnx_graph = optimize_for_inference(probed) if optimize else probed
-    actual, _ = run_onnx(to_onnx(onnx_graph, seed).SerializeToString(), feeds, device, allow_fallback)
+    actual, _ = run_onnx(build_onnx(probed, seed=seed, optimize=optimize).SerializeToString(), feeds, device,
+                         allow_fallback)
     n = len(graph.outputs)
     outputs = [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference[:n], actual[:n])]
     for o, r, s in zip(outputs, reference[:n], second[:n]):

@@ -16,14 +16,15 @@ from typing import Any
 from archc.errors import Diagnostic, DiagnosticSink, Location, ShapeError, SpecError, did_you_mean
 from archc.ir import BlockInstance, Graph, Node, TensorType, Value
 from archc.ir.types import DTYPES
-from archc.ir.weights import TIE_META, param_specs, tied_params
+from archc.ops.weights import TIE_META, param_specs, tied_params
 from archc.ops import registry
 from archc.ops.base import Attr, OpDef
+from archc.ops.nodes import build_node
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.params import NOT_A_PARAMETER, chosen_kind, parameter_value, takes_literal_text
 from archc.frontends.yaml.expr import FUNCTIONS, ExprError
 from archc.frontends.yaml.functions import FunctionError, define_functions
-from archc.frontends.yaml.includes import collect_includes
+from archc.frontends.yaml.includes import read_includes
 from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.source import SList, SMap
 
@@ -32,14 +33,19 @@ _MAX_DEPTH = 64
 
 
 def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
-              profile: str | None = None) -> Graph:
-    """Build the IR for a parsed spec; raise SpecError listing every problem found."""
-    return _Elaborator(filename).run(doc, overrides or {}, profile)
+              profile: str | None = None, *, allow_include_anywhere: bool = False) -> Graph:
+    """Build the IR for a parsed spec; raise SpecError listing every problem found.
+
+    ``allow_include_anywhere`` lets ``include:`` read files outside the spec's folder
+    (see :mod:`archc.frontends.yaml.includes`).
+    """
+    return _Elaborator(filename, allow_include_anywhere).run(doc, overrides or {}, profile)
 
 
 class _Elaborator:
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, allow_include_anywhere: bool = False) -> None:
         self.filename = filename
+        self.allow_include_anywhere = allow_include_anywhere
         self.sink = DiagnosticSink()
         self.blocks: dict[str, SMap] = {}
         self.graph = Graph()
@@ -58,7 +64,7 @@ class _Elaborator:
         self.graph.params = dict(params)
         self.sink.raise_if_any()
 
-        for included in self._includes(doc):
+        for included in read_includes(doc, self.filename, self.sink, self.allow_include_anywhere):
             self._blocks(included)
             self._functions(included)
         self._blocks(doc)
@@ -78,13 +84,6 @@ class _Elaborator:
         self._outputs(doc, scope)
         self.sink.raise_if_any()
         return self.graph
-
-    def _includes(self, doc: SMap) -> list[SMap]:
-        """The parsed files this spec includes, directly or not (see :mod:`.includes`)."""
-        found = collect_includes(doc, self.filename, lambda message, where: self._error(message, where),
-                                 lambda included: self._check_keys(included, schema.INCLUDE_KEYS,
-                                                                   "in an included file"))
-        return [inc.doc for inc in found]
 
     def _warn_unread_widths(self, inner: Scope) -> None:
         """Warn where a node's width comes from the block input (``channels(x)``) while the block
@@ -628,13 +627,10 @@ class _Elaborator:
                         "level: number them in a sequential block, or give the nodes distinct names)",
                         item.location, full)
             raise Abort()
-        node = Node(name=full, op=op.name, attrs=attrs, inputs=list(inputs), scope=scope.stack,
-                    location=item.location)
-        if "expect" in item:
-            node.meta["expect"] = item["expect"]
         in_types = [self.graph.type_of(v) for v in inputs]
         try:
-            node.outputs = op.infer(node, in_types)
+            node = build_node(op, full, attrs, inputs, in_types, scope=scope.stack, location=item.location,
+                              meta={"expect": item["expect"]} if "expect" in item else None)
         except ShapeError as exc:
             shapes = ", ".join(str(t) for t in in_types)
             self._error(f"{op.name}: {exc} [input shape{'s' if len(in_types) > 1 else ''}: {shapes}]",

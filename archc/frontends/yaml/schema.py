@@ -55,7 +55,7 @@ EXPECT_KINDS = (*Kind.words(), EXPECT_NONE)
 
 INCLUDE_KEYS = {
     "doc": "free text",
-    "include": "further files whose 'blocks' this file and its includers may use",
+    "include": "further YAML files (relative to this file, or archc/NAME) whose 'blocks' the including spec may use",
     "functions": "small pure functions, as under a spec's 'functions:'",
     "blocks": "reusable blocks, as under a spec's 'blocks:'",
 }
