@@ -20,7 +20,7 @@ from archc.ir.types import DTYPES
 from archc.ops import registry
 from archc.ops.base import Attr, OpDef
 from archc.frontends.yaml import schema
-from archc.frontends.yaml.expr import ExprError
+from archc.frontends.yaml.expr import ExprError, names_in
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.source import SList, SMap, load_yaml_file
 
@@ -136,12 +136,19 @@ class _Elaborator:
             (container.quoted[key] if 0 <= key < len(container.quoted) else False)
         return Location(loc.file, loc.line, loc.column + offset + (1 if quoted else 0))
 
-    def _eval(self, text: str, scope: Scope, container: SMap | SList, key: Any, node: str | None) -> Any:
+    def _eval(self, text: str, scope: Scope, container: SMap | SList, key: Any, node: str | None,
+              attr: bool = False) -> Any:
+        """Evaluate an expression; ``attr``: it is one op attribute's whole value (see below)."""
         try:
-            return scope.evaluator(self.graph).evaluate(text)
+            value = scope.evaluator(self.graph).evaluate(text)
         except ExprError as exc:
             self._error(str(exc), self._expr_location(container, key, exc.offset), node, exc.hint)
             raise Abort() from None
+        # Only a top-level node's attribute keeps a parameter a run-time argument of the
+        # generated code (Node.attr_exprs); any other use fixes it when the graph is built.
+        if not (attr and not scope.stack):
+            self.graph.structural_params |= names_in(text) & self.graph.params.keys()
+        return value
 
     # -- top level ---------------------------------------------------------------------
     def _params(self, doc: SMap, overrides: dict[str, Any], profile: str | None) -> dict[str, Any]:
@@ -544,7 +551,8 @@ class _Elaborator:
             self._error(f"unknown op '{kind}'", item.where("op"), full,
                         did_you_mean(kind, registry.names() + list(self.blocks)))
             raise Abort()
-        attrs = self._attrs(op, fields, scope, full)
+        exprs: dict[str, str] = {}
+        attrs = self._attrs(op, fields, scope, full, exprs)
         lo, hi = op.arity()
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
@@ -554,7 +562,7 @@ class _Elaborator:
         if any(v is POISON for v in inputs):
             raise Abort()
         node = Node(name=full, op=op.name, attrs=attrs, inputs=list(inputs), scope=scope.stack,
-                    location=item.location)
+                    location=item.location, attr_exprs=exprs)
         if "expect" in item:
             node.meta["expect"] = item["expect"]
         in_types = [self.graph.type_of(v) for v in inputs]
@@ -569,7 +577,7 @@ class _Elaborator:
         ports = op.output_names(node)
         return Binding([Value(full, i) for i in range(len(node.outputs))], ports)
 
-    def _attrs(self, op: OpDef, fields: SMap, scope: Scope, full: str) -> dict[str, Any]:
+    def _attrs(self, op: OpDef, fields: SMap, scope: Scope, full: str, exprs: dict[str, str]) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         failed = False
         for key in fields:
@@ -582,7 +590,7 @@ class _Elaborator:
                 failed = True
                 continue
             try:
-                attrs[key] = self._coerce(op.attrs[key], fields[key], fields, key, scope, full, op.name)
+                attrs[key] = self._coerce(op.attrs[key], fields[key], fields, key, scope, full, op.name, exprs)
             except Abort:
                 failed = True
         for key, spec in op.attrs.items():
@@ -597,7 +605,8 @@ class _Elaborator:
             raise Abort()
         return {k: attrs[k] for k in op.attrs}  # schema order, so printing is stable
 
-    def _coerce(self, spec: Attr, raw: Any, holder: SMap, key: str, scope: Scope, full: str, opname: str) -> Any:
+    def _coerce(self, spec: Attr, raw: Any, holder: SMap, key: str, scope: Scope, full: str, opname: str,
+                exprs: dict[str, str]) -> Any:
         kind = spec.kind
         if isinstance(raw, str) and kind in ("str", "int_or_str") and "${" in raw:
             raw = _interpolate(raw, lambda e: self._eval(e, scope, holder, key, full))
@@ -605,7 +614,8 @@ class _Elaborator:
                              and raw in spec.choices):
             value = raw
         elif isinstance(raw, str) and kind != "any":
-            value = self._eval(raw, scope, holder, key, full)
+            value = self._eval(raw, scope, holder, key, full, attr=True)
+            exprs[key] = raw
         elif isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str", "any"):
             value = [self._eval(v, scope, raw, i, full) if isinstance(v, str) else v for i, v in enumerate(raw)]
         else:
@@ -682,7 +692,12 @@ class _Elaborator:
             raise Abort()
         if any(v is POISON for v in inputs):
             raise Abort()
-        inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (BlockInstance(full, kind),))
+        lets = bdef.get("let") if isinstance(bdef.get("let"), SMap) else {}
+        instance = BlockInstance(full, kind, defaults=tuple(declared.items()),
+                                 args=tuple((k, env[k]) for k in declared),
+                                 lets=tuple((k, v) for k, v in lets.items() if isinstance(v, str)),
+                                 formals=tuple(formal), inputs=tuple(inputs))
+        inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (instance,))
         for fname, value in zip(fixed, inputs):
             inner.bindings[fname] = Binding([value])
             inner.declared.add(fname)
