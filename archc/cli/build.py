@@ -72,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from archc.lowering.torch import generate_source
 
-    source = generate_source(graph)
+    from archc.cli.common import parse_overrides
+
+    source = generate_source(graph, spec=args.spec, overrides=parse_overrides(args.overrides) or None,
+                             seed=None if args.weights else args.seed)
     if args.state_dict:
         import torch
 

@@ -336,6 +336,10 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
     for i, site in body.sites.items():
         if site in expressions:
             result.text[i] = expressions[site]
+            if site[2]:  # in forward: the value is an attribute set in __init__
+                attr = identifier(f"{site[0]}_{site[1]}")
+                result.stored[attr] = expressions[site]
+                result.text[i] = f"self.{attr}"
     for p, value in graph.params.items():
         result.args.append(Arg(p, value, ("param", p)))
         if p not in live:
