@@ -191,8 +191,7 @@ nodes:
 
 def test_skip_role_comment():
     graph = loads_spec(TINY)
-    graph.node("layer1.1.add").meta["skip_role"] = "residual"
-    lines = generate_source(graph).splitlines()
+    lines = generate_source(graph, labels={"layer1.1.add": "residual"}).splitlines()
     marked = [i for i, line in enumerate(lines) if "# skip:" in line]
     assert len(marked) == 1  # in the class of layer1.1's block, above its merge line
     assert lines[marked[0]].strip() == "# skip: residual" and lines[marked[0] + 1].strip() == "add = bn2 + x"

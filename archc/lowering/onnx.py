@@ -14,7 +14,7 @@ archc's own seeded initialiser, the same arrays the PyTorch backend loads.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -52,8 +52,10 @@ class Emitter:
 
     opset = OPSET
 
-    def __init__(self, graph: Graph, weights: dict[str, dict[str, Any]], names: dict[Value, str]) -> None:
+    def __init__(self, graph: Graph, weights: dict[str, dict[str, Any]], names: dict[Value, str],
+                 labels: Mapping[str, str] | None = None) -> None:
         self.graph = graph
+        self.labels = labels or {}               # merge node -> skip label, written as its doc_string
         self.weights = weights
         self.names = names                       # IR value -> ONNX value name
         self.nodes: list[onnx.NodeProto] = []
@@ -139,7 +141,8 @@ class Emitter:
             main = finals[0] in p["outputs"]
             name = node.name if main else self._unique_node(f"{node.name}/{p['op_type'].lower()}")
             self.taken_nodes.add(name)
-            doc = one_line(f"skip: {node.meta['skip_role']}") if main and node.meta.get("skip_role") else None
+            label = self.labels.get(node.name) if main else None
+            doc = one_line(f"skip: {label}") if label else None
             self.nodes.append(helper.make_node(p["op_type"], p["inputs"], p["outputs"], name=name,
                                                doc_string=doc, **p["attrs"]))
         self.current, self._pending = None, []
@@ -196,11 +199,14 @@ def _value_names(graph: Graph, param_keys: set[str] = frozenset()) -> dict[Value
     return names
 
 
-def to_onnx(graph: Graph, seed: int = 0) -> onnx.ModelProto:
-    """The graph as an ONNX model (opset :data:`OPSET`), weights from the graph or ``seed``."""
+def to_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None = None) -> onnx.ModelProto:
+    """The graph as an ONNX model (opset :data:`OPSET`), weights from the graph or ``seed``.
+
+    ``labels`` (node name -> skip label, from :func:`archc.analysis.skips.merge_labels`) go into
+    the merge nodes' doc_strings."""
     weights = graph_weights(graph, seed)
     names = _value_names(graph, {param_key(n, p) for n, params in weights.items() for p in params})
-    emit = Emitter(graph, weights, names)
+    emit = Emitter(graph, weights, names, labels)
     for node in graph.nodes():
         if node.op != "input":
             emit.lower(node)

@@ -112,7 +112,8 @@ def _split_at(text: str, open_: int, close: int, indent: str) -> list[str]:
     one_tuple = text[close] == ")" and body.rstrip().endswith(",") and len(elements) == 1 \
         and not _is_call(text, open_)
     lines = [indent + head]
-    if body.strip() and len(inner) + len(body.strip()) <= LINE_LENGTH and (
+    subscript = text[open_] == "[" and _is_call(text, open_)  # x[...]: a comma would make a tuple
+    if subscript or body.strip() and len(inner) + len(body.strip()) <= LINE_LENGTH and (
             not body.rstrip().endswith(",") or one_tuple):
         lines.append(inner + body.strip())
     else:

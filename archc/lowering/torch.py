@@ -42,17 +42,15 @@ def generate_source(graph: Graph, class_name: str | None = None, *, labels: Mapp
                     seed: int | None = None) -> str:
     """A standalone Python file (imports only torch) defining the graph as ``nn.Module`` classes.
 
-    ``labels`` (node name -> skip label) become ``# skip:`` comments on the merge lines and the
-    header's summary; without it, labels an earlier analysis left in ``node.meta["skip_role"]``
-    are used. ``spec``, ``overrides`` and ``seed`` are named in the header.
+    ``labels`` (node name -> skip label, from :func:`archc.analysis.skips.merge_labels`) become
+    ``# skip:`` comments on the merge lines and the header's summary. ``spec``, ``overrides``
+    and ``seed`` are named in the header.
     """
     cls = class_name or class_name_for(graph.name)
     if not is_identifier(cls):
         raise SpecError(f"class name '{one_line(cls)}' is not a Python identifier",
                         location=Location("<class name>"))
-    if labels is None:
-        labels = {n.name: n.meta["skip_role"] for n in graph.nodes() if n.meta.get("skip_role")}
-    return write_source(graph, cls, labels, Provenance(spec, overrides, seed))
+    return write_source(graph, cls, labels or {}, Provenance(spec, overrides, seed))
 
 
 def _module_class(graph: Graph, source: str, class_name: str) -> type[nn.Module]:
@@ -73,14 +71,14 @@ def state_dict_from_graph(graph: Graph, seed: int = 0) -> dict[str, torch.Tensor
     return result
 
 
-def build_module(graph: Graph, seed: int | None = 0) -> nn.Module:
+def build_module(graph: Graph, seed: int | None = 0, *, labels: Mapping[str, str] | None = None) -> nn.Module:
     """The graph as a ready ``nn.Module``: generated source, executed, weights loaded strictly.
 
     Weights are ``graph.weights`` when present, else archc's init for ``seed`` (the graph
     is not modified). ``seed=None`` keeps PyTorch's own random initialisation instead.
     """
     cls_name = class_name_for(graph.name)
-    module = _module_class(graph, generate_source(graph, cls_name), cls_name)()
+    module = _module_class(graph, generate_source(graph, cls_name, labels=labels), cls_name)()
     if seed is not None or graph.weights:
         module.load_state_dict(state_dict_from_graph(graph, seed or 0), strict=True)
     return module

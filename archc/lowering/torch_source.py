@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import archc
-from archc.analysis.report import KINDS
+from archc.ir.vocab import SKIP_KINDS
 from archc.ir.graph import Graph
 from archc.lowering.pyformat import LINE_LENGTH, split_statement
 from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
@@ -259,7 +259,7 @@ def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Prove
             live: Mapping[str, Any]) -> list[str]:
     spec = provenance.spec or next((n.location.file for n in graph.nodes() if n.location), None)
     params = ", ".join(f"{k}={v!r}" for k, v in graph.params.items())
-    counts = {k: 0 for k in KINDS}
+    counts = {str(k.value): 0 for k in SKIP_KINDS}
     for label in labels.values():
         kind = label.split()[0] if label.split() else ""
         if kind in counts:
