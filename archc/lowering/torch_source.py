@@ -109,7 +109,7 @@ class _Planner:
             variants.sort(key=lambda v: (len(_locals(v[0])), -len(v)))  # the plainest is the base
             common = set.intersection(*(set(_locals(v[0])) for v in variants))
             for i, bodies in enumerate(variants):
-                extra = sorted(set(_locals(bodies[0])) - common)
+                extra = sorted(e for e in set(_locals(bodies[0])) - common if not e[0].isdigit())
                 wanted = base if i == 0 else base + "".join(class_name_for(e) for e in extra[:2])
                 name, k = wanted, 2
                 while name in self.taken:

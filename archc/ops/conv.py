@@ -100,8 +100,11 @@ class Conv(OpDef):
             padding = py(a["padding"])
         else:
             padding = py_dims(tuple(p for p, _ in pads))
+        # dilation and groups only where they are not PyTorch's default 1 (most convs), as people write it
+        extra = (f", dilation={py_dims(d)}" if set(d) != {1} else "") + \
+            (f", groups={a['groups']}" if a["groups"] != 1 else "")
         return (f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
-                f"padding={padding}, dilation={py_dims(d)}, groups={a['groups']}, bias={a['bias']})")
+                f"padding={padding}{extra}, bias={a['bias']})")
 
     def absorb_affine(self, node, weights, scale, shift, inplace=False):
         # Output channels are axis 1 of the output and the first axis of the weight.
