@@ -10,9 +10,12 @@ shipped spec's file with ``ruff format --check``.
 """
 from __future__ import annotations
 
+import re
+
 __all__ = ["LINE_LENGTH", "split_statement"]
 
 LINE_LENGTH = 88
+_COMMA_CLOSE = re.compile(r",\s*[)\]}]")
 _OPEN, _CLOSE = "([{", ")]}"
 
 
@@ -91,6 +94,8 @@ def _trailers(text: str, pairs: dict[int, int]) -> list[int]:
 
 def _magic_comma(text: str) -> bool:
     """Whether a bracket of ``text`` ends with a comma (not a one-element tuple): black explodes those."""
+    if not _COMMA_CLOSE.search(text):
+        return False
     for close, open_ in _pairs(text).items():
         inner = text[open_ + 1:close].rstrip()
         if inner.endswith(","):
