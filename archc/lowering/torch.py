@@ -1,23 +1,24 @@
-"""The PyTorch backend: the graph IR as a standalone, readable ``nn.Module`` source file.
+"""The PyTorch backend: the graph IR as a standalone ``.py`` file a person would keep.
 
-:func:`generate_source` writes one Python file that imports only torch. Its module tree
-follows the graph's hierarchical node names (``layer1.0.conv1`` is reached as
-``self.layer1['0'].conv1``, containers being ``nn.ModuleDict``), so the state_dict
-keys are the IR's ``node.param`` names and torchvision's checkpoints load into the
-ResNet specs unchanged; a parameter-only node (:meth:`OpDef.torch_parameter`) is a bare
+:func:`generate_source` writes one Python file that imports only torch: one ``nn.Module``
+class per block definition and the model class (see :mod:`archc.lowering.torch_source`).
+Module paths follow the graph's hierarchical node names (``layer1.0.conv1``), so the
+state_dict keys are the IR's ``node.param`` names and torchvision's checkpoints load into
+the ResNet specs unchanged; a parameter-only node (:meth:`OpDef.torch_parameter`) is a bare
 ``nn.Parameter`` attribute of its parent, keyed by its own name (ViT's ``class_token``).
-``forward`` is straight-line code, one statement per node, which is what
-``torch.compile`` and DDP handle best. Each op writes its own piece
-(:meth:`OpDef.torch_module` and :meth:`OpDef.torch_forward`); nothing here branches on op names.
+Each op writes its own piece (:meth:`OpDef.torch_module` and :meth:`OpDef.torch_forward`);
+nothing here branches on op names.
 
 :func:`build_module` executes that same text (there is one lowering, not two) and loads
 the graph's weights; :func:`load_weights` reads a ``.pt`` state_dict into the graph.
 """
 from __future__ import annotations
 
+import itertools
 import linecache
 import os
 import pickle
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,11 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-
 from archc.errors import Diagnostic, Location, SpecError, did_you_mean
 from archc.ir.graph import Graph
-from archc.ir.weights import init_array
-from archc.ir.weights import param_entries
+from archc.ops.weights import init_array
+from archc.ops.weights import param_entries
 from archc.lowering import graph_weights
 from archc.lowering.torch_source import Provenance, class_name_for, write_source
 from archc.pysource import is_identifier, one_line
@@ -53,13 +53,26 @@ def generate_source(graph: Graph, class_name: str | None = None, *, labels: Mapp
     return write_source(graph, cls, labels or {}, Provenance(spec, overrides, seed))
 
 
+_GENERATED = itertools.count(1)
+
+
 def _module_class(graph: Graph, source: str, class_name: str) -> type[nn.Module]:
-    """Execute generated source and return its class (registered with linecache for tracebacks)."""
-    filename = f"<archc-generated {class_name} from {one_line(graph.name)}>"
+    """Execute generated source and return its class.
+
+    The source is in linecache (so tracebacks show it) under a name of its own, for as
+    long as the class lives: the entry goes when the class is collected.
+    """
+    filename = f"<archc-generated {class_name} from {one_line(graph.name)} #{next(_GENERATED)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {"__name__": f"archc_generated_{class_name}"}
-    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
-    return namespace[class_name]
+    try:
+        exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
+    except BaseException:
+        linecache.cache.pop(filename, None)
+        raise
+    cls = namespace[class_name]
+    weakref.finalize(cls, linecache.cache.pop, filename, None)
+    return cls
 
 
 def state_dict_from_graph(graph: Graph, seed: int = 0) -> dict[str, torch.Tensor]:
