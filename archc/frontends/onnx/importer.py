@@ -40,8 +40,9 @@ import onnx
 from onnx import helper, numpy_helper
 
 from archc.errors import Location, ShapeError, SpecError
-from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, Sym, Tensor, as_symbolic,
-                                         attributes, evaluate_symbolic, fold, is_static_int)
+from archc.frontends.onnx import limits
+from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, ShapeArithmeticError, Sym, Tensor,
+                                         as_symbolic, attributes, evaluate_symbolic, fold, is_static_int)
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.types import Dim, TensorType
 from archc.ops import onnx_node as _onnx_node  # (importing it registers the fallback op)
@@ -67,14 +68,13 @@ class OType:
 
 
 def load_onnx(path: str) -> Graph:
-    """Read an ONNX file into the IR; SpecError (at ``path``) if it is missing or invalid."""
-    where = Location(path)
-    if not os.path.exists(path):
-        raise SpecError("no such file", location=where)
-    try:
-        model = onnx.load(path)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several types for corrupt files
-        raise SpecError(f"cannot read an ONNX model: {_first_line(exc)}", location=where) from None
+    """Read an ONNX file into the IR; SpecError (at ``path``) if it is missing or invalid.
+
+    External data is read only from files inside the model's directory (see
+    :mod:`archc.frontends.onnx.limits`).
+    """
+    model = limits.read_model(path)
+    limits.load_external_data(model, path)
     return from_onnx(model, path)
 
 
@@ -83,6 +83,7 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
     where = Location(filename)
     if not isinstance(model, onnx.ModelProto) or not model.HasField("graph"):
         raise SpecError("not an ONNX model (no graph)", location=where)
+    limits.check_structure(model.graph, where)
     skeleton = _skeleton(model)
     try:
         onnx.checker.check_model(skeleton)
@@ -175,6 +176,8 @@ class Importer:
         self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
         self._fresh = 0
         self._taken: set[str] = set()
+        #: (op type, outputs) -> index in graph.node, for error messages
+        self._index = {_node_key(n): i for i, n in reversed(list(enumerate(model.graph.node)))}
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -277,17 +280,18 @@ class Importer:
                 self._shape_of(node, tuple(self.fresh_symbol() if d is None else d for d in t.shape))
                 return
         if all(r is None or isinstance(r, Const) for r in recs):
-            try:
-                arrays = fold(node, [None if r is None else r.array for r in recs], self.opsets)
-            except Exception:  # noqa: BLE001 - the reference implementation lacks some ops
-                arrays = None
+            arrays = self._fold(node, [None if r is None else r.array for r in recs])
             if arrays is not None:
                 learned = any(isinstance(r, Const) and r.learned for r in recs)
                 for name, arr in zip(node.output, arrays):
                     self.bind(name, Const(arr, learned))
                 return
-        if not any(isinstance(r, Lazy) for r in recs):
-            outs = evaluate_symbolic(node, [None if r is None else r.array for r in recs])
+        ins = [None if r is None else r.array for r in recs] if not any(isinstance(r, Lazy) for r in recs) else None
+        if ins is not None and limits.symbolic_allowed(ins):
+            try:
+                outs = evaluate_symbolic(node, ins)
+            except ShapeArithmeticError as exc:
+                self._fail(str(exc), node=node)
             if outs is not None:
                 for k, (name, arr) in enumerate(zip(node.output, outs)):
                     self.bind(name, self._static_record(name, arr, node, k))
@@ -295,11 +299,26 @@ class Importer:
         for k, name in enumerate(node.output):
             self.bind(name, Lazy(node, k))
 
+    def _fold(self, node: onnx.NodeProto, arrays: list[np.ndarray | None]) -> list[np.ndarray] | None:
+        """The node's outputs over constant inputs; None (it stays symbolic) when the reference
+        implementation cannot run it or the result would be too large to make."""
+        if limits.fold_refusal(node, arrays, self.opsets) is not None:
+            return None
+        try:
+            return fold(node, arrays, self.opsets)
+        except Exception:  # noqa: BLE001 - the reference implementation lacks some ops
+            return None
+
     def _static_record(self, name: str, arr: np.ndarray, node: onnx.NodeProto, out: int = 0) -> Record:
+        if not limits.fits_int64(np.asarray(arr, dtype=object).ravel()):
+            self._fail(f"shape arithmetic gives a value beyond int64: {_short(arr)}", node=node)
         if is_static_int(arr):
             t = self.otypes.get(name)
             dtype = t.dtype if t is not None and t.dtype else "int64"
-            return Const(np.array(arr.tolist(), dtype=dtype).reshape(arr.shape))
+            try:
+                return Const(np.array(arr.tolist(), dtype=dtype).reshape(arr.shape))
+            except (OverflowError, TypeError, ValueError):
+                self._fail(f"shape value {_short(arr)} does not fit its declared type {dtype}", node=node)
         return Sym(arr, node, out)
 
     def _shape_of(self, node: onnx.NodeProto, shape: tuple[Dim, ...]) -> None:
@@ -553,10 +572,9 @@ class Importer:
         return f"{scope}.{leaf}" if scope else leaf
 
     def _fail(self, message: str, node: onnx.NodeProto | None = None) -> None:
-        label = None
-        if node is not None:
-            label = node.name or f"{node.op_type} -> {', '.join(node.output)}"
-        raise SpecError(message, location=self.where, node=label)
+        if node is None:
+            raise SpecError(message, location=self.where)
+        raise limits.node_error(message, node, self._index.get(_node_key(node)), self.where)
 
     # -- the end: dead nodes, names ---------------------------------------------------------
     def _finish(self) -> Graph:
@@ -615,10 +633,19 @@ class Importer:
         return result
 
 
+def _node_key(node: onnx.NodeProto) -> tuple:
+    return (node.op_type, *node.output)
+
+
 def _ancestors(graph: Graph, name: str) -> set[str]:
     import networkx as nx
 
     return nx.ancestors(graph.nx, name)
+
+
+def _short(arr: np.ndarray) -> str:
+    text = str(np.asarray(arr, dtype=object).tolist())
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _otype(tp: onnx.TypeProto) -> OType | None:
@@ -629,8 +656,11 @@ def _otype(tp: onnx.TypeProto) -> OType | None:
     if tt.elem_type:
         try:
             dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)).name
-        except Exception:  # noqa: BLE001 - types numpy lacks (bfloat16, float8)
-            dtype = helper.tensor_dtype_to_string(tt.elem_type).replace("TensorProto.", "").lower()
+        except Exception:  # noqa: BLE001 - types numpy lacks (bfloat16, float8), or no type at all
+            try:
+                dtype = helper.tensor_dtype_to_string(tt.elem_type).replace("TensorProto.", "").lower()
+            except KeyError:
+                dtype = None
     if not tt.HasField("shape"):
         return OType(None, dtype)
     dims: list[Dim | None] = []
