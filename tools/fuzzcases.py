@@ -102,12 +102,23 @@ def run_case(kind: str, payload: bytes, name: str, workdir: str, seconds: float 
     return Result("ok")
 
 
+def preload() -> None:
+    """Import everything a case may use, so no case is charged for (or interrupted in) an import."""
+    import archc.analysis.skips  # noqa: F401
+    import archc.frontends.onnx  # noqa: F401
+    import archc.frontends.yaml  # noqa: F401
+    import archc.ir.weights  # noqa: F401
+    import archc.lowering.onnx  # noqa: F401
+    import archc.lowering.torch  # noqa: F401
+    from onnx.reference import ReferenceEvaluator  # noqa: F401
+
+
 def prepare_workdir(workdir: str) -> None:
     """Give a case folder what the shipped specs include (``specs/lib``)."""
     import shutil
 
     target = os.path.join(workdir, "lib")
-    if not os.path.isdir(target):
+    if (SPECS / "lib").is_dir() and not os.path.isdir(target):
         shutil.copytree(SPECS / "lib", target)
 
 

@@ -88,7 +88,11 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
     try:
         onnx.checker.check_model(skeleton)
     except Exception as exc:  # noqa: BLE001 - checker errors are ValidationError or ValueError
-        raise SpecError(f"invalid ONNX model: {_first_line(exc)}", location=where) from None
+        culprit = limits.checker_culprit(skeleton)
+        message = f"invalid ONNX model: {_first_line(exc)}"
+        if culprit is None:
+            raise SpecError(message, location=where) from None
+        raise limits.node_error(message, culprit[1], culprit[0], where) from None
     return Importer(model, filename, skeleton).run()
 
 
@@ -216,11 +220,13 @@ class Importer:
 
     def _infer_types(self) -> None:
         model = self.skeleton
+        prop = limits.data_propagation_safe(model.graph.node, _literal_constants(model.graph),
+                                            limits.vector_lengths(model))
         try:
-            model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+            model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=prop)
         except Exception:  # noqa: BLE001 - strict inference rejects some valid models; retry leniently
             try:
-                model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+                model = onnx.shape_inference.infer_shapes(model, data_prop=prop)
             except Exception as exc:  # noqa: BLE001
                 self._fail(f"ONNX shape inference failed: {_first_line(exc)}")
         g = model.graph
@@ -633,6 +639,20 @@ class Importer:
         return result
 
 
+def _literal_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """The small initializers and Constant node values of a graph, by name (unreadable ones left out)."""
+    found: dict[str, np.ndarray] = {}
+    tensors = [(t.name, t) for t in graph.initializer if math.prod(t.dims) <= _SKELETON_LIMIT]
+    tensors += [(n.output[0], a.t) for n in graph.node if n.op_type == "Constant" and n.output
+                for a in n.attribute if a.name == "value" and a.HasField("t")]
+    for name, tensor in tensors:
+        try:
+            found[name] = numpy_helper.to_array(tensor)
+        except Exception:  # noqa: BLE001 - a corrupt tensor is reported where it is used
+            continue
+    return found
+
+
 def _node_key(node: onnx.NodeProto) -> tuple:
     return (node.op_type, *node.output)
 
@@ -708,8 +728,12 @@ def _infer_node(node: onnx.NodeProto, typed: list[Any], model: onnx.ModelProto) 
     graph = helper.make_graph([node], "node", inputs, [], initializer=inits)
     single = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     single.functions.extend(model.functions)
+    lengths = [t.shape[0] for t in typed if isinstance(t, TensorType) and len(t.shape) == 1
+               and isinstance(t.shape[0], int)]
+    prop = limits.data_propagation_safe([node], {name: t for name, t in zip(node.input, typed)
+                                                 if isinstance(t, np.ndarray)}, lengths)
     try:
-        inferred = onnx.shape_inference.infer_shapes(single, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(single, data_prop=prop)
     except Exception:  # noqa: BLE001 - fall back to the whole-model inference
         return []
     found = {vi.name: _otype(vi.type) for vi in [*inferred.graph.value_info, *inferred.graph.output]}

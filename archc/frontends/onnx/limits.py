@@ -29,7 +29,7 @@ from onnx import helper, numpy_helper
 
 from archc.errors import Location, SpecError
 
-__all__ = ["MAX_FOLD_ELEMENTS", "check_structure", "fits_int64", "fold_refusal", "load_external_data",
+__all__ = ["MAX_FOLD_ELEMENTS", "check_structure", "checker_culprit", "data_propagation_safe", "range_count", "vector_lengths", "fits_int64", "fold_refusal", "load_external_data",
            "node_error", "node_label", "node_position", "read_model", "symbolic_allowed"]
 
 
@@ -193,6 +193,21 @@ def check_structure(graph: onnx.GraphProto, where: Location) -> None:
         raise SpecError("the model has no graph outputs", location=where)
 
 
+def checker_culprit(model: onnx.ModelProto) -> tuple[int, onnx.NodeProto] | None:
+    """The first node the ONNX checker rejects on its own (attributes, input counts, opsets),
+    with its index; None when the model's problem is not one node's."""
+    ctx = onnx.checker.C.CheckerContext()
+    ctx.ir_version = model.ir_version or onnx.IR_VERSION
+    ctx.opset_imports = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
+    scope = onnx.checker.C.LexicalScopeContext()
+    for index, node in enumerate(model.graph.node):
+        try:
+            onnx.checker.check_node(node, ctx, scope)
+        except Exception:  # noqa: BLE001 - ValidationError or ValueError: this node is the culprit
+            return index, node
+    return None
+
+
 def _producer_text(graph: onnx.GraphProto, index: int | None) -> str:
     return "an initializer or graph input" if index is None else f"{node_label(graph.node[index])} (#{index})"
 
@@ -221,6 +236,66 @@ def _refuse(message: str, node: onnx.NodeProto, index: int, where: Location) -> 
 
 
 # -- bounded evaluation ----------------------------------------------------------------------
+
+#: ONNX's data propagation makes one dim per element of a 1-D tensor: it runs only while
+#: every such tensor (and every Range) has at most this many elements
+MAX_PROPAGATED_ELEMENTS = 1 << 16
+
+
+def data_propagation_safe(nodes: Iterable[onnx.NodeProto], constants: dict[str, np.ndarray],
+                          lengths: Iterable[int | None] = ()) -> bool:
+    """Whether ONNX shape inference may propagate data through ``nodes``.
+
+    ONNX's data propagation (C++, uninterruptible) turns every 1-D integer tensor into a
+    list of dims: a Range of 10^18 elements or a Cast of a 2^62-element vector hangs it.
+    It is used only when every Range's count is known from ``constants`` and small, and
+    every known length of a 0-D/1-D value (``lengths``) is small.
+    """
+    if any(n is None or n > MAX_PROPAGATED_ELEMENTS for n in lengths):
+        return False
+    for node in nodes:
+        if node.op_type != "Range":
+            continue
+        count = range_count([constants.get(name) for name in node.input])
+        if count is None or count > MAX_PROPAGATED_ELEMENTS:
+            return False
+    return True
+
+
+def vector_lengths(model: onnx.ModelProto) -> list[int | None]:
+    """Lengths of the 1-D values of a model as ONNX infers them without data propagation
+    (None for one whose length is unknown but could be large: produced by a growing op)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - the caller's own inference reports the problem
+        return [None]
+    g = inferred.graph
+    grown = {o for n in g.node if n.op_type in _GROWING for o in n.output}
+    lengths: list[int | None] = [int(d) for t in g.initializer if len(t.dims) == 1 for d in t.dims]
+    for vi in [*g.input, *g.value_info, *g.output]:
+        tt = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type") or not tt.HasField("shape") or len(tt.shape.dim) != 1:
+            continue
+        dim = tt.shape.dim[0]
+        if dim.HasField("dim_value"):
+            lengths.append(int(dim.dim_value))
+        elif vi.name in grown:
+            lengths.append(None)
+    return lengths
+
+
+def range_count(arrays: list[np.ndarray | None]) -> int | None:
+    """Elements of Range(start, limit, delta) over constant scalars, None when not known."""
+    if len(arrays) != 3 or any(a is None or np.size(a) != 1 for a in arrays):
+        return None
+    try:
+        start, limit, delta = (float(np.asarray(a).ravel()[0]) for a in arrays)
+        if delta == 0 or not all(math.isfinite(v) for v in (start, limit, delta)):
+            return None
+        return max(0, math.ceil((limit - start) / delta))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
 
 def fits_int64(values: Iterable[Any]) -> bool:
     """Whether every int among ``values`` fits in int64 (str dims are symbolic, always fine)."""
@@ -296,7 +371,9 @@ def _inferred_output_shapes(node: onnx.NodeProto, arrays: list[np.ndarray | None
                                                             list(arr.shape)))
         graph = helper.make_graph([node], "fold", inputs, [], initializer=inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()])
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        safe = data_propagation_safe([node], dict(zip(node.input, arrays)),
+                                     [np.size(a) for a in arrays if a is not None and np.ndim(a) <= 1])
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=safe)
     except Exception:  # noqa: BLE001 - inference rejects some nodes; then the size is unknown
         return None
     found = {vi.name: vi.type for vi in [*inferred.graph.value_info, *inferred.graph.output]}
