@@ -310,6 +310,12 @@ class Importer:
         implementation cannot run it or the result would be too large to make."""
         if limits.fold_refusal(node, arrays, self.opsets) is not None:
             return None
+        if limits.is_integer_arithmetic(node, arrays):
+            # numpy wraps int64 overflow and turns a division by zero into 0: check in Python ints first
+            try:
+                evaluate_symbolic(node, arrays)
+            except ShapeArithmeticError as exc:
+                self._fail(str(exc), node=node)
         try:
             return fold(node, arrays, self.opsets)
         except Exception:  # noqa: BLE001 - the reference implementation lacks some ops

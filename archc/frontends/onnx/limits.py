@@ -29,7 +29,7 @@ from onnx import helper, numpy_helper
 
 from archc.errors import Location, SpecError
 
-__all__ = ["MAX_FOLD_ELEMENTS", "check_structure", "checker_culprit", "data_propagation_safe", "range_count", "vector_lengths", "fits_int64", "fold_refusal", "load_external_data",
+__all__ = ["MAX_FOLD_ELEMENTS", "check_structure", "checker_culprit", "data_propagation_safe", "is_integer_arithmetic", "range_count", "vector_lengths", "fits_int64", "fold_refusal", "load_external_data",
            "node_error", "node_label", "node_position", "read_model", "symbolic_allowed"]
 
 
@@ -300,6 +300,12 @@ def range_count(arrays: list[np.ndarray | None]) -> int | None:
 def fits_int64(values: Iterable[Any]) -> bool:
     """Whether every int among ``values`` fits in int64 (str dims are symbolic, always fine)."""
     return all(not isinstance(v, (int, np.integer)) or _INT64[0] <= int(v) <= _INT64[1] for v in values)
+
+
+def is_integer_arithmetic(node: onnx.NodeProto, arrays: list[np.ndarray | None]) -> bool:
+    """Whether ``node`` is integer Add/Sub/Mul/Div over small constant arrays (shape arithmetic)."""
+    return node.op_type in ("Add", "Sub", "Mul", "Div") and node.domain in ("", "ai.onnx") \
+        and all(a is not None and np.asarray(a).dtype.kind in "iu" for a in arrays) and symbolic_allowed(arrays)
 
 
 def symbolic_allowed(arrays: list[np.ndarray | None]) -> bool:

@@ -132,9 +132,9 @@ def _binary(fn: Callable[[int, int], int], symbol: str) -> Callable:
     def apply(a: Any, b: Any) -> Any:
         if not all(isinstance(v, (int, np.integer, str)) for v in (a, b)):
             raise ValueError("shape arithmetic with a non-integer")
+        if symbol == "/" and isinstance(b, (int, np.integer)) and int(b) == 0:
+            raise ShapeArithmeticError(f"shape arithmetic divides {a} by zero")
         if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
-            if symbol == "/" and int(b) == 0:
-                raise ShapeArithmeticError(f"shape arithmetic divides {int(a)} by zero")
             result = int(fn(int(a), int(b)))
             if not -(2 ** 63) <= result < 2 ** 63:
                 raise ShapeArithmeticError(f"shape arithmetic gives {int(a)} {symbol} {int(b)} = {result}, "
