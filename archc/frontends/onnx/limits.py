@@ -55,6 +55,9 @@ _GROWING = frozenset({"ConstantOfShape", "Tile", "Expand", "Range", "Resize", "U
                       "Compress", "NonZero", "Unique", "TopK", "Multinomial", "GatherND", "GatherElements",
                       "Gather", "ScatterND", "ScatterElements", "Concat", "Sequence", "SplitToSequence",
                       "ConcatFromSequence", "StringSplit", "RegexFullMatch", "Split"})
+#: ops whose output length comes from their inputs' values: a 1-D output of unknown length may be huge
+_VALUE_SHAPED = frozenset({"Range", "ConstantOfShape", "Expand", "Tile", "Resize", "Upsample", "Pad", "OneHot",
+                           "Reshape", "EyeLike", "Compress", "NonZero"})
 _INT64 = (-(2 ** 63), 2 ** 63 - 1)
 
 
@@ -270,7 +273,7 @@ def vector_lengths(model: onnx.ModelProto) -> list[int | None]:
     except Exception:  # noqa: BLE001 - the caller's own inference reports the problem
         return [None]
     g = inferred.graph
-    grown = {o for n in g.node if n.op_type in _GROWING for o in n.output}
+    grown = {o for n in g.node if n.op_type in _VALUE_SHAPED for o in n.output}
     lengths: list[int | None] = [int(d) for t in g.initializer if len(t.dims) == 1 for d in t.dims]
     for vi in [*g.input, *g.value_info, *g.output]:
         tt = vi.type.tensor_type
