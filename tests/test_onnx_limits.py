@@ -210,3 +210,24 @@ def test_truncated_and_bit_flipped_files_are_errors_naming_the_file(tmp_path):
         assert str(info.value).startswith(f"{path}: error: ")
     with pytest.raises(SpecError, match="not a regular file"):
         load_onnx(str(tmp_path))
+
+
+def test_a_negative_input_dim_is_refused_naming_the_input():
+    model = _model([helper.make_node("Relu", ["x"], ["y"], name="r")], [_x(("N", -1))], [_y()])
+    with pytest.raises(SpecError, match=r"^neg.onnx: error: graph input 'x' has a negative dim: \['N', -1\]$"):
+        from_onnx(model, "neg.onnx")
+
+
+def test_zero_dims_and_non_positive_groups_stay_onnx_nodes_or_are_located_errors():
+    """A layer over an empty input, or a conv with group -3, is no native layer (no init bound)."""
+    matmul = _model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [_x(("N", 0))], [_y()],
+                    [("w", np.ones((0, 3), np.float32))])
+    conv = _model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv", group=-3)],
+                  [_x(("N", 4, 8, 8))], [_y(4)], [("w", np.ones((4, 4, 3, 3), np.float32))])
+    for model in (matmul, conv):
+        try:
+            graph = from_onnx(model, "odd.onnx")
+        except SpecError as exc:
+            assert str(exc).startswith("odd.onnx: error: node '")
+        else:
+            assert [n.op for n in graph.nodes() if n.op != "input"] == ["onnx_node"]

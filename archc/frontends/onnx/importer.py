@@ -242,6 +242,8 @@ class Importer:
         t = _otype(vi.type)
         if t is None or t.shape is None or t.dtype is None:
             self._fail(f"graph input '{vi.name}' needs a tensor type with a known rank")
+        if any(isinstance(d, int) and d < 0 for d in t.shape):
+            self._fail(f"graph input '{vi.name}' has a negative dim: {list(t.shape)}")
         shape = tuple(self.fresh_symbol() if d is None else d for d in t.shape)
         self.input_symbols.update(d for d in shape if isinstance(d, str))
         name = self.unique_name(_clean(vi.name) or "input")
@@ -515,6 +517,9 @@ class Importer:
             ir.outputs = opdef.infer(ir, ins)
         except ShapeError as exc:  # the native op cannot express this node's shapes
             raise Fallback(f"op '{op}': {exc}") from None
+        why = limits.native_refusal(ins, ir.outputs, weights)
+        if why is not None:
+            raise Fallback(f"op '{op}': {why}")
         if check:
             self.check_types(node, ir.outputs)
         specs = opdef.params(ir, ins)

@@ -29,7 +29,7 @@ from onnx import helper, numpy_helper
 
 from archc.errors import Location, SpecError
 
-__all__ = ["MAX_FOLD_ELEMENTS", "check_structure", "checker_culprit", "data_propagation_safe", "is_integer_arithmetic", "range_count", "vector_lengths", "fits_int64", "fold_refusal", "load_external_data",
+__all__ = ["MAX_FOLD_ELEMENTS", "check_structure", "checker_culprit", "data_propagation_safe", "is_integer_arithmetic", "native_refusal", "range_count", "vector_lengths", "fits_int64", "fold_refusal", "load_external_data",
            "node_error", "node_label", "node_position", "read_model", "symbolic_allowed"]
 
 
@@ -309,6 +309,23 @@ def is_integer_arithmetic(node: onnx.NodeProto, arrays: list[np.ndarray | None])
     """Whether ``node`` is integer Add/Sub/Mul/Div over small constant arrays (shape arithmetic)."""
     return node.op_type in ("Add", "Sub", "Mul", "Div") and node.domain in ("", "ai.onnx") \
         and all(a is not None and np.asarray(a).dtype.kind in "iu" for a in arrays) and symbolic_allowed(arrays)
+
+
+def native_refusal(ins: list[Any], outs: list[Any], weights: dict[str, np.ndarray] | None) -> str | None:
+    """Why a node is kept as an onnx_node rather than mapped to a native op, or None.
+
+    Native ops describe layers: an empty tensor (a zero dim: a layer with no inputs has
+    no initialisation bound), or a dim beyond int64 (ONNX cannot even write the type)
+    is left to the onnx_node, which keeps ONNX's own semantics and types.
+    """
+    for t in [*ins, *outs]:
+        for d in t.shape:
+            if isinstance(d, int) and (d <= 0 or not fits_int64([d])):
+                return f"a tensor of shape {t.shape} (a dim not positive or beyond int64)"
+    for name, w in (weights or {}).items():
+        if np.size(w) == 0:
+            return f"the weight '{name}' is empty"
+    return None
 
 
 def symbolic_allowed(arrays: list[np.ndarray | None]) -> bool:
