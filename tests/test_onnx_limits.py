@@ -231,3 +231,12 @@ def test_zero_dims_and_non_positive_groups_stay_onnx_nodes_or_are_located_errors
             assert str(exc).startswith("odd.onnx: error: node '")
         else:
             assert [n.op for n in graph.nodes() if n.op != "input"] == ["onnx_node"]
+
+
+def test_a_node_name_that_is_not_utf8_is_refused_with_its_index(tmp_path):
+    model = _model([helper.make_node("Relu", ["x"], ["y"], name="ab")], [_x()], [_y()])
+    data = model.SerializeToString()
+    path = tmp_path / "bytes.onnx"
+    path.write_bytes(data.replace(b"\x1a\x02ab", b"\x1a\x02\xecb"))  # field 3 of the node: its name
+    with pytest.raises(SpecError, match=r"the name of ONNX node #0 is not valid UTF-8: b'\\xecb'"):
+        load_onnx(str(path))

@@ -165,6 +165,7 @@ def check_structure(graph: onnx.GraphProto, where: Location) -> None:
     first node that reads a value before (or without) its producer, and, when the reason
     is a cycle, the nodes on it.
     """
+    _check_text(graph, where)
     defined = {vi.name for vi in graph.input} | {t.name for t in graph.initializer} \
         | {t.values.name for t in graph.sparse_initializer}
     producer: dict[str, int] = {}
@@ -194,6 +195,23 @@ def check_structure(graph: onnx.GraphProto, where: Location) -> None:
         defined.update(o for o in node.output if o)
     if not graph.output:
         raise SpecError("the model has no graph outputs", location=where)
+
+
+def _check_text(graph: onnx.GraphProto, where: Location) -> None:
+    """Names are text: protobuf hands back a string field that is not UTF-8 as bytes."""
+    for index, node in enumerate(graph.node):
+        fields = [("name", node.name), ("op_type", node.op_type), ("domain", node.domain),
+                  *(("input", n) for n in node.input), *(("output", n) for n in node.output),
+                  *(("attribute name", a.name) for a in node.attribute)]
+        for field, value in fields:
+            if isinstance(value, bytes):
+                raise SpecError(f"the {field} of ONNX node #{index} is not valid UTF-8: {value[:40]!r}",
+                                location=where)
+    for kind, items in (("graph input", graph.input), ("graph output", graph.output),
+                        ("initializer", graph.initializer), ("value_info", graph.value_info)):
+        for item in items:
+            if isinstance(item.name, bytes):
+                raise SpecError(f"the name of a {kind} is not valid UTF-8: {item.name[:40]!r}", location=where)
 
 
 def checker_culprit(model: onnx.ModelProto) -> tuple[int, onnx.NodeProto] | None:
