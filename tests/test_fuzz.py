@@ -52,7 +52,7 @@ needs_yaml_limits = pytest.mark.skipif(
 
 
 @needs_yaml_limits
-@settings(FAST, max_examples=150)
+@settings(FAST, max_examples=100)
 @given(seed=st.sampled_from(SPEC_SEEDS), rng=st.randoms(use_true_random=False))
 def test_mutated_specs_end_in_a_result_or_a_located_error(seed, rng, workdir):
     name, text = seed
@@ -73,7 +73,7 @@ _NODE = st.fixed_dictionaries({"op": st.sampled_from(("conv", "linear", "relu", 
 
 
 @needs_yaml_limits
-@settings(FAST, max_examples=80)
+@settings(FAST, max_examples=50)
 @given(doc=st.fixed_dictionaries({"nodes": st.lists(_NODE, max_size=5)},
                                  optional={"name": _SCALARS, "inputs": _DOCUMENTS, "params": _DOCUMENTS}))
 def test_random_spec_documents_end_in_a_result_or_a_located_error(doc, workdir):
@@ -82,13 +82,13 @@ def test_random_spec_documents_end_in_a_result_or_a_located_error(doc, workdir):
 
 
 @needs_yaml_limits
-@settings(FAST, max_examples=60)
+@settings(FAST, max_examples=40)
 @given(text=st.text(max_size=200))
 def test_random_text_is_a_located_error(text, workdir):
     _assert_spec_outcome(text, "text.yaml", workdir)
 
 
-@settings(FAST, max_examples=70)
+@settings(FAST, max_examples=50)
 @given(seed=st.sampled_from(sorted(fuzzcases.onnx_seeds())), rng=st.randoms(use_true_random=False))
 def test_mutated_onnx_models_end_in_a_result_or_an_error_naming_node_or_file(seed, rng, workdir):
     data = fuzzcases.mutate_onnx(fuzzcases.onnx_seeds()[seed], rng)
