@@ -12,8 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from archc.errors import SpecError
-from archc.frontends.onnx import from_onnx, load_onnx
-from archc.frontends.onnx import limits
+from archc.frontends.onnx import from_onnx, limits, load_onnx
 
 F = TensorProto.FLOAT
 

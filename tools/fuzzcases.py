@@ -104,13 +104,14 @@ def run_case(kind: str, payload: bytes, name: str, workdir: str, seconds: float 
 
 def preload() -> None:
     """Import everything a case may use, so no case is charged for (or interrupted in) an import."""
+    from onnx.reference import ReferenceEvaluator  # noqa: F401
+
     import archc.analysis.skips  # noqa: F401
     import archc.frontends.onnx  # noqa: F401
     import archc.frontends.yaml  # noqa: F401
     import archc.ir.weights  # noqa: F401
     import archc.lowering.onnx  # noqa: F401
     import archc.lowering.torch  # noqa: F401
-    from onnx.reference import ReferenceEvaluator  # noqa: F401
 
 
 def prepare_workdir(workdir: str) -> None:
@@ -144,9 +145,9 @@ def _pipeline(graph, build: bool) -> None:
     analyze(graph)
     if not build or _param_count(graph) > BUILD_PARAM_LIMIT:
         return
+    from archc.ir.weights import initial_weights
     from archc.lowering.onnx import to_onnx
     from archc.lowering.torch import generate_source
-    from archc.ir.weights import initial_weights
 
     if not graph.weights:
         graph.weights = initial_weights(graph, 0)

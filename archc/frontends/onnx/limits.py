@@ -29,8 +29,24 @@ from onnx import helper, numpy_helper
 
 from archc.errors import Location, SpecError
 
-__all__ = ["MAX_FOLD_ELEMENTS", "check_structure", "checker_culprit", "data_propagation_safe", "is_integer_arithmetic", "native_refusal", "range_count", "vector_lengths", "fits_int64", "fold_refusal", "load_external_data",
-           "node_error", "node_label", "node_position", "read_model", "symbolic_allowed"]
+__all__ = [
+    "MAX_FOLD_ELEMENTS",
+    "check_structure",
+    "checker_culprit",
+    "data_propagation_safe",
+    "fits_int64",
+    "fold_refusal",
+    "is_integer_arithmetic",
+    "load_external_data",
+    "native_refusal",
+    "node_error",
+    "node_label",
+    "node_position",
+    "range_count",
+    "read_model",
+    "symbolic_allowed",
+    "vector_lengths",
+]
 
 
 def _env_int(name: str, default: int) -> int:
