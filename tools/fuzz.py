@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         return _worker(args)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # run the cleanup: workers die too
     cases = [("spec", n) for n in range(args.start, args.start + args.specs)] + \
             [("onnx", n) for n in range(args.start, args.start + args.onnx)]
     started = time.monotonic()
@@ -113,6 +114,16 @@ def _campaign(cases: list[tuple[str, int]], args: argparse.Namespace) -> dict[st
     # The worker's own alarm comes first; the parent's bound covers start-up and C-level hangs.
     grace = args.timeout + 60.0
     workers = [Worker(args) for _ in range(max(1, args.jobs))]
+    try:
+        _run(pending, workers, counts, grace, args)
+    finally:  # interrupted or done: no worker outlives the campaign
+        for w in workers:
+            w.kill()
+    return counts
+
+
+def _run(pending: list[tuple[str, int]], workers: list[Worker], counts: dict[str, Counter], grace: float,
+         args: argparse.Namespace) -> None:
     busy: list[Worker] = []
     while pending or busy:
         for w in list(workers):
@@ -143,10 +154,6 @@ def _campaign(cases: list[tuple[str, int]], args: argparse.Namespace) -> dict[st
             if outcome in ("hang", "memory", "crash") or w.proc.poll() is not None:
                 w.kill()
                 workers[workers.index(w)] = Worker(args)
-    for w in workers:
-        w.proc.stdin.close()
-        w.kill()
-    return counts
 
 
 def _death(returncode: int) -> str:
