@@ -109,7 +109,7 @@ def preload() -> None:
     import archc.analysis.skips  # noqa: F401
     import archc.frontends.onnx  # noqa: F401
     import archc.frontends.yaml  # noqa: F401
-    import archc.ir.weights  # noqa: F401
+    import archc.ops.weights  # noqa: F401
     import archc.lowering.onnx  # noqa: F401
     import archc.lowering.torch  # noqa: F401
 
@@ -145,7 +145,7 @@ def _pipeline(graph, build: bool) -> None:
     analyze(graph)
     if not build or _param_count(graph) > BUILD_PARAM_LIMIT:
         return
-    from archc.ir.weights import initial_weights
+    from archc.ops.weights import initial_weights
     from archc.lowering.onnx import to_onnx
     from archc.lowering.torch import generate_source
 
@@ -156,7 +156,7 @@ def _pipeline(graph, build: bool) -> None:
 
 
 def _param_count(graph) -> int:
-    from archc.ir.weights import param_entries
+    from archc.ops.weights import param_entries
 
     return sum(math.prod(int(d) for d in spec.shape) for _, _, _, spec in param_entries(graph))
 
