@@ -56,6 +56,9 @@ class _Elaborator:
                             location=Location(self.filename, 1, 1))
         self._check_keys(doc, schema.TOP_KEYS, "at the top level of a spec")
         self.graph.name = str(doc.get("name", "model"))
+        if "name" in doc and (not isinstance(doc["name"], (str, int)) or isinstance(doc["name"], bool)
+                             or not self.graph.name.strip()):
+            self._error("'name' must be a non-empty string", doc.where("name"))
         self.graph.doc = str(doc.get("doc", "") or "")
         params = self._params(doc, overrides, profile)
         self.graph.params = dict(params)
