@@ -77,7 +77,7 @@ def test_ops_lists_and_describes(run_archc):
     proc = run_archc("ops", check=True)
     assert any(line.startswith("conv ") and "also conv1d, conv2d" in line for line in proc.stdout.splitlines())
     proc = run_archc("ops", "conv", check=True)
-    assert "    out_channels: int, required — number of output channels" in proc.stdout
+    assert "    out_channels: int, >= 1, required — number of output channels" in proc.stdout
     assert "    stride: ints, default 1" in proc.stdout
     proc = run_archc("ops", "cnv")
     assert proc.returncode == 2

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import yaml
 
+from archc.cli.limits import add_limit_arguments, limits_from
 from archc.errors import Location, SpecError, UsageError
 from archc.ir import Graph, TensorType
 
@@ -22,6 +23,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser, models: bool = False) ->
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                         help="override a top-level parameter (repeatable), e.g. --set width=32")
     parser.add_argument("--profile", help="apply a named parameter profile from the spec's 'profiles'")
+    add_limit_arguments(parser)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -45,6 +47,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def load_graph(args: argparse.Namespace) -> Graph:
     """The IR for the command's SPEC (YAML spec, or an ONNX model where the command allows)."""
     path = args.spec
+    limits = limits_from(args)
     if path.endswith(".onnx"):
         from archc.frontends.onnx import load_onnx
 
@@ -53,7 +56,7 @@ def load_graph(args: argparse.Namespace) -> Graph:
         raise SpecError("no such file", location=Location(path))
     from archc.frontends.yaml import load_spec
 
-    return load_spec(path, parse_overrides(args.overrides), args.profile)
+    return load_spec(path, parse_overrides(args.overrides), args.profile, limits)
 
 
 def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = (),

@@ -105,7 +105,7 @@ class OnnxNode(OpDef):
     attrs = {
         "op_type": Attr("str", doc="the ONNX operator, e.g. 'Pow'"),
         "domain": Attr("str", "", doc="the operator's domain ('' is the default ONNX domain)"),
-        "opset": Attr("int", 0, doc="the version of that domain the model imported (0: unknown)"),
+        "opset": Attr("int", 0, doc="the version of that domain the model imported (0: unknown)", min=0),
         "attributes": Attr("any", None, doc="the node's ONNX attributes as plain values"),
         "operands": Attr("any", None, doc="per ONNX input: IR input index, weight name or None"),
         "params": Attr("any", None, doc="constant inputs: name -> {shape, dtype, learned}"),

@@ -17,26 +17,29 @@ from typing import Any
 from archc.errors import DiagnosticSink, Location, ShapeError, SpecError, did_you_mean
 from archc.ir import BlockInstance, Graph, Node, TensorType, Value
 from archc.ir.types import DTYPES
+from archc.limits import DEFAULT_LIMITS, Limits
 from archc.ops import registry
 from archc.ops.base import Attr, OpDef
 from archc.frontends.yaml import schema
-from archc.frontends.yaml.expr import ExprError
+from archc.frontends.yaml.budget import ExpansionBudget
+from archc.frontends.yaml.expr import UNKNOWN, ExprError, UnknownValue
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.source import SList, SMap, load_yaml_file
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
-_MAX_DEPTH = 64
 
 
 def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
-              profile: str | None = None) -> Graph:
-    """Build the IR for a parsed spec; raise SpecError listing every problem found."""
-    return _Elaborator(filename).run(doc, overrides or {}, profile)
+              profile: str | None = None, limits: Limits = DEFAULT_LIMITS) -> Graph:
+    """Build the IR for a parsed spec within ``limits``; raise SpecError listing every problem found."""
+    return _Elaborator(filename, limits).run(doc, overrides or {}, profile)
 
 
 class _Elaborator:
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, limits: Limits = DEFAULT_LIMITS) -> None:
         self.filename = filename
+        self.limits = limits
+        self.budget = ExpansionBudget(limits)
         self.sink = DiagnosticSink()
         self.blocks: dict[str, SMap] = {}
         self.graph = Graph()
@@ -88,7 +91,7 @@ class _Elaborator:
         for ref, key in zip(refs, keys):
             path = os.path.normpath(os.path.join(base, str(ref)))
             try:
-                included = load_yaml_file(path)
+                included = load_yaml_file(path, self.limits)
             except SpecError as exc:
                 self._error(f"cannot include '{ref}': {exc.diagnostics[0].message}", holder.where(key))
                 continue
@@ -124,6 +127,12 @@ class _Elaborator:
                hint: str | None = None) -> None:
         self.sink.error(message, location, node, hint)
 
+    def _fatal(self, message: str | None, location: Location | None, node: str | None = None) -> None:
+        """Stop elaborating (a resource limit was hit), reporting what was found so far."""
+        if message is not None:
+            self._error(message, location, node)
+            raise SpecError(self.sink.diagnostics)
+
     def _check_keys(self, m: SMap, allowed: dict[str, str], where: str) -> None:
         for key in m:
             if key not in allowed:
@@ -138,9 +147,11 @@ class _Elaborator:
 
     def _eval(self, text: str, scope: Scope, container: SMap | SList, key: Any, node: str | None) -> Any:
         try:
-            return scope.evaluator(self.graph).evaluate(text)
+            return scope.evaluator(self.graph, self.limits).evaluate(text)
         except ExprError as exc:
             self._error(str(exc), self._expr_location(container, key, exc.offset), node, exc.hint)
+            raise Abort() from None
+        except UnknownValue:  # uses a 'let' whose error was reported: stay quiet
             raise Abort() from None
 
     # -- top level ---------------------------------------------------------------------
@@ -199,7 +210,7 @@ class _Elaborator:
             try:
                 scope.env[name] = self._eval(expr, scope, lets, name, None) if isinstance(expr, str) else expr
             except Abort:
-                scope.env[name] = None
+                scope.env[name] = UNKNOWN
 
     def _inputs(self, doc: SMap, scope: Scope) -> None:
         inputs = doc.get("inputs")
@@ -237,6 +248,10 @@ class _Elaborator:
             self._error(f"input '{name}' needs a shape list like [N, 3, 224, 224]", holder.where(key))
             raise Abort()
         dims = tuple(self._dim(d, shape, i, scope) for i, d in enumerate(shape))
+        too_big = self.budget.check_input(TensorType(dims, dtype))
+        if too_big:
+            self._error(f"input '{name}': {too_big}", holder.where(key))
+            raise Abort()
         node = Node(name=name, op="input", attrs={"shape": dims, "dtype": dtype},
                     outputs=[TensorType(dims, dtype)], location=inputs.where_key(name))
         self.graph.add(node)
@@ -327,6 +342,7 @@ class _Elaborator:
         return name
 
     def _node(self, item: SMap, scope: Scope) -> None:
+        self._fatal(self.budget.add_node(), item.location)
         self._check_node_keys(item)
         has_op, has_block = "op" in item, "block" in item
         if has_op == has_block:
@@ -371,6 +387,7 @@ class _Elaborator:
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 self._error(f"'repeat' must be a non-negative int, got {count!r}", item.where("repeat"), full)
                 raise Abort()
+            self._fatal(self.budget.check_repeat(count), item.where("repeat"), full)
             overrides = self._overrides(item, count, full)
 
         if "repeat" not in item:
@@ -565,6 +582,12 @@ class _Elaborator:
             self._error(f"{op.name}: {exc} [input shape{'s' if len(in_types) > 1 else ''}: {shapes}]",
                         item.location, full)
             raise Abort() from None
+        too_big, fatal = self.budget.check_op(op, node, in_types)
+        if fatal:
+            self._fatal(too_big, item.location, full)
+        if too_big:
+            self._error(too_big, item.location, full)
+            raise Abort()
         self.graph.add(node)
         ports = op.output_names(node)
         return Binding([Value(full, i) for i in range(len(node.outputs))], ports)
@@ -615,6 +638,10 @@ class _Elaborator:
                         holder.where(key), full,
                         did_you_mean(str(value), spec.choices) if spec.choices and isinstance(value, str) else None)
             raise Abort()
+        problem = spec.violation(value)
+        if problem is not None:
+            self._error(f"attribute '{key}' of op '{opname}' {problem}", holder.where(key), full)
+            raise Abort()
         if kind == "float" and isinstance(value, int):
             value = float(value)
         if isinstance(value, list):
@@ -628,10 +655,7 @@ class _Elaborator:
             self._error(f"unknown block '{kind}'", item.where("block"), full,
                         did_you_mean(kind, list(self.blocks) + registry.names()))
             raise Abort()
-        if len(scope.stack) >= _MAX_DEPTH:
-            self._error(f"blocks nest deeper than {_MAX_DEPTH} levels (is a recursive block missing "
-                        "an 'if' that ends it?)", item.location, full)
-            raise Abort()
+        self._fatal(self.budget.check_depth(len(scope.stack)), item.location, full)
         declared = bdef.get("params")
         if declared is None:
             declared = {}
