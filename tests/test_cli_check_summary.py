@@ -34,7 +34,7 @@ def test_check_reports_all_errors_with_locations_and_exit_2(run_archc, spec_file
 def test_missing_file_is_a_clean_error(run_archc, tmp_path):
     proc = run_archc("check", str(tmp_path / "nope.yaml"))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"{tmp_path / 'nope.yaml'}: error: no such file"
+    assert proc.stderr.strip() == f"<command line>: error: no such file: '{tmp_path / 'nope.yaml'}'"
 
 
 def test_bad_set_syntax(run_archc):

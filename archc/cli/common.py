@@ -53,7 +53,7 @@ def load_graph(args: argparse.Namespace) -> Graph:
 
         return load_onnx(path)
     if not os.path.exists(path):
-        raise SpecError("no such file", location=Location(path))
+        raise SpecError(f"no such file: '{path}'", location=Location("<command line>"))
     from archc.frontends.yaml import load_spec
 
     return load_spec(path, parse_overrides(args.overrides), args.profile, limits)

@@ -140,14 +140,15 @@ def load_yaml(text: str, filename: str = "<spec>", limits: Limits = DEFAULT_LIMI
     except yaml.reader.ReaderError as exc:  # a NUL byte or another character YAML forbids
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        raise SpecError(f"invalid YAML: {exc.reason} (character {exc.character!r})",
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise SpecError(f"invalid YAML: {exc.reason} (character {char})",
                         location=Location(filename, line, column)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        loc = _loc(filename, mark) if mark else Location(filename)
+        loc = _loc(filename, mark) if mark else Location(filename, 1, 1)
         raise SpecError(f"invalid YAML: {exc.problem or exc.context}", location=loc) from None
     except yaml.YAMLError as exc:  # pragma: no cover - unmarked YAML errors are rare
-        raise SpecError(f"invalid YAML: {exc}", location=Location(filename)) from None
+        raise SpecError(f"invalid YAML: {exc}", location=Location(filename, 1, 1)) from None
     finally:
         loader.dispose()
 
@@ -200,10 +201,15 @@ def _check_graph(root: yaml.Node, filename: str, limits: Limits) -> None:
 def load_yaml_file(path: str, limits: Limits = DEFAULT_LIMITS) -> Any:
     """Read and parse a spec file; unreadable files are reported, not raised raw."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
-        raise SpecError(f"cannot read spec: {exc.strerror}", location=Location(path)) from None
-    except UnicodeDecodeError:
-        raise SpecError("the spec is not UTF-8 text", location=Location(path)) from None
+        raise SpecError(f"cannot read spec: {exc.strerror}", location=Location(path, 1, 1)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # point at the first byte that is not UTF-8
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(f"the spec is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                        location=Location(path, line, column)) from None
     return load_yaml(text, path, limits)
