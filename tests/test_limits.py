@@ -322,3 +322,16 @@ def test_limits_from_flags_and_environment():
     with pytest.raises(UsageError, match="environment variable ARCHC_MAX_REPEAT expects a positive integer"):
         Limits.from_sources({}, {"ARCHC_MAX_REPEAT": "lots"})
     assert set(LIMIT_INFO) == {f for f in Limits.__dataclass_fields__}
+
+
+@pytest.mark.parametrize("item, message", [
+    ("w=&a [*a]", "<command line>: error: --set w: recursive YAML alias: this value contains itself"),
+    ("w=" + "9" * 300, "<command line>: error: --set w: an integer of 997 bits: over the limit of 128 bits per integer"),
+])
+def test_set_values_are_read_like_spec_values(item, message):
+    from archc.cli.common import parse_overrides
+
+    with pytest.raises(UsageError) as info:
+        parse_overrides([item])
+    assert info.value.diagnostics[0].format().startswith(message)
+    assert parse_overrides(["w=[1, 2]", "m=a:b", "n=3"]) == {"w": [1, 2], "m": "a:b", "n": 3}
