@@ -335,3 +335,15 @@ def test_set_values_are_read_like_spec_values(item, message):
         parse_overrides([item])
     assert info.value.diagnostics[0].format().startswith(message)
     assert parse_overrides(["w=[1, 2]", "m=a:b", "n=3"]) == {"w": [1, 2], "m": "a:b", "n": 3}
+
+
+@pytest.mark.parametrize("fields, message", [
+    ("op_type: Relu, operands: [0], output_types: [[[N, 4, 1], float32]]",
+     "output 0 is declared (N, 4, 1), ONNX infers (?, 4)"),
+    ("op_type: Relu, operands: [0], output_types: [[[N, 5], float32]]", "output 0 is declared (N, 5), ONNX infers (?, 4)"),
+    ("op_type: Cast, operands: [0], attributes: {to: 7}, output_types: [[[N, 4], float32]]",
+     "output 0 is declared float32, ONNX infers int64"),
+])
+def test_onnx_node_output_types_must_agree_with_onnx(fields, message):
+    msgs = errors(ONNX_IN + f"  - {{name: n, op: onnx_node, {fields}}}\n")
+    assert len(msgs) == 1 and msgs[0].startswith("m.yaml:3:5: error: node 'n': onnx_node: " + message), msgs

@@ -130,7 +130,10 @@ class OnnxNode(OpDef):
         if computed != list(range(len(ins))):
             raise ShapeError(f"operands {list(operands)} must name each of the node's {len(ins)} input(s) "
                              f"once, by index 0..{len(ins) - 1}")
-        return [TensorType(tuple(shape), dtype) for shape, dtype in node.attrs["output_types"]]
+        declared = [TensorType(tuple(shape), dtype) for shape, dtype in node.attrs["output_types"]]
+        if not node.attrs["domain"]:
+            check_against_onnx(node.attrs, ins, declared)
+        return declared
 
     def params(self, node, ins):
         return {name: ParamSpec(tuple(p["shape"]), "zeros", dtype=p["dtype"], buffer=not p.get("learned", True))
@@ -237,6 +240,55 @@ def _check_schema(op_type: str, opset: int, n_in: int, n_out: int, attributes: d
     except (checker.ValidationError, ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ShapeError(f"not a valid ONNX {op_type} node: {first}") from None
+
+
+def check_against_onnx(a: dict[str, Any], ins: list[TensorType], declared: list[TensorType]) -> None:
+    """ShapeError where ONNX's own shape inference of the node contradicts ``output_types``
+    (a dtype, a rank or a known dim), so a hand-written type cannot make ``build`` write a
+    model that the ONNX checker rejects. What ONNX cannot infer (e.g. from constants whose
+    values it does not see here) is taken as declared."""
+    import numpy as np
+    from onnx import TensorProto, helper, shape_inference
+
+    def elem(dtype: str) -> int:
+        return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+    params = a["params"] or {}
+    inputs, names = [], []
+    for k, operand in enumerate(a["operands"] or []):
+        if operand is None:
+            names.append("")
+            continue
+        t = ins[operand] if isinstance(operand, int) else TensorType(tuple(params[operand]["shape"]),
+                                                                     params[operand]["dtype"])
+        names.append(f"i{k}")
+        inputs.append(helper.make_tensor_value_info(f"i{k}", elem(t.dtype), list(t.shape)))
+    while names and names[-1] == "":
+        names.pop()
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in (a["attributes"] or {}).items()
+              if not (isinstance(v, (list, tuple)) and not v) and type(v).__name__ != "ndarray"}
+    outs = [f"o{k}" for k in range(len(declared))]
+    graph = helper.make_graph([helper.make_node(a["op_type"], names, outs, **values)], "check", inputs,
+                              [helper.make_empty_tensor_value_info(o) for o in outs])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", a["opset"] or 17)])
+    try:
+        inferred = {v.name: v.type.tensor_type for v in shape_inference.infer_shapes(model).graph.output}
+    except Exception:  # noqa: BLE001 - ONNX's inference gives up; the schema check above passed
+        return
+    for k, (o, want) in enumerate(zip(outs, declared)):
+        got = inferred.get(o)
+        if got is None or got.elem_type == TensorProto.UNDEFINED:
+            continue
+        if got.elem_type != elem(want.dtype):
+            raise ShapeError(f"output {k} is declared {want.dtype}, ONNX infers "
+                             f"{helper.tensor_dtype_to_np_dtype(got.elem_type)}")
+        if not got.HasField("shape"):
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in got.shape.dim]
+        if len(dims) != want.rank or any(g is not None and isinstance(w, int) and g != w
+                                         for g, w in zip(dims, want.shape)):
+            shown = "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
+            raise ShapeError(f"output {k} is declared {want}, ONNX infers {shown}")
 
 
 def _is_shape(shape: Any, symbols: bool) -> bool:
