@@ -78,7 +78,7 @@ def test_ops_lists_and_describes(run_archc):
     assert any(line.startswith("conv ") and "also conv1d, conv2d" in line for line in proc.stdout.splitlines())
     proc = run_archc("ops", "conv", check=True)
     assert "    out_channels: int, >= 1, required — number of output channels" in proc.stdout
-    assert "    stride: ints, default 1" in proc.stdout
+    assert "    stride: ints, >= 1, default 1" in proc.stdout
     proc = run_archc("ops", "cnv")
     assert proc.returncode == 2
     assert proc.stderr.strip() == "<command line>: error: unknown op 'cnv' (did you mean 'conv'?)"
