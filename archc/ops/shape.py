@@ -131,7 +131,7 @@ class Permute(OpDef):
     name = "permute"
     aliases = ("transpose",)
     doc = "Reorders dims: output dim i is input dim perm[i] (torch.permute, ONNX Transpose)."
-    attrs = {"perm": Attr("ints", doc="a permutation of the input's dims, e.g. [0, 2, 1]", min=0)}
+    attrs = {"perm": Attr("ints", doc="a permutation of the input's dims, e.g. [0, 2, 1]")}
     role = "reshape"
 
     def _perm(self, node, x) -> list[int]:
