@@ -190,6 +190,8 @@ class Evaluator:
         if isinstance(op, ast.Mod) and isinstance(left, str):
             raise ExprError("'%' formatting of strings is not supported in a spec expression "
                             "(string fields take ${...})", node.col_offset)
+        if isinstance(op, ast.Add) and all(isinstance(v, (list, tuple, str)) for v in (left, right)):
+            self._check_size(value_size(left) + value_size(right), node)
         if isinstance(op, ast.Mult):
             for seq, n in ((left, right), (right, left)):
                 if isinstance(seq, (list, tuple, str)) and isinstance(n, int):
