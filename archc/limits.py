@@ -62,17 +62,18 @@ class Limits:
         """Defaults, overridden by the environment (``ARCHC_MAX_*``), overridden by flags.
 
         ``flags`` maps field names to values given on the command line (None: not given).
-        A value that is not a positive integer is a :class:`UsageError` at ``<command line>``.
+        A value that is not a positive integer is a :class:`UsageError` at ``<command line>``
+        (a flag) or ``<environment>`` (a variable).
         """
         values: dict[str, int] = {}
         for f in fields(cls):
             info = LIMIT_INFO[f.name]
             text = (environ or {}).get(info.env)
             if text is not None:
-                values[f.name] = _positive(text, f"environment variable {info.env}")
+                values[f.name] = _positive(text, f"environment variable {info.env}", "<environment>")
             given = (flags or {}).get(f.name)
             if given is not None:
-                values[f.name] = _positive(given, info.flag)
+                values[f.name] = _positive(given, info.flag, "<command line>")
         return replace(cls(), **values)
 
 
@@ -94,9 +95,8 @@ LIMIT_INFO: dict[str, LimitInfo] = {
 DEFAULT_LIMITS = Limits()
 
 
-def _positive(value: Any, source: str) -> int:
+def _positive(value: Any, source: str, where: str) -> int:
     text = str(value).strip().replace("_", "")
     if not text.isdigit() or int(text) < 1 or len(text) > 30:
-        raise UsageError(f"{source} expects a positive integer, got '{value}'",
-                         location=Location("<command line>"))
+        raise UsageError(f"{source} expects a positive integer, got '{value}'", location=Location(where))
     return int(text)
