@@ -81,11 +81,6 @@ def parse(text: str) -> ast.expr:
         raise ExprError("expression nested too deeply to parse") from None
 
 
-def names_in(text: str) -> set[str]:
-    """The free names an expression refers to (for dependency checks)."""
-    return {n.id for n in ast.walk(parse(text)) if isinstance(n, ast.Name)}
-
-
 def value_size(value: Any) -> int:
     """Characters of a string, or items of a list counted through nested lists (shared ones
     once per use, memoised so ``[[0] * 10**5] * 10**5`` costs 10**5 steps, not 10**10)."""

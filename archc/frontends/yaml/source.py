@@ -56,16 +56,6 @@ class SList(list):
         return self.location
 
 
-def make_map(location: Location, items: dict | None = None) -> SMap:
-    """An SMap built in code (for command-line overrides and defaults)."""
-    m = SMap(items or {})
-    m.location = location
-    m.key_locations = {k: location for k in m}
-    m.value_locations = {k: location for k in m}
-    m.quoted = {}
-    return m
-
-
 #: Nesting of mappings and lists in a spec; real specs nest fewer than 10 levels, and
 #: conversion recurses once per level.
 MAX_YAML_DEPTH = 200
