@@ -64,7 +64,7 @@ class SpecFunction:
         if self.budget.calls > MAX_CALLS:
             raise ExprError(f"spec functions were called more than {MAX_CALLS} times (calls nest too deeply)")
         env = {**self.defaults, **dict(zip(self.args, values))}
-        evaluator = Evaluator(env, functions=self.visible)
+        evaluator = Evaluator(env, spec_functions=self.visible)
         try:
             for name, text in self.lets:
                 env[name] = evaluator.evaluate(text)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archc.ir import BlockInstance, Graph, TensorType, Value
+from archc.limits import DEFAULT_LIMITS, Limits
 from archc.frontends.yaml.expr import Evaluator
 
 
@@ -77,7 +78,8 @@ class Scope:
         self.counter[0] += 1
         return str(self.counter[0] - 1)
 
-    def evaluator(self, graph: Graph, functions: dict[str, Any] | None = None) -> Evaluator:
+    def evaluator(self, graph: Graph, limits: Limits = DEFAULT_LIMITS,
+                  functions: dict[str, Any] | None = None) -> Evaluator:
         def tensor(ref: str) -> TensorType:
             b = self.bindings.get(ref)
             if b is None and ref == PREVIOUS and self.previous is not None:
@@ -94,4 +96,4 @@ class Scope:
             "shape": lambda r: list(tensor(r).shape),
             "channels": lambda r: tensor(r).shape[1],
             "rank": lambda r: tensor(r).rank,
-        }, functions)
+        }, limits, functions)
