@@ -48,7 +48,7 @@ def test_lint_counts_and_paths(name):
     result = analyze(load_spec(str(SPECS / f"{name}.yaml")))
     summary = result.summary()
     counts = tuple(summary[k] for k in ("residual", "long_skip", "dense", "gated"))
-    assert counts + (result.to_dict()["paths"]["total"],) == GOLDEN[name]
+    assert counts + (result.paths.total,) == GOLDEN[name]
     assert not result.expectations  # every `expect:` the spec declares holds
 
 

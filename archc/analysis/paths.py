@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from archc.analysis.counts import json_count, log2_count
 from archc.analysis.structure import Flow
 
 if TYPE_CHECKING:
@@ -51,8 +52,10 @@ class ChainPaths:
     distribution: list[int] | None   # paths taking k residual branches, k = 0..n (None past the limit)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "blocks": self.blocks, "merges": list(self.merges), "paths": self.paths,
-                "mean": self.mean, "std": self.std, "distribution": self.distribution}
+        return {"stage": self.stage, "blocks": self.blocks, "merges": list(self.merges),
+                "paths": json_count(self.paths), "paths_log2": log2_count(self.paths),
+                "mean": self.mean, "std": self.std,
+                "distribution": [json_count(n) for n in self.distribution] if self.distribution is not None else None}
 
 
 @dataclass
@@ -72,7 +75,8 @@ class PathStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "total": self.total, "shortest": self.shortest, "longest": self.longest,
+            "total": json_count(self.total), "total_log2": log2_count(self.total),
+            "shortest": self.shortest, "longest": self.longest,
             "mean": self.mean, "std": self.std,
             "band": {"lo": self.band[0], "hi": self.band[1], "share": self.band_share,
                      "source": self.band_source} if self.band else None,
