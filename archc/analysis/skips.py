@@ -57,14 +57,14 @@ from archc.ops.base import broadcast
 SPAN_LIMIT = 256
 #: spans list their nodes when they have at most this many
 LIST_LIMIT = 32
+#: learned layers a shape-changing shortcut into an add may hold and still be a projection
+LIGHT_LAYERS = 2
 #: bound on the region walked to decide a pair whose fork does not dominate the main input
 REGION_LIMIT = 4096
 #: roles a carried value may pass through while staying "the same" value, element-wise
 #: ('affine': plus or minus a constant, as the ONNX importer labels it)
 _ARITH = frozenset({Role.MERGE_MUL, Role.MERGE_SUB, Role.MERGE_ADD, Role.SCALE, Role.AFFINE, Role.IDENTITY,
                     Role.RESHAPE})
-#: roles between a gate and its use: its complement 1 - T, a scaling
-_GATE_PATH = frozenset({Role.SCALE, Role.AFFINE, Role.IDENTITY, Role.RESHAPE, Role.MERGE_SUB})
 
 
 def analyze(graph: Graph, band: tuple[int, int] | None = None, paths: bool = True) -> Analysis:
@@ -162,10 +162,15 @@ class _Classifier:
                 return _Input(s, u, out, path, reads)
             preds = f.preds[u]
             if len(preds) != 1:
-                # a graph input used once, or a join: no chain to a fork
-                return _Input(s, SOURCE, 0, None, reads)
+                carried = f.gated_factor(u)
+                if carried is None:
+                    # a graph input used once, or a join: no chain to a fork
+                    return _Input(s, SOURCE, 0, None, reads)
+                preds = (carried,)  # a gated value is the value it scales (an attention-gated skip)
+                out = next(o for p, o in f.slots[u] if p == carried)
+            else:
+                out = f.slots[u][0][1]
             path.append(u)
-            out = f.slots[u][0][1]
             u = preds[0]
 
     def _inputs(self, join: int, main: int) -> dict[int, list[_Input]]:
@@ -331,7 +336,9 @@ class _Classifier:
             members=len(members),
             via=self._names(list(reversed(sc.path)), 3) if carries == Carries.PROJECTION and sc.path else "",
             elementwise=lambda: self._elementwise(m),
-            gated=lambda: self.has_gates and self._gated(m, fork))
+            gated=lambda: self.has_gates and self._gated(m, fork),
+            feeds_gate=lambda: self.has_gates and self._feeds_gate(m),
+            mixing=lambda: self._mixing(fork, main))
         kind, why, rule = decide(facts)
         if kind == Kind.GATED:
             carries = Carries.IDENTITY  # the fork's own value, scaled by the gate
@@ -377,6 +384,11 @@ class _Classifier:
             return Carries.PROJECTION, changed
         if len(layers) == 1 and _pointwise(f.nodes[layers[0]]):
             return Carries.PROJECTION, changed
+        if changed and len(layers) <= LIGHT_LAYERS and f.roles[m] == Role.MERGE_ADD:
+            # A short path whose job is to match the main path's shape (a strided k x k conv, a
+            # depthwise + pointwise pair): a projection by its role, whatever its kernels. That the
+            # main path is longer is the rules' test (both_compute).
+            return Carries.PROJECTION, changed
         return Carries.COMPUTED, changed
 
     def _elementwise(self, m: int) -> bool:
@@ -406,11 +418,35 @@ class _Classifier:
                 continue
             factors = f.preds[g]
             for a in factors:
-                if not self._from_gate(a):
+                if not f.from_gate(a):
                     continue
                 for b in factors:
                     if b != a and (b == fork or fork in self._closure([b], _ARITH, stop=fork)):
                         return True
+        return False
+
+    def _feeds_gate(self, m: int, steps: int = 8) -> bool:
+        """Whether the join's value goes only into a gate: single-use, single-input nodes lead to one."""
+        f = self.flow
+        v = m
+        for _ in range(steps):
+            if f.uses[v] != 1 or len(f.succs[v]) != 1:
+                return False
+            v = f.succs[v][0]
+            if f.roles[v] == Role.GATE:
+                return True
+            if len(f.preds[v]) != 1:
+                return False
+        return False
+
+    def _mixing(self, fork: int, main: int) -> bool:
+        """Whether a window pooling that keeps its input's shape (a token mixer) lies between fork and main."""
+        f = self.flow
+        region = f.region(fork, [main], SPAN_LIMIT) or []
+        for r in region:
+            if f.roles[r] == Role.POOL and f.slots[r] and \
+                    f.value_type(*f.slots[r][0]).shape == f.nodes[r].outputs[0].shape:
+                return True
         return False
 
     def _closure(self, starts: Sequence[int], roles: frozenset, stop: int, limit: int = 16) -> set[int]:
@@ -426,16 +462,6 @@ class _Classifier:
             if v != stop and f.roles[v] in roles:
                 todo.extend(f.preds[v])
         return seen
-
-    def _from_gate(self, v: int) -> bool:
-        f = self.flow
-        for _ in range(6):
-            if f.roles[v] == Role.GATE:
-                return True
-            if f.roles[v] not in _GATE_PATH or len(f.preds[v]) != 1:
-                return False
-            v = f.preds[v][0]
-        return False
 
     # -- records -----------------------------------------------------------------------------
     def _span(self, fork: int, main: int, kind: str, depth: int, depth_ops: int,
