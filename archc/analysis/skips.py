@@ -173,13 +173,14 @@ class _Classifier:
             path.append(u)
             u = preds[0]
 
-    def _inputs(self, join: int, main: int) -> dict[int, list[_Input]]:
-        """Non-main inputs grouped by fork (SOURCE: no common fork with the main input)."""
+    def _inputs(self, join: int, main: int, terms: list[tuple[int, int]] | None = None) -> dict[int, list[_Input]]:
+        """Non-main inputs grouped by fork (SOURCE: no common fork with the main input); ``terms``:
+        the (producer, output) slots the join stands for, when it is the root of a sum."""
         f = self.flow
         groups: dict[int, list[_Input]] = {}
-        reads = self._reads(join)
+        reads = dict(reversed(terms)) if terms is not None else self._reads(join)
         reaches_main = self._reaches_main(main)
-        for s in f.preds[join]:
+        for s in (dict.fromkeys(p for p, _ in terms) if terms is not None else f.preds[join]):
             if s == main:
                 continue
             inp = self._walk_back(s, reads[s])
@@ -214,6 +215,15 @@ class _Classifier:
     # -- one join --------------------------------------------------------------------------
     def _join(self, m: int) -> list[Skip]:
         f = self.flow
+        if f.roles[m] == Role.MERGE_ADD:
+            if self._inner_sum(m) is not None:
+                return []  # a partial sum: the sum it feeds is the merge
+            terms = self._sum_terms(m)
+            if terms is not None:
+                producers = list(dict.fromkeys(p for p, _ in terms))
+                main = self._deepest(producers)
+                return [self._pair(m, main, fork, members)
+                        for fork, members in self._inputs(m, main, terms).items()]
         main = self._main_input(m)
         if f.roles[m] == Role.MERGE_CONCAT:
             direct = self._direct_inputs(m, main)
@@ -221,12 +231,46 @@ class _Classifier:
                 return self._concat_pairs(m, main, direct)
         return [self._pair(m, main, fork, members) for fork, members in self._inputs(m, main).items()]
 
+    def _inner_sum(self, m: int) -> int | None:
+        """The add that ``m`` is a partial sum of (``(x + a) + b``: an n-ary sum, however the exporter
+        associated it, is one merge), or None: ``m``'s one use is a same-shape add of several values."""
+        f = self.flow
+        if f.uses[m] != 1 or len(f.succs[m]) != 1:
+            return None
+        s = f.succs[m][0]
+        if f.roles[s] != Role.MERGE_ADD or len(f.preds[s]) < 2 or \
+                f.nodes[s].outputs[0].shape != f.nodes[m].outputs[0].shape:
+            return None
+        if f.last_upsample[s] != f.last_upsample[m]:
+            # the other terms come back from a resolution round trip: a level merge around a
+            # complete residual unit (an hourglass's Residual(x) + Up(Low(x))), two merges
+            return None
+        return s
+
+    def _sum_terms(self, m: int) -> list[tuple[int, int]] | None:
+        """The (producer, output) terms of the sum rooted at ``m``, partial sums expanded; None when
+        ``m`` adds no partial sum."""
+        f = self.flow
+        if not any(f.roles[p] == Role.MERGE_ADD and self._inner_sum(p) == m for p in f.preds[m]):
+            return None
+        terms: list[tuple[int, int]] = []
+        todo = list(reversed(f.slots[m]))
+        while todo:
+            p, out = todo.pop()
+            if f.roles[p] == Role.MERGE_ADD and self._inner_sum(p) is not None:
+                todo.extend(reversed(f.slots[p]))
+            else:
+                terms.append((p, out))
+        return terms
+
     def _main_input(self, m: int) -> int:
+        return self._deepest(self.flow.preds[m])
+
+    def _deepest(self, preds) -> int:
         """The deepest input: most parametric layers on its longest path, then most ops, then latest.
         (Compared by layers alone first: a wide concat rarely ties there, and no key tuples are built.)"""
         f = self.flow
         dl = f.depth_layers
-        preds = f.preds[m]
         deepest = max(map(dl.__getitem__, preds))
         tied = [p for p in preds if dl[p] == deepest]
         if len(tied) == 1:
