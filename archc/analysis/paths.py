@@ -6,10 +6,14 @@ Two views:
 * per chain of n residual blocks in series (a ``stage`` of :mod:`archc.analysis.skips`):
   each block is passed through its residual branch or its shortcut, so the chain holds
   2^n paths whose number of residual branches taken is Binomial(n, 1/2);
-* for the whole network: the exact number of input -> output paths of the data-flow DAG
-  (an edge read twice, as in ``x + x``, counts twice), the exact shortest and longest
-  length in parametric layers, and from the length distribution the mean, standard
-  deviation and the share of paths whose length lies in a band.
+* for the whole network, on the unravelled view: the exact number of input -> output paths
+  that take or skip each skip connection and pick one branch at each branch join (an edge
+  read twice, as in ``x + x``, counts twice), the exact shortest and longest length in
+  parametric layers, and from the length distribution the mean, standard deviation and the
+  share of paths whose length lies in a band. A join that is no choice (every pair there is
+  ``sequential``: decomposed activations and norms, element-wise arithmetic) passes the paths of
+  one input only, so how an op is lowered (SiLU as x·sigmoid(x), a norm as its arithmetic)
+  changes no figure.
 
 Everything is a dynamic programme over one topological order, never an enumeration:
 counts are exact Python integers; the length *distribution* is a normalised float vector
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -93,9 +98,12 @@ def chain_paths(stage: int, chain: list["Skip"]) -> ChainPaths:
 
 
 def path_stats(flow: Flow, chains: list[list["Skip"]] | None = None,
-               band: tuple[int, int] | None = None) -> PathStats:
-    """Count and measure every input -> output path of ``flow`` (see the module docstring)."""
-    table = _PathTable(flow)
+               band: tuple[int, int] | None = None, through: Mapping[int, int] | None = None) -> PathStats:
+    """Count and measure every input -> output path of ``flow`` (see the module docstring).
+
+    ``through`` maps joins that are no choice (every pair there is ``sequential``: decomposed
+    activations and norms, element-wise arithmetic) to the one input paths follow there."""
+    table = _PathTable(flow, through or {})
     outs = flow.outputs
     chain_stats = [chain_paths(k, c) for k, c in enumerate(chains or [])]
     if not outs:  # (every value has at least one path: no outputs is the only way to none)
@@ -134,7 +142,7 @@ class _PathTable:
     chain): the pass visits joins only, not every node.
     """
 
-    def __init__(self, flow: Flow) -> None:
+    def __init__(self, flow: Flow, through: Mapping[int, int]) -> None:
         n = len(flow)
         self.layers = flow.depth_layers
         heads: list[int] = []
@@ -145,6 +153,8 @@ class _PathTable:
             else:
                 heads.append(i)
                 joins.append(i)
+        #: what each join reads: its slots, or the one input paths follow through a join that is no choice
+        self.reads = {i: ([(through[i], 0)] if i in through else flow.slots[i]) for i in joins}
         self.heads = heads
         self.count = [0] * n
         self.log_count = [0.0] * n  # log2 of count, taken once per head however many joins read it
@@ -155,7 +165,7 @@ class _PathTable:
         # A head's distribution is dropped once every join reading its chain has been computed.
         self._pending = [0] * n
         for i in joins:
-            for p, _ in flow.slots[i]:
+            for p, _ in self.reads[i]:
                 self._pending[heads[p]] += 1
         self._keep = {heads[o] for o in flow.outputs}
         self._run(flow, joins)
@@ -164,7 +174,7 @@ class _PathTable:
         one = np.ones(1)
         parametric = flow.parametric
         for i in joins:
-            ids = [p for p, _ in flow.slots[i]]
+            ids = [p for p, _ in self.reads[i]]
             if not ids:  # a graph input: one path, of no layers
                 c, lc, sh, lg, base, arr = 1, 0.0, 0, 0, 0, one
             else:

@@ -89,7 +89,7 @@ def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool) -> Analysi
     if paths:
         from archc.analysis.paths import path_stats
 
-        stats = path_stats(flow, chains, band)
+        stats = path_stats(flow, chains, band, _no_choice(connections, classifier.main_of))
     return Analysis(model=graph.name, connections=connections, chains=chains, expectations=expectations,
                     paths=stats)
 
@@ -131,6 +131,8 @@ class _Classifier:
         self.nest: list[int] = []
         self._family: dict[int, int] = {}
         self._features: dict[int, tuple[str, int, int, int, bool]] = {}
+        #: join id -> its main input
+        self.main_of: dict[int, int] = {}
 
     def run(self) -> list[Skip]:
         f = self.flow
@@ -221,10 +223,10 @@ class _Classifier:
             terms = self._sum_terms(m)
             if terms is not None:
                 producers = list(dict.fromkeys(p for p, _ in terms))
-                main = self._deepest(producers)
+                main = self.main_of[m] = self._deepest(producers)
                 return [self._pair(m, main, fork, members)
                         for fork, members in self._inputs(m, main, terms).items()]
-        main = self._main_input(m)
+        main = self.main_of[m] = self._main_input(m)
         if f.roles[m] == Role.MERGE_CONCAT:
             direct = self._direct_inputs(m, main)
             if direct is not None:
@@ -615,6 +617,17 @@ def check_expectations(graph: Graph, connections: list[Skip],
         out.append(Mismatch(node=name, expected=expected, found=found, reason=reason,
                             location=str(node.location) if node.location else None))
     return out
+
+
+def _no_choice(connections: list[Skip], main_of: dict[int, int]) -> dict[int, int]:
+    """Joins where paths have no choice -> the input they follow: every pair there is
+    ``sequential`` (a decomposed activation or norm, element-wise arithmetic, a gate on the main
+    path). Paths are counted on the unravelled view: residual blocks taken or skipped, branch
+    joins a choice among branches; how an op is lowered adds no choice."""
+    kinds: dict[int, bool] = {}
+    for c in connections:
+        kinds[c._merge_id] = kinds.get(c._merge_id, True) and c.kind == Kind.SEQUENTIAL
+    return {m: main_of[m] for m, only_sequential in kinds.items() if only_sequential}
 
 
 def merge_labels(analysis: Analysis) -> dict[str, str]:
