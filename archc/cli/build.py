@@ -4,7 +4,8 @@ ONNX builds are for inference: they are optimised (batchnorm folded, identities
 and dead nodes dropped) unless ``--no-optimize``. PyTorch builds keep the
 training graph unless ``--eval`` asks for the same optimisation. Weights come
 from archc's seeded initialiser (``--seed``) or a state_dict (``--weights``), so
-the two targets compute the same function. Building ONNX never imports torch
+the two targets compute the same function; an ONNX model brings its own weights, which
+travel unchanged (no re-seeding, no folding unless ``--eval``). Building ONNX never imports torch
 unless ``--weights`` needs to read a .pt file. Each merge node's skip-connection
 label (from :mod:`archc.analysis`) travels into the output: the ONNX node's
 doc_string, and a ``# skip:`` comment in the generated PyTorch code.
@@ -15,7 +16,7 @@ import argparse
 import io
 import sys
 
-from archc.cli.common import add_spec_arguments, load_graph, write_atomic
+from archc.cli.common import add_spec_arguments, is_onnx_model, load_graph, reject_spec_options, write_atomic
 from archc.errors import Location, UsageError
 from archc.ir import Graph
 
@@ -23,10 +24,11 @@ TARGETS = {"torch": ".py", "onnx": ".onnx"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_spec_arguments(parser)
+    add_spec_arguments(parser, models=True)
     parser.add_argument("--target", choices=sorted(TARGETS), required=True)
     parser.add_argument("-o", "--output", required=True, help="output file (.py for torch, .onnx for onnx)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of archc's weight initialiser (default 0)")
+    parser.add_argument("--seed", type=int, help="seed of archc's weight initialiser (default 0; "
+                        "not for an ONNX model, which brings its weights)")
     parser.add_argument("--weights", metavar="FILE.pt", help="load this state_dict instead of initialising")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--eval", action="store_true", help="optimise for inference (default for onnx)")
@@ -35,17 +37,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch target: also save the weights, so the .py module and the ONNX build match")
 
 
-def prepare(graph: Graph, args: argparse.Namespace) -> Graph:
-    """Weights (loaded or initialised) and, for inference builds, the optimised graph."""
+def prepare(graph: Graph, args: argparse.Namespace, imported: bool = False) -> Graph:
+    """Weights (loaded, initialised, or an ONNX model's own) and, for inference builds, the
+    optimised graph.
+
+    An imported ONNX model keeps its initializers bit for bit: it is not re-seeded, and it
+    is optimised (batchnorm folded into the weights) only when ``--eval`` asks for it.
+    """
     from archc.ir.weights import initialize
 
     if args.weights:
         from archc.lowering.torch import load_weights
 
         load_weights(graph, args.weights)
-    else:
-        initialize(graph, args.seed)
-    optimize = not args.no_optimize and (args.target == "onnx" or args.eval)
+    elif not imported:
+        initialize(graph, args.seed or 0)
+    optimize = not args.no_optimize and (args.eval or (args.target == "onnx" and not imported))
     if optimize:
         from archc.lowering.optimize import optimize_for_inference
 
@@ -60,14 +67,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--state-dict applies to --target torch", location=Location("<command line>"))
     from archc.analysis.skips import analyze, merge_labels
 
+    imported = is_onnx_model(args.spec)
+    if imported:
+        reject_spec_options(args, "--seed")
     graph = load_graph(args)
     # The labels of the graph as written: both targets print them at the merge nodes.
     labels = merge_labels(analyze(graph, paths=False))
-    graph = prepare(graph, args)
+    graph = prepare(graph, args, imported)
     if args.target == "onnx":
         from archc.lowering.onnx import OPSET, to_onnx
 
-        model = to_onnx(graph, args.seed, labels=labels)
+        model = to_onnx(graph, args.seed or 0, labels=labels)
         write_atomic(args.output, model.SerializeToString())
         print(f"wrote {args.output}: ONNX opset {OPSET}, {len(model.graph.node)} nodes, "
               f"{len(model.graph.initializer)} initializers", file=sys.stderr)

@@ -45,7 +45,8 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def load_graph(args: argparse.Namespace) -> Graph:
     """The IR for the command's SPEC (YAML spec, or an ONNX model where the command allows)."""
     path = args.spec
-    if path.endswith(".onnx"):
+    if is_onnx_model(path):
+        reject_spec_options(args)
         from archc.frontends.onnx import load_onnx
 
         return load_onnx(path)
@@ -54,6 +55,27 @@ def load_graph(args: argparse.Namespace) -> Graph:
     from archc.frontends.yaml import load_spec
 
     return load_spec(path, parse_overrides(args.overrides), args.profile)
+
+
+def is_onnx_model(path: str) -> bool:
+    """Whether the command's SPEC argument names an ONNX model rather than a YAML spec."""
+    return path.lower().endswith(".onnx")
+
+
+def reject_spec_options(args: argparse.Namespace, *extra: str) -> None:
+    """UsageError for options that only a YAML spec can take (an ONNX model is fixed: its
+    shapes and weights are in the file). ``extra`` names further such options of the command."""
+    given = []
+    if getattr(args, "overrides", None):
+        given.append(("--set", "an ONNX model has no spec parameters to override"))
+    if getattr(args, "profile", None):
+        given.append(("--profile", "an ONNX model has no parameter profiles"))
+    for option in extra:
+        if getattr(args, option.lstrip("-").replace("-", "_"), None) is not None:
+            given.append((option, "an ONNX model brings its own weights; archc does not re-seed them"))
+    if given:
+        option, why = given[0]
+        raise UsageError(f"{option} applies to YAML specs only: {why}", location=Location("<command line>"))
 
 
 def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = (),

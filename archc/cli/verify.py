@@ -1,17 +1,21 @@
-"""``archc verify SPEC``: PyTorch (eval) and onnxruntime builds from one seed must agree."""
+"""``archc verify SPEC|MODEL.onnx``: PyTorch (eval) and onnxruntime builds from one seed must agree.
+
+For an ONNX model the reference is onnxruntime on the original file, compared with the
+PyTorch module archc generates from it (with the file's own weights).
+"""
 from __future__ import annotations
 
 import argparse
 
 from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, input_arrays,
-                              load_graph)
+                              is_onnx_model, load_graph)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_spec_arguments(parser)
+    add_spec_arguments(parser, models=True)
     add_input_arguments(parser)
     add_device_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights (specs) and of random inputs")
     parser.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (default 1e-3)")
     parser.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
     parser.add_argument("--no-optimize", action="store_true", help="compare against the unoptimised ONNX build")
@@ -19,14 +23,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from archc.runtime.inputs import input_types
-    from archc.runtime.verify import verify
+    from archc.runtime.verify import verify, verify_model
 
     graph = load_graph(args)
     feeds = input_arrays(input_types(graph), args)
-    results = verify(graph, feeds, seed=args.seed, rtol=args.rtol, atol=args.atol, device=args.device,
-                     optimize=not args.no_optimize, allow_fallback=args.allow_cpu_fallback)
-    print(f"verify {graph.name}: torch (eval) vs onnxruntime, seed {args.seed}, rtol {args.rtol:g}, "
-          f"atol {args.atol:g}")
+    if is_onnx_model(args.spec):
+        results = verify_model(args.spec, graph, feeds, rtol=args.rtol, atol=args.atol, device=args.device,
+                               allow_fallback=args.allow_cpu_fallback)
+        print(f"verify {graph.name}: generated PyTorch (eval) vs onnxruntime on {args.spec}, "
+              f"rtol {args.rtol:g}, atol {args.atol:g}")
+    else:
+        results = verify(graph, feeds, seed=args.seed, rtol=args.rtol, atol=args.atol, device=args.device,
+                         optimize=not args.no_optimize, allow_fallback=args.allow_cpu_fallback)
+        print(f"verify {graph.name}: torch (eval) vs onnxruntime, seed {args.seed}, rtol {args.rtol:g}, "
+              f"atol {args.atol:g}")
     for r in results:
         print(f"  {r.name}: shape {r.shape}  max abs err {r.max_abs:.3g}  max rel err {r.max_rel:.3g}  "
               + ("ok" if r.ok else "MISMATCH"))

@@ -27,6 +27,7 @@ from archc.ir.types import TensorType
 from archc.lowering import graph_weights
 from archc.ops import registry
 from archc.ops.base import param_key
+from archc.pysource import one_line, plain_text
 
 __all__ = ["OPSET", "IR_VERSION", "Emitter", "to_onnx", "save_onnx", "value_name"]
 
@@ -141,7 +142,7 @@ class Emitter:
             name = node.name if main else self._unique_node(f"{node.name}/{p['op_type'].lower()}")
             self.taken_nodes.add(name)
             label = self.labels.get(node.name) if main else None
-            doc = f"skip: {label}" if label else None
+            doc = one_line(f"skip: {label}") if label else None
             self.nodes.append(helper.make_node(p["op_type"], p["inputs"], p["outputs"], name=name,
                                                doc_string=doc, **p["attrs"]))
         self.current, self._pending = None, []
@@ -226,9 +227,9 @@ def to_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None = N
     model.opset_import.extend([helper.make_opsetid("", OPSET)]
                               + [helper.make_opsetid(d, emit.domains.get(d, 1)) for d in domains])
     body = model.graph
-    body.name = graph.name
+    body.name = graph.name or "model"  # the checker requires a non-empty graph name
     if graph.doc:
-        body.doc_string = model.doc_string = graph.doc
+        body.doc_string = model.doc_string = plain_text(graph.doc)
     body.node.extend(emit.nodes)
     body.input.extend(_value_info(n, graph.node(n).type) for n in graph.inputs)
     body.output.extend(_value_info(k, graph.type_of(v)) for k, v in graph.outputs.items())

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence
 
 from archc.errors import ShapeError
+from archc.pysource import literal
 from archc.ir.types import Dim, TensorType
 from archc.ir.vocab import Role
 
@@ -90,7 +91,9 @@ class ParamSpec:
     """A learned parameter or buffer, named as in the PyTorch module's state_dict.
 
     ``init`` is one of ``uniform`` (U(-bound, bound) with ``bound``), ``ones``,
-    ``zeros``, ``normal`` (N(0, std)), ``xavier_uniform``. Buffers (running
+    ``zeros``, ``constant`` (every value ``value``), ``normal`` (N(0, std)),
+    ``trunc_normal`` (N(0, std) redrawn outside [``low``, ``high``], absolute bounds as in
+    ``torch.nn.init.trunc_normal_``), ``xavier_uniform``. Buffers (running
     statistics) are in the state_dict but not counted as parameters. ``optional`` ones
     may be absent from a loaded checkpoint and then keep their initial value. The name
     ``""`` is the node itself (see :func:`param_key`).
@@ -103,6 +106,9 @@ class ParamSpec:
     dtype: str = "float32"
     buffer: bool = False
     optional: bool = False
+    value: float = 0.0
+    low: float = -2.0
+    high: float = 2.0
 
     @property
     def numel(self) -> int:
@@ -281,9 +287,6 @@ def scale_output_units(weights: dict[str, "np.ndarray"], scale: "np.ndarray", sh
 
 
 def py(value: Any) -> str:
-    """Python source for a literal attribute value."""
-    if isinstance(value, tuple):
-        return "(" + ", ".join(py(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    if isinstance(value, list):
-        return "[" + ", ".join(py(v) for v in value) + "]"
-    return repr(value)
+    """Python source for a literal attribute value (:func:`archc.pysource.literal`: non-finite
+    floats as ``float("inf")``, strings quoted), the one way op lowerings write values."""
+    return literal(value)

@@ -45,3 +45,17 @@ def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: floa
     model = to_onnx(onnx_graph, seed)
     actual, _ = run_onnx(model.SerializeToString(), feeds, device, allow_fallback)
     return [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference, actual)]
+
+
+def verify_model(path: str, graph: Graph, feeds: dict[str, np.ndarray], rtol: float = 1e-3, atol: float = 1e-5,
+                 device: str = "cpu", allow_fallback: bool = False) -> list[OutputComparison]:
+    """An imported ONNX model against itself: onnxruntime on the original file (the reference)
+    and the PyTorch module archc generates from ``graph`` (its import, with the file's weights)."""
+    from archc.runtime.ort import run_onnx
+    from archc.runtime.torch_runner import run_torch
+
+    actual, _ = run_torch(graph, feeds, device, 0, allow_fallback)
+    # the file's inputs are named as in ONNX; the graph's inputs may be cleaned-up names
+    onnx_feeds = {graph.node(n).meta.get("onnx_name", n): feeds[n] for n in graph.inputs}
+    reference, _ = run_onnx(path, onnx_feeds, device, allow_fallback)
+    return [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference, actual)]
