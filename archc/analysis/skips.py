@@ -42,16 +42,22 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
+from archc.analysis.probes import (
+    elementwise,
+    feeds_gate,
+    gated,
+    inner_sum,
+    mixing,
+    sum_terms,
+)
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
 from archc.analysis.rules import PairFacts, decide
 from archc.analysis.rules import layers as _layers
 from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
-from archc.errors import ShapeError
 from archc.ir import Graph, Node
 from archc.ir.vocab import EXPECT_NONE, SKIP_KINDS, Carries, Kind, Role
-from archc.ops.base import broadcast
 
 #: regions with more nodes than this are not walked (spans then report depths only)
 SPAN_LIMIT = 256
@@ -61,10 +67,6 @@ LIST_LIMIT = 32
 LIGHT_LAYERS = 2
 #: bound on the region walked to decide a pair whose fork does not dominate the main input
 REGION_LIMIT = 4096
-#: roles a carried value may pass through while staying "the same" value, element-wise
-#: ('affine': plus or minus a constant, as the ONNX importer labels it)
-_ARITH = frozenset({Role.MERGE_MUL, Role.MERGE_SUB, Role.MERGE_ADD, Role.SCALE, Role.AFFINE, Role.IDENTITY,
-                    Role.RESHAPE})
 
 
 def analyze(graph: Graph, band: tuple[int, int] | None = None, paths: bool = True) -> Analysis:
@@ -218,9 +220,9 @@ class _Classifier:
     def _join(self, m: int) -> list[Skip]:
         f = self.flow
         if f.roles[m] == Role.MERGE_ADD:
-            if self._inner_sum(m) is not None:
+            if inner_sum(f, m) is not None:
                 return []  # a partial sum: the sum it feeds is the merge
-            terms = self._sum_terms(m)
+            terms = sum_terms(f, m)
             if terms is not None:
                 producers = list(dict.fromkeys(p for p, _ in terms))
                 main = self.main_of[m] = self._deepest(producers)
@@ -232,38 +234,6 @@ class _Classifier:
             if direct is not None:
                 return self._concat_pairs(m, main, direct)
         return [self._pair(m, main, fork, members) for fork, members in self._inputs(m, main).items()]
-
-    def _inner_sum(self, m: int) -> int | None:
-        """The add that ``m`` is a partial sum of (``(x + a) + b``: an n-ary sum, however the exporter
-        associated it, is one merge), or None: ``m``'s one use is a same-shape add of several values."""
-        f = self.flow
-        if f.uses[m] != 1 or len(f.succs[m]) != 1:
-            return None
-        s = f.succs[m][0]
-        if f.roles[s] != Role.MERGE_ADD or len(f.preds[s]) < 2 or \
-                f.nodes[s].outputs[0].shape != f.nodes[m].outputs[0].shape:
-            return None
-        if f.last_upsample[s] != f.last_upsample[m]:
-            # the other terms come back from a resolution round trip: a level merge around a
-            # complete residual unit (an hourglass's Residual(x) + Up(Low(x))), two merges
-            return None
-        return s
-
-    def _sum_terms(self, m: int) -> list[tuple[int, int]] | None:
-        """The (producer, output) terms of the sum rooted at ``m``, partial sums expanded; None when
-        ``m`` adds no partial sum."""
-        f = self.flow
-        if not any(f.roles[p] == Role.MERGE_ADD and self._inner_sum(p) == m for p in f.preds[m]):
-            return None
-        terms: list[tuple[int, int]] = []
-        todo = list(reversed(f.slots[m]))
-        while todo:
-            p, out = todo.pop()
-            if f.roles[p] == Role.MERGE_ADD and self._inner_sum(p) is not None:
-                todo.extend(reversed(f.slots[p]))
-            else:
-                terms.append((p, out))
-        return terms
 
     def _main_input(self, m: int) -> int:
         return self._deepest(self.flow.preds[m])
@@ -381,10 +351,10 @@ class _Classifier:
             depth=depth, shortcut_layers=w_short, nested=nested, resampled=resampled, family=family,
             members=len(members),
             via=self._names(list(reversed(sc.path)), 3) if carries == Carries.PROJECTION and sc.path else "",
-            elementwise=lambda: self._elementwise(m),
-            gated=lambda: self.has_gates and self._gated(m, fork),
-            feeds_gate=lambda: self.has_gates and self._feeds_gate(m),
-            mixing=lambda: self._mixing(fork, main))
+            elementwise=lambda: elementwise(f, m),
+            gated=lambda: self.has_gates and gated(f, m, fork),
+            feeds_gate=lambda: self.has_gates and feeds_gate(f, m),
+            mixing=lambda: mixing(f, fork, main))
         kind, why, rule = decide(facts)
         if kind == Kind.GATED:
             carries = Carries.IDENTITY  # the fork's own value, scaled by the gate
@@ -437,15 +407,6 @@ class _Classifier:
             return Carries.PROJECTION, changed
         return Carries.COMPUTED, changed
 
-    def _elementwise(self, m: int) -> bool:
-        """Whether the join's output has the broadcast shape of its inputs (a matmul contracts instead)."""
-        f = self.flow
-        shapes = [f.value_type(p, o).shape for p, o in f.slots[m]]
-        try:
-            return f.nodes[m].outputs[0].shape == broadcast(shapes)
-        except ShapeError:
-            return False
-
     def _concat_family(self, fork: int) -> int:
         """How many distinct concat joins read ``fork`` directly (DenseNet reuses features in several)."""
         n = self._family.get(fork)
@@ -453,61 +414,6 @@ class _Classifier:
             f = self.flow
             n = self._family[fork] = len({c for c in f.succs[fork] if f.roles[c] == Role.MERGE_CONCAT})
         return n
-
-    def _gated(self, m: int, fork: int) -> bool:
-        """Whether the add's carry of ``fork`` is scaled by a gate: some product near the add takes
-        one factor from a ``gate`` (sigmoid) and the other from ``fork`` through element-wise ops
-        only (Highway's H·T + x·(1 − T), or x + T·(H − x))."""
-        f = self.flow
-        for g in self._closure(f.preds[m], _ARITH, stop=fork):
-            if f.roles[g] != Role.MERGE_MUL:
-                continue
-            factors = f.preds[g]
-            for a in factors:
-                if not f.from_gate(a):
-                    continue
-                for b in factors:
-                    if b != a and (b == fork or fork in self._closure([b], _ARITH, stop=fork)):
-                        return True
-        return False
-
-    def _feeds_gate(self, m: int, steps: int = 8) -> bool:
-        """Whether the join's value goes only into a gate: single-use, single-input nodes lead to one."""
-        f = self.flow
-        v = m
-        for _ in range(steps):
-            if f.uses[v] != 1 or len(f.succs[v]) != 1:
-                return False
-            v = f.succs[v][0]
-            if f.roles[v] == Role.GATE:
-                return True
-            if len(f.preds[v]) != 1:
-                return False
-        return False
-
-    def _mixing(self, fork: int, main: int) -> bool:
-        """Whether a window pooling that keeps its input's shape (a token mixer) lies between fork and main."""
-        f = self.flow
-        region = f.region(fork, [main], SPAN_LIMIT) or []
-        for r in region:
-            if f.roles[r] == Role.POOL and f.slots[r] and \
-                    f.value_type(*f.slots[r][0]).shape == f.nodes[r].outputs[0].shape:
-                return True
-        return False
-
-    def _closure(self, starts: Sequence[int], roles: frozenset, stop: int, limit: int = 16) -> set[int]:
-        """Nodes reached backwards from ``starts`` through ``roles`` (the stop node included, not passed)."""
-        f = self.flow
-        seen: set[int] = set()
-        todo = list(starts)
-        while todo and len(seen) < limit:
-            v = todo.pop()
-            if v in seen or v == SOURCE:
-                continue
-            seen.add(v)
-            if v != stop and f.roles[v] in roles:
-                todo.extend(f.preds[v])
-        return seen
 
     # -- records -----------------------------------------------------------------------------
     def _span(self, fork: int, main: int, kind: str, depth: int, depth_ops: int,
