@@ -233,7 +233,43 @@ class _Classifier:
             direct = self._direct_inputs(m, main)
             if direct is not None:
                 return self._concat_pairs(m, main, direct)
-        return [self._pair(m, main, fork, members) for fork, members in self._inputs(m, main).items()]
+        groups = self._inputs(m, main)
+        records = [self._pair(m, main, fork, members) for fork, members in groups.items()]
+        if f.roles[m] == Role.MERGE_CONCAT:
+            records += self._level_reuse(m, main, groups)
+        return records
+
+    def _level_reuse(self, m: int, main: int, groups: dict[int, list[_Input]]) -> list[Skip]:
+        """Further pairs of a concat: inputs that share a fork with a lighter one but are themselves
+        the output of an earlier skip merge at the concat's level (a nested U-Net's decoder node reads
+        every earlier node of its level). Each is its own (input, concat) pair, decided alone."""
+        f = self.flow
+        out = []
+        for fork, members in groups.items():
+            if len(members) < 2 or fork == SOURCE:
+                continue
+            lightest = min(members, key=lambda inp: (self._weight(fork, inp), inp.node))
+            for inp in members:
+                if inp is lightest or inp.path is not None or not self._after_skip_merge(inp.node):
+                    continue
+                v = inp.node
+                depth = max(0, f.depth_layers[main] - f.depth_layers[v])
+                facts = PairFacts(f.nodes[m].op, Role.MERGE_CONCAT, f.names[v], Carries.IDENTITY, False, depth, 0,
+                                  nested=False, resampled=False, family=self._concat_family(v))
+                kind, why, rule = decide(facts)
+                if kind in SKIP_KINDS:
+                    own = _Input(v, v, inp.reads, [], inp.reads)
+                    out.append(self._record(m, v, own, kind, Carries.IDENTITY,
+                                            Span(None, None, depth, max(0, f.depth_ops[main] - f.depth_ops[v]), []),
+                                            why, rule))
+        return out
+
+    def _after_skip_merge(self, v: int) -> bool:
+        """Whether ``v`` hangs (through one-input nodes) from a merge that holds a skip."""
+        f = self.flow
+        while len(f.preds[v]) == 1:
+            v = f.preds[v][0]
+        return v in self.skips_at
 
     def _main_input(self, m: int) -> int:
         return self._deepest(self.flow.preds[m])
