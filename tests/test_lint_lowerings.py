@@ -16,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from archc import load_spec  # noqa: E402
+from archc.frontends.yaml import loads_spec  # noqa: E402
 from archc.analysis.skips import analyze  # noqa: E402
 from archc.frontends.onnx import load_onnx  # noqa: E402
 from archc.ir.weights import initialize  # noqa: E402
@@ -88,3 +89,38 @@ def test_spec_archc_onnx_and_torch_export_give_the_same_figures(name, tmp_path):
         torch.onnx.export(module, _example_inputs(graph), str(exported), dynamo=False)
     assert figures(analyze(load_onnx(str(archc_onnx)))) == from_spec
     assert figures(analyze(load_onnx(str(exported)))) == from_spec
+
+
+DECOMPOSED = """\
+archc: 1
+name: decomposed
+params: {blocks: 6}
+inputs: {x: [N, 8, 8, 8]}
+blocks:
+  unit:
+    nodes:
+      - {name: conv1, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+      - {name: act1, op: silu}
+      - {name: conv2, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+      - {name: act2, op: gelu, approximate: tanh}
+      - {name: conv3, op: conv, out_channels: 8, kernel_size: 1}
+      - {name: act3, op: mish}
+      - {name: add, op: add, in: [x, act3]}
+nodes:
+  - {name: layer, block: unit, repeat: blocks}
+"""
+
+
+def test_activations_lowered_as_arithmetic_add_no_paths(tmp_path):
+    """SiLU is x * sigmoid(x), tanh-GELU and Mish compositions in ONNX opset 17: joins that are no
+    choice. The spec and archc's ONNX of it give 2^6 paths (each residual block taken or skipped)."""
+    graph = loads_spec(DECOMPOSED)
+    from_spec = analyze(graph)
+    assert figures(from_spec) == ((6, 0, 0, 0), 2 ** 6)
+    model = to_onnx(graph, seed=0)
+    assert {n.op_type for n in model.graph.node} >= {"Sigmoid", "Tanh", "Mul"}  # really decomposed
+    path = tmp_path / "decomposed.onnx"
+    path.write_bytes(model.SerializeToString())
+    imported = analyze(load_onnx(str(path)))
+    assert figures(imported) == figures(from_spec)
+    assert (imported.paths.shortest, imported.paths.longest) == (from_spec.paths.shortest, from_spec.paths.longest)

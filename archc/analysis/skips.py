@@ -91,7 +91,7 @@ def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool) -> Analysi
     if paths:
         from archc.analysis.paths import path_stats
 
-        stats = path_stats(flow, chains, band, _no_choice(connections, classifier.main_of))
+        stats = path_stats(flow, chains, band, _no_choice(flow, connections, classifier.main_of))
     return Analysis(model=graph.name, connections=connections, chains=chains, expectations=expectations,
                     paths=stats)
 
@@ -561,15 +561,26 @@ def check_expectations(graph: Graph, connections: list[Skip],
     return out
 
 
-def _no_choice(connections: list[Skip], main_of: dict[int, int]) -> dict[int, int]:
-    """Joins where paths have no choice -> the input they follow: every pair there is
-    ``sequential`` (a decomposed activation or norm, element-wise arithmetic, a gate on the main
-    path). Paths are counted on the unravelled view: residual blocks taken or skipped, branch
-    joins a choice among branches; how an op is lowered adds no choice."""
+def _no_choice(flow: Flow, connections: list[Skip], main_of: dict[int, int]) -> dict[int, int]:
+    """Nodes reading several values where paths have no choice -> the input they follow: joins
+    where every pair is ``sequential`` (a decomposed activation or norm, element-wise arithmetic,
+    a gate on the main path), and arithmetic reading one value several times (``x * x``). Paths are
+    counted on the unravelled view: residual blocks taken or skipped, branch joins a choice among
+    branches; how an op is lowered adds no choice. (A layer or matmul reading one value several
+    times, attention's query, key and value, keeps one path per read.)"""
     kinds: dict[int, bool] = {}
     for c in connections:
         kinds[c._merge_id] = kinds.get(c._merge_id, True) and c.kind == Kind.SEQUENTIAL
-    return {m: main_of[m] for m, only_sequential in kinds.items() if only_sequential}
+    through = {m: main_of[m] for m, only_sequential in kinds.items() if only_sequential}
+    for i, slots in enumerate(flow.slots):
+        if len(slots) > 1 and len(flow.preds[i]) == 1 and flow.roles[i] not in _READS_COUNT \
+                and len(set(slots)) == 1:
+            through[i] = flow.preds[i][0]
+    return through
+
+
+#: roles whose every read of one value is a path of its own (attention reads x as query, key, value)
+_READS_COUNT = frozenset({Role.LAYER, Role.MATMUL})
 
 
 def merge_labels(analysis: Analysis) -> dict[str, str]:
