@@ -7,8 +7,9 @@ Two views:
   each block is passed through its residual branch or its shortcut, so the chain holds
   2^n paths whose number of residual branches taken is Binomial(n, 1/2);
 * for the whole network, on the unravelled view: the exact number of input -> output paths
-  that take or skip each skip connection and pick one branch at each branch join (an edge
-  read twice, as in ``x + x``, counts twice), the exact shortest and longest length in
+  that take or skip each skip connection and pick one branch at each branch join (a layer
+  reading one value twice, as attention reads x as query, key and value, has a path per read;
+  arithmetic such as ``x * x`` has one), the exact shortest and longest length in
   parametric layers, and from the length distribution the mean, standard deviation and the
   share of paths whose length lies in a band. A join that is no choice (every pair there is
   ``sequential``: decomposed activations and norms, element-wise arithmetic) passes the paths of
