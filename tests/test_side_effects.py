@@ -1,0 +1,66 @@
+"""Library calls leave the process as they found it: the garbage collector, the int -> str
+digit limit and linecache."""
+from __future__ import annotations
+
+import gc
+import linecache
+import sys
+
+import pytest
+
+from archc.analysis.skips import analyze
+from archc.cli import main
+from archc.frontends.yaml import load_spec
+from conftest import SPECS
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_analysis_leaves_the_garbage_collector_as_it_was(enabled):
+    graph = load_spec(str(SPECS / "resnet18.yaml"))
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        analyze(graph)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
+
+
+@pytest.mark.skipif(not hasattr(sys, "get_int_max_str_digits"), reason="Python < 3.11 has no digit limit")
+def test_lint_never_touches_the_digit_limit(capsys, monkeypatch):
+    """Counts beyond 2^53 are written as decimal strings converted piece by piece
+    (archc.analysis.counts), so lint needs no lifted limit (the 25,000-block chain is in test_cli_lint)."""
+    before = sys.get_int_max_str_digits()
+
+    def refuse(_digits: int) -> None:
+        raise AssertionError("lint changed the process-wide int -> str digit limit")
+
+    monkeypatch.setattr(sys, "set_int_max_str_digits", refuse)
+    for fmt in ("json", "table"):
+        assert main(["lint", str(SPECS / "densenet121.yaml"), "--format", fmt]) == 0
+    assert "\"paths\"" in capsys.readouterr().out
+    assert sys.get_int_max_str_digits() == before
+
+
+def test_generated_sources_leave_linecache_with_their_modules():
+    pytest.importorskip("torch")
+    from archc.lowering.torch import build_module
+
+    graph = load_spec(str(SPECS / "resnet18.yaml"), {"width": 4, "image_size": 32})
+
+    def generated() -> set[str]:
+        return {n for n in linecache.cache if n.startswith("<archc-generated")}
+
+    earlier = generated()  # modules other tests still hold
+    first = build_module(graph)
+    first_name = generated() - earlier
+    second = build_module(graph)
+    second_name = generated() - earlier - first_name
+    assert len(first_name) == len(second_name) == 1  # one entry each: deleting one cannot drop the other
+    del first
+    gc.collect()
+    assert generated() - earlier == second_name
+    del second
+    gc.collect()
+    assert generated() - earlier == set()
+
