@@ -19,9 +19,7 @@ from archc import load_spec  # noqa: E402
 from archc.frontends.yaml import loads_spec  # noqa: E402
 from archc.analysis.skips import analyze  # noqa: E402
 from archc.frontends.onnx import load_onnx  # noqa: E402
-from archc.ir.weights import initialize  # noqa: E402
-from archc.lowering.onnx import to_onnx  # noqa: E402
-from archc.lowering.optimize import optimize_for_inference  # noqa: E402
+from archc.lowering.onnx import build_onnx, to_onnx  # noqa: E402
 from archc.lowering.torch import build_module  # noqa: E402
 
 from conftest import SPECS  # noqa: E402
@@ -78,9 +76,8 @@ def test_spec_archc_onnx_and_torch_export_give_the_same_figures(name, tmp_path):
         pytest.skip(IMPORT_FAILS[name])
     graph = load_spec(str(SPECS / f"{name}.yaml"), overrides=SMALL[name])
     from_spec = figures(analyze(graph))
-    initialize(graph, 0)
     archc_onnx = tmp_path / "archc.onnx"
-    archc_onnx.write_bytes(to_onnx(optimize_for_inference(graph)).SerializeToString())
+    archc_onnx.write_bytes(build_onnx(graph, seed=0).SerializeToString())  # as archc build does it
     module = build_module(graph, seed=0).eval()
     exported = tmp_path / "torch.onnx"
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
