@@ -290,3 +290,10 @@ def py(value: Any) -> str:
     """Python source for a literal attribute value (:func:`archc.pysource.literal`: non-finite
     floats as ``float("inf")``, strings quoted), the one way op lowerings write values."""
     return literal(value)
+
+
+def py_dims(values: Sequence[int]) -> str:
+    """Python source for a per-spatial-dim value (kernel, stride, padding, dilation): a single
+    int where every dim has the same value (``kernel_size=3``, as PyTorch code is written)."""
+    values = tuple(values)
+    return py(values[0]) if values and len(set(values)) == 1 else py(values)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expand, expect_rank, py, scale_output_units
+from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expand, expect_rank, py, py_dims, scale_output_units
 from archc.ops.registry import register
 
 
@@ -99,9 +99,12 @@ class Conv(OpDef):
         if a["padding"] in ("same", "valid"):
             padding = py(a["padding"])
         else:
-            padding = py(tuple(p for p, _ in pads))
-        return (f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py(k)}, stride={py(s)}, "
-                f"padding={padding}, dilation={py(d)}, groups={a['groups']}, bias={a['bias']})")
+            padding = py_dims(tuple(p for p, _ in pads))
+        # dilation and groups only where they are not PyTorch's default 1 (most convs), as people write it
+        extra = (f", dilation={py_dims(d)}" if set(d) != {1} else "") + \
+            (f", groups={a['groups']}" if a["groups"] != 1 else "")
+        return (f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
+                f"padding={padding}{extra}, bias={a['bias']})")
 
     def absorb_affine(self, node, weights, scale, shift, inplace=False):
         # Output channels are axis 1 of the output and the first axis of the weight.
@@ -184,9 +187,9 @@ class ConvTranspose(OpDef):
         x = ins[0]
         n, k, s, d, p, op = self._geometry(node, x)
         a = node.attrs
-        return (f"nn.ConvTranspose{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py(k)}, stride={py(s)}, "
-                f"padding={py(p)}, output_padding={py(op)}, groups={a['groups']}, bias={a['bias']}, "
-                f"dilation={py(d)})")
+        return (f"nn.ConvTranspose{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
+                f"padding={py_dims(p)}, output_padding={py_dims(op)}, groups={a['groups']}, bias={a['bias']}, "
+                f"dilation={py_dims(d)})")
 
     def onnx(self, emit, node, inputs, ins):
         n, k, s, d, p, op = self._geometry(node, ins[0])

@@ -5,7 +5,7 @@ import math
 
 from archc.errors import ShapeError
 from archc.ir.types import TensorType
-from archc.ops.base import Attr, OpDef, concrete, expand, expect_rank, py
+from archc.ops.base import Attr, OpDef, concrete, expand, expect_rank, py, py_dims
 from archc.ops.conv import conv_out, window
 from archc.ops.registry import register
 
@@ -78,8 +78,8 @@ class MaxPool(_WindowPool):
     def torch_forward(self, node, ins, args, module):
         n, k, s, p, d = self._geometry(node, ins[0])
         indices = ", return_indices=True" if node.attrs.get("return_indices") else ""
-        return (f"F.max_pool{n}d({args[0]}, kernel_size={py(k)}, stride={py(s)}, padding={py(p)}, "
-                f"dilation={py(d)}, ceil_mode={node.attrs['ceil_mode']}{indices})")
+        return (f"F.max_pool{n}d({args[0]}, kernel_size={py_dims(k)}, stride={py_dims(s)}, padding={py_dims(p)}, "
+                f"dilation={py_dims(d)}, ceil_mode={node.attrs['ceil_mode']}{indices})")
 
     def onnx(self, emit, node, inputs, ins):
         import numpy as np
@@ -111,7 +111,7 @@ class AvgPool(_WindowPool):
     def torch_forward(self, node, ins, args, module):
         n, k, s, p, d = self._geometry(node, ins[0])
         a = node.attrs
-        return (f"F.avg_pool{n}d({args[0]}, kernel_size={py(k)}, stride={py(s)}, padding={py(p)}, "
+        return (f"F.avg_pool{n}d({args[0]}, kernel_size={py_dims(k)}, stride={py_dims(s)}, padding={py_dims(p)}, "
                 f"ceil_mode={a['ceil_mode']}, count_include_pad={a['count_include_pad']})")
 
     def onnx(self, emit, node, inputs, ins):
@@ -194,8 +194,8 @@ class MaxUnpool(OpDef):
 
     def torch_forward(self, node, ins, args, module):
         n, k, s, p, size = self._geometry(node, ins[0])
-        return (f"F.max_unpool{n}d({args[0]}, {args[1]}, kernel_size={py(k)}, stride={py(s)}, "
-                f"padding={py(p)}, output_size={py(size)})")
+        return (f"F.max_unpool{n}d({args[0]}, {args[1]}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
+                f"padding={py_dims(p)}, output_size={py(size)})")
 
     def onnx(self, emit, node, inputs, ins):
         import numpy as np

@@ -10,6 +10,7 @@ the names that depend on it.
 """
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
@@ -20,7 +21,7 @@ from archc.ops import registry
 from archc.ops.base import Attr, OpDef
 from archc.ops.nodes import build_node
 from archc.frontends.yaml import schema
-from archc.frontends.yaml.expr import ExprError
+from archc.frontends.yaml.expr import ExprError, parse
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.includes import read_includes
 from archc.frontends.yaml.source import SList, SMap
@@ -55,6 +56,9 @@ class _Elaborator:
                             location=Location(self.filename, 1, 1))
         self._check_keys(doc, schema.TOP_KEYS, "at the top level of a spec")
         self.graph.name = str(doc.get("name", "model"))
+        if "name" in doc and (not isinstance(doc["name"], (str, int)) or isinstance(doc["name"], bool)
+                             or not self.graph.name.strip()):
+            self._error("'name' must be a non-empty string", doc.where("name"))
         self.graph.doc = str(doc.get("doc", "") or "")
         params = self._params(doc, overrides, profile)
         self.graph.params = dict(params)
@@ -115,12 +119,19 @@ class _Elaborator:
             (container.quoted[key] if 0 <= key < len(container.quoted) else False)
         return Location(loc.file, loc.line, loc.column + offset + (1 if quoted else 0))
 
-    def _eval(self, text: str, scope: Scope, container: SMap | SList, key: Any, node: str | None) -> Any:
+    def _eval(self, text: str, scope: Scope, container: SMap | SList, key: Any, node: str | None,
+              attr: bool = False) -> Any:
+        """Evaluate an expression; ``attr``: it is one op attribute's whole value (see below)."""
         try:
-            return scope.evaluator(self.graph).evaluate(text)
+            value = scope.evaluator(self.graph).evaluate(text)
         except ExprError as exc:
             self._error(str(exc), self._expr_location(container, key, exc.offset), node, exc.hint)
             raise Abort() from None
+        # Only a top-level node's attribute keeps a parameter a run-time argument of the
+        # generated code (Node.attr_exprs); any other use fixes it when the graph is built.
+        if not (attr and not scope.stack):
+            self.graph.structural_params |= _names_in(text) & self.graph.params.keys()
+        return value
 
     # -- top level ---------------------------------------------------------------------
     def _params(self, doc: SMap, overrides: dict[str, Any], profile: str | None) -> dict[str, Any]:
@@ -527,7 +538,8 @@ class _Elaborator:
             self._error(f"unknown op '{kind}'", item.where("op"), full,
                         did_you_mean(kind, registry.names() + list(self.blocks)))
             raise Abort()
-        attrs = self._attrs(op, fields, scope, full)
+        exprs: dict[str, str] = {}
+        attrs = self._attrs(op, fields, scope, full, exprs)
         lo, hi = op.arity()
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
@@ -545,11 +557,12 @@ class _Elaborator:
             self._error(f"{op.name}: {exc} [input shape{'s' if len(in_types) > 1 else ''}: {shapes}]",
                         item.location, full)
             raise Abort() from None
+        node.attr_exprs = exprs  # for backends that write the spec's expressions (PyTorch classes)
         self.graph.add(node)
         ports = op.output_names(node)
         return Binding([Value(full, i) for i in range(len(node.outputs))], ports)
 
-    def _attrs(self, op: OpDef, fields: SMap, scope: Scope, full: str) -> dict[str, Any]:
+    def _attrs(self, op: OpDef, fields: SMap, scope: Scope, full: str, exprs: dict[str, str]) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         failed = False
         for key in fields:
@@ -562,7 +575,7 @@ class _Elaborator:
                 failed = True
                 continue
             try:
-                attrs[key] = self._coerce(op.attrs[key], fields[key], fields, key, scope, full, op.name)
+                attrs[key] = self._coerce(op.attrs[key], fields[key], fields, key, scope, full, op.name, exprs)
             except Abort:
                 failed = True
         for key, spec in op.attrs.items():
@@ -577,7 +590,8 @@ class _Elaborator:
             raise Abort()
         return {k: attrs[k] for k in op.attrs}  # schema order, so printing is stable
 
-    def _coerce(self, spec: Attr, raw: Any, holder: SMap, key: str, scope: Scope, full: str, opname: str) -> Any:
+    def _coerce(self, spec: Attr, raw: Any, holder: SMap, key: str, scope: Scope, full: str, opname: str,
+                exprs: dict[str, str]) -> Any:
         kind = spec.kind
         if isinstance(raw, str) and kind in ("str", "int_or_str") and "${" in raw:
             raw = _interpolate(raw, lambda e: self._eval(e, scope, holder, key, full))
@@ -585,7 +599,8 @@ class _Elaborator:
                              and raw in spec.choices):
             value = raw
         elif isinstance(raw, str) and kind != "any":
-            value = self._eval(raw, scope, holder, key, full)
+            value = self._eval(raw, scope, holder, key, full, attr=True)
+            exprs[key] = raw
         elif isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str", "any"):
             value = [self._eval(v, scope, raw, i, full) if isinstance(v, str) else v for i, v in enumerate(raw)]
         else:
@@ -662,7 +677,12 @@ class _Elaborator:
             raise Abort()
         if any(v is POISON for v in inputs):
             raise Abort()
-        inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (BlockInstance(full, kind),))
+        lets = bdef.get("let") if isinstance(bdef.get("let"), SMap) else {}
+        instance = BlockInstance(full, kind, defaults=tuple(declared.items()),
+                                 args=tuple((k, env[k]) for k in declared),
+                                 lets=tuple((k, v) for k, v in lets.items() if isinstance(v, str)),
+                                 formals=tuple(formal), inputs=tuple(inputs))
+        inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (instance,))
         for fname, value in zip(fixed, inputs):
             inner.bindings[fname] = Binding([value])
             inner.declared.add(fname)
@@ -701,6 +721,11 @@ def _interpolate(text: str, evaluate) -> str:
 def _takes_no_input(kind: str) -> bool:
     op = registry.get(kind)
     return op is not None and op.arity() == (0, 0)
+
+
+def _names_in(text: str) -> set[str]:
+    """The names an expression (already evaluated, so well-formed) reads."""
+    return {n.id for n in ast.walk(parse(text)) if isinstance(n, ast.Name)}
 
 
 def _mentions(refs: Any, ref: str) -> bool:
