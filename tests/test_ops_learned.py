@@ -162,8 +162,8 @@ def test_roles_are_unary_layers_not_joins():
 @pytest.mark.parametrize("text,message", [
     ("inputs: {x: [N, 4]}\nnodes: [{op: prepend_token}]", "expected a 3-D input (N, S, D), got 2-D (N, 4)"),
     ("inputs: {x: [N, 4, D]}\nnodes: [{op: prepend_token}]", "the embedding dim (last dim) must be a known size"),
-    ("inputs: {x: [N, 4, 3]}\nnodes: [{op: prepend_token, num_tokens: 0}]", "num_tokens=0 must be at least 1"),
-    ("inputs: {x: [N, 4, 3]}\nnodes: [{op: prepend_token, init_std: -1}]", "init_std -1.0 must be >= 0"),
+    ("inputs: {x: [N, 4, 3]}\nnodes: [{op: prepend_token, num_tokens: 0}]", "attribute 'num_tokens' of op 'prepend_token' must be at least 1, got 0"),
+    ("inputs: {x: [N, 4, 3]}\nnodes: [{op: prepend_token, init_std: -1}]", "attribute 'init_std' of op 'prepend_token' must be at least 0, got -1"),
     ("inputs: {x: [N, L, 3]}\nnodes: [{op: position_embedding}]",
      "dim 1 (a learned embedding has a fixed size) must be a known size, got symbolic 'L'"),
     ("inputs: {x: [N]}\nnodes: [{op: position_embedding}]", "expected an input (N, ...) of at least 2 dims"),

@@ -45,12 +45,12 @@ class Conv(OpDef):
     aliases = ("conv1d", "conv2d")
     doc = "Convolution (N, C, L) or (N, C, H, W); in_channels is inferred."
     attrs = {
-        "out_channels": Attr("int", doc="number of output channels"),
-        "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim"),
-        "stride": Attr("ints", 1),
-        "padding": Attr("int_or_str", 0, choices=("same", "valid")),
-        "dilation": Attr("ints", 1),
-        "groups": Attr("int", 1),
+        "out_channels": Attr("int", doc="number of output channels", min=1),
+        "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim", min=1),
+        "stride": Attr("ints", 1, min=1),
+        "padding": Attr("int_or_str", 0, choices=("same", "valid"), min=0),
+        "dilation": Attr("ints", 1, min=1),
+        "groups": Attr("int", 1, min=1),
         "bias": Attr("bool", True),
     }
     role = "layer"
@@ -135,15 +135,15 @@ class ConvTranspose(OpDef):
     doc = ("Transposed convolution (N, C, L) or (N, C, H, W), the gradient of conv; in_channels is "
            "inferred. Weight layout (in_channels, out_channels / groups, *kernel) as PyTorch's.")
     attrs = {
-        "out_channels": Attr("int", doc="number of output channels"),
-        "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim"),
-        "stride": Attr("ints", 1),
-        "padding": Attr("ints", 0, doc="removed from both ends of the output: dilation*(k-1)-padding "
+        "out_channels": Attr("int", doc="number of output channels", min=1),
+        "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim", min=1),
+        "stride": Attr("ints", 1, min=1),
+        "padding": Attr("ints", 0, min=0, doc="removed from both ends of the output: dilation*(k-1)-padding "
                                        "zero-padding of the input"),
-        "output_padding": Attr("ints", 0, doc="extra size added at the end of each output dim "
+        "output_padding": Attr("ints", 0, min=0, doc="extra size added at the end of each output dim "
                                               "(less than stride or dilation)"),
-        "groups": Attr("int", 1),
-        "dilation": Attr("ints", 1),
+        "groups": Attr("int", 1, min=1),
+        "dilation": Attr("ints", 1, min=1),
         "bias": Attr("bool", True),
     }
     role = "layer"

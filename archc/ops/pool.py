@@ -22,9 +22,9 @@ def pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
 
 class _WindowPool(OpDef):
     attrs = {
-        "kernel_size": Attr("ints"),
-        "stride": Attr("ints", None, doc="defaults to kernel_size"),
-        "padding": Attr("ints", 0),
+        "kernel_size": Attr("ints", min=1),
+        "stride": Attr("ints", None, doc="defaults to kernel_size", min=1),
+        "padding": Attr("ints", 0, min=0),
         "ceil_mode": Attr("bool", False),
     }
     role = "pool"
@@ -63,7 +63,7 @@ class MaxPool(_WindowPool):
     name = "maxpool"
     aliases = ("maxpool1d", "maxpool2d")
     doc = "Max pooling over windows; with return_indices also the argmax positions (outputs y, indices)."
-    attrs = {**_WindowPool.attrs, "dilation": Attr("ints", 1),
+    attrs = {**_WindowPool.attrs, "dilation": Attr("ints", 1, min=1),
              "return_indices": Attr("bool", False, doc="also output the argmax indices, for max_unpool")}
 
     def output_names(self, node):
@@ -157,10 +157,10 @@ class MaxUnpool(OpDef):
     doc = "Inverse of max pooling: inputs x and maxpool's indices; output_size resolves odd sizes."
     inputs = ("x", "indices")
     attrs = {
-        "kernel_size": Attr("ints", doc="the pooling's kernel size"),
-        "stride": Attr("ints", None, doc="the pooling's stride; defaults to kernel_size"),
-        "padding": Attr("ints", 0, doc="the pooling's padding"),
-        "output_size": Attr("ints", None, doc="spatial output size (e.g. the pooled input's odd size); "
+        "kernel_size": Attr("ints", doc="the pooling's kernel size", min=1),
+        "stride": Attr("ints", None, doc="the pooling's stride; defaults to kernel_size", min=1),
+        "padding": Attr("ints", 0, doc="the pooling's padding", min=0),
+        "output_size": Attr("ints", None, min=1, doc="spatial output size (e.g. the pooled input's odd size); "
                                               "default (in - 1) * stride - 2 * padding + kernel"),
     }
     role = "unpool"

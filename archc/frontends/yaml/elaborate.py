@@ -17,32 +17,36 @@ from typing import Any
 from archc.errors import DiagnosticSink, Location, ShapeError, SpecError, did_you_mean
 from archc.ir import BlockInstance, Graph, Node, TensorType, Value
 from archc.ir.types import DTYPES
+from archc.limits import DEFAULT_LIMITS, Limits
 from archc.ops import registry
 from archc.ops.base import Attr, OpDef
 from archc.ops.nodes import build_node
 from archc.frontends.yaml import schema
-from archc.frontends.yaml.expr import ExprError, parse
+from archc.frontends.yaml.budget import ExpansionBudget
+from archc.frontends.yaml.expr import UNKNOWN, ExprError, UnknownValue, parse
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.includes import read_includes
 from archc.frontends.yaml.source import SList, SMap
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
-_MAX_DEPTH = 64
 
 
 def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
-              profile: str | None = None, *, allow_include_anywhere: bool = False) -> Graph:
-    """Build the IR for a parsed spec; raise SpecError listing every problem found.
+              profile: str | None = None, limits: Limits = DEFAULT_LIMITS, *,
+              allow_include_anywhere: bool = False) -> Graph:
+    """Build the IR for a parsed spec within ``limits``; raise SpecError listing every problem found.
 
     ``allow_include_anywhere`` lets ``include:`` read files outside the spec's folder
     (see :mod:`archc.frontends.yaml.includes`).
     """
-    return _Elaborator(filename, allow_include_anywhere).run(doc, overrides or {}, profile)
+    return _Elaborator(filename, limits, allow_include_anywhere).run(doc, overrides or {}, profile)
 
 
 class _Elaborator:
-    def __init__(self, filename: str, allow_include_anywhere: bool = False) -> None:
+    def __init__(self, filename: str, limits: Limits = DEFAULT_LIMITS, allow_include_anywhere: bool = False) -> None:
         self.filename = filename
+        self.limits = limits
+        self.budget = ExpansionBudget(limits)
         self.allow_include_anywhere = allow_include_anywhere
         self.sink = DiagnosticSink()
         self.blocks: dict[str, SMap] = {}
@@ -64,7 +68,7 @@ class _Elaborator:
         self.graph.params = dict(params)
         self.sink.raise_if_any()
 
-        for included in read_includes(doc, self.filename, self.sink, self.allow_include_anywhere):
+        for included in read_includes(doc, self.filename, self.sink, self.allow_include_anywhere, self.limits):
             self._blocks(included)
         self._blocks(doc)
 
@@ -107,6 +111,12 @@ class _Elaborator:
                hint: str | None = None) -> None:
         self.sink.error(message, location, node, hint)
 
+    def _fatal(self, message: str | None, location: Location | None, node: str | None = None) -> None:
+        """Stop elaborating (a resource limit was hit), reporting what was found so far."""
+        if message is not None:
+            self._error(message, location, node)
+            raise SpecError(self.sink.diagnostics)
+
     def _check_keys(self, m: SMap, allowed: dict[str, str], where: str) -> None:
         for key in m:
             if key not in allowed:
@@ -123,9 +133,11 @@ class _Elaborator:
               attr: bool = False) -> Any:
         """Evaluate an expression; ``attr``: it is one op attribute's whole value (see below)."""
         try:
-            value = scope.evaluator(self.graph).evaluate(text)
+            value = scope.evaluator(self.graph, self.limits).evaluate(text)
         except ExprError as exc:
             self._error(str(exc), self._expr_location(container, key, exc.offset), node, exc.hint)
+            raise Abort() from None
+        except UnknownValue:  # uses a 'let' whose error was reported: stay quiet
             raise Abort() from None
         # Only a top-level node's attribute keeps a parameter a run-time argument of the
         # generated code (Node.attr_exprs); any other use fixes it when the graph is built.
@@ -189,7 +201,7 @@ class _Elaborator:
             try:
                 scope.env[name] = self._eval(expr, scope, lets, name, None) if isinstance(expr, str) else expr
             except Abort:
-                scope.env[name] = None
+                scope.env[name] = UNKNOWN
 
     def _inputs(self, doc: SMap, scope: Scope) -> None:
         inputs = doc.get("inputs")
@@ -227,6 +239,10 @@ class _Elaborator:
             self._error(f"input '{name}' needs a shape list like [N, 3, 224, 224]", holder.where(key))
             raise Abort()
         dims = tuple(self._dim(d, shape, i, scope) for i, d in enumerate(shape))
+        too_big = self.budget.check_input(TensorType(dims, dtype))
+        if too_big:
+            self._error(f"input '{name}': {too_big}", holder.where(key))
+            raise Abort()
         node = Node(name=name, op="input", attrs={"shape": dims, "dtype": dtype},
                     outputs=[TensorType(dims, dtype)], location=inputs.where_key(name))
         self.graph.add(node)
@@ -317,6 +333,7 @@ class _Elaborator:
         return name
 
     def _node(self, item: SMap, scope: Scope) -> None:
+        self._fatal(self.budget.add_node(), item.location)
         self._check_node_keys(item)
         has_op, has_block = "op" in item, "block" in item
         if has_op == has_block:
@@ -361,6 +378,7 @@ class _Elaborator:
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 self._error(f"'repeat' must be a non-negative int, got {count!r}", item.where("repeat"), full)
                 raise Abort()
+            self._fatal(self.budget.check_repeat(count), item.where("repeat"), full)
             overrides = self._overrides(item, count, full)
 
         # An op without inputs (a learned tensor) is declared, not chained: it is no one's
@@ -557,6 +575,12 @@ class _Elaborator:
             self._error(f"{op.name}: {exc} [input shape{'s' if len(in_types) > 1 else ''}: {shapes}]",
                         item.location, full)
             raise Abort() from None
+        too_big, fatal = self.budget.check_op(op, node, in_types)
+        if fatal:
+            self._fatal(too_big, item.location, full)
+        if too_big:
+            self._error(too_big, item.location, full)
+            raise Abort()
         node.attr_exprs = exprs  # for backends that write the spec's expressions (PyTorch classes)
         self.graph.add(node)
         ports = op.output_names(node)
@@ -610,6 +634,10 @@ class _Elaborator:
                         holder.where(key), full,
                         did_you_mean(str(value), spec.choices) if spec.choices and isinstance(value, str) else None)
             raise Abort()
+        problem = spec.violation(value)
+        if problem is not None:
+            self._error(f"attribute '{key}' of op '{opname}' {problem}", holder.where(key), full)
+            raise Abort()
         if kind == "float" and isinstance(value, int):
             value = float(value)
         if isinstance(value, list):
@@ -623,10 +651,7 @@ class _Elaborator:
             self._error(f"unknown block '{kind}'", item.where("block"), full,
                         did_you_mean(kind, list(self.blocks) + registry.names()))
             raise Abort()
-        if len(scope.stack) >= _MAX_DEPTH:
-            self._error(f"blocks nest deeper than {_MAX_DEPTH} levels (is a recursive block missing "
-                        "an 'if' that ends it?)", item.location, full)
-            raise Abort()
+        self._fatal(self.budget.check_depth(len(scope.stack)), item.location, full)
         declared = bdef.get("params")
         if declared is None:
             declared = {}
