@@ -202,8 +202,9 @@ def _integers(value):
 def test_json_of_a_25000_block_chain_parses_with_defaults_and_holds_no_unsafe_integer(capsys, tmp_path):
     spec = tmp_path / "chain.yaml"
     spec.write_text(_long_residual_chain(25000))
-    code, out, _ = lint(capsys, str(spec), "--format", "json")
-    assert code == 0
+    # (50,001 nodes: above the default spec limits, raised as a user would)
+    code, out, err = lint(capsys, str(spec), "--format", "json", "--max-nodes", "60000", "--max-repeat", "30000")
+    assert code == 0, err
     data = json.loads(out)  # Python's defaults: at most 4,300 digits per integer
     assert data["schema"] == "archc.lint/2" and data["summary"]["residual"] == 25000
     paths = data["paths"]
