@@ -702,6 +702,8 @@ def _param_name(schema, index: int, taken: Iterable[str]) -> str:
         base = _clean(formal.name).lower() or base
         if index >= len(schema.inputs):  # variadic tail
             base = f"{base}{index}"
+    if not _onnx_node.usable_param_name(base):  # e.g. OneHot's 'values', a method of the torch module
+        base = f"{base.strip('_') or 'input'}_{index}"
     name, i = base, 1
     while name in taken:
         name, i = f"{base}{i}", i + 1
