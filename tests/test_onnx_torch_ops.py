@@ -196,3 +196,33 @@ def test_gru_without_linear_before_reset_says_why():
     model = one_node_model("GRU", [f32(5, 2, 3)], [f32(1, 12, 3), f32(1, 12, 4)], {"hidden_size": 4}, 1, 17)
     with pytest.raises(SpecError, match="the_gru.*linear_before_reset=0"):
         generate_source(from_onnx(model, "gru.onnx"))
+
+
+def _if_model(cond_nodes, inits):
+    def branch(op, name):
+        return helper.make_graph([helper.make_node(op, ["x"], [name + "_y"])], name, [],
+                                 [helper.make_tensor_value_info(name + "_y", onnx.TensorProto.FLOAT, [2, 3])])
+
+    node = helper.make_node("If", ["c"], ["y"], then_branch=branch("Relu", "t"), else_branch=branch("Neg", "e"),
+                            name="the_if")
+    graph = helper.make_graph([*cond_nodes, node], "g",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 3])], initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("cond", [True, False])
+def test_if_on_a_constant_condition_becomes_its_branch(cond):
+    model = _if_model([], [numpy_helper.from_array(np.array(cond), "c")])
+    graph = from_onnx(model, "if.onnx")
+    assert [n.attrs["op_type"] for n in graph.nodes() if n.op == "onnx_node"] == ([] if cond else ["Neg"])
+    x = f32(2, 3)
+    expected = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(build_module(graph, seed=None)(torch.from_numpy(x)).detach().numpy(), expected)
+
+
+def test_if_on_a_computed_condition_is_an_error_naming_the_node():
+    cond = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0), helper.make_node("Greater", ["s", "z"], ["c"])]
+    model = _if_model(cond, [numpy_helper.from_array(np.array(0, np.float32), "z")])
+    with pytest.raises(SpecError, match="the_if.*does not fold away"):
+        from_onnx(model, "if.onnx")

@@ -83,12 +83,33 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
     where = Location(filename)
     if not isinstance(model, onnx.ModelProto) or not model.HasField("graph"):
         raise SpecError("not an ONNX model (no graph)", location=where)
+    model = upgrade_opset(model)
     skeleton = _skeleton(model)
     try:
         onnx.checker.check_model(skeleton)
     except Exception as exc:  # noqa: BLE001 - checker errors are ValidationError or ValueError
         raise SpecError(f"invalid ONNX model: {_first_line(exc)}", location=where) from None
     return Importer(model, filename, skeleton).run()
+
+
+#: models importing an older default-domain opset are first converted to this one
+UPGRADE_TO = 13
+
+
+def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model converted by onnx's version converter to opset :data:`UPGRADE_TO` when it
+    imports an older one (opsets 7-12), so converters and lowerings see today's operator
+    signatures; the model itself where it is recent or the converter cannot convert it
+    (the importer reads the old signatures too)."""
+    version = next((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS), UPGRADE_TO)
+    if version >= UPGRADE_TO:
+        return model
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(model, UPGRADE_TO)
+    except Exception:  # noqa: BLE001 - the converter lacks adapters for some ops and raises several types
+        return model
 
 
 #: initializers with more elements than this are left out of the copy that is checked and shape-inferred
@@ -239,9 +260,12 @@ class Importer:
         self.bind(vi.name, Tensor(Value(name)))
 
     def _process(self, node: onnx.NodeProto) -> None:
+        if node.domain in _DEFAULT_DOMAINS and node.op_type == "If" and self._inline_if(node):
+            return
         for a in node.attribute:
             if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-                self._fail(f"ONNX {node.op_type} has a subgraph; archc does not import control flow",
+                self._fail(f"ONNX {node.op_type} has a subgraph that does not fold away; archc imports control "
+                           "flow only where it becomes straight-line code (an If whose condition is a constant)",
                            node=node)
         recs = []
         for name in node.input:
@@ -261,6 +285,31 @@ class Importer:
             self._evaluate(node, recs)
         else:
             self._convert(node)
+
+    def _inline_if(self, node: onnx.NodeProto) -> bool:
+        """Replace an If whose condition folds to a constant by the nodes of the branch it takes."""
+        cond = self.const(node.input[0]) if node.input and node.input[0] in self.values else None
+        if cond is None or cond.size != 1:
+            return False
+        branch = self.attrs(node)["then_branch" if bool(cond.reshape(())) else "else_branch"]
+        if len(branch.output) != len(node.output):
+            self._fail("If branch has a different number of outputs than the node", node=node)
+        # the branch's reads count as uses (sole_use must not see a value as unshared)
+        for inner in branch.node:
+            for name in inner.input:
+                self.consumers[name] = self.consumers.get(name, 0) + 1
+        for out in branch.output:
+            self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
+        for init in branch.initializer:
+            arr = numpy_helper.to_array(init)
+            self.values[init.name] = Const(arr, learned=arr.dtype.kind in "fc")
+        for inner in branch.node:
+            self._process(inner)
+        for out, result in zip(node.output, branch.output):
+            if result.name not in self.values:
+                self._fail(f"If branch output '{result.name}' is not computed", node=node)
+            self.bind(out, self.alias(out, result.name))
+        return True
 
     # -- static values --------------------------------------------------------------------
     def _evaluate(self, node: onnx.NodeProto, recs: list[Record | None]) -> None:
