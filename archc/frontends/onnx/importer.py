@@ -141,6 +141,19 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def node_meta(node: onnx.NodeProto) -> dict[str, Any]:
+    """What an IR node remembers of its ONNX node: the name, and the PyTorch module path the
+    exporter recorded (``module_path``, from the default exporter's ``name_scopes`` metadata),
+    a hint for naming (:mod:`archc.lowering.spec_yaml`), never needed."""
+    meta: dict[str, Any] = {"onnx_name": node.name}
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            scopes = [s for s in re.findall(r"'([^']*)'", prop.value) if s]
+            if len(scopes) >= 2:  # the last entry names the op, the one before its module
+                meta["module_path"] = scopes[-2]
+    return meta
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
@@ -417,7 +430,7 @@ class Importer:
         }
         name = self.unique_name(self._default_name(node))
         ir = Node(name=name, op="onnx_node", attrs=attrs, inputs=ins, outputs=types, location=self.where,
-                  meta={"onnx_name": node.name})
+                  meta=node_meta(node))
         self.graph.add(ir)
         if weights:
             self.graph.weights[name] = dict(weights)
@@ -524,7 +537,7 @@ class Importer:
         if set(attrs) - set(opdef.attrs):
             raise Fallback(f"op '{op}' has no attributes {sorted(set(attrs) - set(opdef.attrs))}")
         ir = Node(name="?", op=opdef.name, attrs=full, inputs=list(inputs), location=self.where,
-                  meta={"onnx_name": node.name})
+                  meta=node_meta(node))
         ins = [self.graph.type_of(v) for v in inputs]
         ir.outputs = opdef.infer(ir, ins)
         if check:

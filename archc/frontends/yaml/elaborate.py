@@ -606,7 +606,9 @@ class _Elaborator:
             value = raw
         elif isinstance(raw, str) and kind != "any":
             value = self._eval(raw, scope, holder, key, full)
-        elif isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str", "any"):
+        elif kind == "any":
+            value = _plain(raw)  # data (an imported ONNX node's attributes): never evaluated
+        elif isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str"):
             value = [self._eval(v, scope, raw, i, full) if isinstance(v, str) else v for i, v in enumerate(raw)]
         else:
             value = raw
@@ -733,3 +735,12 @@ def _merged(item: SMap, extra: SMap) -> SMap:
     merged.value_locations = {**item.value_locations, **extra.value_locations}
     merged.quoted = {**item.quoted, **extra.quoted}
     return merged
+
+
+def _plain(value: Any) -> Any:
+    """A spec value as plain Python data (dicts and lists, not the located SMap/SList)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
