@@ -89,7 +89,11 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
         onnx.checker.check_model(skeleton)
     except Exception as exc:  # noqa: BLE001 - checker errors are ValidationError or ValueError
         raise SpecError(f"invalid ONNX model: {_first_line(exc)}", location=where) from None
-    return Importer(model, filename, skeleton).run()
+    graph = Importer(model, filename, skeleton).run()
+    from archc.frontends.onnx.patterns import fuse
+
+    fuse(graph)  # functions exporters write out (GELU, SiLU, layer norm) become native ops
+    return graph
 
 
 #: models importing an older default-domain opset are first converted to this one
