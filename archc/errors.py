@@ -70,6 +70,11 @@ class ShapeError(Exception):
     """Raised by an op's shape inference; the caller adds node and location."""
 
 
+class GraphError(ArchcError):
+    """The graph IR breaks one of its invariants (a node reading a missing value, a removed
+    node still in use, a cycle, ...): a bug in a frontend, a pass or an op, named by node."""
+
+
 class UsageError(ArchcError):
     """The command line asks for something that cannot be done (exit 2)."""
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Frontends and passes verify every graph they return (the CLI subprocesses inherit it).
+os.environ.setdefault("ARCHC_VERIFY_GRAPHS", "1")
+
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 

@@ -1,11 +1,14 @@
 """Skip-connection labels on small architectures: residual, long, dense, gated, and the joins that are not skips."""
 from __future__ import annotations
 
-import pytest
+import copy
 
-from archc.analysis.skips import analyze
+import pytest
+from conftest import SPECS
+
+from archc.analysis.skips import analyze, merge_labels
+from archc.frontends.yaml import load_spec, loads_spec
 from archc.ir import Graph, Node, Value
-from archc.frontends.yaml import loads_spec
 
 RESNET = """
 archc: 1
@@ -502,14 +505,29 @@ def test_labels_do_not_depend_on_names_or_scopes(spec):
 
 # -- annotations and expectations ------------------------------------------------------------------
 
-def test_merge_nodes_get_skip_role():
-    graph = loads_spec(RESNET)
+def test_merge_labels_name_each_merge_holding_a_skip():
+    labels = merge_labels(analyze(loads_spec(RESNET)))
+    assert labels["layer1.0.add"] == "residual merge (fork stem)"
+    assert "layer1.0.conv1" not in labels
+    dense = merge_labels(analyze(loads_spec(DENSE, overrides={"layers": 3})))
+    assert dense["out"] == "dense merge (forks stem, layer.0.conv, layer.1.conv)"
+
+
+def _snapshot(graph) -> object:
+    """Everything a pass could change: nodes (op, attrs, inputs, outputs, meta), edges, outputs."""
+    nodes = [(n.name, n.op, repr(n.attrs), [(v.node, v.out) for v in n.inputs], repr(n.outputs),
+              copy.deepcopy(n.meta)) for n in graph.nodes()]
+    edges = sorted(map(repr, graph.nx.edges(keys=True, data=True)))
+    return nodes, edges, dict(graph.outputs), graph.name
+
+
+@pytest.mark.parametrize("name", ["resnet18", "unet", "densenet121", "highway", "segnet", "transformer"])
+def test_analysis_changes_nothing_in_the_graph(name):
+    graph = load_spec(str(SPECS / f"{name}.yaml"))
+    before = _snapshot(graph)
     analyze(graph)
-    assert graph.node("layer1.0.add").meta["skip_role"] == "residual merge (fork stem)"
-    assert "skip_role" not in graph.node("layer1.0.conv1").meta
-    dense = loads_spec(DENSE, overrides={"layers": 3})
-    analyze(dense)
-    assert dense.node("out").meta["skip_role"] == "dense merge (forks stem, layer.0.conv, layer.1.conv)"
+    analyze(graph, band=(1, 3))
+    assert _snapshot(graph) == before
 
 
 def test_expect_mismatch_is_reported_with_location():

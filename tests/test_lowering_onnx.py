@@ -93,8 +93,8 @@ def test_metadata_and_doc():
 
 def test_skip_role_goes_into_the_node_doc_string():
     graph = load_spec(RESNET18, {"image_size": 32})
-    graph.node("layer2.0.add").meta["skip_role"] = "projection"
-    docs = {n.name: n.doc_string for n in to_onnx(graph).graph.node if n.doc_string}
+    docs = {n.name: n.doc_string for n in to_onnx(graph, labels={"layer2.0.add": "projection"}).graph.node
+            if n.doc_string}
     assert docs == {"layer2.0.add": "skip: projection"}
 
 

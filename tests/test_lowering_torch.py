@@ -178,8 +178,8 @@ nodes:
 
 def test_skip_role_comment():
     graph = loads_spec(TINY)
-    graph.node("layer1.1.add").meta["skip_role"] = "residual"
-    lines = [line for line in generate_source(graph).splitlines() if "# skip:" in line]
+    lines = [line for line in generate_source(graph, labels={"layer1.1.add": "residual"}).splitlines()
+             if "# skip:" in line]
     assert len(lines) == 1
     assert lines[0].lstrip().startswith("layer1_1_add = ") and lines[0].endswith("# skip: residual")
 

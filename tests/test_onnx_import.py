@@ -794,3 +794,36 @@ def test_invalid_models_raise_spec_errors(tmp_path):
                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [cond])
     with pytest.raises(SpecError, match="node 'branch': ONNX If has a subgraph"):
         from_onnx(model, "if.onnx")
+
+
+# -- converter failures ------------------------------------------------------------------------
+
+def _conv_model():
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), dtype=np.float32), "conv.weight")
+    nodes = [helper.make_node("Conv", ["x", "conv.weight"], ["y"], name="enc/conv", pads=[1, 1, 1, 1])]
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [w])
+
+
+def test_a_bug_in_a_converter_surfaces_instead_of_keeping_an_onnx_node(monkeypatch):
+    from archc.frontends.onnx.convert import CONVERTERS
+
+    def broken(im, node):
+        return {}["kernel"]  # a KeyError, as a typo in a converter would raise
+
+    monkeypatch.setitem(CONVERTERS, "Conv", broken)
+    with pytest.raises(KeyError, match="kernel"):
+        from_onnx(_conv_model(), "conv.onnx")
+
+
+def test_only_the_fallback_signal_keeps_an_onnx_node(monkeypatch):
+    from archc.frontends.onnx.convert import CONVERTERS
+    from archc.frontends.onnx.importer import Fallback
+
+    assert from_onnx(_conv_model(), "conv.onnx").node("enc.conv").op == "conv"
+
+    def declines(im, node):
+        raise Fallback("no native op for this")
+
+    monkeypatch.setitem(CONVERTERS, "Conv", declines)
+    assert from_onnx(_conv_model(), "conv.onnx").node("enc.conv").attrs["op_type"] == "Conv"

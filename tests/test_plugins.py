@@ -15,16 +15,16 @@ SPEC = """
 inputs: {x: [N, 4, 6, 6]}
 nodes:
   - {name: conv, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
-  - {name: act, op: mish}
+  - {name: act, op: squareplus}
 """
 
 
-def install_without_pip(site: Path, entry: str = "mish = archc_mish:Mish") -> None:
+def install_without_pip(site: Path, entry: str = "squareplus = archc_squareplus:Squareplus") -> None:
     """Lay the example package out as an installed distribution (what pip would write)."""
-    shutil.copytree(EXAMPLE / "archc_mish", site / "archc_mish")
-    info = site / "archc_mish-0.1.0.dist-info"
+    shutil.copytree(EXAMPLE / "archc_squareplus", site / "archc_squareplus")
+    info = site / "archc_squareplus-0.1.0.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: archc-mish\nVersion: 0.1.0\n")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: archc-squareplus\nVersion: 0.1.0\n")
     (info / "entry_points.txt").write_text(f"[archc.ops]\n{entry}\n")
 
 
@@ -43,9 +43,9 @@ def archc(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_plugin_op_is_listed_and_usable_in_a_spec(plugin_env):
     tmp, env = plugin_env
-    proc = archc("ops", "mish", env=env, cwd=tmp)
+    proc = archc("ops", "squareplus", env=env, cwd=tmp)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("mish: x * tanh(softplus(x))")
+    assert proc.stdout.startswith("squareplus: (x + sqrt(x^2 + b)) / 2")
     (tmp / "m.yaml").write_text(SPEC)
     proc = archc("verify", "m.yaml", "--batch", "2", env=env, cwd=tmp)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -57,15 +57,15 @@ def test_without_the_plugin_the_op_is_unknown(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "archc", "check", "m.yaml"], capture_output=True, text=True,
                           cwd=tmp_path)
     assert proc.returncode == 2
-    assert "m.yaml:5:21: error: node 'act': unknown op 'mish'" in proc.stderr
+    assert "m.yaml:5:21: error: node 'act': unknown op 'squareplus'" in proc.stderr
 
 
 def test_a_broken_plugin_is_skipped_with_a_warning(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
-    install_without_pip(site, entry="mish = archc_mish:NoSuchClass")
+    install_without_pip(site, entry="squareplus = archc_squareplus:NoSuchClass")
     env = dict(os.environ, PYTHONPATH=str(site))
     proc = archc("ops", env=env, cwd=tmp_path)
     assert proc.returncode == 0
-    assert "archc: warning: plugin entry point 'mish = archc_mish:NoSuchClass' failed to import" in proc.stderr
+    assert "archc: warning: plugin entry point 'squareplus = archc_squareplus:NoSuchClass' failed to import" in proc.stderr
     assert "\nconv " in "\n" + proc.stdout

@@ -7,13 +7,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from archc.analysis.paths import PathStats
 
-#: the skip kinds (counted in the summary)
-KINDS = ("residual", "long_skip", "dense", "gated")
-#: labels of joins that are not skips
-NON_SKIPS = ("branch", "sequential")
-LABELS = KINDS + NON_SKIPS
-#: what a shortcut carries
-CARRIES = ("identity", "projection", "indices", "computed")
+from archc.ir.vocab import JOIN_KINDS, SKIP_KINDS, Carries, Kind
+
 SCHEMA = "archc.lint/1"
 
 
@@ -40,33 +35,37 @@ class Span:
 
 @dataclass(slots=True)
 class Skip:
-    """One (fork, merge) pair: a skip connection (``kind`` in KINDS) or another join."""
+    """One (fork, merge) pair: a skip connection (``kind`` in SKIP_KINDS) or another join."""
 
     fork: str | None          # node whose value is forked; None when the inputs share no fork
     merge: str                # the joining node
     merge_op: str
     merge_role: str
-    kind: str                 # residual | long_skip | dense | gated | branch | sequential
-    carries: str | None       # identity | projection | indices | computed (None without a fork)
+    kind: Kind
+    carries: Carries | None   # None without a fork
     shortcut: list[str]       # nodes on the shortcut, fork side first ([] for identity)
     span: Span
     reason: str               # one line a person can check against the graph
     fork_output: int = 0      # which output of the fork the shortcut reads
     stage: int | None = None  # index of the chain of residual blocks in series (residual only)
     position: int | None = None  # position within that chain
+    rule: str = ""            # the classification rule that decided ``kind`` (:mod:`archc.analysis.rules`)
     _fork_id: int = field(default=-1, repr=False, compare=False)
     _merge_id: int = field(default=-1, repr=False, compare=False)
 
     @property
     def is_skip(self) -> bool:
-        return self.kind in KINDS
+        return self.kind in SKIP_KINDS
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, explain: bool = False) -> dict[str, Any]:
+        out = {
             "fork": self.fork, "fork_output": self.fork_output, "merge": self.merge, "merge_op": self.merge_op,
             "kind": self.kind, "carries": self.carries, "shortcut": list(self.shortcut),
             "span": self.span.to_dict(), "stage": self.stage, "position": self.position, "reason": self.reason,
         }
+        if explain:
+            out["rule"] = self.rule
+        return out
 
 
 @dataclass
@@ -105,26 +104,21 @@ class Analysis:
 
     def summary(self) -> dict[str, int]:
         """Count of each label (skip kinds first; 0 when absent)."""
-        counts = {k: 0 for k in LABELS}
+        counts = {k: 0 for k in Kind}
         for c in self.connections:
             counts[c.kind] += 1
         return counts
 
-    def by_merge(self) -> dict[str, list[Skip]]:
-        out: dict[str, list[Skip]] = {}
-        for c in self.connections:
-            out.setdefault(c.merge, []).append(c)
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, explain: bool = False) -> dict[str, Any]:
+        """The JSON form (schema in :mod:`archc.cli.lint`); ``explain`` adds each pair's rule."""
         counts = self.summary()
         return {
             "schema": SCHEMA,
             "model": self.model,
-            "summary": {k: counts[k] for k in KINDS},
-            "joins_summary": {k: counts[k] for k in NON_SKIPS},
-            "skips": [c.to_dict() for c in self.skips],
-            "joins": [c.to_dict() for c in self.joins],
+            "summary": {k: counts[k] for k in SKIP_KINDS},
+            "joins_summary": {k: counts[k] for k in JOIN_KINDS},
+            "skips": [c.to_dict(explain) for c in self.skips],
+            "joins": [c.to_dict(explain) for c in self.joins],
             "paths": self.paths.to_dict() if self.paths is not None else None,
             "expectations": [m.to_dict() for m in self.expectations],
         }

@@ -44,10 +44,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
-from archc.analysis.report import KINDS, Analysis, Mismatch, Skip, Span
+from archc.analysis.report import Analysis, Mismatch, Skip, Span
+from archc.analysis.rules import PairFacts, decide
+from archc.analysis.rules import layers as _layers
 from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
 from archc.errors import ShapeError
 from archc.ir import Graph, Node
+from archc.ir.vocab import EXPECT_NONE, SKIP_KINDS, Carries, Kind, Role
 from archc.ops.base import broadcast
 
 #: regions with more nodes than this are not walked (spans then report depths only)
@@ -58,26 +61,25 @@ LIST_LIMIT = 32
 REGION_LIMIT = 4096
 #: roles a carried value may pass through while staying "the same" value, element-wise
 #: ('affine': plus or minus a constant, as the ONNX importer labels it)
-_ARITH = frozenset({"merge_mul", "merge_sub", "merge_add", "scale", "affine", "identity", "reshape"})
+_ARITH = frozenset({Role.MERGE_MUL, Role.MERGE_SUB, Role.MERGE_ADD, Role.SCALE, Role.AFFINE, Role.IDENTITY,
+                    Role.RESHAPE})
 #: roles between a gate and its use: its complement 1 - T, a scaling
-_GATE_PATH = frozenset({"scale", "affine", "identity", "reshape", "merge_sub"})
+_GATE_PATH = frozenset({Role.SCALE, Role.AFFINE, Role.IDENTITY, Role.RESHAPE, Role.MERGE_SUB})
 
 
-def analyze(graph: Graph, band: tuple[int, int] | None = None, paths: bool = True,
-            annotate: bool = True) -> Analysis:
+def analyze(graph: Graph, band: tuple[int, int] | None = None, paths: bool = True) -> Analysis:
     """Find and label every join of ``graph``; optionally count paths (see :mod:`archc.analysis.paths`).
 
-    With ``annotate`` each merge node that holds a skip gets ``node.meta["skip_role"]``
-    (e.g. ``"residual merge (fork layer1.0.relu)"``) for the backends to print; that is
-    the only change made to the graph.
+    Pure: the graph is not changed. The backends print skip labels that
+    :func:`merge_labels` makes from the result.
     """
     with _no_cyclic_gc():
         # The flow and the classifier die when _analyze returns, still inside: the collector,
         # back on, then visits only the records that are kept.
-        return _analyze(graph, band, paths, annotate)
+        return _analyze(graph, band, paths)
 
 
-def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool, annotate: bool) -> Analysis:
+def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool) -> Analysis:
     flow = Flow(graph)
     classifier = _Classifier(flow)
     connections = classifier.run()
@@ -88,8 +90,6 @@ def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool, annotate: 
         from archc.analysis.paths import path_stats
 
         stats = path_stats(flow, chains, band)
-    if annotate:
-        _annotate(flow, classifier.skips_at)
     return Analysis(model=graph.name, connections=connections, chains=chains, expectations=expectations,
                     paths=stats)
 
@@ -124,7 +124,7 @@ class _Classifier:
     def __init__(self, flow: Flow) -> None:
         self.flow = flow
         f = flow
-        self.has_gates = any(r == "gate" for r in f.roles)
+        self.has_gates = any(r == Role.GATE for r in f.roles)
         #: join id -> the skips found there
         self.skips_at: dict[int, list[Skip]] = {}
         #: per node: the largest fork id of a skip whose join is this node or an ancestor
@@ -143,7 +143,7 @@ class _Classifier:
             k = max(map(nest.__getitem__, preds))
             nest.append(k)
             records = self._join(i)
-            skips = [r for r in records if r.kind in KINDS]
+            skips = [r for r in records if r.kind in SKIP_KINDS]
             if skips:
                 self.skips_at[i] = skips
                 nest[i] = max(k, max(r._fork_id for r in skips))
@@ -210,7 +210,7 @@ class _Classifier:
     def _join(self, m: int) -> list[Skip]:
         f = self.flow
         main = self._main_input(m)
-        if f.roles[m] == "merge_concat":
+        if f.roles[m] == Role.MERGE_CONCAT:
             direct = self._direct_inputs(m, main)
             if direct is not None:
                 return self._concat_pairs(m, main, direct)
@@ -268,8 +268,8 @@ class _Classifier:
                 reason = f"concat reuses {name}, which {family} concats read (DenseNet-style), across {_layers(depth)}"
                 # Positional: fork, merge, merge_op, merge_role, kind, carries, shortcut, span, reason
                 # (a call by keywords costs a third more, and DenseNet makes O(L^2) of these).
-                records.append(Skip(name, merge, op, "merge_concat", "dense", "identity", [], span, reason,
-                                    fork_output=out, _fork_id=fork, _merge_id=m))
+                records.append(Skip(name, merge, op, Role.MERGE_CONCAT, Kind.DENSE, Carries.IDENTITY, [], span, reason,
+                                    fork_output=out, rule="dense_reuse", _fork_id=fork, _merge_id=m))
             else:
                 records.append(self._pair(m, main, fork, [_Input(fork, fork, out, [], out)]))
         return records
@@ -303,11 +303,12 @@ class _Classifier:
         sc = members[0]
         w_short = self._weight(fork, sc)[0]
         if fork == SOURCE:
-            return self._record(m, fork, sc, "branch", None, Span(None, None, 0, 0, []),
-                                f"joins inputs with no common fork ({self._names(f.preds[m], 3)})")
+            kind, why, rule = decide(PairFacts(f.nodes[m].op, role, None, None, False, 0, w_short, False, False,
+                                               via=self._names(f.preds[m], 3)))
+            return self._record(m, fork, sc, kind, None, Span(None, None, 0, 0, []), why, rule)
         carries, changed = self._carries(m, fork, sc)
 
-        family = self._concat_family(fork) if role == "merge_concat" and carries == "identity" else 0
+        family = self._concat_family(fork) if role == Role.MERGE_CONCAT and carries == Carries.IDENTITY else 0
 
         # What the main path spans, measured from the fork.
         exact_region = None
@@ -324,12 +325,18 @@ class _Classifier:
             exact_region = f.region(fork, [main], REGION_LIMIT)
             depth, depth_ops, nested, resampled = self._measure(fork, main, exact_region)
 
-        kind, why = self._decide(m, role, fork, sc, carries, changed, depth, w_short, nested, resampled,
-                                 family, len(members))
-        if kind == "gated":
-            carries = "identity"  # the fork's own value, scaled by the gate
+        facts = PairFacts(
+            merge_op=f.nodes[m].op, merge_role=role, fork=f.names[fork], carries=carries, changed=changed,
+            depth=depth, shortcut_layers=w_short, nested=nested, resampled=resampled, family=family,
+            members=len(members),
+            via=self._names(list(reversed(sc.path)), 3) if carries == Carries.PROJECTION and sc.path else "",
+            elementwise=lambda: self._elementwise(m),
+            gated=lambda: self.has_gates and self._gated(m, fork))
+        kind, why, rule = decide(facts)
+        if kind == Kind.GATED:
+            carries = Carries.IDENTITY  # the fork's own value, scaled by the gate
         span = self._span(fork, main, kind, depth, depth_ops, exact_region)
-        return self._record(m, fork, sc, kind, carries, span, why)
+        return self._record(m, fork, sc, kind, carries, span, why, rule)
 
     def _measure(self, fork: int, main: int, region: list[int] | None) -> tuple[int, int, bool, bool]:
         """Depth (layers, ops), nesting and upsampling of the region between fork and main."""
@@ -351,26 +358,26 @@ class _Classifier:
         resampled = any(f.last_upsample[r] == r for r in region)
         return best_l.get(main, 0), best_o.get(main, 0), nested, resampled
 
-    def _carries(self, m: int, fork: int, sc: _Input) -> tuple[str, bool]:
+    def _carries(self, m: int, fork: int, sc: _Input) -> tuple[Carries, bool]:
         """What the shortcut carries, and whether it changes the shape from fork to join."""
         f = self.flow
         src = f.value_type(fork, sc.fork_out)
-        dst = f.nodes[m].outputs[0] if f.roles[m] != "merge_concat" else f.value_type(sc.node, sc.reads)
+        dst = f.nodes[m].outputs[0] if f.roles[m] != Role.MERGE_CONCAT else f.value_type(sc.node, sc.reads)
         changed = src.shape != dst.shape
         if f.is_int_value(sc.node, sc.reads):
-            return "indices", changed
+            return Carries.INDICES, changed
         if sc.path is None:
-            return "computed", changed
+            return Carries.COMPUTED, changed
         if not sc.path:
-            return "identity", changed
+            return Carries.IDENTITY, changed
         layers = [u for u in sc.path if f.parametric[u]]
         if not layers:
             if all(f.roles[u] in TRANSPARENT for u in sc.path) or not changed:
-                return "identity", changed
-            return "projection", changed
+                return Carries.IDENTITY, changed
+            return Carries.PROJECTION, changed
         if len(layers) == 1 and _pointwise(f.nodes[layers[0]]):
-            return "projection", changed
-        return "computed", changed
+            return Carries.PROJECTION, changed
+        return Carries.COMPUTED, changed
 
     def _elementwise(self, m: int) -> bool:
         """Whether the join's output has the broadcast shape of its inputs (a matmul contracts instead)."""
@@ -386,57 +393,8 @@ class _Classifier:
         n = self._family.get(fork)
         if n is None:
             f = self.flow
-            n = self._family[fork] = len({c for c in f.succs[fork] if f.roles[c] == "merge_concat"})
+            n = self._family[fork] = len({c for c in f.succs[fork] if f.roles[c] == Role.MERGE_CONCAT})
         return n
-
-    def _decide(self, m: int, role: str, fork: int, sc: _Input, carries: str, changed: bool, depth: int,
-                w_short: int, nested: bool, resampled: bool, family: int, n_members: int) -> tuple[str, str]:
-        f = self.flow
-        fname = f.names[fork]
-        op = f.nodes[m].op
-        spans = _layers(depth)
-        if carries == "indices":
-            return "long_skip", f"{op} reads max-pool indices from {fname} across {spans} (decoder unpooling)"
-        if role not in ("merge_add", "merge_concat"):
-            if depth == 0 and w_short == 0:
-                if self._elementwise(m):
-                    return "sequential", f"{op} of {fname} with no layer on either path (element-wise arithmetic)"
-                return "branch", (f"{op} combines two views of {fname} with no layer between "
-                                  "(e.g. attention scores from a fused projection)")
-            if role == "merge_mul" and carries == "identity" and depth > w_short:
-                return "sequential", (f"multiplicative gate on the main path: {fname} times a function of it "
-                                      f"({spans}), not a skip")
-            if w_short == 0:
-                return "branch", f"{op} of {fname} and a path computing from it ({spans})"
-            return "branch", f"{op} joins paths from {fname} that compute ({_layers(w_short)} and {spans})"
-        if depth == 0:
-            return "sequential", f"no layer between {fname} and the {op} (rearrangement or arithmetic)"
-        if role == "merge_add" and self.has_gates and self._gated(m, fork):
-            return "gated", f"add of a gate-scaled carry of {fname} and a gated transform ({spans}): Highway"
-        if depth <= w_short:
-            return "branch", f"both paths from {fname} compute ({_layers(w_short)} and {spans})"
-        extra = f", {n_members - 1} more branch{'es' if n_members > 2 else ''}" if n_members > 1 else ""
-        across = f"across {spans} that {_why_long(nested, resampled)}"
-        if role == "merge_concat":
-            if carries == "identity" and family >= 2 and not resampled:
-                return "dense", f"concat reuses {fname}, which {family} concats read (DenseNet-style), across {spans}"
-            if carries in ("identity", "projection") and (nested or resampled):
-                return "long_skip", f"concat carries {fname} ({carries}) {across}"
-            if carries == "computed" and resampled:
-                return "long_skip", f"concat carries {fname} (computed, {_layers(w_short)}) {across}"
-            if carries == "identity":
-                return "dense", f"concat reuses {fname} across {spans} (feature reuse)"
-            return "branch", f"concat of a {carries} path ({_layers(w_short)}) and {spans} from {fname}{extra}"
-        # merge_add
-        if carries == "identity" or (carries == "projection" and changed):
-            if nested or resampled:
-                return "long_skip", f"add carries {fname} ({carries}) {across}"
-            via = "" if carries == "identity" else f" via {self._names(list(reversed(sc.path or [])), 3)}"
-            return "residual", f"{carries} shortcut from {fname}{via} around {spans}{extra}"
-        if resampled:
-            return "long_skip", f"add carries {fname} ({carries}, {_layers(w_short)}) {across}"
-        return "branch", (f"both paths from {fname} compute ({_layers(w_short)} and {spans}"
-                          f"{'' if changed or carries != 'projection' else '; a same-shape projection'})")
 
     def _gated(self, m: int, fork: int) -> bool:
         """Whether the add's carry of ``fork`` is scaled by a gate: some product near the add takes
@@ -444,7 +402,7 @@ class _Classifier:
         only (Highway's H·T + x·(1 − T), or x + T·(H − x))."""
         f = self.flow
         for g in self._closure(f.preds[m], _ARITH, stop=fork):
-            if f.roles[g] != "merge_mul":
+            if f.roles[g] != Role.MERGE_MUL:
                 continue
             factors = f.preds[g]
             for a in factors:
@@ -472,7 +430,7 @@ class _Classifier:
     def _from_gate(self, v: int) -> bool:
         f = self.flow
         for _ in range(6):
-            if f.roles[v] == "gate":
+            if f.roles[v] == Role.GATE:
                 return True
             if f.roles[v] not in _GATE_PATH or len(f.preds[v]) != 1:
                 return False
@@ -484,7 +442,7 @@ class _Classifier:
               region: list[int] | None) -> Span:
         f = self.flow
         # Dense pairs keep depths only: a block of L layers holds O(L^2) pairs of O(L)-node regions.
-        if kind in KINDS and kind != "dense" and region is None and depth_ops < SPAN_LIMIT \
+        if kind in SKIP_KINDS and kind != Kind.DENSE and region is None and depth_ops < SPAN_LIMIT \
                 and f.dominates(fork, main):
             # (the region holds at least the longest path: skip the walk when that alone is too long)
             region = f.dominated_region(fork, [main], SPAN_LIMIT)
@@ -494,8 +452,8 @@ class _Classifier:
         names = [f.names[r] for r in region] if len(region) <= LIST_LIMIT else []
         return Span(layers, len(region), depth, depth_ops, names)
 
-    def _record(self, m: int, fork: int, sc: _Input, kind: str, carries: str | None, span: Span,
-                reason: str) -> Skip:
+    def _record(self, m: int, fork: int, sc: _Input, kind: Kind, carries: Carries | None, span: Span,
+                reason: str, rule: str) -> Skip:
         f = self.flow
         node = f.nodes[m]
         rec = Skip(
@@ -503,7 +461,7 @@ class _Classifier:
             fork_output=sc.fork_out,
             merge=node.name, merge_op=node.op, merge_role=f.roles[m], kind=kind, carries=carries,
             shortcut=[f.names[u] for u in reversed(sc.path)] if sc.path else [],
-            span=span, reason=reason, _fork_id=fork, _merge_id=m)
+            span=span, reason=reason, rule=rule, _fork_id=fork, _merge_id=m)
         return rec
 
     def _names(self, ids, limit: int) -> str:
@@ -511,21 +469,6 @@ class _Classifier:
         if len(names) > limit:
             return ", ".join(names[:limit]) + f", +{len(names) - limit}"
         return ", ".join(names)
-
-
-def _why_long(nested: bool, resampled: bool) -> str:
-    return " and ".join(w for w, on in (("encloses other skips", nested), ("down- and upsamples", resampled)) if on)
-
-
-def _layers(n: int) -> str:
-    """``"1 layer"``, ``"3 layers"`` (cached: every dense pair's reason holds one)."""
-    words = _LAYER_WORDS.get(n)
-    if words is None:
-        words = _LAYER_WORDS[n] = f"{n} layer{'' if n == 1 else 's'}"
-    return words
-
-
-_LAYER_WORDS: dict[int, str] = {}
 
 
 def _pointwise(node) -> bool:
@@ -539,7 +482,7 @@ def _pointwise(node) -> bool:
 def _chains(flow: Flow, connections: list[Skip]) -> list[list[Skip]]:
     """Residual pairs in series: from a merge, follow single-use, single-producer, non-parametric
     nodes; the chain continues when this reaches the fork of another residual pair."""
-    residual = [c for c in connections if c.kind == "residual"]
+    residual = [c for c in connections if c.kind == Kind.RESIDUAL]
     by_fork: dict[int, Skip] = {}
     for c in residual:
         by_fork.setdefault(c._fork_id, c)
@@ -593,9 +536,9 @@ def check_expectations(graph: Graph, connections: list[Skip],
             continue
         records = by_merge.get(name, [])
         kinds = sorted({r.kind for r in records})
-        skip_kinds = [k for k in kinds if k in KINDS]
-        if expected in kinds or (expected == "none" and not skip_kinds) or (
-                not records and expected == "sequential"):
+        skip_kinds = [k for k in kinds if k in SKIP_KINDS]
+        if expected in kinds or (expected == EXPECT_NONE and not skip_kinds) or (
+                not records and expected == Kind.SEQUENTIAL):
             continue
         found = "/".join(kinds) if kinds else "none"
         reason = records[0].reason if records else "not a join (fewer than two distinct data inputs)"
@@ -604,12 +547,17 @@ def check_expectations(graph: Graph, connections: list[Skip],
     return out
 
 
-def _annotate(flow: Flow, skips_at: dict[int, list[Skip]]) -> None:
-    """Label each merge holding a skip (``meta["skip_role"]``), clearing labels of earlier runs."""
-    for node in flow.graph_nodes.values():
-        node.meta.pop("skip_role", None)
-    for merge, records in skips_at.items():
-        label = "/".join(sorted({r.kind for r in records}))
+def merge_labels(analysis: Analysis) -> dict[str, str]:
+    """Merge node name -> a one-line label of the skips it holds, for the backends to print
+    (e.g. ``"residual merge (fork layer1.0.relu)"``, ``"dense merge (forks stem, layer.0.conv, +2)"``)."""
+    at: dict[str, list[Skip]] = {}
+    for c in analysis.connections:
+        if c.kind in SKIP_KINDS:
+            at.setdefault(c.merge, []).append(c)
+    labels = {}
+    for merge, records in at.items():
+        label = "/".join(sorted({str(r.kind) for r in records}))
         forks = [r.fork for r in records if r.fork]
         shown = ", ".join(forks[:3]) + (f", +{len(forks) - 3}" if len(forks) > 3 else "")
-        flow.nodes[merge].meta["skip_role"] = f"{label} merge (fork{'s' if len(forks) > 1 else ''} {shown})"
+        labels[merge] = f"{label} merge (fork{'s' if len(forks) > 1 else ''} {shown})"
+    return labels

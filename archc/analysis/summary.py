@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from archc.analysis.report import LABELS
 from archc.analysis.skips import analyze
 from archc.ir import Graph
+from archc.ir.vocab import Kind
 from archc.ir.weights import count_params
 
 
@@ -45,8 +45,8 @@ def summarize(graph: Graph) -> dict[str, Any]:
 def _skip_labels(graph: Graph) -> dict[str, str]:
     """Merge node -> its connection labels, skip kinds first (e.g. ``residual``, ``dense x3``)."""
     kinds: dict[str, dict[str, int]] = {}
-    for c in analyze(graph, paths=False, annotate=False).connections:
+    for c in analyze(graph, paths=False).connections:
         per = kinds.setdefault(c.merge, {})
         per[c.kind] = per.get(c.kind, 0) + 1
-    return {m: ", ".join(k if per[k] == 1 else f"{k} x{per[k]}" for k in sorted(per, key=LABELS.index))
+    return {m: ", ".join(k if per[k] == 1 else f"{k} x{per[k]}" for k in sorted(per, key=list(Kind).index))
             for m, per in kinds.items()}

@@ -44,11 +44,8 @@ def prepare(graph: Graph, args: argparse.Namespace, imported: bool = False) -> G
     An imported ONNX model keeps its initializers bit for bit: it is not re-seeded, and it
     is optimised (batchnorm folded into the weights) only when ``--eval`` asks for it.
     """
-    from archc.analysis.skips import analyze
     from archc.ir.weights import initialize
 
-    # Label every merge (node.meta["skip_role"]) so both targets carry the skip roles.
-    analyze(graph, paths=False)
     if args.weights:
         from archc.lowering.torch import load_weights
 
@@ -68,21 +65,26 @@ def prepare(graph: Graph, args: argparse.Namespace, imported: bool = False) -> G
 def run(args: argparse.Namespace) -> int:
     if args.state_dict and args.target != "torch":
         raise UsageError("--state-dict applies to --target torch", location=Location("<command line>"))
+    from archc.analysis.skips import analyze, merge_labels
+
     imported = is_onnx_model(args.spec)
     if imported:
         reject_spec_options(args, "--seed")
-    graph = prepare(load_graph(args), args, imported)
+    graph = load_graph(args)
+    # The labels of the graph as written: both targets print them at the merge nodes.
+    labels = merge_labels(analyze(graph, paths=False))
+    graph = prepare(graph, args, imported)
     if args.target == "onnx":
         from archc.lowering.onnx import OPSET, to_onnx
 
-        model = to_onnx(graph, args.seed or 0)
+        model = to_onnx(graph, args.seed or 0, labels=labels)
         write_atomic(args.output, model.SerializeToString())
         print(f"wrote {args.output}: ONNX opset {OPSET}, {len(model.graph.node)} nodes, "
               f"{len(model.graph.initializer)} initializers", file=sys.stderr)
         return 0
     from archc.lowering.torch import generate_source
 
-    source = generate_source(graph)
+    source = generate_source(graph, labels=labels)
     if args.state_dict:
         import torch
 

@@ -4,7 +4,9 @@ Prints one row per join of the data flow (merge node, op, label, fork, what the
 shortcut carries, layers spanned, stage, reason), the counts of each skip kind, the
 path analysis (Veit et al. 2016) and any disagreement with the spec's ``expect:``
 declarations. ``--strict`` exits 1 when a declaration disagrees; otherwise lint exits 0
-(2 for a spec it cannot read). ``--band LO:HI`` asks for the share of input -> output
+(2 for a spec it cannot read). ``--explain`` adds the classification rule that decided
+each label (a ``rule`` column, a ``"rule"`` field in JSON; the rules are in
+:mod:`archc.analysis.rules`). ``--kinds`` prints the labels and what they mean. ``--band LO:HI`` asks for the share of input -> output
 paths whose length, in parametric layers, lies in LO..HI (default: the central band
 holding 95% of them).
 
@@ -36,7 +38,8 @@ JSON output (``--format json``), schema ``archc.lint/1``::
                "nodes": [str]},        # the region's nodes when it is small, else []
       "stage": int | null,     # chain of residual blocks in series it belongs to (residual only)
       "position": int | null,  # its place in that chain
-      "reason": str            # one line saying why it got its label
+      "reason": str,           # one line saying why it got its label
+      "rule": str              # with --explain only: the rule that decided it (archc.analysis.rules)
     }
 
     Paths = {
@@ -62,10 +65,22 @@ import json
 import math
 import sys
 
-from archc.analysis.report import KINDS, NON_SKIPS, Analysis
+from archc.analysis.report import Analysis
 from archc.analysis.skips import analyze
 from archc.cli.common import add_spec_arguments, load_graph, table_lines
 from archc.errors import Location, UsageError
+from archc.ir.vocab import JOIN_KINDS, SKIP_KINDS, kinds_table
+
+
+class _PrintKinds(argparse.Action):
+    """``--kinds``: print the label table (generated from :class:`archc.ir.vocab.Kind`) and exit."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(kinds_table())
+        parser.exit(0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--band", metavar="LO:HI",
                         help="report the share of paths with LO..HI parametric layers "
                              "(default: the central band holding 95%% of paths)")
+    parser.add_argument("--explain", action="store_true",
+                        help="name the classification rule that decided each label (column 'rule', JSON 'rule')")
+    parser.add_argument("--kinds", action=_PrintKinds, help="print the connection labels and what they mean, then exit")
     parser.add_argument("--all", dest="show_all", action="store_true",
                         help="table: also list joins that are not skips (branch, sequential)")
     parser.add_argument("--no-paths", dest="paths", action="store_false",
@@ -87,14 +105,14 @@ def run(args: argparse.Namespace) -> int:
     graph = load_graph(args)
     analysis = analyze(graph, band=band, paths=args.paths)
     if args.format == "json":
-        data = analysis.to_dict()
+        data = analysis.to_dict(explain=args.explain)
         data["ok"] = not analysis.expectations
         # Path counts of deep networks exceed Python's default 4300-digit int -> str limit.
         if hasattr(sys, "set_int_max_str_digits"):
             sys.set_int_max_str_digits(0)
         print(json.dumps(data, indent=2))
     else:
-        print(format_table(analysis, show_all=args.show_all))
+        print(format_table(analysis, show_all=args.show_all, explain=args.explain))
     return 1 if args.strict and analysis.expectations else 0
 
 
@@ -112,20 +130,22 @@ def _band(text: str | None) -> tuple[int, int] | None:
     return band
 
 
-def format_table(analysis: Analysis, show_all: bool = False) -> str:
+def format_table(analysis: Analysis, show_all: bool = False, explain: bool = False) -> str:
     rows = [c for c in analysis.connections if show_all or c.is_skip]
-    headers = ("merge", "op", "kind", "fork", "carries", "layers", "stage", "reason")
+    headers = ("merge", "op", "kind", "fork", "carries", "layers", "stage") + (("rule",) if explain else ()) \
+        + ("reason",)
     cells = [(c.merge, c.merge_op, c.kind, c.fork or "-", c.carries or "-",
               str(c.span.layers) if c.span.layers is not None else f"~{c.span.depth}",
-              str(c.stage) if c.stage is not None else "-", c.reason) for c in rows]
+              str(c.stage) if c.stage is not None else "-") + ((c.rule,) if explain else ()) + (c.reason,)
+             for c in rows]
     out = [f"model {analysis.model}"]
     if cells:
         out += table_lines(headers, cells, free_last=True)
     else:
         out.append("no skip connections" if not show_all else "no joins")
     counts = analysis.summary()
-    out.append("skips: " + ", ".join(f"{k} {counts[k]}" for k in KINDS)
-               + "   (joins that are not skips: " + ", ".join(f"{k} {counts[k]}" for k in NON_SKIPS) + ")")
+    out.append("skips: " + ", ".join(f"{k} {counts[k]}" for k in SKIP_KINDS)
+               + "   (joins that are not skips: " + ", ".join(f"{k} {counts[k]}" for k in JOIN_KINDS) + ")")
     if analysis.paths is not None:
         out += _paths_lines(analysis)
     if analysis.expectations:

@@ -11,13 +11,26 @@ Frontends (YAML, ONNX import) build it; analyses read it; backends consume it.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import networkx as nx
 
-from archc.errors import Location
+from archc.errors import GraphError, Location
 from archc.ir.types import TensorType
+
+
+#: environment variable that makes frontends and passes verify every graph they return
+#: (the test suite sets it; a release run skips the linear-time check)
+VERIFY_ENV = "ARCHC_VERIFY_GRAPHS"
+
+
+def verify_in_debug(graph: "Graph") -> "Graph":
+    """``graph.verify()`` when :data:`VERIFY_ENV` is set to anything but ``""``/``0``; returns ``graph``."""
+    if os.environ.get(VERIFY_ENV, "") not in ("", "0"):
+        graph.verify()
+    return graph
 
 
 @dataclass(frozen=True)
@@ -60,57 +73,104 @@ class Node:
 
 
 class Graph:
-    """A computation graph: nodes in insertion (topological) order, inputs and outputs."""
+    """A computation graph: nodes in insertion (topological) order, inputs and outputs.
+
+    The graph guards its invariants, as torch.fx's ``Graph`` does: a node's ``inputs``
+    are the one record of what it reads, and the networkx edges (``port``, ``out``) are
+    an index the graph keeps from them, so change inputs only through :meth:`set_inputs`
+    or :meth:`replace_all_uses_with`. Adding a node that reads a value no node produces,
+    erasing a node something still reads, or pointing a graph output at a missing value
+    raises :class:`~archc.errors.GraphError` naming the node; :meth:`verify` checks every
+    invariant at once.
+    """
 
     def __init__(self, name: str = "model") -> None:
         self.name = name
         self.nx = nx.MultiDiGraph()
-        self.inputs: list[str] = []           # names of nodes with op 'input'
-        self.outputs: dict[str, Value] = {}   # graph output name -> value
+        self.inputs: list[str] = []           # names of nodes with op 'input', kept by add/erase
+        self._outputs = _Outputs(self)        # graph output name -> value
         self.params: dict[str, Any] = {}      # top-level spec parameters used to build it
         #: weights by node name, then parameter name (numpy arrays); filled by init or loading
         self.weights: dict[str, dict[str, Any]] = {}
         self.doc: str = ""
         self._topo: list[str] | None = None  # cached topological order; reset by every mutation
 
+    @property
+    def outputs(self) -> dict[str, Value]:
+        """Graph output name -> value; setting an entry to a value no node produces is an error."""
+        return self._outputs
+
+    @outputs.setter
+    def outputs(self, outputs: dict[str, Value]) -> None:
+        checked = _Outputs(self)
+        checked.update(outputs)
+        self._outputs = checked
+
     # -- building -------------------------------------------------------------------
     def add(self, node: Node) -> Node:
+        """Add ``node``, whose inputs must already be in the graph."""
         if node.name in self.nx:
-            raise ValueError(f"duplicate node name '{node.name}'")
+            raise GraphError(f"duplicate node name '{node.name}'", node=node.name)
+        for value in node.inputs:
+            self._check_value(value, f"node '{node.name}' reads")
         self._topo = None
         self.nx.add_node(node.name, node=node)
-        for port, value in enumerate(node.inputs):
-            self.nx.add_edge(value.node, node.name, port=port, out=value.out)
+        self._add_edges(node)
         if node.op == "input":
             self.inputs.append(node.name)
         return node
 
     def set_inputs(self, name: str, inputs: list[Value]) -> None:
-        """Rewire a node's inputs (used by passes)."""
+        """Rewire a node's inputs (used by passes); every input must be in the graph."""
         node = self.node(name)
+        for value in inputs:
+            self._check_value(value, f"node '{name}' reads")
         self._topo = None
         for u, _, k in list(self.nx.in_edges(name, keys=True)):
             self.nx.remove_edge(u, name, k)
         node.inputs = list(inputs)
-        for port, value in enumerate(node.inputs):
-            self.nx.add_edge(value.node, name, port=port, out=value.out)
+        self._add_edges(node)
 
-    def remove(self, name: str) -> None:
+    def erase(self, name: str, replace_with: Value | None = None) -> None:
+        """Remove node ``name`` and its weights. It must be unused (no node and no graph
+        output reads it) unless ``replace_with`` is given: then its single output's users
+        read ``replace_with`` first, in the same call."""
+        if name not in self.nx:
+            raise GraphError("cannot erase a node that is not in the graph", node=name)
+        if replace_with is not None:
+            self.replace_all_uses_with(Value(name), replace_with)
+        users = self.users(name)
+        outputs = [k for k, v in self._outputs.items() if v.node == name]
+        if users or outputs:
+            readers = [f"node '{u}'" for u in users] + [f"graph output '{k}'" for k in outputs]
+            raise GraphError(f"cannot erase a node still in use by {', '.join(readers)}; "
+                             "rewire them first (replace_all_uses_with)", node=name)
         self._topo = None
         self.nx.remove_node(name)
         self.weights.pop(name, None)
         if name in self.inputs:
             self.inputs.remove(name)
 
-    def replace_uses(self, old: Value, new: Value) -> None:
+    def replace_all_uses_with(self, old: Value, new: Value) -> None:
         """Make every consumer of ``old`` (and graph outputs) read ``new`` instead."""
+        self._check_value(new, f"uses of '{old}' cannot be rewired: replacement")
         for user in list(self.users(old.node)):
             node = self.node(user)
             if any(v == old for v in node.inputs):
                 self.set_inputs(user, [new if v == old else v for v in node.inputs])
-        for k, v in self.outputs.items():
+        for k, v in self._outputs.items():
             if v == old:
-                self.outputs[k] = new
+                self._outputs[k] = new
+
+    def eliminate_dead_code(self) -> int:
+        """Erase the nodes no graph output depends on (graph inputs stay); returns how many."""
+        live = {v.node for v in self._outputs.values()}
+        for name in list(live):
+            live |= nx.ancestors(self.nx, name)
+        dead = [n.name for n in self.nodes() if n.name not in live and n.op != "input"]
+        for name in reversed(dead):  # users before producers, so each is unused when erased
+            self.erase(name)
+        return len(dead)
 
     def copy(self) -> "Graph":
         """An independent copy: nodes, edges, outputs and weights (arrays are shared, not copied)."""
@@ -124,6 +184,61 @@ class Graph:
         g.weights = {k: dict(v) for k, v in self.weights.items()}
         g.doc = self.doc
         return g
+
+    def _add_edges(self, node: Node) -> None:
+        for port, value in enumerate(node.inputs):
+            self.nx.add_edge(value.node, node.name, port=port, out=value.out)
+
+    def _check_value(self, value: Value, what: str) -> None:
+        """GraphError unless ``value`` is an output of a node in the graph."""
+        if value.node not in self.nx:
+            raise GraphError(f"{what} '{value}', which names no node in the graph", node=value.node)
+        outputs = self.nx.nodes[value.node]["node"].outputs
+        if outputs and not 0 <= value.out < len(outputs):
+            raise GraphError(f"{what} '{value}', but '{value.node}' has {len(outputs)} output(s)",
+                             node=value.node)
+
+    # -- checking -------------------------------------------------------------------
+    def verify(self) -> None:
+        """Check every invariant; GraphError naming the first node that breaks one.
+
+        Node keys match node names (so names are unique); every node has output types;
+        every input and graph output is an existing output of an existing node; the edges
+        agree with the nodes' inputs; ``inputs`` lists exactly the input nodes; weights
+        belong to nodes of the graph; the graph is acyclic.
+        """
+        for key, data in self.nx.nodes(data=True):
+            node = data.get("node")
+            if node is None:
+                raise GraphError("a graph entry without a node record (an edge to a missing node?)", node=key)
+            self._verify_node(key, node)
+        for name, value in self._outputs.items():
+            self._check_value(value, f"graph output '{name}' is")
+        inputs = [k for k, n in self.nx.nodes(data="node") if n.op == "input"]
+        if sorted(inputs) != sorted(self.inputs) or len(set(self.inputs)) != len(self.inputs):
+            raise GraphError(f"the graph's inputs {self.inputs} are not its input nodes {inputs}",
+                             node=next(iter(set(inputs) ^ set(self.inputs)), None))
+        for name in self.weights:
+            if name not in self.nx:
+                raise GraphError("weights for a node that is not in the graph", node=name)
+        if not nx.is_directed_acyclic_graph(self.nx):
+            cycle = nx.find_cycle(self.nx)
+            raise GraphError("the graph has a cycle: " + " -> ".join(str(e[0]) for e in cycle),
+                             node=str(cycle[0][0]))
+
+    def _verify_node(self, key: str, node: Node) -> None:
+        if node.name != key:
+            raise GraphError(f"node record named '{node.name}' is stored under '{key}'", node=key)
+        if not node.outputs or not all(isinstance(t, TensorType) for t in node.outputs):
+            raise GraphError(f"node has no output types (op '{node.op}')", node=key)
+        for value in node.inputs:
+            self._check_value(value, f"node '{key}' reads")
+        edges = sorted((d["port"], u, d["out"]) for u, _, d in self.nx.in_edges(key, data=True))
+        wanted = [(port, v.node, v.out) for port, v in enumerate(node.inputs)]
+        if edges != wanted:
+            raise GraphError(f"the graph's edges into the node {edges} disagree with its inputs "
+                             f"{[str(v) for v in node.inputs]} (inputs changed outside set_inputs?)",
+                             node=key)
 
     # -- reading --------------------------------------------------------------------
     def node(self, name: str) -> Node:
@@ -176,6 +291,27 @@ class Graph:
         return "\n".join(lines)
 
     __str__ = format
+
+
+class _Outputs(dict):
+    """A graph's outputs: a dict that refuses a value no node of the graph produces."""
+
+    def __init__(self, graph: Graph) -> None:
+        super().__init__()
+        self._graph = graph
+
+    def __setitem__(self, name: str, value: Value) -> None:
+        self._graph._check_value(value, f"graph output '{name}' is")
+        super().__setitem__(name, value)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for name, value in dict(*args, **kwargs).items():
+            self[name] = value
+
+    def setdefault(self, name: str, value: Value) -> Value:  # type: ignore[override]
+        if name not in self:
+            self[name] = value
+        return self[name]
 
 
 def _fmt(value: Any) -> str:

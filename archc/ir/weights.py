@@ -70,10 +70,31 @@ def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
         arr = rng.standard_normal(size=shape, dtype=np.float32)
         arr *= np.float32(spec.std)
         return arr.astype(spec.dtype, copy=False)
+    if spec.init == "constant":
+        return np.full(shape, spec.value, dtype=spec.dtype)
+    if spec.init == "trunc_normal":
+        return _trunc_normal(rng, shape, spec).astype(spec.dtype, copy=False)
     if spec.init == "xavier_uniform":
         fan_out, fan_in = shape[0], int(np.prod(shape[1:]))
         return _uniform(rng, shape, math.sqrt(6.0 / (fan_in + fan_out)), spec.dtype)
     raise ValueError(f"unknown init '{spec.init}' for {key}")
+
+
+#: Redraws of out-of-range values before the rest are clipped (the interval is checked to
+#: hold a fair share of the distribution, so this is reached with negligible probability).
+_TRUNC_REDRAWS = 64
+
+
+def _trunc_normal(rng: np.random.Generator, shape: tuple[int, ...], spec: ParamSpec) -> np.ndarray:
+    """N(0, std) restricted to [low, high] by redrawing the values outside (rejection sampling)."""
+    arr = rng.standard_normal(size=shape, dtype=np.float32) * np.float32(spec.std)
+    for _ in range(_TRUNC_REDRAWS):
+        outside = (arr < spec.low) | (arr > spec.high)
+        count = int(outside.sum())
+        if not count:
+            break
+        arr[outside] = rng.standard_normal(size=count, dtype=np.float32) * np.float32(spec.std)
+    return np.clip(arr, spec.low, spec.high)
 
 
 def _uniform(rng: np.random.Generator, shape: tuple[int, ...], bound: float, dtype: str) -> np.ndarray:

@@ -14,7 +14,7 @@ archc's own seeded initialiser, the same arrays the PyTorch backend loads.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -27,6 +27,7 @@ from archc.ir.types import TensorType
 from archc.lowering import graph_weights
 from archc.ops import registry
 from archc.ops.base import param_key
+from archc.pysource import one_line, plain_text
 
 __all__ = ["OPSET", "IR_VERSION", "Emitter", "to_onnx", "save_onnx", "value_name"]
 
@@ -51,8 +52,10 @@ class Emitter:
 
     opset = OPSET
 
-    def __init__(self, graph: Graph, weights: dict[str, dict[str, Any]], names: dict[Value, str]) -> None:
+    def __init__(self, graph: Graph, weights: dict[str, dict[str, Any]], names: dict[Value, str],
+                 labels: Mapping[str, str] | None = None) -> None:
         self.graph = graph
+        self.labels = labels or {}               # merge node -> skip label, written as its doc_string
         self.weights = weights
         self.names = names                       # IR value -> ONNX value name
         self.nodes: list[onnx.NodeProto] = []
@@ -138,7 +141,8 @@ class Emitter:
             main = finals[0] in p["outputs"]
             name = node.name if main else self._unique_node(f"{node.name}/{p['op_type'].lower()}")
             self.taken_nodes.add(name)
-            doc = f"skip: {node.meta['skip_role']}" if main and node.meta.get("skip_role") else None
+            label = self.labels.get(node.name) if main else None
+            doc = one_line(f"skip: {label}") if label else None
             self.nodes.append(helper.make_node(p["op_type"], p["inputs"], p["outputs"], name=name,
                                                doc_string=doc, **p["attrs"]))
         self.current, self._pending = None, []
@@ -195,11 +199,14 @@ def _value_names(graph: Graph, param_keys: set[str] = frozenset()) -> dict[Value
     return names
 
 
-def to_onnx(graph: Graph, seed: int = 0) -> onnx.ModelProto:
-    """The graph as an ONNX model (opset :data:`OPSET`), weights from the graph or ``seed``."""
+def to_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None = None) -> onnx.ModelProto:
+    """The graph as an ONNX model (opset :data:`OPSET`), weights from the graph or ``seed``.
+
+    ``labels`` (node name -> skip label, from :func:`archc.analysis.skips.merge_labels`) go into
+    the merge nodes' doc_strings."""
     weights = graph_weights(graph, seed)
     names = _value_names(graph, {param_key(n, p) for n, params in weights.items() for p in params})
-    emit = Emitter(graph, weights, names)
+    emit = Emitter(graph, weights, names, labels)
     for node in graph.nodes():
         if node.op != "input":
             emit.lower(node)
@@ -220,9 +227,9 @@ def to_onnx(graph: Graph, seed: int = 0) -> onnx.ModelProto:
     model.opset_import.extend([helper.make_opsetid("", OPSET)]
                               + [helper.make_opsetid(d, emit.domains.get(d, 1)) for d in domains])
     body = model.graph
-    body.name = graph.name
+    body.name = graph.name or "model"  # the checker requires a non-empty graph name
     if graph.doc:
-        body.doc_string = model.doc_string = graph.doc
+        body.doc_string = model.doc_string = plain_text(graph.doc)
     body.node.extend(emit.nodes)
     body.input.extend(_value_info(n, graph.node(n).type) for n in graph.inputs)
     body.output.extend(_value_info(k, graph.type_of(v)) for k, v in graph.outputs.items())

@@ -5,17 +5,15 @@ mode with fewer nodes (a new graph, or for a caller that owns it the same one re
 in place): identity-like nodes (role ``identity``: identity, dropout) are dropped,
 per-channel affine nodes (BatchNorm in eval mode, via :meth:`OpDef.affine_params`) are
 folded into the layer producing their input (via :meth:`OpDef.absorb_affine`) when that
-is sound, and nodes no output depends on are removed. The passes ask ops through their OpDef hooks and roles, never by op name.
+is sound, and nodes no output depends on are removed (:meth:`Graph.eliminate_dead_code`). The passes ask ops through their OpDef hooks and roles, never by op name.
 """
 from __future__ import annotations
 
-import networkx as nx
-
-from archc.ir.graph import Graph, Node, Value
+from archc.ir.graph import Graph, Node, verify_in_debug
 from archc.ir.weights import initialize
 from archc.ops import registry
 
-__all__ = ["optimize_for_inference", "drop_identities", "fold_affine", "remove_dead"]
+__all__ = ["optimize_for_inference", "drop_identities", "fold_affine"]
 
 
 def _op(node: Node):
@@ -27,8 +25,7 @@ def drop_identities(graph: Graph) -> int:
     count = 0
     for node in list(graph.nodes()):
         if _op(node).role_of(node) == "identity" and len(node.inputs) == 1 and len(node.outputs) == 1:
-            graph.replace_uses(Value(node.name), node.inputs[0])
-            graph.remove(node.name)
+            graph.erase(node.name, replace_with=node.inputs[0])
             count += 1
     return count
 
@@ -58,21 +55,9 @@ def fold_affine(graph: Graph, inplace: bool = False) -> int:
         attrs, weights = absorbed
         producer.attrs.update(attrs)
         graph.weights[producer.name] = weights
-        graph.replace_uses(Value(node.name), source)
-        graph.remove(node.name)
+        graph.erase(node.name, replace_with=source)
         count += 1
     return count
-
-
-def remove_dead(graph: Graph) -> int:
-    """Remove nodes that no graph output depends on (graph inputs stay); returns how many."""
-    live = {v.node for v in graph.outputs.values()}
-    for name in list(live):
-        live |= nx.ancestors(graph.nx, name)
-    dead = [n.name for n in graph.nodes() if n.name not in live and n.name not in graph.inputs]
-    for name in dead:
-        graph.remove(name)
-    return len(dead)
 
 
 def optimize_for_inference(graph: Graph, inplace: bool = False) -> Graph:
@@ -90,5 +75,6 @@ def optimize_for_inference(graph: Graph, inplace: bool = False) -> Graph:
         initialize(g, 0)
     drop_identities(g)
     fold_affine(g, inplace)
-    remove_dead(g)
+    g.eliminate_dead_code()
+    verify_in_debug(g)
     return g

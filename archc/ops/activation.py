@@ -6,31 +6,31 @@ import math
 import numpy as np
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef
+from archc.ops.base import Attr, OpDef, py
 from archc.ops.registry import register
 
 
-def _scalar(emit, value: float, like) -> str:
+def scalar(emit, value: float, like) -> str:
     """A 0-D constant of the input's dtype (ONNX arithmetic needs equal dtypes)."""
     return emit.const(np.array(value, dtype=like.dtype), "c")
 
 
-def _expect_float(x, op: str) -> None:
+def expect_float(x, op: str) -> None:
     if not x.dtype.startswith("float"):
         raise ShapeError(f"{op} expects a floating-point input, got {x.dtype} {x}")
 
 
-class _Activation(OpDef):
+class Activation(OpDef):
     """An element-wise function: output type = input type."""
 
     role = "activation"
 
     def infer(self, node, ins):
-        _expect_float(ins[0], self.name)
+        expect_float(ins[0], self.name)
         return [ins[0]]
 
 
-class _Direct(_Activation):
+class Direct(Activation):
     """An activation that is one torch function and one ONNX op of the same meaning."""
 
     torch_function: str = ""
@@ -44,7 +44,7 @@ class _Direct(_Activation):
 
 
 @register
-class Relu(_Direct):
+class Relu(Direct):
     name = "relu"
     doc = "max(x, 0), element-wise."
     torch_function, onnx_op = "torch.relu", "Relu"
@@ -54,35 +54,35 @@ class Relu(_Direct):
 
 
 @register
-class Gelu(_Activation):
+class Gelu(Activation):
     name = "gelu"
     doc = "Gaussian error linear unit x * Phi(x); approximate 'tanh' uses the tanh formula."
     attrs = {"approximate": Attr("str", "none", choices=("none", "tanh"),
                                  doc="'none' (exact, with erf) or 'tanh' (GPT-2's approximation)")}
 
     def torch_forward(self, node, ins, args, module):
-        return f"F.gelu({args[0]}, approximate={node.attrs['approximate']!r})"
+        return f"F.gelu({args[0]}, approximate={py(node.attrs['approximate'])})"
 
     def onnx(self, emit, node, inputs, ins):
         x, t = inputs[0], ins[0]
         approx = node.attrs["approximate"]
         if emit.opset >= 20:
             return emit.add_node("Gelu", [x], approximate=approx)
-        half = emit.add_node("Mul", [x, _scalar(emit, 0.5, t)])[0]
+        half = emit.add_node("Mul", [x, scalar(emit, 0.5, t)])[0]
         if approx == "none":
             # 0.5 x (1 + erf(x / sqrt 2))
-            inner = emit.add_node("Erf", [emit.add_node("Div", [x, _scalar(emit, math.sqrt(2.0), t)])[0]])[0]
+            inner = emit.add_node("Erf", [emit.add_node("Div", [x, scalar(emit, math.sqrt(2.0), t)])[0]])[0]
         else:
             # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
             cube = emit.add_node("Mul", [x, emit.add_node("Mul", [x, x])[0]])[0]
-            poly = emit.add_node("Add", [x, emit.add_node("Mul", [cube, _scalar(emit, 0.044715, t)])[0]])[0]
-            inner = emit.add_node("Tanh", [emit.add_node("Mul", [poly, _scalar(emit, math.sqrt(2 / math.pi), t)])[0]])[0]
-        one_plus = emit.add_node("Add", [inner, _scalar(emit, 1.0, t)])[0]
+            poly = emit.add_node("Add", [x, emit.add_node("Mul", [cube, scalar(emit, 0.044715, t)])[0]])[0]
+            inner = emit.add_node("Tanh", [emit.add_node("Mul", [poly, scalar(emit, math.sqrt(2 / math.pi), t)])[0]])[0]
+        one_plus = emit.add_node("Add", [inner, scalar(emit, 1.0, t)])[0]
         return emit.add_node("Mul", [half, one_plus])
 
 
 @register
-class Silu(_Activation):
+class Silu(Activation):
     name = "silu"
     aliases = ("swish",)
     doc = "x * sigmoid(x), element-wise."
@@ -96,7 +96,7 @@ class Silu(_Activation):
 
 
 @register
-class Sigmoid(_Direct):
+class Sigmoid(Direct):
     name = "sigmoid"
     doc = "1 / (1 + exp(-x)), element-wise."
     role = "gate"  # values in (0, 1): a product with it gates (Highway, LSTM, squeeze-and-excitation)
@@ -104,14 +104,14 @@ class Sigmoid(_Direct):
 
 
 @register
-class Tanh(_Direct):
+class Tanh(Direct):
     name = "tanh"
     doc = "Hyperbolic tangent, element-wise."
     torch_function, onnx_op = "torch.tanh", "Tanh"
 
 
 @register
-class Relu6(_Activation):
+class Relu6(Activation):
     name = "relu6"
     doc = "min(max(x, 0), 6), element-wise (MobileNet)."
 
@@ -120,38 +120,38 @@ class Relu6(_Activation):
 
     def onnx(self, emit, node, inputs, ins):
         t = ins[0]
-        return emit.add_node("Clip", [inputs[0], _scalar(emit, 0.0, t), _scalar(emit, 6.0, t)])
+        return emit.add_node("Clip", [inputs[0], scalar(emit, 0.0, t), scalar(emit, 6.0, t)])
 
 
 @register
-class Hardswish(_Direct):
+class Hardswish(Direct):
     name = "hardswish"
     doc = "x * relu6(x + 3) / 6, element-wise (MobileNetV3)."
     torch_function, onnx_op = "F.hardswish", "HardSwish"
 
 
 @register
-class LeakyRelu(_Activation):
+class LeakyRelu(Activation):
     name = "leaky_relu"
     doc = "x if x >= 0 else negative_slope * x, element-wise."
     attrs = {"negative_slope": Attr("float", 0.01, doc="slope for negative inputs")}
 
     def torch_forward(self, node, ins, args, module):
-        return f"F.leaky_relu({args[0]}, negative_slope={node.attrs['negative_slope']!r})"
+        return f"F.leaky_relu({args[0]}, negative_slope={py(node.attrs['negative_slope'])})"
 
     def onnx(self, emit, node, inputs, ins):
         return emit.add_node("LeakyRelu", inputs, alpha=float(node.attrs["negative_slope"]))
 
 
 @register
-class Softmax(_Activation):
+class Softmax(Activation):
     name = "softmax"
     doc = "exp(x) / sum(exp(x)) along one axis (default the last)."
     attrs = {"axis": Attr("int", -1, doc="the axis that sums to 1")}
 
     def infer(self, node, ins):
         x = ins[0]
-        _expect_float(x, self.name)
+        expect_float(x, self.name)
         axis = node.attrs["axis"]
         if not -x.rank <= axis < x.rank:
             raise ShapeError(f"axis {axis} is out of range for a {x.rank}-D input {x}; expected "

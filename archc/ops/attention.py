@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_rank
+from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_rank, py
 from archc.ops.registry import register
 
 
@@ -113,7 +113,7 @@ class MultiHeadAttention(OpDef):
     def torch_module(self, node, ins):
         e, h, _ = self._dims(node, ins)
         a = node.attrs
-        return f"nn.MultiheadAttention({e}, {h}, dropout={a['dropout']!r}, bias={a['bias']}, batch_first=True)"
+        return f"nn.MultiheadAttention({e}, {h}, dropout={py(a['dropout'])}, bias={a['bias']}, batch_first=True)"
 
     def torch_forward(self, node, ins, args, module):
         q, k = args[0], args[1]

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence
 
 from archc.errors import ShapeError
+from archc.pysource import literal
 from archc.ir.types import Dim, TensorType
+from archc.ir.vocab import Role
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,7 +91,9 @@ class ParamSpec:
     """A learned parameter or buffer, named as in the PyTorch module's state_dict.
 
     ``init`` is one of ``uniform`` (U(-bound, bound) with ``bound``), ``ones``,
-    ``zeros``, ``normal`` (N(0, std)), ``xavier_uniform``. Buffers (running
+    ``zeros``, ``constant`` (every value ``value``), ``normal`` (N(0, std)),
+    ``trunc_normal`` (N(0, std) redrawn outside [``low``, ``high``], absolute bounds as in
+    ``torch.nn.init.trunc_normal_``), ``xavier_uniform``. Buffers (running
     statistics) are in the state_dict but not counted as parameters. ``optional`` ones
     may be absent from a loaded checkpoint and then keep their initial value. The name
     ``""`` is the node itself (see :func:`param_key`).
@@ -102,6 +106,9 @@ class ParamSpec:
     dtype: str = "float32"
     buffer: bool = False
     optional: bool = False
+    value: float = 0.0
+    low: float = -2.0
+    high: float = 2.0
 
     @property
     def numel(self) -> int:
@@ -111,31 +118,9 @@ class ParamSpec:
         return n
 
 
-#: The vocabulary analyses see (``OpDef.role_of``): what an op does to the data flow.
-#: Analyses decide from these, never from op names.
-ROLES: dict[str, str] = {
-    "input": "a graph input",
-    "layer": "a learned transform (conv, linear, attention, LSTM, embedding, learned tokens)",
-    "norm": "a normalisation (batch, layer, group norm)",
-    "activation": "an element-wise function of one tensor",
-    "gate": "an activation into (0, 1), e.g. sigmoid: what gates multiply by",
-    "pool": "window or global pooling, a mean over dims",
-    "reduce": "other reductions (sum, max, ...)",
-    "merge_add": "element-wise sum of two or more computed tensors",
-    "merge_sub": "element-wise difference of two computed tensors",
-    "merge_mul": "element-wise product of two computed tensors",
-    "merge_concat": "concatenation of computed tensors",
-    "matmul": "matrix product of two computed tensors (attention scores)",
-    "scale": "times a constant (layer scale, residual scaling): not a merge",
-    "affine": "plus a constant (a bias, an epsilon): not a merge",
-    "reshape": "rearranges data without computing (reshape, permute, slice, split, pad)",
-    "upsample": "spatial resize",
-    "unpool": "max unpooling with indices",
-    "identity": "passes its input through (identity, dropout at inference)",
-    "shape": "computes a shape, not features (dropped from the data flow)",
-    "const": "not computed from the inputs' contents (dropped from the data flow)",
-    "other": "anything else",
-}
+#: The vocabulary analyses see (``OpDef.role_of``), defined by :class:`archc.ir.vocab.Role`:
+#: role -> what it means. Analyses decide from these, never from op names.
+ROLES: dict[str, str] = {role.value: role.doc for role in Role}
 
 
 class OnnxEmitter(Protocol):
@@ -165,8 +150,8 @@ class OpDef:
     variadic: ClassVar[bool] = False
     min_inputs: ClassVar[int | None] = None
     outputs: ClassVar[tuple[str, ...]] = ("y",)
-    #: how analyses see the op: one of :data:`ROLES`
-    role: ClassVar[str] = "other"
+    #: how analyses see the op (a :class:`~archc.ir.vocab.Role`; its text also works)
+    role: ClassVar[str] = Role.OTHER
 
     # -- structure ------------------------------------------------------------------
     def role_of(self, node: "Node") -> str:
@@ -302,9 +287,6 @@ def scale_output_units(weights: dict[str, "np.ndarray"], scale: "np.ndarray", sh
 
 
 def py(value: Any) -> str:
-    """Python source for a literal attribute value."""
-    if isinstance(value, tuple):
-        return "(" + ", ".join(py(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    if isinstance(value, list):
-        return "[" + ", ".join(py(v) for v in value) + "]"
-    return repr(value)
+    """Python source for a literal attribute value (:func:`archc.pysource.literal`: non-finite
+    floats as ``float("inf")``, strings quoted), the one way op lowerings write values."""
+    return literal(value)

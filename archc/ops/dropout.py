@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef
+from archc.ops.base import Attr, OpDef, py
 from archc.ops.registry import register
 
 
@@ -22,7 +22,7 @@ class Dropout(OpDef):
 
     def torch_module(self, node, ins):
         # A module (not F.dropout) so that model.train()/eval() switch it like in PyTorch.
-        return f"nn.Dropout(p={node.attrs['p']!r})"
+        return f"nn.Dropout(p={py(node.attrs['p'])})"
 
     def onnx(self, emit, node, inputs, ins):
         # ONNX models are exported for inference, where dropout does nothing.

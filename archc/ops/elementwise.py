@@ -1,11 +1,17 @@
-"""Element-wise arithmetic between tensors (mul, sub, div), scaling by a constant,
-mean over dims, and batched matrix multiplication."""
+"""Element-wise arithmetic between tensors or with a constant (mul, sub, div), scaling by a
+constant, mean over dims, and batched matrix multiplication.
+
+``add``, ``sub``, ``mul`` and ``div`` take either two tensors or one tensor and a constant
+``value`` (``{op: add, value: 3}`` is ``x + 3``; with ``reverse: true``, ``sub``/``div`` give
+``value - x`` / ``value / x``). With a constant they are no merge: the analyses see a scale
+(mul, div) or an affine shift (add, sub).
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, broadcast
+from archc.ops.base import Attr, OpDef, broadcast, py
 from archc.ops.registry import register
 
 
@@ -15,22 +21,72 @@ def _same_dtype(ins) -> None:
         raise ShapeError(f"inputs have different dtypes: {', '.join(sorted(dtypes))}; expected one dtype")
 
 
-class _Binary(OpDef):
-    """a <op> b with NumPy broadcasting; both inputs of one dtype."""
+VALUE_ATTR = Attr("float", None, doc="a constant operand instead of a second tensor: x <op> value")
+REVERSE_ATTR = Attr("bool", False, doc="with 'value': value <op> x instead of x <op> value")
 
-    inputs = ("a", "b")
-    #: the Python operator and the ONNX op computing it
+
+class ConstantOperand(OpDef):
+    """An arithmetic op of two tensors that takes a constant ``value`` in place of the second.
+
+    Subclasses set ``symbol`` (the Python operator), ``onnx_op`` and the role the op has with
+    a constant (``const_role``); ``reversible`` ones also take ``reverse``.
+    """
+
     symbol: str = ""
     onnx_op: str = ""
+    const_role: str = "affine"
+    min_inputs = 1
+
+    @staticmethod
+    def constant(node) -> float | None:
+        return node.attrs.get("value")
+
+    def role_of(self, node):
+        return self.role if self.constant(node) is None else self.const_role
+
+    def check_operands(self, node, ins) -> bool:
+        """Whether the node uses a constant; ShapeError unless exactly one of value / 2nd tensor."""
+        value = self.constant(node)
+        if value is None and len(ins) < 2:
+            raise ShapeError(f"{self.name} needs two inputs, or one input and a constant 'value'")
+        if value is not None and len(ins) != 1:
+            raise ShapeError(f"{self.name} with a constant 'value' takes one input, got {len(ins)}")
+        if value is not None and not ins[0].dtype.startswith("float"):
+            raise ShapeError(f"{self.name} with a constant 'value' expects a floating-point input, got "
+                             f"{ins[0].dtype} {ins[0]}")
+        return value is not None
+
+    def torch_constant(self, node, arg: str) -> str:
+        value = repr(float(self.constant(node)))
+        if node.attrs.get("reverse"):
+            return f"{value} {self.symbol} {arg}"
+        return f"{arg} {self.symbol} {value}"
+
+    def onnx_constant(self, emit, node, inputs, ins) -> list[str]:
+        c = emit.const(np.array(self.constant(node), dtype=ins[0].dtype), "value")
+        operands = [c, inputs[0]] if node.attrs.get("reverse") else [inputs[0], c]
+        return emit.add_node(self.onnx_op, operands)
+
+
+class _Binary(ConstantOperand):
+    """a <op> b with NumPy broadcasting; both inputs of one dtype (or a <op> value)."""
+
+    inputs = ("a", "b")
 
     def infer(self, node, ins):
+        if self.check_operands(node, ins):
+            return [ins[0]]
         _same_dtype(ins)
         return [ins[0].with_shape(broadcast([t.shape for t in ins]))]
 
     def torch_forward(self, node, ins, args, module):
+        if self.constant(node) is not None:
+            return self.torch_constant(node, args[0])
         return f"{args[0]} {self.symbol} {args[1]}"
 
     def onnx(self, emit, node, inputs, ins):
+        if self.constant(node) is not None:
+            return self.onnx_constant(emit, node, inputs, ins)
         return emit.add_node(self.onnx_op, inputs)
 
 
@@ -38,8 +94,9 @@ class _Binary(OpDef):
 class Mul(_Binary):
     name = "mul"
     aliases = ("multiply",)
-    doc = "Element-wise product a * b (broadcasting), e.g. a gate times a feature map."
-    role = "merge_mul"
+    doc = "Element-wise product a * b (broadcasting), e.g. a gate times a feature map; or x * value."
+    attrs = {"value": VALUE_ATTR}
+    role, const_role = "merge_mul", "scale"
     symbol, onnx_op = "*", "Mul"
 
 
@@ -47,7 +104,8 @@ class Mul(_Binary):
 class Sub(_Binary):
     name = "sub"
     aliases = ("subtract",)
-    doc = "Element-wise difference a - b (broadcasting)."
+    doc = "Element-wise difference a - b (broadcasting); or x - value (value - x with reverse)."
+    attrs = {"value": VALUE_ATTR, "reverse": REVERSE_ATTR}
     role = "merge_sub"
     symbol, onnx_op = "-", "Sub"
 
@@ -56,8 +114,10 @@ class Sub(_Binary):
 class Div(_Binary):
     name = "div"
     aliases = ("divide",)
-    doc = "Element-wise true division a / b (broadcasting) of floating-point tensors."
+    doc = "Element-wise true division a / b (broadcasting) of floating-point tensors; or x / value."
+    attrs = {"value": VALUE_ATTR, "reverse": REVERSE_ATTR}
     symbol, onnx_op = "/", "Div"
+    const_role = "scale"
 
     def infer(self, node, ins):
         for i, t in enumerate(ins):
@@ -80,7 +140,7 @@ class Scale(OpDef):
         return [ins[0]]
 
     def torch_forward(self, node, ins, args, module):
-        return f"{args[0]} * {float(node.attrs['factor'])!r}"
+        return f"{args[0]} * {py(float(node.attrs['factor']))}"
 
     def onnx(self, emit, node, inputs, ins):
         factor = emit.const(np.array(node.attrs["factor"], dtype=ins[0].dtype), "factor")
@@ -123,7 +183,7 @@ class Mean(OpDef):
 
     def torch_forward(self, node, ins, args, module):
         dims = self._dims(node, ins[0])
-        return f"{args[0]}.mean(dim={dims!r}, keepdim={node.attrs['keepdim']})"
+        return f"{args[0]}.mean(dim={py(dims)}, keepdim={node.attrs['keepdim']})"
 
     def onnx(self, emit, node, inputs, ins):
         dims = list(self._dims(node, ins[0]))

@@ -28,7 +28,7 @@ def _tensor_source(spec: ParamSpec) -> str:
     dtype = "" if spec.dtype == "float32" else f", dtype=torch.{spec.dtype}"
     if spec.init == "zeros":
         return f"torch.zeros({py(spec.shape)}{dtype})"
-    return f"torch.empty({py(spec.shape)}{dtype}).normal_(std={spec.std!r})"
+    return f"torch.empty({py(spec.shape)}{dtype}).normal_(std={py(spec.std)})"
 
 
 def _float_input(x: TensorType, op: str) -> None:

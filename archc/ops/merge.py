@@ -3,27 +3,36 @@ from __future__ import annotations
 
 from archc.errors import ShapeError
 from archc.ops.base import Attr, OpDef, broadcast
+from archc.ops.elementwise import VALUE_ATTR, ConstantOperand
 from archc.ops.registry import register
 
 
 @register
-class Add(OpDef):
+class Add(ConstantOperand):
     name = "add"
-    doc = "Element-wise sum of two or more tensors (NumPy broadcasting)."
+    doc = "Element-wise sum of two or more tensors (NumPy broadcasting); or x + value."
+    attrs = {"value": VALUE_ATTR}
     inputs = ("a", "b")
     variadic = True
     role = "merge_add"
+    symbol, onnx_op = "+", "Add"
 
     def infer(self, node, ins):
+        if self.check_operands(node, ins):
+            return [ins[0]]
         dtypes = {t.dtype for t in ins}
         if len(dtypes) > 1:
             raise ShapeError(f"inputs have different dtypes: {', '.join(sorted(dtypes))}")
         return [ins[0].with_shape(broadcast([t.shape for t in ins]))]
 
     def torch_forward(self, node, ins, args, module):
+        if self.constant(node) is not None:
+            return self.torch_constant(node, args[0])
         return " + ".join(args)
 
     def onnx(self, emit, node, inputs, ins):
+        if self.constant(node) is not None:
+            return self.onnx_constant(emit, node, inputs, ins)
         if len(inputs) == 2:
             return emit.add_node("Add", inputs)
         return emit.add_node("Sum", inputs)

@@ -33,7 +33,7 @@ class BatchNorm(OpDef):
     def torch_module(self, node, ins):
         dim = 2 if ins[0].rank == 4 else 1
         a = node.attrs
-        return f"nn.BatchNorm{dim}d({ins[0].shape[1]}, eps={a['eps']!r}, momentum={a['momentum']!r})"
+        return f"nn.BatchNorm{dim}d({ins[0].shape[1]}, eps={py(a['eps'])}, momentum={py(a['momentum'])})"
 
     def affine_params(self, node, weights):
         # In eval mode: y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel.
@@ -87,7 +87,7 @@ class LayerNorm(OpDef):
 
     def torch_module(self, node, ins):
         a = node.attrs
-        return (f"nn.LayerNorm({py(self._shape(node, ins[0]))}, eps={a['eps']!r}, "
+        return (f"nn.LayerNorm({py(self._shape(node, ins[0]))}, eps={py(a['eps'])}, "
                 f"elementwise_affine={a['elementwise_affine']}, bias={a['bias']})")
 
     def onnx(self, emit, node, inputs, ins):
@@ -139,7 +139,7 @@ class GroupNorm(OpDef):
 
     def torch_module(self, node, ins):
         a = node.attrs
-        return f"nn.GroupNorm({a['num_groups']}, {ins[0].shape[1]}, eps={a['eps']!r}, affine={a['affine']})"
+        return f"nn.GroupNorm({a['num_groups']}, {ins[0].shape[1]}, eps={py(a['eps'])}, affine={a['affine']})"
 
     def onnx(self, emit, node, inputs, ins):
         import numpy as np

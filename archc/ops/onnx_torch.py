@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from archc.ir.types import TensorType
 from archc.ops.base import py
+from archc.pysource import literal as lit
 
 
 class Unsupported(Exception):
@@ -199,41 +200,41 @@ def _clip(c: Call) -> str:
 
 @lowers("LeakyRelu")
 def _leaky_relu(c: Call) -> str:
-    return f"F.leaky_relu({c.need(0)}, {c.a('alpha', 0.01)!r})"
+    return f"F.leaky_relu({c.need(0)}, {lit(c.a('alpha', 0.01))})"
 
 
 @lowers("Elu")
 def _elu(c: Call) -> str:
-    return f"F.elu({c.need(0)}, {c.a('alpha', 1.0)!r})"
+    return f"F.elu({c.need(0)}, {lit(c.a('alpha', 1.0))})"
 
 
 @lowers("Celu")
 def _celu(c: Call) -> str:
-    return f"F.celu({c.need(0)}, {c.a('alpha', 1.0)!r})"
+    return f"F.celu({c.need(0)}, {lit(c.a('alpha', 1.0))})"
 
 
 @lowers("Selu")
 def _selu(c: Call) -> str:
     alpha, gamma = c.a("alpha", 1.67326319217681884765625), c.a("gamma", 1.05070102214813232421875)
     x = c.need(0)
-    return f"{gamma!r} * torch.where({x} > 0, {x}, {alpha!r} * torch.expm1({x}))"
+    return f"{lit(gamma)} * torch.where({x} > 0, {x}, {lit(alpha)} * torch.expm1({x}))"
 
 
 @lowers("HardSigmoid")
 def _hard_sigmoid(c: Call) -> str:
-    return f"torch.clamp({c.a('alpha', 0.2)!r} * {c.need(0)} + {c.a('beta', 0.5)!r}, 0.0, 1.0)"
+    return f"torch.clamp({lit(c.a('alpha', 0.2))} * {c.need(0)} + {lit(c.a('beta', 0.5))}, 0.0, 1.0)"
 
 
 @lowers("ThresholdedRelu")
 def _thresholded_relu(c: Call) -> str:
     x = c.need(0)
-    return f"torch.where({x} > {c.a('alpha', 1.0)!r}, {x}, torch.zeros_like({x}))"
+    return f"torch.where({x} > {lit(c.a('alpha', 1.0))}, {x}, torch.zeros_like({x}))"
 
 
 @lowers("Shrink")
 def _shrink(c: Call) -> str:
     x, lambd, bias = c.need(0), c.a("lambd", 0.5), c.a("bias", 0.0)
-    return (f"torch.where({x} < -{lambd!r}, {x} + {bias!r}, torch.where({x} > {lambd!r}, {x} - {bias!r}, "
+    return (f"torch.where({x} < -{lit(lambd)}, {x} + {lit(bias)}, torch.where({x} > {lit(lambd)}, {x} - {lit(bias)}, "
             f"torch.zeros_like({x})))")
 
 
@@ -245,7 +246,7 @@ def _prelu(c: Call) -> str:
 
 @lowers("Gelu")
 def _gelu(c: Call) -> str:
-    return f"F.gelu({c.need(0)}, approximate={c.a('approximate', 'none')!r})"
+    return f"F.gelu({c.need(0)}, approximate={lit(c.a('approximate', 'none'))})"
 
 
 def _softmax_like(fn: str) -> Lowering:
@@ -280,15 +281,15 @@ def _matmul(c: Call) -> str:
 def _gemm(c: Call) -> str:
     a = f"{c.need(0)}.t()" if c.a("transA", 0) else c.need(0)
     b = f"{c.need(1)}.t()" if c.a("transB", 0) else c.need(1)
-    expr = f"{c.a('alpha', 1.0)!r} * torch.matmul({a}, {b})"
+    expr = f"{lit(c.a('alpha', 1.0))} * torch.matmul({a}, {b})"
     if c.x(2) is not None:
-        expr += f" + {c.a('beta', 1.0)!r} * {c.x(2)}"
+        expr += f" + {lit(c.a('beta', 1.0))} * {c.x(2)}"
     return expr
 
 
 @lowers("Einsum")
 def _einsum(c: Call) -> str:
-    return f"torch.einsum({c.a('equation')!r}, {', '.join(e for e in c.operands if e is not None)})"
+    return f"torch.einsum({lit(c.a('equation'))}, {', '.join(e for e in c.operands if e is not None)})"
 
 
 # -- reductions -------------------------------------------------------------------------
@@ -451,7 +452,7 @@ def _scatter_elements(c: Call) -> str:
     if reduction == "none":
         return f"torch.scatter({c.need(0)}, {a}, {index}, {c.need(2)})"
     how = {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}[reduction]
-    return f"torch.scatter_reduce({c.need(0)}, {a}, {index}, {c.need(2)}, {how!r})"
+    return f"torch.scatter_reduce({c.need(0)}, {a}, {index}, {c.need(2)}, {lit(how)})"
 
 
 @lowers("Expand")
@@ -481,14 +482,14 @@ def _pad(c: Call) -> str:
                 f"value={value}))({x}, {pads})")
     # F.pad's other modes pad only the dims after batch and channel, as exporters write them
     return (f"(lambda t, p: F.pad(t, [v for d in reversed(range(2, t.dim())) for v in (p[d], p[d + t.dim()])], "
-            f"mode={_PAD_MODES[mode]!r}))({x}, {pads})")
+            f"mode={lit(_PAD_MODES[mode])}))({x}, {pads})")
 
 
 @lowers("ConstantOfShape")
 def _constant_of_shape(c: Call) -> str:
     value = c.a("value")
     fill = 0 if value is None else value.reshape(-1)[0].item()
-    return (f"torch.full(tuple({c.ints(0)}), {fill!r}, dtype={torch_dtype(c.outputs[0].dtype)}, "
+    return (f"torch.full(tuple({c.ints(0)}), {lit(fill)}, dtype={torch_dtype(c.outputs[0].dtype)}, "
             f"device={c.need(0)}.device)")
 
 
@@ -686,12 +687,12 @@ def _batchnorm(c: Call) -> str:
     if c.a("training_mode", 0) or len(c.outputs) > 1:
         raise Unsupported("training_mode")
     return (f"F.batch_norm({c.need(0)}, {c.need(3)}, {c.need(4)}, {c.need(1)}, {c.need(2)}, False, 0.0, "
-            f"{c.a('epsilon', 1e-5)!r})")
+            f"{lit(c.a('epsilon', 1e-5))})")
 
 
 @lowers("InstanceNormalization")
 def _instance_norm(c: Call) -> str:
-    return f"F.instance_norm({c.need(0)}, weight={c.need(1)}, bias={c.need(2)}, eps={c.a('epsilon', 1e-5)!r})"
+    return f"F.instance_norm({c.need(0)}, weight={c.need(1)}, bias={c.need(2)}, eps={lit(c.a('epsilon', 1e-5))})"
 
 
 @lowers("LayerNormalization")
@@ -700,7 +701,7 @@ def _layer_norm(c: Call) -> str:
         raise Unsupported("the Mean and InvStdDev outputs")
     axis = c.a("axis", -1) % c.ranks[0]
     return (f"F.layer_norm({c.need(0)}, {c.need(0)}.shape[{axis}:], {c.need(1)}, {c.x(2)}, "
-            f"{c.a('epsilon', 1e-5)!r})")
+            f"{lit(c.a('epsilon', 1e-5))})")
 
 
 @lowers("GroupNormalization")
@@ -709,19 +710,19 @@ def _group_norm(c: Call) -> str:
     per_channel = "(lambda v: v.reshape(1, -1, *([1] * (t.dim() - 2))))"
     # opset 18 gives scale and bias per group, 21 per channel
     widen = "" if c.opset >= 21 else f".repeat_interleave(t.shape[1] // {groups})"
-    return (f"(lambda t: F.group_norm(t, {groups}, eps={c.a('epsilon', 1e-5)!r}) * {per_channel}({c.need(1)}{widen})"
+    return (f"(lambda t: F.group_norm(t, {groups}, eps={lit(c.a('epsilon', 1e-5))}) * {per_channel}({c.need(1)}{widen})"
             f" + {per_channel}({c.need(2)}{widen}))({x})")
 
 
 @lowers("LpNormalization")
 def _lp_norm(c: Call) -> str:
-    return f"F.normalize({c.need(0)}, p={float(c.a('p', 2))!r}, dim={c.a('axis', -1)}, eps=0.0)"
+    return f"F.normalize({c.need(0)}, p={lit(float(c.a('p', 2)))}, dim={c.a('axis', -1)}, eps=0.0)"
 
 
 @lowers("LRN")
 def _lrn(c: Call) -> str:
-    return (f"F.local_response_norm({c.need(0)}, {c.a('size')}, alpha={c.a('alpha', 1e-4)!r}, "
-            f"beta={c.a('beta', 0.75)!r}, k={c.a('bias', 1.0)!r})")
+    return (f"F.local_response_norm({c.need(0)}, {c.a('size')}, alpha={lit(c.a('alpha', 1e-4))}, "
+            f"beta={lit(c.a('beta', 0.75))}, k={lit(c.a('bias', 1.0))})")
 
 
 @lowers("MeanVarianceNormalization")
@@ -800,7 +801,7 @@ for _op in _GATES:
 
 @lowers("Swish")
 def _swish(c: Call) -> str:
-    return f"(lambda t: t * torch.sigmoid({c.a('alpha', 1.0)!r} * t))({c.need(0)})"
+    return f"(lambda t: t * torch.sigmoid({lit(c.a('alpha', 1.0))} * t))({c.need(0)})"
 
 
 @lowers("EyeLike")
@@ -830,13 +831,13 @@ def _lp_pool(c: Call) -> str:
     strides, dilations, pads, full = _window(c, n)
     if full is not None or any(pads) or any(d != 1 for d in dilations) or c.a("ceil_mode", 0):
         raise Unsupported("pads, dilations or ceil_mode")
-    return f"F.lp_pool{n}d({c.need(0)}, {float(c.a('p', 2))!r}, {py(tuple(c.a('kernel_shape')))}, {py(tuple(strides))})"
+    return f"F.lp_pool{n}d({c.need(0)}, {lit(float(c.a('p', 2)))}, {py(tuple(c.a('kernel_shape')))}, {py(tuple(strides))})"
 
 
 @lowers("GlobalLpPool")
 def _global_lp_pool(c: Call) -> str:
     p = float(c.a("p", 2))
-    return f"{c.need(0)}.abs().pow({p!r}).sum(tuple(range(2, {c.ranks[0]})), keepdim=True).pow({1 / p!r})"
+    return f"{c.need(0)}.abs().pow({lit(p)}).sum(tuple(range(2, {c.ranks[0]})), keepdim=True).pow({lit(1 / p)})"
 
 
 @lowers("DequantizeLinear")
@@ -861,14 +862,14 @@ def _random_like(c: Call) -> str:
     if c.op_type == "Bernoulli":
         return f"torch.bernoulli({x}).to({dtype})"
     if c.op_type == "RandomNormalLike":
-        return f"(torch.randn_like({x}, dtype={dtype}) * {c.a('scale', 1.0)!r} + {c.a('mean', 0.0)!r})"
+        return f"(torch.randn_like({x}, dtype={dtype}) * {lit(c.a('scale', 1.0))} + {lit(c.a('mean', 0.0))})"
     lo, hi = c.a("low", 0.0), c.a("high", 1.0)
-    return f"(torch.rand_like({x}, dtype={dtype}) * {hi - lo!r} + {lo!r})"
+    return f"(torch.rand_like({x}, dtype={dtype}) * {lit(hi - lo)} + {lit(lo)})"
 
 
 @lowers("GridSample")
 def _grid_sample(c: Call) -> str:
     mode = {"linear": "bilinear", "bilinear": "bilinear", "nearest": "nearest", "cubic": "bicubic",
             "bicubic": "bicubic"}[c.a("mode", "linear" if c.opset >= 20 else "bilinear")]
-    return (f"F.grid_sample({c.need(0)}, {c.need(1)}, mode={mode!r}, padding_mode={c.a('padding_mode', 'zeros')!r}, "
+    return (f"F.grid_sample({c.need(0)}, {c.need(1)}, mode={lit(mode)}, padding_mode={lit(c.a('padding_mode', 'zeros'))}, "
             f"align_corners={bool(c.a('align_corners', 0))})")

@@ -76,7 +76,7 @@ class Upsample(OpDef):
         mode = self._torch_mode(node, n)
         how = f"scale_factor={py(scales)}" if scales is not None else f"size={py(sizes)}"
         corners = f", align_corners={node.attrs['align_corners']}" if mode != "nearest" else ""
-        return f"F.interpolate({args[0]}, {how}, mode={mode!r}{corners})"
+        return f"F.interpolate({args[0]}, {how}, mode={py(mode)}{corners})"
 
     def onnx(self, emit, node, inputs, ins):
         n, scales, sizes = self._geometry(node, ins[0])

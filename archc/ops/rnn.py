@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_rank
+from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_rank, py
 from archc.ops.registry import register
 
 
@@ -75,7 +75,7 @@ class LSTM(OpDef):
         feats, h, layers, dirs = self._check(node, ins[0])
         a = node.attrs
         return (f"nn.LSTM({feats}, {h}, num_layers={layers}, bias={a['bias']}, batch_first={a['batch_first']}, "
-                f"dropout={a['dropout']!r}, bidirectional={a['bidirectional']})")
+                f"dropout={py(a['dropout'])}, bidirectional={a['bidirectional']})")
 
     def torch_forward(self, node, ins, args, module):
         return f"{module}({args[0]})[0]"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef
+from archc.ops.base import Attr, OpDef, py
 from archc.ops.registry import register
 
 
@@ -265,7 +265,7 @@ class Split(OpDef):
 
     def torch_forward(self, node, ins, args, module):
         dim, pieces = self._pieces(node, ins[0])
-        return f"tuple(torch.split({args[0]}, {pieces!r}, dim={dim}))"
+        return f"tuple(torch.split({args[0]}, {py(pieces)}, dim={dim}))"
 
     def onnx(self, emit, node, inputs, ins):
         import numpy as np

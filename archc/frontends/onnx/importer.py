@@ -17,7 +17,7 @@ The importer walks the ONNX graph in its (topological) order:
    nothing); when a converter declines or the native op's shape inference disagrees
    with ONNX's, the node is kept as an ``onnx_node`` (:mod:`archc.ops.onnx_node`) with
    its constant inputs as weights.
-4. Nodes no output depends on are dropped, and nodes are named after the ONNX
+4. Nodes no output depends on are dropped (:meth:`Graph.eliminate_dead_code`), and nodes are named after the ONNX
    names: a PyTorch-style name ``/layer1/layer1.0/conv1/Conv`` becomes
    ``layer1.0.conv1`` when it is the only node left from that module, else
    ``layer1.0.conv1.Conv``.
@@ -42,7 +42,7 @@ from onnx import helper, numpy_helper
 from archc.errors import Location, ShapeError, SpecError
 from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, Sym, Tensor, as_symbolic,
                                          attributes, evaluate_symbolic, fold, is_static_int)
-from archc.ir.graph import Graph, Node, Value
+from archc.ir.graph import Graph, Node, Value, verify_in_debug
 from archc.ir.types import Dim, TensorType
 from archc.ops import onnx_node as _onnx_node  # (importing it registers the fallback op)
 from archc.ops import registry
@@ -55,7 +55,10 @@ _PASS_THROUGH = ("Identity", "Dropout")
 
 
 class Fallback(Exception):
-    """A converter cannot map this node to a native op; the node becomes an onnx_node."""
+    """A converter cannot map this node to a native op; the node becomes an onnx_node.
+
+    The only exception a converter may use to decline: any other one is a bug and propagates.
+    """
 
 
 @dataclass(frozen=True)
@@ -385,7 +388,7 @@ class Importer:
         if fn is not None:
             try:
                 outs = fn(self, node)
-            except (Fallback, ShapeError, ValueError, KeyError, IndexError, TypeError, ZeroDivisionError):
+            except Fallback:  # the one signal that keeps the node as it is; anything else is a bug
                 outs = None
             if outs is not None and all(not self.consumers.get(name) for name in node.output[len(outs):]):
                 for name, out in zip(node.output, outs):
@@ -543,7 +546,10 @@ class Importer:
         ir = Node(name="?", op=opdef.name, attrs=full, inputs=list(inputs), location=self.where,
                   meta=node_meta(node))
         ins = [self.graph.type_of(v) for v in inputs]
-        ir.outputs = opdef.infer(ir, ins)
+        try:
+            ir.outputs = opdef.infer(ir, ins)
+        except ShapeError as exc:  # the native op cannot express this node's shapes
+            raise Fallback(f"op '{op}': {exc}") from None
         if check:
             self.check_types(node, ir.outputs)
         specs = opdef.params(ir, ins)
@@ -627,16 +633,11 @@ class Importer:
     # -- the end: dead nodes, names ---------------------------------------------------------
     def _finish(self) -> Graph:
         old = self.graph
-        keep = set(old.inputs)
-        for v in old.outputs.values():
-            keep.add(v.node)
-            keep.update(_ancestors(old, v.node))
-        names = self._final_names([n for n in old.nodes() if n.name in keep and n.op != "input"])
+        old.eliminate_dead_code()
+        names = self._final_names([n for n in old.nodes() if n.op != "input"])
         g = Graph(old.name)
         g.doc = old.doc
         for node in old.nodes():
-            if node.name not in keep:
-                continue
             new = names.get(node.name, node.name)
             g.add(Node(name=new, op=node.op, attrs=node.attrs,
                        inputs=[Value(names.get(v.node, v.node), v.out) for v in node.inputs],
@@ -644,7 +645,7 @@ class Importer:
             if node.name in old.weights:
                 g.weights[new] = old.weights[node.name]
         g.outputs = {k: Value(names.get(v.node, v.node), v.out) for k, v in old.outputs.items()}
-        return g
+        return verify_in_debug(g)
 
     def _final_names(self, nodes: list[Node]) -> dict[str, str]:
         """Final node names: a node that is the only one left from a module scope takes the
@@ -679,12 +680,6 @@ class Importer:
             taken.add(name)
             result[node.name] = name
         return result
-
-
-def _ancestors(graph: Graph, name: str) -> set[str]:
-    import networkx as nx
-
-    return nx.ancestors(graph.nx, name)
 
 
 def _otype(tp: onnx.TypeProto) -> OType | None:

@@ -227,14 +227,20 @@ def _apply(graph: Graph, root: Node, match: Match) -> bool:
         return False
     name = root.name
     graph.add(fused)
-    graph.replace_uses(Value(name), Value(fused.name))
-    for dead in match.nodes:
-        graph.remove(dead)
+    graph.replace_all_uses_with(Value(name), Value(fused.name))
+    dead = set(match.nodes)
+    while dead:  # consumers before producers: erase refuses a node something still reads
+        unused = {n for n in dead if not graph.users(n)}
+        if not unused:
+            break  # (cannot happen: every inner node's users are in the match)
+        for name_ in unused:
+            graph.erase(name_)
+        dead -= unused
     # the fused node takes the name of the node whose result it computes
     graph.add(Node(name=name, op=fused.op, attrs=fused.attrs, inputs=fused.inputs, outputs=fused.outputs,
                    location=fused.location, meta=fused.meta))
-    graph.replace_uses(Value(fused.name), Value(name))
-    graph.remove(fused.name)
+    graph.replace_all_uses_with(Value(fused.name), Value(name))
+    graph.erase(fused.name)
     if match.weights:
         graph.weights[name] = match.weights
     return True

@@ -373,13 +373,17 @@ class _Elaborator:
                 raise Abort()
             overrides = self._overrides(item, count, full)
 
+        # An op without inputs (a learned tensor) is declared, not chained: it is no one's
+        # default input and the previous node stays what it was.
+        source = has_op and "in" not in item and _takes_no_input(kind)
         if "repeat" not in item:
-            inputs = self._inputs_of(item, scope, full)
+            inputs = [] if source else self._inputs_of(item, scope, full)
             binding = self._instance(item, scope, full, inputs, kind, has_op, item, env_extra={})
         else:
             binding = self._repeat(item, scope, name, full, kind, has_op, count, overrides)
         scope.bindings[name] = binding
-        scope.previous = binding.values[0]
+        if not source:
+            scope.previous = binding.values[0]
 
     def _repeat(self, item: SMap, scope: Scope, name: str, full: str, kind: str, has_op: bool, count: int,
                 overrides: dict[int, SMap]) -> Binding:
@@ -718,6 +722,11 @@ _INTERP = re.compile(r"\$\{([^}]*)\}")
 def _interpolate(text: str, evaluate) -> str:
     """Replace ``${expr}`` inside a string field with the expression's value."""
     return _INTERP.sub(lambda m: str(evaluate(m.group(1))), text)
+
+
+def _takes_no_input(kind: str) -> bool:
+    op = registry.get(kind)
+    return op is not None and op.arity() == (0, 0)
 
 
 def _mentions(refs: Any, ref: str) -> bool:

@@ -1,6 +1,8 @@
 """The keys a spec may use at each level, and what each means (used for checks and hints)."""
 from __future__ import annotations
 
+from archc.ir.vocab import EXPECT_NONE, Kind
+
 TOP_KEYS = {
     "archc": "spec language version (1)",
     "name": "model name (the generated class is named after it)",
@@ -39,7 +41,8 @@ NODE_KEYS = {
     "doc": "free text",
 }
 
-EXPECT_KINDS = ("residual", "long_skip", "dense", "gated", "branch", "sequential", "none")
+#: what ``expect:`` may declare: a connection kind, or that the node holds no skip
+EXPECT_KINDS = (*Kind.words(), EXPECT_NONE)
 
 INCLUDE_KEYS = {
     "doc": "free text",

@@ -1,0 +1,233 @@
+"""The classification rules: what kind a (fork, merge) pair is, decided from a record of its facts.
+
+:mod:`archc.analysis.skips` measures each pair — what the shortcut carries, how many layers lie
+on each path, whether the span nests other skips or changes resolution — into a
+:class:`PairFacts`. :func:`decide` then tries :data:`RULES` in order; the first rule that
+applies gives the label, a reason a person can check, and its own name (``archc lint
+--explain`` shows it). Each rule is a short function of the facts only, so it can be tested
+alone, and adding a kind means adding a rule here (and a member to
+:class:`archc.ir.vocab.Kind`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional
+
+from archc.ir.vocab import Carries, Kind, Role
+
+
+@dataclass(slots=True)
+class PairFacts:
+    """What the skip analysis measured about one (fork, merge) pair."""
+
+    merge_op: str             # the merge node's op, for reasons
+    merge_role: str           # its role (a :class:`Role`)
+    fork: str | None          # the fork's name; None when the inputs share no fork
+    carries: Carries | None   # what the lightest input from the fork carries
+    changed: bool             # whether that shortcut changes the shape from fork to merge
+    depth: int                # parametric layers on the main path's longest path from the fork
+    shortcut_layers: int      # parametric layers on the shortcut
+    nested: bool              # the main path's span encloses another skip
+    resampled: bool           # the main path's span upsamples (an encoder -> decoder round trip)
+    family: int = 0           # concats reading the fork directly (DenseNet reuse); 0 when not asked
+    members: int = 1          # inputs of the merge sharing this fork
+    via: str = ""             # the shortcut's nodes, for a projection's reason
+    elementwise: Callable[[], bool] = lambda: True   # the merge's output has its inputs' broadcast shape
+    gated: Callable[[], bool] = lambda: False        # the carry is scaled by a sigmoid-derived gate
+
+
+class Decision(NamedTuple):
+    kind: Kind
+    reason: str
+    rule: str
+
+
+def layers(n: int) -> str:
+    """``"1 layer"``, ``"3 layers"`` (cached: every dense pair's reason holds one)."""
+    words = _LAYER_WORDS.get(n)
+    if words is None:
+        words = _LAYER_WORDS[n] = f"{n} layer{'' if n == 1 else 's'}"
+    return words
+
+
+_LAYER_WORDS: dict[int, str] = {}
+
+#: a rule's answer: (kind, reason), or None when the rule does not apply
+Verdict = Optional[tuple[Kind, str]]
+_ADD_OR_CONCAT = (Role.MERGE_ADD, Role.MERGE_CONCAT)
+
+
+def _why_long(f: PairFacts) -> str:
+    why = " and ".join(w for w, on in (("encloses other skips", f.nested), ("down- and upsamples", f.resampled))
+                       if on)
+    return f"across {layers(f.depth)} that {why}"
+
+
+def _extra(f: PairFacts) -> str:
+    if f.members <= 1:
+        return ""
+    return f", {f.members - 1} more branch{'es' if f.members > 2 else ''}"
+
+
+def _identity_or_reshaping(f: PairFacts) -> bool:
+    """An identity shortcut, or a light projection that exists to change the shape."""
+    return f.carries == Carries.IDENTITY or (f.carries == Carries.PROJECTION and f.changed)
+
+
+# -- the rules, in the order they are tried ------------------------------------------------------
+def no_common_fork(f: PairFacts) -> Verdict:
+    """Inputs that meet only at the graph's source: a join of independent paths."""
+    if f.fork is None:
+        return Kind.BRANCH, f"joins inputs with no common fork ({f.via})"
+    return None
+
+
+def pooling_indices(f: PairFacts) -> Verdict:
+    """A shortcut carrying max-pool indices feeds a decoder's unpooling: a long skip."""
+    if f.carries == Carries.INDICES:
+        return Kind.LONG_SKIP, (f"{f.merge_op} reads max-pool indices from {f.fork} across {layers(f.depth)} "
+                                "(decoder unpooling)")
+    return None
+
+
+def arithmetic_without_layers(f: PairFacts) -> Verdict:
+    """A product, difference or matmul with no layer on either path: decomposed arithmetic
+    (element-wise) or two views of one value combined (a contraction)."""
+    if f.merge_role in _ADD_OR_CONCAT or f.depth or f.shortcut_layers:
+        return None
+    if f.elementwise():
+        return Kind.SEQUENTIAL, f"{f.merge_op} of {f.fork} with no layer on either path (element-wise arithmetic)"
+    return Kind.BRANCH, (f"{f.merge_op} combines two views of {f.fork} with no layer between "
+                         "(e.g. attention scores from a fused projection)")
+
+
+def multiplicative_gate(f: PairFacts) -> Verdict:
+    """The fork's value times a function of it (squeeze-and-excitation): a step of the main path."""
+    if f.merge_role == Role.MERGE_MUL and f.carries == Carries.IDENTITY and f.depth > f.shortcut_layers:
+        return Kind.SEQUENTIAL, (f"multiplicative gate on the main path: {f.fork} times a function of it "
+                                 f"({layers(f.depth)}), not a skip")
+    return None
+
+
+def other_merge(f: PairFacts) -> Verdict:
+    """Any other product, difference or matmul of computed paths: a branch join."""
+    if f.merge_role in _ADD_OR_CONCAT:
+        return None
+    if f.shortcut_layers == 0:
+        return Kind.BRANCH, f"{f.merge_op} of {f.fork} and a path computing from it ({layers(f.depth)})"
+    return Kind.BRANCH, (f"{f.merge_op} joins paths from {f.fork} that compute "
+                         f"({layers(f.shortcut_layers)} and {layers(f.depth)})")
+
+
+def no_layer_between(f: PairFacts) -> Verdict:
+    """An add or concat with no layer on the main path: rearrangement or arithmetic, no skip."""
+    if f.depth == 0:
+        return Kind.SEQUENTIAL, f"no layer between {f.fork} and the {f.merge_op} (rearrangement or arithmetic)"
+    return None
+
+
+def highway_gate(f: PairFacts) -> Verdict:
+    """An add of a gate-scaled carry and a gated transform: Highway's H·T + x·(1 − T)."""
+    if f.merge_role == Role.MERGE_ADD and f.gated():
+        return Kind.GATED, (f"add of a gate-scaled carry of {f.fork} and a gated transform "
+                            f"({layers(f.depth)}): Highway")
+    return None
+
+
+def both_compute(f: PairFacts) -> Verdict:
+    """A shortcut with at least as many layers as the main path is a branch of its own."""
+    if f.depth <= f.shortcut_layers:
+        return Kind.BRANCH, f"both paths from {f.fork} compute ({layers(f.shortcut_layers)} and {layers(f.depth)})"
+    return None
+
+
+def dense_reuse(f: PairFacts) -> Verdict:
+    """A feature read unchanged by several concats, at one resolution: DenseNet's reuse."""
+    if f.merge_role == Role.MERGE_CONCAT and f.carries == Carries.IDENTITY and f.family >= 2 and not f.resampled:
+        return Kind.DENSE, (f"concat reuses {f.fork}, which {f.family} concats read (DenseNet-style), "
+                            f"across {layers(f.depth)}")
+    return None
+
+
+def concat_long_skip(f: PairFacts) -> Verdict:
+    """A concat carrying a light shortcut across nested skips or a resolution round trip (U-Net)."""
+    if f.merge_role == Role.MERGE_CONCAT and f.carries in (Carries.IDENTITY, Carries.PROJECTION) \
+            and (f.nested or f.resampled):
+        return Kind.LONG_SKIP, f"concat carries {f.fork} ({f.carries}) {_why_long(f)}"
+    return None
+
+
+def concat_computed_long_skip(f: PairFacts) -> Verdict:
+    """A concat carrying a computed shortcut to the decoder side of a resolution round trip."""
+    if f.merge_role == Role.MERGE_CONCAT and f.carries == Carries.COMPUTED and f.resampled:
+        return Kind.LONG_SKIP, (f"concat carries {f.fork} (computed, {layers(f.shortcut_layers)}) "
+                                f"{_why_long(f)}")
+    return None
+
+
+def concat_feature_reuse(f: PairFacts) -> Verdict:
+    """A concat reading an earlier feature unchanged beside layers computed from it."""
+    if f.merge_role == Role.MERGE_CONCAT and f.carries == Carries.IDENTITY:
+        return Kind.DENSE, f"concat reuses {f.fork} across {layers(f.depth)} (feature reuse)"
+    return None
+
+
+def concat_branch(f: PairFacts) -> Verdict:
+    """Any other concat: its inputs compute (Inception)."""
+    if f.merge_role == Role.MERGE_CONCAT:
+        return Kind.BRANCH, (f"concat of a {f.carries} path ({layers(f.shortcut_layers)}) and "
+                             f"{layers(f.depth)} from {f.fork}{_extra(f)}")
+    return None
+
+
+def add_long_skip(f: PairFacts) -> Verdict:
+    """An add carrying a light shortcut across nested skips or a resolution round trip."""
+    if _identity_or_reshaping(f) and (f.nested or f.resampled):
+        return Kind.LONG_SKIP, f"add carries {f.fork} ({f.carries}) {_why_long(f)}"
+    return None
+
+
+def residual(f: PairFacts) -> Verdict:
+    """``F(x) + x``: an identity, or a light projection that matches the shape, around layers."""
+    if _identity_or_reshaping(f):
+        via = "" if f.carries == Carries.IDENTITY else f" via {f.via}"
+        return Kind.RESIDUAL, f"{f.carries} shortcut from {f.fork}{via} around {layers(f.depth)}{_extra(f)}"
+    return None
+
+
+def add_computed_long_skip(f: PairFacts) -> Verdict:
+    """An add bringing a computed shortcut to the decoder side of a resolution round trip (FPN)."""
+    if f.resampled:
+        return Kind.LONG_SKIP, (f"add carries {f.fork} ({f.carries}, {layers(f.shortcut_layers)}) "
+                                f"{_why_long(f)}")
+    return None
+
+
+def add_branch(f: PairFacts) -> Verdict:
+    """Any other add: both paths compute."""
+    same_shape = "" if f.changed or f.carries != Carries.PROJECTION else "; a same-shape projection"
+    return Kind.BRANCH, (f"both paths from {f.fork} compute ({layers(f.shortcut_layers)} and "
+                         f"{layers(f.depth)}{same_shape})")
+
+
+#: the rules in the order :func:`decide` tries them (the last always applies)
+RULES: tuple[Callable[[PairFacts], Verdict], ...] = (
+    no_common_fork, pooling_indices, arithmetic_without_layers, multiplicative_gate, other_merge,
+    no_layer_between, highway_gate, both_compute,
+    dense_reuse, concat_long_skip, concat_computed_long_skip, concat_feature_reuse, concat_branch,
+    add_long_skip, residual, add_computed_long_skip, add_branch,
+)
+
+
+def decide(facts: PairFacts) -> Decision:
+    """The first rule of :data:`RULES` that applies to ``facts``."""
+    for rule in RULES:
+        verdict = rule(facts)
+        if verdict is not None:
+            return Decision(verdict[0], verdict[1], rule.__name__)
+    raise AssertionError("add_branch applies to every pair")  # unreachable: the last rule always applies
+
+
+def rule_docs() -> list[tuple[str, str]]:
+    """(name, first docstring line) of each rule, in order: what ``archc lint --explain`` documents."""
+    return [(r.__name__, (r.__doc__ or "").strip().splitlines()[0]) for r in RULES]

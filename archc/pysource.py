@@ -1,0 +1,96 @@
+"""Python source text from values and strings archc did not write: the one escaping path.
+
+Everything that reaches a generated Python file (the PyTorch target) or a free-text field
+of an output (ONNX doc_strings) comes through here, because its strings come from people
+archc does not trust: spec files, ONNX files and their file names. Three kinds of text:
+
+- **literals** (:func:`literal`): ``repr`` for strings, ints and bools; floats that are not
+  finite as ``float("nan")``/``float("inf")`` (``repr`` gives the bare names ``nan``/``inf``);
+  tuples and lists element by element. Nothing else is accepted.
+- **identifiers** (:func:`is_identifier`, :func:`identifier`): ASCII identifiers that are not
+  keywords, so that a name is never read differently (Python folds Unicode identifiers
+  with NFKC, ``ﬁ`` becomes ``fi``); other names are mangled or reached through string keys.
+- **one-line text** (:func:`one_line`, :func:`comment`): line breaks and every other control,
+  format or separator character shown as an escape, so a comment ends where archc ends it.
+
+This module is a leaf (standard library only): op definitions, which write PyTorch source
+for their own op, and both lowerings use it.
+"""
+from __future__ import annotations
+
+import keyword
+import math
+import re
+import unicodedata
+from typing import Any
+
+__all__ = ["literal", "is_identifier", "identifier", "one_line", "plain_text", "comment", "UnsafeValue"]
+
+_NOT_IDENTIFIER_CHAR = re.compile(r"[^0-9A-Za-z_]")
+# Unicode categories that may not appear raw in a one-line text: controls (newlines, NUL,
+# form feed), format characters (bidi overrides), line/paragraph separators, surrogates.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+class UnsafeValue(TypeError):
+    """A value that has no Python literal here (an object, a dict, a set...)."""
+
+
+def literal(value: Any) -> str:
+    """Python source that evaluates to ``value``: None, bool, int, float, str, or tuples/lists of them."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return repr(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return 'float("nan")'
+        if math.isinf(value):
+            return 'float("inf")' if value > 0 else '-float("inf")'
+        return repr(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    raise UnsafeValue(f"no Python literal for a {type(value).__name__}")
+
+
+def is_identifier(name: str) -> bool:
+    """Whether ``name`` may be written bare as a Python name: ASCII, an identifier, not a keyword."""
+    return name.isascii() and name.isidentifier() and not keyword.iskeyword(name)
+
+
+def identifier(name: str, fallback: str = "v") -> str:
+    """``name`` made into an ASCII identifier: other characters become ``_``, a leading digit
+    gets ``_`` before it, a keyword ``_`` after it; an empty result becomes ``fallback``."""
+    base = _NOT_IDENTIFIER_CHAR.sub("_", name)
+    if not base:
+        base = fallback
+    if base[0].isdigit():
+        base = "_" + base
+    if keyword.iskeyword(base):
+        base += "_"
+    return base
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: ``\\n``, ``\\r``, NUL, bidi overrides and other invisible or
+    line-breaking characters are written as visible escapes (``\\x0a``), all else is kept."""
+    return "".join(_escape(c) if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in str(text))
+
+
+def plain_text(text: str) -> str:
+    """Free text that keeps its line breaks (``\\n``) but nothing else invisible: each line
+    through :func:`one_line` (for ONNX doc_strings, which other tools print or embed)."""
+    return "\n".join(one_line(line) for line in str(text).replace("\r\n", "\n").split("\n"))
+
+
+def comment(text: str) -> list[str]:
+    """Comment lines (``# ...``) for free text: one comment line per line of ``text``, each made
+    safe with :func:`one_line`, so nothing after a line break can become code."""
+    return [("# " + one_line(line)).rstrip() for line in str(text).replace("\r\n", "\n").split("\n")]

@@ -1,0 +1,132 @@
+"""The classification rules one by one, the vocabularies as types, and ``archc lint --explain`` / ``--kinds``."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+
+import pytest
+
+import archc.cli.lint as lint_cli
+from archc.analysis import rules
+from archc.analysis.rules import PairFacts, decide
+from archc.frontends.yaml import schema
+from archc.ir.vocab import JOIN_KINDS, SKIP_KINDS, Carries, Kind, Role, kinds_table
+from archc.ops.base import ROLES
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESNET18 = os.path.join(ROOT, "specs", "resnet18.yaml")
+
+
+def facts(**changes) -> PairFacts:
+    """An identity shortcut around two layers of an add: a plain residual block."""
+    base = PairFacts(merge_op="add", merge_role=Role.MERGE_ADD, fork="x", carries=Carries.IDENTITY, changed=False,
+                     depth=2, shortcut_layers=0, nested=False, resampled=False)
+    return dataclasses.replace(base, **changes)
+
+
+# (rule, facts it applies to, the kind it gives, facts it does not apply to)
+CASES = [
+    (rules.no_common_fork, facts(fork=None, carries=None, via="a, b"), Kind.BRANCH, facts()),
+    (rules.pooling_indices, facts(carries=Carries.INDICES, merge_role=Role.UNPOOL), Kind.LONG_SKIP, facts()),
+    (rules.arithmetic_without_layers, facts(merge_role=Role.MERGE_MUL, depth=0), Kind.SEQUENTIAL,
+     facts(merge_role=Role.MERGE_MUL, depth=1)),
+    (rules.arithmetic_without_layers, facts(merge_role=Role.MATMUL, depth=0, elementwise=lambda: False),
+     Kind.BRANCH, facts(depth=0)),
+    (rules.multiplicative_gate, facts(merge_role=Role.MERGE_MUL, depth=3), Kind.SEQUENTIAL,
+     facts(merge_role=Role.MERGE_MUL, carries=Carries.COMPUTED, shortcut_layers=1)),
+    (rules.other_merge, facts(merge_role=Role.MATMUL, carries=Carries.COMPUTED, shortcut_layers=1), Kind.BRANCH,
+     facts()),
+    (rules.no_layer_between, facts(depth=0), Kind.SEQUENTIAL, facts()),
+    (rules.highway_gate, facts(gated=lambda: True), Kind.GATED, facts()),
+    (rules.both_compute, facts(carries=Carries.COMPUTED, shortcut_layers=2), Kind.BRANCH, facts()),
+    (rules.dense_reuse, facts(merge_role=Role.MERGE_CONCAT, family=3), Kind.DENSE,
+     facts(merge_role=Role.MERGE_CONCAT, family=3, resampled=True)),
+    (rules.concat_long_skip, facts(merge_role=Role.MERGE_CONCAT, resampled=True), Kind.LONG_SKIP,
+     facts(merge_role=Role.MERGE_CONCAT)),
+    (rules.concat_computed_long_skip, facts(merge_role=Role.MERGE_CONCAT, carries=Carries.COMPUTED, resampled=True),
+     Kind.LONG_SKIP, facts(merge_role=Role.MERGE_CONCAT, carries=Carries.COMPUTED)),
+    (rules.concat_feature_reuse, facts(merge_role=Role.MERGE_CONCAT), Kind.DENSE,
+     facts(merge_role=Role.MERGE_CONCAT, carries=Carries.COMPUTED)),
+    (rules.concat_branch, facts(merge_role=Role.MERGE_CONCAT, carries=Carries.COMPUTED), Kind.BRANCH, facts()),
+    (rules.add_long_skip, facts(nested=True), Kind.LONG_SKIP, facts()),
+    (rules.residual, facts(carries=Carries.PROJECTION, changed=True, via="down"), Kind.RESIDUAL,
+     facts(carries=Carries.PROJECTION, changed=False)),
+    (rules.add_computed_long_skip, facts(carries=Carries.COMPUTED, shortcut_layers=1, resampled=True),
+     Kind.LONG_SKIP, facts()),
+    (rules.add_branch, facts(carries=Carries.COMPUTED, shortcut_layers=1), Kind.BRANCH, None),
+]
+
+
+@pytest.mark.parametrize("rule, applies, kind, other", CASES, ids=[c[0].__name__ for c in CASES])
+def test_each_rule_alone(rule, applies, kind, other):
+    got = rule(applies)
+    assert got is not None and got[0] == kind and got[1]
+    if other is not None:
+        assert rule(other) is None
+
+
+@pytest.mark.parametrize("rule, applies, kind, other", CASES, ids=[c[0].__name__ for c in CASES])
+def test_decide_names_the_first_rule_that_applies(rule, applies, kind, other):
+    decision = decide(applies)
+    first = next(r for r in rules.RULES if r(applies) is not None)
+    assert decision.rule == first.__name__ and decision.kind == first(applies)[0]
+
+
+def test_every_rule_is_tested_and_documented():
+    assert {c[0] for c in CASES} == set(rules.RULES)
+    names = [name for name, _ in rules.rule_docs()]
+    assert len(names) == len(set(names)) and all(doc for _, doc in rules.rule_docs())
+
+
+def test_facts_of_a_plain_residual_block():
+    decision = decide(facts())
+    assert decision == (Kind.RESIDUAL, "identity shortcut from x around 2 layers", "residual")
+
+
+# -- vocabularies ---------------------------------------------------------------------------------
+
+def test_words_behave_as_their_text():
+    assert Kind.RESIDUAL == "residual" and str(Kind.DENSE) == "dense" and f"{Carries.INDICES}" == "indices"
+    assert json.dumps({"kind": Kind.GATED}) == '{"kind": "gated"}'
+    assert "layer" in {Role.LAYER} and Role.LAYER in {"layer"}
+    assert Kind("long_skip") is Kind.LONG_SKIP
+    assert set(SKIP_KINDS) | set(JOIN_KINDS) == set(Kind) and not set(SKIP_KINDS) & set(JOIN_KINDS)
+
+
+def test_spec_schema_and_op_roles_come_from_the_types():
+    assert schema.EXPECT_KINDS == (*Kind.words(), "none")
+    assert list(ROLES) == list(Role.words()) and all(ROLES.values())
+
+
+def test_readme_label_table_is_generated_from_the_kinds(run_archc):
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+        readme = fh.read()
+    assert kinds_table() in readme
+    printed = run_archc("lint", "--kinds", check=True).stdout
+    assert printed.strip() == kinds_table()
+
+
+def test_lint_docstring_lists_the_vocabularies():
+    doc = lint_cli.__doc__
+    kinds = re.search(r'"kind": (.*),', doc).group(1)
+    assert kinds == " | ".join(f'"{k}"' for k in Kind)
+    carries = re.search(r'"carries": (.*) \| null,', doc).group(1)
+    assert carries == " | ".join(f'"{c}"' for c in Carries)
+    for k in Kind:
+        assert f'"{k}": int' in doc
+
+
+# -- --explain ------------------------------------------------------------------------------------
+
+def test_explain_names_the_rule_in_the_table_and_json(run_archc):
+    table = run_archc("lint", RESNET18, "--explain", "--all", check=True).stdout
+    header = next(line for line in table.splitlines() if line.startswith("merge"))
+    assert header.split()[:8] == ["merge", "op", "kind", "fork", "carries", "layers", "stage", "rule"]
+    row = next(line for line in table.splitlines() if line.startswith("layer2.0.add"))
+    assert row.split()[7] == "residual"
+    data = json.loads(run_archc("lint", RESNET18, "--explain", "--format", "json", check=True).stdout)
+    assert {c["rule"] for c in data["skips"]} == {"residual"}
+    plain = json.loads(run_archc("lint", RESNET18, "--format", "json", check=True).stdout)
+    assert "rule" not in plain["skips"][0]
