@@ -741,10 +741,14 @@ def test_unknown_op_is_kept_with_its_weights_and_role():
     assert total_params(graph) == 3
     assert registry.lookup("onnx_node").role_of(act) == "activation"
     assert act.outputs[0].shape == x_shape
-    from archc.lowering.torch import generate_source
+    # and it builds to PyTorch, as the ONNX op (archc.ops.onnx_torch), with its slope as a parameter
+    from archc.lowering.torch import build_module
 
-    with pytest.raises(SpecError, match="PRelu"):
-        generate_source(graph)
+    module = build_module(graph, seed=None)
+    assert dict(module.named_parameters())["act.slope"].shape == (1, 3, 1, 1)
+    x = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
+    np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(), run_ort(model, {"x": x})[0],
+                               rtol=1e-5, atol=1e-6)
 
 
 # -- the command line and errors ------------------------------------------------------------------
@@ -788,10 +792,11 @@ def test_invalid_models_raise_spec_errors(tmp_path):
     # control flow is refused with the node named
     body = helper.make_graph([helper.make_node("Identity", ["x"], ["z"])], "body", [],
                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])])
-    cond = numpy_helper.from_array(np.array(True), "cond")
+    # (an If on a constant condition becomes its branch: tests/test_onnx_torch_ops.py)
     model = _model([helper.make_node("If", ["cond"], ["y"], name="branch", then_branch=body, else_branch=body)],
-                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [cond])
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]),
+                    helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     with pytest.raises(SpecError, match="node 'branch': ONNX If has a subgraph"):
         from_onnx(model, "if.onnx")
 
