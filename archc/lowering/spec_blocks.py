@@ -64,7 +64,7 @@ def segments(graph: Graph) -> list[Segment] | None:
         last_use[v] = len(order)
     # live values after position i: produced at or before i (inputs: before 0), used after i
     born: dict[int, list[Value]] = {}
-    for v, last in last_use.items():
+    for v in last_use:
         born.setdefault(pos.get(v.node, -1), []).append(v)
     live: set[Value] = set(born.get(-1, []))
     cuts: list[tuple[int, Value]] = []
@@ -151,7 +151,7 @@ def block_types(segs: list[Segment]) -> list[BlockType]:
             bt.instances.append((seg, {i: i for i in range(len(seg.nodes))}))
             continue
         if sk in reduced:
-            bt, chain, exit_index = reduced[sk]
+            bt, chain, _ = reduced[sk]
             keep = [i for i in range(len(bt.template.nodes)) if i not in chain]
             bt.optional |= chain
             bt.instances.append((seg, {old: k for k, old in enumerate(keep)}))

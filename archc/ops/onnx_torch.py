@@ -316,7 +316,7 @@ def _reduce(template: str) -> Lowering:
                 return x
             axes = f"list(range({x}.dim()))"
         if c.op_type == "ReduceProd":  # torch.prod reduces one dim: move the axes last, flatten them
-            moved = f"t.movedim(tuple(ds), tuple(range(-len(ds), 0))).flatten(-len(ds)).prod(-1)"
+            moved = "t.movedim(tuple(ds), tuple(range(-len(ds), 0))).flatten(-len(ds)).prod(-1)"
             kept = "r.reshape([1 if i in [d % t.dim() for d in ds] else s for i, s in enumerate(t.shape)])"
             return f"(lambda t, ds: (lambda r: {kept if keep else 'r'})({moved}))({x}, {axes})"
         return template.format(x=x, d=f"tuple({axes})", k=keep)
