@@ -226,3 +226,71 @@ def test_if_on_a_computed_condition_is_an_error_naming_the_node():
     model = _if_model(cond, [numpy_helper.from_array(np.array(0, np.float32), "z")])
     with pytest.raises(SpecError, match="the_if.*does not fold away"):
         from_onnx(model, "if.onnx")
+
+
+def _check_against_ort(model, feeds):
+    expected = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    graph = from_onnx(model, "cf.onnx")
+    assert not any(n.op == "onnx_node" and n.attrs["op_type"] in ("Loop", "Scan") for n in graph.nodes())
+    got = build_module(graph, seed=None)(*[torch.from_numpy(feeds[graph.node(n).meta["onnx_name"]])
+                                           for n in graph.inputs])
+    got = list(got) if isinstance(got, (tuple, list)) else [got]
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g.detach().numpy(), e, rtol=1e-5, atol=1e-6)
+    return graph
+
+
+def test_loop_of_a_constant_trip_count_is_unrolled():
+    """acc = acc * 0.5 + x, three times, and each iteration's acc stacked as a scan output."""
+    F32 = onnx.TensorProto.FLOAT
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Mul", ["acc_in", "half"], ["scaled"]),
+         helper.make_node("Add", ["scaled", "x"], ["acc_out"]),
+         helper.make_node("Identity", ["acc_out"], ["scan_out"])],
+        "body", [helper.make_tensor_value_info("i", onnx.TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", onnx.TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("acc_in", F32, [2, 3])],
+        [helper.make_tensor_value_info("cond_out", onnx.TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", F32, [2, 3]), helper.make_tensor_value_info("scan_out", F32, [2, 3])],
+        initializer=[numpy_helper.from_array(np.array(0.5, np.float32), "half")])
+    loop = helper.make_node("Loop", ["trip", "", "x"], ["acc", "all"], body=body, name="the_loop")
+    graph = helper.make_graph([loop], "g", [helper.make_tensor_value_info("x", F32, [2, 3])],
+                              [helper.make_tensor_value_info("acc", F32, [2, 3]),
+                               helper.make_tensor_value_info("all", F32, [3, 2, 3])],
+                              initializer=[numpy_helper.from_array(np.array(3, np.int64), "trip")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    _check_against_ort(model, {"x": f32(2, 3)})
+
+
+def test_scan_of_a_known_length_is_unrolled():
+    """A running sum over axis 1 of (2, 4) in reverse, with the partial sums as a scan output."""
+    F32 = onnx.TensorProto.FLOAT
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s_in", "col"], ["s_out"]), helper.make_node("Identity", ["s_out"], ["y"])],
+        "body", [helper.make_tensor_value_info("s_in", F32, [2]), helper.make_tensor_value_info("col", F32, [2])],
+        [helper.make_tensor_value_info("s_out", F32, [2]), helper.make_tensor_value_info("y", F32, [2])])
+    scan = helper.make_node("Scan", ["s0", "x"], ["total", "partial"], body=body, num_scan_inputs=1,
+                            scan_input_axes=[1], scan_input_directions=[1], name="the_scan")
+    graph = helper.make_graph([scan], "g", [helper.make_tensor_value_info("s0", F32, [2]),
+                                            helper.make_tensor_value_info("x", F32, [2, 4])],
+                              [helper.make_tensor_value_info("total", F32, [2]),
+                               helper.make_tensor_value_info("partial", F32, [4, 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    _check_against_ort(model, {"s0": f32(2), "x": f32(2, 4)})
+
+
+def test_loop_with_a_computed_trip_count_is_an_error_naming_the_node():
+    body = helper.make_graph([helper.make_node("Identity", ["c"], ["c2"]), helper.make_node("Relu", ["v"], ["v2"])],
+                             "body", [helper.make_tensor_value_info("i", onnx.TensorProto.INT64, []),
+                                      helper.make_tensor_value_info("c", onnx.TensorProto.BOOL, []),
+                                      helper.make_tensor_value_info("v", onnx.TensorProto.FLOAT, [2])],
+                             [helper.make_tensor_value_info("c2", onnx.TensorProto.BOOL, []),
+                              helper.make_tensor_value_info("v2", onnx.TensorProto.FLOAT, [2])])
+    nodes = [helper.make_node("Loop", ["n", "", "x"], ["y"], body=body, name="the_loop")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2]),
+                                           helper.make_tensor_value_info("n", onnx.TensorProto.INT64, [])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(SpecError, match="the_loop.*Loop of a constant trip count"):
+        from_onnx(model, "loop.onnx")

@@ -280,13 +280,16 @@ class Importer:
         self.bind(vi.name, Tensor(Value(name)))
 
     def _process(self, node: onnx.NodeProto) -> None:
-        if node.domain in _DEFAULT_DOMAINS and node.op_type == "If" and self._inline_if(node):
-            return
+        if node.domain in _DEFAULT_DOMAINS and node.op_type in ("If", "Loop", "Scan"):
+            from archc.frontends.onnx.control_flow import resolve
+
+            if resolve(self, node):
+                return
         for a in node.attribute:
             if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
                 self._fail(f"ONNX {node.op_type} has a subgraph that does not fold away; archc imports control "
-                           "flow only where it becomes straight-line code (an If whose condition is a constant)",
-                           node=node)
+                           "flow only where it becomes straight-line code (an If on a constant condition, a Loop "
+                           "of a constant trip count, a Scan of a known length)", node=node)
         recs = []
         for name in node.input:
             if name and name not in self.values:
@@ -305,31 +308,6 @@ class Importer:
             self._evaluate(node, recs)
         else:
             self._convert(node)
-
-    def _inline_if(self, node: onnx.NodeProto) -> bool:
-        """Replace an If whose condition folds to a constant by the nodes of the branch it takes."""
-        cond = self.const(node.input[0]) if node.input and node.input[0] in self.values else None
-        if cond is None or cond.size != 1:
-            return False
-        branch = self.attrs(node)["then_branch" if bool(cond.reshape(())) else "else_branch"]
-        if len(branch.output) != len(node.output):
-            self._fail("If branch has a different number of outputs than the node", node=node)
-        # the branch's reads count as uses (sole_use must not see a value as unshared)
-        for inner in branch.node:
-            for name in inner.input:
-                self.consumers[name] = self.consumers.get(name, 0) + 1
-        for out in branch.output:
-            self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
-        for init in branch.initializer:
-            arr = numpy_helper.to_array(init)
-            self.values[init.name] = Const(arr, learned=arr.dtype.kind in "fc")
-        for inner in branch.node:
-            self._process(inner)
-        for out, result in zip(node.output, branch.output):
-            if result.name not in self.values:
-                self._fail(f"If branch output '{result.name}' is not computed", node=node)
-            self.bind(out, self.alias(out, result.name))
-        return True
 
     # -- static values --------------------------------------------------------------------
     def _evaluate(self, node: onnx.NodeProto, recs: list[Record | None]) -> None:
