@@ -207,3 +207,12 @@ def test_resnet50_comes_back_as_bottlenecks_repeated_3_4_6_3(tmp_path):
 @pytest.mark.slow
 def test_full_width_resnet50_comes_back_as_bottlenecks_repeated_3_4_6_3(tmp_path):
     _assert_bottleneck_stages(_resnet50_spec(tmp_path, width=64))
+
+
+def test_cli_run_a_model_on_torch_matches_onnxruntime(exported, run_archc, tmp_path):
+    path = exported[("lstm", True)]
+    for runtime in ("torch", "ort"):
+        run_archc("run", path, "--runtime", runtime, "--save", str(tmp_path / runtime), check=True)
+    (name,) = [p.name for p in (tmp_path / "ort").iterdir()]
+    np.testing.assert_allclose(np.load(tmp_path / "torch" / name), np.load(tmp_path / "ort" / name),
+                               rtol=1e-4, atol=1e-6)
