@@ -17,6 +17,7 @@ pytest.importorskip("onnxscript")
 from torch import nn  # noqa: E402
 
 from archc.frontends.onnx import load_onnx  # noqa: E402
+from archc.ir.graph import Value  # noqa: E402
 from archc.runtime.inputs import input_types, random_inputs  # noqa: E402
 from archc.runtime.verify import verify_model  # noqa: E402
 
@@ -82,3 +83,25 @@ def test_a_shared_inner_value_blocks_the_fusion(tmp_path):
     assert sorted(n.op for n in graph.nodes()) == ["input", "mul", "sigmoid"]
     x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
     assert all(r.ok for r in verify_model(path, graph, {graph.inputs[0]: x}))
+
+
+def test_segnet_pooling_indices_become_native_maxpool_and_max_unpool(tmp_path):
+    """The default exporter writes max_pool2d_with_indices as MaxPool plus plane-origin arithmetic,
+    and max_unpool2d as a ScatterND into zeros: they come back as the native pair."""
+    import onnx_models as M
+
+    torch.manual_seed(0)
+    path = str(tmp_path / "segnet.onnx")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(M.SegNet().eval(), (torch.randn(2, 3, 16, 16),), path, dynamo=True)
+    graph = load_onnx(path)
+    assert not [n for n in graph.nodes() if n.op == "onnx_node"]
+    pools = [n for n in graph.nodes() if n.op == "maxpool"]
+    unpools = [n for n in graph.nodes() if n.op == "max_unpool"]
+    assert len(pools) == 2 and all(p.attrs["return_indices"] for p in pools) and len(unpools) == 2
+    # each unpool reads the indices of the pool at its level (the decoder mirrors the encoder)
+    assert [u.inputs[1] for u in unpools] == [Value(pools[1].name, 1), Value(pools[0].name, 1)]
+    results = verify_model(path, graph, random_inputs(input_types(graph), {}, 0), rtol=1e-4, atol=1e-5)
+    assert all(r.ok for r in results)

@@ -3,9 +3,11 @@
 After the importer has mapped single ONNX nodes, some functions are still spelled out as
 several nodes (older opsets and hand-written modules): GELU as ``x * 0.5 * (1 + erf(x /
 sqrt 2))`` or with the tanh formula, SiLU as ``x * sigmoid(x)``, layer normalisation as
-ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div with a scale and shift. :func:`fuse` rewrites
-each occurrence into the native op (``gelu``, ``silu``, ``layernorm``), keeping the name
-of the node that computed the result.
+ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div with a scale and shift; the default exporter
+writes max pooling with indices as a MaxPool whose whole-tensor indices have each plane's
+origin subtracted, and max unpooling as a ScatterND of the values into zeros. :func:`fuse`
+rewrites each occurrence into the native op (``gelu``, ``silu``, ``layernorm``, ``maxpool``
+with ``return_indices``, ``max_unpool``), keeping the name of the node that computed the result.
 
 Matching reads only ops, wiring and constant values, never node names. A product is read
 as its factors (``scale``, ``mul`` and multiplications by a constant, in any order and
@@ -88,6 +90,10 @@ class Match:
     inputs: list[Value]
     nodes: list[str]
     weights: dict[str, np.ndarray] = field(default_factory=dict)
+    #: values of the replaced nodes the fused node's outputs stand for (default: the root's, output 0)
+    replaced: list[tuple[Value, int]] | None = None
+    #: the replaced node whose name the fused node takes (default: the root)
+    name: str | None = None
 
 
 Matcher = Callable[[Graph, Node], "Match | None"]
@@ -212,22 +218,107 @@ def layernorm(graph: Graph, root: Node) -> Match | None:
                  weights)
 
 
+def _onnx_attrs(node: Node) -> dict[str, Any]:
+    return node.attrs.get("attributes") or {}
+
+
+def _plane_origin(graph: Graph, value: Value, x: Value) -> list[str] | None:
+    """The nodes computing each plane's first flat index of ``x``: the indices of a 1x1 MaxPool of
+    ``x`` (its flat positions) sliced to spatial position 0 (the default exporter's spelling)."""
+    nodes = []
+    while kind(graph.node(value.node)) == "slice":
+        node = graph.node(value.node)
+        if node.attrs["start"] != 0 or node.attrs["end"] != 1 or node.attrs["dim"] < 2:
+            return None
+        nodes.append(node.name)
+        value = node.inputs[0]
+    pool = graph.node(value.node)
+    a = _onnx_attrs(pool)
+    if kind(pool) != "onnx:MaxPool" or value.out != 1 or pool.inputs != [x] or set(a.get("kernel_shape", [])) != {1} \
+            or set(a.get("strides", [1])) != {1} or any(a.get("pads", [0])):
+        return None
+    spatial = graph.type_of(x).rank - 2
+    return nodes + [pool.name] if len(nodes) == spatial else None
+
+
+@matcher
+def maxpool_with_indices(graph: Graph, root: Node) -> Match | None:
+    """ONNX MaxPool's whole-tensor indices minus each plane's origin: PyTorch's per-plane indices,
+    i.e. the native ``maxpool`` with ``return_indices``."""
+    if kind(root) != "sub" or len(root.inputs) != 2:
+        return None
+    indices, origin = root.inputs
+    pool = graph.node(indices.node)
+    a = _onnx_attrs(pool)
+    if kind(pool) != "onnx:MaxPool" or indices.out != 1 or a.get("storage_order", 0) \
+            or a.get("auto_pad", "NOTSET") != "NOTSET":
+        return None
+    n = graph.type_of(pool.inputs[0]).rank - 2
+    pads = list(a.get("pads", [0] * 2 * n))
+    chain = _plane_origin(graph, origin, pool.inputs[0])
+    if chain is None or pads[:n] != pads[n:]:
+        return None
+    attrs = {"kernel_size": list(a["kernel_shape"]), "stride": list(a.get("strides", [1] * n)),
+             "padding": pads[:n], "dilation": list(a.get("dilations", [1] * n)),
+             "ceil_mode": bool(a.get("ceil_mode", 0)), "return_indices": True}
+    return Match("maxpool", attrs, list(pool.inputs), [root.name, pool.name, *chain],
+                 replaced=[(Value(pool.name, 0), 0), (Value(root.name), 1)], name=pool.name)
+
+
+@matcher
+def max_unpool(graph: Graph, root: Node) -> Match | None:
+    """The default exporter's MaxUnpool: per-plane indices plus each plane's offset, flattened, a
+    ScatterND of the flattened values into zeros, reshaped: the native ``max_unpool``."""
+    scatter = graph.node(root.inputs[0].node) if kind(root) == "reshape" else None
+    if scatter is None or kind(scatter) != "onnx:ScatterND" or len(scatter.inputs) != 2:
+        return None
+    operands = scatter.attrs["operands"]
+    data = graph.weights.get(scatter.name, {}).get(operands[0]) if isinstance(operands[0], str) else None
+    if data is None or operands[1:] != [0, 1] or np.any(data) or _onnx_attrs(scatter).get("reduction", "none") != "none":
+        return None
+    column, flat_values = (graph.node(v.node) for v in scatter.inputs)
+    offset = graph.node(column.inputs[0].node) if kind(column) == "reshape" else None
+    if offset is None or kind(offset) != "onnx:Add" or kind(flat_values) != "flatten":
+        return None
+    indices, values = offset.inputs[0], flat_values.inputs[0]
+    pool = graph.node(indices.node)
+    out = root.outputs[0].shape
+    shift = constant(graph, offset)
+    if kind(pool) != "maxpool" or indices.out != 1 or shift is None or graph.type_of(values) != pool.outputs[0] \
+            or not all(isinstance(d, int) for d in out) or data.size != math.prod(out):
+        return None
+    planes = np.arange(out[0] * out[1]).reshape(out[0], out[1], *[1] * (len(out) - 2)) * math.prod(out[2:])
+    if shift.shape != planes.shape or not np.array_equal(shift, planes):
+        return None
+    attrs = {k: pool.attrs[k] for k in ("kernel_size", "stride", "padding")}
+    return Match("max_unpool", {**attrs, "output_size": list(out[2:])}, [values, indices],
+                 [root.name, scatter.name, column.name, offset.name, flat_values.name])
+
+
 def _apply(graph: Graph, root: Node, match: Match) -> bool:
-    """Rewrite ``match`` into the graph if its inner nodes are used only inside it."""
-    inner = set(match.nodes) - {root.name}
-    for name in inner:
-        if any(v.node == name for v in graph.outputs.values()) or not set(graph.users(name)) <= set(match.nodes):
+    """Rewrite ``match`` into the graph if its inner nodes are used only inside it (or through
+    the values the fused node replaces)."""
+    replaced = match.replaced or [(Value(root.name), 0)]
+    kept = {v for v, _ in replaced}
+    inside = set(match.nodes)
+    for name in inside:
+        outside = [v for u in graph.users(name) if u not in inside
+                   for v in graph.node(u).inputs if v.node == name]
+        outside += [v for v in graph.outputs.values() if v.node == name]
+        if not set(outside) <= kept:
             return False
     opdef = registry.lookup(match.op)
     attrs = {key: match.attrs.get(key, spec.default) for key, spec in opdef.attrs.items()}
-    fused = Node(name=f"{root.name}.fused", op=match.op, attrs=attrs, inputs=list(match.inputs),
-                 location=root.location, meta=dict(root.meta))
+    name = match.name or root.name
+    fused = Node(name=f"{name}.fused", op=match.op, attrs=attrs, inputs=list(match.inputs),
+                 location=root.location, meta=dict(graph.node(name).meta))
     fused.outputs = opdef.infer(fused, [graph.type_of(v) for v in match.inputs])
-    if [t.shape for t in fused.outputs] != [root.outputs[0].shape] or fused.outputs[0].dtype != root.outputs[0].dtype:
-        return False
-    name = root.name
+    for old, k in replaced:
+        if k >= len(fused.outputs) or fused.outputs[k] != graph.type_of(old):
+            return False
     graph.add(fused)
-    graph.replace_all_uses_with(Value(name), Value(fused.name))
+    for old, k in replaced:
+        graph.replace_all_uses_with(old, Value(fused.name, k))
     dead = set(match.nodes)
     while dead:  # consumers before producers: erase refuses a node something still reads
         unused = {n for n in dead if not graph.users(n)}
@@ -239,7 +330,8 @@ def _apply(graph: Graph, root: Node, match: Match) -> bool:
     # the fused node takes the name of the node whose result it computes
     graph.add(Node(name=name, op=fused.op, attrs=fused.attrs, inputs=fused.inputs, outputs=fused.outputs,
                    location=fused.location, meta=fused.meta))
-    graph.replace_all_uses_with(Value(fused.name), Value(name))
+    for k in range(len(fused.outputs)):
+        graph.replace_all_uses_with(Value(fused.name, k), Value(name, k))
     graph.erase(fused.name)
     if match.weights:
         graph.weights[name] = match.weights
