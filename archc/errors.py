@@ -85,6 +85,14 @@ class RuntimeFailure(ArchcError):
     exit_code = 1
 
 
+class ArchcWarning(UserWarning):
+    """Something a user should know that does not stop the work (issued with :func:`warnings.warn`)."""
+
+
+class PluginWarning(ArchcWarning):
+    """An installed plug-in could not be loaded; its op is unavailable."""
+
+
 @dataclass
 class DiagnosticSink:
     """Collects diagnostics so a pass can report every error, not only the first."""

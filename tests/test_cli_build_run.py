@@ -186,7 +186,7 @@ def test_skip_labels_travel_into_both_targets(run_archc, tmp_path):
 def test_output_that_is_a_directory(run_archc, tmp_path):
     proc = run_archc("build", RESNET18, "--target", "onnx", "-o", str(tmp_path), *SMALL)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"{tmp_path}: error: the output is a directory; give a file name"
+    assert proc.stderr.strip() == f"<command line>: error: -o {tmp_path}: the output is a directory; give a file name"
     assert list(tmp_path.iterdir()) == []
 
 

@@ -69,3 +69,50 @@ def test_a_broken_plugin_is_skipped_with_a_warning(tmp_path):
     assert proc.returncode == 0
     assert "archc: warning: plugin entry point 'squareplus = archc_squareplus:NoSuchClass' failed to import" in proc.stderr
     assert "\nconv " in "\n" + proc.stdout
+
+
+def _plant_plugin(folder: Path, marker: Path) -> None:
+    """A folder holding a plug-in distribution whose module records that it was imported."""
+    (folder / "planted_op.py").write_text(
+        f"open({str(marker)!r}, 'w').write('imported')\n"
+        "from archc.ops.base import OpDef\n"
+        "class Planted(OpDef):\n    name = 'planted'\n    doc = 'planted op'\n    role = 'activation'\n")
+    info = folder / "planted_op-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: planted-op\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[archc.ops]\nplanted = planted_op:Planted\n")
+
+
+def test_python_m_archc_never_loads_a_plugin_from_the_working_directory(tmp_path):
+    folder = tmp_path / "downloaded_model"
+    folder.mkdir()
+    marker = tmp_path / "imported"
+    _plant_plugin(folder, marker)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    proc = archc("ops", env=env, cwd=folder)
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists()
+    assert "planted" not in proc.stdout and proc.stderr == ""
+    # the same folder, installed on purpose (on the path), does load: the planted package is a working plug-in
+    proc = archc("ops", "planted", env=dict(env, PYTHONPATH=str(folder)), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert marker.exists() and proc.stdout.startswith("planted")
+
+
+def test_plugin_problems_are_warnings_not_prints(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    install_without_pip(site, entry="squareplus = archc_squareplus:NoSuchClass")
+    code = ("import warnings\n"
+            "from archc.errors import PluginWarning\n"
+            "from archc.ops import registry\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    registry.load_plugins()\n"
+            "print([(w.category.__name__, str(w.message)) for w in caught])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(site)), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout.startswith("[('PluginWarning', \"plugin entry point "
+                                  "'squareplus = archc_squareplus:NoSuchClass' failed to import (AttributeError: ")

@@ -8,11 +8,14 @@ input, 1 for failed checks or missing runtime support.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
-from typing import Sequence
+import warnings
+from typing import Iterator, NoReturn, Sequence
 
-from archc.errors import ArchcError
+from archc.errors import ArchcError, ArchcWarning
 
 #: command name -> (module, one-line help). Order is the order of ``archc --help``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -27,10 +30,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with archc's error format: one ``<command line>: error: ...`` line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"<command line>: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from archc import __version__
 
-    parser = argparse.ArgumentParser(prog="archc", description="Neural-architecture graph compiler.")
+    parser = _Parser(prog="archc", description="Neural-architecture graph compiler.")
     parser.add_argument("--version", action="version", version=f"archc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -43,8 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    with _terminate_as_exit(), _warnings_as_messages():
+        args = build_parser().parse_args(argv)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args._run(args) or 0)
     except ArchcError as exc:
@@ -56,6 +70,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM raises SystemExit(143), so cleanup code (a temporary output file) runs before exit."""
+    def terminate(signum, frame):  # noqa: ARG001 - the signal handler signature
+        raise SystemExit(128 + signal.SIGTERM)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (main() called from a thread): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _warnings_as_messages() -> Iterator[None]:
+    """Warnings from archc's library code (a broken plug-in) shown as ``archc: warning: ...`` lines."""
+    with warnings.catch_warnings():
+        others = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, ArchcWarning):
+                print(f"archc: warning: {message}", file=sys.stderr)
+            else:  # another library's warning keeps its usual form
+                others(message, category, filename, lineno, file, line)
+
+        warnings.simplefilter("always", ArchcWarning)
+        warnings.showwarning = show
+        yield
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 
-from archc.cli.common import add_spec_arguments, is_onnx_model, load_graph, reject_spec_options, write_atomic
+from archc.cli.common import add_spec_arguments, is_onnx_model, load_graph, reject_spec_options, seed_int
 from archc.errors import Location, UsageError
+from archc.fileio import check_output_path, require_regular_file, write_atomic
 from archc.ir import Graph
 
 TARGETS = {"torch": ".py", "onnx": ".onnx"}
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec_arguments(parser, models=True)
     parser.add_argument("--target", choices=sorted(TARGETS), required=True)
     parser.add_argument("-o", "--output", required=True, help="output file (.py for torch, .onnx for onnx)")
-    parser.add_argument("--seed", type=int, help="seed of archc's weight initialiser (default 0; "
+    parser.add_argument("--seed", type=seed_int, help="seed of archc's weight initialiser (default 0; "
                         "not for an ONNX model, which brings its weights)")
     parser.add_argument("--weights", metavar="FILE.pt", help="load this state_dict instead of initialising")
     mode = parser.add_mutually_exclusive_group()
@@ -49,6 +51,8 @@ def prepare(graph: Graph, args: argparse.Namespace, imported: bool = False) -> G
     if args.weights:
         from archc.lowering.torch import load_weights
 
+        if os.path.exists(args.weights):  # a missing file is reported by load_weights
+            require_regular_file(args.weights, "weights file")
         load_weights(graph, args.weights)
     elif not imported:
         initialize(graph, args.seed or 0)
@@ -70,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     imported = is_onnx_model(args.spec)
     if imported:
         reject_spec_options(args, "--seed")
+    check_outputs(args)
     graph = load_graph(args)
     # The labels of the graph as written: both targets print them at the merge nodes.
     labels = merge_labels(analyze(graph, paths=False))
@@ -78,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         from archc.lowering.onnx import OPSET, to_onnx
 
         model = to_onnx(graph, args.seed or 0, labels=labels)
-        write_atomic(args.output, model.SerializeToString())
+        write_atomic(args.output, model.SerializeToString(), option="-o")
         print(f"wrote {args.output}: ONNX opset {OPSET}, {len(model.graph.node)} nodes, "
               f"{len(model.graph.initializer)} initializers", file=sys.stderr)
         return 0
@@ -92,8 +97,30 @@ def run(args: argparse.Namespace) -> int:
 
         buffer = io.BytesIO()
         torch.save(state_dict_from_graph(graph), buffer)
-        write_atomic(args.state_dict, buffer.getvalue())
-    write_atomic(args.output, source)
+        write_atomic(args.state_dict, buffer.getvalue(), option="--state-dict")
+    write_atomic(args.output, source, option="-o")
     print(f"wrote {args.output}: PyTorch module, {len(graph)} nodes"
           + (f"; weights in {args.state_dict}" if args.state_dict else ""), file=sys.stderr)
     return 0
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unusable output paths before any work: devices, FIFOs, directories, the spec itself."""
+    outputs = {"-o": args.output}
+    if args.state_dict:
+        outputs["--state-dict"] = args.state_dict
+    for option, path in outputs.items():
+        check_output_path(path, option)
+        if _same_file(path, args.spec):
+            raise UsageError(f"{option} {path}: the output would overwrite the spec",
+                             location=Location("<command line>"))
+    if args.state_dict and _same_file(args.output, args.state_dict):
+        raise UsageError(f"-o and --state-dict name the same file ({args.output})", location=Location("<command line>"))
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (an existing file through any link, else the same absolute path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
+import re
 from typing import TYPE_CHECKING, Any, Sequence
 
 import yaml
 
 from archc.errors import Location, SpecError, UsageError
+from archc.fileio import require_regular_file
+from archc.frontends.yaml.includes import ALLOW_INCLUDE_ENV
 from archc.ir import Graph, TensorType
 
 if TYPE_CHECKING:
@@ -22,6 +24,10 @@ def add_spec_arguments(parser: argparse.ArgumentParser, models: bool = False) ->
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                         help="override a top-level parameter (repeatable), e.g. --set width=32")
     parser.add_argument("--profile", help="apply a named parameter profile from the spec's 'profiles'")
+    parser.add_argument("--allow-include-anywhere", action="store_true",
+                        default=os.environ.get(ALLOW_INCLUDE_ENV, "") not in ("", "0"),
+                        help="let 'include:' read files outside the spec's folder and archc's library "
+                             f"(default: refused; also set by {ALLOW_INCLUDE_ENV}=1)")
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -45,16 +51,18 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def load_graph(args: argparse.Namespace) -> Graph:
     """The IR for the command's SPEC (YAML spec, or an ONNX model where the command allows)."""
     path = args.spec
+    if not os.path.exists(path):
+        raise SpecError("no such file", location=Location(path))
     if is_onnx_model(path):
         reject_spec_options(args)
         from archc.frontends.onnx import load_onnx
 
+        require_regular_file(path, "ONNX model")
         return load_onnx(path)
-    if not os.path.exists(path):
-        raise SpecError("no such file", location=Location(path))
     from archc.frontends.yaml import load_spec
 
-    return load_spec(path, parse_overrides(args.overrides), args.profile)
+    return load_spec(path, parse_overrides(args.overrides), args.profile,
+                     allow_include_anywhere=args.allow_include_anywhere)
 
 
 def is_onnx_model(path: str) -> bool:
@@ -97,32 +105,11 @@ def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Se
     return [line(headers), line(dashes)] + [line(r) for r in rows]
 
 
-def write_atomic(path: str, data: bytes | str) -> None:
-    """Write a file completely or not at all (no partial output on failure)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UsageError(f"output directory does not exist: {directory}", location=Location(path))
-    if os.path.isdir(path):
-        raise UsageError("the output is a directory; give a file name", location=Location(path))
-    mode = "wb" if isinstance(data, bytes) else "w"
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".archc-", suffix=".tmp")
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:  # permissions, a full disk: say so, leave nothing behind
-        raise UsageError(f"cannot write the output: {exc.strerror or exc}", location=Location(path)) from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     """--input, --batch and --dim: where a command's input arrays come from."""
     parser.add_argument("--input", dest="inputs", action="append", default=[], metavar="[NAME=]FILE.npy",
                         help="an input array (.npy); default: seeded random inputs")
-    parser.add_argument("--batch", type=int, default=1, help="batch size for random inputs (default 1)")
+    parser.add_argument("--batch", type=positive_int, default=1, help="batch size for random inputs (default 1)")
     parser.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                         help="size of another symbolic dimension of the inputs (repeatable)")
 
@@ -131,7 +118,37 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace) -> dict
     """The command's inputs: the --input files, else seeded random arrays (--batch, --dim, --seed)."""
     from archc.runtime.inputs import random_inputs, read_inputs
 
-    return read_inputs(types, args.inputs) or random_inputs(types, parse_dims(args), args.seed)
+    arrays = read_inputs(types, args.inputs)
+    if arrays:
+        return arrays
+    dims = parse_dims(args)
+    _check_input_size(types, dims)
+    return random_inputs(types, dims, args.seed)
+
+
+#: Largest total size of the random inputs a command draws, in bytes (raised by MAX_INPUT_BYTES_ENV).
+MAX_INPUT_BYTES = 4 * 1024 ** 3
+MAX_INPUT_BYTES_ENV = "ARCHC_MAX_INPUT_BYTES"
+
+
+def _check_input_size(types: dict[str, TensorType], dims: dict[str, int]) -> None:
+    """Refuse random inputs too large to allocate (an absurd --batch or --dim) before allocating them."""
+    import numpy as np
+
+    from archc.runtime.inputs import concrete_shape
+
+    limit_text = os.environ.get(MAX_INPUT_BYTES_ENV, "").strip()
+    limit = int(limit_text) if limit_text.isdigit() else MAX_INPUT_BYTES
+    total = 0
+    for name, t in types.items():
+        count = 1
+        for d in concrete_shape(t, dims, name):
+            count *= d
+        total += count * np.dtype(t.dtype).itemsize
+    if total > limit:
+        raise UsageError(f"the random inputs would take {total:,} bytes, over the limit of {limit:,} "
+                         f"(check --batch and --dim, or raise {MAX_INPUT_BYTES_ENV})",
+                         location=Location("<command line>"))
 
 
 def parse_dims(args: argparse.Namespace) -> dict[str, int]:
@@ -139,11 +156,52 @@ def parse_dims(args: argparse.Namespace) -> dict[str, int]:
     dims: dict[str, int] = {"batch": args.batch}
     for item in args.dim:
         name, sep, size = item.partition("=")
-        if not sep or not size.strip().isdigit() or int(size) < 1:
-            raise UsageError(f"--dim expects NAME=SIZE with a positive size, got '{item}'",
-                             location=Location("<command line>"))
-        dims[name.strip()] = int(size)
+        try:
+            if not sep or not name.strip():
+                raise argparse.ArgumentTypeError("")
+            dims[name.strip()] = positive_int(size)
+        except argparse.ArgumentTypeError:
+            raise UsageError(f"--dim expects NAME=SIZE with a size from 1 to {MAX_SIZE:,}, got '{item}'",
+                             location=Location("<command line>")) from None
     return dims
+
+
+#: Largest batch or dimension size accepted on the command line (ONNX dims are int64; 2^31 - 1 is
+#: far beyond any input that fits in memory, and keeps every runtime's index arithmetic safe).
+MAX_SIZE = 2 ** 31 - 1
+#: Seeds are unsigned 64-bit numbers (numpy's and torch's generators take them).
+MAX_SEED = 2 ** 64 - 1
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number from 1 to :data:`MAX_SIZE`."""
+    return _bounded_int(text, 1, MAX_SIZE, "a whole number from 1")
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a seed, a whole number from 0 to 2^64 - 1."""
+    return _bounded_int(text, 0, MAX_SEED, "a whole number from 0")
+
+
+def tolerance(text: str) -> float:
+    """argparse type: a finite, non-negative number (a comparison tolerance)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got '{text}'")
+    return value
+
+
+def _bounded_int(text: str, low: int, high: int, expected: str) -> int:
+    stripped = text.strip()
+    if not re.fullmatch(r"[+-]?[0-9]{1,30}", stripped):
+        raise argparse.ArgumentTypeError(f"expected {expected} to {high:,}, got '{text}'")
+    value = int(stripped)
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected {expected} to {high:,}, got {value}")
+    return value
 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:

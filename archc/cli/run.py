@@ -13,8 +13,9 @@ import time
 import numpy as np
 
 from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, input_arrays,
-                              load_graph, write_atomic)
+                              load_graph, seed_int)
 from archc.errors import Location, UsageError
+from archc.fileio import require_regular_file, safe_file_stems, write_atomic
 from archc.ir import TensorType
 from archc.runtime.inputs import input_types
 
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", choices=("torch", "ort"), default="ort", help="default: ort (onnxruntime)")
     add_device_arguments(parser)
     add_input_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights and random inputs")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of weights and random inputs")
     parser.add_argument("--save", metavar="DIR", help="write each output as DIR/NAME.npy")
 
 
@@ -53,23 +54,36 @@ def run(args: argparse.Namespace) -> int:
     print(f"ran on {used} in {elapsed * 1000:.1f} ms; inputs: "
           + ", ".join(f"{k} {tuple(v.shape)}" for k, v in feeds.items()))
     for name, out in zip(names, outputs):
-        print(f"  {name}: shape {tuple(out.shape)} {out.dtype}  " + _stats(out))
+        shown = name if name.isprintable() else repr(name)  # a model's names may hold control characters
+        print(f"  {shown}: shape {tuple(out.shape)} {out.dtype}  " + _stats(out))
     if args.save:
-        save_outputs(args.save, names, outputs)
+        for name, path in zip(names, save_outputs(args.save, names, outputs)):
+            print(f"saved {name!r} to {path}")
     return 0
 
 
-def save_outputs(directory: str, names: list[str], outputs: list[np.ndarray]) -> None:
-    """Each output as DIRECTORY/NAME.npy, every file written whole or not at all."""
+def save_outputs(directory: str, names: list[str], outputs: list[np.ndarray]) -> list[str]:
+    """Each output as DIRECTORY/NAME.npy, every file written whole or not at all; the paths written.
+
+    Output names come from the model and may hold any text (``../x``, ``/abs``, NUL): each
+    becomes a plain, distinct file name inside DIRECTORY (:func:`archc.fileio.safe_file_stems`).
+    """
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UsageError(f"--save {directory}: not a directory", location=Location("<command line>"))
     try:
         os.makedirs(directory, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create the output directory: {exc.strerror}", location=Location(directory)) \
-            from None
-    for name, out in zip(names, outputs):
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not a valid directory name"
+        raise UsageError(f"--save {directory}: cannot create the directory: {reason}",
+                         location=Location("<command line>")) from None
+    written = []
+    for stem, out in zip(safe_file_stems(names), outputs):
         buffer = io.BytesIO()
         np.save(buffer, out)
-        write_atomic(os.path.join(directory, f"{name}.npy"), buffer.getvalue())
+        path = os.path.join(directory, f"{stem}.npy")
+        write_atomic(path, buffer.getvalue(), option="--save")
+        written.append(path)
+    return written
 
 
 def _stats(a: np.ndarray) -> str:
@@ -94,6 +108,9 @@ def _read_onnx_file(path: str) -> tuple[str, dict[str, TensorType], list[str]]:
     --dim) and its output names."""
     import onnx
 
+    if not os.path.exists(path):
+        raise UsageError("no such file", location=Location(path))
+    require_regular_file(path, "ONNX model")
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as exc:  # onnx raises several types for unreadable files

@@ -8,16 +8,16 @@ from __future__ import annotations
 import argparse
 
 from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, input_arrays,
-                              is_onnx_model, load_graph)
+                              is_onnx_model, load_graph, seed_int, tolerance)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec_arguments(parser, models=True)
     add_input_arguments(parser)
     add_device_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights (specs) and of random inputs")
-    parser.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (default 1e-3)")
-    parser.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the weights (specs) and of random inputs")
+    parser.add_argument("--rtol", type=tolerance, default=1e-3, help="relative tolerance (default 1e-3)")
+    parser.add_argument("--atol", type=tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
     parser.add_argument("--no-optimize", action="store_true", help="compare against the unoptimised ONNX build")
 
 

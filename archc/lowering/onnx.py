@@ -22,6 +22,7 @@ from onnx import helper
 
 import archc
 from archc.errors import SpecError
+from archc.fileio import write_atomic
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.types import TensorType
 from archc.lowering import graph_weights
@@ -249,6 +250,4 @@ def _write_tensor(tensor: onnx.TensorProto, name: str, array: np.ndarray) -> Non
 
 def save_onnx(model: onnx.ModelProto, path: str) -> None:
     """Write a model completely or not at all."""
-    from archc.cli.common import write_atomic
-
     write_atomic(path, model.SerializeToString())

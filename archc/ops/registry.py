@@ -7,10 +7,11 @@ registered ops: nothing named in a spec is ever imported.
 """
 from __future__ import annotations
 
-import sys
+import warnings
 from importlib import metadata
 from typing import Iterator, TypeVar
 
+from archc.errors import PluginWarning
 from archc.ops.base import ATTR_KINDS, ROLES, OpDef
 
 _OPS: dict[str, OpDef] = {}
@@ -45,8 +46,10 @@ def load_plugins() -> None:
     """Import ops from installed packages' ``archc.ops`` entry points (once).
 
     A plugin that fails to import, is not an OpDef subclass, or reuses a registered
-    name is skipped with a warning naming the entry point, so one broken package
-    does not take the tool down.
+    name is skipped with a :class:`~archc.errors.PluginWarning` naming the entry point
+    (issued through :mod:`warnings`; the CLI shows it), so one broken package does not
+    take the tool down. Only distributions on ``sys.path`` are searched: ``python -m archc``
+    removes the working directory from it first (see :mod:`archc.__main__`).
     """
     global _plugins_loaded
     if _plugins_loaded:
@@ -71,7 +74,7 @@ def load_plugins() -> None:
 
 
 def _warn(message: str) -> None:
-    print(f"archc: warning: {message}", file=sys.stderr)
+    warnings.warn(message, PluginWarning, stacklevel=3)
 
 
 def get(name: str) -> OpDef | None:

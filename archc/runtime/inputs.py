@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from archc.errors import Location, UsageError
+from archc.fileio import require_regular_file
 from archc.ir import Graph, TensorType
 
 
@@ -66,6 +67,7 @@ def read_inputs(types: dict[str, TensorType], specs: list[str]) -> dict[str, np.
                              location=Location("<command line>"))
         if not os.path.exists(path):
             raise UsageError("no such file", location=Location(path))
+        require_regular_file(path, "input array")
         try:
             arr = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as exc:

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from archc.errors import RuntimeFailure
+from archc.errors import Location, RuntimeFailure, SpecError
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -33,6 +33,19 @@ def run_onnx(model: bytes | str, feeds: dict[str, np.ndarray], device: str = "cp
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(model, options, providers=providers_for(device, allow_fallback))
+    providers = providers_for(device, allow_fallback)
+    where = Location(model) if isinstance(model, str) else None
+    try:
+        session = ort.InferenceSession(model, options, providers=providers)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own type per failure
+        raise SpecError(f"onnxruntime cannot load the model: {_first_line(exc)}", location=where) from None
     names = [o.name for o in session.get_outputs()]
-    return session.run(names, feeds), session.get_providers()
+    try:
+        return session.run(names, feeds), session.get_providers()
+    except Exception as exc:  # noqa: BLE001 - as above
+        raise SpecError(f"onnxruntime cannot run the model: {_first_line(exc)}", location=where) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

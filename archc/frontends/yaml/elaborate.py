@@ -10,7 +10,6 @@ the names that depend on it.
 """
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -22,21 +21,27 @@ from archc.ops.base import Attr, OpDef
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.expr import ExprError
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
-from archc.frontends.yaml.source import SList, SMap, load_yaml_file
+from archc.frontends.yaml.includes import read_includes
+from archc.frontends.yaml.source import SList, SMap
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _MAX_DEPTH = 64
 
 
 def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
-              profile: str | None = None) -> Graph:
-    """Build the IR for a parsed spec; raise SpecError listing every problem found."""
-    return _Elaborator(filename).run(doc, overrides or {}, profile)
+              profile: str | None = None, *, allow_include_anywhere: bool = False) -> Graph:
+    """Build the IR for a parsed spec; raise SpecError listing every problem found.
+
+    ``allow_include_anywhere`` lets ``include:`` read files outside the spec's folder
+    (see :mod:`archc.frontends.yaml.includes`).
+    """
+    return _Elaborator(filename, allow_include_anywhere).run(doc, overrides or {}, profile)
 
 
 class _Elaborator:
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, allow_include_anywhere: bool = False) -> None:
         self.filename = filename
+        self.allow_include_anywhere = allow_include_anywhere
         self.sink = DiagnosticSink()
         self.blocks: dict[str, SMap] = {}
         self.graph = Graph()
@@ -54,7 +59,7 @@ class _Elaborator:
         self.graph.params = dict(params)
         self.sink.raise_if_any()
 
-        for included in self._includes(doc):
+        for included in read_includes(doc, self.filename, self.sink, self.allow_include_anywhere):
             self._blocks(included)
         self._blocks(doc)
 
@@ -71,33 +76,6 @@ class _Elaborator:
         self._outputs(doc, scope)
         self.sink.raise_if_any()
         return self.graph
-
-    def _includes(self, doc: SMap) -> list[SMap]:
-        refs = doc.get("include")
-        if refs is None:
-            return []
-        if isinstance(refs, str):
-            refs, holder, keys = [refs], doc, ["include"]
-        elif isinstance(refs, SList):
-            holder, keys = refs, list(range(len(refs)))
-        else:
-            self._error("'include' must be a file name or a list of them", doc.where("include"))
-            return []
-        result = []
-        base = os.path.dirname(self.filename)
-        for ref, key in zip(refs, keys):
-            path = os.path.normpath(os.path.join(base, str(ref)))
-            try:
-                included = load_yaml_file(path)
-            except SpecError as exc:
-                self._error(f"cannot include '{ref}': {exc.diagnostics[0].message}", holder.where(key))
-                continue
-            if not isinstance(included, SMap):
-                self._error(f"included file '{ref}' must be a mapping with 'blocks'", holder.where(key))
-                continue
-            self._check_keys(included, schema.INCLUDE_KEYS, "in an included file")
-            result.append(included)
-        return result
 
     def _blocks(self, doc: SMap) -> None:
         blocks = doc.get("blocks")

@@ -46,5 +46,6 @@ EXPECT_KINDS = (*Kind.words(), EXPECT_NONE)
 
 INCLUDE_KEYS = {
     "doc": "free text",
+    "include": "further YAML files (relative to this file) whose 'blocks' the including spec may use",
     "blocks": "reusable blocks, as under a spec's 'blocks:'",
 }

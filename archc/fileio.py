@@ -1,0 +1,279 @@
+"""Reading and writing files safely: what archc opens, and how it writes its outputs.
+
+Reading: a spec and the files it includes are read through :func:`read_text`, which
+looks at a path with ``os.stat`` before opening it (a device, a directory or, for
+included files, a FIFO is never opened), opens without blocking, checks again on the
+open descriptor, and reads at most a bounded number of bytes.
+
+Writing: every output goes through :func:`write_atomic`. On Linux the data is written
+to an anonymous ``O_TMPFILE`` file that gets a name only once it is complete, so a
+process killed mid-write (even by SIGKILL) leaves neither a partial output nor a
+temporary file; elsewhere a named temporary in the same directory is removed on any
+exception (the CLI turns SIGTERM into one). Files are created with mode 0666 minus
+the user's umask, like any other tool's output.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import stat
+from typing import Iterable
+
+from archc.errors import Location, SpecError, UsageError
+
+#: Largest spec or included file read, in bytes (and the most all of one spec's files may add up to).
+MAX_SPEC_BYTES = 16 * 1024 * 1024
+#: Environment variable that raises :data:`MAX_SPEC_BYTES`.
+MAX_SPEC_BYTES_ENV = "ARCHC_MAX_SPEC_BYTES"
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+
+
+def file_kind(mode: int) -> str:
+    """What a ``st_mode`` describes, in words ("a regular file", "a directory", ...)."""
+    for test, words in _KINDS:
+        if test(mode):
+            return words
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def max_spec_bytes() -> int:
+    """The size bound on spec files: :data:`MAX_SPEC_BYTES`, or the environment's override."""
+    text = os.environ.get(MAX_SPEC_BYTES_ENV, "").strip()
+    if not text:
+        return MAX_SPEC_BYTES
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"{MAX_SPEC_BYTES_ENV} must be a positive number of bytes, got '{text}'",
+                         location=Location("<environment>"))
+    return int(text)
+
+
+class UnreadableFile(Exception):
+    """A file archc will not or cannot read; the message says why (never quoting the file)."""
+
+
+def read_text(path: str, *, what: str = "spec", allow_pipe: bool = False) -> str:
+    """The UTF-8 text of the file at ``path``, read only if it is a regular file of bounded size.
+
+    ``allow_pipe`` also accepts a FIFO (a spec given on the command line as ``/dev/stdin`` or
+    ``<(...)``); it is still read no further than the limit. Errors are :class:`SpecError`
+    located at ``path`` that name what was found and what was expected, never the file's content.
+    """
+    try:
+        return read_bounded_text(path, max_spec_bytes(), allow_pipe=allow_pipe)
+    except UnreadableFile as exc:
+        raise SpecError(f"cannot read the {what}: {exc}", location=Location(path)) from None
+
+
+def require_regular_file(path: str, what: str) -> None:
+    """Raise :class:`SpecError` at ``path`` unless it is an existing regular file (checked before
+    a library opens it, so a FIFO cannot block and a device cannot be read without end)."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"cannot read the {what}: {_reason(exc)}", location=Location(path)) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SpecError(f"cannot read the {what}: it is {file_kind(info.st_mode)}, expected a regular file",
+                        location=Location(path))
+
+
+def read_bounded_text(path: str, limit: int, allow_pipe: bool = False) -> str:
+    """Like :func:`read_text` with an explicit byte limit; raises :class:`UnreadableFile`."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise UnreadableFile(_reason(exc)) from None
+    if not (stat.S_ISREG(info.st_mode) or (allow_pipe and stat.S_ISFIFO(info.st_mode))):
+        expected = "a regular file" + (" or a pipe" if allow_pipe else "")
+        raise UnreadableFile(f"it is {file_kind(info.st_mode)}, expected {expected}")
+    if stat.S_ISREG(info.st_mode) and info.st_size > limit:
+        raise UnreadableFile(_too_big(info.st_size, limit))
+    data = _read_bounded(path, info, limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnreadableFile("it is not UTF-8 text") from None
+
+
+def _read_bounded(path: str, info: os.stat_result, limit: int) -> bytes:
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    if stat.S_ISREG(info.st_mode):
+        flags |= getattr(os, "O_NONBLOCK", 0)  # if the path was swapped for a FIFO, opening must not wait
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise UnreadableFile(_reason(exc)) from None
+    with open(fd, "rb") as fh:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+            raise UnreadableFile("the file was replaced while it was being opened")
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise UnreadableFile(_reason(exc)) from None
+    if len(data) > limit:
+        raise UnreadableFile(_too_big(None, limit))
+    return data
+
+
+def _too_big(size: int | None, limit: int) -> str:
+    found = f"{size:,} bytes" if size is not None else f"over {limit:,} bytes"
+    return (f"it is too large ({found}; the limit is {limit:,} bytes, "
+            f"raised by the environment variable {MAX_SPEC_BYTES_ENV})")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ValueError):
+        return "the path contains a NUL byte"
+    return (exc.strerror or str(exc)).lower() if isinstance(exc, OSError) else str(exc)
+
+
+# -- outputs ------------------------------------------------------------------------------
+
+def _output_error(message: str, path: str, option: str | None) -> UsageError:
+    """An output problem: at ``<command line>`` naming the option when a flag gave the path."""
+    if option:
+        return UsageError(f"{option} {path}: {message}", location=Location("<command line>"))
+    return UsageError(message, location=Location(path))
+
+
+def check_output_path(path: str, option: str | None = None) -> None:
+    """Refuse an output path archc must not write: a directory, a device, a FIFO, a missing folder.
+
+    ``option`` names the flag that gave the path (``-o``); errors are then located at
+    ``<command line>``. An existing regular file (or a link to one) is fine: it is replaced.
+    """
+    if not path or "\0" in path:
+        raise _output_error("not a valid file name", path.replace("\0", "\\0"), option)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise _output_error(f"the output directory does not exist: {directory}", path, option) from None
+        return
+    except OSError as exc:
+        raise _output_error(f"cannot write the output: {_reason(exc)}", path, option) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise _output_error("the output is a directory; give a file name", path, option)
+    if not stat.S_ISREG(info.st_mode):
+        raise _output_error(f"the output is {file_kind(info.st_mode)}; archc writes only regular files "
+                            "(it never replaces a device or a pipe)", path, option)
+
+
+def write_atomic(path: str, data: bytes | str, option: str | None = None) -> None:
+    """Write ``data`` to ``path`` completely or not at all, leaving no temporary file behind.
+
+    A new file gets mode 0666 minus the umask. ``option`` names the command-line flag that
+    gave ``path``, for the error location. Raises :class:`UsageError` on any failure.
+    """
+    check_output_path(path, option)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        if not _write_anonymous(directory, path, payload):
+            _write_named(directory, path, payload)
+    except OSError as exc:  # permissions, a full disk: say so; nothing is left behind
+        raise _output_error(f"cannot write the output: {_reason(exc)}", path, option) from None
+
+
+def _write_anonymous(directory: str, path: str, payload: bytes) -> bool:
+    """Linux: write an unnamed O_TMPFILE file, then give it its name. False where unsupported."""
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+    if not tmpfile or not os.path.isdir("/proc/self/fd"):
+        return False
+    try:
+        fd = os.open(directory, tmpfile | os.O_WRONLY | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno in _NO_TMPFILE:
+            return False
+        raise
+    with open(fd, "wb") as fh:
+        _write_payload(fh, payload)
+        fh.flush()
+        temp = _link_into_place(f"/proc/self/fd/{fd}", directory, path)
+    if temp is None:
+        return False
+    if temp == path:
+        return True
+    try:  # the temporary name exists only for the two system calls between link and rename
+        os.replace(temp, path)
+    except BaseException:
+        _unlink_quietly(temp)
+        raise
+    return True
+
+
+def _link_into_place(proc_path: str, directory: str, path: str) -> str | None:
+    """Name the anonymous file: ``path`` itself when new, else a temporary name; None if linking fails."""
+    try:
+        os.link(proc_path, path)  # a new output gets its final name directly: no temporary name at all
+        return path
+    except FileExistsError:
+        pass
+    except OSError:  # /proc links refused (a sandbox): fall back to a named temporary
+        return None
+    temp = _temp_name(directory, path)
+    try:
+        os.link(proc_path, temp)
+    except OSError:
+        return None
+    return temp
+
+
+_NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
+
+
+def _write_named(directory: str, path: str, payload: bytes) -> None:
+    """Elsewhere: a named temporary in the same directory, renamed into place, removed on any failure."""
+    temp = _temp_name(directory, path)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        with open(fd, "wb") as fh:
+            _write_payload(fh, payload)
+        os.replace(temp, path)
+    except BaseException:  # KeyboardInterrupt and the CLI's SIGTERM exit included
+        _unlink_quietly(temp)
+        raise
+
+
+def _write_payload(fh, payload: bytes) -> None:
+    fh.write(payload)
+
+
+def _temp_name(directory: str, path: str) -> str:
+    return os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.archc-tmp")
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._+-]+")
+_MAX_STEM = 120
+
+
+def safe_file_stems(names: Iterable[str]) -> list[str]:
+    """A distinct, plain file name stem for each name (output names may hold any text).
+
+    Separators, NUL and other unusual characters become ``_``; leading dots are dropped (no
+    ``..``, no hidden files); empty names become ``output``; stems are cut to 120 characters
+    and made distinct (ignoring case, for case-insensitive file systems) with ``_2``, ``_3``...
+    """
+    stems: list[str] = []
+    taken: set[str] = set()
+    for name in names:
+        stem = _UNSAFE_CHARS.sub("_", name).lstrip(".")[:_MAX_STEM] or "output"
+        candidate, n = stem, 1
+        while candidate.lower() in taken:
+            n += 1
+            candidate = f"{stem}_{n}"
+        taken.add(candidate.lower())
+        stems.append(candidate)
+    return stems
