@@ -13,8 +13,9 @@ import argparse
 import io
 import sys
 
-from archc.cli.common import is_onnx_model, write_atomic
+from archc.cli.common import is_onnx_model
 from archc.errors import Location, UsageError
+from archc.fileio import check_output_path, write_atomic
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     if not is_onnx_model(args.spec):
         raise UsageError("archc spec reads an ONNX model (.onnx); a YAML spec is a spec already",
                          location=Location(args.spec))
+    check_output_path(args.output, "-o")
+    if args.weights_out:
+        check_output_path(args.weights_out, "--weights-out")
     graph = load_onnx(args.spec)
     spec, rename = to_spec(graph)
     text = dump_spec(spec, args.spec)
@@ -39,13 +43,13 @@ def run(args: argparse.Namespace) -> int:
     state = _state_dict(graph, rename) if args.weights_out else None
     if state is not None:
         _check_keys(rebuilt, state, args.weights_out)
-    write_atomic(args.output, text)
+    write_atomic(args.output, text, option="-o")
     if state is not None:
         import torch
 
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        write_atomic(args.weights_out, buffer.getvalue())
+        write_atomic(args.weights_out, buffer.getvalue(), option="--weights-out")
     blocks = len(spec.get("blocks", {}))
     print(f"wrote {args.output}: {len(text.splitlines())} lines, {blocks} block{'s' * (blocks != 1)}, "
           f"{len(rebuilt)} nodes" + (f"; weights in {args.weights_out}" if state is not None else ""),
