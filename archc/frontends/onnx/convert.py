@@ -1,4 +1,5 @@
-"""ONNX op type -> native IR op: one small converter per ONNX op, in the :data:`CONVERTERS` table.
+"""ONNX op type -> native IR op: one small converter per ONNX op, registered (``@converts``) in the
+importer's :data:`~archc.frontends.onnx.importer.CONVERTERS` table.
 
 A converter gets the :class:`~archc.frontends.onnx.importer.Importer` and the ONNX node.
 It reads constant and shape-type inputs (``im.const``, ``im.static``), asks for data
@@ -18,13 +19,13 @@ bias (likewise a constant per-channel ``Add`` after a bias-free conv); ``Gemm`` 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 
 from archc.errors import ShapeError
-from archc.frontends.onnx.importer import Fallback
+from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, converts
 from archc.frontends.onnx.values import Const, short_float
 from archc.ir.graph import Value
 from archc.ir.types import Dim
@@ -32,20 +33,7 @@ from archc.ir.types import Dim
 if TYPE_CHECKING:
     from archc.frontends.onnx.importer import Importer
 
-Converter = Callable[["Importer", onnx.NodeProto], Optional[list]]
-
-#: ONNX op type (default domain) -> converter
-CONVERTERS: dict[str, Converter] = {}
-
 _INT64_MAX = 2 ** 63 - 1
-
-
-def converts(*op_types: str) -> Callable[[Converter], Converter]:
-    def register(fn: Converter) -> Converter:
-        for op_type in op_types:
-            CONVERTERS[op_type] = fn
-        return fn
-    return register
 
 
 def _input(node: onnx.NodeProto, i: int) -> str:
@@ -78,6 +66,7 @@ def _window(im: "Importer", node: onnx.NodeProto, n: int, kernel: tuple[int, ...
     strides = list(a.get("strides", [1] * n))
     dilations = list(a.get("dilations", [1] * n))
     auto_pad = a.get("auto_pad", "NOTSET")
+    _require_window(strides, dilations, kernel, a.get("pads", []))
     if auto_pad == "NOTSET":
         pads = list(a.get("pads", [0] * 2 * n))
         if pads[:n] != pads[n:]:
@@ -91,6 +80,17 @@ def _window(im: "Importer", node: onnx.NodeProto, n: int, kernel: tuple[int, ...
         raise Fallback(f"auto_pad {auto_pad}")
     return {"kernel_size": _compact(kernel), "stride": _compact(strides), "padding": padding,
             "dilation": _compact(dilations)}
+
+
+def _require_window(strides, dilations, kernel, pads, groups: int = 1) -> None:
+    """Fallback unless a window's numbers make a layer: positive strides, dilations, kernel and
+    groups, pads not negative (a mutated or hostile model stays an onnx_node, checked by ONNX)."""
+    try:
+        ok = all(int(v) >= 1 for v in [*strides, *dilations, *kernel, groups]) and all(int(p) >= 0 for p in pads)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise Fallback("a window with a non-positive stride, dilation, kernel or group, or a negative pad")
 
 
 def _optional_const(im: "Importer", node: onnx.NodeProto, index: int) -> np.ndarray | None:
@@ -114,6 +114,7 @@ def conv(im: "Importer", node: onnx.NodeProto):
     x = im.tensor(node.input[0])
     n = w.ndim - 2
     kernel = tuple(im.attrs(node).get("kernel_shape", w.shape[2:]))
+    _require_window([], [], [], [], groups=im.attrs(node).get("group", 1))
     attrs = {"out_channels": int(w.shape[0]), "groups": int(im.attrs(node).get("group", 1)),
              "bias": b is not None, **_window(im, node, n, kernel)}
     weights = {"weight": w, **({"bias": b} if b is not None else {})}
@@ -130,6 +131,8 @@ def conv_transpose(im: "Importer", node: onnx.NodeProto):
     x = im.tensor(node.input[0])
     n = w.ndim - 2
     groups = int(a.get("group", 1))
+    _require_window(a.get("strides", []), a.get("dilations", []), a.get("kernel_shape", []), a.get("pads", []),
+                    groups)
     pads = list(a.get("pads", [0] * 2 * n))
     if pads[:n] != pads[n:]:
         return None
