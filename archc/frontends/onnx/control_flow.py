@@ -17,7 +17,7 @@ reports the node).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 import onnx
@@ -25,8 +25,23 @@ from onnx import helper, numpy_helper
 
 from archc.frontends.onnx.values import Const
 
-if TYPE_CHECKING:
-    from archc.frontends.onnx.importer import Importer
+
+class Importer(Protocol):
+    """What unrolling uses of :class:`archc.frontends.onnx.importer.Importer` (which imports this
+    module, so it is not imported here)."""
+
+    values: dict[str, Any]
+    consumers: dict[str, int]
+    _computed: dict[tuple, Any]
+    _fresh: int
+
+    def _process(self, node: onnx.NodeProto) -> None: ...
+    def _fail(self, message: str, node: onnx.NodeProto | None = None) -> None: ...
+    def attrs(self, node: onnx.NodeProto) -> dict[str, Any]: ...
+    def const(self, name: str) -> np.ndarray | None: ...
+    def otype(self, name: str) -> Any: ...
+    def bind(self, name: str, rec: Any) -> None: ...
+    def alias(self, out: str, source: str) -> Any: ...
 
 #: the longest loop archc unrolls
 MAX_ITERATIONS = 256
