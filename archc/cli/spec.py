@@ -61,7 +61,7 @@ def _state_dict(graph, rename: dict[str, str]) -> dict:
     """The model's weights as a torch state_dict under the spec's node names."""
     import torch
 
-    from archc.ir.weights import param_entries
+    from archc.ops.weights import param_entries
     from archc.lowering import graph_weights
     from archc.ops.base import param_key
 
@@ -73,7 +73,7 @@ def _state_dict(graph, rename: dict[str, str]) -> dict:
 def _check_keys(rebuilt, state: dict, where: str) -> None:
     """The spec's graph must take exactly these weights (else the writer has a bug: say so)."""
     from archc.errors import SpecError
-    from archc.ir.weights import param_entries
+    from archc.ops.weights import param_entries
 
     expected = {e.key: tuple(e.spec.shape) for e in param_entries(rebuilt)}
     got = {k: tuple(v.shape) for k, v in state.items()}
