@@ -206,3 +206,14 @@ nodes:
 """)
     module = build_module(graph, seed=0)
     assert module(torch.randn(2, 8, 8, 8)).shape == (2, 16, 8, 8)
+
+
+def test_long_parenthesised_lambda_stays_a_lambda_when_split():
+    from archc.lowering.pyformat import split_statement
+
+    text = ("y = (lambda t, s: t.reshape(tuple(s)) + t.reshape(tuple(s)) * 2 + t.reshape(tuple(s)) * 3)"
+            "(x_input_tensor_with_a_long_name, shape_with_a_long_name)")
+    lines = split_statement(text, "")
+    scope = {"x_input_tensor_with_a_long_name": torch.arange(4.0), "shape_with_a_long_name": [2, 2]}
+    exec("\n".join(lines), {}, got := dict(scope))
+    assert torch.equal(got["y"], torch.arange(4.0).reshape(2, 2) * 6)

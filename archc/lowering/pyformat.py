@@ -10,6 +10,7 @@ shipped spec's file with ``ruff format --check``.
 """
 from __future__ import annotations
 
+import ast
 import re
 
 __all__ = ["LINE_LENGTH", "split_statement"]
@@ -105,6 +106,34 @@ def _magic_comma(text: str) -> bool:
     return False
 
 
+def _is_tuple(body: str) -> bool:
+    """Whether ``(body)`` is a tuple display (as opposed to a parenthesised expression)."""
+    try:
+        return isinstance(ast.parse(f"({body})", mode="eval").body, ast.Tuple)
+    except SyntaxError:
+        return body.rstrip().endswith(",") or len(_top_level_commas(body)) > 1
+
+
+def _is_comprehension(opener: str, body: str) -> bool:
+    """Whether ``[body]`` / ``{body}`` / ``(body)`` is a comprehension (its commas are not elements)."""
+    closer = _CLOSE[_OPEN.index(opener)]
+    try:
+        node = ast.parse(f"{opener}{body}{closer}", mode="eval").body
+    except SyntaxError:
+        return False
+    return isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp))
+
+
+def _is_generator_argument(body: str) -> bool:
+    """Whether ``f(body)`` passes one bare generator expression (which takes no trailing comma)."""
+    try:
+        call = ast.parse(f"f({body})", mode="eval").body
+    except SyntaxError:
+        return False
+    return isinstance(call, ast.Call) and len(call.args) == 1 and not call.keywords \
+        and isinstance(call.args[0], ast.GeneratorExp)
+
+
 def _is_call(text: str, open_: int) -> bool:
     before = text[:open_].rstrip()
     return bool(before) and (before[-1].isalnum() or before[-1] in "_)]")
@@ -118,9 +147,10 @@ def _split_at(text: str, open_: int, close: int, indent: str) -> list[str]:
         and not _is_call(text, open_)
     lines = [indent + head]
     subscript = text[open_] == "[" and _is_call(text, open_)  # x[...]: a comma would make a tuple
-    # (a + b): a parenthesised expression, where a trailing comma would make a tuple
-    grouping = text[open_] == "(" and not _is_call(text, open_) and len(elements) == 1 \
-        and not body.rstrip().endswith(",")
+    # (a + b), (lambda a, b: ...), (x for x in y): a parenthesised expression, not a tuple,
+    # where splitting at commas (and adding one) would change what it means
+    grouping = _is_comprehension(text[open_], body) or text[open_] == "(" and (
+        _is_generator_argument(body) if _is_call(text, open_) else not _is_tuple(body))
     if grouping:
         lines.extend(split_statement(body.strip(), inner))
     elif subscript or body.strip() and len(inner) + len(body.strip()) <= LINE_LENGTH and (

@@ -23,7 +23,7 @@ def bins(length: int, out: int) -> list[tuple[int, int]]:
 
 
 class _AdaptivePool(OpDef):
-    attrs = {"output_size": Attr("ints", 1, doc="spatial output size: one int for every spatial dim, or one per dim")}
+    attrs = {"output_size": Attr("ints", 1, min=1, doc="spatial output size: one int for every spatial dim, or one per dim")}
     role = "pool"
     #: PyTorch function stem and the ONNX ops for each lowering path
     torch_stem: str = ""

@@ -107,7 +107,7 @@ class PositionEmbedding(OpDef):
     doc = "Adds a learned (1, *dims) tensor to an (N, *dims) input, e.g. ViT's (1, S, D) position embedding."
     attrs = {
         "init_std": Attr("float", 0.02, min=0, doc="initial values N(0, init_std) (torchvision's ViT: 0.02); 0: zeros"),
-        "max_len": Attr("int", None, doc="a table of max_len positions along dim 1, sliced to the input's "
+        "max_len": Attr("int", None, min=1, doc="a table of max_len positions along dim 1, sliced to the input's "
                                          "length (GPT-2's wpe); the input's dim 1 may then be symbolic"),
     }
     role = "layer"
