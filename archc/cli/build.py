@@ -39,14 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch target: also save the weights, so the .py module and the ONNX build match")
 
 
-def prepare(graph: Graph, args: argparse.Namespace, imported: bool = False) -> Graph:
-    """Weights (loaded, initialised, or an ONNX model's own) and, for inference builds, the
-    optimised graph.
-
-    An imported ONNX model keeps its initializers bit for bit: it is not re-seeded, and it
-    is optimised (batchnorm folded into the weights) only when ``--eval`` asks for it.
-    """
-    from archc.ir.weights import initialize
+def load_weights_for(graph: Graph, args: argparse.Namespace, imported: bool = False) -> None:
+    """Fill ``graph.weights``: loaded (``--weights``), initialised (``--seed``), or, for an
+    imported ONNX model, its own initializers kept bit for bit (not re-seeded)."""
+    from archc.ops.weights import initialize
 
     if args.weights:
         from archc.lowering.torch import load_weights
@@ -56,14 +52,13 @@ def prepare(graph: Graph, args: argparse.Namespace, imported: bool = False) -> G
         load_weights(graph, args.weights)
     elif not imported:
         initialize(graph, args.seed or 0)
-    optimize = not args.no_optimize and (args.eval or (args.target == "onnx" and not imported))
-    if optimize:
-        from archc.lowering.optimize import optimize_for_inference
 
-        # The command owns this graph and its freshly made arrays: folding into them saves
-        # copying most of the weights.
-        graph = optimize_for_inference(graph, inplace=True)
-    return graph
+
+def optimizes(args: argparse.Namespace, imported: bool = False) -> bool:
+    """Whether the build is optimised for inference: ONNX builds of specs unless
+    ``--no-optimize``, any build with ``--eval`` (an imported model only then, so its
+    weights travel unchanged otherwise)."""
+    return not args.no_optimize and (args.eval or (args.target == "onnx" and not imported))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,17 +73,24 @@ def run(args: argparse.Namespace) -> int:
     graph = load_graph(args)
     # The labels of the graph as written: both targets print them at the merge nodes.
     labels = merge_labels(analyze(graph, paths=False))
-    graph = prepare(graph, args, imported)
+    load_weights_for(graph, args, imported)
+    optimize = optimizes(args, imported)
     if args.target == "onnx":
-        from archc.lowering.onnx import OPSET, to_onnx
+        from archc.lowering.onnx import OPSET, build_onnx
 
-        model = to_onnx(graph, args.seed or 0, labels=labels)
+        # The command owns this graph and its freshly made arrays: folding into them saves
+        # copying most of the weights.
+        model = build_onnx(graph, seed=args.seed or 0, optimize=optimize, labels=labels, inplace=True)
         write_atomic(args.output, model.SerializeToString(), option="-o")
         print(f"wrote {args.output}: ONNX opset {OPSET}, {len(model.graph.node)} nodes, "
               f"{len(model.graph.initializer)} initializers", file=sys.stderr)
         return 0
     from archc.lowering.torch import generate_source
 
+    if optimize:
+        from archc.lowering.optimize import optimize_for_inference
+
+        graph = optimize_for_inference(graph, inplace=True)
     source = generate_source(graph, labels=labels)
     if args.state_dict:
         import torch

@@ -10,7 +10,7 @@ is sound, and nodes no output depends on are removed (:meth:`Graph.eliminate_dea
 from __future__ import annotations
 
 from archc.ir.graph import Graph, Node, verify_in_debug
-from archc.ir.weights import initialize
+from archc.ops.weights import initialize
 from archc.ops import registry
 
 __all__ = ["optimize_for_inference", "drop_identities", "fold_affine"]

@@ -10,7 +10,7 @@ The importer walks the ONNX graph in its (topological) order:
    are folded; ``Shape`` and the arithmetic on it are evaluated symbolically
    (:mod:`archc.frontends.onnx.values`). Such values never become IR nodes unless a node uses them
    as data: a Reshape reads its target, a Resize its scales, from them.
-3. Every other node goes through :data:`archc.frontends.onnx.convert.CONVERTERS`, one
+3. Every other node goes through :data:`CONVERTERS` (filled by :mod:`archc.frontends.onnx.convert`), one
    converter per ONNX op type, which maps it to a native IR op (conv, batchnorm,
    linear from MatMul + bias, scale from a multiplication by a literal, ...), or
    makes it disappear (Identity, Dropout, same-dtype Cast, a reshape that changes
@@ -33,7 +33,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Container, Optional
 
 import numpy as np
 import onnx
@@ -43,11 +43,13 @@ from archc.errors import Location, ShapeError, SpecError
 from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, Sym, Tensor, as_symbolic,
                                          attributes, evaluate_symbolic, fold, is_static_int)
 from archc.ir.graph import Graph, Node, Value, verify_in_debug
+from archc.ir.names import Namespace
 from archc.ir.types import Dim, TensorType
 from archc.ops import onnx_node as _onnx_node  # (importing it registers the fallback op)
 from archc.ops import registry
+from archc.ops.nodes import NodeError, build_node
 
-__all__ = ["Fallback", "Importer", "from_onnx", "load_onnx"]
+__all__ = ["CONVERTERS", "Fallback", "Importer", "converts", "from_onnx", "load_onnx"]
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 #: ops that pass their first input through unchanged at inference
@@ -59,6 +61,22 @@ class Fallback(Exception):
 
     The only exception a converter may use to decline: any other one is a bug and propagates.
     """
+
+
+Converter = Callable[["Importer", onnx.NodeProto], Optional[list]]
+
+#: ONNX op type (default domain) -> converter; :mod:`archc.frontends.onnx.convert` fills it
+#: (the package imports it), so the importer never imports its converters.
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converts(*op_types: str) -> Callable[[Converter], Converter]:
+    """Register the decorated function as the converter of ``op_types``."""
+    def register(fn: Converter) -> Converter:
+        for op_type in op_types:
+            CONVERTERS[op_type] = fn
+        return fn
+    return register
 
 
 @dataclass(frozen=True)
@@ -177,12 +195,10 @@ class Importer:
         self._attrs: dict[tuple, dict[str, Any]] = {}
         self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
         self._fresh = 0
-        self._taken: set[str] = set()
+        self._names = Namespace()                # IR node names given so far
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> Graph:
-        from archc.frontends.onnx.convert import CONVERTERS
-
         self.converters = CONVERTERS
         g = self.model.graph
         self._infer_types()
@@ -466,23 +482,11 @@ class Importer:
         opdef = registry.get(op)
         if opdef is None:
             raise Fallback(f"no op '{op}'")
-        full: dict[str, Any] = {}
-        for key, spec in opdef.attrs.items():
-            if key in attrs:
-                value = attrs[key]
-                full[key] = tuple(value) if isinstance(value, list) else value
-            elif spec.required:
-                raise Fallback(f"op '{op}' needs '{key}'")
-            else:
-                full[key] = spec.default
-        if set(attrs) - set(opdef.attrs):
-            raise Fallback(f"op '{op}' has no attributes {sorted(set(attrs) - set(opdef.attrs))}")
-        ir = Node(name="?", op=opdef.name, attrs=full, inputs=list(inputs), location=self.where,
-                  meta={"onnx_name": node.name})
         ins = [self.graph.type_of(v) for v in inputs]
         try:
-            ir.outputs = opdef.infer(ir, ins)
-        except ShapeError as exc:  # the native op cannot express this node's shapes
+            ir = build_node(opdef, "?", {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()},
+                            inputs, ins, location=self.where, meta={"onnx_name": node.name})
+        except (NodeError, ShapeError) as exc:  # the native op cannot express this node
             raise Fallback(f"op '{op}': {exc}") from None
         if check:
             self.check_types(node, ir.outputs)
@@ -547,11 +551,7 @@ class Importer:
         return f"unk{self._fresh}"
 
     def unique_name(self, base: str) -> str:
-        name, i = base, 1
-        while name in self._taken:
-            name, i = f"{base}_{i}", i + 1
-        self._taken.add(name)
-        return name
+        return self._names.take(base)
 
     def _default_name(self, node: onnx.NodeProto) -> str:
         scope, leaf = split_name(node.name) if node.name else (None, "")
@@ -601,18 +601,14 @@ class Importer:
             for i in range(1, len(parts)):
                 p = ".".join(parts[:i])
                 prefixes[p] = prefixes.get(p, 0) + 1
-        taken = set(self.graph.inputs)
+        taken = Namespace(self.graph.inputs)
         result: dict[str, str] = {}
         for node in nodes:
             scope = parsed[node.name]
             base = node.name
             if scope and scopes[scope] == 1 and prefixes.get(scope, 0) == 1 and scope not in taken:
                 base = scope
-            name, i = base, 1
-            while name in taken:
-                name, i = f"{base}_{i}", i + 1
-            taken.add(name)
-            result[node.name] = name
+            result[node.name] = taken.take(base)
         return result
 
 
@@ -689,7 +685,7 @@ def _schema(node: onnx.NodeProto, opsets: dict[str, int]):
         return None
 
 
-def _param_name(schema, index: int, taken: Iterable[str]) -> str:
+def _param_name(schema, index: int, taken: Container[str]) -> str:
     """A weight's name from the op schema's input name (``w``, ``b``), else ``input{index}``."""
     base = f"input{index}"
     if schema is not None and schema.inputs:
@@ -697,10 +693,7 @@ def _param_name(schema, index: int, taken: Iterable[str]) -> str:
         base = _clean(formal.name).lower() or base
         if index >= len(schema.inputs):  # variadic tail
             base = f"{base}{index}"
-    name, i = base, 1
-    while name in taken:
-        name, i = f"{base}{i}", i + 1
-    return name
+    return Namespace(also_taken=taken, suffix=lambda stem, i: f"{stem}{i}").free(base)
 
 
 def _constant_value(node: onnx.NodeProto, importer: Importer) -> np.ndarray:
