@@ -15,7 +15,7 @@ import numpy as np
 from archc.analysis.hierarchy import levels
 from archc.ir import Graph, TensorType
 from archc.ir.graph import Node
-from archc.ir.weights import param_specs
+from archc.ops.weights import param_specs
 from archc.ops import registry
 
 

@@ -18,9 +18,8 @@ from archc.analysis.hierarchy import Level, box_level, levels
 from archc.analysis.report import Analysis
 from archc.ir import Graph
 from archc.ir.graph import Node
-from archc.ir.types import format_shape
 from archc.ir.vocab import SKIP_KINDS, Carries, Kind
-from archc.ir.weights import count_params
+from archc.ops.weights import count_params
 
 #: an edge's class: the main path, a skip kind, or pooling indices
 MAIN = "main"
@@ -145,6 +144,11 @@ def build_view(graph: Graph, analysis: Analysis, labels: dict[str, str] | None =
         where[f"\0output:{k}"] = out.id
     _edges(graph, analysis, view, where)
     return view
+
+
+def format_shape(shape: tuple) -> str:
+    """``(N, 64, 56, 56)``: a shape as people write it."""
+    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 def _cluster(view: View, ids: dict[str, int], open_levels: tuple[Level, ...]) -> int | None:
