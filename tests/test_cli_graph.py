@@ -87,6 +87,16 @@ def test_collapse_draws_block_instances_as_boxes(run_archc, tmp_path):
     assert _edge_colors(collapsed.read_text()).get(EDGE_STYLES[Kind.RESIDUAL].color, 0) >= 15
 
 
+def test_collapse_boxes_innermost_blocks_and_keeps_recursive_levels_open(run_archc, tmp_path):
+    """U-Net: each double conv one box, the recursive levels stay frames, the long skips stay drawn."""
+    out = tmp_path / "unet.dot"
+    run_archc("graph", str(SPECS / "unet.yaml"), "--collapse", "-o", str(out), check=True)
+    source = out.read_text()
+    assert source.count("shape=box3d") == 9                       # 4 encoders, the bottom, 4 decoders
+    assert len(re.findall(r'label="[^"]*\(level\)"', source)) == 5   # net, net.inner, ... frames
+    assert _edge_colors(source).get(EDGE_STYLES[Kind.LONG_SKIP].color, 0) == 4 + 1  # and the legend
+
+
 def test_onnx_input(run_archc, tmp_path):
     torch = pytest.importorskip("torch")
     from torch import nn

@@ -9,6 +9,7 @@ that ``archc summary --depth N`` adds up. The levels come from the nodes' scopes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from archc.ir.graph import Node
 
@@ -40,17 +41,32 @@ def levels(node: Node) -> tuple[Level, ...]:
     return tuple(out)
 
 
-def box_level(node_levels: tuple[Level, ...], depth: int | None, collapse: bool) -> int | None:
+def leaf_blocks(all_levels: Iterable[tuple[Level, ...]]) -> set[str]:
+    """Block types of which some instance holds no other block instance (ResNet's basic block,
+    even where an instance holds a projection block; U-Net's double conv; DenseNet's dense
+    layer), given every node's levels. A type whose every instance holds blocks (U-Net's
+    recursive level, DenseNet's dense block) is not one."""
+    holders: dict[str, str] = {}   # instance path -> its block type
+    holding: set[str] = set()      # instance paths that hold another block instance
+    for node_levels in all_levels:
+        inner = [lv for lv in node_levels if lv.block is not None]
+        holders.update((lv.path, lv.block) for lv in inner)
+        holding.update(lv.path for lv in inner[:-1])
+    return {block for path, block in holders.items() if path not in holding}
+
+
+def box_level(node_levels: tuple[Level, ...], depth: int | None, leaves: set[str] | None = None) -> int | None:
     """Index of the level drawn as one box for a node with ``node_levels``, or None (drawn itself).
 
     ``depth``: levels from index ``depth`` on are folded into the box of level ``depth``;
-    ``collapse``: every outermost block instance is a box (repeat groups stay open around it).
+    ``leaves`` (for ``--collapse``, from :func:`leaf_blocks`): a node inside an instance of one of
+    these block types is drawn as the outermost such instance's box; the levels around it stay open.
     """
     limit = len(node_levels)
     if depth is not None and depth < limit:
         limit = depth
-    if collapse:
-        first_block = next((i for i, lv in enumerate(node_levels) if lv.block is not None), None)
-        if first_block is not None and first_block < limit:
-            limit = first_block
+    if leaves:
+        leaf = next((i for i, lv in enumerate(node_levels) if lv.block in leaves), None)
+        if leaf is not None and leaf < limit:
+            limit = leaf
     return limit if limit < len(node_levels) else None

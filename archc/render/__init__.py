@@ -43,8 +43,7 @@ def draw(graph: Graph, analysis: Analysis, fmt: str, depth: int | None = None,
 
 
 def _collapsed_depth(views: list[View]) -> int:
-    """The shallowest depth at which no block instance is open (what ``--collapse`` draws)."""
-    for d, view in enumerate(views):
-        if any(c.level.block is not None for c in view.clusters):
-            return max(0, d - 1)
-    return len(views) - 1
+    """The deepest depth whose picture still draws some block instance as a box (the html
+    page's nearest picture to ``--collapse``)."""
+    boxed = [d for d, view in enumerate(views) if any(it.kind == "box" for it in view.items)]
+    return boxed[-1] if boxed else len(views) - 1

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from archc.analysis.hierarchy import Level, box_level, levels
+from archc.analysis.hierarchy import Level, box_level, leaf_blocks, levels
 from archc.analysis.report import Analysis
 from archc.ir import Graph
 from archc.ir.graph import Node
@@ -124,10 +124,12 @@ def build_view(graph: Graph, analysis: Analysis, labels: dict[str, str] | None =
     cluster_ids: dict[str, int] = {}
     boxes: dict[str, Item] = {}
     where: dict[str, str] = {}  # node name -> id of the item that shows it
+    by_node = {node.name: levels(node) for node in graph.nodes()}
+    leaves = leaf_blocks(by_node.values()) if collapse else None
     for node in graph.nodes():
-        node_levels = levels(node)
+        node_levels = by_node[node.name]
         view.max_depth = max(view.max_depth, len(node_levels))
-        cut = box_level(node_levels, depth, collapse)
+        cut = box_level(node_levels, depth, leaves)
         open_levels = node_levels if cut is None else node_levels[:cut]
         cluster = _cluster(view, cluster_ids, open_levels)
         if cut is None:
