@@ -243,3 +243,43 @@ def _dump_dom(path: Path, fragment: str = "") -> str:
         capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
+
+
+# -- archc build: the target from the output's extension -----------------------------------------
+
+def test_build_infers_the_target_from_the_extension(run_archc, tmp_path):
+    out = tmp_path / "m.onnx"
+    proc = run_archc("build", str(SPECS / "resnet18.yaml"), *SMALL, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    import onnx
+
+    assert onnx.load(str(out)).graph.node[0].op_type == "Conv"  # an ONNX model (BN folded: inference build)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--target", "torch", "-o", "{tmp}/x.onnx"), "--target torch writes a .py file, but -o {tmp}/x.onnx ends in .onnx"),
+    (("-o", "{tmp}/x.txt"), "cannot tell the target from the extension '.txt'; give --target torch|onnx"),
+])
+def test_build_target_mismatch_is_an_error(run_archc, tmp_path, args, message):
+    args = tuple(a.replace("{tmp}", str(tmp_path)) for a in args)
+    proc = run_archc("build", str(SPECS / "resnet18.yaml"), *args)
+    assert proc.returncode == 2 and "<command line>" in proc.stderr
+    assert message.replace("{tmp}", str(tmp_path)) in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_help_ends_with_a_runnable_example(run_archc):
+    """The example parses with the real parser and names files that exist."""
+    import shlex
+
+    from archc.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    root = Path(__file__).resolve().parent.parent
+    for name in COMMANDS:
+        last = run_archc(name, "--help", check=True).stdout.rstrip().splitlines()[-1].strip()
+        assert last.startswith(f"archc {name}"), (name, last)
+        words = shlex.split(last.split(" > ")[0].split(" && ")[0])[1:]
+        args = parser.parse_args(words)
+        spec = getattr(args, "spec", None)
+        assert spec is None or (root / spec).exists(), last

@@ -31,6 +31,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: a runnable example ending each command's --help (from the repository's root), unless the
+#: command's module sets its own epilog
+EXAMPLES: dict[str, str] = {
+    "check": "archc check specs/resnet18.yaml",
+    "summary": "archc summary specs/resnet50.yaml --depth 1 --batch 8",
+    "lint": "archc lint specs/unet.yaml --explain",
+    "graph": "archc graph specs/resnet18.yaml --collapse -o resnet18.svg",
+    "schema": "archc schema > spec.schema.json",
+    "ops": "archc ops conv",
+    "build": "archc build specs/resnet18.yaml -o resnet18.onnx",
+    "run": "archc run specs/resnet18.yaml --set image_size=64 --runtime ort",
+    "verify": "archc verify specs/resnet18.yaml --set image_size=64",
+}
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with archc's error format: one ``<command line>: error: ...`` line, exit 2."""
 
@@ -49,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod = importlib.import_module(module)
         mod.add_arguments(p)
+        if p.epilog is None and name in EXAMPLES:
+            p.epilog = f"example:\n  {EXAMPLES[name]}"
+            p.formatter_class = argparse.RawDescriptionHelpFormatter
         p.set_defaults(_run=mod.run)
     return parser
 
