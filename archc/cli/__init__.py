@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("archc.cli.summary", "per-node table: name, op, output shape, parameter count"),
     "lint": ("archc.cli.lint", "find and label skip connections (residual, long, dense, gated); count paths"),
     "graph": ("archc.cli.graph", "draw the model (.dot, .svg, .png, .mmd, .html), edges styled by connection kind"),
+    "report": ("archc.cli.report", "one offline HTML page: picture, summary, connections, path-length charts"),
     "schema": ("archc.cli.schema", "print the JSON Schema of the spec format (editors: yaml-language-server)"),
     "ops": ("archc.cli.ops", "list the registered ops, or show one op's attributes"),
     "build": ("archc.cli.build", "lower a spec to a PyTorch module file or an ONNX model"),
