@@ -24,10 +24,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric: Seq
 def lint_table(analysis: Analysis) -> str:
     rows = [(c.merge, c.merge_op, c.kind, c.fork or "-", c.carries or "-",
              c.span.layers if c.span.layers is not None else f"~{c.span.depth}",
-             c.stage if c.stage is not None else "-", c.reason) for c in analysis.connections]
+             c.stage if c.stage is not None else "-", c.rule, c.reason) for c in analysis.connections]
     if not rows:
         return "<p>no joins: the data flow is a chain</p>"
-    return table(("merge", "op", "kind", "fork", "carries", "layers", "stage", "reason"), rows, (5, 6))
+    return table(("merge", "op", "kind", "fork", "carries", "layers", "stage", "rule", "reason"), rows, (5, 6))
 
 
 def bar_chart(title: str, values: dict[int, float], xlabel: str, curve: dict[int, float] | None = None,
