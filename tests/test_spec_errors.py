@@ -28,7 +28,7 @@ def errors(text: str, **kw) -> list[str]:
      "spatial dim)"),
     # wrong attribute type
     ("  - {name: c, op: conv, out_channels: 4.5, kernel_size: 3}\n",
-     "m.yaml:3:39: error: node 'c': attribute 'out_channels' of op 'conv' expects an integer, got 4.5"),
+     "m.yaml:3:39: error: node 'c': attribute 'out_channels' of op 'conv' expects an integer, >= 1, got 4.5"),
     # unknown input name, with a suggestion
     ("  - {name: c, op: relu, in: y}\n",
      "m.yaml:3:29: error: node 'c': unknown node or input 'y'"),
@@ -146,7 +146,7 @@ blocks:
 nodes: [{name: l, block: loop}]
 """
     msgs = errors(text)
-    assert any("blocks nest deeper than 64 levels" in m for m in msgs)
+    assert any("blocks nest too deeply" in m and "over the limit of 64 nested block levels" in m for m in msgs)
 
 
 def test_unsafe_expressions_are_rejected():

@@ -6,11 +6,12 @@ import os
 import re
 from typing import TYPE_CHECKING, Any, Sequence
 
-import yaml
 
+from archc.cli.limits import add_limit_arguments, limits_from
 from archc.errors import Location, SpecError, UsageError
 from archc.fileio import require_regular_file
 from archc.frontends.yaml.includes import ALLOW_INCLUDE_ENV
+from archc.limits import DEFAULT_LIMITS, Limits
 from archc.ir import Graph, TensorType
 
 if TYPE_CHECKING:
@@ -28,19 +29,26 @@ def add_spec_arguments(parser: argparse.ArgumentParser, models: bool = False) ->
                         default=os.environ.get(ALLOW_INCLUDE_ENV, "") not in ("", "0"),
                         help="let 'include:' read files outside the spec's folder and archc's library "
                              f"(default: refused; also set by {ALLOW_INCLUDE_ENV}=1)")
+    add_limit_arguments(parser)
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["width=32", "wide=true"]`` -> ``{"width": 32, "wide": True}`` (YAML scalars)."""
+def parse_overrides(items: list[str], limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """``["width=32", "wide=true"]`` -> ``{"width": 32, "wide": True}`` (YAML scalars), read like
+    spec values (safe, within ``limits``: no alias bombs or recursive aliases from a flag either)."""
+    from archc.frontends.yaml.source import load_yaml
+
     result: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name.strip():
             raise UsageError(f"--set expects NAME=VALUE, got '{item}'", location=Location("<command line>"))
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            value = text
+            value = load_yaml(text, "<command line>", limits) if text.strip() else ""
+        except SpecError as exc:
+            message = exc.diagnostics[0].message
+            if not message.startswith("invalid YAML"):
+                raise UsageError(f"--set {name}: {message}", location=Location("<command line>")) from None
+            value = text  # not YAML: the text itself
         if isinstance(value, (dict, list)) and not isinstance(value, list):
             raise UsageError(f"--set {name}: value must be a number, boolean, string or list",
                              location=Location("<command line>"))
@@ -51,8 +59,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def load_graph(args: argparse.Namespace) -> Graph:
     """The IR for the command's SPEC (YAML spec, or an ONNX model where the command allows)."""
     path = args.spec
+    limits = limits_from(args)
     if not os.path.exists(path):
-        raise SpecError("no such file", location=Location(path))
+        raise SpecError(f"no such file: '{path}'", location=Location("<command line>"))
     if is_onnx_model(path):
         reject_spec_options(args)
         from archc.frontends.onnx import load_onnx
@@ -61,7 +70,7 @@ def load_graph(args: argparse.Namespace) -> Graph:
         return load_onnx(path)
     from archc.frontends.yaml import load_spec
 
-    return load_spec(path, parse_overrides(args.overrides), args.profile,
+    return load_spec(path, parse_overrides(args.overrides, limits), args.profile, limits,
                      allow_include_anywhere=args.allow_include_anywhere)
 
 

@@ -49,8 +49,8 @@ class PrependToken(OpDef):
     aliases = ("class_token", "cls_token")
     doc = "Prepends k learned tokens to a (N, S, D) sequence, giving (N, k + S, D) (ViT's class token)."
     attrs = {
-        "num_tokens": Attr("int", 1, doc="k, how many learned tokens to prepend"),
-        "init_std": Attr("float", 0.0, doc="initial values N(0, init_std); 0 gives zeros (torchvision's ViT)"),
+        "num_tokens": Attr("int", 1, doc="k, how many learned tokens to prepend", min=1),
+        "init_std": Attr("float", 0.0, min=0, doc="initial values N(0, init_std); 0 gives zeros (torchvision's ViT)"),
     }
     role = "layer"
 
@@ -102,7 +102,7 @@ class PositionEmbedding(OpDef):
     aliases = ("pos_embedding", "learned_position")
     doc = "Adds a learned (1, *dims) tensor to an (N, *dims) input, e.g. ViT's (1, S, D) position embedding."
     attrs = {
-        "init_std": Attr("float", 0.02, doc="initial values N(0, init_std) (torchvision's ViT: 0.02); 0: zeros"),
+        "init_std": Attr("float", 0.02, min=0, doc="initial values N(0, init_std) (torchvision's ViT: 0.02); 0: zeros"),
     }
     role = "layer"
 

@@ -10,38 +10,43 @@ the names that depend on it.
 """
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
 from archc.errors import DiagnosticSink, Location, ShapeError, SpecError, did_you_mean
 from archc.ir import BlockInstance, Graph, Node, TensorType, Value
 from archc.ir.types import DTYPES
+from archc.limits import DEFAULT_LIMITS, Limits
 from archc.ops import registry
 from archc.ops.base import Attr, OpDef
 from archc.ops.nodes import build_node
 from archc.frontends.yaml import schema
-from archc.frontends.yaml.expr import ExprError
+from archc.frontends.yaml.budget import ExpansionBudget
+from archc.frontends.yaml.expr import UNKNOWN, ExprError, UnknownValue, parse
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.includes import read_includes
 from archc.frontends.yaml.source import SList, SMap
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
-_MAX_DEPTH = 64
 
 
 def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
-              profile: str | None = None, *, allow_include_anywhere: bool = False) -> Graph:
-    """Build the IR for a parsed spec; raise SpecError listing every problem found.
+              profile: str | None = None, limits: Limits = DEFAULT_LIMITS, *,
+              allow_include_anywhere: bool = False) -> Graph:
+    """Build the IR for a parsed spec within ``limits``; raise SpecError listing every problem found.
 
     ``allow_include_anywhere`` lets ``include:`` read files outside the spec's folder
     (see :mod:`archc.frontends.yaml.includes`).
     """
-    return _Elaborator(filename, allow_include_anywhere).run(doc, overrides or {}, profile)
+    return _Elaborator(filename, limits, allow_include_anywhere).run(doc, overrides or {}, profile)
 
 
 class _Elaborator:
-    def __init__(self, filename: str, allow_include_anywhere: bool = False) -> None:
+    def __init__(self, filename: str, limits: Limits = DEFAULT_LIMITS, allow_include_anywhere: bool = False) -> None:
         self.filename = filename
+        self.limits = limits
+        self.budget = ExpansionBudget(limits)
         self.allow_include_anywhere = allow_include_anywhere
         self.sink = DiagnosticSink()
         self.blocks: dict[str, SMap] = {}
@@ -55,12 +60,15 @@ class _Elaborator:
                             location=Location(self.filename, 1, 1))
         self._check_keys(doc, schema.TOP_KEYS, "at the top level of a spec")
         self.graph.name = str(doc.get("name", "model"))
+        if "name" in doc and (not isinstance(doc["name"], (str, int)) or isinstance(doc["name"], bool)
+                             or not self.graph.name.strip()):
+            self._error("'name' must be a non-empty string", doc.where("name"))
         self.graph.doc = str(doc.get("doc", "") or "")
         params = self._params(doc, overrides, profile)
         self.graph.params = dict(params)
         self.sink.raise_if_any()
 
-        for included in read_includes(doc, self.filename, self.sink, self.allow_include_anywhere):
+        for included in read_includes(doc, self.filename, self.sink, self.allow_include_anywhere, self.limits):
             self._blocks(included)
         self._blocks(doc)
 
@@ -103,6 +111,12 @@ class _Elaborator:
                hint: str | None = None) -> None:
         self.sink.error(message, location, node, hint)
 
+    def _fatal(self, message: str | None, location: Location | None, node: str | None = None) -> None:
+        """Stop elaborating (a resource limit was hit), reporting what was found so far."""
+        if message is not None:
+            self._error(message, location, node)
+            raise SpecError(self.sink.diagnostics)
+
     def _check_keys(self, m: SMap, allowed: dict[str, str], where: str) -> None:
         for key in m:
             if key not in allowed:
@@ -115,12 +129,21 @@ class _Elaborator:
             (container.quoted[key] if 0 <= key < len(container.quoted) else False)
         return Location(loc.file, loc.line, loc.column + offset + (1 if quoted else 0))
 
-    def _eval(self, text: str, scope: Scope, container: SMap | SList, key: Any, node: str | None) -> Any:
+    def _eval(self, text: str, scope: Scope, container: SMap | SList, key: Any, node: str | None,
+              attr: bool = False) -> Any:
+        """Evaluate an expression; ``attr``: it is one op attribute's whole value (see below)."""
         try:
-            return scope.evaluator(self.graph).evaluate(text)
+            value = scope.evaluator(self.graph, self.limits).evaluate(text)
         except ExprError as exc:
             self._error(str(exc), self._expr_location(container, key, exc.offset), node, exc.hint)
             raise Abort() from None
+        except UnknownValue:  # uses a 'let' whose error was reported: stay quiet
+            raise Abort() from None
+        # Only a top-level node's attribute keeps a parameter a run-time argument of the
+        # generated code (Node.attr_exprs); any other use fixes it when the graph is built.
+        if not (attr and not scope.stack):
+            self.graph.structural_params |= _names_in(text) & self.graph.params.keys()
+        return value
 
     # -- top level ---------------------------------------------------------------------
     def _params(self, doc: SMap, overrides: dict[str, Any], profile: str | None) -> dict[str, Any]:
@@ -178,7 +201,7 @@ class _Elaborator:
             try:
                 scope.env[name] = self._eval(expr, scope, lets, name, None) if isinstance(expr, str) else expr
             except Abort:
-                scope.env[name] = None
+                scope.env[name] = UNKNOWN
 
     def _inputs(self, doc: SMap, scope: Scope) -> None:
         inputs = doc.get("inputs")
@@ -216,6 +239,10 @@ class _Elaborator:
             self._error(f"input '{name}' needs a shape list like [N, 3, 224, 224]", holder.where(key))
             raise Abort()
         dims = tuple(self._dim(d, shape, i, scope) for i, d in enumerate(shape))
+        too_big = self.budget.check_input(TensorType(dims, dtype))
+        if too_big:
+            self._error(f"input '{name}': {too_big}", holder.where(key))
+            raise Abort()
         node = Node(name=name, op="input", attrs={"shape": dims, "dtype": dtype},
                     outputs=[TensorType(dims, dtype)], location=inputs.where_key(name))
         self.graph.add(node)
@@ -306,6 +333,7 @@ class _Elaborator:
         return name
 
     def _node(self, item: SMap, scope: Scope) -> None:
+        self._fatal(self.budget.add_node(), item.location)
         self._check_node_keys(item)
         has_op, has_block = "op" in item, "block" in item
         if has_op == has_block:
@@ -350,6 +378,7 @@ class _Elaborator:
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 self._error(f"'repeat' must be a non-negative int, got {count!r}", item.where("repeat"), full)
                 raise Abort()
+            self._fatal(self.budget.check_repeat(count), item.where("repeat"), full)
             overrides = self._overrides(item, count, full)
 
         # An op without inputs (a learned tensor) is declared, not chained: it is no one's
@@ -527,7 +556,8 @@ class _Elaborator:
             self._error(f"unknown op '{kind}'", item.where("op"), full,
                         did_you_mean(kind, registry.names() + list(self.blocks)))
             raise Abort()
-        attrs = self._attrs(op, fields, scope, full)
+        exprs: dict[str, str] = {}
+        attrs = self._attrs(op, fields, scope, full, exprs)
         lo, hi = op.arity()
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
@@ -545,11 +575,18 @@ class _Elaborator:
             self._error(f"{op.name}: {exc} [input shape{'s' if len(in_types) > 1 else ''}: {shapes}]",
                         item.location, full)
             raise Abort() from None
+        too_big, fatal = self.budget.check_op(op, node, in_types)
+        if fatal:
+            self._fatal(too_big, item.location, full)
+        if too_big:
+            self._error(too_big, item.location, full)
+            raise Abort()
+        node.attr_exprs = exprs  # for backends that write the spec's expressions (PyTorch classes)
         self.graph.add(node)
         ports = op.output_names(node)
         return Binding([Value(full, i) for i in range(len(node.outputs))], ports)
 
-    def _attrs(self, op: OpDef, fields: SMap, scope: Scope, full: str) -> dict[str, Any]:
+    def _attrs(self, op: OpDef, fields: SMap, scope: Scope, full: str, exprs: dict[str, str]) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         failed = False
         for key in fields:
@@ -562,7 +599,7 @@ class _Elaborator:
                 failed = True
                 continue
             try:
-                attrs[key] = self._coerce(op.attrs[key], fields[key], fields, key, scope, full, op.name)
+                attrs[key] = self._coerce(op.attrs[key], fields[key], fields, key, scope, full, op.name, exprs)
             except Abort:
                 failed = True
         for key, spec in op.attrs.items():
@@ -577,7 +614,8 @@ class _Elaborator:
             raise Abort()
         return {k: attrs[k] for k in op.attrs}  # schema order, so printing is stable
 
-    def _coerce(self, spec: Attr, raw: Any, holder: SMap, key: str, scope: Scope, full: str, opname: str) -> Any:
+    def _coerce(self, spec: Attr, raw: Any, holder: SMap, key: str, scope: Scope, full: str, opname: str,
+                exprs: dict[str, str]) -> Any:
         kind = spec.kind
         if isinstance(raw, str) and kind in ("str", "int_or_str") and "${" in raw:
             raw = _interpolate(raw, lambda e: self._eval(e, scope, holder, key, full))
@@ -585,7 +623,8 @@ class _Elaborator:
                              and raw in spec.choices):
             value = raw
         elif isinstance(raw, str) and kind != "any":
-            value = self._eval(raw, scope, holder, key, full)
+            value = self._eval(raw, scope, holder, key, full, attr=True)
+            exprs[key] = raw
         elif isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str", "any"):
             value = [self._eval(v, scope, raw, i, full) if isinstance(v, str) else v for i, v in enumerate(raw)]
         else:
@@ -594,6 +633,10 @@ class _Elaborator:
             self._error(f"attribute '{key}' of op '{opname}' expects {spec.expected()}, got {value!r}",
                         holder.where(key), full,
                         did_you_mean(str(value), spec.choices) if spec.choices and isinstance(value, str) else None)
+            raise Abort()
+        problem = spec.violation(value)
+        if problem is not None:
+            self._error(f"attribute '{key}' of op '{opname}' {problem}", holder.where(key), full)
             raise Abort()
         if kind == "float" and isinstance(value, int):
             value = float(value)
@@ -608,10 +651,7 @@ class _Elaborator:
             self._error(f"unknown block '{kind}'", item.where("block"), full,
                         did_you_mean(kind, list(self.blocks) + registry.names()))
             raise Abort()
-        if len(scope.stack) >= _MAX_DEPTH:
-            self._error(f"blocks nest deeper than {_MAX_DEPTH} levels (is a recursive block missing "
-                        "an 'if' that ends it?)", item.location, full)
-            raise Abort()
+        self._fatal(self.budget.check_depth(len(scope.stack)), item.location, full)
         declared = bdef.get("params")
         if declared is None:
             declared = {}
@@ -662,7 +702,12 @@ class _Elaborator:
             raise Abort()
         if any(v is POISON for v in inputs):
             raise Abort()
-        inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (BlockInstance(full, kind),))
+        lets = bdef.get("let") if isinstance(bdef.get("let"), SMap) else {}
+        instance = BlockInstance(full, kind, defaults=tuple(declared.items()),
+                                 args=tuple((k, env[k]) for k in declared),
+                                 lets=tuple((k, v) for k, v in lets.items() if isinstance(v, str)),
+                                 formals=tuple(formal), inputs=tuple(inputs))
+        inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (instance,))
         for fname, value in zip(fixed, inputs):
             inner.bindings[fname] = Binding([value])
             inner.declared.add(fname)
@@ -701,6 +746,11 @@ def _interpolate(text: str, evaluate) -> str:
 def _takes_no_input(kind: str) -> bool:
     op = registry.get(kind)
     return op is not None and op.arity() == (0, 0)
+
+
+def _names_in(text: str) -> set[str]:
+    """The names an expression (already evaluated, so well-formed) reads."""
+    return {n.id for n in ast.walk(parse(text)) if isinstance(n, ast.Name)}
 
 
 def _mentions(refs: Any, ref: str) -> bool:

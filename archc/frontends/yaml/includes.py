@@ -24,6 +24,7 @@ from archc.errors import DiagnosticSink, SpecError, did_you_mean
 from archc.fileio import MAX_SPEC_BYTES_ENV, UnreadableFile, max_spec_bytes, read_bounded_text
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.source import SList, SMap, load_yaml
+from archc.limits import DEFAULT_LIMITS, Limits
 
 #: Environment variable that, set to anything but 0, allows includes from anywhere.
 ALLOW_INCLUDE_ENV = "ARCHC_ALLOW_INCLUDE_ANYWHERE"
@@ -40,10 +41,12 @@ class _Refused(Exception):
 class IncludeReader:
     """Reads the files a root spec includes, transitively, under one policy and one size budget."""
 
-    def __init__(self, root_file: str, sink: DiagnosticSink, allow_anywhere: bool = False) -> None:
+    def __init__(self, root_file: str, sink: DiagnosticSink, allow_anywhere: bool = False,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.root_dir = os.path.realpath(os.path.dirname(os.path.abspath(root_file)))
         self.sink = sink
         self.allow_anywhere = allow_anywhere
+        self.limits = limits
         self.budget = max_spec_bytes()
         self.seen = {os.path.realpath(root_file)}
 
@@ -115,7 +118,7 @@ class IncludeReader:
             raise _Refused(f"{path}: {exc}") from None
         self.budget -= len(text.encode("utf-8"))
         try:
-            doc = load_yaml(text, path)
+            doc = load_yaml(text, path, self.limits)
         except SpecError as exc:
             loc = exc.diagnostics[0].location
             at = f" (at line {loc.line}, column {loc.column})" if loc and loc.line else ""
@@ -139,9 +142,10 @@ def _within(path: str, directory: str) -> bool:
     return os.path.commonpath([path, directory]) == directory
 
 
-def read_includes(doc: SMap, filename: str, sink: DiagnosticSink, allow_anywhere: bool = False) -> list[SMap]:
+def read_includes(doc: SMap, filename: str, sink: DiagnosticSink, allow_anywhere: bool = False,
+                  limits: Limits = DEFAULT_LIMITS) -> list[SMap]:
     """The include files a root spec ``doc`` (read from ``filename``) reaches; problems go to ``sink``."""
-    return IncludeReader(filename, sink, allow_anywhere).read_all(doc, filename)
+    return IncludeReader(filename, sink, allow_anywhere, limits).read_all(doc, filename)
 
 
 __all__ = ["ALLOW_INCLUDE_ENV", "LIBRARY_DIR", "IncludeReader", "read_includes"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archc.ir import BlockInstance, Graph, TensorType, Value
+from archc.limits import DEFAULT_LIMITS, Limits
 from archc.frontends.yaml.expr import Evaluator
 
 
@@ -58,7 +59,7 @@ class Scope:
     #: names bound by nodes that ``if`` left out; a kept node of the same name may take them
     left_out: set[str] = field(default_factory=set)
 
-    def evaluator(self, graph: Graph) -> Evaluator:
+    def evaluator(self, graph: Graph, limits: Limits = DEFAULT_LIMITS) -> Evaluator:
         def tensor(ref: str) -> TensorType:
             b = self.bindings.get(ref)
             if b is None:
@@ -72,4 +73,4 @@ class Scope:
             "shape": lambda r: list(tensor(r).shape),
             "channels": lambda r: tensor(r).shape[1],
             "rank": lambda r: tensor(r).rank,
-        })
+        }, limits)
