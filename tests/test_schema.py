@@ -11,7 +11,7 @@ import yaml
 
 jsonschema = pytest.importorskip("jsonschema")
 
-from archc.frontends.yaml.jsonschema import SHIPPED, schema_text, spec_schema  # noqa: E402
+from archc.frontends.yaml.jsonschema import SHIPPED, schema_text, spec_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_FILES = sorted((ROOT / "specs").rglob("*.yaml"))

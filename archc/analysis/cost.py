@@ -15,8 +15,8 @@ import numpy as np
 from archc.analysis.hierarchy import levels
 from archc.ir import Graph, TensorType
 from archc.ir.graph import Node
-from archc.ops.weights import param_specs
 from archc.ops import registry
+from archc.ops.weights import param_specs
 
 
 @dataclass

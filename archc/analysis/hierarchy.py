@@ -8,8 +8,8 @@ that ``archc summary --depth N`` adds up. The levels come from the nodes' scopes
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from archc.ir.graph import Node
 

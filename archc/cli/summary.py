@@ -13,7 +13,13 @@ import json
 
 from archc.analysis.cost import by_depth, costs, totals
 from archc.analysis.summary import summarize
-from archc.cli.common import add_spec_arguments, load_graph, parse_dims, positive_int, table_lines
+from archc.cli.common import (
+    add_spec_arguments,
+    load_graph,
+    parse_dims,
+    positive_int,
+    table_lines,
+)
 
 EXAMPLE = """example:
   archc summary specs/resnet50.yaml --depth 1 --batch 8"""

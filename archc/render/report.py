@@ -6,7 +6,7 @@ SVG (bars and a polyline), so the page needs nothing from outside.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from archc.analysis.paths import PathStats
 from archc.analysis.report import Analysis
