@@ -235,51 +235,43 @@ def test_html_page_in_a_headless_browser(run_archc, tmp_path):
     assert re.search(r'class="view shown" id="view0"', dom0) and '<span id="depth">depth 0</span>' in dom0
 
 
+CLICKS = """<script>
+(function(){
+ const shown=()=>document.querySelector('.view.shown').id;
+ const log=[];
+ document.getElementById('collapse').click(); log.push(shown());
+ document.querySelector('#view0 g.node.box').dispatchEvent(new MouseEvent('click',{bubbles:true})); log.push(shown());
+ document.querySelector('#view1 g.cluster').dispatchEvent(new MouseEvent('click',{bubbles:true})); log.push(shown());
+ document.getElementById('expand').click(); log.push(shown());
+ const box=document.querySelector('#view0 g.node.box');
+ box.dispatchEvent(new MouseEvent('mouseenter')); log.push(document.getElementById('info').textContent.split('\\n')[0]);
+ document.body.setAttribute('data-clicks', log.join(' '));
+})();
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (Debian: apt-get install chromium)")
+def test_html_clicks_open_and_close_blocks_in_a_headless_browser(run_archc, tmp_path):
+    """Clicks dispatched in the page (a test script appended to a copy): collapse all, open a box,
+    close its frame, expand all, hover; no console message at all."""
+    out = tmp_path / "r18.html"
+    run_archc("graph", str(SPECS / "resnet18.yaml"), *SMALL, "-o", str(out), check=True)
+    page = tmp_path / "clicks.html"
+    page.write_text(out.read_text().replace("</body>", CLICKS + "</body>"))
+    dom = _dump_dom(page)
+    clicks = re.search(r'data-clicks="([^"]*)"', dom).group(1).split(" ")
+    last = len(re.findall(r'<div class="view[^"]*" id="view', dom)) - 1
+    assert clicks[:4] == ["view0", "view1", "view0", f"view{last}"], clicks
+    assert clicks[4].startswith("layer1")  # the hover panel names the box
+
+
 def _dump_dom(path: Path, fragment: str = "") -> str:
     proc = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--no-first-run", "--user-data-dir=" + str(path.parent / "profile"), "--virtual-time-budget=3000",
-         "--dump-dom", path.as_uri() + fragment],
+         "--enable-logging=stderr", "--v=0", "--dump-dom", path.as_uri() + fragment],
         capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console  # the page logs nothing: no errors, no warnings
     return proc.stdout
-
-
-# -- archc build: the target from the output's extension -----------------------------------------
-
-def test_build_infers_the_target_from_the_extension(run_archc, tmp_path):
-    out = tmp_path / "m.onnx"
-    proc = run_archc("build", str(SPECS / "resnet18.yaml"), *SMALL, "-o", str(out))
-    assert proc.returncode == 0, proc.stderr
-    import onnx
-
-    assert onnx.load(str(out)).graph.node[0].op_type == "Conv"  # an ONNX model (BN folded: inference build)
-
-
-@pytest.mark.parametrize("args, message", [
-    (("--target", "torch", "-o", "{tmp}/x.onnx"), "--target torch writes a .py file, but -o {tmp}/x.onnx ends in .onnx"),
-    (("-o", "{tmp}/x.txt"), "cannot tell the target from the extension '.txt'; give --target torch|onnx"),
-])
-def test_build_target_mismatch_is_an_error(run_archc, tmp_path, args, message):
-    args = tuple(a.replace("{tmp}", str(tmp_path)) for a in args)
-    proc = run_archc("build", str(SPECS / "resnet18.yaml"), *args)
-    assert proc.returncode == 2 and "<command line>" in proc.stderr
-    assert message.replace("{tmp}", str(tmp_path)) in proc.stderr, proc.stderr
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_every_help_ends_with_a_runnable_example(run_archc):
-    """The example parses with the real parser and names files that exist."""
-    import shlex
-
-    from archc.cli import COMMANDS, build_parser
-
-    parser = build_parser()
-    root = Path(__file__).resolve().parent.parent
-    for name in COMMANDS:
-        last = run_archc(name, "--help", check=True).stdout.rstrip().splitlines()[-1].strip()
-        assert last.startswith(f"archc {name}"), (name, last)
-        words = shlex.split(last.split(" > ")[0].split(" && ")[0])[1:]
-        args = parser.parse_args(words)
-        spec = getattr(args, "spec", None)
-        assert spec is None or (root / spec).exists(), last
