@@ -155,14 +155,18 @@ def test_torch_cuda_missing_is_an_error(run_archc):
 def test_verify_passes_and_reports_errors(run_archc):
     proc = run_archc("verify", RESNET18, *SMALL, "--batch", "2", check=True)
     assert "fc: shape (2, 10)" in proc.stdout and proc.stdout.rstrip().endswith("PASSED")
-    assert re.search(r"max abs err [\d.e+-]+ +max rel err [\d.e+-]+ +ok", proc.stdout)
+    assert re.search(r"max abs err [\d.e+-]+ +err/size [\d.e+-]+ +sensitivity [\d.e+-]+ +ok", proc.stdout)
+    assert "calibrated on random inputs: 21 layers scaled to unit output variance, 20 batchnorm statistics set" \
+        in proc.stdout
+    assert re.search(r"block outputs: \d+ compared, all agree", proc.stdout)
 
 
 def test_verify_exit_code_follows_the_tolerance(run_archc):
     proc = run_archc("verify", RESNET18, *SMALL, "--rtol", "0", "--atol", "0")
     max_abs = float(re.search(r"max abs err ([\d.e+-]+)", proc.stdout).group(1))
     if max_abs > 0:
-        assert proc.returncode == 1 and "MISMATCH" in proc.stdout and "FAILED: fc" in proc.stdout
+        assert proc.returncode == 1 and "MISMATCH" in proc.stdout and "FAILED: output 'fc' differs" in proc.stdout
+        assert "FAILED: the targets first diverge at block '" in proc.stdout
     else:  # bit-identical on this machine: nothing can exceed a zero tolerance
         assert proc.returncode == 0
 

@@ -14,7 +14,7 @@ jsonschema = pytest.importorskip("jsonschema")
 from archc.frontends.yaml.jsonschema import SHIPPED, schema_text, spec_schema
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC_FILES = sorted((ROOT / "specs").rglob("*.yaml"))
+SPEC_FILES = sorted([*(ROOT / "specs").rglob("*.yaml"), *(ROOT / "archc" / "library").glob("*.yaml")])
 VALIDATOR = jsonschema.Draft202012Validator(spec_schema())
 
 
@@ -25,7 +25,7 @@ def test_shipped_schema_is_up_to_date(run_archc):
     jsonschema.Draft202012Validator.check_schema(spec_schema())
 
 
-@pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: str(p.relative_to(ROOT / "specs")))
+@pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_shipped_spec_names_the_schema_and_validates(path):
     first = path.read_text(encoding="utf-8").splitlines()[0]
     prefix = "# yaml-language-server: $schema="

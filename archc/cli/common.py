@@ -123,8 +123,10 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="size of another symbolic dimension of the inputs (repeatable)")
 
 
-def input_arrays(types: dict[str, TensorType], args: argparse.Namespace) -> dict[str, "np.ndarray"]:
-    """The command's inputs: the --input files, else seeded random arrays (--batch, --dim, --seed)."""
+def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
+                 example_dims: dict[str, int] | None = None) -> dict[str, "np.ndarray"]:
+    """The command's inputs: the --input files, else seeded random arrays (--batch, --dim, --seed;
+    other symbolic dims take the spec's ``example_dims``)."""
     from archc.runtime.inputs import random_inputs, read_arrays
 
     if args.inputs:
@@ -133,7 +135,7 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace) -> dict
         if missing:
             raise UsageError(f"no array given for input(s) {', '.join(missing)}", location=Location("<command line>"))
         return arrays
-    dims = parse_dims(args)
+    dims = parse_dims(args, example_dims)
     _check_input_size(types, dims)
     return random_inputs(types, dims, args.seed)
 
@@ -182,9 +184,10 @@ def input_files(types: dict[str, TensorType], items: list[str]) -> dict[str, str
     return files
 
 
-def parse_dims(args: argparse.Namespace) -> dict[str, int]:
-    """Sizes for symbolic dims: --dim NAME=SIZE items plus --batch for the batch dimension."""
-    dims: dict[str, int] = {"batch": args.batch}
+def parse_dims(args: argparse.Namespace, example_dims: dict[str, int] | None = None) -> dict[str, int]:
+    """Sizes for symbolic dims: --dim NAME=SIZE items, then the spec's example sizes for the dims
+    --dim leaves out, plus --batch for the batch dimension."""
+    dims: dict[str, int] = {**(example_dims or {}), "batch": args.batch}
     for item in args.dim:
         name, sep, size = item.partition("=")
         try:

@@ -112,6 +112,10 @@ class Graph:
         #: weights by node name, then parameter name (numpy arrays); filled by init or loading
         self.weights: dict[str, dict[str, Any]] = {}
         self.doc: str = ""
+        #: warnings the frontend found (archc.errors.Diagnostic, severity "warning"); `archc check` prints them
+        self.warnings: list[Any] = []
+        #: example sizes of symbolic dims (spec's example_dims), used where a run gives none
+        self.example_dims: dict[str, int] = {}
         self._topo: list[str] | None = None  # cached topological order; reset by every mutation
 
     @property
@@ -204,6 +208,8 @@ class Graph:
         g.structural_params = set(self.structural_params)
         g.weights = {k: dict(v) for k, v in self.weights.items()}
         g.doc = self.doc
+        g.warnings = list(self.warnings)
+        g.example_dims = dict(self.example_dims)
         return g
 
     def _add_edges(self, node: Node) -> None:
@@ -305,7 +311,8 @@ class Graph:
                 continue
             outs = ", ".join(str(t) for t in node.outputs)
             args = ", ".join(f"%{v}" for v in node.inputs)
-            attrs = ", ".join(f"{k}={_fmt(v)}" for k, v in node.attrs.items())
+            # unset optional attributes (None: e.g. add's constant operand) are left out
+            attrs = ", ".join(f"{k}={_fmt(v)}" for k, v in node.attrs.items() if v is not None)
             call = f"{node.op}({args}{', ' if args and attrs else ''}{attrs})"
             lines.append(f"  %{node.name} : {outs} = {call}")
         lines.append("  return " + ", ".join(f"{k}=%{v}" for k, v in self.outputs.items()))

@@ -10,7 +10,7 @@ is sound, and nodes no output depends on are removed (:meth:`Graph.eliminate_dea
 from __future__ import annotations
 
 from archc.ir.graph import Graph, Node, verify_in_debug
-from archc.ops.weights import initialize
+from archc.ops.weights import initialize, tied_params
 from archc.ops import registry
 
 __all__ = ["optimize_for_inference", "drop_identities", "fold_affine"]
@@ -39,6 +39,9 @@ def fold_affine(graph: Graph, inplace: bool = False) -> int:
     ``graph.weights`` (only for a caller that owns them and shares them with nothing else).
     """
     count = 0
+    # A tied weight is one tensor under two names: folding into either would change the other.
+    shared = {n.name for n in graph.nodes() if tied_params(n)} | \
+        {owner for n in graph.nodes() for owner, _ in tied_params(n).values()}
     for node in list(graph.nodes()):
         if len(node.inputs) != 1 or node.name not in graph.weights:
             continue
@@ -47,7 +50,7 @@ def fold_affine(graph: Graph, inplace: bool = False) -> int:
             continue
         source = node.inputs[0]
         producer = graph.node(source.node)
-        if len(producer.outputs) != 1 or graph.uses(producer.name) != 1:
+        if len(producer.outputs) != 1 or graph.uses(producer.name) != 1 or producer.name in shared:
             continue
         absorbed = _op(producer).absorb_affine(producer, graph.weights.get(producer.name, {}), *affine, inplace=inplace)
         if absorbed is None:

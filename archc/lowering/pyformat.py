@@ -118,7 +118,12 @@ def _split_at(text: str, open_: int, close: int, indent: str) -> list[str]:
         and not _is_call(text, open_)
     lines = [indent + head]
     subscript = text[open_] == "[" and _is_call(text, open_)  # x[...]: a comma would make a tuple
-    if subscript or body.strip() and len(inner) + len(body.strip()) <= LINE_LENGTH and (
+    # (a + b): a parenthesised expression, where a trailing comma would make a tuple
+    grouping = text[open_] == "(" and not _is_call(text, open_) and len(elements) == 1 \
+        and not body.rstrip().endswith(",")
+    if grouping:
+        lines.extend(split_statement(body.strip(), inner))
+    elif subscript or body.strip() and len(inner) + len(body.strip()) <= LINE_LENGTH and (
             not body.rstrip().endswith(",") or one_tuple):
         lines.append(inner + body.strip())
     else:

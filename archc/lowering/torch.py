@@ -28,10 +28,11 @@ from torch import nn
 
 from archc.errors import Diagnostic, Location, SpecError, did_you_mean
 from archc.ir.graph import Graph
-from archc.ops.weights import init_array
+from archc.ops.weights import init_array, tied_params
 from archc.ops.weights import param_entries
 from archc.lowering import graph_weights
 from archc.lowering.torch_source import Provenance, class_name_for, write_source
+from archc.ops.base import param_key
 from archc.pysource import is_identifier, one_line
 
 __all__ = ["generate_source", "build_module", "state_dict_from_graph", "load_weights", "class_name_for"]
@@ -151,7 +152,8 @@ def load_weights(graph: Graph, path: str) -> None:
             continue
         array = value.detach().to(getattr(torch, spec.dtype)).contiguous().numpy().copy()
         weights.setdefault(entries[key].node, {})[entries[key].param] = array
-    missing = [k for k, s in specs.items() if k not in state and not s.optional]
+    tied = {param_key(e.node, e.param) for e in entries.values() if e.param in tied_params(graph.node(e.node))}
+    missing = [k for k, s in specs.items() if k not in state and not s.optional and k not in tied]
     if missing:
         problems.append(Diagnostic(f"missing {len(missing)} key{'s' if len(missing) > 1 else ''}: "
                                    + ", ".join(f"'{k}' {tuple(specs[k].shape)}" for k in missing), where))
@@ -161,4 +163,8 @@ def load_weights(graph: Graph, path: str) -> None:
     for key, node, pname, spec in entries.values():  # state_dict order, whatever the file's
         value = weights.get(node, {}).get(pname)
         result.setdefault(node, {})[pname] = init_array(key, spec, 0) if value is None else value
+    for key, node, pname, spec in entries.values():  # a tied weight is its owner's tensor
+        owner = tied_params(graph.node(node)).get(pname)
+        if owner is not None:
+            result[node][pname] = result[owner[0]][owner[1]]
     graph.weights = result

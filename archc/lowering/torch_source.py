@@ -15,6 +15,8 @@ from typing import Any, Mapping
 from archc._version import __version__
 from archc.ir.vocab import SKIP_KINDS
 from archc.ir.graph import Graph
+from archc.ops.base import param_key
+from archc.ops.weights import tied_params
 from archc.lowering.pyformat import LINE_LENGTH, split_statement
 from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
 from archc.lowering.torch_body import BodyWriter
@@ -222,7 +224,25 @@ def _class_comments(cls: _Class) -> list[list[str]]:
     return result
 
 
-def _class_text(cls: _Class, root_guards: bool = False) -> list[str]:
+def _tie_lines(graph: Graph) -> list[str]:
+    """``self.lm_head.weight = self.wte.weight``: one tensor under both names (weight tying)."""
+    lines: list[str] = []
+    for node in graph.nodes():
+        for param, (owner, owner_param) in tied_params(node).items():
+            key, source = param_key(node.name, param), param_key(owner, owner_param)
+            source_expr = f"self.{source}" if all(map(is_identifier, source.split("."))) \
+                else f"self.get_parameter({literal(source)})"
+            if all(map(is_identifier, key.split("."))):
+                text = f"self.{key} = {source_expr}  # tied: one tensor"
+            else:
+                parent, _, leaf = key.rpartition(".")
+                module = f"self.get_submodule({literal(parent)})" if parent else "self"
+                text = f"setattr({module}, {literal(leaf)}, {source_expr})  # tied: one tensor"
+            lines += _statement(text, 2)
+    return lines
+
+
+def _class_text(cls: _Class, root_guards: bool = False, extra_init: list[str] = ()) -> list[str]:
     body = cls.bodies[0]
     lines = [f"class {cls.name}(nn.Module):"]
     if cls.block is not None:
@@ -234,7 +254,7 @@ def _class_text(cls: _Class, root_guards: bool = False) -> list[str]:
     lines += [_I * 2 + "super().__init__()"]
     if root_guards and cls.args.guards:
         lines += _guard_lines(cls.args.guards)
-    lines += _init_lines(body, cls.args)
+    lines += _init_lines(body, cls.args) + list(extra_init)
     variadic = bool(body.instance.info and body.instance.info.formals
                     and body.instance.info.formals[-1].endswith("..."))
     types = ["torch.Tensor"] * len(body.args)
@@ -294,5 +314,5 @@ def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: 
     out = _header(graph, cls, labels, provenance, live)
     out += ["import torch", "import torch.nn.functional as F", "from torch import nn"]
     for c in planner.classes + [root]:
-        out += ["", ""] + _class_text(c, root_guards=c is root)
+        out += ["", ""] + _class_text(c, root_guards=c is root, extra_init=_tie_lines(graph) if c is root else [])
     return "\n".join(out) + "\n"

@@ -123,7 +123,6 @@ class AvgPool(_WindowPool):
 @register
 class GlobalAvgPool(OpDef):
     name = "global_avgpool"
-    aliases = ("adaptive_avgpool",)
     doc = "Mean over all spatial dims, keeping them as size 1 (like AdaptiveAvgPool2d(1))."
     role = "pool"
 

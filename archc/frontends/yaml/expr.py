@@ -126,13 +126,16 @@ class Evaluator:
 
     def __init__(self, names: Mapping[str, Any],
                  tensor_functions: Mapping[str, Callable[[str], Any]] | None = None,
-                 limits: Limits = DEFAULT_LIMITS) -> None:
+                 limits: Limits = DEFAULT_LIMITS,
+                 spec_functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
         self.names = names
         self.tensor_functions = dict(tensor_functions or {})
         self.limits = limits
         self.functions: dict[str, Callable[..., Any]] = {
             **_PLAIN_FUNCTIONS, "range": self._range, "sum": self._sum, "round": _round}
         self._work = 0
+        # -- spec-defined pure functions (archc.frontends.yaml.functions), called with values --
+        self.spec_functions = dict(spec_functions or {})
 
     def evaluate(self, text: str) -> Any:
         leading = len(text) - len(text.lstrip())
@@ -242,7 +245,7 @@ class Evaluator:
             return value
         if node.id in _CONSTANTS:
             return _CONSTANTS[node.id]
-        known = list(self.names) + list(FUNCTIONS) + list(self.tensor_functions)
+        known = list(self.names) + list(FUNCTIONS) + list(self.tensor_functions) + list(self.spec_functions)
         raise ExprError(f"unknown name '{node.id}'", node.col_offset, did_you_mean(node.id, known))
 
     def _boolop(self, node: ast.BoolOp) -> Any:
@@ -261,7 +264,13 @@ class Evaluator:
         if fname in self.functions:
             args = [self._eval(a) for a in node.args]
             return self._bounded(self.functions[fname](*args), node)
-        known = list(FUNCTIONS) + list(self.tensor_functions)
+        if fname in self.spec_functions:  # a spec's own function; errors inside name it
+            args = [self._eval(a) for a in node.args]
+            try:
+                return self._bounded(self.spec_functions[fname](*args), node)
+            except ExprError as exc:
+                raise ExprError(str(exc), node.col_offset, exc.hint) from None
+        known = list(FUNCTIONS) + list(self.tensor_functions) + list(self.spec_functions)
         raise ExprError(f"unknown function '{fname}'", node.col_offset, did_you_mean(fname, known))
 
     def _tensor_call(self, fname: str, node: ast.Call) -> Any:

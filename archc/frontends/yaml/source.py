@@ -22,10 +22,7 @@ import yaml
 from archc.errors import Location, SpecError
 from archc.limits import DEFAULT_LIMITS, Limits
 
-try:  # libyaml is much faster on big specs; the pure-Python loader is identical in behaviour
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader
+from archc.frontends.yaml.numbers import SpecLoader as _Loader  # libyaml's safe loader where built
 
 
 class SMap(dict):
