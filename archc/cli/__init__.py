@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("archc.cli.build", "lower a spec to a PyTorch module file or an ONNX model"),
     "run": ("archc.cli.run", "run one input through PyTorch or onnxruntime and summarise the outputs"),
     "verify": ("archc.cli.verify", "check that the PyTorch and ONNX builds compute the same function"),
+    "spec": ("archc.cli.spec", "write an ONNX model back as a readable spec (blocks, repeats), optionally its weights"),
 }
 
 
@@ -44,6 +45,7 @@ EXAMPLES: dict[str, str] = {
     "build": "archc build specs/resnet18.yaml -o resnet18.onnx",
     "run": "archc run specs/resnet18.yaml --set image_size=64 --runtime ort",
     "verify": "archc verify specs/resnet18.yaml --set image_size=64",
+    "spec": "archc build specs/resnet18.yaml -o r18.onnx && archc spec r18.onnx -o r18.yaml",
 }
 
 
