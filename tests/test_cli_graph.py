@@ -275,3 +275,47 @@ def _dump_dom(path: Path, fragment: str = "") -> str:
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console  # the page logs nothing: no errors, no warnings
     return proc.stdout
+
+
+# -- archc build: the target from the output's extension -----------------------------------------
+
+def test_build_infers_the_target_from_the_extension(run_archc, tmp_path):
+    import onnx
+
+    out = tmp_path / "m.onnx"
+    proc = run_archc("build", str(SPECS / "resnet18.yaml"), *SMALL, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert onnx.load(str(out)).graph.node[0].op_type == "Conv"  # an ONNX model (BN folded: inference build)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--target", "torch", "-o", "{tmp}/x.onnx"), "--target torch writes a .py file, but -o {tmp}/x.onnx ends in .onnx"),
+    (("-o", "{tmp}/x.txt"), "cannot tell the target from the extension '.txt'; give --target torch|onnx"),
+])
+def test_build_target_mismatch_is_an_error(run_archc, tmp_path, args, message):
+    args = tuple(a.replace("{tmp}", str(tmp_path)) for a in args)
+    proc = run_archc("build", str(SPECS / "resnet18.yaml"), *args)
+    assert proc.returncode == 2 and "<command line>" in proc.stderr
+    assert message.replace("{tmp}", str(tmp_path)) in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_help_ends_with_a_runnable_example(run_archc):
+    """The example's commands parse with the real parser and read files that exist or that an
+    earlier command of the example writes."""
+    import shlex
+
+    from archc.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    root = Path(__file__).resolve().parent.parent
+    for name in COMMANDS:
+        last = run_archc(name, "--help", check=True).stdout.rstrip().splitlines()[-1].strip()
+        steps = [shlex.split(step.split(" > ")[0]) for step in last.split(" && ")]
+        assert any(step[:2] == ["archc", name] for step in steps), (name, last)
+        written: set[str] = set()
+        for step in (s for s in steps if s[0] == "archc"):  # (not xdg-open)
+            args = parser.parse_args(step[1:])
+            spec = getattr(args, "spec", None)
+            assert spec is None or spec in written or (root / spec).exists(), last
+            written.add(getattr(args, "output", None) or "")
