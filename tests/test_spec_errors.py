@@ -162,3 +162,9 @@ def test_bad_dimension():
 def test_bad_port():
     msgs = errors(HEAD + "  - {name: a, op: relu}\n  - {name: b, op: relu, in: 'a:indices'}\n")
     assert "'a' has no output 'indices'" in msgs[0]
+
+
+def test_channels_of_a_vector_is_a_located_error():
+    with pytest.raises(SpecError) as exc:
+        loads_spec("inputs: {x: [50]}\nnodes:\n  - {op: linear, out_features: 'channels(x)'}", "m.yaml")
+    assert "m.yaml:3:" in str(exc.value) and "channels(x) needs a tensor of rank 2 or more" in str(exc.value)

@@ -188,3 +188,21 @@ def test_long_parenthesised_expression_stays_an_expression_when_split():
     exec(text, {}, want := dict(scope))
     exec("\n".join(lines), {}, got := dict(scope))
     assert got["y"] == want["y"] and isinstance(got["y"], float)
+
+
+def test_block_whose_result_is_its_input_still_generates_valid_code():
+    # found by tools/fuzz.py: 'else: x' on the block's last node leaves its other nodes dead
+    graph = loads_spec("""
+inputs: {x: [N, 8, 8, 8]}
+blocks:
+  basic:
+    params: {planes: null}
+    nodes:
+      - {name: conv1, op: conv, out_channels: planes, kernel_size: 3, padding: 1}
+      - {name: proj, op: conv, in: x, out_channels: planes, kernel_size: 1, if: "channels(x) != planes", else: x}
+nodes:
+  - {name: layer1, block: basic, planes: 8}
+  - {name: layer2, block: basic, planes: 16}
+""")
+    module = build_module(graph, seed=0)
+    assert module(torch.randn(2, 8, 8, 8)).shape == (2, 16, 8, 8)

@@ -120,6 +120,10 @@ def instance_tree(graph: Graph) -> Instance:
             inst.members.add(node.name)
         open_chain = chain
     _set_outputs(root, graph, by_path)
+    if any(not inst.outputs for path, inst in by_path.items() if path):
+        # an instance that hands on nothing it made (its result is its input: dead nodes only)
+        # has no forward to write as a class: write the graph flat
+        return _flat(graph)
     return root
 
 

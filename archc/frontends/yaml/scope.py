@@ -94,6 +94,13 @@ class Scope:
 
         return Evaluator(self.env, {
             "shape": lambda r: list(tensor(r).shape),
-            "channels": lambda r: tensor(r).shape[1],
+            "channels": lambda r: _channels(tensor(r), r),
             "rank": lambda r: tensor(r).rank,
         }, limits, functions)
+
+
+def _channels(t: TensorType, ref: str) -> Any:
+    """Dim 1 of a tensor; ValueError (reported at the expression) for a tensor of rank below 2."""
+    if t.rank < 2:
+        raise ValueError(f"channels({ref}) needs a tensor of rank 2 or more; '{ref}' is {t}")
+    return t.shape[1]
