@@ -46,11 +46,11 @@ def test_bad_set_syntax(run_archc):
 def test_summary_table(run_archc):
     proc = run_archc("summary", str(SPECS / "resnet50.yaml"), check=True)
     lines = proc.stdout.splitlines()
-    assert lines[0] == "model resnet50"
+    assert lines[0] == "model resnet50   (batch 1)"
     assert lines[1].split()[:4] == ["name", "op", "output", "shape"]
     conv1 = next(line for line in lines if line.startswith("conv1 "))
-    assert conv1.split()[1] == "conv" and conv1.split()[-1] == "9,408"
-    assert lines[-1] == "total: 176 nodes, 25,557,032 parameters"
+    assert conv1.split()[1] == "conv" and conv1.split()[6:9] == ["9,408", "9,408", "118.01"]
+    assert lines[-2] == "total: 176 nodes, 25,557,032 parameters (25,557,032 trainable), 4.09 GMACs (4,089,184,256)"
 
 
 def test_summary_json(run_archc):
@@ -60,7 +60,8 @@ def test_summary_json(run_archc):
     assert data["model"] == "resnet34"
     assert data["inputs"] == {"x": {"shape": ["N", 3, 224, 224], "dtype": "float32"}}
     fc = next(r for r in data["nodes"] if r["name"] == "fc")
-    assert fc == {"name": "fc", "op": "linear", "shapes": [["N", 10]], "dtypes": ["float32"], "params": 5130}
+    assert fc == {"name": "fc", "op": "linear", "shapes": [["N", 10]], "dtypes": ["float32"], "params": 5130,
+                  "trainable": 5130, "macs": 5120, "activation_bytes": 40}
     assert data["total_params"] == sum(r["params"] for r in data["nodes"])
 
 

@@ -22,11 +22,30 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("archc.cli.check", "validate a spec and report every error found"),
     "summary": ("archc.cli.summary", "per-node table: name, op, output shape, parameter count"),
     "lint": ("archc.cli.lint", "find and label skip connections (residual, long, dense, gated); count paths"),
+    "graph": ("archc.cli.graph", "draw the model (.dot, .svg, .png, .mmd, .html), edges styled by connection kind"),
+    "report": ("archc.cli.report", "one offline HTML page: picture, summary, connections, path-length charts"),
+    "schema": ("archc.cli.schema", "print the JSON Schema of the spec format (editors: yaml-language-server)"),
     "ops": ("archc.cli.ops", "list the registered ops, or show one op's attributes"),
     "build": ("archc.cli.build", "lower a spec to a PyTorch module file or an ONNX model"),
     "run": ("archc.cli.run", "run one input through PyTorch or onnxruntime and summarise the outputs"),
     "verify": ("archc.cli.verify", "check that the PyTorch and ONNX builds compute the same function"),
     "spec": ("archc.cli.spec", "write an ONNX model back as a readable spec (blocks, repeats), optionally its weights"),
+}
+
+
+#: a runnable example ending each command's --help (from the repository's root), unless the
+#: command's module sets its own epilog
+EXAMPLES: dict[str, str] = {
+    "check": "archc check specs/resnet18.yaml",
+    "summary": "archc summary specs/resnet50.yaml --depth 1 --batch 8",
+    "lint": "archc lint specs/unet.yaml --explain",
+    "graph": "archc graph specs/resnet18.yaml --collapse -o resnet18.svg",
+    "schema": "archc schema > spec.schema.json",
+    "ops": "archc ops conv",
+    "build": "archc build specs/resnet18.yaml -o resnet18.onnx",
+    "run": "archc run specs/resnet18.yaml --set image_size=64 --runtime ort",
+    "verify": "archc verify specs/resnet18.yaml --set image_size=64",
+    "spec": "archc build specs/resnet18.yaml -o r18.onnx && archc spec r18.onnx -o r18.yaml",
 }
 
 
@@ -48,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod = importlib.import_module(module)
         mod.add_arguments(p)
+        if p.epilog is None and name in EXAMPLES:
+            p.epilog = f"example:\n  {EXAMPLES[name]}"
+            p.formatter_class = argparse.RawDescriptionHelpFormatter
         p.set_defaults(_run=mod.run)
     return parser
 

@@ -27,7 +27,10 @@ TARGETS = {"torch": ".py", "onnx": ".onnx"}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec_arguments(parser, models=True)
-    parser.add_argument("--target", choices=sorted(TARGETS), required=True)
+    parser.epilog = "example:\n  archc build specs/resnet18.yaml -o resnet18.onnx"
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--target", choices=sorted(TARGETS),
+                        help="torch or onnx (default: from the output's extension, .py or .onnx)")
     parser.add_argument("-o", "--output", required=True, help="output file (.py for torch, .onnx for onnx)")
     parser.add_argument("--seed", type=seed_int, help="seed of archc's weight initialiser (default 0; "
                         "not for an ONNX model, which brings its weights)")
@@ -61,7 +64,25 @@ def optimizes(args: argparse.Namespace, imported: bool = False) -> bool:
     return not args.no_optimize and (args.eval or (args.target == "onnx" and not imported))
 
 
+def target_for(target: str | None, output: str) -> str:
+    """The build target: ``--target`` if given, else the one whose extension ``output`` has; a
+    given target whose extension differs from the output's is a UsageError."""
+    ext = os.path.splitext(output)[1].lower()
+    by_ext = {e: t for t, e in TARGETS.items()}
+    if target is None:
+        if ext not in by_ext:
+            raise UsageError(f"-o {output}: cannot tell the target from the extension '{ext or '(none)'}'; "
+                             "give --target torch|onnx or an output ending in .py or .onnx",
+                             location=Location("<command line>"))
+        return by_ext[ext]
+    if ext in by_ext and by_ext[ext] != target:
+        raise UsageError(f"--target {target} writes a {TARGETS[target]} file, but -o {output} ends in {ext}",
+                         location=Location("<command line>"))
+    return target
+
+
 def run(args: argparse.Namespace) -> int:
+    args.target = target_for(args.target, args.output)
     if args.state_dict and args.target != "torch":
         raise UsageError("--state-dict applies to --target torch", location=Location("<command line>"))
     from archc.analysis.skips import analyze, merge_labels

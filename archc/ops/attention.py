@@ -110,6 +110,12 @@ class MultiHeadAttention(OpDef):
             p["out_proj.bias"] = ParamSpec((e,), "zeros")
         return p
 
+    def macs(self, node, ins, outs):
+        e, _, _ = self._dims(node, ins)
+        n, length, source = ins[0].shape[0], ins[0].shape[1], ins[1].shape[1]
+        projections = n * (length + 2 * source) * e * e + n * length * e * e   # q, k, v in; out
+        return projections + 2 * n * length * source * e                      # scores, weighted sum
+
     def torch_module(self, node, ins):
         e, h, _ = self._dims(node, ins)
         a = node.attrs

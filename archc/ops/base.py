@@ -230,6 +230,13 @@ class OpDef:
         """Learned parameters and buffers, in state_dict order."""
         return {}
 
+    def macs(self, node: "Node", ins: list[TensorType], outs: list[TensorType]) -> int:
+        """Multiply-accumulates of one forward pass, from *concrete* input and output types
+        (symbolic dims already given sizes). Counted as torchvision's and torchinfo's figures do:
+        the products of weighted layers (conv, linear, matmul, attention, recurrent); element-wise
+        ops, activations, pooling and data movement count 0."""
+        return 0
+
     # -- lowering -------------------------------------------------------------------
     def torch_module(self, node: "Node", ins: list[TensorType]) -> str | None:
         """Source of an ``nn`` constructor for this node, or None if it is functional."""
@@ -290,6 +297,11 @@ def concrete(d: Dim, what: str) -> int:
     if not isinstance(d, int):
         raise ShapeError(f"{what} must be a known size, got symbolic '{d}'")
     return d
+
+
+def numel(t: TensorType) -> int:
+    """Elements of a tensor type whose dims are all known (0 if one is symbolic)."""
+    return t.numel() or 0
 
 
 def expand(value: Any, n: int, what: str) -> tuple[int, ...]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expand, expect_rank, py, py_dims, scale_output_units
+from archc.ops.base import (Attr, OpDef, ParamSpec, concrete, expand, expect_rank, numel, py, py_dims,
+                             scale_output_units)
 from archc.ops.registry import register
 
 
@@ -91,6 +92,11 @@ class Conv(OpDef):
         if a["bias"]:
             p["bias"] = ParamSpec((a["out_channels"],), "uniform", bound)
         return p
+
+    def macs(self, node, ins, outs):
+        # every output element: one product per input channel of its group and kernel tap
+        _, k, *_ = self._geometry(node, ins[0])
+        return numel(outs[0]) * (ins[0].shape[1] // node.attrs["groups"]) * math.prod(k)
 
     def torch_module(self, node, ins):
         x = ins[0]
@@ -182,6 +188,11 @@ class ConvTranspose(OpDef):
         if a["bias"]:
             p["bias"] = ParamSpec((a["out_channels"],), "uniform", bound)
         return p
+
+    def macs(self, node, ins, outs):
+        # every input element is scattered through (out_channels / groups) * kernel taps
+        _, k, *_ = self._geometry(node, ins[0])
+        return numel(ins[0]) * (node.attrs["out_channels"] // node.attrs["groups"]) * math.prod(k)
 
     def torch_module(self, node, ins):
         x = ins[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, broadcast, py
+from archc.ops.base import Attr, OpDef, broadcast, numel, py
 from archc.ops.registry import register
 
 
@@ -223,6 +223,9 @@ class MatMul(OpDef):
         if b.rank > 1:
             shape.append(sb[-1])
         return [a.with_shape(tuple(shape))]
+
+    def macs(self, node, ins, outs):
+        return numel(outs[0]) * ins[0].shape[-1]  # each output element: K products
 
     def torch_forward(self, node, ins, args, module):
         return f"torch.matmul({args[0]}, {args[1]})"

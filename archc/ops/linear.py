@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, scale_output_units
+from archc.ops.base import Attr, OpDef, ParamSpec, concrete, numel, scale_output_units
 from archc.ops.registry import register
 from archc.errors import ShapeError
 
@@ -31,6 +31,9 @@ class Linear(OpDef):
         if node.attrs["bias"]:
             p["bias"] = ParamSpec((out,), "uniform", bound)
         return p
+
+    def macs(self, node, ins, outs):
+        return numel(outs[0]) * ins[0].shape[-1]
 
     def torch_module(self, node, ins):
         return f"nn.Linear({ins[0].shape[-1]}, {node.attrs['out_features']}, bias={node.attrs['bias']})"

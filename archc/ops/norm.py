@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_rank, py
+from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_rank, numel, py
 from archc.ops.registry import register
 
 
@@ -76,6 +76,11 @@ class LayerNorm(OpDef):
         self._shape(node, ins[0])
         return [ins[0]]
 
+    def macs(self, node, ins, outs):
+        # per-sample statistics cannot be folded into a neighbour (batchnorm's can, so it counts 0):
+        # one multiply-add per element to normalise and scale
+        return numel(outs[0])
+
     def params(self, node, ins):
         if not node.attrs["elementwise_affine"]:
             return {}
@@ -130,6 +135,11 @@ class GroupNorm(OpDef):
         if g < 1 or c % g:
             raise ShapeError(f"num_groups={g} must divide the number of channels {c}")
         return [x]
+
+    def macs(self, node, ins, outs):
+        # per-sample statistics cannot be folded into a neighbour (batchnorm's can, so it counts 0):
+        # one multiply-add per element to normalise and scale
+        return numel(outs[0])
 
     def params(self, node, ins):
         if not node.attrs["affine"]:

@@ -71,6 +71,12 @@ class LSTM(OpDef):
                     p[f"bias_hh_l{layer}{sfx}"] = ParamSpec((4 * h,), "uniform", bound)
         return p
 
+    def macs(self, node, ins, outs):
+        feats, h, layers, dirs = self._check(node, ins[0])
+        steps = ins[0].shape[0] * ins[0].shape[1]  # batch x sequence, either layout
+        per_step = sum(4 * h * ((feats if layer == 0 else dirs * h) + h) for layer in range(layers))
+        return steps * dirs * per_step
+
     def torch_module(self, node, ins):
         feats, h, layers, dirs = self._check(node, ins[0])
         a = node.attrs

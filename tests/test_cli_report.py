@@ -1,0 +1,39 @@
+"""`archc report`: one offline page with the picture, the summary, the connections and the path charts."""
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+
+def test_report_page(run_archc, tmp_path):
+    out = tmp_path / "r.html"
+    proc = run_archc("report", str(SPECS / "resnet18.yaml"), "--set", "image_size=64", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    page = out.read_text()
+    parser = _Tags()
+    parser.feed(page)
+    assert parser.tags.count("script") == 2 and parser.tags.count("table") == 2
+    for heading in ("Summary", "Connections", "Paths"):
+        assert f"<h2>{heading}</h2>" in page
+    assert "Binomial(8, 1/2)" in page and "256 input-&gt;output paths" in page
+    assert len(re.findall(r'<polyline points="[^"]*" fill="none" stroke="#d62728" stroke-width="2"/>', page)) == 1  # one chain
+    assert "<td>identity shortcut from maxpool around 2 layers</td>" in page
+    assert not re.search(r"<(script|link|img|iframe)[^>]*\s(src|href)=", page)
+
+
+def test_report_needs_an_html_name(run_archc, tmp_path):
+    proc = run_archc("report", str(SPECS / "resnet18.yaml"), "-o", str(tmp_path / "r.pdf"))
+    assert proc.returncode == 2 and "a report is an HTML page; give a name ending in .html" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
