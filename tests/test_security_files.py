@@ -254,10 +254,13 @@ def test_outputs_are_created_with_the_umask(tmp_path, umask):
 # A real `archc build` whose output writing stops halfway (as a slow disk or a big model would),
 # so the test can kill it at that moment. FALLBACK=1 takes the named-temporary path.
 PAUSING_BUILD = """
-import os, sys, time
+import io, os, sys, time
 import archc.fileio as fileio
 
-def halfway(fh, payload):
+def halfway(fh, writer):
+    buffer = io.BytesIO()
+    writer(buffer)
+    payload = buffer.getvalue()
     fh.write(payload[: len(payload) // 2])
     fh.flush()
     print("PAUSED", flush=True)
@@ -266,7 +269,7 @@ def halfway(fh, payload):
 
 fileio._write_payload = halfway
 if os.environ.get("FALLBACK") == "1":
-    fileio._write_anonymous = lambda *args: False
+    fileio._open_anonymous = lambda *args: None
 from archc.cli import main
 sys.exit(main(sys.argv[1:]))
 """
