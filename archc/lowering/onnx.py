@@ -99,7 +99,8 @@ class Emitter:
             init = key if key not in self.taken_values else self._unique_value(f"{key}/param")
             self.taken_values.add(init)
             self.param_names[key] = init
-            self.initializers[init] = np.asarray(array)
+            # kept as given: a deferred array is drawn only when the writer reaches it
+            self.initializers[init] = array if hasattr(array, "dtype") else np.asarray(array)
         return self.param_names[key]
 
     def const(self, array: np.ndarray, hint: str = "const") -> str:
@@ -205,6 +206,18 @@ def to_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None = N
 
     ``labels`` (node name -> skip label, from :func:`archc.analysis.skips.merge_labels`) go into
     the merge nodes' doc_strings."""
+    from archc.lowering.onnx_writer import assemble
+
+    return assemble(emit_onnx(graph, seed, labels=labels))
+
+
+def emit_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None = None) -> "OnnxParts":
+    """The graph as an ONNX model without its initializers, plus the initializers (arrays, or
+    deferred arrays drawn only when written) for :mod:`archc.lowering.onnx_writer` to stream.
+
+    Initializers no node reads (a constant an op made but did not use) are left out."""
+    from archc.lowering.onnx_writer import OnnxParts
+
     weights = graph_weights(graph, seed)
     names = _value_names(graph, {param_key(n, p) for n, params in weights.items() for p in params})
     emit = Emitter(graph, weights, names, labels)
@@ -219,8 +232,7 @@ def to_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None = N
             emit.taken_nodes.add(node_name)
             emit.nodes.append(helper.make_node("Identity", [names[value]], [out_name], name=node_name))
     # The model is filled in place rather than through helper.make_graph/make_model, which
-    # copy every initializer twice: for ResNet-50's 100 MB of weights that copying was most
-    # of the build time.
+    # copy every initializer twice; the initializers are not put into it at all.
     model = onnx.ModelProto()
     model.ir_version = IR_VERSION
     model.producer_name, model.producer_version = "archc", archc.__version__
@@ -234,18 +246,22 @@ def to_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None = N
     body.node.extend(emit.nodes)
     body.input.extend(_value_info(n, graph.node(n).type) for n in graph.inputs)
     body.output.extend(_value_info(k, graph.type_of(v)) for k, v in graph.outputs.items())
-    for name, array in emit.initializers.items():
-        _write_tensor(body.initializer.add(), name, array)
     helper.set_model_props(model, {"archc_version": archc.__version__, "graph_name": graph.name})
-    return model
+    read = _read_values(model)
+    return OnnxParts(model, [(name, array) for name, array in emit.initializers.items() if name in read])
 
 
-def _write_tensor(tensor: onnx.TensorProto, name: str, array: np.ndarray) -> None:
-    """Fill an initializer in place (raw little-endian data, as numpy_helper.from_array writes it)."""
-    tensor.name = name
-    tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
-    tensor.dims.extend(array.shape)
-    tensor.raw_data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+def _read_values(model: onnx.ModelProto) -> set[str]:
+    """Every value a node or a graph output reads (subgraphs included)."""
+    read = {o.name for o in model.graph.output}
+    for node in model.graph.node:
+        read.update(node.input)
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                inner = onnx.ModelProto()
+                inner.graph.CopyFrom(sub)
+                read |= _read_values(inner)
+    return read
 
 
 def save_onnx(model: onnx.ModelProto, path: str) -> None:
