@@ -248,7 +248,8 @@ def emit_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None =
     body.output.extend(_value_info(k, graph.type_of(v)) for k, v in graph.outputs.items())
     helper.set_model_props(model, {"archc_version": archc.__version__, "graph_name": graph.name})
     read = _read_values(model)
-    return OnnxParts(model, [(name, array) for name, array in emit.initializers.items() if name in read])
+    return OnnxParts(model, [(name, array) for name, array in emit.initializers.items() if name in read],
+                     frozenset(emit.param_names.values()))
 
 
 def _read_values(model: onnx.ModelProto) -> set[str]:

@@ -53,10 +53,12 @@ _LENGTH_DELIMITED = 2
 
 @dataclass
 class OnnxParts:
-    """An emitted model: ``model`` without initializers, and the initializers in order."""
+    """An emitted model: ``model`` without initializers, the initializers in order, and which
+    of them are learned parameters (the rest are constants the lowering made)."""
 
     model: onnx.ModelProto
     initializers: list[tuple[str, Any]] = field(default_factory=list)
+    parameters: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -147,7 +149,7 @@ def _arrays(sources: Sequence[Any]) -> Iterator[np.ndarray]:
 
 def _write_array(fh: BinaryIO, array: np.ndarray) -> None:
     if array.size:
-        fh.write(memoryview(array.reshape(-1)).cast("B"))
+        fh.write(array.reshape(-1).view(np.uint8).data)  # the array's own buffer, no copy
 
 
 def serialized_size(parts: OnnxParts) -> int:
