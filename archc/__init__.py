@@ -9,13 +9,23 @@ shape inference, parameters and both lowerings.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import Any
 
-from archc.errors import ArchcError, SpecError  # noqa: E402
-from archc.ir import Graph  # noqa: E402
-from archc.frontends.yaml import load_spec, loads_spec  # noqa: E402
+from archc._version import __version__
+from archc.errors import ArchcError, SpecError
+from archc.ir import Graph
 
 __all__ = ["ArchcError", "SpecError", "Graph", "from_onnx", "load_spec", "loads_spec", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """``load_spec`` and ``loads_spec`` load the YAML frontend on first use, so importing
+    archc (or :mod:`archc.ir`) does not load YAML, the op registry or numpy-heavy modules."""
+    if name in ("load_spec", "loads_spec"):
+        from archc.frontends import yaml as frontend
+
+        return getattr(frontend, name)
+    raise AttributeError(f"module 'archc' has no attribute '{name}'")
 
 
 def from_onnx(path: str):

@@ -16,7 +16,7 @@ import torch
 
 from archc import SpecError, loads_spec
 from archc.ir import Graph
-from archc.ir.weights import initialize, param_specs
+from archc.ops.weights import initialize, param_specs
 from archc.lowering.onnx import to_onnx
 from archc.lowering.torch import build_module
 from archc.ops import registry

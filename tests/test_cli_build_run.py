@@ -125,6 +125,13 @@ def test_run_rejects_input_of_wrong_shape(run_archc, tmp_path):
     assert "input 'x' expects shape (N, 3, 32, 32), the file holds (1, 3, 16, 16)" in proc.stderr
 
 
+def test_run_names_an_unknown_input(run_archc, tmp_path):
+    np.save(tmp_path / "x.npy", np.ones((1, 3, 32, 32), np.float32))
+    proc = run_archc("run", RESNET18, *SMALL, "--input", f"y={tmp_path / 'x.npy'}")
+    assert proc.returncode == 2
+    assert "<command line>: error: the model has no input 'y'; its inputs are x" in proc.stderr
+
+
 @pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="a GPU is present")
 def test_cuda_missing_is_an_error_unless_fallback_is_asked(run_archc):
     proc = run_archc("run", RESNET18, *SMALL, "--device", "cuda")

@@ -150,7 +150,7 @@ def test_every_spec_verifies_after_the_frontend_and_structural_passes(spec):
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", SHIPPED)
 def test_every_spec_verifies_after_optimisation_and_onnx_import(spec):
-    from archc.ir.weights import initialize
+    from archc.ops.weights import initialize
     from archc.lowering.onnx import to_onnx
 
     graph = load_spec(str(SPECS / spec))

@@ -17,7 +17,8 @@ from torch import nn
 
 from archc import load_spec
 from archc.cli import main
-from archc.ir.weights import initialize, randomize_statistics, state_dict_specs, total_params
+from archc.ops.weights import initialize, total_params
+from weights_helpers import randomize_statistics, state_dict_specs
 from archc.lowering.torch import build_module, state_dict_from_graph
 
 from conftest import SPECS

@@ -19,7 +19,8 @@ from torch import nn
 
 from archc import load_spec
 from archc.cli import main
-from archc.ir.weights import state_dict_specs, total_params
+from archc.ops.weights import total_params
+from weights_helpers import state_dict_specs
 from archc.lowering.torch import build_module, load_weights
 from ops_harness import run_onnx
 

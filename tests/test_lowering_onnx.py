@@ -14,7 +14,8 @@ import pytest
 import archc
 from archc import SpecError, load_spec, loads_spec
 from archc.errors import UsageError
-from archc.ir.weights import initialize, randomize_statistics, state_dict_specs
+from archc.ops.weights import initialize
+from weights_helpers import randomize_statistics, state_dict_specs
 from archc.lowering.onnx import OPSET, save_onnx, to_onnx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -238,3 +239,26 @@ def test_save_onnx_writes_the_model_or_nothing(tmp_path):
     with pytest.raises(UsageError):
         save_onnx(model, str(tmp_path / "missing" / "small.onnx"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.onnx"]
+
+
+def test_build_onnx_is_init_then_optimize_then_emit_and_leaves_the_graph_alone():
+    from archc.lowering.onnx import build_onnx
+    from archc.lowering.optimize import optimize_for_inference
+    from archc.ops.weights import initialize
+
+    spec = RESNET18
+    overrides = {"width": 8, "image_size": 32, "num_classes": 10}
+    graph = load_spec(spec, overrides)
+    before = graph.format()
+    model = build_onnx(graph, seed=3)
+    assert graph.weights == {} and graph.format() == before  # not inplace: the caller's graph is untouched
+    by_hand = to_onnx(optimize_for_inference(initialize(load_spec(spec, overrides), 3), inplace=True), 3)
+    assert model.SerializeToString() == by_hand.SerializeToString()
+    # given weights are used, and folding never writes into the caller's arrays
+    weights = initialize(load_spec(spec, overrides), 3).weights
+    saved = {k: {p: a.copy() for p, a in v.items()} for k, v in weights.items()}
+    assert build_onnx(graph, weights, seed=99).SerializeToString() == by_hand.SerializeToString()
+    assert all(np.array_equal(weights[k][p], saved[k][p]) for k in saved for p in saved[k])
+    unoptimized = build_onnx(graph, seed=3, optimize=False, labels={"layer1.0.add": "residual"})
+    assert any(n.doc_string == "skip: residual" for n in unoptimized.graph.node)
+    assert len(unoptimized.graph.node) > len(model.graph.node)

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from archc import SpecError, load_spec, loads_spec
-from archc.ir.weights import initialize, randomize_statistics, state_dict_specs
+from archc.ops.weights import initialize
+from weights_helpers import randomize_statistics, state_dict_specs
 from archc.lowering.torch import build_module, class_name_for, generate_source, load_weights, state_dict_from_graph
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

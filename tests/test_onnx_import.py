@@ -21,7 +21,7 @@ import torch.nn.functional as F  # noqa: E402
 from archc.analysis.skips import analyze  # noqa: E402
 from archc.errors import SpecError  # noqa: E402
 from archc.frontends.onnx import from_onnx, load_onnx  # noqa: E402
-from archc.ir.weights import total_params  # noqa: E402
+from archc.ops.weights import total_params  # noqa: E402
 from archc.ops import registry  # noqa: E402
 from archc.frontends.yaml import loads_spec  # noqa: E402
 

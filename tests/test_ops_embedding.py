@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from archc.ir.weights import initialize
+from archc.ops.weights import initialize
 from archc.ops import registry
 from ops_harness import assert_same_state_dict_layout, feeds_for, graph_of, module_of, randomize, \
     spec_error

@@ -11,7 +11,8 @@ import torch
 from archc import SpecError
 from archc.analysis.skips import analyze
 from archc.ir import Node, Value
-from archc.ir.weights import initialize, state_dict_specs
+from archc.ops.weights import initialize
+from weights_helpers import state_dict_specs
 from archc.lowering.onnx import to_onnx
 from archc.lowering.torch import build_module, generate_source, load_weights
 from archc.ops import registry

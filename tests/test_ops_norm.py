@@ -49,7 +49,7 @@ def test_matches_reference_module(text, reference):
 
 def test_default_init_is_identity_affine():
     graph = graph_of("inputs: {x: [N, L, 6]}\nnodes: [{name: ln, op: layernorm}]")
-    from archc.ir.weights import initialize
+    from archc.ops.weights import initialize
 
     w = initialize(graph, 0).weights["ln"]
     assert (w["weight"] == 1).all() and (w["bias"] == 0).all() and w["weight"].shape == (6,)

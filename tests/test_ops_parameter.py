@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from archc.analysis.skips import analyze
-from archc.ir.weights import initial_weights, total_params
+from archc.ops.weights import initial_weights, total_params
 from archc.lowering.torch import build_module
 from ops_harness import assert_same_state_dict_layout, graph_of, parity_suite, spec_error
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from archc.ir.weights import initialize
+from archc.ops.weights import initialize
 from archc.ops import registry
 from ops_harness import assert_same_state_dict_layout, feeds_for, graph_of, module_of, randomize, \
     spec_error

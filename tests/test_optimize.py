@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from archc import load_spec, loads_spec
-from archc.ir.weights import initialize, randomize_statistics
+from archc.ops.weights import initialize
+from weights_helpers import randomize_statistics
 from archc.lowering.onnx import to_onnx
 from archc.lowering.optimize import optimize_for_inference
 from archc.lowering.torch import build_module

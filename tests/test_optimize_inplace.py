@@ -7,8 +7,9 @@ import os
 import numpy as np
 
 from archc import load_spec, loads_spec
-from archc.ir.weights import init_array, init_arrays, initialize, randomize_statistics
-from archc.ir.weights import param_entries
+from archc.ops.weights import init_array, init_arrays, initialize
+from weights_helpers import randomize_statistics
+from archc.ops.weights import param_entries
 from archc.lowering.onnx import to_onnx
 from archc.lowering.optimize import optimize_for_inference
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from archc import load_spec
-from archc.ir.weights import total_params, state_dict_specs
+from archc.ops.weights import total_params
+from weights_helpers import state_dict_specs
 
 from conftest import SPECS
 

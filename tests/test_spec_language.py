@@ -5,7 +5,7 @@ import pytest
 
 from archc import SpecError, loads_spec
 from archc.ir import Value
-from archc.ir.weights import total_params
+from archc.ops.weights import total_params
 
 BASIC = """
 name: tiny

@@ -44,7 +44,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from archc import load_spec
-    from archc.ir.weights import initialize
+    from archc.ops.weights import initialize
     from archc.lowering.onnx import to_onnx
     from archc.lowering.optimize import optimize_for_inference
 

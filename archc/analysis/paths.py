@@ -21,14 +21,19 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from archc.analysis.structure import Flow
 
-if TYPE_CHECKING:
-    from archc.analysis.report import Skip
+
+class Joined(Protocol):
+    """What the path counts read of a skip (:class:`archc.analysis.report.Skip`): its merge node.
+    (A protocol, not an import: the report imports this module for :class:`PathStats`.)"""
+
+    merge: str
+
 
 #: chains up to this many blocks list their binomial distribution in full
 DISTRIBUTION_LIMIT = 64
@@ -81,14 +86,14 @@ class PathStats:
         }
 
 
-def chain_paths(stage: int, chain: list["Skip"]) -> ChainPaths:
+def chain_paths(stage: int, chain: Sequence[Joined]) -> ChainPaths:
     n = len(chain)
     dist = [math.comb(n, k) for k in range(n + 1)] if n <= DISTRIBUTION_LIMIT else None
     return ChainPaths(stage=stage, blocks=n, merges=[c.merge for c in chain], paths=2 ** n, mean=n / 2,
                       std=math.sqrt(n) / 2, distribution=dist)
 
 
-def path_stats(flow: Flow, chains: list[list["Skip"]] | None = None,
+def path_stats(flow: Flow, chains: Sequence[Sequence[Joined]] | None = None,
                band: tuple[int, int] | None = None) -> PathStats:
     """Count and measure every input -> output path of ``flow`` (see the module docstring)."""
     table = _PathTable(flow)

@@ -6,7 +6,7 @@ from typing import Any
 from archc.analysis.skips import analyze
 from archc.ir import Graph
 from archc.ir.vocab import Kind
-from archc.ir.weights import count_params
+from archc.ops.weights import count_params
 
 
 def summarize(graph: Graph) -> dict[str, Any]:

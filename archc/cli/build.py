@@ -47,14 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the structure only: ONNX parameters become graph inputs; torch target: no weights drawn")
 
 
-def prepare(graph: Graph, args: argparse.Namespace, imported: bool = False) -> Graph:
-    """Weights (loaded, initialised, or an ONNX model's own) and, for inference builds, the
-    optimised graph.
-
-    An imported ONNX model keeps its initializers bit for bit: it is not re-seeded, and it
-    is optimised (batchnorm folded into the weights) only when ``--eval`` asks for it.
-    """
-    from archc.ir.weights import deferred_weights, initialize
+def load_weights_for(graph: Graph, args: argparse.Namespace, imported: bool = False) -> None:
+    """Fill ``graph.weights``: loaded (``--weights``), initialised (``--seed``), or, for an
+    imported ONNX model, its own initializers kept bit for bit (not re-seeded)."""
+    from archc.ops.weights import initialize
 
     if args.weights:
         from archc.lowering.torch import load_weights
@@ -62,23 +58,17 @@ def prepare(graph: Graph, args: argparse.Namespace, imported: bool = False) -> G
         if os.path.exists(args.weights):  # a missing file is reported by load_weights
             require_regular_file(args.weights, "weights file")
         load_weights(graph, args.weights)
-    elif args.no_weights:
-        pass
-    elif args.target == "onnx" and not imported:
-        # drawn one at a time while the model is written, never all at once
-        graph.weights = deferred_weights(graph, args.seed or 0)
+    elif args.no_weights or args.target == "onnx":
+        pass  # ONNX: build_onnx_parts defers them, drawn one at a time while the model is written
     elif not imported:
         initialize(graph, args.seed or 0)
-    optimize = not args.no_optimize and (args.eval or (args.target == "onnx" and not imported))
-    if args.no_weights and not graph.weights:
-        graph.weights = deferred_weights(graph, 0)  # shapes only: folding draws the folded layers
-    if optimize:
-        from archc.lowering.optimize import optimize_for_inference
 
-        # The command owns this graph and its freshly made arrays: folding into them saves
-        # copying most of the weights.
-        graph = optimize_for_inference(graph, inplace=True)
-    return graph
+
+def optimizes(args: argparse.Namespace, imported: bool = False) -> bool:
+    """Whether the build is optimised for inference: ONNX builds of specs unless
+    ``--no-optimize``, any build with ``--eval`` (an imported model only then, so its
+    weights travel unchanged otherwise)."""
+    return not args.no_optimize and (args.eval or (args.target == "onnx" and not imported))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,11 +94,16 @@ def run(args: argparse.Namespace) -> int:
     graph = load_graph(args)
     # The labels of the graph as written: both targets print them at the merge nodes.
     labels = merge_labels(analyze(graph, paths=False))
-    graph = prepare(graph, args, imported)
+    load_weights_for(graph, args, imported)
+    optimize = optimizes(args, imported)
     if args.target == "onnx":
-        return write_onnx_model(graph, args, labels)
+        return write_onnx_model(graph, args, labels, optimize)
     from archc.lowering.torch import generate_source
 
+    if optimize:
+        from archc.lowering.optimize import optimize_for_inference
+
+        graph = optimize_for_inference(graph, inplace=True)
     source = generate_source(graph, labels=labels)
     if args.state_dict:
         import torch
@@ -126,13 +121,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_onnx_model(graph: Graph, args: argparse.Namespace, labels: dict[str, str]) -> int:
-    """Emit the graph and stream it to ``-o`` (and its external data file)."""
-    from archc.lowering.onnx import OPSET, emit_onnx
+def write_onnx_model(graph: Graph, args: argparse.Namespace, labels: dict[str, str], optimize: bool) -> int:
+    """Build the graph's ONNX parts and stream them to ``-o`` (and its external data file)."""
+    from archc.lowering.onnx import OPSET, build_onnx_parts
     from archc.lowering.onnx_dtype import store_weights_as, without_weights
     from archc.lowering.onnx_writer import write_onnx
 
-    parts = emit_onnx(graph, args.seed or 0, labels=labels)
+    # The command owns this graph and its arrays: folding into them saves copying them.
+    parts = build_onnx_parts(graph, seed=args.seed or 0, optimize=optimize, labels=labels, inplace=True)
     parts = without_weights(parts) if args.no_weights else store_weights_as(parts, WeightDtype(args.dtype))
     written = write_onnx(parts, args.output, external_data=True if args.external_data else None, option="-o")
     where = f"; weights in {written.data_path}" if written.data_path else ""

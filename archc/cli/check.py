@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    graph = load_graph(args)
+    graph = load_graph(args, weights=False)
     if args.print_ir:
         print(graph.format())
     print(f"{args.spec}: ok: {graph.name}, {len(graph)} nodes, inputs "

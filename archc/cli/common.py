@@ -48,8 +48,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return result
 
 
-def load_graph(args: argparse.Namespace) -> Graph:
-    """The IR for the command's SPEC (YAML spec, or an ONNX model where the command allows)."""
+def load_graph(args: argparse.Namespace, weights: bool = True) -> Graph:
+    """The IR for the command's SPEC (YAML spec, or an ONNX model where the command allows).
+
+    ``weights=False``: an ONNX model's external data files are not read (commands that look
+    at the structure only)."""
     path = args.spec
     if not os.path.exists(path):
         raise SpecError("no such file", location=Location(path))
@@ -58,7 +61,7 @@ def load_graph(args: argparse.Namespace) -> Graph:
         from archc.frontends.onnx import load_onnx
 
         require_regular_file(path, "ONNX model")
-        return load_onnx(path)
+        return load_onnx(path, weights=weights)
     from archc.frontends.yaml import load_spec
 
     return load_spec(path, parse_overrides(args.overrides), args.profile,
@@ -116,10 +119,13 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
 
 def input_arrays(types: dict[str, TensorType], args: argparse.Namespace) -> dict[str, "np.ndarray"]:
     """The command's inputs: the --input files, else seeded random arrays (--batch, --dim, --seed)."""
-    from archc.runtime.inputs import random_inputs, read_inputs
+    from archc.runtime.inputs import random_inputs, read_arrays
 
-    arrays = read_inputs(types, args.inputs)
-    if arrays:
+    if args.inputs:
+        arrays = read_arrays(types, input_files(types, args.inputs))
+        missing = [n for n in types if n not in arrays]
+        if missing:
+            raise UsageError(f"no array given for input(s) {', '.join(missing)}", location=Location("<command line>"))
         return arrays
     dims = parse_dims(args)
     _check_input_size(types, dims)
@@ -149,6 +155,25 @@ def _check_input_size(types: dict[str, TensorType], dims: dict[str, int]) -> Non
         raise UsageError(f"the random inputs would take {total:,} bytes, over the limit of {limit:,} "
                          f"(check --batch and --dim, or raise {MAX_INPUT_BYTES_ENV})",
                          location=Location("<command line>"))
+
+
+def input_files(types: dict[str, TensorType], items: list[str]) -> dict[str, str]:
+    """Input name -> .npy path from ``NAME=FILE.npy`` items (or ``FILE.npy`` alone for a
+    single-input model)."""
+    names = list(types)
+    files: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            if len(names) != 1:
+                raise UsageError(f"the model has inputs {', '.join(names)}: use --input NAME=FILE.npy",
+                                 location=Location("<command line>"))
+            name, path = names[0], item
+        if name not in names:
+            raise UsageError(f"the model has no input '{name}'; its inputs are {', '.join(names)}",
+                             location=Location("<command line>"))
+        files[name] = path
+    return files
 
 
 def parse_dims(args: argparse.Namespace) -> dict[str, int]:

@@ -64,6 +64,8 @@ import argparse
 import json
 import math
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 from archc.analysis.report import Analysis
 from archc.analysis.skips import analyze
@@ -102,18 +104,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     band = _band(args.band)
-    graph = load_graph(args)
+    graph = load_graph(args, weights=False)
     analysis = analyze(graph, band=band, paths=args.paths)
-    if args.format == "json":
-        data = analysis.to_dict(explain=args.explain)
-        data["ok"] = not analysis.expectations
-        # Path counts of deep networks exceed Python's default 4300-digit int -> str limit.
-        if hasattr(sys, "set_int_max_str_digits"):
-            sys.set_int_max_str_digits(0)
-        print(json.dumps(data, indent=2))
-    else:
-        print(format_table(analysis, show_all=args.show_all, explain=args.explain))
+    # Path counts of deep networks exceed Python's default 4300-digit int -> str limit.
+    with _any_int_digits():
+        if args.format == "json":
+            data = analysis.to_dict(explain=args.explain)
+            data["ok"] = not analysis.expectations
+            print(json.dumps(data, indent=2))
+        else:
+            print(format_table(analysis, show_all=args.show_all, explain=args.explain))
     return 1 if args.strict and analysis.expectations else 0
+
+
+@contextmanager
+def _any_int_digits() -> Iterator[None]:
+    """Lift Python's limit on int -> str digits while printing, restoring it afterwards."""
+    if not hasattr(sys, "set_int_max_str_digits"):  # Python < 3.11 has no limit
+        yield
+        return
+    previous = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(previous)
 
 
 def _band(text: str | None) -> tuple[int, int] | None:

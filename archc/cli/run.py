@@ -46,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
         from archc.runtime.ort import run_onnx
 
         if graph is not None:
-            model = _build_onnx(graph, args.seed)
+            from archc.lowering.onnx import build_onnx
+
+            # run owns this graph and its fresh weights, so batchnorm is folded in place
+            model = build_onnx(graph, seed=args.seed, inplace=True).SerializeToString()
         outputs, providers = run_onnx(model, feeds, args.device, args.allow_cpu_fallback)
         used = f"onnxruntime with {providers[0]}"
     elapsed = time.perf_counter() - start
@@ -90,16 +93,6 @@ def _stats(a: np.ndarray) -> str:
         return ""
     f = a.astype(np.float64)
     return f"mean {f.mean():.6g}  std {f.std():.6g}  min {f.min():.6g}  max {f.max():.6g}"
-
-
-def _build_onnx(graph, seed: int) -> bytes:
-    """The graph's inference ONNX model, serialised."""
-    from archc.ir.weights import initialize
-    from archc.lowering.onnx import to_onnx
-    from archc.lowering.optimize import optimize_for_inference
-
-    # run owns this graph and its fresh weights, so batchnorm is folded in place
-    return to_onnx(optimize_for_inference(initialize(graph, seed), inplace=True), seed).SerializeToString()
 
 
 def _read_onnx_file(path: str) -> tuple[str, dict[str, TensorType], list[str]]:

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    graph = load_graph(args)
+    graph = load_graph(args, weights=False)
     data = summarize(graph)
     if args.format == "json":
         print(json.dumps(data, indent=2))

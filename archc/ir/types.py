@@ -28,9 +28,6 @@ class TensorType:
     def with_shape(self, shape: tuple[Dim, ...] | list[Dim]) -> "TensorType":
         return TensorType(tuple(shape), self.dtype)
 
-    def dim(self, i: int) -> Dim:
-        return self.shape[i]
-
     def numel(self) -> int | None:
         """Number of elements, or None when a dimension is symbolic."""
         n = 1
@@ -44,7 +41,3 @@ class TensorType:
         dims = ", ".join(str(d) for d in self.shape)
         suffix = "" if self.dtype == "float32" else f" {self.dtype}"
         return f"({dims}){suffix}"
-
-
-def format_shape(shape: tuple[Dim, ...]) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"

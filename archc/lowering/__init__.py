@@ -12,7 +12,7 @@ import numpy as np
 
 from archc.errors import Diagnostic, Location, SpecError
 from archc.ir.graph import Graph
-from archc.ir.weights import initial_weights, param_entries
+from archc.ops.weights import initial_weights, param_entries
 
 __all__ = ["graph_weights"]
 

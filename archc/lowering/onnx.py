@@ -20,17 +20,20 @@ import numpy as np
 import onnx
 from onnx import helper
 
-import archc
+from archc._version import __version__
 from archc.errors import SpecError
 from archc.fileio import write_atomic
 from archc.ir.graph import Graph, Node, Value
+from archc.ir.names import Namespace
 from archc.ir.types import TensorType
 from archc.lowering import graph_weights
+from archc.lowering.optimize import optimize_for_inference
 from archc.ops import registry
+from archc.ops.weights import deferred_weights
 from archc.ops.base import param_key
 from archc.pysource import one_line, plain_text
 
-__all__ = ["OPSET", "IR_VERSION", "Emitter", "to_onnx", "save_onnx", "value_name"]
+__all__ = ["OPSET", "IR_VERSION", "Emitter", "to_onnx", "build_onnx", "save_onnx", "value_name"]
 
 #: The ONNX opset archc targets (ONNX 1.12+, onnxruntime 1.12+).
 OPSET = 17
@@ -62,8 +65,8 @@ class Emitter:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: dict[str, np.ndarray] = {}   # written into the model once, at the end
         self.param_names: dict[str, str] = {}            # state_dict key -> initializer name
-        self.taken_values: set[str] = set(names.values())
-        self.taken_nodes: set[str] = set()
+        self.taken_values = Namespace(names.values())
+        self.taken_nodes = Namespace(also_taken=graph)  # ONNX node names: avoid the IR's own
         self.current: Node | None = None
         self._pending: list[dict[str, Any]] = []
         #: opset versions of non-default domains; a node of another domain (``domain=`` in
@@ -97,7 +100,7 @@ class Emitter:
             # Only a graph output named like the key can hold the name already: ONNX has one
             # namespace, so the initializer then gets a derived name.
             init = key if key not in self.taken_values else self._unique_value(f"{key}/param")
-            self.taken_values.add(init)
+            self.taken_values.reserve(init)
             self.param_names[key] = init
             # kept as given: a deferred array is drawn only when the writer reaches it
             self.initializers[init] = array if hasattr(array, "dtype") else np.asarray(array)
@@ -142,7 +145,7 @@ class Emitter:
         for p in self._pending:
             main = finals[0] in p["outputs"]
             name = node.name if main else self._unique_node(f"{node.name}/{p['op_type'].lower()}")
-            self.taken_nodes.add(name)
+            self.taken_nodes.reserve(name)
             label = self.labels.get(node.name) if main else None
             doc = one_line(f"skip: {label}") if label else None
             self.nodes.append(helper.make_node(p["op_type"], p["inputs"], p["outputs"], name=name,
@@ -160,17 +163,10 @@ class Emitter:
         return self.current
 
     def _unique_value(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.taken_values:
-            name, i = f"{base}_{i}", i + 1
-        self.taken_values.add(name)
-        return name
+        return self.taken_values.take(base)
 
     def _unique_node(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.taken_nodes or name in self.graph:
-            name, i = f"{base}_{i}", i + 1
-        return name
+        return self.taken_nodes.free(base)
 
 
 def _value_names(graph: Graph, param_keys: set[str] = frozenset()) -> dict[Value, str]:
@@ -184,20 +180,16 @@ def _value_names(graph: Graph, param_keys: set[str] = frozenset()) -> dict[Value
     for out_name, value in graph.outputs.items():
         if value not in names and graph.node(value.node).op != "input":
             names[value] = out_name
-    taken = set(names.values()) | set(graph.outputs) | set(param_keys)
+    taken = Namespace([*names.values(), *graph.outputs, *param_keys],
+                      suffix=lambda base, i: f"{base}/value" if i == 1 else f"{base}/value_{i - 1}")
     for node in graph.nodes():
         for k in range(len(node.outputs)):
             v = Value(node.name, k)
             if node.op == "input":
                 names[v] = node.name  # graph inputs keep their names
             elif v not in names:
-                base = value_name(v)
-                name, i = base, 0
-                while name in taken:
-                    i += 1
-                    name = f"{base}/value" if i == 1 else f"{base}/value_{i - 1}"
-                names[v] = name
-            taken.add(names[v])
+                names[v] = taken.free(value_name(v))
+            taken.reserve(names[v])
     return names
 
 
@@ -229,13 +221,13 @@ def emit_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None =
             # A graph input, or a value output twice: an Identity gives it the output's name.
             node_name = out_name if out_name not in graph and out_name not in emit.taken_nodes \
                 else emit._unique_node(f"{out_name}/output")
-            emit.taken_nodes.add(node_name)
+            emit.taken_nodes.reserve(node_name)
             emit.nodes.append(helper.make_node("Identity", [names[value]], [out_name], name=node_name))
     # The model is filled in place rather than through helper.make_graph/make_model, which
     # copy every initializer twice; the initializers are not put into it at all.
     model = onnx.ModelProto()
     model.ir_version = IR_VERSION
-    model.producer_name, model.producer_version = "archc", archc.__version__
+    model.producer_name, model.producer_version = "archc", __version__
     domains = sorted({n.domain for n in emit.nodes if n.domain and n.domain != "ai.onnx"})
     model.opset_import.extend([helper.make_opsetid("", OPSET)]
                               + [helper.make_opsetid(d, emit.domains.get(d, 1)) for d in domains])
@@ -246,7 +238,7 @@ def emit_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None =
     body.node.extend(emit.nodes)
     body.input.extend(_value_info(n, graph.node(n).type) for n in graph.inputs)
     body.output.extend(_value_info(k, graph.type_of(v)) for k, v in graph.outputs.items())
-    helper.set_model_props(model, {"archc_version": archc.__version__, "graph_name": graph.name})
+    helper.set_model_props(model, {"archc_version": __version__, "graph_name": graph.name})
     read = _read_values(model)
     return OnnxParts(model, [(name, array) for name, array in emit.initializers.items() if name in read],
                      frozenset(emit.param_names.values()))
@@ -263,6 +255,42 @@ def _read_values(model: onnx.ModelProto) -> set[str]:
                 inner.graph.CopyFrom(sub)
                 read |= _read_values(inner)
     return read
+
+
+def build_onnx(graph: Graph, weights: Mapping[str, Mapping[str, Any]] | None = None, *, seed: int = 0,
+               optimize: bool = True, labels: Mapping[str, str] | None = None,
+               inplace: bool = False) -> onnx.ModelProto:
+    """The one way from a graph to an ONNX model (``archc build``, ``run`` and ``verify``):
+    weights, then the inference rewrites, then emission.
+
+    The weights are ``weights`` if given, else ``graph.weights`` if filled, else archc's
+    seeded init for ``seed``. ``optimize`` applies :func:`optimize_for_inference`;
+    ``labels`` go to :func:`to_onnx`. The graph and its arrays are left unchanged unless
+    ``inplace``: a caller that owns them (a command's freshly loaded graph) lets the weights
+    be stored in the graph and folded into, saving a copy of most of them.
+    """
+    from archc.lowering.onnx_writer import assemble
+
+    return assemble(build_onnx_parts(graph, weights, seed=seed, optimize=optimize, labels=labels,
+                                     inplace=inplace))
+
+
+def build_onnx_parts(graph: Graph, weights: Mapping[str, Mapping[str, Any]] | None = None, *, seed: int = 0,
+                     optimize: bool = True, labels: Mapping[str, str] | None = None,
+                     inplace: bool = False) -> "OnnxParts":
+    """:func:`build_onnx` before the initializers are filled in: :func:`emit_onnx`'s parts, for
+    :func:`archc.lowering.onnx_writer.write_onnx` to stream. Seeded weights are deferred
+    (drawn when written, one at a time), except the layers folding changes."""
+    owned = inplace
+    if weights is not None or not graph.weights:
+        if not inplace:
+            graph = graph.copy()
+        graph.weights = {k: dict(v) for k, v in weights.items()} if weights is not None \
+            else deferred_weights(graph, seed)
+        owned = inplace or weights is None  # fresh arrays in a private copy may be folded into
+    if optimize:
+        graph = optimize_for_inference(graph, inplace=owned)
+    return emit_onnx(graph, seed, labels=labels)
 
 
 def save_onnx(model: onnx.ModelProto, path: str) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from archc.ir.graph import Graph, Node, verify_in_debug
-from archc.ir.weights import DeferredArray, initialize, materialized
+from archc.ops.weights import DeferredArray, initialize, materialized
 from archc.ops import registry
 
 __all__ = ["optimize_for_inference", "drop_identities", "fold_affine"]

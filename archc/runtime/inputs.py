@@ -1,11 +1,13 @@
 """Concrete input arrays for a model: random (seeded) or read from .npy files.
 
 Both work on the model's input types (name -> TensorType), so a spec's graph and an
-ONNX file given to ``archc run`` share them; :func:`input_types` gives a graph's.
+ONNX file given to ``archc run`` share them; :func:`input_types` gives a graph's. They take
+values (sizes, paths by input name); the CLI parses its ``--input``/``--dim`` syntax.
 """
 from __future__ import annotations
 
 import os
+from typing import Mapping
 
 import numpy as np
 
@@ -51,20 +53,10 @@ def random_inputs(types: dict[str, TensorType], dims: dict[str, int] | None = No
     return out
 
 
-def read_inputs(types: dict[str, TensorType], specs: list[str]) -> dict[str, np.ndarray]:
-    """Arrays from ``NAME=FILE.npy`` items (or ``FILE.npy`` alone for a single-input model)."""
-    names = list(types)
+def read_arrays(types: dict[str, TensorType], files: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """The arrays of ``files`` (input name -> .npy path), each checked against its input's type."""
     result: dict[str, np.ndarray] = {}
-    for item in specs:
-        name, sep, path = item.partition("=")
-        if not sep:
-            if len(names) != 1:
-                raise UsageError(f"the model has inputs {', '.join(names)}: use --input NAME=FILE.npy",
-                                 location=Location("<command line>"))
-            name, path = names[0], item
-        if name not in names:
-            raise UsageError(f"the model has no input '{name}'; its inputs are {', '.join(names)}",
-                             location=Location("<command line>"))
+    for name, path in files.items():
         if not os.path.exists(path):
             raise UsageError("no such file", location=Location(path))
         require_regular_file(path, "input array")
@@ -77,7 +69,4 @@ def read_inputs(types: dict[str, TensorType], specs: list[str]) -> dict[str, np.
             raise UsageError(f"input '{name}' expects shape {t}, the file holds {tuple(arr.shape)}",
                              location=Location(path))
         result[name] = arr.astype(t.dtype, copy=False)
-    missing = [n for n in names if n not in result]
-    if missing and specs:
-        raise UsageError(f"no array given for input(s) {', '.join(missing)}", location=Location("<command line>"))
     return result

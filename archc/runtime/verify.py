@@ -32,17 +32,15 @@ def compare(name: str, expected: np.ndarray, actual: np.ndarray, rtol: float, at
 def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: float = 1e-3, atol: float = 1e-5,
            device: str = "cpu", optimize: bool = True, allow_fallback: bool = False) -> list[OutputComparison]:
     """Build both targets from one seed, run ``feeds`` through torch (eval) and onnxruntime, compare."""
-    from archc.ir.weights import initialize
-    from archc.lowering.onnx import to_onnx
-    from archc.lowering.optimize import optimize_for_inference
+    from archc.lowering.onnx import build_onnx
+    from archc.ops.weights import initialize
     from archc.runtime.ort import run_onnx
     from archc.runtime.torch_runner import run_torch
 
     if not graph.weights:
         initialize(graph, seed)
     reference, _ = run_torch(graph, feeds, device, seed, allow_fallback)
-    onnx_graph = optimize_for_inference(graph) if optimize else graph
-    model = to_onnx(onnx_graph, seed)
+    model = build_onnx(graph, seed=seed, optimize=optimize)
     actual, _ = run_onnx(model.SerializeToString(), feeds, device, allow_fallback)
     return [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference, actual)]
 

@@ -1,4 +1,5 @@
-"""ONNX op type -> native IR op: one small converter per ONNX op, in the :data:`CONVERTERS` table.
+"""ONNX op type -> native IR op: one small converter per ONNX op, registered (``@converts``) in the
+importer's :data:`~archc.frontends.onnx.importer.CONVERTERS` table.
 
 A converter gets the :class:`~archc.frontends.onnx.importer.Importer` and the ONNX node.
 It reads constant and shape-type inputs (``im.const``, ``im.static``), asks for data
@@ -18,13 +19,13 @@ bias (likewise a constant per-channel ``Add`` after a bias-free conv); ``Gemm`` 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 
 from archc.errors import ShapeError
-from archc.frontends.onnx.importer import Fallback
+from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, converts
 from archc.frontends.onnx.values import Const, short_float
 from archc.ir.graph import Value
 from archc.ir.types import Dim
@@ -32,20 +33,7 @@ from archc.ir.types import Dim
 if TYPE_CHECKING:
     from archc.frontends.onnx.importer import Importer
 
-Converter = Callable[["Importer", onnx.NodeProto], Optional[list]]
-
-#: ONNX op type (default domain) -> converter
-CONVERTERS: dict[str, Converter] = {}
-
 _INT64_MAX = 2 ** 63 - 1
-
-
-def converts(*op_types: str) -> Callable[[Converter], Converter]:
-    def register(fn: Converter) -> Converter:
-        for op_type in op_types:
-            CONVERTERS[op_type] = fn
-        return fn
-    return register
 
 
 def _input(node: onnx.NodeProto, i: int) -> str:

@@ -10,7 +10,7 @@ The importer walks the ONNX graph in its (topological) order:
    are folded; ``Shape`` and the arithmetic on it are evaluated symbolically
    (:mod:`archc.frontends.onnx.values`). Such values never become IR nodes unless a node uses them
    as data: a Reshape reads its target, a Resize its scales, from them.
-3. Every other node goes through :data:`archc.frontends.onnx.convert.CONVERTERS`, one
+3. Every other node goes through :data:`CONVERTERS` (filled by :mod:`archc.frontends.onnx.convert`), one
    converter per ONNX op type, which maps it to a native IR op (conv, batchnorm,
    linear from MatMul + bias, scale from a multiplication by a literal, ...), or
    makes it disappear (Identity, Dropout, same-dtype Cast, a reshape that changes
@@ -33,7 +33,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Container, Optional
 
 import numpy as np
 import onnx
@@ -43,11 +43,13 @@ from archc.errors import Location, ShapeError, SpecError
 from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, Sym, Tensor, as_symbolic,
                                          attributes, evaluate_symbolic, fold, is_static_int)
 from archc.ir.graph import Graph, Node, Value, verify_in_debug
+from archc.ir.names import Namespace
 from archc.ir.types import Dim, TensorType
 from archc.ops import onnx_node as _onnx_node  # (importing it registers the fallback op)
 from archc.ops import registry
+from archc.ops.nodes import NodeError, build_node
 
-__all__ = ["Fallback", "Importer", "from_onnx", "load_onnx"]
+__all__ = ["CONVERTERS", "Fallback", "Importer", "converts", "from_onnx", "load_onnx"]
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 #: ops that pass their first input through unchanged at inference
@@ -61,6 +63,22 @@ class Fallback(Exception):
     """
 
 
+Converter = Callable[["Importer", onnx.NodeProto], Optional[list]]
+
+#: ONNX op type (default domain) -> converter; :mod:`archc.frontends.onnx.convert` fills it
+#: (the package imports it), so the importer never imports its converters.
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converts(*op_types: str) -> Callable[[Converter], Converter]:
+    """Register the decorated function as the converter of ``op_types``."""
+    def register(fn: Converter) -> Converter:
+        for op_type in op_types:
+            CONVERTERS[op_type] = fn
+        return fn
+    return register
+
+
 @dataclass(frozen=True)
 class OType:
     """An ONNX-inferred type: shape None when the rank is unknown, dims None when unknown."""
@@ -69,16 +87,35 @@ class OType:
     dtype: str | None
 
 
-def load_onnx(path: str) -> Graph:
-    """Read an ONNX file into the IR; SpecError (at ``path``) if it is missing or invalid."""
+def load_onnx(path: str, weights: bool = True) -> Graph:
+    """Read an ONNX file into the IR; SpecError (at ``path``) if it is missing or invalid.
+
+    ``weights=False`` (lint, summary, check) never reads external data files: tensors stored
+    there get placeholders of their shape and dtype that take no memory (zero strides)."""
     where = Location(path)
     if not os.path.exists(path):
         raise SpecError("no such file", location=where)
     try:
-        model = onnx.load(path)
+        model = onnx.load(path, load_external_data=weights)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types for corrupt files
         raise SpecError(f"cannot read an ONNX model: {_first_line(exc)}", location=where) from None
     return from_onnx(model, path)
+
+
+def _is_unread(tensor: onnx.TensorProto) -> bool:
+    """An initializer whose data lives in an external file that was not loaded."""
+    return tensor.data_location == onnx.TensorProto.EXTERNAL and not tensor.HasField("raw_data")
+
+
+def _unread(tensor: onnx.TensorProto) -> np.ndarray:
+    """A stand-in for unloaded external data: zeros of the tensor's shape and dtype as a
+    read-only zero-stride view, so it takes no memory whatever its size."""
+    dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    return np.broadcast_to(np.zeros((), dtype=dtype), tuple(tensor.dims))
+
+
+def _is_placeholder(arr: np.ndarray) -> bool:
+    return arr.size > 1 and not any(arr.strides)
 
 
 def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
@@ -109,7 +146,7 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     listed = {vi.name for vi in g.input}
     small, extra = [], []
     for init in g.initializer:
-        if math.prod(init.dims) <= _SKELETON_LIMIT:
+        if math.prod(init.dims) <= _SKELETON_LIMIT and not _is_unread(init):
             small.append(init)
         elif init.name not in listed:
             extra.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
@@ -177,12 +214,10 @@ class Importer:
         self._attrs: dict[tuple, dict[str, Any]] = {}
         self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
         self._fresh = 0
-        self._taken: set[str] = set()
+        self._names = Namespace()                # IR node names given so far
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> Graph:
-        from archc.frontends.onnx.convert import CONVERTERS
-
         self.converters = CONVERTERS
         g = self.model.graph
         self._infer_types()
@@ -193,7 +228,7 @@ class Importer:
             self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
         for init in g.initializer:
             try:
-                arr = numpy_helper.to_array(init)
+                arr = _unread(init) if _is_unread(init) else numpy_helper.to_array(init)
             except Exception as exc:  # noqa: BLE001 - data not matching the declared dims
                 self._fail(f"initializer '{init.name}' cannot be read: {_first_line(exc)}")
             # Initializers are the model's parameters; integer ones are indices or shapes.
@@ -466,23 +501,11 @@ class Importer:
         opdef = registry.get(op)
         if opdef is None:
             raise Fallback(f"no op '{op}'")
-        full: dict[str, Any] = {}
-        for key, spec in opdef.attrs.items():
-            if key in attrs:
-                value = attrs[key]
-                full[key] = tuple(value) if isinstance(value, list) else value
-            elif spec.required:
-                raise Fallback(f"op '{op}' needs '{key}'")
-            else:
-                full[key] = spec.default
-        if set(attrs) - set(opdef.attrs):
-            raise Fallback(f"op '{op}' has no attributes {sorted(set(attrs) - set(opdef.attrs))}")
-        ir = Node(name="?", op=opdef.name, attrs=full, inputs=list(inputs), location=self.where,
-                  meta={"onnx_name": node.name})
         ins = [self.graph.type_of(v) for v in inputs]
         try:
-            ir.outputs = opdef.infer(ir, ins)
-        except ShapeError as exc:  # the native op cannot express this node's shapes
+            ir = build_node(opdef, "?", {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()},
+                            inputs, ins, location=self.where, meta={"onnx_name": node.name})
+        except (NodeError, ShapeError) as exc:  # the native op cannot express this node
             raise Fallback(f"op '{op}': {exc}") from None
         if check:
             self.check_types(node, ir.outputs)
@@ -495,7 +518,8 @@ class Importer:
                 arr = np.asarray(weights[key])
                 if tuple(arr.shape) != tuple(spec.shape):
                     raise Fallback(f"parameter '{key}' has shape {arr.shape}, op '{op}' wants {spec.shape}")
-                weights[key] = np.array(arr, dtype=spec.dtype, order="C")  # (ascontiguousarray makes 0-D 1-D)
+                if not _is_placeholder(arr):  # a placeholder stays one (see _unread)
+                    weights[key] = np.array(arr, dtype=spec.dtype, order="C")  # (ascontiguousarray makes 0-D 1-D)
         ir.name = self.unique_name(self._default_name(node) + suffix)
         self.graph.add(ir)
         if weights:
@@ -547,11 +571,7 @@ class Importer:
         return f"unk{self._fresh}"
 
     def unique_name(self, base: str) -> str:
-        name, i = base, 1
-        while name in self._taken:
-            name, i = f"{base}_{i}", i + 1
-        self._taken.add(name)
-        return name
+        return self._names.take(base)
 
     def _default_name(self, node: onnx.NodeProto) -> str:
         scope, leaf = split_name(node.name) if node.name else (None, "")
@@ -601,18 +621,14 @@ class Importer:
             for i in range(1, len(parts)):
                 p = ".".join(parts[:i])
                 prefixes[p] = prefixes.get(p, 0) + 1
-        taken = set(self.graph.inputs)
+        taken = Namespace(self.graph.inputs)
         result: dict[str, str] = {}
         for node in nodes:
             scope = parsed[node.name]
             base = node.name
             if scope and scopes[scope] == 1 and prefixes.get(scope, 0) == 1 and scope not in taken:
                 base = scope
-            name, i = base, 1
-            while name in taken:
-                name, i = f"{base}_{i}", i + 1
-            taken.add(name)
-            result[node.name] = name
+            result[node.name] = taken.take(base)
         return result
 
 
@@ -689,7 +705,7 @@ def _schema(node: onnx.NodeProto, opsets: dict[str, int]):
         return None
 
 
-def _param_name(schema, index: int, taken: Iterable[str]) -> str:
+def _param_name(schema, index: int, taken: Container[str]) -> str:
     """A weight's name from the op schema's input name (``w``, ``b``), else ``input{index}``."""
     base = f"input{index}"
     if schema is not None and schema.inputs:
@@ -697,10 +713,7 @@ def _param_name(schema, index: int, taken: Iterable[str]) -> str:
         base = _clean(formal.name).lower() or base
         if index >= len(schema.inputs):  # variadic tail
             base = f"{base}{index}"
-    name, i = base, 1
-    while name in taken:
-        name, i = f"{base}{i}", i + 1
-    return name
+    return Namespace(also_taken=taken, suffix=lambda stem, i: f"{stem}{i}").free(base)
 
 
 def _constant_value(node: onnx.NodeProto, importer: Importer) -> np.ndarray:

@@ -18,6 +18,7 @@ from archc.ir import BlockInstance, Graph, Node, TensorType, Value
 from archc.ir.types import DTYPES
 from archc.ops import registry
 from archc.ops.base import Attr, OpDef
+from archc.ops.nodes import build_node
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.expr import ExprError
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
@@ -535,13 +536,10 @@ class _Elaborator:
             raise Abort()
         if any(v is POISON for v in inputs):
             raise Abort()
-        node = Node(name=full, op=op.name, attrs=attrs, inputs=list(inputs), scope=scope.stack,
-                    location=item.location)
-        if "expect" in item:
-            node.meta["expect"] = item["expect"]
         in_types = [self.graph.type_of(v) for v in inputs]
         try:
-            node.outputs = op.infer(node, in_types)
+            node = build_node(op, full, attrs, inputs, in_types, scope=scope.stack, location=item.location,
+                              meta={"expect": item["expect"]} if "expect" in item else None)
         except ShapeError as exc:
             shapes = ", ".join(str(t) for t in in_types)
             self._error(f"{op.name}: {exc} [input shape{'s' if len(in_types) > 1 else ''}: {shapes}]",

@@ -70,11 +70,6 @@ def parse(text: str) -> ast.expr:
         raise ExprError(f"invalid expression '{text.strip()}': {exc.msg}", offset) from None
 
 
-def names_in(text: str) -> set[str]:
-    """The free names an expression refers to (for dependency checks)."""
-    return {n.id for n in ast.walk(parse(text)) if isinstance(n, ast.Name)}
-
-
 class Evaluator:
     """Evaluates expressions against a mapping of names.
 

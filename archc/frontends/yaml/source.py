@@ -48,16 +48,6 @@ class SList(list):
         return self.location
 
 
-def make_map(location: Location, items: dict | None = None) -> SMap:
-    """An SMap built in code (for command-line overrides and defaults)."""
-    m = SMap(items or {})
-    m.location = location
-    m.key_locations = {k: location for k in m}
-    m.value_locations = {k: location for k in m}
-    m.quoted = {}
-    return m
-
-
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map", "merge")}
 
 

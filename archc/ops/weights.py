@@ -1,4 +1,6 @@
-"""Learned parameters of a graph: their specs, counts and archc's own seeded initialiser.
+"""Learned parameters of a graph, as its ops declare them: specs, counts and archc's own
+seeded initialiser. (Here, not in :mod:`archc.ir`, because the op definitions say what a
+node's parameters are, and the IR imports no op.)
 
 One initialiser feeds both backends: the ONNX emitter writes these arrays as
 initializers and the PyTorch backend loads them as the module's state_dict, so
@@ -49,11 +51,6 @@ def param_entries(graph: Graph) -> Iterator[ParamEntry]:
     for node in graph.nodes():
         for pname, spec in param_specs(graph, node).items():
             yield ParamEntry(param_key(node.name, pname), node.name, pname, spec)
-
-
-def state_dict_specs(graph: Graph) -> Iterator[tuple[str, ParamSpec]]:
-    """(state_dict key, spec) for every parameter and buffer, in graph order."""
-    return ((e.key, e.spec) for e in param_entries(graph))
 
 
 def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
@@ -187,16 +184,4 @@ def initial_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, np.ndarr
 def initialize(graph: Graph, seed: int = 0) -> Graph:
     """Fill ``graph.weights`` with seeded initial values (in place; returns the graph)."""
     graph.weights = initial_weights(graph, seed)
-    return graph
-
-
-def randomize_statistics(graph: Graph, seed: int = 0) -> Graph:
-    """Give normalisation buffers non-trivial values (for testing folding and parity)."""
-    rng = np.random.default_rng(seed + 1)
-    for name, params in graph.weights.items():
-        for pname, arr in params.items():
-            if pname == "running_mean":
-                params[pname] = rng.uniform(-0.5, 0.5, arr.shape).astype(arr.dtype)
-            elif pname == "running_var":
-                params[pname] = rng.uniform(0.5, 1.5, arr.shape).astype(arr.dtype)
     return graph
