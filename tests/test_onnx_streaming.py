@@ -218,3 +218,10 @@ def test_onnxruntime_loads_every_shipped_spec_without_warnings(name, tmp_path, c
     logged = capfd.readouterr()
     assert "Removing initializer" not in logged.err + logged.out
     assert " W:" not in logged.err and "[W:" not in logged.err, logged.err
+
+
+def test_verify_with_a_narrow_dtype_scales_its_tolerances(run_archc):
+    proc = run_archc("verify", str(SPECS / "resnet18.yaml"), "--set", "image_size=32", "--dtype", "bfloat16",
+                     check=True)
+    assert "rtol 0.0625, atol 0.0078125, ONNX weights in bfloat16" in proc.stdout
+    assert "PASSED" in proc.stdout

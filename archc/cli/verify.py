@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rtol", type=tolerance, default=1e-3, help="relative tolerance (default 1e-3)")
     parser.add_argument("--atol", type=tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
     parser.add_argument("--no-optimize", action="store_true", help="compare against the unoptimised ONNX build")
+    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                        help="ONNX weights stored in this type (as archc build --dtype); the tolerances are "
+                             "raised to the type's precision")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,15 +31,24 @@ def run(args: argparse.Namespace) -> int:
     graph = load_graph(args)
     feeds = input_arrays(input_types(graph), args)
     if is_onnx_model(args.spec):
+        if args.dtype != "float32":
+            from archc.errors import Location, UsageError
+
+            raise UsageError("--dtype applies to YAML specs: an ONNX model is compared with its own weights",
+                             location=Location("<command line>"))
         results = verify_model(args.spec, graph, feeds, rtol=args.rtol, atol=args.atol, device=args.device,
                                allow_fallback=args.allow_cpu_fallback)
         print(f"verify {graph.name}: generated PyTorch (eval) vs onnxruntime on {args.spec}, "
               f"rtol {args.rtol:g}, atol {args.atol:g}")
     else:
-        results = verify(graph, feeds, seed=args.seed, rtol=args.rtol, atol=args.atol, device=args.device,
-                         optimize=not args.no_optimize, allow_fallback=args.allow_cpu_fallback)
-        print(f"verify {graph.name}: torch (eval) vs onnxruntime, seed {args.seed}, rtol {args.rtol:g}, "
-              f"atol {args.atol:g}")
+        from archc.lowering.onnx_dtype import WeightDtype
+
+        dtype = WeightDtype(args.dtype)
+        rtol, atol = dtype.tolerances(args.rtol, args.atol)
+        results = verify(graph, feeds, seed=args.seed, rtol=rtol, atol=atol, device=args.device,
+                         optimize=not args.no_optimize, allow_fallback=args.allow_cpu_fallback, dtype=dtype)
+        print(f"verify {graph.name}: torch (eval) vs onnxruntime, seed {args.seed}, rtol {rtol:g}, atol {atol:g}"
+              + (f", ONNX weights in {dtype.value}" if dtype.value != "float32" else ""))
     for r in results:
         print(f"  {r.name}: shape {r.shape}  max abs err {r.max_abs:.3g}  max rel err {r.max_rel:.3g}  "
               + ("ok" if r.ok else "MISMATCH"))

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from archc.ir import Graph
+
+if TYPE_CHECKING:
+    from archc.lowering.onnx_dtype import WeightDtype
 
 
 @dataclass
@@ -30,9 +34,15 @@ def compare(name: str, expected: np.ndarray, actual: np.ndarray, rtol: float, at
 
 
 def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: float = 1e-3, atol: float = 1e-5,
-           device: str = "cpu", optimize: bool = True, allow_fallback: bool = False) -> list[OutputComparison]:
-    """Build both targets from one seed, run ``feeds`` through torch (eval) and onnxruntime, compare."""
-    from archc.lowering.onnx import build_onnx
+           device: str = "cpu", optimize: bool = True, allow_fallback: bool = False,
+           dtype: "WeightDtype | None" = None) -> list[OutputComparison]:
+    """Build both targets from one seed, run ``feeds`` through torch (eval) and onnxruntime, compare.
+
+    ``dtype`` stores the ONNX build's weights in a narrower type (the torch reference stays
+    float32); the caller scales the tolerances (:meth:`WeightDtype.tolerances`)."""
+    from archc.lowering.onnx import build_onnx_parts
+    from archc.lowering.onnx_dtype import WeightDtype, store_weights_as
+    from archc.lowering.onnx_writer import assemble
     from archc.ops.weights import initialize
     from archc.runtime.ort import run_onnx
     from archc.runtime.torch_runner import run_torch
@@ -40,7 +50,8 @@ def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: floa
     if not graph.weights:
         initialize(graph, seed)
     reference, _ = run_torch(graph, feeds, device, seed, allow_fallback)
-    model = build_onnx(graph, seed=seed, optimize=optimize)
+    parts = build_onnx_parts(graph, seed=seed, optimize=optimize)
+    model = assemble(store_weights_as(parts, dtype or WeightDtype.float32))
     actual, _ = run_onnx(model.SerializeToString(), feeds, device, allow_fallback)
     return [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference, actual)]
 
