@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import ml_dtypes
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -15,7 +14,7 @@ from archc.errors import UsageError
 from archc.frontends.yaml import load_spec
 from archc.lowering import onnx_writer
 from archc.lowering.onnx import build_onnx, build_onnx_parts
-from archc.lowering.onnx_dtype import WeightDtype, store_weights_as, without_weights
+from archc.lowering.onnx_dtype import WeightDtype, store_weights_as
 from archc.lowering.onnx_writer import ALIGNMENT, assemble, write_onnx
 from archc.ops.weights import DeferredArray, deferred_weights, initial_weights
 

@@ -21,7 +21,6 @@ so a machine's changing load hits both sides alike and the ratios stay meaningfu
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import os
 import platform

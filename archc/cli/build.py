@@ -17,11 +17,17 @@ import io
 import os
 import sys
 
-from archc.cli.common import add_spec_arguments, is_onnx_model, load_graph, reject_spec_options, seed_int
+from archc.cli.common import (
+    DTYPES,
+    add_spec_arguments,
+    is_onnx_model,
+    load_graph,
+    reject_spec_options,
+    seed_int,
+)
 from archc.errors import Location, UsageError
 from archc.fileio import check_output_path, require_regular_file, write_atomic
 from archc.ir import Graph
-from archc.lowering.onnx_dtype import WeightDtype
 
 TARGETS = {"torch": ".py", "onnx": ".onnx"}
 
@@ -38,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--no-optimize", action="store_true", help="keep the graph as written (no folding)")
     parser.add_argument("--state-dict", metavar="OUT.pt",
                         help="torch target: also save the weights, so the .py module and the ONNX build match")
-    parser.add_argument("--dtype", choices=[d.value for d in WeightDtype], default="float32",
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
                         help="store the weights in this float type (ONNX: cast back to float32 in the graph; "
                              "--state-dict: the saved tensors)")
     parser.add_argument("--external-data", action="store_true",
@@ -124,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 def write_onnx_model(graph: Graph, args: argparse.Namespace, labels: dict[str, str], optimize: bool) -> int:
     """Build the graph's ONNX parts and stream them to ``-o`` (and its external data file)."""
     from archc.lowering.onnx import OPSET, build_onnx_parts
-    from archc.lowering.onnx_dtype import store_weights_as, without_weights
+    from archc.lowering.onnx_dtype import WeightDtype, store_weights_as, without_weights
     from archc.lowering.onnx_writer import write_onnx
 
     # The command owns this graph and its arrays: folding into them saves copying them.

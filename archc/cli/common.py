@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+#: --dtype choices: the values of archc.lowering.onnx_dtype.WeightDtype (not imported until a build needs it)
+DTYPES = ("float32", "float16", "bfloat16")
+
+
 def add_spec_arguments(parser: argparse.ArgumentParser, models: bool = False) -> None:
     """SPEC plus --set and --profile."""
     parser.add_argument("spec", metavar="SPEC|MODEL.onnx" if models else "SPEC",

@@ -7,8 +7,17 @@ from __future__ import annotations
 
 import argparse
 
-from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, input_arrays,
-                              is_onnx_model, load_graph, seed_int, tolerance)
+from archc.cli.common import (
+    DTYPES,
+    add_device_arguments,
+    add_input_arguments,
+    add_spec_arguments,
+    input_arrays,
+    is_onnx_model,
+    load_graph,
+    seed_int,
+    tolerance,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rtol", type=tolerance, default=1e-3, help="relative tolerance (default 1e-3)")
     parser.add_argument("--atol", type=tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
     parser.add_argument("--no-optimize", action="store_true", help="compare against the unoptimised ONNX build")
-    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
                         help="ONNX weights stored in this type (as archc build --dtype); the tolerances are "
                              "raised to the type's precision")
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from archc.ir.graph import Graph, Node, verify_in_debug
-from archc.ops.weights import DeferredArray, initialize, materialized
 from archc.ops import registry
+from archc.ops.weights import DeferredArray, initialize, materialized
 
 __all__ = ["optimize_for_inference", "drop_identities", "fold_affine"]
 
