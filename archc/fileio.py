@@ -276,16 +276,40 @@ class _Staged:
 
 
 def _open_anonymous(directory: str) -> int | None:
-    """Linux: an unnamed O_TMPFILE file in ``directory``; None where unsupported."""
+    """Linux: an unnamed O_TMPFILE file in ``directory``; None where unsupported, or where it
+    could not be given a name afterwards (checked once per directory before writing anything,
+    so a large output is never written twice)."""
     tmpfile = getattr(os, "O_TMPFILE", 0)
     if not tmpfile or not os.path.isdir("/proc/self/fd"):
         return None
     try:
-        return os.open(directory, tmpfile | os.O_RDWR | os.O_CLOEXEC, 0o666)
+        fd = os.open(directory, tmpfile | os.O_RDWR | os.O_CLOEXEC, 0o666)
     except OSError as exc:
         if exc.errno in _NO_TMPFILE:
             return None
         raise
+    if not _can_link(directory, fd):
+        os.close(fd)
+        return None
+    return fd
+
+
+_LINKABLE: dict[str, bool] = {}
+
+
+def _can_link(directory: str, fd: int) -> bool:
+    """Whether an anonymous file in ``directory`` can be linked into it (a sandbox's /proc may
+    refuse); tried once per directory with a throw-away name."""
+    if directory not in _LINKABLE:
+        probe = _temp_name(directory, "probe")
+        try:
+            os.link(f"/proc/self/fd/{fd}", probe)
+        except OSError:
+            _LINKABLE[directory] = False
+        else:
+            _unlink_quietly(probe)
+            _LINKABLE[directory] = True
+    return _LINKABLE[directory]
 
 
 def _link_into_place(proc_path: str, directory: str, path: str) -> str | None:
