@@ -138,7 +138,7 @@ def build_figures(label: str, spec_args: list[str], workdir: str, extra: list[st
     for p in (out, out + ".data"):
         if os.path.exists(p):
             os.unlink(p)
-    dd = dd_speed(workdir, min(written, 2 * 2 ** 30))
+    dd = dd_speed(workdir, min(written, 2 ** 30))
     return (f"| {label} | {written / 1e9:.2f} GB | {wall:.1f} | {rss / 2 ** 20:,.0f} MiB | "
             f"{written / wall / 1e6:.0f} | {dd:.0f} |")
 
