@@ -98,9 +98,9 @@ def section_lint(repeat: int) -> list[str]:
         chain = residual_chain(blocks)
         t = interleaved({"c": lambda: analyze(chain, paths=False)}, repeat if blocks < 10000 else 1)["c"]
         points.append((len(chain), t))
-        lines.append(f"| residual chain ({blocks:,} blocks) | {len(chain):,} | {t:.3f} |")
+        lines.append(f"| residual chain of {blocks:,} nodes | {len(chain):,} | {t:.3f} |")
     (n0, t0), (n1, t1) = points[1], points[-1]
-    lines += ["", f"Growth exponent of time against nodes (100 -> 10,000 blocks): "
+    lines += ["", f"Growth exponent of time against nodes (100 -> 10,000 nodes): "
               f"{math.log(t1 / t0) / math.log(n1 / n0):.2f}", ""]
     return lines
 
