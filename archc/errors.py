@@ -33,10 +33,12 @@ class Diagnostic:
     location: Location | None = None
     node: str | None = None
     hint: str | None = None
+    #: "error" or "warning" (a warning never stops a command)
+    severity: str = "error"
 
     def format(self) -> str:
         where = str(self.location) if self.location else "archc"
-        text = f"{where}: error: "
+        text = f"{where}: {self.severity}: "
         if self.node:
             text += f"node '{self.node}': "
         text += self.message

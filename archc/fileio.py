@@ -52,7 +52,12 @@ def max_spec_bytes() -> int:
 
 
 class UnreadableFile(Exception):
-    """A file archc will not or cannot read; the message says why (never quoting the file)."""
+    """A file archc will not or cannot read; the message says why (never quoting the file).
+    ``line`` and ``column`` (1-based, 0 when unknown) point at the offending place, if any."""
+
+    def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
+        super().__init__(message)
+        self.line, self.column = line, column
 
 
 def read_text(path: str, *, what: str = "spec", allow_pipe: bool = False) -> str:
@@ -65,7 +70,7 @@ def read_text(path: str, *, what: str = "spec", allow_pipe: bool = False) -> str
     try:
         return read_bounded_text(path, max_spec_bytes(), allow_pipe=allow_pipe)
     except UnreadableFile as exc:
-        raise SpecError(f"cannot read the {what}: {exc}", location=Location(path)) from None
+        raise SpecError(f"cannot read the {what}: {exc}", location=Location(path, exc.line, exc.column)) from None
 
 
 def require_regular_file(path: str, what: str) -> None:
@@ -94,8 +99,10 @@ def read_bounded_text(path: str, limit: int, allow_pipe: bool = False) -> str:
     data = _read_bounded(path, info, limit)
     try:
         return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UnreadableFile("it is not UTF-8 text") from None
+    except UnicodeDecodeError as exc:  # located at the first byte that is not UTF-8
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UnreadableFile(f"it is not UTF-8 text (byte 0x{data[exc.start]:02x})", line, column) from None
 
 
 def _read_bounded(path: str, info: os.stat_result, limit: int) -> bytes:

@@ -18,13 +18,15 @@ for their own op, and both lowerings use it.
 """
 from __future__ import annotations
 
+import ast
 import keyword
 import math
 import re
 import unicodedata
 from typing import Any
 
-__all__ = ["literal", "is_identifier", "identifier", "one_line", "plain_text", "comment", "UnsafeValue"]
+__all__ = ["literal", "expression", "is_identifier", "identifier", "one_line", "plain_text", "comment",
+           "UnsafeValue"]
 
 _NOT_IDENTIFIER_CHAR = re.compile(r"[^0-9A-Za-z_]")
 # Unicode categories that may not appear raw in a one-line text: controls (newlines, NUL,
@@ -38,7 +40,9 @@ class UnsafeValue(TypeError):
 
 def literal(value: Any) -> str:
     """Python source that evaluates to ``value``: None, bool, int, float, str, or tuples/lists of them."""
-    if value is None or isinstance(value, (bool, int, str)):
+    if isinstance(value, str):
+        return _string(value)
+    if value is None or isinstance(value, (bool, int)):
         return repr(value)
     if isinstance(value, float):
         if math.isnan(value):
@@ -51,6 +55,48 @@ def literal(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(literal(v) for v in value) + "]"
     raise UnsafeValue(f"no Python literal for a {type(value).__name__}")
+
+
+def _string(value: str) -> str:
+    """``repr`` of a string, in double quotes where that needs no more escapes (as ruff and
+    black write strings, so generated files are already formatted)."""
+    text = repr(value)
+    if text[0] == '"':
+        return text
+    body, out, i = text[1:-1], [], 0
+    while i < len(body):
+        if body[i] == "\\":
+            pair = body[i:i + 2]
+            out.append("'" if pair == "\\'" else pair)
+            i += 2
+            continue
+        out.append('\\"' if body[i] == '"' else body[i])
+        i += 1
+    if body.count('"') > body.count("\\'"):
+        return text
+    return '"' + "".join(out) + '"'
+
+
+_EXPR_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Load, ast.Constant,
+               ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.USub, ast.UAdd)
+
+
+def expression(text: str, names: set[str] | frozenset[str]) -> str | None:
+    """A spec expression (``planes * expansion``) as Python source over ``names``, or None where
+    it uses anything but integer arithmetic (+ - * // %), int constants and those names. The
+    source is regenerated from the checked syntax tree, never copied from the spec."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    for node in ast.walk(tree):
+        if not isinstance(node, _EXPR_NODES):
+            return None
+        if isinstance(node, ast.Name) and (node.id not in names or not is_identifier(node.id)):
+            return None
+        if isinstance(node, ast.Constant) and (type(node.value) is not int):
+            return None
+    return ast.unparse(tree)
 
 
 def is_identifier(name: str) -> bool:

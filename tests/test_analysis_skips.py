@@ -388,7 +388,8 @@ nodes:
 """))
     assert not a.expectations
     assert [(c.fork, c.merge) for c in a.skips] == [("x", "a.y"), ("a.y", "b.y")]
-    assert a.summary() == {"residual": 0, "long_skip": 0, "dense": 0, "gated": 2, "branch": 4, "sequential": 1}
+    # (x - x*T in the paper form is arithmetic on x: a gated product lies as deep as the value it scales)
+    assert a.summary() == {"residual": 0, "long_skip": 0, "dense": 0, "gated": 2, "branch": 3, "sequential": 2}
 
 
 # -- not skips ------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def test_check_reports_all_errors_with_locations_and_exit_2(run_archc, spec_file
 def test_missing_file_is_a_clean_error(run_archc, tmp_path):
     proc = run_archc("check", str(tmp_path / "nope.yaml"))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"{tmp_path / 'nope.yaml'}: error: no such file"
+    assert proc.stderr.strip() == f"<command line>: error: no such file: '{tmp_path / 'nope.yaml'}'"
 
 
 def test_bad_set_syntax(run_archc):
@@ -77,8 +77,8 @@ def test_ops_lists_and_describes(run_archc):
     proc = run_archc("ops", check=True)
     assert any(line.startswith("conv ") and "also conv1d, conv2d" in line for line in proc.stdout.splitlines())
     proc = run_archc("ops", "conv", check=True)
-    assert "    out_channels: int, required — number of output channels" in proc.stdout
-    assert "    stride: ints, default 1" in proc.stdout
+    assert "    out_channels: int, >= 1, required — number of output channels" in proc.stdout
+    assert "    stride: ints, >= 1, default 1" in proc.stdout
     proc = run_archc("ops", "cnv")
     assert proc.returncode == 2
     assert proc.stderr.strip() == "<command line>: error: unknown op 'cnv' (did you mean 'conv'?)"

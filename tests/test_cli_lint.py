@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
 
 import pytest
 
+from archc.analysis.counts import decimal_string
 from archc.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,7 +50,7 @@ def test_json_schema(capsys):
     data = json.loads(out)
     assert set(data) == {"schema", "model", "summary", "joins_summary", "skips", "joins", "paths",
                          "expectations", "ok"}
-    assert data["schema"] == "archc.lint/1" and data["ok"] is True and data["expectations"] == []
+    assert data["schema"] == "archc.lint/2" and data["ok"] is True and data["expectations"] == []
     assert data["summary"] == {"residual": 8, "long_skip": 0, "dense": 0, "gated": 0}
     assert len(data["skips"]) == 8 and data["joins"] == []
     skip = data["skips"][2]
@@ -58,8 +60,9 @@ def test_json_schema(capsys):
     assert (skip["merge"], skip["carries"], skip["shortcut"]) == (
         "layer2.0.add", "projection", ["layer2.0.downsample.0", "layer2.0.downsample.1"])
     paths = data["paths"]
-    assert set(paths) == {"total", "shortest", "longest", "mean", "std", "band", "histogram", "chains"}
-    assert paths["total"] == 256
+    assert set(paths) == {"total", "total_log2", "shortest", "longest", "mean", "std", "band", "histogram",
+                          "chains"}
+    assert paths["total"] == 256 and paths["total_log2"] == 8.0
     # stem and fc, then per block 0 or 2 layers (identity shortcut) or 1 or 2 (3 projection shortcuts)
     lengths = [2 + sum(c) for c in itertools.product(*([(0, 2)] * 5 + [(1, 2)] * 3))]
     assert (paths["shortest"], paths["longest"]) == (min(lengths), max(lengths))
@@ -162,3 +165,73 @@ def test_highway_from_an_onnx_model(tmp_path, capsys):
     data = json.loads(out)
     assert data["summary"] == {"residual": 0, "long_skip": 0, "dense": 0, "gated": 1}
     assert data["skips"][0]["fork"] == "x"
+
+
+# -- JSON any reader takes ------------------------------------------------------------------------
+
+def _long_residual_chain(blocks: int) -> str:
+    """An ONNX file would be slow to write here: the chain as a spec, a block of conv + add."""
+    return f"""\
+archc: 1
+name: chain
+params: {{blocks: {blocks}}}
+inputs: {{x: [N, 2]}}
+blocks:
+  unit:
+    nodes:
+      - {{name: fc, op: linear, out_features: 2}}
+      - {{name: add, op: add, in: [x, fc]}}
+nodes:
+  - {{name: layer, block: unit, repeat: blocks}}
+"""
+
+
+def _integers(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _integers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _integers(v)
+
+
+def test_json_of_a_25000_block_chain_parses_with_defaults_and_holds_no_unsafe_integer(capsys, tmp_path):
+    spec = tmp_path / "chain.yaml"
+    spec.write_text(_long_residual_chain(25000))
+    # (50,001 nodes: above the default spec limits, raised as a user would)
+    code, out, err = lint(capsys, str(spec), "--format", "json", "--max-nodes", "60000", "--max-repeat", "30000")
+    assert code == 0, err
+    data = json.loads(out)  # Python's defaults: at most 4,300 digits per integer
+    assert data["schema"] == "archc.lint/2" and data["summary"]["residual"] == 25000
+    paths = data["paths"]
+    assert paths["total"] == decimal_string(2 ** 25000) and len(paths["total"]) == 7526
+    assert paths["total_log2"] == 25000.0
+    assert paths["chains"][0]["paths"] == paths["total"] and paths["chains"][0]["paths_log2"] == 25000.0
+    assert all(abs(n) <= 2 ** 53 for n in _integers(data))
+
+
+def test_decimal_strings_of_any_length_match_str():
+    old = sys.get_int_max_str_digits()
+    numbers = [0, 7, 2 ** 53 + 1, 10 ** 4000 - 1, 10 ** 4000, 2 ** 25000, -(3 ** 20000) - 1]
+    try:
+        sys.set_int_max_str_digits(0)
+        expected = [str(n) for n in numbers]
+    finally:
+        sys.set_int_max_str_digits(old)
+    assert [decimal_string(n) for n in numbers] == expected
+    assert sys.get_int_max_str_digits() == old
+
+
+def test_json_counts_switch_to_strings_just_beyond_two_to_the_53(capsys, tmp_path):
+    spec = tmp_path / "chain.yaml"
+    for blocks, kind in ((53, int), (54, str)):
+        spec.write_text(_long_residual_chain(blocks))
+        data = json.loads(lint(capsys, str(spec), "--format", "json")[1])
+        assert type(data["paths"]["total"]) is kind and int(data["paths"]["total"]) == 2 ** blocks
+        assert data["paths"]["total_log2"] == blocks
+        dist = data["paths"]["chains"][0]["distribution"]
+        assert [int(n) for n in dist] == [math.comb(blocks, k) for k in range(blocks + 1)]

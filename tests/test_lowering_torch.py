@@ -70,7 +70,7 @@ def test_generated_source_imports_only_torch_and_names_the_class():
     imported += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert imported and all(m == "torch" or m.startswith("torch.") for m in imported), imported
     classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
-    assert classes == ["TinyResNet"]
+    assert classes == ["Res", "ResDownsample", "TinyResNet"]  # one class per block variant, the model last
     assert class_name_for("resnet18") == "Resnet18"
     assert class_name_for("3d-unet") == "Model3dUnet"
     assert "class Custom(nn.Module):" in generate_source(loads_spec(TINY), class_name="Custom")
@@ -79,14 +79,25 @@ def test_generated_source_imports_only_torch_and_names_the_class():
 def test_forward_is_straight_line_one_statement_per_node():
     graph = loads_spec(TINY)
     src = generate_source(graph)
-    forward = next(n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    tree = ast.parse(src)
+    forwards = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "forward"]
     control = (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.FunctionDef, ast.Lambda)
-    assert not [n for n in ast.walk(forward) if isinstance(n, control) and n is not forward]
-    assigns = [s for s in forward.body if isinstance(s, ast.Assign)]
-    assert len(assigns) == len(graph) - len(graph.inputs)
+    for forward in forwards:
+        assert not [n for n in ast.walk(forward) if isinstance(n, control) and n is not forward]
+    # one statement per node: the model's own nodes, and each block class's nodes once per class
+    assigns = {f: [s for s in f.body if isinstance(s, ast.Assign)] for f in forwards}
+    block_nodes = {"Res": 7, "ResDownsample": 8}  # conv1 bn1 relu conv2 bn2 (downsample) add relu2
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    for name, count in block_nodes.items():
+        forward = next(f for f in forwards if f in ast.walk(classes[name]))
+        assert len(assigns[forward]) == count
+    root = next(f for f in forwards if f in ast.walk(classes["TinyResNet"]))
+    assert len(assigns[root]) == 5  # stem, layer1 (two blocks in series), pool, flatten, fc
     # relu/add/pool are functional: only conv, batchnorm and linear nodes are modules
-    assert "self.layer1['0'].conv1 = " not in src and "'conv1': nn.Conv2d(" in src
-    assert "relu" not in src.split("def forward")[0]
+    assert "self.layer1 = nn.Sequential(" in src and "nn.ModuleDict" not in src
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Delete)]  # no `del` noise
+    assert "self.conv1 = nn.Conv2d(" in src
+    assert all("relu" not in part.split("def forward")[0] for part in src.split("class ")[1:])
 
 
 def test_generated_file_runs_standalone(tmp_path):
@@ -127,7 +138,9 @@ nodes:
 outputs: {second: act, first: diff}
 """)
     src = generate_source(graph)
-    assert "def forward(self, b: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:" in src
+    forward = next(n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    assert [a.arg for a in forward.args.args] == ["self", "b", "a"]
+    assert ast.unparse(forward.returns) == "tuple[torch.Tensor, torch.Tensor]"
     b, a = _x(2, 3, seed=1), _x(2, 3, seed=2)
     second, first = build_module(graph)(b, a)
     torch.testing.assert_close(first, b + 2 * a)
@@ -179,10 +192,10 @@ nodes:
 
 def test_skip_role_comment():
     graph = loads_spec(TINY)
-    lines = [line for line in generate_source(graph, labels={"layer1.1.add": "residual"}).splitlines()
-             if "# skip:" in line]
-    assert len(lines) == 1
-    assert lines[0].lstrip().startswith("layer1_1_add = ") and lines[0].endswith("# skip: residual")
+    lines = generate_source(graph, labels={"layer1.1.add": "residual"}).splitlines()
+    marked = [i for i, line in enumerate(lines) if "# skip:" in line]
+    assert len(marked) == 1  # in the class of layer1.1's block, above its merge line
+    assert lines[marked[0]].strip() == "# skip: residual" and lines[marked[0] + 1].strip() == "add = bn2 + x"
 
 
 # -- weights ------------------------------------------------------------------------------
@@ -206,7 +219,7 @@ def test_build_module_loads_graph_weights_or_seeded_init_without_changing_the_gr
 
 def test_train_mode_updates_batchnorm_statistics_and_eval_does_not():
     module = build_module(loads_spec(TINY))
-    bn = module.layer1["0"].bn1
+    bn = module.get_submodule("layer1.0.bn1")
     before = bn.running_mean.clone()
     module.train()
     y = module(_x(4, 3, 9, 9))
@@ -235,7 +248,7 @@ def test_state_dict_round_trip(tmp_path):
     load_weights(fresh, path)
     assert list(fresh.weights) == [n.name for n in fresh.nodes() if n.name in fresh.weights]
     np.testing.assert_array_equal(fresh.weights["layer1.0.bn1"]["running_var"],
-                                  module.layer1["0"].bn1.running_var.numpy())
+                                  module.get_submodule("layer1.0.bn1").running_var.numpy())
     assert fresh.weights["layer1.0.bn1"]["num_batches_tracked"] == 1
     module.eval()
     x = _x(2, 3, 9, 9)

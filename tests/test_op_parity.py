@@ -233,6 +233,27 @@ CASES: dict[str, list[tuple[str, str]]] = {
          "nodes: [{op: upsample, size: [5, 9], mode: bilinear, align_corners: true}]"),
         ("linear1d", "inputs: {x: [N, 2, 5]}\nnodes: [{op: upsample, scale_factor: 3, mode: linear}]"),
     ],
+    # element-wise ops with constants (more cases, and comparisons with torch's functions, in test_ops_arith.py)
+    "clamp": [("both", "inputs: {x: [N, 3, 4]}\nnodes: [{op: clamp, min: -0.3, max: 0.4}]"),
+              ("min_only", "inputs: {x: [N, 3, 4]}\nnodes: [{op: clamp, min: 0.1}]")],
+    "pow": [("square", "inputs: {x: [N, 3, 4]}\nnodes: [{op: pow, exponent: 2}]")],
+    "sqrt": [("of_sigmoid", "inputs: {x: [N, 3, 4]}\nnodes: [{op: sigmoid}, {op: sqrt}]")],
+    "rsqrt": [("of_sigmoid", "inputs: {x: [N, 3, 4]}\nnodes: [{op: sigmoid}, {op: rsqrt}]")],
+    "hardsigmoid": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: scale, factor: 4.0}, {op: hardsigmoid}]")],
+    "hardtanh": [("bounds", "inputs: {x: [N, 3, 4]}\nnodes: [{op: hardtanh, min_val: -0.5, max_val: 0.5}]")],
+    "softplus": [("beta_threshold", "inputs: {x: [N, 3, 4]}\n"
+                  "nodes: [{op: scale, factor: 8.0}, {op: softplus, beta: 2, threshold: 4}]")],
+    "elu": [("alpha", "inputs: {x: [N, 3, 4]}\nnodes: [{op: elu, alpha: 0.5}]")],
+    "mish": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: scale, factor: 4.0}, {op: mish}]")],
+    "parameter": [("layer_scale", "inputs: {x: [N, 3, 4]}\nnodes:\n  - {name: g, op: parameter, shape: [4], init: ones}\n"
+                   "  - {op: mul, in: [x, g]}")],
+    "causal_mask": [("square", "inputs: {x: [N, 2, 5, 5]}\nnodes: [{op: causal_mask}, {op: softmax}]"),
+                    ("rectangular", "inputs: {x: [N, 3, 6]}\nnodes: [{op: causal_mask}, {op: softmax}]")],
+    "rotary_embedding": [("interleaved", "inputs: {x: [N, 5, 2, 8]}\nnodes: [{op: rotary_embedding}]"),
+                         ("halves", "inputs: {x: [N, 5, 2, 6]}\nnodes: [{op: rotary_embedding, interleaved: false, "
+                          "base: 500}]")],
+    "adaptive_avgpool": [("uneven", "inputs: {x: [N, 2, 7, 5]}\nnodes: [{op: adaptive_avgpool, output_size: [3, 2]}]")],
+    "adaptive_maxpool": [("uneven", "inputs: {x: [N, 2, 7, 5]}\nnodes: [{op: adaptive_maxpool, output_size: [3, 2]}]")],
 }
 
 

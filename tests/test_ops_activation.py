@@ -90,4 +90,4 @@ def test_gelu_approximate_choices():
 
 def test_dropout_probability_range():
     msg = spec_error("inputs: {x: [N, 3]}\nnodes: [{op: dropout, p: 1.0}]")
-    assert "dropout probability p=1.0 must satisfy 0 <= p < 1" in msg
+    assert "attribute 'p' of op 'dropout' must be less than 1, got 1.0" in msg

@@ -75,7 +75,7 @@ def test_sub_needs_one_dtype():
 
 def test_mul_takes_two_inputs():
     msg = spec_error("inputs: {x: [N, 3]}\nnodes: [{op: mul, in: [x, x, x]}]")
-    assert "op 'mul' takes 2 input(s), got 3" in msg
+    assert "op 'mul' takes 1 to 2 input(s), got 3" in msg  # 1 with a constant 'value'
 
 
 def test_div_needs_floats():

@@ -58,4 +58,4 @@ def test_needs_integer_ids():
 def test_needs_positive_sizes():
     msg = spec_error("inputs: {ids: {shape: [N], dtype: int64}}\n"
                      "nodes: [{op: embedding, num_embeddings: 0, embedding_dim: 2}]")
-    assert "num_embeddings and embedding_dim must be positive" in msg
+    assert "attribute 'num_embeddings' of op 'embedding' must be at least 1, got 0" in msg

@@ -75,7 +75,7 @@ def test_role():
     ("{op: upsample, scale_factor: 2, align_corners: true}",
      "align_corners applies only to the linear modes, not to 'nearest'"),
     ("{op: upsample, scale_factor: [2, 2, 2]}", "scale_factor needs 1 or 2 values, got 3"),
-    ("{op: upsample, scale_factor: -1}", "scale_factor must be a positive number or a list of them, got -1"),
+    ("{op: upsample, scale_factor: -1}", "attribute 'scale_factor' of op 'upsample' must be greater than 0, got -1"),
     ("{op: upsample, scale_factor: two}", "unknown name 'two'"),
     ("{op: upsample, scale_factor: 0.1}", "output size [0, 0] must be positive"),
     ("{op: upsample, size: 4, mode: bicubic}", "attribute 'mode' of op 'upsample' expects a string ('nearest' or "

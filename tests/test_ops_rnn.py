@@ -66,7 +66,7 @@ def test_role_is_layer():
     ("[N, L]", "{op: lstm, hidden_size: 3}", "expected a 3-D input (N, S, features), got 2-D (N, L)"),
     ("[L, N]", "{op: lstm, hidden_size: 3, batch_first: false}", "expected a 3-D input (S, N, features)"),
     ("[N, L, F]", "{op: lstm, hidden_size: 3}", "input features (last dim) must be a known size, got symbolic 'F'"),
-    ("[N, L, 4]", "{op: lstm, hidden_size: 0}", "hidden_size (0) and num_layers (1) must be positive"),
+    ("[N, L, 4]", "{op: lstm, hidden_size: 0}", "attribute 'hidden_size' of op 'lstm' must be at least 1, got 0"),
 ])
 def test_errors(inputs, text, message):
     msg = spec_error(f"inputs: {{x: {inputs}}}\nnodes: [{text}]")

@@ -29,7 +29,10 @@ def facts(**changes) -> PairFacts:
 # (rule, facts it applies to, the kind it gives, facts it does not apply to)
 CASES = [
     (rules.no_common_fork, facts(fork=None, carries=None, via="a, b"), Kind.BRANCH, facts()),
+    (rules.index_arithmetic, facts(carries=Carries.INDICES, merge_role=Role.MERGE_SUB, depth=0), Kind.SEQUENTIAL,
+     facts(carries=Carries.INDICES, merge_role=Role.UNPOOL)),
     (rules.pooling_indices, facts(carries=Carries.INDICES, merge_role=Role.UNPOOL), Kind.LONG_SKIP, facts()),
+    (rules.gate_computation, facts(carries=Carries.PROJECTION, feeds_gate=lambda: True), Kind.BRANCH, facts()),
     (rules.arithmetic_without_layers, facts(merge_role=Role.MERGE_MUL, depth=0), Kind.SEQUENTIAL,
      facts(merge_role=Role.MERGE_MUL, depth=1)),
     (rules.arithmetic_without_layers, facts(merge_role=Role.MATMUL, depth=0, elementwise=lambda: False),
@@ -38,6 +41,7 @@ CASES = [
      facts(merge_role=Role.MERGE_MUL, carries=Carries.COMPUTED, shortcut_layers=1)),
     (rules.other_merge, facts(merge_role=Role.MATMUL, carries=Carries.COMPUTED, shortcut_layers=1), Kind.BRANCH,
      facts()),
+    (rules.token_mixer, facts(depth=0, mixing=lambda: True), Kind.RESIDUAL, facts(depth=0)),
     (rules.no_layer_between, facts(depth=0), Kind.SEQUENTIAL, facts()),
     (rules.highway_gate, facts(gated=lambda: True), Kind.GATED, facts()),
     (rules.both_compute, facts(carries=Carries.COMPUTED, shortcut_layers=2), Kind.BRANCH, facts()),
@@ -45,16 +49,19 @@ CASES = [
      facts(merge_role=Role.MERGE_CONCAT, family=3, resampled=True)),
     (rules.concat_long_skip, facts(merge_role=Role.MERGE_CONCAT, resampled=True), Kind.LONG_SKIP,
      facts(merge_role=Role.MERGE_CONCAT)),
-    (rules.concat_computed_long_skip, facts(merge_role=Role.MERGE_CONCAT, carries=Carries.COMPUTED, resampled=True),
-     Kind.LONG_SKIP, facts(merge_role=Role.MERGE_CONCAT, carries=Carries.COMPUTED)),
+    (rules.concat_computed_long_skip, facts(merge_role=Role.MERGE_CONCAT, carries=Carries.COMPUTED, resampled=True,
+                                            nested=True, depth=9, shortcut_layers=3),
+     Kind.LONG_SKIP, facts(merge_role=Role.MERGE_CONCAT, carries=Carries.COMPUTED, resampled=True, nested=True,
+                           depth=3, shortcut_layers=2)),
     (rules.concat_feature_reuse, facts(merge_role=Role.MERGE_CONCAT), Kind.DENSE,
      facts(merge_role=Role.MERGE_CONCAT, carries=Carries.COMPUTED)),
     (rules.concat_branch, facts(merge_role=Role.MERGE_CONCAT, carries=Carries.COMPUTED), Kind.BRANCH, facts()),
     (rules.add_long_skip, facts(nested=True), Kind.LONG_SKIP, facts()),
     (rules.residual, facts(carries=Carries.PROJECTION, changed=True, via="down"), Kind.RESIDUAL,
      facts(carries=Carries.PROJECTION, changed=False)),
-    (rules.add_computed_long_skip, facts(carries=Carries.COMPUTED, shortcut_layers=1, resampled=True),
-     Kind.LONG_SKIP, facts()),
+    (rules.add_computed_long_skip, facts(carries=Carries.COMPUTED, shortcut_layers=3, depth=9, resampled=True,
+                                         nested=True),
+     Kind.LONG_SKIP, facts(carries=Carries.COMPUTED, shortcut_layers=2, depth=3, resampled=True)),  # a pyramid sum
     (rules.add_branch, facts(carries=Carries.COMPUTED, shortcut_layers=1), Kind.BRANCH, None),
 ]
 

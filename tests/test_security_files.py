@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from archc import fileio
+from archc.frontends.yaml.includes import LIBRARY_DIR
+
 from conftest import SPECS
 
 TINY = "inputs: {x: [N, 4]}\nnodes:\n  - {name: l, op: linear, out_features: 2}\n"
@@ -118,7 +120,7 @@ def test_a_file_that_is_not_an_include_file_is_named_never_quoted(run_archc, tmp
     real = os.path.realpath(tmp_path)
     assert proc.stderr.splitlines() == [
         f"m.yaml:1:11: error: cannot include 'secrets.yaml': {real}/secrets.yaml is not an include file; "
-        "expected a YAML mapping with 'blocks' (and optionally doc, include)",
+        "expected a YAML mapping with 'blocks' or 'functions' (and optionally doc, include)",
         f"m.yaml:1:25: error: cannot include 'notes.txt': {real}/notes.txt is not valid YAML (at line 2, column 1); "
         "expected an include file: a mapping with 'blocks'",
     ]
@@ -132,7 +134,7 @@ def test_include_of_a_missing_file_and_of_a_bad_entry(run_archc, tmp_path):
     assert proc.stderr.splitlines() == [
         "m.yaml:1:22: error: an 'include' entry must be a file name",
         f"m.yaml:1:11: error: cannot include 'nope.yaml': no such file (looked in {tmp_path} and "
-        f"{SPECS})",
+        f"{LIBRARY_DIR})",
     ]
 
 
@@ -155,18 +157,22 @@ def test_nested_includes_resolve_from_the_included_file_and_stay_in_the_tree(run
                                   f"folder ({os.path.realpath(tmp_path)})")
 
 
-def test_an_include_cycle_is_harmless(run_archc, tmp_path):
+def test_an_include_cycle_is_an_error_naming_the_chain(run_archc, tmp_path):
+    # issue 12: a cycle is reported (once per closing reference), never followed
     (tmp_path / "a.yaml").write_text("include: b.yaml\n" + LIB)
     (tmp_path / "b.yaml").write_text("include: a.yaml\nblocks: {}\n")
     (tmp_path / "m.yaml").write_text("include: [a.yaml, m.yaml]\n" + USES_UNIT)
     proc = run_archc("check", "m.yaml", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 2
+    root = os.path.realpath(tmp_path)
+    assert f"b.yaml:1:10: error: include cycle: {root}/a.yaml -> {root}/b.yaml -> {root}/a.yaml" in proc.stderr
+    assert f"error: include cycle: {root}/m.yaml -> {root}/m.yaml" in proc.stderr
 
 
 def test_the_shipped_library_is_on_the_search_path(run_archc, tmp_path):
     spec = (SPECS / "resnet18.yaml").read_text()
-    assert "include: lib/resnet_blocks.yaml" in spec
-    (tmp_path / "mine.yaml").write_text(spec)  # a copy far from specs/ still finds lib/resnet_blocks.yaml
+    assert "include: archc/resnet_blocks" in spec
+    (tmp_path / "mine.yaml").write_text(spec)  # a copy far from specs/ still finds the shipped library
     proc = run_archc("check", "mine.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 

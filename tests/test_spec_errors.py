@@ -28,7 +28,7 @@ def errors(text: str, **kw) -> list[str]:
      "spatial dim)"),
     # wrong attribute type
     ("  - {name: c, op: conv, out_channels: 4.5, kernel_size: 3}\n",
-     "m.yaml:3:39: error: node 'c': attribute 'out_channels' of op 'conv' expects an integer, got 4.5"),
+     "m.yaml:3:39: error: node 'c': attribute 'out_channels' of op 'conv' expects an integer, >= 1, got 4.5"),
     # unknown input name, with a suggestion
     ("  - {name: c, op: relu, in: y}\n",
      "m.yaml:3:29: error: node 'c': unknown node or input 'y'"),
@@ -107,8 +107,8 @@ nodes:
 def test_unknown_top_level_key_suggests():
     (msg,) = errors("inputs: {x: [N, 2]}\nnode: []\nnodes: [{op: relu}]\n")
     assert msg == ("m.yaml:2:1: error: unknown key 'node' at the top level of a spec; expected one of: archc, "
-                   "name, doc, params, profiles, let, include, inputs, blocks, nodes, outputs (did you mean "
-                   "'nodes'?)")
+                   "name, doc, params, profiles, let, include, functions, inputs, example_dims, blocks, nodes, outputs "
+                   "(did you mean 'nodes'?)")
 
 
 def test_missing_inputs_and_nodes():
@@ -146,7 +146,7 @@ blocks:
 nodes: [{name: l, block: loop}]
 """
     msgs = errors(text)
-    assert any("blocks nest deeper than 64 levels" in m for m in msgs)
+    assert any("blocks nest too deeply" in m and "over the limit of 64 nested block levels" in m for m in msgs)
 
 
 def test_unsafe_expressions_are_rejected():

@@ -6,10 +6,15 @@ Two views:
 * per chain of n residual blocks in series (a ``stage`` of :mod:`archc.analysis.skips`):
   each block is passed through its residual branch or its shortcut, so the chain holds
   2^n paths whose number of residual branches taken is Binomial(n, 1/2);
-* for the whole network: the exact number of input -> output paths of the data-flow DAG
-  (an edge read twice, as in ``x + x``, counts twice), the exact shortest and longest
-  length in parametric layers, and from the length distribution the mean, standard
-  deviation and the share of paths whose length lies in a band.
+* for the whole network, on the unravelled view: the exact number of input -> output paths
+  that take or skip each skip connection and pick one branch at each branch join (a layer
+  reading one value twice, as attention reads x as query, key and value, has a path per read;
+  arithmetic such as ``x * x`` has one), the exact shortest and longest length in
+  parametric layers, and from the length distribution the mean, standard deviation and the
+  share of paths whose length lies in a band. A join that is no choice (every pair there is
+  ``sequential``: decomposed activations and norms, element-wise arithmetic) passes the paths of
+  one input only, so how an op is lowered (SiLU as x·sigmoid(x), a norm as its arithmetic)
+  changes no figure.
 
 Everything is a dynamic programme over one topological order, never an enumeration:
 counts are exact Python integers; the length *distribution* is a normalised float vector
@@ -20,11 +25,13 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from archc.analysis.counts import json_count, log2_count
 from archc.analysis.structure import Flow
 
 
@@ -56,8 +63,10 @@ class ChainPaths:
     distribution: list[int] | None   # paths taking k residual branches, k = 0..n (None past the limit)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "blocks": self.blocks, "merges": list(self.merges), "paths": self.paths,
-                "mean": self.mean, "std": self.std, "distribution": self.distribution}
+        return {"stage": self.stage, "blocks": self.blocks, "merges": list(self.merges),
+                "paths": json_count(self.paths), "paths_log2": log2_count(self.paths),
+                "mean": self.mean, "std": self.std,
+                "distribution": [json_count(n) for n in self.distribution] if self.distribution is not None else None}
 
 
 @dataclass
@@ -77,7 +86,8 @@ class PathStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "total": self.total, "shortest": self.shortest, "longest": self.longest,
+            "total": json_count(self.total), "total_log2": log2_count(self.total),
+            "shortest": self.shortest, "longest": self.longest,
             "mean": self.mean, "std": self.std,
             "band": {"lo": self.band[0], "hi": self.band[1], "share": self.band_share,
                      "source": self.band_source} if self.band else None,
@@ -94,9 +104,12 @@ def chain_paths(stage: int, chain: Sequence[Joined]) -> ChainPaths:
 
 
 def path_stats(flow: Flow, chains: Sequence[Sequence[Joined]] | None = None,
-               band: tuple[int, int] | None = None) -> PathStats:
-    """Count and measure every input -> output path of ``flow`` (see the module docstring)."""
-    table = _PathTable(flow)
+               band: tuple[int, int] | None = None, through: Mapping[int, int] | None = None) -> PathStats:
+    """Count and measure every input -> output path of ``flow`` (see the module docstring).
+
+    ``through`` maps nodes where paths have no choice (joins where every pair is ``sequential``:
+    decomposed activations and norms, element-wise arithmetic) to the one input paths follow there."""
+    table = _PathTable(flow, through or {})
     outs = flow.outputs
     chain_stats = [chain_paths(k, c) for k, c in enumerate(chains or [])]
     if not outs:  # (every value has at least one path: no outputs is the only way to none)
@@ -135,7 +148,7 @@ class _PathTable:
     chain): the pass visits joins only, not every node.
     """
 
-    def __init__(self, flow: Flow) -> None:
+    def __init__(self, flow: Flow, through: Mapping[int, int]) -> None:
         n = len(flow)
         self.layers = flow.depth_layers
         heads: list[int] = []
@@ -146,6 +159,8 @@ class _PathTable:
             else:
                 heads.append(i)
                 joins.append(i)
+        #: what each join reads: its slots, or the one input paths follow through a join that is no choice
+        self.reads = {i: ([(through[i], 0)] if i in through else flow.slots[i]) for i in joins}
         self.heads = heads
         self.count = [0] * n
         self.log_count = [0.0] * n  # log2 of count, taken once per head however many joins read it
@@ -156,7 +171,7 @@ class _PathTable:
         # A head's distribution is dropped once every join reading its chain has been computed.
         self._pending = [0] * n
         for i in joins:
-            for p, _ in flow.slots[i]:
+            for p, _ in self.reads[i]:
                 self._pending[heads[p]] += 1
         self._keep = {heads[o] for o in flow.outputs}
         self._run(flow, joins)
@@ -165,7 +180,7 @@ class _PathTable:
         one = np.ones(1)
         parametric = flow.parametric
         for i in joins:
-            ids = [p for p, _ in flow.slots[i]]
+            ids = [p for p, _ in self.reads[i]]
             if not ids:  # a graph input: one path, of no layers
                 c, lc, sh, lg, base, arr = 1, 0.0, 0, 0, 0, one
             else:

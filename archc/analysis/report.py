@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 from archc.ir.vocab import JOIN_KINDS, SKIP_KINDS, Carries, Kind
 
-SCHEMA = "archc.lint/1"
+SCHEMA = "archc.lint/2"
 
 
 @dataclass(slots=True)

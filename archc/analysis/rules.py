@@ -34,6 +34,8 @@ class PairFacts:
     via: str = ""             # the shortcut's nodes, for a projection's reason
     elementwise: Callable[[], bool] = lambda: True   # the merge's output has its inputs' broadcast shape
     gated: Callable[[], bool] = lambda: False        # the carry is scaled by a sigmoid-derived gate
+    feeds_gate: Callable[[], bool] = lambda: False   # the merge's output only computes a gate (a sigmoid)
+    mixing: Callable[[], bool] = lambda: False       # the main path mixes spatially (a window pooling)
 
 
 class Decision(NamedTuple):
@@ -74,6 +76,11 @@ def _identity_or_reshaping(f: PairFacts) -> bool:
     return f.carries == Carries.IDENTITY or (f.carries == Carries.PROJECTION and f.changed)
 
 
+def _light(f: PairFacts) -> bool:
+    """A computed shortcut at most half as deep as the main path it bypasses."""
+    return 2 * f.shortcut_layers <= f.depth
+
+
 # -- the rules, in the order they are tried ------------------------------------------------------
 def no_common_fork(f: PairFacts) -> Verdict:
     """Inputs that meet only at the graph's source: a join of independent paths."""
@@ -82,11 +89,27 @@ def no_common_fork(f: PairFacts) -> Verdict:
     return None
 
 
+def index_arithmetic(f: PairFacts) -> Verdict:
+    """Arithmetic on max-pool indices with no layer between (an exporter turning flat indices into
+    per-plane ones): data rearrangement on the indices path, never a long skip of no layers."""
+    if f.carries == Carries.INDICES and f.depth == 0:
+        return Kind.SEQUENTIAL, f"{f.merge_op} rearranges max-pool indices of {f.fork} with no layer between"
+    return None
+
+
 def pooling_indices(f: PairFacts) -> Verdict:
-    """A shortcut carrying max-pool indices feeds a decoder's unpooling: a long skip."""
+    """A shortcut carrying max-pool indices across layers feeds a decoder's unpooling: a long skip."""
     if f.carries == Carries.INDICES:
         return Kind.LONG_SKIP, (f"{f.merge_op} reads max-pool indices from {f.fork} across {layers(f.depth)} "
                                 "(decoder unpooling)")
+    return None
+
+
+def gate_computation(f: PairFacts) -> Verdict:
+    """A join whose output only computes a gate (additive attention: ``psi(relu(theta(x) + phi(g)))``
+    before a sigmoid): both sides compute the gate; the skip it scales is counted where it lands."""
+    if f.feeds_gate():
+        return Kind.BRANCH, f"{f.merge_op} of paths from {f.fork} computes a gate (both sides compute)"
     return None
 
 
@@ -117,6 +140,14 @@ def other_merge(f: PairFacts) -> Verdict:
         return Kind.BRANCH, f"{f.merge_op} of {f.fork} and a path computing from it ({layers(f.depth)})"
     return Kind.BRANCH, (f"{f.merge_op} joins paths from {f.fork} that compute "
                          f"({layers(f.shortcut_layers)} and {layers(f.depth)})")
+
+
+def token_mixer(f: PairFacts) -> Verdict:
+    """``x + F(x)`` where F holds no learned layer but mixes spatially (PoolFormer's
+    ``pool(norm(x)) - norm(x)``): a residual by design. Decomposed activations and norms do not mix."""
+    if f.merge_role == Role.MERGE_ADD and f.depth == 0 and _identity_or_reshaping(f) and f.mixing():
+        return Kind.RESIDUAL, f"{f.carries} shortcut from {f.fork} around a token mixer (spatial pooling, no layer)"
+    return None
 
 
 def no_layer_between(f: PairFacts) -> Verdict:
@@ -158,8 +189,10 @@ def concat_long_skip(f: PairFacts) -> Verdict:
 
 
 def concat_computed_long_skip(f: PairFacts) -> Verdict:
-    """A concat carrying a computed shortcut to the decoder side of a resolution round trip."""
-    if f.merge_role == Role.MERGE_CONCAT and f.carries == Carries.COMPUTED and f.resampled:
+    """A concat carrying a computed shortcut, light beside the main path, to the decoder side of a
+    resolution round trip that encloses other skips."""
+    if f.merge_role == Role.MERGE_CONCAT and f.carries == Carries.COMPUTED and f.resampled and f.nested \
+            and _light(f):
         return Kind.LONG_SKIP, (f"concat carries {f.fork} (computed, {layers(f.shortcut_layers)}) "
                                 f"{_why_long(f)}")
     return None
@@ -196,8 +229,10 @@ def residual(f: PairFacts) -> Verdict:
 
 
 def add_computed_long_skip(f: PairFacts) -> Verdict:
-    """An add bringing a computed shortcut to the decoder side of a resolution round trip (FPN)."""
-    if f.resampled:
+    """An add bringing a computed shortcut, light beside the main path, to the decoder side of a
+    resolution round trip that encloses other skips (hourglass levels, FPN's top level). Sums of
+    levels that each went through comparable layers of their own are branch joins."""
+    if f.resampled and f.nested and _light(f):
         return Kind.LONG_SKIP, (f"add carries {f.fork} ({f.carries}, {layers(f.shortcut_layers)}) "
                                 f"{_why_long(f)}")
     return None
@@ -212,8 +247,8 @@ def add_branch(f: PairFacts) -> Verdict:
 
 #: the rules in the order :func:`decide` tries them (the last always applies)
 RULES: tuple[Callable[[PairFacts], Verdict], ...] = (
-    no_common_fork, pooling_indices, arithmetic_without_layers, multiplicative_gate, other_merge,
-    no_layer_between, highway_gate, both_compute,
+    no_common_fork, index_arithmetic, pooling_indices, gate_computation, arithmetic_without_layers,
+    multiplicative_gate, other_merge, token_mixer, no_layer_between, highway_gate, both_compute,
     dense_reuse, concat_long_skip, concat_computed_long_skip, concat_feature_reuse, concat_branch,
     add_long_skip, residual, add_computed_long_skip, add_branch,
 )

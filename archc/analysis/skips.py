@@ -42,29 +42,31 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
+from archc.analysis.probes import (
+    elementwise,
+    feeds_gate,
+    gated,
+    inner_sum,
+    mixing,
+    sum_terms,
+)
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
 from archc.analysis.rules import PairFacts, decide
 from archc.analysis.rules import layers as _layers
 from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
-from archc.errors import ShapeError
 from archc.ir import Graph, Node
 from archc.ir.vocab import EXPECT_NONE, SKIP_KINDS, Carries, Kind, Role
-from archc.ops.base import broadcast
 
 #: regions with more nodes than this are not walked (spans then report depths only)
 SPAN_LIMIT = 256
 #: spans list their nodes when they have at most this many
 LIST_LIMIT = 32
+#: learned layers a shape-changing shortcut into an add may hold and still be a projection
+LIGHT_LAYERS = 2
 #: bound on the region walked to decide a pair whose fork does not dominate the main input
 REGION_LIMIT = 4096
-#: roles a carried value may pass through while staying "the same" value, element-wise
-#: ('affine': plus or minus a constant, as the ONNX importer labels it)
-_ARITH = frozenset({Role.MERGE_MUL, Role.MERGE_SUB, Role.MERGE_ADD, Role.SCALE, Role.AFFINE, Role.IDENTITY,
-                    Role.RESHAPE})
-#: roles between a gate and its use: its complement 1 - T, a scaling
-_GATE_PATH = frozenset({Role.SCALE, Role.AFFINE, Role.IDENTITY, Role.RESHAPE, Role.MERGE_SUB})
 
 
 def analyze(graph: Graph, band: tuple[int, int] | None = None, paths: bool = True) -> Analysis:
@@ -89,7 +91,7 @@ def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool) -> Analysi
     if paths:
         from archc.analysis.paths import path_stats
 
-        stats = path_stats(flow, chains, band)
+        stats = path_stats(flow, chains, band, _no_choice(flow, connections, classifier.main_of))
     return Analysis(model=graph.name, connections=connections, chains=chains, expectations=expectations,
                     paths=stats)
 
@@ -131,6 +133,8 @@ class _Classifier:
         self.nest: list[int] = []
         self._family: dict[int, int] = {}
         self._features: dict[int, tuple[str, int, int, int, bool]] = {}
+        #: join id -> its main input
+        self.main_of: dict[int, int] = {}
 
     def run(self) -> list[Skip]:
         f = self.flow
@@ -162,19 +166,25 @@ class _Classifier:
                 return _Input(s, u, out, path, reads)
             preds = f.preds[u]
             if len(preds) != 1:
-                # a graph input used once, or a join: no chain to a fork
-                return _Input(s, SOURCE, 0, None, reads)
+                carried = f.gated_factor(u)
+                if carried is None:
+                    # a graph input used once, or a join: no chain to a fork
+                    return _Input(s, SOURCE, 0, None, reads)
+                preds = (carried,)  # a gated value is the value it scales (an attention-gated skip)
+                out = next(o for p, o in f.slots[u] if p == carried)
+            else:
+                out = f.slots[u][0][1]
             path.append(u)
-            out = f.slots[u][0][1]
             u = preds[0]
 
-    def _inputs(self, join: int, main: int) -> dict[int, list[_Input]]:
-        """Non-main inputs grouped by fork (SOURCE: no common fork with the main input)."""
+    def _inputs(self, join: int, main: int, terms: list[tuple[int, int]] | None = None) -> dict[int, list[_Input]]:
+        """Non-main inputs grouped by fork (SOURCE: no common fork with the main input); ``terms``:
+        the (producer, output) slots the join stands for, when it is the root of a sum."""
         f = self.flow
         groups: dict[int, list[_Input]] = {}
-        reads = self._reads(join)
+        reads = dict(reversed(terms)) if terms is not None else self._reads(join)
         reaches_main = self._reaches_main(main)
-        for s in f.preds[join]:
+        for s in (dict.fromkeys(p for p, _ in terms) if terms is not None else f.preds[join]):
             if s == main:
                 continue
             inp = self._walk_back(s, reads[s])
@@ -209,19 +219,66 @@ class _Classifier:
     # -- one join --------------------------------------------------------------------------
     def _join(self, m: int) -> list[Skip]:
         f = self.flow
-        main = self._main_input(m)
+        if f.roles[m] == Role.MERGE_ADD:
+            if inner_sum(f, m) is not None:
+                return []  # a partial sum: the sum it feeds is the merge
+            terms = sum_terms(f, m)
+            if terms is not None:
+                producers = list(dict.fromkeys(p for p, _ in terms))
+                main = self.main_of[m] = self._deepest(producers)
+                return [self._pair(m, main, fork, members)
+                        for fork, members in self._inputs(m, main, terms).items()]
+        main = self.main_of[m] = self._main_input(m)
         if f.roles[m] == Role.MERGE_CONCAT:
             direct = self._direct_inputs(m, main)
             if direct is not None:
                 return self._concat_pairs(m, main, direct)
-        return [self._pair(m, main, fork, members) for fork, members in self._inputs(m, main).items()]
+        groups = self._inputs(m, main)
+        records = [self._pair(m, main, fork, members) for fork, members in groups.items()]
+        if f.roles[m] == Role.MERGE_CONCAT:
+            records += self._level_reuse(m, main, groups)
+        return records
+
+    def _level_reuse(self, m: int, main: int, groups: dict[int, list[_Input]]) -> list[Skip]:
+        """Further pairs of a concat: inputs that share a fork with a lighter one but are themselves
+        the output of an earlier skip merge at the concat's level (a nested U-Net's decoder node reads
+        every earlier node of its level). Each is its own (input, concat) pair, decided alone."""
+        f = self.flow
+        out = []
+        for fork, members in groups.items():
+            if len(members) < 2 or fork == SOURCE:
+                continue
+            lightest = min(members, key=lambda inp: (self._weight(fork, inp), inp.node))
+            for inp in members:
+                if inp is lightest or inp.path is not None or not self._after_skip_merge(inp.node):
+                    continue
+                v = inp.node
+                depth = max(0, f.depth_layers[main] - f.depth_layers[v])
+                facts = PairFacts(f.nodes[m].op, Role.MERGE_CONCAT, f.names[v], Carries.IDENTITY, False, depth, 0,
+                                  nested=False, resampled=False, family=self._concat_family(v))
+                kind, why, rule = decide(facts)
+                if kind in SKIP_KINDS:
+                    own = _Input(v, v, inp.reads, [], inp.reads)
+                    out.append(self._record(m, v, own, kind, Carries.IDENTITY,
+                                            Span(None, None, depth, max(0, f.depth_ops[main] - f.depth_ops[v]), []),
+                                            why, rule))
+        return out
+
+    def _after_skip_merge(self, v: int) -> bool:
+        """Whether ``v`` hangs (through one-input nodes) from a merge that holds a skip."""
+        f = self.flow
+        while len(f.preds[v]) == 1:
+            v = f.preds[v][0]
+        return v in self.skips_at
 
     def _main_input(self, m: int) -> int:
+        return self._deepest(self.flow.preds[m])
+
+    def _deepest(self, preds) -> int:
         """The deepest input: most parametric layers on its longest path, then most ops, then latest.
         (Compared by layers alone first: a wide concat rarely ties there, and no key tuples are built.)"""
         f = self.flow
         dl = f.depth_layers
-        preds = f.preds[m]
         deepest = max(map(dl.__getitem__, preds))
         tied = [p for p in preds if dl[p] == deepest]
         if len(tied) == 1:
@@ -330,8 +387,10 @@ class _Classifier:
             depth=depth, shortcut_layers=w_short, nested=nested, resampled=resampled, family=family,
             members=len(members),
             via=self._names(list(reversed(sc.path)), 3) if carries == Carries.PROJECTION and sc.path else "",
-            elementwise=lambda: self._elementwise(m),
-            gated=lambda: self.has_gates and self._gated(m, fork))
+            elementwise=lambda: elementwise(f, m),
+            gated=lambda: self.has_gates and gated(f, m, fork),
+            feeds_gate=lambda: self.has_gates and feeds_gate(f, m),
+            mixing=lambda: mixing(f, fork, main))
         kind, why, rule = decide(facts)
         if kind == Kind.GATED:
             carries = Carries.IDENTITY  # the fork's own value, scaled by the gate
@@ -377,16 +436,12 @@ class _Classifier:
             return Carries.PROJECTION, changed
         if len(layers) == 1 and _pointwise(f.nodes[layers[0]]):
             return Carries.PROJECTION, changed
+        if changed and len(layers) <= LIGHT_LAYERS and f.roles[m] == Role.MERGE_ADD:
+            # A short path whose job is to match the main path's shape (a strided k x k conv, a
+            # depthwise + pointwise pair): a projection by its role, whatever its kernels. That the
+            # main path is longer is the rules' test (both_compute).
+            return Carries.PROJECTION, changed
         return Carries.COMPUTED, changed
-
-    def _elementwise(self, m: int) -> bool:
-        """Whether the join's output has the broadcast shape of its inputs (a matmul contracts instead)."""
-        f = self.flow
-        shapes = [f.value_type(p, o).shape for p, o in f.slots[m]]
-        try:
-            return f.nodes[m].outputs[0].shape == broadcast(shapes)
-        except ShapeError:
-            return False
 
     def _concat_family(self, fork: int) -> int:
         """How many distinct concat joins read ``fork`` directly (DenseNet reuses features in several)."""
@@ -395,47 +450,6 @@ class _Classifier:
             f = self.flow
             n = self._family[fork] = len({c for c in f.succs[fork] if f.roles[c] == Role.MERGE_CONCAT})
         return n
-
-    def _gated(self, m: int, fork: int) -> bool:
-        """Whether the add's carry of ``fork`` is scaled by a gate: some product near the add takes
-        one factor from a ``gate`` (sigmoid) and the other from ``fork`` through element-wise ops
-        only (Highway's H·T + x·(1 − T), or x + T·(H − x))."""
-        f = self.flow
-        for g in self._closure(f.preds[m], _ARITH, stop=fork):
-            if f.roles[g] != Role.MERGE_MUL:
-                continue
-            factors = f.preds[g]
-            for a in factors:
-                if not self._from_gate(a):
-                    continue
-                for b in factors:
-                    if b != a and (b == fork or fork in self._closure([b], _ARITH, stop=fork)):
-                        return True
-        return False
-
-    def _closure(self, starts: Sequence[int], roles: frozenset, stop: int, limit: int = 16) -> set[int]:
-        """Nodes reached backwards from ``starts`` through ``roles`` (the stop node included, not passed)."""
-        f = self.flow
-        seen: set[int] = set()
-        todo = list(starts)
-        while todo and len(seen) < limit:
-            v = todo.pop()
-            if v in seen or v == SOURCE:
-                continue
-            seen.add(v)
-            if v != stop and f.roles[v] in roles:
-                todo.extend(f.preds[v])
-        return seen
-
-    def _from_gate(self, v: int) -> bool:
-        f = self.flow
-        for _ in range(6):
-            if f.roles[v] == Role.GATE:
-                return True
-            if f.roles[v] not in _GATE_PATH or len(f.preds[v]) != 1:
-                return False
-            v = f.preds[v][0]
-        return False
 
     # -- records -----------------------------------------------------------------------------
     def _span(self, fork: int, main: int, kind: str, depth: int, depth_ops: int,
@@ -545,6 +559,28 @@ def check_expectations(graph: Graph, connections: list[Skip],
         out.append(Mismatch(node=name, expected=expected, found=found, reason=reason,
                             location=str(node.location) if node.location else None))
     return out
+
+
+def _no_choice(flow: Flow, connections: list[Skip], main_of: dict[int, int]) -> dict[int, int]:
+    """Nodes reading several values where paths have no choice -> the input they follow: joins
+    where every pair is ``sequential`` (a decomposed activation or norm, element-wise arithmetic,
+    a gate on the main path), and arithmetic reading one value several times (``x * x``). Paths are
+    counted on the unravelled view: residual blocks taken or skipped, branch joins a choice among
+    branches; how an op is lowered adds no choice. (A layer or matmul reading one value several
+    times, attention's query, key and value, keeps one path per read.)"""
+    kinds: dict[int, bool] = {}
+    for c in connections:
+        kinds[c._merge_id] = kinds.get(c._merge_id, True) and c.kind == Kind.SEQUENTIAL
+    through = {m: main_of[m] for m, only_sequential in kinds.items() if only_sequential}
+    for i, slots in enumerate(flow.slots):
+        if len(slots) > 1 and len(flow.preds[i]) == 1 and flow.roles[i] not in _READS_COUNT \
+                and len(set(slots)) == 1:
+            through[i] = flow.preds[i][0]
+    return through
+
+
+#: roles whose every read of one value is a path of its own (attention reads x as query, key, value)
+_READS_COUNT = frozenset({Role.LAYER, Role.MATMUL})
 
 
 def merge_labels(analysis: Analysis) -> dict[str, str]:

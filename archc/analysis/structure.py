@@ -38,6 +38,8 @@ TRANSPARENT = frozenset({"identity", "reshape"})
 #: roles that raise spatial resolution
 UPSAMPLING = frozenset({"upsample", "unpool"})
 META_ROLES = frozenset({"shape", "const"})
+#: roles between a gate and its use: its complement 1 - T, a scaling
+GATE_PATH = frozenset({"scale", "affine", "identity", "reshape", "merge_sub"})
 #: roles whose ops may raise resolution (by role, or a transposed conv / unknown op by shapes)
 _MAY_UPSAMPLE = UPSAMPLING | {"layer", "other"}
 _INT_DTYPES = ("int", "uint", "bool")
@@ -252,6 +254,12 @@ class Flow:
             if len(preds) == 1:  # most nodes: no maxima to take
                 p = preds[0]
                 best_l, best_o, best_u = layers[p], ops[p], up[p]
+            elif (carried := self.gated_factor(i)) is not None:
+                # x * T(...): the gate scales x, so the product lies as deep as x (the gate's own
+                # layers compute a scaling, not the features passed on: squeeze-and-excitation,
+                # attention gates)
+                g = preds[0] if preds[1] == carried else preds[1]
+                best_l, best_o, best_u = layers[carried], max(ops[carried], ops[g]), max(up[carried], up[g])
             else:
                 best_l = best_o = 0
                 best_u = SOURCE
@@ -275,6 +283,27 @@ class Flow:
         self.depth_ops = ops
         #: the latest upsampling node among each node's ancestors (itself included), or SOURCE
         self.last_upsample = up
+
+    def from_gate(self, v: int) -> bool:
+        """Whether ``v`` is a gate (a sigmoid) or a scaling, complement or rearrangement of one."""
+        for _ in range(6):
+            if self.roles[v] == "gate":
+                return True
+            if self.roles[v] not in GATE_PATH or len(self.preds[v]) != 1:
+                return False
+            v = self.preds[v][0]
+        return False
+
+    def gated_factor(self, i: int) -> int | None:
+        """For a product ``x * T`` of two values where exactly one factor comes from a gate, the
+        other factor (the value the gate scales); None for any other node."""
+        preds = self.preds[i]
+        if len(preds) != 2 or self.roles[i] != "merge_mul":
+            return None
+        a, b = self.from_gate(preds[0]), self.from_gate(preds[1])
+        if a == b:
+            return None
+        return preds[1] if a else preds[0]
 
     def _upsamples(self, i: int) -> bool:
         """Whether node i raises spatial resolution (a decoder step), judged by role and shapes.

@@ -110,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
         from archc.lowering.optimize import optimize_for_inference
 
         graph = optimize_for_inference(graph, inplace=True)
-    source = generate_source(graph, labels=labels)
+    from archc.cli.common import parse_overrides
+
+    source = generate_source(graph, labels=labels, spec=args.spec,
+                             overrides=parse_overrides(args.overrides) or None,
+                             seed=None if args.weights else args.seed)
     if args.state_dict:
         import torch
 

@@ -1,7 +1,8 @@
-"""``archc check SPEC``: validate a spec, reporting every error found."""
+"""``archc check SPEC``: validate a spec, reporting every error found (and warnings, on stderr)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from archc.cli.common import add_spec_arguments, load_graph
 
@@ -13,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     graph = load_graph(args, weights=False)
+    for warning in graph.warnings:
+        print(warning.format(), file=sys.stderr)
     if args.print_ir:
         print(graph.format())
     print(f"{args.spec}: ok: {graph.name}, {len(graph)} nodes, inputs "

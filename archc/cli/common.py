@@ -6,11 +6,12 @@ import os
 import re
 from typing import TYPE_CHECKING, Any, Sequence
 
-import yaml
 
+from archc.cli.limits import add_limit_arguments, limits_from
 from archc.errors import Location, SpecError, UsageError
 from archc.fileio import require_regular_file
 from archc.frontends.yaml.includes import ALLOW_INCLUDE_ENV
+from archc.limits import DEFAULT_LIMITS, Limits
 from archc.ir import Graph, TensorType
 
 if TYPE_CHECKING:
@@ -32,19 +33,26 @@ def add_spec_arguments(parser: argparse.ArgumentParser, models: bool = False) ->
                         default=os.environ.get(ALLOW_INCLUDE_ENV, "") not in ("", "0"),
                         help="let 'include:' read files outside the spec's folder and archc's library "
                              f"(default: refused; also set by {ALLOW_INCLUDE_ENV}=1)")
+    add_limit_arguments(parser)
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["width=32", "wide=true"]`` -> ``{"width": 32, "wide": True}`` (YAML scalars)."""
+def parse_overrides(items: list[str], limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """``["width=32", "wide=true"]`` -> ``{"width": 32, "wide": True}`` (YAML scalars), read like
+    spec values (safe, within ``limits``: no alias bombs or recursive aliases from a flag either)."""
+    from archc.frontends.yaml.source import load_yaml
+
     result: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name.strip():
             raise UsageError(f"--set expects NAME=VALUE, got '{item}'", location=Location("<command line>"))
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            value = text
+            value = load_yaml(text, "<command line>", limits) if text.strip() else ""
+        except SpecError as exc:
+            message = exc.diagnostics[0].message
+            if not message.startswith("invalid YAML"):
+                raise UsageError(f"--set {name}: {message}", location=Location("<command line>")) from None
+            value = text  # not YAML: the text itself
         if isinstance(value, (dict, list)) and not isinstance(value, list):
             raise UsageError(f"--set {name}: value must be a number, boolean, string or list",
                              location=Location("<command line>"))
@@ -58,8 +66,9 @@ def load_graph(args: argparse.Namespace, weights: bool = True) -> Graph:
     ``weights=False``: an ONNX model's external data files are not read (commands that look
     at the structure only)."""
     path = args.spec
+    limits = limits_from(args)
     if not os.path.exists(path):
-        raise SpecError("no such file", location=Location(path))
+        raise SpecError(f"no such file: '{path}'", location=Location("<command line>"))
     if is_onnx_model(path):
         reject_spec_options(args)
         from archc.frontends.onnx import load_onnx
@@ -68,7 +77,7 @@ def load_graph(args: argparse.Namespace, weights: bool = True) -> Graph:
         return load_onnx(path, weights=weights)
     from archc.frontends.yaml import load_spec
 
-    return load_spec(path, parse_overrides(args.overrides), args.profile,
+    return load_spec(path, parse_overrides(args.overrides, limits), args.profile, limits,
                      allow_include_anywhere=args.allow_include_anywhere)
 
 
@@ -121,8 +130,10 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="size of another symbolic dimension of the inputs (repeatable)")
 
 
-def input_arrays(types: dict[str, TensorType], args: argparse.Namespace) -> dict[str, "np.ndarray"]:
-    """The command's inputs: the --input files, else seeded random arrays (--batch, --dim, --seed)."""
+def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
+                 example_dims: dict[str, int] | None = None) -> dict[str, "np.ndarray"]:
+    """The command's inputs: the --input files, else seeded random arrays (--batch, --dim, --seed;
+    other symbolic dims take the spec's ``example_dims``)."""
     from archc.runtime.inputs import random_inputs, read_arrays
 
     if args.inputs:
@@ -131,7 +142,7 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace) -> dict
         if missing:
             raise UsageError(f"no array given for input(s) {', '.join(missing)}", location=Location("<command line>"))
         return arrays
-    dims = parse_dims(args)
+    dims = parse_dims(args, example_dims)
     _check_input_size(types, dims)
     return random_inputs(types, dims, args.seed)
 
@@ -180,9 +191,10 @@ def input_files(types: dict[str, TensorType], items: list[str]) -> dict[str, str
     return files
 
 
-def parse_dims(args: argparse.Namespace) -> dict[str, int]:
-    """Sizes for symbolic dims: --dim NAME=SIZE items plus --batch for the batch dimension."""
-    dims: dict[str, int] = {"batch": args.batch}
+def parse_dims(args: argparse.Namespace, example_dims: dict[str, int] | None = None) -> dict[str, int]:
+    """Sizes for symbolic dims: --dim NAME=SIZE items, then the spec's example sizes for the dims
+    --dim leaves out, plus --batch for the batch dimension."""
+    dims: dict[str, int] = {**(example_dims or {}), "batch": args.batch}
     for item in args.dim:
         name, sep, size = item.partition("=")
         try:

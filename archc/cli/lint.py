@@ -10,10 +10,14 @@ each label (a ``rule`` column, a ``"rule"`` field in JSON; the rules are in
 paths whose length, in parametric layers, lies in LO..HI (default: the central band
 holding 95% of them).
 
-JSON output (``--format json``), schema ``archc.lint/1``::
+JSON output (``--format json``), schema ``archc.lint/2``. It parses with the default settings
+of Python's ``json`` and JavaScript's ``JSON.parse`` without loss: a count beyond 2^53 (the
+largest integer a double holds exactly) is written as its decimal string, next to its log2::
+
+    Count = int | str          # a JSON number up to 2^53 = 9007199254740992, else exact decimal digits
 
     {
-      "schema": "archc.lint/1",
+      "schema": "archc.lint/2",
       "model": str,
       "summary": {"residual": int, "long_skip": int, "dense": int, "gated": int},
       "joins_summary": {"branch": int, "sequential": int},
@@ -43,17 +47,22 @@ JSON output (``--format json``), schema ``archc.lint/1``::
     }
 
     Paths = {
-      "total": int,            # exact number of input -> output paths (arbitrary precision)
+      "total": Count,          # exact number of input -> output paths
+      "total_log2": float | null,                       # log2 of total (null: no paths)
       "shortest": int | null, "longest": int | null,   # in parametric layers
       "mean": float | null, "std": float | null,
       "band": {"lo": int, "hi": int, "share": float, "source": "given" | "central95"} | null,
       "histogram": {"<length>": share} | null,          # when lengths span at most 64 values
-      "chains": [{"stage": int, "blocks": int, "merges": [str], "paths": int,   # 2^blocks
-                  "mean": float, "std": float,                                  # of Binomial(blocks, 1/2)
-                  "distribution": [int] | null}]        # paths taking k residual branches, k = 0..blocks
+      "chains": [{"stage": int, "blocks": int, "merges": [str],
+                  "paths": Count, "paths_log2": float,  # 2^blocks, and blocks
+                  "mean": float, "std": float,          # of Binomial(blocks, 1/2)
+                  "distribution": [Count] | null}]      # paths taking k residual branches, k = 0..blocks
     }
 
     Mismatch = {"node": str, "expected": str, "found": str, "reason": str, "location": str | null}
+
+Changes from ``archc.lint/1``: ``total``, ``paths`` and ``distribution`` entries beyond 2^53
+are strings; ``total_log2`` and ``paths_log2`` are new.
 
 Counts in ``summary`` follow one skip = one (fork, merge) pair; a DenseNet concat
 reading L earlier features holds L - 1 pairs (the most recent input is the main path).
@@ -63,9 +72,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
-from contextlib import contextmanager
-from typing import Iterator
 
 from archc.analysis.report import Analysis
 from archc.analysis.skips import analyze
@@ -106,29 +112,13 @@ def run(args: argparse.Namespace) -> int:
     band = _band(args.band)
     graph = load_graph(args, weights=False)
     analysis = analyze(graph, band=band, paths=args.paths)
-    # Path counts of deep networks exceed Python's default 4300-digit int -> str limit.
-    with _any_int_digits():
-        if args.format == "json":
-            data = analysis.to_dict(explain=args.explain)
-            data["ok"] = not analysis.expectations
-            print(json.dumps(data, indent=2))
-        else:
-            print(format_table(analysis, show_all=args.show_all, explain=args.explain))
+    if args.format == "json":
+        data = analysis.to_dict(explain=args.explain)
+        data["ok"] = not analysis.expectations
+        print(json.dumps(data, indent=2))
+    else:
+        print(format_table(analysis, show_all=args.show_all, explain=args.explain))
     return 1 if args.strict and analysis.expectations else 0
-
-
-@contextmanager
-def _any_int_digits() -> Iterator[None]:
-    """Lift Python's limit on int -> str digits while printing, restoring it afterwards."""
-    if not hasattr(sys, "set_int_max_str_digits"):  # Python < 3.11 has no limit
-        yield
-        return
-    previous = sys.get_int_max_str_digits()
-    sys.set_int_max_str_digits(0)
-    try:
-        yield
-    finally:
-        sys.set_int_max_str_digits(previous)
 
 
 def _band(text: str | None) -> tuple[int, int] | None:

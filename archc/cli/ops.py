@@ -42,5 +42,5 @@ def describe(op: OpDef) -> str:
             default = "required" if attr.required else f"default {attr.default!r}"
             choices = f", one of {', '.join(map(repr, attr.choices))}" if attr.choices else ""
             doc = f" — {attr.doc}" if attr.doc else ""
-            lines.append(f"    {name}: {attr.kind}, {default}{choices}{doc}")
+            lines.append(f"    {name}: {attr.kind}{attr.bounds()}, {default}{choices}{doc}")
     return "\n".join(lines)

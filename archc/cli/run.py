@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         graph = load_graph(args)
         types, names = input_types(graph), list(graph.outputs)
-    feeds = input_arrays(types, args)
+    feeds = input_arrays(types, args, graph.example_dims if graph is not None else None)
     start = time.perf_counter()
     if args.runtime == "torch":
         from archc.runtime.torch_runner import run_torch

@@ -1,4 +1,5 @@
-"""``archc verify SPEC|MODEL.onnx``: PyTorch (eval) and onnxruntime builds from one seed must agree.
+"""``archc verify SPEC|MODEL.onnx``: PyTorch (eval) and onnxruntime builds with one set of weights must
+agree, at the outputs and at every block's output, on outputs that depend on the input.
 
 For an ONNX model the reference is onnxruntime on the original file, compared with the
 PyTorch module archc generates from it (with the file's own weights).
@@ -25,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
     add_device_arguments(parser)
     parser.add_argument("--seed", type=seed_int, default=0, help="seed of the weights (specs) and of random inputs")
-    parser.add_argument("--rtol", type=tolerance, default=1e-3, help="relative tolerance (default 1e-3)")
+    parser.add_argument("--weights", metavar="FILE.pt", help="verify with this state_dict instead of archc's init")
+    parser.add_argument("--rtol", type=tolerance, default=1e-3,
+                        help="tolerance relative to each tensor's size, max |value| (default 1e-3)")
     parser.add_argument("--atol", type=tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
     parser.add_argument("--no-optimize", action="store_true", help="compare against the unoptimised ONNX build")
     parser.add_argument("--dtype", choices=DTYPES, default="float32",
@@ -38,32 +41,60 @@ def run(args: argparse.Namespace) -> int:
     from archc.runtime.verify import verify, verify_model
 
     graph = load_graph(args)
-    feeds = input_arrays(input_types(graph), args)
+    if args.weights:
+        from archc.lowering.torch import load_weights
+
+        load_weights(graph, args.weights)
+    feeds = input_arrays(input_types(graph), args, graph.example_dims)
     if is_onnx_model(args.spec):
         if args.dtype != "float32":
             from archc.errors import Location, UsageError
 
             raise UsageError("--dtype applies to YAML specs: an ONNX model is compared with its own weights",
                              location=Location("<command line>"))
-        results = verify_model(args.spec, graph, feeds, rtol=args.rtol, atol=args.atol, device=args.device,
-                               allow_fallback=args.allow_cpu_fallback)
+        report = verify_model(args.spec, graph, feeds, rtol=args.rtol, atol=args.atol, device=args.device,
+                              allow_fallback=args.allow_cpu_fallback)
         print(f"verify {graph.name}: generated PyTorch (eval) vs onnxruntime on {args.spec}, "
               f"rtol {args.rtol:g}, atol {args.atol:g}")
     else:
         from archc.lowering.onnx_dtype import WeightDtype
 
         dtype = WeightDtype(args.dtype)
-        rtol, atol = dtype.tolerances(args.rtol, args.atol)
-        results = verify(graph, feeds, seed=args.seed, rtol=rtol, atol=atol, device=args.device,
-                         optimize=not args.no_optimize, allow_fallback=args.allow_cpu_fallback, dtype=dtype)
-        print(f"verify {graph.name}: torch (eval) vs onnxruntime, seed {args.seed}, rtol {rtol:g}, atol {atol:g}"
-              + (f", ONNX weights in {dtype.value}" if dtype.value != "float32" else ""))
-    for r in results:
-        print(f"  {r.name}: shape {r.shape}  max abs err {r.max_abs:.3g}  max rel err {r.max_rel:.3g}  "
-              + ("ok" if r.ok else "MISMATCH"))
-    failed = [r.name for r in results if not r.ok]
-    if failed:
-        print(f"FAILED: {', '.join(failed)} beyond tolerance")
+        args.rtol, args.atol = dtype.tolerances(args.rtol, args.atol)  # raised to the stored type's precision
+        report = verify(graph, feeds, seed=args.seed, rtol=args.rtol, atol=args.atol, device=args.device,
+                        optimize=not args.no_optimize, allow_fallback=args.allow_cpu_fallback, dtype=dtype)
+        print(f"verify {graph.name}: torch (eval) vs onnxruntime, rtol {args.rtol:g}, atol {args.atol:g}"
+              + (f", ONNX weights in {dtype.value}" if dtype is not WeightDtype.float32 else ""))
+    layers, norms = report.calibrated
+    calibrated = f", calibrated on random inputs: {layers} layers scaled to unit output variance, {norms} " \
+        "batchnorm statistics set" if layers or norms else ""
+    print("  weights: " + (args.weights or (f"those of {args.spec}" if is_onnx_model(args.spec) else
+                                            f"archc's init, seed {args.seed}{calibrated}")))
+    return _print_report(report, args)
+
+
+def _print_report(report, args: argparse.Namespace) -> int:
+    for r in report.outputs:
+        sens = "n/a" if r.sensitivity is None else f"{r.sensitivity:.3g}"
+        print(f"  {r.name}: shape {r.shape}  max abs err {r.max_abs:.3g}  err/size {r.max_rel:.3g}  "
+              f"sensitivity {sens}  " + ("ok" if r.ok else "MISMATCH"))
+    first = report.first_divergent_block
+    if report.blocks:
+        worst = max(report.blocks, key=lambda b: b.max_abs)
+        print(f"  block outputs: {len(report.blocks)} compared, "
+              + (f"all agree (largest max abs err {worst.max_abs:.3g} at {worst.name})"
+                 if first is None else f"{sum(not b.ok for b in report.blocks)} differ"))
+    failures = []
+    if first is not None:
+        failures.append(f"the targets first diverge at block '{first.name}' (max abs err {first.max_abs:.3g}, "
+                        f"err/size {first.max_rel:.3g})")
+    failures += [f"output '{r.name}' differs beyond tolerance" for r in report.outputs if not r.ok]
+    failures += [f"output '{r.name}' barely depends on the input: a different input changes it by "
+                 f"{r.sensitivity:.3g} of its size, below the tolerance {args.rtol:g}, so agreement proves nothing "
+                 "(the weights let the signal die, or the output is constant)" for r in report.insensitive]
+    if failures:
+        for f in failures:
+            print(f"FAILED: {f}")
         return 1
     print("PASSED")
     return 0

@@ -46,10 +46,22 @@ class Value:
 
 @dataclass(frozen=True)
 class BlockInstance:
-    """One block instantiation a node lies in: instance path and block type."""
+    """One block instantiation a node lies in: instance path and block type.
+
+    Instances compare by path and block; the rest records what the spec said, for backends
+    that write one class per block (``archc.lowering.torch``): the block's declared
+    parameters with their defaults (None: required), this instance's values of them, its
+    ``let:`` definitions as (name, expression source), its formal input names and the values
+    bound to them (a variadic formal ``xs...`` takes the remaining values).
+    """
 
     path: str
     block: str
+    defaults: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+    args: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+    lets: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    formals: tuple[str, ...] = field(default=(), compare=False)
+    inputs: tuple[Value, ...] = field(default=(), compare=False)
 
 
 @dataclass
@@ -65,6 +77,9 @@ class Node:
     location: Location | None = None
     #: free-form facts later stages attach (e.g. ``expect`` from the spec, skip labels)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: attribute -> the spec expression it was computed from (``out_channels: planes * 4``),
+    #: for attributes written as an expression; backends may write it instead of the value
+    attr_exprs: dict[str, str] = field(default_factory=dict)
 
     @property
     def type(self) -> TensorType:
@@ -90,9 +105,17 @@ class Graph:
         self.inputs: list[str] = []           # names of nodes with op 'input', kept by add/erase
         self._outputs = _Outputs(self)        # graph output name -> value
         self.params: dict[str, Any] = {}      # top-level spec parameters used to build it
+        #: top-level parameters that shaped more than a top-level node's attribute expression
+        #: (input dims, repeat counts, conditions, block arguments, lets, block internals):
+        #: a backend cannot turn these into run-time arguments without re-elaborating
+        self.structural_params: set[str] = set()
         #: weights by node name, then parameter name (numpy arrays); filled by init or loading
         self.weights: dict[str, dict[str, Any]] = {}
         self.doc: str = ""
+        #: warnings the frontend found (archc.errors.Diagnostic, severity "warning"); `archc check` prints them
+        self.warnings: list[Any] = []
+        #: example sizes of symbolic dims (spec's example_dims), used where a run gives none
+        self.example_dims: dict[str, int] = {}
         self._topo: list[str] | None = None  # cached topological order; reset by every mutation
 
     @property
@@ -178,11 +201,15 @@ class Graph:
         for node in self.nodes():
             g.add(Node(
                 name=node.name, op=node.op, attrs=dict(node.attrs), inputs=list(node.inputs),
-                outputs=list(node.outputs), scope=node.scope, location=node.location, meta=dict(node.meta)))
+                outputs=list(node.outputs), scope=node.scope, location=node.location, meta=dict(node.meta),
+                attr_exprs=dict(node.attr_exprs)))
         g.outputs = dict(self.outputs)
         g.params = dict(self.params)
+        g.structural_params = set(self.structural_params)
         g.weights = {k: dict(v) for k, v in self.weights.items()}
         g.doc = self.doc
+        g.warnings = list(self.warnings)
+        g.example_dims = dict(self.example_dims)
         return g
 
     def _add_edges(self, node: Node) -> None:
@@ -284,7 +311,8 @@ class Graph:
                 continue
             outs = ", ".join(str(t) for t in node.outputs)
             args = ", ".join(f"%{v}" for v in node.inputs)
-            attrs = ", ".join(f"{k}={_fmt(v)}" for k, v in node.attrs.items())
+            # unset optional attributes (None: e.g. add's constant operand) are left out
+            attrs = ", ".join(f"{k}={_fmt(v)}" for k, v in node.attrs.items() if v is not None)
             call = f"{node.op}({args}{', ' if args and attrs else ''}{attrs})"
             lines.append(f"  %{node.name} : {outs} = {call}")
         lines.append("  return " + ", ".join(f"{k}=%{v}" for k, v in self.outputs.items()))

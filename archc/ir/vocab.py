@@ -59,10 +59,10 @@ class Kind(_Word):
         return self in SKIP_KINDS
 
 
-#: the kinds that are skip connections (counted in a lint summary), in table order
-SKIP_KINDS: tuple[Kind, ...] = (Kind.RESIDUAL, Kind.LONG_SKIP, Kind.DENSE, Kind.GATED)
 #: labels of joins that are not skips
 JOIN_KINDS: tuple[Kind, ...] = (Kind.BRANCH, Kind.SEQUENTIAL)
+#: the kinds that are skip connections (counted in a lint summary), in table order: every other kind
+SKIP_KINDS: tuple[Kind, ...] = tuple(k for k in Kind if k not in JOIN_KINDS)
 #: what a spec's ``expect:`` may say besides a kind: that the node holds no skip
 EXPECT_NONE = "none"
 

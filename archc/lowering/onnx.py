@@ -29,7 +29,7 @@ from archc.ir.types import TensorType
 from archc.lowering import graph_weights
 from archc.lowering.optimize import optimize_for_inference
 from archc.ops import registry
-from archc.ops.weights import deferred_weights
+from archc.ops.weights import deferred_weights, tied_params
 from archc.ops.base import param_key
 from archc.pysource import one_line, plain_text
 
@@ -90,10 +90,11 @@ class Emitter:
         (``node.name``; a parameter-only node's key is its own name, which its output value
         therefore does not take, see :func:`_value_names`)."""
         node = self._node()
-        key = param_key(node.name, name)
+        owner, name = tied_params(node).get(name, (node.name, name))  # a tied weight: its owner's initializer
+        key = param_key(owner, name)
         if key not in self.param_names:
             try:
-                array = self.weights[node.name][name]
+                array = self.weights[owner][name]
             except KeyError:
                 raise SpecError(f"the ONNX lowering asks for parameter '{name}', which the op does not declare",
                                 node=node.name, location=node.location) from None

@@ -15,7 +15,7 @@ import numpy as np
 
 from archc.ir.graph import Graph, Node, verify_in_debug
 from archc.ops import registry
-from archc.ops.weights import DeferredArray, initialize, materialized
+from archc.ops.weights import DeferredArray, initialize, materialized, tied_params
 
 __all__ = ["optimize_for_inference", "drop_identities", "fold_affine"]
 
@@ -43,6 +43,9 @@ def fold_affine(graph: Graph, inplace: bool = False) -> int:
     ``graph.weights`` (only for a caller that owns them and shares them with nothing else).
     """
     count = 0
+    # A tied weight is one tensor under two names: folding into either would change the other.
+    shared = {n.name for n in graph.nodes() if tied_params(n)} | \
+        {owner for n in graph.nodes() for owner, _ in tied_params(n).values()}
     for node in list(graph.nodes()):
         if len(node.inputs) != 1 or node.name not in graph.weights:
             continue
@@ -53,7 +56,7 @@ def fold_affine(graph: Graph, inplace: bool = False) -> int:
             continue
         source = node.inputs[0]
         producer = graph.node(source.node)
-        if len(producer.outputs) != 1 or graph.uses(producer.name) != 1:
+        if len(producer.outputs) != 1 or graph.uses(producer.name) != 1 or producer.name in shared:
             continue
         absorbed = _op(producer).absorb_affine(producer, materialized(graph.weights.get(producer.name, {})), *affine, inplace=inplace)
         if absorbed is None:

@@ -1,225 +1,57 @@
-"""The PyTorch backend: the graph IR as a standalone, readable ``nn.Module`` source file.
+"""The PyTorch backend: the graph IR as a standalone ``.py`` file a person would keep.
 
-:func:`generate_source` writes one Python file that imports only torch. Its module tree
-follows the graph's hierarchical node names (``layer1.0.conv1`` is reached as
-``self.layer1['0'].conv1``, containers being ``nn.ModuleDict``), so the state_dict
-keys are the IR's ``node.param`` names and torchvision's checkpoints load into the
-ResNet specs unchanged; a parameter-only node (:meth:`OpDef.torch_parameter`) is a bare
+:func:`generate_source` writes one Python file that imports only torch: one ``nn.Module``
+class per block definition and the model class (see :mod:`archc.lowering.torch_source`).
+Module paths follow the graph's hierarchical node names (``layer1.0.conv1``), so the
+state_dict keys are the IR's ``node.param`` names and torchvision's checkpoints load into
+the ResNet specs unchanged; a parameter-only node (:meth:`OpDef.torch_parameter`) is a bare
 ``nn.Parameter`` attribute of its parent, keyed by its own name (ViT's ``class_token``).
-``forward`` is straight-line code, one statement per node, which is what
-``torch.compile`` and DDP handle best. Each op writes its own piece
-(:meth:`OpDef.torch_module` and :meth:`OpDef.torch_forward`); nothing here branches on op names.
+Each op writes its own piece (:meth:`OpDef.torch_module` and :meth:`OpDef.torch_forward`);
+nothing here branches on op names.
 
 :func:`build_module` executes that same text (there is one lowering, not two) and loads
 the graph's weights; :func:`load_weights` reads a ``.pt`` state_dict into the graph.
 """
 from __future__ import annotations
 
-import builtins
 import itertools
 import linecache
 import os
 import pickle
-import re
 import weakref
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from archc._version import __version__
 from archc.errors import Diagnostic, Location, SpecError, did_you_mean
-from archc.ir.graph import Graph, Node, Value
-from archc.ir.names import Namespace
-from archc.ops.weights import init_array
+from archc.ir.graph import Graph
+from archc.ops.weights import init_array, tied_params
 from archc.ops.weights import param_entries
 from archc.lowering import graph_weights
-from archc.ops import registry
-from archc.pysource import comment, identifier, is_identifier, literal, one_line
+from archc.lowering.torch_source import Provenance, class_name_for, write_source
+from archc.ops.base import param_key
+from archc.pysource import is_identifier, one_line
 
 __all__ = ["generate_source", "build_module", "state_dict_from_graph", "load_weights", "class_name_for"]
 
-# Names a child module cannot take because the container already has such an attribute
-# (torch's add_module refuses them): the root is our nn.Module subclass, containers are ModuleDicts.
-_ROOT_TAKEN = frozenset(dir(nn.Module()))
-_DICT_TAKEN = frozenset(dir(nn.ModuleDict()))
-# Names the generated forward uses itself, and builtins an op's expression may call (tuple).
-_RESERVED_VARS = frozenset({"self", "torch", "nn", "F", *dir(builtins)})
-_INDENT = "    "
 
-
-def class_name_for(graph_name: str) -> str:
-    """``resnet18`` -> ``Resnet18``, ``my-net_v2`` -> ``MyNetV2`` (a valid class name)."""
-    parts = [p for p in re.split(r"[^0-9A-Za-z]+", graph_name) if p]
-    name = "".join(p[0].upper() + p[1:] for p in parts) or "Model"
-    if name[0].isdigit():
-        name = "Model" + name
-    return name
-
-
-class _VarNames:
-    """Python identifiers for the IR's values: the node name with '.' -> '_', made unique."""
-
-    def __init__(self) -> None:
-        self.taken = Namespace(_RESERVED_VARS)
-        self.names: dict[Value, str] = {}
-
-    def add(self, value: Value, node: Node) -> str:
-        base = identifier(node.name if value.out == 0 else f"{node.name}_{value.out}")
-        if base in _RESERVED_VARS:
-            base += "_"
-        name = self.taken.take(base)
-        self.names[value] = name
-        return name
-
-
-class _Param(NamedTuple):
-    """A leaf of the module tree that is a bare ``nn.Parameter`` (a parameter-only node)."""
-
-    source: str     # the initial tensor's source (OpDef.torch_parameter)
-
-
-def _module_tree(graph: Graph) -> tuple[dict[str, Any], dict[str, str], list[tuple[str, str, str]]]:
-    """Nested dict of module constructors keyed by name segments, node -> access expression, and
-    the parameter-only nodes as (parent module expression, attribute name, initial tensor source)."""
-    tree: dict[str, Any] = {}
-    access: dict[str, str] = {}
-    params: list[tuple[str, str, str]] = []
-    for node in graph.nodes():
-        op, ins = registry.lookup(node.op), graph.input_types(node)
-        tensor = op.torch_parameter(node, ins)
-        ctor = op.torch_module(node, ins) if tensor is None else _Param(tensor)
-        if ctor is None:
-            continue
-        segments = node.name.split(".")
-        level, expr = tree, "self"
-        for depth, seg in enumerate(segments):
-            taken = _ROOT_TAKEN if depth == 0 else _DICT_TAKEN
-            if seg in taken or seg.startswith("__"):
-                raise SpecError(f"name segment '{seg}' clashes with an attribute of torch.nn."
-                                f"{'Module' if depth == 0 else 'ModuleDict'}; rename the node or block",
-                                node=node.name, location=node.location)
-            last = depth == len(segments) - 1
-            parent = expr
-            if is_identifier(seg):
-                expr += f".{seg}"
-            elif depth == 0 or (last and isinstance(ctor, _Param)):
-                # a parameter is an attribute of a ModuleDict, not one of its items
-                expr = f"getattr({parent}, {literal(seg)})"
-            else:
-                expr += f"[{literal(seg)}]"
-            existing = level.get(seg)
-            if last:
-                if existing is not None:
-                    what = "parameter" if isinstance(ctor, _Param) else "module"
-                    raise SpecError(f"'{node.name}' is both a {what} and a container of modules",
-                                    node=node.name, location=node.location)
-                level[seg] = ctor
-                if isinstance(ctor, _Param):
-                    params.append((parent, seg, ctor.source))
-            else:
-                if existing is not None and not isinstance(existing, dict):
-                    raise SpecError(f"'{'.'.join(segments[:depth + 1])}' is both a "
-                                    f"{'parameter' if isinstance(existing, _Param) else 'module'} and a "
-                                    "container of modules", node=node.name, location=node.location)
-                level = level.setdefault(seg, {})
-        access[node.name] = expr
-    return tree, access, params
-
-
-def _dict_literal(tree: dict[str, Any], indent: str) -> list[str]:
-    """``nn.ModuleDict({...})`` spread over lines, one child per line."""
-    lines = ["nn.ModuleDict({"]
-    for key, sub in tree.items():
-        if isinstance(sub, _Param):
-            continue  # registered after the containers exist
-        if isinstance(sub, str):
-            lines.append(f"{indent}{_INDENT}{literal(key)}: {sub},")
-        else:
-            inner = _dict_literal(sub, indent + _INDENT)
-            lines.append(f"{indent}{_INDENT}{literal(key)}: {inner[0]}")
-            lines.extend(inner[1:-1])
-            lines.append(inner[-1] + ",")
-    lines.append(f"{indent}}})")
-    return lines
-
-
-def generate_source(graph: Graph, class_name: str | None = None, *,
-                    labels: Mapping[str, str] | None = None) -> str:
-    """A standalone Python file (imports only torch) defining the graph as an ``nn.Module``.
+def generate_source(graph: Graph, class_name: str | None = None, *, labels: Mapping[str, str] | None = None,
+                    spec: str | None = None, overrides: Mapping[str, Any] | None = None,
+                    seed: int | None = None) -> str:
+    """A standalone Python file (imports only torch) defining the graph as ``nn.Module`` classes.
 
     ``labels`` (node name -> skip label, from :func:`archc.analysis.skips.merge_labels`) become
-    ``# skip:`` comments on the merge nodes' lines."""
-    labels = labels or {}
+    ``# skip:`` comments on the merge lines and the header's summary. ``spec``, ``overrides``
+    and ``seed`` are named in the header.
+    """
     cls = class_name or class_name_for(graph.name)
     if not is_identifier(cls):
-        raise SpecError(f"class name '{cls}' is not a Python identifier", location=Location("<class name>"))
-    tree, access, params = _module_tree(graph)
-
-    out = comment(f"{cls}: the '{graph.name}' model, generated by archc {__version__} from its graph IR.")
-    out += ["# Regenerate it from the spec rather than editing it; it needs only PyTorch."]
-    if graph.doc.strip():
-        out += ["#"] + comment(graph.doc.strip())
-    out += ["import torch", "from torch import nn", "import torch.nn.functional as F", "", "",
-            f"class {cls}(nn.Module):",
-            f"{_INDENT}def __init__(self) -> None:",
-            f"{_INDENT * 2}super().__init__()"]
-    for key, sub in tree.items():
-        if isinstance(sub, _Param):
-            continue
-        rhs = [sub] if isinstance(sub, str) else _dict_literal(sub, _INDENT * 2)
-        if is_identifier(key):
-            out.append(f"{_INDENT * 2}self.{key} = {rhs[0]}")
-        else:
-            out.append(f"{_INDENT * 2}self.add_module({literal(key)}, {rhs[0]}" + ("" if len(rhs) > 1 else ")"))
-            if len(rhs) > 1:
-                rhs[-1] += ")"
-        out.extend(rhs[1:])
-    for parent, attr, tensor in params:
-        if is_identifier(attr):
-            out.append(f"{_INDENT * 2}{parent}.{attr} = nn.Parameter({tensor})")
-        else:
-            out.append(f"{_INDENT * 2}{parent}.register_parameter({literal(attr)}, nn.Parameter({tensor}))")
-
-    names = _VarNames()
-    for name in graph.inputs:
-        names.add(Value(name), graph.node(name))
-    args = ", ".join(f"{names.names[Value(n)]}: torch.Tensor" for n in graph.inputs)
-    returns = "torch.Tensor" if len(graph.outputs) == 1 else \
-        "tuple[" + ", ".join(["torch.Tensor"] * len(graph.outputs)) + "]"
-    out += ["", f"{_INDENT}def forward(self, {args}) -> {returns}:"]
-
-    body = [n for n in graph.nodes() if n.op != "input"]
-    # The statement after which a value is no longer needed, so it can be freed early
-    # (eager inference would otherwise hold every activation until forward returns).
-    last_use: dict[Value, int] = {}
-    for i, node in enumerate(body):
-        for v in node.inputs:
-            last_use[v] = i
-    kept = set(graph.outputs.values())
-    for i, node in enumerate(body):
-        op = registry.lookup(node.op)
-        ins = graph.input_types(node)
-        args_src = [names.names[v] for v in node.inputs]
-        expr = op.torch_forward(node, ins, args_src, access.get(node.name))
-        targets = [names.add(Value(node.name, k), node) for k in range(len(node.outputs))]
-        line = f"{_INDENT * 2}{', '.join(targets)} = {expr}"
-        dead = list(dict.fromkeys(names.names[v] for v in node.inputs if last_use[v] == i and v not in kept))
-        if dead:
-            line += f"; del {', '.join(dead)}"
-        notes = []
-        if targets[0] != node.name.replace(".", "_"):  # only where the variable hides the name
-            notes.append(f"# {one_line(node.name)}")
-        if labels.get(node.name):
-            notes.append(f"# skip: {one_line(labels[node.name])}")
-        if notes:
-            line += "  " + "  ".join(notes)
-        out.append(line)
-    results = [names.names[v] for v in graph.outputs.values()]
-    out.append(f"{_INDENT * 2}return " + (results[0] if len(results) == 1 else f"({', '.join(results)})"))
-    return "\n".join(out) + "\n"
+        raise SpecError(f"class name '{one_line(cls)}' is not a Python identifier",
+                        location=Location("<class name>"))
+    return write_source(graph, cls, labels or {}, Provenance(spec, overrides, seed))
 
 
 _GENERATED = itertools.count(1)
@@ -320,7 +152,8 @@ def load_weights(graph: Graph, path: str) -> None:
             continue
         array = value.detach().to(getattr(torch, spec.dtype)).contiguous().numpy().copy()
         weights.setdefault(entries[key].node, {})[entries[key].param] = array
-    missing = [k for k, s in specs.items() if k not in state and not s.optional]
+    tied = {param_key(e.node, e.param) for e in entries.values() if e.param in tied_params(graph.node(e.node))}
+    missing = [k for k, s in specs.items() if k not in state and not s.optional and k not in tied]
     if missing:
         problems.append(Diagnostic(f"missing {len(missing)} key{'s' if len(missing) > 1 else ''}: "
                                    + ", ".join(f"'{k}' {tuple(specs[k].shape)}" for k in missing), where))
@@ -330,4 +163,8 @@ def load_weights(graph: Graph, path: str) -> None:
     for key, node, pname, spec in entries.values():  # state_dict order, whatever the file's
         value = weights.get(node, {}).get(pname)
         result.setdefault(node, {})[pname] = init_array(key, spec, 0) if value is None else value
+    for key, node, pname, spec in entries.values():  # a tied weight is its owner's tensor
+        owner = tied_params(graph.node(node)).get(pname)
+        if owner is not None:
+            result[node][pname] = result[owner[0]][owner[1]]
     graph.weights = result

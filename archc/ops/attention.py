@@ -49,8 +49,8 @@ class MultiHeadAttention(OpDef):
     inputs = ("query", "key", "value", "attn_mask")
     min_inputs = 3
     attrs = {
-        "num_heads": Attr("int", doc="number of heads; must divide the embedding dim"),
-        "dropout": Attr("float", 0.0, doc="dropout on attention weights (training only)"),
+        "num_heads": Attr("int", doc="number of heads; must divide the embedding dim", min=1),
+        "dropout": Attr("float", 0.0, doc="dropout on attention weights (training only)", min=0, below=1),
         "bias": Attr("bool", True, doc="learn biases for the input and output projections"),
         "causal": Attr("bool", False, doc="mask future positions (key j > query i)"),
     }

@@ -12,6 +12,7 @@ analysing a graph) does not pay for importing torch.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence
 
@@ -57,18 +58,37 @@ _KIND_WORDS = {
 }
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _numbers(value: Any) -> list[int | float]:
+    """The numbers in an attribute value: itself, or the items of a list (strings skipped)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [v for v in items if _is_number(v)]
+
+
 @dataclass(frozen=True)
 class Attr:
-    """One attribute of an op: its kind, default and allowed values.
+    """One attribute of an op: its kind, default, allowed values and bounds.
 
     Kinds: ``int``, ``float``, ``bool``, ``str``, ``ints`` (an int or a list of ints),
     ``floats`` (a number or a list of numbers), ``int_or_str`` (an int, a list of ints, or one of ``choices``), ``any``.
+
+    Bounds apply to every number of the value (each item of a list): ``min`` and ``max``
+    are inclusive, ``below`` and ``above`` are exclusive (``p < 1``, ``scale > 0``). Integers always fit
+    int64 (what ONNX and PyTorch store), and floats are finite unless ``finite=False``:
+    a value ``check`` accepts is one ``build`` can honour.
     """
 
     kind: str
     default: Any = REQUIRED
     choices: tuple[Any, ...] | None = None
     doc: str = ""
+    min: float | None = None
+    max: float | None = None
+    below: float | None = None
+    above: float | None = None
+    finite: bool = True
 
     @property
     def required(self) -> bool:
@@ -80,10 +100,42 @@ class Attr:
             return False
         return not (self.choices and self.kind == "str" and value not in self.choices)
 
+    def violation(self, value: Any) -> str | None:
+        """What is wrong with a value of the right kind (out of bounds, non-finite), or None."""
+        if self.kind == "any":
+            return None
+        for v in _numbers(value):
+            if isinstance(v, int) and not INT64_MIN <= v <= INT64_MAX:
+                return f"must fit in a 64-bit integer, got {v}"
+            if isinstance(v, float) and self.finite and not math.isfinite(v):
+                return f"must be a finite number, got {v}"
+            if self.min is not None and v < self.min:
+                return f"must be at least {_num(self.min)}, got {v}"
+            if self.max is not None and v > self.max:
+                return f"must be at most {_num(self.max)}, got {v}"
+            if self.below is not None and v >= self.below:
+                return f"must be less than {_num(self.below)}, got {v}"
+            if self.above is not None and v <= self.above:
+                return f"must be greater than {_num(self.above)}, got {v}"
+        return None
+
     def expected(self) -> str:
         """What this attribute takes, in words, for error messages."""
         choices = f" ({' or '.join(map(repr, self.choices))})" if self.choices else ""
-        return _KIND_WORDS[self.kind] + choices
+        return _KIND_WORDS[self.kind] + choices + self.bounds()
+
+    def bounds(self) -> str:
+        """The bounds in words (``, >= 1``), or ''."""
+        parts = [f">= {_num(self.min)}" if self.min is not None else "",
+                 f"<= {_num(self.max)}" if self.max is not None else "",
+                 f"< {_num(self.below)}" if self.below is not None else "",
+                 f"> {_num(self.above)}" if self.above is not None else ""]
+        text = " and ".join(p for p in parts if p)
+        return f", {text}" if text else ""
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
 
 
 @dataclass(frozen=True)
@@ -290,3 +342,10 @@ def py(value: Any) -> str:
     """Python source for a literal attribute value (:func:`archc.pysource.literal`: non-finite
     floats as ``float("inf")``, strings quoted), the one way op lowerings write values."""
     return literal(value)
+
+
+def py_dims(values: Sequence[int]) -> str:
+    """Python source for a per-spatial-dim value (kernel, stride, padding, dilation): a single
+    int where every dim has the same value (``kernel_size=3``, as PyTorch code is written)."""
+    values = tuple(values)
+    return py(values[0]) if values and len(set(values)) == 1 else py(values)

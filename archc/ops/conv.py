@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expand, expect_rank, py, scale_output_units
+from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expand, expect_rank, py, py_dims, scale_output_units
 from archc.ops.registry import register
 
 
@@ -45,12 +45,12 @@ class Conv(OpDef):
     aliases = ("conv1d", "conv2d")
     doc = "Convolution (N, C, L) or (N, C, H, W); in_channels is inferred."
     attrs = {
-        "out_channels": Attr("int", doc="number of output channels"),
-        "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim"),
-        "stride": Attr("ints", 1),
-        "padding": Attr("int_or_str", 0, choices=("same", "valid")),
-        "dilation": Attr("ints", 1),
-        "groups": Attr("int", 1),
+        "out_channels": Attr("int", doc="number of output channels", min=1),
+        "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim", min=1),
+        "stride": Attr("ints", 1, min=1),
+        "padding": Attr("int_or_str", 0, choices=("same", "valid"), min=0),
+        "dilation": Attr("ints", 1, min=1),
+        "groups": Attr("int", 1, min=1),
         "bias": Attr("bool", True),
     }
     role = "layer"
@@ -99,9 +99,12 @@ class Conv(OpDef):
         if a["padding"] in ("same", "valid"):
             padding = py(a["padding"])
         else:
-            padding = py(tuple(p for p, _ in pads))
-        return (f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py(k)}, stride={py(s)}, "
-                f"padding={padding}, dilation={py(d)}, groups={a['groups']}, bias={a['bias']})")
+            padding = py_dims(tuple(p for p, _ in pads))
+        # dilation and groups only where they are not PyTorch's default 1 (most convs), as people write it
+        extra = (f", dilation={py_dims(d)}" if set(d) != {1} else "") + \
+            (f", groups={a['groups']}" if a["groups"] != 1 else "")
+        return (f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
+                f"padding={padding}{extra}, bias={a['bias']})")
 
     def absorb_affine(self, node, weights, scale, shift, inplace=False):
         # Output channels are axis 1 of the output and the first axis of the weight.
@@ -132,15 +135,15 @@ class ConvTranspose(OpDef):
     doc = ("Transposed convolution (N, C, L) or (N, C, H, W), the gradient of conv; in_channels is "
            "inferred. Weight layout (in_channels, out_channels / groups, *kernel) as PyTorch's.")
     attrs = {
-        "out_channels": Attr("int", doc="number of output channels"),
-        "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim"),
-        "stride": Attr("ints", 1),
-        "padding": Attr("ints", 0, doc="removed from both ends of the output: dilation*(k-1)-padding "
+        "out_channels": Attr("int", doc="number of output channels", min=1),
+        "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim", min=1),
+        "stride": Attr("ints", 1, min=1),
+        "padding": Attr("ints", 0, min=0, doc="removed from both ends of the output: dilation*(k-1)-padding "
                                        "zero-padding of the input"),
-        "output_padding": Attr("ints", 0, doc="extra size added at the end of each output dim "
+        "output_padding": Attr("ints", 0, min=0, doc="extra size added at the end of each output dim "
                                               "(less than stride or dilation)"),
-        "groups": Attr("int", 1),
-        "dilation": Attr("ints", 1),
+        "groups": Attr("int", 1, min=1),
+        "dilation": Attr("ints", 1, min=1),
         "bias": Attr("bool", True),
     }
     role = "layer"
@@ -184,9 +187,9 @@ class ConvTranspose(OpDef):
         x = ins[0]
         n, k, s, d, p, op = self._geometry(node, x)
         a = node.attrs
-        return (f"nn.ConvTranspose{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py(k)}, stride={py(s)}, "
-                f"padding={py(p)}, output_padding={py(op)}, groups={a['groups']}, bias={a['bias']}, "
-                f"dilation={py(d)})")
+        return (f"nn.ConvTranspose{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
+                f"padding={py_dims(p)}, output_padding={py_dims(op)}, groups={a['groups']}, bias={a['bias']}, "
+                f"dilation={py_dims(d)})")
 
     def onnx(self, emit, node, inputs, ins):
         n, k, s, d, p, op = self._geometry(node, ins[0])

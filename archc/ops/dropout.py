@@ -10,7 +10,7 @@ from archc.ops.registry import register
 class Dropout(OpDef):
     name = "dropout"
     doc = "Zeroes elements with probability p while training; the identity at inference."
-    attrs = {"p": Attr("float", 0.5, doc="probability of zeroing an element, 0 <= p < 1")}
+    attrs = {"p": Attr("float", 0.5, doc="probability of zeroing an element, 0 <= p < 1", min=0, below=1)}
     # An analysis sees it as the identity: archc builds inference graphs.
     role = "identity"
 

@@ -12,8 +12,8 @@ class Embedding(OpDef):
     name = "embedding"
     doc = "Maps integer ids (any shape) to rows of a learned (num_embeddings, embedding_dim) table."
     attrs = {
-        "num_embeddings": Attr("int", doc="size of the vocabulary (ids are 0 .. num_embeddings - 1)"),
-        "embedding_dim": Attr("int", doc="length of each vector"),
+        "num_embeddings": Attr("int", doc="size of the vocabulary (ids are 0 .. num_embeddings - 1)", min=1),
+        "embedding_dim": Attr("int", doc="length of each vector", min=1),
     }
     role = "layer"
 

@@ -49,8 +49,8 @@ class PrependToken(OpDef):
     aliases = ("class_token", "cls_token")
     doc = "Prepends k learned tokens to a (N, S, D) sequence, giving (N, k + S, D) (ViT's class token)."
     attrs = {
-        "num_tokens": Attr("int", 1, doc="k, how many learned tokens to prepend"),
-        "init_std": Attr("float", 0.0, doc="initial values N(0, init_std); 0 gives zeros (torchvision's ViT)"),
+        "num_tokens": Attr("int", 1, doc="k, how many learned tokens to prepend", min=1),
+        "init_std": Attr("float", 0.0, min=0, doc="initial values N(0, init_std); 0 gives zeros (torchvision's ViT)"),
     }
     role = "layer"
 
@@ -93,6 +93,10 @@ class PrependToken(OpDef):
 class PositionEmbedding(OpDef):
     """A learned tensor of the input's shape without its batch dim, added to every sample.
 
+    With ``max_len`` the table holds ``max_len`` positions along dim 1 and the first S of
+    them are added to an input of length S (GPT-2's learned positions), so S may be symbolic:
+    PyTorch ``x + p[:, :x.shape[1]]``; ONNX ``Add(x, Slice(p, 0, Shape(x)[1], axis 1))``.
+
     For (N, S, D) tokens the tensor is (1, S, D) (ViT's ``pos_embedding``), so S must be a
     known size; any rank works, e.g. (1, C, H, W) for a learned map. The tensor is the
     node itself (state_dict key = node name). PyTorch ``x + p``; ONNX ``Add(x, p)``.
@@ -102,7 +106,9 @@ class PositionEmbedding(OpDef):
     aliases = ("pos_embedding", "learned_position")
     doc = "Adds a learned (1, *dims) tensor to an (N, *dims) input, e.g. ViT's (1, S, D) position embedding."
     attrs = {
-        "init_std": Attr("float", 0.02, doc="initial values N(0, init_std) (torchvision's ViT: 0.02); 0: zeros"),
+        "init_std": Attr("float", 0.02, min=0, doc="initial values N(0, init_std) (torchvision's ViT: 0.02); 0: zeros"),
+        "max_len": Attr("int", None, doc="a table of max_len positions along dim 1, sliced to the input's "
+                                         "length (GPT-2's wpe); the input's dim 1 may then be symbolic"),
     }
     role = "layer"
 
@@ -110,8 +116,16 @@ class PositionEmbedding(OpDef):
         if x.rank < 2:
             raise ShapeError(f"expected an input (N, ...) of at least 2 dims, got {x}")
         _float_input(x, self.name)
-        dims = tuple(concrete(d, f"dim {i + 1} (a learned embedding has a fixed size)")
-                     for i, d in enumerate(x.shape[1:]))
+        max_len = node.attrs.get("max_len")
+        first = 2 if max_len is not None else 1
+        dims = tuple(concrete(d, f"dim {i + first} (a learned embedding has a fixed size)")
+                     for i, d in enumerate(x.shape[first:]))
+        if max_len is not None:
+            if max_len < 1:
+                raise ShapeError(f"max_len={max_len} must be at least 1")
+            if isinstance(x.shape[1], int) and x.shape[1] > max_len:
+                raise ShapeError(f"the input has {x.shape[1]} positions along dim 1, more than max_len={max_len}")
+            dims = (max_len, *dims)
         base = _init(node.attrs["init_std"], x.dtype)
         return ParamSpec((1, *dims), base.init, std=base.std, dtype=x.dtype)
 
@@ -126,7 +140,15 @@ class PositionEmbedding(OpDef):
         return _tensor_source(self._spec(node, ins[0]))
 
     def torch_forward(self, node, ins, args, module):
+        if node.attrs.get("max_len") is not None:
+            return f"{args[0]} + {module}[:, :{args[0]}.shape[1]]"
         return f"{args[0]} + {module}"
 
     def onnx(self, emit, node, inputs, ins):
-        return emit.add_node("Add", [inputs[0], emit.param("")])
+        table = emit.param("")
+        if node.attrs.get("max_len") is not None:  # the first S rows, S read from the input's shape
+            length = emit.add_node("Shape", [inputs[0]], start=1, end=2)[0]
+            zero = emit.const(np.array([0], dtype=np.int64), "start")
+            axis = emit.const(np.array([1], dtype=np.int64), "axis")
+            table = emit.add_node("Slice", [table, zero, length, axis])[0]
+        return emit.add_node("Add", [inputs[0], table])

@@ -13,7 +13,7 @@ class Linear(OpDef):
     name = "linear"
     aliases = ("dense", "fc")
     doc = "y = x W^T + b over the last dim; in_features is inferred."
-    attrs = {"out_features": Attr("int"), "bias": Attr("bool", True)}
+    attrs = {"out_features": Attr("int", min=1), "bias": Attr("bool", True)}
     role = "layer"
 
     def infer(self, node, ins):

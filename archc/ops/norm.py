@@ -11,7 +11,7 @@ class BatchNorm(OpDef):
     name = "batchnorm"
     aliases = ("batchnorm1d", "batchnorm2d")
     doc = "Batch normalisation over channel dim 1 of (N, C), (N, C, L) or (N, C, H, W)."
-    attrs = {"eps": Attr("float", 1e-5), "momentum": Attr("float", 0.1)}
+    attrs = {"eps": Attr("float", 1e-5, min=0), "momentum": Attr("float", 0.1, min=0, max=1)}
     role = "norm"
 
     def infer(self, node, ins):
@@ -57,8 +57,8 @@ class LayerNorm(OpDef):
     aliases = ("layer_norm",)
     doc = "Normalises over the last `dims` dims (nn.LayerNorm), with a learned scale and shift."
     attrs = {
-        "dims": Attr("int", 1, doc="how many trailing dims form normalized_shape"),
-        "eps": Attr("float", 1e-5),
+        "dims": Attr("int", 1, doc="how many trailing dims form normalized_shape", min=1),
+        "eps": Attr("float", 1e-5, min=0),
         "elementwise_affine": Attr("bool", True, doc="learn a per-element weight (and bias)"),
         "bias": Attr("bool", True, doc="with elementwise_affine, also learn a bias"),
     }
@@ -115,8 +115,8 @@ class GroupNorm(OpDef):
     aliases = ("group_norm",)
     doc = "Normalises groups of channels of (N, C, ...) (nn.GroupNorm), with per-channel scale and shift."
     attrs = {
-        "num_groups": Attr("int", doc="number of channel groups; must divide the channels"),
-        "eps": Attr("float", 1e-5),
+        "num_groups": Attr("int", doc="number of channel groups; must divide the channels", min=1),
+        "eps": Attr("float", 1e-5, min=0),
         "affine": Attr("bool", True, doc="learn a per-channel weight and bias"),
     }
     role = "norm"

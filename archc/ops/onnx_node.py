@@ -50,7 +50,7 @@ from __future__ import annotations
 from typing import Any
 
 from archc.errors import ShapeError, SpecError
-from archc.ir.types import TensorType
+from archc.ir.types import DTYPES, TensorType
 from archc.ops.base import Attr, OpDef, ParamSpec
 from archc.ops.registry import register
 
@@ -105,7 +105,7 @@ class OnnxNode(OpDef):
     attrs = {
         "op_type": Attr("str", doc="the ONNX operator, e.g. 'Pow'"),
         "domain": Attr("str", "", doc="the operator's domain ('' is the default ONNX domain)"),
-        "opset": Attr("int", 0, doc="the version of that domain the model imported (0: unknown)"),
+        "opset": Attr("int", 0, doc="the version of that domain the model imported (0: unknown)", min=0),
         "attributes": Attr("any", None, doc="the node's ONNX attributes as plain values"),
         "operands": Attr("any", None, doc="per ONNX input: IR input index, weight name or None"),
         "params": Attr("any", None, doc="constant inputs: name -> {shape, dtype, learned}"),
@@ -124,12 +124,16 @@ class OnnxNode(OpDef):
         return ("y",) if n == 1 else tuple(f"y{i}" for i in range(n))
 
     def infer(self, node, ins):
+        check_fields(node.attrs)
         operands = node.attrs["operands"] or []
         computed = sorted(k for k in operands if isinstance(k, int))
         if computed != list(range(len(ins))):
-            raise ShapeError(f"ONNX {node.attrs['op_type']} node takes {len(computed)} computed input(s), "
-                             f"got {len(ins)}")
-        return [TensorType(tuple(shape), dtype) for shape, dtype in node.attrs["output_types"]]
+            raise ShapeError(f"operands {list(operands)} must name each of the node's {len(ins)} input(s) "
+                             f"once, by index 0..{len(ins) - 1}")
+        declared = [TensorType(tuple(shape), dtype) for shape, dtype in node.attrs["output_types"]]
+        if not node.attrs["domain"]:
+            check_against_onnx(node.attrs, ins, declared)
+        return declared
 
     def params(self, node, ins):
         return {name: ParamSpec(tuple(p["shape"]), "zeros", dtype=p["dtype"], buffer=not p.get("learned", True))
@@ -173,6 +177,124 @@ class OnnxNode(OpDef):
         if a["domain"]:
             attributes["domain"] = a["domain"]
         return emit.add_node(a["op_type"], args, outputs=len(a["output_types"]), **attributes)
+
+
+_PLAIN = (bool, int, float, str)
+
+
+def check_fields(a: dict[str, Any]) -> None:
+    """ShapeError naming the first malformed field of an ``onnx_node`` (one written in a spec by
+    hand is checked like everything else; the importer's always pass)."""
+    op_type = a["op_type"]
+    if not op_type.isidentifier():
+        raise ShapeError(f"op_type '{op_type}' must be an ONNX operator name like 'Pow'")
+    if not a["domain"]:
+        from onnx import defs
+
+        if not defs.has(op_type):
+            raise ShapeError(f"'{op_type}' is not an operator of the default ONNX domain")
+    attributes = a["attributes"] or {}
+    if not isinstance(attributes, dict):
+        raise ShapeError("attributes must be a mapping of ONNX attribute name -> value")
+    for key, value in attributes.items():
+        if not isinstance(key, str) or not (isinstance(value, _PLAIN) or type(value).__name__ == "ndarray" or (
+                isinstance(value, (list, tuple)) and all(isinstance(v, _PLAIN) for v in value))):
+            raise ShapeError(f"attribute '{key}' must be a number, a string or a list of them")
+    params = a["params"] or {}
+    if not isinstance(params, dict):
+        raise ShapeError("params must be a mapping of constant name -> {shape, dtype, learned}")
+    for name, spec in params.items():
+        if not isinstance(spec, dict) or set(spec) - {"shape", "dtype", "learned"} or \
+                not _is_shape(spec.get("shape"), symbols=False) or spec.get("dtype") not in DTYPES:
+            raise ShapeError(f"params '{name}' must be {{shape: [ints >= 0], dtype: one of {', '.join(DTYPES)}, "
+                             "learned: true or false}")
+    operands = a["operands"] or []
+    if not isinstance(operands, (list, tuple)) or not all(
+            o is None or (isinstance(o, int) and not isinstance(o, bool) and o >= 0) or o in params
+            for o in operands):
+        raise ShapeError("operands must list, per ONNX input, an input index (int >= 0), the name of one "
+                         "of 'params', or null")
+    types = a["output_types"]
+    if not isinstance(types, (list, tuple)) or not types or not all(
+            isinstance(t, (list, tuple)) and len(t) == 2 and _is_shape(t[0], symbols=True) and t[1] in DTYPES
+            for t in types):
+        raise ShapeError(f"output_types must be a non-empty list of [shape, dtype] pairs, dtype one of "
+                         f"{', '.join(DTYPES)}")
+    if not a["domain"]:
+        _check_schema(op_type, a["opset"], len(operands), len(types), attributes)
+
+
+def _check_schema(op_type: str, opset: int, n_in: int, n_out: int, attributes: dict[str, Any]) -> None:
+    """The node against its ONNX schema (attribute names and types, input and output counts), so that
+    ``build`` never writes a node the ONNX checker rejects."""
+    import numpy as np
+    from onnx import checker, helper, numpy_helper
+
+    values = {k: numpy_helper.from_array(v) if isinstance(v, np.ndarray) else (list(v) if isinstance(v, tuple) else v)
+              for k, v in attributes.items() if not (isinstance(v, (list, tuple)) and not v)}
+    context = checker.C.CheckerContext()
+    context.ir_version, context.opset_imports = 8, {"": opset or 17}
+    try:
+        node = helper.make_node(op_type, [f"i{k}" for k in range(n_in)], [f"o{k}" for k in range(n_out)], **values)
+        checker.check_node(node, context)
+    except (checker.ValidationError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ShapeError(f"not a valid ONNX {op_type} node: {first}") from None
+
+
+def check_against_onnx(a: dict[str, Any], ins: list[TensorType], declared: list[TensorType]) -> None:
+    """ShapeError where ONNX's own shape inference of the node contradicts ``output_types``
+    (a dtype, a rank or a known dim), so a hand-written type cannot make ``build`` write a
+    model that the ONNX checker rejects. What ONNX cannot infer (e.g. from constants whose
+    values it does not see here) is taken as declared."""
+    import numpy as np
+    from onnx import TensorProto, helper, shape_inference
+
+    def elem(dtype: str) -> int:
+        return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+    params = a["params"] or {}
+    inputs, names = [], []
+    for k, operand in enumerate(a["operands"] or []):
+        if operand is None:
+            names.append("")
+            continue
+        t = ins[operand] if isinstance(operand, int) else TensorType(tuple(params[operand]["shape"]),
+                                                                     params[operand]["dtype"])
+        names.append(f"i{k}")
+        inputs.append(helper.make_tensor_value_info(f"i{k}", elem(t.dtype), list(t.shape)))
+    while names and names[-1] == "":
+        names.pop()
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in (a["attributes"] or {}).items()
+              if not (isinstance(v, (list, tuple)) and not v) and type(v).__name__ != "ndarray"}
+    outs = [f"o{k}" for k in range(len(declared))]
+    graph = helper.make_graph([helper.make_node(a["op_type"], names, outs, **values)], "check", inputs,
+                              [helper.make_empty_tensor_value_info(o) for o in outs])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", a["opset"] or 17)])
+    try:
+        inferred = {v.name: v.type.tensor_type for v in shape_inference.infer_shapes(model).graph.output}
+    except Exception:  # noqa: BLE001 - ONNX's inference gives up; the schema check above passed
+        return
+    for k, (o, want) in enumerate(zip(outs, declared)):
+        got = inferred.get(o)
+        if got is None or got.elem_type == TensorProto.UNDEFINED:
+            continue
+        if got.elem_type != elem(want.dtype):
+            raise ShapeError(f"output {k} is declared {want.dtype}, ONNX infers "
+                             f"{helper.tensor_dtype_to_np_dtype(got.elem_type)}")
+        if not got.HasField("shape"):
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in got.shape.dim]
+        if len(dims) != want.rank or any(g is not None and isinstance(w, int) and g != w
+                                         for g, w in zip(dims, want.shape)):
+            shown = "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
+            raise ShapeError(f"output {k} is declared {want}, ONNX infers {shown}")
+
+
+def _is_shape(shape: Any, symbols: bool) -> bool:
+    return isinstance(shape, (list, tuple)) and all(
+        (isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**63)
+        or (symbols and isinstance(d, str) and d.isidentifier()) for d in shape)
 
 
 #: ops whose meaning changed between versions while their signature stayed the same

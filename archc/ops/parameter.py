@@ -28,11 +28,11 @@ class Parameter(OpDef):
     doc = "A learned tensor of a given shape (no input), e.g. layer scale, class token, bias table."
     inputs = ()
     attrs = {
-        "shape": Attr("ints", doc="the tensor's shape, e.g. [1, 1, dim] (expressions allowed)"),
+        "shape": Attr("ints", doc="the tensor's shape, e.g. [1, 1, dim] (expressions allowed)", min=1),
         "init": Attr("str", "zeros", choices=tuple(INITS), doc="initial values: " + "; ".join(
             f"{k}: {v}" for k, v in INITS.items())),
         "value": Attr("float", 0.0, doc="the value of init 'constant' (layer scale: 1e-6)"),
-        "std": Attr("float", 0.02, doc="standard deviation of init 'normal' and 'trunc_normal'"),
+        "std": Attr("float", 0.02, doc="standard deviation of init 'normal' and 'trunc_normal'", min=0),
         "a": Attr("float", -2.0, doc="lower bound of init 'trunc_normal' (absolute, as in PyTorch)"),
         "b": Attr("float", 2.0, doc="upper bound of init 'trunc_normal' (absolute, as in PyTorch)"),
         "dtype": Attr("str", "float32", choices=tuple(d for d in DTYPES if d.startswith("float"))),

@@ -5,7 +5,7 @@ import math
 
 from archc.errors import ShapeError
 from archc.ir.types import TensorType
-from archc.ops.base import Attr, OpDef, concrete, expand, expect_rank, py
+from archc.ops.base import Attr, OpDef, concrete, expand, expect_rank, py, py_dims
 from archc.ops.conv import conv_out, window
 from archc.ops.registry import register
 
@@ -22,9 +22,9 @@ def pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
 
 class _WindowPool(OpDef):
     attrs = {
-        "kernel_size": Attr("ints"),
-        "stride": Attr("ints", None, doc="defaults to kernel_size"),
-        "padding": Attr("ints", 0),
+        "kernel_size": Attr("ints", min=1),
+        "stride": Attr("ints", None, doc="defaults to kernel_size", min=1),
+        "padding": Attr("ints", 0, min=0),
         "ceil_mode": Attr("bool", False),
     }
     role = "pool"
@@ -63,7 +63,7 @@ class MaxPool(_WindowPool):
     name = "maxpool"
     aliases = ("maxpool1d", "maxpool2d")
     doc = "Max pooling over windows; with return_indices also the argmax positions (outputs y, indices)."
-    attrs = {**_WindowPool.attrs, "dilation": Attr("ints", 1),
+    attrs = {**_WindowPool.attrs, "dilation": Attr("ints", 1, min=1),
              "return_indices": Attr("bool", False, doc="also output the argmax indices, for max_unpool")}
 
     def output_names(self, node):
@@ -78,8 +78,8 @@ class MaxPool(_WindowPool):
     def torch_forward(self, node, ins, args, module):
         n, k, s, p, d = self._geometry(node, ins[0])
         indices = ", return_indices=True" if node.attrs.get("return_indices") else ""
-        return (f"F.max_pool{n}d({args[0]}, kernel_size={py(k)}, stride={py(s)}, padding={py(p)}, "
-                f"dilation={py(d)}, ceil_mode={node.attrs['ceil_mode']}{indices})")
+        return (f"F.max_pool{n}d({args[0]}, kernel_size={py_dims(k)}, stride={py_dims(s)}, padding={py_dims(p)}, "
+                f"dilation={py_dims(d)}, ceil_mode={node.attrs['ceil_mode']}{indices})")
 
     def onnx(self, emit, node, inputs, ins):
         import numpy as np
@@ -111,7 +111,7 @@ class AvgPool(_WindowPool):
     def torch_forward(self, node, ins, args, module):
         n, k, s, p, d = self._geometry(node, ins[0])
         a = node.attrs
-        return (f"F.avg_pool{n}d({args[0]}, kernel_size={py(k)}, stride={py(s)}, padding={py(p)}, "
+        return (f"F.avg_pool{n}d({args[0]}, kernel_size={py_dims(k)}, stride={py_dims(s)}, padding={py_dims(p)}, "
                 f"ceil_mode={a['ceil_mode']}, count_include_pad={a['count_include_pad']})")
 
     def onnx(self, emit, node, inputs, ins):
@@ -123,7 +123,6 @@ class AvgPool(_WindowPool):
 @register
 class GlobalAvgPool(OpDef):
     name = "global_avgpool"
-    aliases = ("adaptive_avgpool",)
     doc = "Mean over all spatial dims, keeping them as size 1 (like AdaptiveAvgPool2d(1))."
     role = "pool"
 
@@ -157,10 +156,10 @@ class MaxUnpool(OpDef):
     doc = "Inverse of max pooling: inputs x and maxpool's indices; output_size resolves odd sizes."
     inputs = ("x", "indices")
     attrs = {
-        "kernel_size": Attr("ints", doc="the pooling's kernel size"),
-        "stride": Attr("ints", None, doc="the pooling's stride; defaults to kernel_size"),
-        "padding": Attr("ints", 0, doc="the pooling's padding"),
-        "output_size": Attr("ints", None, doc="spatial output size (e.g. the pooled input's odd size); "
+        "kernel_size": Attr("ints", doc="the pooling's kernel size", min=1),
+        "stride": Attr("ints", None, doc="the pooling's stride; defaults to kernel_size", min=1),
+        "padding": Attr("ints", 0, doc="the pooling's padding", min=0),
+        "output_size": Attr("ints", None, min=1, doc="spatial output size (e.g. the pooled input's odd size); "
                                               "default (in - 1) * stride - 2 * padding + kernel"),
     }
     role = "unpool"
@@ -194,8 +193,8 @@ class MaxUnpool(OpDef):
 
     def torch_forward(self, node, ins, args, module):
         n, k, s, p, size = self._geometry(node, ins[0])
-        return (f"F.max_unpool{n}d({args[0]}, {args[1]}, kernel_size={py(k)}, stride={py(s)}, "
-                f"padding={py(p)}, output_size={py(size)})")
+        return (f"F.max_unpool{n}d({args[0]}, {args[1]}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
+                f"padding={py_dims(p)}, output_size={py(size)})")
 
     def onnx(self, emit, node, inputs, ins):
         import numpy as np

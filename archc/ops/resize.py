@@ -28,8 +28,8 @@ class Upsample(OpDef):
     aliases = ("interpolate", "resize")
     doc = "Resizes spatial dims by scale_factor or to size; mode nearest or (bi)linear."
     attrs = {
-        "scale_factor": Attr("floats", None, doc="a positive number or one per spatial dim"),
-        "size": Attr("ints", None, doc="output spatial size, an int or one per spatial dim"),
+        "scale_factor": Attr("floats", None, doc="a positive number or one per spatial dim", above=0, max=2**20),
+        "size": Attr("ints", None, doc="output spatial size, an int or one per spatial dim", min=1),
         "mode": Attr("str", "nearest", choices=("nearest", "linear", "bilinear"),
                      doc="'nearest', or 'linear'/'bilinear' (linear in every spatial dim)"),
         "align_corners": Attr("bool", False, doc="linear modes: align the corner pixels' centres"),

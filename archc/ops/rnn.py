@@ -30,12 +30,12 @@ class LSTM(OpDef):
     name = "lstm"
     doc = "LSTM over a sequence (nn.LSTM); outputs the sequence of hidden states."
     attrs = {
-        "hidden_size": Attr("int", doc="H, the size of the hidden state"),
-        "num_layers": Attr("int", 1, doc="stacked layers"),
+        "hidden_size": Attr("int", doc="H, the size of the hidden state", min=1),
+        "num_layers": Attr("int", 1, doc="stacked layers", min=1),
         "bidirectional": Attr("bool", False, doc="also run backwards; output has 2 * H features"),
         "batch_first": Attr("bool", True, doc="input and output are (N, S, features), else (S, N, features)"),
         "bias": Attr("bool", True, doc="learn the input and hidden biases"),
-        "dropout": Attr("float", 0.0, doc="dropout between layers (training only)"),
+        "dropout": Attr("float", 0.0, doc="dropout between layers (training only)", min=0, below=1),
     }
     role = "layer"
 

@@ -67,7 +67,7 @@ class Reshape(OpDef):
     name = "reshape"
     aliases = ("view",)
     doc = "Reshapes to `shape`: -1 takes the remaining size, 0 copies the input's dim (keeps a symbolic batch)."
-    attrs = {"shape": Attr("ints", doc="target shape; one -1 may be inferred, 0 copies the input dim")}
+    attrs = {"shape": Attr("ints", doc="target shape; one -1 may be inferred, 0 copies the input dim", min=-1)}
     role = "reshape"
 
     def _target(self, node, x) -> list[int]:
@@ -166,7 +166,7 @@ class Slice(OpDef):
         "dim": Attr("int", doc="the dim to slice (negative counts from the end)"),
         "start": Attr("int", 0, doc="first index (negative counts from the end)"),
         "end": Attr("int", None, doc="one past the last index; null: to the end"),
-        "step": Attr("int", 1, doc="stride, at least 1"),
+        "step": Attr("int", 1, doc="stride, at least 1", min=1),
     }
     role = "reshape"
 
@@ -223,7 +223,7 @@ class Split(OpDef):
     doc = ("Splits along `dim` into pieces (outputs y0, y1, ...): `sizes` is a list of piece sizes, "
            "or one int for equal pieces (the last may be smaller), like torch.split.")
     attrs = {
-        "sizes": Attr("ints", doc="a list of piece sizes summing to the dim, or one piece size"),
+        "sizes": Attr("ints", doc="a list of piece sizes summing to the dim, or one piece size", min=1),
         "dim": Attr("int", 1, doc="the dim to split"),
     }
     role = "reshape"

@@ -27,9 +27,20 @@ def param_specs(graph: Graph, node: Node) -> dict[str, ParamSpec]:
     return registry.lookup(node.op).params(node, graph.input_types(node))
 
 
+#: ``node.meta`` key of a node's tied parameters: parameter name -> (source node, source parameter)
+TIE_META = "tie"
+
+
+def tied_params(node: Node) -> dict[str, tuple[str, str]]:
+    """Parameters of ``node`` that are another node's tensor (weight tying): name -> (node, param)."""
+    return node.meta.get(TIE_META, {})
+
+
 def count_params(graph: Graph, node: Node) -> int:
-    """Learned parameters of one node (buffers excluded, like torch's parameters())."""
-    return sum(p.numel for p in param_specs(graph, node).values() if not p.buffer)
+    """Learned parameters of one node (buffers excluded, like torch's parameters()); a tied
+    parameter is counted once, at the node that owns it, as PyTorch's parameters() counts it."""
+    tied = tied_params(node)
+    return sum(p.numel for name, p in param_specs(graph, node).items() if not p.buffer and name not in tied)
 
 
 def total_params(graph: Graph) -> int:
@@ -173,11 +184,15 @@ def init_arrays(items: Sequence[tuple[str, ParamSpec]], seed: int) -> list[np.nd
 
 
 def initial_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
-    """Seeded initial values of every parameter and buffer: node -> parameter -> array."""
+    """Seeded initial values of every parameter and buffer: node -> parameter -> array.
+    A tied parameter is the very array of the parameter it shares (one tensor, two keys)."""
     entries = list(param_entries(graph))
+    owned = [e for e in entries if e.param not in tied_params(graph.node(e.node))]
+    drawn = {(e.node, e.param): a for e, a in zip(owned, init_arrays([(e.key, e.spec) for e in owned], seed))}
     weights: dict[str, dict[str, np.ndarray]] = {}
-    for e, array in zip(entries, init_arrays([(e.key, e.spec) for e in entries], seed)):
-        weights.setdefault(e.node, {})[e.param] = array
+    for e in entries:
+        source = tied_params(graph.node(e.node)).get(e.param, (e.node, e.param))
+        weights.setdefault(e.node, {})[e.param] = drawn[source]
     return weights
 
 

@@ -1,12 +1,26 @@
-"""Checks that the PyTorch and ONNX builds of one graph compute the same function."""
+"""Checks that the PyTorch and ONNX builds of one graph compute the same function, and that
+the check means something.
+
+Agreement of two near-constant outputs proves nothing, so :func:`verify` also measures the
+*sensitivity* of each output (how much it changes between two different random inputs,
+relative to its size) and reports a failure where that is below the comparison tolerance.
+It compares the targets at every block's output too, so a disagreement is located: the
+first block (in graph order) whose output differs is named. Weights are archc's seeded
+initialisation calibrated on random inputs (unit-variance layers, batchnorm statistics)
+(:mod:`archc.runtime.calibrate`), or the graph's own (``--weights``); both targets use the
+same ones.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from archc.ir import Graph
+from archc.ir import Graph, Value
+
+if TYPE_CHECKING:
+    from archc.lowering.onnx_dtype import WeightDtype
 
 if TYPE_CHECKING:
     from archc.lowering.onnx_dtype import WeightDtype
@@ -19,52 +33,159 @@ class OutputComparison:
     max_abs: float
     max_rel: float
     ok: bool
+    #: max |f(x1) - f(x2)| / max |f(x1)| for two different inputs (None: not a float output)
+    sensitivity: float | None = None
+
+
+@dataclass
+class VerifyReport:
+    """Final outputs, block outputs (graph order), and what the weights were."""
+
+    outputs: list[OutputComparison]
+    blocks: list[OutputComparison] = field(default_factory=list)
+    #: (layers scaled to unit output variance, batchnorm layers calibrated); (0, 0) for given weights
+    calibrated: tuple[int, int] = (0, 0)
+    rtol: float = 1e-3
+
+    @property
+    def first_divergent_block(self) -> OutputComparison | None:
+        return next((b for b in self.blocks if not b.ok), None)
+
+    @property
+    def insensitive(self) -> list[OutputComparison]:
+        """Outputs that barely depend on the input: their agreement proves nothing."""
+        return [o for o in self.outputs if o.sensitivity is not None and o.sensitivity < self.rtol]
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outputs) and self.first_divergent_block is None and not self.insensitive
 
 
 def compare(name: str, expected: np.ndarray, actual: np.ndarray, rtol: float, atol: float) -> OutputComparison:
-    """Max absolute and relative error, and numpy's allclose verdict (|a - e| <= atol + rtol * |e|)."""
+    """Max absolute error, and the error relative to the tensor's size (max |e|); agreement is
+    ``max |a - e| <= atol + rtol * max |e|``. Measured against the tensor's size rather than each
+    element, float rounding in elements near zero (which every reordering of a sum causes) is not
+    a disagreement, while any error that matters at the tensor's scale is; the sensitivity is
+    measured on the same scale."""
     if expected.shape != actual.shape:
         return OutputComparison(name, tuple(actual.shape), float("inf"), float("inf"), False)
     e, a = expected.astype(np.float64), actual.astype(np.float64)
-    diff = np.abs(a - e)
+    if not e.size:
+        return OutputComparison(name, tuple(actual.shape), 0.0, 0.0, True)
+    finite = np.isfinite(e)
+    if not np.array_equal(finite, np.isfinite(a)) or not np.array_equal(e[~finite], a[~finite]):
+        return OutputComparison(name, tuple(actual.shape), float("inf"), float("inf"), False)
+    diff = np.abs(a[finite] - e[finite])
     max_abs = float(diff.max()) if diff.size else 0.0
-    max_rel = float((diff / np.maximum(np.abs(e), 1e-12)).max()) if diff.size else 0.0
-    ok = bool(np.allclose(a, e, rtol=rtol, atol=atol)) and (np.isfinite(a).all() == np.isfinite(e).all())
-    return OutputComparison(name, tuple(actual.shape), max_abs, max_rel, ok)
+    scale = float(np.abs(e[finite]).max()) if diff.size else 0.0
+    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
+    return OutputComparison(name, tuple(actual.shape), max_abs, max_rel, max_abs <= atol + rtol * scale)
+
+
+def sensitivity(first: np.ndarray, second: np.ndarray) -> float | None:
+    """How much an output changed between two inputs, relative to its size (None for non-floats)."""
+    if first.dtype.kind != "f" or first.shape != second.shape or not first.size:
+        return None
+    scale = float(np.abs(first.astype(np.float64)).max())
+    change = float(np.abs(first.astype(np.float64) - second.astype(np.float64)).max())
+    return change / scale if scale > 0 else (0.0 if change == 0 else float("inf"))
+
+
+def block_outputs(graph: Graph) -> dict[str, Value]:
+    """Each block instance's output values (read outside the instance, or graph outputs), named
+    ``INSTANCE`` (``INSTANCE:i`` for several), in graph order; only floating-point values."""
+    members: dict[str, set[str]] = {}
+    for node in graph.nodes():
+        for inst in node.scope:
+            members.setdefault(inst.path, set()).add(node.name)
+    order = {n.name: i for i, n in enumerate(graph.nodes())}
+    graph_outputs = set(graph.outputs.values())
+    found: list[tuple[int, str, Value]] = []
+    for path, names in members.items():
+        values = []
+        for name in names:
+            node = graph.node(name)
+            for k, t in enumerate(node.outputs):
+                v = Value(name, k)
+                read_outside = any(v in graph.node(u).inputs for u in graph.users(name) if u not in names)
+                if (read_outside or v in graph_outputs) and t.dtype.startswith("float"):
+                    values.append(v)
+        values.sort(key=lambda v: (order[v.node], v.out))
+        for i, v in enumerate(values):
+            found.append((order[v.node], path if len(values) == 1 else f"{path}:{i}", v))
+    found.sort(key=lambda f: f[0])
+    return {name: v for _, name, v in found}
+
+
+def _run_torch(graph: Graph, feeds_list: list[dict[str, np.ndarray]], device: str,
+               allow_fallback: bool) -> list[list[np.ndarray]]:
+    """The graph's module (eval, graph.weights) run on each feed, built once."""
+    import torch
+
+    from archc.lowering.torch import build_module
+    from archc.runtime.torch_runner import torch_device
+
+    dev = torch_device(device, allow_fallback)
+    module = build_module(graph).eval().to(dev)
+    results = []
+    with torch.no_grad():
+        for feeds in feeds_list:
+            out = module(*[torch.from_numpy(np.ascontiguousarray(feeds[n])).to(dev) for n in graph.inputs])
+            results.append([o.detach().cpu().numpy() for o in (out if isinstance(out, (tuple, list)) else [out])])
+    return results
 
 
 def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: float = 1e-3, atol: float = 1e-5,
            device: str = "cpu", optimize: bool = True, allow_fallback: bool = False,
-           dtype: "WeightDtype | None" = None) -> list[OutputComparison]:
-    """Build both targets from one seed, run ``feeds`` through torch (eval) and onnxruntime, compare.
+           dtype: "WeightDtype | None" = None) -> VerifyReport:
+    """Build both targets with one set of weights, run ``feeds`` through torch (eval) and onnxruntime,
+    compare final and block outputs; measure each output's sensitivity to the input.
 
     ``dtype`` stores the ONNX build's weights in a narrower type (the torch reference stays
-    float32); the caller scales the tolerances (:meth:`WeightDtype.tolerances`)."""
+    float32); the caller raises the tolerances (:meth:`WeightDtype.tolerances`)."""
     from archc.lowering.onnx import build_onnx_parts
     from archc.lowering.onnx_dtype import WeightDtype, store_weights_as
     from archc.lowering.onnx_writer import assemble
     from archc.ops.weights import initialize
+    from archc.runtime.calibrate import calibrate, example_dims
+    from archc.runtime.inputs import input_types, random_inputs
     from archc.runtime.ort import run_onnx
-    from archc.runtime.torch_runner import run_torch
 
+    calibrated = (0, 0)
     if not graph.weights:
         initialize(graph, seed)
-    reference, _ = run_torch(graph, feeds, device, seed, allow_fallback)
-    parts = build_onnx_parts(graph, seed=seed, optimize=optimize)
-    model = assemble(store_weights_as(parts, dtype or WeightDtype.float32))
-    actual, _ = run_onnx(model.SerializeToString(), feeds, device, allow_fallback)
-    return [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference, actual)]
+        calibrated = calibrate(graph, feeds, seed)
+    probes = block_outputs(graph)
+    probed = graph.copy()
+    probed.outputs.update({f"block {name}": v for name, v in probes.items()})
+    other = random_inputs(input_types(graph), example_dims(graph, feeds), seed + 1)  # a second, different input
+    reference, second = _run_torch(probed, [feeds, other], device, allow_fallback)
+    parts = store_weights_as(build_onnx_parts(probed, seed=seed, optimize=optimize), dtype or WeightDtype.float32)
+    actual, _ = run_onnx(assemble(parts).SerializeToString(), feeds, device, allow_fallback)
+    n = len(graph.outputs)
+    outputs = [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference[:n], actual[:n])]
+    for o, r, s in zip(outputs, reference[:n], second[:n]):
+        o.sensitivity = sensitivity(r, s)
+    blocks = [compare(name, r, a, rtol, atol) for name, r, a in zip(probes, reference[n:], actual[n:])]
+    return VerifyReport(outputs, blocks, calibrated, rtol)
 
 
 def verify_model(path: str, graph: Graph, feeds: dict[str, np.ndarray], rtol: float = 1e-3, atol: float = 1e-5,
-                 device: str = "cpu", allow_fallback: bool = False) -> list[OutputComparison]:
+                 device: str = "cpu", allow_fallback: bool = False) -> VerifyReport:
     """An imported ONNX model against itself: onnxruntime on the original file (the reference)
-    and the PyTorch module archc generates from ``graph`` (its import, with the file's weights)."""
+    and the PyTorch module archc generates from ``graph`` (its import, with the file's weights);
+    the sensitivity is measured on the reference with a second random input."""
+    from archc.runtime.calibrate import example_dims
+    from archc.runtime.inputs import input_types, random_inputs
     from archc.runtime.ort import run_onnx
-    from archc.runtime.torch_runner import run_torch
 
-    actual, _ = run_torch(graph, feeds, device, 0, allow_fallback)
+    other = random_inputs(input_types(graph), example_dims(graph, feeds), 1)
+    actual = _run_torch(graph, [feeds], device, allow_fallback)[0]
     # the file's inputs are named as in ONNX; the graph's inputs may be cleaned-up names
-    onnx_feeds = {graph.node(n).meta.get("onnx_name", n): feeds[n] for n in graph.inputs}
-    reference, _ = run_onnx(path, onnx_feeds, device, allow_fallback)
-    return [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference, actual)]
+    onnx_names = {n: graph.node(n).meta.get("onnx_name", n) for n in graph.inputs}
+    reference, _ = run_onnx(path, {onnx_names[n]: feeds[n] for n in graph.inputs}, device, allow_fallback)
+    second, _ = run_onnx(path, {onnx_names[n]: other[n] for n in graph.inputs}, device, allow_fallback)
+    outputs = [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference, actual)]
+    for o, r, s in zip(outputs, reference, second):
+        o.sensitivity = sensitivity(r, s)
+    return VerifyReport(outputs, rtol=rtol)

@@ -66,6 +66,7 @@ def _window(im: "Importer", node: onnx.NodeProto, n: int, kernel: tuple[int, ...
     strides = list(a.get("strides", [1] * n))
     dilations = list(a.get("dilations", [1] * n))
     auto_pad = a.get("auto_pad", "NOTSET")
+    _require_window(strides, dilations, kernel, a.get("pads", []))
     if auto_pad == "NOTSET":
         pads = list(a.get("pads", [0] * 2 * n))
         if pads[:n] != pads[n:]:
@@ -79,6 +80,17 @@ def _window(im: "Importer", node: onnx.NodeProto, n: int, kernel: tuple[int, ...
         raise Fallback(f"auto_pad {auto_pad}")
     return {"kernel_size": _compact(kernel), "stride": _compact(strides), "padding": padding,
             "dilation": _compact(dilations)}
+
+
+def _require_window(strides, dilations, kernel, pads, groups: int = 1) -> None:
+    """Fallback unless a window's numbers make a layer: positive strides, dilations, kernel and
+    groups, pads not negative (a mutated or hostile model stays an onnx_node, checked by ONNX)."""
+    try:
+        ok = all(int(v) >= 1 for v in [*strides, *dilations, *kernel, groups]) and all(int(p) >= 0 for p in pads)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise Fallback("a window with a non-positive stride, dilation, kernel or group, or a negative pad")
 
 
 def _optional_const(im: "Importer", node: onnx.NodeProto, index: int) -> np.ndarray | None:
@@ -102,6 +114,7 @@ def conv(im: "Importer", node: onnx.NodeProto):
     x = im.tensor(node.input[0])
     n = w.ndim - 2
     kernel = tuple(im.attrs(node).get("kernel_shape", w.shape[2:]))
+    _require_window([], [], [], [], groups=im.attrs(node).get("group", 1))
     attrs = {"out_channels": int(w.shape[0]), "groups": int(im.attrs(node).get("group", 1)),
              "bias": b is not None, **_window(im, node, n, kernel)}
     weights = {"weight": w, **({"bias": b} if b is not None else {})}
@@ -118,6 +131,8 @@ def conv_transpose(im: "Importer", node: onnx.NodeProto):
     x = im.tensor(node.input[0])
     n = w.ndim - 2
     groups = int(a.get("group", 1))
+    _require_window(a.get("strides", []), a.get("dilations", []), a.get("kernel_shape", []), a.get("pads", []),
+                    groups)
     pads = list(a.get("pads", [0] * 2 * n))
     if pads[:n] != pads[n:]:
         return None

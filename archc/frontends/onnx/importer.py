@@ -40,8 +40,9 @@ import onnx
 from onnx import helper, numpy_helper
 
 from archc.errors import Location, ShapeError, SpecError
-from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, Sym, Tensor, as_symbolic,
-                                         attributes, evaluate_symbolic, fold, is_static_int)
+from archc.frontends.onnx import limits
+from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, ShapeArithmeticError, Sym, Tensor,
+                                         as_symbolic, attributes, evaluate_symbolic, fold, is_static_int)
 from archc.ir.graph import Graph, Node, Value, verify_in_debug
 from archc.ir.names import Namespace
 from archc.ir.types import Dim, TensorType
@@ -90,15 +91,14 @@ class OType:
 def load_onnx(path: str, weights: bool = True) -> Graph:
     """Read an ONNX file into the IR; SpecError (at ``path``) if it is missing or invalid.
 
-    ``weights=False`` (lint, summary, check) never reads external data files: tensors stored
-    there get placeholders of their shape and dtype that take no memory (zero strides)."""
-    where = Location(path)
-    if not os.path.exists(path):
-        raise SpecError("no such file", location=where)
-    try:
-        model = onnx.load(path, load_external_data=weights)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several types for corrupt files
-        raise SpecError(f"cannot read an ONNX model: {_first_line(exc)}", location=where) from None
+    External data is read only from files inside the model's directory (see
+    :mod:`archc.frontends.onnx.limits`), and only with ``weights``: lint, summary and check
+    pass False and never read external data files; tensors stored there get placeholders
+    of their shape and dtype that take no memory (zero strides).
+    """
+    model = limits.read_model(path)
+    if weights:
+        limits.load_external_data(model, path)
     return from_onnx(model, path)
 
 
@@ -123,11 +123,16 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
     where = Location(filename)
     if not isinstance(model, onnx.ModelProto) or not model.HasField("graph"):
         raise SpecError("not an ONNX model (no graph)", location=where)
+    limits.check_structure(model.graph, where)
     skeleton = _skeleton(model)
     try:
         onnx.checker.check_model(skeleton)
     except Exception as exc:  # noqa: BLE001 - checker errors are ValidationError or ValueError
-        raise SpecError(f"invalid ONNX model: {_first_line(exc)}", location=where) from None
+        culprit = limits.checker_culprit(skeleton)
+        message = f"invalid ONNX model: {_first_line(exc)}"
+        if culprit is None:
+            raise SpecError(message, location=where) from None
+        raise limits.node_error(message, culprit[1], culprit[0], where) from None
     return Importer(model, filename, skeleton).run()
 
 
@@ -215,6 +220,8 @@ class Importer:
         self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
         self._fresh = 0
         self._names = Namespace()                # IR node names given so far
+        #: (op type, outputs) -> index in graph.node, for error messages
+        self._index = {_node_key(n): i for i, n in reversed(list(enumerate(model.graph.node)))}
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -251,11 +258,13 @@ class Importer:
 
     def _infer_types(self) -> None:
         model = self.skeleton
+        prop = limits.data_propagation_safe(model.graph.node, _literal_constants(model.graph),
+                                            limits.vector_lengths(model))
         try:
-            model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+            model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=prop)
         except Exception:  # noqa: BLE001 - strict inference rejects some valid models; retry leniently
             try:
-                model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+                model = onnx.shape_inference.infer_shapes(model, data_prop=prop)
             except Exception as exc:  # noqa: BLE001
                 self._fail(f"ONNX shape inference failed: {_first_line(exc)}")
         g = model.graph
@@ -268,6 +277,8 @@ class Importer:
         t = _otype(vi.type)
         if t is None or t.shape is None or t.dtype is None:
             self._fail(f"graph input '{vi.name}' needs a tensor type with a known rank")
+        if any(isinstance(d, int) and d < 0 for d in t.shape):
+            self._fail(f"graph input '{vi.name}' has a negative dim: {list(t.shape)}")
         shape = tuple(self.fresh_symbol() if d is None else d for d in t.shape)
         self.input_symbols.update(d for d in shape if isinstance(d, str))
         name = self.unique_name(_clean(vi.name) or "input")
@@ -315,17 +326,18 @@ class Importer:
                 self._shape_of(node, tuple(self.fresh_symbol() if d is None else d for d in t.shape))
                 return
         if all(r is None or isinstance(r, Const) for r in recs):
-            try:
-                arrays = fold(node, [None if r is None else r.array for r in recs], self.opsets)
-            except Exception:  # noqa: BLE001 - the reference implementation lacks some ops
-                arrays = None
+            arrays = self._fold(node, [None if r is None else r.array for r in recs])
             if arrays is not None:
                 learned = any(isinstance(r, Const) and r.learned for r in recs)
                 for name, arr in zip(node.output, arrays):
                     self.bind(name, Const(arr, learned))
                 return
-        if not any(isinstance(r, Lazy) for r in recs):
-            outs = evaluate_symbolic(node, [None if r is None else r.array for r in recs])
+        ins = [None if r is None else r.array for r in recs] if not any(isinstance(r, Lazy) for r in recs) else None
+        if ins is not None and limits.symbolic_allowed(ins):
+            try:
+                outs = evaluate_symbolic(node, ins)
+            except ShapeArithmeticError as exc:
+                self._fail(str(exc), node=node)
             if outs is not None:
                 for k, (name, arr) in enumerate(zip(node.output, outs)):
                     self.bind(name, self._static_record(name, arr, node, k))
@@ -333,11 +345,32 @@ class Importer:
         for k, name in enumerate(node.output):
             self.bind(name, Lazy(node, k))
 
+    def _fold(self, node: onnx.NodeProto, arrays: list[np.ndarray | None]) -> list[np.ndarray] | None:
+        """The node's outputs over constant inputs; None (it stays symbolic) when the reference
+        implementation cannot run it or the result would be too large to make."""
+        if limits.fold_refusal(node, arrays, self.opsets) is not None:
+            return None
+        if limits.is_integer_arithmetic(node, arrays):
+            # numpy wraps int64 overflow and turns a division by zero into 0: check in Python ints first
+            try:
+                evaluate_symbolic(node, arrays)
+            except ShapeArithmeticError as exc:
+                self._fail(str(exc), node=node)
+        try:
+            return fold(node, arrays, self.opsets)
+        except Exception:  # noqa: BLE001 - the reference implementation lacks some ops
+            return None
+
     def _static_record(self, name: str, arr: np.ndarray, node: onnx.NodeProto, out: int = 0) -> Record:
+        if not limits.fits_int64(np.asarray(arr, dtype=object).ravel()):
+            self._fail(f"shape arithmetic gives a value beyond int64: {_short(arr)}", node=node)
         if is_static_int(arr):
             t = self.otypes.get(name)
             dtype = t.dtype if t is not None and t.dtype else "int64"
-            return Const(np.array(arr.tolist(), dtype=dtype).reshape(arr.shape))
+            try:
+                return Const(np.array(arr.tolist(), dtype=dtype).reshape(arr.shape))
+            except (OverflowError, TypeError, ValueError):
+                self._fail(f"shape value {_short(arr)} does not fit its declared type {dtype}", node=node)
         return Sym(arr, node, out)
 
     def _shape_of(self, node: onnx.NodeProto, shape: tuple[Dim, ...]) -> None:
@@ -507,6 +540,9 @@ class Importer:
                             inputs, ins, location=self.where, meta={"onnx_name": node.name})
         except (NodeError, ShapeError) as exc:  # the native op cannot express this node
             raise Fallback(f"op '{op}': {exc}") from None
+        why = limits.native_refusal(ins, ir.outputs, weights)
+        if why is not None:
+            raise Fallback(f"op '{op}': {why}")
         if check:
             self.check_types(node, ir.outputs)
         specs = opdef.params(ir, ins)
@@ -579,10 +615,9 @@ class Importer:
         return f"{scope}.{leaf}" if scope else leaf
 
     def _fail(self, message: str, node: onnx.NodeProto | None = None) -> None:
-        label = None
-        if node is not None:
-            label = node.name or f"{node.op_type} -> {', '.join(node.output)}"
-        raise SpecError(message, location=self.where, node=label)
+        if node is None:
+            raise SpecError(message, location=self.where)
+        raise limits.node_error(message, node, self._index.get(_node_key(node)), self.where)
 
     # -- the end: dead nodes, names ---------------------------------------------------------
     def _finish(self) -> Graph:
@@ -632,6 +667,29 @@ class Importer:
         return result
 
 
+def _literal_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """The small initializers and Constant node values of a graph, by name (unreadable ones left out)."""
+    found: dict[str, np.ndarray] = {}
+    tensors = [(t.name, t) for t in graph.initializer if math.prod(t.dims) <= _SKELETON_LIMIT]
+    tensors += [(n.output[0], a.t) for n in graph.node if n.op_type == "Constant" and n.output
+                for a in n.attribute if a.name == "value" and a.HasField("t")]
+    for name, tensor in tensors:
+        try:
+            found[name] = numpy_helper.to_array(tensor)
+        except Exception:  # noqa: BLE001 - a corrupt tensor is reported where it is used
+            continue
+    return found
+
+
+def _node_key(node: onnx.NodeProto) -> tuple:
+    return (node.op_type, *node.output)
+
+
+def _short(arr: np.ndarray) -> str:
+    text = str(np.asarray(arr, dtype=object).tolist())
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _otype(tp: onnx.TypeProto) -> OType | None:
     if not tp.HasField("tensor_type"):
         return None
@@ -640,8 +698,11 @@ def _otype(tp: onnx.TypeProto) -> OType | None:
     if tt.elem_type:
         try:
             dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)).name
-        except Exception:  # noqa: BLE001 - types numpy lacks (bfloat16, float8)
-            dtype = helper.tensor_dtype_to_string(tt.elem_type).replace("TensorProto.", "").lower()
+        except Exception:  # noqa: BLE001 - types numpy lacks (bfloat16, float8), or no type at all
+            try:
+                dtype = helper.tensor_dtype_to_string(tt.elem_type).replace("TensorProto.", "").lower()
+            except KeyError:
+                dtype = None
     if not tt.HasField("shape"):
         return OType(None, dtype)
     dims: list[Dim | None] = []
@@ -689,8 +750,12 @@ def _infer_node(node: onnx.NodeProto, typed: list[Any], model: onnx.ModelProto) 
     graph = helper.make_graph([node], "node", inputs, [], initializer=inits)
     single = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     single.functions.extend(model.functions)
+    lengths = [t.shape[0] for t in typed if isinstance(t, TensorType) and len(t.shape) == 1
+               and isinstance(t.shape[0], int)]
+    prop = limits.data_propagation_safe([node], {name: t for name, t in zip(node.input, typed)
+                                                 if isinstance(t, np.ndarray)}, lengths)
     try:
-        inferred = onnx.shape_inference.infer_shapes(single, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(single, data_prop=prop)
     except Exception:  # noqa: BLE001 - fall back to the whole-model inference
         return []
     found = {vi.name: _otype(vi.type) for vi in [*inferred.graph.value_info, *inferred.graph.output]}

@@ -58,6 +58,10 @@ class Tensor:
 
 Record = Union[Const, Sym, Lazy, Tensor]
 
+
+class ShapeArithmeticError(ArithmeticError):
+    """Shape arithmetic that has no answer: a division by a zero dim, a dim beyond int64."""
+
 #: ops that must run every time (never folded)
 NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
                     "Bernoulli"}
@@ -128,8 +132,14 @@ def _binary(fn: Callable[[int, int], int], symbol: str) -> Callable:
     def apply(a: Any, b: Any) -> Any:
         if not all(isinstance(v, (int, np.integer, str)) for v in (a, b)):
             raise ValueError("shape arithmetic with a non-integer")
+        if symbol == "/" and isinstance(b, (int, np.integer)) and int(b) == 0:
+            raise ShapeArithmeticError(f"shape arithmetic divides {a} by zero")
         if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
-            return int(fn(int(a), int(b)))
+            result = int(fn(int(a), int(b)))
+            if not -(2 ** 63) <= result < 2 ** 63:
+                raise ShapeArithmeticError(f"shape arithmetic gives {int(a)} {symbol} {int(b)} = {result}, "
+                                           "beyond int64")
+            return result
         if symbol == "*" and (a == 1 or b == 1):
             return b if a == 1 else a
         if symbol in "+-" and b == 0:
@@ -225,7 +235,8 @@ SYMBOLIC: dict[str, Callable[[onnx.NodeProto, dict, list], list[np.ndarray]]] = 
 
 
 def evaluate_symbolic(node: onnx.NodeProto, ins: list[np.ndarray | None]) -> list[np.ndarray] | None:
-    """Outputs of a shape-arithmetic node over symbolic inputs, or None if it cannot be done."""
+    """Outputs of a shape-arithmetic node over symbolic inputs, or None if it cannot be done;
+    :class:`ShapeArithmeticError` if it has no answer."""
     fn = SYMBOLIC.get(node.op_type)
     if fn is None or node.domain not in ("", "ai.onnx"):
         return None

@@ -10,43 +10,52 @@ the names that depend on it.
 """
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
-from archc.errors import DiagnosticSink, Location, ShapeError, SpecError, did_you_mean
+from archc.errors import Diagnostic, DiagnosticSink, Location, ShapeError, SpecError, did_you_mean
 from archc.ir import BlockInstance, Graph, Node, TensorType, Value
 from archc.ir.types import DTYPES
+from archc.ops.weights import TIE_META, param_specs, tied_params
+from archc.limits import DEFAULT_LIMITS, Limits
 from archc.ops import registry
 from archc.ops.base import Attr, OpDef
 from archc.ops.nodes import build_node
 from archc.frontends.yaml import schema
-from archc.frontends.yaml.expr import ExprError
-from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
+from archc.frontends.yaml.params import NOT_A_PARAMETER, chosen_kind, parameter_value, takes_literal_text
+from archc.frontends.yaml.budget import ExpansionBudget
+from archc.frontends.yaml.expr import FUNCTIONS, UNKNOWN, ExprError, UnknownValue, parse
+from archc.frontends.yaml.functions import FunctionError, define_functions
 from archc.frontends.yaml.includes import read_includes
+from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.source import SList, SMap
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
-_MAX_DEPTH = 64
 
 
 def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
-              profile: str | None = None, *, allow_include_anywhere: bool = False) -> Graph:
-    """Build the IR for a parsed spec; raise SpecError listing every problem found.
+              profile: str | None = None, limits: Limits = DEFAULT_LIMITS, *,
+              allow_include_anywhere: bool = False) -> Graph:
+    """Build the IR for a parsed spec within ``limits``; raise SpecError listing every problem found.
 
     ``allow_include_anywhere`` lets ``include:`` read files outside the spec's folder
     (see :mod:`archc.frontends.yaml.includes`).
     """
-    return _Elaborator(filename, allow_include_anywhere).run(doc, overrides or {}, profile)
+    return _Elaborator(filename, limits, allow_include_anywhere).run(doc, overrides or {}, profile)
 
 
 class _Elaborator:
-    def __init__(self, filename: str, allow_include_anywhere: bool = False) -> None:
+    def __init__(self, filename: str, limits: Limits = DEFAULT_LIMITS, allow_include_anywhere: bool = False) -> None:
         self.filename = filename
+        self.limits = limits
+        self.budget = ExpansionBudget(limits)
         self.allow_include_anywhere = allow_include_anywhere
         self.sink = DiagnosticSink()
         self.blocks: dict[str, SMap] = {}
         self.graph = Graph()
         self.globals: dict[str, Any] = {}
+        self.functions: dict[str, Any] = {}   # the spec's own pure functions (functions.py)
 
     # -- entry -----------------------------------------------------------------------
     def run(self, doc: Any, overrides: dict[str, Any], profile: str | None) -> Graph:
@@ -55,19 +64,25 @@ class _Elaborator:
                             location=Location(self.filename, 1, 1))
         self._check_keys(doc, schema.TOP_KEYS, "at the top level of a spec")
         self.graph.name = str(doc.get("name", "model"))
+        if "name" in doc and (not isinstance(doc["name"], (str, int)) or isinstance(doc["name"], bool)
+                             or not self.graph.name.strip()):
+            self._error("'name' must be a non-empty string", doc.where("name"))
         self.graph.doc = str(doc.get("doc", "") or "")
         params = self._params(doc, overrides, profile)
         self.graph.params = dict(params)
         self.sink.raise_if_any()
 
-        for included in read_includes(doc, self.filename, self.sink, self.allow_include_anywhere):
+        for included in read_includes(doc, self.filename, self.sink, self.allow_include_anywhere, self.limits):
             self._blocks(included)
+            self._functions(included)
         self._blocks(doc)
+        self._functions(doc)
 
         scope = Scope(prefix="", env=dict(params))
         self._let(doc, scope)
         self.globals = dict(scope.env)
         self._inputs(doc, scope)
+        self._example_dims(doc, scope)
         nodes = doc.get("nodes")
         if not isinstance(nodes, SList) or not nodes:
             self._error("a spec needs a non-empty 'nodes' list", doc.where("nodes") if "nodes" in doc
@@ -77,6 +92,26 @@ class _Elaborator:
         self._outputs(doc, scope)
         self.sink.raise_if_any()
         return self.graph
+
+    def _warn_unread_widths(self, inner: Scope) -> None:
+        """Warn where a node's width comes from the block input (``channels(x)``) while the block
+        reads that input only as its first node's input: most likely ``prev`` was meant."""
+        for node, ref, location in inner.width_queries:
+            value = inner.bindings[ref].values[0]
+            readers = [n for n in self.graph.nx.successors(value.node)
+                       if n.startswith(inner.prefix) and value in self.graph.node(n).inputs]
+            if len(readers) <= 1:
+                self.graph.warnings.append(Diagnostic(
+                    f"its width is computed from {ref}, the block's input, which it does not read (the block "
+                    f"reads '{ref}' only in its first node); for the node before this one write '{PREVIOUS}', "
+                    f"e.g. channels({PREVIOUS})", location, node, severity="warning"))
+
+    def _functions(self, doc: SMap) -> None:
+        if "functions" in doc:
+            try:
+                define_functions(doc["functions"], doc.where("functions"), self.functions, set(FUNCTIONS))
+            except FunctionError as exc:
+                self._error(str(exc), exc.location)
 
     def _blocks(self, doc: SMap) -> None:
         blocks = doc.get("blocks")
@@ -103,6 +138,12 @@ class _Elaborator:
                hint: str | None = None) -> None:
         self.sink.error(message, location, node, hint)
 
+    def _fatal(self, message: str | None, location: Location | None, node: str | None = None) -> None:
+        """Stop elaborating (a resource limit was hit), reporting what was found so far."""
+        if message is not None:
+            self._error(message, location, node)
+            raise SpecError(self.sink.diagnostics)
+
     def _check_keys(self, m: SMap, allowed: dict[str, str], where: str) -> None:
         for key in m:
             if key not in allowed:
@@ -115,12 +156,21 @@ class _Elaborator:
             (container.quoted[key] if 0 <= key < len(container.quoted) else False)
         return Location(loc.file, loc.line, loc.column + offset + (1 if quoted else 0))
 
-    def _eval(self, text: str, scope: Scope, container: SMap | SList, key: Any, node: str | None) -> Any:
+    def _eval(self, text: str, scope: Scope, container: SMap | SList, key: Any, node: str | None,
+              attr: bool = False) -> Any:
+        """Evaluate an expression; ``attr``: it is one op attribute's whole value (see below)."""
         try:
-            return scope.evaluator(self.graph).evaluate(text)
+            value = scope.evaluator(self.graph, self.limits, self.functions).evaluate(text)
         except ExprError as exc:
             self._error(str(exc), self._expr_location(container, key, exc.offset), node, exc.hint)
             raise Abort() from None
+        except UnknownValue:  # uses a 'let' whose error was reported: stay quiet
+            raise Abort() from None
+        # Only a top-level node's attribute keeps a parameter a run-time argument of the
+        # generated code (Node.attr_exprs); any other use fixes it when the graph is built.
+        if not (attr and not scope.stack):
+            self.graph.structural_params |= _names_in(text) & self.graph.params.keys()
+        return value
 
     # -- top level ---------------------------------------------------------------------
     def _params(self, doc: SMap, overrides: dict[str, Any], profile: str | None) -> dict[str, Any]:
@@ -178,7 +228,7 @@ class _Elaborator:
             try:
                 scope.env[name] = self._eval(expr, scope, lets, name, None) if isinstance(expr, str) else expr
             except Abort:
-                scope.env[name] = None
+                scope.env[name] = UNKNOWN
 
     def _inputs(self, doc: SMap, scope: Scope) -> None:
         inputs = doc.get("inputs")
@@ -216,6 +266,10 @@ class _Elaborator:
             self._error(f"input '{name}' needs a shape list like [N, 3, 224, 224]", holder.where(key))
             raise Abort()
         dims = tuple(self._dim(d, shape, i, scope) for i, d in enumerate(shape))
+        too_big = self.budget.check_input(TensorType(dims, dtype))
+        if too_big:
+            self._error(f"input '{name}': {too_big}", holder.where(key))
+            raise Abort()
         node = Node(name=name, op="input", attrs={"shape": dims, "dtype": dtype},
                     outputs=[TensorType(dims, dtype)], location=inputs.where_key(name))
         self.graph.add(node)
@@ -234,6 +288,30 @@ class _Elaborator:
             self._error(f"a dimension must be a positive int, got {d!r}", shape.where(i))
             raise Abort()
         return d
+
+    def _example_dims(self, doc: SMap, scope: Scope) -> None:
+        """``example_dims: {S: 16}``: sizes for symbolic input dims where a run gives none."""
+        decl = doc.get("example_dims")
+        if decl is None:
+            return
+        if not isinstance(decl, SMap):
+            self._error("'example_dims' must map symbolic dims to sizes, e.g. {S: 16}", doc.where("example_dims"))
+            return
+        symbols = {d for n in self.graph.inputs for d in self.graph.node(n).type.shape if isinstance(d, str)}
+        for name, size in decl.items():
+            if isinstance(size, str):
+                try:
+                    size = self._eval(size, scope, decl, name, None)
+                except Abort:
+                    continue
+            if name not in symbols:
+                self._error(f"example_dims names '{name}', which is no symbolic dim of the inputs (they have: "
+                            f"{', '.join(sorted(symbols)) or 'none'})", decl.where_key(name),
+                            hint=did_you_mean(name, symbols))
+            elif isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                self._error(f"example size of '{name}' must be a positive int, got {size!r}", decl.where(name))
+            else:
+                self.graph.example_dims[name] = size
 
     def _outputs(self, doc: SMap, scope: Scope) -> None:
         decl = doc.get("outputs")
@@ -283,6 +361,9 @@ class _Elaborator:
                     scope.bindings[str(name)] = Binding([POISON])
                 scope.previous = POISON
 
+    def _known_kind(self, kind: str) -> bool:
+        return registry.get(kind) is not None or kind in self.blocks
+
     def _node_name(self, item: SMap, scope: Scope, kind: str) -> str:
         if "name" in item:
             name = str(item["name"])
@@ -306,6 +387,7 @@ class _Elaborator:
         return name
 
     def _node(self, item: SMap, scope: Scope) -> None:
+        self._fatal(self.budget.add_node(), item.location)
         self._check_node_keys(item)
         has_op, has_block = "op" in item, "block" in item
         if has_op == has_block:
@@ -316,6 +398,12 @@ class _Elaborator:
         kind = str(item[field_name])
         if "${" in kind:  # an op or block chosen by a parameter; still only registered ones exist
             kind = _interpolate(kind, lambda e: self._eval(e, scope, item, field_name, item.get("name")))
+        else:  # `op: act` where the parameter act holds an op or block name
+            kind = chosen_kind(kind, scope.env, self._known_kind)
+        if kind in self.blocks and registry.get(kind) is None:
+            has_op = False  # `op:` may name a block (chosen by a parameter), and `block:` an op
+        elif registry.get(kind) is not None and kind not in self.blocks:
+            has_op = True
         name = self._node_name(item, scope, kind)
         full = scope.prefix + name
         name_taken = name in scope.bindings and name not in scope.left_out
@@ -341,6 +429,9 @@ class _Elaborator:
                             item.where("name"), full)
                 raise Abort()
         scope.left_out.discard(name)
+        inline = self._inline(item, scope, has_op)
+        if scope.counter is not None and not inline:
+            full = scope.prefix + scope.next_index()  # nn.Sequential numbering; `name` is the handle
 
         count, overrides = 1, None
         if "repeat" in item:
@@ -350,6 +441,7 @@ class _Elaborator:
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 self._error(f"'repeat' must be a non-negative int, got {count!r}", item.where("repeat"), full)
                 raise Abort()
+            self._fatal(self.budget.check_repeat(count), item.where("repeat"), full)
             overrides = self._overrides(item, count, full)
 
         # An op without inputs (a learned tensor) is declared, not chained: it is no one's
@@ -357,16 +449,29 @@ class _Elaborator:
         source = has_op and "in" not in item and _takes_no_input(kind)
         if "repeat" not in item:
             inputs = [] if source else self._inputs_of(item, scope, full)
-            binding = self._instance(item, scope, full, inputs, kind, has_op, item, env_extra={})
+            binding = self._instance(item, scope, full, inputs, kind, has_op, item, env_extra={}, inline=inline)
         else:
-            binding = self._repeat(item, scope, name, full, kind, has_op, count, overrides)
+            binding = self._repeat(item, scope, name, full, kind, has_op, count, overrides, inline)
         scope.bindings[name] = binding
         if not source:
             scope.previous = binding.values[0]
 
+    def _inline(self, item: SMap, scope: Scope, has_op: bool) -> bool:
+        """Whether a node is ``inline: true``: a block instance (or repetitions) without a name level."""
+        inline = item.get("inline", False)
+        if not isinstance(inline, bool):
+            self._error(f"'inline' must be true or false, got {inline!r}", item.where("inline"))
+            raise Abort()
+        if inline and has_op and ("repeat" not in item or scope.counter is None):
+            self._error("'inline' applies to block instances (and to repeated ops inside a sequential block, "
+                        "which number each repetition)", item.where_key("inline"))
+            raise Abort()
+        return inline
+
     def _repeat(self, item: SMap, scope: Scope, name: str, full: str, kind: str, has_op: bool, count: int,
-                overrides: dict[int, SMap]) -> Binding:
-        """Instantiate a node ``count`` times in series (or densely, when ``in`` names ``NAME[*]``)."""
+                overrides: dict[int, SMap], inline: bool = False) -> Binding:
+        """Instantiate a node ``count`` times in series (or densely, when ``in`` names ``NAME[*]``);
+        ``inline`` repetitions add no name level (numbered children of a sequential block)."""
         dense = _mentions(item.get("in"), f"{name}[*]")
         scope.repetitions[name] = []
         inputs = None if dense else self._inputs_of(item, scope, full)
@@ -385,7 +490,13 @@ class _Elaborator:
                     self._error(f"instance_name gives '{local}' for repetition {index}: names must be unique and "
                                 "use letters, digits and '_'", item.where("instance_name"), full)
                     raise Abort()
-            binding = self._instance(fields, scope, scope.prefix + local, inputs, kind, has_op, item, env)
+            if inline:
+                path = scope.prefix + scope.next_index() if has_op else full
+            elif "instance_name" in item:
+                path = scope.prefix + local
+            else:
+                path = f"{full}.{index}"
+            binding = self._instance(fields, scope, path, inputs, kind, has_op, item, env, inline)
             if "instance_name" in item:
                 scope.bindings[local] = binding
             scope.repetitions[name].append((local, binding))
@@ -481,6 +592,8 @@ class _Elaborator:
     def _resolve(self, ref: str, scope: Scope, holder: SMap | SList, key: Any, full: str | None) -> Value | Poison:
         name, _, port = ref.partition(":")
         binding = scope.bindings.get(name)
+        if binding is None and name == PREVIOUS and scope.previous is not None and not port:
+            return scope.previous  # `prev`: the node before this one
         if binding is None:
             if name in scope.declared:
                 self._error(f"'{name}' is used before it is defined (list nodes after their inputs)",
@@ -513,12 +626,14 @@ class _Elaborator:
 
     # -- one instance: an op application or a block instantiation ---------------------------
     def _instance(self, fields: SMap, scope: Scope, full: str, inputs: list, kind: str,
-                  is_op: bool, item: SMap, env_extra: dict[str, Any]) -> Binding:
+                  is_op: bool, item: SMap, env_extra: dict[str, Any], inline: bool = False) -> Binding:
         inner = Scope(prefix=scope.prefix, env={**scope.env, **env_extra}, stack=scope.stack,
-                      bindings=scope.bindings, declared=scope.declared, repetitions=scope.repetitions)
+                      bindings=scope.bindings, declared=scope.declared, repetitions=scope.repetitions,
+                      counter=scope.counter, previous=scope.previous, block_inputs=scope.block_inputs,
+                      width_queries=scope.width_queries)
         if is_op:
             return self._apply_op(fields, inner, full, inputs, kind, item)
-        return self._apply_block(fields, inner, full, inputs, kind, item)
+        return self._apply_block(fields, inner, full, inputs, kind, item, inline)
 
     def _apply_op(self, fields: SMap, scope: Scope, full: str, inputs: list[Value], kind: str,
                   item: SMap) -> Binding:
@@ -527,7 +642,8 @@ class _Elaborator:
             self._error(f"unknown op '{kind}'", item.where("op"), full,
                         did_you_mean(kind, registry.names() + list(self.blocks)))
             raise Abort()
-        attrs = self._attrs(op, fields, scope, full)
+        exprs: dict[str, str] = {}
+        attrs = self._attrs(op, fields, scope, full, exprs)
         lo, hi = op.arity()
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
@@ -535,6 +651,11 @@ class _Elaborator:
                         fields.where("in") if "in" in fields else fields.location, full)
             raise Abort()
         if any(v is POISON for v in inputs):
+            raise Abort()
+        if full in self.graph:
+            self._error(f"two nodes are named '{full}' (inline blocks and their repetitions add no name "
+                        "level: number them in a sequential block, or give the nodes distinct names)",
+                        item.location, full)
             raise Abort()
         in_types = [self.graph.type_of(v) for v in inputs]
         try:
@@ -545,11 +666,54 @@ class _Elaborator:
             self._error(f"{op.name}: {exc} [input shape{'s' if len(in_types) > 1 else ''}: {shapes}]",
                         item.location, full)
             raise Abort() from None
+        too_big, fatal = self.budget.check_op(op, node, in_types)
+        if fatal:
+            self._fatal(too_big, item.location, full)
+        if too_big:
+            self._error(too_big, item.location, full)
+            raise Abort()
+        node.attr_exprs = exprs  # for backends that write the spec's expressions (PyTorch classes)
         self.graph.add(node)
+        if "tie" in item:
+            self._tie(node, item, scope, full)
+        scope.width_queries.extend((full, ref, item.location) for ref in dict.fromkeys(scope.queried)
+                                   if ref in scope.block_inputs and scope.bindings[ref].values[0] not in inputs)
         ports = op.output_names(node)
         return Binding([Value(full, i) for i in range(len(node.outputs))], ports)
 
-    def _attrs(self, op: OpDef, fields: SMap, scope: Scope, full: str) -> dict[str, Any]:
+    def _tie(self, node: Node, item: SMap, scope: Scope, full: str) -> None:
+        """``tie: {weight: wte.weight}``: this node's parameter is another node's tensor (weight tying)."""
+        decl = item["tie"]
+        if not isinstance(decl, SMap) or not decl:
+            self._error("'tie' maps this node's parameters to other nodes', e.g. {weight: wte.weight}",
+                        item.where("tie"), full)
+            raise Abort()
+        own = param_specs(self.graph, node)
+        ties: dict[str, tuple[str, str]] = {}
+        for pname, ref in decl.items():
+            param = "" if pname == node.name.rpartition(".")[2] else pname
+            if param not in own:
+                self._error(f"op '{node.op}' has no parameter '{pname}' to tie; it has: "
+                            f"{', '.join(p or node.name for p in own) or 'none'}", decl.where_key(pname), full)
+                raise Abort()
+            target, _, tparam = str(ref).partition(".")
+            value = self._resolve(target, scope, decl, pname, full)
+            if value is POISON:
+                raise Abort()
+            source = self.graph.node(value.node)
+            theirs = param_specs(self.graph, source)
+            if tparam not in theirs or source.name == node.name:
+                self._error(f"'{ref}' is no parameter of another node ('{source.name}' has: "
+                            f"{', '.join(p or source.name for p in theirs) or 'none'})", decl.where(pname), full)
+                raise Abort()
+            if own[param].shape != theirs[tparam].shape or own[param].dtype != theirs[tparam].dtype:
+                self._error(f"cannot tie '{pname}' {own[param].shape} to '{ref}' {theirs[tparam].shape}: tied "
+                            "parameters need one shape and dtype", decl.where(pname), full)
+                raise Abort()
+            ties[param] = tied_params(source).get(tparam, (source.name, tparam))  # chains end at the owner
+        node.meta[TIE_META] = ties
+
+    def _attrs(self, op: OpDef, fields: SMap, scope: Scope, full: str, exprs: dict[str, str]) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         failed = False
         for key in fields:
@@ -562,7 +726,7 @@ class _Elaborator:
                 failed = True
                 continue
             try:
-                attrs[key] = self._coerce(op.attrs[key], fields[key], fields, key, scope, full, op.name)
+                attrs[key] = self._coerce(op.attrs[key], fields[key], fields, key, scope, full, op.name, exprs)
             except Abort:
                 failed = True
         for key, spec in op.attrs.items():
@@ -577,15 +741,22 @@ class _Elaborator:
             raise Abort()
         return {k: attrs[k] for k in op.attrs}  # schema order, so printing is stable
 
-    def _coerce(self, spec: Attr, raw: Any, holder: SMap, key: str, scope: Scope, full: str, opname: str) -> Any:
+    def _coerce(self, spec: Attr, raw: Any, holder: SMap, key: str, scope: Scope, full: str, opname: str,
+                exprs: dict[str, str]) -> Any:
         kind = spec.kind
+        named = parameter_value(raw, scope.env)
+        # A field naming a string parameter stands for its value (other values reach the same
+        # result as an expression, which also records it for the generated code's arguments).
+        if isinstance(named, str) and not (spec.choices and raw in spec.choices):
+            raw = named
         if isinstance(raw, str) and kind in ("str", "int_or_str") and "${" in raw:
             raw = _interpolate(raw, lambda e: self._eval(e, scope, holder, key, full))
         if kind == "str" or (kind == "int_or_str" and isinstance(raw, str) and spec.choices
                              and raw in spec.choices):
             value = raw
         elif isinstance(raw, str) and kind != "any":
-            value = self._eval(raw, scope, holder, key, full)
+            value = self._eval(raw, scope, holder, key, full, attr=True)
+            exprs[key] = raw
         elif isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str", "any"):
             value = [self._eval(v, scope, raw, i, full) if isinstance(v, str) else v for i, v in enumerate(raw)]
         else:
@@ -595,6 +766,10 @@ class _Elaborator:
                         holder.where(key), full,
                         did_you_mean(str(value), spec.choices) if spec.choices and isinstance(value, str) else None)
             raise Abort()
+        problem = spec.violation(value)
+        if problem is not None:
+            self._error(f"attribute '{key}' of op '{opname}' {problem}", holder.where(key), full)
+            raise Abort()
         if kind == "float" and isinstance(value, int):
             value = float(value)
         if isinstance(value, list):
@@ -602,16 +777,13 @@ class _Elaborator:
         return value
 
     def _apply_block(self, fields: SMap, scope: Scope, full: str, inputs: list[Value], kind: str,
-                     item: SMap) -> Binding:
+                     item: SMap, inline: bool = False) -> Binding:
         bdef = self.blocks.get(kind)
         if bdef is None:
             self._error(f"unknown block '{kind}'", item.where("block"), full,
                         did_you_mean(kind, list(self.blocks) + registry.names()))
             raise Abort()
-        if len(scope.stack) >= _MAX_DEPTH:
-            self._error(f"blocks nest deeper than {_MAX_DEPTH} levels (is a recursive block missing "
-                        "an 'if' that ends it?)", item.location, full)
-            raise Abort()
+        self._fatal(self.budget.check_depth(len(scope.stack)), item.location, full)
         declared = bdef.get("params")
         if declared is None:
             declared = {}
@@ -630,7 +802,12 @@ class _Elaborator:
                 continue
             raw, default = fields[key], declared[key]
             try:
-                if isinstance(raw, str) and not isinstance(default, str):
+                named = parameter_value(raw, scope.env)
+                if named is not NOT_A_PARAMETER:
+                    env[key] = named  # parameters of any type flow through nested blocks
+                elif isinstance(raw, str) and "${" in raw:
+                    env[key] = _interpolate(raw, lambda e: self._eval(e, scope, fields, key, full))
+                elif isinstance(raw, str) and not takes_literal_text(raw, default):
                     env[key] = self._eval(raw, scope, fields, key, full)
                 elif isinstance(raw, SList):
                     env[key] = [self._eval(v, scope, raw, i, full) if isinstance(v, str) else v
@@ -662,7 +839,16 @@ class _Elaborator:
             raise Abort()
         if any(v is POISON for v in inputs):
             raise Abort()
-        inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (BlockInstance(full, kind),))
+        if inline:  # the block's nodes join the caller's names (and its numbering, if sequential)
+            inner = Scope(prefix=scope.prefix, env=env, stack=scope.stack, counter=scope.counter)
+        else:
+            lets = bdef.get("let") if isinstance(bdef.get("let"), SMap) else {}
+            instance = BlockInstance(full, kind, defaults=tuple(declared.items()),
+                                     args=tuple((k, env[k]) for k in declared),
+                                     lets=tuple((k, v) for k, v in lets.items() if isinstance(v, str)),
+                                     formals=tuple(formal), inputs=tuple(inputs))
+            inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (instance,),
+                          counter=[0] if bdef.get("sequential") is True else None)
         for fname, value in zip(fixed, inputs):
             inner.bindings[fname] = Binding([value])
             inner.declared.add(fname)
@@ -671,6 +857,7 @@ class _Elaborator:
             inner.bindings[rest] = Binding(list(inputs[len(fixed):]), spread=True)
             inner.declared.add(rest)
         inner.previous = inputs[0]
+        inner.block_inputs = tuple(fixed)
         self._let(bdef, inner)
         nodes = bdef.get("nodes")
         if not isinstance(nodes, SList) or not nodes:
@@ -680,6 +867,7 @@ class _Elaborator:
         self._node_list(nodes, inner)
         if len(self.sink.diagnostics) > errors_before:
             raise Abort()
+        self._warn_unread_widths(inner)
         outs = bdef.get("outputs")
         if outs is None:
             return Binding([inner.previous])
@@ -701,6 +889,11 @@ def _interpolate(text: str, evaluate) -> str:
 def _takes_no_input(kind: str) -> bool:
     op = registry.get(kind)
     return op is not None and op.arity() == (0, 0)
+
+
+def _names_in(text: str) -> set[str]:
+    """The names an expression (already evaluated, so well-formed) reads."""
+    return {n.id for n in ast.walk(parse(text)) if isinstance(n, ast.Name)}
 
 
 def _mentions(refs: Any, ref: str) -> bool:

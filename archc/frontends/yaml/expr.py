@@ -5,15 +5,24 @@ Specs may compute values from parameters: ``channels * 2``, ``depth // 2``,
 :mod:`ast` and interpret a fixed whitelist of node types ourselves; Python's
 ``eval`` is never called, attribute access is impossible, and only the functions
 in :data:`FUNCTIONS` (plus tensor queries the caller provides) can be called.
+
+Every value an expression produces is bounded by :class:`archc.limits.Limits`
+(integer bits, string and list sizes, nesting depth, evaluation steps), and an
+operation whose result would break a bound is refused *before* it is computed
+(``9 ** 64 ** 64``, ``[0] * 10**9``). Because the bound is on values, not on single
+operations, a chain of ``let:`` names cannot build a huge value step by step either.
+Complex and non-finite results are refused: no spec field means them.
 """
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 from typing import Any, Callable, Mapping
 
 from archc.errors import did_you_mean
+from archc.limits import DEFAULT_LIMITS, Limits
 
 
 class ExprError(Exception):
@@ -23,6 +32,20 @@ class ExprError(Exception):
         super().__init__(message)
         self.offset = offset
         self.hint = hint
+
+
+class UnknownValue(Exception):
+    """An expression used a name whose own definition failed (that error is already reported)."""
+
+
+class _Unknown:
+    """The value of a name whose definition failed; using it raises :class:`UnknownValue`."""
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return "<unknown>"
+
+
+UNKNOWN = _Unknown()
 
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
@@ -36,29 +59,15 @@ _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
     ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
 }
 
-#: Pure functions a spec may call.
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "min": min, "max": max, "abs": abs, "round": round, "int": int, "float": float, "bool": bool,
-    "len": len, "sum": sum, "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt,
-    "range": lambda *a: _bounded_range(*a),
+#: Pure functions a spec may call (``range``, ``sum`` and ``round`` are bounded versions).
+FUNCTIONS: tuple[str, ...] = ("min", "max", "abs", "round", "int", "float", "bool", "len", "sum",
+                              "ceil", "floor", "sqrt", "range")
+_PLAIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "min": min, "max": max, "abs": abs, "int": int, "float": float, "bool": bool,
+    "len": len, "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt,
 }
 _CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
-_MAX_POW = 64  # keeps `2 ** 10**9` from freezing the tool
-_MAX_LEN = 100_000  # keeps `[0] * 10**9` and `range(10**9)` from exhausting memory
-
-
-def _sequence_times_big(a: Any, b: Any) -> bool:
-    for seq, n in ((a, b), (b, a)):
-        if isinstance(seq, (list, str)) and isinstance(n, int) and n * max(len(seq), 1) > _MAX_LEN:
-            return True
-    return False
-
-
-def _bounded_range(*args: int) -> list[int]:
-    r = range(*args)
-    if len(r) > _MAX_LEN:
-        raise ValueError(f"range of {len(r)} items is longer than {_MAX_LEN}")
-    return list(r)
+_MAX_ROUND_DIGITS = 400  # round(x, -10**9) would compute 10**(10**9)
 
 
 def parse(text: str) -> ast.expr:
@@ -68,65 +77,141 @@ def parse(text: str) -> ast.expr:
     except SyntaxError as exc:
         offset = max((exc.offset or 1) - 1, 0)
         raise ExprError(f"invalid expression '{text.strip()}': {exc.msg}", offset) from None
+    except (RecursionError, MemoryError):
+        raise ExprError("expression nested too deeply to parse") from None
+
+
+def value_size(value: Any) -> int:
+    """Characters of a string, or items of a list counted through nested lists (shared ones
+    once per use, memoised so ``[[0] * 10**5] * 10**5`` costs 10**5 steps, not 10**10)."""
+    memo: dict[int, int] = {}
+
+    def size(v: Any) -> int:
+        if isinstance(v, str):
+            return len(v)
+        if not isinstance(v, (list, tuple)):
+            return 1
+        key = id(v)
+        if key not in memo:
+            memo[key] = len(v) + sum(size(item) for item in v if isinstance(item, (list, tuple, str)))
+        return memo[key]
+
+    return size(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> tuple[ast.expr, int]:
+    """An expression's tree and nesting depth; specs repeat the same few texts in every instance,
+    and trees are never modified, so each text is parsed once."""
+    tree = parse(text)
+    return tree, _depth(tree)
+
+
+def _depth(tree: ast.AST) -> int:
+    """Nesting depth of an expression tree, measured without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 class Evaluator:
-    """Evaluates expressions against a mapping of names.
+    """Evaluates expressions against a mapping of names, within :class:`Limits`.
 
     ``tensor_functions`` are calls whose single argument names a tensor rather than
     a value, e.g. ``channels(x)``; they receive the name as a string.
     """
 
     def __init__(self, names: Mapping[str, Any],
-                 tensor_functions: Mapping[str, Callable[[str], Any]] | None = None) -> None:
+                 tensor_functions: Mapping[str, Callable[[str], Any]] | None = None,
+                 limits: Limits = DEFAULT_LIMITS,
+                 spec_functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
         self.names = names
         self.tensor_functions = dict(tensor_functions or {})
+        self.limits = limits
+        self.functions: dict[str, Callable[..., Any]] = {
+            **_PLAIN_FUNCTIONS, "range": self._range, "sum": self._sum, "round": _round}
+        self._work = 0
+        # -- spec-defined pure functions (archc.frontends.yaml.functions), called with values --
+        self.spec_functions = dict(spec_functions or {})
 
     def evaluate(self, text: str) -> Any:
         leading = len(text) - len(text.lstrip())
         try:
-            return self._eval(parse(text))
+            if len(text) > self.limits.max_value_size:
+                raise ExprError(self.limits.exceeded("max_value_size", f"an expression of {len(text):,} characters"))
+            tree, depth = _parsed(text)
+            if depth > self.limits.max_expr_depth:
+                raise ExprError(self.limits.exceeded("max_expr_depth", "the expression nests too deeply"))
+            self._work = 0
+            return self._eval(tree)
         except ExprError as exc:
             exc.offset += leading
             raise
         except (ArithmeticError, TypeError, ValueError) as exc:
             raise ExprError(f"cannot evaluate '{text.strip()}': {exc}", leading) from None
 
+    # -- bounds ---------------------------------------------------------------------------
+    def _spend(self, steps: int, node: ast.AST) -> None:
+        self._work += steps
+        if self._work > self.limits.max_expr_work:
+            raise ExprError(self.limits.exceeded("max_expr_work", "the expression takes too long to evaluate"),
+                            getattr(node, "col_offset", 0))
+
+    def _bounded(self, value: Any, node: ast.AST) -> Any:
+        """``value`` if it is within the limits; ExprError naming the limit otherwise."""
+        col = getattr(node, "col_offset", 0)
+        if isinstance(value, complex):
+            raise ExprError(f"'{ast.unparse(node)}' gives a complex number", col)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ExprError(f"'{ast.unparse(node)}' gives {value} (not a finite number)", col)
+        if isinstance(value, int) and value.bit_length() > self.limits.max_int_bits:
+            raise ExprError(self.limits.exceeded("max_int_bits", f"an integer of {value.bit_length():,} bits"), col)
+        if isinstance(value, (str, list, tuple)):
+            self._check_size(value_size(value), node)
+        return value
+
+    def _check_size(self, size: int, node: ast.AST) -> None:
+        if size > self.limits.max_value_size:
+            raise ExprError(self.limits.exceeded("max_value_size", f"a value of {size:,} characters or items"),
+                            getattr(node, "col_offset", 0))
+        self._spend(size, node)
+
+    def _before_binop(self, op: ast.operator, left: Any, right: Any, node: ast.AST) -> None:
+        """Refuse an operation whose result would break a limit, before computing it."""
+        ints = all(isinstance(v, int) for v in (left, right))
+        if isinstance(op, ast.Pow) and ints and right > 0 and \
+                max(abs(left).bit_length() - 1, 0) * right >= self.limits.max_int_bits:
+            raise ExprError(self.limits.exceeded("max_int_bits", "the power's result"), node.col_offset)
+        if isinstance(op, ast.Mod) and isinstance(left, str):
+            raise ExprError("'%' formatting of strings is not supported in a spec expression "
+                            "(string fields take ${...})", node.col_offset)
+        if isinstance(op, ast.Add) and all(isinstance(v, (list, tuple, str)) for v in (left, right)):
+            self._check_size(value_size(left) + value_size(right), node)
+        if isinstance(op, ast.Mult):
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (list, tuple, str)) and isinstance(n, int):
+                    self._check_size(value_size(seq) * max(n, 0), node)
+
+    # -- evaluation -----------------------------------------------------------------------
     def _eval(self, node: ast.AST) -> Any:
+        self._spend(1, node)
         if isinstance(node, ast.Constant):
             if isinstance(node.value, (int, float, str, bool)) or node.value is None:
-                return node.value
+                return self._bounded(node.value, node)
             raise ExprError("unsupported constant", node.col_offset)
         if isinstance(node, ast.Name):
-            if node.id in self.names:
-                return self.names[node.id]
-            if node.id in _CONSTANTS:
-                return _CONSTANTS[node.id]
-            known = list(self.names) + list(FUNCTIONS) + list(self.tensor_functions)
-            raise ExprError(f"unknown name '{node.id}'", node.col_offset, did_you_mean(node.id, known))
+            return self._name(node)
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
             left, right = self._eval(node.left), self._eval(node.right)
-            if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > _MAX_POW:
-                raise ExprError("exponent too large", node.col_offset)
-            if isinstance(node.op, ast.Mult) and _sequence_times_big(left, right):
-                raise ExprError(f"repeating a list or string more than {_MAX_LEN} times", node.col_offset)
-            return _BINOPS[type(node.op)](left, right)
+            self._before_binop(node.op, left, right, node)
+            return self._bounded(_BINOPS[type(node.op)](left, right), node)
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-            return _UNARY[type(node.op)](self._eval(node.operand))
+            return self._bounded(_UNARY[type(node.op)](self._eval(node.operand)), node)
         if isinstance(node, ast.BoolOp):
-            if isinstance(node.op, ast.And):
-                value = True
-                for v in node.values:
-                    value = self._eval(v)
-                    if not value:
-                        return value
-                return value
-            value = False
-            for v in node.values:
-                value = self._eval(v)
-                if value:
-                    return value
-            return value
+            return self._boolop(node)
         if isinstance(node, ast.Compare):
             left = self._eval(node.left)
             for op, comp in zip(node.ops, node.comparators):
@@ -138,7 +223,7 @@ class Evaluator:
         if isinstance(node, ast.IfExp):
             return self._eval(node.body) if self._eval(node.test) else self._eval(node.orelse)
         if isinstance(node, (ast.Tuple, ast.List)):
-            return [self._eval(e) for e in node.elts]
+            return self._bounded([self._eval(e) for e in node.elts], node)
         if isinstance(node, ast.Subscript):
             container = self._eval(node.value)
             index = self._eval(node.slice)
@@ -147,25 +232,78 @@ class Evaluator:
             except (IndexError, KeyError, TypeError) as exc:
                 raise ExprError(f"bad index: {exc}", node.col_offset) from None
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-            fname = node.func.id
-            if fname in self.tensor_functions:
-                if len(node.args) != 1:
-                    raise ExprError(f"{fname}() takes one tensor name", node.col_offset)
-                arg = node.args[0]
-                if isinstance(arg, ast.Name):
-                    ref = arg.id
-                elif isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                    ref = arg.value
-                else:
-                    raise ExprError(f"{fname}() takes a tensor name, like {fname}(x)", arg.col_offset)
-                try:
-                    return self.tensor_functions[fname](ref)
-                except KeyError:
-                    raise ExprError(f"{fname}(): unknown tensor '{ref}'", arg.col_offset) from None
-            if fname in FUNCTIONS:
-                return FUNCTIONS[fname](*[self._eval(a) for a in node.args])
-            known = list(FUNCTIONS) + list(self.tensor_functions)
-            raise ExprError(f"unknown function '{fname}'", node.col_offset, did_you_mean(fname, known))
+            return self._call(node)
         raise ExprError(f"'{ast.unparse(node)}' is not allowed in a spec expression "
                         "(arithmetic, comparisons, 'and'/'or'/'not', 'a if c else b' and "
                         f"the functions {', '.join(sorted(FUNCTIONS))} are)", getattr(node, "col_offset", 0))
+
+    def _name(self, node: ast.Name) -> Any:
+        if node.id in self.names:
+            value = self.names[node.id]
+            if value is UNKNOWN:
+                raise UnknownValue(node.id)
+            return value
+        if node.id in _CONSTANTS:
+            return _CONSTANTS[node.id]
+        known = list(self.names) + list(FUNCTIONS) + list(self.tensor_functions) + list(self.spec_functions)
+        raise ExprError(f"unknown name '{node.id}'", node.col_offset, did_you_mean(node.id, known))
+
+    def _boolop(self, node: ast.BoolOp) -> Any:
+        stop_when = not isinstance(node.op, ast.And)  # 'and' stops at a false value, 'or' at a true one
+        value: Any = not stop_when
+        for v in node.values:
+            value = self._eval(v)
+            if bool(value) == stop_when:
+                return value
+        return value
+
+    def _call(self, node: ast.Call) -> Any:
+        fname = node.func.id  # type: ignore[attr-defined]
+        if fname in self.tensor_functions:
+            return self._tensor_call(fname, node)
+        if fname in self.functions:
+            args = [self._eval(a) for a in node.args]
+            return self._bounded(self.functions[fname](*args), node)
+        if fname in self.spec_functions:  # a spec's own function; errors inside name it
+            args = [self._eval(a) for a in node.args]
+            try:
+                return self._bounded(self.spec_functions[fname](*args), node)
+            except ExprError as exc:
+                raise ExprError(str(exc), node.col_offset, exc.hint) from None
+        known = list(FUNCTIONS) + list(self.tensor_functions) + list(self.spec_functions)
+        raise ExprError(f"unknown function '{fname}'", node.col_offset, did_you_mean(fname, known))
+
+    def _tensor_call(self, fname: str, node: ast.Call) -> Any:
+        if len(node.args) != 1:
+            raise ExprError(f"{fname}() takes one tensor name", node.col_offset)
+        arg = node.args[0]
+        if isinstance(arg, ast.Name):
+            ref = arg.id
+        elif isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            ref = arg.value
+        else:
+            raise ExprError(f"{fname}() takes a tensor name, like {fname}(x)", arg.col_offset)
+        try:
+            return self.tensor_functions[fname](ref)
+        except KeyError:
+            raise ExprError(f"{fname}(): unknown tensor '{ref}'", arg.col_offset) from None
+
+    # -- bounded versions of functions that can build big values ----------------------------
+    def _range(self, *args: int) -> list[int]:
+        r = range(*args)
+        if len(r) > self.limits.max_value_size:
+            raise ValueError(self.limits.exceeded("max_value_size", f"range of {len(r):,} items"))
+        return list(r)
+
+    def _sum(self, items: Any, start: Any = 0) -> Any:
+        if isinstance(start, (list, tuple, str)):  # concatenation: size known before building
+            total = value_size(start) + sum(value_size(i) for i in items)
+            if total > self.limits.max_value_size:
+                raise ValueError(self.limits.exceeded("max_value_size", f"a sum of {total:,} items"))
+        return sum(items, start)
+
+
+def _round(number: Any, ndigits: Any = None) -> Any:
+    if isinstance(ndigits, int) and abs(ndigits) > _MAX_ROUND_DIGITS:
+        raise ValueError(f"round() takes at most {_MAX_ROUND_DIGITS} digits")
+    return round(number) if ndigits is None else round(number, ndigits)

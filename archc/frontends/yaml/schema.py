@@ -10,8 +10,12 @@ TOP_KEYS = {
     "params": "top-level parameters: name -> default value (override with --set name=value)",
     "profiles": "named sets of parameter values, chosen with --profile",
     "let": "derived values: name -> expression over params, evaluated in order",
-    "include": "YAML files (relative to this spec) whose 'blocks' this spec may use",
+    "include": "YAML files whose 'blocks' this spec may use: relative to this spec, or archc/NAME for the "
+               "shipped block library",
+    "functions": "small pure functions: name -> {args, let, return}, callable from any expression",
     "inputs": "graph inputs: name -> shape list, or {shape: [...], dtype: ...}",
+    "example_dims": "example sizes of the inputs' symbolic dims (e.g. {S: 16}), used by run and verify "
+                    "where --dim gives none",
     "blocks": "reusable blocks: name -> {params, let, inputs, nodes, outputs}",
     "nodes": "the model's nodes, in order",
     "outputs": "graph outputs: a node name, a list of them, or name -> node (default: the last node); "
@@ -25,6 +29,8 @@ BLOCK_KEYS = {
     "inputs": "names of the block's inputs (default: [x]); a last name ending in '...' takes any number",
     "nodes": "the block's nodes, in order",
     "outputs": "the block's output(s): a node name or a list (default: the last node)",
+    "sequential": "true: name the block's nodes 0, 1, 2, ... in order, like nn.Sequential's children "
+                  "('name' stays their local handle)",
 }
 
 NODE_KEYS = {
@@ -37,6 +43,9 @@ NODE_KEYS = {
     "instance_name": "name pattern of each repetition, e.g. 'denselayer${index + 1}' (default NAME.index)",
     "if": "condition; when false the node is left out and its name stands for 'else'",
     "else": "what a left-out node's name stands for (default: its first input)",
+    "tie": "weight tying: this node's parameter -> another node's, e.g. {weight: wte.weight} (one tensor)",
+    "inline": "true on a block instance: its nodes join this scope without a name level for the instance "
+              "(or its repetitions)",
     "expect": "the connection kind this merge node is expected to have (checked by lint)",
     "doc": "free text",
 }
@@ -46,6 +55,7 @@ EXPECT_KINDS = (*Kind.words(), EXPECT_NONE)
 
 INCLUDE_KEYS = {
     "doc": "free text",
-    "include": "further YAML files (relative to this file) whose 'blocks' the including spec may use",
+    "include": "further YAML files (relative to this file, or archc/NAME) whose 'blocks' the including spec may use",
+    "functions": "small pure functions, as under a spec's 'functions:'",
     "blocks": "reusable blocks, as under a spec's 'blocks:'",
 }

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archc.ir import BlockInstance, Graph, TensorType, Value
+from archc.limits import DEFAULT_LIMITS, Limits
 from archc.frontends.yaml.expr import Evaluator
 
 
@@ -22,6 +23,9 @@ class Poison:
 
 
 POISON = Poison()
+
+#: the name of "the node before this one" in expressions and ``in:`` (unless a node takes the name)
+PREVIOUS = "prev"
 
 
 class Abort(Exception):
@@ -57,12 +61,32 @@ class Scope:
     repetitions: dict[str, list[tuple[str, Binding]]] = field(default_factory=dict)
     #: names bound by nodes that ``if`` left out; a kept node of the same name may take them
     left_out: set[str] = field(default_factory=set)
+    #: in a ``sequential`` block: the next child index (shared with inline blocks inside it),
+    #: so children are named 0, 1, 2, ... like ``nn.Sequential``'s; None elsewhere
+    counter: list[int] | None = None
+    #: the block's own input names (``x``): what ``channels(x)`` inside it refers to
+    block_inputs: tuple[str, ...] = ()
+    #: tensor queries (``channels(NAME)``) made while evaluating the current node's fields
+    queried: list[str] = field(default_factory=list)
+    #: per block: (node, queried block input, location) of widths computed from a block input the
+    #: node does not read (checked when the block ends, see the elaborator's width warning)
+    width_queries: list[tuple[str, str, Any]] = field(default_factory=list)
 
-    def evaluator(self, graph: Graph) -> Evaluator:
+    def next_index(self) -> str:
+        """The next ``nn.Sequential`` child name of a sequential scope."""
+        assert self.counter is not None
+        self.counter[0] += 1
+        return str(self.counter[0] - 1)
+
+    def evaluator(self, graph: Graph, limits: Limits = DEFAULT_LIMITS,
+                  functions: dict[str, Any] | None = None) -> Evaluator:
         def tensor(ref: str) -> TensorType:
             b = self.bindings.get(ref)
+            if b is None and ref == PREVIOUS and self.previous is not None:
+                b = Binding([self.previous])
             if b is None:
                 raise KeyError(ref)
+            self.queried.append(ref)
             v = b.values[0]
             if v is POISON:
                 raise Abort()
@@ -72,4 +96,4 @@ class Scope:
             "shape": lambda r: list(tensor(r).shape),
             "channels": lambda r: tensor(r).shape[1],
             "rank": lambda r: tensor(r).rank,
-        })
+        }, limits, functions)

@@ -1,0 +1,123 @@
+"""Structural probes the skip rules ask about one join: n-ary sums, gates, token mixers, broadcasting.
+
+Each is a function of the :class:`~archc.analysis.structure.Flow` and node ids, so the classifier
+in :mod:`archc.analysis.skips` stays about tracing and measuring pairs.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from archc.analysis.structure import SOURCE, Flow
+from archc.errors import ShapeError
+from archc.ir.vocab import Role
+from archc.ops.base import broadcast
+
+#: regions with more nodes than this are not searched for a token mixer
+MIXER_LIMIT = 256
+#: roles a carried value may pass through while staying "the same" value, element-wise
+#: ('affine': plus or minus a constant, as the ONNX importer labels it)
+ARITH = frozenset({Role.MERGE_MUL, Role.MERGE_SUB, Role.MERGE_ADD, Role.SCALE, Role.AFFINE, Role.IDENTITY,
+                   Role.RESHAPE})
+
+
+def inner_sum(f: Flow, m: int) -> int | None:
+    """The add that ``m`` is a partial sum of (``(x + a) + b``: an n-ary sum, however the exporter
+    associated it, is one merge), or None: ``m``'s one use is a same-shape add of several values."""
+    if f.uses[m] != 1 or len(f.succs[m]) != 1:
+        return None
+    s = f.succs[m][0]
+    if f.roles[s] != Role.MERGE_ADD or len(f.preds[s]) < 2 or \
+            f.nodes[s].outputs[0].shape != f.nodes[m].outputs[0].shape:
+        return None
+    if f.last_upsample[s] != f.last_upsample[m]:
+        # the other terms come back from a resolution round trip: a level merge around a
+        # complete residual unit (an hourglass's Residual(x) + Up(Low(x))), two merges
+        return None
+    return s
+
+
+
+def sum_terms(f: Flow, m: int) -> list[tuple[int, int]] | None:
+    """The (producer, output) terms of the sum rooted at ``m``, partial sums expanded; None when
+    ``m`` adds no partial sum."""
+    if not any(f.roles[p] == Role.MERGE_ADD and inner_sum(f, p) == m for p in f.preds[m]):
+        return None
+    terms: list[tuple[int, int]] = []
+    todo = list(reversed(f.slots[m]))
+    while todo:
+        p, out = todo.pop()
+        if f.roles[p] == Role.MERGE_ADD and inner_sum(f, p) is not None:
+            todo.extend(reversed(f.slots[p]))
+        else:
+            terms.append((p, out))
+    return terms
+
+
+
+def elementwise(f: Flow, m: int) -> bool:
+    """Whether the join's output has the broadcast shape of its inputs (a matmul contracts instead)."""
+    shapes = [f.value_type(p, o).shape for p, o in f.slots[m]]
+    try:
+        return f.nodes[m].outputs[0].shape == broadcast(shapes)
+    except ShapeError:
+        return False
+
+
+
+def gated(f: Flow, m: int, fork: int) -> bool:
+    """Whether the add's carry of ``fork`` is scaled by a gate: some product near the add takes
+    one factor from a ``gate`` (sigmoid) and the other from ``fork`` through element-wise ops
+    only (Highway's H·T + x·(1 − T), or x + T·(H − x))."""
+    for g in closure(f, f.preds[m], ARITH, stop=fork):
+        if f.roles[g] != Role.MERGE_MUL:
+            continue
+        factors = f.preds[g]
+        for a in factors:
+            if not f.from_gate(a):
+                continue
+            for b in factors:
+                if b != a and (b == fork or fork in closure(f, [b], ARITH, stop=fork)):
+                    return True
+    return False
+
+
+
+def feeds_gate(f: Flow, m: int, steps: int = 8) -> bool:
+    """Whether the join's value goes only into a gate: single-use, single-input nodes lead to one."""
+    v = m
+    for _ in range(steps):
+        if f.uses[v] != 1 or len(f.succs[v]) != 1:
+            return False
+        v = f.succs[v][0]
+        if f.roles[v] == Role.GATE:
+            return True
+        if len(f.preds[v]) != 1:
+            return False
+    return False
+
+
+
+def mixing(f: Flow, fork: int, main: int) -> bool:
+    """Whether a window pooling that keeps its input's shape (a token mixer) lies between fork and main."""
+    region = f.region(fork, [main], MIXER_LIMIT) or []
+    for r in region:
+        if f.roles[r] == Role.POOL and f.slots[r] and \
+                f.value_type(*f.slots[r][0]).shape == f.nodes[r].outputs[0].shape:
+            return True
+    return False
+
+
+
+def closure(f: Flow, starts: Sequence[int], roles: frozenset, stop: int, limit: int = 16) -> set[int]:
+    """Nodes reached backwards from ``starts`` through ``roles`` (the stop node included, not passed)."""
+    seen: set[int] = set()
+    todo = list(starts)
+    while todo and len(seen) < limit:
+        v = todo.pop()
+        if v in seen or v == SOURCE:
+            continue
+        seen.add(v)
+        if v != stop and f.roles[v] in roles:
+            todo.extend(f.preds[v])
+    return seen
+

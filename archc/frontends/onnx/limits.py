@@ -1,0 +1,456 @@
+"""What the ONNX importer refuses to do with a hostile or broken model, checked before doing it.
+
+* **Reading**: the file must be a regular file; protobuf decode errors name the file;
+  external data is read only from regular files inside the model's directory
+  (:func:`load_external_data`), with offsets and lengths inside those files.
+* **Structure**: every node input is produced by an earlier node, an initializer or a
+  graph input; no value is produced twice; no cycles (:func:`check_structure`). Errors
+  name the node and its index in ``graph.node``.
+* **Constant folding is bounded**: before the reference evaluator runs a node whose
+  inputs are all constant, :func:`fold_refusal` computes the size of its outputs (and
+  the work of a matrix product) from ONNX shape inference over the inputs' shapes; a
+  node beyond :data:`MAX_FOLD_ELEMENTS` is not folded and stays symbolic. Symbolic
+  shape arithmetic runs over small arrays only (:func:`symbolic_allowed`), and its
+  results must fit in int64 (:func:`fits_int64`).
+
+The limits are environment variables, so a user who trusts a model can raise them:
+``ARCHC_MAX_FOLD_ELEMENTS`` (default 2^24 elements per folded tensor).
+"""
+from __future__ import annotations
+
+import math
+import os
+import stat
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from archc.errors import Location, SpecError
+
+__all__ = [
+    "MAX_FOLD_ELEMENTS",
+    "check_structure",
+    "checker_culprit",
+    "data_propagation_safe",
+    "fits_int64",
+    "fold_refusal",
+    "is_integer_arithmetic",
+    "load_external_data",
+    "native_refusal",
+    "node_error",
+    "node_label",
+    "node_position",
+    "range_count",
+    "read_model",
+    "symbolic_allowed",
+    "vector_lengths",
+]
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        value = int(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+#: most elements one constant-folded tensor may have (env ARCHC_MAX_FOLD_ELEMENTS)
+MAX_FOLD_ELEMENTS = _env_int("ARCHC_MAX_FOLD_ELEMENTS", 1 << 24)
+#: most multiply-adds a folded matrix product may take
+MAX_FOLD_WORK = 64 * MAX_FOLD_ELEMENTS
+#: symbolic shape arithmetic runs over object arrays of at most this many entries
+MAX_SYMBOLIC_ELEMENTS = 4096
+#: ops whose output can be far larger than their inputs: never folded without a known output shape
+_GROWING = frozenset({"ConstantOfShape", "Tile", "Expand", "Range", "Resize", "Upsample", "Pad", "OneHot",
+                      "MatMul", "Gemm", "Einsum", "MatMulInteger", "Conv", "ConvTranspose", "EyeLike",
+                      "RandomNormal", "RandomUniform", "Col2Im", "CenterCropPad", "DFT", "STFT",
+                      "MelWeightMatrix", "BlackmanWindow", "HannWindow", "HammingWindow", "Trilu",
+                      "Compress", "NonZero", "Unique", "TopK", "Multinomial", "GatherND", "GatherElements",
+                      "Gather", "ScatterND", "ScatterElements", "Concat", "Sequence", "SplitToSequence",
+                      "ConcatFromSequence", "StringSplit", "RegexFullMatch", "Split"})
+#: ops whose output length comes from their inputs' values: a 1-D output of unknown length may be huge
+_VALUE_SHAPED = frozenset({"Range", "ConstantOfShape", "Expand", "Tile", "Resize", "Upsample", "Pad", "OneHot",
+                           "Reshape", "EyeLike", "Compress", "NonZero"})
+_INT64 = (-(2 ** 63), 2 ** 63 - 1)
+
+
+def node_label(node: onnx.NodeProto) -> str:
+    """How an error names an ONNX node: its name, or its op and outputs when it has none."""
+    return node.name or f"{node.op_type} -> {', '.join(node.output) or '(no outputs)'}"
+
+
+def node_position(node: onnx.NodeProto, index: int | None) -> str | None:
+    """Where the node is in the model (an error's hint): its index in ``graph.node`` and op."""
+    return None if index is None else f"ONNX node #{index}, {node.op_type or 'no op type'}"
+
+
+def node_error(message: str, node: onnx.NodeProto, index: int | None, where: Location) -> SpecError:
+    """An error about one ONNX node, naming it and its index."""
+    return SpecError(message, location=where, node=node_label(node), hint=node_position(node, index))
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+def read_model(path: str) -> onnx.ModelProto:
+    """Decode an ONNX file without its external data; SpecError naming the file otherwise."""
+    where = Location(path)
+    try:
+        info = os.stat(path)
+    except OSError:
+        raise SpecError("no such file", location=where) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SpecError("not a regular file (an ONNX model is read from a file)", location=where)
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several types for corrupt files
+        raise SpecError(f"cannot read an ONNX model: {_first_line(exc)}", location=where) from None
+    if not model.HasField("graph"):
+        raise SpecError("not an ONNX model (no graph)", location=where)
+    return model
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor of a graph: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _tensors(sub)
+
+
+def load_external_data(model: onnx.ModelProto, path: str) -> None:
+    """Read the external data of ``model`` (loaded from ``path``), refusing any location that
+    is absolute, leaves the model's directory (``..``, a symbolic link), or is not a regular
+    file, and any offset or length outside the file."""
+    where = Location(path)
+    base = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    external = [t for t in _tensors(model.graph)
+                if t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL]
+    for tensor in external:
+        _check_external(tensor, base, where)
+    if external:
+        try:
+            onnx.external_data_helper.load_external_data_for_model(model, base)
+        except Exception as exc:  # noqa: BLE001 - onnx raises several types for unreadable data
+            raise SpecError(f"cannot read the model's external data: {_first_line(exc)}", location=where) from None
+
+
+def _check_external(tensor: onnx.TensorProto, base: str, where: Location) -> None:
+    entries = {e.key: e.value for e in tensor.external_data}
+    location = entries.get("location", "")
+
+    def refuse(why: str) -> None:
+        raise SpecError(f"tensor '{tensor.name}': external data '{location}' {why}", location=where)
+
+    if not location:
+        refuse("has no location")
+    if os.path.isabs(location) or os.path.normpath(location).split(os.sep)[0] == "..":
+        refuse("is outside the model's directory (external data must be a relative path below it)")
+    target = os.path.realpath(os.path.join(base, location))
+    if os.path.commonpath([base, target]) != base:
+        refuse("leads outside the model's directory")
+    try:
+        info = os.stat(target)
+    except OSError:
+        refuse("does not exist")
+    if not stat.S_ISREG(info.st_mode):
+        refuse("is not a regular file")
+    try:
+        offset = int(entries.get("offset", 0))
+        length = int(entries["length"]) if "length" in entries else info.st_size - offset
+    except ValueError:
+        refuse("has a non-integer offset or length")
+    if offset < 0 or length < 0 or offset + length > info.st_size:
+        refuse(f"asks for bytes {offset}..{offset + length} of a {info.st_size}-byte file")
+
+
+# -- structure -------------------------------------------------------------------------------
+
+def check_structure(graph: onnx.GraphProto, where: Location) -> None:
+    """Every node input defined before its use, every value produced once, no cycle, some output.
+
+    ONNX requires a topologically sorted graph; a model that is not is refused naming the
+    first node that reads a value before (or without) its producer, and, when the reason
+    is a cycle, the nodes on it.
+    """
+    _check_text(graph, where)
+    defined = {vi.name for vi in graph.input} | {t.name for t in graph.initializer} \
+        | {t.values.name for t in graph.sparse_initializer}
+    producer: dict[str, int] = {}
+    for index, node in enumerate(graph.node):
+        for out in node.output:
+            if not out:
+                continue
+            if out in defined or out in producer:
+                _refuse(f"output '{out}' is already produced by "
+                        f"{_producer_text(graph, producer.get(out))}", node, index, where)
+            producer[out] = index
+    for index, node in enumerate(graph.node):
+        for name in node.input:
+            if not name or name in defined:
+                continue
+            later = producer.get(name)
+            if later is None:
+                _refuse(f"input '{name}' is not produced by any node, initializer or graph input",
+                        node, index, where)
+            if later >= index:
+                cycle = _cycle_through(graph, producer, index)
+                if cycle:
+                    names = " -> ".join(f"{node_label(graph.node[k])} (#{k})" for k in cycle)
+                    _refuse(f"input '{name}' closes a cycle ({names}); ONNX graphs are acyclic", node, index, where)
+                _refuse(f"input '{name}' is produced later, by {node_label(graph.node[later])} (#{later}); "
+                        "ONNX nodes must be in topological order", node, index, where)
+        defined.update(o for o in node.output if o)
+    if not graph.output:
+        raise SpecError("the model has no graph outputs", location=where)
+
+
+def _check_text(graph: onnx.GraphProto, where: Location) -> None:
+    """Names are text: protobuf hands back a string field that is not UTF-8 as bytes."""
+    for index, node in enumerate(graph.node):
+        fields = [("name", node.name), ("op_type", node.op_type), ("domain", node.domain),
+                  *(("input", n) for n in node.input), *(("output", n) for n in node.output),
+                  *(("attribute name", a.name) for a in node.attribute)]
+        for field, value in fields:
+            if isinstance(value, bytes):
+                raise SpecError(f"the {field} of ONNX node #{index} is not valid UTF-8: {value[:40]!r}",
+                                location=where)
+    for kind, items in (("graph input", graph.input), ("graph output", graph.output),
+                        ("initializer", graph.initializer), ("value_info", graph.value_info)):
+        for item in items:
+            if isinstance(item.name, bytes):
+                raise SpecError(f"the name of a {kind} is not valid UTF-8: {item.name[:40]!r}", location=where)
+
+
+def checker_culprit(model: onnx.ModelProto) -> tuple[int, onnx.NodeProto] | None:
+    """The first node the ONNX checker rejects on its own (attributes, input counts, opsets),
+    with its index; None when the model's problem is not one node's."""
+    ctx = onnx.checker.C.CheckerContext()
+    ctx.ir_version = model.ir_version or onnx.IR_VERSION
+    ctx.opset_imports = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
+    scope = onnx.checker.C.LexicalScopeContext()
+    for index, node in enumerate(model.graph.node):
+        try:
+            onnx.checker.check_node(node, ctx, scope)
+        except Exception:  # noqa: BLE001 - ValidationError or ValueError: this node is the culprit
+            return index, node
+    return None
+
+
+def _producer_text(graph: onnx.GraphProto, index: int | None) -> str:
+    return "an initializer or graph input" if index is None else f"{node_label(graph.node[index])} (#{index})"
+
+
+def _cycle_through(graph: onnx.GraphProto, producer: dict[str, int], start: int) -> list[int]:
+    """Node indices of a cycle through node ``start`` (empty if none)."""
+    import networkx as nx
+
+    g = nx.DiGraph()
+    for index, node in enumerate(graph.node):
+        for name in node.input:
+            if name in producer:
+                g.add_edge(producer[name], index)
+    if start not in g:
+        return []
+    try:
+        edges = nx.find_cycle(g, source=start)
+    except nx.NetworkXNoCycle:
+        return []
+    nodes = [u for u, _ in edges]
+    return nodes + [nodes[0]] if start in nodes else []
+
+
+def _refuse(message: str, node: onnx.NodeProto, index: int, where: Location) -> None:
+    raise node_error(message, node, index, where)
+
+
+# -- bounded evaluation ----------------------------------------------------------------------
+
+#: ONNX's data propagation makes one dim per element of a 1-D tensor: it runs only while
+#: every such tensor (and every Range) has at most this many elements
+MAX_PROPAGATED_ELEMENTS = 1 << 16
+
+
+def data_propagation_safe(nodes: Iterable[onnx.NodeProto], constants: dict[str, np.ndarray],
+                          lengths: Iterable[int | None] = ()) -> bool:
+    """Whether ONNX shape inference may propagate data through ``nodes``.
+
+    ONNX's data propagation (C++, uninterruptible) turns every 1-D integer tensor into a
+    list of dims: a Range of 10^18 elements or a Cast of a 2^62-element vector hangs it.
+    It is used only when every Range's count is known from ``constants`` and small, and
+    every known length of a 0-D/1-D value (``lengths``) is small.
+    """
+    if any(n is None or n > MAX_PROPAGATED_ELEMENTS for n in lengths):
+        return False
+    for node in nodes:
+        if node.op_type != "Range":
+            continue
+        count = range_count([constants.get(name) for name in node.input])
+        if count is None or count > MAX_PROPAGATED_ELEMENTS:
+            return False
+    return True
+
+
+def vector_lengths(model: onnx.ModelProto) -> list[int | None]:
+    """Lengths of the 1-D values of a model as ONNX infers them without data propagation
+    (None for one whose length is unknown but could be large: produced by a growing op)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - the caller's own inference reports the problem
+        return [None]
+    g = inferred.graph
+    grown = {o for n in g.node if n.op_type in _VALUE_SHAPED for o in n.output}
+    lengths: list[int | None] = [int(d) for t in g.initializer if len(t.dims) == 1 for d in t.dims]
+    for vi in [*g.input, *g.value_info, *g.output]:
+        tt = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type") or not tt.HasField("shape") or len(tt.shape.dim) != 1:
+            continue
+        dim = tt.shape.dim[0]
+        if dim.HasField("dim_value"):
+            lengths.append(int(dim.dim_value))
+        elif vi.name in grown:
+            lengths.append(None)
+    return lengths
+
+
+def range_count(arrays: list[np.ndarray | None]) -> int | None:
+    """Elements of Range(start, limit, delta) over constant scalars, None when not known."""
+    if len(arrays) != 3 or any(a is None or np.size(a) != 1 for a in arrays):
+        return None
+    try:
+        start, limit, delta = (float(np.asarray(a).ravel()[0]) for a in arrays)
+        if delta == 0 or not all(math.isfinite(v) for v in (start, limit, delta)):
+            return None
+        return max(0, math.ceil((limit - start) / delta))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def fits_int64(values: Iterable[Any]) -> bool:
+    """Whether every int among ``values`` fits in int64 (str dims are symbolic, always fine)."""
+    return all(not isinstance(v, (int, np.integer)) or _INT64[0] <= int(v) <= _INT64[1] for v in values)
+
+
+def is_integer_arithmetic(node: onnx.NodeProto, arrays: list[np.ndarray | None]) -> bool:
+    """Whether ``node`` is integer Add/Sub/Mul/Div over small constant arrays (shape arithmetic)."""
+    return node.op_type in ("Add", "Sub", "Mul", "Div") and node.domain in ("", "ai.onnx") \
+        and all(a is not None and np.asarray(a).dtype.kind in "iu" for a in arrays) and symbolic_allowed(arrays)
+
+
+def native_refusal(ins: list[Any], outs: list[Any], weights: dict[str, np.ndarray] | None) -> str | None:
+    """Why a node is kept as an onnx_node rather than mapped to a native op, or None.
+
+    Native ops describe layers: an empty tensor (a zero dim: a layer with no inputs has
+    no initialisation bound), or a dim beyond int64 (ONNX cannot even write the type)
+    is left to the onnx_node, which keeps ONNX's own semantics and types.
+    """
+    for t in [*ins, *outs]:
+        for d in t.shape:
+            if isinstance(d, int) and (d <= 0 or not fits_int64([d])):
+                return f"a tensor of shape {t.shape} (a dim not positive or beyond int64)"
+    for name, w in (weights or {}).items():
+        if np.size(w) == 0:
+            return f"the weight '{name}' is empty"
+    return None
+
+
+def symbolic_allowed(arrays: list[np.ndarray | None]) -> bool:
+    """Symbolic shape arithmetic is for shape vectors: small inputs only."""
+    return all(a is None or np.size(a) <= MAX_SYMBOLIC_ELEMENTS for a in arrays)
+
+
+def fold_refusal(node: onnx.NodeProto, arrays: list[np.ndarray | None], opsets: dict[str, int]) -> str | None:
+    """Why folding ``node`` over these constant inputs is not attempted (too large), or None.
+
+    The output sizes come from ONNX shape inference over the inputs' shapes (small
+    inputs with their values, for the ops whose output shape depends on data), before
+    any output is computed. Ops that can grow their output are not folded when the
+    inference cannot say how large it will be.
+    """
+    shapes = _inferred_output_shapes(node, arrays, opsets)
+    known = shapes is not None and all(s is not None for s in shapes)
+    if not known:
+        if node.op_type in _GROWING:
+            return "the size of its output is unknown"
+        total = sum(int(np.size(a)) for a in arrays if a is not None)
+        return None if total <= MAX_FOLD_ELEMENTS else f"its inputs have {total} elements"
+    for shape in shapes:
+        size = math.prod(shape)
+        if size > MAX_FOLD_ELEMENTS:
+            return (f"its output would have {_dims_text(shape)} = {size} elements, over the limit of "
+                    f"{MAX_FOLD_ELEMENTS} (ARCHC_MAX_FOLD_ELEMENTS)")
+    work = _matmul_work(node, arrays, shapes)
+    if work > MAX_FOLD_WORK:
+        return f"the product would take {work} multiply-adds, over the limit of {MAX_FOLD_WORK}"
+    return None
+
+
+def _dims_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape) if shape else "a scalar"
+
+
+def _matmul_work(node: onnx.NodeProto, arrays: list[np.ndarray | None], shapes: list[tuple[int, ...]]) -> int:
+    if node.op_type not in ("MatMul", "Gemm", "MatMulInteger") or not arrays or arrays[0] is None \
+            or not shapes or np.ndim(arrays[0]) == 0:
+        return 0
+    inner = np.shape(arrays[0])[0 if node.op_type == "Gemm" and _attr(node, "transA") else -1]
+    return math.prod(shapes[0]) * int(inner)
+
+
+def _attr(node: onnx.NodeProto, name: str) -> Any:
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return None
+
+
+#: initializers up to this many elements carry their values into the fold's shape inference
+_DATA_ELEMENTS = 1024
+
+
+def _inferred_output_shapes(node: onnx.NodeProto, arrays: list[np.ndarray | None],
+                            opsets: dict[str, int]) -> list[tuple[int, ...] | None] | None:
+    inputs, inits, seen = [], [], set()
+    try:
+        for name, arr in zip(node.input, arrays):
+            if not name or arr is None or name in seen:
+                continue
+            seen.add(name)
+            if np.size(arr) <= _DATA_ELEMENTS:
+                inits.append(numpy_helper.from_array(np.asarray(arr), name))
+            else:
+                inputs.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(arr.dtype),
+                                                            list(arr.shape)))
+        graph = helper.make_graph([node], "fold", inputs, [], initializer=inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()])
+        safe = data_propagation_safe([node], dict(zip(node.input, arrays)),
+                                     [np.size(a) for a in arrays if a is not None and np.ndim(a) <= 1])
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=safe)
+    except Exception:  # noqa: BLE001 - inference rejects some nodes; then the size is unknown
+        return None
+    found = {vi.name: vi.type for vi in [*inferred.graph.value_info, *inferred.graph.output]}
+    shapes: list[tuple[int, ...] | None] = []
+    for out in node.output:
+        if not out:
+            continue
+        tp = found.get(out)
+        if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
+            shapes.append(None)
+            continue
+        dims = tp.tensor_type.shape.dim
+        shapes.append(tuple(int(d.dim_value) for d in dims)
+                      if all(d.HasField("dim_value") and d.dim_value >= 0 for d in dims) else None)
+    return shapes
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,133 @@
+"""Long generated statements split the way ``ruff format`` (and black) split them.
+
+Generated files are meant to be kept and edited, so they come out already formatted: a
+statement longer than :data:`LINE_LENGTH` is split at its last bracket pair (skipping
+trailing ``[0]``-like trailers whose split would leave the first line too long); the
+bracket's contents go on one indented line if they fit, else one element per line with a
+trailing comma, each element split the same way. Only the shapes of statement archc
+writes are handled (assignments, calls, ``return``, ``def``); the test suite checks every
+shipped spec's file with ``ruff format --check``.
+"""
+from __future__ import annotations
+
+import re
+
+__all__ = ["LINE_LENGTH", "split_statement"]
+
+LINE_LENGTH = 88
+_COMMA_CLOSE = re.compile(r",\s*[)\]}]")
+_OPEN, _CLOSE = "([{", ")]}"
+
+
+def _pairs(text: str) -> dict[int, int]:
+    """Closing bracket index -> its opening index, outside string literals."""
+    stack, pairs, quote, i = [], {}, None, 0
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c in _OPEN:
+            stack.append(i)
+        elif c in _CLOSE and stack:
+            pairs[i] = stack.pop()
+        i += 1
+    return pairs
+
+
+def _top_level_commas(body: str) -> list[str]:
+    """``body`` split at its top-level commas (a trailing comma leaves no empty element)."""
+    parts, depth, quote, start, i = [], 0, None, 0, 0
+    while i < len(body):
+        c = body[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c in _OPEN:
+            depth += 1
+        elif c in _CLOSE:
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(body[start:i].strip())
+            start = i + 1
+        i += 1
+    tail = body[start:].strip()
+    if tail:
+        parts.append(tail)
+    return parts
+
+
+def split_statement(text: str, indent: str) -> list[str]:
+    """``text`` (one statement, without indent) as lines at ``indent``, split where too long."""
+    if len(indent) + len(text) <= LINE_LENGTH and not _magic_comma(text):
+        return [indent + text]
+    pairs = _pairs(text)
+    if text.startswith("def "):  # a def splits at its parameter list (black's left-hand split)
+        first = min((o, c) for c, o in pairs.items())
+        return _split_at(text, first[0], first[1], indent)
+    candidates = _trailers(text, pairs)
+    for close in candidates:
+        if len(indent) + len(text[:pairs[close] + 1]) <= LINE_LENGTH or close == candidates[-1]:
+            return _split_at(text, pairs[close], close, indent)
+    return [indent + text]
+
+
+def _trailers(text: str, pairs: dict[int, int]) -> list[int]:
+    """Closing brackets of the trailing chain ``f(...).g(...)[0]``, last first."""
+    i = len(text.rstrip(":,")) - 1
+    found = []
+    while i >= 0 and i in pairs:
+        found.append(i)
+        i = pairs[i] - 1
+        while i >= 0 and (text[i].isalnum() or text[i] in "_."):
+            i -= 1
+    return found
+
+
+def _magic_comma(text: str) -> bool:
+    """Whether a bracket of ``text`` ends with a comma (not a one-element tuple): black explodes those."""
+    if not _COMMA_CLOSE.search(text):
+        return False
+    for close, open_ in _pairs(text).items():
+        inner = text[open_ + 1:close].rstrip()
+        if inner.endswith(","):
+            if text[close] == ")" and len(_top_level_commas(inner)) == 1 and not _is_call(text, open_):
+                continue  # (x,) is a tuple, not a magic trailing comma
+            return True
+    return False
+
+
+def _is_call(text: str, open_: int) -> bool:
+    before = text[:open_].rstrip()
+    return bool(before) and (before[-1].isalnum() or before[-1] in "_)]")
+
+
+def _split_at(text: str, open_: int, close: int, indent: str) -> list[str]:
+    head, body, tail = text[:open_ + 1], text[open_ + 1:close], text[close:]
+    inner = indent + "    "
+    elements = _top_level_commas(body)
+    one_tuple = text[close] == ")" and body.rstrip().endswith(",") and len(elements) == 1 \
+        and not _is_call(text, open_)
+    lines = [indent + head]
+    subscript = text[open_] == "[" and _is_call(text, open_)  # x[...]: a comma would make a tuple
+    # (a + b): a parenthesised expression, where a trailing comma would make a tuple
+    grouping = text[open_] == "(" and not _is_call(text, open_) and len(elements) == 1 \
+        and not body.rstrip().endswith(",")
+    if grouping:
+        lines.extend(split_statement(body.strip(), inner))
+    elif subscript or body.strip() and len(inner) + len(body.strip()) <= LINE_LENGTH and (
+            not body.rstrip().endswith(",") or one_tuple):
+        lines.append(inner + body.strip())
+    else:
+        for element in elements:
+            lines.extend(split_statement(element + ",", inner))
+    lines.extend(split_statement(tail, indent) if len(indent) + len(tail) > LINE_LENGTH else [indent + tail])
+    return lines

@@ -1,0 +1,377 @@
+"""Which integers of a block class are literals and which are constructor arguments.
+
+All instances of a class have the same body but for their holes (the integers of the
+generated source). A hole equal in every instance stays a literal. A hole that differs
+becomes an expression, found in this order:
+
+1. the spec expression of the node attribute it equals in every instance, if that is
+   integer arithmetic over the block's parameters and lets (``planes * expansion``);
+2. a dimension of one of the node's inputs that already has an expression (``in_channels``:
+   the block input's channels; ``width``: what conv1 made);
+3. a block parameter equal to it in every instance (``stride``);
+4. a new argument named after what it is (``cat_channels``, or the node and position).
+
+So a class reproduces every instance in the file exactly, by construction; values that no
+instance changes are literals. Holes in ``forward`` are stored as attributes in ``__init__``.
+The root class is one instance: it takes the spec's top-level parameters as keyword
+arguments, writing the expression where a parameter reaches only a top-level node's
+attribute and nothing downstream depends on its value (``num_classes``), see
+:func:`live_params`; other parameters are fixed in the file and refused if changed.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any
+
+from archc.ir.graph import Graph, Node, Value
+from archc.ir.types import TensorType
+from archc.lowering.torch_plan import Body, Instance, Lowered, numbers
+from archc.pysource import expression, identifier, literal
+
+__all__ = ["Arg", "ClassArgs", "resolve", "live_params", "root_args"]
+
+_NO_DEFAULT = object()
+_SENTINEL = 1_000_003
+
+
+@dataclass
+class Arg:
+    """One constructor argument of a generated class."""
+
+    name: str
+    default: Any = _NO_DEFAULT
+    #: where its value comes from per instance: ("param", name) or ("hole", index)
+    source: tuple = ()
+
+    @property
+    def required(self) -> bool:
+        return self.default is _NO_DEFAULT
+
+    def signature(self) -> str:
+        kind = type(self.default).__name__ if not self.required else "int"
+        if kind not in ("int", "float", "bool", "str"):
+            return self.name + ("" if self.required else f"={literal(self.default)}")
+        return f"{self.name}: {kind}" + ("" if self.required else f" = {literal(self.default)}")
+
+
+@dataclass
+class ClassArgs:
+    """A class's resolved holes, constructor arguments and ``__init__`` preamble."""
+
+    text: dict[int, str] = field(default_factory=dict)        # hole -> source
+    args: list[Arg] = field(default_factory=list)
+    lets: list[tuple[str, str]] = field(default_factory=list)
+    stored: dict[str, str] = field(default_factory=dict)      # self attribute -> expression
+    guards: list[tuple[str, Any]] = field(default_factory=list)  # root: fixed parameters
+
+    def call(self, body: Body) -> list[tuple[str, Any]]:
+        """The keyword arguments that build ``body``'s instance (defaults left out)."""
+        result = []
+        for arg in self.args:
+            kind, key = arg.source
+            value = body.holes[key] if kind == "hole" else dict(body.instance.info.args)[key]
+            if arg.required or value != arg.default:
+                result.append((arg.name, value))
+        return result
+
+
+def _names(source: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(source, mode="eval")) if isinstance(n, ast.Name)}
+
+
+class _Resolver:
+    def __init__(self, graph: Graph, bodies: list[Body]) -> None:
+        self.graph, self.bodies = graph, bodies
+        rep = bodies[0].instance
+        self.rep = rep
+        info = rep.info
+        self.params = [k for k, _ in info.args] if info else []
+        self.defaults = dict(info.defaults) if info else {}
+        self.lets: dict[str, str] = {}
+        for name, source in (info.lets if info else ()):
+            text = expression(source, set(self.params) | set(self.lets))
+            if text is not None:
+                self.lets[name] = text
+        self.result = ClassArgs()
+        self.used: dict[str, Arg] = {}
+        self.by_vector: dict[tuple, str] = {}
+        self.dim_exprs: dict[tuple, str | None] = {}
+        self.taken: set[str] = set(self.params) | set(self.lets) | {"self"}
+
+    # -- values of the representative, mapped to every instance ---------------------------------
+    def key(self, value: Value) -> tuple | None:
+        if value.node in self.rep.members:
+            return ("node", self.rep.local(value.node), value.out)
+        for i, values in enumerate(self.rep.inputs):
+            if values == [value]:
+                return ("formal", i)
+        return None
+
+    def dims(self, key: tuple, d: int) -> tuple | None:
+        vector = []
+        for body in self.bodies:
+            inst = body.instance
+            value = Value(f"{inst.path}.{key[1]}" if inst.path else key[1], key[2]) if key[0] == "node" \
+                else inst.inputs[key[1]][0]
+            shape = self.graph.type_of(value).shape
+            if d >= len(shape) or not isinstance(shape[d], int):
+                return None
+            vector.append(shape[d])
+        return tuple(vector)
+
+    def attr_vector(self, local: str, attr: str) -> tuple:
+        return tuple(self.graph.node(f"{b.instance.path}.{local}" if b.instance.path else local).attrs.get(attr)
+                     for b in self.bodies)
+
+    def own_exprs(self, node: Node) -> list[tuple[str, str]]:
+        """A node's attribute expressions if they are written in this block (a nested block's
+        node reads that block's parameters, not this one's)."""
+        inner = node.scope[-1].path if node.scope else ""
+        return list(node.attr_exprs.items()) if inner == self.rep.path else []
+
+    def param_vector(self, name: str) -> tuple:
+        return tuple(dict(b.instance.info.args).get(name) for b in self.bodies)
+
+    # -- naming -----------------------------------------------------------------------------------
+    def use(self, source: str) -> str:
+        """Mark the names an expression reads as used (parameters become arguments, lets lines)."""
+        for name in sorted(_names(source)):
+            if name in self.lets and name not in dict(self.result.lets):
+                self.use(self.lets[name])
+                self.result.lets.append((name, self.lets[name]))
+            elif name in self.params and name not in self.used:
+                default = self.defaults.get(name)
+                self.used[name] = Arg(name, _NO_DEFAULT if default is None else default, ("param", name))
+        return source
+
+    def fresh(self, wanted: str, hole: int) -> str:
+        base = identifier(wanted)
+        name, i = base, 1
+        while name in self.taken:
+            name, i = f"{base}_{i}", i + 1
+        self.taken.add(name)
+        self.used[name] = Arg(name, source=("hole", hole))
+        return name
+
+    def dim_expr(self, key: tuple, d: int) -> str | None:
+        if (key, d) in self.dim_exprs:
+            return self.dim_exprs[(key, d)]
+        self.dim_exprs[(key, d)] = None  # no cycles
+        vector = self.dims(key, d)
+        found = None
+        if vector is not None and len(set(vector)) > 1:
+            if key[0] == "node":
+                found = self._node_dim(key, d, vector)
+            found = found or self._param_for(vector)
+        self.dim_exprs[(key, d)] = found
+        return found
+
+    def _node_dim(self, key: tuple, d: int, vector: tuple) -> str | None:
+        name = f"{self.rep.path}.{key[1]}" if self.rep.path else key[1]
+        if name not in self.graph:
+            return None
+        node = self.graph.node(name)
+        for attr, source in self.own_exprs(node):
+            if self.attr_vector(key[1], attr) == vector:
+                text = expression(source, set(self.params) | set(self.lets))
+                if text is not None:
+                    return text
+        for v in node.inputs:
+            k = self.key(v)
+            if k is not None and self.dims(k, d) == vector:
+                return self.dim_expr(k, d)
+        return None
+
+    def _param_for(self, vector: tuple) -> str | None:
+        for p in self.params:
+            if self.param_vector(p) == vector:
+                return p
+        return self.by_vector.get(vector)
+
+    # -- holes ------------------------------------------------------------------------------------
+    def resolve(self) -> ClassArgs:
+        rep_body = self.bodies[0]
+        for i, value in enumerate(rep_body.holes):
+            vector = tuple(b.holes[i] for b in self.bodies)
+            if len(set(map(repr, vector))) == 1:
+                self.result.text[i] = literal(value)
+                continue
+            source = self._expr(rep_body, i, vector)
+            self.by_vector.setdefault(vector, source)
+            self.result.text[i] = self.use(source)
+        self._store_forward_holes(rep_body)
+        args = list(self.used.values())
+        order = {p: i for i, p in enumerate(self.params)}
+        args.sort(key=lambda a: (not a.required, a.source[0] == "param", order.get(a.name, 0)))
+        self.result.args = args
+        return self.result
+
+    def _expr(self, body: Body, hole: int, vector: tuple) -> str:
+        if hole in body.child_args:
+            child, arg = body.child_args[hole]
+            return self._child_arg(child, arg, vector) or self._param_for(vector) or self.fresh(arg, hole)
+        local, position, _ = body.sites.get(hole, ("", 0, False))
+        name = f"{self.rep.path}.{local}" if self.rep.path else local
+        node = self.graph.node(name) if local and name in self.graph else None
+        if node is not None:
+            for attr, source in self.own_exprs(node):
+                if self.attr_vector(local, attr) == vector:
+                    text = expression(source, set(self.params) | set(self.lets))
+                    if text is not None:
+                        return text
+            found = self._input_dim(node, vector, hole)
+            if found:
+                return found
+        return self._param_for(vector) or self.fresh(f"{local.replace('.', '_')}_{position}", hole)
+
+    def _input_dim(self, node: Node, vector: tuple, hole: int) -> str | None:
+        for v in node.inputs:
+            key = self.key(v)
+            if key is None:
+                continue
+            for d in range(len(self.graph.type_of(v).shape)):
+                if self.dims(key, d) == vector:
+                    found = self.dim_expr(key, d)
+                    if found is None:
+                        found = self._name_dim(key, d, hole)
+                    return found
+        return None
+
+    def _name_dim(self, key: tuple, d: int, hole: int) -> str:
+        if key[0] == "formal":
+            formal = self.rep.formals[key[1]]
+            wanted = ("in_channels" if formal == "x" else f"{formal}_channels") if d == 1 else f"{formal}_dim{d}"
+        else:
+            wanted = f"{key[1].replace('.', '_')}_{'channels' if d == 1 else f'dim{d}'}"
+        name = self.fresh(wanted, hole)
+        self.dim_exprs[(key, d)] = name
+        return name
+
+    def _child_arg(self, child: str, arg: str, vector: tuple) -> str | None:
+        inst = next(c for c in self.rep.items if isinstance(c, Instance) and self.rep.local(c.path) == child)
+        for i, formal in enumerate(inst.formals):
+            for d, wanted in ((1, "in_channels" if formal == "x" else f"{formal}_channels"),):
+                if arg == wanted and i < len(inst.inputs) and len(inst.inputs[i]) == 1:
+                    key = self.key(inst.inputs[i][0])
+                    if key is not None and self.dims(key, d) == vector:
+                        return self.dim_expr(key, d)
+        return None
+
+    def _store_forward_holes(self, body: Body) -> None:
+        for i, (local, position, forward) in body.sites.items():
+            source = self.result.text[i]
+            if not forward or source == literal(body.holes[i]):
+                continue
+            attr = source if source.isidentifier() else identifier(f"{local}_{position}")
+            self.result.stored[attr] = source
+            self.result.text[i] = f"self.{attr}"
+
+
+def resolve(graph: Graph, bodies: list[Body]) -> ClassArgs:
+    """Literals and arguments for the class shared by ``bodies`` (instances of one block)."""
+    return _Resolver(graph, bodies).resolve()
+
+
+# -- the root class: the spec's parameters --------------------------------------------------------
+
+def live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, str]]]:
+    """Top-level parameters a generated file can take at run time: parameter -> [(node, attr)]
+    it reaches. A parameter is live when nothing but top-level node attributes read it and no
+    node downstream of those writes a different source for a different value."""
+    uses: dict[str, list[tuple[str, str]]] = {p: [] for p in graph.params if p not in graph.structural_params}
+    for node in graph.nodes():
+        for attr, source in node.attr_exprs.items():
+            if node.scope:
+                continue
+            try:
+                read = _names(source)
+            except SyntaxError:
+                continue
+            for p in read & uses.keys():
+                uses[p].append((node.name, attr))
+    live = {}
+    for p, sites in uses.items():
+        if sites and all(_downstream_fixed(graph, lowered, node) for node, _ in sites):
+            live[p] = sites
+    return live
+
+
+def _downstream_fixed(graph: Graph, lowered: Lowered, name: str) -> bool:
+    """Whether no node after ``name`` writes source that depends on the shapes it makes."""
+    seen, todo = set(), list(graph.users(name))
+    while todo:
+        user = todo.pop()
+        if user in seen:
+            continue
+        seen.add(user)
+        node = graph.node(user)
+        op, ins, ctor, tensor = lowered(node)
+        if ctor is not None or tensor is not None:
+            return False
+        wider = [TensorType(tuple(d * 2 if isinstance(d, int) else d for d in t.shape), t.dtype) for t in ins]
+        try:
+            args = [f"a{i}" for i in range(len(ins))]
+            if op.torch_forward(node, wider, args, None) != op.torch_forward(node, ins, args, None):
+                return False
+        except Exception:  # an op that cannot lower other shapes depends on them
+            return False
+        todo.extend(graph.users(user))
+    return True
+
+
+def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[tuple[str, str]]]) -> ClassArgs:
+    """The root class: every hole a literal, but a live parameter's attribute holes its expression."""
+    result = ClassArgs()
+    for i, value in enumerate(body.holes):
+        result.text[i] = literal(value)
+    expressions: dict[tuple[str, int, bool], str] = {}
+    for p, sites in live.items():
+        for node_name, attr in sites:
+            node = graph.node(node_name)
+            text = expression(node.attr_exprs[attr], set(live))
+            positions = _attr_positions(lowered, node, attr) if text is not None else None
+            for forward, pos in positions or ():
+                expressions[(node_name, pos, forward)] = text
+    for i, site in body.sites.items():
+        if site in expressions:
+            result.text[i] = expressions[site]
+            if site[2]:  # in forward: the value is an attribute set in __init__
+                attr = identifier(f"{site[0]}_{site[1]}")
+                result.stored[attr] = expressions[site]
+                result.text[i] = f"self.{attr}"
+    for p, value in graph.params.items():
+        result.args.append(Arg(p, value, ("param", p)))
+        if p not in live:
+            result.guards.append((p, value))
+    return result
+
+
+def _attr_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool, int]] | None:
+    """Which integers of a node's source (constructor, then forward) are the attribute's value,
+    found by lowering it once more with the value replaced; None if the value shows otherwise."""
+    value = node.attrs.get(attr)
+    if type(value) is not int:
+        return None
+    op, ins, ctor, tensor = lowered(node)
+    probe = Node(name=node.name, op=node.op, attrs={**node.attrs, attr: value * _SENTINEL}, inputs=node.inputs,
+                 outputs=node.outputs)
+    try:
+        ctor2, tensor2 = op.torch_module(probe, ins), op.torch_parameter(probe, ins)
+        args = [f"a{i}" for i in range(len(ins))]
+        module = "m" if ctor is not None or tensor is not None else None
+        before = (numbers(ctor or tensor or ""), numbers(op.torch_forward(node, ins, args, module)))
+        after = (numbers(ctor2 or tensor2 or ""), numbers(op.torch_forward(probe, ins, args, module)))
+    except Exception:  # the op refuses the probe value: the attribute cannot be traced
+        return None
+    positions = []
+    for forward in (False, True):
+        b, a = before[forward], after[forward]
+        if len(b) != len(a):
+            return None
+        for i, (x, y) in enumerate(zip(b, a)):
+            if x != y:
+                if y != value * _SENTINEL:
+                    return None
+                positions.append((forward, i))
+    return positions or None

@@ -1,0 +1,266 @@
+"""What the PyTorch backend writes, before it is written: block instances and their classes.
+
+The YAML frontend records, on every node, the block instances it lies in
+(:class:`~archc.ir.graph.BlockInstance`). This module rebuilds that tree (:class:`Instance`:
+the root, then one per block instance, each holding its own nodes and child instances in
+forward order) and lowers each instance to a :class:`Body`: its module tree (local names,
+so state_dict keys stay the IR's names) and its forward statements, with every integer of
+the generated source taken out as a *hole*. Instances of one block whose bodies are equal
+but for their holes share one class (:func:`class_groups`); :mod:`.torch_args` then decides
+which holes are literals and which are constructor arguments.
+
+Graphs without block instances (ONNX imports, hand-built IR) are one instance, the root.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from archc.errors import SpecError
+from archc.ir.graph import BlockInstance, Graph, Node, Value
+from archc.ir.types import TensorType
+from archc.ops import registry
+from archc.pysource import identifier, is_identifier, literal
+
+__all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
+           "Lowered", "place", "attribute", "HOLE"]
+
+#: Marks a hole in generated text: HOLE + index + HOLE (no digit of it is ever read as a number).
+HOLE = "\x00"
+_NUMBER_OR_STRING = re.compile(
+    r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.\x01])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")
+# Names generated code uses itself: never a variable's name.
+_RESERVED = frozenset({"self", "torch", "nn", "F", "math", "super", "tuple", "list", "int", "float",
+                       "range", "len", "getattr", "setattr", "print", "type", "object", "input"})
+
+
+@dataclass
+class Instance:
+    """The root (``path == ""``) or one block instance: its own nodes and child instances."""
+
+    path: str
+    info: BlockInstance | None
+    items: list["Node | Instance"] = field(default_factory=list)
+    inputs: list[list[Value]] = field(default_factory=list)   # per formal: its value(s)
+    formals: list[str] = field(default_factory=list)
+    outputs: list[Value] = field(default_factory=list)
+    members: set[str] = field(default_factory=set)            # every node name inside, nested too
+
+    def local(self, name: str) -> str:
+        return name[len(self.path) + 1:] if self.path else name
+
+
+@dataclass
+class Leaf:
+    """One entry of a module tree: a module constructor, a bare parameter, a child instance,
+    or a chain of modules written as ``nn.Sequential``."""
+
+    kind: str                  # "module" | "param" | "child" | "sequential"
+    source: str = ""           # constructor or initial tensor source, with holes
+    child: Instance | None = None
+    node: Node | None = None
+
+
+@dataclass
+class Stmt:
+    """One forward statement: ``targets = expr``, with comment lines above it."""
+
+    targets: list[str]
+    expr: str
+    comments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Body:
+    """An instance lowered with holes: equal skeletons mean one class serves both instances."""
+
+    instance: Instance
+    tree: dict[str, Any]                      # seg -> Leaf | dict (a container)
+    stmts: list[Stmt] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)       # forward's parameters
+    returns: list[str] = field(default_factory=list)
+    holes: list[Any] = field(default_factory=list)
+    #: hole index -> (local node name, that node's output index in the text's numbers, forward?)
+    sites: dict[int, tuple[str, int, bool]] = field(default_factory=dict)
+    #: hole index -> (child path, class argument) for arguments of a child's constructor
+    child_args: dict[int, tuple[str, str]] = field(default_factory=dict)
+    containers: dict[tuple[str, ...], str] = field(default_factory=dict)  # path -> seq | list | dict
+    skeleton: str = ""
+
+    def hole(self, value: Any) -> str:
+        self.holes.append(value)
+        return f"{HOLE}{len(self.holes) - 1}{HOLE}"
+
+
+# -- the instance tree ---------------------------------------------------------------------------
+
+def instance_tree(graph: Graph) -> Instance:
+    """The root instance with its nested block instances; flat (one instance) where the graph has
+    no block instances or a block's nodes are not consecutive in forward order."""
+    root = Instance("", None, formals=list(graph.inputs), inputs=[[Value(n)] for n in graph.inputs])
+    by_path: dict[str, Instance] = {"": root}
+    open_chain: list[Instance] = [root]
+    for node in graph.nodes():
+        if node.op == "input":
+            continue
+        chain = [root]
+        for info in node.scope:
+            inst = by_path.get(info.path)
+            if inst is None:
+                inst = Instance(info.path, info, formals=_formal_names(info), inputs=_formal_values(info))
+                by_path[info.path] = inst
+                chain[-1].items.append(inst)
+            elif inst not in open_chain:  # its nodes are not consecutive: write the graph flat
+                return _flat(graph)
+            chain.append(inst)
+        chain[-1].items.append(node)
+        for inst in chain:
+            inst.members.add(node.name)
+        open_chain = chain
+    _set_outputs(root, graph, by_path)
+    return root
+
+
+def _formal_names(info: BlockInstance) -> list[str]:
+    return [f[:-3] if f.endswith("...") else f for f in info.formals] or ["x"]
+
+
+def _formal_values(info: BlockInstance) -> list[list[Value]]:
+    formals, values = list(info.formals) or ["x"], list(info.inputs)
+    result = [[v] for v in values[:len(formals) - 1]] if formals[-1].endswith("...") else [[v] for v in values]
+    if formals[-1].endswith("..."):
+        result.append(values[len(formals) - 1:])
+    return result
+
+
+def _flat(graph: Graph) -> Instance:
+    root = Instance("", None, formals=list(graph.inputs), inputs=[[Value(n)] for n in graph.inputs])
+    root.items = [n for n in graph.nodes() if n.op != "input"]
+    root.members = {n.name for n in root.items}
+    root.outputs = list(graph.outputs.values())
+    return root
+
+
+def _set_outputs(root: Instance, graph: Graph, by_path: dict[str, Instance]) -> None:
+    """Each instance's outputs: values made inside and read outside (or by the graph's outputs),
+    in the order of their producers, in one pass over the edges."""
+    root.outputs = list(graph.outputs.values())
+    paths = {n.name: [i.path for i in n.scope] for n in graph.nodes()}
+    order = {name: i for i, name in enumerate(paths)}
+    found: dict[str, dict[Value, None]] = {p: {} for p in by_path if p}
+    reads = [(v, paths[u.name]) for u in graph.nodes() for v in u.inputs]
+    reads += [(v, []) for v in graph.outputs.values()]
+    for value, user_paths in reads:
+        for path in paths[value.node]:
+            if path not in user_paths:
+                found[path][value] = None
+    for path, values in found.items():
+        by_path[path].outputs = sorted(values, key=lambda v: (order[v.node], v.out))
+
+
+# -- one instance, lowered with holes -----------------------------------------------------------
+
+@functools.lru_cache(maxsize=8192)
+def _split(source: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """``source`` cut at its integer literals (not inside strings, not parts of floats or names):
+    the text pieces around them and the integers, parsed once per distinct text."""
+    pieces, values, start = [], [], 0
+    for m in _NUMBER_OR_STRING.finditer(source):
+        text = m.group(0)
+        if text[0] in "'\"" or not text.isdigit():
+            continue
+        pieces.append(source[start:m.start()])
+        values.append(int(text))
+        start = m.end()
+    pieces.append(source[start:])
+    return tuple(pieces), tuple(values)
+
+
+def with_holes(body: Body, source: str, node: str | None = None, forward: bool = False) -> str:
+    """``source`` with each integer literal taken out as a hole (strings and floats stay);
+    ``node``: the local node whose text this is (recorded as the holes' site)."""
+    pieces, values = _split(source)
+    if not values:
+        return source
+    out = [pieces[0]]
+    for position, (value, piece) in enumerate(zip(values, pieces[1:])):
+        out.append(body.hole(value))
+        if node is not None:
+            body.sites[len(body.holes) - 1] = (node, position, forward)
+        out.append(piece)
+    return "".join(out)
+
+
+def numbers(source: str) -> list[int]:
+    """The integer literals of ``source`` in order (what :func:`with_holes` takes out)."""
+    return list(_split(source)[1])
+
+
+class VarNames:
+    """Python names for values inside one class: the spec's local names, made unique."""
+
+    def __init__(self, taken: set[str] | None = None) -> None:
+        self.taken: set[str] = set(_RESERVED) | (taken or set())
+        self.names: dict[Value, str] = {}
+
+    def fresh(self, wanted: str) -> str:
+        base = identifier(wanted)
+        if base in _RESERVED:
+            base += "_"
+        name, i = base, 1
+        while name in self.taken:
+            name, i = f"{base}_{i}", i + 1
+        self.taken.add(name)
+        return name
+
+    def bind(self, value: Value, wanted: str) -> str:
+        name = self.fresh(wanted)
+        self.names[value] = name
+        return name
+
+
+class Lowered:
+    """Each node's op, input types, module constructor and parameter source, computed once."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
+
+    def __call__(self, node: Node) -> tuple[Any, list[TensorType], str | None, str | None]:
+        """(op, input types, module constructor or None, parameter tensor source or None)."""
+        found = self._cache.get(node.name)
+        if found is None:
+            op, ins = registry.lookup(node.op), self.graph.input_types(node)
+            tensor = op.torch_parameter(node, ins)
+            ctor = op.torch_module(node, ins) if tensor is None else None
+            found = self._cache[node.name] = (op, ins, ctor, tensor)
+        return found
+
+
+def place(tree: dict[str, Any], segments: list[str], leaf: Leaf, node_name: str, location) -> None:
+    """Put ``leaf`` at ``segments`` in a module tree, refusing a name that is both a leaf and a container."""
+    level = tree
+    for depth, seg in enumerate(segments):
+        if seg.startswith("__"):
+            raise SpecError(f"name segment '{seg}' cannot be a module name (it starts with '__'); "
+                            "rename the node or block", node=node_name, location=location)
+        existing = level.get(seg)
+        if depth == len(segments) - 1:
+            if existing is not None:
+                what = "parameter" if leaf.kind == "param" else "module"
+                raise SpecError(f"'{node_name}' is both a {what} and a container of modules",
+                                node=node_name, location=location)
+            level[seg] = leaf
+        else:
+            if existing is not None and not isinstance(existing, dict):
+                what = "parameter" if existing.kind == "param" else "module"
+                raise SpecError(f"'{'.'.join(segments[:depth + 1])}' is both a {what} and a container of "
+                                "modules", node=node_name, location=location)
+            level = level.setdefault(seg, {})
+
+
+def attribute(owner: str, seg: str) -> str:
+    """``owner.seg``, or ``getattr(owner, "seg")`` where seg is no identifier."""
+    return f"{owner}.{seg}" if is_identifier(seg) else f"getattr({owner}, {literal(seg)})"

@@ -1,0 +1,318 @@
+"""The generated PyTorch file: a header, one class per block definition, the model class.
+
+Instances are lowered deepest first (:mod:`.torch_body`), grouped by block and body
+skeleton (instances of one block that differ in structure, such as a bottleneck with and
+without a projection shortcut, become separate classes; never one per instance), given
+their constructor arguments (:mod:`.torch_args`) and written out, split like ``ruff
+format`` would (:mod:`.pyformat`).
+"""
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from archc._version import __version__
+from archc.ir.vocab import SKIP_KINDS
+from archc.ir.graph import Graph
+from archc.ops.base import param_key
+from archc.ops.weights import tied_params
+from archc.lowering.pyformat import LINE_LENGTH, split_statement
+from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
+from archc.lowering.torch_body import BodyWriter
+from archc.lowering.torch_plan import HOLE, Body, Instance, Leaf, instance_tree
+from archc.pysource import comment, is_identifier, literal, one_line
+
+__all__ = ["Provenance", "write_source", "class_name_for"]
+
+_I = "    "
+
+
+@dataclass
+class Provenance:
+    """What the header says produced the file."""
+
+    spec: str | None = None
+    overrides: Mapping[str, Any] | None = None
+    seed: int | None = None
+
+
+def class_name_for(name: str) -> str:
+    """``resnet18`` -> ``Resnet18``, ``my-net_v2`` -> ``MyNetV2`` (a valid class name)."""
+    import re
+
+    parts = [p for p in re.split(r"[^0-9A-Za-z]+", name) if p]
+    result = "".join(p[0].upper() + p[1:] for p in parts) or "Model"
+    return "Model" + result if result[0].isdigit() else result
+
+
+@dataclass
+class _Class:
+    name: str
+    block: str | None
+    bodies: list[Body]
+    args: ClassArgs
+
+
+def _depths(root: Instance) -> list[list[Instance]]:
+    levels: list[list[Instance]] = []
+    todo = [(root, 0)]
+    while todo:
+        inst, depth = todo.pop()
+        while len(levels) <= depth:
+            levels.append([])
+        levels[depth].append(inst)
+        todo.extend((c, depth + 1) for c in reversed(inst.items) if isinstance(c, Instance))
+    return levels
+
+
+def _skeleton(body: Body) -> str:
+    def tree(level: dict[str, Any]) -> str:
+        return "{" + ",".join(f"{k!r}:" + (tree(v) if isinstance(v, dict) else f"{v.kind}:{v.source}")
+                              for k, v in level.items()) + "}"
+
+    stmts = ";".join(",".join(s.targets) + "=" + s.expr for s in body.stmts)
+    return f"{body.args}|{tree(body.tree)}|{sorted(body.containers.items())}|{stmts}|{body.returns}"
+
+
+class _Planner:
+    """Lowers every instance, deepest first, and groups them into classes."""
+
+    def __init__(self, graph: Graph, labels: Mapping[str, str], root_name: str) -> None:
+        self.graph = graph
+        self.classes: list[_Class] = []
+        self.class_of: dict[int, _Class] = {}
+        self.body_of: dict[int, Body] = {}
+        self.taken = {root_name, "nn", "torch", "F", "Module"}
+        self.writer = BodyWriter(graph, labels, self._call)
+
+    def _call(self, child: Instance) -> tuple[str, list[tuple[str, Any]]]:
+        cls = self.class_of[id(child)]
+        return cls.name, cls.args.call(self.body_of[id(child)])
+
+    def plan(self, root: Instance) -> Body:
+        for level in reversed(_depths(root)[1:]):
+            groups: dict[tuple[str, str], list[Body]] = {}
+            for inst in level:
+                if self.writer.as_sequential(inst) is not None:
+                    continue
+                body = self.writer.lower(inst)
+                self.body_of[id(inst)] = body
+                groups.setdefault((inst.info.block, _skeleton(body)), []).append(body)
+            self._name_groups(groups)
+        return self.writer.lower(root)
+
+    def _name_groups(self, groups: dict[tuple[str, str], list[Body]]) -> None:
+        by_block: dict[str, list[list[Body]]] = {}
+        for (block, _), bodies in groups.items():
+            by_block.setdefault(block, []).append(bodies)
+        for block, variants in by_block.items():
+            base = class_name_for(block)
+            variants.sort(key=lambda v: (len(_locals(v[0])), -len(v)))  # the plainest is the base
+            common = set.intersection(*(set(_locals(v[0])) for v in variants))
+            for i, bodies in enumerate(variants):
+                extra = sorted(e for e in set(_locals(bodies[0])) - common if not e[0].isdigit())
+                wanted = base if i == 0 else base + "".join(class_name_for(e) for e in extra[:2])
+                name, k = wanted, 2
+                while name in self.taken:
+                    name, k = f"{wanted}{k}", k + 1
+                self.taken.add(name)
+                cls = _Class(name, block, bodies, resolve(self.graph, bodies))
+                self.classes.append(cls)
+                for body in bodies:
+                    self.class_of[id(body.instance)] = cls
+
+
+def _locals(body: Body) -> list[str]:
+    return [s.targets[0] for s in body.stmts]
+
+
+def _fill(text: str, args: ClassArgs) -> str:
+    parts = text.split(HOLE)
+    return "".join(args.text[int(p)] if i % 2 else p for i, p in enumerate(parts))
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+def _statement(text: str, depth: int) -> list[str]:
+    return split_statement(text, _I * depth)
+
+
+def _comment_lines(text: str, depth: int) -> list[str]:
+    width = LINE_LENGTH - len(_I * depth) - 2
+    lines = []
+    for line in comment(text):
+        lines += [_I * depth + "# " + w for w in textwrap.wrap(line[2:], width, break_on_hyphens=False)] or \
+            [_I * depth + "#"]
+    return lines
+
+
+def _container(level: dict[str, Any], kind: str, args: ClassArgs, path: tuple[str, ...],
+               containers: dict[tuple[str, ...], str]) -> str:
+    items = []
+    for seg, sub in level.items():
+        if isinstance(sub, Leaf) and sub.kind == "param":
+            continue
+        value = _container(sub, containers[path + (seg,)], args, path + (seg,), containers) \
+            if isinstance(sub, dict) else _fill(sub.source, args)
+        items.append(value if kind in ("seq", "list") else f"{literal(seg)}: {value}")
+    inner = ", ".join(items) + ("," if len(items) > 1 else "")
+    if kind == "seq":
+        return f"nn.Sequential({inner})"
+    if kind == "list":
+        return f"nn.ModuleList([{inner}])"
+    return f"nn.ModuleDict({{{inner}}})"
+
+
+def _init_lines(body: Body, args: ClassArgs) -> list[str]:
+    lines: list[str] = []
+    for name, source in args.lets:
+        lines += _statement(f"{name} = {source}", 2)
+    params = []
+
+    def collect(level: dict[str, Any], owner: str, path: tuple[str, ...]) -> None:
+        for seg, sub in level.items():
+            if isinstance(sub, dict):
+                from archc.lowering.torch_plan import attribute
+
+                kind = body.containers[path + (seg,)]
+                sub_owner = attribute(owner, seg) if not path else \
+                    (f"{owner}[{int(seg)}]" if body.containers[path] in ("seq", "list") else f"{owner}[{literal(seg)}]")
+                collect(sub, sub_owner, path + (seg,))
+                del kind
+            elif sub.kind == "param":
+                params.append((owner, seg, _fill(sub.source, args)))
+
+    for seg, sub in body.tree.items():
+        if isinstance(sub, Leaf) and sub.kind == "param":
+            continue
+        value = _container(sub, body.containers[(seg,)], args, (seg,), body.containers) \
+            if isinstance(sub, dict) else _fill(sub.source, args)
+        lines += _statement(f"self.{seg} = {value}" if is_identifier(seg)
+                            else f"self.add_module({literal(seg)}, {value})", 2)
+    collect(body.tree, "self", ())
+    for owner, seg, tensor in params:
+        lines += _statement(f"{owner}.{seg} = nn.Parameter({tensor})" if is_identifier(seg)
+                            else f"{owner}.register_parameter({literal(seg)}, nn.Parameter({tensor}))", 2)
+    for attr, source in args.stored.items():
+        lines += _statement(f"self.{attr} = {source}", 2)
+    return lines
+
+
+def _forward_lines(body: Body, args: ClassArgs, comments: list[list[str]], types: list[str]) -> list[str]:
+    params = ", ".join(f"{a}: {t}" for a, t in zip(body.args, types))
+    returns = "torch.Tensor" if len(body.returns) == 1 else \
+        "tuple[" + ", ".join(["torch.Tensor"] * len(body.returns)) + "]"
+    lines = _statement(f"def forward(self, {params}) -> {returns}:", 1)
+    for stmt, notes in zip(body.stmts, comments):
+        for note in notes:
+            lines += _comment_lines(note, 2)
+        lines += _statement(f"{', '.join(stmt.targets)} = {_fill(stmt.expr, args)}", 2)
+    lines += _statement("return " + ", ".join(body.returns), 2)
+    return lines
+
+
+def _class_comments(cls: _Class) -> list[list[str]]:
+    """Per statement: the comments every instance agrees on; a skip label's kind where they differ."""
+    result = []
+    for i, stmt in enumerate(cls.bodies[0].stmts):
+        notes = []
+        for k, note in enumerate(stmt.comments):
+            variants = {b.stmts[i].comments[k] if k < len(b.stmts[i].comments) else "" for b in cls.bodies}
+            notes.append(note if len(variants) == 1 else note.split(" (")[0])
+        result.append(notes)
+    return result
+
+
+def _tie_lines(graph: Graph) -> list[str]:
+    """``self.lm_head.weight = self.wte.weight``: one tensor under both names (weight tying)."""
+    lines: list[str] = []
+    for node in graph.nodes():
+        for param, (owner, owner_param) in tied_params(node).items():
+            key, source = param_key(node.name, param), param_key(owner, owner_param)
+            source_expr = f"self.{source}" if all(map(is_identifier, source.split("."))) \
+                else f"self.get_parameter({literal(source)})"
+            if all(map(is_identifier, key.split("."))):
+                text = f"self.{key} = {source_expr}  # tied: one tensor"
+            else:
+                parent, _, leaf = key.rpartition(".")
+                module = f"self.get_submodule({literal(parent)})" if parent else "self"
+                text = f"setattr({module}, {literal(leaf)}, {source_expr})  # tied: one tensor"
+            lines += _statement(text, 2)
+    return lines
+
+
+def _class_text(cls: _Class, root_guards: bool = False, extra_init: list[str] = ()) -> list[str]:
+    body = cls.bodies[0]
+    lines = [f"class {cls.name}(nn.Module):"]
+    if cls.block is not None:
+        paths = [b.instance.path for b in cls.bodies]
+        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        lines += _comment_lines(f"The spec's block '{cls.block}': {shown}.", 1)
+    signature = ", ".join(["self"] + [a.signature() for a in cls.args.args])
+    lines += _statement(f"def __init__({signature}) -> None:", 1)
+    lines += [_I * 2 + "super().__init__()"]
+    if root_guards and cls.args.guards:
+        lines += _guard_lines(cls.args.guards)
+    lines += _init_lines(body, cls.args) + list(extra_init)
+    variadic = bool(body.instance.info and body.instance.info.formals
+                    and body.instance.info.formals[-1].endswith("..."))
+    types = ["torch.Tensor"] * len(body.args)
+    if variadic:
+        types[-1] = "list[torch.Tensor]"
+    return lines + [""] + _forward_lines(body, cls.args, _class_comments(cls), types)
+
+
+def _guard_lines(guards: list[tuple[str, Any]]) -> list[str]:
+    pairs = ", ".join(f"{literal(name)}: ({name}, {literal(value)})" for name, value in guards)
+    return (_statement(f"fixed = {{{pairs}}}", 2) + [
+        _I * 2 + "for name, (value, built) in fixed.items():",
+        _I * 3 + "if value != built:",
+        _I * 4 + "raise ValueError(",
+        _I * 5 + 'f"{name}={value!r}: this file was generated for {name}={built!r}; "',
+        _I * 5 + '"regenerate it with archc build --set NAME=VALUE"',
+        _I * 4 + ")",
+    ])
+
+
+def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance,
+            live: Mapping[str, Any]) -> list[str]:
+    spec = provenance.spec or next((n.location.file for n in graph.nodes() if n.location), None)
+    params = ", ".join(f"{k}={v!r}" for k, v in graph.params.items())
+    counts = {str(k.value): 0 for k in SKIP_KINDS}
+    for label in labels.values():
+        kind = label.split()[0] if label.split() else ""
+        if kind in counts:
+            counts[kind] += 1
+    lines = [f"{cls}: the '{graph.name}' model as PyTorch, generated by archc {__version__}."]
+    if spec:
+        lines.append(f"spec: {spec}")
+    if params:
+        lines.append(f"parameters: {params}")
+    if provenance.overrides:
+        lines.append("--set " + " ".join(f"{k}={v!r}" for k, v in provenance.overrides.items()))
+    if live:
+        lines.append("run-time arguments: " + ", ".join(live) + "; the others are fixed in this file")
+    if provenance.seed is not None:
+        lines.append(f"seed: {provenance.seed} (archc's initial weights; this file holds none)")
+    lines.append("skips: " + ", ".join(f"{k} {n}" for k, n in counts.items()))
+    lines.append("Regenerate it from the spec rather than editing it; it needs only PyTorch.")
+    out = []
+    for line in lines:
+        out += _comment_lines(one_line(line), 0)
+    if graph.doc.strip():
+        out += ["#"] + [c for line in graph.doc.strip().splitlines() for c in _comment_lines(line, 0)]
+    return out
+
+
+def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
+    """The whole file."""
+    planner = _Planner(graph, labels, cls)
+    root_body = planner.plan(instance_tree(graph))
+    live = live_params(graph, planner.writer.lowered)
+    root = _Class(cls, None, [root_body], root_args(graph, planner.writer.lowered, root_body, live))
+    out = _header(graph, cls, labels, provenance, live)
+    out += ["import torch", "import torch.nn.functional as F", "from torch import nn"]
+    for c in planner.classes + [root]:
+        out += ["", ""] + _class_text(c, root_guards=c is root, extra_init=_tie_lines(graph) if c is root else [])
+    return "\n".join(out) + "\n"

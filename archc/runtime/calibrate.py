@@ -1,0 +1,98 @@
+"""archc's initialisation for verification keeps the signal alive: weights calibrated on random inputs.
+
+With PyTorch's default initialisation a deep network's activations shrink layer after
+layer (a conv drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) keeps a third of its input's
+variance), and batchnorm at inference with its initial statistics (mean 0, variance 1)
+does not undo that, so the outputs of a 50-layer net hardly depend on its input and two
+runtimes that agree on them prove nothing. :func:`calibrate` runs the network once on a
+seeded random batch and, in that one pass, in graph order:
+
+* scales every conv and linear layer's weight and bias so that its output has unit
+  variance on the batch (layer-sequential unit variance, Mishkin & Matas, "All you need is
+  a good init", ICLR 2016); a layer whose weight is tied to another's is left as it is;
+* sets every batchnorm's running statistics to those the batch gives its input, so that at
+  inference it normalises as in a trained network.
+
+The distributions stay PyTorch's defaults up to one factor per layer. Both targets then
+use the calibrated weights.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from archc.ir import Graph
+from archc.ops.weights import param_entries
+from archc.runtime.inputs import input_types, random_inputs
+
+#: samples in the calibration batch (batchnorm over (N, C) needs more than one)
+CALIBRATION_BATCH = 4
+
+
+def example_dims(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, int]:
+    """The sizes ``feeds`` give the graph's symbolic input dims (symbol -> size)."""
+    dims: dict[str, int] = {}
+    for name in graph.inputs:
+        for d, size in zip(graph.node(name).type.shape, feeds[name].shape):
+            if isinstance(d, str):
+                dims.setdefault(d, int(size))
+    return dims
+
+
+def calibration_inputs(graph: Graph, feeds: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """Seeded random inputs shaped like ``feeds``, with a batch of at least CALIBRATION_BATCH."""
+    dims = example_dims(graph, feeds)
+    batch_symbols = {graph.node(n).type.shape[0] for n in graph.inputs if graph.node(n).type.rank}
+    for symbol in batch_symbols:
+        if isinstance(symbol, str):
+            dims[symbol] = max(dims.get(symbol, 1), CALIBRATION_BATCH)
+    return random_inputs(input_types(graph), dims, seed + 7919)
+
+
+def calibrate(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0) -> tuple[int, int]:
+    """Calibrate ``graph.weights`` (filled) on a random batch like ``feeds``; returns
+    (layers scaled to unit output variance, batchnorm layers whose statistics were set)."""
+    import torch
+    from torch import nn
+    from torch.nn.modules.batchnorm import _BatchNorm
+    from torch.nn.modules.conv import _ConvNd
+
+    from archc.lowering.torch import build_module
+
+    module = build_module(graph).eval()
+    norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: after one batch, exactly that batch's statistics
+        m.train()
+    shared = _shared_parameters(module)
+    layers = [m for m in module.modules() if isinstance(m, (nn.Linear, _ConvNd)) and id(m.weight) not in shared]
+    hooks = [m.register_forward_hook(_unit_variance) for m in layers]
+    batch = calibration_inputs(graph, feeds, seed)
+    with torch.no_grad():
+        module(*[torch.from_numpy(np.ascontiguousarray(batch[n])) for n in graph.inputs])
+    for h in hooks:
+        h.remove()
+    state = module.state_dict()
+    for key, node, pname, spec in param_entries(graph):
+        if key in state and node in graph.weights:
+            graph.weights[node][pname] = state[key].numpy().astype(spec.dtype, copy=True)
+    return len(layers), len(norms)
+
+
+def _shared_parameters(module) -> set[int]:
+    """ids of parameters reachable under two names (tied weights)."""
+    seen: dict[int, int] = {}
+    for _, p in module.named_parameters(remove_duplicate=False):
+        seen[id(p)] = seen.get(id(p), 0) + 1
+    return {i for i, count in seen.items() if count > 1}
+
+
+def _unit_variance(layer, inputs, output):
+    """Forward hook: scale the layer so that this output has unit variance, and pass it on scaled."""
+    std = float(output.float().std()) if output.numel() > 1 else 0.0
+    if not np.isfinite(std) or std < 1e-12:
+        return output
+    layer.weight.mul_(1.0 / std)
+    if layer.bias is not None:
+        layer.bias.mul_(1.0 / std)
+    return output / std

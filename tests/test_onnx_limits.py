@@ -1,0 +1,241 @@
+"""The ONNX importer on hostile models: folding bombs, shape arithmetic without an answer,
+broken structure, external data outside the model's folder, corrupt files.
+
+Each ends in a graph (the bomb left symbolic) or a SpecError naming the file and, where
+one node is at fault, that node and its index; never a traceback, a hang or a blow-up.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from archc.errors import SpecError
+from archc.frontends.onnx import from_onnx, limits, load_onnx
+
+F = TensorProto.FLOAT
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=17):
+    graph = helper.make_graph(nodes, "g", inputs, outputs,
+                              initializer=[numpy_helper.from_array(np.asarray(v), n) for n, v in inits])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+
+def _x(shape=("N", 4)):
+    return helper.make_tensor_value_info("x", F, list(shape))
+
+
+def _y(rank=2):
+    return helper.make_tensor_value_info("y", F, [None] * rank)
+
+
+def _weights(graph) -> int:
+    return sum(np.size(a) for params in graph.weights.values() for a in params.values())
+
+
+@pytest.mark.parametrize("op", ["Tile", "Expand"])
+def test_a_constant_tiled_or_expanded_to_1e9_squared_is_not_folded(op):
+    model = _model([helper.make_node(op, ["c", "s"], ["big"], name="bomb"),
+                    helper.make_node("Add", ["x", "big"], ["y"], name="use")],
+                   [_x()], [_y()],
+                   [("c", np.ones((1, 1), np.float32)), ("s", np.array([10 ** 9, 10 ** 9], np.int64))])
+    graph = from_onnx(model, "bomb.onnx")
+    kept = [n for n in graph.nodes() if n.op == "onnx_node" and n.attrs["op_type"] == op]
+    assert len(kept) == 1 and kept[0].outputs[0].shape == (10 ** 9, 10 ** 9)
+    assert _weights(graph) < 100  # only the small inputs are kept, nothing of the 10^18 elements
+
+
+def test_a_constant_multiplied_by_itself_to_30000_squared_is_not_folded():
+    model = _model([helper.make_node("Expand", ["c", "s"], ["e"], name="expand"),
+                    helper.make_node("MatMul", ["e", "e"], ["m"], name="square"),
+                    helper.make_node("Add", ["x", "m"], ["y"], name="use")],
+                   [_x(("N", 30000))], [_y()],
+                   [("c", np.ones((1, 1), np.float32)), ("s", np.array([30000, 30000], np.int64))])
+    graph = from_onnx(model, "square.onnx")
+    assert {n.attrs["op_type"] for n in graph.nodes() if n.op == "onnx_node"} >= {"Expand", "MatMul"}
+    assert _weights(graph) < 100
+
+
+def test_fold_refusal_computes_the_size_before_evaluating():
+    node = helper.make_node("ConstantOfShape", ["s"], ["z"])
+    why = limits.fold_refusal(node, [np.array([2 ** 31, 2 ** 31], np.int64)], {"": 17})
+    assert why is not None and "ARCHC_MAX_FOLD_ELEMENTS" in why and "2147483648x2147483648" in why
+    assert limits.fold_refusal(node, [np.array([4, 4], np.int64)], {"": 17}) is None
+
+
+def test_a_range_of_1e18_elements_does_not_hang_the_import():
+    model = _model([helper.make_node("Range", ["a", "b", "c"], ["r"], name="range"),
+                    helper.make_node("Cast", ["r"], ["rf"], name="cast", to=F),
+                    helper.make_node("Add", ["x", "rf"], ["y"], name="use")],
+                   [_x()], [_y()],
+                   [("a", np.array(0, np.int64)), ("b", np.array(10 ** 18, np.int64)), ("c", np.array(1, np.int64))])
+    graph = from_onnx(model, "range.onnx")
+    assert "range" in graph
+
+
+def _shape_arith(op: str, operand: int):
+    return _model([helper.make_node("Shape", ["x"], ["s"], name="shape"),
+                   helper.make_node(op, ["s", "d"], ["q"], name="arith"),
+                   helper.make_node("Reshape", ["x", "q"], ["y"], name="reshape")],
+                  [_x((4, 8))], [_y()], [("d", np.array([operand], np.int64))])
+
+
+def test_shape_arithmetic_dividing_by_zero_names_the_node_and_its_index():
+    with pytest.raises(SpecError) as info:
+        from_onnx(_shape_arith("Div", 0), "div.onnx")
+    assert str(info.value) == ("div.onnx: error: node 'arith': shape arithmetic divides 4 by zero "
+                               "(ONNX node #1, Div)")
+
+
+def test_shape_arithmetic_beyond_int64_names_the_node():
+    with pytest.raises(SpecError) as info:
+        from_onnx(_shape_arith("Mul", 2 ** 62), "mul.onnx")
+    assert str(info.value).startswith("mul.onnx: error: node 'arith': shape arithmetic gives 4 * "
+                                      "4611686018427387904 = 18446744073709551616, beyond int64")
+    assert str(info.value).endswith("(ONNX node #1, Mul)")
+
+
+def test_a_gather_in_a_foreign_domain_is_kept_or_refused_with_its_name():
+    model = _model([helper.make_node("Gather", ["x", "i"], ["y"], name="g", domain="com.example")],
+                   [_x((4, 8))], [_y()], [("i", np.array([0, 1], np.int64))])
+    model.opset_import.append(helper.make_opsetid("com.example", 1))
+    try:
+        graph = from_onnx(model, "foreign.onnx")
+    except SpecError as exc:
+        assert "node 'g'" in str(exc)
+    else:
+        assert [n.attrs["domain"] for n in graph.nodes() if n.op == "onnx_node"] == ["com.example"]
+
+
+def test_a_cycle_is_refused_naming_the_nodes_on_it():
+    model = _model([helper.make_node("Relu", ["b"], ["a"], name="first"),
+                    helper.make_node("Relu", ["a"], ["b"], name="second"),
+                    helper.make_node("Add", ["x", "b"], ["y"], name="use")],
+                   [_x()], [_y()])
+    with pytest.raises(SpecError) as info:
+        from_onnx(model, "cycle.onnx")
+    assert str(info.value) == ("cycle.onnx: error: node 'first': input 'b' closes a cycle (first (#0) -> second (#1) "
+                               "-> first (#0)); ONNX graphs are acyclic (ONNX node #0, Relu)")
+
+
+def test_out_of_order_nodes_and_twice_produced_values_name_the_node():
+    model = _model([helper.make_node("Relu", ["a"], ["y"], name="late"),
+                    helper.make_node("Relu", ["x"], ["a"], name="early")], [_x()], [_y()])
+    with pytest.raises(SpecError, match=r"node 'late': input 'a' is produced later, by early \(#1\); ONNX nodes "
+                                        r"must be in topological order \(ONNX node #0, Relu\)"):
+        from_onnx(model, "order.onnx")
+    model = _model([helper.make_node("Relu", ["x"], ["y"], name="one"),
+                    helper.make_node("Sigmoid", ["x"], ["y"], name="two")], [_x()], [_y()])
+    with pytest.raises(SpecError, match=r"node 'two': output 'y' is already produced by one \(#0\)"):
+        from_onnx(model, "twice.onnx")
+
+
+def test_a_model_without_outputs_is_refused():
+    model = _model([helper.make_node("Relu", ["x"], ["r"], name="r")], [_x()], [])
+    with pytest.raises(SpecError, match="^none.onnx: error: the model has no graph outputs$"):
+        from_onnx(model, "none.onnx")
+
+
+def test_checker_errors_name_the_node_the_checker_rejects():
+    model = _model([helper.make_node("Relu", ["x"], ["y"], name="act", alpha=2.0)], [_x()], [_y()])
+    with pytest.raises(SpecError) as info:
+        from_onnx(model, "attr.onnx")
+    assert str(info.value).startswith("attr.onnx: error: node 'act': invalid ONNX model: Unrecognized attribute: alpha")
+    assert str(info.value).endswith("(ONNX node #0, Relu)")
+
+
+def test_an_unknown_element_type_is_a_clean_error():
+    model = _model([helper.make_node("Relu", ["x"], ["y"], name="r")], [_x()], [_y()])
+    model.graph.input[0].type.tensor_type.elem_type = 99
+    with pytest.raises(SpecError) as info:
+        from_onnx(model, "dtype.onnx")
+    assert str(info.value).startswith("dtype.onnx: error: ")
+
+
+def _external_model(tmp_path, location: str):
+    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [_x()], [_y()],
+                   [("w", np.ones((4, 3), np.float32))])
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "48")):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    path = tmp_path / "models" / "ext.onnx"
+    path.parent.mkdir(exist_ok=True)
+    onnx.save_model(model, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("location", ["../secret.bin", "/etc/hostname", "sub/../../secret.bin"])
+def test_external_data_outside_the_models_folder_is_refused(tmp_path, location):
+    (tmp_path / "secret.bin").write_bytes(np.ones(12, np.float32).tobytes())
+    path = _external_model(tmp_path, location)
+    with pytest.raises(SpecError) as info:
+        load_onnx(path)
+    assert str(info.value).startswith(f"{path}: error: tensor 'w': external data '{location}' ")
+    assert "outside the model's directory" in str(info.value)
+
+
+def test_external_data_through_a_link_out_of_the_folder_is_refused(tmp_path):
+    (tmp_path / "secret.bin").write_bytes(np.ones(12, np.float32).tobytes())
+    path = _external_model(tmp_path, "link.bin")
+    (tmp_path / "models" / "link.bin").symlink_to(tmp_path / "secret.bin")
+    with pytest.raises(SpecError, match="external data 'link.bin' leads outside the model's directory"):
+        load_onnx(path)
+
+
+def test_external_data_inside_the_folder_loads_and_bounds_are_checked(tmp_path):
+    path = _external_model(tmp_path, "w.bin")
+    (tmp_path / "models" / "w.bin").write_bytes(np.full(12, 2.0, np.float32).tobytes())
+    graph = load_onnx(path)
+    (weights,) = graph.weights.values()
+    assert np.all(weights["weight"] == 2.0)
+    (tmp_path / "models" / "w.bin").write_bytes(b"\0" * 8)
+    with pytest.raises(SpecError, match=r"external data 'w.bin' asks for bytes 0..48 of a 8-byte file"):
+        load_onnx(path)
+
+
+def test_truncated_and_bit_flipped_files_are_errors_naming_the_file(tmp_path):
+    model = _model([helper.make_node("Relu", ["x"], ["y"], name="r")], [_x()], [_y()])
+    data = model.SerializeToString()
+    for i, broken in enumerate([data[: len(data) // 2], bytes(b ^ 0xFF for b in data[:40]) + data[40:]]):
+        path = tmp_path / f"broken{i}.onnx"
+        path.write_bytes(broken)
+        with pytest.raises(SpecError) as info:
+            load_onnx(str(path))
+        assert str(info.value).startswith(f"{path}: error: ")
+    with pytest.raises(SpecError, match="not a regular file"):
+        load_onnx(str(tmp_path))
+
+
+def test_a_negative_input_dim_is_refused_naming_the_input():
+    model = _model([helper.make_node("Relu", ["x"], ["y"], name="r")], [_x(("N", -1))], [_y()])
+    with pytest.raises(SpecError, match=r"^neg.onnx: error: graph input 'x' has a negative dim: \['N', -1\]$"):
+        from_onnx(model, "neg.onnx")
+
+
+def test_zero_dims_and_non_positive_groups_stay_onnx_nodes_or_are_located_errors():
+    """A layer over an empty input, or a conv with group -3, is no native layer (no init bound)."""
+    matmul = _model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [_x(("N", 0))], [_y()],
+                    [("w", np.ones((0, 3), np.float32))])
+    conv = _model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv", group=-3)],
+                  [_x(("N", 4, 8, 8))], [_y(4)], [("w", np.ones((4, 4, 3, 3), np.float32))])
+    for model in (matmul, conv):
+        try:
+            graph = from_onnx(model, "odd.onnx")
+        except SpecError as exc:
+            assert str(exc).startswith("odd.onnx: error: node '")
+        else:
+            assert [n.op for n in graph.nodes() if n.op != "input"] == ["onnx_node"]
+
+
+def test_a_node_name_that_is_not_utf8_is_refused_with_its_index(tmp_path):
+    model = _model([helper.make_node("Relu", ["x"], ["y"], name="ab")], [_x()], [_y()])
+    data = model.SerializeToString()
+    path = tmp_path / "bytes.onnx"
+    path.write_bytes(data.replace(b"\x1a\x02ab", b"\x1a\x02\xecb"))  # field 3 of the node: its name
+    with pytest.raises(SpecError, match=r"the name of ONNX node #0 is not valid UTF-8: b'\\xecb'"):
+        load_onnx(str(path))

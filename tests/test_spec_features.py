@@ -1,0 +1,449 @@
+"""Spec language features for transcribing real architectures: parameters of any type through
+nested blocks, sequential numbering with inline blocks and flat repetition, scientific notation."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from archc import SpecError, loads_spec
+from archc.ops.weights import total_params
+from archc.lowering.torch import build_module
+
+
+def load(text: str, **overrides):
+    return loads_spec(text, overrides=overrides or None)
+
+
+def errors(text: str) -> str:
+    with pytest.raises(SpecError) as info:
+        loads_spec(text)
+    return str(info.value)
+
+
+# -- parameters of any type flow through nested blocks ------------------------------------------
+
+NESTED = """
+params: {act: gelu, unit: conv_act}
+inputs: {x: [N, 3, 8, 8]}
+blocks:
+  conv_act:
+    params: {width: null, act: relu}
+    nodes:
+      - {name: conv, op: conv, out_channels: width, kernel_size: 3, padding: 1}
+      - {name: act, op: act}
+  stage:
+    params: {width: null, act: null, unit: null}
+    nodes:
+      - {name: a, op: unit, width: width, act: act}
+      - {name: b, block: conv_act, width: width * 2, act: act}
+nodes:
+  - {name: s, block: stage, width: 4, act: act, unit: unit}
+  - {name: t, block: stage, width: 4, act: silu, unit: conv_act}
+"""
+
+
+def test_string_parameters_arrive_two_levels_down_as_values():
+    g = load(NESTED)
+    ops = {n.name: n.op for n in g.nodes()}
+    assert ops["s.a.act"] == ops["s.b.act"] == "gelu"          # passed as a parameter, two levels down
+    assert ops["t.a.act"] == ops["t.b.act"] == "silu"          # a literal word for a required parameter
+    assert ops["s.a.conv"] == "conv"                           # `op: unit` named a block through a parameter
+    assert load(NESTED, act="hardswish").node("s.b.act").op == "hardswish"
+
+
+def test_a_string_attribute_may_name_a_parameter():
+    g = load("params: {approx: tanh}\ninputs: {x: [N, 4]}\nnodes: [{name: g, op: gelu, approximate: approx}]")
+    assert g.node("g").attrs["approximate"] == "tanh"
+
+
+def test_a_parameter_naming_an_unknown_op_is_reported_with_its_value():
+    msg = errors(NESTED.replace("act: gelu, unit", "act: gelux, unit"))
+    assert "unknown op 'gelux'" in msg and "did you mean 'gelu'" in msg
+
+
+# -- sequential numbering, inline blocks, flat repetition ----------------------------------------
+
+VGG = """
+params: {cfg: [8, 8, M, 16, M]}
+inputs: {x: [N, 3, 16, 16]}
+blocks:
+  conv_relu:
+    params: {width: null}
+    nodes:
+      - {op: conv, out_channels: width, kernel_size: 3, padding: 1}
+      - {op: relu}
+  stage:
+    params: {v: null}
+    nodes:
+      - {block: conv_relu, inline: true, width: v, if: "v != 'M'"}
+      - {op: maxpool, kernel_size: 2, stride: 2, if: "v == 'M'"}
+  features:
+    sequential: true
+    nodes:
+      - {block: stage, repeat: "len(cfg)", inline: true, v: "cfg[index]"}
+  head:
+    sequential: true
+    nodes:
+      - {name: fc1, op: linear, out_features: 10}
+      - {op: relu, repeat: 2, inline: true}
+      - {op: linear, out_features: 5, in: fc1}
+nodes:
+  - {name: features, block: features}
+  - {op: flatten}
+  - {name: classifier, block: head}
+"""
+
+
+class VggReference(nn.Module):
+    """The same network written as PyTorch's VGG is: flat nn.Sequential numbering."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                                      nn.ReLU(), nn.MaxPool2d(2, 2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+                                      nn.MaxPool2d(2, 2))
+        self.classifier = nn.Sequential(nn.Linear(256, 10), nn.ReLU(), nn.ReLU(), nn.Linear(10, 5))
+
+    def forward(self, x):
+        f = self.features(x).flatten(1)
+        return self.classifier[3](self.classifier[0](f))
+
+
+def test_flat_numbering_like_nn_sequential():
+    g = load(VGG)
+    names = [n.name for n in g.nodes() if n.op != "input"]
+    assert names == [f"features.{i}" for i in range(8)] + ["flatten"] + [f"classifier.{i}" for i in range(4)]
+    assert [g.node(f"features.{i}").op for i in range(8)] == ["conv", "relu", "conv", "relu", "maxpool", "conv",
+                                                             "relu", "maxpool"]
+    assert g.node("classifier.3").inputs[0].node == "classifier.0"  # local names stay handles
+    ours, ref = build_module(g).eval(), VggReference().eval()
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == \
+        [(k, v.shape) for k, v in ref.state_dict().items()]
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(ours(x), ref(x))
+
+
+def test_inline_block_without_numbering_keeps_its_node_names():
+    g = load("""
+inputs: {x: [N, 4]}
+blocks:
+  mlp: {nodes: [{name: fc1, op: linear, out_features: 8}, {name: fc2, op: linear, out_features: 4}]}
+nodes:
+  - {block: mlp, inline: true}
+""")
+    assert [n.name for n in g.nodes()] == ["x", "fc1", "fc2"]
+    assert total_params(g) == 4 * 8 + 8 + 8 * 4 + 4
+
+
+def test_inline_repetition_outside_a_sequential_block_is_a_name_clash():
+    msg = errors("""
+inputs: {x: [N, 4]}
+blocks:
+  mlp: {nodes: [{name: fc, op: linear, out_features: 4}]}
+nodes:
+  - {block: mlp, inline: true, repeat: 2}
+""")
+    assert "two nodes are named 'fc'" in msg and "sequential block" in msg
+
+
+def test_inline_on_a_plain_op_is_refused():
+    msg = errors("inputs: {x: [N, 4]}\nnodes: [{op: relu, inline: true}]")
+    assert "'inline' applies to block instances" in msg and ":2:" in msg
+
+
+# -- numbers as people write them -------------------------------------------------------------------
+
+def test_scientific_notation_is_a_number_everywhere():
+    g = load("params: {eps: 1e-3, scale: 5E-1}\ninputs: {x: [N, 4, 6]}\n"
+             "nodes: [{name: ln, op: layernorm, eps: eps}, {name: m, op: mul, value: scale}]")
+    assert g.params["eps"] == 0.001 and g.node("ln").attrs["eps"] == 0.001 and g.node("m").attrs["value"] == 0.5
+    assert load("params: {eps: 1e-3}\ninputs: {x: [N, 4]}\nnodes: [{op: layernorm, eps: eps}]",
+                eps=1e-6).params["eps"] == 1e-6
+
+
+def test_set_takes_scientific_notation(run_archc, spec_file):
+    path = spec_file("params: {eps: 1.0e-5}\ninputs: {x: [N, 4]}\nnodes: [{name: ln, op: layernorm, eps: eps}]\n")
+    proc = run_archc("summary", path, "--set", "eps=1e-3", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_archc("check", path, "--set", "eps=abc")
+    assert proc.returncode == 2 and "--set eps='abc': expected a value like the default 1e-05" in proc.stderr
+
+
+# -- includes that scale ----------------------------------------------------------------------------
+
+def test_include_the_shipped_library_by_name(tmp_path):
+    from archc import load_spec
+
+    spec = tmp_path / "m.yaml"
+    spec.write_text("include: archc/resnet_blocks\ninputs: {x: [N, 8, 8, 8]}\n"
+                    "nodes: [{name: layer, block: basic, planes: 8}]\n")
+    g = load_spec(str(spec))
+    assert g.node("layer.add").op == "add"
+
+
+def test_includes_inside_included_files_and_diamonds(tmp_path):
+    from archc import load_spec
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "base.yaml").write_text(
+        "blocks:\n  unit:\n    params: {c: 4}\n    nodes: [{name: conv, op: conv, out_channels: c, kernel_size: 1}]\n")
+    (tmp_path / "lib" / "mid.yaml").write_text(
+        "include: base\nblocks:\n  pair:\n    nodes: [{name: a, block: unit}, {name: b, block: unit}]\n")
+    spec = tmp_path / "m.yaml"
+    spec.write_text("include: [lib/mid.yaml, lib/base.yaml]\ninputs: {x: [N, 2, 4, 4]}\n"
+                    "nodes: [{name: p, block: pair}, {name: u, block: unit, c: 3}]\n")
+    g = load_spec(str(spec))
+    assert g.node("p.b.conv").type.shape == ("N", 4, 4, 4) and g.node("u.conv").type.shape == ("N", 3, 4, 4)
+
+
+def test_include_cycle_names_the_chain(tmp_path, run_archc):
+    (tmp_path / "a.yaml").write_text("include: b.yaml\nblocks: {}\n")
+    (tmp_path / "b.yaml").write_text("blocks: {}\ninclude: a\n")
+    (tmp_path / "m.yaml").write_text("include: a.yaml\ninputs: {x: [N, 2]}\nnodes: [{op: relu}]\n")
+    proc = run_archc("check", str(tmp_path / "m.yaml"))
+    assert proc.returncode == 2
+    a, b, m = (str(tmp_path / f) for f in ("a.yaml", "b.yaml", "m.yaml"))
+    assert f"{b}:2:10: error: include cycle: {a} -> {b} -> {a}" in proc.stderr, proc.stderr
+
+
+def test_missing_include_says_where_it_looked(tmp_path, run_archc):
+    (tmp_path / "m.yaml").write_text("include: nolib\ninputs: {x: [N, 2]}\nnodes: [{op: relu}]\n")
+    proc = run_archc("check", str(tmp_path / "m.yaml"))
+    assert proc.returncode == 2
+    assert "m.yaml:1:10: error: cannot include 'nolib': no such file (looked in " in proc.stderr
+    assert "archc/library" in proc.stderr
+
+
+# -- small pure functions ------------------------------------------------------------------------
+
+FUNCTIONS = """
+params: {width_mult: 0.75}
+functions:
+  make_divisible:
+    args: [v, divisor]
+    defaults: {divisor: 8}
+    let: {new_v: "max(divisor, int(v + divisor / 2) // divisor * divisor)"}
+    return: "new_v + divisor if new_v < 0.9 * v else new_v"
+  scaled:
+    args: [c, mult]
+    return: "make_divisible(c * mult)"
+inputs: {x: [N, 3, 8, 8]}
+nodes:
+  - {name: a, op: conv, out_channels: "make_divisible(32 * width_mult)", kernel_size: 1}
+  - {name: b, op: conv, out_channels: "make_divisible(10, 4)", kernel_size: 1}
+  - {name: c, op: conv, out_channels: "scaled(96, width_mult)", kernel_size: 1}
+"""
+
+
+def _make_divisible(v, divisor=8):  # torchvision's rule, for comparison
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def test_functions_compute_like_their_python_original():
+    g = load(FUNCTIONS)
+    assert g.node("a").attrs["out_channels"] == _make_divisible(32 * 0.75) == 24
+    assert g.node("b").attrs["out_channels"] == _make_divisible(10, 4) == 12
+    assert g.node("c").attrs["out_channels"] == _make_divisible(96 * 0.75) == 72
+    for mult in (0.35, 0.5, 1.3, 1.4):
+        g = load(FUNCTIONS, width_mult=mult)
+        assert g.node("a").attrs["out_channels"] == _make_divisible(32 * mult)
+
+
+@pytest.mark.parametrize("decl,call,message", [
+    ("f: {args: [x], return: 'f(x - 1) if x > 0 else 0'}", "f(3)", "in function 'f': unknown function 'f'"),
+    ("f: {args: [x], return: 'x + y'}", "f(1)", "in function 'f': unknown name 'y'"),
+    ("f: {args: [x], return: 'x'}", "f(1, 2)", "f() takes 1 argument(s) (x), got 2"),
+    ("f0: {args: [x], return: 'x'}\n  f1: {args: [x], return: 'f0(x) + f0(x)'}\n  f2: {args: [x], return: 'f1(x) + f1(x)'}"
+     + "".join(f"\n  f{i}: {{args: [x], return: 'f{i - 1}(x) + f{i - 1}(x)'}}" for i in range(3, 30)),
+     "f29(1)", "spec functions were called more than 100000 times"),
+])
+def test_function_errors_at_the_call(decl, call, message):
+    msg = errors(f"functions:\n  {decl}\ninputs: {{x: [N, 2]}}\nnodes: [{{op: linear, out_features: '{call}'}}]")
+    assert message in msg, msg
+
+
+@pytest.mark.parametrize("decl,message", [
+    ("f: {args: [x]}", "function 'f' must be a mapping with 'args' and 'return'"),
+    ("f: {args: [x], return: 'x +'}", "function 'f': invalid expression 'x +'"),
+    ("max: {args: [x], return: x}", "function name 'max' must be an identifier that is not a built-in function"),
+    ("f: {args: [x, y], defaults: {x: 1}, return: x}", "'defaults' of function 'f' must give values for its last"),
+    ("f: {arg: [x], return: x}", "unknown key 'arg' in function 'f'"),
+])
+def test_bad_function_definitions(decl, message):
+    msg = errors(f"functions:\n  {decl}\ninputs: {{x: [N, 2]}}\nnodes: [{{op: relu}}]")
+    assert message in msg and "<spec>:2:" in msg, msg
+
+
+# -- the previous node in expressions, and the width warning -------------------------------------
+
+HEAD = """name: head
+inputs: {x: [N, 32, 4, 4]}
+blocks:
+  head:
+    params: {classes: 10}
+    nodes:
+      - {name: conv, op: conv, out_channels: 128, kernel_size: 1}
+      - {op: global_avgpool}
+      - {op: flatten}
+      - {name: fc1, op: linear, out_features: "channels(x)"}
+      - {name: fc2, op: linear, out_features: "channels(prev) // 2"}
+      - {name: fc3, op: linear, out_features: classes, in: prev}
+  res:
+    nodes:
+      - {name: conv1, op: conv, out_channels: 8, kernel_size: 1}
+      - {name: conv2, op: conv, out_channels: "channels(x)", kernel_size: 1}
+      - {name: add, op: add, in: [x, conv2]}
+nodes:
+  - {name: r, block: res}
+  - {name: h, block: head}
+"""
+
+
+def test_prev_names_the_node_before_this_one():
+    g = load(HEAD)
+    assert g.node("h.fc2").attrs["out_features"] == 16          # channels(prev): fc1's 32 features / 2
+    assert g.node("h.fc3").inputs[0].node == "h.fc2"            # in: prev
+    assert g.node("r.conv2").attrs["out_channels"] == 32
+
+
+def test_check_warns_when_a_width_comes_from_an_input_the_block_reads_only_once(run_archc, spec_file):
+    proc = run_archc("check", spec_file(HEAD))
+    assert proc.returncode == 0
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1, proc.stderr  # the residual block's channels(x) is read by its add: no warning
+    assert warnings[0].endswith(":10:9: warning: node 'h.fc1': its width is computed from x, the block's input, "
+                                "which it does not read (the block reads 'x' only in its first node); for the node "
+                                "before this one write 'prev', e.g. channels(prev)")
+
+
+def test_a_node_named_prev_keeps_its_name():
+    g = load("inputs: {x: [N, 4]}\nnodes: [{name: prev, op: linear, out_features: 3}, {op: relu},"
+             " {name: o, op: linear, out_features: 2, in: prev}]")
+    assert g.node("o").inputs[0].node == "prev"
+
+
+# -- sequence models that run bare ---------------------------------------------------------------
+
+GPT_POSITIONS = """
+params: {vocab: 50, dim: 8, max_len: 16}
+inputs: {tokens: {shape: [N, S], dtype: int64}}
+example_dims: {S: 11}
+nodes:
+  - {name: wte, op: embedding, num_embeddings: vocab, embedding_dim: dim}
+  - {name: wpe, op: position_embedding, max_len: max_len}
+"""
+
+
+class GptPositions(nn.Module):
+    def __init__(self, vocab=50, dim=8, max_len=16):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, dim)
+        self.wpe = nn.Parameter(torch.zeros(1, max_len, dim))
+
+    def forward(self, tokens):
+        return self.wte(tokens) + self.wpe[:, :tokens.shape[1]]
+
+
+def test_position_table_longer_than_the_input_is_sliced():
+    import numpy as np
+
+    from ops_harness import run_onnx, run_torch
+
+    g = load(GPT_POSITIONS)
+    assert g.node("wpe").outputs[0].shape == ("N", "S", 8)
+    ours, ref = build_module(g).eval(), GptPositions().eval()
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    for length in (1, 7, 16):
+        tokens = np.random.default_rng(length).integers(0, 50, (2, length))
+        want = ref(torch.from_numpy(tokens)).detach().numpy()
+        np.testing.assert_allclose(run_torch(g, {"tokens": tokens})[0], want, rtol=1e-6)
+        np.testing.assert_allclose(run_onnx(g, {"tokens": tokens})[0], want, rtol=1e-6)
+    msg = errors(GPT_POSITIONS.replace("[N, S]", "[N, 17]").replace("example_dims: {S: 11}\n", ""))
+    assert "the input has 17 positions along dim 1, more than max_len=16" in msg
+
+
+def test_example_dims_let_run_and_verify_go_without_dim(run_archc, spec_file):
+    path = spec_file(GPT_POSITIONS)
+    proc = run_archc("run", path)
+    assert proc.returncode == 0, proc.stderr
+    assert "(1, 11, 8)" in proc.stdout
+    proc = run_archc("run", path, "--dim", "S=5", "--batch", "3")
+    assert proc.returncode == 0 and "(3, 5, 8)" in proc.stdout, proc.stdout + proc.stderr
+    proc = run_archc("check", spec_file(GPT_POSITIONS.replace("{S: 11}", "{L: 11}"), "bad.yaml"))
+    assert proc.returncode == 2
+    assert "bad.yaml:4:16: error: example_dims names 'L', which is no symbolic dim of the inputs (they have: N, S)" \
+        in proc.stderr
+
+
+def test_shipped_sequence_specs_verify_without_dim(run_archc):
+    proc = run_archc("verify", "specs/transformer.yaml", "--profile", "small")
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
+
+
+# -- weight tying ------------------------------------------------------------------------------
+
+TIED = """
+params: {vocab: 50, dim: 8}
+inputs: {tokens: {shape: [N, S], dtype: int64}}
+example_dims: {S: 6}
+nodes:
+  - {name: wte, op: embedding, num_embeddings: vocab, embedding_dim: dim}
+  - {name: ln, op: layernorm}
+  - {name: lm_head, op: linear, out_features: vocab, bias: false, tie: {weight: wte.weight}}
+"""
+
+
+class TiedLM(nn.Module):
+    """GPT-2's output projection shares the token embedding."""
+
+    def __init__(self, vocab=50, dim=8):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, dim)
+        self.ln = nn.LayerNorm(dim)
+        self.lm_head = nn.Linear(dim, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, tokens):
+        return self.lm_head(self.ln(self.wte(tokens)))
+
+
+def test_tied_weights_are_one_tensor_with_two_keys_counted_once(tmp_path):
+    import numpy as np
+
+    from archc.lowering.onnx import to_onnx
+    from archc.lowering.torch import load_weights
+    from ops_harness import run_onnx
+
+    g = load(TIED)
+    ref = TiedLM()
+    assert total_params(g) == sum(p.numel() for p in ref.parameters()) == 50 * 8 + 16
+    ours = build_module(g).eval()
+    assert ours.lm_head.weight is ours.wte.weight
+    assert list(ours.state_dict()) == list(ref.state_dict()) == ["wte.weight", "ln.weight", "ln.bias", "lm_head.weight"]
+    torch.save(ref.state_dict(), tmp_path / "ref.pt")
+    load_weights(g, str(tmp_path / "ref.pt"))
+    tokens = np.random.default_rng(0).integers(0, 50, (2, 6))
+    want = ref.eval()(torch.from_numpy(tokens)).detach().numpy()
+    np.testing.assert_allclose(build_module(g).eval()(torch.from_numpy(tokens)).detach().numpy(), want, rtol=1e-5)
+    np.testing.assert_allclose(run_onnx(g, {"tokens": tokens})[0], want, rtol=1e-5, atol=1e-6)
+    assert [i.name for i in to_onnx(g).graph.initializer] == ["wte.weight", "ln.weight", "ln.bias"]
+    # checkpoints that leave the tied copy out (as many do) load too
+    sd = ref.state_dict()
+    del sd["lm_head.weight"]
+    torch.save(sd, tmp_path / "short.pt")
+    load_weights(g, str(tmp_path / "short.pt"))
+    assert g.weights["lm_head"]["weight"] is g.weights["wte"]["weight"]
+
+
+@pytest.mark.parametrize("tie,message", [
+    ("{weight: ln.weight}", "cannot tie 'weight' (50, 8) to 'ln.weight' (8,): tied parameters need one shape"),
+    ("{bias: wte.weight}", "op 'linear' has no parameter 'bias' to tie; it has: weight"),
+    ("{weight: wte.wieght}", "'wte.wieght' is no parameter of another node ('wte' has: weight)"),
+    ("{weight: wtf.weight}", "unknown node or input 'wtf'"),
+])
+def test_tie_errors(tie, message):
+    msg = errors(TIED.replace("{weight: wte.weight}", tie))
+    assert message in msg and "node 'lm_head'" in msg, msg
