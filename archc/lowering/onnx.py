@@ -14,7 +14,7 @@ archc's own seeded initialiser, the same arrays the PyTorch backend loads.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -32,6 +32,9 @@ from archc.ops import registry
 from archc.ops.weights import deferred_weights, tied_params
 from archc.ops.base import param_key
 from archc.pysource import one_line, plain_text
+
+if TYPE_CHECKING:
+    from archc.lowering.onnx_writer import OnnxParts
 
 __all__ = ["OPSET", "IR_VERSION", "Emitter", "to_onnx", "build_onnx", "save_onnx", "value_name"]
 
