@@ -178,6 +178,18 @@ class GeluTanhWritten(nn.Module):
         return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
 
 
+class MishWritten(nn.Module):
+    """x * tanh(softplus(x)), spelled out: no native op for it, so it keeps its structure."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        x = self.fc(x)
+        return x * torch.tanh(F.softplus(x))
+
+
 class RMSNormWritten(nn.Module):
     def __init__(self, d: int = 8) -> None:
         super().__init__()
@@ -355,8 +367,9 @@ def test_default_export_with_folded_batchnorm(tmp_path):
                                rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("factory", [GeluTanhWritten, RMSNormWritten])
+@pytest.mark.parametrize("factory", [MishWritten, RMSNormWritten])
 def test_decomposed_functions_keep_their_structure(tmp_path, factory):
+    # (GELU, SiLU and layer norm written out are fused into native ops: tests/test_onnx_patterns.py)
     torch.manual_seed(3)
     model = factory().eval()
     path = export(model, (2, 4, 8), tmp_path / "f.onnx")
@@ -383,7 +396,7 @@ def test_decomposed_functions_keep_their_structure(tmp_path, factory):
         assert roles[n.name] == want
 
 
-@pytest.mark.parametrize("factory", [GeluTanhWritten, RMSNormWritten])
+@pytest.mark.parametrize("factory", [MishWritten, RMSNormWritten])
 def test_decomposed_functions_have_no_skips(tmp_path, factory):
     torch.manual_seed(3)
     path = export(factory().eval(), (2, 4, 8), tmp_path / "f.onnx")
@@ -545,12 +558,12 @@ def test_lint_labels_match_the_equivalent_spec(exported, name):
 
 
 @pytest.mark.parametrize("opset", [11, 13])
-@pytest.mark.parametrize("name", ["se", "gelu"])
+@pytest.mark.parametrize("name", ["se", "rmsnorm"])
 def test_older_opsets_import_and_relower_at_17(tmp_path, name, opset):
     """Squeeze/Unsqueeze/Split axes as attributes (opset 11), Pow and Add from older versions
     re-emitted at archc's opset where only their accepted types changed."""
     torch.manual_seed(4)
-    model = (SqueezeExcite() if name == "se" else GeluTanhWritten()).eval()
+    model = (SqueezeExcite() if name == "se" else RMSNormWritten()).eval()
     shape = (2, 3, 6, 6) if name == "se" else (2, 4, 8)
     path = str(tmp_path / f"{name}.onnx")
     with warnings.catch_warnings():
@@ -728,10 +741,14 @@ def test_unknown_op_is_kept_with_its_weights_and_role():
     assert total_params(graph) == 3
     assert registry.lookup("onnx_node").role_of(act) == "activation"
     assert act.outputs[0].shape == x_shape
-    from archc.lowering.torch import generate_source
+    # and it builds to PyTorch, as the ONNX op (archc.ops.onnx_torch), with its slope as a parameter
+    from archc.lowering.torch import build_module
 
-    with pytest.raises(SpecError, match="PRelu"):
-        generate_source(graph)
+    module = build_module(graph, seed=None)
+    assert dict(module.named_parameters())["act.slope"].shape == (1, 3, 1, 1)
+    x = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
+    np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(), run_ort(model, {"x": x})[0],
+                               rtol=1e-5, atol=1e-6)
 
 
 # -- the command line and errors ------------------------------------------------------------------
@@ -776,10 +793,11 @@ def test_invalid_models_raise_spec_errors(tmp_path):
     # control flow is refused with the node named
     body = helper.make_graph([helper.make_node("Identity", ["x"], ["z"])], "body", [],
                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])])
-    cond = numpy_helper.from_array(np.array(True), "cond")
+    # (an If on a constant condition becomes its branch: tests/test_onnx_torch_ops.py)
     model = _model([helper.make_node("If", ["cond"], ["y"], name="branch", then_branch=body, else_branch=body)],
-                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [cond])
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]),
+                    helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     with pytest.raises(SpecError, match="node 'branch': ONNX If has a subgraph"):
         from_onnx(model, "if.onnx")
 

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("archc.cli.build", "lower a spec to a PyTorch module file or an ONNX model"),
     "run": ("archc.cli.run", "run one input through PyTorch or onnxruntime and summarise the outputs"),
     "verify": ("archc.cli.verify", "check that the PyTorch and ONNX builds compute the same function"),
+    "spec": ("archc.cli.spec", "write an ONNX model back as a readable spec (blocks, repeats), optionally its weights"),
 }
 
 

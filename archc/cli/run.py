@@ -1,4 +1,8 @@
-"""``archc run SPEC|MODEL.onnx``: run one input through PyTorch or onnxruntime and summarise the outputs."""
+"""``archc run SPEC|MODEL.onnx``: run one input through PyTorch or onnxruntime and summarise the outputs.
+
+An ONNX model runs as it is on onnxruntime, or with ``--runtime torch`` as the PyTorch module
+archc generates from it, with the model's own weights.
+"""
 from __future__ import annotations
 
 import argparse
@@ -26,10 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.spec.endswith(".onnx"):
-        if args.runtime != "ort":
-            raise UsageError("an ONNX model runs on --runtime ort; the torch runtime takes a spec",
-                             location=Location(args.spec))
+    if args.spec.endswith(".onnx") and args.runtime == "ort":
         model, types, names = _read_onnx_file(args.spec)
         graph = None
     else:

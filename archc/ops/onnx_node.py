@@ -42,8 +42,12 @@ by ``op_type`` and by how many inputs are computed tensors (constants do not cou
   analyses leave both out of the data flow;
 * ``other``: everything else (comparisons, Where, casts to another dtype, ...).
 
-The ONNX lowering re-emits the node with its attributes; the PyTorch lowering raises
-an error naming the ONNX op, since archc cannot write PyTorch code for arbitrary ONNX.
+The ONNX lowering re-emits the node with its attributes. The PyTorch lowering writes a
+faithful torch expression of the ONNX op (:mod:`archc.ops.onnx_torch`, one definition per
+ONNX op type); the node's constants are an ``nn.ParameterDict`` (learned ones as
+parameters, literals as frozen ones), so they travel in the state_dict under
+``node.name``. An op of a custom domain, or one archc has no PyTorch code for, is an
+error naming the op and the node.
 """
 from __future__ import annotations
 
@@ -139,11 +143,53 @@ class OnnxNode(OpDef):
         return {name: ParamSpec(tuple(p["shape"]), "zeros", dtype=p["dtype"], buffer=not p.get("learned", True))
                 for name, p in (node.attrs["params"] or {}).items()}
 
+    def torch_module(self, node, ins):
+        params = node.attrs["params"] or {}
+        if not params:
+            return None
+        from archc.ops.onnx_torch import Unsupported, torch_dtype
+
+        entries = []
+        for name, p in params.items():
+            try:
+                dtype = torch_dtype(p["dtype"])
+            except Unsupported as exc:
+                raise self._error(node, str(exc)) from None
+            frozen = "" if p.get("learned", True) and p["dtype"].startswith("float") else ", requires_grad=False"
+            entries.append(f"{name!r}: nn.Parameter(torch.zeros({tuple(p['shape'])!r}, dtype={dtype}){frozen})")
+        return "nn.ParameterDict({" + ", ".join(entries) + "})"
+
     def torch_forward(self, node, ins, args, module):
+        from archc.ops.onnx_torch import Call, Unsupported, lower
+
+        a = node.attrs
+        if a["domain"]:
+            raise self._error(node, f"custom domain '{a['domain']}': only standard ONNX ops have a PyTorch "
+                                    "lowering")
+        operands, ranks = [], []
+        for operand in a["operands"] or []:
+            if operand is None:
+                operands.append(None)
+                ranks.append(None)
+            elif isinstance(operand, int):
+                operands.append(args[operand])
+                ranks.append(ins[operand].rank)
+            else:
+                operands.append(f"{module}[{operand!r}]")
+                ranks.append(len(a["params"][operand]["shape"]))
+        call = Call(a["op_type"], dict(a["attributes"] or {}), operands, ranks, list(node.outputs),
+                    a["opset"] or 21)
+        try:
+            return lower(call)
+        except Unsupported as exc:
+            raise self._error(node, str(exc)) from None
+
+    @staticmethod
+    def _error(node, why: str) -> SpecError:
         a = node.attrs
         where = f"'{a['domain']}' " if a["domain"] else ""
-        raise SpecError(f"imported ONNX {where}op '{a['op_type']}' has no PyTorch lowering; archc maps to "
-                        f"PyTorch only the ONNX ops it has native ops for", node=node.name, location=node.location)
+        return SpecError(f"imported ONNX {where}op '{a['op_type']}' cannot be written as PyTorch: {why}",
+                         node=node.name, location=node.location)
 
     def onnx(self, emit, node, inputs, ins):
         import numpy as np
@@ -324,6 +370,21 @@ def compatible_versions(op_type: str, old: int, new: int) -> bool:
                 [(p.name, p.option) for p in schema.outputs])
 
     return signature(a) == signature(b)
+
+
+#: attribute names of the ``nn.ParameterDict`` holding an onnx_node's constants in PyTorch
+#: (mapping methods and nn.Module's own), which a constant cannot be called
+_TAKEN_BY_THE_MODULE = frozenset("""
+    add_module apply bfloat16 buffers children clear compile copy cpu cuda double eval extra_repr float
+    forward fromkeys get half ipu items keys load_state_dict modules mtia named_buffers named_children
+    named_modules named_parameters parameters pop popitem register_buffer register_module register_parameter
+    requires_grad_ setdefault share_memory state_dict to to_empty train training type update values xpu
+    zero_grad dump_patches call_super_init""".split())
+
+
+def usable_param_name(name: str) -> bool:
+    """Whether a constant of an onnx_node may have this name (it is a key of its PyTorch module)."""
+    return name.isidentifier() and not name.startswith("_") and name not in _TAKEN_BY_THE_MODULE
 
 
 def constant_params(weights: dict[str, Any], learned: dict[str, bool]) -> dict[str, dict[str, Any]]:

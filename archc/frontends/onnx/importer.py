@@ -124,6 +124,7 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
     if not isinstance(model, onnx.ModelProto) or not model.HasField("graph"):
         raise SpecError("not an ONNX model (no graph)", location=where)
     limits.check_structure(model.graph, where)
+    model = upgrade_opset(model)
     skeleton = _skeleton(model)
     try:
         onnx.checker.check_model(skeleton)
@@ -133,7 +134,31 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
         if culprit is None:
             raise SpecError(message, location=where) from None
         raise limits.node_error(message, culprit[1], culprit[0], where) from None
-    return Importer(model, filename, skeleton).run()
+    graph = Importer(model, filename, skeleton).run()
+    from archc.frontends.onnx.patterns import fuse
+
+    fuse(graph)  # functions exporters write out (GELU, SiLU, layer norm) become native ops
+    return graph
+
+
+#: models importing an older default-domain opset are first converted to this one
+UPGRADE_TO = 13
+
+
+def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model converted by onnx's version converter to opset :data:`UPGRADE_TO` when it
+    imports an older one (opsets 7-12), so converters and lowerings see today's operator
+    signatures; the model itself where it is recent or the converter cannot convert it
+    (the importer reads the old signatures too)."""
+    version = next((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS), UPGRADE_TO)
+    if version >= UPGRADE_TO:
+        return model
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(model, UPGRADE_TO)
+    except Exception:  # noqa: BLE001 - the converter lacks adapters for some ops and raises several types
+        return model
 
 
 #: initializers with more elements than this are left out of the copy that is checked and shape-inferred
@@ -163,6 +188,19 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     out.functions.extend(model.functions)
     out.graph.CopyFrom(graph)
     return out
+
+
+def node_meta(node: onnx.NodeProto) -> dict[str, Any]:
+    """What an IR node remembers of its ONNX node: the name, and the PyTorch module path the
+    exporter recorded (``module_path``, from the default exporter's ``name_scopes`` metadata),
+    a hint for naming (:mod:`archc.lowering.spec_yaml`), never needed."""
+    meta: dict[str, Any] = {"onnx_name": node.name}
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            scopes = [s for s in re.findall(r"'([^']*)'", prop.value) if s]
+            if len(scopes) >= 2:  # the last entry names the op, the one before its module
+                meta["module_path"] = scopes[-2]
+    return meta
 
 
 def _first_line(exc: BaseException) -> str:
@@ -288,10 +326,16 @@ class Importer:
         self.bind(vi.name, Tensor(Value(name)))
 
     def _process(self, node: onnx.NodeProto) -> None:
+        if node.domain in _DEFAULT_DOMAINS and node.op_type in ("If", "Loop", "Scan"):
+            from archc.frontends.onnx.control_flow import resolve
+
+            if resolve(self, node):
+                return
         for a in node.attribute:
             if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-                self._fail(f"ONNX {node.op_type} has a subgraph; archc does not import control flow",
-                           node=node)
+                self._fail(f"ONNX {node.op_type} has a subgraph that does not fold away; archc imports control "
+                           "flow only where it becomes straight-line code (an If on a constant condition, a Loop "
+                           "of a constant trip count, a Scan of a known length)", node=node)
         recs = []
         for name in node.input:
             if name and name not in self.values:
@@ -439,7 +483,7 @@ class Importer:
         }
         name = self.unique_name(self._default_name(node))
         ir = Node(name=name, op="onnx_node", attrs=attrs, inputs=ins, outputs=types, location=self.where,
-                  meta={"onnx_name": node.name})
+                  meta=node_meta(node))
         self.graph.add(ir)
         if weights:
             self.graph.weights[name] = dict(weights)
@@ -537,7 +581,7 @@ class Importer:
         ins = [self.graph.type_of(v) for v in inputs]
         try:
             ir = build_node(opdef, "?", {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()},
-                            inputs, ins, location=self.where, meta={"onnx_name": node.name})
+                            inputs, ins, location=self.where, meta=node_meta(node))
         except (NodeError, ShapeError) as exc:  # the native op cannot express this node
             raise Fallback(f"op '{op}': {exc}") from None
         why = limits.native_refusal(ins, ir.outputs, weights)
@@ -778,6 +822,8 @@ def _param_name(schema, index: int, taken: Container[str]) -> str:
         base = _clean(formal.name).lower() or base
         if index >= len(schema.inputs):  # variadic tail
             base = f"{base}{index}"
+    if not _onnx_node.usable_param_name(base):  # e.g. OneHot's 'values', a method of the torch module
+        base = f"{base.strip('_') or 'input'}_{index}"
     return Namespace(also_taken=taken, suffix=lambda stem, i: f"{stem}{i}").free(base)
 
 

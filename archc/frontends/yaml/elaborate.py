@@ -757,7 +757,9 @@ class _Elaborator:
         elif isinstance(raw, str) and kind != "any":
             value = self._eval(raw, scope, holder, key, full, attr=True)
             exprs[key] = raw
-        elif isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str", "any"):
+        elif kind == "any":
+            value = _plain(raw)  # data (an imported ONNX node's attributes): never evaluated
+        elif isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str"):
             value = [self._eval(v, scope, raw, i, full) if isinstance(v, str) else v for i, v in enumerate(raw)]
         else:
             value = raw
@@ -911,3 +913,12 @@ def _merged(item: SMap, extra: SMap) -> SMap:
     merged.value_locations = {**item.value_locations, **extra.value_locations}
     merged.quoted = {**item.quoted, **extra.quoted}
     return merged
+
+
+def _plain(value: Any) -> Any:
+    """A spec value as plain Python data (dicts and lists, not the located SMap/SList)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,83 @@
+"""``archc spec MODEL.onnx -o model.yaml [--weights-out model.pt]``: an existing model as a spec.
+
+The ONNX model is imported, and its graph written back in archc's spec language
+(:mod:`archc.lowering.spec_yaml`): repeated structure as blocks with ``repeat:``, shapes
+left to inference, names from the model's module paths. The spec is checked by building
+it again before anything is written. ``--weights-out`` saves the model's own weights as a
+state_dict keyed by the spec's node names, so ``archc build model.yaml --target onnx
+--weights model.pt`` computes what the original model computes.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+
+from archc.cli.common import is_onnx_model
+from archc.errors import Location, UsageError
+from archc.fileio import check_output_path, write_atomic
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="MODEL.onnx", help="an ONNX model")
+    parser.add_argument("-o", "--output", required=True, help="the spec to write (.yaml)")
+    parser.add_argument("--weights-out", metavar="OUT.pt",
+                        help="also save the model's weights as a state_dict for the spec (needs torch)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from archc.frontends.onnx import load_onnx
+    from archc.frontends.yaml import loads_spec
+    from archc.lowering.spec_yaml import dump_spec, to_spec
+
+    if not is_onnx_model(args.spec):
+        raise UsageError("archc spec reads an ONNX model (.onnx); a YAML spec is a spec already",
+                         location=Location(args.spec))
+    check_output_path(args.output, "-o")
+    if args.weights_out:
+        check_output_path(args.weights_out, "--weights-out")
+    graph = load_onnx(args.spec)
+    spec, rename = to_spec(graph)
+    text = dump_spec(spec, args.spec)
+    rebuilt = loads_spec(text, filename=args.output)  # a spec archc cannot read back is never written
+    state = _state_dict(graph, rename) if args.weights_out else None
+    if state is not None:
+        _check_keys(rebuilt, state, args.weights_out)
+    write_atomic(args.output, text, option="-o")
+    if state is not None:
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        write_atomic(args.weights_out, buffer.getvalue(), option="--weights-out")
+    blocks = len(spec.get("blocks", {}))
+    print(f"wrote {args.output}: {len(text.splitlines())} lines, {blocks} block{'s' * (blocks != 1)}, "
+          f"{len(rebuilt)} nodes" + (f"; weights in {args.weights_out}" if state is not None else ""),
+          file=sys.stderr)
+    return 0
+
+
+def _state_dict(graph, rename: dict[str, str]) -> dict:
+    """The model's weights as a torch state_dict under the spec's node names."""
+    import torch
+
+    from archc.ops.weights import param_entries
+    from archc.lowering import graph_weights
+    from archc.ops.base import param_key
+
+    weights = graph_weights(graph)
+    return {param_key(rename[e.node], e.param): torch.from_numpy(weights[e.node][e.param].copy())
+            for e in param_entries(graph)}
+
+
+def _check_keys(rebuilt, state: dict, where: str) -> None:
+    """The spec's graph must take exactly these weights (else the writer has a bug: say so)."""
+    from archc.errors import SpecError
+    from archc.ops.weights import param_entries
+
+    expected = {e.key: tuple(e.spec.shape) for e in param_entries(rebuilt)}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != got:
+        diff = sorted(set(expected.items()) ^ set(got.items()))[:3]
+        raise SpecError(f"internal error: the written spec's parameters differ from the model's: {diff}",
+                        location=Location(where))

@@ -1,0 +1,354 @@
+"""Fusion of what exporters write out into archc's native ops, matched on structure.
+
+After the importer has mapped single ONNX nodes, some functions are still spelled out as
+several nodes (older opsets and hand-written modules): GELU as ``x * 0.5 * (1 + erf(x /
+sqrt 2))`` or with the tanh formula, SiLU as ``x * sigmoid(x)``, layer normalisation as
+ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div with a scale and shift; the default exporter
+writes max pooling with indices as a MaxPool whose whole-tensor indices have each plane's
+origin subtracted, and max unpooling as a ScatterND of the values into zeros. :func:`fuse`
+rewrites each occurrence into the native op (``gelu``, ``silu``, ``layernorm``, ``maxpool``
+with ``return_indices``, ``max_unpool``), keeping the name of the node that computed the result.
+
+Matching reads only ops, wiring and constant values, never node names. A product is read
+as its factors (``scale``, ``mul`` and multiplications by a constant, in any order and
+association), so ``0.5 * x * (1 + t)`` and ``x * (0.5 * (1 + t))`` match alike. A match
+applies only where its inner nodes are used by nothing outside it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from archc.frontends.onnx.values import short_float
+from archc.ir.graph import Graph, Node, Value
+from archc.ops import registry
+
+
+def kind(node: Node) -> str:
+    """The op, with an imported ONNX node's op type: ``conv``, ``onnx:Erf``."""
+    return f"onnx:{node.attrs['op_type']}" if node.op == "onnx_node" else node.op
+
+
+def constant(graph: Graph, node: Node) -> np.ndarray | None:
+    """The constant operand of an onnx_node with one computed input (``x + c``), else None."""
+    if node.op != "onnx_node" or len(node.inputs) != 1:
+        return None
+    names = [o for o in node.attrs["operands"] or [] if isinstance(o, str)]
+    if len(names) != 1:
+        return None
+    return graph.weights.get(node.name, {}).get(names[0])
+
+
+def scalar(graph: Graph, node: Node) -> float | None:
+    c = constant(graph, node)
+    return float(c.reshape(-1)[0]) if c is not None and c.size == 1 else None
+
+
+def close(a: float | None, b: float, rel: float = 1e-3) -> bool:
+    return a is not None and abs(a - b) <= rel * abs(b)
+
+
+@dataclass
+class Product:
+    """A value read as ``coefficient * factor_1 * ... * factor_n`` and the nodes that say so."""
+
+    coefficient: float = 1.0
+    factors: list[Value] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)
+
+
+def product(graph: Graph, value: Value, top: bool = True) -> Product:
+    """Factors of ``value`` through scale, mul and multiplication/division by a scalar constant;
+    inner nodes are looked through only where this product is their sole use."""
+    node = graph.node(value.node)
+    if value.out != 0 or (not top and graph.uses(node.name) != 1):
+        return Product(factors=[value])
+    k = kind(node)
+    if k == "scale":
+        inner = product(graph, node.inputs[0], False)
+        return Product(inner.coefficient * node.attrs["factor"], inner.factors, [node.name, *inner.nodes])
+    if k == "mul" and len(node.inputs) == 2:
+        a, b = (product(graph, v, False) for v in node.inputs)
+        return Product(a.coefficient * b.coefficient, a.factors + b.factors, [node.name, *a.nodes, *b.nodes])
+    c = scalar(graph, node)
+    if c is not None and k in ("onnx:Mul", "onnx:Div") and isinstance(node.attrs["operands"][0], int):
+        inner = product(graph, node.inputs[0], False)
+        factor = c if k == "onnx:Mul" else 1.0 / c
+        return Product(inner.coefficient * factor, inner.factors, [node.name, *inner.nodes])
+    return Product(factors=[value])
+
+
+@dataclass
+class Match:
+    """A fusion: the new op over ``inputs`` replacing ``root``; ``nodes`` all it replaces."""
+
+    op: str
+    attrs: dict[str, Any]
+    inputs: list[Value]
+    nodes: list[str]
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    #: values of the replaced nodes the fused node's outputs stand for (default: the root's, output 0)
+    replaced: list[tuple[Value, int]] | None = None
+    #: the replaced node whose name the fused node takes (default: the root)
+    name: str | None = None
+
+
+Matcher = Callable[[Graph, Node], "Match | None"]
+MATCHERS: list[Matcher] = []
+
+
+def matcher(fn: Matcher) -> Matcher:
+    MATCHERS.append(fn)
+    return fn
+
+
+def _plus_one(graph: Graph, value: Value) -> Value | None:
+    """``t`` where ``value`` is ``1 + t`` (an imported Add of the constant 1)."""
+    node = graph.node(value.node)
+    if kind(node) == "onnx:Add" and close(scalar(graph, node), 1.0):
+        return node.inputs[0]
+    return None
+
+
+@matcher
+def gelu(graph: Graph, root: Node) -> Match | None:
+    """``0.5 * x * (1 + erf(x / sqrt 2))``, or ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))``."""
+    p = product(graph, Value(root.name))
+    if not close(p.coefficient, 0.5) or len(p.factors) != 2:
+        return None
+    for x, other in (p.factors, p.factors[::-1]):
+        inner = _plus_one(graph, other)
+        if inner is None:
+            continue
+        fn = graph.node(inner.node)
+        arg = product(graph, fn.inputs[0], False) if fn.inputs else None
+        if arg is None or arg.factors == [] or len(arg.factors) != 1:
+            continue
+        nodes = [*p.nodes, other.node, inner.node, *arg.nodes]
+        if kind(fn) == "onnx:Erf" and close(arg.coefficient, 1 / math.sqrt(2)) and arg.factors[0] == x:
+            return Match("gelu", {"approximate": "none"}, [x], nodes)
+        if kind(fn) == "tanh" and close(arg.coefficient, math.sqrt(2 / math.pi)):
+            cubic = _x_plus_cubic(graph, arg.factors[0], x)
+            if cubic is not None:
+                return Match("gelu", {"approximate": "tanh"}, [x], nodes + cubic)
+    return None
+
+
+def _x_plus_cubic(graph: Graph, value: Value, x: Value) -> list[str] | None:
+    """The nodes of ``x + 0.044715 * x^3`` (x^3 as Pow(x, 3) or x * x * x), or None."""
+    add = graph.node(value.node)
+    if kind(add) != "add" or len(add.inputs) != 2 or graph.uses(add.name) != 1 or x not in add.inputs:
+        return None
+    term = product(graph, add.inputs[1] if add.inputs[0] == x else add.inputs[0], False)
+    nodes = [add.name, *term.nodes]
+    if not close(term.coefficient, 0.044715):
+        return None
+    if term.factors == [x, x, x]:
+        return nodes
+    if len(term.factors) == 1:
+        power = graph.node(term.factors[0].node)
+        if kind(power) == "onnx:Pow" and close(scalar(graph, power), 3.0) and power.inputs == [x] \
+                and graph.uses(power.name) == 1:
+            return nodes + [power.name]
+    return None
+
+
+@matcher
+def silu(graph: Graph, root: Node) -> Match | None:
+    """``x * sigmoid(x)`` (SiLU, Swish)."""
+    if kind(root) != "mul" or len(root.inputs) != 2:
+        return None
+    for x, gate in (root.inputs, root.inputs[::-1]):
+        g = graph.node(gate.node)
+        if kind(g) == "sigmoid" and g.inputs == [x] and graph.uses(g.name) == 1:
+            return Match("silu", {}, [x], [root.name, g.name])
+    return None
+
+
+@matcher
+def layernorm(graph: Graph, root: Node) -> Match | None:
+    """``(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * w + b`` over the last dims."""
+    nodes, weights = [], {}
+    node = root
+    users = graph.users(root.name)
+    if kind(root) == "onnx:Mul" and len(users) == 1 and graph.uses(root.name) == 1 \
+            and kind(graph.node(users[0])) == "onnx:Add" and constant(graph, graph.node(users[0])) is not None:
+        return None  # the shift after the scale is part of it: match from there
+    if kind(node) == "onnx:Add" and constant(graph, node) is not None:
+        weights["bias"], node = constant(graph, node), graph.node(node.inputs[0].node)
+        nodes.append(root.name)
+    if kind(node) == "onnx:Mul" and constant(graph, node) is not None:
+        weights["weight"] = constant(graph, node)
+        nodes.append(node.name)
+        node = graph.node(node.inputs[0].node)
+    if kind(node) != "div" or "weight" not in weights:
+        return None
+    centred, denominator = node.inputs
+    sqrt = graph.node(denominator.node)
+    eps_add = graph.node(sqrt.inputs[0].node) if kind(sqrt) == "onnx:Sqrt" else None
+    var = graph.node(eps_add.inputs[0].node) if eps_add is not None and kind(eps_add) == "onnx:Add" else None
+    power = graph.node(var.inputs[0].node) if var is not None and kind(var) == "mean" else None
+    sub = graph.node(centred.node)
+    if power is None or kind(power) != "onnx:Pow" or not close(scalar(graph, power), 2.0) \
+            or power.inputs != [centred] or kind(sub) != "sub":
+        return None
+    x, mean = sub.inputs
+    mean_node = graph.node(mean.node)
+    if kind(mean_node) != "mean" or mean_node.inputs != [x]:
+        return None
+    rank = graph.type_of(x).rank
+    dims = sorted(d % rank for d in mean_node.attrs["dims"])
+    k = len(dims)
+    if dims != list(range(rank - k, rank)) or sorted(d % rank for d in var.attrs["dims"]) != dims \
+            or not (mean_node.attrs["keepdim"] and var.attrs["keepdim"]):
+        return None
+    eps_const = constant(graph, eps_add)
+    eps = short_float(float(eps_const.reshape(-1)[0]), eps_const.dtype) if eps_const is not None \
+        and eps_const.size == 1 else None
+    shape = tuple(graph.type_of(x).shape[rank - k:])
+    if eps is None or any(tuple(np.broadcast_shapes(w.shape, shape)) != shape or w.size != math.prod(shape)
+                          for w in weights.values()):
+        return None
+    weights = {key: np.ascontiguousarray(w.reshape(shape)) for key, w in weights.items()}
+    return Match("layernorm", {"dims": k, "eps": eps, "elementwise_affine": True, "bias": "bias" in weights},
+                 [x], [*nodes, node.name, sqrt.name, eps_add.name, var.name, power.name, sub.name, mean_node.name],
+                 weights)
+
+
+def _onnx_attrs(node: Node) -> dict[str, Any]:
+    return node.attrs.get("attributes") or {}
+
+
+def _plane_origin(graph: Graph, value: Value, x: Value) -> list[str] | None:
+    """The nodes computing each plane's first flat index of ``x``: the indices of a 1x1 MaxPool of
+    ``x`` (its flat positions) sliced to spatial position 0 (the default exporter's spelling)."""
+    nodes = []
+    while kind(graph.node(value.node)) == "slice":
+        node = graph.node(value.node)
+        if node.attrs["start"] != 0 or node.attrs["end"] != 1 or node.attrs["dim"] < 2:
+            return None
+        nodes.append(node.name)
+        value = node.inputs[0]
+    pool = graph.node(value.node)
+    a = _onnx_attrs(pool)
+    if kind(pool) != "onnx:MaxPool" or value.out != 1 or pool.inputs != [x] or set(a.get("kernel_shape", [])) != {1} \
+            or set(a.get("strides", [1])) != {1} or any(a.get("pads", [0])):
+        return None
+    spatial = graph.type_of(x).rank - 2
+    return nodes + [pool.name] if len(nodes) == spatial else None
+
+
+@matcher
+def maxpool_with_indices(graph: Graph, root: Node) -> Match | None:
+    """ONNX MaxPool's whole-tensor indices minus each plane's origin: PyTorch's per-plane indices,
+    i.e. the native ``maxpool`` with ``return_indices``."""
+    if kind(root) != "sub" or len(root.inputs) != 2:
+        return None
+    indices, origin = root.inputs
+    pool = graph.node(indices.node)
+    a = _onnx_attrs(pool)
+    if kind(pool) != "onnx:MaxPool" or indices.out != 1 or a.get("storage_order", 0) \
+            or a.get("auto_pad", "NOTSET") != "NOTSET":
+        return None
+    n = graph.type_of(pool.inputs[0]).rank - 2
+    pads = list(a.get("pads", [0] * 2 * n))
+    chain = _plane_origin(graph, origin, pool.inputs[0])
+    if chain is None or pads[:n] != pads[n:]:
+        return None
+    attrs = {"kernel_size": list(a["kernel_shape"]), "stride": list(a.get("strides", [1] * n)),
+             "padding": pads[:n], "dilation": list(a.get("dilations", [1] * n)),
+             "ceil_mode": bool(a.get("ceil_mode", 0)), "return_indices": True}
+    return Match("maxpool", attrs, list(pool.inputs), [root.name, pool.name, *chain],
+                 replaced=[(Value(pool.name, 0), 0), (Value(root.name), 1)], name=pool.name)
+
+
+@matcher
+def max_unpool(graph: Graph, root: Node) -> Match | None:
+    """The default exporter's MaxUnpool: per-plane indices plus each plane's offset, flattened, a
+    ScatterND of the flattened values into zeros, reshaped: the native ``max_unpool``."""
+    scatter = graph.node(root.inputs[0].node) if kind(root) == "reshape" else None
+    if scatter is None or kind(scatter) != "onnx:ScatterND" or len(scatter.inputs) != 2:
+        return None
+    operands = scatter.attrs["operands"]
+    data = graph.weights.get(scatter.name, {}).get(operands[0]) if isinstance(operands[0], str) else None
+    if data is None or operands[1:] != [0, 1] or np.any(data) or _onnx_attrs(scatter).get("reduction", "none") != "none":
+        return None
+    column, flat_values = (graph.node(v.node) for v in scatter.inputs)
+    offset = graph.node(column.inputs[0].node) if kind(column) == "reshape" else None
+    if offset is None or kind(offset) != "onnx:Add" or kind(flat_values) != "flatten":
+        return None
+    indices, values = offset.inputs[0], flat_values.inputs[0]
+    pool = graph.node(indices.node)
+    out = root.outputs[0].shape
+    shift = constant(graph, offset)
+    if kind(pool) != "maxpool" or indices.out != 1 or shift is None or graph.type_of(values) != pool.outputs[0] \
+            or not all(isinstance(d, int) for d in out) or data.size != math.prod(out):
+        return None
+    planes = np.arange(out[0] * out[1]).reshape(out[0], out[1], *[1] * (len(out) - 2)) * math.prod(out[2:])
+    if shift.shape != planes.shape or not np.array_equal(shift, planes):
+        return None
+    attrs = {k: pool.attrs[k] for k in ("kernel_size", "stride", "padding")}
+    return Match("max_unpool", {**attrs, "output_size": list(out[2:])}, [values, indices],
+                 [root.name, scatter.name, column.name, offset.name, flat_values.name])
+
+
+def _apply(graph: Graph, root: Node, match: Match) -> bool:
+    """Rewrite ``match`` into the graph if its inner nodes are used only inside it (or through
+    the values the fused node replaces)."""
+    replaced = match.replaced or [(Value(root.name), 0)]
+    kept = {v for v, _ in replaced}
+    inside = set(match.nodes)
+    for name in inside:
+        outside = [v for u in graph.users(name) if u not in inside
+                   for v in graph.node(u).inputs if v.node == name]
+        outside += [v for v in graph.outputs.values() if v.node == name]
+        if not set(outside) <= kept:
+            return False
+    opdef = registry.lookup(match.op)
+    attrs = {key: match.attrs.get(key, spec.default) for key, spec in opdef.attrs.items()}
+    name = match.name or root.name
+    fused = Node(name=f"{name}.fused", op=match.op, attrs=attrs, inputs=list(match.inputs),
+                 location=root.location, meta=dict(graph.node(name).meta))
+    fused.outputs = opdef.infer(fused, [graph.type_of(v) for v in match.inputs])
+    for old, k in replaced:
+        if k >= len(fused.outputs) or fused.outputs[k] != graph.type_of(old):
+            return False
+    graph.add(fused)
+    for old, k in replaced:
+        graph.replace_all_uses_with(old, Value(fused.name, k))
+    dead = set(match.nodes)
+    while dead:  # consumers before producers: erase refuses a node something still reads
+        unused = {n for n in dead if not graph.users(n)}
+        if not unused:
+            break  # (cannot happen: every inner node's users are in the match)
+        for name_ in unused:
+            graph.erase(name_)
+        dead -= unused
+    # the fused node takes the name of the node whose result it computes
+    graph.add(Node(name=name, op=fused.op, attrs=fused.attrs, inputs=fused.inputs, outputs=fused.outputs,
+                   location=fused.location, meta=fused.meta))
+    for k in range(len(fused.outputs)):
+        graph.replace_all_uses_with(Value(fused.name, k), Value(name, k))
+    graph.erase(fused.name)
+    if match.weights:
+        graph.weights[name] = match.weights
+    return True
+
+
+def fuse(graph: Graph) -> int:
+    """Fuse every occurrence of the patterns in place; returns how many were fused."""
+    count, changed = 0, True
+    while changed:
+        changed = False
+        for node in list(graph.nodes()):
+            if node.name not in graph or node.op == "input":
+                continue
+            for match_fn in MATCHERS:
+                match = match_fn(graph, node)
+                if match is not None and _apply(graph, node, match):
+                    count, changed = count + 1, True
+                    break
+    return count

@@ -1,0 +1,218 @@
+"""Models written in the tests (tests/onnx_models.py), exported by both torch.onnx exporters
+(TorchScript, dynamo=False; and the default dynamo=True), brought back by archc:
+
+* ``build --target torch`` (here ``archc.from_onnx``) reproduces onnxruntime's outputs on the file;
+* the generated module's state_dict holds the file's initializers bit for bit;
+* ``archc spec`` writes a spec that rebuilds the model, and with ``--weights-out`` the same outputs,
+  the weights again bit-identical after the round trip;
+* a ResNet-50 comes back as one bottleneck block repeated 3, 4, 6, 3.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import numpy_helper
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxscript")
+
+import onnx_models as M  # noqa: E402
+
+import archc  # noqa: E402
+from archc.frontends.onnx import load_onnx  # noqa: E402
+from archc.frontends.yaml import loads_spec  # noqa: E402
+from archc.lowering.onnx import to_onnx  # noqa: E402
+from archc.lowering.spec_yaml import dump_spec, to_spec  # noqa: E402
+
+#: name -> (module factory, input shape)
+MODELS = {
+    "resnet": (lambda: M.ResNet((2, 1, 1, 1), width=4, num_classes=5), (2, 3, 32, 32)),
+    "unet": (lambda: M.UNet(), (2, 3, 16, 16)),
+    "transformer_post_norm": (lambda: M.TransformerEncoder(pre_norm=False), (2, 5, 8)),
+    "transformer_pre_norm": (lambda: M.TransformerEncoder(pre_norm=True), (2, 5, 8)),
+    "lstm": (lambda: M.LSTMEncoder(), (2, 7, 6)),
+    "segnet": (lambda: M.SegNet(), (2, 3, 16, 16)),
+    "mlp_gelu": (lambda: M.MLP(), (2, 10)),
+    "mlp_gelu_tanh": (lambda: M.MLP(approximate="tanh"), (2, 10)),
+}
+#: torch 2.13's TorchScript exporter cannot trace MaxUnpool2d ("cond must be a bool")
+DYNAMO_ONLY = {"segnet"}
+CASES = [(name, dynamo) for name in MODELS for dynamo in (False, True)
+         if dynamo or name not in DYNAMO_ONLY]
+
+
+def _randomized(module: torch.nn.Module) -> torch.nn.Module:
+    """Random weights and batchnorm statistics, so folding or re-seeding would show."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+        for name, b in module.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=gen) * 0.1)
+            elif name.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=gen) + 0.5)
+    return module.eval()
+
+
+def export(module: torch.nn.Module, shape, path: str, dynamo: bool) -> str:
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.randn(*shape),), path, dynamo=dynamo, input_names=["x"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(name, dynamo) -> path of the exported model, made once for the module's tests."""
+    root = tmp_path_factory.mktemp("onnx_models")
+    torch.manual_seed(0)
+    return {(name, dynamo): export(_randomized(MODELS[name][0]()), MODELS[name][1],
+                                   str(root / f"{name}_{'dynamo' if dynamo else 'ts'}.onnx"), dynamo)
+            for name, dynamo in CASES}
+
+
+def _feeds(path: str) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    return {i.name: rng.standard_normal([d if isinstance(d, int) else 2 for d in i.shape]).astype(np.float32)
+            for i in ort.InferenceSession(path).get_inputs()}
+
+
+def _initializers(path: str) -> list[np.ndarray]:
+    return [numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer
+            if t.data_type == onnx.TensorProto.FLOAT and np.prod(t.dims) > 1]
+
+
+def _assert_bit_identical(initializers: list[np.ndarray], state: dict[str, np.ndarray]) -> None:
+    """Every float initializer is in the state_dict with the same bytes (a MatMul weight may be
+    transposed: the linear layer's layout)."""
+    held = {}
+    for arr in state.values():
+        held.setdefault(arr.tobytes(), arr)
+        if arr.ndim == 2:
+            held.setdefault(np.ascontiguousarray(arr.T).tobytes(), arr)
+    for arr in initializers:
+        assert np.ascontiguousarray(arr).tobytes() in held, f"initializer of shape {arr.shape} changed"
+
+
+@pytest.mark.parametrize("name,dynamo", CASES)
+def test_torch_build_reproduces_onnxruntime_with_the_files_weights(exported, name, dynamo):
+    path = exported[(name, dynamo)]
+    feeds = _feeds(path)
+    expected = ort.InferenceSession(path).run(None, feeds)
+    module = archc.from_onnx(path)
+    with torch.no_grad():
+        got = module(*[torch.from_numpy(v) for v in feeds.values()])
+    got = list(got) if isinstance(got, (tuple, list)) else [got]
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g.numpy(), e, rtol=1e-4, atol=1e-5)
+    state = {k: v.numpy() for k, v in module.state_dict().items()}
+    _assert_bit_identical(_initializers(path), state)
+
+
+@pytest.mark.parametrize("name,dynamo", CASES)
+def test_spec_round_trip_rebuilds_the_model_with_its_weights(exported, name, dynamo):
+    path = exported[(name, dynamo)]
+    graph = load_onnx(path)
+    spec, rename = to_spec(graph)
+    rebuilt = loads_spec(dump_spec(spec, path), "model.yaml")
+    assert len(rebuilt) == len(graph)
+    assert sorted(n.op for n in rebuilt.nodes()) == sorted(n.op for n in graph.nodes())
+    rebuilt.weights = {rename[node]: params for node, params in graph.weights.items()}
+    model = to_onnx(rebuilt)
+    feeds = _feeds(path)
+    expected = ort.InferenceSession(path).run(None, feeds)
+    session = ort.InferenceSession(model.SerializeToString())
+    got = session.run(None, dict(zip([i.name for i in session.get_inputs()], feeds.values())))
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+    _assert_bit_identical(_initializers(path), {f"{n}.{p}": a for n, ps in rebuilt.weights.items()
+                                                for p, a in ps.items()})
+
+
+def test_cli_spec_then_build_reproduces_the_original(exported, run_archc, tmp_path):
+    path = exported[("resnet", True)]
+    spec, weights, out = tmp_path / "model.yaml", tmp_path / "model.pt", tmp_path / "again.onnx"
+    result = run_archc("spec", path, "-o", str(spec), "--weights-out", str(weights), check=True)
+    assert "block" in result.stderr
+    run_archc("build", str(spec), "--target", "onnx", "--weights", str(weights), "-o", str(out), check=True)
+    feeds = _feeds(path)
+    expected = ort.InferenceSession(path).run(None, feeds)
+    got = ort.InferenceSession(str(out)).run(None, dict(zip(["x"], feeds.values())))
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-4, atol=1e-5)
+    state = {k: v.numpy() for k, v in torch.load(weights).items()}
+    _assert_bit_identical(_initializers(path), state)
+
+
+def test_cli_build_and_verify_keep_the_models_weights(exported, run_archc, tmp_path):
+    path = exported[("transformer_pre_norm", True)]
+    result = run_archc("verify", path, "--rtol", "1e-4", check=True)
+    assert "onnxruntime on" in result.stdout and "PASSED" in result.stdout
+    py, pt, again = tmp_path / "m.py", tmp_path / "m.pt", tmp_path / "m.onnx"
+    run_archc("build", path, "--target", "torch", "-o", str(py), "--state-dict", str(pt), check=True)
+    _assert_bit_identical(_initializers(path), {k: v.numpy() for k, v in torch.load(pt).items()})
+    run_archc("build", path, "--target", "onnx", "-o", str(again), check=True)
+    rebuilt = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(again)).graph.initializer}
+    _assert_bit_identical(_initializers(path), rebuilt)
+
+
+@pytest.mark.parametrize("option", [["--seed", "3"], ["--set", "width=3"], ["--profile", "small"]])
+def test_spec_only_options_on_an_onnx_model_say_why(exported, run_archc, tmp_path, option):
+    out = tmp_path / "m.onnx"
+    result = run_archc("build", exported[("mlp_gelu", False)], "--target", "onnx", "-o", str(out), *option)
+    assert result.returncode == 2 and not out.exists()
+    assert f"<command line>: error: {option[0]} applies to YAML specs only" in result.stderr
+
+
+def test_spec_command_wants_an_onnx_model(run_archc, tmp_path, spec_file):
+    result = run_archc("spec", spec_file("name: m\ninputs: {x: [1, 2]}\nnodes: [{op: relu}]\n"),
+                       "-o", str(tmp_path / "out.yaml"))
+    assert result.returncode == 2 and "archc spec reads an ONNX model" in result.stderr
+    assert not (tmp_path / "out.yaml").exists()
+
+
+def _resnet50_spec(tmp_path, width: int) -> dict:
+    path = export(M.ResNet(width=width, num_classes=10).eval(), (1, 3, 32, 32), str(tmp_path / "r50.onnx"),
+                  dynamo=False)
+    spec, _ = to_spec(load_onnx(path))
+    text = dump_spec(spec, path)
+    assert len(text.splitlines()) < 60
+    loads_spec(text)  # it builds
+    return spec
+
+
+def _assert_bottleneck_stages(spec: dict) -> None:
+    assert len(spec["blocks"]) == 1
+    (block,) = spec["blocks"]
+    stages = [n for n in spec["nodes"] if n.get("block") == block]
+    assert [(n["name"], n["repeat"]) for n in stages] == [("layer1", 3), ("layer2", 4), ("layer3", 6),
+                                                            ("layer4", 3)]
+    flag = next(k for k, v in spec["blocks"][block]["params"].items() if v is False)
+    for stage in stages:  # the first of each stage has its projection shortcut, the others not
+        assert stage[flag] is False and stage["overrides"][0][flag] is True
+    assert [n for n in spec["blocks"][block]["nodes"] if n.get("if") == flag][0]["in"] == "x"
+
+
+def test_resnet50_comes_back_as_bottlenecks_repeated_3_4_6_3(tmp_path):
+    _assert_bottleneck_stages(_resnet50_spec(tmp_path, width=8))
+
+
+@pytest.mark.slow
+def test_full_width_resnet50_comes_back_as_bottlenecks_repeated_3_4_6_3(tmp_path):
+    _assert_bottleneck_stages(_resnet50_spec(tmp_path, width=64))
+
+
+def test_cli_run_a_model_on_torch_matches_onnxruntime(exported, run_archc, tmp_path):
+    path = exported[("lstm", True)]
+    for runtime in ("torch", "ort"):
+        run_archc("run", path, "--runtime", runtime, "--save", str(tmp_path / runtime), check=True)
+    (name,) = [p.name for p in (tmp_path / "ort").iterdir()]
+    np.testing.assert_allclose(np.load(tmp_path / "torch" / name), np.load(tmp_path / "ort" / name),
+                               rtol=1e-4, atol=1e-6)
