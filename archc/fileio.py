@@ -19,7 +19,7 @@ import os
 import re
 import secrets
 import stat
-from typing import Iterable
+from typing import BinaryIO, Callable, Iterable, Sequence, Union
 
 from archc.errors import Location, SpecError, UsageError
 
@@ -171,47 +171,152 @@ def check_output_path(path: str, option: str | None = None) -> None:
                             "(it never replaces a device or a pipe)", path, option)
 
 
-def write_atomic(path: str, data: bytes | str, option: str | None = None) -> None:
+#: What an output is made of: its bytes or text, or a function that writes them to a binary file
+#: (called again from the start if the first way of writing fails before anything was named).
+Content = Union[bytes, str, Callable[[BinaryIO], None]]
+
+
+def write_atomic(path: str, data: Content, option: str | None = None) -> None:
     """Write ``data`` to ``path`` completely or not at all, leaving no temporary file behind.
 
     A new file gets mode 0666 minus the umask. ``option`` names the command-line flag that
     gave ``path``, for the error location. Raises :class:`UsageError` on any failure.
     """
-    check_output_path(path, option)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    directory = os.path.dirname(os.path.abspath(path))
+    write_atomic_files([(path, data)], option)
+
+
+def write_atomic_files(outputs: Sequence[tuple[str, Content]], option: str | None = None) -> None:
+    """Write several files that belong together (an ONNX model and its external data): all of
+    them or none.
+
+    Each is written completely to a temporary first (an unnamed ``O_TMPFILE`` file on Linux,
+    else a named temporary in its directory); only when every one is complete are they given
+    their names, in the order given (the data before the model that points into it, so a
+    reader never sees a model without its data). On any failure every temporary is removed
+    and the files named so far by this call are removed again.
+    """
+    for path, _ in outputs:
+        check_output_path(path, option)
+    staged: list[_Staged] = []
+    named: list[str] = []
+    path = outputs[0][0] if outputs else ""
     try:
-        if not _write_anonymous(directory, path, payload):
-            _write_named(directory, path, payload)
+        for path, data in outputs:
+            staged.append(_Staged.write(path, _writer(data)))
+        for stage in staged:
+            path = stage.path
+            stage.commit()
+            named.append(stage.path)
     except OSError as exc:  # permissions, a full disk: say so; nothing is left behind
+        for done in named:
+            _unlink_quietly(done)
         raise _output_error(f"cannot write the output: {_reason(exc)}", path, option) from None
+    except BaseException:  # KeyboardInterrupt and the CLI's SIGTERM exit included
+        for done in named:
+            _unlink_quietly(done)
+        raise
+    finally:
+        for stage in staged:
+            stage.discard()
 
 
-def _write_anonymous(directory: str, path: str, payload: bytes) -> bool:
-    """Linux: write an unnamed O_TMPFILE file, then give it its name. False where unsupported."""
+def _writer(data: Content) -> Callable[[BinaryIO], None]:
+    if callable(data):
+        return data
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    return lambda fh: fh.write(payload)
+
+
+class _Staged:
+    """One output written in full under no name (or a temporary one), waiting to be named."""
+
+    def __init__(self, path: str, fd: int, temp: str | None, writer: Callable[[BinaryIO], None]) -> None:
+        self.path, self.fd, self.temp, self.writer = path, fd, temp, writer
+        self.directory = os.path.dirname(os.path.abspath(path))
+
+    @classmethod
+    def write(cls, path: str, writer: Callable[[BinaryIO], None]) -> "_Staged":
+        directory = os.path.dirname(os.path.abspath(path))
+        fd = _open_anonymous(directory)
+        temp = None
+        if fd is None:
+            temp = _temp_name(directory, path)
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        stage = cls(path, fd, temp, writer)
+        try:
+            stage._fill(fd)
+        except BaseException:
+            stage.discard()
+            raise
+        return stage
+
+    def _fill(self, fd: int) -> None:
+        with open(os.dup(fd), "wb") as fh:
+            _write_payload(fh, self.writer)
+
+    def commit(self) -> None:
+        """Give the complete file its name (replacing an existing file in one rename)."""
+        if self.temp is None:
+            temp = _link_into_place(f"/proc/self/fd/{self.fd}", self.directory, self.path)
+            if temp is None:  # /proc links refused (a sandbox): write it again under a temporary name
+                self.temp = _temp_name(self.directory, self.path)
+                fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+                try:
+                    self._fill(fd)
+                finally:
+                    os.close(fd)
+                temp = self.temp
+            if temp == self.path:
+                return
+            self.temp = temp  # the temporary name exists only for the calls between link and rename
+        os.replace(self.temp, self.path)
+        self.temp = None
+
+    def discard(self) -> None:
+        """Close the file; remove a temporary name that was not renamed into place."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.temp is not None:
+            _unlink_quietly(self.temp)
+            self.temp = None
+
+
+def _open_anonymous(directory: str) -> int | None:
+    """Linux: an unnamed O_TMPFILE file in ``directory``; None where unsupported, or where it
+    could not be given a name afterwards (checked once per directory before writing anything,
+    so a large output is never written twice)."""
     tmpfile = getattr(os, "O_TMPFILE", 0)
     if not tmpfile or not os.path.isdir("/proc/self/fd"):
-        return False
+        return None
     try:
-        fd = os.open(directory, tmpfile | os.O_WRONLY | os.O_CLOEXEC, 0o666)
+        fd = os.open(directory, tmpfile | os.O_RDWR | os.O_CLOEXEC, 0o666)
     except OSError as exc:
         if exc.errno in _NO_TMPFILE:
-            return False
+            return None
         raise
-    with open(fd, "wb") as fh:
-        _write_payload(fh, payload)
-        fh.flush()
-        temp = _link_into_place(f"/proc/self/fd/{fd}", directory, path)
-    if temp is None:
-        return False
-    if temp == path:
-        return True
-    try:  # the temporary name exists only for the two system calls between link and rename
-        os.replace(temp, path)
-    except BaseException:
-        _unlink_quietly(temp)
-        raise
-    return True
+    if not _can_link(directory, fd):
+        os.close(fd)
+        return None
+    return fd
+
+
+_LINKABLE: dict[str, bool] = {}
+
+
+def _can_link(directory: str, fd: int) -> bool:
+    """Whether an anonymous file in ``directory`` can be linked into it (a sandbox's /proc may
+    refuse); tried once per directory with a throw-away name."""
+    if directory not in _LINKABLE:
+        probe = _temp_name(directory, "probe")
+        try:
+            os.link(f"/proc/self/fd/{fd}", probe)
+        except OSError:
+            _LINKABLE[directory] = False
+        else:
+            _unlink_quietly(probe)
+            _LINKABLE[directory] = True
+    return _LINKABLE[directory]
 
 
 def _link_into_place(proc_path: str, directory: str, path: str) -> str | None:
@@ -234,21 +339,8 @@ def _link_into_place(proc_path: str, directory: str, path: str) -> str | None:
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
 
 
-def _write_named(directory: str, path: str, payload: bytes) -> None:
-    """Elsewhere: a named temporary in the same directory, renamed into place, removed on any failure."""
-    temp = _temp_name(directory, path)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-    try:
-        with open(fd, "wb") as fh:
-            _write_payload(fh, payload)
-        os.replace(temp, path)
-    except BaseException:  # KeyboardInterrupt and the CLI's SIGTERM exit included
-        _unlink_quietly(temp)
-        raise
-
-
-def _write_payload(fh, payload: bytes) -> None:
-    fh.write(payload)
+def _write_payload(fh: BinaryIO, writer: Callable[[BinaryIO], None]) -> None:
+    writer(fh)
 
 
 def _temp_name(directory: str, path: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from archc import fileio
 from archc.frontends.yaml.includes import LIBRARY_DIR
 
 from conftest import SPECS
@@ -260,10 +261,13 @@ def test_outputs_are_created_with_the_umask(tmp_path, umask):
 # A real `archc build` whose output writing stops halfway (as a slow disk or a big model would),
 # so the test can kill it at that moment. FALLBACK=1 takes the named-temporary path.
 PAUSING_BUILD = """
-import os, sys, time
+import io, os, sys, time
 import archc.fileio as fileio
 
-def halfway(fh, payload):
+def halfway(fh, writer):
+    buffer = io.BytesIO()
+    writer(buffer)
+    payload = buffer.getvalue()
     fh.write(payload[: len(payload) // 2])
     fh.flush()
     print("PAUSED", flush=True)
@@ -272,7 +276,7 @@ def halfway(fh, payload):
 
 fileio._write_payload = halfway
 if os.environ.get("FALLBACK") == "1":
-    fileio._write_anonymous = lambda *args: False
+    fileio._open_anonymous = lambda *args: None
 from archc.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -287,7 +291,17 @@ def _start_paused_build(tmp_path: Path, fallback: bool) -> subprocess.Popen:
     return proc
 
 
+def _skip_without_anonymous_files(directory) -> None:
+    """Unnamed temporaries are used only where they can be named afterwards (a sandbox's /proc
+    may refuse the link; archc then writes a named temporary, removed on any exception)."""
+    fd = fileio._open_anonymous(str(directory))
+    if fd is None:
+        pytest.skip("O_TMPFILE files cannot be linked into place here (/proc refuses the link)")
+    os.close(fd)
+
+
 def test_a_build_killed_mid_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    _skip_without_anonymous_files(tmp_path)
     (tmp_path / "model.onnx").write_bytes(b"previous model")
     proc = _start_paused_build(tmp_path, fallback=False)
     try:
@@ -301,6 +315,7 @@ def test_a_build_killed_mid_write_leaves_the_old_file_and_no_temporary(tmp_path)
 
 
 def test_a_new_output_killed_mid_write_leaves_nothing(tmp_path):
+    _skip_without_anonymous_files(tmp_path)
     proc = _start_paused_build(tmp_path, fallback=False)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)

@@ -17,7 +17,14 @@ import io
 import os
 import sys
 
-from archc.cli.common import add_spec_arguments, is_onnx_model, load_graph, reject_spec_options, seed_int
+from archc.cli.common import (
+    DTYPES,
+    add_spec_arguments,
+    is_onnx_model,
+    load_graph,
+    reject_spec_options,
+    seed_int,
+)
 from archc.errors import Location, UsageError
 from archc.fileio import check_output_path, require_regular_file, write_atomic
 from archc.ir import Graph
@@ -40,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--no-optimize", action="store_true", help="keep the graph as written (no folding)")
     parser.add_argument("--state-dict", metavar="OUT.pt",
                         help="torch target: also save the weights, so the .py module and the ONNX build match")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
+                        help="store the weights in this float type (ONNX: cast back to float32 in the graph; "
+                             "--state-dict: the saved tensors)")
+    parser.add_argument("--external-data", action="store_true",
+                        help="onnx target: write the weights to OUT.data beside the model (automatic over 2 GB)")
+    parser.add_argument("--no-weights", action="store_true",
+                        help="the structure only: ONNX parameters become graph inputs; torch target: no weights drawn")
 
 
 def load_weights_for(graph: Graph, args: argparse.Namespace, imported: bool = False) -> None:
@@ -53,6 +67,8 @@ def load_weights_for(graph: Graph, args: argparse.Namespace, imported: bool = Fa
         if os.path.exists(args.weights):  # a missing file is reported by load_weights
             require_regular_file(args.weights, "weights file")
         load_weights(graph, args.weights)
+    elif args.no_weights or args.target == "onnx":
+        pass  # ONNX: build_onnx_parts defers them, drawn one at a time while the model is written
     elif not imported:
         initialize(graph, args.seed or 0)
 
@@ -85,6 +101,17 @@ def run(args: argparse.Namespace) -> int:
     args.target = target_for(args.target, args.output)
     if args.state_dict and args.target != "torch":
         raise UsageError("--state-dict applies to --target torch", location=Location("<command line>"))
+    if args.external_data and args.target != "onnx":
+        raise UsageError("--external-data applies to --target onnx", location=Location("<command line>"))
+    if args.no_weights and (args.state_dict or args.weights):
+        raise UsageError(f"--no-weights writes no weights; it cannot be combined with "
+                         f"{'--state-dict' if args.state_dict else '--weights'}", location=Location("<command line>"))
+    if args.no_weights and args.dtype != "float32":
+        raise UsageError("--dtype applies to weights, which --no-weights does not write",
+                         location=Location("<command line>"))
+    if args.dtype != "float32" and args.target == "torch" and not args.state_dict:
+        raise UsageError("--dtype with --target torch applies to the --state-dict file; give one",
+                         location=Location("<command line>"))
     from archc.analysis.skips import analyze, merge_labels
 
     imported = is_onnx_model(args.spec)
@@ -97,15 +124,7 @@ def run(args: argparse.Namespace) -> int:
     load_weights_for(graph, args, imported)
     optimize = optimizes(args, imported)
     if args.target == "onnx":
-        from archc.lowering.onnx import OPSET, build_onnx
-
-        # The command owns this graph and its freshly made arrays: folding into them saves
-        # copying most of the weights.
-        model = build_onnx(graph, seed=args.seed or 0, optimize=optimize, labels=labels, inplace=True)
-        write_atomic(args.output, model.SerializeToString(), option="-o")
-        print(f"wrote {args.output}: ONNX opset {OPSET}, {len(model.graph.node)} nodes, "
-              f"{len(model.graph.initializer)} initializers", file=sys.stderr)
-        return 0
+        return write_onnx_model(graph, args, labels, optimize)
     from archc.lowering.torch import generate_source
 
     if optimize:
@@ -123,11 +142,29 @@ def run(args: argparse.Namespace) -> int:
         from archc.lowering.torch import state_dict_from_graph
 
         buffer = io.BytesIO()
-        torch.save(state_dict_from_graph(graph), buffer)
+        state = state_dict_from_graph(graph)
+        dtype = getattr(torch, args.dtype)
+        torch.save({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}, buffer)
         write_atomic(args.state_dict, buffer.getvalue(), option="--state-dict")
     write_atomic(args.output, source, option="-o")
     print(f"wrote {args.output}: PyTorch module, {len(graph)} nodes"
           + (f"; weights in {args.state_dict}" if args.state_dict else ""), file=sys.stderr)
+    return 0
+
+
+def write_onnx_model(graph: Graph, args: argparse.Namespace, labels: dict[str, str], optimize: bool) -> int:
+    """Build the graph's ONNX parts and stream them to ``-o`` (and its external data file)."""
+    from archc.lowering.onnx import OPSET, build_onnx_parts
+    from archc.lowering.onnx_dtype import WeightDtype, store_weights_as, without_weights
+    from archc.lowering.onnx_writer import write_onnx
+
+    # The command owns this graph and its arrays: folding into them saves copying them.
+    parts = build_onnx_parts(graph, seed=args.seed or 0, optimize=optimize, labels=labels, inplace=True)
+    parts = without_weights(parts) if args.no_weights else store_weights_as(parts, WeightDtype(args.dtype))
+    written = write_onnx(parts, args.output, external_data=True if args.external_data else None, option="-o")
+    where = f"; weights in {written.data_path}" if written.data_path else ""
+    print(f"wrote {args.output}: ONNX opset {OPSET}, {written.nodes} nodes, {written.initializers} initializers, "
+          f"{written.weight_bytes / 2 ** 20:,.1f} MiB of weights{where}", file=sys.stderr)
     return 0
 
 
@@ -140,6 +177,13 @@ def check_outputs(args: argparse.Namespace) -> None:
         check_output_path(path, option)
         if _same_file(path, args.spec):
             raise UsageError(f"{option} {path}: the output would overwrite the spec",
+                             location=Location("<command line>"))
+    if getattr(args, "external_data", False) or args.target == "onnx":
+        from archc.lowering.onnx_writer import data_file_name
+
+        data = os.path.join(os.path.dirname(args.output), data_file_name(args.output))
+        if _same_file(data, args.spec):
+            raise UsageError(f"-o {args.output}: its weights file {data} would overwrite the input",
                              location=Location("<command line>"))
     if args.state_dict and _same_file(args.output, args.state_dict):
         raise UsageError(f"-o and --state-dict name the same file ({args.output})", location=Location("<command line>"))

@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    graph = load_graph(args)
+    graph = load_graph(args, weights=False)
     for warning in graph.warnings:
         print(warning.format(), file=sys.stderr)
     if args.print_ir:

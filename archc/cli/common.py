@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+#: --dtype choices: the values of archc.lowering.onnx_dtype.WeightDtype (not imported until a build needs it)
+DTYPES = ("float32", "float16", "bfloat16")
+
+
 def add_spec_arguments(parser: argparse.ArgumentParser, models: bool = False) -> None:
     """SPEC plus --set and --profile."""
     parser.add_argument("spec", metavar="SPEC|MODEL.onnx" if models else "SPEC",
@@ -56,8 +60,11 @@ def parse_overrides(items: list[str], limits: Limits = DEFAULT_LIMITS) -> dict[s
     return result
 
 
-def load_graph(args: argparse.Namespace) -> Graph:
-    """The IR for the command's SPEC (YAML spec, or an ONNX model where the command allows)."""
+def load_graph(args: argparse.Namespace, weights: bool = True) -> Graph:
+    """The IR for the command's SPEC (YAML spec, or an ONNX model where the command allows).
+
+    ``weights=False``: an ONNX model's external data files are not read (commands that look
+    at the structure only)."""
     path = args.spec
     limits = limits_from(args)
     if not os.path.exists(path):
@@ -67,7 +74,7 @@ def load_graph(args: argparse.Namespace) -> Graph:
         from archc.frontends.onnx import load_onnx
 
         require_regular_file(path, "ONNX model")
-        return load_onnx(path)
+        return load_onnx(path, weights=weights)
     from archc.frontends.yaml import load_spec
 
     return load_spec(path, parse_overrides(args.overrides, limits), args.profile, limits,

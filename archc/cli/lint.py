@@ -110,7 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     band = _band(args.band)
-    graph = load_graph(args)
+    graph = load_graph(args, weights=False)
     analysis = analyze(graph, band=band, paths=args.paths)
     if args.format == "json":
         data = analysis.to_dict(explain=args.explain)

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    graph = load_graph(args)
+    graph = load_graph(args, weights=False)
     data = summarize(graph)
     sizes = parse_dims(args)
     per_node = costs(graph, args.batch, sizes)

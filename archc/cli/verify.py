@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import argparse
 
-from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, input_arrays,
-                              is_onnx_model, load_graph, seed_int, tolerance)
+from archc.cli.common import (
+    DTYPES,
+    add_device_arguments,
+    add_input_arguments,
+    add_spec_arguments,
+    input_arrays,
+    is_onnx_model,
+    load_graph,
+    seed_int,
+    tolerance,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tolerance relative to each tensor's size, max |value| (default 1e-3)")
     parser.add_argument("--atol", type=tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
     parser.add_argument("--no-optimize", action="store_true", help="compare against the unoptimised ONNX build")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
+                        help="ONNX weights stored in this type (as archc build --dtype); the tolerances are "
+                             "raised to the type's precision")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,14 +47,24 @@ def run(args: argparse.Namespace) -> int:
         load_weights(graph, args.weights)
     feeds = input_arrays(input_types(graph), args, graph.example_dims)
     if is_onnx_model(args.spec):
+        if args.dtype != "float32":
+            from archc.errors import Location, UsageError
+
+            raise UsageError("--dtype applies to YAML specs: an ONNX model is compared with its own weights",
+                             location=Location("<command line>"))
         report = verify_model(args.spec, graph, feeds, rtol=args.rtol, atol=args.atol, device=args.device,
                               allow_fallback=args.allow_cpu_fallback)
         print(f"verify {graph.name}: generated PyTorch (eval) vs onnxruntime on {args.spec}, "
               f"rtol {args.rtol:g}, atol {args.atol:g}")
     else:
+        from archc.lowering.onnx_dtype import WeightDtype
+
+        dtype = WeightDtype(args.dtype)
+        args.rtol, args.atol = dtype.tolerances(args.rtol, args.atol)  # raised to the stored type's precision
         report = verify(graph, feeds, seed=args.seed, rtol=args.rtol, atol=args.atol, device=args.device,
-                        optimize=not args.no_optimize, allow_fallback=args.allow_cpu_fallback)
-        print(f"verify {graph.name}: torch (eval) vs onnxruntime, rtol {args.rtol:g}, atol {args.atol:g}")
+                        optimize=not args.no_optimize, allow_fallback=args.allow_cpu_fallback, dtype=dtype)
+        print(f"verify {graph.name}: torch (eval) vs onnxruntime, rtol {args.rtol:g}, atol {args.atol:g}"
+              + (f", ONNX weights in {dtype.value}" if dtype is not WeightDtype.float32 else ""))
     layers, norms = report.calibrated
     calibrated = f", calibrated on random inputs: {layers} layers scaled to unit output variance, {norms} " \
         "batchnorm statistics set" if layers or norms else ""

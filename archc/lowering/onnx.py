@@ -14,7 +14,7 @@ archc's own seeded initialiser, the same arrays the PyTorch backend loads.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -29,9 +29,12 @@ from archc.ir.types import TensorType
 from archc.lowering import graph_weights
 from archc.lowering.optimize import optimize_for_inference
 from archc.ops import registry
-from archc.ops.weights import initial_weights, tied_params
+from archc.ops.weights import deferred_weights, tied_params
 from archc.ops.base import param_key
 from archc.pysource import one_line, plain_text
+
+if TYPE_CHECKING:
+    from archc.lowering.onnx_writer import OnnxParts
 
 __all__ = ["OPSET", "IR_VERSION", "Emitter", "to_onnx", "build_onnx", "save_onnx", "value_name"]
 
@@ -103,7 +106,8 @@ class Emitter:
             init = key if key not in self.taken_values else self._unique_value(f"{key}/param")
             self.taken_values.reserve(init)
             self.param_names[key] = init
-            self.initializers[init] = np.asarray(array)
+            # kept as given: a deferred array is drawn only when the writer reaches it
+            self.initializers[init] = array if hasattr(array, "dtype") else np.asarray(array)
         return self.param_names[key]
 
     def const(self, array: np.ndarray, hint: str = "const") -> str:
@@ -198,6 +202,18 @@ def to_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None = N
 
     ``labels`` (node name -> skip label, from :func:`archc.analysis.skips.merge_labels`) go into
     the merge nodes' doc_strings."""
+    from archc.lowering.onnx_writer import assemble
+
+    return assemble(emit_onnx(graph, seed, labels=labels))
+
+
+def emit_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None = None) -> "OnnxParts":
+    """The graph as an ONNX model without its initializers, plus the initializers (arrays, or
+    deferred arrays drawn only when written) for :mod:`archc.lowering.onnx_writer` to stream.
+
+    Initializers no node reads (a constant an op made but did not use) are left out."""
+    from archc.lowering.onnx_writer import OnnxParts
+
     weights = graph_weights(graph, seed)
     names = _value_names(graph, {param_key(n, p) for n, params in weights.items() for p in params})
     emit = Emitter(graph, weights, names, labels)
@@ -212,8 +228,7 @@ def to_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None = N
             emit.taken_nodes.reserve(node_name)
             emit.nodes.append(helper.make_node("Identity", [names[value]], [out_name], name=node_name))
     # The model is filled in place rather than through helper.make_graph/make_model, which
-    # copy every initializer twice: for ResNet-50's 100 MB of weights that copying was most
-    # of the build time.
+    # copy every initializer twice; the initializers are not put into it at all.
     model = onnx.ModelProto()
     model.ir_version = IR_VERSION
     model.producer_name, model.producer_version = "archc", __version__
@@ -227,18 +242,23 @@ def to_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None = N
     body.node.extend(emit.nodes)
     body.input.extend(_value_info(n, graph.node(n).type) for n in graph.inputs)
     body.output.extend(_value_info(k, graph.type_of(v)) for k, v in graph.outputs.items())
-    for name, array in emit.initializers.items():
-        _write_tensor(body.initializer.add(), name, array)
     helper.set_model_props(model, {"archc_version": __version__, "graph_name": graph.name})
-    return model
+    read = _read_values(model)
+    return OnnxParts(model, [(name, array) for name, array in emit.initializers.items() if name in read],
+                     frozenset(emit.param_names.values()))
 
 
-def _write_tensor(tensor: onnx.TensorProto, name: str, array: np.ndarray) -> None:
-    """Fill an initializer in place (raw little-endian data, as numpy_helper.from_array writes it)."""
-    tensor.name = name
-    tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
-    tensor.dims.extend(array.shape)
-    tensor.raw_data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+def _read_values(model: onnx.ModelProto) -> set[str]:
+    """Every value a node or a graph output reads (subgraphs included)."""
+    read = {o.name for o in model.graph.output}
+    for node in model.graph.node:
+        read.update(node.input)
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                inner = onnx.ModelProto()
+                inner.graph.CopyFrom(sub)
+                read |= _read_values(inner)
+    return read
 
 
 def build_onnx(graph: Graph, weights: Mapping[str, Mapping[str, Any]] | None = None, *, seed: int = 0,
@@ -253,16 +273,28 @@ def build_onnx(graph: Graph, weights: Mapping[str, Mapping[str, Any]] | None = N
     ``inplace``: a caller that owns them (a command's freshly loaded graph) lets the weights
     be stored in the graph and folded into, saving a copy of most of them.
     """
+    from archc.lowering.onnx_writer import assemble
+
+    return assemble(build_onnx_parts(graph, weights, seed=seed, optimize=optimize, labels=labels,
+                                     inplace=inplace))
+
+
+def build_onnx_parts(graph: Graph, weights: Mapping[str, Mapping[str, Any]] | None = None, *, seed: int = 0,
+                     optimize: bool = True, labels: Mapping[str, str] | None = None,
+                     inplace: bool = False) -> "OnnxParts":
+    """:func:`build_onnx` before the initializers are filled in: :func:`emit_onnx`'s parts, for
+    :func:`archc.lowering.onnx_writer.write_onnx` to stream. Seeded weights are deferred
+    (drawn when written, one at a time), except the layers folding changes."""
     owned = inplace
     if weights is not None or not graph.weights:
         if not inplace:
             graph = graph.copy()
         graph.weights = {k: dict(v) for k, v in weights.items()} if weights is not None \
-            else initial_weights(graph, seed)
+            else deferred_weights(graph, seed)
         owned = inplace or weights is None  # fresh arrays in a private copy may be folded into
     if optimize:
         graph = optimize_for_inference(graph, inplace=owned)
-    return to_onnx(graph, seed, labels=labels)
+    return emit_onnx(graph, seed, labels=labels)
 
 
 def save_onnx(model: onnx.ModelProto, path: str) -> None:

@@ -9,9 +9,13 @@ is sound, and nodes no output depends on are removed (:meth:`Graph.eliminate_dea
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import numpy as np
+
 from archc.ir.graph import Graph, Node, verify_in_debug
-from archc.ops.weights import initialize, tied_params
 from archc.ops import registry
+from archc.ops.weights import DeferredArray, initialize, materialized, tied_params
 
 __all__ = ["optimize_for_inference", "drop_identities", "fold_affine"]
 
@@ -45,14 +49,16 @@ def fold_affine(graph: Graph, inplace: bool = False) -> int:
     for node in list(graph.nodes()):
         if len(node.inputs) != 1 or node.name not in graph.weights:
             continue
-        affine = _op(node).affine_params(node, graph.weights[node.name])
+        # Deferred arrays are drawn only for the nodes that fold: an op that does not read its
+        # weights here (most) leaves them undrawn.
+        affine = _op(node).affine_params(node, _Drawn(graph.weights[node.name]))
         if affine is None:
             continue
         source = node.inputs[0]
         producer = graph.node(source.node)
         if len(producer.outputs) != 1 or graph.uses(producer.name) != 1 or producer.name in shared:
             continue
-        absorbed = _op(producer).absorb_affine(producer, graph.weights.get(producer.name, {}), *affine, inplace=inplace)
+        absorbed = _op(producer).absorb_affine(producer, materialized(graph.weights.get(producer.name, {})), *affine, inplace=inplace)
         if absorbed is None:
             continue
         attrs, weights = absorbed
@@ -61,6 +67,23 @@ def fold_affine(graph: Graph, inplace: bool = False) -> int:
         graph.erase(node.name, replace_with=source)
         count += 1
     return count
+
+
+class _Drawn(Mapping):
+    """A node's parameters as arrays, each deferred one drawn when read."""
+
+    def __init__(self, params: Mapping) -> None:
+        self.params = params
+
+    def __getitem__(self, key: str):
+        value = self.params[key]
+        return np.asarray(value) if isinstance(value, DeferredArray) else value
+
+    def __iter__(self):
+        return iter(self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)
 
 
 def optimize_for_inference(graph: Graph, inplace: bool = False) -> Graph:

@@ -88,6 +88,54 @@ def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
     raise ValueError(f"unknown init '{spec.init}' for {key}")
 
 
+class DeferredArray:
+    """A parameter's seeded initial value, drawn only when something asks for the array
+    (``np.asarray``), and then drawn again each time rather than kept: a streaming writer
+    holds one parameter at a time, whatever the model's size. Shape and dtype are known
+    without drawing."""
+
+    __slots__ = ("key", "spec", "seed")
+
+    def __init__(self, key: str, spec: ParamSpec, seed: int) -> None:
+        self.key, self.spec, self.seed = key, spec, seed
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.spec.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.spec.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.spec.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.spec.numel * self.dtype.itemsize
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        array = init_array(self.key, self.spec, self.seed)
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"DeferredArray({self.key!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+def deferred_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, DeferredArray]]:
+    """Like :func:`initial_weights`, but nothing is drawn yet: node -> parameter -> DeferredArray."""
+    weights: dict[str, dict[str, DeferredArray]] = {}
+    for e in param_entries(graph):
+        weights.setdefault(e.node, {})[e.param] = DeferredArray(e.key, e.spec, seed)
+    return weights
+
+
+def materialized(params: dict) -> dict:
+    """A node's parameters with every deferred array drawn (for code that computes with them)."""
+    return {k: np.asarray(v) if isinstance(v, DeferredArray) else v for k, v in params.items()}
+
+
 #: Redraws of out-of-range values before the rest are clipped (the interval is checked to
 #: hold a fair share of the distribution, so this is reached with negligible probability).
 _TRUNC_REDRAWS = 64

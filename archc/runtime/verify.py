@@ -13,10 +13,17 @@ same ones.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from archc.ir import Graph, Value
+
+if TYPE_CHECKING:
+    from archc.lowering.onnx_dtype import WeightDtype
+
+if TYPE_CHECKING:
+    from archc.lowering.onnx_dtype import WeightDtype
 
 
 @dataclass
@@ -129,10 +136,16 @@ def _run_torch(graph: Graph, feeds_list: list[dict[str, np.ndarray]], device: st
 
 
 def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: float = 1e-3, atol: float = 1e-5,
-           device: str = "cpu", optimize: bool = True, allow_fallback: bool = False) -> VerifyReport:
+           device: str = "cpu", optimize: bool = True, allow_fallback: bool = False,
+           dtype: "WeightDtype | None" = None) -> VerifyReport:
     """Build both targets with one set of weights, run ``feeds`` through torch (eval) and onnxruntime,
-    compare final and block outputs; measure each output's sensitivity to the input."""
-    from archc.lowering.onnx import build_onnx
+    compare final and block outputs; measure each output's sensitivity to the input.
+
+    ``dtype`` stores the ONNX build's weights in a narrower type (the torch reference stays
+    float32); the caller raises the tolerances (:meth:`WeightDtype.tolerances`)."""
+    from archc.lowering.onnx import build_onnx_parts
+    from archc.lowering.onnx_dtype import WeightDtype, store_weights_as
+    from archc.lowering.onnx_writer import assemble
     from archc.ops.weights import initialize
     from archc.runtime.calibrate import calibrate, example_dims
     from archc.runtime.inputs import input_types, random_inputs
@@ -147,8 +160,8 @@ def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: floa
     probed.outputs.update({f"block {name}": v for name, v in probes.items()})
     other = random_inputs(input_types(graph), example_dims(graph, feeds), seed + 1)  # a second, different input
     reference, second = _run_torch(probed, [feeds, other], device, allow_fallback)
-    actual, _ = run_onnx(build_onnx(probed, seed=seed, optimize=optimize).SerializeToString(), feeds, device,
-                         allow_fallback)
+    parts = store_weights_as(build_onnx_parts(probed, seed=seed, optimize=optimize), dtype or WeightDtype.float32)
+    actual, _ = run_onnx(assemble(parts).SerializeToString(), feeds, device, allow_fallback)
     n = len(graph.outputs)
     outputs = [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference[:n], actual[:n])]
     for o, r, s in zip(outputs, reference[:n], second[:n]):

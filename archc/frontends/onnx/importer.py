@@ -88,15 +88,34 @@ class OType:
     dtype: str | None
 
 
-def load_onnx(path: str) -> Graph:
+def load_onnx(path: str, weights: bool = True) -> Graph:
     """Read an ONNX file into the IR; SpecError (at ``path``) if it is missing or invalid.
 
     External data is read only from files inside the model's directory (see
-    :mod:`archc.frontends.onnx.limits`).
+    :mod:`archc.frontends.onnx.limits`), and only with ``weights``: lint, summary and check
+    pass False and never read external data files; tensors stored there get placeholders
+    of their shape and dtype that take no memory (zero strides).
     """
     model = limits.read_model(path)
-    limits.load_external_data(model, path)
+    if weights:
+        limits.load_external_data(model, path)
     return from_onnx(model, path)
+
+
+def _is_unread(tensor: onnx.TensorProto) -> bool:
+    """An initializer whose data lives in an external file that was not loaded."""
+    return tensor.data_location == onnx.TensorProto.EXTERNAL and not tensor.HasField("raw_data")
+
+
+def _unread(tensor: onnx.TensorProto) -> np.ndarray:
+    """A stand-in for unloaded external data: zeros of the tensor's shape and dtype as a
+    read-only zero-stride view, so it takes no memory whatever its size."""
+    dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    return np.broadcast_to(np.zeros((), dtype=dtype), tuple(tensor.dims))
+
+
+def _is_placeholder(arr: np.ndarray) -> bool:
+    return arr.size > 1 and not any(arr.strides)
 
 
 def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
@@ -157,7 +176,7 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     listed = {vi.name for vi in g.input}
     small, extra = [], []
     for init in g.initializer:
-        if math.prod(init.dims) <= _SKELETON_LIMIT:
+        if math.prod(init.dims) <= _SKELETON_LIMIT and not _is_unread(init):
             small.append(init)
         elif init.name not in listed:
             extra.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
@@ -254,7 +273,7 @@ class Importer:
             self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
         for init in g.initializer:
             try:
-                arr = numpy_helper.to_array(init)
+                arr = _unread(init) if _is_unread(init) else numpy_helper.to_array(init)
             except Exception as exc:  # noqa: BLE001 - data not matching the declared dims
                 self._fail(f"initializer '{init.name}' cannot be read: {_first_line(exc)}")
             # Initializers are the model's parameters; integer ones are indices or shapes.
@@ -579,7 +598,8 @@ class Importer:
                 arr = np.asarray(weights[key])
                 if tuple(arr.shape) != tuple(spec.shape):
                     raise Fallback(f"parameter '{key}' has shape {arr.shape}, op '{op}' wants {spec.shape}")
-                weights[key] = np.array(arr, dtype=spec.dtype, order="C")  # (ascontiguousarray makes 0-D 1-D)
+                if not _is_placeholder(arr):  # a placeholder stays one (see _unread)
+                    weights[key] = np.array(arr, dtype=spec.dtype, order="C")  # (ascontiguousarray makes 0-D 1-D)
         ir.name = self.unique_name(self._default_name(node) + suffix)
         self.graph.add(ir)
         if weights:

@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""archc's benchmark entry point: writes BENCHMARKS.md (machine, versions, date, figures).
+
+Run:  python tools/bench.py [--repeat 5] [--sections export,lint,scale,big] [--big] [-o BENCHMARKS.md]
+
+Sections (each figure the median of --repeat runs; compared runs are interleaved, A B A B ...,
+so a machine's changing load hits both sides alike and the ratios stay meaningful):
+
+- export: ResNet-50 spec -> ONNX file in-process as `archc build` does (load, deferred weights,
+  fold, emit, stream to disk) against torch.onnx.export(dynamo=False) of the same nn.Module to a
+  file (module built beforehand, outside the timing).
+- lint: the skip analysis of ResNet-50, and of residual chains of 10/100/1,000/10,000 blocks
+  (time and the growth exponent of time against size).
+- scale: spec -> ONNX in a child process for transformers of growing size: wall time, peak RSS
+  (the child's own, from wait4), MB/s written against `dd` writing as many bytes with fdatasync.
+- big (with --big only): a Llama-2-7B-sized model (specs/llama.yaml profile llama2_7b if present,
+  else specs/transformer.yaml at d_model 4096, 30 decoder layers: 6.73 B parameters), float32
+  (27 GB) and bfloat16 (13.5 GB) with external data; the output is deleted after each run. Needs
+  ~30 GB of free disk beside --workdir.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import datetime, timezone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+SPECS = os.path.join(ROOT, "specs")
+
+
+def interleaved(fns: dict, repeat: int) -> dict[str, float]:
+    """Median seconds of each function, the runs interleaved (A B A B ...)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def section_export(repeat: int, workdir: str) -> list[str]:
+    import torch
+
+    from archc import load_spec
+    from archc.lowering.onnx import build_onnx_parts
+    from archc.lowering.onnx_writer import write_onnx
+    from archc.lowering.torch import build_module
+
+    spec = os.path.join(SPECS, "resnet50.yaml")
+    graph = load_spec(spec)
+    module = build_module(graph, seed=0).eval()
+    example = tuple(torch.randn(1, *graph.node(n).type.shape[1:]) for n in graph.inputs)
+    out_archc, out_torch = os.path.join(workdir, "archc.onnx"), os.path.join(workdir, "torch.onnx")
+
+    def archc_build() -> None:
+        parts = build_onnx_parts(load_spec(spec), seed=0, inplace=True)
+        write_onnx(parts, out_archc)
+
+    def torch_export() -> None:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, example, out_torch, dynamo=False, opset_version=17)
+
+    t = interleaved({"archc": archc_build, "torch": torch_export}, repeat)
+    size = os.path.getsize(out_archc) / 2 ** 20
+    return ["## export: ResNet-50 spec -> ONNX file, in-process", "",
+            "| what | median s | ratio |", "|---|---:|---:|",
+            f"| archc (load spec, fold, emit, stream {size:.0f} MiB) | {t['archc']:.3f} | 1.0x |",
+            f"| torch.onnx.export(dynamo=False) of the same module | {t['torch']:.3f} | "
+            f"{t['torch'] / t['archc']:.1f}x slower |", ""]
+
+
+def section_lint(repeat: int) -> list[str]:
+    from bench_lint import residual_chain
+
+    from archc import load_spec
+    from archc.analysis.skips import analyze
+
+    graph = load_spec(os.path.join(SPECS, "resnet50.yaml"))
+    lines = ["## lint: skip analysis", "", "| graph | nodes | median s |", "|---|---:|---:|"]
+    t = interleaved({"r50": lambda: analyze(graph)}, repeat)["r50"]
+    lines.append(f"| ResNet-50 (spec) | {len(graph)} | {t:.3f} |")
+    points = []
+    for blocks in (10, 100, 1000, 10000):
+        chain = residual_chain(blocks)
+        t = interleaved({"c": lambda: analyze(chain, paths=False)}, repeat if blocks < 10000 else 1)["c"]
+        points.append((len(chain), t))
+        lines.append(f"| residual chain of {blocks:,} nodes | {len(chain):,} | {t:.3f} |")
+    (n0, t0), (n1, t1) = points[1], points[-1]
+    lines += ["", f"Growth exponent of time against nodes (100 -> 10,000 nodes): "
+              f"{math.log(t1 / t0) / math.log(n1 / n0):.2f}", ""]
+    return lines
+
+
+def run_child(args: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed: {err}")
+    return wall, usage.ru_maxrss * 1024
+
+
+def dd_speed(workdir: str, nbytes: int) -> float:
+    """MB/s of dd writing ``nbytes`` (1 MiB blocks) to disk with fdatasync."""
+    path = os.path.join(workdir, "dd.bin")
+    count = max(1, nbytes // 2 ** 20)
+    start = time.perf_counter()
+    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={count}", "conv=fdatasync"],
+                   check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    os.unlink(path)
+    return count * 2 ** 20 / seconds / 1e6
+
+
+def build_figures(label: str, spec_args: list[str], workdir: str, extra: list[str]) -> str:
+    out = os.path.join(workdir, "model.onnx")
+    wall, rss = run_child([sys.executable, "-m", "archc", "build", *spec_args, "--target", "onnx",
+                           "-o", out, "--external-data", *extra])
+    written = sum(os.path.getsize(p) for p in (out, out + ".data") if os.path.exists(p))
+    for p in (out, out + ".data"):
+        if os.path.exists(p):
+            os.unlink(p)
+    dd = dd_speed(workdir, min(written, 2 ** 30))
+    return (f"| {label} | {written / 1e9:.2f} GB | {wall:.1f} | {rss / 2 ** 20:,.0f} MiB | "
+            f"{written / wall / 1e6:.0f} | {dd:.0f} |")
+
+
+SCALE_HEADER = ["| model | written | wall s | peak RSS | MB/s | dd MB/s (fdatasync) |", "|---|---:|---:|---:|---:|---:|"]
+
+
+def _transformer(d_model: int, layers: int, ffn: int) -> list[str]:
+    return [os.path.join(SPECS, "transformer.yaml"), "--set", f"d_model={d_model}", "--set", f"nhead={d_model // 128}",
+            "--set", f"dim_feedforward={ffn}", "--set", "num_encoder_layers=0", "--set", f"num_decoder_layers={layers}"]
+
+
+def section_scale(workdir: str) -> list[str]:
+    lines = ["## scale: spec -> ONNX with external data, one child process each", "", *SCALE_HEADER]
+    for layers in (2, 8, 16):
+        lines.append(build_figures(f"transformer d_model 1024, {layers} decoder layers",
+                                   _transformer(1024, layers, 4096), workdir, []))
+    return lines + [""]
+
+
+def section_big(workdir: str) -> list[str]:
+    llama = os.path.join(SPECS, "llama.yaml")
+    if os.path.exists(llama):
+        spec_args, what = [llama, "--profile", "llama2_7b"], "Llama-2-7B (specs/llama.yaml llama2_7b)"
+    else:
+        spec_args, what = _transformer(4096, 30, 11008), "transformer 4096 x 30 decoder layers (6.73 B)"
+    lines = ["## big: a Llama-2-7B-sized model", "", *SCALE_HEADER]
+    for dtype in ("float32", "bfloat16"):
+        lines.append(build_figures(f"{what}, {dtype}", spec_args, workdir, ["--dtype", dtype]))
+    return lines + [""]
+
+
+def header() -> list[str]:
+    import numpy
+    import onnx
+    import onnxruntime
+
+    try:
+        import torch
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = "not installed"
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    return ["# archc benchmarks", "",
+            f"Written by `tools/bench.py` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.", "",
+            f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {mem:.0f} GiB memory, "
+            f"load average {os.getloadavg()[0]:.1f} at the start; {platform.platform()}",
+            f"- Python {platform.python_version()}, torch {torch_version}, onnx {onnx.__version__}, "
+            f"onnxruntime {onnxruntime.__version__}, numpy {numpy.__version__}",
+            "- compared runs interleaved; figures are medians; a loaded machine makes the absolute times "
+            "noisy, the ratios less so", ""]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--sections", default="export,lint,scale")
+    ap.add_argument("--big", action="store_true", help="also build the 7B model (27 GB + 13.5 GB written, deleted)")
+    ap.add_argument("--workdir", default=None, help="where models are written (default: a temporary folder)")
+    ap.add_argument("-o", "--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    args = ap.parse_args()
+    sections = [s for s in args.sections.split(",") if s] + (["big"] if args.big else [])
+    lines = header()
+    with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
+        for name in sections:
+            print(f"running {name} ...", file=sys.stderr)
+            if name == "export":
+                lines += section_export(args.repeat, workdir)
+            elif name == "lint":
+                lines += section_lint(args.repeat)
+            elif name == "scale":
+                lines += section_scale(workdir)
+            elif name == "big":
+                if shutil.disk_usage(workdir).free < 30e9:
+                    lines += ["## big: skipped (under 30 GB free disk)", ""]
+                    continue
+                lines += section_big(workdir)
+            else:
+                ap.error(f"unknown section '{name}'")
+    text = "\n".join(lines) + "\n"
+    with open(args.output, "w") as fh:
+        fh.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
