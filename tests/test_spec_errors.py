@@ -168,3 +168,35 @@ def test_channels_of_a_vector_is_a_located_error():
     with pytest.raises(SpecError) as exc:
         loads_spec("inputs: {x: [50]}\nnodes:\n  - {op: linear, out_features: 'channels(x)'}", "m.yaml")
     assert "m.yaml:3:" in str(exc.value) and "channels(x) needs a tensor of rank 2 or more" in str(exc.value)
+
+
+@pytest.mark.parametrize("field,text,message", [
+    ("inputs", "inputs: 3.5", "'inputs' must be a name or a list of names"),
+    ("outputs", "outputs: 7", "'outputs' must be a node name or a list of them"),
+])
+def test_block_inputs_and_outputs_of_the_wrong_type_are_located_errors(field, text, message):
+    # found by tools/fuzz.py (tracebacks before)
+    spec = f"""inputs: {{x: [N, 4]}}
+blocks:
+  b:
+    {text}
+    nodes: [{{name: l, op: linear, out_features: 4}}]
+nodes:
+  - {{name: one, block: b}}
+"""
+    with pytest.raises(SpecError) as exc:
+        loads_spec(spec, "m.yaml")
+    assert f"m.yaml:4:" in str(exc.value) and message in str(exc.value)
+
+
+def test_block_parameter_named_like_a_node_keyword_is_no_traceback():
+    spec = """inputs: {x: [N, 4]}
+blocks:
+  b:
+    params: {repeat: 1}
+    nodes: [{name: l, op: linear, out_features: 4}]
+nodes:
+  - {name: one, block: b, repeat: 2}
+"""
+    graph = loads_spec(spec, "m.yaml")
+    assert "one.1.l" in [n.name for n in graph.nodes()]

@@ -831,6 +831,9 @@ class _Elaborator:
         formal = bdef.get("inputs", ["x"])
         if isinstance(formal, str):
             formal = [formal]
+        if not isinstance(formal, list) or not all(isinstance(f, str) for f in formal):
+            self._error(f"block '{kind}': 'inputs' must be a name or a list of names", bdef.where("inputs"), full)
+            raise Abort()
         formal = [str(f) for f in formal]
         variadic = bool(formal) and formal[-1].endswith("...")
         fixed = formal[:-1] if variadic else formal
@@ -846,7 +849,7 @@ class _Elaborator:
         else:
             lets = bdef.get("let") if isinstance(bdef.get("let"), SMap) else {}
             instance = BlockInstance(full, kind, defaults=tuple(declared.items()),
-                                     args=tuple((k, env[k]) for k in declared),
+                                     args=tuple((k, env.get(k)) for k in declared),
                                      lets=tuple((k, v) for k, v in lets.items() if isinstance(v, str)),
                                      formals=tuple(formal), inputs=tuple(inputs))
             inner = Scope(prefix=full + ".", env=env, stack=scope.stack + (instance,),
@@ -873,6 +876,9 @@ class _Elaborator:
         outs = bdef.get("outputs")
         if outs is None:
             return Binding([inner.previous])
+        if not isinstance(outs, (str, list)):
+            self._error(f"block '{kind}': 'outputs' must be a node name or a list of them", bdef.where("outputs"), full)
+            raise Abort()
         refs = [outs] if isinstance(outs, str) else list(outs)
         holder = bdef if isinstance(outs, str) else outs
         keys = ["outputs"] if isinstance(outs, str) else list(range(len(refs)))
