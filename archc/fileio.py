@@ -257,7 +257,7 @@ class _Staged:
     def commit(self) -> None:
         """Give the complete file its name (replacing an existing file in one rename)."""
         if self.temp is None:
-            temp = _link_into_place(f"/proc/self/fd/{self.fd}", self.directory, self.path)
+            temp = _link_into_place(self.fd, self.directory, self.path)
             if temp is None:  # /proc links refused (a sandbox): write it again under a temporary name
                 self.temp = _temp_name(self.directory, self.path)
                 fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
@@ -310,7 +310,7 @@ def _can_link(directory: str, fd: int) -> bool:
     if directory not in _LINKABLE:
         probe = _temp_name(directory, "probe")
         try:
-            os.link(f"/proc/self/fd/{fd}", probe)
+            _link_fd(fd, probe)
         except OSError:
             _LINKABLE[directory] = False
         else:
@@ -319,18 +319,39 @@ def _can_link(directory: str, fd: int) -> bool:
     return _LINKABLE[directory]
 
 
-def _link_into_place(proc_path: str, directory: str, path: str) -> str | None:
+def _link_fd(fd: int, path: str) -> None:
+    """Give the anonymous file ``fd`` the name ``path``: through /proc, or, where a sandbox's /proc
+    refuses that, by ``linkat(fd, "", ..., AT_EMPTY_PATH)`` (needs CAP_DAC_READ_SEARCH, as root has)."""
+    try:
+        os.link(f"/proc/self/fd/{fd}", path)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        refused = exc
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_empty_path, at_fdcwd = 0x1000, -100
+    if libc.linkat(fd, b"", at_fdcwd, os.fsencode(path), at_empty_path) != 0:
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            raise FileExistsError(code, os.strerror(code), path)
+        raise refused
+
+
+def _link_into_place(fd: int, directory: str, path: str) -> str | None:
     """Name the anonymous file: ``path`` itself when new, else a temporary name; None if linking fails."""
     try:
-        os.link(proc_path, path)  # a new output gets its final name directly: no temporary name at all
+        _link_fd(fd, path)  # a new output gets its final name directly: no temporary name at all
         return path
     except FileExistsError:
         pass
-    except OSError:  # /proc links refused (a sandbox): fall back to a named temporary
+    except OSError:  # links refused (a sandbox): fall back to a named temporary
         return None
     temp = _temp_name(directory, path)
     try:
-        os.link(proc_path, temp)
+        _link_fd(fd, temp)
     except OSError:
         return None
     return temp

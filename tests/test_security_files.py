@@ -296,7 +296,7 @@ def _skip_without_anonymous_files(directory) -> None:
     may refuse the link; archc then writes a named temporary, removed on any exception)."""
     fd = fileio._open_anonymous(str(directory))
     if fd is None:
-        pytest.skip("O_TMPFILE files cannot be linked into place here (/proc refuses the link)")
+        pytest.skip("O_TMPFILE files cannot be linked into place here (neither a /proc link nor linkat(AT_EMPTY_PATH))")
     os.close(fd)
 
 
