@@ -192,7 +192,8 @@ def test_llama2_7b_profile_counts_exactly():
 
 def test_llama_summary_reports_the_7b_count(run_archc):
     proc = run_archc("summary", spec("llama"), "--profile", "llama2_7b", check=True)
-    assert proc.stdout.rstrip().endswith("6,738,415,616 parameters")
+    total = next(line for line in proc.stdout.splitlines() if line.startswith("total:"))
+    assert " 6,738,415,616 parameters (6,738,415,616 trainable)" in total
 
 
 @pytest.mark.parametrize("length", [1, 7, 16])
