@@ -20,9 +20,9 @@ _COMMA_CLOSE = re.compile(r",\s*[)\]}]")
 _OPEN, _CLOSE = "([{", ")]}"
 
 
-def _pairs(text: str) -> dict[int, int]:
-    """Closing bracket index -> its opening index, outside string literals."""
-    stack, pairs, quote, i = [], {}, None, 0
+def _code_chars(text: str):
+    """(index, character) of ``text`` outside string literals: the one quote-aware scan."""
+    quote, i = None, 0
     while i < len(text):
         c = text[i]
         if quote:
@@ -32,34 +32,33 @@ def _pairs(text: str) -> dict[int, int]:
                 quote = None
         elif c in "'\"":
             quote = c
-        elif c in _OPEN:
+        else:
+            yield i, c
+        i += 1
+
+
+def _pairs(text: str) -> dict[int, int]:
+    """Closing bracket index -> its opening index, outside string literals."""
+    stack, pairs = [], {}
+    for i, c in _code_chars(text):
+        if c in _OPEN:
             stack.append(i)
         elif c in _CLOSE and stack:
             pairs[i] = stack.pop()
-        i += 1
     return pairs
 
 
 def _top_level_commas(body: str) -> list[str]:
     """``body`` split at its top-level commas (a trailing comma leaves no empty element)."""
-    parts, depth, quote, start, i = [], 0, None, 0, 0
-    while i < len(body):
-        c = body[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == quote:
-                quote = None
-        elif c in "'\"":
-            quote = c
-        elif c in _OPEN:
+    parts, depth, start = [], 0, 0
+    for i, c in _code_chars(body):
+        if c in _OPEN:
             depth += 1
         elif c in _CLOSE:
             depth -= 1
         elif c == "," and depth == 0:
             parts.append(body[start:i].strip())
             start = i + 1
-        i += 1
     tail = body[start:].strip()
     if tail:
         parts.append(tail)
