@@ -21,6 +21,7 @@ attribute and nothing downstream depends on its value (``num_classes``), see
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,12 +77,13 @@ class ClassArgs:
         return result
 
 
-def _names(source: str) -> set[str]:
-    return {n.id for n in ast.walk(ast.parse(source, mode="eval")) if isinstance(n, ast.Name)}
+@functools.lru_cache(maxsize=4096)
+def _names(source: str) -> frozenset[str]:
+    return frozenset(n.id for n in ast.walk(ast.parse(source, mode="eval")) if isinstance(n, ast.Name))
 
 
 class _Resolver:
-    def __init__(self, graph: Graph, bodies: list[Body]) -> None:
+    def __init__(self, graph: Lowered, bodies: list[Body]) -> None:
         self.graph, self.bodies = graph, bodies
         rep = bodies[0].instance
         self.rep = rep
@@ -121,7 +123,7 @@ class _Resolver:
         return tuple(vector)
 
     def attr_vector(self, local: str, attr: str) -> tuple:
-        return tuple(self.graph.node(f"{b.instance.path}.{local}" if b.instance.path else local).attrs.get(attr)
+        return tuple(self.graph.nodes[f"{b.instance.path}.{local}" if b.instance.path else local].attrs.get(attr)
                      for b in self.bodies)
 
     def own_exprs(self, node: Node) -> list[tuple[str, str]]:
@@ -169,9 +171,9 @@ class _Resolver:
 
     def _node_dim(self, key: tuple, d: int, vector: tuple) -> str | None:
         name = f"{self.rep.path}.{key[1]}" if self.rep.path else key[1]
-        if name not in self.graph:
+        node = self.graph.nodes.get(name)
+        if node is None:
             return None
-        node = self.graph.node(name)
         for attr, source in self.own_exprs(node):
             if self.attr_vector(key[1], attr) == vector:
                 text = expression(source, set(self.params) | set(self.lets))
@@ -213,7 +215,7 @@ class _Resolver:
             return self._child_arg(child, arg, vector) or self._param_for(vector) or self.fresh(arg, hole)
         local, position, _ = body.sites.get(hole, ("", 0, False))
         name = f"{self.rep.path}.{local}" if self.rep.path else local
-        node = self.graph.node(name) if local and name in self.graph else None
+        node = self.graph.nodes.get(name) if local else None
         if node is not None:
             for attr, source in self.own_exprs(node):
                 if self.attr_vector(local, attr) == vector:
@@ -268,8 +270,9 @@ class _Resolver:
             self.result.text[i] = f"self.{attr}"
 
 
-def resolve(graph: Graph, bodies: list[Body]) -> ClassArgs:
-    """Literals and arguments for the class shared by ``bodies`` (instances of one block)."""
+def resolve(graph: Lowered, bodies: list[Body]) -> ClassArgs:
+    """Literals and arguments for the class shared by ``bodies`` (instances of one block);
+    ``graph``: the graph as read by :class:`~archc.lowering.torch_plan.Lowered`."""
     return _Resolver(graph, bodies).resolve()
 
 
@@ -280,10 +283,10 @@ def live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, str
     it reaches. A parameter is live when nothing but top-level node attributes read it and no
     node downstream of those writes a different source for a different value."""
     uses: dict[str, list[tuple[str, str]]] = {p: [] for p in graph.params if p not in graph.structural_params}
-    for node in graph.nodes():
+    for node in lowered.order:
+        if node.scope or not uses:
+            continue
         for attr, source in node.attr_exprs.items():
-            if node.scope:
-                continue
             try:
                 read = _names(source)
             except SyntaxError:
@@ -299,13 +302,13 @@ def live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, str
 
 def _downstream_fixed(graph: Graph, lowered: Lowered, name: str) -> bool:
     """Whether no node after ``name`` writes source that depends on the shapes it makes."""
-    seen, todo = set(), list(graph.users(name))
+    seen, todo = set(), lowered.users(name)
     while todo:
         user = todo.pop()
         if user in seen:
             continue
         seen.add(user)
-        node = graph.node(user)
+        node = lowered.nodes[user]
         op, ins, ctor, tensor = lowered(node)
         if ctor is not None or tensor is not None:
             return False
@@ -316,7 +319,7 @@ def _downstream_fixed(graph: Graph, lowered: Lowered, name: str) -> bool:
                 return False
         except Exception:  # an op that cannot lower other shapes depends on them
             return False
-        todo.extend(graph.users(user))
+        todo.extend(lowered.users(user))
     return True
 
 
@@ -328,7 +331,7 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
     expressions: dict[tuple[str, int, bool], str] = {}
     for p, sites in live.items():
         for node_name, attr in sites:
-            node = graph.node(node_name)
+            node = lowered.nodes[node_name]
             text = expression(node.attr_exprs[attr], set(live))
             positions = _attr_positions(lowered, node, attr) if text is not None else None
             for forward, pos in positions or ():

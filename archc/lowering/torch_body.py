@@ -10,6 +10,9 @@ branches on op names.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import re
 from typing import Any, Callable, Mapping
 
 from torch import nn
@@ -29,6 +32,9 @@ _ARG = "\x01"
 _MODULE = "\x02"
 
 
+_ARG_MARK = re.compile(f"{_ARG}[a-z]+{_ARG}")
+
+
 def _placeholder(i: int) -> str:
     letters = ""
     while True:
@@ -36,6 +42,12 @@ def _placeholder(i: int) -> str:
         i //= 26
         if not i:
             return f"{_ARG}{letters}{_ARG}"
+
+
+@functools.lru_cache(maxsize=None)
+def _placeholders(n: int) -> tuple[str, ...]:
+    """Stand-ins for a node's input names in its op's forward text (replaced in one pass)."""
+    return tuple(_placeholder(i) for i in range(n))
 
 
 class BodyWriter:
@@ -48,15 +60,20 @@ class BodyWriter:
         self.lowered = Lowered(graph)
         self.labels = labels
         self.call_of = call_of
-        self.users: dict[Value, set[str]] = {}
-        for node in graph.nodes():
-            for v in node.inputs:
-                self.users.setdefault(v, set()).add(node.name)
+        self.users = self.lowered.readers
+        self._sequential: dict[int, list[Node] | None] = {}
+        self._signatures: dict[tuple, int] = {}
         self.graph_outputs = set(graph.outputs.values())
 
     # -- what becomes an nn.Sequential ----------------------------------------------------------
     def as_sequential(self, inst: Instance) -> list[Node] | None:
         """The nodes of an instance that is a chain of modules named 0, 1, ... (else None)."""
+        key = id(inst)
+        if key not in self._sequential:
+            self._sequential[key] = self._find_sequential(inst)
+        return self._sequential[key]
+
+    def _find_sequential(self, inst: Instance) -> list[Node] | None:
         nodes = inst.items
         if len(inst.inputs) != 1 or len(inst.inputs[0]) != 1 or len(inst.outputs) != 1 or not nodes:
             return None
@@ -204,25 +221,66 @@ class BodyWriter:
         sources = list(args)
         for values, name in spread.items():  # a variadic input passed whole: *features
             n = len(values)
-            for i in range(len(node.inputs) - n + 1):
-                if tuple(node.inputs[i:i + n]) == values:
+            for i, value in enumerate(node.inputs[:len(node.inputs) - n + 1]):
+                if value == values[0] and tuple(node.inputs[i:i + n]) == values:
                     sources[i:i + n] = [f"*{name}"]
                     break
-        placeholders = [_placeholder(i) for i in range(len(sources))]
-        raw = op.torch_forward(node, ins, placeholders, _MODULE if local in access else None)
+        placeholders = _placeholders(len(sources))
+        raw = op.torch_forward(node, ins, list(placeholders), _MODULE if local in access else None)
         expr = with_holes(body, raw, local, forward=True)
-        for ph, src in zip(placeholders, sources):
-            expr = expr.replace(ph, src)
+        if _ARG in expr:
+            filled = dict(zip(placeholders, sources))
+            expr = _ARG_MARK.sub(lambda m: filled[m.group()], expr)
         expr = expr.replace(_MODULE, access.get(local, ""))
         targets = [names.bind(Value(node.name, k), local if k == 0 else f"{local}_{k}")
                    for k in range(len(node.outputs))]
+        return Stmt(targets, expr, self._comments(node.name, local), local)
+
+    def _comments(self, name: str, local: str) -> list[str]:
         comments = []
-        label = self.labels.get(node.name)
+        label = self.labels.get(name)
         if label:
             comments.append(f"skip: {label}")
         if not is_identifier(local.replace(".", "_")):
             comments.append(local)  # the variable's name hides the node's
-        return Stmt(targets, expr, comments)
+        return comments
+
+    # -- instances that lower alike ----------------------------------------------------------------
+    def signature(self, inst: Instance, child_signatures: Mapping[int, int]) -> int:
+        """What :meth:`lower` reads of an instance, with its names made local: instances with
+        equal signatures lower to equal bodies (but for their skip comments), so one lowering
+        serves them all (ResNet-152's 50 bottlenecks are 8 distinct ones). Signatures are
+        numbered as they are met, so a parent's holds its children's numbers, not their tuples.
+        Types are those of the inputs only: each op infers its outputs' from its attributes and
+        input types, so equal inputs and equal wiring make equal types throughout."""
+        types = self.lowered.type_of
+        formal = {v: (i, j) for i, values in enumerate(inst.inputs) for j, v in enumerate(values)}
+        cut = len(inst.path) + 1 if inst.path else 0
+
+        def ref(value: Value) -> Any:
+            if value.node in inst.members:
+                return (value.node[cut:], value.out)
+            found = formal.get(value)
+            # a value read from outside by name: this instance's own (with its type)
+            return found if found is not None else (value, types(value))
+
+        parts: list[Any] = [inst.info.block if inst.info else None, tuple(inst.formals),
+                            tuple(tuple(types(v) for v in values) for values in inst.inputs),
+                            tuple(map(ref, inst.outputs))]
+        for item in inst.items:
+            if isinstance(item, Node):
+                parts.append((item.name[cut:], item.op, _frozen(item.attrs), tuple(map(ref, item.inputs))))
+            else:
+                parts.append((inst.local(item.path), child_signatures[id(item)],
+                              tuple(tuple(map(ref, values)) for values in item.inputs),
+                              tuple(map(ref, item.outputs))))
+        return self._signatures.setdefault(tuple(parts), len(self._signatures))
+
+    def reuse(self, body: Body, inst: Instance) -> Body:
+        """``body`` (lowered from an instance with the same :meth:`signature`) as ``inst``'s."""
+        stmts = [Stmt(s.targets, s.expr, self._comments(f"{inst.path}.{s.node}", s.node), s.node)
+                 if s.node is not None else s for s in body.stmts]
+        return dataclasses.replace(body, instance=inst, stmts=stmts)
 
     def _child_stmt(self, inst: Instance, child: Instance, names: VarNames, access: dict[str, str],
                     spread: dict[tuple[Value, ...], str]) -> Stmt:
@@ -238,6 +296,17 @@ class BodyWriter:
         targets = [names.bind(v, local if len(child.outputs) == 1 else f"{local}_{k}")
                    for k, v in enumerate(child.outputs)]
         return Stmt(targets, f"{access[local]}({', '.join(args)})")
+
+
+def _frozen(attrs: dict[str, Any]) -> Any:
+    """A node's attributes as a hashable key (their repr where a value is a list or dict); with
+    each value's type, since 1, 1.0 and True are equal but are written differently."""
+    items = tuple((k, type(v), v) for k, v in attrs.items())
+    try:
+        hash(items)
+    except TypeError:
+        return repr(attrs)
+    return items
 
 
 def _check_name(seg: str, kind: str, sub: Any, inst: Instance, path: tuple[str, ...]) -> None:

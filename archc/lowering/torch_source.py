@@ -8,13 +8,15 @@ format`` would (:mod:`.pyformat`).
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from archc._version import __version__
 from archc.ir.vocab import SKIP_KINDS
-from archc.ir.graph import Graph
+from archc.ir.graph import Graph, Node
 from archc.ops.base import param_key
 from archc.ops.weights import tied_params
 from archc.lowering.pyformat import LINE_LENGTH, split_statement
@@ -91,14 +93,21 @@ class _Planner:
         return cls.name, cls.args.call(self.body_of[id(child)])
 
     def plan(self, root: Instance) -> Body:
+        signatures: dict[int, int] = {}
+        lowered: dict[int, Body] = {}
         for level in reversed(_depths(root)[1:]):
             groups: dict[tuple[str, str], list[Body]] = {}
             for inst in level:
+                signature = signatures[id(inst)] = self.writer.signature(inst, signatures)
                 if self.writer.as_sequential(inst) is not None:
                     continue
-                body = self.writer.lower(inst)
+                known = lowered.get(signature)
+                body = self.writer.reuse(known, inst) if known is not None else self.writer.lower(inst)
+                if known is None:
+                    lowered[signature] = body
+                    body.skeleton = _skeleton(body)
                 self.body_of[id(inst)] = body
-                groups.setdefault((inst.info.block, _skeleton(body)), []).append(body)
+                groups.setdefault((inst.info.block, body.skeleton), []).append(body)
             self._name_groups(groups)
         return self.writer.lower(root)
 
@@ -117,7 +126,7 @@ class _Planner:
                 while name in self.taken:
                     name, k = f"{wanted}{k}", k + 1
                 self.taken.add(name)
-                cls = _Class(name, block, bodies, resolve(self.graph, bodies))
+                cls = _Class(name, block, bodies, resolve(self.writer.lowered, bodies))
                 self.classes.append(cls)
                 for body in bodies:
                     self.class_of[id(body.instance)] = cls
@@ -224,10 +233,10 @@ def _class_comments(cls: _Class) -> list[list[str]]:
     return result
 
 
-def _tie_lines(graph: Graph) -> list[str]:
+def _tie_lines(nodes: list[Node]) -> list[str]:
     """``self.lm_head.weight = self.wte.weight``: one tensor under both names (weight tying)."""
     lines: list[str] = []
-    for node in graph.nodes():
+    for node in nodes:
         for param, (owner, owner_param) in tied_params(node).items():
             key, source = param_key(node.name, param), param_key(owner, owner_param)
             source_expr = f"self.{source}" if all(map(is_identifier, source.split("."))) \
@@ -305,14 +314,36 @@ def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Prove
     return out
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held off while the file is planned and written.
+
+    Planning allocates tens of thousands of small containers that live until the file is
+    written; each allocation burst triggers collections, and with torch imported a full
+    collection walks torch's whole heap (half of DenseNet-121's generation time went there).
+    Nothing made here forms cycles that must be freed early; the collector resumes after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
     """The whole file."""
+    with _collector_paused():
+        return _write_source(graph, cls, labels, provenance)
+
+
+def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
     planner = _Planner(graph, labels, cls)
-    root_body = planner.plan(instance_tree(graph))
+    root_body = planner.plan(instance_tree(graph, planner.writer.lowered.order))
     live = live_params(graph, planner.writer.lowered)
     root = _Class(cls, None, [root_body], root_args(graph, planner.writer.lowered, root_body, live))
     out = _header(graph, cls, labels, provenance, live)
     out += ["import torch", "import torch.nn.functional as F", "from torch import nn"]
     for c in planner.classes + [root]:
-        out += ["", ""] + _class_text(c, root_guards=c is root, extra_init=_tie_lines(graph) if c is root else [])
+        out += ["", ""] + _class_text(c, root_guards=c is root, extra_init=_tie_lines(planner.writer.lowered.order) if c is root else [])
     return "\n".join(out) + "\n"
