@@ -250,6 +250,10 @@ class Lowered:
             for v in node.inputs:
                 self.readers.setdefault(v, set()).add(node.name)
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
+        #: module-level functions the forward code calls (name -> def source), in first use order
+        self.functions: dict[str, str] = {}
+        for op in dict.fromkeys(registry.lookup(n.op) for n in self.order):
+            self.functions.update(op.torch_functions)
 
     def type_of(self, value: Value) -> TensorType:
         return self.nodes[value.node].outputs[value.out]

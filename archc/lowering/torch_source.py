@@ -85,8 +85,8 @@ class _Planner:
         self.classes: list[_Class] = []
         self.class_of: dict[int, _Class] = {}
         self.body_of: dict[int, Body] = {}
-        self.taken = {root_name, "nn", "torch", "F", "Module"}
         self.writer = BodyWriter(graph, labels, self._call)
+        self.taken = {root_name, "nn", "torch", "F", "Module", *self.writer.lowered.functions}
 
     def _call(self, child: Instance) -> tuple[str, list[tuple[str, Any]]]:
         cls = self.class_of[id(child)]
@@ -344,6 +344,8 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     root = _Class(cls, None, [root_body], root_args(graph, planner.writer.lowered, root_body, live))
     out = _header(graph, cls, labels, provenance, live)
     out += ["import torch", "import torch.nn.functional as F", "from torch import nn"]
+    for function in planner.writer.lowered.functions.values():
+        out += ["", ""] + function.rstrip("\n").splitlines()
     for c in planner.classes + [root]:
         out += ["", ""] + _class_text(c, root_guards=c is root, extra_init=_tie_lines(planner.writer.lowered.order) if c is root else [])
     return "\n".join(out) + "\n"

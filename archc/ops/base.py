@@ -204,6 +204,11 @@ class OpDef:
     outputs: ClassVar[tuple[str, ...]] = ("y",)
     #: how analyses see the op (a :class:`~archc.ir.vocab.Role`; its text also works)
     role: ClassVar[str] = Role.OTHER
+    #: module-level functions this op's PyTorch forward calls: name -> source of the ``def``
+    #: (as ``ruff format`` writes it). A lowering that would be one long expression calls a
+    #: function instead, which the generated file defines once, above its classes (as people
+    #: write ``apply_rotary_emb``); its name is never given to a variable or class there.
+    torch_functions: ClassVar[dict[str, str]] = {}
 
     # -- structure ------------------------------------------------------------------
     def role_of(self, node: "Node") -> str:
