@@ -136,6 +136,44 @@ def test_long_lowerings_call_a_function_defined_once_whose_name_no_variable_take
     assert "apply_rotary_embedding" not in generate_source(loads_spec("inputs: {x: [N, 4]}\nnodes: [{op: relu}]"))
 
 
+TIED_IN_NUMBERED_CONTAINER = """
+inputs: {x: [N, 3, 4]}
+blocks:
+  shared:
+    sequential: true
+    nodes:
+      - {name: a, op: parameter, shape: [4], init: ones}
+      - {name: b, op: parameter, shape: [4], init: ones, tie: {"1": a}}
+      - {name: fc1, op: linear, out_features: 4, bias: false, in: x}
+      - {name: fc2, op: linear, out_features: 4, bias: false, tie: {weight: fc1.weight}}
+      - {op: mul, in: [prev, a]}
+      - {op: mul, in: [prev, b]}
+nodes: [{name: stack, block: shared, repeat: 2}]
+"""
+
+
+def test_weight_tying_inside_a_numbered_container_is_assigned_by_the_block_class(tmp_path):
+    # parameter-only nodes named 0, 1 (a sequential block) and modules named 2, 3: each block
+    # class ties its own, with setattr where the name is a number
+    graph = loads_spec(TIED_IN_NUMBERED_CONTAINER)
+    source = generate_source(graph)
+    shared = ast.get_source_segment(source, _classes(source)["Shared"])
+    assert 'setattr(self, "1", getattr(self, "0"))' in shared
+    assert 'getattr(self, "3").weight = getattr(self, "2").weight' in shared
+    module = build_module(graph)
+    for block in module.stack:
+        assert block.get_parameter("1") is block.get_parameter("0")
+        assert block.get_submodule("3").weight is block.get_submodule("2").weight
+    assert list(module.state_dict()) == [f"stack.{i}.{k}" for i in (0, 1) for k in ("0", "1", "2.weight", "3.weight")]
+    assert sum(p.numel() for p in module.parameters()) == 2 * (4 + 16)
+    path = tmp_path / "tied.py"
+    path.write_text(source)
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    check = subprocess.run([ruff, "format", "--check", "--no-cache", "--isolated", str(path)], capture_output=True,
+                           text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 def test_graphs_without_blocks_are_one_class():
     graph = loads_spec("inputs: {x: [N, 4]}\nnodes: [{op: linear, out_features: 3}, {op: relu}]")
     assert list(_classes(generate_source(graph))) == ["Model"]
@@ -168,6 +206,18 @@ def test_torchscript(resnet18):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), resnet18(x))
+
+
+def test_torchscript_variadic_blocks():
+    # DenseNet's layers take their inputs as one list, passed whole (torch.cat(features, dim=1))
+    graph = load_spec(ROOT / "specs/densenet121.yaml", overrides={"image_size": 32})
+    module = build_module(graph).eval()
+    source = generate_source(graph)
+    assert "torch.cat(features, dim=1)" in source and "[*" not in source
+    scripted = torch.jit.script(module)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), module(x))
 
 
 def test_onnx_export_keeps_per_block_scopes(resnet18, tmp_path):

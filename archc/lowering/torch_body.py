@@ -20,6 +20,7 @@ from torch import nn
 from archc.errors import SpecError
 from archc.ir.graph import Graph, Node, Value
 from archc.lowering.torch_plan import Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute, place, with_holes
+from archc.ops.weights import tied_params
 from archc.pysource import is_identifier, literal
 
 __all__ = ["BodyWriter"]
@@ -33,6 +34,7 @@ _MODULE = "\x02"
 
 
 _ARG_MARK = re.compile(f"{_ARG}[a-z]+{_ARG}")
+_WHOLE_LIST = re.compile(r"\[\*([A-Za-z_][A-Za-z0-9_]*)\]")
 
 
 def _placeholder(i: int) -> str:
@@ -63,6 +65,9 @@ class BodyWriter:
         self.users = self.lowered.readers
         self._sequential: dict[int, list[Node] | None] = {}
         self._signatures: dict[tuple, int] = {}
+        #: (node, its parameter, owner node, owner's parameter) of every tied parameter
+        self.tied = [(n.name, p, owner, op) for n in self.lowered.order
+                     for p, (owner, op) in tied_params(n).items()]
         self.graph_outputs = set(graph.outputs.values())
 
     # -- what becomes an nn.Sequential ----------------------------------------------------------
@@ -136,7 +141,16 @@ class BodyWriter:
             elif id(item) not in skip:
                 body.stmts.append(self._child_stmt(inst, item, names, access, spread))
         body.returns = [names.names[v] for v in inst.outputs]
+        body.ties = [_tie_statement(access, inst.local(node), param, inst.local(owner), owner_param)
+                     for node, param, owner, owner_param in self._own_ties(inst)]
         return body
+
+    def _own_ties(self, inst: Instance) -> list[tuple[str, str, str, str]]:
+        """Tied parameters whose node and owner both lie in ``inst`` but not both in one child:
+        this instance's class assigns them (so a block that ties inside itself does it itself)."""
+        children = [c for c in inst.items if isinstance(c, Instance)]
+        return [tie for tie in self.tied if tie[0] in inst.members and tie[2] in inst.members
+                and not any(tie[0] in c.members and tie[2] in c.members for c in children)]
 
     def _tree(self, body: Body, inst: Instance) -> None:
         for item in inst.items:
@@ -231,6 +245,8 @@ class BodyWriter:
         if _ARG in expr:
             filled = dict(zip(placeholders, sources))
             expr = _ARG_MARK.sub(lambda m: filled[m.group()], expr)
+            # a list of exactly the variadic input is that list (TorchScript has no [*xs])
+            expr = _WHOLE_LIST.sub(r"\1", expr)
         expr = expr.replace(_MODULE, access.get(local, ""))
         targets = [names.bind(Value(node.name, k), local if k == 0 else f"{local}_{k}")
                    for k in range(len(node.outputs))]
@@ -274,6 +290,7 @@ class BodyWriter:
                 parts.append((inst.local(item.path), child_signatures[id(item)],
                               tuple(tuple(map(ref, values)) for values in item.inputs),
                               tuple(map(ref, item.outputs))))
+        parts.append(tuple((n[cut:], p, o[cut:], q) for n, p, o, q in self._own_ties(inst)))
         return self._signatures.setdefault(tuple(parts), len(self._signatures))
 
     def reuse(self, body: Body, inst: Instance) -> Body:
@@ -296,6 +313,37 @@ class BodyWriter:
         targets = [names.bind(v, local if len(child.outputs) == 1 else f"{local}_{k}")
                    for k, v in enumerate(child.outputs)]
         return Stmt(targets, f"{access[local]}({', '.join(args)})")
+
+
+def _tie_statement(access: Mapping[str, str], node: str, param: str, owner: str, owner_param: str) -> str:
+    """``self.lm_head.weight = self.wte.weight``: the node's parameter is the owner's tensor (a
+    parameter-only node is a parameter of its parent; ``setattr`` where its name is a number)."""
+    source = _reach(access, owner) if not owner_param else _param_access(_reach(access, owner), owner_param)
+    if param:  # a module's parameter
+        module, leaf = _reach(access, node), param
+    else:  # a parameter-only node: the parameter of its parent module
+        parent, _, leaf = node.rpartition(".")
+        module = _reach(access, parent) if parent else "self"
+    if is_identifier(leaf):
+        return f"{module}.{leaf} = {source}"
+    return f"setattr({module}, {literal(leaf)}, {source})"
+
+
+def _reach(access: Mapping[str, str], name: str) -> str:
+    """The expression reaching local ``name``: its own, or (inside a child instance, whose own
+    layout is its class's business) the nearest known owner's, then one attribute a segment."""
+    segments = name.split(".")
+    for cut in range(len(segments), -1, -1):
+        expr = access.get(".".join(segments[:cut])) if cut else "self"
+        if expr is not None:
+            for seg in segments[cut:]:
+                expr = attribute(expr, seg)
+            return expr
+    raise AssertionError("unreachable: the loop ends at 'self'")
+
+
+def _param_access(module: str, param: str) -> str:
+    return f"{module}.{param}" if is_identifier(param) else f"getattr({module}, {literal(param)})"
 
 
 def _frozen(attrs: dict[str, Any]) -> Any:

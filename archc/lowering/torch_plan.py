@@ -88,6 +88,8 @@ class Body:
     #: hole index -> (child path, class argument) for arguments of a child's constructor
     child_args: dict[int, tuple[str, str]] = field(default_factory=dict)
     containers: dict[tuple[str, ...], str] = field(default_factory=dict)  # path -> seq | list | dict
+    #: weight tying inside this instance: ``self.lm_head.weight = self.wte.weight`` statements
+    ties: list[str] = field(default_factory=list)
     skeleton: str = ""
 
     def hole(self, value: Any) -> str:

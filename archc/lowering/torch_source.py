@@ -16,9 +16,7 @@ from typing import Any, Iterator, Mapping
 
 from archc._version import __version__
 from archc.ir.vocab import SKIP_KINDS
-from archc.ir.graph import Graph, Node
-from archc.ops.base import param_key
-from archc.ops.weights import tied_params
+from archc.ir.graph import Graph
 from archc.lowering.pyformat import LINE_LENGTH, split_statement
 from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
 from archc.lowering.torch_body import BodyWriter
@@ -74,7 +72,7 @@ def _skeleton(body: Body) -> str:
                               for k, v in level.items()) + "}"
 
     stmts = ";".join(",".join(s.targets) + "=" + s.expr for s in body.stmts)
-    return f"{body.args}|{tree(body.tree)}|{sorted(body.containers.items())}|{stmts}|{body.returns}"
+    return f"{body.args}|{tree(body.tree)}|{sorted(body.containers.items())}|{stmts}|{body.returns}|{body.ties}"
 
 
 class _Planner:
@@ -203,6 +201,10 @@ def _init_lines(body: Body, args: ClassArgs) -> list[str]:
     for owner, seg, tensor in params:
         lines += _statement(f"{owner}.{seg} = nn.Parameter({tensor})" if is_identifier(seg)
                             else f"{owner}.register_parameter({literal(seg)}, nn.Parameter({tensor}))", 2)
+    if body.ties:
+        lines += _comment_lines("weight tying: one tensor under both names", 2)
+        for tie in body.ties:
+            lines += _statement(tie, 2)
     for attr, source in args.stored.items():
         lines += _statement(f"self.{attr} = {source}", 2)
     return lines
@@ -233,25 +235,7 @@ def _class_comments(cls: _Class) -> list[list[str]]:
     return result
 
 
-def _tie_lines(nodes: list[Node]) -> list[str]:
-    """``self.lm_head.weight = self.wte.weight``: one tensor under both names (weight tying)."""
-    lines: list[str] = []
-    for node in nodes:
-        for param, (owner, owner_param) in tied_params(node).items():
-            key, source = param_key(node.name, param), param_key(owner, owner_param)
-            source_expr = f"self.{source}" if all(map(is_identifier, source.split("."))) \
-                else f"self.get_parameter({literal(source)})"
-            if all(map(is_identifier, key.split("."))):
-                text = f"self.{key} = {source_expr}  # tied: one tensor"
-            else:
-                parent, _, leaf = key.rpartition(".")
-                module = f"self.get_submodule({literal(parent)})" if parent else "self"
-                text = f"setattr({module}, {literal(leaf)}, {source_expr})  # tied: one tensor"
-            lines += _statement(text, 2)
-    return lines
-
-
-def _class_text(cls: _Class, root_guards: bool = False, extra_init: list[str] = ()) -> list[str]:
+def _class_text(cls: _Class, root_guards: bool = False) -> list[str]:
     body = cls.bodies[0]
     lines = [f"class {cls.name}(nn.Module):"]
     if cls.block is not None:
@@ -263,7 +247,7 @@ def _class_text(cls: _Class, root_guards: bool = False, extra_init: list[str] = 
     lines += [_I * 2 + "super().__init__()"]
     if root_guards and cls.args.guards:
         lines += _guard_lines(cls.args.guards)
-    lines += _init_lines(body, cls.args) + list(extra_init)
+    lines += _init_lines(body, cls.args)
     variadic = bool(body.instance.info and body.instance.info.formals
                     and body.instance.info.formals[-1].endswith("..."))
     types = ["torch.Tensor"] * len(body.args)
@@ -347,5 +331,5 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     for function in planner.writer.lowered.functions.values():
         out += ["", ""] + function.rstrip("\n").splitlines()
     for c in planner.classes + [root]:
-        out += ["", ""] + _class_text(c, root_guards=c is root, extra_init=_tie_lines(planner.writer.lowered.order) if c is root else [])
+        out += ["", ""] + _class_text(c, root_guards=c is root)
     return "\n".join(out) + "\n"
