@@ -174,6 +174,19 @@ def test_weight_tying_inside_a_numbered_container_is_assigned_by_the_block_class
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def test_a_block_of_numbered_block_instances_in_series_is_an_nn_sequential():
+    # GoogLeNet's reduce_conv (instances named 0 and 1, in series) is written as torchvision
+    # writes branch2: nn.Sequential(BasicConv2d(...), BasicConv2d(...)), with no class of its own
+    graph = load_spec(ROOT / "specs/googlenet.yaml")
+    source = generate_source(graph)
+    assert "ReduceConv" not in source and 'getattr(self, "0")' not in source
+    inception = ast.get_source_segment(source, _classes(source)["Inception"])
+    assert "self.branch2 = nn.Sequential(\n" in inception
+    module = build_module(graph)
+    assert type(module.inception3a.branch2).__name__ == "Sequential"
+    assert type(module.inception3a.branch2[1]).__name__ == "BasicConv"
+
+
 def test_graphs_without_blocks_are_one_class():
     graph = loads_spec("inputs: {x: [N, 4]}\nnodes: [{op: linear, out_features: 3}, {op: relu}]")
     assert list(_classes(generate_source(graph))) == ["Model"]

@@ -251,7 +251,7 @@ class _Resolver:
         return name
 
     def _child_arg(self, child: str, arg: str, vector: tuple) -> str | None:
-        inst = next(c for c in self.rep.items if isinstance(c, Instance) and self.rep.local(c.path) == child)
+        inst = _descendant(self.rep, f"{self.rep.path}.{child}" if self.rep.path else child)
         for i, formal in enumerate(inst.formals):
             for d, wanted in ((1, "in_channels" if formal == "x" else f"{formal}_channels"),):
                 if arg == wanted and i < len(inst.inputs) and len(inst.inputs[i]) == 1:
@@ -268,6 +268,17 @@ class _Resolver:
             attr = source if source.isidentifier() else identifier(f"{local}_{position}")
             self.result.stored[attr] = source
             self.result.text[i] = f"self.{attr}"
+
+
+def _descendant(inst: Instance, path: str) -> Instance:
+    """The instance at ``path`` inside ``inst`` (a child, or a child of an ``nn.Sequential`` child)."""
+    for item in inst.items:
+        if isinstance(item, Instance):
+            if item.path == path:
+                return item
+            if path.startswith(item.path + "."):
+                return _descendant(item, path)
+    raise KeyError(path)
 
 
 def resolve(graph: Lowered, bodies: list[Body]) -> ClassArgs:

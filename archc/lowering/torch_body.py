@@ -63,7 +63,7 @@ class BodyWriter:
         self.labels = labels
         self.call_of = call_of
         self.users = self.lowered.readers
-        self._sequential: dict[int, list[Node] | None] = {}
+        self._sequential: dict[int, list[Node | Instance] | None] = {}
         self._signatures: dict[tuple, int] = {}
         #: (node, its parameter, owner node, owner's parameter) of every tied parameter
         self.tied = [(n.name, p, owner, op) for n in self.lowered.order
@@ -71,28 +71,39 @@ class BodyWriter:
         self.graph_outputs = set(graph.outputs.values())
 
     # -- what becomes an nn.Sequential ----------------------------------------------------------
-    def as_sequential(self, inst: Instance) -> list[Node] | None:
-        """The nodes of an instance that is a chain of modules named 0, 1, ... (else None)."""
+    def as_sequential(self, inst: Instance) -> list[Node | Instance] | None:
+        """The items of an instance that is a chain of modules named 0, 1, ... (else None)."""
         key = id(inst)
         if key not in self._sequential:
             self._sequential[key] = self._find_sequential(inst)
         return self._sequential[key]
 
-    def _find_sequential(self, inst: Instance) -> list[Node] | None:
-        nodes = inst.items
-        if len(inst.inputs) != 1 or len(inst.inputs[0]) != 1 or len(inst.outputs) != 1 or not nodes:
+    def _find_sequential(self, inst: Instance) -> list[Node | Instance] | None:
+        """Items named 0, 1, ... each reading only the one before: modules called on one tensor,
+        or block instances (torchvision's ``branch2 = nn.Sequential(BasicConv2d(...), ...)``)."""
+        items = inst.items
+        if len(inst.inputs) != 1 or len(inst.inputs[0]) != 1 or len(inst.outputs) != 1 or not items:
             return None
         previous = inst.inputs[0][0]
-        for i, node in enumerate(nodes):
-            if not isinstance(node, Node) or inst.local(node.name) != str(i) or node.inputs != [previous]:
+        for i, item in enumerate(items):
+            if isinstance(item, Node):
+                name, reads, outputs = item.name, item.inputs, [Value(item.name)]
+            else:
+                name, reads, outputs = item.path, [v for values in item.inputs for v in values], item.outputs
+            if inst.local(name) != str(i) or reads != [previous] or len(outputs) != 1:
                 return None
-            op, ins, ctor, _ = self.lowered(node)
-            if ctor is None or len(node.outputs) != 1 or op.torch_forward(node, ins, ["a"], "m") != "m(a)":
+            if isinstance(item, Node):
+                op, ins, ctor, _ = self.lowered(item)
+                if ctor is None or len(item.outputs) != 1 or op.torch_forward(item, ins, ["a"], "m") != "m(a)":
+                    return None
+            elif len(item.inputs) != 1 or (item.info and item.info.formals and item.info.formals[0].endswith("...")):
                 return None
-            if i < len(nodes) - 1 and self._read_outside(Value(node.name), {nodes[i + 1].name}):
-                return None
-            previous = Value(node.name)
-        return nodes if inst.outputs == [previous] else None
+            if i < len(items) - 1:
+                after = items[i + 1]
+                if self._read_outside(outputs[0], {after.name} if isinstance(after, Node) else after.members):
+                    return None
+            previous = outputs[0]
+        return items if inst.outputs == [previous] else None
 
     def _read_outside(self, value: Value, allowed: set[str]) -> bool:
         return value in self.graph_outputs or bool(self.users.get(value, set()) - allowed)
@@ -169,10 +180,10 @@ class BodyWriter:
                 place(body.tree, local.split("."), self._child_leaf(body, item, local), item.path, None)
 
     def _child_leaf(self, body: Body, child: Instance, local: str) -> Leaf:
-        nodes = self.as_sequential(child)
-        if nodes is not None:
-            parts = [with_holes(body, self.lowered(n)[2], f"{local}.{child.local(n.name)}")
-                     for n in nodes]
+        items = self.as_sequential(child)
+        if items is not None:
+            parts = [with_holes(body, self.lowered(n)[2], f"{local}.{child.local(n.name)}") if isinstance(n, Node)
+                     else self._child_leaf(body, n, f"{local}.{child.local(n.path)}").source for n in items]
             return Leaf("sequential", "nn.Sequential(" + ", ".join(parts) + ")", child=child)
         cls, args = self.call_of(child)
         rendered = []
