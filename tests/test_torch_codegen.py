@@ -187,6 +187,19 @@ def test_a_block_of_numbered_block_instances_in_series_is_an_nn_sequential():
     assert type(module.inception3a.branch2[1]).__name__ == "BasicConv"
 
 
+def test_block_classes_take_the_parameters_the_spec_writes_and_serve_every_depth(tmp_path):
+    # basic_conv is used at three depths (stem, inception branch, inside branch2's Sequential)
+    # and no GoogLeNet instance of it in a branch is strided: still one class, taking every
+    # parameter its attributes are written with (kernel_size: k, stride: stride, padding: pad)
+    source = generate_source(load_spec(ROOT / "specs/googlenet.yaml"))
+    assert list(_classes(source)) == ["BasicConv", "PoolProj", "Inception", "Googlenet"]
+    path = tmp_path / "googlenet_model.py"
+    path.write_text(source)
+    basic = _import(path, "googlenet_model").BasicConv(in_channels=3, out=8, k=5, stride=2, pad=2)
+    assert (basic.conv.kernel_size, basic.conv.stride, basic.conv.padding) == ((5, 5), (2, 2), (2, 2))
+    assert basic(torch.randn(1, 3, 16, 16)).shape == (1, 8, 8, 8)
+
+
 def test_graphs_without_blocks_are_one_class():
     graph = loads_spec("inputs: {x: [N, 4]}\nnodes: [{op: linear, out_features: 3}, {op: relu}]")
     assert list(_classes(generate_source(graph))) == ["Model"]

@@ -194,8 +194,13 @@ class _Resolver:
     # -- holes ------------------------------------------------------------------------------------
     def resolve(self) -> ClassArgs:
         rep_body = self.bodies[0]
+        written = self._written(rep_body)
         for i, value in enumerate(rep_body.holes):
             vector = tuple(b.holes[i] for b in self.bodies)
+            source = written.get(rep_body.sites.get(i))
+            if source is not None:  # what the spec wrote (kernel_size: k), even where no instance differs
+                self.result.text[i] = self.use(source)
+                continue
             if len(set(map(repr, vector))) == 1:
                 self.result.text[i] = literal(value)
                 continue
@@ -208,6 +213,23 @@ class _Resolver:
         args.sort(key=lambda a: (not a.required, a.source[0] == "param", order.get(a.name, 0)))
         self.result.args = args
         return self.result
+
+    def _written(self, body: Body) -> dict[tuple[str, int, bool], str]:
+        """Hole sites that are a node attribute the block writes as an expression of its
+        parameters and lets (``stride: stride``), found by lowering the node once more with
+        that attribute changed: the class takes the parameter even where every instance
+        passes the same value, as a hand-written class would."""
+        found: dict[tuple[str, int, bool], str] = {}
+        names = set(self.params) | set(self.lets)
+        for local in dict.fromkeys(site[0] for site in body.sites.values()):
+            node = self.graph.nodes.get(f"{self.rep.path}.{local}" if self.rep.path else local)
+            if node is None:
+                continue
+            for attr, source in self.own_exprs(node):
+                text = expression(source, names)
+                for forward, position in (_attr_positions(self.graph, node, attr) or ()) if text else ():
+                    found.setdefault((local, position, forward), text)
+        return found
 
     def _expr(self, body: Body, hole: int, vector: tuple) -> str:
         if hole in body.child_args:
@@ -368,7 +390,8 @@ def _attr_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool,
     if type(value) is not int:
         return None
     op, ins, ctor, tensor = lowered(node)
-    probe = Node(name=node.name, op=node.op, attrs={**node.attrs, attr: value * _SENTINEL}, inputs=node.inputs,
+    probed = (abs(value) + 1) * _SENTINEL  # never the value itself (0 included), never in other text
+    probe = Node(name=node.name, op=node.op, attrs={**node.attrs, attr: probed}, inputs=node.inputs,
                  outputs=node.outputs)
     try:
         ctor2, tensor2 = op.torch_module(probe, ins), op.torch_parameter(probe, ins)
@@ -385,7 +408,7 @@ def _attr_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool,
             return None
         for i, (x, y) in enumerate(zip(b, a)):
             if x != y:
-                if y != value * _SENTINEL:
+                if y != probed:
                     return None
                 positions.append((forward, i))
     return positions or None

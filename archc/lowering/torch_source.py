@@ -118,13 +118,21 @@ class _Planner:
             variants.sort(key=lambda v: (len(_locals(v[0])), -len(v)))  # the plainest is the base
             common = set.intersection(*(set(_locals(v[0])) for v in variants))
             for i, bodies in enumerate(variants):
+                args = resolve(self.writer.lowered, bodies)
+                same = next((c for c in self.classes if c.block == block and c.args == args
+                             and c.bodies[0].skeleton == bodies[0].skeleton), None)
+                if same is not None:  # the class written for instances nested deeper: the same code
+                    same.bodies.extend(bodies)
+                    for body in bodies:
+                        self.class_of[id(body.instance)] = same
+                    continue
                 extra = sorted(e for e in set(_locals(bodies[0])) - common if not e[0].isdigit())
                 wanted = base if i == 0 else base + "".join(class_name_for(e) for e in extra[:2])
                 name, k = wanted, 2
                 while name in self.taken:
                     name, k = f"{wanted}{k}", k + 1
                 self.taken.add(name)
-                cls = _Class(name, block, bodies, resolve(self.writer.lowered, bodies))
+                cls = _Class(name, block, bodies, args)
                 self.classes.append(cls)
                 for body in bodies:
                     self.class_of[id(body.instance)] = cls
