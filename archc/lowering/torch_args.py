@@ -28,7 +28,7 @@ from typing import Any
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.types import TensorType
 from archc.lowering.torch_plan import Body, Instance, Lowered, numbers
-from archc.pysource import expression, identifier, literal
+from archc.pysource import expression as _expression, identifier, literal
 
 __all__ = ["Arg", "ClassArgs", "resolve", "live_params", "root_args"]
 
@@ -78,6 +78,16 @@ class ClassArgs:
 
 
 @functools.lru_cache(maxsize=4096)
+def _cached_expression(text: str, names: frozenset[str]) -> str | None:
+    return _expression(text, names)
+
+
+def expression(text: str, names: set[str] | frozenset[str]) -> str | None:
+    """:func:`archc.pysource.expression`, parsed once per text and names."""
+    return _cached_expression(text, frozenset(names))
+
+
+@functools.lru_cache(maxsize=4096)
 def _names(source: str) -> frozenset[str]:
     return frozenset(n.id for n in ast.walk(ast.parse(source, mode="eval")) if isinstance(n, ast.Name))
 
@@ -99,6 +109,7 @@ class _Resolver:
         self.used: dict[str, Arg] = {}
         self.by_vector: dict[tuple, str] = {}
         self.dim_exprs: dict[tuple, str | None] = {}
+        self._dims: dict[tuple, tuple | None] = {}
         self.taken: set[str] = set(self.params) | set(self.lets) | {"self"}
 
     # -- values of the representative, mapped to every instance ---------------------------------
@@ -111,6 +122,13 @@ class _Resolver:
         return None
 
     def dims(self, key: tuple, d: int) -> tuple | None:
+        """Dimension ``d`` of a value (by its key) in every instance; None where not an int."""
+        found = self._dims.get((key, d), self)
+        if found is self:
+            found = self._dims[(key, d)] = self._read_dims(key, d)
+        return found
+
+    def _read_dims(self, key: tuple, d: int) -> tuple | None:
         vector = []
         for body in self.bodies:
             inst = body.instance
@@ -195,15 +213,16 @@ class _Resolver:
     def resolve(self) -> ClassArgs:
         rep_body = self.bodies[0]
         written = self._written(rep_body)
+        distinct = list({id(b.holes): b.holes for b in self.bodies}.values())  # reused bodies share theirs
         for i, value in enumerate(rep_body.holes):
-            vector = tuple(b.holes[i] for b in self.bodies)
             source = written.get(rep_body.sites.get(i))
             if source is not None:  # what the spec wrote (kernel_size: k), even where no instance differs
                 self.result.text[i] = self.use(source)
                 continue
-            if len(set(map(repr, vector))) == 1:
+            if all(type(h[i]) is type(value) and h[i] == value for h in distinct):
                 self.result.text[i] = literal(value)
                 continue
+            vector = tuple(b.holes[i] for b in self.bodies)
             source = self._expr(rep_body, i, vector)
             self.by_vector.setdefault(vector, source)
             self.result.text[i] = self.use(source)

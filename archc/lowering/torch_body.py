@@ -62,7 +62,6 @@ class BodyWriter:
         self.lowered = Lowered(graph)
         self.labels = labels
         self.call_of = call_of
-        self.users = self.lowered.readers
         self._sequential: dict[int, list[Node | Instance] | None] = {}
         self._signatures: dict[tuple, int] = {}
         #: (node, its parameter, owner node, owner's parameter) of every tied parameter
@@ -106,7 +105,7 @@ class BodyWriter:
         return items if inst.outputs == [previous] else None
 
     def _read_outside(self, value: Value, allowed: set[str]) -> bool:
-        return value in self.graph_outputs or bool(self.users.get(value, set()) - allowed)
+        return value in self.graph_outputs or bool(self.lowered.readers(value) - allowed)
 
     def chain(self, level: dict[str, Any]) -> list[Instance] | None:
         """Children of a container that run in series, each reading only the previous one's output."""
@@ -306,6 +305,8 @@ class BodyWriter:
 
     def reuse(self, body: Body, inst: Instance) -> Body:
         """``body`` (lowered from an instance with the same :meth:`signature`) as ``inst``'s."""
+        if not self.labels:  # comments then depend on the local names alone: the same
+            return dataclasses.replace(body, instance=inst)
         stmts = [Stmt(s.targets, s.expr, self._comments(f"{inst.path}.{s.node}", s.node), s.node)
                  if s.node is not None else s for s in body.stmts]
         return dataclasses.replace(body, instance=inst, stmts=stmts)
@@ -360,7 +361,7 @@ def _param_access(module: str, param: str) -> str:
 def _frozen(attrs: dict[str, Any]) -> Any:
     """A node's attributes as a hashable key (their repr where a value is a list or dict); with
     each value's type, since 1, 1.0 and True are equal but are written differently."""
-    items = tuple((k, type(v), v) for k, v in attrs.items())
+    items = (tuple(attrs.items()), tuple(map(type, attrs.values())))
     try:
         hash(items)
     except TypeError:

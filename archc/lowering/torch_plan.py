@@ -247,22 +247,27 @@ class Lowered:
         self.graph = graph
         self.order: list[Node] = list(graph.nodes())
         self.nodes: dict[str, Node] = {n.name: n for n in self.order}
-        self.readers: dict[Value, set[str]] = {}
-        for node in self.order:
-            for v in node.inputs:
-                self.readers.setdefault(v, set()).add(node.name)
+        self._readers: dict[Value, set[str]] = {}
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
         #: module-level functions the forward code calls (name -> def source), in first use order
         self.functions: dict[str, str] = {}
-        for op in dict.fromkeys(registry.lookup(n.op) for n in self.order):
-            self.functions.update(op.torch_functions)
+        for op in dict.fromkeys(n.op for n in self.order):
+            self.functions.update(registry.lookup(op).torch_functions)
 
     def type_of(self, value: Value) -> TensorType:
         return self.nodes[value.node].outputs[value.out]
 
+    def readers(self, value: Value) -> set[str]:
+        """The nodes that read ``value`` (from the graph's edges, on first asking)."""
+        found = self._readers.get(value)
+        if found is None:
+            found = self._readers[value] = {user for user, edges in self.graph.nx.succ[value.node].items()
+                                            if any(d["out"] == value.out for d in edges.values())}
+        return found
+
     def users(self, name: str) -> list[str]:
         """Distinct nodes that read an output of ``name``."""
-        return sorted({u for k in range(len(self.nodes[name].outputs)) for u in self.readers.get(Value(name, k), ())})
+        return sorted(self.graph.nx.succ[name])
 
     def __call__(self, node: Node) -> tuple[Any, list[TensorType], str | None, str | None]:
         """(op, input types, module constructor or None, parameter tensor source or None)."""
