@@ -68,6 +68,11 @@ def test_block_classes_take_the_parameters_they_use(tmp_path):
     module = _import(path, "r50_blocks")
     block = module.BottleneckDownsample(in_channels=32, planes=16, stride=2)  # a size no instance has
     assert block(torch.randn(1, 32, 8, 8)).shape == (1, 64, 4, 4)
+    # no ResNet-50 block is grouped, yet the class takes groups as the spec writes it: ResNeXt's
+    # 32x4d bottleneck (torchvision's resnext50_32x4d layer1.1) from the same class
+    resnext = module.Bottleneck(in_channels=256, planes=64, groups=32, base_width=4)
+    assert resnext.conv2.groups == 32 and tuple(resnext.conv2.weight.shape) == (128, 4, 3, 3)
+    assert resnext(torch.randn(1, 256, 8, 8)).shape == (1, 256, 8, 8)
 
 
 def test_model_takes_the_spec_parameters(resnet18_file):

@@ -411,7 +411,7 @@ def _attr_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool,
     op, ins, ctor, tensor = lowered(node)
     probed = (abs(value) + 1) * _SENTINEL  # never the value itself (0 included), never in other text
     probe = Node(name=node.name, op=node.op, attrs={**node.attrs, attr: probed}, inputs=node.inputs,
-                 outputs=node.outputs)
+                 outputs=node.outputs, attr_exprs=node.attr_exprs)
     try:
         ctor2, tensor2 = op.torch_module(probe, ins), op.torch_parameter(probe, ins)
         args = [f"a{i}" for i in range(len(ins))]

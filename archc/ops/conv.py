@@ -106,9 +106,11 @@ class Conv(OpDef):
             padding = py(a["padding"])
         else:
             padding = py_dims(tuple(p for p, _ in pads))
-        # dilation and groups only where they are not PyTorch's default 1 (most convs), as people write it
-        extra = (f", dilation={py_dims(d)}" if set(d) != {1} else "") + \
-            (f", groups={a['groups']}" if a["groups"] != 1 else "")
+        # dilation and groups only where they are not PyTorch's default 1 (most convs), as people
+        # write it, or where the spec computes them (a block class then takes the parameter)
+        written = node.attr_exprs
+        extra = (f", dilation={py_dims(d)}" if set(d) != {1} or "dilation" in written else "") + \
+            (f", groups={a['groups']}" if a["groups"] != 1 or "groups" in written else "")
         return (f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
                 f"padding={padding}{extra}, bias={a['bias']})")
 
