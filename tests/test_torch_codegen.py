@@ -205,6 +205,16 @@ def test_block_classes_take_the_parameters_the_spec_writes_and_serve_every_depth
     assert basic(torch.randn(1, 3, 16, 16)).shape == (1, 8, 8, 8)
 
 
+def test_a_block_at_several_depths_is_one_class_over_all_its_instances():
+    # U-Net's double_conv sits at five depths (encoder and decoder of each level); each depth
+    # alone would give it other arguments, all of them together give one class
+    graph = load_spec(ROOT / "specs/unet.yaml")
+    source = generate_source(graph)
+    assert [c for c in _classes(source) if c.startswith("DoubleConv")] == ["DoubleConv"]
+    module = build_module(graph)
+    assert sum(type(m).__name__ == "DoubleConv" for m in module.modules()) == 9
+
+
 def test_graphs_without_blocks_are_one_class():
     graph = loads_spec("inputs: {x: [N, 4]}\nnodes: [{op: linear, out_features: 3}, {op: relu}]")
     assert list(_classes(generate_source(graph))) == ["Model"]

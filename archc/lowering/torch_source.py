@@ -78,8 +78,12 @@ def _skeleton(body: Body) -> str:
 class _Planner:
     """Lowers every instance, deepest first, and groups them into classes."""
 
-    def __init__(self, graph: Graph, labels: Mapping[str, str], root_name: str) -> None:
+    def __init__(self, graph: Graph, labels: Mapping[str, str], root_name: str,
+                 premerged: Mapping[tuple[str, str], list[Body]] | None = None) -> None:
         self.graph = graph
+        #: (block, skeleton) -> an earlier plan's bodies of every instance with it, at any depth
+        self.premerged = premerged or {}
+        self.by_key: dict[tuple[str, str], _Class] = {}
         self.classes: list[_Class] = []
         self.class_of: dict[int, _Class] = {}
         self.body_of: dict[int, Body] = {}
@@ -118,15 +122,19 @@ class _Planner:
             variants.sort(key=lambda v: (len(_locals(v[0])), -len(v)))  # the plainest is the base
             common = set.intersection(*(set(_locals(v[0])) for v in variants))
             for i, bodies in enumerate(variants):
-                args = resolve(self.writer.lowered, bodies)
+                key = (block, bodies[0].skeleton)
+                if key in self.by_key:  # deeper instances of this key made the class: join it
+                    self._join(self.by_key[key], bodies)
+                    continue
+                args = resolve(self.writer.lowered, self.premerged.get(key, bodies))
                 same = next((c for c in self.classes if c.block == block and c.args == args
                              and c.bodies[0].skeleton == bodies[0].skeleton), None)
                 if same is not None:  # the class written for instances nested deeper: the same code
-                    same.bodies.extend(bodies)
-                    for body in bodies:
-                        self.class_of[id(body.instance)] = same
+                    self._join(same, bodies)
                     continue
-                extra = sorted(e for e in set(_locals(bodies[0])) - common if not e[0].isdigit())
+                # named after the nodes only it has (BottleneckDownsample), unless those are
+                # numbered repetitions (denselayer10): then a number (DenseBlock2)
+                extra = sorted(e for e in set(_locals(bodies[0])) - common if not e[0].isdigit() and not e[-1].isdigit())
                 wanted = base if i == 0 else base + "".join(class_name_for(e) for e in extra[:2])
                 name, k = wanted, 2
                 while name in self.taken:
@@ -136,6 +144,33 @@ class _Planner:
                 self.classes.append(cls)
                 for body in bodies:
                     self.class_of[id(body.instance)] = cls
+                if key in self.premerged:
+                    self.by_key[key] = cls
+
+    def _join(self, cls: _Class, bodies: list[Body]) -> None:
+        cls.bodies.extend(bodies)
+        for body in bodies:
+            self.class_of[id(body.instance)] = cls
+
+    def split_keys(self) -> dict[tuple[str, str], list[Body]]:
+        """Bodies of every (block, skeleton) that several classes serve (one block used at
+        several depths, whose instances differ in different values at each depth)."""
+        classes: dict[tuple[str, str], list[_Class]] = {}
+        for cls in self.classes:
+            classes.setdefault((cls.block, cls.bodies[0].skeleton), []).append(cls)
+        return {key: [b for c in found for b in c.bodies] for key, found in classes.items() if len(found) > 1}
+
+    def premerged_held(self) -> bool:
+        """Whether this plan lowered every premerged instance as the earlier plan did (same
+        skeleton, same values) into its key's one class: then that class fits them all."""
+        for key, bodies in self.premerged.items():
+            cls = self.by_key.get(key)
+            for earlier in bodies:
+                now = self.body_of.get(id(earlier.instance))
+                if cls is None or now is None or self.class_of.get(id(earlier.instance)) is not cls \
+                        or now.skeleton != key[1] or list(map(repr, now.holes)) != list(map(repr, earlier.holes)):
+                    return False
+        return True
 
 
 def _locals(body: Body) -> list[str]:
@@ -331,7 +366,14 @@ def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: 
 
 def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
     planner = _Planner(graph, labels, cls)
-    root_body = planner.plan(instance_tree(graph, planner.writer.lowered.order))
+    tree = instance_tree(graph, planner.writer.lowered.order)
+    root_body = planner.plan(tree)
+    split = planner.split_keys()
+    if split:  # plan again with one class per such block, resolved over all its instances
+        again = _Planner(graph, labels, cls, split)
+        again_body = again.plan(tree)
+        if again.premerged_held():
+            planner, root_body = again, again_body
     live = live_params(graph, planner.writer.lowered)
     root = _Class(cls, None, [root_body], root_args(graph, planner.writer.lowered, root_body, live))
     out = _header(graph, cls, labels, provenance, live)
