@@ -53,13 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--external-data", action="store_true",
                         help="onnx target: write the weights to OUT.data beside the model (automatic over 2 GB)")
     parser.add_argument("--no-weights", action="store_true",
-                        help="the structure only: ONNX parameters become graph inputs; torch target: no weights drawn")
+                        help="the structure only: ONNX parameters become graph inputs; torch target: no weights "
+                             "drawn (the module builds on the meta device at any size either way)")
 
 
 def load_weights_for(graph: Graph, args: argparse.Namespace, imported: bool = False) -> None:
     """Fill ``graph.weights``: loaded (``--weights``), initialised (``--seed``), or, for an
     imported ONNX model, its own initializers kept bit for bit (not re-seeded)."""
-    from archc.ops.weights import initialize
+    from archc.ops.weights import deferred_weights
 
     if args.weights:
         from archc.lowering.torch import load_weights
@@ -67,10 +68,12 @@ def load_weights_for(graph: Graph, args: argparse.Namespace, imported: bool = Fa
         if os.path.exists(args.weights):  # a missing file is reported by load_weights
             require_regular_file(args.weights, "weights file")
         load_weights(graph, args.weights)
-    elif args.no_weights or args.target == "onnx":
+    elif args.target == "onnx":
         pass  # ONNX: build_onnx_parts defers them, drawn one at a time while the model is written
     elif not imported:
-        initialize(graph, args.seed or 0)
+        # drawn only where written (--state-dict) or folded (--eval): the .py holds no weights,
+        # so a spec of any size builds in seconds
+        graph.weights = deferred_weights(graph, args.seed or 0)
 
 
 def optimizes(args: argparse.Namespace, imported: bool = False) -> bool:
@@ -135,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
     source = generate_source(graph, labels=labels, spec=args.spec,
                              overrides=parse_overrides(args.overrides) or None,
-                             seed=None if args.weights else args.seed)
+                             seed=None if args.weights or args.no_weights else args.seed)
     if args.state_dict:
         import torch
 
