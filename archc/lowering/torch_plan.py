@@ -90,6 +90,8 @@ class Body:
     containers: dict[tuple[str, ...], str] = field(default_factory=dict)  # path -> seq | list | dict
     #: weight tying inside this instance: ``self.lm_head.weight = self.wte.weight`` statements
     ties: list[str] = field(default_factory=list)
+    #: local dotted name -> Python expression reaching that module, parameter or container
+    access: dict[str, str] = field(default_factory=dict)
     skeleton: str = ""
 
     def hole(self, value: Any) -> str:

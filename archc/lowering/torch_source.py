@@ -21,6 +21,7 @@ from archc.lowering.pyformat import LINE_LENGTH, split_statement
 from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
 from archc.lowering.torch_body import BodyWriter
 from archc.lowering.torch_plan import HOLE, Body, Instance, Leaf, instance_tree
+from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements
 from archc.pysource import comment, is_identifier, literal, one_line
 
 __all__ = ["Provenance", "write_source", "class_name_for"]
@@ -278,7 +279,7 @@ def _class_comments(cls: _Class) -> list[list[str]]:
     return result
 
 
-def _class_text(cls: _Class, root_guards: bool = False) -> list[str]:
+def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ()) -> list[str]:
     body = cls.bodies[0]
     lines = [f"class {cls.name}(nn.Module):"]
     if cls.block is not None:
@@ -296,7 +297,7 @@ def _class_text(cls: _Class, root_guards: bool = False) -> list[str]:
     types = ["torch.Tensor"] * len(body.args)
     if variadic:
         types[-1] = "list[torch.Tensor]"
-    return lines + [""] + _forward_lines(body, cls.args, _class_comments(cls), types)
+    return lines + [""] + _forward_lines(body, cls.args, _class_comments(cls), types) + list(methods)
 
 
 def _guard_lines(guards: list[tuple[str, Any]]) -> list[str]:
@@ -380,6 +381,13 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     out += ["import torch", "import torch.nn.functional as F", "from torch import nn"]
     for function in planner.writer.lowered.functions.values():
         out += ["", ""] + function.rstrip("\n").splitlines()
+    blocks: dict[str, list[str]] = {}
+    for c in planner.classes:
+        blocks.setdefault(c.block, []).append(c.name)
     for c in planner.classes + [root]:
-        out += ["", ""] + _class_text(c, root_guards=c is root)
+        resets = reset_statements(c.bodies, planner.writer.lowered, planner.writer.as_sequential)
+        methods = [""] + reset_method(resets, c.bodies[0].ties)  # each class re-ties its own ties
+        if c is root:
+            methods += [""] + block_instances_method(blocks)
+        out += ["", ""] + _class_text(c, root_guards=c is root, methods=methods)
     return "\n".join(out) + "\n"
