@@ -15,7 +15,7 @@ import torch
 
 from archc import load_spec, loads_spec
 from archc.analysis.skips import analyze
-from archc.lowering.torch import build_module, generate_source
+from archc.lowering.torch import build_module, generate_source, module_class
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -171,6 +171,15 @@ def test_weight_tying_inside_a_numbered_container_is_assigned_by_the_block_class
         assert block.get_submodule("3").weight is block.get_submodule("2").weight
     assert list(module.state_dict()) == [f"stack.{i}.{k}" for i in (0, 1) for k in ("0", "1", "2.weight", "3.weight")]
     assert sum(p.numel() for p in module.parameters()) == 2 * (4 + 16)
+    # built on the meta device, to_empty() unties them; each block class re-ties its own
+    with torch.device("meta"):
+        empty = module_class(graph)()
+    empty.to_empty(device="cpu")
+    for instance in empty.block_instances():
+        instance.reset_parameters()
+    for block in empty.stack:
+        assert block.get_parameter("1") is block.get_parameter("0")
+        assert block.get_submodule("3").weight is block.get_submodule("2").weight
     path = tmp_path / "tied.py"
     path.write_text(source)
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
