@@ -2,7 +2,8 @@
 
 Each command module has ``add_arguments(parser)`` and ``run(args) -> int``.
 Errors a user can cause (:class:`~archc.errors.ArchcError`) are printed as
-``file:line:col: error: ...`` lines, never as tracebacks; exit code 2 for invalid
+``file:line:col: error: ...`` lines, followed by the spec line with a caret under the column
+(:mod:`archc.cli.display`), never as tracebacks; exit code 2 for invalid
 input, 1 for failed checks or missing runtime support.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import warnings
 from typing import Iterator, NoReturn, Sequence
 
+from archc.cli.display import DiagnosticPrinter
 from archc.errors import ArchcError, ArchcWarning
 
 #: command name -> (module, one-line help). Order is the order of ``archc --help``.
@@ -84,8 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return int(args._run(args) or 0)
     except ArchcError as exc:
-        for diag in exc.diagnostics:
-            print(diag.format(), file=sys.stderr)
+        DiagnosticPrinter.to(sys.stderr).print_all(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         print("archc: interrupted", file=sys.stderr)

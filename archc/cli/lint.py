@@ -159,15 +159,20 @@ def format_table(analysis: Analysis, show_all: bool = False, explain: bool = Fal
         for m in analysis.expectations:
             where = f"{m.location}: " if m.location else ""
             out.append(f"  {where}node '{m.node}': expected {m.expected}, found {m.found} ({m.reason})")
+    elif analysis.declared_expectations:
+        count = analysis.declared_expectations
+        out.append(f"expectations: {count} declared, {'all hold' if count != 1 else 'it holds'}")
     else:
-        out.append("expectations: ok")
+        out.append("expectations: none declared (an 'expect: residual' on a merge node asks lint to check it)")
     return "\n".join(out)
 
 
 def _paths_lines(analysis: Analysis) -> list[str]:
     p = analysis.paths
-    out = [f"paths: {_big(p.total)} input->output paths"]
-    if p.total:
+    out = [f"paths: {_big(p.total)} input->output path{'s' if p.total != 1 else ''}"]
+    if p.total == 1:
+        out[-1] += f" of {p.shortest} layer{'s' if p.shortest != 1 else ''}"
+    elif p.total:
         band = p.band
         out[-1] += (f"; length in layers {p.shortest}..{p.longest}, mean {p.mean:.1f} (sd {p.std:.1f}); "
                     f"{p.band_share:.1%} of paths have {band[0]}..{band[1]} layers"
