@@ -142,8 +142,8 @@ def load_yaml(text: str, filename: str = "<spec>", limits: Limits = DEFAULT_LIMI
         loader.dispose()
 
 
-#: a node reference with brackets (``layer[*]``, ``enc[2]``, ``x[1:]``), written without quotes
-_BRACKET_REFERENCE = re.compile(r"(?<![\w'\"])[A-Za-z_][\w.]*\[[^\]\s,]*\]")
+#: a ``NAME[*]`` (or ``NAME[*]:PORT``) reference written without quotes
+_BRACKET_REFERENCE = re.compile(r"(?<![\w'\"])[A-Za-z_][\w.]*\[\*\](:\w+)?")
 
 
 def _bracket_reference_hint(text: str, exc: yaml.MarkedYAMLError) -> str | None:
