@@ -3,19 +3,18 @@ colour only on a terminal; and the messages that confused new users, each throug
 from __future__ import annotations
 
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from archc.cli import main
 from archc.cli.display import EXCERPT_WIDTH, DiagnosticPrinter, excerpt_window, wants_colour
 from archc.errors import Diagnostic, Location
+
+from conftest import archc_command, run_on_terminal, terminal_env
 
 ESC = "\033["
 CONV_WITH_IN_CHANNELS = """\
@@ -24,39 +23,6 @@ inputs:
 nodes:
   - {name: c, op: conv, in_channels: 3, out_channels: 4, kernel_size: 3}
 """
-
-
-def archc_command() -> list[str]:
-    exe = Path(sys.executable).with_name("archc")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "archc"]
-
-
-def colour_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM")}
-    return {**env, "TERM": "xterm-256color", **extra}
-
-
-def run_on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
-    """Run archc with stderr on a pseudo-terminal; its exit code and what it wrote there."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(archc_command() + args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=follower)
-    os.close(follower)
-    chunks, deadline = [], time.monotonic() + 300
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 1.0)
-        if ready:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    os.close(leader)
-    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 # -- the excerpt ---------------------------------------------------------------------------
@@ -125,14 +91,14 @@ def test_a_long_line_shows_a_window_around_the_column():
 
 def test_colour_on_a_terminal_and_never_with_no_color(tmp_path):
     (tmp_path / "m.yaml").write_text(CONV_WITH_IN_CHANNELS)
-    code, text = run_on_terminal(["check", "m.yaml"], tmp_path, colour_env())
+    code, text = run_on_terminal(["check", "m.yaml"], tmp_path, terminal_env())
     assert code == 2
     assert f"{ESC}1;31merror:{ESC}0m" in text and f"{ESC}1;32m^~~~~~~~~~~{ESC}0m" in text
     plain = re.sub(r"\033\[[0-9;]*m", "", text)
     assert plain.splitlines()[0].startswith("m.yaml:4:25: error: node 'c'")
-    code, text = run_on_terminal(["check", "m.yaml"], tmp_path, colour_env(NO_COLOR="1"))
+    code, text = run_on_terminal(["check", "m.yaml"], tmp_path, terminal_env(NO_COLOR="1"))
     assert code == 2 and ESC not in text and "   |                         ^~~~~~~~~~~" in text
-    code, text = run_on_terminal(["check", "m.yaml"], tmp_path, colour_env(TERM="dumb"))
+    code, text = run_on_terminal(["check", "m.yaml"], tmp_path, terminal_env(TERM="dumb"))
     assert code == 2 and ESC not in text
 
 
@@ -140,9 +106,9 @@ def test_force_color_colours_a_pipe_and_no_color_wins(tmp_path):
     (tmp_path / "m.yaml").write_text(CONV_WITH_IN_CHANNELS)
     run = lambda env: subprocess.run(archc_command() + ["check", "m.yaml"], cwd=tmp_path, env=env,  # noqa: E731
                                      capture_output=True, text=True, timeout=300)
-    assert f"{ESC}1;31merror:" in run(colour_env(FORCE_COLOR="1")).stderr
-    assert ESC not in run(colour_env(FORCE_COLOR="0")).stderr
-    assert ESC not in run(colour_env(FORCE_COLOR="1", NO_COLOR="1")).stderr
+    assert f"{ESC}1;31merror:" in run(terminal_env(FORCE_COLOR="1")).stderr
+    assert ESC not in run(terminal_env(FORCE_COLOR="0")).stderr
+    assert ESC not in run(terminal_env(FORCE_COLOR="1", NO_COLOR="1")).stderr
 
 
 def test_wants_colour_reads_the_stream_and_the_environment(monkeypatch):

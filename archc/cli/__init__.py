@@ -18,6 +18,7 @@ from typing import Iterator, NoReturn, Sequence
 
 from archc.cli.display import DiagnosticPrinter
 from archc.errors import ArchcError, ArchcWarning
+from archc.progress import drawing_to
 
 #: command name -> (module, one-line help). Order is the order of ``archc --help``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with _terminate_as_exit(), _warnings_as_messages():
+    with _terminate_as_exit(), _warnings_as_messages(), drawing_to(sys.stderr):
         args = build_parser().parse_args(argv)
         return _run(args)
 
