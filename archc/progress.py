@@ -100,6 +100,10 @@ class Bar:
     _drawn_at: float = 0.0
     _shown: bool = False
 
+    def __post_init__(self) -> None:
+        # labels name files; a file name must not drive the terminal
+        self.label = "".join(c if c.isprintable() else "?" for c in self.label)
+
     def advance(self, amount: float = 1) -> None:
         self.done += amount
         self.tick()

@@ -119,3 +119,8 @@ def test_a_failing_operation_erases_its_bar_before_the_error_is_printed(monkeypa
             time.sleep(0.3)
             raise ValueError("bad spec")
     assert "reading " in terminal.getvalue() and terminal.getvalue().endswith(ERASE)
+
+
+def test_a_label_cannot_drive_the_terminal():
+    bar = Bar("reading evil\033[2J\r.yaml", None)
+    assert "\033" not in bar.line(bar.started) and "\r" not in bar.line(bar.started)
