@@ -2,7 +2,6 @@
 colour only on a terminal; and the messages that confused new users, each through the real CLI."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -104,8 +103,10 @@ def test_colour_on_a_terminal_and_never_with_no_color(tmp_path):
 
 def test_force_color_colours_a_pipe_and_no_color_wins(tmp_path):
     (tmp_path / "m.yaml").write_text(CONV_WITH_IN_CHANNELS)
-    run = lambda env: subprocess.run(archc_command() + ["check", "m.yaml"], cwd=tmp_path, env=env,  # noqa: E731
-                                     capture_output=True, text=True, timeout=300)
+    def run(env: dict[str, str]) -> subprocess.CompletedProcess:
+        return subprocess.run(archc_command() + ["check", "m.yaml"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+
     assert f"{ESC}1;31merror:" in run(terminal_env(FORCE_COLOR="1")).stderr
     assert ESC not in run(terminal_env(FORCE_COLOR="0")).stderr
     assert ESC not in run(terminal_env(FORCE_COLOR="1", NO_COLOR="1")).stderr
