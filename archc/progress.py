@@ -53,6 +53,8 @@ class Unit(str, Enum):
 
 _lock = threading.Lock()
 _stream: TextIO | None = None
+#: whether a bar's line is on the screen now (another message must erase it first)
+_visible = False
 
 
 def should_draw(stream: TextIO) -> bool:
@@ -116,10 +118,11 @@ class Bar:
         if now - self.started < _delay() or (not force and now - self._drawn_at < INTERVAL):
             return
         self._drawn_at = now
+        global _visible
         with _lock:
             self.stream.write(_ERASE + self.line(now))
             self.stream.flush()
-            self._shown = True
+            self._shown = _visible = True
 
     def line(self, now: float) -> str:
         """The bar's text (no line end): label, bar or spinner, share, amounts, elapsed time."""
@@ -136,10 +139,19 @@ class Bar:
 
     def close(self) -> None:
         if self.stream is not None and self._shown:
-            with _lock:
-                self.stream.write(_ERASE)
-                self.stream.flush()
+            clear_line()
         self.stream = None
+
+
+def clear_line() -> None:
+    """Erase a bar now on the screen, so that a message written next starts on a clean line
+    (the bar comes back at its next redraw)."""
+    global _visible
+    with _lock:
+        if _visible and _stream is not None:
+            _stream.write(_ERASE)
+            _stream.flush()
+        _visible = False
 
 
 @contextlib.contextmanager

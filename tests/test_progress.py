@@ -124,3 +124,17 @@ def test_a_failing_operation_erases_its_bar_before_the_error_is_printed(monkeypa
 def test_a_label_cannot_drive_the_terminal():
     bar = Bar("reading evil\033[2J\r.yaml", None)
     assert "\033" not in bar.line(bar.started) and "\r" not in bar.line(bar.started)
+
+
+def test_a_warning_during_progress_erases_the_bar_first(monkeypatch):
+    monkeypatch.setenv(progress.DELAY_ENV, "0")
+    monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    terminal = Terminal()
+    with drawing_to(terminal), task("writing", total=2) as bar:
+        bar.advance()
+        assert terminal.getvalue().startswith(ERASE + "writing [")
+        progress.clear_line()
+        assert terminal.getvalue().endswith(ERASE)
+        terminal.write("archc: warning: something\n")
+    assert terminal.getvalue().endswith("archc: warning: something\n")  # nothing left to erase at the end

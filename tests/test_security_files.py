@@ -319,6 +319,25 @@ def _skip_without_anonymous_files(directory) -> None:
     os.close(fd)
 
 
+@pytest.mark.parametrize("existing", [False, True])
+def test_an_anonymous_output_is_written_once(tmp_path, existing):
+    """The linkability probe uses a file of its own: Linux links an O_TMPFILE file once only, so a
+    probe on the output's own file made every output be written a second time, under a temporary name."""
+    _skip_without_anonymous_files(tmp_path)
+    fileio._LINKABLE.clear()
+    if existing:
+        (tmp_path / "out.bin").write_bytes(b"previous")
+    calls = []
+
+    def writer(fh):
+        calls.append(1)
+        fh.write(b"payload")
+
+    fileio.write_atomic_files([(str(tmp_path / "out.bin"), writer)])
+    assert len(calls) == 1
+    assert (tmp_path / "out.bin").read_bytes() == b"payload" and os.listdir(tmp_path) == ["out.bin"]
+
+
 def test_a_build_killed_mid_write_leaves_the_old_file_and_no_temporary(tmp_path):
     _skip_without_anonymous_files(tmp_path)
     (tmp_path / "model.onnx").write_bytes(b"previous model")

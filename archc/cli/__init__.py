@@ -18,7 +18,7 @@ from typing import Iterator, NoReturn, Sequence
 
 from archc.cli.display import DiagnosticPrinter
 from archc.errors import ArchcError, ArchcWarning
-from archc.progress import drawing_to
+from archc.progress import clear_line, drawing_to
 
 #: command name -> (module, one-line help). Order is the order of ``archc --help``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -121,6 +121,7 @@ def _warnings_as_messages() -> Iterator[None]:
 
         def show(message, category, filename, lineno, file=None, line=None):
             if issubclass(category, ArchcWarning):
+                clear_line()  # a progress bar on the terminal must not run into the warning
                 print(f"archc: warning: {message}", file=sys.stderr)
             else:  # another library's warning keeps its usual form
                 others(message, category, filename, lineno, file, line)
