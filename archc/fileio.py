@@ -306,12 +306,12 @@ _LINKABLE: dict[str, bool] = {}
 
 def _can_link(directory: str) -> bool:
     """Whether an anonymous file in ``directory`` can be linked into it (a sandbox's /proc may
-    refuse); tried once per directory with a throw-away file and name. (Not with the file to be
-    written: Linux lets an O_TMPFILE file be linked once only, and once linked and unlinked again
-    it could not get its real name, so it would be written a second time.)"""
+    refuse); tried once per directory on a throw-away anonymous file and name. Never on the
+    output's own file: Linux lets an O_TMPFILE file be linked once it has had no name, but not
+    again after that name is removed, so a probe on it would force a second write."""
     if directory not in _LINKABLE:
         probe = _temp_name(directory, "probe")
-        fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o666)
+        fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
         try:
             _link_fd(fd, probe)
         except OSError:

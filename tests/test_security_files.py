@@ -277,6 +277,25 @@ def test_outputs_are_created_with_the_umask(tmp_path, umask):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.yaml", "new.pt", "new.py", "old.onnx"]
 
 
+@pytest.mark.parametrize("exists", [False, True])
+def test_each_output_is_written_once(tmp_path, exists):
+    # A big model must not be written twice: probing whether an anonymous file can be named must
+    # not use up the output's own one chance to be linked.
+    fileio._LINKABLE.clear()
+    out = tmp_path / "out.bin"
+    if exists:
+        out.write_bytes(b"old")
+    calls = []
+
+    def writer(fh):
+        calls.append(1)
+        fh.write(b"new")
+
+    fileio.write_atomic_files([(str(out), writer)])
+    assert calls == [1] and out.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
 # A real `archc build` whose output writing stops halfway (as a slow disk or a big model would),
 # so the test can kill it at that moment. FALLBACK=1 takes the named-temporary path.
 PAUSING_BUILD = """
@@ -317,25 +336,6 @@ def _skip_without_anonymous_files(directory) -> None:
     if fd is None:
         pytest.skip("O_TMPFILE files cannot be linked into place here (neither a /proc link nor linkat(AT_EMPTY_PATH))")
     os.close(fd)
-
-
-@pytest.mark.parametrize("existing", [False, True])
-def test_an_anonymous_output_is_written_once(tmp_path, existing):
-    """The linkability probe uses a file of its own: Linux links an O_TMPFILE file once only, so a
-    probe on the output's own file made every output be written a second time, under a temporary name."""
-    _skip_without_anonymous_files(tmp_path)
-    fileio._LINKABLE.clear()
-    if existing:
-        (tmp_path / "out.bin").write_bytes(b"previous")
-    calls = []
-
-    def writer(fh):
-        calls.append(1)
-        fh.write(b"payload")
-
-    fileio.write_atomic_files([(str(tmp_path / "out.bin"), writer)])
-    assert len(calls) == 1
-    assert (tmp_path / "out.bin").read_bytes() == b"payload" and os.listdir(tmp_path) == ["out.bin"]
 
 
 def test_a_build_killed_mid_write_leaves_the_old_file_and_no_temporary(tmp_path):
