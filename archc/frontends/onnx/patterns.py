@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from archc.errors import ShapeError
 from archc.frontends.onnx.values import short_float
 from archc.ir.graph import Graph, Node, Value
 from archc.ops import registry
@@ -94,6 +95,10 @@ class Match:
     replaced: list[tuple[Value, int]] | None = None
     #: the replaced node whose name the fused node takes (default: the root)
     name: str | None = None
+    #: (op, attrs) applied, in order, to an input (by position) before the fused op reads it
+    adapt_in: dict[int, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+    #: (op, attrs) applied, in order, to the fused op's first output before it replaces the root's value
+    adapt_out: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 Matcher = Callable[[Graph, Node], "Match | None"]
@@ -297,7 +302,7 @@ def max_unpool(graph: Graph, root: Node) -> Match | None:
 
 def _apply(graph: Graph, root: Node, match: Match) -> bool:
     """Rewrite ``match`` into the graph if its inner nodes are used only inside it (or through
-    the values the fused node replaces)."""
+    the values the fused node replaces) and the new nodes' types agree with the replaced ones."""
     replaced = match.replaced or [(Value(root.name), 0)]
     kept = {v for v, _ in replaced}
     inside = set(match.nodes)
@@ -307,27 +312,27 @@ def _apply(graph: Graph, root: Node, match: Match) -> bool:
         outside += [v for v in graph.outputs.values() if v.node == name]
         if not set(outside) <= kept:
             return False
-    opdef = registry.lookup(match.op)
-    attrs = {key: match.attrs.get(key, spec.default) for key, spec in opdef.attrs.items()}
     name = match.name or root.name
-    fused = Node(name=f"{name}.fused", op=match.op, attrs=attrs, inputs=list(match.inputs),
-                 location=root.location, meta=dict(graph.node(name).meta))
-    fused.outputs = opdef.infer(fused, [graph.type_of(v) for v in match.inputs])
+    plan = _plan(graph, root, match, name)
+    if plan is None:
+        return False
+    new, results = plan
+    if any(k >= len(results) or new_type(graph, new, results[k]) != graph.type_of(old) for old, k in replaced):
+        return False
+    for node in new:
+        graph.add(node)
     for old, k in replaced:
-        if k >= len(fused.outputs) or fused.outputs[k] != graph.type_of(old):
-            return False
-    graph.add(fused)
-    for old, k in replaced:
-        graph.replace_all_uses_with(old, Value(fused.name, k))
+        graph.replace_all_uses_with(old, results[k])
     dead = set(match.nodes)
     while dead:  # consumers before producers: erase refuses a node something still reads
-        unused = {n for n in dead if not graph.users(n)}
+        unused = {n for n in dead if not graph.users(n) and not _is_output(graph, n)}
         if not unused:
             break  # (cannot happen: every inner node's users are in the match)
         for name_ in unused:
             graph.erase(name_)
         dead -= unused
     # the fused node takes the name of the node whose result it computes
+    fused = next(n for n in new if n.name == f"{name}.fused")
     graph.add(Node(name=name, op=fused.op, attrs=fused.attrs, inputs=fused.inputs, outputs=fused.outputs,
                    location=fused.location, meta=fused.meta))
     for k in range(len(fused.outputs)):
@@ -338,17 +343,83 @@ def _apply(graph: Graph, root: Node, match: Match) -> bool:
     return True
 
 
+def _is_output(graph: Graph, name: str) -> bool:
+    return any(v.node == name for v in graph.outputs.values())
+
+
+def new_type(graph: Graph, new: list[Node], value: Value):
+    """The type of ``value``, an output of one of the ``new`` nodes or of the graph."""
+    for node in new:
+        if node.name == value.node:
+            return node.outputs[value.out]
+    return graph.type_of(value)
+
+
+def _plan(graph: Graph, root: Node, match: Match, name: str) -> tuple[list[Node], list[Value]] | None:
+    """The new nodes (input adapters, the fused node ``name.fused``, output adapters), typed,
+    and the values standing for the fused op's outputs; None where an op refuses its inputs."""
+    new: list[Node] = []
+    taken = set(match.nodes)
+
+    def fresh(base: str) -> str:
+        candidate, i = base, 1
+        while (candidate in graph and candidate not in taken) or any(n.name == candidate for n in new):
+            i += 1
+            candidate = f"{base}_{i}"
+        return candidate
+
+    def add(node_name: str, op: str, attrs: dict[str, Any], inputs: list[Value]) -> Node | None:
+        opdef = registry.lookup(op)
+        meta = graph.node(name).meta if name in graph else root.meta
+        node = Node(name=node_name, op=op, attrs={k: attrs.get(k, spec.default) for k, spec in opdef.attrs.items()},
+                    inputs=list(inputs), location=root.location, meta=dict(meta))
+        try:
+            node.outputs = opdef.infer(node, [new_type(graph, new, v) for v in inputs])
+        except ShapeError:
+            return None
+        new.append(node)
+        return node
+
+    inputs = []
+    adapted: dict[tuple[Value, str], Value] = {}  # one adapter chain per value (q, k, v of self-attention)
+    for i, value in enumerate(match.inputs):
+        key = (value, repr(match.adapt_in.get(i, [])))
+        if key in adapted:
+            inputs.append(adapted[key])
+            continue
+        for op, attrs in match.adapt_in.get(i, []):
+            node = add(fresh(f"{name}.in{i}"), op, attrs, [value])
+            if node is None:
+                return None
+            value = Value(node.name)
+        adapted[key] = value
+        inputs.append(value)
+    fused = add(f"{name}.fused", match.op, match.attrs, inputs)
+    if fused is None:
+        return None
+    results = [Value(fused.name, k) for k in range(len(fused.outputs))]
+    for op, attrs in match.adapt_out:
+        node = add(fresh(f"{name}.out"), op, attrs, [results[0]])
+        if node is None:
+            return None
+        results[0] = Value(node.name)
+    return new, results
+
+
 def fuse(graph: Graph) -> int:
     """Fuse every occurrence of the patterns in place; returns how many were fused."""
     count, changed = 0, True
     while changed:
         changed = False
-        for node in list(graph.nodes()):
-            if node.name not in graph or node.op == "input":
+        for name in [n.name for n in graph.nodes()]:
+            node = graph.node(name) if name in graph else None
+            if node is None or node.op == "input":
                 continue
             for match_fn in MATCHERS:
                 match = match_fn(graph, node)
                 if match is not None and _apply(graph, node, match):
                     count, changed = count + 1, True
                     break
+    if count:
+        graph.eliminate_dead_code()  # what only the fused nodes read (a transpose before a projection)
     return count

@@ -1,0 +1,171 @@
+"""Where each element of a tensor comes from, through the data-movement ops exporters chain.
+
+Exporters move attention's heads and sequences around with long chains of Reshape,
+Transpose, Squeeze, Gather/Slice and Split, which differ between exporters and between
+layouts (batch-first or time-major). Rather than matching each spelling, a pattern asks
+where every element came from: :func:`trace_back` walks from a value back through such
+ops (and multiplications by a scalar, whose factor it collects) to the first other node,
+and :func:`index_map` runs that chain on numpy index arrays, giving for each element of
+the value its flat position in the chain's base. A pattern then compares the map with
+the one its native op implies (:func:`canonical`): equal arrays mean the chain is that
+layout, whatever ops spelt it.
+
+Symbolic dims are given distinct concrete sizes (:class:`Sizes`), so a chain is checked
+on a representative instance; the ops' attributes carry no symbol (0 copies a dim, -1
+infers one), so the same chain works for every size.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from archc.frontends.onnx.patterns import kind, scalar
+from archc.ir.graph import Graph, Node, Value
+
+#: ops that only move elements (one tensor input)
+MOVEMENT = frozenset({"reshape", "permute", "slice", "flatten", "split"})
+#: concrete sizes given to symbolic dims: distinct primes, larger than the small static dims
+_PRIMES = (11, 13, 17, 19, 23, 29, 31, 37)
+#: index maps above this many elements are not built (a pattern then does not match)
+MAX_ELEMENTS = 1 << 24
+
+
+class Sizes:
+    """Concrete sizes for the dims of one match: ints as they are, each symbol its own prime."""
+
+    def __init__(self) -> None:
+        self.symbols: dict[str, int] = {}
+
+    def dim(self, d: int | str) -> int | None:
+        if isinstance(d, int):
+            return d
+        size = 1
+        for part in str(d).split("*"):
+            part = part.strip()
+            if part.isdigit():
+                size *= int(part)
+                continue
+            if part not in self.symbols:
+                if len(self.symbols) == len(_PRIMES):
+                    return None
+                self.symbols[part] = _PRIMES[len(self.symbols)]
+            size *= self.symbols[part]
+        return size
+
+    def shape(self, shape) -> tuple[int, ...] | None:
+        dims = tuple(self.dim(d) for d in shape)
+        return None if None in dims else dims  # type: ignore[return-value]
+
+
+@dataclass
+class Chain:
+    """``value`` computed from ``base`` by the ``nodes`` (base side first) and a scalar ``factor``."""
+
+    base: Value
+    nodes: list[Node] = field(default_factory=list)
+    factor: float = 1.0
+    #: the output of each node the chain continues with (a split has several)
+    outs: list[int] = field(default_factory=list)
+
+
+def scalar_factor(graph: Graph, node: Node) -> float | None:
+    """The factor of a multiplication (or division) of one tensor by a scalar constant."""
+    k = kind(node)
+    if k == "scale":
+        return float(node.attrs["factor"])
+    if k in ("onnx:Mul", "onnx:Div") and len(node.inputs) == 1:
+        c = scalar(graph, node)
+        operands = node.attrs["operands"]
+        if c is None or c == 0 or (k == "onnx:Div" and operands[0] != 0):
+            return None
+        return c if k == "onnx:Mul" else 1.0 / c
+    return None
+
+
+def trace_back(graph: Graph, value: Value, scales: bool = True) -> Chain:
+    """The chain of movement ops (and, with ``scales``, scalar multiplications) ending in ``value``."""
+    nodes: list[Node] = []
+    outs: list[int] = []
+    factor = 1.0
+    while True:
+        node = graph.node(value.node)
+        step = scalar_factor(graph, node) if scales else None
+        if step is None and (kind(node) not in MOVEMENT or len(node.inputs) != 1):
+            break
+        if step is not None:
+            factor *= step
+        nodes.append(node)
+        outs.append(value.out)
+        value = node.inputs[0]
+    return Chain(value, nodes[::-1], factor, outs[::-1])
+
+
+def trace_forward(graph: Graph, value: Value) -> list[Node]:
+    """The movement nodes that follow ``value`` one after another, each the sole reader of the last."""
+    nodes: list[Node] = []
+    while graph.uses(value.node) == 1 and not _is_output(graph, value):
+        (user,) = graph.users(value.node)
+        node = graph.node(user)
+        if kind(node) not in MOVEMENT or kind(node) == "split" or node.inputs != [value]:
+            break  # (a split's several pieces are no single chain)
+        nodes.append(node)
+        value = Value(node.name, 0)
+    return nodes
+
+
+def _is_output(graph: Graph, value: Value) -> bool:
+    return any(v.node == value.node for v in graph.outputs.values())
+
+
+def _move(node: Node, out: int, x: np.ndarray) -> np.ndarray:
+    """What movement ``node`` does to an array (output ``out`` of a split)."""
+    a, k = node.attrs, kind(node)
+    if k == "reshape":
+        raw = a["shape"]
+        target = [raw] if isinstance(raw, int) else list(raw)
+        return x.reshape([x.shape[i] if d == 0 else d for i, d in enumerate(target)])
+    if k == "permute":
+        return x.transpose([p % x.ndim for p in a["perm"]])
+    if k == "slice":
+        index = [slice(None)] * x.ndim
+        index[a["dim"] % x.ndim] = slice(a["start"], a["end"], a["step"])
+        return x[tuple(index)]
+    if k == "flatten":
+        start, end = a["start_dim"] % x.ndim, a["end_dim"] % x.ndim
+        return x.reshape(*x.shape[:start], -1, *x.shape[end + 1:])
+    if k == "split":
+        dim = a["dim"] % x.ndim
+        sizes = a["sizes"]
+        sizes = [sizes] * math.ceil(x.shape[dim] / sizes) if isinstance(sizes, int) else list(sizes)
+        return np.split(x, np.cumsum(sizes)[:-1], axis=dim)[out]
+    raise ValueError(f"not a movement op: {k}")
+
+
+def index_map(graph: Graph, chain: Chain, sizes: Sizes, end: list[Node] | None = None) -> np.ndarray | None:
+    """For each element of the chain's value, its flat position in the base (``end``: more
+    movement nodes applied after the chain); None where sizes are unknown or too large."""
+    shape = sizes.shape(graph.type_of(chain.base).shape)
+    if shape is None or math.prod(shape) > MAX_ELEMENTS:
+        return None
+    x = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    steps = [*zip(chain.nodes, chain.outs), *((node, 0) for node in end or [])]
+    try:
+        for node, out in steps:
+            if kind(node) in MOVEMENT:
+                x = _move(node, out, x)
+    except (ValueError, IndexError):
+        return None  # a reshape that does not fit the representative sizes
+    return x
+
+
+def rows(layout: str, n: int, length: int) -> np.ndarray:
+    """(n, length) -> flat row of a sequence tensor in ``layout``: ``"NL"`` batch-first, ``"LN"`` time-major."""
+    grid = np.arange(n * length, dtype=np.int64)
+    return grid.reshape(n, length) if layout == "NL" else grid.reshape(length, n).T
+
+
+def canonical(layout: str, n: int, length: int, e: int) -> np.ndarray:
+    """(n, length, e) -> flat position in an (n, length, e) or (length, n, e) tensor (or its 2-D view)."""
+    return rows(layout, n, length)[:, :, None] * e + np.arange(e, dtype=np.int64)
