@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from archc.frontends.onnx.layout import (Chain, Sizes, canonical, index_map, rows, scalar_factor, trace_back,
-                                         trace_forward)
+from archc.frontends.onnx.layout import (Chain, Sizes, canonical, find_result, find_source, index_map, rows,
+                                         scalar_factor, trace_back, trace_forward)
 from archc.frontends.onnx.patterns import Match, constant, kind, matcher
 from archc.ir.graph import Graph, Node, Value
 
@@ -197,46 +197,16 @@ def _output(graph: Graph, root: Node, sizes: Sizes, dims: Dims) -> tuple[Node, V
                    if np.array_equal(found.reshape(-1)[canonical(lay, dims.n, dims.length, dims.e)], merged)), None)
     if layout is None:
         return None
-    result = Value(out_linear.name)
-    after = trace_forward(graph, result)
-    for k in range(len(after), -1, -1):  # the furthest value that is (N, L, E) or (L, N, E)
-        value = Value(after[k - 1].name) if k else result
-        found = index_map(graph, Chain(result), sizes, after[:k])
-        lay = _layout_of(graph, value, found, layout, sizes, dims, dims.length)
-        if lay is not None:
-            return out_linear, value, lay, [*(n.name for n in merge), *(n.name for n in after[:k])]
-    return None
-
-
-def _layout_of(graph: Graph, value: Value, found: np.ndarray | None, base_layout: str, sizes: Sizes, dims: Dims,
-               length: int) -> str | None:
-    """The layout of 3-D ``value`` whose elements sit at ``found`` in a tensor of ``base_layout``."""
-    shape = sizes.shape(graph.type_of(value).shape)
-    if found is None or shape is None or len(shape) != 3:
+    result = find_result(graph, Value(out_linear.name), canonical(layout, dims.n, dims.length, dims.e), sizes)
+    if result is None:
         return None
-    want = canonical(base_layout, dims.n, length, dims.e)
-    for layout, expected in (("NL", (dims.n, length, dims.e)), ("LN", (length, dims.n, dims.e))):
-        if shape == expected and np.array_equal(found.reshape(-1)[canonical(layout, dims.n, length, dims.e)], want):
-            return layout
-    return None
+    value, out_layout, after = result
+    return out_linear, value, out_layout, [*(n.name for n in merge), *(n.name for n in after)]
 
 
 def _source(graph: Graph, projection: Projection, sizes: Sizes, dims: Dims, length: int) -> tuple[Value, str] | None:
     """The furthest 3-D value before the projection that holds its input, and that value's layout."""
-    chain = trace_back(graph, projection.linear.inputs[0], scales=False)
-    for k in range(len(chain.nodes) + 1):
-        base = chain.base if k == 0 else Value(chain.nodes[k - 1].name, chain.outs[k - 1])
-        rest = Chain(base, chain.nodes[k:], 1.0, chain.outs[k:])
-        found = index_map(graph, rest, sizes)
-        # elements of the projection's input (layout known) as positions in base
-        shape = sizes.shape(graph.type_of(base).shape)
-        if found is None or shape is None or len(shape) != 3 or found.size != dims.n * length * dims.e:
-            continue
-        mine = found.reshape(-1)[canonical(projection.layout, dims.n, length, dims.e)]
-        for layout, expected in (("NL", (dims.n, length, dims.e)), ("LN", (length, dims.n, dims.e))):
-            if shape == expected and np.array_equal(mine, canonical(layout, dims.n, length, dims.e)):
-                return base, layout
-    return None
+    return find_source(graph, projection.linear.inputs[0], projection.layout, sizes, (dims.n, length, dims.e))
 
 
 def _mask(graph: Graph, add: Node, sizes: Sizes, dims: Dims) -> tuple[Value | None, bool] | None:

@@ -169,3 +169,58 @@ def rows(layout: str, n: int, length: int) -> np.ndarray:
 def canonical(layout: str, n: int, length: int, e: int) -> np.ndarray:
     """(n, length, e) -> flat position in an (n, length, e) or (length, n, e) tensor (or its 2-D view)."""
     return rows(layout, n, length)[:, :, None] * e + np.arange(e, dtype=np.int64)
+
+
+def _sequence_layout(shape: tuple[int, ...] | None, found: np.ndarray | None, want: np.ndarray) -> str | None:
+    """``"NL"`` or ``"LN"`` where a 3-D tensor of ``shape`` holds element (n, l, e) at ``found``'s
+    position ``want[n, l, e]`` (``found``: each element's position in the tensor ``want`` indexes)."""
+    n, length, e = want.shape
+    if found is None or shape is None or len(shape) != 3 or found.size != want.size:
+        return None
+    for layout, expected in (("NL", (n, length, e)), ("LN", (length, n, e))):
+        if shape == expected and np.array_equal(found.reshape(-1)[canonical(layout, n, length, e)], want):
+            return layout
+    return None
+
+
+def find_source(graph: Graph, value: Value, layout: str, sizes: Sizes, dims: tuple[int, int, int]) -> \
+        tuple[Value, str] | None:
+    """The furthest 3-D value that ``value`` (a sequence (n, l, e) in ``layout``) is moved from, and
+    that value's layout: through a transpose to batch-first, say; None where even ``value`` is not 3-D."""
+    chain = trace_back(graph, value, scales=False)
+    mine = canonical(layout, *dims)
+    for k in range(len(chain.nodes) + 1):
+        base = chain.base if k == 0 else Value(chain.nodes[k - 1].name, chain.outs[k - 1])
+        found = index_map(graph, Chain(base, chain.nodes[k:], 1.0, chain.outs[k:]), sizes)
+        shape = sizes.shape(graph.type_of(base).shape)
+        # element (n, l, e) of value sits at mine[n, l, e] of value, i.e. at found.flat[mine] of base
+        if found is not None and found.size == mine.size:
+            base_layout = _inverse_layout(shape, found.reshape(-1)[mine])
+            if base_layout is not None:
+                return base, base_layout
+    return None
+
+
+def _inverse_layout(shape: tuple[int, ...] | None, positions: np.ndarray) -> str | None:
+    """The layout of a 3-D tensor of ``shape`` holding element (n, l, e) at ``positions[n, l, e]``."""
+    n, length, e = positions.shape
+    if shape is None or len(shape) != 3:
+        return None
+    for layout, expected in (("NL", (n, length, e)), ("LN", (length, n, e))):
+        if shape == expected and np.array_equal(positions, canonical(layout, n, length, e)):
+            return layout
+    return None
+
+
+def find_result(graph: Graph, value: Value, want: np.ndarray, sizes: Sizes) -> tuple[Value, str, list[Node]] | None:
+    """The furthest value after ``value``, through movement nodes only it reads, that is a 3-D
+    sequence: element (n, l, e) is ``value``'s flat element ``want[n, l, e]``; with its layout and
+    the movement nodes up to it. None where no such value (``value`` included) exists."""
+    after = trace_forward(graph, value)
+    for k in range(len(after), -1, -1):
+        end = Value(after[k - 1].name) if k else value
+        found = index_map(graph, Chain(value), sizes, after[:k])
+        layout = _sequence_layout(sizes.shape(graph.type_of(end).shape), found, want)
+        if layout is not None:
+            return end, layout, after[:k]
+    return None

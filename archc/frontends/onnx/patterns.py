@@ -319,6 +319,7 @@ def _apply(graph: Graph, root: Node, match: Match) -> bool:
     new, results = plan
     if any(k >= len(results) or new_type(graph, new, results[k]) != graph.type_of(old) for old, k in replaced):
         return False
+    frontier = {v.node for n in inside for v in graph.node(n).inputs} - inside
     for node in new:
         graph.add(node)
     for old, k in replaced:
@@ -340,7 +341,19 @@ def _apply(graph: Graph, root: Node, match: Match) -> bool:
     graph.erase(fused.name)
     if match.weights:
         graph.weights[name] = match.weights
+    _sweep(graph, frontier)
     return True
+
+
+def _sweep(graph: Graph, names: set[str]) -> None:
+    """Erase the nodes among ``names`` (and then their producers) that nothing reads any more:
+    what only the replaced nodes read, such as a transpose before a projection."""
+    while names:
+        name = names.pop()
+        if name in graph and graph.node(name).op != "input" and not graph.users(name) \
+                and not _is_output(graph, name):
+            names |= {v.node for v in graph.node(name).inputs}
+            graph.erase(name)
 
 
 def _is_output(graph: Graph, name: str) -> bool:
@@ -420,6 +433,4 @@ def fuse(graph: Graph) -> int:
                 if match is not None and _apply(graph, node, match):
                     count, changed = count + 1, True
                     break
-    if count:
-        graph.eliminate_dead_code()  # what only the fused nodes read (a transpose before a projection)
     return count
