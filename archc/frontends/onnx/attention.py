@@ -24,7 +24,7 @@ import numpy as np
 
 from archc.frontends.onnx.layout import (Chain, Sizes, canonical, find_result, find_source, index_map, rows,
                                          scalar_factor, trace_back, trace_forward)
-from archc.frontends.onnx.patterns import Match, constant, kind, matcher
+from archc.frontends.onnx.patterns import Match, constant, kind, matcher, module_name
 from archc.ir.graph import Graph, Node, Value
 
 _LAYOUTS = ("NL", "LN")
@@ -94,7 +94,7 @@ def multi_head_attention(graph: Graph, root: Node) -> Match | None:
     nodes = {n.name for p in projections for n in [p.linear, *p.chain.nodes]}
     nodes |= {qk.name, soft.name, root.name, out_linear.name, *score_nodes, *out_nodes}
     return Match("multi_head_attention", {"num_heads": dims.h, "bias": bias, "causal": mask_input[1]},
-                 inputs, sorted(nodes), weights, replaced=[(replaced, 0)], name=_name(graph, nodes, root, out_linear),
+                 inputs, sorted(nodes), weights, replaced=[(replaced, 0)], name=module_name(graph, nodes, root, out_linear.name),
                  adapt_in=adapt_in, adapt_out=_SWAP if out_layout == "LN" else [])
 
 
@@ -260,19 +260,3 @@ def _weights(graph: Graph, projections: list[Projection], out_linear: Node, e: i
     if bias:
         weights["out_proj.bias"] = np.asarray(held[-1].get("bias", np.zeros(e, dtype)))
     return weights, bias
-
-
-def _name(graph: Graph, nodes: set[str], root: Node, out_linear: Node) -> str:
-    """The attention module's name: the common module path of the replaced nodes where free."""
-    parts = [n.split(".") for n in nodes]
-    common = []
-    for segments in zip(*parts):
-        if len(set(segments)) != 1:
-            break
-        common.append(segments[0])
-    prefix = ".".join(common)
-    path = root.meta.get("module_path", "")  # the default exporter's: the module computing softmax(..) v
-    for candidate in (prefix if all(len(p) > len(common) for p in parts) else "", path):
-        if candidate and (candidate not in graph or candidate in nodes):
-            return candidate
-    return out_linear.name

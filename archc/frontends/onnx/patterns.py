@@ -101,6 +101,23 @@ class Match:
     adapt_out: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
+def module_name(graph: Graph, nodes: set[str], root: Node, fallback: str) -> str:
+    """A name for a node fused from ``nodes``: the module path they all share (``/attn/...`` names
+    from the TorchScript exporter), else ``root``'s module path (the default exporter's metadata),
+    where that is free; else ``fallback``."""
+    parts = [n.split(".") for n in nodes]
+    common: list[str] = []
+    for segments in zip(*parts):
+        if len(set(segments)) != 1:
+            break
+        common.append(segments[0])
+    prefix = ".".join(common) if all(len(p) > len(common) for p in parts) else ""
+    for candidate in (prefix, root.meta.get("module_path", "")):
+        if candidate and (candidate not in graph or candidate in nodes):
+            return candidate
+    return fallback
+
+
 Matcher = Callable[[Graph, Node], "Match | None"]
 MATCHERS: list[Matcher] = []
 
