@@ -3,16 +3,21 @@
 After the importer has mapped single ONNX nodes, some functions are still spelled out as
 several nodes (older opsets and hand-written modules): GELU as ``x * 0.5 * (1 + erf(x /
 sqrt 2))`` or with the tanh formula, SiLU as ``x * sigmoid(x)``, layer normalisation as
-ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div with a scale and shift; the default exporter
-writes max pooling with indices as a MaxPool whose whole-tensor indices have each plane's
-origin subtracted, and max unpooling as a ScatterND of the values into zeros. :func:`fuse`
-rewrites each occurrence into the native op (``gelu``, ``silu``, ``layernorm``, ``maxpool``
-with ``return_indices``, ``max_unpool``), keeping the name of the node that computed the result.
+ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div with a scale and shift. :func:`fuse` rewrites
+each occurrence into the native op (``gelu``, ``silu``, ``layernorm``), keeping the name of
+the node that computed the result. The larger patterns live in their own modules and
+register here with :func:`matcher`: attention (:mod:`archc.frontends.onnx.attention`),
+LSTM/GRU (:mod:`archc.frontends.onnx.recurrent`), max pooling with indices and unpooling
+(:mod:`archc.frontends.onnx.pooling`). A :class:`Match` may put movement adapters before
+and after the fused op (a time-major source) and further nodes reading its outputs
+(:class:`Follower`: the unpoolings of a pooling's indices).
 
 Matching reads only ops, wiring and constant values, never node names. A product is read
 as its factors (``scale``, ``mul`` and multiplications by a constant, in any order and
 association), so ``0.5 * x * (1 + t)`` and ``x * (0.5 * (1 + t))`` match alike. A match
-applies only where its inner nodes are used by nothing outside it.
+applies only where its inner nodes are used by nothing outside it. :func:`fuse` visits each
+node once per pass and repeats passes while something fused (a fused node can complete a
+larger pattern: stacked recurrent layers); matchers look only at a node's neighbourhood.
 """
 from __future__ import annotations
 
@@ -99,6 +104,21 @@ class Match:
     adapt_in: dict[int, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
     #: (op, attrs) applied, in order, to the fused op's first output before it replaces the root's value
     adapt_out: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: further native nodes reading the fused node's outputs; their outputs follow the fused node's
+    #: in the numbering of ``replaced``
+    then: list[Follower] = field(default_factory=list)
+
+
+@dataclass
+class Follower:
+    """A further node of a match, such as an unpooling that reads the fused pooling's indices:
+    ``inputs`` are graph values or ints (outputs of the fused node); it takes the name ``name``,
+    one of the replaced nodes."""
+
+    op: str
+    attrs: dict[str, Any]
+    inputs: list[Value | int]
+    name: str
 
 
 def module_name(graph: Graph, nodes: set[str], root: Node, fallback: str) -> str:
@@ -240,83 +260,6 @@ def layernorm(graph: Graph, root: Node) -> Match | None:
                  weights)
 
 
-def _onnx_attrs(node: Node) -> dict[str, Any]:
-    return node.attrs.get("attributes") or {}
-
-
-def _plane_origin(graph: Graph, value: Value, x: Value) -> list[str] | None:
-    """The nodes computing each plane's first flat index of ``x``: the indices of a 1x1 MaxPool of
-    ``x`` (its flat positions) sliced to spatial position 0 (the default exporter's spelling)."""
-    nodes = []
-    while kind(graph.node(value.node)) == "slice":
-        node = graph.node(value.node)
-        if node.attrs["start"] != 0 or node.attrs["end"] != 1 or node.attrs["dim"] < 2:
-            return None
-        nodes.append(node.name)
-        value = node.inputs[0]
-    pool = graph.node(value.node)
-    a = _onnx_attrs(pool)
-    if kind(pool) != "onnx:MaxPool" or value.out != 1 or pool.inputs != [x] or set(a.get("kernel_shape", [])) != {1} \
-            or set(a.get("strides", [1])) != {1} or any(a.get("pads", [0])):
-        return None
-    spatial = graph.type_of(x).rank - 2
-    return nodes + [pool.name] if len(nodes) == spatial else None
-
-
-@matcher
-def maxpool_with_indices(graph: Graph, root: Node) -> Match | None:
-    """ONNX MaxPool's whole-tensor indices minus each plane's origin: PyTorch's per-plane indices,
-    i.e. the native ``maxpool`` with ``return_indices``."""
-    if kind(root) != "sub" or len(root.inputs) != 2:
-        return None
-    indices, origin = root.inputs
-    pool = graph.node(indices.node)
-    a = _onnx_attrs(pool)
-    if kind(pool) != "onnx:MaxPool" or indices.out != 1 or a.get("storage_order", 0) \
-            or a.get("auto_pad", "NOTSET") != "NOTSET":
-        return None
-    n = graph.type_of(pool.inputs[0]).rank - 2
-    pads = list(a.get("pads", [0] * 2 * n))
-    chain = _plane_origin(graph, origin, pool.inputs[0])
-    if chain is None or pads[:n] != pads[n:]:
-        return None
-    attrs = {"kernel_size": list(a["kernel_shape"]), "stride": list(a.get("strides", [1] * n)),
-             "padding": pads[:n], "dilation": list(a.get("dilations", [1] * n)),
-             "ceil_mode": bool(a.get("ceil_mode", 0)), "return_indices": True}
-    return Match("maxpool", attrs, list(pool.inputs), [root.name, pool.name, *chain],
-                 replaced=[(Value(pool.name, 0), 0), (Value(root.name), 1)], name=pool.name)
-
-
-@matcher
-def max_unpool(graph: Graph, root: Node) -> Match | None:
-    """The default exporter's MaxUnpool: per-plane indices plus each plane's offset, flattened, a
-    ScatterND of the flattened values into zeros, reshaped: the native ``max_unpool``."""
-    scatter = graph.node(root.inputs[0].node) if kind(root) == "reshape" else None
-    if scatter is None or kind(scatter) != "onnx:ScatterND" or len(scatter.inputs) != 2:
-        return None
-    operands = scatter.attrs["operands"]
-    data = graph.weights.get(scatter.name, {}).get(operands[0]) if isinstance(operands[0], str) else None
-    if data is None or operands[1:] != [0, 1] or np.any(data) or _onnx_attrs(scatter).get("reduction", "none") != "none":
-        return None
-    column, flat_values = (graph.node(v.node) for v in scatter.inputs)
-    offset = graph.node(column.inputs[0].node) if kind(column) == "reshape" else None
-    if offset is None or kind(offset) != "onnx:Add" or kind(flat_values) != "flatten":
-        return None
-    indices, values = offset.inputs[0], flat_values.inputs[0]
-    pool = graph.node(indices.node)
-    out = root.outputs[0].shape
-    shift = constant(graph, offset)
-    if kind(pool) != "maxpool" or indices.out != 1 or shift is None or graph.type_of(values) != pool.outputs[0] \
-            or not all(isinstance(d, int) for d in out) or data.size != math.prod(out):
-        return None
-    planes = np.arange(out[0] * out[1]).reshape(out[0], out[1], *[1] * (len(out) - 2)) * math.prod(out[2:])
-    if shift.shape != planes.shape or not np.array_equal(shift, planes):
-        return None
-    attrs = {k: pool.attrs[k] for k in ("kernel_size", "stride", "padding")}
-    return Match("max_unpool", {**attrs, "output_size": list(out[2:])}, [values, indices],
-                 [root.name, scatter.name, column.name, offset.name, flat_values.name])
-
-
 def _apply(graph: Graph, root: Node, match: Match) -> bool:
     """Rewrite ``match`` into the graph if its inner nodes are used only inside it (or through
     the values the fused node replaces) and the new nodes' types agree with the replaced ones."""
@@ -334,7 +277,8 @@ def _apply(graph: Graph, root: Node, match: Match) -> bool:
     if plan is None:
         return False
     new, results = plan
-    if any(k >= len(results) or new_type(graph, new, results[k]) != graph.type_of(old) for old, k in replaced):
+    if any(k >= len(results) or not _refines(new_type(graph, new, results[k]), graph.type_of(old))
+           for old, k in replaced):
         return False
     frontier = {v.node for n in inside for v in graph.node(n).inputs} - inside
     for node in new:
@@ -349,13 +293,14 @@ def _apply(graph: Graph, root: Node, match: Match) -> bool:
         for name_ in unused:
             graph.erase(name_)
         dead -= unused
-    # the fused node takes the name of the node whose result it computes
-    fused = next(n for n in new if n.name == f"{name}.fused")
-    graph.add(Node(name=name, op=fused.op, attrs=fused.attrs, inputs=fused.inputs, outputs=fused.outputs,
-                   location=fused.location, meta=fused.meta))
-    for k in range(len(fused.outputs)):
-        graph.replace_all_uses_with(Value(fused.name, k), Value(name, k))
-    graph.erase(fused.name)
+    # the fused node (and each follower) takes the name of the node whose result it computes
+    for final in [name, *(f.name for f in match.then)]:
+        temp = next(n for n in new if n.name == f"{final}.fused")
+        graph.add(Node(name=final, op=temp.op, attrs=temp.attrs, inputs=list(graph.node(temp.name).inputs),
+                       outputs=temp.outputs, location=temp.location, meta=temp.meta))
+        for k in range(len(temp.outputs)):
+            graph.replace_all_uses_with(Value(temp.name, k), Value(final, k))
+        graph.erase(temp.name)
     if match.weights:
         graph.weights[name] = match.weights
     _sweep(graph, frontier)
@@ -371,6 +316,13 @@ def _sweep(graph: Graph, names: set[str]) -> None:
                 and not _is_output(graph, name):
             names |= {v.node for v in graph.node(name).inputs}
             graph.erase(name)
+
+
+def _refines(new, old) -> bool:
+    """Whether type ``new`` may stand for ``old``: equal, or known where ``old`` has a dim ONNX's
+    inference could not name (an unpooling's size given as a constant input)."""
+    return new.dtype == old.dtype and new.rank == old.rank and all(
+        a == b or not isinstance(b, int) for a, b in zip(new.shape, old.shape))
 
 
 def _is_output(graph: Graph, name: str) -> bool:
@@ -433,6 +385,12 @@ def _plan(graph: Graph, root: Node, match: Match, name: str) -> tuple[list[Node]
         if node is None:
             return None
         results[0] = Value(node.name)
+    for follower in match.then:
+        reads = [Value(fused.name, v) if isinstance(v, int) else v for v in follower.inputs]
+        node = add(f"{follower.name}.fused", follower.op, follower.attrs, reads)
+        if node is None:
+            return None
+        results.append(Value(node.name))
     return new, results
 
 
