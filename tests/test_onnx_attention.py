@@ -71,11 +71,18 @@ def _randomized(module: nn.Module) -> nn.Module:
     return module.eval()
 
 
-def _export(module: nn.Module, args: tuple, path: str, dynamo: bool) -> str:
+def _export(module: nn.Module, args: tuple, path: str, dynamo: bool, dynamic: bool = False) -> str:
+    """Export; ``dynamic``: batch and sequence length are symbolic (dynamic_axes / dynamic_shapes)."""
+    options = {}
+    if dynamic and dynamo:
+        options["dynamic_shapes"] = tuple({0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")} for _ in args)
+    elif dynamic:
+        names = [f"in{k}" for k in range(len(args))]
+        options.update(input_names=names, dynamic_axes={name: {0: "batch", 1: "seq"} for name in names})
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, path, dynamo=dynamo)
+        torch.onnx.export(module, args, path, dynamo=dynamo, **options)
     return path
 
 
@@ -83,7 +90,8 @@ def _check_against_onnxruntime(path: str) -> nn.Module:
     """archc's torch build of the file computes what onnxruntime does; returns the module."""
     rng = np.random.default_rng(1)
     session = ort.InferenceSession(path)
-    feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in session.get_inputs()}
+    feeds = {i.name: rng.standard_normal([d if isinstance(d, int) else 3 + k for k, d in enumerate(i.shape)])
+             .astype(np.float32) for i in session.get_inputs()}
     expected = session.run(None, feeds)
     module = archc.from_onnx(path)
     with torch.no_grad():
@@ -115,6 +123,19 @@ def test_multihead_attention_comes_back_native_with_its_weights(tmp_path, layout
              for k, v in _check_against_onnxruntime(path).state_dict().items()}
     for key, original in source.attn.state_dict().items():
         assert state[key].numpy().tobytes() == original.numpy().tobytes(), key
+
+
+def test_symbolic_batch_and_length_still_fuse(tmp_path):
+    """Exported with dynamic shapes, the head reshapes read their targets from Shape at run time: the
+    chains are still read, the shape arithmetic dies with them, other sizes run. (The TorchScript
+    exporter's dynamic_axes export computes the scale from shapes at run time and bakes the traced
+    length into some reshapes: it stays unfused.)"""
+    path = _export(_randomized(TorchMHA(batch_first=True)), (torch.randn(N, L, E),), str(tmp_path / "dyn.onnx"),
+                   True, dynamic=True)
+    graph, attention = _fused(path)
+    assert len(attention) == 1 and [n.op for n in graph.nodes()] == ["input", "multi_head_attention"]
+    assert not all(isinstance(d, int) for d in attention[0].outputs[0].shape)
+    _check_against_onnxruntime(path)
 
 
 @pytest.mark.parametrize("dynamo", [False, True])

@@ -46,18 +46,21 @@ def _randomized(module: nn.Module) -> nn.Module:
     return module.eval()
 
 
-def _export(module: nn.Module, shape, path: str, dynamo: bool) -> str:
+def _export(module: nn.Module, shape, path: str, dynamo: bool, dynamic: bool = False) -> str:
+    """Export; ``dynamic`` (default exporter): batch and sequence length symbolic."""
+    options = {"dynamic_shapes": ({0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")},)} if dynamic else {}
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.randn(*shape),), path, dynamo=dynamo)
+        torch.onnx.export(module, (torch.randn(*shape),), path, dynamo=dynamo, **options)
     return path
 
 
 def _check_against_onnxruntime(path: str) -> nn.Module:
     rng = np.random.default_rng(1)
     session = ort.InferenceSession(path)
-    feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in session.get_inputs()}
+    feeds = {i.name: rng.standard_normal([d if isinstance(d, int) else 3 + k for k, d in enumerate(i.shape)])
+             .astype(np.float32) for i in session.get_inputs()}
     expected = session.run(None, feeds)
     module = archc.from_onnx(path)
     with torch.no_grad():
@@ -88,6 +91,14 @@ def test_recurrent_layers_come_back_native_with_the_original_state_dict(tmp_path
     assert list(rebuilt) == list(original)
     for key, value in original.items():
         assert rebuilt[key].numpy().tobytes() == value.numpy().tobytes(), key
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_symbolic_batch_and_length_still_fuse(tmp_path, cell):
+    path = _export(_randomized(Encoder(cell, True, True)), (2, 7, 6), str(tmp_path / "dyn.onnx"), True, dynamic=True)
+    graph = load_onnx(path)
+    assert [n.op for n in graph.nodes()] == ["input", cell.lower()]
+    _check_against_onnxruntime(path)
 
 
 @pytest.mark.parametrize("dynamo", [False, True])

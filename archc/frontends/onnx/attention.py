@@ -22,8 +22,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from archc.frontends.onnx.layout import (Chain, Sizes, canonical, find_result, find_source, index_map, rows,
-                                         scalar_factor, trace_back, trace_forward)
+from archc.frontends.onnx.layout import (
+    Chain,
+    Sizes,
+    canonical,
+    find_result,
+    find_source,
+    index_map,
+    rows,
+    scalar_factor,
+    trace_back,
+    trace_forward,
+)
 from archc.frontends.onnx.patterns import Match, constant, kind, matcher, module_name
 from archc.ir.graph import Graph, Node, Value
 

@@ -26,6 +26,25 @@ from archc.ir.graph import Graph, Node, Value
 
 #: ops that only move elements (one tensor input)
 MOVEMENT = frozenset({"reshape", "permute", "slice", "flatten", "split"})
+#: imported ONNX ops that only move the elements of their first input (the others, such as a
+#: Reshape's target computed from Shape at run time, say how): models exported with dynamic axes
+_ONNX_RESHAPES = frozenset({"onnx:Reshape", "onnx:Squeeze", "onnx:Unsqueeze", "onnx:Flatten", "onnx:Identity"})
+
+
+def is_movement(graph: Graph, node: Node) -> bool:
+    """Whether ``node`` only moves the elements of its first input."""
+    k = kind(node)
+    if k in MOVEMENT:
+        return len(node.inputs) == 1
+    if k not in _ONNX_RESHAPES and k not in ("onnx:Transpose", "onnx:Gather"):
+        return False
+    operands = node.attrs["operands"] or []
+    if not operands or operands[0] != 0 or len(node.outputs) != 1 or node.inputs[0] in node.inputs[1:]:
+        return False
+    if k == "onnx:Gather":  # a scalar constant index picks one slice and drops the axis
+        index = graph.weights.get(node.name, {}).get(operands[1]) if len(operands) == 2 else None
+        return index is not None and np.ndim(index) == 0
+    return True
 #: concrete sizes given to symbolic dims: distinct primes, larger than the small static dims
 _PRIMES = (11, 13, 17, 19, 23, 29, 31, 37)
 #: index maps above this many elements are not built (a pattern then does not match)
@@ -92,7 +111,7 @@ def trace_back(graph: Graph, value: Value, scales: bool = True) -> Chain:
     while True:
         node = graph.node(value.node)
         step = scalar_factor(graph, node) if scales else None
-        if step is None and (kind(node) not in MOVEMENT or len(node.inputs) != 1):
+        if step is None and not is_movement(graph, node):
             break
         if step is not None:
             factor *= step
@@ -108,7 +127,7 @@ def trace_forward(graph: Graph, value: Value) -> list[Node]:
     while graph.uses(value.node) == 1 and not _is_output(graph, value):
         (user,) = graph.users(value.node)
         node = graph.node(user)
-        if kind(node) not in MOVEMENT or kind(node) == "split" or node.inputs != [value]:
+        if not is_movement(graph, node) or kind(node) == "split" or node.inputs[0] != value:
             break  # (a split's several pieces are no single chain)
         nodes.append(node)
         value = Value(node.name, 0)
@@ -119,9 +138,17 @@ def _is_output(graph: Graph, value: Value) -> bool:
     return any(v.node == value.node for v in graph.outputs.values())
 
 
-def _move(node: Node, out: int, x: np.ndarray) -> np.ndarray:
+def _move(graph: Graph, node: Node, out: int, x: np.ndarray, sizes: Sizes) -> np.ndarray:
     """What movement ``node`` does to an array (output ``out`` of a split)."""
     a, k = node.attrs, kind(node)
+    if k in _ONNX_RESHAPES:  # the target is the node's output type
+        return _reshape_to(x, node.outputs[0].shape, sizes)
+    if k == "onnx:Transpose":
+        perm = (a.get("attributes") or {}).get("perm")
+        return x.transpose(None if perm is None else [p % x.ndim for p in perm])
+    if k == "onnx:Gather":
+        index = graph.weights[node.name][a["operands"][1]]
+        return np.take(x, int(index), axis=int((a.get("attributes") or {}).get("axis", 0)))
     if k == "reshape":
         raw = a["shape"]
         target = [raw] if isinstance(raw, int) else list(raw)
@@ -137,10 +164,22 @@ def _move(node: Node, out: int, x: np.ndarray) -> np.ndarray:
         return x.reshape(*x.shape[:start], -1, *x.shape[end + 1:])
     if k == "split":
         dim = a["dim"] % x.ndim
-        sizes = a["sizes"]
-        sizes = [sizes] * math.ceil(x.shape[dim] / sizes) if isinstance(sizes, int) else list(sizes)
-        return np.split(x, np.cumsum(sizes)[:-1], axis=dim)[out]
+        pieces = a["sizes"]
+        pieces = [pieces] * math.ceil(x.shape[dim] / pieces) if isinstance(pieces, int) else list(pieces)
+        return np.split(x, np.cumsum(pieces)[:-1], axis=dim)[out]
     raise ValueError(f"not a movement op: {k}")
+
+
+def _reshape_to(x: np.ndarray, shape, sizes: Sizes) -> np.ndarray:
+    """``x`` reshaped to an output type's shape; one dim ONNX's inference made up (``unk__3``)
+    is inferred."""
+    made_up = [i for i, d in enumerate(shape) if isinstance(d, str) and d.startswith("unk")]
+    if len(made_up) > 1:
+        raise ValueError("more than one unknown dim")
+    target = [-1 if i in made_up else sizes.dim(d) for i, d in enumerate(shape)]
+    if None in target:
+        raise ValueError("too many symbols")
+    return x.reshape(target)
 
 
 def index_map(graph: Graph, chain: Chain, sizes: Sizes, end: list[Node] | None = None) -> np.ndarray | None:
@@ -153,8 +192,8 @@ def index_map(graph: Graph, chain: Chain, sizes: Sizes, end: list[Node] | None =
     steps = [*zip(chain.nodes, chain.outs), *((node, 0) for node in end or [])]
     try:
         for node, out in steps:
-            if kind(node) in MOVEMENT:
-                x = _move(node, out, x)
+            if is_movement(graph, node):
+                x = _move(graph, node, out, x, sizes)
     except (ValueError, IndexError):
         return None  # a reshape that does not fit the representative sizes
     return x

@@ -266,12 +266,15 @@ def _apply(graph: Graph, root: Node, match: Match) -> bool:
     replaced = match.replaced or [(Value(root.name), 0)]
     kept = {v for v, _ in replaced}
     inside = set(match.nodes)
+    shape_readers: set[str] = set()
     for name in inside:
-        outside = [v for u in graph.users(name) if u not in inside
-                   for v in graph.node(u).inputs if v.node == name]
+        readers = [u for u in graph.users(name) if u not in inside]
+        shape_only = [u for u in readers if _reads_shape_for(graph, u, inside, shape_readers)]
+        outside = [v for u in readers if u not in shape_only for v in graph.node(u).inputs if v.node == name]
         outside += [v for v in graph.outputs.values() if v.node == name]
         if not set(outside) <= kept:
             return False
+    inside |= shape_readers
     name = match.name or root.name
     plan = _plan(graph, root, match, name)
     if plan is None:
@@ -285,7 +288,7 @@ def _apply(graph: Graph, root: Node, match: Match) -> bool:
         graph.add(node)
     for old, k in replaced:
         graph.replace_all_uses_with(old, results[k])
-    dead = set(match.nodes)
+    dead = set(inside)
     while dead:  # consumers before producers: erase refuses a node something still reads
         unused = {n for n in dead if not graph.users(n) and not _is_output(graph, n)}
         if not unused:
@@ -316,6 +319,28 @@ def _sweep(graph: Graph, names: set[str]) -> None:
                 and not _is_output(graph, name):
             names |= {v.node for v in graph.node(name).inputs}
             graph.erase(name)
+
+
+def _reads_shape_for(graph: Graph, name: str, inside: set[str], found: set[str], limit: int = 16) -> bool:
+    """Whether node ``name`` is an ONNX Shape whose result, through shape arithmetic only, feeds
+    nothing but nodes ``inside`` the match (a Reshape target computed at run time, as dynamic
+    exports write them): it then dies with the match. Adds the nodes it went through to ``found``."""
+    if kind(graph.node(name)) not in ("onnx:Shape", "onnx:Size"):
+        return False
+    seen, todo = {name}, [name]
+    while todo:
+        node = todo.pop()
+        if _is_output(graph, node) or len(seen) > limit:
+            return False
+        for user in graph.users(node):
+            if user in inside or user in seen:
+                continue
+            if graph.node(user).op != "onnx_node" or not graph.node(user).outputs[0].dtype.startswith("int"):
+                return False  # data computed from the shape: it outlives the match
+            seen.add(user)
+            todo.append(user)
+    found |= seen
+    return True
 
 
 def _refines(new, old) -> bool:

@@ -79,23 +79,41 @@ def _plain(op: str, attrs: dict, directions: int) -> bool:
 
 
 def _params(graph: Graph, root: Node, op: str) -> dict[str, np.ndarray] | None:
-    """W, R and B (when given) of a node whose only computed input is X, with no sequence
-    lengths and zero initial states; None otherwise."""
+    """W, R and B (when given) of a node whose first input is X, with no sequence lengths and zero
+    initial states (constants, or zeros expanded to the batch at run time); None otherwise."""
     operands = list(root.attrs["operands"] or [])
     held = graph.weights.get(root.name, {})
-    if len(root.inputs) != 1 or not operands or operands[0] != 0:
+    if not operands or operands[0] != 0:
         return None
-    named = {i: held.get(o) if isinstance(o, str) else o for i, o in enumerate(operands)}
-    if any(isinstance(v, int) for i, v in named.items() if i > 0):
-        return None  # a state or length computed at run time
+    for i, operand in enumerate(operands[1:], 1):
+        if isinstance(operand, int) and (i not in _ZERO_OPERANDS[op] or not _zeros(graph, root.inputs[operand])):
+            return None  # weights, lengths or a state computed at run time
+        if isinstance(operand, str) and i in _ZERO_OPERANDS[op] and np.any(held[operand]):
+            return None
+    named = {i: held.get(o) if isinstance(o, str) else None for i, o in enumerate(operands)}
     if named.get(1) is None or named.get(2) is None or named.get(4) is not None:
-        return None
-    if any(named.get(i) is not None and np.any(named[i]) for i in _ZERO_OPERANDS[op]):
         return None
     params = {"W": np.asarray(named[1]), "R": np.asarray(named[2])}
     if named.get(3) is not None:
         params["B"] = np.asarray(named[3])
     return params
+
+
+#: ops whose output is all zeros where their data input is (slices, reshapes, broadcasts of it)
+_KEEP_ZEROS = frozenset({"onnx:Slice", "onnx:Expand", "onnx:Tile", "onnx:Reshape", "onnx:Squeeze", "onnx:Unsqueeze",
+                         "onnx:Transpose", "onnx:Identity", "onnx:Gather", "slice", "reshape", "permute", "flatten"})
+
+
+def _zeros(graph: Graph, value: Value, depth: int = 8) -> bool:
+    """Whether ``value`` is all zeros by construction: a zero constant expanded, sliced or reshaped."""
+    node = graph.node(value.node)
+    k = kind(node)
+    if depth == 0 or k not in _KEEP_ZEROS:
+        return False
+    data = node.attrs["operands"][0] if node.op == "onnx_node" else 0
+    if isinstance(data, str):
+        return not np.any(graph.weights.get(node.name, {}).get(data, 1))
+    return _zeros(graph, node.inputs[data], depth - 1)
 
 
 def _output_positions(batch_major: bool, n: int, length: int, directions: int, h: int) -> np.ndarray:
