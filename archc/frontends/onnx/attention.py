@@ -29,6 +29,7 @@ from archc.frontends.onnx.layout import (
     find_result,
     find_source,
     index_map,
+    on_two_instances,
     rows,
     scalar_factor,
     trace_back,
@@ -66,6 +67,10 @@ class Projection:
 @matcher
 def multi_head_attention(graph: Graph, root: Node) -> Match | None:
     """``softmax(q k^T / sqrt(d) (+ mask)) v`` between projections, rooted at the last MatMul."""
+    return on_two_instances(lambda sizes: _attention(graph, root, sizes))
+
+
+def _attention(graph: Graph, root: Node, sizes: Sizes) -> Match | None:
     if kind(root) != "matmul" or len(root.inputs) != 2:
         return None
     soft = graph.node(root.inputs[0].node)
@@ -77,7 +82,6 @@ def multi_head_attention(graph: Graph, root: Node) -> Match | None:
         return None
     qk, factor, mask, score_nodes = scores
     chains = [trace_back(graph, v) for v in (*qk.inputs, root.inputs[1])]
-    sizes = Sizes()
     dims = _dims(graph, chains, sizes)
     if dims is None or chains[2].factor != 1.0 \
             or not math.isclose(factor * chains[0].factor * chains[1].factor, 1 / math.sqrt(dims.d), rel_tol=1e-5):

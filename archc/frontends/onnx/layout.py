@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -46,7 +47,9 @@ def is_movement(graph: Graph, node: Node) -> bool:
         return index is not None and np.ndim(index) == 0
     return True
 #: concrete sizes given to symbolic dims: distinct primes, larger than the small static dims
-_PRIMES = (11, 13, 17, 19, 23, 29, 31, 37)
+_PRIMES = (11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71)
+#: symbols one instance can size (the second instance starts this far into the primes)
+_SYMBOLS = 8
 #: index maps above this many elements are not built (a pattern then does not match)
 MAX_ELEMENTS = 1 << 24
 
@@ -54,8 +57,9 @@ MAX_ELEMENTS = 1 << 24
 class Sizes:
     """Concrete sizes for the dims of one match: ints as they are, each symbol its own prime."""
 
-    def __init__(self) -> None:
+    def __init__(self, instance: int = 0) -> None:
         self.symbols: dict[str, int] = {}
+        self.primes = _PRIMES[instance * _SYMBOLS:(instance + 1) * _SYMBOLS]
 
     def dim(self, d: int | str) -> int | None:
         if isinstance(d, int):
@@ -67,15 +71,29 @@ class Sizes:
                 size *= int(part)
                 continue
             if part not in self.symbols:
-                if len(self.symbols) == len(_PRIMES):
+                if len(self.symbols) == len(self.primes):
                     return None
-                self.symbols[part] = _PRIMES[len(self.symbols)]
+                self.symbols[part] = self.primes[len(self.symbols)]
             size *= self.symbols[part]
         return size
 
     def shape(self, shape) -> tuple[int, ...] | None:
         dims = tuple(self.dim(d) for d in shape)
         return None if None in dims else dims  # type: ignore[return-value]
+
+
+T = TypeVar("T")
+
+
+def on_two_instances(match: Callable[[Sizes], T | None]) -> T | None:
+    """``match(sizes)`` where it holds with symbolic dims sized twice, by different primes: a chain
+    that fits one choice only by coincidence (a size baked in at export equal to a prime) fails
+    the other. Models without symbolic dims are checked once."""
+    first = Sizes(0)
+    found = match(first)
+    if found is None or not first.symbols:
+        return found
+    return found if match(Sizes(1)) is not None else None
 
 
 @dataclass

@@ -18,7 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from archc.frontends.onnx.layout import Sizes, find_result, find_source
+from archc.frontends.onnx.layout import (
+    Sizes,
+    find_result,
+    find_source,
+    on_two_instances,
+)
 from archc.frontends.onnx.patterns import Match, kind, matcher, module_name
 from archc.ir.graph import Graph, Node, Value
 from archc.ops import registry
@@ -44,8 +49,13 @@ def recurrent(graph: Graph, root: Node) -> Match | None:
     params = _params(graph, root, op)
     if params is None:
         return None
+    return on_two_instances(lambda sizes: _fused(graph, root, op, attrs, directions, params, sizes))
+
+
+def _fused(graph: Graph, root: Node, op: str, attrs: dict, directions: int, params: dict[str, np.ndarray],
+           sizes: Sizes) -> Match | None:
+    """The native op for ``root`` if the sequences before and after it are batch-first or time-major."""
     x = graph.type_of(root.inputs[0])
-    sizes = Sizes()
     shape = sizes.shape(x.shape)
     if shape is None or len(shape) != 3:
         return None
