@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from archc.frontends.onnx.layout import (
+    MAX_ELEMENTS,
     Chain,
     Sizes,
     canonical,
@@ -159,7 +160,7 @@ def _dims(graph: Graph, chains: list[Chain], sizes: Sizes) -> Dims | None:
     if e is None or e % d:
         return None
     h, batch = e // d, math.prod(q[:-2])
-    if batch % h:
+    if batch % h or batch // h * max(q[-2], kt[-1]) * e > MAX_ELEMENTS:
         return None
     return Dims(batch // h, h, d, e, q[-2], kt[-1])
 

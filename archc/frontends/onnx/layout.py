@@ -78,8 +78,11 @@ class Sizes:
         return size
 
     def shape(self, shape) -> tuple[int, ...] | None:
+        """Concrete dims, or None where a symbol is left unsized or the tensor is too large to map."""
         dims = tuple(self.dim(d) for d in shape)
-        return None if None in dims else dims  # type: ignore[return-value]
+        if None in dims or math.prod(dims) > MAX_ELEMENTS:  # type: ignore[arg-type]
+            return None
+        return dims  # type: ignore[return-value]
 
 
 T = TypeVar("T")
@@ -244,6 +247,8 @@ def find_source(graph: Graph, value: Value, layout: str, sizes: Sizes, dims: tup
         tuple[Value, str] | None:
     """The furthest 3-D value that ``value`` (a sequence (n, l, e) in ``layout``) is moved from, and
     that value's layout: through a transpose to batch-first, say; None where even ``value`` is not 3-D."""
+    if math.prod(dims) > MAX_ELEMENTS:
+        return None
     chain = trace_back(graph, value, scales=False)
     mine = canonical(layout, *dims)
     for k in range(len(chain.nodes) + 1):
@@ -273,6 +278,8 @@ def find_result(graph: Graph, value: Value, want: np.ndarray, sizes: Sizes) -> t
     """The furthest value after ``value``, through movement nodes only it reads, that is a 3-D
     sequence: element (n, l, e) is ``value``'s flat element ``want[n, l, e]``; with its layout and
     the movement nodes up to it. None where no such value (``value`` included) exists."""
+    if want.size > MAX_ELEMENTS:
+        return None
     after = trace_forward(graph, value)
     for k in range(len(after), -1, -1):
         end = Value(after[k - 1].name) if k else value

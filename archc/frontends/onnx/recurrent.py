@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from archc.frontends.onnx.layout import (
+    MAX_ELEMENTS,
     Sizes,
     find_result,
     find_source,
@@ -62,6 +63,8 @@ def _fused(graph: Graph, root: Node, op: str, attrs: dict, directions: int, para
     batch_major = attrs.get("layout", 0) == 1
     n, length = (shape[0], shape[1]) if batch_major else (shape[1], shape[0])
     h = int(attrs["hidden_size"])
+    if h < 1 or n * length * directions * h > MAX_ELEMENTS:
+        return None
     source = find_source(graph, root.inputs[0], "NL" if batch_major else "LN", sizes, (n, length, shape[2]))
     result = find_result(graph, Value(root.name), _output_positions(batch_major, n, length, directions, h), sizes)
     if source is None or result is None:
