@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import signal
 import sys
@@ -83,9 +84,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held off while a command runs, then restored.
+
+    A command allocates up to millions of small records (graph nodes, analysis records, planned
+    source lines) that form no cycles to free early; each allocation burst would trigger a
+    collection that walks every live object, torch's heap included (half of a DenseNet-121 source
+    generation, double the analysis time of a 100k-node graph). The CLI owns its process, so the
+    policy lives here; library calls never touch the collector."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
-        return int(args._run(args) or 0)
+        with _collector_paused():
+            return int(args._run(args) or 0)
     except ArchcError as exc:
         DiagnosticPrinter.to(sys.stderr).print_all(exc)
         return exc.exit_code

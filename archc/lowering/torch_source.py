@@ -8,11 +8,9 @@ format`` would (:mod:`.pyformat`).
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from archc._version import __version__
 from archc.ir.vocab import SKIP_KINDS
@@ -342,27 +340,9 @@ def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Prove
     return out
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector held off while the file is planned and written.
-
-    Planning allocates tens of thousands of small containers that live until the file is
-    written; each allocation burst triggers collections, and with torch imported a full
-    collection walks torch's whole heap (half of DenseNet-121's generation time went there).
-    Nothing made here forms cycles that must be freed early; the collector resumes after."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
     """The whole file."""
-    with _collector_paused():
-        return _write_source(graph, cls, labels, provenance)
+    return _write_source(graph, cls, labels, provenance)
 
 
 def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
