@@ -35,6 +35,7 @@ SMALL = {
     "inception_resnet_v2": {"width_mult": 0.25},
     "llama": {"vocab_size": 100, "dim": 64, "n_layers": 2, "n_heads": 4, "multiple_of": 32},
     "mobilenet_v2": {"image_size": 64},
+    "regnet_y_400mf": {"image_size": 64, "num_classes": 10},
     "resnet18": {"image_size": 64},
     "resnet34": {"image_size": 64},
     "resnet50": {"image_size": 64},
