@@ -20,6 +20,7 @@ from conftest import SPECS
 #: spec -> (residual, long_skip, dense, gated, input->output paths)
 GOLDEN = {
     "densenet121": (0, 0, 535, 0, 288230376151711744),
+    "efficientnet_v2_s": (35, 0, 0, 0, 2 ** 35),
     "fpn_resnet50": (16, 3, 0, 0, 352520),
     "gnmt_encoder": (6, 0, 0, 0, 64),
     "googlenet": (0, 0, 0, 0, 262144),

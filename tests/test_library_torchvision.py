@@ -69,11 +69,35 @@ def test_regnet_y_400mf_loads_the_reference_with_equal_outputs():
     assert_loads_reference(graph, reference, torch.randn(2, 3, 64, 64))
 
 
+# -- EfficientNetV2 -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("profile", [None, "efficientnet_v2_m", "efficientnet_v2_l"])
+def test_efficientnet_v2_layout_and_count_match_torchvision(profile):
+    graph = load_spec(spec("efficientnet_v2_s"), profile=profile)
+    with torch.device("meta"):
+        reference = tv.efficientnet_v2(profile or "efficientnet_v2_s")
+    assert_same_layout(graph, reference)
+
+
+def test_efficientnet_v2_s_summary_reports_torchvisions_count(run_archc):
+    total = summary_total(run_archc, spec("efficientnet_v2_s"))
+    assert " 21,458,488 parameters " in total
+    assert "8.37 GMACs" in total  # torchvision's 8.37 GFLOPS at 384 x 384
+
+
+def test_efficientnet_v2_s_loads_the_reference_with_equal_outputs():
+    graph = load_spec(spec("efficientnet_v2_s"), profile="small")
+    torch.manual_seed(0)
+    reference = tv.efficientnet_v2("efficientnet_v2_s", num_classes=10)
+    assert_loads_reference(graph, reference, torch.randn(2, 3, 64, 64))
+
+
 # -- every spec of this file: both targets build, verify is meaningful -------------------------------
 
 #: spec -> arguments that make it small (each builds and verifies in seconds)
 SMALL = {
     "regnet_y_400mf": ["--profile", "small"],
+    "efficientnet_v2_s": ["--profile", "small"],
 }
 
 

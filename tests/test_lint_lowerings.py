@@ -27,6 +27,7 @@ from conftest import SPECS  # noqa: E402
 #: overrides that shrink each spec without changing its connections
 SMALL = {
     "densenet121": {"growth_rate": 4, "init_features": 8, "bn_size": 2, "image_size": 64},
+    "efficientnet_v2_s": {"image_size": 64, "num_classes": 10},
     "fpn_resnet50": {"width": 8, "channels": 16, "image_size": 64},
     "gnmt_encoder": {"vocab_size": 50, "hidden": 16},
     "googlenet": {"image_size": 64},

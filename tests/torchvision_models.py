@@ -13,6 +13,7 @@ the factory functions give the configurations of the named torchvision models.
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections import OrderedDict
 from functools import partial
@@ -195,3 +196,161 @@ def regnet(name: str, num_classes: int = 1000) -> RegNet:
     params = BlockParams.from_init_params(depth=depth, w_0=w_0, w_a=w_a, w_m=w_m, group_width=group_width,
                                           se_ratio=se_ratio)
     return RegNet(params, num_classes=num_classes)
+
+
+# -- EfficientNetV2 ---------------------------------------------------------------------------------
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth: drops whole residual branches of some samples while training."""
+
+    def __init__(self, p: float, mode: str) -> None:
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return input
+        size = [input.shape[0]] + [1] * (input.ndim - 1) if self.mode == "row" else [1] * input.ndim
+        noise = torch.empty(size, dtype=input.dtype, device=input.device).bernoulli_(1 - self.p)
+        return input * noise.div_(1 - self.p)
+
+
+class _MBConvConfig:
+    def __init__(self, expand_ratio: float, kernel: int, stride: int, input_channels: int, out_channels: int,
+                 num_layers: int, block: Callable[..., nn.Module]) -> None:
+        self.expand_ratio, self.kernel, self.stride = expand_ratio, kernel, stride
+        self.input_channels, self.out_channels, self.num_layers, self.block = (
+            input_channels, out_channels, num_layers, block)
+
+    @staticmethod
+    def adjust_channels(channels: int, width_mult: float, min_value: int | None = None) -> int:
+        return _make_divisible(channels * width_mult, 8, min_value)
+
+
+class MBConvConfig(_MBConvConfig):
+    def __init__(self, expand_ratio, kernel, stride, input_channels, out_channels, num_layers,
+                 width_mult: float = 1.0, depth_mult: float = 1.0) -> None:
+        super().__init__(expand_ratio, kernel, stride, self.adjust_channels(input_channels, width_mult),
+                         self.adjust_channels(out_channels, width_mult),
+                         int(math.ceil(num_layers * depth_mult)), MBConv)
+
+
+class FusedMBConvConfig(_MBConvConfig):
+    def __init__(self, expand_ratio, kernel, stride, input_channels, out_channels, num_layers) -> None:
+        super().__init__(expand_ratio, kernel, stride, input_channels, out_channels, num_layers, FusedMBConv)
+
+
+class MBConv(nn.Module):
+    def __init__(self, cnf: _MBConvConfig, stochastic_depth_prob: float, norm_layer) -> None:
+        super().__init__()
+        self.use_res_connect = cnf.stride == 1 and cnf.input_channels == cnf.out_channels
+        layers: list[nn.Module] = []
+        expanded_channels = cnf.adjust_channels(cnf.input_channels, cnf.expand_ratio)
+        if expanded_channels != cnf.input_channels:
+            layers.append(Conv2dNormActivation(cnf.input_channels, expanded_channels, kernel_size=1,
+                                               norm_layer=norm_layer, activation_layer=nn.SiLU))
+        layers.append(Conv2dNormActivation(expanded_channels, expanded_channels, kernel_size=cnf.kernel,
+                                           stride=cnf.stride, groups=expanded_channels, norm_layer=norm_layer,
+                                           activation_layer=nn.SiLU))
+        squeeze_channels = max(1, cnf.input_channels // 4)
+        layers.append(SqueezeExcitation(expanded_channels, squeeze_channels, activation=partial(nn.SiLU, inplace=True)))
+        layers.append(Conv2dNormActivation(expanded_channels, cnf.out_channels, kernel_size=1, norm_layer=norm_layer,
+                                           activation_layer=None))
+        self.block = nn.Sequential(*layers)
+        self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")
+        self.out_channels = cnf.out_channels
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        result = self.block(input)
+        if self.use_res_connect:
+            result = self.stochastic_depth(result)
+            result += input
+        return result
+
+
+class FusedMBConv(nn.Module):
+    def __init__(self, cnf: _MBConvConfig, stochastic_depth_prob: float, norm_layer) -> None:
+        super().__init__()
+        self.use_res_connect = cnf.stride == 1 and cnf.input_channels == cnf.out_channels
+        layers: list[nn.Module] = []
+        expanded_channels = cnf.adjust_channels(cnf.input_channels, cnf.expand_ratio)
+        if expanded_channels != cnf.input_channels:
+            layers.append(Conv2dNormActivation(cnf.input_channels, expanded_channels, kernel_size=cnf.kernel,
+                                               stride=cnf.stride, norm_layer=norm_layer, activation_layer=nn.SiLU))
+            layers.append(Conv2dNormActivation(expanded_channels, cnf.out_channels, kernel_size=1,
+                                               norm_layer=norm_layer, activation_layer=None))
+        else:
+            layers.append(Conv2dNormActivation(cnf.input_channels, cnf.out_channels, kernel_size=cnf.kernel,
+                                               stride=cnf.stride, norm_layer=norm_layer, activation_layer=nn.SiLU))
+        self.block = nn.Sequential(*layers)
+        self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")
+        self.out_channels = cnf.out_channels
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        result = self.block(input)
+        if self.use_res_connect:
+            result = self.stochastic_depth(result)
+            result += input
+        return result
+
+
+class EfficientNet(nn.Module):
+    def __init__(self, inverted_residual_setting: Sequence[_MBConvConfig], dropout: float,
+                 stochastic_depth_prob: float = 0.2, num_classes: int = 1000, norm_layer=None,
+                 last_channel: int | None = None) -> None:
+        super().__init__()
+        norm_layer = norm_layer or nn.BatchNorm2d
+        layers: list[nn.Module] = []
+        firstconv_output_channels = inverted_residual_setting[0].input_channels
+        layers.append(Conv2dNormActivation(3, firstconv_output_channels, kernel_size=3, stride=2,
+                                           norm_layer=norm_layer, activation_layer=nn.SiLU))
+        total_stage_blocks = sum(cnf.num_layers for cnf in inverted_residual_setting)
+        stage_block_id = 0
+        for cnf in inverted_residual_setting:
+            stage: list[nn.Module] = []
+            for _ in range(cnf.num_layers):
+                block_cnf = copy.copy(cnf)
+                if stage:
+                    block_cnf.input_channels = block_cnf.out_channels
+                    block_cnf.stride = 1
+                sd_prob = stochastic_depth_prob * float(stage_block_id) / total_stage_blocks
+                stage.append(block_cnf.block(block_cnf, sd_prob, norm_layer))
+                stage_block_id += 1
+            layers.append(nn.Sequential(*stage))
+        lastconv_input_channels = inverted_residual_setting[-1].out_channels
+        lastconv_output_channels = last_channel if last_channel is not None else 4 * lastconv_input_channels
+        layers.append(Conv2dNormActivation(lastconv_input_channels, lastconv_output_channels, kernel_size=1,
+                                           norm_layer=norm_layer, activation_layer=nn.SiLU))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(p=dropout, inplace=True),
+                                        nn.Linear(lastconv_output_channels, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(self.features(x)), 1)
+        return self.classifier(x)
+
+
+def _efficientnet_v2_setting(arch: str) -> list[_MBConvConfig]:
+    F_, M_ = FusedMBConvConfig, MBConvConfig
+    if arch == "efficientnet_v2_s":
+        return [F_(1, 3, 1, 24, 24, 2), F_(4, 3, 2, 24, 48, 4), F_(4, 3, 2, 48, 64, 4),
+                M_(4, 3, 2, 64, 128, 6), M_(6, 3, 1, 128, 160, 9), M_(6, 3, 2, 160, 256, 15)]
+    if arch == "efficientnet_v2_m":
+        return [F_(1, 3, 1, 24, 24, 3), F_(4, 3, 2, 24, 48, 5), F_(4, 3, 2, 48, 80, 5),
+                M_(4, 3, 2, 80, 160, 7), M_(6, 3, 1, 160, 176, 14), M_(6, 3, 2, 176, 304, 18),
+                M_(6, 3, 1, 304, 512, 5)]
+    if arch == "efficientnet_v2_l":
+        return [F_(1, 3, 1, 32, 32, 4), F_(4, 3, 2, 32, 64, 7), F_(4, 3, 2, 64, 96, 7),
+                M_(4, 3, 2, 96, 192, 10), M_(6, 3, 1, 192, 224, 19), M_(6, 3, 2, 224, 384, 25),
+                M_(6, 3, 1, 384, 640, 7)]
+    raise KeyError(arch)
+
+
+#: torchvision's classifier dropout of each EfficientNetV2
+EFFICIENTNET_V2_DROPOUT = {"efficientnet_v2_s": 0.2, "efficientnet_v2_m": 0.3, "efficientnet_v2_l": 0.4}
+
+
+def efficientnet_v2(name: str, num_classes: int = 1000) -> EfficientNet:
+    return EfficientNet(_efficientnet_v2_setting(name), EFFICIENTNET_V2_DROPOUT[name], num_classes=num_classes,
+                        norm_layer=partial(nn.BatchNorm2d, eps=1e-03), last_channel=1280)
