@@ -80,3 +80,14 @@ def test_check_reports_different_outputs(tool):
     fake.models.resnet18 = lambda weights=None: Shifted()
     (problem,) = module.check("resnet18", 32)
     assert problem.startswith("outputs differ: max abs error")
+
+
+@pytest.mark.parametrize("name, factory", [("regnet_y_400mf", "regnet"), ("efficientnet_v2_s", "efficientnet_v2")])
+def test_check_covers_the_newer_torchvision_specs(tool, name, factory):
+    """The references transcribed from torchvision's source stand in for torchvision's models."""
+    import torchvision_models
+
+    module, fake = tool
+    setattr(fake.models, name, lambda weights=None: getattr(torchvision_models, factory)(name))
+    assert name in module.MODELS
+    assert module.check(name, 64) == []

@@ -30,6 +30,8 @@ MODELS = {
     "googlenet": ("googlenet", {"aux_logits": False, "init_weights": False}, {}),
     "mobilenet_v2": ("mobilenet_v2", {}, {}),
     "vit_b16": ("vit_b_16", {}, {}),
+    "regnet_y_400mf": ("regnet_y_400mf", {}, {}),
+    "efficientnet_v2_s": ("efficientnet_v2_s", {}, {}),
 }
 
 
