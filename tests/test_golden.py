@@ -39,6 +39,8 @@ GOLDEN = {
     "resnet50": (16, 0, 0, 0, 65536),
     "segnet": (0, 4, 0, 0, 6),
     "squeezenet1_1": (0, 0, 0, 0, 256),
+    # like ViT: attention reads Q, K and V from one input beside its shortcut, 4 x 2 paths per block
+    "swin_t": (24, 0, 0, 0, 2 ** 36),
     "transformer": (30, 0, 0, 0, 1172829110272),
     "unet": (0, 4, 0, 0, 5),
     "vit_b16": (24, 0, 0, 0, 68719476736),

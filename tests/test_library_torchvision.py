@@ -11,7 +11,8 @@ from torch import nn
 
 from archc import load_spec
 from archc.lowering.torch import build_module
-from weights_helpers import assert_same_layout
+from archc.ops.weights import total_params
+from weights_helpers import assert_same_layout, state_dict_specs
 
 import torchvision_models as tv
 from conftest import SPECS
@@ -92,12 +93,53 @@ def test_efficientnet_v2_s_loads_the_reference_with_equal_outputs():
     assert_loads_reference(graph, reference, torch.randn(2, 3, 64, 64))
 
 
+# -- Swin Transformer ------------------------------------------------------------------------------
+
+def test_swin_t_layout_and_count_match_torchvision():
+    """Same keys and shapes; only the order inside PatchMerging differs (torchvision registers its
+    `reduction` before the `norm` that runs first), which strict loading does not mind."""
+    graph = load_spec(spec("swin_t"))
+    with torch.device("meta"):
+        reference = tv.swin_t()
+    ours = sorted((k, tuple(s.shape), s.dtype) for k, s in state_dict_specs(graph))
+    theirs = sorted((k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in reference.state_dict().items())
+    assert ours == theirs
+    assert total_params(graph) == sum(p.numel() for p in reference.parameters()) == 28_288_354
+
+
+def test_swin_t_summary_reports_torchvisions_count(run_archc):
+    assert " 28,288,354 parameters " in summary_total(run_archc, spec("swin_t"))
+
+
+def test_swin_t_relative_position_index_is_torchvisions_buffer():
+    graph = load_spec(spec("swin_t"))
+    with torch.device("cpu"):
+        want = tv.swin_t().features[1][0].attn.relative_position_index
+    module = build_module(graph)
+    got = module.state_dict()["features.1.0.attn.relative_position_index"]
+    assert got.dtype == torch.int64 and torch.equal(got, want)
+    assert "features.1.0.attn.relative_position_index" not in dict(module.named_parameters())
+
+
+def test_swin_t_loads_the_reference_with_equal_outputs():
+    """The small profile (128 x 128, 4 x 4 windows) shifts the windows of the first three stages."""
+    graph = load_spec(spec("swin_t"), profile="small")
+    torch.manual_seed(0)
+    reference = tv.swin_t(window=4, num_classes=10)
+    with torch.no_grad():  # non-trivial LayerNorm parameters and biases, so a wrong one shows
+        for name, p in reference.named_parameters():
+            if "norm" in name or "bias_table" in name:
+                p.add_(torch.rand_like(p) - 0.5)
+    assert_loads_reference(graph, reference, torch.randn(2, 3, 128, 128))
+
+
 # -- every spec of this file: both targets build, verify is meaningful -------------------------------
 
 #: spec -> arguments that make it small (each builds and verifies in seconds)
 SMALL = {
     "regnet_y_400mf": ["--profile", "small"],
     "efficientnet_v2_s": ["--profile", "small"],
+    "swin_t": ["--profile", "small"],
 }
 
 

@@ -44,6 +44,7 @@ SMALL = {
     "resnet152": {"image_size": 64},
     "squeezenet1_1": {"image_size": 64},
     "segnet": {"width": 4, "height": 32, "image_width": 32},
+    "swin_t": {"image_size": 64, "window": 2, "embed_dim": 16, "num_heads": [1, 2, 2, 4], "num_classes": 10},
     "transformer": {"d_model": 32, "nhead": 4, "dim_feedforward": 64},
     "unet": {"width": 8, "image_size": 32},
     "vit_b16": {"image_size": 32, "hidden_dim": 32, "mlp_dim": 64, "num_heads": 4},

@@ -82,6 +82,8 @@ def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
         return np.full(shape, spec.value, dtype=spec.dtype)
     if spec.init == "trunc_normal":
         return _trunc_normal(rng, shape, spec).astype(spec.dtype, copy=False)
+    if spec.init == "values":
+        return np.asarray(spec.values, dtype=spec.dtype).reshape(shape)
     if spec.init == "xavier_uniform":
         fan_out, fan_in = shape[0], int(np.prod(shape[1:]))
         return _uniform(rng, shape, math.sqrt(6.0 / (fan_in + fan_out)), spec.dtype)
