@@ -51,10 +51,11 @@ class RelativePositionIndex(OpDef):
 
     def torch_parameter(self, node, ins):
         wh, ww = self._window(node)
-        # torchvision's formula, written out so the generated file needs nothing but torch
-        return (f"((torch.arange({wh})[:, None, None, None] - torch.arange({wh})[None, None, :, None] + {wh - 1})"
-                f" * {2 * ww - 1} + torch.arange({ww})[None, :, None, None] - torch.arange({ww})[None, None, None, :]"
-                f" + {ww - 1}).flatten()")
+        # The index is p_i - p_j + (Wh - 1)(2 Ww - 1) + Ww - 1 with p = row * (2 Ww - 1) + column: written
+        # out (nested calls, which format like ruff's) so the generated file needs nothing but torch.
+        tokens, offset = wh * ww, (wh - 1) * (2 * ww - 1) + ww - 1
+        p = f"torch.arange({tokens}) // {ww} * {ww - 1} + torch.arange({tokens})"
+        return f"torch.sub(torch.unsqueeze({p}, 1) + {offset}, torch.unsqueeze({p}, 0)).flatten()"
 
     def torch_forward(self, node, ins, args, module):
         return module

@@ -67,14 +67,18 @@ class ShiftedWindowMask(OpDef):
         (h, w), (wh, ww), (sh, sw) = self._sizes(node)
         x, windows, tokens = args[0], (h // wh) * (w // ww), wh * ww
 
-        def regions(length, window, shift):
-            a = f"torch.arange({length}, device={x}.device)"
-            return f"(({a} >= {length - window}).long() + ({a} >= {length - shift}).long())"
+        def regions(length, window, shift):  # 0, 1, 2 along one axis: torch.bucketize at the two borders
+            return (f"torch.bucketize(torch.arange({length}, device={x}.device), "
+                    f"torch.tensor([{length - window}, {length - shift}], device={x}.device), right=True)")
 
-        region = (f"({regions(h, wh, sh)}[:, None] * 3 + {regions(w, ww, sw)}[None, :])"
-                  f".view({h // wh}, {wh}, {w // ww}, {ww}).permute(0, 2, 1, 3).reshape({windows}, {tokens})")
-        mask = f"(lambda r: (r[:, None, :] != r[:, :, None]).to({x}.dtype) * {py(MASKED)})({region})"
-        return f"({x}.view(-1, {windows}, {x}.shape[1], {tokens}, {tokens}) + {mask}[None, :, None]).view({x}.shape)"
+        # nested calls rather than operators and lambdas, so the generated file formats like ruff's
+        grid = f"torch.add(torch.mul(torch.unsqueeze({regions(h, wh, sh)}, 1), 3), {regions(w, ww, sw)})"
+        region = (f"torch.reshape(torch.permute(torch.reshape({grid}, ({h // wh}, {wh}, {w // ww}, {ww})), "
+                  f"(0, 2, 1, 3)), ({windows}, {tokens}))")
+        mask = (f"torch.where(torch.ne(torch.unsqueeze({region}, 1), torch.unsqueeze({region}, 2)), "
+                f"{py(MASKED)}, 0.0)")
+        grouped = f"torch.reshape({x}, (-1, {windows}, {x}.shape[1], {tokens}, {tokens}))"
+        return f"torch.reshape(torch.add({grouped}, torch.reshape({mask}, (1, {windows}, 1, {tokens}, {tokens}))), {x}.shape)"
 
     def onnx(self, emit, node, inputs, ins):
         import numpy as np
