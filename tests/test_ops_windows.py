@@ -79,10 +79,12 @@ def test_shifted_window_mask_is_torchvisions(h, w, window, shift):
      "shift_size [4, 4] must be at least 0 and less than window_size [4, 4]"),
     ("{op: shifted_window_mask, feature_size: 8, window_size: 2, shift_size: 1}",
      "expected scores (N * nW, heads, 4, 4) of 2x2 windows, got 4-D (8, 2, 9, 9)"),
+    ("{op: shifted_window_mask, feature_size: 6, window_size: 3, shift_size: 1, in: y}",
+     "the scores' first dim 6 is not a multiple of the 4 windows of a 6x6 map"),
     ("{op: index_select, in: [x, x]}", "index must be a 1-D integer tensor, got 4-D float32"),
 ])
 def test_window_op_errors_are_located_and_say_what_was_expected(node, message):
     with pytest.raises(SpecError) as info:
-        loads_spec(f"inputs: {{x: [8, 2, 9, 9]}}\nnodes: [{node}]", "m.yaml")
+        loads_spec(f"inputs: {{x: [8, 2, 9, 9], y: [6, 1, 9, 9]}}\nnodes: [{node}]", "m.yaml")
     text = str(info.value)
     assert message in text and "m.yaml:2:" in text, text

@@ -61,6 +61,10 @@ class ShiftedWindowMask(OpDef):
         if x.rank != 4 or x.shape[2:] != (tokens, tokens):
             raise ShapeError(f"expected scores (N * nW, heads, {tokens}, {tokens}) of {window[0]}x{window[1]} "
                              f"windows, got {x.rank}-D {x}")
+        windows = (size[0] // window[0]) * (size[1] // window[1])
+        if isinstance(x.shape[0], int) and x.shape[0] % windows:
+            raise ShapeError(f"the scores' first dim {x.shape[0]} is not a multiple of the {windows} windows "
+                             f"of a {size[0]}x{size[1]} map")
         return [x]
 
     def torch_forward(self, node, ins, args, module):
