@@ -108,7 +108,9 @@ def test_swin_t_layout_and_count_match_torchvision():
 
 
 def test_swin_t_summary_reports_torchvisions_count(run_archc):
-    assert " 28,288,354 parameters " in summary_total(run_archc, spec("swin_t"))
+    total = summary_total(run_archc, spec("swin_t"))
+    assert " 28,288,354 parameters " in total
+    assert "4.49 GMACs" in total  # torchvision's 4.49 GFLOPS: the windows' N*64 batch dim counts 64 times
 
 
 def test_swin_t_relative_position_index_is_torchvisions_buffer():
