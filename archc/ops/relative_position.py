@@ -57,6 +57,10 @@ class RelativePositionIndex(OpDef):
         p = f"torch.arange({tokens}) // {ww} * {ww - 1} + torch.arange({tokens})"
         return f"torch.sub(torch.unsqueeze({p}, 1) + {offset}, torch.unsqueeze({p}, 0)).flatten()"
 
+    def torch_reset(self, node, ins, module):
+        # fixed data, not drawn: the index again, in place (reset_parameters() after to_empty())
+        return [f"{module}.copy_({self.torch_parameter(node, ins)})"]
+
     def torch_forward(self, node, ins, args, module):
         return module
 
