@@ -651,7 +651,8 @@ class _Elaborator:
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
             self._error(f"op '{op.name}' takes {want} input(s), got {len(inputs)}",
-                        fields.where("in") if "in" in fields else fields.location, full)
+                        fields.where("in") if "in" in fields else fields.location, full,
+                        op.arity_hint([str(v).removeprefix(scope.prefix) for v in inputs if v is not POISON]))
             raise Abort()
         if any(v is POISON for v in inputs):
             raise Abort()
@@ -725,7 +726,7 @@ class _Elaborator:
             if key not in op.attrs:
                 self._error(f"op '{op.name}' has no attribute '{key}'; it has: "
                             f"{', '.join(op.attrs) or 'none'}", fields.where_key(key), full,
-                            did_you_mean(key, op.attrs))
+                            op.inferred_hint(key) or did_you_mean(key, op.attrs))
                 failed = True
                 continue
             try:
@@ -843,7 +844,10 @@ class _Elaborator:
         if len(inputs) < len(fixed) or (not variadic and len(inputs) != len(fixed)) or not inputs:
             want = f"at least {len(fixed)}" if variadic else str(len(fixed))
             self._error(f"block '{kind}' takes {want} input(s) ({', '.join(formal)}), got {len(inputs)}",
-                        fields.where("in") if "in" in fields else fields.location, full)
+                        fields.where("in") if "in" in fields else fields.location, full,
+                        None if variadic or len(inputs) <= len(fixed) else "for any number of inputs, end the "
+                        f"block's inputs with a variadic one, inputs: [{', '.join(fixed + ['rest...'])}], "
+                        "and pass them on with in: rest")
             raise Abort()
         if any(v is POISON for v in inputs):
             raise Abort()
