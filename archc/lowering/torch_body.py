@@ -166,12 +166,14 @@ class BodyWriter:
     def _tree(self, body: Body, inst: Instance) -> None:
         for item in inst.items:
             if isinstance(item, Node):
-                _, _, ctor, tensor = self.lowered(item)
+                op, ins, ctor, tensor = self.lowered(item)
                 local = inst.local(item.name)
                 if ctor is not None:
                     leaf = Leaf("module", with_holes(body, ctor, local), node=item)
                 elif tensor is not None:
-                    leaf = Leaf("param", with_holes(body, tensor, local), node=item)
+                    own = op.params(item, ins).get("")
+                    leaf = Leaf("param", with_holes(body, tensor, local), node=item,
+                                buffer=own is not None and own.buffer)
                 else:
                     continue
                 place(body.tree, local.split("."), leaf, item.name, item.location)

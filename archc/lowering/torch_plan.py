@@ -61,6 +61,7 @@ class Leaf:
     source: str = ""           # constructor or initial tensor source, with holes
     child: Instance | None = None
     node: Node | None = None
+    buffer: bool = False       # a "param" leaf that is a buffer (register_buffer: in the state_dict, not learned)
 
 
 @dataclass

@@ -230,7 +230,7 @@ def _init_lines(body: Body, args: ClassArgs) -> list[str]:
                 collect(sub, sub_owner, path + (seg,))
                 del kind
             elif sub.kind == "param":
-                params.append((owner, seg, _fill(sub.source, args)))
+                params.append((owner, seg, _fill(sub.source, args), sub.buffer))
 
     for seg, sub in body.tree.items():
         if isinstance(sub, Leaf) and sub.kind == "param":
@@ -240,9 +240,12 @@ def _init_lines(body: Body, args: ClassArgs) -> list[str]:
         lines += _statement(f"self.{seg} = {value}" if is_identifier(seg)
                             else f"self.add_module({literal(seg)}, {value})", 2)
     collect(body.tree, "self", ())
-    for owner, seg, tensor in params:
-        lines += _statement(f"{owner}.{seg} = nn.Parameter({tensor})" if is_identifier(seg)
-                            else f"{owner}.register_parameter({literal(seg)}, nn.Parameter({tensor}))", 2)
+    for owner, seg, tensor, buffer in params:
+        if buffer:  # in the state_dict, not learned (a relative position index)
+            lines += _statement(f"{owner}.register_buffer({literal(seg)}, {tensor})", 2)
+        else:
+            lines += _statement(f"{owner}.{seg} = nn.Parameter({tensor})" if is_identifier(seg)
+                                else f"{owner}.register_parameter({literal(seg)}, nn.Parameter({tensor}))", 2)
     if body.ties:
         lines += _comment_lines("weight tying: one tensor under both names", 2)
         for tie in body.ties:

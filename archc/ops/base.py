@@ -145,7 +145,8 @@ class ParamSpec:
     ``init`` is one of ``uniform`` (U(-bound, bound) with ``bound``), ``ones``,
     ``zeros``, ``constant`` (every value ``value``), ``normal`` (N(0, std)),
     ``trunc_normal`` (N(0, std) redrawn outside [``low``, ``high``], absolute bounds as in
-    ``torch.nn.init.trunc_normal_``), ``xavier_uniform``. Buffers (running
+    ``torch.nn.init.trunc_normal_``), ``xavier_uniform``, ``values`` (the fixed data ``values``,
+    row-major: a computed buffer such as a relative position index). Buffers (running
     statistics) are in the state_dict but not counted as parameters. ``optional`` ones
     may be absent from a loaded checkpoint and then keep their initial value. The name
     ``""`` is the node itself (see :func:`param_key`).
@@ -161,6 +162,7 @@ class ParamSpec:
     value: float = 0.0
     low: float = -2.0
     high: float = 2.0
+    values: tuple[float, ...] = ()
 
     @property
     def numel(self) -> int:

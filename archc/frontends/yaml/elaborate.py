@@ -32,6 +32,9 @@ from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Poison,
 from archc.frontends.yaml.source import SList, SMap
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+#: node and instance names are PyTorch module names: '-' too (torchvision's RegNet has 'block1-0');
+#: never '.', which separates the levels of the hierarchy
+_MODULE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
@@ -367,8 +370,8 @@ class _Elaborator:
     def _node_name(self, item: SMap, scope: Scope, kind: str) -> str:
         if "name" in item:
             name = str(item["name"])
-            if not _NAME_RE.match(name):
-                self._error(f"node name '{name}' must use only letters, digits and '_' "
+            if not _MODULE_NAME_RE.match(name):
+                self._error(f"node name '{name}' must use only letters, digits, '_' and '-' "
                             "(hierarchy comes from blocks)", item.where("name"))
                 raise Abort()
             # Alternatives switched by `if` may share a name: only two kept nodes clash.
@@ -486,9 +489,9 @@ class _Elaborator:
                 pattern = item["instance_name"]
                 local = _interpolate(str(pattern), lambda e: self._eval(
                     e, Scope(prefix=scope.prefix, env={**scope.env, **env}), item, "instance_name", full))
-                if not _NAME_RE.match(local) or local in scope.bindings:
+                if not _MODULE_NAME_RE.match(local) or local in scope.bindings:
                     self._error(f"instance_name gives '{local}' for repetition {index}: names must be unique and "
-                                "use letters, digits and '_'", item.where("instance_name"), full)
+                                "use letters, digits, '_' and '-'", item.where("instance_name"), full)
                     raise Abort()
             if inline:
                 path = scope.prefix + scope.next_index() if has_op else full
