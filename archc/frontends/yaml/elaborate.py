@@ -253,7 +253,7 @@ class _Elaborator:
         dtype = "float32"
         shape, holder, key = decl, inputs, name
         if isinstance(decl, SMap):
-            for k in set(decl) - {"shape", "dtype"}:
+            for k in [k for k in decl if k not in ("shape", "dtype")]:  # in spec order: a stable report
                 self._error(f"unknown key '{k}' in input '{name}'; expected 'shape' and 'dtype'",
                             decl.where_key(k), hint=did_you_mean(k, ["shape", "dtype"]))
             shape, holder, key = decl.get("shape"), decl, "shape"
