@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """archc's benchmark entry point: writes BENCHMARKS.md (machine, versions, date, figures).
 
-Run:  python tools/bench.py [--repeat 5] [--sections export,lint,scale,big] [--big] [-o BENCHMARKS.md]
+Run:  python tools/bench.py [--repeat 5] [--sections export,process,vgg,inference,lint,scale,resnet-scale,meta]
+      [--big] [-o BENCHMARKS.md]
 
 Sections (each figure the median of --repeat runs; compared runs are interleaved, A B A B ...,
 so a machine's changing load hits both sides alike and the ratios stay meaningful):
@@ -9,10 +10,19 @@ so a machine's changing load hits both sides alike and the ratios stay meaningfu
 - export: ResNet-50 spec -> ONNX file in-process as `archc build` does (load, deferred weights,
   fold, emit, stream to disk) against torch.onnx.export(dynamo=False) of the same nn.Module to a
   file (module built beforehand, outside the timing).
+- process: the same as whole processes, as a user runs them: `archc build --target onnx` against a
+  script that imports archc's generated PyTorch module, builds it and exports it (tools/bench_process.py).
+- vgg: VGG-16 (tools/specs/vgg16.yaml, 528 MiB) -> ONNX, MB/s against dd writing as many bytes.
+- inference: ResNet-50 at batch 1 with the same weights: onnxruntime on archc's ONNX vs on
+  torch.onnx.export's; archc's `--eval` module vs its training graph vs a hand-written
+  torchvision-style module (tools/reference_resnet.py), eager (tools/bench_inference.py).
 - lint: the skip analysis of ResNet-50, and of residual chains of 10/100/1,000/10,000 blocks
   (time and the growth exponent of time against size).
 - scale: spec -> ONNX in a child process for transformers of growing size: wall time, peak RSS
   (the child's own, from wait4), MB/s written against `dd` writing as many bytes with fdatasync.
+- resnet-scale: ResNets of 10/100/1,000/10,000 basic blocks (tools/specs/resnet_chain.yaml):
+  `archc build --target onnx` and `archc lint`, whole process: time, peak RSS, growth exponents.
+- meta: the llama spec's 7B profile as PyTorch without weights, built on the meta device.
 - big (with --big only): a Llama-2-7B-sized model (specs/llama.yaml profile llama2_7b if present,
   else specs/transformer.yaml at d_model 4096, 30 decoder layers: 6.73 B parameters), float32
   (27 GB) and bfloat16 (13.5 GB) with external data; the output is deleted after each run. Needs
@@ -21,15 +31,13 @@ so a machine's changing load hits both sides alike and the ratios stay meaningfu
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from datetime import datetime, timezone
 
@@ -39,16 +47,9 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 SPECS = os.path.join(ROOT, "specs")
 
-
-def interleaved(fns: dict, repeat: int) -> dict[str, float]:
-    """Median seconds of each function, the runs interleaved (A B A B ...)."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
+from bench_common import dd_speed, interleaved, run_child, run_child_output
+from bench_inference import section_inference
+from bench_process import section_process, section_resnet_scale, section_vgg
 
 
 def section_export(repeat: int, workdir: str) -> list[str]:
@@ -105,29 +106,39 @@ def section_lint(repeat: int) -> list[str]:
     return lines
 
 
-def run_child(args: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one child process."""
+#: a child that imports a generated file and builds its model on the meta device, twice (the first
+#: build pays PyTorch's one-time set-up of the meta device)
+_META_CHILD = """
+import importlib.util, json, sys, time, torch
+spec = importlib.util.spec_from_file_location("generated", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+times = []
+for _ in range(2):
     start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(args)} failed: {err}")
-    return wall, usage.ru_maxrss * 1024
+    with torch.device("meta"):
+        model = getattr(module, sys.argv[2])()
+    times.append(time.perf_counter() - start)
+print(json.dumps({"times": times, "params": sum(p.numel() for p in model.parameters())}))
+"""
 
 
-def dd_speed(workdir: str, nbytes: int) -> float:
-    """MB/s of dd writing ``nbytes`` (1 MiB blocks) to disk with fdatasync."""
-    path = os.path.join(workdir, "dd.bin")
-    count = max(1, nbytes // 2 ** 20)
-    start = time.perf_counter()
-    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={count}", "conv=fdatasync"],
-                   check=True, capture_output=True)
-    seconds = time.perf_counter() - start
-    os.unlink(path)
-    return count * 2 ** 20 / seconds / 1e6
+def section_meta(workdir: str) -> list[str]:
+    """The llama spec's 7B profile as PyTorch: archc build --no-weights, then the model built on meta."""
+    out = os.path.join(workdir, "llama7b.py")
+    build_wall, build_rss = run_child([sys.executable, "-m", "archc", "build", os.path.join(SPECS, "llama.yaml"),
+                                       "--profile", "llama2_7b", "--target", "torch", "--no-weights", "-o", out])
+    wall, rss, text = run_child_output([sys.executable, "-c", _META_CHILD, out, "Llama"])
+    figures = json.loads(text)
+    return ["## meta: Llama-2-7B (specs/llama.yaml llama2_7b) as PyTorch, no weights", "",
+            "| step | wall s | peak RSS |", "|---|---:|---:|",
+            f"| `archc build --target torch --no-weights` (child process) | {build_wall:.1f} | "
+            f"{build_rss / 2 ** 20:,.0f} MiB |",
+            f"| python: import torch and the file, build on meta twice (child process) | {wall:.1f} | "
+            f"{rss / 2 ** 20:,.0f} MiB |",
+            f"| first build on meta (PyTorch's one-time meta set-up included) | {figures['times'][0]:.2f} | |",
+            f"| second build on meta | {figures['times'][1]:.3f} | |", "",
+            f"{figures['params']:,} parameters, none allocated.", ""]
 
 
 def build_figures(label: str, spec_args: list[str], workdir: str, extra: list[str]) -> str:
@@ -195,7 +206,7 @@ def header() -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--sections", default="export,lint,scale")
+    ap.add_argument("--sections", default="export,process,vgg,inference,lint,scale,resnet-scale,meta")
     ap.add_argument("--big", action="store_true", help="also build the 7B model (27 GB + 13.5 GB written, deleted)")
     ap.add_argument("--workdir", default=None, help="where models are written (default: a temporary folder)")
     ap.add_argument("-o", "--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
@@ -203,21 +214,26 @@ def main() -> int:
     sections = [s for s in args.sections.split(",") if s] + (["big"] if args.big else [])
     lines = header()
     with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
+        sections_by_name = {
+            "export": lambda: section_export(args.repeat, workdir),
+            "process": lambda: section_process(args.repeat, workdir),
+            "vgg": lambda: section_vgg(args.repeat, workdir),
+            "inference": lambda: section_inference(args.repeat),
+            "lint": lambda: section_lint(args.repeat),
+            "scale": lambda: section_scale(workdir),
+            "resnet-scale": lambda: section_resnet_scale(workdir),
+            "meta": lambda: section_meta(workdir),
+            "big": lambda: section_big(workdir),
+        }
+        unknown = [name for name in sections if name not in sections_by_name]
+        if unknown:
+            ap.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(sections_by_name)}")
         for name in sections:
             print(f"running {name} ...", file=sys.stderr)
-            if name == "export":
-                lines += section_export(args.repeat, workdir)
-            elif name == "lint":
-                lines += section_lint(args.repeat)
-            elif name == "scale":
-                lines += section_scale(workdir)
-            elif name == "big":
-                if shutil.disk_usage(workdir).free < 30e9:
-                    lines += ["## big: skipped (under 30 GB free disk)", ""]
-                    continue
-                lines += section_big(workdir)
-            else:
-                ap.error(f"unknown section '{name}'")
+            if name == "big" and shutil.disk_usage(workdir).free < 30e9:
+                lines += ["## big: skipped (under 30 GB free disk)", ""]
+                continue
+            lines += sections_by_name[name]()
     text = "\n".join(lines) + "\n"
     with open(args.output, "w") as fh:
         fh.write(text)
