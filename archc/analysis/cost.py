@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from archc.analysis.hierarchy import levels
+from archc.analysis.hierarchy import graph_levels
 from archc.ir import Graph, TensorType
 from archc.ir.graph import Node
 from archc.ops import registry
@@ -68,8 +68,9 @@ def by_depth(graph: Graph, per_node: list[Cost], depth: int) -> list[Cost]:
     their own row. Rows in order of first appearance."""
     rows: list[Cost] = []
     groups: dict[str, Cost] = {}
+    all_levels = graph_levels(graph)
     for node, cost in zip(graph.nodes(), per_node):
-        node_levels = levels(node)
+        node_levels = all_levels[node.name]
         if len(node_levels) < depth:
             rows.append(cost)
             continue

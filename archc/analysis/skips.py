@@ -92,8 +92,9 @@ def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool) -> Analysi
         from archc.analysis.paths import path_stats
 
         stats = path_stats(flow, chains, band, _no_choice(flow, connections, classifier.main_of))
+    declared = sum(1 for node in flow.graph_nodes.values() if node.meta.get("expect") is not None)
     return Analysis(model=graph.name, connections=connections, chains=chains, expectations=expectations,
-                    paths=stats)
+                    paths=stats, declared_expectations=declared)
 
 
 @contextmanager

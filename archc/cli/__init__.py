@@ -2,7 +2,8 @@
 
 Each command module has ``add_arguments(parser)`` and ``run(args) -> int``.
 Errors a user can cause (:class:`~archc.errors.ArchcError`) are printed as
-``file:line:col: error: ...`` lines, never as tracebacks; exit code 2 for invalid
+``file:line:col: error: ...`` lines, followed by the spec line with a caret under the column
+(:mod:`archc.cli.display`), never as tracebacks; exit code 2 for invalid
 input, 1 for failed checks or missing runtime support.
 """
 from __future__ import annotations
@@ -15,7 +16,9 @@ import sys
 import warnings
 from typing import Iterator, NoReturn, Sequence
 
+from archc.cli.display import DiagnosticPrinter
 from archc.errors import ArchcError, ArchcWarning
+from archc.progress import clear_line, drawing_to
 
 #: command name -> (module, one-line help). Order is the order of ``archc --help``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -75,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with _terminate_as_exit(), _warnings_as_messages():
+    with _terminate_as_exit(), _warnings_as_messages(), drawing_to(sys.stderr):
         args = build_parser().parse_args(argv)
         return _run(args)
 
@@ -84,8 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return int(args._run(args) or 0)
     except ArchcError as exc:
-        for diag in exc.diagnostics:
-            print(diag.format(), file=sys.stderr)
+        DiagnosticPrinter.to(sys.stderr).print_all(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         print("archc: interrupted", file=sys.stderr)
@@ -119,6 +121,7 @@ def _warnings_as_messages() -> Iterator[None]:
 
         def show(message, category, filename, lineno, file=None, line=None):
             if issubclass(category, ArchcWarning):
+                clear_line()  # a progress bar on the terminal must not run into the warning
                 print(f"archc: warning: {message}", file=sys.stderr)
             else:  # another library's warning keeps its usual form
                 others(message, category, filename, lineno, file, line)

@@ -228,6 +228,9 @@ class OpDef:
     outputs: ClassVar[tuple[str, ...]] = ("y",)
     #: how analyses see the op (a :class:`~archc.ir.vocab.Role`; its text also works)
     role: ClassVar[str] = Role.OTHER
+    #: PyTorch constructor arguments archc takes from the input instead (``in_channels``) ->
+    #: where from; a spec that gives one is told so, not only that the attribute is unknown
+    inferred: ClassVar[dict[str, str]] = {}
 
     # -- structure ------------------------------------------------------------------
     def role_of(self, node: "Node") -> str:
@@ -241,6 +244,16 @@ class OpDef:
             return lo, None
         lo = self.min_inputs if self.min_inputs is not None else len(self.inputs)
         return lo, len(self.inputs)
+
+    def inferred_hint(self, attr: str) -> str | None:
+        """The hint for an attribute archc infers (:attr:`inferred`), or None."""
+        source = self.inferred.get(attr)
+        return f"archc infers '{attr}' from {source}: leave it out" if source else None
+
+    def arity_hint(self, given: list[str]) -> str | None:
+        """A hint for a node given the wrong number of inputs (``given``: their names as the
+        spec refers to them); None where the counts say it all."""
+        return None
 
     def output_names(self, node: "Node") -> tuple[str, ...]:
         return self.outputs

@@ -45,6 +45,7 @@ class Conv(OpDef):
     name = "conv"
     aliases = ("conv1d", "conv2d")
     doc = "Convolution (N, C, L) or (N, C, H, W); in_channels is inferred."
+    inferred = {"in_channels": "the input's channels (dim 1)"}
     attrs = {
         "out_channels": Attr("int", doc="number of output channels", min=1),
         "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim", min=1),
@@ -140,6 +141,7 @@ class ConvTranspose(OpDef):
     aliases = ("conv_transpose1d", "conv_transpose2d", "deconv")
     doc = ("Transposed convolution (N, C, L) or (N, C, H, W), the gradient of conv; in_channels is "
            "inferred. Weight layout (in_channels, out_channels / groups, *kernel) as PyTorch's.")
+    inferred = {"in_channels": "the input's channels (dim 1)"}
     attrs = {
         "out_channels": Attr("int", doc="number of output channels", min=1),
         "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim", min=1),

@@ -29,6 +29,7 @@ class LSTM(OpDef):
 
     name = "lstm"
     doc = "LSTM over a sequence (nn.LSTM); outputs the sequence of hidden states."
+    inferred = {"input_size": "the input's last dim"}
     attrs = {
         "hidden_size": Attr("int", doc="H, the size of the hidden state", min=1),
         "num_layers": Attr("int", 1, doc="stacked layers", min=1),

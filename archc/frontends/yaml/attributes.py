@@ -48,7 +48,7 @@ class _AttrReader:
                 continue
             if key not in op.attrs:
                 ctx.error(f"op '{op.name}' has no attribute '{key}'; it has: {', '.join(op.attrs) or 'none'}",
-                          fields.where_key(key), self.node, did_you_mean(key, op.attrs))
+                          fields.where_key(key), self.node, op.inferred_hint(key) or did_you_mean(key, op.attrs))
                 failed = True
                 continue
             try:

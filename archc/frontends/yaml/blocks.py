@@ -144,7 +144,10 @@ def _check_inputs(ctx: Elaboration, call: Instantiation, signature: _Signature) 
     if len(inputs) < len(fixed) or (not signature.variadic and len(inputs) != len(fixed)) or not inputs:
         want = f"at least {len(fixed)}" if signature.variadic else str(len(fixed))
         ctx.error(f"block '{call.kind}' takes {want} input(s) ({', '.join(signature.formals)}), got {len(inputs)}",
-                  fields.where("in") if "in" in fields else fields.location, call.path)
+                  fields.where("in") if "in" in fields else fields.location, call.path,
+                  None if signature.variadic or len(inputs) <= len(fixed) else "for any number of inputs, end the "
+                  f"block's inputs with a variadic one, inputs: [{', '.join([*fixed, 'rest...'])}], "
+                  "and pass them on with in: rest")
         raise Abort()
     if any(v is POISON for v in inputs):
         raise Abort()

@@ -31,7 +31,7 @@ def apply_op(ctx: Elaboration, call: Instantiation, scope: Scope) -> Binding:
                    did_you_mean(call.kind, registry.names() + list(ctx.blocks)))
         raise Abort()
     attrs, exprs = op_attributes(ctx, op, call.fields, scope, call.path)
-    _check_inputs(ctx, op, call)
+    _check_inputs(ctx, op, call, scope)
     node = _build(ctx, op, call, attrs, scope)
     node.attr_exprs = exprs  # for backends that write the spec's expressions (PyTorch classes)
     ctx.graph.add(node)
@@ -43,14 +43,15 @@ def apply_op(ctx: Elaboration, call: Instantiation, scope: Scope) -> Binding:
     return Binding([Value(call.path, i) for i in range(len(node.outputs))], ports)
 
 
-def _check_inputs(ctx: Elaboration, op: OpDef, call: Instantiation) -> None:
+def _check_inputs(ctx: Elaboration, op: OpDef, call: Instantiation, scope: Scope) -> None:
     """The number of inputs, that none failed, and that the node's name is free."""
     inputs, fields = call.inputs, call.fields
     lo, hi = op.arity()
     if len(inputs) < lo or (hi is not None and len(inputs) > hi):
         want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
         ctx.error(f"op '{op.name}' takes {want} input(s), got {len(inputs)}",
-                  fields.where("in") if "in" in fields else fields.location, call.path)
+                  fields.where("in") if "in" in fields else fields.location, call.path,
+                  op.arity_hint([str(v).removeprefix(scope.prefix) for v in inputs if v is not POISON]))
         raise Abort()
     if any(v is POISON for v in inputs):
         raise Abort()
