@@ -179,6 +179,11 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("time_major_nobias", "inputs: {x: [6, N, 2]}\n"
          "nodes: [{op: lstm, hidden_size: 3, batch_first: false, bias: false}]"),
     ],
+    "gru": [
+        ("batch_first", "inputs: {x: [N, 5, 3]}\nnodes: [{op: gru, hidden_size: 4}]"),
+        ("bidirectional_2_layers", "inputs: {x: [N, 4, 3]}\n"
+         "nodes: [{op: gru, hidden_size: 2, num_layers: 2, bidirectional: true}]"),
+    ],
     "multi_head_attention": [
         ("self", "inputs: {x: [N, 5, 8]}\nnodes: [{op: multi_head_attention, in: [x, x, x], num_heads: 2}]"),
         ("causal_nobias", "inputs: {x: [N, 4, 6]}\n"
