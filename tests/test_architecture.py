@@ -67,6 +67,45 @@ def test_analyses_and_frontends_import_no_backend_or_runtime():
     assert {(u, v) for u, v in IMPORTS.edges if u in lower and v.startswith(higher)} == set()
 
 
+#: the YAML frontend's size rules (issue 9): small modules, each saying what it owns
+YAML_FRONTEND = PACKAGE / "frontends" / "yaml"
+MAX_FUNCTION_LINES, MAX_CLASS_LINES, MAX_PARAMETERS = 60, 300, 6
+
+
+def _definitions(path: Path) -> list[ast.AST]:
+    return [n for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+
+
+def _parameter_count(f: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    a = f.args
+    names = [*a.posonlyargs, *a.args, *a.kwonlyargs, *filter(None, [a.vararg, a.kwarg])]
+    return len([n for n in names if n.arg not in ("self", "cls")])
+
+
+@pytest.mark.parametrize("path", sorted(YAML_FRONTEND.glob("*.py")), ids=lambda p: p.name)
+def test_the_yaml_frontend_is_small_modules_of_short_functions(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    assert ast.get_docstring(tree), f"{path.name} has no docstring saying what it owns"
+    too_big = []
+    for d in _definitions(path):
+        lines = d.end_lineno - d.lineno + 1
+        if isinstance(d, ast.ClassDef) and lines > MAX_CLASS_LINES:
+            too_big.append(f"class {d.name}: {lines} lines")
+        elif not isinstance(d, ast.ClassDef) and lines > MAX_FUNCTION_LINES:
+            too_big.append(f"{d.name}: {lines} lines")
+        elif not isinstance(d, ast.ClassDef) and _parameter_count(d) > MAX_PARAMETERS:
+            too_big.append(f"{d.name}: {_parameter_count(d)} parameters")
+    assert too_big == []
+
+
+def test_the_size_rules_see_a_long_function(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "m.py").write_text(f"def f(a, b, c, d, e, f, g):\n{body}\n")
+    (f,) = _definitions(tmp_path / "m.py")
+    assert f.end_lineno - f.lineno + 1 > MAX_FUNCTION_LINES and _parameter_count(f) > MAX_PARAMETERS
+
+
 def _loaded_after(statement: str) -> set[str]:
     code = f"import sys\n{statement}\nprint('\\n'.join(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

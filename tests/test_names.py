@@ -18,3 +18,23 @@ def test_free_reserves_nothing_and_live_containers_are_avoided():
     assert names.free("add") == "add/value_1"
     names.reserve("relu/value_1")
     assert names.take("relu") == "relu/value_2" and "relu/value_2" in names
+
+
+class _CountingNames(set):
+    """A live container that counts how often it is asked."""
+
+    lookups = 0
+
+    def __contains__(self, name: object) -> bool:
+        _CountingNames.lookups += 1
+        return super().__contains__(name)
+
+
+def test_many_names_of_one_base_cost_linear_lookups():
+    live = _CountingNames({"relu_5"})
+    names = Namespace(also_taken=live)
+    made = [names.take("relu") for _ in range(2000)]
+    assert made[:6] == ["relu", "relu_1", "relu_2", "relu_3", "relu_4", "relu_6"] and len(set(made)) == 2000
+    assert _CountingNames.lookups < 3 * 2000
+    live.add("conv")  # a live container may grow: its new names are avoided too
+    assert names.take("conv") == "conv_1"

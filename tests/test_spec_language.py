@@ -75,6 +75,22 @@ def test_unnamed_nodes_get_op_names():
     assert "global_avgpool" in g and "flatten" in g
 
 
+def test_made_up_names_avoid_every_name_of_the_scope_and_each_other():
+    spec = """
+inputs: {x: [N, 4]}
+nodes:
+  - {op: relu}
+  - {op: relu}
+  - {name: relu_1, op: relu}
+  - {op: relu}
+"""
+    assert [n.name for n in loads_spec(spec).nodes()] == ["x", "relu", "relu_2", "relu_1", "relu_3"]
+    failing = "inputs: {x: [N, 4]}\nnodes:\n  - {op: linear}\n  - {op: linear}\n"
+    with pytest.raises(SpecError) as exc:  # a failed node keeps its name: the next one is linear_1
+        loads_spec(failing)
+    assert [d.node for d in exc.value.diagnostics] == ["linear", "linear_1"]
+
+
 def test_index_and_let_in_expressions():
     g = loads_spec("""
 params: {width: 4}

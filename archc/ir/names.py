@@ -17,7 +17,9 @@ class Namespace:
     free ``suffix(base, i)`` for i = 1, 2, ...
 
     ``taken`` are names reserved from the start; ``also_taken`` is a live container (such
-    as a graph) whose names are avoided without being copied.
+    as a graph) whose names are avoided without being copied. A name once taken stays taken
+    (nothing is released, and ``also_taken`` only grows), so each base remembers how far its
+    suffixes are known to be taken: making n names of one base costs O(n) lookups, not O(n²).
     """
 
     def __init__(self, taken: Iterable[str] = (), *, suffix: Callable[[str, int], str] = underscore_suffix,
@@ -25,15 +27,20 @@ class Namespace:
         self.taken: set[str] = set(taken)
         self._suffix = suffix
         self._also_taken = also_taken
+        #: base -> the first suffix index not yet seen taken (0: the base itself)
+        self._next_index: dict[str, int] = {}
 
     def __contains__(self, name: object) -> bool:
         return name in self.taken or name in self._also_taken
 
     def free(self, base: str) -> str:
         """The name :meth:`take` would give, without reserving it."""
-        name, i = base, 1
+        i = self._next_index.get(base, 0)
+        name = base if i == 0 else self._suffix(base, i)
         while name in self:
-            name, i = self._suffix(base, i), i + 1
+            i += 1
+            name = self._suffix(base, i)
+        self._next_index[base] = i
         return name
 
     def take(self, base: str) -> str:

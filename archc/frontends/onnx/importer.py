@@ -347,8 +347,8 @@ class Importer:
         shape = tuple(self.fresh_symbol() if d is None else d for d in t.shape)
         self.input_symbols.update(d for d in shape if isinstance(d, str))
         name = self.unique_name(_clean(vi.name) or "input")
-        node = Node(name=name, op="input", attrs={"shape": shape, "dtype": t.dtype},
-                    outputs=[TensorType(shape, t.dtype)], location=self.where, meta={"onnx_name": vi.name})
+        node = build_node(registry.get("input"), name, {"shape": shape, "dtype": t.dtype}, [], [],
+                          location=self.where, meta={"onnx_name": vi.name})
         self.graph.add(node)
         self.bind(vi.name, Tensor(Value(name)))
 

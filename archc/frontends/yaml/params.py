@@ -1,17 +1,110 @@
-"""How a string written in a spec becomes a value: parameters of any type flow through blocks.
+"""The spec's parameters: declared, chosen by a profile or ``--set``, derived by ``let``; and how
+a string written in a spec becomes a value.
 
-A field that names a parameter in scope stands for that parameter's value, whatever its
-type, so a string parameter (an activation, an op or block name) passed two levels down
-arrives as its value and not as the parameter's name. Everything else keeps its meaning:
-``${expr}`` is replaced inside text, other strings of text fields are literal, and strings
-of numeric fields are expressions.
+:func:`spec_params` gives the top-level parameters after the chosen profile and the
+command line's ``--set`` overrides; :func:`define_lets` evaluates a ``let:`` mapping into a
+scope, in order. A field that names a parameter in scope stands for that parameter's value,
+whatever its type, so a string parameter (an activation, an op or block name) passed two
+levels down arrives as its value and not as the parameter's name. Everything else keeps
+its meaning: ``${expr}`` is replaced inside text (:func:`interpolate`), other strings of
+text fields are literal, and strings of numeric fields are expressions.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+import re
+from typing import Any, Callable, Mapping
+
+from archc.errors import Location, did_you_mean
+from archc.frontends.yaml.context import Elaboration
+from archc.frontends.yaml.expr import UNKNOWN
+from archc.frontends.yaml.scope import Abort, Scope
+from archc.frontends.yaml.site import Site
+from archc.frontends.yaml.source import SMap
 
 #: Marks "this text names no parameter in scope".
 NOT_A_PARAMETER = object()
+
+#: what parameter, input and node names may use
+NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+#: node and instance names are PyTorch module names: '-' too (torchvision's RegNet has 'block1-0');
+#: never '.', which separates the levels of the hierarchy
+MODULE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+_INTERP = re.compile(r"\$\{([^}]*)\}")
+
+#: where ``--set`` overrides are reported
+_COMMAND_LINE = Location("<command line>")
+
+
+def spec_params(ctx: Elaboration, doc: SMap, overrides: Mapping[str, Any], profile: str | None) -> dict[str, Any]:
+    """The top-level parameters: declared defaults, then the profile's values, then ``--set``."""
+    declared = doc.get("params")
+    if declared is None:
+        declared = {}
+    elif not isinstance(declared, SMap):
+        ctx.error("'params' must be a mapping of name -> default value", doc.where("params"))
+        declared = {}
+    params = dict(declared)
+    for name in params:
+        if not NAME_RE.match(name) or name[0].isdigit():
+            ctx.error(f"parameter name '{name}' must be an identifier", declared.where_key(name))
+    if profile is not None:
+        _apply_profile(ctx, doc, profile, params)
+    _apply_overrides(ctx, overrides, params)
+    return params
+
+
+def _apply_profile(ctx: Elaboration, doc: SMap, profile: str, params: dict[str, Any]) -> None:
+    profiles = doc.get("profiles")
+    if not isinstance(profiles, SMap) or profile not in profiles:
+        names = list(profiles) if isinstance(profiles, dict) else []
+        ctx.error(f"unknown profile '{profile}'; the spec defines: {', '.join(names) or 'none'}",
+                  doc.where("profiles") if "profiles" in doc else doc.location,
+                  hint=did_you_mean(profile, names))
+        return
+    chosen = profiles[profile]
+    if not isinstance(chosen, SMap):
+        ctx.error(f"profile '{profile}' must be a mapping of parameter -> value", profiles.where(profile))
+        return
+    for key, value in chosen.items():
+        if key not in params:
+            ctx.error(f"profile '{profile}' sets unknown parameter '{key}'", chosen.where_key(key),
+                      hint=did_you_mean(key, params))
+        params[key] = value
+
+
+def _apply_overrides(ctx: Elaboration, overrides: Mapping[str, Any], params: dict[str, Any]) -> None:
+    for key, value in overrides.items():
+        if key not in params:
+            ctx.error(f"--set names unknown parameter '{key}'; the spec's parameters are: "
+                      f"{', '.join(params) or 'none'}", _COMMAND_LINE, hint=did_you_mean(key, params))
+            continue
+        default = params[key]
+        if isinstance(default, bool) != isinstance(value, bool) or (
+                isinstance(default, (int, float)) and not isinstance(value, (int, float))):
+            ctx.error(f"--set {key}={value!r}: expected a value like the default {default!r}", _COMMAND_LINE)
+            continue
+        params[key] = value
+
+
+def define_lets(ctx: Elaboration, m: SMap, scope: Scope) -> None:
+    """Evaluate ``m``'s ``let:`` into ``scope``, in order; a failed one stands for an unknown value."""
+    lets = m.get("let")
+    if lets is None:
+        return
+    if not isinstance(lets, SMap):
+        ctx.error("'let' must be a mapping of name -> expression", m.where("let"))
+        return
+    for name, expr in lets.items():
+        try:
+            scope.env[name] = ctx.evaluate(expr, scope, Site(lets, name)) if isinstance(expr, str) else expr
+        except Abort:
+            scope.env[name] = UNKNOWN
+
+
+def interpolate(text: str, evaluate: Callable[[str], Any]) -> str:
+    """Replace ``${expr}`` inside a string field with the expression's value."""
+    return _INTERP.sub(lambda m: str(evaluate(m.group(1))), text)
 
 
 def parameter_value(raw: Any, env: Mapping[str, Any]) -> Any:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archc.ir import BlockInstance, Graph, TensorType, Value
+from archc.ir.names import Namespace
 from archc.limits import DEFAULT_LIMITS, Limits
 from archc.frontends.yaml.expr import Evaluator
 
@@ -56,7 +57,8 @@ class Scope:
     bindings: dict[str, Binding] = field(default_factory=dict)
     declared: set[str] = field(default_factory=set)     # every node name listed in this scope
     previous: Value | Poison | None = None
-    auto_names: dict[str, int] = field(default_factory=dict)
+    #: names made up for nodes without a ``name:`` (``conv``, ``conv_1``, ...); see __post_init__
+    auto_names: Namespace = field(init=False, repr=False)
     #: outputs of each repetition of a repeated node so far, for ``NAME[*]`` references
     repetitions: dict[str, list[tuple[str, Binding]]] = field(default_factory=dict)
     #: names bound by nodes that ``if`` left out; a kept node of the same name may take them
@@ -71,6 +73,10 @@ class Scope:
     #: per block: (node, queried block input, location) of widths computed from a block input the
     #: node does not read (checked when the block ends, see the elaborator's width warning)
     width_queries: list[tuple[str, str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # A made-up name avoids every name listed or bound in this scope, now or later.
+        self.auto_names = Namespace(also_taken=_ScopeNames(self))
 
     def next_index(self) -> str:
         """The next ``nn.Sequential`` child name of a sequential scope."""
@@ -97,6 +103,16 @@ class Scope:
             "channels": lambda r: _channels(tensor(r), r),
             "rank": lambda r: tensor(r).rank,
         }, limits, functions)
+
+
+class _ScopeNames:
+    """The names a scope lists or binds, as one live container."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.scope.declared or name in self.scope.bindings
 
 
 def _channels(t: TensorType, ref: str) -> Any:

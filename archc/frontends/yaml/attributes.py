@@ -1,0 +1,124 @@
+"""An op node's attributes: from the fields written in a spec to values the op's schema accepts.
+
+:func:`op_attributes` reads every field of a node that is not a node key (``name``, ``in``,
+...) as an attribute of its op: a field naming a parameter stands for its value, ``${expr}``
+is replaced inside text, other strings of numeric attributes are expressions (kept, for the
+PyTorch backend's generated arguments, in the returned expressions), lists are read item by
+item, and ``any`` attributes are plain data. Each value is checked against the op's
+:class:`~archc.ops.base.Attr` (kind, choices, bounds) and reported at its field; missing
+attributes take their defaults, and missing required ones are reported.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from archc.errors import did_you_mean
+from archc.frontends.yaml import schema
+from archc.frontends.yaml.context import Elaboration
+from archc.frontends.yaml.params import interpolate, parameter_value
+from archc.frontends.yaml.scope import Abort, Scope
+from archc.frontends.yaml.site import Site
+from archc.frontends.yaml.source import SList, SMap
+from archc.ops.base import Attr, OpDef
+
+
+def op_attributes(ctx: Elaboration, op: OpDef, fields: SMap, scope: Scope,
+                  node: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """(attributes in schema order, the expressions written for them) of node ``node`` of ``op``;
+    Abort after reporting every bad or missing attribute."""
+    return _AttrReader(ctx, op, scope, node).read(fields)
+
+
+class _AttrReader:
+    """Reads one node's attributes, remembering the expressions they were written as."""
+
+    def __init__(self, ctx: Elaboration, op: OpDef, scope: Scope, node: str) -> None:
+        self.ctx = ctx
+        self.op = op
+        self.scope = scope
+        self.node = node
+        self.exprs: dict[str, str] = {}
+
+    def read(self, fields: SMap) -> tuple[dict[str, Any], dict[str, str]]:
+        op, ctx = self.op, self.ctx
+        attrs: dict[str, Any] = {}
+        failed = False
+        for key in fields:
+            if key in schema.NODE_KEYS:
+                continue
+            if key not in op.attrs:
+                ctx.error(f"op '{op.name}' has no attribute '{key}'; it has: {', '.join(op.attrs) or 'none'}",
+                          fields.where_key(key), self.node, op.inferred_hint(key) or did_you_mean(key, op.attrs))
+                failed = True
+                continue
+            try:
+                attrs[key] = self._coerce(Site(fields, key, self.node))
+            except Abort:
+                failed = True
+        for key, spec in op.attrs.items():
+            if key not in attrs and key not in fields:
+                if spec.required:
+                    ctx.error(f"op '{op.name}' needs attribute '{key}'" + (f" ({spec.doc})" if spec.doc else ""),
+                              fields.location, self.node)
+                    failed = True
+                else:
+                    attrs[key] = spec.default
+        if failed:
+            raise Abort()
+        return {k: attrs[k] for k in op.attrs}, self.exprs  # schema order, so printing is stable
+
+    def _coerce(self, site: Site) -> Any:
+        """The value of the attribute written at ``site``, checked against the op's schema."""
+        spec: Attr = self.op.attrs[site.key]
+        raw = site.value
+        named = parameter_value(raw, self.scope.env)
+        # A field naming a string parameter stands for its value (other values reach the same
+        # result as an expression, which also records it for the generated code's arguments).
+        if isinstance(named, str) and not (spec.choices and raw in spec.choices):
+            raw = named
+        if isinstance(raw, str) and spec.kind in ("str", "int_or_str") and "${" in raw:
+            raw = interpolate(raw, lambda e: self.ctx.evaluate(e, self.scope, site))
+        value = self._value(spec, raw, site)
+        self._check(spec, value, site)
+        if spec.kind == "float" and isinstance(value, int):
+            value = float(value)
+        if isinstance(value, list):
+            value = tuple(value)
+        return value
+
+    def _value(self, spec: Attr, raw: Any, site: Site) -> Any:
+        """``raw`` read as the attribute's kind: text, an expression, plain data or a list."""
+        kind = spec.kind
+        if kind == "str" or (kind == "int_or_str" and isinstance(raw, str) and spec.choices
+                             and raw in spec.choices):
+            return raw
+        if isinstance(raw, str) and kind != "any":
+            value = self.ctx.evaluate(raw, self.scope, site, attr=True)
+            self.exprs[site.key] = raw
+            return value
+        if kind == "any":
+            return _plain(raw)  # data (an imported ONNX node's attributes): never evaluated
+        if isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str"):
+            return [self.ctx.evaluate(v, self.scope, site.at(raw, i)) if isinstance(v, str) else v
+                    for i, v in enumerate(raw)]
+        return raw
+
+    def _check(self, spec: Attr, value: Any, site: Site) -> None:
+        if not spec.accepts(value):
+            hint = did_you_mean(str(value), spec.choices) if spec.choices and isinstance(value, str) else None
+            self.ctx.report(f"attribute '{site.key}' of op '{self.op.name}' expects {spec.expected()}, "
+                            f"got {value!r}", site, hint)
+            raise Abort()
+        problem = spec.violation(value)
+        if problem is not None:
+            self.ctx.report(f"attribute '{site.key}' of op '{self.op.name}' {problem}", site)
+            raise Abort()
+
+
+def _plain(value: Any) -> Any:
+    """A spec value as plain Python data (dicts and lists, not the located SMap/SList)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

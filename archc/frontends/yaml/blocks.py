@@ -1,0 +1,210 @@
+"""Instantiating a block: its parameters bound, its inputs named, its nodes made in a new scope.
+
+:func:`apply_block` checks a block instance's arguments against the block's ``params``
+(each argument read like an attribute: a parameter's value, ``${expr}`` text, literal text
+or an expression), binds its inputs to the block's formal names (a last formal ``xs...``
+takes the rest), opens the block's scope (a name level ``PATH.``, with its
+:class:`~archc.ir.BlockInstance` on the scope stack, unless the instance is ``inline``),
+evaluates the block's ``let``, has the caller make its nodes, and returns what its
+``outputs`` name. It then warns where a node's width was computed from a block input the
+block reads only in its first node.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from archc.errors import Diagnostic, did_you_mean
+from archc.frontends.yaml import schema
+from archc.frontends.yaml.context import Elaboration
+from archc.frontends.yaml.naming import resolve
+from archc.frontends.yaml.params import (NOT_A_PARAMETER, define_lets, interpolate, parameter_value,
+                                         takes_literal_text)
+from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Scope
+from archc.frontends.yaml.site import Instantiation, Site
+from archc.frontends.yaml.source import SList, SMap
+from archc.ir import BlockInstance
+from archc.ops import registry
+
+#: makes a list of nodes in a scope (the instantiation step, which owns node lists)
+NodeListMaker = Callable[[SList, Scope], None]
+
+
+@dataclass(frozen=True)
+class _Signature:
+    """A block's declared parameters (name -> default, None: required) and formal input names."""
+
+    params: Mapping[str, Any]
+    formals: tuple[str, ...]
+
+    @property
+    def variadic(self) -> bool:
+        """Whether the last formal (``xs...``) takes any number of inputs."""
+        return bool(self.formals) and self.formals[-1].endswith("...")
+
+    @property
+    def fixed(self) -> tuple[str, ...]:
+        return self.formals[:-1] if self.variadic else self.formals
+
+
+def apply_block(ctx: Elaboration, call: Instantiation, scope: Scope, make_nodes: NodeListMaker) -> Binding:
+    """Instantiate the block ``call`` names; ``make_nodes`` makes the block's nodes in its scope."""
+    bdef = ctx.blocks.get(call.kind)
+    if bdef is None:
+        ctx.report(f"unknown block '{call.kind}'", call.site("block"),
+                   did_you_mean(call.kind, list(ctx.blocks) + registry.names()))
+        raise Abort()
+    ctx.fatal(ctx.budget.check_depth(len(scope.stack)), call.item.location, call.path)
+    declared = _declared_params(ctx, call, bdef)
+    env = _arguments(ctx, call, scope, declared)
+    signature = _Signature(declared, _formals(ctx, call, bdef))
+    _check_inputs(ctx, call, signature)
+    inner = _enter(call, scope, bdef, env, signature)
+    define_lets(ctx, bdef, inner)
+    nodes = bdef.get("nodes")
+    if not isinstance(nodes, SList) or not nodes:
+        ctx.error(f"block '{call.kind}' needs a non-empty 'nodes' list", bdef.location)
+        raise Abort()
+    errors_before = len(ctx.sink.diagnostics)
+    make_nodes(nodes, inner)
+    if len(ctx.sink.diagnostics) > errors_before:
+        raise Abort()
+    _warn_unread_widths(ctx, inner)
+    return _outputs(ctx, call, bdef, inner)
+
+
+def _declared_params(ctx: Elaboration, call: Instantiation, bdef: SMap) -> Mapping[str, Any]:
+    declared = bdef.get("params")
+    if declared is None:
+        return {}
+    if not isinstance(declared, SMap):
+        ctx.error(f"'params' of block '{call.kind}' must be a mapping", bdef.where("params"))
+        raise Abort()
+    return declared
+
+
+def _arguments(ctx: Elaboration, call: Instantiation, scope: Scope, declared: Mapping[str, Any]) -> dict[str, Any]:
+    """The block scope's names: top-level params and lets, then the arguments and defaults."""
+    fields = call.fields
+    env = dict(ctx.globals)  # top-level params and lets stay visible inside blocks
+    failed = False
+    for key in fields:
+        if key in schema.NODE_KEYS:
+            continue
+        if key not in declared:
+            ctx.error(f"block '{call.kind}' has no parameter '{key}'; it has: {', '.join(declared) or 'none'}",
+                      fields.where_key(key), call.path, did_you_mean(key, declared))
+            failed = True
+            continue
+        try:
+            env[key] = _argument(ctx, call.field_site(key), declared[key], scope)
+        except Abort:
+            failed = True
+    for key, default in declared.items():
+        if key in fields:
+            continue
+        if default is None:
+            ctx.error(f"block '{call.kind}' needs parameter '{key}'", fields.location, call.path)
+            failed = True
+        else:
+            env[key] = default
+    if failed:
+        raise Abort()
+    return env
+
+
+def _argument(ctx: Elaboration, site: Site, default: Any, scope: Scope) -> Any:
+    """The value of the argument written at ``site`` for a parameter of default ``default``."""
+    raw = site.value
+    named = parameter_value(raw, scope.env)
+    if named is not NOT_A_PARAMETER:
+        return named  # parameters of any type flow through nested blocks
+    if isinstance(raw, str) and "${" in raw:
+        return interpolate(raw, lambda e: ctx.evaluate(e, scope, site))
+    if isinstance(raw, str) and not takes_literal_text(raw, default):
+        return ctx.evaluate(raw, scope, site)
+    if isinstance(raw, SList):
+        return [ctx.evaluate(v, scope, site.at(raw, i)) if isinstance(v, str) else v for i, v in enumerate(raw)]
+    return raw
+
+
+def _formals(ctx: Elaboration, call: Instantiation, bdef: SMap) -> tuple[str, ...]:
+    formal = bdef.get("inputs", ["x"])
+    if isinstance(formal, str):
+        formal = [formal]
+    if not isinstance(formal, list) or not all(isinstance(f, str) for f in formal):
+        ctx.error(f"block '{call.kind}': 'inputs' must be a name or a list of names", bdef.where("inputs"),
+                  call.path)
+        raise Abort()
+    return tuple(str(f) for f in formal)
+
+
+def _check_inputs(ctx: Elaboration, call: Instantiation, signature: _Signature) -> None:
+    inputs, fields, fixed = call.inputs, call.fields, signature.fixed
+    if len(inputs) < len(fixed) or (not signature.variadic and len(inputs) != len(fixed)) or not inputs:
+        want = f"at least {len(fixed)}" if signature.variadic else str(len(fixed))
+        ctx.error(f"block '{call.kind}' takes {want} input(s) ({', '.join(signature.formals)}), got {len(inputs)}",
+                  fields.where("in") if "in" in fields else fields.location, call.path,
+                  None if signature.variadic or len(inputs) <= len(fixed) else "for any number of inputs, end the "
+                  f"block's inputs with a variadic one, inputs: [{', '.join([*fixed, 'rest...'])}], "
+                  "and pass them on with in: rest")
+        raise Abort()
+    if any(v is POISON for v in inputs):
+        raise Abort()
+
+
+def _enter(call: Instantiation, scope: Scope, bdef: SMap, env: dict[str, Any], signature: _Signature) -> Scope:
+    """The block's scope, its formal inputs bound."""
+    if call.inline:  # the block's nodes join the caller's names (and its numbering, if sequential)
+        inner = Scope(prefix=scope.prefix, env=env, stack=scope.stack, counter=scope.counter)
+    else:
+        declared = signature.params
+        lets = bdef.get("let") if isinstance(bdef.get("let"), SMap) else {}
+        instance = BlockInstance(call.path, call.kind, defaults=tuple(declared.items()),
+                                 args=tuple((k, env.get(k)) for k in declared),
+                                 lets=tuple((k, v) for k, v in lets.items() if isinstance(v, str)),
+                                 formals=signature.formals, inputs=tuple(call.inputs))
+        inner = Scope(prefix=call.path + ".", env=env, stack=scope.stack + (instance,),
+                      counter=[0] if bdef.get("sequential") is True else None)
+    inputs, fixed = call.inputs, signature.fixed
+    for fname, value in zip(fixed, inputs):
+        inner.bindings[fname] = Binding([value])
+        inner.declared.add(fname)
+    if signature.variadic:
+        rest = signature.formals[-1][:-3]
+        inner.bindings[rest] = Binding(list(inputs[len(fixed):]), spread=True)
+        inner.declared.add(rest)
+    inner.previous = inputs[0]
+    inner.block_inputs = tuple(fixed)
+    return inner
+
+
+def _outputs(ctx: Elaboration, call: Instantiation, bdef: SMap, inner: Scope) -> Binding:
+    """What the block instance stands for: the values its ``outputs`` name, or its last node's."""
+    outs = bdef.get("outputs")
+    if outs is None:
+        return Binding([inner.previous])
+    if not isinstance(outs, (str, list)):
+        ctx.error(f"block '{call.kind}': 'outputs' must be a node name or a list of them", bdef.where("outputs"),
+                  call.path)
+        raise Abort()
+    refs = [outs] if isinstance(outs, str) else list(outs)
+    sites = [Site(bdef, "outputs", call.path)] if isinstance(outs, str) else \
+        [Site(outs, i, call.path) for i in range(len(refs))]
+    values = [resolve(ctx, str(r), inner, site) for r, site in zip(refs, sites)]
+    return Binding(values, tuple(str(r).replace(":", "_") for r in refs))
+
+
+def _warn_unread_widths(ctx: Elaboration, inner: Scope) -> None:
+    """Warn where a node's width comes from the block input (``channels(x)``) while the block
+    reads that input only as its first node's input: most likely ``prev`` was meant."""
+    graph = ctx.graph
+    for node, ref, location in inner.width_queries:
+        value = inner.bindings[ref].values[0]
+        readers = [n for n in graph.nx.successors(value.node)
+                   if n.startswith(inner.prefix) and value in graph.node(n).inputs]
+        if len(readers) <= 1:
+            graph.warnings.append(Diagnostic(
+                f"its width is computed from {ref}, the block's input, which it does not read (the block "
+                f"reads '{ref}' only in its first node); for the node before this one write '{PREVIOUS}', "
+                f"e.g. channels({PREVIOUS})", location, node, severity="warning"))

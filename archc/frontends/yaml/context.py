@@ -1,0 +1,82 @@
+"""What one elaboration shares: the graph being built, the spec's definitions, diagnostics, evaluation.
+
+An :class:`Elaboration` is made once per spec and handed to every step of the elaborator.
+It owns the error sink (errors are collected, so ``archc check`` reports every problem
+it finds; :meth:`Elaboration.fatal` stops at a resource limit), the expansion budget, the
+blocks and functions the spec may use, and :meth:`Elaboration.evaluate`, which evaluates
+one expression written at a :class:`~archc.frontends.yaml.site.Site` and reports its error
+there.
+"""
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from archc.errors import DiagnosticSink, Location, SpecError, did_you_mean
+from archc.frontends.yaml.budget import ExpansionBudget
+from archc.frontends.yaml.expr import ExprError, UnknownValue, parse
+from archc.frontends.yaml.scope import Abort, Scope
+from archc.frontends.yaml.site import Site
+from archc.frontends.yaml.source import SMap
+from archc.ir import Graph
+from archc.limits import DEFAULT_LIMITS, Limits
+
+
+class Elaboration:
+    """The state of elaborating one spec into ``graph``."""
+
+    def __init__(self, filename: str, limits: Limits = DEFAULT_LIMITS, allow_include_anywhere: bool = False) -> None:
+        self.filename = filename
+        self.limits = limits
+        self.budget = ExpansionBudget(limits)
+        self.allow_include_anywhere = allow_include_anywhere
+        self.sink = DiagnosticSink()
+        self.graph = Graph()
+        self.blocks: dict[str, SMap] = {}
+        #: top-level parameters and lets: visible inside every block
+        self.globals: dict[str, Any] = {}
+        #: the spec's own pure functions (functions.py)
+        self.functions: dict[str, Any] = {}
+
+    # -- diagnostics -------------------------------------------------------------------
+    def error(self, message: str, location: Location | None, node: str | None = None,
+              hint: str | None = None) -> None:
+        self.sink.error(message, location, node, hint)
+
+    def report(self, message: str, site: Site, hint: str | None = None) -> None:
+        """An error about the value at ``site``."""
+        self.sink.error(message, site.location, site.node, hint)
+
+    def fatal(self, message: str | None, location: Location | None, node: str | None = None) -> None:
+        """Stop elaborating (a resource limit was hit), reporting what was found so far."""
+        if message is not None:
+            self.error(message, location, node)
+            raise SpecError(self.sink.diagnostics)
+
+    def check_keys(self, m: SMap, allowed: dict[str, str], where: str) -> None:
+        for key in m:
+            if key not in allowed:
+                self.error(f"unknown key '{key}' {where}; expected one of: {', '.join(allowed)}",
+                           m.where_key(key), hint=did_you_mean(key, allowed))
+
+    # -- expressions -------------------------------------------------------------------
+    def evaluate(self, text: str, scope: Scope, site: Site, attr: bool = False) -> Any:
+        """Evaluate the expression ``text`` written at ``site``; ``attr``: it is one op attribute's
+        whole value (see below). Abort after reporting its error."""
+        try:
+            value = scope.evaluator(self.graph, self.limits, self.functions).evaluate(text)
+        except ExprError as exc:
+            self.error(str(exc), site.expr_location(exc.offset), site.node, exc.hint)
+            raise Abort() from None
+        except UnknownValue:  # uses a 'let' whose error was reported: stay quiet
+            raise Abort() from None
+        # Only a top-level node's attribute keeps a parameter a run-time argument of the
+        # generated code (Node.attr_exprs); any other use fixes it when the graph is built.
+        if not (attr and not scope.stack):
+            self.graph.structural_params |= _names_in(text) & self.graph.params.keys()
+        return value
+
+
+def _names_in(text: str) -> set[str]:
+    """The names an expression (already evaluated, so well-formed) reads."""
+    return {n.id for n in ast.walk(parse(text)) if isinstance(n, ast.Name)}

@@ -1,0 +1,287 @@
+"""Making a list of spec nodes: ``op``/``block`` choice, ``if``, ``repeat``, ``inline`` and naming.
+
+An :class:`Instantiator` walks a list of nodes in order. For each it decides what the node
+applies (an op or a block, possibly chosen by a parameter), its local and full name
+(:mod:`~archc.frontends.yaml.naming`; children of a ``sequential`` block are numbered like
+``nn.Sequential``'s), whether ``if`` leaves it out, and how many times ``repeat`` makes it
+(in series, or densely when ``in`` names ``NAME[*]``, with per-repetition ``overrides`` and
+``instance_name``); each instance is then an op application
+(:func:`~archc.frontends.yaml.opnode.apply_op`) or a block instance
+(:func:`~archc.frontends.yaml.blocks.apply_block`, which comes back here for the block's
+nodes). A node that fails poisons its name, so its users stay quiet.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from archc.errors import did_you_mean
+from archc.frontends.yaml import schema
+from archc.frontends.yaml.blocks import apply_block
+from archc.frontends.yaml.context import Elaboration
+from archc.frontends.yaml.naming import inputs_of, node_name, resolve
+from archc.frontends.yaml.opnode import apply_op
+from archc.frontends.yaml.params import MODULE_NAME_RE, chosen_kind, interpolate
+from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
+from archc.frontends.yaml.site import Instantiation, Site
+from archc.frontends.yaml.source import SList, SMap
+from archc.ir import Value
+from archc.ops import registry
+
+#: fields a repetition's ``overrides`` may not change
+_NOT_OVERRIDABLE = ("name", "op", "block", "in", "repeat", "overrides", "instance_name")
+
+
+@dataclass(frozen=True, eq=False)
+class _Written:
+    """A node as the spec writes it, once its kind and names are known."""
+
+    item: SMap
+    kind: str
+    is_op: bool
+    #: its local name, the handle later nodes use
+    name: str
+    #: its full name (in a sequential block: the next child index)
+    path: str
+    inline: bool
+
+    def instance(self, fields: SMap, path: str, inputs: list[Value | Poison]) -> Instantiation:
+        return Instantiation(self.item, fields, self.kind, path, inputs, self.inline)
+
+
+class Instantiator:
+    """Makes the nodes of node lists (the top level's, and each block instance's) into the graph."""
+
+    def __init__(self, ctx: Elaboration) -> None:
+        self.ctx = ctx
+
+    def node_list(self, nodes: SList, scope: Scope) -> None:
+        """Make every node of ``nodes`` in ``scope``; a failed node binds its name to poison."""
+        for item in nodes:
+            if isinstance(item, SMap) and "name" in item:
+                scope.declared.add(str(item["name"]))
+        for i, item in enumerate(nodes):
+            if not isinstance(item, SMap):
+                self.ctx.error("each node must be a mapping like {name: conv1, op: conv, ...}", nodes.where(i))
+                continue
+            try:
+                self._node(item, scope)
+            except Abort:
+                name = item.get("name")
+                if name is not None:
+                    scope.bindings[str(name)] = Binding([POISON])
+                scope.previous = POISON
+
+    # -- one node ---------------------------------------------------------------------
+    def _node(self, item: SMap, scope: Scope) -> None:
+        ctx = self.ctx
+        ctx.fatal(ctx.budget.add_node(), item.location)
+        self._check_node_keys(item)
+        kind, is_op = self._kind(item, scope)
+        name = node_name(ctx, item, scope, kind)
+        if "if" in item and self._left_out(item, scope, name):
+            return
+        scope.left_out.discard(name)
+        inline = self._inline(item, scope, is_op)
+        path = scope.prefix + name
+        if scope.counter is not None and not inline:
+            path = scope.prefix + scope.next_index()  # nn.Sequential numbering; `name` is the handle
+        node = _Written(item, kind, is_op, name, path, inline)
+        # An op without inputs (a learned tensor) is declared, not chained: it is no one's
+        # default input and the previous node stays what it was.
+        source = is_op and "in" not in item and _takes_no_input(kind)
+        if "repeat" in item:
+            binding = self._repeat(node, scope)
+        else:
+            inputs = [] if source else inputs_of(ctx, item, scope, path)
+            binding = self._instance(node, node.instance(item, path, inputs), scope, {})
+        scope.bindings[name] = binding
+        if not source:
+            scope.previous = binding.values[0]
+
+    def _kind(self, item: SMap, scope: Scope) -> tuple[str, bool]:
+        """The op or block a node applies, and whether it is an op."""
+        has_op = "op" in item
+        if has_op == ("block" in item):
+            self.ctx.error("a node needs exactly one of 'op' or 'block'", item.location,
+                           str(item.get("name", "")) or None)
+            raise Abort()
+        field_name = "op" if has_op else "block"
+        kind = str(item[field_name])
+        if "${" in kind:  # an op or block chosen by a parameter; still only registered ones exist
+            site = Site(item, field_name, item.get("name"))
+            kind = interpolate(kind, lambda e: self.ctx.evaluate(e, scope, site))
+        else:  # `op: act` where the parameter act holds an op or block name
+            kind = chosen_kind(kind, scope.env, self._known_kind)
+        if kind in self.ctx.blocks and registry.get(kind) is None:
+            has_op = False  # `op:` may name a block (chosen by a parameter), and `block:` an op
+        elif registry.get(kind) is not None and kind not in self.ctx.blocks:
+            has_op = True
+        return kind, has_op
+
+    def _known_kind(self, kind: str) -> bool:
+        return registry.get(kind) is not None or kind in self.ctx.blocks
+
+    def _left_out(self, item: SMap, scope: Scope, name: str) -> bool:
+        """Evaluate ``if``; a node it leaves out binds its name to its ``else`` (or its input)."""
+        path = scope.prefix + name
+        name_taken = name in scope.bindings and name not in scope.left_out
+        cond = item["if"]
+        if isinstance(cond, str):
+            cond = self.ctx.evaluate(cond, scope, Site(item, "if", path))
+        if cond:
+            if name_taken:
+                self.ctx.error(f"duplicate node name '{name}' (two nodes of this name are both kept)",
+                               item.where("name"), path)
+                raise Abort()
+            return False
+        target = item.get("else")
+        if target is not None:
+            binding = Binding([resolve(self.ctx, str(target), scope, Site(item, "else", path))])
+        else:
+            binding = Binding([inputs_of(self.ctx, item, scope, path)[0]])
+        if not name_taken:  # a kept alternative of the same name keeps it
+            scope.bindings[name] = binding
+            scope.left_out.add(name)
+        scope.previous = binding.values[0]
+        return True
+
+    def _inline(self, item: SMap, scope: Scope, is_op: bool) -> bool:
+        """Whether a node is ``inline: true``: a block instance (or repetitions) without a name level."""
+        inline = item.get("inline", False)
+        if not isinstance(inline, bool):
+            self.ctx.error(f"'inline' must be true or false, got {inline!r}", item.where("inline"))
+            raise Abort()
+        if inline and is_op and ("repeat" not in item or scope.counter is None):
+            self.ctx.error("'inline' applies to block instances (and to repeated ops inside a sequential block, "
+                           "which number each repetition)", item.where_key("inline"))
+            raise Abort()
+        return inline
+
+    def _check_node_keys(self, item: SMap) -> None:
+        ctx = self.ctx
+        if "else" in item and "if" not in item:
+            ctx.error("'else' needs an 'if'", item.where_key("else"))
+        for key in ("overrides", "instance_name"):
+            if key in item and "repeat" not in item:
+                ctx.error(f"'{key}' needs a 'repeat'", item.where_key(key))
+        if "expect" in item and item["expect"] not in schema.EXPECT_KINDS:
+            ctx.error(f"unknown connection kind '{item['expect']}'; expected one of "
+                      f"{', '.join(schema.EXPECT_KINDS)}", item.where("expect"),
+                      hint=did_you_mean(str(item["expect"]), schema.EXPECT_KINDS))
+
+    # -- repeat -----------------------------------------------------------------------
+    def _repeat(self, node: _Written, scope: Scope) -> Binding:
+        """Instantiate a node ``repeat`` times in series (or densely, when ``in`` names ``NAME[*]``);
+        ``inline`` repetitions add no name level (numbered children of a sequential block)."""
+        item, name = node.item, node.name
+        count = self._repeat_count(item, scope, node.path)
+        overrides = self._overrides(item, count, node.path)
+        dense = _mentions(item.get("in"), f"{name}[*]")
+        scope.repetitions[name] = []
+        inputs = None if dense else inputs_of(self.ctx, item, scope, node.path)
+        binding = Binding([inputs[0]]) if inputs else Binding([scope.previous])
+        for index in range(count):
+            env = {"index": index}
+            if dense:  # each repetition sees every earlier repetition's output
+                inputs = inputs_of(self.ctx, item, scope, node.path)
+            fields = _merged(item, overrides[index]) if index in overrides else item
+            local = self._instance_name(node, scope, index)
+            if node.inline:
+                path = scope.prefix + scope.next_index() if node.is_op else node.path
+            elif "instance_name" in item:
+                path = scope.prefix + local
+            else:
+                path = f"{node.path}.{index}"
+            binding = self._instance(node, node.instance(fields, path, inputs), scope, env)
+            if "instance_name" in item:
+                scope.bindings[local] = binding
+            scope.repetitions[name].append((local, binding))
+            if not dense:
+                inputs = [binding.values[0], *inputs[1:]]
+        return binding
+
+    def _repeat_count(self, item: SMap, scope: Scope, path: str) -> int:
+        count = item["repeat"]
+        if isinstance(count, str):
+            count = self.ctx.evaluate(count, scope, Site(item, "repeat", path))
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            self.ctx.error(f"'repeat' must be a non-negative int, got {count!r}", item.where("repeat"), path)
+            raise Abort()
+        self.ctx.fatal(self.ctx.budget.check_repeat(count), item.where("repeat"), path)
+        return count
+
+    def _instance_name(self, node: _Written, scope: Scope, index: int) -> str:
+        """The local name of repetition ``index``: ``NAME.INDEX``, or its ``instance_name``."""
+        item = node.item
+        if "instance_name" not in item:
+            return f"{node.name}.{index}"
+        site = Site(item, "instance_name", node.path)
+        env_scope = Scope(prefix=scope.prefix, env={**scope.env, "index": index})
+        local = interpolate(str(item["instance_name"]), lambda e: self.ctx.evaluate(e, env_scope, site))
+        if not MODULE_NAME_RE.match(local) or local in scope.bindings:
+            self.ctx.report(f"instance_name gives '{local}' for repetition {index}: names must be unique and "
+                            "use letters, digits, '_' and '-'", site)
+            raise Abort()
+        return local
+
+    def _overrides(self, item: SMap, count: int, path: str) -> dict[int, SMap]:
+        """``overrides: {INDEX: {field: value}}``: fields of single repetitions, by index."""
+        raw = item.get("overrides")
+        if raw is None:
+            return {}
+        ctx = self.ctx
+        if not isinstance(raw, SMap):
+            ctx.error("'overrides' must map a repetition index to fields, e.g. {0: {stride: 2}}",
+                      item.where("overrides"), path)
+            raise Abort()
+        result: dict[int, SMap] = {}
+        for key, fields in raw.items():
+            try:
+                index = int(key)
+            except ValueError:
+                ctx.error(f"override key '{key}' must be a repetition index", raw.where_key(key), path)
+                continue
+            if not -count <= index < count:
+                ctx.error(f"override index {index} is outside repeat count {count}", raw.where_key(key), path)
+                continue
+            if not isinstance(fields, SMap):
+                ctx.error("an override must be a mapping of field -> value", raw.where(key), path)
+                continue
+            for k in fields:
+                if k in _NOT_OVERRIDABLE:
+                    ctx.error(f"'{k}' cannot be overridden per repetition", fields.where_key(k), path)
+            result[index % count] = fields
+        return result
+
+    # -- one instance: an op application or a block instantiation ---------------------------
+    def _instance(self, node: _Written, call: Instantiation, scope: Scope, env_extra: dict[str, Any]) -> Binding:
+        inner = Scope(prefix=scope.prefix, env={**scope.env, **env_extra}, stack=scope.stack,
+                      bindings=scope.bindings, declared=scope.declared, repetitions=scope.repetitions,
+                      counter=scope.counter, previous=scope.previous, block_inputs=scope.block_inputs,
+                      width_queries=scope.width_queries)
+        if node.is_op:
+            return apply_op(self.ctx, call, inner)
+        return apply_block(self.ctx, call, inner, self.node_list)
+
+
+def _takes_no_input(kind: str) -> bool:
+    op = registry.get(kind)
+    return op is not None and op.arity() == (0, 0)
+
+
+def _mentions(refs: Any, ref: str) -> bool:
+    """Whether an ``in`` field names ``ref``."""
+    if isinstance(refs, list):
+        return any(str(r) == ref for r in refs)
+    return refs is not None and str(refs) == ref
+
+
+def _merged(item: SMap, extra: SMap) -> SMap:
+    """A node's fields with one repetition's overrides applied (locations kept)."""
+    merged = SMap({**item, **extra})
+    merged.location = item.location
+    merged.key_locations = {**item.key_locations, **extra.key_locations}
+    merged.value_locations = {**item.value_locations, **extra.value_locations}
+    merged.quoted = {**item.quoted, **extra.quoted}
+    return merged

@@ -1,0 +1,117 @@
+"""Names in a spec: what a node is called, and what a name written in a field refers to.
+
+A node's local name is its ``name:`` or, if it has none, one made up from its kind by the
+scope's :class:`~archc.ir.names.Namespace` (``conv``, ``conv_1``, ...), avoiding every
+name listed or bound in the scope. A reference (``in:``, ``else:``, ``outputs:``, ``tie:``)
+is ``NAME``, ``NAME:PORT`` (an output by index or name), ``NAME[*]`` (every repetition of a
+repeated node so far) or ``prev`` (the node before this one); :func:`resolve` and its
+relatives turn one into values of the scope, reporting unknown names at the reference.
+"""
+from __future__ import annotations
+
+from archc.errors import did_you_mean
+from archc.frontends.yaml.context import Elaboration
+from archc.frontends.yaml.params import MODULE_NAME_RE
+from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Poison, Scope
+from archc.frontends.yaml.site import Site
+from archc.frontends.yaml.source import SList, SMap
+from archc.ir import Value
+
+
+def node_name(ctx: Elaboration, item: SMap, scope: Scope, kind: str) -> str:
+    """The local name of the node ``item`` (of op or block ``kind``) in ``scope``."""
+    if "name" not in item:
+        return scope.auto_names.take(kind)
+    name = str(item["name"])
+    if not MODULE_NAME_RE.match(name):
+        ctx.error(f"node name '{name}' must use only letters, digits, '_' and '-' "
+                  "(hierarchy comes from blocks)", item.where("name"))
+        raise Abort()
+    # Alternatives switched by `if` may share a name: only two kept nodes clash.
+    if name in scope.bindings and name not in scope.left_out and "if" not in item:
+        ctx.error(f"duplicate node name '{name}'", item.where("name"), scope.prefix + name)
+        raise Abort()
+    return name
+
+
+def inputs_of(ctx: Elaboration, item: SMap, scope: Scope, node: str) -> list[Value | Poison]:
+    """What the node ``item`` reads: its ``in:`` entries, or the previous node."""
+    if "in" not in item:
+        if scope.previous is None:
+            ctx.error("this node has no input: give 'in:' (there is no previous node)", item.location, node)
+            raise Abort()
+        return [scope.previous]
+    refs = item["in"]
+    if isinstance(refs, (str, int)):
+        sites = [Site(item, "in", node)]
+    elif isinstance(refs, SList):
+        sites = [Site(refs, i, node) for i in range(len(refs))]
+    else:
+        ctx.error("'in' must be a name or a list of names", item.where("in"), node)
+        raise Abort()
+    values: list[Value | Poison] = []
+    for site in sites:
+        try:
+            values.extend(resolve_all(ctx, str(site.value), scope, site))
+        except Abort:
+            values.append(POISON)  # reported (or already reported); keep checking this node
+    if not values:
+        ctx.error("'in' names no tensor here (an empty NAME[*] or variadic input)", item.where("in"), node)
+        raise Abort()
+    return values
+
+
+def resolve_all(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> list[Value | Poison]:
+    """What one ``in`` entry stands for: one value, or several for ``NAME[*]`` and variadic inputs."""
+    if "[*]" in ref:
+        return [v for _, v in repetition_values(ctx, ref, scope, site)]
+    binding = scope.bindings.get(ref)
+    if binding is not None and binding.spread:
+        return list(binding.values)
+    return [resolve(ctx, ref, scope, site)]
+
+
+def repetition_values(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> list[tuple[str, Value | Poison]]:
+    """``NAME[*]`` or ``NAME[*]:port``: (instance name, value) of each repetition so far."""
+    base, _, port = ref.partition("[*]")
+    if port and not port.startswith(":") or base not in scope.repetitions:
+        ctx.report(f"'{ref}': '{base}' is not a repeated node in this scope (NAME[*] lists the outputs of "
+                   "a node's repetitions so far; NAME[*]:PORT one output of each)", site,
+                   did_you_mean(base, scope.repetitions))
+        raise Abort()
+    return [(local, _port(ctx, binding, local, port[1:], site)) for local, binding in scope.repetitions[base]]
+
+
+def resolve(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> Value | Poison:
+    """The one value ``ref`` (``NAME``, ``NAME:PORT`` or ``prev``), written at ``site``, stands for."""
+    name, _, port = ref.partition(":")
+    binding = scope.bindings.get(name)
+    if binding is None and name == PREVIOUS and scope.previous is not None and not port:
+        return scope.previous  # `prev`: the node before this one
+    if binding is None:
+        if name in scope.declared:
+            ctx.report(f"'{name}' is used before it is defined (list nodes after their inputs)", site)
+        else:
+            ctx.report(f"unknown node or input '{name}'", site, did_you_mean(name, scope.bindings))
+        raise Abort()
+    if binding.spread:
+        ctx.report(f"'{name}' is a variadic input: use it in 'in', where it stands for all its tensors", site)
+        raise Abort()
+    return _port(ctx, binding, name, port, site)
+
+
+def _port(ctx: Elaboration, binding: Binding, name: str, port: str, site: Site) -> Value | Poison:
+    """One output of a binding: the first, or ``port`` by index or output name."""
+    if binding.poisoned:
+        return POISON
+    if not port:
+        return binding.values[0]
+    if port.isdigit() and int(port) < len(binding.values):
+        return binding.values[int(port)]
+    if port in binding.ports:
+        return binding.values[binding.ports.index(port)]
+    ctx.report(f"'{name}' has no output '{port}'; it has "
+               f"{', '.join(binding.ports) or str(len(binding.values)) + ' output(s)'}",
+               site, did_you_mean(port, binding.ports))
+    raise Abort()
+

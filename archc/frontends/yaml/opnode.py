@@ -1,0 +1,116 @@
+"""Applying an op: one IR node made from a node of the spec, its shapes inferred at once.
+
+:func:`apply_op` reads the node's attributes (:mod:`~archc.frontends.yaml.attributes`),
+checks its number of inputs and its name, and makes the node with the one node builder,
+:func:`archc.ops.nodes.build_node`, which infers its output types (so later expressions may
+ask ``channels(x)``); a shape error is reported with the input shapes. The expansion budget
+is asked about the node's size, and ``tie:`` (weight tying) is resolved against the nodes
+made before it.
+"""
+from __future__ import annotations
+
+from archc.errors import ShapeError, did_you_mean
+from archc.frontends.yaml.attributes import op_attributes
+from archc.frontends.yaml.context import Elaboration
+from archc.frontends.yaml.naming import resolve
+from archc.frontends.yaml.scope import POISON, Abort, Binding, Scope
+from archc.frontends.yaml.site import Instantiation, Site
+from archc.frontends.yaml.source import SMap
+from archc.ir import Node, Value
+from archc.ops import registry
+from archc.ops.base import OpDef
+from archc.ops.nodes import build_node
+from archc.ops.weights import TIE_META, param_specs, tied_params
+
+
+def apply_op(ctx: Elaboration, call: Instantiation, scope: Scope) -> Binding:
+    """Make the node ``call`` describes (an op application) and add it to the graph."""
+    op = registry.get(call.kind)
+    if op is None:
+        ctx.report(f"unknown op '{call.kind}'", call.site("op"),
+                   did_you_mean(call.kind, registry.names() + list(ctx.blocks)))
+        raise Abort()
+    attrs, exprs = op_attributes(ctx, op, call.fields, scope, call.path)
+    _check_inputs(ctx, op, call, scope)
+    node = _build(ctx, op, call, attrs, scope)
+    node.attr_exprs = exprs  # for backends that write the spec's expressions (PyTorch classes)
+    ctx.graph.add(node)
+    if "tie" in call.item:
+        _tie(ctx, node, call, scope)
+    scope.width_queries.extend((call.path, ref, call.item.location) for ref in dict.fromkeys(scope.queried)
+                               if ref in scope.block_inputs and scope.bindings[ref].values[0] not in call.inputs)
+    ports = op.output_names(node)
+    return Binding([Value(call.path, i) for i in range(len(node.outputs))], ports)
+
+
+def _check_inputs(ctx: Elaboration, op: OpDef, call: Instantiation, scope: Scope) -> None:
+    """The number of inputs, that none failed, and that the node's name is free."""
+    inputs, fields = call.inputs, call.fields
+    lo, hi = op.arity()
+    if len(inputs) < lo or (hi is not None and len(inputs) > hi):
+        want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+        ctx.error(f"op '{op.name}' takes {want} input(s), got {len(inputs)}",
+                  fields.where("in") if "in" in fields else fields.location, call.path,
+                  op.arity_hint([str(v).removeprefix(scope.prefix) for v in inputs if v is not POISON]))
+        raise Abort()
+    if any(v is POISON for v in inputs):
+        raise Abort()
+    if call.path in ctx.graph:
+        ctx.error(f"two nodes are named '{call.path}' (inline blocks and their repetitions add no name "
+                  "level: number them in a sequential block, or give the nodes distinct names)",
+                  call.item.location, call.path)
+        raise Abort()
+
+
+def _build(ctx: Elaboration, op: OpDef, call: Instantiation, attrs: dict, scope: Scope) -> Node:
+    """The node, its output types inferred, within the expansion budget."""
+    item = call.item
+    in_types = [ctx.graph.type_of(v) for v in call.inputs]
+    try:
+        node = build_node(op, call.path, attrs, call.inputs, in_types, scope=scope.stack, location=item.location,
+                          meta={"expect": item["expect"]} if "expect" in item else None)
+    except ShapeError as exc:
+        shapes = ", ".join(str(t) for t in in_types)
+        ctx.error(f"{op.name}: {exc} [input shape{'s' if len(in_types) > 1 else ''}: {shapes}]",
+                  item.location, call.path)
+        raise Abort() from None
+    too_big, fatal = ctx.budget.check_op(op, node, in_types)
+    if fatal:
+        ctx.fatal(too_big, item.location, call.path)
+    if too_big:
+        ctx.error(too_big, item.location, call.path)
+        raise Abort()
+    return node
+
+
+def _tie(ctx: Elaboration, node: Node, call: Instantiation, scope: Scope) -> None:
+    """``tie: {weight: wte.weight}``: this node's parameter is another node's tensor (weight tying)."""
+    decl = call.item["tie"]
+    if not isinstance(decl, SMap) or not decl:
+        ctx.report("'tie' maps this node's parameters to other nodes', e.g. {weight: wte.weight}", call.site("tie"))
+        raise Abort()
+    own = param_specs(ctx.graph, node)
+    ties: dict[str, tuple[str, str]] = {}
+    for pname, ref in decl.items():
+        site = Site(decl, pname, call.path)
+        param = "" if pname == node.name.rpartition(".")[2] else pname
+        if param not in own:
+            ctx.error(f"op '{node.op}' has no parameter '{pname}' to tie; it has: "
+                      f"{', '.join(p or node.name for p in own) or 'none'}", site.key_location, call.path)
+            raise Abort()
+        target, _, tparam = str(ref).partition(".")
+        value = resolve(ctx, target, scope, site)
+        if value is POISON:
+            raise Abort()
+        source = ctx.graph.node(value.node)
+        theirs = param_specs(ctx.graph, source)
+        if tparam not in theirs or source.name == node.name:
+            ctx.report(f"'{ref}' is no parameter of another node ('{source.name}' has: "
+                       f"{', '.join(p or source.name for p in theirs) or 'none'})", site)
+            raise Abort()
+        if own[param].shape != theirs[tparam].shape or own[param].dtype != theirs[tparam].dtype:
+            ctx.report(f"cannot tie '{pname}' {own[param].shape} to '{ref}' {theirs[tparam].shape}: tied "
+                       "parameters need one shape and dtype", site)
+            raise Abort()
+        ties[param] = tied_params(source).get(tparam, (source.name, tparam))  # chains end at the owner
+    node.meta[TIE_META] = ties
