@@ -134,6 +134,57 @@ def dense_wide(n: int) -> Graph:
     return b.done(out)
 
 
+def vit_b16_onnx(path: str) -> None:
+    """Write a ViT-B/16 (Dosovitskiy et al.: 224x224 images, 16x16 patches, 12 pre-norm blocks of
+    width 768, 12 heads, MLP 3072; 86.6 M parameters) exported by ``torch.onnx.export``
+    (TorchScript exporter, opset 17) to ``path``: a model archc did not write."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    class Attention(nn.Module):  # timm's: one qkv projection, heads split by reshape
+        def __init__(self, dim: int, heads: int) -> None:
+            super().__init__()
+            self.heads, self.qkv, self.proj = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            n, t, c = x.shape
+            q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+            a = (q @ k.transpose(-2, -1) * (c // self.heads) ** -0.5).softmax(dim=-1)
+            return self.proj((a @ v).transpose(1, 2).reshape(n, t, c))
+
+    class Block(nn.Module):
+        def __init__(self, dim: int = 768, heads: int = 12, mlp: int = 3072) -> None:
+            super().__init__()
+            self.ln_1, self.ln_2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
+            self.attn = Attention(dim, heads)
+            self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Linear(mlp, dim))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class ViT(nn.Module):
+        def __init__(self, dim: int = 768, layers: int = 12, classes: int = 1000) -> None:
+            super().__init__()
+            self.conv_proj = nn.Conv2d(3, dim, 16, stride=16)
+            self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+            self.pos_embedding = nn.Parameter(torch.zeros(1, 197, dim))
+            self.blocks = nn.Sequential(*(Block(dim) for _ in range(layers)))
+            self.ln, self.head = nn.LayerNorm(dim, eps=1e-6), nn.Linear(dim, classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.conv_proj(x).flatten(2).transpose(1, 2)
+            x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding
+            return self.head(self.ln(self.blocks(x))[:, 0])
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(ViT().eval(), (torch.randn(1, 3, 224, 224),), path, dynamo=False, opset_version=17,
+                          input_names=["x"], dynamic_axes={"x": {0: "N"}})
+
+
 KINDS = {"residual": residual_chain, "unet": unet, "dense": dense, "dense-wide": dense_wide}
 
 
