@@ -50,7 +50,7 @@ from archc.ops import onnx_node as _onnx_node  # (importing it registers the fal
 from archc.ops import registry
 from archc.ops.nodes import NodeError, build_node
 
-__all__ = ["CONVERTERS", "Fallback", "Importer", "converts", "from_onnx", "load_onnx"]
+__all__ = ["CONVERTERS", "Fallback", "Importer", "contiguous", "converts", "from_onnx", "load_onnx"]
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 #: ops that pass their first input through unchanged at inference
@@ -96,7 +96,7 @@ def load_onnx(path: str, weights: bool = True) -> Graph:
     pass False and never read external data files; tensors stored there get placeholders
     of their shape and dtype that take no memory (zero strides).
     """
-    model = limits.read_model(path)
+    model = limits.read_model(path, weights=weights)
     if weights:
         limits.load_external_data(model, path)
     return from_onnx(model, path)
@@ -116,6 +116,14 @@ def _unread(tensor: onnx.TensorProto) -> np.ndarray:
 
 def _is_placeholder(arr: np.ndarray) -> bool:
     return arr.size > 1 and not any(arr.strides)
+
+
+def contiguous(arr: np.ndarray) -> np.ndarray:
+    """``arr`` as a C-contiguous array, except that a placeholder (see :func:`_unread`) stays a
+    placeholder of the new shape: rearranging unread weights must not allocate them."""
+    if _is_placeholder(arr):
+        return np.broadcast_to(np.zeros((), dtype=arr.dtype), arr.shape)
+    return np.ascontiguousarray(arr)
 
 
 def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
@@ -295,21 +303,30 @@ class Importer:
         return self._finish()
 
     def _infer_types(self) -> None:
+        """ONNX's types of every value: one whole-model inference, and a second one with data
+        propagation only where the first left a dim or rank unknown (and propagating is safe)."""
         model = self.skeleton
-        prop = limits.data_propagation_safe(model.graph.node, _literal_constants(model.graph),
-                                            limits.vector_lengths(model))
-        try:
-            model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=prop)
-        except Exception:  # noqa: BLE001 - strict inference rejects some valid models; retry leniently
-            try:
-                model = onnx.shape_inference.infer_shapes(model, data_prop=prop)
-            except Exception as exc:  # noqa: BLE001
-                self._fail(f"ONNX shape inference failed: {_first_line(exc)}")
-        g = model.graph
+        inferred = self._inferred(model, data_prop=False)
+        if not _fully_typed(inferred.graph):
+            g = model.graph
+            ranges = {name for n in g.node if n.op_type == "Range" for name in n.input}
+            if limits.data_propagation_safe(g.node, _literal_constants(g, ranges), limits.vector_lengths(inferred)):
+                inferred = self._inferred(model, data_prop=True)
+        g = inferred.graph
         for vi in [*g.input, *g.value_info, *g.output]:
             t = _otype(vi.type)
             if t is not None:
                 self.otypes[vi.name] = t
+
+    def _inferred(self, model: onnx.ModelProto, data_prop: bool) -> onnx.ModelProto:
+        try:
+            return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=data_prop)
+        except Exception:  # noqa: BLE001 - strict inference rejects some valid models; retry leniently
+            try:
+                return onnx.shape_inference.infer_shapes(model, data_prop=data_prop)
+            except Exception as exc:  # noqa: BLE001
+                self._fail(f"ONNX shape inference failed: {_first_line(exc)}")
+                raise AssertionError from exc  # unreachable: _fail raises
 
     def _add_input(self, vi: onnx.ValueInfoProto) -> None:
         t = _otype(vi.type)
@@ -711,18 +728,35 @@ class Importer:
         return result
 
 
-def _literal_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    """The small initializers and Constant node values of a graph, by name (unreadable ones left out)."""
+def _literal_constants(graph: onnx.GraphProto, names: Container[str]) -> dict[str, np.ndarray]:
+    """The values of the small initializers and Constant nodes among ``names`` (unreadable ones left out)."""
     found: dict[str, np.ndarray] = {}
-    tensors = [(t.name, t) for t in graph.initializer if math.prod(t.dims) <= _SKELETON_LIMIT]
+    tensors = [(t.name, t) for t in graph.initializer if t.name in names and math.prod(t.dims) <= _SKELETON_LIMIT]
     tensors += [(n.output[0], a.t) for n in graph.node if n.op_type == "Constant" and n.output
-                for a in n.attribute if a.name == "value" and a.HasField("t")]
+                and n.output[0] in names for a in n.attribute if a.name == "value" and a.HasField("t")]
     for name, tensor in tensors:
         try:
             found[name] = numpy_helper.to_array(tensor)
         except Exception:  # noqa: BLE001 - a corrupt tensor is reported where it is used
             continue
     return found
+
+
+def _fully_typed(graph: onnx.GraphProto) -> bool:
+    """Whether inference gave every node output a tensor type with every dim known or named
+    (so data propagation has nothing to add); made-up ``unk__`` symbols count as unknown."""
+    typed = {vi.name: vi.type for vi in [*graph.input, *graph.value_info, *graph.output]}
+    for node in graph.node:
+        for name in node.output:
+            if not name:
+                continue
+            tp = typed.get(name)
+            if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
+                return False
+            for d in tp.tensor_type.shape.dim:
+                if not d.HasField("dim_value") and (not d.dim_param or d.dim_param.startswith("unk__")):
+                    return False
+    return True
 
 
 def _node_key(node: onnx.NodeProto) -> tuple:
@@ -734,26 +768,36 @@ def _short(arr: np.ndarray) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+#: ONNX elem_type -> numpy dtype name (or ONNX's own name for types numpy lacks; None when unknown)
+_DTYPE_NAMES: dict[int, str | None] = {}
+
+
+def _dtype_name(elem_type: int) -> str | None:
+    if elem_type not in _DTYPE_NAMES:
+        try:
+            name: str | None = np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).name
+        except Exception:  # noqa: BLE001 - types numpy lacks (bfloat16, float8), or no type at all
+            try:
+                name = helper.tensor_dtype_to_string(elem_type).replace("TensorProto.", "").lower()
+            except KeyError:
+                name = None
+        _DTYPE_NAMES[elem_type] = name
+    return _DTYPE_NAMES[elem_type]
+
+
 def _otype(tp: onnx.TypeProto) -> OType | None:
     if not tp.HasField("tensor_type"):
         return None
     tt = tp.tensor_type
-    dtype = None
-    if tt.elem_type:
-        try:
-            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)).name
-        except Exception:  # noqa: BLE001 - types numpy lacks (bfloat16, float8), or no type at all
-            try:
-                dtype = helper.tensor_dtype_to_string(tt.elem_type).replace("TensorProto.", "").lower()
-            except KeyError:
-                dtype = None
+    dtype = _dtype_name(tt.elem_type) if tt.elem_type else None
     if not tt.HasField("shape"):
         return OType(None, dtype)
     dims: list[Dim | None] = []
     for d in tt.shape.dim:
-        if d.HasField("dim_value"):
+        kind = d.WhichOneof("value")
+        if kind == "dim_value":
             dims.append(int(d.dim_value))
-        elif d.HasField("dim_param") and d.dim_param:
+        elif kind == "dim_param" and d.dim_param:
             dims.append(d.dim_param)
         else:
             dims.append(None)

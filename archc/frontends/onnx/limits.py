@@ -94,8 +94,11 @@ def node_error(message: str, node: onnx.NodeProto, index: int | None, where: Loc
 
 # -- reading ---------------------------------------------------------------------------------
 
-def read_model(path: str) -> onnx.ModelProto:
-    """Decode an ONNX file without its external data; SpecError naming the file otherwise."""
+def read_model(path: str, weights: bool = True) -> onnx.ModelProto:
+    """Decode an ONNX file without its external data; SpecError naming the file otherwise.
+
+    ``weights=False``: large initializers' bytes stay in the file too, marked as external
+    data (:mod:`archc.frontends.onnx.skim`), for commands that need only their shapes."""
     where = Location(path)
     try:
         info = os.stat(path)
@@ -103,6 +106,12 @@ def read_model(path: str) -> onnx.ModelProto:
         raise SpecError("no such file", location=where) from None
     if not stat.S_ISREG(info.st_mode):
         raise SpecError("not a regular file (an ONNX model is read from a file)", location=where)
+    if not weights:
+        from archc.frontends.onnx.skim import read_structure
+
+        model = read_structure(path)
+        if model is not None:
+            return model
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types for corrupt files
@@ -299,13 +308,9 @@ def data_propagation_safe(nodes: Iterable[onnx.NodeProto], constants: dict[str, 
     return True
 
 
-def vector_lengths(model: onnx.ModelProto) -> list[int | None]:
-    """Lengths of the 1-D values of a model as ONNX infers them without data propagation
+def vector_lengths(inferred: onnx.ModelProto) -> list[int | None]:
+    """Lengths of the 1-D values of a model ONNX inferred without data propagation
     (None for one whose length is unknown but could be large: produced by a growing op)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - the caller's own inference reports the problem
-        return [None]
     g = inferred.graph
     grown = {o for n in g.node if n.op_type in _VALUE_SHAPED for o in n.output}
     lengths: list[int | None] = [int(d) for t in g.initializer if len(t.dims) == 1 for d in t.dims]
@@ -354,7 +359,7 @@ def native_refusal(ins: list[Any], outs: list[Any], weights: dict[str, np.ndarra
     """
     for t in [*ins, *outs]:
         for d in t.shape:
-            if isinstance(d, int) and (d <= 0 or not fits_int64([d])):
+            if isinstance(d, int) and not 0 < d <= _INT64[1]:
                 return f"a tensor of shape {t.shape} (a dim not positive or beyond int64)"
     for name, w in (weights or {}).items():
         if np.size(w) == 0:
