@@ -17,7 +17,7 @@ The importer walks the ONNX graph in its (topological) order:
    nothing); when a converter declines or the native op's shape inference disagrees
    with ONNX's, the node is kept as an ``onnx_node`` (:mod:`archc.ops.onnx_node`) with
    its constant inputs as weights.
-4. Nodes no output depends on are dropped (:meth:`Graph.eliminate_dead_code`), and nodes are named after the ONNX
+4. Nodes no output depends on are dropped (:meth:`Draft.live`), and nodes are named after the ONNX
    names: a PyTorch-style name ``/layer1/layer1.0/conv1/Conv`` becomes
    ``layer1.0.conv1`` when it is the only node left from that module, else
    ``layer1.0.conv1.Conv``.
@@ -41,6 +41,7 @@ from onnx import helper, numpy_helper
 
 from archc.errors import Location, ShapeError, SpecError
 from archc.frontends.onnx import limits
+from archc.frontends.onnx.draft import Draft
 from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, ShapeArithmeticError, Sym, Tensor,
                                          as_symbolic, attributes, evaluate_symbolic, fold, is_static_int)
 from archc.ir.graph import Graph, Node, Value, verify_in_debug
@@ -55,6 +56,10 @@ __all__ = ["CONVERTERS", "Fallback", "Importer", "contiguous", "converts", "from
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 #: ops that pass their first input through unchanged at inference
 _PASS_THROUGH = ("Identity", "Dropout")
+#: ops whose output shape is the value of one input (by index), where one is given: the
+#: importer reads it where ONNX's inference does not (ONNX's MaxUnpool never does, even for
+#: a constant; archc's own lowering gives it ``Concat(Shape(x)[:2], size)``, symbolic in N)
+_SHAPE_INPUTS = {"MaxUnpool": 2}
 
 
 class Fallback(Exception):
@@ -251,7 +256,7 @@ class Importer:
         self.filename = filename
         self.where = Location(filename)
         stem = os.path.splitext(os.path.basename(filename))[0]
-        self.graph = Graph(stem if filename != "<onnx>" and stem else (model.graph.name or "model"))
+        self.graph = Draft(stem if filename != "<onnx>" and stem else (model.graph.name or "model"))
         self.graph.doc = model.doc_string or model.graph.doc_string or ""
         self.opsets = {("" if i.domain in _DEFAULT_DOMAINS else i.domain): i.version for i in model.opset_import}
         self.values: dict[str, Record] = {}
@@ -266,6 +271,7 @@ class Importer:
         self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
         self._fresh = 0
         self._names = Namespace()                # IR node names given so far
+        self._splits: dict[str, tuple[str | None, str]] = {}  # ONNX node name -> split_name's answer
         #: (op type, outputs) -> index in graph.node, for error messages
         self._index = {_node_key(n): i for i, n in reversed(list(enumerate(model.graph.node)))}
 
@@ -307,16 +313,12 @@ class Importer:
         propagation only where the first left a dim or rank unknown (and propagating is safe)."""
         model = self.skeleton
         inferred = self._inferred(model, data_prop=False)
-        if not _fully_typed(inferred.graph):
+        self.otypes = _otypes(inferred.graph)
+        if not _fully_typed(model.graph, self.otypes):
             g = model.graph
             ranges = {name for n in g.node if n.op_type == "Range" for name in n.input}
             if limits.data_propagation_safe(g.node, _literal_constants(g, ranges), limits.vector_lengths(inferred)):
-                inferred = self._inferred(model, data_prop=True)
-        g = inferred.graph
-        for vi in [*g.input, *g.value_info, *g.output]:
-            t = _otype(vi.type)
-            if t is not None:
-                self.otypes[vi.name] = t
+                self.otypes = _otypes(self._inferred(model, data_prop=True).graph)
 
     def _inferred(self, model: onnx.ModelProto, data_prop: bool) -> onnx.ModelProto:
         try:
@@ -471,12 +473,15 @@ class Importer:
         weights: dict[str, np.ndarray] = {}
         learned: dict[str, bool] = {}
         typed: list[Any] = []
+        known: dict[int, np.ndarray] = {}  # static (perhaps symbolic) values of inputs, before they become tensors
         for i, name in enumerate(node.input):
             if not name:
                 operands.append(None)
                 typed.append(None)
                 continue
             rec = (overrides or {}).get(i) or self.values[name]
+            if isinstance(rec, (Const, Sym)):
+                known[i] = rec.array
             if isinstance(rec, Const):
                 pname = _param_name(schema, i, weights)
                 weights[pname] = rec.array
@@ -488,7 +493,7 @@ class Importer:
                 operands.append(len(ins))
                 ins.append(v)
                 typed.append(self.graph.type_of(v))
-        types = self._output_types(node, typed)
+        types = self._output_types(node, typed, known)
         attrs = {
             "op_type": node.op_type,
             "domain": "" if node.domain in _DEFAULT_DOMAINS else node.domain,
@@ -511,13 +516,15 @@ class Importer:
                 self.bind(out, Tensor(v))
         return values
 
-    def _output_types(self, node: onnx.NodeProto, typed: list[Any]) -> list[TensorType]:
+    def _output_types(self, node: onnx.NodeProto, typed: list[Any], known: dict[int, np.ndarray]) -> list[TensorType]:
         local = _infer_node(node, typed, self.model)
         types = []
         for k, out in enumerate(node.output):
             mine = local[k] if k < len(local) else None
             theirs = self.otype(out) if out else None
             t = _merge_types(mine, theirs)
+            if k == 0 and t is not None and t.shape is None and node.domain in _DEFAULT_DOMAINS:
+                t = OType(_shape_input(node, known), t.dtype)
             if t is None or t.shape is None or t.dtype is None:
                 self._fail(f"cannot infer the type of output {k} ('{out}') of ONNX {node.op_type}", node=node)
             shape = tuple(self.fresh_symbol() if d is None else d for d in t.shape)
@@ -581,7 +588,7 @@ class Importer:
     def otype(self, name: str) -> OType | None:
         """ONNX's inferred type of a value, its symbols translated to IR dims where known."""
         t = self.otypes.get(name)
-        if t is None or t.shape is None:
+        if t is None or t.shape is None or not self.symbols or all(type(d) is int for d in t.shape):
             return t
         return OType(tuple(self.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape), t.dtype)
 
@@ -670,8 +677,14 @@ class Importer:
     def unique_name(self, base: str) -> str:
         return self._names.take(base)
 
+    def _split_name(self, onnx_name: str) -> tuple[str | None, str]:
+        """:func:`split_name`, once per name (a node's name is split again for its final name)."""
+        if onnx_name not in self._splits:
+            self._splits[onnx_name] = split_name(onnx_name)
+        return self._splits[onnx_name]
+
     def _default_name(self, node: onnx.NodeProto) -> str:
-        scope, leaf = split_name(node.name) if node.name else (None, "")
+        scope, leaf = self._split_name(node.name) if node.name else (None, "")
         leaf = leaf or node.op_type
         return f"{scope}.{leaf}" if scope else leaf
 
@@ -682,20 +695,9 @@ class Importer:
 
     # -- the end: dead nodes, names ---------------------------------------------------------
     def _finish(self) -> Graph:
-        old = self.graph
-        old.eliminate_dead_code()
-        names = self._final_names([n for n in old.nodes() if n.op != "input"])
-        g = Graph(old.name)
-        g.doc = old.doc
-        for node in old.nodes():
-            new = names.get(node.name, node.name)
-            g.add(Node(name=new, op=node.op, attrs=node.attrs,
-                       inputs=[Value(names.get(v.node, v.node), v.out) for v in node.inputs],
-                       outputs=list(node.outputs), location=node.location, meta=node.meta))
-            if node.name in old.weights:
-                g.weights[new] = old.weights[node.name]
-        g.outputs = {k: Value(names.get(v.node, v.node), v.out) for k, v in old.outputs.items()}
-        return verify_in_debug(g)
+        live = self.graph.live()  # nodes no output depends on are dropped
+        names = self._final_names([n for n in live if n.op != "input"])
+        return verify_in_debug(self.graph.build(live, names))
 
     def _final_names(self, nodes: list[Node]) -> dict[str, str]:
         """Final node names: a node that is the only one left from a module scope takes the
@@ -706,7 +708,7 @@ class Importer:
         parsed = {}
         for node in nodes:
             src = self.origin.get(node.name)
-            scope, leaf = split_name(src.name) if src is not None else (None, "")
+            scope, leaf = self._split_name(src.name) if src is not None else (None, "")
             # Only exporter-made leaves (PyTorch's "Conv", "Conv_1") give way to the scope.
             if scope and not re.fullmatch(re.escape(src.op_type) + r"(_\d+)?", leaf):
                 scope = None
@@ -742,21 +744,41 @@ def _literal_constants(graph: onnx.GraphProto, names: Container[str]) -> dict[st
     return found
 
 
-def _fully_typed(graph: onnx.GraphProto) -> bool:
+def _otypes(graph: onnx.GraphProto) -> dict[str, OType]:
+    """The tensor types of an inferred graph's values, by name."""
+    found: dict[str, OType] = {}
+    for vi in [*graph.input, *graph.value_info, *graph.output]:
+        t = _otype(vi.type)
+        if t is not None:
+            found[vi.name] = t
+    return found
+
+
+def _fully_typed(graph: onnx.GraphProto, otypes: dict[str, OType]) -> bool:
     """Whether inference gave every node output a tensor type with every dim known or named
     (so data propagation has nothing to add); made-up ``unk__`` symbols count as unknown."""
-    typed = {vi.name: vi.type for vi in [*graph.input, *graph.value_info, *graph.output]}
     for node in graph.node:
         for name in node.output:
             if not name:
                 continue
-            tp = typed.get(name)
-            if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
+            t = otypes.get(name)
+            if t is None or t.shape is None or t.dtype is None:
                 return False
-            for d in tp.tensor_type.shape.dim:
-                if not d.HasField("dim_value") and (not d.dim_param or d.dim_param.startswith("unk__")):
+            for d in t.shape:
+                if d is None or (type(d) is str and d.startswith("unk__")):
                     return False
     return True
+
+
+def _shape_input(node: onnx.NodeProto, known: dict[int, np.ndarray]) -> tuple[Dim, ...] | None:
+    """The output shape an op takes from an input's value (:data:`_SHAPE_INPUTS`), where that value
+    is known (``known``: input index -> static value, perhaps symbolic: ``[N, 32, 2, 2]``)."""
+    index = _SHAPE_INPUTS.get(node.op_type)
+    value = known.get(index) if index is not None else None
+    if value is None or np.ndim(value) != 1:
+        return None
+    dims = [v if isinstance(v, str) else int(v) for v in as_symbolic(np.asarray(value)).tolist()]
+    return None if any(isinstance(v, int) and v < 0 for v in dims) else tuple(dims)
 
 
 def _node_key(node: onnx.NodeProto) -> tuple:
