@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """archc's benchmark entry point: writes BENCHMARKS.md (machine, versions, date, figures).
 
-Run:  python tools/bench.py [--repeat 5] [--sections export,lint,scale,big] [--big] [-o BENCHMARKS.md]
+Run:  python tools/bench.py [--repeat 5] [--sections export,lint,lint-onnx,scale,big] [--big] [-o BENCHMARKS.md]
 
 Sections (each figure the median of --repeat runs; compared runs are interleaved, A B A B ...,
 so a machine's changing load hits both sides alike and the ratios stay meaningful):
@@ -11,6 +11,9 @@ so a machine's changing load hits both sides alike and the ratios stay meaningfu
   file (module built beforehand, outside the timing).
 - lint: the skip analysis of ResNet-50, and of residual chains of 10/100/1,000/10,000 blocks
   (time and the growth exponent of time against size).
+- lint-onnx: ``archc lint FILE.onnx`` as a whole process on archc-written residual chains of
+  1k/10k/100k nodes and a ViT-B/16 exported by torch.onnx.export (wall and CPU seconds, least
+  of 3, growth exponents; tools/bench_lint.py --onnx).
 - scale: spec -> ONNX in a child process for transformers of growing size: wall time, peak RSS
   (the child's own, from wait4), MB/s written against `dd` writing as many bytes with fdatasync.
 - big (with --big only): a Llama-2-7B-sized model (specs/llama.yaml profile llama2_7b if present,
@@ -105,6 +108,20 @@ def section_lint(repeat: int) -> list[str]:
     return lines
 
 
+def section_lint_onnx(repeat: int) -> list[str]:
+    """``archc lint`` on ONNX files as a user runs it (whole process): tools/bench_lint.py --onnx."""
+    from bench_lint import bench_onnx_files
+
+    runs = min(repeat, 3)
+    rows = bench_onnx_files([1000, 10000, 100000], runs, [])
+    return ["## lint-onnx: `archc lint FILE.onnx --format json`, whole process", "",
+            f"Least of {runs} run(s) (`python tools/bench_lint.py --onnx` writes the same table); CPU seconds are "
+            "user + system of the child, the figure that stays meaningful on a shared machine. "
+            "Goals: under 2 s at 100k nodes, under 1 s for the ViT-B/16.", "",
+            "| ONNX file | nodes | MB | wall s | CPU s | growth exponent (wall / CPU) |", "|---|---:|---:|---:|---:|---|",
+            *rows, ""]
+
+
 def run_child(args: list[str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (bytes) of one child process."""
     start = time.perf_counter()
@@ -195,7 +212,7 @@ def header() -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--sections", default="export,lint,scale")
+    ap.add_argument("--sections", default="export,lint,lint-onnx,scale")
     ap.add_argument("--big", action="store_true", help="also build the 7B model (27 GB + 13.5 GB written, deleted)")
     ap.add_argument("--workdir", default=None, help="where models are written (default: a temporary folder)")
     ap.add_argument("-o", "--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
@@ -209,6 +226,8 @@ def main() -> int:
                 lines += section_export(args.repeat, workdir)
             elif name == "lint":
                 lines += section_lint(args.repeat)
+            elif name == "lint-onnx":
+                lines += section_lint_onnx(args.repeat)
             elif name == "scale":
                 lines += section_scale(workdir)
             elif name == "big":

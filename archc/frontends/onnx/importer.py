@@ -193,6 +193,8 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
             small.append(init)
         elif init.name not in listed:
             extra.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    if len(small) == len(g.initializer):
+        return model  # nothing to leave out: the model is its own skeleton (neither reader changes it)
     graph = helper.make_graph(g.node, g.name, [*g.input, *extra], g.output, initializer=small,
                               value_info=g.value_info, sparse_initializer=g.sparse_initializer)
     out = onnx.ModelProto()

@@ -188,45 +188,52 @@ def check_structure(graph: onnx.GraphProto, where: Location) -> None:
 
     ONNX requires a topologically sorted graph; a model that is not is refused naming the
     first node that reads a value before (or without) its producer, and, when the reason
-    is a cycle, the nodes on it.
+    is a cycle, the nodes on it. Names must be text (:func:`_check_text`).
     """
-    _check_text(graph, where)
+    # each node's value names, read from protobuf once (every read makes new str objects)
+    names = [(list(node.input), list(node.output)) for node in graph.node]
+    _check_text(graph, names, where)
     defined = {vi.name for vi in graph.input} | {t.name for t in graph.initializer} \
         | {t.values.name for t in graph.sparse_initializer}
     producer: dict[str, int] = {}
-    for index, node in enumerate(graph.node):
-        for out in node.output:
+    for index, (_, outputs) in enumerate(names):
+        for out in outputs:
             if not out:
                 continue
             if out in defined or out in producer:
                 _refuse(f"output '{out}' is already produced by "
-                        f"{_producer_text(graph, producer.get(out))}", node, index, where)
+                        f"{_producer_text(graph, producer.get(out))}", graph.node[index], index, where)
             producer[out] = index
-    for index, node in enumerate(graph.node):
-        for name in node.input:
+    for index, (inputs, outputs) in enumerate(names):
+        for name in inputs:
             if not name or name in defined:
                 continue
             later = producer.get(name)
+            node = graph.node[index]
             if later is None:
                 _refuse(f"input '{name}' is not produced by any node, initializer or graph input",
                         node, index, where)
             if later >= index:
                 cycle = _cycle_through(graph, producer, index)
                 if cycle:
-                    names = " -> ".join(f"{node_label(graph.node[k])} (#{k})" for k in cycle)
-                    _refuse(f"input '{name}' closes a cycle ({names}); ONNX graphs are acyclic", node, index, where)
+                    text = " -> ".join(f"{node_label(graph.node[k])} (#{k})" for k in cycle)
+                    _refuse(f"input '{name}' closes a cycle ({text}); ONNX graphs are acyclic", node, index, where)
                 _refuse(f"input '{name}' is produced later, by {node_label(graph.node[later])} (#{later}); "
                         "ONNX nodes must be in topological order", node, index, where)
-        defined.update(o for o in node.output if o)
+        defined.update(o for o in outputs if o)
     if not graph.output:
         raise SpecError("the model has no graph outputs", location=where)
 
 
-def _check_text(graph: onnx.GraphProto, where: Location) -> None:
-    """Names are text: protobuf hands back a string field that is not UTF-8 as bytes."""
-    for index, node in enumerate(graph.node):
+def _check_text(graph: onnx.GraphProto, names: list[tuple[list, list]], where: Location) -> None:
+    """Names are text: protobuf hands back a string field that is not UTF-8 as bytes.
+    ``names``: each node's (inputs, outputs)."""
+    for index, (node, (inputs, outputs)) in enumerate(zip(graph.node, names)):
+        if bytes not in {type(node.name), type(node.op_type), type(node.domain), *map(type, inputs),
+                         *map(type, outputs), *(type(a.name) for a in node.attribute)}:
+            continue  # the common case, checked at once; the loop below names the field
         fields = [("name", node.name), ("op_type", node.op_type), ("domain", node.domain),
-                  *(("input", n) for n in node.input), *(("output", n) for n in node.output),
+                  *(("input", n) for n in inputs), *(("output", n) for n in outputs),
                   *(("attribute name", a.name) for a in node.attribute)]
         for field, value in fields:
             if isinstance(value, bytes):
