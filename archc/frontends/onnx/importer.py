@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Container, Optional
 
@@ -117,6 +118,25 @@ def _unread(tensor: onnx.TensorProto) -> np.ndarray:
     read-only zero-stride view, so it takes no memory whatever its size."""
     dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
     return np.broadcast_to(np.zeros((), dtype=dtype), tuple(tensor.dims))
+
+
+#: TensorProto data types whose raw_data is the numpy array's bytes (little-endian)
+_RAW_DTYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
+               onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.INT64: np.int64,
+               onnx.TensorProto.INT32: np.int32, onnx.TensorProto.INT16: np.int16, onnx.TensorProto.INT8: np.int8,
+               onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.UINT16: np.uint16,
+               onnx.TensorProto.UINT32: np.uint32, onnx.TensorProto.UINT64: np.uint64,
+               onnx.TensorProto.BOOL: np.bool_}
+
+
+def _read_tensor(tensor: onnx.TensorProto) -> np.ndarray:
+    """``numpy_helper.to_array(tensor)``, with its commonest case (raw bytes of a plain numeric
+    type, no segment) done directly: a model of many small weights calls it once per weight."""
+    dtype = _RAW_DTYPES.get(tensor.data_type)
+    if dtype is not None and sys.byteorder == "little" and tensor.HasField("raw_data") \
+            and not tensor.HasField("segment"):
+        return np.frombuffer(tensor.raw_data, dtype=dtype).reshape(tensor.dims)
+    return numpy_helper.to_array(tensor)
 
 
 def _is_placeholder(arr: np.ndarray) -> bool:
@@ -229,6 +249,8 @@ _SEGMENT = re.compile(r"[^A-Za-z0-9_.]+")
 def split_name(onnx_name: str) -> tuple[str | None, str]:
     """(module scope, leaf) of an ONNX node name, e.g. ``/layer1/layer1.0/conv1/Conv`` ->
     (``layer1.0.conv1``, ``Conv``); scope None for a name without ``/``."""
+    if "/" not in onnx_name:
+        return None, _clean(onnx_name)
     segments = [s for s in (_clean(p) for p in onnx_name.split("/")) if s]
     if not segments:
         return None, ""
@@ -245,8 +267,15 @@ def split_name(onnx_name: str) -> tuple[str | None, str]:
     return scope, segments[-1]
 
 
+_DOTS = re.compile(r"\.{2,}")
+#: a name _clean leaves as it is: alphanumeric runs joined by single dots or underscores
+_CLEAN = re.compile(r"[A-Za-z0-9]+(?:[._][A-Za-z0-9]+)*")
+
+
 def _clean(text: str) -> str:
-    return re.sub(r"\.{2,}", ".", _SEGMENT.sub("_", text)).strip("._")
+    if _CLEAN.fullmatch(text):
+        return text
+    return _DOTS.sub(".", _SEGMENT.sub("_", text)).strip("._")
 
 
 class Importer:
@@ -289,7 +318,7 @@ class Importer:
             self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
         for init in g.initializer:
             try:
-                arr = _unread(init) if _is_unread(init) else numpy_helper.to_array(init)
+                arr = _unread(init) if _is_unread(init) else _read_tensor(init)
             except Exception as exc:  # noqa: BLE001 - data not matching the declared dims
                 self._fail(f"initializer '{init.name}' cannot be read: {_first_line(exc)}")
             # Initializers are the model's parameters; integer ones are indices or shapes.

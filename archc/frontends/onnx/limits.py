@@ -369,7 +369,7 @@ def native_refusal(ins: list[Any], outs: list[Any], weights: dict[str, np.ndarra
             if isinstance(d, int) and not 0 < d <= _INT64[1]:
                 return f"a tensor of shape {t.shape} (a dim not positive or beyond int64)"
     for name, w in (weights or {}).items():
-        if np.size(w) == 0:
+        if (w.size if isinstance(w, np.ndarray) else np.size(w)) == 0:
             return f"the weight '{name}' is empty"
     return None
 
