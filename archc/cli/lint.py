@@ -77,6 +77,7 @@ from archc.analysis.report import Analysis
 from archc.analysis.skips import analyze
 from archc.cli.common import add_spec_arguments, load_graph, table_lines
 from archc.errors import Location, UsageError
+from archc.ir.graph import paused_cycle_collection
 from archc.ir.vocab import JOIN_KINDS, SKIP_KINDS, kinds_table
 
 
@@ -111,7 +112,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     band = _band(args.band)
     graph = load_graph(args, weights=False)
-    analysis = analyze(graph, band=band, paths=args.paths)
+    with paused_cycle_collection():
+        analysis = analyze(graph, band=band, paths=args.paths)
     if args.format == "json":
         data = analysis.to_dict(explain=args.explain)
         data["ok"] = not analysis.expectations

@@ -45,7 +45,7 @@ from archc.frontends.onnx import limits
 from archc.frontends.onnx.draft import Draft
 from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, ShapeArithmeticError, Sym, Tensor,
                                          as_symbolic, attributes, evaluate_symbolic, fold, is_static_int)
-from archc.ir.graph import Graph, Node, Value, verify_in_debug
+from archc.ir.graph import Graph, Node, Value, paused_cycle_collection, verify_in_debug
 from archc.ir.names import Namespace
 from archc.ir.types import Dim, TensorType
 from archc.ops import onnx_node as _onnx_node  # (importing it registers the fallback op)
@@ -167,10 +167,11 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
         if culprit is None:
             raise SpecError(message, location=where) from None
         raise limits.node_error(message, culprit[1], culprit[0], where) from None
-    graph = Importer(model, filename, skeleton).run()
-    from archc.frontends.onnx.patterns import fuse
+    with paused_cycle_collection():
+        graph = Importer(model, filename, skeleton).run()
+        from archc.frontends.onnx.patterns import fuse
 
-    fuse(graph)  # functions exporters write out (GELU, SiLU, layer norm) become native ops
+        fuse(graph)  # functions exporters write out (GELU, SiLU, layer norm) become native ops
     return graph
 
 
@@ -303,8 +304,7 @@ class Importer:
         self._fresh = 0
         self._names = Namespace()                # IR node names given so far
         self._splits: dict[str, tuple[str | None, str]] = {}  # ONNX node name -> split_name's answer
-        #: (op type, outputs) -> index in graph.node, for error messages
-        self._index = {_node_key(n): i for i, n in reversed(list(enumerate(model.graph.node)))}
+        self._index: dict[tuple, int] | None = None  # (op type, outputs) -> index in graph.node, made by _fail
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -722,6 +722,8 @@ class Importer:
     def _fail(self, message: str, node: onnx.NodeProto | None = None) -> None:
         if node is None:
             raise SpecError(message, location=self.where)
+        if self._index is None:
+            self._index = {_node_key(n): i for i, n in reversed(list(enumerate(self.model.graph.node)))}
         raise limits.node_error(message, node, self._index.get(_node_key(node)), self.where)
 
     # -- the end: dead nodes, names ---------------------------------------------------------
