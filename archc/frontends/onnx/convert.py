@@ -86,7 +86,7 @@ def _require_window(strides, dilations, kernel, pads, groups: int = 1) -> None:
     """Fallback unless a window's numbers make a layer: positive strides, dilations, kernel and
     groups, pads not negative (a mutated or hostile model stays an onnx_node, checked by ONNX)."""
     try:
-        ok = all(int(v) >= 1 for v in [*strides, *dilations, *kernel, groups]) and all(int(p) >= 0 for p in pads)
+        ok = min(map(int, [*strides, *dilations, *kernel, groups])) >= 1 and min(map(int, pads), default=0) >= 0
     except (TypeError, ValueError):
         ok = False
     if not ok:

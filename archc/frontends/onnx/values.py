@@ -20,6 +20,7 @@ small table of numpy functions over object arrays, one per ONNX op, like
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
@@ -70,7 +71,13 @@ NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "Random
 def short_float(value: float, dtype: Any = np.float32) -> float:
     """The shortest decimal that is the same ``dtype`` number: ONNX stores float attributes
     as float32, so a model's ``1e-05`` reads back as 9.999999747378752e-06 without this."""
-    return float(str(np.dtype(dtype).type(value))) if np.dtype(dtype).itemsize <= 4 else float(value)
+    return _short_float(float(value), np.dtype(dtype))
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_float(value: float, dtype: np.dtype) -> float:
+    # cached: a model repeats its few epsilons and momenta in every norm layer
+    return float(str(dtype.type(value))) if dtype.itemsize <= 4 else value
 
 
 def attributes(node: onnx.NodeProto) -> dict[str, Any]:
