@@ -780,8 +780,12 @@ def _literal_constants(graph: onnx.GraphProto, names: Container[str]) -> dict[st
 def _otypes(graph: onnx.GraphProto) -> dict[str, OType]:
     """The tensor types of an inferred graph's values, by name."""
     found: dict[str, OType] = {}
+    seen: dict[bytes, OType | None] = {}  # most values share their type with many others
     for vi in [*graph.input, *graph.value_info, *graph.output]:
-        t = _otype(vi.type)
+        key = vi.type.SerializeToString()
+        if key not in seen:
+            seen[key] = _otype(vi.type)
+        t = seen[key]
         if t is not None:
             found[vi.name] = t
     return found
