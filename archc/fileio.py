@@ -298,7 +298,7 @@ def _open_anonymous(directory: str) -> int | None:
         if exc.errno in _NO_TMPFILE:
             return None
         raise
-    if not _can_link(directory, fd):
+    if not _can_link(directory):
         os.close(fd)
         return None
     return fd
@@ -307,11 +307,14 @@ def _open_anonymous(directory: str) -> int | None:
 _LINKABLE: dict[str, bool] = {}
 
 
-def _can_link(directory: str, fd: int) -> bool:
+def _can_link(directory: str) -> bool:
     """Whether an anonymous file in ``directory`` can be linked into it (a sandbox's /proc may
-    refuse); tried once per directory with a throw-away name."""
+    refuse); tried once per directory on a throw-away anonymous file and name. Never on the
+    output's own file: Linux lets an O_TMPFILE file be linked once it has had no name, but not
+    again after that name is removed, so a probe on it would force a second write."""
     if directory not in _LINKABLE:
         probe = _temp_name(directory, "probe")
+        fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
         try:
             _link_fd(fd, probe)
         except OSError:
@@ -319,6 +322,8 @@ def _can_link(directory: str, fd: int) -> bool:
         else:
             _unlink_quietly(probe)
             _LINKABLE[directory] = True
+        finally:
+            os.close(fd)
     return _LINKABLE[directory]
 
 

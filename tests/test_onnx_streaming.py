@@ -159,11 +159,30 @@ def test_dtype_tolerances_scale_with_the_epsilon():
 
 def test_state_dict_dtype(run_archc, tmp_path):
     torch = pytest.importorskip("torch")
-    run_archc("build", str(SPECS / "resnet18.yaml"), "--set", "image_size=32", "--target", "torch",
-              "-o", str(tmp_path / "m.py"), "--state-dict", str(tmp_path / "m.pt"), "--dtype", "bfloat16", check=True)
+    proc = run_archc("build", str(SPECS / "resnet18.yaml"), "--set", "image_size=32", "--target", "torch",
+                     "-o", str(tmp_path / "m.py"), "--state-dict", str(tmp_path / "m.pt"), "--dtype", "bfloat16",
+                     check=True)
+    assert "as bfloat16 (the module computes in float32 unless converted)" in proc.stderr
     state = torch.load(tmp_path / "m.pt", weights_only=True)
     assert state["conv1.weight"].dtype == torch.bfloat16
     assert state["bn1.num_batches_tracked"].dtype == torch.int64
+    # the README's recipe for computing in the stored type: built on meta, loaded with assign=True
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("m", tmp_path / "m.py")
+    generated = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generated)
+    with torch.device("meta"):
+        model = generated.Resnet18()
+    model.load_state_dict(state, assign=True)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert model.eval()(torch.randn(1, 3, 32, 32, dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
+def test_onnx_dtype_build_says_it_computes_in_float32(run_archc, tmp_path):
+    proc = run_archc("build", str(SPECS / "resnet18.yaml"), "--set", "image_size=32", "-o", str(tmp_path / "m.onnx"),
+                     "--dtype", "float16", check=True)
+    assert "stored as float16 (Cast to float32 in the graph: computed in float32)" in proc.stderr
 
 
 def test_no_weights_makes_parameters_inputs(run_archc, tmp_path):
@@ -221,7 +240,7 @@ def test_onnxruntime_loads_every_shipped_spec_without_warnings(name, tmp_path, c
 def test_verify_with_a_narrow_dtype_scales_its_tolerances(run_archc):
     proc = run_archc("verify", str(SPECS / "resnet18.yaml"), "--set", "image_size=32", "--dtype", "bfloat16",
                      check=True)
-    assert "rtol 0.0625, atol 0.0078125, ONNX weights in bfloat16" in proc.stdout
+    assert "rtol 0.0625, atol 0.0078125, ONNX weights stored in bfloat16 (computed in float32)" in proc.stdout
     assert "PASSED" in proc.stdout
 
 

@@ -258,6 +258,25 @@ def test_outputs_are_created_with_the_umask(tmp_path, umask):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.yaml", "new.pt", "new.py", "old.onnx"]
 
 
+@pytest.mark.parametrize("exists", [False, True])
+def test_each_output_is_written_once(tmp_path, exists):
+    # A big model must not be written twice: probing whether an anonymous file can be named must
+    # not use up the output's own one chance to be linked.
+    fileio._LINKABLE.clear()
+    out = tmp_path / "out.bin"
+    if exists:
+        out.write_bytes(b"old")
+    calls = []
+
+    def writer(fh):
+        calls.append(1)
+        fh.write(b"new")
+
+    fileio.write_atomic_files([(str(out), writer)])
+    assert calls == [1] and out.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
 # A real `archc build` whose output writing stops halfway (as a slow disk or a big model would),
 # so the test can kill it at that moment. FALLBACK=1 takes the named-temporary path.
 PAUSING_BUILD = """

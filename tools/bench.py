@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """archc's benchmark entry point: writes BENCHMARKS.md (machine, versions, date, figures).
 
-Run:  python tools/bench.py [--repeat 5] [--sections export,lint,lint-onnx,scale,big] [--big] [-o BENCHMARKS.md]
+Run:  python tools/bench.py [--repeat 5] [--sections export,lint,lint-onnx,scale,meta,big] [--big] [-o BENCHMARKS.md]
 
 Sections (each figure the median of --repeat runs; compared runs are interleaved, A B A B ...,
 so a machine's changing load hits both sides alike and the ratios stay meaningful):
@@ -24,6 +24,7 @@ so a machine's changing load hits both sides alike and the ratios stay meaningfu
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -124,15 +125,57 @@ def section_lint_onnx(repeat: int) -> list[str]:
 
 def run_child(args: list[str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (bytes) of one child process."""
+    wall, rss, _ = run_child_output(args)
+    return wall, rss
+
+
+def run_child_output(args: list[str]) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (bytes) and standard output of one child process."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status):
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(args)} failed: {err.read().decode()}")
+        out.seek(0)
+        return wall, usage.ru_maxrss * 1024, out.read().decode()
+
+
+#: a child that imports a generated file and builds its model on the meta device, twice (the first
+#: build pays PyTorch's one-time set-up of the meta device)
+_META_CHILD = """
+import importlib.util, json, sys, time, torch
+spec = importlib.util.spec_from_file_location("generated", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+times = []
+for _ in range(2):
     start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(args)} failed: {err}")
-    return wall, usage.ru_maxrss * 1024
+    with torch.device("meta"):
+        model = getattr(module, sys.argv[2])()
+    times.append(time.perf_counter() - start)
+print(json.dumps({"times": times, "params": sum(p.numel() for p in model.parameters())}))
+"""
+
+
+def section_meta(workdir: str) -> list[str]:
+    """The llama spec's 7B profile as PyTorch: archc build --no-weights, then the model built on meta."""
+    out = os.path.join(workdir, "llama7b.py")
+    build_wall, build_rss = run_child([sys.executable, "-m", "archc", "build", os.path.join(SPECS, "llama.yaml"),
+                                       "--profile", "llama2_7b", "--target", "torch", "--no-weights", "-o", out])
+    wall, rss, text = run_child_output([sys.executable, "-c", _META_CHILD, out, "Llama"])
+    figures = json.loads(text)
+    return ["## meta: Llama-2-7B (specs/llama.yaml llama2_7b) as PyTorch, no weights", "",
+            "| step | wall s | peak RSS |", "|---|---:|---:|",
+            f"| `archc build --target torch --no-weights` (child process) | {build_wall:.1f} | "
+            f"{build_rss / 2 ** 20:,.0f} MiB |",
+            f"| python: import torch and the file, build on meta twice (child process) | {wall:.1f} | "
+            f"{rss / 2 ** 20:,.0f} MiB |",
+            f"| first build on meta (PyTorch's one-time meta set-up included) | {figures['times'][0]:.2f} | |",
+            f"| second build on meta | {figures['times'][1]:.3f} | |", "",
+            f"{figures['params']:,} parameters, none allocated.", ""]
 
 
 def dd_speed(workdir: str, nbytes: int) -> float:
@@ -212,7 +255,7 @@ def header() -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--sections", default="export,lint,lint-onnx,scale")
+    ap.add_argument("--sections", default="export,lint,lint-onnx,scale,meta")
     ap.add_argument("--big", action="store_true", help="also build the 7B model (27 GB + 13.5 GB written, deleted)")
     ap.add_argument("--workdir", default=None, help="where models are written (default: a temporary folder)")
     ap.add_argument("-o", "--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
@@ -230,6 +273,8 @@ def main() -> int:
                 lines += section_lint_onnx(args.repeat)
             elif name == "scale":
                 lines += section_scale(workdir)
+            elif name == "meta":
+                lines += section_meta(workdir)
             elif name == "big":
                 if shutil.disk_usage(workdir).free < 30e9:
                     lines += ["## big: skipped (under 30 GB free disk)", ""]

@@ -48,18 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dict", metavar="OUT.pt",
                         help="torch target: also save the weights, so the .py module and the ONNX build match")
     parser.add_argument("--dtype", choices=DTYPES, default="float32",
-                        help="store the weights in this float type (ONNX: cast back to float32 in the graph; "
-                             "--state-dict: the saved tensors)")
+                        help="store the weights in this float type, computing in float32 (ONNX: Cast back to "
+                             "float32 in the graph; --state-dict: the saved tensors)")
     parser.add_argument("--external-data", action="store_true",
                         help="onnx target: write the weights to OUT.data beside the model (automatic over 2 GB)")
     parser.add_argument("--no-weights", action="store_true",
-                        help="the structure only: ONNX parameters become graph inputs; torch target: no weights drawn")
+                        help="the structure only: ONNX parameters become graph inputs; torch target: no weights "
+                             "drawn (the module builds on the meta device at any size either way)")
 
 
 def load_weights_for(graph: Graph, args: argparse.Namespace, imported: bool = False) -> None:
     """Fill ``graph.weights``: loaded (``--weights``), initialised (``--seed``), or, for an
     imported ONNX model, its own initializers kept bit for bit (not re-seeded)."""
-    from archc.ops.weights import initialize
+    from archc.ops.weights import deferred_weights
 
     if args.weights:
         from archc.lowering.torch import load_weights
@@ -67,10 +68,12 @@ def load_weights_for(graph: Graph, args: argparse.Namespace, imported: bool = Fa
         if os.path.exists(args.weights):  # a missing file is reported by load_weights
             require_regular_file(args.weights, "weights file")
         load_weights(graph, args.weights)
-    elif args.no_weights or args.target == "onnx":
+    elif args.target == "onnx":
         pass  # ONNX: build_onnx_parts defers them, drawn one at a time while the model is written
     elif not imported:
-        initialize(graph, args.seed or 0)
+        # drawn only where written (--state-dict) or folded (--eval): the .py holds no weights,
+        # so a spec of any size builds in seconds
+        graph.weights = deferred_weights(graph, args.seed or 0)
 
 
 def optimizes(args: argparse.Namespace, imported: bool = False) -> bool:
@@ -135,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
     source = generate_source(graph, labels=labels, spec=args.spec,
                              overrides=parse_overrides(args.overrides) or None,
-                             seed=None if args.weights else args.seed)
+                             seed=None if args.weights or args.no_weights else args.seed)
     if args.state_dict:
         import torch
 
@@ -147,8 +150,9 @@ def run(args: argparse.Namespace) -> int:
         torch.save({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}, buffer)
         write_atomic(args.state_dict, buffer.getvalue(), option="--state-dict")
     write_atomic(args.output, source, option="-o")
+    stored = "" if args.dtype == "float32" else f" as {args.dtype} (the module computes in float32 unless converted)"
     print(f"wrote {args.output}: PyTorch module, {len(graph)} nodes"
-          + (f"; weights in {args.state_dict}" if args.state_dict else ""), file=sys.stderr)
+          + (f"; weights in {args.state_dict}{stored}" if args.state_dict else ""), file=sys.stderr)
     return 0
 
 
@@ -163,8 +167,10 @@ def write_onnx_model(graph: Graph, args: argparse.Namespace, labels: dict[str, s
     parts = without_weights(parts) if args.no_weights else store_weights_as(parts, WeightDtype(args.dtype))
     written = write_onnx(parts, args.output, external_data=True if args.external_data else None, option="-o")
     where = f"; weights in {written.data_path}" if written.data_path else ""
+    stored = f" stored as {args.dtype} (Cast to float32 in the graph: computed in float32)" \
+        if args.dtype != "float32" and not args.no_weights else ""
     print(f"wrote {args.output}: ONNX opset {OPSET}, {written.nodes} nodes, {written.initializers} initializers, "
-          f"{written.weight_bytes / 2 ** 20:,.1f} MiB of weights{where}", file=sys.stderr)
+          f"{written.weight_bytes / 2 ** 20:,.1f} MiB of weights{stored}{where}", file=sys.stderr)
     return 0
 
 

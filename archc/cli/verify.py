@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--atol", type=tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
     parser.add_argument("--no-optimize", action="store_true", help="compare against the unoptimised ONNX build")
     parser.add_argument("--dtype", choices=DTYPES, default="float32",
-                        help="ONNX weights stored in this type (as archc build --dtype); the tolerances are "
-                             "raised to the type's precision")
+                        help="ONNX weights stored in this type (as archc build --dtype; computed in float32); "
+                             "the tolerances are raised to the type's precision")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         report = verify(graph, feeds, seed=args.seed, rtol=args.rtol, atol=args.atol, device=args.device,
                         optimize=not args.no_optimize, allow_fallback=args.allow_cpu_fallback, dtype=dtype)
         print(f"verify {graph.name}: torch (eval) vs onnxruntime, rtol {args.rtol:g}, atol {args.atol:g}"
-              + (f", ONNX weights in {dtype.value}" if dtype is not WeightDtype.float32 else ""))
+              + (f", ONNX weights stored in {dtype.value} (computed in float32)"
+                 if dtype is not WeightDtype.float32 else ""))
     layers, norms = report.calibrated
     calibrated = f", calibrated on random inputs: {layers} layers scaled to unit output variance, {norms} " \
         "batchnorm statistics set" if layers or norms else ""

@@ -150,9 +150,11 @@ def _split_at(text: str, open_: int, close: int, indent: str) -> list[str]:
     # where splitting at commas (and adding one) would change what it means
     grouping = _is_comprehension(text[open_], body) or text[open_] == "(" and (
         _is_generator_argument(body) if _is_call(text, open_) else not _is_tuple(body))
+    # a split display ([a, b], (a, b), {k: v, ...}) always goes one element per line, as ruff writes it
+    display = not grouping and not _is_call(text, open_) and len(elements) > 1
     if grouping:
         lines.extend(split_statement(body.strip(), inner))
-    elif subscript or body.strip() and len(inner) + len(body.strip()) <= LINE_LENGTH and (
+    elif subscript or body.strip() and len(inner) + len(body.strip()) <= LINE_LENGTH and not display and (
             not body.rstrip().endswith(",") or one_tuple):
         lines.append(inner + body.strip())
     else:

@@ -35,7 +35,7 @@ from archc.lowering.torch_source import Provenance, class_name_for, write_source
 from archc.ops.base import param_key
 from archc.pysource import is_identifier, one_line
 
-__all__ = ["generate_source", "build_module", "state_dict_from_graph", "load_weights", "class_name_for"]
+__all__ = ["generate_source", "build_module", "module_class", "state_dict_from_graph", "load_weights", "class_name_for"]
 
 
 def generate_source(graph: Graph, class_name: str | None = None, *, labels: Mapping[str, str] | None = None,
@@ -76,6 +76,14 @@ def _module_class(graph: Graph, source: str, class_name: str) -> type[nn.Module]
     return cls
 
 
+def module_class(graph: Graph, *, labels: Mapping[str, str] | None = None) -> type[nn.Module]:
+    """The graph's generated model class, executed but not constructed: construct it on the meta
+    device (``with torch.device("meta"): model = cls()``) to hold no weights at any size, then
+    ``model.to_empty(device=...)`` and ``reset_parameters()`` on each of ``model.block_instances()``."""
+    cls_name = class_name_for(graph.name)
+    return _module_class(graph, generate_source(graph, cls_name, labels=labels), cls_name)
+
+
 def state_dict_from_graph(graph: Graph, seed: int = 0) -> dict[str, torch.Tensor]:
     """The graph's weights (archc's seeded init if it has none) as a torch state_dict."""
     weights = graph_weights(graph, seed)
@@ -91,8 +99,7 @@ def build_module(graph: Graph, seed: int | None = 0, *, labels: Mapping[str, str
     Weights are ``graph.weights`` when present, else archc's init for ``seed`` (the graph
     is not modified). ``seed=None`` keeps PyTorch's own random initialisation instead.
     """
-    cls_name = class_name_for(graph.name)
-    module = _module_class(graph, generate_source(graph, cls_name, labels=labels), cls_name)()
+    module = module_class(graph, labels=labels)()
     if seed is not None or graph.weights:
         module.load_state_dict(state_dict_from_graph(graph, seed or 0), strict=True)
     return module

@@ -16,6 +16,7 @@ from torch import nn
 
 from archc.errors import SpecError
 from archc.ir.graph import Graph, Node, Value
+from archc.lowering.torch_reset import GENERATED_METHODS
 from archc.lowering.torch_plan import Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute, place, with_holes
 from archc.pysource import is_identifier, literal
 
@@ -23,7 +24,7 @@ __all__ = ["BodyWriter"]
 
 # Names a child cannot take because the class or container already has such an attribute
 # (torch's add_module refuses them, or the child would hide a method such as eval).
-_CLASS_TAKEN = frozenset(dir(nn.Module()))
+_CLASS_TAKEN = frozenset(dir(nn.Module())) | GENERATED_METHODS
 _DICT_TAKEN = frozenset(dir(nn.ModuleDict()))
 _ARG = "\x01"
 _MODULE = "\x02"
@@ -103,7 +104,7 @@ class BodyWriter:
                 name = names.bind(values[0], formal)
             body.args.append(name)
         self._tree(body, inst)
-        access = self._access(body)
+        access = body.access = self._access(body)
         chains = {id(c[0]): c for c in self._chains(body.tree)}
         skip: set[int] = set()
         for item in inst.items:
@@ -245,6 +246,7 @@ def _check_name(seg: str, kind: str, sub: Any, inst: Instance, path: tuple[str, 
     if seg in taken:
         node = sub.node if isinstance(sub, Leaf) else None
         name = node.name if node is not None else ".".join(filter(None, (inst.path, *path)))
-        raise SpecError(f"name segment '{seg}' clashes with an attribute of torch.nn."
-                        f"{'Module' if kind == 'root' else 'ModuleDict'}; rename the node or block",
+        owner = "the generated method" if seg in GENERATED_METHODS else \
+            f"an attribute of torch.nn.{'Module' if kind == 'root' else 'ModuleDict'}"
+        raise SpecError(f"name segment '{seg}' clashes with {owner}; rename the node or block",
                         node=name, location=node.location if node is not None else None)

@@ -87,6 +87,8 @@ class Body:
     #: hole index -> (child path, class argument) for arguments of a child's constructor
     child_args: dict[int, tuple[str, str]] = field(default_factory=dict)
     containers: dict[tuple[str, ...], str] = field(default_factory=dict)  # path -> seq | list | dict
+    #: local dotted name -> Python expression reaching that module, parameter or container
+    access: dict[str, str] = field(default_factory=dict)
     skeleton: str = ""
 
     def hole(self, value: Any) -> str:

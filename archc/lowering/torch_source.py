@@ -21,6 +21,7 @@ from archc.lowering.pyformat import LINE_LENGTH, split_statement
 from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
 from archc.lowering.torch_body import BodyWriter
 from archc.lowering.torch_plan import HOLE, Body, Instance, Leaf, instance_tree
+from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements
 from archc.pysource import comment, is_identifier, literal, one_line
 
 __all__ = ["Provenance", "write_source", "class_name_for"]
@@ -226,6 +227,10 @@ def _class_comments(cls: _Class) -> list[list[str]]:
 
 def _tie_lines(graph: Graph) -> list[str]:
     """``self.lm_head.weight = self.wte.weight``: one tensor under both names (weight tying)."""
+    return [line for text in _tie_statements(graph) for line in _statement(text, 2)]
+
+
+def _tie_statements(graph: Graph) -> list[str]:
     lines: list[str] = []
     for node in graph.nodes():
         for param, (owner, owner_param) in tied_params(node).items():
@@ -238,11 +243,12 @@ def _tie_lines(graph: Graph) -> list[str]:
                 parent, _, leaf = key.rpartition(".")
                 module = f"self.get_submodule({literal(parent)})" if parent else "self"
                 text = f"setattr({module}, {literal(leaf)}, {source_expr})  # tied: one tensor"
-            lines += _statement(text, 2)
+            lines.append(text)
     return lines
 
 
-def _class_text(cls: _Class, root_guards: bool = False, extra_init: list[str] = ()) -> list[str]:
+def _class_text(cls: _Class, root_guards: bool = False, extra_init: list[str] = (),
+                methods: list[str] = ()) -> list[str]:
     body = cls.bodies[0]
     lines = [f"class {cls.name}(nn.Module):"]
     if cls.block is not None:
@@ -260,7 +266,7 @@ def _class_text(cls: _Class, root_guards: bool = False, extra_init: list[str] = 
     types = ["torch.Tensor"] * len(body.args)
     if variadic:
         types[-1] = "list[torch.Tensor]"
-    return lines + [""] + _forward_lines(body, cls.args, _class_comments(cls), types)
+    return lines + [""] + _forward_lines(body, cls.args, _class_comments(cls), types) + list(methods)
 
 
 def _guard_lines(guards: list[tuple[str, Any]]) -> list[str]:
@@ -313,6 +319,14 @@ def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: 
     root = _Class(cls, None, [root_body], root_args(graph, planner.writer.lowered, root_body, live))
     out = _header(graph, cls, labels, provenance, live)
     out += ["import torch", "import torch.nn.functional as F", "from torch import nn"]
+    blocks: dict[str, list[str]] = {}
+    for c in planner.classes:
+        blocks.setdefault(c.block, []).append(c.name)
     for c in planner.classes + [root]:
-        out += ["", ""] + _class_text(c, root_guards=c is root, extra_init=_tie_lines(graph) if c is root else [])
+        resets = reset_statements(c.bodies, planner.writer.lowered, planner.writer.as_sequential)
+        methods = [""] + reset_method(resets, _tie_statements(graph) if c is root else [])
+        if c is root:
+            methods += [""] + block_instances_method(blocks)
+        out += ["", ""] + _class_text(c, root_guards=c is root, extra_init=_tie_lines(graph) if c is root else [],
+                                      methods=methods)
     return "\n".join(out) + "\n"

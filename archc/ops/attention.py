@@ -121,6 +121,10 @@ class MultiHeadAttention(OpDef):
         a = node.attrs
         return f"nn.MultiheadAttention({e}, {h}, dropout={py(a['dropout'])}, bias={a['bias']}, batch_first=True)"
 
+    def torch_reset(self, node, ins, module):
+        # what nn.MultiheadAttention's constructor runs: out_proj's Linear init, then its own
+        return [f"{module}.out_proj.reset_parameters()", f"{module}._reset_parameters()"]
+
     def torch_forward(self, node, ins, args, module):
         q, k = args[0], args[1]
         if len(args) > 3:

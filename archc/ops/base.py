@@ -170,6 +170,30 @@ class ParamSpec:
         return n
 
 
+def xavier_bound(shape: tuple[int, ...]) -> float:
+    """Glorot's U(-b, b) bound for a weight of ``shape`` (fan_out first, as torch.nn.init computes it)."""
+    fan_out, fan_in = shape[0], math.prod(shape[1:])
+    return math.sqrt(6.0 / (fan_in + fan_out))
+
+
+def torch_init_source(spec: ParamSpec, target: str) -> str:
+    """PyTorch source drawing ``target`` (an existing tensor) in place from :func:`init_array`'s
+    distribution for ``spec``, through ``torch.nn.init`` (which also fills sharded DTensors)."""
+    if spec.init in ("zeros", "ones"):
+        return f"nn.init.{spec.init}_({target})"
+    if spec.init == "constant":
+        return f"nn.init.constant_({target}, {py(float(spec.value))})"
+    if spec.init in ("uniform", "xavier_uniform"):
+        bound = spec.bound if spec.init == "uniform" else xavier_bound(spec.shape)
+        return f"nn.init.uniform_({target}, {py(-float(bound))}, {py(float(bound))})"
+    if spec.init == "normal":
+        return f"nn.init.normal_({target}, std={py(float(spec.std))})"
+    if spec.init == "trunc_normal":
+        return (f"nn.init.trunc_normal_({target}, std={py(float(spec.std))}, a={py(float(spec.low))}, "
+                f"b={py(float(spec.high))})")
+    raise ValueError(f"unknown init '{spec.init}' for {target}")
+
+
 #: The vocabulary analyses see (``OpDef.role_of``), defined by :class:`archc.ir.vocab.Role`:
 #: role -> what it means. Analyses decide from these, never from op names.
 ROLES: dict[str, str] = {role.value: role.doc for role in Role}
@@ -252,6 +276,22 @@ class OpDef:
         :meth:`torch_forward` as ``module``; :meth:`torch_module` is not consulted.
         """
         return None
+
+    def torch_reset(self, node: "Node", ins: list[TensorType], module: str) -> list[str]:
+        """Statements drawing the node's parameters and buffers afresh, in place, as construction
+        does: what a generated class's ``reset_parameters()`` runs after ``to_empty()`` on a
+        model built on the meta device. ``module`` reaches the node's module (its tensor, for a
+        parameter-only node).
+
+        Default: a parameter-only node's tensor from its :class:`ParamSpec` (whose values are
+        in :meth:`torch_parameter`'s source); a module with parameters or buffers, its own
+        ``reset_parameters()``, which reads its sizes at run time. Nothing for other nodes.
+        """
+        if self.torch_parameter(node, ins) is not None:
+            return [torch_init_source(self.params(node, ins)[""], module)]
+        if self.params(node, ins) and self.torch_module(node, ins) is not None:
+            return [f"{module}.reset_parameters()"]
+        return []
 
     def torch_forward(self, node: "Node", ins: list[TensorType], args: list[str], module: str | None) -> str:
         """Source of a forward expression; a tuple expression for several outputs."""

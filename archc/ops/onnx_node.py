@@ -55,7 +55,7 @@ from typing import Any
 
 from archc.errors import ShapeError, SpecError
 from archc.ir.types import DTYPES, TensorType
-from archc.ops.base import Attr, OpDef, ParamSpec
+from archc.ops.base import Attr, OpDef, ParamSpec, py, torch_init_source
 from archc.ops.registry import register
 
 _MERGES = {"Add": "merge_add", "Sum": "merge_add", "Mul": "merge_mul", "Sub": "merge_sub",
@@ -158,6 +158,10 @@ class OnnxNode(OpDef):
             frozen = "" if p.get("learned", True) and p["dtype"].startswith("float") else ", requires_grad=False"
             entries.append(f"{name!r}: nn.Parameter(torch.zeros({tuple(p['shape'])!r}, dtype={dtype}){frozen})")
         return "nn.ParameterDict({" + ", ".join(entries) + "})"
+
+    def torch_reset(self, node, ins, module):
+        # the module is an nn.ParameterDict (no reset_parameters of its own): zeros, as constructed
+        return [torch_init_source(spec, f"{module}[{py(name)}]") for name, spec in self.params(node, ins).items()]
 
     def torch_forward(self, node, ins, args, module):
         from archc.ops.onnx_torch import Call, Unsupported, lower

@@ -10,7 +10,6 @@ parameter's values do not depend on which other nodes exist.
 """
 from __future__ import annotations
 
-import math
 import os
 import zlib
 from typing import Iterator, NamedTuple, Sequence
@@ -19,7 +18,7 @@ import numpy as np
 
 from archc.ir.graph import Graph, Node
 from archc.ops import registry
-from archc.ops.base import ParamSpec, param_key
+from archc.ops.base import ParamSpec, param_key, xavier_bound
 
 
 def param_specs(graph: Graph, node: Node) -> dict[str, ParamSpec]:
@@ -83,8 +82,7 @@ def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
     if spec.init == "trunc_normal":
         return _trunc_normal(rng, shape, spec).astype(spec.dtype, copy=False)
     if spec.init == "xavier_uniform":
-        fan_out, fan_in = shape[0], int(np.prod(shape[1:]))
-        return _uniform(rng, shape, math.sqrt(6.0 / (fan_in + fan_out)), spec.dtype)
+        return _uniform(rng, shape, xavier_bound(shape), spec.dtype)
     raise ValueError(f"unknown init '{spec.init}' for {key}")
 
 

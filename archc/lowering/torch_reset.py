@@ -1,0 +1,101 @@
+"""Methods of the generated classes for models built without memory and sharded per block.
+
+A generated model can be constructed on PyTorch's meta device (``with torch.device("meta"):
+model = Model()``: every layer and declared tensor gets its shape and no storage) and
+materialised with ``model.to_empty(device=...)``, whose tensors then hold whatever memory held.
+Each generated class draws its *own* parameters and buffers afresh with ``reset_parameters()``:
+those of its layers and declared tensors, not those of its child blocks, which are classes with
+their own (each op says how: :meth:`archc.ops.base.OpDef.torch_reset`). The model's class first
+re-ties shared weights, which ``to_empty`` separates. The model's ``block_instances()`` lists the
+spec's block instances innermost first, then the model itself: the units to reset, and the
+units FSDP2's ``fully_shard`` shards (inner ones before the modules holding them).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from archc.errors import SpecError
+from archc.ir.graph import Node
+from archc.lowering.pyformat import split_statement
+from archc.lowering.torch_plan import Body, Instance, Lowered
+from archc.pysource import literal
+
+__all__ = ["GENERATED_METHODS", "reset_statements", "reset_method", "block_instances_method"]
+
+#: methods every generated class has: no module or parameter of a class may take these names
+GENERATED_METHODS = frozenset({"reset_parameters", "block_instances"})
+_I = "    "
+
+
+def _node_resets(lowered: Lowered, node: Node, module: str) -> list[str]:
+    op, ins, _, _ = lowered(node)
+    return op.torch_reset(node, ins, module)
+
+
+def _body_resets(body: Body, lowered: Lowered, sequential: Callable[[Instance], list[Node] | None]) -> list[str]:
+    """The reset statements of one instance's own modules and tensors, in module-tree order."""
+    out: list[str] = []
+
+    def walk(level: dict, path: tuple[str, ...]) -> None:
+        for seg, sub in level.items():
+            here = path + (seg,)
+            if isinstance(sub, dict):
+                walk(sub, here)
+            elif sub.kind in ("module", "param"):
+                out.extend(_node_resets(lowered, sub.node, body.access[".".join(here)]))
+            elif sub.kind == "sequential":  # a block instance written as nn.Sequential: no class
+                for i, node in enumerate(sequential(sub.child) or ()):
+                    out.extend(_node_resets(lowered, node, f"{body.access['.'.join(here)]}[{i}]"))
+
+    walk(body.tree, ())
+    return out
+
+
+def reset_statements(bodies: Sequence[Body], lowered: Lowered,
+                     sequential: Callable[[Instance], list[Node] | None]) -> list[str]:
+    """The statements of one class's ``reset_parameters``, the same for every instance it serves
+    (checked: a value that differed between instances would have to be a constructor argument)."""
+    first = _body_resets(bodies[0], lowered, sequential)
+    for body in bodies[1:]:
+        if _body_resets(body, lowered, sequential) != first:
+            raise SpecError(f"block instances '{bodies[0].instance.path}' and '{body.instance.path}' share a "
+                            "class but initialise their parameters differently", node=body.instance.path)
+    return first
+
+
+def reset_method(statements: list[str], ties: list[str]) -> list[str]:
+    """``def reset_parameters(self)`` at class depth: its docstring, re-tying ``ties``, then
+    ``statements`` (each split as ruff formats it)."""
+    lines = [_I + "def reset_parameters(self) -> None:",
+             _I * 2 + '"""Draw this block\'s own parameters and buffers afresh, as construction does',
+             _I * 2 + "(not its child blocks': each has its own). After to_empty() on a model built",
+             _I * 2 + 'on the meta device, call it on every module of block_instances()."""']
+    if ties:
+        lines.append(_I * 2 + "# to_empty() gave each name of a tied weight its own tensor: one again")
+    for statement in ties + statements:
+        lines += split_statement(statement, _I * 2)
+    return lines
+
+
+def block_instances_method(classes: dict[str, list[str]]) -> list[str]:
+    """The model's ``def block_instances(self, *blocks)`` at class depth; ``classes``: spec
+    block -> the classes written for it."""
+    body = ["classes: dict[str, list[type[nn.Module]]] = {}"]
+    body += [f"classes[{literal(block)}] = [{', '.join(names)}]" for block, names in classes.items()]
+    body += [
+        "unknown = [b for b in blocks if b not in classes]",
+        "if unknown:",
+        '    raise ValueError(f"no block {unknown[0]!r}; the blocks are {sorted(classes)}")',
+        "wanted = tuple(c for b in blocks or classes for c in classes[b])",
+        "found = [(name, m) for name, m in self.named_modules() if isinstance(m, wanted)]",
+        'found.sort(key=lambda item: -item[0].count("."))  # deeper first, else in order',
+        "return [m for _, m in found] + [self]",
+    ]
+    lines = [_I + "def block_instances(self, *blocks: str) -> list[nn.Module]:",
+             _I * 2 + '"""The instances of the spec\'s blocks (those named, default all), innermost',
+             _I * 2 + "first, then the model itself: reset_parameters() each after to_empty(), or",
+             _I * 2 + 'shard each with FSDP2: for m in model.block_instances(): fully_shard(m)"""']
+    for statement in body:
+        indent = len(statement) - len(statement.lstrip())
+        lines += split_statement(statement.lstrip(), _I * 2 + " " * indent)
+    return lines
