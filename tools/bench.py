@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """archc's benchmark entry point: writes BENCHMARKS.md (machine, versions, date, figures).
 
-Run:  python tools/bench.py [--repeat 5] [--sections export,lint,lint-onnx,scale,meta,big] [--big] [-o BENCHMARKS.md]
+Run:  python tools/bench.py [--repeat 5]
+      [--sections export,process,vgg,inference,lint,lint-onnx,scale,resnet-scale,meta] [--big] [-o BENCHMARKS.md]
 
 Sections (each figure the median of --repeat runs; compared runs are interleaved, A B A B ...,
 so a machine's changing load hits both sides alike and the ratios stay meaningful):
@@ -9,6 +10,12 @@ so a machine's changing load hits both sides alike and the ratios stay meaningfu
 - export: ResNet-50 spec -> ONNX file in-process as `archc build` does (load, deferred weights,
   fold, emit, stream to disk) against torch.onnx.export(dynamo=False) of the same nn.Module to a
   file (module built beforehand, outside the timing).
+- process: the same as whole processes, as a user runs them: `archc build --target onnx` against a
+  script that imports archc's generated PyTorch module, builds it and exports it (tools/bench_process.py).
+- vgg: VGG-16 (tools/specs/vgg16.yaml, 528 MiB) -> ONNX, MB/s against dd writing as many bytes.
+- inference: ResNet-50 at batch 1 with the same weights: onnxruntime on archc's ONNX vs on
+  torch.onnx.export's; archc's `--eval` module vs its training graph vs a hand-written
+  torchvision-style module (tools/reference_resnet.py), eager (tools/bench_inference.py).
 - lint: the skip analysis of ResNet-50, and of residual chains of 10/100/1,000/10,000 blocks
   (time and the growth exponent of time against size).
 - lint-onnx: ``archc lint FILE.onnx`` as a whole process on archc-written residual chains of
@@ -16,6 +23,9 @@ so a machine's changing load hits both sides alike and the ratios stay meaningfu
   of 3, growth exponents; tools/bench_lint.py --onnx).
 - scale: spec -> ONNX in a child process for transformers of growing size: wall time, peak RSS
   (the child's own, from wait4), MB/s written against `dd` writing as many bytes with fdatasync.
+- resnet-scale: ResNets of 10/100/1,000/10,000 basic blocks (tools/specs/resnet_chain.yaml):
+  `archc build --target onnx` and `archc lint`, whole process: time, peak RSS, growth exponents.
+- meta: the llama spec's 7B profile as PyTorch without weights, built on the meta device.
 - big (with --big only): a Llama-2-7B-sized model (specs/llama.yaml profile llama2_7b if present,
   else specs/transformer.yaml at d_model 4096, 30 decoder layers: 6.73 B parameters), float32
   (27 GB) and bfloat16 (13.5 GB) with external data; the output is deleted after each run. Needs
@@ -29,11 +39,8 @@ import math
 import os
 import platform
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from datetime import datetime, timezone
 
@@ -43,16 +50,9 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 SPECS = os.path.join(ROOT, "specs")
 
-
-def interleaved(fns: dict, repeat: int) -> dict[str, float]:
-    """Median seconds of each function, the runs interleaved (A B A B ...)."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
+from bench_common import dd_speed, interleaved, run_child, run_child_output
+from bench_inference import section_inference
+from bench_process import section_process, section_resnet_scale, section_vgg
 
 
 def section_export(repeat: int, workdir: str) -> list[str]:
@@ -123,26 +123,6 @@ def section_lint_onnx(repeat: int) -> list[str]:
             *rows, ""]
 
 
-def run_child(args: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one child process."""
-    wall, rss, _ = run_child_output(args)
-    return wall, rss
-
-
-def run_child_output(args: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (bytes) and standard output of one child process."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        if os.waitstatus_to_exitcode(status):
-            err.seek(0)
-            raise RuntimeError(f"{' '.join(args)} failed: {err.read().decode()}")
-        out.seek(0)
-        return wall, usage.ru_maxrss * 1024, out.read().decode()
-
-
 #: a child that imports a generated file and builds its model on the meta device, twice (the first
 #: build pays PyTorch's one-time set-up of the meta device)
 _META_CHILD = """
@@ -176,18 +156,6 @@ def section_meta(workdir: str) -> list[str]:
             f"| first build on meta (PyTorch's one-time meta set-up included) | {figures['times'][0]:.2f} | |",
             f"| second build on meta | {figures['times'][1]:.3f} | |", "",
             f"{figures['params']:,} parameters, none allocated.", ""]
-
-
-def dd_speed(workdir: str, nbytes: int) -> float:
-    """MB/s of dd writing ``nbytes`` (1 MiB blocks) to disk with fdatasync."""
-    path = os.path.join(workdir, "dd.bin")
-    count = max(1, nbytes // 2 ** 20)
-    start = time.perf_counter()
-    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={count}", "conv=fdatasync"],
-                   check=True, capture_output=True)
-    seconds = time.perf_counter() - start
-    os.unlink(path)
-    return count * 2 ** 20 / seconds / 1e6
 
 
 def build_figures(label: str, spec_args: list[str], workdir: str, extra: list[str]) -> str:
@@ -255,7 +223,7 @@ def header() -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--sections", default="export,lint,lint-onnx,scale,meta")
+    ap.add_argument("--sections", default="export,process,vgg,inference,lint,lint-onnx,scale,resnet-scale,meta")
     ap.add_argument("--big", action="store_true", help="also build the 7B model (27 GB + 13.5 GB written, deleted)")
     ap.add_argument("--workdir", default=None, help="where models are written (default: a temporary folder)")
     ap.add_argument("-o", "--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
@@ -263,25 +231,27 @@ def main() -> int:
     sections = [s for s in args.sections.split(",") if s] + (["big"] if args.big else [])
     lines = header()
     with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
+        sections_by_name = {
+            "export": lambda: section_export(args.repeat, workdir),
+            "process": lambda: section_process(args.repeat, workdir),
+            "vgg": lambda: section_vgg(args.repeat, workdir),
+            "inference": lambda: section_inference(args.repeat),
+            "lint": lambda: section_lint(args.repeat),
+            "lint-onnx": lambda: section_lint_onnx(args.repeat),
+            "scale": lambda: section_scale(workdir),
+            "resnet-scale": lambda: section_resnet_scale(workdir),
+            "meta": lambda: section_meta(workdir),
+            "big": lambda: section_big(workdir),
+        }
+        unknown = [name for name in sections if name not in sections_by_name]
+        if unknown:
+            ap.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(sections_by_name)}")
         for name in sections:
             print(f"running {name} ...", file=sys.stderr)
-            if name == "export":
-                lines += section_export(args.repeat, workdir)
-            elif name == "lint":
-                lines += section_lint(args.repeat)
-            elif name == "lint-onnx":
-                lines += section_lint_onnx(args.repeat)
-            elif name == "scale":
-                lines += section_scale(workdir)
-            elif name == "meta":
-                lines += section_meta(workdir)
-            elif name == "big":
-                if shutil.disk_usage(workdir).free < 30e9:
-                    lines += ["## big: skipped (under 30 GB free disk)", ""]
-                    continue
-                lines += section_big(workdir)
-            else:
-                ap.error(f"unknown section '{name}'")
+            if name == "big" and shutil.disk_usage(workdir).free < 30e9:
+                lines += ["## big: skipped (under 30 GB free disk)", ""]
+                continue
+            lines += sections_by_name[name]()
     text = "\n".join(lines) + "\n"
     with open(args.output, "w") as fh:
         fh.write(text)

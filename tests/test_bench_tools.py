@@ -1,0 +1,46 @@
+"""The benchmark tools themselves: child peak-RSS measurement, the benchmark specs, and the
+whole-process and inference sections (slow: they build ResNet-50 several times)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from archc import load_spec
+from archc.ops.weights import total_params
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "tools"))
+
+from bench_common import run_child  # noqa: E402
+
+
+def test_child_peak_rss_is_the_childs_own_not_the_benchmarks():
+    ballast = bytearray(400 * 2**20)  # this process is now > 400 MiB; Linux would pass that on
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    _, small = run_child([sys.executable, "-c", "pass"])
+    _, big = run_child([sys.executable, "-c", "b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096])"])
+    assert small < 100 * 2**20 < 200 * 2**20 < big < 400 * 2**20
+    del ballast
+
+
+def test_a_failing_child_is_reported():
+    with pytest.raises(RuntimeError, match="boom"):
+        run_child([sys.executable, "-c", "import sys; sys.exit('boom')"])
+
+
+def test_benchmark_specs_are_what_they_say():
+    assert total_params(load_spec(str(ROOT / "tools" / "specs" / "vgg16.yaml"))) == 138_357_544  # torchvision vgg16
+    chain = load_spec(str(ROOT / "tools" / "specs" / "resnet_chain.yaml"), overrides={"blocks": 7})
+    assert sum(1 for n in chain.nodes() if n.op == "add") == 7
+
+
+@pytest.mark.slow
+def test_whole_process_and_inference_sections_write_their_tables(tmp_path):
+    out = tmp_path / "B.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench.py"), "--sections", "process,inference",
+                           "--repeat", "1", "-o", str(out)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "## process" in text and "## inference" in text and "x slower" in text

@@ -1,0 +1,110 @@
+"""tools/bench.py's whole-process sections: `archc build` as a user runs it, against a Python script
+that builds the same PyTorch module and exports it; VGG-16 against the disk's own write speed; and
+ResNets of 10 to 10,000 blocks (time, peak RSS, growth exponents)."""
+from __future__ import annotations
+
+import compileall
+import math
+import os
+import statistics
+import subprocess
+import sys
+
+from bench_common import dd_speed, run_child
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPECS = os.path.join(ROOT, "specs")
+BENCH_SPECS = os.path.join(ROOT, "tools", "specs")
+ARCHC = [sys.executable, "-m", "archc"]
+
+#: what a user without archc writes: import the model file, build the module, export it
+_EXPORT_SCRIPT = """
+import sys, warnings, torch
+sys.path.insert(0, {folder!r})
+import model
+cls = [v for k, v in vars(model).items()
+       if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == "model"][-1]
+m = cls().eval()
+warnings.simplefilter("ignore")
+torch.onnx.export(m, (torch.randn(1, 3, 224, 224),), {out!r}, dynamo=False, opset_version=17)
+"""
+
+
+def _interleaved_children(commands: dict[str, list[str]], repeat: int) -> dict[str, tuple[float, int]]:
+    """Median wall seconds and peak RSS of each command, run as child processes A B A B ..."""
+    runs: dict[str, list[tuple[float, int]]] = {k: [] for k in commands}
+    for _ in range(repeat):
+        for name, args in commands.items():
+            runs[name].append(run_child(args))
+    return {k: (statistics.median(w for w, _ in v), max(r for _, r in v)) for k, v in runs.items()}
+
+
+def section_process(repeat: int, workdir: str) -> list[str]:
+    """ResNet-50: `archc build --target onnx` against build-the-module-and-export, whole process."""
+    spec = os.path.join(SPECS, "resnet50.yaml")
+    # An installed package has its modules compiled; both sides get their bytecode up front.
+    compileall.compile_dir(os.path.join(ROOT, "archc"), quiet=1)
+    subprocess.run([*ARCHC, "build", spec, "--target", "torch", "-o", os.path.join(workdir, "model.py")],
+                   check=True, capture_output=True)
+    compileall.compile_file(os.path.join(workdir, "model.py"), quiet=1)
+    script = os.path.join(workdir, "export.py")
+    with open(script, "w") as fh:
+        fh.write(_EXPORT_SCRIPT.format(folder=workdir, out=os.path.join(workdir, "ref.onnx")))
+    t = _interleaved_children({
+        "archc": [*ARCHC, "build", spec, "--target", "onnx", "-o", os.path.join(workdir, "archc.onnx")],
+        "script": [sys.executable, script]}, repeat)
+    (a, a_rss), (s, s_rss) = t["archc"], t["script"]
+    return ["## process: ResNet-50 spec -> ONNX file, whole process as a user runs it", "",
+            "| what | median s | peak RSS | ratio |", "|---|---:|---:|---:|",
+            f"| `archc build specs/resnet50.yaml --target onnx -o m.onnx` | {a:.2f} | {a_rss / 2**20:,.0f} MiB "
+            "| 1.0x |",
+            f"| `python export.py`: import torch and archc's generated module, build it, "
+            f"torch.onnx.export(dynamo=False) | {s:.2f} | {s_rss / 2**20:,.0f} MiB | {s / a:.1f}x slower |", ""]
+
+
+def section_vgg(repeat: int, workdir: str) -> list[str]:
+    """VGG-16 (528 MiB of weights) -> ONNX: bytes per second against dd writing as many bytes."""
+    out = os.path.join(workdir, "vgg16.onnx")
+    walls = []
+    for _ in range(repeat):
+        wall, rss = run_child([*ARCHC, "build", os.path.join(BENCH_SPECS, "vgg16.yaml"), "--target", "onnx",
+                               "-o", out])
+        walls.append(wall)
+    written = os.path.getsize(out)
+    os.unlink(out)
+    dd = statistics.median(dd_speed(workdir, written) for _ in range(repeat))
+    wall = statistics.median(walls)
+    return ["## vgg: VGG-16 (tools/specs/vgg16.yaml, 138,357,544 parameters) -> ONNX, whole process", "",
+            "| written | median wall s | peak RSS | MB/s | dd MB/s (fdatasync, same bytes) |",
+            "|---:|---:|---:|---:|---:|",
+            f"| {written / 1e6:,.0f} MB | {wall:.2f} | {rss / 2**20:,.0f} MiB | {written / wall / 1e6:.0f} "
+            f"| {dd:.0f} |", "",
+            "archc's wall time includes starting Python, loading the spec and drawing the weights; dd only "
+            "writes (and fdatasyncs, which archc does not).", ""]
+
+
+def _exponent(points: list[tuple[int, float]]) -> float:
+    (n0, t0), (n1, t1) = points[1], points[-1]
+    return math.log(t1 / t0) / math.log(n1 / n0)
+
+
+def section_resnet_scale(workdir: str) -> list[str]:
+    """ResNets of 10 ... 10,000 basic blocks: `archc build --target onnx` and `archc lint`, whole process."""
+    spec = os.path.join(BENCH_SPECS, "resnet_chain.yaml")
+    out = os.path.join(workdir, "chain.onnx")
+    lines = ["## resnet-scale: ResNets of 10 to 10,000 basic blocks (tools/specs/resnet_chain.yaml, width 16)", "",
+             "| blocks | build s | build peak RSS | lint s | lint peak RSS |", "|---:|---:|---:|---:|---:|"]
+    build_points, lint_points, rss_points = [], [], []
+    for blocks in (10, 100, 1000, 10000):
+        where = ["--set", f"blocks={blocks}"]
+        b_wall, b_rss = run_child([*ARCHC, "build", spec, *where, "--target", "onnx", "-o", out])
+        l_wall, l_rss = run_child([*ARCHC, "lint", spec, *where, "--format", "json"])
+        os.unlink(out)
+        build_points.append((blocks, b_wall))
+        lint_points.append((blocks, l_wall))
+        rss_points.append((blocks, b_rss))
+        lines.append(f"| {blocks:,} | {b_wall:.2f} | {b_rss / 2**20:,.0f} MiB | {l_wall:.2f} | "
+                     f"{l_rss / 2**20:,.0f} MiB |")
+    return lines + ["", f"Growth exponents (100 -> 10,000 blocks; 1.0 is linear, start-up included): build time "
+                        f"{_exponent(build_points):.2f}, lint time {_exponent(lint_points):.2f}, build peak RSS "
+                        f"{_exponent(rss_points):.2f}.", ""]
