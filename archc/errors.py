@@ -37,14 +37,18 @@ class Diagnostic:
     severity: str = "error"
 
     def format(self) -> str:
+        """The one-line form ``file:line:col: error: node 'n': message (hint)``."""
+        where, severity, body = self.parts()
+        return f"{where}: {severity}: {body}"
+
+    def parts(self) -> tuple[str, str, str]:
+        """(where, severity, body) of :meth:`format`'s line, for a printer that styles each part."""
         where = str(self.location) if self.location else "archc"
-        text = f"{where}: {self.severity}: "
-        if self.node:
-            text += f"node '{self.node}': "
-        text += self.message
+        body = f"node '{self.node}': " if self.node else ""
+        body += self.message
         if self.hint:
-            text += f" ({self.hint})"
-        return text
+            body += f" ({self.hint})"
+        return where, self.severity, body
 
 
 class ArchcError(Exception):

@@ -19,6 +19,7 @@ for their own op, and both lowerings use it.
 from __future__ import annotations
 
 import ast
+import functools
 import keyword
 import math
 import re
@@ -99,6 +100,7 @@ def expression(text: str, names: set[str] | frozenset[str]) -> str | None:
     return ast.unparse(tree)
 
 
+@functools.lru_cache(maxsize=65536)
 def is_identifier(name: str) -> bool:
     """Whether ``name`` may be written bare as a Python name: ASCII, an identifier, not a keyword."""
     return name.isascii() and name.isidentifier() and not keyword.iskeyword(name)

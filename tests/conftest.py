@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +43,39 @@ def spec_file(tmp_path):
         return str(path)
 
     return write
+
+
+def archc_command() -> list[str]:
+    exe = Path(sys.executable).with_name("archc")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "archc"]
+
+
+def terminal_env(**extra: str) -> dict[str, str]:
+    """The environment of a terminal session: a colour TERM, none of the colour/progress switches
+    unless ``extra`` sets them."""
+    switches = ("NO_COLOR", "FORCE_COLOR", "TERM", "ARCHC_PROGRESS", "ARCHC_PROGRESS_DELAY")
+    env = {k: v for k, v in os.environ.items() if k not in switches}
+    return {**env, "TERM": "xterm-256color", **extra}
+
+
+def run_on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run archc with stderr on a pseudo-terminal; its exit code and what it wrote there."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(archc_command() + args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    chunks, deadline = [], time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 1.0)
+        if ready:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(leader)
+    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")

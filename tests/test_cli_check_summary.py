@@ -26,7 +26,11 @@ def test_check_reports_all_errors_with_locations_and_exit_2(run_archc, spec_file
     lines = proc.stderr.splitlines()
     assert lines == [
         f"{path}:3:19: error: node 'a': unknown op 'cnv' (did you mean 'conv'?)",
+        " 3 |   - {name: a, op: cnv}",
+        "   |                   ^~~",
         f"{path}:4:5: error: node 'b': op 'linear' needs attribute 'out_features'",
+        " 4 |   - {name: b, op: linear}",
+        "   |     ^",
     ]
     assert "Traceback" not in proc.stderr
 

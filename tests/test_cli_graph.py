@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import warnings
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -116,6 +117,58 @@ def test_onnx_input(run_archc, tmp_path):
     proc = run_archc("graph", str(path), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert any("residual" in t for t in _svg_texts(out.read_bytes()))
+
+
+@pytest.mark.parametrize("dynamo, block", [(False, "layer1[*]"), (True, "Bottleneck")])
+def test_onnx_import_draws_block_frames_from_module_names(run_archc, tmp_path, dynamo, block):
+    """A ResNet written in PyTorch (tests/onnx_models.py) and exported by either exporter draws
+    and collapses like its spec: the stages are repeat groups, each bottleneck a block instance
+    (named by its class where the exporter recorded it, else by the container it is numbered in)."""
+    torch = pytest.importorskip("torch")
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    from onnx_models import ResNet
+
+    path = tmp_path / "r.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(ResNet(layers=(2, 2, 1, 1), width=8, num_classes=10).eval(),
+                          (torch.randn(1, 3, 32, 32),), str(path), dynamo=dynamo,
+                          **({} if dynamo else {"opset_version": 17}))
+    full, collapsed, stages = (tmp_path / f"{n}.dot" for n in ("full", "collapsed", "stages"))
+    for out, extra in ((full, ()), (collapsed, ("--collapse",)), (stages, ("--depth", "0"))):
+        proc = run_archc("graph", str(path), "-o", str(out), *extra)
+        assert proc.returncode == 0, proc.stderr
+    source = full.read_text()
+    for stage in ("layer1", "layer2", "layer3", "layer4"):
+        assert f'label="{stage} (repeat)"' in source
+    blocks = re.findall(r'label="(layer\d\.\d) \(([^)]*)\)"', source)
+    assert [name for name, _ in blocks] == ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer4.0"]
+    assert blocks[0][1] == block
+    assert "layer1.0.conv1 (" not in source  # a leaf module (one op) is no frame
+    boxes = re.findall(r'label="(layer\d(?:\.\d)?)\\n', collapsed.read_text())
+    assert sorted(boxes) == ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer4.0"]
+    assert collapsed.read_text().count("shape=box3d") == 6          # one box per bottleneck, as the spec's
+    assert stages.read_text().count("shape=box3d") == 4             # layer1..layer4
+    assert "residual" in collapsed.read_text()                      # the skips between boxes stay drawn
+    rows = run_archc("summary", str(path), "--depth", "1", check=True).stdout
+    assert [line.split()[0] for line in rows.splitlines() if re.match(r"layer\d ", line)] == \
+        ["layer1", "layer2", "layer3", "layer4"]
+
+
+def test_module_scopes_from_torchscript_names():
+    from archc.frontends.onnx.importer import module_scopes
+
+    assert module_scopes("/layer1/layer1.0/downsample/downsample.0/Conv", {}) == (
+        ("layer1", None), ("layer1.0", None), ("layer1.0.downsample", None), ("layer1.0.downsample.0", None))
+    assert module_scopes("/encoder/layers.1/self_attn/MatMul", {}) == (
+        ("encoder", None), ("encoder.layers.1", None), ("encoder.layers.1.self_attn", None))
+    assert module_scopes("Conv_12", {}) == ()
+    props = {"pkg.torch.onnx.name_scopes": "['', 'layer1', 'layer1.0', 'layer1.0.relu', 'relu_1']",
+             "pkg.torch.onnx.class_hierarchy": "['m.ResNet', 'torch.nn.Sequential', 'm.Bottleneck', "
+                                               "'torch.nn.ReLU', 'aten.relu.default']"}
+    assert module_scopes("node_relu_1", props) == (("layer1", "Sequential"), ("layer1.0", "Bottleneck"),
+                                                   ("layer1.0.relu", "ReLU"))
 
 
 @pytest.mark.parametrize("args, message", [

@@ -41,7 +41,7 @@ def test_table_for_resnet18(capsys):
     assert "layer2.0.add  add  residual  layer1.1.relu2  projection" in out
     assert "paths: 256 input->output paths; length in layers 5..18" in out
     assert "stage 0: 8 residual blocks in series -> 2^8 = 256 paths" in out
-    assert out.rstrip().endswith("expectations: ok")
+    assert out.rstrip().endswith("expectations: 8 declared, all hold")
 
 
 def test_json_schema(capsys):

@@ -72,9 +72,21 @@ def _mutants(count: int, seed: int = 8) -> list[str]:
     return result
 
 
+#: the two lines of a source excerpt under a diagnostic: the spec's line, then the caret
+EXCERPT = (re.compile(r" \d+ \|( .*)?"), re.compile(r" +\| +\^~*"))
+
+
 def _check(path: Path, capsys) -> tuple[int, list[str]]:
+    """The exit code and the diagnostic lines of ``archc check``; each excerpt under a diagnostic
+    (spec line, caret line) is checked for its form and left out."""
     code = main(["check", str(path)])
-    return code, capsys.readouterr().err.splitlines()
+    lines, diagnostics = capsys.readouterr().err.splitlines(), []
+    while lines:
+        diagnostics.append(lines.pop(0))
+        if lines and EXCERPT[0].fullmatch(lines[0]):
+            assert len(lines) > 1 and EXCERPT[1].fullmatch(lines[1]), lines[:2]
+            del lines[:2]
+    return code, diagnostics
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
@@ -114,7 +126,9 @@ def test_limit_flags_and_environment_through_the_entry_point(tmp_path):
     proc = run(ARCHC_MAX_REPEAT="10")
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"{spec}:2:28: error: node 'relu': repeat 50: over the limit of 10 repetitions "
-                                   "(raise it with --max-repeat N or ARCHC_MAX_REPEAT=N)")
+                                   "(raise it with --max-repeat N or ARCHC_MAX_REPEAT=N)\n"
+                                   " 2 | nodes: [{op: relu, repeat: 50}]\n"
+                                   "   |                            ^~")
     assert run("--max-repeat", "100", ARCHC_MAX_REPEAT="10").returncode == 0  # the flag wins
     proc = run("--max-nodes", "-3")
     assert proc.returncode == 2

@@ -20,6 +20,7 @@ from conftest import SPECS
 #: spec -> (residual, long_skip, dense, gated, input->output paths)
 GOLDEN = {
     "densenet121": (0, 0, 535, 0, 288230376151711744),
+    "efficientnet_v2_s": (35, 0, 0, 0, 2 ** 35),
     "fpn_resnet50": (16, 3, 0, 0, 352520),
     "gnmt_encoder": (6, 0, 0, 0, 64),
     "googlenet": (0, 0, 0, 0, 262144),
@@ -30,6 +31,7 @@ GOLDEN = {
     "inception_resnet_v2": (20, 0, 0, 0, 1410554953728),
     "llama": (8, 0, 0, 0, 20736),
     "mobilenet_v2": (10, 0, 0, 0, 1024),
+    "regnet_y_400mf": (16, 0, 0, 0, 65536),
     "resnet101": (33, 0, 0, 0, 8589934592),
     "resnet152": (50, 0, 0, 0, 1125899906842624),
     "resnet18": (8, 0, 0, 0, 256),
@@ -37,6 +39,8 @@ GOLDEN = {
     "resnet50": (16, 0, 0, 0, 65536),
     "segnet": (0, 4, 0, 0, 6),
     "squeezenet1_1": (0, 0, 0, 0, 256),
+    # like ViT: attention reads Q, K and V from one input beside its shortcut, 4 x 2 paths per block
+    "swin_t": (24, 0, 0, 0, 2 ** 36),
     "transformer": (30, 0, 0, 0, 1172829110272),
     "unet": (0, 4, 0, 0, 5),
     "vit_b16": (24, 0, 0, 0, 68719476736),

@@ -10,33 +10,14 @@ from torch import nn
 
 from archc import load_spec
 from archc.cli import main
-from archc.ops.weights import initialize, total_params
-from weights_helpers import randomize_statistics, state_dict_specs
-from archc.lowering.torch import build_module, state_dict_from_graph
+from archc.ops.weights import total_params
+from weights_helpers import assert_same_layout, assert_same_outputs, state_dict_specs
 
 from conftest import SPECS
 
 
 def spec(name: str) -> str:
     return str(SPECS / f"{name}.yaml")
-
-
-def assert_same_layout(graph, reference: nn.Module) -> None:
-    """The spec's state_dict keys and shapes are the reference's, in order; parameters counted alike."""
-    ours = [(k, tuple(s.shape)) for k, s in state_dict_specs(graph)]
-    theirs = [(k, tuple(v.shape)) for k, v in reference.state_dict().items()]
-    assert ours == theirs
-    assert total_params(graph) == sum(p.numel() for p in reference.parameters())
-
-
-def assert_same_outputs(graph, reference: nn.Module, *inputs: torch.Tensor) -> None:
-    initialize(graph, seed=0)
-    randomize_statistics(graph, seed=0)
-    reference.load_state_dict(state_dict_from_graph(graph), strict=True)
-    with torch.no_grad():
-        got, want = build_module(graph).eval()(*inputs), reference.eval()(*inputs)
-    assert want.abs().max() > 0
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 # -- SqueezeNet 1.1 ---------------------------------------------------------------------------

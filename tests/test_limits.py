@@ -260,7 +260,7 @@ def test_attribute_bounds(node, message):
 
 
 #: integer attributes where a negative value means something (counting from the end, -1 inferred)
-SIGNED = {"axis", "dim", "dims", "start", "end", "start_dim", "end_dim", "shape", "perm"}
+SIGNED = {"axis", "dim", "dims", "start", "end", "start_dim", "end_dim", "shape", "perm", "shifts"}
 
 
 @pytest.mark.parametrize("op", registry.names())

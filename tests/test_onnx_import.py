@@ -338,13 +338,15 @@ def test_transformer_linear_layers_absorb_their_bias(exported):
     linears = {n.name: n for n in graph.nodes() if n.op == "linear"}
     assert {"layer.linear1", "layer.linear2"} <= set(linears)
     assert all(n.attrs["bias"] for n in linears.values())
-    assert len(linears) == 3 + 1  # packed q/k/v projection, out projection, two feed-forward layers
+    assert len(linears) == 2  # the feed-forward layers; the attention's projections are in its native op
     model = exported["transformer_post"][0]
     np.testing.assert_array_equal(graph.weights["layer.linear1"]["weight"], model.layer.linear1.weight.detach().numpy())
     ops = [n.op for n in graph.nodes()]
-    assert ops.count("layernorm") == 2 and ops.count("softmax") == 1 and ops.count("matmul") == 2
-    # the attention's 1/sqrt(d) scaling is a one-input scale, not a merge
-    assert ops.count("scale") == 2
+    assert ops.count("layernorm") == 2 and ops.count("multi_head_attention") == 1
+    assert "softmax" not in ops and "matmul" not in ops and "scale" not in ops
+    (attention,) = [n for n in graph.nodes() if n.op == "multi_head_attention"]
+    np.testing.assert_array_equal(graph.weights[attention.name]["in_proj_weight"],
+                                  model.layer.self_attn.in_proj_weight.detach().numpy())
 
 
 def test_squeeze_excite_view_chain_disappears(exported):
@@ -542,14 +544,9 @@ def test_lint_labels_match_the_equivalent_spec(exported, name):
     assert total_params(spec) == total_params(load_onnx(exported[name][2]))
     want = analyze(spec)
     got = analyze(load_onnx(exported[name][2]))
-    if name.startswith("transformer"):
-        # The export spells attention out (matmul joins, labelled branch); the spec has one node.
-        assert {c.kind for c in got.joins} == {"branch"}
-        got_labels = [(c.kind, c.carries) for c in got.skips]
-        want_labels = [(c.kind, c.carries) for c in want.skips]
-    else:
-        got_labels = [(c.kind, c.carries) for c in got.connections]
-        want_labels = [(c.kind, c.carries) for c in want.connections]
+    # (the export spells attention out; it is fused back into one node, as in the spec)
+    got_labels = [(c.kind, c.carries) for c in got.connections]
+    want_labels = [(c.kind, c.carries) for c in want.connections]
     assert got_labels == want_labels
     expected = {"resnet": {"residual"}, "unet": {"long_skip"}, "fpn": {"long_skip"}, "dense": {"dense"},
                 "transformer_post": {"residual"}, "transformer_pre": {"residual"}, "inception": {"branch"},
@@ -627,13 +624,13 @@ def test_segnet_maxpool_indices_are_kept_as_ports():
     model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 3, 8, 8])],
                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 4, 8, 8])], [w])
     graph = from_onnx(model, "segnet.onnx")
-    pool = graph.node("enc.pool")
-    assert pool.op == "onnx_node" and [t.dtype for t in pool.outputs] == ["float32", "int64"]
+    pool = graph.node("enc.pool")  # ONNX's pair becomes the native pair (per-plane indices between them)
+    assert pool.op == "maxpool" and pool.attrs["return_indices"]
     assert [str(t) for t in pool.outputs] == ["(B, 4, 4, 4)", "(B, 4, 4, 4) int64"]
     unpool = graph.node("dec.unpool")
-    assert [str(v) for v in unpool.inputs] == ["mid.relu", "enc.pool:1"]
-    assert registry.lookup("onnx_node").role_of(unpool) == "unpool"
-    assert registry.lookup("onnx_node").role_of(pool) == "pool"
+    assert unpool.op == "max_unpool" and [str(v) for v in unpool.inputs] == ["mid.relu", "enc.pool:1"]
+    assert registry.lookup(unpool.op).role_of(unpool) == "unpool"
+    assert registry.lookup(pool.op).role_of(pool) == "pool"
     x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(relowered_outputs(graph, x)["y"], run_ort(model, {"x": x})[0], rtol=1e-6)
 

@@ -179,6 +179,11 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("time_major_nobias", "inputs: {x: [6, N, 2]}\n"
          "nodes: [{op: lstm, hidden_size: 3, batch_first: false, bias: false}]"),
     ],
+    "gru": [
+        ("batch_first", "inputs: {x: [N, 5, 3]}\nnodes: [{op: gru, hidden_size: 4}]"),
+        ("bidirectional_2_layers", "inputs: {x: [N, 4, 3]}\n"
+         "nodes: [{op: gru, hidden_size: 2, num_layers: 2, bidirectional: true}]"),
+    ],
     "multi_head_attention": [
         ("self", "inputs: {x: [N, 5, 8]}\nnodes: [{op: multi_head_attention, in: [x, x, x], num_heads: 2}]"),
         ("causal_nobias", "inputs: {x: [N, 4, 6]}\n"
@@ -247,6 +252,24 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "mish": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: scale, factor: 4.0}, {op: mish}]")],
     "parameter": [("layer_scale", "inputs: {x: [N, 3, 4]}\nnodes:\n  - {name: g, op: parameter, shape: [4], init: ones}\n"
                    "  - {op: mul, in: [x, g]}")],
+    "roll": [("two dims", "inputs: {x: [N, 6, 5, 3]}\nnodes: [{op: roll, shifts: [-2, 3], dims: [1, 2]}]"),
+             ("whole turn and more", "inputs: {x: [N, 4, 5]}\nnodes: [{op: roll, shifts: [4, 7], dims: [1, -1]}]"),
+             ("symbolic dim", "inputs: {x: [N, S, 3]}\nnodes: [{op: roll, shifts: 2, dims: 1}]")],
+    "index_select": [("rows", "inputs: {x: [N, 12, 3], i: {shape: [5], dtype: int64}}\n"
+                      "nodes: [{op: index_select, in: [x, i], dim: 1}]"),
+                     ("last dim", "inputs: {x: [N, 3, 10], i: {shape: [7], dtype: int64}}\n"
+                      "nodes: [{op: index_select, in: [x, i], dim: -1}]")],
+    "relative_position_index": [("bias table", "inputs: {x: [N, 2, 6, 6]}\nnodes:\n"
+                                 "  - {name: t, op: parameter, shape: [15, 2], init: normal, std: 1.0}\n"
+                                 "  - {name: i, op: relative_position_index, window_size: [2, 3]}\n"
+                                 "  - {op: index_select, in: [t, i]}\n"
+                                 "  - {op: reshape, shape: [6, 6, 2]}\n"
+                                 "  - {name: b, op: permute, perm: [2, 0, 1]}\n"
+                                 "  - {op: add, in: [x, b]}")],
+    "shifted_window_mask": [("square", "inputs: {x: [8, 2, 4, 4]}\nnodes: [{op: shifted_window_mask, "
+                             "feature_size: 4, window_size: 2, shift_size: 1}, {op: softmax}]"),
+                            ("one axis", "inputs: {x: [6, 3, 6, 6]}\nnodes: [{op: shifted_window_mask, "
+                             "feature_size: [6, 3], window_size: [2, 3], shift_size: [1, 0]}]")],
     "causal_mask": [("square", "inputs: {x: [N, 2, 5, 5]}\nnodes: [{op: causal_mask}, {op: softmax}]"),
                     ("rectangular", "inputs: {x: [N, 3, 6]}\nnodes: [{op: causal_mask}, {op: softmax}]")],
     "rotary_embedding": [("interleaved", "inputs: {x: [N, 5, 2, 8]}\nnodes: [{op: rotary_embedding}]"),

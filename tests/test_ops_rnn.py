@@ -1,4 +1,5 @@
-"""LSTM: parity with ONNX LSTM (gate reordering, bidirectional, stacked), nn.LSTM agreement, errors."""
+"""LSTM and GRU: parity with ONNX LSTM/GRU (gate reordering, bidirectional, stacked), nn.LSTM/nn.GRU
+agreement, errors."""
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ from ops_harness import assert_same_state_dict_layout, feeds_for, graph_of, modu
     spec_error
 from ops_harness import parity_suite
 
-PARITY_OPS = {"lstm"}
+PARITY_OPS = {"lstm", "gru"}
 
 CASES = [
     ("one_layer", "inputs: {x: [N, L, 4]}\nnodes: [{op: lstm, hidden_size: 3}]"),
@@ -24,19 +25,26 @@ CASES = [
     ("time_major", "inputs: {x: [L, N, 4]}\n"
      "nodes: [{op: lstm, hidden_size: 3, batch_first: false, bidirectional: true}]"),
     ("then_linear", "inputs: {x: [N, T, 4]}\nnodes: [{op: lstm, hidden_size: 6}, {op: linear, out_features: 2}]"),
+    ("gru", "inputs: {x: [N, L, 4]}\nnodes: [{op: gru, hidden_size: 3}]"),
+    ("gru_stacked_bidirectional", "inputs: {x: [N, L, 5]}\n"
+     "nodes: [{op: gru, hidden_size: 4, num_layers: 2, bidirectional: true}]"),
+    ("gru_time_major_no_bias", "inputs: {x: [L, N, 3]}\n"
+     "nodes: [{op: gru, hidden_size: 2, batch_first: false, bias: false}]"),
 ]
 
 
 test_parity, test_cases_cover_parity_ops = parity_suite(CASES, PARITY_OPS)
 
 
+@pytest.mark.parametrize("op", ["lstm", "gru"])
 @pytest.mark.parametrize("attrs,kwargs", [
     ("hidden_size: 4, num_layers: 2, bidirectional: true", dict(num_layers=2, bidirectional=True)),
     ("hidden_size: 4, bias: false", dict(bias=False)),
 ])
-def test_matches_nn_lstm(attrs, kwargs):
-    graph = randomize(graph_of(f"inputs: {{x: [N, L, 5]}}\nnodes: [{{name: rnn, op: lstm, {attrs}}}]"))
-    ours, ref = module_of(graph, "rnn"), torch.nn.LSTM(5, 4, batch_first=True, **kwargs).eval()
+def test_matches_nn_lstm_and_gru(op, attrs, kwargs):
+    graph = randomize(graph_of(f"inputs: {{x: [N, L, 5]}}\nnodes: [{{name: rnn, op: {op}, {attrs}}}]"))
+    module = torch.nn.LSTM if op == "lstm" else torch.nn.GRU
+    ours, ref = module_of(graph, "rnn"), module(5, 4, batch_first=True, **kwargs).eval()
     assert_same_state_dict_layout(ours, ref)
     ref.load_state_dict(ours.state_dict())
     x = torch.from_numpy(feeds_for(graph)["x"])

@@ -95,3 +95,26 @@ def test_roles():
 def test_shape_errors(text, message):
     msg = spec_error(f"inputs: {{x: [N, 4, 6]}}\nnodes: [{text}]")
     assert message in msg
+
+
+@pytest.mark.parametrize("shifts, dims", [([-3, 3], [1, 2]), ([9], [-1]), (0, 1)])
+def test_roll_is_numpys_cyclic_shift_in_both_lowerings(shifts, dims):
+    """Swin's shifted windows: torch.roll / np.roll semantics, a positive shift moves elements up."""
+    from ops_harness import graph_of, run_onnx, run_torch
+
+    x = np.arange(2 * 7 * 7 * 3, dtype=np.float32).reshape(2, 7, 7, 3)
+    want = np.roll(x, shifts, axis=dims)
+    graph = graph_of(f"inputs: {{x: [N, 7, 7, 3]}}\nnodes: [{{op: roll, shifts: {shifts}, dims: {dims}}}]")
+    for got in (run_torch(graph, {"x": x})[0], run_onnx(graph, {"x": x})[0]):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_roll_errors_say_what_was_expected():
+    from archc import SpecError, loads_spec
+
+    for attrs, message in (("shifts: [1, 2], dims: [1]", "shifts [1, 2] and dims [1] must have the same length"),
+                           ("shifts: 1, dims: 4", "dim 4 is out of range for a 3-D input"),
+                           ("shifts: [1, 1], dims: [1, -2]", "dims [1, -2] name a dim twice")):
+        with pytest.raises(SpecError) as info:
+            loads_spec(f"inputs: {{x: [N, 4, 5]}}\nnodes: [{{op: roll, {attrs}}}]", "m.yaml")
+        assert message in str(info.value) and "m.yaml:2:" in str(info.value)

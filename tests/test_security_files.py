@@ -42,7 +42,9 @@ def test_include_outside_the_spec_folder_is_refused_without_reading_it(run_archc
     assert proc.returncode == 2
     assert proc.stderr == (f"m.yaml:1:10: error: cannot include '/etc/passwd': /etc/passwd is outside the spec's "
                            f"folder ({os.path.realpath(tmp_path)}) and archc's library; includes may read only "
-                           "there (--allow-include-anywhere lifts this)\n")
+                           "there (--allow-include-anywhere lifts this)\n"
+                           " 1 | include: /etc/passwd\n"
+                           "   |          ^\n")
 
 
 def test_an_allowed_include_of_a_system_like_file_never_echoes_it(run_archc, tmp_path):
@@ -52,7 +54,10 @@ def test_an_allowed_include_of_a_system_like_file_never_echoes_it(run_archc, tmp
     assert proc.returncode == 2
     real = os.path.realpath(tmp_path / "passwd")
     assert proc.stderr == (f"m.yaml:1:10: error: cannot include '{tmp_path}/passwd': {real} is not valid YAML "
-                           "(at line 2, column 6); expected an include file: a mapping with 'blocks'\n")
+                           "(at line 2, column 6); expected an include file: a mapping with 'blocks'\n"
+                           f" 1 | include: {tmp_path}/passwd\n"
+                           "   |          ^\n")
+    assert "secret-value" not in proc.stderr and "root:" not in proc.stderr  # the excerpt is the spec's line
 
 
 def test_include_escaping_with_dot_dot_or_a_link_is_refused(run_archc, tmp_path):
@@ -65,7 +70,7 @@ def test_include_escaping_with_dot_dot_or_a_link_is_refused(run_archc, tmp_path)
     (project / "m.yaml").write_text("include: [../outside/lib.yaml, link.yaml]\n" + USES_UNIT)
     proc = run_archc("check", "m.yaml", cwd=project)
     assert proc.returncode == 2
-    lines = proc.stderr.splitlines()
+    lines = proc.stderr.splitlines()[::3]  # each error line is followed by its spec line and caret
     real = os.path.realpath(outside / "lib.yaml")
     assert lines[0].startswith(f"m.yaml:1:11: error: cannot include '../outside/lib.yaml': {real} is outside "
                                "the spec's folder")
@@ -94,7 +99,7 @@ def test_include_of_a_device_is_refused_even_when_allowed_anywhere(run_archc, tm
     proc = run_archc("check", "m.yaml", "--allow-include-anywhere", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr == f"m.yaml:1:10: error: cannot include '{target}': {target}: it is {kind}, " \
-                          "expected a regular file\n"
+                          f"expected a regular file\n 1 | include: {target}\n   |          ^\n"
 
 
 def test_include_of_a_fifo_or_a_directory_is_refused_without_blocking(run_archc, tmp_path):
@@ -107,7 +112,11 @@ def test_include_of_a_fifo_or_a_directory_is_refused_without_blocking(run_archc,
     assert proc.stderr.splitlines() == [
         f"m.yaml:1:11: error: cannot include 'pipe.yaml': {real}/pipe.yaml: it is a FIFO (named pipe), "
         "expected a regular file",
+        " 1 | include: [pipe.yaml, folder]",
+        "   |           ^~~~~~~~~",
         f"m.yaml:1:22: error: cannot include 'folder': {real}/folder: it is a directory, expected a regular file",
+        " 1 | include: [pipe.yaml, folder]",
+        "   |                      ^~~~~~",
     ]
 
 
@@ -121,8 +130,12 @@ def test_a_file_that_is_not_an_include_file_is_named_never_quoted(run_archc, tmp
     assert proc.stderr.splitlines() == [
         f"m.yaml:1:11: error: cannot include 'secrets.yaml': {real}/secrets.yaml is not an include file; "
         "expected a YAML mapping with 'blocks' or 'functions' (and optionally doc, include)",
+        " 1 | include: [secrets.yaml, notes.txt]",
+        "   |           ^~~~~~~~~~~~",
         f"m.yaml:1:25: error: cannot include 'notes.txt': {real}/notes.txt is not valid YAML (at line 2, column 1); "
         "expected an include file: a mapping with 'blocks'",
+        " 1 | include: [secrets.yaml, notes.txt]",
+        "   |                         ^~~~~~~~~",
     ]
     assert "hunter2" not in proc.stderr and "password" not in proc.stderr and "token" not in proc.stderr
 
@@ -133,8 +146,12 @@ def test_include_of_a_missing_file_and_of_a_bad_entry(run_archc, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
         "m.yaml:1:22: error: an 'include' entry must be a file name",
+        " 1 | include: [nope.yaml, 3]",
+        "   |                      ^",
         f"m.yaml:1:11: error: cannot include 'nope.yaml': no such file (looked in {tmp_path} and "
         f"{LIBRARY_DIR})",
+        " 1 | include: [nope.yaml, 3]",
+        "   |           ^~~~~~~~~",
     ]
 
 
@@ -186,7 +203,9 @@ def test_spec_and_include_sizes_are_bounded(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == (f"m.yaml:1:10: error: cannot include 'lib.yaml': {os.path.realpath(tmp_path)}/lib.yaml: "
                            f"it is too large ({sizes['lib.yaml']:,} bytes; the limit is 1,000 bytes, raised by the "
-                           "environment variable ARCHC_MAX_SPEC_BYTES)\n")
+                           "environment variable ARCHC_MAX_SPEC_BYTES)\n"
+                           " 1 | include: lib.yaml\n"
+                           "   |          ^~~~~~~~\n")
     env["ARCHC_MAX_SPEC_BYTES"] = "50"
     proc = subprocess.run([*archc_command(), "check", "m.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.stderr == (f"m.yaml: error: cannot read the spec: it is too large ({sizes['m.yaml']} bytes; the "

@@ -14,13 +14,30 @@ from archc.frontends.yaml import load_spec
 from conftest import SPECS
 
 
+def test_library_calls_never_touch_the_garbage_collector(monkeypatch):
+    """Pausing the collector is the CLI's policy for its own process (archc.cli), never a library's."""
+    torch = pytest.importorskip("torch")  # noqa: F841
+    from archc.lowering.onnx import build_onnx
+    from archc.lowering.torch import generate_source
+
+    graph = load_spec(str(SPECS / "resnet18.yaml"), {"width": 4, "image_size": 32})
+
+    def refuse() -> None:
+        raise AssertionError("a library call switched the garbage collector off")
+
+    monkeypatch.setattr(gc, "disable", refuse)
+    monkeypatch.setattr(gc, "freeze", refuse)
+    analyze(graph)
+    generate_source(graph)
+    build_onnx(graph, seed=0)
+
+
 @pytest.mark.parametrize("enabled", [True, False])
-def test_analysis_leaves_the_garbage_collector_as_it_was(enabled):
-    graph = load_spec(str(SPECS / "resnet18.yaml"))
+def test_the_cli_restores_the_garbage_collector(enabled, capsys):
     was = gc.isenabled()
     try:
         gc.enable() if enabled else gc.disable()
-        analyze(graph)
+        assert main(["lint", str(SPECS / "resnet18.yaml")]) == 0
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()

@@ -311,3 +311,21 @@ outputs:
     assert list(listed.outputs) == ["stack_0_head", "stack_1_head"]
     with pytest.raises(SpecError, match="'fc\\[\\*\\]:head': 'fc' is not a repeated node"):
         loads_spec(text.replace("stack[*]:head", "fc[*]:head"))
+
+
+def test_names_may_hold_a_hyphen_like_pytorch_module_names():
+    """torchvision's RegNet names its blocks 'block1-0': a node or instance name may hold '-'."""
+    from archc.lowering.torch import build_module
+
+    g = loads_spec("""
+inputs: {x: [N, 4]}
+blocks:
+  unit: {nodes: [{name: fc-a, op: linear, out_features: 4}]}
+nodes:
+  - {name: u, block: unit, repeat: 2, instance_name: "block1-${index}"}
+  - {name: out-1, op: relu, in: block1-0}
+""")
+    assert [n.name for n in g.nodes()] == ["x", "block1-0.fc-a", "block1-1.fc-a", "out-1"]
+    assert g.node("out-1").inputs == [Value("block1-0.fc-a")]
+    assert list(build_module(g).state_dict()) == ["block1-0.fc-a.weight", "block1-0.fc-a.bias",
+                                                  "block1-1.fc-a.weight", "block1-1.fc-a.bias"]

@@ -137,3 +137,14 @@ def test_onnx_input(run_archc, tmp_path):
 def test_bad_options(run_archc, args, message):
     proc = run_archc("summary", str(SPECS / "resnet18.yaml"), *args)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_a_compound_batch_dim_counts_every_factor():
+    """Windows folded into the batch (N*4 after a reshape) cost 4 times per sample, at any batch."""
+    graph = loads_spec("inputs: {x: [N, 4, 3, 8]}\nnodes:\n  - {op: reshape, shape: [-1, 3, 8]}\n"
+                       "  - {name: fc, op: linear, out_features: 5}")
+    assert graph.node("fc").outputs[0].shape == ("N*4", 3, 5)
+    for batch in (1, 3):
+        (fc,) = [c for c in costs(graph, batch) if c.name == "fc"]
+        assert fc.shapes == [(4 * batch, 3, 5)]
+        assert fc.macs == 4 * batch * 3 * 8 * 5

@@ -80,3 +80,16 @@ def test_check_reports_different_outputs(tool):
     fake.models.resnet18 = lambda weights=None: Shifted()
     (problem,) = module.check("resnet18", 32)
     assert problem.startswith("outputs differ: max abs error")
+
+
+@pytest.mark.parametrize("name, factory", [("regnet_y_400mf", "regnet"), ("efficientnet_v2_s", "efficientnet_v2"),
+                                           ("swin_t", "swin_t")])
+def test_check_covers_the_newer_torchvision_specs(tool, name, factory):
+    """The references transcribed from torchvision's source stand in for torchvision's models."""
+    import torchvision_models
+
+    module, fake = tool
+    build = getattr(torchvision_models, factory)
+    setattr(fake.models, name, lambda weights=None: build() if name == "swin_t" else build(name))
+    assert name in module.MODELS
+    assert module.check(name, 64) == []

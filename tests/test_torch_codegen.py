@@ -15,7 +15,7 @@ import torch
 
 from archc import load_spec, loads_spec
 from archc.analysis.skips import analyze
-from archc.lowering.torch import build_module, generate_source
+from archc.lowering.torch import build_module, generate_source, module_class
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -68,6 +68,11 @@ def test_block_classes_take_the_parameters_they_use(tmp_path):
     module = _import(path, "r50_blocks")
     block = module.BottleneckDownsample(in_channels=32, planes=16, stride=2)  # a size no instance has
     assert block(torch.randn(1, 32, 8, 8)).shape == (1, 64, 4, 4)
+    # no ResNet-50 block is grouped, yet the class takes groups as the spec writes it: ResNeXt's
+    # 32x4d bottleneck (torchvision's resnext50_32x4d layer1.1) from the same class
+    resnext = module.Bottleneck(in_channels=256, planes=64, groups=32, base_width=4)
+    assert resnext.conv2.groups == 32 and tuple(resnext.conv2.weight.shape) == (128, 4, 3, 3)
+    assert resnext(torch.randn(1, 256, 8, 8)).shape == (1, 256, 8, 8)
 
 
 def test_model_takes_the_spec_parameters(resnet18_file):
@@ -106,14 +111,7 @@ def test_skip_labels_from_the_labels_argument_are_comments_on_merge_lines():
     assert lines[lines.index("        # skip: residual merge") + 1].strip() == "add = bn2 + x"
 
 
-# rotary_embedding's PyTorch lowering is one inline expression of ~250 characters that the
-# line splitter cannot break the way ruff would; known, and tracked until the op lowers to
-# several statements (strict: the mark fails once the llama file formats cleanly).
-_LONG_LINES = pytest.mark.xfail(strict=True, reason="rotary_embedding lowers to one ~250-character expression")
-
-
-@pytest.mark.parametrize("spec", [pytest.param(p, marks=_LONG_LINES) if p.stem == "llama" else p for p in SPECS],
-                         ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
 def test_every_shipped_spec_is_formatted_with_short_lines(spec, tmp_path):
     source = generate_source(load_spec(spec))
     assert max(len(line) for line in source.splitlines()) <= 100
@@ -124,6 +122,106 @@ def test_every_shipped_spec_is_formatted_with_short_lines(spec, tmp_path):
     check = subprocess.run([ruff, "format", "--check", "--diff", "--no-cache", "--isolated", str(path)],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_long_lowerings_call_a_function_defined_once_whose_name_no_variable_takes():
+    # rotary_embedding would be one ~250-character expression: it calls apply_rotary_embedding,
+    # defined once above the classes; nodes named like it get other variable names
+    spec = ("inputs: {x: [N, 5, 2, 8]}\nnodes:\n"
+            "  - {name: apply_rotary_embedding, op: rotary_embedding}\n"
+            "  - {name: apply_rotary_embedding_1, op: rotary_embedding, interleaved: false}\n")
+    graph = loads_spec(spec)
+    source = generate_source(graph)
+    assert source.count("def apply_rotary_embedding(") == 1
+    assert max(len(line) for line in source.splitlines()) <= 88
+    assert "apply_rotary_embedding = " not in source
+    module = build_module(graph)
+    x = torch.randn(2, 5, 2, 8)
+    assert module(x).shape == (2, 5, 2, 8)
+    assert "apply_rotary_embedding" not in generate_source(loads_spec("inputs: {x: [N, 4]}\nnodes: [{op: relu}]"))
+
+
+TIED_IN_NUMBERED_CONTAINER = """
+inputs: {x: [N, 3, 4]}
+blocks:
+  shared:
+    sequential: true
+    nodes:
+      - {name: a, op: parameter, shape: [4], init: ones}
+      - {name: b, op: parameter, shape: [4], init: ones, tie: {"1": a}}
+      - {name: fc1, op: linear, out_features: 4, bias: false, in: x}
+      - {name: fc2, op: linear, out_features: 4, bias: false, tie: {weight: fc1.weight}}
+      - {op: mul, in: [prev, a]}
+      - {op: mul, in: [prev, b]}
+nodes: [{name: stack, block: shared, repeat: 2}]
+"""
+
+
+def test_weight_tying_inside_a_numbered_container_is_assigned_by_the_block_class(tmp_path):
+    # parameter-only nodes named 0, 1 (a sequential block) and modules named 2, 3: each block
+    # class ties its own, with setattr where the name is a number
+    graph = loads_spec(TIED_IN_NUMBERED_CONTAINER)
+    source = generate_source(graph)
+    shared = ast.get_source_segment(source, _classes(source)["Shared"])
+    assert 'setattr(self, "1", getattr(self, "0"))' in shared
+    assert 'getattr(self, "3").weight = getattr(self, "2").weight' in shared
+    module = build_module(graph)
+    for block in module.stack:
+        assert block.get_parameter("1") is block.get_parameter("0")
+        assert block.get_submodule("3").weight is block.get_submodule("2").weight
+    assert list(module.state_dict()) == [f"stack.{i}.{k}" for i in (0, 1) for k in ("0", "1", "2.weight", "3.weight")]
+    assert sum(p.numel() for p in module.parameters()) == 2 * (4 + 16)
+    # built on the meta device, to_empty() unties them; each block class re-ties its own
+    with torch.device("meta"):
+        empty = module_class(graph)()
+    empty.to_empty(device="cpu")
+    for instance in empty.block_instances():
+        instance.reset_parameters()
+    for block in empty.stack:
+        assert block.get_parameter("1") is block.get_parameter("0")
+        assert block.get_submodule("3").weight is block.get_submodule("2").weight
+    path = tmp_path / "tied.py"
+    path.write_text(source)
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    check = subprocess.run([ruff, "format", "--check", "--no-cache", "--isolated", str(path)], capture_output=True,
+                           text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_block_of_numbered_block_instances_in_series_is_an_nn_sequential():
+    # GoogLeNet's reduce_conv (instances named 0 and 1, in series) is written as torchvision
+    # writes branch2: nn.Sequential(BasicConv2d(...), BasicConv2d(...)), with no class of its own
+    graph = load_spec(ROOT / "specs/googlenet.yaml")
+    source = generate_source(graph)
+    assert "ReduceConv" not in source and 'getattr(self, "0")' not in source
+    inception = ast.get_source_segment(source, _classes(source)["Inception"])
+    assert "self.branch2 = nn.Sequential(\n" in inception
+    module = build_module(graph)
+    assert type(module.inception3a.branch2).__name__ == "Sequential"
+    assert type(module.inception3a.branch2[1]).__name__ == "BasicConv"
+
+
+def test_block_classes_take_the_parameters_the_spec_writes_and_serve_every_depth(tmp_path):
+    # basic_conv is used at three depths (stem, inception branch, inside branch2's Sequential)
+    # and no GoogLeNet instance of it in a branch is strided: still one class, taking every
+    # parameter its attributes are written with (kernel_size: k, stride: stride, padding: pad)
+    source = generate_source(load_spec(ROOT / "specs/googlenet.yaml"))
+    assert list(_classes(source)) == ["BasicConv", "PoolProj", "Inception", "Googlenet"]
+    path = tmp_path / "googlenet_model.py"
+    path.write_text(source)
+    basic = _import(path, "googlenet_model").BasicConv(in_channels=3, out=8, k=5, stride=2, pad=2)
+    assert (basic.conv.kernel_size, basic.conv.stride, basic.conv.padding) == ((5, 5), (2, 2), (2, 2))
+    assert basic(torch.randn(1, 3, 16, 16)).shape == (1, 8, 8, 8)
+
+
+def test_a_block_at_several_depths_is_one_class_over_all_its_instances():
+    # U-Net's double_conv sits at five depths (encoder and decoder of each level); each depth
+    # alone would give it other arguments, all of them together give one class
+    graph = load_spec(ROOT / "specs/unet.yaml")
+    source = generate_source(graph)
+    assert [c for c in _classes(source) if c.startswith("DoubleConv")] == ["DoubleConv"]
+    module = build_module(graph)
+    assert sum(type(m).__name__ == "DoubleConv" for m in module.modules()) == 9
 
 
 def test_graphs_without_blocks_are_one_class():
@@ -158,6 +256,18 @@ def test_torchscript(resnet18):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), resnet18(x))
+
+
+def test_torchscript_variadic_blocks():
+    # DenseNet's layers take their inputs as one list, passed whole (torch.cat(features, dim=1))
+    graph = load_spec(ROOT / "specs/densenet121.yaml", overrides={"image_size": 32})
+    module = build_module(graph).eval()
+    source = generate_source(graph)
+    assert "torch.cat(features, dim=1)" in source and "[*" not in source
+    scripted = torch.jit.script(module)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), module(x))
 
 
 def test_onnx_export_keeps_per_block_scopes(resnet18, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from archc import loads_spec
 from archc.ops.weights import initialize
 from archc.ops import registry
-from archc.runtime.calibrate import calibrate
+from archc.runtime.calibrate import calibrate, calibration_batch
 from archc.runtime.inputs import random_inputs, input_types
 from archc.runtime.verify import block_outputs, sensitivity, verify
 
@@ -50,6 +50,18 @@ def test_calibration_gives_unit_variance_layers_and_batchnorm_statistics():
     assert not np.allclose(var, 1.0) and np.all(var > 0)
     ratio = graph.weights["stage.5.conv"]["weight"] / before
     assert np.allclose(ratio, ratio.flat[0]) and ratio.flat[0] != 1.0  # one factor per layer
+
+
+@pytest.mark.parametrize("text, batch", [
+    (BN_NET, 4),                                                   # 8 x 8 = 64 values a sample: 4 samples
+    (BN_NET.replace("[N, 3, 8, 8]", "[N, 3, 2, 2]"), 16),          # 2 x 2: 16 samples give 64 values a channel
+    ("inputs: {x: [N, 8]}\nnodes: [{op: batchnorm}]", 64),         # (N, C): one value a sample, capped at 64
+    (DEEP_PLAIN, 4),                                               # no running statistics
+])
+def test_calibration_batch_gives_every_batchnorm_enough_values(text, batch):
+    """Statistics of a few values are noisy, and their errors multiply through deep stages at small
+    resolutions (EfficientNetV2-S at 64 x 64 diverged between the targets when calibrated on 4 samples)."""
+    assert calibration_batch(loads_spec(text), {"N": 2}) == batch
 
 
 def test_deep_plain_net_dies_with_default_init_and_lives_calibrated(run_archc, spec_file, tmp_path):

@@ -4,10 +4,13 @@ from __future__ import annotations
 from typing import Iterator
 
 import numpy as np
+import torch
+from torch import nn
 
 from archc.ir import Graph
 from archc.ops.base import ParamSpec
-from archc.ops.weights import param_entries
+from archc.lowering.torch import build_module, state_dict_from_graph
+from archc.ops.weights import initialize, param_entries, total_params
 
 
 def state_dict_specs(graph: Graph) -> Iterator[tuple[str, ParamSpec]]:
@@ -25,3 +28,22 @@ def randomize_statistics(graph: Graph, seed: int = 0) -> Graph:
             elif pname == "running_var":
                 params[pname] = rng.uniform(0.5, 1.5, arr.shape).astype(arr.dtype)
     return graph
+
+
+def assert_same_layout(graph: Graph, reference: nn.Module) -> None:
+    """The spec's state_dict keys and shapes are the reference's, in order; parameters counted alike."""
+    ours = [(k, tuple(s.shape)) for k, s in state_dict_specs(graph)]
+    theirs = [(k, tuple(v.shape)) for k, v in reference.state_dict().items()]
+    assert ours == theirs
+    assert total_params(graph) == sum(p.numel() for p in reference.parameters())
+
+
+def assert_same_outputs(graph: Graph, reference: nn.Module, *inputs: torch.Tensor) -> None:
+    """The reference loads archc's (seeded, statistics randomised) weights strictly; equal outputs in eval."""
+    initialize(graph, seed=0)
+    randomize_statistics(graph, seed=0)
+    reference.load_state_dict(state_dict_from_graph(graph), strict=True)
+    with torch.no_grad():
+        got, want = build_module(graph).eval()(*inputs), reference.eval()(*inputs)
+    assert want.abs().max() > 0
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -1,43 +1,110 @@
 """Measure the PyTorch target's generated source: time, lines, longest line, classes.
 
-    python tools/bench_codegen.py [SPEC ...] [--repeat N]
+    python tools/bench_codegen.py [SPEC ...] [--repeat N] [--rounds R] [--baseline REV]
 
-Defaults to every shipped spec. Time is ``generate_source`` alone (the spec loaded and
-analysed once, outside the timing), best of ``--repeat`` runs.
+Defaults to every shipped spec. Time is ``generate_source`` alone (the spec loaded once,
+outside the timing): the least CPU time (``time.process_time``, less disturbed than wall
+time on a shared machine) of ``--repeat`` runs in each of ``--rounds`` rounds.
+
+``--baseline REV`` also times the generator of another git revision (default ``c73f2c1^``,
+the flat generator before the class-per-block rewrite) on that revision's spec of the same
+name, in a separate process on a ``git archive`` copy of it; the rounds alternate between
+the two so that a busy machine slows both alike. The ``ratio`` column is this tree's time
+over the baseline's (below 1: faster).
 """
 from __future__ import annotations
 
 import argparse
 import glob
+import io
+import json
 import os
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OLD_FLAT_GENERATOR = "c73f2c1^"
+
+# Run in the baseline's tree: times its generate_source on its own specs of the given names.
+_BASELINE_TIMER = """
+import json, sys, time
+import archc
+from archc.lowering.torch import generate_source
+repeat, names, result = int(sys.argv[1]), sys.argv[2:], {}
+for name in names:
+    try:
+        graph = archc.load_spec(f"specs/{name}.yaml")
+        generate_source(graph)
+    except Exception:
+        continue
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        generate_source(graph)
+        best = min(best, time.process_time() - start)
+    result[name] = best
+print(json.dumps(result))
+"""
+
+
+def _baseline_tree(rev: str, into: str) -> None:
+    archive = subprocess.run(["git", "-C", ROOT, "archive", rev], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+
+
+def _time_baseline(tree: str, names: list[str], repeat: int) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": tree}
+    out = subprocess.run([sys.executable, "-c", _BASELINE_TIMER, str(repeat), *names], cwd=tree, env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("specs", nargs="*")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--baseline", nargs="?", const=OLD_FLAT_GENERATOR, default=None, metavar="REV")
     args = parser.parse_args()
 
     import archc
     from archc.analysis.skips import analyze, merge_labels
     from archc.lowering.torch import generate_source
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    specs = args.specs or sorted(glob.glob(os.path.join(root, "specs", "*.yaml")))
-    print(f"{'spec':22s} {'ms':>8s} {'lines':>6s} {'longest':>8s} {'classes':>8s}")
-    for spec in specs:
+    specs = args.specs or sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml")))
+    names = [os.path.splitext(os.path.basename(s))[0] for s in specs]
+    graphs = {}
+    for name, spec in zip(names, specs):
         graph = archc.load_spec(spec)
-        labels = merge_labels(analyze(graph, paths=False))
-        best = float("inf")
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            source = generate_source(graph, labels=labels)
-            best = min(best, time.perf_counter() - start)
-        lines = source.splitlines()
+        graphs[name] = (graph, merge_labels(analyze(graph, paths=False)))
+    best = {name: float("inf") for name in names}
+    old = {name: float("inf") for name in names}
+    with tempfile.TemporaryDirectory() as tree:
+        if args.baseline:
+            _baseline_tree(args.baseline, tree)
+        for _ in range(args.rounds):
+            for name, (graph, labels) in graphs.items():
+                for _ in range(args.repeat):
+                    start = time.process_time()
+                    generate_source(graph, labels=labels)
+                    best[name] = min(best[name], time.process_time() - start)
+            if args.baseline:
+                for name, seconds in _time_baseline(tree, names, args.repeat).items():
+                    old[name] = min(old[name], seconds)
+    header = f"{'spec':22s} {'ms':>8s} {'lines':>6s} {'longest':>8s} {'classes':>8s}"
+    print(header + (f" {'base ms':>8s} {'ratio':>6s}" if args.baseline else ""))
+    for name, (graph, labels) in graphs.items():
+        lines = generate_source(graph, labels=labels).splitlines()
         classes = sum(1 for line in lines if line.startswith("class "))
-        name = os.path.splitext(os.path.basename(spec))[0]
-        print(f"{name:22s} {best * 1000:8.1f} {len(lines):6d} {max(map(len, lines)):8d} {classes:8d}")
+        row = f"{name:22s} {best[name] * 1000:8.1f} {len(lines):6d} {max(map(len, lines)):8d} {classes:8d}"
+        if args.baseline:
+            row += f" {old[name] * 1000:8.1f} {best[name] / old[name]:6.2f}" if old[name] < float("inf") \
+                else f" {'-':>8s} {'-':>6s}"
+        print(row)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,13 @@ MODELS = {
     "googlenet": ("googlenet", {"aux_logits": False, "init_weights": False}, {}),
     "mobilenet_v2": ("mobilenet_v2", {}, {}),
     "vit_b16": ("vit_b_16", {}, {}),
+    "regnet_y_400mf": ("regnet_y_400mf", {}, {}),
+    "efficientnet_v2_s": ("efficientnet_v2_s", {}, {}),
+    "swin_t": ("swin_t", {}, {}),
 }
+#: input sizes a spec needs whatever --size says: swin_t's stage resolutions must be multiples of
+#: its 7 x 7 window (torchvision pads other sizes; the spec does not)
+FIXED_SIZE = {"swin_t": 224}
 
 
 def check(name: str, size: int) -> list[str]:
@@ -42,6 +48,7 @@ def check(name: str, size: int) -> list[str]:
     from archc.lowering.torch import build_module
 
     ctor, kwargs, overrides = MODELS[name]
+    size = FIXED_SIZE.get(name, size)
     spec = os.path.join(ROOT, "specs", f"{name}.yaml")
     if not os.path.exists(spec):
         return [f"{spec} is missing"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from archc.analysis.hierarchy import levels
+from archc.analysis.hierarchy import graph_levels
 from archc.ir import Graph, TensorType
 from archc.ir.graph import Node
 from archc.ops import registry
@@ -36,9 +36,22 @@ class Cost:
 
 def resolve(t: TensorType, batch: int, sizes: dict[str, int] | None = None) -> TensorType:
     """``t`` with its symbolic dims given sizes: from ``sizes`` by name, else ``batch`` for the
-    first dim, else 1 (an unnamed sequence length, say, counts once)."""
+    first dim, else 1 (an unnamed sequence length, say, counts once). A compound dim that a
+    reshape wrote (``N*64``: 64 windows of each sample) is the product of its factors."""
     sizes = sizes or {}
-    shape = tuple(d if isinstance(d, int) else sizes.get(d, batch if i == 0 else 1) for i, d in enumerate(t.shape))
+
+    def size(d: str, first: bool) -> int:
+        if d in sizes:
+            return sizes[d]
+        factors = d.split("*")
+        if len(factors) > 1 and all(f.isdigit() or f.isidentifier() for f in factors):
+            product = 1
+            for f in factors:
+                product *= int(f) if f.isdigit() else sizes.get(f, batch if first else 1)
+            return product
+        return batch if first else 1
+
+    shape = tuple(d if isinstance(d, int) else size(d, i == 0) for i, d in enumerate(t.shape))
     return t.with_shape(shape)
 
 
@@ -68,8 +81,9 @@ def by_depth(graph: Graph, per_node: list[Cost], depth: int) -> list[Cost]:
     their own row. Rows in order of first appearance."""
     rows: list[Cost] = []
     groups: dict[str, Cost] = {}
+    all_levels = graph_levels(graph)
     for node, cost in zip(graph.nodes(), per_node):
-        node_levels = levels(node)
+        node_levels = all_levels[node.name]
         if len(node_levels) < depth:
             rows.append(cost)
             continue

@@ -5,13 +5,21 @@ with ``repeat:`` the instances ``layer1.0``, ``layer1.1`` ... form a repeat grou
 Both are levels of the hierarchy that pictures draw as clusters (or, collapsed, as one box) and
 that ``archc summary --depth N`` adds up. The levels come from the nodes' scopes
 (:attr:`archc.ir.graph.Node.scope`), never from op names. Pure: reads the graph only.
+
+An imported ONNX model has no spec blocks; its nodes carry the PyTorch modules they ran in
+(:data:`~archc.ir.graph.MODULES_META`, from the exporter's hierarchical names such as
+``/layer1/layer1.0/conv1/Conv`` or its metadata). :func:`graph_levels` makes a level of each
+module that holds another module with nodes (``layer1.0``, not the leaf ``layer1.0.conv1``): a
+container of numbered children only (``nn.Sequential``'s ``layer1``) is a repeat group, any other
+a block instance whose type is the module's class where the exporter recorded it, else the
+container it is numbered in (``layer1[*]``) or its own name.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from archc.ir.graph import Node
+from archc.ir.graph import MODULES_META, Graph, Node
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,32 @@ def levels(node: Node) -> tuple[Level, ...]:
             out.append(Level(head, None))
         out.append(Level(instance.path, instance.block))
     return tuple(out)
+
+
+def graph_levels(graph: Graph) -> dict[str, tuple[Level, ...]]:
+    """Every node's levels: from its block scope (specs), else from the modules it ran in (imports)."""
+    modules = {node.name: node.meta.get(MODULES_META, ()) for node in graph.nodes() if not node.scope}
+    holders: set[str] = set()       # module paths that hold another module with nodes
+    children: dict[str, set[str]] = {}
+    for chain in modules.values():
+        for (outer, _), (inner, _) in zip(chain, chain[1:]):
+            holders.add(outer)
+            children.setdefault(outer, set()).add(inner.rpartition(".")[2])
+    out: dict[str, tuple[Level, ...]] = {}
+    for node in graph.nodes():
+        if node.scope or not modules.get(node.name):
+            out[node.name] = levels(node)
+            continue
+        out[node.name] = tuple(_module_level(path, cls, children[path]) for path, cls in modules[node.name]
+                               if path in holders)
+    return out
+
+
+def _module_level(path: str, cls: str | None, children: set[str]) -> Level:
+    if all(child.isdigit() for child in children):
+        return Level(path, None)   # nn.Sequential / nn.ModuleList of numbered blocks: a repeat group
+    parent, _, own = path.rpartition(".")
+    return Level(path, cls or (f"{parent}[*]" if own.isdigit() and parent else own))
 
 
 def leaf_blocks(all_levels: Iterable[tuple[Level, ...]]) -> set[str]:

@@ -92,6 +92,8 @@ class Analysis:
     chains: list[list[Skip]]                # residual pairs in series, one list per stage
     expectations: list[Mismatch]
     paths: "PathStats | None" = None
+    #: how many nodes declare an ``expect`` (0: the mismatches list is empty because nothing was checked)
+    declared_expectations: int = 0
 
     @property
     def skips(self) -> list[Skip]:

@@ -28,6 +28,7 @@ from archc.cli.common import (
 from archc.errors import Location, UsageError
 from archc.fileio import check_output_path, require_regular_file, write_atomic
 from archc.ir import Graph
+from archc.progress import activity
 
 TARGETS = {"torch": ".py", "onnx": ".onnx"}
 
@@ -147,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
         buffer = io.BytesIO()
         state = state_dict_from_graph(graph)
         dtype = getattr(torch, args.dtype)
-        torch.save({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}, buffer)
+        with activity(f"writing {os.path.basename(args.state_dict)}"):
+            torch.save({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}, buffer)
         write_atomic(args.state_dict, buffer.getvalue(), option="--state-dict")
     write_atomic(args.output, source, option="-o")
     stored = "" if args.dtype == "float32" else f" as {args.dtype} (the module computes in float32 unless converted)"

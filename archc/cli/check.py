@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from archc.cli.common import add_spec_arguments, load_graph
+from archc.cli.display import DiagnosticPrinter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,8 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     graph = load_graph(args, weights=False)
+    printer = DiagnosticPrinter.to(sys.stderr)
     for warning in graph.warnings:
-        print(warning.format(), file=sys.stderr)
+        printer.print(warning)
     if args.print_ir:
         print(graph.format())
     print(f"{args.spec}: ok: {graph.name}, {len(graph)} nodes, inputs "

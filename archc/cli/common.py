@@ -11,6 +11,7 @@ from archc.cli.limits import add_limit_arguments, limits_from
 from archc.errors import Location, SpecError, UsageError
 from archc.fileio import ALLOW_INCLUDE_ENV, require_regular_file
 from archc.limits import DEFAULT_LIMITS, Limits
+from archc.progress import activity
 from archc.ir import Graph, TensorType
 
 if TYPE_CHECKING:
@@ -73,11 +74,13 @@ def load_graph(args: argparse.Namespace, weights: bool = True) -> Graph:
         from archc.frontends.onnx import load_onnx
 
         require_regular_file(path, "ONNX model")
-        return load_onnx(path, weights=weights)
+        with activity(f"reading {os.path.basename(path)}"):
+            return load_onnx(path, weights=weights)
     from archc.frontends.yaml import load_spec
 
-    return load_spec(path, parse_overrides(args.overrides, limits), args.profile, limits,
-                     allow_include_anywhere=args.allow_include_anywhere)
+    overrides = parse_overrides(args.overrides, limits)
+    with activity(f"reading {os.path.basename(path)}"):
+        return load_spec(path, overrides, args.profile, limits, allow_include_anywhere=args.allow_include_anywhere)
 
 
 def is_onnx_model(path: str) -> bool:

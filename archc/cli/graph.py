@@ -15,6 +15,7 @@ from archc.analysis.skips import analyze
 from archc.cli.common import add_spec_arguments, load_graph
 from archc.errors import Location, UsageError
 from archc.fileio import check_output_path, write_atomic
+from archc.progress import activity
 from archc.render import FORMATS, draw
 
 EXAMPLE = """example:
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     fmt = output_format(args.output)
     check_output_path(args.output, "-o")
     graph = load_graph(args, weights=False)  # a picture needs shapes, never weight values
-    picture = draw(graph, analyze(graph, paths=False), fmt, depth=args.depth, collapse=args.collapse)
+    with activity(f"drawing {os.path.basename(args.output)}"):
+        picture = draw(graph, analyze(graph, paths=False), fmt, depth=args.depth, collapse=args.collapse)
     write_atomic(args.output, picture, "-o")
     return 0

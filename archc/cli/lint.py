@@ -79,6 +79,7 @@ from archc.cli.common import add_spec_arguments, load_graph, table_lines
 from archc.errors import Location, UsageError
 from archc.ir.graph import paused_cycle_collection
 from archc.ir.vocab import JOIN_KINDS, SKIP_KINDS, kinds_table
+from archc.progress import activity
 
 
 class _PrintKinds(argparse.Action):
@@ -112,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     band = _band(args.band)
     graph = load_graph(args, weights=False)
-    with paused_cycle_collection():
+    with paused_cycle_collection(), activity("finding skip connections" + (" and counting paths" if args.paths else "")):
         analysis = analyze(graph, band=band, paths=args.paths)
     if args.format == "json":
         data = analysis.to_dict(explain=args.explain)
@@ -161,15 +162,20 @@ def format_table(analysis: Analysis, show_all: bool = False, explain: bool = Fal
         for m in analysis.expectations:
             where = f"{m.location}: " if m.location else ""
             out.append(f"  {where}node '{m.node}': expected {m.expected}, found {m.found} ({m.reason})")
+    elif analysis.declared_expectations:
+        count = analysis.declared_expectations
+        out.append(f"expectations: {count} declared, {'all hold' if count != 1 else 'it holds'}")
     else:
-        out.append("expectations: ok")
+        out.append("expectations: none declared (an 'expect: residual' on a merge node asks lint to check it)")
     return "\n".join(out)
 
 
 def _paths_lines(analysis: Analysis) -> list[str]:
     p = analysis.paths
-    out = [f"paths: {_big(p.total)} input->output paths"]
-    if p.total:
+    out = [f"paths: {_big(p.total)} input->output path{'s' if p.total != 1 else ''}"]
+    if p.total == 1:
+        out[-1] += f" of {p.shortest} layer{'s' if p.shortest != 1 else ''}"
+    elif p.total:
         band = p.band
         out[-1] += (f"; length in layers {p.shortest}..{p.longest}, mean {p.mean:.1f} (sd {p.std:.1f}); "
                     f"{p.band_share:.1%} of paths have {band[0]}..{band[1]} layers"

@@ -14,6 +14,7 @@ from archc.analysis.skips import analyze
 from archc.cli.common import add_spec_arguments, load_graph, positive_int
 from archc.errors import Location, UsageError
 from archc.fileio import check_output_path, write_atomic
+from archc.progress import activity
 
 EXAMPLE = """example:
   archc report specs/resnet18.yaml -o resnet18_report.html"""
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
                          location=Location("<command line>"))
     check_output_path(args.output, "-o")
     graph = load_graph(args, weights=False)  # the page shows shapes, counts and costs, never weight values
-    analysis = analyze(graph)
+    with activity("finding skip connections and counting paths"):
+        analysis = analyze(graph)
     per_node = costs(graph, args.batch)
     t = totals(per_node)
     labels = {c.merge: c.kind for c in analysis.connections}
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         f"<section><h2>Paths</h2>{report.path_charts(analysis.paths)}</section>",
     ]
     views = views_by_depth(graph, analysis)
-    page = html.graph_page(f"{graph.name} report", views, len(views) - 1,
-                           lambda v, prefix: dot.render(dot.to_dot(v, id_prefix=prefix), "svg"), sections)
+    with activity(f"drawing {len(views)} pictures"):
+        page = html.graph_page(f"{graph.name} report", views, len(views) - 1,
+                               lambda v, prefix: dot.render(dot.to_dot(v, id_prefix=prefix), "svg"), sections)
     write_atomic(args.output, page, "-o")
     return 0

@@ -39,23 +39,28 @@ def run(args: argparse.Namespace) -> int:
     feeds = input_arrays(types, args, graph.example_dims if graph is not None else None)
     start = time.perf_counter()
     if args.runtime == "torch":
-        from archc.runtime.torch_runner import run_torch
+        from archc.runtime.torch_runner import build_on_device, forward
 
-        outputs, device = run_torch(graph, feeds, args.device, args.seed, args.allow_cpu_fallback)
-        used = f"torch on {device}"
+        module, device = build_on_device(graph, args.device, args.seed, args.allow_cpu_fallback)
+        built = time.perf_counter()
+        outputs = forward(module, graph, feeds, device)
+        used, what = f"torch on {device}", "building the module"
     else:
-        from archc.runtime.ort import run_onnx
+        from archc.runtime.ort import load_session, run_session
 
         if graph is not None:
             from archc.lowering.onnx import build_onnx
 
             # run owns this graph and its fresh weights, so batchnorm is folded in place
             model = build_onnx(graph, seed=args.seed, inplace=True).SerializeToString()
-        outputs, providers = run_onnx(model, feeds, args.device, args.allow_cpu_fallback)
-        used = f"onnxruntime with {providers[0]}"
-    elapsed = time.perf_counter() - start
-    print(f"ran on {used} in {elapsed * 1000:.1f} ms; inputs: "
-          + ", ".join(f"{k} {tuple(v.shape)}" for k, v in feeds.items()))
+        session = load_session(model, args.device, args.allow_cpu_fallback)
+        built = time.perf_counter()
+        outputs = run_session(session, feeds, model)
+        used = f"onnxruntime with {session.get_providers()[0]}"
+        what = "loading the session" if graph is None else "building the ONNX model and loading the session"
+    done = time.perf_counter()
+    print(f"ran on {used}: one run {(done - built) * 1000:.1f} ms ({what} took {(built - start) * 1000:.1f} ms "
+          "before it); inputs: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in feeds.items()))
     for name, out in zip(names, outputs):
         shown = name if name.isprintable() else repr(name)  # a model's names may hold control characters
         print(f"  {shown}: shape {tuple(out.shape)} {out.dtype}  " + _stats(out))

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 
 from archc.cli.common import is_onnx_model
 from archc.errors import Location, UsageError
 from archc.fileio import check_output_path, write_atomic
+from archc.progress import activity
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.output, "-o")
     if args.weights_out:
         check_output_path(args.weights_out, "--weights-out")
-    graph = load_onnx(args.spec)
+    with activity(f"reading {os.path.basename(args.spec)}"):
+        graph = load_onnx(args.spec)
     spec, rename = to_spec(graph)
     text = dump_spec(spec, args.spec)
     rebuilt = loads_spec(text, filename=args.output)  # a spec archc cannot read back is never written
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         buffer = io.BytesIO()
-        torch.save(state, buffer)
+        with activity(f"writing {os.path.basename(args.weights_out)}"):
+            torch.save(state, buffer)
         write_atomic(args.weights_out, buffer.getvalue(), option="--weights-out")
     blocks = len(spec.get("blocks", {}))
     print(f"wrote {args.output}: {len(text.splitlines())} lines, {blocks} block{'s' * (blocks != 1)}, "

@@ -74,11 +74,25 @@ def run(args: argparse.Namespace) -> int:
     return _print_report(report, args)
 
 
+def verdict(r, rtol: float, atol: float) -> str:
+    """``ok``/``MISMATCH`` and which tolerance decided: agreement is max abs err <= atol + rtol *
+    max |reference|, so an err/size above rtol can still agree (on the atol share), and says so."""
+    if not r.ok:
+        if r.max_abs == float("inf"):
+            return "MISMATCH (shapes or non-finite values differ)"
+        return f"MISMATCH (max abs err {r.max_abs:.3g} > atol + rtol x size = {r.allowed:.3g})"
+    if r.max_rel <= rtol:
+        return f"ok (err/size <= rtol {rtol:g})"
+    if r.max_abs <= atol:
+        return f"ok (err/size is above rtol {rtol:g}, but max abs err <= atol {atol:g} decides)"
+    return f"ok (max abs err <= atol + rtol x size = {r.allowed:.3g})"
+
+
 def _print_report(report, args: argparse.Namespace) -> int:
     for r in report.outputs:
         sens = "n/a" if r.sensitivity is None else f"{r.sensitivity:.3g}"
         print(f"  {r.name}: shape {r.shape}  max abs err {r.max_abs:.3g}  err/size {r.max_rel:.3g}  "
-              f"sensitivity {sens}  " + ("ok" if r.ok else "MISMATCH"))
+              f"sensitivity {sens}  " + verdict(r, args.rtol, args.atol))
     first = report.first_divergent_block
     if report.blocks:
         worst = max(report.blocks, key=lambda b: b.max_abs)

@@ -81,6 +81,12 @@ class BlockInstance:
     inputs: tuple[Value, ...] = field(default=(), compare=False)
 
 
+#: ``Node.meta`` key: the PyTorch modules an imported node ran in, outermost first, as
+#: ``(path, class name or None)`` pairs (the ONNX frontend reads them from the exporter's names
+#: and metadata; :func:`archc.analysis.hierarchy.graph_levels` frames block instances with them)
+MODULES_META = "modules"
+
+
 @dataclass
 class Node:
     """One operation of the IR."""

@@ -23,6 +23,7 @@ from onnx import helper
 from archc._version import __version__
 from archc.errors import SpecError
 from archc.fileio import write_atomic
+from archc.progress import Unit, task
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
 from archc.ir.types import TensorType
@@ -217,9 +218,11 @@ def emit_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None =
     weights = graph_weights(graph, seed)
     names = _value_names(graph, {param_key(n, p) for n, params in weights.items() for p in params})
     emit = Emitter(graph, weights, names, labels)
-    for node in graph.nodes():
-        if node.op != "input":
-            emit.lower(node)
+    with task("lowering to ONNX", total=len(graph), unit=Unit.ITEMS) as bar:
+        for node in graph.nodes():
+            if node.op != "input":
+                emit.lower(node)
+            bar.advance()
     for out_name, value in graph.outputs.items():
         if names[value] != out_name:
             # A graph input, or a value output twice: an Identity gives it the output's name.

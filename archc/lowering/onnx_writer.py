@@ -30,6 +30,7 @@ import onnx
 from google.protobuf.message import Message
 
 from archc.fileio import write_atomic_files
+from archc.progress import Unit, task
 
 __all__ = ["OnnxParts", "WrittenOnnx", "write_onnx", "assemble", "data_file_name", "serialized_size",
            "INLINE_LIMIT", "ALIGNMENT", "EXTERNAL_MIN_BYTES"]
@@ -180,9 +181,12 @@ def _write_inline(fh: BinaryIO, parts: OnnxParts) -> None:
     prefixes = [_inline_entry(n, s)[0] for n, s in parts.initializers]
     graph_size = len(low) + len(high) + sum(len(p) + _nbytes(s) for p, (_, s) in zip(prefixes, parts.initializers))
     fh.write(head + _field_header(_MODEL_GRAPH, graph_size) + low)
-    for prefix, array in zip(prefixes, _arrays([s for _, s in parts.initializers])):
-        fh.write(prefix)
-        _write_array(fh, array)
+    total = sum(_nbytes(s) for _, s in parts.initializers)
+    with task("writing weights", total=total, unit=Unit.BYTES) as bar:
+        for prefix, array in zip(prefixes, _arrays([s for _, s in parts.initializers])):
+            fh.write(prefix)
+            _write_array(fh, array)
+            bar.advance(array.nbytes)
     fh.write(high + tail)
 
 
@@ -218,10 +222,12 @@ def _external_layout(parts: OnnxParts, location: str) -> tuple[onnx.ModelProto, 
 
 def _write_data(fh: BinaryIO, placed: list[tuple[int, Any]]) -> None:
     position = 0
-    for (offset, _), array in zip(placed, _arrays([s for _, s in placed])):
-        fh.write(b"\0" * (offset - position))
-        _write_array(fh, array)
-        position = offset + array.nbytes
+    with task("writing weights", total=sum(_nbytes(s) for _, s in placed), unit=Unit.BYTES) as bar:
+        for (offset, _), array in zip(placed, _arrays([s for _, s in placed])):
+            fh.write(b"\0" * (offset - position))
+            _write_array(fh, array)
+            position = offset + array.nbytes
+            bar.advance(array.nbytes)
 
 
 def write_onnx(parts: OnnxParts, path: str, *, external_data: bool | None = None,

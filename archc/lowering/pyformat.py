@@ -18,23 +18,19 @@ __all__ = ["LINE_LENGTH", "split_statement"]
 LINE_LENGTH = 88
 _COMMA_CLOSE = re.compile(r",\s*[)\]}]")
 _OPEN, _CLOSE = "([{", ")]}"
+_FOR = re.compile(r"\bfor\b")  # no comprehension without it (a cheap test before parsing)
+
+
+_CODE_CHARS = re.compile(r"""[()\[\]{},]|'(?:[^'\\]|\\.)*(?:'|\Z)|"(?:[^"\\]|\\.)*(?:"|\Z)""", re.S)
 
 
 def _code_chars(text: str):
-    """(index, character) of ``text`` outside string literals: the one quote-aware scan."""
-    quote, i = None, 0
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == quote:
-                quote = None
-        elif c in "'\"":
-            quote = c
-        else:
-            yield i, c
-        i += 1
+    """(index, character) of the brackets and commas of ``text`` outside string literals: the
+    one quote-aware scan (a regular expression steps over strings whole)."""
+    for m in _CODE_CHARS.finditer(text):
+        c = m.group()
+        if len(c) == 1 and c not in "'\"":
+            yield m.start(), c
 
 
 def _pairs(text: str) -> dict[int, int]:
@@ -115,6 +111,8 @@ def _is_tuple(body: str) -> bool:
 
 def _is_comprehension(opener: str, body: str) -> bool:
     """Whether ``[body]`` / ``{body}`` / ``(body)`` is a comprehension (its commas are not elements)."""
+    if not _FOR.search(body):
+        return False
     closer = _CLOSE[_OPEN.index(opener)]
     try:
         node = ast.parse(f"{opener}{body}{closer}", mode="eval").body
@@ -125,6 +123,8 @@ def _is_comprehension(opener: str, body: str) -> bool:
 
 def _is_generator_argument(body: str) -> bool:
     """Whether ``f(body)`` passes one bare generator expression (which takes no trailing comma)."""
+    if not _FOR.search(body):
+        return False
     try:
         call = ast.parse(f"f({body})", mode="eval").body
     except SyntaxError:

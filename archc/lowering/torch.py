@@ -33,6 +33,7 @@ from archc.ops.weights import param_entries
 from archc.lowering import graph_weights
 from archc.lowering.torch_source import Provenance, class_name_for, write_source
 from archc.ops.base import param_key
+from archc.progress import Unit, task
 from archc.pysource import is_identifier, one_line
 
 __all__ = ["generate_source", "build_module", "module_class", "state_dict_from_graph", "load_weights", "class_name_for"]
@@ -88,8 +89,11 @@ def state_dict_from_graph(graph: Graph, seed: int = 0) -> dict[str, torch.Tensor
     """The graph's weights (archc's seeded init if it has none) as a torch state_dict."""
     weights = graph_weights(graph, seed)
     result: dict[str, torch.Tensor] = {}
-    for key, node, pname, spec in param_entries(graph):
-        result[key] = torch.tensor(np.asarray(weights[node][pname], dtype=spec.dtype))
+    entries = list(param_entries(graph))
+    with task("drawing weights", total=len(entries), unit=Unit.ITEMS) as bar:
+        for key, node, pname, spec in entries:
+            result[key] = torch.tensor(np.asarray(weights[node][pname], dtype=spec.dtype))
+            bar.advance()
     return result
 
 

@@ -21,13 +21,14 @@ attribute and nothing downstream depends on its value (``num_classes``), see
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.types import TensorType
 from archc.lowering.torch_plan import Body, Instance, Lowered, numbers
-from archc.pysource import expression, identifier, literal
+from archc.pysource import expression as _expression, identifier, literal
 
 __all__ = ["Arg", "ClassArgs", "resolve", "live_params", "root_args"]
 
@@ -76,12 +77,23 @@ class ClassArgs:
         return result
 
 
-def _names(source: str) -> set[str]:
-    return {n.id for n in ast.walk(ast.parse(source, mode="eval")) if isinstance(n, ast.Name)}
+@functools.lru_cache(maxsize=4096)
+def _cached_expression(text: str, names: frozenset[str]) -> str | None:
+    return _expression(text, names)
+
+
+def expression(text: str, names: set[str] | frozenset[str]) -> str | None:
+    """:func:`archc.pysource.expression`, parsed once per text and names."""
+    return _cached_expression(text, frozenset(names))
+
+
+@functools.lru_cache(maxsize=4096)
+def _names(source: str) -> frozenset[str]:
+    return frozenset(n.id for n in ast.walk(ast.parse(source, mode="eval")) if isinstance(n, ast.Name))
 
 
 class _Resolver:
-    def __init__(self, graph: Graph, bodies: list[Body]) -> None:
+    def __init__(self, graph: Lowered, bodies: list[Body]) -> None:
         self.graph, self.bodies = graph, bodies
         rep = bodies[0].instance
         self.rep = rep
@@ -97,6 +109,7 @@ class _Resolver:
         self.used: dict[str, Arg] = {}
         self.by_vector: dict[tuple, str] = {}
         self.dim_exprs: dict[tuple, str | None] = {}
+        self._dims: dict[tuple, tuple | None] = {}
         self.taken: set[str] = set(self.params) | set(self.lets) | {"self"}
 
     # -- values of the representative, mapped to every instance ---------------------------------
@@ -109,6 +122,13 @@ class _Resolver:
         return None
 
     def dims(self, key: tuple, d: int) -> tuple | None:
+        """Dimension ``d`` of a value (by its key) in every instance; None where not an int."""
+        found = self._dims.get((key, d), self)
+        if found is self:
+            found = self._dims[(key, d)] = self._read_dims(key, d)
+        return found
+
+    def _read_dims(self, key: tuple, d: int) -> tuple | None:
         vector = []
         for body in self.bodies:
             inst = body.instance
@@ -121,7 +141,7 @@ class _Resolver:
         return tuple(vector)
 
     def attr_vector(self, local: str, attr: str) -> tuple:
-        return tuple(self.graph.node(f"{b.instance.path}.{local}" if b.instance.path else local).attrs.get(attr)
+        return tuple(self.graph.nodes[f"{b.instance.path}.{local}" if b.instance.path else local].attrs.get(attr)
                      for b in self.bodies)
 
     def own_exprs(self, node: Node) -> list[tuple[str, str]]:
@@ -169,9 +189,9 @@ class _Resolver:
 
     def _node_dim(self, key: tuple, d: int, vector: tuple) -> str | None:
         name = f"{self.rep.path}.{key[1]}" if self.rep.path else key[1]
-        if name not in self.graph:
+        node = self.graph.nodes.get(name)
+        if node is None:
             return None
-        node = self.graph.node(name)
         for attr, source in self.own_exprs(node):
             if self.attr_vector(key[1], attr) == vector:
                 text = expression(source, set(self.params) | set(self.lets))
@@ -192,11 +212,17 @@ class _Resolver:
     # -- holes ------------------------------------------------------------------------------------
     def resolve(self) -> ClassArgs:
         rep_body = self.bodies[0]
+        written = self._written(rep_body)
+        distinct = list({id(b.holes): b.holes for b in self.bodies}.values())  # reused bodies share theirs
         for i, value in enumerate(rep_body.holes):
-            vector = tuple(b.holes[i] for b in self.bodies)
-            if len(set(map(repr, vector))) == 1:
+            source = written.get(rep_body.sites.get(i))
+            if source is not None:  # what the spec wrote (kernel_size: k), even where no instance differs
+                self.result.text[i] = self.use(source)
+                continue
+            if all(type(h[i]) is type(value) and h[i] == value for h in distinct):
                 self.result.text[i] = literal(value)
                 continue
+            vector = tuple(b.holes[i] for b in self.bodies)
             source = self._expr(rep_body, i, vector)
             self.by_vector.setdefault(vector, source)
             self.result.text[i] = self.use(source)
@@ -207,13 +233,30 @@ class _Resolver:
         self.result.args = args
         return self.result
 
+    def _written(self, body: Body) -> dict[tuple[str, int, bool], str]:
+        """Hole sites that are a node attribute the block writes as an expression of its
+        parameters and lets (``stride: stride``), found by lowering the node once more with
+        that attribute changed: the class takes the parameter even where every instance
+        passes the same value, as a hand-written class would."""
+        found: dict[tuple[str, int, bool], str] = {}
+        names = set(self.params) | set(self.lets)
+        for local in dict.fromkeys(site[0] for site in body.sites.values()):
+            node = self.graph.nodes.get(f"{self.rep.path}.{local}" if self.rep.path else local)
+            if node is None:
+                continue
+            for attr, source in self.own_exprs(node):
+                text = expression(source, names)
+                for forward, position in (_attr_positions(self.graph, node, attr) or ()) if text else ():
+                    found.setdefault((local, position, forward), text)
+        return found
+
     def _expr(self, body: Body, hole: int, vector: tuple) -> str:
         if hole in body.child_args:
             child, arg = body.child_args[hole]
             return self._child_arg(child, arg, vector) or self._param_for(vector) or self.fresh(arg, hole)
         local, position, _ = body.sites.get(hole, ("", 0, False))
         name = f"{self.rep.path}.{local}" if self.rep.path else local
-        node = self.graph.node(name) if local and name in self.graph else None
+        node = self.graph.nodes.get(name) if local else None
         if node is not None:
             for attr, source in self.own_exprs(node):
                 if self.attr_vector(local, attr) == vector:
@@ -249,7 +292,7 @@ class _Resolver:
         return name
 
     def _child_arg(self, child: str, arg: str, vector: tuple) -> str | None:
-        inst = next(c for c in self.rep.items if isinstance(c, Instance) and self.rep.local(c.path) == child)
+        inst = _descendant(self.rep, f"{self.rep.path}.{child}" if self.rep.path else child)
         for i, formal in enumerate(inst.formals):
             for d, wanted in ((1, "in_channels" if formal == "x" else f"{formal}_channels"),):
                 if arg == wanted and i < len(inst.inputs) and len(inst.inputs[i]) == 1:
@@ -268,8 +311,20 @@ class _Resolver:
             self.result.text[i] = f"self.{attr}"
 
 
-def resolve(graph: Graph, bodies: list[Body]) -> ClassArgs:
-    """Literals and arguments for the class shared by ``bodies`` (instances of one block)."""
+def _descendant(inst: Instance, path: str) -> Instance:
+    """The instance at ``path`` inside ``inst`` (a child, or a child of an ``nn.Sequential`` child)."""
+    for item in inst.items:
+        if isinstance(item, Instance):
+            if item.path == path:
+                return item
+            if path.startswith(item.path + "."):
+                return _descendant(item, path)
+    raise KeyError(path)
+
+
+def resolve(graph: Lowered, bodies: list[Body]) -> ClassArgs:
+    """Literals and arguments for the class shared by ``bodies`` (instances of one block);
+    ``graph``: the graph as read by :class:`~archc.lowering.torch_plan.Lowered`."""
     return _Resolver(graph, bodies).resolve()
 
 
@@ -280,10 +335,10 @@ def live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, str
     it reaches. A parameter is live when nothing but top-level node attributes read it and no
     node downstream of those writes a different source for a different value."""
     uses: dict[str, list[tuple[str, str]]] = {p: [] for p in graph.params if p not in graph.structural_params}
-    for node in graph.nodes():
+    for node in lowered.order:
+        if node.scope or not uses:
+            continue
         for attr, source in node.attr_exprs.items():
-            if node.scope:
-                continue
             try:
                 read = _names(source)
             except SyntaxError:
@@ -299,13 +354,13 @@ def live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, str
 
 def _downstream_fixed(graph: Graph, lowered: Lowered, name: str) -> bool:
     """Whether no node after ``name`` writes source that depends on the shapes it makes."""
-    seen, todo = set(), list(graph.users(name))
+    seen, todo = set(), lowered.users(name)
     while todo:
         user = todo.pop()
         if user in seen:
             continue
         seen.add(user)
-        node = graph.node(user)
+        node = lowered.nodes[user]
         op, ins, ctor, tensor = lowered(node)
         if ctor is not None or tensor is not None:
             return False
@@ -316,7 +371,7 @@ def _downstream_fixed(graph: Graph, lowered: Lowered, name: str) -> bool:
                 return False
         except Exception:  # an op that cannot lower other shapes depends on them
             return False
-        todo.extend(graph.users(user))
+        todo.extend(lowered.users(user))
     return True
 
 
@@ -328,7 +383,7 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
     expressions: dict[tuple[str, int, bool], str] = {}
     for p, sites in live.items():
         for node_name, attr in sites:
-            node = graph.node(node_name)
+            node = lowered.nodes[node_name]
             text = expression(node.attr_exprs[attr], set(live))
             positions = _attr_positions(lowered, node, attr) if text is not None else None
             for forward, pos in positions or ():
@@ -354,8 +409,9 @@ def _attr_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool,
     if type(value) is not int:
         return None
     op, ins, ctor, tensor = lowered(node)
-    probe = Node(name=node.name, op=node.op, attrs={**node.attrs, attr: value * _SENTINEL}, inputs=node.inputs,
-                 outputs=node.outputs)
+    probed = (abs(value) + 1) * _SENTINEL  # never the value itself (0 included), never in other text
+    probe = Node(name=node.name, op=node.op, attrs={**node.attrs, attr: probed}, inputs=node.inputs,
+                 outputs=node.outputs, attr_exprs=node.attr_exprs)
     try:
         ctor2, tensor2 = op.torch_module(probe, ins), op.torch_parameter(probe, ins)
         args = [f"a{i}" for i in range(len(ins))]
@@ -371,7 +427,7 @@ def _attr_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool,
             return None
         for i, (x, y) in enumerate(zip(b, a)):
             if x != y:
-                if y != value * _SENTINEL:
+                if y != probed:
                     return None
                 positions.append((forward, i))
     return positions or None

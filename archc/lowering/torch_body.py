@@ -10,6 +10,9 @@ branches on op names.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import re
 from typing import Any, Callable, Mapping
 
 from torch import nn
@@ -18,6 +21,7 @@ from archc.errors import SpecError
 from archc.ir.graph import Graph, Node, Value
 from archc.lowering.torch_reset import GENERATED_METHODS
 from archc.lowering.torch_plan import Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute, place, with_holes
+from archc.ops.weights import tied_params
 from archc.pysource import is_identifier, literal
 
 __all__ = ["BodyWriter"]
@@ -30,6 +34,10 @@ _ARG = "\x01"
 _MODULE = "\x02"
 
 
+_ARG_MARK = re.compile(f"{_ARG}[a-z]+{_ARG}")
+_WHOLE_LIST = re.compile(r"\[\*([A-Za-z_][A-Za-z0-9_]*)\]")
+
+
 def _placeholder(i: int) -> str:
     letters = ""
     while True:
@@ -37,6 +45,12 @@ def _placeholder(i: int) -> str:
         i //= 26
         if not i:
             return f"{_ARG}{letters}{_ARG}"
+
+
+@functools.lru_cache(maxsize=None)
+def _placeholders(n: int) -> tuple[str, ...]:
+    """Stand-ins for a node's input names in its op's forward text (replaced in one pass)."""
+    return tuple(_placeholder(i) for i in range(n))
 
 
 class BodyWriter:
@@ -49,32 +63,50 @@ class BodyWriter:
         self.lowered = Lowered(graph)
         self.labels = labels
         self.call_of = call_of
-        self.users: dict[Value, set[str]] = {}
-        for node in graph.nodes():
-            for v in node.inputs:
-                self.users.setdefault(v, set()).add(node.name)
+        self._sequential: dict[int, list[Node | Instance] | None] = {}
+        self._signatures: dict[tuple, int] = {}
+        #: (node, its parameter, owner node, owner's parameter) of every tied parameter
+        self.tied = [(n.name, p, owner, op) for n in self.lowered.order
+                     for p, (owner, op) in tied_params(n).items()]
         self.graph_outputs = set(graph.outputs.values())
 
     # -- what becomes an nn.Sequential ----------------------------------------------------------
-    def as_sequential(self, inst: Instance) -> list[Node] | None:
-        """The nodes of an instance that is a chain of modules named 0, 1, ... (else None)."""
-        nodes = inst.items
-        if len(inst.inputs) != 1 or len(inst.inputs[0]) != 1 or len(inst.outputs) != 1 or not nodes:
+    def as_sequential(self, inst: Instance) -> list[Node | Instance] | None:
+        """The items of an instance that is a chain of modules named 0, 1, ... (else None)."""
+        key = id(inst)
+        if key not in self._sequential:
+            self._sequential[key] = self._find_sequential(inst)
+        return self._sequential[key]
+
+    def _find_sequential(self, inst: Instance) -> list[Node | Instance] | None:
+        """Items named 0, 1, ... each reading only the one before: modules called on one tensor,
+        or block instances (torchvision's ``branch2 = nn.Sequential(BasicConv2d(...), ...)``)."""
+        items = inst.items
+        if len(inst.inputs) != 1 or len(inst.inputs[0]) != 1 or len(inst.outputs) != 1 or not items:
             return None
         previous = inst.inputs[0][0]
-        for i, node in enumerate(nodes):
-            if not isinstance(node, Node) or inst.local(node.name) != str(i) or node.inputs != [previous]:
+        for i, item in enumerate(items):
+            if isinstance(item, Node):
+                name, reads, outputs = item.name, item.inputs, [Value(item.name)]
+            else:
+                name, reads, outputs = item.path, [v for values in item.inputs for v in values], item.outputs
+            if inst.local(name) != str(i) or reads != [previous] or len(outputs) != 1:
                 return None
-            op, ins, ctor, _ = self.lowered(node)
-            if ctor is None or len(node.outputs) != 1 or op.torch_forward(node, ins, ["a"], "m") != "m(a)":
+            if isinstance(item, Node):
+                op, ins, ctor, _ = self.lowered(item)
+                if ctor is None or len(item.outputs) != 1 or op.torch_forward(item, ins, ["a"], "m") != "m(a)":
+                    return None
+            elif len(item.inputs) != 1 or (item.info and item.info.formals and item.info.formals[0].endswith("...")):
                 return None
-            if i < len(nodes) - 1 and self._read_outside(Value(node.name), {nodes[i + 1].name}):
-                return None
-            previous = Value(node.name)
-        return nodes if inst.outputs == [previous] else None
+            if i < len(items) - 1:
+                after = items[i + 1]
+                if self._read_outside(outputs[0], {after.name} if isinstance(after, Node) else after.members):
+                    return None
+            previous = outputs[0]
+        return items if inst.outputs == [previous] else None
 
     def _read_outside(self, value: Value, allowed: set[str]) -> bool:
-        return value in self.graph_outputs or bool(self.users.get(value, set()) - allowed)
+        return value in self.graph_outputs or bool(self.lowered.readers(value) - allowed)
 
     def chain(self, level: dict[str, Any]) -> list[Instance] | None:
         """Children of a container that run in series, each reading only the previous one's output."""
@@ -92,7 +124,7 @@ class BodyWriter:
     # -- one instance ----------------------------------------------------------------------------
     def lower(self, inst: Instance) -> Body:
         body = Body(inst, tree={})
-        names = VarNames()
+        names = VarNames(set(self.lowered.functions))
         spread: dict[tuple[Value, ...], str] = {}
         variadic = bool(inst.info and inst.info.formals and inst.info.formals[-1].endswith("..."))
         for i, (formal, values) in enumerate(zip(inst.formals, inst.inputs)):
@@ -120,17 +152,28 @@ class BodyWriter:
             elif id(item) not in skip:
                 body.stmts.append(self._child_stmt(inst, item, names, access, spread))
         body.returns = [names.names[v] for v in inst.outputs]
+        body.ties = [_tie_statement(access, inst.local(node), param, inst.local(owner), owner_param)
+                     for node, param, owner, owner_param in self._own_ties(inst)]
         return body
+
+    def _own_ties(self, inst: Instance) -> list[tuple[str, str, str, str]]:
+        """Tied parameters whose node and owner both lie in ``inst`` but not both in one child:
+        this instance's class assigns them (so a block that ties inside itself does it itself)."""
+        children = [c for c in inst.items if isinstance(c, Instance)]
+        return [tie for tie in self.tied if tie[0] in inst.members and tie[2] in inst.members
+                and not any(tie[0] in c.members and tie[2] in c.members for c in children)]
 
     def _tree(self, body: Body, inst: Instance) -> None:
         for item in inst.items:
             if isinstance(item, Node):
-                _, _, ctor, tensor = self.lowered(item)
+                op, ins, ctor, tensor = self.lowered(item)
                 local = inst.local(item.name)
                 if ctor is not None:
                     leaf = Leaf("module", with_holes(body, ctor, local), node=item)
                 elif tensor is not None:
-                    leaf = Leaf("param", with_holes(body, tensor, local), node=item)
+                    own = op.params(item, ins).get("")
+                    leaf = Leaf("param", with_holes(body, tensor, local), node=item,
+                                buffer=own is not None and own.buffer)
                 else:
                     continue
                 place(body.tree, local.split("."), leaf, item.name, item.location)
@@ -139,10 +182,10 @@ class BodyWriter:
                 place(body.tree, local.split("."), self._child_leaf(body, item, local), item.path, None)
 
     def _child_leaf(self, body: Body, child: Instance, local: str) -> Leaf:
-        nodes = self.as_sequential(child)
-        if nodes is not None:
-            parts = [with_holes(body, self.lowered(n)[2], f"{local}.{child.local(n.name)}")
-                     for n in nodes]
+        items = self.as_sequential(child)
+        if items is not None:
+            parts = [with_holes(body, self.lowered(n)[2], f"{local}.{child.local(n.name)}") if isinstance(n, Node)
+                     else self._child_leaf(body, n, f"{local}.{child.local(n.path)}").source for n in items]
             return Leaf("sequential", "nn.Sequential(" + ", ".join(parts) + ")", child=child)
         cls, args = self.call_of(child)
         rendered = []
@@ -205,25 +248,71 @@ class BodyWriter:
         sources = list(args)
         for values, name in spread.items():  # a variadic input passed whole: *features
             n = len(values)
-            for i in range(len(node.inputs) - n + 1):
-                if tuple(node.inputs[i:i + n]) == values:
+            for i, value in enumerate(node.inputs[:len(node.inputs) - n + 1]):
+                if value == values[0] and tuple(node.inputs[i:i + n]) == values:
                     sources[i:i + n] = [f"*{name}"]
                     break
-        placeholders = [_placeholder(i) for i in range(len(sources))]
-        raw = op.torch_forward(node, ins, placeholders, _MODULE if local in access else None)
+        placeholders = _placeholders(len(sources))
+        raw = op.torch_forward(node, ins, list(placeholders), _MODULE if local in access else None)
         expr = with_holes(body, raw, local, forward=True)
-        for ph, src in zip(placeholders, sources):
-            expr = expr.replace(ph, src)
+        if _ARG in expr:
+            filled = dict(zip(placeholders, sources))
+            expr = _ARG_MARK.sub(lambda m: filled[m.group()], expr)
+            # a list of exactly the variadic input is that list (TorchScript has no [*xs])
+            expr = _WHOLE_LIST.sub(r"\1", expr)
         expr = expr.replace(_MODULE, access.get(local, ""))
         targets = [names.bind(Value(node.name, k), local if k == 0 else f"{local}_{k}")
                    for k in range(len(node.outputs))]
+        return Stmt(targets, expr, self._comments(node.name, local), local)
+
+    def _comments(self, name: str, local: str) -> list[str]:
         comments = []
-        label = self.labels.get(node.name)
+        label = self.labels.get(name)
         if label:
             comments.append(f"skip: {label}")
         if not is_identifier(local.replace(".", "_")):
             comments.append(local)  # the variable's name hides the node's
-        return Stmt(targets, expr, comments)
+        return comments
+
+    # -- instances that lower alike ----------------------------------------------------------------
+    def signature(self, inst: Instance, child_signatures: Mapping[int, int]) -> int:
+        """What :meth:`lower` reads of an instance, with its names made local: instances with
+        equal signatures lower to equal bodies (but for their skip comments), so one lowering
+        serves them all (ResNet-152's 50 bottlenecks are 8 distinct ones). Signatures are
+        numbered as they are met, so a parent's holds its children's numbers, not their tuples.
+        Types are those of the inputs only: each op infers its outputs' from its attributes and
+        input types, so equal inputs and equal wiring make equal types throughout."""
+        types = self.lowered.type_of
+        formal = {v: (i, j) for i, values in enumerate(inst.inputs) for j, v in enumerate(values)}
+        cut = len(inst.path) + 1 if inst.path else 0
+
+        def ref(value: Value) -> Any:
+            if value.node in inst.members:
+                return (value.node[cut:], value.out)
+            found = formal.get(value)
+            # a value read from outside by name: this instance's own (with its type)
+            return found if found is not None else (value, types(value))
+
+        parts: list[Any] = [inst.info.block if inst.info else None, tuple(inst.formals),
+                            tuple(tuple(types(v) for v in values) for values in inst.inputs),
+                            tuple(map(ref, inst.outputs))]
+        for item in inst.items:
+            if isinstance(item, Node):
+                parts.append((item.name[cut:], item.op, _frozen(item.attrs), tuple(map(ref, item.inputs))))
+            else:
+                parts.append((inst.local(item.path), child_signatures[id(item)],
+                              tuple(tuple(map(ref, values)) for values in item.inputs),
+                              tuple(map(ref, item.outputs))))
+        parts.append(tuple((n[cut:], p, o[cut:], q) for n, p, o, q in self._own_ties(inst)))
+        return self._signatures.setdefault(tuple(parts), len(self._signatures))
+
+    def reuse(self, body: Body, inst: Instance) -> Body:
+        """``body`` (lowered from an instance with the same :meth:`signature`) as ``inst``'s."""
+        if not self.labels:  # comments then depend on the local names alone: the same
+            return dataclasses.replace(body, instance=inst)
+        stmts = [Stmt(s.targets, s.expr, self._comments(f"{inst.path}.{s.node}", s.node), s.node)
+                 if s.node is not None else s for s in body.stmts]
+        return dataclasses.replace(body, instance=inst, stmts=stmts)
 
     def _child_stmt(self, inst: Instance, child: Instance, names: VarNames, access: dict[str, str],
                     spread: dict[tuple[Value, ...], str]) -> Stmt:
@@ -239,6 +328,48 @@ class BodyWriter:
         targets = [names.bind(v, local if len(child.outputs) == 1 else f"{local}_{k}")
                    for k, v in enumerate(child.outputs)]
         return Stmt(targets, f"{access[local]}({', '.join(args)})")
+
+
+def _tie_statement(access: Mapping[str, str], node: str, param: str, owner: str, owner_param: str) -> str:
+    """``self.lm_head.weight = self.wte.weight``: the node's parameter is the owner's tensor (a
+    parameter-only node is a parameter of its parent; ``setattr`` where its name is a number)."""
+    source = _reach(access, owner) if not owner_param else _param_access(_reach(access, owner), owner_param)
+    if param:  # a module's parameter
+        module, leaf = _reach(access, node), param
+    else:  # a parameter-only node: the parameter of its parent module
+        parent, _, leaf = node.rpartition(".")
+        module = _reach(access, parent) if parent else "self"
+    if is_identifier(leaf):
+        return f"{module}.{leaf} = {source}"
+    return f"setattr({module}, {literal(leaf)}, {source})"
+
+
+def _reach(access: Mapping[str, str], name: str) -> str:
+    """The expression reaching local ``name``: its own, or (inside a child instance, whose own
+    layout is its class's business) the nearest known owner's, then one attribute a segment."""
+    segments = name.split(".")
+    for cut in range(len(segments), -1, -1):
+        expr = access.get(".".join(segments[:cut])) if cut else "self"
+        if expr is not None:
+            for seg in segments[cut:]:
+                expr = attribute(expr, seg)
+            return expr
+    raise AssertionError("unreachable: the loop ends at 'self'")
+
+
+def _param_access(module: str, param: str) -> str:
+    return f"{module}.{param}" if is_identifier(param) else f"getattr({module}, {literal(param)})"
+
+
+def _frozen(attrs: dict[str, Any]) -> Any:
+    """A node's attributes as a hashable key (their repr where a value is a list or dict); with
+    each value's type, since 1, 1.0 and True are equal but are written differently."""
+    items = (tuple(attrs.items()), tuple(map(type, attrs.values())))
+    try:
+        hash(items)
+    except TypeError:
+        return repr(attrs)
+    return items
 
 
 def _check_name(seg: str, kind: str, sub: Any, inst: Instance, path: tuple[str, ...]) -> None:

@@ -61,6 +61,7 @@ class Leaf:
     source: str = ""           # constructor or initial tensor source, with holes
     child: Instance | None = None
     node: Node | None = None
+    buffer: bool = False       # a "param" leaf that is a buffer (register_buffer: in the state_dict, not learned)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Stmt:
     targets: list[str]
     expr: str
     comments: list[str] = field(default_factory=list)
+    node: str | None = None    # the local node it computes (None: a child instance's call)
 
 
 @dataclass
@@ -87,6 +89,8 @@ class Body:
     #: hole index -> (child path, class argument) for arguments of a child's constructor
     child_args: dict[int, tuple[str, str]] = field(default_factory=dict)
     containers: dict[tuple[str, ...], str] = field(default_factory=dict)  # path -> seq | list | dict
+    #: weight tying inside this instance: ``self.lm_head.weight = self.wte.weight`` statements
+    ties: list[str] = field(default_factory=list)
     #: local dotted name -> Python expression reaching that module, parameter or container
     access: dict[str, str] = field(default_factory=dict)
     skeleton: str = ""
@@ -98,15 +102,25 @@ class Body:
 
 # -- the instance tree ---------------------------------------------------------------------------
 
-def instance_tree(graph: Graph) -> Instance:
+def instance_tree(graph: Graph, nodes: list[Node] | None = None) -> Instance:
     """The root instance with its nested block instances; flat (one instance) where the graph has
-    no block instances or a block's nodes are not consecutive in forward order."""
+    no block instances or a block's nodes are not consecutive in forward order. ``nodes``: the
+    graph's nodes in forward order, if the caller has them."""
+    nodes = list(graph.nodes()) if nodes is None else nodes
     root = Instance("", None, formals=list(graph.inputs), inputs=[[Value(n)] for n in graph.inputs])
     by_path: dict[str, Instance] = {"": root}
-    open_chain: list[Instance] = [root]
-    for node in graph.nodes():
+    open_paths: set[str] = {""}
+    scope: tuple[BlockInstance, ...] | None = None
+    chain: list[Instance] = [root]
+    for node in nodes:
         if node.op == "input":
             continue
+        if node.scope is scope:  # the previous node's instance (the common case): same chain
+            chain[-1].items.append(node)
+            for inst in chain:
+                inst.members.add(node.name)
+            continue
+        scope = node.scope
         chain = [root]
         for info in node.scope:
             inst = by_path.get(info.path)
@@ -114,18 +128,18 @@ def instance_tree(graph: Graph) -> Instance:
                 inst = Instance(info.path, info, formals=_formal_names(info), inputs=_formal_values(info))
                 by_path[info.path] = inst
                 chain[-1].items.append(inst)
-            elif inst not in open_chain:  # its nodes are not consecutive: write the graph flat
-                return _flat(graph)
+            elif info.path not in open_paths:  # its nodes are not consecutive: write the graph flat
+                return _flat(graph, nodes)
             chain.append(inst)
         chain[-1].items.append(node)
         for inst in chain:
             inst.members.add(node.name)
-        open_chain = chain
-    _set_outputs(root, graph, by_path)
+        open_paths = {inst.path for inst in chain}
+    _set_outputs(root, graph, nodes, by_path)
     if any(not inst.outputs for path, inst in by_path.items() if path):
         # an instance that hands on nothing it made (its result is its input: dead nodes only)
         # has no forward to write as a class: write the graph flat
-        return _flat(graph)
+        return _flat(graph, nodes)
     return root
 
 
@@ -141,22 +155,22 @@ def _formal_values(info: BlockInstance) -> list[list[Value]]:
     return result
 
 
-def _flat(graph: Graph) -> Instance:
+def _flat(graph: Graph, nodes: list[Node]) -> Instance:
     root = Instance("", None, formals=list(graph.inputs), inputs=[[Value(n)] for n in graph.inputs])
-    root.items = [n for n in graph.nodes() if n.op != "input"]
+    root.items = [n for n in nodes if n.op != "input"]
     root.members = {n.name for n in root.items}
     root.outputs = list(graph.outputs.values())
     return root
 
 
-def _set_outputs(root: Instance, graph: Graph, by_path: dict[str, Instance]) -> None:
+def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[str, Instance]) -> None:
     """Each instance's outputs: values made inside and read outside (or by the graph's outputs),
     in the order of their producers, in one pass over the edges."""
     root.outputs = list(graph.outputs.values())
-    paths = {n.name: [i.path for i in n.scope] for n in graph.nodes()}
+    paths = {n.name: [i.path for i in n.scope] for n in nodes}
     order = {name: i for i, name in enumerate(paths)}
     found: dict[str, dict[Value, None]] = {p: {} for p in by_path if p}
-    reads = [(v, paths[u.name]) for u in graph.nodes() for v in u.inputs]
+    reads = [(v, paths[u.name]) for u in nodes for v in u.inputs]
     reads += [(v, []) for v in graph.outputs.values()]
     for value, user_paths in reads:
         for path in paths[value.node]:
@@ -228,17 +242,41 @@ class VarNames:
 
 
 class Lowered:
-    """Each node's op, input types, module constructor and parameter source, computed once."""
+    """The graph read once: nodes in forward order, by name, their users, and each node's op,
+    input types, module constructor and parameter source, computed once (the graph's own
+    accessors go through networkx on every call)."""
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
+        self.order: list[Node] = list(graph.nodes())
+        self.nodes: dict[str, Node] = {n.name: n for n in self.order}
+        self._readers: dict[Value, set[str]] = {}
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
+        #: module-level functions the forward code calls (name -> def source), in first use order
+        self.functions: dict[str, str] = {}
+        for op in dict.fromkeys(n.op for n in self.order):
+            self.functions.update(registry.lookup(op).torch_functions)
+
+    def type_of(self, value: Value) -> TensorType:
+        return self.nodes[value.node].outputs[value.out]
+
+    def readers(self, value: Value) -> set[str]:
+        """The nodes that read ``value`` (from the graph's edges, on first asking)."""
+        found = self._readers.get(value)
+        if found is None:
+            found = self._readers[value] = {user for user, edges in self.graph.nx.succ[value.node].items()
+                                            if any(d["out"] == value.out for d in edges.values())}
+        return found
+
+    def users(self, name: str) -> list[str]:
+        """Distinct nodes that read an output of ``name``."""
+        return sorted(self.graph.nx.succ[name])
 
     def __call__(self, node: Node) -> tuple[Any, list[TensorType], str | None, str | None]:
         """(op, input types, module constructor or None, parameter tensor source or None)."""
         found = self._cache.get(node.name)
         if found is None:
-            op, ins = registry.lookup(node.op), self.graph.input_types(node)
+            op, ins = registry.lookup(node.op), [self.type_of(v) for v in node.inputs]
             tensor = op.torch_parameter(node, ins)
             ctor = op.torch_module(node, ins) if tensor is None else None
             found = self._cache[node.name] = (op, ins, ctor, tensor)

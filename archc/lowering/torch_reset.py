@@ -5,8 +5,8 @@ model = Model()``: every layer and declared tensor gets its shape and no storage
 materialised with ``model.to_empty(device=...)``, whose tensors then hold whatever memory held.
 Each generated class draws its *own* parameters and buffers afresh with ``reset_parameters()``:
 those of its layers and declared tensors, not those of its child blocks, which are classes with
-their own (each op says how: :meth:`archc.ops.base.OpDef.torch_reset`). The model's class first
-re-ties shared weights, which ``to_empty`` separates. The model's ``block_instances()`` lists the
+their own (each op says how: :meth:`archc.ops.base.OpDef.torch_reset`). Each class first
+re-ties the shared weights it holds (``to_empty`` separates them). The model's ``block_instances()`` lists the
 spec's block instances innermost first, then the model itself: the units to reset, and the
 units FSDP2's ``fully_shard`` shards (inner ones before the modules holding them).
 """
@@ -32,7 +32,8 @@ def _node_resets(lowered: Lowered, node: Node, module: str) -> list[str]:
     return op.torch_reset(node, ins, module)
 
 
-def _body_resets(body: Body, lowered: Lowered, sequential: Callable[[Instance], list[Node] | None]) -> list[str]:
+def _body_resets(body: Body, lowered: Lowered,
+                 sequential: Callable[[Instance], list[Node | Instance] | None]) -> list[str]:
     """The reset statements of one instance's own modules and tensors, in module-tree order."""
     out: list[str] = []
 
@@ -44,15 +45,16 @@ def _body_resets(body: Body, lowered: Lowered, sequential: Callable[[Instance], 
             elif sub.kind in ("module", "param"):
                 out.extend(_node_resets(lowered, sub.node, body.access[".".join(here)]))
             elif sub.kind == "sequential":  # a block instance written as nn.Sequential: no class
-                for i, node in enumerate(sequential(sub.child) or ()):
-                    out.extend(_node_resets(lowered, node, f"{body.access['.'.join(here)]}[{i}]"))
+                for i, item in enumerate(sequential(sub.child) or ()):
+                    if isinstance(item, Node):  # (a block instance in it is a class resetting itself)
+                        out.extend(_node_resets(lowered, item, f"{body.access['.'.join(here)]}[{i}]"))
 
     walk(body.tree, ())
     return out
 
 
 def reset_statements(bodies: Sequence[Body], lowered: Lowered,
-                     sequential: Callable[[Instance], list[Node] | None]) -> list[str]:
+                     sequential: Callable[[Instance], list[Node | Instance] | None]) -> list[str]:
     """The statements of one class's ``reset_parameters``, the same for every instance it serves
     (checked: a value that differed between instances would have to be a constructor argument)."""
     first = _body_resets(bodies[0], lowered, sequential)

@@ -15,8 +15,6 @@ from typing import Any, Mapping
 from archc._version import __version__
 from archc.ir.vocab import SKIP_KINDS
 from archc.ir.graph import Graph
-from archc.ops.base import param_key
-from archc.ops.weights import tied_params
 from archc.lowering.pyformat import LINE_LENGTH, split_statement
 from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
 from archc.lowering.torch_body import BodyWriter
@@ -73,33 +71,44 @@ def _skeleton(body: Body) -> str:
                               for k, v in level.items()) + "}"
 
     stmts = ";".join(",".join(s.targets) + "=" + s.expr for s in body.stmts)
-    return f"{body.args}|{tree(body.tree)}|{sorted(body.containers.items())}|{stmts}|{body.returns}"
+    return f"{body.args}|{tree(body.tree)}|{sorted(body.containers.items())}|{stmts}|{body.returns}|{body.ties}"
 
 
 class _Planner:
     """Lowers every instance, deepest first, and groups them into classes."""
 
-    def __init__(self, graph: Graph, labels: Mapping[str, str], root_name: str) -> None:
+    def __init__(self, graph: Graph, labels: Mapping[str, str], root_name: str,
+                 premerged: Mapping[tuple[str, str], list[Body]] | None = None) -> None:
         self.graph = graph
+        #: (block, skeleton) -> an earlier plan's bodies of every instance with it, at any depth
+        self.premerged = premerged or {}
+        self.by_key: dict[tuple[str, str], _Class] = {}
         self.classes: list[_Class] = []
         self.class_of: dict[int, _Class] = {}
         self.body_of: dict[int, Body] = {}
-        self.taken = {root_name, "nn", "torch", "F", "Module"}
         self.writer = BodyWriter(graph, labels, self._call)
+        self.taken = {root_name, "nn", "torch", "F", "Module", *self.writer.lowered.functions}
 
     def _call(self, child: Instance) -> tuple[str, list[tuple[str, Any]]]:
         cls = self.class_of[id(child)]
         return cls.name, cls.args.call(self.body_of[id(child)])
 
     def plan(self, root: Instance) -> Body:
+        signatures: dict[int, int] = {}
+        lowered: dict[int, Body] = {}
         for level in reversed(_depths(root)[1:]):
             groups: dict[tuple[str, str], list[Body]] = {}
             for inst in level:
+                signature = signatures[id(inst)] = self.writer.signature(inst, signatures)
                 if self.writer.as_sequential(inst) is not None:
                     continue
-                body = self.writer.lower(inst)
+                known = lowered.get(signature)
+                body = self.writer.reuse(known, inst) if known is not None else self.writer.lower(inst)
+                if known is None:
+                    lowered[signature] = body
+                    body.skeleton = _skeleton(body)
                 self.body_of[id(inst)] = body
-                groups.setdefault((inst.info.block, _skeleton(body)), []).append(body)
+                groups.setdefault((inst.info.block, body.skeleton), []).append(body)
             self._name_groups(groups)
         return self.writer.lower(root)
 
@@ -112,16 +121,55 @@ class _Planner:
             variants.sort(key=lambda v: (len(_locals(v[0])), -len(v)))  # the plainest is the base
             common = set.intersection(*(set(_locals(v[0])) for v in variants))
             for i, bodies in enumerate(variants):
-                extra = sorted(e for e in set(_locals(bodies[0])) - common if not e[0].isdigit())
+                key = (block, bodies[0].skeleton)
+                if key in self.by_key:  # deeper instances of this key made the class: join it
+                    self._join(self.by_key[key], bodies)
+                    continue
+                args = resolve(self.writer.lowered, self.premerged.get(key, bodies))
+                same = next((c for c in self.classes if c.block == block and c.args == args
+                             and c.bodies[0].skeleton == bodies[0].skeleton), None)
+                if same is not None:  # the class written for instances nested deeper: the same code
+                    self._join(same, bodies)
+                    continue
+                # named after the nodes only it has (BottleneckDownsample), unless those are
+                # numbered repetitions (denselayer10): then a number (DenseBlock2)
+                extra = sorted(e for e in set(_locals(bodies[0])) - common if not e[0].isdigit() and not e[-1].isdigit())
                 wanted = base if i == 0 else base + "".join(class_name_for(e) for e in extra[:2])
                 name, k = wanted, 2
                 while name in self.taken:
                     name, k = f"{wanted}{k}", k + 1
                 self.taken.add(name)
-                cls = _Class(name, block, bodies, resolve(self.graph, bodies))
+                cls = _Class(name, block, bodies, args)
                 self.classes.append(cls)
                 for body in bodies:
                     self.class_of[id(body.instance)] = cls
+                if key in self.premerged:
+                    self.by_key[key] = cls
+
+    def _join(self, cls: _Class, bodies: list[Body]) -> None:
+        cls.bodies.extend(bodies)
+        for body in bodies:
+            self.class_of[id(body.instance)] = cls
+
+    def split_keys(self) -> dict[tuple[str, str], list[Body]]:
+        """Bodies of every (block, skeleton) that several classes serve (one block used at
+        several depths, whose instances differ in different values at each depth)."""
+        classes: dict[tuple[str, str], list[_Class]] = {}
+        for cls in self.classes:
+            classes.setdefault((cls.block, cls.bodies[0].skeleton), []).append(cls)
+        return {key: [b for c in found for b in c.bodies] for key, found in classes.items() if len(found) > 1}
+
+    def premerged_held(self) -> bool:
+        """Whether this plan lowered every premerged instance as the earlier plan did (same
+        skeleton, same values) into its key's one class: then that class fits them all."""
+        for key, bodies in self.premerged.items():
+            cls = self.by_key.get(key)
+            for earlier in bodies:
+                now = self.body_of.get(id(earlier.instance))
+                if cls is None or now is None or self.class_of.get(id(earlier.instance)) is not cls \
+                        or now.skeleton != key[1] or list(map(repr, now.holes)) != list(map(repr, earlier.holes)):
+                    return False
+        return True
 
 
 def _locals(body: Body) -> list[str]:
@@ -182,7 +230,7 @@ def _init_lines(body: Body, args: ClassArgs) -> list[str]:
                 collect(sub, sub_owner, path + (seg,))
                 del kind
             elif sub.kind == "param":
-                params.append((owner, seg, _fill(sub.source, args)))
+                params.append((owner, seg, _fill(sub.source, args), sub.buffer))
 
     for seg, sub in body.tree.items():
         if isinstance(sub, Leaf) and sub.kind == "param":
@@ -192,9 +240,16 @@ def _init_lines(body: Body, args: ClassArgs) -> list[str]:
         lines += _statement(f"self.{seg} = {value}" if is_identifier(seg)
                             else f"self.add_module({literal(seg)}, {value})", 2)
     collect(body.tree, "self", ())
-    for owner, seg, tensor in params:
-        lines += _statement(f"{owner}.{seg} = nn.Parameter({tensor})" if is_identifier(seg)
-                            else f"{owner}.register_parameter({literal(seg)}, nn.Parameter({tensor}))", 2)
+    for owner, seg, tensor, buffer in params:
+        if buffer:  # in the state_dict, not learned (a relative position index)
+            lines += _statement(f"{owner}.register_buffer({literal(seg)}, {tensor})", 2)
+        else:
+            lines += _statement(f"{owner}.{seg} = nn.Parameter({tensor})" if is_identifier(seg)
+                                else f"{owner}.register_parameter({literal(seg)}, nn.Parameter({tensor}))", 2)
+    if body.ties:
+        lines += _comment_lines("weight tying: one tensor under both names", 2)
+        for tie in body.ties:
+            lines += _statement(tie, 2)
     for attr, source in args.stored.items():
         lines += _statement(f"self.{attr} = {source}", 2)
     return lines
@@ -225,30 +280,7 @@ def _class_comments(cls: _Class) -> list[list[str]]:
     return result
 
 
-def _tie_lines(graph: Graph) -> list[str]:
-    """``self.lm_head.weight = self.wte.weight``: one tensor under both names (weight tying)."""
-    return [line for text in _tie_statements(graph) for line in _statement(text, 2)]
-
-
-def _tie_statements(graph: Graph) -> list[str]:
-    lines: list[str] = []
-    for node in graph.nodes():
-        for param, (owner, owner_param) in tied_params(node).items():
-            key, source = param_key(node.name, param), param_key(owner, owner_param)
-            source_expr = f"self.{source}" if all(map(is_identifier, source.split("."))) \
-                else f"self.get_parameter({literal(source)})"
-            if all(map(is_identifier, key.split("."))):
-                text = f"self.{key} = {source_expr}  # tied: one tensor"
-            else:
-                parent, _, leaf = key.rpartition(".")
-                module = f"self.get_submodule({literal(parent)})" if parent else "self"
-                text = f"setattr({module}, {literal(leaf)}, {source_expr})  # tied: one tensor"
-            lines.append(text)
-    return lines
-
-
-def _class_text(cls: _Class, root_guards: bool = False, extra_init: list[str] = (),
-                methods: list[str] = ()) -> list[str]:
+def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ()) -> list[str]:
     body = cls.bodies[0]
     lines = [f"class {cls.name}(nn.Module):"]
     if cls.block is not None:
@@ -260,7 +292,7 @@ def _class_text(cls: _Class, root_guards: bool = False, extra_init: list[str] = 
     lines += [_I * 2 + "super().__init__()"]
     if root_guards and cls.args.guards:
         lines += _guard_lines(cls.args.guards)
-    lines += _init_lines(body, cls.args) + list(extra_init)
+    lines += _init_lines(body, cls.args)
     variadic = bool(body.instance.info and body.instance.info.formals
                     and body.instance.info.formals[-1].endswith("..."))
     types = ["torch.Tensor"] * len(body.args)
@@ -313,20 +345,32 @@ def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Prove
 
 def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
     """The whole file."""
+    return _write_source(graph, cls, labels, provenance)
+
+
+def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
     planner = _Planner(graph, labels, cls)
-    root_body = planner.plan(instance_tree(graph))
+    tree = instance_tree(graph, planner.writer.lowered.order)
+    root_body = planner.plan(tree)
+    split = planner.split_keys()
+    if split:  # plan again with one class per such block, resolved over all its instances
+        again = _Planner(graph, labels, cls, split)
+        again_body = again.plan(tree)
+        if again.premerged_held():
+            planner, root_body = again, again_body
     live = live_params(graph, planner.writer.lowered)
     root = _Class(cls, None, [root_body], root_args(graph, planner.writer.lowered, root_body, live))
     out = _header(graph, cls, labels, provenance, live)
     out += ["import torch", "import torch.nn.functional as F", "from torch import nn"]
+    for function in planner.writer.lowered.functions.values():
+        out += ["", ""] + function.rstrip("\n").splitlines()
     blocks: dict[str, list[str]] = {}
     for c in planner.classes:
         blocks.setdefault(c.block, []).append(c.name)
     for c in planner.classes + [root]:
         resets = reset_statements(c.bodies, planner.writer.lowered, planner.writer.as_sequential)
-        methods = [""] + reset_method(resets, _tie_statements(graph) if c is root else [])
+        methods = [""] + reset_method(resets, c.bodies[0].ties)  # each class re-ties its own ties
         if c is root:
             methods += [""] + block_instances_method(blocks)
-        out += ["", ""] + _class_text(c, root_guards=c is root, extra_init=_tie_lines(graph) if c is root else [],
-                                      methods=methods)
+        out += ["", ""] + _class_text(c, root_guards=c is root, methods=methods)
     return "\n".join(out) + "\n"

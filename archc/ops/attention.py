@@ -48,6 +48,7 @@ class MultiHeadAttention(OpDef):
     doc = "Multi-head attention like nn.MultiheadAttention(batch_first=True); inputs query, key, value[, attn_mask]."
     inputs = ("query", "key", "value", "attn_mask")
     min_inputs = 3
+    inferred = {"embed_dim": "the query's last dim", "kdim": "the key's last dim", "vdim": "the value's last dim"}
     attrs = {
         "num_heads": Attr("int", doc="number of heads; must divide the embedding dim", min=1),
         "dropout": Attr("float", 0.0, doc="dropout on attention weights (training only)", min=0, below=1),
@@ -55,6 +56,12 @@ class MultiHeadAttention(OpDef):
         "causal": Attr("bool", False, doc="mask future positions (key j > query i)"),
     }
     role = "layer"
+
+    def arity_hint(self, given: list[str]) -> str | None:
+        if len(given) == 1:
+            name = given[0]
+            return f"for self-attention give the one input as query, key and value: in: [{name}, {name}, {name}]"
+        return None
 
     def _dims(self, node, ins) -> tuple[int, int, int]:
         q, k, v = ins[:3]

@@ -145,7 +145,8 @@ class ParamSpec:
     ``init`` is one of ``uniform`` (U(-bound, bound) with ``bound``), ``ones``,
     ``zeros``, ``constant`` (every value ``value``), ``normal`` (N(0, std)),
     ``trunc_normal`` (N(0, std) redrawn outside [``low``, ``high``], absolute bounds as in
-    ``torch.nn.init.trunc_normal_``), ``xavier_uniform``. Buffers (running
+    ``torch.nn.init.trunc_normal_``), ``xavier_uniform``, ``values`` (the fixed data ``values``,
+    row-major: a computed buffer such as a relative position index). Buffers (running
     statistics) are in the state_dict but not counted as parameters. ``optional`` ones
     may be absent from a loaded checkpoint and then keep their initial value. The name
     ``""`` is the node itself (see :func:`param_key`).
@@ -161,6 +162,7 @@ class ParamSpec:
     value: float = 0.0
     low: float = -2.0
     high: float = 2.0
+    values: tuple[float, ...] = ()
 
     @property
     def numel(self) -> int:
@@ -228,6 +230,14 @@ class OpDef:
     outputs: ClassVar[tuple[str, ...]] = ("y",)
     #: how analyses see the op (a :class:`~archc.ir.vocab.Role`; its text also works)
     role: ClassVar[str] = Role.OTHER
+    #: module-level functions this op's PyTorch forward calls: name -> source of the ``def``
+    #: (as ``ruff format`` writes it). A lowering that would be one long expression calls a
+    #: function instead, which the generated file defines once, above its classes (as people
+    #: write ``apply_rotary_emb``); its name is never given to a variable or class there.
+    torch_functions: ClassVar[dict[str, str]] = {}
+    #: PyTorch constructor arguments archc takes from the input instead (``in_channels``) ->
+    #: where from; a spec that gives one is told so, not only that the attribute is unknown
+    inferred: ClassVar[dict[str, str]] = {}
 
     # -- structure ------------------------------------------------------------------
     def role_of(self, node: "Node") -> str:
@@ -241,6 +251,16 @@ class OpDef:
             return lo, None
         lo = self.min_inputs if self.min_inputs is not None else len(self.inputs)
         return lo, len(self.inputs)
+
+    def inferred_hint(self, attr: str) -> str | None:
+        """The hint for an attribute archc infers (:attr:`inferred`), or None."""
+        source = self.inferred.get(attr)
+        return f"archc infers '{attr}' from {source}: leave it out" if source else None
+
+    def arity_hint(self, given: list[str]) -> str | None:
+        """A hint for a node given the wrong number of inputs (``given``: their names as the
+        spec refers to them); None where the counts say it all."""
+        return None
 
     def output_names(self, node: "Node") -> tuple[str, ...]:
         return self.outputs

@@ -31,7 +31,7 @@ class CausalMask(OpDef):
         x = args[0]
         mask = (f"torch.ones({x}.shape[-2], {x}.shape[-1], dtype=torch.bool, device={x}.device)"
                 f".triu({x}.shape[-1] - {x}.shape[-2] + 1)")
-        return f"{x}.masked_fill({mask}, float('-inf'))"
+        return f'{x}.masked_fill({mask}, float("-inf"))'
 
     def onnx(self, emit, node, inputs, ins):
         x, t = inputs[0], ins[0]

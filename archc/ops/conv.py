@@ -45,6 +45,7 @@ class Conv(OpDef):
     name = "conv"
     aliases = ("conv1d", "conv2d")
     doc = "Convolution (N, C, L) or (N, C, H, W); in_channels is inferred."
+    inferred = {"in_channels": "the input's channels (dim 1)"}
     attrs = {
         "out_channels": Attr("int", doc="number of output channels", min=1),
         "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim", min=1),
@@ -106,9 +107,11 @@ class Conv(OpDef):
             padding = py(a["padding"])
         else:
             padding = py_dims(tuple(p for p, _ in pads))
-        # dilation and groups only where they are not PyTorch's default 1 (most convs), as people write it
-        extra = (f", dilation={py_dims(d)}" if set(d) != {1} else "") + \
-            (f", groups={a['groups']}" if a["groups"] != 1 else "")
+        # dilation and groups only where they are not PyTorch's default 1 (most convs), as people
+        # write it, or where the spec computes them (a block class then takes the parameter)
+        written = node.attr_exprs
+        extra = (f", dilation={py_dims(d)}" if set(d) != {1} or "dilation" in written else "") + \
+            (f", groups={a['groups']}" if a["groups"] != 1 or "groups" in written else "")
         return (f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
                 f"padding={padding}{extra}, bias={a['bias']})")
 
@@ -140,6 +143,7 @@ class ConvTranspose(OpDef):
     aliases = ("conv_transpose1d", "conv_transpose2d", "deconv")
     doc = ("Transposed convolution (N, C, L) or (N, C, H, W), the gradient of conv; in_channels is "
            "inferred. Weight layout (in_channels, out_channels / groups, *kernel) as PyTorch's.")
+    inferred = {"in_channels": "the input's channels (dim 1)"}
     attrs = {
         "out_channels": Attr("int", doc="number of output channels", min=1),
         "kernel_size": Attr("ints", doc="kernel size, an int or one per spatial dim", min=1),

@@ -13,6 +13,7 @@ class Linear(OpDef):
     name = "linear"
     aliases = ("dense", "fc")
     doc = "y = x W^T + b over the last dim; in_features is inferred."
+    inferred = {"in_features": "the input's last dim"}
     attrs = {"out_features": Attr("int", min=1), "bias": Attr("bool", True)}
     role = "layer"
 

@@ -11,6 +11,7 @@ class BatchNorm(OpDef):
     name = "batchnorm"
     aliases = ("batchnorm1d", "batchnorm2d")
     doc = "Batch normalisation over channel dim 1 of (N, C), (N, C, L) or (N, C, H, W)."
+    inferred = {"num_features": "the input's channels (dim 1)"}
     attrs = {"eps": Attr("float", 1e-5, min=0), "momentum": Attr("float", 0.1, min=0, max=1)}
     role = "norm"
 
@@ -56,6 +57,7 @@ class LayerNorm(OpDef):
     name = "layernorm"
     aliases = ("layer_norm",)
     doc = "Normalises over the last `dims` dims (nn.LayerNorm), with a learned scale and shift."
+    inferred = {"normalized_shape": "the input's last 'dims' dims"}
     attrs = {
         "dims": Attr("int", 1, doc="how many trailing dims form normalized_shape", min=1),
         "eps": Attr("float", 1e-5, min=0),
@@ -119,6 +121,7 @@ class GroupNorm(OpDef):
     name = "groupnorm"
     aliases = ("group_norm",)
     doc = "Normalises groups of channels of (N, C, ...) (nn.GroupNorm), with per-channel scale and shift."
+    inferred = {"num_channels": "the input's channels (dim 1)"}
     attrs = {
         "num_groups": Attr("int", doc="number of channel groups; must divide the channels", min=1),
         "eps": Attr("float", 1e-5, min=0),

@@ -597,7 +597,7 @@ def _maxpool(c: Call) -> str:
     strides, dilations, pads, full = _window(c, n)
     ceil = bool(c.a("ceil_mode", 0))
     if len(c.outputs) == 1:
-        x = c.need(0) if full is None else f"F.pad({c.need(0)}, {full}, value=float('-inf'))"
+        x = c.need(0) if full is None else f'F.pad({c.need(0)}, {full}, value=float("-inf"))'
         return f"F.max_pool{n}d({x}, {py(tuple(kernel))}, {py(tuple(strides))}, {py(tuple(pads))}, " \
                f"{py(tuple(dilations))}, {ceil})"
     if full is not None or c.a("storage_order", 0):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, concrete
+from archc.ops.base import Attr, OpDef, concrete, py
 from archc.ops.registry import register
 
 
@@ -40,17 +40,26 @@ class RotaryEmbedding(OpDef):
     def _freqs(self, node, d: int) -> np.ndarray:
         return (1.0 / (node.attrs["base"] ** (np.arange(0, d, 2, dtype=np.float32)[: d // 2] / d))).astype(np.float32)
 
+    torch_functions = {"apply_rotary_embedding": '''\
+def apply_rotary_embedding(
+    x: torch.Tensor, head_dim: int, base: float, interleaved: bool
+) -> torch.Tensor:
+    """Rotary position embedding of (N, S, heads, head_dim) queries or keys."""
+    positions = torch.arange(x.shape[1], device=x.device).float()
+    exponents = torch.arange(0, head_dim, 2, device=x.device).float() / head_dim
+    angles = torch.outer(positions, 1.0 / (base**exponents))[None, :, None, :]
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    if interleaved:  # pairs (2i, 2i + 1), as Meta's Llama
+        a, b = x[..., 0::2], x[..., 1::2]
+        return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
+    # pairs (i, i + head_dim / 2), as GPT-NeoX ("rotate half")
+    a, b = x[..., : head_dim // 2], x[..., head_dim // 2 :]
+    return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
+'''}
+
     def torch_forward(self, node, ins, args, module):
-        x, d = args[0], self._dim(ins[0])
-        freqs = f"(1.0 / ({float(node.attrs['base'])!r} ** (torch.arange(0, {d}, 2, device={x}.device).float() / {d})))"
-        angles = f"torch.outer(torch.arange({x}.shape[1], device={x}.device).float(), {freqs})[None, :, None, :]"
-        if node.attrs["interleaved"]:
-            a, b = f"{x}[..., 0::2]", f"{x}[..., 1::2]"
-            pair = "torch.stack([{a} * {c} - {b} * {s}, {a} * {s} + {b} * {c}], dim=-1).flatten(-2)"
-        else:
-            a, b = f"{x}[..., :{d // 2}]", f"{x}[..., {d // 2}:]"
-            pair = "torch.cat([{a} * {c} - {b} * {s}, {a} * {s} + {b} * {c}], dim=-1)"
-        return pair.format(a=a, b=b, c=f"torch.cos({angles})", s=f"torch.sin({angles})")
+        d, base = self._dim(ins[0]), py(float(node.attrs["base"]))
+        return f"apply_rotary_embedding({args[0]}, {d}, {base}, {py(bool(node.attrs['interleaved']))})"
 
     def onnx(self, emit, node, inputs, ins):
         x, t = inputs[0], ins[0]

@@ -52,13 +52,23 @@ class Flatten(OpDef):
 
 
 def _product(dims) -> tuple[int, list[str]]:
-    """(product of the known sizes, the symbolic dims) of a shape."""
+    """(product of the known sizes, the symbolic factors) of a shape. A compound dim that an earlier
+    reshape wrote (``N*64``: N times 64 windows) is split into its factors, so that a later reshape
+    can take the 64 back out of it (Swin's window reverse)."""
     known, symbolic = 1, []
     for d in dims:
         if isinstance(d, int):
             known *= d
-        else:
+            continue
+        factors = d.split("*")
+        if len(factors) == 1 or not all(f.isdigit() or f.isidentifier() for f in factors):
             symbolic.append(d)
+            continue
+        for f in factors:
+            if f.isdigit():
+                known *= int(f)
+            else:
+                symbolic.append(f)
     return known, symbolic
 
 

@@ -81,6 +81,8 @@ def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
         return np.full(shape, spec.value, dtype=spec.dtype)
     if spec.init == "trunc_normal":
         return _trunc_normal(rng, shape, spec).astype(spec.dtype, copy=False)
+    if spec.init == "values":
+        return np.asarray(spec.values, dtype=spec.dtype).reshape(shape)
     if spec.init == "xavier_uniform":
         return _uniform(rng, shape, xavier_bound(shape), spec.dtype)
     raise ValueError(f"unknown init '{spec.init}' for {key}")

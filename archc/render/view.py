@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from archc.analysis.hierarchy import Level, box_level, leaf_blocks, levels
+from archc.analysis.hierarchy import Level, box_level, graph_levels, leaf_blocks
 from archc.analysis.report import Analysis
 from archc.ir import Graph
 from archc.ir.graph import Node
@@ -124,7 +124,7 @@ def build_view(graph: Graph, analysis: Analysis, labels: dict[str, str] | None =
     cluster_ids: dict[str, int] = {}
     boxes: dict[str, Item] = {}
     where: dict[str, str] = {}  # node name -> id of the item that shows it
-    by_node = {node.name: levels(node) for node in graph.nodes()}
+    by_node = graph_levels(graph)
     leaves = leaf_blocks(by_node.values()) if collapse else None
     for node in graph.nodes():
         node_levels = by_node[node.name]

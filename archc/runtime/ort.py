@@ -29,21 +29,34 @@ def providers_for(device: str, allow_fallback: bool = False) -> list[str]:
 def run_onnx(model: bytes | str, feeds: dict[str, np.ndarray], device: str = "cpu",
              allow_fallback: bool = False) -> tuple[list[np.ndarray], list[str]]:
     """Run a model (bytes or path); returns its outputs and the providers the session used."""
+    session = load_session(model, device, allow_fallback)
+    return run_session(session, feeds, model), session.get_providers()
+
+
+def load_session(model: bytes | str, device: str = "cpu", allow_fallback: bool = False):
+    """An onnxruntime session for a model (bytes or path), on the device's providers."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
     providers = providers_for(device, allow_fallback)
-    where = Location(model) if isinstance(model, str) else None
     try:
-        session = ort.InferenceSession(model, options, providers=providers)
+        return ort.InferenceSession(model, options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own type per failure
-        raise SpecError(f"onnxruntime cannot load the model: {_first_line(exc)}", location=where) from None
+        raise SpecError(f"onnxruntime cannot load the model: {_first_line(exc)}", location=_where(model)) from None
+
+
+def run_session(session, feeds: dict[str, np.ndarray], model: bytes | str = b"") -> list[np.ndarray]:
+    """One run of a session (from :func:`load_session`) on ``feeds``; ``model`` names it in errors."""
     names = [o.name for o in session.get_outputs()]
     try:
-        return session.run(names, feeds), session.get_providers()
+        return session.run(names, feeds)
     except Exception as exc:  # noqa: BLE001 - as above
-        raise SpecError(f"onnxruntime cannot run the model: {_first_line(exc)}", location=where) from None
+        raise SpecError(f"onnxruntime cannot run the model: {_first_line(exc)}", location=_where(model)) from None
+
+
+def _where(model: bytes | str) -> Location | None:
+    return Location(model) if isinstance(model, str) else None
 
 
 def _first_line(exc: BaseException) -> str:

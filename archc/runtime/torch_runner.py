@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from archc.errors import RuntimeFailure
 from archc.ir import Graph
+
+if TYPE_CHECKING:
+    import torch
 
 
 def torch_device(device: str, allow_fallback: bool = False) -> str:
@@ -26,14 +30,25 @@ def torch_device(device: str, allow_fallback: bool = False) -> str:
 def run_torch(graph: Graph, feeds: dict[str, np.ndarray], device: str = "cpu", seed: int = 0,
               allow_fallback: bool = False) -> tuple[list[np.ndarray], str]:
     """Build the graph's module (eval mode), run it once; returns outputs and the device used."""
-    import torch
+    module, dev = build_on_device(graph, device, seed, allow_fallback)
+    return forward(module, graph, feeds, dev), dev
 
+
+def build_on_device(graph: Graph, device: str = "cpu", seed: int = 0,
+                    allow_fallback: bool = False) -> tuple["torch.nn.Module", str]:
+    """The graph's module in eval mode on the device (or the CPU, where a fallback is allowed)."""
     from archc.lowering.torch import build_module
 
     dev = torch_device(device, allow_fallback)
-    module = build_module(graph, seed=seed).eval().to(dev)
-    args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(dev) for n in graph.inputs]
+    return build_module(graph, seed=seed).eval().to(dev), dev
+
+
+def forward(module: "torch.nn.Module", graph: Graph, feeds: dict[str, np.ndarray], device: str) -> list[np.ndarray]:
+    """One forward pass without gradients; the outputs as arrays."""
+    import torch
+
+    args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(device) for n in graph.inputs]
     with torch.no_grad():
         out = module(*args)
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
-    return [o.detach().cpu().numpy() for o in outs], dev
+    return [o.detach().cpu().numpy() for o in outs]

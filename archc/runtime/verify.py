@@ -35,6 +35,8 @@ class OutputComparison:
     ok: bool
     #: max |f(x1) - f(x2)| / max |f(x1)| for two different inputs (None: not a float output)
     sensitivity: float | None = None
+    #: the largest max_abs that agrees: atol + rtol * max |expected| (0 where shapes or non-finite values differ)
+    allowed: float = 0.0
 
 
 @dataclass
@@ -79,7 +81,8 @@ def compare(name: str, expected: np.ndarray, actual: np.ndarray, rtol: float, at
     max_abs = float(diff.max()) if diff.size else 0.0
     scale = float(np.abs(e[finite]).max()) if diff.size else 0.0
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
-    return OutputComparison(name, tuple(actual.shape), max_abs, max_rel, max_abs <= atol + rtol * scale)
+    allowed = atol + rtol * scale
+    return OutputComparison(name, tuple(actual.shape), max_abs, max_rel, max_abs <= allowed, allowed=allowed)
 
 
 def sensitivity(first: np.ndarray, second: np.ndarray) -> float | None:

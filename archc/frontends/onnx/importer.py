@@ -45,7 +45,7 @@ from archc.frontends.onnx import limits
 from archc.frontends.onnx.draft import Draft
 from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, ShapeArithmeticError, Sym, Tensor,
                                          as_symbolic, attributes, evaluate_symbolic, fold, is_static_int)
-from archc.ir.graph import Graph, Node, Value, paused_cycle_collection, verify_in_debug
+from archc.ir.graph import MODULES_META, Graph, Node, Value, paused_cycle_collection, verify_in_debug
 from archc.ir.names import Namespace
 from archc.ir.types import Dim, TensorType
 from archc.ops import onnx_node as _onnx_node  # (importing it registers the fallback op)
@@ -231,12 +231,39 @@ def node_meta(node: onnx.NodeProto) -> dict[str, Any]:
     exporter recorded (``module_path``, from the default exporter's ``name_scopes`` metadata),
     a hint for naming (:mod:`archc.lowering.spec_yaml`), never needed."""
     meta: dict[str, Any] = {"onnx_name": node.name}
-    for prop in node.metadata_props:
-        if prop.key == "pkg.torch.onnx.name_scopes":
-            scopes = [s for s in re.findall(r"'([^']*)'", prop.value) if s]
-            if len(scopes) >= 2:  # the last entry names the op, the one before its module
-                meta["module_path"] = scopes[-2]
+    props = {prop.key: prop.value for prop in node.metadata_props}
+    if "pkg.torch.onnx.name_scopes" in props:
+        scopes = [s for s in re.findall(r"'([^']*)'", props["pkg.torch.onnx.name_scopes"]) if s]
+        if len(scopes) >= 2:  # the last entry names the op, the one before its module
+            meta["module_path"] = scopes[-2]
+    modules = module_scopes(node.name, props)
+    if modules:
+        meta[MODULES_META] = modules
     return meta
+
+
+
+def module_scopes(name: str, props: dict[str, str]) -> tuple[tuple[str, str | None], ...]:
+    """The modules a node ran in, from the default exporter's ``name_scopes`` and ``class_hierarchy``
+    metadata (paths and classes), else from a TorchScript-exporter name such as
+    ``/layer1/layer1.0/conv1/Conv`` (paths only). The root module and the op itself are left out."""
+    scopes = re.findall(r"'([^']*)'", props.get("pkg.torch.onnx.name_scopes", ""))
+    classes = re.findall(r"'([^']*)'", props.get("pkg.torch.onnx.class_hierarchy", ""))
+    if len(scopes) >= 3:
+        named = classes if len(classes) == len(scopes) else [None] * len(scopes)
+        return tuple((path, cls.rpartition(".")[2] if cls else None)
+                     for path, cls in zip(scopes[1:-1], named[1:-1]) if path)
+    segments = [s for s in (_clean(p) for p in name.split("/")) if s][:-1]
+    paths: list[str] = []
+    for i, seg in enumerate(segments):
+        # A container's children are named from the container's parent: /layer1/layer1.0/downsample/downsample.0
+        # is layer1 > layer1.0 > layer1.0.downsample > layer1.0.downsample.0.
+        if i and seg.startswith(segments[i - 1] + "."):
+            base = paths[-2] if len(paths) >= 2 else ""
+        else:
+            base = paths[-1] if paths else ""
+        paths.append(f"{base}.{seg}" if base else seg)
+    return tuple((path, None) for path in paths)
 
 
 def _first_line(exc: BaseException) -> str:

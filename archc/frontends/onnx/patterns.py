@@ -3,16 +3,21 @@
 After the importer has mapped single ONNX nodes, some functions are still spelled out as
 several nodes (older opsets and hand-written modules): GELU as ``x * 0.5 * (1 + erf(x /
 sqrt 2))`` or with the tanh formula, SiLU as ``x * sigmoid(x)``, layer normalisation as
-ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div with a scale and shift; the default exporter
-writes max pooling with indices as a MaxPool whose whole-tensor indices have each plane's
-origin subtracted, and max unpooling as a ScatterND of the values into zeros. :func:`fuse`
-rewrites each occurrence into the native op (``gelu``, ``silu``, ``layernorm``, ``maxpool``
-with ``return_indices``, ``max_unpool``), keeping the name of the node that computed the result.
+ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div with a scale and shift. :func:`fuse` rewrites
+each occurrence into the native op (``gelu``, ``silu``, ``layernorm``), keeping the name of
+the node that computed the result. The larger patterns live in their own modules and
+register here with :func:`matcher`: attention (:mod:`archc.frontends.onnx.attention`),
+LSTM/GRU (:mod:`archc.frontends.onnx.recurrent`), max pooling with indices and unpooling
+(:mod:`archc.frontends.onnx.pooling`). A :class:`Match` may put movement adapters before
+and after the fused op (a time-major source) and further nodes reading its outputs
+(:class:`Follower`: the unpoolings of a pooling's indices).
 
 Matching reads only ops, wiring and constant values, never node names. A product is read
 as its factors (``scale``, ``mul`` and multiplications by a constant, in any order and
 association), so ``0.5 * x * (1 + t)`` and ``x * (0.5 * (1 + t))`` match alike. A match
-applies only where its inner nodes are used by nothing outside it.
+applies only where its inner nodes are used by nothing outside it. :func:`fuse` visits each
+node once per pass and repeats passes while something fused (a fused node can complete a
+larger pattern: stacked recurrent layers); matchers look only at a node's neighbourhood.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from archc.errors import ShapeError
 from archc.frontends.onnx.values import short_float
 from archc.ir.graph import Graph, Node, Value
 from archc.ops import registry
@@ -94,6 +100,42 @@ class Match:
     replaced: list[tuple[Value, int]] | None = None
     #: the replaced node whose name the fused node takes (default: the root)
     name: str | None = None
+    #: (op, attrs) applied, in order, to an input (by position) before the fused op reads it
+    adapt_in: dict[int, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+    #: (op, attrs) applied, in order, to the fused op's first output before it replaces the root's value
+    adapt_out: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: further native nodes reading the fused node's outputs; their outputs follow the fused node's
+    #: in the numbering of ``replaced``
+    then: list[Follower] = field(default_factory=list)
+
+
+@dataclass
+class Follower:
+    """A further node of a match, such as an unpooling that reads the fused pooling's indices:
+    ``inputs`` are graph values or ints (outputs of the fused node); it takes the name ``name``,
+    one of the replaced nodes."""
+
+    op: str
+    attrs: dict[str, Any]
+    inputs: list[Value | int]
+    name: str
+
+
+def module_name(graph: Graph, nodes: set[str], root: Node, fallback: str) -> str:
+    """A name for a node fused from ``nodes``: the module path they all share (``/attn/...`` names
+    from the TorchScript exporter), else ``root``'s module path (the default exporter's metadata),
+    where that is free; else ``fallback``."""
+    parts = [n.split(".") for n in nodes]
+    common: list[str] = []
+    for segments in zip(*parts):
+        if len(set(segments)) != 1:
+            break
+        common.append(segments[0])
+    prefix = ".".join(common) if all(len(p) > len(common) for p in parts) else ""
+    for candidate in (prefix, root.meta.get("module_path", "")):
+        if candidate and (candidate not in graph or candidate in nodes):
+            return candidate
+    return fallback
 
 
 Matcher = Callable[[Graph, Node], "Match | None"]
@@ -218,124 +260,163 @@ def layernorm(graph: Graph, root: Node) -> Match | None:
                  weights)
 
 
-def _onnx_attrs(node: Node) -> dict[str, Any]:
-    return node.attrs.get("attributes") or {}
-
-
-def _plane_origin(graph: Graph, value: Value, x: Value) -> list[str] | None:
-    """The nodes computing each plane's first flat index of ``x``: the indices of a 1x1 MaxPool of
-    ``x`` (its flat positions) sliced to spatial position 0 (the default exporter's spelling)."""
-    nodes = []
-    while kind(graph.node(value.node)) == "slice":
-        node = graph.node(value.node)
-        if node.attrs["start"] != 0 or node.attrs["end"] != 1 or node.attrs["dim"] < 2:
-            return None
-        nodes.append(node.name)
-        value = node.inputs[0]
-    pool = graph.node(value.node)
-    a = _onnx_attrs(pool)
-    if kind(pool) != "onnx:MaxPool" or value.out != 1 or pool.inputs != [x] or set(a.get("kernel_shape", [])) != {1} \
-            or set(a.get("strides", [1])) != {1} or any(a.get("pads", [0])):
-        return None
-    spatial = graph.type_of(x).rank - 2
-    return nodes + [pool.name] if len(nodes) == spatial else None
-
-
-@matcher
-def maxpool_with_indices(graph: Graph, root: Node) -> Match | None:
-    """ONNX MaxPool's whole-tensor indices minus each plane's origin: PyTorch's per-plane indices,
-    i.e. the native ``maxpool`` with ``return_indices``."""
-    if kind(root) != "sub" or len(root.inputs) != 2:
-        return None
-    indices, origin = root.inputs
-    pool = graph.node(indices.node)
-    a = _onnx_attrs(pool)
-    if kind(pool) != "onnx:MaxPool" or indices.out != 1 or a.get("storage_order", 0) \
-            or a.get("auto_pad", "NOTSET") != "NOTSET":
-        return None
-    n = graph.type_of(pool.inputs[0]).rank - 2
-    pads = list(a.get("pads", [0] * 2 * n))
-    chain = _plane_origin(graph, origin, pool.inputs[0])
-    if chain is None or pads[:n] != pads[n:]:
-        return None
-    attrs = {"kernel_size": list(a["kernel_shape"]), "stride": list(a.get("strides", [1] * n)),
-             "padding": pads[:n], "dilation": list(a.get("dilations", [1] * n)),
-             "ceil_mode": bool(a.get("ceil_mode", 0)), "return_indices": True}
-    return Match("maxpool", attrs, list(pool.inputs), [root.name, pool.name, *chain],
-                 replaced=[(Value(pool.name, 0), 0), (Value(root.name), 1)], name=pool.name)
-
-
-@matcher
-def max_unpool(graph: Graph, root: Node) -> Match | None:
-    """The default exporter's MaxUnpool: per-plane indices plus each plane's offset, flattened, a
-    ScatterND of the flattened values into zeros, reshaped: the native ``max_unpool``."""
-    scatter = graph.node(root.inputs[0].node) if kind(root) == "reshape" else None
-    if scatter is None or kind(scatter) != "onnx:ScatterND" or len(scatter.inputs) != 2:
-        return None
-    operands = scatter.attrs["operands"]
-    data = graph.weights.get(scatter.name, {}).get(operands[0]) if isinstance(operands[0], str) else None
-    if data is None or operands[1:] != [0, 1] or np.any(data) or _onnx_attrs(scatter).get("reduction", "none") != "none":
-        return None
-    column, flat_values = (graph.node(v.node) for v in scatter.inputs)
-    offset = graph.node(column.inputs[0].node) if kind(column) == "reshape" else None
-    if offset is None or kind(offset) != "onnx:Add" or kind(flat_values) != "flatten":
-        return None
-    indices, values = offset.inputs[0], flat_values.inputs[0]
-    pool = graph.node(indices.node)
-    out = root.outputs[0].shape
-    shift = constant(graph, offset)
-    if kind(pool) != "maxpool" or indices.out != 1 or shift is None or graph.type_of(values) != pool.outputs[0] \
-            or not all(isinstance(d, int) for d in out) or data.size != math.prod(out):
-        return None
-    planes = np.arange(out[0] * out[1]).reshape(out[0], out[1], *[1] * (len(out) - 2)) * math.prod(out[2:])
-    if shift.shape != planes.shape or not np.array_equal(shift, planes):
-        return None
-    attrs = {k: pool.attrs[k] for k in ("kernel_size", "stride", "padding")}
-    return Match("max_unpool", {**attrs, "output_size": list(out[2:])}, [values, indices],
-                 [root.name, scatter.name, column.name, offset.name, flat_values.name])
-
-
 def _apply(graph: Graph, root: Node, match: Match) -> bool:
     """Rewrite ``match`` into the graph if its inner nodes are used only inside it (or through
-    the values the fused node replaces)."""
+    the values the fused node replaces) and the new nodes' types agree with the replaced ones."""
     replaced = match.replaced or [(Value(root.name), 0)]
     kept = {v for v, _ in replaced}
     inside = set(match.nodes)
+    shape_readers: set[str] = set()
     for name in inside:
-        outside = [v for u in graph.users(name) if u not in inside
-                   for v in graph.node(u).inputs if v.node == name]
+        readers = [u for u in graph.users(name) if u not in inside]
+        shape_only = [u for u in readers if _reads_shape_for(graph, u, inside, shape_readers)]
+        outside = [v for u in readers if u not in shape_only for v in graph.node(u).inputs if v.node == name]
         outside += [v for v in graph.outputs.values() if v.node == name]
         if not set(outside) <= kept:
             return False
-    opdef = registry.lookup(match.op)
-    attrs = {key: match.attrs.get(key, spec.default) for key, spec in opdef.attrs.items()}
+    inside |= shape_readers
     name = match.name or root.name
-    fused = Node(name=f"{name}.fused", op=match.op, attrs=attrs, inputs=list(match.inputs),
-                 location=root.location, meta=dict(graph.node(name).meta))
-    fused.outputs = opdef.infer(fused, [graph.type_of(v) for v in match.inputs])
+    plan = _plan(graph, root, match, name)
+    if plan is None:
+        return False
+    new, results = plan
+    if any(k >= len(results) or not _refines(new_type(graph, new, results[k]), graph.type_of(old))
+           for old, k in replaced):
+        return False
+    frontier = {v.node for n in inside for v in graph.node(n).inputs} - inside
+    for node in new:
+        graph.add(node)
     for old, k in replaced:
-        if k >= len(fused.outputs) or fused.outputs[k] != graph.type_of(old):
-            return False
-    graph.add(fused)
-    for old, k in replaced:
-        graph.replace_all_uses_with(old, Value(fused.name, k))
-    dead = set(match.nodes)
+        graph.replace_all_uses_with(old, results[k])
+    dead = set(inside)
     while dead:  # consumers before producers: erase refuses a node something still reads
-        unused = {n for n in dead if not graph.users(n)}
+        unused = {n for n in dead if not graph.users(n) and not _is_output(graph, n)}
         if not unused:
             break  # (cannot happen: every inner node's users are in the match)
         for name_ in unused:
             graph.erase(name_)
         dead -= unused
-    # the fused node takes the name of the node whose result it computes
-    graph.add(Node(name=name, op=fused.op, attrs=fused.attrs, inputs=fused.inputs, outputs=fused.outputs,
-                   location=fused.location, meta=fused.meta))
-    for k in range(len(fused.outputs)):
-        graph.replace_all_uses_with(Value(fused.name, k), Value(name, k))
-    graph.erase(fused.name)
+    # the fused node (and each follower) takes the name of the node whose result it computes
+    for final in [name, *(f.name for f in match.then)]:
+        temp = next(n for n in new if n.name == f"{final}.fused")
+        graph.add(Node(name=final, op=temp.op, attrs=temp.attrs, inputs=list(graph.node(temp.name).inputs),
+                       outputs=temp.outputs, location=temp.location, meta=temp.meta))
+        for k in range(len(temp.outputs)):
+            graph.replace_all_uses_with(Value(temp.name, k), Value(final, k))
+        graph.erase(temp.name)
     if match.weights:
         graph.weights[name] = match.weights
+    _sweep(graph, frontier)
     return True
+
+
+def _sweep(graph: Graph, names: set[str]) -> None:
+    """Erase the nodes among ``names`` (and then their producers) that nothing reads any more:
+    what only the replaced nodes read, such as a transpose before a projection."""
+    while names:
+        name = names.pop()
+        if name in graph and graph.node(name).op != "input" and not graph.users(name) \
+                and not _is_output(graph, name):
+            names |= {v.node for v in graph.node(name).inputs}
+            graph.erase(name)
+
+
+def _reads_shape_for(graph: Graph, name: str, inside: set[str], found: set[str], limit: int = 16) -> bool:
+    """Whether node ``name`` is an ONNX Shape whose result, through shape arithmetic only, feeds
+    nothing but nodes ``inside`` the match (a Reshape target computed at run time, as dynamic
+    exports write them): it then dies with the match. Adds the nodes it went through to ``found``."""
+    if kind(graph.node(name)) not in ("onnx:Shape", "onnx:Size"):
+        return False
+    seen, todo = {name}, [name]
+    while todo:
+        node = todo.pop()
+        if _is_output(graph, node) or len(seen) > limit:
+            return False
+        for user in graph.users(node):
+            if user in inside or user in seen:
+                continue
+            if graph.node(user).op != "onnx_node" or not graph.node(user).outputs[0].dtype.startswith("int"):
+                return False  # data computed from the shape: it outlives the match
+            seen.add(user)
+            todo.append(user)
+    found |= seen
+    return True
+
+
+def _refines(new, old) -> bool:
+    """Whether type ``new`` may stand for ``old``: equal, or known where ``old`` has a dim ONNX's
+    inference could not name (an unpooling's size given as a constant input)."""
+    return new.dtype == old.dtype and new.rank == old.rank and all(
+        a == b or not isinstance(b, int) for a, b in zip(new.shape, old.shape))
+
+
+def _is_output(graph: Graph, name: str) -> bool:
+    return any(v.node == name for v in graph.outputs.values())
+
+
+def new_type(graph: Graph, new: list[Node], value: Value):
+    """The type of ``value``, an output of one of the ``new`` nodes or of the graph."""
+    for node in new:
+        if node.name == value.node:
+            return node.outputs[value.out]
+    return graph.type_of(value)
+
+
+def _plan(graph: Graph, root: Node, match: Match, name: str) -> tuple[list[Node], list[Value]] | None:
+    """The new nodes (input adapters, the fused node ``name.fused``, output adapters), typed,
+    and the values standing for the fused op's outputs; None where an op refuses its inputs."""
+    new: list[Node] = []
+    taken = set(match.nodes)
+
+    def fresh(base: str) -> str:
+        candidate, i = base, 1
+        while (candidate in graph and candidate not in taken) or any(n.name == candidate for n in new):
+            i += 1
+            candidate = f"{base}_{i}"
+        return candidate
+
+    def add(node_name: str, op: str, attrs: dict[str, Any], inputs: list[Value]) -> Node | None:
+        opdef = registry.lookup(op)
+        meta = graph.node(name).meta if name in graph else root.meta
+        node = Node(name=node_name, op=op, attrs={k: attrs.get(k, spec.default) for k, spec in opdef.attrs.items()},
+                    inputs=list(inputs), location=root.location, meta=dict(meta))
+        try:
+            node.outputs = opdef.infer(node, [new_type(graph, new, v) for v in inputs])
+        except ShapeError:
+            return None
+        new.append(node)
+        return node
+
+    inputs = []
+    adapted: dict[tuple[Value, str], Value] = {}  # one adapter chain per value (q, k, v of self-attention)
+    for i, value in enumerate(match.inputs):
+        key = (value, repr(match.adapt_in.get(i, [])))
+        if key in adapted:
+            inputs.append(adapted[key])
+            continue
+        for op, attrs in match.adapt_in.get(i, []):
+            node = add(fresh(f"{name}.in{i}"), op, attrs, [value])
+            if node is None:
+                return None
+            value = Value(node.name)
+        adapted[key] = value
+        inputs.append(value)
+    fused = add(f"{name}.fused", match.op, match.attrs, inputs)
+    if fused is None:
+        return None
+    results = [Value(fused.name, k) for k in range(len(fused.outputs))]
+    for op, attrs in match.adapt_out:
+        node = add(fresh(f"{name}.out"), op, attrs, [results[0]])
+        if node is None:
+            return None
+        results[0] = Value(node.name)
+    for follower in match.then:
+        reads = [Value(fused.name, v) if isinstance(v, int) else v for v in follower.inputs]
+        node = add(f"{follower.name}.fused", follower.op, follower.attrs, reads)
+        if node is None:
+            return None
+        results.append(Value(node.name))
+    return new, results
 
 
 def fuse(graph: Graph) -> int:
@@ -343,8 +424,9 @@ def fuse(graph: Graph) -> int:
     count, changed = 0, True
     while changed:
         changed = False
-        for node in list(graph.nodes()):
-            if node.name not in graph or node.op == "input":
+        for name in [n.name for n in graph.nodes()]:
+            node = graph.node(name) if name in graph else None
+            if node is None or node.op == "input":
                 continue
             for match_fn in MATCHERS:
                 match = match_fn(graph, node)

@@ -32,6 +32,9 @@ from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Poison,
 from archc.frontends.yaml.source import SList, SMap
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+#: node and instance names are PyTorch module names: '-' too (torchvision's RegNet has 'block1-0');
+#: never '.', which separates the levels of the hierarchy
+_MODULE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
@@ -367,8 +370,8 @@ class _Elaborator:
     def _node_name(self, item: SMap, scope: Scope, kind: str) -> str:
         if "name" in item:
             name = str(item["name"])
-            if not _NAME_RE.match(name):
-                self._error(f"node name '{name}' must use only letters, digits and '_' "
+            if not _MODULE_NAME_RE.match(name):
+                self._error(f"node name '{name}' must use only letters, digits, '_' and '-' "
                             "(hierarchy comes from blocks)", item.where("name"))
                 raise Abort()
             # Alternatives switched by `if` may share a name: only two kept nodes clash.
@@ -486,9 +489,9 @@ class _Elaborator:
                 pattern = item["instance_name"]
                 local = _interpolate(str(pattern), lambda e: self._eval(
                     e, Scope(prefix=scope.prefix, env={**scope.env, **env}), item, "instance_name", full))
-                if not _NAME_RE.match(local) or local in scope.bindings:
+                if not _MODULE_NAME_RE.match(local) or local in scope.bindings:
                     self._error(f"instance_name gives '{local}' for repetition {index}: names must be unique and "
-                                "use letters, digits and '_'", item.where("instance_name"), full)
+                                "use letters, digits, '_' and '-'", item.where("instance_name"), full)
                     raise Abort()
             if inline:
                 path = scope.prefix + scope.next_index() if has_op else full
@@ -648,7 +651,8 @@ class _Elaborator:
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
             self._error(f"op '{op.name}' takes {want} input(s), got {len(inputs)}",
-                        fields.where("in") if "in" in fields else fields.location, full)
+                        fields.where("in") if "in" in fields else fields.location, full,
+                        op.arity_hint([str(v).removeprefix(scope.prefix) for v in inputs if v is not POISON]))
             raise Abort()
         if any(v is POISON for v in inputs):
             raise Abort()
@@ -722,7 +726,7 @@ class _Elaborator:
             if key not in op.attrs:
                 self._error(f"op '{op.name}' has no attribute '{key}'; it has: "
                             f"{', '.join(op.attrs) or 'none'}", fields.where_key(key), full,
-                            did_you_mean(key, op.attrs))
+                            op.inferred_hint(key) or did_you_mean(key, op.attrs))
                 failed = True
                 continue
             try:
@@ -840,7 +844,10 @@ class _Elaborator:
         if len(inputs) < len(fixed) or (not variadic and len(inputs) != len(fixed)) or not inputs:
             want = f"at least {len(fixed)}" if variadic else str(len(fixed))
             self._error(f"block '{kind}' takes {want} input(s) ({', '.join(formal)}), got {len(inputs)}",
-                        fields.where("in") if "in" in fields else fields.location, full)
+                        fields.where("in") if "in" in fields else fields.location, full,
+                        None if variadic or len(inputs) <= len(fixed) else "for any number of inputs, end the "
+                        f"block's inputs with a variadic one, inputs: [{', '.join(fixed + ['rest...'])}], "
+                        "and pass them on with in: rest")
             raise Abort()
         if any(v is POISON for v in inputs):
             raise Abort()

@@ -15,6 +15,7 @@ wider than :attr:`Limits.max_int_bits` are located errors.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -133,11 +134,34 @@ def load_yaml(text: str, filename: str = "<spec>", limits: Limits = DEFAULT_LIMI
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = _loc(filename, mark) if mark else Location(filename, 1, 1)
-        raise SpecError(f"invalid YAML: {exc.problem or exc.context}", location=loc) from None
+        raise SpecError(f"invalid YAML: {exc.problem or exc.context}", location=loc,
+                        hint=_bracket_reference_hint(text, exc)) from None
     except yaml.YAMLError as exc:  # pragma: no cover - unmarked YAML errors are rare
         raise SpecError(f"invalid YAML: {exc}", location=Location(filename, 1, 1)) from None
     finally:
         loader.dispose()
+
+
+#: a ``NAME[*]`` (or ``NAME[*]:PORT``) reference written without quotes
+_BRACKET_REFERENCE = re.compile(r"(?<![\w'\"])[A-Za-z_][\w.]*\[\*\](:\w+)?")
+
+
+def _bracket_reference_hint(text: str, exc: yaml.MarkedYAMLError) -> str | None:
+    """Inside YAML's ``[...]``/``{...}``, ``[`` and ``*`` are syntax: ``in: [layer[*]]`` fails with
+    an alias or flow error far from what the user meant. Where the failing line holds such a
+    reference, the hint says to quote it."""
+    if "alias" not in str(exc.context) and "flow" not in str(exc.context):
+        return None
+    for mark in (exc.problem_mark, exc.context_mark):
+        if mark is None:
+            continue
+        lines = text.splitlines()
+        line = lines[mark.line] if mark.line < len(lines) else ""
+        found = _BRACKET_REFERENCE.search(line)
+        if found:
+            return (f"write '{found.group()}' in quotes: inside [ ] or {{ }}, YAML reads an unquoted "
+                    "'[' as a list and '*' as an alias")
+    return None
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

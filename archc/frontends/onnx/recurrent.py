@@ -1,0 +1,172 @@
+"""ONNX LSTM and GRU nodes -> archc's native ``lstm`` / ``gru`` (``nn.LSTM`` / ``nn.GRU``).
+
+An exported ``nn.LSTM`` is one ONNX ``LSTM`` node per layer, each between a transpose of
+the batch-first input (or the previous layer's output) and a Transpose/Reshape (or
+Squeeze) that turns ONNX's (S, D, N, H) output into the (S, N, D * H) sequence. The
+importer keeps each node as an ``onnx_node`` holding W, R and B; :func:`recurrent` turns one
+whose states start at zero and whose final states nobody reads into a one-layer native op,
+reading the sequence layouts before and after it by where elements come from
+(:mod:`archc.frontends.onnx.layout`), so ``batch_first`` follows the model's own input.
+:func:`stacked` then merges a layer fed only by the previous one into ``num_layers``.
+
+Weights are the file's values bit for bit, in PyTorch's layout: ONNX orders the gate
+blocks i, o, f, c (LSTM) and z, r, h (GRU), PyTorch i, f, g, o and r, z, n (the op's
+``onnx_gates``); B holds the input and hidden biases one after the other. A GRU fuses
+only with ``linear_before_reset=1``, the form PyTorch computes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from archc.frontends.onnx.layout import (
+    MAX_ELEMENTS,
+    Sizes,
+    find_result,
+    find_source,
+    on_two_instances,
+)
+from archc.frontends.onnx.patterns import Match, kind, matcher, module_name
+from archc.ir.graph import Graph, Node, Value
+from archc.ops import registry
+
+_OPS = {"onnx:LSTM": "lstm", "onnx:GRU": "gru"}
+#: ONNX's default activations per direction, the functions PyTorch's cells use
+_ACTIVATIONS = {"lstm": ["Sigmoid", "Tanh", "Tanh"], "gru": ["Sigmoid", "Tanh"]}
+#: operand positions of the initial states (and LSTM's peepholes), which must be absent or zero
+_ZERO_OPERANDS = {"lstm": (5, 6, 7), "gru": (5,)}
+_SWAP = [("permute", {"perm": [1, 0, 2]})]
+
+
+@matcher
+def recurrent(graph: Graph, root: Node) -> Match | None:
+    """One ONNX LSTM or GRU node -> a one-layer native op over the sequence it reads."""
+    op = _OPS.get(kind(root))
+    if op is None:
+        return None
+    attrs = root.attrs.get("attributes") or {}
+    directions = {"forward": 1, "bidirectional": 2}.get(attrs.get("direction", "forward"))
+    if directions is None or not _plain(op, attrs, directions):
+        return None
+    params = _params(graph, root, op)
+    if params is None:
+        return None
+    return on_two_instances(lambda sizes: _fused(graph, root, op, attrs, directions, params, sizes))
+
+
+def _fused(graph: Graph, root: Node, op: str, attrs: dict, directions: int, params: dict[str, np.ndarray],
+           sizes: Sizes) -> Match | None:
+    """The native op for ``root`` if the sequences before and after it are batch-first or time-major."""
+    x = graph.type_of(root.inputs[0])
+    shape = sizes.shape(x.shape)
+    if shape is None or len(shape) != 3:
+        return None
+    batch_major = attrs.get("layout", 0) == 1
+    n, length = (shape[0], shape[1]) if batch_major else (shape[1], shape[0])
+    h = int(attrs["hidden_size"])
+    if h < 1 or n * length * directions * h > MAX_ELEMENTS:
+        return None
+    source = find_source(graph, root.inputs[0], "NL" if batch_major else "LN", sizes, (n, length, shape[2]))
+    result = find_result(graph, Value(root.name), _output_positions(batch_major, n, length, directions, h), sizes)
+    if source is None or result is None:
+        return None
+    (value, layout), (out, out_layout, after) = source, result
+    batch_first = layout == "NL"
+    nodes = {root.name, *(n.name for n in after)}
+    return Match(op, {"hidden_size": h, "bidirectional": directions == 2, "batch_first": batch_first,
+                      "bias": "B" in params},
+                 [value], sorted(nodes), _weights(registry.lookup(op), params, directions, h), replaced=[(out, 0)],
+                 name=module_name(graph, nodes, root, root.name), adapt_out=[] if out_layout == layout else _SWAP)
+
+
+def _plain(op: str, attrs: dict, directions: int) -> bool:
+    """Whether the node computes what PyTorch's module does: default activations, no clip, coupled
+    input and forget gates off, and for a GRU the reset gate applied after the hidden linear map."""
+    activations = attrs.get("activations")
+    if activations is not None and [str(a) for a in activations] != _ACTIVATIONS[op] * directions:
+        return False
+    if any(key in attrs for key in ("clip", "activation_alpha", "activation_beta")):
+        return False
+    if op == "lstm":
+        return not attrs.get("input_forget", 0)
+    return attrs.get("linear_before_reset", 0) == 1
+
+
+def _params(graph: Graph, root: Node, op: str) -> dict[str, np.ndarray] | None:
+    """W, R and B (when given) of a node whose first input is X, with no sequence lengths and zero
+    initial states (constants, or zeros expanded to the batch at run time); None otherwise."""
+    operands = list(root.attrs["operands"] or [])
+    held = graph.weights.get(root.name, {})
+    if not operands or operands[0] != 0:
+        return None
+    for i, operand in enumerate(operands[1:], 1):
+        if isinstance(operand, int) and (i not in _ZERO_OPERANDS[op] or not _zeros(graph, root.inputs[operand])):
+            return None  # weights, lengths or a state computed at run time
+        if isinstance(operand, str) and i in _ZERO_OPERANDS[op] and np.any(held[operand]):
+            return None
+    named = {i: held.get(o) if isinstance(o, str) else None for i, o in enumerate(operands)}
+    if named.get(1) is None or named.get(2) is None or named.get(4) is not None:
+        return None
+    params = {"W": np.asarray(named[1]), "R": np.asarray(named[2])}
+    if named.get(3) is not None:
+        params["B"] = np.asarray(named[3])
+    return params
+
+
+#: ops whose output is all zeros where their data input is (slices, reshapes, broadcasts of it)
+_KEEP_ZEROS = frozenset({"onnx:Slice", "onnx:Expand", "onnx:Tile", "onnx:Reshape", "onnx:Squeeze", "onnx:Unsqueeze",
+                         "onnx:Transpose", "onnx:Identity", "onnx:Gather", "slice", "reshape", "permute", "flatten"})
+
+
+def _zeros(graph: Graph, value: Value, depth: int = 8) -> bool:
+    """Whether ``value`` is all zeros by construction: a zero constant expanded, sliced or reshaped."""
+    node = graph.node(value.node)
+    k = kind(node)
+    if depth == 0 or k not in _KEEP_ZEROS:
+        return False
+    data = node.attrs["operands"][0] if node.op == "onnx_node" else 0
+    if isinstance(data, str):
+        return not np.any(graph.weights.get(node.name, {}).get(data, 1))
+    return _zeros(graph, node.inputs[data], depth - 1)
+
+
+def _output_positions(batch_major: bool, n: int, length: int, directions: int, h: int) -> np.ndarray:
+    """(n, s, d * H + j) -> flat position in ONNX's Y: (S, D, N, H), or (N, S, D, H) with layout=1."""
+    if batch_major:
+        y = np.arange(n * length * directions * h).reshape(n, length, directions, h)
+        return y.reshape(n, length, directions * h)
+    y = np.arange(length * directions * n * h).reshape(length, directions, n, h)
+    return y.transpose(2, 0, 1, 3).reshape(n, length, directions * h)
+
+
+def _weights(opdef, params: dict[str, np.ndarray], directions: int, h: int) -> dict[str, np.ndarray]:
+    """nn.LSTM / nn.GRU's one-layer state_dict from W (D, G*H, I), R (D, G*H, H), B (D, 2*G*H)."""
+    gates = opdef.gates
+    rows = np.concatenate([np.arange(b * h, (b + 1) * h) for b in np.argsort(opdef.onnx_gates)])
+    weights: dict[str, np.ndarray] = {}
+    for d, suffix in enumerate(("", "_reverse")[:directions]):
+        weights[f"weight_ih_l0{suffix}"] = np.ascontiguousarray(params["W"][d][rows])
+        weights[f"weight_hh_l0{suffix}"] = np.ascontiguousarray(params["R"][d][rows])
+        if "B" in params:
+            weights[f"bias_ih_l0{suffix}"] = np.ascontiguousarray(params["B"][d][:gates * h][rows])
+            weights[f"bias_hh_l0{suffix}"] = np.ascontiguousarray(params["B"][d][gates * h:][rows])
+    return weights
+
+
+@matcher
+def stacked(graph: Graph, root: Node) -> Match | None:
+    """A recurrent layer whose input is only the previous layer of the same kind -> ``num_layers`` more."""
+    if kind(root) not in _OPS.values():
+        return None
+    below = graph.node(root.inputs[0].node)
+    same = ("hidden_size", "bidirectional", "batch_first", "bias", "dropout")
+    if kind(below) != kind(root) or graph.uses(below.name) != 1 or any(below.attrs[k] != root.attrs[k] for k in same):
+        return None
+    layers = below.attrs["num_layers"]
+    weights = dict(graph.weights.get(below.name, {}))
+    for key, arr in graph.weights.get(root.name, {}).items():
+        stem, _, rest = key.rpartition("_l")
+        index, _, suffix = rest.partition("_")
+        weights[f"{stem}_l{int(index) + layers}{'_' + suffix if suffix else ''}"] = arr
+    nodes = {root.name, below.name}
+    return Match(kind(root), {**root.attrs, "num_layers": layers + root.attrs["num_layers"]}, list(below.inputs),
+                 sorted(nodes), weights, name=module_name(graph, nodes, below, below.name))

@@ -1,0 +1,200 @@
+"""Attention written out by the exporters (MatMul/Softmax/MatMul between projections, heads split and
+merged by Reshape/Transpose chains) comes back as archc's native multi_head_attention, its weights
+bit for bit in nn.MultiheadAttention's layout, computing what onnxruntime computes on the file.
+Modules are written here (nn.MultiheadAttention both layouts, cross-attention, a causal mask, and
+attention written from Vaswani et al. 2017, section 3.2.2), exported by both torch.onnx exporters."""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxscript")
+from torch import nn  # noqa: E402
+
+import archc  # noqa: E402
+from archc.frontends.onnx import load_onnx  # noqa: E402
+from archc.lowering.spec_yaml import dump_spec, to_spec  # noqa: E402
+
+E, HEADS, N, L, S = 16, 4, 2, 5, 3
+
+
+class TorchMHA(nn.Module):
+    """nn.MultiheadAttention over x (self-attention), or x attending to memory (cross-attention)."""
+
+    def __init__(self, batch_first: bool, causal: bool = False) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(E, HEADS, batch_first=batch_first)
+        self.causal = causal
+
+    def forward(self, x, memory=None):
+        kv = x if memory is None else memory
+        mask = None
+        if self.causal:
+            length = x.shape[1] if self.attn.batch_first else x.shape[0]
+            mask = torch.triu(torch.full((length, length), float("-inf")), 1)
+        return self.attn(x, kv, kv, need_weights=False, attn_mask=mask)[0]
+
+
+class PaperAttention(nn.Module):
+    """Multi-head attention as the paper writes it: separate projections, softmax(QK^T / sqrt(d_k)) V."""
+
+    def __init__(self, scale_power: float = 0.5, return_weights: bool = False) -> None:
+        super().__init__()
+        self.q, self.k, self.v, self.o = (nn.Linear(E, E) for _ in range(4))
+        self.d_k = E // HEADS
+        self.scale_power = scale_power
+        self.return_weights = return_weights
+
+    def forward(self, x):
+        n, length, _ = x.shape
+
+        def heads(t):
+            return t.view(n, length, HEADS, self.d_k).transpose(1, 2)
+
+        q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x))
+        weights = torch.softmax(q @ k.transpose(-2, -1) / self.d_k ** self.scale_power, dim=-1)
+        out = self.o((weights @ v).transpose(1, 2).reshape(n, length, E))
+        return (out, weights) if self.return_weights else out
+
+
+def _randomized(module: nn.Module) -> nn.Module:
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    return module.eval()
+
+
+def _export(module: nn.Module, args: tuple, path: str, dynamo: bool, dynamic: bool = False) -> str:
+    """Export; ``dynamic``: batch and sequence length are symbolic (dynamic_axes / dynamic_shapes)."""
+    options = {}
+    if dynamic and dynamo:
+        options["dynamic_shapes"] = tuple({0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")} for _ in args)
+    elif dynamic:
+        names = [f"in{k}" for k in range(len(args))]
+        options.update(input_names=names, dynamic_axes={name: {0: "batch", 1: "seq"} for name in names})
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, path, dynamo=dynamo, **options)
+    return path
+
+
+def _check_against_onnxruntime(path: str) -> nn.Module:
+    """archc's torch build of the file computes what onnxruntime does; returns the module."""
+    rng = np.random.default_rng(1)
+    session = ort.InferenceSession(path)
+    feeds = {i.name: rng.standard_normal([d if isinstance(d, int) else 3 + k for k, d in enumerate(i.shape)])
+             .astype(np.float32) for i in session.get_inputs()}
+    expected = session.run(None, feeds)
+    module = archc.from_onnx(path)
+    with torch.no_grad():
+        got = module(*[torch.from_numpy(v) for v in feeds.values()])
+    for e, g in zip(expected, got if isinstance(got, (tuple, list)) else [got]):
+        np.testing.assert_allclose(g.numpy(), e, rtol=1e-4, atol=1e-5)
+    return module
+
+
+def _fused(path: str):
+    graph = load_onnx(path)
+    attention = [n for n in graph.nodes() if n.op == "multi_head_attention"]
+    return graph, attention
+
+
+CASES = [(layout, dynamo) for layout in ("batch_first", "time_major") for dynamo in (False, True)]
+
+
+@pytest.mark.parametrize("layout,dynamo", CASES)
+def test_multihead_attention_comes_back_native_with_its_weights(tmp_path, layout, dynamo):
+    torch.manual_seed(0)
+    source = _randomized(TorchMHA(layout == "batch_first"))
+    shape = (N, L, E) if layout == "batch_first" else (L, N, E)
+    path = _export(source, (torch.randn(*shape),), str(tmp_path / "mha.onnx"), dynamo)
+    graph, attention = _fused(path)
+    assert len(attention) == 1 and {n.op for n in graph.nodes()} <= {"input", "multi_head_attention", "permute"}
+    assert attention[0].attrs["num_heads"] == HEADS and attention[0].attrs["bias"]
+    state = {k.rpartition(".")[2] if "out_proj" not in k else "out_proj." + k.rpartition(".")[2]: v
+             for k, v in _check_against_onnxruntime(path).state_dict().items()}
+    for key, original in source.attn.state_dict().items():
+        assert state[key].numpy().tobytes() == original.numpy().tobytes(), key
+
+
+def test_symbolic_batch_and_length_still_fuse(tmp_path):
+    """Exported with dynamic shapes, the head reshapes read their targets from Shape at run time: the
+    chains are still read, the shape arithmetic dies with them, other sizes run. (The TorchScript
+    exporter's dynamic_axes export computes the scale from shapes at run time and bakes the traced
+    length into some reshapes: it stays unfused.)"""
+    path = _export(_randomized(TorchMHA(batch_first=True)), (torch.randn(N, L, E),), str(tmp_path / "dyn.onnx"),
+                   True, dynamic=True)
+    graph, attention = _fused(path)
+    assert len(attention) == 1 and [n.op for n in graph.nodes()] == ["input", "multi_head_attention"]
+    assert not all(isinstance(d, int) for d in attention[0].outputs[0].shape)
+    _check_against_onnxruntime(path)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_cross_attention_reads_query_and_memory(tmp_path, dynamo):
+    source = _randomized(TorchMHA(batch_first=True))
+    path = _export(source, (torch.randn(N, L, E), torch.randn(N, S, E)), str(tmp_path / "cross.onnx"), dynamo)
+    graph, attention = _fused(path)
+    assert len(attention) == 1
+    assert [graph.node(v.node).op for v in attention[0].inputs] == ["input"] * 3
+    assert attention[0].inputs[1] == attention[0].inputs[2] != attention[0].inputs[0]
+    _check_against_onnxruntime(path)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_a_constant_causal_mask_becomes_causal(tmp_path, dynamo):
+    path = _export(_randomized(TorchMHA(batch_first=True, causal=True)), (torch.randn(N, L, E),),
+                   str(tmp_path / "causal.onnx"), dynamo)
+    _, attention = _fused(path)
+    assert len(attention) == 1 and attention[0].attrs["causal"]
+    _check_against_onnxruntime(path)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_attention_written_from_the_paper_stacks_its_projections(tmp_path, dynamo):
+    source = _randomized(PaperAttention())
+    path = _export(source, (torch.randn(N, L, E),), str(tmp_path / "paper.onnx"), dynamo)
+    graph, attention = _fused(path)
+    assert [n.op for n in graph.nodes() if n.op != "input"] == ["multi_head_attention"]
+    weights = graph.weights[attention[0].name]
+    stacked = torch.cat([source.q.weight, source.k.weight, source.v.weight]).detach().numpy()
+    assert weights["in_proj_weight"].tobytes() == stacked.tobytes()
+    assert weights["out_proj.bias"].tobytes() == source.o.bias.detach().numpy().tobytes()
+    _check_against_onnxruntime(path)
+    spec, _ = to_spec(graph)
+    assert "op: multi_head_attention" in dump_spec(spec, path)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_another_scale_stays_unfused_and_still_builds(tmp_path, dynamo):
+    """softmax(QK^T / d_k) V is not the native op's 1/sqrt(d_k): no fusion, same outputs."""
+    path = _export(_randomized(PaperAttention(scale_power=1.0)), (torch.randn(N, L, E),),
+                   str(tmp_path / "scaled.onnx"), dynamo)
+    graph, attention = _fused(path)
+    assert not attention and any(n.op == "softmax" for n in graph.nodes())
+    _check_against_onnxruntime(path)
+
+
+def test_attention_weights_used_outside_block_the_fusion(tmp_path):
+    path = _export(_randomized(PaperAttention(return_weights=True)), (torch.randn(N, L, E),),
+                   str(tmp_path / "weights_out.onnx"), False)
+    graph, attention = _fused(path)
+    assert not attention and any(n.op == "softmax" for n in graph.nodes())
+    _check_against_onnxruntime(path)
+
+
+def test_spec_command_shows_the_fused_attention(tmp_path, run_archc):
+    path = _export(_randomized(TorchMHA(batch_first=True)), (torch.randn(N, L, E),), str(tmp_path / "m.onnx"),
+                   True)
+    out = tmp_path / "m.yaml"
+    run_archc("spec", path, "-o", str(out), check=True)
+    text = out.read_text()
+    assert "op: multi_head_attention" in text and "num_heads: 4" in text and "softmax" not in text

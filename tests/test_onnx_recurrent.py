@@ -1,0 +1,132 @@
+"""ONNX LSTM and GRU nodes come back as archc's native lstm / gru: nn.LSTM / nn.GRU written here, exported
+by both torch.onnx exporters, build to the same module type with the original state_dict bit for bit
+(gate blocks back in PyTorch's order), layers merged into num_layers, computing what onnxruntime does."""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxscript")
+from torch import nn  # noqa: E402
+
+import archc  # noqa: E402
+from archc.frontends.onnx import load_onnx  # noqa: E402
+from archc.lowering.spec_yaml import dump_spec, to_spec  # noqa: E402
+
+
+class Encoder(nn.Module):
+    """A recurrent encoder (Sutskever et al. 2014; Cho et al. 2014 for the GRU) returning the output sequence,
+    optionally its final hidden state too."""
+
+    def __init__(self, cell: str, batch_first: bool, bidirectional: bool, final_state: bool = False) -> None:
+        super().__init__()
+        self.rnn = getattr(nn, cell)(6, 5, num_layers=2, batch_first=batch_first, bidirectional=bidirectional)
+        self.final_state = final_state
+
+    def forward(self, x):
+        out, state = self.rnn(x)
+        if self.final_state:
+            return out, state[0] if isinstance(state, tuple) else state
+        return out
+
+
+def _randomized(module: nn.Module) -> nn.Module:
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.4)
+    return module.eval()
+
+
+def _export(module: nn.Module, shape, path: str, dynamo: bool, dynamic: bool = False) -> str:
+    """Export; ``dynamic`` (default exporter): batch and sequence length symbolic."""
+    options = {"dynamic_shapes": ({0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")},)} if dynamic else {}
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.randn(*shape),), path, dynamo=dynamo, **options)
+    return path
+
+
+def _check_against_onnxruntime(path: str) -> nn.Module:
+    rng = np.random.default_rng(1)
+    session = ort.InferenceSession(path)
+    feeds = {i.name: rng.standard_normal([d if isinstance(d, int) else 3 + k for k, d in enumerate(i.shape)])
+             .astype(np.float32) for i in session.get_inputs()}
+    expected = session.run(None, feeds)
+    module = archc.from_onnx(path)
+    with torch.no_grad():
+        got = module(*[torch.from_numpy(v) for v in feeds.values()])
+    for e, g in zip(expected, got if isinstance(got, (tuple, list)) else [got]):
+        np.testing.assert_allclose(g.numpy(), e, rtol=1e-4, atol=1e-5)
+    return module
+
+
+CASES = [(cell, batch_first, bidirectional, dynamo) for cell in ("LSTM", "GRU") for batch_first in (True, False)
+         for bidirectional in (False, True) for dynamo in (False, True)]
+
+
+@pytest.mark.parametrize("cell,batch_first,bidirectional,dynamo", CASES)
+def test_recurrent_layers_come_back_native_with_the_original_state_dict(tmp_path, cell, batch_first,
+                                                                        bidirectional, dynamo):
+    source = _randomized(Encoder(cell, batch_first, bidirectional))
+    shape = (2, 7, 6) if batch_first else (7, 2, 6)
+    path = _export(source, shape, str(tmp_path / "rnn.onnx"), dynamo)
+    graph = load_onnx(path)
+    (node,) = [n for n in graph.nodes() if n.op != "input"]
+    assert node.op == cell.lower()
+    assert (node.attrs["num_layers"], node.attrs["bidirectional"], node.attrs["batch_first"]) == \
+        (2, bidirectional, batch_first)
+    module = _check_against_onnxruntime(path)
+    (built,) = [m for m in module.modules() if isinstance(m, getattr(nn, cell))]
+    original, rebuilt = source.rnn.state_dict(), built.state_dict()
+    assert list(rebuilt) == list(original)
+    for key, value in original.items():
+        assert rebuilt[key].numpy().tobytes() == value.numpy().tobytes(), key
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_symbolic_batch_and_length_still_fuse(tmp_path, cell):
+    path = _export(_randomized(Encoder(cell, True, True)), (2, 7, 6), str(tmp_path / "dyn.onnx"), True, dynamic=True)
+    graph = load_onnx(path)
+    assert [n.op for n in graph.nodes()] == ["input", cell.lower()]
+    _check_against_onnxruntime(path)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_a_final_state_read_outside_keeps_the_onnx_node(tmp_path, dynamo):
+    """The native op returns the sequence only: where h_n is used too, the ONNX node stays."""
+    path = _export(_randomized(Encoder("GRU", True, False, final_state=True)), (2, 7, 6),
+                   str(tmp_path / "state.onnx"), dynamo)
+    graph = load_onnx(path)
+    assert any(n.op == "onnx_node" and n.attrs["op_type"] == "GRU" for n in graph.nodes())
+    _check_against_onnxruntime(path)
+
+
+def test_gru_without_linear_before_reset_is_not_fused(tmp_path):
+    """ONNX's default GRU resets before the hidden linear map; PyTorch's nn.GRU does not."""
+    rng = np.random.default_rng(0)
+    w, r = rng.standard_normal((1, 9, 4)).astype(np.float32), rng.standard_normal((1, 9, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("GRU", ["x", "W", "R"], ["y"], hidden_size=3)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 1, 2, 3])],
+        initializer=[onnx.numpy_helper.from_array(w, "W"), onnx.numpy_helper.from_array(r, "R")])
+    path = str(tmp_path / "gru.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert [n.attrs["op_type"] for n in load_onnx(path).nodes() if n.op == "onnx_node"] == ["GRU"]
+
+
+def test_spec_of_an_lstm_encoder_shows_the_lstm(tmp_path):
+    path = _export(_randomized(Encoder("LSTM", True, True)), (2, 7, 6), str(tmp_path / "enc.onnx"), True)
+    spec, _ = to_spec(load_onnx(path))
+    text = dump_spec(spec, path)
+    assert "op: lstm" in text and "num_layers: 2" in text and "onnx_node" not in text
