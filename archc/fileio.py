@@ -27,6 +27,9 @@ from archc.errors import Location, SpecError, UsageError
 MAX_SPEC_BYTES = 16 * 1024 * 1024
 #: Environment variable that raises :data:`MAX_SPEC_BYTES`.
 MAX_SPEC_BYTES_ENV = "ARCHC_MAX_SPEC_BYTES"
+#: Environment variable that, set to anything but 0, allows spec includes from anywhere
+#: (here, not in the YAML frontend, so the command line reads it without loading that frontend).
+ALLOW_INCLUDE_ENV = "ARCHC_ALLOW_INCLUDE_ANYWHERE"
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))

@@ -180,3 +180,45 @@ def test_small_specs_verify_after_optimisation_and_onnx_import(spec, overrides):
     imported = from_onnx(to_onnx(optimized, seed=0), spec.replace(".yaml", ".onnx"))
     imported.verify()
     optimize_for_inference(imported).verify()
+
+
+def test_nodes_stay_topological_after_a_rewire_to_a_later_node():
+    g = _chain("a", "b")
+    g.add(Node(name="c", op="relu", inputs=[Value("x")], outputs=[T]))
+    assert [n.name for n in g.nodes()] == ["x", "a", "b", "c"]  # the order they were added in
+    g.set_inputs("a", [Value("c")])  # a now reads c, added after it
+    order = [n.name for n in g.nodes()]
+    assert order.index("c") < order.index("a") < order.index("b")
+    g.verify()
+
+
+def test_verify_finds_edges_that_contradict_the_order_nodes_were_added_in():
+    g = _chain("a", "b")
+    g.add(Node(name="c", op="relu", inputs=[Value("x")], outputs=[T]))
+    # a reads c behind the graph's back, edges and inputs kept in agreement
+    g.node("a").inputs = [Value("c")]
+    g.nx.remove_edge("x", "a")
+    g.nx.add_edge("c", "a", port=0, out=0)
+    with pytest.raises(GraphError, match="node 'a' reads 'c', added after it"):
+        g.verify()
+
+
+def test_onnx_import_draft_refuses_what_the_graph_would():
+    from archc.frontends.onnx.draft import Draft
+
+    d = Draft("d")
+    d.add(Node(name="x", op="input", attrs={"shape": (1, 4), "dtype": "float32"}, outputs=[T]))
+    d.add(Node(name="a", op="relu", inputs=[Value("x")], outputs=[T]))
+    with pytest.raises(GraphError, match="duplicate node name 'a'"):
+        d.add(Node(name="a", op="relu", inputs=[Value("x")], outputs=[T]))
+    with pytest.raises(GraphError, match="reads 'ghost'"):
+        d.add(Node(name="b", op="relu", inputs=[Value("ghost")], outputs=[T]))
+    with pytest.raises(GraphError, match="reads 'a:1'"):
+        d.add(Node(name="b", op="relu", inputs=[Value("a", 1)], outputs=[T]))
+    d.add(Node(name="dead", op="relu", inputs=[Value("x")], outputs=[T]))
+    d.outputs["y"] = Value("a")
+    assert d.uses("x") == 2 and d.uses("a") == 1
+    live = d.live()
+    g = d.build(live, {"a": "act"})
+    g.verify()
+    assert [n.name for n in g.nodes()] == ["x", "act"] and g.outputs["y"] == Value("act")

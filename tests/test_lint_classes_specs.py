@@ -80,3 +80,143 @@ def test_error_class_as_a_spec(name):
     assert not analysis.expectations, [(m.node, m.expected, m.found, m.reason) for m in analysis.expectations]
     skips = [c for c in analysis.skips]
     assert len(skips) == (0 if name == "pyramid_sum" else 1)
+
+
+# -- classes 2, 4 and 7: whole models, checked pair by pair as the torch-module tests do --------
+
+#: class 2: SegNet-style pooling indices. The spec language says max_pool2d(return_indices) and
+#: max_unpool2d, not the index arithmetic an exporter wraps around them (it has no ops on
+#: indices); archc's own ONNX lowering writes that arithmetic (Shape, Mul, Range, Reshape, Add of
+#: plane offsets), so the spec is also linted through its ONNX build, re-imported.
+POOL_INDICES = """\
+nodes:
+  - {name: e1, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: e1_bn, op: batchnorm}
+  - {name: e1_relu, op: relu}
+  - {name: pool1, op: maxpool, kernel_size: 2, stride: 2, return_indices: true}
+  - {name: e2, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: e2_bn, op: batchnorm}
+  - {name: e2_relu, op: relu}
+  - {name: pool2, op: maxpool, kernel_size: 2, stride: 2, return_indices: true}
+  - {name: mid, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: mid_bn, op: batchnorm}
+  - {name: mid_relu, op: relu}
+  - {name: unpool2, op: max_unpool, in: [mid_relu, "pool2:indices"], kernel_size: 2, stride: 2, expect: long_skip}
+  - {name: d2, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: d2_bn, op: batchnorm}
+  - {name: d2_relu, op: relu}
+  - {name: unpool1, op: max_unpool, in: [d2_relu, "pool1:indices"], kernel_size: 2, stride: 2, expect: long_skip}
+  - {name: d1, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: head, op: conv, out_channels: 4, kernel_size: 1}
+"""
+
+#: class 4: an attention-gated U-Net of 2 levels (Oktay et al.): the gate's theta(skip) + phi(g)
+#: is a branch join; the gated skip skip * psi(...) is one long skip per level, to the concat
+ATTENTION_UNET = """\
+nodes:
+  - {name: e0, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+  - {name: e0_relu, op: relu}
+  - {name: p0, op: maxpool, kernel_size: 2}
+  - {name: e1, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: e1_relu, op: relu}
+  - {name: p1, op: maxpool, kernel_size: 2}
+  - {name: bott, op: conv, out_channels: 16, kernel_size: 3, padding: 1}
+  - {name: bott_relu, op: relu}
+  - {name: up1, op: conv_transpose, out_channels: 8, kernel_size: 2, stride: 2}
+  - {name: theta1, op: conv, in: e1_relu, out_channels: 4, kernel_size: 1}
+  - {name: phi1, op: conv, in: up1, out_channels: 4, kernel_size: 1}
+  - {name: gate_add1, op: add, in: [theta1, phi1], expect: branch}
+  - {name: gate_relu1, op: relu}
+  - {name: psi1, op: conv, out_channels: 1, kernel_size: 1}
+  - {name: psi_bn1, op: batchnorm}
+  - {name: psi_sig1, op: sigmoid}
+  - {name: gated1, op: mul, in: [e1_relu, psi_sig1]}
+  - {name: cat1, op: concat, in: [gated1, up1], expect: long_skip}
+  - {name: d1, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: d1_relu, op: relu}
+  - {name: up0, op: conv_transpose, out_channels: 4, kernel_size: 2, stride: 2}
+  - {name: theta0, op: conv, in: e0_relu, out_channels: 2, kernel_size: 1}
+  - {name: phi0, op: conv, in: up0, out_channels: 2, kernel_size: 1}
+  - {name: gate_add0, op: add, in: [theta0, phi0], expect: branch}
+  - {name: gate_relu0, op: relu}
+  - {name: psi0, op: conv, out_channels: 1, kernel_size: 1}
+  - {name: psi_bn0, op: batchnorm}
+  - {name: psi_sig0, op: sigmoid}
+  - {name: gated0, op: mul, in: [e0_relu, psi_sig0]}
+  - {name: cat0, op: concat, in: [gated0, up0], expect: long_skip}
+  - {name: d0, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+  - {name: d0_relu, op: relu}
+  - {name: head, op: conv, out_channels: 2, kernel_size: 1}
+"""
+
+#: class 7: UNet++ of depth 3 (Zhou et al.): X[i][j] = H(cat(X[i][0..j-1], up(X[i+1][j-1])));
+#: X02's concat merges two shortcuts of its level (X00 and X01), each its own pair
+NESTED_UNET = """\
+nodes:
+  - {name: x00, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+  - {name: x00_relu, op: relu}
+  - {name: p0, op: maxpool, kernel_size: 2}
+  - {name: x10, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: x10_relu, op: relu}
+  - {name: p1, op: maxpool, kernel_size: 2}
+  - {name: x20, op: conv, out_channels: 16, kernel_size: 3, padding: 1}
+  - {name: x20_relu, op: relu}
+  - {name: up10, op: upsample, in: x10_relu, scale_factor: 2}
+  - {name: cat01, op: concat, in: [x00_relu, up10], expect: long_skip}
+  - {name: x01, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+  - {name: x01_relu, op: relu}
+  - {name: up20, op: upsample, in: x20_relu, scale_factor: 2}
+  - {name: cat11, op: concat, in: [x10_relu, up20], expect: long_skip}
+  - {name: x11, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: x11_relu, op: relu}
+  - {name: up11, op: upsample, scale_factor: 2}
+  - {name: cat02, op: concat, in: [x00_relu, x01_relu, up11], expect: long_skip}
+  - {name: x02, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+  - {name: x02_relu, op: relu}
+  - {name: head, op: conv, out_channels: 2, kernel_size: 1}
+"""
+
+
+def _kinds(analysis) -> dict[str, int]:
+    return {k: v for k, v in analysis.summary().items() if v}
+
+
+def _lint(name: str, body: str, tmp_path=None):
+    """The analysis of the spec, and (with ``tmp_path``) of archc's ONNX build of it, re-imported."""
+    graph = loads_spec(HEAD.format(name=name) + body)
+    analyses = [analyze(graph)]
+    if tmp_path is not None:
+        from archc.frontends.onnx import load_onnx
+        from archc.lowering.onnx import to_onnx
+
+        path = tmp_path / f"{name}.onnx"
+        path.write_bytes(to_onnx(graph, seed=0).SerializeToString())
+        analyses.append(analyze(load_onnx(str(path))))
+    return analyses
+
+
+def test_class2_pooling_indices_as_a_spec_and_through_archcs_onnx(tmp_path):
+    spec, onnx_build = _lint("pool_indices", POOL_INDICES, tmp_path)
+    assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
+    for a in (spec, onnx_build):
+        long_skips = [s for s in a.skips if s.kind == "long_skip"]
+        assert len(long_skips) == 2 and all(s.carries == "indices" for s in long_skips)
+        assert all(s.span.depth > 0 for s in a.skips)  # a long skip that spans no layer is a contradiction
+        assert sorted(s.span.depth for s in long_skips) == [1, 3]
+        assert a.summary() == spec.summary()
+
+
+def test_class4_attention_gated_unet_as_a_spec():
+    (a,) = _lint("attention_unet", ATTENTION_UNET)
+    assert not a.expectations, [(m.node, m.expected, m.found, m.reason) for m in a.expectations]
+    assert _kinds(a) == {"long_skip": 2, "branch": 2, "sequential": 2}
+    assert sorted((s.merge, s.fork) for s in a.skips) == [("cat0", "e0_relu"), ("cat1", "e1_relu")]
+    assert all(s.carries == "identity" for s in a.skips)
+
+
+def test_class7_nested_unet_as_a_spec_counts_every_pair():
+    (a,) = _lint("nested_unet", NESTED_UNET)
+    assert not a.expectations, [(m.node, m.expected, m.found, m.reason) for m in a.expectations]
+    pairs = sorted((s.merge, s.fork, s.kind) for s in a.skips)
+    assert pairs == [("cat01", "x00_relu", "long_skip"), ("cat02", "x00_relu", "long_skip"),
+                     ("cat02", "x01_relu", "dense"), ("cat11", "x10_relu", "long_skip")]

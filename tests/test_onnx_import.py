@@ -830,3 +830,28 @@ def test_only_the_fallback_signal_keeps_an_onnx_node(monkeypatch):
 
     monkeypatch.setitem(CONVERTERS, "Conv", declines)
     assert from_onnx(_conv_model(), "conv.onnx").node("enc.conv").attrs["op_type"] == "Conv"
+
+
+def test_archcs_own_max_unpool_reimports_with_its_output_shape(tmp_path):
+    """archc lowers max_unpool to MaxUnpool with output_shape = Concat(Shape(x)[:2], size), symbolic
+    in the batch: ONNX's inference gives that output no shape; the importer reads it from the value."""
+    from archc import loads_spec
+    from archc.lowering.onnx import to_onnx
+
+    spec = """\
+archc: 1
+name: unpool
+inputs: {x: [N, 4, 9, 9]}
+nodes:
+  - {name: pool, op: maxpool, kernel_size: 2, return_indices: true}
+  - {name: unpool, op: max_unpool, in: [pool, "pool:indices"], kernel_size: 2, stride: 2, output_size: [9, 9]}
+  - {name: conv, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+outputs: {y: conv}
+"""
+    graph = loads_spec(spec)
+    path = tmp_path / "unpool.onnx"
+    path.write_bytes(to_onnx(graph, seed=0).SerializeToString())
+    imported = load_onnx(str(path))
+    unpool = [n for n in imported.nodes() if n.attrs.get("op_type") == "MaxUnpool" or n.op == "max_unpool"]
+    assert len(unpool) == 1
+    assert unpool[0].outputs[0].shape == ("N", 4, 9, 9)

@@ -14,7 +14,7 @@ from archc.frontends.yaml import load_spec
 from conftest import SPECS
 
 
-def test_library_calls_never_touch_the_garbage_collector(monkeypatch):
+def test_library_calls_never_touch_the_garbage_collector(monkeypatch, tmp_path):
     """Pausing the collector is the CLI's policy for its own process (archc.cli), never a library's."""
     torch = pytest.importorskip("torch")  # noqa: F841
     from archc.lowering.onnx import build_onnx
@@ -29,7 +29,11 @@ def test_library_calls_never_touch_the_garbage_collector(monkeypatch):
     monkeypatch.setattr(gc, "freeze", refuse)
     analyze(graph)
     generate_source(graph)
-    build_onnx(graph, seed=0)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(build_onnx(graph, seed=0).SerializeToString())
+    from archc.frontends.onnx import load_onnx
+
+    analyze(load_onnx(str(path)))
 
 
 @pytest.mark.parametrize("enabled", [True, False])

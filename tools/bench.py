@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """archc's benchmark entry point: writes BENCHMARKS.md (machine, versions, date, figures).
 
-Run:  python tools/bench.py [--repeat 5] [--sections export,process,vgg,inference,lint,scale,resnet-scale,meta]
-      [--big] [-o BENCHMARKS.md]
+Run:  python tools/bench.py [--repeat 5]
+      [--sections export,process,vgg,inference,lint,lint-onnx,scale,resnet-scale,meta] [--big] [-o BENCHMARKS.md]
 
 Sections (each figure the median of --repeat runs; compared runs are interleaved, A B A B ...,
 so a machine's changing load hits both sides alike and the ratios stay meaningful):
@@ -18,6 +18,9 @@ so a machine's changing load hits both sides alike and the ratios stay meaningfu
   torchvision-style module (tools/reference_resnet.py), eager (tools/bench_inference.py).
 - lint: the skip analysis of ResNet-50, and of residual chains of 10/100/1,000/10,000 blocks
   (time and the growth exponent of time against size).
+- lint-onnx: ``archc lint FILE.onnx`` as a whole process on archc-written residual chains of
+  1k/10k/100k nodes and a ViT-B/16 exported by torch.onnx.export (wall and CPU seconds, least
+  of 3, growth exponents; tools/bench_lint.py --onnx).
 - scale: spec -> ONNX in a child process for transformers of growing size: wall time, peak RSS
   (the child's own, from wait4), MB/s written against `dd` writing as many bytes with fdatasync.
 - resnet-scale: ResNets of 10/100/1,000/10,000 basic blocks (tools/specs/resnet_chain.yaml):
@@ -104,6 +107,20 @@ def section_lint(repeat: int) -> list[str]:
     lines += ["", f"Growth exponent of time against nodes (100 -> 10,000 nodes): "
               f"{math.log(t1 / t0) / math.log(n1 / n0):.2f}", ""]
     return lines
+
+
+def section_lint_onnx(repeat: int) -> list[str]:
+    """``archc lint`` on ONNX files as a user runs it (whole process): tools/bench_lint.py --onnx."""
+    from bench_lint import bench_onnx_files
+
+    runs = min(repeat, 3)
+    rows = bench_onnx_files([1000, 10000, 100000], runs, [])
+    return ["## lint-onnx: `archc lint FILE.onnx --format json`, whole process", "",
+            f"Least of {runs} run(s) (`python tools/bench_lint.py --onnx` writes the same table); CPU seconds are "
+            "user + system of the child, the figure that stays meaningful on a shared machine. "
+            "Goals: under 2 s at 100k nodes, under 1 s for the ViT-B/16.", "",
+            "| ONNX file | nodes | MB | wall s | CPU s | growth exponent (wall / CPU) |", "|---|---:|---:|---:|---:|---|",
+            *rows, ""]
 
 
 #: a child that imports a generated file and builds its model on the meta device, twice (the first
@@ -206,7 +223,7 @@ def header() -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--sections", default="export,process,vgg,inference,lint,scale,resnet-scale,meta")
+    ap.add_argument("--sections", default="export,process,vgg,inference,lint,lint-onnx,scale,resnet-scale,meta")
     ap.add_argument("--big", action="store_true", help="also build the 7B model (27 GB + 13.5 GB written, deleted)")
     ap.add_argument("--workdir", default=None, help="where models are written (default: a temporary folder)")
     ap.add_argument("-o", "--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
@@ -220,6 +237,7 @@ def main() -> int:
             "vgg": lambda: section_vgg(args.repeat, workdir),
             "inference": lambda: section_inference(args.repeat),
             "lint": lambda: section_lint(args.repeat),
+            "lint-onnx": lambda: section_lint_onnx(args.repeat),
             "scale": lambda: section_scale(workdir),
             "resnet-scale": lambda: section_resnet_scale(workdir),
             "meta": lambda: section_meta(workdir),

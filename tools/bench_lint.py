@@ -16,12 +16,14 @@ Prints, per graph: nodes, edges, joins, skips found, and CPU seconds for ``analy
 and with path analysis (least of ``--repeat`` runs, two at 100k nodes). The goal is under 2 s
 at 100k nodes.
 
-``--onnx`` times what a user pays instead: each graph (2 channels, so the files stay small) is
-written as an ONNX file by archc, then ``archc lint FILE --format json`` runs as a whole process
-(Python start, imports, ONNX load and import, analysis, JSON), wall-clock, least of
-``--repeat`` runs; the exponent of growth ``log(t2 / t1) / log(n2 / n1)`` between sizes is
-printed (1.0 is linear). The goal is under 2 s at 100k nodes. ``--files A.onnx,B.onnx`` times
-given ONNX files the same way (e.g. a ViT-B/16 export).
+``--onnx`` times what a user pays instead: a residual chain of each size (2 channels, so the
+files stay small) is written as an ONNX file by archc, and a ViT-B/16 (86.6 M parameters, 346 MB)
+is exported by ``torch.onnx.export`` (``--no-vit`` skips it); then ``archc lint FILE --format
+json`` runs on each as a whole process (Python start, imports, ONNX load and import, analysis,
+JSON): least wall-clock and least CPU seconds of ``--repeat`` runs, and the exponent of growth
+``log(t2 / t1) / log(n2 / n1)`` between sizes (1.0 is linear), as a markdown table. The goals are
+under 2 s at 100k nodes and under 1 s for the ViT-B/16. ``--files A.onnx,B.onnx`` times given
+ONNX files the same way.
 """
 from __future__ import annotations
 
@@ -134,6 +136,57 @@ def dense_wide(n: int) -> Graph:
     return b.done(out)
 
 
+def vit_b16_onnx(path: str) -> None:
+    """Write a ViT-B/16 (Dosovitskiy et al.: 224x224 images, 16x16 patches, 12 pre-norm blocks of
+    width 768, 12 heads, MLP 3072; 86.6 M parameters) exported by ``torch.onnx.export``
+    (TorchScript exporter, opset 17) to ``path``: a model archc did not write."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    class Attention(nn.Module):  # timm's: one qkv projection, heads split by reshape
+        def __init__(self, dim: int, heads: int) -> None:
+            super().__init__()
+            self.heads, self.qkv, self.proj = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            n, t, c = x.shape
+            q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+            a = (q @ k.transpose(-2, -1) * (c // self.heads) ** -0.5).softmax(dim=-1)
+            return self.proj((a @ v).transpose(1, 2).reshape(n, t, c))
+
+    class Block(nn.Module):
+        def __init__(self, dim: int = 768, heads: int = 12, mlp: int = 3072) -> None:
+            super().__init__()
+            self.ln_1, self.ln_2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
+            self.attn = Attention(dim, heads)
+            self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Linear(mlp, dim))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class ViT(nn.Module):
+        def __init__(self, dim: int = 768, layers: int = 12, classes: int = 1000) -> None:
+            super().__init__()
+            self.conv_proj = nn.Conv2d(3, dim, 16, stride=16)
+            self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+            self.pos_embedding = nn.Parameter(torch.zeros(1, 197, dim))
+            self.blocks = nn.Sequential(*(Block(dim) for _ in range(layers)))
+            self.ln, self.head = nn.LayerNorm(dim, eps=1e-6), nn.Linear(dim, classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.conv_proj(x).flatten(2).transpose(1, 2)
+            x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding
+            return self.head(self.ln(self.blocks(x))[:, 0])
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(ViT().eval(), (torch.randn(1, 3, 224, 224),), path, dynamo=False, opset_version=17,
+                          input_names=["x"], dynamic_axes={"x": {0: "N"}})
+
+
 KINDS = {"residual": residual_chain, "unet": unet, "dense": dense, "dense-wide": dense_wide}
 
 
@@ -163,11 +216,19 @@ def _lint_process(path: str, repeat: int) -> tuple[float, float]:
     return best_wall, best_cpu
 
 
-def bench_onnx_files(sizes: list[int], repeat: int, files: list[str]) -> None:
-    """Whole-process ``archc lint`` on ONNX files: archc-written residual chains, then ``files``."""
+def bench_onnx_files(sizes: list[int], repeat: int, files: list[str], vit: bool = True) -> list[str]:
+    """Whole-process ``archc lint`` on ONNX files: archc-written residual chains of ``sizes`` nodes,
+    a ViT-B/16 exported by torch (``vit``), then ``files``. Prints and returns markdown table rows:
+    file, nodes, MB, wall s, CPU s, growth exponents of wall and CPU time against nodes."""
     from archc.lowering.onnx import to_onnx
 
-    print(f"{'ONNX file':<28} {'nodes':>7} {'MB':>6}  {'wall s':>7} {'CPU s':>7}  growth exponent (CPU)")
+    rows = []
+
+    def row(label: str, nodes: str, path: str, wall: float, cpu: float, growth: str = "") -> None:
+        rows.append(f"| {label} | {nodes} | {os.path.getsize(path) / 1e6:.1f} | {wall:.2f} | {cpu:.2f} | {growth} |")
+        print(rows[-1], flush=True)
+
+    print("| ONNX file | nodes | MB | wall s | CPU s | growth exponent (wall / CPU) |\n|---|---:|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory() as tmp:
         previous = None
         for size in sizes:
@@ -176,15 +237,24 @@ def bench_onnx_files(sizes: list[int], repeat: int, files: list[str]) -> None:
             with open(path, "wb") as fh:
                 fh.write(to_onnx(graph, seed=0).SerializeToString())
             wall, cpu = _lint_process(path, repeat)
-            growth = "" if previous is None else \
-                f"{math.log(cpu / previous[1]) / math.log(len(graph) / previous[0]):.2f}"
-            print(f"{'residual chain':<28} {len(graph):>7} {os.path.getsize(path) / 1e6:>6.1f}  {wall:>7.2f} "
-                  f"{cpu:>7.2f}  {growth}", flush=True)
-            previous = (len(graph), cpu)
+            growth = "" if previous is None else " / ".join(
+                f"{math.log(now / before) / math.log(len(graph) / previous[0]):.2f}"
+                for now, before in ((wall, previous[1]), (cpu, previous[2])))
+            row("residual chain (archc)", f"{len(graph):,}", path, wall, cpu, growth)
+            previous = (len(graph), wall, cpu)
+            os.unlink(path)
+        if vit:
+            path = os.path.join(tmp, "vit_b16.onnx")
+            vit_b16_onnx(path)
+            wall, cpu = _lint_process(path, repeat)
+            import onnx
+
+            nodes = len(onnx.load(path, load_external_data=False).graph.node)
+            row("ViT-B/16 (torch.onnx.export)", f"{nodes:,}", path, wall, cpu)
     for path in files:
         wall, cpu = _lint_process(path, repeat)
-        print(f"{os.path.basename(path)[:28]:<28} {'':>7} {os.path.getsize(path) / 1e6:>6.1f}  {wall:>7.2f} "
-              f"{cpu:>7.2f}", flush=True)
+        row(os.path.basename(path), "", path, wall, cpu)
+    return rows
 
 
 def main() -> None:
@@ -194,10 +264,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--onnx", action="store_true", help="time whole-process archc lint on ONNX files")
     parser.add_argument("--files", default="", help="with --onnx: also time these ONNX files (comma-separated)")
+    parser.add_argument("--no-vit", dest="vit", action="store_false",
+                        help="with --onnx: skip the ViT-B/16 export (it takes a while and 350 MB of disk)")
     args = parser.parse_args()
     if args.onnx:
         bench_onnx_files([int(s) for s in args.sizes.split(",")], args.repeat,
-                         [f for f in args.files.split(",") if f])
+                         [f for f in args.files.split(",") if f], args.vit)
         return
     registry.names()  # load op plugins once, outside the timings
     print(f"{'graph':<18} {'nodes':>7} {'edges':>8} {'joins':>7} {'skips':>7}  {'skips s':>8} {'+paths s':>8}")

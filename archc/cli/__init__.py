@@ -60,7 +60,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"<command line>: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = "*") -> argparse.ArgumentParser:
+    """The parser of every command (``only="*"``), or one whose only complete subcommand is
+    ``only`` (None: none): the others keep their name and help but their modules are not
+    imported, so a run pays for importing the command it runs and nothing else."""
     from archc import __version__
 
     parser = _Parser(prog="archc", description="Neural-architecture graph compiler.")
@@ -69,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        if only not in ("*", name):
+            continue
         mod = importlib.import_module(module)
         mod.add_arguments(p)
         if p.epilog is None and name in EXAMPLES:
@@ -78,9 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command argparse will pick from ``argv``: its first argument that is not an option
+    (the top-level parser has only flag options), None when that is not a command."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     with _terminate_as_exit(), _warnings_as_messages(), drawing_to(sys.stderr):
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(_command_in(argv)).parse_args(argv)
         return _run(args)
 
 

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from archc.cli.limits import add_limit_arguments, limits_from
 from archc.errors import Location, SpecError, UsageError
-from archc.fileio import require_regular_file
-from archc.frontends.yaml.includes import ALLOW_INCLUDE_ENV
+from archc.fileio import ALLOW_INCLUDE_ENV, require_regular_file
 from archc.limits import DEFAULT_LIMITS, Limits
 from archc.progress import activity
 from archc.ir import Graph, TensorType

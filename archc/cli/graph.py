@@ -53,7 +53,7 @@ def output_format(path: str) -> str:
 def run(args: argparse.Namespace) -> int:
     fmt = output_format(args.output)
     check_output_path(args.output, "-o")
-    graph = load_graph(args)
+    graph = load_graph(args, weights=False)  # a picture needs shapes, never weight values
     with activity(f"drawing {os.path.basename(args.output)}"):
         picture = draw(graph, analyze(graph, paths=False), fmt, depth=args.depth, collapse=args.collapse)
     write_atomic(args.output, picture, "-o")

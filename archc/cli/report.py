@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"-o {args.output}: a report is an HTML page; give a name ending in .html",
                          location=Location("<command line>"))
     check_output_path(args.output, "-o")
-    graph = load_graph(args)
+    graph = load_graph(args, weights=False)  # the page shows shapes, counts and costs, never weight values
     with activity("finding skip connections and counting paths"):
         analysis = analyze(graph)
     per_node = costs(graph, args.batch)

@@ -123,6 +123,11 @@ class Graph:
         #: example sizes of symbolic dims (spec's example_dims), used where a run gives none
         self.example_dims: dict[str, int] = {}
         self._topo: list[str] | None = None  # cached topological order; reset by every mutation
+        #: node -> when it was added: every node reads only earlier nodes until set_inputs makes
+        #: one read a later node, so insertion order is a topological order while _in_order holds
+        self._added: dict[str, int] = {}
+        self._adds = 0
+        self._in_order = True
 
     @property
     def outputs(self) -> dict[str, Value]:
@@ -143,6 +148,8 @@ class Graph:
         for value in node.inputs:
             self._check_value(value, f"node '{node.name}' reads")
         self._topo = None
+        self._added[node.name] = self._adds
+        self._adds += 1
         self.nx.add_node(node.name, node=node)
         self._add_edges(node)
         if node.op == "input":
@@ -155,6 +162,8 @@ class Graph:
         for value in inputs:
             self._check_value(value, f"node '{name}' reads")
         self._topo = None
+        if any(self._added[v.node] >= self._added[name] for v in inputs):
+            self._in_order = False
         for u, _, k in list(self.nx.in_edges(name, keys=True)):
             self.nx.remove_edge(u, name, k)
         node.inputs = list(inputs)
@@ -176,6 +185,7 @@ class Graph:
                              "rewire them first (replace_all_uses_with)", node=name)
         self._topo = None
         self.nx.remove_node(name)
+        del self._added[name]
         self.weights.pop(name, None)
         if name in self.inputs:
             self.inputs.remove(name)
@@ -194,9 +204,11 @@ class Graph:
     def eliminate_dead_code(self) -> int:
         """Erase the nodes no graph output depends on (graph inputs stay); returns how many."""
         live = {v.node for v in self._outputs.values()}
-        for name in list(live):
-            live |= nx.ancestors(self.nx, name)
-        dead = [n.name for n in self.nodes() if n.name not in live and n.op != "input"]
+        order = [n for n in self.nodes()]
+        for node in reversed(order):  # users before producers: one sweep marks every ancestor
+            if node.name in live:
+                live.update(v.node for v in node.inputs)
+        dead = [n.name for n in order if n.name not in live and n.op != "input"]
         for name in reversed(dead):  # users before producers, so each is unused when erased
             self.erase(name)
         return len(dead)
@@ -238,7 +250,9 @@ class Graph:
         Node keys match node names (so names are unique); every node has output types;
         every input and graph output is an existing output of an existing node; the edges
         agree with the nodes' inputs; ``inputs`` lists exactly the input nodes; weights
-        belong to nodes of the graph; the graph is acyclic.
+        belong to nodes of the graph; while no rewiring made a node read a later one, every
+        node reads only nodes added before it (:meth:`nodes` lists them in that order); the
+        graph is acyclic.
         """
         for key, data in self.nx.nodes(data=True):
             node = data.get("node")
@@ -254,6 +268,15 @@ class Graph:
         for name in self.weights:
             if name not in self.nx:
                 raise GraphError("weights for a node that is not in the graph", node=name)
+        if self._added.keys() != self.nx.nodes.keys():
+            raise GraphError("the graph's record of when nodes were added disagrees with its nodes "
+                             "(nodes added or removed outside add/erase?)",
+                             node=next(iter(self._added.keys() ^ self.nx.nodes.keys()), None))
+        if self._in_order:  # nodes() lists the nodes in the order they were added: it must be topological
+            late = next(((u, v) for u, v in self.nx.edges() if self._added[u] >= self._added[v]), None)
+            if late is not None:
+                raise GraphError(f"node '{late[1]}' reads '{late[0]}', added after it, but the graph "
+                                 "takes the order nodes were added in as its topological order", node=late[1])
         if not nx.is_directed_acyclic_graph(self.nx):
             cycle = nx.find_cycle(self.nx)
             raise GraphError("the graph has a cycle: " + " -> ".join(str(e[0]) for e in cycle),
@@ -286,10 +309,13 @@ class Graph:
     def nodes(self) -> Iterator[Node]:
         """Nodes in a topological order (stable: insertion order where possible)."""
         if self._topo is None:
-            order = {n: i for i, n in enumerate(self.nx.nodes)}
-            self._topo = list(nx.lexicographical_topological_sort(self.nx, key=order.__getitem__))
+            if self._in_order:  # the order nodes were added in (what the sort below gives then)
+                self._topo = list(self.nx.nodes)
+            else:
+                self._topo = list(nx.lexicographical_topological_sort(self.nx, key=self._added.__getitem__))
+        nodes = self.nx.nodes
         for name in self._topo:
-            yield self.node(name)
+            yield nodes[name]["node"]
 
     def type_of(self, value: Value) -> TensorType:
         return self.node(value.node).outputs[value.out]

@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 
 from archc.errors import ShapeError
-from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, converts
+from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, contiguous, converts
 from archc.frontends.onnx.values import Const, short_float
 from archc.ir.graph import Value
 from archc.ir.types import Dim
@@ -86,7 +86,7 @@ def _require_window(strides, dilations, kernel, pads, groups: int = 1) -> None:
     """Fallback unless a window's numbers make a layer: positive strides, dilations, kernel and
     groups, pads not negative (a mutated or hostile model stays an onnx_node, checked by ONNX)."""
     try:
-        ok = all(int(v) >= 1 for v in [*strides, *dilations, *kernel, groups]) and all(int(p) >= 0 for p in pads)
+        ok = min(map(int, [*strides, *dilations, *kernel, groups])) >= 1 and min(map(int, pads), default=0) >= 0
     except (TypeError, ValueError):
         ok = False
     if not ok:
@@ -151,7 +151,7 @@ def matmul(im: "Importer", node: onnx.NodeProto):
     if w is not None and w.ndim == 2 and im.is_tensor(a_name):
         # x @ W with W (in, out) is a linear layer with weight W^T (out, in); a bias may follow.
         return im.emit(node, "linear", {"out_features": int(w.shape[1]), "bias": False},
-                       [im.tensor(a_name)], {"weight": np.ascontiguousarray(w.T)})
+                       [im.tensor(a_name)], {"weight": contiguous(w.T)})
     if im.is_tensor(a_name) and im.is_tensor(b_name):
         return im.emit(node, "matmul", {}, [im.tensor(a_name), im.tensor(b_name)])
     return None
@@ -170,7 +170,7 @@ def gemm(im: "Importer", node: onnx.NodeProto):
     c = _optional_const(im, node, 2)
     if c is not None and c.size != out:
         return None
-    weights = {"weight": np.ascontiguousarray(weight), **({"bias": c.reshape(out)} if c is not None else {})}
+    weights = {"weight": contiguous(weight), **({"bias": c.reshape(out)} if c is not None else {})}
     return im.emit(node, "linear", {"out_features": out, "bias": c is not None}, [im.tensor(node.input[0])],
                    weights)
 
@@ -336,7 +336,7 @@ def _fold_bias(im: "Importer", node: onnx.NodeProto, x: Value, c: np.ndarray) ->
         return None
     im.check_types(node, [out])
     producer.attrs["bias"] = True
-    weights["bias"] = np.ascontiguousarray(c.reshape(features))
+    weights["bias"] = contiguous(c.reshape(features))
     return [x]
 
 

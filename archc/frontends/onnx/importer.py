@@ -17,7 +17,7 @@ The importer walks the ONNX graph in its (topological) order:
    nothing); when a converter declines or the native op's shape inference disagrees
    with ONNX's, the node is kept as an ``onnx_node`` (:mod:`archc.ops.onnx_node`) with
    its constant inputs as weights.
-4. Nodes no output depends on are dropped (:meth:`Graph.eliminate_dead_code`), and nodes are named after the ONNX
+4. Nodes no output depends on are dropped (:meth:`Draft.live`), and nodes are named after the ONNX
    names: a PyTorch-style name ``/layer1/layer1.0/conv1/Conv`` becomes
    ``layer1.0.conv1`` when it is the only node left from that module, else
    ``layer1.0.conv1.Conv``.
@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Container, Optional
 
@@ -41,6 +42,7 @@ from onnx import helper, numpy_helper
 
 from archc.errors import Location, ShapeError, SpecError
 from archc.frontends.onnx import limits
+from archc.frontends.onnx.draft import Draft
 from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, ShapeArithmeticError, Sym, Tensor,
                                          as_symbolic, attributes, evaluate_symbolic, fold, is_static_int)
 from archc.ir.graph import MODULES_META, Graph, Node, Value, verify_in_debug
@@ -50,11 +52,15 @@ from archc.ops import onnx_node as _onnx_node  # (importing it registers the fal
 from archc.ops import registry
 from archc.ops.nodes import NodeError, build_node
 
-__all__ = ["CONVERTERS", "Fallback", "Importer", "converts", "from_onnx", "load_onnx"]
+__all__ = ["CONVERTERS", "Fallback", "Importer", "contiguous", "converts", "from_onnx", "load_onnx"]
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 #: ops that pass their first input through unchanged at inference
 _PASS_THROUGH = ("Identity", "Dropout")
+#: ops whose output shape is the value of one input (by index), where one is given: the
+#: importer reads it where ONNX's inference does not (ONNX's MaxUnpool never does, even for
+#: a constant; archc's own lowering gives it ``Concat(Shape(x)[:2], size)``, symbolic in N)
+_SHAPE_INPUTS = {"MaxUnpool": 2}
 
 
 class Fallback(Exception):
@@ -96,7 +102,7 @@ def load_onnx(path: str, weights: bool = True) -> Graph:
     pass False and never read external data files; tensors stored there get placeholders
     of their shape and dtype that take no memory (zero strides).
     """
-    model = limits.read_model(path)
+    model = limits.read_model(path, weights=weights)
     if weights:
         limits.load_external_data(model, path)
     return from_onnx(model, path)
@@ -114,8 +120,35 @@ def _unread(tensor: onnx.TensorProto) -> np.ndarray:
     return np.broadcast_to(np.zeros((), dtype=dtype), tuple(tensor.dims))
 
 
+#: TensorProto data types whose raw_data is the numpy array's bytes (little-endian)
+_RAW_DTYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
+               onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.INT64: np.int64,
+               onnx.TensorProto.INT32: np.int32, onnx.TensorProto.INT16: np.int16, onnx.TensorProto.INT8: np.int8,
+               onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.UINT16: np.uint16,
+               onnx.TensorProto.UINT32: np.uint32, onnx.TensorProto.UINT64: np.uint64,
+               onnx.TensorProto.BOOL: np.bool_}
+
+
+def _read_tensor(tensor: onnx.TensorProto) -> np.ndarray:
+    """``numpy_helper.to_array(tensor)``, with its commonest case (raw bytes of a plain numeric
+    type, no segment) done directly: a model of many small weights calls it once per weight."""
+    dtype = _RAW_DTYPES.get(tensor.data_type)
+    if dtype is not None and sys.byteorder == "little" and tensor.HasField("raw_data") \
+            and not tensor.HasField("segment"):
+        return np.frombuffer(tensor.raw_data, dtype=dtype).reshape(tensor.dims)
+    return numpy_helper.to_array(tensor)
+
+
 def _is_placeholder(arr: np.ndarray) -> bool:
     return arr.size > 1 and not any(arr.strides)
+
+
+def contiguous(arr: np.ndarray) -> np.ndarray:
+    """``arr`` as a C-contiguous array, except that a placeholder (see :func:`_unread`) stays a
+    placeholder of the new shape: rearranging unread weights must not allocate them."""
+    if _is_placeholder(arr):
+        return np.broadcast_to(np.zeros((), dtype=arr.dtype), arr.shape)
+    return np.ascontiguousarray(arr)
 
 
 def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
@@ -180,6 +213,8 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
             small.append(init)
         elif init.name not in listed:
             extra.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    if len(small) == len(g.initializer):
+        return model  # nothing to leave out: the model is its own skeleton (neither reader changes it)
     graph = helper.make_graph(g.node, g.name, [*g.input, *extra], g.output, initializer=small,
                               value_info=g.value_info, sparse_initializer=g.sparse_initializer)
     out = onnx.ModelProto()
@@ -241,6 +276,8 @@ _SEGMENT = re.compile(r"[^A-Za-z0-9_.]+")
 def split_name(onnx_name: str) -> tuple[str | None, str]:
     """(module scope, leaf) of an ONNX node name, e.g. ``/layer1/layer1.0/conv1/Conv`` ->
     (``layer1.0.conv1``, ``Conv``); scope None for a name without ``/``."""
+    if "/" not in onnx_name:
+        return None, _clean(onnx_name)
     segments = [s for s in (_clean(p) for p in onnx_name.split("/")) if s]
     if not segments:
         return None, ""
@@ -257,8 +294,15 @@ def split_name(onnx_name: str) -> tuple[str | None, str]:
     return scope, segments[-1]
 
 
+_DOTS = re.compile(r"\.{2,}")
+#: a name _clean leaves as it is: alphanumeric runs joined by single dots or underscores
+_CLEAN = re.compile(r"[A-Za-z0-9]+(?:[._][A-Za-z0-9]+)*")
+
+
 def _clean(text: str) -> str:
-    return re.sub(r"\.{2,}", ".", _SEGMENT.sub("_", text)).strip("._")
+    if _CLEAN.fullmatch(text):
+        return text
+    return _DOTS.sub(".", _SEGMENT.sub("_", text)).strip("._")
 
 
 class Importer:
@@ -270,7 +314,7 @@ class Importer:
         self.filename = filename
         self.where = Location(filename)
         stem = os.path.splitext(os.path.basename(filename))[0]
-        self.graph = Graph(stem if filename != "<onnx>" and stem else (model.graph.name or "model"))
+        self.graph = Draft(stem if filename != "<onnx>" and stem else (model.graph.name or "model"))
         self.graph.doc = model.doc_string or model.graph.doc_string or ""
         self.opsets = {("" if i.domain in _DEFAULT_DOMAINS else i.domain): i.version for i in model.opset_import}
         self.values: dict[str, Record] = {}
@@ -285,8 +329,8 @@ class Importer:
         self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
         self._fresh = 0
         self._names = Namespace()                # IR node names given so far
-        #: (op type, outputs) -> index in graph.node, for error messages
-        self._index = {_node_key(n): i for i, n in reversed(list(enumerate(model.graph.node)))}
+        self._splits: dict[str, tuple[str | None, str]] = {}  # ONNX node name -> split_name's answer
+        self._index: dict[tuple, int] | None = None  # (op type, outputs) -> index in graph.node, made by _fail
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -300,7 +344,7 @@ class Importer:
             self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
         for init in g.initializer:
             try:
-                arr = _unread(init) if _is_unread(init) else numpy_helper.to_array(init)
+                arr = _unread(init) if _is_unread(init) else _read_tensor(init)
             except Exception as exc:  # noqa: BLE001 - data not matching the declared dims
                 self._fail(f"initializer '{init.name}' cannot be read: {_first_line(exc)}")
             # Initializers are the model's parameters; integer ones are indices or shapes.
@@ -322,21 +366,26 @@ class Importer:
         return self._finish()
 
     def _infer_types(self) -> None:
+        """ONNX's types of every value: one whole-model inference, and a second one with data
+        propagation only where the first left a dim or rank unknown (and propagating is safe)."""
         model = self.skeleton
-        prop = limits.data_propagation_safe(model.graph.node, _literal_constants(model.graph),
-                                            limits.vector_lengths(model))
+        inferred = self._inferred(model, data_prop=False)
+        self.otypes = _otypes(inferred.graph)
+        if not _fully_typed(model.graph, self.otypes):
+            g = model.graph
+            ranges = {name for n in g.node if n.op_type == "Range" for name in n.input}
+            if limits.data_propagation_safe(g.node, _literal_constants(g, ranges), limits.vector_lengths(inferred)):
+                self.otypes = _otypes(self._inferred(model, data_prop=True).graph)
+
+    def _inferred(self, model: onnx.ModelProto, data_prop: bool) -> onnx.ModelProto:
         try:
-            model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=prop)
+            return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=data_prop)
         except Exception:  # noqa: BLE001 - strict inference rejects some valid models; retry leniently
             try:
-                model = onnx.shape_inference.infer_shapes(model, data_prop=prop)
+                return onnx.shape_inference.infer_shapes(model, data_prop=data_prop)
             except Exception as exc:  # noqa: BLE001
                 self._fail(f"ONNX shape inference failed: {_first_line(exc)}")
-        g = model.graph
-        for vi in [*g.input, *g.value_info, *g.output]:
-            t = _otype(vi.type)
-            if t is not None:
-                self.otypes[vi.name] = t
+                raise AssertionError from exc  # unreachable: _fail raises
 
     def _add_input(self, vi: onnx.ValueInfoProto) -> None:
         t = _otype(vi.type)
@@ -481,12 +530,15 @@ class Importer:
         weights: dict[str, np.ndarray] = {}
         learned: dict[str, bool] = {}
         typed: list[Any] = []
+        known: dict[int, np.ndarray] = {}  # static (perhaps symbolic) values of inputs, before they become tensors
         for i, name in enumerate(node.input):
             if not name:
                 operands.append(None)
                 typed.append(None)
                 continue
             rec = (overrides or {}).get(i) or self.values[name]
+            if isinstance(rec, (Const, Sym)):
+                known[i] = rec.array
             if isinstance(rec, Const):
                 pname = _param_name(schema, i, weights)
                 weights[pname] = rec.array
@@ -498,7 +550,7 @@ class Importer:
                 operands.append(len(ins))
                 ins.append(v)
                 typed.append(self.graph.type_of(v))
-        types = self._output_types(node, typed)
+        types = self._output_types(node, typed, known)
         attrs = {
             "op_type": node.op_type,
             "domain": "" if node.domain in _DEFAULT_DOMAINS else node.domain,
@@ -521,13 +573,15 @@ class Importer:
                 self.bind(out, Tensor(v))
         return values
 
-    def _output_types(self, node: onnx.NodeProto, typed: list[Any]) -> list[TensorType]:
+    def _output_types(self, node: onnx.NodeProto, typed: list[Any], known: dict[int, np.ndarray]) -> list[TensorType]:
         local = _infer_node(node, typed, self.model)
         types = []
         for k, out in enumerate(node.output):
             mine = local[k] if k < len(local) else None
             theirs = self.otype(out) if out else None
             t = _merge_types(mine, theirs)
+            if k == 0 and t is not None and t.shape is None and node.domain in _DEFAULT_DOMAINS:
+                t = OType(_shape_input(node, known), t.dtype)
             if t is None or t.shape is None or t.dtype is None:
                 self._fail(f"cannot infer the type of output {k} ('{out}') of ONNX {node.op_type}", node=node)
             shape = tuple(self.fresh_symbol() if d is None else d for d in t.shape)
@@ -591,7 +645,7 @@ class Importer:
     def otype(self, name: str) -> OType | None:
         """ONNX's inferred type of a value, its symbols translated to IR dims where known."""
         t = self.otypes.get(name)
-        if t is None or t.shape is None:
+        if t is None or t.shape is None or not self.symbols or all(type(d) is int for d in t.shape):
             return t
         return OType(tuple(self.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape), t.dtype)
 
@@ -680,32 +734,29 @@ class Importer:
     def unique_name(self, base: str) -> str:
         return self._names.take(base)
 
+    def _split_name(self, onnx_name: str) -> tuple[str | None, str]:
+        """:func:`split_name`, once per name (a node's name is split again for its final name)."""
+        if onnx_name not in self._splits:
+            self._splits[onnx_name] = split_name(onnx_name)
+        return self._splits[onnx_name]
+
     def _default_name(self, node: onnx.NodeProto) -> str:
-        scope, leaf = split_name(node.name) if node.name else (None, "")
+        scope, leaf = self._split_name(node.name) if node.name else (None, "")
         leaf = leaf or node.op_type
         return f"{scope}.{leaf}" if scope else leaf
 
     def _fail(self, message: str, node: onnx.NodeProto | None = None) -> None:
         if node is None:
             raise SpecError(message, location=self.where)
+        if self._index is None:
+            self._index = {_node_key(n): i for i, n in reversed(list(enumerate(self.model.graph.node)))}
         raise limits.node_error(message, node, self._index.get(_node_key(node)), self.where)
 
     # -- the end: dead nodes, names ---------------------------------------------------------
     def _finish(self) -> Graph:
-        old = self.graph
-        old.eliminate_dead_code()
-        names = self._final_names([n for n in old.nodes() if n.op != "input"])
-        g = Graph(old.name)
-        g.doc = old.doc
-        for node in old.nodes():
-            new = names.get(node.name, node.name)
-            g.add(Node(name=new, op=node.op, attrs=node.attrs,
-                       inputs=[Value(names.get(v.node, v.node), v.out) for v in node.inputs],
-                       outputs=list(node.outputs), location=node.location, meta=node.meta))
-            if node.name in old.weights:
-                g.weights[new] = old.weights[node.name]
-        g.outputs = {k: Value(names.get(v.node, v.node), v.out) for k, v in old.outputs.items()}
-        return verify_in_debug(g)
+        live = self.graph.live()  # nodes no output depends on are dropped
+        names = self._final_names([n for n in live if n.op != "input"])
+        return verify_in_debug(self.graph.build(live, names))
 
     def _final_names(self, nodes: list[Node]) -> dict[str, str]:
         """Final node names: a node that is the only one left from a module scope takes the
@@ -716,7 +767,7 @@ class Importer:
         parsed = {}
         for node in nodes:
             src = self.origin.get(node.name)
-            scope, leaf = split_name(src.name) if src is not None else (None, "")
+            scope, leaf = self._split_name(src.name) if src is not None else (None, "")
             # Only exporter-made leaves (PyTorch's "Conv", "Conv_1") give way to the scope.
             if scope and not re.fullmatch(re.escape(src.op_type) + r"(_\d+)?", leaf):
                 scope = None
@@ -738,18 +789,59 @@ class Importer:
         return result
 
 
-def _literal_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    """The small initializers and Constant node values of a graph, by name (unreadable ones left out)."""
+def _literal_constants(graph: onnx.GraphProto, names: Container[str]) -> dict[str, np.ndarray]:
+    """The values of the small initializers and Constant nodes among ``names`` (unreadable ones left out)."""
     found: dict[str, np.ndarray] = {}
-    tensors = [(t.name, t) for t in graph.initializer if math.prod(t.dims) <= _SKELETON_LIMIT]
+    tensors = [(t.name, t) for t in graph.initializer if t.name in names and math.prod(t.dims) <= _SKELETON_LIMIT]
     tensors += [(n.output[0], a.t) for n in graph.node if n.op_type == "Constant" and n.output
-                for a in n.attribute if a.name == "value" and a.HasField("t")]
+                and n.output[0] in names for a in n.attribute if a.name == "value" and a.HasField("t")]
     for name, tensor in tensors:
         try:
             found[name] = numpy_helper.to_array(tensor)
         except Exception:  # noqa: BLE001 - a corrupt tensor is reported where it is used
             continue
     return found
+
+
+def _otypes(graph: onnx.GraphProto) -> dict[str, OType]:
+    """The tensor types of an inferred graph's values, by name."""
+    found: dict[str, OType] = {}
+    seen: dict[bytes, OType | None] = {}  # most values share their type with many others
+    for vi in [*graph.input, *graph.value_info, *graph.output]:
+        key = vi.type.SerializeToString()
+        if key not in seen:
+            seen[key] = _otype(vi.type)
+        t = seen[key]
+        if t is not None:
+            found[vi.name] = t
+    return found
+
+
+def _fully_typed(graph: onnx.GraphProto, otypes: dict[str, OType]) -> bool:
+    """Whether inference gave every node output a tensor type with every dim known or named
+    (so data propagation has nothing to add); made-up ``unk__`` symbols count as unknown."""
+    for node in graph.node:
+        for name in node.output:
+            if not name:
+                continue
+            t = otypes.get(name)
+            if t is None or t.shape is None or t.dtype is None:
+                return False
+            for d in t.shape:
+                if d is None or (type(d) is str and d.startswith("unk__")):
+                    return False
+    return True
+
+
+def _shape_input(node: onnx.NodeProto, known: dict[int, np.ndarray]) -> tuple[Dim, ...] | None:
+    """The output shape an op takes from an input's value (:data:`_SHAPE_INPUTS`), where that value
+    is known (``known``: input index -> static value, perhaps symbolic: ``[N, 32, 2, 2]``)."""
+    index = _SHAPE_INPUTS.get(node.op_type)
+    value = known.get(index) if index is not None else None
+    if value is None or np.ndim(value) != 1:
+        return None
+    dims = [v if isinstance(v, str) else int(v) for v in as_symbolic(np.asarray(value)).tolist()]
+    return None if any(isinstance(v, int) and v < 0 for v in dims) else tuple(dims)
 
 
 def _node_key(node: onnx.NodeProto) -> tuple:
@@ -761,26 +853,36 @@ def _short(arr: np.ndarray) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+#: ONNX elem_type -> numpy dtype name (or ONNX's own name for types numpy lacks; None when unknown)
+_DTYPE_NAMES: dict[int, str | None] = {}
+
+
+def _dtype_name(elem_type: int) -> str | None:
+    if elem_type not in _DTYPE_NAMES:
+        try:
+            name: str | None = np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).name
+        except Exception:  # noqa: BLE001 - types numpy lacks (bfloat16, float8), or no type at all
+            try:
+                name = helper.tensor_dtype_to_string(elem_type).replace("TensorProto.", "").lower()
+            except KeyError:
+                name = None
+        _DTYPE_NAMES[elem_type] = name
+    return _DTYPE_NAMES[elem_type]
+
+
 def _otype(tp: onnx.TypeProto) -> OType | None:
     if not tp.HasField("tensor_type"):
         return None
     tt = tp.tensor_type
-    dtype = None
-    if tt.elem_type:
-        try:
-            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)).name
-        except Exception:  # noqa: BLE001 - types numpy lacks (bfloat16, float8), or no type at all
-            try:
-                dtype = helper.tensor_dtype_to_string(tt.elem_type).replace("TensorProto.", "").lower()
-            except KeyError:
-                dtype = None
+    dtype = _dtype_name(tt.elem_type) if tt.elem_type else None
     if not tt.HasField("shape"):
         return OType(None, dtype)
     dims: list[Dim | None] = []
     for d in tt.shape.dim:
-        if d.HasField("dim_value"):
+        kind = d.WhichOneof("value")
+        if kind == "dim_value":
             dims.append(int(d.dim_value))
-        elif d.HasField("dim_param") and d.dim_param:
+        elif kind == "dim_param" and d.dim_param:
             dims.append(d.dim_param)
         else:
             dims.append(None)

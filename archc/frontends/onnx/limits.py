@@ -94,8 +94,11 @@ def node_error(message: str, node: onnx.NodeProto, index: int | None, where: Loc
 
 # -- reading ---------------------------------------------------------------------------------
 
-def read_model(path: str) -> onnx.ModelProto:
-    """Decode an ONNX file without its external data; SpecError naming the file otherwise."""
+def read_model(path: str, weights: bool = True) -> onnx.ModelProto:
+    """Decode an ONNX file without its external data; SpecError naming the file otherwise.
+
+    ``weights=False``: large initializers' bytes stay in the file too, marked as external
+    data (:mod:`archc.frontends.onnx.skim`), for commands that need only their shapes."""
     where = Location(path)
     try:
         info = os.stat(path)
@@ -103,6 +106,12 @@ def read_model(path: str) -> onnx.ModelProto:
         raise SpecError("no such file", location=where) from None
     if not stat.S_ISREG(info.st_mode):
         raise SpecError("not a regular file (an ONNX model is read from a file)", location=where)
+    if not weights:
+        from archc.frontends.onnx.skim import read_structure
+
+        model = read_structure(path)
+        if model is not None:
+            return model
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types for corrupt files
@@ -179,45 +188,52 @@ def check_structure(graph: onnx.GraphProto, where: Location) -> None:
 
     ONNX requires a topologically sorted graph; a model that is not is refused naming the
     first node that reads a value before (or without) its producer, and, when the reason
-    is a cycle, the nodes on it.
+    is a cycle, the nodes on it. Names must be text (:func:`_check_text`).
     """
-    _check_text(graph, where)
+    # each node's value names, read from protobuf once (every read makes new str objects)
+    names = [(list(node.input), list(node.output)) for node in graph.node]
+    _check_text(graph, names, where)
     defined = {vi.name for vi in graph.input} | {t.name for t in graph.initializer} \
         | {t.values.name for t in graph.sparse_initializer}
     producer: dict[str, int] = {}
-    for index, node in enumerate(graph.node):
-        for out in node.output:
+    for index, (_, outputs) in enumerate(names):
+        for out in outputs:
             if not out:
                 continue
             if out in defined or out in producer:
                 _refuse(f"output '{out}' is already produced by "
-                        f"{_producer_text(graph, producer.get(out))}", node, index, where)
+                        f"{_producer_text(graph, producer.get(out))}", graph.node[index], index, where)
             producer[out] = index
-    for index, node in enumerate(graph.node):
-        for name in node.input:
+    for index, (inputs, outputs) in enumerate(names):
+        for name in inputs:
             if not name or name in defined:
                 continue
             later = producer.get(name)
+            node = graph.node[index]
             if later is None:
                 _refuse(f"input '{name}' is not produced by any node, initializer or graph input",
                         node, index, where)
             if later >= index:
                 cycle = _cycle_through(graph, producer, index)
                 if cycle:
-                    names = " -> ".join(f"{node_label(graph.node[k])} (#{k})" for k in cycle)
-                    _refuse(f"input '{name}' closes a cycle ({names}); ONNX graphs are acyclic", node, index, where)
+                    text = " -> ".join(f"{node_label(graph.node[k])} (#{k})" for k in cycle)
+                    _refuse(f"input '{name}' closes a cycle ({text}); ONNX graphs are acyclic", node, index, where)
                 _refuse(f"input '{name}' is produced later, by {node_label(graph.node[later])} (#{later}); "
                         "ONNX nodes must be in topological order", node, index, where)
-        defined.update(o for o in node.output if o)
+        defined.update(o for o in outputs if o)
     if not graph.output:
         raise SpecError("the model has no graph outputs", location=where)
 
 
-def _check_text(graph: onnx.GraphProto, where: Location) -> None:
-    """Names are text: protobuf hands back a string field that is not UTF-8 as bytes."""
-    for index, node in enumerate(graph.node):
+def _check_text(graph: onnx.GraphProto, names: list[tuple[list, list]], where: Location) -> None:
+    """Names are text: protobuf hands back a string field that is not UTF-8 as bytes.
+    ``names``: each node's (inputs, outputs)."""
+    for index, (node, (inputs, outputs)) in enumerate(zip(graph.node, names)):
+        if bytes not in {type(node.name), type(node.op_type), type(node.domain), *map(type, inputs),
+                         *map(type, outputs), *(type(a.name) for a in node.attribute)}:
+            continue  # the common case, checked at once; the loop below names the field
         fields = [("name", node.name), ("op_type", node.op_type), ("domain", node.domain),
-                  *(("input", n) for n in node.input), *(("output", n) for n in node.output),
+                  *(("input", n) for n in inputs), *(("output", n) for n in outputs),
                   *(("attribute name", a.name) for a in node.attribute)]
         for field, value in fields:
             if isinstance(value, bytes):
@@ -299,13 +315,9 @@ def data_propagation_safe(nodes: Iterable[onnx.NodeProto], constants: dict[str, 
     return True
 
 
-def vector_lengths(model: onnx.ModelProto) -> list[int | None]:
-    """Lengths of the 1-D values of a model as ONNX infers them without data propagation
+def vector_lengths(inferred: onnx.ModelProto) -> list[int | None]:
+    """Lengths of the 1-D values of a model ONNX inferred without data propagation
     (None for one whose length is unknown but could be large: produced by a growing op)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - the caller's own inference reports the problem
-        return [None]
     g = inferred.graph
     grown = {o for n in g.node if n.op_type in _VALUE_SHAPED for o in n.output}
     lengths: list[int | None] = [int(d) for t in g.initializer if len(t.dims) == 1 for d in t.dims]
@@ -354,10 +366,10 @@ def native_refusal(ins: list[Any], outs: list[Any], weights: dict[str, np.ndarra
     """
     for t in [*ins, *outs]:
         for d in t.shape:
-            if isinstance(d, int) and (d <= 0 or not fits_int64([d])):
+            if isinstance(d, int) and not 0 < d <= _INT64[1]:
                 return f"a tensor of shape {t.shape} (a dim not positive or beyond int64)"
     for name, w in (weights or {}).items():
-        if np.size(w) == 0:
+        if (w.size if isinstance(w, np.ndarray) else np.size(w)) == 0:
             return f"the weight '{name}' is empty"
     return None
 

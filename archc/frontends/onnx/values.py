@@ -20,6 +20,7 @@ small table of numpy functions over object arrays, one per ONNX op, like
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
@@ -70,7 +71,13 @@ NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "Random
 def short_float(value: float, dtype: Any = np.float32) -> float:
     """The shortest decimal that is the same ``dtype`` number: ONNX stores float attributes
     as float32, so a model's ``1e-05`` reads back as 9.999999747378752e-06 without this."""
-    return float(str(np.dtype(dtype).type(value))) if np.dtype(dtype).itemsize <= 4 else float(value)
+    return _short_float(float(value), np.dtype(dtype))
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_float(value: float, dtype: np.dtype) -> float:
+    # cached: a model repeats its few epsilons and momenta in every norm layer
+    return float(str(dtype.type(value))) if dtype.itemsize <= 4 else value
 
 
 def attributes(node: onnx.NodeProto) -> dict[str, Any]:
@@ -97,20 +104,41 @@ def fold(node: onnx.NodeProto, arrays: list[np.ndarray | None], opsets: dict[str
 
     The node runs inside a one-node model importing the model's opsets: a bare node
     would run as the newest version of its op (Unsqueeze-11's ``axes`` attribute fails).
+    Nodes alike but for their value names share one evaluator (:func:`_evaluator`).
     """
-    from onnx.reference import ReferenceEvaluator
-
     feeds: dict[str, np.ndarray] = {}
-    inputs = []
+    canonical: dict[str, str] = {}
     for name, arr in zip(node.input, arrays):
-        if name and name not in feeds:
-            feeds[name] = arr
-            inputs.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(arr.dtype),
-                                                        list(arr.shape)))
-    outputs = [onnx.ValueInfoProto(name=o) for o in node.output if o]
-    graph = helper.make_graph([node], "fold", inputs, outputs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()])
-    return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, feeds)]
+        if name and name not in canonical:
+            canonical[name] = f"x{len(canonical)}"
+            feeds[canonical[name]] = arr
+    key = (node.op_type, node.domain, tuple(a.SerializeToString() for a in node.attribute),
+           tuple(canonical.get(name, "") for name in node.input), tuple(bool(o) for o in node.output),
+           tuple(sorted(opsets.items())))
+    return [np.asarray(v) for v in _evaluator(key, node).run(None, feeds)]
+
+
+#: one-node reference evaluators by (op, domain, attributes, input pattern, outputs, opsets)
+_EVALUATORS: dict[tuple, Any] = {}
+
+
+def _evaluator(key: tuple, node: onnx.NodeProto) -> Any:
+    """The reference evaluator of ``node`` with its values renamed x0, x1, ... (inputs) and
+    y0, y1, ... (outputs), built once per key: building one costs more than running it."""
+    if key not in _EVALUATORS:
+        from onnx.reference import ReferenceEvaluator
+
+        op_type, domain, _, inputs, outputs, opsets = key
+        renamed = helper.make_node(op_type, list(inputs), [f"y{k}" if o else "" for k, o in enumerate(outputs)],
+                                   domain=domain or None)
+        renamed.attribute.extend(node.attribute)
+        graph = helper.make_graph([renamed], "fold", [onnx.ValueInfoProto(name=n) for n in dict.fromkeys(inputs) if n],
+                                  [onnx.ValueInfoProto(name=f"y{k}") for k, o in enumerate(outputs) if o])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets])
+        if len(_EVALUATORS) >= 1024:
+            _EVALUATORS.clear()
+        _EVALUATORS[key] = ReferenceEvaluator(model)
+    return _EVALUATORS[key]
 
 
 # -- symbolic evaluation: object arrays of int | str -------------------------------------

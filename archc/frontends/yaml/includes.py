@@ -22,13 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from archc.errors import DiagnosticSink, SpecError, did_you_mean
-from archc.fileio import MAX_SPEC_BYTES_ENV, UnreadableFile, max_spec_bytes, read_bounded_text
+from archc.fileio import ALLOW_INCLUDE_ENV, MAX_SPEC_BYTES_ENV, UnreadableFile, max_spec_bytes, read_bounded_text
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.source import SList, SMap, load_yaml
 from archc.limits import DEFAULT_LIMITS, Limits
 
-#: Environment variable that, set to anything but 0, allows includes from anywhere.
-ALLOW_INCLUDE_ENV = "ARCHC_ALLOW_INCLUDE_ANYWHERE"
 #: archc's shipped block library (package data): ``include: archc/NAME`` reads ``LIBRARY_DIR/NAME.yaml``
 LIBRARY_DIR = Path(__file__).resolve().parents[2] / "library"
 #: the prefix of references to the shipped library
