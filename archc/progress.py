@@ -131,10 +131,11 @@ class Bar:
         if not self.total:
             spinner = _SPINNER[int((now - self.started) / INTERVAL) % len(_SPINNER)]
             return f"{self.label} {spinner} {elapsed}"[:width - 1]
-        share = min(max(self.done / self.total, 0.0), 1.0)
-        tail = f" {share:4.0%}  {self.unit.amount(self.done)} / {self.unit.amount(self.total)}  {elapsed}"
+        # the share shown is rounded down, and the bar drawn from it, so the two always agree
+        percent = int(min(max(self.done / self.total, 0.0), 1.0) * 100)
+        tail = f" {percent:3d}%  {self.unit.amount(self.done)} / {self.unit.amount(self.total)}  {elapsed}"
         cells = max(10, min(40, width - len(self.label) - len(tail) - 4))
-        filled = int(share * cells)
+        filled = int(percent / 100 * cells)
         return f"{self.label} [{'#' * filled}{'.' * (cells - filled)}]{tail}"[:width - 1]
 
     def close(self) -> None:
