@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from archc.ir.graph import Graph, Node, Value
+from archc.ir.names import Namespace
 from archc.lowering.spec_blocks import BlockType, Segment, block_types, segments, units
 from archc.ops import registry
 
@@ -61,20 +62,6 @@ def _literal_attrs(node: Node) -> dict[str, Any]:
     return out
 
 
-class _Names:
-    """Unique names in one scope."""
-
-    def __init__(self, taken: set[str] | None = None) -> None:
-        self.taken = set(taken or ())
-
-    def take(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.taken:
-            name, i = f"{base}_{i}", i + 1
-        self.taken.add(name)
-        return name
-
-
 @dataclass
 class _Block:
     """A block type as written: its name, local node names, parameters and flag."""
@@ -108,9 +95,9 @@ def _instance_values(bt: BlockType, seg: Segment, mapping: dict[int, int]) -> di
     return values
 
 
-def _make_block(bt: BlockType, names: _Names) -> _Block:
+def _make_block(bt: BlockType, names: Namespace) -> _Block:
     prefix = _prefix(bt.template)
-    local_names = _Names({"x"})
+    local_names = Namespace({"x"})
     local = []
     for node in bt.template.nodes:
         hint = _hint(node)
@@ -127,7 +114,7 @@ def _make_block(bt: BlockType, names: _Names) -> _Block:
             for key in tnode.attrs:
                 vectors.setdefault((t, key), []).append(values.get((t, key)))
     params: list[tuple[str, list[Any]]] = []
-    param_names = _Names({"x", *local})
+    param_names = Namespace({"x", *local})
     for slot, vec in vectors.items():
         if len({repr(v) for v in vec if v is not None}) <= 1:
             continue
@@ -139,7 +126,7 @@ def _make_block(bt: BlockType, names: _Names) -> _Block:
                 break
         else:
             attr = slot[1]
-            pname = param_names.take(attr if attr not in param_names.taken else f"{local[slot[0]]}_{attr}")
+            pname = param_names.take(attr if attr not in param_names else f"{local[slot[0]]}_{attr}")
             params.append((pname, list(vec)))
             block.slots[slot] = pname
     for pname, pvec in params:  # an instance without the slot's node still passes some value
@@ -232,7 +219,7 @@ def _continues(run: _Run, seg: Segment, k: int) -> bool:
     return len(run.indexes) == 1 or _arguments(run.block, k) == _arguments(run.block, run.indexes[-1])
 
 
-def _run_name(run: _Run, names: _Names) -> str:
+def _run_name(run: _Run, names: Namespace) -> str:
     prefixes = [_prefix(seg) for seg in run.segments]
     if all(prefixes) and len(run.segments) > 1:
         parents = {p.rsplit(".", 1)[0] for p in prefixes if "." in p}
@@ -263,7 +250,7 @@ class _Writer:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self.names = _Names()
+        self.names = Namespace()
         self.refs: dict[str, str] = {}           # graph node -> its name in the spec
         self.rename: dict[str, str] = {}         # graph node -> node name in the spec's graph
         self.nodes: list[dict[str, Any]] = []
@@ -325,14 +312,15 @@ def to_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, str]]:
     segs = units(segs) if segs else segs
     blocks: list[_Block] = []
     if segs:
-        block_names = _Names()
+        block_names = Namespace()
         blocks = [_make_block(bt, block_names) for bt in block_types(segs)
                   if len(bt.instances) >= 2 and len(bt.template.nodes) >= 2]
         items: list[Segment | _Run] = _runs(segs, blocks)
     else:  # no single-tensor cut: flat
         items = [Segment(Value(""), [n]) for n in graph.nodes() if n.op != "input"]
     if blocks:
-        writer.names.taken.update(b.name for b in blocks)
+        for b in blocks:
+            writer.names.reserve(b.name)
         spec["blocks"] = {b.name: _block_definition(b) for b in blocks}
     for item in items:
         if isinstance(item, _Run):
@@ -341,7 +329,7 @@ def to_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, str]]:
             for node in item.nodes:
                 writer.node(node)
     spec["nodes"] = writer.nodes
-    out_names = _Names()
+    out_names = Namespace()
     spec["outputs"] = {out_names.take(k if k.isidentifier() else "output"): writer.ref(v)
                        for k, v in graph.outputs.items()}
     return spec, writer.rename

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archc.ir.graph import Graph, Node, Value
+from archc.ir.names import Namespace
 from archc.ir.types import TensorType
 from archc.lowering.torch_plan import Body, Instance, Lowered, numbers
 from archc.pysource import expression as _expression, identifier, literal
@@ -110,7 +111,7 @@ class _Resolver:
         self.by_vector: dict[tuple, str] = {}
         self.dim_exprs: dict[tuple, str | None] = {}
         self._dims: dict[tuple, tuple | None] = {}
-        self.taken: set[str] = set(self.params) | set(self.lets) | {"self"}
+        self.namespace = Namespace({*self.params, *self.lets, "self"})
 
     # -- values of the representative, mapped to every instance ---------------------------------
     def key(self, value: Value) -> tuple | None:
@@ -166,11 +167,7 @@ class _Resolver:
         return source
 
     def fresh(self, wanted: str, hole: int) -> str:
-        base = identifier(wanted)
-        name, i = base, 1
-        while name in self.taken:
-            name, i = f"{base}_{i}", i + 1
-        self.taken.add(name)
+        name = self.namespace.take(identifier(wanted))
         self.used[name] = Arg(name, source=("hole", hole))
         return name
 

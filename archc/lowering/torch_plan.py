@@ -20,6 +20,7 @@ from typing import Any
 
 from archc.errors import SpecError
 from archc.ir.graph import BlockInstance, Graph, Node, Value
+from archc.ir.names import Namespace
 from archc.ir.types import TensorType
 from archc.ops import registry
 from archc.pysource import identifier, is_identifier, literal
@@ -222,18 +223,14 @@ class VarNames:
     """Python names for values inside one class: the spec's local names, made unique."""
 
     def __init__(self, taken: set[str] | None = None) -> None:
-        self.taken: set[str] = set(_RESERVED) | (taken or set())
+        self.namespace = Namespace(set(_RESERVED) | (taken or set()))
         self.names: dict[Value, str] = {}
 
     def fresh(self, wanted: str) -> str:
         base = identifier(wanted)
         if base in _RESERVED:
             base += "_"
-        name, i = base, 1
-        while name in self.taken:
-            name, i = f"{base}_{i}", i + 1
-        self.taken.add(name)
-        return name
+        return self.namespace.take(base)
 
     def bind(self, value: Value, wanted: str) -> str:
         name = self.fresh(wanted)

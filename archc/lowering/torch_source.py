@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from archc._version import __version__
 from archc.ir.vocab import SKIP_KINDS
 from archc.ir.graph import Graph
+from archc.ir.names import Namespace
 from archc.lowering.pyformat import LINE_LENGTH, split_statement
 from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
 from archc.lowering.torch_body import BodyWriter
@@ -87,7 +88,9 @@ class _Planner:
         self.class_of: dict[int, _Class] = {}
         self.body_of: dict[int, Body] = {}
         self.writer = BodyWriter(graph, labels, self._call)
-        self.taken = {root_name, "nn", "torch", "F", "Module", *self.writer.lowered.functions}
+        # class names: Bottleneck, Bottleneck2, ... (the number counts the classes of that name)
+        self.class_names = Namespace({root_name, "nn", "torch", "F", "Module", *self.writer.lowered.functions},
+                                     suffix=lambda base, i: f"{base}{i + 1}")
 
     def _call(self, child: Instance) -> tuple[str, list[tuple[str, Any]]]:
         cls = self.class_of[id(child)]
@@ -135,10 +138,7 @@ class _Planner:
                 # numbered repetitions (denselayer10): then a number (DenseBlock2)
                 extra = sorted(e for e in set(_locals(bodies[0])) - common if not e[0].isdigit() and not e[-1].isdigit())
                 wanted = base if i == 0 else base + "".join(class_name_for(e) for e in extra[:2])
-                name, k = wanted, 2
-                while name in self.taken:
-                    name, k = f"{wanted}{k}", k + 1
-                self.taken.add(name)
+                name = self.class_names.take(wanted)
                 cls = _Class(name, block, bodies, args)
                 self.classes.append(cls)
                 for body in bodies:

@@ -30,6 +30,7 @@ import numpy as np
 from archc.errors import ShapeError
 from archc.frontends.onnx.values import short_float
 from archc.ir.graph import Graph, Node, Value
+from archc.ir.names import Namespace
 from archc.ops import registry
 
 
@@ -362,18 +363,23 @@ def new_type(graph: Graph, new: list[Node], value: Value):
     return graph.type_of(value)
 
 
+class _NamesKept:
+    """The node names of ``graph`` except ``replaced`` (a container for :class:`Namespace`)."""
+
+    def __init__(self, graph: Graph, replaced: set[str]) -> None:
+        self.graph, self.replaced = graph, replaced
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.graph and name not in self.replaced
+
+
 def _plan(graph: Graph, root: Node, match: Match, name: str) -> tuple[list[Node], list[Value]] | None:
     """The new nodes (input adapters, the fused node ``name.fused``, output adapters), typed,
     and the values standing for the fused op's outputs; None where an op refuses its inputs."""
     new: list[Node] = []
-    taken = set(match.nodes)
-
-    def fresh(base: str) -> str:
-        candidate, i = base, 1
-        while (candidate in graph and candidate not in taken) or any(n.name == candidate for n in new):
-            i += 1
-            candidate = f"{base}_{i}"
-        return candidate
+    # names of the graph's nodes that stay (the matched ones are replaced), and of the new ones
+    names = Namespace(also_taken=_NamesKept(graph, set(match.nodes)), suffix=lambda base, i: f"{base}_{i + 1}")
+    fresh = names.take
 
     def add(node_name: str, op: str, attrs: dict[str, Any], inputs: list[Value]) -> Node | None:
         opdef = registry.lookup(op)
@@ -385,6 +391,7 @@ def _plan(graph: Graph, root: Node, match: Match, name: str) -> tuple[list[Node]
         except ShapeError:
             return None
         new.append(node)
+        names.reserve(node.name)
         return node
 
     inputs = []
