@@ -45,9 +45,14 @@ def _body_resets(body: Body, lowered: Lowered,
             elif sub.kind in ("module", "param"):
                 out.extend(_node_resets(lowered, sub.node, body.access[".".join(here)]))
             elif sub.kind == "sequential":  # a block instance written as nn.Sequential: no class
-                for i, item in enumerate(sequential(sub.child) or ()):
-                    if isinstance(item, Node):  # (a block instance in it is a class resetting itself)
-                        out.extend(_node_resets(lowered, item, f"{body.access['.'.join(here)]}[{i}]"))
+                in_sequential(sub.child, body.access[".".join(here)])
+
+    def in_sequential(instance: Instance, access: str) -> None:
+        for i, item in enumerate(sequential(instance) or ()):
+            if isinstance(item, Node):
+                out.extend(_node_resets(lowered, item, f"{access}[{i}]"))
+            else:  # a block instance: a class resets itself, a nested nn.Sequential has no class
+                in_sequential(item, f"{access}[{i}]")
 
     walk(body.tree, ())
     return out
