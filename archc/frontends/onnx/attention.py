@@ -68,10 +68,18 @@ class Projection:
 @matcher
 def multi_head_attention(graph: Graph, root: Node) -> Match | None:
     """``softmax(q k^T / sqrt(d) (+ mask)) v`` between projections, rooted at the last MatMul."""
+    # The cheap first stages with the second choice of sizes first: a size baked in at export
+    # fails there, before the full match builds every index map with the first choice (a
+    # TorchScript ViT-B/16 export with a symbolic batch: 2.75 s of its lint, for no fusion).
+    # Without symbolic dims both choices are the same sizes, so this is the match's own start.
+    if _heads(graph, root, Sizes(1)) is None:
+        return None
     return on_two_instances(lambda sizes: _attention(graph, root, sizes))
 
 
-def _attention(graph: Graph, root: Node, sizes: Sizes) -> Match | None:
+def _heads(graph: Graph, root: Node, sizes: Sizes) -> tuple | None:
+    """The match's first stages: (softmax, the scores, the chains to q, k, v, the dims, the
+    projections), or None."""
     if kind(root) != "matmul" or len(root.inputs) != 2:
         return None
     soft = graph.node(root.inputs[0].node)
@@ -92,6 +100,14 @@ def _attention(graph: Graph, root: Node, sizes: Sizes) -> Match | None:
                                                     (False, True, False))]
     if None in projections:
         return None
+    return soft, scores, dims, projections
+
+
+def _attention(graph: Graph, root: Node, sizes: Sizes) -> Match | None:
+    heads = _heads(graph, root, sizes)
+    if heads is None:
+        return None
+    soft, (qk, factor, mask, score_nodes), dims, projections = heads
     out = _output(graph, root, sizes, dims)
     if out is None:
         return None
