@@ -61,6 +61,11 @@ def should_draw(stream: TextIO) -> bool:
     """Whether progress goes to ``stream``: a terminal, not TERM=dumb, not ARCHC_PROGRESS=0."""
     if os.environ.get(PROGRESS_ENV, "").strip().lower() in ("0", "never", "no", "false"):
         return False
+    return is_terminal(stream)
+
+
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal that can take control sequences (not TERM=dumb, not closed)."""
     if os.environ.get("TERM") == "dumb":
         return False
     isatty = getattr(stream, "isatty", None)

@@ -23,6 +23,7 @@ from enum import Enum
 from typing import TextIO
 
 from archc.errors import ArchcError, Diagnostic
+from archc.progress import is_terminal
 
 #: an excerpt shows at most this many columns of the line, centred on the caret
 EXCERPT_WIDTH = 100
@@ -53,13 +54,7 @@ def wants_colour(stream: TextIO) -> bool:
     force = os.environ.get("FORCE_COLOR")
     if force is not None and force.strip().lower() not in ("", "0", "false", "no"):
         return True
-    if os.environ.get("TERM") == "dumb":
-        return False
-    isatty = getattr(stream, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except ValueError:  # a closed stream
-        return False
+    return is_terminal(stream)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, py
+from archc.ops.base import Attr, OpDef, checked_dim, py
 from archc.ops.registry import register
 
 
@@ -152,10 +152,7 @@ class Softmax(Activation):
     def infer(self, node, ins):
         x = ins[0]
         expect_float(x, self.name)
-        axis = node.attrs["axis"]
-        if not -x.rank <= axis < x.rank:
-            raise ShapeError(f"axis {axis} is out of range for a {x.rank}-D input {x}; expected "
-                             f"{-x.rank} <= axis < {x.rank}")
+        checked_dim(node.attrs["axis"], x, "axis")
         return [x]
 
     def torch_forward(self, node, ins, args, module):

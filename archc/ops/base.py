@@ -353,6 +353,15 @@ def expect_rank(t: TensorType, ranks: Sequence[int], what: str) -> None:
         raise ShapeError(f"expected a {want} input {what}, got {t.rank}-D {t}")
 
 
+def checked_dim(dim: int, x: TensorType, name: str = "dim") -> int:
+    """``dim`` of ``x`` counted from 0 (negative counts from the end); a ShapeError, naming the
+    attribute ``name``, where it is out of range."""
+    if not -x.rank <= dim < x.rank:
+        raise ShapeError(f"{name} {dim} is out of range for a {x.rank}-D input {x}; expected "
+                         f"{-x.rank} <= {name} < {x.rank}")
+    return dim % x.rank
+
+
 def concrete(d: Dim, what: str) -> int:
     if not isinstance(d, int):
         raise ShapeError(f"{what} must be a known size, got symbolic '{d}'")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, broadcast, numel, py
+from archc.ops.base import Attr, OpDef, checked_dim, broadcast, numel, py
 from archc.ops.registry import register
 
 
@@ -161,11 +161,7 @@ class Mean(OpDef):
     def _dims(self, node, x) -> tuple[int, ...]:
         raw = node.attrs["dims"]
         raw = (raw,) if isinstance(raw, int) else tuple(raw)
-        for d in raw:
-            if not -x.rank <= d < x.rank:
-                raise ShapeError(f"dim {d} is out of range for a {x.rank}-D input {x}; expected "
-                                 f"{-x.rank} <= dim < {x.rank}")
-        dims = tuple(sorted({d % x.rank for d in raw}))
+        dims = tuple(sorted({checked_dim(d, x) for d in raw}))
         if len(dims) != len(raw):
             raise ShapeError(f"dims {list(raw)} name the same dim twice")
         return dims

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from archc.errors import ShapeError
 from archc.ir.types import TensorType
-from archc.ops.base import Attr, OpDef, ParamSpec, expand, py
+from archc.ops.base import Attr, OpDef, checked_dim, ParamSpec, expand, py
 from archc.ops.registry import register
 
 
@@ -78,11 +78,7 @@ class IndexSelect(OpDef):
     role = "other"
 
     def _dim(self, node, x) -> int:
-        dim = node.attrs["dim"]
-        if not -x.rank <= dim < x.rank:
-            raise ShapeError(f"dim {dim} is out of range for a {x.rank}-D input {x}; expected "
-                             f"{-x.rank} <= dim < {x.rank}")
-        return dim % x.rank
+        return checked_dim(node.attrs["dim"], x)
 
     def infer(self, node, ins):
         x, index = ins

@@ -9,7 +9,7 @@ the identity); a symbolic size is taken as larger than the shift.
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, py
+from archc.ops.base import Attr, OpDef, checked_dim, py
 from archc.ops.registry import register
 
 _INT64_MAX = 2 ** 63 - 1
@@ -32,10 +32,7 @@ class Roll(OpDef):
             raise ShapeError(f"shifts {shifts} and dims {dims} must have the same length (one shift per dim)")
         pairs = []
         for dim, shift in zip(dims, shifts):
-            if not -x.rank <= dim < x.rank:
-                raise ShapeError(f"dim {dim} is out of range for a {x.rank}-D input {x}; expected "
-                                 f"{-x.rank} <= dim < {x.rank}")
-            pairs.append((dim % x.rank, shift))
+            pairs.append((checked_dim(dim, x), shift))
         if len({d for d, _ in pairs}) != len(pairs):
             raise ShapeError(f"dims {dims} name a dim twice")
         return pairs

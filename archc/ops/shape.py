@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, py
+from archc.ops.base import Attr, OpDef, checked_dim, py
 from archc.ops.registry import register
 
 
@@ -181,11 +181,7 @@ class Slice(OpDef):
     role = "reshape"
 
     def _dim(self, node, x) -> int:
-        dim = node.attrs["dim"]
-        if not -x.rank <= dim < x.rank:
-            raise ShapeError(f"dim {dim} is out of range for a {x.rank}-D input {x}; expected "
-                             f"{-x.rank} <= dim < {x.rank}")
-        return dim % x.rank
+        return checked_dim(node.attrs["dim"], x)
 
     def infer(self, node, ins):
         x = ins[0]
@@ -239,11 +235,7 @@ class Split(OpDef):
     role = "reshape"
 
     def _pieces(self, node, x) -> tuple[int, list[int]]:
-        dim = node.attrs["dim"]
-        if not -x.rank <= dim < x.rank:
-            raise ShapeError(f"dim {dim} is out of range for a {x.rank}-D input {x}; expected "
-                             f"{-x.rank} <= dim < {x.rank}")
-        dim %= x.rank
+        dim = checked_dim(node.attrs["dim"], x)
         total = x.shape[dim]
         if not isinstance(total, int):
             raise ShapeError(f"splitting dim {dim} needs a known size, got symbolic '{total}'")
