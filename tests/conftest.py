@@ -79,3 +79,25 @@ def run_on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[in
             break
     os.close(leader)
     return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def check_against_onnxruntime(path: str):
+    """archc's PyTorch build of the ONNX file at ``path`` computes what onnxruntime does on it
+    (rtol 1e-4, atol 1e-5; symbolic dims fed as 3, 4, ...); returns the module."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    import archc
+
+    rng = np.random.default_rng(1)
+    session = ort.InferenceSession(path)
+    feeds = {i.name: rng.standard_normal([d if isinstance(d, int) else 3 + k for k, d in enumerate(i.shape)])
+             .astype(np.float32) for i in session.get_inputs()}
+    expected = session.run(None, feeds)
+    module = archc.from_onnx(path)
+    with torch.no_grad():
+        got = module(*[torch.from_numpy(v) for v in feeds.values()])
+    for e, g in zip(expected, got if isinstance(got, (tuple, list)) else [got]):
+        np.testing.assert_allclose(g.numpy(), e, rtol=1e-4, atol=1e-5)
+    return module

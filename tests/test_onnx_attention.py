@@ -9,17 +9,15 @@ import contextlib
 import io
 import warnings
 
-import numpy as np
-import onnxruntime as ort
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
 from torch import nn  # noqa: E402
 
-import archc  # noqa: E402
 from archc.frontends.onnx import load_onnx  # noqa: E402
 from archc.lowering.spec_yaml import dump_spec, to_spec  # noqa: E402
+from conftest import check_against_onnxruntime  # noqa: E402
 
 E, HEADS, N, L, S = 16, 4, 2, 5, 3
 
@@ -86,21 +84,6 @@ def _export(module: nn.Module, args: tuple, path: str, dynamo: bool, dynamic: bo
     return path
 
 
-def _check_against_onnxruntime(path: str) -> nn.Module:
-    """archc's torch build of the file computes what onnxruntime does; returns the module."""
-    rng = np.random.default_rng(1)
-    session = ort.InferenceSession(path)
-    feeds = {i.name: rng.standard_normal([d if isinstance(d, int) else 3 + k for k, d in enumerate(i.shape)])
-             .astype(np.float32) for i in session.get_inputs()}
-    expected = session.run(None, feeds)
-    module = archc.from_onnx(path)
-    with torch.no_grad():
-        got = module(*[torch.from_numpy(v) for v in feeds.values()])
-    for e, g in zip(expected, got if isinstance(got, (tuple, list)) else [got]):
-        np.testing.assert_allclose(g.numpy(), e, rtol=1e-4, atol=1e-5)
-    return module
-
-
 def _fused(path: str):
     graph = load_onnx(path)
     attention = [n for n in graph.nodes() if n.op == "multi_head_attention"]
@@ -120,7 +103,7 @@ def test_multihead_attention_comes_back_native_with_its_weights(tmp_path, layout
     assert len(attention) == 1 and {n.op for n in graph.nodes()} <= {"input", "multi_head_attention", "permute"}
     assert attention[0].attrs["num_heads"] == HEADS and attention[0].attrs["bias"]
     state = {k.rpartition(".")[2] if "out_proj" not in k else "out_proj." + k.rpartition(".")[2]: v
-             for k, v in _check_against_onnxruntime(path).state_dict().items()}
+             for k, v in check_against_onnxruntime(path).state_dict().items()}
     for key, original in source.attn.state_dict().items():
         assert state[key].numpy().tobytes() == original.numpy().tobytes(), key
 
@@ -135,7 +118,7 @@ def test_symbolic_batch_and_length_still_fuse(tmp_path):
     graph, attention = _fused(path)
     assert len(attention) == 1 and [n.op for n in graph.nodes()] == ["input", "multi_head_attention"]
     assert not all(isinstance(d, int) for d in attention[0].outputs[0].shape)
-    _check_against_onnxruntime(path)
+    check_against_onnxruntime(path)
 
 
 @pytest.mark.parametrize("dynamo", [False, True])
@@ -146,7 +129,7 @@ def test_cross_attention_reads_query_and_memory(tmp_path, dynamo):
     assert len(attention) == 1
     assert [graph.node(v.node).op for v in attention[0].inputs] == ["input"] * 3
     assert attention[0].inputs[1] == attention[0].inputs[2] != attention[0].inputs[0]
-    _check_against_onnxruntime(path)
+    check_against_onnxruntime(path)
 
 
 @pytest.mark.parametrize("dynamo", [False, True])
@@ -155,7 +138,7 @@ def test_a_constant_causal_mask_becomes_causal(tmp_path, dynamo):
                    str(tmp_path / "causal.onnx"), dynamo)
     _, attention = _fused(path)
     assert len(attention) == 1 and attention[0].attrs["causal"]
-    _check_against_onnxruntime(path)
+    check_against_onnxruntime(path)
 
 
 @pytest.mark.parametrize("dynamo", [False, True])
@@ -168,7 +151,7 @@ def test_attention_written_from_the_paper_stacks_its_projections(tmp_path, dynam
     stacked = torch.cat([source.q.weight, source.k.weight, source.v.weight]).detach().numpy()
     assert weights["in_proj_weight"].tobytes() == stacked.tobytes()
     assert weights["out_proj.bias"].tobytes() == source.o.bias.detach().numpy().tobytes()
-    _check_against_onnxruntime(path)
+    check_against_onnxruntime(path)
     spec, _ = to_spec(graph)
     assert "op: multi_head_attention" in dump_spec(spec, path)
 
@@ -180,7 +163,7 @@ def test_another_scale_stays_unfused_and_still_builds(tmp_path, dynamo):
                    str(tmp_path / "scaled.onnx"), dynamo)
     graph, attention = _fused(path)
     assert not attention and any(n.op == "softmax" for n in graph.nodes())
-    _check_against_onnxruntime(path)
+    check_against_onnxruntime(path)
 
 
 def test_attention_weights_used_outside_block_the_fusion(tmp_path):
@@ -188,7 +171,7 @@ def test_attention_weights_used_outside_block_the_fusion(tmp_path):
                    str(tmp_path / "weights_out.onnx"), False)
     graph, attention = _fused(path)
     assert not attention and any(n.op == "softmax" for n in graph.nodes())
-    _check_against_onnxruntime(path)
+    check_against_onnxruntime(path)
 
 
 def test_spec_command_shows_the_fused_attention(tmp_path, run_archc):

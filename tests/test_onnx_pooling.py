@@ -10,7 +10,6 @@ import warnings
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -18,10 +17,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
 from torch import nn  # noqa: E402
 
-import archc  # noqa: E402
 from archc.frontends.onnx import load_onnx  # noqa: E402
 from archc.ir.graph import Value  # noqa: E402
 from archc.lowering.spec_yaml import dump_spec, to_spec  # noqa: E402
+from conftest import check_against_onnxruntime  # noqa: E402
 
 
 class OddSegNet(nn.Module):
@@ -59,17 +58,6 @@ def _export(module: nn.Module, shape, path: str, dynamo: bool) -> str:
     return path
 
 
-def _check_against_onnxruntime(path: str) -> None:
-    rng = np.random.default_rng(1)
-    session = ort.InferenceSession(path)
-    feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in session.get_inputs()}
-    expected = session.run(None, feeds)
-    with torch.no_grad():
-        got = archc.from_onnx(path)(*[torch.from_numpy(v) for v in feeds.values()])
-    for e, g in zip(expected, got if isinstance(got, (tuple, list)) else [got]):
-        np.testing.assert_allclose(g.numpy(), e, rtol=1e-4, atol=1e-5)
-
-
 def _native_pair(graph):
     pools = [n for n in graph.nodes() if n.op == "maxpool"]
     unpools = [n for n in graph.nodes() if n.op == "max_unpool"]
@@ -86,7 +74,7 @@ def test_odd_sized_segnet_unpools_with_the_encoders_indices(tmp_path, dynamo):
     pools, unpools = _native_pair(graph)
     assert [u.inputs[1] for u in unpools] == [Value(pools[1].name, 1), Value(pools[0].name, 1)]
     assert [u.outputs[0].shape[2:] for u in unpools] == [(5, 4), (11, 9)]
-    _check_against_onnxruntime(path)
+    check_against_onnxruntime(path)
     assert "op: max_unpool" in dump_spec(to_spec(graph)[0], path)
 
 
@@ -115,7 +103,7 @@ def test_onnx_maxunpool_of_a_maxpool_becomes_the_native_pair(tmp_path, output_sh
     graph = load_onnx(path)
     (pool,), (unpool,) = _native_pair(graph)
     assert unpool.inputs[1] == Value(pool.name, 1) and unpool.outputs[0].shape == (2, 4, *size)
-    _check_against_onnxruntime(path)
+    check_against_onnxruntime(path)
 
 
 def test_an_unpooling_that_does_not_mirror_the_pooling_stays_onnx(tmp_path):
@@ -123,7 +111,7 @@ def test_an_unpooling_that_does_not_mirror_the_pooling_stays_onnx(tmp_path):
     path = _onnx_unpool_model(str(tmp_path / "m.onnx"), {"kernel_shape": [2, 2], "strides": [3, 3]}, None)
     graph = load_onnx(path)
     assert sorted(n.attrs["op_type"] for n in graph.nodes() if n.op == "onnx_node") == ["MaxPool", "MaxUnpool"]
-    _check_against_onnxruntime(path)
+    check_against_onnxruntime(path)
 
 
 def test_an_unpooling_to_another_size_stays_onnx(tmp_path):

@@ -9,7 +9,6 @@ import warnings
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
@@ -17,9 +16,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
 from torch import nn  # noqa: E402
 
-import archc  # noqa: E402
 from archc.frontends.onnx import load_onnx  # noqa: E402
 from archc.lowering.spec_yaml import dump_spec, to_spec  # noqa: E402
+from conftest import check_against_onnxruntime  # noqa: E402
 
 
 class Encoder(nn.Module):
@@ -56,20 +55,6 @@ def _export(module: nn.Module, shape, path: str, dynamo: bool, dynamic: bool = F
     return path
 
 
-def _check_against_onnxruntime(path: str) -> nn.Module:
-    rng = np.random.default_rng(1)
-    session = ort.InferenceSession(path)
-    feeds = {i.name: rng.standard_normal([d if isinstance(d, int) else 3 + k for k, d in enumerate(i.shape)])
-             .astype(np.float32) for i in session.get_inputs()}
-    expected = session.run(None, feeds)
-    module = archc.from_onnx(path)
-    with torch.no_grad():
-        got = module(*[torch.from_numpy(v) for v in feeds.values()])
-    for e, g in zip(expected, got if isinstance(got, (tuple, list)) else [got]):
-        np.testing.assert_allclose(g.numpy(), e, rtol=1e-4, atol=1e-5)
-    return module
-
-
 CASES = [(cell, batch_first, bidirectional, dynamo) for cell in ("LSTM", "GRU") for batch_first in (True, False)
          for bidirectional in (False, True) for dynamo in (False, True)]
 
@@ -85,7 +70,7 @@ def test_recurrent_layers_come_back_native_with_the_original_state_dict(tmp_path
     assert node.op == cell.lower()
     assert (node.attrs["num_layers"], node.attrs["bidirectional"], node.attrs["batch_first"]) == \
         (2, bidirectional, batch_first)
-    module = _check_against_onnxruntime(path)
+    module = check_against_onnxruntime(path)
     (built,) = [m for m in module.modules() if isinstance(m, getattr(nn, cell))]
     original, rebuilt = source.rnn.state_dict(), built.state_dict()
     assert list(rebuilt) == list(original)
@@ -98,7 +83,7 @@ def test_symbolic_batch_and_length_still_fuse(tmp_path, cell):
     path = _export(_randomized(Encoder(cell, True, True)), (2, 7, 6), str(tmp_path / "dyn.onnx"), True, dynamic=True)
     graph = load_onnx(path)
     assert [n.op for n in graph.nodes()] == ["input", cell.lower()]
-    _check_against_onnxruntime(path)
+    check_against_onnxruntime(path)
 
 
 @pytest.mark.parametrize("dynamo", [False, True])
@@ -108,7 +93,7 @@ def test_a_final_state_read_outside_keeps_the_onnx_node(tmp_path, dynamo):
                    str(tmp_path / "state.onnx"), dynamo)
     graph = load_onnx(path)
     assert any(n.op == "onnx_node" and n.attrs["op_type"] == "GRU" for n in graph.nodes())
-    _check_against_onnxruntime(path)
+    check_against_onnxruntime(path)
 
 
 def test_gru_without_linear_before_reset_is_not_fused(tmp_path):
