@@ -4,7 +4,9 @@
 
 Defaults to every shipped spec. Time is ``generate_source`` alone (the spec loaded once,
 outside the timing): the least CPU time (``time.process_time``, less disturbed than wall
-time on a shared machine) of ``--repeat`` runs in each of ``--rounds`` rounds.
+time on a shared machine) of ``--repeat`` runs in each of ``--rounds`` rounds. The cyclic
+garbage collector is off while timing, on both sides, as ``archc build`` runs with it off
+(``archc.cli._collector_paused``): with torch imported, a collection walks torch's whole heap.
 
 ``--baseline REV`` also times the generator of another git revision (default ``c73f2c1^``,
 the flat generator before the class-per-block rewrite) on that revision's spec of the same
@@ -15,6 +17,7 @@ over the baseline's (below 1: faster).
 from __future__ import annotations
 
 import argparse
+import gc
 import glob
 import io
 import json
@@ -30,7 +33,7 @@ OLD_FLAT_GENERATOR = "c73f2c1^"
 
 # Run in the baseline's tree: times its generate_source on its own specs of the given names.
 _BASELINE_TIMER = """
-import json, sys, time
+import gc, json, sys, time
 import archc
 from archc.lowering.torch import generate_source
 repeat, names, result = int(sys.argv[1]), sys.argv[2:], {}
@@ -41,10 +44,12 @@ for name in names:
     except Exception:
         continue
     best = float("inf")
+    gc.disable()
     for _ in range(repeat):
         start = time.process_time()
         generate_source(graph)
         best = min(best, time.process_time() - start)
+    gc.enable()
     result[name] = best
 print(json.dumps(result))
 """
@@ -88,10 +93,12 @@ def main() -> None:
             _baseline_tree(args.baseline, tree)
         for _ in range(args.rounds):
             for name, (graph, labels) in graphs.items():
+                gc.disable()  # as the CLI runs it (and the baseline below)
                 for _ in range(args.repeat):
                     start = time.process_time()
                     generate_source(graph, labels=labels)
                     best[name] = min(best[name], time.process_time() - start)
+                gc.enable()
             if args.baseline:
                 for name, seconds in _time_baseline(tree, names, args.repeat).items():
                     old[name] = min(old[name], seconds)
