@@ -26,7 +26,8 @@ from archc.ops import registry
 from archc.pysource import identifier, is_identifier, literal
 
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
-           "Lowered", "place", "attribute", "HOLE"]
+           "Lowered", "place", "attribute", "HOLE", "split_numbers",
+           "spread_at"]
 
 #: Marks a hole in generated text: HOLE + index + HOLE (no digit of it is ever read as a number).
 HOLE = "\x00"
@@ -184,7 +185,7 @@ def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[
 # -- one instance, lowered with holes -----------------------------------------------------------
 
 @functools.lru_cache(maxsize=8192)
-def _split(source: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def split_numbers(source: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """``source`` cut at its integer literals (not inside strings, not parts of floats or names):
     the text pieces around them and the integers, parsed once per distinct text."""
     pieces, values, start = [], [], 0
@@ -202,7 +203,7 @@ def _split(source: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
 def with_holes(body: Body, source: str, node: str | None = None, forward: bool = False) -> str:
     """``source`` with each integer literal taken out as a hole (strings and floats stay);
     ``node``: the local node whose text this is (recorded as the holes' site)."""
-    pieces, values = _split(source)
+    pieces, values = split_numbers(source)
     if not values:
         return source
     out = [pieces[0]]
@@ -214,9 +215,18 @@ def with_holes(body: Body, source: str, node: str | None = None, forward: bool =
     return "".join(out)
 
 
+def spread_at(inputs: list[Value], values: tuple[Value, ...]) -> int | None:
+    """Where ``values`` (a variadic formal's) occur in a row in ``inputs`` (the first place), or None."""
+    n = len(values)
+    for i, value in enumerate(inputs[:len(inputs) - n + 1]):
+        if value == values[0] and tuple(inputs[i:i + n]) == values:
+            return i
+    return None
+
+
 def numbers(source: str) -> list[int]:
     """The integer literals of ``source`` in order (what :func:`with_holes` takes out)."""
-    return list(_split(source)[1])
+    return list(split_numbers(source)[1])
 
 
 class VarNames:

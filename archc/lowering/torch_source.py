@@ -20,6 +20,7 @@ from archc.lowering.pyformat import LINE_LENGTH, split_statement
 from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
 from archc.lowering.torch_body import BodyWriter
 from archc.lowering.torch_plan import HOLE, Body, Instance, Leaf, instance_tree
+from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements
 from archc.pysource import comment, is_identifier, literal, one_line
 
@@ -97,19 +98,27 @@ class _Planner:
         return cls.name, cls.args.call(self.body_of[id(child)])
 
     def plan(self, root: Instance) -> Body:
-        signatures: dict[int, int] = {}
-        lowered: dict[int, Body] = {}
+        keys = Signatures(self.writer)
+        lowered: dict[int, Body] = {}   # signature -> its body
+        first: dict[int, Body] = {}     # shape -> the first body lowered in full
+        texts: dict[int, list] = {}
         for level in reversed(_depths(root)[1:]):
             groups: dict[tuple[str, str], list[Body]] = {}
             for inst in level:
-                signature = signatures[id(inst)] = self.writer.signature(inst, signatures)
+                shape, signature = keys.add(inst)
                 if self.writer.as_sequential(inst) is not None:
                     continue
                 known = lowered.get(signature)
-                body = self.writer.reuse(known, inst) if known is not None else self.writer.lower(inst)
-                if known is None:
+                if known is not None:
+                    body = reuse(self.writer, known, inst)
+                else:
+                    template = first.get(shape)
+                    body = relower(self.writer, template, inst, texts) if template is not None else None
+                    if body is None:
+                        body = self.writer.lower(inst)
+                        body.skeleton = _skeleton(body)
+                        first.setdefault(shape, body)
                     lowered[signature] = body
-                    body.skeleton = _skeleton(body)
                 self.body_of[id(inst)] = body
                 groups.setdefault((inst.info.block, body.skeleton), []).append(body)
             self._name_groups(groups)
