@@ -24,13 +24,10 @@ _FOR = re.compile(r"\bfor\b")  # no comprehension without it (a cheap test befor
 _CODE_CHARS = re.compile(r"""[()\[\]{},]|'(?:[^'\\]|\\.)*(?:'|\Z)|"(?:[^"\\]|\\.)*(?:"|\Z)""", re.S)
 
 
-def _code_chars(text: str):
+def _code_chars(text: str) -> list[tuple[int, str]]:
     """(index, character) of the brackets and commas of ``text`` outside string literals: the
     one quote-aware scan (a regular expression steps over strings whole)."""
-    for m in _CODE_CHARS.finditer(text):
-        c = m.group()
-        if len(c) == 1 and c not in "'\"":
-            yield m.start(), c
+    return [(m.start(), c) for m in _CODE_CHARS.finditer(text) if len(c := m.group()) == 1 and c not in "'\""]
 
 
 def _pairs(text: str) -> dict[int, int]:

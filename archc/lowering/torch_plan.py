@@ -27,10 +27,11 @@ from archc.pysource import identifier, is_identifier, literal
 
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
            "Lowered", "place", "attribute", "HOLE", "split_numbers",
-           "spread_at"]
+           "spread_at", "frozen_attrs"]
 
 #: Marks a hole in generated text: HOLE + index + HOLE (no digit of it is ever read as a number).
 HOLE = "\x00"
+_MODULE_MARK = "\x03"  # stands for a module's expression in text asked of an op once for many
 _NUMBER_OR_STRING = re.compile(
     r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.\x01])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")
 # Names generated code uses itself: never a variable's name.
@@ -215,6 +216,17 @@ def with_holes(body: Body, source: str, node: str | None = None, forward: bool =
     return "".join(out)
 
 
+def frozen_attrs(attrs: dict[str, Any]) -> Any:
+    """A node's attributes as a hashable key (their repr where a value is a list or dict); with
+    each value's type, since 1, 1.0 and True are equal but are written differently."""
+    items = (tuple(attrs.items()), tuple(map(type, attrs.values())))
+    try:
+        hash(items)
+    except TypeError:
+        return repr(attrs)
+    return items
+
+
 def spread_at(inputs: list[Value], values: tuple[Value, ...]) -> int | None:
     """Where ``values`` (a variadic formal's) occur in a row in ``inputs`` (the first place), or None."""
     n = len(values)
@@ -259,6 +271,8 @@ class Lowered:
         self.nodes: dict[str, Node] = {n.name: n for n in self.order}
         self._readers: dict[Value, set[str]] = {}
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
+        self._resets: dict[tuple, list[str]] = {}
+        self._attrs_keys: dict[str, Any] = {}
         #: module-level functions the forward code calls (name -> def source), in first use order
         self.functions: dict[str, str] = {}
         for op in dict.fromkeys(n.op for n in self.order):
@@ -278,6 +292,23 @@ class Lowered:
     def users(self, name: str) -> list[str]:
         """Distinct nodes that read an output of ``name``."""
         return sorted(self.graph.nx.succ[name])
+
+    def attrs_key(self, node: Node) -> Any:
+        """:func:`frozen_attrs` of the node's attributes, computed once."""
+        found = self._attrs_keys.get(node.name)
+        if found is None:
+            found = self._attrs_keys[node.name] = frozen_attrs(node.attrs)
+        return found
+
+    def resets(self, node: Node, module: str) -> list[str]:
+        """The op's reset statements for ``node`` reached as ``module`` (:meth:`OpDef.torch_reset`),
+        asked once per op, attributes and input types (with a marker for the module)."""
+        op, ins, _, _ = self(node)
+        key = (node.op, self.attrs_key(node), tuple(ins))
+        found = self._resets.get(key)
+        if found is None:
+            found = self._resets[key] = op.torch_reset(node, ins, _MODULE_MARK)
+        return [statement.replace(_MODULE_MARK, module) for statement in found]
 
     def __call__(self, node: Node) -> tuple[Any, list[TensorType], str | None, str | None]:
         """(op, input types, module constructor or None, parameter tensor source or None)."""

@@ -27,17 +27,6 @@ from archc.lowering.torch_plan import Body, Instance, Stmt, split_numbers, sprea
 __all__ = ["Signatures", "relower", "reuse"]
 
 
-def _frozen(attrs: dict[str, Any]) -> Any:
-    """A node's attributes as a hashable key (their repr where a value is a list or dict); with
-    each value's type, since 1, 1.0 and True are equal but are written differently."""
-    items = (tuple(attrs.items()), tuple(map(type, attrs.values())))
-    try:
-        hash(items)
-    except TypeError:
-        return repr(attrs)
-    return items
-
-
 class Signatures:
     """Numbers instances by shape and by signature, as they are met (so a parent's key holds
     its children's numbers, not their tuples); children first."""
@@ -51,6 +40,7 @@ class Signatures:
     def add(self, inst: Instance) -> tuple[int, int]:
         """``inst``'s (shape, signature); its child instances must have been added."""
         types = self.writer.lowered.type_of
+        attrs_key = self.writer.lowered.attrs_key
         members = inst.members
         formal = {v: (i, j) for i, values in enumerate(inst.inputs) for j, v in enumerate(values)}
         cut = len(inst.path) + 1 if inst.path else 0
@@ -77,7 +67,7 @@ class Signatures:
         for item in inst.items:
             if isinstance(item, Node):
                 shape.append((item.name[cut:], item.op, tuple(item.attrs), len(item.outputs), refs(item.inputs)))
-                numbers.append(_frozen(item.attrs))
+                numbers.append(attrs_key(item))
             else:
                 child_shape, child_signature = self.of[id(item)]
                 shape.append((item.path[cut:], child_shape, tuple(map(refs, item.inputs)),
