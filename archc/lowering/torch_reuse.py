@@ -18,7 +18,6 @@ infers them from its attributes and input types.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from archc.ir.graph import Node, Value
@@ -89,7 +88,9 @@ def reuse(writer: Any, body: Body, inst: Instance, holes: list[Any] | None = Non
     if writer.labels:  # else comments depend on the local names alone: the same
         changes["stmts"] = [Stmt(s.targets, s.expr, writer.comments(f"{inst.path}.{s.node}", s.node), s.node)
                             if s.node is not None else s for s in body.stmts]
-    return dataclasses.replace(body, **changes)
+    copy = Body.__new__(Body)  # dataclasses.replace without its per-call introspection
+    copy.__dict__.update(body.__dict__, **changes)
+    return copy
 
 
 def relower(writer: Any, template: Body, inst: Instance, texts: dict[int, list[Any]]) -> Body | None:
