@@ -117,6 +117,7 @@ class _Resolver:
         self.namespace = Namespace({*self.params, *self.lets, "self"})
         self._args = [dict(b.instance.info.args) if b.instance.info else {} for b in bodies]
         self._param_vectors: dict[str, tuple] = {}
+        self._attr_vectors: dict[tuple[str, str], tuple] = {}
 
     # -- values of the representative, mapped to every instance ---------------------------------
     def key(self, value: Value) -> tuple | None:
@@ -147,8 +148,12 @@ class _Resolver:
         return tuple(vector)
 
     def attr_vector(self, local: str, attr: str) -> tuple:
-        return tuple(self.graph.nodes[f"{b.instance.path}.{local}" if b.instance.path else local].attrs.get(attr)
-                     for b in self.bodies)
+        found = self._attr_vectors.get((local, attr))
+        if found is None:
+            nodes = self.graph.nodes
+            found = self._attr_vectors[(local, attr)] = tuple(
+                nodes[f"{b.instance.path}.{local}" if b.instance.path else local].attrs.get(attr) for b in self.bodies)
+        return found
 
     def own_exprs(self, node: Node) -> list[tuple[str, str]]:
         """A node's attribute expressions if they are written in this block (a nested block's

@@ -160,6 +160,8 @@ class BodyWriter:
     def own_ties(self, inst: Instance) -> list[tuple[str, str, str, str]]:
         """Tied parameters whose node and owner both lie in ``inst`` but not both in one child:
         this instance's class assigns them (so a block that ties inside itself does it itself)."""
+        if not self.tied:
+            return []
         children = [c for c in inst.items if isinstance(c, Instance)]
         return [tie for tie in self.tied if tie[0] in inst.members and tie[2] in inst.members
                 and not any(tie[0] in c.members and tie[2] in c.members for c in children)]

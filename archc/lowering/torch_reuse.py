@@ -85,9 +85,16 @@ def reuse(writer: Any, body: Body, inst: Instance, holes: list[Any] | None = Non
     changes: dict[str, Any] = {"instance": inst}
     if holes is not None:
         changes["holes"] = holes
-    if writer.labels:  # else comments depend on the local names alone: the same
-        changes["stmts"] = [Stmt(s.targets, s.expr, writer.comments(f"{inst.path}.{s.node}", s.node), s.node)
-                            if s.node is not None else s for s in body.stmts]
+    labels = writer.labels
+    if labels:  # else comments depend on the local names alone: the same
+        there, stmts, changed = body.instance.path, [], False
+        for stmt in body.stmts:
+            if stmt.node is not None and labels.get(f"{inst.path}.{stmt.node}") != labels.get(f"{there}.{stmt.node}"):
+                stmt = Stmt(stmt.targets, stmt.expr, writer.comments(f"{inst.path}.{stmt.node}", stmt.node), stmt.node)
+                changed = True
+            stmts.append(stmt)
+        if changed:
+            changes["stmts"] = stmts
     copy = Body.__new__(Body)  # dataclasses.replace without its per-call introspection
     copy.__dict__.update(body.__dict__, **changes)
     return copy
