@@ -10,7 +10,6 @@ branches on op names.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 from typing import Any, Callable, Mapping
@@ -59,13 +58,14 @@ class BodyWriter:
     (class name, [(argument, value)]) once that child's class is known."""
 
     def __init__(self, graph: Graph, labels: Mapping[str, str],
-                 call_of: Callable[[Instance], tuple[str, list[tuple[str, Any]]]]) -> None:
+                 call_of: Callable[[Instance], tuple[str, list[tuple[str, Any]]]],
+                 earlier: BodyWriter | None = None) -> None:
         self.graph = graph
-        self.lowered = Lowered(graph)
+        # an earlier writer's reading of the graph, if any: it depends on the graph alone
+        self.lowered = earlier.lowered if earlier is not None else Lowered(graph)
         self.labels = labels
         self.call_of = call_of
-        self._sequential: dict[int, list[Node | Instance] | None] = {}
-        self._signatures: dict[tuple, int] = {}
+        self._sequential: dict[int, list[Node | Instance] | None] = earlier._sequential if earlier is not None else {}
         #: (node, its parameter, owner node, owner's parameter) of every tied parameter
         self.tied = [(n.name, p, owner, op) for n in self.lowered.order
                      for p, (owner, op) in tied_params(n).items()]
