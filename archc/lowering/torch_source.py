@@ -238,7 +238,11 @@ def _comment_lines(text: str, depth: int) -> list[str]:
     width = LINE_LENGTH - len(_I * depth) - 2
     lines = []
     for line in comment(text):
-        lines += [_I * depth + "# " + w for w in textwrap.wrap(line[2:], width, break_on_hyphens=False)] or \
+        body = line[2:]
+        if body and len(body) <= width and body.isascii() and body.isprintable() and body[0] != " " != body[-1]:
+            lines.append(_I * depth + line)  # what textwrap gives a line that fits and has no odd spaces
+            continue
+        lines += [_I * depth + "# " + w for w in textwrap.wrap(body, width, break_on_hyphens=False)] or \
             [_I * depth + "#"]
     return lines
 
