@@ -31,6 +31,7 @@ __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "wit
 
 #: Marks a hole in generated text: HOLE + index + HOLE (no digit of it is ever read as a number).
 HOLE = "\x00"
+_NO_READERS: frozenset[str] = frozenset()
 _MODULE_MARK = "\x03"  # stands for a module's expression in text asked of an op once for many
 _NUMBER_OR_STRING = re.compile(
     r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.\x01])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")
@@ -269,7 +270,7 @@ class Lowered:
         self.graph = graph
         self.order: list[Node] = list(graph.nodes())
         self.nodes: dict[str, Node] = {n.name: n for n in self.order}
-        self._readers: dict[Value, set[str]] = {}
+        self._readers: dict[Value, set[str]] | None = None
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
         self._resets: dict[tuple, list[str]] = {}
         self._attrs_keys: dict[str, Any] = {}
@@ -282,12 +283,14 @@ class Lowered:
         return self.nodes[value.node].outputs[value.out]
 
     def readers(self, value: Value) -> set[str]:
-        """The nodes that read ``value`` (from the graph's edges, on first asking)."""
-        found = self._readers.get(value)
-        if found is None:
-            found = self._readers[value] = {user for user, edges in self.graph.nx.succ[value.node].items()
-                                            if any(d["out"] == value.out for d in edges.values())}
-        return found
+        """The nodes that read ``value`` (the graph's edges are its nodes' inputs: all read in
+        one pass on first asking)."""
+        if self._readers is None:
+            self._readers = {}
+            for node in self.order:
+                for read in node.inputs:
+                    self._readers.setdefault(read, set()).add(node.name)
+        return self._readers.get(value, _NO_READERS)
 
     def users(self, name: str) -> list[str]:
         """Distinct nodes that read an output of ``name``."""
