@@ -43,39 +43,34 @@ class Signatures:
         members = inst.members
         formal = {v: (i, j) for i, values in enumerate(inst.inputs) for j, v in enumerate(values)}
         cut = len(inst.path) + 1 if inst.path else 0
-
-        def ref(value: Value) -> Any:
-            if value.node in members:
-                return (value.node[cut:], value.out)
-            # a formal's value, or one read from outside by name (the same value in every
-            # instance that reads it, so of the same type)
-            return formal.get(value, value)
-
         # a variadic formal read only whole (torch.cat(features)) is one name whatever its length
         spread = self.writer.spread_values(inst)
 
         def refs(values: list[Value]) -> tuple:
+            # a value made inside by its local name; a formal's by its place; one read from
+            # outside by name as itself (the same value, of the same type, in every instance)
             at = spread_at(values, spread) if spread else None
             if at is None:
-                return tuple(map(ref, values))
-            return (*map(ref, values[:at]), "*", *map(ref, values[at + len(spread):]))
+                return tuple((v.node[cut:], v.out) if v.node in members else formal.get(v, v) for v in values)
+            return (*refs(values[:at]), "*", *refs(values[at + len(spread):]))
 
         shape: list[Any] = [inst.info.block if inst.info else None, tuple(inst.formals),
-                            tuple(map(refs, inst.inputs)), tuple(map(ref, inst.outputs))]
-        numbers: list[Any] = [tuple(tuple(types(v) for v in values) for values in inst.inputs)]
+                            tuple(map(refs, inst.inputs)), refs(inst.outputs)]
+        numbers: list[Any] = [tuple(tuple(map(types, values)) for values in inst.inputs)]
+        of = self.of
         for item in inst.items:
             if isinstance(item, Node):
                 shape.append((item.name[cut:], item.op, tuple(item.attrs), len(item.outputs), refs(item.inputs)))
                 numbers.append(attrs_key(item))
             else:
-                child_shape, child_signature = self.of[id(item)]
-                shape.append((item.path[cut:], child_shape, tuple(map(refs, item.inputs)),
-                              tuple(map(ref, item.outputs))))
+                child_shape, child_signature = of[id(item)]
+                shape.append((item.path[cut:], child_shape, tuple(map(refs, item.inputs)), refs(item.outputs)))
                 numbers.append(child_signature)
-        shape.append(tuple((n[cut:], p, o[cut:], q) for n, p, o, q in self.writer.own_ties(inst)))
+        if self.writer.tied:
+            shape.append(tuple((n[cut:], p, o[cut:], q) for n, p, o, q in self.writer.own_ties(inst)))
         shape_id = self._shapes.setdefault(tuple(shape), len(self._shapes))
         signature = self._signatures.setdefault((shape_id, tuple(numbers)), len(self._signatures))
-        self.of[id(inst)] = (shape_id, signature)
+        of[id(inst)] = (shape_id, signature)
         return shape_id, signature
 
 
