@@ -11,6 +11,7 @@ shipped spec's file with ``ruff format --check``.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 __all__ = ["LINE_LENGTH", "split_statement"]
@@ -30,6 +31,7 @@ def _code_chars(text: str) -> list[tuple[int, str]]:
     return [(m.start(), c) for m in _CODE_CHARS.finditer(text) if len(c := m.group()) == 1 and c not in "'\""]
 
 
+@functools.lru_cache(maxsize=64)  # split_statement asks twice per text (the magic comma, the split)
 def _pairs(text: str) -> dict[int, int]:
     """Closing bracket index -> its opening index, outside string literals."""
     stack, pairs = [], {}
