@@ -423,11 +423,11 @@ def _attr_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool,
     probe = Node(name=node.name, op=node.op, attrs={**node.attrs, attr: probed}, inputs=node.inputs,
                  outputs=node.outputs, attr_exprs=node.attr_exprs)
     try:
-        ctor2, tensor2 = op.torch_module(probe, ins), op.torch_parameter(probe, ins)
+        ctor2, tensor2 = lowered.module(op, probe, ins), op.torch_parameter(probe, ins)
         args = [f"a{i}" for i in range(len(ins))]
         module = "m" if ctor is not None or tensor is not None else None
-        before = (numbers(ctor or tensor or ""), numbers(op.torch_forward(node, ins, args, module)))
-        after = (numbers(ctor2 or tensor2 or ""), numbers(op.torch_forward(probe, ins, args, module)))
+        before = (numbers(ctor or tensor or ""), numbers(lowered.forward(op, node, ins, args, module)))
+        after = (numbers(ctor2 or tensor2 or ""), numbers(lowered.forward(op, probe, ins, args, module)))
     except Exception:  # the op refuses the probe value: the attribute cannot be traced
         return None
     positions = []

@@ -65,7 +65,8 @@ class BodyWriter:
         self.lowered = earlier.lowered if earlier is not None else Lowered(graph)
         self.labels = labels
         self.call_of = call_of
-        self._sequential: dict[int, list[Node | Instance] | None] = earlier._sequential if earlier is not None else {}
+        self._sequential: dict[int, tuple[list[Node | Instance] | None, bool]] = \
+            earlier._sequential if earlier is not None else {}
         #: (node, its parameter, owner node, owner's parameter) of every tied parameter
         self.tied = [(n.name, p, owner, op) for n in self.lowered.order
                      for p, (owner, op) in tied_params(n).items()]
@@ -73,38 +74,70 @@ class BodyWriter:
 
     # -- what becomes an nn.Sequential ----------------------------------------------------------
     def as_sequential(self, inst: Instance) -> list[Node | Instance] | None:
-        """The items of an instance that is a chain of modules named 0, 1, ... (else None)."""
-        key = id(inst)
-        if key not in self._sequential:
-            self._sequential[key] = self._find_sequential(inst)
-        return self._sequential[key]
+        """The items of an instance written where it is used as ``nn.Sequential(...)``: a chain
+        of modules and block instances named 0, 1, ... (else None)."""
+        return self._decide(inst)[0]
 
-    def _find_sequential(self, inst: Instance) -> list[Node | Instance] | None:
-        """Items named 0, 1, ... each reading only the one before: modules called on one tensor,
-        or block instances (torchvision's ``branch2 = nn.Sequential(BasicConv2d(...), ...)``)."""
+    def sequential_class(self, inst: Instance) -> bool:
+        """Whether the instance's class is an ``nn.Sequential`` subclass: a chain whose names
+        are no Python identifiers (numbers where it needs an op's module form, ``nn.ReLU6()``;
+        RegNet's ``block1-0``), which a module reaches as ``self[0]``, not ``getattr``."""
+        return self._decide(inst)[1]
+
+    def _decide(self, inst: Instance) -> tuple[list[Node | Instance] | None, bool]:
+        key = id(inst)
+        found = self._sequential.get(key)
+        if found is None:
+            found = self._sequential[key] = self._find_sequential(inst)
+        return found
+
+    def _find_sequential(self, inst: Instance) -> tuple[list[Node | Instance] | None, bool]:
+        """Items each reading only the one before: modules called on one tensor, functional ops
+        with a module form, block instances. Named 0, 1, ... and all modules or instances, they
+        are written inline (torchvision's ``branch2 = nn.Sequential(BasicConv2d(...), ...)``);
+        with a module form (torchvision's ``Conv2dNormActivation``) or other names that are no
+        identifiers (RegNet's ``block1-0``), as an ``nn.Sequential`` class. Chains named by
+        identifiers stay classes with attributes (``self.conv1``). Else (None, False)."""
         items = inst.items
+        none: tuple[None, bool] = (None, False)
         if len(inst.inputs) != 1 or len(inst.inputs[0]) != 1 or len(inst.outputs) != 1 or not items:
-            return None
-        previous = inst.inputs[0][0]
+            return none
+        previous, forms, names = inst.inputs[0][0], [], []
         for i, item in enumerate(items):
             if isinstance(item, Node):
                 name, reads, outputs = item.name, item.inputs, [Value(item.name)]
             else:
                 name, reads, outputs = item.path, [v for values in item.inputs for v in values], item.outputs
-            if inst.local(name) != str(i) or reads != [previous] or len(outputs) != 1:
-                return None
+            names.append(inst.local(name))
+            if "." in names[-1] or reads != [previous] or len(outputs) != 1:
+                return none
             if isinstance(item, Node):
-                op, ins, ctor, _ = self.lowered(item)
-                if ctor is None or len(item.outputs) != 1 or op.torch_forward(item, ins, ["a"], "m") != "m(a)":
-                    return None
+                op, ins, ctor, tensor = self.lowered(item)
+                if len(item.outputs) != 1 or tensor is not None:
+                    return none
+                if ctor is None and item.name not in self.lowered.as_module:
+                    if op.torch_module_form(item, ins) is None:
+                        return none
+                    forms.append(item)
+                elif ctor is not None and item.name not in self.lowered.as_module \
+                        and op.torch_forward(item, ins, ["a"], "m") != "m(a)":
+                    return none
             elif len(item.inputs) != 1 or (item.info and item.info.formals and item.info.formals[0].endswith("...")):
-                return None
+                return none
             if i < len(items) - 1:
                 after = items[i + 1]
                 if self._read_outside(outputs[0], {after.name} if isinstance(after, Node) else after.members):
-                    return None
+                    return none
             previous = outputs[0]
-        return items if inst.outputs == [previous] else None
+        if inst.outputs != [previous]:
+            return none
+        if names == [str(i) for i in range(len(items))] and not forms:
+            return items, False
+        if inst.info is None or self.own_ties(inst) or all(map(is_identifier, names)):
+            return none
+        for node in forms:
+            self.lowered.write_as_module(node)
+        return None, True
 
     def _read_outside(self, value: Value, allowed: set[str]) -> bool:
         return value in self.graph_outputs or bool(self.lowered.readers(value) - allowed)
@@ -124,7 +157,7 @@ class BodyWriter:
 
     # -- one instance ----------------------------------------------------------------------------
     def lower(self, inst: Instance) -> Body:
-        body = Body(inst, tree={})
+        body = Body(inst, tree={}, sequential=self.sequential_class(inst))
         names = VarNames(set(self.lowered.functions))
         spread: dict[tuple[Value, ...], str] = {}
         variadic = bool(inst.info and inst.info.formals and inst.info.formals[-1].endswith("..."))
@@ -217,10 +250,12 @@ class BodyWriter:
         chained = {id(c[0]) for c in self._chains(body.tree)}
 
         def walk(level: dict[str, Any], expr: str, path: tuple[str, ...], kind: str) -> None:
-            for seg, sub in level.items():
+            for position, (seg, sub) in enumerate(level.items()):
                 here = path + (seg,)
                 _check_name(seg, kind, sub, body.instance, here)
-                if kind == "root" or (isinstance(sub, Leaf) and sub.kind == "param"):
+                if kind == "root" and body.sequential:  # an nn.Sequential class: by position
+                    sub_expr = f"self[{position}]"
+                elif kind == "root" or (isinstance(sub, Leaf) and sub.kind == "param"):
                     sub_expr = attribute(expr, seg)
                 elif kind in ("seq", "list"):
                     sub_expr = f"{expr}[{int(seg)}]"
@@ -280,7 +315,7 @@ class BodyWriter:
         count = len(node.inputs)
         if spread and spread_at(node.inputs, spread) is not None:
             count -= len(spread) - 1
-        return op.torch_forward(node, ins, list(_placeholders(count)), _MODULE if has_module else None)
+        return self.lowered.forward(op, node, ins, list(_placeholders(count)), _MODULE if has_module else None)
 
     def comments(self, name: str, local: str) -> list[str]:
         comments = []

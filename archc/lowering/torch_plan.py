@@ -98,6 +98,8 @@ class Body:
     #: local dotted name -> Python expression reaching that module, parameter or container
     access: dict[str, str] = field(default_factory=dict)
     skeleton: str = ""
+    #: the class is an ``nn.Sequential`` subclass: its modules run in series, its forward is Sequential's
+    sequential: bool = False
 
     def hole(self, value: Any) -> str:
         self.holes.append(value)
@@ -274,6 +276,8 @@ class Lowered:
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
         self._resets: dict[tuple, list[str]] = {}
         self._attrs_keys: dict[str, Any] = {}
+        #: functional nodes written as their op's module form (links of an nn.Sequential class)
+        self.as_module: set[str] = set()
         #: module-level functions the forward code calls (name -> def source), in first use order
         self.functions: dict[str, str] = {}
         for op in dict.fromkeys(n.op for n in self.order):
@@ -319,9 +323,26 @@ class Lowered:
         if found is None:
             op, ins = registry.lookup(node.op), [self.type_of(v) for v in node.inputs]
             tensor = op.torch_parameter(node, ins)
-            ctor = op.torch_module(node, ins) if tensor is None else None
+            ctor = self.module(op, node, ins) if tensor is None else None
             found = self._cache[node.name] = (op, ins, ctor, tensor)
         return found
+
+    def write_as_module(self, node: Node) -> None:
+        """Write the functional ``node`` as its op's module form from now on."""
+        self.as_module.add(node.name)
+        self._cache.pop(node.name, None)
+
+    def module(self, op: Any, node: Node, ins: list[TensorType]) -> str | None:
+        """The node's module constructor: the op's, or its module form where the node is written so."""
+        if node.name in self.as_module:
+            return op.torch_module_form(node, ins)
+        return op.torch_module(node, ins)
+
+    def forward(self, op: Any, node: Node, ins: list[TensorType], args: list[str], module: str | None) -> str:
+        """The op's forward text; a node written as its op's module form calls that module."""
+        if node.name in self.as_module:
+            return f"{module}({args[0]})"
+        return op.torch_forward(node, ins, args, module)
 
 
 def place(tree: dict[str, Any], segments: list[str], leaf: Leaf, node_name: str, location) -> None:

@@ -73,7 +73,8 @@ def _skeleton(body: Body) -> str:
                               for k, v in level.items()) + "}"
 
     stmts = ";".join(",".join(s.targets) + "=" + s.expr for s in body.stmts)
-    return f"{body.args}|{tree(body.tree)}|{sorted(body.containers.items())}|{stmts}|{body.returns}|{body.ties}"
+    skeleton = f"{body.args}|{tree(body.tree)}|{sorted(body.containers.items())}|{stmts}|{body.returns}|{body.ties}"
+    return skeleton + "|sequential" if body.sequential else skeleton
 
 
 class _Planner:
@@ -331,15 +332,32 @@ def _class_comments(cls: _Class) -> list[list[str]]:
     return result
 
 
+def _sequential_init_lines(body: Body, args: ClassArgs) -> list[str]:
+    """An ``nn.Sequential`` class's ``__init__`` body: its modules handed to ``super().__init__``
+    (named 0, 1, ... by their places), or added by their names where those are others."""
+    lines: list[str] = []
+    for name, source in args.lets:
+        lines += _statement(f"{name} = {source}", 2)
+    modules = [(seg, _fill(leaf.source, args)) for seg, leaf in body.tree.items()]
+    if [seg for seg, _ in modules] == [str(i) for i in range(len(modules))]:
+        return lines + _statement(f"super().__init__({', '.join(source for _, source in modules)})", 2)
+    lines += [_I * 2 + "super().__init__()"]
+    for seg, source in modules:
+        lines += _statement(f"self.add_module({literal(seg)}, {source})", 2)
+    return lines
+
+
 def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ()) -> list[str]:
     body = cls.bodies[0]
-    lines = [f"class {cls.name}(nn.Module):"]
+    lines = [f"class {cls.name}({'nn.Sequential' if body.sequential else 'nn.Module'}):"]
     if cls.block is not None:
         paths = [b.instance.path for b in cls.bodies]
         shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
         lines += _comment_lines(f"The spec's block '{cls.block}': {shown}.", 1)
     signature = ", ".join(["self"] + [a.signature() for a in cls.args.args])
     lines += _statement(f"def __init__({signature}) -> None:", 1)
+    if body.sequential:  # nn.Sequential's forward calls the modules in order
+        return lines + _sequential_init_lines(body, cls.args) + list(methods)
     lines += [_I * 2 + "super().__init__()"]
     if root_guards and cls.args.guards:
         lines += _guard_lines(cls.args.guards)

@@ -35,9 +35,14 @@ class Direct(Activation):
 
     torch_function: str = ""
     onnx_op: str = ""
+    #: the ``nn`` module class computing the same (``nn.ReLU``)
+    torch_module_class: str = ""
 
     def torch_forward(self, node, ins, args, module):
         return f"{self.torch_function}({args[0]})"
+
+    def torch_module_form(self, node, ins):
+        return f"{self.torch_module_class}()" if self.torch_module_class else None
 
     def onnx(self, emit, node, inputs, ins):
         return emit.add_node(self.onnx_op, inputs)
@@ -48,6 +53,7 @@ class Relu(Direct):
     name = "relu"
     doc = "max(x, 0), element-wise."
     torch_function, onnx_op = "torch.relu", "Relu"
+    torch_module_class = "nn.ReLU"
 
     def infer(self, node, ins):  # relu is defined on integers too
         return [ins[0]]
@@ -62,6 +68,10 @@ class Gelu(Activation):
 
     def torch_forward(self, node, ins, args, module):
         return f"F.gelu({args[0]}, approximate={py(node.attrs['approximate'])})"
+
+    def torch_module_form(self, node, ins):
+        approximate = node.attrs["approximate"]
+        return "nn.GELU()" if approximate == "none" else f"nn.GELU(approximate={py(approximate)})"
 
     def onnx(self, emit, node, inputs, ins):
         x, t = inputs[0], ins[0]
@@ -90,6 +100,9 @@ class Silu(Activation):
     def torch_forward(self, node, ins, args, module):
         return f"F.silu({args[0]})"
 
+    def torch_module_form(self, node, ins):
+        return "nn.SiLU()"
+
     def onnx(self, emit, node, inputs, ins):
         sig = emit.add_node("Sigmoid", inputs)[0]
         return emit.add_node("Mul", [inputs[0], sig])
@@ -101,6 +114,7 @@ class Sigmoid(Direct):
     doc = "1 / (1 + exp(-x)), element-wise."
     role = "gate"  # values in (0, 1): a product with it gates (Highway, LSTM, squeeze-and-excitation)
     torch_function, onnx_op = "torch.sigmoid", "Sigmoid"
+    torch_module_class = "nn.Sigmoid"
 
 
 @register
@@ -108,6 +122,7 @@ class Tanh(Direct):
     name = "tanh"
     doc = "Hyperbolic tangent, element-wise."
     torch_function, onnx_op = "torch.tanh", "Tanh"
+    torch_module_class = "nn.Tanh"
 
 
 @register
@@ -117,6 +132,9 @@ class Relu6(Activation):
 
     def torch_forward(self, node, ins, args, module):
         return f"F.relu6({args[0]})"
+
+    def torch_module_form(self, node, ins):
+        return "nn.ReLU6()"
 
     def onnx(self, emit, node, inputs, ins):
         t = ins[0]
@@ -128,6 +146,7 @@ class Hardswish(Direct):
     name = "hardswish"
     doc = "x * relu6(x + 3) / 6, element-wise (MobileNetV3)."
     torch_function, onnx_op = "F.hardswish", "HardSwish"
+    torch_module_class = "nn.Hardswish"
 
 
 @register
@@ -138,6 +157,9 @@ class LeakyRelu(Activation):
 
     def torch_forward(self, node, ins, args, module):
         return f"F.leaky_relu({args[0]}, negative_slope={py(node.attrs['negative_slope'])})"
+
+    def torch_module_form(self, node, ins):
+        return f"nn.LeakyReLU(negative_slope={py(node.attrs['negative_slope'])})"
 
     def onnx(self, emit, node, inputs, ins):
         return emit.add_node("LeakyRelu", inputs, alpha=float(node.attrs["negative_slope"]))
@@ -157,6 +179,9 @@ class Softmax(Activation):
 
     def torch_forward(self, node, ins, args, module):
         return f"torch.softmax({args[0]}, dim={node.attrs['axis']})"
+
+    def torch_module_form(self, node, ins):
+        return f"nn.Softmax(dim={node.attrs['axis']})"
 
     def onnx(self, emit, node, inputs, ins):
         # Since opset 13 ONNX Softmax normalises along one axis, exactly like torch.

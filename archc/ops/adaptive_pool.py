@@ -27,6 +27,7 @@ class _AdaptivePool(OpDef):
     role = "pool"
     #: PyTorch function stem and the ONNX ops for each lowering path
     torch_stem: str = ""
+    torch_module_stem: str = ""  # the nn class: AdaptiveAvgPool, then the rank
     onnx_global: str = ""
     onnx_window: str = ""
     onnx_reduce: str = ""
@@ -47,6 +48,12 @@ class _AdaptivePool(OpDef):
         size = self._size(node, x)
         arg = size[0] if len(set(size)) == 1 else size
         return f"F.{self.torch_stem}{x.rank - 2}d({args[0]}, {arg!r})"
+
+    def torch_module_form(self, node, ins):
+        x = ins[0]
+        size = self._size(node, x)
+        arg = size[0] if len(set(size)) == 1 else size
+        return f"nn.{self.torch_module_stem}{x.rank - 2}d({arg!r})"
 
     def onnx(self, emit, node, inputs, ins):
         x = ins[0]
@@ -88,6 +95,7 @@ class AdaptiveAvgPool(_AdaptivePool):
     doc = "Average pooling to a fixed output_size with PyTorch's bins (nn.AdaptiveAvgPool2d)."
     torch_stem, onnx_global, onnx_window, onnx_reduce = "adaptive_avg_pool", "GlobalAveragePool", "AveragePool", \
         "ReduceMean"
+    torch_module_stem = "AdaptiveAvgPool"
 
 
 @register
@@ -96,3 +104,4 @@ class AdaptiveMaxPool(_AdaptivePool):
     aliases = ("adaptive_maxpool1d", "adaptive_maxpool2d", "adaptive_maxpool3d")
     doc = "Max pooling to a fixed output_size with PyTorch's bins (nn.AdaptiveMaxPool2d)."
     torch_stem, onnx_global, onnx_window, onnx_reduce = "adaptive_max_pool", "GlobalMaxPool", "MaxPool", "ReduceMax"
+    torch_module_stem = "AdaptiveMaxPool"

@@ -286,6 +286,14 @@ class OpDef:
         """Source of an ``nn`` constructor for this node, or None if it is functional."""
         return None
 
+    def torch_module_form(self, node: "Node", ins: list[TensorType]) -> str | None:
+        """Source of a parameter-free ``nn`` module computing what :meth:`torch_forward` computes
+        on the node's one input (``nn.ReLU6()``, ``nn.MaxPool2d(...)``), or None where torch has
+        none. A functional op is written so where a chain of modules holds it (an
+        ``nn.Sequential``, as torchvision's ``Conv2dNormActivation`` holds its activation); it
+        adds no state_dict key."""
+        return None
+
     def torch_parameter(self, node: "Node", ins: list[TensorType]) -> str | None:
         """Source of the initial tensor of a *parameter-only* node, or None (most ops).
 

@@ -81,6 +81,13 @@ class MaxPool(_WindowPool):
         return (f"F.max_pool{n}d({args[0]}, kernel_size={py_dims(k)}, stride={py_dims(s)}, padding={py_dims(p)}, "
                 f"dilation={py_dims(d)}, ceil_mode={node.attrs['ceil_mode']}{indices})")
 
+    def torch_module_form(self, node, ins):
+        if node.attrs.get("return_indices"):
+            return None  # two outputs: no link of a chain
+        n, k, s, p, d = self._geometry(node, ins[0])
+        return (f"nn.MaxPool{n}d(kernel_size={py_dims(k)}, stride={py_dims(s)}, padding={py_dims(p)}, "
+                f"dilation={py_dims(d)}, ceil_mode={node.attrs['ceil_mode']})")
+
     def onnx(self, emit, node, inputs, ins):
         import numpy as np
 
@@ -112,6 +119,12 @@ class AvgPool(_WindowPool):
         n, k, s, p, d = self._geometry(node, ins[0])
         a = node.attrs
         return (f"F.avg_pool{n}d({args[0]}, kernel_size={py_dims(k)}, stride={py_dims(s)}, padding={py_dims(p)}, "
+                f"ceil_mode={a['ceil_mode']}, count_include_pad={a['count_include_pad']})")
+
+    def torch_module_form(self, node, ins):
+        n, k, s, p, d = self._geometry(node, ins[0])
+        a = node.attrs
+        return (f"nn.AvgPool{n}d(kernel_size={py_dims(k)}, stride={py_dims(s)}, padding={py_dims(p)}, "
                 f"ceil_mode={a['ceil_mode']}, count_include_pad={a['count_include_pad']})")
 
     def onnx(self, emit, node, inputs, ins):

@@ -37,6 +37,9 @@ class Flatten(OpDef):
     def torch_forward(self, node, ins, args, module):
         return f"torch.flatten({args[0]}, {node.attrs['start_dim']}, {node.attrs['end_dim']})"
 
+    def torch_module_form(self, node, ins):
+        return f"nn.Flatten({node.attrs['start_dim']}, {node.attrs['end_dim']})"
+
     def onnx(self, emit, node, inputs, ins):
         import numpy as np
 
