@@ -158,7 +158,7 @@ class BodyWriter:
     # -- one instance ----------------------------------------------------------------------------
     def lower(self, inst: Instance) -> Body:
         body = Body(inst, tree={}, sequential=self.sequential_class(inst))
-        names = VarNames(set(self.lowered.functions))
+        names = VarNames(set(self.lowered.reserved))
         spread: dict[tuple[Value, ...], str] = {}
         variadic = bool(inst.info and inst.info.formals and inst.info.formals[-1].endswith("..."))
         for i, (formal, values) in enumerate(zip(inst.formals, inst.inputs)):

@@ -280,8 +280,14 @@ class Lowered:
         self.as_module: set[str] = set()
         #: module-level functions the forward code calls (name -> def source), in first use order
         self.functions: dict[str, str] = {}
+        #: module classes that nodes written in module form construct (name -> class source)
+        self.classes: dict[str, str] = {}
+        #: names no variable or block class takes: the functions, and the classes ops may need
+        self.reserved: set[str] = set()
         for op in dict.fromkeys(n.op for n in self.order):
             self.functions.update(registry.lookup(op).torch_functions)
+            self.reserved.update(registry.lookup(op).torch_classes)
+        self.reserved.update(self.functions)
 
     def type_of(self, value: Value) -> TensorType:
         return self.nodes[value.node].outputs[value.out]
@@ -331,6 +337,7 @@ class Lowered:
         """Write the functional ``node`` as its op's module form from now on."""
         self.as_module.add(node.name)
         self._cache.pop(node.name, None)
+        self.classes.update(registry.lookup(node.op).torch_classes)
 
     def module(self, op: Any, node: Node, ins: list[TensorType]) -> str | None:
         """The node's module constructor: the op's, or its module form where the node is written so."""

@@ -96,7 +96,7 @@ class _Planner:
         self.resolved: dict[tuple[int, ...], ClassArgs] = {}
         self.writer = BodyWriter(graph, labels, self._call, earlier.writer if earlier is not None else None)
         # class names: Bottleneck, Bottleneck2, ... (the number counts the classes of that name)
-        self.class_names = Namespace({root_name, "nn", "torch", "F", "Module", *self.writer.lowered.functions},
+        self.class_names = Namespace({root_name, "nn", "torch", "F", "Module", *self.writer.lowered.reserved},
                                      suffix=lambda base, i: f"{base}{i + 1}")
 
     def _call(self, child: Instance) -> tuple[str, list[tuple[str, Any]]]:
@@ -431,7 +431,7 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     root = _Class(cls, None, [root_body], root_args(graph, planner.writer.lowered, root_body, live))
     out = _header(graph, cls, labels, provenance, live)
     out += ["import torch", "import torch.nn.functional as F", "from torch import nn"]
-    for function in planner.writer.lowered.functions.values():
+    for function in [*planner.writer.lowered.functions.values(), *planner.writer.lowered.classes.values()]:
         out += ["", ""] + function.rstrip("\n").splitlines()
     blocks: dict[str, list[str]] = {}
     for c in planner.classes:

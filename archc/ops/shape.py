@@ -161,8 +161,23 @@ class Permute(OpDef):
         perm = self._perm(node, x)
         return [x.with_shape(tuple(x.shape[p] for p in perm))]
 
+    torch_classes = {"Permute": '''\
+class Permute(nn.Module):
+    """x.permute(*dims) as a module, for nn.Sequential (torchvision.ops.Permute)."""
+
+    def __init__(self, dims: list[int]) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.permute(x, self.dims)
+'''}
+
     def torch_forward(self, node, ins, args, module):
         return f"{args[0]}.permute({', '.join(map(str, self._perm(node, ins[0])))})"
+
+    def torch_module_form(self, node, ins):
+        return f"Permute([{', '.join(map(str, self._perm(node, ins[0])))}])"
 
     def onnx(self, emit, node, inputs, ins):
         return emit.add_node("Transpose", inputs, perm=self._perm(node, ins[0]))
