@@ -201,6 +201,90 @@ def test_a_block_of_numbered_block_instances_in_series_is_an_nn_sequential():
     assert type(module.inception3a.branch2[1]).__name__ == "BasicConv"
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+def test_no_shipped_spec_reaches_a_module_through_getattr(spec):
+    # numbered modules are children of an nn.Sequential (self[0], self.conv[2]), never
+    # getattr(self, "0"); add_module stays only where torchvision writes it too: an
+    # nn.Sequential class whose children's names are no identifiers (RegNet's "block1-0")
+    source = generate_source(load_spec(spec))
+    assert "getattr(self" not in source
+    for line in source.splitlines():
+        if "self.add_module(" in line:
+            assert not line.strip().startswith('self.add_module("') or not line.split('"')[1].isdigit()
+
+
+def test_a_numbered_chain_with_functional_ops_is_an_nn_sequential_class():
+    # MobileNetV2's conv_bn_relu6 (conv 0, bn 1, functional relu6 2) is torchvision's
+    # Conv2dNormActivation: an nn.Sequential subclass holding nn.ReLU6(), with no forward
+    graph = load_spec(ROOT / "specs/mobilenet_v2.yaml", overrides={"image_size": 32})
+    source = generate_source(graph)
+    cls = _classes(source)["ConvBnRelu6"]
+    assert ast.unparse(cls.bases[0]) == "nn.Sequential"
+    assert [f.name for f in cls.body if isinstance(f, ast.FunctionDef)] == ["__init__", "reset_parameters"]
+    text = ast.get_source_segment(source, cls)
+    assert "nn.ReLU6()" in text and "self[0].reset_parameters()" in text
+    module = build_module(graph)
+    block = module.features[1].conv[0]
+    assert isinstance(block, torch.nn.Sequential) and isinstance(block[2], torch.nn.ReLU6)
+    assert [k for k in module.state_dict() if k.startswith("features.1.conv.0.")] == [
+        "features.1.conv.0.0.weight", "features.1.conv.0.1.weight", "features.1.conv.0.1.bias",
+        "features.1.conv.0.1.running_mean", "features.1.conv.0.1.running_var",
+        "features.1.conv.0.1.num_batches_tracked"]
+    # GoogLeNet's pool_proj holds its max-pool as nn.MaxPool2d, as torchvision's branch4 does
+    googlenet = generate_source(load_spec(ROOT / "specs/googlenet.yaml"))
+    pool_proj = ast.get_source_segment(googlenet, _classes(googlenet)["PoolProj"])
+    calls = [ast.unparse(n) for n in ast.walk(ast.parse(pool_proj)) if isinstance(n, ast.Call)]
+    assert "nn.MaxPool2d(kernel_size=3, stride=1, padding=1, dilation=1, ceil_mode=True)" in calls
+
+
+def test_a_chain_named_by_identifiers_stays_a_class_with_attributes():
+    # a chain whose names are identifiers keeps self.conv1 and its forward (torchvision's BasicConv2d)
+    source = generate_source(load_spec(ROOT / "specs/googlenet.yaml"))
+    basic = _classes(source)["BasicConv"]
+    assert ast.unparse(basic.bases[0]) == "nn.Module" and "self.conv = nn.Conv2d(" in ast.get_source_segment(source, basic)
+
+
+_MODULE_FORMS = [
+    ("relu", "", [2, 3, 5, 5], "ReLU"), ("relu6", "", [2, 3, 5, 5], "ReLU6"),
+    ("gelu", "", [2, 7], "GELU"), ("gelu", ", approximate: tanh", [2, 7], "GELU"),
+    ("silu", "", [2, 7], "SiLU"), ("sigmoid", "", [2, 7], "Sigmoid"), ("tanh", "", [2, 7], "Tanh"),
+    ("hardswish", "", [2, 7], "Hardswish"), ("leaky_relu", ", negative_slope: 0.2", [2, 7], "LeakyReLU"),
+    ("softmax", ", axis: 1", [2, 7, 3], "Softmax"),
+    ("maxpool", ", kernel_size: 3, stride: 2, padding: 1, ceil_mode: true", [2, 3, 9, 9], "MaxPool2d"),
+    ("maxpool", ", kernel_size: 2", [2, 3, 8], "MaxPool1d"),
+    ("avgpool", ", kernel_size: 3, stride: 2, count_include_pad: false", [2, 3, 9, 9], "AvgPool2d"),
+    ("adaptive_avgpool", ", output_size: [2, 3]", [2, 3, 9, 9], "AdaptiveAvgPool2d"),
+    ("adaptive_maxpool", ", output_size: 2", [2, 3, 9, 9], "AdaptiveMaxPool2d"),
+    ("flatten", ", start_dim: 1, end_dim: 2", [2, 3, 4, 5], "Flatten"),
+    ("permute", ", perm: [0, 2, 3, 1]", [2, 3, 4, 5], "Permute"),
+]
+
+
+@pytest.mark.parametrize(("op", "attrs", "shape", "cls"), _MODULE_FORMS, ids=[f"{c[0]}-{c[3]}" for c in _MODULE_FORMS])
+def test_an_op_module_form_computes_its_forward_and_holds_no_state(op, attrs, shape, cls):
+    # the op in a chain named 0, 1 takes its module form; at top level, its functional forward
+    dims = ", ".join(map(str, shape))
+    chain = (f"inputs: {{x: [{dims}]}}\nblocks:\n  chain:\n    nodes:\n      - {{name: '0', op: {op}{attrs}}}\n"
+             "nodes:\n  - {name: c, block: chain}\n")
+    plain = f"inputs: {{x: [{dims}]}}\nnodes:\n  - {{name: c, op: {op}{attrs}}}\n"
+    as_module, functional = build_module(loads_spec(chain)), build_module(loads_spec(plain))
+    assert isinstance(as_module.c, torch.nn.Sequential) and type(as_module.c[0]).__name__ == cls
+    assert not list(as_module.state_dict()) and not list(as_module.c[0].buffers())
+    x = torch.randn(*shape)
+    torch.testing.assert_close(as_module(x), functional(x))
+    torch.testing.assert_close(torch.jit.script(as_module)(x), functional(x))
+
+
+def test_every_op_with_a_module_form_is_checked_against_its_forward():
+    from archc.ops import registry
+    from archc.ops.base import OpDef
+
+    with_form = {op.name for op in registry.all_ops()
+                 if type(op).torch_module_form is not OpDef.torch_module_form
+                 and (not hasattr(op, "torch_module_class") or op.torch_module_class)}
+    assert with_form == {case[0] for case in _MODULE_FORMS}
+
+
 def test_block_classes_take_the_parameters_the_spec_writes_and_serve_every_depth(tmp_path):
     # basic_conv is used at three depths (stem, inception branch, inside branch2's Sequential)
     # and no GoogLeNet instance of it in a branch is strided: still one class, taking every
@@ -306,6 +390,29 @@ def test_onnx_export_keeps_per_block_scopes(resnet18, tmp_path):
     torch.onnx.export(resnet18, (torch.randn(1, 3, 32, 32),), str(path), dynamo=False)
     names = [n.name for n in onnx.load(str(path)).graph.node]
     assert "/layer1/layer1.0/conv1/Conv" in names and "/layer2/layer2.0/downsample/downsample.0/Conv" in names
+
+
+def test_nn_sequential_classes_work_with_the_pytorch_tools(tmp_path):
+    # MobileNetV2's ConvBnRelu6 and Swin's patch embedding (with the Permute module) are
+    # nn.Sequential classes: fx, export with a dynamic batch, compile, TorchScript, ONNX scopes
+    import onnx
+
+    mobilenet = build_module(load_spec(ROOT / "specs/mobilenet_v2.yaml", overrides={"image_size": 32})).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want = mobilenet(x)
+        torch.testing.assert_close(torch.fx.symbolic_trace(mobilenet)(x), want)
+        torch.testing.assert_close(torch.jit.script(mobilenet)(x), want)
+        torch.testing.assert_close(torch.compile(mobilenet, fullgraph=True, backend="aot_eager")(x), want)
+    batch = torch.export.Dim("batch", min=2, max=64)
+    exported = torch.export.export(mobilenet, (x,), dynamic_shapes={"x": {0: batch}})
+    torch.testing.assert_close(exported.module()(torch.randn(5, 3, 32, 32)).shape, torch.Size([5, 1000]))
+    path = tmp_path / "mobilenet.onnx"
+    torch.onnx.export(mobilenet, (x[:1],), str(path), dynamo=False)
+    names = [n.name for n in onnx.load(str(path)).graph.node]
+    assert "/features/features.1/conv/conv.0/conv.0.2/Clip" in names
+    swin = _classes(generate_source(load_spec(ROOT / "specs/swin_t.yaml")))
+    assert ast.unparse(swin["PatchEmbed"].bases[0]) == "nn.Sequential" and "Permute" in swin
 
 
 def test_build_module_is_the_generated_source_executed():
