@@ -33,7 +33,6 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass
 from typing import Any, Callable, Container, Optional
 
 import numpy as np
@@ -43,6 +42,8 @@ from onnx import helper, numpy_helper
 from archc.errors import Location, ShapeError, SpecError
 from archc.frontends.onnx import limits
 from archc.frontends.onnx.draft import Draft
+from archc.frontends.onnx.inference import (READS_FLOAT_DATA, VALUE_LIMIT, OnnxTypes, OType, complete, infer_node,
+                                            merge_types, otype)
 from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, ShapeArithmeticError, Sym, Tensor,
                                          as_symbolic, attributes, evaluate_symbolic, fold, is_static_int)
 from archc.ir.graph import MODULES_META, Graph, Node, Value, verify_in_debug
@@ -84,14 +85,6 @@ def converts(*op_types: str) -> Callable[[Converter], Converter]:
             CONVERTERS[op_type] = fn
         return fn
     return register
-
-
-@dataclass(frozen=True)
-class OType:
-    """An ONNX-inferred type: shape None when the rank is unknown, dims None when unknown."""
-
-    shape: tuple[Dim | None, ...] | None
-    dtype: str | None
 
 
 def load_onnx(path: str, weights: bool = True) -> Graph:
@@ -318,10 +311,7 @@ class Importer:
         self.graph.doc = model.doc_string or model.graph.doc_string or ""
         self.opsets = {("" if i.domain in _DEFAULT_DOMAINS else i.domain): i.version for i in model.opset_import}
         self.values: dict[str, Record] = {}
-        self.otypes: dict[str, OType] = {}
         self.consumers: dict[str, int] = {}
-        self.symbols: dict[str, Dim] = {}       # ONNX dim_param -> IR dim
-        self.input_symbols: set[str] = set()    # dim_params of the graph inputs, kept as they are
         self.origin: dict[str, onnx.NodeProto] = {}  # IR node -> the ONNX node it came from
         self.bound: dict[Value, list[str]] = {}  # IR value -> ONNX names bound to it
         self.passed: dict[Value, int] = {}      # uses of an IR value by nodes that only alias it
@@ -336,7 +326,9 @@ class Importer:
     def run(self) -> Graph:
         self.converters = CONVERTERS
         g = self.model.graph
-        self._infer_types()
+        self.types = OnnxTypes(self.model, self.skeleton, self._fail)
+        self.symbols = self.types.symbols              # ONNX dim_param -> IR dim
+        self.input_symbols = self.types.input_symbols  # dim_params of the graph inputs, kept as they are
         for node in g.node:
             for name in node.input:
                 self.consumers[name] = self.consumers.get(name, 0) + 1
@@ -363,32 +355,12 @@ class Importer:
             if isinstance(rec, Const):
                 self._fail(f"graph output '{out.name}' is a constant; archc graphs compute their outputs")
             self.graph.outputs[out.name] = self.tensor(out.name)
+            if not self.types.has_whole and _disagree(otype(out.type), self.graph.type_of(self.graph.outputs[out.name])):
+                self.types.whole()  # a declared output type ONNX's inference checks against its own
         return self._finish()
 
-    def _infer_types(self) -> None:
-        """ONNX's types of every value: one whole-model inference, and a second one with data
-        propagation only where the first left a dim or rank unknown (and propagating is safe)."""
-        model = self.skeleton
-        inferred = self._inferred(model, data_prop=False)
-        self.otypes = _otypes(inferred.graph)
-        if not _fully_typed(model.graph, self.otypes):
-            g = model.graph
-            ranges = {name for n in g.node if n.op_type == "Range" for name in n.input}
-            if limits.data_propagation_safe(g.node, _literal_constants(g, ranges), limits.vector_lengths(inferred)):
-                self.otypes = _otypes(self._inferred(model, data_prop=True).graph)
-
-    def _inferred(self, model: onnx.ModelProto, data_prop: bool) -> onnx.ModelProto:
-        try:
-            return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=data_prop)
-        except Exception:  # noqa: BLE001 - strict inference rejects some valid models; retry leniently
-            try:
-                return onnx.shape_inference.infer_shapes(model, data_prop=data_prop)
-            except Exception as exc:  # noqa: BLE001
-                self._fail(f"ONNX shape inference failed: {_first_line(exc)}")
-                raise AssertionError from exc  # unreachable: _fail raises
-
     def _add_input(self, vi: onnx.ValueInfoProto) -> None:
-        t = _otype(vi.type)
+        t = otype(vi.type)
         if t is None or t.shape is None or t.dtype is None:
             self._fail(f"graph input '{vi.name}' needs a tensor type with a known rank")
         if any(isinstance(d, int) and d < 0 for d in t.shape):
@@ -437,6 +409,8 @@ class Importer:
         if node.op_type in _PASS_THROUGH and (len(node.output) == 1 or not self.consumers.get(node.output[1])):
             self.bind(node.output[0], recs[0])
             return
+        if not self.types.has_whole and self.node_types(node) is None:
+            self.types.whole()  # a node the per-node inference cannot vouch for: ONNX checks the whole model
         if node.op_type in ("Shape", "Size") and isinstance(recs[0], Sym):
             self._shape_of(node, recs[0].array.shape)
             return
@@ -485,7 +459,7 @@ class Importer:
         if not limits.fits_int64(np.asarray(arr, dtype=object).ravel()):
             self._fail(f"shape arithmetic gives a value beyond int64: {_short(arr)}", node=node)
         if is_static_int(arr):
-            t = self.otypes.get(name)
+            t = self.types.whole().get(name)
             dtype = t.dtype if t is not None and t.dtype else "int64"
             try:
                 return Const(np.array(arr.tolist(), dtype=dtype).reshape(arr.shape))
@@ -574,12 +548,12 @@ class Importer:
         return values
 
     def _output_types(self, node: onnx.NodeProto, typed: list[Any], known: dict[int, np.ndarray]) -> list[TensorType]:
-        local = _infer_node(node, typed, self.model)
+        local = infer_node(node, typed, self.model)
         types = []
         for k, out in enumerate(node.output):
             mine = local[k] if k < len(local) else None
-            theirs = self.otype(out) if out else None
-            t = _merge_types(mine, theirs)
+            # the whole model's type only fills in what the node's own inference left unknown
+            t = complete(merge_types(mine, None)) or merge_types(mine, self.otype(out) if out else None)
             if k == 0 and t is not None and t.shape is None and node.domain in _DEFAULT_DOMAINS:
                 t = OType(_shape_input(node, known), t.dtype)
             if t is None or t.shape is None or t.dtype is None:
@@ -643,11 +617,9 @@ class Importer:
         return self.graph.type_of(value)
 
     def otype(self, name: str) -> OType | None:
-        """ONNX's inferred type of a value, its symbols translated to IR dims where known."""
-        t = self.otypes.get(name)
-        if t is None or t.shape is None or not self.symbols or all(type(d) is int for d in t.shape):
-            return t
-        return OType(tuple(self.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape), t.dtype)
+        """ONNX's inferred type of a value (the whole model's inference), its symbols translated
+        to IR dims where known."""
+        return self.types.otype(name)
 
     def emit(self, node: onnx.NodeProto, op: str, attrs: dict[str, Any], inputs: list[Value],
              weights: dict[str, np.ndarray] | None = None, check: bool = True, suffix: str = "") -> list[Value]:
@@ -689,10 +661,13 @@ class Importer:
         return [Value(ir.name, k) for k in range(len(ir.outputs))]
 
     def check_types(self, node: onnx.NodeProto, types: list[TensorType]) -> None:
-        """Fallback unless ``types`` agree with ONNX's inferred output types; learn symbol names."""
-        learnt: dict[str, Dim] = {}
-        for name, t in zip(node.output, types):
-            o = self.otype(name) if name else None
+        """Fallback unless ``types`` agree with ONNX's output types: the per-node inference's where
+        it knows them (:meth:`node_types`), else the whole model's, whose symbols are learnt."""
+        local = self.node_types(node)
+        for k, (name, t) in enumerate(zip(node.output, types)):
+            if not name:
+                continue
+            o = local[k] if local is not None and local[k] is not None else self.otype(name)
             if o is None:
                 continue
             if o.dtype is not None and o.dtype != t.dtype:
@@ -704,11 +679,37 @@ class Importer:
             for mine, theirs in zip(t.shape, o.shape):
                 if isinstance(mine, int) and isinstance(theirs, int) and mine != theirs:
                     raise Fallback(f"shape {t} differs from ONNX's {o.shape}")
-                # Symbols ONNX made up for dims it could not name stand for what the IR computed.
-                if isinstance(theirs, str) and theirs != mine and theirs not in self.symbols \
-                        and theirs not in self.input_symbols:
-                    learnt[theirs] = mine
-        self.symbols.update(learnt)
+        # Symbols ONNX made up for dims it could not name stand for what the IR computed.
+        self.types.learn(node, types)
+
+    def node_types(self, node: onnx.NodeProto) -> list[OType | None] | None:
+        """ONNX's complete output types of ``node`` by inference of the node alone over its inputs'
+        IR types (and the values of the inputs whose values shape inference reads), once per
+        signature (:class:`~archc.frontends.onnx.inference.OnnxTypes`); None when an input is a
+        symbolic shape value, which only the whole model's inference types."""
+        inputs: list[Any] = []
+        typed: list[Any] = []
+        for name in node.input:
+            rec = self.values.get(name) if name else None
+            if rec is None:
+                t: Any = None
+                key: Any = None
+            elif isinstance(rec, Tensor):
+                t = key = self.graph.type_of(rec.value)
+            elif isinstance(rec, Const):
+                a = rec.array
+                if a.size <= VALUE_LIMIT and not _is_placeholder(a) \
+                        and (a.dtype.kind not in "fc" or node.op_type in READS_FLOAT_DATA):
+                    t, key = a, (a.dtype.str, a.shape, a.tobytes())
+                else:
+                    t = key = TensorType(a.shape, a.dtype.name)
+            else:
+                return None
+            inputs.append(key)
+            typed.append(t)
+        signature = (node.op_type, node.domain, tuple(map(bool, node.output)),
+                     tuple(a.SerializeToString() for a in node.attribute), tuple(inputs))
+        return self.types.of_node(node, signature, typed)
 
     def sole_use(self, value: Value) -> bool:
         """Whether one ONNX node (or graph output) in all reads this IR value."""
@@ -789,48 +790,16 @@ class Importer:
         return result
 
 
-def _literal_constants(graph: onnx.GraphProto, names: Container[str]) -> dict[str, np.ndarray]:
-    """The values of the small initializers and Constant nodes among ``names`` (unreadable ones left out)."""
-    found: dict[str, np.ndarray] = {}
-    tensors = [(t.name, t) for t in graph.initializer if t.name in names and math.prod(t.dims) <= _SKELETON_LIMIT]
-    tensors += [(n.output[0], a.t) for n in graph.node if n.op_type == "Constant" and n.output
-                and n.output[0] in names for a in n.attribute if a.name == "value" and a.HasField("t")]
-    for name, tensor in tensors:
-        try:
-            found[name] = numpy_helper.to_array(tensor)
-        except Exception:  # noqa: BLE001 - a corrupt tensor is reported where it is used
-            continue
-    return found
-
-
-def _otypes(graph: onnx.GraphProto) -> dict[str, OType]:
-    """The tensor types of an inferred graph's values, by name."""
-    found: dict[str, OType] = {}
-    seen: dict[bytes, OType | None] = {}  # most values share their type with many others
-    for vi in [*graph.input, *graph.value_info, *graph.output]:
-        key = vi.type.SerializeToString()
-        if key not in seen:
-            seen[key] = _otype(vi.type)
-        t = seen[key]
-        if t is not None:
-            found[vi.name] = t
-    return found
-
-
-def _fully_typed(graph: onnx.GraphProto, otypes: dict[str, OType]) -> bool:
-    """Whether inference gave every node output a tensor type with every dim known or named
-    (so data propagation has nothing to add); made-up ``unk__`` symbols count as unknown."""
-    for node in graph.node:
-        for name in node.output:
-            if not name:
-                continue
-            t = otypes.get(name)
-            if t is None or t.shape is None or t.dtype is None:
-                return False
-            for d in t.shape:
-                if d is None or (type(d) is str and d.startswith("unk__")):
-                    return False
-    return True
+def _disagree(declared: OType | None, computed: TensorType) -> bool:
+    """Whether a declared type contradicts a computed one (dtype, rank or a fixed dim)."""
+    if declared is None:
+        return False
+    if declared.dtype is not None and declared.dtype != computed.dtype:
+        return True
+    if declared.shape is None:
+        return False
+    return len(declared.shape) != computed.rank or any(
+        isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(declared.shape, computed.shape))
 
 
 def _shape_input(node: onnx.NodeProto, known: dict[int, np.ndarray]) -> tuple[Dim, ...] | None:
@@ -851,88 +820,6 @@ def _node_key(node: onnx.NodeProto) -> tuple:
 def _short(arr: np.ndarray) -> str:
     text = str(np.asarray(arr, dtype=object).tolist())
     return text if len(text) <= 120 else text[:117] + "..."
-
-
-#: ONNX elem_type -> numpy dtype name (or ONNX's own name for types numpy lacks; None when unknown)
-_DTYPE_NAMES: dict[int, str | None] = {}
-
-
-def _dtype_name(elem_type: int) -> str | None:
-    if elem_type not in _DTYPE_NAMES:
-        try:
-            name: str | None = np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).name
-        except Exception:  # noqa: BLE001 - types numpy lacks (bfloat16, float8), or no type at all
-            try:
-                name = helper.tensor_dtype_to_string(elem_type).replace("TensorProto.", "").lower()
-            except KeyError:
-                name = None
-        _DTYPE_NAMES[elem_type] = name
-    return _DTYPE_NAMES[elem_type]
-
-
-def _otype(tp: onnx.TypeProto) -> OType | None:
-    if not tp.HasField("tensor_type"):
-        return None
-    tt = tp.tensor_type
-    dtype = _dtype_name(tt.elem_type) if tt.elem_type else None
-    if not tt.HasField("shape"):
-        return OType(None, dtype)
-    dims: list[Dim | None] = []
-    for d in tt.shape.dim:
-        kind = d.WhichOneof("value")
-        if kind == "dim_value":
-            dims.append(int(d.dim_value))
-        elif kind == "dim_param" and d.dim_param:
-            dims.append(d.dim_param)
-        else:
-            dims.append(None)
-    return OType(tuple(dims), dtype)
-
-
-def _merge_types(mine: OType | None, theirs: OType | None) -> OType | None:
-    """Per-node inference (over the IR's types) first, filled in from the whole-model inference.
-
-    Symbols a per-node inference makes up (``unk__0``) restart in every call, so they
-    name nothing; the whole-model inference's own are unique in the model.
-    """
-    if mine is not None and mine.shape is not None:
-        mine = OType(tuple(None if isinstance(d, str) and d.startswith("unk__") else d for d in mine.shape),
-                     mine.dtype)
-    if mine is None:
-        return theirs
-    if theirs is None or theirs.shape is None:
-        return OType(mine.shape, mine.dtype or (theirs.dtype if theirs else None))
-    if mine.shape is None or len(mine.shape) != len(theirs.shape):
-        return OType(theirs.shape if mine.shape is None else mine.shape, mine.dtype or theirs.dtype)
-    shape = tuple(t if m is None else m for m, t in zip(mine.shape, theirs.shape))
-    return OType(shape, mine.dtype or theirs.dtype)
-
-
-def _infer_node(node: onnx.NodeProto, typed: list[Any], model: onnx.ModelProto) -> list[OType | None]:
-    """Output types of one node given its inputs' IR types (and constant values)."""
-    inputs, inits, seen = [], [], set()
-    for name, t in zip(node.input, typed):
-        if not name or name in seen:
-            continue
-        seen.add(name)
-        if isinstance(t, np.ndarray):
-            inits.append(numpy_helper.from_array(t, name))
-        elif isinstance(t, TensorType):
-            elem = helper.np_dtype_to_tensor_dtype(np.dtype(t.dtype))
-            inputs.append(helper.make_tensor_value_info(name, elem, list(t.shape)))
-    graph = helper.make_graph([node], "node", inputs, [], initializer=inits)
-    single = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
-    single.functions.extend(model.functions)
-    lengths = [t.shape[0] for t in typed if isinstance(t, TensorType) and len(t.shape) == 1
-               and isinstance(t.shape[0], int)]
-    prop = limits.data_propagation_safe([node], {name: t for name, t in zip(node.input, typed)
-                                                 if isinstance(t, np.ndarray)}, lengths)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(single, data_prop=prop)
-    except Exception:  # noqa: BLE001 - fall back to the whole-model inference
-        return []
-    found = {vi.name: _otype(vi.type) for vi in [*inferred.graph.value_info, *inferred.graph.output]}
-    return [found.get(out) for out in node.output]
 
 
 def _schema(node: onnx.NodeProto, opsets: dict[str, int]):
