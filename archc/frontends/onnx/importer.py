@@ -44,6 +44,7 @@ from archc.frontends.onnx import limits
 from archc.frontends.onnx.draft import Draft
 from archc.frontends.onnx.inference import (READS_FLOAT_DATA, VALUE_LIMIT, OnnxTypes, OType, complete, infer_node,
                                             merge_types, otype)
+from archc.frontends.onnx.templates import Templates
 from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, ShapeArithmeticError, Sym, Tensor,
                                          as_symbolic, attributes, evaluate_symbolic, fold, is_static_int)
 from archc.ir.graph import MODULES_META, Graph, Node, Value, verify_in_debug
@@ -51,7 +52,7 @@ from archc.ir.names import Namespace
 from archc.ir.types import Dim, TensorType
 from archc.ops import onnx_node as _onnx_node  # (importing it registers the fallback op)
 from archc.ops import registry
-from archc.ops.nodes import NodeError, build_node
+from archc.ops.nodes import build_node
 
 __all__ = ["CONVERTERS", "Fallback", "Importer", "contiguous", "converts", "from_onnx", "load_onnx"]
 
@@ -317,6 +318,7 @@ class Importer:
         self.passed: dict[Value, int] = {}      # uses of an IR value by nodes that only alias it
         self._attrs: dict[tuple, dict[str, Any]] = {}
         self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
+        self.templates = Templates()             # native ops' answers, once per kind of node
         self._fresh = 0
         self._names = Namespace()                # IR node names given so far
         self._splits: dict[str, tuple[str | None, str]] = {}  # ONNX node name -> split_name's answer
@@ -632,27 +634,23 @@ class Importer:
         if opdef is None:
             raise Fallback(f"no op '{op}'")
         ins = [self.graph.type_of(v) for v in inputs]
-        try:
-            ir = build_node(opdef, "?", {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()},
-                            inputs, ins, location=self.where, meta=node_meta(node))
-        except (NodeError, ShapeError) as exc:  # the native op cannot express this node
-            raise Fallback(f"op '{op}': {exc}") from None
-        why = limits.native_refusal(ins, ir.outputs, weights)
-        if why is not None:
-            raise Fallback(f"op '{op}': {why}")
+        template = self.templates.get(opdef, {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()},
+                                      ins, weights)
+        if template.refusal is not None:
+            raise Fallback(template.refusal)
+        outputs = list(template.outputs)
         if check:
-            self.check_types(node, ir.outputs)
-        specs = opdef.params(ir, ins)
+            self.check_types(node, outputs)
+        if template.param_refusal is not None:
+            raise Fallback(template.param_refusal)
         weights = dict(weights or {})
-        if set(specs) - {k for k, s in specs.items() if s.optional} - set(weights) or set(weights) - set(specs):
-            raise Fallback(f"op '{op}' wants parameters {sorted(specs)}, got {sorted(weights)}")
-        for key, spec in specs.items():
+        for key, spec in template.specs.items():
             if key in weights:
                 arr = np.asarray(weights[key])
-                if tuple(arr.shape) != tuple(spec.shape):
-                    raise Fallback(f"parameter '{key}' has shape {arr.shape}, op '{op}' wants {spec.shape}")
                 if not _is_placeholder(arr):  # a placeholder stays one (see _unread)
                     weights[key] = np.array(arr, dtype=spec.dtype, order="C")  # (ascontiguousarray makes 0-D 1-D)
+        ir = Node(name="?", op=opdef.name, attrs=dict(template.attrs), inputs=list(inputs), outputs=outputs,
+                  location=self.where, meta=node_meta(node))
         ir.name = self.unique_name(self._default_name(node) + suffix)
         self.graph.add(ir)
         if weights:
