@@ -224,6 +224,8 @@ def node_meta(node: onnx.NodeProto) -> dict[str, Any]:
     exporter recorded (``module_path``, from the default exporter's ``name_scopes`` metadata),
     a hint for naming (:mod:`archc.lowering.spec_yaml`), never needed."""
     meta: dict[str, Any] = {"onnx_name": node.name}
+    if not len(node.metadata_props) and "/" not in node.name:
+        return meta  # no exporter metadata, no module path in the name: nothing more to read
     props = {prop.key: prop.value for prop in node.metadata_props}
     if "pkg.torch.onnx.name_scopes" in props:
         scopes = [s for s in re.findall(r"'([^']*)'", props["pkg.torch.onnx.name_scopes"]) if s]
@@ -685,29 +687,44 @@ class Importer:
         IR types (and the values of the inputs whose values shape inference reads), once per
         signature (:class:`~archc.frontends.onnx.inference.OnnxTypes`); None when an input is a
         symbolic shape value, which only the whole model's inference types."""
+        names = node.input
+        records = [self.values.get(name) if name else None for name in names]
         inputs: list[Any] = []
-        typed: list[Any] = []
-        for name in node.input:
-            rec = self.values.get(name) if name else None
+        for rec in records:
             if rec is None:
-                t: Any = None
-                key: Any = None
-            elif isinstance(rec, Tensor):
-                t = key = self.graph.type_of(rec.value)
-            elif isinstance(rec, Const):
+                inputs.append(None)
+            elif type(rec) is Tensor:
+                inputs.append(self.graph.type_of(rec.value))
+            elif type(rec) is Const:
                 a = rec.array
-                if a.size <= VALUE_LIMIT and not _is_placeholder(a) \
-                        and (a.dtype.kind not in "fc" or node.op_type in READS_FLOAT_DATA):
-                    t, key = a, (a.dtype.str, a.shape, a.tobytes())
+                if self._by_value(a, node):
+                    inputs.append((a.dtype.str, a.shape, a.tobytes()))
                 else:
-                    t = key = TensorType(a.shape, a.dtype.name)
+                    inputs.append((a.dtype.str, a.shape))
             else:
                 return None
-            inputs.append(key)
-            typed.append(t)
         signature = (node.op_type, node.domain, tuple(map(bool, node.output)),
                      tuple(a.SerializeToString() for a in node.attribute), tuple(inputs))
-        return self.types.of_node(node, signature, typed)
+        return self.types.of_node(node, signature, lambda: self._typed(node, records))
+
+    @staticmethod
+    def _by_value(a: np.ndarray, node: onnx.NodeProto) -> bool:
+        """Whether the per-node inference gets a constant input's value (else only its type)."""
+        return a.size <= VALUE_LIMIT and not _is_placeholder(a) \
+            and (a.dtype.kind not in "fc" or node.op_type in READS_FLOAT_DATA)
+
+    def _typed(self, node: onnx.NodeProto, records: list[Record | None]) -> list[Any]:
+        """The node's inputs as the per-node inference takes them: TensorTypes, constant values."""
+        typed: list[Any] = []
+        for rec in records:
+            if isinstance(rec, Tensor):
+                typed.append(self.graph.type_of(rec.value))
+            elif isinstance(rec, Const):
+                a = rec.array
+                typed.append(a if self._by_value(a, node) else TensorType(a.shape, a.dtype.name))
+            else:
+                typed.append(None)
+        return typed
 
     def sole_use(self, value: Value) -> bool:
         """Whether one ONNX node (or graph output) in all reads this IR value."""

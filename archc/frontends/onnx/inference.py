@@ -181,6 +181,9 @@ def _infer_strict(node: onnx.NodeProto, typed: list[Any], model: onnx.ModelProto
     return [complete(found.get(out)) if out else None for out in node.output]
 
 
+_MISSING: Any = object()
+
+
 class OnnxTypes:
     """ONNX's types for one import: per-node inference by signature, the whole model's on demand.
 
@@ -221,12 +224,15 @@ class OnnxTypes:
             return t
         return OType(tuple(self.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape), t.dtype)
 
-    def of_node(self, node: onnx.NodeProto, key: Hashable, typed: list[Any]) -> list[OType | None] | None:
-        """The node's complete output types by per-node inference over ``typed`` (see
-        :func:`_infer_strict`), once per ``key`` (the node's signature)."""
-        if key not in self._by_signature:
-            self._by_signature[key] = _infer_strict(node, typed, self.model)
-        return self._by_signature[key]
+    def of_node(self, node: onnx.NodeProto, key: Hashable,
+                typed: Callable[[], list[Any]]) -> list[OType | None] | None:
+        """The node's complete output types by per-node inference over ``typed()`` (its inputs:
+        TensorTypes, constant values; see :func:`_infer_strict`), once per ``key`` (the node's
+        signature)."""
+        found = self._by_signature.get(key, _MISSING)
+        if found is _MISSING:
+            found = self._by_signature[key] = _infer_strict(node, typed(), self.model)
+        return found
 
     def learn(self, node: onnx.NodeProto, types: list[TensorType]) -> None:
         """Take the IR dims ``types`` (checked against ONNX's) as the meaning of the symbols the
