@@ -333,6 +333,8 @@ class Importer:
         self.types = OnnxTypes(self.model, self.skeleton, self._fail)
         self.symbols = self.types.symbols              # ONNX dim_param -> IR dim
         self.input_symbols = self.types.input_symbols  # dim_params of the graph inputs, kept as they are
+        #: the types the file declares for values (value_info, graph outputs), by name
+        self.declared = {vi.name: t for vi in [*g.value_info, *g.output] if (t := otype(vi.type)) is not None}
         for node in g.node:
             for name in node.input:
                 self.consumers[name] = self.consumers.get(name, 0) + 1
@@ -667,18 +669,12 @@ class Importer:
         for k, (name, t) in enumerate(zip(node.output, types)):
             if not name:
                 continue
-            o = local[k] if local is not None and local[k] is not None else self.otype(name)
-            if o is None:
-                continue
-            if o.dtype is not None and o.dtype != t.dtype:
-                raise Fallback(f"dtype {t.dtype} differs from ONNX's {o.dtype}")
-            if o.shape is None:
-                continue
-            if len(o.shape) != t.rank:
-                raise Fallback(f"rank {t.rank} differs from ONNX's {len(o.shape)}")
-            for mine, theirs in zip(t.shape, o.shape):
-                if isinstance(mine, int) and isinstance(theirs, int) and mine != theirs:
-                    raise Fallback(f"shape {t} differs from ONNX's {o.shape}")
+            if local is not None and local[k] is not None:
+                # the whole model's type would be this one, merged with the type the file declares
+                _agree(t, local[k])
+                _agree(t, self.declared.get(name))
+            else:
+                _agree(t, self.otype(name))
         # Symbols ONNX made up for dims it could not name stand for what the IR computed.
         self.types.learn(node, types)
 
@@ -803,6 +799,21 @@ class Importer:
                 base = scope
             result[node.name] = taken.take(base)
         return result
+
+
+def _agree(t: TensorType, o: OType | None) -> None:
+    """Fallback unless the IR type ``t`` agrees with ONNX's ``o`` (dtype, rank, fixed dims)."""
+    if o is None:
+        return
+    if o.dtype is not None and o.dtype != t.dtype:
+        raise Fallback(f"dtype {t.dtype} differs from ONNX's {o.dtype}")
+    if o.shape is None:
+        return
+    if len(o.shape) != t.rank:
+        raise Fallback(f"rank {t.rank} differs from ONNX's {len(o.shape)}")
+    for mine, theirs in zip(t.shape, o.shape):
+        if isinstance(mine, int) and isinstance(theirs, int) and mine != theirs:
+            raise Fallback(f"shape {t} differs from ONNX's {o.shape}")
 
 
 def _disagree(declared: OType | None, computed: TensorType) -> bool:

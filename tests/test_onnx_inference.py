@@ -1,0 +1,109 @@
+"""ONNX's types in the importer: inferred per node, once per signature, the whole model's shape
+inference only where a node needs it (frontends/onnx/inference.py); native ops' answers once per
+kind of node (frontends/onnx/templates.py). What the whole-model inference used to decide must
+still be decided the same way: declared types, ill-typed nodes, symbolic shapes."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from archc.frontends.onnx import from_onnx
+from archc.frontends.onnx.importer import Importer
+from archc.ir import Graph, Node, TensorType, Value
+from archc.lowering.onnx import to_onnx
+
+F = TensorProto.FLOAT
+
+
+def _model(nodes, inputs, outputs, inits=(), value_info=()):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, [numpy_helper.from_array(v, n) for n, v in inits],
+                              value_info=list(value_info))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def _vi(name, shape, dtype=F):
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def _import(model):
+    importer = Importer(model, "m.onnx")
+    return importer, importer.run()
+
+
+def _chain(blocks: int) -> onnx.ModelProto:
+    g = Graph("chain")
+    s = ("N", 4, 8, 8)
+    conv = {"out_channels": 4, "kernel_size": 3, "stride": 1, "padding": 1, "dilation": 1, "groups": 1, "bias": False}
+    g.add(Node("x", "input", {"shape": list(s)}, [], [TensorType(s)]))
+    last = "x"
+    for i in range(blocks):
+        g.add(Node(f"c{i}", "conv", conv, [Value(last)], [TensorType(s)]))
+        g.add(Node(f"r{i}", "relu", {}, [Value(f"c{i}")], [TensorType(s)]))
+        g.add(Node(f"a{i}", "add", {}, [Value(f"r{i}"), Value(last)], [TensorType(s)]))
+        last = f"a{i}"
+    g.outputs = {"y": Value(last)}
+    return to_onnx(g, seed=0)
+
+
+def test_a_chain_archc_wrote_is_typed_node_by_node_once_per_signature(monkeypatch):
+    calls = []
+    infer = onnx.shape_inference.infer_shapes
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", lambda m, *a, **k: calls.append(len(m.graph.node))
+                        or infer(m, *a, **k))
+    importer, graph = _import(_chain(30))
+    assert not importer.types.has_whole  # no whole-model inference
+    assert calls == [1, 1, 1]  # one single-node inference each for Conv, Relu, Add: 90 nodes
+    assert [n.op for n in graph.nodes()].count("conv") == 30 and "onnx_node" not in {n.op for n in graph.nodes()}
+
+
+def test_symbolic_shape_values_get_the_whole_models_inference():
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="shape"),
+             helper.make_node("Gather", ["s", "zero"], ["n"], name="batch", axis=0),
+             helper.make_node("Unsqueeze", ["n", "axes"], ["n1"], name="unsq"),
+             helper.make_node("Concat", ["n1", "rest"], ["target"], name="cat", axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["y"], name="flat")]
+    model = _model(nodes, [_vi("x", ["N", 4, 2])], [_vi("y", ["N", 8])],
+                   [("zero", np.array(0, np.int64)), ("axes", np.array([0], np.int64)),
+                    ("rest", np.array([8], np.int64))])
+    importer, graph = _import(model)
+    assert importer.types.has_whole
+    assert [(n.op, n.outputs[0].shape) for n in graph.nodes()] == [("input", ("N", 4, 2)), ("flatten", ("N", 8))]
+
+
+@pytest.mark.parametrize("declared", [_vi("y", ["N", 4], TensorProto.INT64), _vi("y", ["N", 5]),
+                                      _vi("y", ["N", 4, 1])], ids=["dtype", "dim", "rank"])
+def test_a_declared_output_type_that_disagrees_keeps_the_node_as_onnx_defines_it(declared):
+    model = _model([helper.make_node("Relu", ["x"], ["y"], name="r")], [_vi("x", ["N", 4])], [declared])
+    graph = from_onnx(model, "m.onnx")
+    assert [n.op for n in graph.nodes()] == ["input", "onnx_node"]
+
+
+def test_a_declared_value_info_that_disagrees_keeps_the_node_as_onnx_defines_it():
+    model = _model([helper.make_node("Relu", ["x"], ["h"], name="r"), helper.make_node("Relu", ["h"], ["y"], name="r2")],
+                   [_vi("x", ["N", 4])], [_vi("y", ["N", 4])], value_info=[_vi("h", ["N", 7])])
+    importer, graph = _import(model)
+    assert importer.types.has_whole
+    assert [n.op for n in graph.nodes()] == ["input", "onnx_node", "relu"]
+
+
+def test_a_node_strict_inference_rejects_stays_an_onnx_node_typed_leniently():
+    """Add of a float and an int64 tensor: the native add declines, strict inference rejects it; the
+    node stays an onnx_node typed by ONNX's lenient inference, as before the per-node inference."""
+    model = _model([helper.make_node("Add", ["x", "i"], ["y"], name="add")],
+                   [_vi("x", ["N", 4]), _vi("i", ["N", 4], TensorProto.INT64)], [_vi("y", ["N", 4])])
+    _, graph = _import(model)
+    assert [(n.op, n.outputs[0].dtype) for n in graph.nodes()][-1] == ("onnx_node", "float32")
+
+
+def test_nodes_of_one_kind_share_the_native_ops_answer_but_not_attributes_that_only_compare_equal():
+    """-0.0 == 0.0 and 1 == 1.0 == True: the kind of a node is told by the attributes' text."""
+    nodes = [helper.make_node("LeakyRelu", ["x"], ["a"], name="zero", alpha=0.0),
+             helper.make_node("LeakyRelu", ["a"], ["b"], name="negzero", alpha=-0.0),
+             helper.make_node("LeakyRelu", ["b"], ["y"], name="again", alpha=0.0)]
+    graph = from_onnx(_model(nodes, [_vi("x", ["N", 4])], [_vi("y", ["N", 4])]), "m.onnx")
+    slopes = [repr(n.attrs["negative_slope"]) for n in graph.nodes() if n.op == "leaky_relu"]
+    assert slopes == ["0.0", "-0.0", "0.0"]
+    first, second, third = (n for n in graph.nodes() if n.op == "leaky_relu")
+    assert first.attrs is not third.attrs  # each node owns its attributes (later stages edit them)
