@@ -118,3 +118,39 @@ def test_each_node_owns_its_attributes():
     graph = from_onnx(_model(nodes, [_vi("x", ["N", 4])], [_vi("y", ["N", 4])]), "m.onnx")
     first, second = (n for n in graph.nodes() if n.op == "relu")
     assert first.attrs == second.attrs and first.attrs is not second.attrs
+
+
+def _conv_bias_chain(blocks: int) -> onnx.ModelProto:
+    """Bias-free convs each followed by an Add of a per-channel constant (the bias the importer folds
+    into the conv), a Relu and a residual Add: pure kinds (conv, relu, residual add) around an impure one."""
+    nodes, inits, last = [], [], "x"
+    rng = np.random.default_rng(0)
+    for i in range(blocks):
+        inits += [(f"w{i}", rng.standard_normal((4, 4, 3, 3)).astype(np.float32)),
+                  (f"b{i}", rng.standard_normal((1, 4, 1, 1)).astype(np.float32))]
+        nodes += [helper.make_node("Conv", [last, f"w{i}"], [f"c{i}"], name=f"/block{i}/conv/Conv", pads=[1] * 4),
+                  helper.make_node("Add", [f"c{i}", f"b{i}"], [f"cb{i}"], name=f"/block{i}/conv/Add"),
+                  helper.make_node("Relu", [f"cb{i}"], [f"r{i}"], name=f"/block{i}/act/Relu"),
+                  helper.make_node("Add", [f"r{i}", last], [f"a{i}" if i < blocks - 1 else "y"], name=f"/block{i}/Add")]
+        last = f"a{i}"
+    return _model(nodes, [_vi("x", ["N", 4, 8, 8])], [_vi("y", ["N", 4, 8, 8])], inits)
+
+
+def _snapshot(graph):
+    return ([(n.name, n.op, n.attrs, n.inputs, n.outputs, n.meta) for n in graph.nodes()],
+            {k: {p: (w.dtype, w.shape, w.tobytes()) for p, w in ws.items()} for k, ws in graph.weights.items()})
+
+
+@pytest.mark.parametrize("make, biased", [(lambda: _chain(6), False), (lambda: _conv_bias_chain(5), True)],
+                         ids=["chain", "bias-folding"])
+def test_replayed_kinds_make_the_nodes_their_converters_make(make, biased, monkeypatch):
+    from archc.frontends.onnx import importer as importer_module
+
+    replayed = _import(make())
+    assert replayed[0]._recipes  # kinds were recorded and replayed
+    monkeypatch.setattr(importer_module, "PURE", {})  # every node through its converter
+    converted = _import(make())
+    assert not converted[0]._recipes
+    assert _snapshot(replayed[1]) == _snapshot(converted[1])
+    convs = [n for n in replayed[1].nodes() if n.op == "conv"]
+    assert len(convs) >= 5 and all(n.attrs["bias"] is biased for n in convs)  # folded into replayed convs too

@@ -39,12 +39,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from archc.errors import Location, ShapeError, SpecError
+from archc.errors import Location, SpecError
 from archc.frontends.onnx import limits
 from archc.frontends.onnx.draft import Draft
 from archc.frontends.onnx.inference import (READS_FLOAT_DATA, VALUE_LIMIT, OnnxTypes, OType, complete, infer_node,
                                             merge_types, otype)
-from archc.frontends.onnx.templates import Templates
+from archc.frontends.onnx.replay import Recipe, Recorder
+from archc.frontends.onnx.templates import Template, Templates
 from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, ShapeArithmeticError, Sym, Tensor,
                                          as_symbolic, attributes, evaluate_symbolic, fold, is_static_int)
 from archc.ir.graph import MODULES_META, Graph, Node, Value, verify_in_debug
@@ -79,11 +80,21 @@ Converter = Callable[["Importer", onnx.NodeProto], Optional[list]]
 CONVERTERS: dict[str, Converter] = {}
 
 
-def converts(*op_types: str) -> Callable[[Converter], Converter]:
-    """Register the decorated function as the converter of ``op_types``."""
+#: ONNX op type -> True, or a test of the node, where its converter is pure (see
+#: :mod:`archc.frontends.onnx.replay`): one kind of node is converted once and replayed
+PURE: dict[str, bool | Callable[["Importer", onnx.NodeProto], bool]] = {}
+
+
+def converts(*op_types: str, pure: bool | Callable[["Importer", onnx.NodeProto], bool] = False
+             ) -> Callable[[Converter], Converter]:
+    """Register the decorated function as the converter of ``op_types``; ``pure`` (or, for the
+    nodes it accepts, a test of the node) promises what :mod:`archc.frontends.onnx.replay` needs:
+    the result depends only on the node's kind, constant inputs pass through unchanged."""
     def register(fn: Converter) -> Converter:
         for op_type in op_types:
             CONVERTERS[op_type] = fn
+            if pure:
+                PURE[op_type] = pure
         return fn
     return register
 
@@ -321,6 +332,8 @@ class Importer:
         self._attrs: dict[tuple, dict[str, Any]] = {}
         self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
         self.templates = Templates()             # native ops' answers, once per kind of node
+        self._recipes: dict[tuple, Recipe] = {}  # pure converters' work, once per kind of node
+        self._recorder: Recorder | None = None   # notes the conversion of a kind's first node
         self._fresh = 0
         self._names = Namespace()                # IR node names given so far
         self._splits: dict[str, tuple[str | None, str]] = {}  # ONNX node name -> split_name's answer
@@ -488,15 +501,78 @@ class Importer:
     def _convert(self, node: onnx.NodeProto) -> None:
         fn = self.converters.get(node.op_type) if node.domain in _DEFAULT_DOMAINS else None
         if fn is not None:
-            try:
-                outs = fn(self, node)
-            except Fallback:  # the one signal that keeps the node as it is; anything else is a bug
-                outs = None
+            key = self.recipe_key(node)
+            recipe = self._recipes.get(key) if key is not None else None
+            if recipe is not None:
+                outs: list | None = self._replay(node, recipe)
+            else:
+                self._recorder = self._new_recorder(node) if key is not None else None
+                try:
+                    outs = fn(self, node)
+                except Fallback:  # the one signal that keeps the node as it is; anything else is a bug
+                    outs = None
+                recorder, self._recorder = self._recorder, None
+                if outs is not None and recorder is not None:
+                    made = recorder.recipe(outs)
+                    if made is not None:
+                        self._recipes[key] = made
             if outs is not None and all(not self.consumers.get(name) for name in node.output[len(outs):]):
                 for name, out in zip(node.output, outs):
                     self.bind(name, Tensor(out) if isinstance(out, Value) else out)
                 return
         self.generic(node)
+
+    def recipe_key(self, node: onnx.NodeProto) -> tuple | None:
+        """The kind of a node whose converter is pure (see :mod:`archc.frontends.onnx.replay`): op,
+        attributes, each input's IR type or constant's dtype, shape, learnt-ness (and value, where
+        the per-node inference reads it); None when the node has no kind: an impure converter, a
+        symbolic input, an output whose type the file declares (its check depends on its name)."""
+        pure = PURE.get(node.op_type)
+        if pure is None:
+            return None
+        parts: list[Any] = []
+        for name in node.input:
+            rec = self.values.get(name) if name else None
+            if rec is None:
+                parts.append(None)
+            elif type(rec) is Tensor:
+                parts.append(self.graph.type_of(rec.value))
+            elif type(rec) is Const:
+                a = rec.array
+                parts.append((a.dtype.str, a.shape, rec.learned, a.tobytes() if self._by_value(a, node) else None))
+            else:
+                return None
+        declared = self.declared
+        if (declared and any(out in declared for out in node.output)) or (pure is not True and not pure(self, node)):
+            return None
+        return (node.op_type, tuple(map(bool, node.output)), tuple(a.SerializeToString() for a in node.attribute),
+                tuple(parts))
+
+    def _new_recorder(self, node: onnx.NodeProto) -> Recorder:
+        tensors, constants = {}, {}
+        for i, name in enumerate(node.input):
+            rec = self.values.get(name) if name else None
+            if isinstance(rec, Tensor):
+                tensors[i] = rec.value
+            elif isinstance(rec, Const):
+                constants[i] = rec.array
+        return Recorder(tensors, constants)
+
+    def _replay(self, node: onnx.NodeProto, recipe: Recipe) -> list[Value]:
+        """The native nodes ``recipe`` made for the first node of this one's kind, made for this one."""
+        made: list[list[Value]] = []
+
+        def tensor(source: tuple) -> Value:  # ("in", i): a Tensor input (the kind says so); ("emit", j, k)
+            return self.values[node.input[source[1]]].value if source[0] == "in" else made[source[1]][source[2]]
+
+        for step in recipe.steps:
+            weights = {k: (self.values[node.input[s[1]]].array if s[0] == "in" else s[1]) for k, s in step.weights}
+            outputs = list(step.template.outputs)
+            if step.check:
+                self.types.learn(node, outputs)  # the check passed for this kind; the symbols are this node's
+            made.append(self._add_native(node, step.template, [tensor(s) for s in step.inputs], weights,
+                                         step.suffix, outputs))
+        return [tensor(s) for s in recipe.outputs]
 
     def generic(self, node: onnx.NodeProto, overrides: dict[int, Record] | None = None) -> list[Value]:
         """Keep ``node`` as an onnx_node: computed inputs as IR inputs, constants as weights.
@@ -647,20 +723,28 @@ class Importer:
             self.check_types(node, outputs)
         if template.param_refusal is not None:
             raise Fallback(template.param_refusal)
+        values = self._add_native(node, template, inputs, weights, suffix, outputs)
+        if self._recorder is not None:
+            self._recorder.emitted(template, inputs, weights, check, suffix, values)
+        return values
+
+    def _add_native(self, node: onnx.NodeProto, template: Template, inputs: list[Value],
+                    weights: dict[str, np.ndarray] | None, suffix: str, outputs: list[TensorType]) -> list[Value]:
+        """Add the native node ``template`` describes, named after ONNX ``node``; its output values."""
         weights = dict(weights or {})
         for key, spec in template.specs.items():
             if key in weights:
                 arr = np.asarray(weights[key])
                 if not _is_placeholder(arr):  # a placeholder stays one (see _unread)
                     weights[key] = np.array(arr, dtype=spec.dtype, order="C")  # (ascontiguousarray makes 0-D 1-D)
-        ir = Node(name="?", op=opdef.name, attrs=dict(template.attrs), inputs=list(inputs), outputs=outputs,
+        name = self.unique_name(self._default_name(node) + suffix)
+        ir = Node(name=name, op=template.op, attrs=dict(template.attrs), inputs=list(inputs), outputs=outputs,
                   location=self.where, meta=node_meta(node))
-        ir.name = self.unique_name(self._default_name(node) + suffix)
         self.graph.add(ir)
         if weights:
-            self.graph.weights[ir.name] = weights
-        self.origin[ir.name] = node
-        return [Value(ir.name, k) for k in range(len(ir.outputs))]
+            self.graph.weights[name] = weights
+        self.origin[name] = node
+        return [Value(name, k) for k in range(len(outputs))]
 
     def check_types(self, node: onnx.NodeProto, types: list[TensorType]) -> None:
         """Fallback unless ``types`` agree with ONNX's output types: the per-node inference's where
@@ -674,6 +758,8 @@ class Importer:
                 _agree(t, local[k])
                 _agree(t, self.declared.get(name))
             else:
+                if self._recorder is not None:
+                    self._recorder.spoilt = True  # checked against this value's own type: not the kind's
                 _agree(t, self.otype(name))
         # Symbols ONNX made up for dims it could not name stand for what the IR computed.
         self.types.learn(node, types)

@@ -37,6 +37,7 @@ class Template:
     weights do not fit the op's parameters. ``attrs`` are completed (defaults, schema order).
     """
 
+    op: str
     attrs: Mapping[str, Any]
     outputs: tuple[TensorType, ...]
     specs: Mapping[str, Any]
@@ -55,20 +56,20 @@ def make_template(opdef: OpDef, attrs: Mapping[str, Any], ins: Sequence[TensorTy
     try:
         ir = build_node(opdef, "?", attrs, [Value("?") for _ in ins], ins)
     except (NodeError, ShapeError) as exc:  # the native op cannot express this node
-        return Template({}, (), {}, refusal=f"op '{op}': {exc}")
+        return Template(op, {}, (), {}, refusal=f"op '{op}': {exc}")
     why = limits.native_refusal(ins, ir.outputs, {k: np.broadcast_to(np.zeros((), np.int8), s)
                                                   for k, s in weight_shapes.items()})
     if why is not None:
-        return Template({}, (), {}, refusal=f"op '{op}': {why}")
+        return Template(op, {}, (), {}, refusal=f"op '{op}': {why}")
     specs = opdef.params(ir, list(ins))
-    template = Template(ir.attrs, tuple(ir.outputs), specs)
+    template = Template(op, ir.attrs, tuple(ir.outputs), specs)
     required = set(specs) - {k for k, s in specs.items() if s.optional}
     if required - set(weight_shapes) or set(weight_shapes) - set(specs):
-        return Template(ir.attrs, tuple(ir.outputs), specs,
+        return Template(op, ir.attrs, tuple(ir.outputs), specs,
                         param_refusal=f"op '{op}' wants parameters {sorted(specs)}, got {sorted(weight_shapes)}")
     for key, spec in specs.items():
         if key in weight_shapes and tuple(weight_shapes[key]) != tuple(spec.shape):
-            return Template(ir.attrs, tuple(ir.outputs), specs, param_refusal=(
+            return Template(op, ir.attrs, tuple(ir.outputs), specs, param_refusal=(
                 f"parameter '{key}' has shape {weight_shapes[key]}, op '{op}' wants {spec.shape}"))
     return template
 
