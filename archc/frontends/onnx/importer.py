@@ -33,6 +33,8 @@ import math
 import os
 import re
 import sys
+from collections import Counter
+from itertools import chain
 from typing import Any, Callable, Container, Optional
 
 import numpy as np
@@ -348,9 +350,7 @@ class Importer:
         self.input_symbols = self.types.input_symbols  # dim_params of the graph inputs, kept as they are
         #: the types the file declares for values (value_info, graph outputs), by name
         self.declared = {vi.name: t for vi in [*g.value_info, *g.output] if (t := otype(vi.type)) is not None}
-        for node in g.node:
-            for name in node.input:
-                self.consumers[name] = self.consumers.get(name, 0) + 1
+        self.consumers = Counter(chain.from_iterable(node.input for node in g.node))
         for out in g.output:
             self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
         for init in g.initializer:
