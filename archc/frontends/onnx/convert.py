@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 
 from archc.errors import ShapeError
-from archc.frontends.onnx.importer import Converter, Fallback, contiguous, converts
+from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, contiguous, converts  # noqa: F401 (tests patch CONVERTERS here)
 from archc.frontends.onnx.values import Const, short_float
 from archc.ir.graph import Value
 from archc.ir.types import Dim
