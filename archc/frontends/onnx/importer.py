@@ -60,6 +60,7 @@ from archc.ops.nodes import build_node
 __all__ = ["CONVERTERS", "Fallback", "Importer", "contiguous", "converts", "from_onnx", "load_onnx"]
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+_SUBGRAPHS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 #: ops that pass their first input through unchanged at inference
 _PASS_THROUGH = ("Identity", "Dropout")
 #: ops whose output shape is the value of one input (by index), where one is given: the
@@ -393,30 +394,30 @@ class Importer:
         self.bind(vi.name, Tensor(Value(name)))
 
     def _process(self, node: onnx.NodeProto) -> None:
-        if node.domain in _DEFAULT_DOMAINS and node.op_type in ("If", "Loop", "Scan"):
+        op_type = node.op_type
+        default = node.domain in _DEFAULT_DOMAINS
+        if default and op_type in ("If", "Loop", "Scan"):
             from archc.frontends.onnx.control_flow import resolve
 
             if resolve(self, node):
                 return
-        for a in node.attribute:
-            if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-                self._fail(f"ONNX {node.op_type} has a subgraph that does not fold away; archc imports control "
-                           "flow only where it becomes straight-line code (an If on a constant condition, a Loop "
-                           "of a constant trip count, a Scan of a known length)", node=node)
-        recs = []
-        for name in node.input:
-            if name and name not in self.values:
-                self._fail(f"input '{name}' is not defined before its use", node=node)
-            recs.append(self.values[name] if name else None)
-        default = node.domain in _DEFAULT_DOMAINS
-        if default and node.op_type == "Constant":
+        if any(a.type in _SUBGRAPHS for a in node.attribute):
+            self._fail(f"ONNX {op_type} has a subgraph that does not fold away; archc imports control "
+                       "flow only where it becomes straight-line code (an If on a constant condition, a Loop "
+                       "of a constant trip count, a Scan of a known length)", node=node)
+        values = self.values
+        recs = [values.get(name) if name else None for name in node.input]
+        if None in recs:
+            for name in node.input:
+                if name and name not in values:
+                    self._fail(f"input '{name}' is not defined before its use", node=node)
+        if default and op_type == "Constant":
             self.bind(node.output[0], Const(_constant_value(node, self)))
             return
-        if default and node.op_type in ("Shape", "Size") and isinstance(recs[0], Tensor):
+        if default and op_type in ("Shape", "Size") and isinstance(recs[0], Tensor):
             self._shape_of(node, self.graph.type_of(recs[0].value).shape)
             return
-        static = node.input and all(not isinstance(r, Tensor) for r in recs) and default \
-            and node.op_type not in NONDETERMINISTIC
+        static = recs and default and op_type not in NONDETERMINISTIC and all(type(r) is not Tensor for r in recs)
         if static:
             self._evaluate(node, recs)
         else:
@@ -792,8 +793,8 @@ class Importer:
     @staticmethod
     def _by_value(a: np.ndarray, node: onnx.NodeProto) -> bool:
         """Whether the per-node inference gets a constant input's value (else only its type)."""
-        return a.size <= VALUE_LIMIT and not _is_placeholder(a) \
-            and (a.dtype.kind not in "fc" or node.op_type in READS_FLOAT_DATA)
+        return (a.dtype.kind not in "fc" or node.op_type in READS_FLOAT_DATA) and a.size <= VALUE_LIMIT \
+            and not _is_placeholder(a)
 
     def _typed(self, node: onnx.NodeProto, records: list[Record | None]) -> list[Any]:
         """The node's inputs as the per-node inference takes them: TensorTypes, constant values."""
