@@ -102,14 +102,16 @@ class BodyWriter:
         none: tuple[None, bool] = (None, False)
         if len(inst.inputs) != 1 or len(inst.inputs[0]) != 1 or len(inst.outputs) != 1 or not items:
             return none
-        previous, forms, names = inst.inputs[0][0], [], []
+        names = [inst.local(item.name if isinstance(item, Node) else item.path) for item in items]
+        if all(map(is_identifier, names)) or any("." in name for name in names):
+            return none  # a class with attributes (self.conv1), or names nested in containers
+        previous, forms = inst.inputs[0][0], []
         for i, item in enumerate(items):
             if isinstance(item, Node):
-                name, reads, outputs = item.name, item.inputs, [Value(item.name)]
+                reads, outputs = item.inputs, [Value(item.name)]
             else:
-                name, reads, outputs = item.path, [v for values in item.inputs for v in values], item.outputs
-            names.append(inst.local(name))
-            if "." in names[-1] or reads != [previous] or len(outputs) != 1:
+                reads, outputs = [v for values in item.inputs for v in values], item.outputs
+            if reads != [previous] or len(outputs) != 1:
                 return none
             if isinstance(item, Node):
                 op, ins, ctor, tensor = self.lowered(item)
@@ -133,7 +135,7 @@ class BodyWriter:
             return none
         if names == [str(i) for i in range(len(items))] and not forms:
             return items, False
-        if inst.info is None or self.own_ties(inst) or all(map(is_identifier, names)):
+        if inst.info is None or self.own_ties(inst):
             return none
         for node in forms:
             self.lowered.write_as_module(node)
