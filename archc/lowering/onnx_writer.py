@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 from google.protobuf.message import Message
 
-from archc.fileio import write_atomic_files
+from archc.fileio import Streamed, write_atomic_files
 from archc.progress import Unit, task
 
 __all__ = ["OnnxParts", "WrittenOnnx", "write_onnx", "assemble", "data_file_name", "serialized_size",
@@ -334,14 +334,16 @@ def write_onnx(parts: OnnxParts, path: str, *, external_data: bool | None = None
     """
     weight_bytes = sum(_nbytes(s) for _, s in parts.initializers)
     nodes = len(parts.model.graph.node)
+    size = serialized_size(parts)
     if external_data is None:
-        external_data = serialized_size(parts) > INLINE_LIMIT
+        external_data = size > INLINE_LIMIT
     if not external_data:
-        write_atomic_files([(path, lambda fh: _write_inline(fh, parts))], option)
+        write_atomic_files([(path, Streamed(lambda fh: _write_inline(fh, parts), size))], option)
         return WrittenOnnx(path, None, nodes, len(parts.initializers), weight_bytes)
     data_path = os.path.join(os.path.dirname(path), data_file_name(path))
     model, placed = _external_layout(parts, data_file_name(path))
-    write_atomic_files([(data_path, lambda fh: _write_data(fh, placed)),
+    data_size = placed[-1][0] + _nbytes(placed[-1][1]) if placed else 0
+    write_atomic_files([(data_path, Streamed(lambda fh: _write_data(fh, placed), data_size)),
                         (path, model.SerializeToString())], option)
     return WrittenOnnx(path, data_path, nodes, len(parts.initializers), weight_bytes)
 
