@@ -195,10 +195,10 @@ def test_nodes_stay_topological_after_a_rewire_to_a_later_node():
 def test_verify_finds_edges_that_contradict_the_order_nodes_were_added_in():
     g = _chain("a", "b")
     g.add(Node(name="c", op="relu", inputs=[Value("x")], outputs=[T]))
-    # a reads c behind the graph's back, edges and inputs kept in agreement
-    g.node("a").inputs = [Value("c")]
+    # a reads c behind the graph's back, its networkx edges and inputs kept in agreement
     g.nx.remove_edge("x", "a")
     g.nx.add_edge("c", "a", port=0, out=0)
+    g.node("a").inputs = [Value("c")]
     with pytest.raises(GraphError, match="node 'a' reads 'c', added after it"):
         g.verify()
 

@@ -40,7 +40,7 @@ How a join is read (see docs in the module's functions for the details):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 from archc.analysis.probes import (
     elementwise,
@@ -512,13 +512,12 @@ def _chains(flow: Flow, connections: list[Skip]) -> list[list[Skip]]:
 
 
 def check_expectations(graph: Graph, connections: list[Skip],
-                       nodes: dict[str, Node] | None = None) -> list[Mismatch]:
+                       nodes: Mapping[str, Node] | None = None) -> list[Mismatch]:
     """Compare each node's declared ``meta["expect"]`` with what the analysis found there.
 
-    ``nodes`` (the graph's nodes by name, as :attr:`Flow.graph_nodes` holds them) saves a walk
-    over the networkx graph."""
+    ``nodes``: the graph's nodes by name (:meth:`Graph.node_map`, as :attr:`Flow.graph_nodes` holds them)."""
     if nodes is None:
-        nodes = dict(graph.nx.nodes(data="node"))
+        nodes = graph.node_map()
     expecting = [(name, node) for name, node in nodes.items() if "expect" in node.meta]
     if not expecting:
         return []  # most graphs declare nothing: skip indexing every connection

@@ -24,7 +24,7 @@ The virtual source (id ``SOURCE`` = -1) precedes every graph input.
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from archc.ir import Graph, Node
 from archc.ops import registry
@@ -56,7 +56,7 @@ class Flow:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         #: every node of the graph (data and meta) by name, in insertion order
-        self.graph_nodes: dict[str, Node] = {name: data["node"] for name, data in graph.nx.nodes(data=True)}
+        self.graph_nodes: Mapping[str, Node] = graph.node_map()
         nodes = self.graph_nodes
         try:
             # Frontends add nodes after their inputs: insertion order is usually topological.
