@@ -129,6 +129,9 @@ def _escape(char: str) -> str:
 def one_line(text: str) -> str:
     """``text`` on one line: ``\\n``, ``\\r``, NUL, bidi overrides and other invisible or
     line-breaking characters are written as visible escapes (``\\x0a``), all else is kept."""
+    text = str(text)
+    if text.isascii() and text.isprintable():  # printable ASCII has none of those categories
+        return text
     return "".join(_escape(c) if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in str(text))
 
 

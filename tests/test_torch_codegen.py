@@ -224,6 +224,35 @@ def test_a_block_at_several_depths_is_one_class_over_all_its_instances():
     assert sum(type(m).__name__ == "DoubleConv" for m in module.modules()) == 9
 
 
+@pytest.mark.parametrize("name", ["googlenet", "densenet121", "mobilenet_v2", "unet", "regnet_y_400mf",
+                                  "resnet50"])
+def test_lowering_shortcuts_write_what_lowering_every_instance_writes(name, monkeypatch):
+    """Instances lowered once for several (equal signatures, equal shapes with other numbers, the
+    second plan's bodies taken from the first) give the file that lowering each one in full
+    gives: these specs cover variadic blocks, nn.Sequential children, a second plan, skip labels
+    and an op whose text changes with its numbers."""
+    from archc.analysis.skips import merge_labels
+    from archc.lowering import torch_source
+
+    graph = load_spec(ROOT / f"specs/{name}.yaml")
+    labels = merge_labels(analyze(graph, paths=False))
+    fast = generate_source(graph, labels=labels)
+    counts = {"full": 0}
+    lower = torch_source.BodyWriter.lower
+
+    def full(writer, body, inst, *rest):
+        counts["full"] += 1
+        body = lower(writer, inst)
+        body.skeleton = torch_source._skeleton(body)
+        return body
+
+    monkeypatch.setattr(torch_source, "reuse", full)
+    monkeypatch.setattr(torch_source, "relower", lambda writer, template, inst, texts: full(writer, template, inst))
+    monkeypatch.setattr(torch_source._Planner, "_as_earlier", lambda self, inst: None)
+    assert generate_source(graph, labels=labels) == fast
+    assert counts["full"] > 0
+
+
 def test_graphs_without_blocks_are_one_class():
     graph = loads_spec("inputs: {x: [N, 4]}\nnodes: [{op: linear, out_features: 3}, {op: relu}]")
     assert list(_classes(generate_source(graph))) == ["Model"]

@@ -4,17 +4,24 @@
 
 Defaults to every shipped spec. Time is ``generate_source`` alone (the spec loaded once,
 outside the timing): the least CPU time (``time.process_time``, less disturbed than wall
-time on a shared machine) of ``--repeat`` runs in each of ``--rounds`` rounds.
+time on a shared machine) of ``--repeat`` runs in each of ``--rounds`` rounds. The cyclic
+garbage collector is off while timing, on both sides, as ``archc build`` runs with it off
+(``archc.cli._collector_paused``): with torch imported, a collection walks torch's whole heap.
 
 ``--baseline REV`` also times the generator of another git revision (default ``c73f2c1^``,
 the flat generator before the class-per-block rewrite) on that revision's spec of the same
 name, in a separate process on a ``git archive`` copy of it; the rounds alternate between
 the two so that a busy machine slows both alike. The ``ratio`` column is this tree's time
 over the baseline's (below 1: faster).
+
+``--cold N`` also times what one ``archc build`` does: the first ``generate_source`` call in a
+fresh process (every cache cold), the least of N processes per spec and side (slow: a process
+each, torch imported in each).
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import glob
 import io
 import json
@@ -30,7 +37,7 @@ OLD_FLAT_GENERATOR = "c73f2c1^"
 
 # Run in the baseline's tree: times its generate_source on its own specs of the given names.
 _BASELINE_TIMER = """
-import json, sys, time
+import gc, json, sys, time
 import archc
 from archc.lowering.torch import generate_source
 repeat, names, result = int(sys.argv[1]), sys.argv[2:], {}
@@ -41,13 +48,39 @@ for name in names:
     except Exception:
         continue
     best = float("inf")
+    gc.disable()
     for _ in range(repeat):
         start = time.process_time()
         generate_source(graph)
         best = min(best, time.process_time() - start)
+    gc.enable()
     result[name] = best
 print(json.dumps(result))
 """
+
+# Run in either tree, in a fresh process: the first generate_source call on one spec, as
+# `archc build` makes it (the collector off, every cache cold), with skip labels where the
+# tree's generate_source takes them.
+_COLD_TIMER = """
+import gc, inspect, json, sys, time
+import archc
+from archc.lowering.torch import generate_source
+graph = archc.load_spec(f"specs/{sys.argv[1]}.yaml")
+kwargs = {}
+if "labels" in inspect.signature(generate_source).parameters:
+    from archc.analysis.skips import analyze, merge_labels
+    kwargs["labels"] = merge_labels(analyze(graph, paths=False))
+gc.disable()
+start = time.process_time()
+generate_source(graph, **kwargs)
+print(json.dumps(time.process_time() - start))
+"""
+
+
+def _time_cold(tree: str, name: str) -> float | None:
+    env = {**os.environ, "PYTHONPATH": tree}
+    run = subprocess.run([sys.executable, "-c", _COLD_TIMER, name], cwd=tree, env=env, capture_output=True, text=True)
+    return json.loads(run.stdout.strip().splitlines()[-1]) if run.returncode == 0 and run.stdout.strip() else None
 
 
 def _baseline_tree(rev: str, into: str) -> None:
@@ -69,6 +102,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--baseline", nargs="?", const=OLD_FLAT_GENERATOR, default=None, metavar="REV")
+    parser.add_argument("--cold", type=int, default=0, metavar="N",
+                        help="also time the first call in N fresh processes per spec (and side), least of N")
     args = parser.parse_args()
 
     import archc
@@ -88,23 +123,39 @@ def main() -> None:
             _baseline_tree(args.baseline, tree)
         for _ in range(args.rounds):
             for name, (graph, labels) in graphs.items():
+                gc.disable()  # as the CLI runs it (and the baseline below)
                 for _ in range(args.repeat):
                     start = time.process_time()
                     generate_source(graph, labels=labels)
                     best[name] = min(best[name], time.process_time() - start)
+                gc.enable()
             if args.baseline:
                 for name, seconds in _time_baseline(tree, names, args.repeat).items():
                     old[name] = min(old[name], seconds)
+        cold = {name: _least_cold(ROOT, name, args.cold) for name in names} if args.cold else {}
+        cold_old = {name: _least_cold(tree, name, args.cold) for name in names} if args.cold and args.baseline else {}
     header = f"{'spec':22s} {'ms':>8s} {'lines':>6s} {'longest':>8s} {'classes':>8s}"
-    print(header + (f" {'base ms':>8s} {'ratio':>6s}" if args.baseline else ""))
+    header += f" {'base ms':>8s} {'ratio':>6s}" if args.baseline else ""
+    header += f" {'cold ms':>8s}" + (f" {'base':>8s} {'ratio':>6s}" if args.baseline else "") if args.cold else ""
+    print(header)
     for name, (graph, labels) in graphs.items():
         lines = generate_source(graph, labels=labels).splitlines()
         classes = sum(1 for line in lines if line.startswith("class "))
         row = f"{name:22s} {best[name] * 1000:8.1f} {len(lines):6d} {max(map(len, lines)):8d} {classes:8d}"
         if args.baseline:
-            row += f" {old[name] * 1000:8.1f} {best[name] / old[name]:6.2f}" if old[name] < float("inf") \
-                else f" {'-':>8s} {'-':>6s}"
+            row += _versus(best[name], old[name])
+        if args.cold:
+            row += f" {cold[name] * 1000:8.1f}" + (_versus(cold[name], cold_old[name]) if args.baseline else "")
         print(row)
+
+
+def _least_cold(tree: str, name: str, n: int) -> float:
+    times = [t for t in (_time_cold(tree, name) for _ in range(n)) if t is not None]
+    return min(times, default=float("inf"))
+
+
+def _versus(mine: float, base: float) -> str:
+    return f" {base * 1000:8.1f} {mine / base:6.2f}" if base < float("inf") else f" {'-':>8s} {'-':>6s}"
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ shipped spec's file with ``ruff format --check``.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 __all__ = ["LINE_LENGTH", "split_statement"]
@@ -24,15 +25,13 @@ _FOR = re.compile(r"\bfor\b")  # no comprehension without it (a cheap test befor
 _CODE_CHARS = re.compile(r"""[()\[\]{},]|'(?:[^'\\]|\\.)*(?:'|\Z)|"(?:[^"\\]|\\.)*(?:"|\Z)""", re.S)
 
 
-def _code_chars(text: str):
+def _code_chars(text: str) -> list[tuple[int, str]]:
     """(index, character) of the brackets and commas of ``text`` outside string literals: the
     one quote-aware scan (a regular expression steps over strings whole)."""
-    for m in _CODE_CHARS.finditer(text):
-        c = m.group()
-        if len(c) == 1 and c not in "'\"":
-            yield m.start(), c
+    return [(m.start(), c) for m in _CODE_CHARS.finditer(text) if len(c := m.group()) == 1 and c not in "'\""]
 
 
+@functools.lru_cache(maxsize=64)  # split_statement asks twice per text (the magic comma, the split)
 def _pairs(text: str) -> dict[int, int]:
     """Closing bracket index -> its opening index, outside string literals."""
     stack, pairs = [], {}

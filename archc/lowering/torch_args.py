@@ -70,9 +70,12 @@ class ClassArgs:
     def call(self, body: Body) -> list[tuple[str, Any]]:
         """The keyword arguments that build ``body``'s instance (defaults left out)."""
         result = []
+        given = None
         for arg in self.args:
             kind, key = arg.source
-            value = body.holes[key] if kind == "hole" else dict(body.instance.info.args)[key]
+            if kind != "hole" and given is None:
+                given = dict(body.instance.info.args)
+            value = body.holes[key] if kind == "hole" else given[key]
             if arg.required or value != arg.default:
                 result.append((arg.name, value))
         return result
@@ -112,6 +115,9 @@ class _Resolver:
         self.dim_exprs: dict[tuple, str | None] = {}
         self._dims: dict[tuple, tuple | None] = {}
         self.namespace = Namespace({*self.params, *self.lets, "self"})
+        self._args = [dict(b.instance.info.args) if b.instance.info else {} for b in bodies]
+        self._param_vectors: dict[str, tuple] = {}
+        self._attr_vectors: dict[tuple[str, str], tuple] = {}
 
     # -- values of the representative, mapped to every instance ---------------------------------
     def key(self, value: Value) -> tuple | None:
@@ -142,8 +148,12 @@ class _Resolver:
         return tuple(vector)
 
     def attr_vector(self, local: str, attr: str) -> tuple:
-        return tuple(self.graph.nodes[f"{b.instance.path}.{local}" if b.instance.path else local].attrs.get(attr)
-                     for b in self.bodies)
+        found = self._attr_vectors.get((local, attr))
+        if found is None:
+            nodes = self.graph.nodes
+            found = self._attr_vectors[(local, attr)] = tuple(
+                nodes[f"{b.instance.path}.{local}" if b.instance.path else local].attrs.get(attr) for b in self.bodies)
+        return found
 
     def own_exprs(self, node: Node) -> list[tuple[str, str]]:
         """A node's attribute expressions if they are written in this block (a nested block's
@@ -152,7 +162,10 @@ class _Resolver:
         return list(node.attr_exprs.items()) if inner == self.rep.path else []
 
     def param_vector(self, name: str) -> tuple:
-        return tuple(dict(b.instance.info.args).get(name) for b in self.bodies)
+        found = self._param_vectors.get(name)
+        if found is None:
+            found = self._param_vectors[name] = tuple(args.get(name) for args in self._args)
+        return found
 
     # -- naming -----------------------------------------------------------------------------------
     def use(self, source: str) -> str:

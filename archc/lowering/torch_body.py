@@ -10,7 +10,6 @@ branches on op names.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 from typing import Any, Callable, Mapping
@@ -20,7 +19,8 @@ from torch import nn
 from archc.errors import SpecError
 from archc.ir.graph import Graph, Node, Value
 from archc.lowering.torch_reset import GENERATED_METHODS
-from archc.lowering.torch_plan import Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute, place, with_holes
+from archc.lowering.torch_plan import (Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute, place, spread_at,
+                                       with_holes)
 from archc.ops.weights import tied_params
 from archc.pysource import is_identifier, literal
 
@@ -58,13 +58,14 @@ class BodyWriter:
     (class name, [(argument, value)]) once that child's class is known."""
 
     def __init__(self, graph: Graph, labels: Mapping[str, str],
-                 call_of: Callable[[Instance], tuple[str, list[tuple[str, Any]]]]) -> None:
+                 call_of: Callable[[Instance], tuple[str, list[tuple[str, Any]]]],
+                 earlier: BodyWriter | None = None) -> None:
         self.graph = graph
-        self.lowered = Lowered(graph)
+        # an earlier writer's reading of the graph, if any: it depends on the graph alone
+        self.lowered = earlier.lowered if earlier is not None else Lowered(graph)
         self.labels = labels
         self.call_of = call_of
-        self._sequential: dict[int, list[Node | Instance] | None] = {}
-        self._signatures: dict[tuple, int] = {}
+        self._sequential: dict[int, list[Node | Instance] | None] = earlier._sequential if earlier is not None else {}
         #: (node, its parameter, owner node, owner's parameter) of every tied parameter
         self.tied = [(n.name, p, owner, op) for n in self.lowered.order
                      for p, (owner, op) in tied_params(n).items()]
@@ -153,12 +154,14 @@ class BodyWriter:
                 body.stmts.append(self._child_stmt(inst, item, names, access, spread))
         body.returns = [names.names[v] for v in inst.outputs]
         body.ties = [_tie_statement(access, inst.local(node), param, inst.local(owner), owner_param)
-                     for node, param, owner, owner_param in self._own_ties(inst)]
+                     for node, param, owner, owner_param in self.own_ties(inst)]
         return body
 
-    def _own_ties(self, inst: Instance) -> list[tuple[str, str, str, str]]:
+    def own_ties(self, inst: Instance) -> list[tuple[str, str, str, str]]:
         """Tied parameters whose node and owner both lie in ``inst`` but not both in one child:
         this instance's class assigns them (so a block that ties inside itself does it itself)."""
+        if not self.tied:
+            return []
         children = [c for c in inst.items if isinstance(c, Instance)]
         return [tie for tie in self.tied if tie[0] in inst.members and tie[2] in inst.members
                 and not any(tie[0] in c.members and tie[2] in c.members for c in children)]
@@ -242,18 +245,14 @@ class BodyWriter:
 
     def _node_stmt(self, body: Body, inst: Instance, node: Node, names: VarNames, access: dict[str, str],
                    spread: dict[tuple[Value, ...], str]) -> Stmt:
-        op, ins, _, _ = self.lowered(node)
         local = inst.local(node.name)
-        args = [names.names.get(v) for v in node.inputs]
-        sources = list(args)
+        sources = [names.names.get(v) for v in node.inputs]
         for values, name in spread.items():  # a variadic input passed whole: *features
-            n = len(values)
-            for i, value in enumerate(node.inputs[:len(node.inputs) - n + 1]):
-                if value == values[0] and tuple(node.inputs[i:i + n]) == values:
-                    sources[i:i + n] = [f"*{name}"]
-                    break
+            at = spread_at(node.inputs, values)
+            if at is not None:
+                sources[at:at + len(values)] = [f"*{name}"]
         placeholders = _placeholders(len(sources))
-        raw = op.torch_forward(node, ins, list(placeholders), _MODULE if local in access else None)
+        raw = self.forward_text(node, local in access, next(iter(spread), None))
         expr = with_holes(body, raw, local, forward=True)
         if _ARG in expr:
             filled = dict(zip(placeholders, sources))
@@ -263,9 +262,27 @@ class BodyWriter:
         expr = expr.replace(_MODULE, access.get(local, ""))
         targets = [names.bind(Value(node.name, k), local if k == 0 else f"{local}_{k}")
                    for k in range(len(node.outputs))]
-        return Stmt(targets, expr, self._comments(node.name, local), local)
+        return Stmt(targets, expr, self.comments(node.name, local), local)
 
-    def _comments(self, name: str, local: str) -> list[str]:
+    def spread_values(self, inst: Instance) -> tuple[Value, ...] | None:
+        """The values of the instance's variadic formal, passed whole where a node reads them
+        all in a row (``torch.cat(features)``); None if it has none."""
+        variadic = bool(inst.info and inst.info.formals and inst.info.formals[-1].endswith("..."))
+        last = len(inst.formals) - 1
+        if not variadic or last >= len(inst.inputs) or not inst.inputs[last]:
+            return None
+        return tuple(inst.inputs[last])
+
+    def forward_text(self, node: Node, has_module: bool, spread: tuple[Value, ...] | None) -> str:
+        """The op's forward text for ``node``, its inputs as placeholders (the variadic values,
+        where it reads them all in a row, as one), its module as a marker."""
+        op, ins, _, _ = self.lowered(node)
+        count = len(node.inputs)
+        if spread and spread_at(node.inputs, spread) is not None:
+            count -= len(spread) - 1
+        return op.torch_forward(node, ins, list(_placeholders(count)), _MODULE if has_module else None)
+
+    def comments(self, name: str, local: str) -> list[str]:
         comments = []
         label = self.labels.get(name)
         if label:
@@ -273,46 +290,6 @@ class BodyWriter:
         if not is_identifier(local.replace(".", "_")):
             comments.append(local)  # the variable's name hides the node's
         return comments
-
-    # -- instances that lower alike ----------------------------------------------------------------
-    def signature(self, inst: Instance, child_signatures: Mapping[int, int]) -> int:
-        """What :meth:`lower` reads of an instance, with its names made local: instances with
-        equal signatures lower to equal bodies (but for their skip comments), so one lowering
-        serves them all (ResNet-152's 50 bottlenecks are 8 distinct ones). Signatures are
-        numbered as they are met, so a parent's holds its children's numbers, not their tuples.
-        Types are those of the inputs only: each op infers its outputs' from its attributes and
-        input types, so equal inputs and equal wiring make equal types throughout."""
-        types = self.lowered.type_of
-        formal = {v: (i, j) for i, values in enumerate(inst.inputs) for j, v in enumerate(values)}
-        cut = len(inst.path) + 1 if inst.path else 0
-
-        def ref(value: Value) -> Any:
-            if value.node in inst.members:
-                return (value.node[cut:], value.out)
-            found = formal.get(value)
-            # a value read from outside by name: this instance's own (with its type)
-            return found if found is not None else (value, types(value))
-
-        parts: list[Any] = [inst.info.block if inst.info else None, tuple(inst.formals),
-                            tuple(tuple(types(v) for v in values) for values in inst.inputs),
-                            tuple(map(ref, inst.outputs))]
-        for item in inst.items:
-            if isinstance(item, Node):
-                parts.append((item.name[cut:], item.op, _frozen(item.attrs), tuple(map(ref, item.inputs))))
-            else:
-                parts.append((inst.local(item.path), child_signatures[id(item)],
-                              tuple(tuple(map(ref, values)) for values in item.inputs),
-                              tuple(map(ref, item.outputs))))
-        parts.append(tuple((n[cut:], p, o[cut:], q) for n, p, o, q in self._own_ties(inst)))
-        return self._signatures.setdefault(tuple(parts), len(self._signatures))
-
-    def reuse(self, body: Body, inst: Instance) -> Body:
-        """``body`` (lowered from an instance with the same :meth:`signature`) as ``inst``'s."""
-        if not self.labels:  # comments then depend on the local names alone: the same
-            return dataclasses.replace(body, instance=inst)
-        stmts = [Stmt(s.targets, s.expr, self._comments(f"{inst.path}.{s.node}", s.node), s.node)
-                 if s.node is not None else s for s in body.stmts]
-        return dataclasses.replace(body, instance=inst, stmts=stmts)
 
     def _child_stmt(self, inst: Instance, child: Instance, names: VarNames, access: dict[str, str],
                     spread: dict[tuple[Value, ...], str]) -> Stmt:
@@ -359,17 +336,6 @@ def _reach(access: Mapping[str, str], name: str) -> str:
 
 def _param_access(module: str, param: str) -> str:
     return f"{module}.{param}" if is_identifier(param) else f"getattr({module}, {literal(param)})"
-
-
-def _frozen(attrs: dict[str, Any]) -> Any:
-    """A node's attributes as a hashable key (their repr where a value is a list or dict); with
-    each value's type, since 1, 1.0 and True are equal but are written differently."""
-    items = (tuple(attrs.items()), tuple(map(type, attrs.values())))
-    try:
-        hash(items)
-    except TypeError:
-        return repr(attrs)
-    return items
 
 
 def _check_name(seg: str, kind: str, sub: Any, inst: Instance, path: tuple[str, ...]) -> None:

@@ -26,10 +26,13 @@ from archc.ops import registry
 from archc.pysource import identifier, is_identifier, literal
 
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
-           "Lowered", "place", "attribute", "HOLE"]
+           "Lowered", "place", "attribute", "HOLE", "split_numbers",
+           "spread_at", "frozen_attrs"]
 
 #: Marks a hole in generated text: HOLE + index + HOLE (no digit of it is ever read as a number).
 HOLE = "\x00"
+_NO_READERS: frozenset[str] = frozenset()
+_MODULE_MARK = "\x03"  # stands for a module's expression in text asked of an op once for many
 _NUMBER_OR_STRING = re.compile(
     r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.\x01])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")
 # Names generated code uses itself: never a variable's name.
@@ -184,7 +187,7 @@ def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[
 # -- one instance, lowered with holes -----------------------------------------------------------
 
 @functools.lru_cache(maxsize=8192)
-def _split(source: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def split_numbers(source: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """``source`` cut at its integer literals (not inside strings, not parts of floats or names):
     the text pieces around them and the integers, parsed once per distinct text."""
     pieces, values, start = [], [], 0
@@ -202,7 +205,7 @@ def _split(source: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
 def with_holes(body: Body, source: str, node: str | None = None, forward: bool = False) -> str:
     """``source`` with each integer literal taken out as a hole (strings and floats stay);
     ``node``: the local node whose text this is (recorded as the holes' site)."""
-    pieces, values = _split(source)
+    pieces, values = split_numbers(source)
     if not values:
         return source
     out = [pieces[0]]
@@ -214,9 +217,29 @@ def with_holes(body: Body, source: str, node: str | None = None, forward: bool =
     return "".join(out)
 
 
+def frozen_attrs(attrs: dict[str, Any]) -> Any:
+    """A node's attributes as a hashable key (their repr where a value is a list or dict); with
+    each value's type, since 1, 1.0 and True are equal but are written differently."""
+    items = (tuple(attrs.items()), tuple(map(type, attrs.values())))
+    try:
+        hash(items)
+    except TypeError:
+        return repr(attrs)
+    return items
+
+
+def spread_at(inputs: list[Value], values: tuple[Value, ...]) -> int | None:
+    """Where ``values`` (a variadic formal's) occur in a row in ``inputs`` (the first place), or None."""
+    n = len(values)
+    for i, value in enumerate(inputs[:len(inputs) - n + 1]):
+        if value == values[0] and tuple(inputs[i:i + n]) == values:
+            return i
+    return None
+
+
 def numbers(source: str) -> list[int]:
     """The integer literals of ``source`` in order (what :func:`with_holes` takes out)."""
-    return list(_split(source)[1])
+    return list(split_numbers(source)[1])
 
 
 class VarNames:
@@ -247,8 +270,10 @@ class Lowered:
         self.graph = graph
         self.order: list[Node] = list(graph.nodes())
         self.nodes: dict[str, Node] = {n.name: n for n in self.order}
-        self._readers: dict[Value, set[str]] = {}
+        self._readers: dict[Value, set[str]] | None = None
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
+        self._resets: dict[tuple, list[str]] = {}
+        self._attrs_keys: dict[str, Any] = {}
         #: module-level functions the forward code calls (name -> def source), in first use order
         self.functions: dict[str, str] = {}
         for op in dict.fromkeys(n.op for n in self.order):
@@ -258,16 +283,35 @@ class Lowered:
         return self.nodes[value.node].outputs[value.out]
 
     def readers(self, value: Value) -> set[str]:
-        """The nodes that read ``value`` (from the graph's edges, on first asking)."""
-        found = self._readers.get(value)
-        if found is None:
-            found = self._readers[value] = {user for user, edges in self.graph.nx.succ[value.node].items()
-                                            if any(d["out"] == value.out for d in edges.values())}
-        return found
+        """The nodes that read ``value`` (the graph's edges are its nodes' inputs: all read in
+        one pass on first asking)."""
+        if self._readers is None:
+            self._readers = {}
+            for node in self.order:
+                for read in node.inputs:
+                    self._readers.setdefault(read, set()).add(node.name)
+        return self._readers.get(value, _NO_READERS)
 
     def users(self, name: str) -> list[str]:
         """Distinct nodes that read an output of ``name``."""
         return sorted(self.graph.nx.succ[name])
+
+    def attrs_key(self, node: Node) -> Any:
+        """:func:`frozen_attrs` of the node's attributes, computed once."""
+        found = self._attrs_keys.get(node.name)
+        if found is None:
+            found = self._attrs_keys[node.name] = frozen_attrs(node.attrs)
+        return found
+
+    def resets(self, node: Node, module: str) -> list[str]:
+        """The op's reset statements for ``node`` reached as ``module`` (:meth:`OpDef.torch_reset`),
+        asked once per op, attributes and input types (with a marker for the module)."""
+        op, ins, _, _ = self(node)
+        key = (node.op, self.attrs_key(node), tuple(ins))
+        found = self._resets.get(key)
+        if found is None:
+            found = self._resets[key] = op.torch_reset(node, ins, _MODULE_MARK)
+        return [statement.replace(_MODULE_MARK, module) for statement in found]
 
     def __call__(self, node: Node) -> tuple[Any, list[TensorType], str | None, str | None]:
         """(op, input types, module constructor or None, parameter tensor source or None)."""

@@ -28,14 +28,18 @@ _I = "    "
 
 
 def _node_resets(lowered: Lowered, node: Node, module: str) -> list[str]:
-    op, ins, _, _ = lowered(node)
-    return op.torch_reset(node, ins, module)
+    return lowered.resets(node, module)
 
 
 def _body_resets(body: Body, lowered: Lowered,
                  sequential: Callable[[Instance], list[Node | Instance] | None]) -> list[str]:
-    """The reset statements of one instance's own modules and tensors, in module-tree order."""
+    """The reset statements of one instance's own modules and tensors, in module-tree order.
+    The module tree may be another instance's of the same shape (a body reused with other
+    numbers): the nodes and children are this instance's, found by their local names."""
     out: list[str] = []
+    inst = body.instance
+    prefix = inst.path + "." if inst.path else ""
+    children = {item.path: item for item in inst.items if isinstance(item, Instance)}
 
     def walk(level: dict, path: tuple[str, ...]) -> None:
         for seg, sub in level.items():
@@ -43,9 +47,11 @@ def _body_resets(body: Body, lowered: Lowered,
             if isinstance(sub, dict):
                 walk(sub, here)
             elif sub.kind in ("module", "param"):
-                out.extend(_node_resets(lowered, sub.node, body.access[".".join(here)]))
+                local = ".".join(here)
+                out.extend(_node_resets(lowered, lowered.nodes[prefix + local], body.access[local]))
             elif sub.kind == "sequential":  # a block instance written as nn.Sequential: no class
-                in_sequential(sub.child, body.access[".".join(here)])
+                local = ".".join(here)
+                in_sequential(children[prefix + local], body.access[local])
 
     def in_sequential(instance: Instance, access: str) -> None:
         for i, item in enumerate(sequential(instance) or ()):
@@ -63,7 +69,11 @@ def reset_statements(bodies: Sequence[Body], lowered: Lowered,
     """The statements of one class's ``reset_parameters``, the same for every instance it serves
     (checked: a value that differed between instances would have to be a constructor argument)."""
     first = _body_resets(bodies[0], lowered, sequential)
+    seen = {id(bodies[0].holes)}
     for body in bodies[1:]:
+        if id(body.holes) in seen:  # a body reused whole: an instance of the same signature
+            continue
+        seen.add(id(body.holes))
         if _body_resets(body, lowered, sequential) != first:
             raise SpecError(f"block instances '{bodies[0].instance.path}' and '{body.instance.path}' share a "
                             "class but initialise their parameters differently", node=body.instance.path)

@@ -20,6 +20,7 @@ from archc.lowering.pyformat import LINE_LENGTH, split_statement
 from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
 from archc.lowering.torch_body import BodyWriter
 from archc.lowering.torch_plan import HOLE, Body, Instance, Leaf, instance_tree
+from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements
 from archc.pysource import comment, is_identifier, literal, one_line
 
@@ -79,15 +80,20 @@ class _Planner:
     """Lowers every instance, deepest first, and groups them into classes."""
 
     def __init__(self, graph: Graph, labels: Mapping[str, str], root_name: str,
-                 premerged: Mapping[tuple[str, str], list[Body]] | None = None) -> None:
+                 premerged: Mapping[tuple[str, str], list[Body]] | None = None,
+                 earlier: _Planner | None = None) -> None:
         self.graph = graph
         #: (block, skeleton) -> an earlier plan's bodies of every instance with it, at any depth
         self.premerged = premerged or {}
+        #: the earlier plan: its bodies serve where an instance's children are called alike
+        self.earlier = earlier
         self.by_key: dict[tuple[str, str], _Class] = {}
         self.classes: list[_Class] = []
         self.class_of: dict[int, _Class] = {}
         self.body_of: dict[int, Body] = {}
-        self.writer = BodyWriter(graph, labels, self._call)
+        #: the bodies of a class (by identity) -> its resolved arguments
+        self.resolved: dict[tuple[int, ...], ClassArgs] = {}
+        self.writer = BodyWriter(graph, labels, self._call, earlier.writer if earlier is not None else None)
         # class names: Bottleneck, Bottleneck2, ... (the number counts the classes of that name)
         self.class_names = Namespace({root_name, "nn", "torch", "F", "Module", *self.writer.lowered.functions},
                                      suffix=lambda base, i: f"{base}{i + 1}")
@@ -97,23 +103,64 @@ class _Planner:
         return cls.name, cls.args.call(self.body_of[id(child)])
 
     def plan(self, root: Instance) -> Body:
-        signatures: dict[int, int] = {}
-        lowered: dict[int, Body] = {}
+        keys = Signatures(self.writer)
+        lowered: dict[int, Body] = {}   # signature -> its body
+        first: dict[int, Body] = {}     # shape -> the first body lowered in full
+        texts: dict[int, list] = {}
         for level in reversed(_depths(root)[1:]):
             groups: dict[tuple[str, str], list[Body]] = {}
             for inst in level:
-                signature = signatures[id(inst)] = self.writer.signature(inst, signatures)
+                shape, signature = keys.add(inst)
                 if self.writer.as_sequential(inst) is not None:
                     continue
                 known = lowered.get(signature)
-                body = self.writer.reuse(known, inst) if known is not None else self.writer.lower(inst)
-                if known is None:
+                if known is not None:
+                    body = reuse(self.writer, known, inst)
+                elif (body := self._as_earlier(inst)) is not None:
                     lowered[signature] = body
-                    body.skeleton = _skeleton(body)
+                else:
+                    template = first.get(shape)
+                    body = relower(self.writer, template, inst, texts) if template is not None else None
+                    if body is None:
+                        body = self.writer.lower(inst)
+                        body.skeleton = _skeleton(body)
+                        first.setdefault(shape, body)
+                    lowered[signature] = body
                 self.body_of[id(inst)] = body
                 groups.setdefault((inst.info.block, body.skeleton), []).append(body)
             self._name_groups(groups)
         return self.writer.lower(root)
+
+    def _as_earlier(self, inst: Instance) -> Body | None:
+        """The earlier plan's body of ``inst`` if its children are built by the same calls
+        in both plans (lowering reads nothing else that the plans can differ in)."""
+        body = self.earlier.body_of.get(id(inst)) if self.earlier is not None else None
+        if body is None:
+            return None
+        for child in self._called(inst):
+            if self._call(child) != self.earlier._call(child):
+                return None
+        return body
+
+    def _called(self, inst: Instance) -> list[Instance]:
+        """The child instances ``inst`` constructs by their classes (through ``nn.Sequential``
+        children, which have none)."""
+        found = []
+        for item in inst.items:
+            if isinstance(item, Instance):
+                found.extend(self._called(item) if self.writer.as_sequential(item) is not None else [item])
+        return found
+
+    def _resolve(self, key: tuple[str, str], bodies: list[Body]) -> ClassArgs:
+        """:func:`resolve` for the class of ``bodies``, or the earlier plan's for the same bodies."""
+        if key in self.premerged:
+            return resolve(self.writer.lowered, self.premerged[key])
+        ids = tuple(map(id, bodies))
+        found = self.earlier.resolved.get(ids) if self.earlier is not None else None
+        if found is None:
+            found = resolve(self.writer.lowered, bodies)
+        self.resolved[ids] = found
+        return found
 
     def _name_groups(self, groups: dict[tuple[str, str], list[Body]]) -> None:
         by_block: dict[str, list[list[Body]]] = {}
@@ -128,7 +175,7 @@ class _Planner:
                 if key in self.by_key:  # deeper instances of this key made the class: join it
                     self._join(self.by_key[key], bodies)
                     continue
-                args = resolve(self.writer.lowered, self.premerged.get(key, bodies))
+                args = self._resolve(key, bodies)
                 same = next((c for c in self.classes if c.block == block and c.args == args
                              and c.bodies[0].skeleton == bodies[0].skeleton), None)
                 if same is not None:  # the class written for instances nested deeper: the same code
@@ -191,7 +238,11 @@ def _comment_lines(text: str, depth: int) -> list[str]:
     width = LINE_LENGTH - len(_I * depth) - 2
     lines = []
     for line in comment(text):
-        lines += [_I * depth + "# " + w for w in textwrap.wrap(line[2:], width, break_on_hyphens=False)] or \
+        body = line[2:]
+        if body and len(body) <= width and body.isascii() and body.isprintable() and body[0] != " " != body[-1]:
+            lines.append(_I * depth + line)  # what textwrap gives a line that fits and has no odd spaces
+            continue
+        lines += [_I * depth + "# " + w for w in textwrap.wrap(body, width, break_on_hyphens=False)] or \
             [_I * depth + "#"]
     return lines
 
@@ -354,7 +405,7 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     root_body = planner.plan(tree)
     split = planner.split_keys()
     if split:  # plan again with one class per such block, resolved over all its instances
-        again = _Planner(graph, labels, cls, split)
+        again = _Planner(graph, labels, cls, split, planner)
         again_body = again.plan(tree)
         if again.premerged_held():
             planner, root_body = again, again_body

@@ -1,0 +1,161 @@
+"""Instances that lower alike are lowered once: exact reuse, and reuse with other numbers.
+
+Two keys are computed per instance in one walk (:class:`Signatures`). The *shape* is what
+:meth:`~archc.lowering.torch_body.BodyWriter.lower` reads of an instance but for its numbers:
+the block, its formals, the wiring with local names, each node's op, attribute names and
+output count, the children's shapes and the ties. The *signature* adds the numbers: each
+node's attribute values (type-exact, so ``1``, ``1.0`` and ``True`` never match), the
+input types and the children's signatures. Output types need no place in either: each op
+infers them from its attributes and input types.
+
+- Equal signatures lower to equal bodies but for their skip comments: :func:`reuse` copies
+  the body (ResNet-152's 50 bottlenecks are 8 distinct ones).
+- Equal shapes lower to bodies equal but for their holes where every op writes the same text
+  around its integers: :func:`relower` asks each op for its text only (the lowering's own
+  calls, in its order), checks the text between the integers against the first body of that
+  shape and takes the new integers as the holes (GoogLeNet's 57 BasicConvs, DenseNet's 58
+  layers). Where an op writes other text (``groups=`` appears) the instance is lowered in full.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from archc.ir.graph import Node, Value
+from archc.lowering.torch_plan import Body, Instance, Stmt, split_numbers, spread_at
+
+__all__ = ["Signatures", "relower", "reuse"]
+
+
+class Signatures:
+    """Numbers instances by shape and by signature, as they are met (so a parent's key holds
+    its children's numbers, not their tuples); children first."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+        self._shapes: dict[tuple, int] = {}
+        self._signatures: dict[tuple, int] = {}
+        self.of: dict[int, tuple[int, int]] = {}  # id(instance) -> (shape, signature)
+
+    def add(self, inst: Instance) -> tuple[int, int]:
+        """``inst``'s (shape, signature); its child instances must have been added."""
+        types = self.writer.lowered.type_of
+        attrs_key = self.writer.lowered.attrs_key
+        members = inst.members
+        formal = {v: (i, j) for i, values in enumerate(inst.inputs) for j, v in enumerate(values)}
+        cut = len(inst.path) + 1 if inst.path else 0
+        # a variadic formal read only whole (torch.cat(features)) is one name whatever its length
+        spread = self.writer.spread_values(inst)
+
+        def refs(values: list[Value]) -> tuple:
+            # a value made inside by its local name; a formal's by its place; one read from
+            # outside by name as itself (the same value, of the same type, in every instance)
+            at = spread_at(values, spread) if spread else None
+            if at is None:
+                return tuple((v.node[cut:], v.out) if v.node in members else formal.get(v, v) for v in values)
+            return (*refs(values[:at]), "*", *refs(values[at + len(spread):]))
+
+        shape: list[Any] = [inst.info.block if inst.info else None, tuple(inst.formals),
+                            tuple(map(refs, inst.inputs)), refs(inst.outputs)]
+        numbers: list[Any] = [tuple(tuple(map(types, values)) for values in inst.inputs)]
+        of = self.of
+        for item in inst.items:
+            if isinstance(item, Node):
+                shape.append((item.name[cut:], item.op, tuple(item.attrs), len(item.outputs), refs(item.inputs)))
+                numbers.append(attrs_key(item))
+            else:
+                child_shape, child_signature = of[id(item)]
+                shape.append((item.path[cut:], child_shape, tuple(map(refs, item.inputs)), refs(item.outputs)))
+                numbers.append(child_signature)
+        if self.writer.tied:
+            shape.append(tuple((n[cut:], p, o[cut:], q) for n, p, o, q in self.writer.own_ties(inst)))
+        shape_id = self._shapes.setdefault(tuple(shape), len(self._shapes))
+        signature = self._signatures.setdefault((shape_id, tuple(numbers)), len(self._signatures))
+        of[id(inst)] = (shape_id, signature)
+        return shape_id, signature
+
+
+def reuse(writer: Any, body: Body, inst: Instance, holes: list[Any] | None = None) -> Body:
+    """``body`` as ``inst``'s (an instance of the same signature, or of the same shape with
+    ``holes`` for its numbers): its own skip comments."""
+    changes: dict[str, Any] = {"instance": inst}
+    if holes is not None:
+        changes["holes"] = holes
+    labels = writer.labels
+    if labels:  # else comments depend on the local names alone: the same
+        there, stmts, changed = body.instance.path, [], False
+        for stmt in body.stmts:
+            if stmt.node is not None and labels.get(f"{inst.path}.{stmt.node}") != labels.get(f"{there}.{stmt.node}"):
+                stmt = Stmt(stmt.targets, stmt.expr, writer.comments(f"{inst.path}.{stmt.node}", stmt.node), stmt.node)
+                changed = True
+            stmts.append(stmt)
+        if changed:
+            changes["stmts"] = stmts
+    copy = Body.__new__(Body)  # dataclasses.replace without its per-call introspection
+    copy.__dict__.update(body.__dict__, **changes)
+    return copy
+
+
+def relower(writer: Any, template: Body, inst: Instance, texts: dict[int, list[Any]]) -> Body | None:
+    """``inst`` lowered as ``template`` (the first body of its shape) with its own numbers, or
+    None where one of its ops writes other text around them. ``texts``: the templates' text
+    pieces, by ``id(template)``, filled on first use."""
+    known = texts.get(id(template))
+    if known is None:
+        pieces, numbers = _texts(writer, template.instance, template.access)
+        # the replay must give the template's own holes, in its order; else it never serves
+        known = texts[id(template)] = pieces if numbers == template.holes else []
+    if not known:
+        return None
+    pieces, numbers = _texts(writer, inst, template.access)
+    if pieces != known:
+        return None
+    return reuse(writer, template, inst, numbers)
+
+
+def _texts(writer: Any, inst: Instance, access: dict[str, str]) -> tuple[list[Any], list[Any]]:
+    """The text pieces and the numbers of every hole-making text :meth:`lower` writes for
+    ``inst``, in its order: the module tree (constructors, parameters, child constructor calls
+    and ``nn.Sequential`` children), then each node's forward expression."""
+    lowered = writer.lowered
+    pieces: list[Any] = []
+    numbers: list[Any] = []
+    for item in inst.items:
+        if isinstance(item, Node):
+            op, ins, ctor, tensor = lowered(item)
+            if ctor is not None:
+                cut, values = split_numbers(ctor)
+                pieces.append(("module", cut))
+            elif tensor is not None:
+                own = op.params(item, ins).get("")
+                cut, values = split_numbers(tensor)
+                pieces.append(("param", cut, own is not None and own.buffer))
+            else:
+                pieces.append(None)
+                continue
+            numbers.extend(values)
+        else:
+            _child_texts(writer, item, pieces, numbers)
+    spread = writer.spread_values(inst)
+    for item in inst.items:
+        if isinstance(item, Node):
+            cut, values = split_numbers(writer.forward_text(item, inst.local(item.name) in access, spread))
+            pieces.append(cut)
+            numbers.extend(values)
+    return pieces, numbers
+
+
+def _child_texts(writer: Any, child: Instance, pieces: list[Any], numbers: list[Any]) -> None:
+    items = writer.as_sequential(child)
+    if items is None:
+        cls, args = writer.call_of(child)
+        pieces.append(("call", cls, tuple(name for name, _ in args)))
+        numbers.extend(value for _, value in args)
+        return
+    pieces.append(("sequential", len(items)))
+    for item in items:
+        if isinstance(item, Node):
+            cut, values = split_numbers(writer.lowered(item)[2])
+            pieces.append(("module", cut))
+            numbers.extend(values)
+        else:
+            _child_texts(writer, item, pieces, numbers)
