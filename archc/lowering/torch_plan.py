@@ -34,6 +34,7 @@ __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "wit
 HOLE = "\x00"
 _NO_READERS: frozenset[str] = frozenset()
 _MODULE_MARK = "\x03"  # stands for a module's expression in text asked of an op once for many
+_RESET_OWN = (f"{_MODULE_MARK}.reset_parameters()",)
 _NUMBER_OR_STRING = re.compile(
     r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.\x01])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")
 # Names generated code uses itself: never a variable's name.
@@ -312,6 +313,9 @@ class Lowered:
         found = self._node_resets.get(node.name)
         if found is None:
             op, ins, ctor, tensor = self(node)
+            if op.always_learned and ctor is not None and type(op).torch_reset is OpDef.torch_reset:
+                found = self._node_resets[node.name] = _RESET_OWN  # the default's answer, sizes unread
+                return found
             key = (node.op, self.attrs_key(node), tuple(ins))
             found = self._resets.get(key)
             if found is None:
