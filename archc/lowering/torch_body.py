@@ -85,6 +85,10 @@ class BodyWriter:
         items = inst.items
         if len(inst.inputs) != 1 or len(inst.inputs[0]) != 1 or len(inst.outputs) != 1 or not items:
             return None
+        cut = len(inst.path) + 1 if inst.path else 0
+        for i, item in enumerate(items):  # the names first: most instances fail here, cheaply
+            if (item.name if type(item) is Node else item.path)[cut:] != str(i):
+                return None
         previous = inst.inputs[0][0]
         for i, item in enumerate(items):
             if isinstance(item, Node):

@@ -276,6 +276,8 @@ class Lowered:
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
         self._resets: dict[tuple, tuple[str, ...]] = {}
         self._node_resets: dict[str, tuple[str, ...]] = {}
+        #: (node, attribute) -> where its value shows in the node's texts (torch_args' probes)
+        self.probed: dict[tuple[str, str], Any] = {}
         self._attrs_keys: dict[str, Any] = {}
         #: module-level functions the forward code calls (name -> def source), in first use order
         self.functions: dict[str, str] = {}
