@@ -18,11 +18,12 @@ at 100k nodes.
 
 ``--onnx`` times what a user pays instead: a residual chain of each size (2 channels, so the
 files stay small) is written as an ONNX file by archc, and a ViT-B/16 (86.6 M parameters, 346 MB)
-is exported by ``torch.onnx.export`` (``--no-vit`` skips it); then ``archc lint FILE --format
+is exported by ``torch.onnx.export`` (``--no-vit`` skips it), and a BERT-base (:func:`bert_encoder`, 110 M
+parameters, sequence 128) by both torch exporters (``--no-bert`` skips them); then ``archc lint FILE --format
 json`` runs on each as a whole process (Python start, imports, ONNX load and import, analysis,
 JSON): least wall-clock and least CPU seconds of ``--repeat`` runs, and the exponent of growth
 ``log(t2 / t1) / log(n2 / n1)`` between sizes (1.0 is linear), as a markdown table. The goals are
-under 2 s at 100k nodes and under 1 s for the ViT-B/16. ``--files A.onnx,B.onnx`` times given
+under 2 s at 100k nodes and under 1 s for the ViT-B/16 and BERT-base. ``--files A.onnx,B.onnx`` times given
 ONNX files the same way.
 """
 from __future__ import annotations
@@ -187,6 +188,77 @@ def vit_b16_onnx(path: str) -> None:
                           input_names=["x"], dynamic_axes={"x": {0: "N"}})
 
 
+def bert_encoder(layers: int = 12, dim: int = 768, heads: int = 12, ffn: int = 3072, vocab: int = 30522,
+                 positions: int = 512):
+    """A BERT encoder as Devlin et al. describe it (BERT-base: 12 layers, width 768, 12 heads, FFN
+    3072, 110 M parameters with the embeddings): token + position + segment embeddings and a layer
+    norm, then post-LN layers ``x = LN(x + attn(x)); x = LN(x + FFN(x))``, FFN = Linear-GELU-Linear;
+    attention with separate Q, K, V projections. Input: token ids (batch, sequence)."""
+    import torch
+    from torch import nn
+
+    class SelfAttention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.query, self.key, self.value = (nn.Linear(dim, dim) for _ in range(3))
+            self.out = nn.Linear(dim, dim)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            n, t, _ = x.shape
+            q, k, v = (p(x).view(n, t, heads, dim // heads).transpose(1, 2) for p in (self.query, self.key, self.value))
+            a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dim // heads), dim=-1)
+            return self.out((a @ v).transpose(1, 2).reshape(n, t, dim))
+
+    class Layer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attention, self.attention_norm = SelfAttention(), nn.LayerNorm(dim, eps=1e-12)
+            self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(), nn.Linear(ffn, dim))
+            self.ffn_norm = nn.LayerNorm(dim, eps=1e-12)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.attention_norm(x + self.attention(x))
+            return self.ffn_norm(x + self.ffn(x))
+
+    class Bert(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tokens, self.positions = nn.Embedding(vocab, dim), nn.Embedding(positions, dim)
+            self.segments = nn.Embedding(2, dim)
+            self.norm = nn.LayerNorm(dim, eps=1e-12)
+            self.layers = nn.Sequential(*(Layer() for _ in range(layers)))
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            where = torch.arange(ids.shape[1], device=ids.device)
+            x = self.tokens(ids) + self.positions(where) + self.segments(torch.zeros_like(ids))
+            return self.layers(self.norm(x))
+
+    return Bert()
+
+
+def bert_onnx(path: str, dynamo: bool = False, sequence: int = 128, **config) -> None:
+    """Write :func:`bert_encoder` (``config``: its sizes) exported by ``torch.onnx.export`` with the
+    TorchScript exporter (``dynamo=False``, opset 17, dynamic batch) or the default one, for one
+    batch of ``sequence`` token ids, to ``path``."""
+    import contextlib
+    import io
+    import warnings
+
+    import torch
+
+    torch.manual_seed(0)
+    model = bert_encoder(**config).eval()
+    ids = torch.randint(0, config.get("vocab", 30522), (1, sequence))
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        if dynamo:
+            torch.onnx.export(model, (ids,), path, dynamo=True, input_names=["ids"])
+        else:
+            torch.onnx.export(model, (ids,), path, dynamo=False, opset_version=17, input_names=["ids"],
+                              dynamic_axes={"ids": {0: "N"}})
+
+
 KINDS = {"residual": residual_chain, "unet": unet, "dense": dense, "dense-wide": dense_wide}
 
 
@@ -216,9 +288,11 @@ def _lint_process(path: str, repeat: int) -> tuple[float, float]:
     return best_wall, best_cpu
 
 
-def bench_onnx_files(sizes: list[int], repeat: int, files: list[str], vit: bool = True) -> list[str]:
+def bench_onnx_files(sizes: list[int], repeat: int, files: list[str], vit: bool = True,
+                     bert: bool = True) -> list[str]:
     """Whole-process ``archc lint`` on ONNX files: archc-written residual chains of ``sizes`` nodes,
-    a ViT-B/16 exported by torch (``vit``), then ``files``. Prints and returns markdown table rows:
+    a ViT-B/16 exported by torch (``vit``), a BERT-base exported by both torch exporters (``bert``;
+    the default exporter's where it runs), then ``files``. Prints and returns markdown table rows:
     file, nodes, MB, wall s, CPU s, growth exponents of wall and CPU time against nodes."""
     from archc.lowering.onnx import to_onnx
 
@@ -251,6 +325,21 @@ def bench_onnx_files(sizes: list[int], repeat: int, files: list[str], vit: bool 
 
             nodes = len(onnx.load(path, load_external_data=False).graph.node)
             row("ViT-B/16 (torch.onnx.export)", f"{nodes:,}", path, wall, cpu)
+            os.unlink(path)
+        for dynamo in (False, True) if bert else ():
+            path = os.path.join(tmp, f"bert_base_{'dynamo' if dynamo else 'torchscript'}.onnx")
+            try:
+                bert_onnx(path, dynamo=dynamo)
+            except Exception as exc:  # noqa: BLE001 - the default exporter does not run everywhere
+                print(f"(BERT-base, {'dynamo' if dynamo else 'TorchScript'} exporter: no export: {exc})")
+                continue
+            wall, cpu = _lint_process(path, repeat)
+            import onnx
+
+            nodes = len(onnx.load(path, load_external_data=False).graph.node)
+            exporter = "torch.onnx.export, dynamo" if dynamo else "torch.onnx.export, TorchScript"
+            row(f"BERT-base ({exporter})", f"{nodes:,}", path, wall, cpu)
+            os.unlink(path)
     for path in files:
         wall, cpu = _lint_process(path, repeat)
         row(os.path.basename(path), "", path, wall, cpu)
@@ -266,10 +355,12 @@ def main() -> None:
     parser.add_argument("--files", default="", help="with --onnx: also time these ONNX files (comma-separated)")
     parser.add_argument("--no-vit", dest="vit", action="store_false",
                         help="with --onnx: skip the ViT-B/16 export (it takes a while and 350 MB of disk)")
+    parser.add_argument("--no-bert", dest="bert", action="store_false",
+                        help="with --onnx: skip the BERT-base exports (a while, and 440 MB of disk each)")
     args = parser.parse_args()
     if args.onnx:
         bench_onnx_files([int(s) for s in args.sizes.split(",")], args.repeat,
-                         [f for f in args.files.split(",") if f], args.vit)
+                         [f for f in args.files.split(",") if f], args.vit, args.bert)
         return
     registry.names()  # load op plugins once, outside the timings
     print(f"{'graph':<18} {'nodes':>7} {'edges':>8} {'joins':>7} {'skips':>7}  {'skips s':>8} {'+paths s':>8}")

@@ -1,6 +1,10 @@
 """ONNX op type -> native IR op: one small converter per ONNX op, registered (``@converts``) in the
 importer's :data:`~archc.frontends.onnx.importer.CONVERTERS` table.
 
+Converters marked ``pure`` run once per kind of node (:mod:`archc.frontends.onnx.replay`): they read
+only the node's attributes, its inputs' types and its constants' shapes, and pass constants through
+as weights unchanged (MatMul transposes its weight, Gemm reshapes its bias: not pure).
+
 A converter gets the :class:`~archc.frontends.onnx.importer.Importer` and the ONNX node.
 It reads constant and shape-type inputs (``im.const``, ``im.static``), asks for data
 inputs (``im.tensor``), and returns one entry per output it handles: an IR
@@ -25,7 +29,7 @@ import numpy as np
 import onnx
 
 from archc.errors import ShapeError
-from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, contiguous, converts
+from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, contiguous, converts  # noqa: F401 (tests patch CONVERTERS here)
 from archc.frontends.onnx.values import Const, short_float
 from archc.ir.graph import Value
 from archc.ir.types import Dim
@@ -105,7 +109,7 @@ def _optional_const(im: "Importer", node: onnx.NodeProto, index: int) -> np.ndar
 
 # -- layers ------------------------------------------------------------------------------
 
-@converts("Conv")
+@converts("Conv", pure=True)
 def conv(im: "Importer", node: onnx.NodeProto):
     w = im.const(node.input[1])
     if w is None:
@@ -121,7 +125,7 @@ def conv(im: "Importer", node: onnx.NodeProto):
     return im.emit(node, "conv", attrs, [x], weights)
 
 
-@converts("ConvTranspose")
+@converts("ConvTranspose", pure=True)
 def conv_transpose(im: "Importer", node: onnx.NodeProto):
     a = im.attrs(node)
     w = im.const(node.input[1])
@@ -205,7 +209,7 @@ def gather(im: "Importer", node: onnx.NodeProto):
 
 # -- normalisation -----------------------------------------------------------------------
 
-@converts("BatchNormalization")
+@converts("BatchNormalization", pure=True)
 def batchnorm(im: "Importer", node: onnx.NodeProto):
     a = im.attrs(node)
     if a.get("training_mode", 0):
@@ -221,7 +225,7 @@ def batchnorm(im: "Importer", node: onnx.NodeProto):
     return im.emit(node, "batchnorm", attrs, [im.tensor(node.input[0])], weights)[:1]
 
 
-@converts("LayerNormalization")
+@converts("LayerNormalization", pure=True)
 def layernorm(im: "Importer", node: onnx.NodeProto):
     a = im.attrs(node)
     x = im.tensor(node.input[0])
@@ -246,16 +250,16 @@ def _unary(op: str) -> Converter:
 
 
 for _onnx_op, _ir_op in {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish"}.items():
-    CONVERTERS[_onnx_op] = _unary(_ir_op)
+    converts(_onnx_op, pure=True)(_unary(_ir_op))
 
 
-@converts("LeakyRelu")
+@converts("LeakyRelu", pure=True)
 def leaky_relu(im: "Importer", node: onnx.NodeProto):
     slope = float(im.attrs(node).get("alpha", 0.01))
     return im.emit(node, "leaky_relu", {"negative_slope": slope}, [im.tensor(node.input[0])])
 
 
-@converts("Gelu")
+@converts("Gelu", pure=True)
 def gelu(im: "Importer", node: onnx.NodeProto):
     return im.emit(node, "gelu", {"approximate": im.attrs(node).get("approximate", "none")},
                    [im.tensor(node.input[0])])
@@ -276,7 +280,7 @@ def clip(im: "Importer", node: onnx.NodeProto):
     return None
 
 
-@converts("Softmax")
+@converts("Softmax", pure=True)
 def softmax(im: "Importer", node: onnx.NodeProto):
     x = im.tensor(node.input[0])
     rank = im.itype(x).rank
@@ -291,7 +295,11 @@ def softmax(im: "Importer", node: onnx.NodeProto):
 _MERGE_OPS = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 
 
-@converts("Add", "Sub", "Mul", "Div")
+def _all_tensors(im: "Importer", node: onnx.NodeProto) -> bool:
+    return all(im.is_tensor(n) for n in node.input)
+
+
+@converts("Add", "Sub", "Mul", "Div", pure=_all_tensors)  # (with a constant: bias folding, scales read values)
 def arithmetic(im: "Importer", node: onnx.NodeProto):
     a_name, b_name = node.input
     if im.is_tensor(a_name) and im.is_tensor(b_name):
@@ -340,7 +348,7 @@ def _fold_bias(im: "Importer", node: onnx.NodeProto, x: Value, c: np.ndarray) ->
     return [x]
 
 
-@converts("Sum")
+@converts("Sum", pure=True)
 def sum_(im: "Importer", node: onnx.NodeProto):
     if len(node.input) < 2 or not all(im.is_tensor(n) for n in node.input):
         return None
@@ -371,7 +379,7 @@ def cast(im: "Importer", node: onnx.NodeProto):
 
 # -- pooling -----------------------------------------------------------------------------
 
-@converts("MaxPool")
+@converts("MaxPool", pure=True)
 def maxpool(im: "Importer", node: onnx.NodeProto):
     a = im.attrs(node)
     # ONNX's indices count over the whole tensor, PyTorch's (the IR's) per plane: keep the
@@ -398,7 +406,7 @@ def maxpool(im: "Importer", node: onnx.NodeProto):
         return im.emit(node, "maxpool", {**window, "ceil_mode": True}, [x])
 
 
-@converts("AveragePool")
+@converts("AveragePool", pure=True)
 def avgpool(im: "Importer", node: onnx.NodeProto):
     a = im.attrs(node)
     x = im.tensor(node.input[0])
@@ -410,7 +418,7 @@ def avgpool(im: "Importer", node: onnx.NodeProto):
                                      "count_include_pad": bool(a.get("count_include_pad", 0))}, [x])
 
 
-@converts("GlobalAveragePool")
+@converts("GlobalAveragePool", pure=True)
 def global_avgpool(im: "Importer", node: onnx.NodeProto):
     return im.emit(node, "global_avgpool", {}, [im.tensor(node.input[0])])
 
@@ -569,7 +577,7 @@ def unsqueeze(im: "Importer", node: onnx.NodeProto):
     return _reshape_like(im, node, x, desired, flatten=False)
 
 
-@converts("Transpose")
+@converts("Transpose", pure=True)
 def transpose(im: "Importer", node: onnx.NodeProto):
     x = im.tensor(node.input[0])
     rank = im.itype(x).rank
@@ -579,7 +587,7 @@ def transpose(im: "Importer", node: onnx.NodeProto):
     return im.emit(node, "permute", {"perm": perm}, [x])
 
 
-@converts("Concat")
+@converts("Concat", pure=True)
 def concat(im: "Importer", node: onnx.NodeProto):
     if not all(im.is_tensor(n) for n in node.input):
         return None

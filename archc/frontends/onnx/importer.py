@@ -33,16 +33,21 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass
+from collections import Counter
+from itertools import chain
 from typing import Any, Callable, Container, Optional
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from archc.errors import Location, ShapeError, SpecError
+from archc.errors import Location, SpecError
 from archc.frontends.onnx import limits
 from archc.frontends.onnx.draft import Draft
+from archc.frontends.onnx.inference import (READS_FLOAT_DATA, VALUE_LIMIT, OnnxTypes, OType, complete, infer_node,
+                                            merge_types, otype)
+from archc.frontends.onnx.replay import Recipe, Recorder
+from archc.frontends.onnx.templates import Template, Templates
 from archc.frontends.onnx.values import (NONDETERMINISTIC, Const, Lazy, Record, ShapeArithmeticError, Sym, Tensor,
                                          as_symbolic, attributes, evaluate_symbolic, fold, is_static_int)
 from archc.ir.graph import MODULES_META, Graph, Node, Value, verify_in_debug
@@ -50,11 +55,12 @@ from archc.ir.names import Namespace
 from archc.ir.types import Dim, TensorType
 from archc.ops import onnx_node as _onnx_node  # (importing it registers the fallback op)
 from archc.ops import registry
-from archc.ops.nodes import NodeError, build_node
+from archc.ops.nodes import build_node
 
 __all__ = ["CONVERTERS", "Fallback", "Importer", "contiguous", "converts", "from_onnx", "load_onnx"]
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+_SUBGRAPHS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 #: ops that pass their first input through unchanged at inference
 _PASS_THROUGH = ("Identity", "Dropout")
 #: ops whose output shape is the value of one input (by index), where one is given: the
@@ -77,21 +83,23 @@ Converter = Callable[["Importer", onnx.NodeProto], Optional[list]]
 CONVERTERS: dict[str, Converter] = {}
 
 
-def converts(*op_types: str) -> Callable[[Converter], Converter]:
-    """Register the decorated function as the converter of ``op_types``."""
+#: ONNX op type -> True, or a test of the node, where its converter is pure (see
+#: :mod:`archc.frontends.onnx.replay`): one kind of node is converted once and replayed
+PURE: dict[str, bool | Callable[["Importer", onnx.NodeProto], bool]] = {}
+
+
+def converts(*op_types: str, pure: bool | Callable[["Importer", onnx.NodeProto], bool] = False
+             ) -> Callable[[Converter], Converter]:
+    """Register the decorated function as the converter of ``op_types``; ``pure`` (or, for the
+    nodes it accepts, a test of the node) promises what :mod:`archc.frontends.onnx.replay` needs:
+    the result depends only on the node's kind, constant inputs pass through unchanged."""
     def register(fn: Converter) -> Converter:
         for op_type in op_types:
             CONVERTERS[op_type] = fn
+            if pure:
+                PURE[op_type] = pure
         return fn
     return register
-
-
-@dataclass(frozen=True)
-class OType:
-    """An ONNX-inferred type: shape None when the rank is unknown, dims None when unknown."""
-
-    shape: tuple[Dim | None, ...] | None
-    dtype: str | None
 
 
 def load_onnx(path: str, weights: bool = True) -> Graph:
@@ -230,6 +238,8 @@ def node_meta(node: onnx.NodeProto) -> dict[str, Any]:
     exporter recorded (``module_path``, from the default exporter's ``name_scopes`` metadata),
     a hint for naming (:mod:`archc.lowering.spec_yaml`), never needed."""
     meta: dict[str, Any] = {"onnx_name": node.name}
+    if not len(node.metadata_props) and "/" not in node.name:
+        return meta  # no exporter metadata, no module path in the name: nothing more to read
     props = {prop.key: prop.value for prop in node.metadata_props}
     if "pkg.torch.onnx.name_scopes" in props:
         scopes = [s for s in re.findall(r"'([^']*)'", props["pkg.torch.onnx.name_scopes"]) if s]
@@ -318,15 +328,15 @@ class Importer:
         self.graph.doc = model.doc_string or model.graph.doc_string or ""
         self.opsets = {("" if i.domain in _DEFAULT_DOMAINS else i.domain): i.version for i in model.opset_import}
         self.values: dict[str, Record] = {}
-        self.otypes: dict[str, OType] = {}
         self.consumers: dict[str, int] = {}
-        self.symbols: dict[str, Dim] = {}       # ONNX dim_param -> IR dim
-        self.input_symbols: set[str] = set()    # dim_params of the graph inputs, kept as they are
         self.origin: dict[str, onnx.NodeProto] = {}  # IR node -> the ONNX node it came from
         self.bound: dict[Value, list[str]] = {}  # IR value -> ONNX names bound to it
         self.passed: dict[Value, int] = {}      # uses of an IR value by nodes that only alias it
         self._attrs: dict[tuple, dict[str, Any]] = {}
         self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
+        self.templates = Templates()             # native ops' answers, once per kind of node
+        self._recipes: dict[tuple, Recipe] = {}  # pure converters' work, once per kind of node
+        self._recorder: Recorder | None = None   # notes the conversion of a kind's first node
         self._fresh = 0
         self._names = Namespace()                # IR node names given so far
         self._splits: dict[str, tuple[str | None, str]] = {}  # ONNX node name -> split_name's answer
@@ -336,10 +346,12 @@ class Importer:
     def run(self) -> Graph:
         self.converters = CONVERTERS
         g = self.model.graph
-        self._infer_types()
-        for node in g.node:
-            for name in node.input:
-                self.consumers[name] = self.consumers.get(name, 0) + 1
+        self.types = OnnxTypes(self.model, self.skeleton, self._fail)
+        self.symbols = self.types.symbols              # ONNX dim_param -> IR dim
+        self.input_symbols = self.types.input_symbols  # dim_params of the graph inputs, kept as they are
+        #: the types the file declares for values (value_info, graph outputs), by name
+        self.declared = {vi.name: t for vi in [*g.value_info, *g.output] if (t := otype(vi.type)) is not None}
+        self.consumers = Counter(chain.from_iterable(node.input for node in g.node))
         for out in g.output:
             self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
         for init in g.initializer:
@@ -363,32 +375,12 @@ class Importer:
             if isinstance(rec, Const):
                 self._fail(f"graph output '{out.name}' is a constant; archc graphs compute their outputs")
             self.graph.outputs[out.name] = self.tensor(out.name)
+            if not self.types.has_whole and _disagree(otype(out.type), self.graph.type_of(self.graph.outputs[out.name])):
+                self.types.whole()  # a declared output type ONNX's inference checks against its own
         return self._finish()
 
-    def _infer_types(self) -> None:
-        """ONNX's types of every value: one whole-model inference, and a second one with data
-        propagation only where the first left a dim or rank unknown (and propagating is safe)."""
-        model = self.skeleton
-        inferred = self._inferred(model, data_prop=False)
-        self.otypes = _otypes(inferred.graph)
-        if not _fully_typed(model.graph, self.otypes):
-            g = model.graph
-            ranges = {name for n in g.node if n.op_type == "Range" for name in n.input}
-            if limits.data_propagation_safe(g.node, _literal_constants(g, ranges), limits.vector_lengths(inferred)):
-                self.otypes = _otypes(self._inferred(model, data_prop=True).graph)
-
-    def _inferred(self, model: onnx.ModelProto, data_prop: bool) -> onnx.ModelProto:
-        try:
-            return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=data_prop)
-        except Exception:  # noqa: BLE001 - strict inference rejects some valid models; retry leniently
-            try:
-                return onnx.shape_inference.infer_shapes(model, data_prop=data_prop)
-            except Exception as exc:  # noqa: BLE001
-                self._fail(f"ONNX shape inference failed: {_first_line(exc)}")
-                raise AssertionError from exc  # unreachable: _fail raises
-
     def _add_input(self, vi: onnx.ValueInfoProto) -> None:
-        t = _otype(vi.type)
+        t = otype(vi.type)
         if t is None or t.shape is None or t.dtype is None:
             self._fail(f"graph input '{vi.name}' needs a tensor type with a known rank")
         if any(isinstance(d, int) and d < 0 for d in t.shape):
@@ -402,30 +394,30 @@ class Importer:
         self.bind(vi.name, Tensor(Value(name)))
 
     def _process(self, node: onnx.NodeProto) -> None:
-        if node.domain in _DEFAULT_DOMAINS and node.op_type in ("If", "Loop", "Scan"):
+        op_type = node.op_type
+        default = node.domain in _DEFAULT_DOMAINS
+        if default and op_type in ("If", "Loop", "Scan"):
             from archc.frontends.onnx.control_flow import resolve
 
             if resolve(self, node):
                 return
-        for a in node.attribute:
-            if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-                self._fail(f"ONNX {node.op_type} has a subgraph that does not fold away; archc imports control "
-                           "flow only where it becomes straight-line code (an If on a constant condition, a Loop "
-                           "of a constant trip count, a Scan of a known length)", node=node)
-        recs = []
-        for name in node.input:
-            if name and name not in self.values:
-                self._fail(f"input '{name}' is not defined before its use", node=node)
-            recs.append(self.values[name] if name else None)
-        default = node.domain in _DEFAULT_DOMAINS
-        if default and node.op_type == "Constant":
+        if any(a.type in _SUBGRAPHS for a in node.attribute):
+            self._fail(f"ONNX {op_type} has a subgraph that does not fold away; archc imports control "
+                       "flow only where it becomes straight-line code (an If on a constant condition, a Loop "
+                       "of a constant trip count, a Scan of a known length)", node=node)
+        values = self.values
+        recs = [values.get(name) if name else None for name in node.input]
+        if None in recs:
+            for name in node.input:
+                if name and name not in values:
+                    self._fail(f"input '{name}' is not defined before its use", node=node)
+        if default and op_type == "Constant":
             self.bind(node.output[0], Const(_constant_value(node, self)))
             return
-        if default and node.op_type in ("Shape", "Size") and isinstance(recs[0], Tensor):
+        if default and op_type in ("Shape", "Size") and isinstance(recs[0], Tensor):
             self._shape_of(node, self.graph.type_of(recs[0].value).shape)
             return
-        static = node.input and all(not isinstance(r, Tensor) for r in recs) and default \
-            and node.op_type not in NONDETERMINISTIC
+        static = recs and default and op_type not in NONDETERMINISTIC and all(type(r) is not Tensor for r in recs)
         if static:
             self._evaluate(node, recs)
         else:
@@ -437,6 +429,8 @@ class Importer:
         if node.op_type in _PASS_THROUGH and (len(node.output) == 1 or not self.consumers.get(node.output[1])):
             self.bind(node.output[0], recs[0])
             return
+        if not self.types.has_whole and self.node_types(node) is None:
+            self.types.whole()  # a node the per-node inference cannot vouch for: ONNX checks the whole model
         if node.op_type in ("Shape", "Size") and isinstance(recs[0], Sym):
             self._shape_of(node, recs[0].array.shape)
             return
@@ -485,7 +479,7 @@ class Importer:
         if not limits.fits_int64(np.asarray(arr, dtype=object).ravel()):
             self._fail(f"shape arithmetic gives a value beyond int64: {_short(arr)}", node=node)
         if is_static_int(arr):
-            t = self.otypes.get(name)
+            t = self.types.whole().get(name)
             dtype = t.dtype if t is not None and t.dtype else "int64"
             try:
                 return Const(np.array(arr.tolist(), dtype=dtype).reshape(arr.shape))
@@ -508,15 +502,78 @@ class Importer:
     def _convert(self, node: onnx.NodeProto) -> None:
         fn = self.converters.get(node.op_type) if node.domain in _DEFAULT_DOMAINS else None
         if fn is not None:
-            try:
-                outs = fn(self, node)
-            except Fallback:  # the one signal that keeps the node as it is; anything else is a bug
-                outs = None
+            key = self.recipe_key(node)
+            recipe = self._recipes.get(key) if key is not None else None
+            if recipe is not None:
+                outs: list | None = self._replay(node, recipe)
+            else:
+                self._recorder = self._new_recorder(node) if key is not None else None
+                try:
+                    outs = fn(self, node)
+                except Fallback:  # the one signal that keeps the node as it is; anything else is a bug
+                    outs = None
+                recorder, self._recorder = self._recorder, None
+                if outs is not None and recorder is not None:
+                    made = recorder.recipe(outs)
+                    if made is not None:
+                        self._recipes[key] = made
             if outs is not None and all(not self.consumers.get(name) for name in node.output[len(outs):]):
                 for name, out in zip(node.output, outs):
                     self.bind(name, Tensor(out) if isinstance(out, Value) else out)
                 return
         self.generic(node)
+
+    def recipe_key(self, node: onnx.NodeProto) -> tuple | None:
+        """The kind of a node whose converter is pure (see :mod:`archc.frontends.onnx.replay`): op,
+        attributes, each input's IR type or constant's dtype, shape, learnt-ness (and value, where
+        the per-node inference reads it); None when the node has no kind: an impure converter, a
+        symbolic input, an output whose type the file declares (its check depends on its name)."""
+        pure = PURE.get(node.op_type)
+        if pure is None:
+            return None
+        parts: list[Any] = []
+        for name in node.input:
+            rec = self.values.get(name) if name else None
+            if rec is None:
+                parts.append(None)
+            elif type(rec) is Tensor:
+                parts.append(self.graph.type_of(rec.value))
+            elif type(rec) is Const:
+                a = rec.array
+                parts.append((a.dtype.str, a.shape, rec.learned, a.tobytes() if self._by_value(a, node) else None))
+            else:
+                return None
+        declared = self.declared
+        if (declared and any(out in declared for out in node.output)) or (pure is not True and not pure(self, node)):
+            return None
+        return (node.op_type, tuple(map(bool, node.output)), tuple(a.SerializeToString() for a in node.attribute),
+                tuple(parts))
+
+    def _new_recorder(self, node: onnx.NodeProto) -> Recorder:
+        tensors, constants = {}, {}
+        for i, name in enumerate(node.input):
+            rec = self.values.get(name) if name else None
+            if isinstance(rec, Tensor):
+                tensors[i] = rec.value
+            elif isinstance(rec, Const):
+                constants[i] = rec.array
+        return Recorder(tensors, constants)
+
+    def _replay(self, node: onnx.NodeProto, recipe: Recipe) -> list[Value]:
+        """The native nodes ``recipe`` made for the first node of this one's kind, made for this one."""
+        made: list[list[Value]] = []
+
+        def tensor(source: tuple) -> Value:  # ("in", i): a Tensor input (the kind says so); ("emit", j, k)
+            return self.values[node.input[source[1]]].value if source[0] == "in" else made[source[1]][source[2]]
+
+        for step in recipe.steps:
+            weights = {k: (self.values[node.input[s[1]]].array if s[0] == "in" else s[1]) for k, s in step.weights}
+            outputs = list(step.template.outputs)
+            if step.check:
+                self.types.learn(node, outputs)  # the check passed for this kind; the symbols are this node's
+            made.append(self._add_native(node, step.template, [tensor(s) for s in step.inputs], weights,
+                                         step.suffix, outputs))
+        return [tensor(s) for s in recipe.outputs]
 
     def generic(self, node: onnx.NodeProto, overrides: dict[int, Record] | None = None) -> list[Value]:
         """Keep ``node`` as an onnx_node: computed inputs as IR inputs, constants as weights.
@@ -574,12 +631,12 @@ class Importer:
         return values
 
     def _output_types(self, node: onnx.NodeProto, typed: list[Any], known: dict[int, np.ndarray]) -> list[TensorType]:
-        local = _infer_node(node, typed, self.model)
+        local = infer_node(node, typed, self.model)
         types = []
         for k, out in enumerate(node.output):
             mine = local[k] if k < len(local) else None
-            theirs = self.otype(out) if out else None
-            t = _merge_types(mine, theirs)
+            # the whole model's type only fills in what the node's own inference left unknown
+            t = complete(merge_types(mine, None)) or merge_types(mine, self.otype(out) if out else None)
             if k == 0 and t is not None and t.shape is None and node.domain in _DEFAULT_DOMAINS:
                 t = OType(_shape_input(node, known), t.dtype)
             if t is None or t.shape is None or t.dtype is None:
@@ -643,11 +700,9 @@ class Importer:
         return self.graph.type_of(value)
 
     def otype(self, name: str) -> OType | None:
-        """ONNX's inferred type of a value, its symbols translated to IR dims where known."""
-        t = self.otypes.get(name)
-        if t is None or t.shape is None or not self.symbols or all(type(d) is int for d in t.shape):
-            return t
-        return OType(tuple(self.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape), t.dtype)
+        """ONNX's inferred type of a value (the whole model's inference), its symbols translated
+        to IR dims where known."""
+        return self.types.otype(name)
 
     def emit(self, node: onnx.NodeProto, op: str, attrs: dict[str, Any], inputs: list[Value],
              weights: dict[str, np.ndarray] | None = None, check: bool = True, suffix: str = "") -> list[Value]:
@@ -660,55 +715,99 @@ class Importer:
         if opdef is None:
             raise Fallback(f"no op '{op}'")
         ins = [self.graph.type_of(v) for v in inputs]
-        try:
-            ir = build_node(opdef, "?", {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()},
-                            inputs, ins, location=self.where, meta=node_meta(node))
-        except (NodeError, ShapeError) as exc:  # the native op cannot express this node
-            raise Fallback(f"op '{op}': {exc}") from None
-        why = limits.native_refusal(ins, ir.outputs, weights)
-        if why is not None:
-            raise Fallback(f"op '{op}': {why}")
+        template = self.templates.get(opdef, {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()},
+                                      ins, weights)
+        if template.refusal is not None:
+            raise Fallback(template.refusal)
+        outputs = list(template.outputs)
         if check:
-            self.check_types(node, ir.outputs)
-        specs = opdef.params(ir, ins)
+            self.check_types(node, outputs)
+        if template.param_refusal is not None:
+            raise Fallback(template.param_refusal)
+        values = self._add_native(node, template, inputs, weights, suffix, outputs)
+        if self._recorder is not None:
+            self._recorder.emitted(template, inputs, weights, check, suffix, values)
+        return values
+
+    def _add_native(self, node: onnx.NodeProto, template: Template, inputs: list[Value],
+                    weights: dict[str, np.ndarray] | None, suffix: str, outputs: list[TensorType]) -> list[Value]:
+        """Add the native node ``template`` describes, named after ONNX ``node``; its output values."""
         weights = dict(weights or {})
-        if set(specs) - {k for k, s in specs.items() if s.optional} - set(weights) or set(weights) - set(specs):
-            raise Fallback(f"op '{op}' wants parameters {sorted(specs)}, got {sorted(weights)}")
-        for key, spec in specs.items():
+        for key, spec in template.specs.items():
             if key in weights:
                 arr = np.asarray(weights[key])
-                if tuple(arr.shape) != tuple(spec.shape):
-                    raise Fallback(f"parameter '{key}' has shape {arr.shape}, op '{op}' wants {spec.shape}")
                 if not _is_placeholder(arr):  # a placeholder stays one (see _unread)
                     weights[key] = np.array(arr, dtype=spec.dtype, order="C")  # (ascontiguousarray makes 0-D 1-D)
-        ir.name = self.unique_name(self._default_name(node) + suffix)
+        name = self.unique_name(self._default_name(node) + suffix)
+        ir = Node(name=name, op=template.op, attrs=dict(template.attrs), inputs=list(inputs), outputs=outputs,
+                  location=self.where, meta=node_meta(node))
         self.graph.add(ir)
         if weights:
-            self.graph.weights[ir.name] = weights
-        self.origin[ir.name] = node
-        return [Value(ir.name, k) for k in range(len(ir.outputs))]
+            self.graph.weights[name] = weights
+        self.origin[name] = node
+        return [Value(name, k) for k in range(len(outputs))]
 
     def check_types(self, node: onnx.NodeProto, types: list[TensorType]) -> None:
-        """Fallback unless ``types`` agree with ONNX's inferred output types; learn symbol names."""
-        learnt: dict[str, Dim] = {}
-        for name, t in zip(node.output, types):
-            o = self.otype(name) if name else None
-            if o is None:
+        """Fallback unless ``types`` agree with ONNX's output types: the per-node inference's where
+        it knows them (:meth:`node_types`), else the whole model's, whose symbols are learnt."""
+        local = self.node_types(node)
+        for k, (name, t) in enumerate(zip(node.output, types)):
+            if not name:
                 continue
-            if o.dtype is not None and o.dtype != t.dtype:
-                raise Fallback(f"dtype {t.dtype} differs from ONNX's {o.dtype}")
-            if o.shape is None:
-                continue
-            if len(o.shape) != t.rank:
-                raise Fallback(f"rank {t.rank} differs from ONNX's {len(o.shape)}")
-            for mine, theirs in zip(t.shape, o.shape):
-                if isinstance(mine, int) and isinstance(theirs, int) and mine != theirs:
-                    raise Fallback(f"shape {t} differs from ONNX's {o.shape}")
-                # Symbols ONNX made up for dims it could not name stand for what the IR computed.
-                if isinstance(theirs, str) and theirs != mine and theirs not in self.symbols \
-                        and theirs not in self.input_symbols:
-                    learnt[theirs] = mine
-        self.symbols.update(learnt)
+            if local is not None and local[k] is not None:
+                # the whole model's type would be this one, merged with the type the file declares
+                _agree(t, local[k])
+                _agree(t, self.declared.get(name))
+            else:
+                if self._recorder is not None:
+                    self._recorder.spoilt = True  # checked against this value's own type: not the kind's
+                _agree(t, self.otype(name))
+        # Symbols ONNX made up for dims it could not name stand for what the IR computed.
+        self.types.learn(node, types)
+
+    def node_types(self, node: onnx.NodeProto) -> list[OType | None] | None:
+        """ONNX's complete output types of ``node`` by inference of the node alone over its inputs'
+        IR types (and the values of the inputs whose values shape inference reads), once per
+        signature (:class:`~archc.frontends.onnx.inference.OnnxTypes`); None when an input is a
+        symbolic shape value, which only the whole model's inference types."""
+        names = node.input
+        records = [self.values.get(name) if name else None for name in names]
+        inputs: list[Any] = []
+        for rec in records:
+            if rec is None:
+                inputs.append(None)
+            elif type(rec) is Tensor:
+                inputs.append(self.graph.type_of(rec.value))
+            elif type(rec) is Const:
+                a = rec.array
+                if self._by_value(a, node):
+                    inputs.append((a.dtype.str, a.shape, a.tobytes()))
+                else:
+                    inputs.append((a.dtype.str, a.shape))
+            else:
+                return None
+        signature = (node.op_type, node.domain, tuple(map(bool, node.output)),
+                     tuple(a.SerializeToString() for a in node.attribute), tuple(inputs))
+        return self.types.of_node(node, signature, lambda: self._typed(node, records))
+
+    @staticmethod
+    def _by_value(a: np.ndarray, node: onnx.NodeProto) -> bool:
+        """Whether the per-node inference gets a constant input's value (else only its type)."""
+        return (a.dtype.kind not in "fc" or node.op_type in READS_FLOAT_DATA) and a.size <= VALUE_LIMIT \
+            and not _is_placeholder(a)
+
+    def _typed(self, node: onnx.NodeProto, records: list[Record | None]) -> list[Any]:
+        """The node's inputs as the per-node inference takes them: TensorTypes, constant values."""
+        typed: list[Any] = []
+        for rec in records:
+            if isinstance(rec, Tensor):
+                typed.append(self.graph.type_of(rec.value))
+            elif isinstance(rec, Const):
+                a = rec.array
+                typed.append(a if self._by_value(a, node) else TensorType(a.shape, a.dtype.name))
+            else:
+                typed.append(None)
+        return typed
 
     def sole_use(self, value: Value) -> bool:
         """Whether one ONNX node (or graph output) in all reads this IR value."""
@@ -789,48 +888,31 @@ class Importer:
         return result
 
 
-def _literal_constants(graph: onnx.GraphProto, names: Container[str]) -> dict[str, np.ndarray]:
-    """The values of the small initializers and Constant nodes among ``names`` (unreadable ones left out)."""
-    found: dict[str, np.ndarray] = {}
-    tensors = [(t.name, t) for t in graph.initializer if t.name in names and math.prod(t.dims) <= _SKELETON_LIMIT]
-    tensors += [(n.output[0], a.t) for n in graph.node if n.op_type == "Constant" and n.output
-                and n.output[0] in names for a in n.attribute if a.name == "value" and a.HasField("t")]
-    for name, tensor in tensors:
-        try:
-            found[name] = numpy_helper.to_array(tensor)
-        except Exception:  # noqa: BLE001 - a corrupt tensor is reported where it is used
-            continue
-    return found
+def _agree(t: TensorType, o: OType | None) -> None:
+    """Fallback unless the IR type ``t`` agrees with ONNX's ``o`` (dtype, rank, fixed dims)."""
+    if o is None:
+        return
+    if o.dtype is not None and o.dtype != t.dtype:
+        raise Fallback(f"dtype {t.dtype} differs from ONNX's {o.dtype}")
+    if o.shape is None:
+        return
+    if len(o.shape) != t.rank:
+        raise Fallback(f"rank {t.rank} differs from ONNX's {len(o.shape)}")
+    for mine, theirs in zip(t.shape, o.shape):
+        if isinstance(mine, int) and isinstance(theirs, int) and mine != theirs:
+            raise Fallback(f"shape {t} differs from ONNX's {o.shape}")
 
 
-def _otypes(graph: onnx.GraphProto) -> dict[str, OType]:
-    """The tensor types of an inferred graph's values, by name."""
-    found: dict[str, OType] = {}
-    seen: dict[bytes, OType | None] = {}  # most values share their type with many others
-    for vi in [*graph.input, *graph.value_info, *graph.output]:
-        key = vi.type.SerializeToString()
-        if key not in seen:
-            seen[key] = _otype(vi.type)
-        t = seen[key]
-        if t is not None:
-            found[vi.name] = t
-    return found
-
-
-def _fully_typed(graph: onnx.GraphProto, otypes: dict[str, OType]) -> bool:
-    """Whether inference gave every node output a tensor type with every dim known or named
-    (so data propagation has nothing to add); made-up ``unk__`` symbols count as unknown."""
-    for node in graph.node:
-        for name in node.output:
-            if not name:
-                continue
-            t = otypes.get(name)
-            if t is None or t.shape is None or t.dtype is None:
-                return False
-            for d in t.shape:
-                if d is None or (type(d) is str and d.startswith("unk__")):
-                    return False
-    return True
+def _disagree(declared: OType | None, computed: TensorType) -> bool:
+    """Whether a declared type contradicts a computed one (dtype, rank or a fixed dim)."""
+    if declared is None:
+        return False
+    if declared.dtype is not None and declared.dtype != computed.dtype:
+        return True
+    if declared.shape is None:
+        return False
+    return len(declared.shape) != computed.rank or any(
+        isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(declared.shape, computed.shape))
 
 
 def _shape_input(node: onnx.NodeProto, known: dict[int, np.ndarray]) -> tuple[Dim, ...] | None:
@@ -851,88 +933,6 @@ def _node_key(node: onnx.NodeProto) -> tuple:
 def _short(arr: np.ndarray) -> str:
     text = str(np.asarray(arr, dtype=object).tolist())
     return text if len(text) <= 120 else text[:117] + "..."
-
-
-#: ONNX elem_type -> numpy dtype name (or ONNX's own name for types numpy lacks; None when unknown)
-_DTYPE_NAMES: dict[int, str | None] = {}
-
-
-def _dtype_name(elem_type: int) -> str | None:
-    if elem_type not in _DTYPE_NAMES:
-        try:
-            name: str | None = np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).name
-        except Exception:  # noqa: BLE001 - types numpy lacks (bfloat16, float8), or no type at all
-            try:
-                name = helper.tensor_dtype_to_string(elem_type).replace("TensorProto.", "").lower()
-            except KeyError:
-                name = None
-        _DTYPE_NAMES[elem_type] = name
-    return _DTYPE_NAMES[elem_type]
-
-
-def _otype(tp: onnx.TypeProto) -> OType | None:
-    if not tp.HasField("tensor_type"):
-        return None
-    tt = tp.tensor_type
-    dtype = _dtype_name(tt.elem_type) if tt.elem_type else None
-    if not tt.HasField("shape"):
-        return OType(None, dtype)
-    dims: list[Dim | None] = []
-    for d in tt.shape.dim:
-        kind = d.WhichOneof("value")
-        if kind == "dim_value":
-            dims.append(int(d.dim_value))
-        elif kind == "dim_param" and d.dim_param:
-            dims.append(d.dim_param)
-        else:
-            dims.append(None)
-    return OType(tuple(dims), dtype)
-
-
-def _merge_types(mine: OType | None, theirs: OType | None) -> OType | None:
-    """Per-node inference (over the IR's types) first, filled in from the whole-model inference.
-
-    Symbols a per-node inference makes up (``unk__0``) restart in every call, so they
-    name nothing; the whole-model inference's own are unique in the model.
-    """
-    if mine is not None and mine.shape is not None:
-        mine = OType(tuple(None if isinstance(d, str) and d.startswith("unk__") else d for d in mine.shape),
-                     mine.dtype)
-    if mine is None:
-        return theirs
-    if theirs is None or theirs.shape is None:
-        return OType(mine.shape, mine.dtype or (theirs.dtype if theirs else None))
-    if mine.shape is None or len(mine.shape) != len(theirs.shape):
-        return OType(theirs.shape if mine.shape is None else mine.shape, mine.dtype or theirs.dtype)
-    shape = tuple(t if m is None else m for m, t in zip(mine.shape, theirs.shape))
-    return OType(shape, mine.dtype or theirs.dtype)
-
-
-def _infer_node(node: onnx.NodeProto, typed: list[Any], model: onnx.ModelProto) -> list[OType | None]:
-    """Output types of one node given its inputs' IR types (and constant values)."""
-    inputs, inits, seen = [], [], set()
-    for name, t in zip(node.input, typed):
-        if not name or name in seen:
-            continue
-        seen.add(name)
-        if isinstance(t, np.ndarray):
-            inits.append(numpy_helper.from_array(t, name))
-        elif isinstance(t, TensorType):
-            elem = helper.np_dtype_to_tensor_dtype(np.dtype(t.dtype))
-            inputs.append(helper.make_tensor_value_info(name, elem, list(t.shape)))
-    graph = helper.make_graph([node], "node", inputs, [], initializer=inits)
-    single = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
-    single.functions.extend(model.functions)
-    lengths = [t.shape[0] for t in typed if isinstance(t, TensorType) and len(t.shape) == 1
-               and isinstance(t.shape[0], int)]
-    prop = limits.data_propagation_safe([node], {name: t for name, t in zip(node.input, typed)
-                                                 if isinstance(t, np.ndarray)}, lengths)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(single, data_prop=prop)
-    except Exception:  # noqa: BLE001 - fall back to the whole-model inference
-        return []
-    found = {vi.name: _otype(vi.type) for vi in [*inferred.graph.value_info, *inferred.graph.output]}
-    return [found.get(out) for out in node.output]
 
 
 def _schema(node: onnx.NodeProto, opsets: dict[str, int]):

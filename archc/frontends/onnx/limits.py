@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+from itertools import chain
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -228,10 +229,25 @@ def check_structure(graph: onnx.GraphProto, where: Location) -> None:
 def _check_text(graph: onnx.GraphProto, names: list[tuple[list, list]], where: Location) -> None:
     """Names are text: protobuf hands back a string field that is not UTF-8 as bytes.
     ``names``: each node's (inputs, outputs)."""
+    # the common case first, over all nodes at once: no field is bytes
+    value_types = set(map(type, chain.from_iterable(chain.from_iterable(names))))
+    node_types = {type(text) for node in graph.node
+                  for text in (node.name, node.op_type, node.domain, *[a.name for a in node.attribute])}
+    if bytes in value_types or bytes in node_types:
+        _name_bytes(graph, names, where)
+    for kind, items in (("graph input", graph.input), ("graph output", graph.output),
+                        ("initializer", graph.initializer), ("value_info", graph.value_info)):
+        for item in items:
+            if isinstance(item.name, bytes):
+                raise SpecError(f"the name of a {kind} is not valid UTF-8: {item.name[:40]!r}", location=where)
+
+
+def _name_bytes(graph: onnx.GraphProto, names: list[tuple[list, list]], where: Location) -> None:
+    """Refuse the first node with a field that is not text, naming the node's index and the field."""
     for index, (node, (inputs, outputs)) in enumerate(zip(graph.node, names)):
         if bytes not in {type(node.name), type(node.op_type), type(node.domain), *map(type, inputs),
                          *map(type, outputs), *(type(a.name) for a in node.attribute)}:
-            continue  # the common case, checked at once; the loop below names the field
+            continue
         fields = [("name", node.name), ("op_type", node.op_type), ("domain", node.domain),
                   *(("input", n) for n in inputs), *(("output", n) for n in outputs),
                   *(("attribute name", a.name) for a in node.attribute)]
@@ -239,11 +255,6 @@ def _check_text(graph: onnx.GraphProto, names: list[tuple[list, list]], where: L
             if isinstance(value, bytes):
                 raise SpecError(f"the {field} of ONNX node #{index} is not valid UTF-8: {value[:40]!r}",
                                 location=where)
-    for kind, items in (("graph input", graph.input), ("graph output", graph.output),
-                        ("initializer", graph.initializer), ("value_info", graph.value_info)):
-        for item in items:
-            if isinstance(item.name, bytes):
-                raise SpecError(f"the name of a {kind} is not valid UTF-8: {item.name[:40]!r}", location=where)
 
 
 def checker_culprit(model: onnx.ModelProto) -> tuple[int, onnx.NodeProto] | None:
