@@ -41,6 +41,8 @@ class UnsafeValue(TypeError):
 
 def literal(value: Any) -> str:
     """Python source that evaluates to ``value``: None, bool, int, float, str, or tuples/lists of them."""
+    if type(value) is int:  # the common case (every hole of generated code), first
+        return repr(value)
     if isinstance(value, str):
         return _string(value)
     if value is None or isinstance(value, (bool, int)):

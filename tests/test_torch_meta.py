@@ -215,3 +215,22 @@ def test_an_imported_models_constants_reset_to_their_construction_zeros(tmp_path
 
     model.load_state_dict(state_dict_from_graph(imported))
     assert torch.equal(model.PRelu["slope"], torch.full((1, 4, 1, 1), 0.25))
+
+
+def test_ops_declared_always_learned_have_parameters_on_every_shipped_node():
+    """``OpDef.always_learned`` lets the generator write ``reset_parameters()`` without asking
+    the op for its sizes: on every node of every shipped spec, the op's own answer agrees."""
+    from archc.ops import registry
+
+    seen = set()
+    for name in ALL:
+        graph = load_spec(SPECS / f"{name}.yaml")
+        types = {n.name: n.outputs for n in graph.nodes()}
+        for node in graph.nodes():
+            op = registry.lookup(node.op)
+            if op.always_learned:
+                ins = [types[v.node][v.out] for v in node.inputs]
+                assert op.params(node, ins), node.name
+                assert op.torch_reset(node, ins, "m") == ["m.reset_parameters()"], node.name
+                seen.add(node.op)
+    assert {"conv", "batchnorm", "linear"} <= seen

@@ -12,7 +12,9 @@ garbage collector is off while timing, on both sides, as ``archc build`` runs wi
 the flat generator before the class-per-block rewrite) on that revision's spec of the same
 name, in a separate process on a ``git archive`` copy of it; the rounds alternate between
 the two so that a busy machine slows both alike. The ``ratio`` column is this tree's time
-over the baseline's (below 1: faster).
+over the baseline's (below 1: faster). On a busy machine the ratio against the flat generator
+moves with the load (it is two different programs, slowed unalike); ``--baseline REV`` with a
+recent revision of this generator is the steadier measure of one change.
 
 ``--cold N`` also times what one ``archc build`` does: the first ``generate_source`` call in a
 fresh process (every cache cold), the least of N processes per spec and side (slow: a process

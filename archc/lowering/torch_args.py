@@ -414,7 +414,15 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
 
 def _attr_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool, int]] | None:
     """Which integers of a node's source (constructor, then forward) are the attribute's value,
-    found by lowering it once more with the value replaced; None if the value shows otherwise."""
+    found by lowering it once more with the value replaced; None if the value shows otherwise.
+    Probed once per node and attribute (classes and plans resolve the same nodes again)."""
+    key = (node.name, attr)
+    if key not in lowered.probed:
+        lowered.probed[key] = _probe_positions(lowered, node, attr)
+    return lowered.probed[key]
+
+
+def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool, int]] | None:
     value = node.attrs.get(attr)
     if type(value) is not int:
         return None

@@ -102,7 +102,8 @@ class BodyWriter:
         none: tuple[None, bool] = (None, False)
         if len(inst.inputs) != 1 or len(inst.inputs[0]) != 1 or len(inst.outputs) != 1 or not items:
             return none
-        names = [inst.local(item.name if isinstance(item, Node) else item.path) for item in items]
+        cut = len(inst.path) + 1 if inst.path else 0  # the names first: most instances fail here, cheaply
+        names = [(item.name if type(item) is Node else item.path)[cut:] for item in items]
         if all(map(is_identifier, names)) or any("." in name for name in names):
             return none  # a class with attributes (self.conv1), or names nested in containers
         previous, forms = inst.inputs[0][0], []

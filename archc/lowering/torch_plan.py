@@ -23,16 +23,18 @@ from archc.ir.graph import BlockInstance, Graph, Node, Value
 from archc.ir.names import Namespace
 from archc.ir.types import TensorType
 from archc.ops import registry
+from archc.ops.base import OpDef, torch_init_source
 from archc.pysource import identifier, is_identifier, literal
 
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
            "Lowered", "place", "attribute", "HOLE", "split_numbers",
-           "spread_at", "frozen_attrs"]
+           "spread_at", "frozen_attrs", "fill_resets"]
 
 #: Marks a hole in generated text: HOLE + index + HOLE (no digit of it is ever read as a number).
 HOLE = "\x00"
 _NO_READERS: frozenset[str] = frozenset()
 _MODULE_MARK = "\x03"  # stands for a module's expression in text asked of an op once for many
+_RESET_OWN = (f"{_MODULE_MARK}.reset_parameters()",)
 _NUMBER_OR_STRING = re.compile(
     r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.\x01])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")
 # Names generated code uses itself: never a variable's name.
@@ -274,7 +276,10 @@ class Lowered:
         self.nodes: dict[str, Node] = {n.name: n for n in self.order}
         self._readers: dict[Value, set[str]] | None = None
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
-        self._resets: dict[tuple, list[str]] = {}
+        self._resets: dict[tuple, tuple[str, ...]] = {}
+        self._node_resets: dict[str, tuple[str, ...]] = {}
+        #: (node, attribute) -> where its value shows in the node's texts (torch_args' probes)
+        self.probed: dict[tuple[str, str], Any] = {}
         self._attrs_keys: dict[str, Any] = {}
         #: functional nodes written as their op's module form (links of an nn.Sequential class)
         self.as_module: set[str] = set()
@@ -313,15 +318,34 @@ class Lowered:
             found = self._attrs_keys[node.name] = frozen_attrs(node.attrs)
         return found
 
-    def resets(self, node: Node, module: str) -> list[str]:
-        """The op's reset statements for ``node`` reached as ``module`` (:meth:`OpDef.torch_reset`),
-        asked once per op, attributes and input types (with a marker for the module)."""
-        op, ins, _, _ = self(node)
-        key = (node.op, self.attrs_key(node), tuple(ins))
-        found = self._resets.get(key)
+    def reset_texts(self, node: Node) -> tuple[str, ...]:
+        """The op's reset statements for ``node`` (:meth:`OpDef.torch_reset`) with a marker for
+        its module (:func:`fill_resets` puts the module's expression there), asked of the op once
+        per op, attributes and input types, and looked up once per node."""
+        found = self._node_resets.get(node.name)
         if found is None:
-            found = self._resets[key] = op.torch_reset(node, ins, _MODULE_MARK)
-        return [statement.replace(_MODULE_MARK, module) for statement in found]
+            op, ins, ctor, tensor = self(node)
+            if op.always_learned and ctor is not None and type(op).torch_reset is OpDef.torch_reset:
+                found = self._node_resets[node.name] = _RESET_OWN  # the default's answer, sizes unread
+                return found
+            key = (node.op, self.attrs_key(node), tuple(ins))
+            found = self._resets.get(key)
+            if found is None:
+                found = self._resets[key] = tuple(self._reset_text(node, op, ins, ctor, tensor))
+            self._node_resets[node.name] = found
+        return found
+
+    @staticmethod
+    def _reset_text(node: Node, op: Any, ins: list[TensorType], ctor: str | None, tensor: str | None) -> list[str]:
+        """:meth:`OpDef.torch_reset`; its default answered from the texts already asked of the op
+        (the default asks for them again)."""
+        if type(op).torch_reset is not OpDef.torch_reset:
+            return op.torch_reset(node, ins, _MODULE_MARK)
+        if tensor is not None:
+            return [torch_init_source(op.params(node, ins)[""], _MODULE_MARK)]
+        if ctor is not None and op.params(node, ins):
+            return [f"{_MODULE_MARK}.reset_parameters()"]
+        return []
 
     def __call__(self, node: Node) -> tuple[Any, list[TensorType], str | None, str | None]:
         """(op, input types, module constructor or None, parameter tensor source or None)."""
@@ -337,6 +361,7 @@ class Lowered:
         """Write the functional ``node`` as its op's module form from now on."""
         self.as_module.add(node.name)
         self._cache.pop(node.name, None)
+        self._node_resets.pop(node.name, None)
         self.classes.update(registry.lookup(node.op).torch_classes)
 
     def module(self, op: Any, node: Node, ins: list[TensorType]) -> str | None:
@@ -350,6 +375,11 @@ class Lowered:
         if node.name in self.as_module:
             return f"{module}({args[0]})"
         return op.torch_forward(node, ins, args, module)
+
+
+def fill_resets(texts: tuple[str, ...], module: str) -> list[str]:
+    """Reset statements from :meth:`Lowered.reset_texts`: the module's expression in place of the marker."""
+    return [statement.replace(_MODULE_MARK, module) for statement in texts]
 
 
 def place(tree: dict[str, Any], segments: list[str], leaf: Leaf, node_name: str, location) -> None:

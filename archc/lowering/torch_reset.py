@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 from archc.errors import SpecError
 from archc.ir.graph import Node
 from archc.lowering.pyformat import split_statement
-from archc.lowering.torch_plan import Body, Instance, Lowered
+from archc.lowering.torch_plan import Body, Instance, Lowered, fill_resets
 from archc.pysource import literal
 
 __all__ = ["GENERATED_METHODS", "reset_statements", "reset_method", "block_instances_method"]
@@ -27,16 +27,13 @@ GENERATED_METHODS = frozenset({"reset_parameters", "block_instances"})
 _I = "    "
 
 
-def _node_resets(lowered: Lowered, node: Node, module: str) -> list[str]:
-    return lowered.resets(node, module)
-
-
 def _body_resets(body: Body, lowered: Lowered,
-                 sequential: Callable[[Instance], list[Node | Instance] | None]) -> list[str]:
-    """The reset statements of one instance's own modules and tensors, in module-tree order.
-    The module tree may be another instance's of the same shape (a body reused with other
-    numbers): the nodes and children are this instance's, found by their local names."""
-    out: list[str] = []
+                 sequential: Callable[[Instance], list[Node | Instance] | None]) -> list[tuple[tuple[str, ...], str]]:
+    """The reset statements of one instance's own modules and tensors, in module-tree order, as
+    (the op's texts with a marker for the module, the module's expression) pairs. The module
+    tree may be another instance's of the same shape (a body reused with other numbers): the
+    nodes and children are this instance's, found by their local names."""
+    out: list[tuple[tuple[str, ...], str]] = []
     inst = body.instance
     prefix = inst.path + "." if inst.path else ""
     children = {item.path: item for item in inst.items if isinstance(item, Instance)}
@@ -48,7 +45,7 @@ def _body_resets(body: Body, lowered: Lowered,
                 walk(sub, here)
             elif sub.kind in ("module", "param"):
                 local = ".".join(here)
-                out.extend(_node_resets(lowered, lowered.nodes[prefix + local], body.access[local]))
+                out.append((lowered.reset_texts(lowered.nodes[prefix + local]), body.access[local]))
             elif sub.kind == "sequential":  # a block instance written as nn.Sequential: no class
                 local = ".".join(here)
                 in_sequential(children[prefix + local], body.access[local])
@@ -56,7 +53,7 @@ def _body_resets(body: Body, lowered: Lowered,
     def in_sequential(instance: Instance, access: str) -> None:
         for i, item in enumerate(sequential(instance) or ()):
             if isinstance(item, Node):
-                out.extend(_node_resets(lowered, item, f"{access}[{i}]"))
+                out.append((lowered.reset_texts(item), f"{access}[{i}]"))
             else:  # a block instance: a class resets itself, a nested nn.Sequential has no class
                 in_sequential(item, f"{access}[{i}]")
 
@@ -64,17 +61,23 @@ def _body_resets(body: Body, lowered: Lowered,
     return out
 
 
+def _statements(texts: list[tuple[tuple[str, ...], str]]) -> list[str]:
+    return [statement for node_texts, module in texts for statement in fill_resets(node_texts, module)]
+
+
 def reset_statements(bodies: Sequence[Body], lowered: Lowered,
                      sequential: Callable[[Instance], list[Node | Instance] | None]) -> list[str]:
     """The statements of one class's ``reset_parameters``, the same for every instance it serves
     (checked: a value that differed between instances would have to be a constructor argument)."""
-    first = _body_resets(bodies[0], lowered, sequential)
+    texts = _body_resets(bodies[0], lowered, sequential)
+    first = _statements(texts)
     seen = {id(bodies[0].holes)}
     for body in bodies[1:]:
         if id(body.holes) in seen:  # a body reused whole: an instance of the same signature
             continue
         seen.add(id(body.holes))
-        if _body_resets(body, lowered, sequential) != first:
+        other = _body_resets(body, lowered, sequential)
+        if other != texts and _statements(other) != first:  # equal pairs: equal statements
             raise SpecError(f"block instances '{bodies[0].instance.path}' and '{body.instance.path}' share a "
                             "class but initialise their parameters differently", node=body.instance.path)
     return first

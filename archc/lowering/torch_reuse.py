@@ -51,21 +51,26 @@ class Signatures:
             # outside by name as itself (the same value, of the same type, in every instance)
             at = spread_at(values, spread) if spread else None
             if at is None:
-                return tuple((v.node[cut:], v.out) if v.node in members else formal.get(v, v) for v in values)
+                out = []
+                for v in values:
+                    node = v.node
+                    out.append((node[cut:], v.out) if node in members else formal.get(v, v))
+                return tuple(out)
             return (*refs(values[:at]), "*", *refs(values[at + len(spread):]))
 
         shape: list[Any] = [inst.info.block if inst.info else None, tuple(inst.formals),
                             tuple(map(refs, inst.inputs)), refs(inst.outputs)]
         numbers: list[Any] = [tuple(tuple(map(types, values)) for values in inst.inputs)]
         of = self.of
+        add_shape, add_number = shape.append, numbers.append
         for item in inst.items:
-            if isinstance(item, Node):
-                shape.append((item.name[cut:], item.op, tuple(item.attrs), len(item.outputs), refs(item.inputs)))
-                numbers.append(attrs_key(item))
+            if type(item) is Node:
+                add_shape((item.name[cut:], item.op, tuple(item.attrs), len(item.outputs), refs(item.inputs)))
+                add_number(attrs_key(item))
             else:
                 child_shape, child_signature = of[id(item)]
-                shape.append((item.path[cut:], child_shape, tuple(map(refs, item.inputs)), refs(item.outputs)))
-                numbers.append(child_signature)
+                add_shape((item.path[cut:], child_shape, tuple(map(refs, item.inputs)), refs(item.outputs)))
+                add_number(child_signature)
         if self.writer.tied:
             shape.append(tuple((n[cut:], p, o[cut:], q) for n, p, o, q in self.writer.own_ties(inst)))
         shape_id = self._shapes.setdefault(tuple(shape), len(self._shapes))

@@ -95,6 +95,8 @@ class _Planner:
         #: the bodies of a class (by identity) -> its resolved arguments
         self.resolved: dict[tuple[int, ...], ClassArgs] = {}
         self.writer = BodyWriter(graph, labels, self._call, earlier.writer if earlier is not None else None)
+        #: instance keys read the graph alone: an earlier plan's serve this one
+        self.keys = earlier.keys if earlier is not None else Signatures(self.writer)
         # class names: Bottleneck, Bottleneck2, ... (the number counts the classes of that name)
         self.class_names = Namespace({root_name, "nn", "torch", "F", "Module", *self.writer.lowered.reserved},
                                      suffix=lambda base, i: f"{base}{i + 1}")
@@ -104,14 +106,14 @@ class _Planner:
         return cls.name, cls.args.call(self.body_of[id(child)])
 
     def plan(self, root: Instance) -> Body:
-        keys = Signatures(self.writer)
+        keys = self.keys
         lowered: dict[int, Body] = {}   # signature -> its body
         first: dict[int, Body] = {}     # shape -> the first body lowered in full
         texts: dict[int, list] = {}
         for level in reversed(_depths(root)[1:]):
             groups: dict[tuple[str, str], list[Body]] = {}
             for inst in level:
-                shape, signature = keys.add(inst)
+                shape, signature = keys.of.get(id(inst)) or keys.add(inst)
                 if self.writer.as_sequential(inst) is not None:
                     continue
                 known = lowered.get(signature)

@@ -242,6 +242,10 @@ class OpDef:
     #: PyTorch constructor arguments archc takes from the input instead (``in_channels``) ->
     #: where from; a spec that gives one is told so, not only that the attribute is unknown
     inferred: ClassVar[dict[str, str]] = {}
+    #: True where :meth:`params` is never empty, whatever the attributes and input types (a
+    #: conv's weight): the default :meth:`torch_reset` of its module is then always the module's
+    #: own ``reset_parameters()``, which a backend may write without asking for the sizes
+    always_learned: ClassVar[bool] = False
 
     # -- structure ------------------------------------------------------------------
     def role_of(self, node: "Node") -> str:

@@ -43,6 +43,7 @@ def same_pads(kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[tuple
 @register
 class Conv(OpDef):
     name = "conv"
+    always_learned = True  # a weight whatever the sizes
     aliases = ("conv1d", "conv2d")
     doc = "Convolution (N, C, L) or (N, C, H, W); in_channels is inferred."
     inferred = {"in_channels": "the input's channels (dim 1)"}
@@ -140,6 +141,7 @@ def conv_transpose_out(size: int, kernel: int, stride: int, pad: int, dilation: 
 @register
 class ConvTranspose(OpDef):
     name = "conv_transpose"
+    always_learned = True  # a weight whatever the sizes
     aliases = ("conv_transpose1d", "conv_transpose2d", "deconv")
     doc = ("Transposed convolution (N, C, L) or (N, C, H, W), the gradient of conv; in_channels is "
            "inferred. Weight layout (in_channels, out_channels / groups, *kernel) as PyTorch's.")

@@ -10,6 +10,7 @@ from archc.ops.registry import register
 @register
 class Embedding(OpDef):
     name = "embedding"
+    always_learned = True  # a weight whatever the sizes
     doc = "Maps integer ids (any shape) to rows of a learned (num_embeddings, embedding_dim) table."
     attrs = {
         "num_embeddings": Attr("int", doc="size of the vocabulary (ids are 0 .. num_embeddings - 1)", min=1),

@@ -11,6 +11,7 @@ from archc.errors import ShapeError
 @register
 class Linear(OpDef):
     name = "linear"
+    always_learned = True  # a weight whatever the sizes
     aliases = ("dense", "fc")
     doc = "y = x W^T + b over the last dim; in_features is inferred."
     inferred = {"in_features": "the input's last dim"}

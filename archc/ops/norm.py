@@ -9,6 +9,7 @@ from archc.ops.registry import register
 @register
 class BatchNorm(OpDef):
     name = "batchnorm"
+    always_learned = True  # weight, bias and running statistics whatever the sizes
     aliases = ("batchnorm1d", "batchnorm2d")
     doc = "Batch normalisation over channel dim 1 of (N, C), (N, C, L) or (N, C, H, W)."
     inferred = {"num_features": "the input's channels (dim 1)"}
