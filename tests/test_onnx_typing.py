@@ -4,7 +4,9 @@ Every model here passes ``onnx.checker.check_model`` (structural validity withou
 inference, which is what a broken exporter produces), yet ONNX's typing rules reject it: an Add of
 float and int64, a Conv whose weight wants other input channels, a MatMul or Gemm whose inner dims
 differ, a Reshape to another element count, a Concat of mismatched non-axis dims, a broadcast that
-does not broadcast, a declared type the node does not compute. Each import fails with an archc
+does not broadcast, a window larger than its padded input, a norm's scale of the wrong size, a
+declared type the node does not compute. (Wrong input counts and unknown ops never get this far:
+``onnx.checker`` refuses them, see tests/test_onnx_import.py.) Each import fails with an archc
 error naming the ONNX node and what was expected.
 """
 from __future__ import annotations
@@ -101,6 +103,32 @@ CASES = {
         _model([helper.make_node("Reshape", ["x", "s"], ["z"], name="rs")],
                [_vi("x", [2, 5])], _out(2), [numpy_helper.from_array(np.array([3, -1], np.int64), "s")]),
         "node 'rs'", "Reshape", "cannot reshape 10 elements (input [2, 5]) to [3, -1]: 10 is not a multiple of 3"),
+    "conv_window_too_large": (
+        _model([helper.make_node("Conv", ["x", "w"], ["z"], name="c", pads=[1, 1, 1, 1])],
+               [_vi("x", [1, 3, 4, 4])], _out(4), [_w("w", (8, 3, 7, 7))]),
+        "node 'c'", "Conv", "the window spans 7 along spatial dim 0 (kernel 7, dilation 1) but the input "
+                           "[1, 3, 4, 4] has only 6 there (with pads 1+1)"),
+    "maxpool_window_too_large": (
+        _model([helper.make_node("MaxPool", ["x"], ["z"], name="p", kernel_shape=[3, 3], dilations=[2, 2])],
+               [_vi("x", [1, 3, 4, 4])], _out(4)),
+        "node 'p'", "MaxPool", "the window spans 5 along spatial dim 0 (kernel 3, dilation 2)"),
+    "layernorm_scale": (
+        _model([helper.make_node("LayerNormalization", ["x", "s", "b"], ["z"], name="ln")],
+               [_vi("x", [2, 6])], _out(2), [_w("s", (5,)), _w("b", (5,))]),
+        "node 'ln'", "LayerNormalization", "scale [5] must broadcast to the normalized shape [6]"),
+    "batchnorm_scale": (
+        _model([helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["z"], name="bn")],
+               [_vi("x", [1, 3, 4, 4])], _out(4), [_w("s", (5,)), _w("b", (3,)), _w("m", (3,)), _w("v", (3,))]),
+        "node 'bn'", "BatchNormalization", "Dimension mismatch in unification between 5 and 3"),
+    "where_types": (
+        _model([helper.make_node("Where", ["c", "x", "y"], ["z"], name="wh")],
+               [_vi("c", [2, 3], TensorProto.BOOL), _vi("x", [2, 3]), _vi("y", [2, 3], TensorProto.INT64)], _out(2)),
+        "node 'wh'", "Where", "inputs 'x' (float32) and 'y' (int64) must have one element type"),
+    "split_sizes": (
+        _model([helper.make_node("Split", ["x", "s"], ["z", "z2"], name="sp")],
+               [_vi("x", [6, 3])], [*_out(2), _vi("z2", ["a", "b"])],
+               [numpy_helper.from_array(np.array([2, 2], np.int64), "s")]),
+        "node 'sp'", "Split", "Mismatch between the sum of 'split' (4) and the split dimension of the input (6)"),
 }
 
 #: the four cases the project's issue names, through every command that reads an ONNX file
@@ -198,3 +226,14 @@ def test_random_add_shapes_import_exactly_when_they_broadcast(a, b):
         _expect_refusal(model, "node 'add'", "Add", "Incompatible dimensions")
     else:
         from_onnx(model, "ok.onnx")
+
+
+@pytest.mark.parametrize("op, inputs, message", [
+    ("Relu", ["x", "y"], "has input size 2 not in range [min=1, max=1]"),
+    ("Conv", ["x"], "has input size 1 not in range [min=2, max=3]"),
+])
+def test_a_wrong_number_of_inputs_is_refused_naming_the_node(op, inputs, message):
+    graph = helper.make_graph([helper.make_node(op, inputs, ["z"], name="n")], "g",
+                              [_vi(name, [1, 3, 4, 4]) for name in inputs], _out(4))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    _expect_refusal(model, "node 'n'", op, message)

@@ -197,6 +197,11 @@ def _infer_strict(node: onnx.NodeProto, typed: list[Any],
     except Exception:  # noqa: BLE001 - the whole model decides
         return None
     found = {vi.name: otype(vi.type) for vi in [*inferred.graph.value_info, *inferred.graph.output]}
+    for out in node.output:
+        t = found.get(out) if out else None
+        if t is not None and t.shape is not None and any(type(d) is int and d < 0 for d in t.shape):
+            return IllTyped(f"ONNX's rules give output '{out}' the shape {list(t.shape)}, with a negative dim "
+                            f"(inputs: {_describe(node, typed)})")
     return [complete(found.get(out)) if out else None for out in node.output]
 
 

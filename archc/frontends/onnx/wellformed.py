@@ -61,7 +61,54 @@ def _conv(attrs: dict[str, Any], typed: Typed) -> str | None:
                 f"the input {_text(x)} has {channels}")
     if _known(w[0]) and w[0] % group:
         return f"weight {_text(w)} has {w[0]} output channels, not a multiple of group={group}"
-    return _bias(w[0], typed, 2, "output channels")
+    return _bias(w[0], typed, 2, "output channels") or _window(attrs, x, w[2:])
+
+
+def _window(attrs: dict[str, Any], x: tuple, kernel: Sequence[Any]) -> str | None:
+    """A sliding window (explicit pads) must fit its padded input along every spatial dim."""
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or len(x) != len(kernel) + 2:
+        return None
+    n = len(kernel)
+    pads = list(attrs.get("pads", [0] * 2 * n))
+    dilations = list(attrs.get("dilations", [1] * n))
+    if len(pads) != 2 * n or len(dilations) != n:
+        return None  # ONNX's own inference names a malformed attribute
+    for i, (size, k) in enumerate(zip(x[2:], kernel)):
+        if not (_known(size) and _known(k)):
+            continue
+        span, padded = (k - 1) * dilations[i] + 1, size + pads[i] + pads[i + n]
+        if span > padded:
+            return (f"the window spans {span} along spatial dim {i} (kernel {k}, dilation {dilations[i]}) but the "
+                    f"input {_text(x)} has only {padded} there (with pads {pads[i]}+{pads[i + n]})")
+    return None
+
+
+def _pool(attrs: dict[str, Any], typed: Typed) -> str | None:
+    x = _shape(typed[0])
+    kernel = attrs.get("kernel_shape")
+    return None if x is None or kernel is None else _window(attrs, x, list(kernel))
+
+
+def _layernorm(attrs: dict[str, Any], typed: Typed) -> str | None:
+    x = _shape(typed[0])
+    if x is None or not x:
+        return None
+    axis = int(attrs.get("axis", -1))
+    if not -len(x) <= axis < len(x):
+        return None  # ONNX's own inference names it
+    normalized = x[axis % len(x):]
+    for what, t in zip(("scale", "bias"), typed[1:3]):
+        p = _shape(t)
+        if p is None or not all(map(_known, (*p, *normalized))):
+            continue
+        try:
+            fits = np.broadcast_shapes(p, normalized) == tuple(normalized)
+        except ValueError:
+            fits = False
+        if not fits:
+            return (f"{what} {_text(p)} must broadcast to the normalized shape {_text(normalized)} "
+                    f"(the input {_text(x)} from axis {axis})")
+    return None
 
 
 def _conv_transpose(attrs: dict[str, Any], typed: Typed) -> str | None:
@@ -149,6 +196,10 @@ RULES: dict[str, Rule] = {
     "MatMul": _matmul,
     "Gemm": _gemm,
     "Reshape": _reshape,
+    "MaxPool": _pool,
+    "AveragePool": _pool,
+    "LpPool": _pool,
+    "LayerNormalization": _layernorm,
 }
 
 
