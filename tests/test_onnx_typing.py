@@ -106,8 +106,8 @@ CASES = {
     "conv_window_too_large": (
         _model([helper.make_node("Conv", ["x", "w"], ["z"], name="c", pads=[1, 1, 1, 1])],
                [_vi("x", [1, 3, 4, 4])], _out(4), [_w("w", (8, 3, 7, 7))]),
-        "node 'c'", "Conv", "the window spans 7 along spatial dim 0 (kernel 7, dilation 1) but the input "
-                           "[1, 3, 4, 4] has only 6 there (with pads 1+1)"),
+        "node 'c'", "Conv", ("the window spans 7 along spatial dim 0 (kernel 7, dilation 1) but the input "
+                            "[1, 3, 4, 4] has only 6 there (with pads 1+1)")),
     "maxpool_window_too_large": (
         _model([helper.make_node("MaxPool", ["x"], ["z"], name="p", kernel_shape=[3, 3], dilations=[2, 2])],
                [_vi("x", [1, 3, 4, 4])], _out(4)),

@@ -5,7 +5,9 @@ The importer walks the ONNX graph in its (topological) order:
 1. ``onnx.checker`` and ``onnx.shape_inference`` (strict, with data propagation, where
    the model allows) run on a copy without the large weights (:func:`_skeleton`) and
    give every value a type; ``dim_param`` dims become str dims, unknown dims fresh
-   symbols. Each node's output types are checked against what the IR op computes.
+   symbols. Each node's output types are checked against what the IR op computes. A node
+   ONNX's typing rules reject for its inputs' types, or whose declared output type contradicts
+   the one it computes, is refused (:mod:`archc.frontends.onnx.wellformed`).
 2. Initializers and ``Constant`` nodes are constants; nodes with only constant inputs
    are folded; ``Shape`` and the arithmetic on it are evaluated symbolically
    (:mod:`archc.frontends.onnx.values`). Such values never become IR nodes unless a node uses them

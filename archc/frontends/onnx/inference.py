@@ -12,8 +12,11 @@ transformer repeats a handful of signatures thousands of times.
 The whole-model inference (:meth:`OnnxTypes.whole`, strict first, then lenient, then with
 data propagation where that is safe) still runs, once, as soon as any node needs it: its
 inputs are symbolic shape values the per-node inference cannot type, the per-node inference
-fails (an ill-typed node: the whole model's inference then reports it as before), leaves a
-dim unknown, or a converter asks for a value's type directly. A model that declares
+cannot run, leaves a dim unknown, or a converter asks for a value's type directly.
+
+A node ONNX's typing rules reject for its inputs' types (strict inference's ``InferenceError``,
+or :mod:`archc.frontends.onnx.wellformed`'s rules for what that leaves unchecked) is
+:class:`IllTyped`, once per signature; the importer refuses it naming the node. A model that declares
 ``value_info`` types gets it at once (those declarations are checked by it), and graph outputs
 declared with a type that disagrees with the computed one get it at the end.
 """
