@@ -194,9 +194,9 @@ def _infer_strict(node: onnx.NodeProto, typed: list[Any],
     try:
         inferred = onnx.shape_inference.infer_shapes(single, check_type=True, strict_mode=True)
     except onnx.shape_inference.InferenceError as exc:
-        if standard:
+        if standard and _has_own_inference(node, opset):
             return IllTyped(f"{_onnx_reason(exc)} (inputs: {_describe(node, typed)})")
-        return None
+        return None  # (an op defined by a function body: ONNX infers through its body, not always right)
     except Exception:  # noqa: BLE001 - the whole model decides
         return None
     found = {vi.name: otype(vi.type) for vi in [*inferred.graph.value_info, *inferred.graph.output]}
@@ -206,6 +206,15 @@ def _infer_strict(node: onnx.NodeProto, typed: list[Any],
             return IllTyped(f"ONNX's rules give output '{out}' the shape {list(t.shape)}, with a negative dim "
                             f"(inputs: {_describe(node, typed)})")
     return [complete(found.get(out)) if out else None for out in node.output]
+
+
+def _has_own_inference(node: onnx.NodeProto, opset: int) -> bool:
+    """Whether ONNX types the node by its op's own inference function (whose errors are the op's
+    rules), not by inferring through a function body."""
+    try:
+        return onnx.defs.get_schema(node.op_type, opset, "").has_type_and_shape_inference_function
+    except Exception:  # noqa: BLE001 - no schema
+        return False
 
 
 #: the parts of an InferenceError's text that locate it (the archc error names the node itself)
