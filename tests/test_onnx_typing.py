@@ -152,7 +152,7 @@ def test_the_cli_refuses_an_ill_typed_model_with_the_nodes_name_and_what_it_expe
     model, node, op, message = CASES[case]
     path = tmp_path / f"{case}.onnx"
     onnx.save(model, path)
-    for command in (["lint"], ["summary"], ["build", "-o", str(tmp_path / "out.py")]):
+    for command in (["lint"], ["summary"], ["check"], ["build", "-o", str(tmp_path / "out.py")]):
         proc = run_archc(*command, str(path))
         assert proc.returncode != 0, (command, proc.stdout)
         assert "Traceback" not in proc.stderr
