@@ -195,10 +195,10 @@ def test_nodes_stay_topological_after_a_rewire_to_a_later_node():
 def test_verify_finds_edges_that_contradict_the_order_nodes_were_added_in():
     g = _chain("a", "b")
     g.add(Node(name="c", op="relu", inputs=[Value("x")], outputs=[T]))
-    # a reads c behind the graph's back, edges and inputs kept in agreement
-    g.node("a").inputs = [Value("c")]
+    # a reads c behind the graph's back, its networkx edges and inputs kept in agreement
     g.nx.remove_edge("x", "a")
     g.nx.add_edge("c", "a", port=0, out=0)
+    g.node("a").inputs = [Value("c")]
     with pytest.raises(GraphError, match="node 'a' reads 'c', added after it"):
         g.verify()
 
@@ -222,3 +222,43 @@ def test_onnx_import_draft_refuses_what_the_graph_would():
     g = d.build(live, {"a": "act"})
     g.verify()
     assert [n.name for n in g.nodes()] == ["x", "act"] and g.outputs["y"] == Value("act")
+
+
+def test_the_networkx_view_is_made_on_first_use_and_kept_up_to_date():
+    g = _chain("a", "b")
+    assert g._nx is None  # building and reading never made it
+    assert [n.name for n in g.nodes()] == ["x", "a", "b"] and g.users("x") == ["a"] and g.uses("b") == 1
+    view = g.nx
+    assert sorted(view.edges(data=True)) == [("a", "b", {"port": 0, "out": 0}), ("x", "a", {"port": 0, "out": 0})]
+    g.add(Node(name="c", op="add", inputs=[Value("a"), Value("a")], outputs=[T]))
+    g.set_inputs("b", [Value("x")])
+    g.erase("a", replace_with=Value("x"))
+    assert g.nx is view  # changed in place, not made again
+    assert sorted((u, v, d["port"]) for u, v, d in view.edges(data=True)) == [("x", "b", 0), ("x", "c", 0), ("x", "c", 1)]
+    assert g.users("x") == ["b", "c"] and g.uses("x") == 3
+    g.verify()
+
+
+def test_verify_finds_networkx_edges_changed_behind_the_graphs_back():
+    g = _chain("a", "b")
+    g.nx.remove_edge("a", "b")
+    with pytest.raises(GraphError, match="node 'b'.*disagree with its inputs"):
+        g.verify()
+
+
+def test_add_all_refuses_what_add_refuses_and_keeps_what_it_added():
+    g = _chain("a")
+    nodes = [Node(name="b", op="relu", inputs=[Value("a")], outputs=[T]),
+             Node(name="c", op="relu", inputs=[Value("b", 1)], outputs=[T])]
+    with pytest.raises(GraphError, match="node 'c' reads 'b:1', but 'b' has 1 output"):
+        g.add_all(nodes)
+    g.verify()  # 'b' went in before the refusal, with its edges
+    assert "b" in g and g.users("a") == ["b"]
+    with pytest.raises(GraphError, match="duplicate node name 'b'"):
+        g.add_all([Node(name="b", op="relu", inputs=[Value("x")], outputs=[T])])
+    with pytest.raises(GraphError, match="node 'd' reads 'ghost', which names no node"):
+        g.add_all([Node(name="d", op="relu", inputs=[Value("ghost")], outputs=[T])])
+    g.nx  # once made, add_all keeps it up to date too
+    g.add_all([Node(name="e", op="relu", inputs=[Value("b")], outputs=[T])])
+    assert g.nx.has_edge("b", "e")
+    g.verify()

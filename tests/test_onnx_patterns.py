@@ -105,3 +105,28 @@ def test_segnet_pooling_indices_become_native_maxpool_and_max_unpool(tmp_path):
     assert [u.inputs[1] for u in unpools] == [Value(pools[1].name, 1), Value(pools[0].name, 1)]
     results = verify_model(path, graph, random_inputs(input_types(graph), {}, 0), rtol=1e-4, atol=1e-5)
     assert all(r.ok for r in results.outputs)
+
+
+@pytest.mark.parametrize("form", list(EXPECTED))
+def test_matchers_match_only_at_their_anchor_kinds(tmp_path, monkeypatch, form):
+    """fuse tries a matcher only at nodes of the kinds it registered: every matcher, asked at every
+    node of an unfused import, matches nowhere else (and one of them matches the written function)."""
+    from archc.frontends.onnx import patterns
+
+    path = str(tmp_path / f"{form}.onnx")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Written(form).eval(), (torch.randn(2, 4, 8),), path, dynamo=False, opset_version=14)
+    monkeypatch.setattr(patterns, "fuse", lambda graph: 0)  # the import as the importer leaves it
+    graph = load_onnx(path)
+    monkeypatch.undo()
+    matchers = {fn: {k for k, fns in patterns.MATCHERS.items() if fn in fns}
+                for fns in patterns.MATCHERS.values() for fn in fns}
+    matched = []
+    for node in graph.nodes():
+        for fn, anchors in matchers.items():
+            if fn(graph, node) is not None:
+                assert patterns.kind(node) in anchors, (fn.__name__, node.name, patterns.kind(node))
+                matched.append(fn.__name__)
+    assert EXPECTED[form][0] in matched  # (the matchers are named after the ops they make)
+    assert patterns.fuse(graph) == 1

@@ -40,7 +40,7 @@ How a join is read (see docs in the module's functions for the details):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 from archc.analysis.probes import (
     elementwise,
@@ -81,13 +81,14 @@ def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool) -> Analysi
     classifier = _Classifier(flow)
     connections = classifier.run()
     chains = _chains(flow, connections)
-    expectations = check_expectations(graph, connections, flow.graph_nodes)
+    expecting = {name: node for name, node in flow.graph_nodes.items() if "expect" in node.meta}
+    expectations = check_expectations(graph, connections, expecting)
     stats = None
     if paths:
         from archc.analysis.paths import path_stats
 
         stats = path_stats(flow, chains, band, _no_choice(flow, connections, classifier.main_of))
-    declared = sum(1 for node in flow.graph_nodes.values() if node.meta.get("expect") is not None)
+    declared = sum(1 for node in expecting.values() if node.meta["expect"] is not None)
     return Analysis(model=graph.name, connections=connections, chains=chains, expectations=expectations,
                     paths=stats, declared_expectations=declared)
 
@@ -512,13 +513,13 @@ def _chains(flow: Flow, connections: list[Skip]) -> list[list[Skip]]:
 
 
 def check_expectations(graph: Graph, connections: list[Skip],
-                       nodes: dict[str, Node] | None = None) -> list[Mismatch]:
+                       nodes: Mapping[str, Node] | None = None) -> list[Mismatch]:
     """Compare each node's declared ``meta["expect"]`` with what the analysis found there.
 
-    ``nodes`` (the graph's nodes by name, as :attr:`Flow.graph_nodes` holds them) saves a walk
-    over the networkx graph."""
+    ``nodes``: the graph's nodes by name (:meth:`Graph.node_map`, as :attr:`Flow.graph_nodes` holds them),
+    or those of them that declare an ``expect``."""
     if nodes is None:
-        nodes = dict(graph.nx.nodes(data="node"))
+        nodes = graph.node_map()
     expecting = [(name, node) for name, node in nodes.items() if "expect" in node.meta]
     if not expecting:
         return []  # most graphs declare nothing: skip indexing every connection

@@ -24,7 +24,7 @@ The virtual source (id ``SOURCE`` = -1) precedes every graph input.
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from archc.ir import Graph, Node
 from archc.ops import registry
@@ -56,7 +56,7 @@ class Flow:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         #: every node of the graph (data and meta) by name, in insertion order
-        self.graph_nodes: dict[str, Node] = {name: data["node"] for name, data in graph.nx.nodes(data=True)}
+        self.graph_nodes: Mapping[str, Node] = graph.node_map()
         nodes = self.graph_nodes
         try:
             # Frontends add nodes after their inputs: insertion order is usually topological.
@@ -87,8 +87,11 @@ class Flow:
         heads: list[int] = []
         roles_of = _RoleCache()
         fixed_roles = roles_of.fixed
+        # (bound once: this loop runs once per node of graphs of 100k nodes)
+        add_name, add_node, add_role, add_slots, add_preds, add_head, add_succs = (
+            names.append, data.append, roles.append, all_slots.append, all_preds.append, heads.append, succs.append)
+        i = 0  # the id the next data node gets
         for name, node in order:
-            i = len(names)  # the id this node gets if it carries data
             role = fixed_roles.get(node.op) or roles_of.role_of(node)
             inputs = node.inputs
             if role == "input":
@@ -131,13 +134,14 @@ class Flow:
                 for p in ps:
                     succs[p].append(i)
             visited[name] = i
-            names.append(name)
-            data.append(node)
-            roles.append(role)
-            all_slots.append(slots)
-            all_preds.append(preds)
-            heads.append(head)
-            succs.append([])
+            i += 1
+            add_name(name)
+            add_node(node)
+            add_role(role)
+            add_slots(slots)
+            add_preds(preds)
+            add_head(head)
+            add_succs([])
         #: node name per id; ids follow a topological order of the data nodes
         self.names = names
         self.index: dict[str, int] = visited if len(visited) == len(names) else {

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterator
-
-import networkx as nx
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from archc.errors import GraphError, Location
 from archc.ir.types import TensorType
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 #: environment variable that makes frontends and passes verify every graph they return
@@ -97,19 +99,28 @@ class Graph:
     """A computation graph: nodes in insertion (topological) order, inputs and outputs.
 
     The graph guards its invariants, as torch.fx's ``Graph`` does: a node's ``inputs``
-    are the one record of what it reads, and the networkx edges (``port``, ``out``) are
-    an index the graph keeps from them, so change inputs only through :meth:`set_inputs`
-    or :meth:`replace_all_uses_with`. Adding a node that reads a value no node produces,
+    are the one record of what it reads, and the graph keeps an index of each node's
+    readers from them, so change inputs only through :meth:`set_inputs` or
+    :meth:`replace_all_uses_with`. Adding a node that reads a value no node produces,
     erasing a node something still reads, or pointing a graph output at a missing value
     raises :class:`~archc.errors.GraphError` naming the node; :meth:`verify` checks every
     invariant at once.
+
+    The nodes and the readers' index are plain dicts, so building and reading a graph of
+    100k nodes costs a dict entry per node and edge; :attr:`nx`, the networkx MultiDiGraph
+    of the same nodes and edges (``port``, ``out``) that graph algorithms read, is made on
+    first use and kept up to date from then on (lint never needs it).
     """
 
     def __init__(self, name: str = "model") -> None:
         self.name = name
-        self.nx = nx.MultiDiGraph()
+        self._nodes: dict[str, Node] = {}     # name -> node, in the order added
+        #: producer -> its readers, each with the number of input slots it reads the producer in
+        #: (readers in the order they started reading it, as networkx lists successors)
+        self._readers: dict[str, dict[str, int]] = {}
+        self._nx: nx.MultiDiGraph | None = None  # made by the nx property on first use
         self.inputs: list[str] = []           # names of nodes with op 'input', kept by add/erase
-        self._outputs = _Outputs(self)        # graph output name -> value
+        self._outputs = _Outputs(self._nodes)  # graph output name -> value
         self.params: dict[str, Any] = {}      # top-level spec parameters used to build it
         #: top-level parameters that shaped more than a top-level node's attribute expression
         #: (input dims, repeat counts, conditions, block arguments, lets, block internals):
@@ -136,44 +147,100 @@ class Graph:
 
     @outputs.setter
     def outputs(self, outputs: dict[str, Value]) -> None:
-        checked = _Outputs(self)
+        checked = _Outputs(self._nodes)
         checked.update(outputs)
         self._outputs = checked
+
+    @property
+    def nx(self) -> nx.MultiDiGraph:
+        """The graph as a networkx MultiDiGraph: node key = name with attribute ``node`` (the
+        :class:`Node`), one edge ``producer -> reader`` per input slot with ``port`` and ``out``.
+        Made on first use (nodes in the order added, each one's edges in port order), then kept
+        up to date by every change; read it, never change it."""
+        if self._nx is None:
+            import networkx
+
+            g = networkx.MultiDiGraph()
+            g.add_nodes_from((name, {"node": node}) for name, node in self._nodes.items())
+            g.add_edges_from((v.node, name, {"port": port, "out": v.out})
+                             for name, node in self._nodes.items() for port, v in enumerate(node.inputs))
+            self._nx = g
+        return self._nx
 
     # -- building -------------------------------------------------------------------
     def add(self, node: Node) -> Node:
         """Add ``node``, whose inputs must already be in the graph."""
-        if node.name in self.nx:
-            raise GraphError(f"duplicate node name '{node.name}'", node=node.name)
+        name = node.name
+        if name in self._nodes:
+            raise GraphError(f"duplicate node name '{name}'", node=name)
         for value in node.inputs:
-            self._check_value(value, f"node '{node.name}' reads")
+            _check_value(self._nodes, value, f"node '{name}' reads")
         self._topo = None
-        self._added[node.name] = self._adds
+        self._added[name] = self._adds
         self._adds += 1
-        self.nx.add_node(node.name, node=node)
-        self._add_edges(node)
+        self._nodes[name] = node
+        self._readers[name] = {}
+        self._link(node)
+        if self._nx is not None:
+            self._nx.add_node(name, node=node)
+            self._add_nx_edges(node)
         if node.op == "input":
-            self.inputs.append(node.name)
+            self.inputs.append(name)
         return node
+
+    def add_all(self, nodes: Iterable[Node]) -> None:
+        """:meth:`add` each of ``nodes`` in turn (the same checks, in one loop: a frontend that
+        builds a graph of 100k nodes at once pays a dict entry per node and edge)."""
+        if self._nx is not None:  # (kept up to date node by node)
+            for node in nodes:
+                self.add(node)
+            return
+        known, readers, added, inputs = self._nodes, self._readers, self._added, self.inputs
+        adds = self._adds
+        self._topo = None
+        try:
+            for node in nodes:
+                name = node.name
+                if name in known:
+                    raise GraphError(f"duplicate node name '{name}'", node=name)
+                for value in node.inputs:
+                    producer = known.get(value.node)
+                    if producer is None or not 0 <= value.out < (len(producer.outputs) or value.out + 1):
+                        _check_value(known, value, f"node '{name}' reads")
+                added[name] = adds
+                adds += 1
+                known[name] = node
+                readers[name] = {}
+                for value in node.inputs:
+                    of = readers[value.node]
+                    of[name] = of.get(name, 0) + 1
+                if node.op == "input":
+                    inputs.append(name)
+        finally:
+            self._adds = adds
 
     def set_inputs(self, name: str, inputs: list[Value]) -> None:
         """Rewire a node's inputs (used by passes); every input must be in the graph."""
         node = self.node(name)
         for value in inputs:
-            self._check_value(value, f"node '{name}' reads")
+            _check_value(self._nodes, value, f"node '{name}' reads")
         self._topo = None
         if any(self._added[v.node] >= self._added[name] for v in inputs):
             self._in_order = False
-        for u, _, k in list(self.nx.in_edges(name, keys=True)):
-            self.nx.remove_edge(u, name, k)
+        self._unlink(node)
+        if self._nx is not None:
+            for u, _, k in list(self._nx.in_edges(name, keys=True)):
+                self._nx.remove_edge(u, name, k)
         node.inputs = list(inputs)
-        self._add_edges(node)
+        self._link(node)
+        if self._nx is not None:
+            self._add_nx_edges(node)
 
     def erase(self, name: str, replace_with: Value | None = None) -> None:
         """Remove node ``name`` and its weights. It must be unused (no node and no graph
         output reads it) unless ``replace_with`` is given: then its single output's users
         read ``replace_with`` first, in the same call."""
-        if name not in self.nx:
+        if name not in self._nodes:
             raise GraphError("cannot erase a node that is not in the graph", node=name)
         if replace_with is not None:
             self.replace_all_uses_with(Value(name), replace_with)
@@ -184,7 +251,10 @@ class Graph:
             raise GraphError(f"cannot erase a node still in use by {', '.join(readers)}; "
                              "rewire them first (replace_all_uses_with)", node=name)
         self._topo = None
-        self.nx.remove_node(name)
+        self._unlink(self._nodes.pop(name))
+        del self._readers[name]
+        if self._nx is not None:
+            self._nx.remove_node(name)
         del self._added[name]
         self.weights.pop(name, None)
         if name in self.inputs:
@@ -192,7 +262,7 @@ class Graph:
 
     def replace_all_uses_with(self, old: Value, new: Value) -> None:
         """Make every consumer of ``old`` (and graph outputs) read ``new`` instead."""
-        self._check_value(new, f"uses of '{old}' cannot be rewired: replacement")
+        _check_value(self._nodes, new, f"uses of '{old}' cannot be rewired: replacement")
         for user in list(self.users(old.node)):
             node = self.node(user)
             if any(v == old for v in node.inputs):
@@ -230,95 +300,66 @@ class Graph:
         g.example_dims = dict(self.example_dims)
         return g
 
-    def _add_edges(self, node: Node) -> None:
-        for port, value in enumerate(node.inputs):
-            self.nx.add_edge(value.node, node.name, port=port, out=value.out)
+    def _link(self, node: Node) -> None:
+        """Record ``node`` as a reader of its inputs' producers."""
+        readers, name = self._readers, node.name
+        for value in node.inputs:
+            of = readers[value.node]
+            of[name] = of.get(name, 0) + 1
 
-    def _check_value(self, value: Value, what: str) -> None:
-        """GraphError unless ``value`` is an output of a node in the graph."""
-        if value.node not in self.nx:
-            raise GraphError(f"{what} '{value}', which names no node in the graph", node=value.node)
-        outputs = self.nx.nodes[value.node]["node"].outputs
-        if outputs and not 0 <= value.out < len(outputs):
-            raise GraphError(f"{what} '{value}', but '{value.node}' has {len(outputs)} output(s)",
-                             node=value.node)
+    def _unlink(self, node: Node) -> None:
+        readers, name = self._readers, node.name
+        for value in node.inputs:
+            of = readers[value.node]
+            if of[name] == 1:
+                del of[name]
+            else:
+                of[name] -= 1
+
+    def _add_nx_edges(self, node: Node) -> None:
+        for port, value in enumerate(node.inputs):
+            self._nx.add_edge(value.node, node.name, port=port, out=value.out)
 
     # -- checking -------------------------------------------------------------------
     def verify(self) -> None:
         """Check every invariant; GraphError naming the first node that breaks one.
 
         Node keys match node names (so names are unique); every node has output types;
-        every input and graph output is an existing output of an existing node; the edges
-        agree with the nodes' inputs; ``inputs`` lists exactly the input nodes; weights
-        belong to nodes of the graph; while no rewiring made a node read a later one, every
-        node reads only nodes added before it (:meth:`nodes` lists them in that order); the
-        graph is acyclic.
+        every input and graph output is an existing output of an existing node; while no
+        rewiring made a node read a later one, every node reads only nodes added before it
+        (:meth:`nodes` lists them in that order); the readers' index (and the networkx
+        graph, once made) agrees with the nodes' inputs; ``inputs`` lists exactly the input
+        nodes; weights belong to nodes of the graph; the graph is acyclic. Linear time.
         """
-        for key, data in self.nx.nodes(data=True):
-            node = data.get("node")
-            if node is None:
-                raise GraphError("a graph entry without a node record (an edge to a missing node?)", node=key)
-            self._verify_node(key, node)
-        for name, value in self._outputs.items():
-            self._check_value(value, f"graph output '{name}' is")
-        inputs = [k for k, n in self.nx.nodes(data="node") if n.op == "input"]
-        if sorted(inputs) != sorted(self.inputs) or len(set(self.inputs)) != len(self.inputs):
-            raise GraphError(f"the graph's inputs {self.inputs} are not its input nodes {inputs}",
-                             node=next(iter(set(inputs) ^ set(self.inputs)), None))
-        for name in self.weights:
-            if name not in self.nx:
-                raise GraphError("weights for a node that is not in the graph", node=name)
-        if self._added.keys() != self.nx.nodes.keys():
-            raise GraphError("the graph's record of when nodes were added disagrees with its nodes "
-                             "(nodes added or removed outside add/erase?)",
-                             node=next(iter(self._added.keys() ^ self.nx.nodes.keys()), None))
-        if self._in_order:  # nodes() lists the nodes in the order they were added: it must be topological
-            late = next(((u, v) for u, v in self.nx.edges() if self._added[u] >= self._added[v]), None)
-            if late is not None:
-                raise GraphError(f"node '{late[1]}' reads '{late[0]}', added after it, but the graph "
-                                 "takes the order nodes were added in as its topological order", node=late[1])
-        if not nx.is_directed_acyclic_graph(self.nx):
-            cycle = nx.find_cycle(self.nx)
-            raise GraphError("the graph has a cycle: " + " -> ".join(str(e[0]) for e in cycle),
-                             node=str(cycle[0][0]))
-
-    def _verify_node(self, key: str, node: Node) -> None:
-        if node.name != key:
-            raise GraphError(f"node record named '{node.name}' is stored under '{key}'", node=key)
-        if not node.outputs or not all(isinstance(t, TensorType) for t in node.outputs):
-            raise GraphError(f"node has no output types (op '{node.op}')", node=key)
-        for value in node.inputs:
-            self._check_value(value, f"node '{key}' reads")
-        edges = sorted((d["port"], u, d["out"]) for u, _, d in self.nx.in_edges(key, data=True))
-        wanted = [(port, v.node, v.out) for port, v in enumerate(node.inputs)]
-        if edges != wanted:
-            raise GraphError(f"the graph's edges into the node {edges} disagree with its inputs "
-                             f"{[str(v) for v in node.inputs]} (inputs changed outside set_inputs?)",
-                             node=key)
+        _verify(self)
 
     # -- reading --------------------------------------------------------------------
     def node(self, name: str) -> Node:
-        return self.nx.nodes[name]["node"]
+        return self._nodes[name]
+
+    def node_map(self) -> Mapping[str, Node]:
+        """Every node by name, in the order added (a read-only view)."""
+        return MappingProxyType(self._nodes)
 
     def __contains__(self, name: str) -> bool:
-        return name in self.nx
+        return name in self._nodes
 
     def __len__(self) -> int:
-        return self.nx.number_of_nodes()
+        return len(self._nodes)
 
     def nodes(self) -> Iterator[Node]:
         """Nodes in a topological order (stable: insertion order where possible)."""
+        if self._in_order:  # the order nodes were added in (what the sort below gives then)
+            return iter(list(self._nodes.values()))
         if self._topo is None:
-            if self._in_order:  # the order nodes were added in (what the sort below gives then)
-                self._topo = list(self.nx.nodes)
-            else:
-                self._topo = list(nx.lexicographical_topological_sort(self.nx, key=self._added.__getitem__))
-        nodes = self.nx.nodes
-        for name in self._topo:
-            yield nodes[name]["node"]
+            import networkx
+
+            self._topo = list(networkx.lexicographical_topological_sort(self.nx, key=self._added.__getitem__))
+        nodes = self._nodes
+        return iter([nodes[name] for name in self._topo])
 
     def type_of(self, value: Value) -> TensorType:
-        return self.node(value.node).outputs[value.out]
+        return self._nodes[value.node].outputs[value.out]
 
     def input_types(self, node: Node) -> list[TensorType]:
         """The types of a node's inputs, in port order (what op definitions receive as ``ins``)."""
@@ -326,11 +367,11 @@ class Graph:
 
     def users(self, name: str) -> list[str]:
         """Distinct nodes that consume any output of ``name``."""
-        return list(dict.fromkeys(self.nx.successors(name)))
+        return list(self._readers[name])
 
     def uses(self, name: str) -> int:
         """How many input slots (plus graph outputs) read any output of ``name``."""
-        n = self.nx.out_degree(name)
+        n = sum(self._readers[name].values())
         return n + sum(1 for v in self.outputs.values() if v.node == name)
 
     # -- printing -------------------------------------------------------------------
@@ -353,15 +394,94 @@ class Graph:
     __str__ = format
 
 
-class _Outputs(dict):
-    """A graph's outputs: a dict that refuses a value no node of the graph produces."""
+def _verify(graph: Graph) -> None:
+    """:meth:`Graph.verify`: each check in one pass over the nodes or their inputs."""
+    nodes = graph._nodes
+    for key, node in nodes.items():
+        if not isinstance(node, Node):
+            raise GraphError("a graph entry without a node record", node=key)
+        if node.name != key:
+            raise GraphError(f"node record named '{node.name}' is stored under '{key}'", node=key)
+        if not node.outputs or not all(isinstance(t, TensorType) for t in node.outputs):
+            raise GraphError(f"node has no output types (op '{node.op}')", node=key)
+        for value in node.inputs:
+            _check_value(nodes, value, f"node '{key}' reads")
+    if graph._added.keys() != nodes.keys():
+        raise GraphError("the graph's record of when nodes were added disagrees with its nodes "
+                         "(nodes added or removed outside add/erase?)",
+                         node=next(iter(graph._added.keys() ^ nodes.keys()), None))
+    added = graph._added
+    if graph._in_order:  # nodes() lists the nodes in the order they were added: it must be topological
+        for key, node in nodes.items():
+            late = next((v.node for v in node.inputs if added[v.node] >= added[key]), None)
+            if late is not None:
+                raise GraphError(f"node '{key}' reads '{late}', added after it, but the graph "
+                                 "takes the order nodes were added in as its topological order", node=key)
+    _verify_index(graph)
+    for name, value in graph._outputs.items():
+        _check_value(nodes, value, f"graph output '{name}' is")
+    inputs = [k for k, n in nodes.items() if n.op == "input"]
+    if sorted(inputs) != sorted(graph.inputs) or len(set(graph.inputs)) != len(graph.inputs):
+        raise GraphError(f"the graph's inputs {graph.inputs} are not its input nodes {inputs}",
+                         node=next(iter(set(inputs) ^ set(graph.inputs)), None))
+    for name in graph.weights:
+        if name not in nodes:
+            raise GraphError("weights for a node that is not in the graph", node=name)
+    if not graph._in_order:  # (in insertion order, every edge runs forward: no cycle)
+        import networkx
 
-    def __init__(self, graph: Graph) -> None:
+        if not networkx.is_directed_acyclic_graph(graph.nx):
+            cycle = networkx.find_cycle(graph.nx)
+            raise GraphError("the graph has a cycle: " + " -> ".join(str(e[0]) for e in cycle),
+                             node=str(cycle[0][0]))
+
+
+def _verify_index(graph: Graph) -> None:
+    """GraphError naming a node whose inputs disagree with the readers' index (or, once made, with
+    the networkx edges): its inputs were changed outside :meth:`Graph.set_inputs`."""
+    expected: dict[str, dict[str, int]] = {name: {} for name in graph._nodes}
+    for name, node in graph._nodes.items():
+        for value in node.inputs:
+            of = expected[value.node]
+            of[name] = of.get(name, 0) + 1
+    culprit = None
+    if expected != graph._readers:
+        wrong = {reader for producer in expected.keys() | graph._readers.keys() for reader, _ in
+                 expected.get(producer, {}).items() ^ graph._readers.get(producer, {}).items()}
+        culprit = next((key for key in graph._nodes if key in wrong), next(iter(wrong), None))
+    elif graph._nx is not None:
+        culprit = next((key for key, node in graph._nodes.items()
+                        if sorted((d["port"], u, d["out"]) for u, _, d in graph._nx.in_edges(key, data=True))
+                        != [(port, v.node, v.out) for port, v in enumerate(node.inputs)]), None)
+    if culprit is not None:
+        node = graph._nodes.get(culprit)
+        recorded = [p for p, of in graph._readers.items() if culprit in of]
+        raise GraphError(f"the graph's edges into the node (from {recorded}) disagree with its inputs "
+                         f"{[str(v) for v in node.inputs] if node else []} (inputs changed outside set_inputs?)",
+                         node=culprit)
+
+
+def _check_value(nodes: Mapping[str, Node], value: Value, what: str) -> None:
+    """GraphError unless ``value`` is an output of a node among ``nodes``."""
+    producer = nodes.get(value.node)
+    if producer is None:
+        raise GraphError(f"{what} '{value}', which names no node in the graph", node=value.node)
+    outputs = producer.outputs
+    if outputs and not 0 <= value.out < len(outputs):
+        raise GraphError(f"{what} '{value}', but '{value.node}' has {len(outputs)} output(s)",
+                         node=value.node)
+
+
+class _Outputs(dict):
+    """A graph's outputs: a dict that refuses a value no node of the graph produces. (It holds
+    the graph's nodes, not the graph: no reference cycle, so a graph is freed when unused.)"""
+
+    def __init__(self, nodes: Mapping[str, Node]) -> None:
         super().__init__()
-        self._graph = graph
+        self._nodes = nodes
 
     def __setitem__(self, name: str, value: Value) -> None:
-        self._graph._check_value(value, f"graph output '{name}' is")
+        _check_value(self._nodes, value, f"graph output '{name}' is")
         super().__setitem__(name, value)
 
     def update(self, *args: Any, **kwargs: Any) -> None:

@@ -65,7 +65,7 @@ class Projection:
     chain: Chain
 
 
-@matcher
+@matcher("matmul")
 def multi_head_attention(graph: Graph, root: Node) -> Match | None:
     """``softmax(q k^T / sqrt(d) (+ mask)) v`` between projections, rooted at the last MatMul."""
     # The cheap first stages with the second choice of sizes first: a size baked in at export

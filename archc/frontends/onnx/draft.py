@@ -81,13 +81,16 @@ class Draft:
         ``names.get(k, k)``; the nodes are moved into it (the draft is not used afterwards)."""
         graph = Graph(self.name)
         graph.doc = self.doc
+        renamed = {old: new for old, new in names.items() if old != new}  # most names stay
+        weights = self.weights
         for node in nodes:
             old = node.name
-            node.name = names.get(old, old)
-            if any(v.node in names for v in node.inputs):
-                node.inputs = [Value(names.get(v.node, v.node), v.out) for v in node.inputs]
-            graph.add(node)
-            if old in self.weights:
-                graph.weights[node.name] = self.weights[old]
+            if old in renamed:
+                node.name = renamed[old]
+            if old in weights:
+                graph.weights[node.name] = weights[old]
+            if renamed and any(v.node in renamed for v in node.inputs):
+                node.inputs = [Value(renamed.get(v.node, v.node), v.out) for v in node.inputs]
+        graph.add_all(nodes)
         graph.outputs = {k: Value(names.get(v.node, v.node), v.out) for k, v in self.outputs.items()}
         return graph

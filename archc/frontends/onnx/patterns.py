@@ -140,12 +140,21 @@ def module_name(graph: Graph, nodes: set[str], root: Node, fallback: str) -> str
 
 
 Matcher = Callable[[Graph, Node], "Match | None"]
-MATCHERS: list[Matcher] = []
+#: anchor kind (see :func:`kind`) -> the matchers rooted at a node of that kind, in registration order
+MATCHERS: dict[str, list[Matcher]] = {}
 
 
-def matcher(fn: Matcher) -> Matcher:
-    MATCHERS.append(fn)
-    return fn
+def matcher(*anchors: str) -> Callable[[Matcher], Matcher]:
+    """Register a matcher that can match only at a root whose :func:`kind` is one of ``anchors``
+    (it returns None at any other node): :func:`fuse` calls it at those nodes only, and skips a
+    whole pass when a graph holds none of them (a convolutional network holds no anchor)."""
+
+    def register(fn: Matcher) -> Matcher:
+        for anchor in anchors:
+            MATCHERS.setdefault(anchor, []).append(fn)
+        return fn
+
+    return register
 
 
 def _plus_one(graph: Graph, value: Value) -> Value | None:
@@ -156,7 +165,7 @@ def _plus_one(graph: Graph, value: Value) -> Value | None:
     return None
 
 
-@matcher
+@matcher("scale", "mul", "onnx:Mul", "onnx:Div")  # the roots :func:`product` reads a coefficient from
 def gelu(graph: Graph, root: Node) -> Match | None:
     """``0.5 * x * (1 + erf(x / sqrt 2))``, or ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))``."""
     p = product(graph, Value(root.name))
@@ -199,7 +208,7 @@ def _x_plus_cubic(graph: Graph, value: Value, x: Value) -> list[str] | None:
     return None
 
 
-@matcher
+@matcher("mul")
 def silu(graph: Graph, root: Node) -> Match | None:
     """``x * sigmoid(x)`` (SiLU, Swish)."""
     if kind(root) != "mul" or len(root.inputs) != 2:
@@ -211,7 +220,7 @@ def silu(graph: Graph, root: Node) -> Match | None:
     return None
 
 
-@matcher
+@matcher("onnx:Add", "onnx:Mul")  # the shift, or the scale where there is no shift
 def layernorm(graph: Graph, root: Node) -> Match | None:
     """``(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * w + b`` over the last dims."""
     nodes, weights = [], {}
@@ -261,9 +270,10 @@ def layernorm(graph: Graph, root: Node) -> Match | None:
                  weights)
 
 
-def _apply(graph: Graph, root: Node, match: Match) -> bool:
+def _apply(graph: Graph, root: Node, match: Match) -> set[str] | None:
     """Rewrite ``match`` into the graph if its inner nodes are used only inside it (or through
-    the values the fused node replaces) and the new nodes' types agree with the replaced ones."""
+    the values the fused node replaces) and the new nodes' types agree with the replaced ones;
+    returns the names of the nodes it added, None where it did not apply."""
     replaced = match.replaced or [(Value(root.name), 0)]
     kept = {v for v, _ in replaced}
     inside = set(match.nodes)
@@ -274,16 +284,16 @@ def _apply(graph: Graph, root: Node, match: Match) -> bool:
         outside = [v for u in readers if u not in shape_only for v in graph.node(u).inputs if v.node == name]
         outside += [v for v in graph.outputs.values() if v.node == name]
         if not set(outside) <= kept:
-            return False
+            return None
     inside |= shape_readers
     name = match.name or root.name
     plan = _plan(graph, root, match, name)
     if plan is None:
-        return False
+        return None
     new, results = plan
     if any(k >= len(results) or not _refines(new_type(graph, new, results[k]), graph.type_of(old))
            for old, k in replaced):
-        return False
+        return None
     frontier = {v.node for n in inside for v in graph.node(n).inputs} - inside
     for node in new:
         graph.add(node)
@@ -308,7 +318,7 @@ def _apply(graph: Graph, root: Node, match: Match) -> bool:
     if match.weights:
         graph.weights[name] = match.weights
     _sweep(graph, frontier)
-    return True
+    return {node.name for node in new} | {name, *(f.name for f in match.then)}
 
 
 def _sweep(graph: Graph, names: set[str]) -> None:
@@ -427,17 +437,26 @@ def _plan(graph: Graph, root: Node, match: Match, name: str) -> tuple[list[Node]
 
 
 def fuse(graph: Graph) -> int:
-    """Fuse every occurrence of the patterns in place; returns how many were fused."""
+    """Fuse every occurrence of the patterns in place; returns how many were fused.
+
+    Each pass visits the nodes in order and tries, at each, the matchers anchored at its kind;
+    a node a fusion put in place of a visited name later in the pass is visited too."""
     count, changed = 0, True
     while changed:
         changed = False
-        for name in [n.name for n in graph.nodes()]:
-            node = graph.node(name) if name in graph else None
-            if node is None or node.op == "input":
+        order = [(n.name, kind(n) in MATCHERS) for n in graph.nodes()]
+        if not any(anchored for _, anchored in order):
+            break
+        added: set[str] = set()  # names (re)bound by this pass's fusions
+        for name, anchored in order:
+            if not (anchored or name in added) or name not in graph:
                 continue
-            for match_fn in MATCHERS:
+            node = graph.node(name)
+            for match_fn in MATCHERS.get(kind(node), ()) if node.op != "input" else ():
                 match = match_fn(graph, node)
-                if match is not None and _apply(graph, node, match):
+                names = _apply(graph, node, match) if match is not None else None
+                if names:
+                    added |= names
                     count, changed = count + 1, True
                     break
     return count

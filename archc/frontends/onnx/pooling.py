@@ -44,7 +44,7 @@ def _plane_origin(graph: Graph, value: Value, x: Value) -> list[str] | None:
     return nodes + [pool.name] if len(nodes) == spatial else None
 
 
-@matcher
+@matcher("sub")
 def maxpool_with_indices(graph: Graph, root: Node) -> Match | None:
     """ONNX MaxPool's whole-tensor indices minus each plane's origin: PyTorch's per-plane indices,
     i.e. the native ``maxpool`` with ``return_indices``."""
@@ -60,7 +60,7 @@ def maxpool_with_indices(graph: Graph, root: Node) -> Match | None:
                  replaced=[(Value(pool.name, 0), 0), (Value(root.name), 1)], name=pool.name)
 
 
-@matcher
+@matcher("reshape")
 def max_unpool(graph: Graph, root: Node) -> Match | None:
     """The default exporter's MaxUnpool: per-plane indices plus each plane's offset, flattened, a
     ScatterND of the flattened values into zeros, reshaped: the native ``max_unpool``."""
@@ -105,7 +105,7 @@ def _pool_attrs(graph: Graph, pool: Node) -> dict[str, Any] | None:
             "ceil_mode": bool(a.get("ceil_mode", 0)), "return_indices": True}
 
 
-@matcher
+@matcher("onnx:MaxPool")
 def onnx_max_unpool(graph: Graph, root: Node) -> Match | None:
     """An ONNX MaxPool whose indices only ONNX MaxUnpool nodes read -> native maxpool with indices
     and one native max_unpool per MaxUnpool (its output_shape, when given, as output_size)."""

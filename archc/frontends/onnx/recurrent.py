@@ -37,7 +37,7 @@ _ZERO_OPERANDS = {"lstm": (5, 6, 7), "gru": (5,)}
 _SWAP = [("permute", {"perm": [1, 0, 2]})]
 
 
-@matcher
+@matcher(*_OPS)
 def recurrent(graph: Graph, root: Node) -> Match | None:
     """One ONNX LSTM or GRU node -> a one-layer native op over the sequence it reads."""
     op = _OPS.get(kind(root))
@@ -152,7 +152,7 @@ def _weights(opdef, params: dict[str, np.ndarray], directions: int, h: int) -> d
     return weights
 
 
-@matcher
+@matcher(*_OPS.values())
 def stacked(graph: Graph, root: Node) -> Match | None:
     """A recurrent layer whose input is only the previous layer of the same kind -> ``num_layers`` more."""
     if kind(root) not in _OPS.values():

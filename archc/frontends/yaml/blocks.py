@@ -201,7 +201,7 @@ def _warn_unread_widths(ctx: Elaboration, inner: Scope) -> None:
     graph = ctx.graph
     for node, ref, location in inner.width_queries:
         value = inner.bindings[ref].values[0]
-        readers = [n for n in graph.nx.successors(value.node)
+        readers = [n for n in graph.users(value.node)
                    if n.startswith(inner.prefix) and value in graph.node(n).inputs]
         if len(readers) <= 1:
             graph.warnings.append(Diagnostic(

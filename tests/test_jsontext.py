@@ -1,0 +1,41 @@
+"""``archc.cli.jsontext.indented`` writes exactly what ``json.dumps(value, indent=2)`` writes."""
+from __future__ import annotations
+
+import enum
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from archc.cli.jsontext import indented
+
+_SCALARS = (st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
+            | st.floats(allow_nan=True, allow_infinity=True) | st.text())
+_JSONISH = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=5) | st.tuples(inner, inner)
+                        | st.dictionaries(st.text(), inner, max_size=5), max_leaves=40)
+
+
+@given(_JSONISH)
+def test_same_text_as_json_dumps(value):
+    assert indented(value) == json.dumps(value, indent=2)
+
+
+class _Colour(str, enum.Enum):
+    RED = "red"
+
+
+class _Size(enum.IntEnum):
+    BIG = 3
+
+
+def test_subclasses_and_non_string_keys_are_written_as_json_writes_them():
+    value = {"kind": _Colour.RED, "size": _Size.BIG, "ok": True, 1: [1.5, None], None: {}, "empty": []}
+    assert indented(value) == json.dumps(value, indent=2)
+    assert indented([{"a": "\u00e9\n"}, (), 0.1]) == json.dumps([{"a": "\u00e9\n"}, (), 0.1], indent=2)
+
+
+def test_a_value_json_cannot_write_raises_as_json_does():
+    import pytest
+
+    with pytest.raises(TypeError):
+        indented({"x": {1, 2}})
