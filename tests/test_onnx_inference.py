@@ -1,7 +1,7 @@
 """ONNX's types in the importer: inferred per node, once per signature, the whole model's shape
 inference only where a node needs it (frontends/onnx/inference.py); native ops' answers once per
-kind of node (frontends/onnx/templates.py). What the whole-model inference used to decide must
-still be decided the same way: declared types, ill-typed nodes, symbolic shapes."""
+kind of node (frontends/onnx/templates.py). Declared types that contradict a node's and ill-typed
+nodes are refused; symbolic shapes still get the whole model's inference."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,6 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from archc.errors import SpecError
 from archc.frontends.onnx import from_onnx
 from archc.frontends.onnx.importer import Importer
 from archc.ir import Graph, Node, TensorType, Value
@@ -74,27 +75,28 @@ def test_symbolic_shape_values_get_the_whole_models_inference():
 
 @pytest.mark.parametrize("declared", [_vi("y", ["N", 4], TensorProto.INT64), _vi("y", ["N", 5]),
                                       _vi("y", ["N", 4, 1])], ids=["dtype", "dim", "rank"])
-def test_a_declared_output_type_that_disagrees_keeps_the_node_as_onnx_defines_it(declared):
+def test_a_declared_output_type_that_disagrees_is_refused_naming_the_node(declared):
+    """(These used to import as onnx_nodes typed as the file declared: accepted silently.)"""
     model = _model([helper.make_node("Relu", ["x"], ["y"], name="r")], [_vi("x", ["N", 4])], [declared])
-    graph = from_onnx(model, "m.onnx")
-    assert [n.op for n in graph.nodes()] == ["input", "onnx_node"]
+    with pytest.raises(SpecError, match=r"node 'r'.*output 'y' is declared .* but the node computes float32\[N, 4\]"):
+        from_onnx(model, "m.onnx")
 
 
-def test_a_declared_value_info_that_disagrees_keeps_the_node_as_onnx_defines_it():
+def test_a_declared_value_info_that_disagrees_is_refused_naming_the_node():
     model = _model([helper.make_node("Relu", ["x"], ["h"], name="r"), helper.make_node("Relu", ["h"], ["y"], name="r2")],
                    [_vi("x", ["N", 4])], [_vi("y", ["N", 4])], value_info=[_vi("h", ["N", 7])])
-    importer, graph = _import(model)
-    assert importer.types.has_whole
-    assert [n.op for n in graph.nodes()] == ["input", "onnx_node", "relu"]
+    with pytest.raises(SpecError, match=r"node 'r'.*output 'h' is declared float32\[N, 7\], but the node computes "
+                                        r"float32\[N, 4\]"):
+        _import(model)
 
 
-def test_a_node_strict_inference_rejects_stays_an_onnx_node_typed_leniently():
-    """Add of a float and an int64 tensor: the native add declines, strict inference rejects it; the
-    node stays an onnx_node typed by ONNX's lenient inference, as before the per-node inference."""
+def test_a_node_strict_inference_rejects_is_refused_naming_the_node():
+    """Add of a float and an int64 tensor (with symbolic dims): refused per node, before any
+    whole-model inference could type it leniently (tests/test_onnx_typing.py has the other cases)."""
     model = _model([helper.make_node("Add", ["x", "i"], ["y"], name="add")],
                    [_vi("x", ["N", 4]), _vi("i", ["N", 4], TensorProto.INT64)], [_vi("y", ["N", 4])])
-    _, graph = _import(model)
-    assert [(n.op, n.outputs[0].dtype) for n in graph.nodes()][-1] == ("onnx_node", "float32")
+    with pytest.raises(SpecError, match=r"node 'add'.*'x' \(float32\) and 'i' \(int64\) must have one element type"):
+        _import(model)
 
 
 def test_nodes_of_one_kind_share_the_native_ops_answer_but_not_attributes_that_only_compare_equal():

@@ -5,7 +5,9 @@ The importer walks the ONNX graph in its (topological) order:
 1. ``onnx.checker`` and ``onnx.shape_inference`` (strict, with data propagation, where
    the model allows) run on a copy without the large weights (:func:`_skeleton`) and
    give every value a type; ``dim_param`` dims become str dims, unknown dims fresh
-   symbols. Each node's output types are checked against what the IR op computes.
+   symbols. Each node's output types are checked against what the IR op computes. A node
+   ONNX's typing rules reject for its inputs' types, or whose declared output type contradicts
+   the one it computes, is refused (:mod:`archc.frontends.onnx.wellformed`).
 2. Initializers and ``Constant`` nodes are constants; nodes with only constant inputs
    are folded; ``Shape`` and the arithmetic on it are evaluated symbolically
    (:mod:`archc.frontends.onnx.values`). Such values never become IR nodes unless a node uses them
@@ -44,7 +46,7 @@ from onnx import helper, numpy_helper
 from archc.errors import Location, SpecError
 from archc.frontends.onnx import limits
 from archc.frontends.onnx.draft import Draft
-from archc.frontends.onnx.inference import (READS_FLOAT_DATA, VALUE_LIMIT, OnnxTypes, OType, complete, infer_node,
+from archc.frontends.onnx.inference import (READS_FLOAT_DATA, VALUE_LIMIT, IllTyped, OnnxTypes, OType, complete, infer_node,
                                             merge_types, otype)
 from archc.frontends.onnx.replay import Recipe, Recorder
 from archc.frontends.onnx.templates import Template, Templates
@@ -429,7 +431,7 @@ class Importer:
         if node.op_type in _PASS_THROUGH and (len(node.output) == 1 or not self.consumers.get(node.output[1])):
             self.bind(node.output[0], recs[0])
             return
-        if not self.types.has_whole and self.node_types(node) is None:
+        if self.node_types(node) is None and not self.types.has_whole:
             self.types.whole()  # a node the per-node inference cannot vouch for: ONNX checks the whole model
         if node.op_type in ("Shape", "Size") and isinstance(recs[0], Sym):
             self._shape_of(node, recs[0].array.shape)
@@ -504,9 +506,10 @@ class Importer:
         if fn is not None:
             key = self.recipe_key(node)
             recipe = self._recipes.get(key) if key is not None else None
-            if recipe is not None:
+            if recipe is not None:  # (its kind's first node passed the check below)
                 outs: list | None = self._replay(node, recipe)
             else:
+                self._check_declared(node, self.node_types(node))  # an ill-typed node is refused
                 self._recorder = self._new_recorder(node) if key is not None else None
                 try:
                     outs = fn(self, node)
@@ -521,7 +524,20 @@ class Importer:
                 for name, out in zip(node.output, outs):
                     self.bind(name, Tensor(out) if isinstance(out, Value) else out)
                 return
+        else:
+            self._check_declared(node, self.node_types(node))  # an ill-typed node is refused
         self.generic(node)
+
+    def _check_declared(self, node: onnx.NodeProto, local: list[OType | None] | None) -> None:
+        """Refuse the node when the file declares a type for an output (value_info, graph output)
+        that contradicts the one ONNX's rules give it over its inputs' types (``local``)."""
+        if local is None or not self.declared:
+            return
+        for name, mine in zip(node.output, local):
+            declared = self.declared.get(name) if name else None
+            if mine is not None and declared is not None and _disagree(declared, TensorType(mine.shape, mine.dtype)):
+                self._fail(f"output '{name}' is declared {_otext(declared)}, but the node computes "
+                           f"{_otext(mine)} from its inputs", node=node)
 
     def recipe_key(self, node: onnx.NodeProto) -> tuple | None:
         """The kind of a node whose converter is pure (see :mod:`archc.frontends.onnx.replay`): op,
@@ -788,7 +804,11 @@ class Importer:
                 return None
         signature = (node.op_type, node.domain, tuple(map(bool, node.output)),
                      tuple(a.SerializeToString() for a in node.attribute), tuple(inputs))
-        return self.types.of_node(node, signature, lambda: self._typed(node, records))
+        try:
+            return self.types.of_node(node, signature, lambda: self._typed(node, records))
+        except IllTyped as exc:
+            self._fail(str(exc), node=node)
+            raise AssertionError from exc  # unreachable: _fail raises
 
     @staticmethod
     def _by_value(a: np.ndarray, node: onnx.NodeProto) -> bool:
@@ -913,6 +933,11 @@ def _disagree(declared: OType | None, computed: TensorType) -> bool:
         return False
     return len(declared.shape) != computed.rank or any(
         isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(declared.shape, computed.shape))
+
+
+def _otext(t: OType) -> str:
+    dims = "?" if t.shape is None else ", ".join("?" if d is None else str(d) for d in t.shape)
+    return f"{t.dtype or '?'}[{dims}]"
 
 
 def _shape_input(node: onnx.NodeProto, known: dict[int, np.ndarray]) -> tuple[Dim, ...] | None:

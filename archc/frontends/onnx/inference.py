@@ -12,14 +12,18 @@ transformer repeats a handful of signatures thousands of times.
 The whole-model inference (:meth:`OnnxTypes.whole`, strict first, then lenient, then with
 data propagation where that is safe) still runs, once, as soon as any node needs it: its
 inputs are symbolic shape values the per-node inference cannot type, the per-node inference
-fails (an ill-typed node: the whole model's inference then reports it as before), leaves a
-dim unknown, or a converter asks for a value's type directly. A model that declares
+cannot run, leaves a dim unknown, or a converter asks for a value's type directly.
+
+A node ONNX's typing rules reject for its inputs' types (strict inference's ``InferenceError``,
+or :mod:`archc.frontends.onnx.wellformed`'s rules for what that leaves unchecked) is
+:class:`IllTyped`, once per signature; the importer refuses it naming the node. A model that declares
 ``value_info`` types gets it at once (those declarations are checked by it), and graph outputs
 declared with a type that disagrees with the computed one get it at the end.
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Sequence
 
@@ -27,10 +31,10 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from archc.frontends.onnx import limits
+from archc.frontends.onnx import limits, wellformed
 from archc.ir.types import Dim, TensorType
 
-__all__ = ["OType", "OnnxTypes", "infer_node", "merge_types", "otype", "complete"]
+__all__ = ["IllTyped", "OType", "OnnxTypes", "infer_node", "merge_types", "otype", "complete"]
 
 #: ops whose shape inference reads the values of floating-point inputs (scales, range bounds);
 #: for every other op only integer inputs' values matter (shapes, axes, sizes)
@@ -169,16 +173,73 @@ def infer_node(node: onnx.NodeProto, typed: list[Any], model: onnx.ModelProto) -
     return [found.get(out) for out in node.output]
 
 
-def _infer_strict(node: onnx.NodeProto, typed: list[Any], model: onnx.ModelProto) -> list[OType | None] | None:
+class IllTyped(Exception):
+    """A node ONNX's typing rules reject for its inputs' types; the message says what was expected."""
+
+
+def _infer_strict(node: onnx.NodeProto, typed: list[Any],
+                  model: onnx.ModelProto) -> list[OType | None] | IllTyped | None:
     """The node's complete output types (None for each output not fully known) by strict inference
-    without data propagation, as the whole model's first inference runs; None when it fails."""
+    without data propagation, as the whole model's first inference runs; None when it cannot run,
+    :class:`IllTyped` when ONNX's rules for a standard op reject the node's input types."""
     try:
         single = _single(node, typed, model)
+    except Exception:  # noqa: BLE001 - a dtype ONNX cannot write: the whole model decides
+        return None
+    standard = node.domain in ("", "ai.onnx") and not any(f.domain == node.domain for f in model.functions)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    problem = wellformed.problem(node, typed, opset) if standard else None
+    if problem is not None:
+        return IllTyped(problem)
+    try:
         inferred = onnx.shape_inference.infer_shapes(single, check_type=True, strict_mode=True)
-    except Exception:  # noqa: BLE001 - ill-typed, or a dtype ONNX cannot write: the whole model decides
+    except onnx.shape_inference.InferenceError as exc:
+        if standard and _has_own_inference(node, opset):
+            return IllTyped(f"{_onnx_reason(exc)} (inputs: {_describe(node, typed)})")
+        return None  # (an op defined by a function body: ONNX infers through its body, not always right)
+    except Exception:  # noqa: BLE001 - the whole model decides
         return None
     found = {vi.name: otype(vi.type) for vi in [*inferred.graph.value_info, *inferred.graph.output]}
+    for out in node.output:
+        t = found.get(out) if out else None
+        if t is not None and t.shape is not None and any(type(d) is int and d < 0 for d in t.shape):
+            return IllTyped(f"ONNX's rules give output '{out}' the shape {list(t.shape)}, with a negative dim "
+                            f"(inputs: {_describe(node, typed)})")
     return [complete(found.get(out)) if out else None for out in node.output]
+
+
+def _has_own_inference(node: onnx.NodeProto, opset: int) -> bool:
+    """Whether ONNX types the node by its op's own inference function (whose errors are the op's
+    rules), not by inferring through a function body."""
+    try:
+        return onnx.defs.get_schema(node.op_type, opset, "").has_type_and_shape_inference_function
+    except Exception:  # noqa: BLE001 - no schema
+        return False
+
+
+#: the parts of an InferenceError's text that locate it (the archc error names the node itself)
+_ONNX_PREFIX = re.compile(r"\[(?:Shape|Type)InferenceError\]\s*|Inference error\(s\):\s*|\(op_type:[^)]*\):\s*")
+
+
+def _onnx_reason(exc: BaseException) -> str:
+    """ONNX's reason for rejecting a node, without its own prefixes."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return "ONNX's type rules reject it: " + (_ONNX_PREFIX.sub("", text).strip() or type(exc).__name__)
+
+
+def _describe(node: onnx.NodeProto, typed: Sequence[Any]) -> str:
+    """The node's inputs as ``name dtype[dims]``."""
+    parts = []
+    for name, t in zip(node.input, typed):
+        if not name:
+            continue
+        if isinstance(t, np.ndarray):
+            parts.append(f"'{name}' {t.dtype.name}[{', '.join(map(str, t.shape))}]")
+        elif isinstance(t, TensorType):
+            parts.append(f"'{name}' {t.dtype}[{', '.join(map(str, t.shape))}]")
+        else:
+            parts.append(f"'{name}' (not known statically)")
+    return ", ".join(parts)
 
 
 _MISSING: Any = object()
@@ -228,10 +289,12 @@ class OnnxTypes:
                 typed: Callable[[], list[Any]]) -> list[OType | None] | None:
         """The node's complete output types by per-node inference over ``typed()`` (its inputs:
         TensorTypes, constant values; see :func:`_infer_strict`), once per ``key`` (the node's
-        signature)."""
+        signature). :class:`IllTyped` when ONNX's typing rules reject the node's inputs."""
         found = self._by_signature.get(key, _MISSING)
         if found is _MISSING:
             found = self._by_signature[key] = _infer_strict(node, typed(), self.model)
+        if type(found) is IllTyped:
+            raise IllTyped(str(found))
         return found
 
     def learn(self, node: onnx.NodeProto, types: list[TensorType]) -> None:
