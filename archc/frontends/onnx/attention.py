@@ -24,6 +24,7 @@ import numpy as np
 
 from archc.frontends.onnx.layout import (
     MAX_ELEMENTS,
+    POSITION,
     Chain,
     Sizes,
     canonical,
@@ -186,7 +187,8 @@ def _dims(graph: Graph, chains: list[Chain], sizes: Sizes) -> Dims | None:
 def _head_positions(dims: Dims, layout: str, length: int, width: int, offset: int) -> np.ndarray:
     """(N * H, length, D) -> flat position in a projection's (rows, width) output, heads in columns."""
     r = rows(layout, dims.n, length)[:, None, :, None] * width
-    cols = offset + np.arange(dims.h)[None, :, None, None] * dims.d + np.arange(dims.d)[None, None, None, :]
+    h, d = np.arange(dims.h, dtype=POSITION), np.arange(dims.d, dtype=POSITION)
+    cols = offset + h[None, :, None, None] * dims.d + d[None, None, None, :]
     return (r + cols).reshape(dims.n * dims.h, length, dims.d)
 
 
@@ -246,7 +248,7 @@ def _merge_layout(graph: Graph, ctx: Value, merge: list[Node], sizes: Sizes, dim
     """The layout of the heads merged by the ``merge`` nodes after ``ctx``, or None where they do
     not merge the heads."""
     found = index_map(graph, Chain(ctx), sizes, merge)
-    heads = np.arange(dims.n * dims.h * dims.length * dims.d).reshape(dims.n, dims.h, dims.length, dims.d)
+    heads = np.arange(dims.n * dims.h * dims.length * dims.d, dtype=POSITION).reshape(dims.n, dims.h, dims.length, dims.d)
     merged = heads.transpose(0, 2, 1, 3).reshape(dims.n, dims.length, dims.e)
     if found is None or found.shape[-1] != dims.e or found.size != merged.size:
         return None

@@ -56,10 +56,13 @@ def is_movement(graph: Graph, node: Node) -> bool:
     return True
 #: concrete sizes given to symbolic dims: distinct primes, larger than the small static dims
 _PRIMES = (11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71)
-#: symbols one instance can size (the second instance starts this far into the primes)
-_SYMBOLS = 8
+#: how many instances size the same symbols differently (:func:`on_two_instances`); instance k
+#: takes every other prime from the k-th, so both instances' maps stay about as small
+_INSTANCES = 2
 #: index maps above this many elements are not built (a pattern then does not match)
 MAX_ELEMENTS = 1 << 24
+#: the dtype of index maps: positions stay below MAX_ELEMENTS (half the memory traffic of int64)
+POSITION = np.int32
 
 
 class Sizes:
@@ -67,7 +70,7 @@ class Sizes:
 
     def __init__(self, instance: int = 0) -> None:
         self.symbols: dict[str, int] = {}
-        self.primes = _PRIMES[instance * _SYMBOLS:(instance + 1) * _SYMBOLS]
+        self.primes = _PRIMES[instance::_INSTANCES]
 
     def dim(self, d: int | str) -> int | None:
         if isinstance(d, int):
@@ -267,7 +270,7 @@ def index_map(graph: Graph, chain: Chain, sizes: Sizes, end: list[Node] | None =
     shape = sizes.shape(graph.type_of(chain.base).shape)
     if shape is None or math.prod(shape) > MAX_ELEMENTS:
         return None
-    x = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    x = np.arange(math.prod(shape), dtype=POSITION).reshape(shape)
     steps = [*zip(chain.nodes, chain.outs), *((node, 0) for node in end or [])]
     try:
         for node, out in steps:
@@ -280,13 +283,13 @@ def index_map(graph: Graph, chain: Chain, sizes: Sizes, end: list[Node] | None =
 
 def rows(layout: str, n: int, length: int) -> np.ndarray:
     """(n, length) -> flat row of a sequence tensor in ``layout``: ``"NL"`` batch-first, ``"LN"`` time-major."""
-    grid = np.arange(n * length, dtype=np.int64)
+    grid = np.arange(n * length, dtype=POSITION)
     return grid.reshape(n, length) if layout == "NL" else grid.reshape(length, n).T
 
 
 def canonical(layout: str, n: int, length: int, e: int) -> np.ndarray:
     """(n, length, e) -> flat position in an (n, length, e) or (length, n, e) tensor (or its 2-D view)."""
-    return rows(layout, n, length)[:, :, None] * e + np.arange(e, dtype=np.int64)
+    return rows(layout, n, length)[:, :, None] * e + np.arange(e, dtype=POSITION)
 
 
 def _sequence_layout(shape: tuple[int, ...] | None, found: np.ndarray | None, want: np.ndarray) -> str | None:
