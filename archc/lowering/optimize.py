@@ -15,7 +15,7 @@ import numpy as np
 
 from archc.ir.graph import Graph, Node, verify_in_debug
 from archc.ops import registry
-from archc.ops.weights import DeferredArray, initialize, materialized, tied_params
+from archc.ops.weights import DeferredArray, initialize, tied_params
 
 __all__ = ["optimize_for_inference", "drop_identities", "fold_affine"]
 
@@ -58,7 +58,10 @@ def fold_affine(graph: Graph, inplace: bool = False) -> int:
         producer = graph.node(source.node)
         if len(producer.outputs) != 1 or graph.uses(producer.name) != 1 or producer.name in shared:
             continue
-        absorbed = _op(producer).absorb_affine(producer, materialized(graph.weights.get(producer.name, {})), *affine, inplace=inplace)
+        # The producer's weights stay deferred: a layer that scales them (conv, linear) draws
+        # them when they are written, so folding draws nothing big.
+        absorbed = _op(producer).absorb_affine(producer, dict(graph.weights.get(producer.name, {})), *affine,
+                                               inplace=inplace)
         if absorbed is None:
             continue
         attrs, weights = absorbed

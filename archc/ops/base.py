@@ -335,7 +335,9 @@ class OpDef:
                       ) -> tuple[dict[str, Any], dict[str, "np.ndarray"]] | None:
         """Fold ``y * scale + shift`` (per channel, axis 1 of this node's output) into this node:
         ``(attribute updates, new weights)``, or None if the op cannot absorb it. With ``inplace``
-        the caller owns the arrays in ``weights`` and they may be overwritten instead of copied."""
+        the caller owns the arrays in ``weights`` and they may be overwritten instead of copied.
+        ``weights`` may hold deferred arrays (:class:`archc.ops.weights.DeferredArray`), which
+        ``np.asarray`` draws; :func:`scale_output_units` keeps a deferred weight undrawn."""
         return None
 
 
@@ -403,15 +405,18 @@ def scale_output_units(weights: dict[str, "np.ndarray"], scale: "np.ndarray", sh
                        inplace: bool = False) -> tuple[dict[str, Any], dict[str, "np.ndarray"]]:
     """:meth:`OpDef.absorb_affine` for a layer whose ``weight`` has output units first (conv,
     linear): unit i's weights times ``scale[i]``, bias ``b * scale + shift`` (added if absent).
-    With ``inplace`` a writeable weight is scaled where it is (same values, no new array)."""
+    With ``inplace`` a writeable weight is scaled where it is (same values, no new array); a
+    deferred weight (:class:`archc.ops.weights.DeferredArray`) stays deferred, scaled when drawn."""
     import numpy as np
 
     w = weights["weight"]
-    b = weights["bias"].astype(np.float64) if weights.get("bias") is not None else np.zeros(w.shape[0])
+    b = np.asarray(weights["bias"], dtype=np.float64) if weights.get("bias") is not None else np.zeros(w.shape[0])
     # The weight is scaled in its own dtype: a float64 round trip of every weight costs more
     # than the whole rest of the build and changes the result by at most one rounding.
     factor = scale.astype(w.dtype).reshape(-1, *([1] * (w.ndim - 1)))
-    if inplace and w.flags.writeable:
+    if hasattr(w, "scaled"):  # a deferred weight (not drawn yet) is scaled as it is drawn
+        new_w = w.scaled(factor)
+    elif inplace and w.flags.writeable:
         w *= factor  # no copy: the weights are most of a model's bytes
         new_w = w
     else:

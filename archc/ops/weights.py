@@ -10,9 +10,11 @@ parameter's values do not depend on which other nodes exist.
 """
 from __future__ import annotations
 
+import math
 import os
+import sys
 import zlib
-from typing import Iterator, NamedTuple, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -63,9 +65,18 @@ def param_entries(graph: Graph) -> Iterator[ParamEntry]:
             yield ParamEntry(param_key(node.name, pname), node.name, pname, spec)
 
 
+def _generator(key: str, seed: int, skip: int = 0) -> np.random.Generator:
+    """The generator of parameter ``key``: PCG64 seeded by (seed, crc32 of the key), advanced
+    past its first ``skip`` 64-bit draws."""
+    bits = np.random.PCG64([seed, zlib.crc32(key.encode())])
+    if skip:
+        bits.advance(skip)
+    return np.random.Generator(bits)
+
+
 def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
     """The initial value of one parameter (distribution as PyTorch's defaults)."""
-    rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
+    rng = _generator(key, seed)
     shape = spec.shape
     if spec.init == "zeros":
         return np.zeros(shape, dtype=spec.dtype)
@@ -88,16 +99,31 @@ def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
     raise ValueError(f"unknown init '{spec.init}' for {key}")
 
 
+#: Elements in one piece of a large array drawn piecewise (see :meth:`DeferredArray.pieces`):
+#: the set-up of a piece (a generator advanced to it) costs about what drawing a few thousand
+#: values does, and a piece stays in the processor's cache while it is scaled and written.
+PIECE_ELEMENTS = 1 << 20
+#: Inits each of whose values depends on its position alone (one uniform stream, or a constant),
+#: so that any run of them can be drawn by itself.
+_DIVISIBLE = frozenset({"zeros", "ones", "constant", "uniform", "xavier_uniform"})
+_FILLS = {"zeros": 0, "ones": 1}
+
+
 class DeferredArray:
     """A parameter's seeded initial value, drawn only when something asks for the array
     (``np.asarray``), and then drawn again each time rather than kept: a streaming writer
     holds one parameter at a time, whatever the model's size. Shape and dtype are known
-    without drawing."""
+    without drawing.
 
-    __slots__ = ("key", "spec", "seed")
+    ``unit_scales`` are factors per output unit (the first axis) that folding a following
+    affine layer multiplies the weight by (:meth:`scaled`); they are applied as the values are
+    drawn. A large array can be drawn in pieces (:meth:`pieces`, :meth:`draw`), on several
+    threads, with exactly the values of drawing it whole."""
 
-    def __init__(self, key: str, spec: ParamSpec, seed: int) -> None:
-        self.key, self.spec, self.seed = key, spec, seed
+    __slots__ = ("key", "spec", "seed", "unit_scales")
+
+    def __init__(self, key: str, spec: ParamSpec, seed: int, unit_scales: tuple[np.ndarray, ...] = ()) -> None:
+        self.key, self.spec, self.seed, self.unit_scales = key, spec, seed, unit_scales
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -115,8 +141,58 @@ class DeferredArray:
     def nbytes(self) -> int:
         return self.spec.numel * self.dtype.itemsize
 
+    def scaled(self, factor: np.ndarray) -> "DeferredArray":
+        """These values with output unit i multiplied by ``factor[i]`` (in this array's dtype),
+        as ``array *= factor.reshape(-1, 1, ...)`` would, when drawn."""
+        factor = np.asarray(factor, dtype=self.dtype).reshape(-1)
+        return DeferredArray(self.key, self.spec, self.seed, (*self.unit_scales, factor))
+
+    def pieces(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` ranges of the flattened array, in order, that :meth:`draw` can draw
+        independently: one range unless the init is divisible and the array large. A piece starts
+        at an even element (PCG64 gives two float32 values per 64-bit draw, so a generator can be
+        advanced to it) and, with unit scales, at a whole output unit."""
+        n = self.spec.numel
+        if n <= PIECE_ELEMENTS or self.spec.init not in _DIVISIBLE or not self._draws_float32():
+            return [(0, n)]
+        step = math.lcm(2, n // self.spec.shape[0]) if self.unit_scales else 2
+        size = max(step, PIECE_ELEMENTS // step * step)
+        return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+    def draw(self, start: int, stop: int, allocate: Callable[[int, np.dtype], np.ndarray] = np.empty) -> np.ndarray:
+        """Values ``start:stop`` of the flattened array (a range from :meth:`pieces`) as a vector.
+        Values drawn piecewise are written into ``allocate(count, dtype)`` (a caller may hand out
+        reused memory); an array that is drawn whole comes from :func:`init_array` itself."""
+        spec = self.spec
+        if (start, stop) == (0, spec.numel) and (spec.init not in _DIVISIBLE or not self._draws_float32()):
+            flat = init_array(self.key, spec, self.seed).reshape(-1)
+        else:
+            flat = allocate(stop - start, self.dtype)
+            if spec.init in _FILLS or spec.init == "constant":
+                flat[...] = _FILLS.get(spec.init, spec.value)
+            else:
+                bound = spec.bound if spec.init == "uniform" else xavier_bound(spec.shape)
+                _uniform_into(_generator(self.key, self.seed, start // 2), flat, bound)
+        if self.unit_scales:
+            row = spec.numel // spec.shape[0]
+            rows = flat.reshape(-1, row)
+            for factor in self.unit_scales:
+                rows *= factor[start // row:stop // row, None]
+        return flat
+
+    def _draws_float32(self) -> bool:
+        """Whether values are made in this array's own dtype (uniform draws are float32 values)."""
+        return self.spec.init not in ("uniform", "xavier_uniform") or self.dtype == np.float32
+
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        array = init_array(self.key, self.spec, self.seed)
+        pieces = self.pieces()
+        if len(pieces) == 1:
+            array = self.draw(0, self.spec.numel)
+        else:
+            array = np.empty(self.spec.numel, self.dtype)
+            for start, stop in pieces:
+                self.draw(start, stop, lambda count, dtype, start=start: array[start:start + count])
+        array = array.reshape(self.shape)
         return array if dtype is None else array.astype(dtype, copy=False)
 
     def __repr__(self) -> str:
@@ -129,11 +205,6 @@ def deferred_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, Deferre
     for e in param_entries(graph):
         weights.setdefault(e.node, {})[e.param] = DeferredArray(e.key, e.spec, seed)
     return weights
-
-
-def materialized(params: dict) -> dict:
-    """A node's parameters with every deferred array drawn (for code that computes with them)."""
-    return {k: np.asarray(v) if isinstance(v, DeferredArray) else v for k, v in params.items()}
 
 
 #: Redraws of out-of-range values before the rest are clipped (the interval is checked to
@@ -154,11 +225,39 @@ def _trunc_normal(rng: np.random.Generator, shape: tuple[int, ...], spec: ParamS
 
 
 def _uniform(rng: np.random.Generator, shape: tuple[int, ...], bound: float, dtype: str) -> np.ndarray:
-    """U(-bound, bound), drawn directly in float32 (several times faster than float64 + cast)."""
-    arr = rng.random(size=shape, dtype=np.float32)
-    arr *= np.float32(2 * bound)
-    arr -= np.float32(bound)
+    """U(-bound, bound), drawn directly in float32 (several times faster than float64 + cast);
+    ``rng`` is fresh (nothing drawn from it yet)."""
+    arr = np.empty(shape, np.float32)
+    _uniform_into(rng, arr.reshape(-1), bound)
     return arr.astype(dtype, copy=False)
+
+
+#: Whether :func:`_uniform_into` may compute numpy's float32 values from raw PCG64 output: the
+#: two 32-bit halves of each 64-bit output are read in memory order, low half first.
+_RAW_HALVES = sys.byteorder == "little"
+
+
+def _uniform_into(rng: np.random.Generator, out: np.ndarray, bound: float) -> None:
+    """Fill the float32 vector ``out`` with U(-bound, bound) values: ``rng.random(dtype=float32)``
+    scaled by ``2 * bound``, then shifted by ``-bound``. ``rng`` must be fresh (or just advanced).
+
+    numpy makes a float32 in [0, 1) from a 32-bit draw u as ``(u >> 8) * 2**-24``, and PCG64 gives
+    two 32-bit draws per 64-bit output, its low half first. Those steps are done here on whole
+    vectors of raw outputs, about a fifth faster than numpy's value-by-value loop; the scale is
+    folded into the power-of-two factor, which changes no rounding while the product stays a
+    normal float. So the values are bit for bit numpy's (a test compares them)."""
+    scale = np.float32(2 * bound)
+    if not _RAW_HALVES or not isinstance(rng.bit_generator, np.random.PCG64) or 0 < abs(scale) < 2.0 ** -100:
+        rng.random(out=out, dtype=np.float32)
+        out *= scale
+    else:
+        factor = scale * np.float32(2.0 ** -24)
+        for start in range(0, len(out), PIECE_ELEMENTS):  # PIECE_ELEMENTS is even: no half left over
+            piece = out[start:start + PIECE_ELEMENTS]
+            halves = rng.bit_generator.random_raw((len(piece) + 1) // 2).view(np.uint32)[:len(piece)]
+            halves >>= 8
+            np.multiply(halves, factor, out=piece, dtype=np.float32, casting="unsafe")
+    out -= np.float32(bound)
 
 
 #: Below this many values in all, drawing on threads costs more than it saves.
