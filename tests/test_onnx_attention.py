@@ -42,10 +42,10 @@ class TorchMHA(nn.Module):
 class PaperAttention(nn.Module):
     """Multi-head attention as the paper writes it: separate projections, softmax(QK^T / sqrt(d_k)) V."""
 
-    def __init__(self, scale_power: float = 0.5, return_weights: bool = False) -> None:
+    def __init__(self, scale_power: float = 0.5, return_weights: bool = False, heads: int = HEADS) -> None:
         super().__init__()
         self.q, self.k, self.v, self.o = (nn.Linear(E, E) for _ in range(4))
-        self.d_k = E // HEADS
+        self.heads, self.d_k = heads, E // heads
         self.scale_power = scale_power
         self.return_weights = return_weights
 
@@ -53,7 +53,7 @@ class PaperAttention(nn.Module):
         n, length, _ = x.shape
 
         def heads(t):
-            return t.view(n, length, HEADS, self.d_k).transpose(1, 2)
+            return t.view(n, length, self.heads, self.d_k).transpose(1, 2)
 
         q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x))
         weights = torch.softmax(q @ k.transpose(-2, -1) / self.d_k ** self.scale_power, dim=-1)
@@ -163,6 +163,46 @@ def test_another_scale_stays_unfused_and_still_builds(tmp_path, dynamo):
                    str(tmp_path / "scaled.onnx"), dynamo)
     graph, attention = _fused(path)
     assert not attention and any(n.op == "softmax" for n in graph.nodes())
+    check_against_onnxruntime(path)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_layers_alike_but_for_their_heads_each_fuse_with_their_own(tmp_path, dynamo):
+    """Decisions on index maps are remembered per chain structure: layers that differ only in their
+    head count (the same shapes around them) must not share one."""
+    source = _randomized(nn.Sequential(PaperAttention(heads=4), PaperAttention(heads=2), PaperAttention(heads=4)))
+    path = _export(source, (torch.randn(N, L, E),), str(tmp_path / "mixed.onnx"), dynamo)
+    graph, attention = _fused(path)
+    assert [n.attrs["num_heads"] for n in attention] == [4, 2, 4]
+    check_against_onnxruntime(path)
+
+
+class TimmAttention(nn.Module):
+    """ViT's attention as timm writes it: one qkv projection, heads split by reshape and permute."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads, self.qkv, self.proj = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        n, t, c = x.shape
+        q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        return self.proj(((q @ k.transpose(-2, -1) * (c // self.heads) ** -0.5).softmax(-1) @ v)
+                         .transpose(1, 2).reshape(n, t, c))
+
+
+def test_vit_b_width_attention_with_a_symbolic_batch_fuses(tmp_path):
+    """ViT-B/16's attention (width 768, 12 heads, 197 tokens), TorchScript export with a symbolic
+    batch: the matcher sizes the batch twice, and both choices keep the qkv map within bounds (a
+    batch of 41 would make it 18.6 M elements, over the limit: it stayed unfused)."""
+    path = str(tmp_path / "vit_attention.onnx")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(TimmAttention(768, 12).eval(), (torch.randn(1, 197, 768),), path, dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "N"}})
+    graph, attention = _fused(path)
+    assert [n.op for n in graph.nodes()] == ["input", "multi_head_attention"]
+    assert attention[0].attrs["num_heads"] == 12
     check_against_onnxruntime(path)
 
 

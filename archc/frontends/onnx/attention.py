@@ -18,12 +18,13 @@ projection has one. A time-major source gets a permute before the op and after i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import numpy as np
 
 from archc.frontends.onnx.layout import (
     MAX_ELEMENTS,
+    POSITION,
     Chain,
     Sizes,
     canonical,
@@ -31,8 +32,10 @@ from archc.frontends.onnx.layout import (
     find_source,
     index_map,
     on_two_instances,
+    remembered,
     rows,
     scalar_factor,
+    signature,
     trace_back,
     trace_forward,
 )
@@ -43,7 +46,7 @@ _LAYOUTS = ("NL", "LN")
 _SWAP = [("permute", {"perm": [1, 0, 2]})]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Dims:
     """Concrete sizes of one attention: batch, heads, head size, embedding, query and key lengths."""
 
@@ -184,14 +187,22 @@ def _dims(graph: Graph, chains: list[Chain], sizes: Sizes) -> Dims | None:
 def _head_positions(dims: Dims, layout: str, length: int, width: int, offset: int) -> np.ndarray:
     """(N * H, length, D) -> flat position in a projection's (rows, width) output, heads in columns."""
     r = rows(layout, dims.n, length)[:, None, :, None] * width
-    cols = offset + np.arange(dims.h)[None, :, None, None] * dims.d + np.arange(dims.d)[None, None, None, :]
+    h, d = np.arange(dims.h, dtype=POSITION), np.arange(dims.d, dtype=POSITION)
+    cols = offset + h[None, :, None, None] * dims.d + d[None, None, None, :]
     return (r + cols).reshape(dims.n * dims.h, length, dims.d)
 
 
 def _projection(graph: Graph, chain: Chain, sizes: Sizes, dims: Dims, length: int,
                 transposed: bool) -> Projection | None:
     """How q (or k^T, or v) is cut from its linear's output: the column offset and the layout."""
-    linear = graph.node(chain.base.node)
+    cut = remembered(("projection", signature(graph, chain), astuple(dims), length, transposed), sizes,
+                     lambda: _cut(graph, chain, sizes, dims, length, transposed))
+    return None if cut is None else Projection(graph.node(chain.base.node), cut[0], cut[1], chain)
+
+
+def _cut(graph: Graph, chain: Chain, sizes: Sizes, dims: Dims, length: int,
+         transposed: bool) -> tuple[int, str] | None:
+    """(column offset, layout) of :func:`_projection`, read from the chain's index map."""
     shape = sizes.shape(graph.type_of(chain.base).shape)
     found = index_map(graph, chain, sizes)
     if shape is None or found is None or math.prod(shape[:-1]) != dims.n * length:
@@ -205,7 +216,7 @@ def _projection(graph: Graph, chain: Chain, sizes: Sizes, dims: Dims, length: in
         return None
     for layout in _LAYOUTS:
         if np.array_equal(found, _head_positions(dims, layout, length, width, offset)):
-            return Projection(linear, offset, layout, chain)
+            return offset, layout
     return None
 
 
@@ -218,21 +229,31 @@ def _output(graph: Graph, root: Node, sizes: Sizes, dims: Dims) -> tuple[Node, V
     if graph.uses(end.node) != 1 or len(users) != 1 or kind(graph.node(users[0])) != "linear":
         return None
     out_linear = graph.node(users[0])
-    found = index_map(graph, Chain(ctx), sizes, merge)
-    heads = np.arange(dims.n * dims.h * dims.length * dims.d).reshape(dims.n, dims.h, dims.length, dims.d)
-    merged = heads.transpose(0, 2, 1, 3).reshape(dims.n, dims.length, dims.e)
-    if found is None or found.shape[-1] != dims.e or found.size != merged.size \
-            or out_linear.attrs["out_features"] != dims.e:
+    if out_linear.attrs["out_features"] != dims.e:
         return None
-    layout = next((lay for lay in _LAYOUTS
-                   if np.array_equal(found.reshape(-1)[canonical(lay, dims.n, dims.length, dims.e)], merged)), None)
+    layout = remembered(("merge", signature(graph, Chain(ctx), merge), astuple(dims)), sizes,
+                        lambda: _merge_layout(graph, ctx, merge, sizes, dims))
     if layout is None:
         return None
-    result = find_result(graph, Value(out_linear.name), canonical(layout, dims.n, dims.length, dims.e), sizes)
+    want = canonical(layout, dims.n, dims.length, dims.e)
+    result = find_result(graph, Value(out_linear.name), want, sizes,
+                         want_key=("canonical", layout, dims.n, dims.length, dims.e))
     if result is None:
         return None
     value, out_layout, after = result
     return out_linear, value, out_layout, [*(n.name for n in merge), *(n.name for n in after)]
+
+
+def _merge_layout(graph: Graph, ctx: Value, merge: list[Node], sizes: Sizes, dims: Dims) -> str | None:
+    """The layout of the heads merged by the ``merge`` nodes after ``ctx``, or None where they do
+    not merge the heads."""
+    found = index_map(graph, Chain(ctx), sizes, merge)
+    heads = np.arange(dims.n * dims.h * dims.length * dims.d, dtype=POSITION).reshape(dims.n, dims.h, dims.length, dims.d)
+    merged = heads.transpose(0, 2, 1, 3).reshape(dims.n, dims.length, dims.e)
+    if found is None or found.shape[-1] != dims.e or found.size != merged.size:
+        return None
+    return next((lay for lay in _LAYOUTS
+                 if np.array_equal(found.reshape(-1)[canonical(lay, dims.n, dims.length, dims.e)], merged)), None)
 
 
 def _source(graph: Graph, projection: Projection, sizes: Sizes, dims: Dims, length: int) -> tuple[Value, str] | None:

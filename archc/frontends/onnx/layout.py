@@ -13,10 +13,18 @@ layout, whatever ops spelt it.
 Symbolic dims are given distinct concrete sizes (:class:`Sizes`), so a chain is checked
 on a representative instance; the ops' attributes carry no symbol (0 copies a dim, -1
 infers one), so the same chain works for every size.
+
+Index maps are large (a BERT-base layer's are a million elements each) and a model repeats
+the same chains in every layer, so what a pattern decides from them is remembered
+(:func:`remembered`) under the chain's structure (:func:`signature`: what each op does to
+the elements, and the types' shapes) and the sizes: the second identical layer costs a
+dictionary look-up. The fixed layouts compared against (:func:`canonical`) are built once
+per size.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
@@ -48,10 +56,13 @@ def is_movement(graph: Graph, node: Node) -> bool:
     return True
 #: concrete sizes given to symbolic dims: distinct primes, larger than the small static dims
 _PRIMES = (11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71)
-#: symbols one instance can size (the second instance starts this far into the primes)
-_SYMBOLS = 8
+#: how many instances size the same symbols differently (:func:`on_two_instances`); instance k
+#: takes every other prime from the k-th, so both instances' maps stay about as small
+_INSTANCES = 2
 #: index maps above this many elements are not built (a pattern then does not match)
 MAX_ELEMENTS = 1 << 24
+#: the dtype of index maps: positions stay below MAX_ELEMENTS (half the memory traffic of int64)
+POSITION = np.int32
 
 
 class Sizes:
@@ -59,7 +70,7 @@ class Sizes:
 
     def __init__(self, instance: int = 0) -> None:
         self.symbols: dict[str, int] = {}
-        self.primes = _PRIMES[instance * _SYMBOLS:(instance + 1) * _SYMBOLS]
+        self.primes = _PRIMES[instance::_INSTANCES]
 
     def dim(self, d: int | str) -> int | None:
         if isinstance(d, int):
@@ -159,6 +170,56 @@ def _is_output(graph: Graph, value: Value) -> bool:
     return any(v.node == value.node for v in graph.outputs.values())
 
 
+def step_signature(graph: Graph, node: Node, out: int) -> tuple:
+    """What ``node`` (its output ``out``) does to the elements, as data read by :func:`_move`, with
+    the output's shape: equal signatures move the elements of equally shaped inputs alike."""
+    k = kind(node)
+    shape = node.outputs[out].shape
+    if not is_movement(graph, node):
+        return k, out, shape, None  # (index_map passes over it)
+    attributes = node.attrs.get("attributes") or {}
+    if k in _ONNX_RESHAPES:
+        detail: object = None  # the target is the output's shape
+    elif k == "onnx:Transpose":
+        perm = attributes.get("perm")
+        detail = None if perm is None else tuple(int(p) for p in perm)
+    elif k == "onnx:Gather":
+        detail = int(graph.weights[node.name][node.attrs["operands"][1]]), int(attributes.get("axis", 0))
+    else:  # archc's own movement ops: a few ints and lists
+        detail = repr(sorted(node.attrs.items()))
+    return k, out, shape, detail
+
+
+def signature(graph: Graph, chain: Chain, end: list[Node] | None = None) -> tuple:
+    """The structure of ``chain`` (and ``end`` after it) that its index maps depend on: the base's
+    shape and each step's :func:`step_signature`."""
+    steps = [*zip(chain.nodes, chain.outs), *((node, 0) for node in end or [])]
+    return graph.type_of(chain.base).shape, tuple(step_signature(graph, node, out) for node, out in steps)
+
+
+#: decisions taken on index maps, by (key, primes, symbols sized so far) -> (result, symbols after)
+_REMEMBERED: dict[Hashable, tuple[object, dict[str, int]]] = {}
+#: the memory of decisions is emptied when it holds this many (results are small tuples)
+_REMEMBER_AT_MOST = 4096
+
+
+def remembered(key: Hashable, sizes: Sizes, decide: Callable[[], T]) -> T:
+    """``decide()``, or what it returned before for an equal ``key`` and equal sizes so far.
+
+    ``key`` must hold everything ``decide`` reads (a :func:`signature` for each chain, the dims)
+    and the result must not name graph nodes: it is shared between layers and graphs. The
+    symbols ``decide`` sized are sized again, as if it had run."""
+    full = (key, sizes.primes, tuple(sizes.symbols.items()))
+    if full not in _REMEMBERED:
+        if len(_REMEMBERED) >= _REMEMBER_AT_MOST:
+            _REMEMBERED.clear()
+        result = decide()
+        _REMEMBERED[full] = (result, dict(sizes.symbols))
+    result, symbols = _REMEMBERED[full]
+    sizes.symbols = dict(symbols)
+    return result  # type: ignore[return-value]
+
+
 def _move(graph: Graph, node: Node, out: int, x: np.ndarray, sizes: Sizes) -> np.ndarray:
     """What movement ``node`` does to an array (output ``out`` of a split)."""
     a, k = node.attrs, kind(node)
@@ -209,7 +270,7 @@ def index_map(graph: Graph, chain: Chain, sizes: Sizes, end: list[Node] | None =
     shape = sizes.shape(graph.type_of(chain.base).shape)
     if shape is None or math.prod(shape) > MAX_ELEMENTS:
         return None
-    x = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    x = np.arange(math.prod(shape), dtype=POSITION).reshape(shape)
     steps = [*zip(chain.nodes, chain.outs), *((node, 0) for node in end or [])]
     try:
         for node, out in steps:
@@ -222,13 +283,13 @@ def index_map(graph: Graph, chain: Chain, sizes: Sizes, end: list[Node] | None =
 
 def rows(layout: str, n: int, length: int) -> np.ndarray:
     """(n, length) -> flat row of a sequence tensor in ``layout``: ``"NL"`` batch-first, ``"LN"`` time-major."""
-    grid = np.arange(n * length, dtype=np.int64)
+    grid = np.arange(n * length, dtype=POSITION)
     return grid.reshape(n, length) if layout == "NL" else grid.reshape(length, n).T
 
 
 def canonical(layout: str, n: int, length: int, e: int) -> np.ndarray:
     """(n, length, e) -> flat position in an (n, length, e) or (length, n, e) tensor (or its 2-D view)."""
-    return rows(layout, n, length)[:, :, None] * e + np.arange(e, dtype=np.int64)
+    return rows(layout, n, length)[:, :, None] * e + np.arange(e, dtype=POSITION)
 
 
 def _sequence_layout(shape: tuple[int, ...] | None, found: np.ndarray | None, want: np.ndarray) -> str | None:
@@ -250,6 +311,17 @@ def find_source(graph: Graph, value: Value, layout: str, sizes: Sizes, dims: tup
     if math.prod(dims) > MAX_ELEMENTS:
         return None
     chain = trace_back(graph, value, scales=False)
+    found = remembered(("source", signature(graph, chain), layout, dims), sizes,
+                       lambda: _source_step(graph, chain, layout, sizes, dims))
+    if found is None:
+        return None
+    k, base_layout = found
+    return (chain.base if k == 0 else Value(chain.nodes[k - 1].name, chain.outs[k - 1])), base_layout
+
+
+def _source_step(graph: Graph, chain: Chain, layout: str, sizes: Sizes, dims: tuple[int, int, int]) -> \
+        tuple[int, str] | None:
+    """(how many of the chain's nodes the source comes after, its layout) for :func:`find_source`."""
     mine = canonical(layout, *dims)
     for k in range(len(chain.nodes) + 1):
         base = chain.base if k == 0 else Value(chain.nodes[k - 1].name, chain.outs[k - 1])
@@ -259,7 +331,7 @@ def find_source(graph: Graph, value: Value, layout: str, sizes: Sizes, dims: tup
         if found is not None and found.size == mine.size:
             base_layout = _inverse_layout(shape, found.reshape(-1)[mine])
             if base_layout is not None:
-                return base, base_layout
+                return k, base_layout
     return None
 
 
@@ -274,17 +346,28 @@ def _inverse_layout(shape: tuple[int, ...] | None, positions: np.ndarray) -> str
     return None
 
 
-def find_result(graph: Graph, value: Value, want: np.ndarray, sizes: Sizes) -> tuple[Value, str, list[Node]] | None:
+def find_result(graph: Graph, value: Value, want: np.ndarray, sizes: Sizes, want_key: Hashable | None = None) -> \
+        tuple[Value, str, list[Node]] | None:
     """The furthest value after ``value``, through movement nodes only it reads, that is a 3-D
     sequence: element (n, l, e) is ``value``'s flat element ``want[n, l, e]``; with its layout and
-    the movement nodes up to it. None where no such value (``value`` included) exists."""
+    the movement nodes up to it. None where no such value (``value`` included) exists. With a
+    ``want_key`` that names ``want`` (equal keys, equal arrays) the decision is :func:`remembered`."""
     if want.size > MAX_ELEMENTS:
         return None
     after = trace_forward(graph, value)
-    for k in range(len(after), -1, -1):
-        end = Value(after[k - 1].name) if k else value
-        found = index_map(graph, Chain(value), sizes, after[:k])
-        layout = _sequence_layout(sizes.shape(graph.type_of(end).shape), found, want)
-        if layout is not None:
-            return end, layout, after[:k]
-    return None
+
+    def decide() -> tuple[int, str] | None:
+        for k in range(len(after), -1, -1):
+            end = Value(after[k - 1].name) if k else value
+            found = index_map(graph, Chain(value), sizes, after[:k])
+            layout = _sequence_layout(sizes.shape(graph.type_of(end).shape), found, want)
+            if layout is not None:
+                return k, layout
+        return None
+
+    found = decide() if want_key is None else \
+        remembered(("result", signature(graph, Chain(value), after), want_key), sizes, decide)
+    if found is None:
+        return None
+    k, layout = found
+    return (Value(after[k - 1].name) if k else value), layout, after[:k]
