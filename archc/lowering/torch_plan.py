@@ -309,7 +309,7 @@ class Lowered:
 
     def users(self, name: str) -> list[str]:
         """Distinct nodes that read an output of ``name``."""
-        return sorted(self.graph.nx.succ[name])
+        return sorted(self.graph.users(name))
 
     def attrs_key(self, node: Node) -> Any:
         """:func:`frozen_attrs` of the node's attributes, computed once."""
