@@ -547,23 +547,15 @@ class Importer:
         pure = PURE.get(node.op_type)
         if pure is None:
             return None
-        parts: list[Any] = []
-        for name in node.input:
-            rec = self.values.get(name) if name else None
-            if rec is None:
-                parts.append(None)
-            elif type(rec) is Tensor:
-                parts.append(self.graph.type_of(rec.value))
-            elif type(rec) is Const:
-                a = rec.array
-                parts.append((a.dtype.str, a.shape, rec.learned, a.tobytes() if self._by_value(a, node) else None))
-            else:
-                return None
+        parts = self._input_parts(node, [self.values.get(name) if name else None for name in node.input],
+                                  learned=True)
+        if parts is None:
+            return None
         declared = self.declared
         if (declared and any(out in declared for out in node.output)) or (pure is not True and not pure(self, node)):
             return None
         return (node.op_type, tuple(map(bool, node.output)), tuple(a.SerializeToString() for a in node.attribute),
-                tuple(parts))
+                parts)
 
     def _new_recorder(self, node: onnx.NodeProto) -> Recorder:
         tensors, constants = {}, {}
@@ -788,27 +780,34 @@ class Importer:
         symbolic shape value, which only the whole model's inference types."""
         names = node.input
         records = [self.values.get(name) if name else None for name in names]
-        inputs: list[Any] = []
-        for rec in records:
-            if rec is None:
-                inputs.append(None)
-            elif type(rec) is Tensor:
-                inputs.append(self.graph.type_of(rec.value))
-            elif type(rec) is Const:
-                a = rec.array
-                if self._by_value(a, node):
-                    inputs.append((a.dtype.str, a.shape, a.tobytes()))
-                else:
-                    inputs.append((a.dtype.str, a.shape))
-            else:
-                return None
+        inputs = self._input_parts(node, records, learned=False)
+        if inputs is None:
+            return None
         signature = (node.op_type, node.domain, tuple(map(bool, node.output)),
-                     tuple(a.SerializeToString() for a in node.attribute), tuple(inputs))
+                     tuple(a.SerializeToString() for a in node.attribute), inputs)
         try:
             return self.types.of_node(node, signature, lambda: self._typed(node, records))
         except IllTyped as exc:
             self._fail(str(exc), node=node)
             raise AssertionError from exc  # unreachable: _fail raises
+
+    def _input_parts(self, node: onnx.NodeProto, records: list[Record | None], learned: bool) -> tuple | None:
+        """Each input as a node kind's key holds it: a data input's IR type; a constant's dtype and
+        shape (with whether it is learnt, if ``learned``) and its bytes where the per-node
+        inference reads its value; None for an absent input. None when an input is symbolic."""
+        parts: list[Any] = []
+        for rec in records:
+            if rec is None:
+                parts.append(None)
+            elif type(rec) is Tensor:
+                parts.append(self.graph.type_of(rec.value))
+            elif type(rec) is Const:
+                a = rec.array
+                data = a.tobytes() if self._by_value(a, node) else None
+                parts.append((a.dtype.str, a.shape, rec.learned, data) if learned else (a.dtype.str, a.shape, data))
+            else:
+                return None
+        return tuple(parts)
 
     @staticmethod
     def _by_value(a: np.ndarray, node: onnx.NodeProto) -> bool:
