@@ -9,10 +9,8 @@ the identity); a symbolic size is taken as larger than the shift.
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, checked_dim, py
+from archc.ops.base import INT64_MAX, Attr, OpDef, checked_dim, py
 from archc.ops.registry import register
-
-_INT64_MAX = 2 ** 63 - 1
 
 
 @register
@@ -59,7 +57,7 @@ class Roll(OpDef):
                 shift %= size
             if shift == 0:
                 continue
-            tail = emit.add_node("Slice", [value, c(-shift, "starts"), c(_INT64_MAX, "ends"), c(dim, "axes")])[0]
+            tail = emit.add_node("Slice", [value, c(-shift, "starts"), c(INT64_MAX, "ends"), c(dim, "axes")])[0]
             head = emit.add_node("Slice", [value, c(0, "starts"), c(-shift, "ends"), c(dim, "axes")])[0]
             value = emit.add_node("Concat", [tail, head], axis=dim)[0]
         return emit.add_node("Identity", [value]) if value == inputs[0] else [value]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, checked_dim, py
+from archc.ops.base import INT64_MAX, Attr, OpDef, checked_dim, py
 from archc.ops.registry import register
 
 
@@ -183,9 +183,6 @@ class Permute(nn.Module):
         return emit.add_node("Transpose", inputs, perm=self._perm(node, ins[0]))
 
 
-_INT64_MAX = 2 ** 63 - 1
-
-
 @register
 class Slice(OpDef):
     name = "slice"
@@ -232,7 +229,7 @@ class Slice(OpDef):
 
         a = node.attrs
         dim = self._dim(node, ins[0])
-        end = _INT64_MAX if a["end"] is None else a["end"]
+        end = INT64_MAX if a["end"] is None else a["end"]
 
         def c(v, hint):
             return emit.const(np.array([v], dtype=np.int64), hint)

@@ -33,11 +33,11 @@ from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, conti
 from archc.frontends.onnx.values import Const, short_float
 from archc.ir.graph import Value
 from archc.ir.types import Dim
+from archc.ops.base import INT64_MAX
 
 if TYPE_CHECKING:
     from archc.frontends.onnx.importer import Importer
 
-_INT64_MAX = 2 ** 63 - 1
 
 
 def _input(node: onnx.NodeProto, i: int) -> str:
@@ -627,9 +627,9 @@ def slice_(im: "Importer", node: onnx.NodeProto):
     for start, end, axis, step in zip(starts, ends, axes, steps):
         axis %= len(shape)
         size = shape[axis]
-        full = start == 0 and step == 1 and (end >= _INT64_MAX // 2 or (isinstance(size, int) and end >= size))
+        full = start == 0 and step == 1 and (end >= INT64_MAX // 2 or (isinstance(size, int) and end >= size))
         if not full:
-            open_end = end >= _INT64_MAX // 2 or (isinstance(size, int) and end >= size)
+            open_end = end >= INT64_MAX // 2 or (isinstance(size, int) and end >= size)
             pieces.append({"dim": axis, "start": start, "end": None if open_end else end, "step": step})
     if not pieces:
         return [x]
