@@ -239,3 +239,99 @@ def test_a_node_name_that_is_not_utf8_is_refused_with_its_index(tmp_path):
     path.write_bytes(data.replace(b"\x1a\x02ab", b"\x1a\x02\xecb"))  # field 3 of the node: its name
     with pytest.raises(SpecError, match=r"the name of ONNX node #0 is not valid UTF-8: b'\\xecb'"):
         load_onnx(str(path))
+
+
+def _relu(inputs, outputs, name):
+    return helper.make_node("Relu", inputs, outputs, name=name)
+
+
+#: models with each structural defect check_structure names (a large initializer becomes a graph
+#: input of the checked skeleton, so it is one of the cases)
+_STRUCTURAL_DEFECTS = {
+    "output is a graph input": ([_relu(["x"], ["x"], "r")], [_x()], [_x()], ()),
+    "output is a small initializer": ([_relu(["x"], ["w"], "r")], [_x()], [_y()], [("w", np.ones(4, np.float32))]),
+    "output is a large initializer": ([_relu(["x"], ["w"], "r")], [_x()], [_y()],
+                                      [("w", np.ones((4, 300), np.float32))]),
+    "output produced twice": ([_relu(["x"], ["y"], "a"), _relu(["x"], ["y"], "b")], [_x()], [_y()], ()),
+    "input never produced": ([_relu(["nowhere"], ["y"], "r")], [_x()], [_y()], ()),
+    "input produced later": ([_relu(["a"], ["y"], "late"), _relu(["x"], ["a"], "early")], [_x()], [_y()], ()),
+    "node reading its own output": ([_relu(["y"], ["y"], "r")], [_x()], [_y()], ()),
+    "cycle": ([_relu(["b"], ["a"], "first"), _relu(["a"], ["b"], "second"),
+               helper.make_node("Add", ["x", "b"], ["y"], name="use")], [_x()], [_y()], ()),
+}
+
+
+@pytest.mark.parametrize("opset", [17, 11])  # 11: check_structure runs before the version converter
+@pytest.mark.parametrize("defect", sorted(_STRUCTURAL_DEFECTS))
+def test_every_structural_defect_is_refused_by_the_checker_and_named_by_check_structure(defect, opset):
+    """limits.check_model reads the names only when something is wrong, relying on the ONNX checker
+    to refuse every defect check_structure names: this holds onnx to that, and the message is
+    still check_structure's (node, index, why)."""
+    from archc.errors import Location
+    from archc.frontends.onnx.importer import _skeleton
+
+    model = _model(*_STRUCTURAL_DEFECTS[defect], opset=opset)
+    with pytest.raises(onnx.checker.ValidationError):
+        onnx.checker.check_model(_skeleton(model))
+    with pytest.raises(SpecError) as expected:
+        limits.check_structure(model.graph, Location("bad.onnx"))
+    with pytest.raises(SpecError) as info:
+        from_onnx(model, "bad.onnx")
+    assert str(info.value) == str(expected.value)
+    assert "(ONNX node #" in str(info.value)
+
+
+def test_a_structural_defect_is_named_before_a_checker_error_or_missing_outputs():
+    late_and_bad = [helper.make_node("Relu", ["a"], ["y"], name="late", alpha=2.0), _relu(["x"], ["a"], "early")]
+    with pytest.raises(SpecError, match="node 'late': input 'a' is produced later, by early"):
+        from_onnx(_model(late_and_bad, [_x()], [_y()]), "bad.onnx")
+    cycle = [_relu(["b"], ["a"], "first"), _relu(["a"], ["b"], "second")]
+    with pytest.raises(SpecError, match="node 'first': input 'b' closes a cycle"):
+        from_onnx(_model(cycle, [_x()], []), "bad.onnx")
+
+
+def _with_bytes(model: onnx.ModelProto, name: str) -> onnx.ModelProto:
+    """``model`` with every occurrence of the text ``name`` made invalid UTF-8 in its bytes (its last
+    character replaced by a byte that starts no UTF-8 sequence here, so the lengths stay)."""
+    data = model.SerializeToString()
+    assert name.encode() in data
+    return onnx.ModelProto.FromString(data.replace(name.encode(), name.encode()[:-1] + b"\xec"))
+
+
+_NAMED = _model([helper.make_node("MatMul", ["xq", "wq"], ["hq"], name="nq"),
+                 helper.make_node("LeakyRelu", ["hq"], ["yq"], name="rq", domain="dq", alphq=0.1)],
+                [helper.make_tensor_value_info("xq", F, ["N", 4]), helper.make_tensor_value_info("iq", F, [1])],
+                [helper.make_tensor_value_info("yq", F, ["N", 300])],
+                [("wq", np.ones((4, 300), np.float32)), ("sq", np.ones(4, np.float32)),
+                 ("bq", np.ones((4, 300), np.float32))])
+_NAMED.graph.value_info.extend([helper.make_tensor_value_info("hq", F, ["N", 300]),
+                                helper.make_tensor_value_info("vq", F, [1])])
+
+
+@pytest.mark.parametrize("name, message", [
+    ("nq", "the name of ONNX node #0 is not valid UTF-8: b'n\\xec'"),
+    ("xq", "the input of ONNX node #0 is not valid UTF-8: b'x\\xec'"),
+    ("wq", "the input of ONNX node #0 is not valid UTF-8: b'w\\xec'"),
+    ("hq", "the output of ONNX node #0 is not valid UTF-8: b'h\\xec'"),
+    ("yq", "the output of ONNX node #1 is not valid UTF-8: b'y\\xec'"),
+    ("dq", "the domain of ONNX node #1 is not valid UTF-8: b'd\\xec'"),
+    ("alphq", "the attribute name of ONNX node #1 is not valid UTF-8: b'alph\\xec'"),
+    ("LeakyRelu", "the op_type of ONNX node #1 is not valid UTF-8: b'LeakyRel\\xec'"),
+    ("iq", "the name of a graph input is not valid UTF-8: b'i\\xec'"),
+    ("sq", "the name of a initializer is not valid UTF-8: b's\\xec'"),
+    ("bq", "the name of a initializer is not valid UTF-8: b'b\\xec'"),  # large: not in the checked skeleton's initializers
+    ("vq", "the name of a value_info is not valid UTF-8: b'v\\xec'"),
+])
+def test_a_name_that_is_not_utf8_is_refused_in_every_field(name, message):
+    model = _with_bytes(_NAMED, name)
+    assert not limits._names_are_text(model.SerializeToString())
+    with pytest.raises(SpecError) as info:
+        from_onnx(model, "bytes.onnx")
+    assert str(info.value) == f"bytes.onnx: error: {message}"
+
+
+def test_text_outside_the_names_is_not_read():
+    model = _model([_relu(["x"], ["y"], "r")], [_x()], [_y()])
+    model.doc_string = "docq"
+    assert limits._names_are_text(model.SerializeToString())
+    assert limits._names_are_text(_with_bytes(model, "docq").SerializeToString())  # a doc string: not a name

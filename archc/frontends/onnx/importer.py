@@ -37,6 +37,7 @@ import re
 import sys
 from collections import Counter
 from itertools import chain
+from operator import attrgetter
 from typing import Any, Callable, Container, Optional
 
 import numpy as np
@@ -166,17 +167,11 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
     where = Location(filename)
     if not isinstance(model, onnx.ModelProto) or not model.HasField("graph"):
         raise SpecError("not an ONNX model (no graph)", location=where)
-    limits.check_structure(model.graph, where)
-    model = upgrade_opset(model)
+    if _default_opset(model) < UPGRADE_TO:
+        limits.check_structure(model.graph, where)  # the version converter is given well-formed graphs only
+        model = upgrade_opset(model)
     skeleton = _skeleton(model)
-    try:
-        onnx.checker.check_model(skeleton)
-    except Exception as exc:  # noqa: BLE001 - checker errors are ValidationError or ValueError
-        culprit = limits.checker_culprit(skeleton)
-        message = f"invalid ONNX model: {_first_line(exc)}"
-        if culprit is None:
-            raise SpecError(message, location=where) from None
-        raise limits.node_error(message, culprit[1], culprit[0], where) from None
+    limits.check_model(model.graph, skeleton, where)  # onnx.checker, and check_structure's messages
     graph = Importer(model, filename, skeleton).run()
     from archc.frontends.onnx.patterns import fuse
 
@@ -193,8 +188,7 @@ def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     imports an older one (opsets 7-12), so converters and lowerings see today's operator
     signatures; the model itself where it is recent or the converter cannot convert it
     (the importer reads the old signatures too)."""
-    version = next((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS), UPGRADE_TO)
-    if version >= UPGRADE_TO:
+    if _default_opset(model) >= UPGRADE_TO:
         return model
     from onnx import version_converter
 
@@ -204,8 +198,14 @@ def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
         return model
 
 
+def _default_opset(model: onnx.ModelProto) -> int:
+    """The default-domain opset the model imports (:data:`UPGRADE_TO` when it imports none)."""
+    return next((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS), UPGRADE_TO)
+
+
 #: initializers with more elements than this are left out of the copy that is checked and shape-inferred
 _SKELETON_LIMIT = 256
+_DIMS, _DATA_LOCATION = attrgetter("dims"), attrgetter("data_location")
 
 
 def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -216,14 +216,19 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     Small initializers (shapes, axes, scalars) stay, for data propagation.
     """
     g = model.graph
+    inits = g.initializer
+    if max(map(math.prod, map(_DIMS, inits)), default=0) <= _SKELETON_LIMIT \
+            and onnx.TensorProto.EXTERNAL not in set(map(_DATA_LOCATION, inits)):
+        return model  # (the loop's answer below, read at C speed: a model of 100k small weights)
     listed = {vi.name for vi in g.input}
     small, extra = [], []
-    for init in g.initializer:
-        if math.prod(init.dims) <= _SKELETON_LIMIT and not _is_unread(init):
+    for init in inits:
+        # a name that is not text stays, for limits.check_model to refuse
+        if math.prod(init.dims) <= _SKELETON_LIMIT and not _is_unread(init) or isinstance(init.name, bytes):
             small.append(init)
         elif init.name not in listed:
             extra.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
-    if len(small) == len(g.initializer):
+    if len(small) == len(inits):
         return model  # nothing to leave out: the model is its own skeleton (neither reader changes it)
     graph = helper.make_graph(g.node, g.name, [*g.input, *extra], g.output, initializer=small,
                               value_info=g.value_info, sparse_initializer=g.sparse_initializer)

@@ -5,7 +5,8 @@
   (:func:`load_external_data`), with offsets and lengths inside those files.
 * **Structure**: every node input is produced by an earlier node, an initializer or a
   graph input; no value is produced twice; no cycles (:func:`check_structure`). Errors
-  name the node and its index in ``graph.node``.
+  name the node and its index in ``graph.node``. :func:`check_model` runs ``onnx.checker``
+  and reads the names through protobuf only when something is wrong (see there).
 * **Constant folding is bounded**: before the reference evaluator runs a node whose
   inputs are all constant, :func:`fold_refusal` computes the size of its outputs (and
   the work of a matrix product) from ONNX shape inference over the inputs' shapes; a
@@ -32,6 +33,7 @@ from archc.errors import Location, SpecError
 
 __all__ = [
     "MAX_FOLD_ELEMENTS",
+    "check_model",
     "check_structure",
     "checker_culprit",
     "data_propagation_safe",
@@ -255,6 +257,94 @@ def _name_bytes(graph: onnx.GraphProto, names: list[tuple[list, list]], where: L
             if isinstance(value, bytes):
                 raise SpecError(f"the {field} of ONNX node #{index} is not valid UTF-8: {value[:40]!r}",
                                 location=where)
+
+
+def check_model(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Location) -> None:
+    """``onnx.checker`` on ``skeleton`` (the model without its large weights) and
+    :func:`check_structure` on the model's ``graph``, with check_structure's messages first.
+
+    Where the checker accepts a model, it has proved what check_structure proves but its
+    messages: every node input is defined before its use (topological order) and no value is
+    produced twice, graph inputs and initializers included (SSA); ``tests/test_onnx_limits.py``
+    holds it to that for every defect check_structure names. So check_structure, which reads
+    every name through protobuf (on a 100k-node model as long as the checker itself), runs
+    only when something is wrong: the checker refuses, the graph has no outputs, or a name is
+    not text (:func:`_names_are_text`, protobuf's own UTF-8 check, on the bytes the checker reads).
+    Then a structural defect is named as check_structure names it (node, index, cycle), else the
+    checker's message names the node it rejects.
+    """
+    data = skeleton.SerializeToString()  # once, for both readers (check_model would serialise it again)
+    if not graph.output or not _names_are_text(data):
+        check_structure(graph, where)
+    try:
+        onnx.checker.check_model(data)
+    except Exception as exc:  # noqa: BLE001 - checker errors are ValidationError or ValueError
+        check_structure(graph, where)
+        culprit = checker_culprit(skeleton)
+        message = f"invalid ONNX model: {_first_line(exc)}"
+        if culprit is None:
+            raise SpecError(message, location=where) from None
+        raise node_error(message, culprit[1], culprit[0], where) from None
+
+
+#: the names :func:`_check_text` reads: ONNX message -> its fields to mirror, each with the message
+#: type of its elements (None: a string)
+_TEXT_FIELDS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "ModelProto": (("graph", "GraphProto"),),
+    "GraphProto": (("node", "NodeProto"), ("initializer", "TensorProto"), ("input", "ValueInfoProto"),
+                   ("output", "ValueInfoProto"), ("value_info", "ValueInfoProto")),
+    "NodeProto": (("input", None), ("output", None), ("name", None), ("op_type", None), ("domain", None),
+                  ("attribute", "AttributeProto")),
+    "AttributeProto": (("name", None),),
+    "TensorProto": (("name", None),),
+    "ValueInfoProto": (("name", None),),
+}
+_text_mirror: Any = None
+
+
+def _names_are_text(data: bytes) -> bool:
+    """Whether every name :func:`_check_text` reads is UTF-8 in the serialised model ``data``.
+
+    ONNX's schema is proto2, whose strings protobuf does not validate (Python then hands back
+    bytes). A proto3 mirror of the messages, holding only those string fields under ONNX's
+    own field numbers, is parsed from the same bytes: proto3 strings are validated in C while
+    parsing, every other field is skipped. False also when the mirror cannot read the bytes
+    for another reason; the caller then reads the names one by one."""
+    global _text_mirror
+    if _text_mirror is None:
+        _text_mirror = _mirror_class()
+    try:
+        _text_mirror.FromString(data)
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError: a string that is not UTF-8
+        return False
+    return True
+
+
+def _mirror_class() -> Any:
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    kind = descriptor_pb2.FieldDescriptorProto
+    package = "archc_onnx_text"
+    proto = descriptor_pb2.FileDescriptorProto(name=f"{package}.proto", package=package, syntax="proto3")
+    for message, fields in _TEXT_FIELDS.items():
+        mirror = proto.message_type.add(name=message)
+        for name, element in fields:
+            original = getattr(onnx, message).DESCRIPTOR.fields_by_name[name]  # ONNX's own field number
+            field = mirror.field.add(name=name, number=original.number,
+                                     label=kind.LABEL_REPEATED if _repeated(original) else kind.LABEL_OPTIONAL)
+            if element is None:
+                field.type = kind.TYPE_STRING
+            else:
+                field.type, field.type_name = kind.TYPE_MESSAGE, f".{package}.{element}"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.ModelProto"))
+
+
+def _repeated(field: Any) -> bool:
+    """Whether a protobuf field descriptor is repeated (``is_repeated`` in protobuf 6+, ``label`` before)."""
+    repeated = getattr(field, "is_repeated", None)
+    return bool(repeated) if repeated is not None else field.label == field.LABEL_REPEATED
 
 
 def checker_culprit(model: onnx.ModelProto) -> tuple[int, onnx.NodeProto] | None:
