@@ -262,3 +262,31 @@ def test_add_all_refuses_what_add_refuses_and_keeps_what_it_added():
     g.add_all([Node(name="e", op="relu", inputs=[Value("b")], outputs=[T])])
     assert g.nx.has_edge("b", "e")
     g.verify()
+
+
+def test_nodes_come_in_networkx_lexicographic_topological_order_after_random_rewires():
+    """Graph.nodes sorts without networkx (no import for a lint); the order is networkx's
+    lexicographical topological sort by the order nodes were added, multi-edges included."""
+    import random
+
+    import networkx
+
+    rng = random.Random(7)
+    reordered = 0
+    for trial in range(30):
+        g = Graph("dag")
+        g.add(Node(name="x", op="input", attrs={"shape": (1, 4), "dtype": "float32"}, outputs=[T]))
+        names = ["x"]
+        for k in range(rng.randint(2, 40)):
+            reads = [Value(rng.choice(names)) for _ in range(rng.randint(1, 3))]  # repeats: parallel edges
+            g.add(Node(name=f"n{k}", op="add" if len(reads) > 1 else "relu", inputs=reads, outputs=[T]))
+            names.append(f"n{k}")
+        g.outputs["y"] = Value(names[-1])
+        for _ in range(rng.randint(1, 6)):  # rewire a node to read any node not downstream of it (acyclic)
+            target = g.node(rng.choice(names[1:]))
+            allowed = sorted(set(names) - networkx.descendants(g.nx, target.name) - {target.name})
+            g.set_inputs(target.name, [Value(rng.choice(allowed)) for _ in target.inputs])
+            expected = list(networkx.lexicographical_topological_sort(g.nx, key=g._added.__getitem__))
+            assert [n.name for n in g.nodes()] == expected, trial
+            reordered += expected != sorted(expected, key=g._added.__getitem__)
+    assert reordered > 10  # most rewires made the order differ from the order nodes were added in
