@@ -273,11 +273,14 @@ def check_model(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Locati
     Then a structural defect is named as check_structure names it (node, index, cycle), else the
     checker's message names the node it rejects.
     """
-    data = skeleton.SerializeToString()  # once, for both readers (check_model would serialise it again)
-    if not graph.output or not _names_are_text(data):
+    try:
+        data: bytes | None = skeleton.SerializeToString()  # once, for both readers
+    except Exception:  # noqa: BLE001 - a message protobuf cannot write (over 2 GB): the checker says why
+        data = None
+    if data is None or not graph.output or not _names_are_text(data):
         check_structure(graph, where)
     try:
-        onnx.checker.check_model(data)
+        onnx.checker.check_model(skeleton if data is None else data)
     except Exception as exc:  # noqa: BLE001 - checker errors are ValidationError or ValueError
         check_structure(graph, where)
         culprit = checker_culprit(skeleton)
