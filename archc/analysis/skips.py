@@ -39,8 +39,10 @@ How a join is read (see docs in the module's functions for the details):
 """
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 from archc.analysis.probes import (
     elementwise,
@@ -73,7 +75,25 @@ def analyze(graph: Graph, band: tuple[int, int] | None = None, paths: bool = Tru
     Pure: the graph is not changed. The backends print skip labels that
     :func:`merge_labels` makes from the result.
     """
-    return _analyze(graph, band, paths)
+    with _collector_paused():
+        return _analyze(graph, band, paths)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """CPython's cyclic garbage collector paused, then restored as it was.
+
+    The analysis allocates O(nodes) small acyclic records (ids lists, skips, spans) while the
+    graph it reads holds several objects per node: every full collection the allocations trigger
+    rescans all of them, which cost about as much as the analysis itself on graphs of 100k
+    nodes. Nothing here forms reference cycles, so reference counting frees what is dropped."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool) -> Analysis:
