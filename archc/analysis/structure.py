@@ -79,6 +79,11 @@ class Flow:
         #: (a join or an input); any other node is its own head. Nodes of a chain share what
         #: flows into it: the dominator walks and the path counts skip along chains with it.
         self.chain_head: list[int] = built.heads
+        #: like :attr:`chain_head` over nodes reading exactly one *slot* (``x * x`` reads two: it heads
+        #: its own): paths flow unchanged along such nodes, so the path counts are kept at heads only
+        self.slot_head: list[int] = built.slot_heads
+        #: the nodes heading their own slot chains (inputs, joins, nodes reading a value twice), in id order
+        self.slot_joins: list[int] = built.slot_joins
         #: whether each node is a parametric layer (:data:`PARAMETRIC`)
         self.parametric: list[bool] = built.parametric
         #: immediate dominator of each node (SOURCE for the inputs and what only the source dominates)
@@ -234,6 +239,8 @@ class _FlowBuilder:
         self.preds: list[tuple[int, ...]] = []
         self.succs: list[list[int]] = []
         self.heads: list[int] = []
+        self.slot_heads: list[int] = []
+        self.slot_joins: list[int] = []
         self.parametric: list[bool] = []
         self.idom: list[int] = []
         self.dom_depth: list[int] = []
@@ -245,9 +252,10 @@ class _FlowBuilder:
     def run(self, order: Iterable[tuple[str, Node]]) -> _FlowBuilder:
         """Place every (name, node) of ``order``; _Unordered when a node comes before a producer."""
         visited, nodes, fixed_roles, role_of = self.visited, self.nodes, self.roles_of.fixed, self.roles_of.role_of
-        names, data, roles, slots, preds, succs, heads, parametric, idom, dom_depth, layers, ops, up = (
-            self.names, self.data, self.roles, self.slots, self.preds, self.succs, self.heads, self.parametric,
-            self.idom, self.dom_depth, self.layers, self.ops, self.up)
+        names, data, roles, slots, preds, succs, heads, slot_heads = (
+            self.names, self.data, self.roles, self.slots, self.preds, self.succs, self.heads, self.slot_heads)
+        parametric, idom, dom_depth, layers, ops, up = (
+            self.parametric, self.idom, self.dom_depth, self.layers, self.ops, self.up)
         for name, node in order:
             role = fixed_roles.get(node.op) or role_of(node)
             inputs = node.inputs
@@ -275,6 +283,7 @@ class _FlowBuilder:
             succs[j].append(i)
             succs.append([])
             heads.append(heads[j])
+            slot_heads.append(slot_heads[j])
             idom.append(j)
             dom_depth.append(dom_depth[j] + 1)
             layer = role in PARAMETRIC
@@ -314,6 +323,11 @@ class _FlowBuilder:
         for p in ps:
             self.succs[p].append(i)
         self.heads.append(self.heads[ps[0]] if len(preds) == 1 else i)
+        if len(slots) == 1:
+            self.slot_heads.append(self.slot_heads[ps[0]])
+        else:
+            self.slot_heads.append(i)
+            self.slot_joins.append(i)
         self.parametric.append(role in PARAMETRIC)
         self._dominator(i, preds)
         self._depths(i, preds, role, slots)
