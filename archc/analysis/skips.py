@@ -39,10 +39,8 @@ How a join is read (see docs in the module's functions for the details):
 """
 from __future__ import annotations
 
-import gc
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Collection, Iterator, Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 from archc.analysis.probes import (
     elementwise,
@@ -75,25 +73,7 @@ def analyze(graph: Graph, band: tuple[int, int] | None = None, paths: bool = Tru
     Pure: the graph is not changed. The backends print skip labels that
     :func:`merge_labels` makes from the result.
     """
-    with _collector_paused():
-        return _analyze(graph, band, paths)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """CPython's cyclic garbage collector paused, then restored as it was.
-
-    The analysis allocates O(nodes) small acyclic records (ids lists, skips, spans) while the
-    graph it reads holds several objects per node: every full collection the allocations trigger
-    rescans all of them, which cost about as much as the analysis itself on graphs of 100k
-    nodes. Nothing here forms reference cycles, so reference counting frees what is dropped."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+    return _analyze(graph, band, paths)
 
 
 def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool) -> Analysis:
@@ -229,14 +209,20 @@ class _Measures:
     main path spans from the fork. Reads the skips found so far (``nest``, ``skips_at``), which
     :class:`_Classifier` fills in topological order."""
 
-    def __init__(self, flow: Flow, nest: list[int], skips_at: dict[int, list[Skip]]) -> None:
+    def __init__(self, flow: Flow, nest: dict[int, int], skips_at: dict[int, list[Skip]]) -> None:
         self.flow = flow
-        #: per node: the largest fork id of a skip whose join is this node or an ancestor
+        #: per join: the largest fork id of a skip whose join is this node or an ancestor
+        #: (see :meth:`nested_fork`)
         self.nest = nest
         #: join id -> the skips found there
         self.skips_at = skips_at
         self._family: dict[int, int] = {}
         self._features: dict[int, tuple[str, int, int, int, bool]] = {}
+
+    def nested_fork(self, v: int) -> int:
+        """The largest fork id of a skip whose join is ``v`` or an ancestor of it (SOURCE: none).
+        A node reading one producer has its producer's: its chain's head holds the answer."""
+        return self.nest.get(self.flow.chain_head[v], SOURCE)
 
     def weight(self, fork: int, inp: _Input) -> tuple[int, int]:
         """(parametric layers, ops) on a shortcut, cached on the input."""
@@ -286,7 +272,7 @@ class _Measures:
             # from the inputs still runs through it, and walking every pair's region would cost
             # O(L^3) per block of L layers.
             return (max(0, f.depth_layers[main] - f.depth_layers[fork]), max(0, f.depth_ops[main] - f.depth_ops[fork]),
-                    self.nest[main] >= fork, f.last_upsample[main] > fork, None)
+                    self.nested_fork(main) >= fork, f.last_upsample[main] > fork, None)
         region = f.region(fork, [main], REGION_LIMIT)
         return (*self.measure(fork, main, region), region)
 
@@ -297,7 +283,7 @@ class _Measures:
             # Too large to walk: depths from the inputs give upper bounds.
             return (max(0, f.depth_layers[main] - f.depth_layers[fork]),
                     max(0, f.depth_ops[main] - f.depth_ops[fork]),
-                    self.nest[main] >= fork, f.last_upsample[main] > fork)
+                    self.nested_fork(main) >= fork, f.last_upsample[main] > fork)
         inside = set(region)
         best_l = {fork: 0}
         best_o = {fork: 0}
@@ -370,8 +356,8 @@ class _Classifier:
         self.has_gates = Role.GATE in flow.roles
         #: join id -> the skips found there
         self.skips_at: dict[int, list[Skip]] = {}
-        #: per node: the largest fork id of a skip whose join is this node or an ancestor
-        self.nest: list[int] = []
+        #: per join: the largest fork id of a skip whose join is this node or an ancestor
+        self.nest: dict[int, int] = {}
         #: join id -> its main input
         self.main_of: dict[int, int] = {}
         self.trace = _Tracer(flow)
@@ -381,14 +367,10 @@ class _Classifier:
     def run(self) -> list[Skip]:
         """Every pair of every join, in topological order of the joins."""
         f = self.flow
-        nest = self.nest
+        nest, nested_fork = self.nest, self.measures.nested_fork
         out: list[Skip] = []
-        for i, preds in enumerate(f.preds):
-            if len(preds) < 2:
-                nest.append(nest[preds[0]] if preds else SOURCE)
-                continue
-            k = max(map(nest.__getitem__, preds))
-            nest.append(k)
+        for i in f.merges:
+            k = nest[i] = max(map(nested_fork, f.preds[i]))
             records = self._join(i)
             skips = [r for r in records if r.kind in SKIP_KINDS]
             if skips:

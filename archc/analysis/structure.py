@@ -84,6 +84,8 @@ class Flow:
         self.slot_head: list[int] = built.slot_heads
         #: the nodes heading their own slot chains (inputs, joins, nodes reading a value twice), in id order
         self.slot_joins: list[int] = built.slot_joins
+        #: the nodes joining two or more distinct producers (:meth:`is_merge`), in id order
+        self.merges: list[int] = built.merges
         #: whether each node is a parametric layer (:data:`PARAMETRIC`)
         self.parametric: list[bool] = built.parametric
         #: immediate dominator of each node (SOURCE for the inputs and what only the source dominates)
@@ -241,6 +243,7 @@ class _FlowBuilder:
         self.heads: list[int] = []
         self.slot_heads: list[int] = []
         self.slot_joins: list[int] = []
+        self.merges: list[int] = []
         self.parametric: list[bool] = []
         self.idom: list[int] = []
         self.dom_depth: list[int] = []
@@ -323,6 +326,8 @@ class _FlowBuilder:
         for p in ps:
             self.succs[p].append(i)
         self.heads.append(self.heads[ps[0]] if len(preds) == 1 else i)
+        if len(preds) >= 2:
+            self.merges.append(i)
         if len(slots) == 1:
             self.slot_heads.append(self.slot_heads[ps[0]])
         else:
