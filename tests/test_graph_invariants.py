@@ -185,7 +185,7 @@ def test_small_specs_verify_after_optimisation_and_onnx_import(spec, overrides):
 def test_nodes_stay_topological_after_a_rewire_to_a_later_node():
     g = _chain("a", "b")
     g.add(Node(name="c", op="relu", inputs=[Value("x")], outputs=[T]))
-    assert [n.name for n in g.nodes()] == ["x", "b", "a", "c"]  # the order they were added in
+    assert [n.name for n in g.nodes()] == ["x", "a", "b", "c"]  # the order they were added in
     g.set_inputs("a", [Value("c")])  # a now reads c, added after it
     order = [n.name for n in g.nodes()]
     assert order.index("c") < order.index("a") < order.index("b")
