@@ -144,3 +144,20 @@ def test_the_runtime_reads_arrays_by_input_name(tmp_path):
     assert arrays["x"].dtype == np.float32 and arrays["x"].shape == (4, 3) and arrays["ids"].tolist() == [1, 2]
     with pytest.raises(UsageError, match="input 'ids' expects shape \\(2\\) int64, the file holds \\(4, 3\\)"):
         read_arrays(types, {"ids": str(tmp_path / "x.npy")})
+
+
+#: the analyses (issue 10): the same size rules for classes and functions
+ANALYSIS = PACKAGE / "analysis"
+
+
+@pytest.mark.parametrize("path", sorted(ANALYSIS.glob("*.py")), ids=lambda p: p.name)
+def test_the_analyses_are_short_classes_and_functions(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    assert path.name == "__init__.py" or ast.get_docstring(tree), f"{path.name} has no docstring saying what it owns"
+    too_big = []
+    for d in _definitions(path):
+        lines = d.end_lineno - d.lineno + 1
+        limit = MAX_CLASS_LINES if isinstance(d, ast.ClassDef) else MAX_FUNCTION_LINES
+        if lines > limit:
+            too_big.append(f"{d.name}: {lines} lines")
+    assert too_big == []

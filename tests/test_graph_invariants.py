@@ -290,3 +290,41 @@ def test_nodes_come_in_networkx_lexicographic_topological_order_after_random_rew
             assert [n.name for n in g.nodes()] == expected, trial
             reordered += expected != sorted(expected, key=g._added.__getitem__)
     assert reordered > 10  # most rewires made the order differ from the order nodes were added in
+def _diamond_nodes() -> list[Node]:
+    return [Node(name="x", op="input", attrs={"shape": (1, 4), "dtype": "float32"}, outputs=[T]),
+            Node(name="a", op="relu", inputs=[Value("x")], outputs=[T]),
+            Node(name="b", op="relu", inputs=[Value("x")], outputs=[T]),
+            Node(name="s", op="add", inputs=[Value("b"), Value("a"), Value("b")], outputs=[T])]
+
+
+def test_a_graph_built_by_add_all_reads_and_changes_as_one_built_by_add():
+    """add_all leaves the readers' index and insertion numbers to be made on first use: every
+    reading and change then behaves as on the same graph built node by node."""
+    by_add, by_all = Graph("g"), Graph("g")
+    for node in _diamond_nodes():
+        by_add.add(node)
+    by_all.add_all(_diamond_nodes())
+    for g in (by_add, by_all):
+        g.outputs["y"] = Value("s")
+    for name in ("x", "a", "b", "s"):
+        assert by_all.users(name) == by_add.users(name) and by_all.uses(name) == by_add.uses(name)
+    by_all.verify()
+    for g in (by_add, by_all):  # a later add, a rewiring, an erasure
+        g.add(Node(name="c", op="relu", inputs=[Value("s")], outputs=[T]))
+        g.set_inputs("a", [Value("b")])
+        g.outputs["y"] = Value("c")
+        g.erase("s", replace_with=Value("b"))
+    assert [n.name for n in by_all.nodes()] == [n.name for n in by_add.nodes()] == ["x", "b", "a", "c"]
+    assert by_all.users("b") == by_add.users("b") == ["a", "c"] and by_all.uses("b") == by_add.uses("b") == 2
+    by_all.set_inputs("a", [Value("c")])  # now 'a' reads a node added after it
+    by_add.set_inputs("a", [Value("c")])
+    assert [n.name for n in by_all.nodes()] == [n.name for n in by_add.nodes()] == ["x", "b", "c", "a"]
+    by_all.verify()
+    fresh = Graph("g")
+    fresh.add_all(_diamond_nodes()[:2])
+    fresh.add_all(_diamond_nodes()[2:])  # (twice, the index still unmade)
+    fresh.outputs["y"] = Value("s")
+    assert fresh.users("x") == ["a", "b"] and fresh.uses("b") == 2
+    with pytest.raises(GraphError, match="cannot erase a node still in use by node 'a', node 'b'"):
+        fresh.erase("x")
+    fresh.verify()

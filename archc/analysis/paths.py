@@ -151,14 +151,8 @@ class _PathTable:
     def __init__(self, flow: Flow, through: Mapping[int, int]) -> None:
         n = len(flow)
         self.layers = flow.depth_layers
-        heads: list[int] = []
-        joins: list[int] = []
-        for i, ins in enumerate(flow.slots):
-            if len(ins) == 1:
-                heads.append(heads[ins[0][0]])
-            else:
-                heads.append(i)
-                joins.append(i)
+        heads = flow.slot_head
+        joins = flow.slot_joins
         #: what each join reads: its slots, or the one input paths follow through a join that is no choice
         self.reads = {i: ([(through[i], 0)] if i in through else flow.slots[i]) for i in joins}
         self.heads = heads

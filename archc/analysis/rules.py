@@ -16,6 +16,17 @@ from typing import Callable, NamedTuple, Optional
 from archc.ir.vocab import Carries, Kind, Role
 
 
+def always() -> bool:
+    """A probe whose answer is yes for every pair (a :class:`PairFacts` default)."""
+    return True
+
+
+def never() -> bool:
+    """A probe whose answer is no for every pair (a :class:`PairFacts` default; the skip analysis
+    passes it where a graph cannot say yes, e.g. ``gated`` in a graph without gates)."""
+    return False
+
+
 @dataclass(slots=True)
 class PairFacts:
     """What the skip analysis measured about one (fork, merge) pair."""
@@ -32,10 +43,10 @@ class PairFacts:
     family: int = 0           # concats reading the fork directly (DenseNet reuse); 0 when not asked
     members: int = 1          # inputs of the merge sharing this fork
     via: str = ""             # the shortcut's nodes, for a projection's reason
-    elementwise: Callable[[], bool] = lambda: True   # the merge's output has its inputs' broadcast shape
-    gated: Callable[[], bool] = lambda: False        # the carry is scaled by a sigmoid-derived gate
-    feeds_gate: Callable[[], bool] = lambda: False   # the merge's output only computes a gate (a sigmoid)
-    mixing: Callable[[], bool] = lambda: False       # the main path mixes spatially (a window pooling)
+    elementwise: Callable[[], bool] = always     # the merge's output has its inputs' broadcast shape
+    gated: Callable[[], bool] = never            # the carry is scaled by a sigmoid-derived gate
+    feeds_gate: Callable[[], bool] = never       # the merge's output only computes a gate (a sigmoid)
+    mixing: Callable[[], bool] = never           # the main path mixes spatially (a window pooling)
 
 
 class Decision(NamedTuple):
@@ -261,6 +272,44 @@ def decide(facts: PairFacts) -> Decision:
         if verdict is not None:
             return Decision(verdict[0], verdict[1], rule.__name__)
     raise AssertionError("add_branch applies to every pair")  # unreachable: the last rule always applies
+
+
+#: the probes of :class:`PairFacts`: facts about the graph around a pair, asked only by the rules that need them
+_PROBES = ("elementwise", "gated", "feeds_gate", "mixing")
+_CONSTANT_PROBES = (always, never)
+
+
+class RememberingDecider:
+    """:func:`decide` for the many pairs of one analysis, remembering which rule decided.
+
+    Which rule applies depends only on the facts a rule's conditions read: every field but the
+    fork's name and ``via`` (those appear in reasons only), and the probes. When deciding asked
+    no probe that varies between pairs, pairs with equal other facts are decided by the same
+    rule, so the next such pair calls that rule alone (a residual chain of 14k blocks holds a
+    handful of distinct facts). The result is what :func:`decide` gives, reason included."""
+
+    def __init__(self) -> None:
+        self._rule_of: dict[tuple, Callable[[PairFacts], Verdict]] = {}
+
+    def __call__(self, facts: PairFacts) -> Decision:
+        key = (facts.merge_op, facts.merge_role, facts.fork is None, facts.carries, facts.changed, facts.depth,
+               facts.shortcut_layers, facts.nested, facts.resampled, facts.family, facts.members)
+        rule = self._rule_of.get(key)
+        if rule is not None:
+            kind, reason = rule(facts)  # (applies: it did to equal facts)
+            return Decision(kind, reason, rule.__name__)
+        asked = []
+        for name in _PROBES:
+            probe = getattr(facts, name)
+            if probe not in _CONSTANT_PROBES:
+                setattr(facts, name, lambda probe=probe: asked.append(probe) or probe())
+        decision = decide(facts)
+        if not asked:
+            self._rule_of[key] = _RULES_BY_NAME[decision.rule]
+        return decision
+
+
+_RULES_BY_NAME = {rule.__name__: rule for rule in RULES}
 
 
 def rule_docs() -> list[tuple[str, str]]:

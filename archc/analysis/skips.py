@@ -40,7 +40,7 @@ How a join is read (see docs in the module's functions for the details):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Collection, Mapping, Sequence
 
 from archc.analysis.probes import (
     elementwise,
@@ -51,7 +51,7 @@ from archc.analysis.probes import (
     sum_terms,
 )
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
-from archc.analysis.rules import PairFacts, decide
+from archc.analysis.rules import PairFacts, RememberingDecider, decide, never
 from archc.analysis.rules import layers as _layers
 from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
 from archc.ir import Graph, Node
@@ -105,40 +105,34 @@ class _Input:
     weight: tuple[int, int] | None = None   # (layers, ops) on the shortcut, cached
 
 
-class _Classifier:
+class _Tracer:
+    """Step 1 of the module docstring: a join's main input, and its other inputs traced back to their forks."""
+
     def __init__(self, flow: Flow) -> None:
         self.flow = flow
-        f = flow
-        self.has_gates = any(r == Role.GATE for r in f.roles)
-        #: join id -> the skips found there
-        self.skips_at: dict[int, list[Skip]] = {}
-        #: per node: the largest fork id of a skip whose join is this node or an ancestor
-        self.nest: list[int] = []
-        self._family: dict[int, int] = {}
-        self._features: dict[int, tuple[str, int, int, int, bool]] = {}
-        #: join id -> its main input
-        self.main_of: dict[int, int] = {}
+        # The chain of the main input last asked about (see :meth:`reaches_main`), made on demand.
+        self._chain_of = SOURCE
+        self._chain: set[int] = set()
+        self._top = SOURCE
+        self._feeds_top: Collection[int] = ()
 
-    def run(self) -> list[Skip]:
-        f = self.flow
-        nest = self.nest
-        out: list[Skip] = []
-        for i, preds in enumerate(f.preds):
-            if len(preds) < 2:
-                nest.append(nest[preds[0]] if preds else SOURCE)
-                continue
-            k = max(map(nest.__getitem__, preds))
-            nest.append(k)
-            records = self._join(i)
-            skips = [r for r in records if r.kind in SKIP_KINDS]
-            if skips:
-                self.skips_at[i] = skips
-                nest[i] = max(k, max(r._fork_id for r in skips))
-            out.extend(records)
-        return out
+    def deepest(self, preds: Sequence[int]) -> int:
+        """The deepest input: most parametric layers on its longest path, then most ops, then latest.
+        (Compared by layers alone first: a wide concat rarely ties there, and no key tuples are built.)"""
+        dl = self.flow.depth_layers
+        deepest = max(map(dl.__getitem__, preds))
+        tied = [p for p in preds if dl[p] == deepest]
+        if len(tied) == 1:
+            return tied[0]
+        do = self.flow.depth_ops
+        return max(tied, key=lambda p: (do[p], p))
 
-    # -- tracing inputs to forks ---------------------------------------------------------
-    def _walk_back(self, s: int, reads: int) -> _Input:
+    def reads(self, join: int) -> dict[int, int]:
+        """Which output of each producer the join reads (the first slot's, when it reads several)."""
+        # (slots are (producer, output) pairs; reversed, the first slot of each producer is set last)
+        return dict(reversed(self.flow.slots[join]))
+
+    def walk_back(self, s: int, reads: int) -> _Input:
         """Follow ``s`` back through single-producer, single-use nodes to the node used twice."""
         f = self.flow
         path: list[int] = []
@@ -160,18 +154,17 @@ class _Classifier:
             path.append(u)
             u = preds[0]
 
-    def _inputs(self, join: int, main: int, terms: list[tuple[int, int]] | None = None) -> dict[int, list[_Input]]:
+    def inputs(self, join: int, main: int, terms: list[tuple[int, int]] | None = None) -> dict[int, list[_Input]]:
         """Non-main inputs grouped by fork (SOURCE: no common fork with the main input); ``terms``:
         the (producer, output) slots the join stands for, when it is the root of a sum."""
         f = self.flow
         groups: dict[int, list[_Input]] = {}
-        reads = dict(reversed(terms)) if terms is not None else self._reads(join)
-        reaches_main = self._reaches_main(main)
+        reads = dict(reversed(terms)) if terms is not None else self.reads(join)
         for s in (dict.fromkeys(p for p, _ in terms) if terms is not None else f.preds[join]):
             if s == main:
                 continue
-            inp = self._walk_back(s, reads[s])
-            if inp.fork != SOURCE and not reaches_main(inp.fork):
+            inp = self.walk_back(s, reads[s])
+            if inp.fork != SOURCE and not self.reaches_main(inp.fork, main):
                 inp.fork = SOURCE
             if inp.fork == SOURCE:
                 # Not a chain from a shared fork: the join's immediate dominator is the fork.
@@ -179,152 +172,60 @@ class _Classifier:
             groups.setdefault(inp.fork, []).append(inp)
         return groups
 
-    def _reads(self, join: int) -> dict[int, int]:
-        """Which output of each producer the join reads (the first slot's, when it reads several)."""
-        # (slots are (producer, output) pairs; reversed, the first slot of each producer is set last)
-        return dict(reversed(self.flow.slots[join]))
-
-    def _reaches_main(self, main: int) -> Callable[[int], bool]:
-        """A test whether a node is an ancestor of ``main`` (or ``main`` itself).
-
-        The main input's own chain is walked once per join: most forks lie on it or feed its top
-        (a DenseNet concat's inputs are the previous concat's inputs: one set lookup each).
-        """
-        f = self.flow
-        chain = {main}
-        top = main
-        while len(f.preds[top]) == 1:
-            top = f.preds[top][0]
-            chain.add(top)
-        feeds_top = f.preds[top] if len(f.preds[top]) <= 8 else f.pred_set(top)
-        return lambda fork: fork in chain or fork in feeds_top or f.reaches(fork, top)
-
-    # -- one join --------------------------------------------------------------------------
-    def _join(self, m: int) -> list[Skip]:
-        f = self.flow
-        if f.roles[m] == Role.MERGE_ADD:
-            if inner_sum(f, m) is not None:
-                return []  # a partial sum: the sum it feeds is the merge
-            terms = sum_terms(f, m)
-            if terms is not None:
-                producers = list(dict.fromkeys(p for p, _ in terms))
-                main = self.main_of[m] = self._deepest(producers)
-                return [self._pair(m, main, fork, members)
-                        for fork, members in self._inputs(m, main, terms).items()]
-        main = self.main_of[m] = self._main_input(m)
-        if f.roles[m] == Role.MERGE_CONCAT:
-            direct = self._direct_inputs(m, main)
-            if direct is not None:
-                return self._concat_pairs(m, main, direct)
-        groups = self._inputs(m, main)
-        records = [self._pair(m, main, fork, members) for fork, members in groups.items()]
-        if f.roles[m] == Role.MERGE_CONCAT:
-            records += self._level_reuse(m, main, groups)
-        return records
-
-    def _level_reuse(self, m: int, main: int, groups: dict[int, list[_Input]]) -> list[Skip]:
-        """Further pairs of a concat: inputs that share a fork with a lighter one but are themselves
-        the output of an earlier skip merge at the concat's level (a nested U-Net's decoder node reads
-        every earlier node of its level). Each is its own (input, concat) pair, decided alone."""
-        f = self.flow
-        out = []
-        for fork, members in groups.items():
-            if len(members) < 2 or fork == SOURCE:
-                continue
-            lightest = min(members, key=lambda inp: (self._weight(fork, inp), inp.node))
-            for inp in members:
-                if inp is lightest or inp.path is not None or not self._after_skip_merge(inp.node):
-                    continue
-                v = inp.node
-                depth = max(0, f.depth_layers[main] - f.depth_layers[v])
-                facts = PairFacts(f.nodes[m].op, Role.MERGE_CONCAT, f.names[v], Carries.IDENTITY, False, depth, 0,
-                                  nested=False, resampled=False, family=self._concat_family(v))
-                kind, why, rule = decide(facts)
-                if kind in SKIP_KINDS:
-                    own = _Input(v, v, inp.reads, [], inp.reads)
-                    out.append(self._record(m, v, own, kind, Carries.IDENTITY,
-                                            Span(None, None, depth, max(0, f.depth_ops[main] - f.depth_ops[v]), []),
-                                            why, rule))
-        return out
-
-    def _after_skip_merge(self, v: int) -> bool:
-        """Whether ``v`` hangs (through one-input nodes) from a merge that holds a skip."""
-        f = self.flow
-        while len(f.preds[v]) == 1:
-            v = f.preds[v][0]
-        return v in self.skips_at
-
-    def _main_input(self, m: int) -> int:
-        return self._deepest(self.flow.preds[m])
-
-    def _deepest(self, preds) -> int:
-        """The deepest input: most parametric layers on its longest path, then most ops, then latest.
-        (Compared by layers alone first: a wide concat rarely ties there, and no key tuples are built.)"""
-        f = self.flow
-        dl = f.depth_layers
-        deepest = max(map(dl.__getitem__, preds))
-        tied = [p for p in preds if dl[p] == deepest]
-        if len(tied) == 1:
-            return tied[0]
-        do = f.depth_ops
-        return max(tied, key=lambda p: (do[p], p))
-
-    def _direct_inputs(self, join: int, main: int) -> list[int] | None:
+    def direct_inputs(self, join: int, main: int) -> list[int] | None:
         """The non-main inputs when every one is its own fork: used elsewhere too and an ancestor
-        of the main input (a DenseNet concat). Then :meth:`_inputs` would put each alone in its
+        of the main input (a DenseNet concat). Then :meth:`inputs` would put each alone in its
         group, in this order. None otherwise."""
-        f = self.flow
-        uses = f.uses
-        reaches_main = self._reaches_main(main)
-        direct = [s for s in f.preds[join] if s != main]
+        uses = self.flow.uses
+        direct = [s for s in self.flow.preds[join] if s != main]
         for s in direct:
-            if uses[s] < 2 or not reaches_main(s):
+            if uses[s] < 2 or not self.reaches_main(s, main):
                 return None
         return direct
 
-    def _concat_pairs(self, m: int, main: int, direct: list[int]) -> list[Skip]:
-        """The pairs of concat ``m`` whose inputs are all direct (see :meth:`_direct_inputs`),
-        DenseNet's case decided here in one step.
+    def reaches_main(self, fork: int, main: int) -> bool:
+        """Whether ``fork`` is an ancestor of ``main`` (or ``main`` itself).
 
-        That case: other concats read the feature too, layers lie between and nothing
-        upsamples. A block of L layers holds O(L^2) such pairs, so they share the join's facts
-        and each feature's facts. It gives exactly what :meth:`_pair` would: an identity carry,
-        depths as :meth:`_pair` takes them for a feature read by two or more concats, the first
-        concat rule of :meth:`_decide`. Every other pair goes to :meth:`_pair`.
+        A fork that dominates the main input is one (most residual forks): O(1). Otherwise the
+        main input's own chain is walked once per main input: most forks lie on it or feed its
+        top (a DenseNet concat's inputs are the previous concat's inputs: one set lookup each).
         """
         f = self.flow
-        merge, op = f.names[m], f.nodes[m].op
-        main_layers, main_ops, main_up = f.depth_layers[main], f.depth_ops[main], f.last_upsample[main]
-        reads = self._reads(m)
-        records = []
-        features = self._features
-        for fork in direct:
-            out = reads[fork]
-            name, family, layers, ops, int_out = features.get(fork) or self._feature(fork)
-            depth = main_layers - layers
-            if family >= 2 and depth > 0 and main_up <= fork and not (int_out if out == 0 else
-                                                                        f.is_int_value(fork, out)):
-                span = Span(None, None, depth, max(0, main_ops - ops), [])
-                reason = f"concat reuses {name}, which {family} concats read (DenseNet-style), across {_layers(depth)}"
-                # Positional: fork, merge, merge_op, merge_role, kind, carries, shortcut, span, reason
-                # (a call by keywords costs a third more, and DenseNet makes O(L^2) of these).
-                records.append(Skip(name, merge, op, Role.MERGE_CONCAT, Kind.DENSE, Carries.IDENTITY, [], span, reason,
-                                    fork_output=out, rule="dense_reuse", _fork_id=fork, _merge_id=m))
-            else:
-                records.append(self._pair(m, main, fork, [_Input(fork, fork, out, [], out)]))
-        return records
+        if f.dominates(fork, main):
+            return True
+        if self._chain_of != main:
+            chain = {main}
+            top = main
+            while len(f.preds[top]) == 1:
+                top = f.preds[top][0]
+                chain.add(top)
+            self._chain_of, self._chain, self._top = main, chain, top
+            self._feeds_top = f.preds[top] if len(f.preds[top]) <= 8 else f.pred_set(top)
+        return bool(fork in self._chain or fork in self._feeds_top or f.reaches(fork, self._top))
 
-    def _feature(self, fork: int) -> tuple[str, int, int, int, bool]:
-        """A feature's name, concat family, depths (layers, ops) and whether its first output is
-        an integer tensor, cached: DenseNet reads each feature in every later concat of its block."""
-        got = self._features.get(fork)
-        if got is None:
-            f = self.flow
-            got = self._features[fork] = (f.names[fork], self._concat_family(fork), f.depth_layers[fork],
-                                          f.depth_ops[fork], f.is_int_value(fork, 0))
-        return got
 
-    def _weight(self, fork: int, inp: _Input) -> tuple[int, int]:
+class _Measures:
+    """Steps 2 and 3 of the module docstring: what a shortcut carries and weighs, and what the
+    main path spans from the fork. Reads the skips found so far (``nest``, ``skips_at``), which
+    :class:`_Classifier` fills in topological order."""
+
+    def __init__(self, flow: Flow, nest: dict[int, int], skips_at: dict[int, list[Skip]]) -> None:
+        self.flow = flow
+        #: per join: the largest fork id of a skip whose join is this node or an ancestor
+        #: (see :meth:`nested_fork`)
+        self.nest = nest
+        #: join id -> the skips found there
+        self.skips_at = skips_at
+        self._family: dict[int, int] = {}
+        self._features: dict[int, tuple[str, int, int, int, bool]] = {}
+
+    def nested_fork(self, v: int) -> int:
+        """The largest fork id of a skip whose join is ``v`` or an ancestor of it (SOURCE: none).
+        A node reading one producer has its producer's: its chain's head holds the answer."""
+        return self.nest.get(self.flow.chain_head[v], SOURCE)
+
+    def weight(self, fork: int, inp: _Input) -> tuple[int, int]:
+        """(parametric layers, ops) on a shortcut, cached on the input."""
         if inp.weight is None:
             f = self.flow
             if inp.path is not None:
@@ -335,72 +236,7 @@ class _Classifier:
                 inp.weight = f.depth_layers[inp.node] - base_l, f.depth_ops[inp.node] - base_o
         return inp.weight
 
-    def _pair(self, m: int, main: int, fork: int, members: list[_Input]) -> Skip:
-        f = self.flow
-        role = f.roles[m]
-        if len(members) > 1:
-            members = sorted(members, key=lambda inp: (self._weight(fork, inp), inp.node))
-        sc = members[0]
-        w_short = self._weight(fork, sc)[0]
-        if fork == SOURCE:
-            kind, why, rule = decide(PairFacts(f.nodes[m].op, role, None, None, False, 0, w_short, False, False,
-                                               via=self._names(f.preds[m], 3)))
-            return self._record(m, fork, sc, kind, None, Span(None, None, 0, 0, []), why, rule)
-        carries, changed = self._carries(m, fork, sc)
-
-        family = self._concat_family(fork) if role == Role.MERGE_CONCAT and carries == Carries.IDENTITY else 0
-
-        # What the main path spans, measured from the fork.
-        exact_region = None
-        if f.dominates(fork, main) or family >= 2:
-            # O(1) from depths: exact when the fork dominates the main input; for a DenseNet
-            # producer (which does not dominate: earlier features bypass it) the longest path
-            # from the inputs still runs through it, and walking every pair's region would cost
-            # O(L^3) per block of L layers.
-            depth = max(0, f.depth_layers[main] - f.depth_layers[fork])
-            depth_ops = max(0, f.depth_ops[main] - f.depth_ops[fork])
-            nested = self.nest[main] >= fork
-            resampled = f.last_upsample[main] > fork
-        else:
-            exact_region = f.region(fork, [main], REGION_LIMIT)
-            depth, depth_ops, nested, resampled = self._measure(fork, main, exact_region)
-
-        facts = PairFacts(
-            merge_op=f.nodes[m].op, merge_role=role, fork=f.names[fork], carries=carries, changed=changed,
-            depth=depth, shortcut_layers=w_short, nested=nested, resampled=resampled, family=family,
-            members=len(members),
-            via=self._names(list(reversed(sc.path)), 3) if carries == Carries.PROJECTION and sc.path else "",
-            elementwise=lambda: elementwise(f, m),
-            gated=lambda: self.has_gates and gated(f, m, fork),
-            feeds_gate=lambda: self.has_gates and feeds_gate(f, m),
-            mixing=lambda: mixing(f, fork, main))
-        kind, why, rule = decide(facts)
-        if kind == Kind.GATED:
-            carries = Carries.IDENTITY  # the fork's own value, scaled by the gate
-        span = self._span(fork, main, kind, depth, depth_ops, exact_region)
-        return self._record(m, fork, sc, kind, carries, span, why, rule)
-
-    def _measure(self, fork: int, main: int, region: list[int] | None) -> tuple[int, int, bool, bool]:
-        """Depth (layers, ops), nesting and upsampling of the region between fork and main."""
-        f = self.flow
-        if region is None:
-            # Too large to walk: depths from the inputs give upper bounds.
-            return (max(0, f.depth_layers[main] - f.depth_layers[fork]),
-                    max(0, f.depth_ops[main] - f.depth_ops[fork]),
-                    self.nest[main] >= fork, f.last_upsample[main] > fork)
-        inside = set(region)
-        best_l = {fork: 0}
-        best_o = {fork: 0}
-        for r in region:
-            ls = [best_l[p] for p in f.preds[r] if p in best_l]
-            os_ = [best_o[p] for p in f.preds[r] if p in best_o]
-            best_l[r] = (max(ls) if ls else 0) + f.parametric[r]
-            best_o[r] = (max(os_) if os_ else 0) + 1
-        nested = any(sk._fork_id == fork or sk._fork_id in inside for r in region for sk in self.skips_at.get(r, ()))
-        resampled = any(f.last_upsample[r] == r for r in region)
-        return best_l.get(main, 0), best_o.get(main, 0), nested, resampled
-
-    def _carries(self, m: int, fork: int, sc: _Input) -> tuple[Carries, bool]:
+    def carries(self, m: int, fork: int, sc: _Input) -> tuple[Carries, bool]:
         """What the shortcut carries, and whether it changes the shape from fork to join."""
         f = self.flow
         src = f.value_type(fork, sc.fork_out)
@@ -426,7 +262,57 @@ class _Classifier:
             return Carries.PROJECTION, changed
         return Carries.COMPUTED, changed
 
-    def _concat_family(self, fork: int) -> int:
+    def span_facts(self, fork: int, main: int, family: int) -> tuple[int, int, bool, bool, list[int] | None]:
+        """What the main path spans from the fork: depth in layers and ops, nesting, resampling,
+        and the region between when it was walked (None otherwise)."""
+        f = self.flow
+        if f.dominates(fork, main) or family >= 2:
+            # O(1) from depths: exact when the fork dominates the main input; for a DenseNet
+            # producer (which does not dominate: earlier features bypass it) the longest path
+            # from the inputs still runs through it, and walking every pair's region would cost
+            # O(L^3) per block of L layers.
+            return (max(0, f.depth_layers[main] - f.depth_layers[fork]), max(0, f.depth_ops[main] - f.depth_ops[fork]),
+                    self.nested_fork(main) >= fork, f.last_upsample[main] > fork, None)
+        region = f.region(fork, [main], REGION_LIMIT)
+        return (*self.measure(fork, main, region), region)
+
+    def measure(self, fork: int, main: int, region: list[int] | None) -> tuple[int, int, bool, bool]:
+        """Depth (layers, ops), nesting and upsampling of the region between fork and main."""
+        f = self.flow
+        if region is None:
+            # Too large to walk: depths from the inputs give upper bounds.
+            return (max(0, f.depth_layers[main] - f.depth_layers[fork]),
+                    max(0, f.depth_ops[main] - f.depth_ops[fork]),
+                    self.nested_fork(main) >= fork, f.last_upsample[main] > fork)
+        inside = set(region)
+        best_l = {fork: 0}
+        best_o = {fork: 0}
+        for r in region:
+            ls = [best_l[p] for p in f.preds[r] if p in best_l]
+            os_ = [best_o[p] for p in f.preds[r] if p in best_o]
+            best_l[r] = (max(ls) if ls else 0) + f.parametric[r]
+            best_o[r] = (max(os_) if os_ else 0) + 1
+        nested = any(sk._fork_id == fork or sk._fork_id in inside for r in region for sk in self.skips_at.get(r, ()))
+        resampled = any(f.last_upsample[r] == r for r in region)
+        return best_l.get(main, 0), best_o.get(main, 0), nested, resampled
+
+    def span(self, fork: int, main: int, kind: str, depth: int, depth_ops: int, region: list[int] | None) -> Span:
+        """The span record of a pair: its region's layers, size and (when short) node names."""
+        f = self.flow
+        # Dense pairs keep depths only: a block of L layers holds O(L^2) pairs of O(L)-node regions.
+        if kind in SKIP_KINDS and kind != Kind.DENSE and region is None and depth_ops < SPAN_LIMIT \
+                and f.dominates(fork, main):
+            # (the region holds at least the longest path: skip the walk when that alone is too long)
+            region = _chain_between(f, fork, main)
+            if region is None:
+                region = f.dominated_region(fork, [main], SPAN_LIMIT)
+        if region is None or len(region) > SPAN_LIMIT:
+            return Span(None, None, depth, depth_ops, [])
+        layers = sum(f.parametric[r] for r in region)
+        names = [f.names[r] for r in region] if len(region) <= LIST_LIMIT else []
+        return Span(layers, len(region), depth, depth_ops, names)
+
+    def concat_family(self, fork: int) -> int:
         """How many distinct concat joins read ``fork`` directly (DenseNet reuses features in several)."""
         n = self._family.get(fork)
         if n is None:
@@ -434,32 +320,191 @@ class _Classifier:
             n = self._family[fork] = len({c for c in f.succs[fork] if f.roles[c] == Role.MERGE_CONCAT})
         return n
 
-    # -- records -----------------------------------------------------------------------------
-    def _span(self, fork: int, main: int, kind: str, depth: int, depth_ops: int,
-              region: list[int] | None) -> Span:
+    def feature(self, fork: int) -> tuple[str, int, int, int, bool]:
+        """A feature's name, concat family, depths (layers, ops) and whether its first output is
+        an integer tensor, cached: DenseNet reads each feature in every later concat of its block."""
+        got = self._features.get(fork)
+        if got is None:
+            f = self.flow
+            got = self._features[fork] = (f.names[fork], self.concat_family(fork), f.depth_layers[fork],
+                                          f.depth_ops[fork], f.is_int_value(fork, 0))
+        return got
+
+
+def _chain_between(f: Flow, fork: int, main: int) -> list[int] | None:
+    """The nodes after ``fork`` up to ``main`` when ``main`` hangs from ``fork`` through
+    one-producer nodes (what :meth:`Flow.dominated_region` finds then, without its set and
+    dominance tests: a residual block's main path), in id order; None otherwise."""
+    path = []
+    v = main
+    preds = f.preds
+    while v != fork:
+        if v < fork or len(preds[v]) != 1 or len(path) > SPAN_LIMIT:
+            return None
+        path.append(v)
+        v = preds[v][0]
+    path.reverse()
+    return path
+
+
+class _Classifier:
+    """Steps 1-4 of the module docstring over every join in topological order: each join's
+    pairs, measured (:class:`_Measures`) and decided by :func:`archc.analysis.rules.decide`."""
+
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+        self.has_gates = Role.GATE in flow.roles
+        #: join id -> the skips found there
+        self.skips_at: dict[int, list[Skip]] = {}
+        #: per join: the largest fork id of a skip whose join is this node or an ancestor
+        self.nest: dict[int, int] = {}
+        #: join id -> its main input
+        self.main_of: dict[int, int] = {}
+        self.trace = _Tracer(flow)
+        self.measures = _Measures(flow, self.nest, self.skips_at)
+        self.decide = RememberingDecider()
+
+    def run(self) -> list[Skip]:
+        """Every pair of every join, in topological order of the joins."""
         f = self.flow
-        # Dense pairs keep depths only: a block of L layers holds O(L^2) pairs of O(L)-node regions.
-        if kind in SKIP_KINDS and kind != Kind.DENSE and region is None and depth_ops < SPAN_LIMIT \
-                and f.dominates(fork, main):
-            # (the region holds at least the longest path: skip the walk when that alone is too long)
-            region = f.dominated_region(fork, [main], SPAN_LIMIT)
-        if region is None or len(region) > SPAN_LIMIT:
-            return Span(None, None, depth, depth_ops, [])
-        layers = sum(f.parametric[r] for r in region)
-        names = [f.names[r] for r in region] if len(region) <= LIST_LIMIT else []
-        return Span(layers, len(region), depth, depth_ops, names)
+        nest, nested_fork = self.nest, self.measures.nested_fork
+        out: list[Skip] = []
+        for i in f.merges:
+            k = nest[i] = max(map(nested_fork, f.preds[i]))
+            records = self._join(i)
+            skips = [r for r in records if r.kind in SKIP_KINDS]
+            if skips:
+                self.skips_at[i] = skips
+                nest[i] = max(k, max(r._fork_id for r in skips))
+            out.extend(records)
+        return out
+
+    def _join(self, m: int) -> list[Skip]:
+        f = self.flow
+        if f.roles[m] == Role.MERGE_ADD:
+            if inner_sum(f, m) is not None:
+                return []  # a partial sum: the sum it feeds is the merge
+            terms = sum_terms(f, m)
+            if terms is not None:
+                producers = list(dict.fromkeys(p for p, _ in terms))
+                main = self.main_of[m] = self.trace.deepest(producers)
+                return [self._pair(m, main, fork, members)
+                        for fork, members in self.trace.inputs(m, main, terms).items()]
+        main = self.main_of[m] = self.trace.deepest(f.preds[m])
+        if f.roles[m] == Role.MERGE_CONCAT:
+            direct = self.trace.direct_inputs(m, main)
+            if direct is not None:
+                return self._concat_pairs(m, main, direct)
+        groups = self.trace.inputs(m, main)
+        records = [self._pair(m, main, fork, members) for fork, members in groups.items()]
+        if f.roles[m] == Role.MERGE_CONCAT:
+            records += self._level_reuse(m, main, groups)
+        return records
+
+    def _level_reuse(self, m: int, main: int, groups: dict[int, list[_Input]]) -> list[Skip]:
+        """Further pairs of a concat: inputs that share a fork with a lighter one but are themselves
+        the output of an earlier skip merge at the concat's level (a nested U-Net's decoder node reads
+        every earlier node of its level). Each is its own (input, concat) pair, decided alone."""
+        f = self.flow
+        out = []
+        for fork, members in groups.items():
+            if len(members) < 2 or fork == SOURCE:
+                continue
+            lightest = min(members, key=lambda inp: (self.measures.weight(fork, inp), inp.node))
+            for inp in members:
+                if inp is lightest or inp.path is not None or not self._after_skip_merge(inp.node):
+                    continue
+                v = inp.node
+                depth = max(0, f.depth_layers[main] - f.depth_layers[v])
+                facts = PairFacts(f.nodes[m].op, Role.MERGE_CONCAT, f.names[v], Carries.IDENTITY, False, depth, 0,
+                                  nested=False, resampled=False, family=self.measures.concat_family(v))
+                kind, why, rule = decide(facts)
+                if kind in SKIP_KINDS:
+                    own = _Input(v, v, inp.reads, [], inp.reads)
+                    out.append(self._record(m, v, own, kind, Carries.IDENTITY,
+                                            Span(None, None, depth, max(0, f.depth_ops[main] - f.depth_ops[v]), []),
+                                            why, rule))
+        return out
+
+    def _after_skip_merge(self, v: int) -> bool:
+        """Whether ``v`` hangs (through one-input nodes) from a merge that holds a skip."""
+        f = self.flow
+        while len(f.preds[v]) == 1:
+            v = f.preds[v][0]
+        return v in self.skips_at
+
+    def _concat_pairs(self, m: int, main: int, direct: list[int]) -> list[Skip]:
+        """The pairs of concat ``m`` whose inputs are all direct (see :meth:`_Tracer.direct_inputs`),
+        DenseNet's case decided here in one step.
+
+        That case: other concats read the feature too, layers lie between and nothing
+        upsamples. A block of L layers holds O(L^2) such pairs, so they share the join's facts
+        and each feature's facts. It gives exactly what :meth:`_pair` would: an identity carry,
+        depths as :meth:`_pair` takes them for a feature read by two or more concats, the first
+        concat rule of :func:`decide`. Every other pair goes to :meth:`_pair`.
+        """
+        f = self.flow
+        merge, op = f.names[m], f.nodes[m].op
+        main_layers, main_ops, main_up = f.depth_layers[main], f.depth_ops[main], f.last_upsample[main]
+        reads = self.trace.reads(m)
+        records = []
+        feature = self.measures.feature
+        for fork in direct:
+            out = reads[fork]
+            name, family, layers, ops, int_out = feature(fork)
+            depth = main_layers - layers
+            if family >= 2 and depth > 0 and main_up <= fork and not (int_out if out == 0 else
+                                                                        f.is_int_value(fork, out)):
+                span = Span(None, None, depth, max(0, main_ops - ops), [])
+                reason = f"concat reuses {name}, which {family} concats read (DenseNet-style), across {_layers(depth)}"
+                # Positional: fork, merge, merge_op, merge_role, kind, carries, shortcut, span, reason
+                # (a call by keywords costs a third more, and DenseNet makes O(L^2) of these).
+                records.append(Skip(name, merge, op, Role.MERGE_CONCAT, Kind.DENSE, Carries.IDENTITY, [], span, reason,
+                                    fork_output=out, rule="dense_reuse", _fork_id=fork, _merge_id=m))
+            else:
+                records.append(self._pair(m, main, fork, [_Input(fork, fork, out, [], out)]))
+        return records
+
+    def _pair(self, m: int, main: int, fork: int, members: list[_Input]) -> Skip:
+        """One (fork, join) pair: its shortcut (the lightest member), measured and decided."""
+        f, measures = self.flow, self.measures
+        role = f.roles[m]
+        if len(members) > 1:
+            members = sorted(members, key=lambda inp: (measures.weight(fork, inp), inp.node))
+        sc = members[0]
+        w_short = measures.weight(fork, sc)[0]
+        if fork == SOURCE:
+            kind, why, rule = decide(PairFacts(f.nodes[m].op, role, None, None, False, 0, w_short, False, False,
+                                               via=self._names(f.preds[m], 3)))
+            return self._record(m, fork, sc, kind, None, Span(None, None, 0, 0, []), why, rule)
+        carries, changed = measures.carries(m, fork, sc)
+        family = measures.concat_family(fork) if role == Role.MERGE_CONCAT and carries == Carries.IDENTITY else 0
+        depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family)
+        facts = PairFacts(
+            merge_op=f.nodes[m].op, merge_role=role, fork=f.names[fork], carries=carries, changed=changed,
+            depth=depth, shortcut_layers=w_short, nested=nested, resampled=resampled, family=family,
+            members=len(members),
+            via=self._names(list(reversed(sc.path)), 3) if carries == Carries.PROJECTION and sc.path else "",
+            elementwise=lambda: elementwise(f, m),
+            gated=(lambda: gated(f, m, fork)) if self.has_gates else never,
+            feeds_gate=(lambda: feeds_gate(f, m)) if self.has_gates else never,
+            mixing=lambda: mixing(f, fork, main))
+        kind, why, rule = self.decide(facts)
+        if kind == Kind.GATED:
+            carries = Carries.IDENTITY  # the fork's own value, scaled by the gate
+        span = measures.span(fork, main, kind, depth, depth_ops, region)
+        return self._record(m, fork, sc, kind, carries, span, why, rule)
 
     def _record(self, m: int, fork: int, sc: _Input, kind: Kind, carries: Carries | None, span: Span,
                 reason: str, rule: str) -> Skip:
         f = self.flow
         node = f.nodes[m]
-        rec = Skip(
+        return Skip(
             fork=f.names[fork] if fork != SOURCE else None,
             fork_output=sc.fork_out,
             merge=node.name, merge_op=node.op, merge_role=f.roles[m], kind=kind, carries=carries,
             shortcut=[f.names[u] for u in reversed(sc.path)] if sc.path else [],
             span=span, reason=reason, rule=rule, _fork_id=fork, _merge_id=m)
-        return rec
 
     def _names(self, ids, limit: int) -> str:
         names = [self.flow.names[i] for i in ids]

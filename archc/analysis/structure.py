@@ -60,104 +60,52 @@ class Flow:
         nodes = self.graph_nodes
         try:
             # Frontends add nodes after their inputs: insertion order is usually topological.
-            self._build(nodes, nodes.items())
+            built = _FlowBuilder(nodes).run(nodes.items())
         except _Unordered:
-            self._build(nodes, [(name, nodes[name]) for name in _topological(nodes)])
-        #: graph outputs that read a data node, as ids (repeats kept)
+            built = _FlowBuilder(nodes).run([(name, nodes[name]) for name in _topological(nodes)])
+        #: node name per id; ids follow a topological order of the data nodes
+        self.names: list[str] = built.names
+        #: data node name -> id
+        self.index: dict[str, int] = built.index()
+        self.nodes: list[Node] = built.data
+        self.roles: list[str] = built.roles
+        #: data producers per input slot, as (producer id, output index); repeats kept (x + x)
+        self.slots: list[tuple[tuple[int, int], ...]] = built.slots
+        #: distinct producer ids, in slot order
+        self.preds: list[tuple[int, ...]] = built.preds
+        #: consumer ids per consuming slot (repeats kept)
+        self.succs: list[list[int]] = built.succs
+        #: for a node with one producer, the node its chain of one-producer nodes hangs from
+        #: (a join or an input); any other node is its own head. Nodes of a chain share what
+        #: flows into it: the dominator walks and the path counts skip along chains with it.
+        self.chain_head: list[int] = built.heads
+        #: like :attr:`chain_head` over nodes reading exactly one *slot* (``x * x`` reads two: it heads
+        #: its own): paths flow unchanged along such nodes, so the path counts are kept at heads only
+        self.slot_head: list[int] = built.slot_heads
+        #: the nodes heading their own slot chains (inputs, joins, nodes reading a value twice), in id order
+        self.slot_joins: list[int] = built.slot_joins
+        #: the nodes joining two or more distinct producers (:meth:`is_merge`), in id order
+        self.merges: list[int] = built.merges
+        #: whether each node is a parametric layer (:data:`PARAMETRIC`)
+        self.parametric: list[bool] = built.parametric
+        #: immediate dominator of each node (SOURCE for the inputs and what only the source dominates)
+        self.idom: list[int] = built.idom
+        #: depth of each node in the dominator tree (the inputs' children of the source: 1)
+        self.dom_depth: list[int] = built.dom_depth
+        #: longest path from an input to each node, counting parametric layers / all ops
+        self.depth_layers: list[int] = built.layers
+        self.depth_ops: list[int] = built.ops
+        #: the latest upsampling node among each node's ancestors (itself included), or SOURCE
+        self.last_upsample: list[int] = built.up
         index = self.index
+        #: graph outputs that read a data node, as ids (repeats kept)
         self.outputs: list[int] = [index[v.node] for v in graph.outputs.values() if v.node in index]
         #: data uses of each node: consuming slots plus graph outputs
         self.uses: list[int] = [len(s) for s in self.succs]
         for o in self.outputs:
             self.uses[o] += 1
-        self.parametric: list[bool] = [r in PARAMETRIC for r in self.roles]
         self._pred_sets: dict[int, frozenset[int]] = {}
-        self._dominators()
-        self._depths()
-
-    def _build(self, nodes: dict[str, Node], order: Iterable[tuple[str, Node]]) -> None:
-        """Ids, roles, producers and consumers of the data nodes, visiting ``order`` (name, node)."""
-        visited: dict[str, int] = {}  # name -> id, or -1 for a meta node
-        names: list[str] = []
-        data: list[Node] = []
-        roles: list[str] = []
-        all_slots: list[tuple[tuple[int, int], ...]] = []
-        all_preds: list[tuple[int, ...]] = []
-        succs: list[list[int]] = []
-        heads: list[int] = []
-        roles_of = _RoleCache()
-        fixed_roles = roles_of.fixed
-        # (bound once: this loop runs once per node of graphs of 100k nodes)
-        add_name, add_node, add_role, add_slots, add_preds, add_head, add_succs = (
-            names.append, data.append, roles.append, all_slots.append, all_preds.append, heads.append, succs.append)
-        i = 0  # the id the next data node gets
-        for name, node in order:
-            role = fixed_roles.get(node.op) or roles_of.role_of(node)
-            inputs = node.inputs
-            if role == "input":
-                slots: tuple[tuple[int, int], ...] = ()
-                preds: tuple[int, ...] = ()
-                head = i
-            elif len(inputs) == 1:
-                # Most nodes read one value: no list to build, no duplicates to drop.
-                v = inputs[0]
-                j = visited.get(v.node)
-                if j is None:
-                    raise _Unordered()
-                # A node reading no data producer (constants, shapes) is meta. (Only an integer
-                # output may be a shape vector: test the dtype here, before a call per node.)
-                outs = node.outputs
-                if j < 0 or role in META_ROLES or (
-                        len(outs) == 1 and outs[0].dtype.startswith(_INT_DTYPES) and _is_shape_vector(node, nodes)):
-                    visited[name] = -1
-                    continue
-                slots = ((j, v.out),)
-                preds = (j,)
-                head = heads[j]
-                succs[j].append(i)
-            else:
-                found = []
-                for v in inputs:
-                    j = visited.get(v.node)
-                    if j is None:
-                        raise _Unordered()
-                    if j >= 0:
-                        found.append((j, v.out))
-                if not found or role in META_ROLES or (len(found) == 1 and _is_shape_vector(node, nodes)):
-                    visited[name] = -1
-                    continue
-                slots = tuple(found)
-                ps = [p for p, _ in found]
-                # (distinct producers, in slot order; most joins read each producer once)
-                preds = tuple(ps) if len(set(ps)) == len(ps) else tuple(dict.fromkeys(ps))
-                head = heads[ps[0]] if len(preds) == 1 else i
-                for p in ps:
-                    succs[p].append(i)
-            visited[name] = i
-            i += 1
-            add_name(name)
-            add_node(node)
-            add_role(role)
-            add_slots(slots)
-            add_preds(preds)
-            add_head(head)
-            add_succs([])
-        #: node name per id; ids follow a topological order of the data nodes
-        self.names = names
-        self.index: dict[str, int] = visited if len(visited) == len(names) else {
-            n: i for n, i in visited.items() if i >= 0}  # (no meta nodes: the names seen are the ids)
-        self.nodes = data
-        self.roles = roles
-        #: data producers per input slot, as (producer id, output index); repeats kept (x + x)
-        self.slots = all_slots
-        #: distinct producer ids, in slot order
-        self.preds = all_preds
-        #: consumer ids per consuming slot (repeats kept)
-        self.succs = succs
-        #: for a node with one producer, the node its chain of one-producer nodes hangs from
-        #: (a join or an input); any other node is its own head. Nodes of a chain share what
-        #: flows into it: the dominator walks and the path counts skip along chains with it.
-        self.chain_head = heads
+        self._tin, self._size = _preorder(self.idom)
 
     # -- basic facts ---------------------------------------------------------------------
     def __len__(self) -> int:
@@ -174,70 +122,6 @@ class Flow:
         return len(self.preds[i]) >= 2
 
     # -- dominators ----------------------------------------------------------------------
-    def _dominators(self) -> None:
-        count = len(self.names)
-        idom = [SOURCE] * count
-        depth = [1] * count
-        intersect = self._intersect
-        heads = self.chain_head
-        for i, preds in enumerate(self.preds):
-            if len(preds) == 1:  # a chain node: its one producer dominates it
-                d = preds[0]
-                idom[i] = d
-                depth[i] = depth[d] + 1
-            elif preds:
-                d = preds[0]
-                for p in preds[1:]:
-                    h = heads[p]
-                    # When d heads p's chain or dominates its head (a DenseNet layer's output seen
-                    # from its block's input), d dominates p and stays the meeting point.
-                    if h != d and idom[h] != d:
-                        d = intersect(d, p, idom, depth, heads)
-                idom[i] = d
-                depth[i] = (depth[d] if d != SOURCE else 0) + 1
-        self.idom = idom
-        self.dom_depth = depth
-        # Preorder numbers and subtree sizes of the dominator tree: a dominates b iff b's number
-        # falls in a's subtree. Parents have smaller ids, so two linear passes suffice.
-        size = [1] * count
-        for i in range(count - 1, -1, -1):
-            if idom[i] != SOURCE:
-                size[idom[i]] += size[i]
-        tin = [0] * count
-        free = [0] * count      # next preorder number for a child of each node
-        top = 0                 # next number for a child of the virtual source
-        for i in range(count):
-            d = idom[i]
-            if d == SOURCE:
-                tin[i] = top
-                top += size[i]
-            else:
-                tin[i] = free[d]
-                free[d] += size[i]
-            free[i] = tin[i] + 1
-        self._tin, self._size = tin, size
-
-    @staticmethod
-    def _intersect(a: int, b: int, idom: list[int], depth: list[int], heads: list[int]) -> int:
-        """The nearest common dominator of ``a`` and ``b``: walk the deeper one up until they meet.
-
-        A chain node may jump straight to its chain's head (every node between dominates the next)
-        when the head is no shallower than the other side: the nodes skipped are deeper than the
-        meeting point. DenseNet joins meet every earlier layer's output, each at the end of a chain.
-        """
-        while a != b:
-            da = depth[a] if a != SOURCE else 0
-            db = depth[b] if b != SOURCE else 0
-            if da > db:
-                h = heads[a]
-                a = h if h != a and depth[h] >= db else idom[a]
-            elif db > da:
-                h = heads[b]
-                b = h if h != b and depth[h] >= da else idom[b]
-            else:
-                a, b = idom[a], idom[b]
-        return a
-
     def dominates(self, a: int, b: int) -> bool:
         """Whether every path from the inputs to ``b`` passes through ``a`` (a node dominates itself)."""
         if a == SOURCE:
@@ -246,90 +130,15 @@ class Flow:
             return False
         return 0 <= self._tin[b] - self._tin[a] < self._size[a]
 
-    # -- depths --------------------------------------------------------------------------
-    def _depths(self) -> None:
-        """Longest paths from the inputs, in parametric layers and in ops, and the latest upsampling."""
-        count = len(self.names)
-        layers = [0] * count
-        ops = [0] * count
-        up = [SOURCE] * count
-        parametric, roles = self.parametric, self.roles
-        for i, preds in enumerate(self.preds):
-            if len(preds) == 1:  # most nodes: no maxima to take
-                p = preds[0]
-                best_l, best_o, best_u = layers[p], ops[p], up[p]
-            elif (carried := self.gated_factor(i)) is not None:
-                # x * T(...): the gate scales x, so the product lies as deep as x (the gate's own
-                # layers compute a scaling, not the features passed on: squeeze-and-excitation,
-                # attention gates)
-                g = preds[0] if preds[1] == carried else preds[1]
-                best_l, best_o, best_u = layers[carried], max(ops[carried], ops[g]), max(up[carried], up[g])
-            else:
-                best_l = best_o = 0
-                best_u = SOURCE
-                for p in preds:
-                    if layers[p] > best_l:
-                        best_l = layers[p]
-                    if ops[p] > best_o:
-                        best_o = ops[p]
-                    if up[p] > best_u:
-                        best_u = up[p]
-            if parametric[i]:
-                best_l += 1
-            role = roles[i]
-            if role != "input":
-                best_o += 1
-            if role in _MAY_UPSAMPLE and self._upsamples(i):
-                best_u = i
-            layers[i], ops[i], up[i] = best_l, best_o, best_u
-        #: longest path from an input to each node, counting parametric layers / all ops
-        self.depth_layers = layers
-        self.depth_ops = ops
-        #: the latest upsampling node among each node's ancestors (itself included), or SOURCE
-        self.last_upsample = up
-
+    # -- gates -------------------------------------------------------------------------
     def from_gate(self, v: int) -> bool:
         """Whether ``v`` is a gate (a sigmoid) or a scaling, complement or rearrangement of one."""
-        for _ in range(6):
-            if self.roles[v] == "gate":
-                return True
-            if self.roles[v] not in GATE_PATH or len(self.preds[v]) != 1:
-                return False
-            v = self.preds[v][0]
-        return False
+        return _from_gate(self.roles, self.preds, v)
 
     def gated_factor(self, i: int) -> int | None:
         """For a product ``x * T`` of two values where exactly one factor comes from a gate, the
         other factor (the value the gate scales); None for any other node."""
-        preds = self.preds[i]
-        if len(preds) != 2 or self.roles[i] != "merge_mul":
-            return None
-        a, b = self.from_gate(preds[0]), self.from_gate(preds[1])
-        if a == b:
-            return None
-        return preds[1] if a else preds[0]
-
-    def _upsamples(self, i: int) -> bool:
-        """Whether node i raises spatial resolution (a decoder step), judged by role and shapes.
-
-        Broadcasting a 1x1 map back up (ASPP's image pooling) is global context, not a
-        decoder step. Shapes count only for rank >= 4 tensors with every spatial dim
-        growing, on ops that compute (a transposed conv): rank-3 tensors may be (N, L, E)
-        tokens, where a linear layer widening E would look like upsampling.
-        """
-        role = self.roles[i]
-        if role not in _MAY_UPSAMPLE or not self.slots[i]:
-            return False
-        src = self.value_type(*self.slots[i][0]).shape
-        dst = self.nodes[i].outputs[0].shape if self.nodes[i].outputs else ()
-        src_sp, dst_sp = src[2:], dst[2:]
-        if role in UPSAMPLING:
-            return not (src_sp and all(d == 1 for d in src_sp))
-        if len(dst) < 4 or len(src) != len(dst) or src_sp == dst_sp:
-            return False  # (equal spatial dims, the common case, need no closer look)
-        if not all(isinstance(d, int) for d in (*src_sp, *dst_sp)):
-            return False
-        return all(b > a for a, b in zip(src_sp, dst_sp)) and not all(a == 1 for a in src_sp)
+        return _gated_factor(self.roles, self.preds, i)
 
     # -- bounded searches ----------------------------------------------------------------
     def reaches(self, a: int, b: int, limit: int = 20000) -> bool | None:
@@ -412,6 +221,254 @@ class Flow:
                         return None
                     todo.append(p)
         return sorted(found)
+
+
+class _FlowBuilder:
+    """One pass over a graph's nodes in a topological order that gives the data nodes their ids and
+    every per-node fact :class:`Flow` holds. Each node's producers are placed before it, so its
+    dominator and its longest-path depths follow from theirs as it is placed: no second pass.
+
+    The lists are indexed by id. Most nodes read one value, and :meth:`run` places those inline
+    (a graph of 100k nodes makes this loop the analysis's largest per-node cost)."""
+
+    def __init__(self, nodes: Mapping[str, Node]) -> None:
+        self.nodes = nodes
+        self.visited: dict[str, int] = {}   # name -> id, or -1 for a meta node
+        self.names: list[str] = []
+        self.data: list[Node] = []
+        self.roles: list[str] = []
+        self.slots: list[tuple[tuple[int, int], ...]] = []
+        self.preds: list[tuple[int, ...]] = []
+        self.succs: list[list[int]] = []
+        self.heads: list[int] = []
+        self.slot_heads: list[int] = []
+        self.slot_joins: list[int] = []
+        self.merges: list[int] = []
+        self.parametric: list[bool] = []
+        self.idom: list[int] = []
+        self.dom_depth: list[int] = []
+        self.layers: list[int] = []
+        self.ops: list[int] = []
+        self.up: list[int] = []
+        self.roles_of = _RoleCache()
+
+    def run(self, order: Iterable[tuple[str, Node]]) -> _FlowBuilder:
+        """Place every (name, node) of ``order``; _Unordered when a node comes before a producer."""
+        visited, nodes, fixed_roles, role_of = self.visited, self.nodes, self.roles_of.fixed, self.roles_of.role_of
+        names, data, roles, slots, preds, succs, heads, slot_heads = (
+            self.names, self.data, self.roles, self.slots, self.preds, self.succs, self.heads, self.slot_heads)
+        parametric, idom, dom_depth, layers, ops, up = (
+            self.parametric, self.idom, self.dom_depth, self.layers, self.ops, self.up)
+        for name, node in order:
+            role = fixed_roles.get(node.op) or role_of(node)
+            inputs = node.inputs
+            if role == "input" or len(inputs) != 1:
+                self._place_other(name, node, role)
+                continue
+            v = inputs[0]
+            j = visited.get(v.node)
+            if j is None:
+                raise _Unordered()
+            # A node reading no data producer (constants, shapes) is meta. (Only an integer output
+            # may be a shape vector: test the dtype here, before a call per node.)
+            outs = node.outputs
+            if j < 0 or role in META_ROLES or (
+                    len(outs) == 1 and outs[0].dtype.startswith(_INT_DTYPES) and _is_shape_vector(node, nodes)):
+                visited[name] = -1
+                continue
+            # A node reading one value: its producer heads its chain's facts and dominates it.
+            i = visited[name] = len(names)
+            names.append(name)
+            data.append(node)
+            roles.append(role)
+            slots.append(((j, v.out),))
+            preds.append((j,))
+            succs[j].append(i)
+            succs.append([])
+            heads.append(heads[j])
+            slot_heads.append(slot_heads[j])
+            idom.append(j)
+            dom_depth.append(dom_depth[j] + 1)
+            layer = role in PARAMETRIC
+            parametric.append(layer)
+            layers.append(layers[j] + layer)
+            ops.append(ops[j] + 1)
+            up.append(i if role in _MAY_UPSAMPLE and _upsamples(role, data[j].outputs[v.out].shape, node)
+                      else up[j])
+        return self
+
+    def _place_other(self, name: str, node: Node, role: str) -> None:
+        """Place a graph input, or a node reading other than one value (a join, a meta node)."""
+        if role == "input":
+            slots: tuple[tuple[int, int], ...] = ()
+        else:
+            found = []
+            for v in node.inputs:
+                j = self.visited.get(v.node)
+                if j is None:
+                    raise _Unordered()
+                if j >= 0:
+                    found.append((j, v.out))
+            if not found or role in META_ROLES or (len(found) == 1 and _is_shape_vector(node, self.nodes)):
+                self.visited[name] = -1
+                return
+            slots = tuple(found)
+        i = self.visited[name] = len(self.names)
+        ps = [p for p, _ in slots]
+        # (distinct producers, in slot order; most joins read each producer once)
+        preds = tuple(ps) if len(set(ps)) == len(ps) else tuple(dict.fromkeys(ps))
+        self.names.append(name)
+        self.data.append(node)
+        self.roles.append(role)
+        self.slots.append(slots)
+        self.preds.append(preds)
+        self.succs.append([])
+        for p in ps:
+            self.succs[p].append(i)
+        self.heads.append(self.heads[ps[0]] if len(preds) == 1 else i)
+        if len(preds) >= 2:
+            self.merges.append(i)
+        if len(slots) == 1:
+            self.slot_heads.append(self.slot_heads[ps[0]])
+        else:
+            self.slot_heads.append(i)
+            self.slot_joins.append(i)
+        self.parametric.append(role in PARAMETRIC)
+        self._dominator(i, preds)
+        self._depths(i, preds, role, slots)
+
+    def _dominator(self, i: int, preds: tuple[int, ...]) -> None:
+        """Node ``i``'s immediate dominator: the meeting point of its producers' dominator-tree paths."""
+        idom, depth, heads = self.idom, self.dom_depth, self.heads
+        if not preds:
+            idom.append(SOURCE)
+            depth.append(1)
+            return
+        d = preds[0]
+        for p in preds[1:]:
+            h = heads[p]
+            # When d heads p's chain or dominates its head (a DenseNet layer's output seen
+            # from its block's input), d dominates p and stays the meeting point.
+            if h != d and idom[h] != d:
+                d = _intersect(d, p, idom, depth, heads)
+        idom.append(d)
+        depth.append((depth[d] if d != SOURCE else 0) + 1)
+
+    def _depths(self, i: int, preds: tuple[int, ...], role: str, slots: tuple[tuple[int, int], ...]) -> None:
+        """Longest paths from the inputs to ``i``, in parametric layers and in ops, and its latest upsampling."""
+        layers, ops, up = self.layers, self.ops, self.up
+        if len(preds) == 1:
+            p = preds[0]
+            best_l, best_o, best_u = layers[p], ops[p], up[p]
+        elif (carried := _gated_factor(self.roles, self.preds, i)) is not None:
+            # x * T(...): the gate scales x, so the product lies as deep as x (the gate's own
+            # layers compute a scaling, not the features passed on: squeeze-and-excitation,
+            # attention gates)
+            g = preds[0] if preds[1] == carried else preds[1]
+            best_l, best_o, best_u = layers[carried], max(ops[carried], ops[g]), max(up[carried], up[g])
+        else:
+            best_l = max((layers[p] for p in preds), default=0)
+            best_o = max((ops[p] for p in preds), default=0)
+            best_u = max((up[p] for p in preds), default=SOURCE)
+        layers.append(best_l + (role in PARAMETRIC))
+        ops.append(best_o + (role != "input"))
+        if role in _MAY_UPSAMPLE and slots and _upsamples(role, self.data[slots[0][0]].outputs[slots[0][1]].shape,
+                                                          self.data[i]):
+            best_u = i
+        up.append(best_u)
+
+    def index(self) -> dict[str, int]:
+        """Data node name -> id (the names seen are the ids when no node was meta)."""
+        visited = self.visited
+        if len(visited) == len(self.names):
+            return visited
+        return {n: i for n, i in visited.items() if i >= 0}
+
+
+def _preorder(idom: list[int]) -> tuple[list[int], list[int]]:
+    """Preorder numbers and subtree sizes of the dominator tree: a dominates b iff b's number
+    falls in a's subtree. Parents have smaller ids, so two linear passes suffice."""
+    count = len(idom)
+    size = [1] * count
+    for i in range(count - 1, -1, -1):
+        if idom[i] != SOURCE:
+            size[idom[i]] += size[i]
+    tin = [0] * count
+    free = [0] * count      # next preorder number for a child of each node
+    top = 0                 # next number for a child of the virtual source
+    for i in range(count):
+        d = idom[i]
+        if d == SOURCE:
+            tin[i] = top
+            top += size[i]
+        else:
+            tin[i] = free[d]
+            free[d] += size[i]
+        free[i] = tin[i] + 1
+    return tin, size
+
+
+def _intersect(a: int, b: int, idom: list[int], depth: list[int], heads: list[int]) -> int:
+    """The nearest common dominator of ``a`` and ``b``: walk the deeper one up until they meet.
+
+    A chain node may jump straight to its chain's head (every node between dominates the next)
+    when the head is no shallower than the other side: the nodes skipped are deeper than the
+    meeting point. DenseNet joins meet every earlier layer's output, each at the end of a chain.
+    """
+    while a != b:
+        da = depth[a] if a != SOURCE else 0
+        db = depth[b] if b != SOURCE else 0
+        if da > db:
+            h = heads[a]
+            a = h if h != a and depth[h] >= db else idom[a]
+        elif db > da:
+            h = heads[b]
+            b = h if h != b and depth[h] >= da else idom[b]
+        else:
+            a, b = idom[a], idom[b]
+    return a
+
+
+def _from_gate(roles: list[str], preds: list[tuple[int, ...]], v: int) -> bool:
+    """:meth:`Flow.from_gate` on the lists (the builder asks before the Flow exists)."""
+    for _ in range(6):
+        if roles[v] == "gate":
+            return True
+        if roles[v] not in GATE_PATH or len(preds[v]) != 1:
+            return False
+        v = preds[v][0]
+    return False
+
+
+def _gated_factor(roles: list[str], preds: list[tuple[int, ...]], i: int) -> int | None:
+    """:meth:`Flow.gated_factor` on the lists."""
+    ps = preds[i]
+    if len(ps) != 2 or roles[i] != "merge_mul":
+        return None
+    a, b = _from_gate(roles, preds, ps[0]), _from_gate(roles, preds, ps[1])
+    if a == b:
+        return None
+    return ps[1] if a else ps[0]
+
+
+def _upsamples(role: str, src: tuple, node: Node) -> bool:
+    """Whether ``node`` (of ``role``, reading first a value of shape ``src``) raises spatial
+    resolution (a decoder step), judged by role and shapes.
+
+    Broadcasting a 1x1 map back up (ASPP's image pooling) is global context, not a
+    decoder step. Shapes count only for rank >= 4 tensors with every spatial dim
+    growing, on ops that compute (a transposed conv): rank-3 tensors may be (N, L, E)
+    tokens, where a linear layer widening E would look like upsampling.
+    """
+    dst = node.outputs[0].shape if node.outputs else ()
+    src_sp, dst_sp = src[2:], dst[2:]
+    if role in UPSAMPLING:
+        return not (src_sp and all(d == 1 for d in src_sp))
+    if len(dst) < 4 or len(src) != len(dst) or src_sp == dst_sp:
+        return False  # (equal spatial dims, the common case, need no closer look)
+    if not all(isinstance(d, int) for d in (*src_sp, *dst_sp)):
+        return False
+    return all(b > a for a, b in zip(src_sp, dst_sp)) and not all(a == 1 for a in src_sp)
 
 
 class _RoleCache:

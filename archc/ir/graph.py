@@ -117,8 +117,9 @@ class Graph:
         self.name = name
         self._nodes: dict[str, Node] = {}     # name -> node, in the order added
         #: producer -> its readers, each with the number of input slots it reads the producer in
-        #: (readers in the order they started reading it, as networkx lists successors)
-        self._readers: dict[str, dict[str, int]] = {}
+        #: (readers in the order they started reading it, as networkx lists successors); None
+        #: until first needed after :meth:`add_all` (see :meth:`_reader_index`)
+        self._readers: dict[str, dict[str, int]] | None = {}
         self._nx: nx.MultiDiGraph | None = None  # made by the nx property on first use
         self.inputs: list[str] = []           # names of nodes with op 'input', kept by add/erase
         self._outputs = _Outputs(self._nodes)  # graph output name -> value
@@ -136,8 +137,9 @@ class Graph:
         self.example_dims: dict[str, int] = {}
         self._topo: list[str] | None = None  # cached topological order; reset by every mutation
         #: node -> when it was added: every node reads only earlier nodes until set_inputs makes
-        #: one read a later node, so insertion order is a topological order while _in_order holds
-        self._added: dict[str, int] = {}
+        #: one read a later node, so insertion order is a topological order while _in_order holds.
+        #: None until first needed after :meth:`add_all` (see :meth:`_added_index`)
+        self._added: dict[str, int] | None = {}
         self._adds = 0
         self._in_order = True
 
@@ -177,10 +179,12 @@ class Graph:
         for value in node.inputs:
             _check_value(self._nodes, value, f"node '{name}' reads")
         self._topo = None
-        self._added[name] = self._adds
+        # (the indexes first, made from the other nodes if add_all left them unmade)
+        added = self._added if self._added is not None else self._added_index()
+        added[name] = self._adds
         self._adds += 1
+        (self._readers if self._readers is not None else self._reader_index())[name] = {}
         self._nodes[name] = node
-        self._readers[name] = {}
         self._link(node)
         if self._nx is not None:
             self._nx.add_node(name, node=node)
@@ -191,34 +195,50 @@ class Graph:
 
     def add_all(self, nodes: Iterable[Node]) -> None:
         """:meth:`add` each of ``nodes`` in turn (the same checks, in one loop: a frontend that
-        builds a graph of 100k nodes at once pays a dict entry per node and edge)."""
-        if self._nx is not None:  # (kept up to date node by node)
+        builds a graph of 100k nodes at once pays a dict entry per node and a lookup per edge).
+
+        The readers' index and the insertion numbers are not extended here: they are made from
+        the nodes on first use (:meth:`_reader_index`, :meth:`_added_index`), in the same order
+        and content, so a graph only read in order (``archc lint``) never pays for them."""
+        if self._nx is not None or (self._readers or self._added):  # (indexed: kept up to date node by node)
             for node in nodes:
                 self.add(node)
             return
-        known, readers, added, inputs = self._nodes, self._readers, self._added, self.inputs
-        adds = self._adds
+        self._readers = self._added = None
+        known, inputs = self._nodes, self.inputs
         self._topo = None
-        try:
-            for node in nodes:
-                name = node.name
-                if name in known:
-                    raise GraphError(f"duplicate node name '{name}'", node=name)
-                for value in node.inputs:
-                    producer = known.get(value.node)
-                    if producer is None or not 0 <= value.out < (len(producer.outputs) or value.out + 1):
-                        _check_value(known, value, f"node '{name}' reads")
-                added[name] = adds
-                adds += 1
-                known[name] = node
-                readers[name] = {}
+        for node in nodes:
+            name = node.name
+            if name in known:
+                raise GraphError(f"duplicate node name '{name}'", node=name)
+            for value in node.inputs:
+                producer = known.get(value.node)
+                if producer is None or not 0 <= value.out < (len(producer.outputs) or value.out + 1):
+                    _check_value(known, value, f"node '{name}' reads")
+            known[name] = node
+            if node.op == "input":
+                inputs.append(name)
+
+    def _reader_index(self) -> dict[str, dict[str, int]]:
+        """The readers' index (see ``_readers``), made from the nodes' inputs when :meth:`add_all`
+        left it unmade. (No rewiring happened since, so the nodes' order is the order readers
+        started reading.)"""
+        if self._readers is None:
+            readers: dict[str, dict[str, int]] = {name: {} for name in self._nodes}
+            for name, node in self._nodes.items():
                 for value in node.inputs:
                     of = readers[value.node]
                     of[name] = of.get(name, 0) + 1
-                if node.op == "input":
-                    inputs.append(name)
-        finally:
-            self._adds = adds
+            self._readers = readers
+        return self._readers
+
+    def _added_index(self) -> dict[str, int]:
+        """Node -> insertion number (see ``_added``), made when :meth:`add_all` left it unmade:
+        numbers in the nodes' order, which is the order they were added in."""
+        if self._added is None:
+            self._added = {name: k for k, name in enumerate(self._nodes)}
+            self._adds = len(self._added)
+        return self._added
 
     def set_inputs(self, name: str, inputs: list[Value]) -> None:
         """Rewire a node's inputs (used by passes); every input must be in the graph."""
@@ -226,7 +246,8 @@ class Graph:
         for value in inputs:
             _check_value(self._nodes, value, f"node '{name}' reads")
         self._topo = None
-        if any(self._added[v.node] >= self._added[name] for v in inputs):
+        added = self._added_index()
+        if any(added[v.node] >= added[name] for v in inputs):
             self._in_order = False
         self._unlink(node)
         if self._nx is not None:
@@ -253,10 +274,10 @@ class Graph:
                              "rewire them first (replace_all_uses_with)", node=name)
         self._topo = None
         self._unlink(self._nodes.pop(name))
-        del self._readers[name]
+        del self._reader_index()[name]
         if self._nx is not None:
             self._nx.remove_node(name)
-        del self._added[name]
+        del self._added_index()[name]
         self.weights.pop(name, None)
         if name in self.inputs:
             self.inputs.remove(name)
@@ -303,13 +324,13 @@ class Graph:
 
     def _link(self, node: Node) -> None:
         """Record ``node`` as a reader of its inputs' producers."""
-        readers, name = self._readers, node.name
+        readers, name = self._reader_index(), node.name
         for value in node.inputs:
             of = readers[value.node]
             of[name] = of.get(name, 0) + 1
 
     def _unlink(self, node: Node) -> None:
-        readers, name = self._readers, node.name
+        readers, name = self._reader_index(), node.name
         for value in node.inputs:
             of = readers[value.node]
             if of[name] == 1:
@@ -353,7 +374,7 @@ class Graph:
         if self._in_order:  # the order nodes were added in (what the sort below gives then)
             return iter(list(self._nodes.values()))
         if self._topo is None:
-            self._topo = _earliest_first_order(self._nodes, self._readers, self._added)
+            self._topo = _earliest_first_order(self._nodes, self._reader_index(), self._added_index())
         nodes = self._nodes
         return iter([nodes[name] for name in self._topo])
 
@@ -366,11 +387,11 @@ class Graph:
 
     def users(self, name: str) -> list[str]:
         """Distinct nodes that consume any output of ``name``."""
-        return list(self._readers[name])
+        return list(self._reader_index()[name])
 
     def uses(self, name: str) -> int:
         """How many input slots (plus graph outputs) read any output of ``name``."""
-        n = sum(self._readers[name].values())
+        n = sum(self._reader_index()[name].values())
         return n + sum(1 for v in self.outputs.values() if v.node == name)
 
     # -- printing -------------------------------------------------------------------
@@ -429,11 +450,11 @@ def _verify(graph: Graph) -> None:
             raise GraphError(f"node has no output types (op '{node.op}')", node=key)
         for value in node.inputs:
             _check_value(nodes, value, f"node '{key}' reads")
-    if graph._added.keys() != nodes.keys():
+    added = graph._added_index()
+    if added.keys() != nodes.keys():
         raise GraphError("the graph's record of when nodes were added disagrees with its nodes "
                          "(nodes added or removed outside add/erase?)",
-                         node=next(iter(graph._added.keys() ^ nodes.keys()), None))
-    added = graph._added
+                         node=next(iter(added.keys() ^ nodes.keys()), None))
     if graph._in_order:  # nodes() lists the nodes in the order they were added: it must be topological
         for key, node in nodes.items():
             late = next((v.node for v in node.inputs if added[v.node] >= added[key]), None)
@@ -468,9 +489,10 @@ def _verify_index(graph: Graph) -> None:
             of = expected[value.node]
             of[name] = of.get(name, 0) + 1
     culprit = None
-    if expected != graph._readers:
-        wrong = {reader for producer in expected.keys() | graph._readers.keys() for reader, _ in
-                 expected.get(producer, {}).items() ^ graph._readers.get(producer, {}).items()}
+    readers = graph._reader_index()
+    if expected != readers:
+        wrong = {reader for producer in expected.keys() | readers.keys() for reader, _ in
+                 expected.get(producer, {}).items() ^ readers.get(producer, {}).items()}
         culprit = next((key for key in graph._nodes if key in wrong), next(iter(wrong), None))
     elif graph._nx is not None:
         culprit = next((key for key, node in graph._nodes.items()
@@ -478,7 +500,7 @@ def _verify_index(graph: Graph) -> None:
                         != [(port, v.node, v.out) for port, v in enumerate(node.inputs)]), None)
     if culprit is not None:
         node = graph._nodes.get(culprit)
-        recorded = [p for p, of in graph._readers.items() if culprit in of]
+        recorded = [p for p, of in readers.items() if culprit in of]
         raise GraphError(f"the graph's edges into the node (from {recorded}) disagree with its inputs "
                          f"{[str(v) for v in node.inputs] if node else []} (inputs changed outside set_inputs?)",
                          node=culprit)
