@@ -28,7 +28,6 @@ def small_pieces(monkeypatch):
     """Pieces of a few hundred values, so that small models are split, drawn and written in many."""
     monkeypatch.setattr(weights, "PIECE_ELEMENTS", 258)
     monkeypatch.setattr(onnx_writer, "JOB_BYTES", 3000)
-    monkeypatch.setattr(onnx_writer, "PREFETCH_BYTES", 10_000)
 
 
 SPECS_UNDER_TEST = [
