@@ -136,3 +136,20 @@ def test_a_source_failing_mid_stream_stops_the_drawing_threads(tmp_path, small_p
     with pytest.raises(Exception, match="no space left on device"):
         write_onnx(parts, str(tmp_path / "m.onnx"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_arrays_drawn_in_pieces_on_threads_equal_init_array(small_pieces, monkeypatch):
+    """The --state-dict path (init_arrays, drawn_arrays): every piece of every array on a pool of
+    threads gives init_array's values, dtypes and shapes; sources that are not deferred pass as they are."""
+    monkeypatch.setattr(weights, "_PARALLEL_NUMEL", 10)
+    monkeypatch.setattr(weights, "_drawing_threads", lambda: 4)
+    items = [(f"layer{i}.weight", spec) for i, spec in enumerate(SPECS_UNDER_TEST)]
+    items.append(("bn.num_batches_tracked", ParamSpec((), "zeros", dtype="int64")))
+    drawn = weights.init_arrays(items, 9)
+    assert any(len(DeferredArray(k, s, 9).pieces()) > 2 for k, s in items)
+    for (key, spec), array in zip(items, drawn, strict=True):
+        expected = init_array(key, spec, 9)
+        assert array.dtype == expected.dtype and array.shape == expected.shape, key
+        np.testing.assert_array_equal(array, expected)
+    plain = np.arange(5.0)
+    assert list(weights.drawn_arrays([plain, DeferredArray(*items[0], 9)]))[0] is plain
