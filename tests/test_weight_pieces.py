@@ -3,6 +3,7 @@ file bytes) of drawing every array whole: the speed of ``archc build --target on
 change a single seeded value."""
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -153,3 +154,40 @@ def test_arrays_drawn_in_pieces_on_threads_equal_init_array(small_pieces, monkey
         np.testing.assert_array_equal(array, expected)
     plain = np.arange(5.0)
     assert list(weights.drawn_arrays([plain, DeferredArray(*items[0], 9)]))[0] is plain
+
+
+def _bytes_written(tmp_path: Path, parts, external: bool) -> list[bytes]:
+    """The bytes of the model (and its data file) written to a fresh folder, under one name."""
+    folder = tmp_path / str(len(list(tmp_path.iterdir())))
+    folder.mkdir()
+    path = folder / "m.onnx"
+    write_onnx(parts, str(path), external_data=external)
+    return [path.read_bytes()] + ([Path(f"{path}.data").read_bytes()] if external else [])
+
+
+@pytest.mark.parametrize("external", [False, True])
+def test_short_positional_writes_are_continued(tmp_path, small_pieces, monkeypatch, external):
+    """A pwritev may write fewer bytes than asked (it returns how many): the writer continues
+    from there, across buffer boundaries, so the file is complete."""
+    parts = build_onnx_parts(load_spec(str(SPECS / "resnet18.yaml"), {"image_size": 32}, None), seed=2)
+    expected = _bytes_written(tmp_path, parts, external)
+    real = os.pwritev
+    calls = []
+
+    def short(fd, buffers, offset):  # at most 1,000 bytes, and often a buffer cut in its middle
+        joined = b"".join(bytes(b) for b in buffers)[:1000]
+        calls.append(len(joined))
+        return real(fd, [joined], offset)
+
+    monkeypatch.setattr(os, "pwritev", short)
+    assert _bytes_written(tmp_path, parts, external) == expected
+    assert max(calls) == 1000
+
+
+def test_without_positional_writes_threads_seek_and_write_in_turn(tmp_path, small_pieces, monkeypatch):
+    """Where os.pwritev does not exist (not a POSIX system), the threads take turns at
+    seek + write on the file object: the same bytes."""
+    parts = build_onnx_parts(load_spec(str(SPECS / "resnet18.yaml"), {"image_size": 32}, None), seed=2)
+    expected = _bytes_written(tmp_path, parts, False) + _bytes_written(tmp_path, parts, True)
+    monkeypatch.delattr(os, "pwritev")
+    assert _bytes_written(tmp_path, parts, False) + _bytes_written(tmp_path, parts, True) == expected
