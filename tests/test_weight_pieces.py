@@ -3,6 +3,7 @@ file bytes) of drawing every array whole: the speed of ``archc build --target on
 change a single seeded value."""
 from __future__ import annotations
 
+import io
 import os
 import random
 from pathlib import Path
@@ -191,3 +192,14 @@ def test_without_positional_writes_threads_seek_and_write_in_turn(tmp_path, smal
     expected = _bytes_written(tmp_path, parts, False) + _bytes_written(tmp_path, parts, True)
     monkeypatch.delattr(os, "pwritev")
     assert _bytes_written(tmp_path, parts, False) + _bytes_written(tmp_path, parts, True) == expected
+
+
+def test_a_model_written_to_a_file_in_memory_is_the_same(small_pieces):
+    """A writer handed a file object without a descriptor (io.BytesIO: the atomic writer's
+    callers may buffer) writes the same bytes: the threads take turns at seek + write."""
+    parts = build_onnx_parts(load_spec(str(SPECS / "resnet18.yaml"), {"image_size": 32}, None), seed=2)
+    buffer = io.BytesIO(b"ahead")
+    buffer.seek(5)
+    onnx_writer._write_layout(buffer, onnx_writer._inline_layout(parts))
+    assert buffer.getvalue() == b"ahead" + assemble(parts).SerializeToString()
+    assert buffer.tell() == len(buffer.getvalue())

@@ -21,6 +21,7 @@ by a relative path. Both files are written atomically together
 from __future__ import annotations
 
 import errno
+import io
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -236,13 +237,22 @@ def _pwritev_all(fd: int, buffers: Sequence[Any], offset: int) -> None:
             views[0] = views[0][done:]
 
 
+def _descriptor(fh: BinaryIO) -> int | None:
+    """The file descriptor under ``fh``, or None for an in-memory file (``io.BytesIO``)."""
+    try:
+        return fh.fileno()
+    except (AttributeError, io.UnsupportedOperation):
+        return None
+
+
 def _positional_writer(fh: BinaryIO) -> WriteAt:
     """Writes at offsets from ``fh``'s current position: ``pwritev`` on its descriptor, so that
-    threads write at once without moving the file position; elsewhere seek and write under a lock."""
+    threads write at once without moving the file position; elsewhere (no ``pwritev``, or a file
+    in memory) seek and write under a lock."""
     fh.flush()
     base = fh.tell()
-    if hasattr(os, "pwritev"):
-        fd = fh.fileno()
+    fd = _descriptor(fh) if hasattr(os, "pwritev") else None
+    if fd is not None:
         return lambda buffers, offset: _pwritev_all(fd, buffers, base + offset)
     lock = threading.Lock()
 
