@@ -3,6 +3,8 @@ file bytes) of drawing every array whole: the speed of ``archc build --target on
 change a single seeded value."""
 from __future__ import annotations
 
+import io
+import os
 import random
 from pathlib import Path
 
@@ -28,7 +30,6 @@ def small_pieces(monkeypatch):
     """Pieces of a few hundred values, so that small models are split, drawn and written in many."""
     monkeypatch.setattr(weights, "PIECE_ELEMENTS", 258)
     monkeypatch.setattr(onnx_writer, "JOB_BYTES", 3000)
-    monkeypatch.setattr(onnx_writer, "PREFETCH_BYTES", 10_000)
 
 
 SPECS_UNDER_TEST = [
@@ -137,3 +138,68 @@ def test_a_source_failing_mid_stream_stops_the_drawing_threads(tmp_path, small_p
     with pytest.raises(Exception, match="no space left on device"):
         write_onnx(parts, str(tmp_path / "m.onnx"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_arrays_drawn_in_pieces_on_threads_equal_init_array(small_pieces, monkeypatch):
+    """The --state-dict path (init_arrays, drawn_arrays): every piece of every array on a pool of
+    threads gives init_array's values, dtypes and shapes; sources that are not deferred pass as they are."""
+    monkeypatch.setattr(weights, "_PARALLEL_NUMEL", 10)
+    monkeypatch.setattr(weights, "_drawing_threads", lambda: 4)
+    items = [(f"layer{i}.weight", spec) for i, spec in enumerate(SPECS_UNDER_TEST)]
+    items.append(("bn.num_batches_tracked", ParamSpec((), "zeros", dtype="int64")))
+    drawn = weights.init_arrays(items, 9)
+    assert any(len(DeferredArray(k, s, 9).pieces()) > 2 for k, s in items)
+    for (key, spec), array in zip(items, drawn, strict=True):
+        expected = init_array(key, spec, 9)
+        assert array.dtype == expected.dtype and array.shape == expected.shape, key
+        np.testing.assert_array_equal(array, expected)
+    plain = np.arange(5.0)
+    assert list(weights.drawn_arrays([plain, DeferredArray(*items[0], 9)]))[0] is plain
+
+
+def _bytes_written(tmp_path: Path, parts, external: bool) -> list[bytes]:
+    """The bytes of the model (and its data file) written to a fresh folder, under one name."""
+    folder = tmp_path / str(len(list(tmp_path.iterdir())))
+    folder.mkdir()
+    path = folder / "m.onnx"
+    write_onnx(parts, str(path), external_data=external)
+    return [path.read_bytes()] + ([Path(f"{path}.data").read_bytes()] if external else [])
+
+
+@pytest.mark.parametrize("external", [False, True])
+def test_short_positional_writes_are_continued(tmp_path, small_pieces, monkeypatch, external):
+    """A pwritev may write fewer bytes than asked (it returns how many): the writer continues
+    from there, across buffer boundaries, so the file is complete."""
+    parts = build_onnx_parts(load_spec(str(SPECS / "resnet18.yaml"), {"image_size": 32}, None), seed=2)
+    expected = _bytes_written(tmp_path, parts, external)
+    real = os.pwritev
+    calls = []
+
+    def short(fd, buffers, offset):  # at most 1,000 bytes, and often a buffer cut in its middle
+        joined = b"".join(bytes(b) for b in buffers)[:1000]
+        calls.append(len(joined))
+        return real(fd, [joined], offset)
+
+    monkeypatch.setattr(os, "pwritev", short)
+    assert _bytes_written(tmp_path, parts, external) == expected
+    assert max(calls) == 1000
+
+
+def test_without_positional_writes_threads_seek_and_write_in_turn(tmp_path, small_pieces, monkeypatch):
+    """Where os.pwritev does not exist (not a POSIX system), the threads take turns at
+    seek + write on the file object: the same bytes."""
+    parts = build_onnx_parts(load_spec(str(SPECS / "resnet18.yaml"), {"image_size": 32}, None), seed=2)
+    expected = _bytes_written(tmp_path, parts, False) + _bytes_written(tmp_path, parts, True)
+    monkeypatch.delattr(os, "pwritev")
+    assert _bytes_written(tmp_path, parts, False) + _bytes_written(tmp_path, parts, True) == expected
+
+
+def test_a_model_written_to_a_file_in_memory_is_the_same(small_pieces):
+    """A writer handed a file object without a descriptor (io.BytesIO: the atomic writer's
+    callers may buffer) writes the same bytes: the threads take turns at seek + write."""
+    parts = build_onnx_parts(load_spec(str(SPECS / "resnet18.yaml"), {"image_size": 32}, None), seed=2)
+    buffer = io.BytesIO(b"ahead")
+    buffer.seek(5)
+    onnx_writer._write_layout(buffer, onnx_writer._inline_layout(parts))
+    assert buffer.getvalue() == b"ahead" + assemble(parts).SerializeToString()
+    assert buffer.tell() == len(buffer.getvalue())

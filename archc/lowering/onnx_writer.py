@@ -20,12 +20,13 @@ by a relative path. Both files are written atomically together
 """
 from __future__ import annotations
 
+import errno
+import io
 import os
 import threading
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import onnx
@@ -46,8 +47,6 @@ ALIGNMENT = 64
 #: Tensors smaller than this stay inside the model file even with external data (as onnx's
 #: own converter does: a separate location costs more than it saves).
 EXTERNAL_MIN_BYTES = 1024
-#: Values drawn ahead of the piece being written: at most this many bytes (or one job).
-PREFETCH_BYTES = 256 * 2 ** 20
 #: Pieces handed to a drawing thread at once: small tensors are grouped up to this many bytes.
 JOB_BYTES = 4 * 2 ** 20
 
@@ -181,6 +180,26 @@ def _workers() -> int:
     return max(1, min(8, cores))
 
 
+class _Region(NamedTuple):
+    """A tensor's place in a file: ``prefix`` (its protobuf headers, or padding) at ``offset``,
+    then the source's values."""
+
+    offset: int
+    prefix: bytes
+    source: Any
+
+
+@dataclass
+class _Layout:
+    """Where everything goes in one file of ``size`` bytes: ``head`` at its start, each region,
+    and ``tail`` at its end, with nothing in between (regions are contiguous)."""
+
+    head: bytes
+    regions: list[_Region]
+    tail: bytes
+    size: int
+
+
 def _jobs(sources: Sequence[Any]) -> list[list[tuple[int, int, int]]]:
     """Every piece of every source as ``(source index, start, stop)``, in file order, grouped into
     jobs of at least :data:`JOB_BYTES` (many small tensors go to a thread together)."""
@@ -197,87 +216,147 @@ def _jobs(sources: Sequence[Any]) -> list[list[tuple[int, int, int]]]:
     return jobs
 
 
-def _drawn(sources: Sequence[Any]) -> Iterator[tuple[int, np.ndarray]]:
-    """``(source index, values)`` of every piece of every source in order, drawn on a pool of
-    threads (numpy's generators and arithmetic release the GIL) up to :data:`PREFETCH_BYTES`
-    ahead of the caller, who writes them; every source yields at least one piece."""
-    jobs = _jobs(sources)
-    itemsizes = [np.dtype(s.dtype).itemsize for s in sources]
-    job_bytes = [sum((stop - start) * itemsizes[i] for i, start, stop in job) for job in jobs]
+#: Buffers in one positional write at most (Linux's IOV_MAX).
+_IOV_MAX = 1024
 
+#: Writes ``buffers`` one after the other from byte ``offset`` of the output, from any thread.
+WriteAt = Callable[[Sequence[Any], int], None]
+
+
+def _pwritev_all(fd: int, buffers: Sequence[Any], offset: int) -> None:
+    """``os.pwritev`` until every byte is written (a call may write less than asked)."""
+    views = [memoryview(b).cast("B") for b in buffers if len(b)]
+    while views:
+        done = os.pwritev(fd, views[:_IOV_MAX], offset)
+        if done <= 0:
+            raise OSError(errno.EIO, "the output accepted no more bytes")
+        offset += done
+        while views and done >= len(views[0]):
+            done -= len(views.pop(0))
+        if done:
+            views[0] = views[0][done:]
+
+
+def _descriptor(fh: BinaryIO) -> int | None:
+    """The file descriptor under ``fh``, or None for an in-memory file (``io.BytesIO``)."""
+    try:
+        return fh.fileno()
+    except (AttributeError, io.UnsupportedOperation):
+        return None
+
+
+def _positional_writer(fh: BinaryIO) -> WriteAt:
+    """Writes at offsets from ``fh``'s current position: ``pwritev`` on its descriptor, so that
+    threads write at once without moving the file position; elsewhere (no ``pwritev``, or a file
+    in memory) seek and write under a lock."""
+    fh.flush()
+    base = fh.tell()
+    fd = _descriptor(fh) if hasattr(os, "pwritev") else None
+    if fd is not None:
+        return lambda buffers, offset: _pwritev_all(fd, buffers, base + offset)
+    lock = threading.Lock()
+
+    def write_at(buffers: Sequence[Any], offset: int) -> None:
+        with lock:
+            fh.seek(base + offset)
+            fh.writelines(buffers)
+
+    return write_at
+
+
+def _draw_and_write(regions: Sequence[_Region], write_at: WriteAt) -> Iterator[int]:
+    """Draw every piece of every region's source on a pool of threads (numpy's generators and
+    arithmetic, and writing, release the GIL); each thread writes what it drew at its place,
+    straight from the memory it drew into, one positional write per job. Yields the bytes of
+    each job in file order as it is done; a failing job's error is raised at its turn."""
+    jobs = _jobs([r.source for r in regions])
     buffers = _Buffers()
 
-    def run(job: list[tuple[int, int, int]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def run(job: list[tuple[int, int, int]]) -> int:
         taken: list[np.ndarray] = []
 
         def allocate(count: int, dtype: np.dtype) -> np.ndarray:
             taken.append(buffers.take(count * np.dtype(dtype).itemsize))
             return taken[-1][:count * np.dtype(dtype).itemsize].view(dtype)
 
-        return [draw_piece(sources[i], start, stop, allocate) for i, start, stop in job], taken
+        try:
+            return _write_job([(regions[i], start, stop) for i, start, stop in job], allocate, write_at)
+        finally:
+            buffers.give(taken)  # written (or failed): the memory serves the next job
 
     pool = ThreadPoolExecutor(_workers())
     try:
-        pending: deque[tuple[Future, int]] = deque()
-        ahead = submitted = 0
-        for job in jobs:
-            while submitted < len(jobs) and (not pending or ahead + job_bytes[submitted] <= PREFETCH_BYTES):
-                pending.append((pool.submit(run, jobs[submitted]), job_bytes[submitted]))
-                ahead += job_bytes[submitted]
-                submitted += 1
-            future, size = pending.popleft()
-            ahead -= size
-            pieces, taken = future.result()
-            for (index, _, _), values in zip(job, pieces):
-                yield index, values
-            buffers.give(taken)  # the caller has written this job's pieces
+        futures = [pool.submit(run, job) for job in jobs]
+        for future in futures:
+            yield future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _write_array(fh: BinaryIO, array: np.ndarray) -> None:
-    if array.size:
-        fh.write(array.reshape(-1).view(np.uint8).data)  # the array's own buffer, no copy
+def _write_job(pieces: list[tuple[_Region, int, int]], allocate: Callable[[int, np.dtype], np.ndarray],
+               write_at: WriteAt) -> int:
+    """Draw the pieces and write each contiguous run of them (with the prefix of each region
+    that starts in it) in one positional write; returns the bytes of values written."""
+    run: list[Any] = []
+    run_start = run_end = total = 0
+    for region, start, stop in pieces:
+        values = draw_piece(region.source, start, stop, allocate).reshape(-1).view(np.uint8)
+        chunk = [region.prefix, values] if start == 0 else [values]
+        at = region.offset if start == 0 else \
+            region.offset + len(region.prefix) + start * np.dtype(region.source.dtype).itemsize
+        if run and at != run_end:
+            write_at(run, run_start)
+            run = []
+        if not run:
+            run_start = run_end = at
+        run.extend(chunk)
+        run_end += sum(len(c) for c in chunk)
+        total += len(values)
+    if run:
+        write_at(run, run_start)
+    return total
+
+
+def _write_layout(fh: BinaryIO, layout: _Layout) -> None:
+    """Write ``layout`` from ``fh``'s position, which ends after it."""
+    base = fh.tell()
+    write_at = _positional_writer(fh)
+    write_at([layout.head], 0)
+    total = sum(_nbytes(r.source) for r in layout.regions)
+    with task("writing weights", total=total, unit=Unit.BYTES) as bar:
+        for written in _draw_and_write(layout.regions, write_at):
+            bar.advance(written)
+    write_at([layout.tail], layout.size - len(layout.tail))
+    fh.seek(base + layout.size)
 
 
 def serialized_size(parts: OnnxParts) -> int:
     """The size in bytes of the model written as one file (weights inline)."""
-    head, tail = _split(parts.model, _MODEL_GRAPH)
-    graph = _inline_graph_size(parts)
-    return len(head) + len(_field_header(_MODEL_GRAPH, graph)) + graph + len(tail)
+    return _inline_layout(parts).size
 
 
-def _inline_entry(name: str, source: Any) -> tuple[bytes, int]:
-    """An initializer's bytes before its data (graph field header, tensor header, raw_data
-    header) and its data's length."""
+def _inline_entry(name: str, source: Any) -> bytes:
+    """An initializer's bytes before its data: graph field header, tensor header, raw_data header."""
     header = _tensor_header(name, source).SerializeToString()
     size = _nbytes(source)
     raw = _field_header(_TENSOR_RAW_DATA, size)
-    return _field_header(_GRAPH_INITIALIZER, len(header) + len(raw) + size) + header + raw, size
+    return _field_header(_GRAPH_INITIALIZER, len(header) + len(raw) + size) + header + raw
 
 
-def _inline_graph_size(parts: OnnxParts) -> int:
-    low, high = _split(parts.model.graph, _GRAPH_INITIALIZER)
-    entries = sum(len(prefix) + size for prefix, size in (_inline_entry(n, s) for n, s in parts.initializers))
-    return len(low) + entries + len(high)
-
-
-def _write_inline(fh: BinaryIO, parts: OnnxParts) -> None:
+def _inline_layout(parts: OnnxParts) -> _Layout:
+    """The model as one file: the protobuf encoding of the model with its initializers, fields
+    in field-number order (so it equals ``SerializeToString``)."""
     head, tail = _split(parts.model, _MODEL_GRAPH)
     low, high = _split(parts.model.graph, _GRAPH_INITIALIZER)
-    prefixes = [_inline_entry(n, s)[0] for n, s in parts.initializers]
-    graph_size = len(low) + len(high) + sum(len(p) + _nbytes(s) for p, (_, s) in zip(prefixes, parts.initializers))
-    fh.write(head + _field_header(_MODEL_GRAPH, graph_size) + low)
-    total = sum(_nbytes(s) for _, s in parts.initializers)
-    current = -1
-    with task("writing weights", total=total, unit=Unit.BYTES) as bar:
-        for index, values in _drawn([s for _, s in parts.initializers]):
-            if index != current:
-                current = index
-                fh.write(prefixes[index])
-            _write_array(fh, values)
-            bar.advance(values.nbytes)
-    fh.write(high + tail)
+    entries = [(_inline_entry(name, source), source) for name, source in parts.initializers]
+    weights = sum(len(prefix) + _nbytes(source) for prefix, source in entries)
+    start = head + _field_header(_MODEL_GRAPH, len(low) + weights + len(high)) + low
+    regions: list[_Region] = []
+    offset = len(start)
+    for prefix, source in entries:
+        regions.append(_Region(offset, prefix, source))
+        offset += len(prefix) + _nbytes(source)
+    return _Layout(start, regions, high + tail, offset + len(high) + len(tail))
 
 
 def data_file_name(path: str) -> str:
@@ -285,12 +364,12 @@ def data_file_name(path: str) -> str:
     return os.path.basename(path) + ".data"
 
 
-def _external_layout(parts: OnnxParts, location: str) -> tuple[onnx.ModelProto, list[tuple[int, Any]]]:
+def _external_layout(parts: OnnxParts, location: str) -> tuple[onnx.ModelProto, _Layout]:
     """The model with every initializer in place (large ones pointing into ``location``) and
-    the (offset, source) of each tensor the data file holds, in file order."""
+    the layout of the data file: each tensor it holds after zeros up to its aligned offset."""
     model = onnx.ModelProto()
     model.CopyFrom(parts.model)
-    placed: list[tuple[int, Any]] = []
+    regions: list[_Region] = []
     offset = 0
     for name, source in parts.initializers:
         tensor = model.graph.initializer.add()
@@ -299,28 +378,15 @@ def _external_layout(parts: OnnxParts, location: str) -> tuple[onnx.ModelProto, 
             tensor.CopyFrom(_tensor_header(name, source))
             tensor.raw_data = _little_endian(np.asarray(source)).tobytes()
             continue
-        offset += -offset % ALIGNMENT
+        padding = -offset % ALIGNMENT
         tensor.CopyFrom(_tensor_header(name, source))
         tensor.data_location = onnx.TensorProto.EXTERNAL
-        for key, value in (("location", location), ("offset", str(offset)), ("length", str(size))):
+        for key, value in (("location", location), ("offset", str(offset + padding)), ("length", str(size))):
             entry = tensor.external_data.add()
             entry.key, entry.value = key, value
-        placed.append((offset, source))
-        offset += size
-    return model, placed
-
-
-def _write_data(fh: BinaryIO, placed: list[tuple[int, Any]]) -> None:
-    position, current = 0, -1
-    with task("writing weights", total=sum(_nbytes(s) for _, s in placed), unit=Unit.BYTES) as bar:
-        for index, values in _drawn([s for _, s in placed]):
-            if index != current:
-                current = index
-                fh.write(b"\0" * (placed[index][0] - position))
-                position = placed[index][0]
-            _write_array(fh, values)
-            position += values.nbytes
-            bar.advance(values.nbytes)
+        regions.append(_Region(offset, b"\0" * padding, source))
+        offset += padding + size
+    return model, _Layout(b"", regions, b"", offset)
 
 
 def write_onnx(parts: OnnxParts, path: str, *, external_data: bool | None = None,
@@ -334,16 +400,15 @@ def write_onnx(parts: OnnxParts, path: str, *, external_data: bool | None = None
     """
     weight_bytes = sum(_nbytes(s) for _, s in parts.initializers)
     nodes = len(parts.model.graph.node)
-    size = serialized_size(parts)
+    inline = _inline_layout(parts) if not external_data else None
     if external_data is None:
-        external_data = size > INLINE_LIMIT
+        external_data = inline.size > INLINE_LIMIT
     if not external_data:
-        write_atomic_files([(path, Streamed(lambda fh: _write_inline(fh, parts), size))], option)
+        write_atomic_files([(path, Streamed(lambda fh: _write_layout(fh, inline), inline.size))], option)
         return WrittenOnnx(path, None, nodes, len(parts.initializers), weight_bytes)
     data_path = os.path.join(os.path.dirname(path), data_file_name(path))
-    model, placed = _external_layout(parts, data_file_name(path))
-    data_size = placed[-1][0] + _nbytes(placed[-1][1]) if placed else 0
-    write_atomic_files([(data_path, Streamed(lambda fh: _write_data(fh, placed), data_size)),
+    model, layout = _external_layout(parts, data_file_name(path))
+    write_atomic_files([(data_path, Streamed(lambda fh: _write_layout(fh, layout), layout.size)),
                         (path, model.SerializeToString())], option)
     return WrittenOnnx(path, data_path, nodes, len(parts.initializers), weight_bytes)
 

@@ -29,7 +29,7 @@ from torch import nn
 from archc.errors import Diagnostic, Location, SpecError, did_you_mean
 from archc.ir.graph import Graph
 from archc.ops.weights import init_array, tied_params
-from archc.ops.weights import param_entries
+from archc.ops.weights import drawn_arrays, param_entries
 from archc.lowering import graph_weights
 from archc.lowering.torch_source import Provenance, class_name_for, write_source
 from archc.ops.base import param_key
@@ -90,9 +90,10 @@ def state_dict_from_graph(graph: Graph, seed: int = 0) -> dict[str, torch.Tensor
     weights = graph_weights(graph, seed)
     result: dict[str, torch.Tensor] = {}
     entries = list(param_entries(graph))
+    arrays = drawn_arrays([weights[e.node][e.param] for e in entries])  # in pieces, on threads
     with task("drawing weights", total=len(entries), unit=Unit.ITEMS) as bar:
-        for key, node, pname, spec in entries:
-            result[key] = torch.tensor(np.asarray(weights[node][pname], dtype=spec.dtype))
+        for (key, _, _, spec), array in zip(entries, arrays):
+            result[key] = torch.tensor(np.asarray(array, dtype=spec.dtype))
             bar.advance()
     return result
 

@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import zlib
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -264,22 +264,52 @@ def _uniform_into(rng: np.random.Generator, out: np.ndarray, bound: float) -> No
 _PARALLEL_NUMEL = 1 << 20
 
 
-def init_arrays(items: Sequence[tuple[str, ParamSpec]], seed: int) -> list[np.ndarray]:
-    """:func:`init_array` of every ``(key, spec)``, in order; large sets are drawn on threads.
+def _drawing_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
-    numpy's generators release the GIL while they fill an array, so big models are drawn
-    on all cores, largest arrays first. The values are the same as one at a time: each
-    array has its own generator, whichever thread draws it.
-    """
-    workers = min(4, os.cpu_count() or 1)
-    if workers < 2 or sum(spec.numel for _, spec in items) < _PARALLEL_NUMEL:
-        return [init_array(key, spec, seed) for key, spec in items]
+
+def drawn_arrays(sources: Sequence[Any]) -> Iterator[Any]:
+    """Each source in order, deferred arrays drawn (others as they are). Large sets are drawn in
+    their pieces on a pool of threads (numpy's generators and arithmetic release the GIL), so
+    all cores work even on one large tensor; the values are those of drawing each array whole:
+    a piece comes from its array's own generator advanced to it, whichever thread draws it."""
+    sources = list(sources)
+    workers = min(8, _drawing_threads())
+    if workers < 2 or sum(s.spec.numel for s in sources if isinstance(s, DeferredArray)) < _PARALLEL_NUMEL:
+        yield from (np.asarray(s) if isinstance(s, DeferredArray) else s for s in sources)
+        return
     from concurrent.futures import ThreadPoolExecutor
 
-    order = sorted(range(len(items)), key=lambda i: -items[i][1].numel)
-    with ThreadPoolExecutor(workers) as pool:
-        drawn = dict(zip(order, pool.map(lambda i: init_array(*items[i], seed), order)))
-    return [drawn[i] for i in range(len(items))]
+    def draw_into(flat: np.ndarray, source: DeferredArray, start: int, stop: int) -> np.ndarray:
+        return source.draw(start, stop, lambda count, dtype: flat[start:start + count])
+
+    pool = ThreadPoolExecutor(workers)
+    try:
+        planned: list[tuple[Any, list]] = []  # (the result, or None for a whole draw's; its draws)
+        for source in sources:
+            pieces = source.pieces() if isinstance(source, DeferredArray) else []
+            if len(pieces) == 1:
+                planned.append((None, [pool.submit(np.asarray, source)]))
+            elif pieces:
+                flat = np.empty(source.spec.numel, source.dtype)
+                planned.append((flat.reshape(source.shape),
+                                [pool.submit(draw_into, flat, source, start, stop) for start, stop in pieces]))
+            else:
+                planned.append((source, []))
+        for result, futures in planned:
+            drawn = [f.result() for f in futures]
+            yield drawn[0] if result is None else result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def init_arrays(items: Sequence[tuple[str, ParamSpec]], seed: int) -> list[np.ndarray]:
+    """:func:`init_array` of every ``(key, spec)``, in order; large sets are drawn in pieces on
+    threads (:func:`drawn_arrays`), with the same values."""
+    return list(drawn_arrays([DeferredArray(key, spec, seed) for key, spec in items]))
 
 
 def initial_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
