@@ -276,9 +276,14 @@ class Lowered:
         self.nodes: dict[str, Node] = {n.name: n for n in self.order}
         self._readers: dict[Value, set[str]] | None = None
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
+        #: text key (:meth:`text_key`) -> the op's texts, shared by the nodes with that key
+        self._texts: dict[tuple, tuple[Any, list[TensorType], str | None, str | None]] = {}
+        self._text_keys: dict[str, tuple] = {}
+        #: (text key, input count, has a module) -> the op's forward text with placeholders
+        self._forwards: dict[tuple, str] = {}
         self._resets: dict[tuple, tuple[str, ...]] = {}
         self._node_resets: dict[str, tuple[str, ...]] = {}
-        #: (node, attribute) -> where its value shows in the node's texts (torch_args' probes)
+        #: (text key, attribute) -> where its value shows in the node's texts (torch_args' probes)
         self.probed: dict[tuple[str, str], Any] = {}
         self._attrs_keys: dict[str, Any] = {}
         #: functional nodes written as their op's module form (links of an nn.Sequential class)
@@ -347,20 +352,37 @@ class Lowered:
             return [f"{_MODULE_MARK}.reset_parameters()"]
         return []
 
+    def text_key(self, node: Node) -> tuple:
+        """What an op's texts for ``node`` depend on: its op, attributes (and which of them the
+        spec computes), input types and whether it is written in module form; nodes with equal
+        keys get the same texts, asked of the op once."""
+        found = self._text_keys.get(node.name)
+        if found is None:
+            types = self.type_of
+            found = self._text_keys[node.name] = (
+                node.op, self.attrs_key(node), tuple(node.attr_exprs), tuple([types(v) for v in node.inputs]),
+                node.name in self.as_module)
+        return found
+
     def __call__(self, node: Node) -> tuple[Any, list[TensorType], str | None, str | None]:
         """(op, input types, module constructor or None, parameter tensor source or None)."""
         found = self._cache.get(node.name)
         if found is None:
-            op, ins = registry.lookup(node.op), [self.type_of(v) for v in node.inputs]
-            tensor = op.torch_parameter(node, ins)
-            ctor = self.module(op, node, ins) if tensor is None else None
-            found = self._cache[node.name] = (op, ins, ctor, tensor)
+            key = self.text_key(node)
+            found = self._texts.get(key)
+            if found is None:
+                op, ins = registry.lookup(node.op), list(key[3])
+                tensor = op.torch_parameter(node, ins)
+                ctor = self.module(op, node, ins) if tensor is None else None
+                found = self._texts[key] = (op, ins, ctor, tensor)
+            self._cache[node.name] = found
         return found
 
     def write_as_module(self, node: Node) -> None:
         """Write the functional ``node`` as its op's module form from now on."""
         self.as_module.add(node.name)
         self._cache.pop(node.name, None)
+        self._text_keys.pop(node.name, None)
         self._node_resets.pop(node.name, None)
         self.classes.update(registry.lookup(node.op).torch_classes)
 
@@ -369,6 +391,16 @@ class Lowered:
         if node.name in self.as_module:
             return op.torch_module_form(node, ins)
         return op.torch_module(node, ins)
+
+    def forward_text(self, node: Node, args: tuple[str, ...], module: str | None) -> str:
+        """:meth:`forward` of ``node`` with these argument and module texts, asked of the op once
+        per text key (:meth:`text_key`)."""
+        key = (self.text_key(node), args, module)
+        found = self._forwards.get(key)
+        if found is None:
+            op, ins, _, _ = self(node)
+            found = self._forwards[key] = self.forward(op, node, ins, list(args), module)
+        return found
 
     def forward(self, op: Any, node: Node, ins: list[TensorType], args: list[str], module: str | None) -> str:
         """The op's forward text; a node written as its op's module form calls that module."""
