@@ -279,8 +279,9 @@ class Lowered:
         #: text key (:meth:`text_key`) -> the op's texts, shared by the nodes with that key
         self._texts: dict[tuple, tuple[Any, list[TensorType], str | None, str | None]] = {}
         self._text_keys: dict[str, tuple] = {}
-        #: (text key, input count, has a module) -> the op's forward text with placeholders
+        #: (text key, argument texts, module text) -> the op's forward text
         self._forwards: dict[tuple, str] = {}
+        self._tree_pieces: dict[tuple, tuple[Any, tuple[int, ...]]] = {}
         self._resets: dict[tuple, tuple[str, ...]] = {}
         self._node_resets: dict[str, tuple[str, ...]] = {}
         #: (text key, attribute) -> where its value shows in the node's texts (torch_args' probes)
@@ -376,6 +377,25 @@ class Lowered:
                 ctor = self.module(op, node, ins) if tensor is None else None
                 found = self._texts[key] = (op, ins, ctor, tensor)
             self._cache[node.name] = found
+        return found
+
+    def tree_piece(self, node: Node) -> tuple[Any, tuple[int, ...]]:
+        """What ``node`` puts in its instance's module tree, cut at its integers (:func:`split_numbers`):
+        (("module", pieces) | ("param", pieces, is a buffer) | None, the integers); once per text key."""
+        key = self.text_key(node)
+        found = self._tree_pieces.get(key)
+        if found is None:
+            op, ins, ctor, tensor = self(node)
+            if ctor is not None:
+                cut, values = split_numbers(ctor)
+                found = (("module", cut), values)
+            elif tensor is not None:
+                own = op.params(node, ins).get("")
+                cut, values = split_numbers(tensor)
+                found = (("param", cut, own is not None and own.buffer), values)
+            else:
+                found = (None, ())
+            self._tree_pieces[key] = found
         return found
 
     def write_as_module(self, node: Node) -> None:
