@@ -277,12 +277,13 @@ class Lowered:
         self._readers: dict[Value, set[str]] | None = None
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
         #: text key (:meth:`text_key`) -> the op's texts, shared by the nodes with that key
-        self._texts: dict[tuple, tuple[Any, list[TensorType], str | None, str | None]] = {}
-        self._text_keys: dict[str, tuple] = {}
+        self._texts: dict[int, tuple[Any, list[TensorType], str | None, str | None]] = {}
+        self._text_numbers: dict[tuple, int] = {}
+        self._text_keys: dict[str, int] = {}
         #: (text key, argument texts, module text) -> the op's forward text
         self._forwards: dict[tuple, str] = {}
-        self._tree_pieces: dict[tuple, tuple[Any, tuple[int, ...]]] = {}
-        self._resets: dict[tuple, tuple[str, ...]] = {}
+        self._tree_pieces: dict[int, tuple[Any, tuple[int, ...]]] = {}
+        self._resets: dict[int, tuple[str, ...]] = {}
         self._node_resets: dict[str, tuple[str, ...]] = {}
         #: (text key, attribute) -> where its value shows in the node's texts (torch_args' probes)
         self.probed: dict[tuple[str, str], Any] = {}
@@ -327,14 +328,14 @@ class Lowered:
     def reset_texts(self, node: Node) -> tuple[str, ...]:
         """The op's reset statements for ``node`` (:meth:`OpDef.torch_reset`) with a marker for
         its module (:func:`fill_resets` puts the module's expression there), asked of the op once
-        per op, attributes and input types, and looked up once per node."""
+        per text key (:meth:`text_key`), and looked up once per node."""
         found = self._node_resets.get(node.name)
         if found is None:
             op, ins, ctor, tensor = self(node)
             if op.always_learned and ctor is not None and type(op).torch_reset is OpDef.torch_reset:
                 found = self._node_resets[node.name] = _RESET_OWN  # the default's answer, sizes unread
                 return found
-            key = (node.op, self.attrs_key(node), tuple(ins))
+            key = self.text_key(node)
             found = self._resets.get(key)
             if found is None:
                 found = self._resets[key] = tuple(self._reset_text(node, op, ins, ctor, tensor))
@@ -353,16 +354,18 @@ class Lowered:
             return [f"{_MODULE_MARK}.reset_parameters()"]
         return []
 
-    def text_key(self, node: Node) -> tuple:
-        """What an op's texts for ``node`` depend on: its op, attributes (and which of them the
-        spec computes), input types and whether it is written in module form; nodes with equal
-        keys get the same texts, asked of the op once."""
+    def text_key(self, node: Node) -> int:
+        """A number for what an op's texts for ``node`` depend on: its op, attributes (and which
+        of them the spec computes), input types and whether it is written in module form. Nodes
+        with equal numbers get the same texts, asked of the op once (a number: the attributes and
+        types are hashed once per node, not on every look-up)."""
         found = self._text_keys.get(node.name)
         if found is None:
             types = self.type_of
-            found = self._text_keys[node.name] = (
-                node.op, self.attrs_key(node), tuple(node.attr_exprs), tuple([types(v) for v in node.inputs]),
-                node.name in self.as_module)
+            key = (node.op, self.attrs_key(node), tuple(node.attr_exprs), tuple([types(v) for v in node.inputs]),
+                   node.name in self.as_module)
+            found = self._text_numbers.setdefault(key, len(self._text_numbers))
+            self._text_keys[node.name] = found
         return found
 
     def __call__(self, node: Node) -> tuple[Any, list[TensorType], str | None, str | None]:
@@ -372,7 +375,7 @@ class Lowered:
             key = self.text_key(node)
             found = self._texts.get(key)
             if found is None:
-                op, ins = registry.lookup(node.op), list(key[3])
+                op, ins = registry.lookup(node.op), [self.type_of(v) for v in node.inputs]
                 tensor = op.torch_parameter(node, ins)
                 ctor = self.module(op, node, ins) if tensor is None else None
                 found = self._texts[key] = (op, ins, ctor, tensor)

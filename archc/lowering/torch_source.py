@@ -156,22 +156,13 @@ class _Planner:
         return body
 
     def _premerge_leaves(self, leaf_groups: dict[tuple[str, str], list[list[Body]]]) -> None:
-        """Premerge each (block, skeleton) of instances without children that depth-by-depth
-        resolution would serve by several classes (its instances at each depth resolve to other
-        arguments): one class, resolved over all, its bodies in the order those classes had."""
+        """Premerge each (block, skeleton) of instances without children met at several depths:
+        one class, resolved over all its instances (where its instances at each depth resolve
+        alike, that is the class each depth would give; where not, one class rather than one
+        per depth)."""
         for key, groups in leaf_groups.items():
-            if key in self.premerged or len(groups) < 2:
-                continue
-            classes: list[tuple[ClassArgs, list[Body]]] = []
-            for bodies in groups:
-                args = self._resolve(key, bodies)
-                found = next((served for known, served in classes if known == args), None)
-                if found is None:
-                    classes.append((args, list(bodies)))
-                else:
-                    found.extend(bodies)
-            if len(classes) > 1:
-                self.premerged[key] = [b for _, served in classes for b in served]
+            if key not in self.premerged and len(groups) > 1:
+                self.premerged[key] = [b for bodies in groups for b in bodies]
 
     def _as_earlier(self, inst: Instance) -> Body | None:
         """The earlier plan's body of ``inst`` if its children are built by the same calls
