@@ -312,11 +312,12 @@ def test_a_block_at_several_depths_is_one_class_over_all_its_instances():
                                   "resnet50"])
 def test_lowering_shortcuts_write_what_lowering_every_instance_writes(name, monkeypatch):
     """Instances lowered once for several (equal signatures, equal shapes with other numbers, the
-    second plan's bodies taken from the first) give the file that lowering each one in full
-    gives: these specs cover variadic blocks, nn.Sequential children, a second plan, skip labels
-    and an op whose text changes with its numbers."""
+    second plan's bodies taken from the first) and op texts asked once for all nodes with equal
+    text keys give the file that lowering each instance in full, asking each node's op, gives:
+    these specs cover variadic blocks, nn.Sequential children, blocks at several depths, skip
+    labels and an op whose text changes with its numbers."""
     from archc.analysis.skips import merge_labels
-    from archc.lowering import torch_source
+    from archc.lowering import torch_plan, torch_source
 
     graph = load_spec(ROOT / f"specs/{name}.yaml")
     labels = merge_labels(analyze(graph, paths=False))
@@ -333,6 +334,8 @@ def test_lowering_shortcuts_write_what_lowering_every_instance_writes(name, monk
     monkeypatch.setattr(torch_source, "reuse", full)
     monkeypatch.setattr(torch_source, "relower", lambda writer, template, inst, texts: full(writer, template, inst))
     monkeypatch.setattr(torch_source._Planner, "_as_earlier", lambda self, inst: None)
+    # every node its own text key: its op asked for its own texts
+    monkeypatch.setattr(torch_plan.Lowered, "text_key", lambda self, node: (node.name, node.name in self.as_module))
     assert generate_source(graph, labels=labels) == fast
     assert counts["full"] > 0
 
