@@ -70,7 +70,7 @@ class BodyWriter:
         #: (node, its parameter, owner node, owner's parameter) of every tied parameter
         self.tied = [(n.name, p, owner, op) for n in self.lowered.order
                      for p, (owner, op) in tied_params(n).items()]
-        self.graph_outputs = set(graph.outputs.values())
+        self.graph_outputs = {(v.node, v.out) for v in graph.outputs.values()}
 
     # -- what becomes an nn.Sequential ----------------------------------------------------------
     def as_sequential(self, inst: Instance) -> list[Node | Instance] | None:
@@ -143,7 +143,7 @@ class BodyWriter:
         return None, True
 
     def _read_outside(self, value: Value, allowed: set[str]) -> bool:
-        return value in self.graph_outputs or bool(self.lowered.readers(value) - allowed)
+        return (value.node, value.out) in self.graph_outputs or not self.lowered.readers(value) <= allowed
 
     def chain(self, level: dict[str, Any]) -> list[Instance] | None:
         """Children of a container that run in series, each reading only the previous one's output."""

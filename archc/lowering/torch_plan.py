@@ -177,15 +177,16 @@ def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[
     root.outputs = list(graph.outputs.values())
     paths = {n.name: [i.path for i in n.scope] for n in nodes}
     order = {name: i for i, name in enumerate(paths)}
-    found: dict[str, dict[Value, None]] = {p: {} for p in by_path if p}
+    # keyed by (node, output): a Value's own hash is a Python-level call
+    found: dict[str, dict[tuple[str, int], Value]] = {p: {} for p in by_path if p}
     reads = [(v, paths[u.name]) for u in nodes for v in u.inputs]
     reads += [(v, []) for v in graph.outputs.values()]
     for value, user_paths in reads:
         for path in paths[value.node]:
             if path not in user_paths:
-                found[path][value] = None
+                found[path].setdefault((value.node, value.out), value)
     for path, values in found.items():
-        by_path[path].outputs = sorted(values, key=lambda v: (order[v.node], v.out))
+        by_path[path].outputs = sorted(values.values(), key=lambda v: (order[v.node], v.out))
 
 
 # -- one instance, lowered with holes -----------------------------------------------------------
@@ -274,7 +275,7 @@ class Lowered:
         self.graph = graph
         self.order: list[Node] = list(graph.nodes())
         self.nodes: dict[str, Node] = {n.name: n for n in self.order}
-        self._readers: dict[Value, set[str]] | None = None
+        self._readers: dict[tuple[str, int], set[str]] | None = None
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
         #: text key (:meth:`text_key`) -> the op's texts, shared by the nodes with that key
         self._texts: dict[int, tuple[Any, list[TensorType], str | None, str | None]] = {}
@@ -306,13 +307,13 @@ class Lowered:
 
     def readers(self, value: Value) -> set[str]:
         """The nodes that read ``value`` (the graph's edges are its nodes' inputs: all read in
-        one pass on first asking)."""
+        one pass on first asking, keyed by (node, output) so that no look-up hashes a Value)."""
         if self._readers is None:
             self._readers = {}
             for node in self.order:
                 for read in node.inputs:
-                    self._readers.setdefault(read, set()).add(node.name)
-        return self._readers.get(value, _NO_READERS)
+                    self._readers.setdefault((read.node, read.out), set()).add(node.name)
+        return self._readers.get((value.node, value.out), _NO_READERS)
 
     def users(self, name: str) -> list[str]:
         """Distinct nodes that read an output of ``name``."""
