@@ -267,9 +267,9 @@ class VarNames:
 
 
 class Lowered:
-    """The graph read once: nodes in forward order, by name, their users, and each node's op,
-    input types, module constructor and parameter source, computed once (the graph's own
-    accessors go through networkx on every call)."""
+    """The graph read once: nodes in forward order, by name, their readers, and each node's op,
+    input types, module constructor, parameter source, forward and reset texts, asked of the op
+    once per text key (:meth:`text_key`: nodes with equal attributes and input types share them)."""
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph

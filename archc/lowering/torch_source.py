@@ -4,7 +4,10 @@ Instances are lowered deepest first (:mod:`.torch_body`), grouped by block and b
 skeleton (instances of one block that differ in structure, such as a bottleneck with and
 without a projection shortcut, become separate classes; never one per instance), given
 their constructor arguments (:mod:`.torch_args`) and written out, split like ``ruff
-format`` would (:mod:`.pyformat`).
+format`` would (:mod:`.pyformat`). Instances without nested blocks are lowered first, at
+every depth, so that such a block used at several depths (U-Net's ``double_conv``) is one
+class resolved over all its instances in the one plan; only a block with nested blocks that
+depths still split is planned a second time.
 """
 from __future__ import annotations
 
