@@ -362,9 +362,9 @@ class Lowered:
         types are hashed once per node, not on every look-up)."""
         found = self._text_keys.get(node.name)
         if found is None:
-            types = self.type_of
-            key = (node.op, self.attrs_key(node), tuple(node.attr_exprs), tuple([types(v) for v in node.inputs]),
-                   node.name in self.as_module)
+            nodes = self.nodes
+            key = (node.op, self.attrs_key(node), tuple(node.attr_exprs),
+                   tuple([nodes[v.node].outputs[v.out] for v in node.inputs]), node.name in self.as_module)
             found = self._text_numbers.setdefault(key, len(self._text_numbers))
             self._text_keys[node.name] = found
         return found
