@@ -308,15 +308,63 @@ def test_a_block_at_several_depths_is_one_class_over_all_its_instances():
     assert sum(type(m).__name__ == "DoubleConv" for m in module.modules()) == 9
 
 
+_NESTED_AT_TWO_DEPTHS = """
+archc: 1
+name: nested
+inputs: {x: [N, 4, 16, 16]}
+blocks:
+  unit:
+    params: {out: null}
+    nodes:
+      - {name: conv, op: conv, out_channels: out, kernel_size: 3, padding: 1}
+      - {name: act, op: relu}
+  pair:
+    params: {out: null}
+    nodes:
+      - {name: a, block: unit, out: out}
+      - {name: b, block: unit, out: out}
+  wrap:
+    params: {out: null}
+    nodes:
+      - {name: inner, block: pair, out: out}
+      - {name: pool, op: maxpool, kernel_size: 2, stride: 2}
+nodes:
+  - {name: p1, block: pair, out: 8}
+  - {name: w1, block: wrap, out: 16}
+  - {name: w2, block: wrap, out: 32}
+"""
+
+
+def test_a_block_with_nested_blocks_at_several_depths_is_one_class(monkeypatch):
+    # pair (holding two units) is used at depth 1 (p1: every value a literal) and depth 2 (inside
+    # the wraps: out and the input channels differ): depth by depth it would be two classes; the
+    # plan is made again with one class for it, over all its instances
+    from archc.lowering import torch_source
+
+    plans = []
+    plan = torch_source._Planner.plan
+    monkeypatch.setattr(torch_source._Planner, "plan", lambda self, root: plans.append(self) or plan(self, root))
+    graph = loads_spec(_NESTED_AT_TWO_DEPTHS)
+    source = generate_source(graph)
+    assert list(_classes(source)) == ["Unit", "Pair", "Wrap", "Nested"]
+    assert len(plans) == 2 and plans[1].premerged_held()
+    pair = _classes(source)["Pair"]
+    init = next(f for f in pair.body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
+    assert [a.arg for a in init.args.args][1:] == ["in_channels", "out"]
+    module = build_module(graph)
+    assert module(torch.randn(2, 4, 16, 16)).shape == (2, 32, 4, 4)
+
+
 @pytest.mark.parametrize("name", ["googlenet", "densenet121", "mobilenet_v2", "unet", "regnet_y_400mf",
                                   "resnet50"])
 def test_lowering_shortcuts_write_what_lowering_every_instance_writes(name, monkeypatch):
     """Instances lowered once for several (equal signatures, equal shapes with other numbers, the
-    second plan's bodies taken from the first) give the file that lowering each one in full
-    gives: these specs cover variadic blocks, nn.Sequential children, a second plan, skip labels
-    and an op whose text changes with its numbers."""
+    second plan's bodies taken from the first) and op texts asked once for all nodes with equal
+    text keys give the file that lowering each instance in full, asking each node's op, gives:
+    these specs cover variadic blocks, nn.Sequential children, blocks at several depths, skip
+    labels and an op whose text changes with its numbers."""
     from archc.analysis.skips import merge_labels
-    from archc.lowering import torch_source
+    from archc.lowering import torch_plan, torch_source
 
     graph = load_spec(ROOT / f"specs/{name}.yaml")
     labels = merge_labels(analyze(graph, paths=False))
@@ -333,6 +381,8 @@ def test_lowering_shortcuts_write_what_lowering_every_instance_writes(name, monk
     monkeypatch.setattr(torch_source, "reuse", full)
     monkeypatch.setattr(torch_source, "relower", lambda writer, template, inst, texts: full(writer, template, inst))
     monkeypatch.setattr(torch_source._Planner, "_as_earlier", lambda self, inst: None)
+    # every node its own text key: its op asked for its own texts
+    monkeypatch.setattr(torch_plan.Lowered, "text_key", lambda self, node: (node.name, node.name in self.as_module))
     assert generate_source(graph, labels=labels) == fast
     assert counts["full"] > 0
 

@@ -416,7 +416,7 @@ def _attr_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool,
     """Which integers of a node's source (constructor, then forward) are the attribute's value,
     found by lowering it once more with the value replaced; None if the value shows otherwise.
     Probed once per node and attribute (classes and plans resolve the same nodes again)."""
-    key = (node.name, attr)
+    key = (lowered.text_key(node), attr)  # the probe reads what the node's texts read
     if key not in lowered.probed:
         lowered.probed[key] = _probe_positions(lowered, node, attr)
     return lowered.probed[key]

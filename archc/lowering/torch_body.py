@@ -70,7 +70,7 @@ class BodyWriter:
         #: (node, its parameter, owner node, owner's parameter) of every tied parameter
         self.tied = [(n.name, p, owner, op) for n in self.lowered.order
                      for p, (owner, op) in tied_params(n).items()]
-        self.graph_outputs = set(graph.outputs.values())
+        self.graph_outputs = {(v.node, v.out) for v in graph.outputs.values()}
 
     # -- what becomes an nn.Sequential ----------------------------------------------------------
     def as_sequential(self, inst: Instance) -> list[Node | Instance] | None:
@@ -123,7 +123,7 @@ class BodyWriter:
                         return none
                     forms.append(item)
                 elif ctor is not None and item.name not in self.lowered.as_module \
-                        and op.torch_forward(item, ins, ["a"], "m") != "m(a)":
+                        and self.lowered.forward_text(item, ("a",), "m") != "m(a)":
                     return none
             elif len(item.inputs) != 1 or (item.info and item.info.formals and item.info.formals[0].endswith("...")):
                 return none
@@ -143,7 +143,7 @@ class BodyWriter:
         return None, True
 
     def _read_outside(self, value: Value, allowed: set[str]) -> bool:
-        return value in self.graph_outputs or bool(self.lowered.readers(value) - allowed)
+        return (value.node, value.out) in self.graph_outputs or not self.lowered.readers(value) <= allowed
 
     def chain(self, level: dict[str, Any]) -> list[Instance] | None:
         """Children of a container that run in series, each reading only the previous one's output."""
@@ -314,11 +314,10 @@ class BodyWriter:
     def forward_text(self, node: Node, has_module: bool, spread: tuple[Value, ...] | None) -> str:
         """The op's forward text for ``node``, its inputs as placeholders (the variadic values,
         where it reads them all in a row, as one), its module as a marker."""
-        op, ins, _, _ = self.lowered(node)
         count = len(node.inputs)
         if spread and spread_at(node.inputs, spread) is not None:
             count -= len(spread) - 1
-        return self.lowered.forward(op, node, ins, list(_placeholders(count)), _MODULE if has_module else None)
+        return self.lowered.forward_text(node, _placeholders(count), _MODULE if has_module else None)
 
     def comments(self, name: str, local: str) -> list[str]:
         comments = []

@@ -177,15 +177,16 @@ def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[
     root.outputs = list(graph.outputs.values())
     paths = {n.name: [i.path for i in n.scope] for n in nodes}
     order = {name: i for i, name in enumerate(paths)}
-    found: dict[str, dict[Value, None]] = {p: {} for p in by_path if p}
+    # keyed by (node, output): a Value's own hash is a Python-level call
+    found: dict[str, dict[tuple[str, int], Value]] = {p: {} for p in by_path if p}
     reads = [(v, paths[u.name]) for u in nodes for v in u.inputs]
     reads += [(v, []) for v in graph.outputs.values()]
     for value, user_paths in reads:
         for path in paths[value.node]:
             if path not in user_paths:
-                found[path][value] = None
+                found[path].setdefault((value.node, value.out), value)
     for path, values in found.items():
-        by_path[path].outputs = sorted(values, key=lambda v: (order[v.node], v.out))
+        by_path[path].outputs = sorted(values.values(), key=lambda v: (order[v.node], v.out))
 
 
 # -- one instance, lowered with holes -----------------------------------------------------------
@@ -266,19 +267,26 @@ class VarNames:
 
 
 class Lowered:
-    """The graph read once: nodes in forward order, by name, their users, and each node's op,
-    input types, module constructor and parameter source, computed once (the graph's own
-    accessors go through networkx on every call)."""
+    """The graph read once: nodes in forward order, by name, their readers, and each node's op,
+    input types, module constructor, parameter source, forward and reset texts, asked of the op
+    once per text key (:meth:`text_key`: nodes with equal attributes and input types share them)."""
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.order: list[Node] = list(graph.nodes())
         self.nodes: dict[str, Node] = {n.name: n for n in self.order}
-        self._readers: dict[Value, set[str]] | None = None
+        self._readers: dict[tuple[str, int], set[str]] | None = None
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
-        self._resets: dict[tuple, tuple[str, ...]] = {}
+        #: text key (:meth:`text_key`) -> the op's texts, shared by the nodes with that key
+        self._texts: dict[int, tuple[Any, list[TensorType], str | None, str | None]] = {}
+        self._text_numbers: dict[tuple, int] = {}
+        self._text_keys: dict[str, int] = {}
+        #: (text key, argument texts, module text) -> the op's forward text
+        self._forwards: dict[tuple, str] = {}
+        self._tree_pieces: dict[int, tuple[Any, tuple[int, ...]]] = {}
+        self._resets: dict[int, tuple[str, ...]] = {}
         self._node_resets: dict[str, tuple[str, ...]] = {}
-        #: (node, attribute) -> where its value shows in the node's texts (torch_args' probes)
+        #: (text key, attribute) -> where its value shows in the node's texts (torch_args' probes)
         self.probed: dict[tuple[str, str], Any] = {}
         self._attrs_keys: dict[str, Any] = {}
         #: functional nodes written as their op's module form (links of an nn.Sequential class)
@@ -299,13 +307,13 @@ class Lowered:
 
     def readers(self, value: Value) -> set[str]:
         """The nodes that read ``value`` (the graph's edges are its nodes' inputs: all read in
-        one pass on first asking)."""
+        one pass on first asking, keyed by (node, output) so that no look-up hashes a Value)."""
         if self._readers is None:
             self._readers = {}
             for node in self.order:
                 for read in node.inputs:
-                    self._readers.setdefault(read, set()).add(node.name)
-        return self._readers.get(value, _NO_READERS)
+                    self._readers.setdefault((read.node, read.out), set()).add(node.name)
+        return self._readers.get((value.node, value.out), _NO_READERS)
 
     def users(self, name: str) -> list[str]:
         """Distinct nodes that read an output of ``name``."""
@@ -321,14 +329,14 @@ class Lowered:
     def reset_texts(self, node: Node) -> tuple[str, ...]:
         """The op's reset statements for ``node`` (:meth:`OpDef.torch_reset`) with a marker for
         its module (:func:`fill_resets` puts the module's expression there), asked of the op once
-        per op, attributes and input types, and looked up once per node."""
+        per text key (:meth:`text_key`), and looked up once per node."""
         found = self._node_resets.get(node.name)
         if found is None:
             op, ins, ctor, tensor = self(node)
             if op.always_learned and ctor is not None and type(op).torch_reset is OpDef.torch_reset:
                 found = self._node_resets[node.name] = _RESET_OWN  # the default's answer, sizes unread
                 return found
-            key = (node.op, self.attrs_key(node), tuple(ins))
+            key = self.text_key(node)
             found = self._resets.get(key)
             if found is None:
                 found = self._resets[key] = tuple(self._reset_text(node, op, ins, ctor, tensor))
@@ -347,20 +355,58 @@ class Lowered:
             return [f"{_MODULE_MARK}.reset_parameters()"]
         return []
 
+    def text_key(self, node: Node) -> int:
+        """A number for what an op's texts for ``node`` depend on: its op, attributes (and which
+        of them the spec computes), input types and whether it is written in module form. Nodes
+        with equal numbers get the same texts, asked of the op once (a number: the attributes and
+        types are hashed once per node, not on every look-up)."""
+        found = self._text_keys.get(node.name)
+        if found is None:
+            nodes = self.nodes
+            key = (node.op, self.attrs_key(node), tuple(node.attr_exprs),
+                   tuple([nodes[v.node].outputs[v.out] for v in node.inputs]), node.name in self.as_module)
+            found = self._text_numbers.setdefault(key, len(self._text_numbers))
+            self._text_keys[node.name] = found
+        return found
+
     def __call__(self, node: Node) -> tuple[Any, list[TensorType], str | None, str | None]:
         """(op, input types, module constructor or None, parameter tensor source or None)."""
         found = self._cache.get(node.name)
         if found is None:
-            op, ins = registry.lookup(node.op), [self.type_of(v) for v in node.inputs]
-            tensor = op.torch_parameter(node, ins)
-            ctor = self.module(op, node, ins) if tensor is None else None
-            found = self._cache[node.name] = (op, ins, ctor, tensor)
+            key = self.text_key(node)
+            found = self._texts.get(key)
+            if found is None:
+                op, ins = registry.lookup(node.op), [self.type_of(v) for v in node.inputs]
+                tensor = op.torch_parameter(node, ins)
+                ctor = self.module(op, node, ins) if tensor is None else None
+                found = self._texts[key] = (op, ins, ctor, tensor)
+            self._cache[node.name] = found
+        return found
+
+    def tree_piece(self, node: Node) -> tuple[Any, tuple[int, ...]]:
+        """What ``node`` puts in its instance's module tree, cut at its integers (:func:`split_numbers`):
+        (("module", pieces) | ("param", pieces, is a buffer) | None, the integers); once per text key."""
+        key = self.text_key(node)
+        found = self._tree_pieces.get(key)
+        if found is None:
+            op, ins, ctor, tensor = self(node)
+            if ctor is not None:
+                cut, values = split_numbers(ctor)
+                found = (("module", cut), values)
+            elif tensor is not None:
+                own = op.params(node, ins).get("")
+                cut, values = split_numbers(tensor)
+                found = (("param", cut, own is not None and own.buffer), values)
+            else:
+                found = (None, ())
+            self._tree_pieces[key] = found
         return found
 
     def write_as_module(self, node: Node) -> None:
         """Write the functional ``node`` as its op's module form from now on."""
         self.as_module.add(node.name)
         self._cache.pop(node.name, None)
+        self._text_keys.pop(node.name, None)
         self._node_resets.pop(node.name, None)
         self.classes.update(registry.lookup(node.op).torch_classes)
 
@@ -369,6 +415,16 @@ class Lowered:
         if node.name in self.as_module:
             return op.torch_module_form(node, ins)
         return op.torch_module(node, ins)
+
+    def forward_text(self, node: Node, args: tuple[str, ...], module: str | None) -> str:
+        """:meth:`forward` of ``node`` with these argument and module texts, asked of the op once
+        per text key (:meth:`text_key`)."""
+        key = (self.text_key(node), args, module)
+        found = self._forwards.get(key)
+        if found is None:
+            op, ins, _, _ = self(node)
+            found = self._forwards[key] = self.forward(op, node, ins, list(args), module)
+        return found
 
     def forward(self, op: Any, node: Node, ins: list[TensorType], args: list[str], module: str | None) -> str:
         """The op's forward text; a node written as its op's module form calls that module."""

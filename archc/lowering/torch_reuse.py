@@ -41,20 +41,24 @@ class Signatures:
         types = self.writer.lowered.type_of
         attrs_key = self.writer.lowered.attrs_key
         members = inst.members
-        formal = {v: (i, j) for i, values in enumerate(inst.inputs) for j, v in enumerate(values)}
+        formal = {(v.node, v.out): (i, j) for i, values in enumerate(inst.inputs) for j, v in enumerate(values)}
         cut = len(inst.path) + 1 if inst.path else 0
         # a variadic formal read only whole (torch.cat(features)) is one name whatever its length
         spread = self.writer.spread_values(inst)
 
         def refs(values: list[Value]) -> tuple:
             # a value made inside by its local name; a formal's by its place; one read from
-            # outside by name as itself (the same value, of the same type, in every instance)
+            # outside by its full name (the same value, of the same type, in every instance)
             at = spread_at(values, spread) if spread else None
             if at is None:
                 out = []
                 for v in values:
                     node = v.node
-                    out.append((node[cut:], v.out) if node in members else formal.get(v, v))
+                    if node in members:
+                        out.append((node[cut:], v.out))
+                    else:
+                        where = (node, v.out)
+                        out.append(formal.get(where) or ("", *where))
                 return tuple(out)
             return (*refs(values[:at]), "*", *refs(values[at + len(spread):]))
 
@@ -121,31 +125,25 @@ def _texts(writer: Any, inst: Instance, access: dict[str, str]) -> tuple[list[An
     """The text pieces and the numbers of every hole-making text :meth:`lower` writes for
     ``inst``, in its order: the module tree (constructors, parameters, child constructor calls
     and ``nn.Sequential`` children), then each node's forward expression."""
-    lowered = writer.lowered
+    tree_piece = writer.lowered.tree_piece
+    forward_text = writer.forward_text
     pieces: list[Any] = []
     numbers: list[Any] = []
+    nodes = []
     for item in inst.items:
-        if isinstance(item, Node):
-            op, ins, ctor, tensor = lowered(item)
-            if ctor is not None:
-                cut, values = split_numbers(ctor)
-                pieces.append(("module", cut))
-            elif tensor is not None:
-                own = op.params(item, ins).get("")
-                cut, values = split_numbers(tensor)
-                pieces.append(("param", cut, own is not None and own.buffer))
-            else:
-                pieces.append(None)
-                continue
+        if type(item) is Node:
+            piece, values = tree_piece(item)
+            pieces.append(piece)
             numbers.extend(values)
+            nodes.append(item)
         else:
             _child_texts(writer, item, pieces, numbers)
     spread = writer.spread_values(inst)
-    for item in inst.items:
-        if isinstance(item, Node):
-            cut, values = split_numbers(writer.forward_text(item, inst.local(item.name) in access, spread))
-            pieces.append(cut)
-            numbers.extend(values)
+    cut = len(inst.path) + 1 if inst.path else 0
+    for item in nodes:
+        text, values = split_numbers(forward_text(item, item.name[cut:] in access, spread))
+        pieces.append(text)
+        numbers.extend(values)
     return pieces, numbers
 
 

@@ -4,7 +4,10 @@ Instances are lowered deepest first (:mod:`.torch_body`), grouped by block and b
 skeleton (instances of one block that differ in structure, such as a bottleneck with and
 without a projection shortcut, become separate classes; never one per instance), given
 their constructor arguments (:mod:`.torch_args`) and written out, split like ``ruff
-format`` would (:mod:`.pyformat`).
+format`` would (:mod:`.pyformat`). Instances without nested blocks are lowered first, at
+every depth, so that such a block used at several depths (U-Net's ``double_conv``) is one
+class resolved over all its instances in the one plan; only a block with nested blocks that
+depths still split is planned a second time.
 """
 from __future__ import annotations
 
@@ -84,8 +87,8 @@ class _Planner:
                  premerged: Mapping[tuple[str, str], list[Body]] | None = None,
                  earlier: _Planner | None = None) -> None:
         self.graph = graph
-        #: (block, skeleton) -> an earlier plan's bodies of every instance with it, at any depth
-        self.premerged = premerged or {}
+        #: (block, skeleton) -> the bodies of every instance with it, at any depth: one class
+        self.premerged = dict(premerged or {})
         #: the earlier plan: its bodies serve where an instance's children are called alike
         self.earlier = earlier
         self.by_key: dict[tuple[str, str], _Class] = {}
@@ -106,33 +109,63 @@ class _Planner:
         return cls.name, cls.args.call(self.body_of[id(child)])
 
     def plan(self, root: Instance) -> Body:
-        keys = self.keys
-        lowered: dict[int, Body] = {}   # signature -> its body
-        first: dict[int, Body] = {}     # shape -> the first body lowered in full
-        texts: dict[int, list] = {}
-        for level in reversed(_depths(root)[1:]):
+        """Lower every instance and group them into classes; the root's body.
+
+        Instances without child instances come first, at every depth: their bodies depend on
+        no class, so a block of them used at several depths is known whole before any class is
+        named, and where resolving it depth by depth would give several classes it gets one,
+        resolved over all its instances (one plan, not a second). Then depth by depth, deepest
+        first: an instance's children's classes are named before it is lowered."""
+        levels = list(reversed(_depths(root)[1:]))
+        memo = _Memo()
+        leaf_groups: dict[tuple[str, str], list[list[Body]]] = {}
+        for level in levels:
             groups: dict[tuple[str, str], list[Body]] = {}
             for inst in level:
-                shape, signature = keys.of.get(id(inst)) or keys.add(inst)
-                if self.writer.as_sequential(inst) is not None:
-                    continue
-                known = lowered.get(signature)
-                if known is not None:
-                    body = reuse(self.writer, known, inst)
-                elif (body := self._as_earlier(inst)) is not None:
-                    lowered[signature] = body
-                else:
-                    template = first.get(shape)
-                    body = relower(self.writer, template, inst, texts) if template is not None else None
-                    if body is None:
-                        body = self.writer.lower(inst)
-                        body.skeleton = _skeleton(body)
-                        first.setdefault(shape, body)
-                    lowered[signature] = body
-                self.body_of[id(inst)] = body
-                groups.setdefault((inst.info.block, body.skeleton), []).append(body)
+                if _is_leaf(inst) and (body := self._body(inst, memo)) is not None:
+                    groups.setdefault((inst.info.block, body.skeleton), []).append(body)
+            for key, bodies in groups.items():
+                leaf_groups.setdefault(key, []).append(bodies)
+        self._premerge_leaves(leaf_groups)
+        for level in levels:
+            groups = {}
+            for inst in level:
+                body = self.body_of.get(id(inst)) if _is_leaf(inst) else self._body(inst, memo)
+                if body is not None:
+                    groups.setdefault((inst.info.block, body.skeleton), []).append(body)
             self._name_groups(groups)
         return self.writer.lower(root)
+
+    def _body(self, inst: Instance, memo: _Memo) -> Body | None:
+        """``inst`` lowered (reused or re-lowered from an instance lowered alike where it can
+        be); None for an instance written inline as ``nn.Sequential(...)``."""
+        shape, signature = self.keys.of.get(id(inst)) or self.keys.add(inst)
+        if self.writer.as_sequential(inst) is not None:
+            return None
+        known = memo.lowered.get(signature)
+        if known is not None:
+            body = reuse(self.writer, known, inst)
+        elif (body := self._as_earlier(inst)) is not None:
+            memo.lowered[signature] = body
+        else:
+            template = memo.first.get(shape)
+            body = relower(self.writer, template, inst, memo.texts) if template is not None else None
+            if body is None:
+                body = self.writer.lower(inst)
+                body.skeleton = _skeleton(body)
+                memo.first.setdefault(shape, body)
+            memo.lowered[signature] = body
+        self.body_of[id(inst)] = body
+        return body
+
+    def _premerge_leaves(self, leaf_groups: dict[tuple[str, str], list[list[Body]]]) -> None:
+        """Premerge each (block, skeleton) of instances without children met at several depths:
+        one class, resolved over all its instances (where its instances at each depth resolve
+        alike, that is the class each depth would give; where not, one class rather than one
+        per depth)."""
+        for key, groups in leaf_groups.items():
+            if key not in self.premerged and len(groups) > 1:
+                self.premerged[key] = [b for bodies in groups for b in bodies]
 
     def _as_earlier(self, inst: Instance) -> Body | None:
         """The earlier plan's body of ``inst`` if its children are built by the same calls
@@ -159,7 +192,9 @@ class _Planner:
         if key in self.premerged:
             return resolve(self.writer.lowered, self.premerged[key])
         ids = tuple(map(id, bodies))
-        found = self.earlier.resolved.get(ids) if self.earlier is not None else None
+        found = self.resolved.get(ids)
+        if found is None and self.earlier is not None:
+            found = self.earlier.resolved.get(ids)
         if found is None:
             found = resolve(self.writer.lowered, bodies)
         self.resolved[ids] = found
@@ -220,6 +255,21 @@ class _Planner:
                         or now.skeleton != key[1] or list(map(repr, now.holes)) != list(map(repr, earlier.holes)):
                     return False
         return True
+
+
+class _Memo:
+    """One plan's instances lowered so far: by signature, the first of each shape (the template
+    others re-lower from) and the templates' text pieces."""
+
+    def __init__(self) -> None:
+        self.lowered: dict[int, Body] = {}
+        self.first: dict[int, Body] = {}
+        self.texts: dict[int, list] = {}
+
+
+def _is_leaf(inst: Instance) -> bool:
+    """Whether ``inst`` has no child instances (its body depends on no class)."""
+    return not any(type(item) is Instance for item in inst.items)
 
 
 def _locals(body: Body) -> list[str]:
@@ -424,8 +474,8 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     tree = instance_tree(graph, planner.writer.lowered.order)
     root_body = planner.plan(tree)
     split = planner.split_keys()
-    if split:  # plan again with one class per such block, resolved over all its instances
-        again = _Planner(graph, labels, cls, split, planner)
+    if split:  # a block with nested blocks split by depth: plan again with one class for it
+        again = _Planner(graph, labels, cls, {**planner.premerged, **split}, planner)
         again_body = again.plan(tree)
         if again.premerged_held():
             planner, root_body = again, again_body
