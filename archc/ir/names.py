@@ -45,6 +45,10 @@ class Namespace:
 
     def take(self, base: str) -> str:
         """A unique name from ``base``, reserved."""
+        if base not in self._next_index and base not in self.taken and base not in self._also_taken:
+            self._next_index[base] = 0  # (what free finds for a base never seen and free)
+            self.taken.add(base)
+            return base
         name = self.free(base)
         self.taken.add(name)
         return name

@@ -66,27 +66,41 @@ class Conversion(ImportState):
     def _bind_outputs(self, node: onnx.NodeProto, outs: list | None) -> None:
         """Bind the node's outputs to what its conversion returned; an onnx_node where it declined
         or left a used output unaccounted for."""
-        if outs is not None and all(not self.consumers.get(name) for name in node.output[len(outs):]):
-            for name, out in zip(node.output, outs):
-                self.bind(name, Tensor(out) if isinstance(out, Value) else out)
+        if outs is None:
+            self.generic(node)
             return
-        self.generic(node)
+        outputs = node.output
+        if len(outs) < len(outputs) and any(self.consumers.get(name) for name in outputs[len(outs):]):
+            self.generic(node)
+            return
+        values, bound = self.values, self.bound
+        for name, out in zip(outputs, outs):
+            if isinstance(out, Value):
+                values[name] = Tensor(out)
+                bound.setdefault(out, []).append(name)
+            else:
+                self.bind(name, out)
 
-    def replayed(self, node: onnx.NodeProto) -> bool:
-        """Convert ``node`` by its kind's recipe, if its kind has one (what :meth:`_process`'s way
-        to :meth:`_convert` would do for it: a kind with a recipe is a converted one); False, doing
-        nothing, otherwise."""
-        pure = self.pure.get(node.op_type)
-        if pure is None or node.domain not in DEFAULT_DOMAINS or not self._recipes:
+    def replayed(self, node: onnx.NodeProto, op_type: str, domain: str, inputs: tuple[str, ...],
+                 outputs: tuple[str, ...]) -> bool:
+        """Convert ``node`` (of these fields, read once) by its kind's recipe, if its kind has one
+        (what :meth:`_process`'s way to :meth:`_convert` does for it: a kind with a recipe is one
+        its converter converted, and every node of a kind takes the same way); False, doing nothing,
+        otherwise."""
+        pure = self.pure.get(op_type)
+        if pure is None or not self._recipes or domain not in DEFAULT_DOMAINS:
             return False
         values = self.values
         recs: list[Record | None] = []
-        for name in node.input:
-            rec = values.get(name) if name else None
-            if rec is None and name:
-                return False  # an input defined nowhere: the general path says so
-            recs.append(rec)
-        key = self.kind(node, pure, recs)
+        for name in inputs:
+            if name:
+                rec = values.get(name)
+                if rec is None:
+                    return False  # an input defined nowhere: the general path says so
+                recs.append(rec)
+            else:
+                recs.append(None)
+        key = self.kind(node, pure, recs, op_type, outputs)
         recipe = self._recipes.get(key) if key is not None else None
         if recipe is None:
             return False
@@ -98,22 +112,25 @@ class Conversion(ImportState):
         pure = self.pure.get(node.op_type)
         if pure is None:
             return None
-        return self.kind(node, pure, [self.values.get(name) if name else None for name in node.input])
+        return self.kind(node, pure, [self.values.get(name) if name else None for name in node.input],
+                         node.op_type, tuple(node.output))
 
-    def kind(self, node: onnx.NodeProto, pure: Any, records: list[Record | None]) -> tuple | None:
+    def kind(self, node: onnx.NodeProto, pure: Any, records: list[Record | None], op_type: str,
+             outputs: tuple[str, ...]) -> tuple | None:
         """The kind of a node whose converter is pure (see :mod:`archc.frontends.onnx.replay`): op,
-        attributes, each input's IR type or constant's dtype, shape, learnt-ness (and value, where
-        the per-node inference reads it); None when the node has no kind: a symbolic input, an
-        output whose type the file declares (its check depends on its name), a node the converter's
-        test of purity refuses."""
-        parts = self._input_parts(node.op_type, records, learned=True)
+        attributes, which outputs it names, each input's IR type or constant's dtype, shape,
+        learnt-ness (and value, where the per-node inference reads it); None when the node has no
+        kind: a symbolic input, an output whose type the file declares (its check depends on its
+        name), a node the converter's test of purity refuses."""
+        parts = self._input_parts(op_type, records, learned=True)
         if parts is None:
             return None
         declared = self.declared
-        if (declared and any(out in declared for out in node.output)) or (pure is not True and not pure(self, node)):
+        if (declared and any(out in declared for out in outputs)) or (pure is not True and not pure(self, node)):
             return None
-        return (node.op_type, tuple(map(bool, node.output)), tuple(a.SerializeToString() for a in node.attribute),
-                parts)
+        attributes = node.attribute
+        return (op_type, tuple(map(bool, outputs)),
+                tuple(a.SerializeToString() for a in attributes) if len(attributes) else (), parts)
 
     def _new_recorder(self, node: onnx.NodeProto) -> Recorder:
         tensors, constants = {}, {}
@@ -135,13 +152,17 @@ class Conversion(ImportState):
         def tensor(source: tuple) -> Value:  # ("in", i): a Tensor input (the kind says so); ("emit", j, k)
             return recs[source[1]].value if source[0] == "in" else made[source[1]][source[2]]
 
+        base, meta = self.names.default(node), node_meta(node)
         for step in recipe.steps:
-            weights = {k: (recs[s[1]].array if s[0] == "in" else s[1]) for k, s in step.weights}
+            weights = {}
+            for key, s, dtype in step.weight_dtypes:
+                arr = recs[s[1]].array if s[0] == "in" else s[1]
+                weights[key] = arr if dtype is None else _stored(arr, dtype)
             outputs = list(step.template.outputs)
             if step.check:
                 self.types.learn(node, outputs)  # the check passed for this kind; the symbols are this node's
-            made.append(self._add_native(node, step.template, [tensor(s) for s in step.inputs], weights,
-                                         step.suffix, outputs))
+            made.append(self._add_node(node, step.template, [tensor(s) for s in step.inputs], weights, outputs,
+                                       (base + step.suffix, dict(meta) if made else meta)))
         return [tensor(s) for s in recipe.outputs]
 
     # -- native nodes --------------------------------------------------------------------------
@@ -165,24 +186,31 @@ class Conversion(ImportState):
             self.check_types(node, outputs)
         if template.param_refusal is not None:
             raise Fallback(template.param_refusal)
-        values = self._add_native(node, template, inputs, weights, suffix, outputs)
+        values = self._add_native(node, template, inputs, weights, outputs,
+                                  (self.names.default(node) + suffix, node_meta(node)))
         if self._recorder is not None:
             self._recorder.emitted(template, inputs, weights, check, suffix, values)
         return values
 
     def _add_native(self, node: onnx.NodeProto, template: Template, inputs: list[Value],
-                    weights: dict[str, np.ndarray] | None, suffix: str, outputs: list[TensorType]) -> list[Value]:
-        """Add the native node ``template`` describes, named after ONNX ``node``; its output values."""
-        weights = dict(weights or {})
-        for key, spec in template.specs.items():
-            if key in weights:
-                arr = np.asarray(weights[key])
-                if not is_placeholder(arr):  # a placeholder stays one (see tensors.unread)
-                    weights[key] = np.array(arr, dtype=spec.dtype, order="C")  # (ascontiguousarray makes 0-D 1-D)
-        name = self.unique_name(self.names.default(node) + suffix)
-        ir = Node(name=name, op=template.op, attrs=dict(template.attrs), inputs=list(inputs), outputs=outputs,
-                  location=self.where, meta=node_meta(node))
-        self.graph.add(ir)
+                    weights: dict[str, np.ndarray] | None, outputs: list[TensorType],
+                    named: tuple[str, dict[str, Any]]) -> list[Value]:
+        """Add the native node ``template`` describes for ONNX ``node`` (``named``: its name's base
+        and its meta), its weights stored as the op's parameter specs say; its output values."""
+        if weights:
+            weights = dict(weights)
+            for key, spec in template.specs.items():
+                if key in weights:
+                    weights[key] = _stored(weights[key], spec.dtype)
+        return self._add_node(node, template, inputs, weights, outputs, named)
+
+    def _add_node(self, node: onnx.NodeProto, template: Template, inputs: list[Value],
+                  weights: dict[str, np.ndarray] | None, outputs: list[TensorType],
+                  named: tuple[str, dict[str, Any]]) -> list[Value]:
+        """Add the native node of :meth:`_add_native`, its weights already stored."""
+        name = self.names.take(named[0])
+        self.graph.add(Node(name=name, op=template.op, attrs=dict(template.attrs), inputs=list(inputs),
+                            outputs=outputs, location=self.where, meta=named[1]))
         if weights:
             self.graph.weights[name] = weights
         self.origin[name] = node
@@ -267,6 +295,15 @@ class Conversion(ImportState):
             else:
                 typed.append(None)
         return typed
+
+
+def _stored(weight: Any, dtype: Any) -> np.ndarray:
+    """A weight as a parameter of ``dtype`` stores it: a C-ordered copy (a placeholder, see
+    :func:`~archc.frontends.onnx.tensors.unread`, stays one)."""
+    arr = np.asarray(weight)
+    if is_placeholder(arr):
+        return arr
+    return np.array(arr, dtype=dtype, order="C")  # (ascontiguousarray makes 0-D 1-D)
 
 
 def _by_value(a: np.ndarray, op_type: str) -> bool:

@@ -40,6 +40,7 @@ import math
 from collections import Counter
 from itertools import chain
 
+import numpy as np
 import onnx
 from onnx import helper
 
@@ -52,7 +53,7 @@ from archc.frontends.onnx.inference import OnnxTypes, otype
 from archc.frontends.onnx.naming import clean, module_scopes, node_meta, split_name
 from archc.frontends.onnx.state import DEFAULT_DOMAINS as _DEFAULT_DOMAINS
 from archc.frontends.onnx.static import StaticValues, constant_value
-from archc.frontends.onnx.tensors import contiguous, is_unread as _is_unread, read_tensor, unread
+from archc.frontends.onnx.tensors import contiguous, is_unread as _is_unread, read_tensor, read_tensors, unread
 from archc.frontends.onnx.values import NONDETERMINISTIC, Const, Tensor
 from archc.ir.graph import Graph, Value, verify_in_debug
 from archc.ops import registry
@@ -174,7 +175,9 @@ class Importer(StaticValues, GenericNodes, Conversion):
         self.input_symbols = self.types.input_symbols  # dim_params of the graph inputs, kept as they are
         #: the types the file declares for values (value_info, graph outputs), by name
         self.declared = {vi.name: t for vi in [*g.value_info, *g.output] if (t := otype(vi.type)) is not None}
-        self.consumers = Counter(chain.from_iterable(node.input for node in g.node))
+        # each node's fields, read once (reading a protobuf field costs what a dict lookup does, many times over)
+        rows = [(node, node.op_type, node.domain, tuple(node.input), tuple(node.output)) for node in g.node]
+        self.consumers = Counter(chain.from_iterable(row[3] for row in rows))
         for out in g.output:
             self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
         self._read_initializers(g)
@@ -182,21 +185,25 @@ class Importer(StaticValues, GenericNodes, Conversion):
             if vi.name not in self.values:
                 self._add_input(vi)
         replayed, process = self.replayed, self._process
-        for node in g.node:
-            if not replayed(node):  # a node of a kind already converted: its recipe, else the general way
-                process(node)
+        for row in rows:
+            if not replayed(*row):  # a node of a kind already converted: its recipe, else the general way
+                process(row[0])
         for out in g.output:
             self._add_output(out)
         return self._finish()
 
     def _read_initializers(self, g: onnx.GraphProto) -> None:
-        for init in g.initializer:
+        def read(init: onnx.TensorProto) -> np.ndarray:
             try:
-                arr = unread(init) if _is_unread(init) else read_tensor(init)
+                return unread(init) if _is_unread(init) else read_tensor(init)
             except Exception as exc:  # noqa: BLE001 - data not matching the declared dims
                 self._fail(f"initializer '{init.name}' cannot be read: {_first_line(exc)}")
+                raise AssertionError from exc  # unreachable: _fail raises
+
+        values = self.values
+        for init, arr in zip(g.initializer, read_tensors(g.initializer, read)):
             # Initializers are the model's parameters; integer ones are indices or shapes.
-            self.values[init.name] = Const(arr, learned=arr.dtype.kind in "fc")
+            values[init.name] = Const(arr, learned=arr.dtype.kind in "fc")
         for init in g.sparse_initializer:
             self._fail(f"sparse initializer '{init.values.name}' is not supported")
 

@@ -96,7 +96,8 @@ def module_scopes(name: str, props: dict[str, str]) -> tuple[tuple[str, str | No
 
 class NodeNames:
     """The IR names of one import: unique provisional names while nodes are added, final ones
-    at the end. :func:`split_name` runs once per ONNX name (a name is split again at the end)."""
+    at the end. :func:`split_name` runs once per ONNX name that has a scope (such a name is split
+    again at the end)."""
 
     def __init__(self) -> None:
         self._taken = Namespace()
@@ -115,9 +116,14 @@ class NodeNames:
 
     def default(self, node: onnx.NodeProto) -> str:
         """The provisional name's base for ONNX ``node``: its scope and leaf, else its op type."""
-        name = node.name
-        scope, leaf = self.split(name) if name else (None, "")
-        leaf = leaf or node.op_type
+        return self.base(node.name, node.op_type)
+
+    def base(self, onnx_name: str, op_type: str) -> str:
+        """The provisional name's base for an ONNX node of this name and op type."""
+        if "/" not in onnx_name:
+            return clean(onnx_name) or op_type  # (no scope: split_name's leaf, unsplit)
+        scope, leaf = self.split(onnx_name)
+        leaf = leaf or op_type
         return f"{scope}.{leaf}" if scope else leaf
 
     def final(self, nodes: list[Node], origin: Mapping[str, onnx.NodeProto], inputs: Iterable[str]) -> dict[str, str]:
@@ -129,7 +135,7 @@ class NodeNames:
         scopes: dict[str, int] = {}
         for node in nodes:
             src = origin.get(node.name)
-            scope, leaf = self.split(src.name) if src is not None and src.name else (None, "")
+            scope, leaf = self.split(src.name) if src is not None and "/" in src.name else (None, "")
             # Only exporter-made leaves (PyTorch's "Conv", "Conv_1") give way to the scope.
             if scope and re.fullmatch(re.escape(src.op_type) + r"(_\d+)?", leaf):
                 parsed[node.name] = scope

@@ -21,6 +21,7 @@ kind to its converter, node after node.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,13 @@ class Step:
     weights: tuple[tuple[str, Source], ...]
     check: bool
     suffix: str
+
+    @cached_property
+    def weight_dtypes(self) -> tuple[tuple[str, Source, Any], ...]:
+        """Each weight's key and source, with the dtype the op's parameter spec stores it in (None
+        for a weight the op has no spec for, stored as it is)."""
+        specs = self.template.specs
+        return tuple((key, source, specs[key].dtype if key in specs else None) for key, source in self.weights)
 
 
 @dataclass(frozen=True)
