@@ -28,7 +28,7 @@ from archc.ir.graph import Node, Value
 from archc.ir.types import TensorType
 from archc.ops import registry
 
-__all__ = ["Conversion", "agree", "disagree", "otext"]
+__all__ = ["Conversion", "agree", "attribute_bytes", "disagree", "otext"]
 
 
 class Conversion(ImportState):
@@ -73,11 +73,11 @@ class Conversion(ImportState):
         if len(outs) < len(outputs) and any(self.consumers.get(name) for name in outputs[len(outs):]):
             self.generic(node)
             return
-        values, bound = self.values, self.bound
+        values, bindings = self.values, self.tensor_bindings
         for name, out in zip(outputs, outs):
             if isinstance(out, Value):
                 values[name] = Tensor(out)
-                bound.setdefault(out, []).append(name)
+                bindings.append((name, out))
             else:
                 self.bind(name, out)
 
@@ -128,9 +128,7 @@ class Conversion(ImportState):
         declared = self.declared
         if (declared and any(out in declared for out in outputs)) or (pure is not True and not pure(self, node)):
             return None
-        attributes = node.attribute
-        return (op_type, tuple(map(bool, outputs)),
-                tuple(a.SerializeToString() for a in attributes) if len(attributes) else (), parts)
+        return (op_type, tuple(map(bool, outputs)), attribute_bytes(node), parts)
 
     def _new_recorder(self, node: onnx.NodeProto) -> Recorder:
         tensors, constants = {}, {}
@@ -147,11 +145,8 @@ class Conversion(ImportState):
         (``recs``: the records of its inputs, where known)."""
         if recs is None:
             recs = [self.values[name] if name else None for name in node.input]
+        # a source: ("in", i), the node's input i (a Tensor: the kind says so); ("emit", j, k), output k of step j
         made: list[list[Value]] = []
-
-        def tensor(source: tuple) -> Value:  # ("in", i): a Tensor input (the kind says so); ("emit", j, k)
-            return recs[source[1]].value if source[0] == "in" else made[source[1]][source[2]]
-
         base, meta = self.names.default(node), node_meta(node)
         for step in recipe.steps:
             weights = {}
@@ -161,9 +156,10 @@ class Conversion(ImportState):
             outputs = list(step.template.outputs)
             if step.check:
                 self.types.learn(node, outputs)  # the check passed for this kind; the symbols are this node's
-            made.append(self._add_node(node, step.template, [tensor(s) for s in step.inputs], weights, outputs,
+            inputs = [recs[s[1]].value if s[0] == "in" else made[s[1]][s[2]] for s in step.inputs]
+            made.append(self._add_node(node, step.template, inputs, weights, outputs,
                                        (base + step.suffix, dict(meta) if made else meta)))
-        return [tensor(s) for s in recipe.outputs]
+        return [recs[s[1]].value if s[0] == "in" else made[s[1]][s[2]] for s in recipe.outputs]
 
     # -- native nodes --------------------------------------------------------------------------
     def emit(self, node: onnx.NodeProto, op: str, attrs: dict[str, Any], inputs: list[Value],
@@ -214,7 +210,7 @@ class Conversion(ImportState):
         if weights:
             self.graph.weights[name] = weights
         self.origin[name] = node
-        return [Value(name, k) for k in range(len(outputs))]
+        return [Value(name)] if len(outputs) == 1 else [Value(name, k) for k in range(len(outputs))]
 
     # -- ONNX's types --------------------------------------------------------------------------
     def _check_declared(self, node: onnx.NodeProto, local: list[OType | None] | None) -> None:
@@ -256,8 +252,7 @@ class Conversion(ImportState):
         inputs = self._input_parts(node.op_type, records, learned=False)
         if inputs is None:
             return None
-        signature = (node.op_type, node.domain, tuple(map(bool, node.output)),
-                     tuple(a.SerializeToString() for a in node.attribute), inputs)
+        signature = (node.op_type, node.domain, tuple(map(bool, node.output)), attribute_bytes(node), inputs)
         try:
             return self.types.of_node(node, signature, lambda: self._typed(node, records))
         except IllTyped as exc:
@@ -277,8 +272,10 @@ class Conversion(ImportState):
                 parts.append(type_of(rec.value))
             elif type(rec) is Const:
                 a = rec.array
-                data = a.tobytes() if _by_value(a, op_type) else None
-                parts.append((a.dtype.str, a.shape, rec.learned, data) if learned else (a.dtype.str, a.shape, data))
+                dtype = a.dtype
+                data = a.tobytes() if (dtype.kind not in "fc" or op_type in READS_FLOAT_DATA) \
+                    and _by_value(a, op_type) else None  # (most weights: float, not read by value)
+                parts.append((dtype.str, a.shape, rec.learned, data) if learned else (dtype.str, a.shape, data))
             else:
                 return None
         return tuple(parts)
@@ -297,11 +294,20 @@ class Conversion(ImportState):
         return typed
 
 
+def attribute_bytes(node: onnx.NodeProto) -> tuple[bytes, ...]:
+    """The node's attributes, serialised: what a key of the node's kind holds of them (attribute
+    values compare exactly, whatever their type)."""
+    return tuple(map(_SERIALIZE, node.attribute))
+
+
+_SERIALIZE = onnx.AttributeProto.SerializeToString  # (mapped over a node's attributes: no Python frame per one)
+
+
 def _stored(weight: Any, dtype: Any) -> np.ndarray:
     """A weight as a parameter of ``dtype`` stores it: a C-ordered copy (a placeholder, see
     :func:`~archc.frontends.onnx.tensors.unread`, stays one)."""
-    arr = np.asarray(weight)
-    if is_placeholder(arr):
+    arr = weight if type(weight) is np.ndarray else np.asarray(weight)
+    if arr.size > 1 and not any(arr.strides):  # (is_placeholder, inline: once per weight)
         return arr
     return np.array(arr, dtype=dtype, order="C")  # (ascontiguousarray makes 0-D 1-D)
 

@@ -71,9 +71,11 @@ class Draft:
     def live(self) -> list[Node]:
         """The nodes some graph output depends on, and the graph inputs, in the order added."""
         needed = {v.node for v in self.outputs.values()}
+        add = needed.add
         for node in reversed(self._nodes.values()):  # users before producers: one sweep
             if node.name in needed:
-                needed.update(v.node for v in node.inputs)
+                for v in node.inputs:
+                    add(v.node)
         return [n for n in self._nodes.values() if n.name in needed or n.op == "input"]
 
     def build(self, nodes: list[Node], names: dict[str, str]) -> Graph:

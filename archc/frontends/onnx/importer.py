@@ -201,9 +201,9 @@ class Importer(StaticValues, GenericNodes, Conversion):
                 raise AssertionError from exc  # unreachable: _fail raises
 
         values = self.values
-        for init, arr in zip(g.initializer, read_tensors(g.initializer, read)):
+        for name, arr in read_tensors(g.initializer, read):
             # Initializers are the model's parameters; integer ones are indices or shapes.
-            values[init.name] = Const(arr, learned=arr.dtype.kind in "fc")
+            values[name] = Const(arr, learned=arr.dtype.kind in "fc")
         for init in g.sparse_initializer:
             self._fail(f"sparse initializer '{init.values.name}' is not supported")
 

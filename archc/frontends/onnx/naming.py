@@ -120,14 +120,15 @@ class NodeNames:
 
     def base(self, onnx_name: str, op_type: str) -> str:
         """The provisional name's base for an ONNX node of this name and op type."""
-        if "/" not in onnx_name:
-            return clean(onnx_name) or op_type  # (no scope: split_name's leaf, unsplit)
+        if "/" not in onnx_name:  # no scope: split_name's leaf, unsplit
+            return onnx_name if _CLEAN.fullmatch(onnx_name) else clean(onnx_name) or op_type
         scope, leaf = self.split(onnx_name)
         leaf = leaf or op_type
         return f"{scope}.{leaf}" if scope else leaf
 
     def final(self, nodes: list[Node], origin: Mapping[str, onnx.NodeProto], inputs: Iterable[str]) -> dict[str, str]:
-        """Final node names (of ``nodes``, the live ones but the graph ``inputs``): a node that is the
+        """Final node names (of ``nodes``, the live ones but the graph ``inputs``; a node left out keeps
+        its name): a node that is the
         only one left from a module scope takes the scope's name, when its own name is just its op
         type as PyTorch writes them (``/layer1/conv1/Conv`` -> ``layer1.conv1``). ``origin``: the
         ONNX node each IR node came from."""
@@ -141,7 +142,7 @@ class NodeNames:
                 parsed[node.name] = scope
                 scopes[scope] = scopes.get(scope, 0) + 1
         if not parsed:
-            return {node.name: node.name for node in nodes}  # no candidate: every name stays (they are unique)
+            return {}  # no candidate: every name stays (they are unique)
         prefixes: dict[str, int] = {}  # a candidate scope -> how many names lie under it
         for node in nodes:
             parts = node.name.split(".")

@@ -56,7 +56,11 @@ class ImportState:
         self.values: dict[str, Record] = {}
         self.consumers: dict[str, int] = {}
         self.origin: dict[str, onnx.NodeProto] = {}  # IR node -> the ONNX node it came from
-        self.bound: dict[Value, list[str]] = {}  # IR value -> ONNX names bound to it
+        #: (ONNX name, IR value) of each binding to a tensor, in order; indexed by IR value only
+        #: where a converter asks :meth:`sole_use` (most imports never do)
+        self.tensor_bindings: list[tuple[str, Value]] = []
+        self._bound: dict[Value, list[str]] = {}  # IR value -> ONNX names bound to it (the index)
+        self._indexed = 0                          # how many tensor_bindings the index holds
         self.passed: dict[Value, int] = {}      # uses of an IR value by nodes that only alias it
         self._attrs: dict[tuple, dict[str, Any]] = {}
         self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
@@ -71,7 +75,7 @@ class ImportState:
     def bind(self, name: str, rec: Record) -> None:
         self.values[name] = rec
         if isinstance(rec, Tensor):
-            self.bound.setdefault(rec.value, []).append(name)
+            self.tensor_bindings.append((name, rec.value))
 
     def alias(self, out: str, source: str) -> Record:
         """Bind ``out`` to whatever ``source`` is (a pass-through node)."""
@@ -82,7 +86,11 @@ class ImportState:
 
     def sole_use(self, value: Value) -> bool:
         """Whether one ONNX node (or graph output) in all reads this IR value."""
-        uses = sum(self.consumers.get(n, 0) for n in self.bound.get(value, ())) - self.passed.get(value, 0)
+        bindings, bound = self.tensor_bindings, self._bound
+        for name, bound_value in bindings[self._indexed:]:
+            bound.setdefault(bound_value, []).append(name)
+        self._indexed = len(bindings)
+        uses = sum(self.consumers.get(n, 0) for n in bound.get(value, ())) - self.passed.get(value, 0)
         return uses == 1 and self.graph.uses(value.node) == 0
 
     def fresh_symbol(self) -> str:

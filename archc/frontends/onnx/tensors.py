@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -56,32 +57,35 @@ _GROUPED_BYTES = 4096
 
 
 def read_tensors(tensors: Sequence[onnx.TensorProto], read: Callable[[onnx.TensorProto], np.ndarray]
-                 ) -> list[np.ndarray]:
-    """``[read(t) for t in tensors]``, where the small tensors of one dtype and shape stored as raw
-    bytes are read as one array, one view of it each: the same values, dtype, shape and
+                 ) -> list[tuple[str, np.ndarray]]:
+    """Each tensor's name and ``read(tensor)``, where the small tensors of one dtype and shape stored
+    as raw bytes are read as one array, one view of it each: the same values, dtype, shape and
     (read-only) flags as :func:`read_tensor` gives, at a fraction of numpy's cost per call (a
     model of many small weights has thousands of each shape). ``read`` reads the others, in order
     (its errors are raised in the order of ``tensors``)."""
-    arrays: list[np.ndarray | None] = [None] * len(tensors)
-    groups: dict[tuple, tuple[list[int], list[bytes]]] = {}
+    read_in: list[Any] = []   # per tensor: its array, or its group's chunk list (filled in below)
+    names: list[str] = []
+    groups: dict[tuple, list[bytes]] = {}
     itemsizes = _ITEMSIZES if sys.byteorder == "little" else {}
-    for i, tensor in enumerate(tensors):
+    for tensor in tensors:
+        names.append(tensor.name)
         dims = tuple(tensor.dims)
         itemsize = itemsizes.get(tensor.data_type)
         nbytes = math.prod(dims) * itemsize if itemsize and dims else 0
         if 0 < nbytes <= _GROUPED_BYTES and not tensor.HasField("segment"):
             raw = tensor.raw_data
             if len(raw) == nbytes:  # (else no raw bytes, or the wrong number: read says what is wrong)
-                indices, chunks = groups.setdefault((tensor.data_type, dims), ([], []))
-                indices.append(i)
+                chunks = groups.get((tensor.data_type, dims))
+                if chunks is None:
+                    chunks = groups[(tensor.data_type, dims)] = []
                 chunks.append(raw)
+                read_in.append(chunks)
                 continue
-        arrays[i] = read(tensor)
-    for (data_type, dims), (indices, chunks) in groups.items():
-        whole = np.frombuffer(b"".join(chunks), dtype=_RAW_DTYPES[data_type]).reshape((len(indices), *dims))
-        for k, i in enumerate(indices):
-            arrays[i] = whole[k]
-    return arrays  # type: ignore[return-value]
+        read_in.append(read(tensor))
+    views = {id(chunks): iter(np.frombuffer(b"".join(chunks), dtype=_RAW_DTYPES[data_type])
+                              .reshape((len(chunks), *dims)))
+             for (data_type, dims), chunks in groups.items()}
+    return [(name, got if type(got) is not list else next(views[id(got)])) for name, got in zip(names, read_in)]
 
 
 def is_placeholder(arr: np.ndarray) -> bool:
