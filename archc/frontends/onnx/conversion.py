@@ -119,16 +119,15 @@ class Conversion(ImportState):
              outputs: tuple[str, ...]) -> tuple | None:
         """The kind of a node whose converter is pure (see :mod:`archc.frontends.onnx.replay`): op,
         attributes, which outputs it names, each input's IR type or constant's dtype, shape,
-        learnt-ness (and value, where the per-node inference reads it); None when the node has no
-        kind: a symbolic input, an output whose type the file declares (its check depends on its
-        name), a node the converter's test of purity refuses."""
+        learnt-ness (and value, where the per-node inference reads it), the types the file declares
+        for its outputs (the conversion checks against them); None when the node has no kind: a
+        symbolic input, a node the converter's test of purity refuses."""
         parts = self._input_parts(op_type, records, learned=True)
-        if parts is None:
+        if parts is None or (pure is not True and not pure(self, node)):
             return None
         declared = self.declared
-        if (declared and any(out in declared for out in outputs)) or (pure is not True and not pure(self, node)):
-            return None
-        return (op_type, tuple(map(bool, outputs)), attribute_bytes(node), parts)
+        return (op_type, tuple(map(bool, outputs)), attribute_bytes(node), parts,
+                tuple(map(declared.get, outputs)) if declared else ())
 
     def _new_recorder(self, node: onnx.NodeProto) -> Recorder:
         tensors, constants = {}, {}
