@@ -19,7 +19,7 @@ import onnx
 from archc.frontends.onnx.converters import Converter, Fallback
 from archc.frontends.onnx.inference import READS_FLOAT_DATA, VALUE_LIMIT, IllTyped, OType
 from archc.frontends.onnx.naming import node_meta
-from archc.frontends.onnx.replay import Recipe, Recorder
+from archc.frontends.onnx.replay import Recipe, Recorder, Step
 from archc.frontends.onnx.state import DEFAULT_DOMAINS, ImportState
 from archc.frontends.onnx.templates import Template
 from archc.frontends.onnx.tensors import is_placeholder
@@ -144,21 +144,35 @@ class Conversion(ImportState):
         (``recs``: the records of its inputs, where known)."""
         if recs is None:
             recs = [self.values[name] if name else None for name in node.input]
-        # a source: ("in", i), the node's input i (a Tensor: the kind says so); ("emit", j, k), output k of step j
-        made: list[list[Value]] = []
         base, meta = self.names.default(node), node_meta(node)
-        for step in recipe.steps:
-            weights = {}
-            for key, s, dtype in step.weight_dtypes:
-                arr = recs[s[1]].array if s[0] == "in" else s[1]
-                weights[key] = arr if dtype is None else _stored(arr, dtype)
+        one = recipe.one_node
+        if one is not None:  # one native node over the node's inputs: nothing to look up per source
+            step = recipe.steps[0]
             outputs = list(step.template.outputs)
             if step.check:
                 self.types.learn(node, outputs)  # the check passed for this kind; the symbols are this node's
+            return self._add_node(node, step.template, [recs[i].value for i in one], self._step_weights(step, recs),
+                                  outputs, (base + step.suffix, meta))
+        # a source: ("in", i), the node's input i (a Tensor: the kind says so); ("emit", j, k), output k of step j
+        made: list[list[Value]] = []
+        for step in recipe.steps:
+            outputs = list(step.template.outputs)
+            if step.check:
+                self.types.learn(node, outputs)
             inputs = [recs[s[1]].value if s[0] == "in" else made[s[1]][s[2]] for s in step.inputs]
-            made.append(self._add_node(node, step.template, inputs, weights, outputs,
+            made.append(self._add_node(node, step.template, inputs, self._step_weights(step, recs), outputs,
                                        (base + step.suffix, dict(meta) if made else meta)))
         return [recs[s[1]].value if s[0] == "in" else made[s[1]][s[2]] for s in recipe.outputs]
+
+    @staticmethod
+    def _step_weights(step: Step, recs: list[Record | None]) -> dict[str, Any]:
+        """A replayed step's weights: the node's constant inputs (or the kind's literals), stored as
+        the op's parameter specs say (what :meth:`_add_native` does)."""
+        weights = {}
+        for key, s, dtype in step.weight_dtypes:
+            arr = recs[s[1]].array if s[0] == "in" else s[1]
+            weights[key] = arr if dtype is None else _stored(arr, dtype)
+        return weights
 
     # -- native nodes --------------------------------------------------------------------------
     def emit(self, node: onnx.NodeProto, op: str, attrs: dict[str, Any], inputs: list[Value],

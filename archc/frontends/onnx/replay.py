@@ -63,6 +63,17 @@ class Recipe:
     steps: tuple[Step, ...]
     outputs: tuple[Source, ...]
 
+    @cached_property
+    def one_node(self) -> tuple[int, ...] | None:
+        """For a recipe of one native node that reads only the ONNX node's inputs and whose outputs
+        are the node's, in order (most kinds: a conv, a norm, an activation, an add), the input index
+        of each of its inputs; None otherwise."""
+        if len(self.steps) != 1 or any(s[0] != "in" for s in self.steps[0].inputs):
+            return None
+        if self.outputs != tuple(("emit", 0, k) for k in range(len(self.steps[0].template.outputs))):
+            return None
+        return tuple(s[1] for s in self.steps[0].inputs)
+
 
 class Recorder:
     """Notes what a converter emits for one node (``tensors``: the IR value of each tensor input, by
