@@ -45,9 +45,8 @@ class Namespace:
 
     def take(self, base: str) -> str:
         """A unique name from ``base``, reserved."""
-        if base not in self._next_index and base not in self.taken and base not in self._also_taken:
-            self._next_index[base] = 0  # (what free finds for a base never seen and free)
-            self.taken.add(base)
+        if base not in self.taken and base not in self._also_taken and base not in self._next_index:
+            self.taken.add(base)  # (free's index for it stays 0, the default: nothing to note)
             return base
         name = self.free(base)
         self.taken.add(name)
