@@ -45,6 +45,9 @@ class Namespace:
 
     def take(self, base: str) -> str:
         """A unique name from ``base``, reserved."""
+        if base not in self.taken and base not in self._also_taken and base not in self._next_index:
+            self.taken.add(base)  # (free's index for it stays 0, the default: nothing to note)
+            return base
         name = self.free(base)
         self.taken.add(name)
         return name

@@ -31,7 +31,9 @@ class Draft:
         self.outputs: dict[str, Value] = {}
         self.weights: dict[str, dict[str, Any]] = {}
         self._nodes: dict[str, Node] = {}
-        self._reads: dict[str, int] = {}
+        self._order: list[Node] = []       # the nodes in the order added
+        self._reads: dict[str, int] = {}   # producer -> input slots reading it, over _order[:_counted]
+        self._counted = 0                  # (counted only when asked: most imports never ask)
 
     def add(self, node: Node) -> Node:
         """Add ``node``, whose inputs must be outputs of nodes already added."""
@@ -42,9 +44,8 @@ class Draft:
             if producer is None or not 0 <= value.out < len(producer.outputs):
                 raise GraphError(f"node '{node.name}' reads '{value}', which no earlier node produces",
                                  node=node.name)
-        for value in node.inputs:
-            self._reads[value.node] = self._reads.get(value.node, 0) + 1
         self._nodes[node.name] = node
+        self._order.append(node)
         if node.op == "input":
             self.inputs.append(node.name)
         return node
@@ -66,14 +67,21 @@ class Draft:
 
     def uses(self, name: str) -> int:
         """How many input slots (plus graph outputs) read any output of ``name``."""
-        return self._reads.get(name, 0) + sum(1 for v in self.outputs.values() if v.node == name)
+        reads = self._reads
+        for node in self._order[self._counted:]:
+            for value in node.inputs:
+                reads[value.node] = reads.get(value.node, 0) + 1
+        self._counted = len(self._order)
+        return reads.get(name, 0) + sum(1 for v in self.outputs.values() if v.node == name)
 
     def live(self) -> list[Node]:
         """The nodes some graph output depends on, and the graph inputs, in the order added."""
         needed = {v.node for v in self.outputs.values()}
+        add = needed.add
         for node in reversed(self._nodes.values()):  # users before producers: one sweep
             if node.name in needed:
-                needed.update(v.node for v in node.inputs)
+                for v in node.inputs:
+                    add(v.node)
         return [n for n in self._nodes.values() if n.name in needed or n.op == "input"]
 
     def build(self, nodes: list[Node], names: dict[str, str]) -> Graph:

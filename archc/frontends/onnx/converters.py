@@ -1,0 +1,44 @@
+"""The table of converters: ONNX op type -> the function that maps such a node to native IR ops.
+
+:mod:`archc.frontends.onnx.convert` (and the pattern modules) fill it with ``@converts``; the
+importer reads it and never imports its converters. A converter gets the importer (its
+converters' API: ``const``, ``tensor``, ``emit``...) and the ONNX node.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import onnx
+
+__all__ = ["CONVERTERS", "PURE", "Converter", "Fallback", "converts"]
+
+
+class Fallback(Exception):
+    """A converter cannot map this node to a native op; the node becomes an onnx_node.
+
+    The only exception a converter may use to decline: any other one is a bug and propagates.
+    """
+
+
+#: a converter: (importer, node) -> one entry per output it handles, or None to decline
+Converter = Callable[[Any, onnx.NodeProto], Optional[list]]
+
+#: ONNX op type (default domain) -> converter
+CONVERTERS: dict[str, Converter] = {}
+
+#: ONNX op type -> True, or a test of the node, where its converter is pure (see
+#: :mod:`archc.frontends.onnx.replay`): one kind of node is converted once and replayed
+PURE: dict[str, bool | Callable[[Any, onnx.NodeProto], bool]] = {}
+
+
+def converts(*op_types: str, pure: bool | Callable[[Any, onnx.NodeProto], bool] = False) -> Callable[[Converter], Converter]:
+    """Register the decorated function as the converter of ``op_types``; ``pure`` (or, for the
+    nodes it accepts, a test of the node) promises what :mod:`archc.frontends.onnx.replay` needs:
+    the result depends only on the node's kind, constant inputs pass through unchanged."""
+    def register(fn: Converter) -> Converter:
+        for op_type in op_types:
+            CONVERTERS[op_type] = fn
+            if pure:
+                PURE[op_type] = pure
+        return fn
+    return register

@@ -1,0 +1,161 @@
+"""IR node names from ONNX node names.
+
+A node is named after its ONNX node while it is imported: a PyTorch-style name
+``/layer1/layer1.0/conv1/Conv`` becomes ``layer1.0.conv1.Conv`` (:func:`split_name` reads the
+module scope and the leaf), made unique. At the end (:meth:`NodeNames.final`), a node that is
+the only one left from its module takes the module's name (``layer1.0.conv1``), when its own
+leaf is just its op type as PyTorch writes it. What a node remembers of its ONNX node (the
+name, the modules it ran in) is :func:`node_meta`.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Mapping
+
+import onnx
+
+from archc.ir.graph import MODULES_META, Node
+from archc.ir.names import Namespace
+
+__all__ = ["NodeNames", "clean", "module_scopes", "node_meta", "split_name"]
+
+_SEGMENT = re.compile(r"[^A-Za-z0-9_.]+")
+_DOTS = re.compile(r"\.{2,}")
+#: a name clean leaves as it is: alphanumeric runs joined by single dots or underscores
+_CLEAN = re.compile(r"[A-Za-z0-9]+(?:[._][A-Za-z0-9]+)*")
+
+
+def clean(text: str) -> str:
+    """``text`` as a name: runs of other characters become ``_``, no doubled or edge dots."""
+    if _CLEAN.fullmatch(text):
+        return text
+    return _DOTS.sub(".", _SEGMENT.sub("_", text)).strip("._")
+
+
+def split_name(onnx_name: str) -> tuple[str | None, str]:
+    """(module scope, leaf) of an ONNX node name, e.g. ``/layer1/layer1.0/conv1/Conv`` ->
+    (``layer1.0.conv1``, ``Conv``); scope None for a name without ``/``."""
+    if "/" not in onnx_name:
+        return None, clean(onnx_name)
+    segments = [s for s in (clean(p) for p in onnx_name.split("/")) if s]
+    if not segments:
+        return None, ""
+    parts: list[str] = []
+    for seg in segments[:-1]:
+        joined = ".".join(parts)
+        if parts and seg.startswith(joined + "."):
+            parts = [seg]            # PyTorch repeats the parent's path: layer1/layer1.0
+        elif parts and seg.startswith(parts[-1] + "."):
+            parts[-1] = seg
+        else:
+            parts.append(seg)
+    scope = ".".join(parts) if parts else None
+    return scope, segments[-1]
+
+
+def node_meta(node: onnx.NodeProto) -> dict[str, Any]:
+    """What an IR node remembers of its ONNX node: the name, and the PyTorch module path the
+    exporter recorded (``module_path``, from the default exporter's ``name_scopes`` metadata),
+    a hint for naming (:mod:`archc.lowering.spec_yaml`), never needed."""
+    meta: dict[str, Any] = {"onnx_name": node.name}
+    if not len(node.metadata_props) and "/" not in node.name:
+        return meta  # no exporter metadata, no module path in the name: nothing more to read
+    props = {prop.key: prop.value for prop in node.metadata_props}
+    if "pkg.torch.onnx.name_scopes" in props:
+        scopes = [s for s in re.findall(r"'([^']*)'", props["pkg.torch.onnx.name_scopes"]) if s]
+        if len(scopes) >= 2:  # the last entry names the op, the one before its module
+            meta["module_path"] = scopes[-2]
+    modules = module_scopes(node.name, props)
+    if modules:
+        meta[MODULES_META] = modules
+    return meta
+
+
+def module_scopes(name: str, props: dict[str, str]) -> tuple[tuple[str, str | None], ...]:
+    """The modules a node ran in, from the default exporter's ``name_scopes`` and ``class_hierarchy``
+    metadata (paths and classes), else from a TorchScript-exporter name such as
+    ``/layer1/layer1.0/conv1/Conv`` (paths only). The root module and the op itself are left out."""
+    scopes = re.findall(r"'([^']*)'", props.get("pkg.torch.onnx.name_scopes", ""))
+    classes = re.findall(r"'([^']*)'", props.get("pkg.torch.onnx.class_hierarchy", ""))
+    if len(scopes) >= 3:
+        named = classes if len(classes) == len(scopes) else [None] * len(scopes)
+        return tuple((path, cls.rpartition(".")[2] if cls else None)
+                     for path, cls in zip(scopes[1:-1], named[1:-1]) if path)
+    segments = [s for s in (clean(p) for p in name.split("/")) if s][:-1]
+    paths: list[str] = []
+    for i, seg in enumerate(segments):
+        # A container's children are named from the container's parent: /layer1/layer1.0/downsample/downsample.0
+        # is layer1 > layer1.0 > layer1.0.downsample > layer1.0.downsample.0.
+        if i and seg.startswith(segments[i - 1] + "."):
+            base = paths[-2] if len(paths) >= 2 else ""
+        else:
+            base = paths[-1] if paths else ""
+        paths.append(f"{base}.{seg}" if base else seg)
+    return tuple((path, None) for path in paths)
+
+
+class NodeNames:
+    """The IR names of one import: unique provisional names while nodes are added, final ones
+    at the end. :func:`split_name` runs once per ONNX name that has a scope (such a name is split
+    again at the end)."""
+
+    def __init__(self) -> None:
+        self._taken = Namespace()
+        self._splits: dict[str, tuple[str | None, str]] = {}
+
+    def take(self, base: str) -> str:
+        """A unique name from ``base``, reserved."""
+        return self._taken.take(base)
+
+    def split(self, onnx_name: str) -> tuple[str | None, str]:
+        """:func:`split_name`, once per name."""
+        found = self._splits.get(onnx_name)
+        if found is None:
+            found = self._splits[onnx_name] = split_name(onnx_name)
+        return found
+
+    def default(self, node: onnx.NodeProto) -> str:
+        """The provisional name's base for ONNX ``node``: its scope and leaf, else its op type."""
+        return self.base(node.name, node.op_type)
+
+    def base(self, onnx_name: str, op_type: str) -> str:
+        """The provisional name's base for an ONNX node of this name and op type."""
+        if "/" not in onnx_name:  # no scope: split_name's leaf, unsplit
+            return onnx_name if _CLEAN.fullmatch(onnx_name) else clean(onnx_name) or op_type
+        scope, leaf = self.split(onnx_name)
+        leaf = leaf or op_type
+        return f"{scope}.{leaf}" if scope else leaf
+
+    def final(self, nodes: list[Node], origin: Mapping[str, onnx.NodeProto], inputs: Iterable[str]) -> dict[str, str]:
+        """Final node names (of ``nodes``, the live ones but the graph ``inputs``; a node left out keeps
+        its name): a node that is the
+        only one left from a module scope takes the scope's name, when its own name is just its op
+        type as PyTorch writes them (``/layer1/conv1/Conv`` -> ``layer1.conv1``). ``origin``: the
+        ONNX node each IR node came from."""
+        parsed: dict[str, str] = {}  # IR node -> the scope whose name it may take
+        scopes: dict[str, int] = {}
+        for node in nodes:
+            src = origin.get(node.name)
+            scope, leaf = self.split(src.name) if src is not None and "/" in src.name else (None, "")
+            # Only exporter-made leaves (PyTorch's "Conv", "Conv_1") give way to the scope.
+            if scope and re.fullmatch(re.escape(src.op_type) + r"(_\d+)?", leaf):
+                parsed[node.name] = scope
+                scopes[scope] = scopes.get(scope, 0) + 1
+        if not parsed:
+            return {}  # no candidate: every name stays (they are unique)
+        prefixes: dict[str, int] = {}  # a candidate scope -> how many names lie under it
+        for node in nodes:
+            parts = node.name.split(".")
+            for i in range(1, len(parts)):
+                p = ".".join(parts[:i])
+                if p in scopes:
+                    prefixes[p] = prefixes.get(p, 0) + 1
+        taken = Namespace(inputs)
+        result: dict[str, str] = {}
+        for node in nodes:
+            scope = parsed.get(node.name)
+            base = node.name
+            if scope and scopes[scope] == 1 and prefixes.get(scope, 0) == 1 and scope not in taken:
+                base = scope
+            result[node.name] = taken.take(base)
+        return result
