@@ -224,12 +224,7 @@ class Graph:
         left it unmade. (No rewiring happened since, so the nodes' order is the order readers
         started reading.)"""
         if self._readers is None:
-            readers: dict[str, dict[str, int]] = {name: {} for name in self._nodes}
-            for name, node in self._nodes.items():
-                for value in node.inputs:
-                    of = readers[value.node]
-                    of[name] = of.get(name, 0) + 1
-            self._readers = readers
+            self._readers = _readers_of(self._nodes)
         return self._readers
 
     def _added_index(self) -> dict[str, int]:
@@ -413,6 +408,15 @@ class Graph:
 
     __str__ = format
 
+
+def _readers_of(nodes: Mapping[str, Node]) -> dict[str, dict[str, int]]:
+    """Producer -> {reader: number of input slots reading it}, readers in the nodes' order."""
+    readers: dict[str, dict[str, int]] = {name: {} for name in nodes}
+    for name, node in nodes.items():
+        for value in node.inputs:
+            of = readers[value.node]
+            of[name] = of.get(name, 0) + 1
+    return readers
 
 def _earliest_first_order(nodes: Mapping[str, Node], readers: Mapping[str, Mapping[str, int]],
                           added: Mapping[str, int]) -> list[str]:
