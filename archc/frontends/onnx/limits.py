@@ -277,12 +277,14 @@ def check_model(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Locati
         data: bytes | None = skeleton.SerializeToString()  # once, for both readers
     except Exception:  # noqa: BLE001 - a message protobuf cannot write (over 2 GB): the checker says why
         data = None
-    if data is None or not graph.output or not _names_are_text(data):
+    structure_checked = data is None or not graph.output or not _names_are_text(data)
+    if structure_checked:
         check_structure(graph, where)
     try:
         onnx.checker.check_model(skeleton if data is None else data)
     except Exception as exc:  # noqa: BLE001 - checker errors are ValidationError or ValueError
-        check_structure(graph, where)
+        if not structure_checked:  # (it passed above otherwise: the checker's own message follows)
+            check_structure(graph, where)
         culprit = checker_culprit(skeleton)
         message = f"invalid ONNX model: {_first_line(exc)}"
         if culprit is None:
