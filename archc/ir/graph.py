@@ -180,10 +180,9 @@ class Graph:
             _check_value(self._nodes, value, f"node '{name}' reads")
         self._topo = None
         # (the indexes first, made from the other nodes if add_all left them unmade)
-        added = self._added if self._added is not None else self._added_index()
-        added[name] = self._adds
+        self._added_index()[name] = self._adds
         self._adds += 1
-        (self._readers if self._readers is not None else self._reader_index())[name] = {}
+        self._reader_index()[name] = {}
         self._nodes[name] = node
         self._link(node)
         if self._nx is not None:
