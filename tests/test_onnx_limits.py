@@ -17,6 +17,16 @@ from archc.frontends.onnx import from_onnx, limits, load_onnx
 F = TensorProto.FLOAT
 
 
+@pytest.fixture(autouse=True, params=["checker here", "checker forked"])
+def checker_way(request, monkeypatch):
+    """Every test twice: onnx.checker run before the import, and run in a forked child beside it
+    (what a model of checking.FORK_NODES nodes or more gets): the same messages both ways."""
+    from archc.frontends.onnx import checking
+
+    monkeypatch.setattr(checking, "FORK_NODES", 0 if request.param == "checker forked" else 1 << 62)
+    return request.param
+
+
 def _model(nodes, inputs, outputs, inits=(), opset=17):
     graph = helper.make_graph(nodes, "g", inputs, outputs,
                               initializer=[numpy_helper.from_array(np.asarray(v), n) for n, v in inits])

@@ -47,7 +47,7 @@ from onnx import helper
 
 from archc.errors import Location, SpecError
 from archc.frontends.onnx import limits
-from archc.frontends.onnx.conversion import Conversion, disagree
+from archc.frontends.onnx.conversion import Conversion, attribute_bytes, disagree
 from archc.frontends.onnx.converters import CONVERTERS, PURE, Converter, Fallback, converts
 from archc.frontends.onnx.generic import GenericNodes
 from archc.frontends.onnx.inference import OnnxTypes, otype
@@ -90,11 +90,20 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
         limits.check_structure(model.graph, where)  # the version converter is given well-formed graphs only
         model = upgrade_opset(model)
     skeleton = _skeleton(model)
-    limits.check_model(model.graph, skeleton, where)  # onnx.checker, and check_structure's messages
-    graph = Importer(model, filename, skeleton).run()
-    from archc.frontends.onnx.patterns import fuse
+    # onnx.checker (on a large model in a child process, beside the import), check_structure's messages
+    check = limits.start_check(model.graph, skeleton, where)
+    try:
+        graph = Importer(model, filename, skeleton, check).run()
+        from archc.frontends.onnx.patterns import fuse
 
-    fuse(graph)  # functions exporters write out (GELU, SiLU, layer norm) become native ops
+        fuse(graph)  # functions exporters write out (GELU, SiLU, layer norm) become native ops
+    except Exception:
+        check.settle()  # the checker's refusal comes first, as when it ran before the import
+        raise
+    except BaseException:
+        check.verdict.cancel()
+        raise
+    check.settle()
     return graph
 
 
@@ -167,15 +176,18 @@ def _first_line(exc: BaseException) -> str:
 class Importer(StaticValues, GenericNodes, Conversion):
     """One import: the graph's values walked in order, each node folded, converted or kept."""
 
-    def __init__(self, model: onnx.ModelProto, filename: str, skeleton: onnx.ModelProto | None = None) -> None:
+    def __init__(self, model: onnx.ModelProto, filename: str, skeleton: onnx.ModelProto | None = None,
+                 check: limits.PendingCheck | None = None) -> None:
         super().__init__(model, filename, skeleton if skeleton is not None else _skeleton(model))
+        #: the checker's verdict, where it may still be pending (see :mod:`archc.frontends.onnx.checking`)
+        self.check = check
 
     def run(self) -> Graph:
         """The IR of the model."""
         self.converters = CONVERTERS
         self.pure = PURE
         g = self.model.graph
-        self.types = OnnxTypes(self.model, self.skeleton, self._fail)
+        self.types = OnnxTypes(self.model, self.skeleton, self._fail, self._checked)
         self.symbols = self.types.symbols              # ONNX dim_param -> IR dim
         self.input_symbols = self.types.input_symbols  # dim_params of the graph inputs, kept as they are
         #: the types the file declares for values (value_info, graph outputs), by name
@@ -236,10 +248,20 @@ class Importer(StaticValues, GenericNodes, Conversion):
         if not self.types.has_whole and disagree(otype(out.type), self.graph.type_of(self.graph.outputs[out.name])):
             self.types.whole()  # a declared output type ONNX's inference checks against its own
 
+    def _checked(self) -> None:
+        """Wait for the checker's verdict; its refusal where it refuses the model."""
+        if self.check is not None:
+            self.check.settle()
+
     def _process(self, node: onnx.NodeProto) -> None:
         """Fold, evaluate, convert or keep one node (the general way)."""
         op_type = node.op_type
         default = node.domain in _DEFAULT_DOMAINS
+        if self.check is not None and self.check.verdict.pending:  # (ONNX's C++ code reads only checked nodes)
+            self.check.verdict.vet(node, (op_type, node.domain, attribute_bytes(node), tuple(map(bool, node.input)),
+                                          tuple(map(bool, node.output))))
+            if not self.check.verdict.pending:
+                self.check.settle()
         if default and op_type in ("If", "Loop", "Scan"):
             from archc.frontends.onnx.control_flow import resolve
 

@@ -253,10 +253,12 @@ class OnnxTypes:
     (:meth:`learn`); ``input_symbols`` are the graph inputs' own, which stay as they are.
     """
 
-    def __init__(self, model: onnx.ModelProto, skeleton: onnx.ModelProto, fail: Callable[[str], None]) -> None:
+    def __init__(self, model: onnx.ModelProto, skeleton: onnx.ModelProto, fail: Callable[[str], None],
+                 checked: Callable[[], None] = lambda: None) -> None:
         self.model = model
         self.skeleton = skeleton
         self._fail = fail
+        self._checked = checked  # waits for onnx.checker's verdict (the whole model's inference reads all of it)
         self.symbols: dict[str, Dim] = {}
         self.input_symbols: set[str] = set()
         self._whole: dict[str, OType] | None = None
@@ -272,6 +274,7 @@ class OnnxTypes:
     def whole(self) -> dict[str, OType]:
         """The whole model's inferred types by value name (inferred on the first call)."""
         if self._whole is None:
+            self._checked()
             self._whole = self._infer_whole()
             pending, self._unlearnt = self._unlearnt, []
             for node, types in pending:

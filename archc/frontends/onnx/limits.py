@@ -30,9 +30,11 @@ import onnx
 from onnx import helper, numpy_helper
 
 from archc.errors import Location, SpecError
+from archc.frontends.onnx.checking import Verdict
 
 __all__ = [
     "MAX_FOLD_ELEMENTS",
+    "PendingCheck",
     "check_model",
     "check_structure",
     "checker_culprit",
@@ -47,6 +49,7 @@ __all__ = [
     "node_position",
     "range_count",
     "read_model",
+    "start_check",
     "symbolic_allowed",
     "vector_lengths",
 ]
@@ -261,17 +264,48 @@ def _name_bytes(graph: onnx.GraphProto, names: list[tuple[list, list]], where: L
 
 def check_model(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Location) -> None:
     """``onnx.checker`` on ``skeleton`` (the model without its large weights) and
-    :func:`check_structure` on the model's ``graph``, with check_structure's messages first.
+    :func:`check_structure` on the model's ``graph``, with check_structure's messages first
+    (:func:`start_check`, its verdict awaited)."""
+    start_check(graph, skeleton, where).settle()
+
+
+class PendingCheck:
+    """The checks of :func:`start_check`: the checker's :class:`~archc.frontends.onnx.checking.Verdict`
+    and how to refuse the model where it refuses."""
+
+    def __init__(self, graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Location, verdict: Verdict,
+                 structure_checked: bool) -> None:
+        self.graph, self.skeleton, self.where = graph, skeleton, where
+        self.verdict = verdict
+        self._structure_checked = structure_checked
+
+    def settle(self) -> None:
+        """Wait for the checker's verdict; where it refuses, the SpecError check_structure names
+        (node, index, cycle), else the checker's message naming the node it rejects."""
+        message = self.verdict.message()
+        if message is None:
+            return
+        if not self._structure_checked:  # (it passed before the checker ran otherwise)
+            check_structure(self.graph, self.where)
+        culprit = checker_culprit(self.skeleton)
+        message = f"invalid ONNX model: {message}"
+        if culprit is None:
+            raise SpecError(message, location=self.where) from None
+        raise node_error(message, culprit[1], culprit[0], self.where) from None
+
+
+def start_check(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Location) -> PendingCheck:
+    """Start ``onnx.checker`` on ``skeleton`` (on a large model in a child process, see
+    :mod:`archc.frontends.onnx.checking`); run :func:`check_structure` where it must run.
 
     Where the checker accepts a model, it has proved what check_structure proves but its
     messages: every node input is defined before its use (topological order) and no value is
     produced twice, graph inputs and initializers included (SSA); ``tests/test_onnx_limits.py``
     holds it to that for every defect check_structure names. So check_structure, which reads
     every name through protobuf (on a 100k-node model as long as the checker itself), runs
-    only when something is wrong: the checker refuses, the graph has no outputs, or a name is
-    not text (:func:`_names_are_text`, protobuf's own UTF-8 check, on the bytes the checker reads).
-    Then a structural defect is named as check_structure names it (node, index, cycle), else the
-    checker's message names the node it rejects.
+    only when something is wrong: the checker refuses (:meth:`PendingCheck.settle`), the graph
+    has no outputs, or a name is not text (:func:`_names_are_text`, protobuf's own UTF-8 check,
+    on the bytes the checker reads).
     """
     try:
         data: bytes | None = skeleton.SerializeToString()  # once, for both readers
@@ -280,16 +314,9 @@ def check_model(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Locati
     structure_checked = data is None or not graph.output or not _names_are_text(data)
     if structure_checked:
         check_structure(graph, where)
-    try:
-        onnx.checker.check_model(skeleton if data is None else data)
-    except Exception as exc:  # noqa: BLE001 - checker errors are ValidationError or ValueError
-        if not structure_checked:  # (it passed above otherwise: the checker's own message follows)
-            check_structure(graph, where)
-        culprit = checker_culprit(skeleton)
-        message = f"invalid ONNX model: {_first_line(exc)}"
-        if culprit is None:
-            raise SpecError(message, location=where) from None
-        raise node_error(message, culprit[1], culprit[0], where) from None
+    verdict = Verdict(skeleton if data is None else data, len(graph.node), skeleton.opset_import,
+                      skeleton.ir_version)
+    return PendingCheck(graph, skeleton, where, verdict, structure_checked)
 
 
 #: the names :func:`_check_text` reads: ONNX message -> its fields to mirror, each with the message

@@ -1,0 +1,101 @@
+"""onnx.checker in a forked child beside the import (:mod:`archc.frontends.onnx.checking`): the
+verdict is the checker's, awaited before the import returns or fails; a child that gives no
+verdict means the checker runs here; an interrupted import leaves no child behind."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from archc.errors import SpecError
+from archc.frontends.onnx import checking, from_onnx
+
+F = TensorProto.FLOAT
+
+
+def _chain(n: int, ir_version: int = 8, alpha_at: int | None = None) -> onnx.ModelProto:
+    """A chain of ``n`` Relus and an Add of an initializer (a Relu with a bad attribute at ``alpha_at``)."""
+    nodes = [helper.make_node("Relu", [f"v{i}"], [f"v{i + 1}"], name=f"r{i}",
+                              **({"alpha": 2.0} if i == alpha_at else {})) for i in range(n)]
+    nodes.append(helper.make_node("Add", [f"v{n}", "w"], ["y"], name="add"))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("v0", F, ["N", 4])],
+                              [helper.make_tensor_value_info("y", F, ["N", 4])],
+                              initializer=[numpy_helper.from_array(np.ones(4, np.float32), "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=ir_version)
+
+
+@pytest.fixture
+def forked(monkeypatch):
+    monkeypatch.setattr(checking, "FORK_NODES", 0)
+
+
+def _no_children() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_the_forked_verdict_is_the_checkers(forked):
+    good = _chain(3).SerializeToString()
+    verdict = checking.Verdict(good, 3)
+    assert verdict.pending
+    assert verdict.message() is None and not verdict.pending
+    bad = checking.Verdict(_chain(3, ir_version=3).SerializeToString(), 3)
+    assert bad.message() == "w in initializer but not in graph input"
+    assert _no_children()
+
+
+def test_a_model_only_the_whole_checker_refuses_is_refused_after_the_import(forked):
+    """The import itself would accept it (an initializer an IR-3 model does not list as an input)."""
+    with pytest.raises(SpecError) as info:
+        from_onnx(_chain(50, ir_version=3), "ir3.onnx")
+    assert str(info.value) == "ir3.onnx: error: invalid ONNX model: w in initializer but not in graph input"
+    assert _no_children()
+
+
+def test_a_node_the_checker_rejects_is_named_before_the_import_reads_it(forked):
+    with pytest.raises(SpecError) as info:
+        from_onnx(_chain(50, alpha_at=30), "attr.onnx")
+    assert str(info.value).startswith("attr.onnx: error: node 'r30': invalid ONNX model: Unrecognized attribute")
+    assert str(info.value).endswith("(ONNX node #30, Relu)")
+
+
+def test_a_child_without_a_verdict_means_the_checker_runs_here(forked, monkeypatch):
+    parent, check = os.getpid(), checking._check
+    monkeypatch.setattr(checking, "_check", lambda model: os._exit(9) if os.getpid() != parent else check(model))
+    verdict = checking.Verdict(_chain(3, ir_version=3).SerializeToString(), 3)
+    assert verdict.pending
+    assert verdict.message() == "w in initializer but not in graph input"
+    assert checking.Verdict(_chain(3).SerializeToString(), 3).message() is None
+
+
+def test_an_interrupted_import_leaves_no_child(forked, monkeypatch):
+    from archc.frontends.onnx.importer import Importer
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Importer, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        from_onnx(_chain(50), "stop.onnx")
+    assert _no_children()
+
+
+def test_small_models_are_checked_here():
+    verdict = checking.Verdict(_chain(3).SerializeToString(), 3)
+    assert not verdict.pending and verdict.message() is None
+
+
+def test_lint_of_a_large_model_the_checker_refuses(tmp_path, run_archc):
+    path = tmp_path / "big.onnx"
+    onnx.save(_chain(checking.FORK_NODES + 10, ir_version=3), str(path))
+    proc = run_archc("lint", str(path), "--format", "json")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"{path}: error: invalid ONNX model: w in initializer but not in graph input\n"
+    onnx.save(_chain(checking.FORK_NODES + 10), str(path))
+    assert run_archc("lint", str(path), "--format", "json").returncode == 0
