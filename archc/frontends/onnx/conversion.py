@@ -63,13 +63,14 @@ class Conversion(ImportState):
                     self._recipes[key] = made
         self._bind_outputs(node, outs)
 
-    def _bind_outputs(self, node: onnx.NodeProto, outs: list | None) -> None:
-        """Bind the node's outputs to what its conversion returned; an onnx_node where it declined
-        or left a used output unaccounted for."""
+    def _bind_outputs(self, node: onnx.NodeProto, outs: list | None, outputs: Any = None) -> None:
+        """Bind the node's outputs (``outputs``: their names, where read already) to what its
+        conversion returned; an onnx_node where it declined or left a used output unaccounted for."""
         if outs is None:
             self.generic(node)
             return
-        outputs = node.output
+        if outputs is None:
+            outputs = node.output
         if len(outs) < len(outputs) and any(self.consumers.get(name) for name in outputs[len(outs):]):
             self.generic(node)
             return
@@ -104,7 +105,7 @@ class Conversion(ImportState):
         recipe = self._recipes.get(key) if key is not None else None
         if recipe is None:
             return False
-        self._bind_outputs(node, self._replay(node, recipe, recs))
+        self._bind_outputs(node, self._replay(node, recipe, recs), outputs)
         return True
 
     def recipe_key(self, node: onnx.NodeProto) -> tuple | None:
@@ -164,14 +165,16 @@ class Conversion(ImportState):
                                        (base + step.suffix, dict(meta) if made else meta)))
         return [recs[s[1]].value if s[0] == "in" else made[s[1]][s[2]] for s in recipe.outputs]
 
-    @staticmethod
-    def _step_weights(step: Step, recs: list[Record | None]) -> dict[str, Any]:
+    def _step_weights(self, step: Step, recs: list[Record | None]) -> dict[str, Any]:
         """A replayed step's weights: the node's constant inputs (or the kind's literals), stored as
         the op's parameter specs say (what :meth:`_add_native` does)."""
         weights = {}
+        copy = self.copy_weights
         for key, s, dtype in step.weight_dtypes:
             arr = recs[s[1]].array if s[0] == "in" else s[1]
-            weights[key] = arr if dtype is None else _stored(arr, dtype)
+            # (without copies, an array of the parameter's dtype is stored as it is; read here, inline)
+            weights[key] = arr if dtype is None or not copy and type(arr) is np.ndarray and arr.dtype is dtype \
+                and arr.flags.c_contiguous else _stored(arr, dtype, copy)
         return weights
 
     # -- native nodes --------------------------------------------------------------------------
@@ -210,7 +213,7 @@ class Conversion(ImportState):
             weights = dict(weights)
             for key, spec in template.specs.items():
                 if key in weights:
-                    weights[key] = _stored(weights[key], spec.dtype)
+                    weights[key] = _stored(weights[key], spec.dtype, self.copy_weights)
         return self._add_node(node, template, inputs, weights, outputs, named)
 
     def _add_node(self, node: onnx.NodeProto, template: Template, inputs: list[Value],
@@ -284,11 +287,12 @@ class Conversion(ImportState):
             elif type(rec) is Tensor:
                 parts.append(type_of(rec.value))
             elif type(rec) is Const:
-                a = rec.array
-                dtype = a.dtype
-                data = a.tobytes() if (dtype.kind not in "fc" or op_type in READS_FLOAT_DATA) \
-                    and _by_value(a, op_type) else None  # (most weights: float, not read by value)
-                parts.append((dtype.str, a.shape, rec.learned, data) if learned else (dtype.str, a.shape, data))
+                how = (op_type in READS_FLOAT_DATA, learned)
+                cached = rec.parts
+                part = cached.get(how) if cached is not None else None
+                if part is None:
+                    part = _const_part(rec, *how)
+                parts.append(part)
             else:
                 return None
         return tuple(parts)
@@ -316,13 +320,30 @@ def attribute_bytes(node: onnx.NodeProto) -> tuple[bytes, ...]:
 _SERIALIZE = onnx.AttributeProto.SerializeToString  # (mapped over a node's attributes: no Python frame per one)
 
 
-def _stored(weight: Any, dtype: Any) -> np.ndarray:
+def _stored(weight: Any, dtype: Any, copy: bool = True) -> np.ndarray:
     """A weight as a parameter of ``dtype`` stores it: a C-ordered copy (a placeholder, see
-    :func:`~archc.frontends.onnx.tensors.unread`, stays one)."""
+    :func:`~archc.frontends.onnx.tensors.unread`, stays one); without ``copy``, an array already
+    of ``dtype`` and C-ordered is stored as it is."""
     arr = weight if type(weight) is np.ndarray else np.asarray(weight)
     if arr.size > 1 and not any(arr.strides):  # (is_placeholder, inline: once per weight)
         return arr
+    if not copy and arr.dtype == dtype and arr.flags.c_contiguous:
+        return arr
     return np.array(arr, dtype=dtype, order="C")  # (ascontiguousarray makes 0-D 1-D)
+
+
+def _const_part(rec: Const, reads_float: bool, learned: bool) -> tuple:
+    """What a kind's key holds of a constant input (see :meth:`Conversion._input_parts`; ``reads_float``:
+    whether the node's op is one whose inference reads float values), cached on the record."""
+    a = rec.array
+    dtype = a.dtype
+    data = a.tobytes() if (dtype.kind not in "fc" or reads_float) and a.size <= VALUE_LIMIT \
+        and not is_placeholder(a) else None  # (most weights: float, not read by value)
+    part = (dtype.str, a.shape, rec.learned, data) if learned else (dtype.str, a.shape, data)
+    if rec.parts is None:
+        rec.parts = {}
+    rec.parts[(reads_float, learned)] = part
+    return part
 
 
 def _by_value(a: np.ndarray, op_type: str) -> bool:

@@ -78,11 +78,15 @@ def load_onnx(path: str, weights: bool = True) -> Graph:
     model = limits.read_model(path, weights=weights)
     if weights:
         limits.load_external_data(model, path)
-    return from_onnx(model, path)
+    return from_onnx(model, path, weights=weights)
 
 
-def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
-    """The IR of an in-memory ONNX model (``filename`` is used in messages and as the graph name)."""
+def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = True) -> Graph:
+    """The IR of an in-memory ONNX model (``filename`` is used in messages and as the graph name).
+
+    ``weights=False``: the caller reads the weights' shapes and dtypes, never their values (lint,
+    summary, graph): a weight already of its parameter's dtype is stored as the read-only array
+    read from the model, not copied."""
     where = Location(filename)
     if not isinstance(model, onnx.ModelProto) or not model.HasField("graph"):
         raise SpecError("not an ONNX model (no graph)", location=where)
@@ -93,7 +97,7 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>") -> Graph:
     # onnx.checker (on a large model in a child process, beside the import), check_structure's messages
     check = limits.start_check(model.graph, skeleton, where)
     try:
-        graph = Importer(model, filename, skeleton, check).run()
+        graph = Importer(model, filename, skeleton, check, weights=weights).run()
         from archc.frontends.onnx.patterns import fuse
 
         fuse(graph)  # functions exporters write out (GELU, SiLU, layer norm) become native ops
@@ -177,8 +181,9 @@ class Importer(StaticValues, GenericNodes, Conversion):
     """One import: the graph's values walked in order, each node folded, converted or kept."""
 
     def __init__(self, model: onnx.ModelProto, filename: str, skeleton: onnx.ModelProto | None = None,
-                 check: limits.PendingCheck | None = None) -> None:
+                 check: limits.PendingCheck | None = None, weights: bool = True) -> None:
         super().__init__(model, filename, skeleton if skeleton is not None else _skeleton(model))
+        self.copy_weights = weights  # (see from_onnx)
         #: the checker's verdict, where it may still be pending (see :mod:`archc.frontends.onnx.checking`)
         self.check = check
 

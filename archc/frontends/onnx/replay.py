@@ -53,7 +53,8 @@ class Step:
         """Each weight's key and source, with the dtype the op's parameter spec stores it in (None
         for a weight the op has no spec for, stored as it is)."""
         specs = self.template.specs
-        return tuple((key, source, specs[key].dtype if key in specs else None) for key, source in self.weights)
+        return tuple((key, source, np.dtype(specs[key].dtype) if key in specs else None)
+                     for key, source in self.weights)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,9 @@ class ImportState:
     types: OnnxTypes
     symbols: dict[str, Dim]
     declared: dict[str, OType]
+    #: whether weights are stored as copies the graph owns (else arrays of the parameter's dtype are
+    #: stored as read: an import whose caller never reads weight values)
+    copy_weights: bool = True
 
     def __init__(self, model: onnx.ModelProto, filename: str, skeleton: onnx.ModelProto) -> None:
         self.model = model

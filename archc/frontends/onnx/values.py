@@ -21,7 +21,7 @@ small table of numpy functions over object arrays, one per ONNX op, like
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
 import numpy as np
@@ -37,6 +37,9 @@ Dim = Union[int, str]
 class Const:
     array: np.ndarray
     learned: bool = False
+    #: what a node kind's key holds of this constant, by how the key reads it (made on first use by
+    #: :meth:`~archc.frontends.onnx.conversion.Conversion.kind`; a constant is read by many nodes)
+    parts: dict[tuple[bool, bool], tuple] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
