@@ -39,13 +39,13 @@ class Conversion(ImportState):
     pure: dict[str, bool | Callable[[Any, onnx.NodeProto], bool]]
 
     # -- one node ----------------------------------------------------------------------------
-    def _convert(self, node: onnx.NodeProto) -> None:
+    def _convert(self, node: onnx.NodeProto, attributes: tuple[bytes, ...] | None = None) -> None:
         fn = self.converters.get(node.op_type) if node.domain in DEFAULT_DOMAINS else None
         if fn is None:
             self._check_declared(node, self.node_types(node))  # an ill-typed node is refused
             self.generic(node)
             return
-        key = self.recipe_key(node)
+        key = self.recipe_key(node, attributes)
         recipe = self._recipes.get(key) if key is not None else None
         if recipe is not None:  # (its kind's first node passed the check below)
             outs: list | None = self._replay(node, recipe)
@@ -83,8 +83,9 @@ class Conversion(ImportState):
                 self.bind(name, out)
 
     def replayed(self, node: onnx.NodeProto, op_type: str, domain: str, inputs: tuple[str, ...],
-                 outputs: tuple[str, ...]) -> bool:
-        """Convert ``node`` (of these fields, read once) by its kind's recipe, if its kind has one
+                 outputs: tuple[str, ...], attributes: tuple[bytes, ...] | None = None) -> bool:
+        """Convert ``node`` (of these fields, read once; see :mod:`~archc.frontends.onnx.rows`) by its
+        kind's recipe, if its kind has one
         (what :meth:`_process`'s way to :meth:`_convert` does for it: a kind with a recipe is one
         its converter converted, and every node of a kind takes the same way); False, doing nothing,
         otherwise."""
@@ -101,33 +102,36 @@ class Conversion(ImportState):
                 recs.append(rec)
             else:
                 recs.append(None)
-        key = self.kind(node, pure, recs, op_type, outputs)
+        key = self.kind(node, pure, recs, op_type, outputs, attributes)
         recipe = self._recipes.get(key) if key is not None else None
         if recipe is None:
             return False
         self._bind_outputs(node, self._replay(node, recipe, recs), outputs)
         return True
 
-    def recipe_key(self, node: onnx.NodeProto) -> tuple | None:
+    def recipe_key(self, node: onnx.NodeProto, attributes: tuple[bytes, ...] | None = None) -> tuple | None:
         """The kind of ``node`` (see :meth:`kind`), or None."""
         pure = self.pure.get(node.op_type)
         if pure is None:
             return None
         return self.kind(node, pure, [self.values.get(name) if name else None for name in node.input],
-                         node.op_type, tuple(node.output))
+                         node.op_type, tuple(node.output), attributes)
 
     def kind(self, node: onnx.NodeProto, pure: Any, records: list[Record | None], op_type: str,
-             outputs: tuple[str, ...]) -> tuple | None:
+             outputs: tuple[str, ...], attributes: tuple[bytes, ...] | None = None) -> tuple | None:
         """The kind of a node whose converter is pure (see :mod:`archc.frontends.onnx.replay`): op,
         attributes, which outputs it names, each input's IR type or constant's dtype, shape,
         learnt-ness (and value, where the per-node inference reads it), the types the file declares
         for its outputs (the conversion checks against them); None when the node has no kind: a
-        symbolic input, a node the converter's test of purity refuses."""
+        symbolic input, a node the converter's test of purity refuses. ``attributes``: the attributes'
+        bytes as the file holds them, where read (:mod:`~archc.frontends.onnx.rows`)."""
         parts = self._input_parts(op_type, records, learned=True)
         if parts is None or (pure is not True and not pure(self, node)):
             return None
         declared = self.declared
-        return (op_type, tuple(map(bool, outputs)), attribute_bytes(node), parts,
+        if attributes is None:
+            attributes = attribute_bytes(node)
+        return (op_type, tuple(map(bool, outputs)), attributes, parts,
                 tuple(map(declared.get, outputs)) if declared else ())
 
     def _new_recorder(self, node: onnx.NodeProto) -> Recorder:

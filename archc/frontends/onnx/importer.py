@@ -52,6 +52,7 @@ from archc.frontends.onnx.converters import CONVERTERS, PURE, Converter, Fallbac
 from archc.frontends.onnx.generic import GenericNodes
 from archc.frontends.onnx.inference import OnnxTypes, otype
 from archc.frontends.onnx.naming import clean, module_scopes, node_meta, split_name
+from archc.frontends.onnx.rows import node_rows
 from archc.frontends.onnx.state import DEFAULT_DOMAINS as _DEFAULT_DOMAINS
 from archc.frontends.onnx.static import StaticValues, constant_value
 from archc.frontends.onnx.tensors import contiguous, is_unread as _is_unread, read_tensor, read_tensors, unread
@@ -198,7 +199,7 @@ class Importer(StaticValues, GenericNodes, Conversion):
         #: the types the file declares for values (value_info, graph outputs), by name
         self.declared = {vi.name: t for vi in [*g.value_info, *g.output] if (t := otype(vi.type)) is not None}
         # each node's fields, read once (reading a protobuf field costs what a dict lookup does, many times over)
-        rows = [(node, node.op_type, node.domain, tuple(node.input), tuple(node.output)) for node in g.node]
+        rows = node_rows(g, self.check.data if self.check is not None else None)
         self.consumers = Counter(chain.from_iterable(row[3] for row in rows))
         for out in g.output:
             self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
@@ -209,7 +210,7 @@ class Importer(StaticValues, GenericNodes, Conversion):
         replayed, process = self.replayed, self._process
         for row in rows:
             if not replayed(*row):  # a node of a kind already converted: its recipe, else the general way
-                process(row[0])
+                process(row[0], row[5])
         for out in g.output:
             self._add_output(out)
         return self._finish()
@@ -258,8 +259,9 @@ class Importer(StaticValues, GenericNodes, Conversion):
         if self.check is not None:
             self.check.settle()
 
-    def _process(self, node: onnx.NodeProto) -> None:
-        """Fold, evaluate, convert or keep one node (the general way)."""
+    def _process(self, node: onnx.NodeProto, attributes: tuple[bytes, ...] | None = None) -> None:
+        """Fold, evaluate, convert or keep one node (the general way; ``attributes``: their bytes, where
+        read already, see :mod:`~archc.frontends.onnx.rows`)."""
         op_type = node.op_type
         default = node.domain in _DEFAULT_DOMAINS
         if self.check is not None and self.check.verdict.pending:  # (ONNX's C++ code reads only checked nodes)
@@ -292,7 +294,7 @@ class Importer(StaticValues, GenericNodes, Conversion):
         if static:
             self._evaluate(node, recs)
         else:
-            self._convert(node)
+            self._convert(node, attributes)
 
     def _finish(self) -> Graph:
         """The graph of the nodes some output depends on, under their final names."""

@@ -274,9 +274,10 @@ class PendingCheck:
     and how to refuse the model where it refuses."""
 
     def __init__(self, graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Location, verdict: Verdict,
-                 structure_checked: bool) -> None:
+                 structure_checked: bool, data: bytes | None = None) -> None:
         self.graph, self.skeleton, self.where = graph, skeleton, where
         self.verdict = verdict
+        self.data = data  # the skeleton serialised (None where protobuf cannot write it)
         self._structure_checked = structure_checked
 
     def settle(self) -> None:
@@ -316,7 +317,7 @@ def start_check(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Locati
         check_structure(graph, where)
     verdict = Verdict(skeleton if data is None else data, len(graph.node), skeleton.opset_import,
                       skeleton.ir_version)
-    return PendingCheck(graph, skeleton, where, verdict, structure_checked)
+    return PendingCheck(graph, skeleton, where, verdict, structure_checked, data)
 
 
 #: the names :func:`_check_text` reads: ONNX message -> its fields to mirror, each with the message

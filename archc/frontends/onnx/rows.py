@@ -1,0 +1,78 @@
+"""Each ONNX node's fields, read once for the import's walk.
+
+Reading a protobuf field from Python costs what several dict lookups do, and serialising a
+node's attributes (what a node kind's key holds of them) costs more than reading all its other
+fields. The model's bytes are at hand (the checker's input, serialised once): a mirror of
+ONNX's ``NodeProto`` that declares ``attribute`` as ``repeated bytes`` parses them into each
+node's attributes as the bytes the file holds, without an ``AttributeProto`` per attribute.
+
+Equal bytes are equal attributes, so a key made of them names one kind; bytes that differ
+from what protobuf writes for the same attributes (another writer's field order) only make
+a kind that never matches a recorded one, and its nodes take the general way.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import onnx
+
+__all__ = ["node_rows"]
+
+#: a row: (node, op_type, domain, inputs, outputs, attributes' bytes or None where not read)
+Row = tuple
+
+#: the mirror's messages and fields: message -> (field, element type: None for a string, "bytes")
+_FIELDS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "ModelProto": (("graph", "GraphProto"),),
+    "GraphProto": (("node", "NodeProto"),),
+    "NodeProto": (("input", None), ("output", None), ("op_type", None), ("domain", None), ("attribute", "bytes")),
+}
+_mirror: Any = None
+
+
+def node_rows(graph: onnx.GraphProto, data: bytes | None) -> list[Row]:
+    """Each node of ``graph`` with its fields; the attributes' bytes from ``data`` (a serialised
+    model whose graph has these nodes, in order) where it parses, else None for each node."""
+    nodes = list(graph.node)
+    mirrored = _mirrored_nodes(data, len(nodes)) if data is not None else None
+    if mirrored is None:
+        return [(node, node.op_type, node.domain, tuple(node.input), tuple(node.output), None) for node in nodes]
+    return [(node, m.op_type, m.domain, tuple(m.input), tuple(m.output), tuple(m.attribute))
+            for node, m in zip(nodes, mirrored)]
+
+
+def _mirrored_nodes(data: bytes, count: int) -> Any:
+    """The mirror's nodes of the serialised model ``data``; None where it does not parse (a name
+    that is not UTF-8) or holds another number of nodes."""
+    global _mirror
+    if _mirror is None:
+        _mirror = _mirror_class()
+    try:
+        nodes = _mirror.FromString(data).graph.node
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError
+        return None
+    return nodes if len(nodes) == count else None
+
+
+def _mirror_class() -> Any:
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    kind = descriptor_pb2.FieldDescriptorProto
+    package = "archc_onnx_rows"
+    proto = descriptor_pb2.FileDescriptorProto(name=f"{package}.proto", package=package, syntax="proto3")
+    for message, fields in _FIELDS.items():
+        mirror = proto.message_type.add(name=message)
+        for name, element in fields:
+            original = getattr(onnx, message).DESCRIPTOR.fields_by_name[name]  # ONNX's own field number
+            repeated = name in ("input", "output", "attribute", "node")
+            field = mirror.field.add(name=name, number=original.number,
+                                     label=kind.LABEL_REPEATED if repeated else kind.LABEL_OPTIONAL)
+            if element is None:
+                field.type = kind.TYPE_STRING
+            elif element == "bytes":
+                field.type = kind.TYPE_BYTES
+            else:
+                field.type, field.type_name = kind.TYPE_MESSAGE, f".{package}.{element}"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.ModelProto"))
