@@ -83,12 +83,12 @@ class Conversion(ImportState):
                 self.bind(name, out)
 
     def replayed(self, node: onnx.NodeProto, op_type: str, domain: str, inputs: tuple[str, ...],
-                 outputs: tuple[str, ...], attributes: tuple[bytes, ...] | None = None) -> bool:
-        """Convert ``node`` (of these fields, read once; see :mod:`~archc.frontends.onnx.rows`) by its
-        kind's recipe, if its kind has one
-        (what :meth:`_process`'s way to :meth:`_convert` does for it: a kind with a recipe is one
-        its converter converted, and every node of a kind takes the same way); False, doing nothing,
-        otherwise."""
+                 outputs: tuple[str, ...], attributes: tuple[bytes, ...] | None = None,
+                 onnx_name: str | None = None, has_metadata: bool = True) -> bool:
+        """Convert ``node`` (of these fields, read once: its row, see :mod:`~archc.frontends.onnx.rows`)
+        by its kind's recipe, if its kind has one (what :meth:`_process`'s way to :meth:`_convert` does
+        for it: a kind with a recipe is one its converter converted, and every node of a kind takes
+        the same way); False, doing nothing, otherwise."""
         pure = self.pure.get(op_type)
         if pure is None or not self._recipes or domain not in DEFAULT_DOMAINS:
             return False
@@ -106,7 +106,11 @@ class Conversion(ImportState):
         recipe = self._recipes.get(key) if key is not None else None
         if recipe is None:
             return False
-        self._bind_outputs(node, self._replay(node, recipe, recs), outputs)
+        named = None
+        if onnx_name is not None:  # (the name read already: node_meta reads the node only for metadata or scopes)
+            named = (self.names.base(onnx_name, op_type),
+                     {"onnx_name": onnx_name} if not has_metadata and "/" not in onnx_name else node_meta(node))
+        self._bind_outputs(node, self._replay(node, recipe, recs, named), outputs)
         return True
 
     def recipe_key(self, node: onnx.NodeProto, attributes: tuple[bytes, ...] | None = None) -> tuple | None:
@@ -144,12 +148,13 @@ class Conversion(ImportState):
                 constants[i] = rec.array
         return Recorder(tensors, constants)
 
-    def _replay(self, node: onnx.NodeProto, recipe: Recipe, recs: list[Record | None] | None = None) -> list[Value]:
+    def _replay(self, node: onnx.NodeProto, recipe: Recipe, recs: list[Record | None] | None = None,
+                named: tuple[str, dict[str, Any]] | None = None) -> list[Value]:
         """The native nodes ``recipe`` made for the first node of this one's kind, made for this one
-        (``recs``: the records of its inputs, where known)."""
+        (``recs``: the records of its inputs, ``named``: its names' base and its meta, where known)."""
         if recs is None:
             recs = [self.values[name] if name else None for name in node.input]
-        base, meta = self.names.default(node), node_meta(node)
+        base, meta = named if named is not None else (self.names.default(node), node_meta(node))
         one = recipe.one_node
         if one is not None:  # one native node over the node's inputs: nothing to look up per source
             step = recipe.steps[0]
@@ -157,7 +162,7 @@ class Conversion(ImportState):
             if step.check:
                 self.types.learn(node, outputs)  # the check passed for this kind; the symbols are this node's
             return self._add_node(node, step.template, [recs[i].value for i in one], self._step_weights(step, recs),
-                                  outputs, (base + step.suffix, meta))
+                                  outputs, (base + step.suffix, meta), replayed=True)
         # a source: ("in", i), the node's input i (a Tensor: the kind says so); ("emit", j, k), output k of step j
         made: list[list[Value]] = []
         for step in recipe.steps:
@@ -166,7 +171,7 @@ class Conversion(ImportState):
                 self.types.learn(node, outputs)
             inputs = [recs[s[1]].value if s[0] == "in" else made[s[1]][s[2]] for s in step.inputs]
             made.append(self._add_node(node, step.template, inputs, self._step_weights(step, recs), outputs,
-                                       (base + step.suffix, dict(meta) if made else meta)))
+                                       (base + step.suffix, dict(meta) if made else meta), replayed=True))
         return [recs[s[1]].value if s[0] == "in" else made[s[1]][s[2]] for s in recipe.outputs]
 
     def _step_weights(self, step: Step, recs: list[Record | None]) -> dict[str, Any]:
@@ -222,11 +227,16 @@ class Conversion(ImportState):
 
     def _add_node(self, node: onnx.NodeProto, template: Template, inputs: list[Value],
                   weights: dict[str, np.ndarray] | None, outputs: list[TensorType],
-                  named: tuple[str, dict[str, Any]]) -> list[Value]:
-        """Add the native node of :meth:`_add_native`, its weights already stored."""
+                  named: tuple[str, dict[str, Any]], replayed: bool = False) -> list[Value]:
+        """Add the native node of :meth:`_add_native`, its weights already stored (``replayed``: by a
+        recipe, whose inputs are the node's own tensors and the recipe's earlier nodes)."""
         name = self.names.take(named[0])
-        self.graph.add(Node(name=name, op=template.op, attrs=dict(template.attrs), inputs=list(inputs),
-                            outputs=outputs, location=self.where, meta=named[1]))
+        node_ir = Node(name=name, op=template.op, attrs=dict(template.attrs), inputs=list(inputs),
+                       outputs=outputs, location=self.where, meta=named[1])
+        if replayed:
+            self.graph.append(node_ir)
+        else:
+            self.graph.add(node_ir)
         if weights:
             self.graph.weights[name] = weights
         self.origin[name] = node

@@ -50,6 +50,13 @@ class Draft:
             self.inputs.append(node.name)
         return node
 
+    def append(self, node: Node) -> None:
+        """Add a node that :meth:`add` would take without a look: its name was made unique by the
+        import's names, its inputs are IR values the import bound to outputs of nodes added before
+        (a node replayed from its kind's recipe). The graph built at the end checks it again."""
+        self._nodes[node.name] = node
+        self._order.append(node)
+
     def node(self, name: str) -> Node:
         return self._nodes[name]
 

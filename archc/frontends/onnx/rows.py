@@ -18,15 +18,18 @@ import onnx
 
 __all__ = ["node_rows"]
 
-#: a row: (node, op_type, domain, inputs, outputs, attributes' bytes or None where not read)
+#: a row: (node, op_type, domain, inputs, outputs, attributes' bytes or None where not read, name,
+#: whether it has metadata_props)
 Row = tuple
 
 #: the mirror's messages and fields: message -> (field, element type: None for a string, "bytes")
 _FIELDS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "ModelProto": (("graph", "GraphProto"),),
     "GraphProto": (("node", "NodeProto"),),
-    "NodeProto": (("input", None), ("output", None), ("op_type", None), ("domain", None), ("attribute", "bytes")),
+    "NodeProto": (("input", None), ("output", None), ("name", None), ("op_type", None), ("domain", None),
+                  ("attribute", "bytes"), ("metadata_props", "bytes")),
 }
+_REPEATED = frozenset({"node", "input", "output", "attribute", "metadata_props"})
 _mirror: Any = None
 
 
@@ -36,9 +39,10 @@ def node_rows(graph: onnx.GraphProto, data: bytes | None) -> list[Row]:
     nodes = list(graph.node)
     mirrored = _mirrored_nodes(data, len(nodes)) if data is not None else None
     if mirrored is None:
-        return [(node, node.op_type, node.domain, tuple(node.input), tuple(node.output), None) for node in nodes]
-    return [(node, m.op_type, m.domain, tuple(m.input), tuple(m.output), tuple(m.attribute))
-            for node, m in zip(nodes, mirrored)]
+        return [(node, node.op_type, node.domain, tuple(node.input), tuple(node.output), None, node.name,
+                 bool(len(node.metadata_props))) for node in nodes]
+    return [(node, m.op_type, m.domain, tuple(m.input), tuple(m.output), tuple(m.attribute), m.name,
+             bool(len(m.metadata_props))) for node, m in zip(nodes, mirrored)]
 
 
 def _mirrored_nodes(data: bytes, count: int) -> Any:
@@ -64,9 +68,8 @@ def _mirror_class() -> Any:
         mirror = proto.message_type.add(name=message)
         for name, element in fields:
             original = getattr(onnx, message).DESCRIPTOR.fields_by_name[name]  # ONNX's own field number
-            repeated = name in ("input", "output", "attribute", "node")
             field = mirror.field.add(name=name, number=original.number,
-                                     label=kind.LABEL_REPEATED if repeated else kind.LABEL_OPTIONAL)
+                                     label=kind.LABEL_REPEATED if name in _REPEATED else kind.LABEL_OPTIONAL)
             if element is None:
                 field.type = kind.TYPE_STRING
             elif element == "bytes":
