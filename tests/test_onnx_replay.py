@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from archc.errors import SpecError
 from archc.frontends.onnx import from_onnx
 from archc.frontends.onnx import importer as importer_module
+from archc.frontends.onnx import rows as rows_module
 from archc.frontends.onnx.tensors import read_tensor, read_tensors
 
 torch = pytest.importorskip("torch")
@@ -64,11 +65,21 @@ def _three_ways(model: onnx.ModelProto, monkeypatch) -> tuple:
     return fast, sum(replayed), general, converted
 
 
+def _values(snapshot: tuple) -> tuple:
+    """A snapshot with each weight's type, dtype, shape and bytes only (not how it is stored)."""
+    return (*snapshot[:-1], {k: {p: (w[0], w[1], w[2], w[5]) for p, w in ws.items()} for k, ws in snapshot[-1].items()})
+
+
 def _assert_same(model: onnx.ModelProto, monkeypatch, replays: bool = True) -> None:
     fast, replayed, general, converted = _three_ways(model, monkeypatch)
     assert _snapshot(fast) == _snapshot(general) == _snapshot(converted)
     if replays:
         assert replayed > 0  # the fast way was taken
+    with monkeypatch.context() as m:  # the nodes' fields read from the NodeProtos, attributes serialised
+        m.setattr(rows_module, "_mirrored_nodes", lambda data, count: None)
+        assert _snapshot(from_onnx(model, "m.onnx")) == _snapshot(fast)
+    # for a caller that never reads weight values: the same graph and weights, not copied
+    assert _values(_snapshot(from_onnx(model, "m.onnx", weights=False))) == _values(_snapshot(fast))
 
 
 # -- models written from papers, both exporters ------------------------------------------------
@@ -240,3 +251,27 @@ def test_an_initializer_of_the_wrong_size_is_reported_in_order():
     with pytest.raises(ValueError):
         read_tensors([*tensors[:2], bad, *tensors[2:], worse], read)
     assert seen[-1] == "bad"  # the first bad tensor in the file's order is the one reported
+
+
+# -- each node's fields read at once -------------------------------------------------------------
+
+def test_rows_read_from_the_bytes_are_the_nodes_fields():
+    model = _export("resnet", dynamo=False)
+    data = model.SerializeToString()
+    mirrored, plain = rows_module.node_rows(model.graph, data), rows_module.node_rows(model.graph, None)
+    assert len(mirrored) == len(plain) == len(model.graph.node)
+    for m, p, node in zip(mirrored, plain, model.graph.node):
+        assert m[:5] == p[:5] and m[6:] == p[6:] == (node.name, bool(len(node.metadata_props)))
+        assert p[5] is None and m[5] == tuple(a.SerializeToString() for a in node.attribute)
+
+
+def test_rows_fall_back_to_the_nodes_where_the_bytes_do_not_parse():
+    model = _export("resnet", dynamo=False)
+    node = model.graph.node[0]
+    assert rows_module.node_rows(model.graph, b"\xff\xff")[0][5] is None  # not a message
+    other = onnx.ModelProto()
+    other.CopyFrom(model)
+    del other.graph.node[1:]
+    assert rows_module.node_rows(model.graph, other.SerializeToString())[0][5] is None  # not these nodes
+    assert rows_module.node_rows(model.graph, None)[0][:5] == (node, node.op_type, node.domain, tuple(node.input),
+                                                               tuple(node.output))
