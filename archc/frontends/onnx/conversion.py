@@ -93,15 +93,10 @@ class Conversion(ImportState):
         if pure is None or not self._recipes or domain not in DEFAULT_DOMAINS:
             return False
         values = self.values
-        recs: list[Record | None] = []
-        for name in inputs:
-            if name:
-                rec = values.get(name)
-                if rec is None:
-                    return False  # an input defined nowhere: the general path says so
-                recs.append(rec)
-            else:
-                recs.append(None)
+        try:
+            recs: list[Record | None] = [values[name] if name else None for name in inputs]
+        except KeyError:
+            return False  # an input defined nowhere: the general path says so
         key = self.kind(node, pure, recs, op_type, outputs, attributes)
         recipe = self._recipes.get(key) if key is not None else None
         if recipe is None:

@@ -138,7 +138,12 @@ def _default_opset(model: onnx.ModelProto) -> int:
 
 #: initializers with more elements than this are left out of the copy that is checked and shape-inferred
 _SKELETON_LIMIT = 256
-_DIMS, _DATA_LOCATION = attrgetter("dims"), attrgetter("data_location")
+_DATA_LOCATION = attrgetter("data_location")
+
+
+def _dims(tensor: onnx.TensorProto) -> list[int]:
+    """The tensor's dims, read as a slice (iterating the field ends in an IndexError protobuf formats)."""
+    return tensor.dims[:]
 
 
 def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -150,7 +155,7 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     g = model.graph
     inits = g.initializer
-    if max(map(math.prod, map(_DIMS, inits)), default=0) <= _SKELETON_LIMIT \
+    if max(map(math.prod, map(_dims, inits)), default=0) <= _SKELETON_LIMIT \
             and onnx.TensorProto.EXTERNAL not in set(map(_DATA_LOCATION, inits)):
         return model  # (the loop's answer below, read at C speed: a model of 100k small weights)
     listed = {vi.name for vi in g.input}

@@ -38,10 +38,11 @@ def node_rows(graph: onnx.GraphProto, data: bytes | None) -> list[Row]:
     model whose graph has these nodes, in order) where it parses, else None for each node."""
     nodes = list(graph.node)
     mirrored = _mirrored_nodes(data, len(nodes)) if data is not None else None
+    # (a repeated field read as a slice: iterating it ends in an IndexError protobuf formats, per field)
     if mirrored is None:
-        return [(node, node.op_type, node.domain, tuple(node.input), tuple(node.output), None, node.name,
+        return [(node, node.op_type, node.domain, tuple(node.input[:]), tuple(node.output[:]), None, node.name,
                  bool(len(node.metadata_props))) for node in nodes]
-    return [(node, m.op_type, m.domain, tuple(m.input), tuple(m.output), tuple(m.attribute), m.name,
+    return [(node, m.op_type, m.domain, tuple(m.input[:]), tuple(m.output[:]), tuple(m.attribute[:]), m.name,
              bool(len(m.metadata_props))) for node, m in zip(nodes, mirrored)]
 
 

@@ -69,7 +69,7 @@ def read_tensors(tensors: Sequence[onnx.TensorProto], read: Callable[[onnx.Tenso
     itemsizes = _ITEMSIZES if sys.byteorder == "little" else {}
     for tensor in tensors:
         names.append(tensor.name)
-        dims = tuple(tensor.dims)
+        dims = tuple(tensor.dims[:])  # (a slice: iterating the field ends in an IndexError protobuf formats)
         itemsize = itemsizes.get(tensor.data_type)
         nbytes = math.prod(dims) * itemsize if itemsize and dims else 0
         if 0 < nbytes <= _GROUPED_BYTES and not tensor.HasField("segment"):
