@@ -2,8 +2,9 @@
 
 The importer walks the ONNX graph in its (topological) order:
 
-1. ``onnx.checker`` and ``onnx.shape_inference`` (strict, with data propagation, where
-   the model allows) run on a copy without the large weights (:func:`_skeleton`) and
+1. ``onnx.checker`` (on a large model in a child process beside the import:
+   :mod:`archc.frontends.onnx.checking`) and ``onnx.shape_inference`` (strict, with data
+   propagation, where the model allows) run on a copy without the large weights (:func:`_skeleton`) and
    give every value a type; ``dim_param`` dims become str dims, unknown dims fresh
    symbols. Each node's output types are checked against what the IR op computes. A node
    ONNX's typing rules reject for its inputs' types, or whose declared output type contradicts
@@ -27,7 +28,8 @@ The importer walks the ONNX graph in its (topological) order:
 The importer's parts: :mod:`~archc.frontends.onnx.state` (the records and the converters' read
 API), :mod:`~archc.frontends.onnx.static` (step 2), :mod:`~archc.frontends.onnx.conversion` (step 3,
 and the kinds of node replayed without their converter), :mod:`~archc.frontends.onnx.generic`
-(``onnx_node``), :mod:`~archc.frontends.onnx.tensors` (initializers), :mod:`~archc.frontends.onnx.naming`.
+(``onnx_node``), :mod:`~archc.frontends.onnx.tensors` (initializers), :mod:`~archc.frontends.onnx.naming`,
+:mod:`~archc.frontends.onnx.rows` (each node's fields, read at once).
 
 Weights land in ``graph.weights`` under the native ops' parameter names, so parameter
 counts equal those of the framework the model came from (initializers are parameters;
