@@ -231,9 +231,14 @@ class Importer(StaticValues, GenericNodes, Conversion):
                 raise AssertionError from exc  # unreachable: _fail raises
 
         values = self.values
+        learned = {}  # dtype -> whether it is a parameter's (once per dtype, not per initializer)
         for name, arr in read_tensors(g.initializer, read):
             # Initializers are the model's parameters; integer ones are indices or shapes.
-            values[name] = Const(arr, learned=arr.dtype.kind in "fc")
+            dtype = arr.dtype
+            is_learned = learned.get(dtype)
+            if is_learned is None:
+                is_learned = learned[dtype] = dtype.kind in "fc"
+            values[name] = Const(arr, is_learned)
         for init in g.sparse_initializer:
             self._fail(f"sparse initializer '{init.values.name}' is not supported")
 

@@ -70,14 +70,15 @@ def read_tensors(tensors: Sequence[onnx.TensorProto], read: Callable[[onnx.Tenso
     for tensor in tensors:
         names.append(tensor.name)
         dims = tuple(tensor.dims[:])  # (a slice: iterating the field ends in an IndexError protobuf formats)
-        itemsize = itemsizes.get(tensor.data_type)
+        data_type = tensor.data_type
+        itemsize = itemsizes.get(data_type)
         nbytes = math.prod(dims) * itemsize if itemsize and dims else 0
         if 0 < nbytes <= _GROUPED_BYTES and not tensor.HasField("segment"):
             raw = tensor.raw_data
             if len(raw) == nbytes:  # (else no raw bytes, or the wrong number: read says what is wrong)
-                chunks = groups.get((tensor.data_type, dims))
+                chunks = groups.get((data_type, dims))
                 if chunks is None:
-                    chunks = groups[(tensor.data_type, dims)] = []
+                    chunks = groups[(data_type, dims)] = []
                 chunks.append(raw)
                 read_in.append(chunks)
                 continue
