@@ -24,9 +24,17 @@ import onnx
 
 __all__ = ["FORK_NODES", "Verdict", "first_line"]
 
+def _fork_nodes(default: int = 2000) -> int:
+    try:
+        value = int(os.environ.get("ARCHC_CHECKER_FORK_NODES", default))
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
 #: models of at least this many nodes are checked in a forked child (the checker takes about
-#: 5-10 us per node; below this, forking costs more than it overlaps)
-FORK_NODES = 2000
+#: 5-10 us per node; below this, forking costs more than it overlaps); env ARCHC_CHECKER_FORK_NODES
+FORK_NODES = _fork_nodes()
 
 _ACCEPTED, _REFUSED = b"\x00", b"\x01"
 
