@@ -99,3 +99,9 @@ def test_lint_of_a_large_model_the_checker_refuses(tmp_path, run_archc):
     assert proc.stderr == f"{path}: error: invalid ONNX model: w in initializer but not in graph input\n"
     onnx.save(_chain(checking.FORK_NODES + 10), str(path))
     assert run_archc("lint", str(path), "--format", "json").returncode == 0
+
+
+@pytest.mark.parametrize("value, expected", [("0", 0), ("5", 5), ("-1", 2000), ("many", 2000)])
+def test_the_fork_threshold_is_read_from_the_environment(value, expected, monkeypatch):
+    monkeypatch.setenv("ARCHC_CHECKER_FORK_NODES", value)
+    assert checking._fork_nodes() == expected
