@@ -105,3 +105,14 @@ def test_lint_of_a_large_model_the_checker_refuses(tmp_path, run_archc):
 def test_the_fork_threshold_is_read_from_the_environment(value, expected, monkeypatch):
     monkeypatch.setenv("ARCHC_CHECKER_FORK_NODES", value)
     assert checking._fork_nodes() == expected
+
+
+def test_an_import_error_on_a_model_the_checker_accepts_is_the_imports_own(forked):
+    model = _chain(50)
+    model.graph.output.append(helper.make_tensor_value_info("w", F, [4]))
+    onnx.checker.check_model(model)  # (the checker lets it pass)
+    with pytest.raises(SpecError) as info:
+        from_onnx(model, "const.onnx")
+    assert str(info.value) == ("const.onnx: error: graph output 'w' is a constant; archc graphs compute their "
+                               "outputs")
+    assert _no_children()
