@@ -105,7 +105,14 @@ class Conversion(ImportState):
         if onnx_name is not None:  # (the name read already: node_meta reads the node only for metadata or scopes)
             named = (self.names.base(onnx_name, op_type),
                      {"onnx_name": onnx_name} if not has_metadata and "/" not in onnx_name else node_meta(node))
-        self._bind_outputs(node, self._replay(node, recipe, recs, named), outputs)
+        outs = self._replay(node, recipe, recs, named)
+        if len(outs) != len(outputs):
+            self._bind_outputs(node, outs, outputs)
+            return True
+        values, bindings = self.values, self.tensor_bindings  # (a recipe's outputs are IR values)
+        for name, out in zip(outputs, outs):
+            values[name] = Tensor(out)
+            bindings.append((name, out))
         return True
 
     def recipe_key(self, node: onnx.NodeProto, attributes: tuple[bytes, ...] | None = None) -> tuple | None:
@@ -226,8 +233,9 @@ class Conversion(ImportState):
         """Add the native node of :meth:`_add_native`, its weights already stored (``replayed``: by a
         recipe, whose inputs are the node's own tensors and the recipe's earlier nodes)."""
         name = self.names.take(named[0])
-        node_ir = Node(name=name, op=template.op, attrs=dict(template.attrs), inputs=list(inputs),
-                       outputs=outputs, location=self.where, meta=named[1])
+        # (name, op, attrs, inputs, outputs, scope, location, meta; a replay's inputs are a list of its own)
+        node_ir = Node(name, template.op, dict(template.attrs), inputs if replayed else list(inputs), outputs, (),
+                       self.where, named[1])
         if replayed:
             self.graph.append(node_ir)
         else:
