@@ -98,7 +98,12 @@ class Draft:
         graph.doc = self.doc
         renamed = {old: new for old, new in names.items() if old != new}  # most names stay
         weights = self.weights
-        for node in nodes:
+        if not renamed and len(nodes) == len(self._nodes):  # every node kept, under its name: nothing to move
+            graph.weights.update(weights)
+            nodes_to_rename: list[Node] = []
+        else:
+            nodes_to_rename = nodes
+        for node in nodes_to_rename:
             old = node.name
             if old in renamed:
                 node.name = renamed[old]
