@@ -27,17 +27,37 @@ def _chain(n: int, ir_version: int = 8, alpha_at: int | None = None) -> onnx.Mod
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=ir_version)
 
 
+_FORKED: list[int] = []  # the children the checker forked in the running test
+
+
 @pytest.fixture
 def forked(monkeypatch):
+    """The checker forked whatever the model's size; each child's pid noted."""
     monkeypatch.setattr(checking, "FORK_NODES", 0)
+    fork = os.fork
+
+    def noting() -> int:
+        pid = fork()
+        if pid:
+            _FORKED.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", noting)
+    _FORKED.clear()
+    yield
+    _FORKED.clear()
 
 
 def _no_children() -> bool:
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
+    """Whether every child the checker forked has been reaped (none left running or a zombie)."""
+    assert _FORKED
+    for pid in _FORKED:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        return False
+    return True
 
 
 def test_the_forked_verdict_is_the_checkers(forked):
