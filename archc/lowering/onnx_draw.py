@@ -203,11 +203,13 @@ def workers() -> int:
     return max(1, min(8, cores))
 
 
-def draw_and_write(regions: Sequence[Region], write_at: WriteAt, pool: BufferPool = POOL) -> Iterator[int]:
+def draw_and_write(regions: Sequence[Region], write_at: WriteAt, pool: BufferPool | None = None) -> Iterator[int]:
     """Draw every region's values on a pool of threads and write them (with the regions' prefixes)
     from this thread, each job as soon as it is drawn; yields the bytes of values of each job
     written. At most two jobs per thread are drawn ahead of the writing, so memory stays bounded;
-    a failing job's error is raised when it is reached, and the threads stop."""
+    a failing job's error is raised when it is reached, and the threads stop. Memory comes from
+    ``pool`` (default :data:`POOL`)."""
+    pool = POOL if pool is None else pool
     jobs = iter(_jobs([r.source for r in regions]))
     threads = workers()
     executor = ThreadPoolExecutor(threads)
