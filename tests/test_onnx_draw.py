@@ -137,3 +137,35 @@ def test_a_failing_job_stops_the_writing_and_raises(small_jobs):
     with pytest.raises(ValueError, match="drawing failed"):
         for _ in draw_and_write(regions, lambda buffers, offset: None, BufferPool(0)):
             pass
+
+
+def test_jobs_over_the_budget_are_drawn_one_at_a_time(small_jobs):
+    """Tensors drawn whole (a normal init) can be far larger than a job: however many follow each
+    other, only one is held at a time, so memory stays one tensor plus the bounded rest."""
+    counts = {"drawn": 0, "written": 0, "most_held": 0}
+    lock = threading.Lock()
+
+    class Whole:
+        shape, dtype = (20000,), np.dtype("float32")  # 80 kB: many times two jobs a thread
+
+        def __init__(self, value):
+            self.value = value
+
+        def draw(self, start, stop, allocate=np.empty):
+            with lock:
+                counts["drawn"] += 1
+                counts["most_held"] = max(counts["most_held"], counts["drawn"] - counts["written"])
+            return np.full(stop - start, self.value, np.float32)
+
+    regions = [Region(k * 80000, b"", Whole(k)) for k in range(12)]
+    out = bytearray(12 * 80000)
+
+    def write_at(buffers, offset):
+        data = b"".join(bytes(memoryview(b).cast("B")) for b in buffers)
+        out[offset:offset + len(data)] = data
+        with lock:
+            counts["written"] += 1
+
+    assert sum(draw_and_write(regions, write_at, BufferPool(0))) == len(out)
+    assert counts["most_held"] == 1
+    assert np.array_equal(np.frombuffer(bytes(out), np.float32), np.repeat(np.arange(12, dtype=np.float32), 20000))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
@@ -206,27 +207,31 @@ def workers() -> int:
 def draw_and_write(regions: Sequence[Region], write_at: WriteAt, pool: BufferPool | None = None) -> Iterator[int]:
     """Draw every region's values on a pool of threads and write them (with the regions' prefixes)
     from this thread, each job as soon as it is drawn; yields the bytes of values of each job
-    written. At most two jobs per thread are drawn ahead of the writing, so memory stays bounded;
-    a failing job's error is raised when it is reached, and the threads stop. Memory comes from
-    ``pool`` (default :data:`POOL`)."""
+    written. Jobs are handed out while those drawn and not yet written hold under two jobs' worth
+    of bytes per thread (or none at all), so memory stays bounded whatever the model's size: at
+    most that plus one job. A failing job's error is raised when it is reached, and the threads
+    stop. Memory comes from ``pool`` (default :data:`POOL`)."""
     pool = POOL if pool is None else pool
-    jobs = iter(_jobs([r.source for r in regions]))
+    pending = deque(_jobs([r.source for r in regions]))
     threads = workers()
+    budget = 2 * threads * JOB_BYTES
     executor = ThreadPoolExecutor(threads)
-    running: set[Future] = set()
+    running: dict[Future, int] = {}  # job -> its bytes of values
     try:
-        while True:
-            for job in jobs:
-                running.add(executor.submit(_draw_job, regions, job, pool))
-                if len(running) >= 2 * threads:
-                    break
-            if not running:
-                return
-            done, running = wait(running, return_when=FIRST_COMPLETED)
+        while pending or running:
+            while pending and (not running or sum(running.values()) < budget):
+                job = pending.popleft()
+                running[executor.submit(_draw_job, regions, job, pool)] = _job_bytes(regions, job)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
+                del running[future]
                 yield _write_drawn(future.result(), write_at, pool)
     finally:  # after an error, jobs drawn but not written are dropped (their memory with them)
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _job_bytes(regions: Sequence[Region], job: list[tuple[int, int, int]]) -> int:
+    return sum((stop - start) * np.dtype(regions[i].source.dtype).itemsize for i, start, stop in job)
 
 
 def _write_drawn(drawn: _Drawn, write_at: WriteAt, pool: BufferPool) -> int:
