@@ -9,7 +9,7 @@ straight from the memory drawn into, and hands that memory back for the next job
 
 Why one writer: Linux file systems take the file's inode lock for each buffered write, so two
 threads writing one file never copy at once; a second writer waits for the lock spinning on a
-core (a third of the write stage's CPU time for ResNet-50 when measured), where it could be
+core (a fifth of the write stage's CPU time for ResNet-50 when measured), where it could be
 drawing. Why reused memory: fresh memory costs a page fault per 4 KiB on first touch (more in a
 virtual machine whose host reclaims freed guest memory), about as much per value as drawing it,
 so the blocks drawn into are kept in a small pool for the next job and the next file.
