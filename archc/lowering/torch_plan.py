@@ -125,8 +125,6 @@ def instance_tree(graph: Graph, nodes: list[Node] | None = None) -> Instance:
             continue
         if node.scope is scope:  # the previous node's instance (the common case): same chain
             chain[-1].items.append(node)
-            for inst in chain:
-                inst.members.add(node.name)
             continue
         scope = node.scope
         chain = [root]
@@ -140,15 +138,27 @@ def instance_tree(graph: Graph, nodes: list[Node] | None = None) -> Instance:
                 return _flat(graph, nodes)
             chain.append(inst)
         chain[-1].items.append(node)
-        for inst in chain:
-            inst.members.add(node.name)
         open_paths = {inst.path for inst in chain}
+    _set_members(by_path)
     _set_outputs(root, graph, nodes, by_path)
     if any(not inst.outputs for path, inst in by_path.items() if path):
         # an instance that hands on nothing it made (its result is its input: dead nodes only)
         # has no forward to write as a class: write the graph flat
         return _flat(graph, nodes)
     return root
+
+
+def _set_members(by_path: dict[str, Instance]) -> None:
+    """Each instance's members: its own nodes, then its children's members (children were
+    made after their parents, so walking backwards meets every child first); set unions
+    rather than one insertion per node and enclosing instance."""
+    for inst in reversed(by_path.values()):
+        members = inst.members
+        for item in inst.items:
+            if type(item) is Node:
+                members.add(item.name)
+            else:
+                members |= item.members
 
 
 def _formal_names(info: BlockInstance) -> list[str]:
@@ -175,16 +185,20 @@ def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[
     """Each instance's outputs: values made inside and read outside (or by the graph's outputs),
     in the order of their producers, in one pass over the edges."""
     root.outputs = list(graph.outputs.values())
-    paths = {n.name: [i.path for i in n.scope] for n in nodes}
-    order = {name: i for i, name in enumerate(paths)}
+    scopes = {n.name: n.scope for n in nodes}
+    order = {name: i for i, name in enumerate(scopes)}
     # keyed by (node, output): a Value's own hash is a Python-level call
     found: dict[str, dict[tuple[str, int], Value]] = {p: {} for p in by_path if p}
-    reads = [(v, paths[u.name]) for u in nodes for v in u.inputs]
-    reads += [(v, []) for v in graph.outputs.values()]
-    for value, user_paths in reads:
-        for path in paths[value.node]:
-            if path not in user_paths:
-                found[path].setdefault((value.node, value.out), value)
+    reads = [(v, u.scope) for u in nodes for v in u.inputs]
+    reads += [(v, ()) for v in graph.outputs.values()]
+    for value, user_scope in reads:
+        scope = scopes[value.node]
+        if scope is user_scope or not scope:  # read in its own instance, or made at the top
+            continue
+        user_paths = [i.path for i in user_scope]
+        for info in scope:
+            if info.path not in user_paths:
+                found[info.path].setdefault((value.node, value.out), value)
     for path, values in found.items():
         by_path[path].outputs = sorted(values.values(), key=lambda v: (order[v.node], v.out))
 
