@@ -336,8 +336,14 @@ class Lowered:
     def attrs_key(self, node: Node) -> Any:
         """:func:`frozen_attrs` of the node's attributes, computed once."""
         found = self._attrs_keys.get(node.name)
-        if found is None:
-            found = self._attrs_keys[node.name] = frozen_attrs(node.attrs)
+        if found is None:  # frozen_attrs, inline: asked once per node
+            attrs = node.attrs
+            found = (tuple(attrs.items()), tuple(map(type, attrs.values())))
+            try:
+                hash(found)
+            except TypeError:
+                found = repr(attrs)
+            self._attrs_keys[node.name] = found
         return found
 
     def reset_texts(self, node: Node) -> tuple[str, ...]:

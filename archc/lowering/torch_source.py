@@ -269,7 +269,10 @@ class _Memo:
 
 def _is_leaf(inst: Instance) -> bool:
     """Whether ``inst`` has no child instances (its body depends on no class)."""
-    return not any(type(item) is Instance for item in inst.items)
+    for item in inst.items:  # a loop, not any(generator): the root has every top-level node
+        if type(item) is Instance:
+            return False
+    return True
 
 
 def _locals(body: Body) -> list[str]:
