@@ -173,8 +173,8 @@ class BodyWriter:
                 name = names.bind(values[0], formal)
             body.args.append(name)
         self._tree(body, inst)
-        access = body.access = self._access(body)
         chains = {id(c[0]): c for c in self._chains(body.tree)}
+        access = body.access = self._access(body, chains)
         skip: set[int] = set()
         for item in inst.items:
             if isinstance(item, Node):
@@ -246,11 +246,11 @@ class BodyWriter:
                     found.extend(self._chains(sub))
         return found
 
-    def _access(self, body: Body) -> dict[str, str]:
+    def _access(self, body: Body, chained: Mapping[int, Any]) -> dict[str, str]:
         """Local dotted name -> Python expression reaching that module, parameter or container;
-        records each container's kind in ``body.containers``."""
+        records each container's kind in ``body.containers``. ``chained``: the first children of
+        the tree's chains (:meth:`_chains`), by id."""
         access: dict[str, str] = {}
-        chained = {id(c[0]) for c in self._chains(body.tree)}
 
         def walk(level: dict[str, Any], expr: str, path: tuple[str, ...], kind: str) -> None:
             for position, (seg, sub) in enumerate(level.items()):
@@ -272,7 +272,7 @@ class BodyWriter:
         walk(body.tree, "self", (), "root")
         return access
 
-    def _kind(self, level: dict[str, Any], chained: set[int]) -> str:
+    def _kind(self, level: dict[str, Any], chained: Mapping[int, Any]) -> str:
         keys = list(level)
         numbered = keys == [str(i) for i in range(len(keys))]
         has_param = any(isinstance(v, Leaf) and v.kind == "param" for v in level.values())
