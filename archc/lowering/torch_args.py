@@ -137,11 +137,14 @@ class _Resolver:
 
     def _read_dims(self, key: tuple, d: int) -> tuple | None:
         vector = []
-        for body in self.bodies:
+        nodes = self.graph.nodes
+        for body in self.bodies:  # the types read straight from the nodes (no Value made per body)
             inst = body.instance
-            value = Value(f"{inst.path}.{key[1]}" if inst.path else key[1], key[2]) if key[0] == "node" \
-                else inst.inputs[key[1]][0]
-            shape = self.graph.type_of(value).shape
+            if key[0] == "node":
+                shape = nodes[f"{inst.path}.{key[1]}" if inst.path else key[1]].outputs[key[2]].shape
+            else:
+                value = inst.inputs[key[1]][0]
+                shape = nodes[value.node].outputs[value.out].shape
             if d >= len(shape) or not isinstance(shape[d], int):
                 return None
             vector.append(shape[d])

@@ -21,7 +21,7 @@ from archc.ir.graph import Graph, Node, Value
 from archc.lowering.torch_reset import GENERATED_METHODS
 from archc.lowering.torch_plan import (Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute, place, spread_at,
                                        with_holes)
-from archc.ops.weights import tied_params
+from archc.ops.weights import TIE_META, tied_params
 from archc.pysource import is_identifier, literal
 
 __all__ = ["BodyWriter"]
@@ -68,7 +68,8 @@ class BodyWriter:
         self._sequential: dict[int, tuple[list[Node | Instance] | None, bool]] = \
             earlier._sequential if earlier is not None else {}
         #: (node, its parameter, owner node, owner's parameter) of every tied parameter
-        self.tied = [(n.name, p, owner, op) for n in self.lowered.order
+        # (the meta read inline, as tied_params does: a call per node otherwise)
+        self.tied = [(n.name, p, owner, op) for n in self.lowered.order if TIE_META in n.meta
                      for p, (owner, op) in tied_params(n).items()]
         self.graph_outputs = {(v.node, v.out) for v in graph.outputs.values()}
 

@@ -189,16 +189,25 @@ def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[
     order = {name: i for i, name in enumerate(scopes)}
     # keyed by (node, output): a Value's own hash is a Python-level call
     found: dict[str, dict[tuple[str, int], Value]] = {p: {} for p in by_path if p}
-    reads = [(v, u.scope) for u in nodes for v in u.inputs]
-    reads += [(v, ()) for v in graph.outputs.values()]
-    for value, user_scope in reads:
-        scope = scopes[value.node]
-        if scope is user_scope or not scope:  # read in its own instance, or made at the top
-            continue
-        user_paths = [i.path for i in user_scope]
-        for info in scope:
-            if info.path not in user_paths:
-                found[info.path].setdefault((value.node, value.out), value)
+    # an instance's scope is one tuple its nodes share: a read inside it is skipped at once,
+    # and each scope's paths are listed once
+    paths_of: dict[int, list[str]] = {}
+    for user in nodes:
+        user_scope, user_paths = user.scope, None
+        for value in user.inputs:
+            scope = scopes[value.node]
+            if scope is user_scope or not scope:
+                continue
+            if user_paths is None:
+                user_paths = paths_of.get(id(user_scope))
+                if user_paths is None:
+                    user_paths = paths_of[id(user_scope)] = [i.path for i in user_scope]
+            for info in scope:
+                if info.path not in user_paths:
+                    found[info.path].setdefault((value.node, value.out), value)
+    for value in graph.outputs.values():  # read outside every instance
+        for info in scopes[value.node]:
+            found[info.path].setdefault((value.node, value.out), value)
     for path, values in found.items():
         by_path[path].outputs = sorted(values.values(), key=lambda v: (order[v.node], v.out))
 
