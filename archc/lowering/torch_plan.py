@@ -392,9 +392,11 @@ class Lowered:
         found = self._text_keys.get(node.name)
         if found is None:
             nodes = self.nodes
-            key = (node.op, self.attrs_key(node), tuple(node.attr_exprs),
-                   tuple([nodes[v.node].outputs[v.out] for v in node.inputs]), node.name in self.as_module)
-            found = self._text_numbers.setdefault(key, len(self._text_numbers))
+            key = [node.op, self.attrs_key(node), tuple(node.attr_exprs), node.name in self.as_module]
+            for v in node.inputs:  # each type as its fields: a TensorType's hash is a Python-level call
+                read = nodes[v.node].outputs[v.out]
+                key += (read.shape, read.dtype)
+            found = self._text_numbers.setdefault(tuple(key), len(self._text_numbers))
             self._text_keys[node.name] = found
         return found
 
