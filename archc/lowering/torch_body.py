@@ -107,33 +107,8 @@ class BodyWriter:
         names = [(item.name if type(item) is Node else item.path)[cut:] for item in items]
         if all(map(is_identifier, names)) or any("." in name for name in names):
             return none  # a class with attributes (self.conv1), or names nested in containers
-        previous, forms = inst.inputs[0][0], []
-        for i, item in enumerate(items):
-            if isinstance(item, Node):
-                reads, outputs = item.inputs, [Value(item.name)]
-            else:
-                reads, outputs = [v for values in item.inputs for v in values], item.outputs
-            if reads != [previous] or len(outputs) != 1:
-                return none
-            if isinstance(item, Node):
-                op, ins, ctor, tensor = self.lowered(item)
-                if len(item.outputs) != 1 or tensor is not None:
-                    return none
-                if ctor is None and item.name not in self.lowered.as_module:
-                    if op.torch_module_form(item, ins) is None:
-                        return none
-                    forms.append(item)
-                elif ctor is not None and item.name not in self.lowered.as_module \
-                        and self.lowered.forward_text(item, ("a",), "m") != "m(a)":
-                    return none
-            elif len(item.inputs) != 1 or (item.info and item.info.formals and item.info.formals[0].endswith("...")):
-                return none
-            if i < len(items) - 1:
-                after = items[i + 1]
-                if self._read_outside(outputs[0], {after.name} if isinstance(after, Node) else after.members):
-                    return none
-            previous = outputs[0]
-        if inst.outputs != [previous]:
+        forms = self._links(inst, items)
+        if forms is None:
             return none
         if names == [str(i) for i in range(len(items))] and not forms:
             return items, False
@@ -143,8 +118,52 @@ class BodyWriter:
             self.lowered.write_as_module(node)
         return None, True
 
-    def _read_outside(self, value: Value, allowed: set[str]) -> bool:
-        return (value.node, value.out) in self.graph_outputs or not self.lowered.readers(value) <= allowed
+    def _links(self, inst: Instance, items: list[Node | Instance]) -> list[Node] | None:
+        """The functional nodes of ``items`` to write in their module form where each item reads
+        only the one before it, and only the next reads it; else None. Values are compared as
+        (node, output) pairs: a Value's own == is a Python-level call."""
+        first = inst.inputs[0][0]
+        previous, forms, last = (first.node, first.out), [], len(items) - 1
+        for i, item in enumerate(items):
+            if type(item) is Node:
+                reads = item.inputs
+                if len(reads) != 1 or (reads[0].node, reads[0].out) != previous or not self._link(item, forms):
+                    return None
+                output = (item.name, 0)
+            else:
+                reads = [v for values in item.inputs for v in values]
+                if len(reads) != 1 or (reads[0].node, reads[0].out) != previous or len(item.outputs) != 1 \
+                        or len(item.inputs) != 1 \
+                        or (item.info and item.info.formals and item.info.formals[0].endswith("...")):
+                    return None
+                output = (item.outputs[0].node, item.outputs[0].out)
+            if i < last:
+                after = items[i + 1]
+                if self._read_outside(output, {after.name} if type(after) is Node else after.members):
+                    return None
+            previous = output
+        made = inst.outputs[0]
+        return forms if (made.node, made.out) == previous else None
+
+    def _link(self, node: Node, forms: list[Node]) -> bool:
+        """Whether ``node`` can be a link of a chain of modules (noted in ``forms`` where that
+        takes its op's module form): a module called on its one input, or a functional op
+        with a module form."""
+        _, _, ctor, tensor = self.lowered(node)
+        if len(node.outputs) != 1 or tensor is not None:
+            return False
+        if node.name in self.lowered.as_module:
+            return True
+        if ctor is None:
+            if not self.lowered.has_module_form(node):
+                return False
+            forms.append(node)
+            return True
+        return self.lowered.forward_text(node, ("a",), "m") == "m(a)"
+
+    def _read_outside(self, value: tuple[str, int], allowed: set[str]) -> bool:
+        """Whether the value (node, output) is a graph output or read by a node not in ``allowed``."""
+        return value in self.graph_outputs or not self.lowered.readers(value) <= allowed
 
     def chain(self, level: dict[str, Any]) -> list[Instance] | None:
         """Children of a container that run in series, each reading only the previous one's output."""
@@ -155,7 +174,8 @@ class BodyWriter:
         if any(c is None or len(c.inputs) != 1 or len(c.inputs[0]) != 1 or len(c.outputs) != 1 for c in children):
             return None
         for a, b in zip(children, children[1:]):
-            if b.inputs[0][0] != a.outputs[0] or self._read_outside(a.outputs[0], b.members):
+            made = a.outputs[0]
+            if b.inputs[0][0] != made or self._read_outside((made.node, made.out), b.members):
                 return None
         return children
 

@@ -312,6 +312,7 @@ class Lowered:
         #: (text key, attribute) -> where its value shows in the node's texts (torch_args' probes)
         self.probed: dict[tuple[str, str], Any] = {}
         self._attrs_keys: dict[str, Any] = {}
+        self._module_forms: dict[int, bool] = {}
         #: functional nodes written as their op's module form (links of an nn.Sequential class)
         self.as_module: set[str] = set()
         #: module-level functions the forward code calls (name -> def source), in first use order
@@ -328,15 +329,24 @@ class Lowered:
     def type_of(self, value: Value) -> TensorType:
         return self.nodes[value.node].outputs[value.out]
 
-    def readers(self, value: Value) -> set[str]:
-        """The nodes that read ``value`` (the graph's edges are its nodes' inputs: all read in
-        one pass on first asking, keyed by (node, output) so that no look-up hashes a Value)."""
+    def readers(self, value: tuple[str, int]) -> set[str]:
+        """The nodes that read the value (node, output) (the graph's edges are its nodes' inputs:
+        all read in one pass on first asking, keyed by (node, output) so that no look-up hashes a Value)."""
         if self._readers is None:
             self._readers = {}
             for node in self.order:
                 for read in node.inputs:
                     self._readers.setdefault((read.node, read.out), set()).add(node.name)
-        return self._readers.get((value.node, value.out), _NO_READERS)
+        return self._readers.get(value, _NO_READERS)
+
+    def has_module_form(self, node: Node) -> bool:
+        """Whether the op writes the functional ``node`` in a module form too (asked once per text key)."""
+        key = self.text_key(node)
+        found = self._module_forms.get(key)
+        if found is None:
+            op, ins, _, _ = self(node)
+            found = self._module_forms[key] = op.torch_module_form(node, ins) is not None
+        return found
 
     def users(self, name: str) -> list[str]:
         """Distinct nodes that read an output of ``name``."""
