@@ -232,7 +232,10 @@ class _Resolver:
             if source is not None:  # what the spec wrote (kernel_size: k), even where no instance differs
                 self.result.text[i] = self.use(source)
                 continue
-            if all(type(h[i]) is type(value) and h[i] == value for h in distinct):
+            for holes in distinct:  # a loop rather than all(generator): once per hole and body
+                if type(holes[i]) is not type(value) or holes[i] != value:
+                    break
+            else:
                 self.result.text[i] = literal(value)
                 continue
             vector = tuple(b.holes[i] for b in self.bodies)

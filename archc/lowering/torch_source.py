@@ -281,7 +281,10 @@ def _locals(body: Body) -> list[str]:
 
 def _fill(text: str, args: ClassArgs) -> str:
     parts = text.split(HOLE)
-    return "".join(args.text[int(p)] if i % 2 else p for i, p in enumerate(parts))
+    if len(parts) > 1:  # every second part is a hole's number
+        filled = args.text
+        parts[1::2] = [filled[int(p)] for p in parts[1::2]]
+    return "".join(parts)
 
 
 # -- writing ---------------------------------------------------------------------------------------
