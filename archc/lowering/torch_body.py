@@ -191,7 +191,7 @@ class BodyWriter:
                 if values:
                     spread[tuple(values)] = name
             else:
-                name = names.bind(values[0], formal)
+                name = names.bind((values[0].node, values[0].out), formal)
             body.args.append(name)
         self._tree(body, inst)
         chains = {id(c[0]): c for c in self._chains(body.tree)}
@@ -204,12 +204,13 @@ class BodyWriter:
                 members = chains[id(item)]
                 skip.update(id(c) for c in members[1:])
                 container = inst.local(item.path).rsplit(".", 1)[0]
-                arg = names.names[item.inputs[0][0]]
-                target = names.bind(members[-1].outputs[0], container)
+                read, made = item.inputs[0][0], members[-1].outputs[0]
+                arg = names.names[(read.node, read.out)]
+                target = names.bind((made.node, made.out), container)
                 body.stmts.append(Stmt([target], f"{access[container]}({arg})"))
             elif id(item) not in skip:
                 body.stmts.append(self._child_stmt(inst, item, names, access, spread))
-        body.returns = [names.names[v] for v in inst.outputs]
+        body.returns = [names.names[(v.node, v.out)] for v in inst.outputs]
         body.ties = [_tie_statement(access, inst.local(node), param, inst.local(owner), owner_param)
                      for node, param, owner, owner_param in self.own_ties(inst)]
         return body
@@ -305,7 +306,7 @@ class BodyWriter:
     def _node_stmt(self, body: Body, inst: Instance, node: Node, names: VarNames, access: dict[str, str],
                    spread: dict[tuple[Value, ...], str]) -> Stmt:
         local = inst.local(node.name)
-        sources = [names.names.get(v) for v in node.inputs]
+        sources = [names.names.get((v.node, v.out)) for v in node.inputs]
         for values, name in spread.items():  # a variadic input passed whole: *features
             at = spread_at(node.inputs, values)
             if at is not None:
@@ -319,7 +320,7 @@ class BodyWriter:
             # a list of exactly the variadic input is that list (TorchScript has no [*xs])
             expr = _WHOLE_LIST.sub(r"\1", expr)
         expr = expr.replace(_MODULE, access.get(local, ""))
-        targets = [names.bind(Value(node.name, k), local if k == 0 else f"{local}_{k}")
+        targets = [names.bind((node.name, k), local if k == 0 else f"{local}_{k}")
                    for k in range(len(node.outputs))]
         return Stmt(targets, expr, self.comments(node.name, local), local)
 
@@ -356,11 +357,11 @@ class BodyWriter:
         declared = child.info.formals if child.info is not None and child.info.formals else ("x",)
         for formal, values in zip(declared, child.inputs):
             if not formal.endswith("..."):
-                args.append(names.names[values[0]])
+                args.append(names.names[(values[0].node, values[0].out)])
             else:
                 whole = spread.get(tuple(values))
-                args.append(whole if whole else "[" + ", ".join(names.names[v] for v in values) + "]")
-        targets = [names.bind(v, local if len(child.outputs) == 1 else f"{local}_{k}")
+                args.append(whole if whole else "[" + ", ".join([names.names[(v.node, v.out)] for v in values]) + "]")
+        targets = [names.bind((v.node, v.out), local if len(child.outputs) == 1 else f"{local}_{k}")
                    for k, v in enumerate(child.outputs)]
         return Stmt(targets, f"{access[local]}({', '.join(args)})")
 

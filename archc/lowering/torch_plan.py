@@ -275,7 +275,8 @@ class VarNames:
 
     def __init__(self, taken: set[str] | None = None) -> None:
         self.namespace = Namespace(set(_RESERVED) | (taken or set()))
-        self.names: dict[Value, str] = {}
+        #: (node, output) -> its name (a pair, not a Value: a Value's hash is a Python-level call)
+        self.names: dict[tuple[str, int], str] = {}
 
     def fresh(self, wanted: str) -> str:
         base = identifier(wanted)
@@ -283,7 +284,8 @@ class VarNames:
             base += "_"
         return self.namespace.take(base)
 
-    def bind(self, value: Value, wanted: str) -> str:
+    def bind(self, value: tuple[str, int], wanted: str) -> str:
+        """A fresh name for the value (node, output)."""
         name = self.fresh(wanted)
         self.names[value] = name
         return name
