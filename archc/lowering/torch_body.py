@@ -34,6 +34,7 @@ _ARG = "\x01"
 _MODULE = "\x02"
 
 
+_NO_LABELS: Mapping[str, str] = {}
 _ARG_MARK = re.compile(f"{_ARG}[a-z]+{_ARG}")
 _WHOLE_LIST = re.compile(r"\[\*([A-Za-z_][A-Za-z0-9_]*)\]")
 
@@ -72,6 +73,7 @@ class BodyWriter:
         self.tied = [(n.name, p, owner, op) for n in self.lowered.order if TIE_META in n.meta
                      for p, (owner, op) in tied_params(n).items()]
         self.graph_outputs = {(v.node, v.out) for v in graph.outputs.values()}
+        self._labels_within: dict[str, dict[str, str]] | None = None
 
     # -- what becomes an nn.Sequential ----------------------------------------------------------
     def as_sequential(self, inst: Instance) -> list[Node | Instance] | None:
@@ -340,6 +342,17 @@ class BodyWriter:
         if spread and spread_at(node.inputs, spread) is not None:
             count -= len(spread) - 1
         return self.lowered.forward_text(node, _placeholders(count), _MODULE if has_module else None)
+
+    def labels_within(self, path: str) -> Mapping[str, str]:
+        """The skip labels of the nodes inside the block instance at ``path`` (nested ones too),
+        by their names local to it; worked out for every instance at once, on first asking."""
+        if self._labels_within is None:
+            self._labels_within = {}
+            for name, label in self.labels.items():
+                node = self.lowered.nodes.get(name)
+                for info in node.scope if node is not None else ():
+                    self._labels_within.setdefault(info.path, {})[name[len(info.path) + 1:]] = label
+        return self._labels_within.get(path, _NO_LABELS)
 
     def comments(self, name: str, local: str) -> list[str]:
         comments = []

@@ -102,16 +102,14 @@ def reuse(writer: Any, body: Body, inst: Instance, holes: list[Any] | None = Non
     changes: dict[str, Any] = {"instance": inst}
     if holes is not None:
         changes["holes"] = holes
-    labels = writer.labels
-    if labels:  # else comments depend on the local names alone: the same
-        there, stmts, changed = body.instance.path, [], False
-        for stmt in body.stmts:
-            if stmt.node is not None and labels.get(f"{inst.path}.{stmt.node}") != labels.get(f"{there}.{stmt.node}"):
-                stmt = Stmt(stmt.targets, stmt.expr, writer.comments(f"{inst.path}.{stmt.node}", stmt.node), stmt.node)
-                changed = True
-            stmts.append(stmt)
-        if changed:
-            changes["stmts"] = stmts
+    if writer.labels:  # else comments depend on the local names alone: the same
+        # the statements of the nodes labelled otherwise in the two instances (by local name)
+        mine, theirs = writer.labels_within(inst.path), writer.labels_within(body.instance.path)
+        differ = {local for local in (*mine, *theirs) if mine.get(local) != theirs.get(local)}
+        if differ:
+            changes["stmts"] = [
+                Stmt(stmt.targets, stmt.expr, writer.comments(f"{inst.path}.{stmt.node}", stmt.node), stmt.node)
+                if stmt.node in differ else stmt for stmt in body.stmts]
     copy = Body.__new__(Body)  # dataclasses.replace without its per-call introspection
     copy.__dict__.update(body.__dict__, **changes)
     return copy
