@@ -76,7 +76,7 @@ class ClassArgs:
             if kind != "hole" and given is None:
                 given = dict(body.instance.info.args)
             value = body.holes[key] if kind == "hole" else given[key]
-            if arg.required or value != arg.default:
+            if arg.default is _NO_DEFAULT or value != arg.default:  # (required, without the property's call)
                 result.append((arg.name, value))
         return result
 

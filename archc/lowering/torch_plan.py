@@ -53,6 +53,7 @@ class Instance:
     formals: list[str] = field(default_factory=list)
     outputs: list[Value] = field(default_factory=list)
     members: set[str] = field(default_factory=set)            # every node name inside, nested too
+    children: list["Instance"] = field(default_factory=list)  # the child instances among items
 
     def local(self, name: str) -> str:
         return name[len(self.path) + 1:] if self.path else name
@@ -134,6 +135,7 @@ def instance_tree(graph: Graph, nodes: list[Node] | None = None) -> Instance:
                 inst = Instance(info.path, info, formals=_formal_names(info), inputs=_formal_values(info))
                 by_path[info.path] = inst
                 chain[-1].items.append(inst)
+                chain[-1].children.append(inst)
             elif info.path not in open_paths:  # its nodes are not consecutive: write the graph flat
                 return _flat(graph, nodes)
             chain.append(inst)
@@ -335,10 +337,17 @@ class Lowered:
         """The nodes that read the value (node, output) (the graph's edges are its nodes' inputs:
         all read in one pass on first asking, keyed by (node, output) so that no look-up hashes a Value)."""
         if self._readers is None:
-            self._readers = {}
+            readers: dict[tuple[str, int], set[str]] = {}
             for node in self.order:
+                name = node.name
                 for read in node.inputs:
-                    self._readers.setdefault((read.node, read.out), set()).add(node.name)
+                    key = (read.node, read.out)
+                    found = readers.get(key)
+                    if found is None:  # (not setdefault: a set made per edge otherwise)
+                        readers[key] = {name}
+                    else:
+                        found.add(name)
+            self._readers = readers
         return self._readers.get(value, _NO_READERS)
 
     def has_module_form(self, node: Node) -> bool:

@@ -66,7 +66,7 @@ def _depths(root: Instance) -> list[list[Instance]]:
         while len(levels) <= depth:
             levels.append([])
         levels[depth].append(inst)
-        todo.extend((c, depth + 1) for c in reversed(inst.items) if isinstance(c, Instance))
+        todo.extend([(c, depth + 1) for c in reversed(inst.children)])
     return levels
 
 
@@ -269,10 +269,7 @@ class _Memo:
 
 def _is_leaf(inst: Instance) -> bool:
     """Whether ``inst`` has no child instances (its body depends on no class)."""
-    for item in inst.items:  # a loop, not any(generator): the root has every top-level node
-        if type(item) is Instance:
-            return False
-    return True
+    return not inst.children
 
 
 def _locals(body: Body) -> list[str]:
