@@ -109,7 +109,7 @@ class BodyWriter:
         names = [(item.name if type(item) is Node else item.path)[cut:] for item in items]
         if all(map(is_identifier, names)) or any("." in name for name in names):
             return none  # a class with attributes (self.conv1), or names nested in containers
-        forms = self._links(inst, items)
+        forms = _links(self, inst, items)
         if forms is None:
             return none
         if names == [str(i) for i in range(len(items))] and not forms:
@@ -120,50 +120,7 @@ class BodyWriter:
             self.lowered.write_as_module(node)
         return None, True
 
-    def _links(self, inst: Instance, items: list[Node | Instance]) -> list[Node] | None:
-        """The functional nodes of ``items`` to write in their module form where each item reads
-        only the one before it, and only the next reads it; else None. Values are compared as
-        (node, output) pairs: a Value's own == is a Python-level call."""
-        first = inst.inputs[0][0]
-        previous, forms, last = (first.node, first.out), [], len(items) - 1
-        for i, item in enumerate(items):
-            if type(item) is Node:
-                reads = item.inputs
-                if len(reads) != 1 or (reads[0].node, reads[0].out) != previous or not self._link(item, forms):
-                    return None
-                output = (item.name, 0)
-            else:
-                reads = [v for values in item.inputs for v in values]
-                if len(reads) != 1 or (reads[0].node, reads[0].out) != previous or len(item.outputs) != 1 \
-                        or len(item.inputs) != 1 \
-                        or (item.info and item.info.formals and item.info.formals[0].endswith("...")):
-                    return None
-                output = (item.outputs[0].node, item.outputs[0].out)
-            if i < last:
-                after = items[i + 1]
-                if self._read_outside(output, {after.name} if type(after) is Node else after.members):
-                    return None
-            previous = output
-        made = inst.outputs[0]
-        return forms if (made.node, made.out) == previous else None
-
-    def _link(self, node: Node, forms: list[Node]) -> bool:
-        """Whether ``node`` can be a link of a chain of modules (noted in ``forms`` where that
-        takes its op's module form): a module called on its one input, or a functional op
-        with a module form."""
-        _, _, ctor, tensor = self.lowered(node)
-        if len(node.outputs) != 1 or tensor is not None:
-            return False
-        if node.name in self.lowered.as_module:
-            return True
-        if ctor is None:
-            if not self.lowered.has_module_form(node):
-                return False
-            forms.append(node)
-            return True
-        return self.lowered.forward_text(node, ("a",), "m") == "m(a)"
-
-    def _read_outside(self, value: tuple[str, int], allowed: set[str]) -> bool:
+    def read_outside(self, value: tuple[str, int], allowed: set[str]) -> bool:
         """Whether the value (node, output) is a graph output or read by a node not in ``allowed``."""
         return value in self.graph_outputs or not self.lowered.readers(value) <= allowed
 
@@ -177,7 +134,7 @@ class BodyWriter:
             return None
         for a, b in zip(children, children[1:]):
             made = a.outputs[0]
-            if b.inputs[0][0] != made or self._read_outside((made.node, made.out), b.members):
+            if b.inputs[0][0] != made or self.read_outside((made.node, made.out), b.members):
                 return None
         return children
 
@@ -347,11 +304,7 @@ class BodyWriter:
         """The skip labels of the nodes inside the block instance at ``path`` (nested ones too),
         by their names local to it; worked out for every instance at once, on first asking."""
         if self._labels_within is None:
-            self._labels_within = {}
-            for name, label in self.labels.items():
-                node = self.lowered.nodes.get(name)
-                for info in node.scope if node is not None else ():
-                    self._labels_within.setdefault(info.path, {})[name[len(info.path) + 1:]] = label
+            self._labels_within = _labels_by_instance(self.labels, self.lowered.nodes)
         return self._labels_within.get(path, _NO_LABELS)
 
     def comments(self, name: str, local: str) -> list[str]:
@@ -377,6 +330,61 @@ class BodyWriter:
         targets = [names.bind((v.node, v.out), local if len(child.outputs) == 1 else f"{local}_{k}")
                    for k, v in enumerate(child.outputs)]
         return Stmt(targets, f"{access[local]}({', '.join(args)})")
+
+
+def _links(writer: BodyWriter, inst: Instance, items: list[Node | Instance]) -> list[Node] | None:
+    """The functional nodes of ``items`` to write in their module form where each item reads
+    only the one before it, and only the next reads it; else None. Values are compared as
+    (node, output) pairs: a Value's own == is a Python-level call."""
+    first = inst.inputs[0][0]
+    previous, forms, last = (first.node, first.out), [], len(items) - 1
+    for i, item in enumerate(items):
+        if type(item) is Node:
+            reads = item.inputs
+            if len(reads) != 1 or (reads[0].node, reads[0].out) != previous or not _link(writer.lowered, item, forms):
+                return None
+            output = (item.name, 0)
+        else:
+            reads = [v for values in item.inputs for v in values]
+            if len(reads) != 1 or (reads[0].node, reads[0].out) != previous or len(item.outputs) != 1 \
+                    or len(item.inputs) != 1 \
+                    or (item.info and item.info.formals and item.info.formals[0].endswith("...")):
+                return None
+            output = (item.outputs[0].node, item.outputs[0].out)
+        if i < last:
+            after = items[i + 1]
+            if writer.read_outside(output, {after.name} if type(after) is Node else after.members):
+                return None
+        previous = output
+    made = inst.outputs[0]
+    return forms if (made.node, made.out) == previous else None
+
+
+def _link(lowered: Lowered, node: Node, forms: list[Node]) -> bool:
+    """Whether ``node`` can be a link of a chain of modules (noted in ``forms`` where that
+    takes its op's module form): a module called on its one input, or a functional op
+    with a module form."""
+    _, _, ctor, tensor = lowered(node)
+    if len(node.outputs) != 1 or tensor is not None:
+        return False
+    if node.name in lowered.as_module:
+        return True
+    if ctor is None:
+        if not lowered.has_module_form(node):
+            return False
+        forms.append(node)
+        return True
+    return lowered.forward_text(node, ("a",), "m") == "m(a)"
+
+
+def _labels_by_instance(labels: Mapping[str, str], nodes: Mapping[str, Node]) -> dict[str, dict[str, str]]:
+    """Instance path -> {name local to it: skip label} of every labelled node inside it."""
+    found: dict[str, dict[str, str]] = {}
+    for name, label in labels.items():
+        node = nodes.get(name)
+        for info in node.scope if node is not None else ():
+            found.setdefault(info.path, {})[name[len(info.path) + 1:]] = label
+    return found
 
 
 def _tie_statement(access: Mapping[str, str], node: str, param: str, owner: str, owner_param: str) -> str:
