@@ -11,6 +11,7 @@ depths still split is planned a second time.
 """
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -30,6 +31,7 @@ from archc.pysource import comment, is_identifier, literal, one_line
 __all__ = ["Provenance", "write_source", "class_name_for"]
 
 _I = "    "
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 
 
 @dataclass
@@ -43,9 +45,7 @@ class Provenance:
 
 def class_name_for(name: str) -> str:
     """``resnet18`` -> ``Resnet18``, ``my-net_v2`` -> ``MyNetV2`` (a valid class name)."""
-    import re
-
-    parts = [p for p in re.split(r"[^0-9A-Za-z]+", name) if p]
+    parts = [p for p in _NOT_ALNUM.split(name) if p]
     result = "".join(p[0].upper() + p[1:] for p in parts) or "Model"
     return "Model" + result if result[0].isdigit() else result
 
