@@ -308,8 +308,8 @@ class _Measures:
                 region = f.dominated_region(fork, [main], SPAN_LIMIT)
         if region is None or len(region) > SPAN_LIMIT:
             return Span(None, None, depth, depth_ops, [])
-        layers = sum(f.parametric[r] for r in region)
-        names = [f.names[r] for r in region] if len(region) <= LIST_LIMIT else []
+        layers = sum(map(f.parametric.__getitem__, region))
+        names = list(map(f.names.__getitem__, region)) if len(region) <= LIST_LIMIT else []
         return Span(layers, len(region), depth, depth_ops, names)
 
     def concat_family(self, fork: int) -> int:
@@ -334,14 +334,21 @@ class _Measures:
 def _chain_between(f: Flow, fork: int, main: int) -> list[int] | None:
     """The nodes after ``fork`` up to ``main`` when ``main`` hangs from ``fork`` through
     one-producer nodes (what :meth:`Flow.dominated_region` finds then, without its set and
-    dominance tests: a residual block's main path), in id order; None otherwise."""
+    dominance tests: a residual block's main path), in id order; None otherwise.
+
+    ``fork`` dominates ``main`` (the caller asks first). Then ``main`` hangs from it when both
+    share a chain head, or ``fork`` heads ``main``'s chain: one-producer nodes hanging from one
+    head form a tree whose dominators are their producers, so the walk needs no test per step."""
+    heads = f.chain_head
+    h = heads[main]
+    if h != fork and h != heads[fork] or f.depth_ops[main] - f.depth_ops[fork] > SPAN_LIMIT:
+        return None
     path = []
-    v = main
+    append = path.append
     preds = f.preds
+    v = main
     while v != fork:
-        if v < fork or len(preds[v]) != 1 or len(path) > SPAN_LIMIT:
-            return None
-        path.append(v)
+        append(v)
         v = preds[v][0]
     path.reverse()
     return path
