@@ -39,7 +39,9 @@ How a join is read (see docs in the module's functions for the details):
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+from itertools import compress, repeat
 from typing import Collection, Mapping, Sequence
 
 from archc.analysis.probes import (
@@ -81,7 +83,7 @@ def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool) -> Analysi
     classifier = _Classifier(flow)
     connections = classifier.run()
     chains = _chains(flow, connections)
-    expecting = {name: node for name, node in flow.graph_nodes.items() if "expect" in node.meta}
+    expecting = _expecting(flow.graph_nodes)
     expectations = check_expectations(graph, connections, expecting)
     stats = None
     if paths:
@@ -91,6 +93,17 @@ def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool) -> Analysi
     declared = sum(1 for node in expecting.values() if node.meta["expect"] is not None)
     return Analysis(model=graph.name, connections=connections, chains=chains, expectations=expectations,
                     paths=stats, declared_expectations=declared)
+
+
+def _expecting(nodes: Mapping[str, Node]) -> dict[str, Node]:
+    """The nodes that declare an ``expect``, by name (each node's meta asked in C: most declare none)."""
+    declares = list(map(operator.contains, map(_meta, nodes.values()), repeat("expect")))
+    if not any(declares):
+        return {}
+    return dict(compress(nodes.items(), declares))
+
+
+_meta = operator.attrgetter("meta")
 
 
 @dataclass(slots=True)
@@ -572,7 +585,7 @@ def check_expectations(graph: Graph, connections: list[Skip],
     or those of them that declare an ``expect``."""
     if nodes is None:
         nodes = graph.node_map()
-    expecting = [(name, node) for name, node in nodes.items() if "expect" in node.meta]
+    expecting = list(_expecting(nodes).items())
     if not expecting:
         return []  # most graphs declare nothing: skip indexing every connection
     by_merge: dict[str, list[Skip]] = {}
@@ -607,7 +620,8 @@ def _no_choice(flow: Flow, connections: list[Skip], main_of: dict[int, int]) -> 
     for c in connections:
         kinds[c._merge_id] = kinds.get(c._merge_id, True) and c.kind == Kind.SEQUENTIAL
     through = {m: main_of[m] for m, only_sequential in kinds.items() if only_sequential}
-    for i, slots in enumerate(flow.slots):
+    for i in flow.slot_joins:  # (the nodes reading other than one slot)
+        slots = flow.slots[i]
         if len(slots) > 1 and len(flow.preds[i]) == 1 and flow.roles[i] not in _READS_COUNT \
                 and len(set(slots)) == 1:
             through[i] = flow.preds[i][0]
