@@ -96,6 +96,11 @@ def _command_in(argv: Sequence[str]) -> str | None:
 ANALYSIS_COMMANDS = frozenset({"check", "summary", "lint", "graph", "report", "schema", "ops"})
 
 
+#: commands whose only output is what they print: a process running one ends without tearing down
+#: the interpreter (see :func:`_end_process`)
+PRINTING_COMMANDS = frozenset({"check", "summary", "lint"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     with _terminate_as_exit(), _warnings_as_messages(), drawing_to(sys.stderr):
         exits_after = argv is None  # the console script and `python -m archc`: the process ends with the command
@@ -104,7 +109,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exits_after and command in ANALYSIS_COMMANDS:
             _one_blas_thread()
         args = build_parser(command).parse_args(argv)
-        return _run(args, exits_after)
+        code = _run(args, exits_after)
+    if exits_after and command in PRINTING_COMMANDS:
+        _end_process(code)
+    return code
+
+
+def _end_process(code: int) -> None:
+    """End the process with ``code`` once its output is flushed, skipping the interpreter's teardown:
+    freeing every object of a 100k-node model one by one costs 0.08 s of CPU and gives nothing to a
+    process that ends. Only commands that write nothing but standard output and error do this (no
+    file, thread or exit handler waits on the teardown). Should flushing fail (a closed pipe), the
+    ordinary exit runs instead, as before."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
 
 def _one_blas_thread() -> None:
