@@ -104,6 +104,7 @@ def _expecting(nodes: Mapping[str, Node]) -> dict[str, Node]:
 
 
 _meta = operator.attrgetter("meta")
+_FORK_ID = operator.attrgetter("_fork_id")
 
 
 @dataclass(slots=True)
@@ -395,7 +396,7 @@ class _Classifier:
             skips = [r for r in records if r.kind in SKIP_KINDS]
             if skips:
                 self.skips_at[i] = skips
-                nest[i] = max(k, max(r._fork_id for r in skips))
+                nest[i] = max(k, *map(_FORK_ID, skips))
             out.extend(records)
         return out
 

@@ -394,9 +394,9 @@ class _FlowBuilder:
             g = preds[0] if preds[1] == carried else preds[1]
             best_l, best_o, best_u = layers[carried], max(ops[carried], ops[g]), max(up[carried], up[g])
         else:
-            best_l = max((layers[p] for p in preds), default=0)
-            best_o = max((ops[p] for p in preds), default=0)
-            best_u = max((up[p] for p in preds), default=SOURCE)
+            best_l = max(map(layers.__getitem__, preds), default=0)
+            best_o = max(map(ops.__getitem__, preds), default=0)
+            best_u = max(map(up.__getitem__, preds), default=SOURCE)
         layers[i] = best_l + (role in PARAMETRIC)
         ops[i] = best_o + (role != "input")
         if role in _MAY_UPSAMPLE and first is not None and \
