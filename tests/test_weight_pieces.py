@@ -13,14 +13,20 @@ import onnx
 import pytest
 
 from archc.frontends.yaml import load_spec
-from archc.lowering import onnx_writer
+from archc.lowering import onnx_draw, onnx_writer
 from archc.lowering.onnx import build_onnx_parts
 from archc.lowering.onnx_dtype import WeightDtype, store_weights_as
 from archc.lowering.onnx_writer import assemble, write_onnx
 from archc.lowering.optimize import optimize_for_inference
 from archc.ops import weights
 from archc.ops.base import ParamSpec
-from archc.ops.weights import DeferredArray, _generator, _uniform_into, deferred_weights, init_array
+from archc.ops.weights import (
+    DeferredArray,
+    _generator,
+    _uniform_into,
+    deferred_weights,
+    init_array,
+)
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
@@ -29,7 +35,7 @@ SPECS = Path(__file__).resolve().parents[1] / "specs"
 def small_pieces(monkeypatch):
     """Pieces of a few hundred values, so that small models are split, drawn and written in many."""
     monkeypatch.setattr(weights, "PIECE_ELEMENTS", 258)
-    monkeypatch.setattr(onnx_writer, "JOB_BYTES", 3000)
+    monkeypatch.setattr(onnx_draw, "JOB_BYTES", 3000)
 
 
 SPECS_UNDER_TEST = [

@@ -21,17 +21,24 @@ def interleaved(fns: dict, repeat: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def interleaved_cpu(fns: dict, repeat: int) -> dict[str, tuple[float, float]]:
-    """Median wall and median CPU seconds (this process's, all threads) of each function, the
-    runs interleaved (A B A B ...). On a shared machine CPU time says more than wall time
-    (though a library's busy-waiting worker threads count in it too)."""
+def interleaved_samples(fns: dict, repeat: int) -> dict[str, list[tuple[float, float]]]:
+    """Wall and CPU seconds (this process's, all threads) of every run of each function, the runs
+    interleaved (A B A B ...)."""
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
             wall, cpu = time.perf_counter(), time.process_time()
             fn()
             times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    return {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in times.items()}
+    return times
+
+
+def interleaved_cpu(fns: dict, repeat: int) -> dict[str, tuple[float, float]]:
+    """Median wall and median CPU seconds (this process's, all threads) of each function, the
+    runs interleaved (A B A B ...). On a shared machine CPU time says more than wall time
+    (though a library's busy-waiting worker threads count in it too)."""
+    return {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+            for k, v in interleaved_samples(fns, repeat).items()}
 
 
 def run_child(args: list[str]) -> tuple[float, int]:

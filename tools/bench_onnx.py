@@ -5,7 +5,7 @@ Run:  python tools/bench_onnx.py [--spec specs/resnet50.yaml] [--repeat 5]
 
 In-process, as tools/bench.py's export section and `archc build` do: archc loads the spec,
 defers the seeded weights, folds, emits and writes the file (drawing the weights in pieces on
-threads that write what they draw), against torch.onnx.export of archc's own nn.Module for the
+threads while the calling thread writes what they drew), against torch.onnx.export of archc's own nn.Module for the
 same spec, with the TorchScript exporter (dynamo=False) and, if onnxscript is installed, the
 default exporter; the runs interleaved, median wall and CPU seconds (this process's, all
 threads), archc's also split into its stages. Whole-process, as a user runs it: tools/bench.py's
@@ -100,6 +100,7 @@ def main() -> int:
         stage.clear()
     for label, fn in exporters.items():
         try:
+            fn()  # warm, as archc was
             t = interleaved_cpu({"archc": archc_onnx, label: fn}, args.repeat)
         except Exception as exc:  # report an exporter that fails here instead of dying
             print(f"in-process  {label}: failed ({type(exc).__name__}: {str(exc)[:100]})")

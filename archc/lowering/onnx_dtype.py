@@ -18,7 +18,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from archc.lowering.onnx_writer import OnnxParts, draw_piece, source_pieces
+from archc.lowering.onnx_draw import draw_piece, source_pieces
+from archc.lowering.onnx_writer import OnnxParts
 
 __all__ = ["WeightDtype", "store_weights_as", "without_weights"]
 

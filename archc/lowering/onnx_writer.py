@@ -23,16 +23,19 @@ from __future__ import annotations
 import errno
 import io
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, BinaryIO, Sequence
 
 import numpy as np
 import onnx
 from google.protobuf.message import Message
 
 from archc.fileio import Streamed, write_atomic_files
+from archc.lowering.onnx_draw import Region as _Region
+from archc.lowering.onnx_draw import WriteAt, draw_and_write, draw_piece, source_pieces
+from archc.lowering.onnx_draw import little_endian as _little_endian
+from archc.lowering.onnx_draw import nbytes as _nbytes
+from archc.lowering.onnx_draw import shape_dtype as _shape_dtype
 from archc.progress import Unit, task
 
 __all__ = ["OnnxParts", "WrittenOnnx", "write_onnx", "assemble", "data_file_name", "serialized_size",
@@ -47,8 +50,6 @@ ALIGNMENT = 64
 #: Tensors smaller than this stay inside the model file even with external data (as onnx's
 #: own converter does: a separate location costs more than it saves).
 EXTERNAL_MIN_BYTES = 1024
-#: Pieces handed to a drawing thread at once: small tensors are grouped up to this many bytes.
-JOB_BYTES = 4 * 2 ** 20
 
 _MODEL_GRAPH = 7          # ModelProto.graph
 _GRAPH_INITIALIZER = 5    # GraphProto.initializer
@@ -112,15 +113,6 @@ def _split(message: Message, number: int) -> tuple[bytes, bytes]:
     return low.SerializeToString(), high.SerializeToString()
 
 
-def _shape_dtype(source: Any) -> tuple[tuple[int, ...], np.dtype]:
-    return tuple(int(d) for d in np.shape(source)), np.dtype(source.dtype)
-
-
-def _nbytes(source: Any) -> int:
-    shape, dtype = _shape_dtype(source)
-    return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-
-
 def _tensor_header(name: str, source: Any) -> onnx.TensorProto:
     shape, dtype = _shape_dtype(source)
     tensor = onnx.TensorProto()
@@ -128,65 +120,6 @@ def _tensor_header(name: str, source: Any) -> onnx.TensorProto:
     tensor.data_type = onnx.helper.np_dtype_to_tensor_dtype(dtype)
     tensor.name = name
     return tensor
-
-
-def _little_endian(array: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-
-
-def source_pieces(source: Any) -> list[tuple[int, int]]:
-    """The ``(start, stop)`` ranges of the flattened source that :func:`draw_piece` draws one at
-    a time: the source's own ``pieces()`` (a deferred array splits a large draw), else the whole."""
-    pieces = getattr(source, "pieces", None)
-    return pieces() if pieces is not None else [(0, _nbytes(source) // np.dtype(source.dtype).itemsize)]
-
-
-def draw_piece(source: Any, start: int, stop: int,
-               allocate: Callable[[int, np.dtype], np.ndarray] = np.empty) -> np.ndarray:
-    """Values ``start:stop`` of the flattened source (a range of :func:`source_pieces`), as a
-    little-endian vector; a source with ``draw`` makes just those (in memory from ``allocate``
-    where it fills a vector itself), any other is made whole."""
-    draw = getattr(source, "draw", None)
-    flat = draw(start, stop, allocate) if draw is not None else np.asarray(source).reshape(-1)[start:stop]
-    return _little_endian(flat)
-
-
-class _Buffers:
-    """Memory for drawn pieces, reused once a piece is written: fresh memory costs a page fault
-    per 4 KiB on first touch, about as much per value as drawing it. Thread-safe."""
-
-    def __init__(self) -> None:
-        self._free: list[np.ndarray] = []
-        self._lock = threading.Lock()
-
-    def take(self, nbytes: int) -> np.ndarray:
-        """A byte vector of at least ``nbytes``: a free one if one is large enough, else a new one."""
-        with self._lock:
-            fits = [i for i, b in enumerate(self._free) if len(b) >= nbytes]
-            if fits:
-                return self._free.pop(min(fits, key=lambda i: len(self._free[i])))
-        return np.empty(nbytes, np.uint8)
-
-    def give(self, buffers: list[np.ndarray]) -> None:
-        with self._lock:
-            self._free.extend(buffers)
-
-
-def _workers() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
-
-
-class _Region(NamedTuple):
-    """A tensor's place in a file: ``prefix`` (its protobuf headers, or padding) at ``offset``,
-    then the source's values."""
-
-    offset: int
-    prefix: bytes
-    source: Any
 
 
 @dataclass
@@ -200,27 +133,8 @@ class _Layout:
     size: int
 
 
-def _jobs(sources: Sequence[Any]) -> list[list[tuple[int, int, int]]]:
-    """Every piece of every source as ``(source index, start, stop)``, in file order, grouped into
-    jobs of at least :data:`JOB_BYTES` (many small tensors go to a thread together)."""
-    jobs: list[list[tuple[int, int, int]]] = []
-    size = JOB_BYTES
-    for index, source in enumerate(sources):
-        itemsize = np.dtype(source.dtype).itemsize
-        for start, stop in source_pieces(source):
-            if size >= JOB_BYTES:
-                jobs.append([])
-                size = 0
-            jobs[-1].append((index, start, stop))
-            size += (stop - start) * itemsize
-    return jobs
-
-
 #: Buffers in one positional write at most (Linux's IOV_MAX).
 _IOV_MAX = 1024
-
-#: Writes ``buffers`` one after the other from byte ``offset`` of the output, from any thread.
-WriteAt = Callable[[Sequence[Any], int], None]
 
 
 def _pwritev_all(fd: int, buffers: Sequence[Any], offset: int) -> None:
@@ -246,75 +160,20 @@ def _descriptor(fh: BinaryIO) -> int | None:
 
 
 def _positional_writer(fh: BinaryIO) -> WriteAt:
-    """Writes at offsets from ``fh``'s current position: ``pwritev`` on its descriptor, so that
-    threads write at once without moving the file position; elsewhere (no ``pwritev``, or a file
-    in memory) seek and write under a lock."""
+    """Writes at offsets from ``fh``'s current position: ``pwritev`` on its descriptor (one system
+    call per run of buffers, no seek); elsewhere (no ``pwritev``, or a file in memory) seek and
+    write. Called from one thread at a time."""
     fh.flush()
     base = fh.tell()
     fd = _descriptor(fh) if hasattr(os, "pwritev") else None
     if fd is not None:
         return lambda buffers, offset: _pwritev_all(fd, buffers, base + offset)
-    lock = threading.Lock()
 
     def write_at(buffers: Sequence[Any], offset: int) -> None:
-        with lock:
-            fh.seek(base + offset)
-            fh.writelines(buffers)
+        fh.seek(base + offset)
+        fh.writelines(buffers)
 
     return write_at
-
-
-def _draw_and_write(regions: Sequence[_Region], write_at: WriteAt) -> Iterator[int]:
-    """Draw every piece of every region's source on a pool of threads (numpy's generators and
-    arithmetic, and writing, release the GIL); each thread writes what it drew at its place,
-    straight from the memory it drew into, one positional write per job. Yields the bytes of
-    each job in file order as it is done; a failing job's error is raised at its turn."""
-    jobs = _jobs([r.source for r in regions])
-    buffers = _Buffers()
-
-    def run(job: list[tuple[int, int, int]]) -> int:
-        taken: list[np.ndarray] = []
-
-        def allocate(count: int, dtype: np.dtype) -> np.ndarray:
-            taken.append(buffers.take(count * np.dtype(dtype).itemsize))
-            return taken[-1][:count * np.dtype(dtype).itemsize].view(dtype)
-
-        try:
-            return _write_job([(regions[i], start, stop) for i, start, stop in job], allocate, write_at)
-        finally:
-            buffers.give(taken)  # written (or failed): the memory serves the next job
-
-    pool = ThreadPoolExecutor(_workers())
-    try:
-        futures = [pool.submit(run, job) for job in jobs]
-        for future in futures:
-            yield future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _write_job(pieces: list[tuple[_Region, int, int]], allocate: Callable[[int, np.dtype], np.ndarray],
-               write_at: WriteAt) -> int:
-    """Draw the pieces and write each contiguous run of them (with the prefix of each region
-    that starts in it) in one positional write; returns the bytes of values written."""
-    run: list[Any] = []
-    run_start = run_end = total = 0
-    for region, start, stop in pieces:
-        values = draw_piece(region.source, start, stop, allocate).reshape(-1).view(np.uint8)
-        chunk = [region.prefix, values] if start == 0 else [values]
-        at = region.offset if start == 0 else \
-            region.offset + len(region.prefix) + start * np.dtype(region.source.dtype).itemsize
-        if run and at != run_end:
-            write_at(run, run_start)
-            run = []
-        if not run:
-            run_start = run_end = at
-        run.extend(chunk)
-        run_end += sum(len(c) for c in chunk)
-        total += len(values)
-    if run:
-        write_at(run, run_start)
-    return total
 
 
 def _write_layout(fh: BinaryIO, layout: _Layout) -> None:
@@ -324,7 +183,7 @@ def _write_layout(fh: BinaryIO, layout: _Layout) -> None:
     write_at([layout.head], 0)
     total = sum(_nbytes(r.source) for r in layout.regions)
     with task("writing weights", total=total, unit=Unit.BYTES) as bar:
-        for written in _draw_and_write(layout.regions, write_at):
+        for written in draw_and_write(layout.regions, write_at):
             bar.advance(written)
     write_at([layout.tail], layout.size - len(layout.tail))
     fh.seek(base + layout.size)
