@@ -67,6 +67,8 @@ def _string(value: str) -> str:
     if text[0] == '"':
         return text
     body, out, i = text[1:-1], [], 0
+    if "\\" not in body and '"' not in body:  # nothing to re-escape (the common case): no loop
+        return '"' + body + '"'
     while i < len(body):
         if body[i] == "\\":
             pair = body[i:i + 2]

@@ -44,3 +44,19 @@ def test_whole_process_and_inference_sections_write_their_tables(tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     assert "## process" in text and "## inference" in text and "x slower" in text
+
+
+def test_codegen_bench_counts_the_bytecode_of_one_call():
+    """``--opcodes`` is the noise-free figure: the same count on every run, growing with the model."""
+    def counts() -> dict[str, int]:
+        proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_codegen.py"), "specs/resnet18.yaml",
+                               "specs/resnet50.yaml", "--repeat", "1", "--opcodes"],
+                              capture_output=True, text=True, timeout=600, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        header, *rows = proc.stdout.splitlines()
+        assert header.split()[-1] == "opcodes"
+        return {row.split()[0]: int(row.split()[-1]) for row in rows}
+
+    first = counts()
+    assert first == counts()
+    assert 0 < first["resnet18"] < first["resnet50"]

@@ -19,6 +19,11 @@ recent revision of this generator is the steadier measure of one change.
 ``--cold N`` also times what one ``archc build`` does: the first ``generate_source`` call in a
 fresh process (every cache cold), the least of N processes per spec and side (slow: a process
 each, torch imported in each).
+
+``--opcodes`` also counts the Python bytecode instructions one warm ``generate_source`` call
+executes (``sys.settrace`` with opcode events, in a process per side): a figure no load on the
+machine moves, to compare two versions of the Python code where times are too noisy to (it
+does not see time spent inside C functions, such as hashing, regular expressions or ``join``).
 """
 from __future__ import annotations
 
@@ -78,6 +83,47 @@ generate_source(graph, **kwargs)
 print(json.dumps(time.process_time() - start))
 """
 
+# Run in either tree: the bytecode instructions of the second generate_source call per spec.
+_OPCODE_COUNTER = """
+import inspect, json, sys
+import archc
+from archc.lowering.torch import generate_source
+def count(call):
+    executed = [0]
+    def trace(frame, event, arg):
+        if event == "call":
+            frame.f_trace_opcodes, frame.f_trace_lines = True, False
+        elif event == "opcode":
+            executed[0] += 1
+        return trace
+    sys.settrace(trace)
+    try:
+        call()
+    finally:
+        sys.settrace(None)
+    return executed[0]
+result = {}
+for name in sys.argv[1:]:
+    kwargs = {}
+    try:
+        graph = archc.load_spec(f"specs/{name}.yaml")
+        if "labels" in inspect.signature(generate_source).parameters:
+            from archc.analysis.skips import analyze, merge_labels
+            kwargs["labels"] = merge_labels(analyze(graph, paths=False))
+        generate_source(graph, **kwargs)
+    except Exception:
+        continue
+    result[name] = count(lambda: generate_source(graph, **kwargs))
+print(json.dumps(result))
+"""
+
+
+def _count_opcodes(tree: str, names: list[str]) -> dict[str, int]:
+    env = {**os.environ, "PYTHONPATH": tree, "PYTHONHASHSEED": "0"}  # the same set orders every run
+    out = subprocess.run([sys.executable, "-c", _OPCODE_COUNTER, *names], cwd=tree, env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
 
 def _time_cold(tree: str, name: str) -> float | None:
     env = {**os.environ, "PYTHONPATH": tree}
@@ -106,6 +152,8 @@ def main() -> None:
     parser.add_argument("--baseline", nargs="?", const=OLD_FLAT_GENERATOR, default=None, metavar="REV")
     parser.add_argument("--cold", type=int, default=0, metavar="N",
                         help="also time the first call in N fresh processes per spec (and side), least of N")
+    parser.add_argument("--opcodes", action="store_true",
+                        help="also count the bytecode instructions of one warm call (per side)")
     args = parser.parse_args()
 
     import archc
@@ -136,9 +184,12 @@ def main() -> None:
                     old[name] = min(old[name], seconds)
         cold = {name: _least_cold(ROOT, name, args.cold) for name in names} if args.cold else {}
         cold_old = {name: _least_cold(tree, name, args.cold) for name in names} if args.cold and args.baseline else {}
+        ops = _count_opcodes(ROOT, names) if args.opcodes else {}
+        ops_old = _count_opcodes(tree, names) if args.opcodes and args.baseline else {}
     header = f"{'spec':22s} {'ms':>8s} {'lines':>6s} {'longest':>8s} {'classes':>8s}"
     header += f" {'base ms':>8s} {'ratio':>6s}" if args.baseline else ""
     header += f" {'cold ms':>8s}" + (f" {'base':>8s} {'ratio':>6s}" if args.baseline else "") if args.cold else ""
+    header += f" {'opcodes':>9s}" + (f" {'base':>9s} {'ratio':>6s}" if args.baseline else "") if args.opcodes else ""
     print(header)
     for name, (graph, labels) in graphs.items():
         lines = generate_source(graph, labels=labels).splitlines()
@@ -148,12 +199,18 @@ def main() -> None:
             row += _versus(best[name], old[name])
         if args.cold:
             row += f" {cold[name] * 1000:8.1f}" + (_versus(cold[name], cold_old[name]) if args.baseline else "")
+        if args.opcodes:
+            row += f" {ops.get(name, 0):9d}" + (_ops_versus(ops.get(name), ops_old.get(name)) if args.baseline else "")
         print(row)
 
 
 def _least_cold(tree: str, name: str, n: int) -> float:
     times = [t for t in (_time_cold(tree, name) for _ in range(n)) if t is not None]
     return min(times, default=float("inf"))
+
+
+def _ops_versus(mine: int | None, base: int | None) -> str:
+    return f" {base:9d} {mine / base:6.2f}" if mine and base else f" {'-':>9s} {'-':>6s}"
 
 
 def _versus(mine: float, base: float) -> str:

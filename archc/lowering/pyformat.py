@@ -64,15 +64,23 @@ def split_statement(text: str, indent: str) -> list[str]:
     """``text`` (one statement, without indent) as lines at ``indent``, split where too long."""
     if len(indent) + len(text) <= LINE_LENGTH and not _magic_comma(text):
         return [indent + text]
+    return list(_split_long(text, indent))
+
+
+# A pure function of its two strings, kept across calls (a model regenerated, a block class's
+# statements written again for another model): a long statement is scanned for its brackets,
+# commas and string literals, and re-split element by element, once.
+@functools.lru_cache(maxsize=2048)
+def _split_long(text: str, indent: str) -> tuple[str, ...]:
     pairs = _pairs(text)
     if text.startswith("def "):  # a def splits at its parameter list (black's left-hand split)
         first = min((o, c) for c, o in pairs.items())
-        return _split_at(text, first[0], first[1], indent)
+        return tuple(_split_at(text, first[0], first[1], indent))
     candidates = _trailers(text, pairs)
     for close in candidates:
         if len(indent) + len(text[:pairs[close] + 1]) <= LINE_LENGTH or close == candidates[-1]:
-            return _split_at(text, pairs[close], close, indent)
-    return [indent + text]
+            return tuple(_split_at(text, pairs[close], close, indent))
+    return (indent + text,)
 
 
 def _trailers(text: str, pairs: dict[int, int]) -> list[int]:

@@ -76,7 +76,7 @@ class ClassArgs:
             if kind != "hole" and given is None:
                 given = dict(body.instance.info.args)
             value = body.holes[key] if kind == "hole" else given[key]
-            if arg.required or value != arg.default:
+            if arg.default is _NO_DEFAULT or value != arg.default:  # (required, without the property's call)
                 result.append((arg.name, value))
         return result
 
@@ -114,6 +114,7 @@ class _Resolver:
         self.by_vector: dict[tuple, str] = {}
         self.dim_exprs: dict[tuple, str | None] = {}
         self._dims: dict[tuple, tuple | None] = {}
+        self._value_shapes: dict[tuple, list[tuple]] = {}
         self.namespace = Namespace({*self.params, *self.lets, "self"})
         self._args = [dict(b.instance.info.args) if b.instance.info else {} for b in bodies]
         self._param_vectors: dict[str, tuple] = {}
@@ -137,22 +138,33 @@ class _Resolver:
 
     def _read_dims(self, key: tuple, d: int) -> tuple | None:
         vector = []
-        for body in self.bodies:
-            inst = body.instance
-            value = Value(f"{inst.path}.{key[1]}" if inst.path else key[1], key[2]) if key[0] == "node" \
-                else inst.inputs[key[1]][0]
-            shape = self.graph.type_of(value).shape
+        for shape in self._shapes(key):
             if d >= len(shape) or not isinstance(shape[d], int):
                 return None
             vector.append(shape[d])
         return tuple(vector)
 
+    def _shapes(self, key: tuple) -> list[tuple]:
+        """The shape of a value (by its key) in every instance, read once for all its dimensions."""
+        found = self._value_shapes.get(key)
+        if found is None:
+            found = self._value_shapes[key] = []
+            nodes = self.graph.nodes
+            for body in self.bodies:  # the types read straight from the nodes (no Value made per body)
+                inst = body.instance
+                if key[0] == "node":
+                    found.append(nodes[f"{inst.path}.{key[1]}" if inst.path else key[1]].outputs[key[2]].shape)
+                else:
+                    value = inst.inputs[key[1]][0]
+                    found.append(nodes[value.node].outputs[value.out].shape)
+        return found
+
     def attr_vector(self, local: str, attr: str) -> tuple:
         found = self._attr_vectors.get((local, attr))
         if found is None:
             nodes = self.graph.nodes
-            found = self._attr_vectors[(local, attr)] = tuple(
-                nodes[f"{b.instance.path}.{local}" if b.instance.path else local].attrs.get(attr) for b in self.bodies)
+            found = self._attr_vectors[(local, attr)] = tuple([  # (a list first: no generator frame)
+                nodes[f"{b.instance.path}.{local}" if b.instance.path else local].attrs.get(attr) for b in self.bodies])
         return found
 
     def own_exprs(self, node: Node) -> list[tuple[str, str]]:
@@ -164,7 +176,7 @@ class _Resolver:
     def param_vector(self, name: str) -> tuple:
         found = self._param_vectors.get(name)
         if found is None:
-            found = self._param_vectors[name] = tuple(args.get(name) for args in self._args)
+            found = self._param_vectors[name] = tuple([args.get(name) for args in self._args])
         return found
 
     # -- naming -----------------------------------------------------------------------------------
@@ -229,10 +241,13 @@ class _Resolver:
             if source is not None:  # what the spec wrote (kernel_size: k), even where no instance differs
                 self.result.text[i] = self.use(source)
                 continue
-            if all(type(h[i]) is type(value) and h[i] == value for h in distinct):
+            for holes in distinct:  # a loop rather than all(generator): once per hole and body
+                if type(holes[i]) is not type(value) or holes[i] != value:
+                    break
+            else:
                 self.result.text[i] = literal(value)
                 continue
-            vector = tuple(b.holes[i] for b in self.bodies)
+            vector = tuple([b.holes[i] for b in self.bodies])
             source = self._expr(rep_body, i, vector)
             self.by_vector.setdefault(vector, source)
             self.result.text[i] = self.use(source)

@@ -21,7 +21,7 @@ from archc.ir.graph import Graph, Node, Value
 from archc.lowering.torch_reset import GENERATED_METHODS
 from archc.lowering.torch_plan import (Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute, place, spread_at,
                                        with_holes)
-from archc.ops.weights import tied_params
+from archc.ops.weights import TIE_META, tied_params
 from archc.pysource import is_identifier, literal
 
 __all__ = ["BodyWriter"]
@@ -34,6 +34,7 @@ _ARG = "\x01"
 _MODULE = "\x02"
 
 
+_NO_LABELS: Mapping[str, str] = {}
 _ARG_MARK = re.compile(f"{_ARG}[a-z]+{_ARG}")
 _WHOLE_LIST = re.compile(r"\[\*([A-Za-z_][A-Za-z0-9_]*)\]")
 
@@ -68,9 +69,11 @@ class BodyWriter:
         self._sequential: dict[int, tuple[list[Node | Instance] | None, bool]] = \
             earlier._sequential if earlier is not None else {}
         #: (node, its parameter, owner node, owner's parameter) of every tied parameter
-        self.tied = [(n.name, p, owner, op) for n in self.lowered.order
+        # (the meta read inline, as tied_params does: a call per node otherwise)
+        self.tied = [(n.name, p, owner, op) for n in self.lowered.order if TIE_META in n.meta
                      for p, (owner, op) in tied_params(n).items()]
         self.graph_outputs = {(v.node, v.out) for v in graph.outputs.values()}
+        self._labels_within: dict[str, dict[str, str]] | None = None
 
     # -- what becomes an nn.Sequential ----------------------------------------------------------
     def as_sequential(self, inst: Instance) -> list[Node | Instance] | None:
@@ -106,33 +109,8 @@ class BodyWriter:
         names = [(item.name if type(item) is Node else item.path)[cut:] for item in items]
         if all(map(is_identifier, names)) or any("." in name for name in names):
             return none  # a class with attributes (self.conv1), or names nested in containers
-        previous, forms = inst.inputs[0][0], []
-        for i, item in enumerate(items):
-            if isinstance(item, Node):
-                reads, outputs = item.inputs, [Value(item.name)]
-            else:
-                reads, outputs = [v for values in item.inputs for v in values], item.outputs
-            if reads != [previous] or len(outputs) != 1:
-                return none
-            if isinstance(item, Node):
-                op, ins, ctor, tensor = self.lowered(item)
-                if len(item.outputs) != 1 or tensor is not None:
-                    return none
-                if ctor is None and item.name not in self.lowered.as_module:
-                    if op.torch_module_form(item, ins) is None:
-                        return none
-                    forms.append(item)
-                elif ctor is not None and item.name not in self.lowered.as_module \
-                        and self.lowered.forward_text(item, ("a",), "m") != "m(a)":
-                    return none
-            elif len(item.inputs) != 1 or (item.info and item.info.formals and item.info.formals[0].endswith("...")):
-                return none
-            if i < len(items) - 1:
-                after = items[i + 1]
-                if self._read_outside(outputs[0], {after.name} if isinstance(after, Node) else after.members):
-                    return none
-            previous = outputs[0]
-        if inst.outputs != [previous]:
+        forms = _links(self, inst, items)
+        if forms is None:
             return none
         if names == [str(i) for i in range(len(items))] and not forms:
             return items, False
@@ -142,8 +120,9 @@ class BodyWriter:
             self.lowered.write_as_module(node)
         return None, True
 
-    def _read_outside(self, value: Value, allowed: set[str]) -> bool:
-        return (value.node, value.out) in self.graph_outputs or not self.lowered.readers(value) <= allowed
+    def read_outside(self, value: tuple[str, int], allowed: set[str]) -> bool:
+        """Whether the value (node, output) is a graph output or read by a node not in ``allowed``."""
+        return value in self.graph_outputs or not self.lowered.readers(value) <= allowed
 
     def chain(self, level: dict[str, Any]) -> list[Instance] | None:
         """Children of a container that run in series, each reading only the previous one's output."""
@@ -154,7 +133,8 @@ class BodyWriter:
         if any(c is None or len(c.inputs) != 1 or len(c.inputs[0]) != 1 or len(c.outputs) != 1 for c in children):
             return None
         for a, b in zip(children, children[1:]):
-            if b.inputs[0][0] != a.outputs[0] or self._read_outside(a.outputs[0], b.members):
+            made = a.outputs[0]
+            if b.inputs[0][0] != made or self.read_outside((made.node, made.out), b.members):
                 return None
         return children
 
@@ -170,11 +150,11 @@ class BodyWriter:
                 if values:
                     spread[tuple(values)] = name
             else:
-                name = names.bind(values[0], formal)
+                name = names.bind((values[0].node, values[0].out), formal)
             body.args.append(name)
         self._tree(body, inst)
-        access = body.access = self._access(body)
         chains = {id(c[0]): c for c in self._chains(body.tree)}
+        access = body.access = self._access(body, chains)
         skip: set[int] = set()
         for item in inst.items:
             if isinstance(item, Node):
@@ -183,12 +163,13 @@ class BodyWriter:
                 members = chains[id(item)]
                 skip.update(id(c) for c in members[1:])
                 container = inst.local(item.path).rsplit(".", 1)[0]
-                arg = names.names[item.inputs[0][0]]
-                target = names.bind(members[-1].outputs[0], container)
+                read, made = item.inputs[0][0], members[-1].outputs[0]
+                arg = names.names[(read.node, read.out)]
+                target = names.bind((made.node, made.out), container)
                 body.stmts.append(Stmt([target], f"{access[container]}({arg})"))
             elif id(item) not in skip:
                 body.stmts.append(self._child_stmt(inst, item, names, access, spread))
-        body.returns = [names.names[v] for v in inst.outputs]
+        body.returns = [names.names[(v.node, v.out)] for v in inst.outputs]
         body.ties = [_tie_statement(access, inst.local(node), param, inst.local(owner), owner_param)
                      for node, param, owner, owner_param in self.own_ties(inst)]
         return body
@@ -246,11 +227,11 @@ class BodyWriter:
                     found.extend(self._chains(sub))
         return found
 
-    def _access(self, body: Body) -> dict[str, str]:
+    def _access(self, body: Body, chained: Mapping[int, Any]) -> dict[str, str]:
         """Local dotted name -> Python expression reaching that module, parameter or container;
-        records each container's kind in ``body.containers``."""
+        records each container's kind in ``body.containers``. ``chained``: the first children of
+        the tree's chains (:meth:`_chains`), by id."""
         access: dict[str, str] = {}
-        chained = {id(c[0]) for c in self._chains(body.tree)}
 
         def walk(level: dict[str, Any], expr: str, path: tuple[str, ...], kind: str) -> None:
             for position, (seg, sub) in enumerate(level.items()):
@@ -272,7 +253,7 @@ class BodyWriter:
         walk(body.tree, "self", (), "root")
         return access
 
-    def _kind(self, level: dict[str, Any], chained: set[int]) -> str:
+    def _kind(self, level: dict[str, Any], chained: Mapping[int, Any]) -> str:
         keys = list(level)
         numbered = keys == [str(i) for i in range(len(keys))]
         has_param = any(isinstance(v, Leaf) and v.kind == "param" for v in level.values())
@@ -284,7 +265,7 @@ class BodyWriter:
     def _node_stmt(self, body: Body, inst: Instance, node: Node, names: VarNames, access: dict[str, str],
                    spread: dict[tuple[Value, ...], str]) -> Stmt:
         local = inst.local(node.name)
-        sources = [names.names.get(v) for v in node.inputs]
+        sources = [names.names.get((v.node, v.out)) for v in node.inputs]
         for values, name in spread.items():  # a variadic input passed whole: *features
             at = spread_at(node.inputs, values)
             if at is not None:
@@ -298,7 +279,7 @@ class BodyWriter:
             # a list of exactly the variadic input is that list (TorchScript has no [*xs])
             expr = _WHOLE_LIST.sub(r"\1", expr)
         expr = expr.replace(_MODULE, access.get(local, ""))
-        targets = [names.bind(Value(node.name, k), local if k == 0 else f"{local}_{k}")
+        targets = [names.bind((node.name, k), local if k == 0 else f"{local}_{k}")
                    for k in range(len(node.outputs))]
         return Stmt(targets, expr, self.comments(node.name, local), local)
 
@@ -319,6 +300,13 @@ class BodyWriter:
             count -= len(spread) - 1
         return self.lowered.forward_text(node, _placeholders(count), _MODULE if has_module else None)
 
+    def labels_within(self, path: str) -> Mapping[str, str]:
+        """The skip labels of the nodes inside the block instance at ``path`` (nested ones too),
+        by their names local to it; worked out for every instance at once, on first asking."""
+        if self._labels_within is None:
+            self._labels_within = _labels_by_instance(self.labels, self.lowered.nodes)
+        return self._labels_within.get(path, _NO_LABELS)
+
     def comments(self, name: str, local: str) -> list[str]:
         comments = []
         label = self.labels.get(name)
@@ -335,13 +323,68 @@ class BodyWriter:
         declared = child.info.formals if child.info is not None and child.info.formals else ("x",)
         for formal, values in zip(declared, child.inputs):
             if not formal.endswith("..."):
-                args.append(names.names[values[0]])
+                args.append(names.names[(values[0].node, values[0].out)])
             else:
                 whole = spread.get(tuple(values))
-                args.append(whole if whole else "[" + ", ".join(names.names[v] for v in values) + "]")
-        targets = [names.bind(v, local if len(child.outputs) == 1 else f"{local}_{k}")
+                args.append(whole if whole else "[" + ", ".join([names.names[(v.node, v.out)] for v in values]) + "]")
+        targets = [names.bind((v.node, v.out), local if len(child.outputs) == 1 else f"{local}_{k}")
                    for k, v in enumerate(child.outputs)]
         return Stmt(targets, f"{access[local]}({', '.join(args)})")
+
+
+def _links(writer: BodyWriter, inst: Instance, items: list[Node | Instance]) -> list[Node] | None:
+    """The functional nodes of ``items`` to write in their module form where each item reads
+    only the one before it, and only the next reads it; else None. Values are compared as
+    (node, output) pairs: a Value's own == is a Python-level call."""
+    first = inst.inputs[0][0]
+    previous, forms, last = (first.node, first.out), [], len(items) - 1
+    for i, item in enumerate(items):
+        if type(item) is Node:
+            reads = item.inputs
+            if len(reads) != 1 or (reads[0].node, reads[0].out) != previous or not _link(writer.lowered, item, forms):
+                return None
+            output = (item.name, 0)
+        else:
+            reads = [v for values in item.inputs for v in values]
+            if len(reads) != 1 or (reads[0].node, reads[0].out) != previous or len(item.outputs) != 1 \
+                    or len(item.inputs) != 1 \
+                    or (item.info and item.info.formals and item.info.formals[0].endswith("...")):
+                return None
+            output = (item.outputs[0].node, item.outputs[0].out)
+        if i < last:
+            after = items[i + 1]
+            if writer.read_outside(output, {after.name} if type(after) is Node else after.members):
+                return None
+        previous = output
+    made = inst.outputs[0]
+    return forms if (made.node, made.out) == previous else None
+
+
+def _link(lowered: Lowered, node: Node, forms: list[Node]) -> bool:
+    """Whether ``node`` can be a link of a chain of modules (noted in ``forms`` where that
+    takes its op's module form): a module called on its one input, or a functional op
+    with a module form."""
+    _, _, ctor, tensor = lowered(node)
+    if len(node.outputs) != 1 or tensor is not None:
+        return False
+    if node.name in lowered.as_module:
+        return True
+    if ctor is None:
+        if not lowered.has_module_form(node):
+            return False
+        forms.append(node)
+        return True
+    return lowered.forward_text(node, ("a",), "m") == "m(a)"
+
+
+def _labels_by_instance(labels: Mapping[str, str], nodes: Mapping[str, Node]) -> dict[str, dict[str, str]]:
+    """Instance path -> {name local to it: skip label} of every labelled node inside it."""
+    found: dict[str, dict[str, str]] = {}
+    for name, label in labels.items():
+        node = nodes.get(name)
+        for info in node.scope if node is not None else ():
+            found.setdefault(info.path, {})[name[len(info.path) + 1:]] = label
+    return found
 
 
 def _tie_statement(access: Mapping[str, str], node: str, param: str, owner: str, owner_param: str) -> str:

@@ -53,6 +53,7 @@ class Instance:
     formals: list[str] = field(default_factory=list)
     outputs: list[Value] = field(default_factory=list)
     members: set[str] = field(default_factory=set)            # every node name inside, nested too
+    children: list["Instance"] = field(default_factory=list)  # the child instances among items
 
     def local(self, name: str) -> str:
         return name[len(self.path) + 1:] if self.path else name
@@ -125,8 +126,6 @@ def instance_tree(graph: Graph, nodes: list[Node] | None = None) -> Instance:
             continue
         if node.scope is scope:  # the previous node's instance (the common case): same chain
             chain[-1].items.append(node)
-            for inst in chain:
-                inst.members.add(node.name)
             continue
         scope = node.scope
         chain = [root]
@@ -136,19 +135,32 @@ def instance_tree(graph: Graph, nodes: list[Node] | None = None) -> Instance:
                 inst = Instance(info.path, info, formals=_formal_names(info), inputs=_formal_values(info))
                 by_path[info.path] = inst
                 chain[-1].items.append(inst)
+                chain[-1].children.append(inst)
             elif info.path not in open_paths:  # its nodes are not consecutive: write the graph flat
                 return _flat(graph, nodes)
             chain.append(inst)
         chain[-1].items.append(node)
-        for inst in chain:
-            inst.members.add(node.name)
         open_paths = {inst.path for inst in chain}
+    _set_members(by_path)
     _set_outputs(root, graph, nodes, by_path)
     if any(not inst.outputs for path, inst in by_path.items() if path):
         # an instance that hands on nothing it made (its result is its input: dead nodes only)
         # has no forward to write as a class: write the graph flat
         return _flat(graph, nodes)
     return root
+
+
+def _set_members(by_path: dict[str, Instance]) -> None:
+    """Each instance's members: its own nodes, then its children's members (children were
+    made after their parents, so walking backwards meets every child first); set unions
+    rather than one insertion per node and enclosing instance."""
+    for inst in reversed(by_path.values()):
+        members = inst.members
+        for item in inst.items:
+            if type(item) is Node:
+                members.add(item.name)
+            else:
+                members |= item.members
 
 
 def _formal_names(info: BlockInstance) -> list[str]:
@@ -175,16 +187,29 @@ def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[
     """Each instance's outputs: values made inside and read outside (or by the graph's outputs),
     in the order of their producers, in one pass over the edges."""
     root.outputs = list(graph.outputs.values())
-    paths = {n.name: [i.path for i in n.scope] for n in nodes}
-    order = {name: i for i, name in enumerate(paths)}
+    scopes = {n.name: n.scope for n in nodes}
+    order = {name: i for i, name in enumerate(scopes)}
     # keyed by (node, output): a Value's own hash is a Python-level call
     found: dict[str, dict[tuple[str, int], Value]] = {p: {} for p in by_path if p}
-    reads = [(v, paths[u.name]) for u in nodes for v in u.inputs]
-    reads += [(v, []) for v in graph.outputs.values()]
-    for value, user_paths in reads:
-        for path in paths[value.node]:
-            if path not in user_paths:
-                found[path].setdefault((value.node, value.out), value)
+    # an instance's scope is one tuple its nodes share: a read inside it is skipped at once,
+    # and each scope's paths are listed once
+    paths_of: dict[int, list[str]] = {}
+    for user in nodes:
+        user_scope, user_paths = user.scope, None
+        for value in user.inputs:
+            scope = scopes[value.node]
+            if scope is user_scope or not scope:
+                continue
+            if user_paths is None:
+                user_paths = paths_of.get(id(user_scope))
+                if user_paths is None:
+                    user_paths = paths_of[id(user_scope)] = [i.path for i in user_scope]
+            for info in scope:
+                if info.path not in user_paths:
+                    found[info.path].setdefault((value.node, value.out), value)
+    for value in graph.outputs.values():  # read outside every instance
+        for info in scopes[value.node]:
+            found[info.path].setdefault((value.node, value.out), value)
     for path, values in found.items():
         by_path[path].outputs = sorted(values.values(), key=lambda v: (order[v.node], v.out))
 
@@ -252,7 +277,8 @@ class VarNames:
 
     def __init__(self, taken: set[str] | None = None) -> None:
         self.namespace = Namespace(set(_RESERVED) | (taken or set()))
-        self.names: dict[Value, str] = {}
+        #: (node, output) -> its name (a pair, not a Value: a Value's hash is a Python-level call)
+        self.names: dict[tuple[str, int], str] = {}
 
     def fresh(self, wanted: str) -> str:
         base = identifier(wanted)
@@ -260,7 +286,8 @@ class VarNames:
             base += "_"
         return self.namespace.take(base)
 
-    def bind(self, value: Value, wanted: str) -> str:
+    def bind(self, value: tuple[str, int], wanted: str) -> str:
+        """A fresh name for the value (node, output)."""
         name = self.fresh(wanted)
         self.names[value] = name
         return name
@@ -289,6 +316,7 @@ class Lowered:
         #: (text key, attribute) -> where its value shows in the node's texts (torch_args' probes)
         self.probed: dict[tuple[str, str], Any] = {}
         self._attrs_keys: dict[str, Any] = {}
+        self._module_forms: dict[int, bool] = {}
         #: functional nodes written as their op's module form (links of an nn.Sequential class)
         self.as_module: set[str] = set()
         #: module-level functions the forward code calls (name -> def source), in first use order
@@ -305,15 +333,31 @@ class Lowered:
     def type_of(self, value: Value) -> TensorType:
         return self.nodes[value.node].outputs[value.out]
 
-    def readers(self, value: Value) -> set[str]:
-        """The nodes that read ``value`` (the graph's edges are its nodes' inputs: all read in
-        one pass on first asking, keyed by (node, output) so that no look-up hashes a Value)."""
+    def readers(self, value: tuple[str, int]) -> set[str]:
+        """The nodes that read the value (node, output) (the graph's edges are its nodes' inputs:
+        all read in one pass on first asking, keyed by (node, output) so that no look-up hashes a Value)."""
         if self._readers is None:
-            self._readers = {}
+            readers: dict[tuple[str, int], set[str]] = {}
             for node in self.order:
+                name = node.name
                 for read in node.inputs:
-                    self._readers.setdefault((read.node, read.out), set()).add(node.name)
-        return self._readers.get((value.node, value.out), _NO_READERS)
+                    key = (read.node, read.out)
+                    found = readers.get(key)
+                    if found is None:  # (not setdefault: a set made per edge otherwise)
+                        readers[key] = {name}
+                    else:
+                        found.add(name)
+            self._readers = readers
+        return self._readers.get(value, _NO_READERS)
+
+    def has_module_form(self, node: Node) -> bool:
+        """Whether the op writes the functional ``node`` in a module form too (asked once per text key)."""
+        key = self.text_key(node)
+        found = self._module_forms.get(key)
+        if found is None:
+            op, ins, _, _ = self(node)
+            found = self._module_forms[key] = op.torch_module_form(node, ins) is not None
+        return found
 
     def users(self, name: str) -> list[str]:
         """Distinct nodes that read an output of ``name``."""
@@ -322,8 +366,14 @@ class Lowered:
     def attrs_key(self, node: Node) -> Any:
         """:func:`frozen_attrs` of the node's attributes, computed once."""
         found = self._attrs_keys.get(node.name)
-        if found is None:
-            found = self._attrs_keys[node.name] = frozen_attrs(node.attrs)
+        if found is None:  # frozen_attrs, inline: asked once per node
+            attrs = node.attrs
+            found = (tuple(attrs.items()), tuple(map(type, attrs.values())))
+            try:
+                hash(found)
+            except TypeError:
+                found = repr(attrs)
+            self._attrs_keys[node.name] = found
         return found
 
     def reset_texts(self, node: Node) -> tuple[str, ...]:
@@ -363,9 +413,11 @@ class Lowered:
         found = self._text_keys.get(node.name)
         if found is None:
             nodes = self.nodes
-            key = (node.op, self.attrs_key(node), tuple(node.attr_exprs),
-                   tuple([nodes[v.node].outputs[v.out] for v in node.inputs]), node.name in self.as_module)
-            found = self._text_numbers.setdefault(key, len(self._text_numbers))
+            key = [node.op, self.attrs_key(node), tuple(node.attr_exprs), node.name in self.as_module]
+            for v in node.inputs:  # each type as its fields: a TensorType's hash is a Python-level call
+                read = nodes[v.node].outputs[v.out]
+                key += (read.shape, read.dtype)
+            found = self._text_numbers.setdefault(tuple(key), len(self._text_numbers))
             self._text_keys[node.name] = found
         return found
 

@@ -38,13 +38,15 @@ class Signatures:
 
     def add(self, inst: Instance) -> tuple[int, int]:
         """``inst``'s (shape, signature); its child instances must have been added."""
-        types = self.writer.lowered.type_of
-        attrs_key = self.writer.lowered.attrs_key
+        lowered = self.writer.lowered
+        nodes, attrs_key = lowered.nodes, lowered.attrs_key
         members = inst.members
         formal = {(v.node, v.out): (i, j) for i, values in enumerate(inst.inputs) for j, v in enumerate(values)}
         cut = len(inst.path) + 1 if inst.path else 0
+        info = inst.info
         # a variadic formal read only whole (torch.cat(features)) is one name whatever its length
-        spread = self.writer.spread_values(inst)
+        variadic = info is not None and info.formals and info.formals[-1].endswith("...")
+        spread = self.writer.spread_values(inst) if variadic else None
 
         def refs(values: list[Value]) -> tuple:
             # a value made inside by its local name; a formal's by its place; one read from
@@ -62,14 +64,25 @@ class Signatures:
                 return tuple(out)
             return (*refs(values[:at]), "*", *refs(values[at + len(spread):]))
 
-        shape: list[Any] = [inst.info.block if inst.info else None, tuple(inst.formals),
+        shape: list[Any] = [info.block if info else None, tuple(inst.formals),
                             tuple(map(refs, inst.inputs)), refs(inst.outputs)]
-        numbers: list[Any] = [tuple(tuple(map(types, values)) for values in inst.inputs)]
+        types = []  # each type as its fields: a TensorType's hash is a Python-level call
+        for values in inst.inputs:
+            for v in values:
+                read = nodes[v.node].outputs[v.out]
+                types += (read.shape, read.dtype)
+        numbers: list[Any] = [tuple(types)]
         of = self.of
         add_shape, add_number = shape.append, numbers.append
         for item in inst.items:
             if type(item) is Node:
-                add_shape((item.name[cut:], item.op, tuple(item.attrs), len(item.outputs), refs(item.inputs)))
+                inputs = item.inputs
+                if len(inputs) == 1 and not spread:  # refs, inline for the common case
+                    node, out = inputs[0].node, inputs[0].out
+                    read = ((node[cut:], out),) if node in members else (formal.get((node, out)) or ("", node, out),)
+                else:
+                    read = refs(inputs)
+                add_shape((item.name[cut:], item.op, tuple(item.attrs), len(item.outputs), read))
                 add_number(attrs_key(item))
             else:
                 child_shape, child_signature = of[id(item)]
@@ -89,16 +102,14 @@ def reuse(writer: Any, body: Body, inst: Instance, holes: list[Any] | None = Non
     changes: dict[str, Any] = {"instance": inst}
     if holes is not None:
         changes["holes"] = holes
-    labels = writer.labels
-    if labels:  # else comments depend on the local names alone: the same
-        there, stmts, changed = body.instance.path, [], False
-        for stmt in body.stmts:
-            if stmt.node is not None and labels.get(f"{inst.path}.{stmt.node}") != labels.get(f"{there}.{stmt.node}"):
-                stmt = Stmt(stmt.targets, stmt.expr, writer.comments(f"{inst.path}.{stmt.node}", stmt.node), stmt.node)
-                changed = True
-            stmts.append(stmt)
-        if changed:
-            changes["stmts"] = stmts
+    if writer.labels:  # else comments depend on the local names alone: the same
+        # the statements of the nodes labelled otherwise in the two instances (by local name)
+        mine, theirs = writer.labels_within(inst.path), writer.labels_within(body.instance.path)
+        differ = {local for local in (*mine, *theirs) if mine.get(local) != theirs.get(local)}
+        if differ:
+            changes["stmts"] = [
+                Stmt(stmt.targets, stmt.expr, writer.comments(f"{inst.path}.{stmt.node}", stmt.node), stmt.node)
+                if stmt.node in differ else stmt for stmt in body.stmts]
     copy = Body.__new__(Body)  # dataclasses.replace without its per-call introspection
     copy.__dict__.update(body.__dict__, **changes)
     return copy

@@ -11,6 +11,7 @@ depths still split is planned a second time.
 """
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -30,6 +31,7 @@ from archc.pysource import comment, is_identifier, literal, one_line
 __all__ = ["Provenance", "write_source", "class_name_for"]
 
 _I = "    "
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 
 
 @dataclass
@@ -43,9 +45,7 @@ class Provenance:
 
 def class_name_for(name: str) -> str:
     """``resnet18`` -> ``Resnet18``, ``my-net_v2`` -> ``MyNetV2`` (a valid class name)."""
-    import re
-
-    parts = [p for p in re.split(r"[^0-9A-Za-z]+", name) if p]
+    parts = [p for p in _NOT_ALNUM.split(name) if p]
     result = "".join(p[0].upper() + p[1:] for p in parts) or "Model"
     return "Model" + result if result[0].isdigit() else result
 
@@ -66,7 +66,7 @@ def _depths(root: Instance) -> list[list[Instance]]:
         while len(levels) <= depth:
             levels.append([])
         levels[depth].append(inst)
-        todo.extend((c, depth + 1) for c in reversed(inst.items) if isinstance(c, Instance))
+        todo.extend([(c, depth + 1) for c in reversed(inst.children)])
     return levels
 
 
@@ -269,7 +269,7 @@ class _Memo:
 
 def _is_leaf(inst: Instance) -> bool:
     """Whether ``inst`` has no child instances (its body depends on no class)."""
-    return not any(type(item) is Instance for item in inst.items)
+    return not inst.children
 
 
 def _locals(body: Body) -> list[str]:
@@ -278,7 +278,10 @@ def _locals(body: Body) -> list[str]:
 
 def _fill(text: str, args: ClassArgs) -> str:
     parts = text.split(HOLE)
-    return "".join(args.text[int(p)] if i % 2 else p for i, p in enumerate(parts))
+    if len(parts) > 1:  # every second part is a hole's number
+        filled = args.text
+        parts[1::2] = [filled[int(p)] for p in parts[1::2]]
+    return "".join(parts)
 
 
 # -- writing ---------------------------------------------------------------------------------------
