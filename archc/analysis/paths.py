@@ -48,6 +48,8 @@ DISTRIBUTION_LIMIT = 64
 HISTOGRAM_LIMIT = 64
 #: distribution entries below this share (relative to the sum) are dropped
 _TRIM = 1e-18
+#: ``ndarray.sum`` of a vector without its Python wrapper (the same pairwise sum)
+_sum = np.add.reduce
 
 
 @dataclass
@@ -253,31 +255,27 @@ def _mix(offsets: list[int], arrays: list[np.ndarray], weights: list[float], wid
     """Weighted sum of distributions placed at ``offsets``, in the order :func:`_merge` promises.
 
     ``0.0 + v1`` is ``v1`` exactly, so the first part is written in place (zeros around it) and
-    the others are added one by one, through one scratch vector: everything stays in cache. With
+    the others' products are added one by one. With
     two parts either may go first (one addition commutes exactly), so the longer one does: a
     U-Net decoder join adds a one-entry skip to a distribution thousands of entries wide.
     """
     if len(arrays) == 2 and len(arrays[1]) > len(arrays[0]):
         offsets, arrays, weights = offsets[::-1], arrays[::-1], weights[::-1]
-    out = np.empty(width)
-    start, a = offsets[0], arrays[0]
-    out[:start] = 0.0
-    out[start + len(a):] = 0.0
     multiply, add = np.multiply, np.add
+    out = np.zeros(width)
+    start, a = offsets[0], arrays[0]
     multiply(a, weights[0], out[start: start + len(a)])
-    if len(arrays) > 1:
-        scratch = np.empty(max(map(len, arrays[1:])))
-        for start, a, w in zip(offsets[1:], arrays[1:], weights[1:]):
-            product = scratch[:len(a)]
-            multiply(a, w, product)
-            segment = out[start: start + len(a)]
-            add(segment, product, segment)
+    for start, a, w in zip(offsets[1:], arrays[1:], weights[1:]):
+        segment = out[start: start + len(a)]
+        add(segment, multiply(a, w), segment)
     return out
 
 
 def _trim(base: int, out: np.ndarray) -> tuple[int, np.ndarray]:
     """Drop negligible tails (entries at most ``_TRIM`` of the sum) so long chains keep short vectors."""
-    limit = _TRIM * out.sum()
+    limit = _TRIM * _sum(out)
+    if out[0] > limit and out[-1] > limit:  # (most ends are kept)
+        return base, out
     first = _first_above(out, limit)
     if first is None:
         return base, out

@@ -39,7 +39,9 @@ How a join is read (see docs in the module's functions for the details):
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+from itertools import compress, repeat
 from typing import Collection, Mapping, Sequence
 
 from archc.analysis.probes import (
@@ -81,7 +83,7 @@ def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool) -> Analysi
     classifier = _Classifier(flow)
     connections = classifier.run()
     chains = _chains(flow, connections)
-    expecting = {name: node for name, node in flow.graph_nodes.items() if "expect" in node.meta}
+    expecting = _expecting(flow.graph_nodes)
     expectations = check_expectations(graph, connections, expecting)
     stats = None
     if paths:
@@ -91,6 +93,18 @@ def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool) -> Analysi
     declared = sum(1 for node in expecting.values() if node.meta["expect"] is not None)
     return Analysis(model=graph.name, connections=connections, chains=chains, expectations=expectations,
                     paths=stats, declared_expectations=declared)
+
+
+def _expecting(nodes: Mapping[str, Node]) -> dict[str, Node]:
+    """The nodes that declare an ``expect``, by name (each node's meta asked in C: most declare none)."""
+    declares = list(map(operator.contains, map(_meta, nodes.values()), repeat("expect")))
+    if not any(declares):
+        return {}
+    return dict(compress(nodes.items(), declares))
+
+
+_meta = operator.attrgetter("meta")
+_FORK_ID = operator.attrgetter("_fork_id")
 
 
 @dataclass(slots=True)
@@ -308,8 +322,8 @@ class _Measures:
                 region = f.dominated_region(fork, [main], SPAN_LIMIT)
         if region is None or len(region) > SPAN_LIMIT:
             return Span(None, None, depth, depth_ops, [])
-        layers = sum(f.parametric[r] for r in region)
-        names = [f.names[r] for r in region] if len(region) <= LIST_LIMIT else []
+        layers = sum(map(f.parametric.__getitem__, region))
+        names = list(map(f.names.__getitem__, region)) if len(region) <= LIST_LIMIT else []
         return Span(layers, len(region), depth, depth_ops, names)
 
     def concat_family(self, fork: int) -> int:
@@ -334,14 +348,21 @@ class _Measures:
 def _chain_between(f: Flow, fork: int, main: int) -> list[int] | None:
     """The nodes after ``fork`` up to ``main`` when ``main`` hangs from ``fork`` through
     one-producer nodes (what :meth:`Flow.dominated_region` finds then, without its set and
-    dominance tests: a residual block's main path), in id order; None otherwise."""
+    dominance tests: a residual block's main path), in id order; None otherwise.
+
+    ``fork`` dominates ``main`` (the caller asks first). Then ``main`` hangs from it when both
+    share a chain head, or ``fork`` heads ``main``'s chain: one-producer nodes hanging from one
+    head form a tree whose dominators are their producers, so the walk needs no test per step."""
+    heads = f.chain_head
+    h = heads[main]
+    if h != fork and h != heads[fork] or f.depth_ops[main] - f.depth_ops[fork] > SPAN_LIMIT:
+        return None
     path = []
-    v = main
+    append = path.append
     preds = f.preds
+    v = main
     while v != fork:
-        if v < fork or len(preds[v]) != 1 or len(path) > SPAN_LIMIT:
-            return None
-        path.append(v)
+        append(v)
         v = preds[v][0]
     path.reverse()
     return path
@@ -375,7 +396,7 @@ class _Classifier:
             skips = [r for r in records if r.kind in SKIP_KINDS]
             if skips:
                 self.skips_at[i] = skips
-                nest[i] = max(k, max(r._fork_id for r in skips))
+                nest[i] = max(k, *map(_FORK_ID, skips))
             out.extend(records)
         return out
 
@@ -565,7 +586,7 @@ def check_expectations(graph: Graph, connections: list[Skip],
     or those of them that declare an ``expect``."""
     if nodes is None:
         nodes = graph.node_map()
-    expecting = [(name, node) for name, node in nodes.items() if "expect" in node.meta]
+    expecting = list(_expecting(nodes).items())
     if not expecting:
         return []  # most graphs declare nothing: skip indexing every connection
     by_merge: dict[str, list[Skip]] = {}
@@ -600,7 +621,8 @@ def _no_choice(flow: Flow, connections: list[Skip], main_of: dict[int, int]) -> 
     for c in connections:
         kinds[c._merge_id] = kinds.get(c._merge_id, True) and c.kind == Kind.SEQUENTIAL
     through = {m: main_of[m] for m, only_sequential in kinds.items() if only_sequential}
-    for i, slots in enumerate(flow.slots):
+    for i in flow.slot_joins:  # (the nodes reading other than one slot)
+        slots = flow.slots[i]
         if len(slots) > 1 and len(flow.preds[i]) == 1 and flow.roles[i] not in _READS_COUNT \
                 and len(set(slots)) == 1:
             through[i] = flow.preds[i][0]

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Iterable, Mapping
 
-from archc.ir import Graph, Node
+from archc.ir import Graph, Node, Value
 from archc.ops import registry
 from archc.ops.base import OpDef
 
@@ -234,36 +234,43 @@ class _FlowBuilder:
     def __init__(self, nodes: Mapping[str, Node]) -> None:
         self.nodes = nodes
         self.visited: dict[str, int] = {}   # name -> id, or -1 for a meta node
-        self.names: list[str] = []
+        self.count = 0                      # data nodes placed: the next id
+        self.slots_diverge = False          # whether a node reads one producer in several slots
+        self.names: list[str] = []          # (these three made by _finish)
         self.data: list[Node] = []
-        self.roles: list[str] = []
-        self.slots: list[tuple[tuple[int, int], ...]] = []
-        self.preds: list[tuple[int, ...]] = []
-        self.succs: list[list[int]] = []
-        self.heads: list[int] = []
         self.slot_heads: list[int] = []
         self.slot_joins: list[int] = []
         self.merges: list[int] = []
-        self.parametric: list[bool] = []
-        self.idom: list[int] = []
-        self.dom_depth: list[int] = []
-        self.layers: list[int] = []
-        self.ops: list[int] = []
-        self.up: list[int] = []
+        # One entry per node, set by id (faster than appending); _finish drops the meta nodes' room.
+        size = len(nodes)
+        self.roles: list[str] = [""] * size
+        self.slots: list[tuple[tuple[int, int], ...]] = [()] * size
+        self.preds: list[tuple[int, ...]] = [()] * size
+        self.succs: list[list[int]] = [[]] * size  # (each replaced by its own list when placed)
+        self.heads: list[int] = [0] * size
+        self.parametric: list[bool] = [False] * size
+        self.idom: list[int] = [0] * size
+        self.dom_depth: list[int] = [0] * size
+        self.layers: list[int] = [0] * size
+        self.ops: list[int] = [0] * size
+        self.up: list[int] = [0] * size
         self.roles_of = _RoleCache()
 
     def run(self, order: Iterable[tuple[str, Node]]) -> _FlowBuilder:
-        """Place every (name, node) of ``order``; _Unordered when a node comes before a producer."""
+        """Place every (name, node) of ``order``; _Unordered when a node comes before a producer.
+        (Names, nodes and slot heads are not kept per node here: :meth:`_finish` makes them.)"""
         visited, nodes, fixed_roles, role_of = self.visited, self.nodes, self.roles_of.fixed, self.roles_of.role_of
-        names, data, roles, slots, preds, succs, heads, slot_heads = (
-            self.names, self.data, self.roles, self.slots, self.preds, self.succs, self.heads, self.slot_heads)
+        roles, slots, preds, succs, heads = self.roles, self.slots, self.preds, self.succs, self.heads
         parametric, idom, dom_depth, layers, ops, up = (
             self.parametric, self.idom, self.dom_depth, self.layers, self.ops, self.up)
+        i = self.count
         for name, node in order:
             role = fixed_roles.get(node.op) or role_of(node)
             inputs = node.inputs
             if role == "input" or len(inputs) != 1:
+                self.count = i
                 self._place_other(name, node, role)
+                i = self.count
                 continue
             v = inputs[0]
             j = visited.get(v.node)
@@ -277,28 +284,48 @@ class _FlowBuilder:
                 visited[name] = -1
                 continue
             # A node reading one value: its producer heads its chain's facts and dominates it.
-            i = visited[name] = len(names)
-            names.append(name)
-            data.append(node)
-            roles.append(role)
-            slots.append(((j, v.out),))
-            preds.append((j,))
+            visited[name] = i
+            roles[i] = role
+            slots[i] = ((j, v.out),)
+            preds[i] = (j,)
             succs[j].append(i)
-            succs.append([])
-            heads.append(heads[j])
-            slot_heads.append(slot_heads[j])
-            idom.append(j)
-            dom_depth.append(dom_depth[j] + 1)
-            layer = role in PARAMETRIC
-            parametric.append(layer)
-            layers.append(layers[j] + layer)
-            ops.append(ops[j] + 1)
-            up.append(i if role in _MAY_UPSAMPLE and _upsamples(role, data[j].outputs[v.out].shape, node)
-                      else up[j])
+            succs[i] = []
+            heads[i] = heads[j]
+            idom[i] = j
+            dom_depth[i] = dom_depth[j] + 1
+            layer = parametric[i] = role in PARAMETRIC
+            layers[i] = layers[j] + layer
+            ops[i] = ops[j] + 1
+            up[i] = i if role in _MAY_UPSAMPLE and _upsamples(role, nodes[v.node].outputs[v.out].shape, node) \
+                else up[j]
+            i += 1
+        self.count = i
+        return self._finish()
+
+    def _finish(self) -> _FlowBuilder:
+        """The per-id lists :meth:`run` leaves out: names and nodes (from the names seen, in id order),
+        and the slot heads (the chain heads unless a node reads one producer in several slots)."""
+        visited, nodes, count = self.visited, self.nodes, self.count
+        if count < len(nodes):
+            for facts in (self.roles, self.slots, self.preds, self.succs, self.heads, self.parametric, self.idom,
+                          self.dom_depth, self.layers, self.ops, self.up):
+                del facts[count:]
+        names = list(visited) if len(visited) == count else [n for n, i in visited.items() if i >= 0]
+        self.names = names
+        # (every node a data node, placed in insertion order: the nodes are the mapping's values)
+        in_order = count == len(nodes) and names == list(nodes)
+        self.data = list(nodes.values()) if in_order else list(map(nodes.__getitem__, names))
+        if not self.slots_diverge:
+            self.slot_heads = self.heads
+        else:
+            slot_heads = self.slot_heads = []
+            for i, s in enumerate(self.slots):
+                slot_heads.append(slot_heads[s[0][0]] if len(s) == 1 else i)
         return self
 
     def _place_other(self, name: str, node: Node, role: str) -> None:
         """Place a graph input, or a node reading other than one value (a join, a meta node)."""
+        first = None  # the first data value read
         if role == "input":
             slots: tuple[tuple[int, int], ...] = ()
         else:
@@ -309,40 +336,40 @@ class _FlowBuilder:
                     raise _Unordered()
                 if j >= 0:
                     found.append((j, v.out))
+                    if first is None:
+                        first = v
             if not found or role in META_ROLES or (len(found) == 1 and _is_shape_vector(node, self.nodes)):
                 self.visited[name] = -1
                 return
             slots = tuple(found)
-        i = self.visited[name] = len(self.names)
+        i = self.visited[name] = self.count
+        self.count += 1
         ps = [p for p, _ in slots]
         # (distinct producers, in slot order; most joins read each producer once)
         preds = tuple(ps) if len(set(ps)) == len(ps) else tuple(dict.fromkeys(ps))
-        self.names.append(name)
-        self.data.append(node)
-        self.roles.append(role)
-        self.slots.append(slots)
-        self.preds.append(preds)
-        self.succs.append([])
+        self.roles[i] = role
+        self.slots[i] = slots
+        self.preds[i] = preds
+        self.succs[i] = []
         for p in ps:
             self.succs[p].append(i)
-        self.heads.append(self.heads[ps[0]] if len(preds) == 1 else i)
+        self.heads[i] = self.heads[ps[0]] if len(preds) == 1 else i
         if len(preds) >= 2:
             self.merges.append(i)
-        if len(slots) == 1:
-            self.slot_heads.append(self.slot_heads[ps[0]])
-        else:
-            self.slot_heads.append(i)
+        if len(slots) != 1:
             self.slot_joins.append(i)
-        self.parametric.append(role in PARAMETRIC)
+            if len(preds) == 1:
+                self.slots_diverge = True  # (x * x: one producer, read twice, heads its own slot chain)
+        self.parametric[i] = role in PARAMETRIC
         self._dominator(i, preds)
-        self._depths(i, preds, role, slots)
+        self._depths(i, preds, role, first, node)
 
     def _dominator(self, i: int, preds: tuple[int, ...]) -> None:
         """Node ``i``'s immediate dominator: the meeting point of its producers' dominator-tree paths."""
         idom, depth, heads = self.idom, self.dom_depth, self.heads
         if not preds:
-            idom.append(SOURCE)
-            depth.append(1)
+            idom[i] = SOURCE
+            depth[i] = 1
             return
         d = preds[0]
         for p in preds[1:]:
@@ -351,10 +378,10 @@ class _FlowBuilder:
             # from its block's input), d dominates p and stays the meeting point.
             if h != d and idom[h] != d:
                 d = _intersect(d, p, idom, depth, heads)
-        idom.append(d)
-        depth.append((depth[d] if d != SOURCE else 0) + 1)
+        idom[i] = d
+        depth[i] = (depth[d] if d != SOURCE else 0) + 1
 
-    def _depths(self, i: int, preds: tuple[int, ...], role: str, slots: tuple[tuple[int, int], ...]) -> None:
+    def _depths(self, i: int, preds: tuple[int, ...], role: str, first: Value | None, node: Node) -> None:
         """Longest paths from the inputs to ``i``, in parametric layers and in ops, and its latest upsampling."""
         layers, ops, up = self.layers, self.ops, self.up
         if len(preds) == 1:
@@ -367,15 +394,15 @@ class _FlowBuilder:
             g = preds[0] if preds[1] == carried else preds[1]
             best_l, best_o, best_u = layers[carried], max(ops[carried], ops[g]), max(up[carried], up[g])
         else:
-            best_l = max((layers[p] for p in preds), default=0)
-            best_o = max((ops[p] for p in preds), default=0)
-            best_u = max((up[p] for p in preds), default=SOURCE)
-        layers.append(best_l + (role in PARAMETRIC))
-        ops.append(best_o + (role != "input"))
-        if role in _MAY_UPSAMPLE and slots and _upsamples(role, self.data[slots[0][0]].outputs[slots[0][1]].shape,
-                                                          self.data[i]):
+            best_l = max(map(layers.__getitem__, preds), default=0)
+            best_o = max(map(ops.__getitem__, preds), default=0)
+            best_u = max(map(up.__getitem__, preds), default=SOURCE)
+        layers[i] = best_l + (role in PARAMETRIC)
+        ops[i] = best_o + (role != "input")
+        if role in _MAY_UPSAMPLE and first is not None and \
+                _upsamples(role, self.nodes[first.node].outputs[first.out].shape, node):
             best_u = i
-        up.append(best_u)
+        up[i] = best_u
 
     def index(self) -> dict[str, int]:
         """Data node name -> id (the names seen are the ids when no node was meta)."""

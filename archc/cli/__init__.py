@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import gc
 import importlib
+import os
 import signal
 import sys
 import warnings
@@ -90,12 +91,52 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return first if first in COMMANDS else None
 
 
+#: commands that only read and analyse a model: numpy's few BLAS calls there (the path statistics'
+#: dot products) are tiny, so its BLAS thread pool is not started (see :func:`_one_blas_thread`)
+ANALYSIS_COMMANDS = frozenset({"check", "summary", "lint", "graph", "report", "schema", "ops"})
+
+
+#: commands whose only output is what they print: a process running one ends without tearing down
+#: the interpreter (see :func:`_end_process`)
+PRINTING_COMMANDS = frozenset({"check", "summary", "lint"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     with _terminate_as_exit(), _warnings_as_messages(), drawing_to(sys.stderr):
         exits_after = argv is None  # the console script and `python -m archc`: the process ends with the command
         argv = sys.argv[1:] if argv is None else list(argv)
-        args = build_parser(_command_in(argv)).parse_args(argv)
-        return _run(args, exits_after)
+        command = _command_in(argv)
+        if exits_after and command in ANALYSIS_COMMANDS:
+            _one_blas_thread()
+        args = build_parser(command).parse_args(argv)
+        code = _run(args, exits_after)
+    if exits_after and command in PRINTING_COMMANDS:
+        _end_process(code)
+    return code
+
+
+def _end_process(code: int) -> None:
+    """End the process with ``code`` once its output is flushed, skipping the interpreter's teardown:
+    freeing every object of a 100k-node model one by one costs 0.08 s of CPU and gives nothing to a
+    process that ends. Only commands that write nothing but standard output and error do this (no
+    file, thread or exit handler waits on the teardown). Should flushing fail (a closed pipe), the
+    ordinary exit runs instead, as before."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
+
+
+def _one_blas_thread() -> None:
+    """Ask numpy's OpenBLAS for one thread, unless the user chose a number, before numpy is imported.
+
+    At import OpenBLAS starts a thread per core, which then spin waiting for work: on a small
+    machine a fifth of a short ``archc lint``'s CPU time (0.05 s of 0.23 s on a 1k-node ONNX model).
+    Only a process that ends with the command sets it (its environment is its own)."""
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 @contextlib.contextmanager

@@ -2,105 +2,34 @@
 
 Python's ``json`` uses its C encoder only without ``indent``; with it, every token goes
 through a chain of Python generators (a third of the time ``archc lint --format json``
-spends on a 100k-node model). :func:`indented` writes the same characters with one
-recursive call per container and the C string escaper, and hands anything it does not
-know (a key that is not a string, a value of another type) back to ``json.dumps``, so the
-text never differs from it.
+spends on a 100k-node model). :func:`indented` writes the same characters with one call per
+container: each value's writer is looked up by its exact type in a table per depth (json's own C
+functions for scalars: the string escaper, ``int.__repr__``, ``float.__repr__``), and applied by
+C-level maps. A dict's layout (its keys quoted with their separators and indentation, a writer
+per value) is made once per set of keys, value types and depth: lint writes thousands of records
+of one layout. Anything it does not know (a key that is not a string, a value of another type)
+goes back to ``json.dumps``, so the text never differs from it.
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from json.encoder import encode_basestring_ascii as _quote  # the C escaper json itself uses
+from operator import call
 from typing import Any
 
 __all__ = ["indented"]
 
 _INFINITY = float("inf")
+#: dict layouts and depth tables kept, at most (lint uses a handful)
+_KEPT = 1024
+
+Writer = Callable[[Any], str]
 
 
 class _Unknown(Exception):
-    """A value :func:`_write` leaves to ``json.dumps``."""
-
-
-def indented(value: Any) -> str:
-    """``json.dumps(value, indent=2)``: the same text (keys in dict order, ASCII-escaped strings)."""
-    out: list[str] = []
-    try:
-        _write(value, out.append, "\n")
-    except _Unknown:
-        return json.dumps(value, indent=2)
-    return "".join(out)
-
-
-def _write(value: Any, put, newline: str) -> None:
-    """Append the JSON text of ``value`` to ``put``; ``newline`` starts a line at its depth.
-    The tests of types follow ``json``'s encoder, in its order (bool before int)."""
-    scalar = _scalar(value)
-    if scalar is not None:
-        put(scalar)
-    elif isinstance(value, (list, tuple)):
-        if not value:
-            put("[]")
-            return
-        inner = newline + "  "
-        texts = [_scalar(item) for item in value]
-        if None not in texts:  # (most lists: names, counts)
-            put("[" + inner + ("," + inner).join(texts) + newline + "]")
-            return
-        put("[" + inner)
-        for k, (item, text) in enumerate(zip(value, texts)):
-            if k:
-                put("," + inner)
-            if text is None:
-                _write(item, put, inner)
-            else:
-                put(text)
-        put(newline + "]")
-    elif isinstance(value, dict):
-        if not value:
-            put("{}")
-            return
-        inner = newline + "  "
-        put("{" + inner)
-        comma = "," + inner
-        first = True
-        for key, item in value.items():
-            if type(key) is not str and not isinstance(key, str):
-                raise _Unknown
-            text = _scalar(item)
-            if text is None:
-                put((_quote(key) if first else comma + _quote(key)) + ": ")
-                _write(item, put, inner)
-            else:
-                put((_quote(key) if first else comma + _quote(key)) + ": " + text)
-            first = False
-        put(newline + "}")
-    else:
-        raise _Unknown
-
-
-def _scalar(value: Any) -> str | None:
-    """The text of a string, number, boolean or null; None for anything else."""
-    kind = type(value)
-    if kind is str:
-        return _quote(value)
-    if kind is int:
-        return int.__repr__(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if kind is float:
-        return _float(value)
-    if isinstance(value, str):
-        return _quote(value)
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float):
-        return _float(value)
-    return None
+    """A value this module leaves to ``json.dumps``."""
 
 
 def _float(value: float) -> str:
@@ -111,3 +40,97 @@ def _float(value: float) -> str:
     if value == -_INFINITY:
         return "-Infinity"
     return float.__repr__(value)
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _null(value: None) -> str:
+    return "null"
+
+
+#: scalar type -> its writer; a subclass of str, int or float (an enum) is added on first sight
+_SCALARS: dict[type, Writer] = {str: _quote, int: int.__repr__, float: _float, bool: _bool, type(None): _null}
+#: newline of a depth -> exact type -> writer of a value at that depth (containers write deeper)
+_TABLES: dict[str, dict[type, Writer]] = {}
+#: (keys, value types, newline) -> (the texts around the values, a writer per value): see _layout
+_LAYOUTS: dict[tuple, tuple[list[str], list[Writer]]] = {}
+
+
+def indented(value: Any) -> str:
+    """``json.dumps(value, indent=2)``: the same text (keys in dict order, ASCII-escaped strings)."""
+    try:
+        return _writer(type(value), "\n")(value)
+    except _Unknown:
+        return json.dumps(value, indent=2)
+
+
+def _table(newline: str) -> dict[type, Writer]:
+    """The writers of values whose container's line starts with ``newline``."""
+    table = _TABLES.get(newline)
+    if table is None:
+        inner = newline + "  "
+        table = {**_SCALARS, list: partial(_list, newline=newline, inner=inner),
+                 tuple: partial(_list, newline=newline, inner=inner),
+                 dict: partial(_dict, newline=newline)}
+        if len(_TABLES) < _KEPT:
+            _TABLES[newline] = table
+    return table
+
+
+def _writer(kind: type, newline: str) -> Writer:
+    """The writer of a value of type ``kind`` at a depth, tested as ``json`` tests (str, int, float,
+    then list or tuple, then dict: a bool is never taken for an int); _Unknown for other types."""
+    table = _table(newline)
+    writer = table.get(kind)
+    if writer is None:
+        for base in (str, int, float, list, dict):
+            if issubclass(kind, base):
+                writer = table[base]
+                break
+        else:
+            if not issubclass(kind, tuple):
+                raise _Unknown
+            writer = table[tuple]
+        table[kind] = writer
+    return writer
+
+
+def _list(value: list | tuple, newline: str, inner: str) -> str:
+    if not value:
+        return "[]"
+    get = _table(inner).get
+    writers = list(map(get, map(type, value)))
+    if None in writers:
+        writers = [w or _writer(type(v), inner) for w, v in zip(writers, value)]
+    return "[" + inner + ("," + inner).join(map(call, writers, value)) + newline + "]"
+
+
+def _dict(value: dict, newline: str) -> str:
+    if not value:
+        return "{}"
+    values = value.values()
+    key = (tuple(value), tuple(map(type, values)), newline)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        layout = _layout(key[0], key[1], newline)
+        if len(_LAYOUTS) < _KEPT:
+            _LAYOUTS[key] = layout
+    parts, writers = layout
+    parts = parts.copy()  # separators and keys at even places, each value's text after its key
+    parts[1::2] = map(call, writers, values)
+    return "".join(parts)
+
+
+def _layout(keys: tuple, types: tuple, newline: str) -> tuple[list[str], list[Writer]]:
+    """A dict's texts around its values (the text before each value, a place for it, the closing
+    text) and each value's writer, for these keys and value types."""
+    if not all(isinstance(k, str) for k in keys):
+        raise _Unknown
+    inner = newline + "  "
+    parts = []
+    for k, key in enumerate(keys):
+        parts += [("{" if k == 0 else ",") + inner + _quote(key) + ": ", ""]
+    parts.append(newline + "}")
+    return parts, [_writer(kind, inner) for kind in types]
