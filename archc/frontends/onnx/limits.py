@@ -31,6 +31,7 @@ from onnx import helper, numpy_helper
 
 from archc.errors import Location, SpecError
 from archc.frontends.onnx.checking import Verdict
+from archc.frontends.onnx.mirror import Fields, mirror_class
 
 __all__ = [
     "MAX_FOLD_ELEMENTS",
@@ -322,7 +323,7 @@ def start_check(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Locati
 
 #: the names :func:`_check_text` reads: ONNX message -> its fields to mirror, each with the message
 #: type of its elements (None: a string)
-_TEXT_FIELDS: dict[str, tuple[tuple[str, str | None], ...]] = {
+_TEXT_FIELDS: Fields = {
     "ModelProto": (("graph", "GraphProto"),),
     "GraphProto": (("node", "NodeProto"), ("initializer", "TensorProto"), ("input", "ValueInfoProto"),
                    ("output", "ValueInfoProto"), ("value_info", "ValueInfoProto")),
@@ -345,39 +346,12 @@ def _names_are_text(data: bytes) -> bool:
     for another reason; the caller then reads the names one by one."""
     global _text_mirror
     if _text_mirror is None:
-        _text_mirror = _mirror_class()
+        _text_mirror = mirror_class("archc_onnx_text", _TEXT_FIELDS)
     try:
         _text_mirror.FromString(data)
     except Exception:  # noqa: BLE001 - protobuf's DecodeError: a string that is not UTF-8
         return False
     return True
-
-
-def _mirror_class() -> Any:
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-    kind = descriptor_pb2.FieldDescriptorProto
-    package = "archc_onnx_text"
-    proto = descriptor_pb2.FileDescriptorProto(name=f"{package}.proto", package=package, syntax="proto3")
-    for message, fields in _TEXT_FIELDS.items():
-        mirror = proto.message_type.add(name=message)
-        for name, element in fields:
-            original = getattr(onnx, message).DESCRIPTOR.fields_by_name[name]  # ONNX's own field number
-            field = mirror.field.add(name=name, number=original.number,
-                                     label=kind.LABEL_REPEATED if _repeated(original) else kind.LABEL_OPTIONAL)
-            if element is None:
-                field.type = kind.TYPE_STRING
-            else:
-                field.type, field.type_name = kind.TYPE_MESSAGE, f".{package}.{element}"
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.ModelProto"))
-
-
-def _repeated(field: Any) -> bool:
-    """Whether a protobuf field descriptor is repeated (``is_repeated`` in protobuf 6+, ``label`` before)."""
-    repeated = getattr(field, "is_repeated", None)
-    return bool(repeated) if repeated is not None else field.label == field.LABEL_REPEATED
 
 
 def checker_culprit(model: onnx.ModelProto) -> tuple[int, onnx.NodeProto] | None:

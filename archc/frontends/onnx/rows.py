@@ -16,6 +16,8 @@ from typing import Any
 
 import onnx
 
+from archc.frontends.onnx.mirror import Fields, mirror_class
+
 __all__ = ["node_rows"]
 
 #: a row: (node, op_type, domain, inputs, outputs, attributes' bytes or None where not read, name,
@@ -23,13 +25,12 @@ __all__ = ["node_rows"]
 Row = tuple
 
 #: the mirror's messages and fields: message -> (field, element type: None for a string, "bytes")
-_FIELDS: dict[str, tuple[tuple[str, str | None], ...]] = {
+_FIELDS: Fields = {
     "ModelProto": (("graph", "GraphProto"),),
     "GraphProto": (("node", "NodeProto"),),
     "NodeProto": (("input", None), ("output", None), ("name", None), ("op_type", None), ("domain", None),
                   ("attribute", "bytes"), ("metadata_props", "bytes")),
 }
-_REPEATED = frozenset({"node", "input", "output", "attribute", "metadata_props"})
 _mirror: Any = None
 
 
@@ -51,32 +52,9 @@ def _mirrored_nodes(data: bytes, count: int) -> Any:
     that is not UTF-8) or holds another number of nodes."""
     global _mirror
     if _mirror is None:
-        _mirror = _mirror_class()
+        _mirror = mirror_class("archc_onnx_rows", _FIELDS)
     try:
         nodes = _mirror.FromString(data).graph.node
     except Exception:  # noqa: BLE001 - protobuf's DecodeError
         return None
     return nodes if len(nodes) == count else None
-
-
-def _mirror_class() -> Any:
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-    kind = descriptor_pb2.FieldDescriptorProto
-    package = "archc_onnx_rows"
-    proto = descriptor_pb2.FileDescriptorProto(name=f"{package}.proto", package=package, syntax="proto3")
-    for message, fields in _FIELDS.items():
-        mirror = proto.message_type.add(name=message)
-        for name, element in fields:
-            original = getattr(onnx, message).DESCRIPTOR.fields_by_name[name]  # ONNX's own field number
-            field = mirror.field.add(name=name, number=original.number,
-                                     label=kind.LABEL_REPEATED if name in _REPEATED else kind.LABEL_OPTIONAL)
-            if element is None:
-                field.type = kind.TYPE_STRING
-            elif element == "bytes":
-                field.type = kind.TYPE_BYTES
-            else:
-                field.type, field.type_name = kind.TYPE_MESSAGE, f".{package}.{element}"
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.ModelProto"))
