@@ -4,6 +4,7 @@ verdict means the checker runs here; an interrupted import leaves no child behin
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import onnx
@@ -34,6 +35,7 @@ _FORKED: list[int] = []  # the children the checker forked in the running test
 def forked(monkeypatch):
     """The checker forked whatever the model's size; each child's pid noted."""
     monkeypatch.setattr(checking, "FORK_NODES", 0)
+    monkeypatch.setattr(checking, "_single_threaded", lambda: True)  # pytest's process may run torch's threads
     fork = os.fork
 
     def noting() -> int:
@@ -136,3 +138,20 @@ def test_an_import_error_on_a_model_the_checker_accepts_is_the_imports_own(forke
     assert str(info.value) == ("const.onnx: error: graph output 'w' is a constant; archc graphs compute their "
                                "outputs")
     assert _no_children()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through Linux's /proc")
+def test_a_process_running_other_threads_checks_here_without_forking(monkeypatch):
+    monkeypatch.setattr(checking, "FORK_NODES", 0)
+    forks = []
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or -1)  # must not be called
+    release = threading.Event()
+    waiting = threading.Thread(target=release.wait)
+    waiting.start()
+    try:
+        assert not checking._single_threaded()
+        verdict = checking.Verdict(_chain(12).SerializeToString(), 12)
+    finally:
+        release.set()
+        waiting.join()
+    assert not verdict.pending and verdict.message() is None and not forks

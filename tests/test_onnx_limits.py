@@ -24,6 +24,7 @@ def checker_way(request, monkeypatch):
     from archc.frontends.onnx import checking
 
     monkeypatch.setattr(checking, "FORK_NODES", 0 if request.param == "checker forked" else 1 << 62)
+    monkeypatch.setattr(checking, "_single_threaded", lambda: True)  # pytest's process may run torch's threads
     return request.param
 
 

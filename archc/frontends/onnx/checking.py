@@ -6,8 +6,8 @@ model of at least :data:`FORK_NODES` nodes runs it in a forked child process ins
 parent imports; the import then waits for the verdict before it returns, and an import that
 fails waits for it before its own error is shown, so a model the checker refuses is refused
 with the checker's message exactly as when the checker ran first (never accepted, never a
-partial result). Where ``os.fork`` is missing or fails, or the child dies without a verdict,
-the checker runs here.
+partial result). Where ``os.fork`` is missing or fails, the process runs other threads, or the
+child dies without a verdict, the checker runs here.
 
 Until the verdict is in, the import runs ONNX's C++ inference only on what the checker has
 vouched for: :meth:`Verdict.vet` checks each kind of node the importer converts the general way
@@ -37,6 +37,16 @@ def _fork_nodes(default: int = 2000) -> int:
 FORK_NODES = _fork_nodes()
 
 _ACCEPTED, _REFUSED = b"\x00", b"\x01"
+
+
+def _single_threaded() -> bool:
+    """Whether this process runs one OS thread (Linux's ``/proc/self/task``; False where it cannot
+    tell). Only such a process forks: a child forked beside other threads may wait forever on a
+    lock one of them held (Python 3.12+ warns), e.g. in a program that imported torch and ran an op."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
 
 
 def first_line(exc: BaseException) -> str:
@@ -110,7 +120,7 @@ class Verdict:
 
     def _fork(self) -> bool:
         """Start the child that runs the checker; False where this platform or process cannot."""
-        if not hasattr(os, "fork"):
+        if not hasattr(os, "fork") or not _single_threaded():
             return False
         read, write = os.pipe()
         try:
