@@ -23,6 +23,8 @@ from __future__ import annotations
 import ast
 import functools
 from dataclasses import dataclass, field
+from itertools import compress, count
+from operator import is_not, ne, or_
 from typing import Any
 
 from archc.ir.graph import Graph, Node, Value
@@ -235,16 +237,13 @@ class _Resolver:
     def resolve(self) -> ClassArgs:
         rep_body = self.bodies[0]
         written = self._written(rep_body)
-        distinct = list({id(b.holes): b.holes for b in self.bodies}.values())  # reused bodies share theirs
+        varying = _varying(rep_body.holes, {id(b.holes): b.holes for b in self.bodies}.values())
         for i, value in enumerate(rep_body.holes):
             source = written.get(rep_body.sites.get(i))
             if source is not None:  # what the spec wrote (kernel_size: k), even where no instance differs
                 self.result.text[i] = self.use(source)
                 continue
-            for holes in distinct:  # a loop rather than all(generator): once per hole and body
-                if type(holes[i]) is not type(value) or holes[i] != value:
-                    break
-            else:
+            if i not in varying:
                 self.result.text[i] = literal(value)
                 continue
             vector = tuple([b.holes[i] for b in self.bodies])
@@ -334,6 +333,18 @@ class _Resolver:
             attr = source if source.isidentifier() else identifier(f"{local}_{position}")
             self.result.stored[attr] = source
             self.result.text[i] = f"self.{attr}"
+
+
+def _varying(first: list[Any], others: Any) -> set[int]:
+    """The hole positions where one of ``others`` (hole lists of one class's bodies, each
+    once: reused bodies share theirs) differs from ``first`` in value or type (``1``, ``1.0``
+    and ``True`` differ): compared list against list in C, not hole by hole in Python."""
+    found: set[int] = set()
+    types = list(map(type, first))
+    for holes in others:
+        if holes is not first:
+            found.update(compress(count(), map(or_, map(ne, first, holes), map(is_not, types, map(type, holes)))))
+    return found
 
 
 def _descendant(inst: Instance, path: str) -> Instance:
