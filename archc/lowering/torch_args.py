@@ -23,8 +23,8 @@ from __future__ import annotations
 import ast
 import functools
 from dataclasses import dataclass, field
-from itertools import compress, count
-from operator import is_not, ne, or_
+from itertools import compress, count, repeat
+from operator import is_not, itemgetter, ne, or_
 from typing import Any
 
 from archc.ir.graph import Graph, Node, Value
@@ -119,6 +119,8 @@ class _Resolver:
         self._value_shapes: dict[tuple, list[tuple]] = {}
         self.namespace = Namespace({*self.params, *self.lets, "self"})
         self._args = [dict(b.instance.info.args) if b.instance.info else {} for b in bodies]
+        self._instances = [b.instance for b in bodies]
+        self._paths = [inst.path for inst in self._instances]
         self._param_vectors: dict[str, tuple] = {}
         self._attr_vectors: dict[tuple[str, str], tuple] = {}
 
@@ -139,26 +141,24 @@ class _Resolver:
         return found
 
     def _read_dims(self, key: tuple, d: int) -> tuple | None:
-        vector = []
-        for shape in self._shapes(key):
-            if d >= len(shape) or not isinstance(shape[d], int):
-                return None
-            vector.append(shape[d])
-        return tuple(vector)
+        try:  # the column of every instance's shape at once, in C (a shape without it: None)
+            vector = tuple(map(itemgetter(d), self._shapes(key)))
+        except IndexError:
+            return None
+        return vector if all(map(isinstance, vector, repeat(int))) else None
 
     def _shapes(self, key: tuple) -> list[tuple]:
         """The shape of a value (by its key) in every instance, read once for all its dimensions."""
         found = self._value_shapes.get(key)
         if found is None:
-            found = self._value_shapes[key] = []
-            nodes = self.graph.nodes
-            for body in self.bodies:  # the types read straight from the nodes (no Value made per body)
-                inst = body.instance
-                if key[0] == "node":
-                    found.append(nodes[f"{inst.path}.{key[1]}" if inst.path else key[1]].outputs[key[2]].shape)
-                else:
-                    value = inst.inputs[key[1]][0]
-                    found.append(nodes[value.node].outputs[value.out].shape)
+            nodes = self.graph.nodes  # the types read straight from the nodes (no Value made per body)
+            if key[0] == "node":
+                _, local, out = key
+                found = [nodes[f"{path}.{local}" if path else local].outputs[out].shape for path in self._paths]
+            else:
+                firsts = [inst.inputs[key[1]][0] for inst in self._instances]
+                found = [nodes[value.node].outputs[value.out].shape for value in firsts]
+            self._value_shapes[key] = found
         return found
 
     def attr_vector(self, local: str, attr: str) -> tuple:
