@@ -39,3 +39,20 @@ def test_a_value_json_cannot_write_raises_as_json_does():
 
     with pytest.raises(TypeError):
         indented({"x": {1, 2}})
+
+
+def test_without_operator_call_as_on_python_3_10_the_text_is_the_same(monkeypatch):
+    import importlib
+    import operator
+
+    from archc.cli import jsontext
+
+    value = {"a": [1, 2.5, {"b": None, "c": True, "d": 'x"y'}], "e": [], "f": {}}
+    monkeypatch.delattr(operator, "call", raising=False)
+    try:
+        fallback = importlib.reload(jsontext)
+        assert fallback.call.__module__ == "archc.cli.jsontext"
+        assert fallback.indented(value) == json.dumps(value, indent=2)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(jsontext)

@@ -15,9 +15,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import partial
-from json.encoder import encode_basestring_ascii as _quote  # the C escaper json itself uses
-from operator import call
+from json.encoder import (
+    encode_basestring_ascii as _quote,  # the C escaper json itself uses
+)
 from typing import Any
+
+try:
+    from operator import call  # Python 3.11+
+except ImportError:  # Python 3.10, which archc supports
+    def call(function: Callable[..., Any], /, *args: Any) -> Any:
+        return function(*args)
 
 __all__ = ["indented"]
 
