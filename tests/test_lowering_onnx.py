@@ -262,3 +262,21 @@ def test_build_onnx_is_init_then_optimize_then_emit_and_leaves_the_graph_alone()
     unoptimized = build_onnx(graph, seed=3, optimize=False, labels={"layer1.0.add": "residual"})
     assert any(n.doc_string == "skip: residual" for n in unoptimized.graph.node)
     assert len(unoptimized.graph.node) > len(model.graph.node)
+
+
+def test_cached_attributes_match_onnx_helper() -> None:
+    """Nodes made with cached attributes equal helper.make_node's, and values equal in Python but
+    of other types (1, 1.0, True; [1, 2], [1.0, 2.0]) keep their own attribute types."""
+    from onnx import helper
+
+    from archc.lowering.onnx import _make_node
+
+    cases = [{"alpha": 1}, {"alpha": 1.0}, {"alpha": True}, {"pads": [1, 2]}, {"pads": (1.0, 2.0)},
+             {"mode": "constant", "axes": [0], "keepdims": None}, {"perm": list(range(20))},
+             {"value": helper.make_tensor("t", 1, [1], [2.0])}, {"domain": "com.microsoft", "axis": -1}]
+    for attrs in cases * 2:  # the second round comes from the cache
+        made = _make_node("Op", ["x"], ["y"], "n", None, attrs)
+        assert made == helper.make_node("Op", ["x"], ["y"], name="n", **attrs), attrs
+    first = _make_node("Op", ["x"], ["y"], "n", None, {"alpha": 1})
+    first.attribute[0].i = 5  # a node's attribute is its own copy: the cache is untouched
+    assert _make_node("Op", ["x"], ["y"], "n", None, {"alpha": 1}).attribute[0].i == 1

@@ -10,6 +10,7 @@ there.
 from __future__ import annotations
 
 import ast
+import functools
 from typing import Any
 
 from archc.errors import DiagnosticSink, Location, SpecError, did_you_mean
@@ -77,6 +78,9 @@ class Elaboration:
         return value
 
 
-def _names_in(text: str) -> set[str]:
-    """The names an expression (already evaluated, so well-formed) reads."""
-    return {n.id for n in ast.walk(parse(text)) if isinstance(n, ast.Name)}
+@functools.lru_cache(maxsize=4096)
+def _names_in(text: str) -> frozenset[str]:
+    """The names an expression (already evaluated, so well-formed) reads. Cached: a spec repeats
+    its few expressions at every block instance, and parsing and walking one again cost a third
+    of loading ResNet-50."""
+    return frozenset(n.id for n in ast.walk(parse(text)) if isinstance(n, ast.Name))
