@@ -96,7 +96,7 @@ def test_a_slow_writer_holds_back_the_drawing(small_jobs):
 
     assert sum(draw_and_write(regions, slow_at_first, pool)) == size
     # each job holds a block or two (a piece larger than a block gets its own); two jobs a thread
-    assert pool.most_out <= 2 * onnx_draw.workers() * 2
+    assert pool.most_out <= 2 * weights.drawing_threads() * 2
     assert pool.out == 0  # every block came back
 
 

@@ -150,7 +150,7 @@ def test_arrays_drawn_in_pieces_on_threads_equal_init_array(small_pieces, monkey
     """The --state-dict path (init_arrays, drawn_arrays): every piece of every array on a pool of
     threads gives init_array's values, dtypes and shapes; sources that are not deferred pass as they are."""
     monkeypatch.setattr(weights, "_PARALLEL_NUMEL", 10)
-    monkeypatch.setattr(weights, "_drawing_threads", lambda: 4)
+    monkeypatch.setattr(weights, "drawing_threads", lambda: 4)
     items = [(f"layer{i}.weight", spec) for i, spec in enumerate(SPECS_UNDER_TEST)]
     items.append(("bn.num_batches_tracked", ParamSpec((), "zeros", dtype="int64")))
     drawn = weights.init_arrays(items, 9)

@@ -16,7 +16,6 @@ so the blocks drawn into are kept in a small pool for the next job and the next 
 """
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -24,8 +23,10 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
+from archc.ops.weights import drawing_threads
+
 __all__ = ["Region", "WriteAt", "BufferPool", "POOL", "draw_and_write", "source_pieces", "draw_piece",
-           "nbytes", "shape_dtype", "little_endian", "workers",
+           "nbytes", "shape_dtype", "little_endian",
            "JOB_BYTES", "BLOCK_BYTES", "KEEP_BYTES"]
 
 #: Pieces handed to a drawing thread at once: small tensors are grouped up to this many bytes.
@@ -195,15 +196,6 @@ def _draw_job(regions: Sequence[Region], job: list[tuple[int, int, int]], pool: 
     return _Drawn(runs, arena.blocks, total)
 
 
-def workers() -> int:
-    """Drawing threads: one per core this process may use (at most 8)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
-
-
 def draw_and_write(regions: Sequence[Region], write_at: WriteAt, pool: BufferPool | None = None) -> Iterator[int]:
     """Draw every region's values on a pool of threads and write them (with the regions' prefixes)
     from this thread, each job as soon as it is drawn; yields the bytes of values of each job
@@ -213,7 +205,7 @@ def draw_and_write(regions: Sequence[Region], write_at: WriteAt, pool: BufferPoo
     stop. Memory comes from ``pool`` (default :data:`POOL`)."""
     pool = POOL if pool is None else pool
     pending = deque(_jobs([r.source for r in regions]))
-    threads = workers()
+    threads = drawing_threads()
     budget = 2 * threads * JOB_BYTES
     executor = ThreadPoolExecutor(threads)
     running: dict[Future, int] = {}  # job -> its bytes of values

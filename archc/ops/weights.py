@@ -265,11 +265,13 @@ def _uniform_into(rng: np.random.Generator, out: np.ndarray, bound: float) -> No
 _PARALLEL_NUMEL = 1 << 20
 
 
-def _drawing_threads() -> int:
+def drawing_threads() -> int:
+    """Threads to draw weights on: one per core this process may use, at most 8."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
 
 
 def drawn_arrays(sources: Sequence[Any]) -> Iterator[Any]:
@@ -278,7 +280,7 @@ def drawn_arrays(sources: Sequence[Any]) -> Iterator[Any]:
     all cores work even on one large tensor; the values are those of drawing each array whole:
     a piece comes from its array's own generator advanced to it, whichever thread draws it."""
     sources = list(sources)
-    workers = min(8, _drawing_threads())
+    workers = drawing_threads()
     if workers < 2 or sum(s.spec.numel for s in sources if isinstance(s, DeferredArray)) < _PARALLEL_NUMEL:
         yield from (np.asarray(s) if isinstance(s, DeferredArray) else s for s in sources)
         return
