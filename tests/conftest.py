@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to shipped specs and a runner for the real `archc` entry point."""
+"""Shared fixtures: paths to shipped specs, a runner for the real `archc` entry point, and test doubles."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Frontends and passes verify every graph they return (the CLI subprocesses inherit it).
@@ -101,3 +102,21 @@ def check_against_onnxruntime(path: str):
     for e, g in zip(expected, got if isinstance(got, (tuple, list)) else [got]):
         np.testing.assert_allclose(g.numpy(), e, rtol=1e-4, atol=1e-5)
     return module
+
+
+class FailingSource:
+    """A weight source of 5,000 float32 values in two pieces whose second piece raises ``error``
+    (a drawing or writing failure mid-stream)."""
+
+    shape, dtype = (5000,), np.dtype("float32")
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def pieces(self) -> list[tuple[int, int]]:
+        return [(0, 2500), (2500, 5000)]
+
+    def draw(self, start: int, stop: int, allocate=np.empty) -> np.ndarray:
+        if start:
+            raise self.error
+        return np.zeros(stop - start, np.float32)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FailingSource
 
 from archc.frontends.yaml import load_spec
 from archc.lowering import onnx_draw
@@ -120,19 +121,8 @@ def test_the_pool_keeps_at_most_its_bound_and_hands_out_the_smallest_fit():
 
 
 def test_a_failing_job_stops_the_writing_and_raises(small_jobs):
-    class Failing:
-        shape, dtype = (5000,), np.dtype("float32")
-
-        def pieces(self):
-            return [(0, 2500), (2500, 5000)]
-
-        def draw(self, start, stop, allocate=np.empty):
-            if start:
-                raise ValueError("drawing failed")
-            return np.zeros(stop - start, np.float32)
-
     parts = _resnet18_parts()
-    parts.initializers.insert(5, ("failing", Failing()))
+    parts.initializers.insert(5, ("failing", FailingSource(ValueError("drawing failed"))))
     regions, _ = _regions(parts)
     with pytest.raises(ValueError, match="drawing failed"):
         for _ in draw_and_write(regions, lambda buffers, offset: None, BufferPool(0)):

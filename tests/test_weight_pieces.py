@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import FailingSource
 
 from archc.frontends.yaml import load_spec
 from archc.lowering import onnx_draw, onnx_writer
@@ -128,19 +129,8 @@ def test_many_small_pieces_on_threads_write_the_same_bytes(tmp_path, small_piece
 
 
 def test_a_source_failing_mid_stream_stops_the_drawing_threads(tmp_path, small_pieces):
-    class Failing:
-        shape, dtype = (5000,), np.dtype("float32")
-
-        def pieces(self):
-            return [(0, 2500), (2500, 5000)]
-
-        def draw(self, start, stop, allocate=np.empty):
-            if start:
-                raise OSError(28, "No space left on device")
-            return np.zeros(stop - start, np.float32)
-
     parts = build_onnx_parts(load_spec(str(SPECS / "resnet18.yaml"), {"image_size": 32}, None), seed=1)
-    parts.initializers.insert(3, ("failing", Failing()))
+    parts.initializers.insert(3, ("failing", FailingSource(OSError(28, "No space left on device"))))
     with pytest.raises(Exception, match="no space left on device"):
         write_onnx(parts, str(tmp_path / "m.onnx"))
     assert list(tmp_path.iterdir()) == []
