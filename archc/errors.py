@@ -124,3 +124,10 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean ...?' hint for a misspelled name, or None."""
     matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean '{matches[0]}'?" if matches else None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (its type's name when it has none): a library's
+    error folded into one line of an archc message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from archc.errors import Diagnostic, Location, SpecError, did_you_mean
+from archc.errors import Diagnostic, Location, SpecError, did_you_mean, first_line
 from archc.ir.graph import Graph
 from archc.ops.weights import init_array, tied_params
 from archc.ops.weights import drawn_arrays, param_entries
@@ -139,7 +139,7 @@ def load_weights(graph: Graph, path: str) -> None:
         raise SpecError("cannot read a PyTorch state_dict: not a torch.save file holding only tensors",
                         location=where) from None
     except Exception as exc:  # torch raises many types for bad files; all mean "not a state_dict"
-        raise SpecError(f"cannot read a PyTorch state_dict: {str(exc).splitlines()[0]}", location=where) from None
+        raise SpecError(f"cannot read a PyTorch state_dict: {first_line(exc)}", location=where) from None
     state = _unwrap(obj)
     if not isinstance(state, Mapping):
         raise SpecError(f"expected a state_dict (a mapping of names to tensors), found {type(state).__name__}",

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from archc.errors import ShapeError, SpecError
+from archc.errors import ShapeError, SpecError, first_line
 from archc.ir.types import DTYPES, TensorType
 from archc.ops.base import Attr, OpDef, ParamSpec, py, torch_init_source
 from archc.ops.registry import register
@@ -288,7 +288,7 @@ def _check_schema(op_type: str, opset: int, n_in: int, n_out: int, attributes: d
         node = helper.make_node(op_type, [f"i{k}" for k in range(n_in)], [f"o{k}" for k in range(n_out)], **values)
         checker.check_node(node, context)
     except (checker.ValidationError, ValueError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ShapeError(f"not a valid ONNX {op_type} node: {first}") from None
 
 

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from archc.errors import Location, RuntimeFailure, SpecError
+from archc.errors import Location, RuntimeFailure, SpecError, first_line
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -43,7 +43,7 @@ def load_session(model: bytes | str, device: str = "cpu", allow_fallback: bool =
     try:
         return ort.InferenceSession(model, options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own type per failure
-        raise SpecError(f"onnxruntime cannot load the model: {_first_line(exc)}", location=_where(model)) from None
+        raise SpecError(f"onnxruntime cannot load the model: {first_line(exc)}", location=_where(model)) from None
 
 
 def run_session(session, feeds: dict[str, np.ndarray], model: bytes | str = b"") -> list[np.ndarray]:
@@ -52,13 +52,10 @@ def run_session(session, feeds: dict[str, np.ndarray], model: bytes | str = b"")
     try:
         return session.run(names, feeds)
     except Exception as exc:  # noqa: BLE001 - as above
-        raise SpecError(f"onnxruntime cannot run the model: {_first_line(exc)}", location=_where(model)) from None
+        raise SpecError(f"onnxruntime cannot run the model: {first_line(exc)}", location=_where(model)) from None
 
 
 def _where(model: bytes | str) -> Location | None:
     return Location(model) if isinstance(model, str) else None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -22,7 +22,9 @@ from typing import Any
 
 import onnx
 
-__all__ = ["FORK_NODES", "Verdict", "first_line"]
+from archc.errors import first_line
+
+__all__ = ["FORK_NODES", "Verdict"]
 
 def _fork_nodes(default: int = 2000) -> int:
     try:
@@ -47,12 +49,6 @@ def _single_threaded() -> bool:
         return len(os.listdir("/proc/self/task")) == 1
     except OSError:
         return False
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's text (its type's name when it has none)."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
 
 
 def _check(model: bytes | onnx.ModelProto) -> str | None:

@@ -47,7 +47,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from archc.errors import Location, SpecError
+from archc.errors import Location, SpecError, first_line
 from archc.frontends.onnx import limits
 from archc.frontends.onnx.conversion import Conversion, attribute_bytes, disagree
 from archc.frontends.onnx.converters import CONVERTERS, PURE, Converter, Fallback, converts
@@ -180,11 +180,6 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
 class Importer(StaticValues, GenericNodes, Conversion):
     """One import: the graph's values walked in order, each node folded, converted or kept."""
 
@@ -227,7 +222,7 @@ class Importer(StaticValues, GenericNodes, Conversion):
             try:
                 return unread(init) if _is_unread(init) else read_tensor(init)
             except Exception as exc:  # noqa: BLE001 - data not matching the declared dims
-                self._fail(f"initializer '{init.name}' cannot be read: {_first_line(exc)}")
+                self._fail(f"initializer '{init.name}' cannot be read: {first_line(exc)}")
                 raise AssertionError from exc  # unreachable: _fail raises
 
         values = self.values

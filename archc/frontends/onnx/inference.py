@@ -31,6 +31,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from archc.errors import first_line
 from archc.frontends.onnx import limits, wellformed
 from archc.ir.types import Dim, TensorType
 
@@ -337,13 +338,8 @@ class OnnxTypes:
             try:
                 return onnx.shape_inference.infer_shapes(model, data_prop=data_prop)
             except Exception as exc:  # noqa: BLE001
-                self._fail(f"ONNX shape inference failed: {_first_line(exc)}")
+                self._fail(f"ONNX shape inference failed: {first_line(exc)}")
                 raise AssertionError from exc  # unreachable: fail raises
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
 
 
 def _literal_constants(graph: onnx.GraphProto, names: set[str]) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from archc.errors import Location, SpecError
+from archc.errors import Location, SpecError, first_line
 from archc.frontends.onnx.checking import Verdict
 from archc.frontends.onnx.mirror import Fields, mirror_class
 
@@ -122,7 +122,7 @@ def read_model(path: str, weights: bool = True) -> onnx.ModelProto:
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types for corrupt files
-        raise SpecError(f"cannot read an ONNX model: {_first_line(exc)}", location=where) from None
+        raise SpecError(f"cannot read an ONNX model: {first_line(exc)}", location=where) from None
     if not model.HasField("graph"):
         raise SpecError("not an ONNX model (no graph)", location=where)
     return model
@@ -156,7 +156,7 @@ def load_external_data(model: onnx.ModelProto, path: str) -> None:
         try:
             onnx.external_data_helper.load_external_data_for_model(model, base)
         except Exception as exc:  # noqa: BLE001 - onnx raises several types for unreadable data
-            raise SpecError(f"cannot read the model's external data: {_first_line(exc)}", location=where) from None
+            raise SpecError(f"cannot read the model's external data: {first_line(exc)}", location=where) from None
 
 
 def _check_external(tensor: onnx.TensorProto, base: str, where: Location) -> None:
@@ -571,6 +571,3 @@ def _inferred_output_shapes(node: onnx.NodeProto, arrays: list[np.ndarray | None
     return shapes
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
