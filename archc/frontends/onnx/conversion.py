@@ -317,12 +317,13 @@ class Conversion(ImportState):
     def _typed(self, node: onnx.NodeProto, records: list[Record | None]) -> list[Any]:
         """The node's inputs as the per-node inference takes them: TensorTypes, constant values."""
         typed: list[Any] = []
+        reads_float = node.op_type in READS_FLOAT_DATA
         for rec in records:
             if isinstance(rec, Tensor):
                 typed.append(self.graph.type_of(rec.value))
             elif isinstance(rec, Const):
                 a = rec.array
-                typed.append(a if _by_value(a, node.op_type) else TensorType(a.shape, a.dtype.name))
+                typed.append(a if _by_value(a, reads_float) else TensorType(a.shape, a.dtype.name))
             else:
                 typed.append(None)
         return typed
@@ -354,8 +355,7 @@ def _const_part(rec: Const, reads_float: bool, learned: bool) -> tuple:
     whether the node's op is one whose inference reads float values), cached on the record."""
     a = rec.array
     dtype = a.dtype
-    data = a.tobytes() if (dtype.kind not in "fc" or reads_float) and a.size <= VALUE_LIMIT \
-        and not is_placeholder(a) else None  # (most weights: float, not read by value)
+    data = a.tobytes() if _by_value(a, reads_float) else None  # (most weights: float, not read by value)
     part = (dtype.str, a.shape, rec.learned, data) if learned else (dtype.str, a.shape, data)
     if rec.parts is None:
         rec.parts = {}
@@ -363,10 +363,10 @@ def _const_part(rec: Const, reads_float: bool, learned: bool) -> tuple:
     return part
 
 
-def _by_value(a: np.ndarray, op_type: str) -> bool:
-    """Whether the per-node inference gets a constant input's value (else only its type)."""
-    return (a.dtype.kind not in "fc" or op_type in READS_FLOAT_DATA) and a.size <= VALUE_LIMIT \
-        and not is_placeholder(a)
+def _by_value(a: np.ndarray, reads_float: bool) -> bool:
+    """Whether the per-node inference gets a constant input's value (else only its type);
+    ``reads_float``: whether the node's op reads float values (``READS_FLOAT_DATA``)."""
+    return (a.dtype.kind not in "fc" or reads_float) and a.size <= VALUE_LIMIT and not is_placeholder(a)
 
 
 def agree(t: TensorType, o: OType | None) -> None:
