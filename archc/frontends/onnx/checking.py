@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterable
 from typing import Any
 
 import onnx
 
 from archc.errors import first_line
 
-__all__ = ["FORK_NODES", "Verdict"]
+__all__ = ["FORK_NODES", "Verdict", "checker_context"]
 
 def _fork_nodes(default: int = 2000) -> int:
     try:
@@ -51,6 +52,15 @@ def _single_threaded() -> bool:
         return False
 
 
+def checker_context(opset_import: Iterable[Any], ir_version: int) -> Any:
+    """``onnx.checker``'s context for checking single nodes of a model with these opset imports
+    and IR version (0: the current one)."""
+    context = onnx.checker.C.CheckerContext()
+    context.ir_version = ir_version or onnx.IR_VERSION
+    context.opset_imports = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in opset_import}
+    return context
+
+
 def _check(model: bytes | onnx.ModelProto) -> str | None:
     """``onnx.checker.check_model`` here: None where it accepts, else its message's first line."""
     try:
@@ -69,8 +79,8 @@ class Verdict:
         self._message: str | None = None
         self._pid: int | None = None
         self._pipe = -1
-        self._opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in opsets}
-        self._ir_version = ir_version or onnx.IR_VERSION
+        self._opsets, self._ir_version = tuple(opsets), ir_version
+        self._context: Any = None  # the checker's context for vet, made on its first use
         self._vetted: set[tuple] = set()
         if not (nodes >= FORK_NODES and isinstance(model, bytes) and self._fork()):
             self._message = _check(model)
@@ -104,11 +114,10 @@ class Verdict:
         fails, the verdict is awaited (the caller raises the checker's refusal)."""
         if self._pid is None or key in self._vetted:
             return
-        ctx = onnx.checker.C.CheckerContext()
-        ctx.ir_version = self._ir_version
-        ctx.opset_imports = self._opsets
+        if self._context is None:
+            self._context = checker_context(self._opsets, self._ir_version)
         try:
-            onnx.checker.check_node(node, ctx, onnx.checker.C.LexicalScopeContext())
+            onnx.checker.check_node(node, self._context, onnx.checker.C.LexicalScopeContext())
         except Exception:  # noqa: BLE001 - ValidationError or ValueError: maybe the model is invalid
             self.message()
             return

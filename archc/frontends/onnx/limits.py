@@ -30,7 +30,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from archc.errors import Location, SpecError, first_line
-from archc.frontends.onnx.checking import Verdict
+from archc.frontends.onnx.checking import Verdict, checker_context
 from archc.frontends.onnx.mirror import Fields, mirror_class
 
 __all__ = [
@@ -357,9 +357,7 @@ def _names_are_text(data: bytes) -> bool:
 def checker_culprit(model: onnx.ModelProto) -> tuple[int, onnx.NodeProto] | None:
     """The first node the ONNX checker rejects on its own (attributes, input counts, opsets),
     with its index; None when the model's problem is not one node's."""
-    ctx = onnx.checker.C.CheckerContext()
-    ctx.ir_version = model.ir_version or onnx.IR_VERSION
-    ctx.opset_imports = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
+    ctx = checker_context(model.opset_import, model.ir_version)
     scope = onnx.checker.C.LexicalScopeContext()
     for index, node in enumerate(model.graph.node):
         try:
