@@ -31,6 +31,8 @@ class Draft:
         self.outputs: dict[str, Value] = {}
         self.weights: dict[str, dict[str, Any]] = {}
         self._nodes: dict[str, Node] = {}
+        #: the nodes by name (read it, never change it: add through :meth:`add` and :meth:`append`)
+        self.named = self._nodes
         self._order: list[Node] = []       # the nodes in the order added
         self._reads: dict[str, int] = {}   # producer -> input slots reading it, over _order[:_counted]
         self._counted = 0                  # (counted only when asked: most imports never ask)

@@ -39,7 +39,6 @@ are :class:`~archc.errors.SpecError` at the file's location, naming the ONNX nod
 from __future__ import annotations
 
 import math
-from collections import Counter
 from itertools import chain
 from operator import attrgetter
 
@@ -49,7 +48,7 @@ from onnx import helper
 
 from archc.errors import Location, SpecError, first_line
 from archc.frontends.onnx import limits
-from archc.frontends.onnx.conversion import Conversion, attribute_bytes, disagree
+from archc.frontends.onnx.conversion import Conversion, attribute_bytes, disagree, key_part as _key_part
 from archc.frontends.onnx.converters import CONVERTERS, PURE, Converter, Fallback, converts
 from archc.frontends.onnx.generic import GenericNodes
 from archc.frontends.onnx.inference import OnnxTypes, otype
@@ -202,9 +201,8 @@ class Importer(StaticValues, GenericNodes, Conversion):
         self.declared = {vi.name: t for vi in [*g.value_info, *g.output] if (t := otype(vi.type)) is not None}
         # each node's fields, read once (reading a protobuf field costs what a dict lookup does, many times over)
         rows = node_rows(g, self.check.data if self.check is not None else None)
-        self.consumers = Counter(chain.from_iterable(row[3] for row in rows))
-        for out in g.output:
-            self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
+        self._consumers = None  # (counted where a converter asks)
+        self._readers = lambda: chain(chain.from_iterable(row[3] for row in rows), (out.name for out in g.output))
         self._read_initializers(g)
         for vi in g.input:
             if vi.name not in self.values:
@@ -227,13 +225,21 @@ class Importer(StaticValues, GenericNodes, Conversion):
 
         values = self.values
         learned = {}  # dtype -> whether it is a parameter's (once per dtype, not per initializer)
+        tags = {}     # (dtype, shape) of a parameter -> its tag in a kind key (see kinds.py), once per pair
         for name, arr in read_tensors(g.initializer, read):
             # Initializers are the model's parameters; integer ones are indices or shapes.
             dtype = arr.dtype
             is_learned = learned.get(dtype)
             if is_learned is None:
                 is_learned = learned[dtype] = dtype.kind in "fc"
-            values[name] = Const(arr, is_learned)
+            if is_learned:  # (a float constant's part of a kind key: its dtype and shape, not its values)
+                kind = (dtype, arr.shape)
+                tag = tags.get(kind)
+                if tag is None:
+                    tag = tags[kind] = self.kinds.part_tag(_key_part(Const(arr, True), False))
+                values[name] = Const(arr, True, None, tag)
+            else:
+                values[name] = Const(arr, False)
         for init in g.sparse_initializer:
             self._fail(f"sparse initializer '{init.values.name}' is not supported")
 

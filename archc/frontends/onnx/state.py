@@ -10,6 +10,8 @@ computed later if used, or an IR tensor.
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,7 @@ from archc.errors import Location, SpecError
 from archc.frontends.onnx import limits
 from archc.frontends.onnx.draft import Draft
 from archc.frontends.onnx.inference import OnnxTypes, OType
+from archc.frontends.onnx.kinds import KindIndex
 from archc.frontends.onnx.naming import NodeNames
 from archc.frontends.onnx.replay import Recipe, Recorder
 from archc.frontends.onnx.templates import Templates
@@ -57,7 +60,10 @@ class ImportState:
         self.graph.doc = model.doc_string or model.graph.doc_string or ""
         self.opsets = {("" if i.domain in DEFAULT_DOMAINS else i.domain): i.version for i in model.opset_import}
         self.values: dict[str, Record] = {}
-        self.consumers: dict[str, int] = {}
+        #: ONNX value name -> how many node inputs and graph outputs read it; counted on first use
+        #: (most imports never ask) from :attr:`_readers`, the names each node reads and the graph outputs
+        self._consumers: dict[str, int] | None = {}
+        self._readers: Callable[[], Iterable[str]] | None = None
         self.origin: dict[str, onnx.NodeProto] = {}  # IR node -> the ONNX node it came from
         #: (ONNX name, IR value) of each binding to a tensor, in order; indexed by IR value only
         #: where a converter asks :meth:`sole_use` (most imports never do)
@@ -69,10 +75,18 @@ class ImportState:
         self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
         self.templates = Templates()             # native ops' answers, once per kind of node
         self._recipes: dict[tuple, Recipe] = {}  # pure converters' work, once per kind of node
+        self.kinds = KindIndex()                 # the recipes by tag key, for the replay path
         self._recorder: Recorder | None = None   # notes the conversion of a kind's first node
         self._fresh = 0
         self.names = NodeNames()                 # IR node names given so far
         self._index: dict[tuple, int] | None = None  # (op type, outputs) -> index in graph.node, made by _fail
+
+    @property
+    def consumers(self) -> dict[str, int]:
+        """How many node inputs and graph outputs read each ONNX value (see ``_consumers``)."""
+        if self._consumers is None:
+            self._consumers = Counter(self._readers())
+        return self._consumers
 
     # -- records ---------------------------------------------------------------------------
     def bind(self, name: str, rec: Record) -> None:

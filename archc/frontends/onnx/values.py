@@ -40,6 +40,9 @@ class Const:
     #: what a node kind's key holds of this constant, by how the key reads it (made on first use by
     #: :meth:`~archc.frontends.onnx.conversion.Conversion.kind`; a constant is read by many nodes)
     parts: dict[tuple[bool, bool], tuple] | None = field(default=None, compare=False, repr=False)
+    #: the tag of its part of a kind key for a node whose op reads no float values (see
+    #: :mod:`archc.frontends.onnx.kinds`), where given when it was read (initializers)
+    tag: int | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
