@@ -1,7 +1,7 @@
 """The importer's fast way through a model gives exactly the graph its general way gives.
 
 A node of a kind whose first node its converter already converted is replayed before the general
-way's checks (frontends/onnx/conversion.py ``replayed``); without that shortcut every node takes the
+way's checks (frontends/onnx/walk.py ``Walk.walk``); without that shortcut every node takes the
 general way (still replaying recipes), and with no pure converter every node runs its converter.
 All three must give the same nodes, names, attributes, types, meta and weights: on models written
 from papers and exported by both torch exporters, and on random ONNX chains (hypothesis). Small
@@ -46,18 +46,23 @@ def _three_ways(model: onnx.ModelProto, monkeypatch) -> tuple:
     """The graph of ``model`` the usual way (with how many nodes were replayed), without the fast
     replay, and with no pure converter."""
     replayed = []
-    original = importer_module.Importer.replayed
+    original = importer_module.Importer.walk
 
-    def counting(self, *row):
-        done = original(self, *row)
+    def counting(self, rows):
+        done = original(self, rows)
         replayed.append(done)
         return done
 
+    def general_way(self, rows):
+        for row in rows:
+            self._process(row[0], row[5])
+        return 0
+
     with monkeypatch.context() as m:
-        m.setattr(importer_module.Importer, "replayed", counting)
+        m.setattr(importer_module.Importer, "walk", counting)
         fast = from_onnx(model, "m.onnx")
     with monkeypatch.context() as m:
-        m.setattr(importer_module.Importer, "replayed", lambda self, *row: False)
+        m.setattr(importer_module.Importer, "walk", general_way)
         general = from_onnx(model, "m.onnx")
     with monkeypatch.context() as m:
         m.setattr(importer_module, "PURE", {})
@@ -261,7 +266,7 @@ def test_rows_read_from_the_bytes_are_the_nodes_fields():
     mirrored, plain = rows_module.node_rows(model.graph, data), rows_module.node_rows(model.graph, None)
     assert len(mirrored) == len(plain) == len(model.graph.node)
     for m, p, node in zip(mirrored, plain, model.graph.node):
-        assert m[:5] == p[:5] and m[6:] == p[6:] == (node.name, bool(len(node.metadata_props)))
+        assert m[:5] == p[:5] and m[6:] == p[6:] == (node.name, len(node.metadata_props))
         assert p[5] is None and m[5] == tuple(a.SerializeToString() for a in node.attribute)
 
 
@@ -273,5 +278,5 @@ def test_rows_fall_back_to_the_nodes_where_the_bytes_do_not_parse():
     other.CopyFrom(model)
     del other.graph.node[1:]
     assert rows_module.node_rows(model.graph, other.SerializeToString())[0][5] is None  # not these nodes
-    assert rows_module.node_rows(model.graph, None)[0][:5] == (node, node.op_type, node.domain, tuple(node.input),
-                                                               tuple(node.output))
+    assert rows_module.node_rows(model.graph, None)[0][:5] == (node, node.op_type, node.domain, list(node.input),
+                                                               list(node.output))

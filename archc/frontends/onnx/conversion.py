@@ -18,7 +18,6 @@ import onnx
 
 from archc.frontends.onnx.converters import Converter, Fallback
 from archc.frontends.onnx.inference import READS_FLOAT_DATA, VALUE_LIMIT, IllTyped, OType
-from archc.frontends.onnx.kinds import Replayer
 from archc.frontends.onnx.naming import node_meta
 from archc.frontends.onnx.replay import Recipe, Recorder, Step
 from archc.frontends.onnx.state import DEFAULT_DOMAINS, ImportState
@@ -82,96 +81,6 @@ class Conversion(ImportState):
                 bindings.append((name, out))
             else:
                 self.bind(name, out)
-
-    def replayed(self, node: onnx.NodeProto, op_type: str, domain: str, inputs: tuple[str, ...],
-                 outputs: tuple[str, ...], attributes: tuple[bytes, ...] | None = None,
-                 onnx_name: str | None = None, has_metadata: bool = True) -> bool:
-        """Convert ``node`` (of these fields, read once: its row, see :mod:`~archc.frontends.onnx.rows`)
-        by its kind's recipe, if its kind has one (what :meth:`_process`'s way to :meth:`_convert` does
-        for it: a kind with a recipe is one its converter converted, and every node of a kind takes
-        the same way); False, doing nothing, otherwise. The recipe is found by the node's tag key
-        (:mod:`~archc.frontends.onnx.kinds`)."""
-        values, drafted = self.values, self.graph.named
-        recs: list[Record | None] = []
-        tags: list[Any] = []
-        reads_float = None
-        for name in inputs:
-            if not name:
-                recs.append(None)
-                tags.append(None)
-                continue
-            rec = values.get(name)
-            kind = type(rec)
-            if kind is Tensor:
-                value = rec.value
-                tags.append(id(drafted[value.node].outputs[value.out]))
-            elif kind is Const:
-                if reads_float is None:
-                    reads_float = op_type in READS_FLOAT_DATA
-                tags.append(self.kinds.const_tag(rec, reads_float, key_part))
-            else:
-                return False  # undefined (the general way says so) or symbolic: no kind
-            recs.append(rec)
-        if attributes is None:
-            attributes = attribute_bytes(node)
-        declared = self.declared
-        tag_key = (op_type, domain, attributes, tuple(tags), len(outputs) if "" not in outputs else
-                   tuple(map(bool, outputs)), tuple(map(declared.get, outputs)) if declared else None)
-        replayer = self.kinds.replayers.get(tag_key)
-        if replayer is None:
-            replayer = self._new_replayer(node, op_type, domain, recs, outputs, attributes, tag_key)
-            if replayer is None:
-                return False
-        elif replayer.test is not None and not replayer.test(self, node):
-            return False
-        names = self.names
-        if onnx_name is None:
-            base, meta = names.default(node), node_meta(node)
-        else:  # (the name read already: node_meta reads the node only for metadata or scopes)
-            base = names.base(onnx_name, op_type)
-            meta = {"onnx_name": onnx_name} if not has_metadata and "/" not in onnx_name else node_meta(node)
-        one = replayer.one
-        if one is None:
-            outs = self._replay(node, replayer.recipe, recs, (base, meta))
-        else:  # one native node over the node's own inputs: what _replay does, with its lookups made once
-            types = list(replayer.outputs)
-            if replayer.check:
-                self.types.learn(node, types)  # the check passed for this kind; the symbols are this node's
-            name = names.take(base + replayer.suffix)
-            self.graph.append(Node(name, replayer.op, dict(replayer.attrs), [recs[i].value for i in one], types, (),
-                                   self.where, meta))
-            if replayer.weights:
-                self.graph.weights[name] = self._replayed_weights(replayer.weights, recs)
-            self.origin[name] = node
-            if replayer.single and len(outputs) == 1:
-                out = Value(name)
-                values[outputs[0]] = Tensor(out)
-                self.tensor_bindings.append((outputs[0], out))
-                return True
-            outs = [Value(name)] if replayer.single else [Value(name, k) for k in range(len(types))]
-        if len(outs) != len(outputs):
-            self._bind_outputs(node, outs, outputs)
-            return True
-        bindings = self.tensor_bindings  # (a recipe's outputs are IR values)
-        for name, out in zip(outputs, outs):
-            values[name] = Tensor(out)
-            bindings.append((name, out))
-        return True
-
-    def _new_replayer(self, node: onnx.NodeProto, op_type: str, domain: str, recs: list[Record | None],
-                      outputs: tuple[str, ...], attributes: tuple[bytes, ...], tag_key: tuple) -> Replayer | None:
-        """The replayer of the recipe of ``node``'s kind, filed under its tag key; None where its kind
-        has no recipe (yet) or it has no kind."""
-        pure = self.pure.get(op_type)
-        if pure is None or not self._recipes or domain not in DEFAULT_DOMAINS:
-            return None
-        key = self.kind(node, pure, recs, op_type, outputs, attributes)  # (runs the test of purity)
-        recipe = self._recipes.get(key) if key is not None else None
-        if recipe is None:
-            return None
-        pins = tuple(self.graph.type_of(rec.value) for rec in recs if type(rec) is Tensor)
-        replayer = self.kinds.replayers[tag_key] = Replayer(recipe, None if pure is True else pure, pins)
-        return replayer
 
     def recipe_key(self, node: onnx.NodeProto, attributes: tuple[bytes, ...] | None = None) -> tuple | None:
         """The kind of ``node`` (see :meth:`kind`), or None."""

@@ -29,6 +29,7 @@ import numpy as np
 import onnx
 
 from archc.errors import ShapeError
+from archc.frontends.onnx.converters import of_kind
 from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, contiguous, converts  # noqa: F401 (tests patch CONVERTERS here)
 from archc.frontends.onnx.values import Const, short_float
 from archc.ir.graph import Value
@@ -295,6 +296,7 @@ def softmax(im: "Importer", node: onnx.NodeProto):
 _MERGE_OPS = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 
 
+@of_kind  # (whether each input is a tensor: what the node's kind says of it)
 def _all_tensors(im: "Importer", node: onnx.NodeProto) -> bool:
     return all(im.is_tensor(n) for n in node.input)
 

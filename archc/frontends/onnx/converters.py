@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 
 import onnx
 
-__all__ = ["CONVERTERS", "PURE", "Converter", "Fallback", "converts"]
+__all__ = ["CONVERTERS", "PURE", "Converter", "Fallback", "converts", "of_kind"]
 
 
 class Fallback(Exception):
@@ -42,3 +42,11 @@ def converts(*op_types: str, pure: bool | Callable[[Any, onnx.NodeProto], bool] 
                 PURE[op_type] = pure
         return fn
     return register
+
+
+def of_kind(test: Callable[[Any, onnx.NodeProto], bool]) -> Callable[[Any, onnx.NodeProto], bool]:
+    """Mark a converter's test of purity as one that reads only what a node's kind holds (which
+    inputs are tensors, constants or absent, their types): its verdict on a kind's first node
+    holds for every node of the kind, so replaying a node of a recorded kind does not run it."""
+    test.of_kind = True  # type: ignore[attr-defined]
+    return test

@@ -39,8 +39,8 @@ are :class:`~archc.errors.SpecError` at the file's location, naming the ONNX nod
 from __future__ import annotations
 
 import math
-from itertools import chain
-from operator import attrgetter
+from itertools import chain, repeat
+from operator import attrgetter, getitem
 
 import numpy as np
 import onnx
@@ -48,7 +48,7 @@ from onnx import helper
 
 from archc.errors import Location, SpecError, first_line
 from archc.frontends.onnx import limits
-from archc.frontends.onnx.conversion import Conversion, attribute_bytes, disagree, key_part as _key_part
+from archc.frontends.onnx.conversion import attribute_bytes, disagree, key_part as _key_part
 from archc.frontends.onnx.converters import CONVERTERS, PURE, Converter, Fallback, converts
 from archc.frontends.onnx.generic import GenericNodes
 from archc.frontends.onnx.inference import OnnxTypes, otype
@@ -58,6 +58,7 @@ from archc.frontends.onnx.state import DEFAULT_DOMAINS as _DEFAULT_DOMAINS
 from archc.frontends.onnx.static import StaticValues, constant_value
 from archc.frontends.onnx.tensors import contiguous, is_unread as _is_unread, read_tensor, read_tensors, unread
 from archc.frontends.onnx.values import NONDETERMINISTIC, Const, Tensor
+from archc.frontends.onnx.walk import Walk
 from archc.ir.graph import Graph, Value, verify_in_debug
 from archc.ops import registry
 from archc.ops.nodes import build_node
@@ -142,9 +143,7 @@ _SKELETON_LIMIT = 256
 _DATA_LOCATION = attrgetter("data_location")
 
 
-def _dims(tensor: onnx.TensorProto) -> list[int]:
-    """The tensor's dims, read as a slice (iterating the field ends in an IndexError protobuf formats)."""
-    return tensor.dims[:]
+_DIMS, _ALL = attrgetter("dims"), slice(None)
 
 
 def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -156,7 +155,8 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     g = model.graph
     inits = g.initializer
-    if max(map(math.prod, map(_dims, inits)), default=0) <= _SKELETON_LIMIT \
+    # (each field read as a slice: iterating it ends in an IndexError protobuf formats; no Python frame per tensor)
+    if max(map(math.prod, map(getitem, map(_DIMS, inits), repeat(_ALL))), default=0) <= _SKELETON_LIMIT \
             and onnx.TensorProto.EXTERNAL not in set(map(_DATA_LOCATION, inits)):
         return model  # (the loop's answer below, read at C speed: a model of 100k small weights)
     listed = {vi.name for vi in g.input}
@@ -179,7 +179,7 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-class Importer(StaticValues, GenericNodes, Conversion):
+class Importer(StaticValues, GenericNodes, Walk):
     """One import: the graph's values walked in order, each node folded, converted or kept."""
 
     def __init__(self, model: onnx.ModelProto, filename: str, skeleton: onnx.ModelProto | None = None,
@@ -207,10 +207,7 @@ class Importer(StaticValues, GenericNodes, Conversion):
         for vi in g.input:
             if vi.name not in self.values:
                 self._add_input(vi)
-        replayed, process = self.replayed, self._process
-        for row in rows:
-            if not replayed(*row):  # a node of a kind already converted: its recipe, else the general way
-                process(row[0], row[5])
+        self.walk(rows)  # each node by its kind's recipe where it has one, else the general way
         for out in g.output:
             self._add_output(out)
         return self._finish()
@@ -223,23 +220,17 @@ class Importer(StaticValues, GenericNodes, Conversion):
                 self._fail(f"initializer '{init.name}' cannot be read: {first_line(exc)}")
                 raise AssertionError from exc  # unreachable: _fail raises
 
-        values = self.values
-        learned = {}  # dtype -> whether it is a parameter's (once per dtype, not per initializer)
-        tags = {}     # (dtype, shape) of a parameter -> its tag in a kind key (see kinds.py), once per pair
+        values, kinds = self.values, self.kinds
+        # Initializers are the model's parameters; integer ones are indices or shapes. What a kind key
+        # holds of a parameter is its dtype and shape (see kinds.py): its tag, once per dtype and shape.
+        facts: dict[tuple, tuple[bool, int | None]] = {}  # (dtype, shape) -> (learnt, tag)
         for name, arr in read_tensors(g.initializer, read):
-            # Initializers are the model's parameters; integer ones are indices or shapes.
-            dtype = arr.dtype
-            is_learned = learned.get(dtype)
-            if is_learned is None:
-                is_learned = learned[dtype] = dtype.kind in "fc"
-            if is_learned:  # (a float constant's part of a kind key: its dtype and shape, not its values)
-                kind = (dtype, arr.shape)
-                tag = tags.get(kind)
-                if tag is None:
-                    tag = tags[kind] = self.kinds.part_tag(_key_part(Const(arr, True), False))
-                values[name] = Const(arr, True, None, tag)
-            else:
-                values[name] = Const(arr, False)
+            fact = facts.get((arr.dtype, arr.shape))
+            if fact is None:
+                learned = arr.dtype.kind in "fc"
+                tag = kinds.part_tag(_key_part(Const(arr, True), False)) if learned else None
+                fact = facts[(arr.dtype, arr.shape)] = (learned, tag)
+            values[name] = Const(arr, fact[0], None, fact[1])
         for init in g.sparse_initializer:
             self._fail(f"sparse initializer '{init.values.name}' is not supported")
 

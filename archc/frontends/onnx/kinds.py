@@ -29,7 +29,7 @@ class Replayer:
     kinds), what each replay reads precomputed; ``test``: the converter's test of purity where it
     has one (run for each node: it may read more than the kind)."""
 
-    __slots__ = ("recipe", "test", "pins", "one", "step", "op", "attrs", "outputs", "check", "suffix",
+    __slots__ = ("recipe", "test", "pins", "one", "first", "step", "op", "attrs", "outputs", "check", "suffix",
                  "weights", "single")
 
     def __init__(self, recipe: Recipe, test: Callable[[Any, Any], bool] | None, pins: tuple) -> None:
@@ -37,6 +37,8 @@ class Replayer:
         self.test = test
         self.pins = pins  # the objects whose identities the tag key holds
         self.one = recipe.one_node
+        #: the one input index of a one-node recipe that reads one input (activations, convs, norms)
+        self.first = self.one[0] if self.one is not None and len(self.one) == 1 else None
         step: Step = recipe.steps[0]
         self.step = step
         template = step.template

@@ -107,6 +107,12 @@ class NodeNames:
         """A unique name from ``base``, reserved."""
         return self._taken.take(base)
 
+    def take_for(self, onnx_name: str, op_type: str, suffix: str = "") -> str:
+        """``take(base(onnx_name, op_type) + suffix)`` in one call (once per replayed node)."""
+        if onnx_name.isascii() and onnx_name.isalnum() or "/" not in onnx_name and _CLEAN.fullmatch(onnx_name):
+            return self._taken.take(onnx_name + suffix if suffix else onnx_name)
+        return self._taken.take(self.base(onnx_name, op_type) + suffix)
+
     def split(self, onnx_name: str) -> tuple[str | None, str]:
         """:func:`split_name`, once per name."""
         found = self._splits.get(onnx_name)

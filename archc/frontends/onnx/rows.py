@@ -20,8 +20,8 @@ from archc.frontends.onnx.mirror import Fields, mirror_class
 
 __all__ = ["node_rows"]
 
-#: a row: (node, op_type, domain, inputs, outputs, attributes' bytes or None where not read, name,
-#: whether it has metadata_props)
+#: a row: (node, op_type, domain, inputs (a list), outputs (a list), attributes' bytes or None where not
+#: read, name, how many metadata_props it has)
 Row = tuple
 
 #: the mirror's messages and fields: message -> (field, element type: None for a string, "bytes")
@@ -41,10 +41,10 @@ def node_rows(graph: onnx.GraphProto, data: bytes | None) -> list[Row]:
     mirrored = _mirrored_nodes(data, len(nodes)) if data is not None else None
     # (a repeated field read as a slice: iterating it ends in an IndexError protobuf formats, per field)
     if mirrored is None:
-        return [(node, node.op_type, node.domain, tuple(node.input[:]), tuple(node.output[:]), None, node.name,
-                 bool(len(node.metadata_props))) for node in nodes]
-    return [(node, m.op_type, m.domain, tuple(m.input[:]), tuple(m.output[:]), tuple(m.attribute[:]), m.name,
-             bool(len(m.metadata_props))) for node, m in zip(nodes, mirrored)]
+        return [(node, node.op_type, node.domain, node.input[:], node.output[:], None, node.name,
+                 len(node.metadata_props)) for node in nodes]
+    return [(node, m.op_type, m.domain, m.input[:], m.output[:], tuple(m.attribute[:]), m.name,
+             len(m.metadata_props)) for node, m in zip(nodes, mirrored)]
 
 
 def _mirrored_nodes(data: bytes, count: int) -> Any:
