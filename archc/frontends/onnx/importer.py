@@ -78,27 +78,30 @@ def load_onnx(path: str, weights: bool = True) -> Graph:
     pass False and never read external data files; tensors stored there get placeholders
     of their shape and dtype that take no memory (zero strides).
     """
-    model = limits.read_model(path, weights=weights)
+    model, data = limits.read_model_data(path, weights=weights)
     if weights:
         limits.load_external_data(model, path)
-    return from_onnx(model, path, weights=weights)
+        data = None  # (external data read into the model: the file's bytes no longer encode it)
+    return from_onnx(model, path, weights=weights, data=data)
 
 
-def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = True) -> Graph:
+def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = True,
+              data: bytes | None = None) -> Graph:
     """The IR of an in-memory ONNX model (``filename`` is used in messages and as the graph name).
 
     ``weights=False``: the caller reads the weights' shapes and dtypes, never their values (lint,
     summary, graph): a weight already of its parameter's dtype is stored as the read-only array
-    read from the model, not copied."""
+    read from the model, not copied. ``data``: the model serialised, where the caller has it (the
+    file it was read from), read instead of a new serialisation."""
     where = Location(filename)
     if not isinstance(model, onnx.ModelProto) or not model.HasField("graph"):
         raise SpecError("not an ONNX model (no graph)", location=where)
     if _default_opset(model) < UPGRADE_TO:
         limits.check_structure(model.graph, where)  # the version converter is given well-formed graphs only
-        model = upgrade_opset(model)
+        model, data = upgrade_opset(model), None
     skeleton = _skeleton(model)
     # onnx.checker (on a large model in a child process, beside the import), check_structure's messages
-    check = limits.start_check(model.graph, skeleton, where)
+    check = limits.start_check(model.graph, skeleton, where, data if skeleton is model else None)
     try:
         graph = Importer(model, filename, skeleton, check, weights=weights).run()
         from archc.frontends.onnx.patterns import fuse

@@ -50,6 +50,7 @@ __all__ = [
     "node_position",
     "range_count",
     "read_model",
+    "read_model_data",
     "start_check",
     "symbolic_allowed",
     "vector_lengths",
@@ -106,6 +107,13 @@ def read_model(path: str, weights: bool = True) -> onnx.ModelProto:
 
     ``weights=False``: large initializers' bytes stay in the file too, marked as external
     data (:mod:`archc.frontends.onnx.skim`), for commands that need only their shapes."""
+    return read_model_data(path, weights)[0]
+
+
+def read_model_data(path: str, weights: bool = True) -> tuple[onnx.ModelProto, bytes | None]:
+    """:func:`read_model`, and the file's bytes where the model is exactly what they encode (a
+    binary file read whole; None where the model was skimmed or the file is in a text format):
+    the import's readers of the serialised model read them instead of a new serialisation."""
     where = Location(path)
     try:
         info = os.stat(path)
@@ -118,14 +126,21 @@ def read_model(path: str, weights: bool = True) -> onnx.ModelProto:
 
         model = read_structure(path)
         if model is not None:
-            return model
+            return model, None
+    data = None
     try:
-        model = onnx.load(path, load_external_data=False)
+        if onnx.serialization.registry.get_format_from_file_extension(os.path.splitext(path)[1]) \
+                in (None, "protobuf"):  # (onnx.load's choice of format)
+            with open(path, "rb") as fh:
+                data = fh.read()
+            model = onnx.load_model_from_string(data)
+        else:
+            model = onnx.load(path, load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types for corrupt files
         raise SpecError(f"cannot read an ONNX model: {first_line(exc)}", location=where) from None
     if not model.HasField("graph"):
         raise SpecError("not an ONNX model (no graph)", location=where)
-    return model
+    return model, data
 
 
 def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
@@ -296,7 +311,8 @@ class PendingCheck:
         raise node_error(message, culprit[1], culprit[0], self.where) from None
 
 
-def start_check(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Location) -> PendingCheck:
+def start_check(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Location,
+                data: bytes | None = None) -> PendingCheck:
     """Start ``onnx.checker`` on ``skeleton`` (on a large model in a child process, see
     :mod:`archc.frontends.onnx.checking`); run :func:`check_structure` where it must run.
 
@@ -309,10 +325,11 @@ def start_check(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Locati
     has no outputs, or a name is not text (:func:`_names_are_text`, protobuf's own UTF-8 check,
     on the bytes the checker reads).
     """
-    try:
-        data: bytes | None = skeleton.SerializeToString()  # once, for both readers
-    except Exception:  # noqa: BLE001 - a message protobuf cannot write (over 2 GB): the checker says why
-        data = None
+    if data is None:  # (``data``: the skeleton serialised already, where the caller has it)
+        try:
+            data = skeleton.SerializeToString()  # once, for both readers
+        except Exception:  # noqa: BLE001 - a message protobuf cannot write (over 2 GB): the checker says why
+            data = None
     structure_checked = data is None or not graph.output or not _names_are_text(data)
     if structure_checked:
         check_structure(graph, where)
