@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import math
 from itertools import chain, repeat
-from operator import attrgetter, getitem
+from operator import attrgetter, getitem, itemgetter
+from typing import Any
 
 import numpy as np
 import onnx
@@ -56,7 +57,7 @@ from archc.frontends.onnx.naming import clean, module_scopes, node_meta, split_n
 from archc.frontends.onnx.rows import node_rows
 from archc.frontends.onnx.state import DEFAULT_DOMAINS as _DEFAULT_DOMAINS
 from archc.frontends.onnx.static import StaticValues, constant_value
-from archc.frontends.onnx.tensors import contiguous, is_unread as _is_unread, read_tensor, read_tensors, unread
+from archc.frontends.onnx.tensors import contiguous, is_unread as _is_unread, read_tensor, read_tensors_grouped, unread
 from archc.frontends.onnx.values import NONDETERMINISTIC, Const, Tensor
 from archc.frontends.onnx.walk import Walk
 from archc.ir.graph import Graph, Value, verify_in_debug
@@ -143,10 +144,9 @@ def _default_opset(model: onnx.ModelProto) -> int:
 
 #: initializers with more elements than this are left out of the copy that is checked and shape-inferred
 _SKELETON_LIMIT = 256
-_DATA_LOCATION = attrgetter("data_location")
 
 
-_DIMS, _ALL = attrgetter("dims"), slice(None)
+_DIMS_LOCATION, _FIRST, _SECOND, _ALL = attrgetter("dims", "data_location"), itemgetter(0), itemgetter(1), slice(None)
 
 
 def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -158,9 +158,11 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     g = model.graph
     inits = g.initializer
-    # (each field read as a slice: iterating it ends in an IndexError protobuf formats; no Python frame per tensor)
-    if max(map(math.prod, map(getitem, map(_DIMS, inits), repeat(_ALL))), default=0) <= _SKELETON_LIMIT \
-            and onnx.TensorProto.EXTERNAL not in set(map(_DATA_LOCATION, inits)):
+    # (both fields of each tensor read at once, dims as a slice: iterating the field ends in an IndexError
+    # protobuf formats; no Python frame per tensor)
+    fields = list(map(_DIMS_LOCATION, inits))
+    if max(map(math.prod, map(getitem, map(_FIRST, fields), repeat(_ALL))), default=0) <= _SKELETON_LIMIT \
+            and onnx.TensorProto.EXTERNAL not in set(map(_SECOND, fields)):
         return model  # (the loop's answer below, read at C speed: a model of 100k small weights)
     listed = {vi.name for vi in g.input}
     small, extra = [], []
@@ -226,13 +228,17 @@ class Importer(StaticValues, GenericNodes, Walk):
         values, kinds = self.values, self.kinds
         # Initializers are the model's parameters; integer ones are indices or shapes. What a kind key
         # holds of a parameter is its dtype and shape (see kinds.py): its tag, once per dtype and shape.
-        facts: dict[tuple, tuple[bool, int | None]] = {}  # (dtype, shape) -> (learnt, tag)
-        for name, arr in read_tensors(g.initializer, read):
-            fact = facts.get((arr.dtype, arr.shape))
+        facts: dict[Any, tuple[bool, int | None]] = {}  # group, or (dtype, shape) -> (learnt, tag)
+        for name, arr, group in read_tensors_grouped(g.initializer, read):
+            fact = facts.get(group) if group is not None else None
             if fact is None:
-                learned = arr.dtype.kind in "fc"
-                tag = kinds.part_tag(_key_part(Const(arr, True), False)) if learned else None
-                fact = facts[(arr.dtype, arr.shape)] = (learned, tag)
+                fact = facts.get((arr.dtype, arr.shape))
+                if fact is None:
+                    learned = arr.dtype.kind in "fc"
+                    tag = kinds.part_tag(_key_part(Const(arr, True), False)) if learned else None
+                    fact = facts[(arr.dtype, arr.shape)] = (learned, tag)
+                if group is not None:
+                    facts[group] = fact
             values[name] = Const(arr, fact[0], None, fact[1])
         for init in g.sparse_initializer:
             self._fail(f"sparse initializer '{init.values.name}' is not supported")

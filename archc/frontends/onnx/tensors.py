@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-__all__ = ["contiguous", "is_placeholder", "is_unread", "read_tensor", "read_tensors", "unread"]
+__all__ = ["contiguous", "is_placeholder", "is_unread", "read_tensor", "read_tensors", "read_tensors_grouped", "unread"]
 
 
 def is_unread(tensor: onnx.TensorProto) -> bool:
@@ -58,11 +58,18 @@ _GROUPED_BYTES = 4096
 
 def read_tensors(tensors: Sequence[onnx.TensorProto], read: Callable[[onnx.TensorProto], np.ndarray]
                  ) -> list[tuple[str, np.ndarray]]:
-    """Each tensor's name and ``read(tensor)``, where the small tensors of one dtype and shape stored
+    """Each tensor's name and ``read(tensor)`` (see :func:`read_tensors_grouped`)."""
+    return [(name, arr) for name, arr, _ in read_tensors_grouped(tensors, read)]
+
+
+def read_tensors_grouped(tensors: Sequence[onnx.TensorProto], read: Callable[[onnx.TensorProto], np.ndarray]
+                         ) -> list[tuple[str, np.ndarray, int | None]]:
+    """Each tensor's name, ``read(tensor)`` and its group (a number, or None), where the small tensors of one dtype and shape stored
     as raw bytes are read as one array, one view of it each: the same values, dtype, shape and
     (read-only) flags as :func:`read_tensor` gives, at a fraction of numpy's cost per call (a
     model of many small weights has thousands of each shape). ``read`` reads the others, in order
-    (its errors are raised in the order of ``tensors``)."""
+    (its errors are raised in the order of ``tensors``). The tensors read together have the same group
+    number (one number per group of the call), the others None."""
     read_in: list[Any] = []   # per tensor: its array, or its group's chunk list (filled in below)
     names: list[str] = []
     groups: dict[tuple, list[bytes]] = {}
@@ -86,7 +93,9 @@ def read_tensors(tensors: Sequence[onnx.TensorProto], read: Callable[[onnx.Tenso
     views = {id(chunks): iter(np.frombuffer(b"".join(chunks), dtype=_RAW_DTYPES[data_type])
                               .reshape((len(chunks), *dims)))
              for (data_type, dims), chunks in groups.items()}
-    return [(name, got if type(got) is not list else next(views[id(got)])) for name, got in zip(names, read_in)]
+    # (the group: the same number for the tensors of one dtype and shape read together, None for the others)
+    return [(name, got, None) if type(got) is not list else (name, next(views[id(got)]), id(got))
+            for name, got in zip(names, read_in)]
 
 
 def is_placeholder(arr: np.ndarray) -> bool:
