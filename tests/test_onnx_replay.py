@@ -81,8 +81,10 @@ def _assert_same(model: onnx.ModelProto, monkeypatch, replays: bool = True) -> N
     if replays:
         assert replayed > 0  # the fast way was taken
     with monkeypatch.context() as m:  # the nodes' fields read from the NodeProtos, attributes serialised
-        m.setattr(rows_module, "_mirrored_nodes", lambda data, count: None)
+        m.setattr(rows_module, "_mirrored_nodes", lambda data, count, mirrored=None: None)
         assert _snapshot(from_onnx(model, "m.onnx")) == _snapshot(fast)
+    # the model's own bytes at hand (a file read whole): its initializers read from them, the same graph
+    assert _snapshot(from_onnx(model, "m.onnx", data=model.SerializeToString())) == _snapshot(fast)
     # for a caller that never reads weight values: the same graph and weights, not copied
     assert _values(_snapshot(from_onnx(model, "m.onnx", weights=False))) == _values(_snapshot(fast))
 

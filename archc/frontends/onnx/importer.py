@@ -49,12 +49,13 @@ from onnx import helper
 
 from archc.errors import Location, SpecError, first_line
 from archc.frontends.onnx import limits
+from archc.frontends.onnx.columns import Columns, initializer_columns
 from archc.frontends.onnx.conversion import attribute_bytes, disagree, key_part as _key_part
 from archc.frontends.onnx.converters import CONVERTERS, PURE, Converter, Fallback, converts
 from archc.frontends.onnx.generic import GenericNodes
 from archc.frontends.onnx.inference import OnnxTypes, otype
 from archc.frontends.onnx.naming import clean, module_scopes, node_meta, split_name
-from archc.frontends.onnx.rows import node_rows
+from archc.frontends.onnx.rows import mirror_graph, node_rows
 from archc.frontends.onnx.state import DEFAULT_DOMAINS as _DEFAULT_DOMAINS
 from archc.frontends.onnx.static import StaticValues, constant_value
 from archc.frontends.onnx.tensors import contiguous, is_unread as _is_unread, read_tensor, read_tensors_grouped, unread
@@ -100,11 +101,17 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = 
     if _default_opset(model) < UPGRADE_TO:
         limits.check_structure(model.graph, where)  # the version converter is given well-formed graphs only
         model, data = upgrade_opset(model), None
-    skeleton = _skeleton(model)
+    # the model's bytes parsed once (the rows' mirror), its small initializers read from them
+    mirrored = mirror_graph(data) if data is not None else None
+    columns = initializer_columns(mirrored.initializer[:]) if mirrored is not None else None
+    skeleton = model if columns is not None and columns.most_elements is not None \
+        and columns.most_elements <= _SKELETON_LIMIT else _skeleton(model)  # (no large initializer to leave out)
+    if skeleton is not model:
+        mirrored = columns = None  # (the checker's input is the skeleton's bytes, not these)
     # onnx.checker (on a large model in a child process, beside the import), check_structure's messages
     check = limits.start_check(model.graph, skeleton, where, data if skeleton is model else None)
     try:
-        graph = Importer(model, filename, skeleton, check, weights=weights).run()
+        graph = Importer(model, filename, skeleton, check, weights=weights, prepared=(mirrored, columns)).run()
         from archc.frontends.onnx.patterns import fuse
 
         fuse(graph)  # functions exporters write out (GELU, SiLU, layer norm) become native ops
@@ -188,11 +195,15 @@ class Importer(StaticValues, GenericNodes, Walk):
     """One import: the graph's values walked in order, each node folded, converted or kept."""
 
     def __init__(self, model: onnx.ModelProto, filename: str, skeleton: onnx.ModelProto | None = None,
-                 check: limits.PendingCheck | None = None, weights: bool = True) -> None:
+                 check: limits.PendingCheck | None = None, weights: bool = True,
+                 prepared: tuple[Any, Columns | None] = (None, None)) -> None:
         super().__init__(model, filename, skeleton if skeleton is not None else _skeleton(model))
         self.copy_weights = weights  # (see from_onnx)
         #: the checker's verdict, where it may still be pending (see :mod:`archc.frontends.onnx.checking`)
         self.check = check
+        #: the checker's input parsed by the rows' mirror, and the initializers read from it, where
+        #: from_onnx made them already (it reads the initializers first to tell whether a skeleton is needed)
+        self._prepared = prepared
 
     def run(self) -> Graph:
         """The IR of the model."""
@@ -205,10 +216,17 @@ class Importer(StaticValues, GenericNodes, Walk):
         #: the types the file declares for values (value_info, graph outputs), by name
         self.declared = {vi.name: t for vi in [*g.value_info, *g.output] if (t := otype(vi.type)) is not None}
         # each node's fields, read once (reading a protobuf field costs what a dict lookup does, many times over)
-        rows = node_rows(g, self.check.data if self.check is not None else None)
+        data = self.check.data if self.check is not None else None
+        mirrored, columns = self._prepared
+        if mirrored is None and data is not None:
+            mirrored = mirror_graph(data)  # (the model's bytes, parsed once)
+        rows = node_rows(g, data, mirrored)
         self._consumers = None  # (counted where a converter asks)
         self._readers = lambda: chain(chain.from_iterable(row[3] for row in rows), (out.name for out in g.output))
-        self._read_initializers(g)
+        # (the initializers' bytes where the checker's input is the model itself, not a skeleton without its large ones)
+        if columns is None and mirrored is not None and self.skeleton is self.model:
+            columns = initializer_columns(mirrored.initializer[:])
+        self._read_initializers(g, columns)
         for vi in g.input:
             if vi.name not in self.values:
                 self._add_input(vi)
@@ -217,19 +235,13 @@ class Importer(StaticValues, GenericNodes, Walk):
             self._add_output(out)
         return self._finish()
 
-    def _read_initializers(self, g: onnx.GraphProto) -> None:
-        def read(init: onnx.TensorProto) -> np.ndarray:
-            try:
-                return unread(init) if _is_unread(init) else read_tensor(init)
-            except Exception as exc:  # noqa: BLE001 - data not matching the declared dims
-                self._fail(f"initializer '{init.name}' cannot be read: {first_line(exc)}")
-                raise AssertionError from exc  # unreachable: _fail raises
-
+    def _read_initializers(self, g: onnx.GraphProto, columns: Columns | None) -> None:
+        """Each initializer's record (``columns``: those read from the model's bytes, where read)."""
         values, kinds = self.values, self.kinds
         # Initializers are the model's parameters; integer ones are indices or shapes. What a kind key
         # holds of a parameter is its dtype and shape (see kinds.py): its tag, once per dtype and shape.
-        facts: dict[Any, tuple[bool, int | None]] = {}  # group, or (dtype, shape) -> (learnt, tag)
-        for name, arr, group in read_tensors_grouped(g.initializer, read):
+        facts: dict[object, tuple[bool, int | None]] = {}  # group, or (dtype, shape) -> (learnt, tag)
+        for name, arr, group in zip(*self._initializer_arrays(g, columns)):
             fact = facts.get(group) if group is not None else None
             if fact is None:
                 fact = facts.get((arr.dtype, arr.shape))
@@ -242,6 +254,28 @@ class Importer(StaticValues, GenericNodes, Walk):
             values[name] = Const(arr, fact[0], None, fact[1])
         for init in g.sparse_initializer:
             self._fail(f"sparse initializer '{init.values.name}' is not supported")
+
+    def _initializer_arrays(self, g: onnx.GraphProto, columns: Columns | None) -> tuple[list, list, list]:
+        """The initializers' names, arrays and groups (see :func:`read_tensors_grouped`): the small plain
+        ones read in ``columns`` from the model's bytes (:mod:`~archc.frontends.onnx.columns`), the others
+        through protobuf, in order (a tensor that cannot be read is reported as the first of the file's)."""
+        def read(init: onnx.TensorProto) -> np.ndarray:
+            try:
+                return unread(init) if _is_unread(init) else read_tensor(init)
+            except Exception as exc:  # noqa: BLE001 - data not matching the declared dims
+                self._fail(f"initializer '{init.name}' cannot be read: {first_line(exc)}")
+                raise AssertionError from exc  # unreachable: _fail raises
+
+        inits = g.initializer
+        if columns is None or len(columns.names) != len(inits):
+            read_in = read_tensors_grouped(inits, read)
+            return [r[0] for r in read_in], [r[1] for r in read_in], [r[2] for r in read_in]
+        left = [i for i, arr in enumerate(columns.arrays) if arr is None]
+        if left:  # (protobuf reads them, in the file's order)
+            names, arrays, groups = columns.names, columns.arrays, columns.groups
+            for i, (name, arr, group) in zip(left, read_tensors_grouped([inits[i] for i in left], read)):
+                names[i], arrays[i], groups[i] = name, arr, group
+        return columns.names, columns.arrays, columns.groups
 
     def _add_input(self, vi: onnx.ValueInfoProto) -> None:
         t = otype(vi.type)

@@ -18,7 +18,7 @@ import onnx
 
 from archc.frontends.onnx.mirror import Fields, mirror_class
 
-__all__ = ["node_rows"]
+__all__ = ["mirror_graph", "node_rows"]
 
 #: a row: (node, op_type, domain, inputs (a list), outputs (a list), attributes' bytes or None where not
 #: read, name, how many metadata_props it has)
@@ -27,18 +27,31 @@ Row = tuple
 #: the mirror's messages and fields: message -> (field, element type: None for a string, "bytes")
 _FIELDS: Fields = {
     "ModelProto": (("graph", "GraphProto"),),
-    "GraphProto": (("node", "NodeProto"),),
+    "GraphProto": (("node", "NodeProto"), ("initializer", "bytes")),
     "NodeProto": (("input", None), ("output", None), ("name", None), ("op_type", None), ("domain", None),
                   ("attribute", "bytes"), ("metadata_props", "bytes")),
 }
 _mirror: Any = None
 
 
-def node_rows(graph: onnx.GraphProto, data: bytes | None) -> list[Row]:
+def mirror_graph(data: bytes) -> Any:
+    """The mirror's graph of the serialised model ``data``: its nodes' fields and each initializer's
+    bytes; None where it does not parse (a name that is not UTF-8)."""
+    global _mirror
+    if _mirror is None:
+        _mirror = mirror_class("archc_onnx_rows", _FIELDS)
+    try:
+        return _mirror.FromString(data).graph
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError
+        return None
+
+
+def node_rows(graph: onnx.GraphProto, data: bytes | None, mirrored: Any = None) -> list[Row]:
     """Each node of ``graph`` with its fields; the attributes' bytes from ``data`` (a serialised
-    model whose graph has these nodes, in order) where it parses, else None for each node."""
+    model whose graph has these nodes, in order; ``mirrored``: its :func:`mirror_graph`, where parsed
+    already) where it parses, else None for each node."""
     nodes = list(graph.node)
-    mirrored = _mirrored_nodes(data, len(nodes)) if data is not None else None
+    mirrored = _mirrored_nodes(data, len(nodes), mirrored) if data is not None else None
     # (a repeated field read as a slice: iterating it ends in an IndexError protobuf formats, per field)
     if mirrored is None:
         return [(node, node.op_type, node.domain, node.input[:], node.output[:], None, node.name,
@@ -47,14 +60,9 @@ def node_rows(graph: onnx.GraphProto, data: bytes | None) -> list[Row]:
              len(m.metadata_props)) for node, m in zip(nodes, mirrored)]
 
 
-def _mirrored_nodes(data: bytes, count: int) -> Any:
-    """The mirror's nodes of the serialised model ``data``; None where it does not parse (a name
-    that is not UTF-8) or holds another number of nodes."""
-    global _mirror
-    if _mirror is None:
-        _mirror = mirror_class("archc_onnx_rows", _FIELDS)
-    try:
-        nodes = _mirror.FromString(data).graph.node
-    except Exception:  # noqa: BLE001 - protobuf's DecodeError
-        return None
-    return nodes if len(nodes) == count else None
+def _mirrored_nodes(data: bytes, count: int, mirrored: Any = None) -> Any:
+    """The mirror's nodes of the serialised model ``data`` (``mirrored``: its graph, where parsed);
+    None where it does not parse or holds another number of nodes."""
+    graph = mirrored if mirrored is not None else mirror_graph(data)
+    nodes = graph.node if graph is not None else None
+    return nodes if nodes is not None and len(nodes) == count else None

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-__all__ = ["contiguous", "is_placeholder", "is_unread", "read_tensor", "read_tensors", "read_tensors_grouped", "unread"]
+__all__ = ["GROUPED_BYTES", "RAW_DTYPES", "contiguous", "is_placeholder", "is_unread", "read_tensor", "read_tensors", "read_tensors_grouped", "unread"]
 
 
 def is_unread(tensor: onnx.TensorProto) -> bool:
@@ -32,7 +32,7 @@ def unread(tensor: onnx.TensorProto) -> np.ndarray:
 
 
 #: TensorProto data types whose raw_data is the numpy array's bytes (little-endian)
-_RAW_DTYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
+RAW_DTYPES = _RAW_DTYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
                onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.INT64: np.int64,
                onnx.TensorProto.INT32: np.int32, onnx.TensorProto.INT16: np.int16, onnx.TensorProto.INT8: np.int8,
                onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.UINT16: np.uint16,
@@ -53,7 +53,7 @@ def read_tensor(tensor: onnx.TensorProto) -> np.ndarray:
 
 
 #: initializers of at most this many bytes are read together with the others of their dtype and shape
-_GROUPED_BYTES = 4096
+GROUPED_BYTES = _GROUPED_BYTES = 4096
 
 
 def read_tensors(tensors: Sequence[onnx.TensorProto], read: Callable[[onnx.TensorProto], np.ndarray]
