@@ -129,19 +129,7 @@ def initializer_columns(blobs: list[bytes]) -> Columns | None:
     ends = np.cumsum(lengths)
     walk = _Walk(buf, ends - lengths, ends)
     walk.run()
-    itemsizes = np.zeros(max(RAW_DTYPES) + 1, np.int64)
-    for data_type, dtype in RAW_DTYPES.items():
-        itemsizes[data_type] = np.dtype(dtype).itemsize
-    known_type = (walk.data_type >= 0) & (walk.data_type < len(itemsizes))
-    nbytes = itemsizes[np.where(known_type, walk.data_type, 0)]
-    in_range = (walk.dims >= 1) & (walk.dims <= GROUPED_BYTES)
-    elements = np.ones(count, np.int64)
-    for k in range(_MAX_RANK):  # (capped as they grow: no overflow)
-        nbytes = np.minimum(nbytes * walk.dims[:, k], GROUPED_BYTES + 1)
-        elements = np.minimum(elements * walk.dims[:, k], GROUPED_BYTES + 1)
-    readable = ~walk.bad & known_type & (nbytes > 0) & (nbytes <= GROUPED_BYTES) & (walk.rank > 0) \
-        & in_range.all(axis=1) & (walk.location != _EXTERNAL) & (walk.raw[:, 0] >= 0) \
-        & (walk.raw[:, 1] - walk.raw[:, 0] == nbytes)
+    readable, nbytes, elements = _readable(walk)
     members = np.flatnonzero(readable)
     columns.most_elements = int(elements[members].max()) if len(members) == count else None
     if not members.size:
@@ -176,6 +164,25 @@ def initializer_columns(blobs: list[bytes]) -> Columns | None:
     for i, name, arr, group in zip(members.tolist(), names, arrays, groups):
         columns.names[i], columns.arrays[i], columns.groups[i] = name, arr, group
     return columns
+
+
+def _readable(walk: _Walk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which walked tensors are read here (a plain numeric type, rank 1 or more, raw bytes of exactly
+    their size, at most ``GROUPED_BYTES``, not external), each one's size in bytes and in elements
+    (both capped above ``GROUPED_BYTES``)."""
+    itemsizes = np.zeros(max(RAW_DTYPES) + 1, np.int64)
+    for data_type, dtype in RAW_DTYPES.items():
+        itemsizes[data_type] = np.dtype(dtype).itemsize
+    known_type = (walk.data_type >= 0) & (walk.data_type < len(itemsizes))
+    nbytes = itemsizes[np.where(known_type, walk.data_type, 0)]
+    elements = np.ones(len(nbytes), np.int64)
+    for k in range(_MAX_RANK):  # (capped as they grow: no overflow)
+        nbytes = np.minimum(nbytes * walk.dims[:, k], GROUPED_BYTES + 1)
+        elements = np.minimum(elements * walk.dims[:, k], GROUPED_BYTES + 1)
+    in_range = ((walk.dims >= 1) & (walk.dims <= GROUPED_BYTES)).all(axis=1)
+    readable = ~walk.bad & known_type & (nbytes > 0) & (nbytes <= GROUPED_BYTES) & (walk.rank > 0) & in_range \
+        & (walk.location != _EXTERNAL) & (walk.raw[:, 0] >= 0) & (walk.raw[:, 1] - walk.raw[:, 0] == nbytes)
+    return readable, nbytes, elements
 
 
 def _names(buf: np.ndarray, spans: np.ndarray) -> list[str] | None:
