@@ -19,6 +19,7 @@ gives); the caller reads the others.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -116,15 +117,19 @@ class _Walk:
             span[live[sel], 0], span[live[sel], 1] = after[sel], nxt[sel]
 
 
-def initializer_columns(blobs: list[bytes]) -> Columns | None:
-    """The initializers serialised in ``blobs`` (one ``TensorProto`` each, in order) that can be
-    read in columns (see the module's docstring); None where a name read here is not UTF-8."""
-    count = len(blobs)
+def initializer_columns(serialised: Sequence[bytes]) -> Columns | None:
+    """The initializers ``serialised`` (one ``TensorProto`` each, in order: a list, or a mirror's
+    repeated ``bytes`` field) that can be read in columns (see the module's docstring); None where
+    a name read here is not UTF-8."""
+    count = len(serialised)
     columns = Columns(count)
     if not count or sys.byteorder != "little":  # (raw_data is little-endian)
         return columns
+    blobs = list(serialised[:])
     lengths = np.fromiter(map(len, blobs), dtype=np.int64, count=count)
-    joined = b"".join(blobs + [bytes(20)])
+    blobs.append(bytes(20))
+    joined = b"".join(blobs)
+    del blobs  # (their bytes are in joined: not twice in memory while the arrays are made)
     buf = np.frombuffer(joined, dtype=np.uint8)  # (a varint read past a tensor's end stays inside)
     ends = np.cumsum(lengths)
     walk = _Walk(buf, ends - lengths, ends)

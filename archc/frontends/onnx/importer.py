@@ -103,7 +103,7 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = 
         model, data = upgrade_opset(model), None
     # the model's bytes parsed once (the rows' mirror), its small initializers read from them
     mirrored = mirror_graph(data) if data is not None else None
-    columns = initializer_columns(mirrored.initializer[:]) if mirrored is not None else None
+    columns = initializer_columns(mirrored.initializer) if mirrored is not None else None
     skeleton = model if columns is not None and columns.most_elements is not None \
         and columns.most_elements <= _SKELETON_LIMIT else _skeleton(model)  # (no large initializer to leave out)
     if skeleton is not model:
@@ -111,7 +111,12 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = 
     # onnx.checker (on a large model in a child process, beside the import), check_structure's messages
     check = limits.start_check(model.graph, skeleton, where, data if skeleton is model else None)
     try:
-        graph = Importer(model, filename, skeleton, check, weights=weights, prepared=(mirrored, columns)).run()
+        importer = Importer(model, filename, skeleton, check, weights=weights, prepared=(mirrored, columns))
+        del mirrored, columns  # (the importer's now: it lets them go as soon as it has read them)
+        try:
+            graph = importer.run()
+        finally:
+            importer.close()
         from archc.frontends.onnx.patterns import fuse
 
         fuse(graph)  # functions exporters write out (GELU, SiLU, layer norm) become native ops
@@ -205,6 +210,12 @@ class Importer(StaticValues, GenericNodes, Walk):
         #: from_onnx made them already (it reads the initializers first to tell whether a skeleton is needed)
         self._prepared = prepared
 
+    def close(self) -> None:
+        """Let go of everything the import held (records, rows, the model's parsed bytes). An import's
+        parts refer to one another (the types' callbacks are its methods): without this, that cycle
+        would keep them until the collector runs, which the command line pauses while it works."""
+        self.__dict__.clear()
+
     def run(self) -> Graph:
         """The IR of the model."""
         self.converters = CONVERTERS
@@ -218,6 +229,7 @@ class Importer(StaticValues, GenericNodes, Walk):
         # each node's fields, read once (reading a protobuf field costs what a dict lookup does, many times over)
         data = self.check.data if self.check is not None else None
         mirrored, columns = self._prepared
+        self._prepared = (None, None)
         if mirrored is None and data is not None:
             mirrored = mirror_graph(data)  # (the model's bytes, parsed once)
         rows = node_rows(g, data, mirrored)
@@ -225,7 +237,7 @@ class Importer(StaticValues, GenericNodes, Walk):
         self._readers = lambda: chain(chain.from_iterable(row[3] for row in rows), (out.name for out in g.output))
         # (the initializers' bytes where the checker's input is the model itself, not a skeleton without its large ones)
         if columns is None and mirrored is not None and self.skeleton is self.model:
-            columns = initializer_columns(mirrored.initializer[:])
+            columns = initializer_columns(mirrored.initializer)
         self._read_initializers(g, columns)
         for vi in g.input:
             if vi.name not in self.values:
