@@ -28,7 +28,7 @@ from archc.pysource import identifier, is_identifier, literal
 
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
            "Lowered", "place", "attribute", "HOLE", "split_numbers",
-           "spread_at", "frozen_attrs", "fill_resets"]
+           "spread_at", "fill_resets"]
 
 #: Marks a hole in generated text: HOLE + index + HOLE (no digit of it is ever read as a number).
 HOLE = "\x00"
@@ -247,17 +247,6 @@ def with_holes(body: Body, source: str, node: str | None = None, forward: bool =
     return "".join(out)
 
 
-def frozen_attrs(attrs: dict[str, Any]) -> Any:
-    """A node's attributes as a hashable key (their repr where a value is a list or dict); with
-    each value's type, since 1, 1.0 and True are equal but are written differently."""
-    items = (tuple(attrs.items()), tuple(map(type, attrs.values())))
-    try:
-        hash(items)
-    except TypeError:
-        return repr(attrs)
-    return items
-
-
 def spread_at(inputs: list[Value], values: tuple[Value, ...]) -> int | None:
     """Where ``values`` (a variadic formal's) occur in a row in ``inputs`` (the first place), or None."""
     n = len(values)
@@ -315,7 +304,6 @@ class Lowered:
         self._node_resets: dict[str, tuple[str, ...]] = {}
         #: (text key, attribute) -> where its value shows in the node's texts (torch_args' probes)
         self.probed: dict[tuple[str, str], Any] = {}
-        self._attrs_keys: dict[str, Any] = {}
         self._module_forms: dict[int, bool] = {}
         #: functional nodes written as their op's module form (links of an nn.Sequential class)
         self.as_module: set[str] = set()
@@ -363,19 +351,6 @@ class Lowered:
         """Distinct nodes that read an output of ``name``."""
         return sorted(self.graph.users(name))
 
-    def attrs_key(self, node: Node) -> Any:
-        """:func:`frozen_attrs` of the node's attributes, computed once."""
-        found = self._attrs_keys.get(node.name)
-        if found is None:  # frozen_attrs, inline: asked once per node
-            attrs = node.attrs
-            found = (tuple(attrs.items()), tuple(map(type, attrs.values())))
-            try:
-                hash(found)
-            except TypeError:
-                found = repr(attrs)
-            self._attrs_keys[node.name] = found
-        return found
-
     def reset_texts(self, node: Node) -> tuple[str, ...]:
         """The op's reset statements for ``node`` (:meth:`OpDef.torch_reset`) with a marker for
         its module (:func:`fill_resets` puts the module's expression there), asked of the op once
@@ -412,12 +387,18 @@ class Lowered:
         types are hashed once per node, not on every look-up)."""
         found = self._text_keys.get(node.name)
         if found is None:
-            nodes = self.nodes
-            key = [node.op, self.attrs_key(node), tuple(node.attr_exprs), node.name in self.as_module]
+            nodes, attrs = self.nodes, node.attrs
+            # the attributes with their types: 1, 1.0 and True are equal but are written differently
+            key = [node.op, tuple(attrs.items()), tuple(map(type, attrs.values())), tuple(node.attr_exprs),
+                   node.name in self.as_module]
             for v in node.inputs:  # each type as its fields: a TensorType's hash is a Python-level call
                 read = nodes[v.node].outputs[v.out]
                 key += (read.shape, read.dtype)
-            found = self._text_numbers.setdefault(tuple(key), len(self._text_numbers))
+            try:
+                found = self._text_numbers.setdefault(tuple(key), len(self._text_numbers))
+            except TypeError:  # an unhashable attribute value (a list): the attributes by their repr
+                key[1], key[2] = repr(attrs), None
+                found = self._text_numbers.setdefault(tuple(key), len(self._text_numbers))
             self._text_keys[node.name] = found
         return found
 

@@ -38,8 +38,7 @@ class Signatures:
 
     def add(self, inst: Instance) -> tuple[int, int]:
         """``inst``'s (shape, signature); its child instances must have been added."""
-        lowered = self.writer.lowered
-        nodes, attrs_key = lowered.nodes, lowered.attrs_key
+        nodes = self.writer.lowered.nodes
         members = inst.members
         formal = {(v.node, v.out): (i, j) for i, values in enumerate(inst.inputs) for j, v in enumerate(values)}
         cut = len(inst.path) + 1 if inst.path else 0
@@ -66,24 +65,28 @@ class Signatures:
 
         shape: list[Any] = [info.block if info else None, tuple(inst.formals),
                             tuple(map(refs, inst.inputs)), refs(inst.outputs)]
-        types = []  # each type as its fields: a TensorType's hash is a Python-level call
+        # the numbers in one flat list: the shape fixes where each one stands. Each type as
+        # its fields (a TensorType's hash is a Python-level call); each attribute value with
+        # its type (1, 1.0 and True are equal but are written differently)
+        numbers: list[Any] = []
         for values in inst.inputs:
             for v in values:
                 read = nodes[v.node].outputs[v.out]
-                types += (read.shape, read.dtype)
-        numbers: list[Any] = [tuple(types)]
+                numbers += (read.shape, read.dtype)
+        kinds: list[type] = []
         of = self.of
         add_shape, add_number = shape.append, numbers.append
         for item in inst.items:
             if type(item) is Node:
-                inputs = item.inputs
+                inputs, attrs = item.inputs, item.attrs
                 if len(inputs) == 1 and not spread:  # refs, inline for the common case
                     node, out = inputs[0].node, inputs[0].out
                     read = ((node[cut:], out),) if node in members else (formal.get((node, out)) or ("", node, out),)
                 else:
                     read = refs(inputs)
-                add_shape((item.name[cut:], item.op, tuple(item.attrs), len(item.outputs), read))
-                add_number(attrs_key(item))
+                add_shape((item.name[cut:], item.op, tuple(attrs), len(item.outputs), read))
+                numbers += attrs.values()
+                kinds += map(type, attrs.values())
             else:
                 child_shape, child_signature = of[id(item)]
                 add_shape((item.path[cut:], child_shape, tuple(map(refs, item.inputs)), refs(item.outputs)))
@@ -91,7 +94,10 @@ class Signatures:
         if self.writer.tied:
             shape.append(tuple((n[cut:], p, o[cut:], q) for n, p, o, q in self.writer.own_ties(inst)))
         shape_id = self._shapes.setdefault(tuple(shape), len(self._shapes))
-        signature = self._signatures.setdefault((shape_id, tuple(numbers)), len(self._signatures))
+        try:
+            signature = self._signatures.setdefault((shape_id, tuple(numbers), tuple(kinds)), len(self._signatures))
+        except TypeError:  # an unhashable attribute value (a list): the values by their repr
+            signature = self._signatures.setdefault((shape_id, repr(numbers), tuple(kinds)), len(self._signatures))
         of[id(inst)] = (shape_id, signature)
         return shape_id, signature
 
