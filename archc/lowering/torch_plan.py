@@ -300,6 +300,8 @@ class Lowered:
         #: (text key, argument texts, module text) -> the op's forward text
         self._forwards: dict[tuple, str] = {}
         self._tree_pieces: dict[int, tuple[Any, tuple[int, ...]]] = {}
+        #: (text key, has a module) -> a node's texts as relowering compares them (torch_reuse)
+        self.replays: dict[tuple[int, bool], tuple] = {}
         self._resets: dict[int, tuple[str, ...]] = {}
         self._node_resets: dict[str, tuple[str, ...]] = {}
         #: (text key, attribute) -> where its value shows in the node's texts (torch_args' probes)

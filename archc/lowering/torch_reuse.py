@@ -142,26 +142,33 @@ def _texts(writer: Any, inst: Instance, access: dict[str, str]) -> tuple[list[An
     """The text pieces and the numbers of every hole-making text :meth:`lower` writes for
     ``inst``, in its order: the module tree (constructors, parameters, child constructor calls
     and ``nn.Sequential`` children), then each node's forward expression."""
-    tree_piece = writer.lowered.tree_piece
-    forward_text = writer.forward_text
-    pieces: list[Any] = []
-    numbers: list[Any] = []
-    nodes = []
-    for item in inst.items:
-        if type(item) is Node:
-            piece, values = tree_piece(item)
-            pieces.append(piece)
-            numbers.extend(values)
-            nodes.append(item)
-        else:
-            _child_texts(writer, item, pieces, numbers)
+    lowered = writer.lowered
+    text_key, replays = lowered.text_key, lowered.replays
     spread = writer.spread_values(inst)
     cut = len(inst.path) + 1 if inst.path else 0
-    for item in nodes:
-        text, values = split_numbers(forward_text(item, item.name[cut:] in access, spread))
-        pieces.append(text)
-        numbers.extend(values)
-    return pieces, numbers
+    pieces: list[Any] = []
+    numbers: list[Any] = []
+    forwards: list[Any] = []
+    forward_numbers: list[Any] = []
+    for item in inst.items:
+        if type(item) is Node:
+            has_module = item.name[cut:] in access
+            if spread:  # the forward text depends on where the variadic values stand
+                piece, values = lowered.tree_piece(item)
+                found = (piece, values, *split_numbers(writer.forward_text(item, has_module, spread)))
+            else:  # what a node of this text key writes, looked up once
+                key = (text_key(item), has_module)
+                found = replays.get(key)
+                if found is None:
+                    piece, values = lowered.tree_piece(item)
+                    found = replays[key] = (piece, values, *split_numbers(writer.forward_text(item, has_module, None)))
+            pieces.append(found[0])
+            numbers += found[1]
+            forwards.append(found[2])
+            forward_numbers += found[3]
+        else:
+            _child_texts(writer, item, pieces, numbers)
+    return pieces + forwards, numbers + forward_numbers
 
 
 def _child_texts(writer: Any, child: Instance, pieces: list[Any], numbers: list[Any]) -> None:
