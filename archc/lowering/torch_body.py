@@ -35,7 +35,6 @@ _MODULE = "\x02"
 
 
 _NO_LABELS: Mapping[str, str] = {}
-_ARG_MARK = re.compile(f"{_ARG}[a-z]+{_ARG}")
 _WHOLE_LIST = re.compile(r"\[\*([A-Za-z_][A-Za-z0-9_]*)\]")
 
 
@@ -52,6 +51,16 @@ def _placeholder(i: int) -> str:
 def _placeholders(n: int) -> tuple[str, ...]:
     """Stand-ins for a node's input names in its op's forward text (replaced in one pass)."""
     return tuple(_placeholder(i) for i in range(n))
+
+
+def _filled(sources: list[str]) -> dict[str, str]:
+    """The letters of each placeholder (:func:`_placeholders`, without its marks) -> its input's name."""
+    return dict(zip(_letters(len(sources)), sources))
+
+
+@functools.lru_cache(maxsize=None)
+def _letters(n: int) -> tuple[str, ...]:
+    return tuple(p[1:-1] for p in _placeholders(n))
 
 
 class BodyWriter:
@@ -270,14 +279,17 @@ class BodyWriter:
             at = spread_at(node.inputs, values)
             if at is not None:
                 sources[at:at + len(values)] = [f"*{name}"]
-        placeholders = _placeholders(len(sources))
         raw = self.forward_text(node, local in access, next(iter(spread), None))
         expr = with_holes(body, raw, local, forward=True)
         if _ARG in expr:
-            filled = dict(zip(placeholders, sources))
-            expr = _ARG_MARK.sub(lambda m: filled[m.group()], expr)
-            # a list of exactly the variadic input is that list (TorchScript has no [*xs])
-            expr = _WHOLE_LIST.sub(r"\1", expr)
+            # each placeholder is _ARG, letters, _ARG (no other text has _ARG): every second
+            # piece between the marks names an input
+            parts = expr.split(_ARG)
+            filled = _filled(sources)
+            parts[1::2] = [filled[letters] for letters in parts[1::2]]
+            expr = "".join(parts)
+            if "[*" in expr:  # a list of exactly the variadic input is that list (TorchScript has no [*xs])
+                expr = _WHOLE_LIST.sub(r"\1", expr)
         expr = expr.replace(_MODULE, access.get(local, ""))
         targets = [names.bind((node.name, k), local if k == 0 else f"{local}_{k}")
                    for k in range(len(node.outputs))]

@@ -238,12 +238,16 @@ def with_holes(body: Body, source: str, node: str | None = None, forward: bool =
     pieces, values = split_numbers(source)
     if not values:
         return source
+    holes = body.holes
+    first = len(holes)
+    holes += values
+    if node is not None:
+        sites = body.sites
+        for position in range(len(values)):
+            sites[first + position] = (node, position, forward)
     out = [pieces[0]]
-    for position, (value, piece) in enumerate(zip(values, pieces[1:])):
-        out.append(body.hole(value))
-        if node is not None:
-            body.sites[len(body.holes) - 1] = (node, position, forward)
-        out.append(piece)
+    for index, piece in enumerate(pieces[1:], first):  # (Body.hole's marker, inline)
+        out += (HOLE, str(index), HOLE, piece)
     return "".join(out)
 
 

@@ -214,8 +214,8 @@ class _Planner:
                     self._join(self.by_key[key], bodies)
                     continue
                 args = self._resolve(key, bodies)
-                same = next((c for c in self.classes if c.block == block and c.args == args
-                             and c.bodies[0].skeleton == bodies[0].skeleton), None)
+                same = next((c for c in self.classes if c.block == block
+                             and c.bodies[0].skeleton == bodies[0].skeleton and c.args == args), None)
                 if same is not None:  # the class written for instances nested deeper: the same code
                     self._join(same, bodies)
                     continue
