@@ -77,6 +77,10 @@ class BodyWriter:
         self.call_of = call_of
         self._sequential: dict[int, tuple[list[Node | Instance] | None, bool]] = \
             earlier._sequential if earlier is not None else {}
+        #: instance signature (:class:`~archc.lowering.torch_reuse.Signatures`) -> what was decided
+        #: for an instance of it: (written inline?, a Sequential class?, the nodes written in module form)
+        self._decided: dict[int, tuple[bool, bool, tuple[str, ...]]] = \
+            earlier._decided if earlier is not None else {}
         #: (node, its parameter, owner node, owner's parameter) of every tied parameter
         # (the meta read inline, as tied_params does: a call per node otherwise)
         self.tied = [(n.name, p, owner, op) for n in self.lowered.order if TIE_META in n.meta
@@ -85,10 +89,11 @@ class BodyWriter:
         self._labels_within: dict[str, dict[str, str]] | None = None
 
     # -- what becomes an nn.Sequential ----------------------------------------------------------
-    def as_sequential(self, inst: Instance) -> list[Node | Instance] | None:
+    def as_sequential(self, inst: Instance, signature: int | None = None) -> list[Node | Instance] | None:
         """The items of an instance written where it is used as ``nn.Sequential(...)``: a chain
-        of modules and block instances named 0, 1, ... (else None)."""
-        return self._decide(inst)[0]
+        of modules and block instances named 0, 1, ... (else None). ``signature``: the
+        instance's, where known: an instance of a signature met before is decided alike."""
+        return self._decide(inst, signature)[0]
 
     def sequential_class(self, inst: Instance) -> bool:
         """Whether the instance's class is an ``nn.Sequential`` subclass: a chain whose names
@@ -96,11 +101,24 @@ class BodyWriter:
         RegNet's ``block1-0``), which a module reaches as ``self[0]``, not ``getattr``."""
         return self._decide(inst)[1]
 
-    def _decide(self, inst: Instance) -> tuple[list[Node | Instance] | None, bool]:
+    def _decide(self, inst: Instance, signature: int | None = None) -> tuple[list[Node | Instance] | None, bool]:
         key = id(inst)
         found = self._sequential.get(key)
         if found is None:
-            found = self._sequential[key] = self._find_sequential(inst)
+            decided = self._decided.get(signature) if signature is not None else None
+            if decided is None:
+                found = self._find_sequential(inst)
+                if signature is not None:
+                    cut = len(inst.path) + 1 if inst.path else 0
+                    forms = tuple(n.name[cut:] for n in inst.items if type(n) is Node and n.name in self.lowered.as_module)
+                    self._decided[signature] = (found[0] is not None, found[1], forms)
+            else:  # equal signatures: equal names, wiring and op texts, so the same decision
+                inline, sequential_class, forms = decided
+                prefix = inst.path + "." if inst.path else ""
+                for local in forms:
+                    self.lowered.write_as_module(self.lowered.nodes[prefix + local])
+                found = (inst.items if inline else None, sequential_class)
+            self._sequential[key] = found
         return found
 
     def _find_sequential(self, inst: Instance) -> tuple[list[Node | Instance] | None, bool]:

@@ -140,7 +140,7 @@ class _Planner:
         """``inst`` lowered (reused or re-lowered from an instance lowered alike where it can
         be); None for an instance written inline as ``nn.Sequential(...)``."""
         shape, signature = self.keys.of.get(id(inst)) or self.keys.add(inst)
-        if self.writer.as_sequential(inst) is not None:
+        if self.writer.as_sequential(inst, signature) is not None:
             return None
         known = memo.lowered.get(signature)
         if known is not None:
