@@ -168,7 +168,7 @@ class BodyWriter:
     # -- one instance ----------------------------------------------------------------------------
     def lower(self, inst: Instance) -> Body:
         body = Body(inst, tree={}, sequential=self.sequential_class(inst))
-        names = VarNames(set(self.lowered.reserved))
+        names = VarNames(self.lowered.reserved)
         spread: dict[tuple[Value, ...], str] = {}
         variadic = bool(inst.info and inst.info.formals and inst.info.formals[-1].endswith("..."))
         for i, (formal, values) in enumerate(zip(inst.formals, inst.inputs)):
@@ -211,10 +211,12 @@ class BodyWriter:
                 and not any(tie[0] in c.members and tie[2] in c.members for c in children)]
 
     def _tree(self, body: Body, inst: Instance) -> None:
+        tree, lowered = body.tree, self.lowered
+        cut = len(inst.path) + 1 if inst.path else 0
         for item in inst.items:
-            if isinstance(item, Node):
-                op, ins, ctor, tensor = self.lowered(item)
-                local = inst.local(item.name)
+            if type(item) is Node:
+                op, ins, ctor, tensor = lowered(item)
+                local = item.name[cut:]
                 if ctor is not None:
                     leaf = Leaf("module", with_holes(body, ctor, local), node=item)
                 elif tensor is not None:
@@ -223,10 +225,13 @@ class BodyWriter:
                                 buffer=own is not None and own.buffer)
                 else:
                     continue
-                place(body.tree, local.split("."), leaf, item.name, item.location)
+                if "." in local or local in tree or local.startswith("__"):  # (else place's answer: a new key)
+                    place(tree, local.split("."), leaf, item.name, item.location)
+                else:
+                    tree[local] = leaf
             else:
-                local = inst.local(item.path)
-                place(body.tree, local.split("."), self._child_leaf(body, item, local), item.path, None)
+                local = item.path[cut:]
+                place(tree, local.split("."), self._child_leaf(body, item, local), item.path, None)
 
     def _child_leaf(self, body: Body, child: Instance, local: str) -> Leaf:
         items = self.as_sequential(child)

@@ -269,7 +269,7 @@ class VarNames:
     """Python names for values inside one class: the spec's local names, made unique."""
 
     def __init__(self, taken: set[str] | None = None) -> None:
-        self.namespace = Namespace(set(_RESERVED) | (taken or set()))
+        self.namespace = Namespace(_RESERVED.union(taken) if taken else _RESERVED)  # (Namespace copies it)
         #: (node, output) -> its name (a pair, not a Value: a Value's hash is a Python-level call)
         self.names: dict[tuple[str, int], str] = {}
 
