@@ -395,7 +395,8 @@ class Lowered:
         if found is None:
             nodes, attrs = self.nodes, node.attrs
             # the attributes with their types: 1, 1.0 and True are equal but are written differently
-            key = [node.op, tuple(attrs.items()), tuple(map(type, attrs.values())), tuple(node.attr_exprs),
+            values = attrs.values()
+            key = [node.op, tuple(attrs), tuple(values), tuple(map(type, values)), tuple(node.attr_exprs),
                    node.name in self.as_module]
             for v in node.inputs:  # each type as its fields: a TensorType's hash is a Python-level call
                 read = nodes[v.node].outputs[v.out]
@@ -403,7 +404,7 @@ class Lowered:
             try:
                 found = self._text_numbers.setdefault(tuple(key), len(self._text_numbers))
             except TypeError:  # an unhashable attribute value (a list): the attributes by their repr
-                key[1], key[2] = repr(attrs), None
+                key[1:4] = repr(attrs), None, None
                 found = self._text_numbers.setdefault(tuple(key), len(self._text_numbers))
             self._text_keys[node.name] = found
         return found
