@@ -264,25 +264,7 @@ class BodyWriter:
         records each container's kind in ``body.containers``. ``chained``: the first children of
         the tree's chains (:meth:`_chains`), by id."""
         access: dict[str, str] = {}
-
-        def walk(level: dict[str, Any], expr: str, path: tuple[str, ...], kind: str) -> None:
-            for position, (seg, sub) in enumerate(level.items()):
-                here = path + (seg,)
-                _check_name(seg, kind, sub, body.instance, here)
-                if kind == "root" and body.sequential:  # an nn.Sequential class: by position
-                    sub_expr = f"self[{position}]"
-                elif kind == "root" or (isinstance(sub, Leaf) and sub.kind == "param"):
-                    sub_expr = attribute(expr, seg)
-                elif kind in ("seq", "list"):
-                    sub_expr = f"{expr}[{int(seg)}]"
-                else:
-                    sub_expr = f"{expr}[{literal(seg)}]"
-                access[".".join(here)] = sub_expr
-                if isinstance(sub, dict):
-                    body.containers[here] = self._kind(sub, chained)
-                    walk(sub, sub_expr, here, body.containers[here])
-
-        walk(body.tree, "self", (), "root")
+        _walk_access(self, body, chained, access, body.tree, "self", (), "root")
         return access
 
     def _kind(self, level: dict[str, Any], chained: Mapping[int, Any]) -> str:
@@ -365,6 +347,27 @@ class BodyWriter:
         targets = [names.bind((v.node, v.out), local if len(child.outputs) == 1 else f"{local}_{k}")
                    for k, v in enumerate(child.outputs)]
         return Stmt(targets, f"{access[local]}({', '.join(args)})")
+
+
+def _walk_access(writer: BodyWriter, body: Body, chained: Mapping[int, Any], access: dict[str, str],
+                 level: dict[str, Any], expr: str, path: tuple[str, ...], kind: str) -> None:
+    """:meth:`BodyWriter._access` for one level of the module tree (a function, not a closure
+    that calls itself: that would be a reference cycle, kept until a collection)."""
+    for position, (seg, sub) in enumerate(level.items()):
+        here = path + (seg,)
+        _check_name(seg, kind, sub, body.instance, here)
+        if kind == "root" and body.sequential:  # an nn.Sequential class: by position
+            sub_expr = f"self[{position}]"
+        elif kind == "root" or (isinstance(sub, Leaf) and sub.kind == "param"):
+            sub_expr = attribute(expr, seg)
+        elif kind in ("seq", "list"):
+            sub_expr = f"{expr}[{int(seg)}]"
+        else:
+            sub_expr = f"{expr}[{literal(seg)}]"
+        access[".".join(here)] = sub_expr
+        if isinstance(sub, dict):
+            body.containers[here] = writer._kind(sub, chained)
+            _walk_access(writer, body, chained, access, sub, sub_expr, here, body.containers[here])
 
 
 def _links(writer: BodyWriter, inst: Instance, items: list[Node | Instance]) -> list[Node] | None:

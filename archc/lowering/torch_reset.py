@@ -54,18 +54,18 @@ def _resetting_leaves(body: Body) -> list[tuple[bool, str, str]]:
     """(an nn.Sequential child?, local name, module expression) of each leaf of the body's module
     tree that resets, in tree order: its modules and tensors, and its nn.Sequential children."""
     found: list[tuple[bool, str, str]] = []
-
-    def walk(level: dict, path: tuple[str, ...]) -> None:
-        for seg, sub in level.items():
-            here = path + (seg,)
-            if isinstance(sub, dict):
-                walk(sub, here)
-            elif sub.kind in ("module", "param", "sequential"):
-                local = ".".join(here)
-                found.append((sub.kind == "sequential", local, body.access[local]))
-
-    walk(body.tree, ())
+    _walk_leaves(body.tree, (), body.access, found)
     return found
+
+
+def _walk_leaves(level: dict, path: tuple[str, ...], access: dict[str, str], found: list[tuple[bool, str, str]]) -> None:
+    for seg, sub in level.items():
+        here = path + (seg,)
+        if isinstance(sub, dict):
+            _walk_leaves(sub, here, access, found)
+        elif sub.kind in ("module", "param", "sequential"):
+            local = ".".join(here)
+            found.append((sub.kind == "sequential", local, access[local]))
 
 
 def _sequential_resets(instance: Instance, access: str, lowered: Lowered,

@@ -47,21 +47,27 @@ class Signatures:
         variadic = info is not None and info.formals and info.formals[-1].endswith("...")
         spread = self.writer.spread_values(inst) if variadic else None
 
-        def refs(values: list[Value]) -> tuple:
+        def plain(values: list[Value]) -> tuple:
             # a value made inside by its local name; a formal's by its place; one read from
             # outside by its full name (the same value, of the same type, in every instance)
-            at = spread_at(values, spread) if spread else None
-            if at is None:
-                out = []
-                for v in values:
-                    node = v.node
-                    if node in members:
-                        out.append((node[cut:], v.out))
-                    else:
-                        where = (node, v.out)
-                        out.append(formal.get(where) or ("", *where))
-                return tuple(out)
-            return (*refs(values[:at]), "*", *refs(values[at + len(spread):]))
+            out = []
+            for v in values:
+                node = v.node
+                if node in members:
+                    out.append((node[cut:], v.out))
+                else:
+                    where = (node, v.out)
+                    out.append(formal.get(where) or ("", *where))
+            return tuple(out)
+
+        def refs(values: list[Value]) -> tuple:
+            # each run of the variadic values read whole as "*" (a loop: a closure that called
+            # itself would be a reference cycle, kept until a collection)
+            found: list[Any] = []
+            while spread and (at := spread_at(values, spread)) is not None:
+                found += (*plain(values[:at]), "*")
+                values = values[at + len(spread):]
+            return (*found, *plain(values)) if found else plain(values)
 
         shape: list[Any] = [info.block if info else None, tuple(inst.formals),
                             tuple(map(refs, inst.inputs)), refs(inst.outputs)]
