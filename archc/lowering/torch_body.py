@@ -108,9 +108,10 @@ class BodyWriter:
             decided = self._decided.get(signature) if signature is not None else None
             if decided is None:
                 found = self._find_sequential(inst)
-                if signature is not None:
+                if signature is not None:  # (only a Sequential class writes nodes in module form)
                     cut = len(inst.path) + 1 if inst.path else 0
-                    forms = tuple(n.name[cut:] for n in inst.items if type(n) is Node and n.name in self.lowered.as_module)
+                    forms = tuple([n.name[cut:] for n in inst.items if type(n) is Node and n.name in self.lowered.as_module]
+                                  if found[1] else ())
                     self._decided[signature] = (found[0] is not None, found[1], forms)
             else:  # equal signatures: equal names, wiring and op texts, so the same decision
                 inline, sequential_class, forms = decided
