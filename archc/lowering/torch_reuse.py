@@ -18,7 +18,7 @@ infers them from its attributes and input types.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from archc.ir.graph import Node, Value
 from archc.lowering.torch_plan import Body, Instance, Stmt, split_numbers, spread_at
@@ -46,29 +46,7 @@ class Signatures:
         # a variadic formal read only whole (torch.cat(features)) is one name whatever its length
         variadic = info is not None and info.formals and info.formals[-1].endswith("...")
         spread = self.writer.spread_values(inst) if variadic else None
-
-        def plain(values: list[Value]) -> tuple:
-            # a value made inside by its local name; a formal's by its place; one read from
-            # outside by its full name (the same value, of the same type, in every instance)
-            out = []
-            for v in values:
-                node = v.node
-                if node in members:
-                    out.append((node[cut:], v.out))
-                else:
-                    where = (node, v.out)
-                    out.append(formal.get(where) or ("", *where))
-            return tuple(out)
-
-        def refs(values: list[Value]) -> tuple:
-            # each run of the variadic values read whole as "*" (a loop: a closure that called
-            # itself would be a reference cycle, kept until a collection)
-            found: list[Any] = []
-            while spread and (at := spread_at(values, spread)) is not None:
-                found += (*plain(values[:at]), "*")
-                values = values[at + len(spread):]
-            return (*found, *plain(values)) if found else plain(values)
-
+        refs = _refs(members, formal, cut, spread)
         shape: list[Any] = [info.block if info else None, tuple(inst.formals),
                             tuple(map(refs, inst.inputs)), refs(inst.outputs)]
         # the numbers in one flat list: the shape fixes where each one stands. Each type as
@@ -106,6 +84,37 @@ class Signatures:
             signature = self._signatures.setdefault((shape_id, repr(numbers), tuple(kinds)), len(self._signatures))
         of[id(inst)] = (shape_id, signature)
         return shape_id, signature
+
+
+def _refs(members: set[str], formal: dict[tuple[str, int], tuple[int, int]], cut: int,
+          spread: tuple[Value, ...] | None) -> Callable[[list[Value]], tuple]:
+    """How an instance's key names the values it reads or makes: one made inside by its local
+    name; a formal's by its place; one read from outside by its full name (the same value, of
+    the same type, in every instance); each run of the variadic values read whole as "*".
+    (Closures that do not call themselves: no reference cycle left for a collection.)"""
+
+    def plain(values: list[Value]) -> tuple:
+        out = []
+        for v in values:
+            node = v.node
+            if node in members:
+                out.append((node[cut:], v.out))
+            else:
+                where = (node, v.out)
+                out.append(formal.get(where) or ("", *where))
+        return tuple(out)
+
+    if not spread:
+        return plain
+
+    def refs(values: list[Value]) -> tuple:
+        found: list[Any] = []
+        while (at := spread_at(values, spread)) is not None:
+            found += (*plain(values[:at]), "*")
+            values = values[at + len(spread):]
+        return (*found, *plain(values)) if found else plain(values)
+
+    return refs
 
 
 def reuse(writer: Any, body: Body, inst: Instance, holes: list[Any] | None = None) -> Body:
