@@ -118,29 +118,27 @@ def instance_tree(graph: Graph, nodes: list[Node] | None = None) -> Instance:
     nodes = list(graph.nodes()) if nodes is None else nodes
     root = Instance("", None, formals=list(graph.inputs), inputs=[[Value(n)] for n in graph.inputs])
     by_path: dict[str, Instance] = {"": root}
-    open_paths: set[str] = {""}
     scope: tuple[BlockInstance, ...] | None = None
     chain: list[Instance] = [root]
+    add_item, add_member = root.items.append, root.members.add  # the innermost open instance's
     for node in nodes:
         if node.op == "input":
             continue
-        if node.scope is scope:  # the previous node's instance (the common case): same chain
-            chain[-1].items.append(node)
-            continue
-        scope = node.scope
-        chain = [root]
-        for info in node.scope:
-            inst = by_path.get(info.path)
-            if inst is None:
-                inst = Instance(info.path, info, formals=_formal_names(info), inputs=_formal_values(info))
-                by_path[info.path] = inst
-                chain[-1].items.append(inst)
-                chain[-1].children.append(inst)
-            elif info.path not in open_paths:  # its nodes are not consecutive: write the graph flat
-                return _flat(graph, nodes)
-            chain.append(inst)
-        chain[-1].items.append(node)
-        open_paths = {inst.path for inst in chain}
+        if node.scope is not scope:  # else the previous node's instance (the common case)
+            scope, previous, chain = node.scope, chain, [root]
+            for info in scope:
+                inst = by_path.get(info.path)
+                if inst is None:
+                    inst = Instance(info.path, info, formals=_formal_names(info), inputs=_formal_values(info))
+                    by_path[info.path] = inst
+                    chain[-1].items.append(inst)
+                    chain[-1].children.append(inst)
+                elif all(open_ is not inst for open_ in previous):  # its nodes are not consecutive
+                    return _flat(graph, nodes)
+                chain.append(inst)
+            add_item, add_member = chain[-1].items.append, chain[-1].members.add
+        add_item(node)
+        add_member(node.name)
     _set_members(by_path)
     _set_outputs(root, graph, nodes, by_path)
     if any(not inst.outputs for path, inst in by_path.items() if path):
@@ -151,16 +149,13 @@ def instance_tree(graph: Graph, nodes: list[Node] | None = None) -> Instance:
 
 
 def _set_members(by_path: dict[str, Instance]) -> None:
-    """Each instance's members: its own nodes, then its children's members (children were
-    made after their parents, so walking backwards meets every child first); set unions
-    rather than one insertion per node and enclosing instance."""
+    """Each instance's members: its own nodes (added as the tree was built), then its children's
+    members (children were made after their parents, so walking backwards meets every child
+    first); set unions rather than one insertion per node and enclosing instance."""
     for inst in reversed(by_path.values()):
         members = inst.members
-        for item in inst.items:
-            if type(item) is Node:
-                members.add(item.name)
-            else:
-                members |= item.members
+        for child in inst.children:
+            members |= child.members
 
 
 def _formal_names(info: BlockInstance) -> list[str]:
@@ -210,8 +205,9 @@ def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[
     for value in graph.outputs.values():  # read outside every instance
         for info in scopes[value.node]:
             found[info.path].setdefault((value.node, value.out), value)
-    for path, values in found.items():
-        by_path[path].outputs = sorted(values.values(), key=lambda v: (order[v.node], v.out))
+    for path, values in found.items():  # (one output, the common case: nothing to sort)
+        by_path[path].outputs = sorted(values.values(), key=lambda v: (order[v.node], v.out)) \
+            if len(values) > 1 else list(values.values())
 
 
 # -- one instance, lowered with holes -----------------------------------------------------------
