@@ -113,10 +113,7 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = 
     try:
         importer = Importer(model, filename, skeleton, check, weights=weights, prepared=(mirrored, columns))
         del mirrored, columns  # (the importer's now: it lets them go as soon as it has read them)
-        try:
-            graph = importer.run()
-        finally:
-            importer.close()
+        graph = importer.run()
         from archc.frontends.onnx.patterns import fuse
 
         fuse(graph)  # functions exporters write out (GELU, SiLU, layer norm) become native ops
@@ -210,12 +207,6 @@ class Importer(StaticValues, GenericNodes, Walk):
         #: from_onnx made them already (it reads the initializers first to tell whether a skeleton is needed)
         self._prepared = prepared
 
-    def close(self) -> None:
-        """Let go of everything the import held (records, rows, the model's parsed bytes). An import's
-        parts refer to one another (the types' callbacks are its methods): without this, that cycle
-        would keep them until the collector runs, which the command line pauses while it works."""
-        self.__dict__.clear()
-
     def run(self) -> Graph:
         """The IR of the model."""
         self.converters = CONVERTERS
@@ -229,7 +220,7 @@ class Importer(StaticValues, GenericNodes, Walk):
         # each node's fields, read once (reading a protobuf field costs what a dict lookup does, many times over)
         data = self.check.data if self.check is not None else None
         mirrored, columns = self._prepared
-        self._prepared = (None, None)
+        self._prepared = (None, None)  # (the mirror is freed once read: the importer lives in a reference cycle)
         if mirrored is None and data is not None:
             mirrored = mirror_graph(data)  # (the model's bytes, parsed once)
         rows = node_rows(g, data, mirrored)
