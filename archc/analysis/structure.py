@@ -43,6 +43,8 @@ GATE_PATH = frozenset({"scale", "affine", "identity", "reshape", "merge_sub"})
 #: roles whose ops may raise resolution (by role, or a transposed conv / unknown op by shapes)
 _MAY_UPSAMPLE = UPSAMPLING | {"layer", "other"}
 _INT_DTYPES = ("int", "uint", "bool")
+#: dtypes known not to be integers (a set lookup, before the prefix test, for most nodes)
+_FLOAT_DTYPES = frozenset({"float32", "float16", "float64", "bfloat16"})
 _UNKNOWN = OpDef()  # ops not registered (e.g. a plugin missing): role 'other'
 
 
@@ -275,8 +277,8 @@ class _FlowBuilder:
             # A node reading no data producer (constants, shapes) is meta. (Only an integer output
             # may be a shape vector: test the dtype here, before a call per node.)
             outs = node.outputs
-            if j < 0 or role in META_ROLES or (
-                    len(outs) == 1 and outs[0].dtype.startswith(_INT_DTYPES) and _is_shape_vector(node, nodes)):
+            if j < 0 or role in META_ROLES or (len(outs) == 1 and outs[0].dtype not in _FLOAT_DTYPES and
+                                               outs[0].dtype.startswith(_INT_DTYPES) and _is_shape_vector(node, nodes)):
                 visited[name] = -1
                 continue
             # A node reading one value: its producer heads its chain's facts and dominates it.
@@ -291,8 +293,13 @@ class _FlowBuilder:
             layer = parametric[i] = role in PARAMETRIC
             layers[i] = layers[j] + layer
             ops[i] = ops[j] + 1
-            up[i] = i if role in _MAY_UPSAMPLE and _upsamples(role, nodes[v.node].outputs[v.out].shape, node) \
-                else up[j]
+            if role in _MAY_UPSAMPLE:
+                # (a layer keeping its input's shape, the common case, raises nothing: no call)
+                src = nodes[v.node].outputs[v.out].shape
+                up[i] = i if (role in UPSAMPLING or not outs or src != outs[0].shape) and _upsamples(role, src, node) \
+                    else up[j]
+            else:
+                up[i] = up[j]
             i += 1
         self.count = i
         return self._finish()
