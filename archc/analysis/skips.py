@@ -110,7 +110,7 @@ _KIND = operator.attrgetter("kind")
 #: access is a Python-level lookup in Python 3.11, several per join)
 _ADD, _CONCAT = Role.MERGE_ADD, Role.MERGE_CONCAT
 _IDENTITY, _PROJECTION, _INDICES, _COMPUTED = Carries.IDENTITY, Carries.PROJECTION, Carries.INDICES, Carries.COMPUTED
-_DENSE, _GATED = Kind.DENSE, Kind.GATED
+_DENSE, _GATED, _RESIDUAL, _SEQUENTIAL = Kind.DENSE, Kind.GATED, Kind.RESIDUAL, Kind.SEQUENTIAL
 _SKIP_SET = frozenset(SKIP_KINDS)
 
 
@@ -558,7 +558,7 @@ def _pointwise(node) -> bool:
 def _chains(flow: Flow, connections: list[Skip]) -> list[list[Skip]]:
     """Residual pairs in series: from a merge, follow single-use, single-producer, non-parametric
     nodes; the chain continues when this reaches the fork of another residual pair."""
-    residual = [c for c in connections if c.kind == Kind.RESIDUAL]
+    residual = [c for c in connections if c.kind == _RESIDUAL]
     by_fork: dict[int, Skip] = {}
     for c in residual:
         by_fork.setdefault(c._fork_id, c)
@@ -632,7 +632,7 @@ def _no_choice(flow: Flow, connections: list[Skip], main_of: dict[int, int]) -> 
     times, attention's query, key and value, keeps one path per read.)"""
     kinds: dict[int, bool] = {}
     for c in connections:
-        kinds[c._merge_id] = kinds.get(c._merge_id, True) and c.kind == Kind.SEQUENTIAL
+        kinds[c._merge_id] = kinds.get(c._merge_id, True) and c.kind == _SEQUENTIAL
     through = {m: main_of[m] for m, only_sequential in kinds.items() if only_sequential}
     for i in flow.slot_joins:  # (the nodes reading other than one slot)
         slots = flow.slots[i]

@@ -101,7 +101,7 @@ class Flow:
         #: graph outputs that read a data node, as ids (repeats kept)
         self.outputs: list[int] = [index[v.node] for v in graph.outputs.values() if v.node in index]
         #: data uses of each node: consuming slots plus graph outputs
-        self.uses: list[int] = [len(s) for s in self.succs]
+        self.uses: list[int] = list(map(len, self.succs))
         for o in self.outputs:
             self.uses[o] += 1
         self._pred_sets: dict[int, frozenset[int]] = {}
