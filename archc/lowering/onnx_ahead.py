@@ -1,0 +1,160 @@
+"""Drawing a model's first weights on a spare core while the build goes on.
+
+An in-process build is serial until its file is laid out: the spec is loaded, the seeded
+weights are deferred, folded into and emitted, and only then does
+:func:`archc.lowering.onnx_draw.draw_and_write` start its drawing threads. On two cores one of
+them idles through the folding, emitting and laying out (a third of ResNet-50's build before
+drawing). :func:`draw_ahead` starts one thread as soon as the deferred weights exist; it draws
+the leading arrays (in state_dict order, which is the order they are written in) into pooled
+memory, up to :data:`AHEAD_BYTES`. Whoever draws such an array later (the writer's jobs, a
+``--dtype`` conversion, ``np.asarray``) takes the values drawn ahead through
+:meth:`DrawAhead.deliver`, scaling them by the factors folding added since
+(:class:`archc.ops.weights.DeferredArray` applies them as it would to values it drew itself), so
+the values are exactly the same. An array not yet started when it is asked for is drawn by the
+asker, as without this module.
+
+Only arrays drawn whole into a given vector are drawn ahead (one piece, see
+:meth:`~archc.ops.weights.DeferredArray.pieces`): folding changes how a large array splits into
+pieces, never a small one's single piece. The scan stops at the first large array, which the
+writer needs before anything after it.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from archc.ir.graph import Graph
+from archc.lowering.onnx_draw import BLOCK_BYTES, POOL, BufferPool
+from archc.ops.weights import DeferredArray, tied_params
+
+__all__ = ["DrawAhead", "draw_ahead", "AHEAD_BYTES"]
+
+#: Bytes of values drawn ahead at most: about what one core draws while ResNet-50's graph is
+#: folded, emitted and laid out (more would wait in memory for the writer).
+AHEAD_BYTES = 16 * 2 ** 20
+_ALIGNMENT = 64
+#: Inits worth drawing ahead: random ones (a fill costs about what copying it would).
+_RANDOM = frozenset({"uniform", "xavier_uniform"})
+#: States of an array to draw ahead that holds no values yet.
+_WAITING, _DRAWING = "waiting", "drawing"
+
+
+class DrawAhead:
+    """Draws ``arrays`` (unscaled, in order) on one thread into blocks from ``pool``; each block
+    goes back to the pool once all its arrays are delivered. An array asked for before its
+    turn is dropped from the queue (the asker draws it); one that fails to draw is dropped too
+    (the asker then meets the error itself)."""
+
+    def __init__(self, arrays: list[DeferredArray], pool: BufferPool) -> None:
+        self.pool = pool
+        self._queue = [(a.key, a) for a in arrays]
+        self._numel = {a.key: a.spec.numel for a in arrays}
+        self._state: dict[str, Any] = {key: _WAITING for key, _ in self._queue}  # or (values, block)
+        self._holds: dict[int, int] = {}          # id(block) -> arrays in it not yet delivered
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="archc-draw-ahead", daemon=True)
+
+    def start(self) -> "DrawAhead":
+        self._thread.start()
+        return self
+
+    def deliver(self, key: str, start: int, stop: int, use: Callable[[np.ndarray], None]) -> bool:
+        """See :class:`archc.ops.weights.DrawnAhead`; ``use`` must not keep the values."""
+        with self._changed:
+            state = self._state.get(key)
+            if state is None:
+                return False
+            if state is _WAITING or (start, stop) != (0, self._numel[key]):
+                del self._state[key]  # the asker draws it
+                return False
+            self._changed.wait_for(lambda: self._state.get(key) is not _DRAWING)
+            drawn = self._state.pop(key, None)
+        if drawn is None:  # drawing it failed
+            return False
+        values, block = drawn
+        try:
+            use(values)
+        finally:
+            self._release(block)
+        return True
+
+    def _run(self) -> None:
+        block: np.ndarray | None = None
+        used = 0
+        for key, array in self._queue:
+            with self._changed:
+                if self._state.get(key) is not _WAITING:
+                    continue
+                self._state[key] = _DRAWING
+            size = array.nbytes
+            if block is None or used + size + _ALIGNMENT > len(block):
+                if block is not None:
+                    self._release(block)
+                block, used = self.pool.take(max(size + _ALIGNMENT, BLOCK_BYTES)), 0
+                with self._changed:
+                    self._holds[id(block)] = 1  # the thread's own, while it carves from the block
+            offset = used + (-(block.ctypes.data + used) % _ALIGNMENT)
+            values = block[offset:offset + size].view(array.dtype)
+            used = offset + size
+            self._hold(block)
+            try:
+                array.fill_unscaled(values, 0)
+                result: Any = (values, block)
+            except Exception:  # noqa: BLE001 - the asker draws it again and meets the error itself
+                self._release(block)
+                result = None
+            with self._changed:
+                if result is None:
+                    self._state.pop(key, None)
+                else:
+                    self._state[key] = result
+                self._changed.notify_all()
+        if block is not None:
+            self._release(block)
+
+    def _hold(self, block: np.ndarray) -> None:
+        with self._changed:
+            self._holds[id(block)] += 1
+
+    def _release(self, block: np.ndarray) -> None:
+        with self._changed:
+            self._holds[id(block)] -= 1
+            done = not self._holds[id(block)]
+            if done:
+                del self._holds[id(block)]
+        if done:
+            self.pool.give([block])
+
+
+def draw_ahead(graph: Graph, weights: Mapping[str, Mapping[str, Any]], limit: int = AHEAD_BYTES,
+               pool: BufferPool | None = None) -> DrawAhead | None:
+    """Start drawing the leading deferred arrays of ``weights`` (node -> parameter -> array, in
+    state_dict order) on a thread, up to ``limit`` bytes, and point those arrays at it; returns
+    the drawer, or None when nothing qualifies. Tied parameters are skipped (the emitter writes
+    their owners'), and so are fills (as cheap as copying them) and arrays not drawn into a
+    vector; the first array drawn in pieces
+    ends the scan."""
+    chosen: list[DeferredArray] = []
+    total = 0
+    for node, params in weights.items():
+        tied = tied_params(graph.node(node)) if node in graph else {}
+        for name, array in params.items():
+            if not isinstance(array, DeferredArray) or name in tied or array.spec.init not in _RANDOM \
+                    or not array.fills_vector():
+                continue
+            if len(array.pieces()) > 1 or total + array.nbytes > limit:
+                return _started(chosen, pool)
+            chosen.append(array)
+            total += array.nbytes
+    return _started(chosen, pool)
+
+
+def _started(arrays: list[DeferredArray], pool: BufferPool | None) -> DrawAhead | None:
+    if not arrays:
+        return None
+    ahead = DrawAhead(arrays, POOL if pool is None else pool)
+    for array in arrays:
+        array.ahead = ahead
+    return ahead.start()
