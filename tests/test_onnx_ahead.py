@@ -155,3 +155,32 @@ class _Recorded:
 
     def start(self) -> "_Recorded":
         return self
+
+
+def test_the_switch_interval_is_lowered_while_drawing_and_put_back(monkeypatch):
+    """Two drawers overlapping: the interval stays low until the last one is done, then is the
+    caller's own again."""
+    import sys
+
+    gates = {key: threading.Event() for key in ("first.weight", "second.weight")}
+    fill = DeferredArray.fill_unscaled
+
+    def gated_fill(self, flat, start):
+        gates[self.key].wait(10)
+        fill(self, flat, start)
+
+    monkeypatch.setattr(DeferredArray, "fill_unscaled", gated_fill)
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.004)
+    try:
+        first = DrawAhead([_uniform("first.weight", (2, 2))], BufferPool(0)).start()
+        second = DrawAhead([_uniform("second.weight", (2, 2))], BufferPool(0)).start()
+        assert sys.getswitchinterval() == pytest.approx(onnx_ahead.SWITCH_INTERVAL)
+        gates["first.weight"].set()
+        first._thread.join(10)
+        assert sys.getswitchinterval() == pytest.approx(onnx_ahead.SWITCH_INTERVAL)
+        gates["second.weight"].set()
+        second._thread.join(10)
+        assert sys.getswitchinterval() == pytest.approx(0.004)
+    finally:
+        sys.setswitchinterval(before)
