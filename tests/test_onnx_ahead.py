@@ -184,3 +184,18 @@ def test_the_switch_interval_is_lowered_while_drawing_and_put_back(monkeypatch):
         assert sys.getswitchinterval() == pytest.approx(0.004)
     finally:
         sys.setswitchinterval(before)
+
+
+def test_a_drawer_that_stops_leaves_nobody_waiting():
+    """No memory for the values (the pool fails): the drawer gives up quietly and every array is
+    drawn by its asker, with the same values."""
+
+    class NoMemory(BufferPool):
+        def take(self, size: int) -> np.ndarray:
+            raise MemoryError("no memory for the test")
+
+    arrays = [_uniform("x.weight", (3, 3)), _uniform("y.weight", (4, 3))]
+    expected = [np.asarray(DeferredArray(a.key, a.spec, a.seed)) for a in arrays]
+    _drawn_ahead(arrays, NoMemory(0))
+    for array, values in zip(arrays, expected):
+        assert np.array_equal(np.asarray(array), values)

@@ -61,7 +61,7 @@ class DrawAhead:
         self._queue = [(a.key, a) for a in arrays]
         self._numel = {a.key: a.spec.numel for a in arrays}
         self._state: dict[str, Any] = {key: _WAITING for key, _ in self._queue}  # or (values, block)
-        self._holds: dict[int, int] = {}          # id(block) -> arrays in it not yet delivered
+        self._holds: dict[int, int] = {}  # id(block) -> its arrays not yet delivered (+1 while carved from)
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="archc-draw-ahead", daemon=True)
 
@@ -97,46 +97,42 @@ class DrawAhead:
     def _run(self) -> None:
         try:
             self._draw_all()
+        except Exception:  # noqa: BLE001 - (no memory, say) what is left is drawn by its askers, who meet the error
+            pass
         finally:
+            with self._changed:  # nobody may wait for an array this thread will not draw
+                for key in [k for k, state in self._state.items() if state is _WAITING or state is _DRAWING]:
+                    del self._state[key]
+                self._changed.notify_all()
             _SWITCH.restore()
 
     def _draw_all(self) -> None:
-        block: np.ndarray | None = None
-        used = 0
-        for key, array in self._queue:
-            with self._changed:
-                if self._state.get(key) is not _WAITING:
-                    continue
-                self._state[key] = _DRAWING
-            size = array.nbytes
-            if block is None or used + size + _ALIGNMENT > len(block):
-                if block is not None:
-                    self._release(block)
-                block, used = self.pool.take(max(size + _ALIGNMENT, BLOCK_BYTES)), 0
+        arena = _Carver(self)
+        try:
+            for key, array in self._queue:
                 with self._changed:
-                    self._holds[id(block)] = 1  # the thread's own, while it carves from the block
-            offset = used + (-(block.ctypes.data + used) % _ALIGNMENT)
-            values = block[offset:offset + size].view(array.dtype)
-            used = offset + size
-            self._hold(block)
-            try:
-                array.fill_unscaled(values, 0)
-                result: Any = (values, block)
-            except Exception:  # noqa: BLE001 - the asker draws it again and meets the error itself
-                self._release(block)
-                result = None
-            with self._changed:
-                if result is None:
-                    self._state.pop(key, None)
-                else:
-                    self._state[key] = result
-                self._changed.notify_all()
-        if block is not None:
-            self._release(block)
+                    if self._state.get(key) is not _WAITING:
+                        continue  # asked for already: its asker draws it
+                    self._state[key] = _DRAWING
+                values, block = arena.carve(array.nbytes)
+                try:
+                    array.fill_unscaled(values.view(array.dtype), 0)
+                    result: Any = (values.view(array.dtype), block)
+                except Exception:  # noqa: BLE001 - the asker draws it again and meets the error itself
+                    self._release(block)
+                    result = None
+                with self._changed:
+                    if result is None:
+                        del self._state[key]
+                    else:
+                        self._state[key] = result
+                    self._changed.notify_all()
+        finally:
+            arena.close()
 
     def _hold(self, block: np.ndarray) -> None:
         with self._changed:
-            self._holds[id(block)] += 1
+            self._holds[id(block)] = self._holds.get(id(block), 0) + 1
 
     def _release(self, block: np.ndarray) -> None:
         with self._changed:
@@ -146,6 +142,35 @@ class DrawAhead:
                 del self._holds[id(block)]
         if done:
             self.pool.give([block])
+
+
+class _Carver:
+    """Memory for one drawer's arrays, carved in order from pooled blocks: each block is held once
+    per array in it (released as the array is delivered) and once by the carver while it carves."""
+
+    def __init__(self, drawer: DrawAhead) -> None:
+        self.drawer = drawer
+        self.block: np.ndarray | None = None
+        self.used = 0
+
+    def carve(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """``size`` bytes at a 64-byte-aligned address, and the block they are in (held once more)."""
+        block = self.block
+        if block is None or self.used + size + _ALIGNMENT > len(block):
+            self.close()
+            block = self.block = self.drawer.pool.take(max(size + _ALIGNMENT, BLOCK_BYTES))
+            self.used = 0
+            self.drawer._hold(block)
+        offset = self.used + (-(block.ctypes.data + self.used) % _ALIGNMENT)
+        self.used = offset + size
+        self.drawer._hold(block)
+        return block[offset:offset + size], block
+
+    def close(self) -> None:
+        """Let go of the block being carved from (it returns to the pool once its arrays are taken)."""
+        if self.block is not None:
+            self.drawer._release(self.block)
+            self.block = None
 
 
 class _SwitchInterval:
