@@ -124,11 +124,12 @@ def test_the_leading_random_arrays_are_chosen_up_to_the_first_drawn_in_pieces(mo
     chosen = draw_ahead(graph, weights, limit=1 << 40).arrays
     flat = [a for params in weights.values() for a in params.values()]
     first_large = next(i for i, a in enumerate(flat) if len(a.pieces()) > 1)
-    assert chosen == [a for a in flat[:first_large] if a.spec.init == "uniform"]
+    assert chosen == [a for a in flat[:first_large] if a.spec.init == "uniform" and a.nbytes >= 2 ** 20]
+    assert len(chosen) > 10
     assert all(a.ahead is not None for a in chosen)
     assert all(a.ahead is None for a in flat if a not in chosen)
-    limited = draw_ahead(graph, deferred_weights(graph), limit=2 ** 20).arrays
-    assert sum(a.nbytes for a in limited) <= 2 ** 20 < sum(a.nbytes for a in chosen[:len(limited) + 1])
+    limited = draw_ahead(graph, deferred_weights(graph), limit=8 * 2 ** 20).arrays
+    assert sum(a.nbytes for a in limited) <= 8 * 2 ** 20 < sum(a.nbytes for a in chosen[:len(limited) + 1])
 
 
 TIED = """
@@ -142,6 +143,7 @@ nodes:
 def test_a_tied_parameter_is_not_drawn_ahead(monkeypatch):
     """The emitter writes the owner's tensor; the tied key's own deferred array is never drawn."""
     monkeypatch.setattr(onnx_ahead, "DrawAhead", lambda arrays, pool: _Recorded(arrays))
+    monkeypatch.setattr(onnx_ahead, "AHEAD_MIN_BYTES", 0)
     graph = loads_spec(TIED)
     weights = deferred_weights(graph)
     assert [a.key for a in draw_ahead(graph, weights).arrays] == ["a.weight", "a.bias", "b.bias"]

@@ -5,8 +5,8 @@ weights are deferred, folded into and emitted, and only then does
 :func:`archc.lowering.onnx_draw.draw_and_write` start its drawing threads. On two cores one of
 them idles through the folding, emitting and laying out (a third of ResNet-50's build before
 drawing). :func:`draw_ahead` starts one thread as soon as the deferred weights exist; it draws
-the leading arrays (in state_dict order, which is the order they are written in) into pooled
-memory, up to :data:`AHEAD_BYTES`. Whoever draws such an array later (the writer's jobs, a
+the leading arrays of a megabyte or more (in state_dict order, which is the order they are
+written in) into pooled memory, up to :data:`AHEAD_BYTES`. Whoever draws such an array later (the writer's jobs, a
 ``--dtype`` conversion, ``np.asarray``) takes the values drawn ahead through
 :meth:`DrawAhead.deliver`, scaling them by the factors folding added since
 (:class:`archc.ops.weights.DeferredArray` applies them as it would to values it drew itself), so
@@ -36,11 +36,14 @@ from archc.ir.graph import Graph
 from archc.lowering.onnx_draw import BLOCK_BYTES, POOL, BufferPool
 from archc.ops.weights import DeferredArray, tied_params
 
-__all__ = ["DrawAhead", "draw_ahead", "AHEAD_BYTES"]
+__all__ = ["DrawAhead", "draw_ahead", "AHEAD_BYTES", "AHEAD_MIN_BYTES"]
 
 #: Bytes of values drawn ahead at most: about what one core draws while ResNet-50's graph is
 #: folded, emitted and laid out (more would wait in memory for the writer).
 AHEAD_BYTES = 16 * 2 ** 20
+#: Smaller arrays are left to the writer's threads: each array costs the drawer about six waits
+#: for the interpreter lock, whatever its size, and each wait delays the caller's Python too.
+AHEAD_MIN_BYTES = 2 ** 20
 _ALIGNMENT = 64
 #: The interpreter's thread switch interval while a drawer runs (see the module's docstring).
 SWITCH_INTERVAL = 1e-4
@@ -204,8 +207,8 @@ def draw_ahead(graph: Graph, weights: Mapping[str, Mapping[str, Any]], limit: in
     """Start drawing the leading deferred arrays of ``weights`` (node -> parameter -> array, in
     state_dict order) on a thread, up to ``limit`` bytes, and point those arrays at it; returns
     the drawer, or None when nothing qualifies. Tied parameters are skipped (the emitter writes
-    their owners'), and so are fills (as cheap as copying them) and arrays not drawn into a
-    vector; the first array drawn in pieces
+    their owners'), and so are fills (as cheap as copying them), arrays under
+    :data:`AHEAD_MIN_BYTES` and arrays not drawn into a vector; the first array drawn in pieces
     ends the scan."""
     chosen: list[DeferredArray] = []
     total = 0
@@ -213,7 +216,7 @@ def draw_ahead(graph: Graph, weights: Mapping[str, Mapping[str, Any]], limit: in
         tied = tied_params(graph.node(node)) if node in graph else {}
         for name, array in params.items():
             if not isinstance(array, DeferredArray) or name in tied or array.spec.init not in _RANDOM \
-                    or not array.fills_vector():
+                    or not array.fills_vector() or array.nbytes < AHEAD_MIN_BYTES:
                 continue
             if len(array.pieces()) > 1 or total + array.nbytes > limit:
                 return _started(chosen, pool)
