@@ -6,8 +6,8 @@ weights are deferred, folded into and emitted, and only then does
 them idles through the folding, emitting and laying out (a third of ResNet-50's build before
 drawing). :func:`draw_ahead` starts one thread as soon as the deferred weights exist; it draws
 the leading arrays of a megabyte or more (in state_dict order, which is the order they are
-written in) into pooled memory, up to :data:`AHEAD_BYTES`. Whoever draws such an array later (the writer's jobs, a
-``--dtype`` conversion, ``np.asarray``) takes the values drawn ahead through
+written in) into pooled memory, up to :data:`AHEAD_BYTES`. Whoever draws such an array later
+(the writer's jobs, a ``--dtype`` conversion, ``np.asarray``) takes the values drawn ahead through
 :meth:`DrawAhead.deliver`, scaling them by the factors folding added since
 (:class:`archc.ops.weights.DeferredArray` applies them as it would to values it drew itself), so
 the values are exactly the same. An array not yet started when it is asked for is drawn by the
