@@ -100,7 +100,7 @@ class DrawAhead:
     def _run(self) -> None:
         try:
             self._draw_all()
-        except Exception:  # noqa: BLE001 - (no memory, say) what is left is drawn by its askers, who meet the error
+        except Exception:  # noqa: BLE001 - (no memory, say) the askers draw what is left and meet it
             pass
         finally:
             with self._changed:  # nobody may wait for an array this thread will not draw
