@@ -116,3 +116,31 @@ def test_plugin_problems_are_warnings_not_prints(tmp_path):
     assert proc.stderr == ""
     assert proc.stdout.startswith("[('PluginWarning', \"plugin entry point "
                                   "'squareplus = archc_squareplus:NoSuchClass' failed to import (AttributeError: ")
+
+
+def test_plugins_are_searched_only_for_a_name_that_is_not_a_builtin_op(tmp_path):
+    """Built-in ops never wait on the entry-point search; the first other name loads the plug-ins."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    marker = tmp_path / "imported"
+    _plant_plugin(folder, marker)
+    env = dict(os.environ, PYTHONPATH=str(folder))
+    (tmp_path / "builtin.yaml").write_text("inputs: {x: [N, 4]}\nnodes:\n  - {name: act, op: relu}\n")
+    proc = archc("lint", "builtin.yaml", env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists()
+    (tmp_path / "planted.yaml").write_text("inputs: {x: [N, 4]}\nnodes:\n  - {name: act, op: planted}\n")
+    proc = archc("check", "planted.yaml", env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert marker.exists()
+
+
+def test_a_broken_plugin_warns_when_a_spec_names_an_unknown_op(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    install_without_pip(site, entry="squareplus = archc_squareplus:NoSuchClass")
+    (tmp_path / "m.yaml").write_text(SPEC)
+    proc = archc("check", "m.yaml", env=dict(os.environ, PYTHONPATH=str(site)), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "archc: warning: plugin entry point 'squareplus = archc_squareplus:NoSuchClass' failed to import" in proc.stderr
+    assert "m.yaml:5:21: error: node 'act': unknown op 'squareplus'" in proc.stderr

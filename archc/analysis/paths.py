@@ -50,6 +50,7 @@ HISTOGRAM_LIMIT = 64
 _TRIM = 1e-18
 #: ``ndarray.sum`` of a vector without its Python wrapper (the same pairwise sum)
 _sum = np.add.reduce
+_multiply, _add = np.multiply, np.add
 
 
 @dataclass
@@ -155,8 +156,9 @@ class _PathTable:
         self.layers = flow.depth_layers
         heads = flow.slot_head
         joins = flow.slot_joins
-        #: what each join reads: its slots, or the one input paths follow through a join that is no choice
-        self.reads = {i: ([(through[i], 0)] if i in through else flow.slots[i]) for i in joins}
+        #: the producers each join reads (one per slot), or the one input paths follow through a join
+        #: that is no choice
+        self.reads = {i: ([through[i]] if i in through else [p for p, _ in flow.slots[i]]) for i in joins}
         self.heads = heads
         self.count = [0] * n
         self.log_count = [0.0] * n  # log2 of count, taken once per head however many joins read it
@@ -167,16 +169,16 @@ class _PathTable:
         # A head's distribution is dropped once every join reading its chain has been computed.
         self._pending = [0] * n
         for i in joins:
-            for p, _ in self.reads[i]:
+            for p in self.reads[i]:
                 self._pending[heads[p]] += 1
         self._keep = {heads[o] for o in flow.outputs}
         self._run(flow, joins)
 
     def _run(self, flow: Flow, joins: list[int]) -> None:
         one = np.ones(1)
-        parametric = flow.parametric
+        parametric, reads = flow.parametric, self.reads
         for i in joins:
-            ids = [p for p, _ in self.reads[i]]
+            ids = reads[i]
             if not ids:  # a graph input: one path, of no layers
                 c, lc, sh, lg, base, arr = 1, 0.0, 0, 0, 0, one
             else:
@@ -259,22 +261,34 @@ def _mix(offsets: list[int], arrays: list[np.ndarray], weights: list[float], wid
     two parts either may go first (one addition commutes exactly), so the longer one does: a
     U-Net decoder join adds a one-entry skip to a distribution thousands of entries wide.
     """
-    if len(arrays) == 2 and len(arrays[1]) > len(arrays[0]):
-        offsets, arrays, weights = offsets[::-1], arrays[::-1], weights[::-1]
-    multiply, add = np.multiply, np.add
-    out = np.zeros(width)
-    start, a = offsets[0], arrays[0]
-    multiply(a, weights[0], out[start: start + len(a)])
+    if len(arrays) == 2:  # (most joins: unrolled)
+        (o0, o1), (a0, a1), (w0, w1) = offsets, arrays, weights
+        if len(a1) > len(a0):
+            o0, o1, a0, a1, w0, w1 = o1, o0, a1, a0, w1, w0
+        out = _placed(o0, a0, w0, width)
+        segment = out[o1: o1 + len(a1)]
+        _add(segment, _multiply(a1, w1), segment)
+        return out
+    out = _placed(offsets[0], arrays[0], weights[0], width)
     for start, a, w in zip(offsets[1:], arrays[1:], weights[1:]):
         segment = out[start: start + len(a)]
-        add(segment, multiply(a, w), segment)
+        _add(segment, _multiply(a, w), segment)
+    return out
+
+
+def _placed(start: int, a: np.ndarray, weight: float, width: int) -> np.ndarray:
+    """``weight * a`` placed at ``start`` among zeros, ``width`` entries in all."""
+    if start == 0 and len(a) == width:
+        return _multiply(a, weight)  # (a U-Net decoder's wide part covers the whole width)
+    out = np.zeros(width)
+    _multiply(a, weight, out[start: start + len(a)])
     return out
 
 
 def _trim(base: int, out: np.ndarray) -> tuple[int, np.ndarray]:
     """Drop negligible tails (entries at most ``_TRIM`` of the sum) so long chains keep short vectors."""
-    limit = _TRIM * _sum(out)
-    if out[0] > limit and out[-1] > limit:  # (most ends are kept)
+    limit = _TRIM * float(_sum(out))
+    if out.item(0) > limit and out.item(-1) > limit:  # (the ends kept; item: a Python float, no numpy scalar)
         return base, out
     first = _first_above(out, limit)
     if first is None:
@@ -287,7 +301,7 @@ def _first_above(values: np.ndarray, limit: float) -> int | None:
     """Index of the first entry above ``limit``, looking at growing windows from the front:
     tails are short, and comparing all of a U-Net's thousands of entries per join would cost
     more than the join itself."""
-    if len(values) and values[0] > limit:  # (most ends are kept)
+    if len(values) and values.item(0) > limit:  # (most ends are kept)
         return 0
     start, size = 0, 64
     while start < len(values):

@@ -18,6 +18,7 @@ MIXER_LIMIT = 256
 #: ('affine': plus or minus a constant, as the ONNX importer labels it)
 ARITH = frozenset({Role.MERGE_MUL, Role.MERGE_SUB, Role.MERGE_ADD, Role.SCALE, Role.AFFINE, Role.IDENTITY,
                    Role.RESHAPE})
+_ADD = Role.MERGE_ADD  # (bound once: an Enum member's attribute access is a Python-level lookup in 3.11)
 
 
 def inner_sum(f: Flow, m: int) -> int | None:
@@ -26,7 +27,7 @@ def inner_sum(f: Flow, m: int) -> int | None:
     if f.uses[m] != 1 or len(f.succs[m]) != 1:
         return None
     s = f.succs[m][0]
-    if f.roles[s] != Role.MERGE_ADD or len(f.preds[s]) < 2 or \
+    if f.roles[s] != _ADD or len(f.preds[s]) < 2 or \
             f.nodes[s].outputs[0].shape != f.nodes[m].outputs[0].shape:
         return None
     if f.last_upsample[s] != f.last_upsample[m]:
@@ -40,13 +41,13 @@ def inner_sum(f: Flow, m: int) -> int | None:
 def sum_terms(f: Flow, m: int) -> list[tuple[int, int]] | None:
     """The (producer, output) terms of the sum rooted at ``m``, partial sums expanded; None when
     ``m`` adds no partial sum."""
-    if not any(f.roles[p] == Role.MERGE_ADD and inner_sum(f, p) == m for p in f.preds[m]):
+    if not any(f.roles[p] == _ADD and inner_sum(f, p) == m for p in f.preds[m]):
         return None
     terms: list[tuple[int, int]] = []
     todo = list(reversed(f.slots[m]))
     while todo:
         p, out = todo.pop()
-        if f.roles[p] == Role.MERGE_ADD and inner_sum(f, p) is not None:
+        if f.roles[p] == _ADD and inner_sum(f, p) is not None:
             todo.extend(reversed(f.slots[p]))
         else:
             terms.append((p, out))

@@ -68,6 +68,9 @@ _LAYER_WORDS: dict[int, str] = {}
 #: a rule's answer: (kind, reason), or None when the rule does not apply
 Verdict = Optional[tuple[Kind, str]]
 _ADD_OR_CONCAT = (Role.MERGE_ADD, Role.MERGE_CONCAT)
+# (words the rules most pairs reach compare with, bound once: an Enum member's attribute access is a
+# Python-level lookup in Python 3.11)
+_IDENTITY, _PROJECTION, _RESIDUAL = Carries.IDENTITY, Carries.PROJECTION, Kind.RESIDUAL
 
 
 def _why_long(f: PairFacts) -> str:
@@ -84,7 +87,7 @@ def _extra(f: PairFacts) -> str:
 
 def _identity_or_reshaping(f: PairFacts) -> bool:
     """An identity shortcut, or a light projection that exists to change the shape."""
-    return f.carries == Carries.IDENTITY or (f.carries == Carries.PROJECTION and f.changed)
+    return f.carries == _IDENTITY or (f.carries == _PROJECTION and f.changed)
 
 
 def _light(f: PairFacts) -> bool:
@@ -234,8 +237,8 @@ def add_long_skip(f: PairFacts) -> Verdict:
 def residual(f: PairFacts) -> Verdict:
     """``F(x) + x``: an identity, or a light projection that matches the shape, around layers."""
     if _identity_or_reshaping(f):
-        via = "" if f.carries == Carries.IDENTITY else f" via {f.via}"
-        return Kind.RESIDUAL, f"{f.carries} shortcut from {f.fork}{via} around {layers(f.depth)}{_extra(f)}"
+        via = "" if f.carries == _IDENTITY else f" via {f.via}"
+        return _RESIDUAL, f"{f.carries} shortcut from {f.fork}{via} around {layers(f.depth)}{_extra(f)}"
     return None
 
 

@@ -105,6 +105,13 @@ def _expecting(nodes: Mapping[str, Node]) -> dict[str, Node]:
 
 _meta = operator.attrgetter("meta")
 _FORK_ID = operator.attrgetter("_fork_id")
+_KIND = operator.attrgetter("kind")
+#: the vocabulary words the per-join code compares with, bound once (an Enum member's attribute
+#: access is a Python-level lookup in Python 3.11, several per join)
+_ADD, _CONCAT = Role.MERGE_ADD, Role.MERGE_CONCAT
+_IDENTITY, _PROJECTION, _INDICES, _COMPUTED = Carries.IDENTITY, Carries.PROJECTION, Carries.INDICES, Carries.COMPUTED
+_DENSE, _GATED, _RESIDUAL, _SEQUENTIAL = Kind.DENSE, Kind.GATED, Kind.RESIDUAL, Kind.SEQUENTIAL
+_SKIP_SET = frozenset(SKIP_KINDS)
 
 
 @dataclass(slots=True)
@@ -254,33 +261,35 @@ class _Measures:
         """What the shortcut carries, and whether it changes the shape from fork to join."""
         f = self.flow
         src = f.value_type(fork, sc.fork_out)
-        dst = f.nodes[m].outputs[0] if f.roles[m] != Role.MERGE_CONCAT else f.value_type(sc.node, sc.reads)
+        dst = f.nodes[m].outputs[0] if f.roles[m] != _CONCAT else f.value_type(sc.node, sc.reads)
         changed = src.shape != dst.shape
         if f.is_int_value(sc.node, sc.reads):
-            return Carries.INDICES, changed
+            return _INDICES, changed
         if sc.path is None:
-            return Carries.COMPUTED, changed
+            return _COMPUTED, changed
         if not sc.path:
-            return Carries.IDENTITY, changed
+            return _IDENTITY, changed
         layers = [u for u in sc.path if f.parametric[u]]
         if not layers:
             if all(f.roles[u] in TRANSPARENT for u in sc.path) or not changed:
-                return Carries.IDENTITY, changed
-            return Carries.PROJECTION, changed
+                return _IDENTITY, changed
+            return _PROJECTION, changed
         if len(layers) == 1 and _pointwise(f.nodes[layers[0]]):
-            return Carries.PROJECTION, changed
-        if changed and len(layers) <= LIGHT_LAYERS and f.roles[m] == Role.MERGE_ADD:
+            return _PROJECTION, changed
+        if changed and len(layers) <= LIGHT_LAYERS and f.roles[m] == _ADD:
             # A short path whose job is to match the main path's shape (a strided k x k conv, a
             # depthwise + pointwise pair): a projection by its role, whatever its kernels. That the
             # main path is longer is the rules' test (both_compute).
-            return Carries.PROJECTION, changed
-        return Carries.COMPUTED, changed
+            return _PROJECTION, changed
+        return _COMPUTED, changed
 
-    def span_facts(self, fork: int, main: int, family: int) -> tuple[int, int, bool, bool, list[int] | None]:
+    def span_facts(self, fork: int, main: int, family: int, dominated: bool
+                   ) -> tuple[int, int, bool, bool, list[int] | None]:
         """What the main path spans from the fork: depth in layers and ops, nesting, resampling,
-        and the region between when it was walked (None otherwise)."""
+        and the region between when it was walked (None otherwise). ``dominated``: whether the
+        fork dominates the main input."""
         f = self.flow
-        if f.dominates(fork, main) or family >= 2:
+        if dominated or family >= 2:
             # O(1) from depths: exact when the fork dominates the main input; for a DenseNet
             # producer (which does not dominate: earlier features bypass it) the longest path
             # from the inputs still runs through it, and walking every pair's region would cost
@@ -310,12 +319,13 @@ class _Measures:
         resampled = any(f.last_upsample[r] == r for r in region)
         return best_l.get(main, 0), best_o.get(main, 0), nested, resampled
 
-    def span(self, fork: int, main: int, kind: str, depth: int, depth_ops: int, region: list[int] | None) -> Span:
-        """The span record of a pair: its region's layers, size and (when short) node names."""
+    def span(self, fork: int, main: int, kind: str, depth: int, depth_ops: int, region: list[int] | None,
+             dominated: bool) -> Span:
+        """The span record of a pair: its region's layers, size and (when short) node names.
+        ``dominated``: whether the fork dominates the main input."""
         f = self.flow
         # Dense pairs keep depths only: a block of L layers holds O(L^2) pairs of O(L)-node regions.
-        if kind in SKIP_KINDS and kind != Kind.DENSE and region is None and depth_ops < SPAN_LIMIT \
-                and f.dominates(fork, main):
+        if dominated and kind in _SKIP_SET and kind != _DENSE and region is None and depth_ops < SPAN_LIMIT:
             # (the region holds at least the longest path: skip the walk when that alone is too long)
             region = _chain_between(f, fork, main)
             if region is None:
@@ -388,12 +398,13 @@ class _Classifier:
     def run(self) -> list[Skip]:
         """Every pair of every join, in topological order of the joins."""
         f = self.flow
-        nest, nested_fork = self.nest, self.measures.nested_fork
+        nest, preds, head = self.nest, f.preds, f.chain_head.__getitem__
+        nested = nest.get  # (a node's nesting is its chain head's: see _Measures.nested_fork)
         out: list[Skip] = []
         for i in f.merges:
-            k = nest[i] = max(map(nested_fork, f.preds[i]))
+            k = nest[i] = max(map(nested, map(head, preds[i]), repeat(SOURCE)))
             records = self._join(i)
-            skips = [r for r in records if r.kind in SKIP_KINDS]
+            skips = list(compress(records, map(_SKIP_SET.__contains__, map(_KIND, records))))
             if skips:
                 self.skips_at[i] = skips
                 nest[i] = max(k, *map(_FORK_ID, skips))
@@ -402,7 +413,8 @@ class _Classifier:
 
     def _join(self, m: int) -> list[Skip]:
         f = self.flow
-        if f.roles[m] == Role.MERGE_ADD:
+        role = f.roles[m]
+        if role == _ADD:
             if inner_sum(f, m) is not None:
                 return []  # a partial sum: the sum it feeds is the merge
             terms = sum_terms(f, m)
@@ -412,13 +424,13 @@ class _Classifier:
                 return [self._pair(m, main, fork, members)
                         for fork, members in self.trace.inputs(m, main, terms).items()]
         main = self.main_of[m] = self.trace.deepest(f.preds[m])
-        if f.roles[m] == Role.MERGE_CONCAT:
+        if role == _CONCAT:
             direct = self.trace.direct_inputs(m, main)
             if direct is not None:
                 return self._concat_pairs(m, main, direct)
         groups = self.trace.inputs(m, main)
         records = [self._pair(m, main, fork, members) for fork, members in groups.items()]
-        if f.roles[m] == Role.MERGE_CONCAT:
+        if role == _CONCAT:
             records += self._level_reuse(m, main, groups)
         return records
 
@@ -499,33 +511,34 @@ class _Classifier:
                                                via=self._names(f.preds[m], 3)))
             return self._record(m, fork, sc, kind, None, Span(None, None, 0, 0, []), why, rule)
         carries, changed = measures.carries(m, fork, sc)
-        family = measures.concat_family(fork) if role == Role.MERGE_CONCAT and carries == Carries.IDENTITY else 0
-        depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family)
+        family = measures.concat_family(fork) if role == _CONCAT and carries == _IDENTITY else 0
+        dominated = f.dominates(fork, main)
+        depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated)
+        # PairFacts' fields by position (merge_op, merge_role, fork, carries, changed, depth, shortcut_layers,
+        # nested, resampled, family, members, via, then the probes elementwise, gated, feeds_gate, mixing):
+        # one per join, and a call by keywords costs a third more.
         facts = PairFacts(
-            merge_op=f.nodes[m].op, merge_role=role, fork=f.names[fork], carries=carries, changed=changed,
-            depth=depth, shortcut_layers=w_short, nested=nested, resampled=resampled, family=family,
-            members=len(members),
-            via=self._names(list(reversed(sc.path)), 3) if carries == Carries.PROJECTION and sc.path else "",
-            elementwise=lambda: elementwise(f, m),
-            gated=(lambda: gated(f, m, fork)) if self.has_gates else never,
-            feeds_gate=(lambda: feeds_gate(f, m)) if self.has_gates else never,
-            mixing=lambda: mixing(f, fork, main))
+            f.nodes[m].op, role, f.names[fork], carries, changed, depth, w_short, nested, resampled, family,
+            len(members), self._names(list(reversed(sc.path)), 3) if carries == _PROJECTION and sc.path else "",
+            lambda: elementwise(f, m),
+            (lambda: gated(f, m, fork)) if self.has_gates else never,
+            (lambda: feeds_gate(f, m)) if self.has_gates else never,
+            lambda: mixing(f, fork, main))
         kind, why, rule = self.decide(facts)
-        if kind == Kind.GATED:
-            carries = Carries.IDENTITY  # the fork's own value, scaled by the gate
-        span = measures.span(fork, main, kind, depth, depth_ops, region)
+        if kind == _GATED:
+            carries = _IDENTITY  # the fork's own value, scaled by the gate
+        span = measures.span(fork, main, kind, depth, depth_ops, region, dominated)
         return self._record(m, fork, sc, kind, carries, span, why, rule)
 
     def _record(self, m: int, fork: int, sc: _Input, kind: Kind, carries: Carries | None, span: Span,
                 reason: str, rule: str) -> Skip:
         f = self.flow
         node = f.nodes[m]
-        return Skip(
-            fork=f.names[fork] if fork != SOURCE else None,
-            fork_output=sc.fork_out,
-            merge=node.name, merge_op=node.op, merge_role=f.roles[m], kind=kind, carries=carries,
-            shortcut=[f.names[u] for u in reversed(sc.path)] if sc.path else [],
-            span=span, reason=reason, rule=rule, _fork_id=fork, _merge_id=m)
+        # Positional: fork, merge, merge_op, merge_role, kind, carries, shortcut, span, reason, fork_output,
+        # stage, position, rule, _fork_id, _merge_id (a call by keywords costs a third more).
+        return Skip(f.names[fork] if fork != SOURCE else None, node.name, node.op, f.roles[m], kind, carries,
+                    [f.names[u] for u in reversed(sc.path)] if sc.path else [], span, reason, sc.fork_out,
+                    None, None, rule, fork, m)
 
     def _names(self, ids, limit: int) -> str:
         names = [self.flow.names[i] for i in ids]
@@ -545,7 +558,7 @@ def _pointwise(node) -> bool:
 def _chains(flow: Flow, connections: list[Skip]) -> list[list[Skip]]:
     """Residual pairs in series: from a merge, follow single-use, single-producer, non-parametric
     nodes; the chain continues when this reaches the fork of another residual pair."""
-    residual = [c for c in connections if c.kind == Kind.RESIDUAL]
+    residual = [c for c in connections if c.kind == _RESIDUAL]
     by_fork: dict[int, Skip] = {}
     for c in residual:
         by_fork.setdefault(c._fork_id, c)
@@ -619,7 +632,7 @@ def _no_choice(flow: Flow, connections: list[Skip], main_of: dict[int, int]) -> 
     times, attention's query, key and value, keeps one path per read.)"""
     kinds: dict[int, bool] = {}
     for c in connections:
-        kinds[c._merge_id] = kinds.get(c._merge_id, True) and c.kind == Kind.SEQUENTIAL
+        kinds[c._merge_id] = kinds.get(c._merge_id, True) and c.kind == _SEQUENTIAL
     through = {m: main_of[m] for m, only_sequential in kinds.items() if only_sequential}
     for i in flow.slot_joins:  # (the nodes reading other than one slot)
         slots = flow.slots[i]

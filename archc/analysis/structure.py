@@ -43,6 +43,8 @@ GATE_PATH = frozenset({"scale", "affine", "identity", "reshape", "merge_sub"})
 #: roles whose ops may raise resolution (by role, or a transposed conv / unknown op by shapes)
 _MAY_UPSAMPLE = UPSAMPLING | {"layer", "other"}
 _INT_DTYPES = ("int", "uint", "bool")
+#: dtypes known not to be integers (a set lookup, before the prefix test, for most nodes)
+_FLOAT_DTYPES = frozenset({"float32", "float16", "float64", "bfloat16"})
 _UNKNOWN = OpDef()  # ops not registered (e.g. a plugin missing): role 'other'
 
 
@@ -90,8 +92,6 @@ class Flow:
         self.parametric: list[bool] = built.parametric
         #: immediate dominator of each node (SOURCE for the inputs and what only the source dominates)
         self.idom: list[int] = built.idom
-        #: depth of each node in the dominator tree (the inputs' children of the source: 1)
-        self.dom_depth: list[int] = built.dom_depth
         #: longest path from an input to each node, counting parametric layers / all ops
         self.depth_layers: list[int] = built.layers
         self.depth_ops: list[int] = built.ops
@@ -101,7 +101,7 @@ class Flow:
         #: graph outputs that read a data node, as ids (repeats kept)
         self.outputs: list[int] = [index[v.node] for v in graph.outputs.values() if v.node in index]
         #: data uses of each node: consuming slots plus graph outputs
-        self.uses: list[int] = [len(s) for s in self.succs]
+        self.uses: list[int] = list(map(len, self.succs))
         for o in self.outputs:
             self.uses[o] += 1
         self._pred_sets: dict[int, frozenset[int]] = {}
@@ -250,7 +250,6 @@ class _FlowBuilder:
         self.heads: list[int] = [0] * size
         self.parametric: list[bool] = [False] * size
         self.idom: list[int] = [0] * size
-        self.dom_depth: list[int] = [0] * size
         self.layers: list[int] = [0] * size
         self.ops: list[int] = [0] * size
         self.up: list[int] = [0] * size
@@ -261,8 +260,7 @@ class _FlowBuilder:
         (Names, nodes and slot heads are not kept per node here: :meth:`_finish` makes them.)"""
         visited, nodes, fixed_roles, role_of = self.visited, self.nodes, self.roles_of.fixed, self.roles_of.role_of
         roles, slots, preds, succs, heads = self.roles, self.slots, self.preds, self.succs, self.heads
-        parametric, idom, dom_depth, layers, ops, up = (
-            self.parametric, self.idom, self.dom_depth, self.layers, self.ops, self.up)
+        parametric, idom, layers, ops, up = self.parametric, self.idom, self.layers, self.ops, self.up
         i = self.count
         for name, node in order:
             role = fixed_roles.get(node.op) or role_of(node)
@@ -279,8 +277,8 @@ class _FlowBuilder:
             # A node reading no data producer (constants, shapes) is meta. (Only an integer output
             # may be a shape vector: test the dtype here, before a call per node.)
             outs = node.outputs
-            if j < 0 or role in META_ROLES or (
-                    len(outs) == 1 and outs[0].dtype.startswith(_INT_DTYPES) and _is_shape_vector(node, nodes)):
+            if j < 0 or role in META_ROLES or (len(outs) == 1 and outs[0].dtype not in _FLOAT_DTYPES and
+                                               outs[0].dtype.startswith(_INT_DTYPES) and _is_shape_vector(node, nodes)):
                 visited[name] = -1
                 continue
             # A node reading one value: its producer heads its chain's facts and dominates it.
@@ -292,12 +290,16 @@ class _FlowBuilder:
             succs[i] = []
             heads[i] = heads[j]
             idom[i] = j
-            dom_depth[i] = dom_depth[j] + 1
             layer = parametric[i] = role in PARAMETRIC
             layers[i] = layers[j] + layer
             ops[i] = ops[j] + 1
-            up[i] = i if role in _MAY_UPSAMPLE and _upsamples(role, nodes[v.node].outputs[v.out].shape, node) \
-                else up[j]
+            if role in _MAY_UPSAMPLE:
+                # (a layer keeping its input's shape, the common case, raises nothing: no call)
+                src = nodes[v.node].outputs[v.out].shape
+                up[i] = i if (role in UPSAMPLING or not outs or src != outs[0].shape) and _upsamples(role, src, node) \
+                    else up[j]
+            else:
+                up[i] = up[j]
             i += 1
         self.count = i
         return self._finish()
@@ -308,7 +310,7 @@ class _FlowBuilder:
         visited, nodes, count = self.visited, self.nodes, self.count
         if count < len(nodes):
             for facts in (self.roles, self.slots, self.preds, self.succs, self.heads, self.parametric, self.idom,
-                          self.dom_depth, self.layers, self.ops, self.up):
+                          self.layers, self.ops, self.up):
                 del facts[count:]
         names = list(visited) if len(visited) == count else [n for n, i in visited.items() if i >= 0]
         self.names = names
@@ -366,20 +368,7 @@ class _FlowBuilder:
 
     def _dominator(self, i: int, preds: tuple[int, ...]) -> None:
         """Node ``i``'s immediate dominator: the meeting point of its producers' dominator-tree paths."""
-        idom, depth, heads = self.idom, self.dom_depth, self.heads
-        if not preds:
-            idom[i] = SOURCE
-            depth[i] = 1
-            return
-        d = preds[0]
-        for p in preds[1:]:
-            h = heads[p]
-            # When d heads p's chain or dominates its head (a DenseNet layer's output seen
-            # from its block's input), d dominates p and stays the meeting point.
-            if h != d and idom[h] != d:
-                d = _intersect(d, p, idom, depth, heads)
-        idom[i] = d
-        depth[i] = (depth[d] if d != SOURCE else 0) + 1
+        self.idom[i] = _meeting_point(preds, self.idom, self.heads)
 
     def _depths(self, i: int, preds: tuple[int, ...], role: str, first: Value | None, node: Node) -> None:
         """Longest paths from the inputs to ``i``, in parametric layers and in ops, and its latest upsampling."""
@@ -435,24 +424,37 @@ def _preorder(idom: list[int]) -> tuple[list[int], list[int]]:
     return tin, size
 
 
-def _intersect(a: int, b: int, idom: list[int], depth: list[int], heads: list[int]) -> int:
-    """The nearest common dominator of ``a`` and ``b``: walk the deeper one up until they meet.
+def _meeting_point(preds: tuple[int, ...], idom: list[int], heads: list[int]) -> int:
+    """The immediate dominator of a node reading ``preds`` (SOURCE for none)."""
+    if not preds:
+        return SOURCE
+    d = preds[0]
+    for p in preds[1:]:
+        h = heads[p]
+        # When d heads p's chain or dominates its head (a DenseNet layer's output seen
+        # from its block's input), d dominates p and stays the meeting point.
+        if h != d and idom[h] != d:
+            d = _intersect(d, p, idom, heads)
+    return d
+
+
+def _intersect(a: int, b: int, idom: list[int], heads: list[int]) -> int:
+    """The nearest common dominator of ``a`` and ``b`` (Cooper, Harvey & Kennedy): ids are
+    topological, so a dominator's id is smaller than its nodes'; the larger of the two cannot
+    dominate the other and moves up until they meet.
 
     A chain node may jump straight to its chain's head (every node between dominates the next)
-    when the head is no shallower than the other side: the nodes skipped are deeper than the
-    meeting point. DenseNet joins meet every earlier layer's output, each at the end of a chain.
+    when the head's id is no smaller than the other side's: the nodes skipped have larger ids
+    than the meeting point (which dominates the other side, so its id is at most that side's).
+    DenseNet joins meet every earlier layer's output, each at the end of a chain.
     """
     while a != b:
-        da = depth[a] if a != SOURCE else 0
-        db = depth[b] if b != SOURCE else 0
-        if da > db:
+        if a > b:
             h = heads[a]
-            a = h if h != a and depth[h] >= db else idom[a]
-        elif db > da:
-            h = heads[b]
-            b = h if h != b and depth[h] >= da else idom[b]
+            a = h if h != a and h >= b else idom[a]
         else:
-            a, b = idom[a], idom[b]
+            h = heads[b]
+            b = h if h != b and h >= a else idom[b]
     return a
 
 

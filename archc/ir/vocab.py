@@ -25,9 +25,9 @@ class _Word(str, Enum):
 
     __str__ = str.__str__
     __format__ = str.__format__
-
-    def __hash__(self) -> int:  # the same bucket as the plain string, so sets and dicts mix them
-        return str.__hash__(self)
+    # The same bucket as the plain string, so sets and dicts mix them. (str's own slot, not a
+    # function calling it: Enum's Python-level __hash__ made every lookup of a member a call.)
+    __hash__ = str.__hash__
 
     @classmethod
     def words(cls) -> tuple[str, ...]:

@@ -35,7 +35,6 @@ _MODULE = "\x02"
 
 
 _NO_LABELS: Mapping[str, str] = {}
-_ARG_MARK = re.compile(f"{_ARG}[a-z]+{_ARG}")
 _WHOLE_LIST = re.compile(r"\[\*([A-Za-z_][A-Za-z0-9_]*)\]")
 
 
@@ -54,6 +53,16 @@ def _placeholders(n: int) -> tuple[str, ...]:
     return tuple(_placeholder(i) for i in range(n))
 
 
+def _filled(sources: list[str]) -> dict[str, str]:
+    """The letters of each placeholder (:func:`_placeholders`, without its marks) -> its input's name."""
+    return dict(zip(_letters(len(sources)), sources))
+
+
+@functools.lru_cache(maxsize=None)
+def _letters(n: int) -> tuple[str, ...]:
+    return tuple(p[1:-1] for p in _placeholders(n))
+
+
 class BodyWriter:
     """Lowers instances of one graph; ``call_of(child)`` gives a child's class constructor call as
     (class name, [(argument, value)]) once that child's class is known."""
@@ -68,6 +77,10 @@ class BodyWriter:
         self.call_of = call_of
         self._sequential: dict[int, tuple[list[Node | Instance] | None, bool]] = \
             earlier._sequential if earlier is not None else {}
+        #: instance signature (:class:`~archc.lowering.torch_reuse.Signatures`) -> what was decided
+        #: for an instance of it: (written inline?, a Sequential class?, the nodes written in module form)
+        self._decided: dict[int, tuple[bool, bool, tuple[str, ...]]] = \
+            earlier._decided if earlier is not None else {}
         #: (node, its parameter, owner node, owner's parameter) of every tied parameter
         # (the meta read inline, as tied_params does: a call per node otherwise)
         self.tied = [(n.name, p, owner, op) for n in self.lowered.order if TIE_META in n.meta
@@ -76,10 +89,11 @@ class BodyWriter:
         self._labels_within: dict[str, dict[str, str]] | None = None
 
     # -- what becomes an nn.Sequential ----------------------------------------------------------
-    def as_sequential(self, inst: Instance) -> list[Node | Instance] | None:
+    def as_sequential(self, inst: Instance, signature: int | None = None) -> list[Node | Instance] | None:
         """The items of an instance written where it is used as ``nn.Sequential(...)``: a chain
-        of modules and block instances named 0, 1, ... (else None)."""
-        return self._decide(inst)[0]
+        of modules and block instances named 0, 1, ... (else None). ``signature``: the
+        instance's, where known: an instance of a signature met before is decided alike."""
+        return self._decide(inst, signature)[0]
 
     def sequential_class(self, inst: Instance) -> bool:
         """Whether the instance's class is an ``nn.Sequential`` subclass: a chain whose names
@@ -87,11 +101,25 @@ class BodyWriter:
         RegNet's ``block1-0``), which a module reaches as ``self[0]``, not ``getattr``."""
         return self._decide(inst)[1]
 
-    def _decide(self, inst: Instance) -> tuple[list[Node | Instance] | None, bool]:
+    def _decide(self, inst: Instance, signature: int | None = None) -> tuple[list[Node | Instance] | None, bool]:
         key = id(inst)
         found = self._sequential.get(key)
         if found is None:
-            found = self._sequential[key] = self._find_sequential(inst)
+            decided = self._decided.get(signature) if signature is not None else None
+            if decided is None:
+                found = self._find_sequential(inst)
+                if signature is not None:  # (only a Sequential class writes nodes in module form)
+                    cut = len(inst.path) + 1 if inst.path else 0
+                    forms = tuple([n.name[cut:] for n in inst.items if type(n) is Node and n.name in self.lowered.as_module]
+                                  if found[1] else ())
+                    self._decided[signature] = (found[0] is not None, found[1], forms)
+            else:  # equal signatures: equal names, wiring and op texts, so the same decision
+                inline, sequential_class, forms = decided
+                prefix = inst.path + "." if inst.path else ""
+                for local in forms:
+                    self.lowered.write_as_module(self.lowered.nodes[prefix + local])
+                found = (inst.items if inline else None, sequential_class)
+            self._sequential[key] = found
         return found
 
     def _find_sequential(self, inst: Instance) -> tuple[list[Node | Instance] | None, bool]:
@@ -141,7 +169,7 @@ class BodyWriter:
     # -- one instance ----------------------------------------------------------------------------
     def lower(self, inst: Instance) -> Body:
         body = Body(inst, tree={}, sequential=self.sequential_class(inst))
-        names = VarNames(set(self.lowered.reserved))
+        names = VarNames(self.lowered.reserved)
         spread: dict[tuple[Value, ...], str] = {}
         variadic = bool(inst.info and inst.info.formals and inst.info.formals[-1].endswith("..."))
         for i, (formal, values) in enumerate(zip(inst.formals, inst.inputs)):
@@ -184,10 +212,12 @@ class BodyWriter:
                 and not any(tie[0] in c.members and tie[2] in c.members for c in children)]
 
     def _tree(self, body: Body, inst: Instance) -> None:
+        tree, lowered = body.tree, self.lowered
+        cut = len(inst.path) + 1 if inst.path else 0
         for item in inst.items:
-            if isinstance(item, Node):
-                op, ins, ctor, tensor = self.lowered(item)
-                local = inst.local(item.name)
+            if type(item) is Node:
+                op, ins, ctor, tensor = lowered(item)
+                local = item.name[cut:]
                 if ctor is not None:
                     leaf = Leaf("module", with_holes(body, ctor, local), node=item)
                 elif tensor is not None:
@@ -196,10 +226,13 @@ class BodyWriter:
                                 buffer=own is not None and own.buffer)
                 else:
                     continue
-                place(body.tree, local.split("."), leaf, item.name, item.location)
+                if "." in local or local in tree or local.startswith("__"):  # (else place's answer: a new key)
+                    place(tree, local.split("."), leaf, item.name, item.location)
+                else:
+                    tree[local] = leaf
             else:
-                local = inst.local(item.path)
-                place(body.tree, local.split("."), self._child_leaf(body, item, local), item.path, None)
+                local = item.path[cut:]
+                place(tree, local.split("."), self._child_leaf(body, item, local), item.path, None)
 
     def _child_leaf(self, body: Body, child: Instance, local: str) -> Leaf:
         items = self.as_sequential(child)
@@ -232,25 +265,7 @@ class BodyWriter:
         records each container's kind in ``body.containers``. ``chained``: the first children of
         the tree's chains (:meth:`_chains`), by id."""
         access: dict[str, str] = {}
-
-        def walk(level: dict[str, Any], expr: str, path: tuple[str, ...], kind: str) -> None:
-            for position, (seg, sub) in enumerate(level.items()):
-                here = path + (seg,)
-                _check_name(seg, kind, sub, body.instance, here)
-                if kind == "root" and body.sequential:  # an nn.Sequential class: by position
-                    sub_expr = f"self[{position}]"
-                elif kind == "root" or (isinstance(sub, Leaf) and sub.kind == "param"):
-                    sub_expr = attribute(expr, seg)
-                elif kind in ("seq", "list"):
-                    sub_expr = f"{expr}[{int(seg)}]"
-                else:
-                    sub_expr = f"{expr}[{literal(seg)}]"
-                access[".".join(here)] = sub_expr
-                if isinstance(sub, dict):
-                    body.containers[here] = self._kind(sub, chained)
-                    walk(sub, sub_expr, here, body.containers[here])
-
-        walk(body.tree, "self", (), "root")
+        _walk_access(self, body, chained, access, body.tree, "self", (), "root")
         return access
 
     def _kind(self, level: dict[str, Any], chained: Mapping[int, Any]) -> str:
@@ -270,14 +285,17 @@ class BodyWriter:
             at = spread_at(node.inputs, values)
             if at is not None:
                 sources[at:at + len(values)] = [f"*{name}"]
-        placeholders = _placeholders(len(sources))
         raw = self.forward_text(node, local in access, next(iter(spread), None))
         expr = with_holes(body, raw, local, forward=True)
         if _ARG in expr:
-            filled = dict(zip(placeholders, sources))
-            expr = _ARG_MARK.sub(lambda m: filled[m.group()], expr)
-            # a list of exactly the variadic input is that list (TorchScript has no [*xs])
-            expr = _WHOLE_LIST.sub(r"\1", expr)
+            # each placeholder is _ARG, letters, _ARG (no other text has _ARG): every second
+            # piece between the marks names an input
+            parts = expr.split(_ARG)
+            filled = _filled(sources)
+            parts[1::2] = [filled[letters] for letters in parts[1::2]]
+            expr = "".join(parts)
+            if "[*" in expr:  # a list of exactly the variadic input is that list (TorchScript has no [*xs])
+                expr = _WHOLE_LIST.sub(r"\1", expr)
         expr = expr.replace(_MODULE, access.get(local, ""))
         targets = [names.bind((node.name, k), local if k == 0 else f"{local}_{k}")
                    for k in range(len(node.outputs))]
@@ -330,6 +348,27 @@ class BodyWriter:
         targets = [names.bind((v.node, v.out), local if len(child.outputs) == 1 else f"{local}_{k}")
                    for k, v in enumerate(child.outputs)]
         return Stmt(targets, f"{access[local]}({', '.join(args)})")
+
+
+def _walk_access(writer: BodyWriter, body: Body, chained: Mapping[int, Any], access: dict[str, str],
+                 level: dict[str, Any], expr: str, path: tuple[str, ...], kind: str) -> None:
+    """:meth:`BodyWriter._access` for one level of the module tree (a function, not a closure
+    that calls itself: that would be a reference cycle, kept until a collection)."""
+    for position, (seg, sub) in enumerate(level.items()):
+        here = path + (seg,)
+        _check_name(seg, kind, sub, body.instance, here)
+        if kind == "root" and body.sequential:  # an nn.Sequential class: by position
+            sub_expr = f"self[{position}]"
+        elif kind == "root" or (isinstance(sub, Leaf) and sub.kind == "param"):
+            sub_expr = attribute(expr, seg)
+        elif kind in ("seq", "list"):
+            sub_expr = f"{expr}[{int(seg)}]"
+        else:
+            sub_expr = f"{expr}[{literal(seg)}]"
+        access[".".join(here)] = sub_expr
+        if isinstance(sub, dict):
+            body.containers[here] = writer._kind(sub, chained)
+            _walk_access(writer, body, chained, access, sub, sub_expr, here, body.containers[here])
 
 
 def _links(writer: BodyWriter, inst: Instance, items: list[Node | Instance]) -> list[Node] | None:

@@ -28,7 +28,7 @@ from archc.pysource import identifier, is_identifier, literal
 
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
            "Lowered", "place", "attribute", "HOLE", "split_numbers",
-           "spread_at", "frozen_attrs", "fill_resets"]
+           "spread_at", "fill_resets"]
 
 #: Marks a hole in generated text: HOLE + index + HOLE (no digit of it is ever read as a number).
 HOLE = "\x00"
@@ -118,29 +118,27 @@ def instance_tree(graph: Graph, nodes: list[Node] | None = None) -> Instance:
     nodes = list(graph.nodes()) if nodes is None else nodes
     root = Instance("", None, formals=list(graph.inputs), inputs=[[Value(n)] for n in graph.inputs])
     by_path: dict[str, Instance] = {"": root}
-    open_paths: set[str] = {""}
     scope: tuple[BlockInstance, ...] | None = None
     chain: list[Instance] = [root]
+    add_item, add_member = root.items.append, root.members.add  # the innermost open instance's
     for node in nodes:
         if node.op == "input":
             continue
-        if node.scope is scope:  # the previous node's instance (the common case): same chain
-            chain[-1].items.append(node)
-            continue
-        scope = node.scope
-        chain = [root]
-        for info in node.scope:
-            inst = by_path.get(info.path)
-            if inst is None:
-                inst = Instance(info.path, info, formals=_formal_names(info), inputs=_formal_values(info))
-                by_path[info.path] = inst
-                chain[-1].items.append(inst)
-                chain[-1].children.append(inst)
-            elif info.path not in open_paths:  # its nodes are not consecutive: write the graph flat
-                return _flat(graph, nodes)
-            chain.append(inst)
-        chain[-1].items.append(node)
-        open_paths = {inst.path for inst in chain}
+        if node.scope is not scope:  # else the previous node's instance (the common case)
+            scope, previous, chain = node.scope, chain, [root]
+            for info in scope:
+                inst = by_path.get(info.path)
+                if inst is None:
+                    inst = Instance(info.path, info, formals=_formal_names(info), inputs=_formal_values(info))
+                    by_path[info.path] = inst
+                    chain[-1].items.append(inst)
+                    chain[-1].children.append(inst)
+                elif all(open_ is not inst for open_ in previous):  # its nodes are not consecutive
+                    return _flat(graph, nodes)
+                chain.append(inst)
+            add_item, add_member = chain[-1].items.append, chain[-1].members.add
+        add_item(node)
+        add_member(node.name)
     _set_members(by_path)
     _set_outputs(root, graph, nodes, by_path)
     if any(not inst.outputs for path, inst in by_path.items() if path):
@@ -151,16 +149,13 @@ def instance_tree(graph: Graph, nodes: list[Node] | None = None) -> Instance:
 
 
 def _set_members(by_path: dict[str, Instance]) -> None:
-    """Each instance's members: its own nodes, then its children's members (children were
-    made after their parents, so walking backwards meets every child first); set unions
-    rather than one insertion per node and enclosing instance."""
+    """Each instance's members: its own nodes (added as the tree was built), then its children's
+    members (children were made after their parents, so walking backwards meets every child
+    first); set unions rather than one insertion per node and enclosing instance."""
     for inst in reversed(by_path.values()):
         members = inst.members
-        for item in inst.items:
-            if type(item) is Node:
-                members.add(item.name)
-            else:
-                members |= item.members
+        for child in inst.children:
+            members |= child.members
 
 
 def _formal_names(info: BlockInstance) -> list[str]:
@@ -210,8 +205,9 @@ def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[
     for value in graph.outputs.values():  # read outside every instance
         for info in scopes[value.node]:
             found[info.path].setdefault((value.node, value.out), value)
-    for path, values in found.items():
-        by_path[path].outputs = sorted(values.values(), key=lambda v: (order[v.node], v.out))
+    for path, values in found.items():  # (one output, the common case: nothing to sort)
+        by_path[path].outputs = sorted(values.values(), key=lambda v: (order[v.node], v.out)) \
+            if len(values) > 1 else list(values.values())
 
 
 # -- one instance, lowered with holes -----------------------------------------------------------
@@ -238,24 +234,17 @@ def with_holes(body: Body, source: str, node: str | None = None, forward: bool =
     pieces, values = split_numbers(source)
     if not values:
         return source
+    holes = body.holes
+    first = len(holes)
+    holes += values
+    if node is not None:
+        sites = body.sites
+        for position in range(len(values)):
+            sites[first + position] = (node, position, forward)
     out = [pieces[0]]
-    for position, (value, piece) in enumerate(zip(values, pieces[1:])):
-        out.append(body.hole(value))
-        if node is not None:
-            body.sites[len(body.holes) - 1] = (node, position, forward)
-        out.append(piece)
+    for index, piece in enumerate(pieces[1:], first):  # (Body.hole's marker, inline)
+        out += (HOLE, str(index), HOLE, piece)
     return "".join(out)
-
-
-def frozen_attrs(attrs: dict[str, Any]) -> Any:
-    """A node's attributes as a hashable key (their repr where a value is a list or dict); with
-    each value's type, since 1, 1.0 and True are equal but are written differently."""
-    items = (tuple(attrs.items()), tuple(map(type, attrs.values())))
-    try:
-        hash(items)
-    except TypeError:
-        return repr(attrs)
-    return items
 
 
 def spread_at(inputs: list[Value], values: tuple[Value, ...]) -> int | None:
@@ -276,7 +265,7 @@ class VarNames:
     """Python names for values inside one class: the spec's local names, made unique."""
 
     def __init__(self, taken: set[str] | None = None) -> None:
-        self.namespace = Namespace(set(_RESERVED) | (taken or set()))
+        self.namespace = Namespace(_RESERVED.union(taken) if taken else _RESERVED)  # (Namespace copies it)
         #: (node, output) -> its name (a pair, not a Value: a Value's hash is a Python-level call)
         self.names: dict[tuple[str, int], str] = {}
 
@@ -311,11 +300,12 @@ class Lowered:
         #: (text key, argument texts, module text) -> the op's forward text
         self._forwards: dict[tuple, str] = {}
         self._tree_pieces: dict[int, tuple[Any, tuple[int, ...]]] = {}
+        #: (text key, has a module) -> a node's texts as relowering compares them (torch_reuse)
+        self.replays: dict[tuple[int, bool], tuple] = {}
         self._resets: dict[int, tuple[str, ...]] = {}
         self._node_resets: dict[str, tuple[str, ...]] = {}
         #: (text key, attribute) -> where its value shows in the node's texts (torch_args' probes)
         self.probed: dict[tuple[str, str], Any] = {}
-        self._attrs_keys: dict[str, Any] = {}
         self._module_forms: dict[int, bool] = {}
         #: functional nodes written as their op's module form (links of an nn.Sequential class)
         self.as_module: set[str] = set()
@@ -363,19 +353,6 @@ class Lowered:
         """Distinct nodes that read an output of ``name``."""
         return sorted(self.graph.users(name))
 
-    def attrs_key(self, node: Node) -> Any:
-        """:func:`frozen_attrs` of the node's attributes, computed once."""
-        found = self._attrs_keys.get(node.name)
-        if found is None:  # frozen_attrs, inline: asked once per node
-            attrs = node.attrs
-            found = (tuple(attrs.items()), tuple(map(type, attrs.values())))
-            try:
-                hash(found)
-            except TypeError:
-                found = repr(attrs)
-            self._attrs_keys[node.name] = found
-        return found
-
     def reset_texts(self, node: Node) -> tuple[str, ...]:
         """The op's reset statements for ``node`` (:meth:`OpDef.torch_reset`) with a marker for
         its module (:func:`fill_resets` puts the module's expression there), asked of the op once
@@ -412,12 +389,19 @@ class Lowered:
         types are hashed once per node, not on every look-up)."""
         found = self._text_keys.get(node.name)
         if found is None:
-            nodes = self.nodes
-            key = [node.op, self.attrs_key(node), tuple(node.attr_exprs), node.name in self.as_module]
+            nodes, attrs = self.nodes, node.attrs
+            # the attributes with their types: 1, 1.0 and True are equal but are written differently
+            values = attrs.values()
+            key = [node.op, tuple(attrs), tuple(values), tuple(map(type, values)), tuple(node.attr_exprs),
+                   node.name in self.as_module]
             for v in node.inputs:  # each type as its fields: a TensorType's hash is a Python-level call
                 read = nodes[v.node].outputs[v.out]
                 key += (read.shape, read.dtype)
-            found = self._text_numbers.setdefault(tuple(key), len(self._text_numbers))
+            try:
+                found = self._text_numbers.setdefault(tuple(key), len(self._text_numbers))
+            except TypeError:  # an unhashable attribute value (a list): the attributes by their repr
+                key[1:4] = repr(attrs), None, None
+                found = self._text_numbers.setdefault(tuple(key), len(self._text_numbers))
             self._text_keys[node.name] = found
         return found
 

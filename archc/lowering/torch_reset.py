@@ -27,38 +27,55 @@ GENERATED_METHODS = frozenset({"reset_parameters", "block_instances"})
 _I = "    "
 
 
-def _body_resets(body: Body, lowered: Lowered,
-                 sequential: Callable[[Instance], list[Node | Instance] | None]) -> list[tuple[tuple[str, ...], str]]:
+def _body_resets(body: Body, lowered: Lowered, sequential: Callable[[Instance], list[Node | Instance] | None],
+                 leaves: dict[int, list[tuple[bool, str, str]]]) -> list[tuple[tuple[str, ...], str]]:
     """The reset statements of one instance's own modules and tensors, in module-tree order, as
     (the op's texts with a marker for the module, the module's expression) pairs. The module
     tree may be another instance's of the same shape (a body reused with other numbers): the
-    nodes and children are this instance's, found by their local names."""
+    nodes and children are this instance's, found by their local names. ``leaves``: each
+    module tree's leaves that reset, by ``id(tree)``, filled on first use."""
     out: list[tuple[tuple[str, ...], str]] = []
     inst = body.instance
     prefix = inst.path + "." if inst.path else ""
-    children = {item.path: item for item in inst.items if isinstance(item, Instance)}
-
-    def walk(level: dict, path: tuple[str, ...]) -> None:
-        for seg, sub in level.items():
-            here = path + (seg,)
-            if isinstance(sub, dict):
-                walk(sub, here)
-            elif sub.kind in ("module", "param"):
-                local = ".".join(here)
-                out.append((lowered.reset_texts(lowered.nodes[prefix + local]), body.access[local]))
-            elif sub.kind == "sequential":  # a block instance written as nn.Sequential: no class
-                local = ".".join(here)
-                in_sequential(children[prefix + local], body.access[local])
-
-    def in_sequential(instance: Instance, access: str) -> None:
-        for i, item in enumerate(sequential(instance) or ()):
-            if isinstance(item, Node):
-                out.append((lowered.reset_texts(item), f"{access}[{i}]"))
-            else:  # a block instance: a class resets itself, a nested nn.Sequential has no class
-                in_sequential(item, f"{access}[{i}]")
-
-    walk(body.tree, ())
+    found = leaves.get(id(body.tree))
+    if found is None:
+        found = leaves[id(body.tree)] = _resetting_leaves(body)
+    nodes, reset_texts = lowered.nodes, lowered.reset_texts
+    for in_sequential, local, access in found:
+        if not in_sequential:
+            out.append((reset_texts(nodes[prefix + local]), access))
+        else:  # a block instance written as nn.Sequential: no class
+            child = next(item for item in inst.items if isinstance(item, Instance) and item.path == prefix + local)
+            _sequential_resets(child, access, lowered, sequential, out)
     return out
+
+
+def _resetting_leaves(body: Body) -> list[tuple[bool, str, str]]:
+    """(an nn.Sequential child?, local name, module expression) of each leaf of the body's module
+    tree that resets, in tree order: its modules and tensors, and its nn.Sequential children."""
+    found: list[tuple[bool, str, str]] = []
+    _walk_leaves(body.tree, (), body.access, found)
+    return found
+
+
+def _walk_leaves(level: dict, path: tuple[str, ...], access: dict[str, str], found: list[tuple[bool, str, str]]) -> None:
+    for seg, sub in level.items():
+        here = path + (seg,)
+        if isinstance(sub, dict):
+            _walk_leaves(sub, here, access, found)
+        elif sub.kind in ("module", "param", "sequential"):
+            local = ".".join(here)
+            found.append((sub.kind == "sequential", local, access[local]))
+
+
+def _sequential_resets(instance: Instance, access: str, lowered: Lowered,
+                       sequential: Callable[[Instance], list[Node | Instance] | None],
+                       out: list[tuple[tuple[str, ...], str]]) -> None:
+    for i, item in enumerate(sequential(instance) or ()):
+        if isinstance(item, Node):
+            out.append((lowered.reset_texts(item), f"{access}[{i}]"))
+        else:  # a block instance: a class resets itself, a nested nn.Sequential has no class
+            _sequential_resets(item, f"{access}[{i}]", lowered, sequential, out)
 
 
 def _statements(texts: list[tuple[tuple[str, ...], str]]) -> list[str]:
@@ -69,14 +86,15 @@ def reset_statements(bodies: Sequence[Body], lowered: Lowered,
                      sequential: Callable[[Instance], list[Node | Instance] | None]) -> list[str]:
     """The statements of one class's ``reset_parameters``, the same for every instance it serves
     (checked: a value that differed between instances would have to be a constructor argument)."""
-    texts = _body_resets(bodies[0], lowered, sequential)
+    leaves: dict[int, list[tuple[bool, str, str]]] = {}
+    texts = _body_resets(bodies[0], lowered, sequential, leaves)
     first = _statements(texts)
     seen = {id(bodies[0].holes)}
     for body in bodies[1:]:
         if id(body.holes) in seen:  # a body reused whole: an instance of the same signature
             continue
         seen.add(id(body.holes))
-        other = _body_resets(body, lowered, sequential)
+        other = _body_resets(body, lowered, sequential, leaves)
         if other != texts and _statements(other) != first:  # equal pairs: equal statements
             raise SpecError(f"block instances '{bodies[0].instance.path}' and '{body.instance.path}' share a "
                             "class but initialise their parameters differently", node=body.instance.path)

@@ -18,7 +18,7 @@ infers them from its attributes and input types.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from archc.ir.graph import Node, Value
 from archc.lowering.torch_plan import Body, Instance, Stmt, split_numbers, spread_at
@@ -38,8 +38,7 @@ class Signatures:
 
     def add(self, inst: Instance) -> tuple[int, int]:
         """``inst``'s (shape, signature); its child instances must have been added."""
-        lowered = self.writer.lowered
-        nodes, attrs_key = lowered.nodes, lowered.attrs_key
+        nodes = self.writer.lowered.nodes
         members = inst.members
         formal = {(v.node, v.out): (i, j) for i, values in enumerate(inst.inputs) for j, v in enumerate(values)}
         cut = len(inst.path) + 1 if inst.path else 0
@@ -47,43 +46,31 @@ class Signatures:
         # a variadic formal read only whole (torch.cat(features)) is one name whatever its length
         variadic = info is not None and info.formals and info.formals[-1].endswith("...")
         spread = self.writer.spread_values(inst) if variadic else None
-
-        def refs(values: list[Value]) -> tuple:
-            # a value made inside by its local name; a formal's by its place; one read from
-            # outside by its full name (the same value, of the same type, in every instance)
-            at = spread_at(values, spread) if spread else None
-            if at is None:
-                out = []
-                for v in values:
-                    node = v.node
-                    if node in members:
-                        out.append((node[cut:], v.out))
-                    else:
-                        where = (node, v.out)
-                        out.append(formal.get(where) or ("", *where))
-                return tuple(out)
-            return (*refs(values[:at]), "*", *refs(values[at + len(spread):]))
-
+        refs = _refs(members, formal, cut, spread)
         shape: list[Any] = [info.block if info else None, tuple(inst.formals),
                             tuple(map(refs, inst.inputs)), refs(inst.outputs)]
-        types = []  # each type as its fields: a TensorType's hash is a Python-level call
+        # the numbers in one flat list: the shape fixes where each one stands. Each type as
+        # its fields (a TensorType's hash is a Python-level call); each attribute value with
+        # its type (1, 1.0 and True are equal but are written differently)
+        numbers: list[Any] = []
         for values in inst.inputs:
             for v in values:
                 read = nodes[v.node].outputs[v.out]
-                types += (read.shape, read.dtype)
-        numbers: list[Any] = [tuple(types)]
+                numbers += (read.shape, read.dtype)
+        kinds: list[type] = []
         of = self.of
         add_shape, add_number = shape.append, numbers.append
         for item in inst.items:
             if type(item) is Node:
-                inputs = item.inputs
+                inputs, attrs = item.inputs, item.attrs
                 if len(inputs) == 1 and not spread:  # refs, inline for the common case
                     node, out = inputs[0].node, inputs[0].out
                     read = ((node[cut:], out),) if node in members else (formal.get((node, out)) or ("", node, out),)
                 else:
                     read = refs(inputs)
-                add_shape((item.name[cut:], item.op, tuple(item.attrs), len(item.outputs), read))
-                add_number(attrs_key(item))
+                add_shape((item.name[cut:], item.op, tuple(attrs), len(item.outputs), read))
+                numbers += attrs.values()
+                kinds += map(type, attrs.values())
             else:
                 child_shape, child_signature = of[id(item)]
                 add_shape((item.path[cut:], child_shape, tuple(map(refs, item.inputs)), refs(item.outputs)))
@@ -91,9 +78,43 @@ class Signatures:
         if self.writer.tied:
             shape.append(tuple((n[cut:], p, o[cut:], q) for n, p, o, q in self.writer.own_ties(inst)))
         shape_id = self._shapes.setdefault(tuple(shape), len(self._shapes))
-        signature = self._signatures.setdefault((shape_id, tuple(numbers)), len(self._signatures))
+        try:
+            signature = self._signatures.setdefault((shape_id, tuple(numbers), tuple(kinds)), len(self._signatures))
+        except TypeError:  # an unhashable attribute value (a list): the values by their repr
+            signature = self._signatures.setdefault((shape_id, repr(numbers), tuple(kinds)), len(self._signatures))
         of[id(inst)] = (shape_id, signature)
         return shape_id, signature
+
+
+def _refs(members: set[str], formal: dict[tuple[str, int], tuple[int, int]], cut: int,
+          spread: tuple[Value, ...] | None) -> Callable[[list[Value]], tuple]:
+    """How an instance's key names the values it reads or makes: one made inside by its local
+    name; a formal's by its place; one read from outside by its full name (the same value, of
+    the same type, in every instance); each run of the variadic values read whole as "*".
+    (Closures that do not call themselves: no reference cycle left for a collection.)"""
+
+    def plain(values: list[Value]) -> tuple:
+        out = []
+        for v in values:
+            node = v.node
+            if node in members:
+                out.append((node[cut:], v.out))
+            else:
+                where = (node, v.out)
+                out.append(formal.get(where) or ("", *where))
+        return tuple(out)
+
+    if not spread:
+        return plain
+
+    def refs(values: list[Value]) -> tuple:
+        found: list[Any] = []
+        while (at := spread_at(values, spread)) is not None:
+            found += (*plain(values[:at]), "*")
+            values = values[at + len(spread):]
+        return (*found, *plain(values)) if found else plain(values)
+
+    return refs
 
 
 def reuse(writer: Any, body: Body, inst: Instance, holes: list[Any] | None = None) -> Body:
@@ -136,26 +157,33 @@ def _texts(writer: Any, inst: Instance, access: dict[str, str]) -> tuple[list[An
     """The text pieces and the numbers of every hole-making text :meth:`lower` writes for
     ``inst``, in its order: the module tree (constructors, parameters, child constructor calls
     and ``nn.Sequential`` children), then each node's forward expression."""
-    tree_piece = writer.lowered.tree_piece
-    forward_text = writer.forward_text
-    pieces: list[Any] = []
-    numbers: list[Any] = []
-    nodes = []
-    for item in inst.items:
-        if type(item) is Node:
-            piece, values = tree_piece(item)
-            pieces.append(piece)
-            numbers.extend(values)
-            nodes.append(item)
-        else:
-            _child_texts(writer, item, pieces, numbers)
+    lowered = writer.lowered
+    text_key, replays = lowered.text_key, lowered.replays
     spread = writer.spread_values(inst)
     cut = len(inst.path) + 1 if inst.path else 0
-    for item in nodes:
-        text, values = split_numbers(forward_text(item, item.name[cut:] in access, spread))
-        pieces.append(text)
-        numbers.extend(values)
-    return pieces, numbers
+    pieces: list[Any] = []
+    numbers: list[Any] = []
+    forwards: list[Any] = []
+    forward_numbers: list[Any] = []
+    for item in inst.items:
+        if type(item) is Node:
+            has_module = item.name[cut:] in access
+            if spread:  # the forward text depends on where the variadic values stand
+                piece, values = lowered.tree_piece(item)
+                found = (piece, values, *split_numbers(writer.forward_text(item, has_module, spread)))
+            else:  # what a node of this text key writes, looked up once
+                key = (text_key(item), has_module)
+                found = replays.get(key)
+                if found is None:
+                    piece, values = lowered.tree_piece(item)
+                    found = replays[key] = (piece, values, *split_numbers(writer.forward_text(item, has_module, None)))
+            pieces.append(found[0])
+            numbers += found[1]
+            forwards.append(found[2])
+            forward_numbers += found[3]
+        else:
+            _child_texts(writer, item, pieces, numbers)
+    return pieces + forwards, numbers + forward_numbers
 
 
 def _child_texts(writer: Any, child: Instance, pieces: list[Any], numbers: list[Any]) -> None:

@@ -11,6 +11,7 @@ depths still split is planned a second time.
 """
 from __future__ import annotations
 
+import functools
 import re
 import textwrap
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from archc.ir.names import Namespace
 from archc.lowering.pyformat import LINE_LENGTH, split_statement
 from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
 from archc.lowering.torch_body import BodyWriter
-from archc.lowering.torch_plan import HOLE, Body, Instance, Leaf, instance_tree
+from archc.lowering.torch_plan import HOLE, Body, Instance, Leaf, attribute, instance_tree
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements
 from archc.pysource import comment, is_identifier, literal, one_line
@@ -70,13 +71,14 @@ def _depths(root: Instance) -> list[list[Instance]]:
     return levels
 
 
-def _skeleton(body: Body) -> str:
-    def tree(level: dict[str, Any]) -> str:
-        return "{" + ",".join(f"{k!r}:" + (tree(v) if isinstance(v, dict) else f"{v.kind}:{v.source}")
-                              for k, v in level.items()) + "}"
+def _tree_text(level: dict[str, Any]) -> str:
+    return "{" + ",".join(f"{k!r}:" + (_tree_text(v) if isinstance(v, dict) else f"{v.kind}:{v.source}")
+                          for k, v in level.items()) + "}"
 
+
+def _skeleton(body: Body) -> str:
     stmts = ";".join(",".join(s.targets) + "=" + s.expr for s in body.stmts)
-    skeleton = f"{body.args}|{tree(body.tree)}|{sorted(body.containers.items())}|{stmts}|{body.returns}|{body.ties}"
+    skeleton = f"{body.args}|{_tree_text(body.tree)}|{sorted(body.containers.items())}|{stmts}|{body.returns}|{body.ties}"
     return skeleton + "|sequential" if body.sequential else skeleton
 
 
@@ -97,7 +99,9 @@ class _Planner:
         self.body_of: dict[int, Body] = {}
         #: the bodies of a class (by identity) -> its resolved arguments
         self.resolved: dict[tuple[int, ...], ClassArgs] = {}
-        self.writer = BodyWriter(graph, labels, self._call, earlier.writer if earlier is not None else None)
+        # (the class and body maps, not the planner: a bound method would make a reference cycle)
+        self.writer = BodyWriter(graph, labels, functools.partial(_call_of, self.class_of, self.body_of),
+                                 earlier.writer if earlier is not None else None)
         #: instance keys read the graph alone: an earlier plan's serve this one
         self.keys = earlier.keys if earlier is not None else Signatures(self.writer)
         # class names: Bottleneck, Bottleneck2, ... (the number counts the classes of that name)
@@ -105,8 +109,7 @@ class _Planner:
                                      suffix=lambda base, i: f"{base}{i + 1}")
 
     def _call(self, child: Instance) -> tuple[str, list[tuple[str, Any]]]:
-        cls = self.class_of[id(child)]
-        return cls.name, cls.args.call(self.body_of[id(child)])
+        return _call_of(self.class_of, self.body_of, child)
 
     def plan(self, root: Instance) -> Body:
         """Lower every instance and group them into classes; the root's body.
@@ -140,7 +143,7 @@ class _Planner:
         """``inst`` lowered (reused or re-lowered from an instance lowered alike where it can
         be); None for an instance written inline as ``nn.Sequential(...)``."""
         shape, signature = self.keys.of.get(id(inst)) or self.keys.add(inst)
-        if self.writer.as_sequential(inst) is not None:
+        if self.writer.as_sequential(inst, signature) is not None:
             return None
         known = memo.lowered.get(signature)
         if known is not None:
@@ -214,8 +217,8 @@ class _Planner:
                     self._join(self.by_key[key], bodies)
                     continue
                 args = self._resolve(key, bodies)
-                same = next((c for c in self.classes if c.block == block and c.args == args
-                             and c.bodies[0].skeleton == bodies[0].skeleton), None)
+                same = next((c for c in self.classes if c.block == block
+                             and c.bodies[0].skeleton == bodies[0].skeleton and c.args == args), None)
                 if same is not None:  # the class written for instances nested deeper: the same code
                     self._join(same, bodies)
                     continue
@@ -255,6 +258,12 @@ class _Planner:
                         or now.skeleton != key[1] or list(map(repr, now.holes)) != list(map(repr, earlier.holes)):
                     return False
         return True
+
+
+def _call_of(class_of: dict[int, _Class], body_of: dict[int, Body], child: Instance) -> tuple[str, list[tuple[str, Any]]]:
+    """A child's class constructor call: (class name, [(argument, value)])."""
+    cls = class_of[id(child)]
+    return cls.name, cls.args.call(body_of[id(child)])
 
 
 class _Memo:
@@ -324,20 +333,7 @@ def _init_lines(body: Body, args: ClassArgs) -> list[str]:
     lines: list[str] = []
     for name, source in args.lets:
         lines += _statement(f"{name} = {source}", 2)
-    params = []
-
-    def collect(level: dict[str, Any], owner: str, path: tuple[str, ...]) -> None:
-        for seg, sub in level.items():
-            if isinstance(sub, dict):
-                from archc.lowering.torch_plan import attribute
-
-                kind = body.containers[path + (seg,)]
-                sub_owner = attribute(owner, seg) if not path else \
-                    (f"{owner}[{int(seg)}]" if body.containers[path] in ("seq", "list") else f"{owner}[{literal(seg)}]")
-                collect(sub, sub_owner, path + (seg,))
-                del kind
-            elif sub.kind == "param":
-                params.append((owner, seg, _fill(sub.source, args), sub.buffer))
+    params: list[tuple[str, str, str, bool]] = []
 
     for seg, sub in body.tree.items():
         if isinstance(sub, Leaf) and sub.kind == "param":
@@ -346,7 +342,7 @@ def _init_lines(body: Body, args: ClassArgs) -> list[str]:
             if isinstance(sub, dict) else _fill(sub.source, args)
         lines += _statement(f"self.{seg} = {value}" if is_identifier(seg)
                             else f"self.add_module({literal(seg)}, {value})", 2)
-    collect(body.tree, "self", ())
+    _tree_params(body, args, body.tree, "self", (), params)
     for owner, seg, tensor, buffer in params:
         if buffer:  # in the state_dict, not learned (a relative position index)
             lines += _statement(f"{owner}.register_buffer({literal(seg)}, {tensor})", 2)
@@ -360,6 +356,18 @@ def _init_lines(body: Body, args: ClassArgs) -> list[str]:
     for attr, source in args.stored.items():
         lines += _statement(f"self.{attr} = {source}", 2)
     return lines
+
+
+def _tree_params(body: Body, args: ClassArgs, level: dict[str, Any], owner: str, path: tuple[str, ...],
+                 params: list[tuple[str, str, str, bool]]) -> None:
+    """(owner expression, name, initial tensor, a buffer?) of each bare parameter of the module tree."""
+    for seg, sub in level.items():
+        if isinstance(sub, dict):
+            sub_owner = attribute(owner, seg) if not path else \
+                (f"{owner}[{int(seg)}]" if body.containers[path] in ("seq", "list") else f"{owner}[{literal(seg)}]")
+            _tree_params(body, args, sub, sub_owner, path + (seg,), params)
+        elif sub.kind == "param":
+            params.append((owner, seg, _fill(sub.source, args), sub.buffer))
 
 
 def _forward_lines(body: Body, args: ClassArgs, comments: list[list[str]], types: list[str]) -> list[str]:
