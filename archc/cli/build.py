@@ -165,7 +165,8 @@ def write_onnx_model(graph: Graph, args: argparse.Namespace, labels: dict[str, s
     from archc.lowering.onnx_writer import write_onnx
 
     # The command owns this graph and its arrays: folding into them saves copying them.
-    parts = build_onnx_parts(graph, seed=args.seed or 0, optimize=optimize, labels=labels, inplace=True)
+    parts = build_onnx_parts(graph, seed=args.seed or 0, optimize=optimize, labels=labels, inplace=True,
+                             draw_ahead=not args.no_weights)
     parts = without_weights(parts) if args.no_weights else store_weights_as(parts, WeightDtype(args.dtype))
     written = write_onnx(parts, args.output, external_data=True if args.external_data else None, option="-o")
     where = f"; weights in {written.data_path}" if written.data_path else ""

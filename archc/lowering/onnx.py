@@ -315,10 +315,13 @@ def build_onnx(graph: Graph, weights: Mapping[str, Mapping[str, Any]] | None = N
 
 def build_onnx_parts(graph: Graph, weights: Mapping[str, Mapping[str, Any]] | None = None, *, seed: int = 0,
                      optimize: bool = True, labels: Mapping[str, str] | None = None,
-                     inplace: bool = False) -> "OnnxParts":
+                     inplace: bool = False, draw_ahead: bool = True) -> "OnnxParts":
     """:func:`build_onnx` before the initializers are filled in: :func:`emit_onnx`'s parts, for
     :func:`archc.lowering.onnx_writer.write_onnx` to stream. Seeded weights are deferred
-    (drawn when written, one at a time), except the layers folding changes."""
+    (drawn when written, one at a time), except the layers folding changes. With
+    ``draw_ahead`` the first seeded weights are drawn on a spare core meanwhile
+    (:mod:`archc.lowering.onnx_ahead`: the same values, sooner); leave it off when the weights
+    will not be written (``--no-weights``)."""
     owned = inplace
     if weights is not None or not graph.weights:
         if not inplace:
@@ -326,6 +329,10 @@ def build_onnx_parts(graph: Graph, weights: Mapping[str, Mapping[str, Any]] | No
         graph.weights = {k: dict(v) for k, v in weights.items()} if weights is not None \
             else deferred_weights(graph, seed)
         owned = inplace or weights is None  # fresh arrays in a private copy may be folded into
+        if weights is None and draw_ahead:
+            from archc.lowering.onnx_ahead import draw_ahead as start_drawing
+
+            start_drawing(graph, graph.weights)
     if optimize:
         graph = optimize_for_inference(graph, inplace=owned)
     return emit_onnx(graph, seed, labels=labels)

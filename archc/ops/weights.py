@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import zlib
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -109,6 +109,15 @@ _DIVISIBLE = frozenset({"zeros", "ones", "constant", "uniform", "xavier_uniform"
 _FILLS = {"zeros": 0, "ones": 1}
 
 
+class DrawnAhead(Protocol):
+    """Values of some deferred arrays drawn before anything asks for them (by
+    :class:`archc.lowering.onnx_ahead.DrawAhead`)."""
+
+    def deliver(self, key: str, start: int, stop: int, use: Callable[[np.ndarray], None]) -> bool:
+        """Call ``use`` with the unscaled values ``start:stop`` of parameter ``key`` and return True,
+        if they are drawn ahead (waiting while they are being drawn); else False."""
+
+
 class DeferredArray:
     """A parameter's seeded initial value, drawn only when something asks for the array
     (``np.asarray``), and then drawn again each time rather than kept: a streaming writer
@@ -118,12 +127,15 @@ class DeferredArray:
     ``unit_scales`` are factors per output unit (the first axis) that folding a following
     affine layer multiplies the weight by (:meth:`scaled`); they are applied as the values are
     drawn. A large array can be drawn in pieces (:meth:`pieces`, :meth:`draw`), on several
-    threads, with exactly the values of drawing it whole."""
+    threads, with exactly the values of drawing it whole. ``ahead``, where set, may hold the
+    values already drawn (see :class:`DrawnAhead`); the scales are applied to them as they are
+    taken, so the values are the same."""
 
-    __slots__ = ("key", "spec", "seed", "unit_scales")
+    __slots__ = ("key", "spec", "seed", "unit_scales", "ahead")
 
-    def __init__(self, key: str, spec: ParamSpec, seed: int, unit_scales: tuple[np.ndarray, ...] = ()) -> None:
-        self.key, self.spec, self.seed, self.unit_scales = key, spec, seed, unit_scales
+    def __init__(self, key: str, spec: ParamSpec, seed: int, unit_scales: tuple[np.ndarray, ...] = (),
+                 ahead: DrawnAhead | None = None) -> None:
+        self.key, self.spec, self.seed, self.unit_scales, self.ahead = key, spec, seed, unit_scales, ahead
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -145,7 +157,7 @@ class DeferredArray:
         """These values with output unit i multiplied by ``factor[i]`` (in this array's dtype),
         as ``array *= factor.reshape(-1, 1, ...)`` would, when drawn."""
         factor = np.asarray(factor, dtype=self.dtype).reshape(-1)
-        return DeferredArray(self.key, self.spec, self.seed, (*self.unit_scales, factor))
+        return DeferredArray(self.key, self.spec, self.seed, (*self.unit_scales, factor), self.ahead)
 
     def pieces(self) -> list[tuple[int, int]]:
         """``(start, stop)`` ranges of the flattened array, in order, that :meth:`draw` can draw
@@ -153,7 +165,7 @@ class DeferredArray:
         at an even element (PCG64 gives two float32 values per 64-bit draw, so a generator can be
         advanced to it) and, with unit scales, at a whole output unit."""
         n = self.spec.numel
-        if n <= PIECE_ELEMENTS or self.spec.init not in _DIVISIBLE or not self._draws_float32():
+        if n <= PIECE_ELEMENTS or not self.fills_vector():
             return [(0, n)]
         step = math.lcm(2, n // self.spec.shape[0]) if self.unit_scales else 2
         size = max(step, PIECE_ELEMENTS // step * step)
@@ -163,26 +175,47 @@ class DeferredArray:
         """Values ``start:stop`` of the flattened array (a range from :meth:`pieces`) as a vector.
         Values drawn piecewise are written into ``allocate(count, dtype)`` (a caller may hand out
         reused memory); an array that is drawn whole comes from :func:`init_array` itself."""
-        spec = self.spec
-        if (start, stop) == (0, spec.numel) and (spec.init not in _DIVISIBLE or not self._draws_float32()):
-            flat = init_array(self.key, spec, self.seed).reshape(-1)
-        else:
-            flat = allocate(stop - start, self.dtype)
-            if spec.init in _FILLS or spec.init == "constant":
-                flat[...] = _FILLS.get(spec.init, spec.value)
-            else:
-                bound = spec.bound if spec.init == "uniform" else xavier_bound(spec.shape)
-                _uniform_into(_generator(self.key, self.seed, start // 2), flat, bound)
-        if self.unit_scales:
-            row = spec.numel // spec.shape[0]
-            rows = flat.reshape(-1, row)
-            for factor in self.unit_scales:
-                rows *= factor[start // row:stop // row, None]
+        if (start, stop) == (0, self.spec.numel) and not self.fills_vector():
+            flat = init_array(self.key, self.spec, self.seed).reshape(-1)
+            self._scale(flat, flat, start)
+            return flat
+        flat = allocate(stop - start, self.dtype)
+        if self.ahead is None or not self.ahead.deliver(self.key, start, stop,
+                                                        lambda drawn: self._scale(drawn, flat, start)):
+            self.fill_unscaled(flat, start)
+            self._scale(flat, flat, start)
         return flat
 
-    def _draws_float32(self) -> bool:
-        """Whether values are made in this array's own dtype (uniform draws are float32 values)."""
-        return self.spec.init not in ("uniform", "xavier_uniform") or self.dtype == np.float32
+    def fill_unscaled(self, flat: np.ndarray, start: int) -> None:
+        """Fill ``flat`` with values ``start:start + len(flat)`` of the flattened array, before the
+        unit scales (only where :meth:`fills_vector`)."""
+        spec = self.spec
+        if spec.init in _FILLS or spec.init == "constant":
+            flat[...] = _FILLS.get(spec.init, spec.value)
+        else:
+            bound = spec.bound if spec.init == "uniform" else xavier_bound(spec.shape)
+            _uniform_into(_generator(self.key, self.seed, start // 2), flat, bound)
+
+    def _scale(self, drawn: np.ndarray, flat: np.ndarray, start: int) -> None:
+        """``flat`` := ``drawn`` (values from ``start``) times the unit scales, each factor applied as
+        ``rows *= factor`` would (in place when ``drawn`` is ``flat``)."""
+        if not self.unit_scales:
+            if drawn is not flat:
+                flat[...] = drawn
+            return
+        row = self.spec.numel // self.spec.shape[0]
+        source, rows = drawn.reshape(-1, row), flat.reshape(-1, row)
+        first = start // row
+        for factor in self.unit_scales:
+            np.multiply(source, factor[first:first + len(rows), None], out=rows)
+            source = rows
+
+    def fills_vector(self) -> bool:
+        """Whether the values are made straight into a given vector, position by position (a
+        divisible init, in the array's own dtype: uniform draws are float32 values), so that any
+        run of them can be drawn by itself (:meth:`fill_unscaled`)."""
+        return self.spec.init in _DIVISIBLE and (
+            self.spec.init not in ("uniform", "xavier_uniform") or self.dtype == np.float32)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         pieces = self.pieces()
