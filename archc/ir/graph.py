@@ -391,21 +391,27 @@ class Graph:
     # -- printing -------------------------------------------------------------------
     def format(self) -> str:
         """One line per node, like torch.fx's graph printer."""
-        lines = [f"graph {self.name}("
-                 + ", ".join(f"%{n}: {self.node(n).type}" for n in self.inputs) + "):"]
-        for node in self.nodes():
-            if node.op == "input":
-                continue
-            outs = ", ".join(str(t) for t in node.outputs)
-            args = ", ".join(f"%{v}" for v in node.inputs)
-            # unset optional attributes (None: e.g. add's constant operand) are left out
-            attrs = ", ".join(f"{k}={_fmt(v)}" for k, v in node.attrs.items() if v is not None)
-            call = f"{node.op}({args}{', ' if args and attrs else ''}{attrs})"
-            lines.append(f"  %{node.name} : {outs} = {call}")
-        lines.append("  return " + ", ".join(f"{k}=%{v}" for k, v in self.outputs.items()))
-        return "\n".join(lines)
+        return format_graph(self)
 
     __str__ = format
+
+
+def format_graph(graph: Graph) -> str:
+    """The graph as text, one line per node (``%name : type = op(inputs, attrs)``), like
+    torch.fx's graph printer."""
+    lines = [f"graph {graph.name}("
+             + ", ".join(f"%{n}: {graph.node(n).type}" for n in graph.inputs) + "):"]
+    for node in graph.nodes():
+        if node.op == "input":
+            continue
+        outs = ", ".join(str(t) for t in node.outputs)
+        args = ", ".join(f"%{v}" for v in node.inputs)
+        # unset optional attributes (None: e.g. add's constant operand) are left out
+        attrs = ", ".join(f"{k}={_fmt(v)}" for k, v in node.attrs.items() if v is not None)
+        call = f"{node.op}({args}{', ' if args and attrs else ''}{attrs})"
+        lines.append(f"  %{node.name} : {outs} = {call}")
+    lines.append("  return " + ", ".join(f"{k}=%{v}" for k, v in graph.outputs.items()))
+    return "\n".join(lines)
 
 
 def _readers_of(nodes: Mapping[str, Node]) -> dict[str, dict[str, int]]:
