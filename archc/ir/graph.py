@@ -66,6 +66,11 @@ class BlockInstance:
     formals: tuple[str, ...] = field(default=(), compare=False)
     inputs: tuple[Value, ...] = field(default=(), compare=False)
 
+    @property
+    def variadic(self) -> bool:
+        """Whether the last formal input is variadic (``xs...``)."""
+        return bool(self.formals) and self.formals[-1].endswith("...")
+
 
 #: ``Node.meta`` key: the PyTorch modules an imported node ran in, outermost first, as
 #: ``(path, class name or None)`` pairs (the ONNX frontend reads them from the exporter's names

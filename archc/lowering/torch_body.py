@@ -19,7 +19,7 @@ from torch import nn
 from archc.errors import SpecError
 from archc.ir.graph import Graph, Node, Value
 from archc.lowering.torch_reset import GENERATED_METHODS
-from archc.lowering.torch_plan import (Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute, place, spread_at,
+from archc.lowering.torch_plan import (Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute, place_local, spread_at,
                                        with_holes)
 from archc.ops.weights import TIE_META, tied_params
 from archc.pysource import is_identifier, literal
@@ -107,30 +107,31 @@ class BodyWriter:
         if found is None:
             decided = self._decided.get(signature) if signature is not None else None
             if decided is None:
-                found = self._find_sequential(inst)
-                if signature is not None:  # (only a Sequential class writes nodes in module form)
+                items, sequential_class, forms = self._find_sequential(inst)
+                if signature is not None:
                     cut = len(inst.path) + 1 if inst.path else 0
-                    forms = tuple([n.name[cut:] for n in inst.items if type(n) is Node and n.name in self.lowered.as_module]
-                                  if found[1] else ())
-                    self._decided[signature] = (found[0] is not None, found[1], forms)
+                    self._decided[signature] = (items is not None, sequential_class,
+                                                tuple([n.name[cut:] for n in forms]))
             else:  # equal signatures: equal names, wiring and op texts, so the same decision
-                inline, sequential_class, forms = decided
+                inline, sequential_class, locals_ = decided
                 prefix = inst.path + "." if inst.path else ""
-                for local in forms:
-                    self.lowered.write_as_module(self.lowered.nodes[prefix + local])
-                found = (inst.items if inline else None, sequential_class)
-            self._sequential[key] = found
+                forms = [self.lowered.nodes[prefix + local] for local in locals_]
+                items = inst.items if inline else None
+            for node in forms:  # (only a Sequential class writes nodes in module form)
+                self.lowered.write_as_module(node)
+            found = self._sequential[key] = (items, sequential_class)
         return found
 
-    def _find_sequential(self, inst: Instance) -> tuple[list[Node | Instance] | None, bool]:
+    def _find_sequential(self, inst: Instance) -> tuple[list[Node | Instance] | None, bool, list[Node]]:
         """Items each reading only the one before: modules called on one tensor, functional ops
         with a module form, block instances. Named 0, 1, ... and all modules or instances, they
         are written inline (torchvision's ``branch2 = nn.Sequential(BasicConv2d(...), ...)``);
         with a module form (torchvision's ``Conv2dNormActivation``) or other names that are no
-        identifiers (RegNet's ``block1-0``), as an ``nn.Sequential`` class. Chains named by
-        identifiers stay classes with attributes (``self.conv1``). Else (None, False)."""
+        identifiers (RegNet's ``block1-0``), as an ``nn.Sequential`` class, whose nodes to write in
+        module form come third. Chains named by identifiers stay classes with attributes
+        (``self.conv1``). Else (None, False, [])."""
         items = inst.items
-        none: tuple[None, bool] = (None, False)
+        none: tuple[None, bool, list[Node]] = (None, False, [])
         if len(inst.inputs) != 1 or len(inst.inputs[0]) != 1 or len(inst.outputs) != 1 or not items:
             return none
         cut = len(inst.path) + 1 if inst.path else 0  # the names first: most instances fail here, cheaply
@@ -141,12 +142,10 @@ class BodyWriter:
         if forms is None:
             return none
         if names == [str(i) for i in range(len(items))] and not forms:
-            return items, False
+            return items, False, []
         if inst.info is None or self.own_ties(inst):
             return none
-        for node in forms:
-            self.lowered.write_as_module(node)
-        return None, True
+        return None, True, forms
 
     def read_outside(self, value: tuple[str, int], allowed: set[str]) -> bool:
         """Whether the value (node, output) is a graph output or read by a node not in ``allowed``."""
@@ -171,7 +170,7 @@ class BodyWriter:
         body = Body(inst, tree={}, sequential=self.sequential_class(inst))
         names = VarNames(self.lowered.reserved)
         spread: dict[tuple[Value, ...], str] = {}
-        variadic = bool(inst.info and inst.info.formals and inst.info.formals[-1].endswith("..."))
+        variadic = inst.info is not None and inst.info.variadic
         for i, (formal, values) in enumerate(zip(inst.formals, inst.inputs)):
             if variadic and i == len(inst.formals) - 1:
                 name = names.fresh(formal)
@@ -226,13 +225,10 @@ class BodyWriter:
                                 buffer=own is not None and own.buffer)
                 else:
                     continue
-                if "." in local or local in tree or local.startswith("__"):  # (else place's answer: a new key)
-                    place(tree, local.split("."), leaf, item.name, item.location)
-                else:
-                    tree[local] = leaf
+                place_local(tree, local, leaf, item.name, item.location)
             else:
                 local = item.path[cut:]
-                place(tree, local.split("."), self._child_leaf(body, item, local), item.path, None)
+                place_local(tree, local, self._child_leaf(body, item, local), item.path, None)
 
     def _child_leaf(self, body: Body, child: Instance, local: str) -> Leaf:
         items = self.as_sequential(child)
@@ -304,7 +300,7 @@ class BodyWriter:
     def spread_values(self, inst: Instance) -> tuple[Value, ...] | None:
         """The values of the instance's variadic formal, passed whole where a node reads them
         all in a row (``torch.cat(features)``); None if it has none."""
-        variadic = bool(inst.info and inst.info.formals and inst.info.formals[-1].endswith("..."))
+        variadic = inst.info is not None and inst.info.variadic
         last = len(inst.formals) - 1
         if not variadic or last >= len(inst.inputs) or not inst.inputs[last]:
             return None
@@ -387,7 +383,7 @@ def _links(writer: BodyWriter, inst: Instance, items: list[Node | Instance]) -> 
             reads = [v for values in item.inputs for v in values]
             if len(reads) != 1 or (reads[0].node, reads[0].out) != previous or len(item.outputs) != 1 \
                     or len(item.inputs) != 1 \
-                    or (item.info and item.info.formals and item.info.formals[0].endswith("...")):
+                    or (item.info is not None and item.info.variadic):
                 return None
             output = (item.outputs[0].node, item.outputs[0].out)
         if i < last:

@@ -391,6 +391,7 @@ class Lowered:
         if found is None:
             nodes, attrs = self.nodes, node.attrs
             # the attributes with their types: 1, 1.0 and True are equal but are written differently
+            # (torch_reuse.Signatures.add keys an instance's attributes by the same rule)
             values = attrs.values()
             key = [node.op, tuple(attrs), tuple(values), tuple(map(type, values)), tuple(node.attr_exprs),
                    node.name in self.as_module]
@@ -494,6 +495,14 @@ def place(tree: dict[str, Any], segments: list[str], leaf: Leaf, node_name: str,
                 raise SpecError(f"'{'.'.join(segments[:depth + 1])}' is both a {what} and a container of "
                                 "modules", node=node_name, location=location)
             level = level.setdefault(seg, {})
+
+
+def place_local(tree: dict[str, Any], local: str, leaf: Leaf, node_name: str, location) -> None:
+    """:func:`place` for a dotted local name; a new plain key (most nodes) is set without the walk."""
+    if "." in local or local in tree or local.startswith("__"):
+        place(tree, local.split("."), leaf, node_name, location)
+    else:
+        tree[local] = leaf
 
 
 def attribute(owner: str, seg: str) -> str:

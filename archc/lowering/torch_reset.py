@@ -45,7 +45,7 @@ def _body_resets(body: Body, lowered: Lowered, sequential: Callable[[Instance], 
         if not in_sequential:
             out.append((reset_texts(nodes[prefix + local]), access))
         else:  # a block instance written as nn.Sequential: no class
-            child = next(item for item in inst.items if isinstance(item, Instance) and item.path == prefix + local)
+            child = next(c for c in inst.children if c.path == prefix + local)
             _sequential_resets(child, access, lowered, sequential, out)
     return out
 

@@ -44,7 +44,7 @@ class Signatures:
         cut = len(inst.path) + 1 if inst.path else 0
         info = inst.info
         # a variadic formal read only whole (torch.cat(features)) is one name whatever its length
-        variadic = info is not None and info.formals and info.formals[-1].endswith("...")
+        variadic = info is not None and info.variadic
         spread = self.writer.spread_values(inst) if variadic else None
         refs = _refs(members, formal, cut, spread)
         shape: list[Any] = [info.block if info else None, tuple(inst.formals),
@@ -80,7 +80,7 @@ class Signatures:
         shape_id = self._shapes.setdefault(tuple(shape), len(self._shapes))
         try:
             signature = self._signatures.setdefault((shape_id, tuple(numbers), tuple(kinds)), len(self._signatures))
-        except TypeError:  # an unhashable attribute value (a list): the values by their repr
+        except TypeError:  # an unhashable attribute value (a list): the values by their repr (as Lowered.text_key)
             signature = self._signatures.setdefault((shape_id, repr(numbers), tuple(kinds)), len(self._signatures))
         of[id(inst)] = (shape_id, signature)
         return shape_id, signature

@@ -425,8 +425,7 @@ def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ())
     if root_guards and cls.args.guards:
         lines += _guard_lines(cls.args.guards)
     lines += _init_lines(body, cls.args)
-    variadic = bool(body.instance.info and body.instance.info.formals
-                    and body.instance.info.formals[-1].endswith("..."))
+    variadic = body.instance.info is not None and body.instance.info.variadic
     types = ["torch.Tensor"] * len(body.args)
     if variadic:
         types[-1] = "list[torch.Tensor]"
