@@ -9,13 +9,11 @@ there.
 """
 from __future__ import annotations
 
-import ast
-import functools
 from typing import Any
 
 from archc.errors import DiagnosticSink, Location, SpecError, did_you_mean
 from archc.frontends.yaml.budget import ExpansionBudget
-from archc.frontends.yaml.expr import ExprError, UnknownValue, parse
+from archc.frontends.yaml.expr import ExprError, UnknownValue, names_in
 from archc.frontends.yaml.scope import Abort, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SMap
@@ -74,13 +72,6 @@ class Elaboration:
         # Only a top-level node's attribute keeps a parameter a run-time argument of the
         # generated code (Node.attr_exprs); any other use fixes it when the graph is built.
         if not (attr and not scope.stack):
-            self.graph.structural_params |= _names_in(text) & self.graph.params.keys()
+            self.graph.structural_params |= names_in(text) & self.graph.params.keys()
         return value
 
-
-@functools.lru_cache(maxsize=4096)
-def _names_in(text: str) -> frozenset[str]:
-    """The names an expression (already evaluated, so well-formed) reads. Cached: a spec repeats
-    its few expressions at every block instance, and parsing and walking one again cost a third
-    of loading ResNet-50."""
-    return frozenset(n.id for n in ast.walk(parse(text)) if isinstance(n, ast.Name))
