@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from archc.analysis.paths import PathStats
 
-from archc.ir.vocab import JOIN_KINDS, SKIP_KINDS, Carries, Kind
+from archc.ir.vocab import JOIN_KINDS, SKIP_KIND_SET, SKIP_KINDS, Carries, Kind
 
 SCHEMA = "archc.lint/2"
 
@@ -55,7 +55,7 @@ class Skip:
 
     @property
     def is_skip(self) -> bool:
-        return self.kind in SKIP_KINDS
+        return self.kind in SKIP_KIND_SET
 
     def to_dict(self, explain: bool = False) -> dict[str, Any]:
         out = {

@@ -57,7 +57,7 @@ from archc.analysis.rules import PairFacts, RememberingDecider, decide, never
 from archc.analysis.rules import layers as _layers
 from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
 from archc.ir import Graph, Node
-from archc.ir.vocab import EXPECT_NONE, SKIP_KINDS, Carries, Kind, Role
+from archc.ir.vocab import EXPECT_NONE, SKIP_KIND_SET, Carries, Kind, Role
 
 #: regions with more nodes than this are not walked (spans then report depths only)
 SPAN_LIMIT = 256
@@ -111,7 +111,6 @@ _KIND = operator.attrgetter("kind")
 _ADD, _CONCAT = Role.MERGE_ADD, Role.MERGE_CONCAT
 _IDENTITY, _PROJECTION, _INDICES, _COMPUTED = Carries.IDENTITY, Carries.PROJECTION, Carries.INDICES, Carries.COMPUTED
 _DENSE, _GATED, _RESIDUAL, _SEQUENTIAL = Kind.DENSE, Kind.GATED, Kind.RESIDUAL, Kind.SEQUENTIAL
-_SKIP_SET = frozenset(SKIP_KINDS)
 
 
 @dataclass(slots=True)
@@ -325,7 +324,7 @@ class _Measures:
         ``dominated``: whether the fork dominates the main input."""
         f = self.flow
         # Dense pairs keep depths only: a block of L layers holds O(L^2) pairs of O(L)-node regions.
-        if dominated and kind in _SKIP_SET and kind != _DENSE and region is None and depth_ops < SPAN_LIMIT:
+        if dominated and kind in SKIP_KIND_SET and kind != _DENSE and region is None and depth_ops < SPAN_LIMIT:
             # (the region holds at least the longest path: skip the walk when that alone is too long)
             region = _chain_between(f, fork, main)
             if region is None:
@@ -404,7 +403,7 @@ class _Classifier:
         for i in f.merges:
             k = nest[i] = max(map(nested, map(head, preds[i]), repeat(SOURCE)))
             records = self._join(i)
-            skips = list(compress(records, map(_SKIP_SET.__contains__, map(_KIND, records))))
+            skips = list(compress(records, map(SKIP_KIND_SET.__contains__, map(_KIND, records))))
             if skips:
                 self.skips_at[i] = skips
                 nest[i] = max(k, *map(_FORK_ID, skips))
@@ -452,7 +451,7 @@ class _Classifier:
                 facts = PairFacts(f.nodes[m].op, Role.MERGE_CONCAT, f.names[v], Carries.IDENTITY, False, depth, 0,
                                   nested=False, resampled=False, family=self.measures.concat_family(v))
                 kind, why, rule = decide(facts)
-                if kind in SKIP_KINDS:
+                if kind in SKIP_KIND_SET:
                     own = _Input(v, v, inp.reads, [], inp.reads)
                     out.append(self._record(m, v, own, kind, Carries.IDENTITY,
                                             Span(None, None, depth, max(0, f.depth_ops[main] - f.depth_ops[v]), []),
@@ -612,7 +611,7 @@ def check_expectations(graph: Graph, connections: list[Skip],
             continue
         records = by_merge.get(name, [])
         kinds = sorted({r.kind for r in records})
-        skip_kinds = [k for k in kinds if k in SKIP_KINDS]
+        skip_kinds = [k for k in kinds if k in SKIP_KIND_SET]
         if expected in kinds or (expected == EXPECT_NONE and not skip_kinds) or (
                 not records and expected == Kind.SEQUENTIAL):
             continue
@@ -651,7 +650,7 @@ def merge_labels(analysis: Analysis) -> dict[str, str]:
     (e.g. ``"residual merge (fork layer1.0.relu)"``, ``"dense merge (forks stem, layer.0.conv, +2)"``)."""
     at: dict[str, list[Skip]] = {}
     for c in analysis.connections:
-        if c.kind in SKIP_KINDS:
+        if c.kind in SKIP_KIND_SET:
             at.setdefault(c.merge, []).append(c)
     labels = {}
     for merge, records in at.items():

@@ -56,13 +56,15 @@ class Kind(_Word):
 
     @property
     def is_skip(self) -> bool:
-        return self in SKIP_KINDS
+        return self in SKIP_KIND_SET
 
 
 #: labels of joins that are not skips
 JOIN_KINDS: tuple[Kind, ...] = (Kind.BRANCH, Kind.SEQUENTIAL)
 #: the kinds that are skip connections (counted in a lint summary), in table order: every other kind
 SKIP_KINDS: tuple[Kind, ...] = tuple(k for k in Kind if k not in JOIN_KINDS)
+#: the same kinds as a set, for membership tests (per join in the analysis)
+SKIP_KIND_SET: frozenset[Kind] = frozenset(SKIP_KINDS)
 #: what a spec's ``expect:`` may say besides a kind: that the node holds no skip
 EXPECT_NONE = "none"
 
