@@ -171,13 +171,16 @@ def initializer_columns(serialised: Sequence[bytes]) -> Columns | None:
     return columns
 
 
+#: bytes per element by ONNX data type (0: not a plain numeric type read here)
+_ITEMSIZES = np.zeros(max(RAW_DTYPES) + 1, np.int64)
+_ITEMSIZES[list(RAW_DTYPES)] = [np.dtype(dtype).itemsize for dtype in RAW_DTYPES.values()]
+
+
 def _readable(walk: _Walk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which walked tensors are read here (a plain numeric type, rank 1 or more, raw bytes of exactly
     their size, at most ``GROUPED_BYTES``, not external), each one's size in bytes and in elements
     (both capped above ``GROUPED_BYTES``)."""
-    itemsizes = np.zeros(max(RAW_DTYPES) + 1, np.int64)
-    for data_type, dtype in RAW_DTYPES.items():
-        itemsizes[data_type] = np.dtype(dtype).itemsize
+    itemsizes = _ITEMSIZES
     known_type = (walk.data_type >= 0) & (walk.data_type < len(itemsizes))
     nbytes = itemsizes[np.where(known_type, walk.data_type, 0)]
     elements = np.ones(len(nbytes), np.int64)

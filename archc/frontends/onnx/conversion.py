@@ -19,7 +19,7 @@ import onnx
 from archc.frontends.onnx.converters import Converter, Fallback
 from archc.frontends.onnx.inference import READS_FLOAT_DATA, VALUE_LIMIT, IllTyped, OType
 from archc.frontends.onnx.naming import node_meta
-from archc.frontends.onnx.replay import Recipe, Recorder, Step
+from archc.frontends.onnx.replay import Recipe, Recorder
 from archc.frontends.onnx.state import DEFAULT_DOMAINS, ImportState
 from archc.frontends.onnx.templates import Template
 from archc.frontends.onnx.tensors import is_placeholder
@@ -130,8 +130,9 @@ class Conversion(ImportState):
             outputs = list(step.template.outputs)
             if step.check:
                 self.types.learn(node, outputs)  # the check passed for this kind; the symbols are this node's
-            return self._add_node(node, step.template, [recs[i].value for i in one], self._step_weights(step, recs),
-                                  outputs, (base + step.suffix, meta), replayed=True)
+            return self._add_node(node, step.template, [recs[i].value for i in one],
+                                  self._replayed_weights(step.weight_dtypes, recs), outputs,
+                                  (base + step.suffix, meta), replayed=True)
         # a source: ("in", i), the node's input i (a Tensor: the kind says so); ("emit", j, k), output k of step j
         made: list[list[Value]] = []
         for step in recipe.steps:
@@ -139,17 +140,13 @@ class Conversion(ImportState):
             if step.check:
                 self.types.learn(node, outputs)
             inputs = [recs[s[1]].value if s[0] == "in" else made[s[1]][s[2]] for s in step.inputs]
-            made.append(self._add_node(node, step.template, inputs, self._step_weights(step, recs), outputs,
-                                       (base + step.suffix, dict(meta) if made else meta), replayed=True))
+            made.append(self._add_node(node, step.template, inputs, self._replayed_weights(step.weight_dtypes, recs),
+                                       outputs, (base + step.suffix, dict(meta) if made else meta), replayed=True))
         return [recs[s[1]].value if s[0] == "in" else made[s[1]][s[2]] for s in recipe.outputs]
 
-    def _step_weights(self, step: Step, recs: list[Record | None]) -> dict[str, Any]:
-        """A replayed step's weights: the node's constant inputs (or the kind's literals), stored as
-        the op's parameter specs say (what :meth:`_add_native` does)."""
-        return self._replayed_weights(step.weight_dtypes, recs)
-
     def _replayed_weights(self, specs: tuple, recs: list[Record | None]) -> dict[str, Any]:
-        """:meth:`_step_weights` of a step's ``weight_dtypes``."""
+        """A replayed step's weights (its ``weight_dtypes``): the node's constant inputs (or the
+        kind's literals), stored as the op's parameter specs say (what :meth:`_add_native` does)."""
         weights = {}
         copy = self.copy_weights
         for key, s, dtype in specs:

@@ -29,7 +29,7 @@ class Replayer:
     kinds), what each replay reads precomputed; ``test``: the converter's test of purity where it
     has one (run for each node: it may read more than the kind)."""
 
-    __slots__ = ("recipe", "test", "pins", "one", "first", "step", "op", "attrs", "outputs", "check", "suffix",
+    __slots__ = ("recipe", "test", "pins", "one", "first", "op", "attrs", "outputs", "check", "suffix",
                  "weights", "single")
 
     def __init__(self, recipe: Recipe, test: Callable[[Any, Any], bool] | None, pins: tuple) -> None:
@@ -40,7 +40,6 @@ class Replayer:
         #: the one input index of a one-node recipe that reads one input (activations, convs, norms)
         self.first = self.one[0] if self.one is not None and len(self.one) == 1 else None
         step: Step = recipe.steps[0]
-        self.step = step
         template = step.template
         self.op, self.attrs, self.check, self.suffix = template.op, template.attrs, step.check, step.suffix
         self.outputs = template.outputs
@@ -59,9 +58,9 @@ class KindIndex:
 
     def const_tag(self, rec: Const, reads_float: bool, part: Callable[[Const, bool], tuple]) -> int:
         """The tag of constant ``rec`` as an input of a node whose op reads float values or not;
-        ``part(rec, reads_float)``: its part of the kind key (made once per record)."""
-        if not reads_float and rec.tag is not None:
-            return rec.tag
+        ``part(rec, reads_float)``: its part of the kind key (made once per record). (A constant
+        read as no float data whose tag is known already is tagged by the caller, which tests that
+        first in its loop.)"""
         tags = self._const_tags[reads_float]
         tag = tags.get(id(rec))
         if tag is None:

@@ -32,20 +32,20 @@ def unread(tensor: onnx.TensorProto) -> np.ndarray:
 
 
 #: TensorProto data types whose raw_data is the numpy array's bytes (little-endian)
-RAW_DTYPES = _RAW_DTYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
+RAW_DTYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
                onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.INT64: np.int64,
                onnx.TensorProto.INT32: np.int32, onnx.TensorProto.INT16: np.int16, onnx.TensorProto.INT8: np.int8,
                onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.UINT16: np.uint16,
                onnx.TensorProto.UINT32: np.uint32, onnx.TensorProto.UINT64: np.uint64,
                onnx.TensorProto.BOOL: np.bool_}
 
-_ITEMSIZES = {data_type: np.dtype(dtype).itemsize for data_type, dtype in _RAW_DTYPES.items()}
+_ITEMSIZES = {data_type: np.dtype(dtype).itemsize for data_type, dtype in RAW_DTYPES.items()}
 
 
 def read_tensor(tensor: onnx.TensorProto) -> np.ndarray:
     """``numpy_helper.to_array(tensor)``, with its commonest case (raw bytes of a plain numeric
     type, no segment) done directly: a model of many small weights calls it once per weight."""
-    dtype = _RAW_DTYPES.get(tensor.data_type)
+    dtype = RAW_DTYPES.get(tensor.data_type)
     if dtype is not None and sys.byteorder == "little" and tensor.HasField("raw_data") \
             and not tensor.HasField("segment"):
         return np.frombuffer(tensor.raw_data, dtype=dtype).reshape(tensor.dims)
@@ -53,7 +53,7 @@ def read_tensor(tensor: onnx.TensorProto) -> np.ndarray:
 
 
 #: initializers of at most this many bytes are read together with the others of their dtype and shape
-GROUPED_BYTES = _GROUPED_BYTES = 4096
+GROUPED_BYTES = 4096
 
 
 def read_tensors(tensors: Sequence[onnx.TensorProto], read: Callable[[onnx.TensorProto], np.ndarray]
@@ -80,7 +80,7 @@ def read_tensors_grouped(tensors: Sequence[onnx.TensorProto], read: Callable[[on
         data_type = tensor.data_type
         itemsize = itemsizes.get(data_type)
         nbytes = math.prod(dims) * itemsize if itemsize and dims else 0
-        if 0 < nbytes <= _GROUPED_BYTES and not tensor.HasField("segment"):
+        if 0 < nbytes <= GROUPED_BYTES and not tensor.HasField("segment"):
             raw = tensor.raw_data
             if len(raw) == nbytes:  # (else no raw bytes, or the wrong number: read says what is wrong)
                 chunks = groups.get((data_type, dims))
@@ -90,7 +90,7 @@ def read_tensors_grouped(tensors: Sequence[onnx.TensorProto], read: Callable[[on
                 read_in.append(chunks)
                 continue
         read_in.append(read(tensor))
-    views = {id(chunks): iter(np.frombuffer(b"".join(chunks), dtype=_RAW_DTYPES[data_type])
+    views = {id(chunks): iter(np.frombuffer(b"".join(chunks), dtype=RAW_DTYPES[data_type])
                               .reshape((len(chunks), *dims)))
              for (data_type, dims), chunks in groups.items()}
     # (the group: the same number for the tensors of one dtype and shape read together, None for the others)

@@ -99,17 +99,12 @@ class Walk(Conversion):
         """Replay ``replayer``'s recipe for ``node`` (``recs``: its inputs' records; ``onnx_name`` and
         ``has_metadata``: read already, where not None) and bind its outputs."""
         one = replayer.one
+        # (node_meta reads the node only for metadata or scopes)
+        meta = node_meta(node) if onnx_name is None or has_metadata or "/" in onnx_name else {"onnx_name": onnx_name}
         if one is None or onnx_name is None:
-            names = self.names
-            if onnx_name is None:
-                base, meta = names.default(node), node_meta(node)
-            else:
-                base = names.base(onnx_name, op_type)
-                meta = {"onnx_name": onnx_name} if not has_metadata and "/" not in onnx_name else node_meta(node)
+            base = self.names.default(node) if onnx_name is None else self.names.base(onnx_name, op_type)
             outs = self._replay(node, replayer.recipe, recs, (base, meta))
         else:  # one native node over the node's own inputs: what _replay does, with its lookups made once
-            # (node_meta reads the node only for metadata or scopes)
-            meta = {"onnx_name": onnx_name} if not has_metadata and "/" not in onnx_name else node_meta(node)
             types = list(replayer.outputs)
             if replayer.check:
                 self.types.learn(node, types)  # the check passed for this kind; the symbols are this node's
