@@ -57,7 +57,8 @@ def _null(value: None) -> str:
     return "null"
 
 
-#: scalar type -> its writer; a subclass of str, int or float (an enum) is added on first sight
+#: scalar type -> its writer (a subclass of str, int or float, an enum, is added to the depth's
+#: table in _TABLES on first sight)
 _SCALARS: dict[type, Writer] = {str: _quote, int: int.__repr__, float: _float, bool: _bool, type(None): _null}
 #: newline of a depth -> exact type -> writer of a value at that depth (containers write deeper)
 _TABLES: dict[str, dict[type, Writer]] = {}
@@ -92,14 +93,12 @@ def _writer(kind: type, newline: str) -> Writer:
     table = _table(newline)
     writer = table.get(kind)
     if writer is None:
-        for base in (str, int, float, list, dict):
+        for base in (str, int, float, list, tuple, dict):  # (no class derives from two of the last three)
             if issubclass(kind, base):
                 writer = table[base]
                 break
         else:
-            if not issubclass(kind, tuple):
-                raise _Unknown
-            writer = table[tuple]
+            raise _Unknown
         table[kind] = writer
     return writer
 
