@@ -10,7 +10,9 @@ to an anonymous ``O_TMPFILE`` file that gets a name only once it is complete, so
 process killed mid-write (even by SIGKILL) leaves neither a partial output nor a
 temporary file; elsewhere a named temporary in the same directory is removed on any
 exception (the CLI turns SIGTERM into one). Files are created with mode 0666 minus
-the user's umask, like any other tool's output.
+the user's umask, like any other tool's output. A file an output replaces is held open for
+a moment (:mod:`archc.replaced`), so that its pages are freed by the next large write, which
+reuses them, rather than inside the rename.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterable, Sequence, Union
 
 from archc.errors import Location, SpecError, UsageError
+from archc.replaced import REPLACED
 
 #: Largest spec or included file read, in bytes (and the most all of one spec's files may add up to).
 MAX_SPEC_BYTES = 16 * 1024 * 1024
@@ -186,6 +189,10 @@ class Streamed:
 
     write: Callable[[BinaryIO], None]
     size: int
+    #: whether :func:`write_atomic_files` frees the outputs replaced before (:mod:`archc.replaced`)
+    #: before calling ``write``; False when ``write`` calls ``REPLACED.release()`` itself, before
+    #: its first write but once it has other work running beside it
+    releases_replaced: bool = True
 
 
 #: What an output is made of: its bytes or text, or a function that writes them to a binary file
@@ -215,6 +222,9 @@ def write_atomic_files(outputs: Sequence[tuple[str, Content]], option: str | Non
     """
     for path, _ in outputs:
         check_output_path(path, option)
+    if any(isinstance(data, Streamed) and data.size >= _RESERVE_MIN_BYTES and data.releases_replaced
+           for _, data in outputs):
+        REPLACED.release()  # the outputs replaced before free their pages now, for these to reuse
     staged: list[_Staged] = []
     named: list[str] = []
     path = outputs[0][0] if outputs else ""
@@ -335,7 +345,15 @@ class _Staged:
             if temp == self.path:
                 return
             self.temp = temp  # the temporary name exists only for the calls between link and rename
-        os.replace(self.temp, self.path)
+        old = REPLACED.open(self.path)  # freeing the old file's pages waits for a better moment
+        try:
+            os.replace(self.temp, self.path)
+        except BaseException:
+            if old is not None:
+                os.close(old)
+            raise
+        if old is not None:
+            REPLACED.keep(old)
         self.temp = None
 
     def discard(self) -> None:

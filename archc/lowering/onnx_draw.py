@@ -196,13 +196,16 @@ def _draw_job(regions: Sequence[Region], job: list[tuple[int, int, int]], pool: 
     return _Drawn(runs, arena.blocks, total)
 
 
-def draw_and_write(regions: Sequence[Region], write_at: WriteAt, pool: BufferPool | None = None) -> Iterator[int]:
+def draw_and_write(regions: Sequence[Region], write_at: WriteAt, pool: BufferPool | None = None, *,
+                   before_writing: Callable[[], None] | None = None) -> Iterator[int]:
     """Draw every region's values on a pool of threads and write them (with the regions' prefixes)
     from this thread, each job as soon as it is drawn; yields the bytes of values of each job
     written. Jobs are handed out while those drawn and not yet written hold under two jobs' worth
     of bytes per thread (or none at all), so memory stays bounded whatever the model's size: at
     most that plus one job. A failing job's error is raised when it is reached, and the threads
-    stop. Memory comes from ``pool`` (default :data:`POOL`)."""
+    stop. Memory comes from ``pool`` (default :data:`POOL`). ``before_writing`` runs on this
+    thread once the first jobs are handed out, before anything is written (work that must come
+    before the writes, done while the threads draw)."""
     pool = POOL if pool is None else pool
     pending = deque(_jobs([r.source for r in regions]))
     threads = drawing_threads()
@@ -214,6 +217,9 @@ def draw_and_write(regions: Sequence[Region], write_at: WriteAt, pool: BufferPoo
             while pending and (not running or sum(running.values()) < budget):
                 job = pending.popleft()
                 running[executor.submit(_draw_job, regions, job, pool)] = _job_bytes(regions, job)
+            if before_writing is not None:
+                before_writing, first = None, before_writing
+                first()
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 del running[future]

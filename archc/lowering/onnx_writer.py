@@ -37,6 +37,7 @@ from archc.lowering.onnx_draw import little_endian as _little_endian
 from archc.lowering.onnx_draw import nbytes as _nbytes
 from archc.lowering.onnx_draw import shape_dtype as _shape_dtype
 from archc.progress import Unit, task
+from archc.replaced import REPLACED
 
 __all__ = ["OnnxParts", "WrittenOnnx", "write_onnx", "assemble", "data_file_name", "serialized_size",
            "source_pieces", "draw_piece",
@@ -183,7 +184,9 @@ def _write_layout(fh: BinaryIO, layout: _Layout) -> None:
     write_at([layout.head], 0)
     total = sum(_nbytes(r.source) for r in layout.regions)
     with task("writing weights", total=total, unit=Unit.BYTES) as bar:
-        for written in draw_and_write(layout.regions, write_at):
+        # the files replaced before are let go once the threads draw: their pages, freed then,
+        # are the ones this file's writes reuse (see archc.replaced)
+        for written in draw_and_write(layout.regions, write_at, before_writing=REPLACED.release):
             bar.advance(written)
     write_at([layout.tail], layout.size - len(layout.tail))
     fh.seek(base + layout.size)
@@ -248,6 +251,12 @@ def _external_layout(parts: OnnxParts, location: str) -> tuple[onnx.ModelProto, 
     return model, _Layout(b"", regions, b"", offset)
 
 
+def _streamed(layout: _Layout) -> Streamed:
+    """The file ``layout`` describes, as an output of known size (its writer frees the files
+    replaced before itself, at a better moment than before it starts)."""
+    return Streamed(lambda fh: _write_layout(fh, layout), layout.size, releases_replaced=False)
+
+
 def write_onnx(parts: OnnxParts, path: str, *, external_data: bool | None = None,
                option: str | None = None) -> WrittenOnnx:
     """Write the model to ``path``, streaming the initializers; returns what was written.
@@ -263,11 +272,11 @@ def write_onnx(parts: OnnxParts, path: str, *, external_data: bool | None = None
     if external_data is None:
         external_data = inline.size > INLINE_LIMIT
     if not external_data:
-        write_atomic_files([(path, Streamed(lambda fh: _write_layout(fh, inline), inline.size))], option)
+        write_atomic_files([(path, _streamed(inline))], option)
         return WrittenOnnx(path, None, nodes, len(parts.initializers), weight_bytes)
     data_path = os.path.join(os.path.dirname(path), data_file_name(path))
     model, layout = _external_layout(parts, data_file_name(path))
-    write_atomic_files([(data_path, Streamed(lambda fh: _write_layout(fh, layout), layout.size)),
+    write_atomic_files([(data_path, _streamed(layout)),
                         (path, model.SerializeToString())], option)
     return WrittenOnnx(path, data_path, nodes, len(parts.initializers), weight_bytes)
 

@@ -1,0 +1,240 @@
+"""Outputs replaced by a write are held open for a moment (:mod:`archc.replaced`) and let go by the
+next large write, by the background closer, or by the process's exit; the replace stays atomic
+and nothing the old file's readers see changes."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from archc import fileio, replaced
+from archc.errors import UsageError
+from archc.fileio import Streamed, write_atomic, write_atomic_files
+from archc.lowering import onnx_draw
+from archc.replaced import ReplacedFiles
+
+MIB = 1 << 20
+linux_only = pytest.mark.skipif(not hasattr(os, "O_PATH"), reason="holding a replaced file needs O_PATH (Linux)")
+
+
+@pytest.fixture
+def held(monkeypatch) -> ReplacedFiles:
+    """A private set of held files (long hold) in place of the process's own."""
+    files = ReplacedFiles(hold_seconds=60.0)
+    monkeypatch.setattr(fileio, "REPLACED", files)
+    monkeypatch.setattr(replaced, "REPLACED", files)
+    from archc.lowering import onnx_writer
+    monkeypatch.setattr(onnx_writer, "REPLACED", files)
+    yield files
+    files.release()
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+@linux_only
+def test_the_replaced_file_is_held_and_its_readers_keep_the_old_content(tmp_path, held):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"old" * 1000)
+    old_inode = path.stat().st_ino
+    with open(path, "rb") as reader:
+        write_atomic(str(path), b"new")
+        assert path.read_bytes() == b"new"
+        assert held.held() == 1
+        (fd,) = held._fds
+        assert os.fstat(fd).st_ino == old_inode and os.fstat(fd).st_nlink == 0
+        held.release()
+        assert held.held() == 0 and not _is_open(fd)
+        assert reader.read() == b"old" * 1000  # closing our hold neither truncates nor changes it
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx"]
+
+
+def test_a_new_output_holds_nothing(tmp_path, held):
+    write_atomic(str(tmp_path / "new.bin"), b"x")
+    assert held.held() == 0
+
+
+@linux_only
+def test_a_link_is_held_itself_and_its_target_is_left_alone(tmp_path, held):
+    target = tmp_path / "target.bin"
+    target.write_bytes(b"target")
+    link = tmp_path / "link.bin"
+    link.symlink_to(target)
+    write_atomic(str(link), b"new")
+    assert not link.is_symlink() and link.read_bytes() == b"new"
+    assert target.read_bytes() == b"target"
+    assert held.held() == 1
+    held.release()
+    assert target.read_bytes() == b"target"
+
+
+@linux_only
+def test_the_next_large_write_releases_before_it_writes(tmp_path, held):
+    (tmp_path / "a.bin").write_bytes(b"old a")
+    write_atomic(str(tmp_path / "a.bin"), b"new a")
+    assert held.held() == 1
+    seen = []
+    data = b"d" * (2 * MIB)
+    write_atomic(str(tmp_path / "b.bin"), Streamed(lambda fh: (seen.append(held.held()), fh.write(data)), len(data)))
+    assert seen == [0]
+    # a writer that releases by itself finds them still held, and small outputs leave them alone
+    write_atomic(str(tmp_path / "a.bin"), b"newer a")
+    write_atomic(str(tmp_path / "c.bin"), Streamed(lambda fh: (seen.append(held.held()), fh.write(data)), len(data),
+                                                   releases_replaced=False))
+    write_atomic(str(tmp_path / "d.bin"), b"small")
+    assert seen == [0, 1] and held.held() == 1
+    assert (tmp_path / "a.bin").read_bytes() == b"newer a"
+
+
+@linux_only
+def test_a_failed_write_leaves_the_old_file_and_holds_nothing(tmp_path, held):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"old model")
+
+    def failing(fh):
+        fh.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(UsageError, match="no space left on device"):
+        write_atomic(str(path), Streamed(failing, 4 * MIB))
+    assert path.read_bytes() == b"old model" and held.held() == 0
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx"]
+
+
+@linux_only
+def test_a_failed_rename_closes_the_hold_and_keeps_the_old_file(tmp_path, held, monkeypatch):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"old model")
+    opened = []
+    real_open = ReplacedFiles.open
+    monkeypatch.setattr(ReplacedFiles, "open", staticmethod(lambda p: opened.append(real_open(p)) or opened[-1]))
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(UsageError, match="permission denied"):
+        write_atomic(str(path), b"new model")
+    assert path.read_bytes() == b"old model" and held.held() == 0
+    assert len(opened) == 1 and not _is_open(opened[0])
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx"]
+
+
+@linux_only
+def test_the_closer_releases_after_the_hold_time_and_restarts_its_clock(tmp_path):
+    files = ReplacedFiles(hold_seconds=0.2)
+    for name in ("a", "b"):
+        (tmp_path / name).write_bytes(b"x")
+    files.keep(files.open(str(tmp_path / "a")))
+    deadline = time.monotonic() + 5
+    while files.held() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert files.held() == 0
+    # a file kept after a release waits its own full hold time
+    files.keep(files.open(str(tmp_path / "a")))
+    files.release()
+    start = time.monotonic()
+    files.keep(files.open(str(tmp_path / "b")))
+    time.sleep(0.1)
+    assert files.held() == 1
+    while files.held() and time.monotonic() < start + 5:
+        time.sleep(0.01)
+    assert files.held() == 0 and time.monotonic() - start >= 0.2
+
+
+@linux_only
+def test_keeping_and_releasing_from_many_threads_closes_each_descriptor_once(tmp_path, monkeypatch):
+    files = ReplacedFiles(hold_seconds=0.01)
+    closed = []
+    real_close = os.close
+    lock = threading.Lock()
+
+    def recording_close(fd):
+        with lock:
+            closed.append(fd)
+        real_close(fd)
+
+    monkeypatch.setattr(replaced.os, "close", recording_close)
+    (tmp_path / "f").write_bytes(b"x")
+    kept = []
+
+    def work():
+        for i in range(200):
+            fd = files.open(str(tmp_path / "f"))
+            with lock:
+                kept.append(fd)
+            files.keep(fd)
+            if i % 7 == 0:
+                files.release()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    files.release()
+    # descriptor numbers are reused once closed, so compare counts: every keep closed exactly once
+    assert len(closed) == len(kept) == 800 and files.held() == 0
+
+
+def test_without_o_path_nothing_is_held(tmp_path, monkeypatch):
+    monkeypatch.delattr(os, "O_PATH", raising=False)
+    (tmp_path / "f").write_bytes(b"x")
+    assert ReplacedFiles.open(str(tmp_path / "f")) is None
+    assert ReplacedFiles.open(str(tmp_path / "missing")) is None
+
+
+def test_draw_and_write_runs_its_first_task_before_any_write_and_once():
+    events = []
+    sources = [np.arange(n, dtype=np.float32) for n in (3000, 5, 70000)]
+    regions, offset = [], 0
+    for source in sources:
+        regions.append(onnx_draw.Region(offset, b"hdr", source))
+        offset += 3 + source.nbytes
+    out = bytearray(offset)
+
+    def write_at(buffers, at):
+        events.append("write")
+        for b in buffers:
+            b = memoryview(b).cast("B")
+            out[at:at + len(b)] = b
+            at += len(b)
+
+    list(onnx_draw.draw_and_write(regions, write_at, onnx_draw.BufferPool(0),
+                                  before_writing=lambda: events.append("first")))
+    assert events[0] == "first" and events.count("first") == 1 and "write" in events
+    assert bytes(out) == b"".join(b"hdr" + s.tobytes() for s in sources)
+
+
+@linux_only
+def test_rebuilding_an_onnx_file_in_process_releases_the_one_before(tmp_path, held):
+    from archc import loads_spec
+    from archc.lowering.onnx import build_onnx_parts
+    from archc.lowering.onnx_writer import write_onnx
+
+    spec = """archc: 1
+name: tiny
+inputs: {x: [N, 3, 8, 8]}
+nodes:
+  - {name: conv, op: conv, out_channels: 512, kernel_size: 3, padding: 1}
+outputs: {y: conv}
+"""
+    path = str(tmp_path / "m.onnx")
+    first = build_onnx_parts(loads_spec(spec), seed=0)
+    write_onnx(first, path)
+    assert held.held() == 0
+    write_onnx(build_onnx_parts(loads_spec(spec), seed=0), path)
+    assert held.held() == 1
+    inode = os.fstat(held._fds[0]).st_ino
+    write_onnx(build_onnx_parts(loads_spec(spec), seed=1), path)
+    assert held.held() == 1 and os.fstat(held._fds[0]).st_ino != inode  # the first replaced one was let go
+    import onnx
+    onnx.checker.check_model(path)
