@@ -16,6 +16,7 @@ so the blocks drawn into are kept in a small pool for the next job and the next 
 """
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -60,7 +61,7 @@ def shape_dtype(source: Any) -> tuple[tuple[int, ...], np.dtype]:
 def nbytes(source: Any) -> int:
     """The size of the source's values in bytes (known without drawing them)."""
     shape, dtype = shape_dtype(source)
-    return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return math.prod(shape) * dtype.itemsize  # (np.prod costs microseconds, asked ~400 times a file)
 
 
 def little_endian(array: np.ndarray) -> np.ndarray:

@@ -197,10 +197,10 @@ def serialized_size(parts: OnnxParts) -> int:
     return _inline_layout(parts).size
 
 
-def _inline_entry(name: str, source: Any) -> bytes:
-    """An initializer's bytes before its data: graph field header, tensor header, raw_data header."""
+def _inline_entry(name: str, source: Any, size: int) -> bytes:
+    """An initializer's bytes before its ``size`` bytes of data: graph field header, tensor header,
+    raw_data header."""
     header = _tensor_header(name, source).SerializeToString()
-    size = _nbytes(source)
     raw = _field_header(_TENSOR_RAW_DATA, size)
     return _field_header(_GRAPH_INITIALIZER, len(header) + len(raw) + size) + header + raw
 
@@ -210,14 +210,15 @@ def _inline_layout(parts: OnnxParts) -> _Layout:
     in field-number order (so it equals ``SerializeToString``)."""
     head, tail = _split(parts.model, _MODEL_GRAPH)
     low, high = _split(parts.model.graph, _GRAPH_INITIALIZER)
-    entries = [(_inline_entry(name, source), source) for name, source in parts.initializers]
-    weights = sum(len(prefix) + _nbytes(source) for prefix, source in entries)
+    entries = [(_inline_entry(name, source, size), source, size)
+               for name, source in parts.initializers for size in (_nbytes(source),)]
+    weights = sum(len(prefix) + size for prefix, _, size in entries)
     start = head + _field_header(_MODEL_GRAPH, len(low) + weights + len(high)) + low
     regions: list[_Region] = []
     offset = len(start)
-    for prefix, source in entries:
+    for prefix, source, size in entries:
         regions.append(_Region(offset, prefix, source))
-        offset += len(prefix) + _nbytes(source)
+        offset += len(prefix) + size
     return _Layout(start, regions, high + tail, offset + len(high) + len(tail))
 
 
