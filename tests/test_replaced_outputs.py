@@ -238,3 +238,43 @@ outputs: {y: conv}
     assert held.held() == 1 and os.fstat(held._fds[0]).st_ino != inode  # the first replaced one was let go
     import onnx
     onnx.checker.check_model(path)
+
+
+def test_the_threads_draw_twice_the_budget_while_the_first_task_runs(monkeypatch):
+    """The first task (letting replaced files go) costs milliseconds: the threads keep drawing
+    meanwhile, up to twice the usual budget, and never more."""
+    monkeypatch.setattr(onnx_draw, "JOB_BYTES", 4096)
+    monkeypatch.setattr(onnx_draw, "drawing_threads", lambda: 2)
+    budget = 2 * 2 * 4096
+    sources = [np.full(1024, i, dtype=np.float32) for i in range(40)]  # one 4 KiB job each
+    regions, offset = [], 0
+    for source in sources:
+        regions.append(onnx_draw.Region(offset, b"", source))
+        offset += source.nbytes
+    drawn_before_writing = []
+    real_draw = onnx_draw._draw_job
+    count = [0]
+    lock = threading.Lock()
+
+    def counting_draw(*args):
+        with lock:
+            count[0] += 1
+        return real_draw(*args)
+
+    monkeypatch.setattr(onnx_draw, "_draw_job", counting_draw)
+
+    def first():
+        time.sleep(0.3)  # long enough for every job handed out to be drawn
+        drawn_before_writing.append(count[0])
+
+    out = bytearray(offset)
+
+    def write_at(buffers, at):
+        for b in buffers:
+            b = memoryview(b).cast("B")
+            out[at:at + len(b)] = b
+            at += len(b)
+
+    list(onnx_draw.draw_and_write(regions, write_at, onnx_draw.BufferPool(0), before_writing=first))
+    assert drawn_before_writing == [2 * budget // 4096]
+    assert bytes(out) == b"".join(s.tobytes() for s in sources)
