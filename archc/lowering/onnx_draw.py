@@ -206,8 +206,7 @@ def draw_and_write(regions: Sequence[Region], write_at: WriteAt, pool: BufferPoo
     most that plus one job. A failing job's error is raised when it is reached, and the threads
     stop. Memory comes from ``pool`` (default :data:`POOL`). ``before_writing`` runs on this
     thread once the first jobs are handed out, before anything is written (work that must come
-    before the writes, done while the threads draw); the threads get twice the usual bytes for
-    it, so that they need not stop for it."""
+    before the writes, done while the threads draw)."""
     pool = POOL if pool is None else pool
     pending = deque(_jobs([r.source for r in regions]))
     threads = drawing_threads()
@@ -216,8 +215,7 @@ def draw_and_write(regions: Sequence[Region], write_at: WriteAt, pool: BufferPoo
     running: dict[Future, int] = {}  # job -> its bytes of values
     try:
         while pending or running:
-            limit = budget if before_writing is None else 2 * budget
-            while pending and (not running or sum(running.values()) < limit):
+            while pending and (not running or sum(running.values()) < budget):
                 job = pending.popleft()
                 running[executor.submit(_draw_job, regions, job, pool)] = _job_bytes(regions, job)
             if before_writing is not None:
