@@ -4,6 +4,7 @@ and nothing the old file's readers see changes."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 
@@ -238,3 +239,91 @@ outputs: {y: conv}
     assert held.held() == 1 and os.fstat(held._fds[0]).st_ino != inode  # the first replaced one was let go
     import onnx
     onnx.checker.check_model(path)
+
+
+def _regions(count: int, values: int) -> tuple[list, int]:
+    regions, offset = [], 0
+    for i in range(count):
+        source = np.full(values, i, dtype=np.float32)
+        regions.append(onnx_draw.Region(offset, b"h", source))
+        offset += 1 + source.nbytes
+    return regions, offset
+
+
+def _draw_into(regions, size: int) -> bytes:
+    out = bytearray(size)
+
+    def write_at(buffers, at):
+        for b in buffers:
+            b = memoryview(b).cast("B")
+            out[at:at + len(b)] = b
+            at += len(b)
+
+    list(onnx_draw.draw_and_write(regions, write_at, onnx_draw.BufferPool(0)))
+    return bytes(out)
+
+
+def test_the_drawing_threads_are_kept_for_the_next_file_and_survive_a_failure(monkeypatch):
+    monkeypatch.setattr(onnx_draw, "JOB_BYTES", 4096)
+    regions, size = _regions(12, 1024)
+    expected = b"".join(b"h" + r.source.tobytes() for r in regions)
+    threads_seen = {}  # id -> the thread object (an ident may be reused by a later thread; an object is not)
+    real_draw = onnx_draw._draw_job
+
+    def recording_draw(*args):
+        thread = threading.current_thread()
+        threads_seen[id(thread)] = thread
+        return real_draw(*args)
+
+    monkeypatch.setattr(onnx_draw, "_draw_job", recording_draw)
+    assert _draw_into(regions, size) == expected
+    failing = [*regions[:3], onnx_draw.Region(0, b"", FailingArray()), *regions[3:]]
+    with pytest.raises(OSError, match="no space"):
+        _draw_into(failing, size)
+    assert _draw_into(regions, size) == expected
+    n = onnx_draw.drawing_threads()
+    assert onnx_draw._executor(n) is onnx_draw._executor(n)
+    kept = set(onnx_draw._executor(n)._threads)  # three files drawn by the one pool's threads
+    assert set(threads_seen.values()) <= kept and len(kept) <= n
+    assert threading.current_thread() not in kept
+
+
+class FailingArray:
+    """A source whose drawing fails (a full disk while it is made, say)."""
+
+    dtype = np.dtype(np.float32)
+    shape = (1024,)
+
+    def draw(self, start, stop, allocate):
+        raise OSError(28, "no space left on device")
+
+
+def test_a_pool_of_another_size_replaces_the_kept_one(monkeypatch):
+    monkeypatch.setattr(onnx_draw, "JOB_BYTES", 4096)
+    regions, size = _regions(6, 1024)
+    expected = b"".join(b"h" + r.source.tobytes() for r in regions)
+    for threads in (1, 3, onnx_draw.drawing_threads()):
+        monkeypatch.setattr(onnx_draw, "drawing_threads", lambda threads=threads: threads)
+        assert _draw_into(regions, size) == expected
+        assert onnx_draw._executor(threads)._max_workers == threads
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_draws_with_threads_of_its_own():
+    regions, size = _regions(8, 300000)  # several jobs of the usual size
+    expected = b"".join(b"h" + r.source.tobytes() for r in regions)
+    assert _draw_into(regions, size) == expected  # the parent's pool exists before the fork
+    threads = onnx_draw.drawing_threads()
+    everyone = threading.Barrier(threads)
+    for future in [onnx_draw._executor(threads).submit(everyone.wait, 10) for _ in range(threads)]:
+        future.result()  # every thread of the parent's pool has started (and is idle again)
+    pid = os.fork()
+    if pid == 0:  # the child: its copy of the pool has no threads
+        code = 1
+        signal.alarm(60)  # a child waiting on threads it does not have dies instead of hanging
+        try:
+            code = 0 if _draw_into(regions, size) == expected else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -17,6 +17,7 @@ so the blocks drawn into are kept in a small pool for the next job and the next 
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -203,15 +204,15 @@ def draw_and_write(regions: Sequence[Region], write_at: WriteAt, pool: BufferPoo
     from this thread, each job as soon as it is drawn; yields the bytes of values of each job
     written. Jobs are handed out while those drawn and not yet written hold under two jobs' worth
     of bytes per thread (or none at all), so memory stays bounded whatever the model's size: at
-    most that plus one job. A failing job's error is raised when it is reached, and the threads
-    stop. Memory comes from ``pool`` (default :data:`POOL`). ``before_writing`` runs on this
+    most that plus one job. A failing job's error is raised when it is reached, and this file's
+    other jobs are dropped. Memory comes from ``pool`` (default :data:`POOL`). ``before_writing`` runs on this
     thread once the first jobs are handed out, before anything is written (work that must come
     before the writes, done while the threads draw)."""
     pool = POOL if pool is None else pool
     pending = deque(_jobs([r.source for r in regions]))
     threads = drawing_threads()
     budget = 2 * threads * JOB_BYTES
-    executor = ThreadPoolExecutor(threads)
+    executor = _executor(threads)
     running: dict[Future, int] = {}  # job -> its bytes of values
     try:
         while pending or running:
@@ -225,8 +226,31 @@ def draw_and_write(regions: Sequence[Region], write_at: WriteAt, pool: BufferPoo
             for future in done:
                 del running[future]
                 yield _write_drawn(future.result(), write_at, pool)
-    finally:  # after an error, jobs drawn but not written are dropped (their memory with them)
-        executor.shutdown(wait=True, cancel_futures=True)
+    finally:  # after an error (or a caller that stops early), jobs not started are dropped and
+        # those drawing are waited for; jobs drawn but not written are dropped with their memory
+        for future in running:
+            future.cancel()
+        wait(running)
+
+
+_EXECUTORS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_EXECUTORS_LOCK = threading.Lock()
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    """This process's pool of ``threads`` drawing threads, started with its first file and kept
+    for the next ones: starting two threads and joining them again cost each file 0.1–4 ms, the
+    most on a busy machine. A forked child (whose copy has no threads) starts its own."""
+    key = (os.getpid(), threads)
+    with _EXECUTORS_LOCK:
+        executor = _EXECUTORS.get(key)
+        if executor is None:
+            for (pid, _), other in _EXECUTORS.items():
+                if pid == key[0]:  # a pool of another size (the cores allowed changed): let it go
+                    other.shutdown(wait=False)
+            _EXECUTORS.clear()
+            executor = _EXECUTORS[key] = ThreadPoolExecutor(threads, thread_name_prefix="archc-draw")
+    return executor
 
 
 def _job_bytes(regions: Sequence[Region], job: list[tuple[int, int, int]]) -> int:
