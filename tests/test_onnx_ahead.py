@@ -33,7 +33,7 @@ def _drawn_ahead(arrays: list[DeferredArray], pool: BufferPool | None = None) ->
     ahead = DrawAhead(arrays, pool or BufferPool(0))
     for array in arrays:
         array.ahead = ahead
-    ahead.start()._thread.join()
+    ahead.start().join()
     return ahead
 
 
@@ -76,7 +76,7 @@ def test_an_array_asked_for_before_its_turn_is_drawn_by_the_asker():
     arrays = [_uniform("a.weight", (3, 4)), _uniform("b.weight", (5, 4))]
     ahead = DrawAhead(arrays, BufferPool(0))
     assert not ahead.deliver("a.weight", 0, 12, lambda v: pytest.fail("nothing was drawn yet"))
-    ahead.start()._thread.join()
+    ahead.start().join()
     assert not ahead.deliver("a.weight", 0, 12, lambda v: pytest.fail("the asker drew it"))
     assert ahead.deliver("b.weight", 0, 20, lambda v: None)
 
@@ -179,10 +179,10 @@ def test_the_switch_interval_is_lowered_while_drawing_and_put_back(monkeypatch):
         second = DrawAhead([_uniform("second.weight", (2, 2))], BufferPool(0)).start()
         assert sys.getswitchinterval() == pytest.approx(onnx_ahead.SWITCH_INTERVAL)
         gates["first.weight"].set()
-        first._thread.join(10)
+        first.join(10)
         assert sys.getswitchinterval() == pytest.approx(onnx_ahead.SWITCH_INTERVAL)
         gates["second.weight"].set()
-        second._thread.join(10)
+        second.join(10)
         assert sys.getswitchinterval() == pytest.approx(0.004)
     finally:
         sys.setswitchinterval(before)

@@ -282,8 +282,8 @@ def test_the_drawing_threads_are_kept_for_the_next_file_and_survive_a_failure(mo
         _draw_into(failing, size)
     assert _draw_into(regions, size) == expected
     n = onnx_draw.drawing_threads()
-    assert onnx_draw._executor(n) is onnx_draw._executor(n)
-    kept = set(onnx_draw._executor(n)._threads)  # three files drawn by the one pool's threads
+    assert onnx_draw.drawing_executor(n) is onnx_draw.drawing_executor(n)
+    kept = set(onnx_draw.drawing_executor(n)._threads)  # three files drawn by the one pool's threads
     assert set(threads_seen.values()) <= kept and len(kept) <= n
     assert threading.current_thread() not in kept
 
@@ -305,7 +305,7 @@ def test_a_pool_of_another_size_replaces_the_kept_one(monkeypatch):
     for threads in (1, 3, onnx_draw.drawing_threads()):
         monkeypatch.setattr(onnx_draw, "drawing_threads", lambda threads=threads: threads)
         assert _draw_into(regions, size) == expected
-        assert onnx_draw._executor(threads)._max_workers == threads
+        assert onnx_draw.drawing_executor(threads)._max_workers == threads
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -315,7 +315,7 @@ def test_a_forked_child_draws_with_threads_of_its_own():
     assert _draw_into(regions, size) == expected  # the parent's pool exists before the fork
     threads = onnx_draw.drawing_threads()
     everyone = threading.Barrier(threads)
-    for future in [onnx_draw._executor(threads).submit(everyone.wait, 10) for _ in range(threads)]:
+    for future in [onnx_draw.drawing_executor(threads).submit(everyone.wait, 10) for _ in range(threads)]:
         future.result()  # every thread of the parent's pool has started (and is idle again)
     pid = os.fork()
     if pid == 0:  # the child: its copy of the pool has no threads

@@ -4,7 +4,8 @@ An in-process build is serial until its file is laid out: the spec is loaded, th
 weights are deferred, folded into and emitted, and only then does
 :func:`archc.lowering.onnx_draw.draw_and_write` start its drawing threads. On two cores one of
 them idles through the folding, emitting and laying out (a third of ResNet-50's build before
-drawing). :func:`draw_ahead` starts one thread as soon as the deferred weights exist; it draws
+drawing). :func:`draw_ahead` starts drawing on one of the process's drawing threads
+(:func:`~archc.lowering.onnx_draw.drawing_executor`) as soon as the deferred weights exist; it draws
 the leading arrays of a megabyte or more (in state_dict order, which is the order they are
 written in) into pooled memory, up to :data:`AHEAD_BYTES`. Whoever draws such an array later
 (the writer's jobs, a ``--dtype`` conversion, ``np.asarray``) takes the values drawn ahead through
@@ -28,13 +29,14 @@ from __future__ import annotations
 
 import sys
 import threading
+from concurrent.futures import Future, wait
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from archc.ir.graph import Graph
-from archc.lowering.onnx_draw import BLOCK_BYTES, POOL, BufferPool
-from archc.ops.weights import DeferredArray, tied_params
+from archc.lowering.onnx_draw import BLOCK_BYTES, POOL, BufferPool, drawing_executor
+from archc.ops.weights import DeferredArray, drawing_threads, tied_params
 
 __all__ = ["DrawAhead", "draw_ahead", "AHEAD_BYTES", "AHEAD_MIN_BYTES"]
 
@@ -66,16 +68,23 @@ class DrawAhead:
         self._state: dict[str, Any] = {key: _WAITING for key, _ in self._queue}  # or (values, block)
         self._holds: dict[int, int] = {}  # id(block) -> its arrays not yet delivered (+1 while carved from)
         self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="archc-draw-ahead", daemon=True)
+        self._done: Future | None = None
 
     def start(self) -> "DrawAhead":
+        """Start drawing, on one of the process's drawing threads (kept between files, so nothing
+        waits for a new thread to start)."""
         _SWITCH.lower()
         try:
-            self._thread.start()
+            self._done = drawing_executor(drawing_threads()).submit(self._run)
         except BaseException:
             _SWITCH.restore()
             raise
         return self
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the drawing is over (the build itself never waits for it, only for arrays)."""
+        if self._done is not None:
+            wait([self._done], timeout)
 
     def deliver(self, key: str, start: int, stop: int, use: Callable[[np.ndarray], None]) -> bool:
         """See :class:`archc.ops.weights.DrawnAhead`; ``use`` must not keep the values."""

@@ -27,7 +27,7 @@ import numpy as np
 
 from archc.ops.weights import drawing_threads
 
-__all__ = ["Region", "WriteAt", "BufferPool", "POOL", "draw_and_write", "source_pieces", "draw_piece",
+__all__ = ["Region", "WriteAt", "BufferPool", "POOL", "draw_and_write", "drawing_executor", "source_pieces", "draw_piece",
            "nbytes", "shape_dtype", "little_endian",
            "JOB_BYTES", "BLOCK_BYTES", "KEEP_BYTES"]
 
@@ -212,7 +212,7 @@ def draw_and_write(regions: Sequence[Region], write_at: WriteAt, pool: BufferPoo
     pending = deque(_jobs([r.source for r in regions]))
     threads = drawing_threads()
     budget = 2 * threads * JOB_BYTES
-    executor = _executor(threads)
+    executor = drawing_executor(threads)
     running: dict[Future, int] = {}  # job -> its bytes of values
     try:
         while pending or running:
@@ -237,7 +237,7 @@ _EXECUTORS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _EXECUTORS_LOCK = threading.Lock()
 
 
-def _executor(threads: int) -> ThreadPoolExecutor:
+def drawing_executor(threads: int) -> ThreadPoolExecutor:
     """This process's pool of ``threads`` drawing threads, started with its first file and kept
     for the next ones: starting two threads and joining them again cost each file 0.1–4 ms, the
     most on a busy machine. A forked child (whose copy has no threads) starts its own."""
