@@ -1,0 +1,179 @@
+"""``archc lint`` on architectures nobody here wrote (issue 10): modules written from their papers and
+reference code (tests/paper_models.py), exported by both ``torch.onnx.export`` exporters (TorchScript,
+``dynamo=False``; and the default, ``dynamo=True``), labelled as their authors designed them and the README
+defines the labels; each exporter gives the same labels and path figures for one module.
+
+The TorchScript exports take a fraction of a second and run by default; the default exporter's take one
+to four seconds each, so those are marked slow except for the models whose exporters once disagreed.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import paper_models as P
+
+from archc.analysis.skips import analyze
+from archc.frontends.onnx import load_onnx
+
+#: model -> (skip counts by kind, input -> output paths), what the paper's design makes them
+EXPECTED = {
+    # each block inp + drop_path(gamma * MLP(LN(dwconv(x)))): a residual; LayerNorm2d's arithmetic no skip
+    "convnext": ({"residual": 4}, 16),
+    "resnext": ({"residual": 4}, 16),
+    # the SE product scales the residual branch: a gate on F's path (sequential), the add a residual
+    "se_resnet": ({"residual": 3}, 8),
+    "preact_resnet": ({"residual": 4}, 16),
+    # zero-padded (and average-pooled) shortcuts: parameter-free residuals
+    "pyramidnet": ({"residual": 4}, 16),
+    # a stride-1 unit concatenates its untouched half (feature reuse, as the paper says); stride-2 units
+    # concatenate two computing branches
+    "shufflenet_v2": ({"dense": 3}, 32),
+    # encoder -> decoder links merged by addition across a resolution round trip: long skips
+    "linknet": ({"residual": 3, "long_skip": 2}, 14),
+    # ASPP's parallel convolutions: one branch join; the low-level features into the decoder: a long skip
+    "deeplabv3plus": ({"residual": 3, "long_skip": 1}, 34),
+    # fusion sums of parallel resolutions: branch joins, each branch's blocks residuals
+    "hrnet": ({"residual": 8}, 128),
+    # CSP's partial concat carries part of the stage around its residual blocks: a long skip
+    "cspnet": ({"residual": 4, "long_skip": 2}, 25),
+    "gpt2": ({"residual": 4}, 16),
+    # 2 per encoder layer, 3 per decoder layer; the memory into each cross-attention is a branch join
+    "encoder_decoder": ({"residual": 10}, 4608),
+    "mlp_mixer": ({"residual": 4}, 16),
+    "highway": ({"gated": 3}, 27),
+    # residuals from the third layer of the stack on
+    "gnmt": ({"residual": 3}, 8),
+}
+#: models whose two exports gave different labels before a fix: both exporters run by default
+BOTH_BY_DEFAULT: set[str] = set()
+
+
+def _exporters(name: str) -> list:
+    slow = () if name in BOTH_BY_DEFAULT else (pytest.mark.slow,)
+    return [pytest.param(name, False, id=f"{name}-torchscript"), pytest.param(name, True, id=f"{name}-dynamo",
+                                                                                marks=slow)]
+
+
+CASES = [case for name in EXPECTED for case in _exporters(name)]
+
+
+class _Exports(dict):
+    """(name, dynamo) -> the exported file, made on first use and kept for the session."""
+
+    def __init__(self, root):
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, key):
+        name, dynamo = key
+        if dynamo:
+            pytest.importorskip("onnxscript")
+        factory, inputs = P.MODELS[name]
+        torch.manual_seed(0)
+        model = factory().eval()
+        path = self.root / f"{name}_{'dynamo' if dynamo else 'torchscript'}.onnx"
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, inputs(), str(path), dynamo=dynamo)
+        self[key] = path
+        return path
+
+
+@pytest.fixture(scope="session")
+def paper_exports(tmp_path_factory):
+    return _Exports(tmp_path_factory.mktemp("paper_exports"))
+
+
+_ANALYSES: dict = {}
+
+
+def lint(paper_exports, name: str, dynamo: bool):
+    key = (name, dynamo)
+    if key not in _ANALYSES:
+        _ANALYSES[key] = analyze(load_onnx(str(paper_exports[key])))
+    return _ANALYSES[key]
+
+
+def skip_counts(analysis) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for s in analysis.skips:
+        counts[str(s.kind)] = counts.get(str(s.kind), 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("name, dynamo", CASES)
+def test_each_connection_is_labelled_as_its_paper_designs_it(paper_exports, name, dynamo):
+    a = lint(paper_exports, name, dynamo)
+    counts, paths = EXPECTED[name]
+    assert (skip_counts(a), a.paths.total) == (counts, paths)
+    assert all(s.span.depth > 0 for s in a.skips if s.kind == "long_skip")  # never a long skip of 0 layers
+
+
+@pytest.mark.parametrize("name", sorted(BOTH_BY_DEFAULT))
+def test_both_exporters_give_one_module_the_same_labels(paper_exports, name):
+    ts, dy = lint(paper_exports, name, False), lint(paper_exports, name, True)
+    joins = [sorted((c.kind, c.merge_op, c.carries) for c in a.connections) for a in (ts, dy)]
+    assert joins[0] == joins[1]
+    assert (ts.paths.total, ts.paths.shortest, ts.paths.longest) == (dy.paths.total, dy.paths.shortest,
+                                                                     dy.paths.longest)
+
+
+def _joins(a, **match):
+    return [c for c in a.connections if all(getattr(c, k) == v for k, v in match.items())]
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
+def test_what_each_join_is_inside_the_blocks(paper_exports, dynamo):
+    # SE: the gate's product is a step of the residual branch; the block's add the residual
+    se = lint(paper_exports, "se_resnet", dynamo)
+    assert [c.kind for c in _joins(se, merge_op="mul")] == ["sequential"] * 3
+    # PyramidNet: zero-padded channels (and an average pool at the stride) carry no layer
+    pyramid = lint(paper_exports, "pyramidnet", dynamo)
+    assert all(s.carries in ("identity", "projection") and s.span.depth == 2 for s in pyramid.skips)
+    # ShuffleNet V2: the untouched half is reused; the stride-2 units' two branches both compute
+    shuffle = lint(paper_exports, "shufflenet_v2", dynamo)
+    assert all(s.merge_op == "concat" and s.carries == "identity" for s in shuffle.skips)
+    assert [c.kind for c in _joins(shuffle, merge_op="concat") if c.kind != "dense"] == ["branch"] * 2
+    # LinkNet: encoder features added to the decoder across a resolution round trip
+    link = lint(paper_exports, "linknet", dynamo)
+    assert sorted((s.merge_op, s.carries) for s in link.skips if s.kind == "long_skip") == [("add", "identity")] * 2
+    # DeepLabV3+: ASPP's concat is a branch join; the long skip lands on the decoder's concat
+    deeplab = lint(paper_exports, "deeplabv3plus", dynamo)
+    (long_skip,) = [s for s in deeplab.skips if s.kind == "long_skip"]
+    assert long_skip.merge_op == "concat" and long_skip.span.depth > 1
+    assert [c.kind for c in _joins(deeplab, merge_op="concat") if c is not long_skip] == ["branch"]
+    # HRNet: every fusion sum and the head's concat join parallel resolutions that compute
+    hrnet = lint(paper_exports, "hrnet", dynamo)
+    assert {c.kind for c in hrnet.connections if c.kind != "residual"} == {"branch"}
+    # the encoder's memory into each decoder layer's cross-attention: a branch join, no skip
+    encdec = lint(paper_exports, "encoder_decoder", dynamo)
+    assert {s.merge_op for s in encdec.skips} == {"add"}
+    assert len([c for c in encdec.joins if c.merge_op != "add" and c.kind == "branch"]) == 2
+    # Highway: T·H + (1 − T)·x, each layer one gated connection carrying x
+    highway = lint(paper_exports, "highway", dynamo)
+    assert [(s.merge_op, s.carries) for s in highway.skips] == [("add", "identity")] * 3
+    # GNMT: the residuals around the third to fifth LSTM layers, in one chain
+    gnmt = lint(paper_exports, "gnmt", dynamo)
+    assert [(s.stage, s.position, s.span.depth) for s in gnmt.skips] == [(0, 0, 1), (0, 1, 1), (0, 2, 1)]
+
+
+@pytest.mark.parametrize("name", ["convnext", "deeplabv3plus", "encoder_decoder", "gpt2"])
+def test_cli_reads_the_exports_without_a_traceback(paper_exports, run_archc, tmp_path, name):
+    path = str(paper_exports[(name, False)])
+    table = run_archc("lint", path, "--explain", check=True).stdout
+    assert "rule" in table and "Traceback" not in table
+    doc = json.loads(run_archc("lint", path, "--format", "json", check=True).stdout)
+    assert doc["schema"] == "archc.lint/2" and doc["summary"] == EXPECTED[name][0] | {
+        k: 0 for k in ("residual", "long_skip", "dense", "gated") if k not in EXPECTED[name][0]}
+    assert doc["paths"]["total"] == EXPECTED[name][1]
+    assert run_archc("summary", path, check=True).stdout
+    run_archc("graph", path, "-o", str(tmp_path / "g.svg"), check=True)
+    assert (tmp_path / "g.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
