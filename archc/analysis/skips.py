@@ -48,9 +48,9 @@ from archc.analysis.probes import (
     elementwise,
     feeds_gate,
     gated,
-    inner_sum,
+    inner_merge,
+    merge_terms,
     mixing,
-    sum_terms,
 )
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
 from archc.analysis.rules import PairFacts, RememberingDecider, decide, never
@@ -192,12 +192,12 @@ class _Tracer:
             groups.setdefault(inp.fork, []).append(inp)
         return groups
 
-    def direct_inputs(self, join: int, main: int) -> list[int] | None:
-        """The non-main inputs when every one is its own fork: used elsewhere too and an ancestor
-        of the main input (a DenseNet concat). Then :meth:`inputs` would put each alone in its
-        group, in this order. None otherwise."""
+    def direct_inputs(self, main: int, producers: Sequence[int]) -> list[int] | None:
+        """The non-main inputs (of a join reading ``producers``) when every one is its own fork: used
+        elsewhere too and an ancestor of the main input (a DenseNet concat). Then :meth:`inputs`
+        would put each alone in its group, in this order. None otherwise."""
         uses = self.flow.uses
-        direct = [s for s in self.flow.preds[join] if s != main]
+        direct = [s for s in producers if s != main]
         for s in direct:
             if uses[s] < 2 or not self.reaches_main(s, main):
                 return None
@@ -413,21 +413,18 @@ class _Classifier:
     def _join(self, m: int) -> list[Skip]:
         f = self.flow
         role = f.roles[m]
-        if role == _ADD:
-            if inner_sum(f, m) is not None:
-                return []  # a partial sum: the sum it feeds is the merge
-            terms = sum_terms(f, m)
-            if terms is not None:
-                producers = list(dict.fromkeys(p for p, _ in terms))
-                main = self.main_of[m] = self.trace.deepest(producers)
-                return [self._pair(m, main, fork, members)
-                        for fork, members in self.trace.inputs(m, main, terms).items()]
-        main = self.main_of[m] = self.trace.deepest(f.preds[m])
+        terms = None
+        if role == _ADD or role == _CONCAT:
+            if inner_merge(f, m) is not None:
+                return []  # a partial sum or concat: the merge it feeds is the merge
+            terms = merge_terms(f, m)
+        producers = list(dict.fromkeys(p for p, _ in terms)) if terms is not None else f.preds[m]
+        main = self.main_of[m] = self.trace.deepest(producers)
         if role == _CONCAT:
-            direct = self.trace.direct_inputs(m, main)
+            direct = self.trace.direct_inputs(main, producers)
             if direct is not None:
-                return self._concat_pairs(m, main, direct)
-        groups = self.trace.inputs(m, main)
+                return self._concat_pairs(m, main, direct, dict(reversed(terms)) if terms else self.trace.reads(m))
+        groups = self.trace.inputs(m, main, terms)
         records = [self._pair(m, main, fork, members) for fork, members in groups.items()]
         if role == _CONCAT:
             records += self._level_reuse(m, main, groups)
@@ -465,7 +462,7 @@ class _Classifier:
             v = f.preds[v][0]
         return v in self.skips_at
 
-    def _concat_pairs(self, m: int, main: int, direct: list[int]) -> list[Skip]:
+    def _concat_pairs(self, m: int, main: int, direct: list[int], reads: dict[int, int]) -> list[Skip]:
         """The pairs of concat ``m`` whose inputs are all direct (see :meth:`_Tracer.direct_inputs`),
         DenseNet's case decided here in one step.
 
@@ -478,7 +475,6 @@ class _Classifier:
         f = self.flow
         merge, op = f.names[m], f.nodes[m].op
         main_layers, main_ops, main_up = f.depth_layers[main], f.depth_ops[main], f.last_upsample[main]
-        reads = self.trace.reads(m)
         records = []
         feature = self.measures.feature
         for fork in direct:
