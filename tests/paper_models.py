@@ -463,6 +463,50 @@ class Res2Net(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.layer(self.stem(x)), 1), 1))
 
 
+# -- RDN (Zhang et al. 2018), EDSR-PyTorch's rdn.py: residual dense blocks ---------------------------------
+class RDBConv(nn.Module):
+    def __init__(self, cin, grow, k=3):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(cin, grow, k, padding=(k - 1) // 2, stride=1), nn.ReLU())
+
+    def forward(self, x):
+        out = self.conv(x)
+        return torch.cat((x, out), 1)
+
+
+class RDB(nn.Module):
+    """Densely connected convs, local feature fusion (1x1), local residual learning."""
+
+    def __init__(self, g0, grow, layers):
+        super().__init__()
+        self.convs = nn.Sequential(*[RDBConv(g0 + c * grow, grow) for c in range(layers)])
+        self.LFF = nn.Conv2d(g0 + layers * grow, g0, 1, padding=0, stride=1)
+
+    def forward(self, x):
+        return self.LFF(self.convs(x)) + x
+
+
+class RDN(nn.Module):
+    def __init__(self, g0=8, blocks=2, layers=3, grow=4):
+        super().__init__()
+        self.SFENet1 = nn.Conv2d(3, g0, 3, padding=1)
+        self.SFENet2 = nn.Conv2d(g0, g0, 3, padding=1)
+        self.RDBs = nn.ModuleList(RDB(g0, grow, layers) for _ in range(blocks))
+        self.GFF = nn.Sequential(nn.Conv2d(blocks * g0, g0, 1), nn.Conv2d(g0, g0, 3, padding=1))
+        self.out = nn.Conv2d(g0, 3, 3, padding=1)
+
+    def forward(self, x):
+        f__1 = self.SFENet1(x)
+        x = self.SFENet2(f__1)
+        rdbs_out = []
+        for rdb in self.RDBs:
+            x = rdb(x)
+            rdbs_out.append(x)
+        x = self.GFF(torch.cat(rdbs_out, 1))
+        x += f__1
+        return self.out(x)
+
+
 # -- DPN (Chen et al. 2017), rwightman's dpn.py: a residual path and a densely connected path -------------
 class DualPathBlock(nn.Module):
     def __init__(self, cin, num_1x1, num_3x3, res_c, inc, groups=4, first=False):
@@ -720,6 +764,7 @@ MODELS = {
     "deeplabv3plus": (DeepLabV3Plus, lambda: (torch.randn(1, 3, 32, 32),)),
     "hrnet": (HRNet, lambda: (torch.randn(1, 3, 32, 32),)),
     "res2net": (Res2Net, lambda: (torch.randn(1, 3, 16, 16),)),
+    "rdn": (RDN, lambda: (torch.randn(1, 3, 16, 16),)),
     "dpn": (DPN, lambda: (torch.randn(1, 3, 16, 16),)),
     "cspnet": (CSPDarknet, lambda: (torch.randn(1, 3, 32, 32),)),
     "gpt2": (GPT2, lambda: (torch.randint(0, 50, (1, 8)),)),

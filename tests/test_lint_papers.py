@@ -41,6 +41,13 @@ EXPECTED = {
     "deeplabv3plus": ({"residual": 3, "long_skip": 1}, 34),
     # fusion sums of parallel resolutions: branch joins, each branch's blocks residuals
     "hrnet": ({"residual": 8}, 128),
+    # the bottleneck's identity shortcut is a residual; inside, the hierarchical connections between the
+    # split's groups are residual (adds) and feature reuse (the concat), and they do not make it long
+    "res2net": ({"residual": 6, "dense": 6}, 64),
+    # residual dense blocks: dense concats inside, the local residual around each block a residual (not made
+    # long by the feature reuse it encloses); global feature fusion reuses the blocks' outputs; the global
+    # residual spans the residual blocks: a long skip
+    "rdn": ({"residual": 2, "dense": 7, "long_skip": 1}, 91),
     # CSP's partial concat carries part of the stage around its residual blocks: a long skip
     "cspnet": ({"residual": 4, "long_skip": 2}, 25),
     "gpt2": ({"residual": 4}, 16),
@@ -163,6 +170,22 @@ def test_what_each_join_is_inside_the_blocks(paper_exports, dynamo):
     # GNMT: the residuals around the third to fifth LSTM layers, in one chain
     gnmt = lint(paper_exports, "gnmt", dynamo)
     assert [(s.stage, s.position, s.span.depth) for s in gnmt.skips] == [(0, 0, 1), (0, 1, 1), (0, 2, 1)]
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_residual_around_a_block_of_split_groups_stays_a_residual(paper_exports, dynamo):
+    # Res2Net: each bottleneck's own shortcut, around 1x1, three 3x3 (hierarchically connected), 1x1
+    a = lint(paper_exports, "res2net", dynamo)
+    outer = [s for s in a.skips if s.span.depth == 5]
+    assert [(s.kind, s.carries, s.rule) for s in outer] == [("residual", "identity", "residual")] * 2
+    assert not [s for s in a.skips if s.kind == "long_skip"]
+
+
+def test_a_residual_around_a_dense_block_stays_a_residual(paper_exports):
+    # RDN: a residual dense block's local residual around its densely connected convs and fusion
+    rdn = lint(paper_exports, "rdn", False)
+    local = [s for s in rdn.skips if s.merge_op == "add" and s.span.depth == 4]
+    assert [s.kind for s in local] == ["residual", "residual"]
 
 
 @pytest.mark.parametrize("name", ["convnext", "deeplabv3plus", "encoder_decoder", "gpt2"])

@@ -226,15 +226,15 @@ class _Tracer:
 
 class _Measures:
     """Steps 2 and 3 of the module docstring: what a shortcut carries and weighs, and what the
-    main path spans from the fork. Reads the skips found so far (``nest``, ``skips_at``), which
-    :class:`_Classifier` fills in topological order."""
+    main path spans from the fork. Reads the skips found so far that nest (``nest``, ``skips_at``),
+    which :class:`_Classifier` fills in topological order."""
 
     def __init__(self, flow: Flow, nest: dict[int, int], skips_at: dict[int, list[Skip]]) -> None:
         self.flow = flow
         #: per join: the largest fork id of a skip whose join is this node or an ancestor
         #: (see :meth:`nested_fork`)
         self.nest = nest
-        #: join id -> the skips found there
+        #: join id -> the skips found there that nest (:meth:`split_part`)
         self.skips_at = skips_at
         self._family: dict[int, int] = {}
         self._features: dict[int, tuple[str, int, int, int, bool]] = {}
@@ -281,6 +281,31 @@ class _Measures:
             # main path is longer is the rules' test (both_compute).
             return _PROJECTION, changed
         return _COMPUTED, changed
+
+    def split_part(self, fork: int, sc: _Input, m: int) -> bool:
+        """Whether the shortcut carries a part of the fork's value that the main path never reads:
+        one output of a split (a rearrangement with several outputs) that nothing else reads, or a
+        slice (a rearrangement keeping fewer elements) of a value every consumer only slices.
+
+        Such a pair joins parallel groups of one block (Res2Net's hierarchical connections,
+        ShuffleNet V2's channel split): its shortcut bypasses no layer that computes from what it
+        carries, so it keeps its own label but does not make a skip around the block long."""
+        f = self.flow
+        first = sc.path[-1] if sc.path else m
+        if f.roles[fork] == Role.RESHAPE and len(f.nodes[fork].outputs) >= 2:
+            return all(c == first for c in f.succs[fork] if (fork, sc.fork_out) in f.slots[c])
+        return bool(sc.path) and all(map(self._slices_of(fork), f.succs[fork]))
+
+    def _slices_of(self, fork: int):
+        f = self.flow
+        whole = f.nodes[fork].outputs[0].numel()
+
+        def slices(c: int) -> bool:
+            if f.roles[c] != Role.RESHAPE or len(f.preds[c]) != 1 or whole is None:
+                return False
+            part = f.nodes[c].outputs[0].numel()
+            return part is not None and part < whole
+        return slices
 
     def span_facts(self, fork: int, main: int, family: int, dominated: bool
                    ) -> tuple[int, int, bool, bool, list[int] | None]:
@@ -386,12 +411,17 @@ class _Classifier:
         self.has_gates = Role.GATE in flow.roles
         #: join id -> the skips found there
         self.skips_at: dict[int, list[Skip]] = {}
+        #: join id -> the skips found there that make a skip enclosing them long: residual, long and
+        #: gated skips; not a block's own internals, feature reuse (dense) and joins of a split's
+        #: parts (:meth:`_Measures.split_part`): a residual around a dense block (RDN's local residual)
+        #: or a Res2Net block is a residual
+        self.nesting_at: dict[int, list[Skip]] = {}
         #: per join: the largest fork id of a skip whose join is this node or an ancestor
         self.nest: dict[int, int] = {}
         #: join id -> its main input
         self.main_of: dict[int, int] = {}
         self.trace = _Tracer(flow)
-        self.measures = _Measures(flow, self.nest, self.skips_at)
+        self.measures = _Measures(flow, self.nest, self.nesting_at)
         self.decide = RememberingDecider()
 
     def run(self) -> list[Skip]:
@@ -406,7 +436,10 @@ class _Classifier:
             skips = list(compress(records, map(SKIP_KIND_SET.__contains__, map(_KIND, records))))
             if skips:
                 self.skips_at[i] = skips
-                nest[i] = max(k, *map(_FORK_ID, skips))
+                nesting = [s for s in skips if s._nests]
+                if nesting:
+                    self.nesting_at[i] = nesting
+                    nest[i] = max(k, *map(_FORK_ID, nesting))
             out.extend(records)
         return out
 
@@ -488,7 +521,7 @@ class _Classifier:
                 # Positional: fork, merge, merge_op, merge_role, kind, carries, shortcut, span, reason
                 # (a call by keywords costs a third more, and DenseNet makes O(L^2) of these).
                 records.append(Skip(name, merge, op, Role.MERGE_CONCAT, Kind.DENSE, Carries.IDENTITY, [], span, reason,
-                                    fork_output=out, rule="dense_reuse", _fork_id=fork, _merge_id=m))
+                                    fork_output=out, rule="dense_reuse", _fork_id=fork, _merge_id=m, _nests=False))
             else:
                 records.append(self._pair(m, main, fork, [_Input(fork, fork, out, [], out)]))
         return records
@@ -523,7 +556,10 @@ class _Classifier:
         if kind == _GATED:
             carries = _IDENTITY  # the fork's own value, scaled by the gate
         span = measures.span(fork, main, kind, depth, depth_ops, region, dominated)
-        return self._record(m, fork, sc, kind, carries, span, why, rule)
+        record = self._record(m, fork, sc, kind, carries, span, why, rule)
+        if kind == _DENSE or kind in SKIP_KIND_SET and measures.split_part(fork, sc, m):
+            record._nests = False  # feature reuse or a split's parts inside one block (see nesting_at)
+        return record
 
     def _record(self, m: int, fork: int, sc: _Input, kind: Kind, carries: Carries | None, span: Span,
                 reason: str, rule: str) -> Skip:
