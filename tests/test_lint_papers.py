@@ -48,6 +48,9 @@ EXPECTED = {
     # long by the feature reuse it encloses); global feature fusion reuses the blocks' outputs; the global
     # residual spans the residual blocks: a long skip
     "rdn": ({"residual": 2, "dense": 7, "long_skip": 1}, 91),
+    # the residual path's adds (the first block's shortcut a 1x1 projection split into both paths) and the
+    # densely connected path's concats
+    "dpn": ({"residual": 3, "dense": 2}, 36),
     # CSP's partial concat carries part of the stage around its residual blocks: a long skip
     "cspnet": ({"residual": 4, "long_skip": 2}, 25),
     "gpt2": ({"residual": 4}, 16),
@@ -186,6 +189,16 @@ def test_a_residual_around_a_dense_block_stays_a_residual(paper_exports):
     rdn = lint(paper_exports, "rdn", False)
     local = [s for s in rdn.skips if s.merge_op == "add" and s.span.depth == 4]
     assert [s.kind for s in local] == ["residual", "residual"]
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_projection_shared_by_two_paths_is_still_a_projection_shortcut(paper_exports, dynamo):
+    # DPN's first block projects x once by a 1x1 conv and splits it into the residual and the dense path
+    a = lint(paper_exports, "dpn", dynamo)
+    adds = [s for s in a.skips if s.merge_op == "add"]
+    assert sorted((s.kind, s.carries) for s in adds) == [("residual", "identity")] * 2 + [("residual", "projection")]
+    (projection,) = [s for s in adds if s.carries == "projection"]
+    assert projection.shortcut and projection.span.depth == 3
 
 
 @pytest.mark.parametrize("name", ["convnext", "deeplabv3plus", "encoder_decoder", "gpt2"])

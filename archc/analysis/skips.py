@@ -152,14 +152,17 @@ class _Tracer:
         # (slots are (producer, output) pairs; reversed, the first slot of each producer is set last)
         return dict(reversed(self.flow.slots[join]))
 
-    def walk_back(self, s: int, reads: int) -> _Input:
-        """Follow ``s`` back through single-producer, single-use nodes to the node used twice."""
+    def walk_back(self, s: int, reads: int, main: int = SOURCE) -> _Input:
+        """Follow ``s`` back through single-producer, single-use nodes to the node used twice.
+        With ``main``: past nodes used twice that are no ancestor of ``main`` (a projection whose
+        output also feeds another merge, as DPN's splits into a residual and a dense part) to the
+        first one that is: the fork the shortcut shares with the main path."""
         f = self.flow
         path: list[int] = []
         u = s
         out = reads
         while True:
-            if f.uses[u] >= 2:
+            if f.uses[u] >= 2 and (main == SOURCE or self.reaches_main(u, main)):
                 return _Input(s, u, out, path, reads)
             preds = f.preds[u]
             if len(preds) != 1:
@@ -183,9 +186,7 @@ class _Tracer:
         for s in (dict.fromkeys(p for p, _ in terms) if terms is not None else f.preds[join]):
             if s == main:
                 continue
-            inp = self.walk_back(s, reads[s])
-            if inp.fork != SOURCE and not self.reaches_main(inp.fork, main):
-                inp.fork = SOURCE
+            inp = self.walk_back(s, reads[s], main)
             if inp.fork == SOURCE:
                 # Not a chain from a shared fork: the join's immediate dominator is the fork.
                 inp = _Input(s, f.idom[join], 0, None, reads[s])
