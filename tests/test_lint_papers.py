@@ -213,3 +213,45 @@ def test_cli_reads_the_exports_without_a_traceback(paper_exports, run_archc, tmp
     assert run_archc("summary", path, check=True).stdout
     run_archc("graph", path, "-o", str(tmp_path / "g.svg"), check=True)
     assert (tmp_path / "g.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+#: the ONNX backend test models that ship with the onnx package (old Caffe2 exports, weights included):
+#: file -> (skips by kind, branch joins, paths, shortest, longest)
+ONNX_BACKEND_MODELS = {
+    "light_bvlc_alexnet.onnx": ({}, 0, 1, 8, 8),
+    "light_zfnet512.onnx": ({}, 0, 1, 8, 8),
+    "light_vgg19.onnx": ({}, 0, 1, 19, 19),
+    # each dense layer's concat reads the block's running concatenation: 6 + 12 + 24 + 16 = 58
+    "light_densenet121.onnx": ({"dense": 58}, 0, 2 ** 58, 5, 121),
+    # nine inception modules of four branches each
+    "light_inception_v1.onnx": ({}, 9, 4 ** 9, 13, 22),
+    # eight modules of four branches, two grid reductions of three
+    "light_inception_v2.onnx": ({}, 10, 4 ** 8 * 3 ** 2, 12, 34),
+    "light_resnet50.onnx": ({"residual": 16}, 0, 2 ** 16, 6, 50),
+    # ShuffleNet v1: the 13 stride-1 units add an identity shortcut (residual); the 3 stride-2 units
+    # concatenate an average-pooled input with the unit's convs, as an Inception grid reduction does: branch
+    "light_shufflenet.onnx": ({"residual": 13}, 3, 2 ** 16, 2, 50),
+    # eight fire modules: expand 1x1 and 3x3 concatenated
+    "light_squeezenet.onnx": ({}, 8, 2 ** 8, 18, 18),
+}
+
+
+def _onnx_backend_models():
+    try:
+        import onnx
+    except ImportError:
+        return None
+    from pathlib import Path
+    return Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+
+
+@pytest.mark.parametrize("name", sorted(ONNX_BACKEND_MODELS))
+def test_onnx_backend_test_models_lint_as_their_architectures(name):
+    folder = _onnx_backend_models()
+    if folder is None or not (folder / name).is_file():
+        pytest.skip(f"the onnx package ships no {name} here")
+    a = analyze(load_onnx(str(folder / name)))
+    counts, branches, total, shortest, longest = ONNX_BACKEND_MODELS[name]
+    assert skip_counts(a) == counts
+    assert sum(1 for c in a.joins if c.kind == "branch") == branches
+    assert (a.paths.total, a.paths.shortest, a.paths.longest) == (total, shortest, longest)
