@@ -255,3 +255,22 @@ def test_onnx_backend_test_models_lint_as_their_architectures(name):
     assert skip_counts(a) == counts
     assert sum(1 for c in a.joins if c.kind == "branch") == branches
     assert (a.paths.total, a.paths.shortest, a.paths.longest) == (total, shortest, longest)
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
+def test_paths_through_a_gate_follow_the_value_it_scales(paper_exports, dynamo):
+    # Highway: each layer's carry x·(1 − T) passes x, so a path can skip every transform (input and output
+    # layers only), the transform H·T is a choice between H and T: 3 paths a layer, 1 or 0 layers each
+    highway = lint(paper_exports, "highway", dynamo)
+    assert (highway.paths.total, highway.paths.shortest, highway.paths.longest) == (27, 2, 5)
+    # SE-ResNet: the SE scaling passes its block's features, not the SE's own two linear layers
+    se = lint(paper_exports, "se_resnet", dynamo)
+    assert (se.paths.total, se.paths.shortest, se.paths.longest) == (8, 3, 8)
+
+
+def test_highway_spec_paths_can_carry_past_every_layer():
+    from archc import load_spec
+    from conftest import SPECS
+
+    a = analyze(load_spec(str(SPECS / "highway.yaml")))
+    assert (a.paths.total, a.paths.shortest, a.paths.longest) == (3 ** 10, 2, 12)

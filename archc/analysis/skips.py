@@ -658,14 +658,22 @@ def check_expectations(graph: Graph, connections: list[Skip],
 def _no_choice(flow: Flow, connections: list[Skip], main_of: dict[int, int]) -> dict[int, int]:
     """Nodes reading several values where paths have no choice -> the input they follow: joins
     where every pair is ``sequential`` (a decomposed activation or norm, element-wise arithmetic,
-    a gate on the main path), and arithmetic reading one value several times (``x * x``). Paths are
-    counted on the unravelled view: residual blocks taken or skipped, branch joins a choice among
-    branches; how an op is lowered adds no choice. (A layer or matmul reading one value several
+    a gate on the main path: there the value it scales), and arithmetic reading one value several
+    times (``x * x``). Paths are counted on the unravelled view: residual blocks taken or skipped,
+    branch joins a choice among branches; how an op is lowered adds no choice. (A layer or matmul reading one value several
     times, attention's query, key and value, keeps one path per read.)"""
     kinds: dict[int, bool] = {}
     for c in connections:
         kinds[c._merge_id] = kinds.get(c._merge_id, True) and c.kind == _SEQUENTIAL
     through = {m: main_of[m] for m, only_sequential in kinds.items() if only_sequential}
+    if Role.GATE in flow.roles:
+        # A gate on the main path (x·T: a squeeze-and-excitation scaling, Highway's carry x·(1 − T))
+        # passes the paths of the value it scales, not those of the gate (the deeper input): a path
+        # skipping Highway's transform carries x through no layer.
+        for m in through:
+            scaled = flow.gated_factor(m)
+            if scaled is not None:
+                through[m] = scaled
     for i in flow.slot_joins:  # (the nodes reading other than one slot)
         slots = flow.slots[i]
         if len(slots) > 1 and len(flow.preds[i]) == 1 and flow.roles[i] not in _READS_COUNT \
