@@ -752,6 +752,179 @@ class GNMTEncoder(nn.Module):
         return self.fc(x)
 
 
+# -- ViT (Dosovitskiy et al. 2021): patch embedding, class token, learned positions, pre-norm encoder ------
+class ViTBlock(nn.Module):
+    def __init__(self, dim, heads, mlp_dim):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
+
+    def forward(self, x):
+        y = self.norm1(x)
+        x = x + self.attn(y, y, y, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    def __init__(self, image=32, patch=8, dim=16, depth=2, heads=2, num_classes=5):
+        super().__init__()
+        self.conv_proj = nn.Conv2d(3, dim, patch, patch)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embedding = nn.Parameter(torch.randn(1, (image // patch) ** 2 + 1, dim) * 0.02)
+        self.layers = nn.Sequential(*[ViTBlock(dim, heads, 2 * dim) for _ in range(depth)])
+        self.ln = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        n = x.shape[0]
+        x = self.conv_proj(x).reshape(n, self.class_token.shape[-1], -1).permute(0, 2, 1)
+        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
+        x = self.ln(self.layers(x + self.pos_embedding))
+        return self.head(x[:, 0])
+
+
+# -- DenseNet (Huang et al. 2017), torchvision's densenet.py: each layer concatenates every earlier feature
+class DenseLayer(nn.Module):
+    def __init__(self, cin, growth, bn_size=2):
+        super().__init__()
+        self.norm1, self.relu1 = nn.BatchNorm2d(cin), nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(cin, bn_size * growth, 1, bias=False)
+        self.norm2, self.relu2 = nn.BatchNorm2d(bn_size * growth), nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(bn_size * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, inputs):
+        concated = torch.cat(inputs, 1)
+        bottleneck = self.conv1(self.relu1(self.norm1(concated)))
+        return self.conv2(self.relu2(self.norm2(bottleneck)))
+
+
+class DenseBlock(nn.ModuleDict):
+    def __init__(self, layers, cin, growth):
+        super().__init__({f"denselayer{i + 1}": DenseLayer(cin + i * growth, growth) for i in range(layers)})
+
+    def forward(self, init):
+        features = [init]
+        for layer in self.values():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class DenseNet(nn.Module):
+    def __init__(self, blocks=(2, 3), growth=4, init=8, num_classes=5):
+        super().__init__()
+        mods = [nn.Conv2d(3, init, 3, 1, 1, bias=False), nn.BatchNorm2d(init), nn.ReLU(inplace=True)]
+        c = init
+        for i, n in enumerate(blocks):
+            mods.append(DenseBlock(n, c, growth))
+            c += n * growth
+            if i != len(blocks) - 1:
+                mods += [nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.Conv2d(c, c // 2, 1, bias=False),
+                         nn.AvgPool2d(2, 2)]
+                c //= 2
+        mods += [nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*mods)
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+# -- MobileNetV3 (Howard et al. 2019): inverted residuals, hard-swish, hard-sigmoid squeeze-and-excitation
+class MobileNetV3Block(nn.Module):
+    def __init__(self, cin, exp, cout, k, stride, use_se):
+        super().__init__()
+        layers = [nn.Conv2d(cin, exp, 1, bias=False), nn.BatchNorm2d(exp), nn.Hardswish(),
+                  nn.Conv2d(exp, exp, k, stride, k // 2, groups=exp, bias=False), nn.BatchNorm2d(exp), nn.Hardswish()]
+        self.use_res_connect = stride == 1 and cin == cout
+        self.block = nn.Sequential(*layers)
+        self.se = None
+        if use_se:
+            sq = max(exp // 4, 8)
+            self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(exp, sq, 1), nn.ReLU(),
+                                    nn.Conv2d(sq, exp, 1), nn.Hardsigmoid())
+        self.project = nn.Sequential(nn.Conv2d(exp, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = self.block(x)
+        if self.se is not None:
+            out = out * self.se(out)
+        out = self.project(out)
+        return out + x if self.use_res_connect else out
+
+
+class MobileNetV3(nn.Module):
+    def __init__(self, num_classes=5):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.Hardswish())
+        self.blocks = nn.Sequential(MobileNetV3Block(8, 16, 8, 3, 1, True), MobileNetV3Block(8, 24, 16, 3, 2, False),
+                                    MobileNetV3Block(16, 32, 16, 5, 1, True))
+        self.head = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1), 1))
+
+
+# -- YOLOv5's SPPF (Jocher et al.): three chained max-pools concatenated with their input -------------------
+class SPPF(nn.Module):
+    def __init__(self, cin, cout, k=5):
+        super().__init__()
+        h = cin // 2
+        self.cv1 = nn.Sequential(nn.Conv2d(cin, h, 1, bias=False), nn.BatchNorm2d(h), nn.SiLU())
+        self.cv2 = nn.Sequential(nn.Conv2d(h * 4, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.SiLU())
+        self.m = nn.MaxPool2d(k, 1, k // 2)
+
+    def forward(self, x):
+        x = self.cv1(x)
+        y1 = self.m(x)
+        y2 = self.m(y1)
+        return self.cv2(torch.cat((x, y1, y2, self.m(y2)), 1))
+
+
+class SPPFNet(nn.Module):
+    def __init__(self, num_classes=5):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.SiLU())
+        self.sppf = SPPF(16, 16)
+        self.head = nn.Conv2d(16, num_classes, 1)
+
+    def forward(self, x):
+        return self.head(self.sppf(self.stem(x)))
+
+
+# -- WaveNet (van den Oord et al. 2016): gated dilated causal convs, residual and skip connections ----------
+class WaveNetLayer(nn.Module):
+    def __init__(self, c, skip_c, dilation):
+        super().__init__()
+        self.dilation = dilation
+        self.filter = nn.Conv1d(c, c, 2, dilation=dilation)
+        self.gate = nn.Conv1d(c, c, 2, dilation=dilation)
+        self.res = nn.Conv1d(c, c, 1)
+        self.skip = nn.Conv1d(c, skip_c, 1)
+
+    def forward(self, x):
+        y = F.pad(x, (self.dilation, 0))
+        z = torch.tanh(self.filter(y)) * torch.sigmoid(self.gate(y))
+        return x + self.res(z), self.skip(z)
+
+
+class WaveNet(nn.Module):
+    def __init__(self, c=8, skip_c=8, dilations=(1, 2, 4, 1, 2, 4), classes=16):
+        super().__init__()
+        self.causal = nn.Conv1d(1, c, 1)
+        self.layers = nn.ModuleList(WaveNetLayer(c, skip_c, d) for d in dilations)
+        self.out = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_c, skip_c, 1), nn.ReLU(), nn.Conv1d(skip_c, classes, 1))
+
+    def forward(self, x):
+        x = self.causal(x)
+        skips = 0
+        for layer in self.layers:
+            x, s = layer(x)
+            skips = skips + s
+        return self.out(skips)
+
+
 #: name -> (module factory, example inputs)
 MODELS = {
     "convnext": (ConvNeXt, lambda: (torch.randn(1, 3, 32, 32),)),
@@ -771,5 +944,10 @@ MODELS = {
     "encoder_decoder": (EncoderDecoder, lambda: (torch.randn(1, 6, 8), torch.randn(1, 5, 8))),
     "mlp_mixer": (MLPMixer, lambda: (torch.randn(1, 3, 32, 32),)),
     "highway": (Highway, lambda: (torch.randn(2, 10),)),
+    "vit": (ViT, lambda: (torch.randn(1, 3, 32, 32),)),
+    "densenet": (DenseNet, lambda: (torch.randn(1, 3, 16, 16),)),
+    "mobilenet_v3": (MobileNetV3, lambda: (torch.randn(1, 3, 32, 32),)),
+    "sppf": (SPPFNet, lambda: (torch.randn(1, 3, 32, 32),)),
+    "wavenet": (WaveNet, lambda: (torch.randn(1, 1, 32),)),
     "gnmt": (GNMTEncoder, lambda: (torch.randn(1, 7, 8),)),
 }

@@ -58,6 +58,16 @@ EXPECTED = {
     "encoder_decoder": ({"residual": 10}, 4608),
     "mlp_mixer": ({"residual": 4}, 16),
     "highway": ({"gated": 3}, 27),
+    # pre-norm blocks; the class token is a parameter, no join: per block 4 paths through attention (query, key,
+    # value, shortcut) times 2 through the MLP
+    "vit": ({"residual": 4}, 64),
+    # torchvision's layout: each layer concatenates every earlier feature of its block, L(L+1)/2 pairs
+    "densenet": ({"dense": 3 + 6}, 32),
+    # the inverted residuals where stride 1 and widths match; the hard-sigmoid SE a gate inside them
+    "mobilenet_v3": ({"residual": 2}, 4),
+    # the residual around each gated activation (the last layer's is dead code, not exported); the paper's
+    # "skip connections" are a sum of every layer's computed 1x1 outputs: a branch join
+    "wavenet": ({"residual": 5}, 728),
     # residuals from the third layer of the stack on
     "gnmt": ({"residual": 3}, 8),
 }
@@ -134,6 +144,13 @@ def test_both_exporters_give_one_module_the_same_labels(paper_exports, name):
     assert joins[0] == joins[1]
     assert (ts.paths.total, ts.paths.shortest, ts.paths.longest) == (dy.paths.total, dy.paths.shortest,
                                                                      dy.paths.longest)
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
+def test_a_pooling_pyramid_with_no_layer_is_no_skip(paper_exports, dynamo):
+    # YOLOv5's SPPF: cat(x, m(x), m(m(x)), m(m(m(x)))) of one max-pool, no learned layer between
+    a = lint(paper_exports, "sppf", dynamo)
+    assert a.skips == [] and len(a.joins) == 3
 
 
 def _joins(a, **match):
