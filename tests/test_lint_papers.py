@@ -286,8 +286,9 @@ def test_paths_through_a_gate_follow_the_value_it_scales(paper_exports, dynamo):
 
 
 def test_highway_spec_paths_can_carry_past_every_layer():
-    from archc import load_spec
     from conftest import SPECS
+
+    from archc import load_spec
 
     a = analyze(load_spec(str(SPECS / "highway.yaml")))
     assert (a.paths.total, a.paths.shortest, a.paths.longest) == (3 ** 10, 2, 12)
