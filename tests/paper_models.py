@@ -925,6 +925,176 @@ class WaveNet(nn.Module):
         return self.out(skips)
 
 
+
+# -- FPN (Lin et al. 2017), torchvision's FeaturePyramidNetwork over a small ResNet --------------------------
+class FPNNet(nn.Module):
+    """torchvision's FeaturePyramidNetwork over a small ResNet: lateral 1x1, nearest upsample + add, 3x3 out."""
+    def __init__(self, c=8, out=8):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
+        self.layer1 = BasicBlock(c, c)
+        self.layer2 = BasicBlock(c, 2 * c, 2)
+        self.layer3 = BasicBlock(2 * c, 4 * c, 2)
+        self.inner = nn.ModuleList([nn.Conv2d(w, out, 1) for w in (c, 2 * c, 4 * c)])
+        self.layer_blocks = nn.ModuleList([nn.Conv2d(out, out, 3, padding=1) for _ in range(3)])
+
+    def forward(self, x):
+        x = self.stem(x)
+        c1 = self.layer1(x)
+        c2 = self.layer2(c1)
+        c3 = self.layer3(c2)
+        feats = [c1, c2, c3]
+        last = self.inner[-1](feats[-1])
+        results = [self.layer_blocks[-1](last)]
+        for idx in range(len(feats) - 2, -1, -1):
+            lat = self.inner[idx](feats[idx])
+            td = F.interpolate(last, size=lat.shape[-2:], mode="nearest")
+            last = lat + td
+            results.insert(0, self.layer_blocks[idx](last))
+        return tuple(results)
+
+
+# -- CBAM (Woo et al. 2018): channel then spatial attention inside a residual block -------------------------
+class CBAM(nn.Module):
+    def __init__(self, c, r=2):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Conv2d(c, c // r, 1, bias=False), nn.ReLU(),
+                                 nn.Conv2d(c // r, c, 1, bias=False))
+        self.spatial = nn.Conv2d(2, 1, 7, padding=3, bias=False)
+
+    def forward(self, x):
+        ca = torch.sigmoid(self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1)))
+        x = x * ca
+        sa = torch.sigmoid(self.spatial(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)))
+        return x * sa
+
+
+class CBAMBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
+        self.conv2 = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
+        self.cbam = CBAM(c)
+
+    def forward(self, x):
+        return F.relu(self.cbam(self.conv2(self.conv1(x))) + x)
+
+
+class CBAMNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, 1, 1)
+        self.blocks = nn.Sequential(CBAMBlock(8), CBAMBlock(8))
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
+
+
+# -- GhostNet (Han et al. 2020): intrinsic features and their cheap "ghosts", concatenated -----------------
+class GhostModule(nn.Module):
+    def __init__(self, cin, cout, ratio=2, relu=True):
+        super().__init__()
+        self.oup = cout
+        init = cout // ratio
+        self.primary_conv = nn.Sequential(nn.Conv2d(cin, init, 1, bias=False), nn.BatchNorm2d(init),
+                                          nn.ReLU() if relu else nn.Identity())
+        self.cheap_operation = nn.Sequential(nn.Conv2d(init, init * (ratio - 1), 3, 1, 1, groups=init, bias=False),
+                                             nn.BatchNorm2d(init), nn.ReLU() if relu else nn.Identity())
+
+    def forward(self, x):
+        x1 = self.primary_conv(x)
+        x2 = self.cheap_operation(x1)
+        out = torch.cat([x1, x2], dim=1)
+        return out[:, :self.oup, :, :]
+
+
+class GhostBottleneck(nn.Module):
+    def __init__(self, c, mid):
+        super().__init__()
+        self.ghost1 = GhostModule(c, mid)
+        self.ghost2 = GhostModule(mid, c, relu=False)
+
+    def forward(self, x):
+        return self.ghost2(self.ghost1(x)) + x
+
+
+class GhostNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.blocks = nn.Sequential(GhostBottleneck(8, 16), GhostBottleneck(8, 16))
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
+
+
+# -- Non-local block (Wang et al. 2018): embedded-Gaussian self-attention over positions, a residual ---------
+class NonLocal(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.inter = c // 2
+        self.g = nn.Conv2d(c, self.inter, 1)
+        self.theta = nn.Conv2d(c, self.inter, 1)
+        self.phi = nn.Conv2d(c, self.inter, 1)
+        self.W = nn.Sequential(nn.Conv2d(self.inter, c, 1), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        b = x.size(0)
+        g_x = self.g(x).view(b, self.inter, -1).permute(0, 2, 1)
+        theta_x = self.theta(x).view(b, self.inter, -1).permute(0, 2, 1)
+        phi_x = self.phi(x).view(b, self.inter, -1)
+        f = F.softmax(torch.matmul(theta_x, phi_x), dim=-1)
+        y = torch.matmul(f, g_x).permute(0, 2, 1).contiguous().view(b, self.inter, *x.size()[2:])
+        return self.W(y) + x
+
+
+class NonLocalNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU())
+        self.b1 = BasicBlock(8, 8)
+        self.nl = NonLocal(8)
+        self.b2 = BasicBlock(8, 8)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(self.b2(self.nl(self.b1(self.stem(x)))), 1).flatten(1))
+
+
+# -- EfficientDet's BiFPN (Tan et al. 2020): fast normalised weighted fusion of levels -----------------------
+class BiFPNNode(nn.Module):
+    def __init__(self, c, n):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(n))
+        self.conv = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False), nn.Conv2d(c, c, 1), nn.BatchNorm2d(c))
+
+    def forward(self, xs):
+        w = F.relu(self.w)
+        w = w / (w.sum() + 1e-4)
+        return self.conv(F.silu(sum(w[i] * x for i, x in enumerate(xs))))
+
+
+class BiFPN(nn.Module):
+    def __init__(self, c=8):
+        super().__init__()
+        self.p3 = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1), nn.ReLU())
+        self.p4 = nn.Sequential(nn.Conv2d(c, c, 3, 2, 1), nn.ReLU())
+        self.p5 = nn.Sequential(nn.Conv2d(c, c, 3, 2, 1), nn.ReLU())
+        self.td4, self.out3 = BiFPNNode(c, 2), BiFPNNode(c, 2)
+        self.out4, self.out5 = BiFPNNode(c, 3), BiFPNNode(c, 2)
+
+    def forward(self, x):
+        p3 = self.p3(x)
+        p4 = self.p4(p3)
+        p5 = self.p5(p4)
+        td4 = self.td4([p4, F.interpolate(p5, scale_factor=2.0, mode="nearest")])
+        o3 = self.out3([p3, F.interpolate(td4, scale_factor=2.0, mode="nearest")])
+        o4 = self.out4([p4, td4, F.max_pool2d(o3, 2)])
+        o5 = self.out5([p5, F.max_pool2d(o4, 2)])
+        return o3, o4, o5
+
 #: name -> (module factory, example inputs)
 MODELS = {
     "convnext": (ConvNeXt, lambda: (torch.randn(1, 3, 32, 32),)),
@@ -949,5 +1119,10 @@ MODELS = {
     "mobilenet_v3": (MobileNetV3, lambda: (torch.randn(1, 3, 32, 32),)),
     "sppf": (SPPFNet, lambda: (torch.randn(1, 3, 32, 32),)),
     "wavenet": (WaveNet, lambda: (torch.randn(1, 1, 32),)),
+    "fpn": (FPNNet, lambda: (torch.randn(1, 3, 32, 32),)),
+    "cbam": (CBAMNet, lambda: (torch.randn(1, 3, 16, 16),)),
+    "ghostnet": (GhostNet, lambda: (torch.randn(1, 3, 16, 16),)),
+    "nonlocal": (NonLocalNet, lambda: (torch.randn(1, 3, 16, 16),)),
+    "bifpn": (BiFPN, lambda: (torch.randn(1, 3, 32, 32),)),
     "gnmt": (GNMTEncoder, lambda: (torch.randn(1, 7, 8),)),
 }

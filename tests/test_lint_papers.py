@@ -68,6 +68,16 @@ EXPECTED = {
     # the residual around each gated activation (the last layer's is dead code, not exported); the paper's
     # "skip connections" are a sum of every layer's computed 1x1 outputs: a branch join
     "wavenet": ({"residual": 5}, 728),
+    # the backbone's residuals; each top-down merge adds a lateral feature to the upsampled coarser level
+    "fpn": ({"residual": 3, "long_skip": 2}, 34),
+    # CBAM's channel and spatial attention gate the residual branch; their own sum and concat compute gates
+    "cbam": ({"residual": 2}, 4),
+    # each Ghost module concatenates its intrinsic features with their cheap depthwise "ghosts"
+    "ghostnet": ({"residual": 2, "dense": 4}, 25),
+    # the non-local block is a residual (W·y + x) between two basic blocks
+    "nonlocal": ({"residual": 3}, 16),
+    # BiFPN: every fusion node's same-level input across a resolution round trip, as FPN's merges
+    "bifpn": ({"long_skip": 4}, 16),
     # residuals from the third layer of the stack on
     "gnmt": ({"residual": 3}, 8),
 }
