@@ -302,3 +302,24 @@ def test_highway_spec_paths_can_carry_past_every_layer():
 
     a = analyze(load_spec(str(SPECS / "highway.yaml")))
     assert (a.paths.total, a.paths.shortest, a.paths.longest) == (3 ** 10, 2, 12)
+
+
+def _ints(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _ints(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _ints(v)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        yield value
+
+
+def test_json_of_densenet121_keeps_its_2_to_the_58_paths_exact(run_archc):
+    folder = _onnx_backend_models()
+    if folder is None or not (folder / "light_densenet121.onnx").is_file():
+        pytest.skip("the onnx package ships no DenseNet-121 here")
+    doc = json.loads(run_archc("lint", str(folder / "light_densenet121.onnx"), "--format", "json", check=True).stdout)
+    assert doc["schema"] == "archc.lint/2" and doc["summary"]["dense"] == 58
+    assert (doc["paths"]["total"], doc["paths"]["total_log2"]) == (str(2 ** 58), 58.0)
+    assert max(map(abs, _ints(doc))) <= 2 ** 53  # what JavaScript's JSON.parse reads without loss
