@@ -452,11 +452,30 @@ class Bottle2neck(nn.Module):
         return self.relu(out + residual)
 
 
+class Bottle2neckSliced(Bottle2neck):
+    """The same block with its groups taken by channel slices (``out[:, i*w:(i+1)*w]``), as many
+    reimplementations write it: the exporters emit Slice nodes instead of one Split."""
+
+    def forward(self, x):
+        residual = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        w = self.width
+        spx = [out[:, i * w:(i + 1) * w] for i in range(self.nums + 1)]
+        sp = spx[0]
+        for i in range(self.nums):
+            if i > 0:
+                sp = sp + spx[i]
+            sp = self.relu(self.bns[i](self.convs[i](sp)))
+            out = sp if i == 0 else torch.cat((out, sp), 1)
+        out = torch.cat((out, spx[self.nums]), 1)
+        return self.relu(self.bn3(self.conv3(out)) + residual)
+
+
 class Res2Net(nn.Module):
-    def __init__(self, num_classes=5):
+    def __init__(self, num_classes=5, block=Bottle2neck):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
-        self.layer = nn.Sequential(Bottle2neck(16, 4), Bottle2neck(16, 4))
+        self.layer = nn.Sequential(block(16, 4), block(16, 4))
         self.fc = nn.Linear(16, num_classes)
 
     def forward(self, x):
@@ -1107,6 +1126,7 @@ MODELS = {
     "deeplabv3plus": (DeepLabV3Plus, lambda: (torch.randn(1, 3, 32, 32),)),
     "hrnet": (HRNet, lambda: (torch.randn(1, 3, 32, 32),)),
     "res2net": (Res2Net, lambda: (torch.randn(1, 3, 16, 16),)),
+    "res2net_sliced": (lambda: Res2Net(block=Bottle2neckSliced), lambda: (torch.randn(1, 3, 16, 16),)),
     "rdn": (RDN, lambda: (torch.randn(1, 3, 16, 16),)),
     "dpn": (DPN, lambda: (torch.randn(1, 3, 16, 16),)),
     "cspnet": (CSPDarknet, lambda: (torch.randn(1, 3, 32, 32),)),

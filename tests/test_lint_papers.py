@@ -44,6 +44,7 @@ EXPECTED = {
     # the bottleneck's identity shortcut is a residual; inside, the hierarchical connections between the
     # split's groups are residual (adds) and feature reuse (the concat), and they do not make it long
     "res2net": ({"residual": 6, "dense": 6}, 64),
+    "res2net_sliced": ({"residual": 6, "dense": 6}, 64),
     # residual dense blocks: dense concats inside, the local residual around each block a residual (not made
     # long by the feature reuse it encloses); global feature fusion reuses the blocks' outputs; the global
     # residual spans the residual blocks: a long skip
