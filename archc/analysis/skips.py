@@ -9,18 +9,20 @@ How a join is read (see docs in the module's functions for the details):
 1. A *join* is a node reading two or more distinct data producers. Its *main*
    input is the deepest one (longest path from the inputs in parametric layers,
    then in ops); every other input is traced back along its own chain (nodes with
-   one producer and one use) to the first node whose value is used twice: its
-   *fork*. A chain that meets another join, or a fork that does not reach the main
-   input, falls back to the join's immediate dominator. One (fork, join) pair is
-   one connection; inputs sharing a fork share the pair, the lightest being the
-   shortcut. So a dense concat of x0, x1, x2 gives the pairs (x0, cat), (x1, cat).
+   one producer and one use) to the first node whose value is used twice and that
+   reaches the main input: its *fork* (a node used twice off the main path, as a
+   projection split into two parts, is passed). A chain that meets another join
+   falls back to the join's immediate dominator. An n-ary sum or concat, however
+   nested, is one join. One (fork, join) pair is one connection; inputs sharing a
+   fork share the pair, the lightest being the shortcut. So a dense concat of x0, x1, x2 gives the pairs (x0, cat), (x1, cat).
 2. The shortcut *carries*: ``identity`` (nothing, or only rearranging / element-wise
    ops keeping the shape), ``projection`` (at most one pointwise layer, or
    non-parametric resampling, changing the shape), ``indices`` (an integer tensor:
    max-pool indices), or ``computed``.
 3. What the other path spans is measured from the fork: parametric layers on its
-   longest path, whether it encloses another skip (both ends inside) and whether
-   it upsamples (an encoder -> decoder round trip; the fork and the join sit at one
+   longest path, whether it encloses another skip (both ends inside; residual, long
+   or gated: not feature reuse, nor a join of one split's parts) and whether it
+   upsamples (an encoder -> decoder round trip; the fork and the join sit at one
    resolution, so an upsampling inside means a downsampling too).
 4. Labels, in order: ``long_skip`` for indices; ``sequential`` when no layer lies on
    either path (decomposed activations, norms, rearrangements) and for a
