@@ -14,7 +14,8 @@ How a join is read (see docs in the module's functions for the details):
    projection split into two parts, is passed). A chain that meets another join
    falls back to the join's immediate dominator. An n-ary sum or concat, however
    nested, is one join. One (fork, join) pair is one connection; inputs sharing a
-   fork share the pair, the lightest being the shortcut. So a dense concat of x0, x1, x2 gives the pairs (x0, cat), (x1, cat).
+   fork share the pair, the lightest being the shortcut. So a dense concat of x0,
+   x1, x2 gives the pairs (x0, cat), (x1, cat).
 2. The shortcut *carries*: ``identity`` (nothing, or only rearranging / element-wise
    ops keeping the shape), ``projection`` (at most one pointwise layer, or
    non-parametric resampling, changing the shape), ``indices`` (an integer tensor:
