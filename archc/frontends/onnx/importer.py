@@ -133,7 +133,7 @@ UPGRADE_TO = 13
 
 def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model converted by onnx's version converter to opset :data:`UPGRADE_TO` when it
-    imports an older one (opsets 7-12), so converters and lowerings see today's operator
+    imports an older one (opsets 1-12), so converters and lowerings see today's operator
     signatures; the model itself where it is recent or the converter cannot convert it
     (the importer reads the old signatures too)."""
     if _default_opset(model) >= UPGRADE_TO:
@@ -141,9 +141,14 @@ def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     from onnx import version_converter
 
     try:
-        return version_converter.convert_version(model, UPGRADE_TO)
+        converted = version_converter.convert_version(model, UPGRADE_TO)
     except Exception:  # noqa: BLE001 - the converter lacks adapters for some ops and raises several types
         return model
+    # The converter keeps the file's IR version. Below IR 4 every initializer must also be a graph
+    # input, and shape inference does not read Constant nodes' values: the converter's new inputs
+    # (Pad's pads, Split's sizes) would make the converted model invalid or untyped.
+    converted.ir_version = max(converted.ir_version, helper.find_min_ir_version_for(list(converted.opset_import)))
+    return converted
 
 
 def _default_opset(model: onnx.ModelProto) -> int:

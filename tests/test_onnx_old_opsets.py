@@ -1,0 +1,57 @@
+"""Models of old opsets (IR version 3, opset 6: Caffe2 and early torch.onnx exports) are upgraded by
+onnx's version converter, then imported; what archc builds from them computes what the old operator
+definitions say."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+torch = pytest.importorskip("torch")
+
+import archc  # noqa: E402
+from archc.errors import SpecError  # noqa: E402
+from archc.frontends.onnx import load_onnx  # noqa: E402
+
+
+def _old_model(nodes, inputs, outputs, inits=(), opset=6, ir_version=3):
+    graph = helper.make_graph(nodes, "old", inputs, outputs, initializer=list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version)
+
+
+def _run(model: onnx.ModelProto, tmp_path, *inputs: np.ndarray) -> list[np.ndarray]:
+    path = str(tmp_path / "old.onnx")
+    onnx.save(model, path)
+    module = archc.from_onnx(path)
+    with torch.no_grad():
+        got = module(*[torch.from_numpy(x) for x in inputs])
+    return [g.numpy() for g in (got if isinstance(got, (tuple, list)) else [got])]
+
+
+def _vi(name, shape, dtype=onnx.TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def test_opset6_pad_attributes_become_inputs_of_a_valid_model(tmp_path):
+    """The converter turns Pad's ``pads`` attribute into an initializer that IR 3 would require
+    to be a graph input; the converted model is given the IR version its opset needs."""
+    x = np.arange(2 * 3 * 4, dtype=np.float32).reshape(1, 2, 3, 4)
+    pads = [0, 0, 1, 2, 0, 0, 2, 1]
+    model = _old_model([helper.make_node("Pad", ["x"], ["y"], mode="reflect", pads=pads)],
+                       [_vi("x", [1, 2, 3, 4])], [_vi("y", [1, 2, 6, 7])])
+    (got,) = _run(model, tmp_path, x)
+    np.testing.assert_array_equal(got, np.pad(x, [(0, 0), (0, 0), (1, 2), (2, 1)], mode="reflect"))
+
+
+def test_opset6_uneven_split_and_squeeze_of_a_slice(tmp_path):
+    """Split's sizes and Slice/Squeeze's axes become Constant inputs, read as values (not refused as
+    'not evenly splittable', nor the squeeze computed as dropping every unit dim)."""
+    x = np.array([[1.0, 2.0, 3.0]], np.float32)
+    nodes = [helper.make_node("Split", ["x"], ["a", "b"], axis=1, split=[2, 1]),
+             helper.make_node("Slice", ["a"], ["s"], axes=[0], starts=[0], ends=[1]),
+             helper.make_node("Squeeze", ["s"], ["q"], axes=[0])]
+    model = _old_model(nodes, [_vi("x", [1, 3])], [_vi("q", [2]), _vi("b", [1, 1])])
+    q, b = _run(model, tmp_path, x)
+    np.testing.assert_array_equal(q, [1.0, 2.0])
+    np.testing.assert_array_equal(b, [[3.0]])
