@@ -55,3 +55,28 @@ def test_opset6_uneven_split_and_squeeze_of_a_slice(tmp_path):
     q, b = _run(model, tmp_path, x)
     np.testing.assert_array_equal(q, [1.0, 2.0])
     np.testing.assert_array_equal(b, [[3.0]])
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 4), (2, 3, 4, 5)])
+def test_opset6_prelu_slope_is_per_channel(tmp_path, shape):
+    """Before opset 7 PRelu's slope of C values applies along dim 1 (nn.PReLU(C)), at any rank."""
+    slope = np.array([0.1, 0.2, 0.3], np.float32)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    model = _old_model([helper.make_node("PRelu", ["x", "slope"], ["y"])],
+                       [_vi("x", list(shape)), _vi("slope", [3])], [_vi("y", list(shape))],
+                       [numpy_helper.from_array(slope, "slope")])
+    (got,) = _run(model, tmp_path, x)
+    per_channel = slope.reshape((3,) + (1,) * (len(shape) - 2))
+    np.testing.assert_allclose(got, np.where(x >= 0, x, x * per_channel), rtol=1e-6)
+
+
+def test_prelu_slope_that_does_not_broadcast_is_refused(tmp_path):
+    """From opset 7 on the slope broadcasts from the right: one that cannot is an error at the node,
+    not a failure when the model runs."""
+    slope = numpy_helper.from_array(np.ones(3, np.float32), "slope")
+    model = _old_model([helper.make_node("PRelu", ["x", "slope"], ["y"], name="act")],
+                       [_vi("x", [2, 3, 4])], [_vi("y", [2, 3, 4])], [slope], opset=13, ir_version=8)
+    path = str(tmp_path / "bad.onnx")
+    onnx.save(model, path)
+    with pytest.raises(SpecError, match=r"node 'act': slope \[3\] must broadcast to the input \[2, 3, 4\]"):
+        load_onnx(path)
