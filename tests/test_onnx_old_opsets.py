@@ -80,3 +80,38 @@ def test_prelu_slope_that_does_not_broadcast_is_refused(tmp_path):
     onnx.save(model, path)
     with pytest.raises(SpecError, match=r"node 'act': slope \[3\] must broadcast to the input \[2, 3, 4\]"):
         load_onnx(path)
+
+
+def test_spec_of_a_weight_made_by_constant_of_shape_rebuilds_it(tmp_path, run_archc, monkeypatch):
+    """Caffe2-era 'light' models make large weights with ConstantOfShape, kept as an onnx_node of no
+    input (too large to fold; here the limit is lowered): its spec says ``in: []`` and its tensor
+    attribute with dtype and shape, and rebuilds."""
+    import onnxruntime as ort
+
+    monkeypatch.setenv("ARCHC_MAX_FOLD_ELEMENTS", "4")
+
+    shape = numpy_helper.from_array(np.array([3, 4], np.int64), "w_shape")
+    nodes = [helper.make_node("ConstantOfShape", ["w_shape"], ["w"], name="fill",
+                              value=numpy_helper.from_array(np.array([0.25], np.float32))),
+             helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)]
+    model = _old_model(nodes, [_vi("x", [2, 4])], [_vi("y", [2, 3])], [shape], opset=13, ir_version=8)
+    path, spec, weights, again = (str(tmp_path / f) for f in ("m.onnx", "m.yaml", "w.pt", "again.onnx"))
+    onnx.save(model, path)
+    run_archc("spec", path, "-o", spec, "--weights-out", weights, check=True)
+    assert "in: []" in open(spec).read() and "tensor: float32" in open(spec).read()
+    run_archc("build", spec, "--target", "onnx", "--weights", weights, "-o", again, check=True)
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    want = ort.InferenceSession(path).run(None, {"x": x})[0]
+    got = ort.InferenceSession(again).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(got, x @ np.full((4, 3), 0.25, np.float32), rtol=1e-6)
+
+
+def test_spec_tensor_attribute_that_is_malformed_is_an_error(spec_file, run_archc):
+    spec = spec_file("archc: 1\nname: m\ninputs: {x: [2, 4]}\nnodes:\n"
+                     "- {name: fill, op: onnx_node, in: [], op_type: ConstantOfShape, opset: 13,\n"
+                     "   attributes: {value: {tensor: float32, shape: [2], values: [1.0]}}, operands: [s],\n"
+                     "   params: {s: {shape: [2], dtype: int64, learned: false}}, output_types: [[[3, 4], float32]]}\n")
+    proc = run_archc("check", spec)
+    assert proc.returncode == 2
+    assert "node 'fill'" in proc.stderr and "attribute 'value' as a tensor must be" in proc.stderr
