@@ -219,3 +219,26 @@ def test_run_onnx_file_reports_a_missing_input_file(run_archc, tmp_path):
     proc = run_archc("run", str(model), "--input", f"x={tmp_path / 'nope.npy'}")
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"{tmp_path / 'nope.npy'}: error: no such file"
+
+
+def test_a_model_that_fails_on_its_random_inputs_says_so_without_a_traceback(run_archc, tmp_path):
+    """An embedding table of 4 rows and random integer indices in [0, 10): run and verify say the
+    PyTorch module fails on the inputs and how to give others; with valid indices both work."""
+    from onnx import helper, numpy_helper
+
+    table = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3), "table")
+    graph = helper.make_graph([helper.make_node("Gather", ["table", "ids"], ["y"], name="embed")], "emb",
+                              [helper.make_tensor_value_info("ids", onnx.TensorProto.INT64, [2, 5])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 5, 3])], [table])
+    path = tmp_path / "emb.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    for command in (["run", str(path), "--runtime", "torch"], ["verify", str(path)]):
+        proc = run_archc(*command)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert "the PyTorch module of 'emb' fails on these inputs: index out of range" in proc.stderr
+        assert "integer input 'ids' may index a table or give a shape" in proc.stderr
+    ids = tmp_path / "ids.npy"
+    np.save(ids, np.random.default_rng(0).integers(0, 4, (2, 5)))
+    proc = run_archc("verify", str(path), "--input", f"ids={ids}")
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr  # (the second input
+    # for the dependence check shuffles the given indices: still valid ones)

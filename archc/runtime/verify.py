@@ -123,19 +123,12 @@ def block_outputs(graph: Graph) -> dict[str, Value]:
 def _run_torch(graph: Graph, feeds_list: list[dict[str, np.ndarray]], device: str,
                allow_fallback: bool) -> list[list[np.ndarray]]:
     """The graph's module (eval, graph.weights) run on each feed, built once."""
-    import torch
-
     from archc.lowering.torch import build_module
-    from archc.runtime.torch_runner import torch_device
+    from archc.runtime.torch_runner import forward, torch_device
 
     dev = torch_device(device, allow_fallback)
     module = build_module(graph).eval().to(dev)
-    results = []
-    with torch.no_grad():
-        for feeds in feeds_list:
-            out = module(*[torch.from_numpy(np.ascontiguousarray(feeds[n])).to(dev) for n in graph.inputs])
-            results.append([o.detach().cpu().numpy() for o in (out if isinstance(out, (tuple, list)) else [out])])
-    return results
+    return [forward(module, graph, feeds, dev) for feeds in feeds_list]
 
 
 def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: float = 1e-3, atol: float = 1e-5,
@@ -151,7 +144,7 @@ def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: floa
     from archc.lowering.onnx_writer import assemble
     from archc.ops.weights import initialize
     from archc.runtime.calibrate import calibrate, example_dims
-    from archc.runtime.inputs import input_types, random_inputs
+    from archc.runtime.inputs import input_types, other_inputs
     from archc.runtime.ort import run_onnx
 
     calibrated = (0, 0)
@@ -161,7 +154,7 @@ def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: floa
     probes = block_outputs(graph)
     probed = graph.copy()
     probed.outputs.update({f"block {name}": v for name, v in probes.items()})
-    other = random_inputs(input_types(graph), example_dims(graph, feeds), seed + 1)  # a second, different input
+    other = other_inputs(feeds, input_types(graph), example_dims(graph, feeds), seed + 1)  # a second, different input
     reference, second = _run_torch(probed, [feeds, other], device, allow_fallback)
     parts = store_weights_as(build_onnx_parts(probed, seed=seed, optimize=optimize), dtype or WeightDtype.float32)
     actual, _ = run_onnx(assemble(parts).SerializeToString(), feeds, device, allow_fallback)
@@ -179,10 +172,10 @@ def verify_model(path: str, graph: Graph, feeds: dict[str, np.ndarray], rtol: fl
     and the PyTorch module archc generates from ``graph`` (its import, with the file's weights);
     the sensitivity is measured on the reference with a second random input."""
     from archc.runtime.calibrate import example_dims
-    from archc.runtime.inputs import input_types, random_inputs
+    from archc.runtime.inputs import input_types, other_inputs
     from archc.runtime.ort import run_onnx
 
-    other = random_inputs(input_types(graph), example_dims(graph, feeds), 1)
+    other = other_inputs(feeds, input_types(graph), example_dims(graph, feeds), 1)
     actual = _run_torch(graph, [feeds], device, allow_fallback)[0]
     # the file's inputs are named as in ONNX; the graph's inputs may be cleaned-up names
     onnx_names = {n: graph.node(n).meta.get("onnx_name", n) for n in graph.inputs}
