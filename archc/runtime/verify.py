@@ -75,7 +75,7 @@ def compare(name: str, expected: np.ndarray, actual: np.ndarray, rtol: float, at
     if not e.size:
         return OutputComparison(name, tuple(actual.shape), 0.0, 0.0, True)
     finite = np.isfinite(e)
-    if not np.array_equal(finite, np.isfinite(a)) or not np.array_equal(e[~finite], a[~finite]):
+    if not np.array_equal(finite, np.isfinite(a)) or not np.array_equal(e[~finite], a[~finite], equal_nan=True):
         return OutputComparison(name, tuple(actual.shape), float("inf"), float("inf"), False)
     diff = np.abs(a[finite] - e[finite])
     max_abs = float(diff.max()) if diff.size else 0.0
@@ -89,8 +89,12 @@ def sensitivity(first: np.ndarray, second: np.ndarray) -> float | None:
     """How much an output changed between two inputs, relative to its size (None for non-floats)."""
     if first.dtype.kind != "f" or first.shape != second.shape or not first.size:
         return None
-    scale = float(np.abs(first.astype(np.float64)).max())
-    change = float(np.abs(first.astype(np.float64) - second.astype(np.float64)).max())
+    a, b = first.astype(np.float64), second.astype(np.float64)
+    finite = np.isfinite(a) & np.isfinite(b)  # (an element not finite in both, e.g. sqrt of a negative, says nothing)
+    if not finite.any():
+        return None
+    scale = float(np.abs(a[finite]).max())
+    change = float(np.abs(a[finite] - b[finite]).max())
     return change / scale if scale > 0 else (0.0 if change == 0 else float("inf"))
 
 
