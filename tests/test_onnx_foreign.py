@@ -1,6 +1,8 @@
-"""Models of old opsets (IR version 3, opset 6: Caffe2 and early torch.onnx exports) are upgraded by
-onnx's version converter, then imported; what archc builds from them computes what the old operator
-definitions say."""
+"""Cases found by running every command over ONNX files archc did not write (onnx's backend test
+data, see test_onnx_backend_data.py), each reduced to a hand-built model: old opsets (IR version 3,
+opset 6: Caffe2 and early torch.onnx exports) upgraded by onnx's version converter and computing what
+the old operator definitions say; weights made by ConstantOfShape written back as a spec; inputs a
+spec cannot have."""
 from __future__ import annotations
 
 import numpy as np
@@ -115,3 +117,15 @@ def test_spec_tensor_attribute_that_is_malformed_is_an_error(spec_file, run_arch
     proc = run_archc("check", spec)
     assert proc.returncode == 2
     assert "node 'fill'" in proc.stderr and "attribute 'value' as a tensor must be" in proc.stderr
+
+
+def test_spec_of_a_model_with_a_string_input_is_an_error_at_the_model(tmp_path, run_archc):
+    node = helper.make_node("StringNormalizer", ["x"], ["y"], name="norm", case_change_action="LOWER")
+    model = _old_model([node], [_vi("x", [3], onnx.TensorProto.STRING)], [_vi("y", [3], onnx.TensorProto.STRING)],
+                       opset=13, ir_version=8)
+    path = tmp_path / "strings.onnx"
+    onnx.save(model, path)
+    proc = run_archc("spec", str(path), "-o", str(tmp_path / "s.yaml"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{path}: error: input 'x' has element type string; a spec's inputs are one of" in proc.stderr
+    assert not (tmp_path / "s.yaml").exists()
