@@ -129,3 +129,14 @@ def test_spec_of_a_model_with_a_string_input_is_an_error_at_the_model(tmp_path, 
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{path}: error: input 'x' has element type string; a spec's inputs are one of" in proc.stderr
     assert not (tmp_path / "s.yaml").exists()
+
+
+def test_verify_of_an_opset_onnxruntime_lacks_compares_with_the_upgraded_file(tmp_path, run_archc):
+    """onnxruntime has no opset-6 AveragePool kernel: verify runs it on the file as upgraded, and says so."""
+    model = _old_model([helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
+                       [_vi("x", [1, 2, 4, 4])], [_vi("y", [1, 2, 2, 2])])
+    onnx.save(model, tmp_path / "pool6.onnx")
+    proc = run_archc("verify", str(tmp_path / "pool6.onnx"))
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
+    assert ("reference: onnxruntime has no kernels for the file's opset 6: the reference is onnxruntime on the "
+            "file converted to opset 13 by onnx.version_converter") in proc.stdout

@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
                               allow_fallback=args.allow_cpu_fallback)
         print(f"verify {graph.name}: generated PyTorch (eval) vs onnxruntime on {args.spec}, "
               f"rtol {args.rtol:g}, atol {args.atol:g}")
+        if report.reference_note:
+            print(f"  reference: {report.reference_note}")
     else:
         from archc.lowering.onnx_dtype import WeightDtype
 

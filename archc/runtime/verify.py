@@ -22,9 +22,6 @@ from archc.ir import Graph, Value
 if TYPE_CHECKING:
     from archc.lowering.onnx_dtype import WeightDtype
 
-if TYPE_CHECKING:
-    from archc.lowering.onnx_dtype import WeightDtype
-
 
 @dataclass
 class OutputComparison:
@@ -48,6 +45,8 @@ class VerifyReport:
     #: (layers scaled to unit output variance, batchnorm layers calibrated); (0, 0) for given weights
     calibrated: tuple[int, int] = (0, 0)
     rtol: float = 1e-3
+    #: what the reference ran, where it is not the file itself (a model of an opset onnxruntime lacks)
+    reference_note: str | None = None
 
     @property
     def first_divergent_block(self) -> OutputComparison | None:
@@ -177,15 +176,42 @@ def verify_model(path: str, graph: Graph, feeds: dict[str, np.ndarray], rtol: fl
     the sensitivity is measured on the reference with a second random input."""
     from archc.runtime.calibrate import example_dims
     from archc.runtime.inputs import input_types, other_inputs
-    from archc.runtime.ort import run_onnx
+    from archc.runtime.ort import run_session
 
     other = other_inputs(feeds, input_types(graph), example_dims(graph, feeds), 1)
     actual = _run_torch(graph, [feeds], device, allow_fallback)[0]
+    session, note = _reference_session(path, device, allow_fallback)
     # the file's inputs are named as in ONNX; the graph's inputs may be cleaned-up names
     onnx_names = {n: graph.node(n).meta.get("onnx_name", n) for n in graph.inputs}
-    reference, _ = run_onnx(path, {onnx_names[n]: feeds[n] for n in graph.inputs}, device, allow_fallback)
-    second, _ = run_onnx(path, {onnx_names[n]: other[n] for n in graph.inputs}, device, allow_fallback)
+    reference = run_session(session, {onnx_names[n]: feeds[n] for n in graph.inputs}, path)
+    second = run_session(session, {onnx_names[n]: other[n] for n in graph.inputs}, path)
     outputs = [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference, actual)]
     for o, r, s in zip(outputs, reference, second):
         o.sensitivity = sensitivity(r, s)
-    return VerifyReport(outputs, rtol=rtol)
+    return VerifyReport(outputs, rtol=rtol, reference_note=note)
+
+
+def _reference_session(path: str, device: str, allow_fallback: bool):
+    """onnxruntime's session on the file, and None; where onnxruntime has no kernels for the file's
+    old opset (opset 6 and before), a session on the file as the importer upgrades it (onnx's version
+    converter), and a note saying so. Any other load failure is the error it was."""
+    from archc.errors import SpecError
+    from archc.frontends.onnx.importer import UPGRADE_TO, upgrade_opset
+    from archc.frontends.onnx.limits import load_external_data, read_model_data
+    from archc.runtime.ort import load_session
+
+    try:
+        return load_session(path, device, allow_fallback), None
+    except SpecError as refused:
+        model, _ = read_model_data(path, weights=True)
+        load_external_data(model, path)
+        upgraded = upgrade_opset(model)
+        if upgraded is model:
+            raise refused from None
+        opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+        try:
+            session = load_session(upgraded.SerializeToString(), device, allow_fallback)
+        except SpecError:
+            raise refused from None
+        return session, (f"onnxruntime has no kernels for the file's opset {opset}: the reference is onnxruntime "
+                         f"on the file converted to opset {UPGRADE_TO} by onnx.version_converter")
