@@ -140,3 +140,16 @@ def test_verify_of_an_opset_onnxruntime_lacks_compares_with_the_upgraded_file(tm
     assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
     assert ("reference: onnxruntime has no kernels for the file's opset 6: the reference is onnxruntime on the "
             "file converted to opset 13 by onnx.version_converter") in proc.stdout
+
+
+def test_verify_of_a_model_with_a_weights_file_is_an_error(tmp_path, run_archc):
+    """The reference runs the file with its own weights: other weights for the PyTorch side only would
+    make a mismatch that says nothing."""
+    model = _old_model([helper.make_node("Relu", ["x"], ["y"])], [_vi("x", [2, 3])], [_vi("y", [2, 3])],
+                       opset=17, ir_version=8)
+    onnx.save(model, tmp_path / "relu.onnx")
+    torch.save({}, tmp_path / "w.pt")
+    proc = run_archc("verify", str(tmp_path / "relu.onnx"), "--weights", str(tmp_path / "w.pt"))
+    assert proc.returncode == 2
+    assert "<command line>: error: --weights applies to YAML specs: an ONNX model is compared with onnxruntime " \
+           "running the file, with the file's own weights" in proc.stderr

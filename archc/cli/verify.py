@@ -40,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
     from archc.runtime.inputs import input_types
     from archc.runtime.verify import verify, verify_model
 
+    if is_onnx_model(args.spec) and args.weights:
+        from archc.errors import Location, UsageError
+
+        raise UsageError("--weights applies to YAML specs: an ONNX model is compared with onnxruntime running the "
+                         "file, with the file's own weights", location=Location("<command line>"))
     graph = load_graph(args)
     if args.weights:
         from archc.lowering.torch import load_weights
