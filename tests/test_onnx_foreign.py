@@ -153,3 +153,14 @@ def test_verify_of_a_model_with_a_weights_file_is_an_error(tmp_path, run_archc):
     assert proc.returncode == 2
     assert "<command line>: error: --weights applies to YAML specs: an ONNX model is compared with onnxruntime " \
            "running the file, with the file's own weights" in proc.stderr
+
+
+def test_a_sequence_value_is_an_error_naming_the_node_and_what_it_is(tmp_path):
+    nodes = [helper.make_node("SplitToSequence", ["x"], ["seq"], name="split", axis=0),
+             helper.make_node("SequenceAt", ["seq", "i"], ["y"], name="at")]
+    model = _old_model(nodes, [_vi("x", [4, 3]), _vi("i", [], onnx.TensorProto.INT64)], [_vi("y", [1, 3])],
+                       opset=13, ir_version=8)
+    onnx.save(model, tmp_path / "seq.onnx")
+    with pytest.raises(SpecError, match=r"node 'split': output 0 \('seq'\) of ONNX SplitToSequence is a sequence: "
+                                        "archc imports models of tensors only"):
+        load_onnx(str(tmp_path / "seq.onnx"))
