@@ -164,3 +164,20 @@ def test_a_sequence_value_is_an_error_naming_the_node_and_what_it_is(tmp_path):
     with pytest.raises(SpecError, match=r"node 'split': output 0 \('seq'\) of ONNX SplitToSequence is a sequence: "
                                         "archc imports models of tensors only"):
         load_onnx(str(tmp_path / "seq.onnx"))
+
+
+@pytest.mark.parametrize("op_type,old,new,attributes,inputs,outputs,expected", [
+    ("GRU", 13, 17, {"hidden_size", "direction"}, 3, 2, True),       # GRU-14 adds `layout`, default the old way
+    ("GRU", 17, 13, {"hidden_size", "layout"}, 3, 2, False),         # ... which GRU-7 does not have
+    ("Pad", 20, 17, {"mode"}, 3, 1, True),                           # Pad-18 adds the optional `axes` input
+    ("Pad", 20, 17, {"mode"}, 4, 1, False),                          # ... which Pad-13 lacks
+    ("ReduceMean", 13, 18, set(), 1, 1, True),                       # all axes either way
+    ("ReduceMean", 13, 18, {"axes"}, 1, 1, False),                   # axes moved to an input
+    ("Softmax", 11, 17, set(), 1, 1, False),                         # same signature, another meaning
+    ("Relu", 13, 17, set(), 1, 1, True),
+])
+def test_a_node_is_re_emitted_at_another_opset_where_what_it_uses_means_the_same(
+        op_type, old, new, attributes, inputs, outputs, expected):
+    from archc.ops.onnx_node import UsedSignature, compatible_versions
+
+    assert compatible_versions(op_type, old, new, UsedSignature(frozenset(attributes), inputs, outputs)) is expected

@@ -51,7 +51,7 @@ error naming the op and the node.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from archc.errors import ShapeError, SpecError, first_line
 from archc.ir.types import DTYPES, TensorType
@@ -201,7 +201,7 @@ class OnnxNode(OpDef):
 
         a = node.attrs
         if not a["domain"] and a["opset"] and a["opset"] != emit.opset \
-                and not compatible_versions(a["op_type"], a["opset"], emit.opset):
+                and not compatible_versions(a["op_type"], a["opset"], emit.opset, _used(a)):
             raise NotImplementedError(
                 f"ONNX {a['op_type']} was imported from opset {a['opset']} and changed before opset "
                 f"{emit.opset}; it cannot be re-emitted unchanged")
@@ -384,12 +384,26 @@ def _is_shape(shape: Any, symbols: bool) -> bool:
 _SEMANTICS_CHANGED = frozenset({"Softmax", "LogSoftmax", "Hardmax", "Upsample"})
 
 
-def compatible_versions(op_type: str, old: int, new: int) -> bool:
+class UsedSignature(NamedTuple):
+    """What one node uses of its op's signature: the attributes it sets, how many inputs and outputs."""
+
+    attributes: frozenset[str]
+    inputs: int
+    outputs: int
+
+
+def _used(a: dict[str, Any]) -> UsedSignature:
+    return UsedSignature(frozenset(a["attributes"] or {}), len(a["operands"] or []), len(a["output_types"] or []))
+
+
+def compatible_versions(op_type: str, old: int, new: int, used: UsedSignature | None = None) -> bool:
     """Whether a default-domain node valid at opset ``old`` means the same at opset ``new``.
 
     Most version bumps only widen the accepted types; those keep the inputs, outputs
     and attributes, which is what is compared (with a short list of ops whose
-    semantics changed under the same signature).
+    semantics changed under the same signature). Given what the node ``used``, a bump that adds
+    an attribute with a default (GRU's ``layout``: ONNX keeps the old behaviour as the default) or
+    an optional input or output the node leaves out (Pad's ``axes``), either way, is compatible too.
     """
     from onnx import defs
 
@@ -406,7 +420,29 @@ def compatible_versions(op_type: str, old: int, new: int) -> bool:
         return (sorted(schema.attributes), [(p.name, p.option) for p in schema.inputs],
                 [(p.name, p.option) for p in schema.outputs])
 
-    return signature(a) == signature(b)
+    if signature(a) == signature(b):
+        return True
+    if used is None or not (_fits_both(a, used) and _fits_both(b, used)):
+        return False
+    names = [[p.name for p in formals[:count]] for formals, count in
+             ((a.inputs, used.inputs), (b.inputs, used.inputs), (a.outputs, used.outputs), (b.outputs, used.outputs))]
+    return names[0] == names[1] and names[2] == names[3]  # (each position the node uses means the same)
+
+
+def _fits_both(schema, used: UsedSignature) -> bool:
+    """Whether a node using ``used`` is written the same way under ``schema``: the attributes it sets
+    exist, every other attribute is optional, its inputs and outputs are there and all that follow
+    them are optional."""
+    Option = type(schema.inputs[0].option) if schema.inputs else None
+
+    def formals_fit(formals, count: int) -> bool:
+        if formals and formals[-1].option == Option.Variadic:
+            return True
+        return count <= len(formals) and all(p.option == Option.Optional for p in formals[count:])
+
+    return used.attributes <= set(schema.attributes) \
+        and all(not attr.required for name, attr in schema.attributes.items() if name not in used.attributes) \
+        and formals_fit(list(schema.inputs), used.inputs) and formals_fit(list(schema.outputs), used.outputs)
 
 
 #: attribute names of the ``nn.ParameterDict`` holding an onnx_node's constants in PyTorch
