@@ -10,7 +10,8 @@ gets a clean error naming the node and the op, as listed in :data:`UNSUPPORTED`:
   reproduces the reference outputs on the reference inputs;
 * ``lint``, ``summary``, ``graph -o x.dot`` succeed;
 * (slow) ``spec`` and ``build SPEC --target onnx --weights``: the rebuilt model reproduces them too;
-  ``verify`` passes or says why; ``run`` and ``report`` succeed; the ``light`` models go through all of it.
+  ``verify`` passes or says why; ``run`` and ``report`` succeed; the ``light`` models go through all of it
+  (``verify --random-weights`` passing where their constant weights make the output constant).
 
 The commands run in-process through :func:`archc.cli.main` (the entry point's own argument parsing
 and error printing), skipped where the onnx package has no backend data.
@@ -208,7 +209,8 @@ def test_spec_rebuilds_the_model_and_verify_run_report_work(case, model, tmp_pat
 def test_light_architectures_through_every_command(model, tmp_path):
     """Real architectures with constant weights: the PyTorch build and the rebuilt spec give the
     stored output; lint, summary, graph, report work; verify says the output does not depend on the
-    input (the weights make it constant), and that both runtimes agree on it."""
+    input (the weights make it constant), and that both runtimes agree on it; with --random-weights
+    it passes."""
     import onnxruntime as ort
 
     expected = [_tensor(model.with_name(model.stem + "_output_0.pb"))]
@@ -225,6 +227,8 @@ def test_light_architectures_through_every_command(model, tmp_path):
         assert code == 0, f"{argv[0]}: {text}"
     code, text = archc("verify", model)
     assert code == 1 and "ok (" in text and "barely depends on the input" in text, text
+    code, text = archc("verify", model, "--random-weights")
+    assert code == 0 and "PASSED" in text, text
     again = spec_and_rebuild("light/" + model.stem, model, tmp_path)
     rebuilt = ort.InferenceSession(str(again), providers=["CPUExecutionProvider"])
     assert_outputs(rebuilt.run(None, {rebuilt.get_inputs()[0].name: x}), expected)

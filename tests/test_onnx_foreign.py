@@ -181,3 +181,64 @@ def test_a_node_is_re_emitted_at_another_opset_where_what_it_uses_means_the_same
     from archc.ops.onnx_node import UsedSignature, compatible_versions
 
     assert compatible_versions(op_type, old, new, UsedSignature(frozenset(attributes), inputs, outputs)) is expected
+
+
+def _constant_weight_net(tmp_path) -> str:
+    """A Caffe2-'light'-style net: conv, batchnorm, relu, global pool, softmax, every weight one value
+    (conv weight and bias as ConstantOfShape fills, batchnorm's as constant initializers)."""
+    fill = numpy_helper.from_array(np.array([0.02], np.float32))
+    inits = [numpy_helper.from_array(np.array([4, 3, 3, 3], np.int64), "w_shape"),
+             numpy_helper.from_array(np.array([4], np.int64), "b_shape")] + \
+        [numpy_helper.from_array(np.full(4, v, np.float32), n) for n, v in
+         (("bn_scale", 1.0), ("bn_bias", 0.0), ("bn_mean", 0.0), ("bn_var", 1.0))]
+    nodes = [helper.make_node("ConstantOfShape", ["w_shape"], ["w"], name="fill_w", value=fill),
+             helper.make_node("ConstantOfShape", ["b_shape"], ["b"], name="fill_b", value=fill),
+             helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "bn_scale", "bn_bias", "bn_mean", "bn_var"], ["n"],
+                              name="bn"),
+             helper.make_node("Relu", ["n"], ["r"], name="relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+             helper.make_node("Softmax", ["f"], ["y"], name="prob")]
+    model = _old_model(nodes, [_vi("x", [1, 3, 8, 8])], [_vi("y", [1, 4])], inits, opset=13, ir_version=8)
+    path = str(tmp_path / "light.onnx")
+    onnx.save(model, path)
+    return path
+
+
+def test_verify_with_random_weights_makes_a_constant_output_model_checkable(tmp_path, run_archc):
+    """The file's own weights make the output constant: verify says agreement proves nothing; with
+    --random-weights the weights (the ConstantOfShape fills too) are redrawn and calibrated in the
+    import and in the model onnxruntime runs, and the comparison means something."""
+    path = _constant_weight_net(tmp_path)
+    proc = run_archc("verify", path)
+    assert proc.returncode == 1 and "ok (" in proc.stdout and "barely depends on the input" in proc.stdout
+    proc = run_archc("verify", path, "--random-weights", "--seed", "3")
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
+    assert "weights: those of" in proc.stdout and "with 6 tensors redrawn at random, seed 3 (--random-weights)" \
+        in proc.stdout
+
+
+def test_redrawing_keeps_what_is_not_a_weight(tmp_path):
+    """Resize's scales are read as a size, not a weight: kept; a conv kernel is redrawn, a variance stays positive."""
+    from archc.runtime.redraw import redrawn
+
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    kernel = numpy_helper.from_array(np.ones((2, 2, 1, 1), np.float32), "k")
+    var = numpy_helper.from_array(np.ones(2, np.float32), "var")
+    others = [numpy_helper.from_array(np.ones(2, np.float32), n) for n in ("s", "b", "m")]
+    nodes = [helper.make_node("Conv", ["x", "k"], ["c"]),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "var"], ["n"]),
+             helper.make_node("Resize", ["n", "", "scales"], ["y"])]
+    model = _old_model(nodes, [_vi("x", [1, 2, 3, 3])], [_vi("y", [1, 2, 6, 6])], [scales, kernel, var, *others],
+                       opset=13, ir_version=8)
+    out, count = redrawn(model, 0)
+    arrays = {t.name: numpy_helper.to_array(t) for t in out.graph.initializer}
+    assert count == 5 and np.array_equal(arrays["scales"], [1, 1, 2, 2])
+    assert not np.array_equal(arrays["k"], np.ones((2, 2, 1, 1))) and (arrays["var"] > 0).all()
+
+
+def test_random_weights_on_a_spec_is_an_error(run_archc):
+    proc = run_archc("verify", "specs/resnet18.yaml", "--random-weights")
+    assert proc.returncode == 2
+    assert "<command line>: error: --random-weights applies to ONNX models" in proc.stderr

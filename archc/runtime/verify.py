@@ -20,6 +20,8 @@ import numpy as np
 from archc.ir import Graph, Value
 
 if TYPE_CHECKING:
+    import onnx
+
     from archc.lowering.onnx_dtype import WeightDtype
 
 
@@ -170,17 +172,19 @@ def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: floa
 
 
 def verify_model(path: str, graph: Graph, feeds: dict[str, np.ndarray], rtol: float = 1e-3, atol: float = 1e-5,
-                 device: str = "cpu", allow_fallback: bool = False) -> VerifyReport:
+                 device: str = "cpu", allow_fallback: bool = False,
+                 model: "onnx.ModelProto | None" = None) -> VerifyReport:
     """An imported ONNX model against itself: onnxruntime on the original file (the reference)
     and the PyTorch module archc generates from ``graph`` (its import, with the file's weights);
-    the sensitivity is measured on the reference with a second random input."""
+    the sensitivity is measured on the reference with a second random input. ``model``: the model
+    ``graph`` was imported from, where it is not the file (its weights redrawn), run instead."""
     from archc.runtime.calibrate import example_dims
     from archc.runtime.inputs import input_types, other_inputs
     from archc.runtime.ort import run_session
 
     other = other_inputs(feeds, input_types(graph), example_dims(graph, feeds), 1)
     actual = _run_torch(graph, [feeds], device, allow_fallback)[0]
-    session, note = _reference_session(path, device, allow_fallback)
+    session, note = _reference_session(path, device, allow_fallback, model)
     # the file's inputs are named as in ONNX; the graph's inputs may be cleaned-up names
     onnx_names = {n: graph.node(n).meta.get("onnx_name", n) for n in graph.inputs}
     reference = run_session(session, {onnx_names[n]: feeds[n] for n in graph.inputs}, path)
@@ -191,20 +195,24 @@ def verify_model(path: str, graph: Graph, feeds: dict[str, np.ndarray], rtol: fl
     return VerifyReport(outputs, rtol=rtol, reference_note=note)
 
 
-def _reference_session(path: str, device: str, allow_fallback: bool):
-    """onnxruntime's session on the file, and None; where onnxruntime has no kernels for the file's
-    old opset (opset 6 and before), a session on the file as the importer upgrades it (onnx's version
-    converter), and a note saying so. Any other load failure is the error it was."""
-    from archc.errors import SpecError
+def _reference_session(path: str, device: str, allow_fallback: bool, model: "onnx.ModelProto | None" = None):
+    """onnxruntime's session on the file (or on ``model``), and None; where onnxruntime has no kernels
+    for the file's old opset (opset 6 and before), a session on the file as the importer upgrades it
+    (onnx's version converter), and a note saying so. Any other load failure is the error it was."""
+    from archc.errors import Location, SpecError
     from archc.frontends.onnx.importer import UPGRADE_TO, upgrade_opset
     from archc.frontends.onnx.limits import load_external_data, read_model_data
     from archc.runtime.ort import load_session
 
     try:
-        return load_session(path, device, allow_fallback), None
+        try:
+            return load_session(path if model is None else model.SerializeToString(), device, allow_fallback), None
+        except SpecError as exc:
+            raise SpecError(exc.diagnostics[0].message, location=Location(path)) from None
     except SpecError as refused:
-        model, _ = read_model_data(path, weights=True)
-        load_external_data(model, path)
+        if model is None:
+            model, _ = read_model_data(path, weights=True)
+            load_external_data(model, path)
         upgraded = upgrade_opset(model)
         if upgraded is model:
             raise refused from None
