@@ -242,3 +242,16 @@ def test_random_weights_on_a_spec_is_an_error(run_archc):
     proc = run_archc("verify", "specs/resnet18.yaml", "--random-weights")
     assert proc.returncode == 2
     assert "<command line>: error: --random-weights applies to ONNX models" in proc.stderr
+
+
+def test_onnxruntime_failing_at_run_time_is_reported_once_in_archcs_format(tmp_path, run_archc):
+    """An Expand to a shape given as an input: random values onnxruntime refuses. The error is archc's
+    line, without onnxruntime's own log line before it."""
+    model = _old_model([helper.make_node("Expand", ["x", "shape"], ["y"], name="grow")],
+                       [_vi("x", [1, 3, 1]), _vi("shape", [2], onnx.TensorProto.INT64)], [_vi("y", None)],
+                       opset=13, ir_version=8)
+    model.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    onnx.save(model, tmp_path / "expand.onnx")
+    proc = run_archc("run", str(tmp_path / "expand.onnx"), "--runtime", "ort")
+    assert proc.returncode == 2 and "onnxruntime cannot run the model" in proc.stderr, proc.stderr
+    assert "[E:onnxruntime" not in proc.stderr and "Traceback" not in proc.stderr
