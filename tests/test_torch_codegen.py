@@ -536,3 +536,20 @@ def test_long_parenthesised_lambda_stays_a_lambda_when_split():
     scope = {"x_input_tensor_with_a_long_name": torch.arange(4.0), "shape_with_a_long_name": [2, 2]}
     exec("\n".join(lines), {}, got := dict(scope))
     assert torch.equal(got["y"], torch.arange(4.0).reshape(2, 2) * 6)
+
+
+def test_magic_comma_inside_a_short_argument_list_explodes_it_as_ruff_does():
+    # found transcribing ConvNeXt: a Sequential of two blocks (written with a magic comma) as the
+    # second argument of add_module fitted on one line inside the split call, which ruff rewrites
+    import subprocess
+    import sys
+
+    from archc.lowering.pyformat import split_statement
+
+    text = 'self.add_module("5", nn.Sequential(Cnblock(dim=32), Cnblock(dim=32),))'
+    lines = split_statement(text, "        ")
+    source = "class A:\n    def f(self):\n" + "\n".join(lines) + "\n"
+    formatted = subprocess.run([sys.executable, "-m", "ruff", "format", "-"], input=source, capture_output=True,
+                               text=True, check=True).stdout
+    assert source == formatted
+    assert "            nn.Sequential(" in lines
