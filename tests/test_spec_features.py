@@ -447,3 +447,38 @@ def test_tied_weights_are_one_tensor_with_two_keys_counted_once(tmp_path):
 def test_tie_errors(tie, message):
     msg = errors(TIED.replace("{weight: wte.weight}", tie))
     assert message in msg and "node 'lm_head'" in msg, msg
+
+
+# -- repetitions named into a sequential block's numbering (torchvision's MobileNet features) --------
+
+FLAT_REPEAT = """
+inputs: {x: [N, 3, 8, 8]}
+blocks:
+  unit:
+    nodes:
+      - {name: conv, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+      - {name: add, op: add, in: [conv, x]}
+  features:
+    sequential: true
+    nodes:
+      - {op: conv, out_channels: 4, kernel_size: 1}
+      - {name: units, block: unit, repeat: 3, instance_name: "${index + 1}"}
+      - {op: conv, out_channels: 8, kernel_size: 1}
+nodes:
+  - {name: features, block: features}
+"""
+
+
+def test_numbered_instance_names_take_their_places_in_a_sequential_block():
+    # nn.Sequential(stem, *[InvertedResidual(...) ...], last): features.1 .. features.3, then 4
+    keys = list(build_module(load(FLAT_REPEAT)).state_dict())
+    assert keys == ["features.0.weight", "features.0.bias"] + [
+        f"features.{i}.conv.{p}" for i in (1, 2, 3) for p in ("weight", "bias")] + [
+        "features.4.weight", "features.4.bias"]
+
+
+def test_a_numbered_instance_name_already_taken_in_a_sequential_block_is_an_error():
+    message = errors(FLAT_REPEAT.replace('"${index + 1}"', '"${index}"'))
+    assert ("instance_name gives '0' for repetition 0, but this sequential block has already numbered its "
+            "children up to 0; expected 1 or more (e.g. \"${index + 1}\" for the first repetition)") in message
+    assert message.startswith("<spec>:12:62: error: node 'features.units': ")
