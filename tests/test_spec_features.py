@@ -319,6 +319,38 @@ def test_check_warns_when_a_width_comes_from_an_input_the_block_reads_only_once(
                                 "before this one write 'prev', e.g. channels(prev)")
 
 
+MLP_BACK_TO_INPUT_WIDTH = """
+inputs: {x: [N, 7, 12]}
+blocks:
+  mlp:                                   # timm's Mlp: out_features = out_features or in_features
+    params: {hidden: null}
+    nodes:
+      - {name: fc1, op: linear, out_features: hidden}
+      - {name: act, op: gelu}
+      - {name: fc2, op: linear, out_features: "shape(x)[-1]"}
+  head:
+    nodes:
+      - {name: fc0, op: linear, out_features: 5}
+      - {name: fc1, op: linear, out_features: "channels(x)"}
+      - {name: fc2, op: linear, out_features: 3}
+nodes:
+  - {name: a, block: mlp, hidden: 24}
+  - {name: b, block: mlp, hidden: 48}
+  - {name: h1, block: head}
+  - {name: h2, block: head}
+"""
+
+
+def test_no_width_warning_where_a_block_gives_its_output_the_input_width_and_one_per_place(run_archc, spec_file):
+    # found transcribing MLP-Mixer: 4 warnings for an MLP's fc2 back to the input width (its output)
+    proc = run_archc("check", spec_file(MLP_BACK_TO_INPUT_WIDTH))
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert proc.returncode == 0 and len(warnings) == 1, proc.stderr  # h1.fc1's, not h2.fc1's again
+    assert warnings[0].endswith(":13:9: warning: node 'h1.fc1': its width is computed from x, the block's input, "
+                                "which it does not read (the block reads 'x' only in its first node); for the node "
+                                "before this one write 'prev', e.g. channels(prev)")
+
+
 def test_a_node_named_prev_keeps_its_name():
     g = load("inputs: {x: [N, 4]}\nnodes: [{name: prev, op: linear, out_features: 3}, {op: relu},"
              " {name: o, op: linear, out_features: 2, in: prev}]")
