@@ -481,6 +481,46 @@ def test_tie_errors(tie, message):
     assert message in msg and "node 'lm_head'" in msg, msg
 
 
+NESTED_TIE = """
+params: {vocab: 40, dim: 8}
+inputs: {idx: {shape: [N, T], dtype: int64}}
+example_dims: {T: 5}
+blocks:
+  transformer:
+    nodes:
+      - {name: wte, op: embedding, num_embeddings: vocab, embedding_dim: dim}
+      - {name: gamma, op: parameter, shape: [dim]}
+      - {name: scaled, op: mul, in: [wte, gamma]}
+      - {name: ln_f, op: layernorm}
+nodes:
+  - {name: transformer, block: transformer}
+  - {name: lm_head, op: linear, out_features: vocab, bias: false, tie: {weight: transformer.wte.weight}}
+  - {name: gain, op: parameter, shape: [vocab], tie: {gain: transformer.gamma}}
+"""
+
+
+def test_tie_reaches_into_a_block_instance_by_its_state_dict_path():
+    # nanoGPT: self.lm_head.weight = self.transformer.wte.weight (found transcribing GPT-2)
+    module = build_module(load(NESTED_TIE.replace("shape: [vocab], tie: {gain: transformer.gamma}", "shape: [dim], tie: {gain: transformer.gamma}")))
+    assert module.lm_head.weight is module.transformer.wte.weight
+    assert module.gain is module.transformer.gamma
+    assert sum(p.numel() for p in module.parameters()) == 40 * 8 + 8 + 16
+
+
+@pytest.mark.parametrize("tie,message", [
+    ("{weight: transformer.wte.wieght}", "'transformer.wte.wieght' is no parameter of another node "
+     "('transformer.wte' has: weight)"),
+    ("{weight: transformer.wtf.weight}", "'transformer.wtf.weight' names no parameter inside block instance "
+     "'transformer'; expected a path as its state_dict key reads, e.g. transformer.wte.weight, transformer.gamma, "
+     "transformer.ln_f.weight (did you mean 'transformer.wte.weight'?)"),
+    ("{weight: transformr.wte.weight}", "unknown node or input 'transformr'"),
+])
+def test_tie_path_errors(tie, message):
+    msg = errors(NESTED_TIE.replace("{weight: transformer.wte.weight}", tie).replace(
+        "shape: [vocab], tie: {gain: transformer.gamma}", "shape: [dim], tie: {gain: transformer.gamma}"))
+    assert message in msg and "node 'lm_head'" in msg and msg.startswith("<spec>:14:"), msg
+
+
 # -- repetitions named into a sequential block's numbering (torchvision's MobileNet features) --------
 
 FLAT_REPEAT = """
