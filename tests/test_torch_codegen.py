@@ -553,3 +553,28 @@ def test_magic_comma_inside_a_short_argument_list_explodes_it_as_ruff_does():
                                text=True, check=True).stdout
     assert source == formatted
     assert "            nn.Sequential(" in lines
+
+
+def test_split_and_causal_mask_trace_with_torch_fx():
+    # found transcribing nanoGPT's attention: tuple(torch.split(...)) and torch.ones(S, T) stopped
+    # torch.fx.symbolic_trace (it traces an unpacking and a tensor's methods, not an iteration or
+    # a factory given traced sizes)
+    graph = loads_spec("""
+inputs: {x: [N, S, 12]}
+example_dims: {S: 5}
+nodes:
+  - {name: qkv, op: split, sizes: 4, dim: 2}
+  - {name: kt, op: permute, in: "qkv:1", perm: [0, 2, 1]}
+  - {name: scores, op: matmul, in: ["qkv:0", kt]}
+  - {name: masked, op: causal_mask}
+  - {name: att, op: softmax}
+  - {name: y, op: matmul, in: [att, "qkv:2"]}
+""")
+    module = build_module(graph, seed=0).eval()
+    x = torch.randn(2, 5, 12)
+    traced = torch.fx.symbolic_trace(module)
+    torch.testing.assert_close(traced(x), module(x))
+    q, k, v = x.split(4, dim=2)
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0)
+    torch.testing.assert_close(module(x), want)
+    torch.testing.assert_close(torch.jit.script(module)(x), want)
