@@ -578,3 +578,43 @@ nodes:
     want = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0)
     torch.testing.assert_close(module(x), want)
     torch.testing.assert_close(torch.jit.script(module)(x), want)
+
+
+def test_sequential_block_holding_a_repeat_group_is_an_nn_sequential():
+    # found transcribing ConvNeXt: features = nn.Sequential(stem, nn.Sequential(*blocks), downsample)
+    # was a plain class reaching its children by getattr(self, "0")
+    from archc.lowering.torch import generate_source
+
+    graph = loads_spec("""
+inputs: {x: [N, 3, 8, 8]}
+blocks:
+  unit:
+    nodes:
+      - {name: conv, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+      - {name: add, op: add, in: [conv, x]}
+  features:
+    sequential: true
+    nodes:
+      - {op: conv, out_channels: 4, kernel_size: 1}
+      - {block: unit, repeat: 2}
+      - {op: relu}
+nodes:
+  - {name: features, block: features}
+""")
+    source = generate_source(graph)
+    assert "class Features(nn.Sequential):" in source and "getattr(" not in source
+    module = build_module(graph, seed=0)
+    assert list(module.state_dict()) == ["features.0.weight", "features.0.bias", "features.1.0.conv.weight",
+                                         "features.1.0.conv.bias", "features.1.1.conv.weight",
+                                         "features.1.1.conv.bias"]
+    assert isinstance(module.features[1], torch.nn.Sequential) and len(module.features) == 3
+    x = torch.randn(2, 3, 8, 8)
+    f = module.features
+    want = torch.relu(f[1][1](f[1][0](f[0](x))))
+    torch.testing.assert_close(module(x), want)
+    with torch.device("meta"):
+        empty = type(module)()
+    empty.to_empty(device="cpu")
+    for block in empty.block_instances():
+        block.reset_parameters()
+    assert torch.isfinite(empty(x)).all()

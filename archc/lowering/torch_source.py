@@ -401,7 +401,8 @@ def _sequential_init_lines(body: Body, args: ClassArgs) -> list[str]:
     lines: list[str] = []
     for name, source in args.lets:
         lines += _statement(f"{name} = {source}", 2)
-    modules = [(seg, _fill(leaf.source, args)) for seg, leaf in body.tree.items()]
+    modules = [(seg, _container(sub, body.containers[(seg,)], args, (seg,), body.containers)
+                if isinstance(sub, dict) else _fill(sub.source, args)) for seg, sub in body.tree.items()]
     if [seg for seg, _ in modules] == [str(i) for i in range(len(modules))]:
         return lines + _statement(f"super().__init__({', '.join(source for _, source in modules)})", 2)
     lines += [_I * 2 + "super().__init__()"]
