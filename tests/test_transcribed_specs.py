@@ -349,6 +349,76 @@ class Highway(nn.Module):
         return self.head(self.layers(torch.relu(self.inp(x))))
 
 
+class BasicBlock(nn.Module):
+    """torchvision.models.resnet.BasicBlock."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
+                                            nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class DecoderBlock(nn.Module):
+    """LinkNet's decoder block: 1x1 conv to m/4, a 3x3 full convolution (x2), 1x1 conv to n."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        mid = cin // 4
+        self.conv1, self.norm1, self.relu1 = nn.Conv2d(cin, mid, 1), nn.BatchNorm2d(mid), nn.ReLU()
+        self.deconv2 = nn.ConvTranspose2d(mid, mid, 3, stride=2, padding=1, output_padding=1)
+        self.norm2, self.relu2 = nn.BatchNorm2d(mid), nn.ReLU()
+        self.conv3, self.norm3, self.relu3 = nn.Conv2d(mid, cout, 1), nn.BatchNorm2d(cout), nn.ReLU()
+
+    def forward(self, x):
+        x = self.relu1(self.norm1(self.conv1(x)))
+        x = self.relu2(self.norm2(self.deconv2(x)))
+        return self.relu3(self.norm3(self.conv3(x)))
+
+
+class LinkNet(nn.Module):
+    """LinkNet with a ResNet-18-style encoder, as the usual PyTorch ports write it."""
+
+    def __init__(self, width: int = 64, num_classes: int = 1) -> None:
+        super().__init__()
+        w = [width, width * 2, width * 4, width * 8]
+        self.firstconv = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.firstbn, self.firstrelu = nn.BatchNorm2d(width), nn.ReLU()
+        self.firstmaxpool = nn.MaxPool2d(3, 2, 1)
+        self.encoder1 = nn.Sequential(BasicBlock(w[0], w[0]))
+        self.encoder2 = nn.Sequential(BasicBlock(w[0], w[1], 2))
+        self.encoder3 = nn.Sequential(BasicBlock(w[1], w[2], 2))
+        self.encoder4 = nn.Sequential(BasicBlock(w[2], w[3], 2))
+        self.decoder4, self.decoder3 = DecoderBlock(w[3], w[2]), DecoderBlock(w[2], w[1])
+        self.decoder2, self.decoder1 = DecoderBlock(w[1], w[0]), DecoderBlock(w[0], w[0])
+        self.finaldeconv1, self.finalrelu1 = nn.ConvTranspose2d(w[0], 32, 3, stride=2), nn.ReLU()
+        self.finalconv2, self.finalrelu2 = nn.Conv2d(32, 32, 3), nn.ReLU()
+        self.finalconv3 = nn.Conv2d(32, num_classes, 2, padding=1)
+
+    def forward(self, x):
+        x = self.firstmaxpool(self.firstrelu(self.firstbn(self.firstconv(x))))
+        e1 = self.encoder1(x)
+        e2 = self.encoder2(e1)
+        e3 = self.encoder3(e2)
+        e4 = self.encoder4(e3)
+        d4 = self.decoder4(e4) + e3
+        d3 = self.decoder3(d4) + e2
+        d2 = self.decoder2(d3) + e1
+        d1 = self.decoder1(d2)
+        out = self.finalrelu2(self.finalconv2(self.finalrelu1(self.finaldeconv1(d1))))
+        return self.finalconv3(out)
+
+
 # -- the cases -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -390,6 +460,10 @@ CASES = {
     "preact_resnet": Case(
         "preact_resnet.yaml", {"width": "8"}, lambda: PreActResNet18(8, 10), image(32), (8, 0, 0, 0), 2 ** 8,
         {"num_classes": 3}, "/layer2/layer2.0/shortcut/shortcut.0/Conv"),
+    "linknet": Case(
+        "linknet.yaml", {"width": "8", "blocks": "[1,1,1,1]", "image_size": "64", "num_classes": "2"},
+        lambda: LinkNet(8, 2), image(64), (4, 3, 0, 0), 30, {"num_classes": 3},
+        "/decoder3/deconv2/ConvTranspose"),
     "highway": Case(
         "highway.yaml", {"in_features": "20", "width": "16", "depth": "3", "num_classes": "5"},
         lambda: Highway(20, 16, 3, 5), lambda: torch.randn(2, 20, generator=torch.Generator().manual_seed(1)),
@@ -521,7 +595,7 @@ def test_generated_file_reads_as_written_by_hand(name, built):
     cls = model_class(files["module"])
     out = cls(**case.kwargs).eval()(case.example())  # the spec's parameters as keyword arguments
     if "num_classes" in case.kwargs:
-        assert out.shape[-1] == case.kwargs["num_classes"]
+        assert out.shape[1 if out.dim() == 4 else -1] == case.kwargs["num_classes"]  # (a map's classes: dim 1)
 
 
 @pytest.mark.parametrize("name", quick_or_slow(CASES))
