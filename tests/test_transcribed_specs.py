@@ -15,8 +15,8 @@ chosen so that the state_dicts match. For each, through the real `archc` entry p
 - `archc lint` labels the connections as the paper means, and the spec, archc's ONNX and
   `torch.onnx.export` of archc's PyTorch module give the same skip counts and path figures.
 
-Sizes are small (`--set`) so that each model takes seconds. `archc verify` and `torch.compile`
-run in the slow tests.
+Sizes are small (`--set`) so that each model takes seconds. By default three of the models run
+(QUICK); the others, `archc verify` and `torch.compile` run in the slow tests.
 """
 from __future__ import annotations
 
@@ -555,7 +555,7 @@ def built(tmp_path_factory, request):
 
 # -- the tests -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", quick_or_slow(CASES))
 def test_state_dict_loads_strictly_into_the_reference_and_outputs_agree(name, built):
     case, files = CASES[name], built(name)
     ours = model_class(files["module"])().eval()
@@ -584,7 +584,7 @@ def test_state_dict_loads_strictly_into_the_reference_and_outputs_agree(name, bu
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-3, atol=1e-4 * float(want.abs().max()))
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", quick_or_slow(CASES))
 def test_generated_file_reads_as_written_by_hand(name, built):
     case, files = CASES[name], built(name)
     source = files["py"].read_text()
