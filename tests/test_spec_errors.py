@@ -211,3 +211,11 @@ nodes:
 """
     graph = loads_spec(spec, "m.yaml")
     assert "one.1.l" in [n.name for n in graph.nodes()]
+
+
+def test_channels_of_a_sequence_with_a_symbolic_dim_1_says_so():
+    # found transcribing transformers: channels(x) of (N, S, D) is S; 'S' * 4 gave "got 'SSSS'"
+    text = "inputs: {x: [N, S, 16]}\nnodes:\n  - {name: fc, op: linear, out_features: \"channels(x) * 4\"}\n"
+    assert errors(text) == [
+        "m.yaml:3:43: error: node 'fc': cannot evaluate 'channels(x) * 4': channels(x) is dim 1 of (N, S, 16), the "
+        "symbolic size 'S'; expected a known size (for the last dim of a sequence (N, S, D) write shape(x)[-1])"]
