@@ -24,7 +24,7 @@ def errors(text: str, **kw) -> list[str]:
      "stride, padding, dilation, groups, bias (did you mean 'out_channels'?)"),
     # PyTorch's word for an attribute the op spells otherwise (found transcribing GPT-2's softmax)
     ("  - {name: s, op: softmax, dim: 1}\n",
-     "m.yaml:3:30: error: node 's': op 'softmax' has no attribute 'dim'; it has: axis (op 'softmax' calls it "
+     "m.yaml:3:28: error: node 's': op 'softmax' has no attribute 'dim'; it has: axis (op 'softmax' calls it "
      "'axis': write axis)"),
     # missing required attribute
     ("  - {name: c, op: conv, out_channels: 4}\n",
