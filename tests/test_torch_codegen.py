@@ -618,3 +618,62 @@ nodes:
     for block in empty.block_instances():
         block.reset_parameters()
     assert torch.isfinite(empty(x)).all()
+
+
+LIVE_IN_BLOCKS = """
+params: {num_classes: 10, width: 8}
+inputs: {x: [N, 3, 8, 8]}
+blocks:
+  head:
+    sequential: true
+    nodes:
+      - {op: flatten}
+      - {op: dropout, p: 0.1}
+      - {op: linear, out_features: num_classes}
+  outer:                           # the parameter is handed down through a class that does not read it
+    nodes:
+      - {name: pool, op: global_avgpool}
+      - {name: classifier, block: head}
+  shadow:                          # its own num_classes: the model's does not reach it
+    params: {num_classes: 3}
+    nodes:
+      - {name: pool, op: global_avgpool}
+      - {name: flat, op: flatten}
+      - {name: fc, op: linear, out_features: num_classes}
+nodes:
+  - {name: conv, op: conv, out_channels: width, kernel_size: 3, padding: 1}
+  - {name: top, block: outer}
+  - {name: side, block: shadow, in: conv}
+outputs: [top, side]
+"""
+
+
+def test_a_model_parameter_read_inside_block_classes_is_a_run_time_argument():
+    # found transcribing ConvNeXt and MobileNetV3: torchvision's classifier is an nn.Sequential
+    # block, and num_classes was fixed in the file (Convnext(num_classes=5) raised)
+    from archc.lowering.torch import generate_source
+
+    source = generate_source(loads_spec(LIVE_IN_BLOCKS))
+    assert "# run-time arguments: num_classes; the others are fixed in this file" in source
+    assert "self.classifier = Head(num_classes=num_classes)" in source
+    assert "self.top = Outer(num_classes=num_classes)" in source
+    assert "nn.Linear(8, num_classes, bias=True)" in source and "nn.Linear(8, num_classes" in source
+    assert "class Shadow(nn.Module):" in source and "Shadow()" in source  # its own default: 3
+    scope: dict = {}
+    exec(compile(source, "generated.py", "exec"), scope)
+    with torch.device("meta"):
+        model = scope["Model"](num_classes=5)
+        out, side = model(torch.empty(2, 3, 8, 8))
+    assert out.shape == (2, 5) and side.shape == (2, 3)
+    with pytest.raises(ValueError, match="width=16: this file was generated for width=8"):
+        scope["Model"](width=16)
+
+
+def test_a_model_parameter_that_shapes_later_layers_stays_fixed():
+    text = LIVE_IN_BLOCKS.replace("      - {op: linear, out_features: num_classes}",
+                                  "      - {op: linear, out_features: num_classes}\n"
+                                  "      - {op: linear, out_features: 4}")
+    from archc.lowering.torch import generate_source
+
+    source = generate_source(loads_spec(text))
+    assert "run-time arguments" not in source and '"num_classes": (num_classes, 10)' in source

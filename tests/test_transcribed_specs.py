@@ -444,11 +444,11 @@ CASES = {
     "convnext": Case(
         "convnext.yaml", {"depths": "[1,1,2,1]", "dims": "[8,16,24,32]", "image_size": "32", "num_classes": "10"},
         lambda: ConvNeXt((1, 1, 2, 1), (8, 16, 24, 32), 10), image(32), (5, 0, 0, 0), 2 ** 5,
-        {"num_classes": 10}, "/features/features.5/features.5.1/block/block.0/Conv"),
+        {"num_classes": 7}, "/features/features.5/features.5.1/block/block.0/Conv"),
     "mobilenet_v3_small": Case(
         "mobilenet_v3_small.yaml", {"image_size": "32", "num_classes": "10"},
         lambda: MobileNetV3Small(10), image(32), (6, 0, 0, 0), 2 ** 6,
-        {"num_classes": 10}, "/features/features.4/block/block.2/fc1/Conv"),
+        {"num_classes": 7}, "/features/features.4/block/block.2/fc1/Conv"),
     "mlp_mixer": Case(
         "mlp_mixer.yaml", {"image_size": "32", "patch_size": "8", "dim": "24", "depth": "2", "num_classes": "10"},
         lambda: MlpMixer(32, 8, 24, 2, 10), image(32), (4, 0, 0, 0), 2 ** 4,
