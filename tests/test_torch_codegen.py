@@ -677,3 +677,25 @@ def test_a_model_parameter_that_shapes_later_layers_stays_fixed():
 
     source = generate_source(loads_spec(text))
     assert "run-time arguments" not in source and '"num_classes": (num_classes, 10)' in source
+
+
+def test_an_argument_the_class_cannot_compute_is_named_after_the_spec_s_let():
+    # found transcribing LinkNet: a decoder's `let: {mid: "channels(x) // 4"}` became `conv1_1=16`
+    from archc.lowering.torch import generate_source
+
+    source = generate_source(loads_spec("""
+inputs: {x: [N, 16, 8, 8]}
+blocks:
+  decoder:
+    params: {out: null}
+    let: {mid: "channels(x) // 4"}
+    nodes:
+      - {name: conv1, op: conv, out_channels: mid, kernel_size: 1}
+      - {name: conv2, op: conv, out_channels: out, kernel_size: 1}
+nodes:
+  - {name: d1, block: decoder, out: 8}
+  - {name: d2, block: decoder, out: 8}
+"""))
+    assert "def __init__(self, in_channels: int, mid: int, out: int) -> None:" in source
+    assert "self.d1 = Decoder(in_channels=16, mid=4, out=8)" in source
+    assert "self.d2 = Decoder(in_channels=8, mid=2, out=8)" in source

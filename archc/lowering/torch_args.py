@@ -313,16 +313,19 @@ class _Resolver:
         local, position, _ = body.sites.get(hole, ("", 0, False))
         name = f"{self.rep.path}.{local}" if self.rep.path else local
         node = self.graph.nodes.get(name) if local else None
+        wanted = f"{local.replace('.', '_')}_{position}"
         if node is not None:
             for attr, source in self.own_exprs(node):
                 if self.attr_vector(local, attr) == vector:
                     text = expression(source, set(self.params) | set(self.lets))
                     if text is not None:
                         return text
+                    if source.isidentifier():  # a let the class cannot compute (channels(x) // 4): its name
+                        wanted = source
             found = self._input_dim(node, vector, hole)
             if found:
                 return found
-        return self._param_for(vector) or self.fresh(f"{local.replace('.', '_')}_{position}", hole)
+        return self._param_for(vector) or self.fresh(wanted, hole)
 
     def _input_dim(self, node: Node, vector: tuple, hole: int) -> str | None:
         for v in node.inputs:
