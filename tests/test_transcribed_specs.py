@@ -588,7 +588,7 @@ def test_state_dict_loads_strictly_into_the_reference_and_outputs_agree(name, bu
 def test_generated_file_reads_as_written_by_hand(name, built):
     case, files = CASES[name], built(name)
     source = files["py"].read_text()
-    assert max(map(len, source.splitlines())) <= 100
+    assert max(map(len, source.splitlines())) <= 88  # ruff format's width (the README's promise)
     proc = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", "--diff", str(files["py"])],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -14,7 +14,7 @@ from archc.ops.registry import register
 
 _CLASS = '''\
 class LayerNorm2d(nn.LayerNorm):
-    """nn.LayerNorm over the channels of (N, C, H, W) (torchvision's ConvNeXt LayerNorm2d)."""
+    """nn.LayerNorm over the channels (dim 1) of (N, C, H, W): ConvNeXt's."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 2, 3, 1)
