@@ -11,7 +11,7 @@ chosen so that the state_dicts match. For each, through the real `archc` entry p
   and with the same (random) weights both give the same outputs in eval mode; so does
   onnxruntime on archc's ONNX build of the same weights;
 - the generated module composes: `torch.fx.symbolic_trace`, `torch.export.export` with a dynamic
-  batch, `torch.onnx.export` keeping per-block scopes (`/features/features.1/...`);
+  batch, `torch.jit.script`, `torch.onnx.export` keeping per-block scopes (`/features/features.1/...`);
 - `archc lint` labels the connections as the paper means, and the spec, archc's ONNX and
   `torch.onnx.export` of archc's PyTorch module give the same skip counts and path figures.
 
@@ -610,6 +610,7 @@ def test_generated_module_composes_with_fx_export_and_onnx_scopes(name, built, t
         program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
         bigger = torch.cat([x, x, x])
         torch.testing.assert_close(program.module()(bigger), model(bigger))
+        torch.testing.assert_close(torch.jit.script(model)(x), want)
     exported = tmp_path / "torch.onnx"
     quiet_onnx_export(model, (x,), exported)
     import onnx
