@@ -180,6 +180,30 @@ def test_compare_reports_max_errors():
     assert not compare("y", np.ones(3), np.ones(4), 1e-3, 1e-5).ok
 
 
+def test_nan_where_the_reference_has_nan_agrees():
+    """sqrt of a negative input is NaN in both runtimes: agreement, as for infinities; a NaN on one
+    side only, or at another element, is not. The dependence check reads the finite elements."""
+    from archc.runtime.verify import compare, sensitivity
+
+    ref = np.array([1.0, np.nan, np.inf, 4.0])
+    assert compare("y", ref, ref.copy(), 1e-3, 1e-5).ok
+    assert not compare("y", ref, np.array([1.0, 2.0, np.inf, 4.0]), 1e-3, 1e-5).ok
+    assert not compare("y", ref, np.array([np.nan, 1.0, np.inf, 4.0]), 1e-3, 1e-5).ok
+    assert sensitivity(np.array([2.0, np.nan, 4.0]), np.array([1.0, 3.0, np.nan])) == 0.5
+    assert sensitivity(np.array([np.nan]), np.array([np.nan])) is None
+
+
+def test_verify_of_a_model_computing_nan_on_some_inputs_passes(run_archc, tmp_path):
+    from onnx import helper
+
+    graph = helper.make_graph([helper.make_node("Sqrt", ["x"], ["y"])], "sqrt",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [3, 4])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [3, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "sqrt.onnx")
+    proc = run_archc("verify", str(tmp_path / "sqrt.onnx"))
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_skip_labels_travel_into_both_targets(run_archc, tmp_path):
     model, py = tmp_path / "m.onnx", tmp_path / "m.py"
     run_archc("build", RESNET18, "--target", "onnx", "-o", str(model), *SMALL, check=True)
@@ -219,3 +243,27 @@ def test_run_onnx_file_reports_a_missing_input_file(run_archc, tmp_path):
     proc = run_archc("run", str(model), "--input", f"x={tmp_path / 'nope.npy'}")
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"{tmp_path / 'nope.npy'}: error: no such file"
+
+
+def test_a_model_that_fails_on_its_random_inputs_says_so_without_a_traceback(run_archc, tmp_path):
+    """An embedding table of 4 rows and random integer indices in [0, 10): run and verify say the
+    PyTorch module fails on the inputs and how to give others; with valid indices both work."""
+    from onnx import helper, numpy_helper
+
+    table = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3), "table")
+    graph = helper.make_graph([helper.make_node("Gather", ["table", "ids"], ["y"], name="embed")], "emb",
+                              [helper.make_tensor_value_info("ids", onnx.TensorProto.INT64, [2, 5])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 5, 3])], [table])
+    path = tmp_path / "emb.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    for command in (["run", str(path), "--runtime", "torch"], ["verify", str(path)]):
+        proc = run_archc(*command)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert "the PyTorch module of 'emb' fails on these inputs: index out of range" in proc.stderr
+        assert "integer input 'ids' may index a table or give a shape" in proc.stderr
+    ids = tmp_path / "ids.npy"
+    np.save(ids, np.random.default_rng(0).integers(0, 4, (2, 5)))
+    proc = run_archc("verify", str(path), "--input", f"ids={ids}")
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr  # (the second input
+    # for the dependence check shuffles the given indices: still valid ones)
+

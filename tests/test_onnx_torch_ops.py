@@ -94,6 +94,12 @@ CASES = [
                                                        "strides": [2, 2]}, 1, 17),
     ("avgpool_ceil", "AveragePool", [f32(1, 2, 5, 5)], [], {"kernel_shape": [2, 2], "strides": [2, 2],
                                                            "ceil_mode": 1}, 1, 17),
+    ("avgpool_asym_exclude", "AveragePool", [f32(1, 2, 6, 6)], [], {"kernel_shape": [7, 7], "pads": [0, 0, 1, 1]},
+     1, 9),
+    ("avgpool_asym_exclude_strided", "AveragePool", [f32(1, 2, 7, 6)], [],
+     {"kernel_shape": [3, 2], "strides": [2, 3], "pads": [1, 0, 2, 1]}, 1, 17),
+    ("avgpool_asym_include", "AveragePool", [f32(1, 2, 5)], [],
+     {"kernel_shape": [3], "strides": [2], "pads": [2, 1], "count_include_pad": 1}, 1, 17),
     ("globalmaxpool", "GlobalMaxPool", [f32(2, 3, 4, 4)], [], {}, 1, 17),
     ("resize_nearest", "Resize", [f32(1, 2, 3, 3)], [None, np.array([1, 1, 2, 2], np.float32)],
      {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, 1, 17),
@@ -294,3 +300,16 @@ def test_loop_with_a_computed_trip_count_is_an_error_naming_the_node():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(SpecError, match="the_loop.*Loop of a constant trip count"):
         from_onnx(model, "loop.onnx")
+
+
+def test_avgpool_ceil_mode_with_asymmetric_pads_excluded_is_an_error_naming_the_node():
+    """onnxruntime drops a last window that starts in the end padding, ONNX's shape inference keeps
+    it: no PyTorch expression can agree with both, so the node is refused, by name."""
+    node = helper.make_node("AveragePool", ["x"], ["y"], name="pool5", kernel_shape=[3, 3], strides=[2, 2],
+                            pads=[1, 1, 2, 2], ceil_mode=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2, 7, 7])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 5, 5])])
+    graph = from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), "pool.onnx")
+    with pytest.raises(SpecError, match="node 'pool5': imported ONNX op 'AveragePool' cannot be written as PyTorch: "
+                                        "ceil_mode with asymmetric pads without count_include_pad"):
+        generate_source(graph)

@@ -64,6 +64,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("2d", "inputs: {x: [N, 3, 5, 4]}\nnodes: [{op: batchnorm}]"),
         ("features", "inputs: {x: [N, 6]}\nnodes: [{op: batchnorm, eps: 0.001}]"),
         ("1d", "inputs: {x: [N, 4, 7]}\nnodes: [{op: batchnorm1d, momentum: 0.3}]"),
+        ("3d_volumes", "inputs: {x: [N, 3, 4, 2, 5]}\nnodes: [{op: batchnorm}]"),
     ],
     "layernorm": [
         ("last", "inputs: {x: [N, 4, 6]}\nnodes: [{op: layernorm}]"),

@@ -36,6 +36,8 @@ test_parity, test_cases_cover_parity_ops = parity_suite(CASES, PARITY_OPS)
      lambda: torch.nn.LayerNorm(6, elementwise_affine=False)),
     ("inputs: {x: [N, 6, 3, 5]}\nnodes: [{name: ln, op: groupnorm, num_groups: 3}]",
      lambda: torch.nn.GroupNorm(3, 6)),
+    ("inputs: {x: [N, 3, 4, 2, 5]}\nnodes: [{name: ln, op: batchnorm, eps: 0.001}]",
+     lambda: torch.nn.BatchNorm3d(3, eps=1e-3)),
 ])
 def test_matches_reference_module(text, reference):
     graph = randomize(graph_of(text))

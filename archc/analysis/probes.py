@@ -18,17 +18,25 @@ MIXER_LIMIT = 256
 #: ('affine': plus or minus a constant, as the ONNX importer labels it)
 ARITH = frozenset({Role.MERGE_MUL, Role.MERGE_SUB, Role.MERGE_ADD, Role.SCALE, Role.AFFINE, Role.IDENTITY,
                    Role.RESHAPE})
-_ADD = Role.MERGE_ADD  # (bound once: an Enum member's attribute access is a Python-level lookup in 3.11)
+#: (bound once: an Enum member's attribute access is a Python-level lookup in 3.11)
+_ADD, _CONCAT = Role.MERGE_ADD, Role.MERGE_CONCAT
 
 
-def inner_sum(f: Flow, m: int) -> int | None:
-    """The add that ``m`` is a partial sum of (``(x + a) + b``: an n-ary sum, however the exporter
-    associated it, is one merge), or None: ``m``'s one use is a same-shape add of several values."""
+def inner_merge(f: Flow, m: int) -> int | None:
+    """The merge that ``m`` is a part of, or None: an n-ary sum or concat, however the exporter
+    associated it (``(x + a) + b``, ``cat(cat(a, b), c)``) or flattened it (``cat(a, b, c)``), is
+    one merge. ``m``'s one use is then a merge of the same kind: an add of the same shape, a concat
+    along the same axis."""
     if f.uses[m] != 1 or len(f.succs[m]) != 1:
         return None
     s = f.succs[m][0]
-    if f.roles[s] != _ADD or len(f.preds[s]) < 2 or \
-            f.nodes[s].outputs[0].shape != f.nodes[m].outputs[0].shape:
+    role = f.roles[m]
+    if f.roles[s] != role or len(f.preds[s]) < 2:
+        return None
+    if role == _ADD:
+        if f.nodes[s].outputs[0].shape != f.nodes[m].outputs[0].shape:
+            return None
+    elif role != _CONCAT or _concat_axis(f.nodes[m]) is None or _concat_axis(f.nodes[m]) != _concat_axis(f.nodes[s]):
         return None
     if f.last_upsample[s] != f.last_upsample[m]:
         # the other terms come back from a resolution round trip: a level merge around a
@@ -37,22 +45,30 @@ def inner_sum(f: Flow, m: int) -> int | None:
     return s
 
 
+def _concat_axis(node) -> int | None:
+    """A concat's axis counted from the front (None when unknown)."""
+    axis = node.attrs.get("axis")
+    rank = node.outputs[0].rank if node.outputs else None
+    if not isinstance(axis, int) or not isinstance(rank, int) or rank == 0:
+        return None
+    return axis % rank
 
-def sum_terms(f: Flow, m: int) -> list[tuple[int, int]] | None:
-    """The (producer, output) terms of the sum rooted at ``m``, partial sums expanded; None when
-    ``m`` adds no partial sum."""
-    if not any(f.roles[p] == _ADD and inner_sum(f, p) == m for p in f.preds[m]):
+
+def merge_terms(f: Flow, m: int) -> list[tuple[int, int]] | None:
+    """The (producer, output) terms of the sum or concat rooted at ``m``, partial merges expanded
+    (see :func:`inner_merge`), in order; None when ``m`` merges no partial merge."""
+    role = f.roles[m]
+    if not any(f.roles[p] == role and inner_merge(f, p) == m for p in f.preds[m]):
         return None
     terms: list[tuple[int, int]] = []
     todo = list(reversed(f.slots[m]))
     while todo:
         p, out = todo.pop()
-        if f.roles[p] == _ADD and inner_sum(f, p) is not None:
+        if f.roles[p] == role and inner_merge(f, p) is not None:
             todo.extend(reversed(f.slots[p]))
         else:
             terms.append((p, out))
     return terms
-
 
 
 def elementwise(f: Flow, m: int) -> bool:

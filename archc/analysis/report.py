@@ -52,6 +52,8 @@ class Skip:
     rule: str = ""            # the classification rule that decided ``kind`` (:mod:`archc.analysis.rules`)
     _fork_id: int = field(default=-1, repr=False, compare=False)
     _merge_id: int = field(default=-1, repr=False, compare=False)
+    #: whether the skip makes a skip enclosing it long (not dense, not between a split's parts: see skips.py)
+    _nests: bool = field(default=True, repr=False, compare=False)
 
     @property
     def is_skip(self) -> bool:

@@ -9,18 +9,21 @@ How a join is read (see docs in the module's functions for the details):
 1. A *join* is a node reading two or more distinct data producers. Its *main*
    input is the deepest one (longest path from the inputs in parametric layers,
    then in ops); every other input is traced back along its own chain (nodes with
-   one producer and one use) to the first node whose value is used twice: its
-   *fork*. A chain that meets another join, or a fork that does not reach the main
-   input, falls back to the join's immediate dominator. One (fork, join) pair is
-   one connection; inputs sharing a fork share the pair, the lightest being the
-   shortcut. So a dense concat of x0, x1, x2 gives the pairs (x0, cat), (x1, cat).
+   one producer and one use) to the first node whose value is used twice and that
+   reaches the main input: its *fork* (a node used twice off the main path, as a
+   projection split into two parts, is passed). A chain that meets another join
+   falls back to the join's immediate dominator. An n-ary sum or concat, however
+   nested, is one join. One (fork, join) pair is one connection; inputs sharing a
+   fork share the pair, the lightest being the shortcut. So a dense concat of x0,
+   x1, x2 gives the pairs (x0, cat), (x1, cat).
 2. The shortcut *carries*: ``identity`` (nothing, or only rearranging / element-wise
    ops keeping the shape), ``projection`` (at most one pointwise layer, or
    non-parametric resampling, changing the shape), ``indices`` (an integer tensor:
    max-pool indices), or ``computed``.
 3. What the other path spans is measured from the fork: parametric layers on its
-   longest path, whether it encloses another skip (both ends inside) and whether
-   it upsamples (an encoder -> decoder round trip; the fork and the join sit at one
+   longest path, whether it encloses another skip (both ends inside; residual, long
+   or gated: not feature reuse, nor a join of one split's parts) and whether it
+   upsamples (an encoder -> decoder round trip; the fork and the join sit at one
    resolution, so an upsampling inside means a downsampling too).
 4. Labels, in order: ``long_skip`` for indices; ``sequential`` when no layer lies on
    either path (decomposed activations, norms, rearrangements) and for a
@@ -48,9 +51,9 @@ from archc.analysis.probes import (
     elementwise,
     feeds_gate,
     gated,
-    inner_sum,
+    inner_merge,
+    merge_terms,
     mixing,
-    sum_terms,
 )
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
 from archc.analysis.rules import PairFacts, RememberingDecider, decide, never
@@ -152,14 +155,17 @@ class _Tracer:
         # (slots are (producer, output) pairs; reversed, the first slot of each producer is set last)
         return dict(reversed(self.flow.slots[join]))
 
-    def walk_back(self, s: int, reads: int) -> _Input:
-        """Follow ``s`` back through single-producer, single-use nodes to the node used twice."""
+    def walk_back(self, s: int, reads: int, main: int = SOURCE) -> _Input:
+        """Follow ``s`` back through single-producer, single-use nodes to the node used twice.
+        With ``main``: past nodes used twice that are no ancestor of ``main`` (a projection whose
+        output also feeds another merge, as DPN's splits into a residual and a dense part) to the
+        first one that is: the fork the shortcut shares with the main path."""
         f = self.flow
         path: list[int] = []
         u = s
         out = reads
         while True:
-            if f.uses[u] >= 2:
+            if f.uses[u] >= 2 and (main == SOURCE or self.reaches_main(u, main)):
                 return _Input(s, u, out, path, reads)
             preds = f.preds[u]
             if len(preds) != 1:
@@ -183,21 +189,19 @@ class _Tracer:
         for s in (dict.fromkeys(p for p, _ in terms) if terms is not None else f.preds[join]):
             if s == main:
                 continue
-            inp = self.walk_back(s, reads[s])
-            if inp.fork != SOURCE and not self.reaches_main(inp.fork, main):
-                inp.fork = SOURCE
+            inp = self.walk_back(s, reads[s], main)
             if inp.fork == SOURCE:
                 # Not a chain from a shared fork: the join's immediate dominator is the fork.
                 inp = _Input(s, f.idom[join], 0, None, reads[s])
             groups.setdefault(inp.fork, []).append(inp)
         return groups
 
-    def direct_inputs(self, join: int, main: int) -> list[int] | None:
-        """The non-main inputs when every one is its own fork: used elsewhere too and an ancestor
-        of the main input (a DenseNet concat). Then :meth:`inputs` would put each alone in its
-        group, in this order. None otherwise."""
+    def direct_inputs(self, main: int, producers: Sequence[int]) -> list[int] | None:
+        """The non-main inputs (of a join reading ``producers``) when every one is its own fork: used
+        elsewhere too and an ancestor of the main input (a DenseNet concat). Then :meth:`inputs`
+        would put each alone in its group, in this order. None otherwise."""
         uses = self.flow.uses
-        direct = [s for s in self.flow.preds[join] if s != main]
+        direct = [s for s in producers if s != main]
         for s in direct:
             if uses[s] < 2 or not self.reaches_main(s, main):
                 return None
@@ -226,15 +230,15 @@ class _Tracer:
 
 class _Measures:
     """Steps 2 and 3 of the module docstring: what a shortcut carries and weighs, and what the
-    main path spans from the fork. Reads the skips found so far (``nest``, ``skips_at``), which
-    :class:`_Classifier` fills in topological order."""
+    main path spans from the fork. Reads the skips found so far that nest (``nest``, ``skips_at``),
+    which :class:`_Classifier` fills in topological order."""
 
     def __init__(self, flow: Flow, nest: dict[int, int], skips_at: dict[int, list[Skip]]) -> None:
         self.flow = flow
         #: per join: the largest fork id of a skip whose join is this node or an ancestor
         #: (see :meth:`nested_fork`)
         self.nest = nest
-        #: join id -> the skips found there
+        #: join id -> the skips found there that nest (:meth:`split_part`)
         self.skips_at = skips_at
         self._family: dict[int, int] = {}
         self._features: dict[int, tuple[str, int, int, int, bool]] = {}
@@ -281,6 +285,31 @@ class _Measures:
             # main path is longer is the rules' test (both_compute).
             return _PROJECTION, changed
         return _COMPUTED, changed
+
+    def split_part(self, fork: int, sc: _Input, m: int) -> bool:
+        """Whether the shortcut carries a part of the fork's value that the main path never reads:
+        one output of a split (a rearrangement with several outputs) that nothing else reads, or a
+        slice (a rearrangement keeping fewer elements) of a value every consumer only slices.
+
+        Such a pair joins parallel groups of one block (Res2Net's hierarchical connections,
+        ShuffleNet V2's channel split): its shortcut bypasses no layer that computes from what it
+        carries, so it keeps its own label but does not make a skip around the block long."""
+        f = self.flow
+        first = sc.path[-1] if sc.path else m
+        if f.roles[fork] == Role.RESHAPE and len(f.nodes[fork].outputs) >= 2:
+            return all(c == first for c in f.succs[fork] if (fork, sc.fork_out) in f.slots[c])
+        return bool(sc.path) and all(map(self._slices_of(fork), f.succs[fork]))
+
+    def _slices_of(self, fork: int):
+        f = self.flow
+        whole = f.nodes[fork].outputs[0].numel()
+
+        def slices(c: int) -> bool:
+            if f.roles[c] != Role.RESHAPE or len(f.preds[c]) != 1 or whole is None:
+                return False
+            part = f.nodes[c].outputs[0].numel()
+            return part is not None and part < whole
+        return slices
 
     def span_facts(self, fork: int, main: int, family: int, dominated: bool
                    ) -> tuple[int, int, bool, bool, list[int] | None]:
@@ -386,12 +415,17 @@ class _Classifier:
         self.has_gates = Role.GATE in flow.roles
         #: join id -> the skips found there
         self.skips_at: dict[int, list[Skip]] = {}
+        #: join id -> the skips found there that make a skip enclosing them long: residual, long and
+        #: gated skips; not a block's own internals, feature reuse (dense) and joins of a split's
+        #: parts (:meth:`_Measures.split_part`): a residual around a dense block (RDN's local residual)
+        #: or a Res2Net block is a residual
+        self.nesting_at: dict[int, list[Skip]] = {}
         #: per join: the largest fork id of a skip whose join is this node or an ancestor
         self.nest: dict[int, int] = {}
         #: join id -> its main input
         self.main_of: dict[int, int] = {}
         self.trace = _Tracer(flow)
-        self.measures = _Measures(flow, self.nest, self.skips_at)
+        self.measures = _Measures(flow, self.nest, self.nesting_at)
         self.decide = RememberingDecider()
 
     def run(self) -> list[Skip]:
@@ -406,28 +440,28 @@ class _Classifier:
             skips = list(compress(records, map(SKIP_KIND_SET.__contains__, map(_KIND, records))))
             if skips:
                 self.skips_at[i] = skips
-                nest[i] = max(k, *map(_FORK_ID, skips))
+                nesting = [s for s in skips if s._nests]
+                if nesting:
+                    self.nesting_at[i] = nesting
+                    nest[i] = max(k, *map(_FORK_ID, nesting))
             out.extend(records)
         return out
 
     def _join(self, m: int) -> list[Skip]:
         f = self.flow
         role = f.roles[m]
-        if role == _ADD:
-            if inner_sum(f, m) is not None:
-                return []  # a partial sum: the sum it feeds is the merge
-            terms = sum_terms(f, m)
-            if terms is not None:
-                producers = list(dict.fromkeys(p for p, _ in terms))
-                main = self.main_of[m] = self.trace.deepest(producers)
-                return [self._pair(m, main, fork, members)
-                        for fork, members in self.trace.inputs(m, main, terms).items()]
-        main = self.main_of[m] = self.trace.deepest(f.preds[m])
+        terms = None
+        if role == _ADD or role == _CONCAT:
+            if inner_merge(f, m) is not None:
+                return []  # a partial sum or concat: the merge it feeds is the merge
+            terms = merge_terms(f, m)
+        producers = list(dict.fromkeys(p for p, _ in terms)) if terms is not None else f.preds[m]
+        main = self.main_of[m] = self.trace.deepest(producers)
         if role == _CONCAT:
-            direct = self.trace.direct_inputs(m, main)
+            direct = self.trace.direct_inputs(main, producers)
             if direct is not None:
-                return self._concat_pairs(m, main, direct)
-        groups = self.trace.inputs(m, main)
+                return self._concat_pairs(m, main, direct, dict(reversed(terms)) if terms else self.trace.reads(m))
+        groups = self.trace.inputs(m, main, terms)
         records = [self._pair(m, main, fork, members) for fork, members in groups.items()]
         if role == _CONCAT:
             records += self._level_reuse(m, main, groups)
@@ -465,7 +499,7 @@ class _Classifier:
             v = f.preds[v][0]
         return v in self.skips_at
 
-    def _concat_pairs(self, m: int, main: int, direct: list[int]) -> list[Skip]:
+    def _concat_pairs(self, m: int, main: int, direct: list[int], reads: dict[int, int]) -> list[Skip]:
         """The pairs of concat ``m`` whose inputs are all direct (see :meth:`_Tracer.direct_inputs`),
         DenseNet's case decided here in one step.
 
@@ -478,7 +512,6 @@ class _Classifier:
         f = self.flow
         merge, op = f.names[m], f.nodes[m].op
         main_layers, main_ops, main_up = f.depth_layers[main], f.depth_ops[main], f.last_upsample[main]
-        reads = self.trace.reads(m)
         records = []
         feature = self.measures.feature
         for fork in direct:
@@ -492,7 +525,7 @@ class _Classifier:
                 # Positional: fork, merge, merge_op, merge_role, kind, carries, shortcut, span, reason
                 # (a call by keywords costs a third more, and DenseNet makes O(L^2) of these).
                 records.append(Skip(name, merge, op, Role.MERGE_CONCAT, Kind.DENSE, Carries.IDENTITY, [], span, reason,
-                                    fork_output=out, rule="dense_reuse", _fork_id=fork, _merge_id=m))
+                                    fork_output=out, rule="dense_reuse", _fork_id=fork, _merge_id=m, _nests=False))
             else:
                 records.append(self._pair(m, main, fork, [_Input(fork, fork, out, [], out)]))
         return records
@@ -527,7 +560,10 @@ class _Classifier:
         if kind == _GATED:
             carries = _IDENTITY  # the fork's own value, scaled by the gate
         span = measures.span(fork, main, kind, depth, depth_ops, region, dominated)
-        return self._record(m, fork, sc, kind, carries, span, why, rule)
+        record = self._record(m, fork, sc, kind, carries, span, why, rule)
+        if kind == _DENSE or kind in SKIP_KIND_SET and measures.split_part(fork, sc, m):
+            record._nests = False  # feature reuse or a split's parts inside one block (see nesting_at)
+        return record
 
     def _record(self, m: int, fork: int, sc: _Input, kind: Kind, carries: Carries | None, span: Span,
                 reason: str, rule: str) -> Skip:
@@ -625,14 +661,22 @@ def check_expectations(graph: Graph, connections: list[Skip],
 def _no_choice(flow: Flow, connections: list[Skip], main_of: dict[int, int]) -> dict[int, int]:
     """Nodes reading several values where paths have no choice -> the input they follow: joins
     where every pair is ``sequential`` (a decomposed activation or norm, element-wise arithmetic,
-    a gate on the main path), and arithmetic reading one value several times (``x * x``). Paths are
-    counted on the unravelled view: residual blocks taken or skipped, branch joins a choice among
-    branches; how an op is lowered adds no choice. (A layer or matmul reading one value several
+    a gate on the main path: there the value it scales), and arithmetic reading one value several
+    times (``x * x``). Paths are counted on the unravelled view: residual blocks taken or skipped,
+    branch joins a choice among branches; how an op is lowered adds no choice. (A layer or matmul reading one value several
     times, attention's query, key and value, keeps one path per read.)"""
     kinds: dict[int, bool] = {}
     for c in connections:
         kinds[c._merge_id] = kinds.get(c._merge_id, True) and c.kind == _SEQUENTIAL
     through = {m: main_of[m] for m, only_sequential in kinds.items() if only_sequential}
+    if Role.GATE in flow.roles:
+        # A gate on the main path (x·T: a squeeze-and-excitation scaling, Highway's carry x·(1 − T))
+        # passes the paths of the value it scales, not those of the gate (the deeper input): a path
+        # skipping Highway's transform carries x through no layer.
+        for m in through:
+            scaled = flow.gated_factor(m)
+            if scaled is not None:
+                through[m] = scaled
     for i in flow.slot_joins:  # (the nodes reading other than one slot)
         slots = flow.slots[i]
         if len(slots) > 1 and len(flow.preds[i]) == 1 and flow.roles[i] not in _READS_COUNT \

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.weights_out, "--weights-out")
     with activity(f"reading {os.path.basename(args.spec)}"):
         graph = load_onnx(args.spec)
+    _check_input_types(graph, args.spec)
     spec, rename = to_spec(graph)
     text = dump_spec(spec, args.spec)
     rebuilt = loads_spec(text, filename=args.output)  # a spec archc cannot read back is never written
@@ -59,6 +60,19 @@ def run(args: argparse.Namespace) -> int:
           f"{len(rebuilt)} nodes" + (f"; weights in {args.weights_out}" if state is not None else ""),
           file=sys.stderr)
     return 0
+
+
+def _check_input_types(graph, where: str) -> None:
+    """A spec's inputs have one of the IR's dtypes: a model reading another (strings) has no spec."""
+    from archc.errors import SpecError
+    from archc.ir.types import DTYPES
+
+    for name in graph.inputs:
+        dtype = graph.node(name).type.dtype
+        if dtype not in DTYPES:
+            shown = "string" if dtype == "object" else dtype
+            raise SpecError(f"input '{name}' has element type {shown}; a spec's inputs are one of "
+                            f"{', '.join(DTYPES)}", location=Location(where))
 
 
 def _state_dict(graph, rename: dict[str, str]) -> dict:

@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_arguments(parser)
     parser.add_argument("--seed", type=seed_int, default=0, help="seed of the weights (specs) and of random inputs")
     parser.add_argument("--weights", metavar="FILE.pt", help="verify with this state_dict instead of archc's init")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="an ONNX model: verify its import with the file's weights drawn afresh (seeded by "
+                             "--seed), in the PyTorch build and in the model onnxruntime runs: for a file whose "
+                             "own weights make the output constant")
     parser.add_argument("--rtol", type=tolerance, default=1e-3,
                         help="tolerance relative to each tensor's size, max |value| (default 1e-3)")
     parser.add_argument("--atol", type=tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
@@ -40,12 +44,25 @@ def run(args: argparse.Namespace) -> int:
     from archc.runtime.inputs import input_types
     from archc.runtime.verify import verify, verify_model
 
-    graph = load_graph(args)
+    if is_onnx_model(args.spec) and args.weights:
+        from archc.errors import Location, UsageError
+
+        raise UsageError("--weights applies to YAML specs: an ONNX model is compared with onnxruntime running the "
+                         "file, with the file's own weights", location=Location("<command line>"))
+    if args.random_weights and not is_onnx_model(args.spec):
+        from archc.errors import Location, UsageError
+
+        raise UsageError("--random-weights applies to ONNX models: a spec is verified with weights archc draws "
+                         "already (--seed)", location=Location("<command line>"))
+    model, redrawn = _redrawn_model(args) if args.random_weights else (None, 0)
+    graph = load_graph(args) if model is None else _imported(model, args.spec)
     if args.weights:
         from archc.lowering.torch import load_weights
 
         load_weights(graph, args.weights)
     feeds = input_arrays(input_types(graph), args, graph.example_dims)
+    if model is not None:
+        model = _calibrate(model, graph, feeds, args.seed)
     if is_onnx_model(args.spec):
         if args.dtype != "float32":
             from archc.errors import Location, UsageError
@@ -53,9 +70,11 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--dtype applies to YAML specs: an ONNX model is compared with its own weights",
                              location=Location("<command line>"))
         report = verify_model(args.spec, graph, feeds, rtol=args.rtol, atol=args.atol, device=args.device,
-                              allow_fallback=args.allow_cpu_fallback)
+                              allow_fallback=args.allow_cpu_fallback, model=model)
         print(f"verify {graph.name}: generated PyTorch (eval) vs onnxruntime on {args.spec}, "
               f"rtol {args.rtol:g}, atol {args.atol:g}")
+        if report.reference_note:
+            print(f"  reference: {report.reference_note}")
     else:
         from archc.lowering.onnx_dtype import WeightDtype
 
@@ -69,9 +88,50 @@ def run(args: argparse.Namespace) -> int:
     layers, norms = report.calibrated
     calibrated = f", calibrated on random inputs: {layers} layers scaled to unit output variance, {norms} " \
         "batchnorm statistics set" if layers or norms else ""
-    print("  weights: " + (args.weights or (f"those of {args.spec}" if is_onnx_model(args.spec) else
-                                            f"archc's init, seed {args.seed}{calibrated}")))
+    if redrawn:
+        print(f"  weights: those of {args.spec} with {redrawn} tensors redrawn at random, seed {args.seed} "
+              "(--random-weights)")
+    else:
+        print("  weights: " + (args.weights or (f"those of {args.spec}" if is_onnx_model(args.spec) else
+                                                f"archc's init, seed {args.seed}{calibrated}")))
     return _print_report(report, args)
+
+
+def _redrawn_model(args: argparse.Namespace):
+    """The ONNX model with its weights redrawn (:mod:`archc.runtime.redraw`), and how many were."""
+    from archc.cli.common import reject_spec_options
+    from archc.fileio import require_regular_file
+    from archc.frontends.onnx.limits import load_external_data, read_model_data
+    from archc.runtime.redraw import redrawn
+
+    reject_spec_options(args)
+    require_regular_file(args.spec, "ONNX model")
+    model, _ = read_model_data(args.spec, weights=True)
+    load_external_data(model, args.spec)
+    return redrawn(model, args.seed)
+
+
+def _calibrate(model, graph, feeds, seed: int):
+    """Redrawn weights calibrated as a spec's are (unit-variance layers, batchnorm statistics from a
+    random batch), in the import and in the model onnxruntime runs alike; both left as drawn where
+    a change cannot be carried back to the model."""
+    from archc.runtime.calibrate import calibrate
+    from archc.runtime.redraw import calibrated
+
+    before = {node: {p: a.copy() for p, a in params.items()} for node, params in graph.weights.items()}
+    calibrate(graph, feeds, seed)
+    carried = calibrated(model, graph, before)
+    if carried is None:
+        for node, params in before.items():
+            graph.weights[node].update(params)
+        return model
+    return carried
+
+
+def _imported(model, path: str):
+    from archc.frontends.onnx.importer import from_onnx
+
+    return from_onnx(model, path)
 
 
 def verdict(r, rtol: float, atol: float) -> str:

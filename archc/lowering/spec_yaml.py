@@ -23,6 +23,7 @@ from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
 from archc.lowering.spec_blocks import BlockType, Segment, block_types, segments, units
 from archc.ops import registry
+from archc.ops.onnx_node import tensor_attribute
 
 __all__ = ["to_spec", "dump_spec"]
 
@@ -58,8 +59,15 @@ def _literal_attrs(node: Node) -> dict[str, Any]:
         spec = opdef.attrs.get(key)
         if spec is not None and not spec.required and _plain(spec.default) == _plain(value):
             continue
-        out[key] = _plain(value)
+        out[key] = _onnx_attributes(value) if node.op == "onnx_node" and key == "attributes" else _plain(value)
     return out
+
+
+def _onnx_attributes(attributes: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An onnx_node's ONNX attributes as YAML data, its tensors with their dtype and shape."""
+    if attributes is None:
+        return None
+    return {k: tensor_attribute(v) if type(v).__name__ == "ndarray" else _plain(v) for k, v in attributes.items()}
 
 
 @dataclass

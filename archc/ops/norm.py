@@ -11,13 +11,13 @@ class BatchNorm(OpDef):
     name = "batchnorm"
     always_learned = True  # weight, bias and running statistics whatever the sizes
     aliases = ("batchnorm1d", "batchnorm2d")
-    doc = "Batch normalisation over channel dim 1 of (N, C), (N, C, L) or (N, C, H, W)."
+    doc = "Batch normalisation over channel dim 1 of (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)."
     inferred = {"num_features": "the input's channels (dim 1)"}
     attrs = {"eps": Attr("float", 1e-5, min=0), "momentum": Attr("float", 0.1, min=0, max=1)}
     role = "norm"
 
     def infer(self, node, ins):
-        expect_rank(ins[0], (2, 3, 4), "(N, C), (N, C, L) or (N, C, H, W)")
+        expect_rank(ins[0], (2, 3, 4, 5), "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)")
         concrete(ins[0].shape[1], "channels")
         return [ins[0]]
 
@@ -33,7 +33,7 @@ class BatchNorm(OpDef):
         }
 
     def torch_module(self, node, ins):
-        dim = 2 if ins[0].rank == 4 else 1
+        dim = max(ins[0].rank - 2, 1)  # BatchNorm1d takes (N, C) and (N, C, L)
         a = node.attrs
         return f"nn.BatchNorm{dim}d({ins[0].shape[1]}, eps={py(a['eps'])}, momentum={py(a['momentum'])})"
 

@@ -51,7 +51,7 @@ error naming the op and the node.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from archc.errors import ShapeError, SpecError, first_line
 from archc.ir.types import DTYPES, TensorType
@@ -181,7 +181,7 @@ class OnnxNode(OpDef):
             else:
                 operands.append(f"{module}[{operand!r}]")
                 ranks.append(len(a["params"][operand]["shape"]))
-        call = Call(a["op_type"], dict(a["attributes"] or {}), operands, ranks, list(node.outputs),
+        call = Call(a["op_type"], attribute_values(a["attributes"]), operands, ranks, list(node.outputs),
                     a["opset"] or 21)
         try:
             return lower(call)
@@ -201,7 +201,7 @@ class OnnxNode(OpDef):
 
         a = node.attrs
         if not a["domain"] and a["opset"] and a["opset"] != emit.opset \
-                and not compatible_versions(a["op_type"], a["opset"], emit.opset):
+                and not compatible_versions(a["op_type"], a["opset"], emit.opset, _used(a)):
             raise NotImplementedError(
                 f"ONNX {a['op_type']} was imported from opset {a['opset']} and changed before opset "
                 f"{emit.opset}; it cannot be re-emitted unchanged")
@@ -216,7 +216,7 @@ class OnnxNode(OpDef):
         while args and args[-1] == "":
             args.pop()
         attributes: dict[str, Any] = {}
-        for key, value in (a["attributes"] or {}).items():
+        for key, value in attribute_values(a["attributes"]).items():
             if isinstance(value, np.ndarray):
                 value = numpy_helper.from_array(value)
             elif isinstance(value, (list, tuple)):
@@ -247,9 +247,12 @@ def check_fields(a: dict[str, Any]) -> None:
     if not isinstance(attributes, dict):
         raise ShapeError("attributes must be a mapping of ONNX attribute name -> value")
     for key, value in attributes.items():
-        if not isinstance(key, str) or not (isinstance(value, _PLAIN) or type(value).__name__ == "ndarray" or (
+        if isinstance(key, str) and isinstance(value, dict):
+            _check_tensor(key, value)
+        elif not isinstance(key, str) or not (isinstance(value, _PLAIN) or type(value).__name__ == "ndarray" or (
                 isinstance(value, (list, tuple)) and all(isinstance(v, _PLAIN) for v in value))):
-            raise ShapeError(f"attribute '{key}' must be a number, a string or a list of them")
+            raise ShapeError(f"attribute '{key}' must be a number, a string, a list of them or a tensor "
+                             "{tensor: DTYPE, shape: [ints], values: [numbers]}")
     params = a["params"] or {}
     if not isinstance(params, dict):
         raise ShapeError("params must be a mapping of constant name -> {shape, dtype, learned}")
@@ -274,6 +277,36 @@ def check_fields(a: dict[str, Any]) -> None:
         _check_schema(op_type, a["opset"], len(operands), len(types), attributes)
 
 
+#: the keys of a tensor attribute as a spec writes it (ConstantOfShape's ``value``)
+TENSOR_KEYS = frozenset({"tensor", "shape", "values"})
+
+
+def tensor_attribute(arr: Any) -> dict[str, Any]:
+    """A tensor attribute as spec data: its dtype, shape and values in row-major order (a plain list
+    would lose the dtype, which the op's output type follows)."""
+    return {"tensor": arr.dtype.name, "shape": list(arr.shape), "values": arr.ravel().tolist()}
+
+
+def attribute_values(attributes: dict[str, Any] | None) -> dict[str, Any]:
+    """An onnx_node's attributes with the tensors a spec writes (:func:`tensor_attribute`) as
+    numpy arrays, as the importer gives them."""
+    import numpy as np
+
+    return {k: np.array(v["values"], dtype=v["tensor"]).reshape(v["shape"]) if isinstance(v, dict) else v
+            for k, v in (attributes or {}).items()}
+
+
+def _check_tensor(key: str, value: dict[str, Any]) -> None:
+    import math
+
+    shape, values = value.get("shape"), value.get("values")
+    if set(value) != TENSOR_KEYS or value.get("tensor") not in DTYPES or not _is_shape(shape, symbols=False) \
+            or not isinstance(values, list) or not all(isinstance(v, _PLAIN) for v in values) \
+            or len(values) != math.prod(shape):
+        raise ShapeError(f"attribute '{key}' as a tensor must be {{tensor: one of {', '.join(DTYPES)}, "
+                         "shape: [ints >= 0], values: [one number per element]}")
+
+
 def _check_schema(op_type: str, opset: int, n_in: int, n_out: int, attributes: dict[str, Any]) -> None:
     """The node against its ONNX schema (attribute names and types, input and output counts), so that
     ``build`` never writes a node the ONNX checker rejects."""
@@ -281,7 +314,7 @@ def _check_schema(op_type: str, opset: int, n_in: int, n_out: int, attributes: d
     from onnx import checker, helper, numpy_helper
 
     values = {k: numpy_helper.from_array(v) if isinstance(v, np.ndarray) else (list(v) if isinstance(v, tuple) else v)
-              for k, v in attributes.items() if not (isinstance(v, (list, tuple)) and not v)}
+              for k, v in attribute_values(attributes).items() if not (isinstance(v, (list, tuple)) and not v)}
     context = checker.C.CheckerContext()
     context.ir_version, context.opset_imports = 8, {"": opset or 17}
     try:
@@ -315,7 +348,7 @@ def check_against_onnx(a: dict[str, Any], ins: list[TensorType], declared: list[
         inputs.append(helper.make_tensor_value_info(f"i{k}", elem(t.dtype), list(t.shape)))
     while names and names[-1] == "":
         names.pop()
-    values = {k: list(v) if isinstance(v, tuple) else v for k, v in (a["attributes"] or {}).items()
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in attribute_values(a["attributes"]).items()
               if not (isinstance(v, (list, tuple)) and not v) and type(v).__name__ != "ndarray"}
     outs = [f"o{k}" for k in range(len(declared))]
     graph = helper.make_graph([helper.make_node(a["op_type"], names, outs, **values)], "check", inputs,
@@ -351,12 +384,26 @@ def _is_shape(shape: Any, symbols: bool) -> bool:
 _SEMANTICS_CHANGED = frozenset({"Softmax", "LogSoftmax", "Hardmax", "Upsample"})
 
 
-def compatible_versions(op_type: str, old: int, new: int) -> bool:
+class UsedSignature(NamedTuple):
+    """What one node uses of its op's signature: the attributes it sets, how many inputs and outputs."""
+
+    attributes: frozenset[str]
+    inputs: int
+    outputs: int
+
+
+def _used(a: dict[str, Any]) -> UsedSignature:
+    return UsedSignature(frozenset(a["attributes"] or {}), len(a["operands"] or []), len(a["output_types"] or []))
+
+
+def compatible_versions(op_type: str, old: int, new: int, used: UsedSignature | None = None) -> bool:
     """Whether a default-domain node valid at opset ``old`` means the same at opset ``new``.
 
     Most version bumps only widen the accepted types; those keep the inputs, outputs
     and attributes, which is what is compared (with a short list of ops whose
-    semantics changed under the same signature).
+    semantics changed under the same signature). Given what the node ``used``, a bump that adds
+    an attribute with a default (GRU's ``layout``: ONNX keeps the old behaviour as the default) or
+    an optional input or output the node leaves out (Pad's ``axes``), either way, is compatible too.
     """
     from onnx import defs
 
@@ -373,7 +420,29 @@ def compatible_versions(op_type: str, old: int, new: int) -> bool:
         return (sorted(schema.attributes), [(p.name, p.option) for p in schema.inputs],
                 [(p.name, p.option) for p in schema.outputs])
 
-    return signature(a) == signature(b)
+    if signature(a) == signature(b):
+        return True
+    if used is None or not (_fits_both(a, used) and _fits_both(b, used)):
+        return False
+    names = [[p.name for p in formals[:count]] for formals, count in
+             ((a.inputs, used.inputs), (b.inputs, used.inputs), (a.outputs, used.outputs), (b.outputs, used.outputs))]
+    return names[0] == names[1] and names[2] == names[3]  # (each position the node uses means the same)
+
+
+def _fits_both(schema, used: UsedSignature) -> bool:
+    """Whether a node using ``used`` is written the same way under ``schema``: the attributes it sets
+    exist, every other attribute is optional, its inputs and outputs are there and all that follow
+    them are optional."""
+    Option = type(schema.inputs[0].option) if schema.inputs else None
+
+    def formals_fit(formals, count: int) -> bool:
+        if formals and formals[-1].option == Option.Variadic:
+            return True
+        return count <= len(formals) and all(p.option == Option.Optional for p in formals[count:])
+
+    return used.attributes <= set(schema.attributes) \
+        and all(not attr.required for name, attr in schema.attributes.items() if name not in used.attributes) \
+        and formals_fit(list(schema.inputs), used.inputs) and formals_fit(list(schema.outputs), used.outputs)
 
 
 #: attribute names of the ``nn.ParameterDict`` holding an onnx_node's constants in PyTorch

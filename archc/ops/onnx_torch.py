@@ -634,14 +634,22 @@ def _avgpool(c: Call) -> str:
     strides, dilations, pads, full = _window(c, n)
     if any(d != 1 for d in dilations):
         raise Unsupported("dilations")
-    include = bool(c.a("count_include_pad", 0))
-    x = c.need(0)
-    if full is not None:
-        if not include:
-            raise Unsupported("asymmetric pads without count_include_pad")
-        x = f"F.pad({x}, {full})"
-    return (f"F.avg_pool{n}d({x}, {py(tuple(kernel))}, {py(tuple(strides))}, {py(tuple(pads))}, "
-            f"{bool(c.a('ceil_mode', 0))}, {include})")
+    include, ceil = bool(c.a("count_include_pad", 0)), bool(c.a("ceil_mode", 0))
+    if full is None:
+        return (f"F.avg_pool{n}d({c.need(0)}, {py(tuple(kernel))}, {py(tuple(strides))}, {py(tuple(pads))}, "
+                f"{ceil}, {include})")
+    # PyTorch pads symmetrically: the pads are written out with F.pad, and where padding is not counted
+    # the sums of the padded input's windows are divided by the sums of a padded plane of ones (the
+    # number of the input's own elements in each window).
+
+    def pool(t: str) -> str:
+        return f"F.avg_pool{n}d(F.pad({t}, {full}), {py(tuple(kernel))}, {py(tuple(strides))}, 0, {ceil}, True)"
+
+    if include:
+        return pool(c.need(0))
+    if ceil:  # (a last window starting in the end padding: ONNX's shape inference keeps it, onnxruntime not)
+        raise Unsupported("ceil_mode with asymmetric pads without count_include_pad")
+    return f"(lambda t: {pool('t')} / {pool('torch.ones_like(t[:1, :1])')})({c.need(0)})"
 
 
 @lowers("GlobalAveragePool", "GlobalMaxPool")

@@ -53,6 +53,17 @@ def random_inputs(types: dict[str, TensorType], dims: dict[str, int] | None = No
     return out
 
 
+def other_inputs(feeds: dict[str, np.ndarray], types: dict[str, TensorType], dims: dict[str, int] | None = None,
+                 seed: int = 1) -> dict[str, np.ndarray]:
+    """A second input, different from ``feeds``, for measuring how much the outputs depend on the
+    input: new random floats; the integer and bool inputs' own values shuffled, because those index
+    tables or give shapes, and only values the model was given are known to be ones it accepts."""
+    fresh = random_inputs(types, dims, seed)
+    rng = np.random.default_rng(seed)
+    return {name: rng.permutation(arr.ravel()).reshape(arr.shape) if arr.dtype.kind in "iub" else fresh[name]
+            for name, arr in feeds.items()}
+
+
 def read_arrays(types: dict[str, TensorType], files: Mapping[str, str]) -> dict[str, np.ndarray]:
     """The arrays of ``files`` (input name -> .npy path), each checked against its input's type."""
     result: dict[str, np.ndarray] = {}

@@ -38,7 +38,7 @@ def load_session(model: bytes | str, device: str = "cpu", allow_fallback: bool =
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # (fatal only: archc reports the errors it catches in its own format)
     providers = providers_for(device, allow_fallback)
     try:
         return ort.InferenceSession(model, options, providers=providers)

@@ -20,9 +20,8 @@ import numpy as np
 from archc.ir import Graph, Value
 
 if TYPE_CHECKING:
-    from archc.lowering.onnx_dtype import WeightDtype
+    import onnx
 
-if TYPE_CHECKING:
     from archc.lowering.onnx_dtype import WeightDtype
 
 
@@ -48,6 +47,8 @@ class VerifyReport:
     #: (layers scaled to unit output variance, batchnorm layers calibrated); (0, 0) for given weights
     calibrated: tuple[int, int] = (0, 0)
     rtol: float = 1e-3
+    #: what the reference ran, where it is not the file itself (a model of an opset onnxruntime lacks)
+    reference_note: str | None = None
 
     @property
     def first_divergent_block(self) -> OutputComparison | None:
@@ -75,7 +76,7 @@ def compare(name: str, expected: np.ndarray, actual: np.ndarray, rtol: float, at
     if not e.size:
         return OutputComparison(name, tuple(actual.shape), 0.0, 0.0, True)
     finite = np.isfinite(e)
-    if not np.array_equal(finite, np.isfinite(a)) or not np.array_equal(e[~finite], a[~finite]):
+    if not np.array_equal(finite, np.isfinite(a)) or not np.array_equal(e[~finite], a[~finite], equal_nan=True):
         return OutputComparison(name, tuple(actual.shape), float("inf"), float("inf"), False)
     diff = np.abs(a[finite] - e[finite])
     max_abs = float(diff.max()) if diff.size else 0.0
@@ -89,8 +90,12 @@ def sensitivity(first: np.ndarray, second: np.ndarray) -> float | None:
     """How much an output changed between two inputs, relative to its size (None for non-floats)."""
     if first.dtype.kind != "f" or first.shape != second.shape or not first.size:
         return None
-    scale = float(np.abs(first.astype(np.float64)).max())
-    change = float(np.abs(first.astype(np.float64) - second.astype(np.float64)).max())
+    a, b = first.astype(np.float64), second.astype(np.float64)
+    finite = np.isfinite(a) & np.isfinite(b)  # (an element not finite in both, e.g. sqrt of a negative, says nothing)
+    if not finite.any():
+        return None
+    scale = float(np.abs(a[finite]).max())
+    change = float(np.abs(a[finite] - b[finite]).max())
     return change / scale if scale > 0 else (0.0 if change == 0 else float("inf"))
 
 
@@ -123,19 +128,12 @@ def block_outputs(graph: Graph) -> dict[str, Value]:
 def _run_torch(graph: Graph, feeds_list: list[dict[str, np.ndarray]], device: str,
                allow_fallback: bool) -> list[list[np.ndarray]]:
     """The graph's module (eval, graph.weights) run on each feed, built once."""
-    import torch
-
     from archc.lowering.torch import build_module
-    from archc.runtime.torch_runner import torch_device
+    from archc.runtime.torch_runner import forward, torch_device
 
     dev = torch_device(device, allow_fallback)
     module = build_module(graph).eval().to(dev)
-    results = []
-    with torch.no_grad():
-        for feeds in feeds_list:
-            out = module(*[torch.from_numpy(np.ascontiguousarray(feeds[n])).to(dev) for n in graph.inputs])
-            results.append([o.detach().cpu().numpy() for o in (out if isinstance(out, (tuple, list)) else [out])])
-    return results
+    return [forward(module, graph, feeds, dev) for feeds in feeds_list]
 
 
 def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: float = 1e-3, atol: float = 1e-5,
@@ -151,7 +149,7 @@ def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: floa
     from archc.lowering.onnx_writer import assemble
     from archc.ops.weights import initialize
     from archc.runtime.calibrate import calibrate, example_dims
-    from archc.runtime.inputs import input_types, random_inputs
+    from archc.runtime.inputs import input_types, other_inputs
     from archc.runtime.ort import run_onnx
 
     calibrated = (0, 0)
@@ -161,7 +159,7 @@ def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: floa
     probes = block_outputs(graph)
     probed = graph.copy()
     probed.outputs.update({f"block {name}": v for name, v in probes.items()})
-    other = random_inputs(input_types(graph), example_dims(graph, feeds), seed + 1)  # a second, different input
+    other = other_inputs(feeds, input_types(graph), example_dims(graph, feeds), seed + 1)  # a second, different input
     reference, second = _run_torch(probed, [feeds, other], device, allow_fallback)
     parts = store_weights_as(build_onnx_parts(probed, seed=seed, optimize=optimize), dtype or WeightDtype.float32)
     actual, _ = run_onnx(assemble(parts).SerializeToString(), feeds, device, allow_fallback)
@@ -174,21 +172,54 @@ def verify(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0, rtol: floa
 
 
 def verify_model(path: str, graph: Graph, feeds: dict[str, np.ndarray], rtol: float = 1e-3, atol: float = 1e-5,
-                 device: str = "cpu", allow_fallback: bool = False) -> VerifyReport:
+                 device: str = "cpu", allow_fallback: bool = False,
+                 model: "onnx.ModelProto | None" = None) -> VerifyReport:
     """An imported ONNX model against itself: onnxruntime on the original file (the reference)
     and the PyTorch module archc generates from ``graph`` (its import, with the file's weights);
-    the sensitivity is measured on the reference with a second random input."""
+    the sensitivity is measured on the reference with a second random input. ``model``: the model
+    ``graph`` was imported from, where it is not the file (its weights redrawn), run instead."""
     from archc.runtime.calibrate import example_dims
-    from archc.runtime.inputs import input_types, random_inputs
-    from archc.runtime.ort import run_onnx
+    from archc.runtime.inputs import input_types, other_inputs
+    from archc.runtime.ort import run_session
 
-    other = random_inputs(input_types(graph), example_dims(graph, feeds), 1)
+    other = other_inputs(feeds, input_types(graph), example_dims(graph, feeds), 1)
     actual = _run_torch(graph, [feeds], device, allow_fallback)[0]
+    session, note = _reference_session(path, device, allow_fallback, model)
     # the file's inputs are named as in ONNX; the graph's inputs may be cleaned-up names
     onnx_names = {n: graph.node(n).meta.get("onnx_name", n) for n in graph.inputs}
-    reference, _ = run_onnx(path, {onnx_names[n]: feeds[n] for n in graph.inputs}, device, allow_fallback)
-    second, _ = run_onnx(path, {onnx_names[n]: other[n] for n in graph.inputs}, device, allow_fallback)
+    reference = run_session(session, {onnx_names[n]: feeds[n] for n in graph.inputs}, path)
+    second = run_session(session, {onnx_names[n]: other[n] for n in graph.inputs}, path)
     outputs = [compare(name, r, a, rtol, atol) for name, r, a in zip(graph.outputs, reference, actual)]
     for o, r, s in zip(outputs, reference, second):
         o.sensitivity = sensitivity(r, s)
-    return VerifyReport(outputs, rtol=rtol)
+    return VerifyReport(outputs, rtol=rtol, reference_note=note)
+
+
+def _reference_session(path: str, device: str, allow_fallback: bool, model: "onnx.ModelProto | None" = None):
+    """onnxruntime's session on the file (or on ``model``), and None; where onnxruntime has no kernels
+    for the file's old opset (opset 6 and before), a session on the file as the importer upgrades it
+    (onnx's version converter), and a note saying so. Any other load failure is the error it was."""
+    from archc.errors import Location, SpecError
+    from archc.frontends.onnx.importer import UPGRADE_TO, upgrade_opset
+    from archc.frontends.onnx.limits import load_external_data, read_model_data
+    from archc.runtime.ort import load_session
+
+    try:
+        try:
+            return load_session(path if model is None else model.SerializeToString(), device, allow_fallback), None
+        except SpecError as exc:
+            raise SpecError(exc.diagnostics[0].message, location=Location(path)) from None
+    except SpecError as refused:
+        if model is None:
+            model, _ = read_model_data(path, weights=True)
+            load_external_data(model, path)
+        upgraded = upgrade_opset(model)
+        if upgraded is model:
+            raise refused from None
+        opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+        try:
+            session = load_session(upgraded.SerializeToString(), device, allow_fallback)
+        except SpecError:
+            raise refused from None
+        return session, (f"onnxruntime has no kernels for the file's opset {opset}: the reference is onnxruntime "
+                         f"on the file converted to opset {UPGRADE_TO} by onnx.version_converter")

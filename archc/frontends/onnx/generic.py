@@ -113,10 +113,31 @@ class GenericNodes(ImportState):
             if k == 0 and t is not None and t.shape is None and node.domain in DEFAULT_DOMAINS:
                 t = OType(_shape_input(node, known), t.dtype)
             if t is None or t.shape is None or t.dtype is None:
+                kind = _non_tensor_output(node, k, self.opsets.get(node.domain or ""))
+                if kind is not None:
+                    self._fail(f"output {k} ('{out}') of ONNX {node.op_type} is {kind}: archc imports models "
+                               "of tensors only", node=node)
                 self._fail(f"cannot infer the type of output {k} ('{out}') of ONNX {node.op_type}", node=node)
             shape = tuple(self.fresh_symbol() if d is None else d for d in t.shape)
             types.append(TensorType(shape, t.dtype))
         return types
+
+
+def _non_tensor_output(node: onnx.NodeProto, k: int, opset: int | None) -> str | None:
+    """'a sequence' or 'an optional' where output ``k`` of the node's op is one by its schema."""
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset or onnx.defs.onnx_opset_version(), node.domain or "")
+    except Exception:  # noqa: BLE001 - no schema (a custom domain): nothing to say
+        return None
+    if not schema.outputs:
+        return None
+    formal = schema.outputs[min(k, len(schema.outputs) - 1)]
+    allowed = next((c.allowed_type_strs for c in schema.type_constraints if c.type_param_str == formal.type_str),
+                   [formal.type_str])
+    for prefix, kind in (("seq(", "a sequence"), ("optional(", "an optional")):
+        if allowed and all(t.startswith(prefix) for t in allowed):
+            return kind
+    return None
 
 
 def _shape_input(node: onnx.NodeProto, known: dict[int, np.ndarray]) -> tuple[Dim, ...] | None:

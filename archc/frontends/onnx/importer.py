@@ -133,7 +133,7 @@ UPGRADE_TO = 13
 
 def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model converted by onnx's version converter to opset :data:`UPGRADE_TO` when it
-    imports an older one (opsets 7-12), so converters and lowerings see today's operator
+    imports an older one (opsets 1-12), so converters and lowerings see today's operator
     signatures; the model itself where it is recent or the converter cannot convert it
     (the importer reads the old signatures too)."""
     if _default_opset(model) >= UPGRADE_TO:
@@ -141,9 +141,54 @@ def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     from onnx import version_converter
 
     try:
-        return version_converter.convert_version(model, UPGRADE_TO)
+        converted = version_converter.convert_version(_per_channel_slopes(model), UPGRADE_TO)
     except Exception:  # noqa: BLE001 - the converter lacks adapters for some ops and raises several types
         return model
+    # The converter keeps the file's IR version. Below IR 4 every initializer must also be a graph
+    # input, and shape inference does not read Constant nodes' values: the converter's new inputs
+    # (Pad's pads, Split's sizes) would make the converted model invalid or untyped.
+    converted.ir_version = max(converted.ir_version, helper.find_min_ir_version_for(list(converted.opset_import)))
+    return converted
+
+
+def _per_channel_slopes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Before opset 7, PRelu's slope of C values applies per channel (dim 1); from opset 7 on it
+    broadcasts from the right, like Add. The version converter leaves the slope as it is, so a slope
+    initializer of shape [C] for an input of rank r > 2 is given shape [C, 1, ...] (r - 2 ones) here:
+    the same values, the old meaning in the new rules. The model itself where nothing changes."""
+    if _default_opset(model) >= 7:
+        return model
+    inits = {t.name: t for t in model.graph.initializer}
+    slopes = [n for n in model.graph.node if n.op_type == "PRelu" and n.domain in _DEFAULT_DOMAINS
+              and len(n.input) == 2 and n.input[1] in inits and len(inits[n.input[1]].dims) == 1
+              and inits[n.input[1]].dims[0] > 1]
+    if not slopes:
+        return model
+    try:
+        typed = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - an untyped model is converted as it is, and refused later if ill-typed
+        return model
+    ranks = {vi.name: len(vi.type.tensor_type.shape.dim) for vi in chain(typed.graph.input, typed.graph.value_info)
+             if vi.type.tensor_type.HasField("shape")}
+    model = _copy(model)
+    inits = {t.name: t for t in model.graph.initializer}
+    listed = {vi.name: vi for vi in model.graph.input}
+    for node in slopes:
+        rank = ranks.get(node.input[0], 0)
+        slope = inits[node.input[1]]
+        if rank > 2 and len(slope.dims) == 1:
+            slope.dims.extend([1] * (rank - 2))
+            if node.input[1] in listed:  # (IR 3 lists initializers as inputs too)
+                shape = listed[node.input[1]].type.tensor_type.shape
+                for _ in range(rank - 2):
+                    shape.dim.add().dim_value = 1
+    return model
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    return out
 
 
 def _default_opset(model: onnx.ModelProto) -> int:

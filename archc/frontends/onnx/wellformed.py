@@ -189,6 +189,21 @@ def _reshape(attrs: dict[str, Any], typed: Typed) -> str | None:
     return None
 
 
+def _prelu(attrs: dict[str, Any], typed: Typed) -> str | None:
+    """The slope broadcasts to the input from the right (unidirectionally, opset 7 on)."""
+    x, slope = (_shape(t) for t in typed[:2])
+    if x is None or slope is None or not all(map(_known, (*x, *slope))):
+        return None
+    try:
+        fits = np.broadcast_shapes(slope, x) == tuple(x)
+    except ValueError:
+        fits = False
+    if fits:
+        return None
+    hint = f" (one per channel is [{x[1]}{', 1' * (len(x) - 2)}])" if len(x) > 2 else ""
+    return f"slope {_text(slope)} must broadcast to the input {_text(x)} from the right{hint}"
+
+
 #: ONNX op type (default domain) -> its rule
 RULES: dict[str, Rule] = {
     "Conv": _conv,
@@ -200,6 +215,7 @@ RULES: dict[str, Rule] = {
     "AveragePool": _pool,
     "LpPool": _pool,
     "LayerNormalization": _layernorm,
+    "PRelu": _prelu,
 }
 
 

@@ -16,6 +16,7 @@ from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Poison,
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SList, SMap
 from archc.ir import Value
+from archc.ops import registry
 
 
 def node_name(ctx: Elaboration, item: SMap, scope: Scope, kind: str) -> str:
@@ -42,6 +43,8 @@ def inputs_of(ctx: Elaboration, item: SMap, scope: Scope, node: str) -> list[Val
             raise Abort()
         return [scope.previous]
     refs = item["in"]
+    if isinstance(refs, SList) and not refs and _may_take_no_input(item):
+        return []  # `in: []` on an op that can read nothing (an ONNX ConstantOfShape kept as it is)
     if isinstance(refs, (str, int)):
         sites = [Site(item, "in", node)]
     elif isinstance(refs, SList):
@@ -115,3 +118,8 @@ def _port(ctx: Elaboration, binding: Binding, name: str, port: str, site: Site) 
                site, did_you_mean(port, binding.ports))
     raise Abort()
 
+
+def _may_take_no_input(item: SMap) -> bool:
+    """Whether the node ``item`` applies an op whose fewest inputs is none."""
+    op = registry.get(str(item["op"])) if "op" in item else None
+    return op is not None and op.arity()[0] == 0

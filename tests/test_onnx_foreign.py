@@ -1,0 +1,257 @@
+"""Cases found by running every command over ONNX files archc did not write (onnx's backend test
+data, see test_onnx_backend_data.py), each reduced to a hand-built model: old opsets (IR version 3,
+opset 6: Caffe2 and early torch.onnx exports) upgraded by onnx's version converter and computing what
+the old operator definitions say; weights made by ConstantOfShape written back as a spec; inputs a
+spec cannot have."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+torch = pytest.importorskip("torch")
+
+import archc  # noqa: E402
+from archc.errors import SpecError  # noqa: E402
+from archc.frontends.onnx import load_onnx  # noqa: E402
+
+
+def _old_model(nodes, inputs, outputs, inits=(), opset=6, ir_version=3):
+    graph = helper.make_graph(nodes, "old", inputs, outputs, initializer=list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version)
+
+
+def _run(model: onnx.ModelProto, tmp_path, *inputs: np.ndarray) -> list[np.ndarray]:
+    path = str(tmp_path / "old.onnx")
+    onnx.save(model, path)
+    module = archc.from_onnx(path)
+    with torch.no_grad():
+        got = module(*[torch.from_numpy(x) for x in inputs])
+    return [g.numpy() for g in (got if isinstance(got, (tuple, list)) else [got])]
+
+
+def _vi(name, shape, dtype=onnx.TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def test_opset6_pad_attributes_become_inputs_of_a_valid_model(tmp_path):
+    """The converter turns Pad's ``pads`` attribute into an initializer that IR 3 would require
+    to be a graph input; the converted model is given the IR version its opset needs."""
+    x = np.arange(2 * 3 * 4, dtype=np.float32).reshape(1, 2, 3, 4)
+    pads = [0, 0, 1, 2, 0, 0, 2, 1]
+    model = _old_model([helper.make_node("Pad", ["x"], ["y"], mode="reflect", pads=pads)],
+                       [_vi("x", [1, 2, 3, 4])], [_vi("y", [1, 2, 6, 7])])
+    (got,) = _run(model, tmp_path, x)
+    np.testing.assert_array_equal(got, np.pad(x, [(0, 0), (0, 0), (1, 2), (2, 1)], mode="reflect"))
+
+
+def test_opset6_uneven_split_and_squeeze_of_a_slice(tmp_path):
+    """Split's sizes and Slice/Squeeze's axes become Constant inputs, read as values (not refused as
+    'not evenly splittable', nor the squeeze computed as dropping every unit dim)."""
+    x = np.array([[1.0, 2.0, 3.0]], np.float32)
+    nodes = [helper.make_node("Split", ["x"], ["a", "b"], axis=1, split=[2, 1]),
+             helper.make_node("Slice", ["a"], ["s"], axes=[0], starts=[0], ends=[1]),
+             helper.make_node("Squeeze", ["s"], ["q"], axes=[0])]
+    model = _old_model(nodes, [_vi("x", [1, 3])], [_vi("q", [2]), _vi("b", [1, 1])])
+    q, b = _run(model, tmp_path, x)
+    np.testing.assert_array_equal(q, [1.0, 2.0])
+    np.testing.assert_array_equal(b, [[3.0]])
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 4), (2, 3, 4, 5)])
+def test_opset6_prelu_slope_is_per_channel(tmp_path, shape):
+    """Before opset 7 PRelu's slope of C values applies along dim 1 (nn.PReLU(C)), at any rank."""
+    slope = np.array([0.1, 0.2, 0.3], np.float32)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    model = _old_model([helper.make_node("PRelu", ["x", "slope"], ["y"])],
+                       [_vi("x", list(shape)), _vi("slope", [3])], [_vi("y", list(shape))],
+                       [numpy_helper.from_array(slope, "slope")])
+    (got,) = _run(model, tmp_path, x)
+    per_channel = slope.reshape((3,) + (1,) * (len(shape) - 2))
+    np.testing.assert_allclose(got, np.where(x >= 0, x, x * per_channel), rtol=1e-6)
+
+
+def test_prelu_slope_that_does_not_broadcast_is_refused(tmp_path):
+    """From opset 7 on the slope broadcasts from the right: one that cannot is an error at the node,
+    not a failure when the model runs."""
+    slope = numpy_helper.from_array(np.ones(3, np.float32), "slope")
+    model = _old_model([helper.make_node("PRelu", ["x", "slope"], ["y"], name="act")],
+                       [_vi("x", [2, 3, 4])], [_vi("y", [2, 3, 4])], [slope], opset=13, ir_version=8)
+    path = str(tmp_path / "bad.onnx")
+    onnx.save(model, path)
+    with pytest.raises(SpecError, match=r"node 'act': slope \[3\] must broadcast to the input \[2, 3, 4\]"):
+        load_onnx(path)
+
+
+def test_spec_of_a_weight_made_by_constant_of_shape_rebuilds_it(tmp_path, run_archc, monkeypatch):
+    """Caffe2-era 'light' models make large weights with ConstantOfShape, kept as an onnx_node of no
+    input (too large to fold; here the limit is lowered): its spec says ``in: []`` and its tensor
+    attribute with dtype and shape, and rebuilds."""
+    import onnxruntime as ort
+
+    monkeypatch.setenv("ARCHC_MAX_FOLD_ELEMENTS", "4")
+
+    shape = numpy_helper.from_array(np.array([3, 4], np.int64), "w_shape")
+    nodes = [helper.make_node("ConstantOfShape", ["w_shape"], ["w"], name="fill",
+                              value=numpy_helper.from_array(np.array([0.25], np.float32))),
+             helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)]
+    model = _old_model(nodes, [_vi("x", [2, 4])], [_vi("y", [2, 3])], [shape], opset=13, ir_version=8)
+    path, spec, weights, again = (str(tmp_path / f) for f in ("m.onnx", "m.yaml", "w.pt", "again.onnx"))
+    onnx.save(model, path)
+    run_archc("spec", path, "-o", spec, "--weights-out", weights, check=True)
+    assert "in: []" in open(spec).read() and "tensor: float32" in open(spec).read()
+    run_archc("build", spec, "--target", "onnx", "--weights", weights, "-o", again, check=True)
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    want = ort.InferenceSession(path).run(None, {"x": x})[0]
+    got = ort.InferenceSession(again).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(got, x @ np.full((4, 3), 0.25, np.float32), rtol=1e-6)
+
+
+def test_spec_tensor_attribute_that_is_malformed_is_an_error(spec_file, run_archc):
+    spec = spec_file("archc: 1\nname: m\ninputs: {x: [2, 4]}\nnodes:\n"
+                     "- {name: fill, op: onnx_node, in: [], op_type: ConstantOfShape, opset: 13,\n"
+                     "   attributes: {value: {tensor: float32, shape: [2], values: [1.0]}}, operands: [s],\n"
+                     "   params: {s: {shape: [2], dtype: int64, learned: false}}, output_types: [[[3, 4], float32]]}\n")
+    proc = run_archc("check", spec)
+    assert proc.returncode == 2
+    assert "node 'fill'" in proc.stderr and "attribute 'value' as a tensor must be" in proc.stderr
+
+
+def test_spec_of_a_model_with_a_string_input_is_an_error_at_the_model(tmp_path, run_archc):
+    node = helper.make_node("StringNormalizer", ["x"], ["y"], name="norm", case_change_action="LOWER")
+    model = _old_model([node], [_vi("x", [3], onnx.TensorProto.STRING)], [_vi("y", [3], onnx.TensorProto.STRING)],
+                       opset=13, ir_version=8)
+    path = tmp_path / "strings.onnx"
+    onnx.save(model, path)
+    proc = run_archc("spec", str(path), "-o", str(tmp_path / "s.yaml"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{path}: error: input 'x' has element type string; a spec's inputs are one of" in proc.stderr
+    assert not (tmp_path / "s.yaml").exists()
+
+
+def test_verify_of_an_opset_onnxruntime_lacks_compares_with_the_upgraded_file(tmp_path, run_archc):
+    """onnxruntime has no opset-6 AveragePool kernel: verify runs it on the file as upgraded, and says so."""
+    model = _old_model([helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
+                       [_vi("x", [1, 2, 4, 4])], [_vi("y", [1, 2, 2, 2])])
+    onnx.save(model, tmp_path / "pool6.onnx")
+    proc = run_archc("verify", str(tmp_path / "pool6.onnx"))
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
+    assert ("reference: onnxruntime has no kernels for the file's opset 6: the reference is onnxruntime on the "
+            "file converted to opset 13 by onnx.version_converter") in proc.stdout
+
+
+def test_verify_of_a_model_with_a_weights_file_is_an_error(tmp_path, run_archc):
+    """The reference runs the file with its own weights: other weights for the PyTorch side only would
+    make a mismatch that says nothing."""
+    model = _old_model([helper.make_node("Relu", ["x"], ["y"])], [_vi("x", [2, 3])], [_vi("y", [2, 3])],
+                       opset=17, ir_version=8)
+    onnx.save(model, tmp_path / "relu.onnx")
+    torch.save({}, tmp_path / "w.pt")
+    proc = run_archc("verify", str(tmp_path / "relu.onnx"), "--weights", str(tmp_path / "w.pt"))
+    assert proc.returncode == 2
+    assert "<command line>: error: --weights applies to YAML specs: an ONNX model is compared with onnxruntime " \
+           "running the file, with the file's own weights" in proc.stderr
+
+
+def test_a_sequence_value_is_an_error_naming_the_node_and_what_it_is(tmp_path):
+    nodes = [helper.make_node("SplitToSequence", ["x"], ["seq"], name="split", axis=0),
+             helper.make_node("SequenceAt", ["seq", "i"], ["y"], name="at")]
+    model = _old_model(nodes, [_vi("x", [4, 3]), _vi("i", [], onnx.TensorProto.INT64)], [_vi("y", [1, 3])],
+                       opset=13, ir_version=8)
+    onnx.save(model, tmp_path / "seq.onnx")
+    with pytest.raises(SpecError, match=r"node 'split': output 0 \('seq'\) of ONNX SplitToSequence is a sequence: "
+                                        "archc imports models of tensors only"):
+        load_onnx(str(tmp_path / "seq.onnx"))
+
+
+@pytest.mark.parametrize("op_type,old,new,attributes,inputs,outputs,expected", [
+    ("GRU", 13, 17, {"hidden_size", "direction"}, 3, 2, True),       # GRU-14 adds `layout`, default the old way
+    ("GRU", 17, 13, {"hidden_size", "layout"}, 3, 2, False),         # ... which GRU-7 does not have
+    ("Pad", 20, 17, {"mode"}, 3, 1, True),                           # Pad-18 adds the optional `axes` input
+    ("Pad", 20, 17, {"mode"}, 4, 1, False),                          # ... which Pad-13 lacks
+    ("ReduceMean", 13, 18, set(), 1, 1, True),                       # all axes either way
+    ("ReduceMean", 13, 18, {"axes"}, 1, 1, False),                   # axes moved to an input
+    ("Softmax", 11, 17, set(), 1, 1, False),                         # same signature, another meaning
+    ("Relu", 13, 17, set(), 1, 1, True),
+])
+def test_a_node_is_re_emitted_at_another_opset_where_what_it_uses_means_the_same(
+        op_type, old, new, attributes, inputs, outputs, expected):
+    from archc.ops.onnx_node import UsedSignature, compatible_versions
+
+    assert compatible_versions(op_type, old, new, UsedSignature(frozenset(attributes), inputs, outputs)) is expected
+
+
+def _constant_weight_net(tmp_path) -> str:
+    """A Caffe2-'light'-style net: conv, batchnorm, relu, global pool, softmax, every weight one value
+    (conv weight and bias as ConstantOfShape fills, batchnorm's as constant initializers)."""
+    fill = numpy_helper.from_array(np.array([0.02], np.float32))
+    inits = [numpy_helper.from_array(np.array([4, 3, 3, 3], np.int64), "w_shape"),
+             numpy_helper.from_array(np.array([4], np.int64), "b_shape")] + \
+        [numpy_helper.from_array(np.full(4, v, np.float32), n) for n, v in
+         (("bn_scale", 1.0), ("bn_bias", 0.0), ("bn_mean", 0.0), ("bn_var", 1.0))]
+    nodes = [helper.make_node("ConstantOfShape", ["w_shape"], ["w"], name="fill_w", value=fill),
+             helper.make_node("ConstantOfShape", ["b_shape"], ["b"], name="fill_b", value=fill),
+             helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "bn_scale", "bn_bias", "bn_mean", "bn_var"], ["n"],
+                              name="bn"),
+             helper.make_node("Relu", ["n"], ["r"], name="relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+             helper.make_node("Softmax", ["f"], ["y"], name="prob")]
+    model = _old_model(nodes, [_vi("x", [1, 3, 8, 8])], [_vi("y", [1, 4])], inits, opset=13, ir_version=8)
+    path = str(tmp_path / "light.onnx")
+    onnx.save(model, path)
+    return path
+
+
+def test_verify_with_random_weights_makes_a_constant_output_model_checkable(tmp_path, run_archc):
+    """The file's own weights make the output constant: verify says agreement proves nothing; with
+    --random-weights the weights (the ConstantOfShape fills too) are redrawn and calibrated in the
+    import and in the model onnxruntime runs, and the comparison means something."""
+    path = _constant_weight_net(tmp_path)
+    proc = run_archc("verify", path)
+    assert proc.returncode == 1 and "ok (" in proc.stdout and "barely depends on the input" in proc.stdout
+    proc = run_archc("verify", path, "--random-weights", "--seed", "3")
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
+    assert "weights: those of" in proc.stdout and "with 6 tensors redrawn at random, seed 3 (--random-weights)" \
+        in proc.stdout
+
+
+def test_redrawing_keeps_what_is_not_a_weight(tmp_path):
+    """Resize's scales are read as a size, not a weight: kept; a conv kernel is redrawn, a variance stays positive."""
+    from archc.runtime.redraw import redrawn
+
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    kernel = numpy_helper.from_array(np.ones((2, 2, 1, 1), np.float32), "k")
+    var = numpy_helper.from_array(np.ones(2, np.float32), "var")
+    others = [numpy_helper.from_array(np.ones(2, np.float32), n) for n in ("s", "b", "m")]
+    nodes = [helper.make_node("Conv", ["x", "k"], ["c"]),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "var"], ["n"]),
+             helper.make_node("Resize", ["n", "", "scales"], ["y"])]
+    model = _old_model(nodes, [_vi("x", [1, 2, 3, 3])], [_vi("y", [1, 2, 6, 6])], [scales, kernel, var, *others],
+                       opset=13, ir_version=8)
+    out, count = redrawn(model, 0)
+    arrays = {t.name: numpy_helper.to_array(t) for t in out.graph.initializer}
+    assert count == 5 and np.array_equal(arrays["scales"], [1, 1, 2, 2])
+    assert not np.array_equal(arrays["k"], np.ones((2, 2, 1, 1))) and (arrays["var"] > 0).all()
+
+
+def test_random_weights_on_a_spec_is_an_error(run_archc):
+    proc = run_archc("verify", "specs/resnet18.yaml", "--random-weights")
+    assert proc.returncode == 2
+    assert "<command line>: error: --random-weights applies to ONNX models" in proc.stderr
+
+
+def test_onnxruntime_failing_at_run_time_is_reported_once_in_archcs_format(tmp_path, run_archc):
+    """An Expand to a shape given as an input: random values onnxruntime refuses. The error is archc's
+    line, without onnxruntime's own log line before it."""
+    model = _old_model([helper.make_node("Expand", ["x", "shape"], ["y"], name="grow")],
+                       [_vi("x", [1, 3, 1]), _vi("shape", [2], onnx.TensorProto.INT64)], [_vi("y", None)],
+                       opset=13, ir_version=8)
+    model.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    onnx.save(model, tmp_path / "expand.onnx")
+    proc = run_archc("run", str(tmp_path / "expand.onnx"), "--runtime", "ort")
+    assert proc.returncode == 2 and "onnxruntime cannot run the model" in proc.stderr, proc.stderr
+    assert "[E:onnxruntime" not in proc.stderr and "Traceback" not in proc.stderr
