@@ -18,6 +18,7 @@ from torch import nn  # noqa: E402
 from archc.frontends.onnx import load_onnx  # noqa: E402
 from archc.lowering.spec_yaml import dump_spec, to_spec  # noqa: E402
 from conftest import check_against_onnxruntime  # noqa: E402
+from weights_helpers import randomized  # noqa: E402
 
 E, HEADS, N, L, S = 16, 4, 2, 5, 3
 
@@ -61,14 +62,6 @@ class PaperAttention(nn.Module):
         return (out, weights) if self.return_weights else out
 
 
-def _randomized(module: nn.Module) -> nn.Module:
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return module.eval()
-
-
 def _export(module: nn.Module, args: tuple, path: str, dynamo: bool, dynamic: bool = False) -> str:
     """Export; ``dynamic``: batch and sequence length are symbolic (dynamic_axes / dynamic_shapes)."""
     options = {}
@@ -96,7 +89,7 @@ CASES = [(layout, dynamo) for layout in ("batch_first", "time_major") for dynamo
 @pytest.mark.parametrize("layout,dynamo", CASES)
 def test_multihead_attention_comes_back_native_with_its_weights(tmp_path, layout, dynamo):
     torch.manual_seed(0)
-    source = _randomized(TorchMHA(layout == "batch_first"))
+    source = randomized(TorchMHA(layout == "batch_first"))
     shape = (N, L, E) if layout == "batch_first" else (L, N, E)
     path = _export(source, (torch.randn(*shape),), str(tmp_path / "mha.onnx"), dynamo)
     graph, attention = _fused(path)
@@ -113,7 +106,7 @@ def test_symbolic_batch_and_length_still_fuse(tmp_path):
     chains are still read, the shape arithmetic dies with them, other sizes run. (The TorchScript
     exporter's dynamic_axes export computes the scale from shapes at run time and bakes the traced
     length into some reshapes: it stays unfused.)"""
-    path = _export(_randomized(TorchMHA(batch_first=True)), (torch.randn(N, L, E),), str(tmp_path / "dyn.onnx"),
+    path = _export(randomized(TorchMHA(batch_first=True)), (torch.randn(N, L, E),), str(tmp_path / "dyn.onnx"),
                    True, dynamic=True)
     graph, attention = _fused(path)
     assert len(attention) == 1 and [n.op for n in graph.nodes()] == ["input", "multi_head_attention"]
@@ -123,7 +116,7 @@ def test_symbolic_batch_and_length_still_fuse(tmp_path):
 
 @pytest.mark.parametrize("dynamo", [False, True])
 def test_cross_attention_reads_query_and_memory(tmp_path, dynamo):
-    source = _randomized(TorchMHA(batch_first=True))
+    source = randomized(TorchMHA(batch_first=True))
     path = _export(source, (torch.randn(N, L, E), torch.randn(N, S, E)), str(tmp_path / "cross.onnx"), dynamo)
     graph, attention = _fused(path)
     assert len(attention) == 1
@@ -134,7 +127,7 @@ def test_cross_attention_reads_query_and_memory(tmp_path, dynamo):
 
 @pytest.mark.parametrize("dynamo", [False, True])
 def test_a_constant_causal_mask_becomes_causal(tmp_path, dynamo):
-    path = _export(_randomized(TorchMHA(batch_first=True, causal=True)), (torch.randn(N, L, E),),
+    path = _export(randomized(TorchMHA(batch_first=True, causal=True)), (torch.randn(N, L, E),),
                    str(tmp_path / "causal.onnx"), dynamo)
     _, attention = _fused(path)
     assert len(attention) == 1 and attention[0].attrs["causal"]
@@ -143,7 +136,7 @@ def test_a_constant_causal_mask_becomes_causal(tmp_path, dynamo):
 
 @pytest.mark.parametrize("dynamo", [False, True])
 def test_attention_written_from_the_paper_stacks_its_projections(tmp_path, dynamo):
-    source = _randomized(PaperAttention())
+    source = randomized(PaperAttention())
     path = _export(source, (torch.randn(N, L, E),), str(tmp_path / "paper.onnx"), dynamo)
     graph, attention = _fused(path)
     assert [n.op for n in graph.nodes() if n.op != "input"] == ["multi_head_attention"]
@@ -159,7 +152,7 @@ def test_attention_written_from_the_paper_stacks_its_projections(tmp_path, dynam
 @pytest.mark.parametrize("dynamo", [False, True])
 def test_another_scale_stays_unfused_and_still_builds(tmp_path, dynamo):
     """softmax(QK^T / d_k) V is not the native op's 1/sqrt(d_k): no fusion, same outputs."""
-    path = _export(_randomized(PaperAttention(scale_power=1.0)), (torch.randn(N, L, E),),
+    path = _export(randomized(PaperAttention(scale_power=1.0)), (torch.randn(N, L, E),),
                    str(tmp_path / "scaled.onnx"), dynamo)
     graph, attention = _fused(path)
     assert not attention and any(n.op == "softmax" for n in graph.nodes())
@@ -170,7 +163,7 @@ def test_another_scale_stays_unfused_and_still_builds(tmp_path, dynamo):
 def test_layers_alike_but_for_their_heads_each_fuse_with_their_own(tmp_path, dynamo):
     """Decisions on index maps are remembered per chain structure: layers that differ only in their
     head count (the same shapes around them) must not share one."""
-    source = _randomized(nn.Sequential(PaperAttention(heads=4), PaperAttention(heads=2), PaperAttention(heads=4)))
+    source = randomized(nn.Sequential(PaperAttention(heads=4), PaperAttention(heads=2), PaperAttention(heads=4)))
     path = _export(source, (torch.randn(N, L, E),), str(tmp_path / "mixed.onnx"), dynamo)
     graph, attention = _fused(path)
     assert [n.attrs["num_heads"] for n in attention] == [4, 2, 4]
@@ -207,7 +200,7 @@ def test_vit_b_width_attention_with_a_symbolic_batch_fuses(tmp_path):
 
 
 def test_attention_weights_used_outside_block_the_fusion(tmp_path):
-    path = _export(_randomized(PaperAttention(return_weights=True)), (torch.randn(N, L, E),),
+    path = _export(randomized(PaperAttention(return_weights=True)), (torch.randn(N, L, E),),
                    str(tmp_path / "weights_out.onnx"), False)
     graph, attention = _fused(path)
     assert not attention and any(n.op == "softmax" for n in graph.nodes())
@@ -215,7 +208,7 @@ def test_attention_weights_used_outside_block_the_fusion(tmp_path):
 
 
 def test_spec_command_shows_the_fused_attention(tmp_path, run_archc):
-    path = _export(_randomized(TorchMHA(batch_first=True)), (torch.randn(N, L, E),), str(tmp_path / "m.onnx"),
+    path = _export(randomized(TorchMHA(batch_first=True)), (torch.randn(N, L, E),), str(tmp_path / "m.onnx"),
                    True)
     out = tmp_path / "m.yaml"
     run_archc("spec", path, "-o", str(out), check=True)

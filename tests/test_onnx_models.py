@@ -24,6 +24,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
 
 import onnx_models as M  # noqa: E402
+from weights_helpers import randomized  # noqa: E402
 
 import archc  # noqa: E402
 from archc.frontends.onnx import load_onnx  # noqa: E402
@@ -43,20 +44,6 @@ MODELS = {
     "mlp_gelu_tanh": (lambda: M.MLP(approximate="tanh"), (2, 10)),
 }
 CASES = [(name, dynamo) for name in MODELS for dynamo in (False, True)]
-
-
-def _randomized(module: torch.nn.Module) -> torch.nn.Module:
-    """Random weights and batchnorm statistics, so folding or re-seeding would show."""
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-        for name, b in module.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=gen) * 0.1)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=gen) + 0.5)
-    return module.eval()
 
 
 def export(module: torch.nn.Module, shape, path: str, dynamo: bool) -> str:
@@ -85,7 +72,7 @@ def exported(tmp_path_factory):
     paths.failures = {}
     for name, dynamo in CASES:
         try:
-            paths[(name, dynamo)] = export(_randomized(MODELS[name][0]()), MODELS[name][1],
+            paths[(name, dynamo)] = export(randomized(MODELS[name][0]()), MODELS[name][1],
                                            str(root / f"{name}_{'dynamo' if dynamo else 'ts'}.onnx"), dynamo)
         except Exception as exc:  # noqa: BLE001 - the exporter's own failure, reported by the skip
             if dynamo:

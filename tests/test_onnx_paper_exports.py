@@ -22,6 +22,7 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 import paper_blocks as P  # noqa: E402
+from weights_helpers import randomized  # noqa: E402
 from test_onnx_backend_data import archc, load_generated  # noqa: E402
 
 
@@ -48,25 +49,11 @@ EXPORTS = [("torchscript", 17), pytest.param("torchscript", 13, marks=pytest.mar
            pytest.param("dynamo", None, marks=pytest.mark.slow)]
 
 
-def _randomized(module: torch.nn.Module) -> torch.nn.Module:
-    """Weights and statistics away from their initial values (so a zero or a one would show)."""
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * 0.1)
-        for name, b in module.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=gen) * 0.1)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=gen) + 0.5)
-    return module.eval()
-
-
 def export(name: str, exporter: str, opset: int | None, path) -> dict[str, np.ndarray]:
     """Export the model; returns the example inputs (batch 2)."""
     factory, draws, dynamic = MODELS[name]
     torch.manual_seed(0)
-    module = _randomized(factory())
+    module = randomized(factory(), scale=0.1, around_init=True)
     rng = np.random.default_rng(0)
     feeds = {k: draw(rng, 2) for k, draw in draws.items()}
     args = tuple(torch.from_numpy(v) for v in feeds.values())

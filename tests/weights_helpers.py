@@ -30,6 +30,23 @@ def randomize_statistics(graph: Graph, seed: int = 0) -> Graph:
     return graph
 
 
+def randomized(module: nn.Module, scale: float = 0.3, around_init: bool = False) -> nn.Module:
+    """``module`` in eval mode with seeded random parameters (``scale`` x N(0, 1); added to the
+    initial values with ``around_init``) and batchnorm statistics away from 0 and 1, so a
+    re-seeding, a dropped scale or a folding mistake shows in the outputs."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in module.parameters():
+            noise = torch.randn(p.shape, generator=gen) * scale
+            p.add_(noise) if around_init else p.copy_(noise)
+        for name, b in module.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=gen) * 0.1)
+            elif name.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=gen) + 0.5)
+    return module.eval()
+
+
 def assert_same_layout(graph: Graph, reference: nn.Module) -> None:
     """The spec's state_dict keys and shapes are the reference's, in order; parameters counted alike."""
     ours = [(k, tuple(s.shape)) for k, s in state_dict_specs(graph)]
