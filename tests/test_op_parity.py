@@ -71,6 +71,13 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("two_dims_nobias", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: layernorm, dims: 2, bias: false, eps: 0.001}]"),
         ("no_affine", "inputs: {x: [N, 5]}\nnodes: [{op: layernorm, elementwise_affine: false}]"),
     ],
+    "positions": [
+        ("tokens", "inputs: {x: {shape: [N, S], dtype: int64}}\nnodes: [{op: positions}]"),
+    ],
+    "layernorm2d": [
+        ("channels", "inputs: {x: [N, 6, 3, 5]}\nnodes: [{op: layernorm2d}]"),
+        ("no_bias", "inputs: {x: [N, 4, 2, 3]}\nnodes: [{op: layernorm2d, bias: false, eps: 0.001}]"),
+    ],
     "groupnorm": [
         ("2d", "inputs: {x: [N, 6, 3, 4]}\nnodes: [{op: groupnorm, num_groups: 3}]"),
         ("1d_no_affine", "inputs: {x: [N, 4, 7]}\nnodes: [{op: groupnorm, num_groups: 2, affine: false}]"),

@@ -22,6 +22,10 @@ def errors(text: str, **kw) -> list[str]:
     ("  - {name: c, op: conv, out_channel: 4, kernel_size: 3}\n",
      "m.yaml:3:25: error: node 'c': op 'conv' has no attribute 'out_channel'; it has: out_channels, kernel_size, "
      "stride, padding, dilation, groups, bias (did you mean 'out_channels'?)"),
+    # PyTorch's word for an attribute the op spells otherwise (found transcribing GPT-2's softmax)
+    ("  - {name: s, op: softmax, dim: 1}\n",
+     "m.yaml:3:28: error: node 's': op 'softmax' has no attribute 'dim'; it has: axis (op 'softmax' calls it "
+     "'axis': write axis)"),
     # missing required attribute
     ("  - {name: c, op: conv, out_channels: 4}\n",
      "m.yaml:3:5: error: node 'c': op 'conv' needs attribute 'kernel_size' (kernel size, an int or one per "
@@ -207,3 +211,11 @@ nodes:
 """
     graph = loads_spec(spec, "m.yaml")
     assert "one.1.l" in [n.name for n in graph.nodes()]
+
+
+def test_channels_of_a_sequence_with_a_symbolic_dim_1_says_so():
+    # found transcribing transformers: channels(x) of (N, S, D) is S; 'S' * 4 gave "got 'SSSS'"
+    text = "inputs: {x: [N, S, 16]}\nnodes:\n  - {name: fc, op: linear, out_features: \"channels(x) * 4\"}\n"
+    assert errors(text) == [
+        "m.yaml:3:43: error: node 'fc': cannot evaluate 'channels(x) * 4': channels(x) is dim 1 of (N, S, 16), the "
+        "symbolic size 'S'; expected a known size (for the last dim of a sequence (N, S, D) write shape(x)[-1])"]

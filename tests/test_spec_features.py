@@ -319,6 +319,38 @@ def test_check_warns_when_a_width_comes_from_an_input_the_block_reads_only_once(
                                 "before this one write 'prev', e.g. channels(prev)")
 
 
+MLP_BACK_TO_INPUT_WIDTH = """
+inputs: {x: [N, 7, 12]}
+blocks:
+  mlp:                                   # timm's Mlp: out_features = out_features or in_features
+    params: {hidden: null}
+    nodes:
+      - {name: fc1, op: linear, out_features: hidden}
+      - {name: act, op: gelu}
+      - {name: fc2, op: linear, out_features: "shape(x)[-1]"}
+  head:
+    nodes:
+      - {name: fc0, op: linear, out_features: 5}
+      - {name: fc1, op: linear, out_features: "channels(x)"}
+      - {name: fc2, op: linear, out_features: 3}
+nodes:
+  - {name: a, block: mlp, hidden: 24}
+  - {name: b, block: mlp, hidden: 48}
+  - {name: h1, block: head}
+  - {name: h2, block: head}
+"""
+
+
+def test_no_width_warning_where_a_block_gives_its_output_the_input_width_and_one_per_place(run_archc, spec_file):
+    # found transcribing MLP-Mixer: 4 warnings for an MLP's fc2 back to the input width (its output)
+    proc = run_archc("check", spec_file(MLP_BACK_TO_INPUT_WIDTH))
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert proc.returncode == 0 and len(warnings) == 1, proc.stderr  # h1.fc1's, not h2.fc1's again
+    assert warnings[0].endswith(":13:9: warning: node 'h1.fc1': its width is computed from x, the block's input, "
+                                "which it does not read (the block reads 'x' only in its first node); for the node "
+                                "before this one write 'prev', e.g. channels(prev)")
+
+
 def test_a_node_named_prev_keeps_its_name():
     g = load("inputs: {x: [N, 4]}\nnodes: [{name: prev, op: linear, out_features: 3}, {op: relu},"
              " {name: o, op: linear, out_features: 2, in: prev}]")
@@ -447,3 +479,78 @@ def test_tied_weights_are_one_tensor_with_two_keys_counted_once(tmp_path):
 def test_tie_errors(tie, message):
     msg = errors(TIED.replace("{weight: wte.weight}", tie))
     assert message in msg and "node 'lm_head'" in msg, msg
+
+
+NESTED_TIE = """
+params: {vocab: 40, dim: 8}
+inputs: {idx: {shape: [N, T], dtype: int64}}
+example_dims: {T: 5}
+blocks:
+  transformer:
+    nodes:
+      - {name: wte, op: embedding, num_embeddings: vocab, embedding_dim: dim}
+      - {name: gamma, op: parameter, shape: [dim]}
+      - {name: scaled, op: mul, in: [wte, gamma]}
+      - {name: ln_f, op: layernorm}
+nodes:
+  - {name: transformer, block: transformer}
+  - {name: lm_head, op: linear, out_features: vocab, bias: false, tie: {weight: transformer.wte.weight}}
+  - {name: gain, op: parameter, shape: [vocab], tie: {gain: transformer.gamma}}
+"""
+
+
+def test_tie_reaches_into_a_block_instance_by_its_state_dict_path():
+    # nanoGPT: self.lm_head.weight = self.transformer.wte.weight (found transcribing GPT-2)
+    module = build_module(load(NESTED_TIE.replace("shape: [vocab], tie: {gain: transformer.gamma}", "shape: [dim], tie: {gain: transformer.gamma}")))
+    assert module.lm_head.weight is module.transformer.wte.weight
+    assert module.gain is module.transformer.gamma
+    assert sum(p.numel() for p in module.parameters()) == 40 * 8 + 8 + 16
+
+
+@pytest.mark.parametrize("tie,message", [
+    ("{weight: transformer.wte.wieght}", "'transformer.wte.wieght' is no parameter of another node "
+     "('transformer.wte' has: weight)"),
+    ("{weight: transformer.wtf.weight}", "'transformer.wtf.weight' names no parameter inside block instance "
+     "'transformer'; expected a path as its state_dict key reads, e.g. transformer.wte.weight, transformer.gamma, "
+     "transformer.ln_f.weight (did you mean 'transformer.wte.weight'?)"),
+    ("{weight: transformr.wte.weight}", "unknown node or input 'transformr'"),
+])
+def test_tie_path_errors(tie, message):
+    msg = errors(NESTED_TIE.replace("{weight: transformer.wte.weight}", tie).replace(
+        "shape: [vocab], tie: {gain: transformer.gamma}", "shape: [dim], tie: {gain: transformer.gamma}"))
+    assert message in msg and "node 'lm_head'" in msg and msg.startswith("<spec>:14:"), msg
+
+
+# -- repetitions named into a sequential block's numbering (torchvision's MobileNet features) --------
+
+FLAT_REPEAT = """
+inputs: {x: [N, 3, 8, 8]}
+blocks:
+  unit:
+    nodes:
+      - {name: conv, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+      - {name: add, op: add, in: [conv, x]}
+  features:
+    sequential: true
+    nodes:
+      - {op: conv, out_channels: 4, kernel_size: 1}
+      - {name: units, block: unit, repeat: 3, instance_name: "${index + 1}"}
+      - {op: conv, out_channels: 8, kernel_size: 1}
+nodes:
+  - {name: features, block: features}
+"""
+
+
+def test_numbered_instance_names_take_their_places_in_a_sequential_block():
+    # nn.Sequential(stem, *[InvertedResidual(...) ...], last): features.1 .. features.3, then 4
+    keys = list(build_module(load(FLAT_REPEAT)).state_dict())
+    assert keys == ["features.0.weight", "features.0.bias"] + [
+        f"features.{i}.conv.{p}" for i in (1, 2, 3) for p in ("weight", "bias")] + [
+        "features.4.weight", "features.4.bias"]
+
+
+def test_a_numbered_instance_name_already_taken_in_a_sequential_block_is_an_error():
+    message = errors(FLAT_REPEAT.replace('"${index + 1}"', '"${index}"'))
+    assert ("instance_name gives '0' for repetition 0, but this sequential block has already numbered its "
+            "children up to 0; expected 1 or more (e.g. \"${index + 1}\" for the first repetition)") in message
+    assert message.startswith("<spec>:12:62: error: node 'features.units': ")

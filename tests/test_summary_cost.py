@@ -148,3 +148,20 @@ def test_a_compound_batch_dim_counts_every_factor():
         (fc,) = [c for c in costs(graph, batch) if c.name == "fc"]
         assert fc.shapes == [(4 * batch, 3, 5)]
         assert fc.macs == 4 * batch * 3 * 8 * 5
+
+
+def test_a_tied_parameter_is_counted_and_stored_once(run_archc, spec_file):
+    # found transcribing nanoGPT: lm_head tied to wte was counted twice in the totals (163 M for GPT-2
+    # small, which has 124 M), while its row said 0
+    text = """
+params: {vocab: 40, dim: 8}
+inputs: {idx: {shape: [N, T], dtype: int64}}
+example_dims: {T: 5}
+nodes:
+  - {name: wte, op: embedding, num_embeddings: vocab, embedding_dim: dim}
+  - {name: lm_head, op: linear, out_features: vocab, bias: false, tie: {weight: wte.weight}}
+"""
+    data = json.loads(run_archc("summary", spec_file(text), "--format", "json", check=True).stdout)
+    assert data["totals"]["params"] == data["totals"]["trainable"] == 40 * 8
+    assert data["totals"]["param_bytes"] == 4 * 40 * 8
+    assert (data["nodes"][-1]["name"], data["nodes"][-1]["params"], data["nodes"][-1]["trainable"]) == ("lm_head", 0, 0)

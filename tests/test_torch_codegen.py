@@ -536,3 +536,166 @@ def test_long_parenthesised_lambda_stays_a_lambda_when_split():
     scope = {"x_input_tensor_with_a_long_name": torch.arange(4.0), "shape_with_a_long_name": [2, 2]}
     exec("\n".join(lines), {}, got := dict(scope))
     assert torch.equal(got["y"], torch.arange(4.0).reshape(2, 2) * 6)
+
+
+def test_magic_comma_inside_a_short_argument_list_explodes_it_as_ruff_does():
+    # found transcribing ConvNeXt: a Sequential of two blocks (written with a magic comma) as the
+    # second argument of add_module fitted on one line inside the split call, which ruff rewrites
+    import subprocess
+    import sys
+
+    from archc.lowering.pyformat import split_statement
+
+    text = 'self.add_module("5", nn.Sequential(Cnblock(dim=32), Cnblock(dim=32),))'
+    lines = split_statement(text, "        ")
+    source = "class A:\n    def f(self):\n" + "\n".join(lines) + "\n"
+    formatted = subprocess.run([sys.executable, "-m", "ruff", "format", "-"], input=source, capture_output=True,
+                               text=True, check=True).stdout
+    assert source == formatted
+    assert "            nn.Sequential(" in lines
+
+
+def test_split_and_causal_mask_trace_with_torch_fx():
+    # found transcribing nanoGPT's attention: tuple(torch.split(...)) and torch.ones(S, T) stopped
+    # torch.fx.symbolic_trace (it traces an unpacking and a tensor's methods, not an iteration or
+    # a factory given traced sizes)
+    graph = loads_spec("""
+inputs: {x: [N, S, 12]}
+example_dims: {S: 5}
+nodes:
+  - {name: qkv, op: split, sizes: 4, dim: 2}
+  - {name: kt, op: permute, in: "qkv:1", perm: [0, 2, 1]}
+  - {name: scores, op: matmul, in: ["qkv:0", kt]}
+  - {name: masked, op: causal_mask}
+  - {name: att, op: softmax}
+  - {name: y, op: matmul, in: [att, "qkv:2"]}
+""")
+    module = build_module(graph, seed=0).eval()
+    x = torch.randn(2, 5, 12)
+    traced = torch.fx.symbolic_trace(module)
+    torch.testing.assert_close(traced(x), module(x))
+    q, k, v = x.split(4, dim=2)
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0)
+    torch.testing.assert_close(module(x), want)
+    torch.testing.assert_close(torch.jit.script(module)(x), want)
+
+
+def test_sequential_block_holding_a_repeat_group_is_an_nn_sequential():
+    # found transcribing ConvNeXt: features = nn.Sequential(stem, nn.Sequential(*blocks), downsample)
+    # was a plain class reaching its children by getattr(self, "0")
+    from archc.lowering.torch import generate_source
+
+    graph = loads_spec("""
+inputs: {x: [N, 3, 8, 8]}
+blocks:
+  unit:
+    nodes:
+      - {name: conv, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+      - {name: add, op: add, in: [conv, x]}
+  features:
+    sequential: true
+    nodes:
+      - {op: conv, out_channels: 4, kernel_size: 1}
+      - {block: unit, repeat: 2}
+      - {op: relu}
+nodes:
+  - {name: features, block: features}
+""")
+    source = generate_source(graph)
+    assert "class Features(nn.Sequential):" in source and "getattr(" not in source
+    module = build_module(graph, seed=0)
+    assert list(module.state_dict()) == ["features.0.weight", "features.0.bias", "features.1.0.conv.weight",
+                                         "features.1.0.conv.bias", "features.1.1.conv.weight",
+                                         "features.1.1.conv.bias"]
+    assert isinstance(module.features[1], torch.nn.Sequential) and len(module.features) == 3
+    x = torch.randn(2, 3, 8, 8)
+    f = module.features
+    want = torch.relu(f[1][1](f[1][0](f[0](x))))
+    torch.testing.assert_close(module(x), want)
+    with torch.device("meta"):
+        empty = type(module)()
+    empty.to_empty(device="cpu")
+    for block in empty.block_instances():
+        block.reset_parameters()
+    assert torch.isfinite(empty(x)).all()
+
+
+LIVE_IN_BLOCKS = """
+params: {num_classes: 10, width: 8}
+inputs: {x: [N, 3, 8, 8]}
+blocks:
+  head:
+    sequential: true
+    nodes:
+      - {op: flatten}
+      - {op: dropout, p: 0.1}
+      - {op: linear, out_features: num_classes}
+  outer:                           # the parameter is handed down through a class that does not read it
+    nodes:
+      - {name: pool, op: global_avgpool}
+      - {name: classifier, block: head}
+  shadow:                          # its own num_classes: the model's does not reach it
+    params: {num_classes: 3}
+    nodes:
+      - {name: pool, op: global_avgpool}
+      - {name: flat, op: flatten}
+      - {name: fc, op: linear, out_features: num_classes}
+nodes:
+  - {name: conv, op: conv, out_channels: width, kernel_size: 3, padding: 1}
+  - {name: top, block: outer}
+  - {name: side, block: shadow, in: conv}
+outputs: [top, side]
+"""
+
+
+def test_a_model_parameter_read_inside_block_classes_is_a_run_time_argument():
+    # found transcribing ConvNeXt and MobileNetV3: torchvision's classifier is an nn.Sequential
+    # block, and num_classes was fixed in the file (Convnext(num_classes=5) raised)
+    from archc.lowering.torch import generate_source
+
+    source = generate_source(loads_spec(LIVE_IN_BLOCKS))
+    assert "# run-time arguments: num_classes; the others are fixed in this file" in source
+    assert "self.classifier = Head(num_classes=num_classes)" in source
+    assert "self.top = Outer(num_classes=num_classes)" in source
+    assert "nn.Linear(8, num_classes, bias=True)" in source and "nn.Linear(8, num_classes" in source
+    assert "class Shadow(nn.Module):" in source and "Shadow()" in source  # its own default: 3
+    scope: dict = {}
+    exec(compile(source, "generated.py", "exec"), scope)
+    with torch.device("meta"):
+        model = scope["Model"](num_classes=5)
+        out, side = model(torch.empty(2, 3, 8, 8))
+    assert out.shape == (2, 5) and side.shape == (2, 3)
+    with pytest.raises(ValueError, match="width=16: this file was generated for width=8"):
+        scope["Model"](width=16)
+
+
+def test_a_model_parameter_that_shapes_later_layers_stays_fixed():
+    text = LIVE_IN_BLOCKS.replace("      - {op: linear, out_features: num_classes}",
+                                  "      - {op: linear, out_features: num_classes}\n"
+                                  "      - {op: linear, out_features: 4}")
+    from archc.lowering.torch import generate_source
+
+    source = generate_source(loads_spec(text))
+    assert "run-time arguments" not in source and '"num_classes": (num_classes, 10)' in source
+
+
+def test_an_argument_the_class_cannot_compute_is_named_after_the_spec_s_let():
+    # found transcribing LinkNet: a decoder's `let: {mid: "channels(x) // 4"}` became `conv1_1=16`
+    from archc.lowering.torch import generate_source
+
+    source = generate_source(loads_spec("""
+inputs: {x: [N, 16, 8, 8]}
+blocks:
+  decoder:
+    params: {out: null}
+    let: {mid: "channels(x) // 4"}
+    nodes:
+      - {name: conv1, op: conv, out_channels: mid, kernel_size: 1}
+      - {name: conv2, op: conv, out_channels: out, kernel_size: 1}
+nodes:
+  - {name: d1, block: decoder, out: 8}
+  - {name: d2, block: decoder, out: 8}
+"""))
+    assert "def __init__(self, in_channels: int, mid: int, out: int) -> None:" in source
+    assert "self.d1 = Decoder(in_channels=16, mid=4, out=8)" in source
+    assert "self.d2 = Decoder(in_channels=8, mid=2, out=8)" in source

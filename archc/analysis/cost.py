@@ -16,7 +16,7 @@ from archc.analysis.hierarchy import graph_levels
 from archc.ir import Graph, TensorType
 from archc.ir.graph import Node
 from archc.ops import registry
-from archc.ops.weights import param_specs
+from archc.ops.weights import param_specs, tied_params
 
 
 @dataclass
@@ -58,7 +58,8 @@ def resolve(t: TensorType, batch: int, sizes: dict[str, int] | None = None) -> T
 def node_cost(graph: Graph, node: Node, batch: int = 1, sizes: dict[str, int] | None = None) -> Cost:
     ins = [resolve(t, batch, sizes) for t in graph.input_types(node)]
     outs = [resolve(t, batch, sizes) for t in node.outputs]
-    specs = param_specs(graph, node).values()
+    tied = tied_params(node)  # one tensor, counted (and stored) once, at its owner
+    specs = [p for name, p in param_specs(graph, node).items() if name not in tied]
     params = sum(p.numel for p in specs if not p.buffer)
     activation = 0 if node.op == "input" else sum(_bytes(t) for t in outs)
     return Cost(node.name, node.op, [tuple(t.shape) for t in outs], params, params,  # no frozen parameters

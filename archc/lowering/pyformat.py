@@ -162,7 +162,8 @@ def _split_at(text: str, open_: int, close: int, indent: str) -> list[str]:
     if grouping:
         lines.extend(split_statement(body.strip(), inner))
     elif subscript or body.strip() and len(inner) + len(body.strip()) <= LINE_LENGTH and not display and (
-            not body.rstrip().endswith(",") or one_tuple):
+            not body.rstrip().endswith(",") or one_tuple) and not _magic_comma(body):
+        # (a magic comma inside explodes its bracket, and so every bracket around it, as ruff does)
         lines.append(inner + body.strip())
     else:
         for element in elements:

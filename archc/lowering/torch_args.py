@@ -14,9 +14,11 @@ becomes an expression, found in this order:
 So a class reproduces every instance in the file exactly, by construction; values that no
 instance changes are literals. Holes in ``forward`` are stored as attributes in ``__init__``.
 The root class is one instance: it takes the spec's top-level parameters as keyword
-arguments, writing the expression where a parameter reaches only a top-level node's
-attribute and nothing downstream depends on its value (``num_classes``), see
-:func:`live_params`; other parameters are fixed in the file and refused if changed.
+arguments, writing the expression where a parameter reaches only node attributes and
+nothing downstream depends on its value (``num_classes``), see :func:`live_params`; a block
+class whose node reads one takes it as an argument (source ``("top", name)``), and every
+class between it and the model hands it down by name (:class:`TopParam`). Other parameters
+are fixed in the file and refused if changed.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import functools
 from dataclasses import dataclass, field
 from itertools import compress, count, repeat
 from operator import is_not, itemgetter, ne, or_
-from typing import Any
+from typing import Any, Mapping
 
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
@@ -33,7 +35,7 @@ from archc.ir.types import TensorType
 from archc.lowering.torch_plan import Body, Instance, Lowered, numbers
 from archc.pysource import expression as _expression, identifier, literal
 
-__all__ = ["Arg", "ClassArgs", "resolve", "live_params", "root_args"]
+__all__ = ["Arg", "ClassArgs", "TopParam", "resolve", "live_params", "root_args"]
 
 _NO_DEFAULT = object()
 _SENTINEL = 1_000_003
@@ -45,7 +47,8 @@ class Arg:
 
     name: str
     default: Any = _NO_DEFAULT
-    #: where its value comes from per instance: ("param", name) or ("hole", index)
+    #: where its value comes from per instance: ("param", name), ("hole", index), or ("top", name):
+    #: a top-level parameter the model class takes at run time, handed down through each class
     source: tuple = ()
 
     @property
@@ -68,6 +71,8 @@ class ClassArgs:
     lets: list[tuple[str, str]] = field(default_factory=list)
     stored: dict[str, str] = field(default_factory=dict)      # self attribute -> expression
     guards: list[tuple[str, Any]] = field(default_factory=list)  # root: fixed parameters
+    #: (node, attribute) of every instance whose attribute this class writes from a model parameter
+    expressed: set[tuple[str, str]] = field(default_factory=set)
 
     def call(self, body: Body) -> list[tuple[str, Any]]:
         """The keyword arguments that build ``body``'s instance (defaults left out)."""
@@ -75,12 +80,27 @@ class ClassArgs:
         given = None
         for arg in self.args:
             kind, key = arg.source
+            if kind == "top":  # always passed: the caller's value of the model's parameter
+                result.append((arg.name, TopParam(key, arg.default)))
+                continue
             if kind != "hole" and given is None:
                 given = dict(body.instance.info.args)
             value = body.holes[key] if kind == "hole" else given[key]
             if arg.default is _NO_DEFAULT or value != arg.default:  # (required, without the property's call)
                 result.append((arg.name, value))
         return result
+
+
+@dataclass(frozen=True)
+class TopParam:
+    """A top-level parameter's value handed to a child class (``Classifier(num_classes=...)``):
+    the caller writes the parameter's name, not the value (see :func:`live_params`)."""
+
+    name: str
+    value: Any
+
+    def __repr__(self) -> str:  # (the source a caller's hole holds where nothing names it)
+        return literal(self.value)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -99,13 +119,16 @@ def _names(source: str) -> frozenset[str]:
 
 
 class _Resolver:
-    def __init__(self, graph: Lowered, bodies: list[Body]) -> None:
+    def __init__(self, graph: Lowered, bodies: list[Body], live: Mapping[str, Any] | None = None) -> None:
         self.graph, self.bodies = graph, bodies
         rep = bodies[0].instance
         self.rep = rep
         info = rep.info
         self.params = [k for k, _ in info.args] if info else []
         self.defaults = dict(info.defaults) if info else {}
+        #: live top-level parameters this block does not shadow: taken as arguments where it reads them
+        self.top = {p: v for p, v in (live or {}).items()
+                    if p not in self.params and p not in dict(info.lets if info else ())}
         self.lets: dict[str, str] = {}
         for name, source in (info.lets if info else ()):
             text = expression(source, set(self.params) | set(self.lets))
@@ -191,6 +214,8 @@ class _Resolver:
             elif name in self.params and name not in self.used:
                 default = self.defaults.get(name)
                 self.used[name] = Arg(name, _NO_DEFAULT if default is None else default, ("param", name))
+            elif name in self.top and name not in self.used:
+                self.used[name] = Arg(name, self.top[name], ("top", name))
         return source
 
     def fresh(self, wanted: str, hole: int) -> str:
@@ -243,6 +268,9 @@ class _Resolver:
             if source is not None:  # what the spec wrote (kernel_size: k), even where no instance differs
                 self.result.text[i] = self.use(source)
                 continue
+            if type(value) is TopParam:  # a model parameter handed down (a literal where shadowed)
+                self.result.text[i] = self.use(value.name) if value.name in self.top else literal(value.value)
+                continue
             if i not in varying:
                 self.result.text[i] = literal(value)
                 continue
@@ -253,7 +281,7 @@ class _Resolver:
         self._store_forward_holes(rep_body)
         args = list(self.used.values())
         order = {p: i for i, p in enumerate(self.params)}
-        args.sort(key=lambda a: (not a.required, a.source[0] == "param", order.get(a.name, 0)))
+        args.sort(key=lambda a: (not a.required, a.source[0] != "hole", order.get(a.name, 0)))
         self.result.args = args
         return self.result
 
@@ -263,15 +291,19 @@ class _Resolver:
         that attribute changed: the class takes the parameter even where every instance
         passes the same value, as a hand-written class would."""
         found: dict[tuple[str, int, bool], str] = {}
-        names = set(self.params) | set(self.lets)
+        names = set(self.params) | set(self.lets) | set(self.top)
         for local in dict.fromkeys(site[0] for site in body.sites.values()):
             node = self.graph.nodes.get(f"{self.rep.path}.{local}" if self.rep.path else local)
             if node is None:
                 continue
             for attr, source in self.own_exprs(node):
                 text = expression(source, names)
-                for forward, position in (_attr_positions(self.graph, node, attr) or ()) if text else ():
+                positions = (_attr_positions(self.graph, node, attr) or ()) if text else ()
+                for forward, position in positions:
                     found.setdefault((local, position, forward), text)
+                if positions and self.top and _names(text) & self.top.keys():
+                    self.result.expressed.update(
+                        (f"{b.instance.path}.{local}" if b.instance.path else local, attr) for b in self.bodies)
         return found
 
     def _expr(self, body: Body, hole: int, vector: tuple) -> str:
@@ -281,16 +313,19 @@ class _Resolver:
         local, position, _ = body.sites.get(hole, ("", 0, False))
         name = f"{self.rep.path}.{local}" if self.rep.path else local
         node = self.graph.nodes.get(name) if local else None
+        wanted = f"{local.replace('.', '_')}_{position}"
         if node is not None:
             for attr, source in self.own_exprs(node):
                 if self.attr_vector(local, attr) == vector:
                     text = expression(source, set(self.params) | set(self.lets))
                     if text is not None:
                         return text
+                    if source.isidentifier():  # a let the class cannot compute (channels(x) // 4): its name
+                        wanted = source
             found = self._input_dim(node, vector, hole)
             if found:
                 return found
-        return self._param_for(vector) or self.fresh(f"{local.replace('.', '_')}_{position}", hole)
+        return self._param_for(vector) or self.fresh(wanted, hole)
 
     def _input_dim(self, node: Node, vector: tuple, hole: int) -> str | None:
         for v in node.inputs:
@@ -358,31 +393,42 @@ def _descendant(inst: Instance, path: str) -> Instance:
     raise KeyError(path)
 
 
-def resolve(graph: Lowered, bodies: list[Body]) -> ClassArgs:
+def resolve(graph: Lowered, bodies: list[Body], live: Mapping[str, Any] | None = None) -> ClassArgs:
     """Literals and arguments for the class shared by ``bodies`` (instances of one block);
-    ``graph``: the graph as read by :class:`~archc.lowering.torch_plan.Lowered`."""
-    return _Resolver(graph, bodies).resolve()
+    ``graph``: the graph as read by :class:`~archc.lowering.torch_plan.Lowered`; ``live``: the
+    top-level parameters the model takes at run time (:func:`live_params`) and their values."""
+    return _Resolver(graph, bodies, live).resolve()
 
 
 # -- the root class: the spec's parameters --------------------------------------------------------
 
 def live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, str]]]:
     """Top-level parameters a generated file can take at run time: parameter -> [(node, attr)]
-    it reaches. A parameter is live when nothing but top-level node attributes read it and no
-    node downstream of those writes a different source for a different value."""
+    it reaches. A parameter is live when nothing but node attributes read it (inside a block,
+    one the block does not shadow, with no block between that takes a parameter of its name)
+    and no node downstream of those writes a different source for a different value."""
     uses: dict[str, list[tuple[str, str]]] = {p: [] for p in graph.params if p not in graph.structural_params}
+    blocked: set[str] = set()
     for node in lowered.order:
-        if node.scope or not uses:
+        if not uses or not node.attr_exprs:
             continue
+        # inside a block, a parameter or let of the block (where the node is written) shadows
+        shadowed = {k for k, _ in node.scope[-1].args} | {k for k, _ in node.scope[-1].lets} if node.scope else set()
         for attr, source in node.attr_exprs.items():
             try:
                 read = _names(source)
             except SyntaxError:
                 continue
-            for p in read & uses.keys():
+            for p in (read & uses.keys()) - shadowed:
                 uses[p].append((node.name, attr))
+                # a block between the model and the node that takes a parameter of this name
+                # could not hand the model's value down
+                if any(p in dict(outer.args) or p in dict(outer.lets) for outer in node.scope[:-1]):
+                    blocked.add(p)
     live = {}
     for p, sites in uses.items():
+        if p in blocked:
+            continue
         if sites and all(_downstream_fixed(graph, lowered, node) for node, _ in sites):
             live[p] = sites
     return live
@@ -398,12 +444,15 @@ def _downstream_fixed(graph: Graph, lowered: Lowered, name: str) -> bool:
         seen.add(user)
         node = lowered.nodes[user]
         op, ins, ctor, tensor = lowered(node)
-        if ctor is not None or tensor is not None:
+        if tensor is not None:
             return False
         wider = [TensorType(tuple(d * 2 if isinstance(d, int) else d for d in t.shape), t.dtype) for t in ins]
         try:
             args = [f"a{i}" for i in range(len(ins))]
-            if op.torch_forward(node, wider, args, None) != op.torch_forward(node, ins, args, None):
+            module = "m" if ctor is not None else None
+            if op.torch_forward(node, wider, args, module) != op.torch_forward(node, ins, args, module):
+                return False
+            if ctor is not None and lowered.module(op, node, wider) != ctor:  # (nn.ReLU() is the same)
                 return False
         except Exception:  # an op that cannot lower other shapes depends on them
             return False
@@ -415,8 +464,12 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
     """The root class: every hole a literal, but a live parameter's attribute holes its expression."""
     result = ClassArgs()
     for i, value in enumerate(body.holes):
-        result.text[i] = literal(value)
+        if type(value) is TopParam:  # a child class's argument: the model's parameter, by name
+            result.text[i] = value.name if value.name in live else literal(value.value)
+        else:
+            result.text[i] = literal(value)
     expressions: dict[tuple[str, int, bool], str] = {}
+    attrs: dict[tuple[str, int, bool], str] = {}
     for p, sites in live.items():
         for node_name, attr in sites:
             node = lowered.nodes[node_name]
@@ -424,8 +477,10 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
             positions = _attr_positions(lowered, node, attr) if text is not None else None
             for forward, pos in positions or ():
                 expressions[(node_name, pos, forward)] = text
+                attrs[(node_name, pos, forward)] = attr
     for i, site in body.sites.items():
         if site in expressions:
+            result.expressed.add((site[0], attrs[site]))
             result.text[i] = expressions[site]
             if site[2]:  # in forward: the value is an attribute set in __init__
                 attr = identifier(f"{site[0]}_{site[1]}")

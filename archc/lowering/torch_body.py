@@ -136,8 +136,9 @@ class BodyWriter:
             return none
         cut = len(inst.path) + 1 if inst.path else 0  # the names first: most instances fail here, cheaply
         names = [(item.name if type(item) is Node else item.path)[cut:] for item in items]
-        if all(map(is_identifier, names)) or any("." in name for name in names):
-            return none  # a class with attributes (self.conv1), or names nested in containers
+        nested = any("." in name for name in names)
+        if all(map(is_identifier, names)) or nested and not _numbered_groups(names):
+            return none  # a class with attributes (self.conv1), or names nested in other containers
         forms = _links(self, inst, items)
         if forms is None:
             return none
@@ -365,6 +366,23 @@ def _walk_access(writer: BodyWriter, body: Body, chained: Mapping[int, Any], acc
         if isinstance(sub, dict):
             body.containers[here] = writer._kind(sub, chained)
             _walk_access(writer, body, chained, access, sub, sub_expr, here, body.containers[here])
+
+
+def _numbered_groups(names: list[str]) -> bool:
+    """Whether the local names number an ``nn.Sequential`` whose children are items or
+    ``nn.Sequential``s of items in series: ``0``, ``1.0``, ``1.1``, ``2`` (ConvNeXt's features:
+    its stem, a stage of blocks, a downsampling layer), each number once, in order."""
+    groups: list[list[str]] = []
+    for name in names:
+        head, _, rest = name.partition(".")
+        if not head.isdigit() or (rest and not rest.isdigit()):
+            return False
+        if groups and groups[-1][0] == head:
+            groups[-1].append(rest)
+        else:
+            groups.append([head, rest])
+    return [g[0] for g in groups] == [str(i) for i in range(len(groups))] and all(
+        g[1:] == [""] or g[1:] == [str(i) for i in range(len(g) - 1)] for g in groups)
 
 
 def _links(writer: BodyWriter, inst: Instance, items: list[Node | Instance]) -> list[Node] | None:

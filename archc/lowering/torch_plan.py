@@ -451,7 +451,10 @@ class Lowered:
         """The node's module constructor: the op's, or its module form where the node is written so."""
         if node.name in self.as_module:
             return op.torch_module_form(node, ins)
-        return op.torch_module(node, ins)
+        ctor = op.torch_module(node, ins)
+        if ctor is not None and op.torch_classes:  # a module class of the file's own (LayerNorm2d)
+            self.classes.update(op.torch_classes)
+        return ctor
 
     def forward_text(self, node: Node, args: tuple[str, ...], module: str | None) -> str:
         """:meth:`forward` of ``node`` with these argument and module texts, asked of the op once

@@ -87,7 +87,7 @@ class _Planner:
 
     def __init__(self, graph: Graph, labels: Mapping[str, str], root_name: str,
                  premerged: Mapping[tuple[str, str], list[Body]] | None = None,
-                 earlier: _Planner | None = None) -> None:
+                 earlier: _Planner | None = None, live: Mapping[str, Any] | None = None) -> None:
         self.graph = graph
         #: (block, skeleton) -> the bodies of every instance with it, at any depth: one class
         self.premerged = dict(premerged or {})
@@ -107,6 +107,10 @@ class _Planner:
         # class names: Bottleneck, Bottleneck2, ... (the number counts the classes of that name)
         self.class_names = Namespace({root_name, "nn", "torch", "F", "Module", *self.writer.lowered.reserved},
                                      suffix=lambda base, i: f"{base}{i + 1}")
+        #: the top-level parameters the model takes at run time, and their values: block classes
+        #: that read one take it as an argument, handed down from the model
+        self.live = dict(live) if live is not None else earlier.live if earlier is not None else {
+            p: graph.params[p] for p in live_params(graph, self.writer.lowered)}
 
     def _call(self, child: Instance) -> tuple[str, list[tuple[str, Any]]]:
         return _call_of(self.class_of, self.body_of, child)
@@ -193,13 +197,13 @@ class _Planner:
     def _resolve(self, key: tuple[str, str], bodies: list[Body]) -> ClassArgs:
         """:func:`resolve` for the class of ``bodies``, or the earlier plan's for the same bodies."""
         if key in self.premerged:
-            return resolve(self.writer.lowered, self.premerged[key])
+            return resolve(self.writer.lowered, self.premerged[key], self.live)
         ids = tuple(map(id, bodies))
         found = self.resolved.get(ids)
         if found is None and self.earlier is not None:
             found = self.earlier.resolved.get(ids)
         if found is None:
-            found = resolve(self.writer.lowered, bodies)
+            found = resolve(self.writer.lowered, bodies, self.live)
         self.resolved[ids] = found
         return found
 
@@ -401,7 +405,8 @@ def _sequential_init_lines(body: Body, args: ClassArgs) -> list[str]:
     lines: list[str] = []
     for name, source in args.lets:
         lines += _statement(f"{name} = {source}", 2)
-    modules = [(seg, _fill(leaf.source, args)) for seg, leaf in body.tree.items()]
+    modules = [(seg, _container(sub, body.containers[(seg,)], args, (seg,), body.containers)
+                if isinstance(sub, dict) else _fill(sub.source, args)) for seg, sub in body.tree.items()]
     if [seg for seg, _ in modules] == [str(i) for i in range(len(modules))]:
         return lines + _statement(f"super().__init__({', '.join(source for _, source in modules)})", 2)
     lines += [_I * 2 + "super().__init__()"]
@@ -474,13 +479,11 @@ def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Prove
     return out
 
 
-def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
-    """The whole file."""
-    return _write_source(graph, cls, labels, provenance)
-
-
-def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
-    planner = _Planner(graph, labels, cls)
+def _plan(graph: Graph, labels: Mapping[str, str], cls: str, live: Mapping[str, Any] | None
+          ) -> tuple[_Planner, Body, _Class]:
+    """Every instance lowered and grouped into classes, the model class last; ``live``: the
+    parameters the model takes at run time (None: all that :func:`live_params` finds)."""
+    planner = _Planner(graph, labels, cls, live=live)
     tree = instance_tree(graph, planner.writer.lowered.order)
     root_body = planner.plan(tree)
     split = planner.split_keys()
@@ -489,8 +492,26 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
         again_body = again.plan(tree)
         if again.premerged_held():
             planner, root_body = again, again_body
-    live = live_params(graph, planner.writer.lowered)
-    root = _Class(cls, None, [root_body], root_args(graph, planner.writer.lowered, root_body, live))
+    live_sites = {p: s for p, s in live_params(graph, planner.writer.lowered).items() if p in planner.live}
+    return planner, root_body, _Class(cls, None, [root_body],
+                                      root_args(graph, planner.writer.lowered, root_body, live_sites))
+
+
+def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
+    """The whole file."""
+    return _write_source(graph, cls, labels, provenance)
+
+
+def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
+    planner, root_body, root = _plan(graph, labels, cls, None)
+    # A parameter stays live where the plan wrote every attribute it reaches from it (not one that
+    # a class reaches another way) and nothing the plan wrote after it depends on its value.
+    found = live_params(graph, planner.writer.lowered)
+    expressed = set().union(root.args.expressed, *(c.args.expressed for c in planner.classes))
+    kept = {p: v for p, v in planner.live.items() if p in found and set(found[p]) <= expressed}
+    if kept.keys() != planner.live.keys():
+        planner, root_body, root = _plan(graph, labels, cls, kept)
+    live = {p: sites for p, sites in live_params(graph, planner.writer.lowered).items() if p in planner.live}
     out = _header(graph, cls, labels, provenance, live)
     out += ["import torch", "import torch.nn.functional as F", "from torch import nn"]
     for function in [*planner.writer.lowered.functions.values(), *planner.writer.lowered.classes.values()]:

@@ -235,9 +235,10 @@ class OpDef:
     #: function instead, which the generated file defines once, above its classes (as people
     #: write ``apply_rotary_emb``); its name is never given to a variable or class there.
     torch_functions: ClassVar[dict[str, str]] = {}
-    #: ``nn.Module`` classes this op's :meth:`torch_module_form` constructs where torch has
-    #: none (``Permute``): name -> source of the ``class``, as ``ruff format`` writes it. The
-    #: generated file defines each once, above its block classes, where a node takes the form.
+    #: ``nn.Module`` classes this op's :meth:`torch_module` or :meth:`torch_module_form`
+    #: constructs where torch has none (``LayerNorm2d``, ``Permute``): name -> source of the
+    #: ``class``, as ``ruff format`` writes it. The generated file defines each once, above its
+    #: block classes, where a node is written with that constructor.
     torch_classes: ClassVar[dict[str, str]] = {}
     #: PyTorch constructor arguments archc takes from the input instead (``in_channels``) ->
     #: where from; a spec that gives one is told so, not only that the attribute is unknown

@@ -12,7 +12,7 @@ from archc.ops.registry import register
 class CausalMask(OpDef):
     """Scores (..., S, T) with position j > i + (T - S) set to -inf (query i sees keys up to itself).
 
-    PyTorch ``x.masked_fill(torch.ones(S, T).triu(T - S + 1).bool(), -inf)``; ONNX ``Where(Trilu(ones,
+    PyTorch ``x.masked_fill(x.new_ones(S, T, dtype=bool).triu(T - S + 1), -inf)``; ONNX ``Where(Trilu(ones,
     k = T - S + 1, upper), -inf, x)``, the ones built from ``Shape(x)`` so S and T may be symbolic.
     Applied before the softmax it is the square subsequent mask of ``nn.Transformer``.
     """
@@ -29,8 +29,9 @@ class CausalMask(OpDef):
 
     def torch_forward(self, node, ins, args, module):
         x = args[0]
-        mask = (f"torch.ones({x}.shape[-2], {x}.shape[-1], dtype=torch.bool, device={x}.device)"
-                f".triu({x}.shape[-1] - {x}.shape[-2] + 1)")
+        # x.new_ones(...), not torch.ones(S, T, ...): torch.fx traces a method of the traced
+        # tensor, not a factory function given sizes it cannot see
+        mask = f"{x}.new_ones({x}.shape[-2:], dtype=torch.bool).triu({x}.shape[-1] - {x}.shape[-2] + 1)"
         return f'{x}.masked_fill({mask}, float("-inf"))'
 
     def onnx(self, emit, node, inputs, ins):

@@ -282,7 +282,9 @@ class Split(OpDef):
 
     def torch_forward(self, node, ins, args, module):
         dim, pieces = self._pieces(node, ins[0])
-        return f"tuple(torch.split({args[0]}, {py(pieces)}, dim={dim}))"
+        # a tuple, unpacked where it is used (tuple(...) around it would stop torch.fx, which
+        # traces an unpacking but not an iteration)
+        return f"torch.split({args[0]}, {py(pieces)}, dim={dim})"
 
     def onnx(self, emit, node, inputs, ins):
         import numpy as np

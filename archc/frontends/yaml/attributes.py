@@ -29,6 +29,16 @@ def op_attributes(ctx: Elaboration, op: OpDef, fields: SMap, scope: Scope,
     return _AttrReader(ctx, op, scope, node).read(fields)
 
 
+#: one meaning, two spellings: PyTorch's ``dim`` is ONNX's ``axis`` (softmax and concat say axis)
+_SYNONYMS = {"dim": "axis", "axis": "dim"}
+
+
+def _synonym_hint(key: str, op: OpDef) -> str | None:
+    """'write axis' where the op names by another word what ``key`` means, else None."""
+    other = _SYNONYMS.get(key)
+    return f"op '{op.name}' calls it '{other}': write {other}" if other in op.attrs else None
+
+
 class _AttrReader:
     """Reads one node's attributes, remembering the expressions they were written as."""
 
@@ -48,7 +58,8 @@ class _AttrReader:
                 continue
             if key not in op.attrs:
                 ctx.error(f"op '{op.name}' has no attribute '{key}'; it has: {', '.join(op.attrs) or 'none'}",
-                          fields.where_key(key), self.node, op.inferred_hint(key) or did_you_mean(key, op.attrs))
+                          fields.where_key(key), self.node,
+                          op.inferred_hint(key) or _synonym_hint(key, op) or did_you_mean(key, op.attrs))
                 failed = True
                 continue
             try:

@@ -23,7 +23,7 @@ from archc.frontends.yaml.params import (NOT_A_PARAMETER, define_lets, interpola
 from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Scope
 from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SList, SMap
-from archc.ir import BlockInstance
+from archc.ir import BlockInstance, Value
 from archc.ops import registry
 
 #: makes a list of nodes in a scope (the instantiation step, which owns node lists)
@@ -69,8 +69,9 @@ def apply_block(ctx: Elaboration, call: Instantiation, scope: Scope, make_nodes:
     make_nodes(nodes, inner)
     if len(ctx.sink.diagnostics) > errors_before:
         raise Abort()
-    _warn_unread_widths(ctx, inner)
-    return _outputs(ctx, call, bdef, inner)
+    result = _outputs(ctx, call, bdef, inner)
+    _warn_unread_widths(ctx, inner, {v.node for v in result.values if isinstance(v, Value)})
+    return result
 
 
 def _declared_params(ctx: Elaboration, call: Instantiation, bdef: SMap) -> Mapping[str, Any]:
@@ -195,15 +196,19 @@ def _outputs(ctx: Elaboration, call: Instantiation, bdef: SMap, inner: Scope) ->
     return Binding(values, tuple(str(r).replace(":", "_") for r in refs))
 
 
-def _warn_unread_widths(ctx: Elaboration, inner: Scope) -> None:
+def _warn_unread_widths(ctx: Elaboration, inner: Scope, outputs: set[str]) -> None:
     """Warn where a node's width comes from the block input (``channels(x)``) while the block
-    reads that input only as its first node's input: most likely ``prev`` was meant."""
+    reads that input only as its first node's input: most likely ``prev`` was meant. Not for
+    the block's output nodes: giving the output the input's width is what a shape-preserving
+    block means (an MLP's ``out_features or in_features``). Once per spec place, not per instance."""
     graph = ctx.graph
     for node, ref, location in inner.width_queries:
+        if node in outputs:
+            continue
         value = inner.bindings[ref].values[0]
         readers = [n for n in graph.users(value.node)
                    if n.startswith(inner.prefix) and value in graph.node(n).inputs]
-        if len(readers) <= 1:
+        if len(readers) <= 1 and not any(w.location == location for w in graph.warnings):
             graph.warnings.append(Diagnostic(
                 f"its width is computed from {ref}, the block's input, which it does not read (the block "
                 f"reads '{ref}' only in its first node); for the node before this one write '{PREVIOUS}', "

@@ -69,9 +69,10 @@ class Elaboration:
             raise Abort() from None
         except UnknownValue:  # uses a 'let' whose error was reported: stay quiet
             raise Abort() from None
-        # Only a top-level node's attribute keeps a parameter a run-time argument of the
-        # generated code (Node.attr_exprs); any other use fixes it when the graph is built.
-        if not (attr and not scope.stack):
+        # Only a node's attribute keeps a parameter a run-time argument of the generated code
+        # (Node.attr_exprs; a block class takes it from the model where it reads it); any other
+        # use fixes it when the graph is built.
+        if not attr:
             self.graph.structural_params |= names_in(text) & self.graph.params.keys()
         return value
 

@@ -84,8 +84,10 @@ class Instantiator:
         scope.left_out.discard(name)
         inline = self._inline(item, scope, is_op)
         path = scope.prefix + name
-        if scope.counter is not None and not inline:
-            path = scope.prefix + scope.next_index()  # nn.Sequential numbering; `name` is the handle
+        if scope.counter is not None and not inline and not ("repeat" in item and "instance_name" in item):
+            # nn.Sequential numbering; `name` is the handle. (Repetitions named by `instance_name`
+            # take their own places in the numbering: the group has no module of its own.)
+            path = scope.prefix + scope.next_index()
         node = _Written(item, kind, is_op, name, path, inline)
         # An op without inputs (a learned tensor) is declared, not chained: it is no one's
         # default input and the previous node stays what it was.
@@ -223,6 +225,14 @@ class Instantiator:
             self.ctx.report(f"instance_name gives '{local}' for repetition {index}: names must be unique and "
                             "use letters, digits, '_' and '-'", site)
             raise Abort()
+        if scope.counter is not None and local.isdigit():  # a place in a sequential block's numbering
+            if int(local) < scope.counter[0]:
+                self.ctx.report(f"instance_name gives '{local}' for repetition {index}, but this sequential "
+                                f"block has already numbered its children up to {scope.counter[0] - 1}; "
+                                f"expected {scope.counter[0]} or more (e.g. \"${{index + {scope.counter[0]}}}\" "
+                                "for the first repetition)", site)
+                raise Abort()
+            scope.counter[0] = int(local) + 1
         return local
 
     def _overrides(self, item: SMap, count: int, path: str) -> dict[int, SMap]:

@@ -18,7 +18,7 @@ from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SMap
 from archc.ir import Node, Value
 from archc.ops import registry
-from archc.ops.base import OpDef
+from archc.ops.base import OpDef, param_key
 from archc.ops.nodes import build_node
 from archc.ops.weights import TIE_META, param_specs, tied_params
 
@@ -83,6 +83,33 @@ def _build(ctx: Elaboration, op: OpDef, call: Instantiation, attrs: dict, scope:
     return node
 
 
+def _tie_target(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> tuple[Node, str]:
+    """The node and parameter ``ref`` names: ``NODE.PARAM`` (``NODE`` a name in scope), or a dotted
+    path into a block instance of this scope, as its state_dict key reads
+    (``transformer.wte.weight``; ``blocks.0.gamma`` for a parameter node)."""
+    target, _, tparam = ref.partition(".")
+    value = resolve(ctx, target, scope, site)  # the first name must be in scope (its errors, hints)
+    if value is POISON:
+        raise Abort()
+    graph = ctx.graph
+    if tparam and target in scope.bindings:
+        inner = scope.prefix + ref
+        if inner in graph:  # a parameter node inside the instance
+            return graph.node(inner), ""
+        owner, _, last = inner.rpartition(".")
+        if owner in graph and owner != scope.prefix + target:
+            return graph.node(owner), last
+        instance = scope.prefix + target + "."
+        if "." in tparam and value.node.startswith(instance):  # a path into the instance that is none
+            keys = [param_key(n.name, p)[len(scope.prefix):] for n in graph.nodes() if n.name.startswith(instance)
+                    for p in param_specs(graph, n)]
+            ctx.report(f"'{ref}' names no parameter inside block instance '{target}'; expected a path as its "
+                       f"state_dict key reads" + (f", e.g. {', '.join(keys[:3])}" if keys else ""), site,
+                       did_you_mean(ref, keys))
+            raise Abort()
+    return graph.node(value.node), tparam
+
+
 def _tie(ctx: Elaboration, node: Node, call: Instantiation, scope: Scope) -> None:
     """``tie: {weight: wte.weight}``: this node's parameter is another node's tensor (weight tying)."""
     decl = call.item["tie"]
@@ -98,11 +125,7 @@ def _tie(ctx: Elaboration, node: Node, call: Instantiation, scope: Scope) -> Non
             ctx.error(f"op '{node.op}' has no parameter '{pname}' to tie; it has: "
                       f"{', '.join(p or node.name for p in own) or 'none'}", site.key_location, call.path)
             raise Abort()
-        target, _, tparam = str(ref).partition(".")
-        value = resolve(ctx, target, scope, site)
-        if value is POISON:
-            raise Abort()
-        source = ctx.graph.node(value.node)
+        source, tparam = _tie_target(ctx, str(ref), scope, site)
         theirs = param_specs(ctx.graph, source)
         if tparam not in theirs or source.name == node.name:
             ctx.report(f"'{ref}' is no parameter of another node ('{source.name}' has: "

@@ -119,4 +119,7 @@ def _channels(t: TensorType, ref: str) -> Any:
     """Dim 1 of a tensor; ValueError (reported at the expression) for a tensor of rank below 2."""
     if t.rank < 2:
         raise ValueError(f"channels({ref}) needs a tensor of rank 2 or more; '{ref}' is {t}")
+    if isinstance(t.shape[1], str):  # (arithmetic on it would repeat the text: 'S' * 4 is 'SSSS')
+        raise ValueError(f"channels({ref}) is dim 1 of {t}, the symbolic size '{t.shape[1]}'; expected a known "
+                         f"size (for the last dim of a sequence (N, S, D) write shape({ref})[-1])")
     return t.shape[1]
