@@ -407,6 +407,16 @@ def live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, str
     it reaches. A parameter is live when nothing but node attributes read it (inside a block,
     one the block does not shadow, with no block between that takes a parameter of its name)
     and no node downstream of those writes a different source for a different value."""
+    # asked before and after planning and again by the writer: the answer changes only where
+    # planning wrote another node as a module (its constructor then matters downstream)
+    key = ("live_params", len(lowered.as_module))
+    found = lowered.memo.get(key)
+    if found is None:
+        found = lowered.memo[key] = _live_params(graph, lowered)
+    return found
+
+
+def _live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, str]]]:
     uses: dict[str, list[tuple[str, str]]] = {p: [] for p in graph.params if p not in graph.structural_params}
     blocked: set[str] = set()
     for node in lowered.order:

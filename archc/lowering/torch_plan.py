@@ -292,6 +292,9 @@ class Lowered:
         self.order: list[Node] = list(graph.nodes())
         self.nodes: dict[str, Node] = {n.name: n for n in self.order}
         self._readers: dict[tuple[str, int], set[str]] | None = None
+        #: results of whole-graph questions asked of this reading (the live parameters), keyed by
+        #: what they depend on that changes: how many nodes are written as modules
+        self.memo: dict[tuple[str, int], Any] = {}
         self._cache: dict[str, tuple[Any, list[TensorType], str | None, str | None]] = {}
         #: text key (:meth:`text_key`) -> the op's texts, shared by the nodes with that key
         self._texts: dict[int, tuple[Any, list[TensorType], str | None, str | None]] = {}
