@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from conftest import ROOT
+from paper_models import PreActBlock  # the pre-activation block as kuangliu/pytorch-cifar writes it
 
 SPECS = ROOT / "tests" / "data" / "specs_transcribed"
 
@@ -284,26 +285,6 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             x = block(x)
         return self.lm_head(self.transformer.ln_f(x))
-
-
-class PreActBlock(nn.Module):
-    """The pre-activation basic block (He et al. 2016), as kuangliu/pytorch-cifar writes it."""
-
-    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(in_planes)
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(x))
-        shortcut = self.shortcut(out) if hasattr(self, "shortcut") else x
-        out = self.conv1(out)
-        out = self.conv2(F.relu(self.bn2(out)))
-        return out + shortcut
 
 
 class PreActResNet18(nn.Module):
