@@ -36,7 +36,7 @@ def inner_merge(f: Flow, m: int) -> int | None:
     if role == _ADD:
         if f.nodes[s].outputs[0].shape != f.nodes[m].outputs[0].shape:
             return None
-    elif role != _CONCAT or _concat_axis(f.nodes[m]) is None or _concat_axis(f.nodes[m]) != _concat_axis(f.nodes[s]):
+    elif role != _CONCAT or (axis := _concat_axis(f.nodes[m])) is None or axis != _concat_axis(f.nodes[s]):
         return None
     if f.last_upsample[s] != f.last_upsample[m]:
         # the other terms come back from a resolution round trip: a level merge around a

@@ -101,14 +101,12 @@ def _redrawn_model(args: argparse.Namespace):
     """The ONNX model with its weights redrawn (:mod:`archc.runtime.redraw`), and how many were."""
     from archc.cli.common import reject_spec_options
     from archc.fileio import require_regular_file
-    from archc.frontends.onnx.limits import load_external_data, read_model_data
+    from archc.frontends.onnx.importer import read_onnx_model
     from archc.runtime.redraw import redrawn
 
     reject_spec_options(args)
     require_regular_file(args.spec, "ONNX model")
-    model, _ = read_model_data(args.spec, weights=True)
-    load_external_data(model, args.spec)
-    return redrawn(model, args.seed)
+    return redrawn(read_onnx_model(args.spec), args.seed)
 
 
 def _calibrate(model, graph, feeds, seed: int):

@@ -200,8 +200,7 @@ def _reference_session(path: str, device: str, allow_fallback: bool, model: "onn
     for the file's old opset (opset 6 and before), a session on the file as the importer upgrades it
     (onnx's version converter), and a note saying so. Any other load failure is the error it was."""
     from archc.errors import Location, SpecError
-    from archc.frontends.onnx.importer import UPGRADE_TO, upgrade_opset
-    from archc.frontends.onnx.limits import load_external_data, read_model_data
+    from archc.frontends.onnx.importer import UPGRADE_TO, default_opset, read_onnx_model, upgrade_opset
     from archc.runtime.ort import load_session
 
     try:
@@ -211,12 +210,11 @@ def _reference_session(path: str, device: str, allow_fallback: bool, model: "onn
             raise SpecError(exc.diagnostics[0].message, location=Location(path)) from None
     except SpecError as refused:
         if model is None:
-            model, _ = read_model_data(path, weights=True)
-            load_external_data(model, path)
+            model = read_onnx_model(path)
         upgraded = upgrade_opset(model)
         if upgraded is model:
             raise refused from None
-        opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+        opset = default_opset(model)
         try:
             session = load_session(upgraded.SerializeToString(), device, allow_fallback)
         except SpecError:

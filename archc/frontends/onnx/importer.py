@@ -65,8 +65,8 @@ from archc.ir.graph import Graph, Value, verify_in_debug
 from archc.ops import registry
 from archc.ops.nodes import build_node
 
-__all__ = ["CONVERTERS", "PURE", "Converter", "Fallback", "Importer", "contiguous", "converts", "from_onnx",
-           "load_onnx", "module_scopes", "node_meta", "split_name"]
+__all__ = ["CONVERTERS", "PURE", "Converter", "Fallback", "Importer", "contiguous", "converts", "default_opset",
+           "from_onnx", "load_onnx", "module_scopes", "node_meta", "read_onnx_model", "split_name"]
 
 #: attribute types that hold subgraphs (control flow)
 _SUBGRAPHS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
@@ -80,11 +80,18 @@ def load_onnx(path: str, weights: bool = True) -> Graph:
     pass False and never read external data files; tensors stored there get placeholders
     of their shape and dtype that take no memory (zero strides).
     """
-    model, data = limits.read_model_data(path, weights=weights)
-    if weights:
-        limits.load_external_data(model, path)
-        data = None  # (external data read into the model: the file's bytes no longer encode it)
-    return from_onnx(model, path, weights=weights, data=data)
+    if weights:  # (external data read into the model: the file's bytes no longer encode it)
+        return from_onnx(read_onnx_model(path), path, weights=True)
+    model, data = limits.read_model_data(path, weights=False)
+    return from_onnx(model, path, weights=False, data=data)
+
+
+def read_onnx_model(path: str) -> onnx.ModelProto:
+    """The model at ``path`` with its weights, external data included (read from inside the
+    model's directory only, see :mod:`archc.frontends.onnx.limits`)."""
+    model, _ = limits.read_model_data(path, weights=True)
+    limits.load_external_data(model, path)
+    return model
 
 
 def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = True,
@@ -98,7 +105,7 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = 
     where = Location(filename)
     if not isinstance(model, onnx.ModelProto) or not model.HasField("graph"):
         raise SpecError("not an ONNX model (no graph)", location=where)
-    if _default_opset(model) < UPGRADE_TO:
+    if default_opset(model) < UPGRADE_TO:
         limits.check_structure(model.graph, where)  # the version converter is given well-formed graphs only
         model, data = upgrade_opset(model), None
     # the model's bytes parsed once (the rows' mirror), its small initializers read from them
@@ -136,7 +143,7 @@ def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     imports an older one (opsets 1-12), so converters and lowerings see today's operator
     signatures; the model itself where it is recent or the converter cannot convert it
     (the importer reads the old signatures too)."""
-    if _default_opset(model) >= UPGRADE_TO:
+    if default_opset(model) >= UPGRADE_TO:
         return model
     from onnx import version_converter
 
@@ -156,7 +163,7 @@ def _per_channel_slopes(model: onnx.ModelProto) -> onnx.ModelProto:
     broadcasts from the right, like Add. The version converter leaves the slope as it is, so a slope
     initializer of shape [C] for an input of rank r > 2 is given shape [C, 1, ...] (r - 2 ones) here:
     the same values, the old meaning in the new rules. The model itself where nothing changes."""
-    if _default_opset(model) >= 7:
+    if default_opset(model) >= 7:
         return model
     inits = {t.name: t for t in model.graph.initializer}
     slopes = [n for n in model.graph.node if n.op_type == "PRelu" and n.domain in _DEFAULT_DOMAINS
@@ -191,7 +198,7 @@ def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def _default_opset(model: onnx.ModelProto) -> int:
+def default_opset(model: onnx.ModelProto) -> int:
     """The default-domain opset the model imports (:data:`UPGRADE_TO` when it imports none)."""
     return next((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS), UPGRADE_TO)
 
