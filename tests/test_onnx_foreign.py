@@ -175,6 +175,7 @@ def test_a_sequence_value_is_an_error_naming_the_node_and_what_it_is(tmp_path):
     ("ReduceMean", 13, 18, {"axes"}, 1, 1, False),                   # axes moved to an input
     ("Softmax", 11, 17, set(), 1, 1, False),                         # same signature, another meaning
     ("Relu", 13, 17, set(), 1, 1, True),
+    ("Constant", 11, 13, {"value"}, 0, 1, True),                     # no inputs: its outputs still checked
 ])
 def test_a_node_is_re_emitted_at_another_opset_where_what_it_uses_means_the_same(
         op_type, old, new, attributes, inputs, outputs, expected):

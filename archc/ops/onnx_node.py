@@ -433,7 +433,9 @@ def _fits_both(schema, used: UsedSignature) -> bool:
     """Whether a node using ``used`` is written the same way under ``schema``: the attributes it sets
     exist, every other attribute is optional, its inputs and outputs are there and all that follow
     them are optional."""
-    Option = type(schema.inputs[0].option) if schema.inputs else None
+    from onnx.defs import OpSchema
+
+    Option = OpSchema.FormalParameterOption  # (an op without inputs has outputs to check all the same)
 
     def formals_fit(formals, count: int) -> bool:
         if formals and formals[-1].option == Option.Variadic:
