@@ -36,7 +36,7 @@ import numpy as np
 
 from archc.ir.graph import Graph
 from archc.lowering.onnx_draw import BLOCK_BYTES, POOL, BufferPool, drawing_executor
-from archc.ops.weights import DeferredArray, drawing_threads, tied_params
+from archc.ops.weights import RANDOM_INITS, DeferredArray, drawing_threads, tied_params
 
 __all__ = ["DrawAhead", "draw_ahead", "AHEAD_BYTES", "AHEAD_MIN_BYTES"]
 
@@ -49,8 +49,6 @@ AHEAD_MIN_BYTES = 2 ** 20
 _ALIGNMENT = 64
 #: The interpreter's thread switch interval while a drawer runs (see the module's docstring).
 SWITCH_INTERVAL = 1e-4
-#: Inits worth drawing ahead: random ones (a fill costs about what copying it would).
-_RANDOM = frozenset({"uniform", "xavier_uniform"})
 #: States of an array to draw ahead that holds no values yet.
 _WAITING, _DRAWING = "waiting", "drawing"
 
@@ -224,7 +222,7 @@ def draw_ahead(graph: Graph, weights: Mapping[str, Mapping[str, Any]], limit: in
     for node, params in weights.items():
         tied = tied_params(graph.node(node)) if node in graph else {}
         for name, array in params.items():
-            if not isinstance(array, DeferredArray) or name in tied or array.spec.init not in _RANDOM \
+            if not isinstance(array, DeferredArray) or name in tied or array.spec.init not in RANDOM_INITS \
                     or not array.fills_vector() or array.nbytes < AHEAD_MIN_BYTES:
                 continue
             if len(array.pieces()) > 1 or total + array.nbytes > limit:

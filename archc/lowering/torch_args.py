@@ -127,8 +127,8 @@ class _Resolver:
         self.params = [k for k, _ in info.args] if info else []
         self.defaults = dict(info.defaults) if info else {}
         #: live top-level parameters this block does not shadow: taken as arguments where it reads them
-        self.top = {p: v for p, v in (live or {}).items()
-                    if p not in self.params and p not in dict(info.lets if info else ())}
+        let_names = {k for k, _ in info.lets} if info else set()
+        self.top = {p: v for p, v in (live or {}).items() if p not in self.params and p not in let_names}
         self.lets: dict[str, str] = {}
         for name, source in (info.lets if info else ()):
             text = expression(source, set(self.params) | set(self.lets))
@@ -416,6 +416,11 @@ def live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, str
     return found
 
 
+def _scope_names(scope: Any) -> frozenset[str]:
+    """The parameter and let names a block instance's scope defines (they shadow the model's)."""
+    return frozenset(k for k, _ in scope.args) | frozenset(k for k, _ in scope.lets)
+
+
 def _live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, str]]]:
     uses: dict[str, list[tuple[str, str]]] = {p: [] for p in graph.params if p not in graph.structural_params}
     blocked: set[str] = set()
@@ -423,7 +428,7 @@ def _live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, st
         if not uses or not node.attr_exprs:
             continue
         # inside a block, a parameter or let of the block (where the node is written) shadows
-        shadowed = {k for k, _ in node.scope[-1].args} | {k for k, _ in node.scope[-1].lets} if node.scope else set()
+        shadowed = _scope_names(node.scope[-1]) if node.scope else frozenset()
         for attr, source in node.attr_exprs.items():
             try:
                 read = _names(source)
@@ -433,7 +438,7 @@ def _live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, st
                 uses[p].append((node.name, attr))
                 # a block between the model and the node that takes a parameter of this name
                 # could not hand the model's value down
-                if any(p in dict(outer.args) or p in dict(outer.lets) for outer in node.scope[:-1]):
+                if any(p in _scope_names(outer) for outer in node.scope[:-1]):
                     blocked.add(p)
     live = {}
     for p, sites in uses.items():

@@ -105,7 +105,9 @@ def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
 PIECE_ELEMENTS = 1 << 20
 #: Inits each of whose values depends on its position alone (one uniform stream, or a constant),
 #: so that any run of them can be drawn by itself.
-_DIVISIBLE = frozenset({"zeros", "ones", "constant", "uniform", "xavier_uniform"})
+#: Inits drawn from the random generator (the others are fills).
+RANDOM_INITS = frozenset({"uniform", "xavier_uniform"})
+_DIVISIBLE = frozenset({"zeros", "ones", "constant"}) | RANDOM_INITS
 _FILLS = {"zeros": 0, "ones": 1}
 
 
@@ -215,7 +217,7 @@ class DeferredArray:
         divisible init, in the array's own dtype: uniform draws are float32 values), so that any
         run of them can be drawn by itself (:meth:`fill_unscaled`)."""
         return self.spec.init in _DIVISIBLE and (
-            self.spec.init not in ("uniform", "xavier_uniform") or self.dtype == np.float32)
+            self.spec.init not in RANDOM_INITS or self.dtype == np.float32)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         pieces = self.pieces()
