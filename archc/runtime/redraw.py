@@ -6,8 +6,9 @@ nothing about the import. Redrawn, the same graph computes an output that depend
 the comparison means something again. Only what a weight is redrawn (a ConstantOfShape fill of a constant shape counts as one): floating-point initializers of
 two or more elements read by an input ONNX's schema does not name as a size, scale, region or
 shape (Resize's ``scales``, ``roi``); matrices and kernels from He's normal, N(0, 2 / fan_in)
-(fan_in: the elements per output row, dims 1...), vectors (biases, norm scales and statistics,
-which a variance must keep positive) from U(0.5, 1.5).
+(fan_in: the elements per output row, dims 1...), vectors that must stay positive (variances, and
+scales, where a sign flip tests nothing) from U(0.5, 1.5), other vectors (biases, means) from
+N(0, 0.1^2).
 """
 from __future__ import annotations
 
@@ -111,13 +112,14 @@ def calibrated(model: onnx.ModelProto, graph, before: dict[str, dict[str, np.nda
             if init is None:
                 return None
             values, factor = numpy_helper.to_array(init), _factor(old, new)
+            dtype = values.dtype
             if factor is not None:
                 values = values * factor
             elif np.array_equal(values.ravel(), old.ravel()):
                 values = new.reshape(values.shape)
             else:
                 return None
-            init.CopyFrom(numpy_helper.from_array(values.astype(numpy_helper.to_array(init).dtype), init.name))
+            init.CopyFrom(numpy_helper.from_array(values.astype(dtype), init.name))
     return out
 
 
