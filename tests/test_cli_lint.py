@@ -9,6 +9,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archc.analysis.counts import decimal_string
 from archc.cli import main
@@ -235,3 +237,33 @@ def test_json_counts_switch_to_strings_just_beyond_two_to_the_53(capsys, tmp_pat
         assert data["paths"]["total_log2"] == blocks
         dist = data["paths"]["chains"][0]["distribution"]
         assert [int(n) for n in dist] == [math.comb(blocks, k) for k in range(blocks + 1)]
+
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8)
+_COUNT = st.integers(min_value=0, max_value=2**40)
+
+
+@st.composite
+def _connections(draw):
+    from archc.analysis.report import Skip, Span
+    from archc.ir.vocab import Carries, Kind
+
+    span = Span(draw(st.none() | _COUNT), draw(st.none() | _COUNT), draw(_COUNT), draw(_COUNT),
+                draw(st.lists(_TEXT, max_size=3)))
+    return Skip(draw(st.none() | _TEXT), draw(_TEXT), draw(_TEXT), "merge_add", draw(st.sampled_from(list(Kind))),
+                draw(st.none() | st.sampled_from(list(Carries))), draw(st.lists(_TEXT, max_size=3)), span,
+                draw(_TEXT), draw(_COUNT), draw(st.none() | _COUNT), draw(st.none() | _COUNT), draw(_TEXT))
+
+
+@settings(deadline=None)  # (the first example imports the lint module)
+@given(st.lists(_connections(), max_size=4), st.booleans())
+def test_json_text_is_json_dumps_of_to_dict(connections, explain):
+    """The JSON writer fills each connection's template from its record: the same characters as
+    ``json.dumps(to_dict(), indent=2)``, whatever the fields hold (None, non-ASCII, quotes, ``%``)."""
+    from archc.analysis.report import Analysis
+    from archc.cli.lint import json_text
+
+    analysis = Analysis(model="m%s\u00e9", connections=connections, chains=[], expectations=[])
+    data = analysis.to_dict(explain=explain)
+    data["ok"] = True
+    assert json_text(analysis, explain=explain) == json.dumps(data, indent=2)

@@ -56,3 +56,21 @@ def test_without_operator_call_as_on_python_3_10_the_text_is_the_same(monkeypatc
     finally:
         monkeypatch.undo()
         importlib.reload(jsontext)
+
+
+def test_rows_are_written_by_their_writer_and_as_plain_values_on_fallback():
+    from archc.cli.jsontext import Rows
+
+    records = [(1, "a"), (2, "b\u00e9")]
+
+    def write(record, newline):
+        return indented({"n": record[0], "s": record[1]}).replace("\n", newline)
+
+    def plain(record):
+        return {"n": record[0], "s": record[1]}
+
+    expected = json.dumps({"rows": [plain(r) for r in records], "none": []}, indent=2)
+    assert indented({"rows": Rows(records, write, plain), "none": Rows([], write, plain)}) == expected
+    # a key json.dumps must write (not a string): the whole value falls back, the rows as plain values
+    value = {1: Rows(records, write, plain)}
+    assert indented(value) == json.dumps({1: [plain(r) for r in records]}, indent=2)

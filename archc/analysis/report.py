@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from archc.analysis.paths import PathStats
@@ -113,16 +113,20 @@ class Analysis:
             counts[c.kind] += 1
         return counts
 
-    def to_dict(self, explain: bool = False) -> dict[str, Any]:
-        """The JSON form (schema in :mod:`archc.cli.lint`); ``explain`` adds each pair's rule."""
+    def to_dict(self, explain: bool = False,
+                connections: Callable[[list[Skip]], Any] | None = None) -> dict[str, Any]:
+        """The JSON form (schema in :mod:`archc.cli.lint`); ``explain`` adds each pair's rule.
+        ``connections``: how each list of connections (``skips``, ``joins``) is given (default: a list
+        of their dicts; the JSON writer takes the records themselves)."""
         counts = self.summary()
+        skips, joins = self.skips, self.joins
         return {
             "schema": SCHEMA,
             "model": self.model,
             "summary": {k: counts[k] for k in SKIP_KINDS},
             "joins_summary": {k: counts[k] for k in JOIN_KINDS},
-            "skips": [c.to_dict(explain) for c in self.skips],
-            "joins": [c.to_dict(explain) for c in self.joins],
+            "skips": [c.to_dict(explain) for c in skips] if connections is None else connections(skips),
+            "joins": [c.to_dict(explain) for c in joins] if connections is None else connections(joins),
             "paths": self.paths.to_dict() if self.paths is not None else None,
             "expectations": [m.to_dict() for m in self.expectations],
         }

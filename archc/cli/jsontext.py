@@ -9,12 +9,17 @@ C-level maps. A dict's layout (its keys quoted with their separators and indenta
 per value) is made once per set of keys, value types and depth: lint writes thousands of records
 of one layout. Anything it does not know (a key that is not a string, a value of another type)
 goes back to ``json.dumps``, so the text never differs from it.
+
+A list of many records of one shape can be given as :class:`Rows`: each record is written by its
+own function (a template filled from the record's fields, no dict made per record), and
+``json.dumps`` is given the records' plain values when the writer falls back.
 """
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from functools import partial
+from itertools import repeat
 from json.encoder import (
     encode_basestring_ascii as _quote,  # the C escaper json itself uses
 )
@@ -26,7 +31,10 @@ except ImportError:  # Python 3.10, which archc supports
     def call(function: Callable[..., Any], /, *args: Any) -> Any:
         return function(*args)
 
-__all__ = ["indented"]
+__all__ = ["Rows", "indented", "quote"]
+
+#: a string's JSON text (json's own C escaper, ASCII output)
+quote = _quote
 
 _INFINITY = float("inf")
 #: dict layouts and depth tables kept, at most (lint uses a handful)
@@ -37,6 +45,32 @@ Writer = Callable[[Any], str]
 
 class _Unknown(Exception):
     """A value this module leaves to ``json.dumps``."""
+
+
+class Rows:
+    """A JSON list of records, each written by ``write(record, newline)``: the record's text as a
+    value on a line that starts with ``newline`` (the same characters :func:`indented` writes for
+    ``plain(record)`` there). ``plain(record)`` is the record as dicts, lists and scalars."""
+
+    __slots__ = ("records", "write", "plain")
+
+    def __init__(self, records: list, write: Callable[[Any, str], str], plain: Callable[[Any], Any]) -> None:
+        self.records = records
+        self.write = write
+        self.plain = plain
+
+
+def _rows(value: Rows, newline: str, inner: str) -> str:
+    if not value.records:
+        return "[]"
+    return "[" + inner + ("," + inner).join(map(value.write, value.records, repeat(inner))) + newline + "]"
+
+
+def _plain(value: Any) -> Any:
+    """``json.dumps``'s ``default``: :class:`Rows` as the list of its records' plain values."""
+    if type(value) is Rows:
+        return list(map(value.plain, value.records))
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _float(value: float) -> str:
@@ -71,7 +105,7 @@ def indented(value: Any) -> str:
     try:
         return _writer(type(value), "\n")(value)
     except _Unknown:
-        return json.dumps(value, indent=2)
+        return json.dumps(value, indent=2, default=_plain)
 
 
 def _table(newline: str) -> dict[type, Writer]:
@@ -81,7 +115,7 @@ def _table(newline: str) -> dict[type, Writer]:
         inner = newline + "  "
         table = {**_SCALARS, list: partial(_list, newline=newline, inner=inner),
                  tuple: partial(_list, newline=newline, inner=inner),
-                 dict: partial(_dict, newline=newline)}
+                 dict: partial(_dict, newline=newline), Rows: partial(_rows, newline=newline, inner=inner)}
         if len(_TABLES) < _KEPT:
             _TABLES[newline] = table
     return table
