@@ -6,7 +6,6 @@ for graphs that did not come from a file, a node name. The CLI prints them as
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -122,6 +121,8 @@ class DiagnosticSink:
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean ...?' hint for a misspelled name, or None."""
+    import difflib  # (here: every command imports this module, few need a hint)
+
     matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean '{matches[0]}'?" if matches else None
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import stat
 import sys
 from dataclasses import dataclass
@@ -454,6 +453,8 @@ def _write_payload(fh: BinaryIO, writer: Callable[[BinaryIO], None]) -> None:
 
 
 def _temp_name(directory: str, path: str) -> str:
+    import secrets  # (here: its import loads hashlib and hmac, which commands reading files never use)
+
     return os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.archc-tmp")
 
 
