@@ -183,7 +183,7 @@ class _PathTable:
                 c, lc, sh, lg, base, arr = 1, 0.0, 0, 0, 0, one
             else:
                 c, sh, lg, logs, bases, arrays = self.gather(ids, consume=True)
-                lc = _log2(c)
+                lc = _exact_log2(c) if c else _NO_PATHS
                 base, arr = _merge(logs, bases, arrays, lc)
             if parametric[i]:
                 # every path through this node gets one layer longer
@@ -227,7 +227,11 @@ class _PathTable:
 
 def _log2(count: int) -> float:
     """log2 of a path count (exact big int), -inf for none."""
-    return math.log2(count) if count else -math.inf
+    return _exact_log2(count) if count else _NO_PATHS
+
+
+_exact_log2 = math.log2
+_NO_PATHS = -math.inf
 
 
 def _merge(logs: list[float], bases: list[int], arrays: list[np.ndarray], log_total: float) -> tuple[int, np.ndarray]:
@@ -241,6 +245,12 @@ def _merge(logs: list[float], bases: list[int], arrays: list[np.ndarray], log_to
     order, where ``vj = weight_j * share_j`` (entries a part does not cover add nothing). How the
     work is laid out may change; that order of float operations may not, so figures stay put.
     """
+    if len(arrays) == 2:  # (most joins: unrolled, the same numbers as the general case below)
+        (b0, b1), (a0, a1), (l0, l1) = bases, arrays, logs
+        base = b0 if b0 <= b1 else b1
+        end0, end1 = b0 + len(a0), b1 + len(a1)
+        return _trim(base, _mix([b0 - base, b1 - base], arrays, [2.0 ** (l0 - log_total), 2.0 ** (l1 - log_total)],
+                                (end0 if end0 >= end1 else end1) - base))
     base = min(bases)
     width = max(map(operator.add, bases, map(len, arrays))) - base
     offsets = [b - base for b in bases]
@@ -265,7 +275,11 @@ def _mix(offsets: list[int], arrays: list[np.ndarray], weights: list[float], wid
         (o0, o1), (a0, a1), (w0, w1) = offsets, arrays, weights
         if len(a1) > len(a0):
             o0, o1, a0, a1, w0, w1 = o1, o0, a1, a0, w1, w0
-        out = _placed(o0, a0, w0, width)
+        if o0 == 0 and len(a0) == width:  # (_placed, inline)
+            out = _multiply(a0, w0)
+        else:
+            out = np.zeros(width)
+            _multiply(a0, w0, out[o0: o0 + len(a0)])
         segment = out[o1: o1 + len(a1)]
         _add(segment, _multiply(a1, w1), segment)
         return out

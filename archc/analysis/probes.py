@@ -57,14 +57,18 @@ def _concat_axis(node) -> int | None:
 def merge_terms(f: Flow, m: int) -> list[tuple[int, int]] | None:
     """The (producer, output) terms of the sum or concat rooted at ``m``, partial merges expanded
     (see :func:`inner_merge`), in order; None when ``m`` merges no partial merge."""
-    role = f.roles[m]
-    if not any(f.roles[p] == role and inner_merge(f, p) == m for p in f.preds[m]):
+    roles = f.roles
+    role = roles[m]
+    for p in f.preds[m]:
+        if roles[p] == role and inner_merge(f, p) == m:
+            break
+    else:
         return None
     terms: list[tuple[int, int]] = []
     todo = list(reversed(f.slots[m]))
     while todo:
         p, out = todo.pop()
-        if f.roles[p] == role and inner_merge(f, p) is not None:
+        if roles[p] == role and inner_merge(f, p) is not None:
             todo.extend(reversed(f.slots[p]))
         else:
             terms.append((p, out))

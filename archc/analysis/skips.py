@@ -58,7 +58,7 @@ from archc.analysis.probes import (
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
 from archc.analysis.rules import PairFacts, RememberingDecider, decide, never
 from archc.analysis.rules import layers as _layers
-from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
+from archc.analysis.structure import INT_DTYPES, SOURCE, TRANSPARENT, Flow
 from archc.ir import Graph, Node
 from archc.ir.vocab import EXPECT_NONE, SKIP_KIND_SET, Carries, Kind, Role
 
@@ -111,7 +111,7 @@ _FORK_ID = operator.attrgetter("_fork_id")
 _KIND = operator.attrgetter("kind")
 #: the vocabulary words the per-join code compares with, bound once (an Enum member's attribute
 #: access is a Python-level lookup in Python 3.11, several per join)
-_ADD, _CONCAT = Role.MERGE_ADD, Role.MERGE_CONCAT
+_ADD, _CONCAT, _RESHAPE = Role.MERGE_ADD, Role.MERGE_CONCAT, Role.RESHAPE
 _IDENTITY, _PROJECTION, _INDICES, _COMPUTED = Carries.IDENTITY, Carries.PROJECTION, Carries.INDICES, Carries.COMPUTED
 _DENSE, _GATED, _RESIDUAL, _SEQUENTIAL = Kind.DENSE, Kind.GATED, Kind.RESIDUAL, Kind.SEQUENTIAL
 
@@ -263,10 +263,12 @@ class _Measures:
     def carries(self, m: int, fork: int, sc: _Input) -> tuple[Carries, bool]:
         """What the shortcut carries, and whether it changes the shape from fork to join."""
         f = self.flow
-        src = f.value_type(fork, sc.fork_out)
-        dst = f.nodes[m].outputs[0] if f.roles[m] != _CONCAT else f.value_type(sc.node, sc.reads)
+        nodes = f.nodes
+        src = nodes[fork].outputs[sc.fork_out]
+        read = nodes[sc.node].outputs[sc.reads]  # (Flow.value_type and is_int_value, without their calls)
+        dst = nodes[m].outputs[0] if f.roles[m] != _CONCAT else read
         changed = src.shape != dst.shape
-        if f.is_int_value(sc.node, sc.reads):
+        if read.dtype.startswith(INT_DTYPES):
             return _INDICES, changed
         if sc.path is None:
             return _COMPUTED, changed
@@ -296,7 +298,7 @@ class _Measures:
         carries, so it keeps its own label but does not make a skip around the block long."""
         f = self.flow
         first = sc.path[-1] if sc.path else m
-        if f.roles[fork] == Role.RESHAPE and len(f.nodes[fork].outputs) >= 2:
+        if f.roles[fork] == _RESHAPE and len(f.nodes[fork].outputs) >= 2:
             return all(c == first for c in f.succs[fork] if (fork, sc.fork_out) in f.slots[c])
         return bool(sc.path) and all(map(self._slices_of(fork), f.succs[fork]))
 
@@ -305,7 +307,7 @@ class _Measures:
         whole = f.nodes[fork].outputs[0].numel()
 
         def slices(c: int) -> bool:
-            if f.roles[c] != Role.RESHAPE or len(f.preds[c]) != 1 or whole is None:
+            if f.roles[c] != _RESHAPE or len(f.preds[c]) != 1 or whole is None:
                 return False
             part = f.nodes[c].outputs[0].numel()
             return part is not None and part < whole
@@ -360,6 +362,10 @@ class _Measures:
                 region = f.dominated_region(fork, [main], SPAN_LIMIT)
         if region is None or len(region) > SPAN_LIMIT:
             return Span(None, None, depth, depth_ops, [])
+        if type(region) is range:  # (consecutive ids: slices, no lookup per node)
+            first, end = region.start, region.stop
+            names = f.names[first:end] if end - first <= LIST_LIMIT else []
+            return Span(sum(f.parametric[first:end]), end - first, depth, depth_ops, names)
         layers = sum(map(f.parametric.__getitem__, region))
         names = list(map(f.names.__getitem__, region)) if len(region) <= LIST_LIMIT else []
         return Span(layers, len(region), depth, depth_ops, names)
@@ -383,18 +389,23 @@ class _Measures:
         return got
 
 
-def _chain_between(f: Flow, fork: int, main: int) -> list[int] | None:
+def _chain_between(f: Flow, fork: int, main: int) -> list[int] | range | None:
     """The nodes after ``fork`` up to ``main`` when ``main`` hangs from ``fork`` through
     one-producer nodes (what :meth:`Flow.dominated_region` finds then, without its set and
     dominance tests: a residual block's main path), in id order; None otherwise.
 
     ``fork`` dominates ``main`` (the caller asks first). Then ``main`` hangs from it when both
     share a chain head, or ``fork`` heads ``main``'s chain: one-producer nodes hanging from one
-    head form a tree whose dominators are their producers, so the walk needs no test per step."""
+    head form a tree whose dominators are their producers, so the walk needs no test per step.
+    Each step back adds one op to the depth (:attr:`Flow.depth_ops`) and ids grow along the path,
+    so when the path has as many nodes as there are ids between, it is those ids (a ``range``)."""
     heads = f.chain_head
     h = heads[main]
-    if h != fork and h != heads[fork] or f.depth_ops[main] - f.depth_ops[fork] > SPAN_LIMIT:
+    steps = f.depth_ops[main] - f.depth_ops[fork]
+    if h != fork and h != heads[fork] or steps > SPAN_LIMIT:
         return None
+    if main - fork == steps:
+        return range(fork + 1, main + 1)
     path = []
     append = path.append
     preds = f.preds
