@@ -108,8 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = _command_in(argv)
         if exits_after and command in ANALYSIS_COMMANDS:
             _one_blas_thread()
-        args = build_parser(command).parse_args(argv)
-        code = _run(args, exits_after)
+        with _collector_paused(exits_after):  # (from the command's imports on: numpy's and onnx's make cycles)
+            args = build_parser(command).parse_args(argv)
+            code = _run(args)
     if exits_after and command in PRINTING_COMMANDS:
         _end_process(code)
     return code
@@ -141,7 +142,9 @@ def _one_blas_thread() -> None:
 
 @contextlib.contextmanager
 def _collector_paused(exits_after: bool = False) -> Iterator[None]:
-    """Python's cyclic garbage collector held off while a command runs, then restored.
+    """Python's cyclic garbage collector held off while a command is set up (its modules imported:
+    each import's allocations would trigger collections walking every module loaded so far) and
+    runs, then restored.
 
     A command allocates up to millions of small records (graph nodes, analysis records, planned
     source lines) that form no cycles to free early; each allocation burst would trigger a
@@ -164,10 +167,9 @@ def _collector_paused(exits_after: bool = False) -> Iterator[None]:
             gc.enable()
 
 
-def _run(args: argparse.Namespace, exits_after: bool = False) -> int:
+def _run(args: argparse.Namespace) -> int:
     try:
-        with _collector_paused(exits_after):
-            return int(args._run(args) or 0)
+        return int(args._run(args) or 0)
     except ArchcError as exc:
         DiagnosticPrinter.to(sys.stderr).print_all(exc)
         return exc.exit_code
