@@ -448,6 +448,15 @@ class _Classifier:
         for i in f.merges:
             k = nest[i] = max(map(nested, map(head, preds[i]), repeat(SOURCE)))
             records = self._join(i)
+            if len(records) == 1:  # (most joins: one pair; what the general case below does with it)
+                r = records[0]
+                if r.kind in SKIP_KIND_SET:
+                    self.skips_at[i] = records
+                    if r._nests:
+                        self.nesting_at[i] = records
+                        nest[i] = max(k, r._fork_id)
+                out.append(r)
+                continue
             skips = list(compress(records, map(SKIP_KIND_SET.__contains__, map(_KIND, records))))
             if skips:
                 self.skips_at[i] = skips

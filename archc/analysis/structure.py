@@ -23,6 +23,7 @@ The virtual source (id ``SOURCE`` = -1) precedes every graph input.
 """
 from __future__ import annotations
 
+import operator
 from collections import deque
 from typing import Iterable, Mapping
 
@@ -47,6 +48,7 @@ INT_DTYPES = ("int", "uint", "bool")
 #: dtypes known not to be integers (a set lookup, before the prefix test, for most nodes)
 _FLOAT_DTYPES = frozenset({"float32", "float16", "float64", "bfloat16"})
 _UNKNOWN = OpDef()  # ops not registered (e.g. a plugin missing): role 'other'
+_FIRST = operator.itemgetter(0)
 
 
 class _Unordered(Exception):
@@ -347,7 +349,7 @@ class _FlowBuilder:
             slots = tuple(found)
         i = self.visited[name] = self.count
         self.count += 1
-        ps = [p for p, _ in slots]
+        ps = list(map(_FIRST, slots))
         # (distinct producers, in slot order; most joins read each producer once)
         preds = tuple(ps) if len(set(ps)) == len(ps) else tuple(dict.fromkeys(ps))
         self.roles[i] = role
@@ -364,12 +366,9 @@ class _FlowBuilder:
             if len(preds) == 1:
                 self.slots_diverge = True  # (x * x: one producer, read twice, heads its own slot chain)
         self.parametric[i] = role in PARAMETRIC
-        self._dominator(i, preds)
-        self._depths(i, preds, role, first, node)
-
-    def _dominator(self, i: int, preds: tuple[int, ...]) -> None:
-        """Node ``i``'s immediate dominator: the meeting point of its producers' dominator-tree paths."""
+        # its immediate dominator: the meeting point of its producers' dominator-tree paths
         self.idom[i] = _meeting_point(preds, self.idom, self.heads)
+        self._depths(i, preds, role, first, node)
 
     def _depths(self, i: int, preds: tuple[int, ...], role: str, first: Value | None, node: Node) -> None:
         """Longest paths from the inputs to ``i``, in parametric layers and in ops, and its latest upsampling."""
