@@ -1,8 +1,11 @@
 """The records the skip analysis returns, and their JSON form (schema in :mod:`archc.cli.lint`)."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from itertools import compress
+from operator import attrgetter, not_
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:
     from archc.analysis.paths import PathStats
@@ -10,6 +13,7 @@ if TYPE_CHECKING:
 from archc.ir.vocab import JOIN_KINDS, SKIP_KIND_SET, SKIP_KINDS, Carries, Kind
 
 SCHEMA = "archc.lint/2"
+_KIND = attrgetter("kind")
 
 
 @dataclass(slots=True)
@@ -99,18 +103,21 @@ class Analysis:
 
     @property
     def skips(self) -> list[Skip]:
-        return [c for c in self.connections if c.is_skip]
+        return list(compress(self.connections, self._skip_flags()))
 
     @property
     def joins(self) -> list[Skip]:
         """Joins that are not skips (branch, sequential)."""
-        return [c for c in self.connections if not c.is_skip]
+        return list(compress(self.connections, map(not_, self._skip_flags())))
+
+    def _skip_flags(self) -> Iterator[bool]:
+        """Whether each connection is a skip (:attr:`Skip.is_skip`, asked in C: lint asks of every pair)."""
+        return map(SKIP_KIND_SET.__contains__, map(_KIND, self.connections))
 
     def summary(self) -> dict[str, int]:
         """Count of each label (skip kinds first; 0 when absent)."""
         counts = {k: 0 for k in Kind}
-        for c in self.connections:
-            counts[c.kind] += 1
+        counts.update(Counter(map(_KIND, self.connections)))
         return counts
 
     def to_dict(self, explain: bool = False,
