@@ -247,10 +247,10 @@ def _merge(logs: list[float], bases: list[int], arrays: list[np.ndarray], log_to
     """
     if len(arrays) == 2:  # (most joins: unrolled, the same numbers as the general case below)
         (b0, b1), (a0, a1), (l0, l1) = bases, arrays, logs
-        base = b0 if b0 <= b1 else b1
-        end0, end1 = b0 + len(a0), b1 + len(a1)
+        base = min(b0, b1)
+        width = max(b0 + len(a0), b1 + len(a1)) - base
         return _trim(base, _mix([b0 - base, b1 - base], arrays, [2.0 ** (l0 - log_total), 2.0 ** (l1 - log_total)],
-                                (end0 if end0 >= end1 else end1) - base))
+                                width))
     base = min(bases)
     width = max(map(operator.add, bases, map(len, arrays))) - base
     offsets = [b - base for b in bases]

@@ -52,7 +52,7 @@ class Rows:
     value on a line that starts with ``newline`` (the same characters :func:`indented` writes for
     ``plain(record)`` there). ``plain(record)`` is the record as dicts, lists and scalars."""
 
-    __slots__ = ("records", "write", "plain")
+    __slots__ = ("plain", "records", "write")
 
     def __init__(self, records: list, write: Callable[[Any, str], str], plain: Callable[[Any], Any]) -> None:
         self.records = records

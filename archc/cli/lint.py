@@ -71,6 +71,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from functools import partial
+from typing import Callable
 
 from archc.analysis.report import Analysis, Skip
 from archc.analysis.skips import analyze
@@ -126,67 +128,56 @@ def json_text(analysis: Analysis, explain: bool = False) -> str:
     """The JSON form of ``analysis`` (schema above): ``json.dumps(data, indent=2)`` of its
     :meth:`~archc.analysis.report.Analysis.to_dict` with ``"ok"`` added, the same characters made
     faster (each connection written from its record, not from a dict made for it)."""
-    write = _ConnectionWriter(explain)
-    data = analysis.to_dict(explain=explain, connections=lambda records: Rows(records, write, write.plain))
+    write = _connection_writer(explain)
+    plain = partial(Skip.to_dict, explain=explain)
+    data = analysis.to_dict(explain=explain, connections=lambda records: Rows(records, write, plain))
     data["ok"] = not analysis.expectations
     return indented(data)
 
 
-class _ConnectionWriter:
-    """One connection's JSON text at a depth, as ``indented(skip.to_dict(explain))`` writes it there:
-    a template per depth (keys, separators, indentation) filled with the fields' texts."""
+def _connection_writer(explain: bool) -> Callable[[Skip, str], str]:
+    """A function writing one connection's JSON text at a depth, as ``indented(skip.to_dict(explain))``
+    writes it there: a template per depth (keys, separators, indentation) filled with the fields' texts."""
+    layouts: dict[str, tuple[str, str, str]] = {}
 
-    def __init__(self, explain: bool) -> None:
-        self.explain = explain
-        #: newline of the record's depth -> (template, newline of the shortcut's items, of the span's nodes)
-        self._layouts: dict[str, tuple[str, str, str]] = {}
-
-    def plain(self, record: Skip) -> dict:
-        return record.to_dict(self.explain)
-
-    def __call__(self, c: Skip, newline: str) -> str:
-        layout = self._layouts.get(newline)
+    def write(c: Skip, newline: str) -> str:
+        layout = layouts.get(newline)
         if layout is None:
-            layout = self._layouts[newline] = self._layout(newline)
+            layout = layouts[newline] = _connection_layout(newline, explain)
         template, shortcut_items, node_items = layout
         span = c.span
+        # (each field as json writes it; conditionals inline: one call per record, lint writes 14k at 100k nodes)
         fields = (
-            _quoted_or_null(c.fork), _int(c.fork_output), _quote(c.merge), _quote(c.merge_op), _quote(c.kind),
-            _quoted_or_null(c.carries), _names(c.shortcut, shortcut_items),
-            _int_or_null(span.layers), _int_or_null(span.ops), _int(span.depth), _int(span.depth_ops),
-            _names(span.nodes, node_items),
-            _int_or_null(c.stage), _int_or_null(c.position), _quote(c.reason))
-        return template % (fields + (_quote(c.rule),) if self.explain else fields)
-
-    def _layout(self, newline: str) -> tuple[str, str, str]:
-        """The record's text with a ``%s`` for each field's text (the keys are fixed here and hold
-        no ``%``), and the newlines its lists' items start with."""
-        inner, deeper = newline + "  ", newline + "    "
-        keys = ["fork", "fork_output", "merge", "merge_op", "kind", "carries", "shortcut"]
-        span_keys = ["layers", "ops", "depth", "depth_ops", "nodes"]
-        tail = ["stage", "position", "reason"] + (["rule"] if self.explain else [])
-        template = ("{" + "".join(f'{inner}"{k}": %s,' for k in keys)
-                    + f'{inner}"span": {{' + ",".join(f'{deeper}"{k}": %s' for k in span_keys) + f"{inner}}},"
-                    + ",".join(f'{inner}"{k}": %s' for k in tail) + newline + "}")
-        return template, deeper, deeper + "  "
+            "null" if c.fork is None else _quote(c.fork), _int(c.fork_output), _quote(c.merge), _quote(c.merge_op),
+            _quote(c.kind), "null" if c.carries is None else _quote(c.carries),
+            _names(c.shortcut, shortcut_items) if c.shortcut else "[]",
+            "null" if span.layers is None else _int(span.layers), "null" if span.ops is None else _int(span.ops),
+            _int(span.depth), _int(span.depth_ops), _names(span.nodes, node_items) if span.nodes else "[]",
+            "null" if c.stage is None else _int(c.stage), "null" if c.position is None else _int(c.position),
+            _quote(c.reason))
+        return template % (fields + (_quote(c.rule),) if explain else fields)
+    return write
 
 
-def _quoted_or_null(text: str | None) -> str:
-    return "null" if text is None else _quote(text)
+def _connection_layout(newline: str, explain: bool) -> tuple[str, str, str]:
+    """A connection's text at a depth with a ``%s`` for each field's text (the keys are fixed here
+    and hold no ``%``), and the newlines its lists' items start with."""
+    inner, deeper = newline + "  ", newline + "    "
+    keys = ["fork", "fork_output", "merge", "merge_op", "kind", "carries", "shortcut"]
+    span_keys = ["layers", "ops", "depth", "depth_ops", "nodes"]
+    tail = ["stage", "position", "reason"] + (["rule"] if explain else [])
+    template = ("{" + "".join(f'{inner}"{k}": %s,' for k in keys)
+                + f'{inner}"span": {{' + ",".join(f'{deeper}"{k}": %s' for k in span_keys) + f"{inner}}},"
+                + ",".join(f'{inner}"{k}": %s' for k in tail) + newline + "}")
+    return template, deeper, deeper + "  "
 
 
 #: an int's JSON text (a value of another type raises: no field written here holds one)
 _int = int.__repr__
 
 
-def _int_or_null(n: int | None) -> str:
-    return "null" if n is None else _int(n)
-
-
 def _names(names: list[str], items: str) -> str:
-    """A list of strings as ``indented`` writes it, its items on lines starting with ``items``."""
-    if not names:
-        return "[]"
+    """A non-empty list of strings as ``indented`` writes it, its items on lines starting with ``items``."""
     return "[" + items + ("," + items).join(map(_quote, names)) + items[:-2] + "]"
 
 
