@@ -52,23 +52,30 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OLD_FLAT_GENERATOR = "c73f2c1^"
 
-# Run in the baseline's tree: times its generate_source on its own specs of the given names.
-_BASELINE_TIMER = """
+# Run in either tree: least CPU time of ``generate_source`` ("source") or of source -> executed model
+# class ("module": what build_module pays before the weights), per spec of the given names.
+_TIMER = """
 import gc, json, sys, time
 import archc
-from archc.lowering.torch import generate_source
-repeat, names, result = int(sys.argv[1]), sys.argv[2:], {}
+from archc.lowering import torch as lowering
+what, repeat, names, result = sys.argv[1], int(sys.argv[2]), sys.argv[3:], {}
+def module(graph):
+    if hasattr(lowering, "module_class"):
+        return lowering.module_class(graph)
+    name = lowering.class_name_for(graph.name)
+    return lowering._module_class(graph, lowering.generate_source(graph, name), name)
+make = module if what == "module" else lowering.generate_source
 for name in names:
     try:
         graph = archc.load_spec(f"specs/{name}.yaml")
-        generate_source(graph)
+        make(graph)
     except Exception:
         continue
     best = float("inf")
     gc.disable()
     for _ in range(repeat):
         start = time.process_time()
-        generate_source(graph)
+        make(graph)
         best = min(best, time.process_time() - start)
     gc.enable()
     result[name] = best
@@ -128,42 +135,6 @@ print(json.dumps(result))
 """
 
 
-# Run in either tree: least CPU time of source -> executed model class, per spec.
-_MODULE_TIMER = """
-import gc, json, sys, time
-import archc
-from archc.lowering import torch as lowering
-repeat, names, result = int(sys.argv[1]), sys.argv[2:], {}
-def make(graph):
-    if hasattr(lowering, "module_class"):
-        return lowering.module_class(graph)
-    name = lowering.class_name_for(graph.name)
-    return lowering._module_class(graph, lowering.generate_source(graph, name), name)
-for name in names:
-    try:
-        graph = archc.load_spec(f"specs/{name}.yaml")
-        make(graph)
-    except Exception:
-        continue
-    best = float("inf")
-    gc.disable()
-    for _ in range(repeat):
-        start = time.process_time()
-        make(graph)
-        best = min(best, time.process_time() - start)
-    gc.enable()
-    result[name] = best
-print(json.dumps(result))
-"""
-
-
-def _time_module(tree: str, names: list[str], repeat: int) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": tree}
-    out = subprocess.run([sys.executable, "-c", _MODULE_TIMER, str(repeat), *names], cwd=tree, env=env,
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def _time_process(tree: str, name: str, out: str) -> float | None:
     """Wall seconds of one ``archc build specs/NAME.yaml --target torch`` in ``tree`` (None: it failed)."""
     env = {**os.environ, "PYTHONPATH": tree}
@@ -192,9 +163,10 @@ def _baseline_tree(rev: str, into: str) -> None:
         tar.extractall(into, filter="data")
 
 
-def _time_baseline(tree: str, names: list[str], repeat: int) -> dict[str, float]:
+def _time_in(tree: str, what: str, names: list[str], repeat: int) -> dict[str, float]:
+    """Least CPU seconds per spec of ``what`` ("source" or "module", see :data:`_TIMER`) in ``tree``."""
     env = {**os.environ, "PYTHONPATH": tree}
-    out = subprocess.run([sys.executable, "-c", _BASELINE_TIMER, str(repeat), *names], cwd=tree, env=env,
+    out = subprocess.run([sys.executable, "-c", _TIMER, what, str(repeat), *names], cwd=tree, env=env,
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -243,11 +215,11 @@ def main() -> None:
                     best[name] = min(best[name], time.process_time() - start)
                 gc.enable()
             if args.baseline:
-                for name, seconds in _time_baseline(tree, names, args.repeat).items():
+                for name, seconds in _time_in(tree, "source", names, args.repeat).items():
                     old[name] = min(old[name], seconds)
             if args.module:
                 for side, timed in ((module, ROOT), (module_old, tree if args.baseline else None)):
-                    for name, seconds in (_time_module(timed, names, args.repeat) if timed else {}).items():
+                    for name, seconds in (_time_in(timed, "module", names, args.repeat) if timed else {}).items():
                         side[name] = min(side.get(name, float("inf")), seconds)
         for _ in range(args.process):  # (the two trees alternating, spec by spec)
             for name in names:
