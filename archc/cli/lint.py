@@ -77,7 +77,7 @@ from typing import Callable
 from archc.analysis.report import Analysis, Skip
 from archc.analysis.skips import analyze
 from archc.cli.common import add_spec_arguments, load_graph, table_lines
-from archc.cli.jsontext import Rows, indented
+from archc.cli import jsontext
 from archc.cli.jsontext import quote as _quote
 from archc.errors import Location, UsageError
 from archc.ir.vocab import JOIN_KINDS, SKIP_KINDS, kinds_table
@@ -130,9 +130,10 @@ def json_text(analysis: Analysis, explain: bool = False) -> str:
     faster (each connection written from its record, not from a dict made for it)."""
     write = _connection_writer(explain)
     plain = partial(Skip.to_dict, explain=explain)
-    data = analysis.to_dict(explain=explain, connections=lambda records: Rows(records, write, plain))
+    # (the module's names looked up at the call: the writer and its record type must be one module's)
+    data = analysis.to_dict(explain=explain, connections=lambda records: jsontext.Rows(records, write, plain))
     data["ok"] = not analysis.expectations
-    return indented(data)
+    return jsontext.indented(data)
 
 
 def _connection_writer(explain: bool) -> Callable[[Skip, str], str]:
