@@ -51,6 +51,8 @@ _TRIM = 1e-18
 #: ``ndarray.sum`` of a vector without its Python wrapper (the same pairwise sum)
 _sum = np.add.reduce
 _multiply, _add = np.multiply, np.add
+#: the producer of a (producer, output) slot
+_PRODUCER = operator.itemgetter(0)
 
 
 @dataclass
@@ -158,7 +160,8 @@ class _PathTable:
         joins = flow.slot_joins
         #: the producers each join reads (one per slot), or the one input paths follow through a join
         #: that is no choice
-        self.reads = {i: ([through[i]] if i in through else [p for p, _ in flow.slots[i]]) for i in joins}
+        slots = flow.slots
+        self.reads = {i: ([through[i]] if i in through else list(map(_PRODUCER, slots[i]))) for i in joins}
         self.heads = heads
         self.count = [0] * n
         self.log_count = [0.0] * n  # log2 of count, taken once per head however many joins read it
@@ -167,10 +170,10 @@ class _PathTable:
         self.lo = [0] * n           # the distribution holds shares of lengths lo, lo + 1, ...
         self.dist: list[np.ndarray | None] = [None] * n
         # A head's distribution is dropped once every join reading its chain has been computed.
-        self._pending = [0] * n
-        for i in joins:
-            for p in self.reads[i]:
-                self._pending[heads[p]] += 1
+        pending = self._pending = [0] * n
+        for ids in self.reads.values():
+            for p in ids:
+                pending[heads[p]] += 1
         self._keep = {heads[o] for o in flow.outputs}
         self._run(flow, joins)
 
