@@ -36,7 +36,7 @@ def verify_in_debug(graph: "Graph") -> "Graph":
     return graph
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Value:
     """A reference to one output of a node."""
 
@@ -78,7 +78,7 @@ class BlockInstance:
 MODULES_META = "modules"
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     """One operation of the IR."""
 
