@@ -64,8 +64,11 @@ class Walk(Conversion):
             else:
                 if attributes is None:
                     attributes = attribute_bytes(node)
+                # (the types declared for the outputs: one output's alone, not in a tuple; the key's
+                # outputs part tells the numbers of outputs apart)
                 tag_key = (op_type, domain, attributes, tuple(tags), len(outputs) if all(outputs) else
-                           tuple(map(bool, outputs)), tuple(map(declared.get, outputs)) if declared else None)
+                           tuple(map(bool, outputs)), None if not declared else declared.get(outputs[0])
+                           if len(outputs) == 1 else tuple(map(declared.get, outputs)))
                 replayer = replayers.get(tag_key)
                 if replayer is None:
                     replayer = self._new_replayer(node, op_type, domain, recs, outputs, attributes, tag_key)
