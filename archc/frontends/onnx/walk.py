@@ -49,7 +49,10 @@ class Walk(Conversion):
                     recs.append(None)
                     tags.append(None)
                     continue
-                rec = values.get(name)
+                try:
+                    rec = values[name]  # (a subscript: a cheaper lookup than a call of get)
+                except KeyError:
+                    break  # undefined: the general way says so
                 kind = type(rec)
                 if kind is Tensor:
                     value = rec.value
@@ -59,7 +62,7 @@ class Walk(Conversion):
                     reads_float = op_type in READS_FLOAT_DATA
                     tags.append(tag if tag is not None and not reads_float else const_tag(rec, reads_float, key_part))
                 else:
-                    break  # undefined (the general way says so) or symbolic: no kind
+                    break  # symbolic: no kind
                 recs.append(rec)
             else:
                 if attributes is None:
