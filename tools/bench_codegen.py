@@ -24,6 +24,16 @@ each, torch imported in each).
 executes (``sys.settrace`` with opcode events, in a process per side): a figure no load on the
 machine moves, to compare two versions of the Python code where times are too noisy to (it
 does not see time spent inside C functions, such as hashing, regular expressions or ``join``).
+
+``--module`` also times what ``build_module`` and ``module_class`` pay for the source: generating it,
+compiling it and executing it into the model class (``archc.lowering.torch.module_class``; the
+baseline's ``_module_class`` of its ``generate_source``), least CPU time of ``--repeat`` warm calls
+per round, in a process per side. A class-per-block file is shorter than the flat one for deep
+nets, so it compiles faster: this is the figure the in-memory module's user waits for.
+
+``--process N`` also times ``archc build SPEC --target torch -o FILE`` as a user runs it (whole
+process: start-up, spec, analysis for the skip labels, generation, the module built to check the
+file), the two trees alternating, least wall time of N runs per side.
 """
 from __future__ import annotations
 
@@ -42,23 +52,30 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OLD_FLAT_GENERATOR = "c73f2c1^"
 
-# Run in the baseline's tree: times its generate_source on its own specs of the given names.
-_BASELINE_TIMER = """
+# Run in either tree: least CPU time of ``generate_source`` ("source") or of source -> executed model
+# class ("module": what build_module pays before the weights), per spec of the given names.
+_TIMER = """
 import gc, json, sys, time
 import archc
-from archc.lowering.torch import generate_source
-repeat, names, result = int(sys.argv[1]), sys.argv[2:], {}
+from archc.lowering import torch as lowering
+what, repeat, names, result = sys.argv[1], int(sys.argv[2]), sys.argv[3:], {}
+def module(graph):
+    if hasattr(lowering, "module_class"):
+        return lowering.module_class(graph)
+    name = lowering.class_name_for(graph.name)
+    return lowering._module_class(graph, lowering.generate_source(graph, name), name)
+make = module if what == "module" else lowering.generate_source
 for name in names:
     try:
         graph = archc.load_spec(f"specs/{name}.yaml")
-        generate_source(graph)
+        make(graph)
     except Exception:
         continue
     best = float("inf")
     gc.disable()
     for _ in range(repeat):
         start = time.process_time()
-        generate_source(graph)
+        make(graph)
         best = min(best, time.process_time() - start)
     gc.enable()
     result[name] = best
@@ -118,6 +135,15 @@ print(json.dumps(result))
 """
 
 
+def _time_process(tree: str, name: str, out: str) -> float | None:
+    """Wall seconds of one ``archc build specs/NAME.yaml --target torch`` in ``tree`` (None: it failed)."""
+    env = {**os.environ, "PYTHONPATH": tree}
+    start = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "archc", "build", f"specs/{name}.yaml", "--target", "torch",
+                          "-o", out], check=False, cwd=tree, env=env, capture_output=True)
+    return time.perf_counter() - start if run.returncode == 0 else None
+
+
 def _count_opcodes(tree: str, names: list[str]) -> dict[str, int]:
     env = {**os.environ, "PYTHONPATH": tree, "PYTHONHASHSEED": "0"}  # the same set orders every run
     out = subprocess.run([sys.executable, "-c", _OPCODE_COUNTER, *names], cwd=tree, env=env, capture_output=True,
@@ -137,9 +163,10 @@ def _baseline_tree(rev: str, into: str) -> None:
         tar.extractall(into, filter="data")
 
 
-def _time_baseline(tree: str, names: list[str], repeat: int) -> dict[str, float]:
+def _time_in(tree: str, what: str, names: list[str], repeat: int) -> dict[str, float]:
+    """Least CPU seconds per spec of ``what`` ("source" or "module", see :data:`_TIMER`) in ``tree``."""
     env = {**os.environ, "PYTHONPATH": tree}
-    out = subprocess.run([sys.executable, "-c", _BASELINE_TIMER, str(repeat), *names], cwd=tree, env=env,
+    out = subprocess.run([sys.executable, "-c", _TIMER, what, str(repeat), *names], cwd=tree, env=env,
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -154,6 +181,10 @@ def main() -> None:
                         help="also time the first call in N fresh processes per spec (and side), least of N")
     parser.add_argument("--opcodes", action="store_true",
                         help="also count the bytecode instructions of one warm call (per side)")
+    parser.add_argument("--module", action="store_true",
+                        help="also time source -> executed model class (what build_module pays), per side")
+    parser.add_argument("--process", type=int, default=0, metavar="N",
+                        help="also time `archc build --target torch` as a whole process, least of N per side")
     args = parser.parse_args()
 
     import archc
@@ -168,6 +199,10 @@ def main() -> None:
         graphs[name] = (graph, merge_labels(analyze(graph, paths=False)))
     best = {name: float("inf") for name in names}
     old = {name: float("inf") for name in names}
+    module: dict[str, float] = {}
+    module_old: dict[str, float] = {}
+    process: dict[str, float] = {}
+    process_old: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tree:
         if args.baseline:
             _baseline_tree(args.baseline, tree)
@@ -180,8 +215,18 @@ def main() -> None:
                     best[name] = min(best[name], time.process_time() - start)
                 gc.enable()
             if args.baseline:
-                for name, seconds in _time_baseline(tree, names, args.repeat).items():
+                for name, seconds in _time_in(tree, "source", names, args.repeat).items():
                     old[name] = min(old[name], seconds)
+            if args.module:
+                for side, timed in ((module, ROOT), (module_old, tree if args.baseline else None)):
+                    for name, seconds in (_time_in(timed, "module", names, args.repeat) if timed else {}).items():
+                        side[name] = min(side.get(name, float("inf")), seconds)
+        for _ in range(args.process):  # (the two trees alternating, spec by spec)
+            for name in names:
+                for side, timed in ((process, ROOT), (process_old, tree if args.baseline else None)):
+                    seconds = _time_process(timed, name, os.path.join(tree, "model_out.py")) if timed else None
+                    if seconds is not None:
+                        side[name] = min(side.get(name, float("inf")), seconds)
         cold = {name: _least_cold(ROOT, name, args.cold) for name in names} if args.cold else {}
         cold_old = {name: _least_cold(tree, name, args.cold) for name in names} if args.cold and args.baseline else {}
         ops = _count_opcodes(ROOT, names) if args.opcodes else {}
@@ -190,6 +235,8 @@ def main() -> None:
     header += f" {'base ms':>8s} {'ratio':>6s}" if args.baseline else ""
     header += f" {'cold ms':>8s}" + (f" {'base':>8s} {'ratio':>6s}" if args.baseline else "") if args.cold else ""
     header += f" {'opcodes':>9s}" + (f" {'base':>9s} {'ratio':>6s}" if args.baseline else "") if args.opcodes else ""
+    header += f" {'module ms':>9s}" + (f" {'base':>8s} {'ratio':>6s}" if args.baseline else "") if args.module else ""
+    header += f" {'build s':>8s}" + (f" {'base':>8s} {'ratio':>6s}" if args.baseline else "") if args.process else ""
     print(header)
     for name, (graph, labels) in graphs.items():
         lines = generate_source(graph, labels=labels).splitlines()
@@ -201,6 +248,13 @@ def main() -> None:
             row += f" {cold[name] * 1000:8.1f}" + (_versus(cold[name], cold_old[name]) if args.baseline else "")
         if args.opcodes:
             row += f" {ops.get(name, 0):9d}" + (_ops_versus(ops.get(name), ops_old.get(name)) if args.baseline else "")
+        if args.module:
+            mine = module.get(name, float("inf"))
+            row += f" {mine * 1000:9.1f}" + (_versus(mine, module_old.get(name, float("inf"))) if args.baseline else "")
+        if args.process:
+            mine = process.get(name, float("inf"))
+            row += f" {mine:8.2f}" + (_seconds_versus(mine, process_old.get(name, float("inf")))
+                                      if args.baseline else "")
         print(row)
 
 
@@ -211,6 +265,10 @@ def _least_cold(tree: str, name: str, n: int) -> float:
 
 def _ops_versus(mine: int | None, base: int | None) -> str:
     return f" {base:9d} {mine / base:6.2f}" if mine and base else f" {'-':>9s} {'-':>6s}"
+
+
+def _seconds_versus(mine: float, base: float) -> str:
+    return f" {base:8.2f} {mine / base:6.2f}" if base < float("inf") else f" {'-':>8s} {'-':>6s}"
 
 
 def _versus(mine: float, base: float) -> str:

@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from archc.ir.graph import Graph
-from archc.lowering.onnx_draw import BLOCK_BYTES, POOL, BufferPool, drawing_executor
+from archc.lowering.onnx_draw import BLOCK_BYTES, PIECE_ALIGNMENT, POOL, BufferPool, aligned_offset, drawing_executor
 from archc.ops.weights import RANDOM_INITS, DeferredArray, drawing_threads, tied_params
 
 __all__ = ["DrawAhead", "draw_ahead", "AHEAD_BYTES", "AHEAD_MIN_BYTES"]
@@ -46,7 +46,6 @@ AHEAD_BYTES = 16 * 2 ** 20
 #: Smaller arrays are left to the writer's threads: each array costs the drawer about six waits
 #: for the interpreter lock, whatever its size, and each wait delays the caller's Python too.
 AHEAD_MIN_BYTES = 2 ** 20
-_ALIGNMENT = 64
 #: The interpreter's thread switch interval while a drawer runs (see the module's docstring).
 SWITCH_INTERVAL = 1e-4
 #: States of an array to draw ahead that holds no values yet.
@@ -166,12 +165,12 @@ class _Carver:
     def carve(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         """``size`` bytes at a 64-byte-aligned address, and the block they are in (held once more)."""
         block = self.block
-        if block is None or self.used + size + _ALIGNMENT > len(block):
+        if block is None or self.used + size + PIECE_ALIGNMENT > len(block):
             self.close()
-            block = self.block = self.drawer.pool.take(max(size + _ALIGNMENT, BLOCK_BYTES))
+            block = self.block = self.drawer.pool.take(max(size + PIECE_ALIGNMENT, BLOCK_BYTES))
             self.used = 0
             self.drawer._hold(block)
-        offset = self.used + (-(block.ctypes.data + self.used) % _ALIGNMENT)
+        offset = aligned_offset(block, self.used)
         self.used = offset + size
         self.drawer._hold(block)
         return block[offset:offset + size], block

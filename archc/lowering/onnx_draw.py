@@ -38,8 +38,8 @@ JOB_BYTES = 4 * 2 ** 20
 BLOCK_BYTES = 8 * 2 ** 20
 #: Free blocks kept between writes (and files) at most, so the next file reuses warm memory.
 KEEP_BYTES = 64 * 2 ** 20
-#: Offsets of the pieces inside a block are multiples of this (numpy's vector loops prefer it).
-_PIECE_ALIGNMENT = 64
+#: Addresses of the pieces carved from a block are multiples of this (numpy's vector loops prefer it).
+PIECE_ALIGNMENT = 64
 
 #: Writes ``buffers`` one after the other from byte ``offset`` of the output.
 WriteAt = Callable[[Sequence[Any], int], None]
@@ -134,18 +134,18 @@ class _Arena:
         dtype = np.dtype(dtype)
         size = count * dtype.itemsize
         block = self.blocks[-1] if self.blocks else None
-        start = self._aligned(block, self._used) if block is not None else 0
+        start = aligned_offset(block, self._used) if block is not None else 0
         if block is None or start + size > len(block):
-            block = self.pool.take(max(size + _PIECE_ALIGNMENT, BLOCK_BYTES))
+            block = self.pool.take(max(size + PIECE_ALIGNMENT, BLOCK_BYTES))
             self.blocks.append(block)
-            start = self._aligned(block, 0)
+            start = aligned_offset(block, 0)
         self._used = start + size
         return block[start:start + size].view(dtype)
 
-    @staticmethod
-    def _aligned(block: np.ndarray, offset: int) -> int:
-        address = block.__array_interface__["data"][0] + offset
-        return offset + (-address % _PIECE_ALIGNMENT)
+
+def aligned_offset(block: np.ndarray, offset: int) -> int:
+    """The first offset from ``offset`` on whose address in ``block`` is a multiple of :data:`PIECE_ALIGNMENT`."""
+    return offset + (-(block.__array_interface__["data"][0] + offset) % PIECE_ALIGNMENT)
 
 
 class _Drawn(NamedTuple):

@@ -480,9 +480,10 @@ def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Prove
 
 
 def _plan(graph: Graph, labels: Mapping[str, str], cls: str, live: Mapping[str, Any] | None
-          ) -> tuple[_Planner, Body, _Class]:
-    """Every instance lowered and grouped into classes, the model class last; ``live``: the
-    parameters the model takes at run time (None: all that :func:`live_params` finds)."""
+          ) -> tuple[_Planner, Body, _Class, dict[str, Any]]:
+    """Every instance lowered and grouped into classes, the model class last, and where each live
+    parameter is read (its sites); ``live``: the parameters the model takes at run time (None: all
+    that :func:`live_params` finds)."""
     planner = _Planner(graph, labels, cls, live=live)
     tree = instance_tree(graph, planner.writer.lowered.order)
     root_body = planner.plan(tree)
@@ -494,7 +495,7 @@ def _plan(graph: Graph, labels: Mapping[str, str], cls: str, live: Mapping[str, 
             planner, root_body = again, again_body
     live_sites = {p: s for p, s in live_params(graph, planner.writer.lowered).items() if p in planner.live}
     return planner, root_body, _Class(cls, None, [root_body],
-                                      root_args(graph, planner.writer.lowered, root_body, live_sites))
+                                      root_args(graph, planner.writer.lowered, root_body, live_sites)), live_sites
 
 
 def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
@@ -503,15 +504,14 @@ def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: 
 
 
 def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
-    planner, root_body, root = _plan(graph, labels, cls, None)
+    planner, root_body, root, live = _plan(graph, labels, cls, None)
     # A parameter stays live where the plan wrote every attribute it reaches from it (not one that
     # a class reaches another way) and nothing the plan wrote after it depends on its value.
     found = live_params(graph, planner.writer.lowered)
     expressed = set().union(root.args.expressed, *(c.args.expressed for c in planner.classes))
     kept = {p: v for p, v in planner.live.items() if p in found and set(found[p]) <= expressed}
     if kept.keys() != planner.live.keys():
-        planner, root_body, root = _plan(graph, labels, cls, kept)
-    live = {p: sites for p, sites in live_params(graph, planner.writer.lowered).items() if p in planner.live}
+        planner, root_body, root, live = _plan(graph, labels, cls, kept)
     out = _header(graph, cls, labels, provenance, live)
     out += ["import torch", "import torch.nn.functional as F", "from torch import nn"]
     for function in [*planner.writer.lowered.functions.values(), *planner.writer.lowered.classes.values()]:

@@ -9,7 +9,8 @@ and no torchvision or timm checkpoint would load.
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_rank, numel, py
+from archc.ops.base import Attr, OpDef, concrete, expect_rank, numel, py
+from archc.ops.norm import emit_layer_norm, layer_norm_params
 from archc.ops.registry import register
 
 _CLASS = '''\
@@ -52,11 +53,7 @@ class LayerNorm2d(OpDef):
         return numel(outs[0])
 
     def params(self, node, ins):
-        a = node.attrs
-        if not a["elementwise_affine"]:
-            return {}
-        c = ins[0].shape[1]
-        return {"weight": ParamSpec((c,), "ones"), **({"bias": ParamSpec((c,), "zeros")} if a["bias"] else {})}
+        return layer_norm_params(node.attrs, (ins[0].shape[1],))
 
     def torch_module(self, node, ins):
         a = node.attrs
@@ -64,13 +61,6 @@ class LayerNorm2d(OpDef):
                 f"elementwise_affine={a['elementwise_affine']}, bias={a['bias']})")
 
     def onnx(self, emit, node, inputs, ins):
-        import numpy as np
-
-        a, c = node.attrs, ins[0].shape[1]
         last = emit.add_node("Transpose", inputs, perm=[0, 2, 3, 1])[0]
-        if a["elementwise_affine"]:
-            args = [last, emit.param("weight")] + ([emit.param("bias")] if a["bias"] else [])
-        else:
-            args = [last, emit.const(np.ones((c,), dtype=ins[0].dtype), "scale")]
-        normed = emit.add_node("LayerNormalization", args, axis=-1, epsilon=float(a["eps"]))[0]
+        normed = emit_layer_norm(emit, node.attrs, last, (ins[0].shape[1],), ins[0].dtype, -1)[0]
         return emit.add_node("Transpose", [normed], perm=[0, 3, 1, 2])

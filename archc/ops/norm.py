@@ -85,13 +85,7 @@ class LayerNorm(OpDef):
         return numel(outs[0])
 
     def params(self, node, ins):
-        if not node.attrs["elementwise_affine"]:
-            return {}
-        shape = self._shape(node, ins[0])
-        p = {"weight": ParamSpec(shape, "ones")}
-        if node.attrs["bias"]:
-            p["bias"] = ParamSpec(shape, "zeros")
-        return p
+        return layer_norm_params(node.attrs, self._shape(node, ins[0]))
 
     def torch_module(self, node, ins):
         a = node.attrs
@@ -99,15 +93,27 @@ class LayerNorm(OpDef):
                 f"elementwise_affine={a['elementwise_affine']}, bias={a['bias']})")
 
     def onnx(self, emit, node, inputs, ins):
-        import numpy as np
+        return emit_layer_norm(emit, node.attrs, inputs[0], self._shape(node, ins[0]), ins[0].dtype, -node.attrs["dims"])
 
-        a = node.attrs
-        shape = self._shape(node, ins[0])
-        if a["elementwise_affine"]:
-            args = [inputs[0], emit.param("weight")] + ([emit.param("bias")] if a["bias"] else [])
-        else:
-            args = [inputs[0], emit.const(np.ones(shape, dtype=ins[0].dtype), "scale")]
-        return emit.add_node("LayerNormalization", args, axis=-a["dims"], epsilon=float(a["eps"]))
+
+def layer_norm_params(attrs: dict, shape: tuple[int, ...]) -> dict[str, ParamSpec]:
+    """A layer norm's parameters over ``shape`` (weight, and bias where ``attrs['bias']``); none
+    without ``attrs['elementwise_affine']``."""
+    if not attrs["elementwise_affine"]:
+        return {}
+    return {"weight": ParamSpec(shape, "ones"), **({"bias": ParamSpec(shape, "zeros")} if attrs["bias"] else {})}
+
+
+def emit_layer_norm(emit, attrs: dict, x: str, shape: tuple[int, ...], dtype: str, axis: int) -> list[str]:
+    """ONNX LayerNormalization of ``x`` from ``axis`` on, over ``shape``, with the node's learned
+    weight and bias, or a constant scale of ones where it learns none (the op requires a scale)."""
+    import numpy as np
+
+    if attrs["elementwise_affine"]:
+        args = [x, emit.param("weight")] + ([emit.param("bias")] if attrs["bias"] else [])
+    else:
+        args = [x, emit.const(np.ones(shape, dtype=dtype), "scale")]
+    return emit.add_node("LayerNormalization", args, axis=axis, epsilon=float(attrs["eps"]))
 
 
 @register

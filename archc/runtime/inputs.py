@@ -37,15 +37,19 @@ def input_types(graph: Graph) -> dict[str, TensorType]:
     return {name: graph.node(name).type for name in graph.inputs}
 
 
+#: the range random integer inputs are drawn from, [low, high): small enough to index any table of 10 rows
+RANDOM_INT_RANGE = (0, 10)
+
+
 def random_inputs(types: dict[str, TensorType], dims: dict[str, int] | None = None,
                   seed: int = 0) -> dict[str, np.ndarray]:
-    """One seeded random array per input (ints in [0, 10) for integer inputs)."""
+    """One seeded random array per input (ints in :data:`RANDOM_INT_RANGE` for integer inputs)."""
     rng = np.random.default_rng(seed)
     out = {}
     for name, t in types.items():
         shape = concrete_shape(t, dims or {}, name)
         if t.dtype.startswith("int"):
-            out[name] = rng.integers(0, 10, size=shape).astype(t.dtype)
+            out[name] = rng.integers(*RANDOM_INT_RANGE, size=shape).astype(t.dtype)
         elif t.dtype == "bool":
             out[name] = rng.integers(0, 2, size=shape).astype(bool)
         else:

@@ -8,6 +8,7 @@ import numpy as np
 
 from archc.errors import RuntimeFailure, first_line
 from archc.ir import Graph
+from archc.runtime.inputs import RANDOM_INT_RANGE
 
 if TYPE_CHECKING:
     import torch
@@ -65,4 +66,4 @@ def _input_hint(feeds: dict[str, np.ndarray]) -> str:
         return ""
     return (f" (integer input{'s' * (len(ints) > 1)} {', '.join(repr(n) for n in ints)} may index a table or give a "
             "shape: give values the model accepts with --input NAME=FILE.npy; random integer inputs are drawn "
-            "in [0, 10))")
+            f"in [{RANDOM_INT_RANGE[0]}, {RANDOM_INT_RANGE[1]}))")

@@ -204,11 +204,9 @@ def _reference_session(path: str, device: str, allow_fallback: bool, model: "onn
     from archc.runtime.ort import load_session
 
     try:
-        try:
-            return load_session(path if model is None else model.SerializeToString(), device, allow_fallback), None
-        except SpecError as exc:
-            raise SpecError(exc.diagnostics[0].message, location=Location(path)) from None
-    except SpecError as refused:
+        return load_session(path if model is None else model.SerializeToString(), device, allow_fallback), None
+    except SpecError as exc:
+        refused = SpecError(exc.diagnostics[0].message, location=Location(path))  # (at the file, whatever was read)
         if model is None:
             model = read_onnx_model(path)
         upgraded = upgrade_opset(model)
