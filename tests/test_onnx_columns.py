@@ -14,7 +14,8 @@ from archc.frontends.onnx.rows import mirror_graph
 from archc.frontends.onnx.tensors import read_tensor
 
 DTYPES = [np.float32, np.float16, np.float64, np.int64, np.int32, np.int8, np.uint8, np.bool_]
-NAMES = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=12)
+NAMES = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=12) \
+    | st.text(alphabet="ab\0", min_size=120, max_size=140)  # (a length of two varint bytes; NULs)
 
 
 @st.composite
@@ -23,8 +24,10 @@ def tensors(draw) -> TensorProto:
     shape = tuple(draw(st.lists(st.integers(0, 5), min_size=0, max_size=4)))
     values = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape) % 7
     tensor = numpy_helper.from_array(values.astype(dtype), draw(NAMES))
-    how = draw(st.sampled_from(["raw", "raw", "raw", "doc", "float_data", "external", "big"]))
-    if how == "doc":
+    how = draw(st.sampled_from(["raw", "raw", "raw", "doc", "float_data", "external", "big", "unnamed"]))
+    if how == "unnamed":
+        tensor.ClearField("name")  # (no name field at all: the empty name)
+    elif how == "doc":
         tensor.doc_string = "a field the column reader leaves to protobuf"
     elif how == "float_data" and dtype == np.float32:
         tensor.ClearField("raw_data")

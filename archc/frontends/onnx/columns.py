@@ -56,13 +56,19 @@ def _varints(buf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values, lengths = first.astype(np.uint64), np.ones(len(pos), np.int64)
     longer = np.flatnonzero(first >= 0x80)  # (most are one byte: tags, dims, data types)
     if longer.size:
-        window = buf[pos[longer, None] + np.arange(10)]
+        window = _windows(buf, 10)[pos[longer]]
         ends = window < 0x80
         length = np.where(ends.any(axis=1), ends.argmax(axis=1) + 1, 0)
         parts = (window & 0x7F).astype(np.uint64) << _SHIFTS
         parts[np.arange(10) >= length[:, None]] = 0
         values[longer], lengths[longer] = np.bitwise_or.reduce(parts, axis=1), length
     return values, lengths
+
+
+def _windows(buf: np.ndarray, width: int) -> np.ndarray:
+    """Every ``width`` bytes of ``buf`` from each position on, as rows of a view (no copy): indexing it
+    by n starts gathers n rows with an index of n elements, not an (n, width) one."""
+    return np.lib.stride_tricks.sliding_window_view(buf, width)
 
 
 class _Walk:
@@ -155,7 +161,7 @@ def initializer_columns(serialised: Sequence[bytes]) -> Columns | None:
         start = end
         tensor = members[head]
         shape = tuple(walk.dims[tensor, :walk.rank[tensor]].tolist())
-        stacked = buf[walk.raw[chosen, 0][:, None] + np.arange(int(nbytes[tensor]))]
+        stacked = _windows(buf, int(nbytes[tensor]))[walk.raw[chosen, 0]]
         stacked = stacked.view(RAW_DTYPES[int(walk.data_type[tensor])]).reshape((len(chosen), *shape))
         stacked.flags.writeable = False
         views.extend(stacked)
@@ -194,21 +200,31 @@ def _readable(walk: _Walk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _names(buf: np.ndarray, spans: np.ndarray) -> list[str] | None:
-    """The UTF-8 texts at ``spans`` (start, end) of ``buf``, decoded together; None where one is not UTF-8."""
-    lengths = spans[:, 1] - spans[:, 0]
-    total = int(lengths.sum())
-    ends = np.cumsum(lengths)
-    gathered = buf[np.repeat(spans[:, 0] - (ends - lengths), lengths) + np.arange(total)]
-    if not gathered.all():  # a NUL in a name: one by one (NUL separates them below)
-        texts = [buf[a:b].tobytes() for a, b in spans.tolist()]
-    else:
-        joined = np.zeros(total + len(spans), np.uint8)
-        joined[np.arange(total) + np.repeat(np.arange(len(spans)), lengths)] = gathered
-        texts = None
+    """The UTF-8 texts at ``spans`` (start, end of each name field's text in ``buf``; in order, start 0
+    for a tensor without a name: the empty text), decoded together; None where one is not UTF-8."""
+    present = spans[:, 0] > 0
+    if not present.all():
+        found = _names(buf, spans[present]) if present.any() else []
+        if found is None:
+            return None
+        texts = iter(found)
+        return [next(texts) if here else "" for here in present.tolist()]
+    # Each text with the byte before it (its field's length, never another text's byte: the field's tag
+    # comes between), gathered in one pass by a mask over buf; those bytes become the NULs between texts.
+    marks = np.zeros(len(buf) + 1, np.int8)
+    marks[spans[:, 0] - 1] = 1
+    marks[spans[:, 1]] = -1
+    gathered = buf[np.cumsum(marks[:-1], dtype=np.int8).view(bool)]
+    separators = np.cumsum(spans[:, 1] - spans[:, 0] + 1) - (spans[:, 1] - spans[:, 0] + 1)
+    gathered[separators] = 1
+    if not gathered.all():  # a NUL in a name: one by one
+        try:
+            return [buf[a:b].tobytes().decode("utf-8") for a, b in spans.tolist()]
+        except UnicodeDecodeError:
+            return None
+    gathered[separators] = 0
     try:
-        if texts is not None:
-            return [t.decode("utf-8") for t in texts]
-        return joined[:-1].tobytes().decode("utf-8").split("\0")
+        return gathered[1:].tobytes().decode("utf-8").split("\0")
     except UnicodeDecodeError:
         return None
 

@@ -91,6 +91,8 @@ class Draft:
             if node.name in needed:
                 for v in node.inputs:
                     add(v.node)
+        if needed.issuperset(self._nodes):  # (most models: every node is live)
+            return list(self._nodes.values())
         return [n for n in self._nodes.values() if n.name in needed or n.op == "input"]
 
     def build(self, nodes: list[Node], names: dict[str, str]) -> Graph:

@@ -312,7 +312,7 @@ class PendingCheck:
 
 
 def start_check(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Location,
-                data: bytes | None = None) -> PendingCheck:
+                data: bytes | None = None, nodes_text: bool = False) -> PendingCheck:
     """Start ``onnx.checker`` on ``skeleton`` (on a large model in a child process, see
     :mod:`archc.frontends.onnx.checking`); run :func:`check_structure` where it must run.
 
@@ -323,14 +323,16 @@ def start_check(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Locati
     every name through protobuf (on a 100k-node model as long as the checker itself), runs
     only when something is wrong: the checker refuses (:meth:`PendingCheck.settle`), the graph
     has no outputs, or a name is not text (:func:`_names_are_text`, protobuf's own UTF-8 check,
-    on the bytes the checker reads).
+    on the bytes the checker reads). ``nodes_text``: the caller has proved the nodes' own strings
+    of ``data`` text already (a proto3 mirror of them parsed it): only the other names are read.
     """
+    nodes_text = nodes_text and data is not None  # (said of the caller's bytes, not of a new serialisation)
     if data is None:  # (``data``: the skeleton serialised already, where the caller has it)
         try:
             data = skeleton.SerializeToString()  # once, for both readers
         except Exception:  # noqa: BLE001 - a message protobuf cannot write (over 2 GB): the checker says why
             data = None
-    structure_checked = data is None or not graph.output or not _names_are_text(data)
+    structure_checked = data is None or not graph.output or not _names_are_text(data, nodes_text)
     if structure_checked:
         check_structure(graph, where)
     verdict = Verdict(skeleton if data is None else data, len(graph.node), skeleton.opset_import,
@@ -350,22 +352,26 @@ _TEXT_FIELDS: Fields = {
     "TensorProto": (("name", None),),
     "ValueInfoProto": (("name", None),),
 }
-_text_mirror: Any = None
+#: the same without the nodes' own strings (for a caller that has proved those text)
+_OTHER_TEXT_FIELDS: Fields = {**_TEXT_FIELDS, "NodeProto": (("attribute", "AttributeProto"),)}
+_text_mirrors: dict[bool, Any] = {}
 
 
-def _names_are_text(data: bytes) -> bool:
+def _names_are_text(data: bytes, nodes_text: bool = False) -> bool:
     """Whether every name :func:`_check_text` reads is UTF-8 in the serialised model ``data``.
 
     ONNX's schema is proto2, whose strings protobuf does not validate (Python then hands back
     bytes). A proto3 mirror of the messages, holding only those string fields under ONNX's
     own field numbers, is parsed from the same bytes: proto3 strings are validated in C while
     parsing, every other field is skipped. False also when the mirror cannot read the bytes
-    for another reason; the caller then reads the names one by one."""
-    global _text_mirror
-    if _text_mirror is None:
-        _text_mirror = mirror_class("archc_onnx_text", _TEXT_FIELDS)
+    for another reason; the caller then reads the names one by one. ``nodes_text``: the nodes'
+    inputs, outputs, names, op types and domains are known to be text (not read again)."""
+    mirror = _text_mirrors.get(nodes_text)
+    if mirror is None:
+        package, fields = ("archc_onnx_text_other", _OTHER_TEXT_FIELDS) if nodes_text else ("archc_onnx_text", _TEXT_FIELDS)
+        mirror = _text_mirrors[nodes_text] = mirror_class(package, fields)
     try:
-        _text_mirror.FromString(data)
+        mirror.FromString(data)
     except Exception:  # noqa: BLE001 - protobuf's DecodeError: a string that is not UTF-8
         return False
     return True

@@ -137,7 +137,8 @@ class NodeNames:
         its name): a node that is the
         only one left from a module scope takes the scope's name, when its own name is just its op
         type as PyTorch writes them (``/layer1/conv1/Conv`` -> ``layer1.conv1``). ``origin``: the
-        ONNX node each IR node came from, each named by :meth:`base` (or :meth:`default`) while imported."""
+        ONNX node each IR node came from, each named by :meth:`base` (or :meth:`default`) while imported
+        (a node whose ONNX name has no scope may be missing: it keeps its name)."""
         if not self._splits:
             return {}  # base split no ONNX name with a scope: no node can take a scope's name
         parsed: dict[str, str] = {}  # IR node -> the scope whose name it may take

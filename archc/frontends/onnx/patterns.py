@@ -444,9 +444,12 @@ def fuse(graph: Graph) -> int:
     count, changed = 0, True
     while changed:
         changed = False
-        order = [(n.name, kind(n) in MATCHERS) for n in graph.nodes()]
-        if not any(anchored for _, anchored in order):
-            break
+        nodes = list(graph.nodes())
+        ops = {n.op for n in nodes}
+        if ops.isdisjoint(MATCHERS) and ("onnx_node" not in ops or not any(
+                kind(n) in MATCHERS for n in nodes if n.op == "onnx_node")):
+            break  # (no anchor: decided by the set of ops, without a kind per node)
+        order = [(n.name, kind(n) in MATCHERS) for n in nodes]
         added: set[str] = set()  # names (re)bound by this pass's fusions
         for name, anchored in order:
             if not (anchored or name in added) or name not in graph:

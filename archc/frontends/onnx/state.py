@@ -64,7 +64,9 @@ class ImportState:
         #: (most imports never ask) from :attr:`_readers`, the names each node reads and the graph outputs
         self._consumers: dict[str, int] | None = {}
         self._readers: Callable[[], Iterable[str]] | None = None
-        self.origin: dict[str, onnx.NodeProto] = {}  # IR node -> the ONNX node it came from
+        #: IR node -> the ONNX node it came from (what final names read; a replayed node whose ONNX name
+        #: has no scope is left out: no final name reads its origin)
+        self.origin: dict[str, onnx.NodeProto] = {}
         #: (ONNX name, IR value) of each binding to a tensor, in order; indexed by IR value only
         #: where a converter asks :meth:`sole_use` (most imports never do)
         self.tensor_bindings: list[tuple[str, Value]] = []

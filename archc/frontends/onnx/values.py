@@ -33,7 +33,7 @@ from archc.ir.graph import Value
 Dim = Union[int, str]
 
 
-@dataclass
+@dataclass(slots=True)
 class Const:
     array: np.ndarray
     learned: bool = False
@@ -45,20 +45,20 @@ class Const:
     tag: int | None = field(default=None, compare=False, repr=False)
 
 
-@dataclass
+@dataclass(slots=True)
 class Sym:
     array: np.ndarray          # object array of int | str
     node: onnx.NodeProto       # the producer, computed when the value is used as data
     out: int = 0               # which output of the producer
 
 
-@dataclass
+@dataclass(slots=True)
 class Lazy:
     node: onnx.NodeProto
     out: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Tensor:
     value: Value
 

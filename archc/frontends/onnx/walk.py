@@ -49,7 +49,10 @@ class Walk(Conversion):
                     recs.append(None)
                     tags.append(None)
                     continue
-                rec = values.get(name)
+                try:
+                    rec = values[name]  # (a subscript: a cheaper lookup than a call of get)
+                except KeyError:
+                    break  # undefined: the general way says so
                 kind = type(rec)
                 if kind is Tensor:
                     value = rec.value
@@ -59,13 +62,16 @@ class Walk(Conversion):
                     reads_float = op_type in READS_FLOAT_DATA
                     tags.append(tag if tag is not None and not reads_float else const_tag(rec, reads_float, key_part))
                 else:
-                    break  # undefined (the general way says so) or symbolic: no kind
+                    break  # symbolic: no kind
                 recs.append(rec)
             else:
                 if attributes is None:
                     attributes = attribute_bytes(node)
+                # (the types declared for the outputs: one output's alone, not in a tuple; the key's
+                # outputs part tells the numbers of outputs apart)
                 tag_key = (op_type, domain, attributes, tuple(tags), len(outputs) if all(outputs) else
-                           tuple(map(bool, outputs)), tuple(map(declared.get, outputs)) if declared else None)
+                           tuple(map(bool, outputs)), None if not declared else declared.get(outputs[0])
+                           if len(outputs) == 1 else tuple(map(declared.get, outputs)))
                 replayer = replayers.get(tag_key)
                 if replayer is None:
                     replayer = self._new_replayer(node, op_type, domain, recs, outputs, attributes, tag_key)
@@ -99,29 +105,36 @@ class Walk(Conversion):
         """Replay ``replayer``'s recipe for ``node`` (``recs``: its inputs' records; ``onnx_name`` and
         ``has_metadata``: read already, where not None) and bind its outputs."""
         one = replayer.one
-        # (node_meta reads the node only for metadata or scopes)
-        meta = node_meta(node) if onnx_name is None or has_metadata or "/" in onnx_name else {"onnx_name": onnx_name}
         if one is None or onnx_name is None:
+            # (node_meta reads the node only for metadata or scopes)
+            meta = node_meta(node) if onnx_name is None or has_metadata or "/" in onnx_name else {"onnx_name": onnx_name}
             base = self.names.default(node) if onnx_name is None else self.names.base(onnx_name, op_type)
-            outs = self._replay(node, replayer.recipe, recs, (base, meta))
-        else:  # one native node over the node's own inputs: what _replay does, with its lookups made once
-            types = list(replayer.outputs)
-            if replayer.check:
-                self.types.learn(node, types)  # the check passed for this kind; the symbols are this node's
-            name = self.names.take_for(onnx_name, op_type, replayer.suffix)
-            first = replayer.first
-            self.graph.append(Node(name, replayer.op, dict(replayer.attrs),
-                                   [recs[first].value] if first is not None else [recs[i].value for i in one],
-                                   types, (), self.where, meta))
-            if replayer.weights:
-                self.graph.weights[name] = self._replayed_weights(replayer.weights, recs)
-            self.origin[name] = node
-            if replayer.single and len(outputs) == 1:
-                out = Value(name)
-                self.values[outputs[0]] = Tensor(out)
-                self.tensor_bindings.append((outputs[0], out))
-                return
-            outs = [Value(name)] if replayer.single else [Value(name, k) for k in range(len(types))]
+            self._bind_replayed(self._replay(node, replayer.recipe, recs, (base, meta)), node, outputs)
+            return
+        # one native node over the node's own inputs: what _replay does, with its lookups made once
+        scoped = "/" in onnx_name
+        types = list(replayer.outputs)
+        if replayer.check:
+            self.types.learn(node, types)  # the check passed for this kind; the symbols are this node's
+        name = self.names.take_for(onnx_name, op_type, replayer.suffix)
+        first = replayer.first
+        self.graph.append(Node(name, replayer.op, dict(replayer.attrs),
+                               [recs[first].value] if first is not None else [recs[i].value for i in one], types,
+                               (), self.where, node_meta(node) if has_metadata or scoped else {"onnx_name": onnx_name}))
+        if replayer.weights:
+            self.graph.weights[name] = self._replayed_weights(replayer.weights, recs)
+        if scoped:
+            self.origin[name] = node  # (final names read the origin of scoped names only)
+        if replayer.single and len(outputs) == 1:
+            out = Value(name)
+            self.values[outputs[0]] = Tensor(out)
+            self.tensor_bindings.append((outputs[0], out))
+            return
+        self._bind_replayed([Value(name)] if replayer.single else [Value(name, k) for k in range(len(types))],
+                            node, outputs)
+
+    def _bind_replayed(self, outs: list[Value], node: onnx.NodeProto, outputs: Any) -> None:
+        """Bind ``outputs`` (the node's output names) to a recipe's IR values ``outs``."""
         if len(outs) != len(outputs):
             self._bind_outputs(node, outs, outputs)
             return
