@@ -186,7 +186,7 @@ class _PathTable:
                 c, lc, sh, lg, base, arr = 1, 0.0, 0, 0, 0, one
             else:
                 c, sh, lg, logs, bases, arrays = self.gather(ids, consume=True)
-                lc = _exact_log2(c) if c else _NO_PATHS
+                lc = _log2(c)
                 base, arr = _merge(logs, bases, arrays, lc)
             if parametric[i]:
                 # every path through this node gets one layer longer
@@ -230,11 +230,7 @@ class _PathTable:
 
 def _log2(count: int) -> float:
     """log2 of a path count (exact big int), -inf for none."""
-    return _exact_log2(count) if count else _NO_PATHS
-
-
-_exact_log2 = math.log2
-_NO_PATHS = -math.inf
+    return math.log2(count) if count else -math.inf
 
 
 def _merge(logs: list[float], bases: list[int], arrays: list[np.ndarray], log_total: float) -> tuple[int, np.ndarray]:
@@ -278,11 +274,7 @@ def _mix(offsets: list[int], arrays: list[np.ndarray], weights: list[float], wid
         (o0, o1), (a0, a1), (w0, w1) = offsets, arrays, weights
         if len(a1) > len(a0):
             o0, o1, a0, a1, w0, w1 = o1, o0, a1, a0, w1, w0
-        if o0 == 0 and len(a0) == width:  # (_placed, inline)
-            out = _multiply(a0, w0)
-        else:
-            out = np.zeros(width)
-            _multiply(a0, w0, out[o0: o0 + len(a0)])
+        out = _placed(o0, a0, w0, width)
         segment = out[o1: o1 + len(a1)]
         _add(segment, _multiply(a1, w1), segment)
         return out

@@ -58,7 +58,7 @@ from archc.analysis.probes import (
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
 from archc.analysis.rules import PairFacts, RememberingDecider, decide, never
 from archc.analysis.rules import layers as _layers
-from archc.analysis.structure import INT_DTYPES, SOURCE, TRANSPARENT, Flow
+from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
 from archc.ir import Graph, Node
 from archc.ir.vocab import EXPECT_NONE, SKIP_KIND_SET, Carries, Kind, Role
 
@@ -263,12 +263,10 @@ class _Measures:
     def carries(self, m: int, fork: int, sc: _Input) -> tuple[Carries, bool]:
         """What the shortcut carries, and whether it changes the shape from fork to join."""
         f = self.flow
-        nodes = f.nodes
-        src = nodes[fork].outputs[sc.fork_out]
-        read = nodes[sc.node].outputs[sc.reads]  # (Flow.value_type and is_int_value, without their calls)
-        dst = nodes[m].outputs[0] if f.roles[m] != _CONCAT else read
+        src = f.value_type(fork, sc.fork_out)
+        dst = f.nodes[m].outputs[0] if f.roles[m] != _CONCAT else f.value_type(sc.node, sc.reads)
         changed = src.shape != dst.shape
-        if read.dtype.startswith(INT_DTYPES):
+        if f.is_int_value(sc.node, sc.reads):
             return _INDICES, changed
         if sc.path is None:
             return _COMPUTED, changed
@@ -448,15 +446,6 @@ class _Classifier:
         for i in f.merges:
             k = nest[i] = max(map(nested, map(head, preds[i]), repeat(SOURCE)))
             records = self._join(i)
-            if len(records) == 1:  # (most joins: one pair; what the general case below does with it)
-                r = records[0]
-                if r.kind in SKIP_KIND_SET:
-                    self.skips_at[i] = records
-                    if r._nests:
-                        self.nesting_at[i] = records
-                        nest[i] = max(k, r._fork_id)
-                out.append(r)
-                continue
             skips = list(compress(records, map(SKIP_KIND_SET.__contains__, map(_KIND, records))))
             if skips:
                 self.skips_at[i] = skips

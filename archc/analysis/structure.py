@@ -44,7 +44,7 @@ GATE_PATH = frozenset({"scale", "affine", "identity", "reshape", "merge_sub"})
 #: roles whose ops may raise resolution (by role, or a transposed conv / unknown op by shapes)
 _MAY_UPSAMPLE = UPSAMPLING | {"layer", "other"}
 #: dtype prefixes of integer (and boolean) tensors: indices, shapes, masks
-INT_DTYPES = ("int", "uint", "bool")
+_INT_DTYPES = ("int", "uint", "bool")
 #: dtypes known not to be integers (a set lookup, before the prefix test, for most nodes)
 _FLOAT_DTYPES = frozenset({"float32", "float16", "float64", "bfloat16"})
 _UNKNOWN = OpDef()  # ops not registered (e.g. a plugin missing): role 'other'
@@ -118,7 +118,7 @@ class Flow:
         return self.nodes[producer].outputs[out]
 
     def is_int_value(self, producer: int, out: int = 0) -> bool:
-        return self.nodes[producer].outputs[out].dtype.startswith(INT_DTYPES)
+        return self.nodes[producer].outputs[out].dtype.startswith(_INT_DTYPES)
 
     def is_merge(self, i: int) -> bool:
         """Whether node ``i`` joins two or more distinct data producers."""
@@ -281,7 +281,7 @@ class _FlowBuilder:
             # may be a shape vector: test the dtype here, before a call per node.)
             outs = node.outputs
             if j < 0 or role in META_ROLES or (len(outs) == 1 and outs[0].dtype not in _FLOAT_DTYPES and
-                                               outs[0].dtype.startswith(INT_DTYPES) and _is_shape_vector(node, nodes)):
+                                               outs[0].dtype.startswith(_INT_DTYPES) and _is_shape_vector(node, nodes)):
                 visited[name] = -1
                 continue
             # A node reading one value: its producer heads its chain's facts and dominates it.
@@ -554,5 +554,5 @@ def _is_shape_vector(node: Node, nodes: dict[str, Node]) -> bool:
     if out.rank != 1:
         return False
     src = nodes[node.inputs[0].node].outputs[node.inputs[0].out]
-    return (out.rank == 1 and out.dtype.startswith(INT_DTYPES) and not src.dtype.startswith(INT_DTYPES)
+    return (out.rank == 1 and out.dtype.startswith(_INT_DTYPES) and not src.dtype.startswith(_INT_DTYPES)
             and isinstance(out.shape[0], int) and out.shape[0] <= src.rank)
