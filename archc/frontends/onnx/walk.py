@@ -105,14 +105,14 @@ class Walk(Conversion):
         """Replay ``replayer``'s recipe for ``node`` (``recs``: its inputs' records; ``onnx_name`` and
         ``has_metadata``: read already, where not None) and bind its outputs."""
         one = replayer.one
+        scoped = onnx_name is None or "/" in onnx_name
+        # (node_meta reads the node only for metadata or scopes)
+        meta = node_meta(node) if scoped or has_metadata else {"onnx_name": onnx_name}
         if one is None or onnx_name is None:
-            # (node_meta reads the node only for metadata or scopes)
-            meta = node_meta(node) if onnx_name is None or has_metadata or "/" in onnx_name else {"onnx_name": onnx_name}
             base = self.names.default(node) if onnx_name is None else self.names.base(onnx_name, op_type)
             self._bind_replayed(self._replay(node, replayer.recipe, recs, (base, meta)), node, outputs)
             return
         # one native node over the node's own inputs: what _replay does, with its lookups made once
-        scoped = "/" in onnx_name
         types = list(replayer.outputs)
         if replayer.check:
             self.types.learn(node, types)  # the check passed for this kind; the symbols are this node's
@@ -120,7 +120,7 @@ class Walk(Conversion):
         first = replayer.first
         self.graph.append(Node(name, replayer.op, dict(replayer.attrs),
                                [recs[first].value] if first is not None else [recs[i].value for i in one], types,
-                               (), self.where, node_meta(node) if has_metadata or scoped else {"onnx_name": onnx_name}))
+                               (), self.where, meta))
         if replayer.weights:
             self.graph.weights[name] = self._replayed_weights(replayer.weights, recs)
         if scoped:
