@@ -51,6 +51,8 @@ _TRIM = 1e-18
 #: ``ndarray.sum`` of a vector without its Python wrapper (the same pairwise sum)
 _sum = np.add.reduce
 _multiply, _add = np.multiply, np.add
+#: entries :func:`_first_above` reads one by one before comparing windows of them
+_SCALAR_HEAD = 4
 #: the producer of a (producer, output) slot
 _PRODUCER = operator.itemgetter(0)
 
@@ -309,10 +311,13 @@ def _trim(base: int, out: np.ndarray) -> tuple[int, np.ndarray]:
 def _first_above(values: np.ndarray, limit: float) -> int | None:
     """Index of the first entry above ``limit``, looking at growing windows from the front:
     tails are short, and comparing all of a U-Net's thousands of entries per join would cost
-    more than the join itself."""
-    if len(values) and values.item(0) > limit:  # (most ends are kept)
-        return 0
-    start, size = 0, 64
+    more than the join itself. The first few are read one by one (a tail is mostly an entry or
+    two, and a Python float each costs less than one vector comparison)."""
+    head = min(len(values), _SCALAR_HEAD)
+    for k in range(head):
+        if values.item(k) > limit:
+            return k
+    start, size = head, 64
     while start < len(values):
         above = values[start: start + size] > limit
         k = int(above.argmax())

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from functools import partial
 from itertools import compress, repeat
 from typing import Collection, Mapping, Sequence
 
@@ -143,6 +144,12 @@ class _Tracer:
         """The deepest input: most parametric layers on its longest path, then most ops, then latest.
         (Compared by layers alone first: a wide concat rarely ties there, and no key tuples are built.)"""
         dl = self.flow.depth_layers
+        if len(preds) == 2:  # (most joins: two inputs, compared directly)
+            a, b = preds
+            if dl[a] != dl[b]:
+                return a if dl[a] > dl[b] else b
+            do = self.flow.depth_ops
+            return max(a, b) if do[a] == do[b] else (a if do[a] > do[b] else b)
         deepest = max(map(dl.__getitem__, preds))
         tied = [p for p in preds if dl[p] == deepest]
         if len(tied) == 1:
@@ -557,14 +564,15 @@ class _Classifier:
         depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated)
         # PairFacts' fields by position (merge_op, merge_role, fork, carries, changed, depth, shortcut_layers,
         # nested, resampled, family, members, via, then the probes elementwise, gated, feeds_gate, mixing):
-        # one per join, and a call by keywords costs a third more.
+        # one per join, and a call by keywords costs a third more. (The probes are partials, not lambdas:
+        # a lambda would make this function's variables closure cells, slower to read all along.)
         facts = PairFacts(
             f.nodes[m].op, role, f.names[fork], carries, changed, depth, w_short, nested, resampled, family,
             len(members), self._names(list(reversed(sc.path)), 3) if carries == _PROJECTION and sc.path else "",
-            lambda: elementwise(f, m),
-            (lambda: gated(f, m, fork)) if self.has_gates else never,
-            (lambda: feeds_gate(f, m)) if self.has_gates else never,
-            lambda: mixing(f, fork, main))
+            partial(elementwise, f, m),
+            partial(gated, f, m, fork) if self.has_gates else never,
+            partial(feeds_gate, f, m) if self.has_gates else never,
+            partial(mixing, f, fork, main))
         kind, why, rule = self.decide(facts)
         if kind == _GATED:
             carries = _IDENTITY  # the fork's own value, scaled by the gate
