@@ -373,7 +373,9 @@ class _FlowBuilder:
     def _depths(self, i: int, preds: tuple[int, ...], role: str, first: Value | None, node: Node) -> None:
         """Longest paths from the inputs to ``i``, in parametric layers and in ops, and its latest upsampling."""
         layers, ops, up = self.layers, self.ops, self.up
-        if len(preds) == 1:
+        if not preds:  # a graph input
+            best_l, best_o, best_u = 0, 0, SOURCE
+        elif len(preds) == 1:
             p = preds[0]
             best_l, best_o, best_u = layers[p], ops[p], up[p]
         elif (carried := _gated_factor(self.roles, self.preds, i)) is not None:
@@ -382,10 +384,10 @@ class _FlowBuilder:
             # attention gates)
             g = preds[0] if preds[1] == carried else preds[1]
             best_l, best_o, best_u = layers[carried], max(ops[carried], ops[g]), max(up[carried], up[g])
-        else:
-            best_l = max(map(layers.__getitem__, preds), default=0)
-            best_o = max(map(ops.__getitem__, preds), default=0)
-            best_u = max(map(up.__getitem__, preds), default=SOURCE)
+        else:  # (no default= for max: a keyword argument costs each join a slower call)
+            best_l = max(map(layers.__getitem__, preds))
+            best_o = max(map(ops.__getitem__, preds))
+            best_u = max(map(up.__getitem__, preds))
         layers[i] = best_l + (role in PARAMETRIC)
         ops[i] = best_o + (role != "input")
         if role in _MAY_UPSAMPLE and first is not None and \
