@@ -616,6 +616,7 @@ def _chains(flow: Flow, connections: list[Skip]) -> list[list[Skip]]:
         by_fork.setdefault(c._fork_id, c)
     following: dict[int, Skip] = {}
     has_prev: set[int] = set()
+    uses, succs, preds, parametric = flow.uses, flow.succs, flow.preds, flow.parametric
     for c in residual:
         u = c._merge_id
         while True:
@@ -624,10 +625,10 @@ def _chains(flow: Flow, connections: list[Skip]) -> list[list[Skip]]:
                 following[id(c)] = nxt
                 has_prev.add(id(nxt))
                 break
-            if flow.uses[u] != 1 or len(flow.succs[u]) != 1:
+            if uses[u] != 1 or len(succs[u]) != 1:
                 break
-            v = flow.succs[u][0]
-            if len(flow.preds[v]) != 1 or flow.parametric[v]:
+            v = succs[u][0]
+            if len(preds[v]) != 1 or parametric[v]:
                 break
             u = v
     chains: list[list[Skip]] = []
