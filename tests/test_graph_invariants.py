@@ -7,7 +7,7 @@ import pytest
 from archc.errors import GraphError
 from archc.frontends.onnx import from_onnx
 from archc.frontends.yaml import load_spec
-from archc.ir import Graph, Node, TensorType, Value
+from archc.ir import BlockInstance, Graph, Node, TensorType, Value
 from archc.lowering.optimize import drop_identities, fold_affine, optimize_for_inference
 from conftest import SPECS
 
@@ -97,6 +97,33 @@ def test_verify_finds_inputs_changed_behind_the_graphs_back():
     g = _chain("a", "b")
     g.node("b").inputs = [Value("x")]
     with pytest.raises(GraphError, match="node 'b'.*disagree with its inputs"):
+        g.verify()
+
+
+def _block_reading(g: Graph, value: str) -> None:
+    """Nodes ``blk.a`` and ``blk.b`` of one block instance ``blk`` whose formal input is ``value``."""
+    scope = (BlockInstance("blk", "unit", formals=("h",), inputs=(Value(value),)),)  # (one tuple, as frontends share it)
+    g.add(Node(name="blk.a", op="relu", inputs=[Value(value)], outputs=[T], scope=scope))
+    g.add(Node(name="blk.b", op="relu", inputs=[Value("blk.a")], outputs=[T], scope=scope))
+    g.outputs["y"] = Value("blk.b")
+
+
+def test_bypassing_a_node_rebinds_the_block_instances_called_with_it():
+    g = _chain("a", "b")
+    _block_reading(g, "b")
+    g.erase("b", replace_with=Value("a"))
+    g.verify()
+    a, b = g.node("blk.a"), g.node("blk.b")
+    assert a.scope is b.scope  # (still one tuple, shared)
+    assert a.scope[0].inputs == (Value("a"),) and a.scope[0].formals == ("h",)
+
+
+def test_verify_finds_a_block_instance_bound_to_a_missing_node():
+    g = _chain("a", "b")
+    _block_reading(g, "b")
+    g.node("blk.a").scope = g.node("blk.b").scope = (
+        BlockInstance("blk", "unit", formals=("h",), inputs=(Value("gone"),)),)
+    with pytest.raises(GraphError, match="block instance 'blk' .*binds an input to 'gone', which names no node"):
         g.verify()
 
 

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from archc.errors import GraphError, Location
+from archc.ir.scopes import ScopeBindings
 from archc.ir.types import TensorType
 
 if TYPE_CHECKING:
@@ -156,6 +157,8 @@ class Graph:
         self._added: dict[str, int] | None = {}
         self._adds = 0
         self._in_order = True
+        #: which block instances bind which values (see archc.ir.scopes): made on the first rewiring
+        self._bindings: ScopeBindings | None = None
 
     @property
     def outputs(self) -> dict[str, Value]:
@@ -204,6 +207,8 @@ class Graph:
             self._add_nx_edges(node)
         if node.op == "input":
             self.inputs.append(name)
+        if self._bindings is not None:
+            self._bindings.add(node)
         return node
 
     def add_all(self, nodes: Iterable[Node]) -> None:
@@ -217,7 +222,7 @@ class Graph:
             for node in nodes:
                 self.add(node)
             return
-        self._readers = self._added = None
+        self._readers = self._added = self._bindings = None
         known, inputs = self._nodes, self.inputs
         self._topo = None
         for node in nodes:
@@ -282,7 +287,10 @@ class Graph:
             raise GraphError(f"cannot erase a node still in use by {', '.join(readers)}; "
                              "rewire them first (replace_all_uses_with)", node=name)
         self._topo = None
-        self._unlink(self._nodes.pop(name))
+        node = self._nodes.pop(name)
+        self._unlink(node)
+        if self._bindings is not None:
+            self._bindings.discard(node)
         del self._reader_index()[name]
         if self._nx is not None:
             self._nx.remove_node(name)
@@ -292,7 +300,8 @@ class Graph:
             self.inputs.remove(name)
 
     def replace_all_uses_with(self, old: Value, new: Value) -> None:
-        """Make every consumer of ``old`` (and graph outputs) read ``new`` instead."""
+        """Make every consumer of ``old``, graph outputs and block instances bound to it
+        (:attr:`BlockInstance.inputs`) read ``new`` instead."""
         _check_value(self._nodes, new, f"uses of '{old}' cannot be rewired: replacement")
         for user in list(self.users(old.node)):
             node = self.node(user)
@@ -301,6 +310,9 @@ class Graph:
         for k, v in self._outputs.items():
             if v == old:
                 self._outputs[k] = new
+        if self._bindings is None:
+            self._bindings = ScopeBindings(self._nodes.values())
+        self._bindings.rebind(self._nodes, old, new)
 
     def eliminate_dead_code(self) -> int:
         """Erase the nodes no graph output depends on (graph inputs stay); returns how many."""
@@ -486,6 +498,7 @@ def _verify(graph: Graph) -> None:
                 raise GraphError(f"node '{key}' reads '{late}', added after it, but the graph "
                                  "takes the order nodes were added in as its topological order", node=key)
     _verify_index(graph)
+    _verify_bindings(nodes)
     for name, value in graph._outputs.items():
         _check_value(nodes, value, f"graph output '{name}' is")
     inputs = [k for k, n in nodes.items() if n.op == "input"]
@@ -528,6 +541,19 @@ def _verify_index(graph: Graph) -> None:
         raise GraphError(f"the graph's edges into the node (from {recorded}) disagree with its inputs "
                          f"{[str(v) for v in node.inputs] if node else []} (inputs changed outside set_inputs?)",
                          node=culprit)
+
+
+def _verify_bindings(nodes: Mapping[str, Node]) -> None:
+    """GraphError naming a node whose block instance binds a formal input to a missing value
+    (its producer was bypassed or removed without :meth:`Graph.replace_all_uses_with`)."""
+    seen: set[int] = set()
+    for key, node in nodes.items():
+        if id(node.scope) in seen:  # (the nodes of one instance share their scope tuple)
+            continue
+        seen.add(id(node.scope))
+        for inst in node.scope:
+            for value in inst.inputs:
+                _check_value(nodes, value, f"block instance '{inst.path}' (of node '{key}') binds an input to")
 
 
 def _check_value(nodes: Mapping[str, Node], value: Value, what: str) -> None:
