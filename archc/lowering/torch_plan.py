@@ -133,8 +133,9 @@ def instance_tree(graph: Graph, nodes: list[Node] | None = None) -> Instance:
                     by_path[info.path] = inst
                     chain[-1].items.append(inst)
                     chain[-1].children.append(inst)
-                elif all(open_ is not inst for open_ in previous):  # its nodes are not consecutive
-                    return _flat(graph, nodes)
+                elif not (len(chain) < len(previous) and previous[len(chain)] is inst) \
+                        and all(open_ is not inst for open_ in previous):  # its nodes are not consecutive
+                    return _flat(graph, nodes)  # (an open instance is met at its own depth: no scan)
                 chain.append(inst)
             add_item, add_member = chain[-1].items.append, chain[-1].members.add
         add_item(node)
