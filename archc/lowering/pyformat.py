@@ -28,6 +28,7 @@ _CODE_CHARS = re.compile(r"""[()\[\]{},]|'(?:[^'\\]|\\.)*(?:'|\Z)|"(?:[^"\\]|\\.
 
 
 _BRACKETS_AND_COMMAS = re.compile(r"([()\[\]{},])")
+_BRACKET_OR_QUOTE = re.compile(r"[()\[\]{}'\"]")
 
 
 def _code_chars(text: str) -> list[tuple[int, str]]:
@@ -54,6 +55,9 @@ def _pairs(text: str) -> dict[int, int]:
 
 def _top_level_commas(body: str) -> list[str]:
     """``body`` split at its top-level commas (a trailing comma leaves no empty element)."""
+    if not _BRACKET_OR_QUOTE.search(body):  # every comma top-level (keyword arguments of ints): split in C
+        parts = [part.strip() for part in body.split(",")]
+        return parts if parts[-1] else parts[:-1]
     parts, depth, start = [], 0, 0
     for i, c in _code_chars(body):
         if c in _OPEN:
