@@ -2,8 +2,10 @@
 data, see test_onnx_backend_data.py), each reduced to a hand-built model: old opsets (IR version 3,
 opset 6: Caffe2 and early torch.onnx exports) upgraded by onnx's version converter and computing what
 the old operator definitions say; weights made by ConstantOfShape written back as a spec; inputs a
-spec cannot have."""
+spec cannot have; and archc's own ONNX of shipped transformers brought back as a module and a spec."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import onnx
@@ -15,6 +17,7 @@ torch = pytest.importorskip("torch")
 import archc  # noqa: E402
 from archc.errors import SpecError  # noqa: E402
 from archc.frontends.onnx import load_onnx  # noqa: E402
+from conftest import SPECS  # noqa: E402
 
 
 def _old_model(nodes, inputs, outputs, inits=(), opset=6, ir_version=3):
@@ -256,3 +259,40 @@ def test_onnxruntime_failing_at_run_time_is_reported_once_in_archcs_format(tmp_p
     proc = run_archc("run", str(tmp_path / "expand.onnx"), "--runtime", "ort")
     assert proc.returncode == 2 and "onnxruntime cannot run the model" in proc.stderr, proc.stderr
     assert "[E:onnxruntime" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _small(name: str) -> list[str]:
+    from small_specs import SMALL
+
+    return [arg for k, v in SMALL[name].items()
+            for arg in ("--set", f"{k}={json.dumps(v) if isinstance(v, list) else v}")]
+
+
+@pytest.mark.parametrize("name", ["llama", pytest.param("swin_t", marks=pytest.mark.slow)])
+def test_archc_onnx_of_a_transformer_comes_back_as_a_spec_and_a_module(name, tmp_path, run_archc):
+    """archc's own ONNX of a shipped transformer, brought back: as PyTorch (its masked attention's
+    nodes named apart from the node they lie under), and as a spec that loads (ConstantOfShape's
+    int64 fill value kept; symbolic dims such as ``N*64`` in declared output types) and verifies with
+    the weights written beside it. Without them its integer constants are drawn at random, and
+    verify says so instead of a traceback."""
+    model, py, spec, weights = (str(tmp_path / f) for f in ("m.onnx", "m.py", "m.yaml", "m.pt"))
+    run_archc("build", str(SPECS / f"{name}.yaml"), *_small(name), "-o", model, check=True)
+    run_archc("build", model, "-o", py, check=True)
+    run_archc("spec", model, "-o", spec, "--weights-out", weights, check=True)
+    dims = ["--dim", "S=5"] if name == "llama" else []
+    proc = run_archc("verify", spec, "--weights", weights, *dims, check=True)
+    assert "PASSED" in proc.stdout + proc.stderr
+    if name == "llama":
+        proc = run_archc("verify", spec, *dims)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert "integer constants (" in proc.stderr and "give the model's weights with --weights FILE.pt" in proc.stderr
+
+
+def test_spec_declared_output_types_take_symbolic_products_and_refuse_other_text(spec_file, run_archc):
+    node = ("- {{name: q, op: onnx_node, op_type: Mul, opset: 17, operands: [0, b],\n"
+            "   params: {{b: {{shape: [], dtype: float32, learned: true}}}}, output_types: [[[{dim}, 4], float32]]}}\n")
+    head = "archc: 1\nname: m\ninputs: {x: [N, 4]}\nnodes:\n"
+    assert run_archc("check", spec_file(head + node.format(dim="N"))).returncode == 0
+    assert run_archc("check", spec_file(head + node.format(dim="'N*1'"), "product.yaml")).returncode == 0
+    proc = run_archc("check", spec_file(head + node.format(dim="'N;1'"), "bad.yaml"))
+    assert proc.returncode == 2 and "node 'q'" in proc.stderr and "output_types must be" in proc.stderr

@@ -345,6 +345,20 @@ def test_a_name_that_is_not_utf8_is_refused_in_every_field(name, message):
     assert str(info.value) == f"bytes.onnx: error: {message}"
 
 
+def test_initializer_names_the_columns_decoded_are_not_read_again():
+    small = _model([helper.make_node("Add", ["xq", "sq"], ["yq"], name="aq")],
+                   [helper.make_tensor_value_info("xq", F, ["N", 4])], [helper.make_tensor_value_info("yq", F, ["N", 4])],
+                   [("sq", np.ones(4, np.float32)), ("uq", np.ones(4, np.float32))])
+    data = _with_bytes(small, "uq").SerializeToString()
+    assert not limits._names_are_text(data) and not limits._names_are_text(data, nodes_text=True)
+    assert limits._names_are_text(data, nodes_text=True, initializers_text=True)  # (proved by whoever decoded them)
+    assert not limits._names_are_text(_with_bytes(small, "xq").SerializeToString(), initializers_text=True)
+    # the columns cannot decode the name, so they prove nothing: the file is refused as before
+    with pytest.raises(SpecError, match="the name of a initializer is not valid UTF-8"):
+        from_onnx(onnx.ModelProto.FromString(data), "bytes.onnx", data=data)
+    assert from_onnx(small, "ok.onnx", data=small.SerializeToString()).outputs
+
+
 def test_text_outside_the_names_is_not_read():
     model = _model([_relu(["x"], ["y"], "r")], [_x()], [_y()])
     model.doc_string = "docq"

@@ -18,7 +18,7 @@ from torch import nn  # noqa: E402
 
 from archc.frontends.onnx import load_onnx  # noqa: E402
 from archc.lowering.spec_yaml import dump_spec, to_spec  # noqa: E402
-from conftest import check_against_onnxruntime  # noqa: E402
+from conftest import SPECS, check_against_onnxruntime  # noqa: E402
 
 
 class Encoder(nn.Module):
@@ -115,3 +115,48 @@ def test_spec_of_an_lstm_encoder_shows_the_lstm(tmp_path):
     spec, _ = to_spec(load_onnx(path))
     text = dump_spec(spec, path)
     assert "op: lstm" in text and "num_layers: 2" in text and "onnx_node" not in text
+
+
+class StackedEncoder(nn.Module):
+    """GNMT's encoder shape (Wu et al. 2016): a bidirectional LSTM, then unidirectional ones, each in
+    its own entry of a ModuleList (``layers.0.lstm``, ``layers.1.lstm``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([nn.ModuleDict({"lstm": nn.LSTM(6, 4, batch_first=True, bidirectional=True)}),
+                                     nn.ModuleDict({"lstm": nn.LSTM(8, 8, batch_first=True)})])
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer["lstm"](x)[0]
+        return x
+
+
+@pytest.mark.parametrize("source", ["archc", "torchscript", "dynamo"])
+def test_stacked_lstms_import_under_their_own_module_names_and_build(tmp_path, source):
+    """A fused LSTM that took in the next layer's input transpose is named after its own module,
+    not after the container both share (``layers``, which would also contain the next LSTM)."""
+    import onnxruntime as ort
+
+    from archc import load_spec
+    from archc.lowering.onnx import build_onnx
+    from archc.lowering.torch import build_module
+
+    path = tmp_path / "stacked.onnx"
+    if source == "archc":
+        spec = load_spec(str(SPECS / "gnmt_encoder.yaml"), overrides={"vocab_size": 50, "hidden": 8})
+        path.write_bytes(build_onnx(spec, seed=0).SerializeToString())
+        feeds = {"tokens": np.random.default_rng(0).integers(0, 50, (2, 5))}
+    else:
+        _export(_randomized(StackedEncoder()), (2, 5, 6), str(path), dynamo=source == "dynamo")
+        feeds = {onnx.load(str(path)).graph.input[0].name: np.random.default_rng(0).standard_normal((2, 5, 6)).astype(np.float32)}
+    graph = load_onnx(str(path))
+    names = [n.name for n in graph.nodes()]
+    assert not [(a, b) for a in names for b in names if b.startswith(a + ".")]  # no node is another's container
+    if source != "torchscript":  # (the TorchScript exporter names these modules 'lstm' only)
+        lstms = [n for n in names if graph.node(n).op == "lstm"]
+        assert all(name.startswith("layers.") and name.split(".")[1].isdigit() for name in lstms), lstms
+    expected = ort.InferenceSession(str(path)).run(None, feeds)[0]
+    with torch.no_grad():
+        got = build_module(graph).eval()(*[torch.from_numpy(v) for v in feeds.values()])
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-5)

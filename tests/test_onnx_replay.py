@@ -268,8 +268,23 @@ def test_rows_read_from_the_bytes_are_the_nodes_fields():
     mirrored, plain = rows_module.node_rows(model.graph, data), rows_module.node_rows(model.graph, None)
     assert len(mirrored) == len(plain) == len(model.graph.node)
     for m, p, node in zip(mirrored, plain, model.graph.node):
-        assert m[:5] == p[:5] and m[6:] == p[6:] == (node.name, len(node.metadata_props))
+        assert m[:5] == p[:5] and m[6:] == p[6:] == (node.name, len(node.metadata_props) > 0)
         assert p[5] is None and m[5] == tuple(a.SerializeToString() for a in node.attribute)
+
+
+def test_rows_tell_which_nodes_have_metadata():
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="none"), helper.make_node("Relu", ["a"], ["b"], name="one"),
+             helper.make_node("Relu", ["b"], ["c"], name="two"), helper.make_node("Relu", ["c"], ["y"], name="empty")]
+    nodes[1].metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'act']")
+    nodes[2].metadata_props.add(key="k", value="v")
+    nodes[2].metadata_props.add(key="l", value="w")
+    nodes[3].metadata_props.add()  # (an empty entry: no bytes, still an entry)
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph)
+    read, plain = rows_module.node_rows(model.graph, model.SerializeToString()), rows_module.node_rows(model.graph, None)
+    assert [r[7] for r in read] == [r[7] for r in plain] == [False, True, True, True]
+    assert [r[5] for r in read] == [()] * 4  # (read from the bytes)
 
 
 def test_rows_fall_back_to_the_nodes_where_the_bytes_do_not_parse():

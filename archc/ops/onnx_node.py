@@ -51,6 +51,7 @@ error naming the op and the node.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from archc.errors import ShapeError, SpecError, first_line
@@ -307,14 +308,23 @@ def _check_tensor(key: str, value: dict[str, Any]) -> None:
                          "shape: [ints >= 0], values: [one number per element]}")
 
 
+def _node_attributes(attributes: dict[str, Any] | None) -> dict[str, Any]:
+    """An onnx_node's attributes as ``helper.make_node`` takes them: tensors as TensorProtos (an
+    array would be read as a list of numbers), tuples as lists, empty lists left out (their type
+    cannot be told)."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    return {k: numpy_helper.from_array(v) if isinstance(v, np.ndarray) else (list(v) if isinstance(v, tuple) else v)
+            for k, v in attribute_values(attributes).items() if not (isinstance(v, (list, tuple)) and not v)}
+
+
 def _check_schema(op_type: str, opset: int, n_in: int, n_out: int, attributes: dict[str, Any]) -> None:
     """The node against its ONNX schema (attribute names and types, input and output counts), so that
     ``build`` never writes a node the ONNX checker rejects."""
-    import numpy as np
-    from onnx import checker, helper, numpy_helper
+    from onnx import checker, helper
 
-    values = {k: numpy_helper.from_array(v) if isinstance(v, np.ndarray) else (list(v) if isinstance(v, tuple) else v)
-              for k, v in attribute_values(attributes).items() if not (isinstance(v, (list, tuple)) and not v)}
+    values = _node_attributes(attributes)
     context = checker.C.CheckerContext()
     context.ir_version, context.opset_imports = 8, {"": opset or 17}
     try:
@@ -348,8 +358,7 @@ def check_against_onnx(a: dict[str, Any], ins: list[TensorType], declared: list[
         inputs.append(helper.make_tensor_value_info(f"i{k}", elem(t.dtype), list(t.shape)))
     while names and names[-1] == "":
         names.pop()
-    values = {k: list(v) if isinstance(v, tuple) else v for k, v in attribute_values(a["attributes"]).items()
-              if not (isinstance(v, (list, tuple)) and not v) and type(v).__name__ != "ndarray"}
+    values = _node_attributes(a["attributes"])
     outs = [f"o{k}" for k in range(len(declared))]
     graph = helper.make_graph([helper.make_node(a["op_type"], names, outs, **values)], "check", inputs,
                               [helper.make_empty_tensor_value_info(o) for o in outs])
@@ -374,10 +383,15 @@ def check_against_onnx(a: dict[str, Any], ins: list[TensorType], declared: list[
             raise ShapeError(f"output {k} is declared {want}, ONNX infers {shown}")
 
 
+#: a symbolic dim as ONNX's shape inference writes them: a name, or arithmetic of names and
+#: numbers (``N*64`` after a reshape folds the batch into another dim)
+_SYMBOLIC_DIM = re.compile(r"(?=.*[A-Za-z_])[A-Za-z0-9_ ()*+/-]+")
+
+
 def _is_shape(shape: Any, symbols: bool) -> bool:
     return isinstance(shape, (list, tuple)) and all(
         (isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**63)
-        or (symbols and isinstance(d, str) and d.isidentifier()) for d in shape)
+        or (symbols and isinstance(d, str) and _SYMBOLIC_DIM.fullmatch(d) is not None) for d in shape)
 
 
 #: ops whose meaning changed between versions while their signature stayed the same

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from archc.errors import RuntimeFailure
 from archc.ir import Graph
 from archc.ops.weights import param_entries
 from archc.runtime.inputs import input_types, random_inputs
@@ -85,6 +86,7 @@ def calibrate(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0) -> tupl
     from torch.nn.modules.conv import _ConvNd
 
     from archc.lowering.torch import build_module
+    from archc.runtime.torch_runner import forward
 
     module = build_module(graph).eval()
     norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
@@ -95,16 +97,29 @@ def calibrate(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0) -> tupl
     shared = _shared_parameters(module)
     layers = [m for m in module.modules() if isinstance(m, (nn.Linear, _ConvNd)) and id(m.weight) not in shared]
     hooks = [m.register_forward_hook(_unit_variance) for m in layers]
-    batch = calibration_inputs(graph, feeds, seed)
-    with torch.no_grad():
-        module(*[torch.from_numpy(np.ascontiguousarray(batch[n])) for n in graph.inputs])
-    for h in hooks:
-        h.remove()
+    try:  # (a module that fails on the batch fails as the comparison's own run would: a RuntimeFailure)
+        forward(module, graph, calibration_inputs(graph, feeds, seed), "cpu")
+    except RuntimeFailure as exc:
+        raise RuntimeFailure(exc.diagnostics[0].message + _drawn_integers_hint(graph)) from None
+    finally:
+        for h in hooks:
+            h.remove()
     state = module.state_dict()
     for key, node, pname, spec in param_entries(graph):
         if key in state and node in graph.weights:
             graph.weights[node][pname] = state[key].numpy().astype(spec.dtype, copy=True)
     return len(layers), len(norms)
+
+
+def _drawn_integers_hint(graph: Graph) -> str:
+    """Why a module with drawn weights may fail: integer constants (shapes, axes, indices a spec
+    written back from a model keeps as parameters) hold random values until its weights are given."""
+    ints = [f"{node}.{name}" for _, node, name, spec in param_entries(graph) if np.dtype(spec.dtype).kind in "iub"]
+    if not ints:
+        return ""
+    return (f"; its integer constants ({', '.join(repr(k) for k in ints[:3])}{', ...' * (len(ints) > 3)}) hold "
+            "archc's random values: give the model's weights with --weights FILE.pt (`archc spec "
+            "--weights-out` writes them)")
 
 
 def _shared_parameters(module) -> set[int]:

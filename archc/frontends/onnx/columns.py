@@ -210,12 +210,11 @@ def _names(buf: np.ndarray, spans: np.ndarray) -> list[str] | None:
         texts = iter(found)
         return [next(texts) if here else "" for here in present.tolist()]
     # Each text with the byte before it (its field's length, never another text's byte: the field's tag
-    # comes between), gathered in one pass by a mask over buf; those bytes become the NULs between texts.
-    marks = np.zeros(len(buf) + 1, np.int8)
-    marks[spans[:, 0] - 1] = 1
-    marks[spans[:, 1]] = -1
-    gathered = buf[np.cumsum(marks[:-1], dtype=np.int8).view(bool)]
-    separators = np.cumsum(spans[:, 1] - spans[:, 0] + 1) - (spans[:, 1] - spans[:, 0] + 1)
+    # comes between), gathered by one index over the texts alone (not a pass over all of buf, whose
+    # weights' bytes are most of it); those bytes become the NULs between texts.
+    sizes = spans[:, 1] - spans[:, 0] + 1
+    separators = np.cumsum(sizes) - sizes
+    gathered = buf[np.arange(int(sizes.sum())) + np.repeat(spans[:, 0] - 1 - separators, sizes)]
     gathered[separators] = 1
     if not gathered.all():  # a NUL in a name: one by one
         try:

@@ -116,9 +116,11 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = 
     if skeleton is not model:
         mirrored = columns = None  # (the checker's input is the skeleton's bytes, not these)
     # onnx.checker (on a large model in a child process, beside the import), check_structure's messages
-    # (the mirror's parse of these bytes proved the nodes' strings text: the checks read only the other names)
+    # (the mirror's parse of these bytes proved the nodes' strings text, and the columns decoded every
+    # initializer's name where they read them all: the checks read only the other names)
     check = limits.start_check(model.graph, skeleton, where, data if skeleton is model else None,
-                               nodes_text=mirrored is not None)
+                               nodes_text=mirrored is not None,
+                               initializers_text=columns is not None and columns.most_elements is not None)
     try:
         importer = Importer(model, filename, skeleton, check, weights=weights, prepared=(mirrored, columns))
         del mirrored, columns  # (the importer's now: it lets them go as soon as it has read them)

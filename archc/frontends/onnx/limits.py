@@ -312,7 +312,7 @@ class PendingCheck:
 
 
 def start_check(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Location,
-                data: bytes | None = None, nodes_text: bool = False) -> PendingCheck:
+                data: bytes | None = None, nodes_text: bool = False, initializers_text: bool = False) -> PendingCheck:
     """Start ``onnx.checker`` on ``skeleton`` (on a large model in a child process, see
     :mod:`archc.frontends.onnx.checking`); run :func:`check_structure` where it must run.
 
@@ -324,15 +324,17 @@ def start_check(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Locati
     only when something is wrong: the checker refuses (:meth:`PendingCheck.settle`), the graph
     has no outputs, or a name is not text (:func:`_names_are_text`, protobuf's own UTF-8 check,
     on the bytes the checker reads). ``nodes_text``: the caller has proved the nodes' own strings
-    of ``data`` text already (a proto3 mirror of them parsed it): only the other names are read.
+    of ``data`` text already (a proto3 mirror of them parsed it); ``initializers_text``: the
+    initializers' names (it decoded them): only the other names are read.
     """
-    nodes_text = nodes_text and data is not None  # (said of the caller's bytes, not of a new serialisation)
+    # (said of the caller's bytes, not of a new serialisation)
+    nodes_text, initializers_text = nodes_text and data is not None, initializers_text and data is not None
     if data is None:  # (``data``: the skeleton serialised already, where the caller has it)
         try:
             data = skeleton.SerializeToString()  # once, for both readers
         except Exception:  # noqa: BLE001 - a message protobuf cannot write (over 2 GB): the checker says why
             data = None
-    structure_checked = data is None or not graph.output or not _names_are_text(data, nodes_text)
+    structure_checked = data is None or not graph.output or not _names_are_text(data, nodes_text, initializers_text)
     if structure_checked:
         check_structure(graph, where)
     verdict = Verdict(skeleton if data is None else data, len(graph.node), skeleton.opset_import,
@@ -354,10 +356,10 @@ _TEXT_FIELDS: Fields = {
 }
 #: the same without the nodes' own strings (for a caller that has proved those text)
 _OTHER_TEXT_FIELDS: Fields = {**_TEXT_FIELDS, "NodeProto": (("attribute", "AttributeProto"),)}
-_text_mirrors: dict[bool, Any] = {}
+_text_mirrors: dict[tuple[bool, bool], Any] = {}  # (nodes_text, initializers_text) -> the mirror
 
 
-def _names_are_text(data: bytes, nodes_text: bool = False) -> bool:
+def _names_are_text(data: bytes, nodes_text: bool = False, initializers_text: bool = False) -> bool:
     """Whether every name :func:`_check_text` reads is UTF-8 in the serialised model ``data``.
 
     ONNX's schema is proto2, whose strings protobuf does not validate (Python then hands back
@@ -365,11 +367,15 @@ def _names_are_text(data: bytes, nodes_text: bool = False) -> bool:
     own field numbers, is parsed from the same bytes: proto3 strings are validated in C while
     parsing, every other field is skipped. False also when the mirror cannot read the bytes
     for another reason; the caller then reads the names one by one. ``nodes_text``: the nodes'
-    inputs, outputs, names, op types and domains are known to be text (not read again)."""
-    mirror = _text_mirrors.get(nodes_text)
+    inputs, outputs, names, op types and domains are known to be text (not read again);
+    ``initializers_text``: the initializers' names."""
+    mirror = _text_mirrors.get((nodes_text, initializers_text))
     if mirror is None:
-        package, fields = ("archc_onnx_text_other", _OTHER_TEXT_FIELDS) if nodes_text else ("archc_onnx_text", _TEXT_FIELDS)
-        mirror = _text_mirrors[nodes_text] = mirror_class(package, fields)
+        fields = dict(_OTHER_TEXT_FIELDS if nodes_text else _TEXT_FIELDS)
+        if initializers_text:  # (no TensorProto parsed for each initializer)
+            fields["GraphProto"] = tuple(f for f in fields["GraphProto"] if f[0] != "initializer")
+        package = f"archc_onnx_text{'_other' * nodes_text}{'_no_initializers' * initializers_text}"
+        mirror = _text_mirrors[(nodes_text, initializers_text)] = mirror_class(package, fields)
     try:
         mirror.FromString(data)
     except Exception:  # noqa: BLE001 - protobuf's DecodeError: a string that is not UTF-8

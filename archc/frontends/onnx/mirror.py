@@ -13,11 +13,17 @@ from typing import Any
 
 import onnx
 
-__all__ = ["Fields", "mirror_class"]
+__all__ = ["PRESENCE", "Fields", "mirror_class"]
 
 #: message -> its mirrored fields, each (name, element): None for a string, "bytes" for raw
-#: bytes, else the name of another mirrored message
+#: bytes, :data:`PRESENCE` for a field read only for whether the message holds it, else the name of
+#: another mirrored message
 Fields = Mapping[str, tuple[tuple[str, "str | None"], ...]]
+
+#: a field mirrored as one empty message, singular even where ONNX's is repeated (each occurrence merges
+#: into it): ``HasField`` tells whether the message holds the field, without a container or a count
+PRESENCE = "presence"
+_PRESENT = "Present"  # (the empty message such a field holds)
 
 
 def mirror_class(package: str, fields: Fields) -> Any:
@@ -27,18 +33,19 @@ def mirror_class(package: str, fields: Fields) -> Any:
 
     kind = descriptor_pb2.FieldDescriptorProto
     proto = descriptor_pb2.FileDescriptorProto(name=f"{package}.proto", package=package, syntax="proto3")
+    proto.message_type.add(name=_PRESENT)
     for message, message_fields in fields.items():
         mirror = proto.message_type.add(name=message)
         for name, element in message_fields:
             original = getattr(onnx, message).DESCRIPTOR.fields_by_name[name]
-            field = mirror.field.add(name=name, number=original.number,
-                                     label=kind.LABEL_REPEATED if _repeated(original) else kind.LABEL_OPTIONAL)
+            field = mirror.field.add(name=name, number=original.number, label=kind.LABEL_REPEATED
+                                     if _repeated(original) and element != PRESENCE else kind.LABEL_OPTIONAL)
             if element is None:
                 field.type = kind.TYPE_STRING
             elif element == "bytes":
                 field.type = kind.TYPE_BYTES
             else:
-                field.type, field.type_name = kind.TYPE_MESSAGE, f".{package}.{element}"
+                field.type, field.type_name = kind.TYPE_MESSAGE, f".{package}.{_PRESENT if element == PRESENCE else element}"
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.ModelProto"))

@@ -141,6 +141,10 @@ class NodeNames:
         (a node whose ONNX name has no scope may be missing: it keeps its name)."""
         if not self._splits:
             return {}  # base split no ONNX name with a scope: no node can take a scope's name
+        return self._apart(self._scoped(nodes, origin, inputs), nodes, inputs)
+
+    def _scoped(self, nodes: list[Node], origin: Mapping[str, onnx.NodeProto], inputs: Iterable[str]) -> dict[str, str]:
+        """:meth:`final`'s names but for :meth:`_apart`: nodes taking their scope's name."""
         parsed: dict[str, str] = {}  # IR node -> the scope whose name it may take
         scopes: dict[str, int] = {}
         for node in nodes:
@@ -168,3 +172,21 @@ class NodeNames:
                 base = scope
             result[node.name] = taken.take(base)
         return result
+
+    def _apart(self, renamed: dict[str, str], nodes: list[Node], inputs: Iterable[str]) -> dict[str, str]:
+        """``renamed`` (IR name -> final name; a node missing keeps its name), with a node whose
+        final name other final names lie under renamed again (``masked`` beside
+        ``masked.ConstantOfShape``, from ONNX names ``masked`` and ``masked/ConstantOfShape``): one
+        name cannot be both a node and the container of others (a PyTorch module path)."""
+        final = [renamed.get(node.name, node.name) for node in nodes]
+        containers: set[str] = set()
+        for name in final:
+            container = name.rpartition(".")[0]
+            while container and container not in containers:
+                containers.add(container)
+                container = container.rpartition(".")[0]
+        clash = [node.name for node, name in zip(nodes, final) if name in containers]
+        if not clash:
+            return renamed
+        taken = Namespace([*inputs, *containers, *final])
+        return {**renamed, **{name: taken.take(renamed.get(name, name)) for name in clash}}

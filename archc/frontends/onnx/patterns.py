@@ -125,7 +125,10 @@ class Follower:
 def module_name(graph: Graph, nodes: set[str], root: Node, fallback: str) -> str:
     """A name for a node fused from ``nodes``: the module path they all share (``/attn/...`` names
     from the TorchScript exporter), else ``root``'s module path (the default exporter's metadata),
-    where that is free; else ``fallback``."""
+    where that is free; else ``fallback``. A shared path that other nodes lie under is not free: a
+    match that took in the next module's first node (an LSTM and the transpose of the LSTM after
+    it: ``layers.0.lstm``, ``layers.1.lstm``) shares only their container's path, and a module
+    cannot be both one node and the container of others."""
     parts = [n.split(".") for n in nodes]
     common: list[str] = []
     for segments in zip(*parts):
@@ -133,10 +136,18 @@ def module_name(graph: Graph, nodes: set[str], root: Node, fallback: str) -> str
             break
         common.append(segments[0])
     prefix = ".".join(common) if all(len(p) > len(common) for p in parts) else ""
+    if prefix and _contains_others(graph, prefix, nodes):
+        prefix = ""
     for candidate in (prefix, root.meta.get("module_path", "")):
         if candidate and (candidate not in graph or candidate in nodes):
             return candidate
     return fallback
+
+
+def _contains_others(graph: Graph, path: str, nodes: set[str]) -> bool:
+    """Whether a node outside ``nodes`` is named under module ``path``."""
+    under = path + "."
+    return any(name.startswith(under) and name not in nodes for name in graph.node_map())
 
 
 Matcher = Callable[[Graph, Node], "Match | None"]

@@ -16,12 +16,12 @@ from typing import Any
 
 import onnx
 
-from archc.frontends.onnx.mirror import Fields, mirror_class
+from archc.frontends.onnx.mirror import PRESENCE, Fields, mirror_class
 
 __all__ = ["mirror_graph", "node_rows"]
 
 #: a row: (node, op_type, domain, inputs (a list), outputs (a list), attributes' bytes or None where not
-#: read, name, how many metadata_props it has)
+#: read, name, whether it has metadata_props)
 Row = tuple
 
 #: the mirror's messages and fields: message -> (field, element type: None for a string, "bytes")
@@ -29,7 +29,7 @@ _FIELDS: Fields = {
     "ModelProto": (("graph", "GraphProto"),),
     "GraphProto": (("node", "NodeProto"), ("initializer", "bytes")),
     "NodeProto": (("input", None), ("output", None), ("name", None), ("op_type", None), ("domain", None),
-                  ("attribute", "bytes"), ("metadata_props", "bytes")),
+                  ("attribute", "bytes"), ("metadata_props", PRESENCE)),
 }
 _mirror: Any = None
 
@@ -55,9 +55,9 @@ def node_rows(graph: onnx.GraphProto, data: bytes | None, mirrored: Any = None) 
     # (a repeated field read as a slice: iterating it ends in an IndexError protobuf formats, per field)
     if mirrored is None:
         return [(node, node.op_type, node.domain, node.input[:], node.output[:], None, node.name,
-                 len(node.metadata_props)) for node in nodes]
+                 len(node.metadata_props) > 0) for node in nodes]
     return [(node, m.op_type, m.domain, m.input[:], m.output[:], tuple(m.attribute[:]), m.name,
-             len(m.metadata_props)) for node, m in zip(nodes, mirrored)]
+             m.HasField("metadata_props")) for node, m in zip(nodes, mirrored)]
 
 
 def _mirrored_nodes(data: bytes, count: int, mirrored: Any = None) -> Any:
