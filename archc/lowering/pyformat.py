@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import functools
 import re
+from itertools import accumulate
 
 __all__ = ["LINE_LENGTH", "split_statement"]
 
@@ -20,15 +21,24 @@ LINE_LENGTH = 88
 _COMMA_CLOSE = re.compile(r",\s*[)\]}]")
 _OPEN, _CLOSE = "([{", ")]}"
 _FOR = re.compile(r"\bfor\b")  # no comprehension without it (a cheap test before parsing)
+_NAME_END = re.compile(r"[\w.]*\Z")  # (\w: what str.isalnum() takes, and "_")
 
 
 _CODE_CHARS = re.compile(r"""[()\[\]{},]|'(?:[^'\\]|\\.)*(?:'|\Z)|"(?:[^"\\]|\\.)*(?:"|\Z)""", re.S)
 
 
+_BRACKETS_AND_COMMAS = re.compile(r"([()\[\]{},])")
+_BRACKET_OR_QUOTE = re.compile(r"[()\[\]{}'\"]")
+
+
 def _code_chars(text: str) -> list[tuple[int, str]]:
     """(index, character) of the brackets and commas of ``text`` outside string literals: the
     one quote-aware scan (a regular expression steps over strings whole)."""
-    return [(m.start(), c) for m in _CODE_CHARS.finditer(text) if len(c := m.group()) == 1 and c not in "'\""]
+    if "'" in text or '"' in text:
+        return [(m.start(), c) for m in _CODE_CHARS.finditer(text) if len(c := m.group()) == 1 and c not in "'\""]
+    # no strings (most statements): the text cut at each such character, its index the length before it
+    parts = _BRACKETS_AND_COMMAS.split(text)  # text, a character, text, ...
+    return list(zip(list(accumulate(map(len, parts)))[0::2], parts[1::2]))
 
 
 @functools.lru_cache(maxsize=64)  # split_statement asks twice per text (the magic comma, the split)
@@ -45,6 +55,9 @@ def _pairs(text: str) -> dict[int, int]:
 
 def _top_level_commas(body: str) -> list[str]:
     """``body`` split at its top-level commas (a trailing comma leaves no empty element)."""
+    if not _BRACKET_OR_QUOTE.search(body):  # every comma top-level (keyword arguments of ints): split in C
+        parts = [part.strip() for part in body.split(",")]
+        return parts if parts[-1] else parts[:-1]
     parts, depth, start = [], 0, 0
     for i, c in _code_chars(body):
         if c in _OPEN:
@@ -90,8 +103,7 @@ def _trailers(text: str, pairs: dict[int, int]) -> list[int]:
     while i >= 0 and i in pairs:
         found.append(i)
         i = pairs[i] - 1
-        while i >= 0 and (text[i].isalnum() or text[i] in "_."):
-            i -= 1
+        i -= len(_NAME_END.search(text, 0, i + 1).group())  # back over the name before the bracket
     return found
 
 

@@ -422,24 +422,12 @@ def _scope_names(scope: Any) -> frozenset[str]:
 
 
 def _live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, str]]]:
-    uses: dict[str, list[tuple[str, str]]] = {p: [] for p in graph.params if p not in graph.structural_params}
-    blocked: set[str] = set()
-    for node in lowered.order:
-        if not uses or not node.attr_exprs:
-            continue
-        # inside a block, a parameter or let of the block (where the node is written) shadows
-        shadowed = _scope_names(node.scope[-1]) if node.scope else frozenset()
-        for attr, source in node.attr_exprs.items():
-            try:
-                read = _names(source)
-            except SyntaxError:
-                continue
-            for p in (read & uses.keys()) - shadowed:
-                uses[p].append((node.name, attr))
-                # a block between the model and the node that takes a parameter of this name
-                # could not hand the model's value down
-                if any(p in _scope_names(outer) for outer in node.scope[:-1]):
-                    blocked.add(p)
+    # which parameters reach which attributes reads the graph alone: read once per reading of it
+    # (the planning asks again after writing nodes as modules, which changes only what is downstream)
+    found = lowered.memo.get(("parameter uses", 0))
+    if found is None:
+        found = lowered.memo[("parameter uses", 0)] = _parameter_uses(graph, lowered)
+    uses, blocked = found
     live = {}
     for p, sites in uses.items():
         if p in blocked:
@@ -447,6 +435,35 @@ def _live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, st
         if sites and all(_downstream_fixed(graph, lowered, node) for node, _ in sites):
             live[p] = sites
     return live
+
+
+def _parameter_uses(graph: Graph, lowered: Lowered) -> tuple[dict[str, list[tuple[str, str]]], set[str]]:
+    """Each top-level parameter (not structural) -> the (node, attribute) sites that read it, and
+    the parameters some block between the model and such a node takes by the same name."""
+    uses: dict[str, list[tuple[str, str]]] = {p: [] for p in graph.params if p not in graph.structural_params}
+    blocked: set[str] = set()
+    params = frozenset(uses)
+    shadows: dict[int, frozenset[str]] = {}  # id(scope) -> what its innermost instance defines
+    for node in lowered.order:
+        if not params or not node.attr_exprs:
+            continue
+        # inside a block, a parameter or let of the block (where the node is written) shadows
+        scope = node.scope
+        shadowed = shadows.get(id(scope))
+        if shadowed is None:
+            shadowed = shadows[id(scope)] = _scope_names(scope[-1]) if scope else frozenset()
+        for attr, source in node.attr_exprs.items():
+            try:
+                read = _names(source) & params
+            except SyntaxError:
+                continue
+            for p in read - shadowed if read else ():
+                uses[p].append((node.name, attr))
+                # a block between the model and the node that takes a parameter of this name
+                # could not hand the model's value down
+                if any(p in _scope_names(outer) for outer in scope[:-1]):
+                    blocked.add(p)
+    return uses, blocked
 
 
 def _downstream_fixed(graph: Graph, lowered: Lowered, name: str) -> bool:

@@ -37,6 +37,7 @@ _MODULE_MARK = "\x03"  # stands for a module's expression in text asked of an op
 _RESET_OWN = (f"{_MODULE_MARK}.reset_parameters()",)
 _NUMBER_OR_STRING = re.compile(
     r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.\x01])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")
+_NUMBER_OR_STRING_SPLIT = re.compile(f"({_NUMBER_OR_STRING.pattern})")  # (its matches kept by re.split)
 # Names generated code uses itself: never a variable's name.
 _RESERVED = frozenset({"self", "torch", "nn", "F", "math", "super", "tuple", "list", "int", "float",
                        "range", "len", "getattr", "setattr", "print", "type", "object", "input"})
@@ -133,8 +134,9 @@ def instance_tree(graph: Graph, nodes: list[Node] | None = None) -> Instance:
                     by_path[info.path] = inst
                     chain[-1].items.append(inst)
                     chain[-1].children.append(inst)
-                elif all(open_ is not inst for open_ in previous):  # its nodes are not consecutive
-                    return _flat(graph, nodes)
+                elif not (len(chain) < len(previous) and previous[len(chain)] is inst) \
+                        and all(open_ is not inst for open_ in previous):  # its nodes are not consecutive
+                    return _flat(graph, nodes)  # (an open instance is met at its own depth: no scan)
                 chain.append(inst)
             add_item, add_member = chain[-1].items.append, chain[-1].members.add
         add_item(node)
@@ -216,15 +218,19 @@ def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[
 def split_numbers(source: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """``source`` cut at its integer literals (not inside strings, not parts of floats or names):
     the text pieces around them and the integers, parsed once per distinct text."""
-    pieces, values, start = [], [], 0
-    for m in _NUMBER_OR_STRING.finditer(source):
-        text = m.group(0)
-        if text[0] in "'\"" or not text.isdigit():
-            continue
-        pieces.append(source[start:m.start()])
-        values.append(int(text))
-        start = m.end()
-    pieces.append(source[start:])
+    parts = _NUMBER_OR_STRING_SPLIT.split(source)  # text, a match, text, ..., text
+    found = parts[1::2]
+    if all(map(str.isdigit, found)):  # every match an integer (most texts): cut in C
+        return tuple(parts[0::2]), tuple(map(int, found))
+    pieces, values, text = [], [], parts[0]
+    for i in range(1, len(parts), 2):
+        if parts[i].isdigit():
+            pieces.append(text)
+            values.append(int(parts[i]))
+            text = parts[i + 1]
+        else:  # a string or a float: text
+            text += parts[i] + parts[i + 1]
+    pieces.append(text)
     return tuple(pieces), tuple(values)
 
 

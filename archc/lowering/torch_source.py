@@ -213,8 +213,10 @@ class _Planner:
             by_block.setdefault(block, []).append(bodies)
         for block, variants in by_block.items():
             base = class_name_for(block)
-            variants.sort(key=lambda v: (len(_locals(v[0])), -len(v)))  # the plainest is the base
-            common = set.intersection(*(set(_locals(v[0])) for v in variants))
+            common: set[str] = set()  # the nodes every variant has (one variant, the usual case: not named)
+            if len(variants) > 1:
+                variants.sort(key=lambda v: (len(_locals(v[0])), -len(v)))  # the plainest is the base
+                common = set.intersection(*(set(_locals(v[0])) for v in variants))
             for i, bodies in enumerate(variants):
                 key = (block, bodies[0].skeleton)
                 if key in self.by_key:  # deeper instances of this key made the class: join it
@@ -228,8 +230,8 @@ class _Planner:
                     continue
                 # named after the nodes only it has (BottleneckDownsample), unless those are
                 # numbered repetitions (denselayer10): then a number (DenseBlock2)
-                extra = sorted(e for e in set(_locals(bodies[0])) - common if not e[0].isdigit() and not e[-1].isdigit())
-                wanted = base if i == 0 else base + "".join(class_name_for(e) for e in extra[:2])
+                wanted = base if i == 0 else \
+                    base + "".join(class_name_for(e) for e in _extra_locals(bodies[0], common)[:2])
                 name = self.class_names.take(wanted)
                 cls = _Class(name, block, bodies, args)
                 self.classes.append(cls)
@@ -287,6 +289,11 @@ def _is_leaf(inst: Instance) -> bool:
 
 def _locals(body: Body) -> list[str]:
     return [s.targets[0] for s in body.stmts]
+
+
+def _extra_locals(body: Body, common: set[str]) -> list[str]:
+    """The body's local names not in ``common``, but numbered repetitions (``denselayer10``), sorted."""
+    return sorted(e for e in set(_locals(body)) - common if not e[0].isdigit() and not e[-1].isdigit())
 
 
 def _fill(text: str, args: ClassArgs) -> str:
