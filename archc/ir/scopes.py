@@ -11,10 +11,10 @@ every add and erase: nothing is paid by a graph that is never rewired.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-if TYPE_CHECKING:
-    from archc.ir.graph import BlockInstance, Node, Value
+# (archc.ir.graph's Node, Value and BlockInstance, which import this module: named here as Any)
+Node = Value = BlockInstance = Any
 
 __all__ = ["ScopeBindings"]
 
@@ -23,13 +23,13 @@ class ScopeBindings:
     """Per producer node, the instance paths that bind one of its outputs; per instance path,
     the nodes inside it (nested instances' nodes too)."""
 
-    def __init__(self, nodes: Iterable["Node"]) -> None:
+    def __init__(self, nodes: Iterable[Node]) -> None:
         self._bound: dict[str, set[str]] = {}
         self._members: dict[str, dict[str, None]] = {}
         for node in nodes:
             self.add(node)
 
-    def add(self, node: "Node") -> None:
+    def add(self, node: Node) -> None:
         for inst in node.scope:
             members = self._members.get(inst.path)
             if members is None:
@@ -37,13 +37,13 @@ class ScopeBindings:
                 self._bind(inst)
             members[node.name] = None
 
-    def discard(self, node: "Node") -> None:
+    def discard(self, node: Node) -> None:
         for inst in node.scope:
             members = self._members.get(inst.path)
             if members is not None:
                 members.pop(node.name, None)
 
-    def rebind(self, nodes: Mapping[str, "Node"], old: "Value", new: "Value") -> None:
+    def rebind(self, nodes: Mapping[str, Node], old: Value, new: Value) -> None:
         """Bind every instance that binds ``old`` to ``new`` instead: each member node's scope
         gets the instance with its inputs rewritten (scope tuples that nodes shared stay shared)."""
         paths = self._bound.get(old.node)
@@ -51,7 +51,7 @@ class ScopeBindings:
             return
         for path in list(paths):
             # old scope's id -> (old scope, kept alive so its id is not reused; new scope)
-            replaced: dict[int, tuple[tuple, tuple["BlockInstance", ...]]] = {}
+            replaced: dict[int, tuple[tuple, tuple[BlockInstance, ...]]] = {}
             for name in self._members[path]:
                 node = nodes[name]
                 pair = replaced.get(id(node.scope))
@@ -64,10 +64,10 @@ class ScopeBindings:
                 paths.discard(path)
             self._bound.setdefault(new.node, set()).add(path)
 
-    def _bind(self, inst: "BlockInstance") -> None:
+    def _bind(self, inst: BlockInstance) -> None:
         for value in inst.inputs:
             self._bound.setdefault(value.node, set()).add(inst.path)
 
 
-def _rebound(inst: "BlockInstance", old: "Value", new: "Value") -> "BlockInstance":
+def _rebound(inst: BlockInstance, old: Value, new: Value) -> BlockInstance:
     return dataclasses.replace(inst, inputs=tuple(new if v == old else v for v in inst.inputs))
