@@ -252,7 +252,7 @@ def test_onnxruntime_failing_at_run_time_is_reported_once_in_archcs_format(tmp_p
     """An Expand to a shape given as an input: random values onnxruntime refuses. The error is archc's
     line, without onnxruntime's own log line before it."""
     model = _old_model([helper.make_node("Expand", ["x", "shape"], ["y"], name="grow")],
-                       [_vi("x", [1, 3, 1]), _vi("shape", [2], onnx.TensorProto.INT64)], [_vi("y", None)],
+                       [_vi("x", [1, 3, 1]), _vi("shape", [2], onnx.TensorProto.INT64)], [_vi("y", ["a", "b"])],
                        opset=13, ir_version=8)
     model.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT
     onnx.save(model, tmp_path / "expand.onnx")
@@ -296,3 +296,52 @@ def test_spec_declared_output_types_take_symbolic_products_and_refuse_other_text
     assert run_archc("check", spec_file(head + node.format(dim="'N*1'"), "product.yaml")).returncode == 0
     proc = run_archc("check", spec_file(head + node.format(dim="'N;1'"), "bad.yaml"))
     assert proc.returncode == 2 and "node 'q'" in proc.stderr and "output_types must be" in proc.stderr
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_node_from_a_newer_opset_is_rewritten_by_the_version_converter(tmp_path, run_archc, dynamo):
+    """CBAM (Woo et al. 2018) takes a channel-wise max, which both exporters write as ReduceMax at opset
+    20 (axes an input since opset 18); archc emits opset 17, where axes is an attribute: onnx's version
+    converter rewrites the node, and the rebuilt model computes what the original does, with no unused
+    initializer left behind (the axes constant is folded into the attribute)."""
+    import contextlib
+    import io
+    import warnings
+
+    import onnxruntime as ort
+    import paper_models as P
+
+    factory, inputs = P.MODELS["cbam"]
+    torch.manual_seed(0)
+    original, rebuilt = str(tmp_path / "cbam.onnx"), str(tmp_path / "again.onnx")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(factory().eval(), inputs(), original, dynamo=dynamo)
+    assert any(n.op_type == "ReduceMax" and len(n.input) == 2 for n in onnx.load(original).graph.node)
+    run_archc("build", original, "-o", rebuilt, check=True)
+    model = onnx.load(rebuilt)
+    onnx.checker.check_model(model, full_check=True)
+    reduce_max = [n for n in model.graph.node if n.op_type == "ReduceMax"]
+    assert reduce_max and all(len(n.input) == 1 and any(a.name == "axes" for a in n.attribute) for n in reduce_max)
+    read = {i for n in model.graph.node for i in n.input}
+    assert [t.name for t in model.graph.initializer if t.name not in read] == []
+    x = inputs()[0].numpy()
+    want = ort.InferenceSession(original).run(None, {ort.InferenceSession(original).get_inputs()[0].name: x})[0]
+    session = ort.InferenceSession(rebuilt)
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_newer_node_the_converter_cannot_rewrite_is_still_refused_cleanly(tmp_path, run_archc):
+    """ReduceMax at opset 20 whose axes are a model input: no attribute can hold them at opset 17, so
+    the ONNX rebuild is refused naming the node (the PyTorch build, which reads them at run time, works)."""
+    nodes = [helper.make_node("ReduceMax", ["x", "axes"], ["y"], name="max", keepdims=1)]
+    model = _old_model(nodes, [_vi("x", [2, 3]), _vi("axes", [1], onnx.TensorProto.INT64)], [_vi("y", ["a", "b"])],
+                       opset=20, ir_version=10)
+    path = tmp_path / "input_axes.onnx"
+    onnx.save(model, path)
+    proc = run_archc("build", str(path), "-o", str(tmp_path / "again.onnx"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "node 'max'" in proc.stderr
+    assert "ReduceMax was imported from opset 20 and changed before opset 17" in proc.stderr
+    assert not (tmp_path / "again.onnx").exists()
+    run_archc("build", str(path), "-o", str(tmp_path / "again.py"), check=True)

@@ -57,6 +57,7 @@ from typing import Any, NamedTuple
 from archc.errors import ShapeError, SpecError, first_line
 from archc.ir.types import DTYPES, TensorType
 from archc.ops.base import Attr, OpDef, ParamSpec, py, torch_init_source
+from archc.ops.onnx_versions import downgraded
 from archc.ops.registry import register
 
 _MERGES = {"Add": "merge_add", "Sum": "merge_add", "Mul": "merge_mul", "Sub": "merge_sub",
@@ -197,37 +198,26 @@ class OnnxNode(OpDef):
                          node=node.name, location=node.location)
 
     def onnx(self, emit, node, inputs, ins):
-        import numpy as np
-        from onnx import numpy_helper
-
         a = node.attrs
+        operands = a["operands"] or []
+        reads: list[int | None] = list(range(len(operands)))
+        op_type, attributes = a["op_type"], _node_attributes(a["attributes"])
         if not a["domain"] and a["opset"] and a["opset"] != emit.opset \
                 and not compatible_versions(a["op_type"], a["opset"], emit.opset, _used(a)):
-            raise NotImplementedError(
-                f"ONNX {a['op_type']} was imported from opset {a['opset']} and changed before opset "
-                f"{emit.opset}; it cannot be re-emitted unchanged")
-        args = []
-        for operand in a["operands"] or []:
-            if operand is None:
-                args.append("")
-            elif isinstance(operand, int):
-                args.append(inputs[operand])
-            else:
-                args.append(emit.param(operand))
+            rewritten = downgraded(a, ins, lambda name: emit.weights[node.name][name], attributes, emit.opset)
+            if rewritten is None:
+                raise NotImplementedError(
+                    f"ONNX {a['op_type']} was imported from opset {a['opset']} and changed before opset "
+                    f"{emit.opset}; it cannot be re-emitted unchanged")
+            op_type, reads, attributes = rewritten
+        # (a parameter becomes an initializer only where the node reads it: a rewritten node may not)
+        args = ["" if k is None or operands[k] is None else inputs[operands[k]] if isinstance(operands[k], int)
+                else emit.param(operands[k]) for k in reads]
         while args and args[-1] == "":
             args.pop()
-        attributes: dict[str, Any] = {}
-        for key, value in attribute_values(a["attributes"]).items():
-            if isinstance(value, np.ndarray):
-                value = numpy_helper.from_array(value)
-            elif isinstance(value, (list, tuple)):
-                if not value:
-                    continue  # onnx.helper cannot type an empty list; an empty list means the default
-                value = list(value)
-            attributes[key] = value
         if a["domain"]:
             attributes["domain"] = a["domain"]
-        return emit.add_node(a["op_type"], args, outputs=len(a["output_types"]), **attributes)
+        return emit.add_node(op_type, args, outputs=len(a["output_types"]), **attributes)
 
 
 _PLAIN = (bool, int, float, str)
