@@ -1,5 +1,7 @@
 """Overrides that shrink each shipped spec for tests, without changing its connections."""
 
+import json
+
 #: overrides that shrink each spec without changing its connections
 SMALL = {
     "densenet121": {"growth_rate": 4, "init_features": 8, "bn_size": 2, "image_size": 64},
@@ -25,3 +27,9 @@ SMALL = {
     "unet": {"width": 8, "image_size": 32},
     "vit_b16": {"image_size": 32, "hidden_dim": 32, "mlp_dim": 64, "num_heads": 4},
 }
+
+
+def set_args(name: str) -> list[str]:
+    """``SMALL[name]`` as command-line options: ``--set k=v`` each (lists as JSON)."""
+    return [arg for k, v in SMALL[name].items()
+            for arg in ("--set", f"{k}={json.dumps(v) if isinstance(v, list) else v}")]

@@ -22,7 +22,7 @@ from archc.lowering.torch import build_module
 from archc.ops.weights import initialize
 
 from conftest import ROOT, SPECS
-from small_specs import SMALL
+from small_specs import SMALL, set_args
 from weights_helpers import randomize_statistics
 
 TRANSCRIBED = ROOT / "tests" / "data" / "specs_transcribed"
@@ -101,10 +101,9 @@ def test_a_block_called_with_a_dropped_node_is_called_with_its_input():
 
 
 def test_eval_build_through_the_cli_loads_its_state_dict_and_matches(run_archc, tmp_path):
-    small = [arg for k, v in SMALL["vit_b16"].items() for arg in ("--set", f"{k}={v}")]
     py, pt = tmp_path / "vit_eval.py", tmp_path / "vit_eval.pt"
     run_archc("build", str(SPECS / "vit_b16.yaml"), "--target", "torch", "--eval", "-o", str(py),
-              "--state-dict", str(pt), *small, check=True)
+              "--state-dict", str(pt), *set_args("vit_b16"), check=True)
     spec = importlib.util.spec_from_file_location("vit_eval", py)
     module = importlib.util.module_from_spec(spec)
     sys.modules["vit_eval"] = module

@@ -5,8 +5,6 @@ the old operator definitions say; weights made by ConstantOfShape written back a
 spec cannot have; and archc's own ONNX of shipped transformers brought back as a module and a spec."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import onnx
 import pytest
@@ -18,6 +16,7 @@ import archc  # noqa: E402
 from archc.errors import SpecError  # noqa: E402
 from archc.frontends.onnx import load_onnx  # noqa: E402
 from conftest import SPECS  # noqa: E402
+from small_specs import set_args  # noqa: E402
 
 
 def _old_model(nodes, inputs, outputs, inits=(), opset=6, ir_version=3):
@@ -261,13 +260,6 @@ def test_onnxruntime_failing_at_run_time_is_reported_once_in_archcs_format(tmp_p
     assert "[E:onnxruntime" not in proc.stderr and "Traceback" not in proc.stderr
 
 
-def _small(name: str) -> list[str]:
-    from small_specs import SMALL
-
-    return [arg for k, v in SMALL[name].items()
-            for arg in ("--set", f"{k}={json.dumps(v) if isinstance(v, list) else v}")]
-
-
 @pytest.mark.parametrize("name", ["llama", pytest.param("swin_t", marks=pytest.mark.slow)])
 def test_archc_onnx_of_a_transformer_comes_back_as_a_spec_and_a_module(name, tmp_path, run_archc):
     """archc's own ONNX of a shipped transformer, brought back: as PyTorch (its masked attention's
@@ -276,7 +268,7 @@ def test_archc_onnx_of_a_transformer_comes_back_as_a_spec_and_a_module(name, tmp
     the weights written beside it. Without them its integer constants are drawn at random, and
     verify says so instead of a traceback."""
     model, py, spec, weights = (str(tmp_path / f) for f in ("m.onnx", "m.py", "m.yaml", "m.pt"))
-    run_archc("build", str(SPECS / f"{name}.yaml"), *_small(name), "-o", model, check=True)
+    run_archc("build", str(SPECS / f"{name}.yaml"), *set_args(name), "-o", model, check=True)
     run_archc("build", model, "-o", py, check=True)
     run_archc("spec", model, "-o", spec, "--weights-out", weights, check=True)
     dims = ["--dim", "S=5"] if name == "llama" else []
