@@ -57,7 +57,7 @@ from typing import Any, NamedTuple
 from archc.errors import ShapeError, SpecError, first_line
 from archc.ir.types import DTYPES, TensorType
 from archc.ops.base import Attr, OpDef, ParamSpec, py, torch_init_source
-from archc.ops.onnx_versions import downgraded
+from archc.ops.onnx_one_node import downgraded, node_model, tensor_type_code
 from archc.ops.registry import register
 
 _MERGES = {"Add": "merge_add", "Sum": "merge_add", "Mul": "merge_mul", "Sub": "merge_sub",
@@ -330,29 +330,9 @@ def check_against_onnx(a: dict[str, Any], ins: list[TensorType], declared: list[
     (a dtype, a rank or a known dim), so a hand-written type cannot make ``build`` write a
     model that the ONNX checker rejects. What ONNX cannot infer (e.g. from constants whose
     values it does not see here) is taken as declared."""
-    import numpy as np
     from onnx import TensorProto, helper, shape_inference
 
-    def elem(dtype: str) -> int:
-        return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
-
-    params = a["params"] or {}
-    inputs, names = [], []
-    for k, operand in enumerate(a["operands"] or []):
-        if operand is None:
-            names.append("")
-            continue
-        t = ins[operand] if isinstance(operand, int) else TensorType(tuple(params[operand]["shape"]),
-                                                                     params[operand]["dtype"])
-        names.append(f"i{k}")
-        inputs.append(helper.make_tensor_value_info(f"i{k}", elem(t.dtype), list(t.shape)))
-    while names and names[-1] == "":
-        names.pop()
-    values = _node_attributes(a["attributes"])
-    outs = [f"o{k}" for k in range(len(declared))]
-    graph = helper.make_graph([helper.make_node(a["op_type"], names, outs, **values)], "check", inputs,
-                              [helper.make_empty_tensor_value_info(o) for o in outs])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", a["opset"] or 17)])
+    model, _, outs = node_model(a, ins, _node_attributes(a["attributes"]), a["opset"] or 17)
     try:
         inferred = {v.name: v.type.tensor_type for v in shape_inference.infer_shapes(model).graph.output}
     except Exception:  # noqa: BLE001 - ONNX's inference gives up; the schema check above passed
@@ -361,7 +341,7 @@ def check_against_onnx(a: dict[str, Any], ins: list[TensorType], declared: list[
         got = inferred.get(o)
         if got is None or got.elem_type == TensorProto.UNDEFINED:
             continue
-        if got.elem_type != elem(want.dtype):
+        if got.elem_type != tensor_type_code(want.dtype):
             raise ShapeError(f"output {k} is declared {want.dtype}, ONNX infers "
                              f"{helper.tensor_dtype_to_np_dtype(got.elem_type)}")
         if not got.HasField("shape"):

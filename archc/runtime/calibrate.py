@@ -80,7 +80,6 @@ def calibration_inputs(graph: Graph, feeds: dict[str, np.ndarray], seed: int) ->
 def calibrate(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0) -> tuple[int, int]:
     """Calibrate ``graph.weights`` (filled) on a random batch like ``feeds``; returns
     (layers scaled to unit output variance, batchnorm layers whose statistics were set)."""
-    import torch
     from torch import nn
     from torch.nn.modules.batchnorm import _BatchNorm
     from torch.nn.modules.conv import _ConvNd
