@@ -378,10 +378,10 @@ class _FlowBuilder:
         elif len(preds) == 1:
             p = preds[0]
             best_l, best_o, best_u = layers[p], ops[p], up[p]
-        elif role == "merge_mul" and (carried := _gated_factor(self.roles, self.preds, i)) is not None:
-            # x * T(...) (only a product may be gated: no call for other joins): the gate scales x,
-            # so the product lies as deep as x (the gate's own layers compute a scaling, not the
-            # features passed on: squeeze-and-excitation, attention gates)
+        elif (carried := _gated_factor(self.roles, self.preds, i)) is not None:
+            # x * T(...): the gate scales x, so the product lies as deep as x (the gate's own
+            # layers compute a scaling, not the features passed on: squeeze-and-excitation,
+            # attention gates)
             g = preds[0] if preds[1] == carried else preds[1]
             best_l, best_o, best_u = layers[carried], max(ops[carried], ops[g]), max(up[carried], up[g])
         else:  # (no default= for max: a keyword argument costs each join a slower call)
