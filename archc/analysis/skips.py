@@ -144,12 +144,6 @@ class _Tracer:
         """The deepest input: most parametric layers on its longest path, then most ops, then latest.
         (Compared by layers alone first: a wide concat rarely ties there, and no key tuples are built.)"""
         dl = self.flow.depth_layers
-        if len(preds) == 2:  # (most joins: two inputs, compared directly)
-            a, b = preds
-            if dl[a] != dl[b]:
-                return a if dl[a] > dl[b] else b
-            do = self.flow.depth_ops
-            return max(a, b) if do[a] == do[b] else (a if do[a] > do[b] else b)
         deepest = max(map(dl.__getitem__, preds))
         tied = [p for p in preds if dl[p] == deepest]
         if len(tied) == 1:
