@@ -221,8 +221,9 @@ def write_atomic_files(outputs: Sequence[tuple[str, Content]], option: str | Non
     """
     for path, _ in outputs:
         check_output_path(path, option)
-    if any(isinstance(data, Streamed) and data.size >= _RESERVE_MIN_BYTES and data.releases_replaced
-           for _, data in outputs):
+    large = [(path, data) for path, data in outputs if isinstance(data, Streamed) and data.size >= _RESERVE_MIN_BYTES]
+    REPLACED.replacing(path for path, _ in large)  # (their old files' pages are dropped with the release)
+    if any(data.releases_replaced for _, data in large):
         REPLACED.release()  # the outputs replaced before free their pages now, for these to reuse
     staged: list[_Staged] = []
     named: list[str] = []

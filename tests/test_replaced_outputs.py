@@ -327,3 +327,96 @@ def test_a_forked_child_draws_with_threads_of_its_own():
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+# --- the cached pages of a large output about to be replaced (drop_written_back) ---------------
+
+def _cached_pages(path) -> int | None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        counts = replaced._cachestat(fd)
+    finally:
+        os.close(fd)
+    return None if counts is None else counts.cache
+
+
+def _written_back(path, size: int = 4 * MIB) -> None:
+    with open(path, "wb") as fh:
+        fh.write(os.urandom(size))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _has_cachestat() -> bool:
+    if not hasattr(os, "posix_fadvise") or os.uname().sysname != "Linux":
+        return False
+    with open(__file__, "rb") as fh:
+        return replaced._cachestat(fh.fileno()) is not None
+
+
+needs_cachestat = pytest.mark.skipif(not _has_cachestat(), reason="needs Linux's cachestat (6.5 and later)")
+
+
+@needs_cachestat
+def test_a_written_back_file_loses_its_cached_pages_and_keeps_its_content(tmp_path):
+    path = tmp_path / "old.onnx"
+    _written_back(path)
+    content = path.read_bytes()
+    assert _cached_pages(path) >= replaced.DROP_MIN_PAGES
+    assert replaced.drop_written_back(str(path))
+    assert _cached_pages(path) == 0
+    assert path.read_bytes() == content
+
+
+class _Counts:
+    def __init__(self, cache: int, dirty: int = 0, writeback: int = 0) -> None:
+        self.cache, self.dirty, self.writeback = cache, dirty, writeback
+
+
+@pytest.mark.parametrize("counts, dropped", [
+    (_Counts(1024), True),
+    (_Counts(1024, dirty=1), False),       # would write back data about to be replaced
+    (_Counts(1024, writeback=3), False),   # being written: its pages cannot be dropped yet
+    (_Counts(replaced.DROP_MIN_PAGES - 1), False),  # not worth the calls
+    (None, False),                         # a kernel without cachestat: nothing is known
+])
+def test_only_a_file_whose_pages_are_all_on_disk_is_dropped(tmp_path, monkeypatch, counts, dropped):
+    path = tmp_path / "old.onnx"
+    path.write_bytes(b"x" * MIB)
+    advised = []
+    monkeypatch.setattr(replaced, "_cachestat", lambda fd: counts)
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: advised.append(advice))
+    assert replaced.drop_written_back(str(path)) is dropped
+    assert advised == ([os.POSIX_FADV_DONTNEED] if dropped else [])
+
+
+@linux_only
+def test_links_other_names_and_missing_files_are_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(replaced, "_cachestat", lambda fd: _Counts(1024))
+    monkeypatch.setattr(os, "posix_fadvise", lambda *args: pytest.fail("advised"))
+    target = tmp_path / "target.onnx"
+    target.write_bytes(b"x" * MIB)
+    (tmp_path / "link.onnx").symlink_to(target)      # the output replaces the link, not its target
+    os.link(target, tmp_path / "second-name.onnx")   # the file outlives the rename under its other name
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in ("link.onnx", "target.onnx", "missing.onnx", "fifo"):
+        assert not replaced.drop_written_back(str(tmp_path / path))
+
+
+@linux_only
+def test_a_large_write_drops_the_pages_of_the_file_it_replaces_before_writing(tmp_path, held, monkeypatch):
+    dropped = []
+    monkeypatch.setattr(replaced, "drop_written_back", lambda path: dropped.append(path))
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"old")
+    data = b"d" * (2 * MIB)
+    seen = []
+    write_atomic(str(path), Streamed(lambda fh: (seen.append(list(dropped)), fh.write(data)), len(data)))
+    assert seen == [[str(path)]] and path.read_bytes() == data
+    # a writer that releases by itself drops them when it releases; small outputs drop nothing
+    write_atomic(str(path), Streamed(lambda fh: (seen.append(list(dropped)), held.release(), fh.write(data)),
+                                     len(data), releases_replaced=False))
+    write_atomic(str(path), b"small")
+    assert seen == [[str(path)], [str(path)]] and dropped == [str(path), str(path)]
+    assert path.read_bytes() == b"small"
