@@ -77,14 +77,17 @@ def run_child_output(args: list[str]) -> tuple[float, int, str]:
         return wall, rss, out.read().decode()
 
 
-def dd_speed(workdir: str, nbytes: int, sync: bool = True) -> float:
-    """MB/s of dd writing ``nbytes`` (1 MiB blocks): to disk with fdatasync, or (``sync=False``) into
-    the page cache only, as archc's own writes (which do not fdatasync) go."""
-    path = os.path.join(workdir, "dd.bin")
+def dd_speed(workdir: str, nbytes: int, sync: bool = True, name: str = "dd.bin", keep: bool = False) -> float:
+    """MB/s of dd writing ``nbytes`` (1 MiB blocks) to ``name`` in ``workdir``: to disk with fdatasync,
+    or (``sync=False``) into the page cache only, as archc's own writes (which do not fdatasync) go.
+    ``keep``: the file stays, and the next call with its name truncates it as it starts (freeing its pages
+    just before writing, as a writer that removed its old output first)."""
+    path = os.path.join(workdir, name)
     count = max(1, nbytes // 2 ** 20)
     start = time.perf_counter()
     subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={count}", *(["conv=fdatasync"] if sync else [])],
                    check=True, capture_output=True)
     seconds = time.perf_counter() - start
-    os.unlink(path)
+    if not keep:
+        os.unlink(path)
     return count * 2 ** 20 / seconds / 1e6
