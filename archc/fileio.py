@@ -221,10 +221,11 @@ def write_atomic_files(outputs: Sequence[tuple[str, Content]], option: str | Non
     """
     for path, _ in outputs:
         check_output_path(path, option)
-    large = [(path, data) for path, data in outputs if isinstance(data, Streamed) and data.size >= _RESERVE_MIN_BYTES]
-    REPLACED.replacing(path for path, _ in large)  # (their old files' pages are dropped with the release)
-    if any(data.releases_replaced for _, data in large):
-        REPLACED.release()  # the outputs replaced before free their pages now, for these to reuse
+    large = [data for _, data in outputs if _known_size(data) >= _RESERVE_MIN_BYTES]
+    REPLACED.replacing(path for path, data in outputs if _known_size(data) >= _RESERVE_MIN_BYTES)
+    if any(not isinstance(data, Streamed) or data.releases_replaced for data in large):
+        REPLACED.release()  # the outputs replaced before free their pages now (and the files these
+        # replace drop theirs where written back), for these to reuse
     staged: list[_Staged] = []
     named: list[str] = []
     path = outputs[0][0] if outputs else ""
@@ -246,6 +247,14 @@ def write_atomic_files(outputs: Sequence[tuple[str, Content]], option: str | Non
     finally:
         for stage in staged:
             stage.discard()
+
+
+def _known_size(data: Content) -> int:
+    """The bytes ``data`` will write where known before writing (a text's characters: at most its
+    bytes), else 0."""
+    if isinstance(data, Streamed):
+        return data.size
+    return 0 if callable(data) else len(data)
 
 
 def _writer(data: Content) -> tuple[Callable[[BinaryIO], None], int | None]:

@@ -420,3 +420,7 @@ def test_a_large_write_drops_the_pages_of_the_file_it_replaces_before_writing(tm
     write_atomic(str(path), b"small")
     assert seen == [[str(path)], [str(path)]] and dropped == [str(path), str(path)]
     assert path.read_bytes() == b"small"
+    # a large output given as bytes (a state dict) drops them too, text or bytes alike
+    write_atomic(str(path), data)
+    write_atomic(str(tmp_path / "page.html"), "x" * (2 * MIB))
+    assert dropped == [str(path)] * 3 + [str(tmp_path / "page.html")] and path.read_bytes() == data
