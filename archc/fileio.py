@@ -221,9 +221,9 @@ def write_atomic_files(outputs: Sequence[tuple[str, Content]], option: str | Non
     """
     for path, _ in outputs:
         check_output_path(path, option)
-    large = [data for _, data in outputs if _known_size(data) >= _RESERVE_MIN_BYTES]
-    REPLACED.replacing(path for path, data in outputs if _known_size(data) >= _RESERVE_MIN_BYTES)
-    if any(not isinstance(data, Streamed) or data.releases_replaced for data in large):
+    large = [(path, data) for path, data in outputs if _known_size(data) >= _RESERVE_MIN_BYTES]
+    REPLACED.replacing(path for path, _ in large)
+    if any(not isinstance(data, Streamed) or data.releases_replaced for _, data in large):
         REPLACED.release()  # the outputs replaced before free their pages now (and the files these
         # replace drop theirs where written back), for these to reuse
     staged: list[_Staged] = []

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -84,8 +85,9 @@ class ReplacedFiles:
             self._changed.notify()
 
     def replacing(self, paths: Iterable[str]) -> None:
-        """Note the files at ``paths`` (in place of those noted before) as about to be replaced by large outputs: the next
-        :meth:`release` drops their cached pages where their data is on disk (:func:`drop_written_back`)."""
+        """Note the files at ``paths`` (in place of those noted before) as about to be replaced by
+        large outputs: the next :meth:`release` drops their cached pages where their data is on disk
+        (:func:`drop_written_back`)."""
         with self._changed:
             self._replacing = list(paths)  # (a write's own list: one that failed leaves nothing behind)
 
@@ -141,7 +143,7 @@ def drop_written_back(path: str) -> bool:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except (OSError, AttributeError):  # (no O_NOFOLLOW: not a POSIX system)
-        return False
+        return False  # (and elsewhere than Linux, _cachestat below is None)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
@@ -166,7 +168,8 @@ def _cachestat(fd: int) -> Any:
     """The page cache's counts for the whole file ``fd`` (``cache``, ``dirty``, ``writeback``:
     pages); None where the kernel has no cachestat."""
     if not _CALL:
-        _CALL.append(_cachestat_function() if os.uname().sysname == "Linux" else None)
+        _CALL.append(_cachestat_function() if sys.platform.startswith("linux") and hasattr(os, "posix_fadvise")
+                     else None)
     return _CALL[0](fd) if _CALL[0] is not None else None
 
 
