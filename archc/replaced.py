@@ -21,7 +21,7 @@ whole until the new one is complete. Where the old file's data is on disk alread
 cached pages dirty or being written, as Linux's ``cachestat`` tells), :meth:`ReplacedFiles.release`
 drops its cached pages first (``posix_fadvise(DONTNEED)``: the file is not changed, only no longer
 cached), so the new file reuses those pages. Rebuilding VGG-16's 553 MB over a written-back copy
-took 2.9-3.7 s there, 0.6-0.8 s with the pages dropped. A file still dirty is left alone (dropping
+took 2.9-3.7 s there, 0.6-1.0 s with the pages dropped. A file still dirty is left alone (dropping
 would write back data about to be replaced), as is one with other names (it outlives the rename).
 
 Nothing changes for anyone else: the name already belongs to the new output, a reader that
