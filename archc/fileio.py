@@ -221,7 +221,8 @@ def write_atomic_files(outputs: Sequence[tuple[str, Content]], option: str | Non
     """
     for path, _ in outputs:
         check_output_path(path, option)
-    large = [(path, data) for path, data in outputs if _known_size(data) >= _RESERVE_MIN_BYTES]
+    contents = [(path, data, _writer(data)) for path, data in outputs]
+    large = [(path, data) for path, data, (_, size) in contents if (size or 0) >= _RESERVE_MIN_BYTES]
     REPLACED.replacing(path for path, _ in large)
     if any(not isinstance(data, Streamed) or data.releases_replaced for _, data in large):
         REPLACED.release()  # the outputs replaced before free their pages now (and the files these
@@ -230,8 +231,8 @@ def write_atomic_files(outputs: Sequence[tuple[str, Content]], option: str | Non
     named: list[str] = []
     path = outputs[0][0] if outputs else ""
     try:
-        for path, data in outputs:
-            staged.append(_Staged.write(path, _writer(data)))
+        for path, _, content in contents:
+            staged.append(_Staged.write(path, content))
         for stage in staged:
             path = stage.path
             stage.commit()
@@ -247,14 +248,6 @@ def write_atomic_files(outputs: Sequence[tuple[str, Content]], option: str | Non
     finally:
         for stage in staged:
             stage.discard()
-
-
-def _known_size(data: Content) -> int:
-    """The bytes ``data`` will write where known before writing (a text's characters: at most its
-    bytes), else 0."""
-    if isinstance(data, Streamed):
-        return data.size
-    return 0 if callable(data) else len(data)
 
 
 def _writer(data: Content) -> tuple[Callable[[BinaryIO], None], int | None]:
