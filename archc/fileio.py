@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterable, Sequence, Union
 
 from archc.errors import Location, SpecError, UsageError
+from archc.libc import last_errno, libc
 from archc.replaced import REPLACED
 
 #: Largest spec or included file read, in bytes (and the most all of one spec's files may add up to).
@@ -273,9 +274,7 @@ def _reserve(fd: int, size: int) -> None:
     if fallocate is None or size < _RESERVE_MIN_BYTES:
         return
     if fallocate(fd, _FALLOC_FL_KEEP_SIZE, 0, size) != 0:
-        import ctypes
-
-        code = ctypes.get_errno()
+        code = last_errno()
         if code in (errno.ENOSPC, errno.EDQUOT):
             raise OSError(code, os.strerror(code))
 
@@ -290,8 +289,8 @@ def _fallocate():
         if sys.platform.startswith("linux"):
             import ctypes
 
-            libc = ctypes.CDLL(None, use_errno=True)
-            function = getattr(libc, "fallocate64", None) or getattr(libc, "fallocate", None)
+            lib = libc()
+            function = getattr(lib, "fallocate64", None) or getattr(lib, "fallocate", None)
             if function is not None:
                 function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
                 function.restype = ctypes.c_int
@@ -420,12 +419,9 @@ def _link_fd(fd: int, path: str) -> None:
         raise
     except OSError as exc:
         refused = exc
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
     at_empty_path, at_fdcwd = 0x1000, -100
-    if libc.linkat(fd, b"", at_fdcwd, os.fsencode(path), at_empty_path) != 0:
-        code = ctypes.get_errno()
+    if libc().linkat(fd, b"", at_fdcwd, os.fsencode(path), at_empty_path) != 0:
+        code = last_errno()
         if code == errno.EEXIST:
             raise FileExistsError(code, os.strerror(code), path)
         raise refused

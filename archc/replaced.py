@@ -39,6 +39,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from archc.libc import libc
+
 __all__ = ["ReplacedFiles", "REPLACED", "HOLD_SECONDS", "drop_written_back"]
 
 #: Longest a replaced output is held when no other output follows. Below the kernel's default
@@ -182,7 +184,7 @@ def _cachestat_function() -> Callable[[int], Any]:
     class Counts(ctypes.Structure):
         _fields_ = [(name, ctypes.c_uint64) for name in ("cache", "dirty", "writeback", "evicted", "recently_evicted")]
 
-    syscall = ctypes.CDLL(None, use_errno=True).syscall
+    syscall = libc().syscall
     syscall.restype = ctypes.c_long
 
     def cachestat(fd: int) -> Counts | None:

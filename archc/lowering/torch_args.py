@@ -421,12 +421,16 @@ def _scope_names(scope: Any) -> frozenset[str]:
     return frozenset(k for k, _ in scope.args) | frozenset(k for k, _ in scope.lets)
 
 
+#: the memo's key for :func:`_parameter_uses`'s result
+_PARAMETER_USES = ("parameter uses", 0)
+
+
 def _live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, str]]]:
     # which parameters reach which attributes reads the graph alone: read once per reading of it
     # (the planning asks again after writing nodes as modules, which changes only what is downstream)
-    found = lowered.memo.get(("parameter uses", 0))
+    found = lowered.memo.get(_PARAMETER_USES)
     if found is None:
-        found = lowered.memo[("parameter uses", 0)] = _parameter_uses(graph, lowered)
+        found = lowered.memo[_PARAMETER_USES] = _parameter_uses(graph, lowered)
     uses, blocked = found
     live = {}
     for p, sites in uses.items():
