@@ -323,6 +323,59 @@ def test_a_node_from_a_newer_opset_is_rewritten_by_the_version_converter(tmp_pat
     np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], want, rtol=1e-5, atol=1e-6)
 
 
+class _Reduce(torch.nn.Module):
+    def __init__(self, reduce) -> None:
+        super().__init__()
+        self.conv, self.reduce = torch.nn.Conv1d(3, 4, 1), reduce
+
+    def forward(self, x):
+        return self.reduce(self.conv(x))
+
+
+_REDUCTIONS = {"max_dim": lambda x: torch.max(x, 2)[0], "prod": lambda x: x.prod(2),
+               "logsumexp": lambda x: x.logsumexp(2), "norm": lambda x: x.norm(dim=2), "amin": lambda x: x.amin(2)}
+
+
+@pytest.mark.parametrize("reduction", sorted(_REDUCTIONS))
+def test_reductions_from_opset_18_are_rebuilt_as_valid_opset_17_nodes(tmp_path, run_archc, reduction):
+    """The default exporter writes torch.max(x, dim), prod, logsumexp and norm as Reduce* nodes at opset 18+
+    with ``noop_with_empty_axes=0``; onnx's version converter moves the axes back to an attribute but keeps
+    that attribute, which opset 17 does not have. The rebuilt file passes the checker and computes what the
+    original does."""
+    import contextlib
+    import io
+    import warnings
+
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    original, rebuilt = str(tmp_path / "reduce.onnx"), str(tmp_path / "again.onnx")
+    x = torch.randn(2, 3, 8)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Reduce(_REDUCTIONS[reduction]).eval(), (x,), original, dynamo=True)
+    run_archc("build", original, "-o", rebuilt, check=True)
+    onnx.checker.check_model(onnx.load(rebuilt), full_check=True)
+    want = ort.InferenceSession(original).run(None, {ort.InferenceSession(original).get_inputs()[0].name: x.numpy()})
+    session = ort.InferenceSession(rebuilt)
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_newer_attribute_off_its_default_is_refused_not_dropped(tmp_path, run_archc):
+    """ReduceMax at opset 20 with ``noop_with_empty_axes=1``: opset 17 has no such attribute, and dropping
+    one that is not at its default could change the node, so the ONNX rebuild is refused naming the node."""
+    nodes = [helper.make_node("ReduceMax", ["x", "axes"], ["y"], name="max", keepdims=1, noop_with_empty_axes=1)]
+    model = _old_model(nodes, [_vi("x", [2, 3])], [_vi("y", [2, 1])], opset=20, ir_version=10)
+    model.graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64), "axes"))
+    path = tmp_path / "noop.onnx"
+    onnx.save(model, path)
+    proc = run_archc("build", str(path), "-o", str(tmp_path / "again.onnx"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "node 'max'" in proc.stderr and "ReduceMax was imported from opset 20 and changed before opset 17" in proc.stderr
+    assert not (tmp_path / "again.onnx").exists()
+
+
 def test_a_newer_node_the_converter_cannot_rewrite_is_still_refused_cleanly(tmp_path, run_archc):
     """ReduceMax at opset 20 whose axes are a model input: no attribute can hold them at opset 17, so
     the ONNX rebuild is refused naming the node (the PyTorch build, which reads them at run time, works)."""

@@ -65,15 +65,46 @@ def downgraded(a: Mapping[str, Any], ins: list[TensorType], constant: Callable[[
     (op type, for each of its inputs the index of the node's operand it reads (None: none), its
     attributes); None where the converter fails or writes anything but one such node.
     ``constant`` and ``attributes`` as :func:`node_model` takes them."""
-    from onnx import helper, version_converter
+    from onnx import checker, helper, version_converter
 
     model, names, outputs = node_model(a, ins, attributes, a["opset"], constant)
     try:
-        nodes = version_converter.convert_version(model, opset).graph.node
+        converted = version_converter.convert_version(model, opset)
     except Exception:  # noqa: BLE001 - no adapter for this change, or one that refuses these inputs
         return None
+    nodes = converted.graph.node
     if len(nodes) != 1 or list(nodes[0].output) != outputs or any(i and i not in names for i in nodes[0].input):
         return None
     node = nodes[0]
+    if not _drop_unknown_defaults(node, a["op_type"], a["opset"], opset):
+        return None
+    try:  # (the converter can leave a node its target opset rejects: checked, not trusted)
+        checker.check_model(converted)
+    except Exception:  # noqa: BLE001 - onnx's ValidationError
+        return None
     reads = [names.index(i) if i else None for i in node.input]
     return node.op_type, reads, {attr.name: helper.get_attribute_value(attr) for attr in node.attribute}
+
+
+def _drop_unknown_defaults(node: Any, op_type: str, old: int, new: int) -> bool:
+    """Remove from the converted ``node`` each attribute its op at opset ``new`` does not have where it
+    holds its default at opset ``old`` (it then changes nothing: ReduceMax's ``noop_with_empty_axes=0``,
+    which onnx's converter keeps when it moves the axes back to an attribute); False where such an
+    attribute holds another value (the node cannot be written at ``new``)."""
+    from onnx import defs, helper
+
+    known = defs.get_schema(node.op_type, new).attributes
+    before = defs.get_schema(op_type, old).attributes
+    kept = []
+    for attr in node.attribute:
+        if attr.name not in known:
+            default = before[attr.name].default_value if attr.name in before else None
+            if default is None or not default.type or \
+                    helper.get_attribute_value(attr) != helper.get_attribute_value(default):
+                return False
+            continue
+        kept.append(attr)
+    if len(kept) != len(node.attribute):
+        del node.attribute[:]
+        node.attribute.extend(kept)
+    return True
