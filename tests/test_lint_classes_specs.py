@@ -220,3 +220,46 @@ def test_class7_nested_unet_as_a_spec_counts_every_pair():
     pairs = sorted((s.merge, s.fork, s.kind) for s in a.skips)
     assert pairs == [("cat01", "x00_relu", "long_skip"), ("cat02", "x00_relu", "long_skip"),
                      ("cat02", "x01_relu", "dense"), ("cat11", "x10_relu", "long_skip")]
+
+
+#: class 9: residual blocks that each add a projection of a timestep embedding (a diffusion U-Net's
+#: ResnetBlock): the adds of the embedding are branch joins, whichever block reads it, and the
+#: blocks' own shortcuts are residuals
+TIME_CONDITIONED = """\
+archc: 1
+name: time_conditioned
+inputs: {x: [N, 8, 16, 16], t: [N, 4]}
+blocks:
+  res:
+    inputs: [x, temb]
+    nodes:
+      - {name: conv1, op: conv, in: x, out_channels: 8, kernel_size: 3, padding: 1}
+      - {name: proj, op: linear, in: temb, out_features: 8}
+      - {name: bias, op: reshape, shape: [0, 8, 1, 1]}
+      - {name: inject, op: add, in: [conv1, bias], expect: branch}
+      - {name: act, op: silu}
+      - {name: conv2, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+      - {name: add, op: add, in: [conv2, x], expect: residual}
+nodes:
+  - {name: emb, op: linear, in: t, out_features: 16}
+  - {name: emb_act, op: silu}
+  - {name: stem, op: conv, in: x, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: block1, block: res, in: [stem, emb_act]}
+  - {name: block2, block: res, in: [block1, emb_act]}
+  - {name: block3, block: res, in: [block2, emb_act]}
+"""
+
+
+def test_class9_a_timestep_embedding_in_every_block_as_a_spec_and_through_archcs_onnx(tmp_path):
+    from archc.frontends.onnx import load_onnx
+    from archc.lowering.onnx import to_onnx
+
+    graph = loads_spec(TIME_CONDITIONED)
+    spec = analyze(graph)
+    assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
+    path = tmp_path / "time_conditioned.onnx"
+    path.write_bytes(to_onnx(graph, seed=0).SerializeToString())
+    for analysis in (spec, analyze(load_onnx(str(path)))):
+        assert _kinds(analysis).get("residual") == 3 and _kinds(analysis).get("long_skip") is None
+        injections = [c for c in analysis.joins if c.merge_op == "add"]
+        assert len(injections) == 3 and all(c.kind == "branch" for c in injections)

@@ -9,7 +9,9 @@ each a regression test for one class of labelling error found on other libraries
 5. a residual around a pooling token mixer (PoolFormer) is a residual;
 6. a depthwise + pointwise projection shortcut is a residual;
 7. a concat merging several earlier nodes of its level (UNet++) counts each (fork, merge) pair;
-8. a head summing pyramid levels that each went through their own layers is a branch join.
+8. a head summing pyramid levels that each went through their own layers is a branch join;
+9. a conditioning value broadcast into every block (a diffusion U-Net's timestep embedding, adaLN's
+   shift) is no shortcut: the blocks' adds of it are branch joins, their own residuals stay residuals.
 
 The default exporter's runs are marked slow (each export takes seconds).
 """
@@ -229,12 +231,57 @@ class OrderedSum(nn.Module):
         return self.head(first + second + third)
 
 
+class TimeConditioned(nn.Module):
+    """Residual blocks that each add a projection of a timestep embedding (Ho et al.'s DDPM ResnetBlock:
+    ``h = conv1(act(x)); h = h + temb_proj(act(temb))[:, :, None, None]; x + conv2(act(h))``)."""
+
+    def __init__(self, blocks: int = 3, width: int = 8) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 3, padding=1)
+        self.embed = nn.Sequential(nn.Linear(4, 16), nn.SiLU(), nn.Linear(16, 16))
+        self.conv1 = nn.ModuleList(nn.Conv2d(width, width, 3, padding=1) for _ in range(blocks))
+        self.temb_proj = nn.ModuleList(nn.Linear(16, width) for _ in range(blocks))
+        self.conv2 = nn.ModuleList(nn.Conv2d(width, width, 3, padding=1) for _ in range(blocks))
+
+    def forward(self, x, t):
+        x, temb = self.stem(x), self.embed(t)
+        for conv1, proj, conv2 in zip(self.conv1, self.temb_proj, self.conv2):
+            h = conv1(F.silu(x))
+            h = h + proj(F.silu(temb))[:, :, None, None]
+            x = x + conv2(F.silu(h))
+        return x
+
+
+class AdaLNBlocks(nn.Module):
+    """DiT blocks with adaLN (Peebles & Xie): two sublayers per block, each
+    ``x + gate * f(norm(x) * (1 + scale) + shift)``, their shifts, scales and gates regressed at once from
+    a conditioning vector (the second sublayer's shift is read after the first sublayer's layers)."""
+
+    def __init__(self, blocks: int = 2, dim: int = 16) -> None:
+        super().__init__()
+        self.tokens = nn.Linear(3, dim)
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
+        self.ada = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim)) for _ in range(blocks))
+        self.mixers = nn.ModuleList(nn.Linear(dim, dim) for _ in range(blocks))
+        self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+                                  for _ in range(blocks))
+
+    def forward(self, x, c):
+        x = self.tokens(x)
+        for ada, mixer, mlp in zip(self.ada, self.mixers, self.mlps):
+            shift1, scale1, gate1, shift2, scale2, gate2 = ada(c).chunk(6, dim=1)
+            x = x + gate1[:, None] * mixer(self.norm(x) * (1 + scale1[:, None]) + shift1[:, None])
+            x = x + gate2[:, None] * mlp(self.norm(x) * (1 + scale2[:, None]) + shift2[:, None])
+        return x
+
+
 EXPORTERS = [pytest.param(False, id="torchscript"), pytest.param(True, id="dynamo", marks=pytest.mark.slow)]
 _CACHE: dict = {}
 
 
-def lint_export(model_cls, dynamo: bool, tmp_path_factory, **kwargs):
-    """Export ``model_cls(**kwargs)`` (eval mode, one 1x3x32x32 input) and analyse the imported ONNX."""
+def lint_export(model_cls, dynamo: bool, tmp_path_factory, example=None, **kwargs):
+    """Export ``model_cls(**kwargs)`` (eval mode; inputs ``example()``, by default one 1x3x32x32 tensor) and
+    analyse the imported ONNX."""
     key = (model_cls.__name__, dynamo, tuple(sorted(kwargs.items())))
     if key not in _CACHE:
         if dynamo:
@@ -245,7 +292,8 @@ def lint_export(model_cls, dynamo: bool, tmp_path_factory, **kwargs):
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
                 contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (torch.randn(1, 3, 32, 32),), str(path), dynamo=dynamo)
+            args = example() if example is not None else (torch.randn(1, 3, 32, 32),)
+            torch.onnx.export(model, args, str(path), dynamo=dynamo)
         _CACHE[key] = analyze(load_onnx(str(path)))
     return _CACHE[key]
 
@@ -330,3 +378,27 @@ def test_class7_a_concat_of_several_earlier_nodes_counts_each_pair(dynamo, tmp_p
 def test_class8_a_sum_of_computed_pyramid_levels_is_a_branch_join(dynamo, concat, tmp_path_factory):
     a = lint_export(PyramidSumHead, dynamo, tmp_path_factory, concat=concat)
     assert a.skips == [] and kinds(a).get("branch", 0) >= 1
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_class9_a_timestep_embedding_added_in_every_block_is_no_skip(dynamo, tmp_path_factory):
+    a = lint_export(TimeConditioned, dynamo, tmp_path_factory,
+                    example=lambda: (torch.randn(1, 3, 16, 16), torch.randn(1, 4)))
+    assert kinds(a).get("residual") == 3 and kinds(a).get("long_skip") is None
+    assert all(s.carries == "identity" for s in a.skips)
+    injections = [c for c in a.joins if c.merge_op == "add"]
+    assert len(injections) == 3 and all(c.kind == "branch" for c in injections)
+    assert sorted(c.rule for c in injections) == ["broadcast_injection"] * 2 + ["no_common_fork"]
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_class9_an_adaln_shift_is_no_skip(dynamo, tmp_path_factory):
+    a = lint_export(AdaLNBlocks, dynamo, tmp_path_factory,
+                    example=lambda: (torch.randn(1, 5, 3), torch.randn(1, 16)))
+    assert kinds(a).get("residual") == 4 and len(a.skips) == 4
+    assert all(s.carries == "identity" and s.rule == "residual" for s in a.skips)
+    # a shift read after a layer of its own block is broadcast into it; the first meets the normalised
+    # tokens with no layer between (arithmetic on the main path)
+    shifts = [c for c in a.joins if c.merge_op == "add"]
+    assert len(shifts) == 4 and all(c.kind in ("branch", "sequential") for c in shifts)
+    assert "broadcast_injection" in {c.rule for c in shifts}

@@ -43,6 +43,7 @@ class PairFacts:
     family: int = 0           # concats reading the fork directly (DenseNet reuse); 0 when not asked
     members: int = 1          # inputs of the merge sharing this fork
     via: str = ""             # the shortcut's nodes, for a projection's reason
+    broadcast: bool = False   # the shortcut's value is broadcast to the merge's shape (an add of a bias)
     elementwise: Callable[[], bool] = always     # the merge's output has its inputs' broadcast shape
     gated: Callable[[], bool] = never            # the carry is scaled by a sigmoid-derived gate
     feeds_gate: Callable[[], bool] = never       # the merge's output only computes a gate (a sigmoid)
@@ -179,6 +180,16 @@ def highway_gate(f: PairFacts) -> Verdict:
     return None
 
 
+def broadcast_injection(f: PairFacts) -> Verdict:
+    """An add whose shortcut is broadcast to the main path's shape (a per-channel or per-token value: a
+    diffusion U-Net's timestep embedding, FiLM's or adaLN's shift) injects a value into the main path;
+    it does not carry the fork's value around it (a residual's ``x`` has the shape of ``F(x)``)."""
+    if f.broadcast and f.merge_role == Role.MERGE_ADD:
+        return Kind.BRANCH, (f"add injects a value from {f.fork} broadcast to the shape of a path of "
+                             f"{layers(f.depth)} (conditioning, not a shortcut)")
+    return None
+
+
 def both_compute(f: PairFacts) -> Verdict:
     """A shortcut with at least as many layers as the main path is a branch of its own."""
     if f.depth <= f.shortcut_layers:
@@ -262,7 +273,7 @@ def add_branch(f: PairFacts) -> Verdict:
 #: the rules in the order :func:`decide` tries them (the last always applies)
 RULES: tuple[Callable[[PairFacts], Verdict], ...] = (
     no_common_fork, index_arithmetic, pooling_indices, gate_computation, arithmetic_without_layers,
-    multiplicative_gate, other_merge, token_mixer, no_layer_between, highway_gate, both_compute,
+    multiplicative_gate, other_merge, token_mixer, no_layer_between, highway_gate, broadcast_injection, both_compute,
     dense_reuse, concat_long_skip, concat_computed_long_skip, concat_feature_reuse, concat_branch,
     add_long_skip, residual, add_computed_long_skip, add_branch,
 )
@@ -296,7 +307,7 @@ class RememberingDecider:
 
     def __call__(self, facts: PairFacts) -> Decision:
         key = (facts.merge_op, facts.merge_role, facts.fork is None, facts.carries, facts.changed, facts.depth,
-               facts.shortcut_layers, facts.nested, facts.resampled, facts.family, facts.members)
+               facts.shortcut_layers, facts.nested, facts.resampled, facts.family, facts.members, facts.broadcast)
         rule = self._rule_of.get(key)
         if rule is not None:
             kind, reason = rule(facts)  # (applies: it did to equal facts)

@@ -287,6 +287,16 @@ class _Measures:
             return _PROJECTION, changed
         return _COMPUTED, changed
 
+    def broadcast(self, m: int, sc: _Input) -> bool:
+        """Whether the shortcut's value is broadcast to the join's output shape: it lacks a leading dim
+        or has a dim of 1 where the output's is another size (a per-channel bias on a feature map)."""
+        f = self.flow
+        src, dst = f.value_type(sc.node, sc.reads).shape, f.nodes[m].outputs[0].shape
+        if src == dst or len(src) > len(dst):
+            return False
+        lead = len(dst) - len(src)
+        return any(d != 1 for d in dst[:lead]) or any(s == 1 and d != 1 for s, d in zip(src, dst[lead:]))
+
     def split_part(self, fork: int, sc: _Input, m: int) -> bool:
         """Whether the shortcut carries a part of the fork's value that the main path never reads:
         one output of a split (a rearrangement with several outputs) that nothing else reads, or a
@@ -557,12 +567,14 @@ class _Classifier:
         dominated = f.dominates(fork, main)
         depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated)
         # PairFacts' fields by position (merge_op, merge_role, fork, carries, changed, depth, shortcut_layers,
-        # nested, resampled, family, members, via, then the probes elementwise, gated, feeds_gate, mixing):
+        # nested, resampled, family, members, via, broadcast, then the probes elementwise, gated, feeds_gate,
+        # mixing):
         # one per join, and a call by keywords costs a third more. (The probes are partials, not lambdas:
         # a lambda would make this function's variables closure cells, slower to read all along.)
         facts = PairFacts(
             f.nodes[m].op, role, f.names[fork], carries, changed, depth, w_short, nested, resampled, family,
             len(members), self._names(list(reversed(sc.path)), 3) if carries == _PROJECTION and sc.path else "",
+            role == _ADD and measures.broadcast(m, sc),
             partial(elementwise, f, m),
             partial(gated, f, m, fork) if self.has_gates else never,
             partial(feeds_gate, f, m) if self.has_gates else never,
