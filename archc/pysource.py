@@ -27,7 +27,7 @@ import unicodedata
 from typing import Any
 
 __all__ = ["literal", "expression", "is_identifier", "identifier", "one_line", "plain_text", "comment",
-           "UnsafeValue"]
+           "UnsafeValue", "frozen"]
 
 _NOT_IDENTIFIER_CHAR = re.compile(r"[^0-9A-Za-z_]")
 # Unicode categories that may not appear raw in a one-line text: controls (newlines, NUL,
@@ -58,6 +58,12 @@ def literal(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(literal(v) for v in value) + "]"
     raise UnsafeValue(f"no Python literal for a {type(value).__name__}")
+
+
+def frozen(value: Any) -> Any:
+    """``value`` with every list, however nested, a tuple: a default argument that cannot be mutated
+    (a list default is shared by every call)."""
+    return tuple(map(frozen, value)) if isinstance(value, (list, tuple)) else value
 
 
 def _string(value: str) -> str:

@@ -122,6 +122,25 @@ def test_every_shipped_spec_is_formatted_with_short_lines(spec, tmp_path):
     check = subprocess.run([ruff, "format", "--check", "--diff", "--no-cache", "--isolated", str(path)],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+    # ruff's classic default rules (pyflakes: an unused import) and mutable default arguments, named
+    # here so that another ruff version's defaults do not change the test
+    check = subprocess.run([ruff, "check", "--no-cache", "--isolated", "--select", "E4,E7,E9,F,B006", str(path)],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_list_parameter_defaults_to_a_tuple_and_takes_a_list_or_a_tuple(tmp_path, run_archc):
+    out = tmp_path / "densenet_args.py"
+    run_archc("build", "specs/densenet121.yaml", "--target", "torch", "-o", str(out), check=True)
+    module = _import(out, "densenet_args")
+    import inspect
+
+    assert inspect.signature(module.Densenet121).parameters["block_config"].default == (6, 12, 24, 16)
+    for given in ([6, 12, 24, 16], (6, 12, 24, 16)):
+        assert isinstance(module.Densenet121(block_config=given, num_classes=3), torch.nn.Module)
+    with pytest.raises(ValueError, match=r"block_config=\[6, 12, 24, 8\]: this file was generated for "
+                                         r"block_config=\(6, 12, 24, 16\)"):
+        module.Densenet121(block_config=[6, 12, 24, 8])
 
 
 def test_long_lowerings_call_a_function_defined_once_whose_name_no_variable_takes():

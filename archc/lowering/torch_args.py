@@ -33,7 +33,7 @@ from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
 from archc.ir.types import TensorType
 from archc.lowering.torch_plan import Body, Instance, Lowered, numbers
-from archc.pysource import expression as _expression, identifier, literal
+from archc.pysource import expression as _expression, frozen, identifier, literal
 
 __all__ = ["Arg", "ClassArgs", "TopParam", "resolve", "live_params", "root_args"]
 
@@ -57,8 +57,8 @@ class Arg:
 
     def signature(self) -> str:
         kind = type(self.default).__name__ if not self.required else "int"
-        if kind not in ("int", "float", "bool", "str"):
-            return self.name + ("" if self.required else f"={literal(self.default)}")
+        if kind not in ("int", "float", "bool", "str"):  # (a list default as a tuple: never shared mutable)
+            return self.name + ("" if self.required else f"={literal(frozen(self.default))}")
         return f"{self.name}: {kind}" + ("" if self.required else f" = {literal(self.default)}")
 
 

@@ -27,7 +27,7 @@ from archc.lowering.torch_body import BodyWriter
 from archc.lowering.torch_plan import HOLE, Body, Instance, Leaf, attribute, instance_tree
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements
-from archc.pysource import comment, is_identifier, literal, one_line
+from archc.pysource import comment, frozen, is_identifier, literal, one_line
 
 __all__ = ["Provenance", "write_source", "class_name_for"]
 
@@ -445,10 +445,12 @@ def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ())
 
 
 def _guard_lines(guards: list[tuple[str, Any]]) -> list[str]:
-    pairs = ", ".join(f"{literal(name)}: ({name}, {literal(value)})" for name, value in guards)
+    pairs = ", ".join(f"{literal(name)}: ({name}, {literal(frozen(value))})" for name, value in guards)
+    # (a sequence, given as a list or a tuple, compared as tuples: its default is written as one)
+    given = f"{_AS_TUPLES}(value)" if any(isinstance(value, list) for _, value in guards) else "value"
     return (_statement(f"fixed = {{{pairs}}}", 2) + [
         _I * 2 + "for name, (value, built) in fixed.items():",
-        _I * 3 + "if value != built:",
+        _I * 3 + f"if {given} != built:",
         _I * 4 + "raise ValueError(",
         _I * 5 + 'f"{name}={value!r}: this file was generated for {name}={built!r}; "',
         _I * 5 + '"regenerate it with archc build --set NAME=VALUE"',
@@ -505,6 +507,18 @@ def _plan(graph: Graph, labels: Mapping[str, str], cls: str, live: Mapping[str, 
                                       root_args(graph, planner.writer.lowered, root_body, live_sites)), live_sites
 
 
+#: the generated module's function that compares a sequence argument with the one the file was built for
+_AS_TUPLES = "_as_tuples"
+_AS_TUPLES_SOURCE = [
+    f"def {_AS_TUPLES}(value):",
+    '    """``value`` with its lists, however nested, as tuples."""',
+    f"    return tuple(map({_AS_TUPLES}, value)) if isinstance(value, (list, tuple)) else value",
+]
+
+#: a use of ``F`` (torch.nn.functional) in generated code
+_CALLS_FUNCTIONAL = re.compile(r"(?<![\w.])F\.")
+
+
 def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
     """The whole file."""
     return _write_source(graph, cls, labels, provenance)
@@ -519,10 +533,11 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     kept = {p: v for p, v in planner.live.items() if p in found and set(found[p]) <= expressed}
     if kept.keys() != planner.live.keys():
         planner, root_body, root, live = _plan(graph, labels, cls, kept)
-    out = _header(graph, cls, labels, provenance, live)
-    out += ["import torch", "import torch.nn.functional as F", "from torch import nn"]
+    out: list[str] = []
     for function in [*planner.writer.lowered.functions.values(), *planner.writer.lowered.classes.values()]:
         out += ["", ""] + function.rstrip("\n").splitlines()
+    if any(isinstance(value, list) for _, value in root.args.guards):
+        out += ["", ""] + _AS_TUPLES_SOURCE
     blocks: dict[str, list[str]] = {}
     for c in planner.classes:
         blocks.setdefault(c.block, []).append(c.name)
@@ -532,4 +547,8 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
         if c is root:
             methods += [""] + block_instances_method(blocks)
         out += ["", ""] + _class_text(c, root_guards=c is root, methods=methods)
-    return "\n".join(out) + "\n"
+    code = "\n".join(out)
+    # (torch.nn.functional imported only where some lowering calls it: an unused import is a lint error)
+    imports = ["import torch"] + (["import torch.nn.functional as F"] if _CALLS_FUNCTIONAL.search(code) else []) \
+        + ["from torch import nn"]
+    return "\n".join(_header(graph, cls, labels, provenance, live) + imports) + "\n" + code + "\n"
