@@ -285,6 +285,27 @@ def test_load_weights_reports_every_mismatch(tmp_path):
     assert graph.weights == {}  # nothing half-loaded
 
 
+def test_load_weights_of_another_layout_lists_a_few_keys_and_names_the_pattern(tmp_path):
+    """A checkpoint of a wrapper (every key under 'model.') differs in every key: a few are listed, the
+    others counted, and the shared leading segment is named, instead of a line per key."""
+    graph = load_spec("specs/resnet18.yaml")
+    state = {f"model.{k}": v for k, v in build_module(graph).state_dict().items()}
+    path = str(tmp_path / "wrapped.pt")
+    torch.save(state, path)
+    with pytest.raises(SpecError) as info:
+        load_weights(graph, path)
+    messages = [d.message for d in info.value.diagnostics]
+    assert len(messages) == 8 + 3
+    assert sum(m.startswith("unexpected key 'model.") for m in messages) == 8
+    assert f"{len(state) - 8} more unexpected keys (the last: 'model.fc.bias')" in messages
+    assert "the file's keys start with 'model.' where the model's do not" in messages
+    (missing,) = [m for m in messages if m.startswith("missing")]
+    required = [k for k in state if not k.endswith("num_batches_tracked")]  # (optional: an old checkpoint's)
+    assert missing.startswith(f"missing {len(required)} keys: 'conv1.weight' (64, 3, 7, 7)")
+    assert missing.endswith(f" and {len(required) - 8} more")
+    assert "strip 'model.' from the keys" in str(info.value)
+
+
 def test_load_weights_rejects_missing_and_unreadable_files(tmp_path):
     graph = loads_spec(TINY)
     with pytest.raises(SpecError, match="no such weights file"):

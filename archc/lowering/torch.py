@@ -122,6 +122,36 @@ def _unwrap(obj: Any) -> Any:
     return obj
 
 
+#: keys listed one by one in a weights file's problems; the rest are counted (a checkpoint of another
+#: layout differs in every key: hundreds of lines would hide the pattern)
+_KEYS_SHOWN = 8
+
+
+def _unexpected_keys(state: Mapping[str, Any], specs: Mapping[str, Any], model: str,
+                     where: Location) -> list[Diagnostic]:
+    """A problem for each of the first :data:`_KEYS_SHOWN` keys of ``state`` the model has not (with a
+    'did you mean'), one counting the others, and one naming a leading segment that all of them share
+    where the model's keys hold them without it (a checkpoint of a wrapper: ``model.layer1...``)."""
+    unexpected = [k for k in state if k not in specs]
+    problems = []
+    for key in unexpected[:_KEYS_SHOWN]:
+        value = state[key]
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        problems.append(Diagnostic(f"unexpected key '{key}' {shape} is not a parameter of '{model}'",
+                                   where, hint=did_you_mean(key, specs)))
+    if len(unexpected) > _KEYS_SHOWN:
+        problems.append(Diagnostic(f"{len(unexpected) - _KEYS_SHOWN} more unexpected keys (the last: "
+                                   f"'{unexpected[-1]}')", where))
+    heads = {k.split(".", 1)[0] for k in unexpected}
+    if len(heads) == 1 and all("." in k for k in unexpected):
+        head = heads.pop()
+        if any(k[len(head) + 1:] in specs for k in unexpected):
+            problems.append(Diagnostic(f"the file's keys start with '{head}.' where the model's do not", where,
+                                       hint=f"save the state_dict of the module inside '{head}', or strip "
+                                            f"'{head}.' from the keys"))
+    return problems
+
+
 def load_weights(graph: Graph, path: str) -> None:
     """Fill ``graph.weights`` from a ``.pt`` state_dict, checking every key and shape.
 
@@ -148,12 +178,10 @@ def load_weights(graph: Graph, path: str) -> None:
     specs = {k: e.spec for k, e in entries.items()}
     problems: list[Diagnostic] = []
     weights: dict[str, dict[str, Any]] = {}
+    problems += _unexpected_keys(state, specs, graph.name, where)
     for key, value in state.items():
         spec = specs.get(key)
         if spec is None:
-            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            problems.append(Diagnostic(f"unexpected key '{key}' {shape} is not a parameter of '{graph.name}'",
-                                       where, hint=did_you_mean(key, specs)))
             continue
         if not isinstance(value, torch.Tensor):
             problems.append(Diagnostic(f"'{key}' is a {type(value).__name__}, not a tensor", where))
@@ -167,8 +195,10 @@ def load_weights(graph: Graph, path: str) -> None:
     tied = {param_key(e.node, e.param) for e in entries.values() if e.param in tied_params(graph.node(e.node))}
     missing = [k for k, s in specs.items() if k not in state and not s.optional and k not in tied]
     if missing:
-        problems.append(Diagnostic(f"missing {len(missing)} key{'s' if len(missing) > 1 else ''}: "
-                                   + ", ".join(f"'{k}' {tuple(specs[k].shape)}" for k in missing), where))
+        shown = ", ".join(f"'{k}' {tuple(specs[k].shape)}" for k in missing[:_KEYS_SHOWN])
+        more = f" and {len(missing) - _KEYS_SHOWN} more" if len(missing) > _KEYS_SHOWN else ""
+        problems.append(Diagnostic(f"missing {len(missing)} key{'s' if len(missing) > 1 else ''}: {shown}{more}",
+                                   where))
     if problems:
         raise SpecError(problems)
     result: dict[str, dict[str, Any]] = {}
