@@ -69,6 +69,22 @@ def test_summary_json(run_archc):
     assert data["total_params"] == sum(r["params"] for r in data["nodes"])
 
 
+def test_summary_counts_a_sequence_at_the_specs_example_size_and_says_so(run_archc):
+    """gnmt_encoder declares example_dims {S: 12}, as run and verify use it: summary counts at S=12
+    unless --dim says otherwise, and names the size it used."""
+    proc = run_archc("summary", str(SPECS / "gnmt_encoder.yaml"), check=True)
+    assert proc.stdout.splitlines()[-1].endswith("(one forward pass at batch 1, S=12)")
+    macs = json.loads(run_archc("summary", str(SPECS / "gnmt_encoder.yaml"), "--format", "json",
+                                check=True).stdout)["totals"]["macs"]
+    data = json.loads(run_archc("summary", str(SPECS / "gnmt_encoder.yaml"), "--format", "json", "--dim", "S=24",
+                                check=True).stdout)
+    assert data["dims"] == {"S": 24} and data["totals"]["macs"] == 2 * macs
+    one = run_archc("summary", str(SPECS / "gnmt_encoder.yaml"), "--dim", "S=1", check=True).stdout
+    assert one.splitlines()[-1].endswith("(one forward pass at batch 1, S=1)")
+    assert run_archc("summary", str(SPECS / "resnet18.yaml"), check=True).stdout.splitlines()[-1].endswith(
+        "(one forward pass at batch 1)")
+
+
 def test_python_dash_m_works(tmp_path):
     import subprocess
     import sys

@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=positive_int, default=1,
                         help="batch size for MACs and activation memory (default 1)")
     parser.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
-                        help="size of another symbolic dimension, e.g. a sequence length (repeatable; default 1)")
+                        help="size of another symbolic dimension, e.g. a sequence length (repeatable; default: "
+                             "the spec's example_dims, else 1)")
     parser.add_argument("--depth", type=positive_int, metavar="N",
                         help="one row per block level N deep (its nodes added up), e.g. --depth 1 for ResNet stages")
 
@@ -41,11 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     graph = load_graph(args, weights=False)
     data = summarize(graph)
-    sizes = parse_dims(args)
+    sizes = parse_dims(args, graph.example_dims)
     per_node = costs(graph, args.batch, sizes)
     for row, cost in zip(data["nodes"], per_node):
         row.update(trainable=cost.trainable, macs=cost.macs, activation_bytes=cost.activation_bytes)
     data["batch"] = args.batch
+    data["dims"] = _symbol_sizes(graph, sizes)
     data["totals"] = totals(per_node)
     if args.depth:
         skips = {r["name"]: r.get("skip", "") for r in data["nodes"]}
@@ -72,9 +74,21 @@ def format_table(data: dict) -> str:
     out = [f"model {data['model']}   (batch {data['batch']})", *table, table[1]]
     out.append(f"total: {data['total_nodes']} nodes, {t['params']:,} parameters ({t['trainable']:,} trainable), "
                f"{_si(t['macs'])}MACs ({t['macs']:,})")
+    at = "".join(f", {name}={size}" for name, size in data["dims"].items())
     out.append(f"memory: parameters {_mem(t['param_bytes'])}, activations {_mem(t['activation_bytes'])} "
-               f"(one forward pass at batch {data['batch']})")
+               f"(one forward pass at batch {data['batch']}{at})")
     return "\n".join(out)
+
+
+def _symbol_sizes(graph, sizes: dict[str, int]) -> dict[str, int]:
+    """The size each symbolic input dim after the first (the batch: ``--batch``) was counted at (--dim,
+    the spec's example_dims, else 1), in the order the inputs name them."""
+    found: dict[str, int] = {}
+    for name in graph.inputs:
+        for d in graph.node(name).type.shape[1:]:
+            if isinstance(d, str) and d not in found:
+                found[d] = sizes.get(d, 1)
+    return found
 
 
 def _shape(shape: list) -> str:
