@@ -44,6 +44,8 @@ CASES = [
     (rules.token_mixer, facts(depth=0, mixing=lambda: True), Kind.RESIDUAL, facts(depth=0)),
     (rules.no_layer_between, facts(depth=0), Kind.SEQUENTIAL, facts()),
     (rules.highway_gate, facts(gated=lambda: True), Kind.GATED, facts()),
+    (rules.broadcast_injection, facts(carries=Carries.PROJECTION, changed=True, shortcut_layers=1, broadcast=True),
+     Kind.BRANCH, facts(carries=Carries.PROJECTION, changed=True, shortcut_layers=1)),
     (rules.both_compute, facts(carries=Carries.COMPUTED, shortcut_layers=2), Kind.BRANCH, facts()),
     (rules.dense_reuse, facts(merge_role=Role.MERGE_CONCAT, family=3), Kind.DENSE,
      facts(merge_role=Role.MERGE_CONCAT, family=3, resampled=True)),
