@@ -274,10 +274,61 @@ def test_archc_onnx_of_a_transformer_comes_back_as_a_spec_and_a_module(name, tmp
     dims = ["--dim", "S=5"] if name == "llama" else []
     proc = run_archc("verify", spec, "--weights", weights, *dims, check=True)
     assert "PASSED" in proc.stdout + proc.stderr
-    if name == "llama":
-        proc = run_archc("verify", spec, *dims)
-        assert proc.returncode == 1 and "Traceback" not in proc.stderr
-        assert "integer constants (" in proc.stderr and "give the model's weights with --weights FILE.pt" in proc.stderr
+    if name == "llama":  # (its small constants, axes and shapes among them, travel in the spec as values)
+        proc = run_archc("verify", spec, *dims, check=True)
+        assert "PASSED" in proc.stdout and "integer constants (" not in proc.stderr
+
+
+class _RMSCumSum(torch.nn.Module):
+    """No learned weight: RMS normalisation, then a cumulative sum along the tokens (an SSM's scan)."""
+
+    def forward(self, x):
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+        return torch.cumsum(x, dim=1).sum(dim=2)
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_fresh_module_from_an_onnx_model_keeps_its_constants(tmp_path, run_archc, dynamo):
+    """The exponent, epsilon, axes of ops kept as ONNX nodes are the model's meaning, not weights to load:
+    the generated module built afresh (no --state-dict) computes what onnxruntime does on the file."""
+    import contextlib
+    import importlib.util
+    import io
+    import warnings
+
+    import onnxruntime as ort
+
+    path, py = str(tmp_path / "rms.onnx"), tmp_path / "rms.py"
+    x = torch.randn(2, 5, 8)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_RMSCumSum().eval(), (x,), path, dynamo=dynamo)
+    run_archc("build", path, "-o", str(py), check=True)
+    spec = importlib.util.spec_from_file_location("rms_fresh", py)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (cls,) = [v for v in vars(module).values() if isinstance(v, type) and v.__module__ == "rms_fresh"
+              and issubclass(v, torch.nn.Module) and hasattr(v, "block_instances")]
+    model = cls().eval()
+    session = ort.InferenceSession(path)
+    want = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(model(x).numpy(), want, rtol=1e-5, atol=1e-5)
+        for block in model.block_instances():  # reset_parameters() writes them again, as construction does
+            block.reset_parameters()
+        np.testing.assert_allclose(model(x).numpy(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_constant_param_of_an_onnx_node_holds_one_value_per_element(spec_file, run_archc):
+    head = ("archc: 1\nname: r\ninputs: {x: [2, 4]}\nnodes:\n"
+            "  - {name: r, op: onnx_node, in: x, op_type: Reshape, opset: 17, operands: [0, shape],\n"
+            "     params: {shape: {shape: [2], dtype: int64, learned: false, values: %s}}, "
+            "output_types: [[[4, 2], float32]]}\n")
+    proc = run_archc("verify", spec_file(head % "[4, 2]"), check=True)
+    assert "PASSED" in proc.stdout
+    proc = run_archc("check", spec_file(head % "[4, 2, 1]", "bad.yaml"))
+    assert proc.returncode == 2 and "node 'r'" in proc.stderr
+    assert "optionally values: [one number per element]" in proc.stderr
 
 
 def test_spec_declared_output_types_take_symbolic_products_and_refuse_other_text(spec_file, run_archc):

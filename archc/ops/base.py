@@ -193,6 +193,9 @@ def torch_init_source(spec: ParamSpec, target: str) -> str:
     if spec.init == "trunc_normal":
         return (f"nn.init.trunc_normal_({target}, std={py(float(spec.std))}, a={py(float(spec.low))}, "
                 f"b={py(float(spec.high))})")
+    if spec.init == "values":  # (fixed data, written again in place; detached, as nn.init writes without grad)
+        return (f"{target}.detach().copy_(torch.tensor({py(list(spec.values))}, "
+                f"dtype=torch.{spec.dtype}).reshape({py(tuple(spec.shape))}))")
     raise ValueError(f"unknown init '{spec.init}' for {target}")
 
 

@@ -10,7 +10,10 @@ the node unchanged and to analyse it:
 * ``operands``: one entry per ONNX input, in order: an int ``k`` (the node's IR input
   ``k``, a computed tensor), a str (the name of a constant input, held as a weight in
   ``graph.weights[node][name]``), or None (an omitted optional input);
-* ``params``: name -> ``{"shape", "dtype", "learned"}`` for those constants. Constants
+* ``params``: name -> ``{"shape", "dtype", "learned"}`` for those constants, plus ``values``
+  (row-major) for a small one (at most :data:`SMALL_CONSTANT` elements: axes, exponents,
+  epsilons, scales), which are then its initial data everywhere (the seeded weights, the
+  generated PyTorch module and its ``reset_parameters``), not zeros. Constants
   from initializers are ``learned`` parameters; literals (``Constant`` nodes, index
   tensors) are buffers, so they travel with the model but are not counted;
 * ``output_types``: ``[[shape, dtype], ...]``, the inferred type of every output; the
@@ -142,7 +145,9 @@ class OnnxNode(OpDef):
         return declared
 
     def params(self, node, ins):
-        return {name: ParamSpec(tuple(p["shape"]), "zeros", dtype=p["dtype"], buffer=not p.get("learned", True))
+        # (a constant with its values is that data; any other is drawn as zeros: a weight to load)
+        return {name: ParamSpec(tuple(p["shape"]), "values" if "values" in p else "zeros", dtype=p["dtype"],
+                                buffer=not p.get("learned", True), values=tuple(p.get("values", ())))
                 for name, p in (node.attrs["params"] or {}).items()}
 
     def torch_module(self, node, ins):
@@ -158,11 +163,13 @@ class OnnxNode(OpDef):
             except Unsupported as exc:
                 raise self._error(node, str(exc)) from None
             frozen = "" if p.get("learned", True) and p["dtype"].startswith("float") else ", requires_grad=False"
-            entries.append(f"{name!r}: nn.Parameter(torch.zeros({tuple(p['shape'])!r}, dtype={dtype}){frozen})")
+            data = (f"torch.tensor({py(p['values'])}, dtype={dtype}).reshape({py(tuple(p['shape']))})"
+                    if "values" in p else f"torch.zeros({tuple(p['shape'])!r}, dtype={dtype})")
+            entries.append(f"{py(name)}: nn.Parameter({data}{frozen})")
         return "nn.ParameterDict({" + ", ".join(entries) + "})"
 
     def torch_reset(self, node, ins, module):
-        # the module is an nn.ParameterDict (no reset_parameters of its own): zeros, as constructed
+        # the module is an nn.ParameterDict (no reset_parameters of its own): as constructed
         return [torch_init_source(spec, f"{module}[{py(name)}]") for name, spec in self.params(node, ins).items()]
 
     def torch_forward(self, node, ins, args, module):
@@ -181,7 +188,7 @@ class OnnxNode(OpDef):
                 operands.append(args[operand])
                 ranks.append(ins[operand].rank)
             else:
-                operands.append(f"{module}[{operand!r}]")
+                operands.append(f"{module}[{py(operand)}]")
                 ranks.append(len(a["params"][operand]["shape"]))
         call = Call(a["op_type"], attribute_values(a["attributes"]), operands, ranks, list(node.outputs),
                     a["opset"] or 21)
@@ -248,10 +255,11 @@ def check_fields(a: dict[str, Any]) -> None:
     if not isinstance(params, dict):
         raise ShapeError("params must be a mapping of constant name -> {shape, dtype, learned}")
     for name, spec in params.items():
-        if not isinstance(spec, dict) or set(spec) - {"shape", "dtype", "learned"} or \
-                not _is_shape(spec.get("shape"), symbols=False) or spec.get("dtype") not in DTYPES:
+        if not isinstance(spec, dict) or set(spec) - {"shape", "dtype", "learned", "values"} or \
+                not _is_shape(spec.get("shape"), symbols=False) or spec.get("dtype") not in DTYPES or \
+                not _fits_values(spec):
             raise ShapeError(f"params '{name}' must be {{shape: [ints >= 0], dtype: one of {', '.join(DTYPES)}, "
-                             "learned: true or false}")
+                             "learned: true or false}, and optionally values: [one number per element]")
     operands = a["operands"] or []
     if not isinstance(operands, (list, tuple)) or not all(
             o is None or (isinstance(o, int) and not isinstance(o, bool) and o >= 0) or o in params
@@ -285,6 +293,17 @@ def attribute_values(attributes: dict[str, Any] | None) -> dict[str, Any]:
 
     return {k: np.array(v["values"], dtype=v["tensor"]).reshape(v["shape"]) if isinstance(v, dict) else v
             for k, v in (attributes or {}).items()}
+
+
+def _fits_values(spec: dict[str, Any]) -> bool:
+    """Whether a param's optional ``values`` are numbers, one per element of its ``shape``."""
+    import math
+
+    values = spec.get("values")
+    if values is None:
+        return "values" not in spec
+    return isinstance(values, list) and all(isinstance(v, _PLAIN) and not isinstance(v, str) for v in values) \
+        and len(values) == math.prod(spec["shape"])
 
 
 def _check_tensor(key: str, value: dict[str, Any]) -> None:
@@ -446,7 +465,18 @@ def usable_param_name(name: str) -> bool:
     return name.isidentifier() and not name.startswith("_") and name not in _TAKEN_BY_THE_MODULE
 
 
+#: constants of at most this many elements keep their values in the node (``params``' ``values``):
+#: axes, exponents, epsilons and scales are the op's meaning, not weights to load or redraw
+SMALL_CONSTANT = 64
+
+
 def constant_params(weights: dict[str, Any], learned: dict[str, bool]) -> dict[str, dict[str, Any]]:
-    """The ``params`` attribute for constants ``weights`` (name -> array)."""
-    return {name: {"shape": list(arr.shape), "dtype": str(arr.dtype), "learned": bool(learned[name])}
-            for name, arr in weights.items()}
+    """The ``params`` attribute for constants ``weights`` (name -> array): shape, dtype, whether learned,
+    and the values of a small one (:data:`SMALL_CONSTANT`)."""
+    params = {}
+    for name, arr in weights.items():
+        p = {"shape": list(arr.shape), "dtype": str(arr.dtype), "learned": bool(learned[name])}
+        if arr.size <= SMALL_CONSTANT and arr.dtype.kind in "biuf":
+            p["values"] = arr.ravel().tolist()
+        params[name] = p
+    return params

@@ -113,7 +113,8 @@ def calibrate(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0) -> tupl
 def _drawn_integers_hint(graph: Graph) -> str:
     """Why a module with drawn weights may fail: integer constants (shapes, axes, indices a spec
     written back from a model keeps as parameters) hold random values until its weights are given."""
-    ints = [f"{node}.{name}" for _, node, name, spec in param_entries(graph) if np.dtype(spec.dtype).kind in "iub"]
+    ints = [f"{node}.{name}" for _, node, name, spec in param_entries(graph)
+            if np.dtype(spec.dtype).kind in "iub" and spec.init != "values"]  # (values: data the spec holds)
     if not ints:
         return ""
     return (f"; its integer constants ({', '.join(repr(k) for k in ints[:3])}{', ...' * (len(ints) > 3)}) hold "
