@@ -11,7 +11,9 @@ each a regression test for one class of labelling error found on other libraries
 7. a concat merging several earlier nodes of its level (UNet++) counts each (fork, merge) pair;
 8. a head summing pyramid levels that each went through their own layers is a branch join;
 9. a conditioning value broadcast into every block (a diffusion U-Net's timestep embedding, adaLN's
-   shift) is no shortcut: the blocks' adds of it are branch joins, their own residuals stay residuals.
+   shift) is no shortcut: the blocks' adds of it are branch joins, their own residuals stay residuals;
+10. integer values that are no max-pool indices (top-k routing's token indices) carry no indices: the
+   scatter back is no long skip, and the block around it stays a residual.
 
 The default exporter's runs are marked slow (each export takes seconds).
 """
@@ -275,6 +277,24 @@ class AdaLNBlocks(nn.Module):
         return x
 
 
+class TopKRouting(nn.Module):
+    """Expert-choice routing (Zhou et al. 2022): the expert takes the top-k tokens by its router's score,
+    and its outputs are scattered back to their places and added to the token stream."""
+
+    def __init__(self, dim: int = 16, k: int = 4) -> None:
+        super().__init__()
+        self.k = k
+        self.inp, self.router = nn.Linear(dim, dim), nn.Linear(dim, 1)
+        self.expert = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x):
+        h = self.inp(x)
+        scores, index = self.router(h).squeeze(-1).topk(self.k, dim=1)
+        where = index[..., None].expand(-1, -1, h.shape[-1])
+        out = self.expert(torch.gather(h, 1, where)) * torch.sigmoid(scores)[..., None]
+        return h + torch.zeros_like(h).scatter(1, where, out)
+
+
 EXPORTERS = [pytest.param(False, id="torchscript"), pytest.param(True, id="dynamo", marks=pytest.mark.slow)]
 _CACHE: dict = {}
 
@@ -402,3 +422,10 @@ def test_class9_an_adaln_shift_is_no_skip(dynamo, tmp_path_factory):
     shifts = [c for c in a.joins if c.merge_op == "add"]
     assert len(shifts) == 4 and all(c.kind in ("branch", "sequential") for c in shifts)
     assert "broadcast_injection" in {c.rule for c in shifts}
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_class10_top_k_routing_indices_are_no_pooling_indices(dynamo, tmp_path_factory):
+    a = lint_export(TopKRouting, dynamo, tmp_path_factory, example=lambda: (torch.randn(1, 8, 16),))
+    assert kinds(a).get("long_skip") is None and kinds(a).get("residual") == 1
+    assert all(c.carries != "indices" for c in a.connections)

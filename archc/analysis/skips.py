@@ -267,7 +267,7 @@ class _Measures:
         src = f.value_type(fork, sc.fork_out)
         dst = f.nodes[m].outputs[0] if f.roles[m] != _CONCAT else f.value_type(sc.node, sc.reads)
         changed = src.shape != dst.shape
-        if f.is_int_value(sc.node, sc.reads):
+        if f.is_int_value(sc.node, sc.reads) and self._from_pooling(fork, sc.fork_out):
             return _INDICES, changed
         if sc.path is None:
             return _COMPUTED, changed
@@ -296,6 +296,20 @@ class _Measures:
             return False
         lead = len(dst) - len(src)
         return any(d != 1 for d in dst[:lead]) or any(s == 1 and d != 1 for s, d in zip(src, dst[lead:]))
+
+    def _from_pooling(self, fork: int, out: int, steps: int = 8) -> bool:
+        """Whether the integer value ``fork`` gives (its output ``out``) is a max pooling's indices, or
+        computed from them by single-input integer steps (an exporter's reshapes of them). Other integer
+        values (top-k routing, gather indices) are no pooling indices."""
+        f = self.flow
+        v = fork
+        for _ in range(steps):
+            if f.roles[v] == Role.POOL:
+                return True
+            if len(f.preds[v]) != 1 or not f.is_int_value(v, out):
+                return False
+            v, out = f.slots[v][0]
+        return False
 
     def split_part(self, fork: int, sc: _Input, m: int) -> bool:
         """Whether the shortcut carries a part of the fork's value that the main path never reads:
