@@ -13,7 +13,9 @@ each a regression test for one class of labelling error found on other libraries
 9. a conditioning value broadcast into every block (a diffusion U-Net's timestep embedding, adaLN's
    shift) is no shortcut: the blocks' adds of it are branch joins, their own residuals stay residuals;
 10. integer values that are no max-pool indices (top-k routing's token indices) carry no indices: the
-   scatter back is no long skip, and the block around it stays a residual.
+   scatter back is no long skip, and the block around it stays a residual;
+11. a GLU written with ``chunk`` (one half times a function of the other) is a branch join whichever
+   exporter wrote it (Slices, or one Split whose two outputs are two values), never a gate.
 
 The default exporter's runs are marked slow (each export takes seconds).
 """
@@ -295,6 +297,18 @@ class TopKRouting(nn.Module):
         return h + torch.zeros_like(h).scatter(1, where, out)
 
 
+class ChunkGLU(nn.Module):
+    """A gated linear unit over one projection cut in two (Dauphin et al.; Mamba's in_proj): a * silu(b)."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.proj, self.out = nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        a, b = self.proj(x).chunk(2, dim=-1)
+        return self.out(a * F.silu(self.out(b)))
+
+
 EXPORTERS = [pytest.param(False, id="torchscript"), pytest.param(True, id="dynamo", marks=pytest.mark.slow)]
 _CACHE: dict = {}
 
@@ -429,3 +443,10 @@ def test_class10_top_k_routing_indices_are_no_pooling_indices(dynamo, tmp_path_f
     a = lint_export(TopKRouting, dynamo, tmp_path_factory, example=lambda: (torch.randn(1, 8, 16),))
     assert kinds(a).get("long_skip") is None and kinds(a).get("residual") == 1
     assert all(c.carries != "indices" for c in a.connections)
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_class11_a_glu_of_one_split_projection_is_a_branch_join(dynamo, tmp_path_factory):
+    a = lint_export(ChunkGLU, dynamo, tmp_path_factory, example=lambda: (torch.randn(1, 8, 16),))
+    (glu,) = [c for c in a.joins if c.merge_op == "mul"]
+    assert glu.kind == "branch" and a.skips == []

@@ -83,6 +83,11 @@ def test_decide_names_the_first_rule_that_applies(rule, applies, kind, other):
     assert decision.rule == first.__name__ and decision.kind == first(applies)[0]
 
 
+def test_half_of_a_split_times_a_function_of_the_other_half_is_no_gate():
+    glu = facts(merge_role=Role.MERGE_MUL, depth=1, split_part=lambda: True)
+    assert rules.multiplicative_gate(glu) is None and decide(glu).kind == Kind.BRANCH
+
+
 def test_every_rule_is_tested_and_documented():
     assert {c[0] for c in CASES} == set(rules.RULES)
     names = [name for name, _ in rules.rule_docs()]

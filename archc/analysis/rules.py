@@ -48,6 +48,8 @@ class PairFacts:
     gated: Callable[[], bool] = never            # the carry is scaled by a sigmoid-derived gate
     feeds_gate: Callable[[], bool] = never       # the merge's output only computes a gate (a sigmoid)
     mixing: Callable[[], bool] = never           # the main path mixes spatially (a window pooling)
+    split_part: Callable[[], bool] = never       # the shortcut is a part of the fork (one output of a
+    #                                              split) that the main path does not read
 
 
 class Decision(NamedTuple):
@@ -140,8 +142,10 @@ def arithmetic_without_layers(f: PairFacts) -> Verdict:
 
 
 def multiplicative_gate(f: PairFacts) -> Verdict:
-    """The fork's value times a function of it (squeeze-and-excitation): a step of the main path."""
-    if f.merge_role == Role.MERGE_MUL and f.carries == Carries.IDENTITY and f.depth > f.shortcut_layers:
+    """The fork's value times a function of it (squeeze-and-excitation): a step of the main path. One half
+    of a split times a function of the other half (a GLU) is no such gate: both halves are computed."""
+    if f.merge_role == Role.MERGE_MUL and f.carries == Carries.IDENTITY and f.depth > f.shortcut_layers \
+            and not f.split_part():
         return Kind.SEQUENTIAL, (f"multiplicative gate on the main path: {f.fork} times a function of it "
                                  f"({layers(f.depth)}), not a skip")
     return None
@@ -289,7 +293,7 @@ def decide(facts: PairFacts) -> Decision:
 
 
 #: the probes of :class:`PairFacts`: facts about the graph around a pair, asked only by the rules that need them
-_PROBES = ("elementwise", "gated", "feeds_gate", "mixing")
+_PROBES = ("elementwise", "gated", "feeds_gate", "mixing", "split_part")
 _CONSTANT_PROBES = (always, never)
 
 

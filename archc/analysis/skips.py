@@ -582,7 +582,7 @@ class _Classifier:
         depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated)
         # PairFacts' fields by position (merge_op, merge_role, fork, carries, changed, depth, shortcut_layers,
         # nested, resampled, family, members, via, broadcast, then the probes elementwise, gated, feeds_gate,
-        # mixing):
+        # mixing, split_part):
         # one per join, and a call by keywords costs a third more. (The probes are partials, not lambdas:
         # a lambda would make this function's variables closure cells, slower to read all along.)
         facts = PairFacts(
@@ -592,7 +592,7 @@ class _Classifier:
             partial(elementwise, f, m),
             partial(gated, f, m, fork) if self.has_gates else never,
             partial(feeds_gate, f, m) if self.has_gates else never,
-            partial(mixing, f, fork, main))
+            partial(mixing, f, fork, main), partial(measures.split_part, fork, sc, m))
         kind, why, rule = self.decide(facts)
         if kind == _GATED:
             carries = _IDENTITY  # the fork's own value, scaled by the gate
