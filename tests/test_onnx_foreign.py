@@ -319,6 +319,41 @@ def test_a_fresh_module_from_an_onnx_model_keeps_its_constants(tmp_path, run_arc
         np.testing.assert_allclose(model(x).numpy(), want, rtol=1e-5, atol=1e-5)
 
 
+class _HalfNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = torch.nn.Sequential(*[torch.nn.Conv2d(4 if i else 3, 4, 3, padding=1) for i in range(5)])
+
+    def forward(self, x):
+        return self.convs(x).mean(dim=(2, 3))
+
+
+def test_a_model_exported_in_float16_is_refused_by_the_builds_naming_its_nodes(tmp_path, run_archc):
+    """archc's native ops hold float32 parameters: a model exported after .half() would be rebuilt as an
+    ONNX file onnxruntime refuses and a module that fails on float16 inputs. The builds say so, naming the
+    first nodes and counting the others, and write nothing; lint and summary read the model as it is."""
+    import contextlib
+    import io
+    import warnings
+
+    path, out = str(tmp_path / "half.onnx"), tmp_path / "again.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_HalfNet().half().eval(), (torch.randn(1, 3, 8, 8).half(),), path, dynamo=False)
+    for target in (str(out), str(tmp_path / "again.py")):
+        proc = run_archc("build", path, "-o", target)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 4 and "node 'convs.0': its input is float16, but archc's 'conv' holds float32" in lines[0]
+        assert lines[-1].endswith("2 more nodes hold float32 parameters beside inputs of another float dtype "
+                                  "(convs.3, convs.4)")
+    assert not out.exists()
+    proc = run_archc("verify", path)
+    assert proc.returncode == 2 and "its input is float16" in proc.stderr
+    run_archc("lint", path, check=True)
+    assert "float16" not in run_archc("summary", path, check=True).stderr
+
+
 def test_a_constant_param_of_an_onnx_node_holds_one_value_per_element(spec_file, run_archc):
     head = ("archc: 1\nname: r\ninputs: {x: [2, 4]}\nnodes:\n"
             "  - {name: r, op: onnx_node, in: x, op_type: Reshape, opset: 17, operands: [0, shape],\n"

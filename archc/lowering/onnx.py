@@ -28,7 +28,7 @@ from archc.progress import Unit, task
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
 from archc.ir.types import TensorType
-from archc.lowering import graph_weights
+from archc.lowering import check_parameter_dtypes, graph_weights
 from archc.lowering.optimize import optimize_for_inference
 from archc.ops import registry
 from archc.ops.weights import deferred_weights, tied_params
@@ -246,6 +246,7 @@ def emit_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None =
     Initializers no node reads (a constant an op made but did not use) are left out."""
     from archc.lowering.onnx_writer import OnnxParts
 
+    check_parameter_dtypes(graph)
     weights = graph_weights(graph, seed)
     names = _value_names(graph, {param_key(n, p) for n, params in weights.items() for p in params})
     emit = Emitter(graph, weights, names, labels)

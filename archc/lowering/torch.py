@@ -30,7 +30,7 @@ from archc.errors import Diagnostic, Location, SpecError, did_you_mean, first_li
 from archc.ir.graph import Graph
 from archc.ops.weights import init_array, tied_params
 from archc.ops.weights import drawn_arrays, param_entries
-from archc.lowering import graph_weights
+from archc.lowering import check_parameter_dtypes, graph_weights
 from archc.lowering.torch_source import Provenance, class_name_for, write_source
 from archc.ops.base import param_key
 from archc.progress import Unit, task
@@ -52,6 +52,7 @@ def generate_source(graph: Graph, class_name: str | None = None, *, labels: Mapp
     if not is_identifier(cls):
         raise SpecError(f"class name '{one_line(cls)}' is not a Python identifier",
                         location=Location("<class name>"))
+    check_parameter_dtypes(graph)
     return write_source(graph, cls, labels or {}, Provenance(spec, overrides, seed))
 
 
