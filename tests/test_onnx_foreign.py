@@ -354,6 +354,26 @@ def test_a_model_exported_in_float16_is_refused_by_the_builds_naming_its_nodes(t
     assert "float16" not in run_archc("summary", path, check=True).stderr
 
 
+def test_a_custom_domain_op_without_a_declared_type_is_refused_saying_how_to_declare_it(tmp_path, run_archc):
+    """com.microsoft's Gelu (onnxruntime's fusions) has no ONNX schema: its output type can come only from
+    the file. Undeclared, lint says so, naming the domain; declared, lint reads the model."""
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+             helper.make_node("Gelu", ["a"], ["b"], name="gelu_ms", domain="com.microsoft"),
+             helper.make_node("Add", ["b", "x"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "ms", [_vi("x", [2, 4])], [_vi("y", [2, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    path = tmp_path / "ms.onnx"
+    onnx.save(model, path)
+    proc = run_archc("lint", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "node 'gelu_ms': cannot infer the type of output 0 ('b') of 'com.microsoft' op Gelu" in proc.stderr
+    assert "declare the output's type in the file's value_info" in proc.stderr
+    model.graph.value_info.append(_vi("b", [2, 4]))
+    onnx.save(model, path)
+    run_archc("lint", str(path), check=True)
+    assert "gelu_ms" in run_archc("summary", str(path), check=True).stdout
+
+
 def test_a_constant_param_of_an_onnx_node_holds_one_value_per_element(spec_file, run_archc):
     head = ("archc: 1\nname: r\ninputs: {x: [2, 4]}\nnodes:\n"
             "  - {name: r, op: onnx_node, in: x, op_type: Reshape, opset: 17, operands: [0, shape],\n"

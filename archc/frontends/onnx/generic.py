@@ -117,6 +117,10 @@ class GenericNodes(ImportState):
                 if kind is not None:
                     self._fail(f"output {k} ('{out}') of ONNX {node.op_type} is {kind}: archc imports models "
                                "of tensors only", node=node)
+                if node.domain not in DEFAULT_DOMAINS:  # (no schema: only the file can say)
+                    self._fail(f"cannot infer the type of output {k} ('{out}') of '{node.domain}' op {node.op_type}: "
+                               "ONNX knows no schema for it; declare the output's type in the file's value_info "
+                               "(onnxruntime's symbolic_shape_infer writes them for com.microsoft ops)", node=node)
                 self._fail(f"cannot infer the type of output {k} ('{out}') of ONNX {node.op_type}", node=node)
             shape = tuple(self.fresh_symbol() if d is None else d for d in t.shape)
             types.append(TensorType(shape, t.dtype))
