@@ -128,3 +128,14 @@ def test_verify_with_weights_file(run_archc, spec_file, tmp_path):
     bad.write_text("not a checkpoint")
     proc = run_archc("verify", path, "--weights", str(bad))
     assert proc.returncode == 2 and f"{bad}: error: cannot read a PyTorch state_dict" in proc.stderr
+
+
+def test_a_batch_the_model_fixes_is_reported_not_silently_ignored(run_archc, spec_file):
+    """--batch sizes a symbolic first dim; where every input fixes its first dim, it has no effect and
+    run and verify say so (the run goes on at the model's own batch)."""
+    path = spec_file("archc: 1\nname: fixed\ninputs: {x: [2, 8]}\nnodes:\n  - {name: fc, op: linear, out_features: 4}\n")
+    for command in ("run", "verify"):
+        proc = run_archc(command, path, "--batch", "3", check=True)
+        assert "archc: warning: --batch 3 has no effect: every input of the model fixes its first dim (x (2, 8))" \
+            in proc.stderr
+    assert "warning" not in run_archc("verify", path, check=True).stderr

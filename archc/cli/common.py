@@ -146,6 +146,14 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
         return arrays
     dims = parse_dims(args, example_dims)
     _check_input_size(types, dims)
+    if args.batch != 1 and not any(t.shape and isinstance(t.shape[0], str) for t in types.values()):
+        import warnings
+
+        from archc.errors import ArchcWarning
+
+        warnings.warn(f"--batch {args.batch} has no effect: every input of the model fixes its first dim "
+                      f"({', '.join(n + ' (' + ', '.join(map(str, t.shape)) + ')' for n, t in list(types.items())[:3])})", ArchcWarning,
+                      stacklevel=2)
     return random_inputs(types, dims, args.seed)
 
 
