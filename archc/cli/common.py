@@ -151,9 +151,9 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
 
         from archc.errors import ArchcWarning
 
-        warnings.warn(f"--batch {args.batch} has no effect: every input of the model fixes its first dim "
-                      f"({', '.join(n + ' (' + ', '.join(map(str, t.shape)) + ')' for n, t in list(types.items())[:3])})", ArchcWarning,
-                      stacklevel=2)
+        shapes = ", ".join(f"{name} ({', '.join(map(str, t.shape))})" for name, t in list(types.items())[:3])
+        warnings.warn(f"--batch {args.batch} has no effect: every input of the model fixes its first dim ({shapes})",
+                      ArchcWarning, stacklevel=2)
     return random_inputs(types, dims, args.seed)
 
 
