@@ -59,13 +59,15 @@ class Elaboration:
                            m.where_key(key), hint=did_you_mean(key, allowed))
 
     # -- expressions -------------------------------------------------------------------
-    def evaluate(self, text: str, scope: Scope, site: Site, attr: bool = False) -> Any:
+    def evaluate(self, text: str, scope: Scope, site: Site, attr: bool = False, expects: str | None = None) -> Any:
         """Evaluate the expression ``text`` written at ``site``; ``attr``: it is one op attribute's
-        whole value (see below). Abort after reporting its error."""
+        whole value (see below); ``expects``: what the value should be, said where the text is no
+        expression at all (``kernel_size: "7x7"``). Abort after reporting its error."""
         try:
             value = scope.evaluator(self.graph, self.limits, self.functions).evaluate(text)
         except ExprError as exc:
-            self.error(str(exc), site.expr_location(exc.offset), site.node, exc.hint)
+            hint = exc.hint or (expects if exc.unparsed else None)
+            self.error(str(exc), site.expr_location(exc.offset), site.node, hint)
             raise Abort() from None
         except UnknownValue:  # uses a 'let' whose error was reported: stay quiet
             raise Abort() from None

@@ -26,12 +26,14 @@ from archc.limits import DEFAULT_LIMITS, Limits
 
 
 class ExprError(Exception):
-    """An expression is invalid; ``offset`` is the 0-based column inside its text."""
+    """An expression is invalid; ``offset`` is the 0-based column inside its text; ``unparsed``: the
+    text is no expression at all (a syntax error)."""
 
-    def __init__(self, message: str, offset: int = 0, hint: str | None = None) -> None:
+    def __init__(self, message: str, offset: int = 0, hint: str | None = None, unparsed: bool = False) -> None:
         super().__init__(message)
         self.offset = offset
         self.hint = hint
+        self.unparsed = unparsed
 
 
 class UnknownValue(Exception):
@@ -76,7 +78,7 @@ def parse(text: str) -> ast.expr:
         return ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
         offset = max((exc.offset or 1) - 1, 0)
-        raise ExprError(f"invalid expression '{text.strip()}': {exc.msg}", offset) from None
+        raise ExprError(f"invalid expression '{text.strip()}': {exc.msg}", offset, unparsed=True) from None
     except (RecursionError, MemoryError):
         raise ExprError("expression nested too deeply to parse") from None
 
