@@ -119,12 +119,18 @@ class DiagnosticSink:
         return bool(self.diagnostics)
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
-    """A 'did you mean ...?' hint for a misspelled name, or None."""
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate a misspelled name most likely meant, or None."""
     import difflib  # (here: every command imports this module, few need a hint)
 
     matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"did you mean '{matches[0]}'?" if matches else None
+    return matches[0] if matches else None
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """A 'did you mean ...?' hint for a misspelled name, or None."""
+    match = closest(word, candidates)
+    return f"did you mean '{match}'?" if match else None
 
 
 def first_line(exc: BaseException) -> str:

@@ -230,3 +230,16 @@ def test_an_attribute_that_is_no_expression_says_what_the_attribute_expects(run_
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert ("5:56: error: node 'c': invalid expression '7x7': invalid decimal literal (attribute 'kernel_size' "
             "of op 'conv' expects an integer or a list of integers, >= 1)") in proc.stderr
+
+
+def test_a_misspelt_block_parameter_is_reported_once(run_archc, spec_file):
+    """``outt: 8`` for the parameter ``out``: one error with the 'did you mean', not a second one saying
+    that ``out`` is missing; a parameter missing without a misspelt one in its place is still reported."""
+    head = ("archc: 1\nname: m\ninputs: {x: [N, 3, 8, 8]}\nblocks:\n  cb:\n    params: {out: null, k: null}\n"
+            "    nodes:\n      - {name: c, op: conv, out_channels: out, kernel_size: k}\nnodes:\n")
+    proc = run_archc("check", spec_file(head + "  - {name: b, block: cb, outt: 8}\n"))
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if ": error: " in line]
+    assert len(errors) == 2, errors
+    assert "block 'cb' has no parameter 'outt'; it has: out, k (did you mean 'out'?)" in errors[0]
+    assert errors[1].endswith("node 'b': block 'cb' needs parameter 'k'")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from archc.errors import Diagnostic, did_you_mean
+from archc.errors import Diagnostic, closest, did_you_mean
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.naming import resolve
@@ -89,12 +89,15 @@ def _arguments(ctx: Elaboration, call: Instantiation, scope: Scope, declared: Ma
     fields = call.fields
     env = dict(ctx.globals)  # top-level params and lets stay visible inside blocks
     failed = False
+    suggested = set()  # parameters a misspelt key was taken for: not reported missing as well
     for key in fields:
         if key in schema.NODE_KEYS:
             continue
         if key not in declared:
+            meant = closest(key, declared)
             ctx.error(f"block '{call.kind}' has no parameter '{key}'; it has: {', '.join(declared) or 'none'}",
-                      fields.where_key(key), call.path, did_you_mean(key, declared))
+                      fields.where_key(key), call.path, f"did you mean '{meant}'?" if meant else None)
+            suggested.add(meant)
             failed = True
             continue
         try:
@@ -105,7 +108,8 @@ def _arguments(ctx: Elaboration, call: Instantiation, scope: Scope, declared: Ma
         if key in fields:
             continue
         if default is None:
-            ctx.error(f"block '{call.kind}' needs parameter '{key}'", fields.location, call.path)
+            if key not in suggested:
+                ctx.error(f"block '{call.kind}' needs parameter '{key}'", fields.location, call.path)
             failed = True
         else:
             env[key] = default
