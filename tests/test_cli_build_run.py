@@ -267,3 +267,13 @@ def test_a_model_that_fails_on_its_random_inputs_says_so_without_a_traceback(run
     assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr  # (the second input
     # for the dependence check shuffles the given indices: still valid ones)
 
+
+
+def test_an_onnx_build_says_how_many_parameters_folding_took(run_archc, tmp_path):
+    """The ONNX target folds batchnorm into the convs before it (eval mode); the message says how many
+    parameters that took, so a round trip's smaller count is no surprise."""
+    out = str(tmp_path / "r18.onnx")
+    proc = run_archc("build", "specs/resnet18.yaml", "--target", "onnx", "-o", out, check=True)
+    assert "optimised for inference: 4,800 parameters folded into the layers before them" in proc.stderr
+    proc = run_archc("build", "specs/resnet18.yaml", "--target", "onnx", "-o", out, "--no-optimize", check=True)
+    assert "folded" not in proc.stderr

@@ -164,16 +164,27 @@ def write_onnx_model(graph: Graph, args: argparse.Namespace, labels: dict[str, s
     from archc.lowering.onnx_dtype import WeightDtype, store_weights_as, without_weights
     from archc.lowering.onnx_writer import write_onnx
 
+    import math
+
+    import numpy as np
+
+    from archc.ops.weights import total_params
+
+    declared = total_params(graph) if optimize else 0
     # The command owns this graph and its arrays: folding into them saves copying them.
     parts = build_onnx_parts(graph, seed=args.seed or 0, optimize=optimize, labels=labels, inplace=True,
                              draw_ahead=not args.no_weights)
+    folded = declared - sum(math.prod(np.shape(a)) for name, a in parts.initializers if name in parts.parameters) \
+        if optimize else 0
     parts = without_weights(parts) if args.no_weights else store_weights_as(parts, WeightDtype(args.dtype))
     written = write_onnx(parts, args.output, external_data=True if args.external_data else None, option="-o")
     where = f"; weights in {written.data_path}" if written.data_path else ""
     stored = f" stored as {args.dtype} (Cast to float32 in the graph: computed in float32)" \
         if args.dtype != "float32" and not args.no_weights else ""
+    eval_mode = f"; optimised for inference: {folded:,} parameters folded into the layers before them, as " \
+        "eval mode computes (--no-optimize keeps the graph as written)" if folded > 0 else ""
     print(f"wrote {args.output}: ONNX opset {OPSET}, {written.nodes} nodes, {written.initializers} initializers, "
-          f"{written.weight_bytes / 2 ** 20:,.1f} MiB of weights{stored}{where}", file=sys.stderr)
+          f"{written.weight_bytes / 2 ** 20:,.1f} MiB of weights{stored}{where}{eval_mode}", file=sys.stderr)
     return 0
 
 
