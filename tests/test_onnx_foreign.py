@@ -374,6 +374,19 @@ def test_a_custom_domain_op_without_a_declared_type_is_refused_saying_how_to_dec
     assert "gelu_ms" in run_archc("summary", str(path), check=True).stdout
 
 
+def test_a_rebuilt_model_keeps_its_own_metadata(tmp_path, run_archc):
+    """An ONNX model's metadata_props (its author, its license) survive `archc build`, beside archc's keys."""
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="r")], "g", [_vi("x", [1, 4])],
+                              [_vi("y", [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"author": "Ada", "license": "MIT"})
+    path, out = tmp_path / "meta.onnx", tmp_path / "again.onnx"
+    onnx.save(model, path)
+    run_archc("build", str(path), "-o", str(out), check=True)
+    props = {p.key: p.value for p in onnx.load(out).metadata_props}
+    assert props["author"] == "Ada" and props["license"] == "MIT" and "archc_version" in props
+
+
 def test_a_constant_param_of_an_onnx_node_holds_one_value_per_element(spec_file, run_archc):
     head = ("archc: 1\nname: r\ninputs: {x: [2, 4]}\nnodes:\n"
             "  - {name: r, op: onnx_node, in: x, op_type: Reshape, opset: 17, operands: [0, shape],\n"

@@ -146,6 +146,9 @@ class Graph:
         #: weights by node name, then parameter name (numpy arrays); filled by init or loading
         self.weights: dict[str, dict[str, Any]] = {}
         self.doc: str = ""
+        #: the model's own metadata (an imported ONNX model's metadata_props: author, license...),
+        #: written back by the ONNX lowering beside archc's own
+        self.properties: dict[str, str] = {}
         #: warnings the frontend found (archc.errors.Diagnostic, severity "warning"); `archc check` prints them
         self.warnings: list[Any] = []
         #: example sizes of symbolic dims (spec's example_dims), used where a run gives none
@@ -339,6 +342,7 @@ class Graph:
         g.structural_params = set(self.structural_params)
         g.weights = {k: dict(v) for k, v in self.weights.items()}
         g.doc = self.doc
+        g.properties = dict(self.properties)
         g.warnings = list(self.warnings)
         g.example_dims = dict(self.example_dims)
         return g

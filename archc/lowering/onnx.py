@@ -277,7 +277,8 @@ def emit_onnx(graph: Graph, seed: int = 0, *, labels: Mapping[str, str] | None =
     body.node.extend(emit.nodes)
     body.input.extend(_value_info(n, graph.node(n).type) for n in graph.inputs)
     body.output.extend(_value_info(k, graph.type_of(v)) for k, v in graph.outputs.items())
-    helper.set_model_props(model, {"archc_version": __version__, "graph_name": graph.name})
+    # (the model's own metadata kept, an imported model's license or author; archc's keys beside them)
+    helper.set_model_props(model, {**graph.properties, "archc_version": __version__, "graph_name": graph.name})
     read = _read_values(model)
     return OnnxParts(model, [(name, array) for name, array in emit.initializers.items() if name in read],
                      frozenset(emit.param_names.values()))

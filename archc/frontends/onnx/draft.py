@@ -27,6 +27,7 @@ class Draft:
     def __init__(self, name: str) -> None:
         self.name = name
         self.doc = ""
+        self.properties: dict[str, str] = {}
         self.inputs: list[str] = []
         self.outputs: dict[str, Value] = {}
         self.weights: dict[str, dict[str, Any]] = {}
@@ -100,6 +101,7 @@ class Draft:
         ``names.get(k, k)``; the nodes are moved into it (the draft is not used afterwards)."""
         graph = Graph(self.name)
         graph.doc = self.doc
+        graph.properties = dict(self.properties)
         renamed = {old: new for old, new in names.items() if old != new}  # most names stay
         weights = self.weights
         if not renamed and len(nodes) == len(self._nodes):  # every node kept, under its name: nothing to move

@@ -58,6 +58,7 @@ class ImportState:
         stem = os.path.splitext(os.path.basename(filename))[0]
         self.graph = Draft(stem if filename != "<onnx>" and stem else (model.graph.name or "model"))
         self.graph.doc = model.doc_string or model.graph.doc_string or ""
+        self.graph.properties = {p.key: p.value for p in model.metadata_props}
         self.opsets = {("" if i.domain in DEFAULT_DOMAINS else i.domain): i.version for i in model.opset_import}
         self.values: dict[str, Record] = {}
         #: ONNX value name -> how many node inputs and graph outputs read it; counted on first use
