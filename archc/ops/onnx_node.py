@@ -117,7 +117,7 @@ class OnnxNode(OpDef):
         "opset": Attr("int", 0, doc="the version of that domain the model imported (0: unknown)", min=0),
         "attributes": Attr("any", None, doc="the node's ONNX attributes as plain values"),
         "operands": Attr("any", None, doc="per ONNX input: IR input index, weight name or None"),
-        "params": Attr("any", None, doc="constant inputs: name -> {shape, dtype, learned}"),
+        "params": Attr("any", None, doc="constant inputs: name -> {shape, dtype, learned, values (a small one)}"),
         "output_types": Attr("any", doc="[[shape, dtype], ...] of every output"),
     }
     inputs = ("x",)
