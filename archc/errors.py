@@ -129,7 +129,11 @@ def closest(word: str, candidates: Iterable[str]) -> str | None:
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean ...?' hint for a misspelled name, or None."""
-    match = closest(word, candidates)
+    return meant_hint(closest(word, candidates))
+
+
+def meant_hint(match: str | None) -> str | None:
+    """The hint naming the name a misspelled one meant (:func:`closest`'s answer), or None."""
     return f"did you mean '{match}'?" if match else None
 
 

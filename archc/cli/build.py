@@ -160,14 +160,13 @@ def run(args: argparse.Namespace) -> int:
 
 def write_onnx_model(graph: Graph, args: argparse.Namespace, labels: dict[str, str], optimize: bool) -> int:
     """Build the graph's ONNX parts and stream them to ``-o`` (and its external data file)."""
-    from archc.lowering.onnx import OPSET, build_onnx_parts
-    from archc.lowering.onnx_dtype import WeightDtype, store_weights_as, without_weights
-    from archc.lowering.onnx_writer import write_onnx
-
     import math
 
     import numpy as np
 
+    from archc.lowering.onnx import OPSET, build_onnx_parts
+    from archc.lowering.onnx_dtype import WeightDtype, store_weights_as, without_weights
+    from archc.lowering.onnx_writer import write_onnx
     from archc.ops.weights import total_params
 
     declared = total_params(graph) if optimize else 0

@@ -447,7 +447,7 @@ def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ())
 def _guard_lines(guards: list[tuple[str, Any]]) -> list[str]:
     pairs = ", ".join(f"{literal(name)}: ({name}, {literal(frozen(value))})" for name, value in guards)
     # (a sequence, given as a list or a tuple, compared as tuples: its default is written as one)
-    given = f"{_AS_TUPLES}(value)" if any(isinstance(value, list) for _, value in guards) else "value"
+    given = f"{_AS_TUPLES}(value)" if _guards_a_sequence(guards) else "value"
     return (_statement(f"fixed = {{{pairs}}}", 2) + [
         _I * 2 + "for name, (value, built) in fixed.items():",
         _I * 3 + f"if {given} != built:",
@@ -515,6 +515,12 @@ _AS_TUPLES_SOURCE = [
     f"    return tuple(map({_AS_TUPLES}, value)) if isinstance(value, (list, tuple)) else value",
 ]
 
+
+def _guards_a_sequence(guards: list[tuple[str, Any]]) -> bool:
+    """Whether a fixed parameter is a list (compared through :data:`_AS_TUPLES`, which the file then defines)."""
+    return any(isinstance(value, list) for _, value in guards)
+
+
 #: a use of ``F`` (torch.nn.functional) in generated code
 _CALLS_FUNCTIONAL = re.compile(r"(?<![\w.])F\.")
 
@@ -536,7 +542,7 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     out: list[str] = []
     for function in [*planner.writer.lowered.functions.values(), *planner.writer.lowered.classes.values()]:
         out += ["", ""] + function.rstrip("\n").splitlines()
-    if any(isinstance(value, list) for _, value in root.args.guards):
+    if _guards_a_sequence(root.args.guards):
         out += ["", ""] + _AS_TUPLES_SOURCE
     blocks: dict[str, list[str]] = {}
     for c in planner.classes:

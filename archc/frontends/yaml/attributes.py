@@ -104,8 +104,8 @@ class _AttrReader:
                              and raw in spec.choices):
             return raw
         if isinstance(raw, str) and kind != "any":
-            value = self.ctx.evaluate(raw, self.scope, site, attr=True,
-                                      expects=f"attribute '{site.key}' of op '{self.op.name}' expects {spec.expected()}")
+            value = self.ctx.evaluate(raw, self.scope, site, attr=True, expects=lambda: (
+                f"attribute '{site.key}' of op '{self.op.name}' expects {spec.expected()}"))
             self.exprs[site.key] = raw
             return value
         if kind == "any":

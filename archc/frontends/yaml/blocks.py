@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from archc.errors import Diagnostic, closest, did_you_mean
+from archc.errors import Diagnostic, closest, did_you_mean, meant_hint
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.naming import resolve
@@ -96,8 +96,9 @@ def _arguments(ctx: Elaboration, call: Instantiation, scope: Scope, declared: Ma
         if key not in declared:
             meant = closest(key, declared)
             ctx.error(f"block '{call.kind}' has no parameter '{key}'; it has: {', '.join(declared) or 'none'}",
-                      fields.where_key(key), call.path, f"did you mean '{meant}'?" if meant else None)
-            suggested.add(meant)
+                      fields.where_key(key), call.path, meant_hint(meant))
+            if meant is not None:
+                suggested.add(meant)
             failed = True
             continue
         try:

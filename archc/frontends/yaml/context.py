@@ -9,7 +9,7 @@ there.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from archc.errors import DiagnosticSink, Location, SpecError, did_you_mean
 from archc.frontends.yaml.budget import ExpansionBudget
@@ -59,14 +59,15 @@ class Elaboration:
                            m.where_key(key), hint=did_you_mean(key, allowed))
 
     # -- expressions -------------------------------------------------------------------
-    def evaluate(self, text: str, scope: Scope, site: Site, attr: bool = False, expects: str | None = None) -> Any:
+    def evaluate(self, text: str, scope: Scope, site: Site, attr: bool = False,
+                 expects: Callable[[], str] | None = None) -> Any:
         """Evaluate the expression ``text`` written at ``site``; ``attr``: it is one op attribute's
-        whole value (see below); ``expects``: what the value should be, said where the text is no
-        expression at all (``kernel_size: "7x7"``). Abort after reporting its error."""
+        whole value (see below); ``expects``: what the value should be (made only when needed), said
+        where the text is no expression at all (``kernel_size: "7x7"``). Abort after reporting its error."""
         try:
             value = scope.evaluator(self.graph, self.limits, self.functions).evaluate(text)
         except ExprError as exc:
-            hint = exc.hint or (expects if exc.unparsed else None)
+            hint = exc.hint or (expects() if exc.unparsed and expects is not None else None)
             self.error(str(exc), site.expr_location(exc.offset), site.node, hint)
             raise Abort() from None
         except UnknownValue:  # uses a 'let' whose error was reported: stay quiet
