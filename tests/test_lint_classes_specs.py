@@ -263,3 +263,36 @@ def test_class9_a_timestep_embedding_in_every_block_as_a_spec_and_through_archcs
         assert _kinds(analysis).get("residual") == 3 and _kinds(analysis).get("long_skip") is None
         injections = [c for c in analysis.joins if c.merge_op == "add"]
         assert len(injections) == 3 and all(c.kind == "branch" for c in injections)
+
+
+#: class 8 with one layer per level: SegFormer's all-MLP decoder. Each stage (a strided conv and a
+#: residual unit) hands its features to a 1x1 conv of its own (a linear over the tokens); the levels,
+#: upsampled to the first one's size, are concatenated and fused: a merge of computed levels, no skip
+ALL_MLP_HEAD = """\
+nodes:
+  - {name: e0, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: r0, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: s0, op: add, in: [r0, e0], expect: residual}
+  - {name: e1, op: conv, out_channels: 8, kernel_size: 3, stride: 2, padding: 1}
+  - {name: r1, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: s1, op: add, in: [r1, e1], expect: residual}
+  - {name: e2, op: conv, out_channels: 8, kernel_size: 3, stride: 2, padding: 1}
+  - {name: r2, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: s2, op: add, in: [r2, e2], expect: residual}
+  - {name: m0, op: conv, in: s0, out_channels: 4, kernel_size: 1}
+  - {name: m1, op: conv, in: s1, out_channels: 4, kernel_size: 1}
+  - {name: up1, op: upsample, scale_factor: 2}
+  - {name: m2, op: conv, in: s2, out_channels: 4, kernel_size: 1}
+  - {name: up2, op: upsample, scale_factor: 4}
+  - {name: cat, op: concat, in: [up2, up1, m0], expect: branch}
+  - {name: fuse, op: conv, out_channels: 2, kernel_size: 1}
+"""
+
+
+def test_class8_levels_each_through_one_layer_as_a_spec_and_through_archcs_onnx(tmp_path):
+    spec, onnx_build = _lint("all_mlp_head", ALL_MLP_HEAD, tmp_path)
+    assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
+    for a in (spec, onnx_build):
+        assert _kinds(a).get("residual") == 3 and len(a.skips) == 3
+        heads = [c for c in a.joins if c.merge_op == "concat"]
+        assert len(heads) == 2 and all(c.kind == "branch" and c.rule == "computed_levels" for c in heads)

@@ -217,6 +217,32 @@ class PyramidSumHead(nn.Module):
         return self.head(y)
 
 
+class AllMLPHead(nn.Module):
+    """Class 8 with one layer per level: SegFormer's all-MLP decoder (Xie et al., 2021). Each stage
+    (a strided patch embedding and a residual block) hands its tokens to a linear layer of its own;
+    the levels are upsampled to the first one's size, concatenated and fused."""
+
+    def __init__(self, c: int = 8, levels: int = 4, embed: int = 8) -> None:
+        super().__init__()
+        self.embeds = nn.ModuleList([nn.Conv2d(3 if i == 0 else c, c, 3, 1 if i == 0 else 2, 1) for i in range(levels)])
+        self.blocks = nn.ModuleList([nn.Sequential(cbr(c, c), nn.Conv2d(c, c, 3, 1, 1)) for _ in range(levels)])
+        self.linears = nn.ModuleList([nn.Linear(c, embed) for _ in range(levels)])
+        self.fuse = nn.Conv2d(levels * embed, 2, 1)
+
+    def forward(self, x):
+        feats = []
+        for embed, block in zip(self.embeds, self.blocks):
+            x = embed(x)
+            x = x + block(x)
+            feats.append(x)
+        size = feats[0].shape[-2:]
+        outs = []
+        for f, linear in zip(feats, self.linears):
+            b, _, h, w = f.shape
+            y = linear(f.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(b, -1, h, w)
+            outs.append(F.interpolate(y, size=size, mode="bilinear", align_corners=False) if (h, w) != size else y)
+        return self.fuse(torch.cat(outs[::-1], 1))
+
 
 class OrderedSum(nn.Module):
     """Class 3 again: x, a(x) (two layers) and b(x) (one layer) summed in a given order."""
@@ -412,6 +438,16 @@ def test_class7_a_concat_of_several_earlier_nodes_counts_each_pair(dynamo, tmp_p
 def test_class8_a_sum_of_computed_pyramid_levels_is_a_branch_join(dynamo, concat, tmp_path_factory):
     a = lint_export(PyramidSumHead, dynamo, tmp_path_factory, concat=concat)
     assert a.skips == [] and kinds(a).get("branch", 0) >= 1
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_class8_levels_each_through_one_linear_layer_are_a_branch_join(dynamo, tmp_path_factory):
+    # a single layer per level is a projection; the concat still merges four computed levels, no U-Net skip
+    a = lint_export(AllMLPHead, dynamo, tmp_path_factory)
+    assert kinds(a).get("residual") == 4 and len(a.skips) == 4
+    heads = [c for c in a.joins if c.merge_op == "concat"]
+    assert len(heads) == 3 and all(c.kind == "branch" and c.rule == "computed_levels" for c in heads)
+    assert all(c.reason.startswith("concat of 4 inputs from several forks") for c in heads)
 
 
 @pytest.mark.parametrize("dynamo", EXPORTERS)

@@ -75,6 +75,34 @@ def merge_terms(f: Flow, m: int) -> list[tuple[int, int]] | None:
     return terms
 
 
+#: a sum or concat of at least this many inputs, each through a learned layer of its own, merges levels
+LEVELS = 3
+#: non-learned steps followed back from an input in search of its own learned layer
+OWN_LAYER_STEPS = 64
+
+
+def computed_levels(f: Flow, producers: Sequence[int]) -> int:
+    """How many inputs a sum or concat reading ``producers`` merges where at least :data:`LEVELS` do and
+    each went through a learned layer of its own (a segmentation head concatenating every pyramid level
+    after its own projection: every input computes); 0 otherwise. An input reused elsewhere, or one
+    reaching another merge before a layer, has no layer of its own."""
+    if len(producers) < LEVELS:
+        return 0
+    uses, preds, parametric = f.uses, f.preds, f.parametric
+    for v in producers:
+        for _ in range(OWN_LAYER_STEPS):
+            if v == SOURCE or uses[v] != 1:
+                return 0
+            if parametric[v]:
+                break
+            if len(preds[v]) != 1:
+                return 0
+            v = preds[v][0]
+        else:
+            return 0
+    return len(producers)
+
+
 def elementwise(f: Flow, m: int) -> bool:
     """Whether the join's output has the broadcast shape of its inputs (a matmul contracts instead)."""
     shapes = [f.value_type(p, o).shape for p, o in f.slots[m]]

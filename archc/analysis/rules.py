@@ -44,6 +44,8 @@ class PairFacts:
     members: int = 1          # inputs of the merge sharing this fork
     via: str = ""             # the shortcut's nodes, for a projection's reason
     broadcast: bool = False   # the shortcut's value is broadcast to the merge's shape (an add of a bias)
+    levels: int = 0           # inputs of a sum or concat of levels that each went through a learned layer of
+    #                           their own, read from several forks (a head's final merge); 0 otherwise
     elementwise: Callable[[], bool] = always     # the merge's output has its inputs' broadcast shape
     gated: Callable[[], bool] = never            # the carry is scaled by a sigmoid-derived gate
     feeds_gate: Callable[[], bool] = never       # the merge's output only computes a gate (a sigmoid)
@@ -194,6 +196,16 @@ def broadcast_injection(f: PairFacts) -> Verdict:
     return None
 
 
+def computed_levels(f: PairFacts) -> Verdict:
+    """A sum or concat of three or more inputs from several forks, each through a learned layer of its
+    own (a segmentation head merging every pyramid level after its own projection): every input
+    computes, so it is a branch join, not a skip per level."""
+    if f.levels and f.merge_role in _ADD_OR_CONCAT:
+        return Kind.BRANCH, (f"{f.merge_op} of {f.levels} inputs from several forks, each through a layer of "
+                             "its own (a merge of computed levels: every input computes)")
+    return None
+
+
 def both_compute(f: PairFacts) -> Verdict:
     """A shortcut with at least as many layers as the main path is a branch of its own."""
     if f.depth <= f.shortcut_layers:
@@ -277,8 +289,8 @@ def add_branch(f: PairFacts) -> Verdict:
 #: the rules in the order :func:`decide` tries them (the last always applies)
 RULES: tuple[Callable[[PairFacts], Verdict], ...] = (
     no_common_fork, index_arithmetic, pooling_indices, gate_computation, arithmetic_without_layers,
-    multiplicative_gate, other_merge, token_mixer, no_layer_between, highway_gate, broadcast_injection, both_compute,
-    dense_reuse, concat_long_skip, concat_computed_long_skip, concat_feature_reuse, concat_branch,
+    multiplicative_gate, other_merge, token_mixer, no_layer_between, highway_gate, broadcast_injection,
+    computed_levels, both_compute, dense_reuse, concat_long_skip, concat_computed_long_skip, concat_feature_reuse, concat_branch,
     add_long_skip, residual, add_computed_long_skip, add_branch,
 )
 
@@ -311,7 +323,8 @@ class RememberingDecider:
 
     def __call__(self, facts: PairFacts) -> Decision:
         key = (facts.merge_op, facts.merge_role, facts.fork is None, facts.carries, facts.changed, facts.depth,
-               facts.shortcut_layers, facts.nested, facts.resampled, facts.family, facts.members, facts.broadcast)
+               facts.shortcut_layers, facts.nested, facts.resampled, facts.family, facts.members, facts.broadcast,
+               facts.levels)
         rule = self._rule_of.get(key)
         if rule is not None:
             kind, reason = rule(facts)  # (applies: it did to equal facts)
