@@ -296,3 +296,43 @@ def test_class8_levels_each_through_one_layer_as_a_spec_and_through_archcs_onnx(
         assert _kinds(a).get("residual") == 3 and len(a.skips) == 3
         heads = [c for c in a.joins if c.merge_op == "concat"]
         assert len(heads) == 2 and all(c.kind == "branch" and c.rule == "computed_levels" for c in heads)
+
+
+#: tokens, not features: a one-token summary of the patch tokens is concatenated with them along the
+#: token axis twice (class attention's keys and values, then the head's input), beside DenseNet-style
+#: concats of features along the feature axis, which stay feature reuse
+TOKEN_CONCAT = """\
+archc: 1
+name: token_concat
+inputs: {x: [N, 16, 8]}
+nodes:
+  - {name: embed, op: linear, out_features: 8}
+  - {name: mlp, op: linear, out_features: 8}
+  - {name: res, op: add, in: [mlp, embed], expect: residual}
+  - {name: first, op: slice, in: res, dim: 1, start: 0, end: 1}
+  - {name: summary, op: linear, out_features: 8}
+  - {name: kv, op: concat, in: [summary, res], axis: 1, expect: branch}
+  - {name: attend, op: linear, out_features: 8}
+  - {name: pick, op: slice, dim: 1, start: 0, end: 1}
+  - {name: cls, op: linear, out_features: 8}
+  - {name: head_in, op: concat, in: [cls, res], axis: 1, expect: branch}
+  - {name: f1, op: linear, in: head_in, out_features: 8}
+  - {name: feats1, op: concat, in: [f1, head_in], axis: 2, expect: dense}
+  - {name: f2, op: linear, out_features: 8}
+  - {name: feats2, op: concat, in: [f2, head_in, f1], axis: 2, expect: dense}
+"""
+
+
+def test_a_concat_along_the_token_axis_as_a_spec_and_through_archcs_onnx(tmp_path):
+    from archc.frontends.onnx import load_onnx
+    from archc.lowering.onnx import to_onnx
+
+    graph = loads_spec(TOKEN_CONCAT)
+    spec = analyze(graph)
+    assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
+    path = tmp_path / "token_concat.onnx"
+    path.write_bytes(to_onnx(graph, seed=0).SerializeToString())
+    for analysis in (spec, analyze(load_onnx(str(path)))):
+        tokens = [c for c in analysis.connections if c.merge in ("kv", "head_in")]
+        assert len(tokens) == 2 and all(c.kind == "branch" and c.rule == "concat_of_positions" for c in tokens)
+        assert _kinds(analysis).get("dense") == 3

@@ -243,6 +243,33 @@ class AllMLPHead(nn.Module):
             outs.append(F.interpolate(y, size=size, mode="bilinear", align_corners=False) if (h, w) != size else y)
         return self.fuse(torch.cat(outs[::-1], 1))
 
+class ClassAttention(nn.Module):
+    """CaiT (Touvron et al., 2021): self-attention blocks over the patch tokens, then class-attention
+    blocks in which the class token attends to ``cat(cls, patches)`` along the token axis; the head
+    reads the class token of a last ``cat(cls, patches)``. Every block is a LayerScale residual."""
+
+    def __init__(self, dim: int = 16, heads: int = 2) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, dim, 8, 8)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.sa = nn.ModuleList([nn.ModuleDict({"norm": nn.LayerNorm(dim), "mlp": nn.Linear(dim, dim)})
+                                 for _ in range(2)])
+        self.ca = nn.ModuleList([nn.ModuleDict({"norm": nn.LayerNorm(dim),
+                                                "attn": nn.MultiheadAttention(dim, heads, batch_first=True)})
+                                 for _ in range(2)])
+        self.gamma = nn.Parameter(torch.full((dim,), 0.1))
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, 4)
+
+    def forward(self, img):
+        x = self.embed(img).flatten(2).transpose(1, 2)
+        for block in self.sa:
+            x = x + self.gamma * block["mlp"](block["norm"](x))
+        cls = self.cls.expand(x.shape[0], -1, -1)
+        for block in self.ca:
+            u = block["norm"](torch.cat([cls, x], dim=1))
+            cls = cls + self.gamma * block["attn"](u[:, :1], u, u, need_weights=False)[0]
+        return self.head(self.norm(torch.cat([cls, x], dim=1))[:, 0])
+
 
 class OrderedSum(nn.Module):
     """Class 3 again: x, a(x) (two layers) and b(x) (one layer) summed in a given order."""
@@ -448,6 +475,16 @@ def test_class8_levels_each_through_one_linear_layer_are_a_branch_join(dynamo, t
     heads = [c for c in a.joins if c.merge_op == "concat"]
     assert len(heads) == 3 and all(c.kind == "branch" and c.rule == "computed_levels" for c in heads)
     assert all(c.reason.startswith("concat of 4 inputs from several forks") for c in heads)
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_a_concat_along_the_token_axis_is_no_feature_reuse(dynamo, tmp_path_factory):
+    # the patch tokens read by two concats (class attention's keys and values, the head) are no DenseNet reuse
+    a = lint_export(ClassAttention, dynamo, tmp_path_factory)
+    assert kinds(a).get("dense") is None and kinds(a).get("residual") >= 2
+    token_concats = [c for c in a.connections if c.merge_op == "concat"]
+    assert len(token_concats) >= 2 and all(c.kind == "branch" for c in token_concats)
+    assert "concat_of_positions" in {c.rule for c in token_concats}
 
 
 @pytest.mark.parametrize("dynamo", EXPORTERS)

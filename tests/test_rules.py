@@ -50,6 +50,8 @@ CASES = [
                                   depth=9, nested=True, resampled=True, levels=4), Kind.BRANCH,
      facts(merge_role=Role.MERGE_CONCAT, carries=Carries.PROJECTION, shortcut_layers=1, depth=9, nested=True,
            resampled=True)),
+    (rules.concat_of_positions, facts(merge_role=Role.MERGE_CONCAT, family=2, positions=True), Kind.BRANCH,
+     facts(merge_role=Role.MERGE_CONCAT, family=2)),
     (rules.both_compute, facts(carries=Carries.COMPUTED, shortcut_layers=2), Kind.BRANCH, facts()),
     (rules.dense_reuse, facts(merge_role=Role.MERGE_CONCAT, family=3), Kind.DENSE,
      facts(merge_role=Role.MERGE_CONCAT, family=3, resampled=True)),

@@ -5,11 +5,13 @@ in :mod:`archc.analysis.skips` stays about tracing and measuring pairs.
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 
 from archc.analysis.structure import SOURCE, Flow
 from archc.errors import ShapeError
 from archc.ir.vocab import Role
+from archc.ops import registry
 from archc.ops.base import broadcast
 
 #: regions with more nodes than this are not searched for a token mixer
@@ -101,6 +103,69 @@ def computed_levels(f: Flow, producers: Sequence[int]) -> int:
         else:
             return 0
     return len(producers)
+
+
+#: roles whose output keeps its (first) input's layout: the features stay on the same axis
+LAYOUT_KEEPING = frozenset({Role.ACTIVATION, Role.GATE, Role.IDENTITY, Role.SCALE, Role.AFFINE, Role.NORM,
+                            Role.POOL, Role.UPSAMPLE, Role.MERGE_ADD, Role.MERGE_MUL, Role.MERGE_SUB})
+#: steps followed back from a value in search of the layer that says where its features are
+LAYOUT_STEPS = 16
+
+
+def feature_axis(f: Flow, v: int) -> int | None:
+    """The axis of ``v``'s output that holds features, counted from the front: the ``feature_axis`` of the
+    nearest op back from ``v`` that declares one (:attr:`~archc.ops.base.OpDef.feature_axis`), searched
+    breadth-first through ops that keep their input's layout (every input of a sum has the sum's
+    layout); None where only rearrangements (reshape, transpose), ops that do not say or changes of rank
+    are found within :data:`LAYOUT_STEPS` nodes."""
+    rank = f.nodes[v].outputs[0].rank if v != SOURCE and f.nodes[v].outputs else None
+    if not isinstance(rank, int) or rank == 0:
+        return None
+    nodes, roles, preds = f.nodes, f.roles, f.preds
+    todo, seen = deque([v]), {v}
+    while todo and len(seen) <= LAYOUT_STEPS:
+        v = todo.popleft()
+        node = nodes[v]
+        if v == SOURCE or not node.outputs or node.outputs[0].rank != rank:
+            continue
+        axis = _declared_axis(node.op)
+        if axis is not None:
+            return axis % rank
+        if roles[v] in LAYOUT_KEEPING:
+            for p in preds[v]:
+                if p not in seen:
+                    seen.add(p)
+                    todo.append(p)
+    return None
+
+
+_AXES: dict[str, int | None] = {}  # op name -> its declared feature axis
+
+
+def _declared_axis(op_name: str) -> int | None:
+    try:
+        return _AXES[op_name]
+    except KeyError:
+        op = registry.get(op_name)
+        if op is None:
+            return None
+        axis = _AXES[op_name] = op.feature_axis
+        return axis
+
+
+def concat_of_positions(f: Flow, m: int, producers: Sequence[int], known: dict[int, int | None]) -> bool:
+    """Whether concat ``m`` joins its inputs along an axis other than the one their features are on (a
+    class token prepended to the patch tokens, a memory of earlier tokens): it appends positions, it
+    does not reuse features. False where the axis or any input's feature axis is unknown. ``known``:
+    the feature axes found so far, by node (a DenseNet block's features are read by many concats)."""
+    axis = _concat_axis(f.nodes[m])
+    if axis is None:
+        return False
+    for p in producers:
+        found = known[p] if p in known else known.setdefault(p, feature_axis(f, p))
+        if found is None or found == axis:
+            return False
+    return True
 
 
 def elementwise(f: Flow, m: int) -> bool:

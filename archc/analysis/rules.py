@@ -46,6 +46,7 @@ class PairFacts:
     broadcast: bool = False   # the shortcut's value is broadcast to the merge's shape (an add of a bias)
     levels: int = 0           # inputs of a sum or concat of levels that each went through a learned layer of
     #                           their own, read from several forks (a head's final merge); 0 otherwise
+    positions: bool = False   # a concat along an axis other than its inputs' features' (tokens, not channels)
     elementwise: Callable[[], bool] = always     # the merge's output has its inputs' broadcast shape
     gated: Callable[[], bool] = never            # the carry is scaled by a sigmoid-derived gate
     feeds_gate: Callable[[], bool] = never       # the merge's output only computes a gate (a sigmoid)
@@ -206,6 +207,16 @@ def computed_levels(f: PairFacts) -> Verdict:
     return None
 
 
+def concat_of_positions(f: PairFacts) -> Verdict:
+    """A concat along an axis other than its inputs' features (CaiT's class token prepended to the patch
+    tokens that class attention reads): it appends positions for a layer to read, it reuses no
+    features and carries nothing around a block: a branch join."""
+    if f.positions and f.merge_role == Role.MERGE_CONCAT:
+        return Kind.BRANCH, (f"concat of positions: {f.fork}'s appended along an axis other than the features', "
+                             f"beside a path of {layers(f.depth)} (no feature reuse)")
+    return None
+
+
 def both_compute(f: PairFacts) -> Verdict:
     """A shortcut with at least as many layers as the main path is a branch of its own."""
     if f.depth <= f.shortcut_layers:
@@ -290,7 +301,7 @@ def add_branch(f: PairFacts) -> Verdict:
 RULES: tuple[Callable[[PairFacts], Verdict], ...] = (
     no_common_fork, index_arithmetic, pooling_indices, gate_computation, arithmetic_without_layers,
     multiplicative_gate, other_merge, token_mixer, no_layer_between, highway_gate, broadcast_injection,
-    computed_levels, both_compute, dense_reuse, concat_long_skip, concat_computed_long_skip, concat_feature_reuse, concat_branch,
+    computed_levels, concat_of_positions, both_compute, dense_reuse, concat_long_skip, concat_computed_long_skip, concat_feature_reuse, concat_branch,
     add_long_skip, residual, add_computed_long_skip, add_branch,
 )
 
@@ -324,7 +335,7 @@ class RememberingDecider:
     def __call__(self, facts: PairFacts) -> Decision:
         key = (facts.merge_op, facts.merge_role, facts.fork is None, facts.carries, facts.changed, facts.depth,
                facts.shortcut_layers, facts.nested, facts.resampled, facts.family, facts.members, facts.broadcast,
-               facts.levels)
+               facts.levels, facts.positions)
         rule = self._rule_of.get(key)
         if rule is not None:
             kind, reason = rule(facts)  # (applies: it did to equal facts)

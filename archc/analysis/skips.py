@@ -50,6 +50,7 @@ from typing import Collection, Mapping, Sequence
 
 from archc.analysis.probes import (
     computed_levels,
+    concat_of_positions,
     elementwise,
     feeds_gate,
     gated,
@@ -462,6 +463,8 @@ class _Classifier:
         self.trace = _Tracer(flow)
         self.measures = _Measures(flow, self.nest, self.nesting_at)
         self.decide = RememberingDecider()
+        #: node id -> the axis its features are on (see :func:`~archc.analysis.probes.feature_axis`)
+        self.feature_axes: dict[int, int | None] = {}
 
     def run(self) -> list[Skip]:
         """Every pair of every join, in topological order of the joins."""
@@ -492,15 +495,16 @@ class _Classifier:
             terms = merge_terms(f, m)
         producers = list(dict.fromkeys(p for p, _ in terms)) if terms is not None else f.preds[m]
         main = self.main_of[m] = self.trace.deepest(producers)
-        if role == _CONCAT:
+        positions = role == _CONCAT and concat_of_positions(f, m, producers, self.feature_axes)
+        if role == _CONCAT and not positions:
             direct = self.trace.direct_inputs(main, producers)
             if direct is not None:
                 return self._concat_pairs(m, main, direct, dict(reversed(terms)) if terms else self.trace.reads(m))
         groups = self.trace.inputs(m, main, terms)
         # (inputs from several forks that each compute: a head merging levels, see computed_levels)
         levels = computed_levels(f, producers) if len(groups) >= 2 and (role == _ADD or role == _CONCAT) else 0
-        records = [self._pair(m, main, fork, members, levels) for fork, members in groups.items()]
-        if role == _CONCAT:
+        records = [self._pair(m, main, fork, members, levels, positions) for fork, members in groups.items()]
+        if role == _CONCAT and not positions:
             records += self._level_reuse(m, main, groups)
         return records
 
@@ -567,9 +571,11 @@ class _Classifier:
                 records.append(self._pair(m, main, fork, [_Input(fork, fork, out, [], out)]))
         return records
 
-    def _pair(self, m: int, main: int, fork: int, members: list[_Input], levels: int = 0) -> Skip:
+    def _pair(self, m: int, main: int, fork: int, members: list[_Input], levels: int = 0,
+              positions: bool = False) -> Skip:
         """One (fork, join) pair: its shortcut (the lightest member), measured and decided (``levels``:
-        the join's :func:`~archc.analysis.probes.computed_levels`)."""
+        the join's :func:`~archc.analysis.probes.computed_levels`; ``positions``: its
+        :func:`~archc.analysis.probes.concat_of_positions`)."""
         f, measures = self.flow, self.measures
         role = f.roles[m]
         if len(members) > 1:
@@ -585,14 +591,14 @@ class _Classifier:
         dominated = f.dominates(fork, main)
         depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated)
         # PairFacts' fields by position (merge_op, merge_role, fork, carries, changed, depth, shortcut_layers,
-        # nested, resampled, family, members, via, broadcast, levels, then the probes elementwise, gated, feeds_gate,
+        # nested, resampled, family, members, via, broadcast, levels, positions, then the probes elementwise, gated, feeds_gate,
         # mixing, split_part):
         # one per join, and a call by keywords costs a third more. (The probes are partials, not lambdas:
         # a lambda would make this function's variables closure cells, slower to read all along.)
         facts = PairFacts(
             f.nodes[m].op, role, f.names[fork], carries, changed, depth, w_short, nested, resampled, family,
             len(members), self._names(list(reversed(sc.path)), 3) if carries == _PROJECTION and sc.path else "",
-            role == _ADD and measures.broadcast(m, sc), levels,
+            role == _ADD and measures.broadcast(m, sc), levels, positions,
             partial(elementwise, f, m),
             partial(gated, f, m, fork) if self.has_gates else never,
             partial(feeds_gate, f, m) if self.has_gates else never,

@@ -56,6 +56,7 @@ class MultiHeadAttention(OpDef):
         "causal": Attr("bool", False, doc="mask future positions (key j > query i)"),
     }
     role = "layer"
+    feature_axis = -1
 
     def arity_hint(self, given: list[str]) -> str | None:
         if len(given) == 1:

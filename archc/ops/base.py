@@ -246,6 +246,11 @@ class OpDef:
     #: PyTorch constructor arguments archc takes from the input instead (``in_channels``) ->
     #: where from; a spec that gives one is told so, not only that the attribute is unknown
     inferred: ClassVar[dict[str, str]] = {}
+    #: the axis of the output that holds features: 1 for layers over (N, C, ...) (conv, batchnorm), -1 for
+    #: layers over the last axis (linear, layernorm, attention); None where the op keeps its input's
+    #: layout or rearranges it. Analyses tell a concat of features (DenseNet) from a concat of positions
+    #: (a class token and the patch tokens) by it.
+    feature_axis: ClassVar[int | None] = None
     #: True where :meth:`params` is never empty, whatever the attributes and input types (a
     #: conv's weight): the default :meth:`torch_reset` of its module is then always the module's
     #: own ``reset_parameters()``, which a backend may write without asking for the sizes

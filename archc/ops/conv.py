@@ -57,6 +57,7 @@ class Conv(OpDef):
         "bias": Attr("bool", True),
     }
     role = "layer"
+    feature_axis = 1
 
     def _geometry(self, node, x):
         n, k, s, d = window(node, x)
@@ -159,6 +160,7 @@ class ConvTranspose(OpDef):
         "bias": Attr("bool", True),
     }
     role = "layer"
+    feature_axis = 1
 
     def _geometry(self, node, x):
         n, k, s, d = window(node, x)

@@ -17,6 +17,7 @@ class Embedding(OpDef):
         "embedding_dim": Attr("int", doc="length of each vector", min=1),
     }
     role = "layer"
+    feature_axis = -1
 
     def infer(self, node, ins):
         x = ins[0]

@@ -38,6 +38,7 @@ class LayerNorm2d(OpDef):
         "bias": Attr("bool", True, doc="with elementwise_affine, also learn a bias"),
     }
     role = "norm"
+    feature_axis = 1
     torch_classes = {"LayerNorm2d": _CLASS}
 
     def infer(self, node, ins):

@@ -53,6 +53,7 @@ class PrependToken(OpDef):
         "init_std": Attr("float", 0.0, min=0, doc="initial values N(0, init_std); 0 gives zeros (torchvision's ViT)"),
     }
     role = "layer"
+    feature_axis = -1
 
     def _spec(self, node, x: TensorType) -> ParamSpec:
         expect_rank(x, (3,), "(N, S, D)")
@@ -111,6 +112,7 @@ class PositionEmbedding(OpDef):
                                          "length (GPT-2's wpe); the input's dim 1 may then be symbolic"),
     }
     role = "layer"
+    feature_axis = -1
 
     def _spec(self, node, x: TensorType) -> ParamSpec:
         if x.rank < 2:

@@ -17,6 +17,7 @@ class Linear(OpDef):
     inferred = {"in_features": "the input's last dim"}
     attrs = {"out_features": Attr("int", min=1), "bias": Attr("bool", True)}
     role = "layer"
+    feature_axis = -1
 
     def infer(self, node, ins):
         x = ins[0]

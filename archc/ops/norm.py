@@ -15,6 +15,7 @@ class BatchNorm(OpDef):
     inferred = {"num_features": "the input's channels (dim 1)"}
     attrs = {"eps": Attr("float", 1e-5, min=0), "momentum": Attr("float", 0.1, min=0, max=1)}
     role = "norm"
+    feature_axis = 1
 
     def infer(self, node, ins):
         expect_rank(ins[0], (2, 3, 4, 5), "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)")
@@ -66,6 +67,7 @@ class LayerNorm(OpDef):
         "bias": Attr("bool", True, doc="with elementwise_affine, also learn a bias"),
     }
     role = "norm"
+    feature_axis = -1
 
     def _shape(self, node, x) -> tuple[int, ...]:
         k = node.attrs["dims"]
@@ -135,6 +137,7 @@ class GroupNorm(OpDef):
         "affine": Attr("bool", True, doc="learn a per-channel weight and bias"),
     }
     role = "norm"
+    feature_axis = 1
 
     def infer(self, node, ins):
         x = ins[0]

@@ -34,6 +34,7 @@ class Recurrent(OpDef):
         "dropout": Attr("float", 0.0, doc="dropout between layers (training only)", min=0, below=1),
     }
     role = "layer"
+    feature_axis = -1
     always_learned = True  # the input-hidden and hidden-hidden weights, whatever the sizes
     #: (an abstract base: the registered ops below name themselves)
     name = ""
