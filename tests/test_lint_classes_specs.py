@@ -59,6 +59,16 @@ nodes:
   - {name: diff, op: sub, in: [pool, norm]}
   - {name: add, op: add, in: [stem, diff], expect: residual}
 """,
+    # an FPN lateral 1x1 conv on a pyramid of one width keeps the shape: still light across the round trip
+    "one_width_fpn": """\
+nodes:
+  - {name: c1, op: conv, out_channels: 8, kernel_size: 3, stride: 2, padding: 1}
+  - {name: c2, op: conv, out_channels: 8, kernel_size: 3, stride: 2, padding: 1}
+  - {name: p2, op: conv, out_channels: 8, kernel_size: 1}
+  - {name: up, op: upsample, scale_factor: 2}
+  - {name: lateral, op: conv, in: c1, out_channels: 8, kernel_size: 1}
+  - {name: p1, op: add, in: [lateral, up], expect: long_skip}
+""",
     # class 8: a head summing pyramid levels, each through two layers of its own
     "pyramid_sum": """\
 nodes:

@@ -270,6 +270,45 @@ class ClassAttention(nn.Module):
             cls = cls + self.gamma * block["attn"](u[:, :1], u, u, need_weights=False)[0]
         return self.head(self.norm(torch.cat([cls, x], dim=1))[:, 0])
 
+class OneWidthFPN(nn.Module):
+    """FPN (Lin et al., 2017) over a plain backbone whose stages all have the pyramid's width, so each
+    lateral 1x1 conv keeps its level's shape (as BiFPN's inputs, projected to one width)."""
+
+    def __init__(self, c: int = 8) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList([cbr(3 if i == 0 else c, c, 3, 2) for i in range(3)])
+        self.laterals = nn.ModuleList([nn.Conv2d(c, c, 1) for _ in range(3)])
+        self.out = nn.Conv2d(c, 2, 3, 1, 1)
+
+    def forward(self, x):
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        top = self.laterals[2](feats[2])
+        for level in (1, 0):
+            top = self.laterals[level](feats[level]) + F.interpolate(top, scale_factor=2.0, mode="nearest")
+        return self.out(top)
+
+
+class SideOutputFusion(nn.Module):
+    """U^2-Net's (Qin et al., 2020) output: a side map from each decoder stage, upsampled, concatenated,
+    fused by a 1x1 conv and squashed by a sigmoid into probabilities (a sigmoid that gates nothing)."""
+
+    def __init__(self, c: int = 8, levels: int = 3) -> None:
+        super().__init__()
+        self.down = nn.ModuleList([cbr(3 if i == 0 else c, c, 3, 1 if i == 0 else 2) for i in range(levels)])
+        self.sides = nn.ModuleList([nn.Conv2d(c, 1, 3, 1, 1) for _ in range(levels)])
+        self.fuse = nn.Conv2d(levels, 1, 1)
+
+    def forward(self, x):
+        maps = []
+        for k, (down, side) in enumerate(zip(self.down, self.sides)):
+            x = down(x)
+            s = side(x)
+            maps.append(F.interpolate(s, scale_factor=2.0 ** k, mode="bilinear", align_corners=False) if k else s)
+        return torch.sigmoid(self.fuse(torch.cat(maps, 1)))
+
 
 class OrderedSum(nn.Module):
     """Class 3 again: x, a(x) (two layers) and b(x) (one layer) summed in a given order."""
@@ -485,6 +524,20 @@ def test_a_concat_along_the_token_axis_is_no_feature_reuse(dynamo, tmp_path_fact
     token_concats = [c for c in a.connections if c.merge_op == "concat"]
     assert len(token_concats) >= 2 and all(c.kind == "branch" for c in token_concats)
     assert "concat_of_positions" in {c.rule for c in token_concats}
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_an_fpn_lateral_that_keeps_the_shape_is_a_long_skip(dynamo, tmp_path_factory):
+    a = lint_export(OneWidthFPN, dynamo, tmp_path_factory)
+    assert kinds(a) == {"long_skip": 2}
+    assert all(s.carries == "projection" and s.rule == "add_long_skip" for s in a.skips)
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_a_sigmoid_ending_the_model_is_no_gate(dynamo, tmp_path_factory):
+    a = lint_export(SideOutputFusion, dynamo, tmp_path_factory)
+    fusion = [c for c in a.connections if c.merge_op == "concat"]
+    assert fusion and all(c.kind == "branch" and c.rule == "computed_levels" for c in fusion)
 
 
 @pytest.mark.parametrize("dynamo", EXPORTERS)

@@ -65,6 +65,8 @@ CASES = [
      facts(merge_role=Role.MERGE_CONCAT, carries=Carries.COMPUTED)),
     (rules.concat_branch, facts(merge_role=Role.MERGE_CONCAT, carries=Carries.COMPUTED), Kind.BRANCH, facts()),
     (rules.add_long_skip, facts(nested=True), Kind.LONG_SKIP, facts()),
+    (rules.add_long_skip, facts(carries=Carries.PROJECTION, shortcut_layers=1, depth=3, resampled=True),
+     Kind.LONG_SKIP, facts(carries=Carries.PROJECTION, shortcut_layers=1, depth=3, nested=True)),
     (rules.residual, facts(carries=Carries.PROJECTION, changed=True, via="down"), Kind.RESIDUAL,
      facts(carries=Carries.PROJECTION, changed=False)),
     (rules.add_computed_long_skip, facts(carries=Carries.COMPUTED, shortcut_layers=3, depth=9, resampled=True,

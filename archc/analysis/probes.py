@@ -197,16 +197,32 @@ def gated(f: Flow, m: int, fork: int) -> bool:
 
 
 def feeds_gate(f: Flow, m: int, steps: int = 8) -> bool:
-    """Whether the join's value goes only into a gate: single-use, single-input nodes lead to one."""
+    """Whether the join's value goes only into a gate that scales something: single-use, single-input
+    nodes lead to a sigmoid whose value a product reads (through resampling or reshaping). A sigmoid
+    that ends the model (a segmentation map's probabilities) gates nothing."""
     v = m
     for _ in range(steps):
         if f.uses[v] != 1 or len(f.succs[v]) != 1:
             return False
         v = f.succs[v][0]
         if f.roles[v] == Role.GATE:
-            return True
+            return _scales(f, v, steps)
         if len(f.preds[v]) != 1:
             return False
+    return False
+
+
+def _scales(f: Flow, gate: int, steps: int) -> bool:
+    """Whether ``gate``'s value reaches a product through single-input nodes."""
+    todo = list(f.succs[gate])
+    for _ in range(steps):
+        if not todo:
+            return False
+        v = todo.pop()
+        if f.roles[v] == Role.MERGE_MUL:
+            return True
+        if len(f.preds[v]) == 1:
+            todo.extend(f.succs[v])
     return False
 
 

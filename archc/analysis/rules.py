@@ -266,8 +266,10 @@ def concat_branch(f: PairFacts) -> Verdict:
 
 
 def add_long_skip(f: PairFacts) -> Verdict:
-    """An add carrying a light shortcut across nested skips or a resolution round trip."""
-    if _identity_or_reshaping(f) and (f.nested or f.resampled):
+    """An add carrying a light shortcut across nested skips or a resolution round trip. Across a round
+    trip a projection that keeps the shape is light too (an FPN lateral on a pyramid of one width)."""
+    if (_identity_or_reshaping(f) or f.carries == _PROJECTION and f.resampled and _light(f)) \
+            and (f.nested or f.resampled):
         return Kind.LONG_SKIP, f"add carries {f.fork} ({f.carries}) {_why_long(f)}"
     return None
 
