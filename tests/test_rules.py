@@ -152,3 +152,9 @@ def test_explain_names_the_rule_in_the_table_and_json(run_archc):
     assert {c["rule"] for c in data["skips"]} == {"residual"}
     plain = json.loads(run_archc("lint", RESNET18, "--format", "json", check=True).stdout)
     assert "rule" not in plain["skips"][0]
+
+
+def test_lint_help_says_what_the_layers_column_counts(run_archc):
+    out = run_archc("lint", "--help", check=True).stdout
+    assert "side paths" in out and "longest bypassed path" in out
+    assert out.rstrip().splitlines()[-1].strip().startswith("archc lint specs/")

@@ -43,7 +43,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EXAMPLES: dict[str, str] = {
     "check": "archc check specs/resnet18.yaml",
     "summary": "archc summary specs/resnet50.yaml --depth 1 --batch 8",
-    "lint": "archc lint specs/unet.yaml --explain",
     "graph": "archc graph specs/resnet18.yaml --collapse -o resnet18.svg",
     "schema": "archc schema > spec.schema.json",
     "ops": "archc ops conv",

@@ -95,7 +95,20 @@ class _PrintKinds(argparse.Action):
         parser.exit(0)
 
 
+#: what the table's columns hold, and an example: the end of ``archc lint --help``
+TABLE_COLUMNS = """\
+columns: merge (the join), op, kind, fork (where the shortcut leaves the main path), carries (identity,
+projection, indices or computed), layers (learned layers in the region the skip bypasses, side paths
+such as channel attention included; ~N where the region is too large to walk: the longest path's),
+stage (residual blocks in series), reason (it counts the layers on the longest bypassed path)
+
+example:
+  archc lint specs/unet.yaml --explain"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = TABLE_COLUMNS
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_spec_arguments(parser, models=True)
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("--strict", action="store_true",
