@@ -192,8 +192,14 @@ def _kinds(analysis) -> dict[str, int]:
 
 
 def _lint(name: str, body: str, tmp_path=None):
-    """The analysis of the spec, and (with ``tmp_path``) of archc's ONNX build of it, re-imported."""
-    graph = loads_spec(HEAD.format(name=name) + body)
+    """The analysis of the spec (HEAD and ``body``), and (with ``tmp_path``) of archc's ONNX build of it,
+    re-imported."""
+    return _lint_text(name, HEAD.format(name=name) + body, tmp_path)
+
+
+def _lint_text(name: str, text: str, tmp_path=None):
+    """:func:`_lint` of a whole spec's ``text``."""
+    graph = loads_spec(text)
     analyses = [analyze(graph)]
     if tmp_path is not None:
         from archc.frontends.onnx import load_onnx
@@ -261,15 +267,9 @@ nodes:
 
 
 def test_class9_a_timestep_embedding_in_every_block_as_a_spec_and_through_archcs_onnx(tmp_path):
-    from archc.frontends.onnx import load_onnx
-    from archc.lowering.onnx import to_onnx
-
-    graph = loads_spec(TIME_CONDITIONED)
-    spec = analyze(graph)
+    spec, onnx_build = _lint_text("time_conditioned", TIME_CONDITIONED, tmp_path)
     assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
-    path = tmp_path / "time_conditioned.onnx"
-    path.write_bytes(to_onnx(graph, seed=0).SerializeToString())
-    for analysis in (spec, analyze(load_onnx(str(path)))):
+    for analysis in (spec, onnx_build):
         assert _kinds(analysis).get("residual") == 3 and _kinds(analysis).get("long_skip") is None
         injections = [c for c in analysis.joins if c.merge_op == "add"]
         assert len(injections) == 3 and all(c.kind == "branch" for c in injections)
@@ -334,15 +334,9 @@ nodes:
 
 
 def test_a_concat_along_the_token_axis_as_a_spec_and_through_archcs_onnx(tmp_path):
-    from archc.frontends.onnx import load_onnx
-    from archc.lowering.onnx import to_onnx
-
-    graph = loads_spec(TOKEN_CONCAT)
-    spec = analyze(graph)
+    spec, onnx_build = _lint_text("token_concat", TOKEN_CONCAT, tmp_path)
     assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
-    path = tmp_path / "token_concat.onnx"
-    path.write_bytes(to_onnx(graph, seed=0).SerializeToString())
-    for analysis in (spec, analyze(load_onnx(str(path)))):
+    for analysis in (spec, onnx_build):
         tokens = [c for c in analysis.connections if c.merge in ("kv", "head_in")]
         assert len(tokens) == 2 and all(c.kind == "branch" and c.rule == "concat_of_positions" for c in tokens)
         assert _kinds(analysis).get("dense") == 3
