@@ -303,8 +303,8 @@ def add_branch(f: PairFacts) -> Verdict:
 RULES: tuple[Callable[[PairFacts], Verdict], ...] = (
     no_common_fork, index_arithmetic, pooling_indices, gate_computation, arithmetic_without_layers,
     multiplicative_gate, other_merge, token_mixer, no_layer_between, highway_gate, broadcast_injection,
-    computed_levels, concat_of_positions, both_compute, dense_reuse, concat_long_skip, concat_computed_long_skip, concat_feature_reuse, concat_branch,
-    add_long_skip, residual, add_computed_long_skip, add_branch,
+    computed_levels, concat_of_positions, both_compute, dense_reuse, concat_long_skip, concat_computed_long_skip,
+    concat_feature_reuse, concat_branch, add_long_skip, residual, add_computed_long_skip, add_branch,
 )
 
 

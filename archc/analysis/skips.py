@@ -591,8 +591,8 @@ class _Classifier:
         dominated = f.dominates(fork, main)
         depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated)
         # PairFacts' fields by position (merge_op, merge_role, fork, carries, changed, depth, shortcut_layers,
-        # nested, resampled, family, members, via, broadcast, levels, positions, then the probes elementwise, gated, feeds_gate,
-        # mixing, split_part):
+        # nested, resampled, family, members, via, broadcast, levels, positions, then the probes elementwise,
+        # gated, feeds_gate, mixing, split_part):
         # one per join, and a call by keywords costs a third more. (The probes are partials, not lambdas:
         # a lambda would make this function's variables closure cells, slower to read all along.)
         facts = PairFacts(
