@@ -345,3 +345,21 @@ nodes:
     assert g.node("out-1").inputs == [Value("block1-0.fc-a")]
     assert list(build_module(g).state_dict()) == ["block1-0.fc-a.weight", "block1-0.fc-a.bias",
                                                   "block1-1.fc-a.weight", "block1-1.fc-a.bias"]
+
+
+def test_a_parameter_holding_a_mapping_is_refused_where_it_is_written(tmp_path, run_archc):
+    # (a deleted 'profiles:' line turns the profiles into parameters; the generated module's constructor
+    # takes each parameter as a Python literal, which a mapping is not)
+    text = "params:\n  width: 8\n  small: {width: 4}\ninputs: {x: [N, 3, 8, 8]}\n" \
+           "nodes:\n  - {name: c, op: conv, out_channels: width, kernel_size: 1}\n"
+    with pytest.raises(SpecError) as info:
+        loads_spec(text, "m.yaml")
+    assert "m.yaml:3:10: error: parameter 'small' must default to a number, a string, true/false, null or a " \
+           "list of those, not a mapping" in str(info.value)
+    with pytest.raises(SpecError, match="profile 'large' sets 'width' to a list holding a mapping"):
+        loads_spec(PROFILED.replace("large: {width: 32, depth: 3}", "large: {width: [{a: 1}]}"), profile="large")
+    spec = tmp_path / "m.yaml"
+    spec.write_text("archc: 1\nname: m\n" + text)
+    proc = run_archc("build", str(spec), "-o", str(tmp_path / "m.py"))
+    assert proc.returncode == 2 and "parameter 'small' must default to" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "m.py").exists()

@@ -48,6 +48,10 @@ def spec_params(ctx: Elaboration, doc: SMap, overrides: Mapping[str, Any], profi
     for name in params:
         if not NAME_RE.match(name) or name[0].isdigit():
             ctx.error(f"parameter name '{name}' must be an identifier", declared.where_key(name))
+        elif not plain_value(params[name]):
+            ctx.error(f"parameter '{name}' must default to {PLAIN_VALUE}, not a {_kind(params[name])}",
+                      declared.where(name))
+            params[name] = None
     if profile is not None:
         _apply_profile(ctx, doc, profile, params)
     _apply_overrides(ctx, overrides, params)
@@ -70,7 +74,28 @@ def _apply_profile(ctx: Elaboration, doc: SMap, profile: str, params: dict[str, 
         if key not in params:
             ctx.error(f"profile '{profile}' sets unknown parameter '{key}'", chosen.where_key(key),
                       hint=did_you_mean(key, params))
+        elif not plain_value(value):
+            ctx.error(f"profile '{profile}' sets '{key}' to a {_kind(value)}; a parameter is {PLAIN_VALUE}",
+                      chosen.where(key))
+            continue
         params[key] = value
+
+
+#: what a parameter's value may be, in messages
+PLAIN_VALUE = "a number, a string, true/false, null or a list of those"
+
+
+def plain_value(value: Any) -> bool:
+    """Whether ``value`` can be a parameter's (see :data:`PLAIN_VALUE`): generated code takes it as a
+    constructor argument, so it must be a plain Python literal."""
+    if isinstance(value, list):
+        return all(map(plain_value, value))
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _kind(value: Any) -> str:
+    return "mapping" if isinstance(value, dict) else "list holding a mapping" if isinstance(value, list) \
+        else type(value).__name__
 
 
 def _apply_overrides(ctx: Elaboration, overrides: Mapping[str, Any], params: dict[str, Any]) -> None:
