@@ -331,6 +331,9 @@ def test_limits_from_flags_and_environment():
 @pytest.mark.parametrize("item, message", [
     ("w=&a [*a]", "<command line>: error: --set w: recursive YAML alias: this value contains itself"),
     ("w=" + "9" * 300, "<command line>: error: --set w: an integer of 997 bits: over the limit of 128 bits per integer"),
+    ("w={a: 1}", "<command line>: error: --set w: value must be a number, a string, true/false, null or a list of "
+     "those"),
+    ("w=[1, {a: 1}]", "<command line>: error: --set w: value must be a number, a string, true/false, null or a list"),
 ])
 def test_set_values_are_read_like_spec_values(item, message):
     from archc.cli.common import parse_overrides

@@ -128,7 +128,8 @@ def feature_axis(f: Flow, v: int) -> int | None:
         node = nodes[v]
         if v == SOURCE or not node.outputs or node.outputs[0].rank != rank:
             continue
-        axis = _declared_axis(node.op)
+        op = registry.get(node.op)
+        axis = op.feature_axis if op is not None else None
         if axis is not None:
             return axis % rank
         if roles[v] in LAYOUT_KEEPING:
@@ -137,20 +138,6 @@ def feature_axis(f: Flow, v: int) -> int | None:
                     seen.add(p)
                     todo.append(p)
     return None
-
-
-_AXES: dict[str, int | None] = {}  # op name -> its declared feature axis
-
-
-def _declared_axis(op_name: str) -> int | None:
-    try:
-        return _AXES[op_name]
-    except KeyError:
-        op = registry.get(op_name)
-        if op is None:
-            return None
-        axis = _AXES[op_name] = op.feature_axis
-        return axis
 
 
 def concat_of_positions(f: Flow, m: int, producers: Sequence[int], known: dict[int, int | None]) -> bool:
@@ -162,8 +149,9 @@ def concat_of_positions(f: Flow, m: int, producers: Sequence[int], known: dict[i
     if axis is None:
         return False
     for p in producers:
-        found = known[p] if p in known else known.setdefault(p, feature_axis(f, p))
-        if found is None or found == axis:
+        if p not in known:
+            known[p] = feature_axis(f, p)
+        if known[p] is None or known[p] == axis:
             return False
     return True
 

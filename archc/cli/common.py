@@ -39,6 +39,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser, models: bool = False) ->
 def parse_overrides(items: list[str], limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """``["width=32", "wide=true"]`` -> ``{"width": 32, "wide": True}`` (YAML scalars), read like
     spec values (safe, within ``limits``: no alias bombs or recursive aliases from a flag either)."""
+    from archc.frontends.yaml.params import PLAIN_VALUE, plain_value
     from archc.frontends.yaml.source import load_yaml
 
     result: dict[str, Any] = {}
@@ -53,9 +54,8 @@ def parse_overrides(items: list[str], limits: Limits = DEFAULT_LIMITS) -> dict[s
             if not message.startswith("invalid YAML"):
                 raise UsageError(f"--set {name}: {message}", location=Location("<command line>")) from None
             value = text  # not YAML: the text itself
-        if isinstance(value, (dict, list)) and not isinstance(value, list):
-            raise UsageError(f"--set {name}: value must be a number, boolean, string or list",
-                             location=Location("<command line>"))
+        if not plain_value(value):
+            raise UsageError(f"--set {name}: value must be {PLAIN_VALUE}", location=Location("<command line>"))
         result[name.strip()] = value
     return result
 
