@@ -1,6 +1,8 @@
 """The spec language: chaining, blocks, repeat, overrides, conditions, params, expressions, shapes."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from archc import SpecError, loads_spec
@@ -363,3 +365,47 @@ def test_a_parameter_holding_a_mapping_is_refused_where_it_is_written(tmp_path, 
     proc = run_archc("build", str(spec), "-o", str(tmp_path / "m.py"))
     assert proc.returncode == 2 and "parameter 'small' must default to" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "m.py").exists()
+
+
+PARALLEL = """
+params: {rates: [1, 2, 3]}
+inputs: {x: [N, 4, 8, 8]}
+blocks:
+  atrous:
+    params: {rate: 1}
+    nodes:
+      - {name: conv, op: conv, out_channels: 2, kernel_size: 3, padding: rate, dilation: rate, bias: false}
+      - {name: bn, op: batchnorm}
+nodes:
+  - {name: stem, op: conv, out_channels: 6, kernel_size: 1}
+  - {name: aspp, block: atrous, in: stem, repeat: "len(rates)", parallel: true, rate: "rates[index]"}
+  - {name: cat, op: concat, in: ["aspp[*]"]}
+"""
+
+
+def test_parallel_repetitions_all_read_the_nodes_inputs():
+    # ASPP: every branch reads the stem (in series the second would read the first's output,
+    # and its conv would take 2 channels, not 6)
+    g = loads_spec(PARALLEL)
+    for i, rate in enumerate((1, 2, 3)):
+        assert g.node(f"aspp.{i}.conv").inputs == [Value("stem")]
+        assert g.node(f"aspp.{i}.conv").attrs["dilation"] == rate
+    assert [v.node for v in g.node("cat").inputs] == ["aspp.0.bn", "aspp.1.bn", "aspp.2.bn"]
+    assert total_params(g) == 6 * 4 + 6 + 3 * (6 * 2 * 9 + 2 * 2)
+
+
+@pytest.mark.parametrize("change, message", [
+    ("parallel: true, rate", "'parallel' must be true or false, got 'yes'"),
+    ("repeat: \"len(rates)\", parallel: true,", "'parallel' needs a 'repeat'"),
+    ("in: stem,", "'parallel: true' and an 'in' naming the node's own repetitions ([*]) contradict"),
+])
+def test_parallel_mistakes_are_named_at_their_place(change, message):
+    text = {
+        "parallel: true, rate": PARALLEL.replace("parallel: true, rate", "parallel: 'yes', rate"),
+        "repeat: \"len(rates)\", parallel: true,": PARALLEL.replace("repeat: \"len(rates)\", parallel: true,",
+                                                                    "parallel: true,"),
+        "in: stem,": PARALLEL.replace("in: stem,", "in: [stem, 'aspp[*]'],"),
+    }[change]
+    with pytest.raises(SpecError, match=re.escape(message)) as err:
+        loads_spec(text)
+    assert err.value.diagnostics[0].location.line == 12  # the 'aspp' node's line

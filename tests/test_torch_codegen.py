@@ -718,3 +718,16 @@ nodes:
     assert "def __init__(self, in_channels: int, mid: int, out: int) -> None:" in source
     assert "self.d1 = Decoder(in_channels=16, mid=4, out=8)" in source
     assert "self.d2 = Decoder(in_channels=8, mid=2, out=8)" in source
+
+
+def test_parallel_repetitions_are_an_nn_module_list_each_reading_the_same_input(run_archc, tmp_path):
+    from test_spec_language import PARALLEL
+
+    spec = tmp_path / "aspp.yaml"
+    spec.write_text(PARALLEL)
+    run_archc("build", str(spec), "--target", "torch", "-o", str(tmp_path / "aspp.py"), check=True)
+    source = (tmp_path / "aspp.py").read_text()
+    assert "self.aspp = nn.ModuleList(" in source
+    assert all(f"aspp_{i} = self.aspp[{i}](stem)" in source for i in range(3))
+    verified = run_archc("verify", str(spec), check=True)
+    assert "PASSED" in verified.stdout

@@ -164,7 +164,7 @@ class Instantiator:
         ctx = self.ctx
         if "else" in item and "if" not in item:
             ctx.error("'else' needs an 'if'", item.where_key("else"))
-        for key in ("overrides", "instance_name"):
+        for key in ("overrides", "instance_name", "parallel"):
             if key in item and "repeat" not in item:
                 ctx.error(f"'{key}' needs a 'repeat'", item.where_key(key))
         if "expect" in item and item["expect"] not in schema.EXPECT_KINDS:
@@ -180,6 +180,7 @@ class Instantiator:
         count = self._repeat_count(item, scope, node.path)
         overrides = self._overrides(item, count, node.path)
         dense = _mentions(item.get("in"), f"{name}[*]")
+        parallel = self._parallel(item, dense)
         scope.repetitions[name] = []
         inputs = None if dense else inputs_of(self.ctx, item, scope, node.path)
         binding = Binding([inputs[0]]) if inputs else Binding([scope.previous])
@@ -199,9 +200,23 @@ class Instantiator:
             if "instance_name" in item:
                 scope.bindings[local] = binding
             scope.repetitions[name].append((local, binding))
-            if not dense:
+            if not dense and not parallel:
                 inputs = [binding.values[0], *inputs[1:]]
         return binding
+
+    def _parallel(self, item: SMap, dense: bool) -> bool:
+        """Whether a repeated node's repetitions are parallel branches (``parallel: true``): each
+        reads the node's own inputs."""
+        parallel = item.get("parallel", False)
+        if not isinstance(parallel, bool):
+            self.ctx.error(f"'parallel' must be true or false, got {parallel!r}", item.where("parallel"))
+            raise Abort()
+        if parallel and dense:
+            self.ctx.error("'parallel: true' and an 'in' naming the node's own repetitions ([*]) contradict: "
+                           "parallel repetitions all read the node's inputs, dense ones each earlier one",
+                           item.where_key("parallel"))
+            raise Abort()
+        return parallel
 
     def _repeat_count(self, item: SMap, scope: Scope, path: str) -> int:
         count = item["repeat"]

@@ -39,6 +39,8 @@ NODE_KEYS = {
     "block": "a block defined under 'blocks:'",
     "in": "input(s): a name or list of names; default: the previous node",
     "repeat": "instantiate this node N times in series, named NAME.0 ... NAME.(N-1)",
+    "parallel": "true on a repeated node: every repetition reads the node's own inputs (parallel branches, "
+                "collected with NAME[*]) instead of the previous repetition's output",
     "overrides": "per-repetition field overrides: index -> {field: value}",
     "instance_name": "name pattern of each repetition, e.g. 'denselayer${index + 1}' (default NAME.index)",
     "if": "condition; when false the node is left out and its name stands for 'else'",
