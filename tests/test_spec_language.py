@@ -409,3 +409,34 @@ def test_parallel_mistakes_are_named_at_their_place(change, message):
     with pytest.raises(SpecError, match=re.escape(message)) as err:
         loads_spec(text)
     assert err.value.diagnostics[0].location.line == 12  # the 'aspp' node's line
+
+
+LEFT_OUT = """
+params: {split: false}
+inputs: {x: [N, 4, 8, 8]}
+nodes:
+  - {name: halves, op: split, dim: 1, sizes: 2, if: split}
+  - {name: second, op: relu, in: "halves:1", if: split}
+  - {name: out, op: relu, in: x}
+"""
+
+
+def test_a_left_out_node_whose_input_exists_only_when_kept_is_no_error():
+    # ShuffleNet's unit: the split and what reads its second half exist only at stride 1
+    assert [n.name for n in loads_spec(LEFT_OUT).nodes()] == ["x", "out"]
+    assert [n.name for n in loads_spec(LEFT_OUT, overrides={"split": True}).nodes()] == ["x", "halves", "second", "out"]
+
+
+@pytest.mark.parametrize("use", ["in: second", "in: prev", ""])
+def test_a_left_out_nodes_missing_input_is_reported_where_it_is_written_once_read(use):
+    text = LEFT_OUT.replace("in: x}", use + "}" if use else "}").replace(", }", "}")
+    with pytest.raises(SpecError) as err:
+        loads_spec(text)
+    (diagnostic,) = err.value.diagnostics
+    assert diagnostic.format().startswith("<spec>:6:34: error: node 'second': 'halves' has no output '1'; it has 1 output")
+    assert diagnostic.hint == "this node is left out by its 'if', so its name stands for this input, and a later node reads it"
+
+
+def test_a_misspelt_input_of_a_left_out_node_is_reported_at_once():
+    with pytest.raises(SpecError, match=r"<spec>:6:34: error: node 'second': unknown node or input 'halfs'"):
+        loads_spec(LEFT_OUT.replace('"halves:1"', '"halfs:1"'))

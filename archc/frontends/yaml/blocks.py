@@ -189,7 +189,7 @@ def _outputs(ctx: Elaboration, call: Instantiation, bdef: SMap, inner: Scope) ->
     """What the block instance stands for: the values its ``outputs`` name, or its last node's."""
     outs = bdef.get("outputs")
     if outs is None:
-        return Binding([inner.previous])
+        return Binding([inner.used_previous(ctx.sink)])
     if not isinstance(outs, (str, list)):
         ctx.error(f"block '{call.kind}': 'outputs' must be a node name or a list of them", bdef.where("outputs"),
                   call.path)

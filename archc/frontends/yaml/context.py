@@ -9,9 +9,10 @@ there.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+from typing import Any, Callable, Iterator
 
-from archc.errors import DiagnosticSink, Location, SpecError, did_you_mean
+from archc.errors import Diagnostic, DiagnosticSink, Location, SpecError, did_you_mean
 from archc.frontends.yaml.budget import ExpansionBudget
 from archc.frontends.yaml.expr import ExprError, UnknownValue, names_in
 from archc.frontends.yaml.scope import Abort, Scope
@@ -45,6 +46,16 @@ class Elaboration:
     def report(self, message: str, site: Site, hint: str | None = None) -> None:
         """An error about the value at ``site``."""
         self.sink.error(message, site.location, site.node, hint)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[list[Diagnostic]]:
+        """Errors reported inside the block are held in the list it yields, not reported: for
+        what a spec may never use (a left-out node's input), reported only where it is used."""
+        sink, self.sink = self.sink, DiagnosticSink()
+        try:
+            yield self.sink.diagnostics
+        finally:
+            self.sink = sink
 
     def fatal(self, message: str | None, location: Location | None, node: str | None = None) -> None:
         """Stop elaborating (a resource limit was hit), reporting what was found so far."""

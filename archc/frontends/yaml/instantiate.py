@@ -12,6 +12,7 @@ nodes). A node that fails poisons its name, so its users stay quiet.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,7 @@ class Instantiator:
                 name = item.get("name")
                 if name is not None:
                     scope.bindings[str(name)] = Binding([POISON])
-                scope.previous = POISON
+                scope.set_previous(POISON)
 
     # -- one node ---------------------------------------------------------------------
     def _node(self, item: SMap, scope: Scope) -> None:
@@ -99,7 +100,7 @@ class Instantiator:
             binding = self._instance(node, node.instance(item, path, inputs), scope, {})
         scope.bindings[name] = binding
         if not source:
-            scope.previous = binding.values[0]
+            scope.set_previous(binding.values[0])
 
     def _kind(self, item: SMap, scope: Scope) -> tuple[str, bool]:
         """The op or block a node applies, and whether it is an op."""
@@ -137,16 +138,38 @@ class Instantiator:
                                item.where("name"), path)
                 raise Abort()
             return False
-        target = item.get("else")
-        if target is not None:
-            binding = Binding([resolve(self.ctx, str(target), scope, Site(item, "else", path))])
-        else:
-            binding = Binding([inputs_of(self.ctx, item, scope, path)[0]])
+        value, held = self._stands_for(item, scope, path)
         if not name_taken:  # a kept alternative of the same name keeps it
-            scope.bindings[name] = binding
+            scope.bindings[name] = Binding([value])
             scope.left_out.add(name)
-        scope.previous = binding.values[0]
+            if held:
+                scope.left_out_errors[name] = held
+        scope.set_previous(value, held)
         return True
+
+    def _stands_for(self, item: SMap, scope: Scope, path: str) -> tuple[Value | Poison, list]:
+        """What a left-out node's name stands for (its ``else``, or its first input), and the errors
+        found resolving it, held where they depend on which nodes ``if`` kept (an output another
+        configuration has, ShuffleNet's split of a unit left out): reported only where the name is
+        used. A name unknown in every configuration (a typo) is reported here."""
+        target = item.get("else")
+        with self.ctx.held() as held:
+            try:
+                if target is not None:
+                    value = resolve(self.ctx, str(target), scope, Site(item, "else", path))
+                else:
+                    value = inputs_of(self.ctx, item, scope, path)[0]
+            except Abort:
+                value = POISON
+        refs = [target] if target is not None else item.get("in", [])
+        refs = [refs] if isinstance(refs, (str, int)) else list(refs) if isinstance(refs, SList) else []
+        known = all(str(ref).partition(":")[0].removesuffix("[*]") in scope.bindings for ref in refs)
+        if held and (value is not POISON or not known):
+            if not known:
+                self.ctx.sink.diagnostics.extend(held)
+            return value, []
+        why = "this node is left out by its 'if', so its name stands for this input, and a later node reads it"
+        return value, [dataclasses.replace(d, hint=why) for d in held]
 
     def _inline(self, item: SMap, scope: Scope, is_op: bool) -> bool:
         """Whether a node is ``inline: true``: a block instance (or repetitions) without a name level."""
@@ -183,7 +206,7 @@ class Instantiator:
         parallel = self._parallel(item, dense)
         scope.repetitions[name] = []
         inputs = None if dense else inputs_of(self.ctx, item, scope, node.path)
-        binding = Binding([inputs[0]]) if inputs else Binding([scope.previous])
+        binding = Binding([inputs[0]]) if inputs else Binding([scope.used_previous(self.ctx.sink)])
         for index in range(count):
             env = {"index": index}
             if dense:  # each repetition sees every earlier repetition's output
@@ -284,7 +307,7 @@ class Instantiator:
         inner = Scope(prefix=scope.prefix, env={**scope.env, **env_extra}, stack=scope.stack,
                       bindings=scope.bindings, declared=scope.declared, repetitions=scope.repetitions,
                       counter=scope.counter, previous=scope.previous, block_inputs=scope.block_inputs,
-                      width_queries=scope.width_queries)
+                      width_queries=scope.width_queries, left_out_errors=scope.left_out_errors)
         if node.is_op:
             return apply_op(self.ctx, call, inner)
         return apply_block(self.ctx, call, inner, self.node_list)

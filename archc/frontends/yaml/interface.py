@@ -119,8 +119,8 @@ def declare_outputs(ctx: Elaboration, doc: SMap, scope: Scope) -> None:
     """The graph outputs ``doc`` names (by default the last node's first output)."""
     decl = doc.get("outputs")
     if decl is None:
-        if isinstance(scope.previous, Value):
-            ctx.graph.outputs["output"] = scope.previous
+        if isinstance(last := scope.used_previous(ctx.sink), Value):
+            ctx.graph.outputs["output"] = last
         return
     if isinstance(decl, str):
         refs = [(decl, decl, Site(doc, "outputs"))]

@@ -41,7 +41,7 @@ def inputs_of(ctx: Elaboration, item: SMap, scope: Scope, node: str) -> list[Val
         if scope.previous is None:
             ctx.error("this node has no input: give 'in:' (there is no previous node)", item.location, node)
             raise Abort()
-        return [scope.previous]
+        return [scope.used_previous(ctx.sink)]
     refs = item["in"]
     if isinstance(refs, SList) and not refs and _may_take_no_input(item):
         return []  # `in: []` on an op that can read nothing (an ONNX ConstantOfShape kept as it is)
@@ -89,8 +89,10 @@ def resolve(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> Value | Poi
     """The one value ``ref`` (``NAME``, ``NAME:PORT`` or ``prev``), written at ``site``, stands for."""
     name, _, port = ref.partition(":")
     binding = scope.bindings.get(name)
+    if name in scope.left_out_errors:  # a left-out node's name, standing for what is not there
+        ctx.sink.diagnostics.extend(scope.left_out_errors.pop(name))
     if binding is None and name == PREVIOUS and scope.previous is not None and not port:
-        return scope.previous  # `prev`: the node before this one
+        return scope.used_previous(ctx.sink)  # `prev`: the node before this one
     if binding is None:
         if name in scope.declared:
             ctx.report(f"'{name}' is used before it is defined (list nodes after their inputs)", site)
@@ -113,9 +115,9 @@ def _port(ctx: Elaboration, binding: Binding, name: str, port: str, site: Site) 
         return binding.values[int(port)]
     if port in binding.ports:
         return binding.values[binding.ports.index(port)]
-    ctx.report(f"'{name}' has no output '{port}'; it has "
-               f"{', '.join(binding.ports) or str(len(binding.values)) + ' output(s)'}",
-               site, did_you_mean(port, binding.ports))
+    count = len(binding.values)
+    ctx.report(f"'{name}' has no output '{port}'; it has {count} output{'s' if count != 1 else ''}"
+               f"{': ' + ', '.join(binding.ports) if binding.ports else ''}", site, did_you_mean(port, binding.ports))
     raise Abort()
 
 

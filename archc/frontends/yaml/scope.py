@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from archc.errors import Diagnostic, DiagnosticSink
 from archc.ir import BlockInstance, Graph, TensorType, Value
 from archc.ir.names import Namespace
 from archc.limits import DEFAULT_LIMITS, Limits
@@ -63,6 +64,10 @@ class Scope:
     repetitions: dict[str, list[tuple[str, Binding]]] = field(default_factory=dict)
     #: names bound by nodes that ``if`` left out; a kept node of the same name may take them
     left_out: set[str] = field(default_factory=set)
+    #: errors in what a left-out node stands for, held until its name is used (see Elaboration.held)
+    left_out_errors: dict[str, list[Diagnostic]] = field(default_factory=dict)
+    #: the same for ``previous``, where a left-out node's held errors left it poisoned
+    previous_errors: list[Diagnostic] = field(default_factory=list)
     #: in a ``sequential`` block: the next child index (shared with inline blocks inside it),
     #: so children are named 0, 1, 2, ... like ``nn.Sequential``'s; None elsewhere
     counter: list[int] | None = None
@@ -73,6 +78,18 @@ class Scope:
     #: per block: (node, queried block input, location) of widths computed from a block input the
     #: node does not read (checked when the block ends, see the elaborator's width warning)
     width_queries: list[tuple[str, str, Any]] = field(default_factory=list)
+
+    def used_previous(self, sink: DiagnosticSink) -> Value | Poison | None:
+        """``previous``, as a node reading it uses it: the held errors of a left-out node it stands
+        for are reported now."""
+        if self.previous_errors:
+            sink.diagnostics.extend(self.previous_errors)
+            self.previous_errors = []
+        return self.previous
+
+    def set_previous(self, value: Value | Poison, held: list[Diagnostic] | None = None) -> None:
+        """What the next node reads by default (``held``: errors a left-out node's value holds back)."""
+        self.previous, self.previous_errors = value, held or []
 
     def __post_init__(self) -> None:
         # A made-up name avoids every name listed or bound in this scope, now or later.
