@@ -2,13 +2,17 @@
 nested blocks, sequential numbering with inline blocks and flat repetition, scientific notation."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
-from archc import SpecError, loads_spec
+from archc import SpecError, load_spec, loads_spec
 from archc.ops.weights import total_params
 from archc.lowering.torch import build_module
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def load(text: str, **overrides):
@@ -320,7 +324,7 @@ def test_check_warns_when_a_width_comes_from_an_input_the_block_reads_only_once(
 
 
 MLP_BACK_TO_INPUT_WIDTH = """
-inputs: {x: [N, 7, 12]}
+inputs: {x: [N, 12]}
 blocks:
   mlp:                                   # timm's Mlp: out_features = out_features or in_features
     params: {hidden: null}
@@ -554,3 +558,28 @@ def test_a_numbered_instance_name_already_taken_in_a_sequential_block_is_an_erro
     assert ("instance_name gives '0' for repetition 0, but this sequential block has already numbered its "
             "children up to 0; expected 1 or more (e.g. \"${index + 1}\" for the first repetition)") in message
     assert message.startswith("<spec>:12:62: error: node 'features.units': ")
+
+
+TRANSITION = """
+inputs: {x: [N, 8, 8, 8]}
+blocks:
+  transition:                            # DenseNet's: BN, ReLU, then a conv halving the input's width
+    nodes:
+      - {name: norm, op: batchnorm}
+      - {name: relu, op: relu}
+      - {name: conv, op: conv, out_channels: "channels(x) // 2", kernel_size: 1}
+      - {name: pool, op: avgpool, kernel_size: 2, stride: 2}
+nodes:
+  - {name: t, block: transition}
+"""
+
+
+@pytest.mark.parametrize("spec", sorted((ROOT / "specs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_no_shipped_spec_draws_a_warning(spec):
+    assert load_spec(spec).warnings == []
+
+
+def test_no_width_warning_where_the_nodes_own_input_has_the_block_inputs_width(run_archc, spec_file):
+    # found transcribing DenseNet-BC: channels(x) and channels(prev) are the same number after BN and ReLU
+    proc = run_archc("check", spec_file(TRANSITION))
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr

@@ -23,7 +23,7 @@ from archc.frontends.yaml.params import (NOT_A_PARAMETER, define_lets, interpola
 from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Scope
 from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SList, SMap
-from archc.ir import BlockInstance, Value
+from archc.ir import BlockInstance, Graph, Value
 from archc.ops import registry
 
 #: makes a list of nodes in a scope (the instantiation step, which owns node lists)
@@ -201,18 +201,32 @@ def _outputs(ctx: Elaboration, call: Instantiation, bdef: SMap, inner: Scope) ->
     return Binding(values, tuple(str(r).replace(":", "_") for r in refs))
 
 
+def _same_width(graph: Graph, node: str, value: Value) -> bool:
+    """Whether ``node``'s first input has dim 1 of ``value`` (what channels() reads)."""
+    if node not in graph or not graph.node(node).inputs:
+        return False
+    mine, theirs = graph.type_of(graph.node(node).inputs[0]).shape, graph.type_of(value).shape
+    return len(mine) >= 2 and len(theirs) >= 2 and mine[1] == theirs[1]
+
+
 def _warn_unread_widths(ctx: Elaboration, inner: Scope, outputs: set[str]) -> None:
     """Warn where a node's width comes from the block input (``channels(x)``) while the block
     reads that input only as its first node's input: most likely ``prev`` was meant. Not for
     the block's output nodes: giving the output the input's width is what a shape-preserving
-    block means (an MLP's ``out_features or in_features``). Once per spec place, not per instance."""
+    block means (an MLP's ``out_features or in_features``), nor where the node's own input has
+    the block input's width (DenseNet's transition: BN and ReLU, then a conv of channels(x) // 2):
+    then both read the same. Once per spec place, not per instance."""
     graph = ctx.graph
-    for node, ref, location in inner.width_queries:
+    for node, ref, location, earlier_readers in inner.width_queries:
         if node in outputs:
             continue
         value = inner.bindings[ref].values[0]
+        if _same_width(graph, node, value):
+            continue
         readers = [n for n in graph.users(value.node)
                    if n.startswith(inner.prefix) and value in graph.node(n).inputs]
+        if any(n not in earlier_readers for n in readers):
+            continue  # a node after this one reads the input: the block still holds it (a residual's add)
         if len(readers) <= 1 and not any(w.location == location for w in graph.warnings):
             graph.warnings.append(Diagnostic(
                 f"its width is computed from {ref}, the block's input, which it does not read (the block "

@@ -37,8 +37,10 @@ def apply_op(ctx: Elaboration, call: Instantiation, scope: Scope) -> Binding:
     ctx.graph.add(node)
     if "tie" in call.item:
         _tie(ctx, node, call, scope)
-    scope.width_queries.extend((call.path, ref, call.item.location) for ref in dict.fromkeys(scope.queried)
-                               if ref in scope.block_inputs and scope.bindings[ref].values[0] not in call.inputs)
+    for ref in dict.fromkeys(scope.queried):
+        value = scope.bindings[ref].values[0] if ref in scope.block_inputs else None
+        if isinstance(value, Value) and value not in call.inputs:  # (with the input's readers so far)
+            scope.width_queries.append((call.path, ref, call.item.location, frozenset(ctx.graph.users(value.node))))
     ports = op.output_names(node)
     return Binding([Value(call.path, i) for i in range(len(node.outputs))], ports)
 

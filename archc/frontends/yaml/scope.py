@@ -73,11 +73,11 @@ class Scope:
     counter: list[int] | None = None
     #: the block's own input names (``x``): what ``channels(x)`` inside it refers to
     block_inputs: tuple[str, ...] = ()
-    #: tensor queries (``channels(NAME)``) made while evaluating the current node's fields
+    #: width queries (``channels(NAME)``) made while evaluating the current node's fields
     queried: list[str] = field(default_factory=list)
-    #: per block: (node, queried block input, location) of widths computed from a block input the
-    #: node does not read (checked when the block ends, see the elaborator's width warning)
-    width_queries: list[tuple[str, str, Any]] = field(default_factory=list)
+    #: per block: (node, queried block input, location, the input's readers then) of widths computed
+    #: from a block input the node does not read (checked when the block ends: blocks.py's width warning)
+    width_queries: list[tuple[str, str, Any, frozenset[str]]] = field(default_factory=list)
 
     def used_previous(self, sink: DiagnosticSink) -> Value | Poison | None:
         """``previous``, as a node reading it uses it: the held errors of a left-out node it stands
@@ -103,13 +103,14 @@ class Scope:
 
     def evaluator(self, graph: Graph, limits: Limits = DEFAULT_LIMITS,
                   functions: dict[str, Any] | None = None) -> Evaluator:
-        def tensor(ref: str) -> TensorType:
+        def tensor(ref: str, width: bool = False) -> TensorType:
             b = self.bindings.get(ref)
             if b is None and ref == PREVIOUS and self.previous is not None:
                 b = Binding([self.previous])
             if b is None:
                 raise KeyError(ref)
-            self.queried.append(ref)
+            if width:  # (a width query: see opnode's width_queries)
+                self.queried.append(ref)
             v = b.values[0]
             if v is POISON:
                 raise Abort()
@@ -117,7 +118,7 @@ class Scope:
 
         return Evaluator(self.env, {
             "shape": lambda r: list(tensor(r).shape),
-            "channels": lambda r: _channels(tensor(r), r),
+            "channels": lambda r: _channels(tensor(r, width=True), r),
             "rank": lambda r: tensor(r).rank,
         }, limits, functions)
 
