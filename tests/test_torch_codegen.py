@@ -75,6 +75,23 @@ def test_block_classes_take_the_parameters_they_use(tmp_path):
     assert resnext(torch.randn(1, 256, 8, 8)).shape == (1, 256, 8, 8)
 
 
+@pytest.mark.parametrize("spec, cls, kwargs, inputs, out_shape", [
+    # DenseNet-121's layer widens to bn_size * growth: norm2 and conv2 read that width, not a literal 128
+    ("densenet121", "DenseLayer", {"cat_channels": 24, "growth": 32}, [[(1, 24, 8, 8)]], (1, 32, 8, 8)),
+    # the hourglass's conv-bn-relu: its batchnorm is as wide as its conv's `out`, not a literal 256
+    ("hourglass", "ConvBnRelu", {"out": 64}, [(1, 256, 8, 8)], (1, 64, 8, 8)),
+])
+def test_a_block_class_computes_every_width_from_the_arguments_it_takes(tmp_path, spec, cls, kwargs, inputs,
+                                                                         out_shape):
+    # found transcribing DenseNet-BC and DeepLabV3: widths every instance shares were literals even
+    # where the layer making them writes an expression of the class's arguments
+    path = tmp_path / f"{spec}.py"
+    path.write_text(generate_source(load_spec(ROOT / f"specs/{spec}.yaml")))
+    block = getattr(_import(path, f"{spec}_widths"), cls)(**kwargs)
+    args = [[torch.randn(*s) for s in a] if isinstance(a, list) else torch.randn(*a) for a in inputs]
+    assert block(*args).shape == out_shape
+
+
 def test_model_takes_the_spec_parameters(resnet18_file):
     module = _import(resnet18_file, "resnet18_params")
     model = module.Resnet18(num_classes=10).eval()

@@ -32,12 +32,16 @@ from typing import Any, Mapping
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
 from archc.ir.types import TensorType
+from archc.ir.vocab import Role
 from archc.lowering.torch_plan import Body, Instance, Lowered, numbers
+from archc.ops import registry
 from archc.pysource import expression as _expression, frozen, identifier, literal
 
 __all__ = ["Arg", "ClassArgs", "TopParam", "resolve", "live_params", "root_args"]
 
 _NO_DEFAULT = object()
+#: roles of ops whose output keeps every dim of their first input
+_DIMS_KEPT = frozenset({Role.ACTIVATION, Role.GATE, Role.IDENTITY, Role.SCALE, Role.AFFINE, Role.NORM})
 _SENTINEL = 1_000_003
 
 
@@ -272,7 +276,8 @@ class _Resolver:
                 self.result.text[i] = self.use(value.name) if value.name in self.top else literal(value.value)
                 continue
             if i not in varying:
-                self.result.text[i] = literal(value)
+                found = self._written_input_dim(rep_body, i, value)
+                self.result.text[i] = self.use(found) if found else literal(value)
                 continue
             vector = tuple([b.holes[i] for b in self.bodies])
             source = self._expr(rep_body, i, vector)
@@ -326,6 +331,42 @@ class _Resolver:
             if found:
                 return found
         return self._param_for(vector) or self.fresh(wanted, hole)
+
+    def _written_input_dim(self, body: Body, hole: int, value: Any) -> str | None:
+        """For a hole every instance fills alike: the expression of the input width it equals, where
+        the layer making that width writes it over the class's parameters (DenseNet's norm2 after
+        conv1 of ``bn_size * growth`` channels). A class taking ``growth`` then computes every width
+        from it: a literal 48 there would break ``DenseLayer(growth=32)``."""
+        local = body.sites.get(hole, ("", 0, False))[0]
+        node = self.graph.nodes.get(f"{self.rep.path}.{local}" if self.rep.path else local) if local else None
+        if node is None or type(value) is not int:
+            return None
+        for v in node.inputs:
+            key, shape = self.key(v), self.graph.type_of(v).shape
+            for d in dict.fromkeys((1, len(shape) - 1)) if key is not None and len(shape) >= 2 else ():
+                if shape[d] == value and (found := self._written_dim(key, d)):
+                    return found
+        return None
+
+    def _written_dim(self, key: tuple, d: int, steps: int = 8) -> str | None:
+        """The spec expression (over the class's parameters) of dim ``d`` of the value ``key``: the
+        attribute of its node that sets it, looked for back through ops that keep every dim."""
+        while key[0] == "node" and steps > 0:
+            node = self.graph.nodes.get(f"{self.rep.path}.{key[1]}" if self.rep.path else key[1])
+            vector = self.dims(key, d)
+            if node is None or vector is None:
+                return None
+            for attr, source in self.own_exprs(node):
+                if self.attr_vector(key[1], attr) == vector:
+                    text = expression(source, set(self.params) | set(self.lets))
+                    if text is not None and _names(text):
+                        return text
+            if registry.lookup(node.op).role_of(node) not in _DIMS_KEPT or not node.inputs:
+                return None
+            key, steps = self.key(node.inputs[0]), steps - 1
+            if key is None or self.dims(key, d) != vector:
+                return None
+        return None
 
     def _input_dim(self, node: Node, vector: tuple, hole: int) -> str | None:
         for v in node.inputs:
