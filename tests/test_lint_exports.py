@@ -401,8 +401,33 @@ class ChunkGLU(nn.Module):
         return self.out(a * F.silu(self.out(b)))
 
 
+class NasNetCell(nn.Module):
+    """NASNet-A's normal cell (Zoph et al. 2018): five pairwise sums of separable convs, poolings and
+    identities over the two previous hidden states, concatenated with one of them."""
+    def __init__(self, c=8):
+        super().__init__()
+        self.stem0, self.stem1 = cbr(3, 16, s=2), cbr(16, 16)
+        self.prev = nn.Sequential(nn.ReLU(), nn.Conv2d(16, c, 1, bias=False), nn.BatchNorm2d(c))
+        self.cur = nn.Sequential(nn.ReLU(), nn.Conv2d(16, c, 1, bias=False), nn.BatchNorm2d(c))
+        self.sep = nn.ModuleList(nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=False),
+                                               nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c))
+                                 for k in (5, 3, 5, 3, 3))
+
+    def forward(self, x):
+        h0 = self.stem0(x)
+        xl, xr = self.cur(self.stem1(h0)), self.prev(h0)
+        pool = lambda t: F.avg_pool2d(t, 3, 1, 1, count_include_pad=False)  # noqa: E731
+        c0 = self.sep[0](xl) + self.sep[1](xr)
+        c1 = self.sep[2](xr) + self.sep[3](xr)
+        c2 = pool(xl) + xr
+        c3 = pool(xr) + pool(xr)
+        c4 = self.sep[4](xl) + xl
+        return torch.cat([xl, c0, c1, c2, c3, c4], 1)
+
+
 EXPORTERS = [pytest.param(False, id="torchscript"), pytest.param(True, id="dynamo", marks=pytest.mark.slow)]
 _CACHE: dict = {}
+_GRAPHS: dict = {}  # the imported graphs lint_export analysed, by the same key
 
 
 def lint_export(model_cls, dynamo: bool, tmp_path_factory, example=None, **kwargs):
@@ -420,7 +445,8 @@ def lint_export(model_cls, dynamo: bool, tmp_path_factory, example=None, **kwarg
             warnings.simplefilter("ignore")
             args = example() if example is not None else (torch.randn(1, 3, 32, 32),)
             torch.onnx.export(model, args, str(path), dynamo=dynamo)
-        _CACHE[key] = analyze(load_onnx(str(path)))
+        _GRAPHS[key] = load_onnx(str(path))
+        _CACHE[key] = analyze(_GRAPHS[key])
     return _CACHE[key]
 
 
@@ -576,3 +602,13 @@ def test_class11_a_glu_of_one_split_projection_is_a_branch_join(dynamo, tmp_path
     a = lint_export(ChunkGLU, dynamo, tmp_path_factory, example=lambda: (torch.randn(1, 8, 16),))
     (glu,) = [c for c in a.joins if c.merge_op == "mul"]
     assert glu.kind == "branch" and a.skips == []
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_a_cells_concat_of_its_sums_reuses_none_of_them(dynamo, tmp_path_factory):
+    # found on NASNet-A (round 5): the concat of the cell's sums was labelled dense at the sum it alone reads
+    a = lint_export(NasNetCell, dynamo, tmp_path_factory)
+    assert "dense" not in kinds(a)
+    # every skip's fork feeds two paths, the shortcut and the main path: a value read once forks nothing
+    graph = _GRAPHS[(NasNetCell.__name__, dynamo, ())]
+    assert a.skips and all(len(graph.users(s.fork)) >= 2 for s in a.skips), a.skips

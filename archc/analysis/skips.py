@@ -534,11 +534,15 @@ class _Classifier:
         return out
 
     def _after_skip_merge(self, v: int) -> bool:
-        """Whether ``v`` hangs (through one-input nodes) from a merge that holds a skip."""
+        """Whether ``v`` hangs (through one-input nodes, a learned layer among them) from a merge that
+        holds a skip: a node computed at its level (a nested U-Net's X01 = H[X00, up(X10)]), not the
+        merge's own sum (NASNet's cell concatenates its sums: each is read there alone)."""
         f = self.flow
+        layers = False
         while len(f.preds[v]) == 1:
+            layers = layers or f.parametric[v]
             v = f.preds[v][0]
-        return v in self.skips_at
+        return layers and v in self.skips_at
 
     def _concat_pairs(self, m: int, main: int, direct: list[int], reads: dict[int, int]) -> list[Skip]:
         """The pairs of concat ``m`` whose inputs are all direct (see :meth:`_Tracer.direct_inputs`),
