@@ -425,6 +425,24 @@ class NasNetCell(nn.Module):
         return torch.cat([xl, c0, c1, c2, c3, c4], 1)
 
 
+class DetrEncoderLayer(nn.Module):
+    """DETR's encoder layer (Carion et al. 2020): queries and keys read ``x + pos``, values ``x`` (the
+    positional encoding added at every attention), post-norm, with torch's own nn.MultiheadAttention."""
+    def __init__(self, d=16, tokens=16):
+        super().__init__()
+        self.stem = nn.Conv2d(3, d, 8, 8)
+        self.pos = nn.Parameter(torch.randn(1, tokens, d))
+        self.attn = nn.MultiheadAttention(d, 2, batch_first=True)
+        self.ffn = nn.Sequential(nn.Linear(d, 2 * d), nn.ReLU(), nn.Linear(2 * d, d))
+        self.n1, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d)
+
+    def forward(self, x):
+        x = self.stem(x).flatten(2).transpose(1, 2)
+        q = k = x + self.pos
+        x = self.n1(x + self.attn(q, k, x, need_weights=False)[0])
+        return self.n2(x + self.ffn(x))
+
+
 EXPORTERS = [pytest.param(False, id="torchscript"), pytest.param(True, id="dynamo", marks=pytest.mark.slow)]
 _CACHE: dict = {}
 _GRAPHS: dict = {}  # the imported graphs lint_export analysed, by the same key
@@ -612,3 +630,13 @@ def test_a_cells_concat_of_its_sums_reuses_none_of_them(dynamo, tmp_path_factory
     # every skip's fork feeds two paths, the shortcut and the main path: a value read once forks nothing
     graph = _GRAPHS[(NasNetCell.__name__, dynamo, ())]
     assert a.skips and all(len(graph.users(s.fork)) >= 2 for s in a.skips), a.skips
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_attention_reading_x_plus_pos_and_x_is_a_branch_join(dynamo, tmp_path_factory):
+    # found on DETR (round 5): the attention joining x + pos (queries, keys) and x (values) was
+    # "element-wise arithmetic" (sequential); a learned layer computes from each path
+    a = lint_export(DetrEncoderLayer, dynamo, tmp_path_factory)
+    assert kinds(a) == {"residual": 2, "branch": 1}
+    (join,) = a.joins
+    assert join.merge_op == "multi_head_attention" and join.rule == "learned_merge"

@@ -33,6 +33,8 @@ CASES = [
      facts(carries=Carries.INDICES, merge_role=Role.UNPOOL)),
     (rules.pooling_indices, facts(carries=Carries.INDICES, merge_role=Role.UNPOOL), Kind.LONG_SKIP, facts()),
     (rules.gate_computation, facts(carries=Carries.PROJECTION, feeds_gate=lambda: True), Kind.BRANCH, facts()),
+    (rules.learned_merge, facts(merge_role=Role.LAYER, merge_op="multi_head_attention", depth=0), Kind.BRANCH,
+     facts(merge_role=Role.MERGE_MUL, depth=0)),
     (rules.arithmetic_without_layers, facts(merge_role=Role.MERGE_MUL, depth=0), Kind.SEQUENTIAL,
      facts(merge_role=Role.MERGE_MUL, depth=1)),
     (rules.arithmetic_without_layers, facts(merge_role=Role.MATMUL, depth=0, elementwise=lambda: False),

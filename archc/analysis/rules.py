@@ -133,6 +133,16 @@ def gate_computation(f: PairFacts) -> Verdict:
     return None
 
 
+def learned_merge(f: PairFacts) -> Verdict:
+    """A learned layer reading the fork by several paths (attention's queries and keys from ``x + pos``,
+    its values from ``x``, as DETR's): it computes from each through its own weights, a branch join,
+    whatever lies on the paths."""
+    if f.merge_role == Role.LAYER:
+        return Kind.BRANCH, (f"{f.merge_op} reads {f.fork} by several paths and computes from each with its own "
+                             "weights (e.g. attention's queries, keys and values)")
+    return None
+
+
 def arithmetic_without_layers(f: PairFacts) -> Verdict:
     """A product, difference or matmul with no layer on either path: decomposed arithmetic
     (element-wise) or two views of one value combined (a contraction)."""
@@ -301,7 +311,7 @@ def add_branch(f: PairFacts) -> Verdict:
 
 #: the rules in the order :func:`decide` tries them (the last always applies)
 RULES: tuple[Callable[[PairFacts], Verdict], ...] = (
-    no_common_fork, index_arithmetic, pooling_indices, gate_computation, arithmetic_without_layers,
+    no_common_fork, index_arithmetic, pooling_indices, gate_computation, learned_merge, arithmetic_without_layers,
     multiplicative_gate, other_merge, token_mixer, no_layer_between, highway_gate, broadcast_injection,
     computed_levels, concat_of_positions, both_compute, dense_reuse, concat_long_skip, concat_computed_long_skip,
     concat_feature_reuse, concat_branch, add_long_skip, residual, add_computed_long_skip, add_branch,
