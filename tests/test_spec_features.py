@@ -257,8 +257,6 @@ def test_functions_compute_like_their_python_original():
 
 
 @pytest.mark.parametrize("decl,call,message", [
-    ("f: {args: [x], return: 'f(x - 1) if x > 0 else 0'}", "f(3)", "in function 'f': unknown function 'f'"),
-    ("f: {args: [x], return: 'x + y'}", "f(1)", "in function 'f': unknown name 'y'"),
     ("f: {args: [x], return: 'x'}", "f(1, 2)", "f() takes 1 argument(s) (x), got 2"),
     ("f0: {args: [x], return: 'x'}\n  f1: {args: [x], return: 'f0(x) + f0(x)'}\n  f2: {args: [x], return: 'f1(x) + f1(x)'}"
      + "".join(f"\n  f{i}: {{args: [x], return: 'f{i - 1}(x) + f{i - 1}(x)'}}" for i in range(3, 30)),
@@ -275,10 +273,25 @@ def test_function_errors_at_the_call(decl, call, message):
     ("max: {args: [x], return: x}", "function name 'max' must be an identifier that is not a built-in function"),
     ("f: {args: [x, y], defaults: {x: 1}, return: x}", "'defaults' of function 'f' must give values for its last"),
     ("f: {arg: [x], return: x}", "unknown key 'arg' in function 'f'"),
+    # names are checked where the function is written, whether or not a call reaches them
+    ("f: {args: [x], return: 'f(x - 1) if x > 0 else 0'}", "function 'f': unknown name 'f' in its result"),
+    ("f: {args: [x], return: 'x + y'}", "function 'f': unknown name 'y' in its result (a function sees its "
+     "arguments, its earlier let values and the functions defined before it)"),
+    ("f: {args: [v, divisor], let: {n: 'v // divisor'}, return: 'n + divisr if n < 0 else n'}",
+     "function 'f': unknown name 'divisr' in its result (a function sees its arguments, its earlier let values "
+     "and the functions defined before it); did you mean 'divisor'?"),
+    ("f: {args: [v], let: {a: 'b + v', b: 'v'}, return: a}", "function 'f': unknown name 'b' in its let 'a'"),
 ])
 def test_bad_function_definitions(decl, message):
     msg = errors(f"functions:\n  {decl}\ninputs: {{x: [N, 2]}}\nnodes: [{{op: relu}}]")
     assert message in msg and "<spec>:2:" in msg, msg
+
+
+def test_a_broken_function_is_reported_once_and_the_others_still_work():
+    # found transcribing MobileNetV3: a typo in make_divisible's untaken branch passed check and build
+    msg = errors("functions:\n  bad: {args: [x], return: 'x + y'}\n  good: {args: [x], return: 'x * 2'}\n"
+                 "inputs: {x: [N, 2]}\nnodes: [{op: linear, out_features: 'bad(1)'}, {op: linear, out_features: 'good(2)'}]")
+    assert msg.count("error:") == 1 and "function 'bad': unknown name 'y'" in msg, msg
 
 
 # -- the previous node in expressions, and the width warning -------------------------------------

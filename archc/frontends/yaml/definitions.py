@@ -11,7 +11,7 @@ from __future__ import annotations
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.expr import FUNCTIONS
-from archc.frontends.yaml.functions import FunctionError, define_functions
+from archc.frontends.yaml.functions import define_functions
 from archc.frontends.yaml.includes import read_includes
 from archc.frontends.yaml.source import SMap
 from archc.ops import registry
@@ -28,9 +28,7 @@ def collect_definitions(ctx: Elaboration, doc: SMap) -> None:
 
 def _functions(ctx: Elaboration, doc: SMap) -> None:
     if "functions" in doc:
-        try:
-            define_functions(doc["functions"], doc.where("functions"), ctx.functions, set(FUNCTIONS))
-        except FunctionError as exc:
+        for exc in define_functions(doc["functions"], doc.where("functions"), ctx.functions, set(FUNCTIONS)):
             ctx.error(str(exc), exc.location)
 
 

@@ -68,7 +68,7 @@ _PLAIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": min, "max": max, "abs": abs, "int": int, "float": float, "bool": bool,
     "len": len, "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt,
 }
-_CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
+CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 _MAX_ROUND_DIGITS = 400  # round(x, -10**9) would compute 10**(10**9)
 
 
@@ -253,8 +253,8 @@ class Evaluator:
             if value is UNKNOWN:
                 raise UnknownValue(node.id)
             return value
-        if node.id in _CONSTANTS:
-            return _CONSTANTS[node.id]
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
         known = list(self.names) + list(FUNCTIONS) + list(self.tensor_functions) + list(self.spec_functions)
         raise ExprError(f"unknown name '{node.id}'", node.col_offset, did_you_mean(node.id, known))
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from archc.errors import Location
-from archc.frontends.yaml.expr import Evaluator, ExprError, parse
+from archc.errors import Location, did_you_mean
+from archc.frontends.yaml.expr import CONSTANTS, FUNCTIONS, Evaluator, ExprError, UnknownValue, names_in, parse
 from archc.frontends.yaml.source import SList, SMap
 
 #: user-function calls one spec may make in all, a bound on work however functions nest
@@ -74,19 +74,42 @@ class SpecFunction:
 
 
 def define_functions(decls: Any, where: Location, known: dict[str, Callable[..., Any]],
-                     reserved: set[str]) -> dict[str, Callable[..., Any]]:
-    """Add the functions of a ``functions:`` mapping to ``known`` (in order); FunctionError on a bad one."""
+                     reserved: set[str]) -> list[FunctionError]:
+    """Add the functions of a ``functions:`` mapping to ``known`` (in order); the errors of the bad ones,
+    each of which is known as a function whose calls fail quietly (its error is reported once, here)."""
     if not isinstance(decls, SMap):
-        raise FunctionError("'functions' must be a mapping of name -> {args, let, return}", where)
+        return [FunctionError("'functions' must be a mapping of name -> {args, let, return}", where)]
     budget = next((f.budget for f in known.values() if isinstance(f, SpecFunction)), _Budget())
+    errors = []
     for name, decl in decls.items():
-        if not name.isidentifier() or name in reserved:
-            raise FunctionError(f"function name '{name}' must be an identifier that is not a built-in function",
-                                decls.where_key(name))
-        if name in known:
-            raise FunctionError(f"function '{name}' is defined twice", decls.where_key(name))
-        known[name] = _function(name, decl, decls.where(name), dict(known), budget)
-    return known
+        try:
+            if not name.isidentifier() or name in reserved:
+                raise FunctionError(f"function name '{name}' must be an identifier that is not a built-in "
+                                    "function", decls.where_key(name))
+            if name in known:
+                raise FunctionError(f"function '{name}' is defined twice", decls.where_key(name))
+            known[name] = _function(name, decl, decls.where(name), dict(known), budget)
+        except FunctionError as exc:
+            errors.append(exc)
+            known.setdefault(name, _failed)
+    return errors
+
+
+def _failed(*_: Any) -> Any:
+    """A function whose definition failed: a call says nothing more (see UnknownValue)."""
+    raise UnknownValue()
+
+
+def _check_names(function: str, key: str, text: str, seen: set[str], where: Location) -> None:
+    """Refuse a name a function's body cannot see, whether or not the branch reading it ever runs
+    (a function sees only its arguments, its earlier ``let`` values and the functions defined before it:
+    a misspelling is an error in every call)."""
+    for unknown in sorted(names_in(text) - seen):
+        part = "its result" if key == "return" else f"its let '{key}'"
+        hint = did_you_mean(unknown, seen - set(CONSTANTS))
+        raise FunctionError(f"function '{function}': unknown name '{unknown}' in {part} (a function sees its "
+                            f"arguments, its earlier let values and the functions defined before it)"
+                            + (f"; {hint}" if hint else ""), where)
 
 
 def _function(name: str, decl: Any, where: Location, visible: dict[str, Callable[..., Any]],
@@ -109,10 +132,13 @@ def _function(name: str, decl: Any, where: Location, visible: dict[str, Callable
     if not isinstance(lets, dict):
         raise FunctionError(f"'let' of function '{name}' must be a mapping of name -> expression", decl.where("let"))
     texts = [(k, str(v)) for k, v in lets.items()] + [("return", str(decl["return"]))]
+    seen = {*args, *visible, *FUNCTIONS, *CONSTANTS}
     for key, text in texts:
+        holder = decl if key == "return" else lets
         try:
             parse(text)
         except ExprError as exc:
-            holder = decl if key == "return" else lets
             raise FunctionError(f"function '{name}': {exc}", holder.where(key)) from None
+        _check_names(name, key, text, seen, holder.where(key))
+        seen.add(key)
     return SpecFunction(name, list(args), dict(defaults), texts[:-1], texts[-1][1], visible, budget)
