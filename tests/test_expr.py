@@ -14,6 +14,9 @@ EV = Evaluator({"width": 64, "depth": 5, "wide": True, "mode": "nearest"},
     ("width > 3 and depth", 5), ("not wide", False), ("4 if wide else 2", 4), ("1 < depth <= 5", True),
     ("[1, width]", [1, 64]), ("max(1, width, depth)", 64), ("[3, 4][1]", 4), ("channels(x) * 2", 6),
     ("mode == 'nearest'", True), ("range(3)", [0, 1, 2]), ("true", True), ("null", None),
+    # slices (found transcribing DeepLabV3: F.interpolate(size=x.shape[2:])); never longer than what they cut
+    ("[1, 2, 3, 4][2:]", [3, 4]), ("[1, 2, 3, 4][::-1]", [4, 3, 2, 1]), ("[1, 2, 3, 4][1:3:depth]", [2]),
+    ("mode[:4]", "near"),
 ])
 def test_evaluates(text, value):
     assert EV.evaluate(text) == value
@@ -32,6 +35,10 @@ def test_evaluates(text, value):
     ("width +", "invalid expression", 0),
     ("1 / 0", "cannot evaluate '1 / 0': division by zero", 0),
     ("channels(y)", "unknown", 9),
+    ("[1, 2][::0]", "bad index: slice step cannot be zero", 0),
+    ("[1, 2][0.5:]", "slice bounds must be integers, got '0.5:'", 7),
+    ("width.bit_length()", "(numbers, strings, lists, indexing and slices, arithmetic", 0),
+    ("width.bit_length()", "the tensor queries channels and the spec's own functions are)", 0),
 ])
 def test_refuses(text, message, offset):
     with pytest.raises(ExprError) as info:

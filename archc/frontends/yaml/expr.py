@@ -236,16 +236,25 @@ class Evaluator:
             return self._bounded([self._eval(e) for e in node.elts], node)
         if isinstance(node, ast.Subscript):
             container = self._eval(node.value)
-            index = self._eval(node.slice)
+            index = self._slice(node.slice) if isinstance(node.slice, ast.Slice) else self._eval(node.slice)
             try:
                 return container[index]
-            except (IndexError, KeyError, TypeError) as exc:
+            except (IndexError, KeyError, TypeError, ValueError) as exc:
                 raise ExprError(f"bad index: {exc}", node.col_offset) from None
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
             return self._call(node)
-        raise ExprError(f"'{ast.unparse(node)}' is not allowed in a spec expression "
-                        "(arithmetic, comparisons, 'and'/'or'/'not', 'a if c else b' and "
-                        f"the functions {', '.join(sorted(FUNCTIONS))} are)", getattr(node, "col_offset", 0))
+        queries = f", the tensor queries {', '.join(sorted(self.tensor_functions))}" if self.tensor_functions else ""
+        raise ExprError(f"'{ast.unparse(node)}' is not allowed in a spec expression (numbers, strings, lists, "
+                        "indexing and slices, arithmetic, comparisons, 'and'/'or'/'not', 'a if c else b', "
+                        f"the functions {', '.join(sorted(FUNCTIONS))}{queries} and the spec's own functions "
+                        "are)", getattr(node, "col_offset", 0))
+
+    def _slice(self, node: ast.Slice) -> slice:
+        """``a[lo:hi:step]``'s slice: integers or nothing (a slice is never longer than what it cuts)."""
+        parts = [None if part is None else self._eval(part) for part in (node.lower, node.upper, node.step)]
+        if not all(p is None or (isinstance(p, int) and not isinstance(p, bool)) for p in parts):
+            raise ExprError(f"slice bounds must be integers, got '{ast.unparse(node)}'", node.col_offset)
+        return slice(*parts)
 
     def _name(self, node: ast.Name) -> Any:
         if node.id in self.names:
