@@ -290,7 +290,8 @@ def test_bad_function_definitions(decl, message):
 def test_a_broken_function_is_reported_once_and_the_others_still_work():
     # found transcribing MobileNetV3: a typo in make_divisible's untaken branch passed check and build
     msg = errors("functions:\n  bad: {args: [x], return: 'x + y'}\n  good: {args: [x], return: 'x * 2'}\n"
-                 "inputs: {x: [N, 2]}\nnodes: [{op: linear, out_features: 'bad(1)'}, {op: linear, out_features: 'good(2)'}]")
+                 "inputs: {x: [N, 2]}\n"
+                 "nodes: [{op: linear, out_features: 'bad(1)'}, {op: linear, out_features: 'good(2)'}]")
     assert msg.count("error:") == 1 and "function 'bad': unknown name 'y'" in msg, msg
 
 

@@ -433,10 +433,30 @@ def test_a_left_out_nodes_missing_input_is_reported_where_it_is_written_once_rea
     with pytest.raises(SpecError) as err:
         loads_spec(text)
     (diagnostic,) = err.value.diagnostics
-    assert diagnostic.format().startswith("<spec>:6:34: error: node 'second': 'halves' has no output '1'; it has 1 output")
-    assert diagnostic.hint == "this node is left out by its 'if', so its name stands for this input, and a later node reads it"
+    assert diagnostic.format().startswith(
+        "<spec>:6:34: error: node 'second': 'halves' has no output '1'; it has 1 output")
+    assert diagnostic.hint == ("this node is left out by its 'if', so its name stands for this input, "
+                               "and a later node reads it")
 
 
 def test_a_misspelt_input_of_a_left_out_node_is_reported_at_once():
     with pytest.raises(SpecError, match=r"<spec>:6:34: error: node 'second': unknown node or input 'halfs'"):
         loads_spec(LEFT_OUT.replace('"halves:1"', '"halfs:1"'))
+
+
+CHOSEN_INPUT = """
+params: {stride: 1}
+inputs: {x: [N, 4, 8, 8]}
+nodes:
+  - {name: branch2, op: relu}
+  - {name: branch2_s2, op: sigmoid, in: x}
+  - {name: out, op: add, in: ["${'branch2' if stride == 1 else 'branch2_s2'}", x]}
+"""
+
+
+def test_in_takes_a_name_chosen_by_an_expression_as_every_string_field_does():
+    # found transcribing ShuffleNetV2: `${...}` in `in:` was taken as a node name
+    assert loads_spec(CHOSEN_INPUT).node("out").inputs[0] == Value("branch2")
+    assert loads_spec(CHOSEN_INPUT, overrides={"stride": 2}).node("out").inputs[0] == Value("branch2_s2")
+    with pytest.raises(SpecError, match=r"<spec>:7:47: error: node 'out': unknown name 'strid'"):
+        loads_spec(CHOSEN_INPUT.replace("if stride", "if strid"))

@@ -88,7 +88,7 @@ class _AttrReader:
         if isinstance(named, str) and not (spec.choices and raw in spec.choices):
             raw = named
         if isinstance(raw, str) and spec.kind in ("str", "int_or_str") and "${" in raw:
-            raw = interpolate(raw, lambda e: self.ctx.evaluate(e, self.scope, site))
+            raw = interpolate(raw, self.ctx, self.scope, site)
         value = self._value(spec, raw, site)
         self._check(spec, value, site)
         if spec.kind == "float" and isinstance(value, int):

@@ -126,7 +126,7 @@ def _argument(ctx: Elaboration, site: Site, default: Any, scope: Scope) -> Any:
     if named is not NOT_A_PARAMETER:
         return named  # parameters of any type flow through nested blocks
     if isinstance(raw, str) and "${" in raw:
-        return interpolate(raw, lambda e: ctx.evaluate(e, scope, site))
+        return interpolate(raw, ctx, scope, site)
     if isinstance(raw, str) and not takes_literal_text(raw, default):
         return ctx.evaluate(raw, scope, site)
     if isinstance(raw, SList):

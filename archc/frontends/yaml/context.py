@@ -71,15 +71,16 @@ class Elaboration:
 
     # -- expressions -------------------------------------------------------------------
     def evaluate(self, text: str, scope: Scope, site: Site, attr: bool = False,
-                 expects: Callable[[], str] | None = None) -> Any:
+                 expects: Callable[[], str] | None = None, shift: int = 0) -> Any:
         """Evaluate the expression ``text`` written at ``site``; ``attr``: it is one op attribute's
         whole value (see below); ``expects``: what the value should be (made only when needed), said
-        where the text is no expression at all (``kernel_size: "7x7"``). Abort after reporting its error."""
+        where the text is no expression at all (``kernel_size: "7x7"``); ``shift``: where the text starts in
+        the field (an expression inside ``${...}``). Abort after reporting its error."""
         try:
             value = scope.evaluator(self.graph, self.limits, self.functions).evaluate(text)
         except ExprError as exc:
             hint = exc.hint or (expects() if exc.unparsed and expects is not None else None)
-            self.error(str(exc), site.expr_location(exc.offset), site.node, hint)
+            self.error(str(exc), site.expr_location(exc.offset + shift), site.node, hint)
             raise Abort() from None
         except UnknownValue:  # uses a 'let' whose error was reported: stay quiet
             raise Abort() from None

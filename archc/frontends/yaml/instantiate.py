@@ -20,7 +20,7 @@ from archc.errors import did_you_mean
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.blocks import apply_block
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.naming import inputs_of, node_name, resolve
+from archc.frontends.yaml.naming import chosen_name, inputs_of, node_name, resolve
 from archc.frontends.yaml.opnode import apply_op
 from archc.frontends.yaml.params import MODULE_NAME_RE, chosen_kind, interpolate
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
@@ -113,7 +113,7 @@ class Instantiator:
         kind = str(item[field_name])
         if "${" in kind:  # an op or block chosen by a parameter; still only registered ones exist
             site = Site(item, field_name, item.get("name"))
-            kind = interpolate(kind, lambda e: self.ctx.evaluate(e, scope, site))
+            kind = interpolate(kind, self.ctx, scope, site)
         else:  # `op: act` where the parameter act holds an op or block name
             kind = chosen_kind(kind, scope.env, self._known_kind)
         if kind in self.ctx.blocks and registry.get(kind) is None:
@@ -156,7 +156,8 @@ class Instantiator:
         with self.ctx.held() as held:
             try:
                 if target is not None:
-                    value = resolve(self.ctx, str(target), scope, Site(item, "else", path))
+                    site = Site(item, "else", path)
+                    value = resolve(self.ctx, chosen_name(self.ctx, str(target), scope, site), scope, site)
                 else:
                     value = inputs_of(self.ctx, item, scope, path)[0]
             except Abort:
@@ -258,7 +259,7 @@ class Instantiator:
             return f"{node.name}.{index}"
         site = Site(item, "instance_name", node.path)
         env_scope = Scope(prefix=scope.prefix, env={**scope.env, "index": index})
-        local = interpolate(str(item["instance_name"]), lambda e: self.ctx.evaluate(e, env_scope, site))
+        local = interpolate(str(item["instance_name"]), self.ctx, env_scope, site)
         if not MODULE_NAME_RE.match(local) or local in scope.bindings:
             self.ctx.report(f"instance_name gives '{local}' for repetition {index}: names must be unique and "
                             "use letters, digits, '_' and '-'", site)

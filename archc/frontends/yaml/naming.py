@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from archc.errors import did_you_mean
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.params import MODULE_NAME_RE
+from archc.frontends.yaml.params import MODULE_NAME_RE, interpolate
 from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SList, SMap
@@ -55,13 +55,19 @@ def inputs_of(ctx: Elaboration, item: SMap, scope: Scope, node: str) -> list[Val
     values: list[Value | Poison] = []
     for site in sites:
         try:
-            values.extend(resolve_all(ctx, str(site.value), scope, site))
+            values.extend(resolve_all(ctx, chosen_name(ctx, str(site.value), scope, site), scope, site))
         except Abort:
             values.append(POISON)  # reported (or already reported); keep checking this node
     if not values:
         ctx.error("'in' names no tensor here (an empty NAME[*] or variadic input)", item.where("in"), node)
         raise Abort()
     return values
+
+
+def chosen_name(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> str:
+    """A reference with its ``${expr}`` parts replaced by their values (``in: "${'a' if wide else 'b'}"``,
+    as in every string field); Abort after reporting a bad expression."""
+    return interpolate(ref, ctx, scope, site) if "${" in ref else ref
 
 
 def resolve_all(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> list[Value | Poison]:

@@ -12,7 +12,7 @@ text fields are literal, and strings of numeric fields are expressions.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from archc.errors import Location, did_you_mean
 from archc.frontends.yaml.context import Elaboration
@@ -127,9 +127,10 @@ def define_lets(ctx: Elaboration, m: SMap, scope: Scope) -> None:
             scope.env[name] = UNKNOWN
 
 
-def interpolate(text: str, evaluate: Callable[[str], Any]) -> str:
-    """Replace ``${expr}`` inside a string field with the expression's value."""
-    return _INTERP.sub(lambda m: str(evaluate(m.group(1))), text)
+def interpolate(text: str, ctx: Elaboration, scope: Scope, site: Site) -> str:
+    """Replace each ``${expr}`` inside the string field written at ``site`` with the expression's value
+    (an error names the place inside the expression); Abort after reporting one."""
+    return _INTERP.sub(lambda m: str(ctx.evaluate(m.group(1), scope, site, shift=m.start(1))), text)
 
 
 def parameter_value(raw: Any, env: Mapping[str, Any]) -> Any:
