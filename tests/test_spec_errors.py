@@ -232,6 +232,16 @@ def test_an_attribute_that_is_no_expression_says_what_the_attribute_expects(run_
             "of op 'conv' expects an integer or a list of integers, >= 1)") in proc.stderr
 
 
+def test_a_word_for_a_number_says_what_the_attribute_expects(run_archc, spec_file):
+    # found transcribing DenseNet-BC: `kernel_size: three` said only "unknown name 'three'"
+    path = spec_file("archc: 1\nname: m\ninputs: {x: [N, 3, 16, 16]}\nnodes:\n"
+                     "  - {name: c, op: conv, out_channels: 8, kernel_size: three}\n")
+    proc = run_archc("check", path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert ("5:55: error: node 'c': unknown name 'three' (attribute 'kernel_size' of op 'conv' expects an integer "
+            "or a list of integers, >= 1)") in proc.stderr
+
+
 def test_a_misspelt_block_parameter_is_reported_once(run_archc, spec_file):
     """``outt: 8`` for the parameter ``out``: one error with the 'did you mean', not a second one saying
     that ``out`` is missing; a parameter missing without a misspelt one in its place is still reported."""

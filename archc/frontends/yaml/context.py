@@ -79,7 +79,9 @@ class Elaboration:
         try:
             value = scope.evaluator(self.graph, self.limits, self.functions).evaluate(text)
         except ExprError as exc:
-            hint = exc.hint or (expects() if exc.unparsed and expects is not None else None)
+            # (what the field expects, where the text is no expression at all or one unknown word: `three`)
+            hint = exc.hint or (expects() if expects is not None and (exc.unparsed or text.strip().isidentifier())
+                                else None)
             self.error(str(exc), site.expr_location(exc.offset + shift), site.node, hint)
             raise Abort() from None
         except UnknownValue:  # uses a 'let' whose error was reported: stay quiet
