@@ -260,6 +260,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "mish": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: scale, factor: 4.0}, {op: mish}]")],
     "parameter": [("layer_scale", "inputs: {x: [N, 3, 4]}\nnodes:\n  - {name: g, op: parameter, shape: [4], init: ones}\n"
                    "  - {op: mul, in: [x, g]}")],
+    "channel_shuffle": [("ShuffleNet's", "inputs: {x: [N, 6, 3, 5]}\nnodes: [{op: channel_shuffle, groups: 3}]")],
     "roll": [("two dims", "inputs: {x: [N, 6, 5, 3]}\nnodes: [{op: roll, shifts: [-2, 3], dims: [1, 2]}]"),
              ("whole turn and more", "inputs: {x: [N, 4, 5]}\nnodes: [{op: roll, shifts: [4, 7], dims: [1, -1]}]"),
              ("symbolic dim", "inputs: {x: [N, S, 3]}\nnodes: [{op: roll, shifts: 2, dims: 1}]")],

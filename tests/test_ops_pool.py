@@ -105,4 +105,4 @@ def test_unpool_errors(text, message):
 def test_indices_port_needs_return_indices():
     msg = spec_error("inputs: {x: [N, 2, 6, 6]}\nnodes: [{name: p, op: maxpool, kernel_size: 2},\n"
                      "  {op: relu, in: 'p:indices'}]")
-    assert "'p' has no output 'indices'; it has y" in msg
+    assert "'p' has no output 'indices'; it has 1 output: y" in msg
