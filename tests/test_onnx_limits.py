@@ -100,6 +100,25 @@ def test_shape_arithmetic_dividing_by_zero_names_the_node_and_its_index():
                                "(ONNX node #1, Div)")
 
 
+@pytest.mark.parametrize("tensor_input", [False, True])
+def test_an_empty_name_in_place_of_a_required_input_names_the_node(tensor_input):
+    # found by the fuzzer: a Concat of shape values with an input '' (the checker lets it pass) was a
+    # traceback; an empty name stands only for an absent optional input
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Concat", ["x" if tensor_input else "s", ""], ["c"], axis=0, name="cat"),
+             helper.make_node("Identity", ["c"], ["y"])]
+    with pytest.raises(SpecError) as info:
+        from_onnx(_model(nodes, [_x()], [_y(2 if tensor_input else 1)]), "m.onnx")
+    assert str(info.value) == ("m.onnx: error: node 'cat': input 1 ('inputs') is empty (''), but Concat requires "
+                               "it: only an optional input may be left out (ONNX node #1, Concat)")
+
+
+def test_an_absent_optional_input_is_no_error():
+    nodes = [helper.make_node("Clip", ["x", "", "hi"], ["y"])]
+    graph = from_onnx(_model(nodes, [_x()], [_y()], inits=[("hi", np.float32(1.0))]), "m.onnx")
+    assert len(graph.outputs) == 1
+
+
 def test_shape_arithmetic_beyond_int64_names_the_node():
     with pytest.raises(SpecError) as info:
         from_onnx(_shape_arith("Mul", 2 ** 62), "mul.onnx")

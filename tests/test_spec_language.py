@@ -460,3 +460,35 @@ def test_in_takes_a_name_chosen_by_an_expression_as_every_string_field_does():
     assert loads_spec(CHOSEN_INPUT, overrides={"stride": 2}).node("out").inputs[0] == Value("branch2_s2")
     with pytest.raises(SpecError, match=r"<spec>:7:47: error: node 'out': unknown name 'strid'"):
         loads_spec(CHOSEN_INPUT.replace("if stride", "if strid"))
+
+
+# -- found by the fuzzer (tools/fuzz.py, cases 70000-108000): each was a traceback --------------------
+
+@pytest.mark.parametrize("text, message", [
+    # a parameter named as a Python keyword: the generated constructor would not compile
+    ("params: {else: 1}\ninputs: {x: [N, 2]}\nnodes: [{op: relu}]\n",
+     "<spec>:1:10: error: parameter name 'else' is a Python keyword (or self)"),
+    ("inputs: {x: [N, 2]}\nblocks:\n  b: {params: {self: 1}, nodes: [{op: relu}]}\nnodes: [{block: b}]\n",
+     "<spec>:3:16: error: parameter name 'self' of block 'b' is a Python keyword (or self)"),
+    # a block parameter defaulting to a mapping (as the spec's own were refused in 0143e4d)
+    ("inputs: {x: [N, 2]}\nblocks:\n  b: {params: {w: {a: 1}}, nodes: [{op: relu}]}\nnodes: [{block: b}]\n",
+     "<spec>:3:19: error: parameter 'w' of block 'b' must default to a number, a string, true/false, null or a "
+     "list of those, not a mapping"),
+    # no outputs at all: the model's forward would return nothing, a block nothing to read
+    ("inputs: {x: [N, 2]}\nnodes: [{op: relu}]\noutputs: []\n", "<spec>:3:10: error: 'outputs' names no output"),
+    ("inputs: {x: [N, 2]}\nnodes: [{op: relu}]\noutputs: {}\n", "<spec>:3:10: error: 'outputs' names no output"),
+    ("inputs: {x: [N, 2]}\nblocks:\n  b: {outputs: [], nodes: [{op: relu}]}\nnodes: [{block: b}]\n",
+     "block 'b': 'outputs' names no output"),
+])
+def test_specs_the_fuzzer_broke_the_pytorch_target_with_are_refused_where_written(text, message):
+    with pytest.raises(SpecError) as info:
+        loads_spec(text)
+    assert message in str(info.value)
+
+
+def test_an_override_giving_a_list_where_others_give_an_int_still_generates(tmp_path):
+    # `stride: [2]` in one repetition's overrides, `stride: 1` in the others (a traceback in the class planner)
+    from archc.lowering.torch import generate_source
+
+    g = loads_spec(BASIC.replace("overrides: {0: {stride: 2}}", "overrides: {0: {stride: [2]}}"))
+    compile(generate_source(g), "<generated>", "exec")

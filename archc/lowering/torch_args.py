@@ -260,7 +260,7 @@ class _Resolver:
         for p in self.params:
             if self.param_vector(p) == vector:
                 return p
-        return self.by_vector.get(vector)
+        return self.by_vector.get(frozen(vector))
 
     # -- holes ------------------------------------------------------------------------------------
     def resolve(self) -> ClassArgs:
@@ -281,7 +281,7 @@ class _Resolver:
                 continue
             vector = tuple([b.holes[i] for b in self.bodies])
             source = self._expr(rep_body, i, vector)
-            self.by_vector.setdefault(vector, source)
+            self.by_vector.setdefault(frozen(vector), source)  # (a hole may hold a list: stride [2])
             self.result.text[i] = self.use(source)
         self._store_forward_holes(rep_body)
         args = list(self.used.values())

@@ -384,6 +384,8 @@ class Importer(StaticValues, GenericNodes, Walk):
             self._fail(f"ONNX {op_type} has a subgraph that does not fold away; archc imports control "
                        "flow only where it becomes straight-line code (an If on a constant condition, a Loop "
                        "of a constant trip count, a Scan of a known length)", node=node)
+        if default and "" in node.input and (problem := limits.absent_input_problem(node)):
+            self._fail(problem, node=node)
         values = self.values
         recs = [values.get(name) if name else None for name in node.input]
         if None in recs:

@@ -247,6 +247,23 @@ def check_structure(graph: onnx.GraphProto, where: Location) -> None:
         raise SpecError("the model has no graph outputs", location=where)
 
 
+def absent_input_problem(node: onnx.NodeProto) -> str | None:
+    """An empty input name stands for an absent *optional* input (``onnx.checker`` lets one stand
+    anywhere): what is wrong where it stands for an input the op's schema requires (a Concat's)."""
+    try:
+        formals = onnx.defs.get_schema(node.op_type, node.domain).inputs
+    except onnx.defs.SchemaError:
+        return None  # an op ONNX does not define: its own rules apply
+    for position, name in enumerate(node.input):
+        if name or not formals:
+            continue
+        formal = formals[min(position, len(formals) - 1)]
+        if formal.option != onnx.defs.OpSchema.FormalParameterOption.Optional:
+            return (f"input {position} ('{formal.name}') is empty (''), but {node.op_type} requires it: only an "
+                    "optional input may be left out")
+    return None
+
+
 def _check_text(graph: onnx.GraphProto, names: list[tuple[list, list]], where: Location) -> None:
     """Names are text: protobuf hands back a string field that is not UTF-8 as bytes.
     ``names``: each node's (inputs, outputs)."""

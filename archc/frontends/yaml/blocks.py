@@ -195,6 +195,10 @@ def _outputs(ctx: Elaboration, call: Instantiation, bdef: SMap, inner: Scope) ->
                   call.path)
         raise Abort()
     refs = [outs] if isinstance(outs, str) else list(outs)
+    if not refs:
+        ctx.error(f"block '{call.kind}': 'outputs' names no output: a block gives at least one (leave "
+                  "'outputs' out for its last node's)", bdef.where("outputs"), call.path)
+        raise Abort()
     sites = [Site(bdef, "outputs", call.path)] if isinstance(outs, str) else \
         [Site(outs, i, call.path) for i in range(len(refs))]
     values = [resolve(ctx, str(r), inner, site) for r, site in zip(refs, sites)]

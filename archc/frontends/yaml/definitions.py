@@ -13,6 +13,7 @@ from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.expr import FUNCTIONS
 from archc.frontends.yaml.functions import define_functions
 from archc.frontends.yaml.includes import read_includes
+from archc.frontends.yaml.params import check_declared
 from archc.frontends.yaml.source import SMap
 from archc.ops import registry
 
@@ -50,3 +51,5 @@ def _blocks(ctx: Elaboration, doc: SMap) -> None:
             first = ctx.blocks[bname].location
             ctx.error(f"block '{bname}' is defined twice (first at {first})", blocks.where_key(bname))
         ctx.blocks[bname] = bdef
+        if isinstance(bdef.get("params"), SMap):
+            check_declared(ctx, bdef["params"], bname)

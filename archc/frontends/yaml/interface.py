@@ -131,6 +131,10 @@ def declare_outputs(ctx: Elaboration, doc: SMap, scope: Scope) -> None:
     else:
         ctx.error("'outputs' must be a node name, a list of names or a mapping", doc.where("outputs"))
         return
+    if not refs:
+        ctx.error("'outputs' names no output: a model computes at least one (leave 'outputs' out for the last "
+                  "node's)", doc.where("outputs"))
+        return
     for entry in refs:
         try:
             values = _output_values(ctx, entry, isinstance(decl, SMap), scope)

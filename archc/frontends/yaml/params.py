@@ -11,6 +11,7 @@ text fields are literal, and strings of numeric fields are expressions.
 """
 from __future__ import annotations
 
+import keyword
 import re
 from typing import Any, Mapping
 
@@ -45,13 +46,8 @@ def spec_params(ctx: Elaboration, doc: SMap, overrides: Mapping[str, Any], profi
         ctx.error("'params' must be a mapping of name -> default value", doc.where("params"))
         declared = {}
     params = dict(declared)
-    for name in params:
-        if not NAME_RE.match(name) or name[0].isdigit():
-            ctx.error(f"parameter name '{name}' must be an identifier", declared.where_key(name))
-        elif not plain_value(params[name]):
-            ctx.error(f"parameter '{name}' must default to {PLAIN_VALUE}, not a {_kind(params[name])}",
-                      declared.where(name))
-            params[name] = None
+    for name in check_declared(ctx, declared) if isinstance(declared, SMap) else ():
+        params[name] = None
     if profile is not None:
         _apply_profile(ctx, doc, profile, params)
     _apply_overrides(ctx, overrides, params)
@@ -83,6 +79,26 @@ def _apply_profile(ctx: Elaboration, doc: SMap, profile: str, params: dict[str, 
 
 #: what a parameter's value may be, in messages
 PLAIN_VALUE = "a number, a string, true/false, null or a list of those"
+
+
+def check_declared(ctx: Elaboration, declared: SMap, block: str | None = None) -> list[str]:
+    """Report each parameter of ``declared`` (the spec's, or ``block``'s) whose name is no identifier a
+    generated constructor can take (a Python keyword such as ``else``, or ``self``) or whose default is
+    no plain value; the names of those with a bad default."""
+    whose = f" of block '{block}'" if block else ""
+    bad_defaults = []
+    for name, default in declared.items():
+        if not NAME_RE.match(name) or name[0].isdigit():
+            ctx.error(f"parameter name '{name}'{whose} must be an identifier", declared.where_key(name))
+        elif keyword.iskeyword(name) or name == "self":
+            ctx.error(f"parameter name '{name}'{whose} is a Python keyword (or self): the generated PyTorch "
+                      "module takes parameters as constructor arguments; choose another name",
+                      declared.where_key(name))
+        if not plain_value(default):
+            ctx.error(f"parameter '{name}'{whose} must default to {PLAIN_VALUE}, not a {_kind(default)}",
+                      declared.where(name))
+            bad_defaults.append(name)
+    return bad_defaults
 
 
 def plain_value(value: Any) -> bool:
