@@ -133,6 +133,20 @@ def test_yaml_syntax_error_has_location():
     assert msg.startswith("m.yaml:2:") and "invalid YAML" in msg
 
 
+@pytest.mark.parametrize("text, message", [
+    # YAML notices both mistakes on the line after them (found by a user transcribing specs)
+    ("inputs: {x: [N, 4]}\nblocks:\n  b:\n     sequential: true\n    nodes: [{op: relu}]\nnodes: [{block: b}]\n",
+     "m.yaml:5:5: error: invalid YAML: did not find expected key (line 4 is indented by 5 spaces and line 5 by 4: "
+     "the keys of one mapping line up)"),
+    ("inputs: {x: [N, 4]}\nnodes:\n  - {name: a, op: relu\n  - {name: b, op: relu}\n",
+     "m.yaml:4:5: error: invalid YAML: did not find expected ',' or '}' (the '{' at line 3, column 5 is not "
+     "closed before this line)"),
+])
+def test_yaml_mistakes_noticed_a_line_late_are_named_where_they_are(text, message):
+    (msg,) = errors(text)
+    assert msg == message
+
+
 def test_duplicate_yaml_keys_are_errors():
     (msg,) = errors("inputs: {x: [N, 3]}\nnodes: [{op: relu, op: add}]\n")
     assert msg == "m.yaml:2:20: error: duplicate key 'op' (first given at line 2)"

@@ -135,7 +135,8 @@ def load_yaml(text: str, filename: str = "<spec>", limits: Limits = DEFAULT_LIMI
         mark = exc.problem_mark or exc.context_mark
         loc = _loc(filename, mark) if mark else Location(filename, 1, 1)
         raise SpecError(f"invalid YAML: {exc.problem or exc.context}", location=loc,
-                        hint=_bracket_reference_hint(text, exc)) from None
+                        hint=_bracket_reference_hint(text, exc) or _unclosed_hint(exc) or _indent_hint(text, mark)
+                        ) from None
     except yaml.YAMLError as exc:  # pragma: no cover - unmarked YAML errors are rare
         raise SpecError(f"invalid YAML: {exc}", location=Location(filename, 1, 1)) from None
     finally:
@@ -161,6 +162,36 @@ def _bracket_reference_hint(text: str, exc: yaml.MarkedYAMLError) -> str | None:
         if found:
             return (f"write '{found.group()}' in quotes: inside [ ] or {{ }}, YAML reads an unquoted "
                     "'[' as a list and '*' as an alias")
+    return None
+
+
+def _unclosed_hint(exc: yaml.MarkedYAMLError) -> str | None:
+    """YAML notices an unclosed ``{``/``[`` where the next line starts: the hint names the opening."""
+    opened, found = exc.context_mark, exc.problem_mark
+    if "flow" not in str(exc.context) or opened is None or found is None or opened.line >= found.line:
+        return None
+    bracket = "{" if "mapping" in str(exc.context) else "["
+    return f"the '{bracket}' at line {opened.line + 1}, column {opened.column + 1} is not closed before this line"
+
+
+def _indent_hint(text: str, mark: yaml.Mark | None) -> str | None:
+    """YAML notices a line indented unlike its siblings at the line after it: the hint names both
+    lines and their indentations, where the line before this one opens with its parent's key."""
+    if mark is None:
+        return None
+    lines = [(i, line) for i, line in enumerate(text.splitlines()[:mark.line + 1])
+             if line.strip() and not line.lstrip().startswith("#")]
+    if len(lines) < 3 or lines[-1][0] != mark.line:
+        return None
+    (_, parent), (i, sibling), (_, here) = lines[-3:]
+
+    def indent(line: str) -> int:
+        return len(line) - len(line.lstrip(" "))
+
+    if parent.rstrip().endswith(":") and indent(parent) < min(indent(sibling), indent(here)) \
+            and indent(sibling) != indent(here):
+        return (f"line {i + 1} is indented by {indent(sibling)} spaces and line {mark.line + 1} by {indent(here)}: "
+                "the keys of one mapping line up")
     return None
 
 
