@@ -147,6 +147,16 @@ def test_yaml_mistakes_noticed_a_line_late_are_named_where_they_are(text, messag
     assert msg == message
 
 
+def test_a_bad_value_says_where_the_parameters_it_reads_were_given():
+    # found transcribing MLP-Mixer: `tokens_mlp_dim: 16.5` was reported only inside the MLP block
+    text = ("params: {hidden_dim: 16.5}\ninputs: {x: [N, 4]}\nblocks:\n  mlp:\n    params: {hidden: null}\n"
+            "    nodes: [{name: fc1, op: linear, out_features: hidden}]\n"
+            "nodes:\n  - {name: m, block: mlp, hidden: hidden_dim}\n")
+    (msg,) = errors(text)
+    assert msg == ("m.yaml:6:51: error: node 'm.fc1': attribute 'out_features' of op 'linear' expects an integer, "
+                   ">= 1, got 16.5 (hidden = 16.5: given at m.yaml:8:35, its value from m.yaml:1:22)")
+
+
 def test_duplicate_yaml_keys_are_errors():
     (msg,) = errors("inputs: {x: [N, 3]}\nnodes: [{op: relu, op: add}]\n")
     assert msg == "m.yaml:2:20: error: duplicate key 'op' (first given at line 2)"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from archc.errors import Diagnostic, closest, did_you_mean, meant_hint
+from archc.errors import Diagnostic, Location, closest, did_you_mean, meant_hint
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.naming import resolve
@@ -60,6 +60,7 @@ def apply_block(ctx: Elaboration, call: Instantiation, scope: Scope, make_nodes:
     signature = _Signature(declared, _formals(ctx, call, bdef))
     _check_inputs(ctx, call, signature)
     inner = _enter(call, scope, bdef, env, signature)
+    inner.origins = _origins(ctx, call, scope, declared)
     define_lets(ctx, bdef, inner)
     nodes = bdef.get("nodes")
     if not isinstance(nodes, SList) or not nodes:
@@ -117,6 +118,22 @@ def _arguments(ctx: Elaboration, call: Instantiation, scope: Scope, declared: Ma
     if failed:
         raise Abort()
     return env
+
+
+def _origins(ctx: Elaboration, call: Instantiation, scope: Scope,
+             declared: Mapping[str, Any]) -> dict[str, tuple[Location, ...]]:
+    """Where each parameter of the block's scope got its value: the argument written at the call (and,
+    where it passes a parameter on, that parameter's places), else the block's default."""
+    origins = dict(ctx.global_origins)
+    fields = call.fields
+    for key in declared:
+        if key in fields:
+            raw = fields[key]
+            passed = scope.origins.get(raw, ()) if isinstance(raw, str) and raw.isidentifier() else ()
+            origins[key] = (fields.where(key), *passed)
+        elif isinstance(declared, SMap):
+            origins[key] = (declared.where(key),)
+    return origins
 
 
 def _argument(ctx: Elaboration, site: Site, default: Any, scope: Scope) -> Any:

@@ -35,6 +35,8 @@ class Elaboration:
         self.blocks: dict[str, SMap] = {}
         #: top-level parameters and lets: visible inside every block
         self.globals: dict[str, Any] = {}
+        #: where the top-level parameters' values were written (Scope.origins)
+        self.global_origins: dict[str, tuple[Location, ...]] = {}
         #: the spec's own pure functions (functions.py)
         self.functions: dict[str, Any] = {}
 

@@ -22,7 +22,7 @@ from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.definitions import collect_definitions
 from archc.frontends.yaml.instantiate import Instantiator
 from archc.frontends.yaml.interface import declare_example_dims, declare_inputs, declare_outputs
-from archc.frontends.yaml.params import define_lets, spec_params
+from archc.frontends.yaml.params import define_lets, param_origins, spec_params
 from archc.frontends.yaml.scope import Scope
 from archc.frontends.yaml.source import SList, SMap
 from archc.ir import Graph
@@ -47,9 +47,10 @@ def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
     ctx.sink.raise_if_any()
 
     collect_definitions(ctx, doc)
-    scope = Scope(prefix="", env=dict(params))
+    scope = Scope(prefix="", env=dict(params), origins=param_origins(doc, overrides or {}, profile))
     define_lets(ctx, doc, scope)
     ctx.globals = dict(scope.env)
+    ctx.global_origins = dict(scope.origins)
     declare_inputs(ctx, doc, scope)
     declare_example_dims(ctx, doc, scope)
     nodes = doc.get("nodes")

@@ -308,7 +308,8 @@ class Instantiator:
         inner = Scope(prefix=scope.prefix, env={**scope.env, **env_extra}, stack=scope.stack,
                       bindings=scope.bindings, declared=scope.declared, repetitions=scope.repetitions,
                       counter=scope.counter, previous=scope.previous, block_inputs=scope.block_inputs,
-                      width_queries=scope.width_queries, left_out_errors=scope.left_out_errors)
+                      width_queries=scope.width_queries, left_out_errors=scope.left_out_errors,
+                      origins=scope.origins)
         if node.is_op:
             return apply_op(self.ctx, call, inner)
         return apply_block(self.ctx, call, inner, self.node_list)

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from archc.errors import Location, did_you_mean
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.expr import UNKNOWN
+from archc.frontends.yaml.expr import UNKNOWN, names_in
 from archc.frontends.yaml.scope import Abort, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SMap
@@ -75,6 +75,35 @@ def _apply_profile(ctx: Elaboration, doc: SMap, profile: str, params: dict[str, 
                       chosen.where(key))
             continue
         params[key] = value
+
+
+def param_origins(doc: SMap, overrides: Mapping[str, Any], profile: str | None) -> dict[str, tuple[Location, ...]]:
+    """Where each top-level parameter's value was written: ``--set``, the profile, or its default."""
+    declared = doc.get("params")
+    origins = {name: (declared.where(name),) for name in declared} if isinstance(declared, SMap) else {}
+    profiles = doc.get("profiles")
+    chosen = profiles.get(profile) if isinstance(profiles, SMap) and profile is not None else None
+    if isinstance(chosen, SMap):
+        origins.update((name, (chosen.where(name),)) for name in chosen)
+    origins.update((name, (Location(f"--set {name}={value!r}"),)) for name, value in overrides.items())
+    return origins
+
+
+def origin_hint(text: Any, scope: Scope) -> str | None:
+    """Where the parameters an expression reads got their values (``hidden = 16.5: given at m.yaml:22:40,
+    its value from m.yaml:4:19``), for a message about the value it computes."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        names = sorted(names_in(text) & scope.origins.keys())
+    except Exception:  # noqa: BLE001 - text that does not parse has no names to follow
+        return None
+    parts = []
+    for name in names:
+        places = scope.origins[name]
+        parts.append(f"{name} = {scope.env.get(name)!r}: given at {places[0]}"
+                     + (f", its value from {', from '.join(map(str, places[1:]))}" if places[1:] else ""))
+    return "; ".join(parts) or None
 
 
 #: what a parameter's value may be, in messages

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from archc.errors import Diagnostic, DiagnosticSink
+from archc.errors import Diagnostic, DiagnosticSink, Location
 from archc.ir import BlockInstance, Graph, TensorType, Value
 from archc.ir.names import Namespace
 from archc.limits import DEFAULT_LIMITS, Limits
@@ -64,6 +64,9 @@ class Scope:
     repetitions: dict[str, list[tuple[str, Binding]]] = field(default_factory=dict)
     #: names bound by nodes that ``if`` left out; a kept node of the same name may take them
     left_out: set[str] = field(default_factory=set)
+    #: where each parameter's value was written, the caller's places after it (a block argument that
+    #: passes a parameter on): what an error about the value adds (see :func:`origin_hint`)
+    origins: dict[str, tuple[Location, ...]] = field(default_factory=dict)
     #: errors in what a left-out node stands for, held until its name is used (see Elaboration.held)
     left_out_errors: dict[str, list[Diagnostic]] = field(default_factory=dict)
     #: the same for ``previous``, where a left-out node's held errors left it poisoned
