@@ -245,25 +245,19 @@ def test_channels_of_a_sequence_with_a_symbolic_dim_1_says_so():
         "symbolic size 'S'; expected a known size (for the last dim of a sequence (N, S, D) write shape(x)[-1])"]
 
 
-def test_an_attribute_that_is_no_expression_says_what_the_attribute_expects(run_archc, spec_file):
-    """``kernel_size: "7x7"`` reads as an expression that does not parse: the message also says what
-    the attribute takes, so the user need not know that quoted text is evaluated."""
-    path = spec_file("archc: 1\nname: m\ninputs: {x: [N, 3, 16, 16]}\nnodes:\n"
-                     "  - {name: c, op: conv, out_channels: 8, kernel_size: \"7x7\"}\n")
-    proc = run_archc("check", path)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert ("5:56: error: node 'c': invalid expression '7x7': invalid decimal literal (attribute 'kernel_size' "
-            "of op 'conv' expects an integer or a list of integers, >= 1)") in proc.stderr
-
-
-def test_a_word_for_a_number_says_what_the_attribute_expects(run_archc, spec_file):
+@pytest.mark.parametrize("value, message", [
+    # quoted text is evaluated: the user need not know that to read the message
+    ('"7x7"', "5:56: error: node 'c': invalid expression '7x7': invalid decimal literal"),
     # found transcribing DenseNet-BC: `kernel_size: three` said only "unknown name 'three'"
+    ("three", "5:55: error: node 'c': unknown name 'three'"),
+])
+def test_a_value_that_is_no_expression_says_what_the_attribute_expects(run_archc, spec_file, value, message):
     path = spec_file("archc: 1\nname: m\ninputs: {x: [N, 3, 16, 16]}\nnodes:\n"
-                     "  - {name: c, op: conv, out_channels: 8, kernel_size: three}\n")
+                     f"  - {{name: c, op: conv, out_channels: 8, kernel_size: {value}}}\n")
     proc = run_archc("check", path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert ("5:55: error: node 'c': unknown name 'three' (attribute 'kernel_size' of op 'conv' expects an integer "
-            "or a list of integers, >= 1)") in proc.stderr
+    assert (f"{message} (attribute 'kernel_size' of op 'conv' expects an integer or a list of integers, "
+            ">= 1)") in proc.stderr
 
 
 def test_a_misspelt_block_parameter_is_reported_once(run_archc, spec_file):
