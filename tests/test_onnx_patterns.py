@@ -1,4 +1,4 @@
-"""Functions exporters write out (GELU in its erf and tanh forms, SiLU, layer normalisation) come
+"""Functions exporters write out (GELU in its erf and tanh forms, SiLU, Mish, layer normalisation) come
 back as archc's native ops, from modules written here and exported by both torch.onnx exporters
 (TorchScript at opset 14, before LayerNormalization and Gelu existed, and the default dynamo=True),
 computing what onnxruntime computes on the file."""
@@ -40,12 +40,14 @@ class Written(nn.Module):
             return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
         if self.form == "silu":
             return x * torch.sigmoid(x)
+        if self.form == "mish":  # (found on CSPDarknet: the TorchScript exporter writes F.mish out so)
+            return nn.functional.mish(x)
         centred = x - x.mean(-1, keepdim=True)  # layer norm (Ba et al. 2016)
         return centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + 1e-5) * self.weight + self.bias
 
 
 EXPECTED = {"gelu_tanh": ("gelu", {"approximate": "tanh"}), "gelu_erf": ("gelu", {"approximate": "none"}),
-            "silu": ("silu", {}), "layernorm": ("layernorm", {"dims": 1, "eps": 1e-5, "bias": True})}
+            "silu": ("silu", {}), "mish": ("mish", {}), "layernorm": ("layernorm", {"dims": 1, "eps": 1e-5, "bias": True})}
 
 
 @pytest.mark.parametrize("dynamo", [False, True])

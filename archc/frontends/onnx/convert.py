@@ -250,7 +250,8 @@ def _unary(op: str) -> Converter:
     return convert
 
 
-for _onnx_op, _ir_op in {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish"}.items():
+for _onnx_op, _ir_op in {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish",
+                         "Mish": "mish"}.items():
     converts(_onnx_op, pure=True)(_unary(_ir_op))
 
 

@@ -2,9 +2,9 @@
 
 After the importer has mapped single ONNX nodes, some functions are still spelled out as
 several nodes (older opsets and hand-written modules): GELU as ``x * 0.5 * (1 + erf(x /
-sqrt 2))`` or with the tanh formula, SiLU as ``x * sigmoid(x)``, layer normalisation as
-ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div with a scale and shift. :func:`fuse` rewrites
-each occurrence into the native op (``gelu``, ``silu``, ``layernorm``), keeping the name of
+sqrt 2))`` or with the tanh formula, SiLU as ``x * sigmoid(x)``, Mish as ``x * tanh(softplus(x))``,
+layer normalisation as ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div with a scale and shift. :func:`fuse`
+rewrites each occurrence into the native op (``gelu``, ``silu``, ``mish``, ``layernorm``), keeping the name of
 the node that computed the result. The larger patterns live in their own modules and
 register here with :func:`matcher`: attention (:mod:`archc.frontends.onnx.attention`),
 LSTM/GRU (:mod:`archc.frontends.onnx.recurrent`), max pooling with indices and unpooling
@@ -228,6 +228,22 @@ def silu(graph: Graph, root: Node) -> Match | None:
         g = graph.node(gate.node)
         if kind(g) == "sigmoid" and g.inputs == [x] and graph.uses(g.name) == 1:
             return Match("silu", {}, [x], [root.name, g.name])
+    return None
+
+
+@matcher("mul")
+def mish(graph: Graph, root: Node) -> Match | None:
+    """``x * tanh(softplus(x))`` (Mish), as the TorchScript exporter writes ``F.mish``; ONNX's Softplus
+    is torch's without its threshold, a difference below float precision where tanh has reached 1."""
+    if kind(root) != "mul" or len(root.inputs) != 2:
+        return None
+    for x, gate in (root.inputs, root.inputs[::-1]):
+        t = graph.node(gate.node)
+        if kind(t) != "tanh" or len(t.inputs) != 1 or graph.uses(t.name) != 1:
+            continue
+        soft = graph.node(t.inputs[0].node)
+        if kind(soft) == "onnx:Softplus" and soft.inputs == [x] and graph.uses(soft.name) == 1:
+            return Match("mish", {}, [x], [root.name, t.name, soft.name])
     return None
 
 
