@@ -443,6 +443,21 @@ class DetrEncoderLayer(nn.Module):
         return self.n2(x + self.ffn(x))
 
 
+class C2f(nn.Module):
+    """YOLOv8's C2f block (Jocher et al. 2023): a 1x1 conv, chunk(2); the second half through a residual
+    bottleneck; the halves and the bottleneck's output concatenated (``bottleneck=False``: a conv pair)."""
+    def __init__(self, c=8, bottleneck=True):
+        super().__init__()
+        self.cv1, self.cv2 = cbr(3, 2 * c, 1), cbr(3 * c, c, 1)
+        self.m1, self.m2 = cbr(c, c), cbr(c, c)
+        self.residual = bottleneck
+
+    def forward(self, x):
+        y0, y1 = self.cv1(x).chunk(2, 1)
+        y2 = self.m2(self.m1(y1))
+        return self.cv2(torch.cat((y0, y1, y1 + y2 if self.residual else y2), 1))
+
+
 EXPORTERS = [pytest.param(False, id="torchscript"), pytest.param(True, id="dynamo", marks=pytest.mark.slow)]
 _CACHE: dict = {}
 _GRAPHS: dict = {}  # the imported graphs lint_export analysed, by the same key
@@ -640,3 +655,13 @@ def test_attention_reading_x_plus_pos_and_x_is_a_branch_join(dynamo, tmp_path_fa
     assert kinds(a) == {"residual": 2, "branch": 1}
     (join,) = a.joins
     assert join.merge_op == "multi_head_attention" and join.rule == "learned_merge"
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+@pytest.mark.parametrize("bottleneck, expected", [(True, {"residual": 1, "long_skip": 1}), (False, {"dense": 1})])
+def test_a_chunked_value_gives_the_same_pairs_under_both_exporters(dynamo, bottleneck, expected, tmp_path_factory):
+    # found on YOLOv8 (round 6): the TorchScript exporter writes chunk(2) as two Slices, the default one as
+    # one Split; the Slices made two forks (two pairs where the Split makes one), and the residual on the
+    # second half did not count as enclosed
+    a = lint_export(C2f, dynamo, tmp_path_factory, bottleneck=bottleneck)
+    assert kinds(a) == expected

@@ -168,7 +168,7 @@ class _Tracer:
         u = s
         out = reads
         while True:
-            if f.uses[u] >= 2 and (main == SOURCE or self.reaches_main(u, main)):
+            if f.uses[u] >= 2 and (main == SOURCE or self.reaches_main(u, main)) and not _sliced_part(f, u):
                 return _Input(s, u, out, path, reads)
             preds = f.preds[u]
             if len(preds) != 1:
@@ -316,7 +316,8 @@ class _Measures:
     def split_part(self, fork: int, sc: _Input, m: int) -> bool:
         """Whether the shortcut carries a part of the fork's value that the main path never reads:
         one output of a split (a rearrangement with several outputs) that nothing else reads, or a
-        slice (a rearrangement keeping fewer elements) of a value every consumer only slices.
+        slice (a rearrangement keeping fewer elements), read only there, of a value every consumer
+        only slices.
 
         Such a pair joins parallel groups of one block (Res2Net's hierarchical connections,
         ShuffleNet V2's channel split): its shortcut bypasses no layer that computes from what it
@@ -325,18 +326,9 @@ class _Measures:
         first = sc.path[-1] if sc.path else m
         if f.roles[fork] == _RESHAPE and len(f.nodes[fork].outputs) >= 2:
             return all(c == first for c in f.succs[fork] if (fork, sc.fork_out) in f.slots[c])
-        return bool(sc.path) and all(map(self._slices_of(fork), f.succs[fork]))
-
-    def _slices_of(self, fork: int):
-        f = self.flow
-        whole = f.nodes[fork].outputs[0].numel()
-
-        def slices(c: int) -> bool:
-            if f.roles[c] != _RESHAPE or len(f.preds[c]) != 1 or whole is None:
-                return False
-            part = f.nodes[c].outputs[0].numel()
-            return part is not None and part < whole
-        return slices
+        # (the slice itself read only on the shortcut, as a split's output is above: a part the main
+        # path also reads, as C2f's second half its bottleneck, is no parallel group's)
+        return bool(sc.path) and f.uses[first] == 1 and all(map(_slices_of(f, fork), f.succs[fork]))
 
     def span_facts(self, fork: int, main: int, family: int, dominated: bool
                    ) -> tuple[int, int, bool, bool, list[int] | None]:
@@ -412,6 +404,28 @@ class _Measures:
             got = self._features[fork] = (f.names[fork], self.concat_family(fork), f.depth_layers[fork],
                                           f.depth_ops[fork], f.is_int_value(fork, 0))
         return got
+
+
+def _slices_of(f: Flow, fork: int):
+    """Whether a consumer of ``fork`` is a slice of it: a one-input rearrangement keeping fewer elements."""
+    whole = f.nodes[fork].outputs[0].numel()
+
+    def slices(c: int) -> bool:
+        if f.roles[c] != _RESHAPE or len(f.preds[c]) != 1 or whole is None:
+            return False
+        part = f.nodes[c].outputs[0].numel()
+        return part is not None and part < whole
+    return slices
+
+
+def _sliced_part(f: Flow, u: int) -> bool:
+    """Whether ``u`` is one slice of a value its consumers only slice (``chunk``, as the TorchScript
+    exporter writes it: a Slice per part, where the default exporter writes one Split): the value is the
+    fork, as a Split is, so that both lowerings give the same pairs."""
+    if len(f.preds[u]) != 1 or f.roles[u] != _RESHAPE:
+        return False
+    whole = f.preds[u][0]
+    return f.uses[whole] >= 2 and all(map(_slices_of(f, whole), f.succs[whole]))
 
 
 def _chain_between(f: Flow, fork: int, main: int) -> list[int] | range | None:
