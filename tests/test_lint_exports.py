@@ -458,6 +458,21 @@ class C2f(nn.Module):
         return self.cv2(torch.cat((y0, y1, y1 + y2 if self.residual else y2), 1))
 
 
+class AttentionRefinedFPN(nn.Module):
+    """BiSeNet's context path (Yu et al. 2018): the /16 features refined by an attention refinement
+    module (x · sigmoid(conv(gap(x)))) and added to the upsampled /32 features."""
+    def __init__(self, c=8):
+        super().__init__()
+        self.s16, self.s32 = cbr(3, c, s=2), cbr(c, c, s=2)
+        self.att = nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        f16 = self.s16(x)
+        f32 = self.s32(f16)
+        refined = f16 * torch.sigmoid(self.att(F.adaptive_avg_pool2d(f16, 1)))
+        return refined + F.interpolate(f32, scale_factor=2.0, mode="nearest")
+
+
 EXPORTERS = [pytest.param(False, id="torchscript"), pytest.param(True, id="dynamo", marks=pytest.mark.slow)]
 _CACHE: dict = {}
 _GRAPHS: dict = {}  # the imported graphs lint_export analysed, by the same key
@@ -665,3 +680,11 @@ def test_a_chunked_value_gives_the_same_pairs_under_both_exporters(dynamo, bottl
     # second half did not count as enclosed
     a = lint_export(C2f, dynamo, tmp_path_factory, bottleneck=bottleneck)
     assert kinds(a) == expected
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_an_attention_on_the_shortcut_is_no_highway_gate(dynamo, tmp_path_factory):
+    # found on BiSeNet (round 6): x · att(x) + up(F(x)) was "gated" (Highway's H·T + x·(1 − T)), though
+    # only the shortcut is scaled and nothing gates the transform; it is the FPN's long skip
+    a = lint_export(AttentionRefinedFPN, dynamo, tmp_path_factory)
+    assert kinds(a).get("gated", 0) == 0 and [s.kind for s in a.skips] == ["long_skip"]

@@ -167,20 +167,29 @@ def elementwise(f: Flow, m: int) -> bool:
 
 
 def gated(f: Flow, m: int, fork: int) -> bool:
-    """Whether the add's carry of ``fork`` is scaled by a gate: some product near the add takes
-    one factor from a ``gate`` (sigmoid) and the other from ``fork`` through element-wise ops
-    only (Highway's H·T + x·(1 − T), or x + T·(H − x))."""
+    """Whether the add is Highway's gating of ``fork`` against a transform: a product near the add
+    takes one factor from a ``gate`` (sigmoid) and the other from the fork and a transform through
+    element-wise ops (x + T·(H − x)), or the fork itself while another gated product brings the
+    transform (H·T + x·(1 − T)). A carry scaled by a gate beside an ungated transform (BiSeNet's
+    ``x·att(x) + F(x)``, an attention on the shortcut) is no Highway."""
+    carried = False
+    gated_products = 0
     for g in closure(f, f.preds[m], ARITH, stop=fork):
         if f.roles[g] != Role.MERGE_MUL:
             continue
         factors = f.preds[g]
-        for a in factors:
-            if not f.from_gate(a):
+        gates = [a for a in factors if f.from_gate(a)]
+        if not gates:
+            continue
+        gated_products += 1
+        for b in factors:
+            if b in gates:
                 continue
-            for b in factors:
-                if b != a and (b == fork or fork in closure(f, [b], ARITH, stop=fork)):
-                    return True
-    return False
+            if b == fork:
+                carried = True
+            elif fork in closure(f, [b], ARITH, stop=fork):
+                return True
+    return carried and gated_products >= 2
 
 
 
