@@ -473,6 +473,20 @@ class AttentionRefinedFPN(nn.Module):
         return refined + F.interpolate(f32, scale_factor=2.0, mode="nearest")
 
 
+class OctaveResidual(nn.Module):
+    """A residual block of octave convolutions (Chen et al. 2019), reduced: each conv also reads a
+    low-frequency path (pooled, convolved, upsampled back); the main path stays at full resolution."""
+    def __init__(self, c=8):
+        super().__init__()
+        self.c1, self.c2, self.low = nn.Conv2d(c, c, 3, 1, 1), nn.Conv2d(c, c, 3, 1, 1), nn.Conv2d(c, c, 3, 1, 1)
+        self.stem = nn.Conv2d(3, c, 3, 1, 1)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        low = F.interpolate(self.low(F.avg_pool2d(x, 2)), scale_factor=2.0, mode="nearest")
+        return torch.relu(x + self.c2(torch.relu(self.c1(x) + low)))
+
+
 EXPORTERS = [pytest.param(False, id="torchscript"), pytest.param(True, id="dynamo", marks=pytest.mark.slow)]
 _CACHE: dict = {}
 _GRAPHS: dict = {}  # the imported graphs lint_export analysed, by the same key
@@ -688,3 +702,11 @@ def test_an_attention_on_the_shortcut_is_no_highway_gate(dynamo, tmp_path_factor
     # only the shortcut is scaled and nothing gates the transform; it is the FPN's long skip
     a = lint_export(AttentionRefinedFPN, dynamo, tmp_path_factory)
     assert kinds(a).get("gated", 0) == 0 and [s.kind for s in a.skips] == ["long_skip"]
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_a_side_path_that_resamples_makes_no_round_trip(dynamo, tmp_path_factory):
+    # found on Octave convolutions (round 6): the identity shortcut around two layers was a long skip
+    # "across layers that down- and upsample", though only a side path resamples
+    a = lint_export(OctaveResidual, dynamo, tmp_path_factory)
+    assert [s.kind for s in a.skips] == ["residual"]

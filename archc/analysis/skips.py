@@ -341,10 +341,16 @@ class _Measures:
             # producer (which does not dominate: earlier features bypass it) the longest path
             # from the inputs still runs through it, and walking every pair's region would cost
             # O(L^3) per block of L layers.
-            return (max(0, f.depth_layers[main] - f.depth_layers[fork]), max(0, f.depth_ops[main] - f.depth_ops[fork]),
-                    self.nested_fork(main) >= fork, f.last_upsample[main] > fork, None)
-        region = f.region(fork, [main], REGION_LIMIT)
-        return (*self.measure(fork, main, region), region)
+            depth, ops, nested, resampled = (max(0, f.depth_layers[main] - f.depth_layers[fork]),
+                                             max(0, f.depth_ops[main] - f.depth_ops[fork]),
+                                             self.nested_fork(main) >= fork, f.last_upsample[main] > fork)
+            region = None
+        else:
+            region = f.region(fork, [main], REGION_LIMIT)
+            depth, ops, nested, resampled = self.measure(fork, main, region)
+        # (a round trip is one the main path cannot avoid: an octave conv's low-frequency side path
+        # resamples, its main path stays at the fork's resolution)
+        return depth, ops, nested, resampled and not _flat_route(f, fork, main), region
 
     def measure(self, fork: int, main: int, region: list[int] | None) -> tuple[int, int, bool, bool]:
         """Depth (layers, ops), nesting and upsampling of the region between fork and main."""
@@ -416,6 +422,27 @@ def _slices_of(f: Flow, fork: int):
         part = f.nodes[c].outputs[0].numel()
         return part is not None and part < whole
     return slices
+
+
+def _flat_route(f: Flow, fork: int, main: int, limit: int = 256) -> bool:
+    """Whether some route from ``fork`` to ``main`` passes no upsampling (so the main path need not
+    leave the fork's resolution): a walk back from ``main`` that never enters an upsampling node;
+    False where it grows past ``limit`` nodes."""
+    up = f.last_upsample
+    seen, todo = {main}, [main]
+    while todo:
+        v = todo.pop()
+        if v == fork:
+            return True
+        if up[v] == v:
+            continue  # (an upsampling node: routes through it resample)
+        for p in f.preds[v]:
+            if p >= fork and p not in seen:
+                if len(seen) >= limit:
+                    return False
+                seen.add(p)
+                todo.append(p)
+    return False
 
 
 def _sliced_part(f: Flow, u: int) -> bool:
