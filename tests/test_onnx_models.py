@@ -233,3 +233,38 @@ def test_cli_run_a_model_on_torch_matches_onnxruntime(exported, run_archc, tmp_p
     (name,) = [p.name for p in (tmp_path / "ort").iterdir()]
     np.testing.assert_allclose(np.load(tmp_path / "torch" / name), np.load(tmp_path / "ort" / name),
                                rtol=1e-4, atol=1e-6)
+
+
+class _TwoInputs(torch.nn.Module):
+    """fc(tanh(b)) + a: the first node reads the second input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+
+    def forward(self, a, b):
+        return self.fc(torch.tanh(b)) + a
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_spec_round_trip_keeps_which_input_the_first_node_reads(tmp_path, dynamo):
+    # found by a user: the spec left out `in: b` on the first node, which then read `a` (a silent
+    # wrong result: a spec's first node reads its first input by default)
+    path = str(tmp_path / "two.onnx")
+    torch.manual_seed(0)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_TwoInputs().eval(), (torch.randn(2, 8), torch.randn(2, 8)), path, dynamo=dynamo,
+                          input_names=["a", "b"])
+    graph = load_onnx(path)
+    spec, rename = to_spec(graph)
+    rebuilt = loads_spec(dump_spec(spec, path), "model.yaml")
+    (tanh,) = [n for n in rebuilt.nodes() if n.op == "tanh"]
+    assert tanh.inputs[0].node == "b"
+    rebuilt.weights = {rename[node]: params for node, params in graph.weights.items()}
+    session = ort.InferenceSession(to_onnx(rebuilt).SerializeToString())
+    feeds = {"a": np.random.default_rng(0).standard_normal((2, 8), dtype=np.float32),
+             "b": np.random.default_rng(1).standard_normal((2, 8), dtype=np.float32)}
+    np.testing.assert_allclose(session.run(None, feeds)[0], ort.InferenceSession(path).run(None, feeds)[0],
+                               rtol=1e-5, atol=1e-6)

@@ -314,7 +314,8 @@ def to_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, str]]:
         shape = [d if isinstance(d, int) else _ident(str(d), "N") for d in t.shape]
         inputs[spec_name] = shape if t.dtype == "float32" else {"shape": shape, "dtype": t.dtype}
         writer.refs[name] = spec_name
-        writer.previous = Value(name, 0)
+        if writer.previous is None:  # (a spec's first node reads its first input by default)
+            writer.previous = Value(name, 0)
     spec["inputs"] = inputs
     segs = segments(graph)
     segs = units(segs) if segs else segs
