@@ -509,3 +509,27 @@ def test_a_newer_node_the_converter_cannot_rewrite_is_still_refused_cleanly(tmp_
     assert "ReduceMax was imported from opset 20 and changed before opset 17" in proc.stderr
     assert not (tmp_path / "again.onnx").exists()
     run_archc("build", str(path), "-o", str(tmp_path / "again.py"), check=True)
+
+
+def test_opset21_group_normalization_becomes_groupnorm_and_is_re_emitted(tmp_path):
+    # found by a user: GroupNormalization-21 stayed a generic node that archc's opset-17 ONNX cannot hold
+    import onnxruntime as ort
+
+    from archc.lowering.onnx import to_onnx
+
+    rng = np.random.default_rng(0)
+    scale, bias = rng.standard_normal(4).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    node = helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=2, epsilon=1e-3)
+    model = _old_model([node], [_vi("x", [2, 4, 6, 6])], [_vi("y", [2, 4, 6, 6])],
+                       [numpy_helper.from_array(scale, "s"), numpy_helper.from_array(bias, "b")],
+                       opset=21, ir_version=10)
+    path = str(tmp_path / "gn.onnx")
+    onnx.save(model, path)
+    graph = load_onnx(path)
+    (norm,) = [n for n in graph.nodes() if n.op != "input"]
+    assert (norm.op, norm.attrs["num_groups"], norm.attrs["eps"]) == ("groupnorm", 2, pytest.approx(1e-3))
+    x = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
+    want = ort.InferenceSession(path).run(None, {"x": x})[0]
+    got = ort.InferenceSession(to_onnx(graph).SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_run(model, tmp_path, x)[0], want, rtol=1e-5, atol=1e-5)

@@ -242,6 +242,22 @@ def layernorm(im: "Importer", node: onnx.NodeProto):
     return im.emit(node, "layernorm", attrs, [x], weights)[:1]
 
 
+@converts("GroupNormalization", pure=True)
+def groupnorm(im: "Importer", node: onnx.NodeProto):
+    """ONNX's GroupNormalization (opset 21: a scale and bias per channel; opset 18's per-group form is
+    deprecated, and refused by the checker) as archc's groupnorm, nn.GroupNorm: re-emitted at archc's
+    opset as its reshape and instance norm, and written for PyTorch."""
+    a = im.attrs(node)
+    x = im.tensor(node.input[0])
+    channels, groups = im.itype(x).shape[1], int(a.get("num_groups", 0))
+    scale, bias = im.const(node.input[1]), _optional_const(im, node, 2)
+    if scale is None or bias is None or not isinstance(channels, int) or groups < 1 or channels % groups \
+            or int(a.get("stash_type", 1)) != 1 or scale.shape != (channels,) or bias.shape != (channels,):
+        return None
+    attrs = {"num_groups": groups, "eps": float(a.get("epsilon", 1e-5)), "affine": True}
+    return im.emit(node, "groupnorm", attrs, [x], {"weight": scale, "bias": bias})[:1]
+
+
 # -- element-wise ------------------------------------------------------------------------
 
 def _unary(op: str) -> Converter:
