@@ -213,9 +213,10 @@ class OnnxNode(OpDef):
                 and not compatible_versions(a["op_type"], a["opset"], emit.opset, _used(a)):
             rewritten = downgraded(a, ins, lambda name: emit.weights[node.name][name], attributes, emit.opset)
             if rewritten is None:
+                between = f"after opset {emit.opset}" if a["opset"] > emit.opset else f"before opset {emit.opset}"
                 raise NotImplementedError(
-                    f"ONNX {a['op_type']} was imported from opset {a['opset']} and changed before opset "
-                    f"{emit.opset}; it cannot be re-emitted unchanged")
+                    f"ONNX {a['op_type']} was imported from opset {a['opset']} and its definition changed "
+                    f"{between} (archc writes opset {emit.opset}); it cannot be re-emitted unchanged")
             op_type, reads, attributes = rewritten
         # (a parameter becomes an initializer only where the node reads it: a rewritten node may not)
         args = ["" if k is None or operands[k] is None else inputs[operands[k]] if isinstance(operands[k], int)
