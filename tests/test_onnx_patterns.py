@@ -47,7 +47,8 @@ class Written(nn.Module):
 
 
 EXPECTED = {"gelu_tanh": ("gelu", {"approximate": "tanh"}), "gelu_erf": ("gelu", {"approximate": "none"}),
-            "silu": ("silu", {}), "mish": ("mish", {}), "layernorm": ("layernorm", {"dims": 1, "eps": 1e-5, "bias": True})}
+            "silu": ("silu", {}), "mish": ("mish", {}),
+            "layernorm": ("layernorm", {"dims": 1, "eps": 1e-5, "bias": True})}
 
 
 @pytest.mark.parametrize("dynamo", [False, True])

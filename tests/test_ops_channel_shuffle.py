@@ -42,7 +42,8 @@ def test_it_interleaves_the_groups():
 @pytest.mark.parametrize("text, message", [
     ("inputs: {x: [N, 6, 4]}\nnodes: [{op: channel_shuffle, groups: 4}]", "6 channels do not divide into 4 groups"),
     ("inputs: {x: [N, C, 4]}\nnodes: [{op: channel_shuffle, groups: 2}]", "needs a known channel count (dim 1)"),
-    ("inputs: {x: [N, 6, 4]}\nnodes: [{op: channel_shuffle, groups: 0}]", "attribute 'groups' of op 'channel_shuffle' must be at least 1, got 0"),
+    ("inputs: {x: [N, 6, 4]}\nnodes: [{op: channel_shuffle, groups: 0}]",
+     "attribute 'groups' of op 'channel_shuffle' must be at least 1, got 0"),
 ])
 def test_bad_shuffles_say_what_was_expected(text, message):
     assert message in spec_error(text)
