@@ -27,7 +27,7 @@ import functools
 from dataclasses import dataclass, field
 from itertools import compress, count, repeat
 from operator import is_not, itemgetter, ne, or_
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
@@ -152,6 +152,14 @@ class _Resolver:
         self._attr_vectors: dict[tuple[str, str], tuple] = {}
 
     # -- values of the representative, mapped to every instance ---------------------------------
+    def path(self, local: str) -> str:
+        """The full name of the representative instance's node or child ``local``."""
+        return f"{self.rep.path}.{local}" if self.rep.path else local
+
+    def node(self, local: str) -> Node | None:
+        """The representative instance's node ``local`` (None for a child block or nothing)."""
+        return self.graph.nodes.get(self.path(local)) if local else None
+
     def key(self, value: Value) -> tuple | None:
         if value.node in self.rep.members:
             return ("node", self.rep.local(value.node), value.out)
@@ -240,16 +248,22 @@ class _Resolver:
         self.dim_exprs[(key, d)] = found
         return found
 
+    def _attr_expressions(self, node: Node, local: str, vector: tuple) -> Iterator[tuple[str, str | None]]:
+        """Each spec expression of ``node`` (local name ``local``) whose attribute takes the values
+        ``vector`` in the class's instances, with its source over the class's parameters and lets
+        (None where the class cannot compute it)."""
+        names = set(self.params) | set(self.lets)
+        for attr, source in self.own_exprs(node):
+            if self.attr_vector(local, attr) == vector:
+                yield source, expression(source, names)
+
     def _node_dim(self, key: tuple, d: int, vector: tuple) -> str | None:
-        name = f"{self.rep.path}.{key[1]}" if self.rep.path else key[1]
-        node = self.graph.nodes.get(name)
+        node = self.node(key[1])
         if node is None:
             return None
-        for attr, source in self.own_exprs(node):
-            if self.attr_vector(key[1], attr) == vector:
-                text = expression(source, set(self.params) | set(self.lets))
-                if text is not None:
-                    return text
+        for _, text in self._attr_expressions(node, key[1], vector):
+            if text is not None:
+                return text
         for v in node.inputs:
             k = self.key(v)
             if k is not None and self.dims(k, d) == vector:
@@ -298,7 +312,7 @@ class _Resolver:
         found: dict[tuple[str, int, bool], str] = {}
         names = set(self.params) | set(self.lets) | set(self.top)
         for local in dict.fromkeys(site[0] for site in body.sites.values()):
-            node = self.graph.nodes.get(f"{self.rep.path}.{local}" if self.rep.path else local)
+            node = self.node(local)
             if node is None:
                 continue
             for attr, source in self.own_exprs(node):
@@ -316,17 +330,14 @@ class _Resolver:
             child, arg = body.child_args[hole]
             return self._child_arg(child, arg, vector) or self._param_for(vector) or self.fresh(arg, hole)
         local, position, _ = body.sites.get(hole, ("", 0, False))
-        name = f"{self.rep.path}.{local}" if self.rep.path else local
-        node = self.graph.nodes.get(name) if local else None
+        node = self.node(local)
         wanted = f"{local.replace('.', '_')}_{position}"
         if node is not None:
-            for attr, source in self.own_exprs(node):
-                if self.attr_vector(local, attr) == vector:
-                    text = expression(source, set(self.params) | set(self.lets))
-                    if text is not None:
-                        return text
-                    if source.isidentifier():  # a let the class cannot compute (channels(x) // 4): its name
-                        wanted = source
+            for source, text in self._attr_expressions(node, local, vector):
+                if text is not None:
+                    return text
+                if source.isidentifier():  # a let the class cannot compute (channels(x) // 4): its name
+                    wanted = source
             found = self._input_dim(node, vector, hole)
             if found:
                 return found
@@ -338,7 +349,7 @@ class _Resolver:
         conv1 of ``bn_size * growth`` channels). A class taking ``growth`` then computes every width
         from it: a literal 48 there would break ``DenseLayer(growth=32)``."""
         local = body.sites.get(hole, ("", 0, False))[0]
-        node = self.graph.nodes.get(f"{self.rep.path}.{local}" if self.rep.path else local) if local else None
+        node = self.node(local)
         if node is None or type(value) is not int:
             return None
         for v in node.inputs:
@@ -352,15 +363,13 @@ class _Resolver:
         """The spec expression (over the class's parameters) of dim ``d`` of the value ``key``: the
         attribute of its node that sets it, looked for back through ops that keep every dim."""
         while key[0] == "node" and steps > 0:
-            node = self.graph.nodes.get(f"{self.rep.path}.{key[1]}" if self.rep.path else key[1])
+            node = self.node(key[1])
             vector = self.dims(key, d)
             if node is None or vector is None:
                 return None
-            for attr, source in self.own_exprs(node):
-                if self.attr_vector(key[1], attr) == vector:
-                    text = expression(source, set(self.params) | set(self.lets))
-                    if text is not None and _names(text):
-                        return text
+            for _, text in self._attr_expressions(node, key[1], vector):
+                if text is not None and _names(text):
+                    return text
             if registry.lookup(node.op).role_of(node) not in _DIMS_KEPT or not node.inputs:
                 return None
             key, steps = self.key(node.inputs[0]), steps - 1
@@ -392,7 +401,7 @@ class _Resolver:
         return name
 
     def _child_arg(self, child: str, arg: str, vector: tuple) -> str | None:
-        inst = _descendant(self.rep, f"{self.rep.path}.{child}" if self.rep.path else child)
+        inst = _descendant(self.rep, self.path(child))
         for i, formal in enumerate(inst.formals):
             for d, wanted in ((1, "in_channels" if formal == "x" else f"{formal}_channels"),):
                 if arg == wanted and i < len(inst.inputs) and len(inst.inputs[i]) == 1:
