@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from archc.analysis.structure import SOURCE, Flow
 from archc.errors import ShapeError
-from archc.ir.vocab import Role
+from archc.ir.vocab import SHAPE_KEEPING, Role
 from archc.ops import registry
 from archc.ops.base import broadcast
 
@@ -106,8 +106,7 @@ def computed_levels(f: Flow, producers: Sequence[int]) -> int:
 
 
 #: roles whose output keeps its (first) input's layout: the features stay on the same axis
-LAYOUT_KEEPING = frozenset({Role.ACTIVATION, Role.GATE, Role.IDENTITY, Role.SCALE, Role.AFFINE, Role.NORM,
-                            Role.POOL, Role.UPSAMPLE, Role.MERGE_ADD, Role.MERGE_MUL, Role.MERGE_SUB})
+LAYOUT_KEEPING = SHAPE_KEEPING | {Role.POOL, Role.UPSAMPLE, Role.MERGE_ADD, Role.MERGE_MUL, Role.MERGE_SUB}
 #: steps followed back from a value in search of the layer that says where its features are
 LAYOUT_STEPS = 16
 

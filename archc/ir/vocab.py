@@ -106,6 +106,11 @@ class Role(_Word):
     OTHER = ("other", "anything else")
 
 
+#: roles whose output keeps every dim of its first input (its shape and where its features are)
+SHAPE_KEEPING: frozenset[Role] = frozenset({Role.ACTIVATION, Role.GATE, Role.IDENTITY, Role.SCALE, Role.AFFINE,
+                                            Role.NORM})
+
+
 def kinds_table() -> str:
     """The README's label table (Markdown), generated from :class:`Kind`."""
     rows = ["| label | meaning | examples |", "|---|---|---|"]

@@ -32,7 +32,7 @@ from typing import Any, Iterator, Mapping
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
 from archc.ir.types import TensorType
-from archc.ir.vocab import Role
+from archc.ir.vocab import SHAPE_KEEPING
 from archc.lowering.torch_plan import Body, Instance, Lowered, numbers
 from archc.ops import registry
 from archc.pysource import expression as _expression, frozen, identifier, literal
@@ -40,8 +40,6 @@ from archc.pysource import expression as _expression, frozen, identifier, litera
 __all__ = ["Arg", "ClassArgs", "TopParam", "resolve", "live_params", "root_args"]
 
 _NO_DEFAULT = object()
-#: roles of ops whose output keeps every dim of their first input
-_DIMS_KEPT = frozenset({Role.ACTIVATION, Role.GATE, Role.IDENTITY, Role.SCALE, Role.AFFINE, Role.NORM})
 _SENTINEL = 1_000_003
 
 
@@ -370,7 +368,7 @@ class _Resolver:
             for _, text in self._attr_expressions(node, key[1], vector):
                 if text is not None and _names(text):
                     return text
-            if registry.lookup(node.op).role_of(node) not in _DIMS_KEPT or not node.inputs:
+            if registry.lookup(node.op).role_of(node) not in SHAPE_KEEPING or not node.inputs:
                 return None
             key, steps = self.key(node.inputs[0]), steps - 1
             if key is None or self.dims(key, d) != vector:
