@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from archc.errors import Location, did_you_mean
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.expr import UNKNOWN, names_in
+from archc.frontends.yaml.expr import UNKNOWN, ExprError, names_in
 from archc.frontends.yaml.scope import Abort, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SMap
@@ -96,7 +96,7 @@ def origin_hint(text: Any, scope: Scope) -> str | None:
         return None
     try:
         names = sorted(names_in(text) & scope.origins.keys())
-    except Exception:  # noqa: BLE001 - text that does not parse has no names to follow
+    except ExprError:  # text that does not parse has no names to follow
         return None
     parts = []
     for name in names:
