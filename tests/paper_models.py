@@ -1114,6 +1114,118 @@ class BiFPN(nn.Module):
         o5 = self.out5([p5, F.max_pool2d(o4, 2)])
         return o3, o4, o5
 
+
+# -- Shake-Shake (Gastaldi 2017), xgastaldi/shake-shake; eval mode: the branches averaged -------------------
+class ShakeBranch(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.body = nn.Sequential(nn.ReLU(), nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                                  nn.ReLU(), nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class ShakeShortcut(nn.Module):
+    """The downsampling shortcut: two 1x1 convs of the input strided at offsets 0 and 1, concatenated."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.stride = stride
+        self.conv1 = nn.Conv2d(cin, cout // 2, 1, bias=False)
+        self.conv2 = nn.Conv2d(cin, cout // 2, 1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        x = F.relu(x)
+        h1 = self.conv1(F.avg_pool2d(x, 1, self.stride))
+        shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
+        h2 = self.conv2(F.avg_pool2d(shifted, 1, self.stride))
+        return self.bn(torch.cat([h1, h2], 1))
+
+
+class ShakeBlock(nn.Module):
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.branch1, self.branch2 = ShakeBranch(cin, cout, stride), ShakeBranch(cin, cout, stride)
+        self.shortcut = None if cin == cout and stride == 1 else ShakeShortcut(cin, cout, stride)
+
+    def forward(self, x):
+        h = 0.5 * self.branch1(x) + 0.5 * self.branch2(x)  # (eval: alpha = 0.5)
+        return h + (x if self.shortcut is None else self.shortcut(x))
+
+
+class ShakeShakeNet(nn.Module):
+    def __init__(self, c=8):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
+        self.blocks = nn.Sequential(ShakeBlock(c, c), ShakeBlock(c, 2 * c, 2), ShakeBlock(2 * c, 2 * c))
+        self.fc = nn.Linear(2 * c, 10)
+
+    def forward(self, x):
+        x = F.relu(self.blocks(self.stem(x)))
+        return self.fc(x.mean((2, 3)))
+
+
+# -- ResNeSt (Zhang et al. 2020), zhanghang1989/ResNeSt splat.py: split attention, radix 2 ----------------
+class SplitAttention(nn.Module):
+    def __init__(self, c, radix=2, sliced=False):
+        super().__init__()
+        self.radix, self.sliced = radix, sliced
+        self.conv = nn.Conv2d(c, c * radix, 3, 1, 1, groups=radix, bias=False)
+        self.bn = nn.BatchNorm2d(c * radix)
+        self.fc1, self.fc2 = nn.Conv2d(c, c // 2, 1), nn.Conv2d(c // 2, c * radix, 1)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.conv(x)))
+        c = x.shape[1] // self.radix
+        # the reference sums torch.split's parts; the sliced variant writes the same sum with slices
+        parts = [x[:, i * c:(i + 1) * c] for i in range(self.radix)] if self.sliced else torch.split(x, c, 1)
+        gap = sum(parts)
+        att = self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(gap, 1))))
+        att = F.softmax(att.view(x.shape[0], self.radix, c, 1, 1), 1)
+        return sum(att[:, i] * parts[i] for i in range(self.radix))
+
+
+class ResNeStBlock(nn.Module):
+    def __init__(self, c, sliced=False):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c)
+        self.sa = SplitAttention(c, sliced=sliced)
+        self.conv3, self.bn3 = nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        h = self.sa(F.relu(self.bn1(self.conv1(x))))
+        return F.relu(x + self.bn3(self.conv3(h)))
+
+
+class ResNeSt(nn.Module):
+    def __init__(self, c=8, sliced=False):
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 3, 1, 1)
+        self.blocks = nn.Sequential(ResNeStBlock(c, sliced), ResNeStBlock(c, sliced))
+
+    def forward(self, x):
+        return self.blocks(F.relu(self.stem(x)))
+
+
+# -- UNet 3+ (Huang et al. 2020): each skip passes a 3x3 conv-BN-ReLU before the decoder's concat -------------
+class LinkedUNet(nn.Module):
+    """A two-level U-Net whose encoder -> decoder link is one ``link_kernel`` conv with BN and ReLU."""
+
+    def __init__(self, c=8, link_kernel=3):
+        super().__init__()
+        def cbr(cin, cout, k=3):
+            return nn.Sequential(nn.Conv2d(cin, cout, k, 1, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+        self.enc, self.bottom = cbr(3, c), nn.Sequential(cbr(c, 2 * c), cbr(2 * c, c))
+        self.link = cbr(c, c, link_kernel)
+        self.dec, self.head = cbr(2 * c, c), nn.Conv2d(c, 1, 1)
+
+    def forward(self, x):
+        e = self.enc(x)
+        d = F.interpolate(self.bottom(F.max_pool2d(e, 2)), scale_factor=2.0, mode="bilinear")
+        return self.head(self.dec(torch.cat([self.link(e), d], 1)))
+
 #: name -> (module factory, example inputs)
 MODELS = {
     "convnext": (ConvNeXt, lambda: (torch.randn(1, 3, 32, 32),)),
@@ -1145,4 +1257,9 @@ MODELS = {
     "nonlocal": (NonLocalNet, lambda: (torch.randn(1, 3, 16, 16),)),
     "bifpn": (BiFPN, lambda: (torch.randn(1, 3, 32, 32),)),
     "gnmt": (GNMTEncoder, lambda: (torch.randn(1, 7, 8),)),
+    "shake_shake": (ShakeShakeNet, lambda: (torch.randn(1, 3, 16, 16),)),
+    "resnest": (ResNeSt, lambda: (torch.randn(1, 3, 16, 16),)),
+    "resnest_sliced": (lambda: ResNeSt(sliced=True), lambda: (torch.randn(1, 3, 16, 16),)),
+    "unet_link3": (LinkedUNet, lambda: (torch.randn(1, 3, 16, 16),)),
+    "unet_link1": (lambda: LinkedUNet(link_kernel=1), lambda: (torch.randn(1, 3, 16, 16),)),
 }

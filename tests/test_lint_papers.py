@@ -81,6 +81,15 @@ EXPECTED = {
     "bifpn": ({"long_skip": 4}, 16),
     # residuals from the third layer of the stack on
     "gnmt": ({"residual": 3}, 8),
+    # the two branches' average is a branch join; the downsampling shortcut (two strided 1x1 convs side by
+    # side, concatenated) is the block's projection: a residual, like a single 1x1 conv's
+    "shake_shake": ({"residual": 3}, 36),
+    # split attention sums its radix parts (a join of one split's outputs: sequential, no path of its own)
+    "resnest": ({"residual": 2}, 9),
+    "resnest_sliced": ({"residual": 2}, 9),
+    # UNet 3+'s skip passes a conv before the decoder's concat: a long skip whatever the conv's kernel
+    "unet_link3": ({"long_skip": 1}, 2),
+    "unet_link1": ({"long_skip": 1}, 2),
 }
 #: models whose two exports gave different labels before a fix: both exporters run by default
 BOTH_BY_DEFAULT = {"res2net", "dpn"}
@@ -227,6 +236,36 @@ def test_a_projection_shared_by_two_paths_is_still_a_projection_shortcut(paper_e
     assert sorted((s.kind, s.carries) for s in adds) == [("residual", "identity")] * 2 + [("residual", "projection")]
     (projection,) = [s for s in adds if s.carries == "projection"]
     assert projection.shortcut and projection.span.depth == 3
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
+def test_a_projection_of_parallel_convs_is_a_projection_shortcut(paper_exports, dynamo):
+    # Shake-Shake's downsampling shortcut: two 1x1 convs side by side, concatenated, then a norm
+    a = lint(paper_exports, "shake_shake", dynamo)
+    (down,) = [s for s in a.skips if s.carries == "projection"]
+    assert (down.kind, down.rule, down.span.depth) == ("residual", "residual", 2)
+    assert "via " in down.reason and "via  " not in down.reason
+    # its own concat is a branch join (both convs compute), reported under its own name
+    (inner,) = [c for c in a.connections if c.merge_op == "concat"]
+    assert inner.kind == "branch" and inner.merge != down.merge
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
+def test_a_sum_of_one_splits_parts_is_the_same_join_as_a_sum_of_slices(paper_exports, dynamo):
+    # torch.split gives one node of several outputs, slicing one node per part: one join either way
+    split, sliced = lint(paper_exports, "resnest", dynamo), lint(paper_exports, "resnest_sliced", dynamo)
+    joins = [sorted((str(c.kind), c.merge_op, str(c.carries), c.rule) for c in a.connections) for a in (split, sliced)]
+    assert joins[0] == joins[1]
+    assert ("sequential", "add", "identity", "no_layer_between") in joins[0]
+    assert (split.paths.total, split.paths.longest) == (sliced.paths.total, sliced.paths.longest)
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
+def test_a_conv_on_a_unet_link_is_a_projection_whatever_its_kernel(paper_exports, dynamo):
+    k3, k1 = lint(paper_exports, "unet_link3", dynamo), lint(paper_exports, "unet_link1", dynamo)
+    assert [(str(c.kind), str(c.carries), c.rule) for c in k3.connections] \
+        == [(str(c.kind), str(c.carries), c.rule) for c in k1.connections] \
+        == [("long_skip", "projection", "concat_long_skip")]
 
 
 @pytest.mark.parametrize("name", ["convnext", "deeplabv3plus", "encoder_decoder", "gpt2"])

@@ -272,6 +272,12 @@ class _Measures:
         if f.is_int_value(sc.node, sc.reads) and self._from_pooling(fork, sc.fork_out):
             return _INDICES, changed
         if sc.path is None:
+            # Not a chain: a projection made of parallel light paths, merged (shake-shake's two
+            # shifted 1x1 convs, concatenated), where it lies wholly after the fork and matches the
+            # main path's shape; else computed
+            if changed and f.roles[m] == _ADD and self.weight(fork, sc)[0] <= LIGHT_LAYERS \
+                    and self._concatenated_paths(fork, sc.node):
+                return _PROJECTION, changed
             return _COMPUTED, changed
         if not sc.path:
             return _IDENTITY, changed
@@ -280,14 +286,31 @@ class _Measures:
             if all(f.roles[u] in TRANSPARENT for u in sc.path) or not changed:
                 return _IDENTITY, changed
             return _PROJECTION, changed
-        if len(layers) == 1 and _pointwise(f.nodes[layers[0]]):
-            return _PROJECTION, changed
-        if changed and len(layers) <= LIGHT_LAYERS and f.roles[m] == _ADD:
-            # A short path whose job is to match the main path's shape (a strided k x k conv, a
-            # depthwise + pointwise pair): a projection by its role, whatever its kernels. That the
-            # main path is longer is the rules' test (both_compute).
+        if len(layers) == 1 or changed and len(layers) <= LIGHT_LAYERS and f.roles[m] == _ADD:
+            # One learned layer, whatever its kernel (a 1x1 conv, a 3x3 conv on a U-Net link), or a
+            # short path whose job is to match the main path's shape (a strided k x k conv, a
+            # depthwise + pointwise pair): a projection by its role. That the main path is longer
+            # is the rules' test (both_compute).
             return _PROJECTION, changed
         return _COMPUTED, changed
+
+    def _concatenated_paths(self, fork: int, v: int, limit: int = 32) -> bool:
+        """Whether ``v`` is computed from ``fork`` alone by paths that meet only in concats (parallel
+        projections side by side), at most ``limit`` nodes; not by products or attention."""
+        f = self.flow
+        seen = {v}
+        todo = [v]
+        while todo:
+            u = todo.pop()
+            if not f.dominates(fork, u) or len(f.preds[u]) >= 2 and f.roles[u] != _CONCAT:
+                return False
+            for p in f.preds[u]:
+                if p != fork and p not in seen:
+                    if len(seen) >= limit:
+                        return False
+                    seen.add(p)
+                    todo.append(p)
+        return True
 
     def broadcast(self, m: int, sc: _Input) -> bool:
         """Whether the shortcut's value is broadcast to the join's output shape: it lacks a leading dim
@@ -513,9 +536,10 @@ class _Classifier:
         nest, preds, head = self.nest, f.preds, f.chain_head.__getitem__
         nested = nest.get  # (a node's nesting is its chain head's: see _Measures.nested_fork)
         out: list[Skip] = []
-        for i in f.merges:
+        parts = self._parts_joins()
+        for i in f.merges if not parts else sorted([*f.merges, *parts]):
             k = nest[i] = max(map(nested, map(head, preds[i]), repeat(SOURCE)))
-            records = self._join(i)
+            records = self._join(i) if i not in parts else [self._parts_join(i)]
             skips = list(compress(records, map(SKIP_KIND_SET.__contains__, map(_KIND, records))))
             if skips:
                 self.skips_at[i] = skips
@@ -525,6 +549,26 @@ class _Classifier:
                     nest[i] = max(k, *map(_FORK_ID, nesting))
             out.extend(records)
         return out
+
+    def _parts_joins(self) -> set[int]:
+        """The nodes reading several outputs of one producer and nothing else (the parts of one
+        split, added): joins of values that meet at that producer, with no node between. Integer
+        outputs beside one value are no part of it (a pooling's indices, a quantization's zero point)."""
+        f = self.flow
+        return {i for i in f.slot_joins if len(f.preds[i]) == 1
+                and len({slot for slot in f.slots[i] if not f.is_int_value(*slot)}) > 1}
+
+    def _parts_join(self, m: int) -> Skip:
+        """The one pair of a join of parts of one producer's outputs (see :meth:`_parts_joins`),
+        decided as the same join of slices of one value is: no layer on either path."""
+        f = self.flow
+        fork = self.main_of[m] = f.preds[m][0]
+        out = f.slots[m][0][1]
+        facts = PairFacts(f.nodes[m].op, f.roles[m], f.names[fork], _IDENTITY, False, 0, 0, False, False,
+                          elementwise=partial(elementwise, f, m))
+        kind, why, rule = self.decide(facts)
+        return self._record(m, fork, _Input(fork, fork, out, [], out), kind, _IDENTITY, Span(0, 0, 0, 0, []),
+                            why, rule)
 
     def _join(self, m: int) -> list[Skip]:
         f = self.flow
@@ -642,7 +686,8 @@ class _Classifier:
         # a lambda would make this function's variables closure cells, slower to read all along.)
         facts = PairFacts(
             f.nodes[m].op, role, f.names[fork], carries, changed, depth, w_short, nested, resampled, family,
-            len(members), self._names(list(reversed(sc.path)), 3) if carries == _PROJECTION and sc.path else "",
+            len(members), self._names(list(reversed(sc.path)) if sc.path is not None else [sc.node], 3)
+            if carries == _PROJECTION and sc.path != [] else "",
             role == _ADD and measures.broadcast(m, sc), levels, positions,
             partial(elementwise, f, m),
             partial(gated, f, m, fork) if self.has_gates else never,
@@ -672,14 +717,6 @@ class _Classifier:
         if len(names) > limit:
             return ", ".join(names[:limit]) + f", +{len(names) - limit}"
         return ", ".join(names)
-
-
-def _pointwise(node) -> bool:
-    """A layer that mixes channels only: no kernel attribute (linear) or a kernel of ones (1x1 conv)."""
-    k = node.attrs.get("kernel_size")
-    if k is None:
-        return True
-    return all(v == 1 for v in (k if isinstance(k, (list, tuple)) else [k]))
 
 
 def _chains(flow: Flow, connections: list[Skip]) -> list[list[Skip]]:
