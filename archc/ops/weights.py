@@ -235,10 +235,26 @@ class DeferredArray:
 
 
 def deferred_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, DeferredArray]]:
-    """Like :func:`initial_weights`, but nothing is drawn yet: node -> parameter -> DeferredArray."""
-    weights: dict[str, dict[str, DeferredArray]] = {}
-    for e in param_entries(graph):
-        weights.setdefault(e.node, {})[e.param] = DeferredArray(e.key, e.spec, seed)
+    """Like :func:`initial_weights`, but nothing is drawn yet: node -> parameter -> DeferredArray (a tied
+    parameter the very DeferredArray of the parameter it shares)."""
+    entries = list(param_entries(graph))
+    return _shared_by_ties(graph, entries, {(e.node, e.param): DeferredArray(e.key, e.spec, seed)
+                                            for e in _owned(graph, entries)})
+
+
+def _owned(graph: Graph, entries: list[ParamEntry]) -> list[ParamEntry]:
+    """The entries that own their tensor: not tied to another node's parameter."""
+    return [e for e in entries if e.param not in tied_params(graph.node(e.node))]
+
+
+def _shared_by_ties(graph: Graph, entries: list[ParamEntry],
+                    owned: dict[tuple[str, str], Any]) -> dict[str, dict[str, Any]]:
+    """node -> parameter -> its value in ``owned`` ((node, parameter) -> value of each owned entry): a tied
+    parameter is the very value of the parameter it shares (one tensor, two keys)."""
+    weights: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        source = tied_params(graph.node(e.node)).get(e.param, (e.node, e.param))
+        weights.setdefault(e.node, {})[e.param] = owned[source]
     return weights
 
 
@@ -354,13 +370,9 @@ def initial_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, np.ndarr
     """Seeded initial values of every parameter and buffer: node -> parameter -> array.
     A tied parameter is the very array of the parameter it shares (one tensor, two keys)."""
     entries = list(param_entries(graph))
-    owned = [e for e in entries if e.param not in tied_params(graph.node(e.node))]
+    owned = _owned(graph, entries)
     drawn = {(e.node, e.param): a for e, a in zip(owned, init_arrays([(e.key, e.spec) for e in owned], seed))}
-    weights: dict[str, dict[str, np.ndarray]] = {}
-    for e in entries:
-        source = tied_params(graph.node(e.node)).get(e.param, (e.node, e.param))
-        weights.setdefault(e.node, {})[e.param] = drawn[source]
-    return weights
+    return _shared_by_ties(graph, entries, drawn)
 
 
 def initialize(graph: Graph, seed: int = 0) -> Graph:
