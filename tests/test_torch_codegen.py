@@ -146,6 +146,56 @@ def test_every_shipped_spec_is_formatted_with_short_lines(spec, tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+HALVES = """
+archc: 1
+name: halves
+inputs:
+  x: [N, 8, 4, 4]
+blocks:
+  half:
+    nodes:
+      - {name: x1, op: slice, dim: 1, end: "channels(x) // 2"}
+      - {name: x2, op: slice, in: x, dim: 1, start: "channels(x) // 2"}
+      - {name: cat, op: concat, in: [x2, x1, x]}
+nodes:
+  - {name: a, block: half}
+  - {name: b, block: half}
+"""
+
+
+def test_a_slice_bound_taken_as_a_class_argument_is_formatted_as_ruff_formats_it(tmp_path):
+    # the two instances slice at 4 and at 8: one class, its bound computed in __init__ (self.x1_1)
+    source = generate_source(loads_spec(HALVES, "halves.yaml"))
+    assert "x[:, 0 : self." in source and " :: 1]" in source
+    path = tmp_path / "halves.py"
+    path.write_text(source)
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    check = subprocess.run([ruff, "format", "--check", "--diff", "--no-cache", "--isolated", str(path)],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    module = _import(path, "halves")
+    model = next(c for c in vars(module).values() if isinstance(c, type) and c.__module__ == "halves"
+                 and issubclass(c, torch.nn.Module) and c.__name__ != "Half")()
+    x = torch.randn(2, 8, 4, 4)
+    a = torch.cat([x[:, 4:], x[:, :4], x], 1)
+    torch.testing.assert_close(model(x), torch.cat([a[:, 8:], a[:, :8], a], 1))
+
+
+@pytest.mark.parametrize("text, formatted", [
+    ("y = x[:, 0:4:1]", "y = x[:, 0:4:1]"),             # names and numbers: no spaces
+    ("y = x[:, 0:self.h:1]", "y = x[:, 0 : self.h : 1]"),
+    ("y = x[:, self.h::1]", "y = x[:, self.h :: 1]"),
+    ("y = x[:, :self.h]", "y = x[:, : self.h]"),
+    ("y = x[n + 1:]", "y = x[n + 1 :]"),
+    ("y = f(x)[0] + z[self.a:-1]", "y = f(x)[0] + z[self.a : -1]"),
+    ('y = d["a:b"]', 'y = d["a:b"]'),                      # a string is no slice
+])
+def test_spaced_slices_writes_colons_as_ruff_format_does(text, formatted):
+    from archc.lowering.pyformat import spaced_slices
+
+    assert spaced_slices(text) == formatted
+
+
 def test_a_list_parameter_defaults_to_a_tuple_and_takes_a_list_or_a_tuple(tmp_path, run_archc):
     out = tmp_path / "densenet_args.py"
     run_archc("build", "specs/densenet121.yaml", "--target", "torch", "-o", str(out), check=True)

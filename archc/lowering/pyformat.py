@@ -15,7 +15,7 @@ import functools
 import re
 from itertools import accumulate
 
-__all__ = ["LINE_LENGTH", "split_statement"]
+__all__ = ["LINE_LENGTH", "spaced_slices", "split_statement"]
 
 LINE_LENGTH = 88
 _COMMA_CLOSE = re.compile(r",\s*[)\]}]")
@@ -71,6 +71,36 @@ def _top_level_commas(body: str) -> list[str]:
     if tail:
         parts.append(tail)
     return parts
+
+
+_SIMPLE_BOUND = re.compile(r"-?(\d+|[A-Za-z_]\w*)")
+
+
+def spaced_slices(text: str) -> str:
+    """``text`` with the colons of each slice whose bounds are more than names and numbers spaced as
+    a binary operator, on the sides that have a bound (``x[:, : self.half]``, ``x[a.b : 4 : 1]``), as
+    ruff format writes them; simple slices (``x[:, 0:4:1]``) stay. Subscripts holding brackets or
+    strings are left alone (archc writes no such slice)."""
+    pairs = _pairs(text)
+    out, last = [], 0
+    for close, open_ in sorted(pairs.items(), key=lambda item: item[1]):
+        body = text[open_ + 1:close]
+        if text[open_] != "[" or ":" not in body or open_ < last or _BRACKET_OR_QUOTE.search(body):
+            continue
+        elements = [_spaced(element) for element in _top_level_commas(body)]
+        out += [text[last:open_ + 1], ", ".join(elements)]
+        last = close
+    return "".join(out) + text[last:] if out else text
+
+
+def _spaced(element: str) -> str:
+    bounds = [bound.strip() for bound in element.split(":")]
+    if len(bounds) == 1 or all(not b or _SIMPLE_BOUND.fullmatch(b) for b in bounds):
+        return element
+    text = bounds[0]
+    for left, right in zip(bounds, bounds[1:]):
+        text += (" :" if left else ":") + (f" {right}" if right else "")
+    return text
 
 
 def split_statement(text: str, indent: str) -> list[str]:

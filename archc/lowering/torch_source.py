@@ -21,7 +21,7 @@ from archc._version import __version__
 from archc.ir.vocab import SKIP_KINDS
 from archc.ir.graph import Graph
 from archc.ir.names import Namespace
-from archc.lowering.pyformat import LINE_LENGTH, split_statement
+from archc.lowering.pyformat import LINE_LENGTH, spaced_slices, split_statement
 from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
 from archc.lowering.torch_body import BodyWriter
 from archc.lowering.torch_plan import HOLE, Body, Instance, Leaf, attribute, instance_tree
@@ -33,6 +33,7 @@ __all__ = ["Provenance", "write_source", "class_name_for"]
 
 _I = "    "
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+_LITERAL = re.compile(r"-?\d+")  # a hole filled by its number
 
 
 @dataclass
@@ -298,10 +299,13 @@ def _extra_locals(body: Body, common: set[str]) -> list[str]:
 
 def _fill(text: str, args: ClassArgs) -> str:
     parts = text.split(HOLE)
-    if len(parts) > 1:  # every second part is a hole's number
-        filled = args.text
-        parts[1::2] = [filled[int(p)] for p in parts[1::2]]
-    return "".join(parts)
+    if len(parts) == 1:
+        return text
+    filled = args.text  # (every second part is a hole's number)
+    parts[1::2] = values = [filled[int(p)] for p in parts[1::2]]
+    text = "".join(parts)
+    # a hole filled by an argument of the class (self.half) makes a slice's bound an expression
+    return spaced_slices(text) if ":" in text and not all(map(_LITERAL.fullmatch, values)) else text
 
 
 # -- writing ---------------------------------------------------------------------------------------
