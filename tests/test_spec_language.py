@@ -294,6 +294,28 @@ def test_alternatives_switched_by_if_may_share_a_name():
     assert pre.node("out").inputs == [Value("x"), Value("norm")]
 
 
+ADJACENT_ALTERNATIVES = """
+params: {three: true}
+inputs: {x: [N, 4]}
+nodes:
+  - {name: a, op: linear, in: x, out_features: 4}
+  - {name: b, op: linear, in: x, out_features: 4}
+  - {name: c, op: linear, in: x, out_features: 4}
+  - {name: sum, op: add, in: [a, b, c], if: three}
+  - {name: sum, op: add, in: [a, b], if: "not three"}
+  - {name: out, op: relu}
+"""
+
+
+@pytest.mark.parametrize("three, terms", [(True, ["a", "b", "c"]), (False, ["a", "b"])])
+def test_a_left_out_alternative_leaves_the_chain_to_the_kept_one(three, terms):
+    # the next node chains from the kept sum, never from the left-out alternative's first input: HRNet's
+    # fusion of two or three branches read relu(y0) instead of relu(y0 + up(y1) + up(y2)), silently
+    g = loads_spec(ADJACENT_ALTERNATIVES, overrides={"three": three})
+    assert g.node("sum").inputs == [Value(t) for t in terms]
+    assert g.node("out").inputs == [Value("sum")]
+
+
 def test_two_kept_nodes_of_one_name_clash():
     with pytest.raises(SpecError, match="duplicate node name 'norm' \\(two nodes of this name are both kept\\)"):
         loads_spec(ALTERNATIVES.replace("if: not norm_first", "if: true").replace(

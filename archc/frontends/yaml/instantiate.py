@@ -138,12 +138,13 @@ class Instantiator:
                                item.where("name"), path)
                 raise Abort()
             return False
-        value, held = self._stands_for(item, scope, path)
-        if not name_taken:  # a kept alternative of the same name keeps it
-            scope.bindings[name] = Binding([value])
-            scope.left_out.add(name)
-            if held:
-                scope.left_out_errors[name] = held
+        value, held = self._stands_for(item, scope, path)  # (a typo in its inputs is reported all the same)
+        if name_taken:  # a kept alternative of the same name keeps it; one left out is as if not written
+            return True
+        scope.bindings[name] = Binding([value])
+        scope.left_out.add(name)
+        if held:
+            scope.left_out_errors[name] = held
         scope.set_previous(value, held)
         return True
 
