@@ -91,3 +91,17 @@ def test_gelu_approximate_choices():
 def test_dropout_probability_range():
     msg = spec_error("inputs: {x: [N, 3]}\nnodes: [{op: dropout, p: 1.0}]")
     assert "attribute 'p' of op 'dropout' must be less than 1, got 1.0" in msg
+
+
+def test_relu_of_integers_runs_on_onnxruntime():
+    # ONNX's Relu takes int64 from opset 14 but onnxruntime has no kernel for it: written as Max(x, 0)
+    from ops_harness import check_parity
+
+    check_parity("""
+inputs:
+  a: {shape: [N, 4], dtype: int64}
+nodes:
+  - {name: p, op: positions, dim: 1}
+  - {name: d, op: sub, in: [a, p]}
+  - {name: r, op: relu}
+""", high={"a": 3})

@@ -108,3 +108,16 @@ def test_errors(node, message):
 def test_constant_on_integers_is_refused():
     msg = spec_error("inputs: {x: {shape: [N, 4], dtype: int64}}\nnodes: [{name: a, op: add, value: 1}]")
     assert "add with a constant 'value' expects a floating-point input, got int64" in msg
+
+
+def test_a_sum_of_three_integer_tensors_is_valid_onnx():
+    # ONNX's Sum takes floating-point tensors only: an n-ary add of integers adds pairwise
+    from ops_harness import check_parity
+
+    check_parity("""
+inputs:
+  a: {shape: [N, 4], dtype: int64}
+nodes:
+  - {name: p, op: positions, in: a, dim: 1}
+  - {name: s, op: add, in: [a, p, a]}
+""")

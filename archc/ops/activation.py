@@ -58,6 +58,12 @@ class Relu(Direct):
     def infer(self, node, ins):  # relu is defined on integers too
         return [ins[0]]
 
+    def onnx(self, emit, node, inputs, ins):
+        if ins[0].dtype.startswith("float"):
+            return emit.add_node("Relu", inputs)
+        # ONNX's Relu takes integers from opset 14, but onnxruntime has no integer kernel for it
+        return emit.add_node("Max", [inputs[0], scalar(emit, 0, ins[0])])
+
 
 @register
 class Gelu(Activation):

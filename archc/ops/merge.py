@@ -35,7 +35,12 @@ class Add(ConstantOperand):
             return self.onnx_constant(emit, node, inputs, ins)
         if len(inputs) == 2:
             return emit.add_node("Add", inputs)
-        return emit.add_node("Sum", inputs)
+        if ins[0].dtype.startswith("float"):
+            return emit.add_node("Sum", inputs)
+        total = inputs[0]  # (ONNX's Sum takes floating-point tensors only: integers add pairwise)
+        for term in inputs[1:]:
+            (total,) = emit.add_node("Add", [total, term])
+        return [total]
 
 
 @register
