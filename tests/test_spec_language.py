@@ -514,3 +514,19 @@ def test_an_override_giving_a_list_where_others_give_an_int_still_generates(tmp_
 
     g = loads_spec(BASIC.replace("overrides: {0: {stride: 2}}", "overrides: {0: {stride: [2]}}"))
     compile(generate_source(g), "<generated>", "exec")
+
+
+def test_made_up_names_avoid_the_nodes_of_an_inline_block():
+    # an inline block's nodes share the caller's name level: an unnamed node after it is numbered on
+    g = loads_spec("""
+inputs: {x: [N, 4, 6]}
+blocks:
+  inner:
+    nodes:
+      - {op: permute, perm: [0, 2, 1]}
+nodes:
+  - {name: t, block: inner, inline: true}
+  - {op: permute, perm: [0, 2, 1]}
+  - {op: permute, perm: [0, 2, 1]}
+""")
+    assert [n.name for n in g.nodes()] == ["x", "permute", "permute_1", "permute_2"]

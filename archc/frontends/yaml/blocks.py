@@ -180,6 +180,7 @@ def _enter(call: Instantiation, scope: Scope, bdef: SMap, env: dict[str, Any], s
     """The block's scope, its formal inputs bound."""
     if call.inline:  # the block's nodes join the caller's names (and its numbering, if sequential)
         inner = Scope(prefix=scope.prefix, env=env, stack=scope.stack, counter=scope.counter)
+        inner.level_names = scope.level_names
     else:
         declared = signature.params
         lets = bdef.get("let") if isinstance(bdef.get("let"), SMap) else {}

@@ -99,6 +99,7 @@ class Instantiator:
             inputs = [] if source else inputs_of(ctx, item, scope, path)
             binding = self._instance(node, node.instance(item, path, inputs), scope, {})
         scope.bindings[name] = binding
+        scope.level_names.add(name)
         if not source:
             scope.set_previous(binding.values[0])
 
@@ -310,7 +311,7 @@ class Instantiator:
                       bindings=scope.bindings, declared=scope.declared, repetitions=scope.repetitions,
                       counter=scope.counter, previous=scope.previous, block_inputs=scope.block_inputs,
                       width_queries=scope.width_queries, left_out_errors=scope.left_out_errors,
-                      origins=scope.origins)
+                      origins=scope.origins, level_names=scope.level_names)
         if node.is_op:
             return apply_op(self.ctx, call, inner)
         return apply_block(self.ctx, call, inner, self.node_list)

@@ -60,6 +60,9 @@ class Scope:
     previous: Value | Poison | None = None
     #: names made up for nodes without a ``name:`` (``conv``, ``conv_1``, ...); see __post_init__
     auto_names: Namespace = field(init=False, repr=False)
+    #: the node names bound at this scope's name level so far, shared with the inline block instances
+    #: in it (their nodes add no name level): made-up names avoid them all
+    level_names: set[str] = field(default_factory=set)
     #: outputs of each repetition of a repeated node so far, for ``NAME[*]`` references
     repetitions: dict[str, list[tuple[str, Binding]]] = field(default_factory=dict)
     #: names bound by nodes that ``if`` left out; a kept node of the same name may take them
@@ -133,7 +136,8 @@ class _ScopeNames:
         self.scope = scope
 
     def __contains__(self, name: object) -> bool:
-        return name in self.scope.declared or name in self.scope.bindings
+        scope = self.scope
+        return name in scope.declared or name in scope.bindings or name in scope.level_names
 
 
 def _channels(t: TensorType, ref: str) -> Any:
