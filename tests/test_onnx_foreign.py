@@ -534,3 +534,28 @@ def test_opset21_group_normalization_becomes_groupnorm_and_is_re_emitted(tmp_pat
     got = ort.InferenceSession(to_onnx(graph).SerializeToString()).run(None, {"x": x})[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(_run(model, tmp_path, x)[0], want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["linear", "cubic", "nearest", None])
+def test_grid_sample_20_is_re_emitted_with_opset_16s_mode_names(tmp_path, mode):
+    # found by a user: the default exporter writes GridSample-20, whose modes are linear and cubic; archc's
+    # opset-17 ONNX kept mode="linear", which GridSample-16 does not have (onnxruntime refused the file)
+    import onnxruntime as ort
+
+    from archc.lowering.onnx import to_onnx
+
+    node = helper.make_node("GridSample", ["x", "g"], ["y"], name="gs", **({"mode": mode} if mode else {}))
+    model = _old_model([node], [_vi("x", [1, 2, 5, 5]), _vi("g", [1, 3, 4, 2])], [_vi("y", [1, 2, 3, 4])],
+                       opset=20, ir_version=10)
+    path = str(tmp_path / "gs.onnx")
+    onnx.save(model, path)
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((1, 2, 5, 5)).astype(np.float32),
+             "g": rng.uniform(-1, 1, (1, 3, 4, 2)).astype(np.float32)}
+    rebuilt = to_onnx(load_onnx(path))
+    (written,) = [n for n in rebuilt.graph.node if n.op_type == "GridSample"]
+    assert helper.get_attribute_value(next(a for a in written.attribute if a.name == "mode")).decode() \
+        == {"linear": "bilinear", "cubic": "bicubic", "nearest": "nearest", None: "bilinear"}[mode]
+    want = ort.InferenceSession(path).run(None, feeds)[0]
+    got = ort.InferenceSession(rebuilt.SerializeToString()).run(None, feeds)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -385,7 +385,8 @@ def _is_shape(shape: Any, symbols: bool) -> bool:
 
 
 #: ops whose meaning changed between versions while their signature stayed the same
-_SEMANTICS_CHANGED = frozenset({"Softmax", "LogSoftmax", "Hardmax", "Upsample"})
+_SEMANTICS_CHANGED = frozenset({"Softmax", "LogSoftmax", "Hardmax", "Upsample",
+                                "GridSample"})  # (20 renamed its modes: bilinear is linear)
 
 
 class UsedSignature(NamedTuple):

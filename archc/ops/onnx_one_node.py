@@ -71,7 +71,8 @@ def downgraded(a: Mapping[str, Any], ins: list[TensorType], constant: Callable[[
     try:
         converted = version_converter.convert_version(model, opset)
     except Exception:  # noqa: BLE001 - no adapter for this change, or one that refuses these inputs
-        return None
+        by_hand = _BY_HAND.get(a["op_type"])
+        return by_hand(a, ins, attributes, opset) if by_hand is not None else None
     nodes = converted.graph.node
     if len(nodes) != 1 or list(nodes[0].output) != outputs or any(i and i not in names for i in nodes[0].input):
         return None
@@ -108,3 +109,20 @@ def _drop_unknown_defaults(node: Any, op_type: str, old: int, new: int) -> bool:
         del node.attribute[:]
         node.attribute.extend(kept)
     return True
+
+
+def _grid_sample_before_20(a: Mapping[str, Any], ins: list[TensorType], attributes: dict[str, Any],
+                           opset: int) -> tuple[str, list[int | None], dict[str, Any]] | None:
+    """GridSample-20 at opsets 16-19, which name its modes bilinear and bicubic (20: linear, cubic, and
+    linear by default) and sample 4-D inputs only; None for what they cannot say."""
+    modes = {"linear": "bilinear", "cubic": "bicubic", "nearest": "nearest"}
+    mode = attributes.get("mode", "linear")
+    if not 16 <= opset < 20 <= a["opset"] or ins[0].rank != 4 or mode not in modes:
+        return None
+    return "GridSample", list(range(len(a["operands"] or []))), {**attributes, "mode": modes[mode]}
+
+
+#: down-versionings onnx's version converter has no adapter for: op type -> the rewrite
+_BY_HAND: dict[str, Callable[..., tuple[str, list[int | None], dict[str, Any]] | None]] = {
+    "GridSample": _grid_sample_before_20,
+}
