@@ -24,6 +24,7 @@ from archc.ir.names import Namespace
 from archc.lowering.spec_blocks import BlockType, Segment, block_types, segments, units
 from archc.ops import registry
 from archc.ops.onnx_node import tensor_attribute
+from archc.ops.weights import TIE_META, tied_params
 
 __all__ = ["to_spec", "dump_spec"]
 
@@ -279,6 +280,9 @@ class _Writer:
         entry: dict[str, Any] = {"name": name, "op": node.op}
         self.inputs(node.inputs, entry)
         entry.update(_literal_attrs(node))
+        ties = tied_params(node)
+        if ties:  # (the owner comes first: written already, under its name in the spec's graph)
+            entry["tie"] = {param: f"{self.rename[owner]}.{owned}" for param, (owner, owned) in ties.items()}
         self.nodes.append(entry)
         self.refs[node.name] = self.rename[node.name] = name
         self.previous = Value(node.name, 0)
@@ -322,8 +326,10 @@ def to_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, str]]:
     blocks: list[_Block] = []
     if segs:
         block_names = Namespace()
+        # (a block holding a tie stays flat: a block's definition cannot tie one instance to another)
         blocks = [_make_block(bt, block_names) for bt in block_types(segs)
-                  if len(bt.instances) >= 2 and len(bt.template.nodes) >= 2]
+                  if len(bt.instances) >= 2 and len(bt.template.nodes) >= 2
+                  and not any(TIE_META in n.meta for seg, _ in bt.instances for n in seg.nodes)]
         items: list[Segment | _Run] = _runs(segs, blocks)
     else:  # no single-tensor cut: flat
         items = [Segment(Value(""), [n]) for n in graph.nodes() if n.op != "input"]

@@ -22,7 +22,7 @@ from archc.frontends.onnx.naming import node_meta
 from archc.frontends.onnx.replay import Recipe, Recorder
 from archc.frontends.onnx.state import DEFAULT_DOMAINS, ImportState
 from archc.frontends.onnx.templates import Template
-from archc.frontends.onnx.tensors import is_placeholder
+from archc.frontends.onnx.tensors import contiguous, is_placeholder
 from archc.frontends.onnx.values import Const, Record, Tensor
 from archc.ir.graph import Node, Value
 from archc.ir.types import TensorType
@@ -35,6 +35,9 @@ class Conversion(ImportState):
     """Converters, recipes and the native nodes they emit (the converters' ``emit``)."""
 
     converters: dict[str, Converter]
+    #: (address, shape, strides, dtype, stored dtype or None) of each weight stored or made contiguous ->
+    #: (the source, the array made of it)
+    _stored_by_source: dict[tuple, tuple[np.ndarray, np.ndarray]]
     #: ONNX op type -> True, or a test of the node, where its converter is pure
     pure: dict[str, bool | Callable[[Any, onnx.NodeProto], bool]]
 
@@ -153,8 +156,37 @@ class Conversion(ImportState):
             arr = recs[s[1]].array if s[0] == "in" else s[1]
             # (without copies, an array of the parameter's dtype is stored as it is; read here, inline)
             weights[key] = arr if dtype is None or not copy and type(arr) is np.ndarray and arr.dtype is dtype \
-                and arr.flags.c_contiguous else _stored(arr, dtype, copy)
+                and arr.flags.c_contiguous else self._store(arr, dtype)
         return weights
+
+    def _store(self, weight: Any, dtype: Any) -> np.ndarray:
+        """:func:`_stored` of ``weight``, once per source: nodes reading one initializer (a layer applied
+        twice, an embedding tied to the output projection) store one array, which the import's
+        :func:`~archc.frontends.onnx.sharing.tie_shared_weights` then ties. A source is its memory and
+        view (a transpose made per node of one initializer is one source), kept alive while the
+        import runs so that no other array takes its address."""
+        arr = weight if type(weight) is np.ndarray else np.asarray(weight)
+        key = (*_view(arr), np.dtype(dtype).str)
+        found = self._stored_by_source.get(key)
+        if found is None:
+            found = self._stored_by_source[key] = (arr, _stored(arr, dtype, self.copy_weights))
+        return found[1]
+
+    def made_weights(self) -> set[int]:
+        """The ids of the weight arrays this import made rather than read from the file: the kinds'
+        literals (one array for every node of a kind) and what was stored of them."""
+        literals = {id(source[1]) for recipe in self._recipes.values() for step in recipe.steps
+                    for _, source, _ in step.weight_dtypes if source[0] == "literal"}
+        return literals | {id(made) for source, made in self._stored_by_source.values() if id(source) in literals}
+
+    def contiguous(self, arr: np.ndarray) -> np.ndarray:
+        """:func:`~archc.frontends.onnx.tensors.contiguous` of a weight's view (``w.T``), once per view of
+        one initializer, as :meth:`_store` stores it (a shared weight stays one array)."""
+        key = (*_view(arr), None)
+        found = self._stored_by_source.get(key)
+        if found is None:
+            found = self._stored_by_source[key] = (arr, contiguous(arr))
+        return found[1]
 
     # -- native nodes --------------------------------------------------------------------------
     def emit(self, node: onnx.NodeProto, op: str, attrs: dict[str, Any], inputs: list[Value],
@@ -192,7 +224,7 @@ class Conversion(ImportState):
             weights = dict(weights)
             for key, spec in template.specs.items():
                 if key in weights:
-                    weights[key] = _stored(weights[key], spec.dtype, self.copy_weights)
+                    weights[key] = self._store(weights[key], spec.dtype)
         return self._add_node(node, template, inputs, weights, outputs, named)
 
     def _add_node(self, node: onnx.NodeProto, template: Template, inputs: list[Value],
@@ -304,6 +336,11 @@ def attribute_bytes(node: onnx.NodeProto) -> tuple[bytes, ...]:
 
 
 _SERIALIZE = onnx.AttributeProto.SerializeToString  # (mapped over a node's attributes: no Python frame per one)
+
+
+def _view(arr: np.ndarray) -> tuple:
+    """What tells one view of memory from another: its address, shape, strides and dtype."""
+    return arr.__array_interface__["data"][0], arr.shape, arr.strides, arr.dtype.str
 
 
 def _stored(weight: Any, dtype: Any, copy: bool = True) -> np.ndarray:

@@ -30,7 +30,7 @@ import onnx
 
 from archc.errors import ShapeError
 from archc.frontends.onnx.converters import of_kind
-from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, contiguous, converts  # noqa: F401 (tests patch CONVERTERS here)
+from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, converts  # noqa: F401 (tests patch CONVERTERS here)
 from archc.frontends.onnx.values import Const, short_float
 from archc.ir.graph import Value
 from archc.ir.types import Dim
@@ -156,7 +156,7 @@ def matmul(im: "Importer", node: onnx.NodeProto):
     if w is not None and w.ndim == 2 and im.is_tensor(a_name):
         # x @ W with W (in, out) is a linear layer with weight W^T (out, in); a bias may follow.
         return im.emit(node, "linear", {"out_features": int(w.shape[1]), "bias": False},
-                       [im.tensor(a_name)], {"weight": contiguous(w.T)})
+                       [im.tensor(a_name)], {"weight": im.contiguous(w.T)})
     if im.is_tensor(a_name) and im.is_tensor(b_name):
         return im.emit(node, "matmul", {}, [im.tensor(a_name), im.tensor(b_name)])
     return None
@@ -175,7 +175,7 @@ def gemm(im: "Importer", node: onnx.NodeProto):
     c = _optional_const(im, node, 2)
     if c is not None and c.size != out:
         return None
-    weights = {"weight": contiguous(weight), **({"bias": c.reshape(out)} if c is not None else {})}
+    weights = {"weight": im.contiguous(weight), **({"bias": c.reshape(out)} if c is not None else {})}
     return im.emit(node, "linear", {"out_features": out, "bias": c is not None}, [im.tensor(node.input[0])],
                    weights)
 
@@ -363,7 +363,7 @@ def _fold_bias(im: "Importer", node: onnx.NodeProto, x: Value, c: np.ndarray) ->
         return None
     im.check_types(node, [out])
     producer.attrs["bias"] = True
-    weights["bias"] = contiguous(c.reshape(features))
+    weights["bias"] = im.contiguous(c.reshape(features))
     return [x]
 
 

@@ -56,6 +56,7 @@ from archc.frontends.onnx.generic import GenericNodes
 from archc.frontends.onnx.inference import OnnxTypes, otype
 from archc.frontends.onnx.naming import clean, module_scopes, node_meta, split_name
 from archc.frontends.onnx.rows import mirror_graph, node_rows
+from archc.frontends.onnx.sharing import tie_shared_weights
 from archc.frontends.onnx.state import DEFAULT_DOMAINS as _DEFAULT_DOMAINS
 from archc.frontends.onnx.static import StaticValues, constant_value
 from archc.frontends.onnx.tensors import contiguous, is_unread as _is_unread, read_tensor, read_tensors_grouped, unread
@@ -128,6 +129,7 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = 
         from archc.frontends.onnx.patterns import fuse
 
         fuse(graph)  # functions exporters write out (GELU, SiLU, layer norm) become native ops
+        tie_shared_weights(graph, importer.made_weights())  # one initializer read by several nodes: one tensor
     except Exception:
         check.settle()  # the checker's refusal comes first, as when it ran before the import
         raise
@@ -257,6 +259,8 @@ class Importer(StaticValues, GenericNodes, Walk):
                  prepared: tuple[Any, Columns | None] = (None, None)) -> None:
         super().__init__(model, filename, skeleton if skeleton is not None else _skeleton(model))
         self.copy_weights = weights  # (see from_onnx)
+        self._stored_by_source = {}
+        self._folded = {}
         #: the checker's verdict, where it may still be pending (see :mod:`archc.frontends.onnx.checking`)
         self.check = check
         #: the checker's input parsed by the rows' mirror, and the initializers read from it, where

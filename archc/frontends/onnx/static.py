@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 
 from archc.frontends.onnx import limits
+from archc.frontends.onnx.conversion import attribute_bytes
 from archc.frontends.onnx.state import ImportState
 from archc.frontends.onnx.values import (Const, Lazy, Record, ShapeArithmeticError, Sym, evaluate_symbolic, fold,
                                          is_static_int)
@@ -43,6 +44,9 @@ def constant_value(node: onnx.NodeProto, im: ImportState) -> np.ndarray:
 class StaticValues(ImportState):
     """Folding and symbolic evaluation of the nodes that compute no tensor."""
 
+    #: (op type, domain, attributes, input records' ids) of a fold over a weight -> its output records
+    _folded: dict[tuple, list[Const]]
+
     def _evaluate(self, node: onnx.NodeProto, recs: list[Record | None]) -> None:
         """Fold a node over constants, or evaluate it over symbolic shape data."""
         if node.op_type in PASS_THROUGH and (len(node.output) == 1 or not self.consumers.get(node.output[1])):
@@ -59,11 +63,19 @@ class StaticValues(ImportState):
                 self._shape_of(node, tuple(self.fresh_symbol() if d is None else d for d in t.shape))
                 return
         if all(r is None or isinstance(r, Const) for r in recs):
-            arrays = self._fold(node, [None if r is None else r.array for r in recs])
-            if arrays is not None:
-                learned = any(isinstance(r, Const) and r.learned for r in recs)
-                for name, arr in zip(node.output, arrays):
-                    self.bind(name, Const(arr, learned))
+            learned = any(isinstance(r, Const) and r.learned for r in recs)
+            # (a weight rearranged alike by several nodes, a transpose of a shared one per use: one record,
+            # so that the weight stays one tensor; the records folded over stay bound, so their ids hold)
+            key = (node.op_type, node.domain, attribute_bytes(node), tuple(map(id, recs))) if learned else None
+            folded = self._folded.get(key) if key is not None else None
+            if folded is None:
+                arrays = self._fold(node, [None if r is None else r.array for r in recs])
+                folded = None if arrays is None else [Const(arr, learned) for arr in arrays]
+                if key is not None and folded is not None:
+                    self._folded[key] = folded
+            if folded is not None:
+                for name, rec in zip(node.output, folded):
+                    self.bind(name, rec)
                 return
         ins = [None if r is None else r.array for r in recs] if not any(isinstance(r, Lazy) for r in recs) else None
         if ins is not None and limits.symbolic_allowed(ins):

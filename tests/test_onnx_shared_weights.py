@@ -1,0 +1,109 @@
+"""ONNX models whose layers share weights (a layer applied twice, ALBERT's one layer applied N times, a
+siamese encoder, a weight-shared conv): one initializer read by several nodes stays one tensor through
+every path: counted once by summary, one parameter under two keys in the PyTorch module, one initializer
+in the rebuilt ONNX, a ``tie:`` in the written spec. Modules written here, exported by both exporters."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from archc.frontends.onnx import load_onnx  # noqa: E402
+from archc.lowering.onnx import to_onnx  # noqa: E402
+from archc.lowering.torch import build_module  # noqa: E402
+
+
+class TwiceApplied(nn.Module):
+    """One linear layer applied twice, around a tanh (weight sharing across depth)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.fc(torch.tanh(self.fc(x))))
+
+
+class Siamese(nn.Module):
+    """One conv encoder applied to two inputs; the difference of the two codes."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
+
+    def forward(self, a, b):
+        return (self.enc(a) - self.enc(b)).mean((2, 3))
+
+
+CASES = {"twice": (TwiceApplied, lambda: (torch.randn(2, 8),)),
+         "siamese": (Siamese, lambda: (torch.randn(1, 3, 6, 6), torch.randn(1, 3, 6, 6)))}
+
+
+def _export(tmp_path, name: str, dynamo: bool):
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    factory, inputs = CASES[name]
+    torch.manual_seed(0)
+    model = factory().eval()
+    path = tmp_path / f"{name}.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, inputs(), str(path), dynamo=dynamo)
+    return model, inputs(), path
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_shared_weight_stays_one_tensor(tmp_path, run_archc, name, dynamo):
+    model, inputs, path = _export(tmp_path, name, dynamo)
+    expected = sum(p.numel() for p in model.parameters())  # torch counts a shared parameter once
+    summary = json.loads(run_archc("summary", str(path), "--format", "json", check=True).stdout)
+    assert summary["totals"]["params"] == expected
+    graph = load_onnx(str(path))
+    built = build_module(graph).eval()
+    assert sum(p.numel() for p in built.parameters()) == expected
+    want = model(*inputs).detach().numpy()
+    feeds = [t.numpy() for t in inputs]
+    np.testing.assert_allclose(built(*map(torch.from_numpy, feeds)).detach().numpy(), want, rtol=1e-5, atol=1e-6)
+    rebuilt = to_onnx(graph)
+    assert sum(int(np.prod(t.dims)) for t in rebuilt.graph.initializer) == expected
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(rebuilt.SerializeToString())
+    got = session.run(None, dict(zip([i.name for i in session.get_inputs()], feeds)))[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # the spec written from the model ties the later use to the first, and builds the same count
+    spec = tmp_path / f"{name}.yaml"
+    run_archc("spec", str(path), "-o", str(spec), check=True)
+    assert "tie: {" in spec.read_text()
+    rebuilt_summary = json.loads(run_archc("summary", str(spec), "--format", "json", check=True).stdout)
+    assert rebuilt_summary["totals"]["params"] == expected
+
+
+def test_layers_of_equal_shape_that_read_their_own_initializers_are_not_tied(tmp_path):
+    # two linear layers of one shape, each its own initializer: nothing shared, nothing tied
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.b(torch.tanh(self.a(x)))
+
+    torch.manual_seed(0)
+    path = tmp_path / "two.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Two().eval(), (torch.randn(2, 8),), str(path), dynamo=False)
+    graph = load_onnx(str(path))
+    assert not [n for n in graph.nodes() if "tie" in n.meta]
+    assert len(onnx.load(str(path)).graph.initializer) == len(to_onnx(graph).graph.initializer) == 4
