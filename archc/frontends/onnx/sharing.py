@@ -1,19 +1,22 @@
 """Weights an ONNX model shares: one initializer read as the parameter of several nodes.
 
-A layer applied twice, ALBERT's one layer applied N times, GPT-2's output projection tied to the
-token embedding: the file holds one tensor, read by several nodes. The import stores one array for
+A layer applied twice, ALBERT's one layer applied N times, a siamese encoder: the file holds one
+tensor, read by several nodes of one module. The import stores one array for
 it (:meth:`~archc.frontends.onnx.conversion.Conversion._store`), and :func:`tie_shared_weights`
-makes each later use a tie (``node.meta["tie"]``, as a spec's ``tie:``): the parameter is counted
-once, the PyTorch module holds one tensor under both keys, the rebuilt ONNX one initializer.
+makes each later use in the same module a tie (``node.meta["tie"]``, as a spec's ``tie:``): the
+parameter is counted once, the PyTorch module holds one tensor under both keys, the rebuilt ONNX one
+initializer. Modules of their own reading one tensor keep a parameter each: the exporters merge
+initializers of equal values (an untrained model's cloned layers), which shares nothing.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from itertools import chain
 
 import numpy as np
 
-from archc.ir.graph import Graph
+from archc.ir.graph import MODULES_META, Graph, Node
 from archc.ops.weights import TIE_META, param_specs
 
 __all__ = ["tie_shared_weights"]
@@ -30,17 +33,30 @@ def tie_shared_weights(graph: Graph, made: Collection[int] = ()) -> int:
     shared = set(unique[counts > 1].tolist()) - set(made)
     if not shared:
         return 0
-    owners: dict[int, tuple[str, str]] = {}
+    owners: dict[tuple[int, str | None], tuple[str, str]] = {}
     tied = 0
     for node in graph.nodes():
         for pname, array in weights.get(node.name, {}).items():
             if id(array) not in shared:
                 continue
-            owner = owners.setdefault(id(array), (node.name, pname))
+            # (per module: both exporters merge equal initializers, an untrained model's cloned layers or
+            # its layer-norm gains of ones; modules of their own reading one merged tensor keep their own)
+            owner = owners.setdefault((id(array), _module(node)), (node.name, pname))
             if owner[0] != node.name and _same_parameter(graph, owner, (node.name, pname)):
                 node.meta.setdefault(TIE_META, {})[pname] = owner
                 tied += 1
     return tied
+
+
+def _module(node: Node) -> str | None:
+    """The module the node ran in, its later calls counted as it (TorchScript's ``/layer/qkv_1`` is
+    ``layer.qkv``); None where no module is on record (a file of another tool: the file is trusted)."""
+    modules = node.meta.get(MODULES_META)
+    return _CALL_SUFFIX.sub("", modules[-1][0]) if modules else None
+
+
+#: the suffix TorchScript's exporter gives a module's later calls (``qkv_1``, ``qkv_2``)
+_CALL_SUFFIX = re.compile(r"_\d+$")
 
 
 def _same_parameter(graph: Graph, owner: tuple[str, str], user: tuple[str, str]) -> bool:
