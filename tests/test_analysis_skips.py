@@ -540,3 +540,25 @@ def test_expect_mismatch_is_reported_with_location():
     assert got == {("cat2", "residual", "long_skip"), ("head", "residual", "none")}
     cat2 = next(m for m in a.expectations if m.node == "cat2")
     assert cat2.location.startswith("unet.yaml:") and "encloses" in cat2.reason
+
+
+NESTED_CONCAT = """
+inputs: {x: [N, 8, 16, 16]}
+nodes:
+  - {name: stem, op: conv, out_channels: 8, kernel_size: 1}
+  - {name: a, op: conv, in: stem, out_channels: 4, kernel_size: [1, 3], padding: [0, 1]}
+  - {name: b, op: conv, in: stem, out_channels: 4, kernel_size: [3, 1], padding: [1, 0]}
+  - {name: inner, op: concat, in: [a, b], expect: branch}
+  - {name: c, op: conv, in: x, out_channels: 4, kernel_size: 1}
+  - {name: outer, op: concat, in: [inner, c], expect: branch}
+"""
+
+
+def test_an_expectation_on_a_part_of_a_larger_merge_is_checked_against_that_merge():
+    # Inception-v3's expanded filter bank: cat(cat(a, b), c) is one concat, whose pairs hold the inner's
+    assert analyze(loads_spec(NESTED_CONCAT, filename="n.yaml")).expectations == []
+    wrong = analyze(loads_spec(NESTED_CONCAT.replace("[a, b], expect: branch", "[a, b], expect: dense"),
+                               filename="n.yaml")).expectations
+    (m,) = wrong
+    assert (m.node, m.expected, m.found) == ("inner", "dense", "branch")
+    assert m.reason.startswith("part of the concat 'outer', which holds its pairs: ")

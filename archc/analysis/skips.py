@@ -90,7 +90,7 @@ def _analyze(graph: Graph, band: tuple[int, int] | None, paths: bool) -> Analysi
     connections = classifier.run()
     chains = _chains(flow, connections)
     expecting = _expecting(flow.graph_nodes)
-    expectations = check_expectations(graph, connections, expecting)
+    expectations = check_expectations(graph, connections, expecting, _merged_into(flow, expecting))
     stats = None
     if paths:
         from archc.analysis.paths import path_stats
@@ -756,12 +756,26 @@ def _chains(flow: Flow, connections: list[Skip]) -> list[list[Skip]]:
     return chains
 
 
-def check_expectations(graph: Graph, connections: list[Skip],
-                       nodes: Mapping[str, Node] | None = None) -> list[Mismatch]:
+def _merged_into(flow: Flow, nodes: Mapping[str, Node]) -> dict[str, str]:
+    """Each of ``nodes`` that is a part of a larger merge (see :func:`inner_merge`) -> that merge's name."""
+    out = {}
+    for name in nodes:
+        i = flow.index.get(name)
+        outer = None
+        while i is not None and (i := inner_merge(flow, i)) is not None:
+            outer = i
+        if outer is not None:
+            out[name] = flow.names[outer]
+    return out
+
+
+def check_expectations(graph: Graph, connections: list[Skip], nodes: Mapping[str, Node] | None = None,
+                       merged_into: Mapping[str, str] | None = None) -> list[Mismatch]:
     """Compare each node's declared ``meta["expect"]`` with what the analysis found there.
 
     ``nodes``: the graph's nodes by name (:meth:`Graph.node_map`, as :attr:`Flow.graph_nodes` holds them),
-    or those of them that declare an ``expect``."""
+    or those of them that declare an ``expect``. ``merged_into``: a node that is a part of a larger merge
+    (the inner concat of ``cat(cat(a, b), c)``) -> that merge, whose pairs hold the part's."""
     if nodes is None:
         nodes = graph.node_map()
     expecting = list(_expecting(nodes).items())
@@ -776,6 +790,9 @@ def check_expectations(graph: Graph, connections: list[Skip],
         if expected is None:
             continue
         records = by_merge.get(name, [])
+        outer = (merged_into or {}).get(name) if not records else None
+        if outer is not None:
+            records = by_merge.get(outer, [])
         kinds = sorted({r.kind for r in records})
         skip_kinds = [k for k in kinds if k in SKIP_KIND_SET]
         if expected in kinds or (expected == EXPECT_NONE and not skip_kinds) or (
@@ -783,6 +800,8 @@ def check_expectations(graph: Graph, connections: list[Skip],
             continue
         found = "/".join(kinds) if kinds else "none"
         reason = records[0].reason if records else "not a join (fewer than two distinct data inputs)"
+        if outer is not None:
+            reason = f"part of the {node.op} '{outer}', which holds its pairs: {reason}"
         out.append(Mismatch(node=name, expected=expected, found=found, reason=reason,
                             location=str(node.location) if node.location else None))
     return out
