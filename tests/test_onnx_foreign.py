@@ -559,3 +559,47 @@ def test_grid_sample_20_is_re_emitted_with_opset_16s_mode_names(tmp_path, mode):
     want = ort.InferenceSession(path).run(None, feeds)[0]
     got = ort.InferenceSession(rebuilt.SerializeToString()).run(None, feeds)[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_dim_that_is_a_function_of_a_symbol_is_written_into_the_spec(tmp_path, run_archc):
+    # found by a user: the default exporter declares a slice of a rotary table by a dynamic length as
+    # dim 'Min(16, seq)'; archc's spec held it in output_types but refused to read it back (a comma)
+    import onnxruntime as ort
+
+    nodes = [helper.make_node("Shape", ["x"], ["T"], name="shape", start=1, end=2),
+             helper.make_node("Slice", ["cos", "zero", "T", "zero", "one"], ["c"], name="slice"),
+             helper.make_node("Mul", ["x", "c"], ["y"], name="mul")]
+    inits = [numpy_helper.from_array(np.random.default_rng(0).random((16, 8), np.float32), "cos"),
+             numpy_helper.from_array(np.array([0], np.int64), "zero"),
+             numpy_helper.from_array(np.array([1], np.int64), "one")]
+    model = _old_model(nodes, [_vi("x", ["batch", "seq", 8])], [_vi("y", ["batch", "seq", 8])], inits,
+                       opset=20, ir_version=10)
+    model.graph.value_info.append(_vi("c", ["Min(16, seq)", 8]))
+    path = tmp_path / "rotary.onnx"
+    onnx.save(model, path)
+    spec, weights = tmp_path / "rotary.yaml", tmp_path / "rotary.pt"
+    run_archc("spec", str(path), "-o", str(spec), "--weights-out", str(weights), check=True)
+    assert "Min(16, seq)" in spec.read_text()
+    run_archc("build", str(spec), "--weights", str(weights), "-o", str(tmp_path / "again.onnx"), check=True)
+    x = np.random.default_rng(1).standard_normal((2, 5, 8)).astype(np.float32)
+    want = ort.InferenceSession(str(path)).run(None, {"x": x})[0]
+    got = ort.InferenceSession(str(tmp_path / "again.onnx")).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_a_spec_archc_cannot_read_back_is_reported_at_the_model(tmp_path, monkeypatch, capsys):
+    # archc's own failure: the message names the model and the node, not lines of a file never written
+    from archc.cli import main
+    from archc.lowering import spec_yaml
+
+    path = tmp_path / "relu.onnx"
+    onnx.save(_old_model([helper.make_node("Relu", ["x"], ["y"], name="act")], [_vi("x", [2, 3])],
+                         [_vi("y", [2, 3])], opset=17, ir_version=8), path)
+    real = spec_yaml.dump_spec
+    monkeypatch.setattr(spec_yaml, "dump_spec", lambda spec, source="": real(spec, source).replace("op: relu", "op: rleu"))
+    out = tmp_path / "relu.yaml"
+    assert main(["spec", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: error: node 'act': archc cannot write a spec of this model that reads back, so it wrote none" \
+        in err and "unknown op 'rleu'" in err
+    assert not out.exists()

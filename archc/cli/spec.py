@@ -13,6 +13,7 @@ import argparse
 import io
 import os
 import sys
+from typing import Any
 
 from archc.cli.common import is_onnx_model
 from archc.errors import Location, UsageError
@@ -27,9 +28,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also save the model's weights as a state_dict for the spec (needs torch)")
 
 
+def _read_back(text: str, args: argparse.Namespace) -> Any:
+    """The graph of the spec ``text`` written for the model; where it does not read back (archc's
+    own failure), a SpecError at the model naming the node, not at lines of a file never written."""
+    from archc.errors import Diagnostic, SpecError
+    from archc.frontends.yaml import loads_spec
+
+    try:
+        return loads_spec(text, filename=args.output)
+    except SpecError as exc:
+        raise SpecError([Diagnostic(f"archc cannot write a spec of this model that reads back, so it wrote "
+                                    f"none ({d.message})", Location(args.spec), d.node)
+                         for d in exc.diagnostics]) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from archc.frontends.onnx import load_onnx
-    from archc.frontends.yaml import loads_spec
     from archc.lowering.spec_yaml import dump_spec, to_spec
 
     if not is_onnx_model(args.spec):
@@ -43,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     _check_input_types(graph, args.spec)
     spec, rename = to_spec(graph)
     text = dump_spec(spec, args.spec)
-    rebuilt = loads_spec(text, filename=args.output)  # a spec archc cannot read back is never written
+    rebuilt = _read_back(text, args)  # a spec archc cannot read back is never written
     state = _state_dict(graph, rename) if args.weights_out else None
     if state is not None:
         _check_keys(rebuilt, state, args.weights_out)

@@ -375,7 +375,7 @@ def check_against_onnx(a: dict[str, Any], ins: list[TensorType], declared: list[
 
 #: a symbolic dim as ONNX's shape inference writes them: a name, or arithmetic of names and
 #: numbers (``N*64`` after a reshape folds the batch into another dim)
-_SYMBOLIC_DIM = re.compile(r"(?=.*[A-Za-z_])[A-Za-z0-9_ ()*+/-]+")
+_SYMBOLIC_DIM = re.compile(r"(?=.*[A-Za-z_])[A-Za-z0-9_ ()*+/%,.-]+")
 
 
 def _is_shape(shape: Any, symbols: bool) -> bool:
