@@ -798,3 +798,43 @@ def test_parallel_repetitions_are_an_nn_module_list_each_reading_the_same_input(
     assert all(f"aspp_{i} = self.aspp[{i}](stem)" in source for i in range(3))
     verified = run_archc("verify", str(spec), check=True)
     assert "PASSED" in verified.stdout
+
+
+ALIASED = """
+archc: 1
+name: aliased
+inputs:
+  x: [N, 4]
+blocks:
+  wrap:
+    inputs: [y]
+    nodes:
+      - {name: l, op: linear, out_features: 4}
+  pair:
+    inputs: [a, b, c]
+    nodes:
+      - {name: fa, op: linear, in: a, out_features: 4}
+      - {name: fc, op: linear, in: c, out_features: 4}
+      - {name: t, block: wrap, in: c}
+      - {name: s, op: add, in: [fa, fc, t, b]}
+nodes:
+  - {name: h, op: linear, out_features: 4}
+  - {name: g, op: tanh, in: h}
+  - {name: p, block: pair, in: [x, h, h]}
+  - {name: q, block: pair, in: [p, h, g]}
+"""
+
+
+def test_a_block_input_given_a_tensor_another_one_holds_is_read_by_its_own_name(tmp_path):
+    # p passes h as both b and c: the class must read c where the spec says c (q passes them apart)
+    from ops_harness import run_onnx
+
+    graph = loads_spec(ALIASED, "aliased.yaml")
+    source = generate_source(graph)
+    assert "fc = self.fc(c)" in source and "t = self.t(c)" in source and "(b)" not in source
+    assert source.count("class Pair") == 1
+    import numpy as np
+
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    got = build_module(graph).eval()(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(got, run_onnx(graph, {"x": x})[0], rtol=1e-5, atol=1e-6)

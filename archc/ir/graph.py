@@ -75,6 +75,9 @@ class BlockInstance:
     lets: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     formals: tuple[str, ...] = field(default=(), compare=False)
     inputs: tuple[Value, ...] = field(default=(), compare=False)
+    #: (input slot, the caller's block input the spec named) where that one holds the tensor of an
+    #: earlier block input of the caller (see :data:`FORMAL_INPUTS_META`)
+    formal_inputs: tuple[tuple[int, str], ...] = field(default=(), compare=False)
 
     @property
     def variadic(self) -> bool:
@@ -86,6 +89,11 @@ class BlockInstance:
 #: ``(path, class name or None)`` pairs (the ONNX frontend reads them from the exporter's names
 #: and metadata; :func:`archc.analysis.hierarchy.graph_levels` frames block instances with them)
 MODULES_META = "modules"
+
+#: ``Node.meta`` key: input slot -> the block input (formal) the spec named for it, where that block
+#: input holds the same tensor as an earlier one (``in: [x, h, h]`` for formals ``a, b, c``): what
+#: a backend writing one class per block reads instead of the tensor's first formal
+FORMAL_INPUTS_META = "formal_inputs"
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 from torch import nn
 
 from archc.errors import SpecError
-from archc.ir.graph import Graph, Node, Value
+from archc.ir.graph import FORMAL_INPUTS_META, Graph, Node, Value
 from archc.lowering.torch_reset import GENERATED_METHODS
 from archc.lowering.torch_plan import (Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute, place_local, spread_at,
                                        with_holes)
@@ -177,6 +177,8 @@ class BodyWriter:
                 name = names.fresh(formal)
                 if values:
                     spread[tuple(values)] = name
+            elif (values[0].node, values[0].out) in names.names:  # (one tensor passed again: read by name)
+                name = names.fresh(formal)
             else:
                 name = names.bind((values[0].node, values[0].out), formal)
             body.args.append(name)
@@ -196,7 +198,7 @@ class BodyWriter:
                 target = names.bind((made.node, made.out), container)
                 body.stmts.append(Stmt([target], f"{access[container]}({arg})"))
             elif id(item) not in skip:
-                body.stmts.append(self._child_stmt(inst, item, names, access, spread))
+                body.stmts.append(self._child_stmt(body, inst, item, names, access, spread))
         body.returns = [names.names[(v.node, v.out)] for v in inst.outputs]
         body.ties = [_tie_statement(access, inst.local(node), param, inst.local(owner), owner_param)
                      for node, param, owner, owner_param in self.own_ties(inst)]
@@ -278,6 +280,8 @@ class BodyWriter:
                    spread: dict[tuple[Value, ...], str]) -> Stmt:
         local = inst.local(node.name)
         sources = [names.names.get((v.node, v.out)) for v in node.inputs]
+        for slot, formal in node.meta.get(FORMAL_INPUTS_META, {}).items():  # a tensor passed in twice
+            sources[slot] = body.args[inst.formals.index(formal)]
         for values, name in spread.items():  # a variadic input passed whole: *features
             at = spread_at(node.inputs, values)
             if at is not None:
@@ -331,13 +335,16 @@ class BodyWriter:
             comments.append(local)  # the variable's name hides the node's
         return comments
 
-    def _child_stmt(self, inst: Instance, child: Instance, names: VarNames, access: dict[str, str],
+    def _child_stmt(self, body: Body, inst: Instance, child: Instance, names: VarNames, access: dict[str, str],
                     spread: dict[tuple[Value, ...], str]) -> Stmt:
         local = inst.local(child.path)
         args = []
         declared = child.info.formals if child.info is not None and child.info.formals else ("x",)
-        for formal, values in zip(declared, child.inputs):
-            if not formal.endswith("..."):
+        named = dict(child.info.formal_inputs) if child.info is not None else {}  # (a tensor passed in twice)
+        for k, (formal, values) in enumerate(zip(declared, child.inputs)):
+            if k in named:
+                args.append(body.args[inst.formals.index(named[k])])
+            elif not formal.endswith("..."):
                 args.append(names.names[(values[0].node, values[0].out)])
             else:
                 whole = spread.get(tuple(values))

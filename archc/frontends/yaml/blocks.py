@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 from archc.errors import Diagnostic, Location, closest, did_you_mean, meant_hint
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.naming import resolve
+from archc.frontends.yaml.naming import aliased_formals, resolve
 from archc.frontends.yaml.params import (NOT_A_PARAMETER, define_lets, interpolate, parameter_value,
                                          takes_literal_text)
 from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Scope
@@ -187,7 +187,8 @@ def _enter(call: Instantiation, scope: Scope, bdef: SMap, env: dict[str, Any], s
         instance = BlockInstance(call.path, call.kind, defaults=tuple(declared.items()),
                                  args=tuple((k, env.get(k)) for k in declared),
                                  lets=tuple((k, v) for k, v in lets.items() if isinstance(v, str)),
-                                 formals=signature.formals, inputs=tuple(call.inputs))
+                                 formals=signature.formals, inputs=tuple(call.inputs),
+                                 formal_inputs=tuple(aliased_formals(call, scope).items()))
         inner = Scope(prefix=call.path + ".", env=env, stack=scope.stack + (instance,),
                       counter=[0] if bdef.get("sequential") is True else None)
     inputs, fixed = call.inputs, signature.fixed

@@ -9,11 +9,13 @@ relatives turn one into values of the scope, reporting unknown names at the refe
 """
 from __future__ import annotations
 
+from typing import Any
+
 from archc.errors import did_you_mean
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.params import MODULE_NAME_RE, interpolate
 from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Poison, Scope
-from archc.frontends.yaml.site import Site
+from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SList, SMap
 from archc.ir import Value
 from archc.ops import registry
@@ -131,3 +133,19 @@ def _may_take_no_input(item: SMap) -> bool:
     """Whether the node ``item`` applies an op whose fewest inputs is none."""
     op = registry.get(str(item["op"])) if "op" in item else None
     return op is not None and op.arity()[0] == 0
+
+
+def aliased_formals(call: Instantiation, scope: Scope) -> dict[int, str]:
+    """Input slot -> block input named in the ``in:`` of ``call`` (an op or a block instance) where that
+    block input holds the tensor of an earlier one (one tensor passed twice: ``in: [x, h, h]``), so
+    that a class per block reads the one the spec names."""
+    refs = call.item.get("in")
+    refs = [refs] if isinstance(refs, str) else list(refs) if isinstance(refs, SList) else []
+    if len(refs) != len(call.inputs) or not scope.block_inputs:
+        return {}
+    first: dict[Any, str] = {}
+    for formal in scope.block_inputs:
+        first.setdefault(scope.bindings[formal].values[0], formal)
+    # (a repetition after the first reads the one before it, whatever its in: names)
+    return {slot: ref for slot, ref in enumerate(map(str, refs)) if ref in scope.block_inputs
+            and scope.bindings[ref].values[0] == call.inputs[slot] and first[call.inputs[slot]] != ref}

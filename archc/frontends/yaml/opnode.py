@@ -12,11 +12,12 @@ from __future__ import annotations
 from archc.errors import ShapeError, did_you_mean
 from archc.frontends.yaml.attributes import op_attributes
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.naming import resolve
+from archc.frontends.yaml.naming import aliased_formals, resolve
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Scope
 from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SMap
 from archc.ir import Node, Value
+from archc.ir.graph import FORMAL_INPUTS_META
 from archc.ops import registry
 from archc.ops.base import OpDef, param_key
 from archc.ops.nodes import build_node
@@ -34,6 +35,9 @@ def apply_op(ctx: Elaboration, call: Instantiation, scope: Scope) -> Binding:
     _check_inputs(ctx, op, call, scope)
     node = _build(ctx, op, call, attrs, scope)
     node.attr_exprs = exprs  # for backends that write the spec's expressions (PyTorch classes)
+    formals = aliased_formals(call, scope)
+    if formals:
+        node.meta[FORMAL_INPUTS_META] = formals
     ctx.graph.add(node)
     if "tie" in call.item:
         _tie(ctx, node, call, scope)
