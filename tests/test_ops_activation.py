@@ -9,7 +9,8 @@ from archc.ops import registry
 from ops_harness import graph_of, randomize, run_onnx, spec_error
 from ops_harness import parity_suite
 
-PARITY_OPS = {"relu", "gelu", "silu", "sigmoid", "tanh", "softmax", "relu6", "hardswish", "leaky_relu", "dropout"}
+PARITY_OPS = {"relu", "gelu", "silu", "sigmoid", "tanh", "softmax", "relu6", "hardswish", "leaky_relu", "dropout",
+              "log_softmax", "exp", "log", "abs"}
 
 # Inputs are scaled by 4 so that the interesting ranges (relu6's 6, hardswish's +-3) are reached.
 CASES = [
@@ -28,6 +29,8 @@ CASES = [
     ("leaky_relu_default", "inputs: {x: [N, 9]}\nnodes: [{op: leaky_relu}]"),
     ("leaky_relu_slope", "inputs: {x: [N, 3, 3]}\nnodes: [{op: leaky_relu, negative_slope: 0.2}]"),
     ("dropout", "inputs: {x: [N, 3, 5]}\nnodes: [{op: dropout, p: 0.3}, {op: relu}]"),
+    ("log_softmax", "inputs: {x: [N, 3, 5]}\nnodes: [{op: scale, factor: 20.0}, {op: log_softmax, axis: 1}]"),
+    ("exp_log_abs", "inputs: {x: [N, 3, 5]}\nnodes: [{op: abs}, {op: log}, {op: exp}]"),
 ]
 
 
@@ -105,3 +108,31 @@ nodes:
   - {name: d, op: sub, in: [a, p]}
   - {name: r, op: relu}
 """, high={"a": 3})
+
+
+def test_abs_of_integers():
+    from ops_harness import check_parity
+
+    check_parity("""
+inputs:
+  a: {shape: [N, 4], dtype: int64}
+nodes:
+  - {name: p, op: positions, dim: 1}
+  - {name: d, op: sub, in: [a, p]}
+  - {name: r, op: abs}
+""", high={"a": 3})
+
+
+def test_log_softmax_from_onnx_is_the_native_op(tmp_path):
+    import onnx
+    from onnx import helper
+
+    from archc.frontends.onnx import load_onnx
+
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 5])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 5])
+    graph = helper.make_graph([helper.make_node("LogSoftmax", ["x"], ["y"], axis=1)], "g", [x], [y])
+    path = tmp_path / "ls.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    (node,) = [n for n in load_onnx(str(path)).nodes() if n.op != "input"]
+    assert (node.op, node.attrs["axis"]) == ("log_softmax", 1)

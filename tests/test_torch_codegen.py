@@ -335,7 +335,7 @@ _MODULE_FORMS = [
     ("gelu", "", [2, 7], "GELU"), ("gelu", ", approximate: tanh", [2, 7], "GELU"),
     ("silu", "", [2, 7], "SiLU"), ("sigmoid", "", [2, 7], "Sigmoid"), ("tanh", "", [2, 7], "Tanh"),
     ("hardswish", "", [2, 7], "Hardswish"), ("leaky_relu", ", negative_slope: 0.2", [2, 7], "LeakyReLU"),
-    ("softmax", ", axis: 1", [2, 7, 3], "Softmax"),
+    ("softmax", ", axis: 1", [2, 7, 3], "Softmax"), ("log_softmax", ", axis: 1", [2, 7, 3], "LogSoftmax"),
     ("maxpool", ", kernel_size: 3, stride: 2, padding: 1, ceil_mode: true", [2, 3, 9, 9], "MaxPool2d"),
     ("maxpool", ", kernel_size: 2", [2, 3, 8], "MaxPool1d"),
     ("avgpool", ", kernel_size: 3, stride: 2, count_include_pad: false", [2, 3, 9, 9], "AvgPool2d"),

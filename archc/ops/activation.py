@@ -132,6 +132,30 @@ class Tanh(Direct):
 
 
 @register
+class Exp(Direct):
+    name = "exp"
+    doc = "e ** x, element-wise."
+    torch_function, onnx_op = "torch.exp", "Exp"
+
+
+@register
+class Log(Direct):
+    name = "log"
+    doc = "Natural logarithm, element-wise (-inf at 0, NaN below, as torch and ONNX give)."
+    torch_function, onnx_op = "torch.log", "Log"
+
+
+@register
+class Abs(Direct):
+    name = "abs"
+    doc = "|x|, element-wise; integers too (T5's relative-position buckets)."
+    torch_function, onnx_op = "torch.abs", "Abs"
+
+    def infer(self, node, ins):
+        return [ins[0]]
+
+
+@register
 class Relu6(Activation):
     name = "relu6"
     doc = "min(max(x, 0), 6), element-wise (MobileNet)."
@@ -192,3 +216,19 @@ class Softmax(Activation):
     def onnx(self, emit, node, inputs, ins):
         # Since opset 13 ONNX Softmax normalises along one axis, exactly like torch.
         return emit.add_node("Softmax", inputs, axis=node.attrs["axis"])
+
+
+@register
+class LogSoftmax(Softmax):
+    name = "log_softmax"
+    doc = "log(softmax(x)) along one axis (default the last), computed stably (a CTC or NLL head)."
+    attrs = {"axis": Attr("int", -1, doc="the axis the probabilities sum over")}
+
+    def torch_forward(self, node, ins, args, module):
+        return f"torch.log_softmax({args[0]}, dim={node.attrs['axis']})"
+
+    def torch_module_form(self, node, ins):
+        return f"nn.LogSoftmax(dim={node.attrs['axis']})"
+
+    def onnx(self, emit, node, inputs, ins):
+        return emit.add_node("LogSoftmax", inputs, axis=node.attrs["axis"])

@@ -299,15 +299,16 @@ def clip(im: "Importer", node: onnx.NodeProto):
 
 
 @converts("Softmax", pure=True)
+@converts("LogSoftmax", pure=True)
 def softmax(im: "Importer", node: onnx.NodeProto):
     x = im.tensor(node.input[0])
     rank = im.itype(x).rank
     version = im.opsets.get("", 13)
     axis = int(im.attrs(node).get("axis", -1 if version >= 13 else 1))
-    # Before opset 13 Softmax flattened the dims from `axis` on: equal only for the last axis.
+    # Before opset 13 (Log)Softmax flattened the dims from `axis` on: equal only for the last axis.
     if version < 13 and axis % rank != rank - 1:
         return None
-    return im.emit(node, "softmax", {"axis": axis}, [x])
+    return im.emit(node, "log_softmax" if node.op_type == "LogSoftmax" else "softmax", {"axis": axis}, [x])
 
 
 _MERGE_OPS = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
