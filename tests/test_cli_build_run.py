@@ -277,3 +277,20 @@ def test_an_onnx_build_says_how_many_parameters_folding_took(run_archc, tmp_path
     assert "optimised for inference: 4,800 parameters folded into the layers before them" in proc.stderr
     proc = run_archc("build", "specs/resnet18.yaml", "--target", "onnx", "-o", out, "--no-optimize", check=True)
     assert "folded" not in proc.stderr
+
+
+def test_onnxruntime_refusing_random_integer_inputs_asks_for_input_files(run_archc, tmp_path):
+    # an index input drawn at random goes out of range: onnxruntime's refusal says how to give real values
+    from onnx import helper
+
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph([helper.make_node("ScatterElements", ["x", "idx", "x"], ["y"], "scatter", axis=1)], "m",
+                              [vi("x", onnx.TensorProto.FLOAT, [2, 6]), vi("idx", onnx.TensorProto.INT64, [2, 6])],
+                              [vi("y", onnx.TensorProto.FLOAT, [2, 6])])
+    path = tmp_path / "scatter.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    proc = run_archc("run", str(path), "--runtime", "ort", "--seed", "3")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "onnxruntime cannot run the model" in proc.stderr
+    assert "integer input 'idx' may index a table or give a shape: give values the model accepts with " \
+           "--input NAME=FILE.npy" in proc.stderr

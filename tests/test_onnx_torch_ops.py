@@ -313,3 +313,29 @@ def test_avgpool_ceil_mode_with_asymmetric_pads_excluded_is_an_error_naming_the_
     with pytest.raises(SpecError, match="node 'pool5': imported ONNX op 'AveragePool' cannot be written as PyTorch: "
                                         "ceil_mode with asymmetric pads without count_include_pad"):
         generate_source(graph)
+
+
+@pytest.mark.parametrize("op, attrs, index", [
+    ("Gather", {"axis": 1}, np.array([[0, 7]], np.int64)),
+    ("GatherElements", {"axis": 1}, np.array([[0, 7, 1, 2]], np.int64)),
+    ("ScatterElements", {"axis": 1}, np.array([[0, 7, 1, 2]], np.int64)),
+])
+def test_an_index_out_of_range_is_refused_as_onnxruntime_refuses_it(op, attrs, index):
+    # (index % size, which counts negative indices from the end, also wrapped 7 into a size of 4: a
+    # silent result where onnxruntime and torch refuse the index)
+    data = np.arange(8, dtype=np.float32).reshape(2, 4)
+    names = ["x0", "x1"] + (["x2"] if op == "ScatterElements" else [])
+    inputs = [helper.make_tensor_value_info("x0", onnx.TensorProto.FLOAT, [2, 4]),
+              helper.make_tensor_value_info("x1", onnx.TensorProto.INT64, list(index.shape))]
+    if op == "ScatterElements":
+        inputs.append(helper.make_tensor_value_info("x2", onnx.TensorProto.FLOAT, list(index.shape)))
+    node = helper.make_node(op, names, ["y"], **attrs)
+    graph = helper.make_graph([node], "g", inputs, [helper.make_empty_tensor_value_info("y")])
+    model = onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    feeds = {"x0": data, "x1": index, "x2": np.ones(index.shape, np.float32)}
+    feeds = {k: v for k, v in feeds.items() if k in names}
+    with pytest.raises(Exception):
+        ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    module = build_module(from_onnx(model, "oob.onnx"), seed=None).eval()
+    with pytest.raises((RuntimeError, IndexError)):
+        module(*[torch.from_numpy(feeds[n]) for n in names])

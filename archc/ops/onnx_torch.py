@@ -415,17 +415,23 @@ def _slice(c: Call) -> str:
             f"({x}, {starts}, {ends}, {axes}, {steps})")
 
 
+def _from_end(index: str, size: str) -> str:
+    """ONNX's indices, negative ones counted from the end: ``index + size`` where below 0. (Not ``index %
+    size``, which would wrap an index out of range into the tensor; ONNX refuses one, and torch then too.)"""
+    return f"torch.where({index} < 0, {index} + {size}, {index})"
+
+
 @lowers("Gather")
 def _gather(c: Call) -> str:
     a = c.a("axis", 0) % c.ranks[0]
-    return (f"(lambda t, i: t.index_select({a}, (i % t.shape[{a}]).flatten())"
+    return (f"(lambda t, i: t.index_select({a}, {_from_end('i', f't.shape[{a}]')}.flatten())"
             f".reshape(t.shape[:{a}] + i.shape + t.shape[{a + 1}:]))({c.need(0)}, {c.need(1)})")
 
 
 @lowers("GatherElements")
 def _gather_elements(c: Call) -> str:
     a = c.a("axis", 0) % c.ranks[0]
-    return f"(lambda t, i: torch.gather(t, {a}, i % t.shape[{a}]))({c.need(0)}, {c.need(1)})"
+    return f"(lambda t, i: torch.gather(t, {a}, {_from_end('i', f't.shape[{a}]')}))({c.need(0)}, {c.need(1)})"
 
 
 @lowers("GatherND")
@@ -448,7 +454,7 @@ def _scatter_nd(c: Call) -> str:
 def _scatter_elements(c: Call) -> str:
     a = c.a("axis", 0) % c.ranks[0]
     reduction = c.a("reduction", "none")
-    index = f"{c.need(1)} % {c.need(0)}.shape[{a}]"
+    index = _from_end(c.need(1), f"{c.need(0)}.shape[{a}]")
     if reduction == "none":
         return f"torch.scatter({c.need(0)}, {a}, {index}, {c.need(2)})"
     how = {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}[reduction]

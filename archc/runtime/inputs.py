@@ -85,3 +85,13 @@ def read_arrays(types: dict[str, TensorType], files: Mapping[str, str]) -> dict[
                              location=Location(path))
         result[name] = arr.astype(t.dtype, copy=False)
     return result
+
+
+def input_hint(feeds: dict[str, np.ndarray]) -> str:
+    """Why inputs a model refuses may be the inputs' fault: integer inputs index tables or give shapes."""
+    ints = [n for n, v in feeds.items() if v.dtype.kind in "iub"]
+    if not ints:
+        return ""
+    return (f" (integer input{'s' * (len(ints) > 1)} {', '.join(repr(n) for n in ints)} may index a table or give a "
+            "shape: give values the model accepts with --input NAME=FILE.npy; random integer inputs are drawn "
+            f"in [{RANDOM_INT_RANGE[0]}, {RANDOM_INT_RANGE[1]}))")

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 
 from archc.errors import Location, RuntimeFailure, SpecError, first_line
+from archc.runtime.inputs import input_hint
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -52,7 +53,8 @@ def run_session(session, feeds: dict[str, np.ndarray], model: bytes | str = b"")
     try:
         return session.run(names, feeds)
     except Exception as exc:  # noqa: BLE001 - as above
-        raise SpecError(f"onnxruntime cannot run the model: {first_line(exc)}", location=_where(model)) from None
+        raise SpecError(f"onnxruntime cannot run the model: {first_line(exc)}" + input_hint(feeds),
+                        location=_where(model)) from None
 
 
 def _where(model: bytes | str) -> Location | None:

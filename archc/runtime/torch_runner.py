@@ -8,7 +8,7 @@ import numpy as np
 
 from archc.errors import RuntimeFailure, first_line
 from archc.ir import Graph
-from archc.runtime.inputs import RANDOM_INT_RANGE
+from archc.runtime.inputs import input_hint
 
 if TYPE_CHECKING:
     import torch
@@ -54,16 +54,6 @@ def forward(module: "torch.nn.Module", graph: Graph, feeds: dict[str, np.ndarray
             out = module(*args)
     except (RuntimeError, IndexError, ValueError, TypeError) as exc:
         raise RuntimeFailure(f"the PyTorch module of '{graph.name}' fails on these inputs: {first_line(exc)}"
-                             + _input_hint(feeds)) from None
+                             + input_hint(feeds)) from None
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     return [o.detach().cpu().numpy() for o in outs]
-
-
-def _input_hint(feeds: dict[str, np.ndarray]) -> str:
-    """Why inputs a model refuses may be the inputs' fault: integer inputs index tables or give shapes."""
-    ints = [n for n, v in feeds.items() if v.dtype.kind in "iub"]
-    if not ints:
-        return ""
-    return (f" (integer input{'s' * (len(ints) > 1)} {', '.join(repr(n) for n in ints)} may index a table or give a "
-            "shape: give values the model accepts with --input NAME=FILE.npy; random integer inputs are drawn "
-            f"in [{RANDOM_INT_RANGE[0]}, {RANDOM_INT_RANGE[1]}))")
