@@ -96,30 +96,18 @@ def test_dropout_probability_range():
     assert "attribute 'p' of op 'dropout' must be less than 1, got 1.0" in msg
 
 
-def test_relu_of_integers_runs_on_onnxruntime():
+@pytest.mark.parametrize("op", ["relu", "abs"])
+def test_relu_and_abs_of_integers_run_on_onnxruntime(op):
     # ONNX's Relu takes int64 from opset 14 but onnxruntime has no kernel for it: written as Max(x, 0)
     from ops_harness import check_parity
 
-    check_parity("""
+    check_parity(f"""
 inputs:
-  a: {shape: [N, 4], dtype: int64}
+  a: {{shape: [N, 4], dtype: int64}}
 nodes:
-  - {name: p, op: positions, dim: 1}
-  - {name: d, op: sub, in: [a, p]}
-  - {name: r, op: relu}
-""", high={"a": 3})
-
-
-def test_abs_of_integers():
-    from ops_harness import check_parity
-
-    check_parity("""
-inputs:
-  a: {shape: [N, 4], dtype: int64}
-nodes:
-  - {name: p, op: positions, dim: 1}
-  - {name: d, op: sub, in: [a, p]}
-  - {name: r, op: abs}
+  - {{name: p, op: positions, dim: 1}}
+  - {{name: d, op: sub, in: [a, p]}}
+  - {{name: r, op: {op}}}
 """, high={"a": 3})
 
 

@@ -200,6 +200,8 @@ class Softmax(Activation):
     name = "softmax"
     doc = "exp(x) / sum(exp(x)) along one axis (default the last)."
     attrs = {"axis": Attr("int", -1, doc="the axis that sums to 1")}
+    #: the torch function, nn module class and ONNX op of the same meaning (along one axis)
+    torch_function, torch_module_class, onnx_op = "torch.softmax", "nn.Softmax", "Softmax"
 
     def infer(self, node, ins):
         x = ins[0]
@@ -208,14 +210,14 @@ class Softmax(Activation):
         return [x]
 
     def torch_forward(self, node, ins, args, module):
-        return f"torch.softmax({args[0]}, dim={node.attrs['axis']})"
+        return f"{self.torch_function}({args[0]}, dim={node.attrs['axis']})"
 
     def torch_module_form(self, node, ins):
-        return f"nn.Softmax(dim={node.attrs['axis']})"
+        return f"{self.torch_module_class}(dim={node.attrs['axis']})"
 
     def onnx(self, emit, node, inputs, ins):
-        # Since opset 13 ONNX Softmax normalises along one axis, exactly like torch.
-        return emit.add_node("Softmax", inputs, axis=node.attrs["axis"])
+        # Since opset 13 ONNX (Log)Softmax normalises along one axis, exactly like torch.
+        return emit.add_node(self.onnx_op, inputs, axis=node.attrs["axis"])
 
 
 @register
@@ -223,12 +225,4 @@ class LogSoftmax(Softmax):
     name = "log_softmax"
     doc = "log(softmax(x)) along one axis (default the last), computed stably (a CTC or NLL head)."
     attrs = {"axis": Attr("int", -1, doc="the axis the probabilities sum over")}
-
-    def torch_forward(self, node, ins, args, module):
-        return f"torch.log_softmax({args[0]}, dim={node.attrs['axis']})"
-
-    def torch_module_form(self, node, ins):
-        return f"nn.LogSoftmax(dim={node.attrs['axis']})"
-
-    def onnx(self, emit, node, inputs, ins):
-        return emit.add_node("LogSoftmax", inputs, axis=node.attrs["axis"])
+    torch_function, torch_module_class, onnx_op = "torch.log_softmax", "nn.LogSoftmax", "LogSoftmax"
