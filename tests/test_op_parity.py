@@ -164,6 +164,11 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("last", "inputs: {x: [N, 3, 4]}\nnodes: [{op: softmax}]"),
         ("axis1", "inputs: {x: [N, 3, 4, 2]}\nnodes: [{op: softmax, axis: 1}]"),
     ],
+    "log_softmax": [("axis1", "inputs: {x: [N, 3, 4]}\nnodes: [{op: log_softmax, axis: 1}]")],
+    "exp": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: exp}]")],
+    "abs": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: abs}]")],
+    # abs first: log of a positive value
+    "log": [("of_abs", "inputs: {x: [N, 3, 4]}\nnodes: [{op: abs}, {op: log}]")],
     "max_unpool": [
         ("roundtrip", "inputs: {x: [N, 2, 6, 8]}\n"
          "nodes: [{name: pool, op: maxpool, kernel_size: 2, return_indices: true},\n"

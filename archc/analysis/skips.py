@@ -775,7 +775,8 @@ def check_expectations(graph: Graph, connections: list[Skip], nodes: Mapping[str
 
     ``nodes``: the graph's nodes by name (:meth:`Graph.node_map`, as :attr:`Flow.graph_nodes` holds them),
     or those of them that declare an ``expect``. ``merged_into``: a node that is a part of a larger merge
-    (the inner concat of ``cat(cat(a, b), c)``) -> that merge, whose pairs hold the part's."""
+    (the inner concat of ``cat(cat(a, b), c)``) -> that merge, whose pairs hold the part's: the part's
+    expectation holds where it holds of the part alone (``none``) or of that merge."""
     if nodes is None:
         nodes = graph.node_map()
     expecting = list(_expecting(nodes).items())
@@ -790,14 +791,15 @@ def check_expectations(graph: Graph, connections: list[Skip], nodes: Mapping[str
         if expected is None:
             continue
         records = by_merge.get(name, [])
+        if _holds(expected, records):
+            continue
+        # a part of a larger merge (no pairs of its own: "none" held above) may mean that merge
         outer = (merged_into or {}).get(name) if not records else None
         if outer is not None:
             records = by_merge.get(outer, [])
+            if _holds(expected, records):
+                continue
         kinds = sorted({r.kind for r in records})
-        skip_kinds = [k for k in kinds if k in SKIP_KIND_SET]
-        if expected in kinds or (expected == EXPECT_NONE and not skip_kinds) or (
-                not records and expected == Kind.SEQUENTIAL):
-            continue
         found = "/".join(kinds) if kinds else "none"
         reason = records[0].reason if records else "not a join (fewer than two distinct data inputs)"
         if outer is not None:
@@ -805,6 +807,13 @@ def check_expectations(graph: Graph, connections: list[Skip], nodes: Mapping[str
         out.append(Mismatch(node=name, expected=expected, found=found, reason=reason,
                             location=str(node.location) if node.location else None))
     return out
+
+
+def _holds(expected: str, records: list[Skip]) -> bool:
+    """Whether the pairs found at a node agree with its declared ``expect``."""
+    kinds = {r.kind for r in records}
+    return expected in kinds or (expected == EXPECT_NONE and not kinds & SKIP_KIND_SET) or (
+        not records and expected == Kind.SEQUENTIAL)
 
 
 def _no_choice(flow: Flow, connections: list[Skip], main_of: dict[int, int]) -> dict[int, int]:
