@@ -281,7 +281,7 @@ class BodyWriter:
         local = inst.local(node.name)
         sources = [names.names.get((v.node, v.out)) for v in node.inputs]
         for slot, formal in node.meta.get(FORMAL_INPUTS_META, {}).items():  # a tensor passed in twice
-            sources[slot] = body.args[inst.formals.index(formal)]
+            sources[slot] = _formal_arg(body, inst, formal)
         for values, name in spread.items():  # a variadic input passed whole: *features
             at = spread_at(node.inputs, values)
             if at is not None:
@@ -343,7 +343,7 @@ class BodyWriter:
         named = dict(child.info.formal_inputs) if child.info is not None else {}  # (a tensor passed in twice)
         for k, (formal, values) in enumerate(zip(declared, child.inputs)):
             if k in named:
-                args.append(body.args[inst.formals.index(named[k])])
+                args.append(_formal_arg(body, inst, named[k]))
             elif not formal.endswith("..."):
                 args.append(names.names[(values[0].node, values[0].out)])
             else:
@@ -352,6 +352,12 @@ class BodyWriter:
         targets = [names.bind((v.node, v.out), local if len(child.outputs) == 1 else f"{local}_{k}")
                    for k, v in enumerate(child.outputs)]
         return Stmt(targets, f"{access[local]}({', '.join(args)})")
+
+
+def _formal_arg(body: Body, inst: Instance, formal: str) -> str:
+    """The argument name of the block input ``formal`` in the body's ``forward`` (where a tensor passed
+    in twice is read by the block input the spec names, not by the tensor's first)."""
+    return body.args[inst.formals.index(formal)]
 
 
 def _walk_access(writer: BodyWriter, body: Body, chained: Mapping[int, Any], access: dict[str, str],

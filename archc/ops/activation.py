@@ -24,9 +24,12 @@ class Activation(OpDef):
     """An element-wise function: output type = input type."""
 
     role = "activation"
+    #: whether it is defined on integer tensors too (relu, abs)
+    takes_integers = False
 
     def infer(self, node, ins):
-        expect_float(ins[0], self.name)
+        if not self.takes_integers:
+            expect_float(ins[0], self.name)
         return [ins[0]]
 
 
@@ -54,9 +57,7 @@ class Relu(Direct):
     doc = "max(x, 0), element-wise."
     torch_function, onnx_op = "torch.relu", "Relu"
     torch_module_class = "nn.ReLU"
-
-    def infer(self, node, ins):  # relu is defined on integers too
-        return [ins[0]]
+    takes_integers = True
 
     def onnx(self, emit, node, inputs, ins):
         if ins[0].dtype.startswith("float"):
@@ -150,9 +151,7 @@ class Abs(Direct):
     name = "abs"
     doc = "|x|, element-wise; integers too (T5's relative-position buckets)."
     torch_function, onnx_op = "torch.abs", "Abs"
-
-    def infer(self, node, ins):
-        return [ins[0]]
+    takes_integers = True
 
 
 @register

@@ -163,14 +163,9 @@ class Conversion(ImportState):
         """:func:`_stored` of ``weight``, once per source: nodes reading one initializer (a layer applied
         twice, an embedding tied to the output projection) store one array, which the import's
         :func:`~archc.frontends.onnx.sharing.tie_shared_weights` then ties. A source is its memory and
-        view (a transpose made per node of one initializer is one source), kept alive while the
-        import runs so that no other array takes its address."""
+        view (a transpose made per node of one initializer is one source)."""
         arr = weight if type(weight) is np.ndarray else np.asarray(weight)
-        key = (*_view(arr), np.dtype(dtype).str)
-        found = self._stored_by_source.get(key)
-        if found is None:
-            found = self._stored_by_source[key] = (arr, _stored(arr, dtype, self.copy_weights))
-        return found[1]
+        return self._once(arr, np.dtype(dtype).str, lambda: _stored(arr, dtype, self.copy_weights))
 
     def made_weights(self) -> set[int]:
         """The ids of the weight arrays this import made rather than read from the file: the kinds'
@@ -182,10 +177,15 @@ class Conversion(ImportState):
     def contiguous(self, arr: np.ndarray) -> np.ndarray:
         """:func:`~archc.frontends.onnx.tensors.contiguous` of a weight's view (``w.T``), once per view of
         one initializer, as :meth:`_store` stores it (a shared weight stays one array)."""
-        key = (*_view(arr), None)
+        return self._once(arr, None, lambda: contiguous(arr))
+
+    def _once(self, arr: np.ndarray, made_as: str | None, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """``make()`` of ``arr`` (stored as dtype ``made_as``, or made contiguous: None), once per view of
+        memory; the source is kept alive while the import runs, so that no other array takes its address."""
+        key = (*_view(arr), made_as)
         found = self._stored_by_source.get(key)
         if found is None:
-            found = self._stored_by_source[key] = (arr, contiguous(arr))
+            found = self._stored_by_source[key] = (arr, make())
         return found[1]
 
     # -- native nodes --------------------------------------------------------------------------
