@@ -15,7 +15,8 @@ each a regression test for one class of labelling error found on other libraries
 10. integer values that are no max-pool indices (top-k routing's token indices) carry no indices: the
    scatter back is no long skip, and the block around it stays a residual;
 11. a GLU written with ``chunk`` (one half times a function of the other) is a branch join whichever
-   exporter wrote it (Slices, or one Split whose two outputs are two values), never a gate.
+   exporter wrote it (Slices, or one Split whose two outputs are two values), never a gate; a plain
+   GLU (``nn.GLU``: no layer after the split) is an activation, a sequential join.
 
 The default exporter's runs are marked slow (each export takes seconds).
 """
@@ -401,6 +402,18 @@ class ChunkGLU(nn.Module):
         return self.out(a * F.silu(self.out(b)))
 
 
+class PlainGLU(nn.Module):
+    """A projection followed by ``nn.GLU`` (Conformer's convolution module): a * sigmoid(b), no layer after
+    the split."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.proj, self.glu, self.out = nn.Linear(dim, 2 * dim), nn.GLU(dim=-1), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        return self.out(self.glu(self.proj(x)))
+
+
 class NasNetCell(nn.Module):
     """NASNet-A's normal cell (Zoph et al. 2018): five pairwise sums of separable convs, poolings and
     identities over the two previous hidden states, concatenated with one of them."""
@@ -664,6 +677,13 @@ def test_class11_a_glu_of_one_split_projection_is_a_branch_join(dynamo, tmp_path
     a = lint_export(ChunkGLU, dynamo, tmp_path_factory, example=lambda: (torch.randn(1, 8, 16),))
     (glu,) = [c for c in a.joins if c.merge_op == "mul"]
     assert glu.kind == "branch" and a.skips == []
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_class11_a_plain_glu_is_an_activation_a_sequential_join(dynamo, tmp_path_factory):
+    a = lint_export(PlainGLU, dynamo, tmp_path_factory, example=lambda: (torch.randn(1, 8, 16),))
+    (glu,) = [c for c in a.joins if c.merge_op == "mul"]
+    assert glu.kind == "sequential" and a.skips == [] and a.paths.total == 1
 
 
 @pytest.mark.parametrize("dynamo", EXPORTERS)
