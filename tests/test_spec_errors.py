@@ -157,6 +157,28 @@ def test_a_bad_value_says_where_the_parameters_it_reads_were_given():
                    ">= 1, got 16.5 (hidden = 16.5: given at m.yaml:8:35, its value from m.yaml:1:22)")
 
 
+@pytest.mark.parametrize("text, message", [
+    # found transcribing VGG-16-BN: a string parameter read as a number
+    ("params: {dropout: half}\ninputs: {x: [N, 4]}\nnodes:\n  - {op: dropout, p: dropout}\n",
+     "m.yaml:4:22: error: node 'dropout': unknown name 'half' (attribute 'p' of op 'dropout' expects a number, "
+     ">= 0 and < 1; dropout = 'half': given at m.yaml:1:19)"),
+    # ... a list item reached through an expression argument (`v: "cfg[index]"`): its chain leads to the list
+    ("params: {cfg: [8, m]}\ninputs: {x: [N, 4]}\nblocks:\n  one:\n    params: {width: null}\n"
+     "    nodes: [{op: linear, out_features: width}]\n"
+     "nodes:\n  - {block: one, repeat: 2, width: \"cfg[index]\"}\n",
+     "m.yaml:6:40: error: node 'one.1.linear': unknown name 'm' (attribute 'out_features' of op 'linear' expects "
+     "an integer, >= 1; width = 'm': given at m.yaml:8:36, its value from m.yaml:1:15)"),
+    # found transcribing Xception: a repeat count given as a word two blocks up
+    ("inputs: {x: [N, 4]}\nblocks:\n  unit:\n    nodes: [{op: relu}]\n  rep:\n    params: {reps: null}\n"
+     "    nodes: [{block: unit, repeat: reps}]\nnodes:\n  - {block: rep, reps: two}\n",
+     "m.yaml:7:35: error: node 'rep.unit': 'repeat' must be a non-negative int, got 'two' "
+     "(reps = 'two': given at m.yaml:9:24)"),
+])
+def test_a_bad_parameter_value_is_reported_with_where_it_was_written(text, message):
+    (msg,) = errors(text)
+    assert msg == message
+
+
 def test_duplicate_yaml_keys_are_errors():
     (msg,) = errors("inputs: {x: [N, 3]}\nnodes: [{op: relu, op: add}]\n")
     assert msg == "m.yaml:2:20: error: duplicate key 'op' (first given at line 2)"

@@ -15,7 +15,7 @@ from typing import Any
 from archc.errors import did_you_mean
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.params import interpolate, origin_hint, parameter_value
+from archc.frontends.yaml.params import interpolate, parameter_value
 from archc.frontends.yaml.scope import Abort, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SList, SMap
@@ -119,12 +119,12 @@ class _AttrReader:
         if not spec.accepts(value):
             hint = did_you_mean(str(value), spec.choices) if spec.choices and isinstance(value, str) else None
             self.ctx.report(f"attribute '{site.key}' of op '{self.op.name}' expects {spec.expected()}, "
-                            f"got {value!r}", site, hint or origin_hint(site.value, self.scope))
+                            f"got {value!r}", site, hint or self.scope.origin_hint(site.value))
             raise Abort()
         problem = spec.violation(value)
         if problem is not None:
             self.ctx.report(f"attribute '{site.key}' of op '{self.op.name}' {problem}", site,
-                            origin_hint(site.value, self.scope))
+                            self.scope.origin_hint(site.value))
             raise Abort()
 
 

@@ -123,14 +123,14 @@ def _arguments(ctx: Elaboration, call: Instantiation, scope: Scope, declared: Ma
 def _origins(ctx: Elaboration, call: Instantiation, scope: Scope,
              declared: Mapping[str, Any]) -> dict[str, tuple[Location, ...]]:
     """Where each parameter of the block's scope got its value: the argument written at the call (and,
-    where it passes a parameter on, that parameter's places), else the block's default."""
+    where it reads parameters, their places: ``v: "cfg[index]"`` leads on to ``cfg``), else the block's
+    default."""
     origins = dict(ctx.global_origins)
     fields = call.fields
     for key in declared:
         if key in fields:
             raw = fields[key]
-            passed = scope.origins.get(raw, ()) if isinstance(raw, str) and raw.isidentifier() else ()
-            origins[key] = (fields.where(key), *passed)
+            origins[key] = (fields.where(key), *scope.places_of(raw))
         elif isinstance(declared, SMap):
             origins[key] = (declared.where(key),)
     return origins

@@ -84,6 +84,8 @@ class Elaboration:
             # (what the field expects, where the text is no expression at all or one unknown word: `three`)
             hint = exc.hint or (expects() if expects is not None and (exc.unparsed or text.strip().isidentifier())
                                 else None)
+            if text is not site.value:  # (a parameter's value, written elsewhere: say where)
+                hint = "; ".join(filter(None, (hint, scope.origin_hint(site.value)))) or None
             self.error(str(exc), site.expr_location(exc.offset + shift), site.node, hint)
             raise Abort() from None
         except UnknownValue:  # uses a 'let' whose error was reported: stay quiet

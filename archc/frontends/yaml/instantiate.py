@@ -249,7 +249,8 @@ class Instantiator:
         if isinstance(count, str):
             count = self.ctx.evaluate(count, scope, Site(item, "repeat", path))
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            self.ctx.error(f"'repeat' must be a non-negative int, got {count!r}", item.where("repeat"), path)
+            self.ctx.error(f"'repeat' must be a non-negative int, got {count!r}", item.where("repeat"), path,
+                           scope.origin_hint(item["repeat"]))
             raise Abort()
         self.ctx.fatal(self.ctx.budget.check_repeat(count), item.where("repeat"), path)
         return count

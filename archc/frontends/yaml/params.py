@@ -89,23 +89,6 @@ def param_origins(doc: SMap, overrides: Mapping[str, Any], profile: str | None) 
     return origins
 
 
-def origin_hint(text: Any, scope: Scope) -> str | None:
-    """Where the parameters an expression reads got their values (``hidden = 16.5: given at m.yaml:22:40,
-    its value from m.yaml:4:19``), for a message about the value it computes."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        names = sorted(names_in(text) & scope.origins.keys())
-    except ExprError:  # text that does not parse has no names to follow
-        return None
-    parts = []
-    for name in names:
-        places = scope.origins[name]
-        parts.append(f"{name} = {scope.env.get(name)!r}: given at {places[0]}"
-                     + (f", its value from {', from '.join(map(str, places[1:]))}" if places[1:] else ""))
-    return "; ".join(parts) or None
-
-
 #: what a parameter's value may be, in messages
 PLAIN_VALUE = "a number, a string, true/false, null or a list of those"
 

@@ -14,7 +14,7 @@ from archc.errors import Diagnostic, DiagnosticSink, Location
 from archc.ir import BlockInstance, Graph, TensorType, Value
 from archc.ir.names import Namespace
 from archc.limits import DEFAULT_LIMITS, Limits
-from archc.frontends.yaml.expr import Evaluator
+from archc.frontends.yaml.expr import Evaluator, ExprError, names_in
 
 
 class Poison:
@@ -68,7 +68,7 @@ class Scope:
     #: names bound by nodes that ``if`` left out; a kept node of the same name may take them
     left_out: set[str] = field(default_factory=set)
     #: where each parameter's value was written, the caller's places after it (a block argument that
-    #: passes a parameter on): what an error about the value adds (see :func:`origin_hint`)
+    #: passes a parameter on): what an error about the value adds (see :meth:`origin_hint`)
     origins: dict[str, tuple[Location, ...]] = field(default_factory=dict)
     #: errors in what a left-out node stands for, held until its name is used (see Elaboration.held)
     left_out_errors: dict[str, list[Diagnostic]] = field(default_factory=dict)
@@ -96,6 +96,33 @@ class Scope:
     def set_previous(self, value: Value | Poison, held: list[Diagnostic] | None = None) -> None:
         """What the next node reads by default (``held``: errors a left-out node's value holds back)."""
         self.previous, self.previous_errors = value, held or []
+
+    def places_of(self, text: Any) -> tuple[Location, ...]:
+        """Where the parameters that the expression ``text`` reads got their values, in the order they
+        appear (none for text that names none or does not parse)."""
+        places: list[Location] = []
+        for name in self._parameters_in(text):
+            places.extend(place for place in self.origins[name] if place not in places)
+        return tuple(places)
+
+    def origin_hint(self, text: Any) -> str | None:
+        """Where the parameters an expression reads got their values (``hidden = 16.5: given at
+        m.yaml:22:40, its value from m.yaml:4:19``), for a message about the value it computes."""
+        parts = []
+        for name in self._parameters_in(text):
+            places = self.origins[name]
+            parts.append(f"{name} = {self.env.get(name)!r}: given at {places[0]}"
+                         + (f", its value from {', from '.join(map(str, places[1:]))}" if places[1:] else ""))
+        return "; ".join(parts) or None
+
+    def _parameters_in(self, text: Any) -> list[str]:
+        """The parameters with a known origin that the expression ``text`` names, sorted."""
+        if not isinstance(text, str) or not text:
+            return []
+        try:
+            return sorted(names_in(text) & self.origins.keys())
+        except ExprError:  # text that does not parse has no names to follow
+            return []
 
     def __post_init__(self) -> None:
         # A made-up name avoids every name listed or bound in this scope, now or later.
