@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.inliner
 from onnx import helper
 
 from archc.errors import Location, SpecError, first_line
@@ -106,6 +107,8 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = 
     where = Location(filename)
     if not isinstance(model, onnx.ModelProto) or not model.HasField("graph"):
         raise SpecError("not an ONNX model (no graph)", location=where)
+    if len(model.functions):
+        model, data = inline_functions(model, where), None
     if default_opset(model) < UPGRADE_TO:
         limits.check_structure(model.graph, where)  # the version converter is given well-formed graphs only
         model, data = upgrade_opset(model), None
@@ -138,6 +141,16 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = 
         raise
     check.settle()
     return graph
+
+
+def inline_functions(model: onnx.ModelProto, where: Location) -> onnx.ModelProto:
+    """The model with its local functions (``export_modules_as_functions``) inlined at every call by
+    onnx's inliner: the import, the checker and both lowerings see the functions' nodes, as in a model
+    exported without them."""
+    try:
+        return onnx.inliner.inline_local_functions(model)
+    except Exception as exc:  # noqa: BLE001 - the inliner raises several types for malformed functions
+        raise SpecError(f"cannot inline the model's local functions: {first_line(exc)}", location=where) from None
 
 
 #: models importing an older default-domain opset are first converted to this one
