@@ -92,6 +92,20 @@ def test_a_block_class_computes_every_width_from_the_arguments_it_takes(tmp_path
     assert block(*args).shape == out_shape
 
 
+def test_a_literal_equal_to_an_input_width_in_one_instance_only_stays_a_literal(tmp_path):
+    # found transcribing PSPNet: the first instance's pooled width (b=1) equals the 1x1 conv's kernel, the
+    # second's (b=2) does not; the class wrote kernel_size=b and the second instance was a 2x2 conv
+    graph = loads_spec("inputs: {x: [N, 4, 8, 8]}\nblocks:\n  branch:\n    params: {b: null}\n    nodes:\n"
+                       "      - {name: pool, op: adaptive_avgpool, output_size: b}\n"
+                       "      - {name: conv, op: conv, out_channels: 4, kernel_size: 1}\n"
+                       "nodes:\n  - {name: a, block: branch, b: 1}\n  - {name: c, block: branch, b: 2}\n")
+    source = generate_source(graph)
+    assert "nn.Conv2d(4, 4, kernel_size=1, stride=1" in source
+    module = build_module(graph, seed=0)
+    assert tuple(module.c.conv.weight.shape) == (4, 4, 1, 1)
+    assert module(torch.randn(1, 4, 8, 8)).shape == (1, 4, 2, 2)
+
+
 def test_model_takes_the_spec_parameters(resnet18_file):
     module = _import(resnet18_file, "resnet18_params")
     model = module.Resnet18(num_classes=10).eval()

@@ -350,10 +350,11 @@ class _Resolver:
         node = self.node(local)
         if node is None or type(value) is not int:
             return None
+        alike = (value,) * len(self.bodies)  # (the width must equal it in every instance, not the first only)
         for v in node.inputs:
             key, shape = self.key(v), self.graph.type_of(v).shape
             for d in dict.fromkeys((1, len(shape) - 1)) if key is not None and len(shape) >= 2 else ():
-                if shape[d] == value and (found := self._written_dim(key, d)):
+                if shape[d] == value and self.dims(key, d) == alike and (found := self._written_dim(key, d)):
                     return found
         return None
 
