@@ -340,3 +340,25 @@ def test_a_concat_along_the_token_axis_as_a_spec_and_through_archcs_onnx(tmp_pat
         tokens = [c for c in analysis.connections if c.merge in ("kv", "head_in")]
         assert len(tokens) == 2 and all(c.kind == "branch" and c.rule == "concat_of_positions" for c in tokens)
         assert _kinds(analysis).get("dense") == 3
+
+
+@pytest.mark.parametrize("bins", [[1, 6], [6, 1], [1, 2, 3, 6], [6, 3, 2, 1], [2, 1]])
+def test_a_concat_of_parallel_branches_is_labelled_alike_in_any_order(bins):
+    # found transcribing PSPNet: the pyramid's concat was a long skip for bins [1, 6] and dense for
+    # [6, 1] (the tie between branches alike but for their pooling went to the one listed last)
+    spec = HEAD.format(name="psp") + """\
+params: {bins: [1, 6]}
+blocks:
+  branch:
+    params: {b: null}
+    nodes:
+      - {op: adaptive_avgpool, output_size: b}
+      - {op: conv, out_channels: 4, kernel_size: 1}
+      - {op: upsample, size: "shape(x)[2:]", mode: bilinear}
+nodes:
+  - {name: feat, op: conv, out_channels: 8, kernel_size: 3, stride: 2, padding: 1}
+  - {name: ppm, block: branch, in: feat, repeat: "len(bins)", parallel: true, b: "bins[index]"}
+  - {name: cat, op: concat, in: [feat, "ppm[*]"]}
+"""
+    (skip,) = analyze(loads_spec(spec, overrides={"bins": bins})).skips
+    assert (skip.fork, skip.merge, skip.kind) == ("feat", "cat", "long_skip")

@@ -402,6 +402,24 @@ class ChunkGLU(nn.Module):
         return self.out(a * F.silu(self.out(b)))
 
 
+class MaskedResidualStack(nn.Module):
+    """Conv-TasNet's separator in small: residual blocks in series, the last one's output computing a mask
+    (a sigmoid) that scales the encoder's output."""
+
+    def __init__(self, c: int = 8, blocks: int = 3) -> None:
+        super().__init__()
+        self.enc = nn.Conv1d(1, c, 4, 2)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Conv1d(c, c, 3, 1, 1), nn.ReLU(), nn.Conv1d(c, c, 1))
+                                    for _ in range(blocks))
+        self.mask = nn.Conv1d(c, c, 1)
+
+    def forward(self, x):
+        w = r = torch.relu(self.enc(x))
+        for block in self.blocks:
+            r = r + block(r)
+        return torch.sigmoid(self.mask(r)) * w
+
+
 class PlainGLU(nn.Module):
     """A projection followed by ``nn.GLU`` (Conformer's convolution module): a * sigmoid(b), no layer after
     the split."""
@@ -572,6 +590,15 @@ def test_class4_attention_gates_are_branches_and_each_level_one_long_skip(dynamo
     assert all(s.merge_op == "concat" and s.carries == "identity" for s in a.skips)
     gate_adds = [c for c in a.joins if c.merge_op == "add"]
     assert len(gate_adds) == 4 and all(c.kind == "branch" for c in gate_adds)
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_a_residual_whose_output_computes_a_mask_stays_a_residual(dynamo, tmp_path_factory):
+    # found on Conv-TasNet: the last of three alike blocks, the one a mask is computed from, was a
+    # branch ("computes a gate (both sides compute)") though its shortcut is the identity
+    a = lint_export(MaskedResidualStack, dynamo, tmp_path_factory, example=lambda: (torch.randn(2, 1, 64),))
+    assert kinds(a).get("residual") == 3 and kinds(a).get("branch") is None
+    assert all(s.carries == "identity" for s in a.skips)
 
 
 @pytest.mark.parametrize("dynamo", EXPORTERS)

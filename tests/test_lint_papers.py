@@ -71,7 +71,8 @@ EXPECTED = {
     "wavenet": ({"residual": 5}, 728),
     # the backbone's residuals; each top-down merge adds a lateral feature to the upsampled coarser level
     "fpn": ({"residual": 3, "long_skip": 2}, 34),
-    # CBAM's channel and spatial attention gate the residual branch; their own sum and concat compute gates
+    # CBAM's channel and spatial attention gate the residual branch; the channel gate's sum of two MLP paths is a
+    # branch, the spatial gate's concat of a mean and a max (no layer) arithmetic
     "cbam": ({"residual": 2}, 4),
     # each Ghost module concatenates its intrinsic features with their cheap depthwise "ghosts"
     "ghostnet": ({"residual": 2, "dense": 4}, 25),

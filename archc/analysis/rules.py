@@ -127,8 +127,10 @@ def pooling_indices(f: PairFacts) -> Verdict:
 
 def gate_computation(f: PairFacts) -> Verdict:
     """A join whose output only computes a gate (additive attention: ``psi(relu(theta(x) + phi(g)))``
-    before a sigmoid): both sides compute the gate; the skip it scales is counted where it lands."""
-    if f.feeds_gate():
+    before a sigmoid): both sides compute the gate; the skip it scales is counted where it lands. Where
+    the shortcut computes nothing (a residual block whose output a mask is computed from, Conv-TasNet's
+    last block), the join is what it is without the gate."""
+    if f.shortcut_layers > 0 and f.feeds_gate():
         return Kind.BRANCH, f"{f.merge_op} of paths from {f.fork} computes a gate (both sides compute)"
     return None
 

@@ -143,15 +143,18 @@ class _Tracer:
         self._feeds_top: Collection[int] = ()
 
     def deepest(self, preds: Sequence[int]) -> int:
-        """The deepest input: most parametric layers on its longest path, then most ops, then latest.
-        (Compared by layers alone first: a wide concat rarely ties there, and no key tuples are built.)"""
+        """The deepest input: most parametric layers on its longest path, then most ops, then the one
+        whose path upsamples latest, then latest. (Compared by layers alone first: a wide concat rarely
+        ties there, and no key tuples are built.) The upsampling before the order: of parallel branches
+        alike but for their resolutions (PSPNet's poolings to 1, 2, 3 and 6), the one that resamples
+        is the main path whatever order the spec or file lists them in."""
         dl = self.flow.depth_layers
         deepest = max(map(dl.__getitem__, preds))
         tied = [p for p in preds if dl[p] == deepest]
         if len(tied) == 1:
             return tied[0]
-        do = self.flow.depth_ops
-        return max(tied, key=lambda p: (do[p], p))
+        do, up = self.flow.depth_ops, self.flow.last_upsample
+        return max(tied, key=lambda p: (do[p], up[p], p))
 
     def reads(self, join: int) -> dict[int, int]:
         """Which output of each producer the join reads (the first slot's, when it reads several)."""
