@@ -565,6 +565,64 @@ def test_tie_path_errors(tie, message):
     assert message in msg and "node 'lm_head'" in msg and msg.startswith("<spec>:14:"), msg
 
 
+SIAMESE = """
+inputs: {x1: [N, 1, 16, 16], x2: [N, 1, 16, 16]}
+blocks:
+  encoder:
+    params: {w: 8}
+    nodes:
+      - {name: conv1, op: conv, out_channels: w, kernel_size: 3, stride: 2, padding: 1}
+      - {op: relu}
+      - {op: mean, dims: [2, 3]}
+      - {name: fc, op: linear, out_features: 16}
+nodes:
+  - {name: enc_a, block: encoder, in: x1}
+  - {name: enc_b, block: encoder, in: x2, tie: enc_a}
+  - {name: diff, op: sub, in: [enc_a, enc_b]}
+  - {name: head, op: linear, out_features: 1}
+"""
+
+
+@pytest.mark.parametrize("tie", ["enc_a", "{conv1.weight: enc_a.conv1.weight, conv1.bias: enc_a.conv1.bias, "
+                                           "fc.weight: enc_a.fc.weight, fc.bias: enc_a.fc.bias}"])
+def test_a_block_instance_tied_to_another_shares_every_parameter(tie, run_archc, tmp_path):
+    # found transcribing a siamese network: tie: on a block instance was accepted and ignored (two encoders'
+    # parameters counted), a made-up entry too
+    import numpy as np
+    import onnxruntime as ort
+
+    g = load(SIAMESE.replace("tie: enc_a", f"tie: {tie}"))
+    assert total_params(g) == (8 * 9 + 8) + (8 * 16 + 16) + 17
+    module = build_module(g).eval()
+    assert module.enc_b.conv1.weight is module.enc_a.conv1.weight and module.enc_b.fc.bias is module.enc_a.fc.bias
+    spec = tmp_path / "siamese.yaml"
+    spec.write_text(SIAMESE.replace("tie: enc_a", f"tie: {tie}"))
+    run_archc("build", str(spec), "-o", str(tmp_path / "s.onnx"), check=True)
+    session = ort.InferenceSession(str(tmp_path / "s.onnx"))
+    assert len(session.get_inputs()) == 2
+    x = np.random.default_rng(0).standard_normal((2, 1, 16, 16)).astype(np.float32)
+    # one encoder: the same image on both sides gives a zero difference, whatever the head's bias adds
+    same = session.run(None, {"x1": x, "x2": x})[0]
+    np.testing.assert_allclose(same, module.head(torch.zeros(2, 16)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert "PASSED" in run_archc("verify", str(spec), check=True).stdout
+
+
+@pytest.mark.parametrize("tie,message", [
+    ("{bogus: nowhere.at_all}", "13:49: error: node 'enc_b': 'bogus' names no parameter inside block instance "
+     "'enc_b'; expected a path as its state_dict key reads, e.g. conv1.weight, conv1.bias, fc.weight"),
+    ("enc_c", "13:48: error: node 'enc_b': unknown node or input 'enc_c' (did you mean 'enc_a'?)"),
+    ("enc_a, w: 4", "13:48: error: node 'enc_b': cannot tie 'conv1.weight' (4, 1, 3, 3) to 'enc_a.conv1.weight' "
+     "(8, 1, 3, 3): tied parameters need one shape and dtype"),
+    ("3", "13:48: error: node 'enc_b': 'tie' on a block instance names another instance (tie: enc_a) or maps "
+     "paths inside this one to other parameters"),
+    ("enc_a, inline: true", "13:48: error: node 'enc_b': 'tie' on an inline block instance: its nodes join the "
+     "caller's, so tie them one by one"),
+])
+def test_block_instance_tie_errors(tie, message):
+    msg = errors(SIAMESE.replace("tie: enc_a", f"tie: {tie}"))
+    assert message in msg, msg
+
+
 # -- repetitions named into a sequential block's numbering (torchvision's MobileNet features) --------
 
 FLAT_REPEAT = """

@@ -22,6 +22,7 @@ from archc.frontends.yaml.params import (NOT_A_PARAMETER, define_lets, interpola
                                          takes_literal_text)
 from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Scope
 from archc.frontends.yaml.site import Instantiation, Site
+from archc.frontends.yaml.ties import tie_instance
 from archc.frontends.yaml.source import SList, SMap
 from archc.ir import BlockInstance, Graph, Value
 from archc.ops import registry
@@ -70,6 +71,8 @@ def apply_block(ctx: Elaboration, call: Instantiation, scope: Scope, make_nodes:
     make_nodes(nodes, inner)
     if len(ctx.sink.diagnostics) > errors_before:
         raise Abort()
+    if "tie" in call.item:
+        tie_instance(ctx, call, scope)
     result = _outputs(ctx, call, bdef, inner)
     _warn_unread_widths(ctx, inner, {v.node for v in result.values if isinstance(v, Value)})
     return result

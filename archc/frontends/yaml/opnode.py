@@ -4,24 +4,23 @@
 checks its number of inputs and its name, and makes the node with the one node builder,
 :func:`archc.ops.nodes.build_node`, which infers its output types (so later expressions may
 ask ``channels(x)``); a shape error is reported with the input shapes. The expansion budget
-is asked about the node's size, and ``tie:`` (weight tying) is resolved against the nodes
-made before it.
+is asked about the node's size, and ``tie:`` (weight tying, :mod:`~archc.frontends.yaml.ties`) is
+resolved against the nodes made before it.
 """
 from __future__ import annotations
 
 from archc.errors import ShapeError, did_you_mean
 from archc.frontends.yaml.attributes import op_attributes
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.naming import aliased_formals, resolve
+from archc.frontends.yaml.naming import aliased_formals
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Scope
-from archc.frontends.yaml.site import Instantiation, Site
-from archc.frontends.yaml.source import SMap
+from archc.frontends.yaml.site import Instantiation
+from archc.frontends.yaml.ties import tie_node
 from archc.ir import Node, Value
 from archc.ir.graph import FORMAL_INPUTS_META
 from archc.ops import registry
-from archc.ops.base import OpDef, param_key
+from archc.ops.base import OpDef
 from archc.ops.nodes import build_node
-from archc.ops.weights import TIE_META, param_specs, tied_params
 
 
 def apply_op(ctx: Elaboration, call: Instantiation, scope: Scope) -> Binding:
@@ -40,7 +39,7 @@ def apply_op(ctx: Elaboration, call: Instantiation, scope: Scope) -> Binding:
         node.meta[FORMAL_INPUTS_META] = formals
     ctx.graph.add(node)
     if "tie" in call.item:
-        _tie(ctx, node, call, scope)
+        tie_node(ctx, node, call, scope)
     for ref in dict.fromkeys(scope.queried):
         value = scope.bindings[ref].values[0] if ref in scope.block_inputs else None
         if isinstance(value, Value) and value not in call.inputs:  # (with the input's readers so far)
@@ -87,59 +86,3 @@ def _build(ctx: Elaboration, op: OpDef, call: Instantiation, attrs: dict, scope:
         ctx.error(too_big, item.location, call.path)
         raise Abort()
     return node
-
-
-def _tie_target(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> tuple[Node, str]:
-    """The node and parameter ``ref`` names: ``NODE.PARAM`` (``NODE`` a name in scope), or a dotted
-    path into a block instance of this scope, as its state_dict key reads
-    (``transformer.wte.weight``; ``blocks.0.gamma`` for a parameter node)."""
-    target, _, tparam = ref.partition(".")
-    value = resolve(ctx, target, scope, site)  # the first name must be in scope (its errors, hints)
-    if value is POISON:
-        raise Abort()
-    graph = ctx.graph
-    if tparam and target in scope.bindings:
-        inner = scope.prefix + ref
-        if inner in graph:  # a parameter node inside the instance
-            return graph.node(inner), ""
-        owner, _, last = inner.rpartition(".")
-        if owner in graph and owner != scope.prefix + target:
-            return graph.node(owner), last
-        instance = scope.prefix + target + "."
-        if "." in tparam and value.node.startswith(instance):  # a path into the instance that is none
-            keys = [param_key(n.name, p)[len(scope.prefix):] for n in graph.nodes() if n.name.startswith(instance)
-                    for p in param_specs(graph, n)]
-            ctx.report(f"'{ref}' names no parameter inside block instance '{target}'; expected a path as its "
-                       f"state_dict key reads" + (f", e.g. {', '.join(keys[:3])}" if keys else ""), site,
-                       did_you_mean(ref, keys))
-            raise Abort()
-    return graph.node(value.node), tparam
-
-
-def _tie(ctx: Elaboration, node: Node, call: Instantiation, scope: Scope) -> None:
-    """``tie: {weight: wte.weight}``: this node's parameter is another node's tensor (weight tying)."""
-    decl = call.item["tie"]
-    if not isinstance(decl, SMap) or not decl:
-        ctx.report("'tie' maps this node's parameters to other nodes', e.g. {weight: wte.weight}", call.site("tie"))
-        raise Abort()
-    own = param_specs(ctx.graph, node)
-    ties: dict[str, tuple[str, str]] = {}
-    for pname, ref in decl.items():
-        site = Site(decl, pname, call.path)
-        param = "" if pname == node.name.rpartition(".")[2] else pname
-        if param not in own:
-            ctx.error(f"op '{node.op}' has no parameter '{pname}' to tie; it has: "
-                      f"{', '.join(p or node.name for p in own) or 'none'}", site.key_location, call.path)
-            raise Abort()
-        source, tparam = _tie_target(ctx, str(ref), scope, site)
-        theirs = param_specs(ctx.graph, source)
-        if tparam not in theirs or source.name == node.name:
-            ctx.report(f"'{ref}' is no parameter of another node ('{source.name}' has: "
-                       f"{', '.join(p or source.name for p in theirs) or 'none'})", site)
-            raise Abort()
-        if own[param].shape != theirs[tparam].shape or own[param].dtype != theirs[tparam].dtype:
-            ctx.report(f"cannot tie '{pname}' {own[param].shape} to '{ref}' {theirs[tparam].shape}: tied "
-                       "parameters need one shape and dtype", site)
-            raise Abort()
-        ties[param] = tied_params(source).get(tparam, (source.name, tparam))  # chains end at the owner
-    node.meta[TIE_META] = ties

@@ -45,7 +45,8 @@ NODE_KEYS = {
     "instance_name": "name pattern of each repetition, e.g. 'denselayer${index + 1}' (default NAME.index)",
     "if": "condition; when false the node is left out and its name stands for 'else'",
     "else": "what a left-out node's name stands for (default: its first input)",
-    "tie": "weight tying: this node's parameter -> another node's, e.g. {weight: wte.weight} (one tensor)",
+    "tie": "weight tying: this node's parameter -> another node's, e.g. {weight: wte.weight} (one tensor); on a "
+           "block instance, another instance (tie: enc_a) or paths inside it ({fc.weight: enc_a.fc.weight})",
     "inline": "true on a block instance: its nodes join this scope without a name level for the instance "
               "(or its repetitions)",
     "expect": "the connection kind this merge node is expected to have (checked by lint)",

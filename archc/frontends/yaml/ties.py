@@ -1,0 +1,128 @@
+"""Weight tying in a spec (``tie:``): a parameter that is another node's tensor.
+
+On an op node, ``tie: {weight: wte.weight}`` maps the node's parameters to other nodes'
+(:func:`tie_node`); on a block instance, ``tie: enc_a`` ties every parameter to the same path in
+another instance, or a mapping ties the paths it names (:func:`tie_instance`). Either way each
+tie is checked (a parameter of another node, one shape and dtype) and recorded on the owning
+node (``TIE_META``), a chain of ties ending at the tensor's owner.
+"""
+from __future__ import annotations
+
+from archc.errors import did_you_mean
+from archc.frontends.yaml.context import Elaboration
+from archc.frontends.yaml.naming import resolve
+from archc.frontends.yaml.scope import POISON, Abort, Scope
+from archc.frontends.yaml.site import Instantiation, Site
+from archc.frontends.yaml.source import SMap
+from archc.ir import Node
+from archc.ops.base import param_key
+from archc.ops.weights import TIE_META, param_specs, tied_params
+
+__all__ = ["tie_instance", "tie_node"]
+
+
+def _tie_target(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> tuple[Node, str]:
+    """The node and parameter ``ref`` names: ``NODE.PARAM`` (``NODE`` a name in scope), or a dotted
+    path into a block instance of this scope, as its state_dict key reads
+    (``transformer.wte.weight``; ``blocks.0.gamma`` for a parameter node)."""
+    target, _, tparam = ref.partition(".")
+    value = resolve(ctx, target, scope, site)  # the first name must be in scope (its errors, hints)
+    if value is POISON:
+        raise Abort()
+    graph = ctx.graph
+    if tparam and target in scope.bindings:
+        inner = scope.prefix + ref
+        if inner in graph:  # a parameter node inside the instance
+            return graph.node(inner), ""
+        owner, _, last = inner.rpartition(".")
+        if owner in graph and owner != scope.prefix + target:
+            return graph.node(owner), last
+        instance = scope.prefix + target + "."
+        if "." in tparam and value.node.startswith(instance):  # a path into the instance that is none
+            keys = [param_key(n.name, p)[len(scope.prefix):] for n in graph.nodes() if n.name.startswith(instance)
+                    for p in param_specs(graph, n)]
+            ctx.report(f"'{ref}' names no parameter inside block instance '{target}'; expected a path as its "
+                       f"state_dict key reads" + (f", e.g. {', '.join(keys[:3])}" if keys else ""), site,
+                       did_you_mean(ref, keys))
+            raise Abort()
+    return graph.node(value.node), tparam
+
+
+def tie_node(ctx: Elaboration, node: Node, call: Instantiation, scope: Scope) -> None:
+    """``tie: {weight: wte.weight}`` on an op node: this node's parameter is another node's tensor."""
+    decl = call.item["tie"]
+    if not isinstance(decl, SMap) or not decl:
+        ctx.report("'tie' maps this node's parameters to other nodes', e.g. {weight: wte.weight}", call.site("tie"))
+        raise Abort()
+    own = param_specs(ctx.graph, node)
+    ties: dict[str, tuple[str, str]] = {}
+    for pname, ref in decl.items():
+        site = Site(decl, pname, call.path)
+        param = "" if pname == node.name.rpartition(".")[2] else pname
+        if param not in own:
+            ctx.error(f"op '{node.op}' has no parameter '{pname}' to tie; it has: "
+                      f"{', '.join(p or node.name for p in own) or 'none'}", site.key_location, call.path)
+            raise Abort()
+        ties[param] = _tie_one(ctx, node, param, str(pname), str(ref), scope, site)
+    node.meta[TIE_META] = ties
+
+
+def _tie_one(ctx: Elaboration, node: Node, param: str, shown: str, ref: str, scope: Scope,
+             site: Site) -> tuple[str, str]:
+    """The (node, parameter) that parameter ``param`` of ``node`` (``shown``: as the spec names it) is tied
+    to by ``ref``, checked: another node's parameter of one shape and dtype; a chain of ties ends at the
+    tensor's owner."""
+    own = param_specs(ctx.graph, node)
+    source, tparam = _tie_target(ctx, ref, scope, site)
+    theirs = param_specs(ctx.graph, source)
+    if tparam not in theirs or source.name == node.name:
+        ctx.report(f"'{ref}' is no parameter of another node ('{source.name}' has: "
+                   f"{', '.join(p or source.name for p in theirs) or 'none'})", site)
+        raise Abort()
+    if own[param].shape != theirs[tparam].shape or own[param].dtype != theirs[tparam].dtype:
+        ctx.report(f"cannot tie '{shown}' {own[param].shape} to '{ref}' {theirs[tparam].shape}: tied "
+                   "parameters need one shape and dtype", site)
+        raise Abort()
+    return tied_params(source).get(tparam, (source.name, tparam))
+
+
+def tie_instance(ctx: Elaboration, call: Instantiation, scope: Scope) -> None:
+    """``tie:`` on a block instance, made already: ``tie: enc_a`` makes each of its parameters the
+    parameter at the same path in ``enc_a`` (another instance in scope, of the same structure, as a
+    siamese encoder's second branch); a mapping ties the paths it names inside the instance
+    (``{conv1.weight: enc_a.conv1.weight}``)."""
+    decl, site = call.item["tie"], call.site("tie")
+    if call.inline:
+        ctx.report("'tie' on an inline block instance: its nodes join the caller's, so tie them one by one",
+                   site)
+        raise Abort()
+    graph, prefix = ctx.graph, call.path + "."
+    if isinstance(decl, str) and decl.isidentifier():
+        pairs = [(param_key(n.name, p)[len(prefix):], f"{decl}.{param_key(n.name, p)[len(prefix):]}", site)
+                 for n in graph.nodes() if n.name.startswith(prefix) for p in param_specs(graph, n)]
+    elif isinstance(decl, SMap) and decl:
+        pairs = [(str(path), str(ref), Site(decl, path, call.path)) for path, ref in decl.items()]
+    else:
+        ctx.report("'tie' on a block instance names another instance (tie: enc_a) or maps paths inside this one "
+                   "to other parameters ({conv1.weight: enc_a.conv1.weight})", site)
+        raise Abort()
+    for path, ref, entry in pairs:
+        node, param = _own_parameter(ctx, prefix, path, entry)
+        node.meta.setdefault(TIE_META, {})[param] = _tie_one(ctx, node, param, path, ref, scope, entry)
+
+
+def _own_parameter(ctx: Elaboration, prefix: str, path: str, site: Site) -> tuple[Node, str]:
+    """The node and parameter at ``path`` (as its state_dict key reads) inside the instance ``prefix``."""
+    graph, inner = ctx.graph, prefix + path
+    if inner in graph and "" in param_specs(graph, graph.node(inner)):
+        return graph.node(inner), ""
+    owner, _, last = inner.rpartition(".")
+    if owner.startswith(prefix) and owner in graph and last in param_specs(graph, graph.node(owner)):
+        return graph.node(owner), last
+    keys = [param_key(n.name, p)[len(prefix):] for n in graph.nodes() if n.name.startswith(prefix)
+            for p in param_specs(graph, n)]
+    ctx.error(f"'{path}' names no parameter inside block instance '{prefix[:-1]}'; expected a path as its "
+              f"state_dict key reads" + (f", e.g. {', '.join(keys[:3])}" if keys else ""),
+              site.key_location if isinstance(site.holder, SMap) and site.key != "tie" else site.location,
+              site.node, did_you_mean(path, keys))
+    raise Abort()
