@@ -8,6 +8,8 @@ node (``TIE_META``), a chain of ties ending at the tensor's owner.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from archc.errors import did_you_mean
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.naming import resolve
@@ -19,6 +21,14 @@ from archc.ops.base import param_key
 from archc.ops.weights import TIE_META, param_specs, tied_params
 
 __all__ = ["tie_instance", "tie_node"]
+
+
+class _Own(NamedTuple):
+    """A parameter being tied: its node, its name there, and the name the spec gives it."""
+
+    node: Node
+    param: str
+    shown: str
 
 
 def _tie_target(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> tuple[Node, str]:
@@ -63,15 +73,14 @@ def tie_node(ctx: Elaboration, node: Node, call: Instantiation, scope: Scope) ->
             ctx.error(f"op '{node.op}' has no parameter '{pname}' to tie; it has: "
                       f"{', '.join(p or node.name for p in own) or 'none'}", site.key_location, call.path)
             raise Abort()
-        ties[param] = _tie_one(ctx, node, param, str(pname), str(ref), scope, site)
+        ties[param] = _tie_one(ctx, _Own(node, param, str(pname)), str(ref), scope, site)
     node.meta[TIE_META] = ties
 
 
-def _tie_one(ctx: Elaboration, node: Node, param: str, shown: str, ref: str, scope: Scope,
-             site: Site) -> tuple[str, str]:
-    """The (node, parameter) that parameter ``param`` of ``node`` (``shown``: as the spec names it) is tied
-    to by ``ref``, checked: another node's parameter of one shape and dtype; a chain of ties ends at the
-    tensor's owner."""
+def _tie_one(ctx: Elaboration, tied: _Own, ref: str, scope: Scope, site: Site) -> tuple[str, str]:
+    """The (node, parameter) that ``tied`` is tied to by ``ref``, checked: another node's parameter of one
+    shape and dtype; a chain of ties ends at the tensor's owner."""
+    node, param = tied.node, tied.param
     own = param_specs(ctx.graph, node)
     source, tparam = _tie_target(ctx, ref, scope, site)
     theirs = param_specs(ctx.graph, source)
@@ -80,7 +89,7 @@ def _tie_one(ctx: Elaboration, node: Node, param: str, shown: str, ref: str, sco
                    f"{', '.join(p or source.name for p in theirs) or 'none'})", site)
         raise Abort()
     if own[param].shape != theirs[tparam].shape or own[param].dtype != theirs[tparam].dtype:
-        ctx.report(f"cannot tie '{shown}' {own[param].shape} to '{ref}' {theirs[tparam].shape}: tied "
+        ctx.report(f"cannot tie '{tied.shown}' {own[param].shape} to '{ref}' {theirs[tparam].shape}: tied "
                    "parameters need one shape and dtype", site)
         raise Abort()
     return tied_params(source).get(tparam, (source.name, tparam))
@@ -108,7 +117,7 @@ def tie_instance(ctx: Elaboration, call: Instantiation, scope: Scope) -> None:
         raise Abort()
     for path, ref, entry in pairs:
         node, param = _own_parameter(ctx, prefix, path, entry)
-        node.meta.setdefault(TIE_META, {})[param] = _tie_one(ctx, node, param, path, ref, scope, entry)
+        node.meta.setdefault(TIE_META, {})[param] = _tie_one(ctx, _Own(node, param, path), ref, scope, entry)
 
 
 def _own_parameter(ctx: Elaboration, prefix: str, path: str, site: Site) -> tuple[Node, str]:
