@@ -242,7 +242,8 @@ class Slice(OpDef):
 class Split(OpDef):
     name = "split"
     doc = ("Splits along `dim` into pieces (outputs y0, y1, ...): `sizes` is a list of piece sizes, "
-           "or one int for equal pieces (the last may be smaller), like torch.split.")
+           "or one int, the size of every piece (the last may be smaller), like torch.split: "
+           "`sizes: 2` cuts 16 channels into 8 pieces; halves are `sizes: \"channels(x) // 2\"`.")
     attrs = {
         "sizes": Attr("ints", doc="a list of piece sizes summing to the dim, or one piece size", min=1),
         "dim": Attr("int", 1, doc="the dim to split"),
