@@ -222,6 +222,24 @@ def test_verify_with_random_weights_makes_a_constant_output_model_checkable(tmp_
         in proc.stdout
 
 
+def test_random_weights_where_one_initializer_holds_two_weights(tmp_path, run_archc):
+    """The TorchScript exporter without constant folding keeps one tensor for a batchnorm's weight and
+    running variance (both ones) and one for its bias and running mean, read through Identity nodes.
+    Calibrating the running statistics must not write them into the weight's initializer: the
+    comparison found a false mismatch of 1.64."""
+    import warnings
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
+    path = str(tmp_path / "bn_nofold.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.randn(2, 3, 16, 16),), path, dynamo=False, opset_version=17,
+                          do_constant_folding=False)
+    assert "Identity" in [n.op_type for n in onnx.load(path).graph.node]
+    proc = run_archc("verify", path, "--random-weights")
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_redrawing_keeps_what_is_not_a_weight(tmp_path):
     """Resize's scales are read as a size, not a weight: kept; a conv kernel is redrawn, a variance stays positive."""
     from archc.runtime.redraw import redrawn

@@ -12,7 +12,9 @@ N(0, 0.1^2).
 """
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import Counter
 
 import numpy as np
 import onnx
@@ -102,11 +104,16 @@ def calibrated(model: onnx.ModelProto, graph, before: dict[str, dict[str, np.nda
     out.CopyFrom(model)
     inits = {t.name: t for t in out.graph.initializer}
     by_name = {n.name: n for n in out.graph.node if n.name}
+    holders = Counter(_content(a) for params in before.values() for a in params.values() if a.dtype.kind == "f")
     for node in graph.nodes():
         for pname, old in before.get(node.name, {}).items():
             new = graph.weights[node.name][pname]
             if np.array_equal(new, old) or old.dtype.kind != "f":  # (batchnorm's counter of batches seen)
                 continue
+            if holders[_content(old)] > 1:
+                # another weight holds these values: the initializer found by them may be its too (an
+                # exporter keeps one tensor for a batchnorm's weight and running variance, both ones)
+                return None
             source = by_name.get(node.meta.get("onnx_name") or "")
             init = _reading(source, inits, old) if source is not None and new.shape == old.shape else None
             if init is None:
@@ -121,6 +128,11 @@ def calibrated(model: onnx.ModelProto, graph, before: dict[str, dict[str, np.nda
                 return None
             init.CopyFrom(numpy_helper.from_array(values.astype(dtype), init.name))
     return out
+
+
+def _content(values: np.ndarray) -> tuple:
+    """What tells two weights' values apart (dtype, shape, bytes), hashed."""
+    return values.dtype.str, values.shape, hashlib.blake2b(np.ascontiguousarray(values).tobytes(), digest_size=16).digest()
 
 
 def _reading(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto], old: np.ndarray) -> onnx.TensorProto | None:
