@@ -621,3 +621,19 @@ def test_a_spec_archc_cannot_read_back_is_reported_at_the_model(tmp_path, monkey
     assert f"{path}: error: node 'act': archc cannot write a spec of this model that reads back, so it wrote none" \
         in err and "unknown op 'rleu'" in err
     assert not out.exists()
+
+
+def test_a_training_mode_batchnorm_says_to_export_in_eval_mode(tmp_path, run_archc):
+    """TrainingMode.TRAINING exports keep BatchNormalization's training_mode=1: no PyTorch lowering,
+    and the message says what to do (found exporting a CNN with training=TRAINING)."""
+    inits = [numpy_helper.from_array(np.ones(2, np.float32), n) for n in ("s", "b", "m", "v")]
+    nodes = [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv"], name="bn1",
+                              training_mode=1)]
+    model = _old_model(nodes, [_vi("x", [2, 2, 3, 3])], [_vi("y", [2, 2, 3, 3]), _vi("rm", [2]), _vi("rv", [2])],
+                       inits, opset=15, ir_version=8)
+    path = str(tmp_path / "train.onnx")
+    onnx.save(model, path)
+    proc = run_archc("build", path, "-o", str(tmp_path / "train.py"))
+    assert proc.returncode == 2 and not (tmp_path / "train.py").exists()
+    assert ("node 'bn1': imported ONNX op 'BatchNormalization' cannot be written as PyTorch: training_mode=1"
+            in proc.stderr and "export the model in eval mode" in proc.stderr), proc.stderr

@@ -699,7 +699,8 @@ def _resize(c: Call) -> str:
 @lowers("BatchNormalization")
 def _batchnorm(c: Call) -> str:
     if c.a("training_mode", 0) or len(c.outputs) > 1:
-        raise Unsupported("training_mode")
+        raise Unsupported("training_mode=1 (the batch statistics and running-statistic updates of training); "
+                          "export the model in eval mode (model.eval(), training=TrainingMode.EVAL)")
     return (f"F.batch_norm({c.need(0)}, {c.need(3)}, {c.need(4)}, {c.need(1)}, {c.need(2)}, False, 0.0, "
             f"{lit(c.a('epsilon', 1e-5))})")
 
