@@ -637,3 +637,18 @@ def test_a_training_mode_batchnorm_says_to_export_in_eval_mode(tmp_path, run_arc
     assert proc.returncode == 2 and not (tmp_path / "train.py").exists()
     assert ("node 'bn1': imported ONNX op 'BatchNormalization' cannot be written as PyTorch: training_mode=1"
             in proc.stderr and "export the model in eval mode" in proc.stderr), proc.stderr
+
+
+@pytest.mark.parametrize("side", ["input", "output"])
+def test_a_graph_value_without_a_shape_field_is_named(tmp_path, run_archc, side):
+    """onnx.checker refuses a graph input or output whose tensor type has no 'shape' field without saying
+    which (onnxruntime runs such a file): archc names it and says what to write."""
+    model = _old_model([helper.make_node("Relu", ["x"], ["y"])], [_vi("x", [1, 3])], [_vi("y", [1, 3])],
+                       opset=17, ir_version=8)
+    getattr(model.graph, side)[0].type.tensor_type.ClearField("shape")
+    path = str(tmp_path / "noshape.onnx")
+    onnx.save(model, path)
+    proc = run_archc("lint", path)
+    name = "x" if side == "input" else "y"
+    assert proc.returncode == 2 and (f"error: invalid ONNX model: graph {side} '{name}' declares no shape "
+                                     "(onnx.checker requires a 'shape' field") in proc.stderr, proc.stderr

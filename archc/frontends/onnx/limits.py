@@ -321,11 +321,25 @@ class PendingCheck:
             return
         if not self._structure_checked:  # (it passed before the checker ran otherwise)
             check_structure(self.graph, self.where)
+        unshaped = _unshaped_value(self.graph)
+        if unshaped is not None:
+            raise SpecError(f"invalid ONNX model: graph {unshaped} declares no shape (onnx.checker requires a "
+                            "'shape' field on the graph's inputs and outputs, [] for a scalar); write its shape, "
+                            "e.g. with onnx.helper.make_tensor_value_info", location=self.where) from None
         culprit = checker_culprit(self.skeleton)
         message = f"invalid ONNX model: {message}"
         if culprit is None:
             raise SpecError(message, location=self.where) from None
         raise node_error(message, culprit[1], culprit[0], self.where) from None
+
+
+def _unshaped_value(graph: onnx.GraphProto) -> str | None:
+    """The first graph input or output (``input 'x'``) whose tensor type has no shape field, or None."""
+    for kind, values in (("input", graph.input), ("output", graph.output)):
+        for vi in values:
+            if vi.type.HasField("tensor_type") and not vi.type.tensor_type.HasField("shape"):
+                return f"{kind} '{vi.name}'"
+    return None
 
 
 def start_check(graph: onnx.GraphProto, skeleton: onnx.ModelProto, where: Location,
