@@ -652,3 +652,31 @@ def test_a_graph_value_without_a_shape_field_is_named(tmp_path, run_archc, side)
     name = "x" if side == "input" else "y"
     assert proc.returncode == 2 and (f"error: invalid ONNX model: graph {side} '{name}' declares no shape "
                                      "(onnx.checker requires a 'shape' field") in proc.stderr, proc.stderr
+
+
+def test_constants_stored_as_external_data_are_read_by_every_command(tmp_path, run_archc):
+    """onnx.save(..., convert_attribute=True) moves a Constant's tensor (here a Reshape's shape) into the
+    external data file too. lint and summary, which never read the weights' external data, refused the
+    model with onnx.checker's 'should be stored in w.bin, but it is not regular file'; the import
+    computes with such constants, so every command reads them (the weights stay unread)."""
+    import onnxruntime as ort
+
+    shape = helper.make_node("Constant", [], ["shape"], value=numpy_helper.from_array(np.array([1, 12], np.int64)))
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((12, 4)).astype(np.float32), "w")
+    nodes = [shape, helper.make_node("Reshape", ["x", "shape"], ["flat"]), helper.make_node("MatMul", ["flat", "w"], ["y"])]
+    model = _old_model(nodes, [_vi("x", [1, 3, 4])], [_vi("y", [1, 4])], [w], opset=17, ir_version=8)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    onnx.save(model, str(folder / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="w.bin", size_threshold=0, convert_attribute=True)
+    assert onnx.load(str(folder / "m.onnx"), load_external_data=False).graph.node[0].attribute[0].t.external_data
+    for command in ("lint", "summary", "graph"):
+        extra = ("-o", str(tmp_path / "m.svg")) if command == "graph" else ()
+        proc = run_archc(command, str(folder / "m.onnx"), *extra)
+        assert proc.returncode == 0, proc.stderr
+    assert "48 parameters" in run_archc("summary", str(folder / "m.onnx")).stdout
+    # (onnxruntime itself cannot load such a file; archc's rebuild holds the constant in place)
+    run_archc("build", str(folder / "m.onnx"), "-o", str(tmp_path / "re.onnx"), check=True)
+    x = np.random.default_rng(1).standard_normal((1, 3, 4)).astype(np.float32)
+    (y,) = ort.InferenceSession(str(tmp_path / "re.onnx")).run(None, {"x": x})
+    np.testing.assert_allclose(y, x.reshape(1, 12) @ numpy_helper.to_array(w), rtol=1e-5, atol=1e-6)

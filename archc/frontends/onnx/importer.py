@@ -79,12 +79,15 @@ def load_onnx(path: str, weights: bool = True) -> Graph:
 
     External data is read only from files inside the model's directory (see
     :mod:`archc.frontends.onnx.limits`), and only with ``weights``: lint, summary and check
-    pass False and never read external data files; tensors stored there get placeholders
-    of their shape and dtype that take no memory (zero strides).
+    pass False and never read the weights' external data; tensors stored there get placeholders
+    of their shape and dtype that take no memory (zero strides). Node attributes' tensors (a
+    Constant's shape or axes) are read either way: the import computes with them.
     """
     if weights:  # (external data read into the model: the file's bytes no longer encode it)
         return from_onnx(read_onnx_model(path), path, weights=True)
     model, data = limits.read_model_data(path, weights=False)
+    if limits.load_external_data(model, path, constants_only=True):
+        data = None  # (the model read differs from the file's bytes now)
     return from_onnx(model, path, weights=False, data=data)
 
 

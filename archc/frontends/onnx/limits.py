@@ -146,6 +146,11 @@ def read_model_data(path: str, weights: bool = True) -> tuple[onnx.ModelProto, b
 def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     """Every tensor of a graph: initializers and node attributes, subgraphs included."""
     yield from graph.initializer
+    yield from _attribute_tensors(graph)
+
+
+def _attribute_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """The tensors of a graph's node attributes, subgraphs (their initializers too) included."""
     for node in graph.node:
         for attr in node.attribute:
             if attr.HasField("t"):
@@ -157,21 +162,24 @@ def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
                 yield from _tensors(sub)
 
 
-def load_external_data(model: onnx.ModelProto, path: str) -> None:
+def load_external_data(model: onnx.ModelProto, path: str, constants_only: bool = False) -> bool:
     """Read the external data of ``model`` (loaded from ``path``), refusing any location that
     is absolute, leaves the model's directory (``..``, a symbolic link), or is not a regular
-    file, and any offset or length outside the file."""
+    file, and any offset or length outside the file. ``constants_only``: only the tensors of node
+    attributes (a Constant's value, saved with ``convert_attribute=True``), which the import reads as
+    values (shapes, axes), never the initializers. Whether any was read."""
     where = Location(path)
     base = os.path.realpath(os.path.dirname(os.path.abspath(path)))
-    external = [t for t in _tensors(model.graph)
+    external = [t for t in (_attribute_tensors(model.graph) if constants_only else _tensors(model.graph))
                 if t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL]
     for tensor in external:
         _check_external(tensor, base, where)
-    if external:
-        try:
-            onnx.external_data_helper.load_external_data_for_model(model, base)
-        except Exception as exc:  # noqa: BLE001 - onnx raises several types for unreadable data
-            raise SpecError(f"cannot read the model's external data: {first_line(exc)}", location=where) from None
+    try:
+        for tensor in external:
+            onnx.external_data_helper.load_external_data_for_tensor(tensor, base)  # (and marks it in memory)
+    except Exception as exc:  # noqa: BLE001 - onnx raises several types for unreadable data
+        raise SpecError(f"cannot read the model's external data: {first_line(exc)}", location=where) from None
+    return bool(external)
 
 
 def _check_external(tensor: onnx.TensorProto, base: str, where: Location) -> None:
