@@ -318,3 +318,15 @@ def test_run_input_that_is_not_a_npy_array_names_the_option_and_never_pickles(ru
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"{path}: error: --input x: {expected} (expected an array written by numpy.save)"
     assert "pickle" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "verify", "summary"])
+def test_dim_naming_no_symbolic_dim_of_the_model_is_an_error(run_archc, command):
+    proc = run_archc(command, RESNET18, *SMALL, "--dim", "Q=3")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == ("<command line>: error: --dim Q: the model has no symbolic dim 'Q'; "
+                                   "its symbolic dims are N")
+    proc = run_archc(command, str(SPECS / "transformer.yaml"), "--dim", "s=3")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("<command line>: error: --dim s: the model has no symbolic dim 's'; "
+                                   "its symbolic dims are N, S, T (did you mean 'S'?)")
