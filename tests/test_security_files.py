@@ -413,8 +413,13 @@ def test_run_save_onto_a_file_is_an_error(run_archc, tmp_path):
     (tmp_path / "m.yaml").write_text(TINY)
     (tmp_path / "taken").write_text("x")
     proc = run_archc("run", "m.yaml", "--save", "taken", cwd=tmp_path)
-    assert proc.returncode == 2
-    assert proc.stderr == "<command line>: error: --save taken: not a directory\n"
+    assert proc.returncode == 2 and proc.stdout == ""  # refused before the model ran
+    assert proc.stderr == ("<command line>: error: --save taken: not a directory: it is a regular file; "
+                           "give a directory to write the files into\n")
+    proc = run_archc("run", "m.yaml", "--save", "taken/out", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"<command line>: error: --save taken/out: not a directory: {tmp_path / 'taken'} is a "
+                           "regular file; give a directory to write the files into\n")
 
 
 # -- other inputs ----------------------------------------------------------------------------
