@@ -67,8 +67,7 @@ def load_graph(args: argparse.Namespace, weights: bool = True) -> Graph:
     at the structure only)."""
     path = args.spec
     limits = limits_from(args)
-    if not os.path.exists(path):
-        raise SpecError(f"no such file: '{path}'", location=Location("<command line>"))
+    require_existing(path)
     if is_onnx_model(path):
         reject_spec_options(args)
         from archc.frontends.onnx import load_onnx
@@ -81,6 +80,24 @@ def load_graph(args: argparse.Namespace, weights: bool = True) -> Graph:
     overrides = parse_overrides(args.overrides, limits)
     with activity(f"reading {os.path.basename(path)}"):
         return load_spec(path, overrides, args.profile, limits, allow_include_anywhere=args.allow_include_anywhere)
+
+
+def require_existing(path: str) -> None:
+    """SpecError at the command line unless the command's SPEC argument names something that exists."""
+    if not os.path.exists(path):
+        raise SpecError(f"no such file: '{path}'", location=Location("<command line>"))
+
+
+#: the extensions of a PyTorch state_dict written with torch.save (build --state-dict, spec --weights-out)
+STATE_DICT_EXTENSIONS = (".pt", ".pth")
+
+
+def require_extension(path: str, option: str, what: str, extensions: Sequence[str]) -> None:
+    """UsageError at the command line unless the output ``path`` given by ``option`` ends in one of
+    ``extensions`` (checked before any work); ``what`` says what the file is ("a spec is a YAML file")."""
+    if not path.lower().endswith(tuple(extensions)):
+        raise UsageError(f"{option} {path}: {what}; give a name ending in {' or '.join(extensions)}",
+                         location=Location("<command line>"))
 
 
 def is_onnx_model(path: str) -> bool:
