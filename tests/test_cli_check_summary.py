@@ -103,3 +103,10 @@ def test_ops_lists_and_describes(run_archc):
     proc = run_archc("ops", "cnv")
     assert proc.returncode == 2
     assert proc.stderr.strip() == "<command line>: error: unknown op 'cnv' (did you mean 'conv'?)"
+
+
+def test_profile_on_a_spec_without_profiles_is_an_error_at_the_command_line(run_archc):
+    proc = run_archc("check", str(SPECS / "resnet18.yaml"), "--profile", "nope")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == ("<command line>: error: --profile nope: the spec defines no profiles (a 'profiles:' "
+                           "mapping of name -> parameter values)\n")

@@ -56,10 +56,14 @@ def spec_params(ctx: Elaboration, doc: SMap, overrides: Mapping[str, Any], profi
 
 def _apply_profile(ctx: Elaboration, doc: SMap, profile: str, params: dict[str, Any]) -> None:
     profiles = doc.get("profiles")
+    if "profiles" not in doc:  # nothing in the spec to point at: the option is what is wrong
+        ctx.error(f"--profile {profile}: the spec defines no profiles (a 'profiles:' mapping of name -> "
+                  "parameter values)", _COMMAND_LINE)
+        return
     if not isinstance(profiles, SMap) or profile not in profiles:
         names = list(profiles) if isinstance(profiles, dict) else []
         ctx.error(f"unknown profile '{profile}'; the spec defines: {', '.join(names) or 'none'}",
-                  doc.where("profiles") if "profiles" in doc else doc.location,
+                  doc.where("profiles"),
                   hint=did_you_mean(profile, names))
         return
     chosen = profiles[profile]
