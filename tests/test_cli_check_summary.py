@@ -110,3 +110,15 @@ def test_profile_on_a_spec_without_profiles_is_an_error_at_the_command_line(run_
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == ("<command line>: error: --profile nope: the spec defines no profiles (a 'profiles:' "
                            "mapping of name -> parameter values)\n")
+
+
+def test_a_bad_dimension_from_set_says_it_was_given_at_set(run_archc, spec_file):
+    proc = run_archc("check", str(SPECS / "resnet18.yaml"), "--set", "image_size=-5")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[0] == (f"{SPECS / 'resnet18.yaml'}:13:13: error: a dimension must be a positive "
+                                           "int, got -5 (image_size = -5: given at --set image_size=-5)")
+    path = spec_file("params: {s: 4}\ninputs: {x: [N, S]}\nexample_dims: {S: s}\nnodes:\n  - {op: relu}\n")
+    proc = run_archc("check", path, "--set", "s=0")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[0] == (f"{path}:3:19: error: example size of 'S' must be a positive int, got 0 "
+                                           "(s = 0: given at --set s=0)")

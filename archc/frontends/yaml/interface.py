@@ -83,8 +83,8 @@ def _dim(ctx: Elaboration, site: Site, scope: Scope) -> int | str:
         if d.isidentifier() and d not in scope.env:
             return d  # a symbolic dimension
         d = ctx.evaluate(d, scope, site)
-    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-        ctx.report(f"a dimension must be a positive int, got {d!r}", site)
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:  # (the hint: where its parameters were given)
+        ctx.report(f"a dimension must be a positive int, got {d!r}", site, scope.origin_hint(site.value))
         raise Abort()
     return d
 
@@ -110,7 +110,8 @@ def declare_example_dims(ctx: Elaboration, doc: SMap, scope: Scope) -> None:
                       f"{', '.join(sorted(symbols)) or 'none'})", decl.where_key(name),
                       hint=did_you_mean(name, symbols))
         elif isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            ctx.error(f"example size of '{name}' must be a positive int, got {size!r}", decl.where(name))
+            ctx.error(f"example size of '{name}' must be a positive int, got {size!r}", decl.where(name),
+                      hint=scope.origin_hint(decl[name]))
         else:
             graph.example_dims[name] = size
 
