@@ -21,6 +21,7 @@ from archc.frontends.yaml.expr import UNKNOWN, ExprError, names_in
 from archc.frontends.yaml.scope import Abort, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SMap
+from archc.frontends.yaml.spelling import spelled
 
 #: Marks "this text names no parameter in scope".
 NOT_A_PARAMETER = object()
@@ -89,7 +90,7 @@ def param_origins(doc: SMap, overrides: Mapping[str, Any], profile: str | None) 
     chosen = profiles.get(profile) if isinstance(profiles, SMap) and profile is not None else None
     if isinstance(chosen, SMap):
         origins.update((name, (chosen.where(name),)) for name in chosen)
-    origins.update((name, (Location(f"--set {name}={value!r}"),)) for name, value in overrides.items())
+    origins.update((name, (Location(f"--set {name}={spelled(value)}"),)) for name, value in overrides.items())
     return origins
 
 
@@ -139,7 +140,8 @@ def _apply_overrides(ctx: Elaboration, overrides: Mapping[str, Any], params: dic
         default = params[key]
         if isinstance(default, bool) != isinstance(value, bool) or (
                 isinstance(default, (int, float)) and not isinstance(value, (int, float))):
-            ctx.error(f"--set {key}={value!r}: expected a value like the default {default!r}", _COMMAND_LINE)
+            ctx.error(f"--set {key}={spelled(value)}: expected a value like the default {spelled(default)}",
+                      _COMMAND_LINE)
             continue
         params[key] = value
 
