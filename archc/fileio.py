@@ -179,6 +179,25 @@ def check_output_path(path: str, option: str | None = None) -> None:
                             "(it never replaces a device or a pipe)", path, option)
 
 
+def check_output_directory(path: str, option: str | None = None) -> None:
+    """Refuse a directory archc is to write files into (creating it and its parents) when it cannot
+    be one: an existing file that is no directory, or beneath such a file. Checked before any work,
+    as :func:`check_output_path` is for files."""
+    if not path or "\0" in path:
+        raise _output_error("not a valid directory name", path.replace("\0", "\\0"), option)
+    existing = os.path.abspath(path)
+    while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    try:
+        info = os.stat(existing)
+    except OSError as exc:
+        raise _output_error(f"cannot write the output: {_reason(exc)}", path, option) from None
+    if not stat.S_ISDIR(info.st_mode):
+        what = "it" if existing == os.path.abspath(path) else existing
+        raise _output_error(f"not a directory: {what} is {file_kind(info.st_mode)}; give a directory "
+                            "to write the files into", path, option)
+
+
 @dataclass(frozen=True)
 class Streamed:
     """An output written by ``write`` whose ``size`` in bytes is known before it is written. Its

@@ -294,3 +294,39 @@ def test_onnxruntime_refusing_random_integer_inputs_asks_for_input_files(run_arc
     assert "onnxruntime cannot run the model" in proc.stderr
     assert "integer input 'idx' may index a table or give a shape: give values the model accepts with " \
            "--input NAME=FILE.npy" in proc.stderr
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("text", "not a .npy array"),
+    ("objects", "an array of Python objects (dtype object), not of numbers"),
+    ("npz", "a .npz archive, not a .npy array"),
+    ("truncated", "a damaged or truncated .npy file"),
+])
+def test_run_input_that_is_not_a_npy_array_names_the_option_and_never_pickles(run_archc, tmp_path, kind, expected):
+    path = tmp_path / "x.npy"
+    if kind == "text":
+        path.write_text("hello\n")
+    elif kind == "objects":
+        np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif kind == "npz":
+        np.savez(tmp_path / "x.npz", x=np.ones(3))
+        (tmp_path / "x.npz").rename(path)
+    else:
+        np.save(path, np.ones((1, 3, 32, 32), np.float32))
+        path.write_bytes(path.read_bytes()[:200])
+    proc = run_archc("run", RESNET18, *SMALL, "--input", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"{path}: error: --input x: {expected} (expected an array written by numpy.save)"
+    assert "pickle" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "verify", "summary"])
+def test_dim_naming_no_symbolic_dim_of_the_model_is_an_error(run_archc, command):
+    proc = run_archc(command, RESNET18, *SMALL, "--dim", "Q=3")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == ("<command line>: error: --dim Q: the model has no symbolic dim 'Q'; "
+                                   "its symbolic dims are N")
+    proc = run_archc(command, str(SPECS / "transformer.yaml"), "--dim", "s=3")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("<command line>: error: --dim s: the model has no symbolic dim 's'; "
+                                   "its symbolic dims are N, S, T (did you mean 'S'?)")

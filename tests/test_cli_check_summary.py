@@ -103,3 +103,38 @@ def test_ops_lists_and_describes(run_archc):
     proc = run_archc("ops", "cnv")
     assert proc.returncode == 2
     assert proc.stderr.strip() == "<command line>: error: unknown op 'cnv' (did you mean 'conv'?)"
+
+
+def test_profile_on_a_spec_without_profiles_is_an_error_at_the_command_line(run_archc):
+    proc = run_archc("check", str(SPECS / "resnet18.yaml"), "--profile", "nope")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == ("<command line>: error: --profile nope: the spec defines no profiles (a 'profiles:' "
+                           "mapping of name -> parameter values)\n")
+
+
+def test_a_bad_dimension_from_set_says_it_was_given_at_set(run_archc, spec_file):
+    proc = run_archc("check", str(SPECS / "resnet18.yaml"), "--set", "image_size=-5")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[0] == (f"{SPECS / 'resnet18.yaml'}:13:13: error: a dimension must be a positive "
+                                           "int, got -5 (image_size = -5: given at --set image_size=-5)")
+    path = spec_file("params: {s: 4}\ninputs: {x: [N, S]}\nexample_dims: {S: s}\nnodes:\n  - {op: relu}\n")
+    proc = run_archc("check", path, "--set", "s=0")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[0] == (f"{path}:3:19: error: example size of 'S' must be a positive int, got 0 "
+                                           "(s = 0: given at --set s=0)")
+
+
+def test_set_values_are_echoed_as_yaml_spells_them(run_archc, spec_file):
+    proc = run_archc("check", str(SPECS / "resnet18.yaml"), "--set", "width=true")
+    assert proc.returncode == 2
+    assert proc.stderr == "<command line>: error: --set width=true: expected a value like the default 64\n"
+    path = spec_file("params: {flag: false}\ninputs: {x: [N, 4]}\nnodes:\n  - {op: linear, out_features: flag}\n")
+    proc = run_archc("check", path, "--set", "flag=3")
+    assert proc.stderr == "<command line>: error: --set flag=3: expected a value like the default false\n"
+    proc = run_archc("check", path, "--set", "flag=true")
+    assert proc.stderr.splitlines()[0] == (f"{path}:4:32: error: node 'linear': attribute 'out_features' of op "
+                                           "'linear' expects an integer, >= 1, got true (flag = true: given at "
+                                           "--set flag=true)")
+    proc = run_archc("check", str(SPECS / "resnet18.yaml"), "--set", "num_classes=null")
+    assert "--set num_classes=null: expected a value like the default 1000" in proc.stderr
+    assert not any(word in proc.stderr for word in ("True", "False", "None"))

@@ -243,3 +243,15 @@ def test_run_torch_reports_the_module_build_apart(run_archc, tmp_path):
     first = run_archc("run", "m.yaml", "--runtime", "torch", cwd=tmp_path, check=True).stdout.splitlines()[0]
     assert re.fullmatch(r"ran on torch on cpu: one run [\d.]+ ms \(building the module took [\d.]+ ms before it\); "
                         r"inputs: x \(1, 4\)", first), first
+
+
+@pytest.mark.parametrize("args, command", [
+    (["lint", "specs/resnet18.yaml", "--seed", "1"], "archc lint"),
+    (["check", "specs/resnet18.yaml", "extra"], "archc check"),
+    (["ops", "conv", "--bogus"], "archc ops"),
+])
+def test_an_unknown_argument_of_a_command_points_at_that_commands_help(run_archc, args, command):
+    proc = run_archc(*args)
+    assert proc.returncode == 2
+    unknown = " ".join(args[2:]) if args[0] != "ops" else "--bogus"
+    assert proc.stderr == f"<command line>: error: unrecognized arguments: {unknown} (see '{command} --help')\n"

@@ -243,8 +243,9 @@ def test_output_onto_a_device_or_fifo_is_refused_and_the_node_kept(run_archc, tm
                                "regular files (it never replaces a device or a pipe)\n")
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
     assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
-    proc = run_archc("build", "m.yaml", "--target", "torch", "-o", "m.py", "--state-dict", "pipe", cwd=tmp_path)
-    assert proc.stderr.startswith("<command line>: error: --state-dict pipe: the output is a FIFO")
+    os.mkfifo(tmp_path / "pipe.pt")
+    proc = run_archc("build", "m.yaml", "--target", "torch", "-o", "m.py", "--state-dict", "pipe.pt", cwd=tmp_path)
+    assert proc.stderr.startswith("<command line>: error: --state-dict pipe.pt: the output is a FIFO")
     assert not (tmp_path / "m.py").exists()
 
 
@@ -256,8 +257,8 @@ def test_output_in_a_missing_folder_or_over_the_spec(run_archc, tmp_path):
     proc = run_archc("build", "m.yaml", "--target", "torch", "-o", "m.yaml", cwd=tmp_path)
     assert proc.stderr == "<command line>: error: -o m.yaml: the output would overwrite the spec\n"
     assert (tmp_path / "m.yaml").read_text() == TINY
-    proc = run_archc("build", "m.yaml", "--target", "torch", "-o", "m.py", "--state-dict", "./m.py", cwd=tmp_path)
-    assert proc.stderr == "<command line>: error: -o and --state-dict name the same file (m.py)\n"
+    proc = run_archc("build", "m.yaml", "--target", "torch", "-o", "m.pt", "--state-dict", "./m.pt", cwd=tmp_path)
+    assert proc.stderr == "<command line>: error: -o and --state-dict name the same file (m.pt)\n"
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
@@ -413,8 +414,13 @@ def test_run_save_onto_a_file_is_an_error(run_archc, tmp_path):
     (tmp_path / "m.yaml").write_text(TINY)
     (tmp_path / "taken").write_text("x")
     proc = run_archc("run", "m.yaml", "--save", "taken", cwd=tmp_path)
-    assert proc.returncode == 2
-    assert proc.stderr == "<command line>: error: --save taken: not a directory\n"
+    assert proc.returncode == 2 and proc.stdout == ""  # refused before the model ran
+    assert proc.stderr == ("<command line>: error: --save taken: not a directory: it is a regular file; "
+                           "give a directory to write the files into\n")
+    proc = run_archc("run", "m.yaml", "--save", "taken/out", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"<command line>: error: --save taken/out: not a directory: {tmp_path / 'taken'} is a "
+                           "regular file; give a directory to write the files into\n")
 
 
 # -- other inputs ----------------------------------------------------------------------------

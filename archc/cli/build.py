@@ -19,10 +19,12 @@ import sys
 
 from archc.cli.common import (
     DTYPES,
+    STATE_DICT_EXTENSIONS,
     add_spec_arguments,
     is_onnx_model,
     load_graph,
     reject_spec_options,
+    require_extension,
     seed_int,
 )
 from archc.errors import Location, UsageError
@@ -47,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--eval", action="store_true", help="optimise for inference (default for onnx)")
     mode.add_argument("--no-optimize", action="store_true", help="keep the graph as written (no folding)")
     parser.add_argument("--state-dict", metavar="OUT.pt",
-                        help="torch target: also save the weights, so the .py module and the ONNX build match")
+                        help="torch target: also save the weights (.pt or .pth), so the .py module and the ONNX build match")
     parser.add_argument("--dtype", choices=DTYPES, default="float32",
                         help="store the weights in this float type, computing in float32 (ONNX: Cast back to "
                              "float32 in the graph; --state-dict: the saved tensors)")
@@ -191,6 +193,8 @@ def check_outputs(args: argparse.Namespace) -> None:
     """Refuse unusable output paths before any work: devices, FIFOs, directories, the spec itself."""
     outputs = {"-o": args.output}
     if args.state_dict:
+        require_extension(args.state_dict, "--state-dict", "the weights are saved as a PyTorch state_dict "
+                          "(torch.save)", STATE_DICT_EXTENSIONS)
         outputs["--state-dict"] = args.state_dict
     for option, path in outputs.items():
         check_output_path(path, option)

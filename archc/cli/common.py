@@ -67,8 +67,7 @@ def load_graph(args: argparse.Namespace, weights: bool = True) -> Graph:
     at the structure only)."""
     path = args.spec
     limits = limits_from(args)
-    if not os.path.exists(path):
-        raise SpecError(f"no such file: '{path}'", location=Location("<command line>"))
+    require_existing(path)
     if is_onnx_model(path):
         reject_spec_options(args)
         from archc.frontends.onnx import load_onnx
@@ -81,6 +80,24 @@ def load_graph(args: argparse.Namespace, weights: bool = True) -> Graph:
     overrides = parse_overrides(args.overrides, limits)
     with activity(f"reading {os.path.basename(path)}"):
         return load_spec(path, overrides, args.profile, limits, allow_include_anywhere=args.allow_include_anywhere)
+
+
+def require_existing(path: str) -> None:
+    """SpecError at the command line unless the command's SPEC argument names something that exists."""
+    if not os.path.exists(path):
+        raise SpecError(f"no such file: '{path}'", location=Location("<command line>"))
+
+
+#: the extensions of a PyTorch state_dict written with torch.save (build --state-dict, spec --weights-out)
+STATE_DICT_EXTENSIONS = (".pt", ".pth")
+
+
+def require_extension(path: str, option: str, what: str, extensions: Sequence[str]) -> None:
+    """UsageError at the command line unless the output ``path`` given by ``option`` ends in one of
+    ``extensions`` (checked before any work); ``what`` says what the file is ("a spec is a YAML file")."""
+    if not path.lower().endswith(tuple(extensions)):
+        raise UsageError(f"{option} {path}: {what}; give a name ending in {' or '.join(extensions)}",
+                         location=Location("<command line>"))
 
 
 def is_onnx_model(path: str) -> bool:
@@ -138,13 +155,13 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
     other symbolic dims take the spec's ``example_dims``)."""
     from archc.runtime.inputs import random_inputs, read_arrays
 
+    dims = parse_dims(args, types, example_dims)
     if args.inputs:
         arrays = read_arrays(types, input_files(types, args.inputs))
         missing = [n for n in types if n not in arrays]
         if missing:
             raise UsageError(f"no array given for input(s) {', '.join(missing)}", location=Location("<command line>"))
         return arrays
-    dims = parse_dims(args, example_dims)
     _check_input_size(types, dims)
     if args.batch != 1 and not any(t.shape and isinstance(t.shape[0], str) for t in types.values()):
         import warnings
@@ -201,10 +218,13 @@ def input_files(types: dict[str, TensorType], items: list[str]) -> dict[str, str
     return files
 
 
-def parse_dims(args: argparse.Namespace, example_dims: dict[str, int] | None = None) -> dict[str, int]:
-    """Sizes for symbolic dims: --dim NAME=SIZE items, then the spec's example sizes for the dims
-    --dim leaves out, plus --batch for the batch dimension."""
+def parse_dims(args: argparse.Namespace, types: dict[str, TensorType],
+               example_dims: dict[str, int] | None = None) -> dict[str, int]:
+    """Sizes for symbolic dims: --dim NAME=SIZE items (each naming a symbolic dim of the inputs
+    ``types``), then the spec's example sizes for the dims --dim leaves out, plus --batch for the
+    batch dimension."""
     dims: dict[str, int] = {**(example_dims or {}), "batch": args.batch}
+    symbols = symbolic_dims(types)
     for item in args.dim:
         name, sep, size = item.partition("=")
         try:
@@ -214,7 +234,25 @@ def parse_dims(args: argparse.Namespace, example_dims: dict[str, int] | None = N
         except argparse.ArgumentTypeError:
             raise UsageError(f"--dim expects NAME=SIZE with a size from 1 to {MAX_SIZE:,}, got '{item}'",
                              location=Location("<command line>")) from None
+        _require_symbol(name.strip(), symbols)
     return dims
+
+
+def symbolic_dims(types: dict[str, TensorType]) -> list[str]:
+    """The symbolic dims of the inputs ``types``, in the order they first appear."""
+    return list(dict.fromkeys(d for t in types.values() for d in t.shape if isinstance(d, str)))
+
+
+def _require_symbol(name: str, symbols: list[str]) -> None:
+    """UsageError at --dim unless ``name`` is one of the model's symbolic input dims."""
+    if name in symbols:
+        return
+    from archc.errors import closest, meant_hint
+
+    have = f"its symbolic dims are {', '.join(symbols)}" if symbols else "its inputs have no symbolic dims"
+    same_letters = next((s for s in symbols if s.lower() == name.lower()), None)  # (one-letter dims: n for N)
+    raise UsageError(f"--dim {name}: the model has no symbolic dim '{name}'; {have}", location=Location("<command line>"),
+                     hint=meant_hint(same_letters or closest(name, symbols)))
 
 
 #: Largest batch or dimension size accepted on the command line (ONNX dims are int64; 2^31 - 1 is

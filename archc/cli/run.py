@@ -15,7 +15,7 @@ import numpy as np
 from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, input_arrays,
                               load_graph, seed_int)
 from archc.errors import Location, UsageError
-from archc.fileio import require_regular_file, safe_file_stems, write_atomic
+from archc.fileio import check_output_directory, require_regular_file, safe_file_stems, write_atomic
 from archc.ir import TensorType
 from archc.runtime.inputs import input_types
 
@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.save:
+        check_output_directory(args.save, "--save")  # before the model runs
     if args.spec.endswith(".onnx") and args.runtime == "ort":
         model, types, names = _read_onnx_file(args.spec)
         graph = None
@@ -76,8 +78,7 @@ def save_outputs(directory: str, names: list[str], outputs: list[np.ndarray]) ->
     Output names come from the model and may hold any text (``../x``, ``/abs``, NUL): each
     becomes a plain, distinct file name inside DIRECTORY (:func:`archc.fileio.safe_file_stems`).
     """
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise UsageError(f"--save {directory}: not a directory", location=Location("<command line>"))
+    check_output_directory(directory, "--save")
     try:
         os.makedirs(directory, exist_ok=True)
     except (OSError, ValueError) as exc:

@@ -15,17 +15,17 @@ import os
 import sys
 from typing import Any
 
-from archc.cli.common import is_onnx_model
+from archc.cli.common import STATE_DICT_EXTENSIONS, is_onnx_model, require_existing, require_extension
 from archc.errors import Location, UsageError
-from archc.fileio import check_output_path, write_atomic
+from archc.fileio import check_output_path, require_regular_file, write_atomic
 from archc.progress import activity
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="MODEL.onnx", help="an ONNX model")
-    parser.add_argument("-o", "--output", required=True, help="the spec to write (.yaml)")
+    parser.add_argument("-o", "--output", required=True, help="the spec to write (.yaml or .yml)")
     parser.add_argument("--weights-out", metavar="OUT.pt",
-                        help="also save the model's weights as a state_dict for the spec (needs torch)")
+                        help="also save the model's weights as a state_dict for the spec (.pt or .pth; needs torch)")
 
 
 def _read_back(text: str, args: argparse.Namespace) -> Any:
@@ -46,12 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from archc.frontends.onnx import load_onnx
     from archc.lowering.spec_yaml import dump_spec, to_spec
 
-    if not is_onnx_model(args.spec):
-        raise UsageError("archc spec reads an ONNX model (.onnx); a YAML spec is a spec already",
-                         location=Location(args.spec))
-    check_output_path(args.output, "-o")
-    if args.weights_out:
-        check_output_path(args.weights_out, "--weights-out")
+    _check_model_path(args.spec)
+    _check_outputs(args)
     with activity(f"reading {os.path.basename(args.spec)}"):
         graph = load_onnx(args.spec)
     _check_input_types(graph, args.spec)
@@ -74,6 +70,25 @@ def run(args: argparse.Namespace) -> int:
           f"{len(rebuilt)} nodes" + (f"; weights in {args.weights_out}" if state is not None else ""),
           file=sys.stderr)
     return 0
+
+
+def _check_model_path(path: str) -> None:
+    """The MODEL.onnx argument must name an existing regular file ending in .onnx."""
+    require_existing(path)
+    require_regular_file(path, "ONNX model")
+    if not is_onnx_model(path):
+        already = "; a YAML spec is a spec already" if path.lower().endswith((".yaml", ".yml")) else ""
+        raise UsageError(f"archc spec reads an ONNX model (a file ending in .onnx){already}", location=Location(path))
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """-o must name a .yaml file and --weights-out a state_dict file, each writable, before any work."""
+    require_extension(args.output, "-o", "a spec is a YAML file", (".yaml", ".yml"))
+    check_output_path(args.output, "-o")
+    if args.weights_out:
+        require_extension(args.weights_out, "--weights-out", "the weights are saved as a PyTorch state_dict "
+                          "(torch.save)", STATE_DICT_EXTENSIONS)
+        check_output_path(args.weights_out, "--weights-out")
 
 
 def _check_input_types(graph, where: str) -> None:

@@ -20,6 +20,7 @@ from archc.cli.common import (
     positive_int,
     table_lines,
 )
+from archc.runtime.inputs import input_types
 
 EXAMPLE = """example:
   archc summary specs/resnet50.yaml --depth 1 --batch 8"""
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     graph = load_graph(args, weights=False)
     data = summarize(graph)
-    sizes = parse_dims(args, graph.example_dims)
+    sizes = parse_dims(args, input_types(graph), graph.example_dims)
     per_node = costs(graph, args.batch, sizes)
     for row, cost in zip(data["nodes"], per_node):
         row.update(trainable=cost.trainable, macs=cost.macs, activation_bytes=cost.activation_bytes)

@@ -75,16 +75,42 @@ def read_arrays(types: dict[str, TensorType], files: Mapping[str, str]) -> dict[
         if not os.path.exists(path):
             raise UsageError("no such file", location=Location(path))
         require_regular_file(path, "input array")
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise UsageError(f"not a .npy array: {exc}", location=Location(path)) from None
+        arr = read_npy(path, name)
         t = types[name]
         if arr.ndim != t.rank or any(isinstance(d, int) and d != s for d, s in zip(t.shape, arr.shape)):
             raise UsageError(f"input '{name}' expects shape {t}, the file holds {tuple(arr.shape)}",
                              location=Location(path))
         result[name] = arr.astype(t.dtype, copy=False)
     return result
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_NPZ_MAGIC = b"PK\x03\x04"
+#: the .npy header readers numpy makes public, by format version (3.0, for non-ASCII field names, has none)
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def read_npy(path: str, name: str) -> np.ndarray:
+    """The array in the .npy file at ``path``, given for input ``name``; never unpickled. A file
+    that is not a .npy array, or holds Python objects, is a UsageError at ``path`` naming --input."""
+    def refuse(what: str = "not a .npy array") -> UsageError:
+        return UsageError(f"--input {name}: {what} (expected an array written by numpy.save)", location=Location(path))
+
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(len(_NPY_MAGIC))
+            if start.startswith(_NPZ_MAGIC):
+                raise refuse("a .npz archive, not a .npy array")
+            if start != _NPY_MAGIC:
+                raise refuse()
+            fh.seek(0)
+            header = _NPY_HEADERS.get(np.lib.format.read_magic(fh))
+            if header is not None and header(fh)[2].hasobject:
+                raise refuse("an array of Python objects (dtype object), not of numbers")
+            fh.seek(0)
+            return np.lib.format.read_array(fh, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise refuse("a damaged or truncated .npy file") from None
 
 
 def input_hint(feeds: dict[str, np.ndarray]) -> str:

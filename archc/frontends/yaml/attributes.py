@@ -20,6 +20,7 @@ from archc.frontends.yaml.scope import Abort, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SList, SMap
 from archc.ops.base import Attr, OpDef
+from archc.frontends.yaml.spelling import spelled
 
 
 def op_attributes(ctx: Elaboration, op: OpDef, fields: SMap, scope: Scope,
@@ -119,7 +120,7 @@ class _AttrReader:
         if not spec.accepts(value):
             hint = did_you_mean(str(value), spec.choices) if spec.choices and isinstance(value, str) else None
             self.ctx.report(f"attribute '{site.key}' of op '{self.op.name}' expects {spec.expected()}, "
-                            f"got {value!r}", site, hint or self.scope.origin_hint(site.value))
+                            f"got {spelled(value)}", site, hint or self.scope.origin_hint(site.value))
             raise Abort()
         problem = spec.violation(value)
         if problem is not None:

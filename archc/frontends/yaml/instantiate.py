@@ -28,6 +28,7 @@ from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SList, SMap
 from archc.ir import Value
 from archc.ops import registry
+from archc.frontends.yaml.spelling import spelled
 
 #: fields a repetition's ``overrides`` may not change
 _NOT_OVERRIDABLE = ("name", "op", "block", "in", "repeat", "overrides", "instance_name")
@@ -178,7 +179,7 @@ class Instantiator:
         """Whether a node is ``inline: true``: a block instance (or repetitions) without a name level."""
         inline = item.get("inline", False)
         if not isinstance(inline, bool):
-            self.ctx.error(f"'inline' must be true or false, got {inline!r}", item.where("inline"))
+            self.ctx.error(f"'inline' must be true or false, got {spelled(inline)}", item.where("inline"))
             raise Abort()
         if inline and is_op and ("repeat" not in item or scope.counter is None):
             self.ctx.error("'inline' applies to block instances (and to repeated ops inside a sequential block, "
@@ -235,7 +236,7 @@ class Instantiator:
         reads the node's own inputs."""
         parallel = item.get("parallel", False)
         if not isinstance(parallel, bool):
-            self.ctx.error(f"'parallel' must be true or false, got {parallel!r}", item.where("parallel"))
+            self.ctx.error(f"'parallel' must be true or false, got {spelled(parallel)}", item.where("parallel"))
             raise Abort()
         if parallel and dense:
             self.ctx.error("'parallel: true' and an 'in' naming the node's own repetitions ([*]) contradict: "
@@ -249,7 +250,7 @@ class Instantiator:
         if isinstance(count, str):
             count = self.ctx.evaluate(count, scope, Site(item, "repeat", path))
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            self.ctx.error(f"'repeat' must be a non-negative int, got {count!r}", item.where("repeat"), path,
+            self.ctx.error(f"'repeat' must be a non-negative int, got {spelled(count)}", item.where("repeat"), path,
                            scope.origin_hint(item["repeat"]))
             raise Abort()
         self.ctx.fatal(self.ctx.budget.check_repeat(count), item.where("repeat"), path)

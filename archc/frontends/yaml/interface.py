@@ -21,6 +21,7 @@ from archc.ir import TensorType, Value
 from archc.ir.types import DTYPES
 from archc.ops import registry
 from archc.ops.nodes import build_node
+from archc.frontends.yaml.spelling import spelled
 
 
 def declare_inputs(ctx: Elaboration, doc: SMap, scope: Scope) -> None:
@@ -77,14 +78,14 @@ def _dim(ctx: Elaboration, site: Site, scope: Scope) -> int | str:
     d = site.value
     if isinstance(d, bool) or not isinstance(d, (int, str)):
         ctx.report(f"a dimension must be a positive int, a parameter expression or a symbol like N, "
-                   f"got {d!r}", site)
+                   f"got {spelled(d)}", site)
         raise Abort()
     if isinstance(d, str):
         if d.isidentifier() and d not in scope.env:
             return d  # a symbolic dimension
         d = ctx.evaluate(d, scope, site)
-    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-        ctx.report(f"a dimension must be a positive int, got {d!r}", site)
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:  # (the hint: where its parameters were given)
+        ctx.report(f"a dimension must be a positive int, got {spelled(d)}", site, scope.origin_hint(site.value))
         raise Abort()
     return d
 
@@ -110,7 +111,8 @@ def declare_example_dims(ctx: Elaboration, doc: SMap, scope: Scope) -> None:
                       f"{', '.join(sorted(symbols)) or 'none'})", decl.where_key(name),
                       hint=did_you_mean(name, symbols))
         elif isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            ctx.error(f"example size of '{name}' must be a positive int, got {size!r}", decl.where(name))
+            ctx.error(f"example size of '{name}' must be a positive int, got {spelled(size)}", decl.where(name),
+                      hint=scope.origin_hint(decl[name]))
         else:
             graph.example_dims[name] = size
 

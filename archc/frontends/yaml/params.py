@@ -21,6 +21,7 @@ from archc.frontends.yaml.expr import UNKNOWN, ExprError, names_in
 from archc.frontends.yaml.scope import Abort, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SMap
+from archc.frontends.yaml.spelling import spelled
 
 #: Marks "this text names no parameter in scope".
 NOT_A_PARAMETER = object()
@@ -56,10 +57,14 @@ def spec_params(ctx: Elaboration, doc: SMap, overrides: Mapping[str, Any], profi
 
 def _apply_profile(ctx: Elaboration, doc: SMap, profile: str, params: dict[str, Any]) -> None:
     profiles = doc.get("profiles")
+    if "profiles" not in doc:  # nothing in the spec to point at: the option is what is wrong
+        ctx.error(f"--profile {profile}: the spec defines no profiles (a 'profiles:' mapping of name -> "
+                  "parameter values)", _COMMAND_LINE)
+        return
     if not isinstance(profiles, SMap) or profile not in profiles:
         names = list(profiles) if isinstance(profiles, dict) else []
         ctx.error(f"unknown profile '{profile}'; the spec defines: {', '.join(names) or 'none'}",
-                  doc.where("profiles") if "profiles" in doc else doc.location,
+                  doc.where("profiles"),
                   hint=did_you_mean(profile, names))
         return
     chosen = profiles[profile]
@@ -85,7 +90,7 @@ def param_origins(doc: SMap, overrides: Mapping[str, Any], profile: str | None) 
     chosen = profiles.get(profile) if isinstance(profiles, SMap) and profile is not None else None
     if isinstance(chosen, SMap):
         origins.update((name, (chosen.where(name),)) for name in chosen)
-    origins.update((name, (Location(f"--set {name}={value!r}"),)) for name, value in overrides.items())
+    origins.update((name, (Location(f"--set {name}={spelled(value)}"),)) for name, value in overrides.items())
     return origins
 
 
@@ -135,7 +140,8 @@ def _apply_overrides(ctx: Elaboration, overrides: Mapping[str, Any], params: dic
         default = params[key]
         if isinstance(default, bool) != isinstance(value, bool) or (
                 isinstance(default, (int, float)) and not isinstance(value, (int, float))):
-            ctx.error(f"--set {key}={value!r}: expected a value like the default {default!r}", _COMMAND_LINE)
+            ctx.error(f"--set {key}={spelled(value)}: expected a value like the default {spelled(default)}",
+                      _COMMAND_LINE)
             continue
         params[key] = value
 

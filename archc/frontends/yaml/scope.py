@@ -15,6 +15,7 @@ from archc.ir import BlockInstance, Graph, TensorType, Value
 from archc.ir.names import Namespace
 from archc.limits import DEFAULT_LIMITS, Limits
 from archc.frontends.yaml.expr import Evaluator, ExprError, names_in
+from archc.frontends.yaml.spelling import spelled
 
 
 class Poison:
@@ -111,7 +112,7 @@ class Scope:
         parts = []
         for name in self._parameters_in(text):
             places = self.origins[name]
-            parts.append(f"{name} = {self.env.get(name)!r}: given at {places[0]}"
+            parts.append(f"{name} = {spelled(self.env.get(name))}: given at {places[0]}"
                          + (f", its value from {', from '.join(map(str, places[1:]))}" if places[1:] else ""))
         return "; ".join(parts) or None
 
