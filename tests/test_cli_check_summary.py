@@ -85,6 +85,20 @@ def test_summary_counts_a_sequence_at_the_specs_example_size_and_says_so(run_arc
         "(one forward pass at batch 1)")
 
 
+def test_summary_names_the_batch_it_counted_at(run_archc, tmp_path):
+    """The header and the memory line say the batch the figures are for: --dim on the batch symbol as well
+    as --batch; a model that fixes its batch is counted at its own, and --batch says it has no effect
+    (found on an exported CNN of batch 2: 'batch 4' in the footer, figures of batch 2)."""
+    five = run_archc("summary", str(SPECS / "resnet18.yaml"), "--dim", "N=5", check=True).stdout.splitlines()
+    assert five[0] == "model resnet18   (batch 5)" and five[-1].endswith("(one forward pass at batch 5)")
+    spec = tmp_path / "fixed.yaml"
+    spec.write_text("inputs: {x: [2, 4]}\nnodes:\n  - {op: linear, out_features: 3}\n")
+    proc = run_archc("summary", str(spec), "--batch", "4", check=True)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "model model   (batch 2)" and lines[-1].endswith("(one forward pass at batch 2)")
+    assert "--batch 4 has no effect: every input of the model fixes its first dim (x (2, 4))" in proc.stderr
+
+
 def test_python_dash_m_works(tmp_path):
     import subprocess
     import sys

@@ -163,7 +163,19 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
             raise UsageError(f"no array given for input(s) {', '.join(missing)}", location=Location("<command line>"))
         return arrays
     _check_input_size(types, dims)
-    if args.batch != 1 and not any(t.shape and isinstance(t.shape[0], str) for t in types.values()):
+    effective_batch(args, types, dims)
+    return random_inputs(types, dims, args.seed)
+
+
+def effective_batch(args: argparse.Namespace, types: dict[str, TensorType], dims: dict[str, int]) -> int | None:
+    """The batch the command runs or counts at: the size of the inputs' symbolic first dim (``--dim N=8``
+    or ``--batch``), or, where every input fixes its first dim, that dim where they agree (None where
+    they differ), with a warning where ``--batch`` asked for another."""
+    symbolic = next((t.shape[0] for t in types.values() if t.shape and isinstance(t.shape[0], str)), None)
+    if symbolic is not None:
+        return dims.get(symbolic, args.batch)
+    fixed = {t.shape[0] for t in types.values() if t.shape}
+    if args.batch != 1 and args.batch not in fixed:
         import warnings
 
         from archc.errors import ArchcWarning
@@ -171,7 +183,7 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
         shapes = ", ".join(f"{name} ({', '.join(map(str, t.shape))})" for name, t in list(types.items())[:3])
         warnings.warn(f"--batch {args.batch} has no effect: every input of the model fixes its first dim ({shapes})",
                       ArchcWarning, stacklevel=2)
-    return random_inputs(types, dims, args.seed)
+    return fixed.pop() if len(fixed) == 1 else None
 
 
 #: Largest total size of the random inputs a command draws, in bytes (raised by MAX_INPUT_BYTES_ENV).

@@ -15,6 +15,7 @@ from archc.analysis.cost import by_depth, costs, totals
 from archc.analysis.summary import summarize
 from archc.cli.common import (
     add_spec_arguments,
+    effective_batch,
     load_graph,
     parse_dims,
     positive_int,
@@ -43,11 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     graph = load_graph(args, weights=False)
     data = summarize(graph)
-    sizes = parse_dims(args, input_types(graph), graph.example_dims)
+    types = input_types(graph)
+    sizes = parse_dims(args, types, graph.example_dims)
     per_node = costs(graph, args.batch, sizes)
     for row, cost in zip(data["nodes"], per_node):
         row.update(trainable=cost.trainable, macs=cost.macs, activation_bytes=cost.activation_bytes)
-    data["batch"] = args.batch
+    data["batch"] = effective_batch(args, types, sizes)  # (a model that fixes it: its own; None where inputs differ)
     data["dims"] = _symbol_sizes(graph, sizes)
     data["totals"] = totals(per_node)
     if args.depth:
@@ -72,12 +74,13 @@ def format_table(data: dict) -> str:
             for r in data.get("rows", data["nodes"])]
     table = table_lines(headers, rows, right=(3, 4, 5, 6))
     t = data["totals"]
-    out = [f"model {data['model']}   (batch {data['batch']})", *table, table[1]]
+    batch = f"batch {data['batch']}" if data["batch"] is not None else "batches as the inputs fix them"
+    out = [f"model {data['model']}   ({batch})", *table, table[1]]
     out.append(f"total: {data['total_nodes']} nodes, {t['params']:,} parameters ({t['trainable']:,} trainable), "
                f"{_si(t['macs'])}MACs ({t['macs']:,})")
     at = "".join(f", {name}={size}" for name, size in data["dims"].items())
     out.append(f"memory: parameters {_mem(t['param_bytes'])}, activations {_mem(t['activation_bytes'])} "
-               f"(one forward pass at batch {data['batch']}{at})")
+               f"(one forward pass at {batch}{at})")
     return "\n".join(out)
 
 
