@@ -24,6 +24,8 @@ CASES = [
     ("slice_negative_end_past", "inputs: {x: [N, 6]}\nnodes: [{op: slice, dim: 1, start: -100, end: -1, step: 3}]"),
     ("slice_end_beyond", "inputs: {x: [N, 5]}\nnodes: [{op: slice, dim: 1, start: 2, end: 50}]"),
     ("slice_symbolic_whole", "inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 2, start: 1}]"),
+    # the last step of a sequence of symbolic length (found transcribing an LSTM classifier)
+    ("slice_symbolic_last", "inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 1, start: -1}]"),
     ("split_sizes", "inputs: {x: [N, 7, 3]}\nnodes: [{name: sp, op: split, sizes: [2, 4, 1]}]\n"
      "outputs: [sp:0, sp:1, sp:y2]"),
     ("split_chunk", "inputs: {x: [N, 3, 5]}\nnodes: [{name: sp, op: split, sizes: 2, dim: -1}]\n"
@@ -45,6 +47,10 @@ test_parity, test_cases_cover_parity_ops = parity_suite(CASES, PARITY_OPS)
     ("inputs: {x: [N, L, 6]}\nnodes: [{op: transpose, perm: [0, -1, 1]}]", ("N", 6, "L")),
     ("inputs: {x: [N, 6]}\nnodes: [{op: slice, dim: 1, start: -100, end: -1, step: 3}]", ("N", 2)),
     ("inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 1}]", ("N", "L", 5)),
+    # bounds of one sign fix the length whatever the symbolic size (taken long enough to hold them)
+    ("inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 1, start: -1}]", ("N", 1, 5)),
+    ("inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 1, start: -4, end: -1}]", ("N", 3, 5)),
+    ("inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 1, start: 2, end: 7, step: 2}]", ("N", 3, 5)),
 ])
 def test_inferred_shapes(text, shape):
     graph = graph_of(text)
@@ -86,7 +92,9 @@ def test_roles():
     ("{op: permute, perm: [0, 2]}", "perm [0, 2] is not a permutation of the 3 dims of (N, 4, 6)"),
     ("{op: permute, perm: [0, 1, 1]}", "expected 3 distinct values in 0..2"),
     ("{op: slice, dim: 3}", "dim 3 is out of range for a 3-D input (N, 4, 6)"),
-    ("{op: slice, dim: 0, start: 1}", "slicing dim 0 needs a known size, got symbolic 'N'"),
+    ("{op: slice, dim: 0, start: 1}", "slice 1::1 of dim 0 (symbolic 'N') is as long as 'N' makes it; archc needs a "
+     "length known without it: bounds of one sign (x[:, 2:5], x[:, -3:], x[:, -4:-1])"),
+    ("{op: slice, dim: 0, start: -3, end: 2}", "slice -3:2:1 of dim 0 (symbolic 'N') is as long as 'N' makes it"),
     ("{op: slice, dim: 1, start: 3, end: 2}", "slice 3:2:1 of dim 1 (size 4) is empty"),
     ("{op: slice, dim: 1, step: 0}", "attribute 'step' of op 'slice' must be at least 1, got 0"),
     ("{op: split, sizes: [2, 3], dim: 2}", "sizes [2, 3] must be positive and sum to the size of dim 2, 6"),

@@ -183,6 +183,20 @@ class Permute(nn.Module):
         return emit.add_node("Transpose", inputs, perm=self._perm(node, ins[0]))
 
 
+def _length_without_size(start: int, end: int | None, step: int) -> int | None:
+    """The length of ``start:end:step`` along a dim of unknown size where the bounds fix it (both from the
+    start, or both from the end: the dim is taken long enough to hold them); None where the size decides."""
+    if start >= 0:
+        if end is None or end < 0:
+            return None
+        span = end - start
+    else:
+        if end is not None and end >= 0:
+            return None
+        span = (0 if end is None else end) - start  # (-k: runs to the end, -k:0 from the end's count)
+    return -(-span // step) if span > 0 else None
+
+
 @register
 class Slice(OpDef):
     name = "slice"
@@ -207,9 +221,13 @@ class Slice(OpDef):
         size = x.shape[dim]
         if a["start"] == 0 and a["end"] is None and a["step"] == 1:
             length: int | str = size  # the whole dim, symbolic or not
+        elif not isinstance(size, int):
+            length = _length_without_size(a["start"], a["end"], a["step"])
+            if length is None:
+                raise ShapeError(f"slice {a['start']}:{'' if a['end'] is None else a['end']}:{a['step']} of dim {dim} "
+                                 f"(symbolic '{size}') is as long as '{size}' makes it; archc needs a length known "
+                                 "without it: bounds of one sign (x[:, 2:5], x[:, -3:], x[:, -4:-1])")
         else:
-            if not isinstance(size, int):
-                raise ShapeError(f"slicing dim {dim} needs a known size, got symbolic '{size}'")
             length = len(range(size)[slice(a["start"], a["end"], a["step"])])
             if length == 0:
                 raise ShapeError(f"slice {a['start']}:{a['end']}:{a['step']} of dim {dim} (size {size}) is empty")
