@@ -44,7 +44,7 @@ def test_spec_of_a_yaml_spec_or_a_missing_file(run_archc, tmp_path):
 @pytest.mark.parametrize("outputs, message", [
     (["-o", "x.txt"], "-o x.txt: a spec is a YAML file; give a name ending in .yaml or .yml"),
     (["-o", "x.yaml", "--weights-out", "w.onnx"], "--weights-out w.onnx: the weights are saved as a PyTorch "
-                                                  "state_dict (torch.save); give a name ending in .pt or .pth"),
+                                                  "state_dict (torch.save); give a name ending in .pt, .pth, .bin or .ckpt"),
 ])
 def test_spec_checks_its_output_extensions_before_any_work(run_archc, tmp_path, model, outputs, message):
     proc = run_archc("spec", model, *outputs, cwd=tmp_path)
@@ -62,5 +62,5 @@ def test_build_state_dict_must_be_a_pt_file(run_archc, tmp_path):
     proc = run_archc("build", str(SPECS / "resnet18.yaml"), "-o", "m.py", "--state-dict", "w.onnx", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr == ("<command line>: error: --state-dict w.onnx: the weights are saved as a PyTorch "
-                           "state_dict (torch.save); give a name ending in .pt or .pth\n")
+                           "state_dict (torch.save); give a name ending in .pt, .pth, .bin or .ckpt\n")
     assert not (tmp_path / "m.py").exists()

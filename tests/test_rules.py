@@ -32,7 +32,9 @@ CASES = [
     (rules.index_arithmetic, facts(carries=Carries.INDICES, merge_role=Role.MERGE_SUB, depth=0), Kind.SEQUENTIAL,
      facts(carries=Carries.INDICES, merge_role=Role.UNPOOL)),
     (rules.pooling_indices, facts(carries=Carries.INDICES, merge_role=Role.UNPOOL), Kind.LONG_SKIP, facts()),
-    (rules.gate_computation, facts(carries=Carries.PROJECTION, feeds_gate=lambda: True), Kind.BRANCH, facts()),
+    # (theta(x) + phi(g) before a sigmoid: both sides compute; an identity shortcut into a gate does not)
+    (rules.gate_computation, facts(carries=Carries.PROJECTION, shortcut_layers=1, feeds_gate=lambda: True),
+     Kind.BRANCH, facts(feeds_gate=lambda: True)),
     (rules.learned_merge, facts(merge_role=Role.LAYER, merge_op="multi_head_attention", depth=0), Kind.BRANCH,
      facts(merge_role=Role.MERGE_MUL, depth=0)),
     (rules.arithmetic_without_layers, facts(merge_role=Role.MERGE_MUL, depth=0), Kind.SEQUENTIAL,

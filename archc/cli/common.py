@@ -89,14 +89,16 @@ def require_existing(path: str) -> None:
 
 
 #: the extensions of a PyTorch state_dict written with torch.save (build --state-dict, spec --weights-out)
-STATE_DICT_EXTENSIONS = (".pt", ".pth")
+#: (torch.save has no one extension: Hugging Face writes .bin, Lightning .ckpt)
+STATE_DICT_EXTENSIONS = (".pt", ".pth", ".bin", ".ckpt")
 
 
 def require_extension(path: str, option: str, what: str, extensions: Sequence[str]) -> None:
     """UsageError at the command line unless the output ``path`` given by ``option`` ends in one of
     ``extensions`` (checked before any work); ``what`` says what the file is ("a spec is a YAML file")."""
     if not path.lower().endswith(tuple(extensions)):
-        raise UsageError(f"{option} {path}: {what}; give a name ending in {' or '.join(extensions)}",
+        names = ", ".join(extensions[:-1]) + f" or {extensions[-1]}" if len(extensions) > 1 else extensions[0]
+        raise UsageError(f"{option} {path}: {what}; give a name ending in {names}",
                          location=Location("<command line>"))
 
 
