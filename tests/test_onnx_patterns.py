@@ -70,6 +70,65 @@ def test_written_out_function_becomes_the_native_op(tmp_path, form, dynamo):
     assert all(r.ok for r in results.outputs)
 
 
+class GroupNormed(nn.Module):
+    """nn.GroupNorm after a Conv2d (affine, trained-looking weights) and after a Conv1d (no affine), as a
+    diffusion U-Net's blocks and a speech model's encoder hold them."""
+
+    def __init__(self, affine_1d: bool = False) -> None:
+        super().__init__()
+        self.conv, self.norm = nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(4, 8)
+        self.conv1d, self.norm1d = nn.Conv1d(8, 6, 3, padding=1), nn.GroupNorm(2, 6, eps=1e-3, affine=affine_1d)
+        with torch.no_grad():
+            self.norm.weight.normal_()
+            self.norm.bias.normal_()
+
+    def forward(self, x):
+        h = torch.relu(self.norm(self.conv(x)))
+        return self.norm1d(self.conv1d(h.flatten(2)))
+
+
+@pytest.mark.parametrize("dynamo, affine_1d", [(False, False), (True, True)])
+def test_group_norm_written_out_becomes_the_native_op(tmp_path, dynamo, affine_1d):
+    """Both exporters write nn.GroupNorm as reshape, InstanceNormalization of ones and zeros, reshape and
+    the affine: fused back, it holds the module's 2C parameters under its own keys (the default
+    exporter's per-group ones and zeros were counted as parameters too). Without an affine, the
+    TorchScript exporter multiplies and adds Constant ones and zeros; the default exporter stores them
+    as initializers, as it stores an untrained affine's: that file reads as an affine norm."""
+    import archc
+
+    torch.manual_seed(0)
+    model = GroupNormed(affine_1d).eval()
+    x = torch.randn(2, 3, 4, 4)
+    path = str(tmp_path / "gn.onnx")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), path, dynamo=dynamo, opset_version=None if dynamo else 17)
+    graph = load_onnx(path)
+    norms = [n for n in graph.nodes() if n.op == "groupnorm"]
+    assert [(n.attrs["num_groups"], n.attrs["affine"]) for n in norms] == [(4, True), (2, affine_1d)]
+    assert not [n for n in graph.nodes() if n.op == "onnx_node"]
+    assert norms[1].attrs["eps"] == pytest.approx(1e-3)
+    imported = archc.from_onnx(path)
+    assert sum(p.numel() for p in imported.parameters()) == sum(p.numel() for p in model.parameters())
+    if not dynamo:  # (the default exporter names layers node_conv2d...: only its norms keep module paths)
+        imported.load_state_dict(model.state_dict())  # strict: the torch module's own keys
+    assert {"norm.weight", "norm.bias"} <= set(imported.state_dict())
+    with torch.no_grad():
+        np.testing.assert_allclose(imported(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_archcs_own_group_norm_comes_back_as_the_native_op(tmp_path):
+    from archc import loads_spec
+    from archc.lowering.onnx import to_onnx
+
+    spec = loads_spec("inputs: {x: [N, 4, 6, 6]}\nnodes:\n  - {op: conv, out_channels: 8, kernel_size: 3}\n"
+                      "  - {name: gn, op: groupnorm, num_groups: 2}\n")
+    path = tmp_path / "gn.onnx"
+    path.write_bytes(to_onnx(spec, seed=0).SerializeToString())
+    assert [n.op for n in load_onnx(str(path)).nodes()] == ["input", "conv", "groupnorm"]
+
+
 def test_a_shared_inner_value_blocks_the_fusion(tmp_path):
     """x * sigmoid(x) where sigmoid(x) is also an output: fusing would lose it."""
 

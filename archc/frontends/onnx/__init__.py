@@ -5,6 +5,7 @@
 """
 from archc.frontends.onnx import attention as _attention  # noqa: F401 - registers its pattern
 from archc.frontends.onnx import convert as _convert  # noqa: F401 - registers the converters
+from archc.frontends.onnx import groupnorm as _groupnorm  # noqa: F401 - registers its pattern
 from archc.frontends.onnx import pooling as _pooling  # noqa: F401 - registers its patterns
 from archc.frontends.onnx import recurrent as _recurrent  # noqa: F401 - registers its patterns
 from archc.frontends.onnx.importer import from_onnx, load_onnx
