@@ -267,3 +267,34 @@ def test_json_text_is_json_dumps_of_to_dict(connections, explain):
     data = analysis.to_dict(explain=explain)
     data["ok"] = True
     assert json_text(analysis, explain=explain) == json.dumps(data, indent=2)
+
+
+MASKED_STAGE = """\
+inputs: {x: [N, 1, 64]}
+blocks:
+  res:
+    nodes:
+      - {name: c1, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+      - {op: relu}
+      - {name: c2, op: conv, out_channels: 8, kernel_size: 1}
+      - {name: add, op: add, in: [c2, x], expect: residual}
+nodes:
+  - {name: enc, op: conv, in: x, out_channels: 8, kernel_size: 4, stride: 2}
+  - {name: w, op: relu}
+  - {name: sep, block: res, repeat: 3}
+  - {name: m, op: conv, out_channels: 8, kernel_size: 1}
+  - {name: gate, op: sigmoid}
+  - {name: out, op: mul, in: [gate, w]}
+"""
+
+
+def test_a_stage_that_computes_a_mask_says_its_paths_do_not_reach_the_output(run_archc, tmp_path):
+    # found on Conv-TasNet: "1 input->output path" printed above "2^3 = 8 paths" with no word of why
+    spec = tmp_path / "masked.yaml"
+    spec.write_text(MASKED_STAGE)
+    lines = run_archc("lint", str(spec), check=True).stdout.splitlines()
+    assert "paths: 1 input->output path of 1 layer" in lines
+    assert ("  stage 0: 3 residual blocks in series -> 2^3 = 8 paths, residual branches taken ~ Binomial(3, 1/2); "
+            "none of them reaches the output (the stage computes a value such as a gate's scale)") in lines
+    resnet = run_archc("lint", "specs/resnet18.yaml", check=True).stdout
+    assert "none of them reaches the output" not in resnet

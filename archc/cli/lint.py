@@ -254,6 +254,8 @@ def _paths_lines(analysis: Analysis) -> list[str]:
     for c in p.chains:
         out.append(f"  stage {c.stage}: {c.blocks} residual block{'s' if c.blocks != 1 else ''} in series -> "
                    f"2^{c.blocks} = {_big(c.paths)} paths, residual branches taken ~ Binomial({c.blocks}, 1/2)")
+        if c.paths > p.total:  # (a stage computing a mask: a gate passes the scaled value's paths only)
+            out[-1] += "; none of them reaches the output (the stage computes a value such as a gate's scale)"
     return out
 
 
