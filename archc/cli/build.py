@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--eval", action="store_true", help="optimise for inference (default for onnx)")
     mode.add_argument("--no-optimize", action="store_true", help="keep the graph as written (no folding)")
     parser.add_argument("--state-dict", metavar="OUT.pt",
-                        help="torch target: also save the weights (.pt or .pth), so the .py module and the ONNX build match")
+                        help="torch target: also save the weights (.pt, .pth, .bin or .ckpt), so the .py module "
+                             "and the ONNX build match")
     parser.add_argument("--dtype", choices=DTYPES, default="float32",
                         help="store the weights in this float type, computing in float32 (ONNX: Cast back to "
                              "float32 in the graph; --state-dict: the saved tensors)")

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="MODEL.onnx", help="an ONNX model")
     parser.add_argument("-o", "--output", required=True, help="the spec to write (.yaml or .yml)")
     parser.add_argument("--weights-out", metavar="OUT.pt",
-                        help="also save the model's weights as a state_dict for the spec (.pt or .pth; needs torch)")
+                        help="also save the model's weights as a state_dict for the spec (.pt, .pth, .bin or "
+                             ".ckpt; needs torch)")
 
 
 def _read_back(text: str, args: argparse.Namespace) -> Any:
