@@ -663,7 +663,8 @@ def test_constants_stored_as_external_data_are_read_by_every_command(tmp_path, r
 
     shape = helper.make_node("Constant", [], ["shape"], value=numpy_helper.from_array(np.array([1, 12], np.int64)))
     w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((12, 4)).astype(np.float32), "w")
-    nodes = [shape, helper.make_node("Reshape", ["x", "shape"], ["flat"]), helper.make_node("MatMul", ["flat", "w"], ["y"])]
+    nodes = [shape, helper.make_node("Reshape", ["x", "shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "w"], ["y"])]
     model = _old_model(nodes, [_vi("x", [1, 3, 4])], [_vi("y", [1, 4])], [w], opset=17, ir_version=8)
     folder = tmp_path / "model"
     folder.mkdir()

@@ -265,7 +265,8 @@ def _require_symbol(name: str, symbols: list[str]) -> None:
 
     have = f"its symbolic dims are {', '.join(symbols)}" if symbols else "its inputs have no symbolic dims"
     same_letters = next((s for s in symbols if s.lower() == name.lower()), None)  # (one-letter dims: n for N)
-    raise UsageError(f"--dim {name}: the model has no symbolic dim '{name}'; {have}", location=Location("<command line>"),
+    raise UsageError(f"--dim {name}: the model has no symbolic dim '{name}'; {have}",
+                     location=Location("<command line>"),
                      hint=meant_hint(same_letters or closest(name, symbols)))
 
 

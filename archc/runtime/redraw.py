@@ -132,7 +132,8 @@ def calibrated(model: onnx.ModelProto, graph, before: dict[str, dict[str, np.nda
 
 def _content(values: np.ndarray) -> tuple:
     """What tells two weights' values apart (dtype, shape, bytes), hashed."""
-    return values.dtype.str, values.shape, hashlib.blake2b(np.ascontiguousarray(values).tobytes(), digest_size=16).digest()
+    digest = hashlib.blake2b(np.ascontiguousarray(values).tobytes(), digest_size=16).digest()
+    return values.dtype.str, values.shape, digest
 
 
 def _reading(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto], old: np.ndarray) -> onnx.TensorProto | None:

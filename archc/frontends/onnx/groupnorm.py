@@ -76,7 +76,8 @@ def _affine_weights(affine: dict[str, tuple[np.ndarray, bool] | None], channels:
         return {}
     if any(w.size != channels or _channel_shape(w.shape, rank) is None for w in (weight, bias)):
         return None
-    return {"weight": np.ascontiguousarray(weight.reshape(channels)), "bias": np.ascontiguousarray(bias.reshape(channels))}
+    return {"weight": np.ascontiguousarray(weight.reshape(channels)),
+            "bias": np.ascontiguousarray(bias.reshape(channels))}
 
 
 def _grouped(graph: Graph, back: Node) -> tuple[Value, int, float, list[str]] | None:

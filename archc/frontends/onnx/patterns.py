@@ -8,7 +8,8 @@ rewrites each occurrence into the native op (``gelu``, ``silu``, ``mish``, ``lay
 the node that computed the result. The larger patterns live in their own modules and
 register here with :func:`matcher`: attention (:mod:`archc.frontends.onnx.attention`),
 LSTM/GRU (:mod:`archc.frontends.onnx.recurrent`), max pooling with indices and unpooling
-(:mod:`archc.frontends.onnx.pooling`), group normalisation (:mod:`archc.frontends.onnx.groupnorm`). A :class:`Match` may put movement adapters before
+(:mod:`archc.frontends.onnx.pooling`), group normalisation (:mod:`archc.frontends.onnx.groupnorm`).
+A :class:`Match` may put movement adapters before
 and after the fused op (a time-major source) and further nodes reading its outputs
 (:class:`Follower`: the unpoolings of a pooling's indices).
 
