@@ -681,3 +681,19 @@ def test_constants_stored_as_external_data_are_read_by_every_command(tmp_path, r
     x = np.random.default_rng(1).standard_normal((1, 3, 4)).astype(np.float32)
     (y,) = ort.InferenceSession(str(tmp_path / "re.onnx")).run(None, {"x": x})
     np.testing.assert_allclose(y, x.reshape(1, 12) @ numpy_helper.to_array(w), rtol=1e-5, atol=1e-6)
+
+
+def test_a_constant_of_an_unknown_data_type_is_refused_at_its_node(tmp_path, run_archc):
+    """Found by the fuzzer: a Constant's tensor of data type 65 (no ONNX version defines it) passed the
+    checker and ended in a KeyError inside onnx's numpy_helper."""
+    value = numpy_helper.from_array(np.array([1.0, 2.0], np.float32), "v")  # (raw data: the checker passes it)
+    value.data_type = 65
+    nodes = [helper.make_node("Constant", [], ["c"], name="const", value=value),
+             helper.make_node("Add", ["x", "c"], ["y"])]
+    model = _old_model(nodes, [_vi("x", [2])], [_vi("y", [2])], opset=17, ir_version=8)
+    path = str(tmp_path / "dtype65.onnx")
+    onnx.save(model, path)
+    proc = run_archc("lint", path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert ("error: node 'const': attribute 'value' holds a tensor that cannot be read (data type 65, which no "
+            "ONNX version defines)") in proc.stderr, proc.stderr

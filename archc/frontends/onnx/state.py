@@ -25,7 +25,7 @@ from archc.frontends.onnx.kinds import KindIndex
 from archc.frontends.onnx.naming import NodeNames
 from archc.frontends.onnx.replay import Recipe, Recorder
 from archc.frontends.onnx.templates import Templates
-from archc.frontends.onnx.values import Const, Record, Sym, Tensor, as_symbolic, attributes
+from archc.frontends.onnx.values import Const, Record, Sym, Tensor, UnreadableAttribute, as_symbolic, attributes
 from archc.ir.graph import Value
 from archc.ir.types import Dim, TensorType
 
@@ -125,7 +125,10 @@ class ImportState:
         """The node's attributes as plain Python values."""
         key = node_key(node)
         if key not in self._attrs:
-            self._attrs[key] = attributes(node)
+            try:
+                self._attrs[key] = attributes(node)
+            except UnreadableAttribute as exc:
+                self._fail(str(exc), node=node)
         return self._attrs[key]
 
     def record(self, name: str) -> Record | None:

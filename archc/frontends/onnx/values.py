@@ -28,6 +28,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from archc.errors import first_line
 from archc.ir.graph import Value
 
 Dim = Union[int, str]
@@ -98,11 +99,26 @@ def attributes(node: onnx.NodeProto) -> dict[str, Any]:
         elif isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
         elif isinstance(value, onnx.TensorProto):
-            value = onnx.numpy_helper.to_array(value)
+            value = _tensor_value(a.name, value)
         elif isinstance(value, list) and value and isinstance(value[0], bytes):
             value = [v.decode("utf-8", "replace") for v in value]
         out[a.name] = value
     return out
+
+
+class UnreadableAttribute(ValueError):
+    """A node attribute's tensor that onnx's numpy_helper cannot read (a data type no ONNX version defines,
+    data that does not fit its dims): the caller reports it at the node."""
+
+
+def _tensor_value(name: str, tensor: onnx.TensorProto) -> np.ndarray:
+    try:
+        return onnx.numpy_helper.to_array(tensor)
+    except Exception as exc:  # noqa: BLE001 - KeyError for an unknown data type, ValueError for bad data
+        known = tensor.data_type in onnx.TensorProto.DataType.values()
+        why = f"{helper.tensor_dtype_to_string(tensor.data_type)}: {first_line(exc)}" if known \
+            else f"data type {tensor.data_type}, which no ONNX version defines"
+        raise UnreadableAttribute(f"attribute '{name}' holds a tensor that cannot be read ({why})") from None
 
 
 def fold(node: onnx.NodeProto, arrays: list[np.ndarray | None], opsets: dict[str, int]) -> list[np.ndarray]:
