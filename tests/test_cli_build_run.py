@@ -330,3 +330,31 @@ def test_dim_naming_no_symbolic_dim_of_the_model_is_an_error(run_archc, command)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("<command line>: error: --dim s: the model has no symbolic dim 's'; "
                                    "its symbolic dims are N, S, T (did you mean 'S'?)")
+
+
+POSITIONS = """\
+params: {vocab: 50, dim: 16}
+inputs: {tokens: {shape: [N, S], dtype: int64}}
+example_dims: {S: 12}
+nodes:
+  - {name: wte, op: embedding, num_embeddings: vocab, embedding_dim: dim}
+  - {name: wpe, op: position_embedding, max_len: 64}
+"""
+
+
+def test_a_sequence_longer_than_a_position_table_is_refused_before_the_run(run_archc, tmp_path):
+    # found walking through the README: --dim S=2000 on a table of 1024 positions failed inside onnxruntime
+    # with a broadcast error and a hint about integer inputs, naming no node
+    import numpy as np
+
+    spec = tmp_path / "positions.yaml"
+    spec.write_text(POSITIONS)
+    message = ("<command line>: error: S=65 is more than node 'wpe' (position_embedding) takes along dim 1 of its "
+               "input: at most 64 (its table holds max_len=64 positions)")
+    for command in ("run", "verify"):
+        proc = run_archc(command, str(spec), "--dim", "S=65")
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    np.save(tmp_path / "tokens.npy", np.zeros((1, 65), np.int64))
+    proc = run_archc("run", str(spec), "--input", f"tokens={tmp_path / 'tokens.npy'}")
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "shape (1, 64, 16)" in run_archc("run", str(spec), "--dim", "S=64", check=True).stdout

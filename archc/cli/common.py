@@ -152,10 +152,11 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
-                 example_dims: dict[str, int] | None = None) -> dict[str, "np.ndarray"]:
+                 example_dims: dict[str, int] | None = None, graph: Graph | None = None) -> dict[str, "np.ndarray"]:
     """The command's inputs: the --input files, else seeded random arrays (--batch, --dim, --seed;
-    other symbolic dims take the spec's ``example_dims``)."""
-    from archc.runtime.inputs import random_inputs, read_arrays
+    other symbolic dims take the spec's ``example_dims``); refused before the run where ``graph`` cannot
+    take their sizes (a position table shorter than the sequence)."""
+    from archc.runtime.inputs import random_inputs, read_arrays, size_problem, sizes_of
 
     dims = parse_dims(args, types, example_dims)
     if args.inputs:
@@ -163,10 +164,15 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
         missing = [n for n in types if n not in arrays]
         if missing:
             raise UsageError(f"no array given for input(s) {', '.join(missing)}", location=Location("<command line>"))
-        return arrays
-    _check_input_size(types, dims)
-    effective_batch(args, types, dims)
-    return random_inputs(types, dims, args.seed)
+        sizes = sizes_of(types, arrays)
+    else:
+        _check_input_size(types, dims)
+        effective_batch(args, types, dims)
+        arrays, sizes = None, dims
+    problem = size_problem(graph, sizes) if graph is not None else None
+    if problem is not None:
+        raise UsageError(problem, location=Location("<command line>"))
+    return arrays if arrays is not None else random_inputs(types, dims, args.seed)
 
 
 def effective_batch(args: argparse.Namespace, types: dict[str, TensorType], dims: dict[str, int]) -> int | None:

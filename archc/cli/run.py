@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         graph = load_graph(args)
         types, names = input_types(graph), list(graph.outputs)
-    feeds = input_arrays(types, args, graph.example_dims if graph is not None else None)
+    feeds = input_arrays(types, args, graph.example_dims if graph is not None else None, graph)
     start = time.perf_counter()
     if args.runtime == "torch":
         from archc.runtime.torch_runner import build_on_device, forward

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         from archc.lowering.torch import load_weights
 
         load_weights(graph, args.weights)
-    feeds = input_arrays(input_types(graph), args, graph.example_dims)
+    feeds = input_arrays(input_types(graph), args, graph.example_dims, graph)
     if model is not None:
         model = _calibrate(model, graph, feeds, args.seed)
     if is_onnx_model(args.spec):

@@ -139,6 +139,16 @@ def _num(x: float) -> str:
 
 
 @dataclass(frozen=True)
+class SizeLimit:
+    """At most ``most`` along dim ``dim`` of input ``input`` (``what``: why, for the message)."""
+
+    input: int
+    dim: int
+    most: int
+    what: str
+
+
+@dataclass(frozen=True)
 class ParamSpec:
     """A learned parameter or buffer, named as in the PyTorch module's state_dict.
 
@@ -290,6 +300,11 @@ class OpDef:
     def params(self, node: "Node", ins: list[TensorType]) -> dict[str, ParamSpec]:
         """Learned parameters and buffers, in state_dict order."""
         return {}
+
+    def size_limits(self, node: "Node", ins: list[TensorType]) -> list[SizeLimit]:
+        """The largest sizes the node takes along input dims that may be symbolic (a position table of
+        ``max_len`` rows), checked against the sizes a command runs at before it runs."""
+        return []
 
     def macs(self, node: "Node", ins: list[TensorType], outs: list[TensorType]) -> int:
         """Multiply-accumulates of one forward pass, from *concrete* input and output types

@@ -12,7 +12,7 @@ import numpy as np
 
 from archc.errors import ShapeError
 from archc.ir.types import TensorType
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_rank, py
+from archc.ops.base import Attr, OpDef, ParamSpec, SizeLimit, concrete, expect_rank, py
 from archc.ops.registry import register
 
 
@@ -137,6 +137,10 @@ class PositionEmbedding(OpDef):
 
     def params(self, node, ins):
         return {"": self._spec(node, ins[0])}
+
+    def size_limits(self, node, ins):
+        max_len = node.attrs.get("max_len")
+        return [SizeLimit(0, 1, max_len, f"its table holds max_len={max_len} positions")] if max_len else []
 
     def torch_parameter(self, node, ins):
         return _tensor_source(self._spec(node, ins[0]))

@@ -121,3 +121,27 @@ def input_hint(feeds: dict[str, np.ndarray]) -> str:
     return (f" (integer input{'s' * (len(ints) > 1)} {', '.join(repr(n) for n in ints)} may index a table or give a "
             "shape: give values the model accepts with --input NAME=FILE.npy; random integer inputs are drawn "
             f"in [{RANDOM_INT_RANGE[0]}, {RANDOM_INT_RANGE[1]}))")
+
+
+def sizes_of(types: Mapping[str, TensorType], arrays: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """The size each symbolic input dim has in ``arrays`` (the inputs a command was given)."""
+    return {d: int(arrays[name].shape[i]) for name, t in types.items() if name in arrays
+            for i, d in enumerate(t.shape) if isinstance(d, str) and i < arrays[name].ndim}
+
+
+def size_problem(graph: Graph, sizes: Mapping[str, int]) -> str | None:
+    """Why ``graph`` cannot run at ``sizes`` (symbolic dim -> size), said before it runs: a node whose op
+    takes at most some size along a symbolic input dim (:meth:`~archc.ops.base.OpDef.size_limits`, a
+    position table's length); None where no node limits them."""
+    from archc.ops import registry
+
+    for node in graph.nodes():
+        ins = graph.input_types(node)
+        for limit in registry.lookup(node.op).size_limits(node, ins):
+            dim = ins[limit.input].shape[limit.dim]
+            size = sizes.get(dim) if isinstance(dim, str) else None
+            if size is not None and size > limit.most:
+                return (f"{dim}={size} is more than node '{node.name}' ({node.op}) takes along dim {limit.dim} "
+                        f"of its input: at most {limit.most} ({limit.what})")
+    return None
+
