@@ -358,3 +358,15 @@ def test_a_sequence_longer_than_a_position_table_is_refused_before_the_run(run_a
     proc = run_archc("run", str(spec), "--input", f"tokens={tmp_path / 'tokens.npy'}")
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert "shape (1, 64, 16)" in run_archc("run", str(spec), "--dim", "S=64", check=True).stdout
+
+
+def test_scores_of_a_batch_that_is_no_multiple_of_the_windows_are_refused_before_the_run(run_archc, tmp_path):
+    # found walking through the spec reference: the shifted-window mask at --batch 1 failed in torch's reshape
+    spec = tmp_path / "windows.yaml"
+    spec.write_text("inputs: {scores: [N, 3, 49, 49]}\nnodes:\n"
+                    "  - {op: shifted_window_mask, feature_size: [14, 14], window_size: 7, shift_size: 3}\n")
+    proc = run_archc("verify", str(spec), "--batch", "3")
+    assert proc.returncode == 2 and ("<command line>: error: N=3 is not what node 'shifted_window_mask' "
+                                     "(shifted_window_mask) takes along dim 0 of its input: a multiple of 4 (the "
+                                     "scores of each sample's 4 windows of a 14x14 map)") in proc.stderr, proc.stderr
+    assert "PASSED" in run_archc("verify", str(spec), "--batch", "8", check=True).stdout

@@ -164,15 +164,14 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
         missing = [n for n in types if n not in arrays]
         if missing:
             raise UsageError(f"no array given for input(s) {', '.join(missing)}", location=Location("<command line>"))
-        sizes = sizes_of(types, arrays)
     else:
         _check_input_size(types, dims)
         effective_batch(args, types, dims)
-        arrays, sizes = None, dims
-    problem = size_problem(graph, sizes) if graph is not None else None
+        arrays = random_inputs(types, dims, args.seed)
+    problem = size_problem(graph, sizes_of(types, arrays)) if graph is not None else None
     if problem is not None:
         raise UsageError(problem, location=Location("<command line>"))
-    return arrays if arrays is not None else random_inputs(types, dims, args.seed)
+    return arrays
 
 
 def effective_batch(args: argparse.Namespace, types: dict[str, TensorType], dims: dict[str, int]) -> int | None:

@@ -140,12 +140,14 @@ def _num(x: float) -> str:
 
 @dataclass(frozen=True)
 class SizeLimit:
-    """At most ``most`` along dim ``dim`` of input ``input`` (``what``: why, for the message)."""
+    """What a node takes along dim ``dim`` of input ``input``: at most ``most``, a multiple of ``multiple``
+    (``what``: why, for the message)."""
 
     input: int
     dim: int
-    most: int
     what: str
+    most: int | None = None
+    multiple: int | None = None
 
 
 @dataclass(frozen=True)
@@ -302,8 +304,8 @@ class OpDef:
         return {}
 
     def size_limits(self, node: "Node", ins: list[TensorType]) -> list[SizeLimit]:
-        """The largest sizes the node takes along input dims that may be symbolic (a position table of
-        ``max_len`` rows), checked against the sizes a command runs at before it runs."""
+        """What sizes the node takes along input dims that may be symbolic (at most a position table's
+        ``max_len`` rows, a multiple of a window count), checked against the sizes a command runs at."""
         return []
 
     def macs(self, node: "Node", ins: list[TensorType], outs: list[TensorType]) -> int:

@@ -140,7 +140,7 @@ class PositionEmbedding(OpDef):
 
     def size_limits(self, node, ins):
         max_len = node.attrs.get("max_len")
-        return [SizeLimit(0, 1, max_len, f"its table holds max_len={max_len} positions")] if max_len else []
+        return [SizeLimit(0, 1, f"its table holds max_len={max_len} positions", most=max_len)] if max_len else []
 
     def torch_parameter(self, node, ins):
         return _tensor_source(self._spec(node, ins[0]))

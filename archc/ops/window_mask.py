@@ -12,7 +12,7 @@ it in the forward pass, ONNX holds it as a constant.
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, expand, py
+from archc.ops.base import Attr, OpDef, SizeLimit, expand, py
 from archc.ops.registry import register
 
 #: what torchvision adds between tokens of different regions
@@ -66,6 +66,12 @@ class ShiftedWindowMask(OpDef):
             raise ShapeError(f"the scores' first dim {x.shape[0]} is not a multiple of the {windows} windows "
                              f"of a {size[0]}x{size[1]} map")
         return [x]
+
+    def size_limits(self, node, ins):
+        size, window, _ = self._sizes(node)
+        windows = (size[0] // window[0]) * (size[1] // window[1])
+        return [SizeLimit(0, 0, f"the scores of each sample's {windows} windows of a {size[0]}x{size[1]} map",
+                          multiple=windows)]
 
     def torch_forward(self, node, ins, args, module):
         (h, w), (wh, ww), (sh, sw) = self._sizes(node)

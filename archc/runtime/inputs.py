@@ -140,8 +140,10 @@ def size_problem(graph: Graph, sizes: Mapping[str, int]) -> str | None:
         for limit in registry.lookup(node.op).size_limits(node, ins):
             dim = ins[limit.input].shape[limit.dim]
             size = sizes.get(dim) if isinstance(dim, str) else None
-            if size is not None and size > limit.most:
-                return (f"{dim}={size} is more than node '{node.name}' ({node.op}) takes along dim {limit.dim} "
-                        f"of its input: at most {limit.most} ({limit.what})")
+            where = f"node '{node.name}' ({node.op}) takes along dim {limit.dim} of its input"
+            if size is not None and limit.most is not None and size > limit.most:
+                return f"{dim}={size} is more than {where}: at most {limit.most} ({limit.what})"
+            if size is not None and limit.multiple and size % limit.multiple:
+                return f"{dim}={size} is not what {where}: a multiple of {limit.multiple} ({limit.what})"
     return None
 
