@@ -370,3 +370,17 @@ def test_scores_of_a_batch_that_is_no_multiple_of_the_windows_are_refused_before
                                      "(shifted_window_mask) takes along dim 0 of its input: a multiple of 4 (the "
                                      "scores of each sample's 4 windows of a 14x14 map)") in proc.stderr, proc.stderr
     assert "PASSED" in run_archc("verify", str(spec), "--batch", "8", check=True).stdout
+
+
+def test_a_dim_given_beside_input_arrays_must_agree_with_them(run_archc, tmp_path):
+    # --dim sizes drawn inputs; beside --input it was ignored, whatever it said
+    import numpy as np
+
+    spec = tmp_path / "positions.yaml"
+    spec.write_text(POSITIONS)
+    np.save(tmp_path / "tokens.npy", np.zeros((1, 7), np.int64))
+    given = f"tokens={tmp_path / 'tokens.npy'}"
+    proc = run_archc("run", str(spec), "--input", given, "--dim", "S=5")
+    assert proc.returncode == 2 and ("<command line>: error: --dim S=5: the --input arrays have S=7 (their sizes "
+                                     "are the model's; --dim sizes drawn inputs)") in proc.stderr, proc.stderr
+    assert "shape (1, 7, 16)" in run_archc("run", str(spec), "--input", given, "--dim", "S=7", check=True).stdout

@@ -164,6 +164,7 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
         missing = [n for n in types if n not in arrays]
         if missing:
             raise UsageError(f"no array given for input(s) {', '.join(missing)}", location=Location("<command line>"))
+        _check_given_sizes(args, sizes_of(types, arrays))
     else:
         _check_input_size(types, dims)
         effective_batch(args, types, dims)
@@ -172,6 +173,16 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
     if problem is not None:
         raise UsageError(problem, location=Location("<command line>"))
     return arrays
+
+
+def _check_given_sizes(args: argparse.Namespace, sizes: dict[str, int]) -> None:
+    """A --dim given beside --input arrays must agree with their size (it sizes nothing then)."""
+    for item in args.dim:
+        name, _, size = item.partition("=")
+        name = name.strip()
+        if name in sizes and sizes[name] != int(size):
+            raise UsageError(f"--dim {item}: the --input arrays have {name}={sizes[name]} (their sizes are the "
+                             "model's; --dim sizes drawn inputs)", location=Location("<command line>"))
 
 
 def effective_batch(args: argparse.Namespace, types: dict[str, TensorType], dims: dict[str, int]) -> int | None:
