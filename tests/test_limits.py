@@ -283,7 +283,8 @@ OK_TYPES = "output_types: [[[N, 4], float32]]"
 
 
 @pytest.mark.parametrize("fields, message", [
-    ("op_type: Relu, operands: [0], output_types: 3", "output_types must be a non-empty list of [shape, dtype] pairs"),
+    ("op_type: Relu, operands: [0], output_types: 3", "attribute 'output_types' of op 'onnx_node' expects a list of "
+     "[shape, dtype] pairs, got 3"),
     ("op_type: Relu, operands: [0], output_types: [[[N, 4], complex]]", "output_types must be a non-empty list"),
     ("op_type: Relu, operands: [0], output_types: [[[N, -4], float32]]", "output_types must be a non-empty list"),
     (f"op_type: Nope, operands: [0], {OK_TYPES}", "'Nope' is not an operator of the default ONNX domain"),

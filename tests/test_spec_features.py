@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from archc import SpecError, load_spec, loads_spec
+from archc.ir import Value
 from archc.ops.weights import total_params
 from archc.lowering.torch import build_module
 
@@ -681,3 +682,13 @@ def test_no_width_warning_where_the_nodes_own_input_has_the_block_inputs_width(r
     # found transcribing DenseNet-BC: channels(x) and channels(prev) are the same number after BN and ReLU
     proc = run_archc("check", spec_file(TRANSITION))
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("dim, width", [("half", 4), ("2 * half", 8), ("half + 1", 5)])
+def test_an_onnx_node_s_declared_types_read_parameters(dim, width):
+    # found transcribing NeRF: 'half' in output_types became a new symbolic dim, not the parameter (4), and
+    # the error came later, at a linear layer reading the input's width
+    g = load(f"params: {{half: 4}}\ninputs: {{x: [N, {width}]}}\nnodes:\n"
+             f"  - {{name: s, op: onnx_node, op_type: Sin, operands: [0], output_types: [[[N, \"{dim}\"], float32]]}}\n"
+             "  - {name: fc, op: linear, out_features: 2}\n")
+    assert g.type_of(Value("s")).shape == ("N", width) and g.type_of(Value("fc")).shape == ("N", 2)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 REQUIRED = object()
 """Marks an attribute that has no default and must be given."""
 
-ATTR_KINDS = ("int", "float", "bool", "str", "ints", "floats", "int_or_str", "any")
+ATTR_KINDS = ("int", "float", "bool", "str", "ints", "floats", "int_or_str", "types", "any")
 
 
 def _is_int(v: Any) -> bool:
@@ -49,12 +49,14 @@ _KIND_CHECKS = {
     "floats": lambda v: _is_number(v) or (isinstance(v, (list, tuple)) and len(v) > 0 and all(map(_is_number, v))),
     "int_or_str": lambda v: isinstance(v, str) or _is_int(v) or (
         isinstance(v, (list, tuple)) and all(map(_is_int, v))),
+    "types": lambda v: isinstance(v, (list, tuple)),
     "any": lambda v: True,
 }
 _KIND_WORDS = {
     "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
     "ints": "an integer or a list of integers", "floats": "a number or a list of numbers",
     "int_or_str": "an integer, a list of integers or a keyword", "any": "a value",
+    "types": "a list of [shape, dtype] pairs",
 }
 
 
@@ -102,7 +104,7 @@ class Attr:
 
     def violation(self, value: Any) -> str | None:
         """What is wrong with a value of the right kind (out of bounds, non-finite), or None."""
-        if self.kind == "any":
+        if self.kind in ("any", "types"):
             return None
         for v in _numbers(value):
             if isinstance(v, int) and not INT64_MIN <= v <= INT64_MAX:

@@ -118,7 +118,8 @@ class OnnxNode(OpDef):
         "attributes": Attr("any", None, doc="the node's ONNX attributes as plain values"),
         "operands": Attr("any", None, doc="per ONNX input: IR input index, weight name or None"),
         "params": Attr("any", None, doc="constant inputs: name -> {shape, dtype, learned, values (a small one)}"),
-        "output_types": Attr("any", doc="[[shape, dtype], ...] of every output"),
+        "output_types": Attr("types", doc="[[shape, dtype], ...] of every output; a dim is a number, a "
+                                          "parameter or an expression of them, or a symbol like N"),
     }
     inputs = ("x",)
     variadic = True

@@ -15,6 +15,7 @@ from typing import Any
 from archc.errors import did_you_mean
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.context import Elaboration
+from archc.frontends.yaml.expr import ExprError, names_in
 from archc.frontends.yaml.params import interpolate, parameter_value
 from archc.frontends.yaml.scope import Abort, Scope
 from archc.frontends.yaml.site import Site
@@ -111,10 +112,21 @@ class _AttrReader:
             return value
         if kind == "any":
             return _plain(raw)  # data (an imported ONNX node's attributes): never evaluated
+        if kind == "types":
+            return self._types(raw, site)
         if isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str"):
             return [self.ctx.evaluate(v, self.scope, site.at(raw, i)) if isinstance(v, str) else v
                     for i, v in enumerate(raw)]
         return raw
+
+    def _types(self, raw: Any, site: Site) -> Any:
+        """Declared types (``[[shape, dtype], ...]``) with each dim read by :func:`_dim_value`; anything
+        not of that form is returned as written, for the op to refuse."""
+        if not isinstance(raw, SList) or not all(isinstance(t, SList) and len(t) == 2 and isinstance(t[0], SList)
+                                                 for t in raw):
+            return _plain(raw)
+        return [[[_dim_value(self.ctx, self.scope, site.at(t[0], j)) for j in range(len(t[0]))], t[1]]
+                for t in raw]
 
     def _check(self, spec: Attr, value: Any, site: Site) -> None:
         if not spec.accepts(value):
@@ -127,6 +139,19 @@ class _AttrReader:
             self.ctx.report(f"attribute '{site.key}' of op '{self.op.name}' {problem}", site,
                             self.scope.origin_hint(site.value))
             raise Abort()
+
+
+def _dim_value(ctx: Elaboration, scope: Scope, site: Site) -> Any:
+    """One dim of a declared type: a number, a parameter's value or an expression of parameters (``half``,
+    ``3 * L``), else the text itself, a symbol (``N``, or what ``archc spec`` wrote: ``Min(16, seq)``)."""
+    d = site.value
+    if not isinstance(d, str):
+        return d
+    try:
+        names = names_in(d)
+    except ExprError:
+        return d
+    return ctx.evaluate(d, scope, site) if names and names <= scope.env.keys() else d
 
 
 def _plain(value: Any) -> Any:
