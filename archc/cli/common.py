@@ -164,7 +164,7 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
         missing = [n for n in types if n not in arrays]
         if missing:
             raise UsageError(f"no array given for input(s) {', '.join(missing)}", location=Location("<command line>"))
-        _check_given_sizes(args, sizes_of(types, arrays))
+        _check_given_sizes(given_dims(args, types), sizes_of(types, arrays))
     else:
         _check_input_size(types, dims)
         effective_batch(args, types, dims)
@@ -175,14 +175,12 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
     return arrays
 
 
-def _check_given_sizes(args: argparse.Namespace, sizes: dict[str, int]) -> None:
+def _check_given_sizes(given: dict[str, int], sizes: dict[str, int]) -> None:
     """A --dim given beside --input arrays must agree with their size (it sizes nothing then)."""
-    for item in args.dim:
-        name, _, size = item.partition("=")
-        name = name.strip()
-        if name in sizes and sizes[name] != int(size):
-            raise UsageError(f"--dim {item}: the --input arrays have {name}={sizes[name]} (their sizes are the "
-                             "model's; --dim sizes drawn inputs)", location=Location("<command line>"))
+    for name, size in given.items():
+        if name in sizes and sizes[name] != size:
+            raise UsageError(f"--dim {name}={size}: the --input arrays have {name}={sizes[name]} (their sizes are "
+                             "the model's; --dim sizes drawn inputs)", location=Location("<command line>"))
 
 
 def effective_batch(args: argparse.Namespace, types: dict[str, TensorType], dims: dict[str, int]) -> int | None:
@@ -253,19 +251,24 @@ def parse_dims(args: argparse.Namespace, types: dict[str, TensorType],
     """Sizes for symbolic dims: --dim NAME=SIZE items (each naming a symbolic dim of the inputs
     ``types``), then the spec's example sizes for the dims --dim leaves out, plus --batch for the
     batch dimension."""
-    dims: dict[str, int] = {**(example_dims or {}), "batch": args.batch}
+    return {**(example_dims or {}), "batch": args.batch, **given_dims(args, types)}
+
+
+def given_dims(args: argparse.Namespace, types: dict[str, TensorType]) -> dict[str, int]:
+    """The --dim NAME=SIZE items, each naming a symbolic dim of the inputs ``types``."""
+    given: dict[str, int] = {}
     symbols = symbolic_dims(types)
     for item in args.dim:
         name, sep, size = item.partition("=")
         try:
             if not sep or not name.strip():
                 raise argparse.ArgumentTypeError("")
-            dims[name.strip()] = positive_int(size)
+            given[name.strip()] = positive_int(size)
         except argparse.ArgumentTypeError:
             raise UsageError(f"--dim expects NAME=SIZE with a size from 1 to {MAX_SIZE:,}, got '{item}'",
                              location=Location("<command line>")) from None
         _require_symbol(name.strip(), symbols)
-    return dims
+    return given
 
 
 def symbolic_dims(types: dict[str, TensorType]) -> list[str]:
