@@ -16,7 +16,7 @@ from archc.frontends.yaml.naming import resolve
 from archc.frontends.yaml.scope import POISON, Abort, Scope
 from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SMap
-from archc.ir import Node
+from archc.ir import Graph, Node
 from archc.ops.base import param_key
 from archc.ops.weights import TIE_META, param_specs, tied_params
 
@@ -49,13 +49,23 @@ def _tie_target(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> tuple[N
             return graph.node(owner), last
         instance = scope.prefix + target + "."
         if "." in tparam and value.node.startswith(instance):  # a path into the instance that is none
-            keys = [param_key(n.name, p)[len(scope.prefix):] for n in graph.nodes() if n.name.startswith(instance)
-                    for p in param_specs(graph, n)]
-            ctx.report(f"'{ref}' names no parameter inside block instance '{target}'; expected a path as its "
-                       f"state_dict key reads" + (f", e.g. {', '.join(keys[:3])}" if keys else ""), site,
-                       did_you_mean(ref, keys))
+            message, hint = _no_parameter_at(ref, target, _param_paths(graph, instance, scope.prefix))
+            ctx.report(message, site, hint)
             raise Abort()
     return graph.node(value.node), tparam
+
+
+def _param_paths(graph: Graph, under: str, relative_to: str) -> list[str]:
+    """The state_dict keys of the parameters of the nodes named under ``under``, as read from the name
+    level ``relative_to`` (a prefix of it)."""
+    return [param_key(n.name, p)[len(relative_to):] for n in graph.nodes() if n.name.startswith(under)
+            for p in param_specs(graph, n)]
+
+
+def _no_parameter_at(path: str, instance: str, keys: list[str]) -> tuple[str, str | None]:
+    """The message, and its hint, for a ``path`` that names no parameter of ``instance`` (whose are ``keys``)."""
+    return (f"'{path}' names no parameter inside block instance '{instance}'; expected a path as its state_dict "
+            f"key reads" + (f", e.g. {', '.join(keys[:3])}" if keys else ""), did_you_mean(path, keys))
 
 
 def tie_node(ctx: Elaboration, node: Node, call: Instantiation, scope: Scope) -> None:
@@ -107,8 +117,7 @@ def tie_instance(ctx: Elaboration, call: Instantiation, scope: Scope) -> None:
         raise Abort()
     graph, prefix = ctx.graph, call.path + "."
     if isinstance(decl, str) and decl.isidentifier():
-        pairs = [(param_key(n.name, p)[len(prefix):], f"{decl}.{param_key(n.name, p)[len(prefix):]}", site)
-                 for n in graph.nodes() if n.name.startswith(prefix) for p in param_specs(graph, n)]
+        pairs = [(path, f"{decl}.{path}", site) for path in _param_paths(graph, prefix, prefix)]
     elif isinstance(decl, SMap) and decl:
         pairs = [(str(path), str(ref), Site(decl, path, call.path)) for path, ref in decl.items()]
     else:
@@ -128,10 +137,7 @@ def _own_parameter(ctx: Elaboration, prefix: str, path: str, site: Site) -> tupl
     owner, _, last = inner.rpartition(".")
     if owner.startswith(prefix) and owner in graph and last in param_specs(graph, graph.node(owner)):
         return graph.node(owner), last
-    keys = [param_key(n.name, p)[len(prefix):] for n in graph.nodes() if n.name.startswith(prefix)
-            for p in param_specs(graph, n)]
-    ctx.error(f"'{path}' names no parameter inside block instance '{prefix[:-1]}'; expected a path as its "
-              f"state_dict key reads" + (f", e.g. {', '.join(keys[:3])}" if keys else ""),
-              site.key_location if isinstance(site.holder, SMap) and site.key != "tie" else site.location,
-              site.node, did_you_mean(path, keys))
+    message, hint = _no_parameter_at(path, prefix[:-1], _param_paths(graph, prefix, prefix))
+    ctx.error(message, site.key_location if isinstance(site.holder, SMap) and site.key != "tie" else site.location,
+              site.node, hint)
     raise Abort()
