@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from archc.frontends.onnx.patterns import Match, constant, kind, matcher, module_name
+from archc.frontends.onnx.patterns import Match, constant, constant_operand, kind, matcher, module_name
 from archc.frontends.onnx.values import short_float
 from archc.ir.graph import Graph, Node, Value
 
@@ -56,10 +56,10 @@ def _operand(graph: Graph, node: Node) -> tuple[np.ndarray, bool] | None:
     model, not a Constant node); None where the node applies no one constant."""
     if kind(node) == "scale":
         return np.asarray(node.attrs["factor"], np.float32), False
-    value = constant(graph, node)
+    name = constant_operand(node)
+    value = graph.weights.get(node.name, {}).get(name) if name is not None else None
     if value is None:
         return None
-    name = next(o for o in node.attrs["operands"] if isinstance(o, str))
     return value, bool(node.attrs["params"][name].get("learned", True))
 
 
@@ -74,7 +74,7 @@ def _affine_weights(affine: dict[str, tuple[np.ndarray, bool] | None], channels:
     (weight, learned_w), (bias, learned_b) = affine["weight"], affine["bias"]
     if not (learned_w or learned_b) and np.all(weight == 1) and not np.any(bias):
         return {}
-    if any(w.size != channels or _channel_shape(w.shape, rank) is None for w in (weight, bias)):
+    if any(w.size != channels or not _along_channels(w.shape, rank) for w in (weight, bias)):
         return None
     return {"weight": np.ascontiguousarray(weight.reshape(channels)),
             "bias": np.ascontiguousarray(bias.reshape(channels))}
@@ -107,13 +107,13 @@ def _grouped(graph: Graph, back: Node) -> tuple[Value, int, float, list[str]] | 
     return x, groups, short_float(float(epsilon), np.dtype(np.float32)), [norm.name, split.name]
 
 
-def _channel_shape(shape: tuple[int, ...], rank: int) -> tuple[int, ...] | None:
-    """``shape`` where it lays C values along dim 1 of a rank-``rank`` tensor ((C, 1, 1) or (1, C, 1, 1)
-    or (C,) for rank 2); None otherwise."""
+def _along_channels(shape: tuple[int, ...], rank: int) -> bool:
+    """Whether ``shape`` lays its values along dim 1 of a rank-``rank`` tensor ((C, 1, 1) or (1, C, 1, 1),
+    or (C,) for rank 2)."""
     dims = list(shape)
     while dims and dims[0] == 1 and len(dims) > rank - 1:
         dims.pop(0)
-    return tuple(shape) if len(dims) == rank - 1 and math.prod(dims[1:]) == 1 else None
+    return len(dims) == rank - 1 and math.prod(dims[1:]) == 1
 
 
 def _shifted(graph: Graph, node: Node) -> bool:

@@ -40,14 +40,18 @@ def kind(node: Node) -> str:
     return f"onnx:{node.attrs['op_type']}" if node.op == "onnx_node" else node.op
 
 
-def constant(graph: Graph, node: Node) -> np.ndarray | None:
-    """The constant operand of an onnx_node with one computed input (``x + c``), else None."""
+def constant_operand(node: Node) -> str | None:
+    """The name of the one constant operand of an onnx_node with one computed input (``x + c``), else None."""
     if node.op != "onnx_node" or len(node.inputs) != 1:
         return None
     names = [o for o in node.attrs["operands"] or [] if isinstance(o, str)]
-    if len(names) != 1:
-        return None
-    return graph.weights.get(node.name, {}).get(names[0])
+    return names[0] if len(names) == 1 else None
+
+
+def constant(graph: Graph, node: Node) -> np.ndarray | None:
+    """The constant operand of an onnx_node with one computed input (``x + c``), else None."""
+    name = constant_operand(node)
+    return graph.weights.get(node.name, {}).get(name) if name is not None else None
 
 
 def scalar(graph: Graph, node: Node) -> float | None:
