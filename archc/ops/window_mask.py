@@ -33,6 +33,11 @@ def window_mask(size: tuple[int, int], window: tuple[int, int], shift: tuple[int
     return np.where(windows[:, None, :] != windows[:, :, None], MASKED, 0.0).astype(np.float32)
 
 
+def _window_count(size: tuple[int, ...], window: tuple[int, ...]) -> int:
+    """How many windows of ``window`` tile a map of ``size`` (each a multiple of it)."""
+    return (size[0] // window[0]) * (size[1] // window[1])
+
+
 @register
 class ShiftedWindowMask(OpDef):
     name = "shifted_window_mask"
@@ -61,7 +66,7 @@ class ShiftedWindowMask(OpDef):
         if x.rank != 4 or x.shape[2:] != (tokens, tokens):
             raise ShapeError(f"expected scores (N * nW, heads, {tokens}, {tokens}) of {window[0]}x{window[1]} "
                              f"windows, got {x.rank}-D {x}")
-        windows = (size[0] // window[0]) * (size[1] // window[1])
+        windows = _window_count(size, window)
         if isinstance(x.shape[0], int) and x.shape[0] % windows:
             raise ShapeError(f"the scores' first dim {x.shape[0]} is not a multiple of the {windows} windows "
                              f"of a {size[0]}x{size[1]} map")
@@ -69,13 +74,13 @@ class ShiftedWindowMask(OpDef):
 
     def size_limits(self, node, ins):
         size, window, _ = self._sizes(node)
-        windows = (size[0] // window[0]) * (size[1] // window[1])
+        windows = _window_count(size, window)
         return [SizeLimit(0, 0, f"the scores of each sample's {windows} windows of a {size[0]}x{size[1]} map",
                           multiple=windows)]
 
     def torch_forward(self, node, ins, args, module):
         (h, w), (wh, ww), (sh, sw) = self._sizes(node)
-        x, windows, tokens = args[0], (h // wh) * (w // ww), wh * ww
+        x, windows, tokens = args[0], _window_count((h, w), (wh, ww)), wh * ww
 
         def regions(length, window, shift):  # 0, 1, 2 along one axis: torch.bucketize at the two borders
             return (f"torch.bucketize(torch.arange({length}, device={x}.device), "
