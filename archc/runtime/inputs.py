@@ -146,4 +146,3 @@ def size_problem(graph: Graph, sizes: Mapping[str, int]) -> str | None:
             if size is not None and limit.multiple and size % limit.multiple:
                 return f"{dim}={size} is not what {where}: a multiple of {limit.multiple} ({limit.what})"
     return None
-

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from archc.errors import Location, did_you_mean
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.expr import UNKNOWN, ExprError, names_in
+from archc.frontends.yaml.expr import UNKNOWN
 from archc.frontends.yaml.scope import Abort, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SMap
