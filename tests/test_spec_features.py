@@ -553,8 +553,9 @@ def test_tie_reaches_into_a_block_instance_by_its_state_dict_path():
 
 
 @pytest.mark.parametrize("tie,message", [
-    ("{weight: transformer.wte.wieght}", "'transformer.wte.wieght' is no parameter of another node "
-     "('transformer.wte' has: weight)"),
+    ("{weight: transformer.wte.wieght}", "'transformer.wte.wieght' names no parameter inside block instance "
+     "'transformer'; expected a path as its state_dict key reads, e.g. transformer.wte.weight, transformer.gamma, "
+     "transformer.ln_f.weight (did you mean 'transformer.wte.weight'?)"),
     ("{weight: transformer.wtf.weight}", "'transformer.wtf.weight' names no parameter inside block instance "
      "'transformer'; expected a path as its state_dict key reads, e.g. transformer.wte.weight, transformer.gamma, "
      "transformer.ln_f.weight (did you mean 'transformer.wte.weight'?)"),
@@ -622,6 +623,94 @@ def test_a_block_instance_tied_to_another_shares_every_parameter(tie, run_archc,
 def test_block_instance_tie_errors(tie, message):
     msg = errors(SIAMESE.replace("tie: enc_a", f"tie: {tie}"))
     assert message in msg, msg
+
+
+ALBERT_LIKE = """
+params: {layers: 4}
+inputs: {x: [N, 6, 16]}
+blocks:
+  layer:
+    nodes:
+      - {name: attention, op: multi_head_attention, num_heads: 2, in: [x, x, x]}
+      - {name: add1, op: add, in: [x, attention]}
+      - {name: ffn, op: linear, out_features: 16}
+      - {name: add2, op: add, in: [add1, ffn]}
+nodes:
+  - {name: layer, block: layer, repeat: layers, tie: layer.0}
+"""
+ALBERT_PARAMS = (3 * 16 * 16 + 3 * 16) + (16 * 16 + 16) + (16 * 16 + 16)
+
+
+@pytest.mark.parametrize("layers", [1, 4, 12])
+def test_a_repeated_instance_tied_to_its_first_repetition_applies_one_layer_n_times(layers, run_archc, tmp_path):
+    # ALBERT (found transcribing it): one layer's weights shared by every layer, the count a parameter.
+    # The attention's parameters hold dots of their own (out_proj.weight): tied through nn.MultiheadAttention
+    g = load(ALBERT_LIKE, layers=layers)
+    assert total_params(g) == ALBERT_PARAMS
+    module = build_module(g).eval()
+    assert all(module.layer[k].attention.out_proj.weight is module.layer[0].attention.out_proj.weight
+               for k in range(layers))
+    spec = tmp_path / "albert.yaml"
+    spec.write_text(ALBERT_LIKE)
+    assert "PASSED" in run_archc("verify", str(spec), "--set", f"layers={layers}", check=True).stdout
+
+
+@pytest.mark.parametrize("overrides", ["{1: {tie: layer.0}, 2: {tie: layer.0}, 3: {tie: layer.1}}",
+                                       "{-1: {tie: layer.0}, 1: {tie: layer.0}, 2: {tie: layer.0}}"])
+def test_a_tie_in_a_repetitions_overrides_ties_that_repetition(overrides):
+    # was accepted and ignored: the overrides' tie (and expect) were read from the node as written
+    g = load(ALBERT_LIKE.replace("tie: layer.0", f"overrides: {overrides}"))
+    assert total_params(g) == ALBERT_PARAMS
+
+
+def test_an_expect_in_a_repetitions_overrides_is_checked_there(run_archc, tmp_path):
+    spec = tmp_path / "expect.yaml"
+    spec.write_text("inputs: {x: [N, 16]}\nnodes:\n"
+                    "  - {name: fc, op: linear, out_features: 16, repeat: 2, overrides: {1: {expect: residual}}}\n")
+    result = run_archc("lint", str(spec), "--strict")
+    assert result.returncode == 1
+    assert "expect.yaml:3:5: node 'fc.1': expected residual, found none" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("replacement,message", [
+    ("tie: layer.0}", None),
+    ("overrides: {1: {if: false}}}", "12:65: error: node 'layer': 'if' cannot be overridden per repetition"),
+    ("overrides: {1: {expect: residul}}}", "12:73: error: node 'layer': unknown connection kind 'residul'; "
+     "expected one of residual"),
+    ("overrides: {2: {tie: bogus.0}}}", "12:70: error: node 'layer.2': unknown node or input 'bogus'"),
+    ("overrides: {2: {tie: layer.3}}}", "12:70: error: node 'layer.2': 'layer' is used before it is defined"),
+])
+def test_repetition_override_errors(replacement, message):
+    text = ALBERT_LIKE.replace("tie: layer.0}", replacement)
+    if message is None:
+        load(text)
+        return
+    msg = errors(text)
+    assert message in msg, msg
+
+
+def test_a_block_instance_tied_to_itself_is_an_error():
+    msg = errors(SIAMESE.replace("tie: enc_a", "tie: enc_b"))
+    assert "13:48: error: node 'enc_b': 'tie: enc_b' ties block instance 'enc_b' to itself; name another instance" \
+        in msg, msg
+
+
+def test_an_attention_parameter_ties_by_its_dotted_name(run_archc, tmp_path):
+    # 'attention.out_proj.weight' was refused ("names no parameter ... did you mean 'attention.out_proj.weight'"),
+    # and on an op node the module wrote setattr(self.b, "out_proj.weight", ...), an AttributeError
+    text = """
+inputs: {x: [N, 5, 16]}
+nodes:
+  - {name: a, op: multi_head_attention, num_heads: 2, in: [x, x, x]}
+  - {name: b, op: multi_head_attention, num_heads: 2, in: [a, a, a], tie: {out_proj.weight: a.out_proj.weight}}
+"""
+    g = load(text)
+    assert total_params(g) == 2 * (3 * 16 * 16 + 3 * 16 + 16 * 16 + 16) - 16 * 16
+    module = build_module(g)
+    assert module.b.out_proj.weight is module.a.out_proj.weight
+    spec = tmp_path / "tied_attention.yaml"
+    spec.write_text(text)
+    assert "PASSED" in run_archc("verify", str(spec), check=True).stdout
 
 
 # -- repetitions named into a sequential block's numbering (torchvision's MobileNet features) --------

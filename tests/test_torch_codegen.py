@@ -44,6 +44,14 @@ def resnet18(resnet18_file):
 
 # -- shape of the file -------------------------------------------------------------------------
 
+def _assert_ruff_formatted(path: Path) -> None:
+    """``ruff format --check`` passes on the file at ``path``."""
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    check = subprocess.run([ruff, "format", "--check", "--diff", "--no-cache", "--isolated", str(path)],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 def _classes(source: str) -> dict[str, ast.ClassDef]:
     return {n.name: n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
 
@@ -183,10 +191,7 @@ def test_a_slice_bound_taken_as_a_class_argument_is_formatted_as_ruff_formats_it
     assert "x[:, 0 : self." in source and " :: 1]" in source
     path = tmp_path / "halves.py"
     path.write_text(source)
-    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    check = subprocess.run([ruff, "format", "--check", "--diff", "--no-cache", "--isolated", str(path)],
-                           capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
+    _assert_ruff_formatted(path)
     module = _import(path, "halves")
     model = next(c for c in vars(module).values() if isinstance(c, type) and c.__module__ == "halves"
                  and issubclass(c, torch.nn.Module) and c.__name__ != "Half")()
@@ -282,10 +287,7 @@ def test_weight_tying_inside_a_numbered_container_is_assigned_by_the_block_class
         assert block.get_submodule("3").weight is block.get_submodule("2").weight
     path = tmp_path / "tied.py"
     path.write_text(source)
-    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    check = subprocess.run([ruff, "format", "--check", "--no-cache", "--isolated", str(path)], capture_output=True,
-                           text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
+    _assert_ruff_formatted(path)
 
 
 def test_a_block_of_numbered_block_instances_in_series_is_an_nn_sequential():
@@ -852,3 +854,48 @@ def test_a_block_input_given_a_tensor_another_one_holds_is_read_by_its_own_name(
     x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
     got = build_module(graph).eval()(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(got, run_onnx(graph, {"x": x})[0], rtol=1e-5, atol=1e-6)
+
+
+DEEP_TIES = """
+params: {layers: 3}
+inputs: {x: [N, 6, 16]}
+blocks:
+  encoder_layer:
+    nodes:
+      - {name: self_attention_module, op: multi_head_attention, num_heads: 2, in: [x, x, x]}
+      - {name: add, op: add, in: [x, self_attention_module]}
+  stack:
+    params: {tied: 16}
+    nodes:
+      - {name: transformer_layers, block: encoder_layer, repeat: layers, tie: transformer_layers.0}
+      - {name: head, op: linear, out_features: tied}
+nodes:
+  - {name: encoder, block: stack, tied: 12}
+  - {name: second, block: stack, tied: 10}
+"""
+
+
+def test_a_tie_too_long_for_a_line_reads_its_tensor_into_a_local_first(tmp_path):
+    # ALBERT transcribed: `self.transformer_layers[1].self_attention_module.out_proj.weight = self...` is over
+    # 88 characters, which ruff splits inside a subscript; the local is named apart from the argument `tied`
+    graph = loads_spec(DEEP_TIES)
+    source = generate_source(graph)
+    stack = ast.get_source_segment(source, _classes(source)["Stack"])
+    assert "        tied_1 = self.transformer_layers[0].self_attention_module.out_proj.weight\n" \
+           "        self.transformer_layers[1].self_attention_module.out_proj.weight = tied_1\n" in stack, stack
+    path = tmp_path / "deep_ties.py"
+    path.write_text(source)
+    _assert_ruff_formatted(path)
+    model = _import(path, "deep_ties").Model()
+    assert model(torch.randn(2, 6, 16)).shape == (2, 6, 10)
+    layers = model.encoder.transformer_layers
+    assert all(layers[k].self_attention_module.out_proj.weight is layers[0].self_attention_module.out_proj.weight
+               for k in (1, 2))
+    with torch.device("meta"):
+        empty = module_class(graph)()
+    empty.to_empty(device="cpu")
+    for instance in empty.block_instances():
+        instance.reset_parameters()
+    layers = empty.encoder.transformer_layers
+    assert layers[2].self_attention_module.in_proj_weight is layers[0].self_attention_module.in_proj_weight
+

@@ -200,7 +200,7 @@ class BodyWriter:
             elif id(item) not in skip:
                 body.stmts.append(self._child_stmt(body, inst, item, names, access, spread))
         body.returns = [names.names[(v.node, v.out)] for v in inst.outputs]
-        body.ties = [_tie_statement(access, inst.local(node), param, inst.local(owner), owner_param)
+        body.ties = [_tie(access, inst.local(node), param, inst.local(owner), owner_param)
                      for node, param, owner, owner_param in self.own_ties(inst)]
         return body
 
@@ -453,18 +453,15 @@ def _labels_by_instance(labels: Mapping[str, str], nodes: Mapping[str, Node]) ->
     return found
 
 
-def _tie_statement(access: Mapping[str, str], node: str, param: str, owner: str, owner_param: str) -> str:
-    """``self.lm_head.weight = self.wte.weight``: the node's parameter is the owner's tensor (a
-    parameter-only node is a parameter of its parent; ``setattr`` where its name is a number)."""
+def _tie(access: Mapping[str, str], node: str, param: str, owner: str, owner_param: str) -> tuple[str, str, str]:
+    """(module, parameter, source) of ``self.lm_head.weight = self.wte.weight``: the node's parameter is
+    the owner's tensor (a parameter-only node is a parameter of its parent)."""
     source = _reach(access, owner) if not owner_param else _param_access(_reach(access, owner), owner_param)
-    if param:  # a module's parameter
-        module, leaf = _reach(access, node), param
-    else:  # a parameter-only node: the parameter of its parent module
-        parent, _, leaf = node.rpartition(".")
-        module = _reach(access, parent) if parent else "self"
-    if is_identifier(leaf):
-        return f"{module}.{leaf} = {source}"
-    return f"setattr({module}, {literal(leaf)}, {source})"
+    if param:  # a module's parameter (``out_proj.weight``: a parameter of the module's own child)
+        within, _, leaf = param.rpartition(".")
+        return (_param_access(_reach(access, node), within) if within else _reach(access, node)), leaf, source
+    parent, _, leaf = node.rpartition(".")  # a parameter-only node: the parameter of its parent module
+    return (_reach(access, parent) if parent else "self"), leaf, source
 
 
 def _reach(access: Mapping[str, str], name: str) -> str:
@@ -481,7 +478,10 @@ def _reach(access: Mapping[str, str], name: str) -> str:
 
 
 def _param_access(module: str, param: str) -> str:
-    return f"{module}.{param}" if is_identifier(param) else f"getattr({module}, {literal(param)})"
+    """The expression for ``module``'s attribute at the dotted path ``param``, a segment at a time."""
+    for part in param.split("."):
+        module = f"{module}.{part}" if is_identifier(part) else f"getattr({module}, {literal(part)})"
+    return module
 
 
 def _check_name(seg: str, kind: str, sub: Any, inst: Instance, path: tuple[str, ...]) -> None:

@@ -97,8 +97,9 @@ class Body:
     #: hole index -> (child path, class argument) for arguments of a child's constructor
     child_args: dict[int, tuple[str, str]] = field(default_factory=dict)
     containers: dict[tuple[str, ...], str] = field(default_factory=dict)  # path -> seq | list | dict
-    #: weight tying inside this instance: ``self.lm_head.weight = self.wte.weight`` statements
-    ties: list[str] = field(default_factory=list)
+    #: weight tying inside this instance: (module, parameter, source) of each
+    #: ``self.lm_head.weight = self.wte.weight`` (see :func:`~archc.lowering.torch_reset.tie_lines`)
+    ties: list[tuple[str, str, str]] = field(default_factory=list)
     #: local dotted name -> Python expression reaching that module, parameter or container
     access: dict[str, str] = field(default_factory=dict)
     skeleton: str = ""

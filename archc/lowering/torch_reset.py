@@ -12,13 +12,13 @@ units FSDP2's ``fully_shard`` shards (inner ones before the modules holding them
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 from archc.errors import SpecError
 from archc.ir.graph import Node
-from archc.lowering.pyformat import split_statement
+from archc.lowering.pyformat import LINE_LENGTH, split_statement
 from archc.lowering.torch_plan import Body, Instance, Lowered, fill_resets
-from archc.pysource import literal
+from archc.pysource import is_identifier, literal
 
 __all__ = ["GENERATED_METHODS", "reset_statements", "reset_method", "block_instances_method"]
 
@@ -101,7 +101,26 @@ def reset_statements(bodies: Sequence[Body], lowered: Lowered,
     return first
 
 
-def reset_method(statements: list[str], ties: list[str]) -> list[str]:
+def tie_lines(ties: Sequence[tuple[str, str, str]], indent: str, taken: Collection[str] = ()) -> list[str]:
+    """The lines at ``indent`` of weight-tying statements ``module.param = source`` (``setattr`` where
+    the name is a number). One too long for a line reads its source into a local first (ruff would
+    split it inside a subscript: ``self.layer[\n0\n].fc.weight``); ``taken``: names that local must
+    not clobber (the constructor's arguments)."""
+    lines: list[str] = []
+    local = next(n for n in ("tied", *(f"tied_{k}" for k in range(1, len(taken) + 2))) if n not in taken)
+    for module, leaf, source in ties:
+        if not is_identifier(leaf):
+            lines += split_statement(f"setattr({module}, {literal(leaf)}, {source})", indent)
+            continue
+        statement = f"{module}.{leaf} = {source}"
+        if len(indent) + len(statement) > LINE_LENGTH:
+            lines += split_statement(f"{local} = {source}", indent)
+            statement = f"{module}.{leaf} = {local}"
+        lines += split_statement(statement, indent)
+    return lines
+
+
+def reset_method(statements: list[str], ties: Sequence[tuple[str, str, str]]) -> list[str]:
     """``def reset_parameters(self)`` at class depth: its docstring, re-tying ``ties``, then
     ``statements`` (each split as ruff formats it)."""
     lines = [_I + "def reset_parameters(self) -> None:",
@@ -110,7 +129,8 @@ def reset_method(statements: list[str], ties: list[str]) -> list[str]:
              _I * 2 + 'on the meta device, call it on every module of block_instances()."""']
     if ties:
         lines.append(_I * 2 + "# to_empty() gave each name of a tied weight its own tensor: one again")
-    for statement in ties + statements:
+    lines += tie_lines(ties, _I * 2)
+    for statement in statements:
         lines += split_statement(statement, _I * 2)
     return lines
 

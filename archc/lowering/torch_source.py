@@ -26,7 +26,7 @@ from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
 from archc.lowering.torch_body import BodyWriter
 from archc.lowering.torch_plan import HOLE, Body, Instance, Leaf, attribute, instance_tree
 from archc.lowering.torch_reuse import Signatures, relower, reuse
-from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements
+from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
 from archc.pysource import comment, frozen, is_identifier, literal, one_line
 
 __all__ = ["Provenance", "write_source", "class_name_for"]
@@ -366,8 +366,7 @@ def _init_lines(body: Body, args: ClassArgs) -> list[str]:
                                 else f"{owner}.register_parameter({literal(seg)}, nn.Parameter({tensor}))", 2)
     if body.ties:
         lines += _comment_lines("weight tying: one tensor under both names", 2)
-        for tie in body.ties:
-            lines += _statement(tie, 2)
+        lines += tie_lines(body.ties, _I * 2, {a.name for a in args.args} | {name for name, _ in args.lets})
     for attr, source in args.stored.items():
         lines += _statement(f"self.{attr} = {source}", 2)
     return lines

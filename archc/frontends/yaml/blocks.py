@@ -71,7 +71,7 @@ def apply_block(ctx: Elaboration, call: Instantiation, scope: Scope, make_nodes:
     make_nodes(nodes, inner)
     if len(ctx.sink.diagnostics) > errors_before:
         raise Abort()
-    if "tie" in call.item:
+    if "tie" in call.fields:
         tie_instance(ctx, call, scope)
     result = _outputs(ctx, call, bdef, inner)
     _warn_unread_widths(ctx, inner, {v.node for v in result.values if isinstance(v, Value)})

@@ -31,7 +31,9 @@ from archc.ops import registry
 from archc.frontends.yaml.spelling import spelled
 
 #: fields a repetition's ``overrides`` may not change
-_NOT_OVERRIDABLE = ("name", "op", "block", "in", "repeat", "overrides", "instance_name")
+#: (``if``, ``else``, ``inline`` and ``parallel`` decide the node as a whole, before its repetitions)
+_NOT_OVERRIDABLE = ("name", "op", "block", "in", "repeat", "overrides", "instance_name", "if", "else", "inline",
+                    "parallel")
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,10 +196,7 @@ class Instantiator:
         for key in ("overrides", "instance_name", "parallel"):
             if key in item and "repeat" not in item:
                 ctx.error(f"'{key}' needs a 'repeat'", item.where_key(key))
-        if "expect" in item and item["expect"] not in schema.EXPECT_KINDS:
-            ctx.error(f"unknown connection kind '{item['expect']}'; expected one of "
-                      f"{', '.join(schema.EXPECT_KINDS)}", item.where("expect"),
-                      hint=did_you_mean(str(item["expect"]), schema.EXPECT_KINDS))
+        _check_expect(ctx, item)
 
     # -- repeat -----------------------------------------------------------------------
     def _repeat(self, node: _Written, scope: Scope) -> Binding:
@@ -304,6 +303,7 @@ class Instantiator:
             for k in fields:
                 if k in _NOT_OVERRIDABLE:
                     ctx.error(f"'{k}' cannot be overridden per repetition", fields.where_key(k), path)
+            _check_expect(ctx, fields, path)
             result[index % count] = fields
         return result
 
@@ -317,6 +317,14 @@ class Instantiator:
         if node.is_op:
             return apply_op(self.ctx, call, inner)
         return apply_block(self.ctx, call, inner, self.node_list)
+
+
+def _check_expect(ctx: Elaboration, fields: SMap, path: str | None = None) -> None:
+    """An error at a node's (or a repetition's override's) ``expect`` unless it names a connection kind."""
+    if "expect" in fields and fields["expect"] not in schema.EXPECT_KINDS:
+        ctx.error(f"unknown connection kind '{fields['expect']}'; expected one of "
+                  f"{', '.join(schema.EXPECT_KINDS)}", fields.where("expect"), path,
+                  hint=did_you_mean(str(fields["expect"]), schema.EXPECT_KINDS))
 
 
 def _takes_no_input(kind: str) -> bool:

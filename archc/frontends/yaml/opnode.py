@@ -38,7 +38,7 @@ def apply_op(ctx: Elaboration, call: Instantiation, scope: Scope) -> Binding:
     if formals:
         node.meta[FORMAL_INPUTS_META] = formals
     ctx.graph.add(node)
-    if "tie" in call.item:
+    if "tie" in call.fields:
         tie_node(ctx, node, call, scope)
     for ref in dict.fromkeys(scope.queried):
         value = scope.bindings[ref].values[0] if ref in scope.block_inputs else None
@@ -73,7 +73,7 @@ def _build(ctx: Elaboration, op: OpDef, call: Instantiation, attrs: dict, scope:
     in_types = [ctx.graph.type_of(v) for v in call.inputs]
     try:
         node = build_node(op, call.path, attrs, call.inputs, in_types, scope=scope.stack, location=item.location,
-                          meta={"expect": item["expect"]} if "expect" in item else None)
+                          meta={"expect": call.fields["expect"]} if "expect" in call.fields else None)
     except ShapeError as exc:
         shapes = ", ".join(str(t) for t in in_types)
         ctx.error(f"{op.name}: {exc} [input shape{'s' if len(in_types) > 1 else ''}: {shapes}]",

@@ -34,25 +34,43 @@ class _Own(NamedTuple):
 def _tie_target(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> tuple[Node, str]:
     """The node and parameter ``ref`` names: ``NODE.PARAM`` (``NODE`` a name in scope), or a dotted
     path into a block instance of this scope, as its state_dict key reads
-    (``transformer.wte.weight``; ``blocks.0.gamma`` for a parameter node)."""
+    (``transformer.wte.weight``; ``blocks.0.gamma`` for a parameter node; ``layer.0.fc.weight`` for
+    an earlier repetition of a repeated instance)."""
     target, _, tparam = ref.partition(".")
+    graph = ctx.graph
+    if tparam and target not in scope.bindings:  # (a repetition made already: its name is bound after the last)
+        found = _parameter_at(graph, scope.prefix + ref, scope.prefix)
+        if found is not None:
+            return found
     value = resolve(ctx, target, scope, site)  # the first name must be in scope (its errors, hints)
     if value is POISON:
         raise Abort()
-    graph = ctx.graph
     if tparam and target in scope.bindings:
-        inner = scope.prefix + ref
-        if inner in graph:  # a parameter node inside the instance
-            return graph.node(inner), ""
-        owner, _, last = inner.rpartition(".")
-        if owner in graph and owner != scope.prefix + target:
-            return graph.node(owner), last
+        found = _parameter_at(graph, scope.prefix + ref, scope.prefix + target)
+        if found is not None:
+            return found
         instance = scope.prefix + target + "."
         if "." in tparam and value.node.startswith(instance):  # a path into the instance that is none
             message, hint = _no_parameter_at(ref, target, _param_paths(graph, instance, scope.prefix))
             ctx.report(message, site, hint)
             raise Abort()
     return graph.node(value.node), tparam
+
+
+def _parameter_at(graph: Graph, path: str, below: str) -> tuple[Node, str] | None:
+    """The node and parameter whose state_dict key is ``path``, for a node named below ``below`` (a
+    parameter's own name may hold dots: ``attention.out_proj.weight`` is the attention node's
+    ``out_proj.weight``); the longest node name that fits first. None where none fits."""
+    if path in graph and "" in param_specs(graph, graph.node(path)):
+        return graph.node(path), ""  # a parameter node
+    end = len(path)
+    while (end := path.rfind(".", 0, end)) > len(below):
+        owner = path[:end]
+        if owner in graph:
+            node = graph.node(owner)
+            if path[end + 1:] in param_specs(graph, node):
+                return node, path[end + 1:]
+    return None
 
 
 def _param_paths(graph: Graph, under: str, relative_to: str) -> list[str]:
@@ -70,9 +88,10 @@ def _no_parameter_at(path: str, instance: str, keys: list[str]) -> tuple[str, st
 
 def tie_node(ctx: Elaboration, node: Node, call: Instantiation, scope: Scope) -> None:
     """``tie: {weight: wte.weight}`` on an op node: this node's parameter is another node's tensor."""
-    decl = call.item["tie"]
+    decl = call.fields["tie"]
     if not isinstance(decl, SMap) or not decl:
-        ctx.report("'tie' maps this node's parameters to other nodes', e.g. {weight: wte.weight}", call.site("tie"))
+        ctx.report("'tie' maps this node's parameters to other nodes', e.g. {weight: wte.weight}",
+                   call.field_site("tie"))
         raise Abort()
     own = param_specs(ctx.graph, node)
     ties: dict[str, tuple[str, str]] = {}
@@ -110,13 +129,18 @@ def tie_instance(ctx: Elaboration, call: Instantiation, scope: Scope) -> None:
     parameter at the same path in ``enc_a`` (another instance in scope, of the same structure, as a
     siamese encoder's second branch); a mapping ties the paths it names inside the instance
     (``{conv1.weight: enc_a.conv1.weight}``)."""
-    decl, site = call.item["tie"], call.site("tie")
+    decl, site = call.fields["tie"], call.field_site("tie")
     if call.inline:
         ctx.report("'tie' on an inline block instance: its nodes join the caller's, so tie them one by one",
                    site)
         raise Abort()
     graph, prefix = ctx.graph, call.path + "."
-    if isinstance(decl, str) and decl.isidentifier():
+    if isinstance(decl, str) and _is_path(decl):
+        if scope.prefix + decl == call.path:
+            if "repeat" in call.item:  # (`repeat: n, tie: layer.0`: the first repetition owns what the rest share)
+                return
+            ctx.report(f"'tie: {decl}' ties block instance '{decl}' to itself; name another instance", site)
+            raise Abort()
         pairs = [(path, f"{decl}.{path}", site) for path in _param_paths(graph, prefix, prefix)]
     elif isinstance(decl, SMap) and decl:
         pairs = [(str(path), str(ref), Site(decl, path, call.path)) for path, ref in decl.items()]
@@ -129,15 +153,18 @@ def tie_instance(ctx: Elaboration, call: Instantiation, scope: Scope) -> None:
         node.meta.setdefault(TIE_META, {})[param] = _tie_one(ctx, _Own(node, param, path), ref, scope, entry)
 
 
+def _is_path(text: str) -> bool:
+    """Whether ``text`` names an instance: a name, or a repetition's (``layer.0``, ``stage.layer.1``)."""
+    first, *rest = text.split(".")
+    return first.isidentifier() and all(part.isidentifier() or part.isdigit() for part in rest)
+
+
 def _own_parameter(ctx: Elaboration, prefix: str, path: str, site: Site) -> tuple[Node, str]:
     """The node and parameter at ``path`` (as its state_dict key reads) inside the instance ``prefix``."""
-    graph, inner = ctx.graph, prefix + path
-    if inner in graph and "" in param_specs(graph, graph.node(inner)):
-        return graph.node(inner), ""
-    owner, _, last = inner.rpartition(".")
-    if owner.startswith(prefix) and owner in graph and last in param_specs(graph, graph.node(owner)):
-        return graph.node(owner), last
-    message, hint = _no_parameter_at(path, prefix[:-1], _param_paths(graph, prefix, prefix))
+    found = _parameter_at(ctx.graph, prefix + path, prefix[:-1])
+    if found is not None:
+        return found
+    message, hint = _no_parameter_at(path, prefix[:-1], _param_paths(ctx.graph, prefix, prefix))
     ctx.error(message, site.key_location if isinstance(site.holder, SMap) and site.key != "tie" else site.location,
               site.node, hint)
     raise Abort()
