@@ -899,3 +899,32 @@ def test_a_tie_too_long_for_a_line_reads_its_tensor_into_a_local_first(tmp_path)
     layers = empty.encoder.transformer_layers
     assert layers[2].self_attention_module.in_proj_weight is layers[0].self_attention_module.in_proj_weight
 
+
+VARIADIC_READ_ONE_BY_ONE = """
+inputs: {x: [N, 8], y: [N, 8], z: [N, 8]}
+blocks:
+  sum_rest:
+    inputs: [x, rest...]
+    nodes:
+      - {name: fc, op: linear, out_features: 8, in: x}
+      - {name: first, op: identity, in: rest}
+      - {name: add, op: add, in: [fc, first]}
+  cat_rest:
+    inputs: [x, rest...]
+    nodes:
+      - {name: cat, op: concat, axis: 1, in: [x, rest]}
+nodes:
+  - {name: a, block: sum_rest, in: [x, y]}
+  - {name: b, block: cat_rest, in: [a, y, z]}
+"""
+
+
+def test_a_variadic_input_read_by_an_op_of_fixed_inputs_is_read_by_index(tmp_path, run_archc):
+    # a T5 transcription: `position_bias = *pb` (a SyntaxError) and `add = fc + *rest`; a concat still reads
+    # the list whole
+    source = generate_source(loads_spec(VARIADIC_READ_ONE_BY_ONE))
+    assert "first = rest[0]" in source and "add = fc + first" in source, source
+    assert "torch.cat([x, *rest], 1)" in source or "torch.cat([x, *rest], dim=1)" in source, source
+    spec = tmp_path / "variadic.yaml"
+    spec.write_text(VARIADIC_READ_ONE_BY_ONE)
+    assert "PASSED" in run_archc("verify", str(spec), check=True).stdout

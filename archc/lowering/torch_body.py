@@ -172,11 +172,14 @@ class BodyWriter:
         names = VarNames(self.lowered.reserved)
         spread: dict[tuple[Value, ...], str] = {}
         variadic = inst.info is not None and inst.info.variadic
+        whole = self.spread_values(inst) if variadic else None
         for i, (formal, values) in enumerate(zip(inst.formals, inst.inputs)):
             if variadic and i == len(inst.formals) - 1:
                 name = names.fresh(formal)
-                if values:
-                    spread[tuple(values)] = name
+                if whole:
+                    spread[whole] = name
+                for k, v in enumerate(values):  # (each tensor of it, where a node reads it on its own)
+                    names.names.setdefault((v.node, v.out), f"{name}[{k}]")
             elif (values[0].node, values[0].out) in names.names:  # (one tensor passed again: read by name)
                 name = names.fresh(formal)
             else:
@@ -309,7 +312,23 @@ class BodyWriter:
         last = len(inst.formals) - 1
         if not variadic or last >= len(inst.inputs) or not inst.inputs[last]:
             return None
-        return tuple(inst.inputs[last])
+        values = tuple(inst.inputs[last])
+        # (passed whole only where every node reading them in a row can take them starred: an
+        # `a + b` reads a tensor of them each, by its index)
+        readers = [item for item in inst.items if type(item) is Node and spread_at(item.inputs, values) is not None]
+        return values if all(self._takes_starred(node, values) for node in readers) else None
+
+    def _takes_starred(self, node: Node, values: tuple[Value, ...]) -> bool:
+        """Whether ``node``'s forward text is Python with ``values`` (read in a row) passed as ``*name``."""
+        at = spread_at(node.inputs, values)
+        parts = self.forward_text(node, True, values).replace(_MODULE, "m").split(_ARG)
+        letters = _letters(len(node.inputs) - len(values) + 1)
+        parts[1::2] = ["*s" if piece == letters[at] else "a" for piece in parts[1::2]]
+        try:
+            compile("".join(parts), "<forward>", "eval")
+        except SyntaxError:
+            return False
+        return True
 
     def forward_text(self, node: Node, has_module: bool, spread: tuple[Value, ...] | None) -> str:
         """The op's forward text for ``node``, its inputs as placeholders (the variadic values,
