@@ -34,6 +34,8 @@ class Diagnostic:
     hint: str | None = None
     #: "error" or "warning" (a warning never stops a command)
     severity: str = "error"
+    #: other nodes with the same error at the same place (other instances of one block)
+    also: list[str] = field(default_factory=list)
 
     def format(self) -> str:
         """The one-line form ``file:line:col: error: node 'n': message (hint)``."""
@@ -43,11 +45,20 @@ class Diagnostic:
     def parts(self) -> tuple[str, str, str]:
         """(where, severity, body) of :meth:`format`'s line, for a printer that styles each part."""
         where = str(self.location) if self.location else "archc"
-        body = f"node '{self.node}': " if self.node else ""
+        body = f"node '{self.node}'{_also(self.also)}: " if self.node else ""
         body += self.message
         if self.hint:
             body += f" ({self.hint})"
         return where, self.severity, body
+
+
+def _also(others: list[str]) -> str:
+    """`` (and 'b')`` after a node's name, for the other instances with its error."""
+    if not others:
+        return ""
+    if len(others) == 1:
+        return f" (and '{others[0]}')"
+    return f" (and {len(others)} more instances, the last '{others[-1]}')"
 
 
 class ArchcError(Exception):
@@ -106,6 +117,14 @@ class DiagnosticSink:
 
     def error(self, message: str, location: Location | None = None, node: str | None = None,
               hint: str | None = None) -> None:
+        """Collect one error; one already collected at the same place with the same words for another
+        node (a mistake in a block, met once per instance) names that node too instead."""
+        if node is not None and location is not None and location.line > 0:
+            for earlier in reversed(self.diagnostics):
+                if earlier.location == location and earlier.message == message and earlier.hint == hint \
+                        and earlier.node is not None and earlier.severity == "error":
+                    earlier.also.append(node)
+                    return
         self.diagnostics.append(Diagnostic(message, location, node, hint))
 
     def extend(self, error: ArchcError) -> None:

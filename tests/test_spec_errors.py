@@ -293,3 +293,24 @@ def test_a_misspelt_block_parameter_is_reported_once(run_archc, spec_file):
     assert len(errors) == 2, errors
     assert "block 'cb' has no parameter 'outt'; it has: out, k (did you mean 'out'?)" in errors[0]
     assert errors[1].endswith("node 'b': block 'cb' needs parameter 'k'")
+
+
+@pytest.mark.parametrize("count, named", [
+    (2, "node 'unit0.bn' (and 'unit1.bn'): "),
+    (4, "node 'unit0.bn' (and 3 more instances, the last 'unit3.bn'): "),
+])
+def test_a_mistake_in_a_block_is_reported_once_naming_every_instance(count, named):
+    # a RepVGG transcription: one misspelled op in a block used twice printed the same error twice
+    text = f"""
+inputs: {{x: [N, 4]}}
+blocks:
+  unit:
+    nodes:
+      - {{name: fc, op: linear, out_features: 4}}
+      - {{name: bn, op: batchnrom}}
+nodes:
+""" + "".join(f"  - {{name: unit{k}, block: unit, in: x}}\n" for k in range(count))
+    with pytest.raises(SpecError) as exc:
+        loads_spec(text)
+    assert len(exc.value.diagnostics) == 1
+    assert str(exc.value) == f"<spec>:7:24: error: {named}unknown op 'batchnrom' (did you mean 'batchnorm'?)"
