@@ -80,6 +80,11 @@ CASES = [
     ("tile", "Tile", [f32(2, 3)], [i64(2, 1)], {}, 1, 17),
     ("pad_const", "Pad", [f32(1, 2, 3, 3)], [i64(0, 0, 1, 0, 0, 0, 0, 2), np.float32(0.5)], {}, 1, 17),
     ("pad_reflect", "Pad", [f32(1, 2, 4, 4)], [i64(0, 0, 1, 2, 0, 0, 2, 1)], {"mode": "reflect"}, 1, 17),
+    # (F.pad pads only dims after batch and channel: these padded axes 0 and 1 were dropped silently)
+    ("pad_reflect_all_axes", "Pad", [f32(2, 4, 5)], [i64(1, 0, 2, 0, 1, 1)], {"mode": "reflect"}, 1, 17),
+    ("pad_edge_channels", "Pad", [f32(1, 3, 4, 5)], [i64(0, 1, 0, 0, 0, 1, 0, 2)], {"mode": "edge"}, 1, 17),
+    ("pad_wrap_2d", "Pad", [f32(3, 4)], [i64(2, 1, 1, 3)], {"mode": "wrap"}, 1, 19),
+    ("pad_reflect_crop", "Pad", [f32(1, 2, 5, 5)], [i64(0, 0, -1, 2, 0, 0, 2, -1)], {"mode": "reflect"}, 1, 17),
     ("depth_to_space", "DepthToSpace", [f32(1, 8, 2, 3)], [], {"blocksize": 2}, 1, 17),
     ("depth_to_space_crd", "DepthToSpace", [f32(1, 8, 2, 3)], [], {"blocksize": 2, "mode": "CRD"}, 1, 17),
     ("space_to_depth", "SpaceToDepth", [f32(1, 2, 4, 6)], [], {"blocksize": 2}, 1, 17),

@@ -472,9 +472,6 @@ def _tile(c: Call) -> str:
     return f"{c.need(0)}.repeat({c.ints(1)})"
 
 
-_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
-
-
 @lowers("Pad")
 def _pad(c: Call) -> str:
     mode = c.a("mode", "constant")
@@ -486,9 +483,18 @@ def _pad(c: Call) -> str:
         value = f"{c.x(2)}.item()" if c.x(2) is not None else repr(c.a("value", 0.0))
         return (f"(lambda t, p: F.pad(t, [v for d in reversed(range(t.dim())) for v in (p[d], p[d + t.dim()])], "
                 f"value={value}))({x}, {pads})")
-    # F.pad's other modes pad only the dims after batch and channel, as exporters write them
-    return (f"(lambda t, p: F.pad(t, [v for d in reversed(range(2, t.dim())) for v in (p[d], p[d + t.dim()])], "
-            f"mode={lit(_PAD_MODES[mode])}))({x}, {pads})")
+    if mode not in _PAD_INDEX:
+        raise Unsupported(f"mode '{mode}'")
+    # F.pad's other modes pad only the dims after batch and channel (and 1-3 of them): each padded axis
+    # is gathered by index instead, any axis, any rank (an index past either end mapped back inside)
+    return (f"(lambda t, p: ([t := t.index_select(d, (lambda i, n: {_PAD_INDEX[mode]})(torch.arange(-p[d], "
+            f"t.shape[d] + p[d + t.dim()], device=t.device), t.shape[d])) for d in range(t.dim()) "
+            f"if p[d] or p[d + t.dim()]], t)[-1])({x}, {pads})")
+
+
+#: where an index ``i`` of the padded axis (``n`` long, ``i`` from -before to n + after) reads, by Pad's mode
+_PAD_INDEX = {"edge": "i.clamp(0, n - 1)", "wrap": "i.remainder(n)",
+              "reflect": "(lambda j: torch.where(j < n, j, 2 * n - 2 - j))(i.remainder(max(2 * n - 2, 1)))"}
 
 
 @lowers("ConstantOfShape")
