@@ -697,3 +697,34 @@ def test_a_constant_of_an_unknown_data_type_is_refused_at_its_node(tmp_path, run
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert ("error: node 'const': attribute 'value' holds a tensor that cannot be read (data type 65, which no "
             "ONNX version defines)") in proc.stderr, proc.stderr
+
+
+def _token_type_model(path) -> None:
+    """A 2-row token-type table read by 6 integer ids, then a projection (BERT's token types)."""
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["e"]), helper.make_node("MatMul", ["e", "w"], ["y"])], "tt",
+        [helper.make_tensor_value_info("ids", onnx.TensorProto.INT64, [1, 6])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 6, 4])],
+        initializer=[numpy_helper.from_array(rng.random((2, 8), dtype=np.float32), "table"),
+                     numpy_helper.from_array(rng.random((8, 4), dtype=np.float32), "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_random_weights_calibrate_on_the_integer_values_given(run_archc, tmp_path):
+    # calibration drew its own token ids in [0, 10) and failed on a 2-row table, --input given or not
+    _token_type_model(tmp_path / "tt.onnx")
+    np.save(tmp_path / "ids.npy", np.array([[0, 0, 0, 1, 1, 1]], np.int64))
+    proc = run_archc("verify", str(tmp_path / "tt.onnx"), "--input", f"ids={tmp_path / 'ids.npy'}", "--random-weights")
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("values", [[0, 1], [0, 1, 2], [3, 1, 2, 0], [1, 1, 0], [[0, 1], [1, 0]]])
+def test_the_second_input_of_the_dependence_check_differs_from_the_first(values):
+    # a fixed shuffle left 2-4 tokens in place: verify said the output barely depends on its input
+    from archc.runtime.inputs import other_inputs
+
+    feeds = {"ids": np.array(values, np.int64)}
+    for seed in range(20):
+        other = other_inputs(feeds, {}, seed=seed)["ids"]
+        assert sorted(other.ravel()) == sorted(feeds["ids"].ravel()) and not np.array_equal(other, feeds["ids"])

@@ -67,14 +67,23 @@ def example_dims(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, int]:
 
 
 def calibration_inputs(graph: Graph, feeds: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
-    """Seeded random inputs shaped like ``feeds``, with a batch of at least :func:`calibration_batch`."""
+    """Seeded random inputs shaped like ``feeds``, with a batch of at least :func:`calibration_batch`.
+    An integer input (token ids, indices) draws its values from its feed's own: what the inputs index
+    (a token-type table of 2 rows) takes the values given (``--input``), not any drawn at random."""
     dims = example_dims(graph, feeds)
     batch = calibration_batch(graph, dims)
     batch_symbols = {graph.node(n).type.shape[0] for n in graph.inputs if graph.node(n).type.rank}
     for symbol in batch_symbols:
         if isinstance(symbol, str):
             dims[symbol] = max(dims.get(symbol, 1), batch)
-    return random_inputs(input_types(graph), dims, seed + 7919)
+    drawn = random_inputs(input_types(graph), dims, seed + 7919)
+    rng = np.random.default_rng(seed + 7919)
+    for name, array in drawn.items():
+        given = feeds.get(name)
+        if given is not None and given.size and np.issubdtype(array.dtype, np.integer) \
+                and np.issubdtype(given.dtype, np.integer):
+            drawn[name] = rng.choice(given.reshape(-1), size=array.shape).astype(array.dtype)
+    return drawn
 
 
 def calibrate(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0) -> tuple[int, int]:

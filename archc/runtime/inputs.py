@@ -64,8 +64,19 @@ def other_inputs(feeds: dict[str, np.ndarray], types: dict[str, TensorType], dim
     tables or give shapes, and only values the model was given are known to be ones it accepts."""
     fresh = random_inputs(types, dims, seed)
     rng = np.random.default_rng(seed)
-    return {name: rng.permutation(arr.ravel()).reshape(arr.shape) if arr.dtype.kind in "iub" else fresh[name]
-            for name, arr in feeds.items()}
+    return {name: _rearranged(arr, rng) if arr.dtype.kind in "iub" else fresh[name] for name, arr in feeds.items()}
+
+
+def _rearranged(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``arr``'s values in another order, one that differs from ``arr`` wherever its values are not all
+    equal (a shuffle of 2-4 tokens often leaves them in place: then a rotation)."""
+    flat = arr.ravel()
+    moved = rng.permutation(flat)
+    for shift in range(1, flat.size):
+        if not np.array_equal(moved, flat):
+            break
+        moved = np.roll(flat, shift)
+    return moved.reshape(arr.shape)
 
 
 def read_arrays(types: dict[str, TensorType], files: Mapping[str, str]) -> dict[str, np.ndarray]:
