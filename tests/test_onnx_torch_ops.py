@@ -344,3 +344,18 @@ def test_an_index_out_of_range_is_refused_as_onnxruntime_refuses_it(op, attrs, i
     module = build_module(from_onnx(model, "oob.onnx"), seed=None).eval()
     with pytest.raises((RuntimeError, IndexError)):
         module(*[torch.from_numpy(feeds[n]) for n in names])
+
+
+@pytest.mark.parametrize("dtype", [onnx.TensorProto.UINT16, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64])
+def test_a_bit_shift_of_wide_unsigned_integers_is_refused_at_build_naming_the_node(dtype):
+    # the PyTorch file was written, then failed at run time ("lshift_cpu" not implemented for 'UInt32')
+    node = helper.make_node("BitShift", ["x", "s"], ["y"], name="the_shift", direction="LEFT")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", dtype, [4]),
+                                            helper.make_tensor_value_info("s", dtype, [4])],
+                              [helper.make_tensor_value_info("y", dtype, [4])])
+    graph = from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), "shift.onnx")
+    with pytest.raises(SpecError) as err:
+        generate_source(graph)
+    name = onnx.helper.tensor_dtype_to_np_dtype(dtype).name
+    assert "the_shift" in str(err.value) and f"on {name} tensors (PyTorch shifts uint8 and signed integers only)" \
+        in str(err.value), str(err.value)

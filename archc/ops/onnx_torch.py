@@ -872,6 +872,8 @@ def _dequantize(c: Call) -> str:
 
 @lowers("BitShift")
 def _bit_shift(c: Call) -> str:
+    if c.outputs[0].dtype in ("uint16", "uint32", "uint64"):  # (torch has the dtypes, not their shifts)
+        raise Unsupported(f"on {c.outputs[0].dtype} tensors (PyTorch shifts uint8 and signed integers only)")
     fn = "torch.bitwise_left_shift" if c.a("direction") == "LEFT" else "torch.bitwise_right_shift"
     return f"{fn}({c.need(0)}, {c.need(1)})"
 
