@@ -781,3 +781,26 @@ def test_an_onnx_node_s_declared_types_read_parameters(dim, width):
              f"  - {{name: s, op: onnx_node, op_type: Sin, operands: [0], output_types: [[[N, \"{dim}\"], float32]]}}\n"
              "  - {name: fc, op: linear, out_features: 2}\n")
     assert g.type_of(Value("s")).shape == ("N", width) and g.type_of(Value("fc")).shape == ("N", 2)
+
+
+def test_a_checkpoint_may_leave_out_an_onnx_nodes_constants_that_the_spec_writes(run_archc, tmp_path):
+    # a T5 transcription: --weights from the reference module demanded the onnx_node's fixed constants
+    # (learned: false, values given), which no PyTorch checkpoint of the reference holds
+    spec = tmp_path / "clip.yaml"
+    spec.write_text("""
+inputs: {x: [N, 4]}
+nodes:
+  - {name: fc, op: linear, out_features: 4}
+  - {name: clip, op: onnx_node, op_type: Min, operands: [0, top], output_types: [[[N, 4], float32]],
+     params: {top: {shape: [], dtype: float32, learned: false, values: [0.5]}}}
+""")
+    torch.manual_seed(0)
+    reference = nn.Linear(4, 4)
+    torch.save({f"fc.{k}": v for k, v in reference.state_dict().items()}, tmp_path / "ref.pt")
+    run_archc("build", str(spec), "-o", str(tmp_path / "clip.onnx"), "--weights", str(tmp_path / "ref.pt"),
+              check=True)
+    import onnxruntime as ort
+
+    x = torch.randn(3, 4)
+    got = ort.InferenceSession(str(tmp_path / "clip.onnx")).run(None, {"x": x.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(got), torch.clamp(reference(x), max=0.5).detach())

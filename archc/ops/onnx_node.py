@@ -146,9 +146,11 @@ class OnnxNode(OpDef):
         return declared
 
     def params(self, node, ins):
-        # (a constant with its values is that data; any other is drawn as zeros: a weight to load)
+        # (a constant with its values is that data; any other is drawn as zeros: a weight to load. A
+        # checkpoint may leave out a constant that is not learned and whose values the node holds)
         return {name: ParamSpec(tuple(p["shape"]), "values" if "values" in p else "zeros", dtype=p["dtype"],
-                                buffer=not p.get("learned", True), values=tuple(p.get("values", ())))
+                                buffer=not p.get("learned", True), values=tuple(p.get("values", ())),
+                                optional="values" in p and not p.get("learned", True))
                 for name, p in (node.attrs["params"] or {}).items()}
 
     def torch_module(self, node, ins):
