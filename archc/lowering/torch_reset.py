@@ -20,7 +20,7 @@ from archc.lowering.pyformat import LINE_LENGTH, split_statement
 from archc.lowering.torch_plan import Body, Instance, Lowered, fill_resets
 from archc.pysource import is_identifier, literal
 
-__all__ = ["GENERATED_METHODS", "reset_statements", "reset_method", "block_instances_method"]
+__all__ = ["GENERATED_METHODS", "reset_statements", "reset_method", "block_instances_method", "tie_lines"]
 
 #: methods every generated class has: no module or parameter of a class may take these names
 GENERATED_METHODS = frozenset({"reset_parameters", "block_instances"})
@@ -104,7 +104,7 @@ def reset_statements(bodies: Sequence[Body], lowered: Lowered,
 def tie_lines(ties: Sequence[tuple[str, str, str]], indent: str, taken: Collection[str] = ()) -> list[str]:
     """The lines at ``indent`` of weight-tying statements ``module.param = source`` (``setattr`` where
     the name is a number). One too long for a line reads its source into a local first (ruff would
-    split it inside a subscript: ``self.layer[\n0\n].fc.weight``); ``taken``: names that local must
+    split it inside a subscript, ``self.layer[0]`` over three lines); ``taken``: names that local must
     not clobber (the constructor's arguments)."""
     lines: list[str] = []
     local = next(n for n in ("tied", *(f"tied_{k}" for k in range(1, len(taken) + 2))) if n not in taken)
