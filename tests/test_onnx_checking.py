@@ -155,3 +155,16 @@ def test_a_process_running_other_threads_checks_here_without_forking(monkeypatch
         release.set()
         waiting.join()
     assert not verdict.pending and verdict.message() is None and not forks
+
+
+def test_a_graph_output_listed_twice_is_refused_not_collapsed_into_one():
+    # the checker accepts it and onnxruntime returns two outputs; the rebuilt model had one, silently
+    graph = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"])], "dup",
+                              [helper.make_tensor_value_info("x", F, [2, 4])],
+                              [helper.make_tensor_value_info("y", F, [2, 4]), helper.make_tensor_value_info("y", F, [2, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    with pytest.raises(SpecError) as info:
+        from_onnx(model, "dup.onnx")
+    assert str(info.value) == ("dup.onnx: error: graph output 'y' is listed twice; archc names each output once: give "
+                               "the second its own name (an Identity node)")

@@ -378,6 +378,9 @@ class Importer(StaticValues, GenericNodes, Walk):
             self._fail(f"graph output '{out.name}' is not computed by any node")
         if isinstance(rec, Const):
             self._fail(f"graph output '{out.name}' is a constant; archc graphs compute their outputs")
+        if out.name in self.graph.outputs:  # (the IR names each output once: one would silently go)
+            self._fail(f"graph output '{out.name}' is listed twice; archc names each output once: give the second "
+                       "its own name (an Identity node)")
         self.graph.outputs[out.name] = self.tensor(out.name)
         if not self.types.has_whole and disagree(otype(out.type), self.graph.type_of(self.graph.outputs[out.name])):
             self.types.whole()  # a declared output type ONNX's inference checks against its own
