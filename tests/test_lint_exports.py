@@ -574,6 +574,9 @@ def test_class3_a_three_term_sum_counts_its_shortcut_once(dynamo, tmp_path_facto
     a = lint_export(ThreeTermSum, dynamo, tmp_path_factory)
     assert kinds(a).get("residual") == 1 and len(a.skips) == 1
     assert a.skips[0].carries == "identity" and "1 more branch" in a.skips[0].reason
+    # the shortcut bypasses both computing terms: the span holds the four convs of a and b (RepVGG's
+    # span listed one branch, the other in no skip's span)
+    assert a.skips[0].span.layers == 4 and a.skips[0].span.depth == 2, a.skips[0].span
 
 
 @pytest.mark.parametrize("dynamo", EXPORTERS)

@@ -399,10 +399,16 @@ class _Measures:
         return best_l.get(main, 0), best_o.get(main, 0), nested, resampled
 
     def span(self, fork: int, main: int, kind: str, depth: int, depth_ops: int, region: list[int] | None,
-             dominated: bool) -> Span:
+             dominated: bool, side: list[int] | None = None) -> Span:
         """The span record of a pair: its region's layers, size and (when short) node names.
-        ``dominated``: whether the fork dominates the main input."""
+        ``dominated``: whether the fork dominates the main input; ``side``: the join's other inputs
+        from the fork, beside the shortcut (RepVGG's second conv branch), whose region the shortcut
+        bypasses too."""
         f = self.flow
+        if side and kind in SKIP_KIND_SET:
+            targets = [main, *side]
+            region = f.dominated_region(fork, targets, SPAN_LIMIT) if dominated and all(
+                f.dominates(fork, t) for t in side) else f.region(fork, targets, SPAN_LIMIT)
         # Dense pairs keep depths only: a block of L layers holds O(L^2) pairs of O(L)-node regions.
         if dominated and kind in SKIP_KIND_SET and kind != _DENSE and region is None and depth_ops < SPAN_LIMIT:
             # (the region holds at least the longest path: skip the walk when that alone is too long)
@@ -699,7 +705,8 @@ class _Classifier:
         kind, why, rule = self.decide(facts)
         if kind == _GATED:
             carries = _IDENTITY  # the fork's own value, scaled by the gate
-        span = measures.span(fork, main, kind, depth, depth_ops, region, dominated)
+        span = measures.span(fork, main, kind, depth, depth_ops, region, dominated,
+                             [inp.node for inp in members[1:]] if len(members) > 1 else None)
         record = self._record(m, fork, sc, kind, carries, span, why, rule)
         if kind == _DENSE or kind in SKIP_KIND_SET and measures.split_part(fork, sc, m):
             record._nests = False  # feature reuse or a split's parts inside one block (see nesting_at)
