@@ -804,3 +804,21 @@ nodes:
     x = torch.randn(3, 4)
     got = ort.InferenceSession(str(tmp_path / "clip.onnx")).run(None, {"x": x.numpy()})[0]
     torch.testing.assert_close(torch.from_numpy(got), torch.clamp(reference(x), max=0.5).detach())
+
+
+def test_an_onnx_nodes_fixed_constants_are_buffers_counted_as_summary_counts():
+    # parameters() counted them (nn.Parameter(requires_grad=False) in an nn.ParameterDict) where summary did not
+    g = load("""
+inputs: {x: [N, 4]}
+nodes:
+  - {name: fc, op: linear, out_features: 4}
+  - {name: scaled, op: onnx_node, op_type: Mul, operands: [0, gain], output_types: [[[N, 4], float32]],
+     params: {gain: {shape: [4], dtype: float32, learned: true}}}
+  - {name: clip, op: onnx_node, op_type: Min, operands: [0, top], output_types: [[[N, 4], float32]],
+     params: {top: {shape: [], dtype: float32, learned: false, values: [0.5]}}}
+""")
+    module = build_module(g)
+    assert sum(p.numel() for p in module.parameters()) == total_params(g) == 4 * 4 + 4 + 4
+    assert [name for name, _ in module.named_buffers()] == ["clip.top"]
+    assert module.scaled.gain.requires_grad and list(module.state_dict())[-2:] == ["scaled.gain", "clip.top"]
+    torch.jit.script(module)

@@ -194,7 +194,7 @@ def test_build_no_weights_writes_a_7b_module_that_builds_on_meta(run_archc, tmp_
 
 
 def test_an_imported_models_constants_reset_to_their_construction_values(tmp_path):
-    """An ONNX op without a native archc op keeps its constants in an nn.ParameterDict, which has no
+    """An ONNX op without a native archc op keeps its constants in an OnnxConstants module, which has no
     reset_parameters of its own: a small constant (here PRelu's 4 slopes) is written into the module
     with its values and reset to them; a large one to zeros (its real values come from the state_dict)."""
     onnx = pytest.importorskip("onnx")
@@ -211,11 +211,11 @@ def test_an_imported_models_constants_reset_to_their_construction_values(tmp_pat
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     imported = load_onnx(str(path))
     model = _materialise(_on_meta(module_class(imported)))
-    assert torch.equal(model.PRelu["slope"], torch.full((1, 4, 1, 1), 0.25))
+    assert torch.equal(model.PRelu.slope, torch.full((1, 4, 1, 1), 0.25))
     from archc.lowering.torch import state_dict_from_graph
 
     model.load_state_dict(state_dict_from_graph(imported))
-    assert torch.equal(model.PRelu["slope"], torch.full((1, 4, 1, 1), 0.25))
+    assert torch.equal(model.PRelu.slope, torch.full((1, 4, 1, 1), 0.25))
     wide = numpy_helper.from_array(np.full((1, 96, 1, 1), 0.25, np.float32), "slope")
     graph = helper.make_graph([helper.make_node("PRelu", ["x", "slope"], ["y"])], "prelu",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 96, 3, 3])],
@@ -223,9 +223,9 @@ def test_an_imported_models_constants_reset_to_their_construction_values(tmp_pat
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     imported = load_onnx(str(path))
     model = _materialise(_on_meta(module_class(imported)))
-    assert torch.equal(model.PRelu["slope"], torch.zeros(1, 96, 1, 1))
+    assert torch.equal(model.PRelu.slope, torch.zeros(1, 96, 1, 1))
     model.load_state_dict(state_dict_from_graph(imported))
-    assert torch.equal(model.PRelu["slope"], torch.full((1, 96, 1, 1), 0.25))
+    assert torch.equal(model.PRelu.slope, torch.full((1, 96, 1, 1), 0.25))
 
 
 def test_ops_declared_always_learned_have_parameters_on_every_shipped_node():

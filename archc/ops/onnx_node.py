@@ -47,9 +47,9 @@ by ``op_type`` and by how many inputs are computed tensors (constants do not cou
 
 The ONNX lowering re-emits the node with its attributes. The PyTorch lowering writes a
 faithful torch expression of the ONNX op (:mod:`archc.ops.onnx_torch`, one definition per
-ONNX op type); the node's constants are an ``nn.ParameterDict`` (learned ones as
-parameters, literals as frozen ones), so they travel in the state_dict under
-``node.name``. An op of a custom domain, or one archc has no PyTorch code for, is an
+ONNX op type); the node's constants are an ``OnnxConstants`` module (learned ones as
+parameters, the model's literals as buffers), so they travel in the state_dict under
+``node.name`` and ``parameters()`` counts what ``summary`` counts. An op of a custom domain, or one archc has no PyTorch code for, is an
 error naming the op and the node.
 """
 from __future__ import annotations
@@ -107,10 +107,31 @@ def role_for(op_type: str, computed_inputs: int, constant_first: bool = False) -
     return _ROLES.get(op_type, "other")
 
 
+#: the module holding an onnx_node's constants in generated PyTorch (written once into the file)
+_CONSTANTS_CLASS = '''\
+class OnnxConstants(nn.Module):
+    """An imported ONNX node's constant inputs, by name: the learned ones parameters, the
+    model's literals buffers (in the state_dict, not among the parameters)."""
+
+    def __init__(
+        self,
+        learned: dict[str, torch.Tensor] | None = None,
+        fixed: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        for name, tensor in (learned or {}).items():
+            grad = tensor.is_floating_point()
+            self.register_parameter(name, nn.Parameter(tensor, requires_grad=grad))
+        for name, tensor in (fixed or {}).items():
+            self.register_buffer(name, tensor)
+'''
+
+
 @register
 class OnnxNode(OpDef):
     name = "onnx_node"
     doc = "An imported ONNX node archc has no native op for, kept as is (see the module docstring)."
+    torch_classes = {"OnnxConstants": _CONSTANTS_CLASS}
     attrs = {
         "op_type": Attr("str", doc="the ONNX operator, e.g. 'Pow'"),
         "domain": Attr("str", "", doc="the operator's domain ('' is the default ONNX domain)"),
@@ -159,21 +180,21 @@ class OnnxNode(OpDef):
             return None
         from archc.ops.onnx_torch import Unsupported, torch_dtype
 
-        entries = []
+        groups: dict[str, list[str]] = {"learned": [], "fixed": []}
         for name, p in params.items():
             try:
                 dtype = torch_dtype(p["dtype"])
             except Unsupported as exc:
                 raise self._error(node, str(exc)) from None
-            frozen = "" if p.get("learned", True) and p["dtype"].startswith("float") else ", requires_grad=False"
             data = (f"torch.tensor({py(p['values'])}, dtype={dtype}).reshape({py(tuple(p['shape']))})"
                     if "values" in p else f"torch.zeros({tuple(p['shape'])!r}, dtype={dtype})")
-            entries.append(f"{py(name)}: nn.Parameter({data}{frozen})")
-        return "nn.ParameterDict({" + ", ".join(entries) + "})"
+            groups["learned" if p.get("learned", True) else "fixed"].append(f"{py(name)}: {data}")
+        return "OnnxConstants(" + ", ".join(f"{kind}={{{', '.join(entries)}}}" for kind, entries in groups.items()
+                                            if entries) + ")"
 
     def torch_reset(self, node, ins, module):
-        # the module is an nn.ParameterDict (no reset_parameters of its own): as constructed
-        return [torch_init_source(spec, f"{module}[{py(name)}]") for name, spec in self.params(node, ins).items()]
+        # the module is an OnnxConstants (no reset_parameters of its own): as constructed
+        return [torch_init_source(spec, f"{module}.{name}") for name, spec in self.params(node, ins).items()]
 
     def torch_forward(self, node, ins, args, module):
         from archc.ops.onnx_torch import Call, Unsupported, lower
@@ -191,7 +212,7 @@ class OnnxNode(OpDef):
                 operands.append(args[operand])
                 ranks.append(ins[operand].rank)
             else:
-                operands.append(f"{module}[{py(operand)}]")
+                operands.append(f"{module}.{operand}")
                 ranks.append(len(a["params"][operand]["shape"]))
         call = Call(a["op_type"], attribute_values(a["attributes"]), operands, ranks, list(node.outputs),
                     a["opset"] or 21)
@@ -455,8 +476,8 @@ def _fits_both(schema, used: UsedSignature) -> bool:
         and formals_fit(list(schema.inputs), used.inputs) and formals_fit(list(schema.outputs), used.outputs)
 
 
-#: attribute names of the ``nn.ParameterDict`` holding an onnx_node's constants in PyTorch
-#: (mapping methods and nn.Module's own), which a constant cannot be called
+#: attribute names of the module holding an onnx_node's constants in PyTorch (nn.Module's own, and
+#: the mapping methods of the nn.ParameterDict that held them before), which a constant cannot be called
 _TAKEN_BY_THE_MODULE = frozenset("""
     add_module apply bfloat16 buffers children clear compile copy cpu cuda double eval extra_repr float
     forward fromkeys get half ipu items keys load_state_dict modules mtia named_buffers named_children

@@ -6,7 +6,7 @@ each entry writes one Python *expression* computing the ONNX op with torch (a tu
 for several outputs), following the ONNX operator specification (attributes and their
 defaults, broadcasting, negative axes, integer division, pooling indices over the whole
 tensor, LSTM/GRU gate orders, ...), not PyTorch's conventions. Constant operands live in
-the node's module (an ``nn.ParameterDict``) and are read at run time, so the generated
+the node's module (an ``OnnxConstants``, see :mod:`archc.ops.onnx_node`) and are read at run time, so the generated
 code is the same whatever their values.
 
 A default-domain op missing from the table, or an attribute combination PyTorch cannot
