@@ -314,3 +314,31 @@ nodes:
         loads_spec(text)
     assert len(exc.value.diagnostics) == 1
     assert str(exc.value) == f"<spec>:7:24: error: {named}unknown op 'batchnrom' (did you mean 'batchnorm'?)"
+
+
+@pytest.mark.parametrize("outputs, message", [
+    ("[head, aux, head]", "<spec>:7:22: error: output 'head' is named twice; each output needs its own name"),
+    ("{x: head, aux: aux}", "<spec>:7:14: error: output 'x' has the name of a model input; name it otherwise"),
+])
+def test_outputs_with_clashing_names_are_errors(outputs, message):
+    # a transcribed deep-supervision U-Net: a repeated output was silently one, and an output named like
+    # an input built an ONNX model onnxruntime cannot load
+    text = f"""
+inputs: {{x: [N, 4]}}
+nodes:
+  - {{name: body, op: linear, out_features: 4}}
+  - {{name: head, op: linear, out_features: 2}}
+  - {{name: aux, op: linear, in: body, out_features: 2}}
+"""
+    with pytest.raises(SpecError) as exc:
+        loads_spec(text + f"outputs: {outputs}\n")
+    assert str(exc.value).startswith(message), str(exc.value)
+
+
+@pytest.mark.parametrize("op", ["linear, out_features: 4", "conv, out_channels: 4, kernel_size: 1", "batchnorm"])
+def test_a_layer_with_float_weights_refuses_an_integer_input(op):
+    # `linear` on int64 token ids passed check, then failed at run time (mat1 and mat2 must have the same dtype)
+    with pytest.raises(SpecError) as exc:
+        loads_spec(f"inputs: {{ids: {{shape: [N, 8, 6], dtype: int64}}}}\nnodes:\n  - {{name: a, op: {op}}}\n")
+    name = op.split(",")[0]
+    assert f"node 'a': {name}: {name} expects a floating-point input, got int64 (N, 8, 6) int64" in str(exc.value)

@@ -5,19 +5,13 @@ import math
 
 import numpy as np
 
-from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, checked_dim, py
+from archc.ops.base import Attr, OpDef, checked_dim, expect_float, py
 from archc.ops.registry import register
 
 
 def scalar(emit, value: float, like) -> str:
     """A 0-D constant of the input's dtype (ONNX arithmetic needs equal dtypes)."""
     return emit.const(np.array(value, dtype=like.dtype), "c")
-
-
-def expect_float(x, op: str) -> None:
-    if not x.dtype.startswith("float"):
-        raise ShapeError(f"{op} expects a floating-point input, got {x.dtype} {x}")
 
 
 class Activation(OpDef):

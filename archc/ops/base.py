@@ -399,6 +399,12 @@ def expect_rank(t: TensorType, ranks: Sequence[int], what: str) -> None:
         raise ShapeError(f"expected a {want} input {what}, got {t.rank}-D {t}")
 
 
+def expect_float(x: TensorType, op: str) -> None:
+    """ShapeError unless ``x`` holds floating-point values (what an op's float weights multiply)."""
+    if not x.dtype.startswith("float"):
+        raise ShapeError(f"{op} expects a floating-point input, got {x.dtype} {x}")
+
+
 def checked_dim(dim: int, x: TensorType, name: str = "dim") -> int:
     """``dim`` of ``x`` counted from 0 (negative counts from the end); a ShapeError, naming the
     attribute ``name``, where it is out of range."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 
 from archc.errors import ShapeError
-from archc.ops.base import (Attr, OpDef, ParamSpec, concrete, expand, expect_rank, numel, py, py_dims,
-                             scale_output_units)
+from archc.ops.base import (Attr, OpDef, ParamSpec, concrete, expand, expect_float, expect_rank, numel, py,
+                             py_dims, scale_output_units)
 from archc.ops.registry import register
 
 
@@ -74,6 +74,7 @@ class Conv(OpDef):
 
     def infer(self, node, ins):
         x = ins[0]
+        expect_float(x, self.name)
         n, k, s, d, pads = self._geometry(node, x)
         a = node.attrs
         cin = concrete(x.shape[1], "input channels")
@@ -175,6 +176,7 @@ class ConvTranspose(OpDef):
 
     def infer(self, node, ins):
         x = ins[0]
+        expect_float(x, self.name)
         n, k, s, d, p, op = self._geometry(node, x)
         a = node.attrs
         cin = concrete(x.shape[1], "input channels")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, numel, scale_output_units
+from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_float, numel, scale_output_units
 from archc.ops.registry import register
 from archc.errors import ShapeError
 
@@ -23,6 +23,7 @@ class Linear(OpDef):
         x = ins[0]
         if x.rank < 1:
             raise ShapeError(f"expected at least a 1-D input, got {x}")
+        expect_float(x, "linear")  # (its float weight cannot multiply token ids: embed them first)
         concrete(x.shape[-1], "input features (last dim)")
         return [x.with_shape((*x.shape[:-1], node.attrs["out_features"]))]
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_rank, numel, py
+from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_float, expect_rank, numel, py
 from archc.ops.registry import register
 
 
@@ -19,6 +19,7 @@ class BatchNorm(OpDef):
 
     def infer(self, node, ins):
         expect_rank(ins[0], (2, 3, 4, 5), "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)")
+        expect_float(ins[0], self.name)
         concrete(ins[0].shape[1], "channels")
         return [ins[0]]
 

@@ -144,7 +144,21 @@ def declare_outputs(ctx: Elaboration, doc: SMap, scope: Scope) -> None:
             continue
         for name, value in values:
             if isinstance(value, Value):
-                ctx.graph.outputs[name.replace(":", "_").replace(".", "_")] = value
+                _add_output(ctx, name.replace(":", "_").replace(".", "_"), value, entry[2])
+
+
+def _add_output(ctx: Elaboration, name: str, value: Value, site: Site) -> None:
+    """Output ``name`` of the graph, unless another output or a model input has that name (the ONNX
+    model's values would clash; a repeated output would silently be one)."""
+    graph = ctx.graph
+    if name in graph.outputs:
+        ctx.report(f"output '{name}' is named twice; each output needs its own name (a mapping names them: "
+                   f"{{{name}: ..., {name}_2: ...}})", site)
+    elif name in graph.inputs:
+        ctx.report(f"output '{name}' has the name of a model input; name it otherwise (a mapping names outputs: "
+                   f"{{{name}_out: ...}})", site)
+    else:
+        graph.outputs[name] = value
 
 
 def _output_values(ctx: Elaboration, entry: tuple[str, str, Site], numbered: bool,
