@@ -79,7 +79,24 @@ class Clones(nn.Module):
         return x
 
 
+class LayerScales(nn.Module):
+    """CaiT's and ResMLP's layer scales, two bare parameters of one fill (0.1) in one module, which both
+    exporters merge into one initializer; beside them a layer norm applied twice, one parameter."""
+
+    def __init__(self, d=8):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.f1, self.f2 = nn.Linear(d, d), nn.Linear(d, d)
+        self.gamma_1 = nn.Parameter(0.1 * torch.ones(d))
+        self.gamma_2 = nn.Parameter(0.1 * torch.ones(d))
+
+    def forward(self, x):
+        x = x + self.gamma_1 * self.f1(self.norm(x))
+        return x + self.gamma_2 * self.f2(self.norm(x))
+
+
 CASES = {"twice": (TwiceApplied, lambda: (torch.randn(2, 8),)),
+         "layer_scales": (LayerScales, lambda: (torch.randn(2, 3, 8),)),
          "siamese": (Siamese, lambda: (torch.randn(1, 3, 6, 6), torch.randn(1, 3, 6, 6))),
          "albert": (Albert, lambda: (torch.randn(2, 5, 8),)),
          "clones": (Clones, lambda: (torch.randn(2, 8),))}

@@ -6,7 +6,8 @@ it (:meth:`~archc.frontends.onnx.conversion.Conversion._store`), and :func:`tie_
 makes each later use in the same module a tie (``node.meta["tie"]``, as a spec's ``tie:``): the
 parameter is counted once, the PyTorch module holds one tensor under both keys, the rebuilt ONNX one
 initializer. Modules of their own reading one tensor keep a parameter each: the exporters merge
-initializers of equal values (an untrained model's cloned layers), which shares nothing.
+initializers of equal values (an untrained model's cloned layers), which shares nothing; so do two
+bare tensors of one fill read by the model's own ops in one call (layer scales of 0.1).
 """
 from __future__ import annotations
 
@@ -42,10 +43,23 @@ def tie_shared_weights(graph: Graph, made: Collection[int] = ()) -> int:
             # (per module: both exporters merge equal initializers, an untrained model's cloned layers or
             # its layer-norm gains of ones; modules of their own reading one merged tensor keep their own)
             owner = owners.setdefault((id(array), _module(node)), (node.name, pname))
-            if owner[0] != node.name and _same_parameter(graph, owner, (node.name, pname)):
+            if owner[0] != node.name and _same_parameter(graph, owner, (node.name, pname)) \
+                    and not _merged_fills(graph.node(owner[0]), node, array):
                 node.meta.setdefault(TIE_META, {})[pname] = owner
                 tied += 1
     return tied
+
+
+def _merged_fills(first: Node, later: Node, array: np.ndarray) -> bool:
+    """Whether two bare tensors of the model's own forward (read by ONNX ops, not a layer's parameters),
+    in what the file records as one call of one module, are more likely two parameters of one fill the
+    exporter merged (CaiT's and ResMLP's layer scales gamma_1 = gamma_2 = 0.1) than one read twice:
+    their one tensor holds a single value repeated."""
+    if first.op != "onnx_node" or later.op != "onnx_node" or first.meta.get(MODULES_META) != later.meta.get(
+            MODULES_META):
+        return False
+    flat = np.asarray(array).reshape(-1)
+    return flat.size > 0 and bool((flat == flat[0]).all())
 
 
 def _module(node: Node) -> str | None:
