@@ -523,6 +523,32 @@ _CACHE: dict = {}
 _GRAPHS: dict = {}  # the imported graphs lint_export analysed, by the same key
 
 
+class UNet3Plus(nn.Module):
+    """UNet 3+ (Huang et al., 2020): every decoder node concatenates, each through a conv of its own,
+    the encoder levels at or above its depth (max-pooled down to its size), and the deeper decoder
+    nodes and the bottom encoder level (upsampled to it)."""
+
+    def __init__(self, c=4):
+        super().__init__()
+        self.e1, self.e2, self.e3, self.e4 = cbr(3, c), cbr(c, c), cbr(c, c), cbr(c, c)
+        self.to2 = nn.ModuleList([cbr(c, c) for _ in range(4)])   # d2 <- e1 (pooled), e2, e3 (up), e4 (up)
+        self.to1 = nn.ModuleList([cbr(c, c) for _ in range(4)])   # d1 <- e1, d2 (up), e3 (up), e4 (up)
+        self.d2, self.d1 = cbr(4 * c, c), cbr(4 * c, c)
+        self.out = nn.Conv2d(c, 2, 1)
+
+    def forward(self, x):
+        up = lambda t, f: F.interpolate(t, scale_factor=f, mode="bilinear", align_corners=False)  # noqa: E731
+        e1 = self.e1(x)
+        e2 = self.e2(F.max_pool2d(e1, 2))
+        e3 = self.e3(F.max_pool2d(e2, 2))
+        e4 = self.e4(F.max_pool2d(e3, 2))
+        d2 = self.d2(torch.cat([self.to2[0](F.max_pool2d(e1, 2)), self.to2[1](e2), self.to2[2](up(e3, 2)),
+                                self.to2[3](up(e4, 4))], 1))
+        d1 = self.d1(torch.cat([self.to1[0](e1), self.to1[1](up(d2, 2)), self.to1[2](up(e3, 4)),
+                                self.to1[3](up(e4, 8))], 1))
+        return self.out(d1)
+
+
 def lint_export(model_cls, dynamo: bool, tmp_path_factory, example=None, **kwargs):
     """Export ``model_cls(**kwargs)`` (eval mode; inputs ``example()``, by default one 1x3x32x32 tensor) and
     analyse the imported ONNX."""
@@ -584,6 +610,16 @@ def test_class3_a_three_term_sum_counts_its_shortcut_once(dynamo, tmp_path_facto
 def test_class3_however_the_sum_is_associated(dynamo, order, tmp_path_factory):
     a = lint_export(OrderedSum, dynamo, tmp_path_factory, order=order)
     assert [(s.kind, s.carries, s.span.depth) for s in a.skips] == [("residual", "identity", 2)]
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_unet3plus_full_scale_links_are_long_skips_not_a_merge_of_computed_levels(dynamo, tmp_path_factory):
+    # each decoder concat reads four inputs, each through a conv of its own, as a segmentation head's final
+    # merge does; but one comes up from a decoder node and one is an encoder level never upsampled: a U-Net
+    # decoder, whose encoder links are long skips (the README's UNet 3+ sentence), not class 8's branch join
+    a = lint_export(UNet3Plus, dynamo, tmp_path_factory)
+    assert kinds(a).get("long_skip") == 6 and kinds(a).get("branch", 0) == 0, kinds(a)
+    assert {s.merge_op for s in a.skips} == {"concat"}
 
 
 @pytest.mark.parametrize("dynamo", EXPORTERS)

@@ -83,12 +83,15 @@ LEVELS = 3
 OWN_LAYER_STEPS = 64
 
 
-def computed_levels(f: Flow, producers: Sequence[int]) -> int:
-    """How many inputs a sum or concat reading ``producers`` merges where at least :data:`LEVELS` do and
-    each went through a learned layer of its own (a segmentation head concatenating every pyramid level
-    after its own projection: every input computes); 0 otherwise. An input reused elsewhere, or one
-    reaching another merge before a layer, has no layer of its own."""
-    if len(producers) < LEVELS:
+def computed_levels(f: Flow, m: int, producers: Sequence[int]) -> int:
+    """How many inputs the sum or concat ``m`` reading ``producers`` merges where at least :data:`LEVELS`
+    do and each went through a learned layer of its own (a segmentation head concatenating every pyramid
+    level after its own projection: every input computes); 0 otherwise. An input reused elsewhere, or one
+    reaching another merge before a layer, has no layer of its own. Only a final merge is a head's: one
+    whose result reaches an output through no other merge, and that is no U-Net decoder node
+    (:func:`_decoder_node`); UNet 3+'s decoder nodes read computed levels too, and their links are long
+    skips."""
+    if len(producers) < LEVELS or not _final(f, m):
         return 0
     uses, preds, parametric = f.uses, f.preds, f.parametric
     for v in producers:
@@ -102,7 +105,42 @@ def computed_levels(f: Flow, producers: Sequence[int]) -> int:
             v = preds[v][0]
         else:
             return 0
-    return len(producers)
+    return 0 if _decoder_node(f, producers) else len(producers)
+
+
+def _final(f: Flow, m: int) -> bool:
+    """Whether ``m``'s result reaches a graph output along nodes of one input and one use each."""
+    succs, preds, outputs = f.succs, f.preds, f.outputs
+    for _ in range(OWN_LAYER_STEPS):
+        if m in outputs:
+            return True
+        if len(succs[m]) != 1:
+            return False
+        m = succs[m][0]
+        if len(preds[m]) != 1:
+            return False
+    return False
+
+
+def _decoder_node(f: Flow, producers: Sequence[int]) -> bool:
+    """Whether a merge of ``producers`` is a U-Net decoder node (UNet 3+'s full-scale concat): one input
+    is an encoder feature never upsampled, another comes up from a decoder merge (a merge after an
+    upsampling). A head merging pyramid levels has no such pair: its inputs are all encoder levels
+    (SegFormer's) or all upsampled or decoder levels (a head over FPN's outputs)."""
+    last_up = f.last_upsample
+    if not any(last_up[v] == SOURCE for v in producers):
+        return False
+    return any(_from_decoder_merge(f, v) for v in producers if last_up[v] != SOURCE)
+
+
+def _from_decoder_merge(f: Flow, v: int) -> bool:
+    """Whether the one-input chain ``v`` hangs from is a merge that comes after an upsampling."""
+    preds = f.preds
+    for _ in range(OWN_LAYER_STEPS):
+        if v == SOURCE or len(preds[v]) != 1:
+            break
+        v = preds[v][0]
+    return v != SOURCE and len(preds[v]) >= 2 and f.last_upsample[v] != SOURCE
 
 
 #: roles whose output keeps its (first) input's layout: the features stay on the same axis

@@ -596,7 +596,7 @@ class _Classifier:
                 return self._concat_pairs(m, main, direct, dict(reversed(terms)) if terms else self.trace.reads(m))
         groups = self.trace.inputs(m, main, terms)
         # (inputs from several forks that each compute: a head merging levels, see computed_levels)
-        levels = computed_levels(f, producers) if len(groups) >= 2 and (role == _ADD or role == _CONCAT) else 0
+        levels = computed_levels(f, m, producers) if len(groups) >= 2 and (role == _ADD or role == _CONCAT) else 0
         records = [self._pair(m, main, fork, members, levels, positions) for fork, members in groups.items()]
         if role == _CONCAT and not positions:
             records += self._level_reuse(m, main, groups)
