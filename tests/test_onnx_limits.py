@@ -217,6 +217,14 @@ def test_external_data_through_a_link_out_of_the_folder_is_refused(tmp_path):
         load_onnx(path)
 
 
+def test_external_data_whose_location_holds_a_nul_is_refused_naming_it(tmp_path):
+    # os.path raised "embedded null byte": a traceback from build, spec and verify (lint reads no weights)
+    path = _external_model(tmp_path, "small\0.bin")
+    with pytest.raises(SpecError) as info:
+        load_onnx(path)
+    assert str(info.value) == f"{path}: error: tensor 'w': external data 'small\\0.bin' holds a NUL character"
+
+
 def test_external_data_inside_the_folder_loads_and_bounds_are_checked(tmp_path):
     path = _external_model(tmp_path, "w.bin")
     (tmp_path / "models" / "w.bin").write_bytes(np.full(12, 2.0, np.float32).tobytes())

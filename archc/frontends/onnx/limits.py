@@ -187,10 +187,13 @@ def _check_external(tensor: onnx.TensorProto, base: str, where: Location) -> Non
     location = entries.get("location", "")
 
     def refuse(why: str) -> None:
-        raise SpecError(f"tensor '{tensor.name}': external data '{location}' {why}", location=where)
+        shown = location.replace("\0", "\\0")
+        raise SpecError(f"tensor '{tensor.name}': external data '{shown}' {why}", location=where)
 
     if not location:
         refuse("has no location")
+    if "\0" in location:  # (no file name holds one; os.path would raise)
+        refuse("holds a NUL character")
     if os.path.isabs(location) or os.path.normpath(location).split(os.sep)[0] == "..":
         refuse("is outside the model's directory (external data must be a relative path below it)")
     target = os.path.realpath(os.path.join(base, location))
