@@ -88,3 +88,14 @@ def test_window_op_errors_are_located_and_say_what_was_expected(node, message):
         loads_spec(f"inputs: {{x: [8, 2, 9, 9], y: [6, 1, 9, 9]}}\nnodes: [{node}]", "m.yaml")
     text = str(info.value)
     assert message in text and "m.yaml:2:" in text, text
+
+
+def test_a_relative_position_window_over_32_is_refused_before_any_index_is_made():
+    # window_size 1000 built a list of 10^12 values while inferring the output's shape: 7.7 GB, then a
+    # traceback (found by an adversarial review); the index of a 32 x 32 window holds a million values
+    with pytest.raises(SpecError) as exc:
+        loads_spec("inputs: {x: [N, 3]}\nnodes:\n  - {name: i, op: relative_position_index, window_size: 1000}\n")
+    assert "attribute 'window_size' of op 'relative_position_index' must be at most 32, got 1000" in str(exc.value)
+    graph = loads_spec("inputs: {x: [N, 3]}\nnodes:\n  - {name: i, op: relative_position_index, window_size: 32}\n"
+                       "outputs: {index: i}\n")
+    assert graph.node("i").outputs[0].shape == ((32 * 32) ** 2,)

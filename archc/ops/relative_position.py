@@ -29,7 +29,9 @@ class RelativePositionIndex(OpDef):
     doc = ("The fixed (Wh*Ww)^2 int64 index of each token pair of a window into a relative position bias "
            "table (Swin), a buffer in the state_dict.")
     inputs = ()
-    attrs = {"window_size": Attr("ints", doc="window height and width (one int: square)", min=1, max=1024)}
+    #: (the index holds (Wh Ww)^2 values, written into the spec's buffer: 32 x 32 gives a million, as
+    #: BEiT's 32 x 32 patch grid of a 512-pixel image; Swin's windows are 7 to 24)
+    attrs = {"window_size": Attr("ints", doc="window height and width (one int: square)", min=1, max=32)}
     role = "const"
 
     def _window(self, node) -> tuple[int, int]:
@@ -44,7 +46,8 @@ class RelativePositionIndex(OpDef):
         return ParamSpec((len(values),), "values", dtype="int64", buffer=True, values=values)
 
     def infer(self, node, ins):
-        return [TensorType(self._spec(node).shape, "int64")]
+        wh, ww = self._window(node)
+        return [TensorType(((wh * ww) ** 2,), "int64")]
 
     def params(self, node, ins):
         return {"": self._spec(node)}
