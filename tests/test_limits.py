@@ -355,3 +355,37 @@ def test_set_values_are_read_like_spec_values(item, message):
 def test_onnx_node_output_types_must_agree_with_onnx(fields, message):
     msgs = errors(ONNX_IN + f"  - {{name: n, op: onnx_node, {fields}}}\n")
     assert len(msgs) == 1 and msgs[0].startswith("m.yaml:3:5: error: node 'n': onnx_node: " + message), msgs
+
+
+@pytest.mark.parametrize("text", [
+    # an op repeated 9,000 times in a block repeated 9,000 times: the repetitions of an op counted as one node
+    "blocks:\n  a: {nodes: [{op: relu, repeat: 90}]}\ninputs: {x: [N, 3]}\nnodes:\n  - {name: r, block: a, repeat: 90}\n",
+    "inputs: {x: [N, 3]}\nnodes:\n  - {op: relu, repeat: 600}\n",
+])
+def test_every_repetition_counts_against_the_node_limit(text):
+    # an adversarial review: `--max-nodes 100` let 12,001 relus through; three nested repeats reached 5.8 GB
+    (message,) = errors(text, Limits(max_nodes=500))
+    assert "the spec expands to too many nodes" in message and "over the limit of 500 nodes" in message
+
+
+WORK_BOMB = """inputs: {x: [N, 3]}
+functions:
+  f0: {args: [a], return: 'sum(range(99999)) + a'}
+  f1: {args: [a], return: 'f0(a) + f0(a) + f0(a) + f0(a) + f0(a) + f0(a) + f0(a) + f0(a) + f0(a) + f0(a)'}
+  f2: {args: [a], return: 'f1(a) + f1(a) + f1(a) + f1(a) + f1(a) + f1(a) + f1(a) + f1(a) + f1(a) + f1(a)'}
+blocks:
+  b:
+    let: {v: "sum(range(99999)) + sum(range(99999)) + sum(range(99999))"}
+    nodes: [{op: relu}]
+nodes:
+  - {name: FIRST, op: relu, repeat: "f2(1) % 2 + 1"}
+  - {name: r, block: b, repeat: 5000}
+"""
+
+
+@pytest.mark.parametrize("first", ["f2(1) % 2 + 1", "1"])
+def test_the_spec_s_expressions_together_are_bounded(first):
+    # each expression kept within its own bound, but a spec function's calls were each given a fresh one (a
+    # function calling functions: hours) and a block's `let` repeated 5,000 times took half an hour
+    (message,) = errors(WORK_BOMB.replace('"f2(1) % 2 + 1"', first), Limits(max_expr_work=1_000_000))
+    assert "the spec's expressions together take over 20,000,000 steps, 20 times what one may take" in message

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 
 from archc.errors import Diagnostic, DiagnosticSink, Location, SpecError, did_you_mean
 from archc.frontends.yaml.budget import ExpansionBudget
-from archc.frontends.yaml.expr import ExprError, UnknownValue, names_in
+from archc.frontends.yaml.expr import ExprError, UnknownValue, WorkExhausted, WorkMeter, names_in
 from archc.frontends.yaml.scope import Abort, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SMap
@@ -29,6 +29,8 @@ class Elaboration:
         self.filename = filename
         self.limits = limits
         self.budget = ExpansionBudget(limits)
+        #: every expression's evaluation steps, together (spec functions' included)
+        self.meter = WorkMeter(limits)
         self.allow_include_anywhere = allow_include_anywhere
         self.sink = DiagnosticSink()
         self.graph = Graph()
@@ -79,13 +81,15 @@ class Elaboration:
         where the text is no expression at all (``kernel_size: "7x7"``); ``shift``: where the text starts in
         the field (an expression inside ``${...}``). Abort after reporting its error."""
         try:
-            value = scope.evaluator(self.graph, self.limits, self.functions).evaluate(text)
+            value = scope.evaluator(self.graph, self.limits, self.functions, self.meter).evaluate(text)
         except ExprError as exc:
             # (what the field expects, where the text is no expression at all or one unknown word: `three`)
             hint = exc.hint or (expects() if expects is not None and (exc.unparsed or text.strip().isidentifier())
                                 else None)
             if text is not site.value:  # (a parameter's value, written elsewhere: say where)
                 hint = "; ".join(filter(None, (hint, scope.origin_hint(site.value)))) or None
+            if isinstance(exc, WorkExhausted):  # (every later expression would fail alike: stop here)
+                self.fatal(str(exc), site.expr_location(exc.offset + shift), site.node)
             self.error(str(exc), site.expr_location(exc.offset + shift), site.node, hint)
             raise Abort() from None
         except UnknownValue:  # uses a 'let' whose error was reported: stay quiet

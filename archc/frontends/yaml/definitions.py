@@ -29,7 +29,8 @@ def collect_definitions(ctx: Elaboration, doc: SMap) -> None:
 
 def _functions(ctx: Elaboration, doc: SMap) -> None:
     if "functions" in doc:
-        for exc in define_functions(doc["functions"], doc.where("functions"), ctx.functions, set(FUNCTIONS)):
+        for exc in define_functions(doc["functions"], doc.where("functions"), ctx.functions, set(FUNCTIONS),
+                                    ctx.meter):
             ctx.error(str(exc), exc.location)
 
 

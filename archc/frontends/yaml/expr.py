@@ -127,6 +127,32 @@ def _depth(tree: ast.AST) -> int:
     return deepest
 
 
+#: a spec's expressions together may take this many times ``max_expr_work`` steps
+SPEC_WORK_FACTOR = 20
+
+
+class WorkExhausted(ExprError):
+    """The spec's expressions together took more steps than :class:`WorkMeter` allows: elaboration stops."""
+
+
+class WorkMeter:
+    """The evaluation steps of every expression of one spec, together: within the limit on one
+    expression, a spec of many (a ``let`` in a block repeated 5,000 times, functions calling functions)
+    could otherwise take minutes."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self.total = SPEC_WORK_FACTOR * limits.max_expr_work
+        self.spent = 0
+
+    def spend(self, steps: int, col: int) -> None:
+        self.spent += steps
+        if self.spent > self.total:
+            raise WorkExhausted(self.limits.exceeded(
+                "max_expr_work", f"the spec's expressions together take over {self.total:,} steps, "
+                f"{SPEC_WORK_FACTOR} times what one may take"), col)
+
+
 class Evaluator:
     """Evaluates expressions against a mapping of names, within :class:`Limits`.
 
@@ -137,8 +163,11 @@ class Evaluator:
     def __init__(self, names: Mapping[str, Any],
                  tensor_functions: Mapping[str, Callable[[str], Any]] | None = None,
                  limits: Limits = DEFAULT_LIMITS,
-                 spec_functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
+                 spec_functions: Mapping[str, Callable[..., Any]] | None = None,
+                 meter: WorkMeter | None = None) -> None:
         self.names = names
+        #: the spec's steps in all, shared by its evaluators (None: this evaluator's expressions only)
+        self.meter = meter
         self.tensor_functions = dict(tensor_functions or {})
         self.limits = limits
         self.functions: dict[str, Callable[..., Any]] = {
@@ -169,6 +198,8 @@ class Evaluator:
         if self._work > self.limits.max_expr_work:
             raise ExprError(self.limits.exceeded("max_expr_work", "the expression takes too long to evaluate"),
                             getattr(node, "col_offset", 0))
+        if self.meter is not None:
+            self.meter.spend(steps, getattr(node, "col_offset", 0))
 
     def _bounded(self, value: Any, node: ast.AST) -> Any:
         """``value`` if it is within the limits; ExprError naming the limit otherwise."""

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from archc.errors import Location, did_you_mean
-from archc.frontends.yaml.expr import CONSTANTS, FUNCTIONS, Evaluator, ExprError, UnknownValue, names_in, parse
+from archc.limits import DEFAULT_LIMITS
+from archc.frontends.yaml.expr import CONSTANTS, FUNCTIONS, Evaluator, ExprError, UnknownValue, WorkMeter, names_in, parse
 from archc.frontends.yaml.source import SList, SMap
 
 #: user-function calls one spec may make in all, a bound on work however functions nest
@@ -54,6 +55,8 @@ class SpecFunction:
     body: str
     visible: dict[str, Callable[..., Any]]   # the functions defined before this one
     budget: _Budget = field(default_factory=_Budget)
+    #: the spec's evaluation steps in all (its callers' evaluators share it)
+    meter: WorkMeter | None = None
 
     def __call__(self, *values: Any) -> Any:
         required = len(self.args) - len(self.defaults)
@@ -64,19 +67,21 @@ class SpecFunction:
         if self.budget.calls > MAX_CALLS:
             raise ExprError(f"spec functions were called more than {MAX_CALLS} times (calls nest too deeply)")
         env = {**self.defaults, **dict(zip(self.args, values))}
-        evaluator = Evaluator(env, spec_functions=self.visible)
+        evaluator = Evaluator(env, limits=self.meter.limits if self.meter is not None else DEFAULT_LIMITS,
+                              spec_functions=self.visible, meter=self.meter)
         try:
             for name, text in self.lets:
                 env[name] = evaluator.evaluate(text)
             return evaluator.evaluate(self.body)
         except ExprError as exc:
-            raise ExprError(f"in function '{self.name}': {exc}", hint=exc.hint) from None
+            raise type(exc)(f"in function '{self.name}': {exc}", hint=exc.hint) from None
 
 
 def define_functions(decls: Any, where: Location, known: dict[str, Callable[..., Any]],
-                     reserved: set[str]) -> list[FunctionError]:
+                     reserved: set[str], meter: WorkMeter | None = None) -> list[FunctionError]:
     """Add the functions of a ``functions:`` mapping to ``known`` (in order); the errors of the bad ones,
-    each of which is known as a function whose calls fail quietly (its error is reported once, here)."""
+    each of which is known as a function whose calls fail quietly (its error is reported once, here).
+    ``meter``: the spec's evaluation steps in all, which the functions' bodies spend too."""
     if not isinstance(decls, SMap):
         return [FunctionError("'functions' must be a mapping of name -> {args, let, return}", where)]
     budget = next((f.budget for f in known.values() if isinstance(f, SpecFunction)), _Budget())
@@ -88,7 +93,7 @@ def define_functions(decls: Any, where: Location, known: dict[str, Callable[...,
                                     "function", decls.where_key(name))
             if name in known:
                 raise FunctionError(f"function '{name}' is defined twice", decls.where_key(name))
-            known[name] = _function(name, decl, decls.where(name), dict(known), budget)
+            known[name] = _function(name, decl, decls.where(name), dict(known), budget, meter)
         except FunctionError as exc:
             errors.append(exc)
             known.setdefault(name, _failed)
@@ -113,7 +118,7 @@ def _check_names(function: str, key: str, text: str, seen: set[str], where: Loca
 
 
 def _function(name: str, decl: Any, where: Location, visible: dict[str, Callable[..., Any]],
-              budget: _Budget) -> SpecFunction:
+              budget: _Budget, meter: WorkMeter | None = None) -> SpecFunction:
     if not isinstance(decl, SMap) or "return" not in decl:
         raise FunctionError(f"function '{name}' must be a mapping with 'args' and 'return'", where)
     for key in decl:
@@ -141,4 +146,4 @@ def _function(name: str, decl: Any, where: Location, visible: dict[str, Callable
             raise FunctionError(f"function '{name}': {exc}", holder.where(key)) from None
         _check_names(name, key, text, seen, holder.where(key))
         seen.add(key)
-    return SpecFunction(name, list(args), dict(defaults), texts[:-1], texts[-1][1], visible, budget)
+    return SpecFunction(name, list(args), dict(defaults), texts[:-1], texts[-1][1], visible, budget, meter)

@@ -211,6 +211,8 @@ class Instantiator:
         inputs = None if dense else inputs_of(self.ctx, item, scope, node.path)
         binding = Binding([inputs[0]]) if inputs else Binding([scope.used_previous(self.ctx.sink)])
         for index in range(count):
+            if index:  # (each repetition is a node or instance of its own: the first was counted with the node)
+                self.ctx.fatal(self.ctx.budget.add_node(), item.location)
             env = {"index": index}
             if dense:  # each repetition sees every earlier repetition's output
                 inputs = inputs_of(self.ctx, item, scope, node.path)

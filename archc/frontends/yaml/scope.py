@@ -14,7 +14,7 @@ from archc.errors import Diagnostic, DiagnosticSink, Location
 from archc.ir import BlockInstance, Graph, TensorType, Value
 from archc.ir.names import Namespace
 from archc.limits import DEFAULT_LIMITS, Limits
-from archc.frontends.yaml.expr import Evaluator, ExprError, names_in
+from archc.frontends.yaml.expr import Evaluator, ExprError, WorkMeter, names_in
 from archc.frontends.yaml.spelling import spelled
 
 
@@ -136,7 +136,7 @@ class Scope:
         return str(self.counter[0] - 1)
 
     def evaluator(self, graph: Graph, limits: Limits = DEFAULT_LIMITS,
-                  functions: dict[str, Any] | None = None) -> Evaluator:
+                  functions: dict[str, Any] | None = None, meter: WorkMeter | None = None) -> Evaluator:
         def tensor(ref: str, width: bool = False) -> TensorType:
             b = self.bindings.get(ref)
             if b is None and ref == PREVIOUS and self.previous is not None:
@@ -154,7 +154,7 @@ class Scope:
             "shape": lambda r: list(tensor(r).shape),
             "channels": lambda r: _channels(tensor(r, width=True), r),
             "rank": lambda r: tensor(r).rank,
-        }, limits, functions)
+        }, limits, functions, meter)
 
 
 class _ScopeNames:
