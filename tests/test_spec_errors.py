@@ -323,12 +323,12 @@ nodes:
 def test_outputs_with_clashing_names_are_errors(outputs, message):
     # a transcribed deep-supervision U-Net: a repeated output was silently one, and an output named like
     # an input built an ONNX model onnxruntime cannot load
-    text = f"""
-inputs: {{x: [N, 4]}}
+    text = """
+inputs: {x: [N, 4]}
 nodes:
-  - {{name: body, op: linear, out_features: 4}}
-  - {{name: head, op: linear, out_features: 2}}
-  - {{name: aux, op: linear, in: body, out_features: 2}}
+  - {name: body, op: linear, out_features: 4}
+  - {name: head, op: linear, out_features: 2}
+  - {name: aux, op: linear, in: body, out_features: 2}
 """
     with pytest.raises(SpecError) as exc:
         loads_spec(text + f"outputs: {outputs}\n")
