@@ -93,3 +93,28 @@ def test_a_hand_written_function_called_twice_is_inlined_at_each_call(tmp_path):
     with torch.no_grad():
         got = archc.from_onnx(str(path))(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, np.tanh(np.tanh(x) * 0.5) * 0.5, rtol=1e-6)
+
+
+def test_local_functions_that_expand_beyond_bounds_are_refused_before_inlining(tmp_path, run_archc):
+    # an adversarial review: 30 functions each calling the one before twice (1.5 KB) made lint inline 2^30
+    # nodes (110 s, 7.8 GB); the expansion is counted first, without inlining
+    floats = onnx.TensorProto.FLOAT
+    functions = [helper.make_function("local", "f0", ["x"], ["y"], [helper.make_node("Relu", ["x"], ["y"])],
+                                      [helper.make_opsetid("", 17)])]
+    for k in range(1, 30):
+        functions.append(helper.make_function(
+            "local", f"f{k}", ["x"], ["y"],
+            [helper.make_node(f"f{k - 1}", ["x"], ["h"], domain="local"),
+             helper.make_node(f"f{k - 1}", ["h"], ["y"], domain="local")],
+            [helper.make_opsetid("", 17), helper.make_opsetid("local", 1)]))
+    graph = helper.make_graph([helper.make_node("f29", ["x"], ["y"], domain="local")], "bomb",
+                              [helper.make_tensor_value_info("x", floats, [2])],
+                              [helper.make_tensor_value_info("y", floats, [2])])
+    model = helper.make_model(graph, functions=functions,
+                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local", 1)])
+    path = tmp_path / "bomb.onnx"
+    onnx.save(model, str(path))
+    result = run_archc("lint", str(path))
+    assert result.returncode == 2 and result.stderr.strip() == (
+        f"{path}: error: the model's local functions expand to 536,870,912 nodes once inlined, over the limit "
+        "of 1,048,576 (raise it with ARCHC_MAX_INLINED_NODES=N)"), result.stderr

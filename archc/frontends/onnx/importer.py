@@ -152,6 +152,10 @@ def inline_functions(model: onnx.ModelProto, where: Location) -> onnx.ModelProto
     """The model with its local functions (``export_modules_as_functions``) inlined at every call by
     onnx's inliner: the import, the checker and both lowerings see the functions' nodes, as in a model
     exported without them."""
+    count = limits.inlined_size(model)
+    if count > limits.MAX_INLINED_NODES:
+        raise SpecError(f"the model's local functions expand to {count:,} nodes once inlined, over the limit of "
+                        f"{limits.MAX_INLINED_NODES:,} (raise it with ARCHC_MAX_INLINED_NODES=N)", location=where)
     try:
         return onnx.inliner.inline_local_functions(model)
     except Exception as exc:  # noqa: BLE001 - the inliner raises several types for malformed functions

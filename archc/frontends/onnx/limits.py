@@ -35,12 +35,14 @@ from archc.frontends.onnx.mirror import Fields, mirror_class
 
 __all__ = [
     "MAX_FOLD_ELEMENTS",
+    "MAX_INLINED_NODES",
     "PendingCheck",
     "check_model",
     "check_structure",
     "checker_culprit",
     "data_propagation_safe",
     "fits_int64",
+    "inlined_size",
     "fold_refusal",
     "is_integer_arithmetic",
     "load_external_data",
@@ -69,6 +71,8 @@ def _env_int(name: str, default: int) -> int:
 MAX_FOLD_ELEMENTS = _env_int("ARCHC_MAX_FOLD_ELEMENTS", 1 << 24)
 #: most multiply-adds a folded matrix product may take
 MAX_FOLD_WORK = 64 * MAX_FOLD_ELEMENTS
+#: most nodes a model's local functions may expand to once inlined (env ARCHC_MAX_INLINED_NODES)
+MAX_INLINED_NODES = _env_int("ARCHC_MAX_INLINED_NODES", 1 << 20)
 #: symbolic shape arithmetic runs over object arrays of at most this many entries
 MAX_SYMBOLIC_ELEMENTS = 4096
 #: ops whose output can be far larger than their inputs: never folded without a known output shape
@@ -98,6 +102,28 @@ def node_position(node: onnx.NodeProto, index: int | None) -> str | None:
 def node_error(message: str, node: onnx.NodeProto, index: int | None, where: Location) -> SpecError:
     """An error about one ONNX node, naming it and its index."""
     return SpecError(message, location=where, node=node_label(node), hint=node_position(node, index))
+
+
+def inlined_size(model: onnx.ModelProto) -> int:
+    """How many nodes the model's graph has once every call of a local function is inlined, counted
+    without inlining (a function calling the previous one twice, 30 deep, is 2^30 nodes): each
+    function's size once, a call of one of unknown size (a cycle) counted as one node."""
+    functions = {(f.domain, f.name): f for f in model.functions}
+    sizes: dict[tuple[str, str], int] = {}
+
+    def size(nodes: Iterable[onnx.NodeProto], seen: frozenset) -> int:
+        total = 0
+        for node in nodes:
+            key = (node.domain, node.op_type)
+            if key in functions and key not in seen:
+                if key not in sizes:
+                    sizes[key] = size(functions[key].node, seen | {key})
+                total += sizes[key]
+            else:
+                total += 1
+        return total
+
+    return size(model.graph.node, frozenset())
 
 
 # -- reading ---------------------------------------------------------------------------------
