@@ -389,3 +389,19 @@ def test_the_spec_s_expressions_together_are_bounded(first):
     # function calling functions: hours) and a block's `let` repeated 5,000 times took half an hour
     (message,) = errors(WORK_BOMB.replace('"f2(1) % 2 + 1"', first), Limits(max_expr_work=1_000_000))
     assert "the spec's expressions together take over 20,000,000 steps, 20 times what one may take" in message
+
+
+@pytest.mark.parametrize("text, message", [
+    ("inputs: {x: [N, 3]}\nnodes:\n  - {name: r, op: relu, repeat: 3, instance_name: \"n${index}${s}\"}\n"
+     "let: {s: \"'a' * 99999\"}\n",
+     "instance_name gives 'n0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa... (100,001 characters)' for "
+     "repetition 0: names must be unique and use letters, digits, '_' and '-', at most 128 characters"),
+    ("inputs: {x: [N, 3]}\nnodes:\n  - {name: " + "a" * 129 + ", op: relu}\n",
+     f"node name '{'a' * 60}... (129 characters)' must use only letters, digits, '_' and '-' (hierarchy comes "
+     "from blocks), at most 128 characters"),
+])
+def test_names_are_at_most_128_characters(text, message):
+    # an adversarial review: instance names of a million characters made by ${...} reached 7.9 GB, and ten
+    # node names of 30,000 characters took the PyTorch target 44 s
+    (found,) = errors(text)
+    assert message in found, found

@@ -22,7 +22,7 @@ from archc.frontends.yaml.blocks import apply_block
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.naming import chosen_name, inputs_of, node_name, resolve
 from archc.frontends.yaml.opnode import apply_op
-from archc.frontends.yaml.params import MODULE_NAME_RE, chosen_kind, interpolate
+from archc.frontends.yaml.params import MAX_NAME_LENGTH, MODULE_NAME_RE, chosen_kind, interpolate, shown_name
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SList, SMap
@@ -266,8 +266,9 @@ class Instantiator:
         env_scope = Scope(prefix=scope.prefix, env={**scope.env, "index": index})
         local = interpolate(str(item["instance_name"]), self.ctx, env_scope, site)
         if not MODULE_NAME_RE.match(local) or local in scope.bindings:
-            self.ctx.report(f"instance_name gives '{local}' for repetition {index}: names must be unique and "
-                            "use letters, digits, '_' and '-'", site)
+            self.ctx.report(f"instance_name gives '{shown_name(local)}' for repetition {index}: names must be "
+                            f"unique and use letters, digits, '_' and '-', at most {MAX_NAME_LENGTH} characters",
+                            site)
             raise Abort()
         if scope.counter is not None and local.isdigit():  # a place in a sequential block's numbering
             if int(local) < scope.counter[0]:

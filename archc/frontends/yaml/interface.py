@@ -13,7 +13,7 @@ from typing import Any
 from archc.errors import did_you_mean
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.naming import repetition_values, resolve
-from archc.frontends.yaml.params import NAME_RE
+from archc.frontends.yaml.params import MAX_NAME_LENGTH, NAME_RE, shown_name
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SList, SMap
@@ -45,7 +45,8 @@ def declare_inputs(ctx: Elaboration, doc: SMap, scope: Scope) -> None:
 def _input(ctx: Elaboration, name: str, site: Site, scope: Scope) -> Value:
     """One input, declared at ``site`` as a shape list or ``{shape, dtype}``."""
     if not NAME_RE.match(name):
-        ctx.error(f"input name '{name}' must use letters, digits and '_'", site.key_location)
+        ctx.error(f"input name '{shown_name(name)}' must use letters, digits and '_', at most {MAX_NAME_LENGTH} "
+                  "characters", site.key_location)
         raise Abort()
     decl, dtype = site.value, "float32"
     shape, shape_site = decl, site

@@ -13,7 +13,7 @@ from typing import Any
 
 from archc.errors import did_you_mean
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.params import MODULE_NAME_RE, interpolate
+from archc.frontends.yaml.params import MAX_NAME_LENGTH, MODULE_NAME_RE, interpolate, shown_name
 from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SList, SMap
@@ -27,8 +27,8 @@ def node_name(ctx: Elaboration, item: SMap, scope: Scope, kind: str) -> str:
         return scope.auto_names.take(kind)
     name = str(item["name"])
     if not MODULE_NAME_RE.match(name):
-        ctx.error(f"node name '{name}' must use only letters, digits, '_' and '-' "
-                  "(hierarchy comes from blocks)", item.where("name"))
+        ctx.error(f"node name '{shown_name(name)}' must use only letters, digits, '_' and '-' (hierarchy comes "
+                  f"from blocks), at most {MAX_NAME_LENGTH} characters", item.where("name"))
         raise Abort()
     # Alternatives switched by `if` may share a name: only two kept nodes clash.
     if name in scope.bindings and name not in scope.left_out and "if" not in item:

@@ -26,11 +26,19 @@ from archc.frontends.yaml.spelling import spelled
 #: Marks "this text names no parameter in scope".
 NOT_A_PARAMETER = object()
 
+#: most characters a parameter, input, node or instance name has (a name is part of every path, key and
+#: line of generated code that reaches it)
+MAX_NAME_LENGTH = 128
 #: what parameter, input and node names may use
-NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+NAME_RE = re.compile(rf"^[A-Za-z0-9_]{{1,{MAX_NAME_LENGTH}}}$")
 #: node and instance names are PyTorch module names: '-' too (torchvision's RegNet has 'block1-0');
 #: never '.', which separates the levels of the hierarchy
-MODULE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+MODULE_NAME_RE = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_NAME_LENGTH}}}$")
+
+
+def shown_name(name: str) -> str:
+    """``name`` as an error message quotes it: its start where it is too long to quote whole."""
+    return name if len(name) <= 60 else f"{name[:60]}... ({len(name):,} characters)"
 
 _INTERP = re.compile(r"\$\{([^}]*)\}")
 
@@ -106,7 +114,8 @@ def check_declared(ctx: Elaboration, declared: SMap, block: str | None = None) -
     bad_defaults = []
     for name, default in declared.items():
         if not NAME_RE.match(name) or name[0].isdigit():
-            ctx.error(f"parameter name '{name}'{whose} must be an identifier", declared.where_key(name))
+            ctx.error(f"parameter name '{shown_name(name)}'{whose} must be an identifier of at most "
+                      f"{MAX_NAME_LENGTH} characters", declared.where_key(name))
         elif keyword.iskeyword(name) or name == "self":
             ctx.error(f"parameter name '{name}'{whose} is a Python keyword (or self): the generated PyTorch "
                       "module takes parameters as constructor arguments; choose another name",
