@@ -153,6 +153,8 @@ def inline_functions(model: onnx.ModelProto, where: Location) -> onnx.ModelProto
     onnx's inliner: the import, the checker and both lowerings see the functions' nodes, as in a model
     exported without them."""
     count = limits.inlined_size(model)
+    if count is None:
+        raise SpecError("the model's local functions call each other too deeply to inline", location=where)
     if count > limits.MAX_INLINED_NODES:
         raise SpecError(f"the model's local functions expand to {count:,} nodes once inlined, over the limit of "
                         f"{limits.MAX_INLINED_NODES:,} (raise it with ARCHC_MAX_INLINED_NODES=N)", location=where)

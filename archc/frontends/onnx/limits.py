@@ -104,10 +104,11 @@ def node_error(message: str, node: onnx.NodeProto, index: int | None, where: Loc
     return SpecError(message, location=where, node=node_label(node), hint=node_position(node, index))
 
 
-def inlined_size(model: onnx.ModelProto) -> int:
+def inlined_size(model: onnx.ModelProto) -> int | None:
     """How many nodes the model's graph has once every call of a local function is inlined, counted
     without inlining (a function calling the previous one twice, 30 deep, is 2^30 nodes): each
-    function's size once, a call of one of unknown size (a cycle) counted as one node."""
+    function's size once, a call of one of unknown size (a cycle) counted as one node; None where the
+    functions call each other a thousand deep."""
     functions = {(f.domain, f.name): f for f in model.functions}
     sizes: dict[tuple[str, str], int] = {}
 
@@ -123,7 +124,10 @@ def inlined_size(model: onnx.ModelProto) -> int:
                 total += 1
         return total
 
-    return size(model.graph.node, frozenset())
+    try:
+        return size(model.graph.node, frozenset())
+    except RecursionError:
+        return None
 
 
 # -- reading ---------------------------------------------------------------------------------
