@@ -204,8 +204,8 @@ def _integers(value):
 def test_json_of_a_25000_block_chain_parses_with_defaults_and_holds_no_unsafe_integer(capsys, tmp_path):
     spec = tmp_path / "chain.yaml"
     spec.write_text(_long_residual_chain(25000))
-    # (50,001 nodes: above the default spec limits, raised as a user would)
-    code, out, err = lint(capsys, str(spec), "--format", "json", "--max-nodes", "60000", "--max-repeat", "30000")
+    # (50,001 nodes and 25,000 block instances: above the default spec limits, raised as a user would)
+    code, out, err = lint(capsys, str(spec), "--format", "json", "--max-nodes", "80000", "--max-repeat", "30000")
     assert code == 0, err
     data = json.loads(out)  # Python's defaults: at most 4,300 digits per integer
     assert data["schema"] == "archc.lint/2" and data["summary"]["residual"] == 25000
