@@ -405,3 +405,9 @@ def test_names_are_at_most_128_characters(text, message):
     # node names of 30,000 characters took the PyTorch target 44 s
     (found,) = errors(text)
     assert message in found, found
+
+
+def test_a_model_name_is_at_most_128_characters():
+    # an adversarial review: a model name of 100,000 characters made `graph` and `report` exit 0 with no file
+    (found,) = errors("name: " + "m" * 129 + "\ninputs: {x: [N, 3]}\nnodes:\n  - {op: relu}\n")
+    assert found == "m.yaml:1:7: error: 'name' must be a non-empty string of at most 128 characters", found

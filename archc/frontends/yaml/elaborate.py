@@ -22,7 +22,7 @@ from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.definitions import collect_definitions
 from archc.frontends.yaml.instantiate import Instantiator
 from archc.frontends.yaml.interface import declare_example_dims, declare_inputs, declare_outputs
-from archc.frontends.yaml.params import define_lets, param_origins, spec_params
+from archc.frontends.yaml.params import MAX_NAME_LENGTH, define_lets, param_origins, spec_params
 from archc.frontends.yaml.scope import Scope
 from archc.frontends.yaml.source import SList, SMap
 from archc.ir import Graph
@@ -69,6 +69,6 @@ def _header(ctx: Elaboration, doc: SMap) -> None:
     graph = ctx.graph
     graph.name = str(doc.get("name", "model"))
     if "name" in doc and (not isinstance(doc["name"], (str, int)) or isinstance(doc["name"], bool)
-                         or not graph.name.strip()):
-        ctx.error("'name' must be a non-empty string", doc.where("name"))
+                         or not graph.name.strip() or len(graph.name) > MAX_NAME_LENGTH):
+        ctx.error(f"'name' must be a non-empty string of at most {MAX_NAME_LENGTH} characters", doc.where("name"))
     graph.doc = str(doc.get("doc", "") or "")
