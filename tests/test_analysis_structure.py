@@ -93,6 +93,24 @@ def test_region_and_reaches():
     assert flow.region(0, [len(flow) - 1], limit=3) is None      # bounded
 
 
+def test_region_walks_share_one_budget():
+    """A dense join makes O(n^2) pairs of O(n^2)-edge regions: past the budget every walk answers
+    "too large" (None) at once, and what was spent is not given back."""
+    g = _random_dag(3, n=40)
+    flow = Flow(g)
+    last = len(flow) - 1
+    whole = flow.region(0, [last], limit=10_000)
+    spent = flow.walk_budget
+    assert whole and flow.region(0, [last], limit=10_000) == whole
+    assert flow.walk_budget < spent                              # each walk pays for its edges
+    flow.walk_budget = 5
+    assert flow.region(0, [last], limit=10_000) is None
+    assert flow.walk_budget == 0
+    assert flow.region(2, [30], limit=10_000) is None            # spent: no walk at all
+    assert flow.dominated_region(0, [last], limit=10_000) is None
+    assert flow.region(4, [4], limit=10_000) == []               # (nothing between: no walk needed)
+
+
 def test_insertion_order_need_not_be_topological():
     g = Graph("rewired")
     t = TensorType(("N", 4))

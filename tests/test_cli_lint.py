@@ -298,3 +298,19 @@ def test_a_stage_that_computes_a_mask_says_its_paths_do_not_reach_the_output(run
             "none of them reaches the output (the stage computes a value such as a gate's scale)") in lines
     resnet = run_archc("lint", "specs/resnet18.yaml", check=True).stdout
     assert "none of them reaches the output" not in resnet
+
+
+def test_a_dense_join_of_every_earlier_node_finishes(tmp_path):
+    """Node i adds x to every node before it: 300 nodes, 45,000 connections and as many (fork, join)
+    pairs. Each pair's region holds O(n^2) edges; walked for every pair that took minutes (200 nodes:
+    38 s). The walks now share one budget, past which spans keep depths only, so the labels stay."""
+    spec = tmp_path / "dense.yaml"
+    spec.write_text('archc: 1\nname: t\ninputs: {x: [N, 4]}\nnodes:\n'
+                    '  - {name: l, op: add, repeat: 300, in: [x, x, "l[*]"]}\n')
+    # (the timeout stops a hang; the assertions are about the labels)
+    done = subprocess.run([sys.executable, "-m", "archc", "lint", "--format", "json", str(spec)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["summary"] == {"residual": 0, "long_skip": 0, "dense": 0, "gated": 0}
+    assert data["joins_summary"] == {"branch": 0, "sequential": 299 * 298 // 2}

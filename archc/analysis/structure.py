@@ -49,6 +49,12 @@ _INT_DTYPES = ("int", "uint", "bool")
 _FLOAT_DTYPES = frozenset({"float32", "float16", "float64", "bfloat16"})
 _UNKNOWN = OpDef()  # ops not registered (e.g. a plugin missing): role 'other'
 _FIRST = operator.itemgetter(0)
+#: edges the region walks of one analysis may scan in all, at least, and per node of the graph. Each
+#: walk is bounded by its own limit, but a dense join (node i reading every node before it) makes
+#: O(n^2) pairs of O(n^2)-edge regions; past the budget a walk answers "too large" (None), and the
+#: callers fall back to depths from the inputs, as they do for one large region.
+WALK_BUDGET_MIN = 4_000_000
+WALK_BUDGET_PER_NODE = 64
 
 
 class _Unordered(Exception):
@@ -109,6 +115,8 @@ class Flow:
             self.uses[o] += 1
         self._pred_sets: dict[int, frozenset[int]] = {}
         self._tin, self._size = _preorder(self.idom)
+        #: edges the region walks may still scan (see :data:`WALK_BUDGET_MIN`)
+        self.walk_budget = max(WALK_BUDGET_MIN, WALK_BUDGET_PER_NODE * len(self.names))
 
     # -- basic facts ---------------------------------------------------------------------
     def __len__(self) -> int:
@@ -178,51 +186,76 @@ class Flow:
 
     def region(self, fork: int, targets: Iterable[int], limit: int) -> list[int] | None:
         """Nodes strictly between ``fork`` and ``targets`` (descendants of fork, ancestors of a target
-        or a target itself), sorted; None when more than ``limit`` nodes would be visited."""
+        or a target itself), sorted; None when more than ``limit`` nodes would be visited, or when the
+        analysis's walks have spent their budget (:data:`WALK_BUDGET_MIN`)."""
         targets = [t for t in targets if t != fork]
         if not targets:
             return []
+        budget = self.walk_budget
+        if budget <= 0:
+            return None
         top = max(targets)
+        succs, preds = self.succs, self.preds
         # Forward: descendants of fork up to the last target.
         below = {fork}
         todo = [fork]
         while todo:
             v = todo.pop()
-            for c in self.succs[v]:
+            budget -= len(succs[v])
+            for c in succs[v]:
                 if c <= top and c not in below:
                     below.add(c)
                     if len(below) > limit:
+                        self.walk_budget = budget
                         return None
                     todo.append(c)
+            if budget < 0:
+                self.walk_budget = 0
+                return None
         # Backward from the targets, within the descendants.
         found: set[int] = set()
         todo = [t for t in targets if t in below]
         found.update(todo)
         while todo:
             v = todo.pop()
-            for p in self.preds[v]:
+            budget -= len(preds[v])
+            for p in preds[v]:
                 if p != fork and p in below and p not in found:
                     found.add(p)
                     todo.append(p)
+            if budget < 0:
+                self.walk_budget = 0
+                return None
+        self.walk_budget = budget
         return sorted(found)
 
     def dominated_region(self, fork: int, targets: Iterable[int], limit: int) -> list[int] | None:
         """Like :meth:`region` when ``fork`` dominates every target: a backward walk that stays
-        among nodes ``fork`` dominates. None when the region has more than ``limit`` nodes."""
+        among nodes ``fork`` dominates. None when the region has more than ``limit`` nodes, or when
+        the walks' budget is spent."""
         found: set[int] = set()
         todo = []
         for t in targets:
             if t != fork and t not in found:
                 found.add(t)
                 todo.append(t)
+        budget = self.walk_budget
+        if budget <= 0:
+            return None
         while todo:
             v = todo.pop()
+            budget -= len(self.preds[v])
             for p in self.preds[v]:
                 if p != fork and p not in found and self.dominates(fork, p):
                     found.add(p)
                     if len(found) > limit:
+                        self.walk_budget = budget
                         return None
                     todo.append(p)
+            if budget < 0:
+                self.walk_budget = 0
+                return None
+        self.walk_budget = budget
         return sorted(found)
 
 
