@@ -31,6 +31,8 @@ class Limits:
 
     #: nodes and block instances a spec may expand to (after blocks, ``repeat`` and recursion)
     max_nodes: int = 10_000
+    #: connections: every node's inputs, summed (a join reading all earlier nodes makes O(n^2))
+    max_edges: int = 250_000
     #: one node's ``repeat`` count
     max_repeat: int = 10_000
     #: block instances nested inside each other
@@ -79,6 +81,7 @@ class Limits:
 
 LIMIT_INFO: dict[str, LimitInfo] = {
     "max_nodes": LimitInfo("nodes and block instances", "--max-nodes", "ARCHC_MAX_NODES"),
+    "max_edges": LimitInfo("connections (node inputs in all)", "--max-edges", "ARCHC_MAX_EDGES"),
     "max_repeat": LimitInfo("repetitions", "--max-repeat", "ARCHC_MAX_REPEAT"),
     "max_block_depth": LimitInfo("nested block levels", "--max-block-depth", "ARCHC_MAX_BLOCK_DEPTH"),
     "max_tensor_elements": LimitInfo("elements per tensor", "--max-tensor-elements",

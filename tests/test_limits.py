@@ -152,6 +152,16 @@ def test_huge_repeat_is_refused_before_expanding():
         "(raise it with --max-repeat N or ARCHC_MAX_REPEAT=N)"]
 
 
+def test_a_node_reading_every_earlier_repetition_stops_at_the_connection_limit():
+    # 60 bytes, n^2 / 2 connections: 2,000 repetitions would be 2 million
+    text = 'inputs: {x: [N, 4]}\nnodes:\n  - {name: l, op: add, repeat: 2000, in: [x, x, "l[*]"]}\n'
+    assert errors(text, Limits(max_edges=5_000)) == [
+        "m.yaml:3:42: error: node 'l.98': the spec's nodes read too many inputs in all (a node reading every "
+        "earlier repetition, 'NAME[*]'?): over the limit of 5,000 connections (node inputs in all) (raise it "
+        "with --max-edges N or ARCHC_MAX_EDGES=N)"]
+    assert len(loads_spec(text.replace("2000", "90"), "m.yaml", limits=Limits(max_edges=5_000))) == 91
+
+
 def test_block_depth_limit():
     text = RECURSIVE.replace("repeat: 2, ", "")
     assert "over the limit of 8 nested block levels (raise it with --max-block-depth N" in \

@@ -33,6 +33,7 @@ class ExpansionBudget:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.nodes = 0
+        self.edges = 0
         self.params = 0
 
     def add_node(self) -> str | None:
@@ -41,6 +42,16 @@ class ExpansionBudget:
         if self.nodes > self.limits.max_nodes:
             return self.limits.exceeded("max_nodes", "the spec expands to too many nodes (a large 'repeat' "
                                         "or a block that instantiates itself?)")
+        return None
+
+    def add_edges(self, count: int) -> str | None:
+        """Count a node's inputs; a message once the connections are too many. Nodes alone do not
+        bound the graph: a node reading every earlier one (``in: [x, "l[*]"]`` repeated) makes
+        n^2 / 2 connections from n nodes, and the analyses' work grows with them."""
+        self.edges += count
+        if self.edges > self.limits.max_edges:
+            return self.limits.exceeded("max_edges", "the spec's nodes read too many inputs in all (a node "
+                                        "reading every earlier repetition, 'NAME[*]'?)")
         return None
 
     def check_repeat(self, count: int) -> str | None:

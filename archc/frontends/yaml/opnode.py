@@ -60,6 +60,8 @@ def _check_inputs(ctx: Elaboration, op: OpDef, call: Instantiation, scope: Scope
         raise Abort()
     if any(v is POISON for v in inputs):
         raise Abort()
+    ctx.fatal(ctx.budget.add_edges(len(inputs)), fields.where("in") if "in" in fields else fields.location,
+              call.path)
     if call.path in ctx.graph:
         ctx.error(f"two nodes are named '{call.path}' (inline blocks and their repetitions add no name "
                   "level: number them in a sequential block, or give the nodes distinct names)",
