@@ -266,6 +266,9 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "parameter": [("layer_scale", "inputs: {x: [N, 3, 4]}\nnodes:\n  - {name: g, op: parameter, shape: [4], init: ones}\n"
                    "  - {op: mul, in: [x, g]}")],
     "channel_shuffle": [("ShuffleNet's", "inputs: {x: [N, 6, 3, 5]}\nnodes: [{op: channel_shuffle, groups: 3}]")],
+    "pixel_shuffle": [("ESPCN's", "inputs: {x: [N, 18, 3, 2]}\nnodes: [{op: pixel_shuffle, upscale_factor: 3}]")],
+    "pixel_unshuffle": [("space to depth", "inputs: {x: [N, 3, 4, 6]}\n"
+                         "nodes: [{op: pixel_unshuffle, downscale_factor: 2}]")],
     "roll": [("two dims", "inputs: {x: [N, 6, 5, 3]}\nnodes: [{op: roll, shifts: [-2, 3], dims: [1, 2]}]"),
              ("whole turn and more", "inputs: {x: [N, 4, 5]}\nnodes: [{op: roll, shifts: [4, 7], dims: [1, -1]}]"),
              ("symbolic dim", "inputs: {x: [N, S, 3]}\nnodes: [{op: roll, shifts: 2, dims: 1}]")],

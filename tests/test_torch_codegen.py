@@ -359,6 +359,8 @@ _MODULE_FORMS = [
     ("adaptive_maxpool", ", output_size: 2", [2, 3, 9, 9], "AdaptiveMaxPool2d"),
     ("flatten", ", start_dim: 1, end_dim: 2", [2, 3, 4, 5], "Flatten"),
     ("permute", ", perm: [0, 2, 3, 1]", [2, 3, 4, 5], "Permute"),
+    ("pixel_shuffle", ", upscale_factor: 2", [2, 8, 3, 5], "PixelShuffle"),
+    ("pixel_unshuffle", ", downscale_factor: 2", [2, 3, 4, 6], "PixelUnshuffle"),
 ]
 
 

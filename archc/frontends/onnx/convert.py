@@ -607,6 +607,16 @@ def transpose(im: "Importer", node: onnx.NodeProto):
     return im.emit(node, "permute", {"perm": perm}, [x])
 
 
+@converts("DepthToSpace", pure=True)
+def depth_to_space(im: "Importer", node: onnx.NodeProto):
+    """Mode CRD is ``nn.PixelShuffle`` exactly (both torch exporters write it so); the default DCR
+    takes the sub-pixels from channels C apart, another permutation: kept as the ONNX node it is."""
+    a = im.attrs(node)
+    if a.get("mode", "DCR") != "CRD":
+        return None
+    return im.emit(node, "pixel_shuffle", {"upscale_factor": int(a["blocksize"])}, [im.tensor(node.input[0])])
+
+
 @converts("Concat", pure=True)
 def concat(im: "Importer", node: onnx.NodeProto):
     if not all(im.is_tensor(n) for n in node.input):
