@@ -263,6 +263,8 @@ CASES: dict[str, list[tuple[str, str]]] = {
                   "nodes: [{op: scale, factor: 8.0}, {op: softplus, beta: 2, threshold: 4}]")],
     "elu": [("alpha", "inputs: {x: [N, 3, 4]}\nnodes: [{op: elu, alpha: 0.5}]")],
     "mish": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: scale, factor: 4.0}, {op: mish}]")],
+    "glu": [("channels", "inputs: {x: [N, 6, 5]}\nnodes: [{op: glu, dim: 1}]"),
+            ("last", "inputs: {x: [N, 3, 4]}\nnodes: [{op: glu}]")],
     "parameter": [("layer_scale", "inputs: {x: [N, 3, 4]}\nnodes:\n  - {name: g, op: parameter, shape: [4], init: ones}\n"
                    "  - {op: mul, in: [x, g]}")],
     "channel_shuffle": [("ShuffleNet's", "inputs: {x: [N, 6, 3, 5]}\nnodes: [{op: channel_shuffle, groups: 3}]")],

@@ -361,6 +361,7 @@ _MODULE_FORMS = [
     ("permute", ", perm: [0, 2, 3, 1]", [2, 3, 4, 5], "Permute"),
     ("pixel_shuffle", ", upscale_factor: 2", [2, 8, 3, 5], "PixelShuffle"),
     ("pixel_unshuffle", ", downscale_factor: 2", [2, 3, 4, 6], "PixelUnshuffle"),
+    ("glu", ", dim: 1", [2, 6, 5], "GLU"),
 ]
 
 
