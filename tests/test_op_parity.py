@@ -147,6 +147,10 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("axis0", "inputs: {x: [2, 3], y: [4, 3]}\nnodes: [{op: concat, in: [x, y], axis: 0}]"),
         ("one", "inputs: {x: [N, 3]}\nnodes: [{op: concat, in: [x]}]"),
     ],
+    "stack": [
+        ("new_middle_dim", "inputs: {x: [N, 3, 4], y: [N, 3, 4]}\nnodes: [{op: stack, in: [x, y], dim: 1}]"),
+        ("three_last", "inputs: {x: [N, 3], y: [N, 3], z: [N, 3]}\nnodes: [{op: stack, in: [x, y, z], dim: -1}]"),
+    ],
     "identity": [("basic", "inputs: {x: [N, 3]}\nnodes: [{op: identity}, {op: relu}]")],
     "dropout": [("eval_identity", "inputs: {x: [N, 3, 4]}\nnodes: [{op: dropout, p: 0.3}]")],
     "gelu": [
