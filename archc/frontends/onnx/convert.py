@@ -458,6 +458,22 @@ def reduce_mean(im: "Importer", node: onnx.NodeProto):
     return im.emit(node, "mean", {"dims": [int(v) for v in axes], "keepdim": bool(a.get("keepdims", 1))}, [x])
 
 
+@converts("ReduceSum")
+def reduce_sum(im: "Importer", node: onnx.NodeProto):
+    """ReduceSum over known axes is ``sum`` (an int32 one, which ONNX sums to int32 and torch to int64,
+    fails the type check and stays the ONNX node it is)."""
+    a = im.attrs(node)
+    x = im.tensor(node.input[0])
+    axes = _operand_ints(im, node, 1, "axes")
+    if not axes:
+        if a.get("noop_with_empty_axes", 0):
+            return [x]
+        axes = list(range(im.itype(x).rank))
+    if not axes or any(isinstance(v, str) for v in axes):
+        return None  # a scalar's sum (no dims to name), or axes known only symbolically
+    return im.emit(node, "sum", {"dims": [int(v) for v in axes], "keepdim": bool(a.get("keepdims", 1))}, [x])
+
+
 # -- data movement -----------------------------------------------------------------------
 
 def _reshape_like(im: "Importer", node: onnx.NodeProto, x: Value, desired: list[Dim | None],
