@@ -549,6 +549,23 @@ def test_torchscript(resnet18):
         torch.testing.assert_close(scripted(x), resnet18(x))
 
 
+def test_the_sub_pixel_glu_stack_and_sum_ops_script_trace_and_export():
+    # issue 13's ops in one chain: F.pixel_shuffle / F.pixel_unshuffle, F.glu, torch.stack, Tensor.sum
+    graph = loads_spec("name: chain\ninputs: {x: [N, 8, 4, 6]}\nnodes:\n"
+                       "  - {op: pixel_shuffle, upscale_factor: 2}\n  - {op: pixel_unshuffle, downscale_factor: 2}\n"
+                       "  - {name: gated, op: glu, dim: 1}\n  - {op: stack, in: [gated, gated], dim: -1}\n"
+                       "  - {op: sum, dims: [1, -1], keepdim: true}")
+    module = build_module(graph).eval()
+    x = torch.randn(3, 8, 4, 6)
+    with torch.no_grad():
+        want = module(x)
+        torch.testing.assert_close(torch.jit.script(module)(x), want)
+        torch.testing.assert_close(torch.fx.symbolic_trace(module)(x), want)
+        batch = torch.export.Dim("batch", min=2, max=64)
+        exported = torch.export.export(module, (torch.randn(2, 8, 4, 6),), dynamic_shapes={"x": {0: batch}})
+        torch.testing.assert_close(exported.module()(x), want)
+
+
 def test_torchscript_variadic_blocks():
     # DenseNet's layers take their inputs as one list, passed whole (torch.cat(features, dim=1))
     graph = load_spec(ROOT / "specs/densenet121.yaml", overrides={"image_size": 32})
