@@ -147,6 +147,10 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("axis0", "inputs: {x: [2, 3], y: [4, 3]}\nnodes: [{op: concat, in: [x, y], axis: 0}]"),
         ("one", "inputs: {x: [N, 3]}\nnodes: [{op: concat, in: [x]}]"),
     ],
+    "stack": [
+        ("new_middle_dim", "inputs: {x: [N, 3, 4], y: [N, 3, 4]}\nnodes: [{op: stack, in: [x, y], dim: 1}]"),
+        ("three_last", "inputs: {x: [N, 3], y: [N, 3], z: [N, 3]}\nnodes: [{op: stack, in: [x, y, z], dim: -1}]"),
+    ],
     "identity": [("basic", "inputs: {x: [N, 3]}\nnodes: [{op: identity}, {op: relu}]")],
     "dropout": [("eval_identity", "inputs: {x: [N, 3, 4]}\nnodes: [{op: dropout, p: 0.3}]")],
     "gelu": [
@@ -239,6 +243,10 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("keepdim", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: mean, dims: [2, 3], keepdim: true}]"),
         ("tokens", "inputs: {x: [N, 6, 4]}\nnodes: [{op: mean, dims: 1}]"),
     ],
+    "sum": [
+        ("keepdim", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: sum, dims: [2, -1], keepdim: true}]"),
+        ("int32_to_int64", "inputs: {x: {shape: [N, 6, 4], dtype: int32}}\nnodes: [{op: reduce_sum, dims: 1}]"),
+    ],
     "matmul": [
         ("batched", "inputs: {x: [N, 3, 4], y: [N, 4, 5]}\nnodes: [{op: matmul, in: [x, y]}]"),
         ("broadcast", "inputs: {x: [N, 2, 3, 4], y: [4, 2]}\nnodes: [{op: matmul, in: [x, y]}]"),
@@ -263,9 +271,14 @@ CASES: dict[str, list[tuple[str, str]]] = {
                   "nodes: [{op: scale, factor: 8.0}, {op: softplus, beta: 2, threshold: 4}]")],
     "elu": [("alpha", "inputs: {x: [N, 3, 4]}\nnodes: [{op: elu, alpha: 0.5}]")],
     "mish": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: scale, factor: 4.0}, {op: mish}]")],
+    "glu": [("channels", "inputs: {x: [N, 6, 5]}\nnodes: [{op: glu, dim: 1}]"),
+            ("last", "inputs: {x: [N, 3, 4]}\nnodes: [{op: glu}]")],
     "parameter": [("layer_scale", "inputs: {x: [N, 3, 4]}\nnodes:\n  - {name: g, op: parameter, shape: [4], init: ones}\n"
                    "  - {op: mul, in: [x, g]}")],
     "channel_shuffle": [("ShuffleNet's", "inputs: {x: [N, 6, 3, 5]}\nnodes: [{op: channel_shuffle, groups: 3}]")],
+    "pixel_shuffle": [("ESPCN's", "inputs: {x: [N, 18, 3, 2]}\nnodes: [{op: pixel_shuffle, upscale_factor: 3}]")],
+    "pixel_unshuffle": [("space to depth", "inputs: {x: [N, 3, 4, 6]}\n"
+                         "nodes: [{op: pixel_unshuffle, downscale_factor: 2}]")],
     "roll": [("two dims", "inputs: {x: [N, 6, 5, 3]}\nnodes: [{op: roll, shifts: [-2, 3], dims: [1, 2]}]"),
              ("whole turn and more", "inputs: {x: [N, 4, 5]}\nnodes: [{op: roll, shifts: [4, 7], dims: [1, -1]}]"),
              ("symbolic dim", "inputs: {x: [N, S, 3]}\nnodes: [{op: roll, shifts: 2, dims: 1}]")],

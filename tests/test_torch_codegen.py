@@ -359,6 +359,9 @@ _MODULE_FORMS = [
     ("adaptive_maxpool", ", output_size: 2", [2, 3, 9, 9], "AdaptiveMaxPool2d"),
     ("flatten", ", start_dim: 1, end_dim: 2", [2, 3, 4, 5], "Flatten"),
     ("permute", ", perm: [0, 2, 3, 1]", [2, 3, 4, 5], "Permute"),
+    ("pixel_shuffle", ", upscale_factor: 2", [2, 8, 3, 5], "PixelShuffle"),
+    ("pixel_unshuffle", ", downscale_factor: 2", [2, 3, 4, 6], "PixelUnshuffle"),
+    ("glu", ", dim: 1", [2, 6, 5], "GLU"),
 ]
 
 
@@ -544,6 +547,23 @@ def test_torchscript(resnet18):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), resnet18(x))
+
+
+def test_the_sub_pixel_glu_stack_and_sum_ops_script_trace_and_export():
+    # issue 13's ops in one chain: F.pixel_shuffle / F.pixel_unshuffle, F.glu, torch.stack, Tensor.sum
+    graph = loads_spec("name: chain\ninputs: {x: [N, 8, 4, 6]}\nnodes:\n"
+                       "  - {op: pixel_shuffle, upscale_factor: 2}\n  - {op: pixel_unshuffle, downscale_factor: 2}\n"
+                       "  - {name: gated, op: glu, dim: 1}\n  - {op: stack, in: [gated, gated], dim: -1}\n"
+                       "  - {op: sum, dims: [1, -1], keepdim: true}")
+    module = build_module(graph).eval()
+    x = torch.randn(3, 8, 4, 6)
+    with torch.no_grad():
+        want = module(x)
+        torch.testing.assert_close(torch.jit.script(module)(x), want)
+        torch.testing.assert_close(torch.fx.symbolic_trace(module)(x), want)
+        batch = torch.export.Dim("batch", min=2, max=64)
+        exported = torch.export.export(module, (torch.randn(2, 8, 4, 6),), dynamic_shapes={"x": {0: batch}})
+        torch.testing.assert_close(exported.module()(x), want)
 
 
 def test_torchscript_variadic_blocks():
@@ -864,14 +884,14 @@ blocks:
     nodes:
       - {name: self_attention_module, op: multi_head_attention, num_heads: 2, in: [x, x, x]}
       - {name: add, op: add, in: [x, self_attention_module]}
-  stack:
+  tied_stack:
     params: {tied: 16}
     nodes:
       - {name: transformer_layers, block: encoder_layer, repeat: layers, tie: transformer_layers.0}
       - {name: head, op: linear, out_features: tied}
 nodes:
-  - {name: encoder, block: stack, tied: 12}
-  - {name: second, block: stack, tied: 10}
+  - {name: encoder, block: tied_stack, tied: 12}
+  - {name: second, block: tied_stack, tied: 10}
 """
 
 
@@ -880,7 +900,7 @@ def test_a_tie_too_long_for_a_line_reads_its_tensor_into_a_local_first(tmp_path)
     # 88 characters, which ruff splits inside a subscript; the local is named apart from the argument `tied`
     graph = loads_spec(DEEP_TIES)
     source = generate_source(graph)
-    stack = ast.get_source_segment(source, _classes(source)["Stack"])
+    stack = ast.get_source_segment(source, _classes(source)["TiedStack"])
     assert "        tied_1 = self.transformer_layers[0].self_attention_module.out_proj.weight\n" \
            "        self.transformer_layers[1].self_attention_module.out_proj.weight = tied_1\n" in stack, stack
     path = tmp_path / "deep_ties.py"

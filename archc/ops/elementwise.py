@@ -147,16 +147,9 @@ class Scale(OpDef):
         return emit.add_node("Mul", [inputs[0], factor])
 
 
-@register
-class Mean(OpDef):
-    name = "mean"
-    aliases = ("reduce_mean",)
-    doc = "Mean over the given dims (e.g. over tokens), optionally keeping them as size 1."
-    attrs = {
-        "dims": Attr("ints", doc="the dim or dims to average over (negative counts from the end)"),
-        "keepdim": Attr("bool", False, doc="keep the reduced dims with size 1"),
-    }
-    role = "pool"
+class Reduction(OpDef):
+    """A reduction over the dims in ``dims`` (negative count from the end), which ``keepdim`` keeps
+    with size 1: the attributes and the output shape that ``mean`` and ``sum`` share."""
 
     def _dims(self, node, x) -> tuple[int, ...]:
         raw = node.attrs["dims"]
@@ -166,16 +159,30 @@ class Mean(OpDef):
             raise ShapeError(f"dims {list(raw)} name the same dim twice")
         return dims
 
+    def reduced_shape(self, node, x) -> tuple:
+        """The shape of ``x`` reduced over the node's dims."""
+        dims = self._dims(node, x)
+        if node.attrs["keepdim"]:
+            return tuple(1 if i in dims else d for i, d in enumerate(x.shape))
+        return tuple(d for i, d in enumerate(x.shape) if i not in dims)
+
+
+@register
+class Mean(Reduction):
+    name = "mean"
+    aliases = ("reduce_mean",)
+    doc = "Mean over the given dims (e.g. over tokens), optionally keeping them as size 1."
+    attrs = {
+        "dims": Attr("ints", doc="the dim or dims to average over (negative counts from the end)"),
+        "keepdim": Attr("bool", False, doc="keep the reduced dims with size 1"),
+    }
+    role = "pool"
+
     def infer(self, node, ins):
         x = ins[0]
         if not x.dtype.startswith("float"):
             raise ShapeError(f"mean expects a floating-point input, got {x.dtype} {x}")
-        dims = self._dims(node, x)
-        if node.attrs["keepdim"]:
-            shape = [1 if i in dims else d for i, d in enumerate(x.shape)]
-        else:
-            shape = [d for i, d in enumerate(x.shape) if i not in dims]
-        return [x.with_shape(tuple(shape))]
+        return [x.with_shape(self.reduced_shape(node, x))]
 
     def torch_forward(self, node, ins, args, module):
         dims = self._dims(node, ins[0])

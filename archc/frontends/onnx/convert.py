@@ -458,6 +458,22 @@ def reduce_mean(im: "Importer", node: onnx.NodeProto):
     return im.emit(node, "mean", {"dims": [int(v) for v in axes], "keepdim": bool(a.get("keepdims", 1))}, [x])
 
 
+@converts("ReduceSum")
+def reduce_sum(im: "Importer", node: onnx.NodeProto):
+    """ReduceSum over known axes is ``sum`` (an int32 one, which ONNX sums to int32 and torch to int64,
+    fails the type check and stays the ONNX node it is)."""
+    a = im.attrs(node)
+    x = im.tensor(node.input[0])
+    axes = _operand_ints(im, node, 1, "axes")
+    if not axes:
+        if a.get("noop_with_empty_axes", 0):
+            return [x]
+        axes = list(range(im.itype(x).rank))
+    if not axes or any(isinstance(v, str) for v in axes):
+        return None  # a scalar's sum (no dims to name), or axes known only symbolically
+    return im.emit(node, "sum", {"dims": [int(v) for v in axes], "keepdim": bool(a.get("keepdims", 1))}, [x])
+
+
 # -- data movement -----------------------------------------------------------------------
 
 def _reshape_like(im: "Importer", node: onnx.NodeProto, x: Value, desired: list[Dim | None],
@@ -605,6 +621,16 @@ def transpose(im: "Importer", node: onnx.NodeProto):
     if perm == list(range(rank)):
         return [x]
     return im.emit(node, "permute", {"perm": perm}, [x])
+
+
+@converts("DepthToSpace", pure=True)
+def depth_to_space(im: "Importer", node: onnx.NodeProto):
+    """Mode CRD is ``nn.PixelShuffle`` exactly (both torch exporters write it so); the default DCR
+    takes the sub-pixels from channels C apart, another permutation: kept as the ONNX node it is."""
+    a = im.attrs(node)
+    if a.get("mode", "DCR") != "CRD":
+        return None
+    return im.emit(node, "pixel_shuffle", {"upscale_factor": int(a["blocksize"])}, [im.tensor(node.input[0])])
 
 
 @converts("Concat", pure=True)
