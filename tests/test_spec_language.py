@@ -530,3 +530,23 @@ nodes:
   - {op: permute, perm: [0, 2, 1]}
 """)
     assert [n.name for n in g.nodes()] == ["x", "permute", "permute_1", "permute_2"]
+
+
+def test_a_block_may_share_an_ops_name():
+    """A spec's own block names are its namespace: an op added to archc later (stack, sum, glu) must
+    not break a spec that named a block so. `block:` names the block, `op:` the op."""
+    graph = loads_spec("""
+name: shadow
+inputs: {x: [N, 4]}
+blocks:
+  stack:
+    nodes:
+      - {name: fc, op: linear, out_features: 4}
+      - {name: act, op: relu}
+nodes:
+  - {name: blocks, block: stack, repeat: 2}
+  - {name: together, op: stack, in: [x, blocks], dim: 1}
+""")
+    assert [n.op for n in graph.nodes() if n.name.startswith("blocks.")] == ["linear", "relu"] * 2
+    assert graph.node("together").op == "stack"
+    assert graph.type_of(Value("together")).shape == ("N", 2, 4)

@@ -884,14 +884,14 @@ blocks:
     nodes:
       - {name: self_attention_module, op: multi_head_attention, num_heads: 2, in: [x, x, x]}
       - {name: add, op: add, in: [x, self_attention_module]}
-  tied_stack:
+  stack:
     params: {tied: 16}
     nodes:
       - {name: transformer_layers, block: encoder_layer, repeat: layers, tie: transformer_layers.0}
       - {name: head, op: linear, out_features: tied}
 nodes:
-  - {name: encoder, block: tied_stack, tied: 12}
-  - {name: second, block: tied_stack, tied: 10}
+  - {name: encoder, block: stack, tied: 12}
+  - {name: second, block: stack, tied: 10}
 """
 
 
@@ -900,7 +900,7 @@ def test_a_tie_too_long_for_a_line_reads_its_tensor_into_a_local_first(tmp_path)
     # 88 characters, which ruff splits inside a subscript; the local is named apart from the argument `tied`
     graph = loads_spec(DEEP_TIES)
     source = generate_source(graph)
-    stack = ast.get_source_segment(source, _classes(source)["TiedStack"])
+    stack = ast.get_source_segment(source, _classes(source)["Stack"])
     assert "        tied_1 = self.transformer_layers[0].self_attention_module.out_proj.weight\n" \
            "        self.transformer_layers[1].self_attention_module.out_proj.weight = tied_1\n" in stack, stack
     path = tmp_path / "deep_ties.py"

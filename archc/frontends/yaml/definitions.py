@@ -15,7 +15,6 @@ from archc.frontends.yaml.functions import define_functions
 from archc.frontends.yaml.includes import read_includes
 from archc.frontends.yaml.params import check_declared
 from archc.frontends.yaml.source import SMap
-from archc.ops import registry
 
 
 def collect_definitions(ctx: Elaboration, doc: SMap) -> None:
@@ -46,8 +45,6 @@ def _blocks(ctx: Elaboration, doc: SMap) -> None:
             ctx.error(f"block '{bname}' must be a mapping with 'nodes'", blocks.where(bname))
             continue
         ctx.check_keys(bdef, schema.BLOCK_KEYS, f"in block '{bname}'")
-        if registry.get(bname) is not None:
-            ctx.error(f"block '{bname}' has the name of an op; choose another name", blocks.where_key(bname))
         if bname in ctx.blocks:
             first = ctx.blocks[bname].location
             ctx.error(f"block '{bname}' is defined twice (first at {first})", blocks.where_key(bname))
