@@ -65,6 +65,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("features", "inputs: {x: [N, 6]}\nnodes: [{op: batchnorm, eps: 0.001}]"),
         ("1d", "inputs: {x: [N, 4, 7]}\nnodes: [{op: batchnorm1d, momentum: 0.3}]"),
         ("3d_volumes", "inputs: {x: [N, 3, 4, 2, 5]}\nnodes: [{op: batchnorm}]"),
+        ("no_affine", "inputs: {x: [N, 3, 5, 4]}\nnodes: [{op: relu}, {op: batchnorm, affine: false}]"),
     ],
     "layernorm": [
         ("last", "inputs: {x: [N, 4, 6]}\nnodes: [{op: layernorm}]"),

@@ -9,11 +9,13 @@ from archc.ops.registry import register
 @register
 class BatchNorm(OpDef):
     name = "batchnorm"
-    always_learned = True  # weight, bias and running statistics whatever the sizes
+    always_learned = True  # running statistics whatever the sizes and attributes
     aliases = ("batchnorm1d", "batchnorm2d")
     doc = "Batch normalisation over channel dim 1 of (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)."
     inferred = {"num_features": "the input's channels (dim 1)"}
-    attrs = {"eps": Attr("float", 1e-5, min=0), "momentum": Attr("float", 0.1, min=0, max=1)}
+    attrs = {"eps": Attr("float", 1e-5, min=0), "momentum": Attr("float", 0.1, min=0, max=1),
+             "affine": Attr("bool", True, doc="learn a per-channel weight and bias (false: running "
+                                              "statistics only, as nn.BatchNorm2d(C, affine=False))")}
     role = "norm"
     feature_axis = 1
 
@@ -25,9 +27,9 @@ class BatchNorm(OpDef):
 
     def params(self, node, ins):
         c = ins[0].shape[1]
+        affine = {"weight": ParamSpec((c,), "ones"), "bias": ParamSpec((c,), "zeros")}
         return {
-            "weight": ParamSpec((c,), "ones"),
-            "bias": ParamSpec((c,), "zeros"),
+            **(affine if node.attrs["affine"] else {}),
             "running_mean": ParamSpec((c,), "zeros", buffer=True),
             "running_var": ParamSpec((c,), "ones", buffer=True),
             # Checkpoints written before PyTorch 0.4.1 (torchvision's ResNet weights) lack it.
@@ -37,20 +39,42 @@ class BatchNorm(OpDef):
     def torch_module(self, node, ins):
         dim = max(ins[0].rank - 2, 1)  # BatchNorm1d takes (N, C) and (N, C, L)
         a = node.attrs
-        return f"nn.BatchNorm{dim}d({ins[0].shape[1]}, eps={py(a['eps'])}, momentum={py(a['momentum'])})"
+        affine = "" if a["affine"] else ", affine=False"
+        return f"nn.BatchNorm{dim}d({ins[0].shape[1]}, eps={py(a['eps'])}, momentum={py(a['momentum'])}{affine})"
 
     def affine_params(self, node, weights):
-        # In eval mode: y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel.
+        # In eval mode: y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel (gamma 1 and
+        # beta 0 without affine).
         import numpy as np
 
-        scale = weights["weight"].astype(np.float64) / np.sqrt(
-            weights["running_var"].astype(np.float64) + node.attrs["eps"])
-        return scale, weights["bias"].astype(np.float64) - weights["running_mean"].astype(np.float64) * scale
+        scale = 1.0 / np.sqrt(weights["running_var"].astype(np.float64) + node.attrs["eps"])
+        if node.attrs["affine"]:
+            scale = weights["weight"].astype(np.float64) * scale
+        shift = -weights["running_mean"].astype(np.float64) * scale
+        if node.attrs["affine"]:
+            shift = shift + weights["bias"].astype(np.float64)
+        return scale, shift
 
     def onnx(self, emit, node, inputs, ins):
-        args = [inputs[0]] + [emit.param(p) for p in ("weight", "bias", "running_mean", "running_var")]
+        import numpy as np
+
+        if node.attrs["affine"]:
+            affine = [emit.param("weight"), emit.param("bias")]
+        else:  # BatchNormalization needs a scale and bias: literals (Constant nodes), no initializers,
+            # which importers (archc's included) would read as learned parameters
+            affine = [constant_node(emit, np.full(ins[0].shape[1], value, dtype=ins[0].dtype))
+                      for value in (1, 0)]
+        args = [inputs[0], *affine, emit.param("running_mean"), emit.param("running_var")]
         return emit.add_node("BatchNormalization", args, epsilon=float(node.attrs["eps"]),
                              momentum=1.0 - float(node.attrs["momentum"]))
+
+
+def constant_node(emit, array: "np.ndarray") -> str:
+    """A ``Constant`` node holding ``array``: a literal of the graph, not an initializer (which
+    readers of the ONNX file, archc's importer among them, take for a learned parameter)."""
+    from onnx import numpy_helper
+
+    return emit.add_node("Constant", [], value=numpy_helper.from_array(array))[0]
 
 
 @register

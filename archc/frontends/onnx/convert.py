@@ -210,7 +210,13 @@ def gather(im: "Importer", node: onnx.NodeProto):
 
 # -- normalisation -----------------------------------------------------------------------
 
-@converts("BatchNormalization", pure=True)
+def _learned_affine(im: "Importer", node: onnx.NodeProto) -> bool:
+    """Whether a BatchNormalization's scale and bias are both learned parameters: then it is an affine
+    batchnorm whatever their values, and its conversion depends on its kind only."""
+    return all(im.trainable(name) for name in node.input[1:3])
+
+
+@converts("BatchNormalization", pure=_learned_affine)
 def batchnorm(im: "Importer", node: onnx.NodeProto):
     a = im.attrs(node)
     if a.get("training_mode", 0):
@@ -221,8 +227,13 @@ def batchnorm(im: "Importer", node: onnx.NodeProto):
     scale, bias, mean, var = params
     # ONNX's momentum weighs the running statistic, PyTorch's the new batch.
     attrs = {"eps": float(a.get("epsilon", 1e-5)), "momentum": round(1.0 - float(a.get("momentum", 0.9)), 7)}
-    weights = {"weight": scale, "bias": bias, "running_mean": mean, "running_var": var,
-               "num_batches_tracked": np.array(0, dtype=np.int64)}
+    stats = {"running_mean": mean, "running_var": var, "num_batches_tracked": np.array(0, dtype=np.int64)}
+    # nn.BatchNorm2d(C, affine=False) is exported with literal ones and zeros for the scale and bias
+    # (Constant nodes; dynamo: initializers its graph signature does not list as parameters). A
+    # learned scale of ones (a freshly initialised affine batchnorm) stays a learned parameter.
+    if not _learned_affine(im, node) and np.all(scale == 1) and not np.any(bias):
+        return im.emit(node, "batchnorm", {**attrs, "affine": False}, [im.tensor(node.input[0])], stats)[:1]
+    weights = {"weight": scale, "bias": bias, **stats}
     return im.emit(node, "batchnorm", attrs, [im.tensor(node.input[0])], weights)[:1]
 
 
