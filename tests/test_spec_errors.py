@@ -21,7 +21,7 @@ def errors(text: str, **kw) -> list[str]:
     # unknown attribute, with a suggestion and the attributes the op has
     ("  - {name: c, op: conv, out_channel: 4, kernel_size: 3}\n",
      "m.yaml:3:25: error: node 'c': op 'conv' has no attribute 'out_channel'; it has: out_channels, kernel_size, "
-     "stride, padding, dilation, groups, bias (did you mean 'out_channels'?)"),
+     "stride, padding, dilation, groups, bias, weight_norm (did you mean 'out_channels'?)"),
     # PyTorch's word for an attribute the op spells otherwise (found transcribing GPT-2's softmax)
     ("  - {name: s, op: softmax, dim: 1}\n",
      "m.yaml:3:28: error: node 's': op 'softmax' has no attribute 'dim'; it has: axis (op 'softmax' calls it "

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 MAGNITUDE = "parametrizations.weight.original0"
 DIRECTION = "parametrizations.weight.original1"
 
-WEIGHT_NORM = Attr("bool", False, doc="weight normalisation of the weight (nn.utils.parametrizations.weight_norm, "
-                                      "dim 0): learn its magnitude and direction")
+WEIGHT_NORM = Attr("bool", False, doc="learn the weight as g * v / ||v|| per unit "
+                                      "(nn.utils.parametrizations.weight_norm, dim 0)")
 
 
 def layer_params(node: "Node", weight: ParamSpec, bias: ParamSpec | None) -> dict[str, ParamSpec]:
