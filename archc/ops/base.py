@@ -235,7 +235,8 @@ class OnnxEmitter(Protocol):
     def add_node(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int = 1,
                  **attrs: Any) -> list[str]: ...
     def param(self, name: str) -> str: ...            # initializer holding this node's parameter
-    def const(self, array: "np.ndarray", hint: str = "const") -> str: ...
+    def const(self, array: "np.ndarray", hint: str = "const") -> str: ...  # an initializer
+    def literal(self, array: "np.ndarray", hint: str = "literal") -> str: ...  # a Constant node
     def output_names(self) -> list[str]: ...          # names of the current node's outputs
 
 

@@ -60,21 +60,12 @@ class BatchNorm(OpDef):
 
         if node.attrs["affine"]:
             affine = [emit.param("weight"), emit.param("bias")]
-        else:  # BatchNormalization needs a scale and bias: literals (Constant nodes), no initializers,
-            # which importers (archc's included) would read as learned parameters
-            affine = [constant_node(emit, np.full(ins[0].shape[1], value, dtype=ins[0].dtype))
-                      for value in (1, 0)]
+        else:  # BatchNormalization needs a scale and bias: literals, not parameters
+            affine = [emit.literal(np.full(ins[0].shape[1], value, dtype=ins[0].dtype), hint)
+                      for value, hint in ((1, "scale"), (0, "bias"))]
         args = [inputs[0], *affine, emit.param("running_mean"), emit.param("running_var")]
         return emit.add_node("BatchNormalization", args, epsilon=float(node.attrs["eps"]),
                              momentum=1.0 - float(node.attrs["momentum"]))
-
-
-def constant_node(emit, array: "np.ndarray") -> str:
-    """A ``Constant`` node holding ``array``: a literal of the graph, not an initializer (which
-    readers of the ONNX file, archc's importer among them, take for a learned parameter)."""
-    from onnx import numpy_helper
-
-    return emit.add_node("Constant", [], value=numpy_helper.from_array(array))[0]
 
 
 @register
@@ -133,13 +124,14 @@ def layer_norm_params(attrs: dict, shape: tuple[int, ...]) -> dict[str, ParamSpe
 
 def emit_layer_norm(emit, attrs: dict, x: str, shape: tuple[int, ...], dtype: str, axis: int) -> list[str]:
     """ONNX LayerNormalization of ``x`` from ``axis`` on, over ``shape``, with the node's learned
-    weight and bias, or a constant scale of ones where it learns none (the op requires a scale)."""
+    weight and bias, or a literal scale of ones where it learns none (the op requires a scale; an
+    initializer would read as a learned parameter)."""
     import numpy as np
 
     if attrs["elementwise_affine"]:
         args = [x, emit.param("weight")] + ([emit.param("bias")] if attrs["bias"] else [])
     else:
-        args = [x, emit.const(np.ones(shape, dtype=dtype), "scale")]
+        args = [x, emit.literal(np.ones(shape, dtype=dtype), "scale")]
     return emit.add_node("LayerNormalization", args, axis=axis, epsilon=float(attrs["eps"]))
 
 
@@ -195,8 +187,9 @@ class GroupNorm(OpDef):
         x, a = ins[0], node.attrs
         g = a["num_groups"]
         grouped = emit.add_node("Reshape", [inputs[0], emit.const(np.array([0, g, -1], dtype=np.int64), "shape")])[0]
-        normed = emit.add_node("InstanceNormalization", [grouped, emit.const(np.ones(g, dtype=x.dtype), "ones"),
-                                                         emit.const(np.zeros(g, dtype=x.dtype), "zeros")],
+        # unit scale and zero shift per group: literals, not parameters (the affine is per channel)
+        normed = emit.add_node("InstanceNormalization", [grouped, emit.literal(np.ones(g, dtype=x.dtype), "ones"),
+                                                         emit.literal(np.zeros(g, dtype=x.dtype), "zeros")],
                                epsilon=float(a["eps"]))[0]
         shape = emit.add_node("Shape", inputs)[0]
         if not a["affine"]:
