@@ -177,3 +177,111 @@ def test_archc_verify_checks_a_batchnorm_without_affine_folded_or_not(run_archc,
     for text in (BN_NO_AFFINE, spec):
         proc = run_archc("verify", spec_file(text), check=True)
         assert "PASSED" in proc.stdout
+
+
+# -- operands an ONNX op requires that the module does not learn: literals, not parameters --------
+
+@pytest.mark.parametrize("text,norm,attrs", [
+    ("inputs: {x: [N, 4, 8]}\nnodes: [{name: ln, op: layernorm, elementwise_affine: false}]",
+     "layernorm", {"elementwise_affine": False}),
+    ("inputs: {x: [N, 4, 8]}\nnodes: [{name: ln, op: layernorm, bias: false}]",
+     "layernorm", {"elementwise_affine": True, "bias": False}),
+    # (imported as its transposes around a layernorm over the channels)
+    ("inputs: {x: [N, 4, 3, 5]}\nnodes: [{name: ln, op: layernorm2d, elementwise_affine: false}]",
+     "layernorm", {"elementwise_affine": False}),
+    ("inputs: {x: [N, 6, 3, 5]}\nnodes: [{name: gn, op: groupnorm, num_groups: 3}]",
+     "groupnorm", {"num_groups": 3, "affine": True}),
+    ("inputs: {x: [N, 6, 3, 5]}\nnodes: [{name: gn, op: groupnorm, num_groups: 2, affine: false}]",
+     "groupnorm", {"num_groups": 2, "affine": False}),
+    (BN_NO_AFFINE, "batchnorm", {"affine": False}),
+], ids=["layernorm_no_affine", "layernorm_no_bias", "layernorm2d_no_affine", "groupnorm", "groupnorm_no_affine",
+        "batchnorm_no_affine"])
+def test_a_norm_writes_only_its_state_dict_as_float_initializers_and_reimports_with_its_parameters(
+        text, norm, attrs):
+    # LayerNormalization's scale, BatchNormalization's scale and bias, and groupnorm's per-group
+    # InstanceNormalization ones and zeros are required operands the module does not learn: an
+    # initializer would be read back (by archc, as by other readers of the file) as a parameter.
+    graph = randomize(graph_of(text))
+    model = to_onnx(graph)
+    floats = sorted(i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT)
+    assert floats == sorted(build_module(graph).state_dict().keys() - {"bn.num_batches_tracked"})
+    back = from_onnx(model)
+    (node,) = [n for n in back.nodes() if n.op == norm]
+    assert {key: node.attrs[key] for key in attrs} == attrs
+    assert total_params(back) == total_params(graph)
+    x = feeds_for(graph)["x"]
+    with torch.no_grad():
+        expected = build_module(graph).eval()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(run_onnx(back, {"x": x})[0], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_archc_summary_of_archc_onnx_counts_a_layernorm_without_affine_as_the_spec_does(run_archc, spec_file,
+                                                                                       tmp_path):
+    spec = spec_file("inputs: {x: [N, 4, 8]}\nnodes: [{op: layernorm, elementwise_affine: false}]")
+    run_archc("build", spec, "--target", "onnx", "-o", str(tmp_path / "x.onnx"), check=True)
+    proc = run_archc("summary", str(tmp_path / "x.onnx"), check=True)
+    assert "total: 2 nodes, 0 parameters (0 trainable)" in proc.stdout
+    assert sum(p.numel() for p in torch.nn.LayerNorm(8, elementwise_affine=False).parameters()) == 0
+
+
+class _LayerNormResidual(torch.nn.Module):
+    """``x + fc(norm(x))``: a pre-norm residual, lint's residual whatever the norm learns."""
+
+    def __init__(self, **norm) -> None:
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(8, **norm)
+        self.fc = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        return x + self.fc(self.norm(x))
+
+
+LAYERNORM_VARIANTS = {"no_affine": {"elementwise_affine": False}, "no_bias": {"bias": False}, "affine": {}}
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("variant", list(LAYERNORM_VARIANTS))
+@pytest.mark.parametrize("fresh", [True, False], ids=["fresh", "trained"])
+def test_imported_layernorm_learns_what_the_exported_module_learns(dynamo, variant, fresh, tmp_path):
+    # nn.LayerNorm(8, elementwise_affine=False): TorchScript writes a Constant scale of ones and
+    # bias of zeros, dynamo an initializer of ones its graph signature lists as no parameter;
+    # bias=False: TorchScript writes a Constant bias of zeros, dynamo none. A fresh affine
+    # layernorm's learned ones and zeros stay parameters.
+    from archc.analysis.skips import analyze
+
+    torch.manual_seed(0)
+    ref = _LayerNormResidual(**LAYERNORM_VARIANTS[variant]).eval()
+    if not fresh:
+        randomized(ref)
+    x = torch.randn(2, 4, 8)
+    path = tmp_path / "ln.onnx"
+    torch.onnx.export(ref, (x,), str(path), dynamo=dynamo)
+    graph = from_onnx(onnx.load(str(path)), str(path))
+    (ln,) = [n for n in graph.nodes() if n.op == "layernorm"]
+    affine = ln.attrs["elementwise_affine"]
+    assert (affine, affine and ln.attrs["bias"]) == (ref.norm.weight is not None, ref.norm.bias is not None)
+    assert total_params(graph) == sum(p.numel() for p in ref.parameters())
+    ours = build_module(graph).eval()
+    ours.get_submodule(ln.name).load_state_dict(ref.norm.state_dict())  # strict: the reference's keys
+    (name,) = graph.inputs
+    with torch.no_grad():
+        expected = ref(x).numpy()
+        torch.testing.assert_close(ours(x).numpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(run_onnx(graph, {name: x.numpy()})[0], expected, rtol=1e-5, atol=1e-5)
+    ort = pytest.importorskip("onnxruntime")
+    exported = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(exported.run(None, {exported.get_inputs()[0].name: x.numpy()})[0], expected,
+                               rtol=1e-5, atol=1e-5)
+    (skip,) = analyze(graph).skips
+    assert skip.kind == "residual"
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_archc_summary_and_lint_of_an_exported_layernorm_without_affine(dynamo, run_archc, tmp_path):
+    ref = randomized(_LayerNormResidual(elementwise_affine=False))
+    path = tmp_path / "ln.onnx"
+    torch.onnx.export(ref, (torch.randn(2, 4, 8),), str(path), dynamo=dynamo)
+    summary = run_archc("summary", str(path), check=True).stdout
+    assert sum(p.numel() for p in ref.parameters()) == 72  # the linear's 8*8 + 8
+    assert "72 parameters (72 trainable)" in summary
+    assert "residual 1," in run_archc("lint", str(path), check=True).stdout
