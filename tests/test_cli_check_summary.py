@@ -152,3 +152,19 @@ def test_set_values_are_echoed_as_yaml_spells_them(run_archc, spec_file):
     proc = run_archc("check", str(SPECS / "resnet18.yaml"), "--set", "num_classes=null")
     assert "--set num_classes=null: expected a value like the default 1000" in proc.stderr
     assert not any(word in proc.stderr for word in ("True", "False", "None"))
+
+
+def test_check_reports_a_math_domain_error_at_the_call(run_archc, spec_file):
+    spec = ("params: {image_size: 32}\ninputs: {x: [N, 3, image_size, image_size]}\nnodes:\n"
+            "  - {name: c, op: conv, out_channels: 'int(log(image_size - 32))', kernel_size: 3}\n")
+    path = spec_file(spec)
+    proc = run_archc("check", path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"{path}:4:44: error: node 'c': log(0) is undefined: log takes a number > 0 and, as log(x, base), "
+        "a base > 0 other than 1",
+        " 4 |   - {name: c, op: conv, out_channels: 'int(log(image_size - 32))', kernel_size: 3}",
+        "   |                                            ^~~",
+    ]
+    ok = run_archc("check", spec_file(spec.replace("image_size - 32", "image_size"), "ok.yaml"), check=True)
+    assert "ok: model, 2 nodes" in ok.stdout and "(N, 3, 30, 30)" in ok.stdout  # int(log(32)) = 3 channels

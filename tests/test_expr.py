@@ -17,6 +17,8 @@ EV = Evaluator({"width": 64, "depth": 5, "wide": True, "mode": "nearest"},
     # slices (found transcribing DeepLabV3: F.interpolate(size=x.shape[2:])); never longer than what they cut
     ("[1, 2, 3, 4][2:]", [3, 4]), ("[1, 2, 3, 4][::-1]", [4, 3, 2, 1]), ("[1, 2, 3, 4][1:3:depth]", [2]),
     ("mode[:4]", "near"),
+    # logarithms and exp: a depth from an image size, a base-b log, a learning-rate-style exp
+    ("int(log2(width / 4))", 4), ("log(1)", 0.0), ("log(8, 2)", 3.0), ("exp(0)", 1.0), ("log2(2 ** 100)", 100.0),
 ])
 def test_evaluates(text, value):
     assert EV.evaluate(text) == value
@@ -39,6 +41,16 @@ def test_evaluates(text, value):
     ("[1, 2][0.5:]", "slice bounds must be integers, got '0.5:'", 7),
     ("width.bit_length()", "(numbers, strings, lists, indexing and slices, arithmetic", 0),
     ("width.bit_length()", "the tensor queries channels and the spec's own functions are)", 0),
+    # math outside a function's domain: the call, its arguments and what it takes, at the call
+    ("sqrt(-4)", "sqrt(-4) is undefined: sqrt takes a number >= 0", 0),
+    ("1 + log(0)", "log(0) is undefined: log takes a number > 0 and, as log(x, base), a base > 0 other "
+                   "than 1", 4),
+    ("log(-depth)", "log(-5) is undefined", 0),
+    ("log(8, 1)", "log(8, 1) is undefined", 0),
+    ("log(8, -2)", "log(8, -2) is undefined", 0),
+    ("width * log2(0.0)", "log2(0.0) is undefined: log2 takes a number > 0", 8),
+    ("exp(width * 20)", "exp(1280) is too large for a float: exp takes a number up to about 709.78", 0),
+    ("log('a')", "cannot evaluate 'log('a')': must be real number, not str", 0),
 ])
 def test_refuses(text, message, offset):
     with pytest.raises(ExprError) as info:

@@ -50,6 +50,8 @@ CASES: dict[str, list[tuple[str, str]]] = {
          "nodes: [{op: conv1d, out_channels: 2, kernel_size: 4, padding: same, bias: false}]"),
         ("conv1d_grouped_dilated", "inputs: {x: [N, 6, 13]}\n"
          "nodes: [{op: conv, out_channels: 3, kernel_size: 3, groups: 3, dilation: 3}]"),
+        ("weight_norm", "inputs: {x: [N, 3, 7, 6]}\n"
+         "nodes: [{op: conv, out_channels: 4, kernel_size: 3, stride: 2, padding: 1, weight_norm: true}]"),
     ],
     "conv_transpose": [
         ("basic", "inputs: {x: [N, 3, 5, 5]}\nnodes: [{op: conv_transpose, out_channels: 4, kernel_size: 3}]"),
@@ -57,6 +59,8 @@ CASES: dict[str, list[tuple[str, str]]] = {
          "kernel_size: 3, stride: 2, padding: 1, output_padding: 1, bias: false}]"),
         ("grouped_dilated", "inputs: {x: [N, 4, 4, 4]}\nnodes: [{op: conv_transpose, out_channels: 6, "
          "kernel_size: [3, 2], groups: 2, dilation: [2, 1], stride: [1, 2]}]"),
+        ("weight_norm", "inputs: {x: [N, 4, 3, 5]}\nnodes: [{op: conv_transpose, out_channels: 6, "
+         "kernel_size: 3, groups: 2, stride: 2, bias: false, weight_norm: true}]"),
         ("conv1d", "inputs: {x: [N, 3, 7]}\n"
          "nodes: [{op: conv_transpose, out_channels: 2, kernel_size: 4, stride: 2, padding: 1}]"),
     ],
@@ -65,6 +69,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("features", "inputs: {x: [N, 6]}\nnodes: [{op: batchnorm, eps: 0.001}]"),
         ("1d", "inputs: {x: [N, 4, 7]}\nnodes: [{op: batchnorm1d, momentum: 0.3}]"),
         ("3d_volumes", "inputs: {x: [N, 3, 4, 2, 5]}\nnodes: [{op: batchnorm}]"),
+        ("no_affine", "inputs: {x: [N, 3, 5, 4]}\nnodes: [{op: relu}, {op: batchnorm, affine: false}]"),
     ],
     "layernorm": [
         ("last", "inputs: {x: [N, 4, 6]}\nnodes: [{op: layernorm}]"),
@@ -132,6 +137,8 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("3d", "inputs: {x: [N, 4, 5]}\nnodes: [{op: linear, out_features: 3}]"),
         ("3d_nobias", "inputs: {x: [N, 4, 5]}\nnodes: [{op: linear, out_features: 2, bias: false}]"),
         ("1d", "inputs: {x: [6]}\nnodes: [{op: linear, out_features: 2}]"),
+        ("weight_norm_3d", "inputs: {x: [N, 4, 5]}\nnodes: [{op: linear, out_features: 3, weight_norm: true}]"),
+        ("weight_norm_1d", "inputs: {x: [6]}\nnodes: [{op: linear, out_features: 2, bias: false, weight_norm: true}]"),
     ],
     "add": [
         ("same", "inputs: {x: [N, 3, 4], y: [N, 3, 4]}\nnodes: [{op: add, in: [x, y]}]"),

@@ -26,7 +26,7 @@ def _random_weights(graph, seed: int = 0):
     rng = np.random.default_rng(seed + 10)
     for params in graph.weights.values():
         if "running_var" in params:
-            for name in ("weight", "bias"):
+            for name in ("weight", "bias") if "weight" in params else ():  # (none without affine)
                 params[name] = rng.uniform(0.5, 1.5, params[name].shape).astype(np.float32)
     return graph
 
@@ -125,6 +125,27 @@ nodes:
     assert [n.op for n in opt.nodes()] == ["input", "conv"]
     x = _x(2, 2, 5, 5)
     np.testing.assert_allclose(_torch(opt, x)[0], _torch(graph, x)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_batchnorm_without_affine_folds_as_a_unit_scale_and_zero_shift():
+    graph = _random_weights(loads_spec("""
+name: plain
+inputs: {x: [N, 2, 5, 5]}
+nodes:
+  - {name: conv, op: conv, out_channels: 3, kernel_size: 3, bias: false}
+  - {name: bn, op: batchnorm, affine: false, eps: 0.01}
+"""))
+    opt = optimize_for_inference(graph)
+    assert [n.op for n in opt.nodes()] == ["input", "conv"] and opt.node("conv").attrs["bias"] is True
+    stats = graph.weights["bn"]
+    scale = 1 / np.sqrt(stats["running_var"].astype(np.float64) + 0.01)
+    np.testing.assert_allclose(opt.weights["conv"]["weight"],
+                               graph.weights["conv"]["weight"] * scale[:, None, None, None], rtol=1e-6)
+    np.testing.assert_allclose(opt.weights["conv"]["bias"], -stats["running_mean"] * scale, rtol=1e-6)
+    x = _x(2, 2, 5, 5)
+    expected = _torch(graph, x)[0]
+    np.testing.assert_allclose(_torch(opt, x)[0], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_ort(opt, x)[0], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_identities_and_dead_nodes_are_removed():

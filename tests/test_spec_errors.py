@@ -21,7 +21,7 @@ def errors(text: str, **kw) -> list[str]:
     # unknown attribute, with a suggestion and the attributes the op has
     ("  - {name: c, op: conv, out_channel: 4, kernel_size: 3}\n",
      "m.yaml:3:25: error: node 'c': op 'conv' has no attribute 'out_channel'; it has: out_channels, kernel_size, "
-     "stride, padding, dilation, groups, bias (did you mean 'out_channels'?)"),
+     "stride, padding, dilation, groups, bias, weight_norm (did you mean 'out_channels'?)"),
     # PyTorch's word for an attribute the op spells otherwise (found transcribing GPT-2's softmax)
     ("  - {name: s, op: softmax, dim: 1}\n",
      "m.yaml:3:28: error: node 's': op 'softmax' has no attribute 'dim'; it has: axis (op 'softmax' calls it "
@@ -342,3 +342,26 @@ def test_a_layer_with_float_weights_refuses_an_integer_input(op):
         loads_spec(f"inputs: {{ids: {{shape: [N, 8, 6], dtype: int64}}}}\nnodes:\n  - {{name: a, op: {op}}}\n")
     name = op.split(",")[0]
     assert f"node 'a': {name}: {name} expects a floating-point input, got int64 (N, 8, 6) int64" in str(exc.value)
+
+
+LOG_SPEC = """params: {image_size: 32, base: 4}
+inputs: {x: [N, 3, image_size, image_size]}
+blocks:
+  down: {nodes: [{name: conv, op: conv, out_channels: 3, kernel_size: 3, stride: 2, padding: 1}]}
+nodes:
+  - {name: stages, block: down, repeat: "int(log2(image_size // base))"}
+"""
+
+
+def test_log2_computes_a_depth_from_a_size():
+    graph = loads_spec(LOG_SPEC, "m.yaml")
+    assert [n.name for n in graph.nodes() if n.op == "conv"] == [f"stages.{i}.conv" for i in range(3)]
+    assert graph.node("stages.2.conv").outputs[0].shape[2:] == (4, 4)  # 32 halved three times
+
+
+@pytest.mark.parametrize("base, message", [
+    (64, "m.yaml:6:46: error: node 'stages': log2(0) is undefined: log2 takes a number > 0"),
+    (-8, "m.yaml:6:46: error: node 'stages': log2(-4) is undefined: log2 takes a number > 0"),
+])
+def test_log_of_a_non_positive_number_is_a_located_error(base, message):
+    assert errors(LOG_SPEC.replace("base: 4", f"base: {base}")) == [message]

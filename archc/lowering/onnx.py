@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from archc._version import __version__
 from archc.errors import SpecError
@@ -148,6 +148,14 @@ class Emitter:
         name = self._unique_value(f"{self._node().name}/{hint}")
         self.initializers[name] = np.asarray(array)
         return name
+
+    def literal(self, array: np.ndarray, hint: str = "literal") -> str:
+        """A constant of the current node as a ``Constant`` node's output named ``node/hint``, not an
+        initializer: readers of the file (archc's importer among them) take a float initializer for a
+        learned parameter, so a fixed operand an ONNX op requires where the module learns none (the
+        unit scale of a norm without affine) is written as a literal."""
+        name = f"{self._node().name}/{hint}"
+        return self.add_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(array)))[0]
 
     def output_names(self) -> list[str]:
         """The final names of the current IR node's outputs."""

@@ -3,6 +3,7 @@
 :func:`optimize_for_inference` returns a graph computing the same function in eval
 mode with fewer nodes (a new graph, or for a caller that owns it the same one rewritten
 in place): identity-like nodes (role ``identity``: identity, dropout) are dropped,
+weight-normed layers become plain ones (via :meth:`OpDef.fold_parametrization`),
 per-channel affine nodes (BatchNorm in eval mode, via :meth:`OpDef.affine_params`) are
 folded into the layer producing their input (via :meth:`OpDef.absorb_affine`) when that
 is sound, and nodes no output depends on are removed (:meth:`Graph.eliminate_dead_code`). The passes ask ops through their OpDef hooks and roles, never by op name.
@@ -17,7 +18,7 @@ from archc.ir.graph import Graph, Node, verify_in_debug
 from archc.ops import registry
 from archc.ops.weights import DeferredArray, initialize, tied_params
 
-__all__ = ["optimize_for_inference", "drop_identities", "fold_affine"]
+__all__ = ["optimize_for_inference", "drop_identities", "fold_parametrizations", "fold_affine"]
 
 
 def _op(node: Node):
@@ -34,6 +35,31 @@ def drop_identities(graph: Graph) -> int:
     return count
 
 
+def _tied_nodes(graph: Graph) -> set[str]:
+    """Nodes holding a tied weight, by tying or by being tied to: one tensor under two names, so
+    rewriting the weights of either would change the other."""
+    return {n.name for n in graph.nodes() if tied_params(n)} | \
+        {owner for n in graph.nodes() for owner, _ in tied_params(n).values()}
+
+
+def fold_parametrizations(graph: Graph) -> int:
+    """Replace parametrized weights (weight normalisation) by the plain weights they compute, where
+    the node shares no weight (:meth:`OpDef.fold_parametrization`); returns how many (in place).
+    A node with a tied weight keeps its parametrization, which both lowerings compute."""
+    count = 0
+    shared = _tied_nodes(graph)
+    for node in graph.nodes():
+        if node.name in shared or node.name not in graph.weights:
+            continue
+        folded = _op(node).fold_parametrization(node, graph.weights[node.name])
+        if folded is not None:
+            attrs, weights = folded
+            node.attrs.update(attrs)
+            graph.weights[node.name] = weights
+            count += 1
+    return count
+
+
 def fold_affine(graph: Graph, inplace: bool = False) -> int:
     """Fold per-channel affine nodes into their producers where sound; returns how many (in place).
 
@@ -44,8 +70,7 @@ def fold_affine(graph: Graph, inplace: bool = False) -> int:
     """
     count = 0
     # A tied weight is one tensor under two names: folding into either would change the other.
-    shared = {n.name for n in graph.nodes() if tied_params(n)} | \
-        {owner for n in graph.nodes() for owner, _ in tied_params(n).values()}
+    shared = _tied_nodes(graph)
     for node in list(graph.nodes()):
         if len(node.inputs) != 1 or node.name not in graph.weights:
             continue
@@ -103,6 +128,7 @@ def optimize_for_inference(graph: Graph, inplace: bool = False) -> Graph:
     if not g.weights:
         initialize(g, 0)
     drop_identities(g)
+    fold_parametrizations(g)  # first: a weight-normed conv then absorbs its batchnorm as a plain one
     fold_affine(g, inplace)
     g.eliminate_dead_code()
     verify_in_debug(g)

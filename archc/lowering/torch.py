@@ -203,9 +203,10 @@ def load_weights(graph: Graph, path: str) -> None:
     if problems:
         raise SpecError(problems)
     result: dict[str, dict[str, Any]] = {}
-    for key, node, pname, spec in entries.values():  # state_dict order, whatever the file's
-        value = weights.get(node, {}).get(pname)
-        result.setdefault(node, {})[pname] = init_array(key, spec, 0) if value is None else value
+    for entry in entries.values():  # state_dict order, whatever the file's
+        value = weights.get(entry.node, {}).get(entry.param)
+        result.setdefault(entry.node, {})[entry.param] = \
+            init_array(entry.draw_key, entry.spec, 0) if value is None else value
     for key, node, pname, spec in entries.values():  # a tied weight is its owner's tensor
         owner = tied_params(graph.node(node)).get(pname)
         if owner is not None:

@@ -160,10 +160,15 @@ class ParamSpec:
     ``zeros``, ``constant`` (every value ``value``), ``normal`` (N(0, std)),
     ``trunc_normal`` (N(0, std) redrawn outside [``low``, ``high``], absolute bounds as in
     ``torch.nn.init.trunc_normal_``), ``xavier_uniform``, ``values`` (the fixed data ``values``,
-    row-major: a computed buffer such as a relative position index). Buffers (running
+    row-major: a computed buffer such as a relative position index), ``unit_norms`` (the L2 norm
+    of each unit, along dim 0, of the values ``source`` draws: a weight-normed layer's magnitude g,
+    of shape (units, 1, ...)). Buffers (running
     statistics) are in the state_dict but not counted as parameters. ``optional`` ones
     may be absent from a loaded checkpoint and then keep their initial value. The name
-    ``""`` is the node itself (see :func:`param_key`).
+    ``""`` is the node itself (see :func:`param_key`). ``drawn_as`` names another parameter of
+    the node whose random stream draws this one's values (a weight-normed layer's direction v is
+    drawn as the plain layer's ``weight``, so a seed gives both forms one function); by default
+    each parameter has its own.
     """
 
     shape: tuple[int, ...]
@@ -177,6 +182,8 @@ class ParamSpec:
     low: float = -2.0
     high: float = 2.0
     values: tuple[float, ...] = ()
+    source: "ParamSpec | None" = None
+    drawn_as: str = ""
 
     @property
     def numel(self) -> int:
@@ -207,6 +214,8 @@ def torch_init_source(spec: ParamSpec, target: str) -> str:
     if spec.init == "trunc_normal":
         return (f"nn.init.trunc_normal_({target}, std={py(float(spec.std))}, a={py(float(spec.low))}, "
                 f"b={py(float(spec.high))})")
+    if spec.init == "unit_norms":  # (of the tensor the caller has just drawn: its own init is the source's)
+        raise ValueError(f"init 'unit_norms' of {target} is computed from its source tensor, not drawn")
     if spec.init == "values":  # (fixed data, written again in place; detached, as nn.init writes without grad)
         return (f"{target}.detach().copy_(torch.tensor({py(list(spec.values))}, "
                 f"dtype=torch.{spec.dtype}).reshape({py(tuple(spec.shape))}))")
@@ -226,7 +235,8 @@ class OnnxEmitter(Protocol):
     def add_node(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int = 1,
                  **attrs: Any) -> list[str]: ...
     def param(self, name: str) -> str: ...            # initializer holding this node's parameter
-    def const(self, array: "np.ndarray", hint: str = "const") -> str: ...
+    def const(self, array: "np.ndarray", hint: str = "const") -> str: ...  # an initializer
+    def literal(self, array: "np.ndarray", hint: str = "literal") -> str: ...  # a Constant node
     def output_names(self) -> list[str]: ...          # names of the current node's outputs
 
 
@@ -368,6 +378,13 @@ class OpDef:
         raise NotImplementedError(f"op '{self.name}' has no ONNX lowering")
 
     # -- inference rewrites (archc.lowering.optimize) -------------------------------------
+    def fold_parametrization(self, node: "Node", weights: dict[str, Any]
+                             ) -> tuple[dict[str, Any], dict[str, "np.ndarray"]] | None:
+        """The node without a training-time parametrization of its weights (weight
+        normalisation): ``(attribute updates, new weights)`` of the plain node computing the same
+        in eval mode, or None where there is none. ``weights`` may hold deferred arrays."""
+        return None
+
     def affine_params(self, node: "Node", weights: dict[str, "np.ndarray"]
                       ) -> tuple["np.ndarray", "np.ndarray"] | None:
         """``(scale, shift)`` if at inference this node is ``y = x * scale + shift`` per channel

@@ -6,6 +6,7 @@ import math
 from archc.errors import ShapeError
 from archc.ops.base import (Attr, OpDef, ParamSpec, concrete, expand, expect_float, expect_rank, numel, py,
                              py_dims, scale_output_units)
+from archc.ops import weight_norm
 from archc.ops.registry import register
 
 
@@ -55,6 +56,7 @@ class Conv(OpDef):
         "dilation": Attr("ints", 1, min=1),
         "groups": Attr("int", 1, min=1),
         "bias": Attr("bool", True),
+        "weight_norm": weight_norm.WEIGHT_NORM,
     }
     role = "layer"
     feature_axis = 1
@@ -92,10 +94,8 @@ class Conv(OpDef):
         cin = x.shape[1] // a["groups"]
         fan_in = cin * math.prod(k)
         bound = 1 / math.sqrt(fan_in)
-        p = {"weight": ParamSpec((a["out_channels"], cin, *k), "uniform", bound)}
-        if a["bias"]:
-            p["bias"] = ParamSpec((a["out_channels"],), "uniform", bound)
-        return p
+        bias = ParamSpec((a["out_channels"],), "uniform", bound) if a["bias"] else None
+        return weight_norm.layer_params(node, ParamSpec((a["out_channels"], cin, *k), "uniform", bound), bias)
 
     def macs(self, node, ins, outs):
         # every output element: one product per input channel of its group and kernel tap
@@ -115,16 +115,28 @@ class Conv(OpDef):
         written = node.attr_exprs
         extra = (f", dilation={py_dims(d)}" if set(d) != {1} or "dilation" in written else "") + \
             (f", groups={a['groups']}" if a["groups"] != 1 or "groups" in written else "")
-        return (f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
-                f"padding={padding}{extra}, bias={a['bias']})")
+        return weight_norm.torch_module(node, (
+            f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
+            f"padding={padding}{extra}, bias={a['bias']})"))
+
+    def torch_reset(self, node, ins, module):
+        if node.attrs["weight_norm"]:
+            return weight_norm.torch_reset(self.params(node, ins), module)
+        return super().torch_reset(node, ins, module)
+
+    def fold_parametrization(self, node, weights):
+        return weight_norm.plain_form(node, weights)
 
     def absorb_affine(self, node, weights, scale, shift, inplace=False):
-        # Output channels are axis 1 of the output and the first axis of the weight.
+        # Output channels are axis 1 of the output and the first axis of the weight (a weight-normed
+        # conv, kept where its weight is tied, has none to scale).
+        if node.attrs["weight_norm"]:
+            return None
         return scale_output_units(weights, scale, shift, inplace)
 
     def onnx(self, emit, node, inputs, ins):
         n, k, s, d, pads = self._geometry(node, ins[0])
-        args = [inputs[0], emit.param("weight")]
+        args = [inputs[0], weight_norm.onnx_weight(emit, node, n + 2)]
         if node.attrs["bias"]:
             args.append(emit.param("bias"))
         return emit.add_node("Conv", args, kernel_shape=list(k), strides=list(s), dilations=list(d),
@@ -159,6 +171,7 @@ class ConvTranspose(OpDef):
         "groups": Attr("int", 1, min=1),
         "dilation": Attr("ints", 1, min=1),
         "bias": Attr("bool", True),
+        "weight_norm": weight_norm.WEIGHT_NORM,
     }
     role = "layer"
     feature_axis = 1
@@ -194,10 +207,9 @@ class ConvTranspose(OpDef):
         cout_g = a["out_channels"] // a["groups"]
         # PyTorch computes the fan-in from the weight's dim 1, which is out_channels/groups here.
         bound = 1 / math.sqrt(cout_g * math.prod(k))
-        p = {"weight": ParamSpec((x.shape[1], cout_g, *k), "uniform", bound)}
-        if a["bias"]:
-            p["bias"] = ParamSpec((a["out_channels"],), "uniform", bound)
-        return p
+        bias = ParamSpec((a["out_channels"],), "uniform", bound) if a["bias"] else None
+        # (weight-normed along dim 0 as torch's weight_norm does: per input channel here)
+        return weight_norm.layer_params(node, ParamSpec((x.shape[1], cout_g, *k), "uniform", bound), bias)
 
     def macs(self, node, ins, outs):
         # every input element is scattered through (out_channels / groups) * kernel taps
@@ -208,9 +220,18 @@ class ConvTranspose(OpDef):
         x = ins[0]
         n, k, s, d, p, op = self._geometry(node, x)
         a = node.attrs
-        return (f"nn.ConvTranspose{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
-                f"padding={py_dims(p)}, output_padding={py_dims(op)}, groups={a['groups']}, bias={a['bias']}, "
-                f"dilation={py_dims(d)})")
+        return weight_norm.torch_module(node, (
+            f"nn.ConvTranspose{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
+            f"padding={py_dims(p)}, output_padding={py_dims(op)}, groups={a['groups']}, bias={a['bias']}, "
+            f"dilation={py_dims(d)})"))
+
+    def torch_reset(self, node, ins, module):
+        if node.attrs["weight_norm"]:
+            return weight_norm.torch_reset(self.params(node, ins), module)
+        return super().torch_reset(node, ins, module)
+
+    def fold_parametrization(self, node, weights):
+        return weight_norm.plain_form(node, weights)
 
     def onnx(self, emit, node, inputs, ins):
         n, k, s, d, p, op = self._geometry(node, ins[0])
@@ -224,7 +245,7 @@ class ConvTranspose(OpDef):
                         f"output_padding {op[i]} >= stride {s[i]} and > padding {p[i]} has no ONNX lowering "
                         "(onnxruntime needs output_padding < stride)")
                 ends[i], extra[i] = p[i] - op[i], 0
-        args = [inputs[0], emit.param("weight")]
+        args = [inputs[0], weight_norm.onnx_weight(emit, node, n + 2)]
         if node.attrs["bias"]:
             args.append(emit.param("bias"))
         return emit.add_node("ConvTranspose", args, kernel_shape=list(k), strides=list(s), dilations=list(d),

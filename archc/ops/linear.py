@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from archc.ops import weight_norm
 from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_float, numel, scale_output_units
 from archc.ops.registry import register
 from archc.errors import ShapeError
@@ -15,7 +16,7 @@ class Linear(OpDef):
     aliases = ("dense", "fc")
     doc = "y = x W^T + b over the last dim; in_features is inferred."
     inferred = {"in_features": "the input's last dim"}
-    attrs = {"out_features": Attr("int", min=1), "bias": Attr("bool", True)}
+    attrs = {"out_features": Attr("int", min=1), "bias": Attr("bool", True), "weight_norm": weight_norm.WEIGHT_NORM}
     role = "layer"
     feature_axis = -1
 
@@ -31,29 +32,38 @@ class Linear(OpDef):
         fin = ins[0].shape[-1]
         out = node.attrs["out_features"]
         bound = 1 / math.sqrt(fin)
-        p = {"weight": ParamSpec((out, fin), "uniform", bound)}
-        if node.attrs["bias"]:
-            p["bias"] = ParamSpec((out,), "uniform", bound)
-        return p
+        bias = ParamSpec((out,), "uniform", bound) if node.attrs["bias"] else None
+        return weight_norm.layer_params(node, ParamSpec((out, fin), "uniform", bound), bias)
 
     def macs(self, node, ins, outs):
         return numel(outs[0]) * ins[0].shape[-1]
 
     def torch_module(self, node, ins):
-        return f"nn.Linear({ins[0].shape[-1]}, {node.attrs['out_features']}, bias={node.attrs['bias']})"
+        return weight_norm.torch_module(
+            node, f"nn.Linear({ins[0].shape[-1]}, {node.attrs['out_features']}, bias={node.attrs['bias']})")
+
+    def torch_reset(self, node, ins, module):
+        if node.attrs["weight_norm"]:
+            return weight_norm.torch_reset(self.params(node, ins), module)
+        return super().torch_reset(node, ins, module)
+
+    def fold_parametrization(self, node, weights):
+        return weight_norm.plain_form(node, weights)
 
     def absorb_affine(self, node, weights, scale, shift, inplace=False):
-        # A per-channel affine acts on axis 1, which is the feature axis only for 2-D outputs.
-        if node.outputs[0].rank != 2:
+        # A per-channel affine acts on axis 1, which is the feature axis only for 2-D outputs;
+        # a weight-normed layer (kept where its weight is tied) has no weight to scale.
+        if node.outputs[0].rank != 2 or node.attrs["weight_norm"]:
             return None
         return scale_output_units(weights, scale, shift, inplace)
 
     def onnx(self, emit, node, inputs, ins):
         bias = node.attrs["bias"]
+        weight = weight_norm.onnx_weight(emit, node, 2)
         if ins[0].rank == 2:
-            args = [inputs[0], emit.param("weight")] + ([emit.param("bias")] if bias else [])
+            args = [inputs[0], weight] + ([emit.param("bias")] if bias else [])
             return emit.add_node("Gemm", args, transB=1)
-        wt = emit.add_node("Transpose", [emit.param("weight")], perm=[1, 0])[0]
+        wt = emit.add_node("Transpose", [weight], perm=[1, 0])[0]
         if not bias:
             return emit.add_node("MatMul", [inputs[0], wt])
         y = emit.add_node("MatMul", [inputs[0], wt], outputs=[emit.output_names()[0] + "_matmul"])[0]

@@ -9,11 +9,13 @@ from archc.ops.registry import register
 @register
 class BatchNorm(OpDef):
     name = "batchnorm"
-    always_learned = True  # weight, bias and running statistics whatever the sizes
+    always_learned = True  # running statistics whatever the sizes and attributes
     aliases = ("batchnorm1d", "batchnorm2d")
     doc = "Batch normalisation over channel dim 1 of (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)."
     inferred = {"num_features": "the input's channels (dim 1)"}
-    attrs = {"eps": Attr("float", 1e-5, min=0), "momentum": Attr("float", 0.1, min=0, max=1)}
+    attrs = {"eps": Attr("float", 1e-5, min=0), "momentum": Attr("float", 0.1, min=0, max=1),
+             "affine": Attr("bool", True, doc="learn a per-channel weight and bias (false: running "
+                                              "statistics only, as nn.BatchNorm2d(C, affine=False))")}
     role = "norm"
     feature_axis = 1
 
@@ -25,9 +27,9 @@ class BatchNorm(OpDef):
 
     def params(self, node, ins):
         c = ins[0].shape[1]
+        affine = {"weight": ParamSpec((c,), "ones"), "bias": ParamSpec((c,), "zeros")}
         return {
-            "weight": ParamSpec((c,), "ones"),
-            "bias": ParamSpec((c,), "zeros"),
+            **(affine if node.attrs["affine"] else {}),
             "running_mean": ParamSpec((c,), "zeros", buffer=True),
             "running_var": ParamSpec((c,), "ones", buffer=True),
             # Checkpoints written before PyTorch 0.4.1 (torchvision's ResNet weights) lack it.
@@ -37,18 +39,31 @@ class BatchNorm(OpDef):
     def torch_module(self, node, ins):
         dim = max(ins[0].rank - 2, 1)  # BatchNorm1d takes (N, C) and (N, C, L)
         a = node.attrs
-        return f"nn.BatchNorm{dim}d({ins[0].shape[1]}, eps={py(a['eps'])}, momentum={py(a['momentum'])})"
+        affine = "" if a["affine"] else ", affine=False"
+        return f"nn.BatchNorm{dim}d({ins[0].shape[1]}, eps={py(a['eps'])}, momentum={py(a['momentum'])}{affine})"
 
     def affine_params(self, node, weights):
-        # In eval mode: y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel.
+        # In eval mode: y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel (gamma 1 and
+        # beta 0 without affine).
         import numpy as np
 
-        scale = weights["weight"].astype(np.float64) / np.sqrt(
-            weights["running_var"].astype(np.float64) + node.attrs["eps"])
-        return scale, weights["bias"].astype(np.float64) - weights["running_mean"].astype(np.float64) * scale
+        scale = 1.0 / np.sqrt(weights["running_var"].astype(np.float64) + node.attrs["eps"])
+        if node.attrs["affine"]:
+            scale = weights["weight"].astype(np.float64) * scale
+        shift = -weights["running_mean"].astype(np.float64) * scale
+        if node.attrs["affine"]:
+            shift = shift + weights["bias"].astype(np.float64)
+        return scale, shift
 
     def onnx(self, emit, node, inputs, ins):
-        args = [inputs[0]] + [emit.param(p) for p in ("weight", "bias", "running_mean", "running_var")]
+        import numpy as np
+
+        if node.attrs["affine"]:
+            affine = [emit.param("weight"), emit.param("bias")]
+        else:  # BatchNormalization needs a scale and bias: literals, not parameters
+            affine = [emit.literal(np.full(ins[0].shape[1], value, dtype=ins[0].dtype), hint)
+                      for value, hint in ((1, "scale"), (0, "bias"))]
+        args = [inputs[0], *affine, emit.param("running_mean"), emit.param("running_var")]
         return emit.add_node("BatchNormalization", args, epsilon=float(node.attrs["eps"]),
                              momentum=1.0 - float(node.attrs["momentum"]))
 
@@ -109,13 +124,14 @@ def layer_norm_params(attrs: dict, shape: tuple[int, ...]) -> dict[str, ParamSpe
 
 def emit_layer_norm(emit, attrs: dict, x: str, shape: tuple[int, ...], dtype: str, axis: int) -> list[str]:
     """ONNX LayerNormalization of ``x`` from ``axis`` on, over ``shape``, with the node's learned
-    weight and bias, or a constant scale of ones where it learns none (the op requires a scale)."""
+    weight and bias, or a literal scale of ones where it learns none (the op requires a scale; an
+    initializer would read as a learned parameter)."""
     import numpy as np
 
     if attrs["elementwise_affine"]:
         args = [x, emit.param("weight")] + ([emit.param("bias")] if attrs["bias"] else [])
     else:
-        args = [x, emit.const(np.ones(shape, dtype=dtype), "scale")]
+        args = [x, emit.literal(np.ones(shape, dtype=dtype), "scale")]
     return emit.add_node("LayerNormalization", args, axis=axis, epsilon=float(attrs["eps"]))
 
 
@@ -171,8 +187,9 @@ class GroupNorm(OpDef):
         x, a = ins[0], node.attrs
         g = a["num_groups"]
         grouped = emit.add_node("Reshape", [inputs[0], emit.const(np.array([0, g, -1], dtype=np.int64), "shape")])[0]
-        normed = emit.add_node("InstanceNormalization", [grouped, emit.const(np.ones(g, dtype=x.dtype), "ones"),
-                                                         emit.const(np.zeros(g, dtype=x.dtype), "zeros")],
+        # unit scale and zero shift per group: literals, not parameters (the affine is per channel)
+        normed = emit.add_node("InstanceNormalization", [grouped, emit.literal(np.ones(g, dtype=x.dtype), "ones"),
+                                                         emit.literal(np.zeros(g, dtype=x.dtype), "zeros")],
                                epsilon=float(a["eps"]))[0]
         shape = emit.add_node("Shape", inputs)[0]
         if not a["affine"]:

@@ -56,6 +56,11 @@ class ParamEntry(NamedTuple):
     param: str
     spec: ParamSpec
 
+    @property
+    def draw_key(self) -> str:
+        """The key whose random stream draws the initial values (:attr:`ParamSpec.drawn_as`)."""
+        return param_key(self.node, self.spec.drawn_as) if self.spec.drawn_as else self.key
+
 
 def param_entries(graph: Graph) -> Iterator[ParamEntry]:
     """Every parameter and buffer in state_dict order (keys cannot be split at the last dot:
@@ -94,6 +99,10 @@ def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
         return _trunc_normal(rng, shape, spec).astype(spec.dtype, copy=False)
     if spec.init == "values":
         return np.asarray(spec.values, dtype=spec.dtype).reshape(shape)
+    if spec.init == "unit_norms" and spec.source is not None:
+        units = init_array(key, spec.source, seed).astype(np.float64)
+        norms = np.sqrt(np.square(units.reshape(units.shape[0], -1)).sum(axis=1))
+        return norms.reshape(shape).astype(spec.dtype)
     if spec.init == "xavier_uniform":
         return _uniform(rng, shape, xavier_bound(shape), spec.dtype)
     raise ValueError(f"unknown init '{spec.init}' for {key}")
@@ -238,7 +247,7 @@ def deferred_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, Deferre
     """Like :func:`initial_weights`, but nothing is drawn yet: node -> parameter -> DeferredArray (a tied
     parameter the very DeferredArray of the parameter it shares)."""
     entries = list(param_entries(graph))
-    return _shared_by_ties(graph, entries, {(e.node, e.param): DeferredArray(e.key, e.spec, seed)
+    return _shared_by_ties(graph, entries, {(e.node, e.param): DeferredArray(e.draw_key, e.spec, seed)
                                             for e in _owned(graph, entries)})
 
 
@@ -371,7 +380,7 @@ def initial_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, np.ndarr
     A tied parameter is the very array of the parameter it shares (one tensor, two keys)."""
     entries = list(param_entries(graph))
     owned = _owned(graph, entries)
-    drawn = {(e.node, e.param): a for e, a in zip(owned, init_arrays([(e.key, e.spec) for e in owned], seed))}
+    drawn = {(e.node, e.param): a for e, a in zip(owned, init_arrays([(e.draw_key, e.spec) for e in owned], seed))}
     return _shared_by_ties(graph, entries, drawn)
 
 

@@ -144,7 +144,11 @@ def _unit_variance(layer, inputs, output):
     std = float(output.float().std()) if output.numel() > 1 else 0.0
     if not np.isfinite(std) or std < 1e-12:
         return output
-    layer.weight.mul_(1.0 / std)
+    from torch.nn.utils import parametrize
+
+    # A weight-normed layer's weight is computed (g * v / ||v||): its magnitude g scales it.
+    scaled = layer.parametrizations.weight.original0 if parametrize.is_parametrized(layer, "weight") else layer.weight
+    scaled.mul_(1.0 / std)
     if layer.bias is not None:
         layer.bias.mul_(1.0 / std)
     return output / std

@@ -210,7 +210,34 @@ def gather(im: "Importer", node: onnx.NodeProto):
 
 # -- normalisation -----------------------------------------------------------------------
 
-@converts("BatchNormalization", pure=True)
+def _learned_affine(im: "Importer", node: onnx.NodeProto) -> bool:
+    """Whether a BatchNormalization's or LayerNormalization's scale and bias (inputs 1 and 2; an absent
+    bias aside) are all learned parameters: then it is an affine norm whatever their values, and its
+    conversion depends on its kind only."""
+    return all(im.trainable(name) for name in node.input[1:3] if name)
+
+
+def _literal(im: "Importer", node: onnx.NodeProto, index: int, fill: float) -> bool:
+    """Whether a norm's input ``index`` is absent, or a constant equal to ``fill`` throughout that is no
+    learned parameter. Both torch exporters write the scale (ones) and bias (zeros) a module lacks
+    (nn.BatchNorm2d(C, affine=False), nn.LayerNorm(D, elementwise_affine=False), the bias of
+    nn.LayerNorm(D, bias=False)) as such literals: Constant nodes, or with dynamo initializers its graph
+    signature does not list as parameters. A learned scale of ones (a freshly initialised affine
+    module's) is a parameter."""
+    name = _input(node, index)
+    if not name:
+        return True
+    value = im.const(name)
+    return value is not None and not im.trainable(name) and bool(np.all(value == fill))
+
+
+def _without_affine(im: "Importer", node: onnx.NodeProto) -> bool:
+    """Whether a BatchNormalization's or LayerNormalization's scale and bias are literal ones and zeros
+    (the bias may be absent), neither a learned parameter: the exported module has no affine."""
+    return _literal(im, node, 1, 1) and _literal(im, node, 2, 0)
+
+
+@converts("BatchNormalization", pure=_learned_affine)
 def batchnorm(im: "Importer", node: onnx.NodeProto):
     a = im.attrs(node)
     if a.get("training_mode", 0):
@@ -221,12 +248,14 @@ def batchnorm(im: "Importer", node: onnx.NodeProto):
     scale, bias, mean, var = params
     # ONNX's momentum weighs the running statistic, PyTorch's the new batch.
     attrs = {"eps": float(a.get("epsilon", 1e-5)), "momentum": round(1.0 - float(a.get("momentum", 0.9)), 7)}
-    weights = {"weight": scale, "bias": bias, "running_mean": mean, "running_var": var,
-               "num_batches_tracked": np.array(0, dtype=np.int64)}
+    stats = {"running_mean": mean, "running_var": var, "num_batches_tracked": np.array(0, dtype=np.int64)}
+    if _without_affine(im, node):  # nn.BatchNorm2d(C, affine=False)
+        return im.emit(node, "batchnorm", {**attrs, "affine": False}, [im.tensor(node.input[0])], stats)[:1]
+    weights = {"weight": scale, "bias": bias, **stats}
     return im.emit(node, "batchnorm", attrs, [im.tensor(node.input[0])], weights)[:1]
 
 
-@converts("LayerNormalization", pure=True)
+@converts("LayerNormalization", pure=_learned_affine)
 def layernorm(im: "Importer", node: onnx.NodeProto):
     a = im.attrs(node)
     x = im.tensor(node.input[0])
@@ -236,8 +265,13 @@ def layernorm(im: "Importer", node: onnx.NodeProto):
     bias = _optional_const(im, node, 2)
     if scale is None or tuple(scale.shape) != tuple(t.shape[axis:]):
         return None
-    attrs = {"dims": t.rank - axis, "eps": float(a.get("epsilon", 1e-5)), "elementwise_affine": True,
-             "bias": bias is not None}
+    attrs = {"dims": t.rank - axis, "eps": float(a.get("epsilon", 1e-5))}
+    if _without_affine(im, node):  # nn.LayerNorm(D, elementwise_affine=False)
+        return im.emit(node, "layernorm", {**attrs, "elementwise_affine": False}, [x])[:1]
+    # nn.LayerNorm(D, bias=False): the TorchScript exporter writes a literal bias of zeros
+    if _literal(im, node, 2, 0):
+        bias = None
+    attrs.update(elementwise_affine=True, bias=bias is not None)
     weights = {"weight": scale, **({"bias": bias} if bias is not None else {})}
     return im.emit(node, "layernorm", attrs, [x], weights)[:1]
 

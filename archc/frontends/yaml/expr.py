@@ -63,10 +63,19 @@ _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
 
 #: Pure functions a spec may call (``range``, ``sum`` and ``round`` are bounded versions).
 FUNCTIONS: tuple[str, ...] = ("min", "max", "abs", "round", "int", "float", "bool", "len", "sum",
-                              "ceil", "floor", "sqrt", "range")
+                              "ceil", "floor", "sqrt", "log", "log2", "exp", "range")
 _PLAIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": min, "max": max, "abs": abs, "int": int, "float": float, "bool": bool,
     "len": len, "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt,
+    "log": math.log, "log2": math.log2, "exp": math.exp,
+}
+#: The math functions defined on part of the numbers only -> (what goes wrong outside it, what they
+#: take), for the message that replaces Python's bare "math domain error" / "math range error".
+_MATH_DOMAINS: dict[str, tuple[str, str]] = {
+    "sqrt": ("is undefined", "a number >= 0"),
+    "log": ("is undefined", "a number > 0 and, as log(x, base), a base > 0 other than 1"),
+    "log2": ("is undefined", "a number > 0"),
+    "exp": ("is too large for a float", "a number up to about 709.78"),
 }
 CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 _MAX_ROUND_DIGITS = 400  # round(x, -10**9) would compute 10**(10**9)
@@ -313,7 +322,16 @@ class Evaluator:
             return self._tensor_call(fname, node)
         if fname in self.functions:
             args = [self._eval(a) for a in node.args]
-            return self._bounded(self.functions[fname](*args), node)
+            try:
+                value = self.functions[fname](*args)
+            except (ValueError, ArithmeticError) as exc:
+                if fname not in _MATH_DOMAINS or not all(isinstance(a, (int, float)) for a in args):
+                    raise
+                # math.log(8, 1) divides by log(1) = 0; the others say "math domain/range error"
+                problem, domain = _MATH_DOMAINS[fname]
+                shown = ", ".join(repr(a) for a in args)
+                raise ExprError(f"{fname}({shown}) {problem}: {fname} takes {domain}", node.col_offset) from None
+            return self._bounded(value, node)
         if fname in self.spec_functions:  # a spec's own function; errors inside name it
             args = [self._eval(a) for a in node.args]
             try:
