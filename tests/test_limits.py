@@ -252,6 +252,21 @@ CONV_IN = "inputs: {x: [N, 3, 8, 8]}\nnodes:\n"
     ("{op: flatten}\n  - {op: linear, out_features: 0}", "attribute 'out_features' of op 'linear' must be at least 1, got 0"),
     ("{op: reshape, shape: [-2, 3]}", "attribute 'shape' of op 'reshape' must be at least -1, got -2"),
     ("{op: slice, dim: 2, step: 0}", "attribute 'step' of op 'slice' must be at least 1"),
+    # finite numbers past float32's range would become infinity in the tensor or ONNX attribute
+    ("{op: add, value: 1e39}", "attribute 'value' of op 'add' must fit in float32 (magnitude at most "
+     "3.4028235e+38), got 1e+39"),
+    ("{op: clamp, max: 1e39}", "attribute 'max' of op 'clamp' must fit in float32"),
+    ("{op: scale, factor: -1e39}", "attribute 'factor' of op 'scale' must fit in float32 (magnitude at most "
+     "3.4028235e+38), got -1e+39"),
+    ("{op: batchnorm, eps: 1e39}", "attribute 'eps' of op 'batchnorm' must fit in float32"),
+    ("{op: leaky_relu, negative_slope: \"1e38 * 10\"}", "attribute 'negative_slope' of op 'leaky_relu' must fit "
+     "in float32 (magnitude at most 3.4028235e+38), got 1e+39"),
+    ("{op: parameter, shape: [1], init: constant, value: 1e39}",
+     "attribute 'value' of op 'parameter' must fit in float32"),
+    ("{op: parameter, shape: [1], init: constant, value: 1e5, dtype: float16}",
+     "parameter: value 100000 does not fit the parameter's dtype float16 (magnitude at most 65504)"),
+    ("{op: parameter, shape: [1], init: normal, std: 7e4, dtype: float16}",
+     "parameter: std 70000 does not fit the parameter's dtype float16"),
 ])
 def test_attribute_bounds(node, message):
     msgs = errors(CONV_IN + f"  - {node}\n")
@@ -274,6 +289,9 @@ def test_every_op_bounds_its_numeric_attributes(op):
         if attr.kind in ("float", "floats"):
             assert attr.violation(math.nan) is not None and attr.violation(math.inf) is not None, \
                 f"{op}.{name} accepts non-finite numbers"
+            assert attr.violation(1e39) is not None and attr.violation(-3.5e38) is not None, \
+                f"{op}.{name} accepts numbers that overflow float32"
+            assert attr.violation(3.4e38) is None or attr.max is not None or attr.below is not None
 
 
 # -- onnx_node written in a spec ---------------------------------------------------------------
@@ -301,6 +319,18 @@ OK_TYPES = "output_types: [[[N, 4], float32]]"
     (f"op_type: Relu, operands: [0], params: {{w: {{shape: [-1], dtype: float32}}}}, {OK_TYPES}",
      "params 'w' must be {shape: [ints >= 0], dtype: one of"),
     (f"op_type: Relu, operands: [0], opset: -3, {OK_TYPES}", "attribute 'opset' of op 'onnx_node' must be at least 0"),
+    (f"op_type: LeakyRelu, operands: [0], attributes: {{alpha: 1e39}}, {OK_TYPES}",
+     "attribute 'alpha' must fit in float32 (magnitude at most 3.4028235e+38), got 1e+39"),
+    (f"op_type: Relu, operands: [0], attributes: {{x: [1.0, -1e39]}}, {OK_TYPES}",
+     "attribute 'x' must fit in float32 (magnitude at most 3.4028235e+38), got -1e+39"),
+    (f"op_type: ConstantOfShape, operands: [0], attributes: {{value: {{tensor: float16, shape: [1], values: [1e5]}}}}, "
+     f"{OK_TYPES}", "attribute 'value' must fit in float16 (magnitude at most 65504), got 100000"),
+    (f"op_type: ConstantOfShape, operands: [0], attributes: {{value: {{tensor: uint8, shape: [1], values: [300]}}}}, "
+     f"{OK_TYPES}", "attribute 'value' must fit in uint8 (0 to 255), got 300"),
+    (f"op_type: Add, operands: [0, w], params: {{w: {{shape: [1], dtype: float32, values: [1e39]}}}}, {OK_TYPES}",
+     "params 'w' must fit in float32 (magnitude at most 3.4028235e+38), got 1e+39"),
+    (f"op_type: Add, operands: [0, w], params: {{w: {{shape: [1], dtype: int32, values: [3e9]}}}}, {OK_TYPES}",
+     "params 'w' must fit in int32 (-2147483648 to 2147483647), got 3e+09"),
 ])
 def test_malformed_onnx_node_in_a_spec(fields, message):
     msgs = errors(ONNX_IN + f"  - {{name: n, op: onnx_node, {fields}}}\n")

@@ -276,6 +276,11 @@ def check_fields(a: dict[str, Any]) -> None:
                 isinstance(value, (list, tuple)) and all(isinstance(v, _PLAIN) for v in value))):
             raise ShapeError(f"attribute '{key}' must be a number, a string, a list of them or a tensor "
                              "{tensor: DTYPE, shape: [ints], values: [numbers]}")
+        elif isinstance(value, (float, list, tuple)):  # an ONNX float attribute is a float32
+            problem = _dtype_problem(value if isinstance(value, (list, tuple)) else [value], "float32",
+                                     floats_only=True)
+            if problem:
+                raise ShapeError(f"attribute '{key}' {problem}")
     params = a["params"] or {}
     if not isinstance(params, dict):
         raise ShapeError("params must be a mapping of constant name -> {shape, dtype, learned}")
@@ -285,6 +290,9 @@ def check_fields(a: dict[str, Any]) -> None:
                 not _fits_values(spec):
             raise ShapeError(f"params '{name}' must be {{shape: [ints >= 0], dtype: one of {', '.join(DTYPES)}, "
                              "learned: true or false}, and optionally values: [one number per element]")
+        problem = _dtype_problem(spec.get("values") or [], spec["dtype"])
+        if problem:
+            raise ShapeError(f"params '{name}' {problem}")
     operands = a["operands"] or []
     if not isinstance(operands, (list, tuple)) or not all(
             o is None or (isinstance(o, int) and not isinstance(o, bool) and o >= 0) or o in params
@@ -337,9 +345,35 @@ def _check_tensor(key: str, value: dict[str, Any]) -> None:
     shape, values = value.get("shape"), value.get("values")
     if set(value) != TENSOR_KEYS or value.get("tensor") not in DTYPES or not _is_shape(shape, symbols=False) \
             or not isinstance(values, list) or not all(isinstance(v, _PLAIN) for v in values) \
-            or len(values) != math.prod(shape):
+            or len(values) != math.prod(shape) or any(isinstance(v, str) for v in values):
         raise ShapeError(f"attribute '{key}' as a tensor must be {{tensor: one of {', '.join(DTYPES)}, "
                          "shape: [ints >= 0], values: [one number per element]}")
+    problem = _dtype_problem(values, value["tensor"])
+    if problem:
+        raise ShapeError(f"attribute '{key}' {problem}")
+
+
+def _dtype_problem(values: Any, dtype: str, floats_only: bool = False) -> str | None:
+    """Why the numbers in ``values`` cannot be stored as ``dtype`` as written (a finite number past
+    a float type's range would become infinity, one past an integer type's range is no such
+    integer), or None. ``floats_only``: look at float numbers only (the integers of an ONNX
+    attribute are int64 attributes, held to that by ONNX itself)."""
+    import math
+
+    import numpy as np
+
+    if dtype == "bool":
+        return None
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)
+               and (isinstance(v, float) or not floats_only)]
+    kind = np.dtype(dtype)
+    if kind.kind == "f":
+        top = float(np.finfo(kind).max)
+        bad = next((v for v in numbers if math.isfinite(v) and abs(v) > top), None)
+        return None if bad is None else f"must fit in {dtype} (magnitude at most {top:.8g}), got {bad:g}"
+    limits = np.iinfo(kind)
+    bad = next((v for v in numbers if not (math.isfinite(v) and limits.min <= v <= limits.max)), None)
+    return None if bad is None else f"must fit in {dtype} ({limits.min} to {limits.max}), got {bad:g}"
 
 
 def _node_attributes(attributes: dict[str, Any] | None) -> dict[str, Any]:
