@@ -20,6 +20,7 @@ from typing import Iterator, NoReturn, Sequence
 
 from archc.cli.display import DiagnosticPrinter
 from archc.errors import ArchcError, ArchcWarning
+from archc.fileio import guarding_inputs
 from archc.progress import clear_line, drawing_to
 from archc.terminal import EscapingStream
 
@@ -186,7 +187,8 @@ def _collector_paused(exits_after: bool = False) -> Iterator[None]:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return int(args._run(args) or 0)
+        with guarding_inputs():  # no output of the command may replace a file it reads
+            return int(args._run(args) or 0)
     except ArchcError as exc:
         DiagnosticPrinter.to(sys.stderr).print_all(exc)
         return exc.exit_code
