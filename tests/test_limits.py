@@ -338,6 +338,40 @@ def test_malformed_onnx_node_in_a_spec(fields, message):
     assert message in msgs[0]
 
 
+D2S_IN = "inputs: {x: [N, 4, 2, 2]}\nnodes:\n"
+D2S_TYPES = "output_types: [[[N, 1, 4, 4], float32]]"
+
+
+@pytest.mark.parametrize("fields, message", [
+    # attribute values ONNX's schema leaves open (its checker and shape inference pass them)
+    (f"op_type: DepthToSpace, operands: [0], attributes: {{blocksize: 2, mode: XYZ}}, {D2S_TYPES}",
+     "onnxruntime cannot run this DepthToSpace node: SpaceDepth op: only 'DCR' and 'CRD' modes are supported"),
+    # an op of a domain onnxruntime does not have
+    ("op_type: Gather, domain: com.example, opset: 1, operands: [0, i], params: {i: {shape: [2], dtype: int64, "
+     "values: [0, 1]}}, output_types: [[[2, 4, 2, 2], float32]]",
+     "op 'Gather' of domain 'com.example' is not one onnxruntime has (Fatal error: com.example:Gather(-1) is not "
+     "a registered function/op); only standard ONNX ops and onnxruntime's own (com.microsoft, ai.onnx.ml) can run"),
+])
+def test_an_onnx_node_onnxruntime_cannot_run_is_refused(run_archc, tmp_path, fields, message):
+    msgs = errors(D2S_IN + f"  - {{name: n, op: onnx_node, {fields}}}\n")
+    assert len(msgs) == 1 and msgs[0].startswith(f"m.yaml:3:5: error: node 'n': onnx_node: {message}"), msgs
+    (tmp_path / "m.yaml").write_text(D2S_IN + f"  - {{name: n, op: onnx_node, {fields}}}\n")
+    proc = run_archc("check", "m.yaml", cwd=tmp_path)  # nothing of onnxruntime's own logging on stderr
+    assert proc.returncode == 2 and proc.stderr.splitlines()[0].startswith(f"m.yaml:3:5: error: node 'n': onnx_node: "
+                                                                          f"{message}"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 3  # the line, the spec line, the caret
+
+
+@pytest.mark.parametrize("fields, output", [
+    (f"op_type: DepthToSpace, operands: [0], attributes: {{blocksize: 2, mode: CRD}}, {D2S_TYPES}", (1, 4, 4)),
+    ("op_type: FastGelu, domain: com.microsoft, opset: 1, operands: [0], output_types: [[[N, 4, 2, 2], float32]]",
+     (4, 2, 2)),
+])
+def test_an_onnx_node_onnxruntime_runs_is_accepted(fields, output):
+    graph = loads_spec(D2S_IN + f"  - {{name: n, op: onnx_node, {fields}}}\n", "m.yaml")
+    assert graph.node("n").outputs[0].shape[1:] == output
+
+
 def test_well_formed_onnx_node_in_a_spec_builds():
     graph = loads_spec(ONNX_IN + f"  - {{name: n, op: onnx_node, op_type: Relu, operands: [0], {OK_TYPES}}}\n", "m.yaml")
     assert graph.node("n").op == "onnx_node"
