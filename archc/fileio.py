@@ -91,7 +91,9 @@ def guarding_inputs() -> Iterator[None]:
         _INPUTS.pop()
 
 
-def _note_input(info: os.stat_result, path: str, what: str) -> None:
+def note_input(info: os.stat_result, path: str, what: str) -> None:
+    """Note the regular file ``info`` (at ``path``, a ``what``) as read by the command running now
+    (for a file read elsewhere than here, such as an ONNX model's external data)."""
     if _INPUTS and stat.S_ISREG(info.st_mode):
         _INPUTS[-1].setdefault((info.st_dev, info.st_ino), (path, what))
 
@@ -124,7 +126,7 @@ def require_regular_file(path: str, what: str) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise SpecError(f"cannot read the {what}: it is {file_kind(info.st_mode)}, expected a regular file",
                         location=Location(path))
-    _note_input(info, path, what)
+    note_input(info, path, what)
 
 
 def read_bounded_text(path: str, limit: int, allow_pipe: bool = False, what: str = "file") -> str:
@@ -140,7 +142,7 @@ def read_bounded_text(path: str, limit: int, allow_pipe: bool = False, what: str
     if stat.S_ISREG(info.st_mode) and info.st_size > limit:
         raise UnreadableFile(_too_big(info.st_size, limit))
     data = _read_bounded(path, info, limit)
-    _note_input(info, path, what)
+    note_input(info, path, what)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:  # located at the first byte that is not UTF-8

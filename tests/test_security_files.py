@@ -304,6 +304,25 @@ def test_no_output_replaces_the_onnx_model_read(run_archc, tmp_path):
     assert (tmp_path / "h.onnx").read_bytes() == data
 
 
+def test_no_output_replaces_the_external_data_of_the_model_read(run_archc, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    # a.onnx keeps its weights in the file b.onnx's own external data would be written to
+    onnx.save_model(model, tmp_path / "a.onnx", save_as_external_data=True, location="b.onnx.data", size_threshold=0)
+    data = (tmp_path / "b.onnx.data").read_bytes()
+    proc = run_archc("build", "a.onnx", "-o", "b.onnx", "--external-data", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"<command line>: error: -o b.onnx.data: the output would overwrite the external data file "
+        f"{tmp_path}/b.onnx.data, which this command reads; give another output name\n")
+    assert (tmp_path / "b.onnx.data").read_bytes() == data and not (tmp_path / "b.onnx").exists()
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o027])
 def test_outputs_are_created_with_the_umask(tmp_path, umask):
     (tmp_path / "m.yaml").write_text(TINY)
