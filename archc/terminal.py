@@ -60,7 +60,7 @@ class EscapingStream:
         for line in lines:
             self.write(line)
 
-    def __getattr__(self, name: str):  # noqa: ANN204 - whatever the wrapped stream has
+    def __getattr__(self, name: str):  # (whatever the wrapped stream has)
         if name == "wrapped":  # not set yet (a copy being made): no recursion
             raise AttributeError(name)
         return getattr(self.wrapped, name)
