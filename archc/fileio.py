@@ -13,16 +13,22 @@ exception (the CLI turns SIGTERM into one). Files are created with mode 0666 min
 the user's umask, like any other tool's output. A file an output replaces is held open for
 a moment (:mod:`archc.replaced`), so that its pages are freed by the next large write, which
 reuses them, rather than inside the rename.
+
+Inputs are never outputs: within :func:`guarding_inputs` (the CLI runs each command in it) every
+file read here (the spec, each file it includes, an ONNX model, weights, input arrays) is noted,
+and an output path that names one of them (the same file, through any link) is refused before
+anything is written.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import stat
 import sys
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterable, Sequence, Union
+from typing import BinaryIO, Callable, Iterable, Iterator, Sequence, Union
 
 from archc.errors import Location, SpecError, UsageError
 from archc.libc import last_errno, libc
@@ -68,6 +74,35 @@ class UnreadableFile(Exception):
         self.line, self.column = line, column
 
 
+#: per :func:`guarding_inputs` block (innermost last): (device, inode) -> (path, what) of each
+#: file read there
+_INPUTS: list[dict[tuple[int, int], tuple[str, str]]] = []
+
+
+@contextlib.contextmanager
+def guarding_inputs() -> Iterator[None]:
+    """Within the block, the files read through this module are inputs that no output written
+    through :func:`check_output_path` / :func:`write_atomic` may replace (``archc build m.yaml -o
+    m.yaml``, or an output over a file the spec includes)."""
+    _INPUTS.append({})
+    try:
+        yield
+    finally:
+        _INPUTS.pop()
+
+
+def note_input(info: os.stat_result, path: str, what: str) -> None:
+    """Note the regular file ``info`` (at ``path``, a ``what``) as read by the command running now
+    (for a file read elsewhere than here, such as an ONNX model's external data)."""
+    if _INPUTS and stat.S_ISREG(info.st_mode):
+        _INPUTS[-1].setdefault((info.st_dev, info.st_ino), (path, what))
+
+
+def _input_at(info: os.stat_result) -> tuple[str, str] | None:
+    """(path, what) of the input that the file ``info`` describes is, or None."""
+    return _INPUTS[-1].get((info.st_dev, info.st_ino)) if _INPUTS else None
+
+
 def read_text(path: str, *, what: str = "spec", allow_pipe: bool = False) -> str:
     """The UTF-8 text of the file at ``path``, read only if it is a regular file of bounded size.
 
@@ -76,7 +111,7 @@ def read_text(path: str, *, what: str = "spec", allow_pipe: bool = False) -> str
     located at ``path`` that name what was found and what was expected, never the file's content.
     """
     try:
-        return read_bounded_text(path, max_spec_bytes(), allow_pipe=allow_pipe)
+        return read_bounded_text(path, max_spec_bytes(), allow_pipe=allow_pipe, what=what)
     except UnreadableFile as exc:
         raise SpecError(f"cannot read the {what}: {exc}", location=Location(path, exc.line, exc.column)) from None
 
@@ -91,10 +126,12 @@ def require_regular_file(path: str, what: str) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise SpecError(f"cannot read the {what}: it is {file_kind(info.st_mode)}, expected a regular file",
                         location=Location(path))
+    note_input(info, path, what)
 
 
-def read_bounded_text(path: str, limit: int, allow_pipe: bool = False) -> str:
-    """Like :func:`read_text` with an explicit byte limit; raises :class:`UnreadableFile`."""
+def read_bounded_text(path: str, limit: int, allow_pipe: bool = False, what: str = "file") -> str:
+    """Like :func:`read_text` with an explicit byte limit; raises :class:`UnreadableFile`.
+    ``what`` names the file (``included file``) where an output would replace it."""
     try:
         info = os.stat(path)
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
@@ -105,6 +142,7 @@ def read_bounded_text(path: str, limit: int, allow_pipe: bool = False) -> str:
     if stat.S_ISREG(info.st_mode) and info.st_size > limit:
         raise UnreadableFile(_too_big(info.st_size, limit))
     data = _read_bounded(path, info, limit)
+    note_input(info, path, what)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:  # located at the first byte that is not UTF-8
@@ -156,7 +194,8 @@ def _output_error(message: str, path: str, option: str | None) -> UsageError:
 
 
 def check_output_path(path: str, option: str | None = None) -> None:
-    """Refuse an output path archc must not write: a directory, a device, a FIFO, a missing folder.
+    """Refuse an output path archc must not write: a directory, a device, a FIFO, a missing folder,
+    a file this command reads (:func:`guarding_inputs`).
 
     ``option`` names the flag that gave the path (``-o``); errors are then located at
     ``<command line>``. An existing regular file (or a link to one) is fine: it is replaced.
@@ -177,6 +216,14 @@ def check_output_path(path: str, option: str | None = None) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise _output_error(f"the output is {file_kind(info.st_mode)}; archc writes only regular files "
                             "(it never replaces a device or a pipe)", path, option)
+    read = _input_at(info)
+    if read is not None:
+        raise _output_error(overwrites_input_message(*read), path, option)
+
+
+def overwrites_input_message(source: str, what: str) -> str:
+    """The words refusing an output that is the input ``source`` (``what``: spec, included file...)."""
+    return f"the output would overwrite the {what} {source}, which this command reads; give another output name"
 
 
 def check_output_directory(path: str, option: str | None = None) -> None:

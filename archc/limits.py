@@ -11,7 +11,7 @@ environment and there is no global to mutate.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from archc.errors import Location, UsageError
 
@@ -52,6 +52,14 @@ class Limits:
     #: nesting depth of one expression (``not not ... x``, ``-(-(...))``)
     max_expr_depth: int = 100
 
+    def tensor_problem(self, shape: Sequence[Any], what: str) -> str | None:
+        """The message for a tensor of ``shape`` (``what`` names it) with more elements than
+        ``max_tensor_elements``, or None; symbolic dims count as 1 (see :func:`known_elements`)."""
+        n = known_elements(shape)
+        if n <= self.max_tensor_elements:
+            return None
+        return self.exceeded("max_tensor_elements", f"{what} has {n:,} elements")
+
     def exceeded(self, field: str, what: str) -> str:
         """The message for a limit that was hit: what happened, the limit, and how to raise it."""
         info = LIMIT_INFO[field]
@@ -77,6 +85,16 @@ class Limits:
             if given is not None:
                 values[f.name] = _positive(given, info.flag, "<command line>")
         return replace(cls(), **values)
+
+
+def known_elements(shape: Sequence[Any]) -> int:
+    """Elements of a tensor of ``shape``, counting symbolic (non-integer) dims as 1: what is known
+    before run time."""
+    n = 1
+    for d in shape:
+        if isinstance(d, int):
+            n *= max(d, 0)
+    return n
 
 
 LIMIT_INFO: dict[str, LimitInfo] = {

@@ -51,6 +51,16 @@ def archc_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "archc"]
 
 
+def fake_program_env(directory: Path, name: str, script: str) -> dict[str, str]:
+    """The environment with a shell script ``name`` (body ``script``) first on PATH: a stand-in
+    for an outside program (Graphviz's ``dot``) that fails in a chosen way."""
+    directory.mkdir(parents=True, exist_ok=True)
+    program = directory / name
+    program.write_text("#!/bin/sh\n" + script)
+    program.chmod(0o755)
+    return {**os.environ, "PATH": f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def terminal_env(**extra: str) -> dict[str, str]:
     """The environment of a terminal session: a colour TERM, none of the colour/progress switches
     unless ``extra`` sets them."""

@@ -255,3 +255,83 @@ def test_an_unknown_argument_of_a_command_points_at_that_commands_help(run_archc
     assert proc.returncode == 2
     unknown = " ".join(args[2:]) if args[0] != "ops" else "--bogus"
     assert proc.stderr == f"<command line>: error: unrecognized arguments: {unknown} (see '{command} --help')\n"
+
+
+# -- control characters from specs, models and the command line -------------------------------
+
+#: a string that would erase the line, return to its start and reverse what follows, then a C1 CSI
+HOSTILE = "\x1b[2K\r\u202eok\x9b"
+#: how it is shown
+HOSTILE_SHOWN = "\\x1b[2K\\r\\u202eok\\x9b"
+#: what no line printed to a terminal may hold (but the colours the printer adds itself)
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _no_control_characters(text: str) -> None:
+    assert _UNSAFE.search(text) is None, repr(text)
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("plain text, 'quoted' [1, 2]\nnext line", "plain text, 'quoted' [1, 2]\nnext line"),
+    ("größe 畳み込み", "größe 畳み込み"),  # letters of any script stay
+    (HOSTILE, HOSTILE_SHOWN),
+    ("a\tb\x00c\x7fd\x85e", "a\\tb\\x00c\\x7fd\\x85e"),
+    ("zero\u200bwidth\u2028line\u2066isolate\ufeff", "zero\\u200bwidth\\u2028line\\u2066isolate\\ufeff"),
+    ("tag\U000e0041", "tag\\U000e0041"),
+    ("undecodable \udcff byte", "undecodable \\udcff byte"),
+])
+def test_terminal_text_escapes_what_drives_a_terminal(text, shown):
+    from archc.terminal import terminal_text
+
+    assert terminal_text(text) == shown
+
+
+def test_a_model_name_in_the_ok_line_is_escaped(run_archc, tmp_path):
+    (tmp_path / "m.yaml").write_text('name: "m\\e[2K\\r\\u202eok\\x9b"\ninputs:\n  x: [1, 4]\n'
+                                     "nodes:\n  - {name: r, op: relu, in: x}\n")
+    proc = run_archc("check", "m.yaml", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"m.yaml: ok: m{HOSTILE_SHOWN}, 2 nodes")
+    _no_control_characters(proc.stdout + proc.stderr)
+
+
+def test_a_yaml_string_in_an_error_message_is_escaped(run_archc, tmp_path):
+    (tmp_path / "m.yaml").write_text('inputs:\n  x: [1, 4]\nnodes:\n  - {name: r, op: "relu\\e[2K\\r\\u202eok\\x9b", in: x}\n')
+    proc = run_archc("check", "m.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"m.yaml:4:19: error: node 'r': unknown op 'relu{HOSTILE_SHOWN}'")
+    _no_control_characters(proc.stdout + proc.stderr)
+
+
+def test_names_from_a_foreign_onnx_model_in_messages_are_escaped(run_archc, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Frobnicate" + HOSTILE, ["x"], ["y"], name="n" + HOSTILE)
+    graph = helper.make_graph([node], "g" + HOSTILE, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    for command in ("check", "summary", "lint"):
+        proc = run_archc(command, "m.onnx", cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stderr.startswith(f"m.onnx: error: node 'n{HOSTILE_SHOWN}': "), proc.stderr
+        assert f"Frobnicate{HOSTILE_SHOWN}" in proc.stderr
+        _no_control_characters(proc.stdout + proc.stderr)
+
+
+@pytest.mark.parametrize("args, said", [
+    (("check", "gone\x1b[2K\r\u202e\udcff.yaml"), "gone\\x1b[2K\\r\\u202e\\udcff.yaml"),  # \udcff: the byte 0xff
+    (("check", "m.yaml", "--x\x1b[2J"), "unrecognized arguments: --x\\x1b[2J"),
+    (("graph", "m.yaml", "-o", "m\x1b[2J.txt"), "-o m\\x1b[2J.txt: cannot tell the format"),
+])
+def test_command_line_text_in_messages_is_escaped(run_archc, tmp_path, args, said):
+    (tmp_path / "m.yaml").write_text("inputs:\n  x: [1, 4]\nnodes:\n  - {name: r, op: relu, in: x}\n")
+    proc = run_archc(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    _no_control_characters(proc.stdout + proc.stderr)
+
+
+def test_colours_stay_and_the_message_is_escaped_on_a_terminal(tmp_path):
+    (tmp_path / "m.yaml").write_text('inputs:\n  x: [1, 4]\nnodes:\n  - {name: r, op: "relu\\e[2K\\r\\u202eok", in: x}\n')
+    code, text = run_on_terminal(["check", "m.yaml"], tmp_path, terminal_env())
+    assert code == 2 and f"{ESC}1;31merror:{ESC}0m" in text
+    assert "unknown op 'relu\\x1b[2K\\r\\u202eok'" in text
+    _no_control_characters(re.sub(r"\033\[[0-9;]*m", "", text))

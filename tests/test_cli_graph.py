@@ -372,3 +372,38 @@ def test_every_help_ends_with_a_runnable_example(run_archc):
             spec = getattr(args, "spec", None)
             assert spec is None or spec in written or (root / spec).exists(), last
             written.add(getattr(args, "output", None) or "")
+
+
+#: stand-ins for Graphviz's dot that fail in each way it can: (script, what the message says)
+FAILING_DOTS = [
+    ("cat >/dev/null\necho 'Error: <stdin>: label longer than 16384' >&2\nexit 1\n",
+     "exit status 1 (Error: <stdin>: label longer than 16384)"),
+    ("cat >/dev/null\nexit 0\n", "it wrote no picture"),
+    ("cat >/dev/null\necho 'Error: trouble in init_rank' >&2\necho '<svg>'\nexit 0\n",
+     "it reported an error (Error: trouble in init_rank)"),
+    ("cat >/dev/null\nprintf '<?xml version=\"1.0\"?>\\n<svg width=\"8pt\"><g>'\nexit 0\n",
+     "its output is not a complete .{fmt} picture"),
+    ("cat >/dev/null\nkill -9 $$\n", "killed by signal 9"),
+]
+
+
+@pytest.mark.parametrize("fmt", ["svg", "png", "html"])
+@pytest.mark.parametrize("script, said", FAILING_DOTS)
+def test_a_failing_dot_is_an_error_and_writes_nothing(tmp_path, fmt, script, said):
+    """dot's exit status, its stderr and its picture are all checked: a failure is a located error
+    naming -o's file, exit 1, and neither a new file nor a changed old one."""
+    from conftest import archc_command, fake_program_env
+
+    env = fake_program_env(tmp_path / "bin", "dot", script)
+    new, old = tmp_path / f"new.{fmt}", tmp_path / f"old.{fmt}"
+    old.write_text("the previous picture")
+    for out in (new, old):
+        proc = subprocess.run([*archc_command(), "graph", str(SPECS / "highway.yaml"), "-o", str(out)],
+                              capture_output=True, text=True, env=env, timeout=300, check=False)
+        assert proc.returncode == 1, proc.stderr
+        first = proc.stderr.splitlines()[0]
+        assert first.startswith(f"<command line>: error: -o {out}: Graphviz's dot ({tmp_path}/bin/dot) failed "
+                                f"to draw the .svg picture: ".replace(".svg", ".png" if fmt == "png" else ".svg"))
+        assert said.format(fmt="png" if fmt == "png" else "svg") in first and "Traceback" not in proc.stderr
+    assert not new.exists() and old.read_text() == "the previous picture"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", old.name]  # no temporary left either

@@ -37,3 +37,19 @@ def test_report_needs_an_html_name(run_archc, tmp_path):
     proc = run_archc("report", str(SPECS / "resnet18.yaml"), "-o", str(tmp_path / "r.pdf"))
     assert proc.returncode == 2 and "a report is an HTML page; give a name ending in .html" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_dot_is_an_error_and_writes_no_page(tmp_path):
+    """dot printing an error and drawing nothing (exit 0): exit 1, a located message, no page."""
+    import subprocess
+
+    from conftest import archc_command, fake_program_env
+
+    env = fake_program_env(tmp_path / "bin", "dot", "cat >/dev/null\necho 'Error: syntax error' >&2\n")
+    out = tmp_path / "r.html"
+    proc = subprocess.run([*archc_command(), "report", str(SPECS / "highway.yaml"), "-o", str(out)],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 1 and proc.stderr == (
+        f"<command line>: error: -o {out}: Graphviz's dot ({tmp_path}/bin/dot) failed to draw the .svg "
+        "picture: it reported an error (Error: syntax error)\n")
+    assert not out.exists()

@@ -262,6 +262,21 @@ CONV_IN = "inputs: {x: [N, 3, 8, 8]}\nnodes:\n"
     ("{op: flatten}\n  - {op: linear, out_features: 0}", "attribute 'out_features' of op 'linear' must be at least 1, got 0"),
     ("{op: reshape, shape: [-2, 3]}", "attribute 'shape' of op 'reshape' must be at least -1, got -2"),
     ("{op: slice, dim: 2, step: 0}", "attribute 'step' of op 'slice' must be at least 1"),
+    # finite numbers past float32's range would become infinity in the tensor or ONNX attribute
+    ("{op: add, value: 1e39}", "attribute 'value' of op 'add' must fit in float32 (magnitude at most "
+     "3.4028235e+38), got 1e+39"),
+    ("{op: clamp, max: 1e39}", "attribute 'max' of op 'clamp' must fit in float32"),
+    ("{op: scale, factor: -1e39}", "attribute 'factor' of op 'scale' must fit in float32 (magnitude at most "
+     "3.4028235e+38), got -1e+39"),
+    ("{op: batchnorm, eps: 1e39}", "attribute 'eps' of op 'batchnorm' must fit in float32"),
+    ("{op: leaky_relu, negative_slope: \"1e38 * 10\"}", "attribute 'negative_slope' of op 'leaky_relu' must fit "
+     "in float32 (magnitude at most 3.4028235e+38), got 1e+39"),
+    ("{op: parameter, shape: [1], init: constant, value: 1e39}",
+     "attribute 'value' of op 'parameter' must fit in float32"),
+    ("{op: parameter, shape: [1], init: constant, value: 1e5, dtype: float16}",
+     "parameter: value 100000 does not fit the parameter's dtype float16 (magnitude at most 65504)"),
+    ("{op: parameter, shape: [1], init: normal, std: 7e4, dtype: float16}",
+     "parameter: std 70000 does not fit the parameter's dtype float16"),
 ])
 def test_attribute_bounds(node, message):
     msgs = errors(CONV_IN + f"  - {node}\n")
@@ -284,6 +299,9 @@ def test_every_op_bounds_its_numeric_attributes(op):
         if attr.kind in ("float", "floats"):
             assert attr.violation(math.nan) is not None and attr.violation(math.inf) is not None, \
                 f"{op}.{name} accepts non-finite numbers"
+            assert attr.violation(1e39) is not None and attr.violation(-3.5e38) is not None, \
+                f"{op}.{name} accepts numbers that overflow float32"
+            assert attr.violation(3.4e38) is None or attr.max is not None or attr.below is not None
 
 
 # -- onnx_node written in a spec ---------------------------------------------------------------
@@ -311,11 +329,57 @@ OK_TYPES = "output_types: [[[N, 4], float32]]"
     (f"op_type: Relu, operands: [0], params: {{w: {{shape: [-1], dtype: float32}}}}, {OK_TYPES}",
      "params 'w' must be {shape: [ints >= 0], dtype: one of"),
     (f"op_type: Relu, operands: [0], opset: -3, {OK_TYPES}", "attribute 'opset' of op 'onnx_node' must be at least 0"),
+    (f"op_type: LeakyRelu, operands: [0], attributes: {{alpha: 1e39}}, {OK_TYPES}",
+     "attribute 'alpha' must fit in float32 (magnitude at most 3.4028235e+38), got 1e+39"),
+    (f"op_type: Relu, operands: [0], attributes: {{x: [1.0, -1e39]}}, {OK_TYPES}",
+     "attribute 'x' must fit in float32 (magnitude at most 3.4028235e+38), got -1e+39"),
+    (f"op_type: ConstantOfShape, operands: [0], attributes: {{value: {{tensor: float16, shape: [1], values: [1e5]}}}}, "
+     f"{OK_TYPES}", "attribute 'value' must fit in float16 (magnitude at most 65504), got 100000"),
+    (f"op_type: ConstantOfShape, operands: [0], attributes: {{value: {{tensor: uint8, shape: [1], values: [300]}}}}, "
+     f"{OK_TYPES}", "attribute 'value' must fit in uint8 (0 to 255), got 300"),
+    (f"op_type: Add, operands: [0, w], params: {{w: {{shape: [1], dtype: float32, values: [1e39]}}}}, {OK_TYPES}",
+     "params 'w' must fit in float32 (magnitude at most 3.4028235e+38), got 1e+39"),
+    (f"op_type: Add, operands: [0, w], params: {{w: {{shape: [1], dtype: int32, values: [3e9]}}}}, {OK_TYPES}",
+     "params 'w' must fit in int32 (-2147483648 to 2147483647), got 3e+09"),
 ])
 def test_malformed_onnx_node_in_a_spec(fields, message):
     msgs = errors(ONNX_IN + f"  - {{name: n, op: onnx_node, {fields}}}\n")
     assert len(msgs) == 1 and msgs[0].startswith("m.yaml:3:"), msgs
     assert message in msgs[0]
+
+
+D2S_IN = "inputs: {x: [N, 4, 2, 2]}\nnodes:\n"
+D2S_TYPES = "output_types: [[[N, 1, 4, 4], float32]]"
+
+
+@pytest.mark.parametrize("fields, message", [
+    # attribute values ONNX's schema leaves open (its checker and shape inference pass them)
+    (f"op_type: DepthToSpace, operands: [0], attributes: {{blocksize: 2, mode: XYZ}}, {D2S_TYPES}",
+     "onnxruntime cannot run this DepthToSpace node: SpaceDepth op: only 'DCR' and 'CRD' modes are supported"),
+    # an op of a domain onnxruntime does not have
+    ("op_type: Gather, domain: com.example, opset: 1, operands: [0, i], params: {i: {shape: [2], dtype: int64, "
+     "values: [0, 1]}}, output_types: [[[2, 4, 2, 2], float32]]",
+     "op 'Gather' of domain 'com.example' is not one onnxruntime has (Fatal error: com.example:Gather(-1) is not "
+     "a registered function/op); only standard ONNX ops and onnxruntime's own (com.microsoft, ai.onnx.ml) can run"),
+])
+def test_an_onnx_node_onnxruntime_cannot_run_is_refused(run_archc, tmp_path, fields, message):
+    msgs = errors(D2S_IN + f"  - {{name: n, op: onnx_node, {fields}}}\n")
+    assert len(msgs) == 1 and msgs[0].startswith(f"m.yaml:3:5: error: node 'n': onnx_node: {message}"), msgs
+    (tmp_path / "m.yaml").write_text(D2S_IN + f"  - {{name: n, op: onnx_node, {fields}}}\n")
+    proc = run_archc("check", "m.yaml", cwd=tmp_path)  # nothing of onnxruntime's own logging on stderr
+    assert proc.returncode == 2 and proc.stderr.splitlines()[0].startswith(f"m.yaml:3:5: error: node 'n': onnx_node: "
+                                                                          f"{message}"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 3  # the line, the spec line, the caret
+
+
+@pytest.mark.parametrize("fields, output", [
+    (f"op_type: DepthToSpace, operands: [0], attributes: {{blocksize: 2, mode: CRD}}, {D2S_TYPES}", (1, 4, 4)),
+    ("op_type: FastGelu, domain: com.microsoft, opset: 1, operands: [0], output_types: [[[N, 4, 2, 2], float32]]",
+     (4, 2, 2)),
+])
+def test_an_onnx_node_onnxruntime_runs_is_accepted(fields, output):
+    graph = loads_spec(D2S_IN + f"  - {{name: n, op: onnx_node, {fields}}}\n", "m.yaml")
+    assert graph.node("n").outputs[0].shape[1:] == output
 
 
 def test_well_formed_onnx_node_in_a_spec_builds():

@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from archc.errors import SpecError
 from archc.frontends.onnx import from_onnx, limits, load_onnx
+from archc.limits import Limits
 
 F = TensorProto.FLOAT
 
@@ -52,7 +53,13 @@ def test_a_constant_tiled_or_expanded_to_1e9_squared_is_not_folded(op):
                     helper.make_node("Add", ["x", "big"], ["y"], name="use")],
                    [_x()], [_y()],
                    [("c", np.ones((1, 1), np.float32)), ("s", np.array([10 ** 9, 10 ** 9], np.int64))])
-    graph = from_onnx(model, "bomb.onnx")
+    with pytest.raises(SpecError) as info:  # a value of 10^18 elements is over the per-tensor limit
+        from_onnx(model, "bomb.onnx")
+    assert str(info.value) == (
+        "bomb.onnx: error: node 'bomb': value 'big' of shape [1000000000, 1000000000] has "
+        "1,000,000,000,000,000,000 elements: over the limit of 4,294,967,296 elements per tensor (raise it with "
+        f"--max-tensor-elements N or ARCHC_MAX_TENSOR_ELEMENTS=N) (ONNX node #0, {op})")
+    graph = from_onnx(model, "bomb.onnx", limits=Limits(max_tensor_elements=10 ** 18))  # raised: kept, unfolded
     kept = [n for n in graph.nodes() if n.op == "onnx_node" and n.attrs["op_type"] == op]
     assert len(kept) == 1 and kept[0].outputs[0].shape == (10 ** 9, 10 ** 9)
     assert _weights(graph) < 100  # only the small inputs are kept, nothing of the 10^18 elements
@@ -82,8 +89,39 @@ def test_a_range_of_1e18_elements_does_not_hang_the_import():
                     helper.make_node("Add", ["x", "rf"], ["y"], name="use")],
                    [_x()], [_y()],
                    [("a", np.array(0, np.int64)), ("b", np.array(10 ** 18, np.int64)), ("c", np.array(1, np.int64))])
-    graph = from_onnx(model, "range.onnx")
+    with pytest.raises(SpecError, match=r"node 'range': value 'r' of shape \[1000000000000000000\] has "
+                                        r"1,000,000,000,000,000,000 elements: over the limit"):
+        from_onnx(model, "range.onnx")
+    graph = from_onnx(model, "range.onnx", limits=Limits(max_tensor_elements=10 ** 18))
     assert "range" in graph
+
+
+@pytest.mark.parametrize("shape, shown, elements", [
+    ([2 ** 31, 2 ** 31], "[2147483648, 2147483648]", "4,611,686,018,427,387,904"),
+    (["N", 2 ** 20, 2 ** 20], "[N, 1048576, 1048576]", "1,099,511,627,776"),  # a symbolic dim counts as 1
+])
+def test_a_graph_input_over_the_element_limit_is_refused_naming_it(tmp_path, run_archc, shape, shown, elements):
+    model = _model([helper.make_node("Relu", ["x"], ["y"], name="r")], [_x(shape)],
+                   [helper.make_tensor_value_info("y", F, shape)])
+    onnx.save(model, tmp_path / "big.onnx")
+    message = (f"big.onnx: error: graph input 'x' of shape {shown} has {elements} elements: over the limit of "
+               "4,294,967,296 elements per tensor (raise it with --max-tensor-elements N or "
+               "ARCHC_MAX_TENSOR_ELEMENTS=N)")
+    with pytest.raises(SpecError) as info:
+        load_onnx(str(tmp_path / "big.onnx"))
+    assert str(info.value) == f"{tmp_path}/{message}"
+    for command in ("summary", "check", "lint"):
+        proc = run_archc(command, "big.onnx", cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stderr == message + "\n", proc.stderr
+    proc = run_archc("summary", "big.onnx", "--max-tensor-elements", str(2 ** 62 + 1), cwd=tmp_path)
+    assert proc.returncode == 0 and shown.replace("[", "(").replace("]", ")") in proc.stdout, proc.stderr
+
+
+def test_an_input_at_the_element_limit_is_accepted():
+    model = _model([helper.make_node("Relu", ["x"], ["y"], name="r")], [_x(["N", 2 ** 16, 2 ** 16])], [_y(3)])
+    assert from_onnx(model, "edge.onnx").node("x").outputs[0].shape[1:] == (2 ** 16, 2 ** 16)
+    with pytest.raises(SpecError, match="graph input 'x' of shape \\[N, 65536, 65536\\] has 4,294,967,296 elements"):
+        from_onnx(model, "edge.onnx", limits=Limits(max_tensor_elements=2 ** 32 - 1))
 
 
 def _shape_arith(op: str, operand: int):

@@ -255,10 +255,72 @@ def test_output_in_a_missing_folder_or_over_the_spec(run_archc, tmp_path):
     assert proc.stderr == (f"<command line>: error: -o no/m.onnx: the output directory does not exist: "
                            f"{tmp_path}/no\n")
     proc = run_archc("build", "m.yaml", "--target", "torch", "-o", "m.yaml", cwd=tmp_path)
-    assert proc.stderr == "<command line>: error: -o m.yaml: the output would overwrite the spec\n"
+    assert proc.stderr == ("<command line>: error: -o m.yaml: the output would overwrite the spec m.yaml, which "
+                           "this command reads; give another output name\n")
     assert (tmp_path / "m.yaml").read_text() == TINY
     proc = run_archc("build", "m.yaml", "--target", "torch", "-o", "m.pt", "--state-dict", "./m.pt", cwd=tmp_path)
     assert proc.stderr == "<command line>: error: -o and --state-dict name the same file (m.pt)\n"
+
+
+@pytest.mark.parametrize("args, output", [
+    (("build", "m.yaml", "--target", "torch", "-o", "lib.yaml"), "-o lib.yaml"),
+    (("build", "m.yaml", "--target", "torch", "-o", "m.py", "--state-dict", "sub/../lib.pt"),
+     "--state-dict sub/../lib.pt"),
+    (("build", "m.yaml", "--target", "onnx", "-o", "lib.yaml.onnx", "--external-data"), "-o lib.yaml.onnx.data"),
+    (("graph", "m.yaml", "-o", "lib.yaml.dot"), "-o lib.yaml.dot"),
+    (("report", "m.yaml", "-o", "lib.html"), "-o lib.html"),
+])
+def test_no_output_replaces_a_file_the_spec_includes(run_archc, tmp_path, args, output):
+    """Whatever the command and whichever output, a file the spec includes (by its own name or through
+    a link or a hard link) is refused by name, before anything is written."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "lib.yaml").write_text(LIB)
+    (tmp_path / "m.yaml").write_text(spec_with_include("lib.yaml", USES_UNIT))
+    os.symlink("lib.yaml", tmp_path / "lib.yaml.dot")  # the outputs that are other names of the include
+    os.symlink("lib.yaml", tmp_path / "lib.yaml.onnx.data")
+    os.link(tmp_path / "lib.yaml", tmp_path / "lib.html")
+    os.link(tmp_path / "lib.yaml", tmp_path / "lib.pt")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = run_archc(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"<command line>: error: {output}: the output would overwrite the included file {tmp_path}/lib.yaml, "
+        "which this command reads; give another output name\n")
+    assert (tmp_path / "lib.yaml").read_text() == LIB and sorted(p.name for p in tmp_path.iterdir()) == before
+    assert os.path.islink(tmp_path / "lib.yaml.dot") and os.path.islink(tmp_path / "lib.yaml.onnx.data")
+
+
+def test_no_output_replaces_the_onnx_model_read(run_archc, tmp_path):
+    run_archc("build", str(SPECS / "highway.yaml"), "--profile", "small", "-o", str(tmp_path / "h.onnx"), check=True)
+    data = (tmp_path / "h.onnx").read_bytes()
+    proc = run_archc("build", "h.onnx", "-o", "./h.onnx", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == (
+        "<command line>: error: -o ./h.onnx: the output would overwrite the spec h.onnx, which this command reads; "
+        "give another output name\n")
+    os.link(tmp_path / "h.onnx", tmp_path / "h.html")
+    proc = run_archc("report", "h.onnx", "-o", "h.html", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == (
+        "<command line>: error: -o h.html: the output would overwrite the ONNX model h.onnx, which this command "
+        "reads; give another output name\n")
+    assert (tmp_path / "h.onnx").read_bytes() == data
+
+
+def test_no_output_replaces_the_external_data_of_the_model_read(run_archc, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    # a.onnx keeps its weights in the file b.onnx's own external data would be written to
+    onnx.save_model(model, tmp_path / "a.onnx", save_as_external_data=True, location="b.onnx.data", size_threshold=0)
+    data = (tmp_path / "b.onnx.data").read_bytes()
+    proc = run_archc("build", "a.onnx", "-o", "b.onnx", "--external-data", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"<command line>: error: -o b.onnx.data: the output would overwrite the external data file "
+        f"{tmp_path}/b.onnx.data, which this command reads; give another output name\n")
+    assert (tmp_path / "b.onnx.data").read_bytes() == data and not (tmp_path / "b.onnx").exists()
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])

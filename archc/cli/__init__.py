@@ -20,7 +20,9 @@ from typing import Iterator, NoReturn, Sequence
 
 from archc.cli.display import DiagnosticPrinter
 from archc.errors import ArchcError, ArchcWarning
+from archc.fileio import guarding_inputs
 from archc.progress import clear_line, drawing_to
+from archc.terminal import EscapingStream
 
 #: command name -> (module, one-line help). Order is the order of ``archc --help``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -116,7 +118,9 @@ PRINTING_COMMANDS = frozenset({"check", "summary", "lint"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with _terminate_as_exit(), _warnings_as_messages(), drawing_to(sys.stderr):
+    # (the progress bar draws on stderr itself, escaping its label; everything else printed goes
+    # through the escaping streams)
+    with _terminate_as_exit(), drawing_to(sys.stderr), _escaping_output(), _warnings_as_messages():
         exits_after = argv is None  # the console script and `python -m archc`: the process ends with the command
         argv = sys.argv[1:] if argv is None else list(argv)
         command = _command_in(argv)
@@ -183,7 +187,8 @@ def _collector_paused(exits_after: bool = False) -> Iterator[None]:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return int(args._run(args) or 0)
+        with guarding_inputs():  # no output of the command may replace a file it reads
+            return int(args._run(args) or 0)
     except ArchcError as exc:
         DiagnosticPrinter.to(sys.stderr).print_all(exc)
         return exc.exit_code
@@ -192,6 +197,19 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+@contextlib.contextmanager
+def _escaping_output() -> Iterator[None]:
+    """Standard output and error through :class:`~archc.terminal.EscapingStream` within the
+    block: no text from a spec, a model or the command line drives the terminal, whichever
+    message or table it is printed in."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (stream if stream is None else EscapingStream(stream) for stream in saved)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from archc.cli.common import (
     seed_int,
 )
 from archc.errors import Location, UsageError
-from archc.fileio import check_output_path, require_regular_file, write_atomic
+from archc.fileio import check_output_path, overwrites_input_message, require_regular_file, write_atomic
 from archc.ir import Graph
 from archc.progress import activity
 
@@ -200,7 +200,7 @@ def check_outputs(args: argparse.Namespace) -> None:
     for option, path in outputs.items():
         check_output_path(path, option)
         if _same_file(path, args.spec):
-            raise UsageError(f"{option} {path}: the output would overwrite the spec",
+            raise UsageError(f"{option} {path}: {overwrites_input_message(args.spec, 'spec')}",
                              location=Location("<command line>"))
     if getattr(args, "external_data", False) or args.target == "onnx":
         from archc.lowering.onnx_writer import data_file_name

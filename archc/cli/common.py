@@ -74,7 +74,7 @@ def load_graph(args: argparse.Namespace, weights: bool = True) -> Graph:
 
         require_regular_file(path, "ONNX model")
         with activity(f"reading {os.path.basename(path)}"):
-            return load_onnx(path, weights=weights)
+            return load_onnx(path, weights=weights, limits=limits)
     from archc.frontends.yaml import load_spec
 
     overrides = parse_overrides(args.overrides, limits)

@@ -24,6 +24,7 @@ from typing import TextIO
 
 from archc.errors import ArchcError, Diagnostic
 from archc.progress import is_terminal
+from archc.terminal import raw_stream, terminal_text
 
 #: an excerpt shows at most this many columns of the line, centred on the caret
 EXCERPT_WIDTH = 100
@@ -70,15 +71,17 @@ class DiagnosticPrinter:
         return cls(stream, wants_colour(stream))
 
     def print(self, diag: Diagnostic) -> None:
-        print(self.render(diag), file=self.stream)
+        # render escapes the diagnostic's own text and adds the colours, which must pass
+        print(self.render(diag), file=raw_stream(self.stream))
 
     def print_all(self, error: ArchcError) -> None:
         for diag in error.diagnostics:
             self.print(diag)
 
     def render(self, diag: Diagnostic) -> str:
-        """The diagnostic's line, then (where it points into a readable file) the excerpt."""
-        where, severity, body = diag.parts()
+        """The diagnostic's line, then (where it points into a readable file) the excerpt; control
+        characters in the line are escaped (:func:`archc.terminal.terminal_text`)."""
+        where, severity, body = (terminal_text(part) for part in diag.parts())
         paint = Paint.ERROR if severity == "error" else Paint.WARNING
         lines = [f"{self._paint(where, Paint.WHERE)}: {self._paint(severity + ':', paint)} {body}"]
         loc = diag.location

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.output, "-o")
     graph = load_graph(args, weights=False)  # a picture needs shapes, never weight values
     with activity(f"drawing {os.path.basename(args.output)}"):
-        picture = draw(graph, analyze(graph, paths=False), fmt, depth=args.depth, collapse=args.collapse)
+        picture = draw(graph, analyze(graph, paths=False), fmt, depth=args.depth, collapse=args.collapse,
+                       output=f"-o {args.output}")
     write_atomic(args.output, picture, "-o")
     return 0

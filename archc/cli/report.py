@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     views = views_by_depth(graph, analysis)
     with activity(f"drawing {len(views)} pictures"):
         page = html.graph_page(f"{graph.name} report", views, len(views) - 1,
-                               lambda v, prefix: dot.render(dot.to_dot(v, id_prefix=prefix), "svg"), sections)
+                               lambda v, prefix: dot.render(dot.to_dot(v, id_prefix=prefix), "svg", f"-o {args.output}"),
+                               sections)
     write_atomic(args.output, page, "-o")
     return 0

@@ -19,6 +19,8 @@ from archc.cli.common import (
     seed_int,
     tolerance,
 )
+from archc.cli.limits import limits_from
+from archc.limits import Limits
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--random-weights applies to ONNX models: a spec is verified with weights archc draws "
                          "already (--seed)", location=Location("<command line>"))
     model, redrawn = _redrawn_model(args) if args.random_weights else (None, 0)
-    graph = load_graph(args) if model is None else _imported(model, args.spec)
+    graph = load_graph(args) if model is None else _imported(model, args.spec, limits_from(args))
     if args.weights:
         from archc.lowering.torch import load_weights
 
@@ -126,10 +128,10 @@ def _calibrate(model, graph, feeds, seed: int):
     return carried
 
 
-def _imported(model, path: str):
+def _imported(model, path: str, limits: Limits):
     from archc.frontends.onnx.importer import from_onnx
 
-    return from_onnx(model, path)
+    return from_onnx(model, path, limits=limits)
 
 
 def verdict(r, rtol: float, atol: float) -> str:

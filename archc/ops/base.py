@@ -61,6 +61,10 @@ _KIND_WORDS = {
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: the largest finite float32 (``numpy.finfo(numpy.float32).max``): every float attribute ends up
+#: as a float32, in a tensor (a constant operand, a parameter's initial value, a norm's eps) or an
+#: ONNX float attribute, where a larger number would silently become infinity
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _numbers(value: Any) -> list[int | float]:
@@ -78,7 +82,8 @@ class Attr:
 
     Bounds apply to every number of the value (each item of a list): ``min`` and ``max``
     are inclusive, ``below`` and ``above`` are exclusive (``p < 1``, ``scale > 0``). Integers always fit
-    int64 (what ONNX and PyTorch store), and floats are finite unless ``finite=False``:
+    int64 (what ONNX and PyTorch store), and the numbers of ``float``/``floats`` attributes are
+    finite unless ``finite=False`` and fit a float32 (at most :data:`FLOAT32_MAX` in magnitude):
     a value ``check`` accepts is one ``build`` can honour.
     """
 
@@ -119,6 +124,9 @@ class Attr:
                 return f"must be less than {_num(self.below)}, got {v}"
             if self.above is not None and v <= self.above:
                 return f"must be greater than {_num(self.above)}, got {v}"
+            # (after the declared bounds, which say more)
+            if self.kind in ("float", "floats") and math.isfinite(v) and abs(v) > FLOAT32_MAX:
+                return f"must fit in float32 (magnitude at most {FLOAT32_MAX:.8g}), got {v:g}"
         return None
 
     def expected(self) -> str:

@@ -54,13 +54,14 @@ error naming the op and the node.
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, NamedTuple
 
 from archc.errors import ShapeError, SpecError, first_line
 from archc.ir.types import DTYPES, TensorType
 from archc.ops.base import Attr, OpDef, ParamSpec, py, torch_init_source
-from archc.ops.onnx_one_node import downgraded, node_model, tensor_type_code
+from archc.ops.onnx_one_node import DEFAULT_OPSET, downgraded, node_model, tensor_type_code
 from archc.ops.registry import register
 
 _MERGES = {"Add": "merge_add", "Sum": "merge_add", "Mul": "merge_mul", "Sub": "merge_sub",
@@ -164,6 +165,7 @@ class OnnxNode(OpDef):
         declared = [TensorType(tuple(shape), dtype) for shape, dtype in node.attrs["output_types"]]
         if not node.attrs["domain"]:
             check_against_onnx(node.attrs, ins, declared)
+        check_in_onnxruntime(node.attrs, ins)
         return declared
 
     def params(self, node, ins):
@@ -276,6 +278,11 @@ def check_fields(a: dict[str, Any]) -> None:
                 isinstance(value, (list, tuple)) and all(isinstance(v, _PLAIN) for v in value))):
             raise ShapeError(f"attribute '{key}' must be a number, a string, a list of them or a tensor "
                              "{tensor: DTYPE, shape: [ints], values: [numbers]}")
+        elif isinstance(value, (float, list, tuple)):  # an ONNX float attribute is a float32
+            problem = _dtype_problem(value if isinstance(value, (list, tuple)) else [value], "float32",
+                                     floats_only=True)
+            if problem:
+                raise ShapeError(f"attribute '{key}' {problem}")
     params = a["params"] or {}
     if not isinstance(params, dict):
         raise ShapeError("params must be a mapping of constant name -> {shape, dtype, learned}")
@@ -285,6 +292,9 @@ def check_fields(a: dict[str, Any]) -> None:
                 not _fits_values(spec):
             raise ShapeError(f"params '{name}' must be {{shape: [ints >= 0], dtype: one of {', '.join(DTYPES)}, "
                              "learned: true or false}, and optionally values: [one number per element]")
+        problem = _dtype_problem(spec.get("values") or [], spec["dtype"])
+        if problem:
+            raise ShapeError(f"params '{name}' {problem}")
     operands = a["operands"] or []
     if not isinstance(operands, (list, tuple)) or not all(
             o is None or (isinstance(o, int) and not isinstance(o, bool) and o >= 0) or o in params
@@ -337,9 +347,35 @@ def _check_tensor(key: str, value: dict[str, Any]) -> None:
     shape, values = value.get("shape"), value.get("values")
     if set(value) != TENSOR_KEYS or value.get("tensor") not in DTYPES or not _is_shape(shape, symbols=False) \
             or not isinstance(values, list) or not all(isinstance(v, _PLAIN) for v in values) \
-            or len(values) != math.prod(shape):
+            or len(values) != math.prod(shape) or any(isinstance(v, str) for v in values):
         raise ShapeError(f"attribute '{key}' as a tensor must be {{tensor: one of {', '.join(DTYPES)}, "
                          "shape: [ints >= 0], values: [one number per element]}")
+    problem = _dtype_problem(values, value["tensor"])
+    if problem:
+        raise ShapeError(f"attribute '{key}' {problem}")
+
+
+def _dtype_problem(values: Any, dtype: str, floats_only: bool = False) -> str | None:
+    """Why the numbers in ``values`` cannot be stored as ``dtype`` as written (a finite number past
+    a float type's range would become infinity, one past an integer type's range is no such
+    integer), or None. ``floats_only``: look at float numbers only (the integers of an ONNX
+    attribute are int64 attributes, held to that by ONNX itself)."""
+    import math
+
+    import numpy as np
+
+    if dtype == "bool":
+        return None
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)
+               and (isinstance(v, float) or not floats_only)]
+    kind = np.dtype(dtype)
+    if kind.kind == "f":
+        top = float(np.finfo(kind).max)
+        bad = next((v for v in numbers if math.isfinite(v) and abs(v) > top), None)
+        return None if bad is None else f"must fit in {dtype} (magnitude at most {top:.8g}), got {bad:g}"
+    limits = np.iinfo(kind)
+    bad = next((v for v in numbers if not (math.isfinite(v) and limits.min <= v <= limits.max)), None)
+    return None if bad is None else f"must fit in {dtype} ({limits.min} to {limits.max}), got {bad:g}"
 
 
 def _node_attributes(attributes: dict[str, Any] | None) -> dict[str, Any]:
@@ -395,6 +431,47 @@ def check_against_onnx(a: dict[str, Any], ins: list[TensorType], declared: list[
                                          for g, w in zip(dims, want.shape)):
             shown = "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
             raise ShapeError(f"output {k} is declared {want}, ONNX infers {shown}")
+
+
+def check_in_onnxruntime(a: dict[str, Any], ins: list[TensorType]) -> None:
+    """ShapeError where onnxruntime refuses the node: what ONNX's schemas leave open (attribute
+    values such as DepthToSpace's ``mode``, which its checker and shape inference never read) and
+    ops of a domain onnxruntime does not have (``com.microsoft`` ones it has pass). onnxruntime
+    loads a model of the node alone and creates its kernel; a refusal only for want of a kernel
+    for these types on this machine's CPU, or of support for a newer opset, is not an error here
+    (another provider or the opset archc writes may have it). No check where onnxruntime is missing."""
+    model, _, _ = node_model(a, ins, _node_attributes(a["attributes"]), a["opset"] or
+                             (1 if a["domain"] else DEFAULT_OPSET))
+    reason = _onnxruntime_refusal(model.SerializeToString())
+    if reason is None:
+        return
+    if a["domain"]:
+        raise ShapeError(f"op '{a['op_type']}' of domain '{a['domain']}' is not one onnxruntime has ({reason}); "
+                         "only standard ONNX ops and onnxruntime's own (com.microsoft, ai.onnx.ml) can run")
+    raise ShapeError(f"onnxruntime cannot run this {a['op_type']} node: {reason}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _onnxruntime_refusal(model: bytes) -> str | None:
+    """onnxruntime's reason for refusing the one-node ``model`` (in one line, without its source
+    file and C++ function), or None where it loads it (or cannot say: see above)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # (its reasons come back in the exception; nothing on stderr)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's errors share no base class of their own
+        text = str(exc)
+        if type(exc).__name__ == "NotImplemented" or "ValidateOpsetForDomain" in text:
+            return None
+        text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text).replace("Exception during initialization: ", "")
+        text = re.sub(r"\S*onnxruntime_src/\S+:\d+ [^()]*\([^)]*\)(?: const)?(?: \[with [^\]]*\])? ?", "", text)
+        return first_line(text)
+    return None
 
 
 #: a symbolic dim as ONNX's shape inference writes them: a name, or arithmetic of names and

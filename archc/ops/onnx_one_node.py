@@ -18,7 +18,10 @@ import numpy as np
 
 from archc.ir.types import TensorType
 
-__all__ = ["downgraded", "node_model", "tensor_type_code"]
+__all__ = ["DEFAULT_OPSET", "downgraded", "node_model", "tensor_type_code"]
+
+#: the default domain's version for a node of another domain (and for one whose opset is unknown)
+DEFAULT_OPSET = 17
 
 
 def tensor_type_code(dtype: str) -> int:
@@ -33,7 +36,7 @@ def node_model(a: Mapping[str, Any], ins: list[TensorType], attributes: dict[str
     """The onnx_node whose attributes are ``a`` as a one-node ModelProto at ``opset``, with the names
     of its inputs (``i{k}`` for operand k, "" for an absent one) and outputs (``o{k}``). ``ins``: the
     types of its computed operands; ``attributes``: ``a``'s attributes as ``helper.make_node`` takes
-    them; ``constant(name)``: the value of parameter ``name``, where integer parameters are to be
+    them; ``opset``: the version of the node's domain (``a["domain"]``, the default one where empty); ``constant(name)``: the value of parameter ``name``, where integer parameters are to be
     initializers (the only inputs a version conversion folds) rather than graph inputs."""
     from onnx import helper, numpy_helper
 
@@ -54,9 +57,14 @@ def node_model(a: Mapping[str, Any], ins: list[TensorType], attributes: dict[str
     while names and names[-1] == "":
         names.pop()
     outputs = [f"o{k}" for k in range(len(a["output_types"] or []))]
-    graph = helper.make_graph([helper.make_node(a["op_type"], names, outputs, **attributes)], "node", inputs,
-                              [helper.make_empty_tensor_value_info(o) for o in outputs], initializer=initializers)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), names, outputs
+    domain = a.get("domain") or ""
+    graph = helper.make_graph([helper.make_node(a["op_type"], names, outputs, domain=domain or None, **attributes)],
+                              "node", inputs, [helper.make_empty_tensor_value_info(o) for o in outputs],
+                              initializer=initializers)
+    # (a node of another domain: ``opset`` is that domain's version, beside the default domain's)
+    opsets = [helper.make_opsetid("", opset)] if not domain else \
+        [helper.make_opsetid("", DEFAULT_OPSET), helper.make_opsetid(domain, opset)]
+    return helper.make_model(graph, opset_imports=opsets), names, outputs
 
 
 def downgraded(a: Mapping[str, Any], ins: list[TensorType], constant: Callable[[str], Any],

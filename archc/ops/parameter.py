@@ -48,6 +48,7 @@ class Parameter(OpDef):
             raise ShapeError(f"std {a['std']} must be >= 0")
         if a["init"] == "trunc_normal" and not a["a"] < 0 < a["b"]:
             raise ShapeError(f"trunc_normal bounds a={a['a']}, b={a['b']} must satisfy a < 0 < b")
+        _check_fits(a)
         return ParamSpec(shape, a["init"], std=a["std"], dtype=a["dtype"], value=a["value"],
                          low=a["a"], high=a["b"])
 
@@ -74,3 +75,19 @@ class Parameter(OpDef):
 
     def onnx(self, emit, node, inputs, ins):
         return [emit.param("")]
+
+
+#: the numbers each init puts into the tensor (or draws its values with)
+_INIT_NUMBERS = {"constant": ("value",), "normal": ("std",), "trunc_normal": ("std", "a", "b")}
+
+
+def _check_fits(a: dict) -> None:
+    """ShapeError where a number the init uses does not fit the parameter's dtype (float16's range
+    ends at 65504; float attributes already fit float32): it would become infinity."""
+    import numpy as np
+
+    top = float(np.finfo(a["dtype"]).max)
+    for name in _INIT_NUMBERS.get(a["init"], ()):
+        if abs(a[name]) > top:
+            raise ShapeError(f"{name} {a[name]:g} does not fit the parameter's dtype {a['dtype']} "
+                             f"(magnitude at most {top:g})")

@@ -23,10 +23,11 @@ def views_by_depth(graph: Graph, analysis: Analysis) -> list[View]:
 
 
 def draw(graph: Graph, analysis: Analysis, fmt: str, depth: int | None = None,
-         collapse: bool = False) -> bytes | str:
+         collapse: bool = False, output: str = "") -> bytes | str:
     """The picture of ``graph`` in ``fmt`` (one of :data:`FORMATS`): text for dot/mmd/html,
     bytes for svg/png. ``depth``/``collapse`` as :func:`archc.render.view.build_view`; for html
-    they choose the picture shown first."""
+    they choose the picture shown first. ``output`` (``-o out.svg``) names the file in the
+    message when Graphviz fails (:func:`archc.render.dot.render`)."""
     from archc.render import dot, html, mermaid
 
     if fmt == "html":
@@ -34,12 +35,12 @@ def draw(graph: Graph, analysis: Analysis, fmt: str, depth: int | None = None,
         start = len(views) - 1 if depth is None else min(depth, len(views) - 1)
         if collapse and depth is None:
             start = _collapsed_depth(views)
-        return html.graph_page(graph.name, views, start, lambda v, prefix: dot.render(dot.to_dot(v, id_prefix=prefix), "svg"))
+        return html.graph_page(graph.name, views, start, lambda v, prefix: dot.render(dot.to_dot(v, id_prefix=prefix), "svg", output))
     view = build_view(graph, analysis, merge_labels(analysis), depth=depth, collapse=collapse)
     if fmt == "mmd":
         return mermaid.to_mermaid(view)
     source = dot.to_dot(view)
-    return source if fmt == "dot" else dot.render(source, fmt)
+    return source if fmt == "dot" else dot.render(source, fmt, output)
 
 
 def _collapsed_depth(views: list[View]) -> int:

@@ -5,6 +5,9 @@ Built with the :mod:`graphviz` package; every name and label goes through
 """
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import graphviz
 
 from archc.errors import Location, RuntimeFailure
@@ -83,16 +86,51 @@ def _legend(g: graphviz.Digraph, view: View, id_prefix: str) -> None:
                      penwidth=str(style.width), id=f"{id_prefix}legend_{k}e")
 
 
-def render(source: str, fmt: str) -> bytes:
-    """DOT source drawn by Graphviz's ``dot`` as ``fmt`` (svg, png)."""
-    try:
-        return graphviz.Source(source).pipe(format=fmt)
-    except graphviz.ExecutableNotFound:
+#: how a complete picture of each format Graphviz draws begins and ends (a PNG ends with its IEND chunk)
+_COMPLETE = {"svg": (b"<svg", b"</svg>"), "png": (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82")}
+
+
+def render(source: str, fmt: str, output: str = "") -> bytes:
+    """DOT source drawn by Graphviz's ``dot`` as ``fmt`` (svg, png).
+
+    Raises :class:`RuntimeFailure` at ``<command line>`` unless ``dot`` exits 0, reports no
+    error on stderr and gives a complete picture of that format; ``output`` (``-o out.svg``)
+    starts the message, naming the file that is then not written."""
+    program = shutil.which("dot")
+    where = f"{output}: " if output else ""
+    if program is None:
         raise RuntimeFailure(
-            f"drawing .{fmt} needs Graphviz's 'dot' program, which is not installed "
+            f"{where}drawing .{fmt} needs Graphviz's 'dot' program, which is not installed "
             "(Debian/Ubuntu: apt-get install graphviz); .dot and .mmd outputs work without it",
-            location=Location("<command line>")) from None
-    except graphviz.CalledProcessError as exc:
-        detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-        raise RuntimeFailure(f"Graphviz's dot failed: {detail[-1] if detail else exc}",
+            location=Location("<command line>"))
+    try:
+        proc = subprocess.run([program, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True,
+                              check=False)
+    except OSError as exc:
+        raise RuntimeFailure(f"{where}cannot run Graphviz's dot ({program}): {exc.strerror or exc}",
                              location=Location("<command line>")) from None
+    problem = _dot_problem(proc, fmt)
+    if problem:
+        raise RuntimeFailure(f"{where}Graphviz's dot ({program}) failed to draw the .{fmt} picture: {problem}",
+                             location=Location("<command line>"))
+    return proc.stdout
+
+
+def _dot_problem(proc: subprocess.CompletedProcess, fmt: str) -> str | None:
+    """What went wrong in one run of ``dot`` (its exit status, an error it printed, or an empty
+    or cut-off picture), in words; None when it drew a complete picture."""
+    messages = [line.strip() for line in proc.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    errors = [line for line in messages if line.lower().startswith(("error", "fatal"))]
+    detail = (errors or messages or [""])[0][:500]
+    said = f" ({detail})" if detail else ""
+    if proc.returncode != 0:
+        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+        return how + said
+    if errors:
+        return f"it reported an error{said}"
+    head, tail = _COMPLETE.get(fmt, (b"", b""))
+    if not proc.stdout:
+        return "it wrote no picture" + said
+    if head not in proc.stdout[:4096] or not proc.stdout.rstrip().endswith(tail):
+        return f"its output is not a complete .{fmt} picture ({len(proc.stdout):,} bytes)" + said
+    return None

@@ -49,7 +49,8 @@ import onnx.inliner
 from onnx import helper
 
 from archc.errors import Location, SpecError, first_line
-from archc.frontends.onnx import limits
+from archc.frontends.onnx import limits as onnx_limits
+from archc.limits import DEFAULT_LIMITS, Limits, known_elements
 from archc.frontends.onnx.columns import Columns, initializer_columns
 from archc.frontends.onnx.conversion import attribute_bytes, disagree, key_part as _key_part
 from archc.frontends.onnx.converters import CONVERTERS, PURE, Converter, Fallback, converts
@@ -74,35 +75,36 @@ __all__ = ["CONVERTERS", "PURE", "Converter", "Fallback", "Importer", "contiguou
 _SUBGRAPHS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 
 
-def load_onnx(path: str, weights: bool = True) -> Graph:
+def load_onnx(path: str, weights: bool = True, limits: Limits = DEFAULT_LIMITS) -> Graph:
     """Read an ONNX file into the IR; SpecError (at ``path``) if it is missing or invalid.
 
     External data is read only from files inside the model's directory (see
     :mod:`archc.frontends.onnx.limits`), and only with ``weights``: lint, summary and check
     pass False and never read the weights' external data; tensors stored there get placeholders
     of their shape and dtype that take no memory (zero strides). Node attributes' tensors (a
-    Constant's shape or axes) are read either way: the import computes with them.
+    Constant's shape or axes) are read either way: the import computes with them. No graph
+    input or value may have more elements than ``limits.max_tensor_elements``.
     """
     if weights:  # (external data read into the model: the file's bytes no longer encode it)
-        return from_onnx(read_onnx_model(path), path, weights=True)
-    model, data = limits.read_model_data(path, weights=False)
+        return from_onnx(read_onnx_model(path), path, weights=True, limits=limits)
+    model, data = onnx_limits.read_model_data(path, weights=False)
     # (a walk over every node's attributes costs a 100k-node model 0.2-0.4 s: where the file's bytes are at
     # hand, a search for the key every external data entry holds tells in milliseconds that there is none)
-    if (data is None or b"location" in data) and limits.load_external_data(model, path, constants_only=True):
+    if (data is None or b"location" in data) and onnx_limits.load_external_data(model, path, constants_only=True):
         data = None  # (the model read differs from the file's bytes now)
-    return from_onnx(model, path, weights=False, data=data)
+    return from_onnx(model, path, weights=False, data=data, limits=limits)
 
 
 def read_onnx_model(path: str) -> onnx.ModelProto:
     """The model at ``path`` with its weights, external data included (read from inside the
     model's directory only, see :mod:`archc.frontends.onnx.limits`)."""
-    model, _ = limits.read_model_data(path, weights=True)
-    limits.load_external_data(model, path)
+    model, _ = onnx_limits.read_model_data(path, weights=True)
+    onnx_limits.load_external_data(model, path)
     return model
 
 
 def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = True,
-              data: bytes | None = None) -> Graph:
+              data: bytes | None = None, limits: Limits = DEFAULT_LIMITS) -> Graph:
     """The IR of an in-memory ONNX model (``filename`` is used in messages and as the graph name).
 
     ``weights=False``: the caller reads the weights' shapes and dtypes, never their values (lint,
@@ -115,7 +117,7 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = 
     if len(model.functions):
         model, data = inline_functions(model, where), None
     if default_opset(model) < UPGRADE_TO:
-        limits.check_structure(model.graph, where)  # the version converter is given well-formed graphs only
+        onnx_limits.check_structure(model.graph, where)  # the version converter is given well-formed graphs only
         model, data = upgrade_opset(model), None
     # the model's bytes parsed once (the rows' mirror), its small initializers read from them
     mirrored = mirror_graph(data) if data is not None else None
@@ -127,11 +129,12 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = 
     # onnx.checker (on a large model in a child process, beside the import), check_structure's messages
     # (the mirror's parse of these bytes proved the nodes' strings text, and the columns decoded every
     # initializer's name where they read them all: the checks read only the other names)
-    check = limits.start_check(model.graph, skeleton, where, data if skeleton is model else None,
+    check = onnx_limits.start_check(model.graph, skeleton, where, data if skeleton is model else None,
                                nodes_text=mirrored is not None,
                                initializers_text=columns is not None and columns.most_elements is not None)
     try:
-        importer = Importer(model, filename, skeleton, check, weights=weights, prepared=(mirrored, columns))
+        importer = Importer(model, filename, skeleton, check, weights=weights, prepared=(mirrored, columns),
+                            limits=limits)
         del mirrored, columns  # (the importer's now: it lets them go as soon as it has read them)
         graph = importer.run()
         from archc.frontends.onnx.patterns import fuse
@@ -152,12 +155,12 @@ def inline_functions(model: onnx.ModelProto, where: Location) -> onnx.ModelProto
     """The model with its local functions (``export_modules_as_functions``) inlined at every call by
     onnx's inliner: the import, the checker and both lowerings see the functions' nodes, as in a model
     exported without them."""
-    count = limits.inlined_size(model)
+    count = onnx_limits.inlined_size(model)
     if count is None:
         raise SpecError("the model's local functions call each other too deeply to inline", location=where)
-    if count > limits.MAX_INLINED_NODES:
+    if count > onnx_limits.MAX_INLINED_NODES:
         raise SpecError(f"the model's local functions expand to {count:,} nodes once inlined, over the limit of "
-                        f"{limits.MAX_INLINED_NODES:,} (raise it with ARCHC_MAX_INLINED_NODES=N)", location=where)
+                        f"{onnx_limits.MAX_INLINED_NODES:,} (raise it with ARCHC_MAX_INLINED_NODES=N)", location=where)
     try:
         return onnx.inliner.inline_local_functions(model)
     except Exception as exc:  # noqa: BLE001 - the inliner raises several types for malformed functions
@@ -222,6 +225,11 @@ def _per_channel_slopes(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def _shown(shape: Any) -> str:
+    """A shape as an error shows it: ``[N, 2147483648]`` (an unnamed dim as ``?``)."""
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
 def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -279,10 +287,12 @@ class Importer(StaticValues, GenericNodes, Walk):
     """One import: the graph's values walked in order, each node folded, converted or kept."""
 
     def __init__(self, model: onnx.ModelProto, filename: str, skeleton: onnx.ModelProto | None = None,
-                 check: limits.PendingCheck | None = None, weights: bool = True,
-                 prepared: tuple[Any, Columns | None] = (None, None)) -> None:
+                 check: onnx_limits.PendingCheck | None = None, weights: bool = True,
+                 prepared: tuple[Any, Columns | None] = (None, None), limits: Limits = DEFAULT_LIMITS) -> None:
         super().__init__(model, filename, skeleton if skeleton is not None else _skeleton(model))
         self.copy_weights = weights  # (see from_onnx)
+        #: the bounds the graph's inputs and values are held to (max_tensor_elements)
+        self.limits = limits
         self._stored_by_source = {}
         self._folded = {}
         #: the checker's verdict, where it may still be pending (see :mod:`archc.frontends.onnx.checking`)
@@ -370,6 +380,9 @@ class Importer(StaticValues, GenericNodes, Walk):
             self._fail(f"graph input '{vi.name}' needs a tensor type with a known rank")
         if any(isinstance(d, int) and d < 0 for d in t.shape):
             self._fail(f"graph input '{vi.name}' has a negative dim: {list(t.shape)}")
+        too_big = self.limits.tensor_problem(t.shape, f"graph input '{vi.name}' of shape {_shown(t.shape)}")
+        if too_big:
+            self._fail(too_big)
         shape = tuple(self.fresh_symbol() if d is None else d for d in t.shape)
         self.input_symbols.update(d for d in shape if isinstance(d, str))
         name = self.unique_name(clean(vi.name) or "input")
@@ -415,7 +428,7 @@ class Importer(StaticValues, GenericNodes, Walk):
             self._fail(f"ONNX {op_type} has a subgraph that does not fold away; archc imports control "
                        "flow only where it becomes straight-line code (an If on a constant condition, a Loop "
                        "of a constant trip count, a Scan of a known length)", node=node)
-        if default and "" in node.input and (problem := limits.absent_input_problem(node)):
+        if default and "" in node.input and (problem := onnx_limits.absent_input_problem(node)):
             self._fail(problem, node=node)
         values = self.values
         recs = [values.get(name) if name else None for name in node.input]
@@ -438,5 +451,19 @@ class Importer(StaticValues, GenericNodes, Walk):
     def _finish(self) -> Graph:
         """The graph of the nodes some output depends on, under their final names."""
         live = self.graph.live()  # nodes no output depends on are dropped
+        self._check_sizes(live)
         names = self.names.final([n for n in live if n.op != "input"], self.origin, self.graph.inputs)
         return verify_in_debug(self.graph.build(live, names))
+
+    def _check_sizes(self, live: list) -> None:
+        """Refuse a value with more elements than ``max_tensor_elements`` (its known dims; a graph
+        input's are checked as it is read), naming the ONNX node that computes it."""
+        bound = self.limits.max_tensor_elements
+        for node in live:
+            for k, t in enumerate(node.outputs):
+                if node.op == "input" or known_elements(t.shape) <= bound:
+                    continue
+                onnx_node = self.origin.get(node.name)
+                value = onnx_node.output[k] if onnx_node is not None and k < len(onnx_node.output) else node.name
+                self._fail(self.limits.tensor_problem(t.shape, f"value '{value}' of shape {_shown(t.shape)}"),
+                           onnx_node)

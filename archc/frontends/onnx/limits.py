@@ -30,6 +30,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from archc.errors import Location, SpecError, first_line
+from archc.fileio import note_input
 from archc.frontends.onnx.checking import Verdict, checker_context
 from archc.frontends.onnx.mirror import Fields, mirror_class
 
@@ -235,6 +236,7 @@ def _check_external(tensor: onnx.TensorProto, base: str, where: Location) -> Non
         refuse("does not exist")
     if not stat.S_ISREG(info.st_mode):
         refuse("is not a regular file")
+    note_input(info, target, "external data file")  # (no output of this command may replace it)
     try:
         offset = int(entries.get("offset", 0))
         length = int(entries["length"]) if "length" in entries else info.st_size - offset

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from archc.errors import ShapeError
 from archc.ir import TensorType
-from archc.limits import Limits
+from archc.limits import Limits, known_elements
 
 if TYPE_CHECKING:
     from archc.ir import Node
@@ -20,11 +20,7 @@ if TYPE_CHECKING:
 
 def concrete_elements(t: TensorType) -> int:
     """Elements of a tensor counting symbolic dims as 1 (what is known before run time)."""
-    n = 1
-    for d in t.shape:
-        if isinstance(d, int):
-            n *= max(d, 0)
-    return n
+    return known_elements(t.shape)
 
 
 class ExpansionBudget:

@@ -124,7 +124,7 @@ class IncludeReader:
             raise _Refused(f"{path}: the spec's included files together are over the limit of "
                            f"{max_spec_bytes():,} bytes (raised by the environment variable {MAX_SPEC_BYTES_ENV})")
         try:
-            text = read_bounded_text(path, self.budget)
+            text = read_bounded_text(path, self.budget, what="included file")
         except UnreadableFile as exc:
             raise _Refused(f"{path}: {exc}") from None
         self.budget -= len(text.encode("utf-8"))
