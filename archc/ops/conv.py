@@ -42,7 +42,7 @@ def same_pads(kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[tuple
 
 
 @register
-class Conv(OpDef):
+class Conv(weight_norm.WeightNormable, OpDef):
     name = "conv"
     always_learned = True  # a weight whatever the sizes
     aliases = ("conv1d", "conv2d")
@@ -119,18 +119,10 @@ class Conv(OpDef):
             f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
             f"padding={padding}{extra}, bias={a['bias']})"))
 
-    def torch_reset(self, node, ins, module):
-        if node.attrs["weight_norm"]:
-            return weight_norm.torch_reset(self.params(node, ins), module)
-        return super().torch_reset(node, ins, module)
-
-    def fold_parametrization(self, node, weights):
-        return weight_norm.plain_form(node, weights)
-
     def absorb_affine(self, node, weights, scale, shift, inplace=False):
         # Output channels are axis 1 of the output and the first axis of the weight (a weight-normed
         # conv, kept where its weight is tied, has none to scale).
-        if node.attrs["weight_norm"]:
+        if node.attrs.get("weight_norm"):
             return None
         return scale_output_units(weights, scale, shift, inplace)
 
@@ -153,7 +145,7 @@ def conv_transpose_out(size: int, kernel: int, stride: int, pad: int, dilation: 
 
 
 @register
-class ConvTranspose(OpDef):
+class ConvTranspose(weight_norm.WeightNormable, OpDef):
     name = "conv_transpose"
     always_learned = True  # a weight whatever the sizes
     aliases = ("conv_transpose1d", "conv_transpose2d", "deconv")
@@ -224,14 +216,6 @@ class ConvTranspose(OpDef):
             f"nn.ConvTranspose{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
             f"padding={py_dims(p)}, output_padding={py_dims(op)}, groups={a['groups']}, bias={a['bias']}, "
             f"dilation={py_dims(d)})"))
-
-    def torch_reset(self, node, ins, module):
-        if node.attrs["weight_norm"]:
-            return weight_norm.torch_reset(self.params(node, ins), module)
-        return super().torch_reset(node, ins, module)
-
-    def fold_parametrization(self, node, weights):
-        return weight_norm.plain_form(node, weights)
 
     def onnx(self, emit, node, inputs, ins):
         n, k, s, d, p, op = self._geometry(node, ins[0])

@@ -10,7 +10,7 @@ from archc.errors import ShapeError
 
 
 @register
-class Linear(OpDef):
+class Linear(weight_norm.WeightNormable, OpDef):
     name = "linear"
     always_learned = True  # a weight whatever the sizes
     aliases = ("dense", "fc")
@@ -42,18 +42,10 @@ class Linear(OpDef):
         return weight_norm.torch_module(
             node, f"nn.Linear({ins[0].shape[-1]}, {node.attrs['out_features']}, bias={node.attrs['bias']})")
 
-    def torch_reset(self, node, ins, module):
-        if node.attrs["weight_norm"]:
-            return weight_norm.torch_reset(self.params(node, ins), module)
-        return super().torch_reset(node, ins, module)
-
-    def fold_parametrization(self, node, weights):
-        return weight_norm.plain_form(node, weights)
-
     def absorb_affine(self, node, weights, scale, shift, inplace=False):
         # A per-channel affine acts on axis 1, which is the feature axis only for 2-D outputs;
         # a weight-normed layer (kept where its weight is tied) has no weight to scale.
-        if node.outputs[0].rank != 2 or node.attrs["weight_norm"]:
+        if node.outputs[0].rank != 2 or node.attrs.get("weight_norm"):
             return None
         return scale_output_units(weights, scale, shift, inplace)
 

@@ -41,6 +41,20 @@ def layer_params(node: "Node", weight: ParamSpec, bias: ParamSpec | None) -> dic
             DIRECTION: dataclasses.replace(weight, drawn_as="weight")}
 
 
+class WeightNormable:
+    """What a layer op with the ``weight_norm`` attribute shares (a mixin before ``OpDef``): its
+    fresh draw after ``to_empty()`` and its eval-time fold into a plain weight."""
+
+    def torch_reset(self, node: "Node", ins: list, module: str) -> list[str]:
+        if node.attrs.get("weight_norm"):
+            return torch_reset(self.params(node, ins), module)  # type: ignore[attr-defined]
+        return super().torch_reset(node, ins, module)  # type: ignore[misc]
+
+    def fold_parametrization(self, node: "Node", weights: dict[str, Any]
+                             ) -> tuple[dict[str, Any], dict[str, "np.ndarray"]] | None:
+        return plain_form(node, weights)
+
+
 def torch_module(node: "Node", constructor: str) -> str:
     """The layer's constructor source, wrapped in the parametrization where the node asks for it."""
     if not node.attrs.get("weight_norm"):
