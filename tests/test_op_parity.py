@@ -145,6 +145,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("broadcast", "inputs: {x: [N, 3, 4, 4], y: [3, 1, 1]}\nnodes: [{op: add, in: [x, y]}]"),
         ("three", "inputs: {x: [N, 3, 4], y: [N, 1, 4], z: [3, 1]}\nnodes: [{op: add, in: [x, y, z]}]"),
         ("twice", "inputs: {x: [N, 3]}\nnodes: [{op: add, in: [x, x]}]"),
+        ("value", "inputs: {x: [N, 3]}\nnodes: [{op: add, value: 1.5}]"),
     ],
     "concat": [
         ("channels", "inputs: {x: [N, 3, 4], y: [N, 2, 4]}\nnodes: [{op: concat, in: [x, y]}]"),
@@ -241,10 +242,15 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("equal_last_smaller", "inputs: {x: [N, 3, 7]}\nnodes: [{name: s, op: split, sizes: 3, dim: -1}]\n"
          "outputs: {a: 's:y0', b: 's:y1', c: 's:y2'}"),
     ],
-    "mul": [("broadcast", "inputs: {x: [N, 3, 4, 4], y: [N, 3, 1, 1]}\nnodes: [{op: mul, in: [x, y]}]")],
-    "sub": [("broadcast", "inputs: {x: [N, 3, 4], y: [4]}\nnodes: [{op: sub, in: [x, y]}]")],
+    "mul": [("broadcast", "inputs: {x: [N, 3, 4, 4], y: [N, 3, 1, 1]}\nnodes: [{op: mul, in: [x, y]}]"),
+            ("value", "inputs: {x: [N, 3]}\nnodes: [{op: mul, value: -0.5}]")],
+    "sub": [("broadcast", "inputs: {x: [N, 3, 4], y: [4]}\nnodes: [{op: sub, in: [x, y]}]"),
+            ("value", "inputs: {x: [N, 3]}\nnodes: [{op: sub, value: 0.25}]"),
+            ("reverse_value", "inputs: {x: [N, 3]}\nnodes: [{op: sub, value: 2, reverse: true}]")],
     "div": [("broadcast", "inputs: {x: [N, 3, 4], y: [N, 3, 1]}\n"
-             "nodes: [{name: d, op: sigmoid, in: y}, {op: div, in: [x, d]}]")],
+             "nodes: [{name: d, op: sigmoid, in: y}, {op: div, in: [x, d]}]"),
+            ("value", "inputs: {x: [N, 3]}\nnodes: [{op: div, value: 4}]"),
+            ("reverse_value", "inputs: {x: [N, 3]}\nnodes: [{op: sigmoid}, {op: div, value: 3, reverse: true}]")],
     "scale": [("basic", "inputs: {x: [N, 3]}\nnodes: [{op: scale, factor: 0.17}]")],
     "mean": [
         ("keepdim", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: mean, dims: [2, 3], keepdim: true}]"),
@@ -409,3 +415,41 @@ def test_parity_detects_a_difference():
     with torch.no_grad():
         torch_y = build_module(graph).eval()(torch.from_numpy(x)).numpy()
     assert not np.allclose(ort_y, torch_y, rtol=1e-4, atol=1e-5)
+
+
+#: parity cases whose ONNX, read back by archc's importer, has another parameter count than the
+#: spec, for a reason of the importer's (not of the op's lowering: every fixed float operand a
+#: lowering writes is a literal, see ``Emitter.literal``) -> why
+REIMPORT_COUNT_DIFFERS = {
+    **{case: "the importer folds weight norm's g * v / ||v|| (all initializers) into one weight: "
+             "one tensor of the weight's size, the g vector is gone"
+       for case in ("conv-weight_norm", "conv_transpose-weight_norm", "linear-weight_norm_3d",
+                    "linear-weight_norm_1d")},
+    "relative_position_index-bias table": "the importer folds the Gather of the learned table by the "
+                                          "constant index into the gathered (heads, tokens, tokens) bias",
+}
+
+
+def _reimport_params():
+    for param in _params():
+        reason = REIMPORT_COUNT_DIFFERS.get(param.id)
+        # strict: a fixed importer makes the listed case pass, and the list must shrink
+        yield param if reason is None else pytest.param(*param.values, id=param.id,
+                                                        marks=pytest.mark.xfail(strict=True, reason=reason))
+
+
+@pytest.mark.parametrize("op_name,text", list(_reimport_params()))
+def test_reimported_onnx_has_the_specs_parameter_count(op_name, text):
+    """archc's ONNX of a case (as ``archc build`` writes it), read back by archc's importer, has
+    the spec's learned parameters: ``archc summary`` of the file counts what the spec declares.
+    A fixed operand (a scale factor, a clamp bound, an attention mask) written as a float
+    initializer would be read back as a learned parameter."""
+    from archc.frontends.onnx import from_onnx
+    from archc.lowering.onnx import build_onnx
+    from archc.ops.weights import total_params
+
+    if registry.get(op_name) is None:
+        pytest.skip(f"op '{op_name}' is not registered")
+    graph = graph_of(text)
+    reimported = from_onnx(build_onnx(graph, seed=0))
+    assert total_params(reimported) == total_params(graph)

@@ -144,7 +144,9 @@ class Emitter:
         return self.param_names[key]
 
     def const(self, array: np.ndarray, hint: str = "const") -> str:
-        """A constant initializer for the current node, named ``node/hint``."""
+        """A constant initializer for the current node, named ``node/hint``: for integer shapes, axes
+        and indices, which readers take for constants. A fixed float operand is a :meth:`literal`:
+        a float initializer reads as a learned parameter."""
         name = self._unique_value(f"{self._node().name}/{hint}")
         self.initializers[name] = np.asarray(array)
         return name

@@ -11,7 +11,7 @@ from archc.ops.registry import register
 
 def scalar(emit, value: float, like) -> str:
     """A 0-D constant of the input's dtype (ONNX arithmetic needs equal dtypes)."""
-    return emit.const(np.array(value, dtype=like.dtype), "c")
+    return emit.literal(np.array(value, dtype=like.dtype), "c")  # a literal: no learned parameter
 
 
 class Activation(OpDef):

@@ -149,7 +149,10 @@ class MultiHeadAttention(OpDef):
         bias = node.attrs["bias"]
 
         def c(values, hint, dt=np.int64):
-            return emit.const(np.array(values, dtype=dt), hint)
+            array = np.array(values, dtype=dt)
+            # a float (the scale, the mask's fill) as a literal: readers take float initializers
+            # for learned parameters; shapes and splits (integers) stay initializers
+            return emit.literal(array, hint) if array.dtype.kind == "f" else emit.const(array, hint)
 
         def add(op, args, **attrs):
             return emit.add_node(op, args, **attrs)[0]

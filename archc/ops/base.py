@@ -243,8 +243,10 @@ class OnnxEmitter(Protocol):
     def add_node(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int = 1,
                  **attrs: Any) -> list[str]: ...
     def param(self, name: str) -> str: ...            # initializer holding this node's parameter
-    def const(self, array: "np.ndarray", hint: str = "const") -> str: ...  # an initializer
-    def literal(self, array: "np.ndarray", hint: str = "literal") -> str: ...  # a Constant node
+    # an initializer: for integer shapes, axes and indices (a float initializer reads as learned)
+    def const(self, array: "np.ndarray", hint: str = "const") -> str: ...
+    # a Constant node: for fixed float operands (factors, bounds, masks), which no reader counts
+    def literal(self, array: "np.ndarray", hint: str = "literal") -> str: ...
     def output_names(self) -> list[str]: ...          # names of the current node's outputs
 
 

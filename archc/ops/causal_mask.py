@@ -46,7 +46,7 @@ class CausalMask(OpDef):
         k0 = emit.add_node("Squeeze", [k, emit.const(np.array([0], dtype=np.int64), "axis")])[0]
         upper = emit.add_node("Trilu", [ones, k0], upper=1)[0]
         mask = emit.add_node("Cast", [upper], to=9)[0]  # BOOL
-        neg_inf = emit.const(np.array(-np.inf, dtype=t.dtype), "neg_inf")
+        neg_inf = emit.literal(np.array(-np.inf, dtype=t.dtype), "neg_inf")
         return emit.add_node("Where", [mask, neg_inf, x])
 
 

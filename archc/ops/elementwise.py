@@ -63,7 +63,8 @@ class ConstantOperand(OpDef):
         return f"{arg} {self.symbol} {value}"
 
     def onnx_constant(self, emit, node, inputs, ins) -> list[str]:
-        c = emit.const(np.array(self.constant(node), dtype=ins[0].dtype), "value")
+        # a literal, not an initializer: readers take a float initializer for a learned parameter
+        c = emit.literal(np.array(self.constant(node), dtype=ins[0].dtype), "value")
         operands = [c, inputs[0]] if node.attrs.get("reverse") else [inputs[0], c]
         return emit.add_node(self.onnx_op, operands)
 
@@ -143,7 +144,7 @@ class Scale(OpDef):
         return f"{args[0]} * {py(float(node.attrs['factor']))}"
 
     def onnx(self, emit, node, inputs, ins):
-        factor = emit.const(np.array(node.attrs["factor"], dtype=ins[0].dtype), "factor")
+        factor = emit.literal(np.array(node.attrs["factor"], dtype=ins[0].dtype), "factor")  # not a parameter
         return emit.add_node("Mul", [inputs[0], factor])
 
 

@@ -86,7 +86,7 @@ class Upsample(OpDef):
             ctm = "align_corners" if node.attrs["align_corners"] else "half_pixel"
             how = dict(mode="linear", coordinate_transformation_mode=ctm)
         if scales is not None:
-            scale = emit.const(np.array([1.0, 1.0, *scales], dtype=np.float32), "scales")
+            scale = emit.literal(np.array([1.0, 1.0, *scales], dtype=np.float32), "scales")
             return emit.add_node("Resize", [inputs[0], "", scale], **how)
         lead = emit.add_node("Shape", [inputs[0]], start=0, end=2)[0]
         spatial = emit.const(np.array(sizes, dtype=np.int64), "sizes")

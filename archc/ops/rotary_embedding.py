@@ -72,7 +72,7 @@ def apply_rotary_embedding(
         zero, one = emit.const(np.array(0, dtype=np.int64), "zero"), emit.const(np.array(1, dtype=np.int64), "step")
         positions = emit.add_node("Cast", [emit.add_node("Range", [zero, length, one])[0]], to=1)[0]  # float32
         column = emit.add_node("Unsqueeze", [positions, i64(1)])[0]                       # (S, 1)
-        angles = emit.add_node("Mul", [column, emit.const(self._freqs(node, d)[None, :], "freqs")])[0]  # (S, D/2)
+        angles = emit.add_node("Mul", [column, emit.literal(self._freqs(node, d)[None, :], "freqs")])[0]  # (S, D/2)
         shaped = emit.add_node("Unsqueeze", [angles, i64(0, 2)])[0]                      # (1, S, 1, D/2)
         cos, sin = emit.add_node("Cos", [shaped])[0], emit.add_node("Sin", [shaped])[0]
         if t.dtype != "float32":

@@ -103,6 +103,6 @@ class ShiftedWindowMask(OpDef):
         heads, tokens = ins[0].shape[1], mask.shape[1]
         grouped = emit.add_node("Reshape", [inputs[0], emit.const(
             np.array([-1, mask.shape[0], heads, tokens, tokens], dtype=np.int64), "windows")])[0]
-        masked = emit.add_node("Add", [grouped, emit.const(mask[None, :, None].astype(ins[0].dtype), "mask")])[0]
+        masked = emit.add_node("Add", [grouped, emit.literal(mask[None, :, None].astype(ins[0].dtype), "mask")])[0]
         return emit.add_node("Reshape", [masked, emit.const(np.array([-1, heads, tokens, tokens], dtype=np.int64),
                                                             "scores")])
