@@ -185,11 +185,13 @@ class MultiHeadAttention(OpDef):
 
     def _onnx_mask(self, emit, node, inputs, ins, h, dtype, c, add):
         """An additive float mask broadcastable to (N, H, L, S), or None."""
-        neg_inf, zero = c(-np.inf, "neg_inf", dtype), c(0.0, "zero", dtype)
+        def fill(where):  # -inf where masked, else 0 (the literals written only where a mask needs them)
+            return add("Where", [where, c(-np.inf, "neg_inf", dtype), c(0.0, "zero", dtype)])
+
         if len(inputs) > 3:
             mask = inputs[3]
             if ins[3].dtype == "bool":
-                mask = add("Where", [mask, neg_inf, zero])
+                mask = fill(mask)
             if ins[3].rank == 3:  # (N * H, L, S) -> (N, H, L, S)
                 tail = add("Shape", [inputs[3]], start=1)
                 mask = add("Reshape", [mask, add("Concat", [c([-1, h], "lead"), tail], axis=0)])
@@ -203,4 +205,4 @@ class MultiHeadAttention(OpDef):
 
         rows = add("Unsqueeze", [positions(inputs[0]), c([1], "axes")])
         cols = add("Unsqueeze", [positions(inputs[1]), c([0], "axes")])
-        return add("Where", [add("Greater", [cols, rows]), neg_inf, zero])
+        return fill(add("Greater", [cols, rows]))

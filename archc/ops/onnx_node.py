@@ -439,7 +439,14 @@ def check_in_onnxruntime(a: dict[str, Any], ins: list[TensorType]) -> None:
     ops of a domain onnxruntime does not have (``com.microsoft`` ones it has pass). onnxruntime
     loads a model of the node alone and creates its kernel; a refusal only for want of a kernel
     for these types on this machine's CPU, or of support for a newer opset, is not an error here
-    (another provider or the opset archc writes may have it). No check where onnxruntime is missing."""
+    (another provider or the opset archc writes may have it). An op of another domain that ONNX
+    itself defines (``ai.onnx.preview.training``'s Gradient) is valid ONNX whether or not onnxruntime
+    runs it: its schema has checked it. No check where onnxruntime is missing."""
+    if a["domain"]:
+        from onnx import defs
+
+        if defs.has(a["op_type"], a["domain"]):
+            return
     model, _, _ = node_model(a, ins, _node_attributes(a["attributes"]), a["opset"] or
                              (1 if a["domain"] else DEFAULT_OPSET))
     reason = _onnxruntime_refusal(model.SerializeToString())
