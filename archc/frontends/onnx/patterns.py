@@ -3,8 +3,8 @@
 After the importer has mapped single ONNX nodes, some functions are still spelled out as
 several nodes (older opsets and hand-written modules): GELU as ``x * 0.5 * (1 + erf(x /
 sqrt 2))`` or with the tanh formula, SiLU as ``x * sigmoid(x)``, Mish as ``x * tanh(softplus(x))``,
-layer normalisation as ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div with a scale and shift. :func:`fuse`
-rewrites each occurrence into the native op (``gelu``, ``silu``, ``mish``, ``layernorm``), keeping the name of
+layer normalisation as ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div, with or without a scale and
+shift. :func:`fuse` rewrites each occurrence into the native op (``gelu``, ``silu``, ``mish``, ``layernorm``), keeping the name of
 the node that computed the result. The larger patterns live in their own modules and
 register here with :func:`matcher`: attention (:mod:`archc.frontends.onnx.attention`),
 LSTM/GRU (:mod:`archc.frontends.onnx.recurrent`), max pooling with indices and unpooling
@@ -252,15 +252,35 @@ def mish(graph: Graph, root: Node) -> Match | None:
     return None
 
 
-@matcher("onnx:Add", "onnx:Mul")  # the shift, or the scale where there is no shift
+def _sole_user(graph: Graph, node: Node) -> Node | None:
+    """The one node that reads ``node``'s result, where one node reads it once."""
+    users = graph.users(node.name)
+    return graph.node(users[0]) if len(users) == 1 and graph.uses(node.name) == 1 else None
+
+
+def _affine_after(graph: Graph, user: Node | None) -> bool:
+    """Whether ``user``, the one reader of a normalisation's division, is a scale, perhaps followed by
+    a shift, that :func:`layernorm` matches as the module's affine."""
+    if user is None or kind(user) != "onnx:Mul":
+        return False
+    after = _sole_user(graph, user)
+    return layernorm(graph, user) is not None or (
+        after is not None and kind(after) == "onnx:Add" and layernorm(graph, after) is not None)
+
+
+@matcher("onnx:Add", "onnx:Mul", "div")  # the shift, the scale where there is no shift, or neither
 def layernorm(graph: Graph, root: Node) -> Match | None:
-    """``(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * w + b`` over the last dims."""
+    """``(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * w + b`` over the last dims; without the
+    shift (nn.LayerNorm(D, bias=False)), or without both (elementwise_affine=False: the division
+    is the root)."""
     nodes, weights = [], {}
     node = root
-    users = graph.users(root.name)
-    if kind(root) == "onnx:Mul" and len(users) == 1 and graph.uses(root.name) == 1 \
-            and kind(graph.node(users[0])) == "onnx:Add" and constant(graph, graph.node(users[0])) is not None:
+    user = _sole_user(graph, root)
+    if kind(root) == "onnx:Mul" and user is not None and kind(user) == "onnx:Add" \
+            and constant(graph, user) is not None:
         return None  # the shift after the scale is part of it: match from there
+    if kind(root) == "div" and _affine_after(graph, user):
+        return None  # the module's scale (and shift) follow the division: matched from there
     if kind(node) == "onnx:Add" and constant(graph, node) is not None:
         weights["bias"], node = constant(graph, node), graph.node(node.inputs[0].node)
         nodes.append(root.name)
@@ -268,7 +288,7 @@ def layernorm(graph: Graph, root: Node) -> Match | None:
         weights["weight"] = constant(graph, node)
         nodes.append(node.name)
         node = graph.node(node.inputs[0].node)
-    if kind(node) != "div" or "weight" not in weights:
+    if kind(node) != "div" or ("bias" in weights and "weight" not in weights):
         return None
     centred, denominator = node.inputs
     sqrt = graph.node(denominator.node)
@@ -297,7 +317,8 @@ def layernorm(graph: Graph, root: Node) -> Match | None:
                           for w in weights.values()):
         return None
     weights = {key: np.ascontiguousarray(w.reshape(shape)) for key, w in weights.items()}
-    return Match("layernorm", {"dims": k, "eps": eps, "elementwise_affine": True, "bias": "bias" in weights},
+    affine = {"elementwise_affine": True, "bias": "bias" in weights} if weights else {"elementwise_affine": False}
+    return Match("layernorm", {"dims": k, "eps": eps, **affine},
                  [x], [*nodes, node.name, sqrt.name, eps_add.name, var.name, power.name, sub.name, mean_node.name],
                  weights)
 
