@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import warnings
 
@@ -127,6 +128,36 @@ def test_archcs_own_group_norm_comes_back_as_the_native_op(tmp_path):
     path = tmp_path / "gn.onnx"
     path.write_bytes(to_onnx(spec, seed=0).SerializeToString())
     assert [n.op for n in load_onnx(str(path)).nodes()] == ["input", "conv", "groupnorm"]
+
+
+GROUPNORMS = """inputs: {x: [N, 4, 6, 6]}
+nodes:
+  - {name: conv, op: conv, out_channels: 8, kernel_size: 3}
+  - {name: gn, op: groupnorm, num_groups: 2}
+  - {name: gn2, op: groupnorm, num_groups: 4, affine: false}
+"""
+
+
+def test_archcs_own_group_norms_come_back_under_their_names(run_archc, spec_file, tmp_path):
+    # archc writes a groupnorm as nodes named gn/reshape, gn/instancenormalization, ... and gn (the
+    # last): imported, gn is the module of the others, so its node was gn_1, and the fused node kept
+    # that name (gn_1, gn2_1: a spec round trip renamed every groupnorm)
+    import yaml
+
+    from archc import loads_spec
+
+    onnx_path, back = tmp_path / "gn.onnx", tmp_path / "back.yaml"
+    run_archc("build", spec_file(GROUPNORMS), "--target", "onnx", "-o", str(onnx_path), check=True)
+    run_archc("spec", str(onnx_path), "-o", str(back), check=True)
+    nodes = yaml.safe_load(back.read_text())["nodes"]
+    assert [(n["name"], n["op"]) for n in nodes] == [("conv", "conv"), ("gn", "groupnorm"), ("gn2", "groupnorm")]
+    graph = load_onnx(str(onnx_path))
+    assert [n.name for n in graph.nodes()] == ["x", "conv", "gn", "gn2"]
+    assert set(graph.weights["gn"]) == {"weight", "bias"} and "gn2" not in graph.weights
+    spec = loads_spec(GROUPNORMS)
+    assert {n.name: n.attrs for n in graph.nodes()} == {n.name: n.attrs for n in spec.nodes()}
+    summary = run_archc("summary", str(onnx_path), "--format", "json", check=True).stdout
+    assert [n["name"] for n in json.loads(summary)["nodes"]] == ["x", "conv", "gn", "gn2"]
 
 
 def test_a_shared_inner_value_blocks_the_fusion(tmp_path):

@@ -23,12 +23,14 @@ larger pattern: stacked recurrent layers); matchers look only at a node's neighb
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from archc.errors import ShapeError
+from archc.frontends.onnx.naming import clean
 from archc.frontends.onnx.values import short_float
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
@@ -134,19 +136,33 @@ def module_name(graph: Graph, nodes: set[str], root: Node, fallback: str) -> str
     match that took in the next module's first node (an LSTM and the transpose of the LSTM after
     it: ``layers.0.lstm``, ``layers.1.lstm``) shares only their container's path, and a module
     cannot be both one node and the container of others."""
-    parts = [n.split(".") for n in nodes]
+    parts = [_named_path(graph, n).split(".") for n in nodes]
     common: list[str] = []
     for segments in zip(*parts):
         if len(set(segments)) != 1:
             break
         common.append(segments[0])
-    prefix = ".".join(common) if all(len(p) > len(common) for p in parts) else ""
+    # all lie under the path, but one node may be the module's own (see _named_path)
+    prefix = ".".join(common) if sum(len(p) == len(common) for p in parts) <= min(1, len(parts) - 1) else ""
     if prefix and _contains_others(graph, prefix, nodes):
         prefix = ""
     for candidate in (prefix, root.meta.get("module_path", "")):
         if candidate and (candidate not in graph or candidate in nodes):
             return candidate
     return fallback
+
+
+def _named_path(graph: Graph, name: str) -> str:
+    """The path node ``name`` is named by: its name, or the ONNX name the import renamed it apart from.
+    archc's own lowering names an op's last ONNX node after the op (``gn``) and the others under it
+    (``gn/reshape``): one name cannot be both a node and the module of others, so the import named
+    the node ``gn_1``; it is the node of module ``gn``."""
+    onnx_name = graph.node(name).meta.get("onnx_name", "")
+    if onnx_name and "/" not in onnx_name:
+        path = clean(onnx_name)
+        if path != name and re.fullmatch(re.escape(path) + r"_\d+", name):
+            return path
+    return name
 
 
 def _contains_others(graph: Graph, path: str, nodes: set[str]) -> bool:
