@@ -214,7 +214,7 @@ def _learned_affine(im: "Importer", node: onnx.NodeProto) -> bool:
     """Whether a BatchNormalization's or LayerNormalization's scale and bias (inputs 1 and 2; an absent
     bias aside) are all learned parameters: then it is an affine norm whatever their values, and its
     conversion depends on its kind only."""
-    return all(im.trainable(name) for name in node.input[1:3] if name)
+    return all(im.learned(name) for name in node.input[1:3] if name)
 
 
 def _literal(im: "Importer", node: onnx.NodeProto, index: int, fill: float) -> bool:
@@ -228,7 +228,7 @@ def _literal(im: "Importer", node: onnx.NodeProto, index: int, fill: float) -> b
     if not name:
         return True
     value = im.const(name)
-    return value is not None and not im.trainable(name) and bool(np.all(value == fill))
+    return value is not None and not im.learned(name) and bool(np.all(value == fill))
 
 
 def _without_affine(im: "Importer", node: onnx.NodeProto) -> bool:

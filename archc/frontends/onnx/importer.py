@@ -59,6 +59,7 @@ from archc.frontends.onnx.inference import OnnxTypes, otype
 from archc.frontends.onnx.naming import clean, module_scopes, node_meta, split_name
 from archc.frontends.onnx.rows import mirror_graph, node_rows
 from archc.frontends.onnx.sharing import tie_shared_weights
+from archc.frontends.onnx.signature import torch_constants
 from archc.frontends.onnx.state import DEFAULT_DOMAINS as _DEFAULT_DOMAINS
 from archc.frontends.onnx.static import StaticValues, constant_value
 from archc.frontends.onnx.tensors import contiguous, is_unread as _is_unread, read_tensor, read_tensors_grouped, unread
@@ -338,7 +339,12 @@ class Importer(StaticValues, GenericNodes, Walk):
         # Initializers are the model's parameters; integer ones are indices or shapes. What a kind key
         # holds of a parameter is its dtype and shape (see kinds.py): its tag, once per dtype and shape.
         facts: dict[object, tuple[bool, int | None]] = {}  # group, or (dtype, shape) -> (learnt, tag)
+        # (a torch dynamo export's own constants and the module's buffers: float, but not learned)
+        constants = torch_constants(g)
         for name, arr, group in zip(*self._initializer_arrays(g, columns)):
+            if constants and name in constants:
+                values[name] = Const(arr, False)
+                continue
             fact = facts.get(group) if group is not None else None
             if fact is None:
                 fact = facts.get((arr.dtype, arr.shape))

@@ -3,10 +3,10 @@
 After the importer has mapped single ONNX nodes, some functions are still spelled out as
 several nodes (older opsets and hand-written modules): GELU as ``x * 0.5 * (1 + erf(x /
 sqrt 2))`` or with the tanh formula, SiLU as ``x * sigmoid(x)``, Mish as ``x * tanh(softplus(x))``,
-layer normalisation as ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div with a scale and shift. :func:`fuse`
-rewrites each occurrence into the native op (``gelu``, ``silu``, ``mish``, ``layernorm``), keeping the name of
-the node that computed the result. The larger patterns live in their own modules and
-register here with :func:`matcher`: attention (:mod:`archc.frontends.onnx.attention`),
+layer normalisation as ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div, with or without a scale and
+shift. :func:`fuse` rewrites each occurrence into the native op (``gelu``, ``silu``, ``mish``,
+``layernorm``), keeping the name of the node that computed the result. The larger patterns live
+in their own modules and register here with :func:`matcher`: attention (:mod:`archc.frontends.onnx.attention`),
 LSTM/GRU (:mod:`archc.frontends.onnx.recurrent`), max pooling with indices and unpooling
 (:mod:`archc.frontends.onnx.pooling`), group normalisation (:mod:`archc.frontends.onnx.groupnorm`).
 A :class:`Match` may put movement adapters before
@@ -23,12 +23,14 @@ larger pattern: stacked recurrent layers); matchers look only at a node's neighb
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from archc.errors import ShapeError
+from archc.frontends.onnx.naming import clean
 from archc.frontends.onnx.values import short_float
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
@@ -134,19 +136,33 @@ def module_name(graph: Graph, nodes: set[str], root: Node, fallback: str) -> str
     match that took in the next module's first node (an LSTM and the transpose of the LSTM after
     it: ``layers.0.lstm``, ``layers.1.lstm``) shares only their container's path, and a module
     cannot be both one node and the container of others."""
-    parts = [n.split(".") for n in nodes]
+    parts = [_named_path(graph, n).split(".") for n in nodes]
     common: list[str] = []
     for segments in zip(*parts):
         if len(set(segments)) != 1:
             break
         common.append(segments[0])
-    prefix = ".".join(common) if all(len(p) > len(common) for p in parts) else ""
+    # all lie under the path, but one node may be the module's own (see _named_path)
+    prefix = ".".join(common) if sum(len(p) == len(common) for p in parts) <= min(1, len(parts) - 1) else ""
     if prefix and _contains_others(graph, prefix, nodes):
         prefix = ""
     for candidate in (prefix, root.meta.get("module_path", "")):
         if candidate and (candidate not in graph or candidate in nodes):
             return candidate
     return fallback
+
+
+def _named_path(graph: Graph, name: str) -> str:
+    """The path node ``name`` is named by: its name, or the ONNX name the import renamed it apart from.
+    archc's own lowering names an op's last ONNX node after the op (``gn``) and the others under it
+    (``gn/reshape``): one name cannot be both a node and the module of others, so the import named
+    the node ``gn_1``; it is the node of module ``gn``."""
+    onnx_name = graph.node(name).meta.get("onnx_name", "")
+    if onnx_name and "/" not in onnx_name:
+        path = clean(onnx_name)
+        if path != name and re.fullmatch(re.escape(path) + r"_\d+", name):
+            return path
+    return name
 
 
 def _contains_others(graph: Graph, path: str, nodes: set[str]) -> bool:
@@ -252,15 +268,35 @@ def mish(graph: Graph, root: Node) -> Match | None:
     return None
 
 
-@matcher("onnx:Add", "onnx:Mul")  # the shift, or the scale where there is no shift
+def _sole_user(graph: Graph, node: Node) -> Node | None:
+    """The one node that reads ``node``'s result, where one node reads it once."""
+    users = graph.users(node.name)
+    return graph.node(users[0]) if len(users) == 1 and graph.uses(node.name) == 1 else None
+
+
+def _affine_after(graph: Graph, user: Node | None) -> bool:
+    """Whether ``user``, the one reader of a normalisation's division, is a scale, perhaps followed by
+    a shift, that :func:`layernorm` matches as the module's affine."""
+    if user is None or kind(user) != "onnx:Mul":
+        return False
+    after = _sole_user(graph, user)
+    return layernorm(graph, user) is not None or (
+        after is not None and kind(after) == "onnx:Add" and layernorm(graph, after) is not None)
+
+
+@matcher("onnx:Add", "onnx:Mul", "div")  # the shift, the scale where there is no shift, or neither
 def layernorm(graph: Graph, root: Node) -> Match | None:
-    """``(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * w + b`` over the last dims."""
+    """``(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * w + b`` over the last dims; without the
+    shift (nn.LayerNorm(D, bias=False)), or without both (elementwise_affine=False: the division
+    is the root)."""
     nodes, weights = [], {}
     node = root
-    users = graph.users(root.name)
-    if kind(root) == "onnx:Mul" and len(users) == 1 and graph.uses(root.name) == 1 \
-            and kind(graph.node(users[0])) == "onnx:Add" and constant(graph, graph.node(users[0])) is not None:
+    user = _sole_user(graph, root)
+    if kind(root) == "onnx:Mul" and user is not None and kind(user) == "onnx:Add" \
+            and constant(graph, user) is not None:
         return None  # the shift after the scale is part of it: match from there
+    if kind(root) == "div" and _affine_after(graph, user):
+        return None  # the module's scale (and shift) follow the division: matched from there
     if kind(node) == "onnx:Add" and constant(graph, node) is not None:
         weights["bias"], node = constant(graph, node), graph.node(node.inputs[0].node)
         nodes.append(root.name)
@@ -268,7 +304,7 @@ def layernorm(graph: Graph, root: Node) -> Match | None:
         weights["weight"] = constant(graph, node)
         nodes.append(node.name)
         node = graph.node(node.inputs[0].node)
-    if kind(node) != "div" or "weight" not in weights:
+    if kind(node) != "div" or ("bias" in weights and "weight" not in weights):
         return None
     centred, denominator = node.inputs
     sqrt = graph.node(denominator.node)
@@ -297,7 +333,8 @@ def layernorm(graph: Graph, root: Node) -> Match | None:
                           for w in weights.values()):
         return None
     weights = {key: np.ascontiguousarray(w.reshape(shape)) for key, w in weights.items()}
-    return Match("layernorm", {"dims": k, "eps": eps, "elementwise_affine": True, "bias": "bias" in weights},
+    affine = {"elementwise_affine": True, "bias": "bias" in weights} if weights else {"elementwise_affine": False}
+    return Match("layernorm", {"dims": k, "eps": eps, **affine},
                  [x], [*nodes, node.name, sqrt.name, eps_add.name, var.name, power.name, sub.name, mean_node.name],
                  weights)
 

@@ -10,7 +10,6 @@ computed later if used, or an IR tensor.
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -33,19 +32,6 @@ from archc.ir.types import Dim, TensorType
 __all__ = ["DEFAULT_DOMAINS", "ImportState", "node_key"]
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
-
-
-_SIGNATURE = "pkg.torch.export.ExportedProgram.graph_signature"
-_PARAMETER_LINE = re.compile(r": PARAMETER target='([^']*)'")
-
-
-def torch_parameters(graph: onnx.GraphProto) -> frozenset[str] | None:
-    """The parameters' names in the graph signature torch's dynamo exporter writes on the graph
-    (lines ``p_0_weight: PARAMETER target='0.weight'``), or None where there is none."""
-    for prop in graph.metadata_props:
-        if prop.key == _SIGNATURE:
-            return frozenset(_PARAMETER_LINE.findall(prop.value))
-    return None
 
 
 def node_key(node: onnx.NodeProto) -> tuple:
@@ -154,27 +140,11 @@ class ImportState:
         return rec.array if isinstance(rec, Const) else None
 
     def learned(self, name: str) -> bool:
+        """Whether a constant input is a learned parameter of the model: a float initializer (a Constant
+        node's literal is none), except those a torch dynamo export's graph signature says are not
+        (buffers, constants; see :mod:`~archc.frontends.onnx.signature`)."""
         rec = self.record(name)
         return isinstance(rec, Const) and rec.learned
-
-    def trainable(self, name: str) -> bool:
-        """Whether a constant input is a learned parameter of the model: an initializer (a Constant
-        node's literal is none) that, where torch's dynamo exporter recorded the module's parameters
-        in the graph signature, is one of them (its other initializers are constants it made, such
-        as the ones and zeros standing for an absent ``affine``)."""
-        if not self.learned(name):
-            return False
-        recorded = self.torch_parameters
-        return recorded is None or name in recorded
-
-    @property
-    def torch_parameters(self) -> frozenset[str] | None:
-        """The initializers torch's dynamo exporter says are the exported module's parameters (from
-        the graph's ``pkg.torch.export.ExportedProgram.graph_signature``); None where the file does
-        not say (the TorchScript exporter, other tools)."""
-        if not hasattr(self, "_torch_parameters"):
-            self._torch_parameters = torch_parameters(self.model.graph)
-        return self._torch_parameters
 
     def static(self, name: str) -> np.ndarray | None:
         """A shape-type input: its constant value, symbolic entries as str dims; None if unknown."""
