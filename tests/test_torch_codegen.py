@@ -944,7 +944,155 @@ def test_a_variadic_input_read_by_an_op_of_fixed_inputs_is_read_by_index(tmp_pat
     # the list whole
     source = generate_source(loads_spec(VARIADIC_READ_ONE_BY_ONE))
     assert "first = rest[0]" in source and "add = fc + first" in source, source
-    assert "torch.cat([x, *rest], 1)" in source or "torch.cat([x, *rest], dim=1)" in source, source
+    # (as a sum of lists: TorchScript cannot size [x, *rest])
+    assert "torch.cat([x] + rest, 1)" in source or "torch.cat([x] + rest, dim=1)" in source, source
     spec = tmp_path / "variadic.yaml"
     spec.write_text(VARIADIC_READ_ONE_BY_ONE)
     assert "PASSED" in run_archc("verify", str(spec), check=True).stdout
+
+
+# -- a user's WaveNet and DPN specs (long sums, an unread block output, a variadic block input) ----
+
+_WAVENET = """
+archc: 1
+name: small_wavenet
+inputs: {x: [N, 8, 16]}
+blocks:
+  residual_glu_layer_with_a_long_name:
+    params: {dilation: 1}
+    nodes:
+      - {name: conv, op: conv, out_channels: 16, kernel_size: 3, padding: dilation, dilation: dilation}
+      - {name: halves, op: split, sizes: 8, dim: 1}
+      - {name: gated, op: mul, in: ["halves:0", "halves:1"]}
+      - {name: skip_conv, op: conv, in: gated, out_channels: 8, kernel_size: 1}
+      - {name: out_conv, op: conv, in: gated, out_channels: 8, kernel_size: 1}
+      - {name: add, op: add, in: [out_conv, x]}
+      - {name: out, op: mul, value: 0.5}
+    outputs: [out, skip_conv]
+nodes:
+  - {name: residual_glu_layers, block: residual_glu_layer_with_a_long_name, repeat: 6,
+     dilation: "2 ** (index % 3)"}
+  - {name: skips, op: add, in: ["residual_glu_layers[*]:skip_conv"]}
+"""
+
+
+def _ruff(*args: str, source: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    path = tmp_path / "generated.py"
+    path.write_text(source)
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    return subprocess.run([ruff, *args, "--no-cache", "--isolated", str(path)], capture_output=True, text=True)
+
+
+def test_a_long_sum_of_block_outputs_is_wrapped_one_operand_a_line_as_ruff_formats_it(tmp_path):
+    source = generate_source(loads_spec(_WAVENET))
+    lines = source.splitlines()
+    start = lines.index("        skips = (")
+    assert lines[start + 1:start + 8] == [
+        "            residual_glu_layers_0_0", "            + residual_glu_layers_1_0",
+        "            + residual_glu_layers_2_0", "            + residual_glu_layers_3_0",
+        "            + residual_glu_layers_4_0", "            + residual_glu_layers_5", "        )"]
+    check = _ruff("format", "--check", "--diff", source=source, tmp_path=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert max(map(len, lines)) <= 100
+
+
+_CHAINS = [  # (statement, its indent): each split as ruff format splits it
+    ("skips = conv_layers_0_0 + conv_layers_1_0 + conv_layers_2_0 + conv_layers_3_0 + conv_layers_4_0", " " * 8),
+    ("y = conv_layers_0_0 + conv_layers_1_0 + conv_layers_2_0 + conv_layers_3_0 + conv_layers_4_0_x", " " * 4),
+    ("y = (aaaaaaaaaaaaaaaaaaaaaaaaaa + bbbbbbbbbbbbbbbbbbbbbbbbbbbbb) - cccccccccccccccccccccccccccc"
+     " * dddddddddddddddddddddd + eeeeeeeeeeeeeeeeeeeee", " " * 8),
+    ("product = first_factor_name * second_factor_name * third_factor_name * fourth_factor * scale",
+     " " * 8),
+    ("return aaaaaaaaaaaaaaaaaaaaaaaaaa * bbbbbbbbbbbbbbbbbbbbbbbbbbbbb + cccccccccccccccccccccccccccc"
+     " * dddddddddddddddddddddd * e", " " * 8),
+    ("x_in = torch.cat([xxxxxxxxxxxxxxxxxxxxxxx] + rest_of_the_features + [yyyyyyyyyyyyyyyyyyyyyy, zz],"
+     " dim=1)", " " * 8),
+    ("x_in = [xxxxxxxxxxxxxxxxxxxxxxx] + rest_of_the_features + [yyyyyyyyyyyyyyyyyyyyyy, zzzzzz, www]",
+     " " * 8),
+    ("y = scale_with_a_long_name * torch.some_function(aaaaaaaaaaaaaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbbb, c)",
+     " " * 8),
+    ("y = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa - bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", " " * 8),
+    ("y = -aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa * -bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb + x.y(1) * -ccccccccccc",
+     " " * 8),
+]
+
+
+@pytest.mark.parametrize("text,indent", _CHAINS)
+def test_long_binary_operator_chains_split_as_ruff_format_splits_them(text, indent):
+    from archc.lowering.pyformat import split_statement
+
+    frame = "".join(" " * depth + "if True:\n" for depth in range(0, len(indent), 4))
+    mine = frame + "\n".join(split_statement(text, indent)) + "\n"
+    formatted = subprocess.run([sys.executable, "-m", "ruff", "format", "--isolated", "-"],
+                               input=frame + indent + text + "\n", capture_output=True, text=True, check=True).stdout
+    assert mine == formatted
+    assert len(mine.splitlines()) > len(indent) // 4 + 1  # (each case is too long for one line)
+
+
+def test_an_unread_block_output_is_not_computed_and_the_module_tree_stays(tmp_path):
+    graph = loads_spec(_WAVENET)
+    source = generate_source(graph)
+    check = _ruff("check", "--select", "F841", source=source, tmp_path=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    module = build_module(graph, seed=0).eval()
+    # the first five layers share the class; the last one's forward returns its skip alone
+    assert [type(m).__name__ for m in module.residual_glu_layers] == ["ResidualGluLayerWithALongName"] * 5 + [
+        "ResidualGluLayerWithALongName2"]
+    last = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)
+                and n.name == "ResidualGluLayerWithALongName2")
+    forward = next(f for f in last.body if isinstance(f, ast.FunctionDef) and f.name == "forward")
+    computed = [t.id for s in forward.body if isinstance(s, ast.Assign) for t in s.targets if isinstance(t, ast.Name)]
+    assert "out_conv" not in computed and "add" not in computed and "out" not in computed
+    assert ast.unparse(forward.body[-1]) == "return skip_conv"
+    keys = [k for k in module.state_dict() if k.startswith("residual_glu_layers.5.")]
+    assert keys == [f"residual_glu_layers.5.{m}.{p}" for m in ("conv", "skip_conv", "out_conv")
+                    for p in ("weight", "bias")]
+    from ops_harness import feeds_for, randomize, run_onnx
+    graph = randomize(graph, 0)
+    feeds = feeds_for(graph, {"N": 2})
+    module = build_module(graph).eval()
+    with torch.no_grad():
+        got = module(torch.from_numpy(feeds["x"]))
+    torch.testing.assert_close(got.numpy(), run_onnx(graph, feeds)[0], rtol=1e-4, atol=1e-5)
+
+
+_DUAL_PATH = """
+archc: 1
+name: small_dual_path
+inputs: {x: [N, 8, 4, 4]}
+blocks:
+  dual_path:
+    params: {block_type: normal}
+    inputs: [x, rest...]
+    nodes:
+      - {name: x_in, op: concat, in: [x, rest], if: "block_type == 'normal'", else: x}
+      - {name: c1x1, op: conv, in: x_in, out_channels: 12, kernel_size: 1}
+      - {name: out, op: split, sizes: [8, 4]}
+      - {name: resid, op: add, in: [x, "out:0"]}
+      - {name: dense, op: concat, in: [rest, "out:1"], if: "block_type == 'normal'", else: "out:1"}
+    outputs: [resid, dense]
+nodes:
+  - {name: proj, block: dual_path, block_type: proj}
+  - {name: normal, block: dual_path, in: ["proj:0", "proj:1"]}
+  - {name: cat, op: concat, in: ["normal:0", "normal:1"]}
+"""
+
+
+def test_a_variadic_block_input_concatenated_with_others_is_a_sum_of_lists_that_scripts():
+    # torch.cat([x, *rest]) cannot be scripted ("cannot statically infer the expected size of a list")
+    from ops_harness import feeds_for, randomize, run_onnx
+
+    graph = randomize(loads_spec(_DUAL_PATH), 0)
+    source = generate_source(graph)
+    assert "torch.cat([x] + rest, dim=1)" in source and "torch.cat(rest + [out_1], dim=1)" in source
+    assert "*rest" not in source
+    module = build_module(graph).eval()
+    feeds = feeds_for(graph, {"N": 2})
+    x = torch.from_numpy(feeds["x"])
+    want = run_onnx(graph, feeds)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(module(x).numpy(), want, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(torch.jit.script(module)(x).numpy(), want, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(torch.fx.symbolic_trace(module)(x).numpy(), want, rtol=1e-4, atol=1e-5)
+        exported = torch.export.export(module, (x,))
+        torch.testing.assert_close(exported.module()(x).numpy(), want, rtol=1e-4, atol=1e-5)

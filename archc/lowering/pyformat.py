@@ -15,7 +15,7 @@ import functools
 import re
 from itertools import accumulate
 
-__all__ = ["LINE_LENGTH", "spaced_slices", "split_statement"]
+__all__ = ["LINE_LENGTH", "concatenated_lists", "spaced_slices", "split_statement"]
 
 LINE_LENGTH = 88
 _COMMA_CLOSE = re.compile(r",\s*[)\]}]")
@@ -73,6 +73,37 @@ def _top_level_commas(body: str) -> list[str]:
     return parts
 
 
+_STARRED = re.compile(r"\*[A-Za-z_]\w*\Z")
+
+
+def concatenated_lists(text: str) -> str:
+    """``text`` with each list display holding a starred name written as a sum of lists:
+    ``[x, *rest, y]`` as ``[x] + rest + [y]``, ``[*rest]`` as ``rest``. TorchScript cannot size
+    a starred list display ("cannot statically infer the expected size of a list"); a sum of
+    lists it types as ``List[Tensor]``, and torch.fx and torch.export trace it the same."""
+    while "*" in text:
+        for close, open_ in sorted(_pairs(text).items(), key=lambda item: -item[1]):
+            if text[open_] != "[" or _is_call(text, open_):  # (a subscript, not a display)
+                continue
+            elements = _top_level_commas(text[open_ + 1:close])
+            if not any(_STARRED.match(e) for e in elements):
+                continue
+            terms, run = [], []
+            for element in elements:
+                if _STARRED.match(element):
+                    terms += [f"[{', '.join(run)}]"] if run else []
+                    terms.append(element[1:])
+                    run = []
+                else:
+                    run.append(element)
+            terms += [f"[{', '.join(run)}]"] if run else []
+            text = text[:open_] + " + ".join(terms) + text[close + 1:]
+            break
+        else:
+            return text
+    return text
+
+
 _SIMPLE_BOUND = re.compile(r"-?(\d+|[A-Za-z_]\w*)")
 
 
@@ -119,11 +150,103 @@ def _split_long(text: str, indent: str) -> tuple[str, ...]:
     if text.startswith("def "):  # a def splits at its parameter list (black's left-hand split)
         first = min((o, c) for c, o in pairs.items())
         return tuple(_split_at(text, first[0], first[1], indent))
+    chain = _operator_split(text, indent)
+    if chain is not None:
+        return chain
     candidates = _trailers(text, pairs)
     for close in candidates:
         if len(indent) + len(text[:pairs[close] + 1]) <= LINE_LENGTH or close == candidates[-1]:
             return tuple(_split_at(text, pairs[close], close, indent))
     return (indent + text,)
+
+
+# binary operators by how loosely they bind (ruff splits a chain at its loosest ones); ** is
+# right-associative and left alone
+_PRECEDENCE = {ast.BitOr: 0, ast.BitXor: 1, ast.BitAnd: 2, ast.LShift: 3, ast.RShift: 3, ast.Add: 4,
+               ast.Sub: 4, ast.Mult: 5, ast.MatMult: 5, ast.Div: 5, ast.FloorDiv: 5, ast.Mod: 5}
+_MAYBE_OPERATOR = re.compile(r"[-+*/@%|&^] ")  # (the generator spaces binary operators)
+_HEADS = re.compile(r"(return |[\w, .\[\]]+ = )(?=.)")  # what stands before a statement's expression
+
+
+def _operator_split(text: str, indent: str) -> tuple[str, ...] | None:
+    """``text`` split at the operators of a chain of binary operators, as ruff format splits it:
+    a statement's expression (``targets = expr``, ``return expr``) in parentheses, on one indented
+    line if it fits; a bracket's element (``a + b,``) as it stands; else one operand per line, each
+    after its operator (``+ b``). None where ruff would split a bracket instead (one operator whose
+    first or last operand is bracketed: ``s * f(...)``) and where ``text`` is no such chain."""
+    if not _MAYBE_OPERATOR.search(text):
+        return None
+    head = _HEADS.match(text)
+    expr = text[head.end():] if head else text.removesuffix(",")
+    operands = _chain(expr)
+    if operands is None or len(operands) == 2 and any(map(_bracketed, (operands[0][1], operands[1][1]))):
+        return None
+    if head is None:  # an element: the bracket around it groups it
+        lines = _chain_lines(operands, indent)
+        return (*lines[:-1], lines[-1] + text[len(expr):])
+    inner = indent + "    "
+    body = [inner + expr] if len(inner) + len(expr) <= LINE_LENGTH else _chain_lines(operands, inner)
+    return (indent + head.group() + "(", *body, indent + ")")
+
+
+def _chain_lines(operands: list[tuple[str, str]], indent: str) -> list[str]:
+    """One line per operand, after its operator; an operand too long that is itself a chain (of
+    operators binding tighter) goes on at the same indent, as ruff writes it."""
+    lines = []
+    for operator, operand in operands:
+        text = f"{operator} {operand}" if operator else operand
+        inner = _chain(operand) if len(indent) + len(text) > LINE_LENGTH else None
+        if inner is not None:
+            inner[0] = (operator, inner[0][1])
+            lines += _chain_lines(inner, indent)
+        else:
+            lines += split_statement(text, indent)
+    return lines
+
+
+def _chain(expr: str) -> list[tuple[str, str]] | None:
+    """``expr``'s operands at its loosest binary operator, each with the operator before it ("" for
+    the first); None if ``expr`` is no binary operation (or one of ``**``)."""
+    if not expr.isascii():  # (ast's offsets count bytes)
+        return None
+    try:
+        node = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(node, ast.BinOp) or type(node.op) not in _PRECEDENCE:
+        return None
+    level = _PRECEDENCE[type(node.op)]
+    cuts = []  # (operator start, operator end), last first
+    # (a + b) - c parses as ((a + b) - c): walk down the left operands of the same looseness, but
+    # not into one the source parenthesises (the text between it and its operator closes a bracket)
+    while isinstance(node, ast.BinOp) and _PRECEDENCE.get(type(node.op)) == level:
+        start = node.left.end_col_offset
+        between = expr[start:node.right.col_offset]
+        operator = _OPERATOR.search(between)
+        cuts.append((start + operator.start(), start + operator.end()))
+        if ")" in between[:operator.start()]:
+            break
+        node = node.left
+    cuts.reverse()
+    operands = [("", expr[:cuts[0][0]].strip())]
+    for (start, end), (following, _) in zip(cuts, cuts[1:] + [(len(expr), 0)]):
+        operands.append((expr[start:end], expr[end:following].strip()))
+    return operands
+
+
+_OPERATOR = re.compile(r"[^\s()]+")  # the operator among the brackets between two operands
+
+
+def _bracketed(operand: str) -> bool:
+    """Whether ``operand`` starts or ends with a bracket pair that is not a subscript (ruff splits
+    those rather than add parentheses around a one-operator expression)."""
+    stripped = operand.strip()
+    if stripped[:1] in _OPEN:
+        return True
+    pairs = _pairs(stripped)
+    end = len(stripped) - 1
+    return end in pairs and stripped[end] in ")}" or (stripped[end] == "]" and end in pairs
+                                                       and not _is_call(stripped, pairs[end]))
 
 
 def _trailers(text: str, pairs: dict[int, int]) -> list[int]:

@@ -18,6 +18,7 @@ from torch import nn
 
 from archc.errors import SpecError
 from archc.ir.graph import FORMAL_INPUTS_META, Graph, Node, Value
+from archc.lowering.pyformat import concatenated_lists
 from archc.lowering.torch_reset import GENERATED_METHODS
 from archc.lowering.torch_plan import (Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute, place_local, spread_at,
                                        with_holes)
@@ -35,7 +36,6 @@ _MODULE = "\x02"
 
 
 _NO_LABELS: Mapping[str, str] = {}
-_WHOLE_LIST = re.compile(r"\[\*([A-Za-z_][A-Za-z0-9_]*)\]")
 
 
 def _placeholder(i: int) -> str:
@@ -189,7 +189,10 @@ class BodyWriter:
         chains = {id(c[0]): c for c in self._chains(body.tree)}
         access = body.access = self._access(body, chains)
         skip: set[int] = set()
+        unread = self.unread(inst)
         for item in inst.items:
+            if (item.name if type(item) is Node else item.path) in unread:
+                continue
             if isinstance(item, Node):
                 body.stmts.append(self._node_stmt(body, inst, item, names, access, spread))
             elif id(item) in chains:
@@ -206,6 +209,25 @@ class BodyWriter:
         body.ties = [_tie(access, inst.local(node), param, inst.local(owner), owner_param)
                      for node, param, owner, owner_param in self.own_ties(inst)]
         return body
+
+    def unread(self, inst: Instance) -> set[str]:
+        """The nodes and child instances (by name and path) of ``inst`` whose results nothing it
+        returns depends on: a block output no one reads (WaveNet's last residual sum). forward does
+        not compute them (an unused local, work thrown away); their modules stay in the tree, so
+        the state_dict is the spec's whatever an instance's outputs."""
+        needed = {v.node for v in inst.outputs}
+        unread = set()
+        for item in reversed(inst.items):
+            if type(item) is Node:
+                if item.name in needed or not item.outputs:
+                    needed.update(v.node for v in item.inputs)
+                else:
+                    unread.add(item.name)
+            elif any(v.node in needed for v in item.outputs):
+                needed.update(v.node for values in item.inputs for v in values)
+            else:
+                unread.add(item.path)
+        return unread
 
     def own_ties(self, inst: Instance) -> list[tuple[str, str, str, str]]:
         """Tied parameters whose node and owner both lie in ``inst`` but not both in one child:
@@ -298,8 +320,8 @@ class BodyWriter:
             filled = _filled(sources)
             parts[1::2] = [filled[letters] for letters in parts[1::2]]
             expr = "".join(parts)
-            if "[*" in expr:  # a list of exactly the variadic input is that list (TorchScript has no [*xs])
-                expr = _WHOLE_LIST.sub(r"\1", expr)
+            if "[*" in expr or ", *" in expr:  # [x, *rest]: [x] + rest (TorchScript cannot size a starred list)
+                expr = concatenated_lists(expr)
         expr = expr.replace(_MODULE, access.get(local, ""))
         targets = [names.bind((node.name, k), local if k == 0 else f"{local}_{k}")
                    for k in range(len(node.outputs))]

@@ -165,8 +165,14 @@ def _texts(writer: Any, inst: Instance, access: dict[str, str]) -> tuple[list[An
     numbers: list[Any] = []
     forwards: list[Any] = []
     forward_numbers: list[Any] = []
+    unread = writer.unread(inst)
     for item in inst.items:
         if type(item) is Node:
+            if item.name in unread:  # (its module is in the tree; lower writes no forward for it)
+                piece, values = lowered.tree_piece(item)
+                pieces.append(piece)
+                numbers += values
+                continue
             has_module = item.name[cut:] in access
             if spread:  # the forward text depends on where the variadic values stand
                 piece, values = lowered.tree_piece(item)

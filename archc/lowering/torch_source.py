@@ -216,7 +216,9 @@ class _Planner:
             base = class_name_for(block)
             common: set[str] = set()  # the nodes every variant has (one variant, the usual case: not named)
             if len(variants) > 1:
-                variants.sort(key=lambda v: (len(_locals(v[0])), -len(v)))  # the plainest is the base
+                # the plainest is the base (a node left uncomputed, its output unread, still counts:
+                # WaveNet's last layer is no plainer than the others)
+                variants.sort(key=lambda v: (len(_locals(v[0])) + len(self.writer.unread(v[0].instance)), -len(v)))
                 common = set.intersection(*(set(_locals(v[0])) for v in variants))
             for i, bodies in enumerate(variants):
                 key = (block, bodies[0].skeleton)
