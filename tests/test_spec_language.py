@@ -517,6 +517,36 @@ def test_the_last_of_alternatives_all_left_out_is_what_their_name_stands_for():
         loads_spec(flipped, overrides={"mode": "none"})
 
 
+CHAINED_ALTERNATIVES = """
+params: {wide: false}
+inputs: {x: [N, 8]}
+nodes:
+  - {name: a, op: linear, out_features: 6}
+  - {name: b, op: linear, out_features: 4}
+  - {name: head, op: linear, in: a, out_features: 3, if: wide}
+  - {name: head, op: linear, out_features: 2, if: "not wide"}
+"""
+
+
+@pytest.mark.parametrize("wide, reads", [(True, "a"), (False, "b")])
+def test_a_kept_alternative_right_after_a_left_out_one_chains_from_the_node_before_both(wide, reads):
+    # the left-out head (which reads a) is as if not written: the kept one without 'in' reads b
+    g = loads_spec(CHAINED_ALTERNATIVES, overrides={"wide": wide})
+    assert g.node("head").inputs == [Value(reads)]
+    tripled = CHAINED_ALTERNATIVES.replace("  - {name: head, op: linear, out_features: 2",
+                                           "  - {name: head, op: relu, in: a, if: false}\n"
+                                           "  - {name: head, op: linear, out_features: 2")
+    assert loads_spec(tripled, overrides={"wide": wide}).node("head").inputs == [Value(reads)]
+
+
+def test_a_node_between_alternatives_still_chains_from_the_left_out_ones_stand_in():
+    # only a kept alternative right after it writes the left-out one over; a node between reads it
+    text = CHAINED_ALTERNATIVES.replace("  - {name: head, op: linear, out_features: 2",
+                                        "  - {name: mid, op: relu}\n  - {name: head, op: linear, out_features: 2")
+    g = loads_spec(text)
+    assert g.node("mid").inputs == [Value("a")] and g.node("head").inputs == [Value("mid")]
+
+
 CHOSEN_INPUT = """
 params: {stride: 1}
 inputs: {x: [N, 4, 8, 8]}
