@@ -12,6 +12,7 @@ stay as they are.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING, Any
 
 from archc.ops.base import Attr, OnnxEmitter, ParamSpec, torch_init_source
@@ -87,8 +88,6 @@ def torch_reset(params: dict[str, ParamSpec], module: str) -> list[str]:
 def _fan_in_uniform(spec: ParamSpec, weight_shape: tuple[int, ...]) -> bool:
     """Whether ``spec`` is U(-b, b) with b = 1/sqrt(fan-in) of a weight of ``weight_shape``
     (PyTorch's fan-in: every dim but the first)."""
-    import math
-
     return spec.init == "uniform" and math.isclose(spec.bound, 1 / math.sqrt(math.prod(weight_shape[1:])))
 
 
