@@ -119,6 +119,85 @@ def test_meta_device_reset_draws_v_from_the_layers_init_and_g_as_its_norm():
     assert torch.isfinite(model(torch.randn(2, 6, 5, 5))).all()
 
 
+BLOCK_SIZES = """inputs: {x: [N, 8, 20]}
+blocks:
+  unit:
+    params: {ks: 3, ch: 8}
+    nodes:
+      - {name: c, op: conv, out_channels: ch, kernel_size: ks, padding: "(ks - 1) // 2", weight_norm: true}
+      - {name: t, op: conv_transpose, out_channels: 8, kernel_size: ks, padding: "(ks - 1) // 2",
+         weight_norm: true}
+nodes:
+  - {name: a, block: unit, ks: 3}
+  - {name: b, block: unit, ks: 5, ch: 6}
+  - {name: fc, op: linear, out_features: 4, weight_norm: true}
+"""
+
+
+def test_block_instances_with_other_sizes_share_one_class_and_reset_each_its_own():
+    """Weight-normed layers whose kernel size and channels are block parameters: one class, as plain
+    layers get, whose reset reads each instance's fan-in at run time (no size written in it)."""
+    graph = _randomized(graph_of(BLOCK_SIZES))
+    source = generate_source(graph)
+    assert source.count("class Unit(nn.Module)") == 1 and "self.b = Unit(ks=5, ch=6)" in source
+    ours = build_module(graph).eval()
+    fresh = module_class(graph)()
+    fresh.load_state_dict(ours.state_dict())  # strict: the same keys and shapes per instance
+    x = feeds_for(graph)["x"]
+    with torch.no_grad():
+        out = ours(torch.from_numpy(x)).numpy()
+        np.testing.assert_array_equal(fresh.eval()(torch.from_numpy(x)).numpy(), out)
+    np.testing.assert_allclose(run_onnx(graph, {"x": x})[0], out, rtol=1e-5, atol=1e-5)
+
+    with torch.device("meta"):
+        model = module_class(graph)()
+    model.to_empty(device="cpu")
+    with torch.no_grad():
+        for t in model.parameters():
+            t.fill_(math.nan)
+    for block in model.block_instances():
+        block.reset_parameters()
+    fan_ins = {"a.c": 8 * 3, "a.t": 8 * 3, "b.c": 8 * 5, "b.t": 8 * 5, "fc": 20}  # t: out/groups * k
+    for name, fan_in in fan_ins.items():
+        layer = model.get_submodule(name)
+        v, g = layer.parametrizations.weight.original1, layer.parametrizations.weight.original0
+        bound = 1 / math.sqrt(fan_in)
+        assert v.abs().max() <= bound and v.std() > bound / 3, name
+        assert layer.bias.abs().max() <= bound and layer.bias.abs().max() > bound / 10, name
+        torch.testing.assert_close(g.flatten(), v.flatten(1).norm(dim=1))
+    # the ks=5 instance's bound is not the ks=3 one's (1/sqrt(24)): each read its own fan-in
+    assert model.b.c.parametrizations.weight.original1.abs().max() > 1 / math.sqrt(40) * 0.9
+    assert model.b.c.parametrizations.weight.original1.abs().max() <= 1 / math.sqrt(40)
+    assert torch.isfinite(model(torch.from_numpy(x))).all()
+
+
+def test_hifigan_with_weight_normed_convs_in_blocks_builds_to_torch_and_matches_its_onnx(run_archc, tmp_path):
+    """A user's HiFi-GAN piece (res_unit's kernel size and dilation are block parameters) through
+    the real entry point: the PyTorch build and its saved weights load strictly and compute what
+    the ONNX build of the same seed does."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = str(ROOT / "tests" / "data" / "hifigan_weight_norm.yaml")
+    py, weights, onnx_file = tmp_path / "hifigan.py", tmp_path / "hifigan.pt", tmp_path / "hifigan.onnx"
+    run_archc("build", spec, "--target", "torch", "-o", str(py), "--state-dict", str(weights), check=True)
+    run_archc("build", spec, "--target", "onnx", "-o", str(onnx_file), check=True)
+    source = py.read_text()
+    assert source.count("class ResUnit(nn.Module)") == 1  # ks 3 and 7, dilations 1, 3, 5: one class
+    loaded = importlib.util.spec_from_file_location("hifigan_generated", py)
+    generated = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(generated)
+    model = generated.HifiganPiece().eval()
+    model.load_state_dict(torch.load(weights), strict=True)
+    x = np.random.default_rng(0).standard_normal((2, 80, 10)).astype(np.float32)
+    with torch.no_grad():
+        out = model(torch.from_numpy(x)).numpy()
+    assert out.shape == (2, 1, 80)
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], out, rtol=1e-4, atol=1e-5)
+
+
 FOLD = """inputs: {x: [N, 3, 6, 6]}
 nodes:
   - {name: conv, op: conv, out_channels: 4, kernel_size: 3, bias: false, weight_norm: true}

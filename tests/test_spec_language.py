@@ -466,6 +466,87 @@ def test_a_misspelt_input_of_a_left_out_node_is_reported_at_once():
         loads_spec(LEFT_OUT.replace('"halves:1"', '"halfs:1"'))
 
 
+SHARED_NAME = """
+params: {mode: plain}
+inputs: {x: [N, 8]}
+blocks:
+  unit:
+    params: {mode: plain}
+    nodes:
+      - {name: parts, op: split, dim: 1, sizes: [4, 4], if: "mode == 'split'"}
+      - {name: second, op: relu, in: "parts:1", if: "mode == 'split'"}
+      - {name: second, op: sigmoid, in: x, if: "mode == 'plain'"}
+    outputs: [second]
+nodes:
+  - {name: u, block: unit, mode: mode}
+  - {name: out, op: relu}
+"""
+
+
+@pytest.mark.parametrize("mode, ops", [("split", ["split", "relu", "relu"]), ("plain", ["sigmoid", "relu"])])
+def test_a_left_out_alternative_before_the_kept_one_is_as_if_not_written(mode, ops):
+    # DPN's dual-path block: `dense` reads "x_s:1" only in the projecting blocks; in the others the
+    # kept alternative later owns the name, and nothing reads what the left-out one's input would be
+    g = loads_spec(SHARED_NAME, overrides={"mode": mode})
+    assert [n.op for n in g.nodes()][1:] == ops
+    assert g.node("out").inputs == [Value("u.second")]
+
+
+def test_a_left_out_alternative_read_before_the_kept_one_is_an_error_at_its_input():
+    # a node between the two alternatives reads the left-out one's stand-in, which has no output 1
+    text = SHARED_NAME.replace("      - {name: second, op: sigmoid", "      - {name: early, op: relu, in: second}\n"
+                               "      - {name: second, op: sigmoid")
+    with pytest.raises(SpecError) as err:
+        loads_spec(text)
+    (diagnostic,) = err.value.diagnostics
+    assert diagnostic.format().startswith(
+        "<spec>:9:38: error: node 'u.second': 'parts' has no output '1'; it has 1 output")
+    assert diagnostic.hint == ("this node is left out by its 'if', so its name stands for this input, "
+                               "and a later node reads it")
+
+
+def test_the_last_of_alternatives_all_left_out_is_what_their_name_stands_for():
+    # mode 'none' leaves out both: `second` stands for the sigmoid's input x, not the relu's missing
+    # "parts:1" (whose error belonged to the alternative written over)
+    g = loads_spec(SHARED_NAME, overrides={"mode": "none"})
+    assert [n.name for n in g.nodes()] == ["x", "out"]
+    assert g.node("out").inputs == [Value("x")]
+    flipped = SHARED_NAME.replace('in: "parts:1", if: "mode == \'split\'"', "in: x, if: \"mode == 'split'\"")
+    flipped = flipped.replace("in: x, if: \"mode == 'plain'\"", 'in: "parts:1", if: "mode == \'plain\'"')
+    with pytest.raises(SpecError, match=r"<spec>:10:41: error: node 'u.second': 'parts' has no output '1'"):
+        loads_spec(flipped, overrides={"mode": "none"})
+
+
+CHAINED_ALTERNATIVES = """
+params: {wide: false}
+inputs: {x: [N, 8]}
+nodes:
+  - {name: a, op: linear, out_features: 6}
+  - {name: b, op: linear, out_features: 4}
+  - {name: head, op: linear, in: a, out_features: 3, if: wide}
+  - {name: head, op: linear, out_features: 2, if: "not wide"}
+"""
+
+
+@pytest.mark.parametrize("wide, reads", [(True, "a"), (False, "b")])
+def test_a_kept_alternative_right_after_a_left_out_one_chains_from_the_node_before_both(wide, reads):
+    # the left-out head (which reads a) is as if not written: the kept one without 'in' reads b
+    g = loads_spec(CHAINED_ALTERNATIVES, overrides={"wide": wide})
+    assert g.node("head").inputs == [Value(reads)]
+    tripled = CHAINED_ALTERNATIVES.replace("  - {name: head, op: linear, out_features: 2",
+                                           "  - {name: head, op: relu, in: a, if: false}\n"
+                                           "  - {name: head, op: linear, out_features: 2")
+    assert loads_spec(tripled, overrides={"wide": wide}).node("head").inputs == [Value(reads)]
+
+
+def test_a_node_between_alternatives_still_chains_from_the_left_out_ones_stand_in():
+    # only a kept alternative right after it writes the left-out one over; a node between reads it
+    text = CHAINED_ALTERNATIVES.replace("  - {name: head, op: linear, out_features: 2",
+                                        "  - {name: mid, op: relu}\n  - {name: head, op: linear, out_features: 2")
+    g = loads_spec(text)
+    assert g.node("mid").inputs == [Value("a")] and g.node("head").inputs == [Value("mid")]
+
+
 CHOSEN_INPUT = """
 params: {stride: 1}
 inputs: {x: [N, 4, 8, 8]}

@@ -178,6 +178,30 @@ def test_a_node_named_like_a_generated_method_is_an_error():
         module_class(graph)
 
 
+def test_instances_of_one_class_whose_resets_write_other_sizes_are_an_error_at_the_instance(run_archc, spec_file):
+    """The index buffer's reset writes its window's numbers, which the class takes as arguments:
+    one class cannot reset both instances; the error names the second instance's place."""
+    path = spec_file("""name: windows
+inputs: {x: [N, 8]}
+blocks:
+  unit:
+    params: {w: 2}
+    nodes:
+      - {name: idx, op: relative_position_index, window_size: w}
+      - {name: y, op: identity, in: x}
+nodes:
+  - {name: a, block: unit, w: 2}
+  - {name: b, block: unit, w: 3}
+""")
+    proc = run_archc("build", path, "--target", "torch", "-o", path.replace(".yaml", ".py"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{path}:11:5: error: node 'b': block instances 'a' and 'b' share a class but initialise their " \
+           "parameters differently ('a' resets with `self.idx.copy_(torch.sub(torch.unsqueeze(torch.arange(4)" \
+           in proc.stderr
+    assert "'b' with `self.idx.copy_(torch.sub(torch.unsqueeze(torch.arange(9)" in proc.stderr
+    assert "give the instances equal values of the block parameters it reads" in proc.stderr
+
+
 def test_build_no_weights_writes_a_7b_module_that_builds_on_meta(run_archc, tmp_path):
     """The llama spec's 7B profile: no weights drawn, the file imports and builds on meta."""
     out = tmp_path / "llama7b.py"

@@ -78,6 +78,8 @@ class BlockInstance:
     #: (input slot, the caller's block input the spec named) where that one holds the tensor of an
     #: earlier block input of the caller (see :data:`FORMAL_INPUTS_META`)
     formal_inputs: tuple[tuple[int, str], ...] = field(default=(), compare=False)
+    #: where the spec instantiates it (the instance's node), for errors about the instance as a whole
+    location: Location | None = field(default=None, compare=False)
 
     @property
     def variadic(self) -> bool:

@@ -95,10 +95,23 @@ def reset_statements(bodies: Sequence[Body], lowered: Lowered,
             continue
         seen.add(id(body.holes))
         other = _body_resets(body, lowered, sequential, leaves)
-        if other != texts and _statements(other) != first:  # equal pairs: equal statements
-            raise SpecError(f"block instances '{bodies[0].instance.path}' and '{body.instance.path}' share a "
-                            "class but initialise their parameters differently", node=body.instance.path)
+        if other != texts and (statements := _statements(other)) != first:  # equal pairs: equal statements
+            raise _differing_resets(bodies[0].instance, body.instance, first, statements)
     return first
+
+
+def _differing_resets(first: Instance, other: Instance, first_statements: list[str],
+                      other_statements: list[str]) -> SpecError:
+    """The error for two instances whose bodies differ only in sizes (constructor arguments of one
+    class) but whose layers reset with other statements, named at ``other``'s place in the spec."""
+    ours, theirs = next(((a, b) for a, b in zip(first_statements, other_statements) if a != b),
+                        (f"{len(first_statements)} statements", f"{len(other_statements)}"))
+    return SpecError(f"block instances '{first.path}' and '{other.path}' share a class but initialise their "
+                     "parameters differently", node=other.path,
+                     location=other.info.location if other.info is not None else None,
+                     hint=f"'{first.path}' resets with `{ours}`, '{other.path}' with `{theirs}`; a reset "
+                          "that writes a size cannot serve both: give the instances equal values of the "
+                          "block parameters it reads, or instantiate two blocks")
 
 
 def tie_lines(ties: Sequence[tuple[str, str, str]], indent: str, taken: Collection[str] = ()) -> list[str]:

@@ -12,6 +12,7 @@ stay as they are.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING, Any
 
 from archc.ops.base import Attr, OnnxEmitter, ParamSpec, torch_init_source
@@ -63,14 +64,31 @@ def torch_module(node: "Node", constructor: str) -> str:
 
 
 def torch_reset(params: dict[str, ParamSpec], module: str) -> list[str]:
-    """Statements drawing a weight-normed layer's parameters afresh as construction does: the bias
-    and v from their inits, then g = ||v||. (The layer's own ``reset_parameters()`` would write
-    its init into the computed weight, a temporary, and leave g and v as they were.)"""
+    """Statements drawing a weight-normed layer's parameters afresh as construction does: v and the
+    bias from their inits, then g = ||v||. (The layer's own ``reset_parameters()`` would write its
+    init into the computed weight, a temporary, and leave g and v as they were.)
+
+    Where those inits are PyTorch's layer init, U(-b, b) with b = 1/sqrt(fan-in) of the weight
+    (linear, conv, conv_transpose), the bound is read from v's shape at run time, as the plain
+    layer's ``reset_parameters()`` reads it: the statements then name no size, so block instances
+    with other kernel sizes or channel counts share one class as their plain layers do."""
     v = f"{module}.{DIRECTION}"
-    lines = [torch_init_source(spec, f"{module}.{name}") for name, spec in params.items() if name != MAGNITUDE]
+    drawn = {name: spec for name, spec in params.items() if name != MAGNITUDE}
+    drawn = {DIRECTION: drawn.pop(DIRECTION), **drawn}  # v first: the weight, as construction draws it
+    if all(_fan_in_uniform(spec, params[DIRECTION].shape) for spec in drawn.values()):
+        lines = [f"bound = {v}.shape[1:].numel() ** -0.5"]
+        lines += [f"nn.init.uniform_({module}.{name}, -bound, bound)" for name in drawn]
+    else:
+        lines = [torch_init_source(spec, f"{module}.{name}") for name, spec in drawn.items()]
     dims = tuple(range(1, len(params[DIRECTION].shape)))
     lines.append(f"{module}.{MAGNITUDE}.detach().copy_(torch.linalg.vector_norm({v}, dim={dims}, keepdim=True))")
     return lines
+
+
+def _fan_in_uniform(spec: ParamSpec, weight_shape: tuple[int, ...]) -> bool:
+    """Whether ``spec`` is U(-b, b) with b = 1/sqrt(fan-in) of a weight of ``weight_shape``
+    (PyTorch's fan-in: every dim but the first)."""
+    return spec.init == "uniform" and math.isclose(spec.bound, 1 / math.sqrt(math.prod(weight_shape[1:])))
 
 
 def onnx_weight(emit: OnnxEmitter, node: "Node", rank: int) -> str:

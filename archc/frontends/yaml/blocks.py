@@ -191,7 +191,8 @@ def _enter(call: Instantiation, scope: Scope, bdef: SMap, env: dict[str, Any], s
                                  args=tuple((k, env.get(k)) for k in declared),
                                  lets=tuple((k, v) for k, v in lets.items() if isinstance(v, str)),
                                  formals=signature.formals, inputs=tuple(call.inputs),
-                                 formal_inputs=tuple(aliased_formals(call, scope).items()))
+                                 formal_inputs=tuple(aliased_formals(call, scope).items()),
+                                 location=call.fields.location)
         inner = Scope(prefix=call.path + ".", env=env, stack=scope.stack + (instance,),
                       counter=[0] if bdef.get("sequential") is True else None)
     inputs, fixed = call.inputs, signature.fixed

@@ -85,7 +85,11 @@ class Instantiator:
         name = node_name(ctx, item, scope, kind)
         if "if" in item and self._left_out(item, scope, name):
             return
-        scope.left_out.discard(name)
+        if name in scope.left_out:  # a kept alternative takes the name: those left out are as if not written
+            scope.left_out.discard(name)
+            scope.left_out_errors.pop(name, None)  # (what they stood for, and its errors, is no one's input)
+            if scope.left_out_chain is not None and scope.left_out_chain[0] == name:  # written right before it
+                scope.set_previous(*scope.left_out_chain[1:])
         inline = self._inline(item, scope, is_op)
         path = scope.prefix + name
         if scope.counter is not None and not inline and not ("repeat" in item and "instance_name" in item):
@@ -149,7 +153,12 @@ class Instantiator:
         scope.left_out.add(name)
         if held:
             scope.left_out_errors[name] = held
+        else:  # (an earlier alternative's, left out too, no longer what the name stands for)
+            scope.left_out_errors.pop(name, None)
+        chain = scope.left_out_chain  # (kept from the first of adjacent alternatives all left out)
+        before = chain if chain is not None and chain[0] == name else (name, scope.previous, scope.previous_errors)
         scope.set_previous(value, held)
+        scope.left_out_chain = before
         return True
 
     def _stands_for(self, item: SMap, scope: Scope, path: str) -> tuple[Value | Poison, list]:

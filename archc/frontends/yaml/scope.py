@@ -75,6 +75,10 @@ class Scope:
     left_out_errors: dict[str, list[Diagnostic]] = field(default_factory=dict)
     #: the same for ``previous``, where a left-out node's held errors left it poisoned
     previous_errors: list[Diagnostic] = field(default_factory=list)
+    #: where the last node made was a left-out alternative (a node ``if`` left out whose name a later
+    #: node may take): (its name, ``previous`` and ``previous_errors`` before it). A kept alternative
+    #: of that name right after it chains from what came before, as if the left-out one were not written
+    left_out_chain: tuple[str, Any, list[Diagnostic]] | None = None
     #: in a ``sequential`` block: the next child index (shared with inline blocks inside it),
     #: so children are named 0, 1, 2, ... like ``nn.Sequential``'s; None elsewhere
     counter: list[int] | None = None
@@ -97,6 +101,7 @@ class Scope:
     def set_previous(self, value: Value | Poison, held: list[Diagnostic] | None = None) -> None:
         """What the next node reads by default (``held``: errors a left-out node's value holds back)."""
         self.previous, self.previous_errors = value, held or []
+        self.left_out_chain = None
 
     def places_of(self, text: Any) -> tuple[Location, ...]:
         """Where the parameters that the expression ``text`` reads got their values, in the order they
