@@ -8,6 +8,10 @@ and both are run on one random input whose symbolic dims take the sizes in
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import warnings
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -137,3 +141,16 @@ def parity_suite(cases: list[tuple[str, str]], parity_ops: set[str], **options):
         assert parity_ops <= used
 
     return test_parity, test_cases_cover_parity_ops
+
+
+def export_onnx(module: torch.nn.Module, x: torch.Tensor, dynamo: bool) -> onnx.ModelProto:
+    """``module`` (in eval mode) exported by torch's TorchScript exporter (``dynamo=False``) or its
+    default one, quietly: a foreign model of the op to import."""
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (x,), buffer, dynamo=dynamo)
+    return onnx.load_from_string(buffer.getvalue())

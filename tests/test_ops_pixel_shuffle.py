@@ -2,9 +2,6 @@
 nn.PixelUnshuffle; the import of what torch's two exporters write for them."""
 from __future__ import annotations
 
-import contextlib
-import io
-import warnings
 
 import numpy as np
 import onnx
@@ -12,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper
-from ops_harness import check_parity, feeds_for, graph_of, run_onnx, spec_error
+from ops_harness import export_onnx, check_parity, feeds_for, graph_of, run_onnx, spec_error
 
 from archc.frontends.onnx import from_onnx
 from archc.lowering.torch import build_module
@@ -95,17 +92,6 @@ def test_bad_shuffles_say_what_was_expected(text, message):
     assert error.startswith("<spec>:3:") and ": error: node 'pixel_" in error  # located: the node's line
 
 
-def _export(module: torch.nn.Module, x: torch.Tensor, dynamo: bool) -> onnx.ModelProto:
-    if dynamo:
-        pytest.importorskip("onnxscript")
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), (x,), buffer, dynamo=dynamo)
-    return onnx.load_from_string(buffer.getvalue())
-
-
 class _SubPixelHead(torch.nn.Module):
     """ESPCN's tail: a conv to r^2 * C channels, then the shuffle."""
 
@@ -122,7 +108,7 @@ class _SubPixelHead(torch.nn.Module):
 def test_both_exporters_depth_to_space_imports_as_pixel_shuffle(dynamo):
     torch.manual_seed(0)
     head, x = _SubPixelHead(), torch.randn(2, 3, 5, 4)
-    model = _export(head, x, dynamo)
+    model = export_onnx(head, x, dynamo)
     assert [(n.op_type, helper.get_attribute_value(a)) for n in model.graph.node if n.op_type == "DepthToSpace"
             for a in n.attribute if a.name == "mode"] == [("DepthToSpace", b"CRD")]
     graph = from_onnx(model, "espcn.onnx")
@@ -146,7 +132,7 @@ def test_depth_to_space_in_dcr_mode_stays_the_onnx_op_it_is():
 def test_both_exporters_pixel_unshuffle_imports_and_computes_what_torch_does(dynamo):
     # the exporters write Reshape/Transpose/Reshape, imported as the reshapes and permute they are
     module, x = torch.nn.PixelUnshuffle(2), torch.randn(2, 3, 4, 6)
-    graph = from_onnx(_export(module, x, dynamo), "unshuffle.onnx")
+    graph = from_onnx(export_onnx(module, x, dynamo), "unshuffle.onnx")
     with torch.no_grad():
         np.testing.assert_array_equal(build_module(graph).eval()(x).numpy(), module(x).numpy())
 
@@ -154,7 +140,7 @@ def test_both_exporters_pixel_unshuffle_imports_and_computes_what_torch_does(dyn
 def test_archc_spec_writes_an_exported_shuffle_back_as_pixel_shuffle(tmp_path, run_archc):
     path = tmp_path / "espcn.onnx"
     torch.manual_seed(0)
-    onnx.save(_export(_SubPixelHead(), torch.randn(1, 3, 5, 4), dynamo=False), path)
+    onnx.save(export_onnx(_SubPixelHead(), torch.randn(1, 3, 5, 4), dynamo=False), path)
     spec = run_archc("spec", str(path), "-o", str(tmp_path / "espcn.yaml"), check=True)
     assert spec.returncode == 0
     assert "op: pixel_shuffle, upscale_factor: 2" in (tmp_path / "espcn.yaml").read_text()

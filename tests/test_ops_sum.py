@@ -2,9 +2,6 @@
 ReduceSum's axes at opsets before and after 13, the import of ReduceSum from both torch exporters."""
 from __future__ import annotations
 
-import contextlib
-import io
-import warnings
 
 import numpy as np
 import onnx
@@ -12,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
-from ops_harness import check_parity, feeds_for, graph_of, onnx_model, run_onnx, spec_error
+from ops_harness import export_onnx, check_parity, feeds_for, graph_of, onnx_model, run_onnx, spec_error
 
 import archc.lowering.onnx as onnx_lowering
 from archc.frontends.onnx import from_onnx
@@ -91,21 +88,10 @@ class _TokenSum(torch.nn.Module):
         return torch.relu(x).sum(dim=(1, -1), keepdim=True)
 
 
-def _export(module: torch.nn.Module, x: torch.Tensor, dynamo: bool) -> onnx.ModelProto:
-    if dynamo:
-        pytest.importorskip("onnxscript")
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), (x,), buffer, dynamo=dynamo)
-    return onnx.load_from_string(buffer.getvalue())
-
-
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
 def test_both_exporters_reduce_sum_imports_as_sum(dynamo):
     x = torch.randn(2, 3, 4)
-    graph = from_onnx(_export(_TokenSum(), x, dynamo), "sum.onnx")
+    graph = from_onnx(export_onnx(_TokenSum(), x, dynamo), "sum.onnx")
     (node,) = [n for n in graph.nodes() if n.op == "sum"]
     assert (sorted(d % 3 for d in node.attrs["dims"]), node.attrs["keepdim"]) == ([1, 2], True)
     with torch.no_grad():
@@ -151,7 +137,7 @@ def test_importing_reduce_sum_as_sum_changes_no_lint_label(dynamo, monkeypatch):
     from archc.frontends.onnx.convert import CONVERTERS
     from archc.frontends.onnx.importer import Fallback
 
-    model = _export(_SumGatedResidual(), torch.randn(1, 4, 6, 6), dynamo)
+    model = export_onnx(_SumGatedResidual(), torch.randn(1, 4, 6, 6), dynamo)
     native = from_onnx(model, "block.onnx")
     assert "sum" in {n.op for n in native.nodes()}
 
