@@ -1096,3 +1096,35 @@ def test_a_variadic_block_input_concatenated_with_others_is_a_sum_of_lists_that_
         torch.testing.assert_close(torch.fx.symbolic_trace(module)(x).numpy(), want, rtol=1e-4, atol=1e-5)
         exported = torch.export.export(module, (x,))
         torch.testing.assert_close(exported.module()(x).numpy(), want, rtol=1e-4, atol=1e-5)
+
+
+_CAUSAL_CROP = """
+archc: 1
+name: causal
+inputs: {x: [N, 4, 16]}
+blocks:
+  layer:
+    params: {dilation: 1}
+    nodes:
+      - {name: conv, op: conv, out_channels: 4, kernel_size: 2, padding: dilation, dilation: dilation}
+      - {name: causal, op: slice, dim: 2, start: 0, end: "-dilation"}
+nodes:
+  - {name: a, block: layer, dilation: 1}
+  - {name: b, block: layer, dilation: 2}
+"""
+
+
+def test_a_negative_attribute_written_from_a_parameter_keeps_its_sign():
+    """A causal conv's crop `end: "-dilation"`: its text shows `-` before the hole's digits, so the
+    hole may not take the expression `-dilation` (the class wrote `-self.causal_1` with
+    `self.causal_1 = -dilation`: a crop of +1, a build exiting 0 with a module of the wrong size)."""
+    from ops_harness import feeds_for, randomize, run_onnx
+
+    graph = randomize(loads_spec(_CAUSAL_CROP), 0)
+    source = generate_source(graph)
+    assert "-(-" not in source and "= -dilation" not in source, source
+    feeds = feeds_for(graph, {"N": 2})
+    with torch.no_grad():
+        got = build_module(graph).eval()(torch.from_numpy(feeds["x"]))
+    assert tuple(got.shape) == (2, 4, 16)
+    torch.testing.assert_close(got.numpy(), run_onnx(graph, feeds)[0], rtol=1e-4, atol=1e-5)

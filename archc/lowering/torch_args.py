@@ -590,7 +590,9 @@ def _attr_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool,
 
 def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool, int]] | None:
     value = node.attrs.get(attr)
-    if type(value) is not int:
+    if type(value) is not int or value < 0:
+        # (a negative value shows as '-' before its digits, and a hole holds the digits only: the
+        # expression would lose its sign there, `end: "-dilation"` written as `-(-dilation)`)
         return None
     op, ins, ctor, tensor = lowered(node)
     probed = (abs(value) + 1) * _SENTINEL  # never the value itself (0 included), never in other text
