@@ -23,6 +23,8 @@ _SUSPECT = re.compile(r"[^\n\x20-\x7e]")
 #: file name, which a UTF-8 terminal stream could not even encode)
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 _NAMED = {"\t": "\\t", "\r": "\\r"}
+#: the bytes ASCII text may hold unescaped: the printable ones and the line end
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F)) + b"\n"
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -40,7 +42,12 @@ def _escaped(match: re.Match[str]) -> str:
 def terminal_text(text: str) -> str:
     """``text`` with every control, format and separator character but the line end (``\\n``)
     written as a visible escape; printable text, non-ASCII letters included, is unchanged."""
-    if _SUSPECT.search(text) is None:
+    if text.isascii():
+        # (ASCII text, such as lint's JSON of a 100k-node model, 8 MB: deleting the printable bytes
+        # in C leaves the controls, in a quarter of the time of the pattern's search)
+        if not text.encode("ascii").translate(None, _PRINTABLE_ASCII):
+            return text
+    elif _SUSPECT.search(text) is None:
         return text
     return _SUSPECT.sub(_escaped, text)
 

@@ -275,6 +275,7 @@ def _no_control_characters(text: str) -> None:
     ("plain text, 'quoted' [1, 2]\nnext line", "plain text, 'quoted' [1, 2]\nnext line"),
     ("größe 畳み込み", "größe 畳み込み"),  # letters of any script stay
     (HOSTILE, HOSTILE_SHOWN),
+    ("\x1b[31mFAKE OK\x1b[0m\r\x07", "\\x1b[31mFAKE OK\\x1b[0m\\r\\x07"),  # ASCII only: the fast path
     ("a\tb\x00c\x7fd\x85e", "a\\tb\\x00c\\x7fd\\x85e"),
     ("zero\u200bwidth\u2028line\u2066isolate\ufeff", "zero\\u200bwidth\\u2028line\\u2066isolate\\ufeff"),
     ("tag\U000e0041", "tag\\U000e0041"),
