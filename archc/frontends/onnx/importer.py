@@ -465,11 +465,16 @@ class Importer(StaticValues, GenericNodes, Walk):
         """Refuse a value with more elements than ``max_tensor_elements`` (its known dims; a graph
         input's are checked as it is read), naming the ONNX node that computes it."""
         bound = self.limits.max_tensor_elements
+        within: set[tuple] = set()  # shapes found within the bound (a model repeats a few shapes)
         for node in live:
             for k, t in enumerate(node.outputs):
-                if node.op == "input" or known_elements(t.shape) <= bound:
+                shape = t.shape
+                if shape in within or node.op == "input":
+                    continue
+                if known_elements(shape) <= bound:
+                    within.add(shape)
                     continue
                 onnx_node = self.origin.get(node.name)
                 value = onnx_node.output[k] if onnx_node is not None and k < len(onnx_node.output) else node.name
-                self._fail(self.limits.tensor_problem(t.shape, f"value '{value}' of shape {_shown(t.shape)}"),
+                self._fail(self.limits.tensor_problem(shape, f"value '{value}' of shape {_shown(shape)}"),
                            onnx_node)
