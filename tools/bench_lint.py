@@ -42,6 +42,7 @@ import time
 from archc.analysis.skips import analyze
 from archc.ir import Graph, Node, TensorType, Value
 from archc.ops import registry
+from archc.ops.nodes import complete_attrs
 
 CONV = {"stride": 1, "padding": 1, "dilation": 1, "groups": 1, "bias": False}
 
@@ -54,7 +55,9 @@ class _Builder:
     def add(self, op: str, inputs: list[str], out: tuple, **attrs) -> str:
         self.k += 1
         name = f"{op}{self.k}"
-        self.g.add(Node(name, op, attrs, [Value(i) for i in inputs], [TensorType(tuple(out))]))
+        # (with the op's defaults, as the frontends build nodes: an attribute an op gains later is set)
+        full = complete_attrs(registry.lookup(op), attrs)
+        self.g.add(Node(name, op, full, [Value(i) for i in inputs], [TensorType(tuple(out))]))
         return name
 
     def done(self, last: str) -> Graph:
