@@ -2,16 +2,12 @@
 Unsqueeze's axes input, lint's labels from a spec, from archc's ONNX and from torch's exporters."""
 from __future__ import annotations
 
-import contextlib
-import io
-import warnings
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from ops_harness import check_parity, feeds_for, graph_of, onnx_model, run_onnx, spec_error
+from ops_harness import export_onnx, check_parity, feeds_for, graph_of, onnx_model, run_onnx, spec_error
 
 import archc.lowering.onnx as onnx_lowering
 from archc.analysis.skips import analyze
@@ -86,14 +82,7 @@ def test_lint_labels_a_stack_as_the_unsqueeze_and_concat_exporters_write(dynamo)
     expected = [("dense", "x", "identity")]
     assert _labels(analyze(graph)) == expected
     assert _labels(analyze(from_onnx(onnx_model(graph), "stack.onnx"))) == expected
-    if dynamo:
-        pytest.importorskip("onnxscript")
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_StackBlock().eval(), (torch.randn(2, 4, 5),), buffer, dynamo=dynamo, input_names=["x"])
-    exported = onnx.load_from_string(buffer.getvalue())
+    exported = export_onnx(_StackBlock(), torch.randn(2, 4, 5), dynamo, input_names=["x"])
     assert {"Unsqueeze", "Concat"} <= {n.op_type for n in exported.graph.node}
     assert _labels(analyze(from_onnx(exported, "exported.onnx"))) == expected
 
