@@ -477,25 +477,10 @@ def global_avgpool(im: "Importer", node: onnx.NodeProto):
     return im.emit(node, "global_avgpool", {}, [im.tensor(node.input[0])])
 
 
-@converts("ReduceMean")
-def reduce_mean(im: "Importer", node: onnx.NodeProto):
-    a = im.attrs(node)
-    x = im.tensor(node.input[0])
-    rank = im.itype(x).rank
-    axes = _operand_ints(im, node, 1, "axes")
-    if not axes:
-        if a.get("noop_with_empty_axes", 0):
-            return [x]
-        axes = list(range(rank))
-    if any(isinstance(v, str) for v in axes):
-        return None
-    return im.emit(node, "mean", {"dims": [int(v) for v in axes], "keepdim": bool(a.get("keepdims", 1))}, [x])
-
-
-@converts("ReduceSum")
-def reduce_sum(im: "Importer", node: onnx.NodeProto):
-    """ReduceSum over known axes is ``sum`` (an int32 one, which ONNX sums to int32 and torch to int64,
-    fails the type check and stays the ONNX node it is)."""
+def _reduction(im: "Importer", node: onnx.NodeProto, op: str, scalar: bool):
+    """A Reduce* node over known axes as ``op`` (``dims``, ``keepdim``); its input where it reduces
+    nothing (empty axes with ``noop_with_empty_axes``). ``scalar``: whether a rank-0 input's reduction
+    (all of no axes) is ``op`` too, or stays the ONNX node it is."""
     a = im.attrs(node)
     x = im.tensor(node.input[0])
     axes = _operand_ints(im, node, 1, "axes")
@@ -503,9 +488,21 @@ def reduce_sum(im: "Importer", node: onnx.NodeProto):
         if a.get("noop_with_empty_axes", 0):
             return [x]
         axes = list(range(im.itype(x).rank))
-    if not axes or any(isinstance(v, str) for v in axes):
-        return None  # a scalar's sum (no dims to name), or axes known only symbolically
-    return im.emit(node, "sum", {"dims": [int(v) for v in axes], "keepdim": bool(a.get("keepdims", 1))}, [x])
+    if (not axes and not scalar) or any(isinstance(v, str) for v in axes):
+        return None  # axes known only symbolically
+    return im.emit(node, op, {"dims": [int(v) for v in axes], "keepdim": bool(a.get("keepdims", 1))}, [x])
+
+
+@converts("ReduceMean")
+def reduce_mean(im: "Importer", node: onnx.NodeProto):
+    return _reduction(im, node, "mean", scalar=True)
+
+
+@converts("ReduceSum")
+def reduce_sum(im: "Importer", node: onnx.NodeProto):
+    """ReduceSum over known axes is ``sum`` (an int32 one, which ONNX sums to int32 and torch to int64,
+    fails the type check and stays the ONNX node it is; so does a scalar's sum, which has no dims to name)."""
+    return _reduction(im, node, "sum", scalar=False)
 
 
 # -- data movement -----------------------------------------------------------------------
