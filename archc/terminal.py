@@ -27,9 +27,15 @@ _NAMED = {"\t": "\\t", "\r": "\\r"}
 _PRINTABLE_ASCII = bytes(range(0x20, 0x7F)) + b"\n"
 
 
+def unsafe(char: str) -> bool:
+    """Whether a terminal acts on ``char`` or shows it as nothing (its Unicode category is one of
+    :data:`_UNSAFE_CATEGORIES`): what is escaped here, and what a source excerpt shows as U+FFFD."""
+    return unicodedata.category(char) in _UNSAFE_CATEGORIES
+
+
 def _escaped(match: re.Match[str]) -> str:
     char = match.group()
-    if unicodedata.category(char) not in _UNSAFE_CATEGORIES:
+    if not unsafe(char):
         return char
     if char in _NAMED:
         return _NAMED[char]

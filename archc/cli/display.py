@@ -24,7 +24,7 @@ from typing import TextIO
 
 from archc.errors import ArchcError, Diagnostic
 from archc.progress import is_terminal
-from archc.terminal import raw_stream, terminal_text
+from archc.terminal import raw_stream, terminal_text, unsafe
 
 #: an excerpt shows at most this many columns of the line, centred on the caret
 EXCERPT_WIDTH = 100
@@ -145,7 +145,7 @@ def excerpt_window(source: str, column: int) -> tuple[str, int, int]:
 def _cell(char: str) -> str:
     if char == "\t":
         return " " * TAB_WIDTH
-    if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs"):
+    if unsafe(char):
         return "\ufffd"
     return char
 
@@ -154,7 +154,7 @@ def _width(char: str) -> int:
     """Columns ``char`` takes as :func:`_cell` shows it."""
     if char == "\t":
         return TAB_WIDTH
-    if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs"):
+    if unsafe(char):
         return 1
     if unicodedata.combining(char):
         return 0
