@@ -107,6 +107,14 @@ def onnx_weight(emit: OnnxEmitter, node: "Node", rank: int) -> str:
     return emit.add_node("Mul", [v, emit.add_node("Div", [g, norm])[0]])[0]
 
 
+def unit_norms(units: "np.ndarray") -> "np.ndarray":
+    """The L2 norm of each unit (along dim 0) of ``units``, over all its other dims: a weight-normed
+    layer's magnitude g for the direction v, flat (one per unit)."""
+    import numpy as np
+
+    return np.sqrt(np.square(units.reshape(units.shape[0], -1)).sum(axis=1))
+
+
 def plain_form(node: "Node", weights: dict[str, Any]) -> tuple[dict[str, Any], dict[str, "np.ndarray"]] | None:
     """:meth:`OpDef.fold_parametrization` of a layer: with ``weight_norm``, the plain layer computing
     the same, its weight g * v / ||v|| (in float64, stored in v's dtype); None without."""
@@ -117,8 +125,7 @@ def plain_form(node: "Node", weights: dict[str, Any]) -> tuple[dict[str, Any], d
     v = np.asarray(weights[DIRECTION])
     g = np.asarray(weights[MAGNITUDE], dtype=np.float64)
     v64 = v.astype(np.float64)
-    norm = np.sqrt(np.square(v64.reshape(v.shape[0], -1)).sum(axis=1)).reshape(g.shape)
-    plain = {"weight": (v64 * (g / norm)).astype(v.dtype)}
+    plain = {"weight": (v64 * (g / unit_norms(v64).reshape(g.shape))).astype(v.dtype)}
     if "bias" in weights:
         plain["bias"] = weights["bias"]
     return {"weight_norm": False}, plain

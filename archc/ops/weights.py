@@ -21,6 +21,7 @@ import numpy as np
 from archc.ir.graph import Graph, Node
 from archc.ops import registry
 from archc.ops.base import ParamSpec, param_key, xavier_bound
+from archc.ops.weight_norm import unit_norms
 
 
 def param_specs(graph: Graph, node: Node) -> dict[str, ParamSpec]:
@@ -100,9 +101,7 @@ def init_array(key: str, spec: ParamSpec, seed: int) -> np.ndarray:
     if spec.init == "values":
         return np.asarray(spec.values, dtype=spec.dtype).reshape(shape)
     if spec.init == "unit_norms" and spec.source is not None:
-        units = init_array(key, spec.source, seed).astype(np.float64)
-        norms = np.sqrt(np.square(units.reshape(units.shape[0], -1)).sum(axis=1))
-        return norms.reshape(shape).astype(spec.dtype)
+        return unit_norms(init_array(key, spec.source, seed).astype(np.float64)).reshape(shape).astype(spec.dtype)
     if spec.init == "xavier_uniform":
         return _uniform(rng, shape, xavier_bound(shape), spec.dtype)
     raise ValueError(f"unknown init '{spec.init}' for {key}")
