@@ -3,9 +3,11 @@ hostile names through every format, a real headless browser on the HTML page."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import time
 import warnings
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -407,3 +409,37 @@ def test_a_failing_dot_is_an_error_and_writes_nothing(tmp_path, fmt, script, sai
         assert said.format(fmt="png" if fmt == "png" else "svg") in first and "Traceback" not in proc.stderr
     assert not new.exists() and old.read_text() == "the previous picture"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", old.name]  # no temporary left either
+
+
+@pytest.mark.parametrize("fmt", ["svg", "html"])
+def test_a_dot_that_runs_too_long_is_stopped(tmp_path, fmt):
+    """dot runs at most ARCHC_DOT_SECONDS: past it dot is killed and the command fails, located,
+    naming the bound and how to raise it, writing nothing (before, a dot that never ended hung archc)."""
+    from conftest import archc_command, fake_program_env
+
+    env = {**fake_program_env(tmp_path / "bin", "dot", "exec sleep 60\n"), "ARCHC_DOT_SECONDS": "0.5"}
+    out = tmp_path / f"out.{fmt}"
+    start = time.monotonic()
+    proc = subprocess.run([*archc_command(), "graph", str(SPECS / "highway.yaml"), "-o", str(out)],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert time.monotonic() - start < 50  # not the fake dot's 60 s
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[0] == (
+        f"<command line>: error: -o {out}: Graphviz's dot ({tmp_path}/bin/dot) did not finish drawing the "
+        ".svg picture in 0.5 s; allow it longer (ARCHC_DOT_SECONDS=SECONDS), or draw fewer boxes with "
+        "archc graph's --depth N or --collapse, or write .dot or .mmd, which need no dot")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon", "inf", "nan"])
+def test_a_bad_dot_time_bound_is_a_usage_error(tmp_path, value):
+    from conftest import archc_command
+
+    out = tmp_path / "out.svg"
+    proc = subprocess.run([*archc_command(), "graph", str(SPECS / "highway.yaml"), "-o", str(out)],
+                          capture_output=True, text=True, env={**os.environ, "ARCHC_DOT_SECONDS": value},
+                          timeout=300, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines()[0] == (
+        f"<environment>: error: ARCHC_DOT_SECONDS must be a positive number of seconds, got '{value}'")
+    assert not out.exists()

@@ -5,12 +5,13 @@ Built with the :mod:`graphviz` package; every name and label goes through
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
 import graphviz
 
-from archc.errors import Location, RuntimeFailure
+from archc.errors import Location, RuntimeFailure, UsageError
 from archc.render.escape import dot_lines, dot_text
 from archc.render.view import EDGE_STYLES, Cluster, View
 
@@ -86,6 +87,28 @@ def _legend(g: graphviz.Digraph, view: View, id_prefix: str) -> None:
                      penwidth=str(style.width), id=f"{id_prefix}legend_{k}e")
 
 
+#: environment variable bounding how long one run of ``dot`` may take, in seconds
+DOT_SECONDS_ENV = "ARCHC_DOT_SECONDS"
+#: dot's default time bound: DenseNet-121's full picture takes about 10 s; a graph dot cannot lay out
+#: in minutes would otherwise hang the command
+DOT_SECONDS = 300
+
+
+def dot_seconds() -> float:
+    """How long one run of ``dot`` may take: :data:`DOT_SECONDS`, or the environment's override."""
+    text = os.environ.get(DOT_SECONDS_ENV, "").strip()
+    if not text:
+        return DOT_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise UsageError(f"{DOT_SECONDS_ENV} must be a positive number of seconds, got '{text}'",
+                         location=Location("<environment>"))
+    return seconds
+
+
 #: how a complete picture of each format Graphviz draws begins and ends (a PNG ends with its IEND chunk)
 _COMPLETE = {"svg": (b"<svg", b"</svg>"), "png": (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82")}
 
@@ -93,9 +116,10 @@ _COMPLETE = {"svg": (b"<svg", b"</svg>"), "png": (b"\x89PNG\r\n\x1a\n", b"IEND\x
 def render(source: str, fmt: str, output: str = "") -> bytes:
     """DOT source drawn by Graphviz's ``dot`` as ``fmt`` (svg, png).
 
-    Raises :class:`RuntimeFailure` at ``<command line>`` unless ``dot`` exits 0, reports no
-    error on stderr and gives a complete picture of that format; ``output`` (``-o out.svg``)
-    starts the message, naming the file that is then not written."""
+    Raises :class:`RuntimeFailure` at ``<command line>`` unless ``dot`` exits 0 within
+    :func:`dot_seconds`, reports no error on stderr and gives a complete picture of that format;
+    ``output`` (``-o out.svg``) starts the message, naming the file that is then not written."""
+    seconds = dot_seconds()
     program = shutil.which("dot")
     where = f"{output}: " if output else ""
     if program is None:
@@ -105,7 +129,12 @@ def render(source: str, fmt: str, output: str = "") -> bytes:
             location=Location("<command line>"))
     try:
         proc = subprocess.run([program, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True,
-                              check=False)
+                              check=False, timeout=seconds)
+    except subprocess.TimeoutExpired:  # run() has killed dot
+        raise RuntimeFailure(
+            f"{where}Graphviz's dot ({program}) did not finish drawing the .{fmt} picture in {seconds:g} s; "
+            f"allow it longer ({DOT_SECONDS_ENV}=SECONDS), or draw fewer boxes with archc graph's "
+            "--depth N or --collapse, or write .dot or .mmd, which need no dot", location=Location("<command line>")) from None
     except OSError as exc:
         raise RuntimeFailure(f"{where}cannot run Graphviz's dot ({program}): {exc.strerror or exc}",
                              location=Location("<command line>")) from None
