@@ -67,6 +67,30 @@ def test_node_errors(body, expected):
     assert errors(HEAD + body)[0] == expected
 
 
+@pytest.mark.parametrize("body, expected", [
+    # the misspelt key is the required attribute: said once, not a second "needs attribute 'kernel_size'"
+    ("  - {name: c, op: conv, out_channels: 4, kernel: 3}\n",
+     ["m.yaml:3:42: error: node 'c': op 'conv' has no attribute 'kernel'; it has: out_channels, kernel_size, "
+      "stride, padding, dilation, groups, bias, weight_norm (did you mean 'kernel_size'?)"]),
+    ("  - {name: s, op: softmax, dim: 1}\n",
+     ["m.yaml:3:28: error: node 's': op 'softmax' has no attribute 'dim'; it has: axis (op 'softmax' calls it "
+      "'axis': write axis)"]),
+    # a key taken for another attribute: what is still missing is still said
+    ("  - {name: c, op: conv, out_channel: 4}\n",
+     ["m.yaml:3:25: error: node 'c': op 'conv' has no attribute 'out_channel'; it has: out_channels, kernel_size, "
+      "stride, padding, dilation, groups, bias, weight_norm (did you mean 'out_channels'?)",
+      "m.yaml:3:5: error: node 'c': op 'conv' needs attribute 'kernel_size' (kernel size, an int or one per "
+      "spatial dim)"]),
+    # a key no attribute resembles: the missing ones are said as well
+    ("  - {name: c, op: conv, zzz: 4, kernel_size: 3}\n",
+     ["m.yaml:3:25: error: node 'c': op 'conv' has no attribute 'zzz'; it has: out_channels, kernel_size, "
+      "stride, padding, dilation, groups, bias, weight_norm",
+      "m.yaml:3:5: error: node 'c': op 'conv' needs attribute 'out_channels' (number of output channels)"]),
+])
+def test_a_misspelt_attribute_is_not_also_reported_missing(body, expected):
+    assert errors(HEAD + body) == expected
+
+
 def test_shape_mismatch_names_node_and_both_shapes():
     text = HEAD + ("  - {name: a, op: conv, out_channels: 4, kernel_size: 3, padding: 1}\n"
                    "  - {name: b, op: conv, in: x, out_channels: 4, kernel_size: 3}\n"

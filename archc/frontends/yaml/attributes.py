@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from archc.errors import did_you_mean
+from archc.errors import closest, did_you_mean, meant_hint
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.expr import ExprError, names_in
@@ -55,13 +55,12 @@ class _AttrReader:
         op, ctx = self.op, self.ctx
         attrs: dict[str, Any] = {}
         failed = False
+        meant: set[str] = set()  # attributes a misspelt key was taken for: not reported missing as well
         for key in fields:
             if key in schema.NODE_KEYS:
                 continue
             if key not in op.attrs:
-                ctx.error(f"op '{op.name}' has no attribute '{key}'; it has: {', '.join(op.attrs) or 'none'}",
-                          fields.where_key(key), self.node,
-                          op.inferred_hint(key) or _synonym_hint(key, op) or did_you_mean(key, op.attrs))
+                meant.update(self._unknown(key, fields))
                 failed = True
                 continue
             try:
@@ -69,7 +68,7 @@ class _AttrReader:
             except Abort:
                 failed = True
         for key, spec in op.attrs.items():
-            if key not in attrs and key not in fields:
+            if key not in attrs and key not in fields and key not in meant:
                 if spec.required:
                     ctx.error(f"op '{op.name}' needs attribute '{key}'" + (f" ({spec.doc})" if spec.doc else ""),
                               fields.location, self.node)
@@ -79,6 +78,16 @@ class _AttrReader:
         if failed:
             raise Abort()
         return {k: attrs[k] for k in op.attrs}, self.exprs  # schema order, so printing is stable
+
+    def _unknown(self, key: str, fields: SMap) -> tuple[str, ...]:
+        """Report ``key``, which ``op`` does not have; the attribute the hint takes it for, if any."""
+        op = self.op
+        hint = op.inferred_hint(key)
+        meant = None if hint else _SYNONYMS.get(key) if _synonym_hint(key, op) else closest(key, op.attrs)
+        self.ctx.error(f"op '{op.name}' has no attribute '{key}'; it has: {', '.join(op.attrs) or 'none'}",
+                       fields.where_key(key), self.node,
+                       hint or _synonym_hint(key, op) or meant_hint(meant))
+        return (meant,) if meant else ()
 
     def _coerce(self, site: Site) -> Any:
         """The value of the attribute written at ``site``, checked against the op's schema."""
