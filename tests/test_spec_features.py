@@ -822,3 +822,54 @@ nodes:
     assert [name for name, _ in module.named_buffers()] == ["clip.top"]
     assert module.scaled.gain.requires_grad and list(module.state_dict())[-2:] == ["scaled.gain", "clip.top"]
     torch.jit.script(module)
+
+
+UNREAD_INPUT = """
+inputs: {x: [N, 8, 4, 4], y: [N, 8, 4, 4]}
+blocks:
+  fuse:
+    inputs: [x, skip]
+    params: {use_skip: false}
+    nodes:
+      - {name: c, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+      - {name: s, op: add, in: [c, x]}
+  gated:                                 # reads skip in one instance only: no warning
+    inputs: [x, skip]
+    params: {use_skip: false}
+    nodes:
+      - {name: c, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+      - {name: s, op: add, in: [c, skip], if: use_skip}
+  sized:                                 # reads skip for its shape only: no warning
+    inputs: [x, skip]
+    nodes:
+      - {name: c, op: conv, out_channels: "channels(skip)", kernel_size: 1}
+  through:                               # passes skip on as an output: no warning
+    inputs: [x, skip]
+    outputs: [c, skip]
+    nodes:
+      - {name: c, op: relu}
+  gather:
+    inputs: [x, rest...]
+    nodes:
+      - {name: c, op: relu}
+nodes:
+  - {name: f1, block: fuse, in: [x, y]}
+  - {name: f2, block: fuse, in: [f1, y]}
+  - {name: g1, block: gated, in: [f2, y]}
+  - {name: g2, block: gated, in: [g1, y], use_skip: true}
+  - {name: z, block: sized, in: [g2, y]}
+  - {name: t, block: through, in: [z, y]}
+  - {name: r, block: gather, in: ["t:0", "t:1"]}
+"""
+
+
+def test_check_warns_once_per_block_about_an_input_no_instance_reads(run_archc, spec_file):
+    # seen transcribing HiFi-GAN: a block's second input, never named in its nodes, gave no word at all
+    proc = run_archc("check", spec_file(UNREAD_INPUT))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert [w.split("model.yaml:", 1)[1] for w in warnings] == [
+        "5:17: warning: block 'fuse': its input 'skip' is never read (no node's 'in:' names it, nor its "
+        "'outputs'); read it, or leave it out of the block's inputs",
+        "26:17: warning: block 'gather': its input 'rest' is never read (no node's 'in:' names it, nor its "
+        "'outputs'); read it, or leave it out of the block's inputs"], proc.stderr

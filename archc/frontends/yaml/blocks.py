@@ -75,7 +75,34 @@ def apply_block(ctx: Elaboration, call: Instantiation, scope: Scope, make_nodes:
         tie_instance(ctx, call, scope)
     result = _outputs(ctx, call, bdef, inner)
     _warn_unread_widths(ctx, inner, {v.node for v in result.values if isinstance(v, Value)})
+    _note_input_reads(ctx, call.kind, bdef, signature, inner)
     return result
+
+
+def _note_input_reads(ctx: Elaboration, kind: str, bdef: SMap, signature: _Signature, inner: Scope) -> None:
+    """Record which of block ``kind``'s inputs this instance read (for :func:`warn_unread_inputs`).
+    A variadic input given no tensors says nothing either way."""
+    written = bdef.get("inputs")
+    for k, formal in enumerate(signature.formals):
+        binding = inner.bindings[formal.removesuffix("...")]
+        if binding.spread and not binding.values:
+            continue
+        where = written.where(k) if isinstance(written, SList) else bdef.where("inputs") if written else bdef.location
+        key = (kind, formal)
+        read_before = ctx.block_input_reads.get(key, (where, False))[1]
+        ctx.block_input_reads[key] = (where, read_before or binding.read)
+
+
+def warn_unread_inputs(ctx: Elaboration) -> None:
+    """Warn, once per block definition, about each block input that no instance of the block read:
+    neither an ``in:``, its ``outputs``, ``prev`` nor a shape query names it (most likely a
+    mistyped ``in:`` reads another input in its place)."""
+    for (kind, formal), (where, read) in ctx.block_input_reads.items():
+        if not read:
+            name = formal.removesuffix("...")
+            ctx.graph.warnings.append(Diagnostic(
+                f"block '{kind}': its input '{name}' is never read (no node's 'in:' names it, nor its "
+                f"'outputs'); read it, or leave it out of the block's inputs", where, severity="warning"))
 
 
 def _declared_params(ctx: Elaboration, call: Instantiation, bdef: SMap) -> Mapping[str, Any]:
@@ -204,6 +231,7 @@ def _enter(call: Instantiation, scope: Scope, bdef: SMap, env: dict[str, Any], s
         inner.bindings[rest] = Binding(list(inputs[len(fixed):]), spread=True)
         inner.declared.add(rest)
     inner.previous = inputs[0]
+    inner.previous_binding = inner.bindings[fixed[0] if fixed else signature.formals[-1][:-3]]
     inner.block_inputs = tuple(fixed)
     return inner
 

@@ -41,6 +41,8 @@ class Elaboration:
         self.global_origins: dict[str, tuple[Location, ...]] = {}
         #: the spec's own pure functions (functions.py)
         self.functions: dict[str, Any] = {}
+        #: (block, input) -> (where the block lists it, whether any instance read it): blocks.py
+        self.block_input_reads: dict[tuple[str, str], tuple[Location | None, bool]] = {}
 
     # -- diagnostics -------------------------------------------------------------------
     def error(self, message: str, location: Location | None, node: str | None = None,

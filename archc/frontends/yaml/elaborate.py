@@ -18,6 +18,7 @@ from typing import Any
 
 from archc.errors import Location, SpecError
 from archc.frontends.yaml import schema
+from archc.frontends.yaml.blocks import warn_unread_inputs
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.definitions import collect_definitions
 from archc.frontends.yaml.instantiate import Instantiator
@@ -60,6 +61,7 @@ def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
         Instantiator(ctx).node_list(nodes, scope)
     declare_outputs(ctx, doc, scope)
     ctx.sink.raise_if_any()
+    warn_unread_inputs(ctx)
     return ctx.graph
 
 

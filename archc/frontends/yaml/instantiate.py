@@ -156,7 +156,8 @@ class Instantiator:
         else:  # (an earlier alternative's, left out too, no longer what the name stands for)
             scope.left_out_errors.pop(name, None)
         chain = scope.left_out_chain  # (kept from the first of adjacent alternatives all left out)
-        before = chain if chain is not None and chain[0] == name else (name, scope.previous, scope.previous_errors)
+        before = chain if chain is not None and chain[0] == name else (name, scope.previous, scope.previous_errors,
+                                                                         scope.previous_binding)
         scope.set_previous(value, held)
         scope.left_out_chain = before
         return True

@@ -78,6 +78,7 @@ def resolve_all(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> list[Va
         return [v for _, v in repetition_values(ctx, ref, scope, site)]
     binding = scope.bindings.get(ref)
     if binding is not None and binding.spread:
+        binding.read = True
         return list(binding.values)
     return [resolve(ctx, ref, scope, site)]
 
@@ -110,6 +111,7 @@ def resolve(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> Value | Poi
     if binding.spread:
         ctx.report(f"'{name}' is a variadic input: use it in 'in', where it stands for all its tensors", site)
         raise Abort()
+    binding.read = True
     return _port(ctx, binding, name, port, site)
 
 

@@ -43,6 +43,9 @@ class Binding:
     ports: tuple[str, ...] = ()
     #: a variadic block input (``xs...``): ``in: xs`` passes all of its values
     spread: bool = False
+    #: whether anything named it (an ``in:``, ``outputs``, ``shape()``/``channels()``, or ``prev``):
+    #: a block input nothing reads is warned about (blocks.py)
+    read: bool = False
 
     @property
     def poisoned(self) -> bool:
@@ -59,6 +62,8 @@ class Scope:
     bindings: dict[str, Binding] = field(default_factory=dict)
     declared: set[str] = field(default_factory=set)     # every node name listed in this scope
     previous: Value | Poison | None = None
+    #: the block input ``previous`` still stands for (a block's first node reads its first input)
+    previous_binding: Binding | None = None
     #: names made up for nodes without a ``name:`` (``conv``, ``conv_1``, ...); see __post_init__
     auto_names: Namespace = field(init=False, repr=False)
     #: the node names bound at this scope's name level so far, shared with the inline block instances
@@ -76,9 +81,10 @@ class Scope:
     #: the same for ``previous``, where a left-out node's held errors left it poisoned
     previous_errors: list[Diagnostic] = field(default_factory=list)
     #: where the last node made was a left-out alternative (a node ``if`` left out whose name a later
-    #: node may take): (its name, ``previous`` and ``previous_errors`` before it). A kept alternative
-    #: of that name right after it chains from what came before, as if the left-out one were not written
-    left_out_chain: tuple[str, Any, list[Diagnostic]] | None = None
+    #: node may take): (its name, ``previous``, ``previous_errors`` and ``previous_binding`` before it). A
+    #: kept alternative of that name right after it chains from what came before, as if the left-out one
+    #: were not written
+    left_out_chain: tuple[str, Any, list[Diagnostic], Binding | None] | None = None
     #: in a ``sequential`` block: the next child index (shared with inline blocks inside it),
     #: so children are named 0, 1, 2, ... like ``nn.Sequential``'s; None elsewhere
     counter: list[int] | None = None
@@ -96,11 +102,15 @@ class Scope:
         if self.previous_errors:
             sink.diagnostics.extend(self.previous_errors)
             self.previous_errors = []
+        if self.previous_binding is not None:
+            self.previous_binding.read = True
         return self.previous
 
-    def set_previous(self, value: Value | Poison, held: list[Diagnostic] | None = None) -> None:
-        """What the next node reads by default (``held``: errors a left-out node's value holds back)."""
-        self.previous, self.previous_errors = value, held or []
+    def set_previous(self, value: Value | Poison, held: list[Diagnostic] | None = None,
+                     binding: Binding | None = None) -> None:
+        """What the next node reads by default (``held``: errors a left-out node's value holds back;
+        ``binding``: the block input it is, if it is one)."""
+        self.previous, self.previous_errors, self.previous_binding = value, held or [], binding
         self.left_out_chain = None
 
     def places_of(self, text: Any) -> tuple[Location, ...]:
@@ -145,9 +155,10 @@ class Scope:
         def tensor(ref: str, width: bool = False) -> TensorType:
             b = self.bindings.get(ref)
             if b is None and ref == PREVIOUS and self.previous is not None:
-                b = Binding([self.previous])
+                b = self.previous_binding or Binding([self.previous])
             if b is None:
                 raise KeyError(ref)
+            b.read = True
             if width:  # (a width query: see opnode's width_queries)
                 self.queried.append(ref)
             v = b.values[0]
