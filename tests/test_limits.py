@@ -382,6 +382,18 @@ def test_an_onnx_node_onnxruntime_runs_is_accepted(fields, output):
     assert graph.node("n").outputs[0].shape[1:] == output
 
 
+def test_an_onnx_node_onnxruntime_warns_about_is_accepted_without_its_log(run_archc, tmp_path):
+    # onnxruntime's Resize kernel warns through its default logger about a deprecated mode, in its
+    # own colours, on archc's stderr: seen checking a spec `archc spec` wrote from the ONNX suite
+    (tmp_path / "m.yaml").write_text(
+        "inputs: {x: [1, 2, 5, 6]}\nnodes:\n  - {name: n, op: onnx_node, op_type: Resize, opset: 17, operands: "
+        "[0, null, s], attributes: {coordinate_transformation_mode: tf_half_pixel_for_nn, mode: nearest}, "
+        "params: {s: {shape: [4], dtype: float32, values: [1.0, 1.0, 2.0, 2.0]}}, "
+        "output_types: [[[1, 2, 10, 12], float32]]}\n")
+    proc = run_archc("check", "m.yaml", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
 def test_well_formed_onnx_node_in_a_spec_builds():
     graph = loads_spec(ONNX_IN + f"  - {{name: n, op: onnx_node, op_type: Relu, operands: [0], {OK_TYPES}}}\n", "m.yaml")
     assert graph.node("n").op == "onnx_node"

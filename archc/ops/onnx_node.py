@@ -468,6 +468,7 @@ def _onnxruntime_refusal(model: bytes) -> str | None:
         return None
     options = ort.SessionOptions()
     options.log_severity_level = 4  # (its reasons come back in the exception; nothing on stderr)
+    ort.set_default_logger_severity(3)  # kernels warn through the default logger (a deprecated attribute)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
