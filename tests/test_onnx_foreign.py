@@ -278,6 +278,19 @@ def test_onnxruntime_failing_at_run_time_is_reported_once_in_archcs_format(tmp_p
     assert "[E:onnxruntime" not in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_onnxruntime_kernel_warnings_stay_off_archcs_stderr(tmp_path, run_archc):
+    """A Resize in a deprecated mode: onnxruntime's kernel warns through its default logger, which
+    printed its own coloured line before archc's output (seen running the ONNX suite's resize model)."""
+    scales = helper.make_tensor("scales", onnx.TensorProto.FLOAT, [4], [1.0, 1.0, 2.0, 2.0])
+    model = _old_model([helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up", mode="nearest",
+                                         coordinate_transformation_mode="tf_half_pixel_for_nn")],
+                       [_vi("x", [1, 2, 5, 6])], [_vi("y", [1, 2, 10, 12])], opset=17, ir_version=8)
+    model.graph.initializer.append(scales)
+    onnx.save(model, tmp_path / "resize.onnx")
+    proc = run_archc("run", str(tmp_path / "resize.onnx"), "--runtime", "ort", check=True)
+    assert proc.stderr == "" and "y: shape (1, 2, 10, 12)" in proc.stdout, proc.stderr
+
+
 @pytest.mark.parametrize("name", ["llama", pytest.param("swin_t", marks=pytest.mark.slow)])
 def test_archc_onnx_of_a_transformer_comes_back_as_a_spec_and_a_module(name, tmp_path, run_archc):
     """archc's own ONNX of a shipped transformer, brought back: as PyTorch (its masked attention's

@@ -40,6 +40,7 @@ def load_session(model: bytes | str, device: str = "cpu", allow_fallback: bool =
 
     options = ort.SessionOptions()
     options.log_severity_level = 4  # (fatal only: archc reports the errors it catches in its own format)
+    ort.set_default_logger_severity(3)  # kernels warn through the default logger, in its own format
     providers = providers_for(device, allow_fallback)
     try:
         return ort.InferenceSession(model, options, providers=providers)
