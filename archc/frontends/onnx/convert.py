@@ -210,6 +210,7 @@ def gather(im: "Importer", node: onnx.NodeProto):
 
 # -- normalisation -----------------------------------------------------------------------
 
+@of_kind  # (which inputs are constants and whether each is learnt: what the node's kind key holds)
 def _learned_affine(im: "Importer", node: onnx.NodeProto) -> bool:
     """Whether a BatchNormalization's or LayerNormalization's scale and bias (inputs 1 and 2; an absent
     bias aside) are all learned parameters: then it is an affine norm whatever their values, and its
