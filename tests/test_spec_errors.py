@@ -142,8 +142,8 @@ nodes:
 def test_unknown_top_level_key_suggests():
     (msg,) = errors("inputs: {x: [N, 2]}\nnode: []\nnodes: [{op: relu}]\n")
     assert msg == ("m.yaml:2:1: error: unknown key 'node' at the top level of a spec; expected one of: archc, "
-                   "name, doc, params, profiles, let, include, functions, inputs, example_dims, blocks, nodes, outputs "
-                   "(did you mean 'nodes'?)")
+                   "name, doc, params, profiles, let, include, functions, inputs, example_dims, blocks, nodes, sequential, "
+                   "outputs (did you mean 'nodes'?)")
 
 
 def test_missing_inputs_and_nodes():
@@ -389,3 +389,20 @@ def test_log2_computes_a_depth_from_a_size():
 ])
 def test_log_of_a_non_positive_number_is_a_located_error(base, message):
     assert errors(LOG_SPEC.replace("base: 4", f"base: {base}")) == [message]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("inputs: {x: [N, 4]}\nsequential: yes please\nnodes:\n  - {op: relu}\n",
+     "m.yaml:2:13: error: 'sequential' of the spec must be true or false, got 'yes please'"),
+    ("inputs: {x: [N, 4]}\nblocks:\n  b:\n    sequential: 1\n    nodes: [{op: relu}]\nnodes:\n  - {block: b}\n",
+     "m.yaml:4:17: error: 'sequential' of block 'b' must be true or false, got 1"),
+])
+def test_sequential_must_be_a_boolean(text, expected):
+    # `sequential: yes please` was silently taken for false
+    assert errors(text) == [expected]
+
+
+def test_a_sequential_spec_numbers_its_top_level_nodes():
+    g = loads_spec("inputs: {x: [N, 4]}\nsequential: true\nnodes:\n  - {op: linear, out_features: 8}\n"
+                   "  - {name: act, op: relu}\n  - {op: linear, out_features: 2, in: act}\n", "m.yaml")
+    assert [n.name for n in g.nodes()] == ["x", "0", "1", "2"] and g.node("2").inputs[0].node == "1"

@@ -330,6 +330,28 @@ class Highway(nn.Module):
         return self.head(self.layers(torch.relu(self.inp(x))))
 
 
+class Residual(nn.Module):
+    """ConvMixer's residual wrapper, as the paper's listing writes it."""
+
+    def __init__(self, fn: nn.Module) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x) + x
+
+
+def ConvMixer(dim, depth, kernel_size=9, patch_size=7, n_classes=1000) -> nn.Sequential:  # noqa: N802
+    """The paper's listing: the whole model is one nn.Sequential."""
+    return nn.Sequential(
+        nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size), nn.GELU(), nn.BatchNorm2d(dim),
+        *[nn.Sequential(
+            Residual(nn.Sequential(nn.Conv2d(dim, dim, kernel_size, groups=dim, padding="same"), nn.GELU(),
+                                   nn.BatchNorm2d(dim))),
+            nn.Conv2d(dim, dim, kernel_size=1), nn.GELU(), nn.BatchNorm2d(dim)) for _ in range(depth)],
+        nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(dim, n_classes))
+
+
 class BasicBlock(nn.Module):
     """torchvision.models.resnet.BasicBlock."""
 
@@ -449,6 +471,12 @@ CASES = {
         "highway.yaml", {"in_features": "20", "width": "16", "depth": "3", "num_classes": "5"},
         lambda: Highway(20, 16, 3, 5), lambda: torch.randn(2, 20, generator=torch.Generator().manual_seed(1)),
         (0, 0, 0, 3), 3 ** 3, {"num_classes": 4}, "/layers/layers.2/T/"),
+    # a model that is one nn.Sequential: the spec's top level is `sequential: true`
+    "convmixer": Case(
+        "convmixer.yaml", {"dim": "8", "depth": "2", "kernel_size": "3", "patch_size": "2", "image_size": "16",
+                           "num_classes": "10"},
+        lambda: ConvMixer(8, 2, 3, 2, 10), image(16), (2, 0, 0, 0), 2 ** 2, {"num_classes": 7},
+        "/4/4.0/fn/fn.0/Conv"),
 }
 
 

@@ -76,8 +76,9 @@ def spec_schema() -> dict[str, Any]:
         "allOf": [_op_rule(op) for op in ops],
     }
     nodes = {"type": "array", "items": {"$ref": "#/$defs/node"}}
-    block = {"type": "object", "properties": _keys(schema.BLOCK_KEYS) | {"nodes": nodes},
-             "additionalProperties": False}
+    block = {"type": "object", "additionalProperties": False, "properties": _keys(schema.BLOCK_KEYS) | {
+        "nodes": nodes,
+        "sequential": {"type": "boolean", "description": schema.BLOCK_KEYS["sequential"]}}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -90,6 +91,7 @@ def spec_schema() -> dict[str, Any]:
             "blocks": {"type": "object", "additionalProperties": {"$ref": "#/$defs/block"},
                        "description": schema.TOP_KEYS["blocks"]},
             "nodes": nodes | {"description": schema.TOP_KEYS["nodes"]},
+            "sequential": {"type": "boolean", "description": schema.TOP_KEYS["sequential"]},
         },
         "additionalProperties": False,
         "$defs": {"node": node, "block": block},

@@ -18,6 +18,8 @@ TOP_KEYS = {
                     "where --dim gives none",
     "blocks": "reusable blocks: name -> {params, let, inputs, nodes, outputs}",
     "nodes": "the model's nodes, in order",
+    "sequential": "true: name the top-level nodes 0, 1, 2, ... in order, as the children of a model that is "
+                  "an nn.Sequential ('name' stays their local handle)",
     "outputs": "graph outputs: a node name, a list of them, or name -> node (default: the last node); "
                "NAME[*]:PORT gives one output per repetition",
 }
