@@ -389,3 +389,25 @@ def test_log2_computes_a_depth_from_a_size():
 ])
 def test_log_of_a_non_positive_number_is_a_located_error(base, message):
     assert errors(LOG_SPEC.replace("base: 4", f"base: {base}")) == [message]
+
+
+CONV_SPEC = ("params: {pad: 1}\ninputs: {x: [N, 3, 8, 8]}\nnodes:\n"
+             "  - {name: c, op: conv, out_channels: 4, kernel_size: 3, padding: PADDING}\n")
+
+
+@pytest.mark.parametrize("padding, message", [
+    # found transcribing ConvMixer: `padding: sane` said "unknown name 'sane' (did you mean 'shape'?)"
+    ("sane", "m.yaml:4:67: error: node 'c': attribute 'padding' of op 'conv' expects an integer, a list of "
+             "integers or a keyword ('same' or 'valid'), >= 0, got 'sane' (did you mean 'same'?)"),
+    # a bare word closer to a parameter than to a choice is still read as an expression
+    ("pads", "m.yaml:4:67: error: node 'c': unknown name 'pads' (did you mean 'pad'?)"),
+])
+def test_a_misspelt_choice_of_an_int_or_keyword_attribute_suggests_the_choice(padding, message):
+    assert errors(CONV_SPEC.replace("PADDING", padding)) == [message]
+
+
+def test_a_string_parameter_that_is_no_choice_says_the_choices_and_where_it_was_given():
+    text = CONV_SPEC.replace("pad: 1", "pad: sane").replace("PADDING", "pad")
+    assert errors(text) == [
+        "m.yaml:4:67: error: node 'c': attribute 'padding' of op 'conv' expects an integer, a list of integers or "
+        "a keyword ('same' or 'valid'), >= 0, got 'sane' (did you mean 'same'?; pad = 'sane': given at m.yaml:1:15)"]

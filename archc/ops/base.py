@@ -105,7 +105,8 @@ class Attr:
         """Whether ``value`` (already evaluated) is of this attribute's kind and choices."""
         if not _KIND_CHECKS[self.kind](value):
             return False
-        return not (self.choices and self.kind == "str" and value not in self.choices)
+        # (an int_or_str attribute's text, too, is one of its choices)
+        return not (self.choices and isinstance(value, str) and value not in self.choices)
 
     def violation(self, value: Any) -> str | None:
         """What is wrong with a value of the right kind (out of bounds, non-finite), or None."""
