@@ -37,7 +37,12 @@ def test_evaluates(text, value):
     ("width +", "invalid expression", 0),
     ("1 / 0", "cannot evaluate '1 / 0': division by zero", 0),
     ("channels(y)", "unknown", 9),
-    ("[1, 2][::0]", "bad index: slice step cannot be zero", 0),
+    ("[1, 2][::0]", "a slice's step must not be 0, got '::0'", 7),
+    # indexing: what was indexed and what it is, at the subscript
+    ("width[0]", "cannot index 'width': it is the integer 64, not a list or a string", 6),
+    ("[1, 2][2]", "index 2 is out of range for '[1, 2]', a list of 2 items", 7),
+    ("'ab'[-3]", "index -3 is out of range for ''ab'', a string of 2 characters", 5),
+    ("[1, 2]['a']", "an index of '[1, 2]' must be an integer, got 'a'", 7),
     ("[1, 2][0.5:]", "slice bounds must be integers, got '0.5:'", 7),
     ("width.bit_length()", "(numbers, strings, lists, indexing and slices, arithmetic", 0),
     ("width.bit_length()", "the tensor queries channels and the spec's own functions are)", 0),

@@ -411,3 +411,18 @@ def test_a_string_parameter_that_is_no_choice_says_the_choices_and_where_it_was_
     assert errors(text) == [
         "m.yaml:4:67: error: node 'c': attribute 'padding' of op 'conv' expects an integer, a list of integers or "
         "a keyword ('same' or 'valid'), >= 0, got 'sane' (did you mean 'same'?; pad = 'sane': given at m.yaml:1:15)"]
+
+
+@pytest.mark.parametrize("widths, message", [
+    # found transcribing RepVGG: `num_blocks: 2` for a list said "bad index: 'int' object is not subscriptable",
+    # pointing at the start of the text and not saying where num_blocks was given
+    ("3", "m.yaml:4:47: error: node 'c': cannot index 'widths': it is the integer 3, not a list or a string "
+          "(widths = 3: given at m.yaml:1:18)"),
+    # found transcribing UNet++: one index past the end said "bad index: list index out of range"
+    ("[4, 8, 16]", "m.yaml:4:47: error: node 'c': index 3 is out of range for 'widths', a list of 3 items "
+                   "(widths = [4, 8, 16]: given at m.yaml:1:18)"),
+])
+def test_a_bad_index_says_what_was_indexed_and_where_it_was_given(widths, message):
+    text = (f"params: {{widths: {widths}}}\ninputs: {{x: [N, 3, 8, 8]}}\nnodes:\n"
+            "  - {name: c, op: conv, out_channels: \"widths[3]\", kernel_size: 1}\n")
+    assert errors(text) == [message]
