@@ -397,8 +397,8 @@ CONV_SPEC = ("params: {pad: 1}\ninputs: {x: [N, 3, 8, 8]}\nnodes:\n"
 
 @pytest.mark.parametrize("padding, message", [
     # found transcribing ConvMixer: `padding: sane` said "unknown name 'sane' (did you mean 'shape'?)"
-    ("sane", "m.yaml:4:67: error: node 'c': attribute 'padding' of op 'conv' expects an integer, a list of "
-             "integers or a keyword ('same' or 'valid'), >= 0, got 'sane' (did you mean 'same'?)"),
+    ("sane", "m.yaml:4:67: error: node 'c': attribute 'padding' of op 'conv' expects an integer or a list "
+             "of integers, >= 0, or one of 'same', 'valid', got 'sane' (did you mean 'same'?)"),
     # a bare word closer to a parameter than to a choice is still read as an expression
     ("pads", "m.yaml:4:67: error: node 'c': unknown name 'pads' (did you mean 'pad'?)"),
 ])
@@ -409,8 +409,8 @@ def test_a_misspelt_choice_of_an_int_or_keyword_attribute_suggests_the_choice(pa
 def test_a_string_parameter_that_is_no_choice_says_the_choices_and_where_it_was_given():
     text = CONV_SPEC.replace("pad: 1", "pad: sane").replace("PADDING", "pad")
     assert errors(text) == [
-        "m.yaml:4:67: error: node 'c': attribute 'padding' of op 'conv' expects an integer, a list of integers or "
-        "a keyword ('same' or 'valid'), >= 0, got 'sane' (did you mean 'same'?; pad = 'sane': given at m.yaml:1:15)"]
+        "m.yaml:4:67: error: node 'c': attribute 'padding' of op 'conv' expects an integer or a list of integers, "
+        ">= 0, or one of 'same', 'valid', got 'sane' (did you mean 'same'?; pad = 'sane': given at m.yaml:1:15)"]
 
 
 @pytest.mark.parametrize("widths, message", [
@@ -426,3 +426,28 @@ def test_a_bad_index_says_what_was_indexed_and_where_it_was_given(widths, messag
     text = (f"params: {{widths: {widths}}}\ninputs: {{x: [N, 3, 8, 8]}}\nnodes:\n"
             "  - {name: c, op: conv, out_channels: \"widths[3]\", kernel_size: 1}\n")
     assert errors(text) == [message]
+
+
+@pytest.mark.parametrize("node, message", [
+    # found transcribing UNet++: `mode: bicubic` said "expects a string ('nearest' or ...)" of a string
+    ("{name: u, op: upsample, scale_factor: 2, mode: bicubic}",
+     "m.yaml:3:52: error: node 'u': attribute 'mode' of op 'upsample' expects one of 'nearest', 'linear', "
+     "'bilinear', got 'bicubic'"),
+    ("{name: u, op: upsample, scale_factor: 2, mode: 3}",
+     "m.yaml:3:52: error: node 'u': attribute 'mode' of op 'upsample' expects one of 'nearest', 'linear', "
+     "'bilinear', got 3"),
+    ("{name: g, op: gelu, approximate: tanhh}",
+     "m.yaml:3:38: error: node 'g': attribute 'approximate' of op 'gelu' expects one of 'none', 'tanh', got "
+     "'tanhh' (did you mean 'tanh'?)"),
+    ("{name: p, op: parameter, shape: [3], dtype: int8}",
+     "m.yaml:3:49: error: node 'p': attribute 'dtype' of op 'parameter' expects one of 'float32', 'float16', "
+     "'float64', got 'int8'"),
+    ("{name: p, op: parameter, shape: [3], init: uniformm}",
+     "m.yaml:3:48: error: node 'p': attribute 'init' of op 'parameter' expects one of 'zeros', 'ones', "
+     "'constant', 'normal', 'trunc_normal', got 'uniformm'"),
+    ("{name: c, op: conv, out_channels: 4, kernel_size: 3, padding: [same]}",
+     "m.yaml:3:67: error: node 'c': attribute 'padding' of op 'conv' expects an integer or a list of integers, "
+     ">= 0, or one of 'same', 'valid', got ['same']"),
+])
+def test_an_attribute_with_choices_names_them_all(node, message):
+    assert errors(f"{HEAD}  - {node}\n") == [message]

@@ -123,7 +123,9 @@ class _AttrReader:
         if kind == "types":
             return self._types(raw, site)
         if isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str"):
-            return [self.ctx.evaluate(v, self.scope, site.at(raw, i)) if isinstance(v, str) else v
+            # (a choice in a list is kept as written, for _check to refuse: not an unknown name)
+            return [self.ctx.evaluate(v, self.scope, site.at(raw, i))
+                    if isinstance(v, str) and not (kind == "int_or_str" and self._meant_choice(spec, v)) else v
                     for i, v in enumerate(raw)]
         return raw
 
