@@ -35,7 +35,10 @@ def test_evaluates(text, value):
     ("[0] * 10 ** 9", "over the limit of 100,000 characters or list items", 0),
     ("range(10 ** 9)", "range of 1,000,000,000 items: over the limit", 0),
     ("width +", "invalid expression", 0),
-    ("1 / 0", "cannot evaluate '1 / 0': division by zero", 0),
+    ("1 / 0", "cannot evaluate '1 / 0': division by zero", 4),
+    # at the divisor, naming it where it is no number written there
+    ("2 + width // (depth - 5)", "cannot evaluate 'width // (depth - 5)': division by zero ('depth - 5' is 0)", 14),
+    ("width % 0.0", "cannot evaluate 'width % 0.0': division by zero", 8),
     ("channels(y)", "unknown", 9),
     ("[1, 2][::0]", "a slice's step must not be 0, got '::0'", 7),
     # indexing: what was indexed and what it is, at the subscript

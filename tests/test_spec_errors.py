@@ -451,3 +451,33 @@ def test_a_bad_index_says_what_was_indexed_and_where_it_was_given(widths, messag
 ])
 def test_an_attribute_with_choices_names_them_all(node, message):
     assert errors(f"{HEAD}  - {node}\n") == [message]
+
+
+SE_SPEC = """params: {reduction: 2}
+inputs: {x: [N, 8, 4, 4]}
+blocks:
+  se:
+    params: {squeeze: 4}
+    let:
+      hidden: "channels(x) // squeeze"
+    nodes:
+      - {op: conv, out_channels: hidden, kernel_size: 1}
+      - {op: conv, out_channels: "channels(x) // reduction", kernel_size: 1}
+nodes:
+  - {name: s, block: se}
+"""
+
+
+@pytest.mark.parametrize("old, new, message", [
+    # found transcribing gMLP: `hidden` = 0, computed by a let, was not traced to the let
+    ("squeeze: 4}", "squeeze: 16}", "m.yaml:9:34: error: node 's.conv': attribute 'out_channels' of op 'conv' must "
+     "be at least 1, got 0 (hidden = 0: given at m.yaml:7:15, its value from m.yaml:5:23)"),
+    # found transcribing SE-ResNeXt: a divisor of 0 from params: said only "integer division or modulo by zero"
+    ("reduction: 2}", "reduction: 0}", "m.yaml:10:50: error: node 's.conv_1': cannot evaluate "
+     "'channels(x) // reduction': division by zero (reduction = 0: given at m.yaml:1:21)"),
+    # ... and from a block parameter's default: the default's place in the block's params:
+    ("squeeze: 4}", "squeeze: 0}", "m.yaml:7:31: error: cannot evaluate 'channels(x) // squeeze': "
+     "division by zero (squeeze = 0: given at m.yaml:5:23)"),
+])
+def test_a_bad_value_from_a_let_or_a_default_says_where_it_was_given(old, new, message):
+    assert errors(SE_SPEC.replace(old, new)) == [message]

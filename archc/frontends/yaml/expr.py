@@ -242,6 +242,12 @@ class Evaluator:
         if isinstance(op, ast.Mod) and isinstance(left, str):
             raise ExprError("'%' formatting of strings is not supported in a spec expression "
                             "(string fields take ${...})", node.col_offset)
+        if isinstance(op, (ast.Div, ast.FloorDiv, ast.Mod)) and isinstance(right, (int, float)) and right == 0:
+            divisor = node.right  # type: ignore[attr-defined]
+            # (a parameter's value is said with where it was given: Scope.origin_hint of `about`)
+            named = "" if isinstance(divisor, (ast.Constant, ast.Name)) else f" ('{ast.unparse(divisor)}' is 0)"
+            raise ExprError(f"cannot evaluate '{ast.unparse(node)}': division by zero{named}", divisor.col_offset,
+                            about=ast.unparse(divisor))
         if isinstance(op, ast.Add) and all(isinstance(v, (list, tuple, str)) for v in (left, right)):
             self._check_size(value_size(left) + value_size(right), node)
         if isinstance(op, ast.Mult):
