@@ -22,8 +22,8 @@ import operator
 from typing import Any, Callable, Mapping
 
 from archc.errors import did_you_mean
-from archc.limits import DEFAULT_LIMITS, Limits
 from archc.frontends.yaml.spelling import spelled
+from archc.limits import DEFAULT_LIMITS, Limits
 
 
 class ExprError(Exception):
