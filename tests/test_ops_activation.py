@@ -87,7 +87,7 @@ def test_activation_needs_float_input():
 
 def test_gelu_approximate_choices():
     msg = spec_error("inputs: {x: [N, 3]}\nnodes: [{op: gelu, approximate: tanhh}]")
-    assert "attribute 'approximate' of op 'gelu' expects a string ('none' or 'tanh')" in msg
+    assert "attribute 'approximate' of op 'gelu' expects one of 'none', 'tanh', got 'tanhh'" in msg
     assert "did you mean 'tanh'?" in msg
 
 

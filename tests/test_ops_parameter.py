@@ -96,7 +96,9 @@ def test_a_parameter_is_not_chained_and_not_a_skip():
 
 @pytest.mark.parametrize("node,message", [
     ("{name: p, op: parameter, shape: [3, 0]}", "attribute 'shape' of op 'parameter' must be at least 1, got 0"),
-    ("{name: p, op: parameter, shape: [3], init: uniformm}", "attribute 'init' of op 'parameter' expects a string"),
+    ("{name: p, op: parameter, shape: [3], init: uniformm}",
+     "attribute 'init' of op 'parameter' expects one of 'zeros', 'ones', 'constant', 'normal', 'trunc_normal', "
+     "got 'uniformm'"),
     ("{name: p, op: parameter, shape: [3], init: trunc_normal, a: 1}", "trunc_normal bounds a=1.0, b=2.0"),
     ("{name: p, op: parameter}", "op 'parameter' needs attribute 'shape'"),
 ])

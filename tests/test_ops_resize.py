@@ -78,8 +78,8 @@ def test_role():
     ("{op: upsample, scale_factor: -1}", "attribute 'scale_factor' of op 'upsample' must be greater than 0, got -1"),
     ("{op: upsample, scale_factor: two}", "unknown name 'two'"),
     ("{op: upsample, scale_factor: 0.1}", "output size [0, 0] must be positive"),
-    ("{op: upsample, size: 4, mode: bicubic}", "attribute 'mode' of op 'upsample' expects a string ('nearest' or "
-                                               "'linear' or 'bilinear')"),
+    ("{op: upsample, size: 4, mode: bicubic}", "attribute 'mode' of op 'upsample' expects one of 'nearest', "
+                                               "'linear', 'bilinear', got 'bicubic'"),
 ])
 def test_errors(text, message):
     msg = spec_error(f"inputs: {{x: [N, 2, 3, 4]}}\nnodes: [{text}]")

@@ -406,3 +406,94 @@ def test_a_sequential_spec_numbers_its_top_level_nodes():
     g = loads_spec("inputs: {x: [N, 4]}\nsequential: true\nnodes:\n  - {op: linear, out_features: 8}\n"
                    "  - {name: act, op: relu}\n  - {op: linear, out_features: 2, in: act}\n", "m.yaml")
     assert [n.name for n in g.nodes()] == ["x", "0", "1", "2"] and g.node("2").inputs[0].node == "1"
+
+CONV_SPEC = ("params: {pad: 1}\ninputs: {x: [N, 3, 8, 8]}\nnodes:\n"
+             "  - {name: c, op: conv, out_channels: 4, kernel_size: 3, padding: PADDING}\n")
+
+
+@pytest.mark.parametrize("padding, message", [
+    # found transcribing ConvMixer: `padding: sane` said "unknown name 'sane' (did you mean 'shape'?)"
+    ("sane", "m.yaml:4:67: error: node 'c': attribute 'padding' of op 'conv' expects an integer or a list "
+             "of integers, >= 0, or one of 'same', 'valid', got 'sane' (did you mean 'same'?)"),
+    # a bare word closer to a parameter than to a choice is still read as an expression
+    ("pads", "m.yaml:4:67: error: node 'c': unknown name 'pads' (did you mean 'pad'?)"),
+])
+def test_a_misspelt_choice_of_an_int_or_keyword_attribute_suggests_the_choice(padding, message):
+    assert errors(CONV_SPEC.replace("PADDING", padding)) == [message]
+
+
+def test_a_string_parameter_that_is_no_choice_says_the_choices_and_where_it_was_given():
+    text = CONV_SPEC.replace("pad: 1", "pad: sane").replace("PADDING", "pad")
+    assert errors(text) == [
+        "m.yaml:4:67: error: node 'c': attribute 'padding' of op 'conv' expects an integer or a list of integers, "
+        ">= 0, or one of 'same', 'valid', got 'sane' (did you mean 'same'?; pad = 'sane': given at m.yaml:1:15)"]
+
+
+@pytest.mark.parametrize("widths, message", [
+    # found transcribing RepVGG: `num_blocks: 2` for a list said "bad index: 'int' object is not subscriptable",
+    # pointing at the start of the text and not saying where num_blocks was given
+    ("3", "m.yaml:4:47: error: node 'c': cannot index 'widths': it is the integer 3, not a list or a string "
+          "(widths = 3: given at m.yaml:1:18)"),
+    # found transcribing UNet++: one index past the end said "bad index: list index out of range"
+    ("[4, 8, 16]", "m.yaml:4:47: error: node 'c': index 3 is out of range for 'widths', a list of 3 items "
+                   "(widths = [4, 8, 16]: given at m.yaml:1:18)"),
+])
+def test_a_bad_index_says_what_was_indexed_and_where_it_was_given(widths, message):
+    text = (f"params: {{widths: {widths}}}\ninputs: {{x: [N, 3, 8, 8]}}\nnodes:\n"
+            "  - {name: c, op: conv, out_channels: \"widths[3]\", kernel_size: 1}\n")
+    assert errors(text) == [message]
+
+
+@pytest.mark.parametrize("node, message", [
+    # found transcribing UNet++: `mode: bicubic` said "expects a string ('nearest' or ...)" of a string
+    ("{name: u, op: upsample, scale_factor: 2, mode: bicubic}",
+     "m.yaml:3:52: error: node 'u': attribute 'mode' of op 'upsample' expects one of 'nearest', 'linear', "
+     "'bilinear', got 'bicubic'"),
+    ("{name: u, op: upsample, scale_factor: 2, mode: 3}",
+     "m.yaml:3:52: error: node 'u': attribute 'mode' of op 'upsample' expects one of 'nearest', 'linear', "
+     "'bilinear', got 3"),
+    ("{name: g, op: gelu, approximate: tanhh}",
+     "m.yaml:3:38: error: node 'g': attribute 'approximate' of op 'gelu' expects one of 'none', 'tanh', got "
+     "'tanhh' (did you mean 'tanh'?)"),
+    ("{name: p, op: parameter, shape: [3], dtype: int8}",
+     "m.yaml:3:49: error: node 'p': attribute 'dtype' of op 'parameter' expects one of 'float32', 'float16', "
+     "'float64', got 'int8'"),
+    ("{name: p, op: parameter, shape: [3], init: uniformm}",
+     "m.yaml:3:48: error: node 'p': attribute 'init' of op 'parameter' expects one of 'zeros', 'ones', "
+     "'constant', 'normal', 'trunc_normal', got 'uniformm'"),
+    ("{name: c, op: conv, out_channels: 4, kernel_size: 3, padding: [same]}",
+     "m.yaml:3:67: error: node 'c': attribute 'padding' of op 'conv' expects an integer or a list of integers, "
+     ">= 0, or one of 'same', 'valid', got ['same']"),
+])
+def test_an_attribute_with_choices_names_them_all(node, message):
+    assert errors(f"{HEAD}  - {node}\n") == [message]
+
+
+SE_SPEC = """params: {reduction: 2}
+inputs: {x: [N, 8, 4, 4]}
+blocks:
+  se:
+    params: {squeeze: 4}
+    let:
+      hidden: "channels(x) // squeeze"
+    nodes:
+      - {op: conv, out_channels: hidden, kernel_size: 1}
+      - {op: conv, out_channels: "channels(x) // reduction", kernel_size: 1}
+nodes:
+  - {name: s, block: se}
+"""
+
+
+@pytest.mark.parametrize("old, new, message", [
+    # found transcribing gMLP: `hidden` = 0, computed by a let, was not traced to the let
+    ("squeeze: 4}", "squeeze: 16}", "m.yaml:9:34: error: node 's.conv': attribute 'out_channels' of op 'conv' must "
+     "be at least 1, got 0 (hidden = 0: given at m.yaml:7:15, its value from m.yaml:5:23)"),
+    # found transcribing SE-ResNeXt: a divisor of 0 from params: said only "integer division or modulo by zero"
+    ("reduction: 2}", "reduction: 0}", "m.yaml:10:50: error: node 's.conv_1': cannot evaluate "
+     "'channels(x) // reduction': division by zero (reduction = 0: given at m.yaml:1:21)"),
+    # ... and from a block parameter's default: the default's place in the block's params:
+    ("squeeze: 4}", "squeeze: 0}", "m.yaml:7:31: error: cannot evaluate 'channels(x) // squeeze': "
+     "division by zero (squeeze = 0: given at m.yaml:5:23)"),
+])
+def test_a_bad_value_from_a_let_or_a_default_says_where_it_was_given(old, new, message):
+    assert errors(SE_SPEC.replace(old, new)) == [message]

@@ -105,7 +105,8 @@ class Attr:
         """Whether ``value`` (already evaluated) is of this attribute's kind and choices."""
         if not _KIND_CHECKS[self.kind](value):
             return False
-        return not (self.choices and self.kind == "str" and value not in self.choices)
+        # (an int_or_str attribute's text, too, is one of its choices)
+        return not (self.choices and isinstance(value, str) and value not in self.choices)
 
     def violation(self, value: Any) -> str | None:
         """What is wrong with a value of the right kind (out of bounds, non-finite), or None."""
@@ -131,8 +132,12 @@ class Attr:
 
     def expected(self) -> str:
         """What this attribute takes, in words, for error messages."""
-        choices = f" ({' or '.join(map(repr, self.choices))})" if self.choices else ""
-        return _KIND_WORDS[self.kind] + choices + self.bounds()
+        if not self.choices:
+            return _KIND_WORDS[self.kind] + self.bounds()
+        choices = "one of " + ", ".join(map(repr, self.choices))
+        if self.kind == "int_or_str":  # (the bounds are the integers')
+            return f"an integer or a list of integers{self.bounds()}, or {choices}"
+        return choices + self.bounds()  # (text, or a number of a fixed few: it is one of them)
 
     def bounds(self) -> str:
         """The bounds in words (``, >= 1``), or ''."""

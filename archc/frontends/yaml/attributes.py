@@ -111,9 +111,8 @@ class _AttrReader:
     def _value(self, spec: Attr, raw: Any, site: Site) -> Any:
         """``raw`` read as the attribute's kind: text, an expression, plain data or a list."""
         kind = spec.kind
-        if kind == "str" or (kind == "int_or_str" and isinstance(raw, str) and spec.choices
-                             and raw in spec.choices):
-            return raw
+        if kind == "str" or (kind == "int_or_str" and isinstance(raw, str) and self._meant_choice(spec, raw)):
+            return raw  # (a misspelt choice is refused by _check, which suggests the choice)
         if isinstance(raw, str) and kind != "any":
             value = self.ctx.evaluate(raw, self.scope, site, attr=True, expects=lambda: (
                 f"attribute '{site.key}' of op '{self.op.name}' expects {spec.expected()}"))
@@ -124,9 +123,22 @@ class _AttrReader:
         if kind == "types":
             return self._types(raw, site)
         if isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str"):
-            return [self.ctx.evaluate(v, self.scope, site.at(raw, i)) if isinstance(v, str) else v
+            # (a choice in a list is kept as written, for _check to refuse: not an unknown name)
+            return [self.ctx.evaluate(v, self.scope, site.at(raw, i))
+                    if isinstance(v, str) and not (kind == "int_or_str" and self._meant_choice(spec, v)) else v
                     for i, v in enumerate(raw)]
         return raw
+
+    def _meant_choice(self, spec: Attr, raw: str) -> bool:
+        """Whether text written for an attribute that takes a number or one of its choices is a choice
+        (``padding: same``), or a bare word that names nothing in scope and is closer to a choice than to
+        any parameter (``padding: sane``): read as an expression, it would only be an unknown name."""
+        if not spec.choices or raw in spec.choices:
+            return bool(spec.choices)
+        word = raw.strip()
+        if not word.isidentifier() or word in self.scope.env:
+            return False
+        return closest(word, [*spec.choices, *self.scope.env]) in spec.choices
 
     def _types(self, raw: Any, site: Site) -> Any:
         """Declared types (``[[shape, dtype], ...]``) with each dim read by :func:`_dim_value`; anything
@@ -139,9 +151,10 @@ class _AttrReader:
 
     def _check(self, spec: Attr, value: Any, site: Site) -> None:
         if not spec.accepts(value):
-            hint = did_you_mean(str(value), spec.choices) if spec.choices and isinstance(value, str) else None
+            meant = did_you_mean(str(value), spec.choices) if spec.choices and isinstance(value, str) else None
+            hint = "; ".join(filter(None, (meant, self.scope.origin_hint(site.value)))) or None
             self.ctx.report(f"attribute '{site.key}' of op '{self.op.name}' expects {spec.expected()}, "
-                            f"got {spelled(value)}", site, hint or self.scope.origin_hint(site.value))
+                            f"got {spelled(value)}", site, hint)
             raise Abort()
         problem = spec.violation(value)
         if problem is not None:

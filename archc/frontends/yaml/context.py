@@ -88,8 +88,12 @@ class Elaboration:
             # (what the field expects, where the text is no expression at all or one unknown word: `three`)
             hint = exc.hint or (expects() if expects is not None and (exc.unparsed or text.strip().isidentifier())
                                 else None)
-            if text is not site.value:  # (a parameter's value, written elsewhere: say where)
-                hint = "; ".join(filter(None, (hint, scope.origin_hint(site.value)))) or None
+            # (a parameter's value, written elsewhere: say where; else where the values the error is
+            # about were given: the list `widths[4]` indexes)
+            origin = scope.origin_hint(site.value) if text is not site.value else None
+            if origin is None and exc.about is not None:
+                origin = scope.origin_hint(exc.about)
+            hint = "; ".join(filter(None, (hint, origin))) or None
             if isinstance(exc, WorkExhausted):  # (every later expression would fail alike: stop here)
                 self.fatal(str(exc), site.expr_location(exc.offset + shift), site.node)
             self.error(str(exc), site.expr_location(exc.offset + shift), site.node, hint)

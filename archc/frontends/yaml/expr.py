@@ -22,18 +22,22 @@ import operator
 from typing import Any, Callable, Mapping
 
 from archc.errors import did_you_mean
+from archc.frontends.yaml.spelling import spelled
 from archc.limits import DEFAULT_LIMITS, Limits
 
 
 class ExprError(Exception):
     """An expression is invalid; ``offset`` is the 0-based column inside its text; ``unparsed``: the
-    text is no expression at all (a syntax error)."""
+    text is no expression at all (a syntax error); ``about``: the part of the text whose value is wrong
+    (``widths`` of ``widths[4]``), whose parameters' places the message adds (Scope.origin_hint)."""
 
-    def __init__(self, message: str, offset: int = 0, hint: str | None = None, unparsed: bool = False) -> None:
+    def __init__(self, message: str, offset: int = 0, hint: str | None = None, unparsed: bool = False,
+                 about: str | None = None) -> None:
         super().__init__(message)
         self.offset = offset
         self.hint = hint
         self.unparsed = unparsed
+        self.about = about
 
 
 class UnknownValue(Exception):
@@ -238,6 +242,12 @@ class Evaluator:
         if isinstance(op, ast.Mod) and isinstance(left, str):
             raise ExprError("'%' formatting of strings is not supported in a spec expression "
                             "(string fields take ${...})", node.col_offset)
+        if isinstance(op, (ast.Div, ast.FloorDiv, ast.Mod)) and isinstance(right, (int, float)) and right == 0:
+            divisor = node.right  # type: ignore[attr-defined]
+            # (a parameter's value is said with where it was given: Scope.origin_hint of `about`)
+            named = "" if isinstance(divisor, (ast.Constant, ast.Name)) else f" ('{ast.unparse(divisor)}' is 0)"
+            raise ExprError(f"cannot evaluate '{ast.unparse(node)}': division by zero{named}", divisor.col_offset,
+                            about=ast.unparse(divisor))
         if isinstance(op, ast.Add) and all(isinstance(v, (list, tuple, str)) for v in (left, right)):
             self._check_size(value_size(left) + value_size(right), node)
         if isinstance(op, ast.Mult):
@@ -277,10 +287,7 @@ class Evaluator:
         if isinstance(node, ast.Subscript):
             container = self._eval(node.value)
             index = self._slice(node.slice) if isinstance(node.slice, ast.Slice) else self._eval(node.slice)
-            try:
-                return container[index]
-            except (IndexError, KeyError, TypeError, ValueError) as exc:
-                raise ExprError(f"bad index: {exc}", node.col_offset) from None
+            return _item(container, index, node)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
             return self._call(node)
         queries = f", the tensor queries {', '.join(sorted(self.tensor_functions))}" if self.tensor_functions else ""
@@ -294,6 +301,8 @@ class Evaluator:
         parts = [None if part is None else self._eval(part) for part in (node.lower, node.upper, node.step)]
         if not all(p is None or (isinstance(p, int) and not isinstance(p, bool)) for p in parts):
             raise ExprError(f"slice bounds must be integers, got '{ast.unparse(node)}'", node.col_offset)
+        if parts[2] == 0:
+            raise ExprError(f"a slice's step must not be 0, got '{ast.unparse(node)}'", node.col_offset)
         return slice(*parts)
 
     def _name(self, node: ast.Name) -> Any:
@@ -369,6 +378,33 @@ class Evaluator:
             if total > self.limits.max_value_size:
                 raise ValueError(self.limits.exceeded("max_value_size", f"a sum of {total:,} items"))
         return sum(items, start)
+
+
+def _item(container: Any, index: Any, node: ast.Subscript) -> Any:
+    """``container[index]``; an ExprError at the subscript saying what was indexed, and what it is,
+    where the indexing is wrong."""
+    indexed, at = ast.unparse(node.value), node.slice.col_offset
+    if not isinstance(container, (list, tuple, str)):
+        raise ExprError(f"cannot index '{indexed}': it is {_described(container)}, not a list or a string",
+                        at, about=indexed)
+    if isinstance(index, slice):
+        return container[index]
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise ExprError(f"an index of '{indexed}' must be an integer, got {spelled(index)}", at,
+                        about=ast.unparse(node.slice))
+    if not -len(container) <= index < len(container):
+        items = f"a string of {len(container)} characters" if isinstance(container, str) \
+            else f"a list of {len(container)} items"
+        raise ExprError(f"index {index} is out of range for '{indexed}', {items}", at, about=ast.unparse(node))
+    return container[index]
+
+
+def _described(value: Any) -> str:
+    """A value that is no list, with its type, for a message: ``the integer 2``, ``null``."""
+    if value is None or isinstance(value, bool):
+        return spelled(value)
+    kind = "integer" if isinstance(value, int) else "number" if isinstance(value, float) else type(value).__name__
+    return f"the {kind} {spelled(value)}"
 
 
 def _round(number: Any, ndigits: Any = None) -> Any:

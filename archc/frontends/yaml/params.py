@@ -168,6 +168,9 @@ def define_lets(ctx: Elaboration, m: SMap, scope: Scope) -> None:
             scope.env[name] = ctx.evaluate(expr, scope, Site(lets, name)) if isinstance(expr, str) else expr
         except Abort:
             scope.env[name] = UNKNOWN
+        # (an error about a value computed from it says where it was given: here, from the places of
+        # the parameters it reads)
+        scope.origins[name] = (lets.where(name), *scope.places_of(expr))
 
 
 def interpolate(text: str, ctx: Elaboration, scope: Scope, site: Site) -> str:
