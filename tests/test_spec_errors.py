@@ -407,6 +407,7 @@ def test_a_sequential_spec_numbers_its_top_level_nodes():
                    "  - {name: act, op: relu}\n  - {op: linear, out_features: 2, in: act}\n", "m.yaml")
     assert [n.name for n in g.nodes()] == ["x", "0", "1", "2"] and g.node("2").inputs[0].node == "1"
 
+
 CONV_SPEC = ("params: {pad: 1}\ninputs: {x: [N, 3, 8, 8]}\nnodes:\n"
              "  - {name: c, op: conv, out_channels: 4, kernel_size: 3, padding: PADDING}\n")
 
