@@ -54,7 +54,7 @@ def errors(text: str, **kw) -> list[str]:
     # a '.' in a name: the hierarchy comes from blocks
     ("  - {name: a.b, op: relu}\n",
      "m.yaml:3:12: error: node name 'a.b' must use only letters, digits, '_' and '-' (hierarchy comes "
-     "from blocks), at most 128 characters"),
+     "from blocks; LIST.N, e.g. convs.0, names an item of a module list), at most 128 characters"),
     ("  - {name: a, op: relu, repeat: 2, instance_name: 'r.${index}'}\n",
      "m.yaml:3:51: error: node 'a': instance_name gives 'r.0' for repetition 0: names must be unique and use "
      "letters, digits, '_' and '-', at most 128 characters"),

@@ -873,3 +873,106 @@ def test_check_warns_once_per_block_about_an_input_no_instance_reads(run_archc, 
         "'outputs'); read it, or leave it out of the block's inputs",
         "26:17: warning: block 'gather': its input 'rest' is never read (no node's 'in:' names it, nor its "
         "'outputs'); read it, or leave it out of the block's inputs"], proc.stderr
+
+
+# -- module lists used interleaved (Res2Net's convs[i] and bns[i]) -------------------------------
+
+class Res2NetSplits(nn.Module):
+    """The hierarchical 3x3 convs of Res2Net's Bottle2neck (Gao et al. 2019) as its official code
+    keeps them: two ModuleLists, used interleaved in one loop."""
+
+    def __init__(self, width: int, scale: int) -> None:
+        super().__init__()
+        self.width, self.nums = width, scale - 1
+        self.convs = nn.ModuleList([nn.Conv2d(width, width, 3, padding=1, bias=False) for _ in range(self.nums)])
+        self.bns = nn.ModuleList([nn.BatchNorm2d(width) for _ in range(self.nums)])
+
+    def forward(self, x):
+        spx = torch.split(x, self.width, 1)
+        for i in range(self.nums):
+            sp = spx[i] if i == 0 else sp + spx[i]
+            sp = torch.relu(self.bns[i](self.convs[i](sp)))
+            out = sp if i == 0 else torch.cat((out, sp), 1)
+        return torch.cat((out, spx[self.nums]), 1)
+
+
+RES2NET_SPLITS = """
+inputs: {x: [N, 12, 6, 6]}
+blocks:
+  splits:
+    nodes:
+      - {name: spx, op: split, sizes: 3}
+      - {name: convs.0, op: conv, in: "spx:0", out_channels: 3, kernel_size: 3, padding: 1, bias: false}
+      - {name: bns.0, op: batchnorm}
+      - {name: sp0, op: relu}
+      - {name: in1, op: add, in: [sp0, "spx:1"]}
+      - {name: convs.1, op: conv, out_channels: 3, kernel_size: 3, padding: 1, bias: false}
+      - {name: bns.1, op: batchnorm}
+      - {name: sp1, op: relu}
+      - {name: in2, op: add, in: [sp1, "spx:2"]}
+      - {name: convs.2, op: conv, out_channels: 3, kernel_size: 3, padding: 1, bias: false}
+      - {name: bns.2, op: batchnorm}
+      - {name: sp2, op: relu}
+      - {name: cat, op: concat, in: [sp0, sp1, sp2, "spx:3"]}
+nodes:
+  - {name: body, block: splits}
+"""
+
+
+def test_list_item_names_make_module_lists_used_interleaved(tmp_path, run_archc):
+    # Res2Net (and HiFi-GAN's convs1[j]/convs2[j]) could not be transcribed: a name had no '.'
+    module = build_module(load(RES2NET_SPLITS))
+    reference = Res2NetSplits(3, 4)
+    with torch.no_grad():
+        for bn in reference.bns:
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+    module.body.load_state_dict(reference.state_dict(), strict=True)
+    module.eval(), reference.eval()
+    x = torch.randn(2, 12, 6, 6, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(module(x), reference(x))
+    (tmp_path / "m.yaml").write_text(RES2NET_SPLITS)
+    run_archc("build", "m.yaml", "--target", "torch", "-o", "m.py", cwd=tmp_path, check=True)
+    source = (tmp_path / "m.py").read_text()
+    assert "self.convs = nn.ModuleList(" in source and "convs_1 = self.convs[1](in1)" in source
+    proc = run_archc("verify", "m.yaml", cwd=tmp_path, check=True)
+    assert "PASSED" in proc.stdout
+
+
+@pytest.mark.parametrize("nodes, message", [
+    ("  - {name: convs.0, op: relu}\n  - {name: convs.2, op: relu}\n",
+     "m.yaml:4:12: error: node 'convs.2': module list 'convs' has items 0, 2: a module list's items are numbered "
+     "0, 1, 2, ... without a gap (convs.1 is missing)"),
+    ("  - {name: convs.1, op: relu}\n",
+     "m.yaml:3:12: error: node 'convs.1': module list 'convs' has items 1: a module list's items are numbered "
+     "0, 1, 2, ... without a gap (convs.0 is missing)"),
+    ("  - {name: convs.0, op: relu, repeat: 2}\n",
+     "m.yaml:3:12: error: node 'convs.0': a module-list item cannot be repeated (its repetitions would be a list "
+     "in the list): repeat a node named by the list alone, or write each item"),
+    ("  - {name: convs, op: relu}\n  - {name: convs.0, op: relu}\n",
+     "m.yaml:4:12: error: node 'convs.0': 'convs' is also a node's name here: a module list and a node cannot "
+     "share it"),
+    ("  - {name: convs.01, op: relu}\n",
+     "m.yaml:3:12: error: node name 'convs.01' must use only letters, digits, '_' and '-' (hierarchy comes from "
+     "blocks; LIST.N, e.g. convs.0, names an item of a module list), at most 128 characters"),
+])
+def test_bad_module_list_items_are_located_errors(nodes, message):
+    with pytest.raises(SpecError) as info:
+        loads_spec("inputs: {x: [N, 4]}\nnodes:\n" + nodes, "m.yaml")
+    assert [d.format() for d in info.value.diagnostics] == [message]
+
+
+def test_a_left_out_list_item_leaves_no_gap_when_it_is_the_last():
+    text = ("params: {deep: false}\ninputs: {x: [N, 4]}\nnodes:\n  - {name: fcs.0, op: linear, out_features: 4}\n"
+            "  - {name: fcs.1, op: linear, out_features: 4, if: deep}\n")
+    assert "fcs.1" not in [n.name for n in load(text).nodes()]
+    assert "fcs.1" in [n.name for n in load(text, deep=True).nodes()]
+
+
+def test_a_list_item_in_a_sequential_block_is_refused():
+    with pytest.raises(SpecError) as info:
+        loads_spec("inputs: {x: [N, 4]}\nblocks:\n  b:\n    sequential: true\n    nodes: [{name: fcs.0, op: relu}]\n"
+                   "nodes:\n  - {name: s, block: b}\n", "m.yaml")
+    assert [d.format() for d in info.value.diagnostics] == [
+        "m.yaml:5:20: error: node 's.fcs.0': a sequential block numbers its nodes (their names are handles, not "
+        "module names): name the node without a '.'"]

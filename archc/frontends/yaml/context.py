@@ -41,6 +41,8 @@ class Elaboration:
         self.global_origins: dict[str, tuple[Location, ...]] = {}
         #: the spec's own pure functions (functions.py)
         self.functions: dict[str, Any] = {}
+        #: module list path (``layer1.0.convs``) -> (index, where its item is named) of each kept item
+        self.list_items: dict[str, list[tuple[int, Location]]] = {}
         #: (block, input) -> (where the block lists it, whether any instance read it): blocks.py
         self.block_input_reads: dict[tuple[str, str], tuple[Location | None, bool]] = {}
 

@@ -63,8 +63,23 @@ def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
         Instantiator(ctx).node_list(nodes, scope)
     declare_outputs(ctx, doc, scope)
     ctx.sink.raise_if_any()
+    _check_module_lists(ctx)  # (after the nodes' own errors: a failed item would leave a gap)
+    ctx.sink.raise_if_any()
     warn_unread_inputs(ctx)
     return ctx.graph
+
+
+def _check_module_lists(ctx: Elaboration) -> None:
+    """The items a module list keeps (``convs.0``, ``convs.1``; ``if:`` may leave some out) are
+    numbered 0, 1, 2, ... without a gap, as an ``nn.ModuleList``'s are."""
+    for path, items in ctx.list_items.items():
+        items = sorted(items, key=lambda item: item[0])
+        gap = next((k for k, (index, _) in enumerate(items) if index != k), None)
+        if gap is not None:
+            list_name = path.rpartition(".")[2]
+            ctx.error(f"module list '{list_name}' has items {', '.join(str(i) for i, _ in items)}: a module "
+                      f"list's items are numbered 0, 1, 2, ... without a gap ({list_name}.{gap} is missing)",
+                      items[gap][1], f"{path}.{items[gap][0]}")
 
 
 def _header(ctx: Elaboration, doc: SMap) -> None:

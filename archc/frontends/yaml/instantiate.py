@@ -22,7 +22,8 @@ from archc.frontends.yaml.blocks import apply_block
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.naming import chosen_name, inputs_of, node_name, resolve
 from archc.frontends.yaml.opnode import apply_op
-from archc.frontends.yaml.params import MAX_NAME_LENGTH, MODULE_NAME_RE, chosen_kind, interpolate, shown_name
+from archc.frontends.yaml.params import (LIST_ITEM_RE, MAX_NAME_LENGTH, MODULE_NAME_RE, chosen_kind, interpolate,
+                                         shown_name)
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SList, SMap
@@ -85,6 +86,9 @@ class Instantiator:
         name = node_name(ctx, item, scope, kind)
         if "if" in item and self._left_out(item, scope, name):
             return
+        if LIST_ITEM_RE.match(name):  # (kept: a module list's numbering counts it)
+            list_name, _, index = name.rpartition(".")
+            self.ctx.list_items.setdefault(scope.prefix + list_name, []).append((int(index), item.where("name")))
         if name in scope.left_out:  # a kept alternative takes the name: those left out are as if not written
             scope.left_out.discard(name)
             scope.left_out_errors.pop(name, None)  # (what they stood for, and its errors, is no one's input)

@@ -13,7 +13,8 @@ from typing import Any
 
 from archc.errors import did_you_mean
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.params import MAX_NAME_LENGTH, MODULE_NAME_RE, interpolate, shown_name
+from archc.frontends.yaml.params import (LIST_ITEM_RE, MAX_NAME_LENGTH, MODULE_NAME_RE, interpolate,
+                                         shown_name)
 from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SList, SMap
@@ -27,14 +28,34 @@ def node_name(ctx: Elaboration, item: SMap, scope: Scope, kind: str) -> str:
         return scope.auto_names.take(kind)
     name = str(item["name"])
     if not MODULE_NAME_RE.match(name):
-        ctx.error(f"node name '{shown_name(name)}' must use only letters, digits, '_' and '-' (hierarchy comes "
-                  f"from blocks), at most {MAX_NAME_LENGTH} characters", item.where("name"))
-        raise Abort()
+        if LIST_ITEM_RE.match(name):
+            _check_list_item(ctx, item, scope, name)
+        else:
+            ctx.error(f"node name '{shown_name(name)}' must use only letters, digits, '_' and '-' (hierarchy "
+                      f"comes from blocks; LIST.N, e.g. convs.0, names an item of a module list), at most "
+                      f"{MAX_NAME_LENGTH} characters", item.where("name"))
+            raise Abort()
     # Alternatives switched by `if` may share a name: only two kept nodes clash.
     if name in scope.bindings and name not in scope.left_out and "if" not in item:
         ctx.error(f"duplicate node name '{name}'", item.where("name"), scope.prefix + name)
         raise Abort()
     return name
+
+
+def _check_list_item(ctx: Elaboration, item: SMap, scope: Scope, name: str) -> None:
+    """A module-list item's name (``convs.0``) where one can stand: not repeated, not in a sequential
+    block's numbering, and not of a list that is also a node's name in the same scope."""
+    list_name = name.rpartition(".")[0]
+    problem = (
+        "a module-list item cannot be repeated (its repetitions would be a list in the list): repeat "
+        "a node named by the list alone, or write each item" if "repeat" in item else
+        "a sequential block numbers its nodes (their names are handles, not module names): name the "
+        "node without a '.'" if scope.counter is not None else
+        f"'{list_name}' is also a node's name here: a module list and a node cannot share it"
+        if list_name in scope.declared else None)
+    if problem is not None:
+        ctx.error(problem, item.where("name"), scope.prefix + name)
+        raise Abort()
 
 
 def inputs_of(ctx: Elaboration, item: SMap, scope: Scope, node: str) -> list[Value | Poison]:

@@ -34,6 +34,9 @@ NAME_RE = re.compile(rf"^[A-Za-z0-9_]{{1,{MAX_NAME_LENGTH}}}$")
 #: node and instance names are PyTorch module names: '-' too (torchvision's RegNet has 'block1-0');
 #: never '.', which separates the levels of the hierarchy
 MODULE_NAME_RE = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_NAME_LENGTH}}}$")
+#: ... except in a numbered item of a module list, ``LIST.N`` (``convs.0``): PyTorch's ModuleLists
+#: used interleaved (Res2Net's ``convs[i]`` then ``bns[i]``), which no repetition can name
+LIST_ITEM_RE = re.compile(rf"^([A-Za-z0-9_-]{{1,{MAX_NAME_LENGTH}}})\.(0|[1-9][0-9]{{0,5}})$")
 
 
 def shown_name(name: str) -> str:
