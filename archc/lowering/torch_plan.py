@@ -316,6 +316,8 @@ class Lowered:
         self._node_resets: dict[str, tuple[str, ...]] = {}
         #: (text key, attribute) -> where its value shows in the node's texts (torch_args' probes)
         self.probed: dict[tuple[str, str], Any] = {}
+        #: (text key, attribute, output, dim) -> whether the attribute sets that dim (torch_args)
+        self.dim_probed: dict[tuple[int, str, int, int], bool] = {}
         self._module_forms: dict[int, bool] = {}
         #: functional nodes written as their op's module form (links of an nn.Sequential class)
         self.as_module: set[str] = set()
