@@ -153,7 +153,8 @@ def _split_long(text: str, indent: str) -> tuple[str, ...]:
     chain = _operator_split(text, indent)
     if chain is not None:
         return chain
-    candidates = _trailers(text, pairs)
+    # (empty brackets are never split: ruff leaves ``.detach().copy_(`` long rather than split ``()``)
+    candidates = [close for close in _trailers(text, pairs) if pairs[close] != close - 1]
     for close in candidates:
         if len(indent) + len(text[:pairs[close] + 1]) <= LINE_LENGTH or close == candidates[-1]:
             return tuple(_split_at(text, pairs[close], close, indent))
