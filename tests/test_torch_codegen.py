@@ -1014,6 +1014,12 @@ _CHAINS = [  # (statement, its indent): each split as ruff format splits it
     ("y = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa - bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", " " * 8),
     ("y = -aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa * -bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb + x.y(1) * -ccccccccccc",
      " " * 8),
+    # a weight-normed conv's reset: split at ** (its last operand no bracket, its first ending in empty
+    # brackets), or inside the subscript where the first operand is too long (never its empty brackets)
+    ('bound = getattr(self, "0").parametrizations.weight.original1.shape[1:].numel() ** -0.5', " " * 8),
+    ("bound = self.dilated_causal_convo.parametrizations.weight.original1.shape[1:].numel() ** -0.5", " " * 8),
+    ("y = scale_with_a_long_name * torch.some_function_of_a_long_name_too(aaaaaaaaaaaaaaaaaaaaa, b) ** 2",
+     " " * 8),
 ]
 
 
@@ -1205,3 +1211,76 @@ def test_hourglass_residual_class_takes_its_input_width_not_half_its_output(tmp_
     path.write_text(source)
     block = _import(path, "hourglass_default").ResidualSkip(in_channels=128, out=512)
     assert block(torch.randn(1, 128, 8, 8)).shape == (1, 512, 8, 8)
+
+
+# -- a weight-normed conv's reset, as ruff formats it ------------------------------------------------
+
+_WEIGHT_NORMED = {
+    # (the transcription of a TCN: the reset's bound = getattr(self, "0")....numel() ** -0.5 is 94 columns)
+    "sequential": """archc: 1
+name: wn_seq
+inputs: {x: [N, 4, 16]}
+blocks:
+  net:
+    sequential: true
+    params: {pad: 2}
+    nodes:
+      - {op: conv, out_channels: 8, kernel_size: 3, padding: pad, weight_norm: true}
+      - {op: slice, dim: 2, end: -pad}
+nodes:
+  - {name: net, block: net}
+""",
+    # nested sequential blocks of long names, and a named conv whose access fills the line
+    "nested": """archc: 1
+name: wn_nested_temporal_network
+inputs: {x: [N, 4, 64]}
+blocks:
+  temporal_convolution_unit:
+    sequential: true
+    params: {padding_amount: 2, dilation_rate: 1}
+    nodes:
+      - {op: conv, out_channels: 8, kernel_size: 3, padding: padding_amount, dilation: dilation_rate,
+         weight_norm: true}
+      - {op: slice, dim: 2, end: -padding_amount}
+      - {op: relu}
+  residual_temporal_stage:
+    sequential: true
+    params: {dilation_rate: 1}
+    nodes:
+      - {name: first_convolution_unit, block: temporal_convolution_unit, padding_amount: 2 * dilation_rate,
+         dilation_rate: dilation_rate}
+      - {name: second_convolution_unit, block: temporal_convolution_unit, padding_amount: 2 * dilation_rate,
+         dilation_rate: dilation_rate}
+  temporal_block_with_named_layers:
+    params: {pad: 2}
+    nodes:
+      - {name: dilated_causal_convo, op: conv, out_channels: 8, kernel_size: 3, padding: pad,
+         weight_norm: true}
+      - {name: chomp, op: slice, dim: 2, end: -pad}
+      - {name: dilated_causal_convolution_lay, op: conv, out_channels: 8, kernel_size: 3, padding: pad,
+         weight_norm: true}
+      - {op: slice, dim: 2, end: -pad}
+  temporal_network_encoder:
+    sequential: true
+    nodes:
+      - {name: stage_with_dilation_one, block: residual_temporal_stage, dilation_rate: 1}
+      - {name: stage_with_dilation_two, block: residual_temporal_stage, dilation_rate: 2}
+      - {name: named_layers, block: temporal_block_with_named_layers}
+nodes:
+  - {name: temporal_network_encoder_module, block: temporal_network_encoder}
+""",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_WEIGHT_NORMED))
+def test_a_weight_normed_conv_reset_is_formatted_as_ruff_formats_it(case, tmp_path):
+    source = generate_source(loads_spec(_WEIGHT_NORMED[case]))
+    assert ".numel()\n" in source and "** -0.5\n" in source  # (a bound split at its operator)
+    path = tmp_path / f"wn_{case}.py"
+    path.write_text(source)
+    _assert_ruff_formatted(path)
+    module = _import(path, f"wn_{case}")
+    model = next(c for c in vars(module).values() if isinstance(c, type) and c.__module__ == f"wn_{case}"
+                 and hasattr(c, "block_instances"))()
+    for block in model.block_instances():  # the split statements run
+        block.reset_parameters()
