@@ -5,7 +5,10 @@ generated source). A hole equal in every instance stays a literal. A hole that d
 becomes an expression, found in this order:
 
 1. the spec expression of the node attribute it equals in every instance, if that is
-   integer arithmetic over the block's parameters and lets (``planes * expansion``);
+   integer arithmetic over the block's parameters and lets (``planes * expansion``) and the
+   hole follows the attribute: lowered (or, for a width, inferred) once more with the attribute
+   changed, the hole shows the new value. An attribute of equal value that does not set the hole
+   (a conv's ``groups: groups`` of 8 beside its 8 channels) is a coincidence, not its source;
 2. a dimension of one of the node's inputs that already has an expression (``in_channels``:
    the block input's channels; ``width``: what conv1 made);
 3. a block parameter equal to it in every instance (``stride``);
