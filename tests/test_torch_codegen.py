@@ -1014,6 +1014,12 @@ _CHAINS = [  # (statement, its indent): each split as ruff format splits it
     ("y = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa - bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", " " * 8),
     ("y = -aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa * -bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb + x.y(1) * -ccccccccccc",
      " " * 8),
+    # a weight-normed conv's reset: split at ** (its last operand no bracket, its first ending in empty
+    # brackets), or inside the subscript where the first operand is too long (never its empty brackets)
+    ('bound = getattr(self, "0").parametrizations.weight.original1.shape[1:].numel() ** -0.5', " " * 8),
+    ("bound = self.dilated_causal_convo.parametrizations.weight.original1.shape[1:].numel() ** -0.5", " " * 8),
+    ("y = scale_with_a_long_name * torch.some_function_of_a_long_name_too(aaaaaaaaaaaaaaaaaaaaa, b) ** 2",
+     " " * 8),
 ]
 
 
@@ -1128,3 +1134,153 @@ def test_a_negative_attribute_written_from_a_parameter_keeps_its_sign():
         got = build_module(graph).eval()(torch.from_numpy(feeds["x"]))
     assert tuple(got.shape) == (2, 4, 16)
     torch.testing.assert_close(got.numpy(), run_onnx(graph, feeds)[0], rtol=1e-4, atol=1e-5)
+
+
+# -- a width a block class writes as a parameter's expression: only where it follows it ----------
+
+def _block_spec(x: str, param: str, default: int, nodes: str) -> str:
+    """A model of one block ``blk`` taking ``param`` (default ``default``), given the model's ``v``."""
+    return f"""archc: 1
+name: coincidence
+params: {{v: 8}}
+inputs: {{x: {x}}}
+blocks:
+  blk:
+    params: {{{param}: {default}}}
+    nodes:
+{nodes}
+nodes:
+  - {{name: a, block: blk, {param}: v}}
+"""
+
+
+_COINCIDENCES = {  # (input, block parameter, its default, nodes, other values, written width)
+    # the BatchNorm after a conv of 8 channels whose groups happen to be 8 (bn_groups.yaml)
+    "batchnorm_groups": ("[N, 8, 4, 4]", "groups", 1, """\
+      - {name: conv, op: conv, out_channels: 8, kernel_size: 3, padding: 1, groups: groups}
+      - {name: bn, op: batchnorm}""", (1, 2, 4), "nn.BatchNorm2d(8,"),
+    "groupnorm_groups": ("[N, 8, 4, 4]", "groups", 1, """\
+      - {name: conv, op: conv, out_channels: 8, kernel_size: 3, padding: 1, groups: groups}
+      - {name: gn, op: groupnorm, num_groups: 2}""", (1, 2, 4), "nn.GroupNorm(2, 8,"),
+    # a length of 8 after a 1-wide conv whose dilation happens to be 8: read by a linear, a layernorm
+    "linear_dilation": ("[N, 4, 8]", "dil", 2, """\
+      - {name: conv, op: conv, out_channels: 4, kernel_size: 1, dilation: dil}
+      - {name: fc, op: linear, out_features: 3}""", (1, 2, 3), "nn.Linear(8, 3,"),
+    "layernorm_dilation": ("[N, 4, 8]", "dil", 2, """\
+      - {name: conv, op: conv, out_channels: 4, kernel_size: 1, dilation: dil}
+      - {name: ln, op: layernorm}""", (1, 2, 3), "nn.LayerNorm((8,),"),
+    # ...and the width that does follow the parameter: written as it
+    "batchnorm_width": ("[N, 8, 4, 4]", "width", 4, """\
+      - {name: conv, op: conv, out_channels: width, kernel_size: 3, padding: 1}
+      - {name: bn, op: batchnorm}""", (2, 4, 16), "nn.BatchNorm2d(width,"),
+    "layernorm_width": ("[N, 4, 8]", "width", 4, """\
+      - {name: fc, op: linear, out_features: width}
+      - {name: ln, op: layernorm}
+      - {name: fc2, op: linear, out_features: 3}""", (2, 4, 16), "nn.Linear(width, 3,"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_COINCIDENCES))
+def test_a_block_class_writes_a_width_from_a_parameter_only_where_the_width_follows_it(case, tmp_path):
+    x_shape, param, default, nodes, others, written = _COINCIDENCES[case]
+    text = _block_spec(x_shape, param, default, nodes)
+    source = generate_source(loads_spec(text))
+    assert written in source, source
+    path = tmp_path / f"{case}.py"
+    path.write_text(source)
+    blk = _import(path, case).Blk
+    x = torch.randn(2, *[4 if d == "N" else int(d) for d in x_shape.strip("[]").split(", ")[1:]])
+    for value in (default, *others):  # the class at its default and at other values: the spec built so
+        ours = blk() if value == default else blk(**{param: value})
+        reference = build_module(loads_spec(text, overrides={"v": value}), seed=0).a
+        assert {k: t.shape for k, t in ours.state_dict().items()} == {
+            k: t.shape for k, t in reference.state_dict().items()}, value
+        ours.load_state_dict(reference.state_dict())
+        torch.testing.assert_close(ours.eval()(x), reference.eval()(x))
+
+
+def test_hourglass_residual_class_takes_its_input_width_not_half_its_output(tmp_path):
+    # res1 (64 -> 128) and res3 (128 -> 256) have in_channels == out // 2, a coincidence: conv1 reads
+    # the block's input, and the class must serve ResidualSkip(in_channels=128, out=512)
+    source = generate_source(load_spec(ROOT / "specs/hourglass.yaml"))
+    cls = _classes(source)["ResidualSkip"]
+    conv1 = next(ast.unparse(n.value) for n in ast.walk(cls) if isinstance(n, ast.Assign)
+                 and ast.unparse(n.targets[0]) == "self.conv1")
+    assert conv1.startswith("nn.Conv2d(in_channels, out // 2,"), conv1
+    path = tmp_path / "hourglass_default.py"
+    path.write_text(source)
+    block = _import(path, "hourglass_default").ResidualSkip(in_channels=128, out=512)
+    assert block(torch.randn(1, 128, 8, 8)).shape == (1, 512, 8, 8)
+
+
+# -- a weight-normed conv's reset, as ruff formats it ------------------------------------------------
+
+_WEIGHT_NORMED = {
+    # (the transcription of a TCN: the reset's bound = getattr(self, "0")....numel() ** -0.5 is 94 columns)
+    "sequential": """archc: 1
+name: wn_seq
+inputs: {x: [N, 4, 16]}
+blocks:
+  net:
+    sequential: true
+    params: {pad: 2}
+    nodes:
+      - {op: conv, out_channels: 8, kernel_size: 3, padding: pad, weight_norm: true}
+      - {op: slice, dim: 2, end: -pad}
+nodes:
+  - {name: net, block: net}
+""",
+    # nested sequential blocks of long names, and a named conv whose access fills the line
+    "nested": """archc: 1
+name: wn_nested_temporal_network
+inputs: {x: [N, 4, 64]}
+blocks:
+  temporal_convolution_unit:
+    sequential: true
+    params: {padding_amount: 2, dilation_rate: 1}
+    nodes:
+      - {op: conv, out_channels: 8, kernel_size: 3, padding: padding_amount, dilation: dilation_rate,
+         weight_norm: true}
+      - {op: slice, dim: 2, end: -padding_amount}
+      - {op: relu}
+  residual_temporal_stage:
+    sequential: true
+    params: {dilation_rate: 1}
+    nodes:
+      - {name: first_convolution_unit, block: temporal_convolution_unit, padding_amount: 2 * dilation_rate,
+         dilation_rate: dilation_rate}
+      - {name: second_convolution_unit, block: temporal_convolution_unit, padding_amount: 2 * dilation_rate,
+         dilation_rate: dilation_rate}
+  temporal_block_with_named_layers:
+    params: {pad: 2}
+    nodes:
+      - {name: dilated_causal_convo, op: conv, out_channels: 8, kernel_size: 3, padding: pad,
+         weight_norm: true}
+      - {name: chomp, op: slice, dim: 2, end: -pad}
+      - {name: dilated_causal_convolution_lay, op: conv, out_channels: 8, kernel_size: 3, padding: pad,
+         weight_norm: true}
+      - {op: slice, dim: 2, end: -pad}
+  temporal_network_encoder:
+    sequential: true
+    nodes:
+      - {name: stage_with_dilation_one, block: residual_temporal_stage, dilation_rate: 1}
+      - {name: stage_with_dilation_two, block: residual_temporal_stage, dilation_rate: 2}
+      - {name: named_layers, block: temporal_block_with_named_layers}
+nodes:
+  - {name: temporal_network_encoder_module, block: temporal_network_encoder}
+""",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_WEIGHT_NORMED))
+def test_a_weight_normed_conv_reset_is_formatted_as_ruff_formats_it(case, tmp_path):
+    source = generate_source(loads_spec(_WEIGHT_NORMED[case]))
+    assert ".numel()\n" in source and "** -0.5\n" in source  # (a bound split at its operator)
+    path = tmp_path / f"wn_{case}.py"
+    path.write_text(source)
+    _assert_ruff_formatted(path)
+    module = _import(path, f"wn_{case}")
+    model = next(c for c in vars(module).values() if isinstance(c, type) and c.__module__ == f"wn_{case}"
+                 and hasattr(c, "block_instances"))()
+    for block in model.block_instances():  # the split statements run
+        block.reset_parameters()

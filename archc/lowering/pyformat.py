@@ -153,17 +153,20 @@ def _split_long(text: str, indent: str) -> tuple[str, ...]:
     chain = _operator_split(text, indent)
     if chain is not None:
         return chain
-    candidates = _trailers(text, pairs)
+    # (empty brackets are never split: ruff leaves ``.detach().copy_(`` long rather than split ``()``)
+    candidates = [close for close in _trailers(text, pairs) if pairs[close] != close - 1]
     for close in candidates:
         if len(indent) + len(text[:pairs[close] + 1]) <= LINE_LENGTH or close == candidates[-1]:
             return tuple(_split_at(text, pairs[close], close, indent))
     return (indent + text,)
 
 
-# binary operators by how loosely they bind (ruff splits a chain at its loosest ones); ** is
-# right-associative and left alone
+# binary operators by how loosely they bind (ruff splits a chain at its loosest ones); ** binds
+# tightest, split where it stands once (a reset's ``bound = ....numel() ** -0.5``) but left alone in
+# a right-associative chain (``a ** b ** c``), which the generator never writes
 _PRECEDENCE = {ast.BitOr: 0, ast.BitXor: 1, ast.BitAnd: 2, ast.LShift: 3, ast.RShift: 3, ast.Add: 4,
-               ast.Sub: 4, ast.Mult: 5, ast.MatMult: 5, ast.Div: 5, ast.FloorDiv: 5, ast.Mod: 5}
+               ast.Sub: 4, ast.Mult: 5, ast.MatMult: 5, ast.Div: 5, ast.FloorDiv: 5, ast.Mod: 5,
+               ast.Pow: 6}
 _MAYBE_OPERATOR = re.compile(r"[-+*/@%|&^] ")  # (the generator spaces binary operators)
 _HEADS = re.compile(r"(return |[\w, .\[\]]+ = )(?=.)")  # what stands before a statement's expression
 
@@ -179,7 +182,7 @@ def _operator_split(text: str, indent: str) -> tuple[str, ...] | None:
     head = _HEADS.match(text)
     expr = text[head.end():] if head else text.removesuffix(",")
     operands = _chain(expr)
-    if operands is None or len(operands) == 2 and any(map(_bracketed, (operands[0][1], operands[1][1]))):
+    if operands is None or len(operands) == 2 and (_opens(operands[0][1]) or _closes(operands[1][1])):
         return None
     if head is None:  # an element: the bracket around it groups it
         lines = _chain_lines(operands, indent)
@@ -215,6 +218,8 @@ def _chain(expr: str) -> list[tuple[str, str]] | None:
         return None
     if not isinstance(node, ast.BinOp) or type(node.op) not in _PRECEDENCE:
         return None
+    if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.BinOp) and isinstance(node.right.op, ast.Pow):
+        return None
     level = _PRECEDENCE[type(node.op)]
     cuts = []  # (operator start, operator end), last first
     # (a + b) - c parses as ((a + b) - c): walk down the left operands of the same looseness, but
@@ -237,16 +242,22 @@ def _chain(expr: str) -> list[tuple[str, str]] | None:
 _OPERATOR = re.compile(r"[^\s()]+")  # the operator among the brackets between two operands
 
 
-def _bracketed(operand: str) -> bool:
-    """Whether ``operand`` starts or ends with a bracket pair that is not a subscript (ruff splits
-    those rather than add parentheses around a one-operator expression)."""
+def _opens(operand: str) -> bool:
+    """Whether the first operand of a one-operator expression starts with a bracket (ruff then splits
+    that bracket rather than add parentheses: ``(a + b) * c``)."""
+    return operand.lstrip()[:1] in _OPEN
+
+
+def _closes(operand: str) -> bool:
+    """Whether the last operand of a one-operator expression ends with a bracket pair ruff would split
+    rather than add parentheses (``s * f(...)``): not an empty one (``x.numel() ** -0.5`` is split at
+    its operator), nor a subscript."""
     stripped = operand.strip()
-    if stripped[:1] in _OPEN:
-        return True
     pairs = _pairs(stripped)
     end = len(stripped) - 1
-    return end in pairs and stripped[end] in ")}" or (stripped[end] == "]" and end in pairs
-                                                       and not _is_call(stripped, pairs[end]))
+    if end not in pairs or pairs[end] == end - 1:
+        return False
+    return stripped[end] in ")}" or stripped[end] == "]" and not _is_call(stripped, pairs[end])
 
 
 def _trailers(text: str, pairs: dict[int, int]) -> list[int]:

@@ -5,7 +5,10 @@ generated source). A hole equal in every instance stays a literal. A hole that d
 becomes an expression, found in this order:
 
 1. the spec expression of the node attribute it equals in every instance, if that is
-   integer arithmetic over the block's parameters and lets (``planes * expansion``);
+   integer arithmetic over the block's parameters and lets (``planes * expansion``) and the
+   hole follows the attribute: lowered (or, for a width, inferred) once more with the attribute
+   changed, the hole shows the new value. An attribute of equal value that does not set the hole
+   (a conv's ``groups: groups`` of 8 beside its 8 channels) is a coincidence, not its source;
 2. a dimension of one of the node's inputs that already has an expression (``in_channels``:
    the block input's channels; ``width``: what conv1 made);
 3. a block parameter equal to it in every instance (``stride``);
@@ -27,7 +30,7 @@ import functools
 from dataclasses import dataclass, field
 from itertools import compress, count, repeat
 from operator import is_not, itemgetter, ne, or_
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
@@ -246,20 +249,27 @@ class _Resolver:
         self.dim_exprs[(key, d)] = found
         return found
 
-    def _attr_expressions(self, node: Node, local: str, vector: tuple) -> Iterator[tuple[str, str | None]]:
+    def _attr_expressions(self, node: Node, local: str, vector: tuple,
+                          follows: Callable[[str], bool]) -> Iterator[tuple[str, str | None]]:
         """Each spec expression of ``node`` (local name ``local``) whose attribute takes the values
-        ``vector`` in the class's instances, with its source over the class's parameters and lets
-        (None where the class cannot compute it)."""
+        ``vector`` in the class's instances and ``follows(attr)``: the value looked for changes with
+        the attribute (an equal value alone is a coincidence: ``groups: groups`` of 8 does not set
+        the conv's 8 channels), with its source over the class's parameters and lets (None where
+        the class cannot compute it)."""
         names = set(self.params) | set(self.lets)
         for attr, source in self.own_exprs(node):
-            if self.attr_vector(local, attr) == vector:
+            if self.attr_vector(local, attr) == vector and follows(attr):
                 yield source, expression(source, names)
+
+    def _sets_dim(self, node: Node, out: int, d: int) -> Callable[[str], bool]:
+        """Whether an attribute of ``node`` sets dim ``d`` of its output ``out`` (see :func:`_sets_dim`)."""
+        return functools.partial(_sets_dim, self.graph, node, out=out, d=d)
 
     def _node_dim(self, key: tuple, d: int, vector: tuple) -> str | None:
         node = self.node(key[1])
         if node is None:
             return None
-        for _, text in self._attr_expressions(node, key[1], vector):
+        for _, text in self._attr_expressions(node, key[1], vector, self._sets_dim(node, key[2], d)):
             if text is not None:
                 return text
         for v in node.inputs:
@@ -327,11 +337,12 @@ class _Resolver:
         if hole in body.child_args:
             child, arg = body.child_args[hole]
             return self._child_arg(child, arg, vector) or self._param_for(vector) or self.fresh(arg, hole)
-        local, position, _ = body.sites.get(hole, ("", 0, False))
+        local, position, forward = body.sites.get(hole, ("", 0, False))
         node = self.node(local)
         wanted = f"{local.replace('.', '_')}_{position}"
         if node is not None:
-            for source, text in self._attr_expressions(node, local, vector):
+            shows = functools.partial(_shows_at, self.graph, node, (forward, position))
+            for source, text in self._attr_expressions(node, local, vector, shows):
                 if text is not None:
                     return text
                 if source.isidentifier():  # a let the class cannot compute (channels(x) // 4): its name
@@ -366,7 +377,7 @@ class _Resolver:
             vector = self.dims(key, d)
             if node is None or vector is None:
                 return None
-            for _, text in self._attr_expressions(node, key[1], vector):
+            for _, text in self._attr_expressions(node, key[1], vector, self._sets_dim(node, key[2], d)):
                 if text is not None and _names(text):
                     return text
             if registry.lookup(node.op).role_of(node) not in SHAPE_KEEPING or not node.inputs:
@@ -586,6 +597,41 @@ def _attr_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool,
     if key not in lowered.probed:
         lowered.probed[key] = _probe_positions(lowered, node, attr)
     return lowered.probed[key]
+
+
+def _shows_at(lowered: Lowered, node: Node, site: tuple[bool, int], attr: str) -> bool:
+    """Whether the integer at ``site`` (in forward, position) of ``node``'s source is its attribute
+    ``attr``'s value (see :func:`_attr_positions`)."""
+    return site in (_attr_positions(lowered, node, attr) or ())
+
+
+def _sets_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> bool:
+    """Whether dim ``d`` of ``node``'s output ``out`` is the value of its attribute ``attr``: the op
+    infers that dim as the attribute once more with the attribute changed (conv's out_channels does,
+    its groups does not). An op that refuses every changed value does not show it. Once per text key."""
+    key = (lowered.text_key(node), attr, out, d)
+    found = lowered.dim_probed.get(key)
+    if found is None:
+        found = lowered.dim_probed[key] = _probe_dim(lowered, node, attr, out, d)
+    return found
+
+
+def _probe_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> bool:
+    value = node.attrs.get(attr)
+    if type(value) is not int:
+        return False
+    op, ins, _, _ = lowered(node)
+    for probed in (2 * value, value + 1):  # (a multiple first: it keeps a width divisible by groups)
+        if probed == value:
+            continue
+        probe = Node(name=node.name, op=node.op, attrs={**node.attrs, attr: probed}, inputs=node.inputs,
+                     outputs=node.outputs, attr_exprs=node.attr_exprs)
+        try:
+            shape = op.infer(probe, ins)[out].shape
+        except Exception:  # the op refuses this value (groups: 16 of 8 channels): try the next
+            continue
+        return -len(shape) <= d < len(shape) and shape[d] == probed
+    return False
 
 
 def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool, int]] | None:

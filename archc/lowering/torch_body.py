@@ -53,6 +53,17 @@ def _placeholders(n: int) -> tuple[str, ...]:
     return tuple(_placeholder(i) for i in range(n))
 
 
+@functools.lru_cache(maxsize=256)
+def _is_expression(text: str) -> bool:
+    """Whether ``text`` is a Python expression (a few distinct texts, asked once per node that reads
+    a variadic formal: compiling each costs more than the rest of the question)."""
+    try:
+        compile(text, "<forward>", "eval")
+    except SyntaxError:
+        return False
+    return True
+
+
 def _filled(sources: list[str]) -> dict[str, str]:
     """The letters of each placeholder (:func:`_placeholders`, without its marks) -> its input's name."""
     return dict(zip(_letters(len(sources)), sources))
@@ -346,11 +357,7 @@ class BodyWriter:
         parts = self.forward_text(node, True, values).replace(_MODULE, "m").split(_ARG)
         letters = _letters(len(node.inputs) - len(values) + 1)
         parts[1::2] = ["*s" if piece == letters[at] else "a" for piece in parts[1::2]]
-        try:
-            compile("".join(parts), "<forward>", "eval")
-        except SyntaxError:
-            return False
-        return True
+        return _is_expression("".join(parts))
 
     def forward_text(self, node: Node, has_module: bool, spread: tuple[Value, ...] | None) -> str:
         """The op's forward text for ``node``, its inputs as placeholders (the variadic values,

@@ -23,7 +23,7 @@ from archc.ir.graph import BlockInstance, Graph, Node, Value
 from archc.ir.names import Namespace
 from archc.ir.types import TensorType
 from archc.ops import registry
-from archc.ops.base import OpDef, torch_init_source
+from archc.ops.base import torch_init_source
 from archc.pysource import identifier, is_identifier, literal
 
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
@@ -316,6 +316,8 @@ class Lowered:
         self._node_resets: dict[str, tuple[str, ...]] = {}
         #: (text key, attribute) -> where its value shows in the node's texts (torch_args' probes)
         self.probed: dict[tuple[str, str], Any] = {}
+        #: (text key, attribute, output, dim) -> whether the attribute sets that dim (torch_args)
+        self.dim_probed: dict[tuple[int, str, int, int], bool] = {}
         self._module_forms: dict[int, bool] = {}
         #: functional nodes written as their op's module form (links of an nn.Sequential class)
         self.as_module: set[str] = set()
@@ -370,7 +372,7 @@ class Lowered:
         found = self._node_resets.get(node.name)
         if found is None:
             op, ins, ctor, tensor = self(node)
-            if op.always_learned and ctor is not None and type(op).torch_reset is OpDef.torch_reset:
+            if op.always_learned and ctor is not None and op.torch_reset_is_default(node):
                 found = self._node_resets[node.name] = _RESET_OWN  # the default's answer, sizes unread
                 return found
             key = self.text_key(node)
@@ -384,7 +386,7 @@ class Lowered:
     def _reset_text(node: Node, op: Any, ins: list[TensorType], ctor: str | None, tensor: str | None) -> list[str]:
         """:meth:`OpDef.torch_reset`; its default answered from the texts already asked of the op
         (the default asks for them again)."""
-        if type(op).torch_reset is not OpDef.torch_reset:
+        if not op.torch_reset_is_default(node):
             return op.torch_reset(node, ins, _MODULE_MARK)
         if tensor is not None:
             return [torch_init_source(op.params(node, ins)[""], _MODULE_MARK)]

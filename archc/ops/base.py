@@ -382,6 +382,12 @@ class OpDef:
             return [f"{module}.reset_parameters()"]
         return []
 
+    def torch_reset_is_default(self, node: "Node") -> bool:
+        """Whether :meth:`torch_reset` of ``node`` gives the default's answer, which a backend may
+        then work out from the texts it already has (an op that overrides it for some nodes only
+        says which)."""
+        return type(self).torch_reset is OpDef.torch_reset
+
     def torch_forward(self, node: "Node", ins: list[TensorType], args: list[str], module: str | None) -> str:
         """Source of a forward expression; a tuple expression for several outputs."""
         if module is None:

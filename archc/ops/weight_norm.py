@@ -51,6 +51,9 @@ class WeightNormable:
             return torch_reset(self.params(node, ins), module)  # type: ignore[attr-defined]
         return super().torch_reset(node, ins, module)  # type: ignore[misc]
 
+    def torch_reset_is_default(self, node: "Node") -> bool:
+        return not node.attrs.get("weight_norm") and type(self).torch_reset is WeightNormable.torch_reset
+
     def fold_parametrization(self, node: "Node", weights: dict[str, Any]
                              ) -> tuple[dict[str, Any], dict[str, "np.ndarray"]] | None:
         return plain_form(node, weights)
