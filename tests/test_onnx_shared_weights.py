@@ -95,7 +95,60 @@ class LayerScales(nn.Module):
         return x + self.gamma_2 * self.f2(self.norm(x))
 
 
+class ReZeroLayer(nn.Module):
+    """ReZero (Bachlechner et al. 2020) as its authors' RZTXEncoderLayer writes it: one learned scalar
+    alpha (``resweight``) scaling both residual branches of the layer."""
+
+    def __init__(self, d=8):
+        super().__init__()
+        self.attn, self.ff = nn.Linear(d, d), nn.Linear(d, d)
+        self.resweight = nn.Parameter(torch.full((1,), 0.5))
+
+    def forward(self, x):
+        x = x + torch.tanh(self.attn(x)) * self.resweight
+        return x + torch.relu(self.ff(x)) * self.resweight
+
+
+class ReZero(nn.Module):
+    """Two ReZero layers, their alphas of one value (0.5), which the exporters merge across the layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(ReZeroLayer(), ReZeroLayer())
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class SharedLayerScale(nn.Module):
+    """One (C, 1, 1) layer scale (trained: values of its own per channel) scaling two conv branches."""
+
+    def __init__(self, c=4):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 1)
+        self.scale = nn.Parameter(torch.linspace(0.1, 0.4, c).reshape(c, 1, 1))
+
+    def forward(self, x):
+        x = x + self.scale * self.conv1(x)
+        return x + self.scale * torch.tanh(self.conv2(x))
+
+
+class SharedBias(nn.Module):
+    """One learned bias vector added after two bias-free linear layers."""
+
+    def __init__(self, d=8):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
+        self.bias = nn.Parameter(torch.randn(d))
+
+    def forward(self, x):
+        return self.fc2(torch.tanh(self.fc1(x) + self.bias)) + self.bias
+
+
 CASES = {"twice": (TwiceApplied, lambda: (torch.randn(2, 8),)),
+         "rezero": (ReZero, lambda: (torch.randn(2, 5, 8),)),
+         "shared_layer_scale": (SharedLayerScale, lambda: (torch.randn(1, 4, 5, 5),)),
+         "shared_bias": (SharedBias, lambda: (torch.randn(2, 8),)),
          "layer_scales": (LayerScales, lambda: (torch.randn(2, 3, 8),)),
          "siamese": (Siamese, lambda: (torch.randn(1, 3, 6, 6), torch.randn(1, 3, 6, 6))),
          "albert": (Albert, lambda: (torch.randn(2, 5, 8),)),
@@ -162,3 +215,42 @@ def test_layers_of_equal_shape_that_read_their_own_initializers_are_not_tied(tmp
     graph = load_onnx(str(path))
     assert not [n for n in graph.nodes() if "tie" in n.meta]
     assert len(onnx.load(str(path)).graph.initializer) == len(to_onnx(graph).graph.initializer) == 4
+
+
+def test_rezero_alpha_is_one_tensor_under_both_keys(tmp_path):
+    # each layer's alpha, read by both residual branches' Mul, is one tensor of the built module
+    _, _, path = _export(tmp_path, "rezero", dynamo=False)
+    built = build_module(load_onnx(str(path)))
+    scalars = [(key, p) for key, p in built.named_parameters(remove_duplicate=False) if p.numel() == 1]
+    assert len(scalars) == 4 and len({id(p) for _, p in scalars}) == 2, [k for k, _ in scalars]
+
+
+class ScalarGates(nn.Module):
+    """Two scalar gates of one initial value in one module (Flamingo's attn_gate and ff_gate), which
+    both exporters merge into one tensor: two parameters where the dynamo signature lists both."""
+
+    def __init__(self, d=8):
+        super().__init__()
+        self.attn, self.ff = nn.Linear(d, d), nn.Linear(d, d)
+        self.attn_gate, self.ff_gate = nn.Parameter(torch.full((1,), 0.5)), nn.Parameter(torch.full((1,), 0.5))
+
+    def forward(self, x):
+        x = x + self.attn(x) * self.attn_gate
+        return x + self.ff(x) * self.ff_gate
+
+
+@pytest.mark.slow
+def test_scalar_gates_the_dynamo_export_merged_stay_two_parameters(tmp_path, run_archc):
+    pytest.importorskip("onnxscript")
+    torch.manual_seed(0)
+    model, x = ScalarGates().eval(), torch.randn(2, 8)
+    path = tmp_path / "gates.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), str(path))
+    assert len([t for t in onnx.load(str(path)).graph.initializer if tuple(t.dims) == (1,)]) == 1  # merged
+    summary = json.loads(run_archc("summary", str(path), "--format", "json", check=True).stdout)
+    assert summary["totals"]["params"] == sum(p.numel() for p in model.parameters()) == 146
+    built = build_module(load_onnx(str(path))).eval()
+    assert sum(p.numel() for p in built.parameters()) == 146
+    np.testing.assert_allclose(built(x).detach().numpy(), model(x).detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -31,8 +31,10 @@ import onnx
 from archc.errors import ShapeError
 from archc.frontends.onnx.converters import of_kind
 from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, converts  # noqa: F401 (tests patch CONVERTERS here)
+from archc.frontends.onnx.naming import node_meta
+from archc.frontends.onnx.sharing import PARAMETER_MODULES_META
 from archc.frontends.onnx.values import Const, short_float
-from archc.ir.graph import Value
+from archc.ir.graph import MODULES_META, Value
 from archc.ir.types import Dim
 from archc.ops.base import INT64_MAX
 
@@ -400,6 +402,9 @@ def _fold_bias(im: "Importer", node: onnx.NodeProto, x: Value, c: np.ndarray) ->
     im.check_types(node, [out])
     producer.attrs["bias"] = True
     weights["bias"] = im.contiguous(c.reshape(features))
+    added_in = node_meta(node).get(MODULES_META, ())
+    if added_in != producer.meta.get(MODULES_META, ()):  # (the bias is a parameter of the Add's module)
+        producer.meta.setdefault(PARAMETER_MODULES_META, {})["bias"] = added_in
     return [x]
 
 

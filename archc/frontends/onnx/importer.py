@@ -59,7 +59,7 @@ from archc.frontends.onnx.inference import OnnxTypes, otype
 from archc.frontends.onnx.naming import clean, module_scopes, node_meta, split_name
 from archc.frontends.onnx.rows import mirror_graph, node_rows
 from archc.frontends.onnx.sharing import tie_shared_weights
-from archc.frontends.onnx.signature import torch_constants
+from archc.frontends.onnx.signature import signature_parameters, torch_constants
 from archc.frontends.onnx.state import DEFAULT_DOMAINS as _DEFAULT_DOMAINS
 from archc.frontends.onnx.static import StaticValues, constant_value
 from archc.frontends.onnx.tensors import contiguous, is_unread as _is_unread, read_tensor, read_tensors_grouped, unread
@@ -141,7 +141,8 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = 
         from archc.frontends.onnx.patterns import fuse
 
         fuse(graph)  # functions exporters write out (GELU, SiLU, layer norm) become native ops
-        tie_shared_weights(graph, importer.made_weights())  # one initializer read by several nodes: one tensor
+        # one initializer read by several nodes: one tensor
+        tie_shared_weights(graph, importer.made_weights(), signature_parameters(model.graph))
     except Exception:
         check.settle()  # the checker's refusal comes first, as when it ran before the import
         raise

@@ -29,7 +29,7 @@ import re
 
 import onnx
 
-__all__ = ["torch_constants"]
+__all__ = ["signature_parameters", "torch_constants"]
 
 _SIGNATURE = "pkg.torch.export.ExportedProgram.graph_signature"
 _PARAMETER_LINE = re.compile(r": PARAMETER target='([^']*)'")
@@ -41,7 +41,7 @@ _FLOAT_TYPES = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.
 def torch_constants(graph: onnx.GraphProto) -> frozenset[str]:
     """The float initializers of ``graph`` that torch's dynamo exporter says are no learned parameter
     of the exported module (see the module's docstring); none where the graph has no signature."""
-    parameters = _signature_parameters(graph)
+    parameters = signature_parameters(graph)
     if parameters is None:
         return frozenset()
     origins = _folded_from(graph)
@@ -54,8 +54,8 @@ def torch_constants(graph: onnx.GraphProto) -> frozenset[str]:
     return frozenset(constants)
 
 
-def _signature_parameters(graph: onnx.GraphProto) -> frozenset[str] | None:
-    """The parameters' targets in the graph signature, or None where the graph has none."""
+def signature_parameters(graph: onnx.GraphProto) -> frozenset[str] | None:
+    """The parameters' targets in the graph signature (``fc.weight``), or None where the graph has none."""
     for prop in graph.metadata_props:
         if prop.key == _SIGNATURE:
             return frozenset(_PARAMETER_LINE.findall(prop.value))
