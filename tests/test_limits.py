@@ -484,7 +484,7 @@ def test_the_spec_s_expressions_together_are_bounded(first):
      "repetition 0: names must be unique and use letters, digits, '_' and '-', at most 128 characters"),
     ("inputs: {x: [N, 3]}\nnodes:\n  - {name: " + "a" * 129 + ", op: relu}\n",
      f"node name '{'a' * 60}... (129 characters)' must use only letters, digits, '_' and '-' (hierarchy comes "
-     "from blocks), at most 128 characters"),
+     "from blocks; LIST.N, e.g. convs.0, names an item of a module list), at most 128 characters"),
 ])
 def test_names_are_at_most_128_characters(text, message):
     # an adversarial review: instance names of a million characters made by ${...} reached 7.9 GB, and ten
