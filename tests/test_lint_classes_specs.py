@@ -187,6 +187,70 @@ nodes:
 """
 
 
+#: class 3 on BiFPN (Tan et al., 2020), one layer over three levels: P4_out sums P4_in, P4_td and
+#: down(P3_out), where P3_out is computed from an upsampled P4_td. However the sum is written, it is one
+#: merge with a long skip from each of P4_in and P4_td across the round trip through P3.
+BIFPN = """\
+archc: 1
+name: bifpn
+inputs: {x: [N, 3, 32, 32]}
+nodes:
+  - {name: c3, op: conv, out_channels: 8, kernel_size: 3, stride: 2, padding: 1}
+  - {name: c4, op: conv, out_channels: 16, kernel_size: 3, stride: 2, padding: 1}
+  - {name: c5, op: conv, out_channels: 24, kernel_size: 3, stride: 2, padding: 1}
+  - {name: p3, op: conv, in: c3, out_channels: 8, kernel_size: 1}
+  - {name: p4, op: conv, in: c4, out_channels: 8, kernel_size: 1}
+  - {name: p5, op: conv, in: c5, out_channels: 8, kernel_size: 1}
+  - {name: p5_up, op: upsample, in: p5, scale_factor: 2}
+  - {name: td_sum, op: add, in: [p4, p5_up], expect: long_skip}
+  - {name: p4_td, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: td_up, op: upsample, in: p4_td, scale_factor: 2}
+  - {name: p3_sum, op: add, in: [p3, td_up], expect: long_skip}
+  - {name: p3_out, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: p3_down, op: maxpool, in: p3_out, kernel_size: 3, stride: 2, padding: 1}
+%s
+  - {name: p4_out, op: conv, in: p4_sum, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: p4_down, op: maxpool, in: p4_out, kernel_size: 3, stride: 2, padding: 1}
+  - {name: p5_sum, op: add, in: [p5, p4_down], expect: long_skip}
+  - {name: p5_out, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+outputs: [p3_out, p4_out, p5_out]
+"""
+#: P4_out's sum: one add of three inputs, the exporters' two adds, or fast fusion's learned weights first
+BIFPN_SUMS = {
+    "one_add": """\
+  - {name: p4_sum, op: add, in: [p4, p4_td, p3_down], expect: long_skip}""",
+    "two_adds": """\
+  - {name: partial, op: add, in: [p4, p4_td], expect: none}
+  - {name: p4_sum, op: add, in: [partial, p3_down], expect: long_skip}""",
+    "weighted": """\
+  - {name: w, op: parameter, shape: [3, 1, 1, 1], init: ones}
+  - {name: w0, op: slice, in: w, dim: 0, start: 0, end: 1}
+  - {name: w1, op: slice, in: w, dim: 0, start: 1, end: 2}
+  - {name: w2, op: slice, in: w, dim: 0, start: 2, end: 3}
+  - {name: t0, op: mul, in: [p4, w0]}
+  - {name: t1, op: mul, in: [p4_td, w1]}
+  - {name: t2, op: mul, in: [p3_down, w2]}
+  - {name: partial, op: add, in: [t0, t1], expect: none}
+  - {name: p4_sum, op: add, in: [partial, t2], expect: long_skip}""",
+}
+
+
+def bifpn_spec(form: str) -> str:
+    return BIFPN % BIFPN_SUMS[form]
+
+
+@pytest.mark.parametrize("form", sorted(BIFPN_SUMS))
+def test_class3_a_bifpn_three_term_sum_as_a_spec_and_through_archcs_onnx(form, tmp_path):
+    spec, onnx_build = _lint_text("bifpn", bifpn_spec(form), tmp_path)
+    assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
+    for a in (spec, onnx_build):
+        assert _kinds(a) == {"long_skip": 5} and not a.joins, [(c.merge, c.fork, c.kind) for c in a.connections]
+        p4_out = [s for s in a.skips if s.merge == "p4_sum"]
+        assert sorted((s.fork, s.carries, s.span.layers) for s in p4_out) == [
+            ("p4", "identity", 2), ("p4_td", "identity", 1)]
+        assert a.paths.total == 16
+
+
 def _kinds(analysis) -> dict[str, int]:
     return {k: v for k, v in analysis.summary().items() if v}
 

@@ -4,7 +4,8 @@ each a regression test for one class of labelling error found on other libraries
 
 1. a projection shortcut of one strided k x k conv is a residual, not a branch;
 2. the exporter's index arithmetic around max_pool2d(return_indices=True) is no 0-layer long skip;
-3. an n-ary sum ``x + a + b`` is one merge: the shortcut x is counted once;
+3. an n-ary sum ``x + a + b`` is one merge: the shortcut x is counted once (also where a term comes
+   back from a round trip that leaves from another term, as BiFPN's ``P4_in + P4_td + down(P3_out)``);
 4. an additive attention gate's ``theta + phi`` is a branch; the gated skip is one long skip per level;
 5. a residual around a pooling token mixer (PoolFormer) is a residual;
 6. a depthwise + pointwise projection shortcut is a residual;
@@ -518,6 +519,45 @@ class OctaveResidual(nn.Module):
         return torch.relu(x + self.c2(torch.relu(self.c1(x) + low)))
 
 
+class BiFPNLayer(nn.Module):
+    """One BiFPN layer (Tan et al., 2020) over three levels: laterals P3..P5 of one width, the top-down
+    node P4_td, then the bottom-up outputs; P4_out sums three terms, P4_in + P4_td + down(P3_out), where
+    P3_out is computed from an upsampled P4_td. ``weighted``: fast normalised fusion (each term scaled by
+    relu(w_i) / (sum relu(w) + eps), learned), else plain sums."""
+
+    def __init__(self, c: int = 8, weighted: bool = True) -> None:
+        super().__init__()
+        self.weighted = weighted
+        self.c3, self.c4, self.c5 = cbr(3, 8, 3, 2), cbr(8, 16, 3, 2), cbr(16, 24, 3, 2)
+        self.l3, self.l4, self.l5 = nn.Conv2d(8, c, 1), nn.Conv2d(16, c, 1), nn.Conv2d(24, c, 1)
+        self.weights = nn.ParameterList([nn.Parameter(torch.ones(n)) for n in (2, 2, 3, 2)])
+        self.convs = nn.ModuleList([nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False),
+                                                  nn.Conv2d(c, c, 1), nn.BatchNorm2d(c)) for _ in range(4)])
+
+    def fuse(self, node: int, *terms):
+        if self.weighted:
+            w = F.relu(self.weights[node])
+            w = w / (w.sum() + 1e-4)
+            terms = [w[i] * t for i, t in enumerate(terms)]
+        total = terms[0]
+        for t in terms[1:]:
+            total = total + t
+        return self.convs[node](F.silu(total))
+
+    def forward(self, x):
+        c3 = self.c3(x)
+        c4 = self.c4(c3)
+        c5 = self.c5(c4)
+        p3, p4, p5 = self.l3(c3), self.l4(c4), self.l5(c5)
+        up = lambda t: F.interpolate(t, scale_factor=2.0, mode="nearest")  # noqa: E731
+        down = lambda t: F.max_pool2d(t, 3, 2, 1)  # noqa: E731
+        p4_td = self.fuse(0, p4, up(p5))
+        p3_out = self.fuse(1, p3, up(p4_td))
+        p4_out = self.fuse(2, p4, p4_td, down(p3_out))
+        p5_out = self.fuse(3, p5, down(p4_out))
+        return p3_out, p4_out, p5_out
+
+
 EXPORTERS = [pytest.param(False, id="torchscript"), pytest.param(True, id="dynamo", marks=pytest.mark.slow)]
 _CACHE: dict = {}
 _GRAPHS: dict = {}  # the imported graphs lint_export analysed, by the same key
@@ -796,3 +836,22 @@ def test_a_side_path_that_resamples_makes_no_round_trip(dynamo, tmp_path_factory
     # "across layers that down- and upsample", though only a side path resamples
     a = lint_export(OctaveResidual, dynamo, tmp_path_factory)
     assert [s.kind for s in a.skips] == ["residual"]
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+@pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "plain"])
+def test_class3_a_bifpn_three_term_sum_is_one_merge(dynamo, weighted, tmp_path_factory):
+    # found on BiFPN (round 11): P4_out = P4_in + P4_td + down(P3_out) came out as two merges, a residual
+    # from P4_in at the partial sum and a branch, because the third term's round trip (P3_out is computed
+    # from an upsampled P4_td) was taken for a level merge around a complete residual unit (hourglass)
+    a = lint_export(BiFPNLayer, dynamo, tmp_path_factory, weighted=weighted)
+    assert kinds(a) == {"long_skip": 5} and not a.joins, [(c.merge, c.fork, c.kind) for c in a.connections]
+    by_merge: dict[str, list] = {}
+    for s in a.skips:
+        by_merge.setdefault(s.merge, []).append(s)
+    (p4_out,) = [skips for skips in by_merge.values() if len(skips) == 2]
+    # one merge, each distinct shortcut once: P4_in across the whole P4_td -> P3_out -> down trip (4 layers
+    # on its longest path), P4_td across conv_p3_out's 2 layers between the upsampling and the pooling
+    assert sorted((s.carries, s.span.layers) for s in p4_out) == [("identity", 2), ("identity", 4)]
+    assert len({s.fork for s in p4_out}) == 2
+    assert a.paths.total == 16

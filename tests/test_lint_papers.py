@@ -78,8 +78,9 @@ EXPECTED = {
     "ghostnet": ({"residual": 2, "dense": 4}, 25),
     # the non-local block is a residual (W·y + x) between two basic blocks
     "nonlocal": ({"residual": 3}, 16),
-    # BiFPN: every fusion node's same-level input across a resolution round trip, as FPN's merges
-    "bifpn": ({"long_skip": 4}, 16),
+    # BiFPN: every fusion node's same-level input across a resolution round trip, as FPN's merges; P4_out's
+    # three-term sum is one merge with two: from P4_in and from P4_td, around the trip through P3_out
+    "bifpn": ({"long_skip": 5}, 16),
     # residuals from the third layer of the stack on
     "gnmt": ({"residual": 3}, 8),
     # the two branches' average is a branch join; the downsampling shortcut (two strided 1x1 convs side by

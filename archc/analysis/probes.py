@@ -40,11 +40,30 @@ def inner_merge(f: Flow, m: int) -> int | None:
             return None
     elif role != _CONCAT or (axis := _concat_axis(f.nodes[m])) is None or axis != _concat_axis(f.nodes[s]):
         return None
-    if f.last_upsample[s] != f.last_upsample[m]:
-        # the other terms come back from a resolution round trip: a level merge around a
-        # complete residual unit (an hourglass's Residual(x) + Up(Low(x))), two merges
+    if f.last_upsample[s] != f.last_upsample[m] and not _round_trip_from_inside(f, m, s):
+        # the other terms come back from a resolution round trip around ``m``: a level merge
+        # around a complete residual unit (an hourglass's Residual(x) + Up(Low(x))), two merges
         return None
     return s
+
+
+#: nodes a partial sum's own region may hold for :func:`_round_trip_from_inside` to walk it
+UNIT_LIMIT = 256
+
+
+def _round_trip_from_inside(f: Flow, m: int, s: int) -> bool:
+    """Whether the terms that ``s`` adds to the partial merge ``m`` read a value computed inside
+    ``m`` (strictly between ``m``'s dominator and ``m``): then their round trip leaves from one of
+    the sum's own terms rather than going around ``m`` as a whole, and the sum is one merge (BiFPN's
+    ``P4_in + P4_td + down(P3_out)``, where ``P3_out`` is computed from an upsampled ``P4_td``). A
+    region too large to walk counts as none (two merges, as before)."""
+    entry = f.idom[m]
+    inside = f.dominated_region(entry, (m,), UNIT_LIMIT)
+    if not inside:
+        return False
+    members = set(inside)
+    succs = f.succs
+    return any(c not in members and f.reaches(c, s) for v in inside if v != m for c in succs[v])
 
 
 def _concat_axis(node) -> int | None:
