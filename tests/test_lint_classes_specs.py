@@ -251,6 +251,40 @@ def test_class3_a_bifpn_three_term_sum_as_a_spec_and_through_archcs_onnx(form, t
         assert a.paths.total == 16
 
 
+#: class 12 on SKNet (Li et al., 2019): a softmax across the two kernels' branches weights each, as a
+#: sigmoid would: the logits' stack computes a gate, the product is a gate on the main path, and a path
+#: takes one of the two kernels (the gate side adds none)
+SELECTIVE_KERNEL = """\
+nodes:
+  - {name: stem, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: k3, op: conv, in: stem, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: k5, op: conv, in: stem, out_channels: 8, kernel_size: 3, padding: 2, dilation: 2}
+  - {name: feats, op: stack, in: [k3, k5], dim: 1, expect: branch}
+  - {name: u, op: sum, in: feats, dims: [1]}
+  - {name: s, op: global_avgpool}
+  - {name: squeeze, op: conv, out_channels: 4, kernel_size: 1}
+  - {name: z, op: relu}
+  - {name: la, op: conv, in: z, out_channels: 8, kernel_size: 1}
+  - {name: lb, op: conv, in: z, out_channels: 8, kernel_size: 1}
+  - {name: logits, op: stack, in: [la, lb], dim: 1, expect: branch}
+  - {name: weights, op: softmax, axis: 1}
+  - {name: scaled, op: mul, in: [feats, weights], expect: sequential}
+  - {name: v, op: sum, dims: [1]}
+"""
+
+
+@pytest.mark.parametrize("gate", ["softmax", "sigmoid"])
+def test_class12_a_softmax_across_branches_as_a_spec_and_through_archcs_onnx(gate, tmp_path):
+    body = SELECTIVE_KERNEL.replace("op: softmax, axis: 1", "op: sigmoid") if gate == "sigmoid" else SELECTIVE_KERNEL
+    assert body != SELECTIVE_KERNEL or gate == "softmax"
+    spec, onnx_build = _lint("selective_kernel", body, tmp_path)
+    assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
+    for a in (spec, onnx_build):
+        assert sorted((c.kind, c.rule) for c in a.joins) == [
+            ("branch", "both_compute"), ("branch", "gate_computation"), ("sequential", "multiplicative_gate")]
+        assert (a.paths.total, a.paths.shortest, a.paths.longest) == (2, 2, 2)
+
+
 def _kinds(analysis) -> dict[str, int]:
     return {k: v for k, v in analysis.summary().items() if v}
 

@@ -17,7 +17,9 @@ each a regression test for one class of labelling error found on other libraries
    scatter back is no long skip, and the block around it stays a residual;
 11. a GLU written with ``chunk`` (one half times a function of the other) is a branch join whichever
    exporter wrote it (Slices, or one Split whose two outputs are two values), never a gate; a plain
-   GLU (``nn.GLU``: no layer after the split) is an activation, a sequential join.
+   GLU (``nn.GLU``: no layer after the split) is an activation, a sequential join;
+12. a softmax across branches (SKNet's selective kernel) gates as a sigmoid does: the join computing
+   its logits is a gate computation, and the paths run through the branches it scales only.
 
 The default exporter's runs are marked slow (each export takes seconds).
 """
@@ -589,6 +591,29 @@ class UNet3Plus(nn.Module):
         return self.out(d1)
 
 
+class SelectiveKernel(nn.Module):
+    """Class 12: SKNet's selective kernel (Li et al., 2019): two conv branches stacked, their sum squeezed
+    to z, one logit map per branch from z, a softmax across the branches (``gate="softmax"``) or a
+    sigmoid (``gate="sigmoid"``), and the branches summed, each scaled by its weight."""
+
+    def __init__(self, c=8, gate="softmax"):
+        super().__init__()
+        self.gate = gate
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.k3 = nn.Conv2d(c, c, 3, padding=1)
+        self.k5 = nn.Conv2d(c, c, 3, padding=2, dilation=2)
+        self.squeeze = nn.Conv2d(c, c // 2, 1)
+        self.logits_a, self.logits_b = nn.Conv2d(c // 2, c, 1), nn.Conv2d(c // 2, c, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        feats = torch.stack([self.k3(x), self.k5(x)], dim=1)
+        z = F.relu(self.squeeze(feats.sum(1).mean((2, 3), keepdim=True)))
+        logits = torch.stack([self.logits_a(z), self.logits_b(z)], dim=1)
+        weights = torch.softmax(logits, dim=1) if self.gate == "softmax" else torch.sigmoid(logits)
+        return (feats * weights).sum(1)
+
+
 def lint_export(model_cls, dynamo: bool, tmp_path_factory, example=None, **kwargs):
     """Export ``model_cls(**kwargs)`` (eval mode; inputs ``example()``, by default one 1x3x32x32 tensor) and
     analyse the imported ONNX."""
@@ -855,3 +880,18 @@ def test_class3_a_bifpn_three_term_sum_is_one_merge(dynamo, weighted, tmp_path_f
     assert sorted((s.carries, s.span.layers) for s in p4_out) == [("identity", 2), ("identity", 4)]
     assert len({s.fork for s in p4_out}) == 2
     assert a.paths.total == 16
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+@pytest.mark.parametrize("gate", ["softmax", "sigmoid"])
+def test_class12_a_softmax_across_branches_gates_as_a_sigmoid_does(dynamo, gate, tmp_path_factory):
+    # found on SKNet (round 12): with the softmax the logits' stack was a branch by both_compute and the
+    # paths ran through the gate side too (4 paths of 3 layers); a softmax's weights scale the branches
+    # as a sigmoid's do, so both give the sigmoid's figures: the gate side's join computes a gate, the
+    # product is a gate on the main path, and a path takes one of the two kernels (2 paths of 2 layers)
+    a = lint_export(SelectiveKernel, dynamo, tmp_path_factory, gate=gate)
+    assert a.skips == []
+    joins = sorted((c.kind, c.rule) for c in a.joins)
+    assert joins == [("branch", "both_compute"), ("branch", "gate_computation"),
+                     ("sequential", "multiplicative_gate")], joins
+    assert (a.paths.total, a.paths.shortest, a.paths.longest) == (2, 2, 2)
