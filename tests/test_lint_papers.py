@@ -87,8 +87,10 @@ EXPECTED = {
     # side, concatenated) is the block's projection: a residual, like a single 1x1 conv's
     "shake_shake": ({"residual": 3}, 36),
     # split attention sums its radix parts (a join of one split's outputs: sequential, no path of its own)
-    "resnest": ({"residual": 2}, 9),
-    "resnest_sliced": ({"residual": 2}, 9),
+    # the radix-2 softmax over the split's parts gates them as a sigmoid would: a path passes the parts it
+    # scales (one grouped conv), not the attention's fcs (was 9: 3 a block, the gate side counted as a path)
+    "resnest": ({"residual": 2}, 4),
+    "resnest_sliced": ({"residual": 2}, 4),
     # UNet 3+'s skip passes a conv before the decoder's concat: a long skip whatever the conv's kernel
     "unet_link3": ({"long_skip": 1}, 2),
     "unet_link1": ({"long_skip": 1}, 2),
