@@ -286,7 +286,9 @@ class _Measures:
             return _IDENTITY, changed
         layers = [u for u in sc.path if f.parametric[u]]
         if not layers:
-            if all(f.roles[u] in TRANSPARENT for u in sc.path) or not changed:
+            # (a gate's product passes the value it scales: ResNeSt's slices of x, each times its softmax
+            # weight, carry x's parts as torch.split's parts do)
+            if not changed or all(f.roles[u] in TRANSPARENT or f.gated_factor(u) is not None for u in sc.path):
                 return _IDENTITY, changed
             return _PROJECTION, changed
         if len(layers) == 1 or changed and len(layers) <= LIGHT_LAYERS and f.roles[m] == _ADD:
