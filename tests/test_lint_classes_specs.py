@@ -285,6 +285,42 @@ def test_class12_a_softmax_across_branches_as_a_spec_and_through_archcs_onnx(gat
         assert (a.paths.total, a.paths.shortest, a.paths.longest) == (2, 2, 2)
 
 
+#: class 13 on FractalNet (Larsson et al., 2017): two blocks of three columns in series; each block's last
+#: join sums three columns from two forks, each through a conv of its own: a merge of computed levels in
+#: both blocks, though the first one's result goes on into the second block and only the second's is final
+FRACTAL = """\
+nodes:
+  - {name: stem, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_c3a, op: conv, in: stem, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_c3b, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_c2a, op: conv, in: stem, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_a, op: add, in: [b1_c3b, b1_c2a]}
+  - {name: b1_c3c, op: conv, in: b1_a, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_c3d, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_c2b, op: conv, in: b1_a, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_c1, op: conv, in: stem, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_join, op: add, in: [b1_c3d, b1_c2b, b1_c1], expect: branch}
+  - {name: b2_c3a, op: conv, in: b1_join, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_c3b, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_c2a, op: conv, in: b1_join, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_a, op: add, in: [b2_c3b, b2_c2a]}
+  - {name: b2_c3c, op: conv, in: b2_a, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_c3d, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_c2b, op: conv, in: b2_a, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_c1, op: conv, in: b1_join, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_join, op: add, in: [b2_c3d, b2_c2b, b2_c1], expect: branch}
+"""
+
+
+def test_class13_a_joins_label_does_not_depend_on_what_follows_as_a_spec_and_through_archcs_onnx(tmp_path):
+    spec, onnx_build = _lint("fractal", FRACTAL, tmp_path)
+    assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
+    for a in (spec, onnx_build):
+        joins = {b: sorted((str(c.kind), c.rule, c.span.depth) for c in a.connections if c.merge.startswith(b))
+                 for b in ("b1_join", "b2_join")}
+        assert joins["b1_join"] == joins["b2_join"] == [("branch", "computed_levels", 2), ("branch", "computed_levels", 4)], joins
+
+
 def _kinds(analysis) -> dict[str, int]:
     return {k: v for k, v in analysis.summary().items() if v}
 

@@ -19,7 +19,9 @@ each a regression test for one class of labelling error found on other libraries
    exporter wrote it (Slices, or one Split whose two outputs are two values), never a gate; a plain
    GLU (``nn.GLU``: no layer after the split) is an activation, a sequential join;
 12. a softmax across branches (SKNet's selective kernel) gates as a sigmoid does: the join computing
-   its logits is a gate computation, and the paths run through the branches it scales only.
+   its logits is a gate computation, and the paths run through the branches it scales only;
+13. a join's label reads the join and what leads to it, never what follows: FractalNet's join of three
+   columns is a merge of computed levels whether another block or the output reads it.
 
 The default exporter's runs are marked slow (each export takes seconds).
 """
@@ -614,6 +616,34 @@ class SelectiveKernel(nn.Module):
         return (feats * weights).sum(1)
 
 
+class FractalBlock(nn.Module):
+    """FractalNet (Larsson et al., 2017), C = 3 columns: ``a = join(c3b(c3a(z)), c2a(z))``, then
+    ``join(c3d(c3c(a)), c2b(a), c1(z))``, a join the mean of its inputs (``stack`` = torch.stack(...).mean(0),
+    or ``sum`` = sum(...) / n)."""
+
+    def __init__(self, i, o, join="sum"):
+        super().__init__()
+        self.mean = (lambda t: torch.stack(t).mean(0)) if join == "stack" else (lambda t: sum(t) / len(t))
+        self.c3a, self.c3b, self.c2a = cbr(i, o), cbr(o, o), cbr(i, o)
+        self.c3c, self.c3d, self.c2b, self.c1 = cbr(o, o), cbr(o, o), cbr(o, o), cbr(i, o)
+
+    def forward(self, z):
+        a = self.mean([self.c3b(self.c3a(z)), self.c2a(z)])
+        return self.mean([self.c3d(self.c3c(a)), self.c2b(a), self.c1(z)])
+
+
+class FractalNet(nn.Module):
+    """Two fractal blocks in series (3 -> 8 -> 16 channels), a max pooling between them or none."""
+
+    def __init__(self, join="sum", pool=False):
+        super().__init__()
+        self.b1, self.b2, self.pool = FractalBlock(3, 8, join), FractalBlock(8, 16, join), pool
+
+    def forward(self, x):
+        y = self.b1(x)
+        return self.b2(F.max_pool2d(y, 2) if self.pool else y)
+
+
 def lint_export(model_cls, dynamo: bool, tmp_path_factory, example=None, **kwargs):
     """Export ``model_cls(**kwargs)`` (eval mode; inputs ``example()``, by default one 1x3x32x32 tensor) and
     analyse the imported ONNX."""
@@ -895,3 +925,23 @@ def test_class12_a_softmax_across_branches_gates_as_a_sigmoid_does(dynamo, gate,
     assert joins == [("branch", "both_compute"), ("branch", "gate_computation"),
                      ("sequential", "multiplicative_gate")], joins
     assert (a.paths.total, a.paths.shortest, a.paths.longest) == (2, 2, 2)
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+@pytest.mark.parametrize("join", ["sum", "stack"])
+@pytest.mark.parametrize("pool", [False, True], ids=["no_pool", "pool"])
+def test_class13_a_joins_label_does_not_depend_on_what_follows(dynamo, join, pool, tmp_path_factory):
+    # found on FractalNet (round 12): the first block's join of three columns came out a long skip from the
+    # input and a branch (add_branch; concat_branch for the stacked form) while the second block's, the
+    # model's last, was a merge of computed levels: that rule asked that the merge reach an output through
+    # no other merge. Both blocks now give the same pairs, rules included
+    a = lint_export(FractalNet, dynamo, tmp_path_factory, join=join, pool=pool)
+    assert kinds(a).get("long_skip") is None, [(c.merge, c.fork, c.kind, c.rule) for c in a.connections]
+    three_way = [c for c in a.connections if c.rule == "computed_levels"]
+    assert len(three_way) == 4 and all(c.kind == "branch" for c in three_way), \
+        [(c.merge, c.fork, c.kind, c.rule) for c in a.connections]
+    by_block = [sorted((str(c.kind), c.rule, str(c.carries), c.span.depth) for c in a.connections
+                       if c.merge.startswith(f"{b}.")) for b in ("b1", "b2")]
+    if not dynamo:  # (TorchScript's names say the block; the default exporter's are numbered)
+        assert by_block[0] == by_block[1] and by_block[0]
+    assert a.paths.total == 25
