@@ -368,8 +368,37 @@ def test_class7_nested_unet_as_a_spec_counts_every_pair():
     (a,) = _lint("nested_unet", NESTED_UNET)
     assert not a.expectations, [(m.node, m.expected, m.found, m.reason) for m in a.expectations]
     pairs = sorted((s.merge, s.fork, s.kind) for s in a.skips)
+    # (X01, which only cat02 reads, forks nothing: no pair cat02 <- x01_relu; see the 4-level UNet++ in
+    # tests/test_lint_exports.py for nodes later nodes of their level reuse)
     assert pairs == [("cat01", "x00_relu", "long_skip"), ("cat02", "x00_relu", "long_skip"),
-                     ("cat02", "x01_relu", "dense"), ("cat11", "x10_relu", "long_skip")]
+                     ("cat11", "x10_relu", "long_skip")]
+
+
+def nested_unet_spec(depth: int) -> str:
+    """UNet++ of ``depth`` levels as a spec body: X[i][j] = conv(cat(X[i][0..j-1], up(X[i+1][j-1])))."""
+    lines = ["nodes:"]
+    for i in range(depth):
+        source = "" if i == 0 else f", in: p{i - 1}"
+        lines += [f"  - {{name: x{i}0, op: conv{source}, out_channels: {4 << i}, kernel_size: 3, padding: 1}}",
+                  f"  - {{name: x{i}0_relu, op: relu}}", f"  - {{name: p{i}, op: maxpool, kernel_size: 2}}"]
+    for j in range(1, depth):
+        for i in range(depth - j):
+            reads = ", ".join([f"x{i}{k}_relu" for k in range(j)] + [f"up{i + 1}{j - 1}"])
+            lines += [f"  - {{name: up{i + 1}{j - 1}, op: upsample, in: x{i + 1}{j - 1}_relu, scale_factor: 2}}",
+                      f"  - {{name: cat{i}{j}, op: concat, in: [{reads}]}}",
+                      f"  - {{name: x{i}{j}, op: conv, out_channels: {4 << i}, kernel_size: 3, padding: 1}}",
+                      f"  - {{name: x{i}{j}_relu, op: relu}}"]
+    return "\n".join(lines + ["  - {name: head, op: conv, out_channels: 2, kernel_size: 1}", ""])
+
+
+def test_class7_a_node_later_nodes_of_its_level_reuse_is_a_dense_fork_as_a_spec_and_through_archcs_onnx(tmp_path):
+    # X01 is read by cat02 and cat03: a dense pair at each; X11 by cat12 and (upsampled) cat02: a pair at
+    # cat12; X02, read by cat03 alone, forks nothing, as X01 in the 3-level net above
+    for a in _lint("nested_unet4", nested_unet_spec(4), tmp_path):
+        assert sorted((s.merge, s.fork) for s in a.skips if s.kind == "dense") == [
+            ("cat02", "x01_relu"), ("cat03", "x01_relu"), ("cat12", "x11_relu")], \
+            [(s.merge, s.fork, s.kind) for s in a.skips]
+        assert _kinds(a) == {"long_skip": 6, "dense": 3}
 
 
 #: class 9: residual blocks that each add a projection of a timestep embedding (a diffusion U-Net's

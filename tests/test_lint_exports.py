@@ -753,12 +753,23 @@ def test_class6_depthwise_pointwise_shortcut_is_a_projection_residual(dynamo, tm
 def test_class7_a_concat_of_several_earlier_nodes_counts_each_pair(dynamo, tmp_path_factory):
     a = lint_export(NestedUNet, dynamo, tmp_path_factory)
     pairs = {(s.merge, s.fork) for s in a.skips}
-    # X01 = H[X00, up(X10)], X11 = H[X10, up(X20)], X02 = H[X00, X01, up(X11)]
-    assert len(a.skips) == len(pairs) == 4
-    # X00 -> X01, X10 -> X11, X00 -> X02 span a resolution round trip; X01 -> X02 reuses a node of its level
-    assert kinds(a) == {"long_skip": 3, "dense": 1}
-    (reuse,) = [s for s in a.skips if s.kind == "dense"]
-    assert reuse.rule == "concat_feature_reuse" and reuse.span.depth == 1
+    # X01 = H[X00, up(X10)], X11 = H[X10, up(X20)], X02 = H[X00, X01, up(X11)]: X00 -> X01, X10 -> X11,
+    # X00 -> X02 span a resolution round trip. X01, which only X02 reads, forks nothing (round 12: it was
+    # a dense pair, X01 -> X02, against the README's "a value only the concat reads forks nothing")
+    assert len(a.skips) == len(pairs) == 3
+    assert kinds(a) == {"long_skip": 3}
+    assert a.paths.total == 5
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_class7_a_node_later_nodes_of_its_level_reuse_is_a_dense_fork(dynamo, tmp_path_factory):
+    # four levels: X01 is read by X02 and X03 (two concats: DenseNet's reuse, a pair at each), X11 by X12
+    # and, upsampled, by X02 (a pair at X12); X02, which only X03 reads, forks nothing there: the newest
+    # node of a level is no skip at the concat right after it, as a DenseNet layer's output is not
+    a = lint_export(NestedUNet, dynamo, tmp_path_factory, depth=4)
+    assert kinds(a) == {"long_skip": 6, "dense": 3}, [(s.merge, s.fork, s.kind) for s in a.skips]
+    dense = sorted((s.rule, s.span.depth) for s in a.skips if s.kind == "dense")
+    assert dense == [("concat_feature_reuse", 1), ("dense_reuse", 1), ("dense_reuse", 3)]
 
 
 @pytest.mark.parametrize("dynamo", EXPORTERS)
