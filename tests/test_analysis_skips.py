@@ -244,8 +244,8 @@ def test_unet_one_long_skip_per_level():
     assert [(c.fork, c.merge, c.carries) for c in a.skips] == [
         ("e3.r2", "cat3", "identity"), ("e2.r2", "cat2", "identity"), ("e1.r2", "cat1", "identity")]
     # the innermost level is long because its path down- and upsamples, the outer ones also enclose skips
-    assert "encloses" not in only(a, "cat3").reason and "upsamples" in only(a, "cat3").reason
-    assert "encloses other skips" in only(a, "cat1").reason
+    assert "enclose" not in only(a, "cat3").reason and "upsample" in only(a, "cat3").reason
+    assert "enclose other skips" in only(a, "cat1").reason  # (across N layers that enclose: plural)
     assert a.paths.total == 4
 
 
@@ -539,7 +539,7 @@ def test_expect_mismatch_is_reported_with_location():
     got = {(m.node, m.expected, m.found) for m in a.expectations}
     assert got == {("cat2", "residual", "long_skip"), ("head", "residual", "none")}
     cat2 = next(m for m in a.expectations if m.node == "cat2")
-    assert cat2.location.startswith("unet.yaml:") and "encloses" in cat2.reason
+    assert cat2.location.startswith("unet.yaml:") and "enclose other skips" in cat2.reason
 
 
 NESTED_CONCAT = """

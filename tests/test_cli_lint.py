@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from archc.analysis.counts import decimal_string
 from archc.cli import main
+import archc.cli.lint as lint_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESNET18 = os.path.join(ROOT, "specs", "resnet18.yaml")
@@ -118,6 +119,20 @@ def test_all_lists_joins_that_are_not_skips(capsys):
     assert "inception3a.cat" in out
     code, out, _ = lint(capsys, os.path.join(ROOT, "specs", "googlenet.yaml"))
     assert "no skip connections" in out and "inception3a.cat" not in out
+
+
+def test_a_join_that_is_no_skip_carries_nothing_in_the_table(capsys):
+    # round 12: branch joins (Inception's concats, RepVGG's and FractalNet's sums) printed "projection" in the
+    # carries column, though nothing is carried around a join of computing branches; their layers are the
+    # longest path's (~N: lint walks no region for them), which the --help text now says
+    code, out, _ = lint(capsys, os.path.join(ROOT, "specs", "googlenet.yaml"), "--all", "--format", "table")
+    assert code == 0
+    (row,) = [line.split() for line in out.splitlines() if line.startswith("inception3a.cat ")]
+    assert row[:3] == ["inception3a.cat", "concat", "branch"] and row[4] == "-" and row[5].startswith("~")
+    code, data, _ = lint(capsys, os.path.join(ROOT, "specs", "googlenet.yaml"), "--all", "--format", "json")
+    (join,) = [j for j in json.loads(data)["joins"] if j["merge"] == "inception3a.cat"]
+    assert join["carries"] is not None and join["span"]["layers"] is None  # (JSON unchanged: the facts)
+    assert "~N where no region was walked" in " ".join(lint_cli.TABLE_COLUMNS.split())
 
 
 def test_summary_has_a_skip_column(capsys):

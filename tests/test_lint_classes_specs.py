@@ -187,6 +187,140 @@ nodes:
 """
 
 
+#: class 3 on BiFPN (Tan et al., 2020), one layer over three levels: P4_out sums P4_in, P4_td and
+#: down(P3_out), where P3_out is computed from an upsampled P4_td. However the sum is written, it is one
+#: merge with a long skip from each of P4_in and P4_td across the round trip through P3.
+BIFPN = """\
+archc: 1
+name: bifpn
+inputs: {x: [N, 3, 32, 32]}
+nodes:
+  - {name: c3, op: conv, out_channels: 8, kernel_size: 3, stride: 2, padding: 1}
+  - {name: c4, op: conv, out_channels: 16, kernel_size: 3, stride: 2, padding: 1}
+  - {name: c5, op: conv, out_channels: 24, kernel_size: 3, stride: 2, padding: 1}
+  - {name: p3, op: conv, in: c3, out_channels: 8, kernel_size: 1}
+  - {name: p4, op: conv, in: c4, out_channels: 8, kernel_size: 1}
+  - {name: p5, op: conv, in: c5, out_channels: 8, kernel_size: 1}
+  - {name: p5_up, op: upsample, in: p5, scale_factor: 2}
+  - {name: td_sum, op: add, in: [p4, p5_up], expect: long_skip}
+  - {name: p4_td, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: td_up, op: upsample, in: p4_td, scale_factor: 2}
+  - {name: p3_sum, op: add, in: [p3, td_up], expect: long_skip}
+  - {name: p3_out, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: p3_down, op: maxpool, in: p3_out, kernel_size: 3, stride: 2, padding: 1}
+%s
+  - {name: p4_out, op: conv, in: p4_sum, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: p4_down, op: maxpool, in: p4_out, kernel_size: 3, stride: 2, padding: 1}
+  - {name: p5_sum, op: add, in: [p5, p4_down], expect: long_skip}
+  - {name: p5_out, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+outputs: [p3_out, p4_out, p5_out]
+"""
+#: P4_out's sum: one add of three inputs, the exporters' two adds, or fast fusion's learned weights first
+BIFPN_SUMS = {
+    "one_add": """\
+  - {name: p4_sum, op: add, in: [p4, p4_td, p3_down], expect: long_skip}""",
+    "two_adds": """\
+  - {name: partial, op: add, in: [p4, p4_td], expect: none}
+  - {name: p4_sum, op: add, in: [partial, p3_down], expect: long_skip}""",
+    "weighted": """\
+  - {name: w, op: parameter, shape: [3, 1, 1, 1], init: ones}
+  - {name: w0, op: slice, in: w, dim: 0, start: 0, end: 1}
+  - {name: w1, op: slice, in: w, dim: 0, start: 1, end: 2}
+  - {name: w2, op: slice, in: w, dim: 0, start: 2, end: 3}
+  - {name: t0, op: mul, in: [p4, w0]}
+  - {name: t1, op: mul, in: [p4_td, w1]}
+  - {name: t2, op: mul, in: [p3_down, w2]}
+  - {name: partial, op: add, in: [t0, t1], expect: none}
+  - {name: p4_sum, op: add, in: [partial, t2], expect: long_skip}""",
+}
+
+
+def bifpn_spec(form: str) -> str:
+    return BIFPN % BIFPN_SUMS[form]
+
+
+@pytest.mark.parametrize("form", sorted(BIFPN_SUMS))
+def test_class3_a_bifpn_three_term_sum_as_a_spec_and_through_archcs_onnx(form, tmp_path):
+    spec, onnx_build = _lint_text("bifpn", bifpn_spec(form), tmp_path)
+    assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
+    for a in (spec, onnx_build):
+        assert _kinds(a) == {"long_skip": 5} and not a.joins, [(c.merge, c.fork, c.kind) for c in a.connections]
+        p4_out = [s for s in a.skips if s.merge == "p4_sum"]
+        assert sorted((s.fork, s.carries, s.span.layers) for s in p4_out) == [
+            ("p4", "identity", 2), ("p4_td", "identity", 1)]
+        assert a.paths.total == 16
+
+
+#: class 12 on SKNet (Li et al., 2019): a softmax across the two kernels' branches weights each, as a
+#: sigmoid would: the logits' stack computes a gate, the product is a gate on the main path, and a path
+#: takes one of the two kernels (the gate side adds none)
+SELECTIVE_KERNEL = """\
+nodes:
+  - {name: stem, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: k3, op: conv, in: stem, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: k5, op: conv, in: stem, out_channels: 8, kernel_size: 3, padding: 2, dilation: 2}
+  - {name: feats, op: stack, in: [k3, k5], dim: 1, expect: branch}
+  - {name: u, op: sum, in: feats, dims: [1]}
+  - {name: s, op: global_avgpool}
+  - {name: squeeze, op: conv, out_channels: 4, kernel_size: 1}
+  - {name: z, op: relu}
+  - {name: la, op: conv, in: z, out_channels: 8, kernel_size: 1}
+  - {name: lb, op: conv, in: z, out_channels: 8, kernel_size: 1}
+  - {name: logits, op: stack, in: [la, lb], dim: 1, expect: branch}
+  - {name: weights, op: softmax, axis: 1}
+  - {name: scaled, op: mul, in: [feats, weights], expect: sequential}
+  - {name: v, op: sum, dims: [1]}
+"""
+
+
+@pytest.mark.parametrize("gate", ["softmax", "sigmoid"])
+def test_class12_a_softmax_across_branches_as_a_spec_and_through_archcs_onnx(gate, tmp_path):
+    body = SELECTIVE_KERNEL.replace("op: softmax, axis: 1", "op: sigmoid") if gate == "sigmoid" else SELECTIVE_KERNEL
+    assert body != SELECTIVE_KERNEL or gate == "softmax"
+    spec, onnx_build = _lint("selective_kernel", body, tmp_path)
+    assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
+    for a in (spec, onnx_build):
+        assert sorted((c.kind, c.rule) for c in a.joins) == [
+            ("branch", "both_compute"), ("branch", "gate_computation"), ("sequential", "multiplicative_gate")]
+        assert (a.paths.total, a.paths.shortest, a.paths.longest) == (2, 2, 2)
+
+
+#: class 13 on FractalNet (Larsson et al., 2017): two blocks of three columns in series; each block's last
+#: join sums three columns from two forks, each through a conv of its own: a merge of computed levels in
+#: both blocks, though the first one's result goes on into the second block and only the second's is final
+FRACTAL = """\
+nodes:
+  - {name: stem, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_c3a, op: conv, in: stem, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_c3b, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_c2a, op: conv, in: stem, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_a, op: add, in: [b1_c3b, b1_c2a]}
+  - {name: b1_c3c, op: conv, in: b1_a, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_c3d, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_c2b, op: conv, in: b1_a, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_c1, op: conv, in: stem, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b1_join, op: add, in: [b1_c3d, b1_c2b, b1_c1], expect: branch}
+  - {name: b2_c3a, op: conv, in: b1_join, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_c3b, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_c2a, op: conv, in: b1_join, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_a, op: add, in: [b2_c3b, b2_c2a]}
+  - {name: b2_c3c, op: conv, in: b2_a, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_c3d, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_c2b, op: conv, in: b2_a, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_c1, op: conv, in: b1_join, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2_join, op: add, in: [b2_c3d, b2_c2b, b2_c1], expect: branch}
+"""
+
+
+def test_class13_a_joins_label_does_not_depend_on_what_follows_as_a_spec_and_through_archcs_onnx(tmp_path):
+    spec, onnx_build = _lint("fractal", FRACTAL, tmp_path)
+    assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
+    for a in (spec, onnx_build):
+        joins = {b: sorted((str(c.kind), c.rule, c.span.depth) for c in a.connections if c.merge.startswith(b))
+                 for b in ("b1_join", "b2_join")}
+        assert joins["b1_join"] == joins["b2_join"] == [("branch", "computed_levels", 2), ("branch", "computed_levels", 4)], joins
+
+
 def _kinds(analysis) -> dict[str, int]:
     return {k: v for k, v in analysis.summary().items() if v}
 
@@ -234,8 +368,37 @@ def test_class7_nested_unet_as_a_spec_counts_every_pair():
     (a,) = _lint("nested_unet", NESTED_UNET)
     assert not a.expectations, [(m.node, m.expected, m.found, m.reason) for m in a.expectations]
     pairs = sorted((s.merge, s.fork, s.kind) for s in a.skips)
+    # (X01, which only cat02 reads, forks nothing: no pair cat02 <- x01_relu; see the 4-level UNet++ in
+    # tests/test_lint_exports.py for nodes later nodes of their level reuse)
     assert pairs == [("cat01", "x00_relu", "long_skip"), ("cat02", "x00_relu", "long_skip"),
-                     ("cat02", "x01_relu", "dense"), ("cat11", "x10_relu", "long_skip")]
+                     ("cat11", "x10_relu", "long_skip")]
+
+
+def nested_unet_spec(depth: int) -> str:
+    """UNet++ of ``depth`` levels as a spec body: X[i][j] = conv(cat(X[i][0..j-1], up(X[i+1][j-1])))."""
+    lines = ["nodes:"]
+    for i in range(depth):
+        source = "" if i == 0 else f", in: p{i - 1}"
+        lines += [f"  - {{name: x{i}0, op: conv{source}, out_channels: {4 << i}, kernel_size: 3, padding: 1}}",
+                  f"  - {{name: x{i}0_relu, op: relu}}", f"  - {{name: p{i}, op: maxpool, kernel_size: 2}}"]
+    for j in range(1, depth):
+        for i in range(depth - j):
+            reads = ", ".join([f"x{i}{k}_relu" for k in range(j)] + [f"up{i + 1}{j - 1}"])
+            lines += [f"  - {{name: up{i + 1}{j - 1}, op: upsample, in: x{i + 1}{j - 1}_relu, scale_factor: 2}}",
+                      f"  - {{name: cat{i}{j}, op: concat, in: [{reads}]}}",
+                      f"  - {{name: x{i}{j}, op: conv, out_channels: {4 << i}, kernel_size: 3, padding: 1}}",
+                      f"  - {{name: x{i}{j}_relu, op: relu}}"]
+    return "\n".join(lines + ["  - {name: head, op: conv, out_channels: 2, kernel_size: 1}", ""])
+
+
+def test_class7_a_node_later_nodes_of_its_level_reuse_is_a_dense_fork_as_a_spec_and_through_archcs_onnx(tmp_path):
+    # X01 is read by cat02 and cat03: a dense pair at each; X11 by cat12 and (upsampled) cat02: a pair at
+    # cat12; X02, read by cat03 alone, forks nothing, as X01 in the 3-level net above
+    for a in _lint("nested_unet4", nested_unet_spec(4), tmp_path):
+        assert sorted((s.merge, s.fork) for s in a.skips if s.kind == "dense") == [
+            ("cat02", "x01_relu"), ("cat03", "x01_relu"), ("cat12", "x11_relu")], \
+            [(s.merge, s.fork, s.kind) for s in a.skips]
+        assert _kinds(a) == {"long_skip": 6, "dense": 3}
 
 
 #: class 9: residual blocks that each add a projection of a timestep embedding (a diffusion U-Net's

@@ -4,7 +4,8 @@ each a regression test for one class of labelling error found on other libraries
 
 1. a projection shortcut of one strided k x k conv is a residual, not a branch;
 2. the exporter's index arithmetic around max_pool2d(return_indices=True) is no 0-layer long skip;
-3. an n-ary sum ``x + a + b`` is one merge: the shortcut x is counted once;
+3. an n-ary sum ``x + a + b`` is one merge: the shortcut x is counted once (also where a term comes
+   back from a round trip that leaves from another term, as BiFPN's ``P4_in + P4_td + down(P3_out)``);
 4. an additive attention gate's ``theta + phi`` is a branch; the gated skip is one long skip per level;
 5. a residual around a pooling token mixer (PoolFormer) is a residual;
 6. a depthwise + pointwise projection shortcut is a residual;
@@ -16,7 +17,11 @@ each a regression test for one class of labelling error found on other libraries
    scatter back is no long skip, and the block around it stays a residual;
 11. a GLU written with ``chunk`` (one half times a function of the other) is a branch join whichever
    exporter wrote it (Slices, or one Split whose two outputs are two values), never a gate; a plain
-   GLU (``nn.GLU``: no layer after the split) is an activation, a sequential join.
+   GLU (``nn.GLU``: no layer after the split) is an activation, a sequential join;
+12. a softmax across branches (SKNet's selective kernel) gates as a sigmoid does: the join computing
+   its logits is a gate computation, and the paths run through the branches it scales only;
+13. a join's label reads the join and what leads to it, never what follows: FractalNet's join of three
+   columns is a merge of computed levels whether another block or the output reads it.
 
 The default exporter's runs are marked slow (each export takes seconds).
 """
@@ -518,6 +523,45 @@ class OctaveResidual(nn.Module):
         return torch.relu(x + self.c2(torch.relu(self.c1(x) + low)))
 
 
+class BiFPNLayer(nn.Module):
+    """One BiFPN layer (Tan et al., 2020) over three levels: laterals P3..P5 of one width, the top-down
+    node P4_td, then the bottom-up outputs; P4_out sums three terms, P4_in + P4_td + down(P3_out), where
+    P3_out is computed from an upsampled P4_td. ``weighted``: fast normalised fusion (each term scaled by
+    relu(w_i) / (sum relu(w) + eps), learned), else plain sums."""
+
+    def __init__(self, c: int = 8, weighted: bool = True) -> None:
+        super().__init__()
+        self.weighted = weighted
+        self.c3, self.c4, self.c5 = cbr(3, 8, 3, 2), cbr(8, 16, 3, 2), cbr(16, 24, 3, 2)
+        self.l3, self.l4, self.l5 = nn.Conv2d(8, c, 1), nn.Conv2d(16, c, 1), nn.Conv2d(24, c, 1)
+        self.weights = nn.ParameterList([nn.Parameter(torch.ones(n)) for n in (2, 2, 3, 2)])
+        self.convs = nn.ModuleList([nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False),
+                                                  nn.Conv2d(c, c, 1), nn.BatchNorm2d(c)) for _ in range(4)])
+
+    def fuse(self, node: int, *terms):
+        if self.weighted:
+            w = F.relu(self.weights[node])
+            w = w / (w.sum() + 1e-4)
+            terms = [w[i] * t for i, t in enumerate(terms)]
+        total = terms[0]
+        for t in terms[1:]:
+            total = total + t
+        return self.convs[node](F.silu(total))
+
+    def forward(self, x):
+        c3 = self.c3(x)
+        c4 = self.c4(c3)
+        c5 = self.c5(c4)
+        p3, p4, p5 = self.l3(c3), self.l4(c4), self.l5(c5)
+        up = lambda t: F.interpolate(t, scale_factor=2.0, mode="nearest")  # noqa: E731
+        down = lambda t: F.max_pool2d(t, 3, 2, 1)  # noqa: E731
+        p4_td = self.fuse(0, p4, up(p5))
+        p3_out = self.fuse(1, p3, up(p4_td))
+        p4_out = self.fuse(2, p4, p4_td, down(p3_out))
+        p5_out = self.fuse(3, p5, down(p4_out))
+        return p3_out, p4_out, p5_out
+
+
 EXPORTERS = [pytest.param(False, id="torchscript"), pytest.param(True, id="dynamo", marks=pytest.mark.slow)]
 _CACHE: dict = {}
 _GRAPHS: dict = {}  # the imported graphs lint_export analysed, by the same key
@@ -547,6 +591,57 @@ class UNet3Plus(nn.Module):
         d1 = self.d1(torch.cat([self.to1[0](e1), self.to1[1](up(d2, 2)), self.to1[2](up(e3, 4)),
                                 self.to1[3](up(e4, 8))], 1))
         return self.out(d1)
+
+
+class SelectiveKernel(nn.Module):
+    """Class 12: SKNet's selective kernel (Li et al., 2019): two conv branches stacked, their sum squeezed
+    to z, one logit map per branch from z, a softmax across the branches (``gate="softmax"``) or a
+    sigmoid (``gate="sigmoid"``), and the branches summed, each scaled by its weight."""
+
+    def __init__(self, c=8, gate="softmax"):
+        super().__init__()
+        self.gate = gate
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.k3 = nn.Conv2d(c, c, 3, padding=1)
+        self.k5 = nn.Conv2d(c, c, 3, padding=2, dilation=2)
+        self.squeeze = nn.Conv2d(c, c // 2, 1)
+        self.logits_a, self.logits_b = nn.Conv2d(c // 2, c, 1), nn.Conv2d(c // 2, c, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        feats = torch.stack([self.k3(x), self.k5(x)], dim=1)
+        z = F.relu(self.squeeze(feats.sum(1).mean((2, 3), keepdim=True)))
+        logits = torch.stack([self.logits_a(z), self.logits_b(z)], dim=1)
+        weights = torch.softmax(logits, dim=1) if self.gate == "softmax" else torch.sigmoid(logits)
+        return (feats * weights).sum(1)
+
+
+class FractalBlock(nn.Module):
+    """FractalNet (Larsson et al., 2017), C = 3 columns: ``a = join(c3b(c3a(z)), c2a(z))``, then
+    ``join(c3d(c3c(a)), c2b(a), c1(z))``, a join the mean of its inputs (``stack`` = torch.stack(...).mean(0),
+    or ``sum`` = sum(...) / n)."""
+
+    def __init__(self, i, o, join="sum"):
+        super().__init__()
+        self.mean = (lambda t: torch.stack(t).mean(0)) if join == "stack" else (lambda t: sum(t) / len(t))
+        self.c3a, self.c3b, self.c2a = cbr(i, o), cbr(o, o), cbr(i, o)
+        self.c3c, self.c3d, self.c2b, self.c1 = cbr(o, o), cbr(o, o), cbr(o, o), cbr(i, o)
+
+    def forward(self, z):
+        a = self.mean([self.c3b(self.c3a(z)), self.c2a(z)])
+        return self.mean([self.c3d(self.c3c(a)), self.c2b(a), self.c1(z)])
+
+
+class FractalNet(nn.Module):
+    """Two fractal blocks in series (3 -> 8 -> 16 channels), a max pooling between them or none."""
+
+    def __init__(self, join="sum", pool=False):
+        super().__init__()
+        self.b1, self.b2, self.pool = FractalBlock(3, 8, join), FractalBlock(8, 16, join), pool
+
+    def forward(self, x):
+        y = self.b1(x)
+        return self.b2(F.max_pool2d(y, 2) if self.pool else y)
 
 
 def lint_export(model_cls, dynamo: bool, tmp_path_factory, example=None, **kwargs):
@@ -658,12 +753,23 @@ def test_class6_depthwise_pointwise_shortcut_is_a_projection_residual(dynamo, tm
 def test_class7_a_concat_of_several_earlier_nodes_counts_each_pair(dynamo, tmp_path_factory):
     a = lint_export(NestedUNet, dynamo, tmp_path_factory)
     pairs = {(s.merge, s.fork) for s in a.skips}
-    # X01 = H[X00, up(X10)], X11 = H[X10, up(X20)], X02 = H[X00, X01, up(X11)]
-    assert len(a.skips) == len(pairs) == 4
-    # X00 -> X01, X10 -> X11, X00 -> X02 span a resolution round trip; X01 -> X02 reuses a node of its level
-    assert kinds(a) == {"long_skip": 3, "dense": 1}
-    (reuse,) = [s for s in a.skips if s.kind == "dense"]
-    assert reuse.rule == "concat_feature_reuse" and reuse.span.depth == 1
+    # X01 = H[X00, up(X10)], X11 = H[X10, up(X20)], X02 = H[X00, X01, up(X11)]: X00 -> X01, X10 -> X11,
+    # X00 -> X02 span a resolution round trip. X01, which only X02 reads, forks nothing (round 12: it was
+    # a dense pair, X01 -> X02, against the README's "a value only the concat reads forks nothing")
+    assert len(a.skips) == len(pairs) == 3
+    assert kinds(a) == {"long_skip": 3}
+    assert a.paths.total == 5
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_class7_a_node_later_nodes_of_its_level_reuse_is_a_dense_fork(dynamo, tmp_path_factory):
+    # four levels: X01 is read by X02 and X03 (two concats: DenseNet's reuse, a pair at each), X11 by X12
+    # and, upsampled, by X02 (a pair at X12); X02, which only X03 reads, forks nothing there: the newest
+    # node of a level is no skip at the concat right after it, as a DenseNet layer's output is not
+    a = lint_export(NestedUNet, dynamo, tmp_path_factory, depth=4)
+    assert kinds(a) == {"long_skip": 6, "dense": 3}, [(s.merge, s.fork, s.kind) for s in a.skips]
+    dense = sorted((s.rule, s.span.depth) for s in a.skips if s.kind == "dense")
+    assert dense == [("concat_feature_reuse", 1), ("dense_reuse", 1), ("dense_reuse", 3)]
 
 
 @pytest.mark.parametrize("dynamo", EXPORTERS)
@@ -796,3 +902,57 @@ def test_a_side_path_that_resamples_makes_no_round_trip(dynamo, tmp_path_factory
     # "across layers that down- and upsample", though only a side path resamples
     a = lint_export(OctaveResidual, dynamo, tmp_path_factory)
     assert [s.kind for s in a.skips] == ["residual"]
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+@pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "plain"])
+def test_class3_a_bifpn_three_term_sum_is_one_merge(dynamo, weighted, tmp_path_factory):
+    # found on BiFPN (round 11): P4_out = P4_in + P4_td + down(P3_out) came out as two merges, a residual
+    # from P4_in at the partial sum and a branch, because the third term's round trip (P3_out is computed
+    # from an upsampled P4_td) was taken for a level merge around a complete residual unit (hourglass)
+    a = lint_export(BiFPNLayer, dynamo, tmp_path_factory, weighted=weighted)
+    assert kinds(a) == {"long_skip": 5} and not a.joins, [(c.merge, c.fork, c.kind) for c in a.connections]
+    by_merge: dict[str, list] = {}
+    for s in a.skips:
+        by_merge.setdefault(s.merge, []).append(s)
+    (p4_out,) = [skips for skips in by_merge.values() if len(skips) == 2]
+    # one merge, each distinct shortcut once: P4_in across the whole P4_td -> P3_out -> down trip (4 layers
+    # on its longest path), P4_td across conv_p3_out's 2 layers between the upsampling and the pooling
+    assert sorted((s.carries, s.span.layers) for s in p4_out) == [("identity", 2), ("identity", 4)]
+    assert len({s.fork for s in p4_out}) == 2
+    assert a.paths.total == 16
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+@pytest.mark.parametrize("gate", ["softmax", "sigmoid"])
+def test_class12_a_softmax_across_branches_gates_as_a_sigmoid_does(dynamo, gate, tmp_path_factory):
+    # found on SKNet (round 12): with the softmax the logits' stack was a branch by both_compute and the
+    # paths ran through the gate side too (4 paths of 3 layers); a softmax's weights scale the branches
+    # as a sigmoid's do, so both give the sigmoid's figures: the gate side's join computes a gate, the
+    # product is a gate on the main path, and a path takes one of the two kernels (2 paths of 2 layers)
+    a = lint_export(SelectiveKernel, dynamo, tmp_path_factory, gate=gate)
+    assert a.skips == []
+    joins = sorted((c.kind, c.rule) for c in a.joins)
+    assert joins == [("branch", "both_compute"), ("branch", "gate_computation"),
+                     ("sequential", "multiplicative_gate")], joins
+    assert (a.paths.total, a.paths.shortest, a.paths.longest) == (2, 2, 2)
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+@pytest.mark.parametrize("join", ["sum", "stack"])
+@pytest.mark.parametrize("pool", [False, True], ids=["no_pool", "pool"])
+def test_class13_a_joins_label_does_not_depend_on_what_follows(dynamo, join, pool, tmp_path_factory):
+    # found on FractalNet (round 12): the first block's join of three columns came out a long skip from the
+    # input and a branch (add_branch; concat_branch for the stacked form) while the second block's, the
+    # model's last, was a merge of computed levels: that rule asked that the merge reach an output through
+    # no other merge. Both blocks now give the same pairs, rules included
+    a = lint_export(FractalNet, dynamo, tmp_path_factory, join=join, pool=pool)
+    assert kinds(a).get("long_skip") is None, [(c.merge, c.fork, c.kind, c.rule) for c in a.connections]
+    three_way = [c for c in a.connections if c.rule == "computed_levels"]
+    assert len(three_way) == 4 and all(c.kind == "branch" for c in three_way), \
+        [(c.merge, c.fork, c.kind, c.rule) for c in a.connections]
+    by_block = [sorted((str(c.kind), c.rule, str(c.carries), c.span.depth) for c in a.connections
+                       if c.merge.startswith(f"{b}.")) for b in ("b1", "b2")]
+    if not dynamo:  # (TorchScript's names say the block; the default exporter's are numbered)
+        assert by_block[0] == by_block[1] and by_block[0]
+    assert a.paths.total == 25

@@ -78,16 +78,19 @@ EXPECTED = {
     "ghostnet": ({"residual": 2, "dense": 4}, 25),
     # the non-local block is a residual (W·y + x) between two basic blocks
     "nonlocal": ({"residual": 3}, 16),
-    # BiFPN: every fusion node's same-level input across a resolution round trip, as FPN's merges
-    "bifpn": ({"long_skip": 4}, 16),
+    # BiFPN: every fusion node's same-level input across a resolution round trip, as FPN's merges; P4_out's
+    # three-term sum is one merge with two: from P4_in and from P4_td, around the trip through P3_out
+    "bifpn": ({"long_skip": 5}, 16),
     # residuals from the third layer of the stack on
     "gnmt": ({"residual": 3}, 8),
     # the two branches' average is a branch join; the downsampling shortcut (two strided 1x1 convs side by
     # side, concatenated) is the block's projection: a residual, like a single 1x1 conv's
     "shake_shake": ({"residual": 3}, 36),
     # split attention sums its radix parts (a join of one split's outputs: sequential, no path of its own)
-    "resnest": ({"residual": 2}, 9),
-    "resnest_sliced": ({"residual": 2}, 9),
+    # the radix-2 softmax over the split's parts gates them as a sigmoid would: a path passes the parts it
+    # scales (one grouped conv), not the attention's fcs (was 9: 3 a block, the gate side counted as a path)
+    "resnest": ({"residual": 2}, 4),
+    "resnest_sliced": ({"residual": 2}, 4),
     # UNet 3+'s skip passes a conv before the decoder's concat: a long skip whatever the conv's kernel
     "unet_link3": ({"long_skip": 1}, 2),
     "unet_link1": ({"long_skip": 1}, 2),

@@ -162,3 +162,12 @@ def test_lint_help_says_what_the_layers_column_counts(run_archc):
     out = run_archc("lint", "--help", check=True).stdout
     assert "side paths" in out and "longest bypassed path" in out
     assert out.rstrip().splitlines()[-1].strip().startswith("archc lint specs/")
+
+
+@pytest.mark.parametrize("depth, words", [
+    (1, "across 1 layer that encloses other skips and down- and upsamples"),
+    (4, "across 4 layers that enclose other skips and down- and upsample")])
+def test_a_long_skips_reason_agrees_in_number_with_its_layers(depth, words):
+    # round 12: "across 4 layers that encloses other skips"
+    kind, reason, rule = decide(facts(depth=depth, nested=True, resampled=True))
+    assert (kind, rule) == (Kind.LONG_SKIP, "add_long_skip") and reason.endswith(words), reason

@@ -40,11 +40,30 @@ def inner_merge(f: Flow, m: int) -> int | None:
             return None
     elif role != _CONCAT or (axis := _concat_axis(f.nodes[m])) is None or axis != _concat_axis(f.nodes[s]):
         return None
-    if f.last_upsample[s] != f.last_upsample[m]:
-        # the other terms come back from a resolution round trip: a level merge around a
-        # complete residual unit (an hourglass's Residual(x) + Up(Low(x))), two merges
+    if f.last_upsample[s] != f.last_upsample[m] and not _round_trip_from_inside(f, m, s):
+        # the other terms come back from a resolution round trip around ``m``: a level merge
+        # around a complete residual unit (an hourglass's Residual(x) + Up(Low(x))), two merges
         return None
     return s
+
+
+#: nodes a partial sum's own region may hold for :func:`_round_trip_from_inside` to walk it
+UNIT_LIMIT = 256
+
+
+def _round_trip_from_inside(f: Flow, m: int, s: int) -> bool:
+    """Whether the terms that ``s`` adds to the partial merge ``m`` read a value computed inside
+    ``m`` (strictly between ``m``'s dominator and ``m``): then their round trip leaves from one of
+    the sum's own terms rather than going around ``m`` as a whole, and the sum is one merge (BiFPN's
+    ``P4_in + P4_td + down(P3_out)``, where ``P3_out`` is computed from an upsampled ``P4_td``). A
+    region too large to walk counts as none (two merges, as before)."""
+    entry = f.idom[m]
+    inside = f.dominated_region(entry, (m,), UNIT_LIMIT)
+    if not inside:
+        return False
+    members = set(inside)
+    succs = f.succs
+    return any(c not in members and f.reaches(c, s) for v in inside if v != m for c in succs[v])
 
 
 def _concat_axis(node) -> int | None:
@@ -87,11 +106,11 @@ def computed_levels(f: Flow, m: int, producers: Sequence[int]) -> int:
     """How many inputs the sum or concat ``m`` reading ``producers`` merges where at least :data:`LEVELS`
     do and each went through a learned layer of its own (a segmentation head concatenating every pyramid
     level after its own projection: every input computes); 0 otherwise. An input reused elsewhere, or one
-    reaching another merge before a layer, has no layer of its own. Only a final merge is a head's: one
-    whose result reaches an output through no other merge, and that is no U-Net decoder node
-    (:func:`_decoder_node`); UNet 3+'s decoder nodes read computed levels too, and their links are long
-    skips."""
-    if len(producers) < LEVELS or not _final(f, m):
+    reaching another merge before a layer, has no layer of its own. The answer reads the merge and what
+    leads to it, never what follows it (a FractalNet join is one whether another block or the model's
+    output reads it); a U-Net decoder node (:func:`_decoder_node`) is none: UNet 3+'s decoder nodes read
+    computed levels too, and their links are long skips."""
+    if len(producers) < LEVELS:
         return 0
     uses, preds, parametric = f.uses, f.preds, f.parametric
     for v in producers:
@@ -108,29 +127,52 @@ def computed_levels(f: Flow, m: int, producers: Sequence[int]) -> int:
     return 0 if _decoder_node(f, producers) else len(producers)
 
 
-def _final(f: Flow, m: int) -> bool:
-    """Whether ``m``'s result reaches a graph output along nodes of one input and one use each."""
-    succs, preds, outputs = f.succs, f.preds, f.outputs
-    for _ in range(OWN_LAYER_STEPS):
-        if m in outputs:
-            return True
-        if len(succs[m]) != 1:
-            return False
-        m = succs[m][0]
-        if len(preds[m]) != 1:
-            return False
-    return False
-
-
 def _decoder_node(f: Flow, producers: Sequence[int]) -> bool:
     """Whether a merge of ``producers`` is a U-Net decoder node (UNet 3+'s full-scale concat): one input
     is an encoder feature never upsampled, another comes up from a decoder merge (a merge after an
-    upsampling). A head merging pyramid levels has no such pair: its inputs are all encoder levels
-    (SegFormer's) or all upsampled or decoder levels (a head over FPN's outputs)."""
+    upsampling); or, at the deepest decoder node, which reads no decoder merge yet, the levels come to it
+    from both sides, one pooled down from a finer level, another upsampled from a coarser one. A head
+    merging pyramid levels has no such inputs: they are all encoder levels (SegFormer's), all brought up
+    to one resolution, or all upsampled or decoder levels (a head over FPN's outputs)."""
     last_up = f.last_upsample
     if not any(last_up[v] == SOURCE for v in producers):
         return False
-    return any(_from_decoder_merge(f, v) for v in producers if last_up[v] != SOURCE)
+    if any(_from_decoder_merge(f, v) for v in producers if last_up[v] != SOURCE):
+        return True
+    moves = {_resolution_move(f, v) for v in producers}
+    return -1 in moves and 1 in moves
+
+
+def _resolution_move(f: Flow, v: int) -> int:
+    """How the spatial size changes along the chain of one input and one use each that ends at ``v``,
+    from the value it leaves (a fork, or a merge), that value's own node included (a pooling the encoder
+    shares with the link, as the TorchScript exporter merges two ``max_pool2d(e1)``): -1 smaller (pooled
+    down), 1 larger (upsampled), 0 the same or not known (no spatial shapes)."""
+    end = _spatial(f, v)
+    uses, preds = f.uses, f.preds
+    for _ in range(OWN_LAYER_STEPS):
+        if v == SOURCE or len(preds[v]) != 1:
+            break
+        v = preds[v][0]
+        if v == SOURCE or uses[v] != 1:
+            break
+    start = _spatial(f, v)
+    if start is not None and start == end and len(preds[v]) == 1:
+        start = _spatial(f, preds[v][0])  # (the fork's own step: its input's size)
+    if end is None or start is None or len(end) != len(start) or start == end:
+        return 0
+    if all(e <= s for e, s in zip(end, start)):
+        return -1
+    return 1 if all(e >= s for e, s in zip(end, start)) else 0
+
+
+def _spatial(f: Flow, v: int) -> tuple[int, ...] | None:
+    """The spatial dims (after batch and channels) of ``v``'s output where all are known integers; None
+    for rank-3 tensors too, which may be (N, L, E) tokens, where a linear layer changes the last dim."""
+    shape = f.nodes[v].outputs[0].shape if v != SOURCE and f.nodes[v].outputs else None
+    if shape is None or len(shape) < 4 or not all(isinstance(d, int) for d in shape[2:]):
+        return None
+    return tuple(shape[2:])
 
 
 def _from_decoder_merge(f: Flow, v: int) -> bool:

@@ -80,7 +80,9 @@ _IDENTITY, _PROJECTION, _RESIDUAL = Carries.IDENTITY, Carries.PROJECTION, Kind.R
 
 
 def _why_long(f: PairFacts) -> str:
-    why = " and ".join(w for w, on in (("encloses other skips", f.nested), ("down- and upsamples", f.resampled))
+    one = f.depth == 1  # (the verbs agree with "layer(s)": "1 layer that encloses", "4 layers that enclose")
+    why = " and ".join(w for w, on in (("encloses other skips" if one else "enclose other skips", f.nested),
+                                       ("down- and upsamples" if one else "down- and upsample", f.resampled))
                        if on)
     return f"across {layers(f.depth)} that {why}"
 

@@ -286,7 +286,9 @@ class _Measures:
             return _IDENTITY, changed
         layers = [u for u in sc.path if f.parametric[u]]
         if not layers:
-            if all(f.roles[u] in TRANSPARENT for u in sc.path) or not changed:
+            # (a gate's product passes the value it scales: ResNeSt's slices of x, each times its softmax
+            # weight, carry x's parts as torch.split's parts do)
+            if not changed or all(f.roles[u] in TRANSPARENT or f.gated_factor(u) is not None for u in sc.path):
                 return _IDENTITY, changed
             return _PROJECTION, changed
         if len(layers) == 1 or changed and len(layers) <= LIGHT_LAYERS and f.roles[m] == _ADD:
@@ -605,7 +607,10 @@ class _Classifier:
     def _level_reuse(self, m: int, main: int, groups: dict[int, list[_Input]]) -> list[Skip]:
         """Further pairs of a concat: inputs that share a fork with a lighter one but are themselves
         the output of an earlier skip merge at the concat's level (a nested U-Net's decoder node reads
-        every earlier node of its level). Each is its own (input, concat) pair, decided alone."""
+        every earlier node of its level) and are read elsewhere too: each such fork is its own (input,
+        concat) pair, decided alone. A node only this concat reads forks nothing (UNet++'s X01 in X02 =
+        H[X00, X01, up(X11)] where no later node reads X01: the newest feature of the level, as a DenseNet
+        layer's output is at the concat right after it)."""
         f = self.flow
         out = []
         for fork, members in groups.items():
@@ -613,7 +618,8 @@ class _Classifier:
                 continue
             lightest = min(members, key=lambda inp: (self.measures.weight(fork, inp), inp.node))
             for inp in members:
-                if inp is lightest or inp.path is not None or not self._after_skip_merge(inp.node):
+                if inp is lightest or inp.path is not None or f.uses[inp.node] < 2 \
+                        or not self._after_skip_merge(inp.node):
                     continue
                 v = inp.node
                 depth = max(0, f.depth_layers[main] - f.depth_layers[v])

@@ -33,9 +33,12 @@ largest integer a double holds exactly) is written as its decimal string, next t
       "fork_output": int,      # which output of the fork
       "merge": str, "merge_op": str,
       "kind": "residual" | "long_skip" | "dense" | "gated" | "branch" | "sequential",
-      "carries": "identity" | "projection" | "indices" | "computed" | null,
+      "carries": "identity" | "projection" | "indices" | "computed" | null,  # on a join that is no skip:
+                               # what its lightest input from the fork is (the table prints -: it is carried
+                               # around nothing)
       "shortcut": [str],       # nodes on the shortcut, fork side first ([] for identity)
-      "span": {"layers": int | null,   # parametric layers in the bypassed region (null: too large to walk)
+      "span": {"layers": int | null,   # parametric layers in the bypassed region (null: not walked: a
+                                       # dense pair, a join that is no skip, or a region too large to walk)
                "ops": int | null,      # all ops in that region
                "depth": int,           # parametric layers on the longest bypassed path
                "depth_ops": int,       # ops on that path
@@ -98,9 +101,11 @@ class _PrintKinds(argparse.Action):
 #: what the table's columns hold, and an example: the end of ``archc lint --help``
 TABLE_COLUMNS = """\
 columns: merge (the join), op, kind, fork (where the shortcut leaves the main path), carries (identity,
-projection, indices or computed), layers (learned layers in the region the skip bypasses, side paths
-such as channel attention included; ~N where the region is too large to walk: the longest path's),
-stage (residual blocks in series), reason (it counts the layers on the longest bypassed path)
+projection, indices or computed; - on a join that is no skip, which carries nothing around anything),
+layers (learned layers in the region the skip bypasses, side paths such as channel attention included;
+~N where no region was walked, N then the layers on the longest path: on dense pairs and joins that are
+no skip, whose regions lint does not measure, and where a region is too large to walk), stage (residual
+blocks in series), reason (it counts the layers on the longest bypassed path)
 
 example:
   archc lint specs/unet.yaml --explain"""
@@ -213,7 +218,7 @@ def format_table(analysis: Analysis, show_all: bool = False, explain: bool = Fal
     rows = [c for c in analysis.connections if show_all or c.is_skip]
     headers = ("merge", "op", "kind", "fork", "carries", "layers", "stage") + (("rule",) if explain else ()) \
         + ("reason",)
-    cells = [(c.merge, c.merge_op, c.kind, c.fork or "-", c.carries or "-",
+    cells = [(c.merge, c.merge_op, c.kind, c.fork or "-", (c.carries if c.is_skip else None) or "-",
               str(c.span.layers) if c.span.layers is not None else f"~{c.span.depth}",
               str(c.stage) if c.stage is not None else "-") + ((c.rule,) if explain else ()) + (c.reason,)
              for c in rows]

@@ -87,7 +87,7 @@ class Role(_Word):
     LAYER = ("layer", "a learned transform (conv, linear, attention, LSTM, embedding, learned tokens)")
     NORM = ("norm", "a normalisation (batch, layer, group norm)")
     ACTIVATION = ("activation", "an element-wise function of one tensor")
-    GATE = ("gate", "an activation into (0, 1), e.g. sigmoid: what gates multiply by")
+    GATE = ("gate", "an activation into (0, 1), e.g. sigmoid or softmax: what gates multiply by")
     POOL = ("pool", "window or global pooling, a mean over dims")
     REDUCE = ("reduce", "other reductions (sum, max, ...)")
     MERGE_ADD = ("merge_add", "element-wise sum of two or more computed tensors")

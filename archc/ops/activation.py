@@ -193,6 +193,9 @@ class Softmax(Activation):
     name = "softmax"
     doc = "exp(x) / sum(exp(x)) along one axis (default the last)."
     attrs = {"axis": Attr("int", -1, doc="the axis that sums to 1")}
+    # values in (0, 1): a product with it gates, as with a sigmoid (SKNet's and ResNeSt's attention
+    # over branches scales each branch by its softmax weight); attention's scores @ values is a matmul
+    role = "gate"
     #: the torch function, nn module class and ONNX op of the same meaning (along one axis)
     torch_function, torch_module_class, onnx_op = "torch.softmax", "nn.Softmax", "Softmax"
 
@@ -218,4 +221,5 @@ class LogSoftmax(Softmax):
     name = "log_softmax"
     doc = "log(softmax(x)) along one axis (default the last), computed stably (a CTC or NLL head)."
     attrs = {"axis": Attr("int", -1, doc="the axis the probabilities sum over")}
+    role = "activation"  # log-probabilities (<= 0): nothing a product gates with
     torch_function, torch_module_class, onnx_op = "torch.log_softmax", "nn.LogSoftmax", "LogSoftmax"
