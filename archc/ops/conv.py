@@ -6,6 +6,7 @@ import math
 from archc.errors import ShapeError
 from archc.ops.base import (Attr, OpDef, ParamSpec, concrete, expand, expect_float, expect_rank, numel, py,
                              py_dims, scale_output_units)
+from archc.ir.types import Dim
 from archc.ops import weight_norm
 from archc.ops.registry import register
 
@@ -17,6 +18,20 @@ def conv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int,
         raise ShapeError(f"input size {size} is smaller than the kernel's extent {dilation * (kernel - 1) + 1}"
                          f" (with padding {pad_total})")
     return (math.ceil(span / stride) if ceil else span // stride) + 1
+
+
+def conv_dim(size: Dim, kernel: int, stride: int, pad_total: int, dilation: int) -> Dim:
+    """Output length of a convolution along one spatial dim: :func:`conv_out` of a known size; a
+    symbolic size (``P`` points, ``T`` steps) passes where the conv keeps every size (stride 1, padding
+    that offsets the kernel's extent: kernel 1 unpadded, or ``'same'``), else a ShapeError."""
+    if isinstance(size, int):
+        return conv_out(size, kernel, stride, pad_total, dilation)
+    if stride == 1 and pad_total == dilation * (kernel - 1):
+        return size
+    raise ShapeError(f"spatial size must be a known size, got symbolic '{size}': a symbolic size passes a "
+                     "conv only where the conv keeps the size (stride 1, padding 'same' or a kernel of 1 "
+                     f"unpadded; here kernel {kernel}, stride {stride}, padding {pad_total} in all, "
+                     f"dilation {dilation}); give the input a known size")
 
 
 def window(node, x) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
@@ -83,8 +98,7 @@ class Conv(weight_norm.WeightNormable, OpDef):
         if a["groups"] < 1 or cin % a["groups"] or a["out_channels"] % a["groups"]:
             raise ShapeError(f"groups={a['groups']} must divide in_channels ({cin}) and "
                              f"out_channels ({a['out_channels']})")
-        spatial = [conv_out(concrete(x.shape[2 + i], "spatial size"), k[i], s[i], sum(pads[i]), d[i])
-                   for i in range(n)]
+        spatial = [conv_dim(x.shape[2 + i], k[i], s[i], sum(pads[i]), d[i]) for i in range(n)]
         return [x.with_shape((x.shape[0], a["out_channels"], *spatial))]
 
     def params(self, node, ins):
