@@ -185,6 +185,21 @@ def test_onnx_op_lowers_to_torch_like_onnxruntime(case):
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("op, attrs, text", [
+    ("ReduceMax", {"axes": [1]}, "x0.amax((1,), keepdim=True)"),
+    ("ReduceMin", {"axes": [1, 2], "keepdims": 0}, "x0.amin((1, 2), keepdim=False)"),
+])
+def test_reduction_axes_from_an_attribute_are_a_tuple_literal_jit_script_can_size(op, attrs, text):
+    # seen transcribing CBAM: `x.amax(tuple([1]), keepdim=True)` failed ruff (C409) and torch.jit.script
+    model = one_node_model(op, [np.random.default_rng(0).normal(size=(2, 3, 4)).astype(np.float32)], [], attrs, 1,
+                           17)
+    graph = from_onnx(model, "case.onnx")
+    assert text in generate_source(graph)
+    module = build_module(graph, seed=None).eval()
+    x = torch.randn(2, 3, 4)
+    assert torch.equal(torch.jit.script(module)(x), module(x))
+
+
 def test_the_cases_cover_most_of_the_table():
     covered = {c[1] for c in CASES}
     assert len(covered) >= 60 and len(TORCH_LOWERINGS) >= 120

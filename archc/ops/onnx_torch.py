@@ -15,6 +15,7 @@ definition turns into an error naming the ONNX op and the node.
 """
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -319,8 +320,17 @@ def _reduce(template: str) -> Lowering:
             moved = "t.movedim(tuple(ds), tuple(range(-len(ds), 0))).flatten(-len(ds)).prod(-1)"
             kept = "r.reshape([1 if i in [d % t.dim() for d in ds] else s for i, s in enumerate(t.shape)])"
             return f"(lambda t, ds: (lambda r: {kept if keep else 'r'})({moved}))({x}, {axes})"
-        return template.format(x=x, d=f"tuple({axes})", k=keep)
+        return template.format(x=x, d=_dims_tuple(axes), k=keep)
     return lowering
+
+
+def _dims_tuple(axes: str) -> str:
+    """The dims argument of a reduction: a list literal as a tuple literal (``(1,)``, which
+    ``torch.jit.script`` sizes and ruff accepts, where ``tuple([1])`` is neither), else ``tuple(...)``
+    of the list computed at run time."""
+    if axes.startswith("[") and axes.endswith("]"):
+        return py(tuple(ast.literal_eval(axes)))
+    return f"tuple({axes})"
 
 
 for _op, _template in _REDUCE.items():
