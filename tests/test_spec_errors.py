@@ -393,7 +393,8 @@ def test_log_of_a_non_positive_number_is_a_located_error(base, message):
 
 @pytest.mark.parametrize("text, expected", [
     ("inputs: {x: [N, 4]}\nsequential: yes please\nnodes:\n  - {op: relu}\n",
-     "m.yaml:2:13: error: 'sequential' of the spec must be true or false, got 'yes please'"),
+     "m.yaml:2:13: error: 'sequential' of the spec must be true or false, got 'yes please' (text: write true or "
+     "false without quotes)"),
     ("inputs: {x: [N, 4]}\nblocks:\n  b:\n    sequential: 1\n    nodes: [{op: relu}]\nnodes:\n  - {block: b}\n",
      "m.yaml:4:17: error: 'sequential' of block 'b' must be true or false, got 1"),
 ])

@@ -962,6 +962,22 @@ def test_bad_module_list_items_are_located_errors(nodes, message):
     assert [d.format() for d in info.value.diagnostics] == [message]
 
 
+def test_list_errors_say_once_what_clashes_and_what_an_if_left_out():
+    with pytest.raises(SpecError) as info:
+        loads_spec("inputs: {x: [N, 4]}\nnodes:\n  - {name: convs, op: relu}\n  - {name: convs.0, op: relu}\n"
+                   "  - {name: convs.1, op: relu}\n", "m.yaml")
+    assert [d.format() for d in info.value.diagnostics] == [
+        "m.yaml:4:12: error: node 'convs.0': 'convs' is also a node's name here: a module list and a node cannot "
+        "share it"]
+    with pytest.raises(SpecError) as info:
+        loads_spec("params: {deep: false}\ninputs: {x: [N, 4]}\nnodes:\n  - {name: fcs.0, op: relu}\n"
+                   "  - {name: fcs.1, op: relu, if: deep}\n  - {name: fcs.2, op: relu}\n", "m.yaml")
+    assert [d.format() for d in info.value.diagnostics] == [
+        "m.yaml:6:12: error: node 'fcs.2': module list 'fcs' has items 0, 2: a module list's items are numbered "
+        "0, 1, 2, ... without a gap (fcs.1 is left out by its 'if:'; number the kept items 0, 1, 2, ... in each "
+        "case)"]
+
+
 def test_a_left_out_list_item_leaves_no_gap_when_it_is_the_last():
     text = ("params: {deep: false}\ninputs: {x: [N, 4]}\nnodes:\n  - {name: fcs.0, op: linear, out_features: 4}\n"
             "  - {name: fcs.1, op: linear, out_features: 4, if: deep}\n")

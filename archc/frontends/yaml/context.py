@@ -43,6 +43,10 @@ class Elaboration:
         self.functions: dict[str, Any] = {}
         #: module list path (``layer1.0.convs``) -> (index, where its item is named) of each kept item
         self.list_items: dict[str, list[tuple[int, Location]]] = {}
+        #: module list paths an ``if:`` left an item of out, by item path (``layer1.0.convs.1``)
+        self.left_out_items: set[str] = set()
+        #: module list path -> the item its clash with a node's name was reported at (once per list)
+        self.list_clashes: dict[str, str] = {}
         #: (block, input) -> (where the block lists it, whether any instance read it): blocks.py
         self.block_input_reads: dict[tuple[str, str], tuple[Location | None, bool]] = {}
 

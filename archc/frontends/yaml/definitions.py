@@ -58,6 +58,8 @@ def _blocks(ctx: Elaboration, doc: SMap) -> None:
 def check_sequential(ctx: Elaboration, mapping: SMap, owner: str) -> None:
     """``sequential``, where written, must be true or false (YAML's ``yes``/``on`` are text in archc's
     YAML, and any other value would silently mean false)."""
-    if "sequential" in mapping and not isinstance(mapping["sequential"], bool):
-        ctx.error(f"'sequential' of {owner} must be true or false, got {spelled(mapping['sequential'])}",
+    value = mapping.get("sequential", False)
+    if not isinstance(value, bool):
+        text = " (text: write true or false without quotes)" if isinstance(value, str) else ""
+        ctx.error(f"'sequential' of {owner} must be true or false, got {spelled(value)}{text}",
                   mapping.where("sequential"))

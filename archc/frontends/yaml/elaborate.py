@@ -77,8 +77,10 @@ def _check_module_lists(ctx: Elaboration) -> None:
         gap = next((k for k, (index, _) in enumerate(items) if index != k), None)
         if gap is not None:
             list_name = path.rpartition(".")[2]
+            why = ("left out by its 'if:'; number the kept items 0, 1, 2, ... in each case"
+                   if f"{path}.{gap}" in ctx.left_out_items else "missing")
             ctx.error(f"module list '{list_name}' has items {', '.join(str(i) for i, _ in items)}: a module "
-                      f"list's items are numbered 0, 1, 2, ... without a gap ({list_name}.{gap} is missing)",
+                      f"list's items are numbered 0, 1, 2, ... without a gap ({list_name}.{gap} is {why})",
                       items[gap][1], f"{path}.{items[gap][0]}")
 
 

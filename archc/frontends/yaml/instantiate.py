@@ -85,6 +85,8 @@ class Instantiator:
         kind, is_op = self._kind(item, scope)
         name = node_name(ctx, item, scope, kind)
         if "if" in item and self._left_out(item, scope, name):
+            if LIST_ITEM_RE.match(name):
+                self.ctx.left_out_items.add(scope.prefix + name)
             return
         if LIST_ITEM_RE.match(name):  # (kept: a module list's numbering counts it)
             list_name, _, index = name.rpartition(".")

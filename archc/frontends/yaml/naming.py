@@ -54,7 +54,8 @@ def _check_list_item(ctx: Elaboration, item: SMap, scope: Scope, name: str) -> N
         f"'{list_name}' is also a node's name here: a module list and a node cannot share it"
         if list_name in scope.declared else None)
     if problem is not None:
-        ctx.error(problem, item.where("name"), scope.prefix + name)
+        if list_name not in scope.declared or ctx.list_clashes.setdefault(scope.prefix + list_name, name) == name:
+            ctx.error(problem, item.where("name"), scope.prefix + name)  # (a clash: once, at its first item)
         raise Abort()
 
 
