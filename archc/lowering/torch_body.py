@@ -379,8 +379,8 @@ class BodyWriter:
         label = self.labels.get(name)
         if label:
             comments.append(f"skip: {label}")
-        if not is_identifier(local.replace(".", "_")):
-            comments.append(local)  # the variable's name hides the node's
+        if not is_identifier(local.replace(".", "_")) and not local.isdigit():
+            comments.append(local)  # the variable's name hides the node's (not a number's: `_3` is 3)
         return comments
 
     def _child_stmt(self, body: Body, inst: Instance, child: Instance, names: VarNames, access: dict[str, str],
