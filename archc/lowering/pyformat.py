@@ -155,10 +155,40 @@ def _split_long(text: str, indent: str) -> tuple[str, ...]:
         return chain
     # (empty brackets are never split: ruff leaves ``.detach().copy_(`` long rather than split ``()``)
     candidates = [close for close in _trailers(text, pairs) if pairs[close] != close - 1]
+    own = None  # the split at the value's own brackets
     for close in candidates:
         if len(indent) + len(text[:pairs[close] + 1]) <= LINE_LENGTH or close == candidates[-1]:
-            return tuple(_split_at(text, pairs[close], close, indent))
-    return (indent + text,)
+            own = tuple(_split_at(text, pairs[close], close, indent))
+            break
+    return _assignment_split(text, indent, own) or own or (indent + text,)
+
+
+_ASSIGNMENT = re.compile(r"[\w, .\[\]]+ = (?=.)")  # targets = (a value follows)
+
+
+def _assignment_split(text: str, indent: str, own: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """An assignment of a call, subscript, attribute or name too long for one line, as ruff formats
+    it: split at the value's own brackets where that first line fits (``x = f(``); else the value in
+    parentheses on lines of its own (``x = (``, then ``f(a)`` one indent in) where every line fits;
+    else (None) as it stands, split at its own brackets. ``own``: that split (None: no brackets)."""
+    head = _ASSIGNMENT.match(text)
+    if head is None or own is not None and len(own[0]) <= LINE_LENGTH \
+            or len(indent) + len(head.group()) + 1 > LINE_LENGTH or not _is_trailer_chain(text[head.end():]):
+        return None
+    body = split_statement(text[head.end():], indent + "    ")
+    if max(map(len, body)) > LINE_LENGTH:
+        return None
+    return (indent + head.group() + "(", *body, indent + ")")
+
+
+def _is_trailer_chain(expr: str) -> bool:
+    """Whether ``expr`` is a name, or a call, subscript or attribute (those ruff parenthesises whole
+    as an assignment's value; an operator chain or a display it splits otherwise)."""
+    try:
+        node = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        return False
+    return isinstance(node, (ast.Name, ast.Call, ast.Subscript, ast.Attribute))
 
 
 # binary operators by how loosely they bind (ruff splits a chain at its loosest ones); ** binds
