@@ -163,22 +163,48 @@ def _split_long(text: str, indent: str) -> tuple[str, ...]:
     return _assignment_split(text, indent, own) or own or (indent + text,)
 
 
-_ASSIGNMENT = re.compile(r"[\w, .\[\]]+ = (?=.)")  # targets = (a value follows)
+_ASSIGNMENT = re.compile(r"([\w, .\[\]]+) = (?=.)")  # targets = (a value follows)
 
 
 def _assignment_split(text: str, indent: str, own: tuple[str, ...] | None) -> tuple[str, ...] | None:
-    """An assignment of a call, subscript, attribute or name too long for one line, as ruff formats
-    it: split at the value's own brackets where that first line fits (``x = f(``); else the value in
-    parentheses on lines of its own (``x = (``, then ``f(a)`` one indent in) where every line fits;
-    else (None) as it stands, split at its own brackets. ``own``: that split (None: no brackets)."""
+    """An assignment or ``return`` of a call, subscript, attribute or name too long for one line, as
+    ruff formats it; None: as it stands (split at its own brackets, ``own``; None where it has none).
+    Ruff splits an assigned value at its own brackets where that first line fits (``x = f(``); else
+    puts it in parentheses on lines of its own (``x = (``, then ``f(a)`` one indent in) where ``x = (``
+    fits and, for one target, every line of the value does; else, for several targets, splits those
+    (one a line, in parentheses) and leaves the value after them. A returned value it parenthesises
+    only where it has no brackets and then fits; a returned tuple of such goes one element a line."""
+    if text.startswith("return "):
+        return _return_split(text[len("return "):], indent)
     head = _ASSIGNMENT.match(text)
-    if head is None or own is not None and len(own[0]) <= LINE_LENGTH \
-            or len(indent) + len(head.group()) + 1 > LINE_LENGTH or not _is_trailer_chain(text[head.end():]):
+    if head is None or own is not None and len(own[0]) <= LINE_LENGTH:
         return None
-    body = split_statement(text[head.end():], indent + "    ")
-    if max(map(len, body)) > LINE_LENGTH:
+    value = text[head.end():]
+    targets = _top_level_commas(head.group(1))
+    if not _is_trailer_chain(value):
         return None
-    return (indent + head.group() + "(", *body, indent + ")")
+    fits = len(indent) + len(head.group()) + 1 <= LINE_LENGTH
+    body = split_statement(value, indent + "    ") if fits else []
+    if fits and (len(targets) > 1 or max(map(len, body)) <= LINE_LENGTH):
+        return (indent + head.group() + "(", *body, indent + ")")
+    if len(targets) > 1:
+        return (indent + "(", *[indent + "    " + target + "," for target in targets],
+                *split_statement(") = " + value, indent))
+    return None
+
+
+def _return_split(value: str, indent: str) -> tuple[str, ...] | None:
+    """``return value`` split as ruff splits it, where ``value`` is a name, an attribute or a tuple of
+    those (what forward returns); None otherwise."""
+    elements = _top_level_commas(value)
+    if _BRACKET_OR_QUOTE.search(value) or not all(_NAME_END.fullmatch(e) for e in elements):
+        return None
+    inner = indent + "    "
+    if len(elements) > 1:
+        return (indent + "return (", *[inner + element + "," for element in elements], indent + ")")
+    if len(inner) + len(value) <= LINE_LENGTH:
+        return (indent + "return (", inner + value, indent + ")")
+    return None
 
 
 def _is_trailer_chain(expr: str) -> bool:
