@@ -316,9 +316,16 @@ def _closes(operand: str) -> bool:
     return stripped[end] in ")}" or stripped[end] == "]" and not _is_call(stripped, pairs[end])
 
 
+_ATTRIBUTE_END = re.compile(r"(?<=[)\]])(\.\w+)+\Z")  # .a.b after a bracket
+
+
 def _trailers(text: str, pairs: dict[int, int]) -> list[int]:
-    """Closing brackets of the trailing chain ``f(...).g(...)[0]``, last first."""
+    """Closing brackets of the trailing chain ``f(...).g(...)[0]``, last first (of ``f(...).a.b``,
+    ``f``'s: ruff splits an attribute's value)."""
     i = len(text.rstrip(":,")) - 1
+    attribute = _ATTRIBUTE_END.search(text, 0, i + 1)
+    if attribute:
+        i = attribute.start() - 1
     found = []
     while i >= 0 and i in pairs:
         found.append(i)
