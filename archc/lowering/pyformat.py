@@ -163,6 +163,7 @@ def _split_long(text: str, indent: str) -> tuple[str, ...]:
     return _assignment_split(text, indent, own) or own or (indent + text,)
 
 
+_KEYED_TARGET = re.compile(r'(\w+)\[("[^"\\]*")\] = (\[.*)\Z')  # name["key"] = [a list]
 _ASSIGNMENT = re.compile(r"([\w, .\[\]]+) = (?=.)")  # targets = (a value follows)
 
 
@@ -176,6 +177,11 @@ def _assignment_split(text: str, indent: str, own: tuple[str, ...] | None) -> tu
     only where it has no brackets and then fits; a returned tuple of such goes one element a line."""
     if text.startswith("return "):
         return _return_split(text[len("return "):], indent)
+    keyed = _KEYED_TARGET.match(text)
+    if keyed and own is not None and len(own[0]) > LINE_LENGTH:
+        # (block_instances' ``classes["a long block name"] = [...]``: ruff splits the key first)
+        return (indent + keyed.group(1) + "[", indent + "    " + keyed.group(2),
+                *split_statement("] = " + keyed.group(3), indent))
     head = _ASSIGNMENT.match(text)
     if head is None or own is not None and len(own[0]) <= LINE_LENGTH:
         return None
