@@ -147,7 +147,7 @@ def split_statement(text: str, indent: str) -> list[str]:
 @functools.lru_cache(maxsize=2048)
 def _split_long(text: str, indent: str) -> tuple[str, ...]:
     pairs = _pairs(text)
-    if text.startswith("def "):  # a def splits at its parameter list (black's left-hand split)
+    if text.startswith(("def ", "class ")):  # a def (class) splits at its parameters (bases): black's left-hand split
         first = min((o, c) for c, o in pairs.items())
         return tuple(_split_at(text, first[0], first[1], indent))
     chain = _operator_split(text, indent)

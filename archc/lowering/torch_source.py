@@ -431,7 +431,7 @@ def _sequential_init_lines(body: Body, args: ClassArgs) -> list[str]:
 
 def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ()) -> list[str]:
     body = cls.bodies[0]
-    lines = [f"class {cls.name}({'nn.Sequential' if body.sequential else 'nn.Module'}):"]
+    lines = split_statement(f"class {cls.name}({'nn.Sequential' if body.sequential else 'nn.Module'}):", "")
     if cls.block is not None:
         paths = [b.instance.path for b in cls.bodies]
         shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
