@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import itertools
 import shutil
 import subprocess
 import sys
@@ -1284,3 +1285,125 @@ def test_a_weight_normed_conv_reset_is_formatted_as_ruff_formats_it(case, tmp_pa
                  and hasattr(c, "block_instances"))()
     for block in model.block_instances():  # the split statements run
         block.reset_parameters()
+
+
+# -- long names: assignments and returns as ruff formats them ------------------------------------------
+
+_ASSIGNMENTS = [  # (statement at 8 columns, what it checks); each split as ruff format splits it
+    ("self." + "s" * 44 + " = nn.BatchNorm1d(16, eps=1e-05, momentum=0.1)", "own split: `= nn.BatchNorm1d(` fits"),
+    ("self." + "s" * 50 + " = nn.BatchNorm1d(16, eps=1e-05, momentum=0.1)", "parenthesized: it does not"),
+    ("self." + "s" * 40 + " = nn.utils.parametrizations.weight_norm(nn.Conv1d(16, hidden_channels_of_the_block"
+     " * expansion_factor, kernel_size=3, stride=1, padding=1, bias=True))", "parenthesized, split inside"),
+    ("a" * 60 + " = " + "b" * 20 + "(x, " + "y" * 72 + ")", "own split: in parentheses a line is too long"),
+    ("self." + "s" * 72 + " = nn.utils.parametrizations.weight_norm(nn.Conv1d(16, 16, kernel_size=3))",
+     "own split: `= (` is too long"),
+    ("c" * 42 + " = " + "d" * 36 + "[:, :, 0:-2:1]", "a subscript"),
+    ("c" * 42 + " = self." + "d" * 25 + "(x)[0]", "a subscript of a call"),
+    ("c" * 49 + ' = getattr(self, "0").' + "d" * 30 + ".xx", "an attribute: split at getattr("),
+    ("c" * 49 + " = self." + "d" * 30, "a name without brackets that fits in parentheses"),
+    ("c" * 49 + " = self." + "d" * 80, "... and one that does not"),
+    ("c" * 40 + ", " + "c" * 20 + " = self." + "d" * 20 + "(x)", "two targets, the value parenthesized"),
+    ("c" * 40 + ", " + "c" * 40 + " = self." + "d" * 20 + "(x)", "two targets split"),
+    ("return " + "c" * 40 + ", " + "c" * 40, "a returned tuple, one name a line"),
+    ("return " + "c" * 74, "a returned name"),
+    ("return self." + "c" * 74 + "(x)", "a returned call: never parenthesized"),
+    ("x = self." + "c" * 69 + "(y)", "`x = self.c(` exactly 88 columns"),
+    ("x = self." + "c" * 70 + "(y)", "... and 89"),
+]
+
+
+@pytest.mark.parametrize("text,what", _ASSIGNMENTS, ids=[what for _, what in _ASSIGNMENTS])
+def test_long_assignments_and_returns_split_as_ruff_format_splits_them(text, what):
+    from archc.lowering.pyformat import split_statement
+
+    indent, frame = " " * 8, "if True:\n    if True:\n"
+    mine = frame + "\n".join(split_statement(text, indent)) + "\n"
+    # ruff leaves it as it stands (a lone argument split over lines keeps the comma archc writes after
+    # it: ruff writes none from one line, and keeps one that is there)
+    formatted = subprocess.run([sys.executable, "-m", "ruff", "format", "--isolated", "-"],
+                               input=mine, capture_output=True, text=True, check=True).stdout
+    assert mine == formatted
+    assert len(indent + text) > 88  # (each case is too long for one line)
+
+
+def _long_named_spec(lengths: tuple[int, ...], depth: int) -> str:
+    """A spec of nested blocks (``depth`` levels) whose nodes, block instances, blocks and parameters
+    have names of about the given lengths (cycled): weight-normed convs, a batchnorm, a sum, a concat, a
+    sequential block (reached as getattr(self, "0")), a block of two outputs, a linear, a tied one."""
+    counter = iter(range(1000))
+
+    def named(prefix: str) -> str:
+        length = lengths[next(counter) % len(lengths)]
+        words = itertools.cycle(["dilated", "causal", "convolution", "layer", "temporal", "residual", "branch"])
+        text = prefix
+        while len(text) < length:
+            text += "_" + next(words)
+        return text[:length].rstrip("_")
+
+    hidden, expansion, pad = named("hidden_channels"), named("expansion_factor"), named("padding")
+    unit, inner = named("causal_unit"), named("temporal_block")
+    conv, conv2, norm, total, joined, units = (named(p) for p in ("conv", "conv_two", "norm", "sum", "cat", "unit"))
+    blocks = f"""  {unit}:
+    sequential: true
+    params: {{{pad}: 2, {hidden}: 8}}
+    nodes:
+      - {{op: conv, out_channels: "{hidden} * 2", kernel_size: 1, padding: {pad}, weight_norm: true}}
+      - {{op: slice, dim: 2, end: "-2 * {pad}"}}
+      - {{op: relu}}
+  {inner}:
+    params: {{{hidden}: 8, {expansion}: 2, {pad}: 1}}
+    nodes:
+      - {{name: {conv}, op: conv, out_channels: "{hidden} * {expansion}", kernel_size: 3, padding: {pad},
+         weight_norm: true}}
+      - {{name: {norm}, op: batchnorm}}
+      - {{name: {conv2}, op: conv, out_channels: "{hidden} * {expansion}", kernel_size: 3, padding: 1}}
+      - {{name: {units}, block: {unit}, in: {conv2}, {hidden}: {hidden}, {pad}: 1}}
+      - {{name: {total}, op: add, in: [{norm}, {conv2}]}}
+      - {{name: {joined}, op: concat, axis: 1, in: [{total}, {units}, {conv}]}}
+    outputs: [{joined}, {conv2}]
+"""
+    block, output, second = inner, joined, conv2
+    for _ in range(depth - 1):
+        outer, first, then, both = named("outer_block"), named("first"), named("then"), named("both")
+        blocks += f"""  {outer}:
+    params: {{{hidden}: 8}}
+    nodes:
+      - {{name: {first}, block: {block}, {hidden}: {hidden}}}
+      - {{name: {then}, block: {block}, in: "{first}:{output}", {hidden}: {hidden}}}
+      - {{name: {both}, op: concat, axis: 1, in: ["{first}:{second}", "{then}:{second}", "{then}:{output}"]}}
+    outputs: [{both}, "{then}:{second}"]
+"""
+        block, output, second = outer, both, both
+    top, classifier, back, tied = named("top"), named("classifier"), named("back"), named("tied")
+    return f"""archc: 1
+name: {named("long_named_network")}
+inputs: {{x: [N, 4, 32]}}
+blocks:
+{blocks}nodes:
+  - {{name: {top}, block: {block}}}
+  - {{name: {named("pool")}, op: mean, in: "{top}:{output}", dims: [2]}}
+  - {{name: {classifier}, op: linear, out_features: 10}}
+  - {{name: {back}, op: linear, out_features: 10}}
+  - {{name: {tied}, op: linear, out_features: 10, tie: {{weight: {back}.weight}}}}
+"""
+
+
+_LONG_NAMES = {  # name lengths (cycled over the spec's names), depth of block nesting
+    "short-1": ((30, 34, 36, 31), 1),
+    "mixed-2": ((36, 52, 33, 66, 45), 2),
+    "long-3": ((35, 70, 48, 78, 58, 36), 3),
+    "longest-2": ((90, 60, 84, 75), 2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_LONG_NAMES))
+def test_long_names_in_nested_blocks_are_formatted_as_ruff_formats_them(case, tmp_path):
+    lengths, depth = _LONG_NAMES[case]
+    source = generate_source(loads_spec(_long_named_spec(lengths, depth)))
+    assert " = (\n" in source  # (a value parenthesized)
+    check = _ruff("format", "--check", "--diff", source=source, tmp_path=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # (ruff splits no attribute chain: a longer name with `self.` before it and `.reset_parameters()` or a
+    # weight-normed conv's `.parametrizations.weight.original0` after it, indented, passes 100 columns)
+    if max(lengths) <= 66:
+        assert max(map(len, source.splitlines())) <= 100

@@ -147,7 +147,7 @@ def split_statement(text: str, indent: str) -> list[str]:
 @functools.lru_cache(maxsize=2048)
 def _split_long(text: str, indent: str) -> tuple[str, ...]:
     pairs = _pairs(text)
-    if text.startswith("def "):  # a def splits at its parameter list (black's left-hand split)
+    if text.startswith(("def ", "class ")):  # a def (class) splits at its parameters (bases): black's left-hand split
         first = min((o, c) for c, o in pairs.items())
         return tuple(_split_at(text, first[0], first[1], indent))
     chain = _operator_split(text, indent)
@@ -155,10 +155,72 @@ def _split_long(text: str, indent: str) -> tuple[str, ...]:
         return chain
     # (empty brackets are never split: ruff leaves ``.detach().copy_(`` long rather than split ``()``)
     candidates = [close for close in _trailers(text, pairs) if pairs[close] != close - 1]
+    own = None  # the split at the value's own brackets
     for close in candidates:
         if len(indent) + len(text[:pairs[close] + 1]) <= LINE_LENGTH or close == candidates[-1]:
-            return tuple(_split_at(text, pairs[close], close, indent))
-    return (indent + text,)
+            own = tuple(_split_at(text, pairs[close], close, indent))
+            break
+    return _assignment_split(text, indent, own) or own or (indent + text,)
+
+
+_KEYED_TARGET = re.compile(r'(\w+)\[("[^"\\]*")\] = (\[.*)\Z')  # name["key"] = [a list]
+_ASSIGNMENT = re.compile(r"([\w, .\[\]]+) = (?=.)")  # targets = (a value follows)
+
+
+def _assignment_split(text: str, indent: str, own: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """An assignment or ``return`` of a call, subscript, attribute or name too long for one line, as
+    ruff formats it; None: as it stands (split at its own brackets, ``own``; None where it has none).
+    Ruff splits an assigned value at its own brackets where that first line fits (``x = f(``); else
+    puts it in parentheses on lines of its own (``x = (``, then ``f(a)`` one indent in) where ``x = (``
+    fits and, for one target, every line of the value does; else, for several targets, splits those
+    (one a line, in parentheses) and leaves the value after them. A returned value it parenthesises
+    only where it has no brackets and then fits; a returned tuple of such goes one element a line."""
+    if text.startswith("return "):
+        return _return_split(text[len("return "):], indent)
+    keyed = _KEYED_TARGET.match(text)
+    if keyed and own is not None and len(own[0]) > LINE_LENGTH:
+        # (block_instances' ``classes["a long block name"] = [...]``: ruff splits the key first)
+        return (indent + keyed.group(1) + "[", indent + "    " + keyed.group(2),
+                *split_statement("] = " + keyed.group(3), indent))
+    head = _ASSIGNMENT.match(text)
+    if head is None or own is not None and len(own[0]) <= LINE_LENGTH:
+        return None
+    value = text[head.end():]
+    targets = _top_level_commas(head.group(1))
+    if not _is_trailer_chain(value):
+        return None
+    fits = len(indent) + len(head.group()) + 1 <= LINE_LENGTH
+    body = split_statement(value, indent + "    ") if fits else []
+    if fits and (len(targets) > 1 or max(map(len, body)) <= LINE_LENGTH):
+        return (indent + head.group() + "(", *body, indent + ")")
+    if len(targets) > 1:
+        return (indent + "(", *[indent + "    " + target + "," for target in targets],
+                *split_statement(") = " + value, indent))
+    return None
+
+
+def _return_split(value: str, indent: str) -> tuple[str, ...] | None:
+    """``return value`` split as ruff splits it, where ``value`` is a name, an attribute or a tuple of
+    those (what forward returns); None otherwise."""
+    elements = _top_level_commas(value)
+    if _BRACKET_OR_QUOTE.search(value) or not all(_NAME_END.fullmatch(e) for e in elements):
+        return None
+    inner = indent + "    "
+    if len(elements) > 1:
+        return (indent + "return (", *[inner + element + "," for element in elements], indent + ")")
+    if len(inner) + len(value) <= LINE_LENGTH:
+        return (indent + "return (", inner + value, indent + ")")
+    return None
+
+
+def _is_trailer_chain(expr: str) -> bool:
+    """Whether ``expr`` is a name, or a call, subscript or attribute (those ruff parenthesises whole
+    as an assignment's value; an operator chain or a display it splits otherwise)."""
+    try:
+        node = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        return False
+    return isinstance(node, (ast.Name, ast.Call, ast.Subscript, ast.Attribute))
 
 
 # binary operators by how loosely they bind (ruff splits a chain at its loosest ones); ** binds
@@ -260,9 +322,16 @@ def _closes(operand: str) -> bool:
     return stripped[end] in ")}" or stripped[end] == "]" and not _is_call(stripped, pairs[end])
 
 
+_ATTRIBUTE_END = re.compile(r"(?<=[)\]])(\.\w+)+\Z")  # .a.b after a bracket
+
+
 def _trailers(text: str, pairs: dict[int, int]) -> list[int]:
-    """Closing brackets of the trailing chain ``f(...).g(...)[0]``, last first."""
+    """Closing brackets of the trailing chain ``f(...).g(...)[0]``, last first (of ``f(...).a.b``,
+    ``f``'s: ruff splits an attribute's value)."""
     i = len(text.rstrip(":,")) - 1
+    attribute = _ATTRIBUTE_END.search(text, 0, i + 1)
+    if attribute:
+        i = attribute.start() - 1
     found = []
     while i >= 0 and i in pairs:
         found.append(i)

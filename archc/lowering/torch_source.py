@@ -324,8 +324,10 @@ def _comment_lines(text: str, depth: int) -> list[str]:
         if body and len(body) <= width and body.isascii() and body.isprintable() and body[0] != " " != body[-1]:
             lines.append(_I * depth + line)  # what textwrap gives a line that fits and has no odd spaces
             continue
-        lines += [_I * depth + "# " + w for w in textwrap.wrap(body, width, break_on_hyphens=False)] or \
-            [_I * depth + "#"]
+        # (rstrip: textwrap keeps the space after a word that ends a line exactly full where a word too
+        # long for a line is broken; ruff format strips it)
+        lines += [_I * depth + "# " + w.rstrip() for w in textwrap.wrap(body, width, break_on_hyphens=False)] \
+            or [_I * depth + "#"]
     return lines
 
 
@@ -429,7 +431,7 @@ def _sequential_init_lines(body: Body, args: ClassArgs) -> list[str]:
 
 def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ()) -> list[str]:
     body = cls.bodies[0]
-    lines = [f"class {cls.name}({'nn.Sequential' if body.sequential else 'nn.Module'}):"]
+    lines = split_statement(f"class {cls.name}({'nn.Sequential' if body.sequential else 'nn.Module'}):", "")
     if cls.block is not None:
         paths = [b.instance.path for b in cls.bodies]
         shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
