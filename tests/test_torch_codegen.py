@@ -1407,3 +1407,23 @@ def test_long_names_in_nested_blocks_are_formatted_as_ruff_formats_them(case, tm
     # weight-normed conv's `.parametrizations.weight.original0` after it, indented, passes 100 columns)
     if max(lengths) <= 66:
         assert max(map(len, source.splitlines())) <= 100
+
+
+def test_a_sequential_spec_is_an_nn_sequential_class():
+    """A spec with ``sequential: true`` whose nodes run in series is written as the model people
+    write (ConvMixer's listing): an nn.Sequential subclass, its modules handed to super().__init__,
+    no getattr(self, "0"); the keyword arguments still checked first."""
+    text = ("name: mlp\nparams: {hidden: 16, classes: 3}\nsequential: true\ninputs: {x: [N, 8]}\nnodes:\n"
+            "  - {op: linear, out_features: hidden}\n  - {op: relu}\n  - {op: dropout, p: 0.1}\n"
+            "  - {op: linear, out_features: classes}\n")
+    source = generate_source(loads_spec(text, "mlp.yaml"))
+    assert "class Mlp(nn.Sequential):" in source and "getattr(self" not in source
+    assert "nn.Linear(16, classes, bias=True)" in source and "nn.ReLU()" in source
+    namespace: dict = {}
+    exec(compile(source, "mlp.py", "exec"), namespace)
+    model = namespace["Mlp"](classes=5)
+    assert isinstance(model, torch.nn.Sequential) and list(model.state_dict()) == [
+        "0.weight", "0.bias", "3.weight", "3.bias"]
+    assert model.eval()(torch.randn(2, 8)).shape == (2, 5)
+    with pytest.raises(ValueError, match="hidden=4: this file was generated for hidden=16"):
+        namespace["Mlp"](hidden=4)

@@ -153,9 +153,10 @@ class BodyWriter:
         forms = _links(self, inst, items)
         if forms is None:
             return none
-        if names == [str(i) for i in range(len(items))] and not forms:
+        root = not inst.path  # (the model itself: a spec with `sequential: true` is one nn.Sequential)
+        if names == [str(i) for i in range(len(items))] and not forms and not root:
             return items, False, []
-        if inst.info is None or self.own_ties(inst):
+        if (inst.info is None and not root) or self.own_ties(inst):
             return none
         return None, True, forms
 

@@ -439,7 +439,8 @@ def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ())
     signature = ", ".join(["self"] + [a.signature() for a in cls.args.args])
     lines += _statement(f"def __init__({signature}) -> None:", 1)
     if body.sequential:  # nn.Sequential's forward calls the modules in order
-        return lines + _sequential_init_lines(body, cls.args) + list(methods)
+        guards = _guard_lines(cls.args.guards) if root_guards and cls.args.guards else []
+        return lines + guards + _sequential_init_lines(body, cls.args) + list(methods)
     lines += [_I * 2 + "super().__init__()"]
     if root_guards and cls.args.guards:
         lines += _guard_lines(cls.args.guards)
