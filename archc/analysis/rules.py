@@ -212,6 +212,9 @@ def broadcast_injection(f: PairFacts) -> Verdict:
     diffusion U-Net's timestep embedding, FiLM's or adaLN's shift) injects a value into the main path;
     it does not carry the fork's value around it (a residual's ``x`` has the shape of ``F(x)``)."""
     if f.broadcast and f.merge_role == Role.MERGE_ADD:
+        if f.depth == 0:  # (no layer from the fork: the main path computes from values that never pass it)
+            return Kind.BRANCH, (f"add injects a value from {f.fork} broadcast to the shape of a main path "
+                                 "computed from other values (conditioning, not a shortcut)")
         return Kind.BRANCH, (f"add injects a value from {f.fork} broadcast to the shape of a path of "
                              f"{layers(f.depth)} (conditioning, not a shortcut)")
     return None
