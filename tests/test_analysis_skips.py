@@ -562,3 +562,32 @@ def test_an_expectation_on_a_part_of_a_larger_merge_is_checked_against_that_merg
     (m,) = wrong
     assert (m.node, m.expected, m.found) == ("inner", "dense", "branch")
     assert m.reason.startswith("part of the concat 'outer', which holds its pairs: ")
+
+
+FILM_SPEC = """
+archc: 1
+inputs: {x: [N, 8, 6, 6], c: [N, 4]}
+nodes:
+  - {name: conv, op: conv, in: x, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: h, op: relu}
+%s
+  - {name: gamma, op: reshape, in: %s, shape: [0, 8, 1, 1]}
+  - {name: beta, op: reshape, in: %s, shape: [0, 8, 1, 1]}
+  - {name: scaled, op: mul, in: [gamma, h]}
+  - {name: shifted, op: add, in: [scaled, beta]}
+  - {name: out, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+"""
+FILM_CHUNK = ("""  - {name: film, op: linear, in: c, out_features: 16}
+  - {name: parts, op: split, sizes: 8}""", '"parts:0"', '"parts:1"')
+FILM_TWO_LINEARS = ("""  - {name: lg, op: linear, in: c, out_features: 8}
+  - {name: lb, op: linear, in: c, out_features: 8}""", "lg", "lb")
+
+
+def test_a_film_shift_from_one_split_is_injected_as_from_two_linears():
+    # gamma * h + beta: the shift is broadcast conditioning whether gamma and beta are one split's parts
+    # (the fork then the split, no layer to the add) or two linears' outputs; 3 paths either way
+    chunk, two = (analyze(loads_spec(FILM_SPEC % form)) for form in (FILM_CHUNK, FILM_TWO_LINEARS))
+    for a in (chunk, two):
+        assert kinds(a) == {"scaled": ["branch"], "shifted": ["branch"]}
+        assert only(a, "shifted").rule == "broadcast_injection"
+    assert (chunk.paths.total, chunk.paths.longest) == (two.paths.total, two.paths.longest) == (3, 2)

@@ -377,6 +377,26 @@ class AdaLNBlocks(nn.Module):
         return x
 
 
+class FiLMBlock(nn.Module):
+    """FiLM (Perez et al. 2018): ``out(gamma * relu(conv(x)) + beta)``, gamma and beta broadcast over H, W,
+    regressed from a conditioning vector by one ``Linear(c).chunk(2)`` (``separate=False``) or by two
+    linears (``separate=True``): the same block, so lint must tell the same story of both."""
+
+    def __init__(self, separate: bool = False) -> None:
+        super().__init__()
+        self.separate = separate
+        self.conv, self.out = nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        if separate:
+            self.gamma, self.beta = nn.Linear(4, 8), nn.Linear(4, 8)
+        else:
+            self.film = nn.Linear(4, 16)
+
+    def forward(self, x, c):
+        h = F.relu(self.conv(x))
+        gamma, beta = (self.gamma(c), self.beta(c)) if self.separate else self.film(c).chunk(2, dim=1)
+        return self.out(gamma[:, :, None, None] * h + beta[:, :, None, None])
+
+
 class TopKRouting(nn.Module):
     """Expert-choice routing (Zhou et al. 2022): the expert takes the top-k tokens by its router's score,
     and its outputs are scattered back to their places and added to the token stream."""
@@ -830,11 +850,30 @@ def test_class9_an_adaln_shift_is_no_skip(dynamo, tmp_path_factory):
                     example=lambda: (torch.randn(1, 5, 3), torch.randn(1, 16)))
     assert kinds(a).get("residual") == 4 and len(a.skips) == 4
     assert all(s.carries == "identity" and s.rule == "residual" for s in a.skips)
-    # a shift read after a layer of its own block is broadcast into it; the first meets the normalised
-    # tokens with no layer between (arithmetic on the main path)
+    # every shift is broadcast into its sublayer: the first sublayer's too, though no layer lies between the
+    # split and its add (the normalised tokens it meets never pass the split: no arithmetic on one value)
     shifts = [c for c in a.joins if c.merge_op == "add"]
-    assert len(shifts) == 4 and all(c.kind in ("branch", "sequential") for c in shifts)
-    assert "broadcast_injection" in {c.rule for c in shifts}
+    assert len(shifts) == 4 and all((c.kind, c.rule) == ("branch", "broadcast_injection") for c in shifts)
+
+
+FILM_EXAMPLE = lambda: (torch.randn(1, 8, 6, 6), torch.randn(1, 4))  # noqa: E731
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_a_film_shift_is_a_broadcast_injection_from_one_chunk_or_two_linears(dynamo, tmp_path_factory):
+    # round 13: from one chunk the shift add was no_layer_between (sequential, 2 paths); from two linears
+    # broadcast_injection (branch, 3 paths): one operation, two stories
+    forms = [lint_export(FiLMBlock, dynamo, tmp_path_factory, example=FILM_EXAMPLE, separate=separate)
+             for separate in (False, True)]
+    for a in forms:
+        (shift,) = [c for c in a.joins if c.merge_op == "add"]
+        assert (shift.kind, shift.rule) == ("branch", "broadcast_injection") and a.skips == []
+        (scale,) = [c for c in a.joins if c.merge_op == "mul"]
+        assert scale.kind == "branch"
+    # x's path through the conv, c's through gamma, c's through beta; each 2 layers long either way
+    figures = [(a.paths.total, a.paths.shortest, a.paths.longest) for a in forms]
+    assert figures[0] == figures[1] == (3, 2, 2)
+    assert "computed from other values" in [c for c in forms[0].joins if c.merge_op == "add"][0].reason
 
 
 @pytest.mark.parametrize("dynamo", EXPORTERS)

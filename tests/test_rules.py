@@ -171,3 +171,14 @@ def test_a_long_skips_reason_agrees_in_number_with_its_layers(depth, words):
     # round 12: "across 4 layers that encloses other skips"
     kind, reason, rule = decide(facts(depth=depth, nested=True, resampled=True))
     assert (kind, rule) == (Kind.LONG_SKIP, "add_long_skip") and reason.endswith(words), reason
+
+
+def test_a_broadcast_shift_onto_a_path_from_elsewhere_is_an_injection_with_no_layer_between():
+    # FiLM's beta from Linear(c).chunk(2): its fork, the split, has no layer to the add, but gamma * h
+    # computes from x too (the fork does not dominate it): conditioning injected, not arithmetic on one value
+    film = facts(depth=0, carries=Carries.COMPUTED, broadcast=True, dominated=False)
+    assert rules.no_layer_between(film) is None
+    assert decide(film)[:1] + decide(film)[2:] == (Kind.BRANCH, "broadcast_injection")
+    # a decomposed norm's x - mean(x): broadcast too, but from the one value the fork dominates
+    norm = facts(depth=0, broadcast=True)
+    assert decide(norm).rule == "no_layer_between" and decide(norm).kind == Kind.SEQUENTIAL

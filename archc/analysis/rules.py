@@ -47,6 +47,9 @@ class PairFacts:
     levels: int = 0           # inputs of a sum or concat of levels that each went through a learned layer of
     #                           their own, read from several forks (a head's final merge); 0 otherwise
     positions: bool = False   # a concat along an axis other than its inputs' features' (tokens, not channels)
+    dominated: bool = True    # the fork dominates the main input (every path to it passes the fork); False
+    #                           where the main input also computes from values that never pass the fork
+    #                           (FiLM's gamma * h: h comes from x, gamma from the conditioning)
     elementwise: Callable[[], bool] = always     # the merge's output has its inputs' broadcast shape
     gated: Callable[[], bool] = never            # the carry is scaled by a sigmoid-derived gate
     feeds_gate: Callable[[], bool] = never       # the merge's output only computes a gate (a sigmoid)
@@ -187,8 +190,11 @@ def token_mixer(f: PairFacts) -> Verdict:
 
 
 def no_layer_between(f: PairFacts) -> Verdict:
-    """An add or concat with no layer on the main path: rearrangement or arithmetic, no skip."""
-    if f.depth == 0:
+    """An add or concat with no layer on the main path: rearrangement or arithmetic, no skip. An add of a
+    broadcast value to a main input that also computes from values never passing the fork (FiLM's or
+    adaLN's shift, ``gamma * h + beta`` with gamma and beta one split's parts) is no arithmetic on one
+    value: :func:`broadcast_injection` decides it, as it does where gamma and beta have layers of their own."""
+    if f.depth == 0 and not (f.broadcast and not f.dominated and f.merge_role == Role.MERGE_ADD):
         return Kind.SEQUENTIAL, f"no layer between {f.fork} and the {f.merge_op} (rearrangement or arithmetic)"
     return None
 
@@ -206,6 +212,9 @@ def broadcast_injection(f: PairFacts) -> Verdict:
     diffusion U-Net's timestep embedding, FiLM's or adaLN's shift) injects a value into the main path;
     it does not carry the fork's value around it (a residual's ``x`` has the shape of ``F(x)``)."""
     if f.broadcast and f.merge_role == Role.MERGE_ADD:
+        if f.depth == 0:  # (no layer from the fork: the main path computes from values that never pass it)
+            return Kind.BRANCH, (f"add injects a value from {f.fork} broadcast to the shape of a main path "
+                                 "computed from other values (conditioning, not a shortcut)")
         return Kind.BRANCH, (f"add injects a value from {f.fork} broadcast to the shape of a path of "
                              f"{layers(f.depth)} (conditioning, not a shortcut)")
     return None
@@ -351,7 +360,7 @@ class RememberingDecider:
     def __call__(self, facts: PairFacts) -> Decision:
         key = (facts.merge_op, facts.merge_role, facts.fork is None, facts.carries, facts.changed, facts.depth,
                facts.shortcut_layers, facts.nested, facts.resampled, facts.family, facts.members, facts.broadcast,
-               facts.levels, facts.positions)
+               facts.levels, facts.positions, facts.dominated)
         rule = self._rule_of.get(key)
         if rule is not None:
             kind, reason = rule(facts)  # (applies: it did to equal facts)

@@ -695,15 +695,15 @@ class _Classifier:
         dominated = f.dominates(fork, main)
         depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated)
         # PairFacts' fields by position (merge_op, merge_role, fork, carries, changed, depth, shortcut_layers,
-        # nested, resampled, family, members, via, broadcast, levels, positions, then the probes elementwise,
-        # gated, feeds_gate, mixing, split_part):
+        # nested, resampled, family, members, via, broadcast, levels, positions, dominated, then the probes
+        # elementwise, gated, feeds_gate, mixing, split_part):
         # one per join, and a call by keywords costs a third more. (The probes are partials, not lambdas:
         # a lambda would make this function's variables closure cells, slower to read all along.)
         facts = PairFacts(
             f.nodes[m].op, role, f.names[fork], carries, changed, depth, w_short, nested, resampled, family,
             len(members), self._names(list(reversed(sc.path)) if sc.path is not None else [sc.node], 3)
             if carries == _PROJECTION and sc.path != [] else "",
-            role == _ADD and measures.broadcast(m, sc), levels, positions,
+            role == _ADD and measures.broadcast(m, sc), levels, positions, dominated,
             partial(elementwise, f, m),
             partial(gated, f, m, fork) if self.has_gates else never,
             partial(feeds_gate, f, m) if self.has_gates else never,

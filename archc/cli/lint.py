@@ -103,8 +103,9 @@ TABLE_COLUMNS = """\
 columns: merge (the join), op, kind, fork (where the shortcut leaves the main path), carries (identity,
 projection, indices or computed; - on a join that is no skip, which carries nothing around anything),
 layers (learned layers in the region the skip bypasses, side paths such as channel attention included;
-~N where no region was walked, N then the layers on the longest path: on dense pairs and joins that are
-no skip, whose regions lint does not measure, and where a region is too large to walk), stage (residual
+~N where no region was walked, N then the layers on the longest path: on dense pairs, on every join that
+is no skip (it bypasses nothing, whatever region the analysis walked to measure it), and where a region
+is too large to walk), stage (residual
 blocks in series), reason (it counts the layers on the longest bypassed path)
 
 example:
@@ -219,7 +220,7 @@ def format_table(analysis: Analysis, show_all: bool = False, explain: bool = Fal
     headers = ("merge", "op", "kind", "fork", "carries", "layers", "stage") + (("rule",) if explain else ()) \
         + ("reason",)
     cells = [(c.merge, c.merge_op, c.kind, c.fork or "-", (c.carries if c.is_skip else None) or "-",
-              str(c.span.layers) if c.span.layers is not None else f"~{c.span.depth}",
+              str(c.span.layers) if c.is_skip and c.span.layers is not None else f"~{c.span.depth}",
               str(c.stage) if c.stage is not None else "-") + ((c.rule,) if explain else ()) + (c.reason,)
              for c in rows]
     out = [f"model {analysis.model}"]
