@@ -69,7 +69,8 @@ def test_dropout_is_a_module_that_drops_in_training():
 
 
 def test_roles():
-    graph = graph_of("inputs: {x: [N, 3]}\nnodes: [{op: gelu}, {op: softmax}, {op: dropout}, {op: leaky_relu}, {op: log_softmax}]")
+    graph = graph_of("inputs: {x: [N, 3]}\nnodes: [{op: gelu}, {op: softmax}, {op: dropout}, {op: leaky_relu}, "
+                     "{op: log_softmax}]")
     roles = {n.op: registry.lookup(n.op).role_of(n) for n in graph.nodes() if n.op != "input"}
     assert roles == {"gelu": "activation", "softmax": "gate", "dropout": "identity",
                      "leaky_relu": "activation", "log_softmax": "activation"}
