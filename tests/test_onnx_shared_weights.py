@@ -145,6 +145,78 @@ class SharedBias(nn.Module):
         return self.fc2(torch.tanh(self.fc1(x) + self.bias)) + self.bias
 
 
+class SeparateProjections(nn.Module):
+    """Self-attention with q, k, v and output Linears of its own (fused into one multi_head_attention
+    whose in_proj_weight stacks the three)."""
+
+    def __init__(self, d=16, heads=2):
+        super().__init__()
+        self.h = heads
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+
+    def forward(self, x):
+        n, length, d = x.shape
+        q, k, v = (lin(x).reshape(n, length, self.h, d // self.h).transpose(1, 2) for lin in (self.q, self.k, self.v))
+        a = (q @ k.transpose(-2, -1) * (d // self.h) ** -0.5).softmax(-1)
+        return self.o((a @ v).transpose(1, 2).reshape(n, length, d))
+
+
+class PackedProjection(nn.Module):
+    """Self-attention with one qkv Linear (timm's ViT)."""
+
+    def __init__(self, d=16, heads=2):
+        super().__init__()
+        self.h = heads
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+
+    def forward(self, x):
+        n, length, d = x.shape
+        q, k, v = self.qkv(x).reshape(n, length, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
+        a = (q @ k.transpose(-2, -1) * (d // self.h) ** -0.5).softmax(-1)
+        return self.proj((a @ v).transpose(1, 2).reshape(n, length, d))
+
+
+class MultiheadAttention(nn.Module):
+    def __init__(self, d=16, heads=2):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(d, heads, batch_first=True)
+
+    def forward(self, x):
+        return self.mha(x, x, x, need_weights=False)[0]
+
+
+def _attention_applied_twice(attention: type[nn.Module]) -> type[nn.Module]:
+    """One attention layer applied twice with residuals (ALBERT, a Perceiver's latent block repeated):
+    each call's fused multi_head_attention is made of the same weights, and holds the same tensors."""
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = attention()
+
+        def forward(self, x):
+            x = x + self.attn(x)
+            return x + self.attn(x)
+
+    return Twice
+
+
+class AttentionClones(nn.Module):
+    """Two attention layers deep-copied from one, exported untrained: equal weights an exporter may
+    merge into one initializer, yet layers of their own (and two parameters each)."""
+
+    def __init__(self):
+        super().__init__()
+        import copy
+
+        self.layers = nn.ModuleList([copy.deepcopy(SeparateProjections()) for _ in range(2)])
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = x + layer(x)
+        return x
+
+
 CASES = {"twice": (TwiceApplied, lambda: (torch.randn(2, 8),)),
          "rezero": (ReZero, lambda: (torch.randn(2, 5, 8),)),
          "shared_layer_scale": (SharedLayerScale, lambda: (torch.randn(1, 4, 5, 5),)),
@@ -152,7 +224,13 @@ CASES = {"twice": (TwiceApplied, lambda: (torch.randn(2, 8),)),
          "layer_scales": (LayerScales, lambda: (torch.randn(2, 3, 8),)),
          "siamese": (Siamese, lambda: (torch.randn(1, 3, 6, 6), torch.randn(1, 3, 6, 6))),
          "albert": (Albert, lambda: (torch.randn(2, 5, 8),)),
-         "clones": (Clones, lambda: (torch.randn(2, 8),))}
+         "clones": (Clones, lambda: (torch.randn(2, 8),)),
+         "attention_twice": (_attention_applied_twice(SeparateProjections), lambda: (torch.randn(1, 5, 16),)),
+         "packed_attention_twice": (_attention_applied_twice(PackedProjection), lambda: (torch.randn(1, 5, 16),)),
+         "mha_twice": (_attention_applied_twice(MultiheadAttention), lambda: (torch.randn(1, 5, 16),)),
+         "attention_clones": (AttentionClones, lambda: (torch.randn(1, 5, 16),))}
+#: cases whose layers are their own, however equal their weights: nothing tied
+UNSHARED = {"clones", "attention_clones"}
 
 
 def _export(tmp_path, name: str, dynamo: bool):
@@ -178,6 +256,12 @@ def test_a_shared_weight_stays_one_tensor(tmp_path, run_archc, name, dynamo):
     graph = load_onnx(str(path))
     built = build_module(graph).eval()
     assert sum(p.numel() for p in built.parameters()) == expected
+    fused = [n for n in graph.nodes() if n.op == "multi_head_attention"]
+    if name.endswith("attention_twice") or name == "mha_twice":
+        # both calls fused, the second's every parameter one tensor with the first's
+        assert len(fused) == 2
+        first, second = fused
+        assert second.meta.get("tie") == {pname: (first.name, pname) for pname in graph.weights[second.name]}
     want = model(*inputs).detach().numpy()
     feeds = [t.numpy() for t in inputs]
     np.testing.assert_allclose(built(*map(torch.from_numpy, feeds)).detach().numpy(), want, rtol=1e-5, atol=1e-6)
@@ -192,7 +276,7 @@ def test_a_shared_weight_stays_one_tensor(tmp_path, run_archc, name, dynamo):
     # the spec written from the model ties the later use to the first, and builds the same count
     spec = tmp_path / f"{name}.yaml"
     run_archc("spec", str(path), "-o", str(spec), check=True)
-    assert ("tie: {" in spec.read_text()) == (name != "clones")
+    assert ("tie: {" in spec.read_text()) == (name not in UNSHARED)
     rebuilt_summary = json.loads(run_archc("summary", str(spec), "--format", "json", check=True).stdout)
     assert rebuilt_summary["totals"]["params"] == expected
 

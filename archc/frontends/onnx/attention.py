@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import astuple, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +40,16 @@ from archc.frontends.onnx.layout import (
     trace_back,
     trace_forward,
 )
-from archc.frontends.onnx.patterns import Match, constant, kind, matcher, module_name
-from archc.ir.graph import Graph, Node, Value
+from archc.frontends.onnx.patterns import (
+    Match,
+    constant,
+    derived,
+    kind,
+    matcher,
+    module_name,
+)
+from archc.frontends.onnx.sharing import PARAMETER_MODULES_META
+from archc.ir.graph import MODULES_META, Graph, Node, Value
 
 _LAYOUTS = ("NL", "LN")
 _SWAP = [("permute", {"perm": [1, 0, 2]})]
@@ -129,7 +138,8 @@ def _attention(graph: Graph, root: Node, sizes: Sizes) -> Match | None:
     nodes |= {qk.name, soft.name, root.name, out_linear.name, *score_nodes, *out_nodes}
     return Match("multi_head_attention", {"num_heads": dims.h, "bias": bias, "causal": mask_input[1]},
                  inputs, sorted(nodes), weights, replaced=[(replaced, 0)], name=module_name(graph, nodes, root, out_linear.name),
-                 adapt_in=adapt_in, adapt_out=_SWAP if out_layout == "LN" else [])
+                 adapt_in=adapt_in, adapt_out=_SWAP if out_layout == "LN" else [],
+                 parameter_modules=_parameter_modules(projections, out_linear))
 
 
 def _scores(graph: Graph, value: Value) -> tuple[Node, float, Node | None, list[str]] | None:
@@ -286,29 +296,44 @@ def _placeholder_safe_concat(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def _weights(graph: Graph, projections: list[Projection], out_linear: Node, e: int) -> tuple[dict, bool]:
-    """nn.MultiheadAttention's parameters from the projections' weights, and whether it has biases."""
+    """nn.MultiheadAttention's parameters from the projections' weights, and whether it has biases.
+    What is made of them (q, k and v rows stacked, a missing bias of zeros) is made once per fuse for
+    the same arrays (:func:`~archc.frontends.onnx.patterns.derived`): an attention applied twice holds
+    one tensor of each, tied as the file's shared weights are."""
     linears = [p.linear for p in projections] + [out_linear]
     bias = any(lin.attrs["bias"] for lin in linears)
     held = [graph.weights.get(lin.name, {}) for lin in linears]
     dtype = np.asarray(held[-1]["weight"]).dtype
+    offsets = tuple(p.offset for p in projections)
+    # (a missing bias's zeros are the layer's own: its projections' weights are among the sources)
+    weight_sources = [w["weight"] for w in held[:3]]
 
-    def rows_of(key: str, p: Projection, w: dict) -> np.ndarray:
-        arr = w.get(key)
-        if arr is None:
-            return np.zeros(e, dtype)
-        return np.asarray(arr)[p.offset:p.offset + e]
+    def stacked(key: str) -> np.ndarray:
+        parts = [w.get(key) for w in held[:3]]
+        return derived(("in_proj", key, offsets, e, dtype.str), [*parts, *weight_sources],
+                       lambda: _placeholder_safe_concat([np.zeros(e, dtype) if a is None else np.asarray(a)[o:o + e]
+                                                         for a, o in zip(parts, offsets)]))
 
-    same = len({p.linear.name for p in projections}) == 1 and [p.offset for p in projections] == [0, e, 2 * e] \
+    same = len({p.linear.name for p in projections}) == 1 and list(offsets) == [0, e, 2 * e] \
         and projections[0].linear.attrs["out_features"] == 3 * e
-    if same:
-        weights = {"in_proj_weight": np.asarray(held[0]["weight"])}
-    else:
-        weights = {"in_proj_weight": _placeholder_safe_concat([rows_of("weight", p, w)
-                                                               for p, w in zip(projections, held)])}
+    weights = {"in_proj_weight": np.asarray(held[0]["weight"]) if same else stacked("weight")}
     if bias:
-        weights["in_proj_bias"] = np.asarray(held[0]["bias"]) if same and "bias" in held[0] else \
-            _placeholder_safe_concat([rows_of("bias", p, w) for p, w in zip(projections, held)])
+        weights["in_proj_bias"] = np.asarray(held[0]["bias"]) if same and "bias" in held[0] else stacked("bias")
     weights["out_proj.weight"] = np.asarray(held[-1]["weight"])
     if bias:
-        weights["out_proj.bias"] = np.asarray(held[-1].get("bias", np.zeros(e, dtype)))
+        out_bias = held[-1].get("bias")
+        weights["out_proj.bias"] = np.asarray(out_bias) if out_bias is not None else \
+            derived(("zero bias", e, dtype.str), [held[-1]["weight"]], lambda: np.zeros(e, dtype))
     return weights, bias
+
+
+def _parameter_modules(projections: list[Projection], out_linear: Node) -> dict[str, Any]:
+    """The modules that read each fused parameter's weights (see ``Match.parameter_modules``): the
+    in-projection's those of the q projection, the out-projection's the output linear's."""
+    def read_by(linear: Node, pname: str) -> Any:
+        return linear.meta.get(PARAMETER_MODULES_META, {}).get(pname, linear.meta.get(MODULES_META))
+
+    q = projections[0].linear
+    modules = {"in_proj_weight": read_by(q, "weight"), "in_proj_bias": read_by(q, "bias"),
+               "out_proj.weight": read_by(out_linear, "weight"), "out_proj.bias": read_by(out_linear, "bias")}
+    return {pname: found for pname, found in modules.items() if found}

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Hashable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -31,6 +33,7 @@ import numpy as np
 
 from archc.errors import ShapeError
 from archc.frontends.onnx.naming import clean
+from archc.frontends.onnx.sharing import PARAMETER_MODULES_META
 from archc.frontends.onnx.values import short_float
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
@@ -115,6 +118,11 @@ class Match:
     #: further native nodes reading the fused node's outputs; their outputs follow the fused node's
     #: in the numbering of ``replaced``
     then: list[Follower] = field(default_factory=list)
+    #: parameter name -> the modules (as ``MODULES_META``) of the replaced node that read the weight it
+    #: is made of (an attention's ``in_proj_weight``: its q projection's), where not the fused node's own
+    #: (see :data:`~archc.frontends.onnx.sharing.PARAMETER_MODULES_META`): the fused node takes one
+    #: replaced node's name and modules, which differs between two calls of one layer
+    parameter_modules: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -386,6 +394,9 @@ def _apply(graph: Graph, root: Node, match: Match) -> set[str] | None:
         graph.erase(temp.name)
     if match.weights:
         graph.weights[name] = match.weights
+    if match.parameter_modules:
+        fused = graph.node(name)
+        fused.meta = {**fused.meta, PARAMETER_MODULES_META: dict(match.parameter_modules)}
     _sweep(graph, frontier)
     return {node.name for node in new} | {name, *(f.name for f in match.then)}
 
@@ -505,11 +516,41 @@ def _plan(graph: Graph, root: Node, match: Match, name: str) -> tuple[list[Node]
     return new, results
 
 
+#: what :func:`derived` made during one :func:`fuse`: key -> (the source arrays, kept alive so that
+#: their ids stay theirs, and the array made of them); None outside a fuse
+_DERIVED: ContextVar[dict[Hashable, tuple[tuple[Any, ...], np.ndarray]] | None] = ContextVar(
+    "derived_weights", default=None)
+
+
+def derived(how: Hashable, sources: Sequence[np.ndarray | None], make: Callable[[], np.ndarray]) -> np.ndarray:
+    """``make()``, a weight a fusion computes from ``sources`` (the replaced nodes' weight arrays) as
+    ``how`` says (with every other value ``make`` reads), made once per fuse for the same source
+    arrays: a layer applied twice (one attention's q, k, v stacked into ``in_proj_weight`` per call,
+    a missing bias made zeros per call) gets one array, which
+    :func:`~archc.frontends.onnx.sharing.tie_shared_weights` then ties."""
+    memo = _DERIVED.get()
+    if memo is None:
+        return make()
+    key = (how, tuple(map(id, sources)))
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = (tuple(sources), make())
+    return found[1]
+
+
 def fuse(graph: Graph) -> int:
     """Fuse every occurrence of the patterns in place; returns how many were fused.
 
     Each pass visits the nodes in order and tries, at each, the matchers anchored at its kind;
     a node a fusion put in place of a visited name later in the pass is visited too."""
+    token = _DERIVED.set({})
+    try:
+        return _fuse(graph)
+    finally:
+        _DERIVED.reset(token)
+
+
+def _fuse(graph: Graph) -> int:
     count, changed = 0, True
     while changed:
         changed = False
