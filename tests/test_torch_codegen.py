@@ -1427,3 +1427,14 @@ def test_a_sequential_spec_is_an_nn_sequential_class():
     assert model.eval()(torch.randn(2, 8)).shape == (2, 5)
     with pytest.raises(ValueError, match="hidden=4: this file was generated for hidden=16"):
         namespace["Mlp"](hidden=4)
+
+
+def test_numbered_nodes_that_do_not_run_in_series_read_without_comments_over_each_line():
+    # a `# 0` comment over `_0 = getattr(self, "0")(x)` said nothing its variable does not
+    text = ("sequential: true\ninputs: {x: [N, 8]}\nnodes:\n  - {name: a, op: linear, out_features: 8}\n"
+            "  - {op: relu}\n  - {op: add, in: [x, prev]}\n")
+    source = generate_source(loads_spec(text, "m.yaml"))
+    assert 'self.add_module("0", nn.Linear(8, 8, bias=True))' in source
+    forward = source.split("def forward", 1)[1].split("def reset_parameters", 1)[0]
+    assert '_0 = getattr(self, "0")(x)' in forward
+    assert [line.strip() for line in forward.splitlines() if line.strip().startswith("#")] == []
