@@ -18,6 +18,7 @@ from archc.frontends.yaml.expr import ExprError, UnknownValue, WorkExhausted, Wo
 from archc.frontends.yaml.scope import Abort, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SMap
+from archc.frontends.yaml.spelling import spelled
 from archc.ir import Graph
 from archc.limits import DEFAULT_LIMITS, Limits
 
@@ -80,6 +81,17 @@ class Elaboration:
             if key not in allowed:
                 self.error(f"unknown key '{key}' {where}; expected one of: {', '.join(allowed)}",
                            m.where_key(key), hint=did_you_mean(key, allowed))
+
+    def flag(self, m: SMap, key: str, owner: str = "") -> bool | None:
+        """The boolean ``m[key]`` (false where not written); None after reporting any other value
+        (``owner``, `` of block 'b'``, names whose key it is). Text is said to be text: YAML's ``yes``
+        and a quoted ``"true"`` are strings in a spec, and would otherwise silently mean false."""
+        value = m.get(key, False)
+        if isinstance(value, bool):
+            return value
+        text = " (text: write true or false without quotes)" if isinstance(value, str) else ""
+        self.error(f"'{key}'{owner} must be true or false, got {spelled(value)}{text}", m.where(key))
+        return None
 
     # -- expressions -------------------------------------------------------------------
     def evaluate(self, text: str, scope: Scope, site: Site, attr: bool = False,

@@ -15,7 +15,6 @@ from archc.frontends.yaml.functions import define_functions
 from archc.frontends.yaml.includes import read_includes
 from archc.frontends.yaml.params import check_declared
 from archc.frontends.yaml.source import SMap
-from archc.frontends.yaml.spelling import spelled
 
 
 def collect_definitions(ctx: Elaboration, doc: SMap) -> None:
@@ -46,20 +45,10 @@ def _blocks(ctx: Elaboration, doc: SMap) -> None:
             ctx.error(f"block '{bname}' must be a mapping with 'nodes'", blocks.where(bname))
             continue
         ctx.check_keys(bdef, schema.BLOCK_KEYS, f"in block '{bname}'")
-        check_sequential(ctx, bdef, f"block '{bname}'")
+        ctx.flag(bdef, "sequential", f" of block '{bname}'")
         if bname in ctx.blocks:
             first = ctx.blocks[bname].location
             ctx.error(f"block '{bname}' is defined twice (first at {first})", blocks.where_key(bname))
         ctx.blocks[bname] = bdef
         if isinstance(bdef.get("params"), SMap):
             check_declared(ctx, bdef["params"], bname)
-
-
-def check_sequential(ctx: Elaboration, mapping: SMap, owner: str) -> None:
-    """``sequential``, where written, must be true or false (YAML's ``yes``/``on`` are text in archc's
-    YAML, and any other value would silently mean false)."""
-    value = mapping.get("sequential", False)
-    if not isinstance(value, bool):
-        text = " (text: write true or false without quotes)" if isinstance(value, str) else ""
-        ctx.error(f"'sequential' of {owner} must be true or false, got {spelled(value)}{text}",
-                  mapping.where("sequential"))

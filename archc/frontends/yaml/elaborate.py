@@ -20,7 +20,7 @@ from archc.errors import Location, SpecError
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.blocks import warn_unread_inputs
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.definitions import check_sequential, collect_definitions
+from archc.frontends.yaml.definitions import collect_definitions
 from archc.frontends.yaml.instantiate import Instantiator
 from archc.frontends.yaml.interface import declare_example_dims, declare_inputs, declare_outputs
 from archc.frontends.yaml.params import MAX_NAME_LENGTH, define_lets, param_origins, spec_params
@@ -48,9 +48,9 @@ def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
     ctx.sink.raise_if_any()
 
     collect_definitions(ctx, doc)
-    check_sequential(ctx, doc, "the spec")
+    sequential = ctx.flag(doc, "sequential", " of the spec")
     scope = Scope(prefix="", env=dict(params), origins=param_origins(doc, overrides or {}, profile),
-                  counter=[0] if doc.get("sequential") is True else None)
+                  counter=[0] if sequential else None)
     define_lets(ctx, doc, scope)
     ctx.globals = dict(scope.env)
     ctx.global_origins = dict(scope.origins)

@@ -195,9 +195,8 @@ class Instantiator:
 
     def _inline(self, item: SMap, scope: Scope, is_op: bool) -> bool:
         """Whether a node is ``inline: true``: a block instance (or repetitions) without a name level."""
-        inline = item.get("inline", False)
-        if not isinstance(inline, bool):
-            self.ctx.error(f"'inline' must be true or false, got {spelled(inline)}", item.where("inline"))
+        inline = self.ctx.flag(item, "inline")
+        if inline is None:
             raise Abort()
         if inline and is_op and ("repeat" not in item or scope.counter is None):
             self.ctx.error("'inline' applies to block instances (and to repeated ops inside a sequential block, "
@@ -251,9 +250,8 @@ class Instantiator:
     def _parallel(self, item: SMap, dense: bool) -> bool:
         """Whether a repeated node's repetitions are parallel branches (``parallel: true``): each
         reads the node's own inputs."""
-        parallel = item.get("parallel", False)
-        if not isinstance(parallel, bool):
-            self.ctx.error(f"'parallel' must be true or false, got {spelled(parallel)}", item.where("parallel"))
+        parallel = self.ctx.flag(item, "parallel")
+        if parallel is None:
             raise Abort()
         if parallel and dense:
             self.ctx.error("'parallel: true' and an 'in' naming the node's own repetitions ([*]) contradict: "
