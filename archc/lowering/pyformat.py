@@ -164,7 +164,8 @@ def _split_long(text: str, indent: str) -> tuple[str, ...]:
 
 
 _KEYED_TARGET = re.compile(r'(\w+)\[("[^"\\]*")\] = (\[.*)\Z')  # name["key"] = [a list]
-_ASSIGNMENT = re.compile(r"([\w, .\[\]]+) = (?=.)")  # targets = (a value follows)
+_TARGETS = r"[\w, .\[\]]+"  # what the generator assigns to: names, attributes, subscripts, tuples of them
+_ASSIGNMENT = re.compile(rf"({_TARGETS}) = (?=.)")  # targets = (a value follows)
 
 
 def _assignment_split(text: str, indent: str, own: tuple[str, ...] | None) -> tuple[str, ...] | None:
@@ -216,11 +217,15 @@ def _return_split(value: str, indent: str) -> tuple[str, ...] | None:
 def _is_trailer_chain(expr: str) -> bool:
     """Whether ``expr`` is a name, or a call, subscript or attribute (those ruff parenthesises whole
     as an assignment's value; an operator chain or a display it splits otherwise)."""
+    return isinstance(_expression(expr), (ast.Name, ast.Call, ast.Subscript, ast.Attribute))
+
+
+def _expression(text: str) -> ast.expr | None:
+    """``text`` parsed as one Python expression; None where it is none."""
     try:
-        node = ast.parse(expr, mode="eval").body
+        return ast.parse(text, mode="eval").body
     except SyntaxError:
-        return False
-    return isinstance(node, (ast.Name, ast.Call, ast.Subscript, ast.Attribute))
+        return None
 
 
 # binary operators by how loosely they bind (ruff splits a chain at its loosest ones); ** binds
@@ -230,7 +235,7 @@ _PRECEDENCE = {ast.BitOr: 0, ast.BitXor: 1, ast.BitAnd: 2, ast.LShift: 3, ast.RS
                ast.Sub: 4, ast.Mult: 5, ast.MatMult: 5, ast.Div: 5, ast.FloorDiv: 5, ast.Mod: 5,
                ast.Pow: 6}
 _MAYBE_OPERATOR = re.compile(r"[-+*/@%|&^] ")  # (the generator spaces binary operators)
-_HEADS = re.compile(r"(return |[\w, .\[\]]+ = )(?=.)")  # what stands before a statement's expression
+_HEADS = re.compile(rf"(return |{_TARGETS} = )(?=.)")  # what stands before a statement's expression
 
 
 def _operator_split(text: str, indent: str) -> tuple[str, ...] | None:
@@ -274,10 +279,7 @@ def _chain(expr: str) -> list[tuple[str, str]] | None:
     the first); None if ``expr`` is no binary operation (or one of ``**``)."""
     if not expr.isascii():  # (ast's offsets count bytes)
         return None
-    try:
-        node = ast.parse(expr, mode="eval").body
-    except SyntaxError:
-        return None
+    node = _expression(expr)
     if not isinstance(node, ast.BinOp) or type(node.op) not in _PRECEDENCE:
         return None
     if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.BinOp) and isinstance(node.right.op, ast.Pow):
@@ -355,10 +357,10 @@ def _magic_comma(text: str) -> bool:
 
 def _is_tuple(body: str) -> bool:
     """Whether ``(body)`` is a tuple display (as opposed to a parenthesised expression)."""
-    try:
-        return isinstance(ast.parse(f"({body})", mode="eval").body, ast.Tuple)
-    except SyntaxError:
+    node = _expression(f"({body})")
+    if node is None:
         return body.rstrip().endswith(",") or len(_top_level_commas(body)) > 1
+    return isinstance(node, ast.Tuple)
 
 
 def _is_comprehension(opener: str, body: str) -> bool:
@@ -366,10 +368,7 @@ def _is_comprehension(opener: str, body: str) -> bool:
     if not _FOR.search(body):
         return False
     closer = _CLOSE[_OPEN.index(opener)]
-    try:
-        node = ast.parse(f"{opener}{body}{closer}", mode="eval").body
-    except SyntaxError:
-        return False
+    node = _expression(f"{opener}{body}{closer}")
     return isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp))
 
 
@@ -377,10 +376,7 @@ def _is_generator_argument(body: str) -> bool:
     """Whether ``f(body)`` passes one bare generator expression (which takes no trailing comma)."""
     if not _FOR.search(body):
         return False
-    try:
-        call = ast.parse(f"f({body})", mode="eval").body
-    except SyntaxError:
-        return False
+    call = _expression(f"f({body})")
     return isinstance(call, ast.Call) and len(call.args) == 1 and not call.keywords \
         and isinstance(call.args[0], ast.GeneratorExp)
 
