@@ -438,12 +438,10 @@ def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ())
         lines += _comment_lines(f"The spec's block '{cls.block}': {shown}.", 1)
     signature = ", ".join(["self"] + [a.signature() for a in cls.args.args])
     lines += _statement(f"def __init__({signature}) -> None:", 1)
-    if body.sequential:  # nn.Sequential's forward calls the modules in order
-        guards = _guard_lines(cls.args.guards) if root_guards and cls.args.guards else []
+    guards = _guard_lines(cls.args.guards) if root_guards and cls.args.guards else []
+    if body.sequential:  # nn.Sequential's forward calls the modules in order (the guards come first)
         return lines + guards + _sequential_init_lines(body, cls.args) + list(methods)
-    lines += [_I * 2 + "super().__init__()"]
-    if root_guards and cls.args.guards:
-        lines += _guard_lines(cls.args.guards)
+    lines += [_I * 2 + "super().__init__()", *guards]
     lines += _init_lines(body, cls.args)
     variadic = body.instance.info is not None and body.instance.info.variadic
     types = ["torch.Tensor"] * len(body.args)
