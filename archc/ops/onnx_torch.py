@@ -15,7 +15,6 @@ definition turns into an error naming the ONNX op and the node.
 """
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -310,27 +309,24 @@ def _reduce(template: str) -> Lowering:
     def lowering(c: Call) -> str:
         x = c.need(0)
         since = _AXES_INPUT_SINCE.get(c.op_type, 18)
-        axes = c.axes(1) if c.opset >= since else (None if c.a("axes") is None else py(list(c.a("axes"))))
         keep = bool(c.a("keepdims", 1))
-        if axes is None:
-            if c.a("noop_with_empty_axes", 0):
-                return x
+        if c.opset >= since and c.x(1) is not None:  # axes given at run time
+            axes = c.ints(1)
+            dims = f"tuple({axes})"
+        elif c.a("axes") is not None:  # axes written in the file: a tuple literal (``(1,)``), which
+            axes = py(list(c.a("axes")))  # torch.jit.script sizes and ruff accepts (``tuple([1])``: neither)
+            dims = py(tuple(c.a("axes")))
+        elif c.a("noop_with_empty_axes", 0):
+            return x
+        else:
             axes = f"list(range({x}.dim()))"
+            dims = f"tuple({axes})"
         if c.op_type == "ReduceProd":  # torch.prod reduces one dim: move the axes last, flatten them
             moved = "t.movedim(tuple(ds), tuple(range(-len(ds), 0))).flatten(-len(ds)).prod(-1)"
             kept = "r.reshape([1 if i in [d % t.dim() for d in ds] else s for i, s in enumerate(t.shape)])"
             return f"(lambda t, ds: (lambda r: {kept if keep else 'r'})({moved}))({x}, {axes})"
-        return template.format(x=x, d=_dims_tuple(axes), k=keep)
+        return template.format(x=x, d=dims, k=keep)
     return lowering
-
-
-def _dims_tuple(axes: str) -> str:
-    """The dims argument of a reduction: a list literal as a tuple literal (``(1,)``, which
-    ``torch.jit.script`` sizes and ruff accepts, where ``tuple([1])`` is neither), else ``tuple(...)``
-    of the list computed at run time."""
-    if axes.startswith("[") and axes.endswith("]"):
-        return py(tuple(ast.literal_eval(axes)))
-    return f"tuple({axes})"
 
 
 for _op, _template in _REDUCE.items():
