@@ -48,8 +48,8 @@ from archc.frontends.onnx.patterns import (
     matcher,
     module_name,
 )
-from archc.frontends.onnx.sharing import PARAMETER_MODULES_META
-from archc.ir.graph import MODULES_META, Graph, Node, Value
+from archc.frontends.onnx.sharing import parameter_modules
+from archc.ir.graph import Graph, Node, Value
 
 _LAYOUTS = ("NL", "LN")
 _SWAP = [("permute", {"perm": [1, 0, 2]})]
@@ -330,10 +330,8 @@ def _weights(graph: Graph, projections: list[Projection], out_linear: Node, e: i
 def _parameter_modules(projections: list[Projection], out_linear: Node) -> dict[str, Any]:
     """The modules that read each fused parameter's weights (see ``Match.parameter_modules``): the
     in-projection's those of the q projection, the out-projection's the output linear's."""
-    def read_by(linear: Node, pname: str) -> Any:
-        return linear.meta.get(PARAMETER_MODULES_META, {}).get(pname, linear.meta.get(MODULES_META))
-
     q = projections[0].linear
-    modules = {"in_proj_weight": read_by(q, "weight"), "in_proj_bias": read_by(q, "bias"),
-               "out_proj.weight": read_by(out_linear, "weight"), "out_proj.bias": read_by(out_linear, "bias")}
+    modules = {"in_proj_weight": parameter_modules(q, "weight"), "in_proj_bias": parameter_modules(q, "bias"),
+               "out_proj.weight": parameter_modules(out_linear, "weight"),
+               "out_proj.bias": parameter_modules(out_linear, "bias")}
     return {pname: found for pname, found in modules.items() if found}

@@ -20,13 +20,14 @@ import re
 from collections import Counter
 from collections.abc import Collection
 from itertools import chain
+from typing import Any
 
 import numpy as np
 
 from archc.ir.graph import MODULES_META, Graph, Node
 from archc.ops.weights import TIE_META, param_specs
 
-__all__ = ["PARAMETER_MODULES_META", "tie_shared_weights"]
+__all__ = ["PARAMETER_MODULES_META", "parameter_modules", "tie_shared_weights"]
 
 #: ``Node.meta`` key: parameter name -> the modules (as ``MODULES_META``) of the ONNX node that read
 #: it, where not the node's own: a bias an ``Add`` outside the layer's module added, folded into the
@@ -115,11 +116,17 @@ def _path(node: Node) -> str:
     return modules[-1][0] if modules else ""
 
 
+def parameter_modules(node: Node, pname: str) -> Any:
+    """The modules (as ``MODULES_META``) that read the node's parameter ``pname``: its
+    ``PARAMETER_MODULES_META`` entry, else the node's own; None where none is on record."""
+    return node.meta.get(PARAMETER_MODULES_META, {}).get(pname, node.meta.get(MODULES_META))
+
+
 def _module(node: Node, pname: str) -> str | None:
-    """The module that read the node's parameter ``pname`` (the node's own, or its
-    ``PARAMETER_MODULES_META`` entry), its later calls counted as it (TorchScript's ``/layer/qkv_1``
-    is ``layer.qkv``); None where no module is on record (a file of another tool: the file is trusted)."""
-    modules = node.meta.get(PARAMETER_MODULES_META, {}).get(pname, node.meta.get(MODULES_META))
+    """The module that read the node's parameter ``pname`` (:func:`parameter_modules`), its later
+    calls counted as it (TorchScript's ``/layer/qkv_1`` is ``layer.qkv``); None where no module is on
+    record (a file of another tool: the file is trusted)."""
+    modules = parameter_modules(node, pname)
     return _CALL_SUFFIX.sub("", modules[-1][0]) if modules else None
 
 
