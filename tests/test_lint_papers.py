@@ -223,6 +223,11 @@ def test_a_residual_around_a_block_of_split_groups_stays_a_residual(paper_export
     outer = [s for s in a.skips if s.span.depth == 5]
     assert [(s.kind, s.carries, s.rule) for s in outer] == [("residual", "identity", "residual")] * 2
     assert not [s for s in a.skips if s.kind == "long_skip"]
+    # the hierarchical adds (README: "residual-like connections"): a slice of the split, untouched, added
+    # to the previous group's output
+    hierarchical = [s for s in a.skips if s.merge_op == "add" and s.span.depth < 5]
+    assert [(s.kind, s.carries, s.span.depth) for s in hierarchical] == [("residual", "identity", 1),
+                                                                         ("residual", "identity", 2)] * 2
 
 
 def test_a_residual_around_a_dense_block_stays_a_residual(paper_exports):
