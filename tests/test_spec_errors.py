@@ -203,6 +203,20 @@ def test_a_bad_parameter_value_is_reported_with_where_it_was_written(text, messa
     assert msg == message
 
 
+@pytest.mark.parametrize("text, message", [
+    # found transcribing SqueezeNet: `if: 3` put a bypass on a fire of other widths, reported only at the add
+    ("inputs: {x: [N, 4]}\nnodes:\n  - {name: fc, op: linear, out_features: 4}\n  - {name: extra, op: relu, if: 3}\n",
+     "m.yaml:4:33: error: node 'extra': 'if' must be a condition, true or false, got 3"),
+    # an expression whose value is no condition ("[]" would have meant false), with where its parameter was given
+    ("params: {flags: []}\ninputs: {x: [N, 4]}\nnodes:\n  - {name: extra, op: relu, if: flags}\n",
+     "m.yaml:4:33: error: node 'extra': 'if' must be a condition, true or false, got [] "
+     "(flags = []: given at m.yaml:1:17)"),
+])
+def test_if_takes_a_condition_only(text, message):
+    (msg,) = errors(text)
+    assert msg == message
+
+
 def test_duplicate_yaml_keys_are_errors():
     (msg,) = errors("inputs: {x: [N, 3]}\nnodes: [{op: relu, op: add}]\n")
     assert msg == "m.yaml:2:20: error: duplicate key 'op' (first given at line 2)"

@@ -146,6 +146,10 @@ class Instantiator:
         cond = item["if"]
         if isinstance(cond, str):
             cond = self.ctx.evaluate(cond, scope, Site(item, "if", path))
+        if not isinstance(cond, bool):  # (a number or a list would otherwise decide by Python's truthiness)
+            self.ctx.error(f"'if' must be a condition, true or false, got {spelled(cond)}", item.where("if"), path,
+                           scope.origin_hint(item["if"]))
+            raise Abort()
         if cond:
             if name_taken:
                 self.ctx.error(f"duplicate node name '{name}' (two nodes of this name are both kept)",
