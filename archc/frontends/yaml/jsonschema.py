@@ -24,6 +24,7 @@ SCHEMA_ID = "https://archc.invalid/spec.schema.json"
 _EXPR = {"type": "string", "description": "an expression over parameters, e.g. 'width * 2'"}
 _INT = {"anyOf": [{"type": "integer"}, _EXPR]}
 _NUMBER = {"anyOf": [{"type": "number"}, _EXPR]}
+_BOOL = {"anyOf": [{"type": "boolean"}, _EXPR]}
 
 
 def _attr_schema(attr: Attr) -> dict[str, Any]:
@@ -33,7 +34,7 @@ def _attr_schema(attr: Attr) -> dict[str, Any]:
     elif kind == "float":
         out = dict(_NUMBER)
     elif kind == "bool":
-        out = {"anyOf": [{"type": "boolean"}, _EXPR]}
+        out = dict(_BOOL)
     elif kind == "str":
         out = {"type": "string"} | ({"enum": list(attr.choices)} if attr.choices else {})
     elif kind in ("ints", "floats"):
@@ -71,6 +72,7 @@ def spec_schema() -> dict[str, Any]:
             "name": {"type": "string", "description": schema.NODE_KEYS["name"]},
             "expect": {"enum": list(schema.EXPECT_KINDS), "description": schema.NODE_KEYS["expect"]},
             "repeat": _INT | {"description": schema.NODE_KEYS["repeat"]},
+            "if": _BOOL | {"description": schema.NODE_KEYS["if"]},
         },
         "not": {"required": ["op", "block"]},
         "allOf": [_op_rule(op) for op in ops],
