@@ -985,6 +985,20 @@ def test_a_left_out_list_item_leaves_no_gap_when_it_is_the_last():
     assert "fcs.1" in [n.name for n in load(text, deep=True).nodes()]
 
 
+def test_a_list_item_is_queried_in_an_expression_as_pytorch_indexes_it():
+    # found transcribing PANet: `shape(lateral_convs.1)` was a syntax error with no word of what to write
+    head = "inputs: {x: [N, 4, 8, 8]}\nnodes:\n  - {name: convs.0, op: conv, out_channels: 6, kernel_size: 1}\n"
+    graph = load(head + "  - {name: convs.1, op: conv, out_channels: \"channels(convs[0]) * 2\", kernel_size: 1}\n"
+                        "  - {name: up, op: resize, size: \"shape(convs[1])[2:]\"}\n")
+    assert graph.type_of(Value("convs.1")).shape[1] == 12
+    with pytest.raises(SpecError) as info:
+        loads_spec(head + "  - {name: convs.1, op: conv, out_channels: \"channels(convs.0)\", kernel_size: 1}\n",
+                   "m.yaml")
+    assert [d.format() for d in info.value.diagnostics] == [
+        "m.yaml:4:55: error: node 'convs.1': invalid expression 'channels(convs.0)': invalid syntax. Perhaps you "
+        "forgot a comma? (a module list's item is convs[0] in an expression)"]
+
+
 def test_a_list_item_in_a_sequential_block_is_refused():
     with pytest.raises(SpecError) as info:
         loads_spec("inputs: {x: [N, 4]}\nblocks:\n  b:\n    sequential: true\n    nodes: [{name: fcs.0, op: relu}]\n"

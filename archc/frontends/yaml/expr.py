@@ -19,6 +19,7 @@ import ast
 import functools
 import math
 import operator
+import re
 from typing import Any, Callable, Mapping
 
 from archc.errors import did_you_mean
@@ -85,13 +86,19 @@ CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": 
 _MAX_ROUND_DIGITS = 400  # round(x, -10**9) would compute 10**(10**9)
 
 
+#: a module list's item written as in ``in:`` (``convs.0``)
+_LIST_ITEM = re.compile(r"\b([A-Za-z_]\w*)\.(\d+)\b")
+
+
 def parse(text: str) -> ast.expr:
     """Parse an expression, reporting syntax errors with their column."""
     try:
         return ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
         offset = max((exc.offset or 1) - 1, 0)
-        raise ExprError(f"invalid expression '{text.strip()}': {exc.msg}", offset, unparsed=True) from None
+        item = _LIST_ITEM.search(text.strip())  # (`convs.0` is a name in `in:`, a syntax error in an expression)
+        hint = f"a module list's item is {item[1]}[{item[2]}] in an expression" if item else None
+        raise ExprError(f"invalid expression '{text.strip()}': {exc.msg}", offset, hint, unparsed=True) from None
     except (RecursionError, MemoryError):
         raise ExprError("expression nested too deeply to parse") from None
 
@@ -358,6 +365,9 @@ class Evaluator:
             ref = arg.id
         elif isinstance(arg, ast.Constant) and isinstance(arg.value, str):
             ref = arg.value
+        elif isinstance(arg, ast.Subscript) and isinstance(arg.value, ast.Name) \
+                and isinstance(arg.slice, ast.Constant) and type(arg.slice.value) is int:
+            ref = f"{arg.value.id}.{arg.slice.value}"  # a module list's item, as PyTorch indexes it: convs[0]
         else:
             raise ExprError(f"{fname}() takes a tensor name, like {fname}(x)", arg.col_offset)
         try:
