@@ -1006,3 +1006,36 @@ def test_a_list_item_in_a_sequential_block_is_refused():
     assert [d.format() for d in info.value.diagnostics] == [
         "m.yaml:5:20: error: node 's.fcs.0': a sequential block numbers its nodes (their names are handles, not "
         "module names): name the node without a '.'"]
+
+
+# -- a block that reads no tensor (found transcribing T5: its relative position bias table) ----------------
+_TABLE = ("inputs: {x: [N, 4]}\nblocks:\n  table:\n    inputs: []\n    outputs: w\n"
+          "    nodes: [{name: w, op: parameter, shape: [4], init: ones}]\nnodes:\n")
+
+
+def test_a_block_of_no_inputs_is_instantiated_with_an_empty_in(tmp_path, run_archc):
+    text = _TABLE + ("  - {name: t, block: table, in: []}\n  - {name: u, block: table, in: [], repeat: 2}\n"
+                     "  - {name: y, op: add, in: [x, t, \"u[*]\"]}\n")
+    graph = load(text)
+    assert total_params(graph) == 12
+    module = build_module(graph)
+    assert sorted(module.state_dict()) == ["t.w", "u.0.w", "u.1.w"]
+    assert torch.equal(module(torch.zeros(2, 4)), torch.full((2, 4), 3.0))
+    (tmp_path / "m.yaml").write_text(text)
+    run_archc("build", "m.yaml", "--target", "torch", "-o", "m.py", cwd=tmp_path, check=True)
+    assert "    def forward(self) -> torch.Tensor:\n" in (tmp_path / "m.py").read_text()
+    assert "PASSED" in run_archc("verify", "m.yaml", cwd=tmp_path, check=True).stdout
+
+
+@pytest.mark.parametrize("text, message", [
+    (_TABLE + "  - {name: t, block: table}\n",
+     "m.yaml:8:5: error: node 't': block 'table' takes no input, got 1 (the block declares no inputs: "
+     "write in: [] to instantiate it)"),
+    (_TABLE.replace("    outputs: w\n", "") + "  - {name: t, block: table, in: []}\n",
+     "m.yaml:4:5: error: node 't': block 'table' reads no input and has no node after its declared tensors: "
+     "name its output with 'outputs:'"),
+])
+def test_a_block_of_no_inputs_says_how_to_use_it(text, message):
+    with pytest.raises(SpecError) as info:
+        loads_spec(text, "m.yaml")
+    assert [d.format() for d in info.value.diagnostics] == [message]

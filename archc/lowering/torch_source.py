@@ -389,10 +389,10 @@ def _tree_params(body: Body, args: ClassArgs, level: dict[str, Any], owner: str,
 
 
 def _forward_lines(body: Body, args: ClassArgs, comments: list[list[str]], types: list[str]) -> list[str]:
-    params = ", ".join(f"{a}: {t}" for a, t in zip(body.args, types))
+    params = ", ".join(["self", *(f"{a}: {t}" for a, t in zip(body.args, types))])
     returns = "torch.Tensor" if len(body.returns) == 1 else \
         "tuple[" + ", ".join(["torch.Tensor"] * len(body.returns)) + "]"
-    lines = _statement(f"def forward(self, {params}) -> {returns}:", 1)
+    lines = _statement(f"def forward({params}) -> {returns}:", 1)
     for stmt, notes in zip(body.stmts, comments):
         for note in notes:
             lines += _comment_lines(note, 2)

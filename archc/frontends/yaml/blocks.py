@@ -194,16 +194,27 @@ def _formals(ctx: Elaboration, call: Instantiation, bdef: SMap) -> tuple[str, ..
 
 def _check_inputs(ctx: Elaboration, call: Instantiation, signature: _Signature) -> None:
     inputs, fields, fixed = call.inputs, call.fields, signature.fixed
-    if len(inputs) < len(fixed) or (not signature.variadic and len(inputs) != len(fixed)) or not inputs:
+    # (none at all only for a block that declares none: a variadic input takes at least one)
+    if len(inputs) < len(fixed) or (not signature.variadic and len(inputs) != len(fixed)) \
+            or (not inputs and signature.formals):
         want = f"at least {len(fixed)}" if signature.variadic else str(len(fixed))
-        ctx.error(f"block '{call.kind}' takes {want} input(s) ({', '.join(signature.formals)}), got {len(inputs)}",
+        takes = f"{want} input(s) ({', '.join(signature.formals)})" if signature.formals else "no input"
+        ctx.error(f"block '{call.kind}' takes {takes}, got {len(inputs)}",
                   fields.where("in") if "in" in fields else fields.location, call.path,
-                  None if signature.variadic or len(inputs) <= len(fixed) else "for any number of inputs, end the "
-                  f"block's inputs with a variadic one, inputs: [{', '.join([*fixed, 'rest...'])}], "
-                  "and pass them on with in: rest")
+                  _count_hint(call, signature))
         raise Abort()
     if any(v is POISON for v in inputs):
         raise Abort()
+
+
+def _count_hint(call: Instantiation, signature: _Signature) -> str | None:
+    """What to write where an instance passes a block more inputs than it declares."""
+    if signature.variadic or len(call.inputs) <= len(signature.fixed):
+        return None
+    if not signature.formals and "in" not in call.fields:  # (it read the previous node by default)
+        return "the block declares no inputs: write in: [] to instantiate it"
+    return ("for any number of inputs, end the block's inputs with a variadic one, "
+            f"inputs: [{', '.join([*signature.fixed, 'rest...'])}], and pass them on with in: rest")
 
 
 def _enter(call: Instantiation, scope: Scope, bdef: SMap, env: dict[str, Any], signature: _Signature) -> Scope:
@@ -230,8 +241,9 @@ def _enter(call: Instantiation, scope: Scope, bdef: SMap, env: dict[str, Any], s
         rest = signature.formals[-1][:-3]
         inner.bindings[rest] = Binding(list(inputs[len(fixed):]), spread=True)
         inner.declared.add(rest)
-    inner.previous = inputs[0]
-    inner.previous_binding = inner.bindings[fixed[0] if fixed else signature.formals[-1][:-3]]
+    if inputs:  # (a block of no inputs, `inputs: []`: its first node has no previous one to read)
+        inner.previous = inputs[0]
+        inner.previous_binding = inner.bindings[fixed[0] if fixed else signature.formals[-1][:-3]]
     inner.block_inputs = tuple(fixed)
     return inner
 
@@ -240,7 +252,12 @@ def _outputs(ctx: Elaboration, call: Instantiation, bdef: SMap, inner: Scope) ->
     """What the block instance stands for: the values its ``outputs`` name, or its last node's."""
     outs = bdef.get("outputs")
     if outs is None:
-        return Binding([inner.used_previous(ctx.sink)])
+        last = inner.used_previous(ctx.sink)
+        if last is None:  # (no inputs, and only declared nodes: parameters and constants chain nothing)
+            ctx.error(f"block '{call.kind}' reads no input and has no node after its declared tensors: name its "
+                      "output with 'outputs:'", bdef.location, call.path)
+            raise Abort()
+        return Binding([last])
     if not isinstance(outs, (str, list)):
         ctx.error(f"block '{call.kind}': 'outputs' must be a node name or a list of them", bdef.where("outputs"),
                   call.path)

@@ -247,7 +247,7 @@ class Instantiator:
             if "instance_name" in item:
                 scope.bindings[local] = binding
             scope.repetitions[name].append((local, binding))
-            if not dense and not parallel:
+            if not dense and not parallel and inputs:  # (a block of no inputs chains none: each reads nothing)
                 inputs = [binding.values[0], *inputs[1:]]
         return binding
 

@@ -67,8 +67,8 @@ def inputs_of(ctx: Elaboration, item: SMap, scope: Scope, node: str) -> list[Val
             raise Abort()
         return [scope.used_previous(ctx.sink)]
     refs = item["in"]
-    if isinstance(refs, SList) and not refs and _may_take_no_input(item):
-        return []  # `in: []` on an op that can read nothing (an ONNX ConstantOfShape kept as it is)
+    if isinstance(refs, SList) and not refs and _may_take_no_input(ctx, item):
+        return []  # `in: []` on what can read nothing (an ONNX ConstantOfShape kept as it is, a table block)
     if isinstance(refs, (str, int)):
         sites = [Site(item, "in", node)]
     elif isinstance(refs, SList):
@@ -153,8 +153,12 @@ def _port(ctx: Elaboration, binding: Binding, name: str, port: str, site: Site) 
     raise Abort()
 
 
-def _may_take_no_input(item: SMap) -> bool:
-    """Whether the node ``item`` applies an op whose fewest inputs is none."""
+def _may_take_no_input(ctx: Elaboration, item: SMap) -> bool:
+    """Whether the node ``item`` applies an op whose fewest inputs is none, or instantiates a block that
+    declares no inputs (``inputs: []``: its nodes are parameters and constants)."""
+    if "block" in item:
+        block = ctx.blocks.get(str(item["block"]))
+        return isinstance(block, SMap) and isinstance(block.get("inputs"), SList) and not block["inputs"]
     op = registry.get(str(item["op"])) if "op" in item else None
     return op is not None and op.arity()[0] == 0
 
