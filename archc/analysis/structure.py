@@ -431,12 +431,17 @@ class _FlowBuilder:
         elif len(preds) == 1:
             p = preds[0]
             best_l, best_o, best_u = layers[p], ops[p], up[p]
-        elif (carried := _gated_factor(self.roles, self.preds, i)) is not None:
+        elif role == "merge_mul" and (carried := _gated_factor(self.roles, self.preds, i)) is not None:
             # x * T(...): the gate scales x, so the product lies as deep as x (the gate's own
             # layers compute a scaling, not the features passed on: squeeze-and-excitation,
             # attention gates)
             g = preds[0] if preds[1] == carried else preds[1]
             best_l, best_o, best_u = layers[carried], max(ops[carried], ops[g]), max(up[carried], up[g])
+        elif len(preds) == 2:  # (most joins: two compares instead of three calls of max)
+            a, b = preds
+            best_l = layers[a] if layers[a] >= layers[b] else layers[b]
+            best_o = ops[a] if ops[a] >= ops[b] else ops[b]
+            best_u = up[a] if up[a] >= up[b] else up[b]
         else:  # (no default= for max: a keyword argument costs each join a slower call)
             best_l = max(map(layers.__getitem__, preds))
             best_o = max(map(ops.__getitem__, preds))
