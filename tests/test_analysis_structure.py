@@ -4,7 +4,9 @@ from __future__ import annotations
 import random
 
 import networkx as nx
+import pytest
 
+from archc.analysis import structure
 from archc.analysis.structure import SOURCE, Flow
 from archc.ir import Graph, Node, TensorType, Value
 
@@ -39,7 +41,11 @@ def test_ids_are_topological_and_multi_edges_kept():
     assert flow.uses[last] == len(flow.succs[last]) + 1
 
 
-def test_dominators_match_networkx():
+@pytest.mark.parametrize("steps", [0, 16, 10_000])
+def test_dominators_match_networkx(monkeypatch, steps):
+    # dominates() walks up the tree at most _WALK_STEPS steps, then numbers the tree: 0 numbers it on the
+    # first query, 10_000 answers every query of these small graphs by the walk
+    monkeypatch.setattr(structure, "_WALK_STEPS", steps)
     for seed in range(8):
         g = _random_dag(seed, inputs=1 + seed % 3)
         flow = Flow(g)
@@ -55,12 +61,14 @@ def test_dominators_match_networkx():
             want = expected[i]
             assert flow.idom[i] == (SOURCE if want == "SRC" else want), (seed, flow.names[i])
             # dominates() agrees with walking up the tree
-            for j in (0, i // 2, i):
-                chain, v = set(), i
-                while v != "SRC":
-                    chain.add(v)
-                    v = expected[v]
-                assert flow.dominates(j, i) == (j in chain)
+            chain, v = set(), i
+            while v != "SRC":
+                chain.add(v)
+                v = expected[v]
+            for j in range(len(flow)):
+                assert flow.dominates(j, i) == (j in chain), (seed, j, i)
+        if steps in (0, 10_000):
+            assert (flow._tin is None) == (steps == 10_000)
 
 
 def test_shape_arithmetic_and_constants_are_not_data():

@@ -357,14 +357,19 @@ class RememberingDecider:
     def __init__(self) -> None:
         self._rule_of: dict[tuple, Callable[[PairFacts], Verdict]] = {}
 
+    def recall(self, facts: PairFacts) -> Decision | None:
+        """The decision for ``facts`` when a pair of equal facts was decided without asking a probe,
+        else None. Such a decision never asks a probe: a caller may leave them unset until then."""
+        rule = self._rule_of.get(_key(facts))
+        if rule is None:
+            return None
+        kind, reason = rule(facts)  # (applies: it did to equal facts)
+        return Decision(kind, reason, rule.__name__)
+
     def __call__(self, facts: PairFacts) -> Decision:
-        key = (facts.merge_op, facts.merge_role, facts.fork is None, facts.carries, facts.changed, facts.depth,
-               facts.shortcut_layers, facts.nested, facts.resampled, facts.family, facts.members, facts.broadcast,
-               facts.levels, facts.positions, facts.dominated)
-        rule = self._rule_of.get(key)
-        if rule is not None:
-            kind, reason = rule(facts)  # (applies: it did to equal facts)
-            return Decision(kind, reason, rule.__name__)
+        remembered = self.recall(facts)
+        if remembered is not None:
+            return remembered
         asked = []
         for name in _PROBES:
             probe = getattr(facts, name)
@@ -372,8 +377,15 @@ class RememberingDecider:
                 setattr(facts, name, lambda probe=probe: asked.append(probe) or probe())
         decision = decide(facts)
         if not asked:
-            self._rule_of[key] = _RULES_BY_NAME[decision.rule]
+            self._rule_of[_key(facts)] = _RULES_BY_NAME[decision.rule]
         return decision
+
+
+def _key(facts: PairFacts) -> tuple:
+    """The facts a rule's conditions read, but the probes (see :class:`RememberingDecider`)."""
+    return (facts.merge_op, facts.merge_role, facts.fork is None, facts.carries, facts.changed, facts.depth,
+            facts.shortcut_layers, facts.nested, facts.resampled, facts.family, facts.members, facts.broadcast,
+            facts.levels, facts.positions, facts.dominated)
 
 
 _RULES_BY_NAME = {rule.__name__: rule for rule in RULES}

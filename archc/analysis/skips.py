@@ -695,20 +695,24 @@ class _Classifier:
         dominated = f.dominates(fork, main)
         depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated)
         # PairFacts' fields by position (merge_op, merge_role, fork, carries, changed, depth, shortcut_layers,
-        # nested, resampled, family, members, via, broadcast, levels, positions, dominated, then the probes
-        # elementwise, gated, feeds_gate, mixing, split_part):
-        # one per join, and a call by keywords costs a third more. (The probes are partials, not lambdas:
-        # a lambda would make this function's variables closure cells, slower to read all along.)
+        # nested, resampled, family, members, via, broadcast, levels, positions, dominated): one per join, and a
+        # call by keywords costs a third more.
         facts = PairFacts(
             f.nodes[m].op, role, f.names[fork], carries, changed, depth, w_short, nested, resampled, family,
             len(members), self._names(list(reversed(sc.path)) if sc.path is not None else [sc.node], 3)
             if carries == _PROJECTION and sc.path != [] else "",
-            role == _ADD and measures.broadcast(m, sc), levels, positions, dominated,
-            partial(elementwise, f, m),
-            partial(gated, f, m, fork) if self.has_gates else never,
-            partial(feeds_gate, f, m) if self.has_gates else never,
-            partial(mixing, f, fork, main), partial(measures.split_part, fork, sc, m))
-        kind, why, rule = self.decide(facts)
+            role == _ADD and measures.broadcast(m, sc), levels, positions, dominated)
+        decision = self.decide.recall(facts)
+        if decision is None:
+            # The probes, where no rule remembered for equal facts decides (most pairs of a graph have one).
+            # (partials, not lambdas: a lambda would make this function's variables closure cells, slower to
+            # read all along)
+            facts.elementwise = partial(elementwise, f, m)
+            if self.has_gates:
+                facts.gated, facts.feeds_gate = partial(gated, f, m, fork), partial(feeds_gate, f, m)
+            facts.mixing, facts.split_part = partial(mixing, f, fork, main), partial(measures.split_part, fork, sc, m)
+            decision = self.decide(facts)
+        kind, why, rule = decision
         if kind == _GATED:
             carries = _IDENTITY  # the fork's own value, scaled by the gate
         span = measures.span(fork, main, kind, depth, depth_ops, region, dominated,

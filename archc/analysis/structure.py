@@ -55,6 +55,8 @@ _FIRST = operator.itemgetter(0)
 #: callers fall back to depths from the inputs, as they do for one large region.
 WALK_BUDGET_MIN = 4_000_000
 WALK_BUDGET_PER_NODE = 64
+#: steps up the dominator tree :meth:`Flow.dominates` takes before it numbers the tree instead
+_WALK_STEPS = 16
 
 
 class _Unordered(Exception):
@@ -114,7 +116,10 @@ class Flow:
         for o in self.outputs:
             self.uses[o] += 1
         self._pred_sets: dict[int, frozenset[int]] = {}
-        self._tin, self._size = _preorder(self.idom)
+        #: the dominator tree's preorder numbers and subtree sizes, made on the first query a short walk
+        #: up the tree does not answer (see :meth:`dominates`)
+        self._tin: list[int] | None = None
+        self._size: list[int] = []
         #: edges the region walks may still scan (see :data:`WALK_BUDGET_MIN`)
         self.walk_budget = max(WALK_BUDGET_MIN, WALK_BUDGET_PER_NODE * len(self.names))
 
@@ -139,7 +144,22 @@ class Flow:
             return True
         if b == SOURCE:
             return False
-        return 0 <= self._tin[b] - self._tin[a] < self._size[a]
+        tin = self._tin
+        if tin is None:
+            # Most queries ask about a fork a few steps up the tree from the node (a residual block's
+            # input and its main path): walk up, and number the whole tree (a pass over every node)
+            # only when a query needs more steps.
+            heads, idom = self.chain_head, self.idom
+            v = b
+            for _ in range(_WALK_STEPS):
+                if v <= a:
+                    return v == a
+                # (a chain's head dominates its nodes: jump to it unless ``a`` may lie on the chain)
+                h = heads[v]
+                v = h if h != v and h >= a else idom[v]
+            self._tin, self._size = _preorder(idom)
+            tin = self._tin
+        return 0 <= tin[b] - tin[a] < self._size[a]
 
     # -- gates -------------------------------------------------------------------------
     def from_gate(self, v: int) -> bool:
@@ -411,12 +431,17 @@ class _FlowBuilder:
         elif len(preds) == 1:
             p = preds[0]
             best_l, best_o, best_u = layers[p], ops[p], up[p]
-        elif (carried := _gated_factor(self.roles, self.preds, i)) is not None:
+        elif role == "merge_mul" and (carried := _gated_factor(self.roles, self.preds, i)) is not None:
             # x * T(...): the gate scales x, so the product lies as deep as x (the gate's own
             # layers compute a scaling, not the features passed on: squeeze-and-excitation,
             # attention gates)
             g = preds[0] if preds[1] == carried else preds[1]
             best_l, best_o, best_u = layers[carried], max(ops[carried], ops[g]), max(up[carried], up[g])
+        elif len(preds) == 2:  # (most joins: two compares instead of three calls of max)
+            a, b = preds
+            best_l = layers[a] if layers[a] >= layers[b] else layers[b]
+            best_o = ops[a] if ops[a] >= ops[b] else ops[b]
+            best_u = up[a] if up[a] >= up[b] else up[b]
         else:  # (no default= for max: a keyword argument costs each join a slower call)
             best_l = max(map(layers.__getitem__, preds))
             best_o = max(map(ops.__getitem__, preds))

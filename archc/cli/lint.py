@@ -158,30 +158,32 @@ def json_text(analysis: Analysis, explain: bool = False) -> str:
 def _connection_writer(explain: bool) -> Callable[[Skip, str], str]:
     """A function writing one connection's JSON text at a depth, as ``indented(skip.to_dict(explain))``
     writes it there: a template per depth (keys, separators, indentation) filled with the fields' texts."""
-    layouts: dict[str, tuple[str, str, str]] = {}
+    layouts: dict[str, tuple[str, _ListText, _ListText]] = {}
 
     def write(c: Skip, newline: str) -> str:
         layout = layouts.get(newline)
         if layout is None:
             layout = layouts[newline] = _connection_layout(newline, explain)
-        template, shortcut_items, node_items = layout
+        template, (s_open, s_between, s_close), (n_open, n_between, n_close) = layout
         span = c.span
-        # (each field as json writes it; conditionals inline: one call per record, lint writes 14k at 100k nodes)
+        # (each field as json writes it; conditionals and lists inline: one call per record, lint writes 14k at
+        # 100k nodes, most with a list of names)
         fields = (
             "null" if c.fork is None else _quote(c.fork), _int(c.fork_output), _quote(c.merge), _quote(c.merge_op),
             _quote(c.kind), "null" if c.carries is None else _quote(c.carries),
-            _names(c.shortcut, shortcut_items) if c.shortcut else "[]",
+            f"{s_open}{s_between.join(map(_quote, c.shortcut))}{s_close}" if c.shortcut else "[]",
             "null" if span.layers is None else _int(span.layers), "null" if span.ops is None else _int(span.ops),
-            _int(span.depth), _int(span.depth_ops), _names(span.nodes, node_items) if span.nodes else "[]",
+            _int(span.depth), _int(span.depth_ops),
+            f"{n_open}{n_between.join(map(_quote, span.nodes))}{n_close}" if span.nodes else "[]",
             "null" if c.stage is None else _int(c.stage), "null" if c.position is None else _int(c.position),
             _quote(c.reason))
         return template % (fields + (_quote(c.rule),) if explain else fields)
     return write
 
 
-def _connection_layout(newline: str, explain: bool) -> tuple[str, str, str]:
+def _connection_layout(newline: str, explain: bool) -> tuple[str, _ListText, _ListText]:
     """A connection's text at a depth with a ``%s`` for each field's text (the keys are fixed here
-    and hold no ``%``), and the newlines its lists' items start with."""
+    and hold no ``%``), and the texts around the items of its lists of names (``shortcut``, span ``nodes``)."""
     inner, deeper = newline + "  ", newline + "    "
     keys = ["fork", "fork_output", "merge", "merge_op", "kind", "carries", "shortcut"]
     span_keys = ["layers", "ops", "depth", "depth_ops", "nodes"]
@@ -189,16 +191,18 @@ def _connection_layout(newline: str, explain: bool) -> tuple[str, str, str]:
     template = ("{" + "".join(f'{inner}"{k}": %s,' for k in keys)
                 + f'{inner}"span": {{' + ",".join(f'{deeper}"{k}": %s' for k in span_keys) + f"{inner}}},"
                 + ",".join(f'{inner}"{k}": %s' for k in tail) + newline + "}")
-    return template, deeper, deeper + "  "
+    return template, _list_text(deeper), _list_text(deeper + "  ")
 
 
 #: an int's JSON text (a value of another type raises: no field written here holds one)
 _int = int.__repr__
+#: the text before, between and after the items of a non-empty list of strings
+_ListText = tuple[str, str, str]
 
 
-def _names(names: list[str], items: str) -> str:
-    """A non-empty list of strings as ``indented`` writes it, its items on lines starting with ``items``."""
-    return "[" + items + ("," + items).join(map(_quote, names)) + items[:-2] + "]"
+def _list_text(items: str) -> _ListText:
+    """How ``indented`` writes a non-empty list of strings whose items start lines with ``items``."""
+    return "[" + items, "," + items, items[:-2] + "]"
 
 
 def _band(text: str | None) -> tuple[int, int] | None:
