@@ -329,3 +329,10 @@ def test_a_dense_join_of_every_earlier_node_finishes(tmp_path):
     data = json.loads(done.stdout)
     assert data["summary"] == {"residual": 0, "long_skip": 0, "dense": 0, "gated": 0}
     assert data["joins_summary"] == {"branch": 0, "sequential": 299 * 298 // 2}
+
+
+def test_a_table_of_no_rows_is_its_headers_and_dashes():
+    from archc.cli.common import table_lines
+
+    assert table_lines(["merge", "kind"], []) == ["merge  kind", "-----  ----"]
+    assert table_lines(["a", "n"], [["x", "12"]], right={1}) == ["a   n", "-  --", "x  12"]

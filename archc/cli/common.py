@@ -134,7 +134,7 @@ def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Se
     # (column by column: each padded by one C-level map, then the lines joined, a call per line and not
     # per cell; lint's table has a row per join, 14k on a 100k-node model)
     columns = list(zip(*rows)) if rows else [()] * len(headers)
-    widths = [max(len(h), *map(len, cells)) for h, cells in zip(headers, columns)]
+    widths = [max([len(h), *map(len, cells)]) for h, cells in zip(headers, columns)]
     dashes = ["-" * w for w in widths]
     if free_last:
         widths[-1], dashes[-1] = 0, "-" * len(headers[-1])
