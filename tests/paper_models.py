@@ -1226,6 +1226,25 @@ class LinkedUNet(nn.Module):
         d = F.interpolate(self.bottom(F.max_pool2d(e, 2)), scale_factor=2.0, mode="bilinear")
         return self.head(self.dec(torch.cat([self.link(e), d], 1)))
 
+
+# -- DnCNN (Zhang et al. 2017), cszn/KAIR models/network_dncnn.py: residual learning, x - F(x) -------------
+class DnCNN(nn.Module):
+    """A conv-ReLU, conv-BN-ReLU layers and a conv estimate the noise; the output is the input minus it.
+    ``noise_minus_input``: the same residual with the other sign, ``F(x) - x``."""
+
+    def __init__(self, c=8, layers=5, noise_minus_input=False):
+        super().__init__()
+        body = [nn.Conv2d(1, c, 3, 1, 1), nn.ReLU(inplace=True)]
+        for _ in range(layers - 2):
+            body += [nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+        self.model = nn.Sequential(*body, nn.Conv2d(c, 1, 3, 1, 1))
+        self.noise_minus_input = noise_minus_input
+
+    def forward(self, x):
+        n = self.model(x)
+        return n - x if self.noise_minus_input else x - n
+
+
 #: name -> (module factory, example inputs)
 MODELS = {
     "convnext": (ConvNeXt, lambda: (torch.randn(1, 3, 32, 32),)),
@@ -1262,4 +1281,6 @@ MODELS = {
     "resnest_sliced": (lambda: ResNeSt(sliced=True), lambda: (torch.randn(1, 3, 16, 16),)),
     "unet_link3": (LinkedUNet, lambda: (torch.randn(1, 3, 16, 16),)),
     "unet_link1": (lambda: LinkedUNet(link_kernel=1), lambda: (torch.randn(1, 3, 16, 16),)),
+    "dncnn": (DnCNN, lambda: (torch.randn(1, 1, 16, 16),)),
+    "dncnn_negated": (lambda: DnCNN(noise_minus_input=True), lambda: (torch.randn(1, 1, 16, 16),)),
 }

@@ -94,6 +94,9 @@ EXPECTED = {
     # UNet 3+'s skip passes a conv before the decoder's concat: a long skip whatever the conv's kernel
     "unet_link3": ({"long_skip": 1}, 2),
     "unet_link1": ({"long_skip": 1}, 2),
+    # residual learning by subtraction, x - F(x) (or F(x) - x): a residual with an identity shortcut
+    "dncnn": ({"residual": 1}, 2),
+    "dncnn_negated": ({"residual": 1}, 2),
 }
 #: models whose two exports gave different labels before a fix: both exporters run by default
 BOTH_BY_DEFAULT = {"res2net", "dpn"}
@@ -275,6 +278,18 @@ def test_a_conv_on_a_unet_link_is_a_projection_whatever_its_kernel(paper_exports
     assert [(str(c.kind), str(c.carries), c.rule) for c in k3.connections] \
         == [(str(c.kind), str(c.carries), c.rule) for c in k1.connections] \
         == [("long_skip", "projection", "concat_long_skip")]
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_residual_learned_by_subtraction_is_a_residual(paper_exports, dynamo):
+    # DnCNN: x - F(x), and F(x) - x, as an add is: an identity shortcut around the noise estimate's 5 layers
+    for name in ("dncnn", "dncnn_negated"):
+        a = lint(paper_exports, name, dynamo)
+        assert [(s.kind, s.merge_op, s.carries, s.rule, s.span.depth) for s in a.connections] \
+            == [("residual", "sub", "identity", "residual", 5)]
+    # a subtraction with no layer between stays arithmetic: ConvNeXt's LayerNorm2d, x - mean(x)
+    convnext = lint(paper_exports, "convnext", dynamo)
+    assert {(c.kind, c.rule) for c in _joins(convnext, merge_op="sub")} == {("sequential", "arithmetic_without_layers")}
 
 
 @pytest.mark.parametrize("name", ["convnext", "deeplabv3plus", "encoder_decoder", "gpt2"])

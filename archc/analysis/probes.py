@@ -245,6 +245,14 @@ def elementwise(f: Flow, m: int) -> bool:
 
 
 
+def scaled_by_gate(f: Flow, m: int) -> bool:
+    """Whether every use of ``m``'s output is a product that scales it by a gate (a sigmoid-derived factor):
+    the difference ``H - x`` of a gate's interpolation ``x + T·(H − x)`` (Highway's carry form, a decomposed
+    ``lerp``), a term of the gating the add after it is (:func:`gated`), not a residual of its own."""
+    succs = f.succs[m]
+    return bool(succs) and all(f.gated_factor(c) == m for c in succs)
+
+
 def gated(f: Flow, m: int, fork: int) -> bool:
     """Whether the add is Highway's gating of ``fork`` against a transform: a product near the add
     takes one factor from a ``gate`` (sigmoid) and the other from the fork and a transform through

@@ -57,6 +57,7 @@ from archc.analysis.probes import (
     inner_merge,
     merge_terms,
     mixing,
+    scaled_by_gate,
 )
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
 from archc.analysis.rules import PairFacts, RememberingDecider, decide, never
@@ -115,6 +116,8 @@ _KIND = operator.attrgetter("kind")
 #: the vocabulary words the per-join code compares with, bound once (an Enum member's attribute
 #: access is a Python-level lookup in Python 3.11, several per join)
 _ADD, _CONCAT, _RESHAPE = Role.MERGE_ADD, Role.MERGE_CONCAT, Role.RESHAPE
+#: a difference is measured as a sum is (``x - F(x)`` is ``x + (-F)(x)``: see :data:`archc.analysis.rules._SUMS`)
+_SUMS = frozenset({Role.MERGE_ADD, Role.MERGE_SUB})
 _IDENTITY, _PROJECTION, _INDICES, _COMPUTED = Carries.IDENTITY, Carries.PROJECTION, Carries.INDICES, Carries.COMPUTED
 _DENSE, _GATED, _RESIDUAL, _SEQUENTIAL = Kind.DENSE, Kind.GATED, Kind.RESIDUAL, Kind.SEQUENTIAL
 
@@ -278,7 +281,7 @@ class _Measures:
             # Not a chain: a projection made of parallel light paths, merged (shake-shake's two
             # shifted 1x1 convs, concatenated), where it lies wholly after the fork and matches the
             # main path's shape; else computed
-            if changed and f.roles[m] == _ADD and self.weight(fork, sc)[0] <= LIGHT_LAYERS \
+            if changed and f.roles[m] in _SUMS and self.weight(fork, sc)[0] <= LIGHT_LAYERS \
                     and self._concatenated_paths(fork, sc.node):
                 return _PROJECTION, changed
             return _COMPUTED, changed
@@ -291,7 +294,7 @@ class _Measures:
             if not changed or all(f.roles[u] in TRANSPARENT or f.gated_factor(u) is not None for u in sc.path):
                 return _IDENTITY, changed
             return _PROJECTION, changed
-        if len(layers) == 1 or changed and len(layers) <= LIGHT_LAYERS and f.roles[m] == _ADD:
+        if len(layers) == 1 or changed and len(layers) <= LIGHT_LAYERS and f.roles[m] in _SUMS:
             # One learned layer, whatever its kernel (a 1x1 conv, a 3x3 conv on a U-Net link), or a
             # short path whose job is to match the main path's shape (a strided k x k conv, a
             # depthwise + pointwise pair): a projection by its role. That the main path is longer
@@ -696,18 +699,19 @@ class _Classifier:
         depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated)
         # PairFacts' fields by position (merge_op, merge_role, fork, carries, changed, depth, shortcut_layers,
         # nested, resampled, family, members, via, broadcast, levels, positions, dominated, then the probes
-        # elementwise, gated, feeds_gate, mixing, split_part):
+        # elementwise, gated, feeds_gate, mixing, split_part, scaled_by_gate):
         # one per join, and a call by keywords costs a third more. (The probes are partials, not lambdas:
         # a lambda would make this function's variables closure cells, slower to read all along.)
         facts = PairFacts(
             f.nodes[m].op, role, f.names[fork], carries, changed, depth, w_short, nested, resampled, family,
             len(members), self._names(list(reversed(sc.path)) if sc.path is not None else [sc.node], 3)
             if carries == _PROJECTION and sc.path != [] else "",
-            role == _ADD and measures.broadcast(m, sc), levels, positions, dominated,
+            role in _SUMS and measures.broadcast(m, sc), levels, positions, dominated,
             partial(elementwise, f, m),
             partial(gated, f, m, fork) if self.has_gates else never,
             partial(feeds_gate, f, m) if self.has_gates else never,
-            partial(mixing, f, fork, main), partial(measures.split_part, fork, sc, m))
+            partial(mixing, f, fork, main), partial(measures.split_part, fork, sc, m),
+            partial(scaled_by_gate, f, m) if self.has_gates and role == Role.MERGE_SUB else never)
         kind, why, rule = self.decide(facts)
         if kind == _GATED:
             carries = _IDENTITY  # the fork's own value, scaled by the gate
