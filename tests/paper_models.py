@@ -1245,6 +1245,33 @@ class DnCNN(nn.Module):
         return n - x if self.noise_minus_input else x - n
 
 
+# -- BigGAN (Brock et al. 2019), ajbrock/BigGAN-PyTorch layers.py GBlock, unconditional batchnorm ------------
+class GBlock(nn.Module):
+    """A generator block: BN-ReLU, upsample, 3x3 conv, BN-ReLU, 3x3 conv, beside the input upsampled and
+    projected by a 1x1 conv to the new width."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, 1, 1)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1)
+        self.conv_sc = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2.0)
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.conv_sc(F.interpolate(x, scale_factor=2.0))
+
+
+class BigGANGenerator(nn.Module):
+    def __init__(self, z=16, c=16):
+        super().__init__()
+        self.c, self.linear = c, nn.Linear(z, 4 * 4 * c)
+        self.blocks = nn.Sequential(GBlock(c, c // 2), GBlock(c // 2, c // 4))
+        self.out = nn.Sequential(nn.BatchNorm2d(c // 4), nn.ReLU(), nn.Conv2d(c // 4, 3, 3, 1, 1), nn.Tanh())
+
+    def forward(self, z):
+        return self.out(self.blocks(self.linear(z).view(z.shape[0], self.c, 4, 4)))
+
 #: name -> (module factory, example inputs)
 MODELS = {
     "convnext": (ConvNeXt, lambda: (torch.randn(1, 3, 32, 32),)),
@@ -1283,4 +1310,5 @@ MODELS = {
     "unet_link1": (lambda: LinkedUNet(link_kernel=1), lambda: (torch.randn(1, 3, 16, 16),)),
     "dncnn": (DnCNN, lambda: (torch.randn(1, 1, 16, 16),)),
     "dncnn_negated": (lambda: DnCNN(noise_minus_input=True), lambda: (torch.randn(1, 1, 16, 16),)),
+    "biggan": (BigGANGenerator, lambda: (torch.randn(1, 16),)),
 }

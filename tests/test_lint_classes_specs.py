@@ -82,6 +82,19 @@ nodes:
   - {name: b2, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
   - {name: f_minus_x, op: sub, in: [b2, x_minus_f], expect: residual}
 """,
+    # a decoder's residual block that only upsamples (BigGAN's generator block): no round trip, as ResNet's
+    # stride-2 block holds none; its shortcut, upsample + 1x1 conv, a projection
+    "upsampling_residual": """\
+nodes:
+  - {name: stem, op: conv, out_channels: 16, kernel_size: 3, padding: 1}
+  - {name: up, op: upsample, scale_factor: 2}
+  - {name: c1, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: relu, op: relu}
+  - {name: c2, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: s_up, op: upsample, in: stem, scale_factor: 2}
+  - {name: s_proj, op: conv, out_channels: 8, kernel_size: 1}
+  - {name: add, op: add, in: [c2, s_proj], expect: residual}
+""",
     # class 8: a head summing pyramid levels, each through two layers of its own
     "pyramid_sum": """\
 nodes:
@@ -109,8 +122,9 @@ def test_error_class_as_a_spec(name):
 SKIPS = {"pyramid_sum": 0, "sub_residual": 2}
 
 
-@pytest.mark.parametrize("name, carries", [("sub_residual", ["identity", "identity"])])
-def test_a_residual_by_subtraction_as_a_spec_and_through_archcs_onnx(name, carries, tmp_path):
+@pytest.mark.parametrize("name, carries", [("sub_residual", ["identity", "identity"]),
+                                           ("upsampling_residual", ["projection"])])
+def test_a_residual_by_subtraction_or_upsampling_as_a_spec_and_through_archcs_onnx(name, carries, tmp_path):
     # what each residual's shortcut carries, and from where: the same in archc's ONNX build as in the spec
     spec, onnx_build = _lint(name, SPECS[name], tmp_path)
     for a in (spec, onnx_build):
@@ -119,7 +133,7 @@ def test_a_residual_by_subtraction_as_a_spec_and_through_archcs_onnx(name, carri
         assert not any("down- and upsample" in s.reason for s in residuals)  # (no round trip)
         assert a.summary() == spec.summary()
     assert [s.fork for s in spec.skips if s.kind == "residual"] == {
-        "sub_residual": ["stem", "x_minus_f"]}[name]
+        "sub_residual": ["stem", "x_minus_f"], "upsampling_residual": ["stem"]}[name]
 
 
 # -- classes 2, 4 and 7: whole models, checked pair by pair as the torch-module tests do --------

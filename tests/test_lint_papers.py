@@ -97,6 +97,8 @@ EXPECTED = {
     # residual learning by subtraction, x - F(x) (or F(x) - x): a residual with an identity shortcut
     "dncnn": ({"residual": 1}, 2),
     "dncnn_negated": ({"residual": 1}, 2),
+    # each generator block upsamples both paths, its shortcut by a 1x1 conv: a residual, no round trip
+    "biggan": ({"residual": 2}, 4),
 }
 #: models whose two exports gave different labels before a fix: both exporters run by default
 BOTH_BY_DEFAULT = {"res2net", "dpn"}
@@ -290,6 +292,18 @@ def test_a_residual_learned_by_subtraction_is_a_residual(paper_exports, dynamo):
     # a subtraction with no layer between stays arithmetic: ConvNeXt's LayerNorm2d, x - mean(x)
     convnext = lint(paper_exports, "convnext", dynamo)
     assert {(c.kind, c.rule) for c in _joins(convnext, merge_op="sub")} == {("sequential", "arithmetic_without_layers")}
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_block_that_only_upsamples_is_a_residual_a_round_trip_a_long_skip(paper_exports, dynamo):
+    # BigGAN's generator block upsamples both paths: its 1x1 projection shortcut is a residual's, as ResNet's
+    # stride-2 block's is; nothing goes down before it comes up
+    a = lint(paper_exports, "biggan", dynamo)
+    assert [(s.kind, s.carries, s.rule, s.span.depth) for s in a.skips] == [("residual", "projection", "residual", 2)] * 2
+    assert not any("down- and upsample" in s.reason for s in a.skips)
+    # a U-Net's encoder -> decoder link, down then up, stays a long skip
+    unet = lint(paper_exports, "unet_link1", dynamo)
+    assert [(s.kind, s.reason.endswith("that down- and upsample")) for s in unet.skips] == [("long_skip", True)]
 
 
 @pytest.mark.parametrize("name", ["convnext", "deeplabv3plus", "encoder_decoder", "gpt2"])

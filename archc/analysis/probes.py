@@ -185,6 +185,43 @@ def _from_decoder_merge(f: Flow, v: int) -> bool:
     return v != SOURCE and len(preds[v]) >= 2 and f.last_upsample[v] != SOURCE
 
 
+#: nodes :func:`upsamples_only` walks back from a main input before it gives up (and answers no)
+ONE_WAY_LIMIT = 256
+
+
+def upsamples_only(f: Flow, fork: int, main: int) -> bool:
+    """Whether the main path is one block that only raises the resolution: ``fork`` dominates ``main`` (the
+    path computes from the fork alone), ``main`` is finer than ``fork`` and no value on a route between them
+    (walked back from ``main``) is coarser than ``fork``'s. A decoder's residual block that upsamples
+    (``conv(up(x)) + proj(up(x))``, ENet's upsampling bottleneck) then holds half of no encoder -> decoder
+    round trip, as ResNet's stride-2 block holds none. A link from a coarser level to a finer decoder node
+    (UNet 3+'s) passes decoder nodes that merge other levels, which the fork does not dominate: a round trip's
+    link still. False where the spatial shapes are unknown or the walk grows past :data:`ONE_WAY_LIMIT` nodes."""
+    if not f.dominates(fork, main):
+        return False
+    start, end = _spatial(f, fork), _spatial(f, main)
+    if start is None or end is None or len(start) != len(end) or not _finer(end, start):
+        return False
+    seen, todo = {main}, [main]
+    while todo:
+        v = todo.pop()
+        here = _spatial(f, v)
+        if here is not None and len(here) == len(start) and _finer(start, here):
+            return False  # (a value coarser than the fork's: the path went down before it came up)
+        for p in f.preds[v]:
+            if p > fork and p not in seen:  # (ids are topological; the fork dominates: those after it are between)
+                if len(seen) >= ONE_WAY_LIMIT:
+                    return False
+                seen.add(p)
+                todo.append(p)
+    return True
+
+
+def _finer(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Whether spatial dims ``a`` are finer than ``b``: none smaller, one larger."""
+    return a != b and all(x >= y for x, y in zip(a, b))
+
+
 #: roles whose output keeps its (first) input's layout: the features stay on the same axis
 LAYOUT_KEEPING = SHAPE_KEEPING | {Role.POOL, Role.UPSAMPLE, Role.MERGE_ADD, Role.MERGE_MUL, Role.MERGE_SUB}
 #: steps followed back from a value in search of the layer that says where its features are

@@ -24,7 +24,8 @@ How a join is read (see docs in the module's functions for the details):
    longest path, whether it encloses another skip (both ends inside; residual, long
    or gated: not feature reuse, nor a join of one split's parts) and whether it
    upsamples (an encoder -> decoder round trip; the fork and the join sit at one
-   resolution, so an upsampling inside means a downsampling too).
+   resolution, so an upsampling inside means a downsampling too; a block that only
+   upsamples from a fork dominating it holds none).
 4. Labels, in order: ``long_skip`` for indices; ``sequential`` when no layer lies on
    either path (decomposed activations, norms, rearrangements) and for a
    multiplicative gate on the main path (squeeze-and-excitation); ``branch`` when
@@ -58,6 +59,7 @@ from archc.analysis.probes import (
     merge_terms,
     mixing,
     scaled_by_gate,
+    upsamples_only,
 )
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
 from archc.analysis.rules import PairFacts, RememberingDecider, decide, never
@@ -381,7 +383,9 @@ class _Measures:
             depth, ops, nested, resampled = self.measure(fork, main, region)
         # (a round trip is one the main path cannot avoid: an octave conv's low-frequency side path
         # resamples, its main path stays at the fork's resolution)
-        return depth, ops, nested, resampled and not _flat_route(f, fork, main), region
+        # A block that only upsamples (a decoder's residual block) holds no round trip either.
+        return depth, ops, nested, resampled and not _flat_route(f, fork, main) \
+            and not upsamples_only(f, fork, main), region
 
     def measure(self, fork: int, main: int, region: list[int] | None) -> tuple[int, int, bool, bool]:
         """Depth (layers, ops), nesting and upsampling of the region between fork and main."""
