@@ -95,6 +95,21 @@ nodes:
   - {name: s_proj, op: conv, out_channels: 8, kernel_size: 1}
   - {name: add, op: add, in: [c2, s_proj], expect: residual}
 """,
+    # ENet's upsampling bottleneck: the shortcut unpools a 1x1 conv of y with an earlier pooling's indices; the
+    # add's fork is y (the indices' own link is a long skip), the block only upsamples
+    "unpool_residual": """\
+nodes:
+  - {name: stem, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: pool, op: maxpool, kernel_size: 2, stride: 2, return_indices: true}
+  - {name: mid, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: y, op: relu}
+  - {name: m1, op: conv, out_channels: 4, kernel_size: 1}
+  - {name: m_up, op: conv_transpose, out_channels: 4, kernel_size: 2, stride: 2}
+  - {name: m2, op: conv, out_channels: 8, kernel_size: 1}
+  - {name: short, op: conv, in: y, out_channels: 8, kernel_size: 1}
+  - {name: unpool, op: max_unpool, in: [short, "pool:indices"], kernel_size: 2, stride: 2, expect: long_skip}
+  - {name: add, op: add, in: [m2, unpool], expect: residual}
+""",
     # class 8: a head summing pyramid levels, each through two layers of its own
     "pyramid_sum": """\
 nodes:
@@ -119,11 +134,12 @@ def test_error_class_as_a_spec(name):
 
 
 #: skips in each spec of :data:`SPECS` that holds other than one
-SKIPS = {"pyramid_sum": 0, "sub_residual": 2}
+SKIPS = {"pyramid_sum": 0, "sub_residual": 2, "unpool_residual": 2}
 
 
 @pytest.mark.parametrize("name, carries", [("sub_residual", ["identity", "identity"]),
-                                           ("upsampling_residual", ["projection"])])
+                                           ("upsampling_residual", ["projection"]),
+                                           ("unpool_residual", ["projection"])])
 def test_a_residual_by_subtraction_or_upsampling_as_a_spec_and_through_archcs_onnx(name, carries, tmp_path):
     # what each residual's shortcut carries, and from where: the same in archc's ONNX build as in the spec
     spec, onnx_build = _lint(name, SPECS[name], tmp_path)
@@ -133,7 +149,7 @@ def test_a_residual_by_subtraction_or_upsampling_as_a_spec_and_through_archcs_on
         assert not any("down- and upsample" in s.reason for s in residuals)  # (no round trip)
         assert a.summary() == spec.summary()
     assert [s.fork for s in spec.skips if s.kind == "residual"] == {
-        "sub_residual": ["stem", "x_minus_f"], "upsampling_residual": ["stem"]}[name]
+        "sub_residual": ["stem", "x_minus_f"], "upsampling_residual": ["stem"], "unpool_residual": ["y"]}[name]
 
 
 # -- classes 2, 4 and 7: whole models, checked pair by pair as the torch-module tests do --------

@@ -222,6 +222,17 @@ def _finer(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     return a != b and all(x >= y for x, y in zip(a, b))
 
 
+def unpooled_value(f: Flow, u: int) -> int | None:
+    """For a max unpooling, the value it places: its one input that is no integer tensor; None for any
+    other node. Its indices say where each value goes, not what it is, so a shortcut through it carries
+    that value (ENet's upsampling bottleneck, ``unpool(conv(y), indices) + F(y)``, leaves from ``y``, not
+    from the pooling the indices come from; their own link is a long skip of its own)."""
+    if f.roles[u] != Role.UNPOOL:
+        return None
+    data = {p for p, out in f.slots[u] if not f.is_int_value(p, out)}
+    return data.pop() if len(data) == 1 else None
+
+
 #: roles whose output keeps its (first) input's layout: the features stay on the same axis
 LAYOUT_KEEPING = SHAPE_KEEPING | {Role.POOL, Role.UPSAMPLE, Role.MERGE_ADD, Role.MERGE_MUL, Role.MERGE_SUB}
 #: steps followed back from a value in search of the layer that says where its features are

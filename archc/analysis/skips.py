@@ -59,6 +59,7 @@ from archc.analysis.probes import (
     merge_terms,
     mixing,
     scaled_by_gate,
+    unpooled_value,
     upsamples_only,
 )
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
@@ -181,6 +182,8 @@ class _Tracer:
             preds = f.preds[u]
             if len(preds) != 1:
                 carried = f.gated_factor(u)
+                if carried is None:
+                    carried = unpooled_value(f, u)  # (an unpooling places the value it reads, where its indices say)
                 if carried is None:
                     # a graph input used once, or a join: no chain to a fork
                     return _Input(s, SOURCE, 0, None, reads)
