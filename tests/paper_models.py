@@ -1226,6 +1226,130 @@ class LinkedUNet(nn.Module):
         d = F.interpolate(self.bottom(F.max_pool2d(e, 2)), scale_factor=2.0, mode="bilinear")
         return self.head(self.dec(torch.cat([self.link(e), d], 1)))
 
+
+# -- DnCNN (Zhang et al. 2017), cszn/KAIR models/network_dncnn.py: residual learning, x - F(x) -------------
+class DnCNN(nn.Module):
+    """A conv-ReLU, conv-BN-ReLU layers and a conv estimate the noise; the output is the input minus it.
+    ``noise_minus_input``: the same residual with the other sign, ``F(x) - x``."""
+
+    def __init__(self, c=8, layers=5, noise_minus_input=False):
+        super().__init__()
+        body = [nn.Conv2d(1, c, 3, 1, 1), nn.ReLU(inplace=True)]
+        for _ in range(layers - 2):
+            body += [nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+        self.model = nn.Sequential(*body, nn.Conv2d(c, 1, 3, 1, 1))
+        self.noise_minus_input = noise_minus_input
+
+    def forward(self, x):
+        n = self.model(x)
+        return n - x if self.noise_minus_input else x - n
+
+
+# -- ENet (Paszke et al. 2016), as davidtvs/PyTorch-ENet writes its bottlenecks ------------------------------
+def _cbp(cin, cout, k, stride=1, padding=0):
+    return [nn.Conv2d(cin, cout, k, stride, padding, bias=False), nn.BatchNorm2d(cout), nn.PReLU()]
+
+
+class ENetInitial(nn.Module):
+    """A strided 3x3 conv beside a max pool of the image, concatenated."""
+
+    def __init__(self, c=16):
+        super().__init__()
+        self.main = nn.Conv2d(3, c - 3, 3, 2, 1, bias=False)
+        self.ext = nn.MaxPool2d(3, 2, 1)
+        self.out = nn.Sequential(nn.BatchNorm2d(c), nn.PReLU())
+
+    def forward(self, x):
+        return self.out(torch.cat((self.main(x), self.ext(x)), 1))
+
+
+class ENetDown(nn.Module):
+    """The downsampling bottleneck: a max pool (its indices kept for the decoder), zero-padded to the width,
+    beside a 2x2 strided conv, a 3x3 and a 1x1."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        mid = cin // 4
+        self.pool = nn.MaxPool2d(2, 2, return_indices=True)
+        self.ext = nn.Sequential(*_cbp(cin, mid, 2, 2), *_cbp(mid, mid, 3, 1, 1),
+                                 nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.Dropout2d(0.01))
+        self.pad, self.out = cout - cin, nn.PReLU()
+
+    def forward(self, x):
+        main, indices = self.pool(x)
+        main = F.pad(main, (0, 0, 0, 0, 0, self.pad))
+        return self.out(main + self.ext(x)), indices
+
+
+class ENetRegular(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        mid = c // 4
+        self.ext = nn.Sequential(*_cbp(c, mid, 1), *_cbp(mid, mid, 3, 1, 1),
+                                 nn.Conv2d(mid, c, 1, bias=False), nn.BatchNorm2d(c), nn.Dropout2d(0.1))
+        self.out = nn.PReLU()
+
+    def forward(self, x):
+        return self.out(x + self.ext(x))
+
+
+class ENetUp(nn.Module):
+    """The upsampling bottleneck: a 1x1 conv unpooled with the downsampling bottleneck's indices, beside a
+    1x1, a 2x2 transposed conv and a 1x1."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        mid = cin // 4
+        self.main = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.unpool = nn.MaxUnpool2d(2)
+        self.ext = nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(),
+                                 nn.ConvTranspose2d(mid, mid, 2, 2, bias=False), nn.BatchNorm2d(mid), nn.ReLU(),
+                                 nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.Dropout2d(0.1))
+        self.out = nn.ReLU()
+
+    def forward(self, x, indices):
+        return self.out(self.unpool(self.main(x), indices) + self.ext(x))
+
+
+class ENet(nn.Module):
+    def __init__(self, c=16, classes=2):
+        super().__init__()
+        self.initial, self.down, self.regular = ENetInitial(c), ENetDown(c, 2 * c), ENetRegular(2 * c)
+        self.up, self.head = ENetUp(2 * c, c), nn.ConvTranspose2d(c, classes, 3, 2, 1, output_padding=1)
+
+    def forward(self, x):
+        x = self.initial(x)
+        y, indices = self.down(x)
+        return self.head(self.up(self.regular(y), indices))
+
+
+# -- BigGAN (Brock et al. 2019), ajbrock/BigGAN-PyTorch layers.py GBlock, unconditional batchnorm ------------
+class GBlock(nn.Module):
+    """A generator block: BN-ReLU, upsample, 3x3 conv, BN-ReLU, 3x3 conv, beside the input upsampled and
+    projected by a 1x1 conv to the new width."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, 1, 1)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1)
+        self.conv_sc = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2.0)
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.conv_sc(F.interpolate(x, scale_factor=2.0))
+
+
+class BigGANGenerator(nn.Module):
+    def __init__(self, z=16, c=16):
+        super().__init__()
+        self.c, self.linear = c, nn.Linear(z, 4 * 4 * c)
+        self.blocks = nn.Sequential(GBlock(c, c // 2), GBlock(c // 2, c // 4))
+        self.out = nn.Sequential(nn.BatchNorm2d(c // 4), nn.ReLU(), nn.Conv2d(c // 4, 3, 3, 1, 1), nn.Tanh())
+
+    def forward(self, z):
+        return self.out(self.blocks(self.linear(z).view(z.shape[0], self.c, 4, 4)))
+
 #: name -> (module factory, example inputs)
 MODELS = {
     "convnext": (ConvNeXt, lambda: (torch.randn(1, 3, 32, 32),)),
@@ -1262,4 +1386,8 @@ MODELS = {
     "resnest_sliced": (lambda: ResNeSt(sliced=True), lambda: (torch.randn(1, 3, 16, 16),)),
     "unet_link3": (LinkedUNet, lambda: (torch.randn(1, 3, 16, 16),)),
     "unet_link1": (lambda: LinkedUNet(link_kernel=1), lambda: (torch.randn(1, 3, 16, 16),)),
+    "dncnn": (DnCNN, lambda: (torch.randn(1, 1, 16, 16),)),
+    "dncnn_negated": (lambda: DnCNN(noise_minus_input=True), lambda: (torch.randn(1, 1, 16, 16),)),
+    "enet": (ENet, lambda: (torch.randn(1, 3, 32, 32),)),
+    "biggan": (BigGANGenerator, lambda: (torch.randn(1, 16),)),
 }

@@ -69,6 +69,47 @@ nodes:
   - {name: lateral, op: conv, in: c1, out_channels: 8, kernel_size: 1}
   - {name: p1, op: add, in: [lateral, up], expect: long_skip}
 """,
+    # residual learning by subtraction (DnCNN's x - F(x)), either order: a sum with one term negated
+    "sub_residual": """\
+nodes:
+  - {name: stem, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: a1, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: a_relu, op: relu}
+  - {name: a2, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: x_minus_f, op: sub, in: [stem, a2], expect: residual}
+  - {name: b1, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b_relu, op: relu}
+  - {name: b2, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: f_minus_x, op: sub, in: [b2, x_minus_f], expect: residual}
+""",
+    # a decoder's residual block that only upsamples (BigGAN's generator block): no round trip, as ResNet's
+    # stride-2 block holds none; its shortcut, upsample + 1x1 conv, a projection
+    "upsampling_residual": """\
+nodes:
+  - {name: stem, op: conv, out_channels: 16, kernel_size: 3, padding: 1}
+  - {name: up, op: upsample, scale_factor: 2}
+  - {name: c1, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: relu, op: relu}
+  - {name: c2, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: s_up, op: upsample, in: stem, scale_factor: 2}
+  - {name: s_proj, op: conv, out_channels: 8, kernel_size: 1}
+  - {name: add, op: add, in: [c2, s_proj], expect: residual}
+""",
+    # ENet's upsampling bottleneck: the shortcut unpools a 1x1 conv of y with an earlier pooling's indices; the
+    # add's fork is y (the indices' own link is a long skip), the block only upsamples
+    "unpool_residual": """\
+nodes:
+  - {name: stem, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: pool, op: maxpool, kernel_size: 2, stride: 2, return_indices: true}
+  - {name: mid, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: y, op: relu}
+  - {name: m1, op: conv, out_channels: 4, kernel_size: 1}
+  - {name: m_up, op: conv_transpose, out_channels: 4, kernel_size: 2, stride: 2}
+  - {name: m2, op: conv, out_channels: 8, kernel_size: 1}
+  - {name: short, op: conv, in: y, out_channels: 8, kernel_size: 1}
+  - {name: unpool, op: max_unpool, in: [short, "pool:indices"], kernel_size: 2, stride: 2, expect: long_skip}
+  - {name: add, op: add, in: [m2, unpool], expect: residual}
+""",
     # class 8: a head summing pyramid levels, each through two layers of its own
     "pyramid_sum": """\
 nodes:
@@ -89,7 +130,26 @@ def test_error_class_as_a_spec(name):
     analysis = analyze(loads_spec(HEAD.format(name=name) + SPECS[name]))
     assert not analysis.expectations, [(m.node, m.expected, m.found, m.reason) for m in analysis.expectations]
     skips = [c for c in analysis.skips]
-    assert len(skips) == (0 if name == "pyramid_sum" else 1)
+    assert len(skips) == SKIPS.get(name, 1)
+
+
+#: skips in each spec of :data:`SPECS` that holds other than one
+SKIPS = {"pyramid_sum": 0, "sub_residual": 2, "unpool_residual": 2}
+
+
+@pytest.mark.parametrize("name, carries", [("sub_residual", ["identity", "identity"]),
+                                           ("upsampling_residual", ["projection"]),
+                                           ("unpool_residual", ["projection"])])
+def test_a_residual_by_subtraction_or_upsampling_as_a_spec_and_through_archcs_onnx(name, carries, tmp_path):
+    # what each residual's shortcut carries, and from where: the same in archc's ONNX build as in the spec
+    spec, onnx_build = _lint(name, SPECS[name], tmp_path)
+    for a in (spec, onnx_build):
+        residuals = [s for s in a.skips if s.kind == "residual"]
+        assert [(s.carries, s.rule) for s in residuals] == [(c, "residual") for c in carries]
+        assert not any("down- and upsample" in s.reason for s in residuals)  # (no round trip)
+        assert a.summary() == spec.summary()
+    assert [s.fork for s in spec.skips if s.kind == "residual"] == {
+        "sub_residual": ["stem", "x_minus_f"], "upsampling_residual": ["stem"], "unpool_residual": ["y"]}[name]
 
 
 # -- classes 2, 4 and 7: whole models, checked pair by pair as the torch-module tests do --------

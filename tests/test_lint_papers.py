@@ -94,15 +94,26 @@ EXPECTED = {
     # UNet 3+'s skip passes a conv before the decoder's concat: a long skip whatever the conv's kernel
     "unet_link3": ({"long_skip": 1}, 2),
     "unet_link1": ({"long_skip": 1}, 2),
+    # residual learning by subtraction, x - F(x) (or F(x) - x): a residual with an identity shortcut
+    "dncnn": ({"residual": 1}, 2),
+    "dncnn_negated": ({"residual": 1}, 2),
+    # the initial block's concat of a conv and a pool is a branch join; the three bottlenecks residuals (the
+    # upsampling one's shortcut a 1x1 conv unpooled with the pooling's indices), the indices a long skip
+    "enet": ({"residual": 3, "long_skip": 1}, 18),
+    # each generator block upsamples both paths, its shortcut by a 1x1 conv: a residual, no round trip
+    "biggan": ({"residual": 2}, 4),
 }
 #: models whose two exports gave different labels before a fix: both exporters run by default
 BOTH_BY_DEFAULT = {"res2net", "dpn"}
+#: models only the default exporter exports (torch 2.13's TorchScript exporter fails on max_unpool2d), by
+#: default: it is their one export
+DYNAMO_ONLY = {"enet"}
 
 
 def _exporters(name: str) -> list:
-    slow = () if name in BOTH_BY_DEFAULT else (pytest.mark.slow,)
-    return [pytest.param(name, False, id=f"{name}-torchscript"), pytest.param(name, True, id=f"{name}-dynamo",
-                                                                                marks=slow)]
+    slow = () if name in BOTH_BY_DEFAULT | DYNAMO_ONLY else (pytest.mark.slow,)
+    dynamo = pytest.param(name, True, id=f"{name}-dynamo", marks=slow)
+    return [dynamo] if name in DYNAMO_ONLY else [pytest.param(name, False, id=f"{name}-torchscript"), dynamo]
 
 
 CASES = [case for name in EXPECTED for case in _exporters(name)]
@@ -275,6 +286,44 @@ def test_a_conv_on_a_unet_link_is_a_projection_whatever_its_kernel(paper_exports
     assert [(str(c.kind), str(c.carries), c.rule) for c in k3.connections] \
         == [(str(c.kind), str(c.carries), c.rule) for c in k1.connections] \
         == [("long_skip", "projection", "concat_long_skip")]
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_residual_learned_by_subtraction_is_a_residual(paper_exports, dynamo):
+    # DnCNN: x - F(x), and F(x) - x, as an add is: an identity shortcut around the noise estimate's 5 layers
+    for name in ("dncnn", "dncnn_negated"):
+        a = lint(paper_exports, name, dynamo)
+        assert [(s.kind, s.merge_op, s.carries, s.rule, s.span.depth) for s in a.connections] \
+            == [("residual", "sub", "identity", "residual", 5)]
+    # a subtraction with no layer between stays arithmetic: ConvNeXt's LayerNorm2d, x - mean(x)
+    convnext = lint(paper_exports, "convnext", dynamo)
+    assert {(c.kind, c.rule) for c in _joins(convnext, merge_op="sub")} == {("sequential", "arithmetic_without_layers")}
+
+
+def test_an_unpooled_projection_is_the_upsampling_bottlenecks_shortcut(paper_exports):
+    # ENet's upsampling bottleneck, unpool(conv1x1(y), indices) + ext(y) (the default exporter's; TorchScript's
+    # fails on max_unpool2d): the add's fork is y, as the regular bottleneck's output, not the pooling the
+    # indices come from; the indices themselves a long skip of their own
+    a = lint(paper_exports, "enet", True)
+    (indices,) = [s for s in a.skips if s.kind == "long_skip"]
+    assert (indices.merge_op, indices.carries) == ("max_unpool", "indices")
+    regular, up = [s for s in a.skips if s.merge_op == "add"][1:]
+    assert (up.kind, up.carries, up.rule, up.span.depth) == ("residual", "projection", "residual", 3)
+    assert up.shortcut[-1] == indices.merge  # (via the 1x1 conv and the unpooling)
+    # y is the regular bottleneck's output (its add, then an activation): the three blocks one chain
+    assert [(s.stage, s.position) for s in (regular, up)] == [(0, 1), (0, 2)]
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_block_that_only_upsamples_is_a_residual_a_round_trip_a_long_skip(paper_exports, dynamo):
+    # BigGAN's generator block upsamples both paths: its 1x1 projection shortcut is a residual's, as ResNet's
+    # stride-2 block's is; nothing goes down before it comes up
+    a = lint(paper_exports, "biggan", dynamo)
+    assert [(s.kind, s.carries, s.rule, s.span.depth) for s in a.skips] == [("residual", "projection", "residual", 2)] * 2
+    assert not any("down- and upsample" in s.reason for s in a.skips)
+    # a U-Net's encoder -> decoder link, down then up, stays a long skip
+    unet = lint(paper_exports, "unet_link1", dynamo)
+    assert [(s.kind, s.reason.endswith("that down- and upsample")) for s in unet.skips] == [("long_skip", True)]
 
 
 @pytest.mark.parametrize("name", ["convnext", "deeplabv3plus", "encoder_decoder", "gpt2"])

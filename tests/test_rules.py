@@ -100,6 +100,18 @@ def test_half_of_a_split_times_a_function_of_the_other_half_is_no_gate():
     assert rules.multiplicative_gate(glu) is None and decide(glu).kind == Kind.BRANCH
 
 
+def test_a_difference_around_layers_is_decided_as_a_sum():
+    # DnCNN's x - F(x): a residual, as x + F(x) is; the long skip's reason names the subtraction
+    sub = facts(merge_op="sub", merge_role=Role.MERGE_SUB)
+    assert rules.other_merge(sub) is None
+    assert decide(sub) == (Kind.RESIDUAL, "identity shortcut from x around 2 layers", "residual")
+    assert decide(dataclasses.replace(sub, nested=True)).reason.startswith("sub carries x (identity) across")
+    # scaled by a gate it is a term of Highway's x + T·(H − x), a branch as before
+    assert decide(dataclasses.replace(sub, scaled_by_gate=lambda: True)).rule == "other_merge"
+    # with no layer between it stays arithmetic (a decomposed norm's x - mean(x))
+    assert decide(dataclasses.replace(sub, depth=0)).kind == Kind.SEQUENTIAL
+
+
 def test_every_rule_is_tested_and_documented():
     assert {c[0] for c in CASES} == set(rules.RULES)
     names = [name for name, _ in rules.rule_docs()]

@@ -185,6 +185,54 @@ def _from_decoder_merge(f: Flow, v: int) -> bool:
     return v != SOURCE and len(preds[v]) >= 2 and f.last_upsample[v] != SOURCE
 
 
+#: nodes :func:`upsamples_only` walks back from a main input before it gives up (and answers no)
+ONE_WAY_LIMIT = 256
+
+
+def upsamples_only(f: Flow, fork: int, main: int) -> bool:
+    """Whether the main path is one block that only raises the resolution: ``fork`` dominates ``main`` (the
+    path computes from the fork alone), ``main`` is finer than ``fork`` and no value on a route between them
+    (walked back from ``main``) is coarser than ``fork``'s. A decoder's residual block that upsamples
+    (``conv(up(x)) + proj(up(x))``, ENet's upsampling bottleneck) then holds half of no encoder -> decoder
+    round trip, as ResNet's stride-2 block holds none. A link from a coarser level to a finer decoder node
+    (UNet 3+'s) passes decoder nodes that merge other levels, which the fork does not dominate: a round trip's
+    link still. False where the spatial shapes are unknown or the walk grows past :data:`ONE_WAY_LIMIT` nodes."""
+    if not f.dominates(fork, main):
+        return False
+    start, end = _spatial(f, fork), _spatial(f, main)
+    if start is None or end is None or len(start) != len(end) or not _finer(end, start):
+        return False
+    seen, todo = {main}, [main]
+    while todo:
+        v = todo.pop()
+        here = _spatial(f, v)
+        if here is not None and len(here) == len(start) and _finer(start, here):
+            return False  # (a value coarser than the fork's: the path went down before it came up)
+        for p in f.preds[v]:
+            if p > fork and p not in seen:  # (ids are topological; the fork dominates: those after it are between)
+                if len(seen) >= ONE_WAY_LIMIT:
+                    return False
+                seen.add(p)
+                todo.append(p)
+    return True
+
+
+def _finer(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Whether spatial dims ``a`` are finer than ``b``: none smaller, one larger."""
+    return a != b and all(x >= y for x, y in zip(a, b))
+
+
+def unpooled_value(f: Flow, u: int) -> int | None:
+    """For a max unpooling, the value it places: its one input that is no integer tensor; None for any
+    other node. Its indices say where each value goes, not what it is, so a shortcut through it carries
+    that value (ENet's upsampling bottleneck, ``unpool(conv(y), indices) + F(y)``, leaves from ``y``, not
+    from the pooling the indices come from; their own link is a long skip of its own)."""
+    if f.roles[u] != Role.UNPOOL:
+        return None
+    data = {p for p, out in f.slots[u] if not f.is_int_value(p, out)}
+    return data.pop() if len(data) == 1 else None
+
+
 #: roles whose output keeps its (first) input's layout: the features stay on the same axis
 LAYOUT_KEEPING = SHAPE_KEEPING | {Role.POOL, Role.UPSAMPLE, Role.MERGE_ADD, Role.MERGE_MUL, Role.MERGE_SUB}
 #: steps followed back from a value in search of the layer that says where its features are
@@ -243,6 +291,14 @@ def elementwise(f: Flow, m: int) -> bool:
     except ShapeError:
         return False
 
+
+
+def scaled_by_gate(f: Flow, m: int) -> bool:
+    """Whether every use of ``m``'s output is a product that scales it by a gate (a sigmoid-derived factor):
+    the difference ``H - x`` of a gate's interpolation ``x + T·(H − x)`` (Highway's carry form, a decomposed
+    ``lerp``), a term of the gating the add after it is (:func:`gated`), not a residual of its own."""
+    succs = f.succs[m]
+    return bool(succs) and all(f.gated_factor(c) == m for c in succs)
 
 
 def gated(f: Flow, m: int, fork: int) -> bool:

@@ -56,6 +56,8 @@ class PairFacts:
     mixing: Callable[[], bool] = never           # the main path mixes spatially (a window pooling)
     split_part: Callable[[], bool] = never       # the shortcut is a part of the fork (one output of a
     #                                              split) that the main path does not read
+    scaled_by_gate: Callable[[], bool] = never   # the merge's output is only scaled by gates (a difference
+    #                                              H - x inside Highway's x + T·(H - x))
 
 
 class Decision(NamedTuple):
@@ -77,6 +79,9 @@ _LAYER_WORDS: dict[int, str] = {}
 #: a rule's answer: (kind, reason), or None when the rule does not apply
 Verdict = Optional[tuple[Kind, str]]
 _ADD_OR_CONCAT = (Role.MERGE_ADD, Role.MERGE_CONCAT)
+#: the merges that sum their inputs: a difference is a sum with one term negated (DnCNN's residual learning,
+#: ``x - F(x)``, is ``x + (-F)(x)``), so the rules after :func:`other_merge` decide it as they decide an add
+_SUMS = (Role.MERGE_ADD, Role.MERGE_SUB)
 # (words the rules most pairs reach compare with, bound once: an Enum member's attribute access is a
 # Python-level lookup in Python 3.11)
 _IDENTITY, _PROJECTION, _RESIDUAL = Carries.IDENTITY, Carries.PROJECTION, Kind.RESIDUAL
@@ -99,6 +104,11 @@ def _extra(f: PairFacts) -> str:
 def _identity_or_reshaping(f: PairFacts) -> bool:
     """An identity shortcut, or a light projection that exists to change the shape."""
     return f.carries == _IDENTITY or (f.carries == _PROJECTION and f.changed)
+
+
+def _sum_word(f: PairFacts) -> str:
+    """What a sum's reason calls its merge: "add" (an Add, a Sum, an n-ary add), or the difference's op."""
+    return f.merge_op if f.merge_role == Role.MERGE_SUB else "add"
 
 
 def _light(f: PairFacts) -> bool:
@@ -172,8 +182,10 @@ def multiplicative_gate(f: PairFacts) -> Verdict:
 
 
 def other_merge(f: PairFacts) -> Verdict:
-    """Any other product, difference or matmul of computed paths: a branch join."""
-    if f.merge_role in _ADD_OR_CONCAT:
+    """Any other product or matmul of computed paths: a branch join. A difference with a layer on a path
+    is a sum (``x - F(x)``: a residual learned by subtraction), decided by the add rules that follow, unless
+    a gate scales it: then it is a term of the gating (Highway's ``x + T·(H − x)``), a branch as a product is."""
+    if f.merge_role in _ADD_OR_CONCAT or f.merge_role == Role.MERGE_SUB and not f.scaled_by_gate():
         return None
     if f.shortcut_layers == 0:
         return Kind.BRANCH, f"{f.merge_op} of {f.fork} and a path computing from it ({layers(f.depth)})"
@@ -194,14 +206,14 @@ def no_layer_between(f: PairFacts) -> Verdict:
     broadcast value to a main input that also computes from values never passing the fork (FiLM's or
     adaLN's shift, ``gamma * h + beta`` with gamma and beta one split's parts) is no arithmetic on one
     value: :func:`broadcast_injection` decides it, as it does where gamma and beta have layers of their own."""
-    if f.depth == 0 and not (f.broadcast and not f.dominated and f.merge_role == Role.MERGE_ADD):
+    if f.depth == 0 and not (f.broadcast and not f.dominated and f.merge_role in _SUMS):
         return Kind.SEQUENTIAL, f"no layer between {f.fork} and the {f.merge_op} (rearrangement or arithmetic)"
     return None
 
 
 def highway_gate(f: PairFacts) -> Verdict:
     """An add of a gate-scaled carry and a gated transform: Highway's H·T + x·(1 − T)."""
-    if f.merge_role == Role.MERGE_ADD and f.gated():
+    if f.merge_role in _SUMS and f.gated():
         return Kind.GATED, (f"add of a gate-scaled carry of {f.fork} and a gated transform "
                             f"({layers(f.depth)}): Highway")
     return None
@@ -211,7 +223,7 @@ def broadcast_injection(f: PairFacts) -> Verdict:
     """An add whose shortcut is broadcast to the main path's shape (a per-channel or per-token value: a
     diffusion U-Net's timestep embedding, FiLM's or adaLN's shift) injects a value into the main path;
     it does not carry the fork's value around it (a residual's ``x`` has the shape of ``F(x)``)."""
-    if f.broadcast and f.merge_role == Role.MERGE_ADD:
+    if f.broadcast and f.merge_role in _SUMS:
         if f.depth == 0:  # (no layer from the fork: the main path computes from values that never pass it)
             return Kind.BRANCH, (f"add injects a value from {f.fork} broadcast to the shape of a main path "
                                  "computed from other values (conditioning, not a shortcut)")
@@ -293,7 +305,7 @@ def add_long_skip(f: PairFacts) -> Verdict:
     trip a projection that keeps the shape is light too (an FPN lateral on a pyramid of one width)."""
     if (_identity_or_reshaping(f) or f.carries == _PROJECTION and f.resampled and _light(f)) \
             and (f.nested or f.resampled):
-        return Kind.LONG_SKIP, f"add carries {f.fork} ({f.carries}) {_why_long(f)}"
+        return Kind.LONG_SKIP, f"{_sum_word(f)} carries {f.fork} ({f.carries}) {_why_long(f)}"
     return None
 
 
@@ -310,7 +322,7 @@ def add_computed_long_skip(f: PairFacts) -> Verdict:
     resolution round trip that encloses other skips (hourglass levels, FPN's top level). Sums of
     levels that each went through comparable layers of their own are branch joins."""
     if f.resampled and f.nested and _light(f):
-        return Kind.LONG_SKIP, (f"add carries {f.fork} ({f.carries}, {layers(f.shortcut_layers)}) "
+        return Kind.LONG_SKIP, (f"{_sum_word(f)} carries {f.fork} ({f.carries}, {layers(f.shortcut_layers)}) "
                                 f"{_why_long(f)}")
     return None
 
@@ -341,7 +353,7 @@ def decide(facts: PairFacts) -> Decision:
 
 
 #: the probes of :class:`PairFacts`: facts about the graph around a pair, asked only by the rules that need them
-_PROBES = ("elementwise", "gated", "feeds_gate", "mixing", "split_part")
+_PROBES = ("elementwise", "gated", "feeds_gate", "mixing", "split_part", "scaled_by_gate")
 _CONSTANT_PROBES = (always, never)
 
 

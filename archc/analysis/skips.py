@@ -24,7 +24,8 @@ How a join is read (see docs in the module's functions for the details):
    longest path, whether it encloses another skip (both ends inside; residual, long
    or gated: not feature reuse, nor a join of one split's parts) and whether it
    upsamples (an encoder -> decoder round trip; the fork and the join sit at one
-   resolution, so an upsampling inside means a downsampling too).
+   resolution, so an upsampling inside means a downsampling too; a block that only
+   upsamples from a fork dominating it holds none).
 4. Labels, in order: ``long_skip`` for indices; ``sequential`` when no layer lies on
    either path (decomposed activations, norms, rearrangements) and for a
    multiplicative gate on the main path (squeeze-and-excitation); ``branch`` when
@@ -57,6 +58,9 @@ from archc.analysis.probes import (
     inner_merge,
     merge_terms,
     mixing,
+    scaled_by_gate,
+    unpooled_value,
+    upsamples_only,
 )
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
 from archc.analysis.rules import PairFacts, RememberingDecider, decide, never
@@ -115,6 +119,8 @@ _KIND = operator.attrgetter("kind")
 #: the vocabulary words the per-join code compares with, bound once (an Enum member's attribute
 #: access is a Python-level lookup in Python 3.11, several per join)
 _ADD, _CONCAT, _RESHAPE = Role.MERGE_ADD, Role.MERGE_CONCAT, Role.RESHAPE
+#: a difference is measured as a sum is (``x - F(x)`` is ``x + (-F)(x)``: see :data:`archc.analysis.rules._SUMS`)
+_SUMS = frozenset({Role.MERGE_ADD, Role.MERGE_SUB})
 _IDENTITY, _PROJECTION, _INDICES, _COMPUTED = Carries.IDENTITY, Carries.PROJECTION, Carries.INDICES, Carries.COMPUTED
 _DENSE, _GATED, _RESIDUAL, _SEQUENTIAL = Kind.DENSE, Kind.GATED, Kind.RESIDUAL, Kind.SEQUENTIAL
 
@@ -176,6 +182,8 @@ class _Tracer:
             preds = f.preds[u]
             if len(preds) != 1:
                 carried = f.gated_factor(u)
+                if carried is None:
+                    carried = unpooled_value(f, u)  # (an unpooling places the value it reads, where its indices say)
                 if carried is None:
                     # a graph input used once, or a join: no chain to a fork
                     return _Input(s, SOURCE, 0, None, reads)
@@ -278,7 +286,7 @@ class _Measures:
             # Not a chain: a projection made of parallel light paths, merged (shake-shake's two
             # shifted 1x1 convs, concatenated), where it lies wholly after the fork and matches the
             # main path's shape; else computed
-            if changed and f.roles[m] == _ADD and self.weight(fork, sc)[0] <= LIGHT_LAYERS \
+            if changed and f.roles[m] in _SUMS and self.weight(fork, sc)[0] <= LIGHT_LAYERS \
                     and self._concatenated_paths(fork, sc.node):
                 return _PROJECTION, changed
             return _COMPUTED, changed
@@ -291,7 +299,7 @@ class _Measures:
             if not changed or all(f.roles[u] in TRANSPARENT or f.gated_factor(u) is not None for u in sc.path):
                 return _IDENTITY, changed
             return _PROJECTION, changed
-        if len(layers) == 1 or changed and len(layers) <= LIGHT_LAYERS and f.roles[m] == _ADD:
+        if len(layers) == 1 or changed and len(layers) <= LIGHT_LAYERS and f.roles[m] in _SUMS:
             # One learned layer, whatever its kernel (a 1x1 conv, a 3x3 conv on a U-Net link), or a
             # short path whose job is to match the main path's shape (a strided k x k conv, a
             # depthwise + pointwise pair): a projection by its role. That the main path is longer
@@ -378,7 +386,9 @@ class _Measures:
             depth, ops, nested, resampled = self.measure(fork, main, region)
         # (a round trip is one the main path cannot avoid: an octave conv's low-frequency side path
         # resamples, its main path stays at the fork's resolution)
-        return depth, ops, nested, resampled and not _flat_route(f, fork, main), region
+        # A block that only upsamples (a decoder's residual block) holds no round trip either.
+        return depth, ops, nested, resampled and not _flat_route(f, fork, main) \
+            and not upsamples_only(f, fork, main), region
 
     def measure(self, fork: int, main: int, region: list[int] | None) -> tuple[int, int, bool, bool]:
         """Depth (layers, ops), nesting and upsampling of the region between fork and main."""
@@ -701,7 +711,7 @@ class _Classifier:
             f.nodes[m].op, role, f.names[fork], carries, changed, depth, w_short, nested, resampled, family,
             len(members), self._names(list(reversed(sc.path)) if sc.path is not None else [sc.node], 3)
             if carries == _PROJECTION and sc.path != [] else "",
-            role == _ADD and measures.broadcast(m, sc), levels, positions, dominated)
+            role in _SUMS and measures.broadcast(m, sc), levels, positions, dominated)
         decision = self.decide.recall(facts)
         if decision is None:
             # The probes, where no rule remembered for equal facts decides (most pairs of a graph have one).
@@ -710,6 +720,8 @@ class _Classifier:
             facts.elementwise = partial(elementwise, f, m)
             if self.has_gates:
                 facts.gated, facts.feeds_gate = partial(gated, f, m, fork), partial(feeds_gate, f, m)
+                if role == Role.MERGE_SUB:
+                    facts.scaled_by_gate = partial(scaled_by_gate, f, m)
             facts.mixing, facts.split_part = partial(mixing, f, fork, main), partial(measures.split_part, fork, sc, m)
             decision = self.decide(facts)
         kind, why, rule = decision
