@@ -81,7 +81,7 @@ Verdict = Optional[tuple[Kind, str]]
 _ADD_OR_CONCAT = (Role.MERGE_ADD, Role.MERGE_CONCAT)
 #: the merges that sum their inputs: a difference is a sum with one term negated (DnCNN's residual learning,
 #: ``x - F(x)``, is ``x + (-F)(x)``), so the rules after :func:`other_merge` decide it as they decide an add
-_SUMS = (Role.MERGE_ADD, Role.MERGE_SUB)
+SUMS = frozenset({Role.MERGE_ADD, Role.MERGE_SUB})
 # (words the rules most pairs reach compare with, bound once: an Enum member's attribute access is a
 # Python-level lookup in Python 3.11)
 _IDENTITY, _PROJECTION, _RESIDUAL = Carries.IDENTITY, Carries.PROJECTION, Kind.RESIDUAL
@@ -206,14 +206,14 @@ def no_layer_between(f: PairFacts) -> Verdict:
     broadcast value to a main input that also computes from values never passing the fork (FiLM's or
     adaLN's shift, ``gamma * h + beta`` with gamma and beta one split's parts) is no arithmetic on one
     value: :func:`broadcast_injection` decides it, as it does where gamma and beta have layers of their own."""
-    if f.depth == 0 and not (f.broadcast and not f.dominated and f.merge_role in _SUMS):
+    if f.depth == 0 and not (f.broadcast and not f.dominated and f.merge_role in SUMS):
         return Kind.SEQUENTIAL, f"no layer between {f.fork} and the {f.merge_op} (rearrangement or arithmetic)"
     return None
 
 
 def highway_gate(f: PairFacts) -> Verdict:
     """An add of a gate-scaled carry and a gated transform: Highway's H·T + x·(1 − T)."""
-    if f.merge_role in _SUMS and f.gated():
+    if f.merge_role in SUMS and f.gated():
         return Kind.GATED, (f"add of a gate-scaled carry of {f.fork} and a gated transform "
                             f"({layers(f.depth)}): Highway")
     return None
@@ -223,7 +223,7 @@ def broadcast_injection(f: PairFacts) -> Verdict:
     """An add whose shortcut is broadcast to the main path's shape (a per-channel or per-token value: a
     diffusion U-Net's timestep embedding, FiLM's or adaLN's shift) injects a value into the main path;
     it does not carry the fork's value around it (a residual's ``x`` has the shape of ``F(x)``)."""
-    if f.broadcast and f.merge_role in _SUMS:
+    if f.broadcast and f.merge_role in SUMS:
         if f.depth == 0:  # (no layer from the fork: the main path computes from values that never pass it)
             return Kind.BRANCH, (f"add injects a value from {f.fork} broadcast to the shape of a main path "
                                  "computed from other values (conditioning, not a shortcut)")

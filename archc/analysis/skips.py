@@ -63,7 +63,7 @@ from archc.analysis.probes import (
     upsamples_only,
 )
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
-from archc.analysis.rules import PairFacts, RememberingDecider, decide, never
+from archc.analysis.rules import SUMS, PairFacts, RememberingDecider, decide, never
 from archc.analysis.rules import layers as _layers
 from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
 from archc.ir import Graph, Node
@@ -119,8 +119,6 @@ _KIND = operator.attrgetter("kind")
 #: the vocabulary words the per-join code compares with, bound once (an Enum member's attribute
 #: access is a Python-level lookup in Python 3.11, several per join)
 _ADD, _CONCAT, _RESHAPE = Role.MERGE_ADD, Role.MERGE_CONCAT, Role.RESHAPE
-#: a difference is measured as a sum is (``x - F(x)`` is ``x + (-F)(x)``: see :data:`archc.analysis.rules._SUMS`)
-_SUMS = frozenset({Role.MERGE_ADD, Role.MERGE_SUB})
 _IDENTITY, _PROJECTION, _INDICES, _COMPUTED = Carries.IDENTITY, Carries.PROJECTION, Carries.INDICES, Carries.COMPUTED
 _DENSE, _GATED, _RESIDUAL, _SEQUENTIAL = Kind.DENSE, Kind.GATED, Kind.RESIDUAL, Kind.SEQUENTIAL
 
@@ -286,7 +284,7 @@ class _Measures:
             # Not a chain: a projection made of parallel light paths, merged (shake-shake's two
             # shifted 1x1 convs, concatenated), where it lies wholly after the fork and matches the
             # main path's shape; else computed
-            if changed and f.roles[m] in _SUMS and self.weight(fork, sc)[0] <= LIGHT_LAYERS \
+            if changed and f.roles[m] in SUMS and self.weight(fork, sc)[0] <= LIGHT_LAYERS \
                     and self._concatenated_paths(fork, sc.node):
                 return _PROJECTION, changed
             return _COMPUTED, changed
@@ -299,7 +297,7 @@ class _Measures:
             if not changed or all(f.roles[u] in TRANSPARENT or f.gated_factor(u) is not None for u in sc.path):
                 return _IDENTITY, changed
             return _PROJECTION, changed
-        if len(layers) == 1 or changed and len(layers) <= LIGHT_LAYERS and f.roles[m] in _SUMS:
+        if len(layers) == 1 or changed and len(layers) <= LIGHT_LAYERS and f.roles[m] in SUMS:
             # One learned layer, whatever its kernel (a 1x1 conv, a 3x3 conv on a U-Net link), or a
             # short path whose job is to match the main path's shape (a strided k x k conv, a
             # depthwise + pointwise pair): a projection by its role. That the main path is longer
@@ -711,7 +709,7 @@ class _Classifier:
             f.nodes[m].op, role, f.names[fork], carries, changed, depth, w_short, nested, resampled, family,
             len(members), self._names(list(reversed(sc.path)) if sc.path is not None else [sc.node], 3)
             if carries == _PROJECTION and sc.path != [] else "",
-            role in _SUMS and measures.broadcast(m, sc), levels, positions, dominated)
+            role in SUMS and measures.broadcast(m, sc), levels, positions, dominated)
         decision = self.decide.recall(facts)
         if decision is None:
             # The probes, where no rule remembered for equal facts decides (most pairs of a graph have one).
