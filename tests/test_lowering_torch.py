@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from archc import SpecError, load_spec, loads_spec
+from archc.lowering.optimize import optimize_for_inference
 from archc.ops.weights import initialize
 from weights_helpers import randomize_statistics, state_dict_specs
 from archc.lowering.torch import build_module, class_name_for, generate_source, load_weights, state_dict_from_graph
@@ -145,6 +146,44 @@ outputs: {second: act, first: diff}
     second, first = build_module(graph)(b, a)
     torch.testing.assert_close(first, b + 2 * a)
     torch.testing.assert_close(second, torch.relu(b + 2 * a))
+
+
+_SWAPPED_OUTPUTS = """
+name: out_order
+inputs: {x: [N, 4]}
+blocks:
+  two:
+    nodes:
+      - {name: a, op: linear, out_features: 3}
+      - {name: b, op: linear, in: x, out_features: 5}
+      - {name: b_out, op: dropout, p: 0.5}
+    outputs: [b_out, a]
+nodes:
+  - {name: t, block: two}
+  - {name: first, op: relu, in: "t:0"}
+  - {name: second, op: relu, in: "t:1"}
+outputs: [first, second]
+"""
+
+
+@pytest.mark.parametrize("optimized", [False, True])
+def test_a_block_class_returns_its_outputs_in_the_order_the_spec_names_them(optimized):
+    """`outputs: [b_out, a]` with `a` made first: the class alone returns (b_out, a), and the caller's
+    `t_0`, `t_1` are the spec's `t:0`, `t:1`; so too where --eval bypasses b_out (the instance's
+    output rebound to b, not forgotten)."""
+    graph = loads_spec(_SWAPPED_OUTPUTS)
+    if optimized:
+        graph = optimize_for_inference(graph)
+    src = generate_source(graph)
+    assert ("return b, a" if optimized else "return b_out, a") in src
+    assert "t_0, t_1 = self.t(x)" in src and "first = torch.relu(t_0)" in src
+    model = build_module(graph).eval()
+    x = _x(2, 4)
+    made_first, made_second = model.t(x)
+    assert made_first.shape == (2, 5) and made_second.shape == (2, 3)
+    first, second = model(x)
+    torch.testing.assert_close(first, torch.relu(model.t.b(x)))
+    torch.testing.assert_close(second, torch.relu(model.t.a(x)))
 
 
 def test_variables_never_shadow_what_expressions_use():

@@ -399,7 +399,7 @@ class BodyWriter:
                 whole = spread.get(tuple(values))
                 args.append(whole if whole else "[" + ", ".join([names.names[(v.node, v.out)] for v in values]) + "]")
         targets = [names.bind((v.node, v.out), local if len(child.outputs) == 1 else f"{local}_{k}")
-                   for k, v in enumerate(child.outputs)]
+                   for k, v in zip(child.spec_indices, child.outputs)]
         return Stmt(targets, f"{access[local]}({', '.join(args)})")
 
 

@@ -53,6 +53,8 @@ class Instance:
     inputs: list[list[Value]] = field(default_factory=list)   # per formal: its value(s)
     formals: list[str] = field(default_factory=list)
     outputs: list[Value] = field(default_factory=list)
+    #: per output, its index in the block's ``outputs`` (``PATH:k``): the caller names it ``PATH_k``
+    spec_indices: list[int] = field(default_factory=list)
     members: set[str] = field(default_factory=set)            # every node name inside, nested too
     children: list["Instance"] = field(default_factory=list)  # the child instances among items
 
@@ -183,7 +185,7 @@ def _flat(graph: Graph, nodes: list[Node]) -> Instance:
 
 def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[str, Instance]) -> None:
     """Each instance's outputs: values made inside and read outside (or by the graph's outputs),
-    in the order of their producers, in one pass over the edges."""
+    found in one pass over the edges, in the order its block's ``outputs`` names them."""
     root.outputs = list(graph.outputs.values())
     scopes = {n.name: n.scope for n in nodes}
     order = {name: i for i, name in enumerate(scopes)}
@@ -208,9 +210,22 @@ def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[
     for value in graph.outputs.values():  # read outside every instance
         for info in scopes[value.node]:
             found[info.path].setdefault((value.node, value.out), value)
-    for path, values in found.items():  # (one output, the common case: nothing to sort)
-        by_path[path].outputs = sorted(values.values(), key=lambda v: (order[v.node], v.out)) \
-            if len(values) > 1 else list(values.values())
+    for path, values in found.items():
+        _set_in_declared_order(by_path[path], list(values.values()), order)
+
+
+def _set_in_declared_order(inst: Instance, values: list[Value], order: dict[str, int]) -> None:
+    """The instance's outputs ``values`` in the order its block's ``outputs`` name them (what the
+    spec's ``PATH:0``, ``PATH:1`` read, so its class returns them so), then any other value read
+    outside it in its producer's order; each output's spec index in ``inst.spec_indices``."""
+    named = inst.info.outputs if inst.info is not None else []
+    declared: dict[tuple[str, int], int] = {}
+    for index, value in enumerate(named):
+        declared.setdefault((value.node, value.out), index)  # (one named twice: its first place)
+    last = len(named)
+    values.sort(key=lambda v: (declared.get((v.node, v.out), last), order[v.node], v.out))
+    inst.outputs = values
+    inst.spec_indices = [declared.get((v.node, v.out), k) for k, v in enumerate(values)]
 
 
 # -- one instance, lowered with holes -----------------------------------------------------------
