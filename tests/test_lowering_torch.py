@@ -204,6 +204,36 @@ nodes:
     torch.testing.assert_close(build_module(graph)(x, y), torch.relu(torch.relu(x) + y))
 
 
+def test_locals_never_hide_a_python_builtin_and_attributes_keep_their_names():
+    """A node named `pow`, `sum`, `abs`, `max`, `id`, `len`, `type` or `input` is a local with `_`
+    after it (as a keyword gets), so `max(...)` after it would still be the builtin; a module
+    named `min` stays `self.min` (its state_dict keys are the spec's)."""
+    graph = loads_spec("""
+name: builtin_names
+inputs: {input: [N, 4]}
+nodes:
+  - {name: pow, op: pow, exponent: 2.0}
+  - {name: sum, op: sum, dims: [1], keepdim: true}
+  - {name: abs, op: abs}
+  - {name: max, op: add, in: [abs, input]}
+  - {name: id, op: relu}
+  - {name: len, op: relu}
+  - {name: type, op: relu}
+  - {name: min, op: linear, out_features: 3}
+""")
+    src = generate_source(graph)
+    forward = next(n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    stored = [n.id for n in ast.walk(forward) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+    assert stored == ["pow_", "sum_", "abs_", "max_", "id_", "len_", "type_", "min_"]
+    assert [a.arg for a in forward.args.args] == ["self", "input_"]
+    assert "pow_ = torch.pow(input_, 2.0)" in src and "min_ = self.min(type_)" in src
+    model = build_module(graph)
+    assert list(model.state_dict()) == ["min.weight", "min.bias"]
+    x = _x(2, 4)
+    expected = torch.relu(torch.abs((x ** 2).sum(1, keepdim=True)) + x)
+    torch.testing.assert_close(model(x), model.min(expected))
+
+
 def test_module_names_that_are_not_identifiers_or_clash():
     graph = loads_spec("""
 name: odd

@@ -24,7 +24,7 @@ from archc.ir.names import Namespace
 from archc.ir.types import TensorType
 from archc.ops import registry
 from archc.ops.base import torch_init_source
-from archc.pysource import identifier, is_identifier, literal
+from archc.pysource import BUILTIN_NAMES, identifier, is_identifier, literal
 
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
            "Lowered", "place", "attribute", "HOLE", "split_numbers",
@@ -38,9 +38,9 @@ _RESET_OWN = (f"{_MODULE_MARK}.reset_parameters()",)
 _NUMBER_OR_STRING = re.compile(
     r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.\x01])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")
 _NUMBER_OR_STRING_SPLIT = re.compile(f"({_NUMBER_OR_STRING.pattern})")  # (its matches kept by re.split)
-# Names generated code uses itself: never a variable's name.
-_RESERVED = frozenset({"self", "torch", "nn", "F", "math", "super", "tuple", "list", "int", "float",
-                       "range", "len", "getattr", "setattr", "print", "type", "object", "input"})
+# Never a variable's name (one gets ``_`` after it, as a keyword does): the names generated code uses
+# itself, and Python's builtins, which a local would hide (``pow = torch.pow(x, 2)``).
+_RESERVED = frozenset({"self", "torch", "nn", "F", "math"}) | BUILTIN_NAMES
 
 
 @dataclass
