@@ -234,6 +234,36 @@ nodes:
     torch.testing.assert_close(model(x), model.min(expected))
 
 
+def test_a_parameter_read_once_is_read_as_its_attribute_without_an_alias_line():
+    """`weight = self.weight` then `normed * weight` is one line, `normed * self.weight`; a parameter
+    read twice keeps its local (`gain * gain`, not the attribute twice); the state_dict is unchanged."""
+    graph = loads_spec("""
+name: scaled
+inputs: {x: [N, 4]}
+blocks:
+  rms_scale:
+    nodes:
+      - {name: weight, op: parameter, shape: [4], init: ones}
+      - {name: scaled, op: mul, in: [x, weight]}
+nodes:
+  - {name: norm, block: rms_scale}
+  - {name: gain, op: parameter, shape: [4], init: ones}
+  - {name: squared, op: mul, in: [gain, gain]}
+  - {name: out, op: mul, in: [norm, squared]}
+""")
+    src = generate_source(graph)
+    assert "weight = self.weight" not in src and "scaled = x * self.weight" in src
+    assert "gain = self.gain" in src and "squared = gain * gain" in src
+    model = build_module(graph)
+    assert sorted(model.state_dict()) == ["gain", "norm.weight"]
+    with torch.no_grad():
+        model.norm.weight.copy_(torch.arange(4.0))
+        model.gain.fill_(3.0)
+    x = _x(2, 4)
+    torch.testing.assert_close(model(x), x * torch.arange(4.0) * 9.0)
+    torch.testing.assert_close(torch.jit.script(model)(x), model(x))
+
+
 def test_module_names_that_are_not_identifiers_or_clash():
     graph = loads_spec("""
 name: odd
