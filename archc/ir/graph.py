@@ -91,6 +91,14 @@ class BlockInstance:
         """Whether the last formal input is variadic (``xs...``)."""
         return bool(self.formals) and self.formals[-1].endswith("...")
 
+    def output_index(self, value: Value) -> int | None:
+        """The ``k`` of the spec's ``PATH:k`` that reads ``value`` (its first place in the block's
+        ``outputs``), or None where those do not name it."""
+        for index, named in enumerate(self.outputs):
+            if named.node == value.node and named.out == value.out:
+                return index
+        return None
+
 
 #: ``Node.meta`` key: the PyTorch modules an imported node ran in, outermost first, as
 #: ``(path, class name or None)`` pairs (the ONNX frontend reads them from the exporter's names

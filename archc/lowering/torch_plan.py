@@ -218,14 +218,13 @@ def _set_in_declared_order(inst: Instance, values: list[Value], order: dict[str,
     """The instance's outputs ``values`` in the order its block's ``outputs`` name them (what the
     spec's ``PATH:0``, ``PATH:1`` read, so its class returns them so), then any other value read
     outside it in its producer's order; each output's spec index in ``inst.spec_indices``."""
-    named = inst.info.outputs if inst.info is not None else []
-    declared: dict[tuple[str, int], int] = {}
-    for index, value in enumerate(named):
-        declared.setdefault((value.node, value.out), index)  # (one named twice: its first place)
-    last = len(named)
-    values.sort(key=lambda v: (declared.get((v.node, v.out), last), order[v.node], v.out))
-    inst.outputs = values
-    inst.spec_indices = [declared.get((v.node, v.out), k) for k, v in enumerate(values)]
+    info = inst.info
+    named = [info.output_index(v) if info is not None else None for v in values]
+    last = len(info.outputs) if info is not None else 0
+    ranked = sorted(zip(named, values),
+                    key=lambda pair: (last if pair[0] is None else pair[0], order[pair[1].node], pair[1].out))
+    inst.outputs = [value for _, value in ranked]
+    inst.spec_indices = [k if index is None else index for k, (index, _) in enumerate(ranked)]
 
 
 # -- one instance, lowered with holes -----------------------------------------------------------
