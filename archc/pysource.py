@@ -19,6 +19,7 @@ for their own op, and both lowerings use it.
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import keyword
 import math
@@ -27,7 +28,12 @@ import unicodedata
 from typing import Any
 
 __all__ = ["literal", "expression", "is_identifier", "identifier", "one_line", "plain_text", "comment",
-           "UnsafeValue", "frozen"]
+           "UnsafeValue", "frozen", "BUILTIN_NAMES"]
+
+#: The names Python binds before any code runs (``len``, ``sum``, ``pow``, ``input``, ``ValueError``):
+#: a generated local variable of one of these names would hide the builtin from the code after it,
+#: and linters flag it (ruff's A001). An attribute (``self.pow``) hides nothing.
+BUILTIN_NAMES = frozenset(name for name in dir(builtins) if not name.startswith("_"))
 
 _NOT_IDENTIFIER_CHAR = re.compile(r"[^0-9A-Za-z_]")
 # Unicode categories that may not appear raw in a one-line text: controls (newlines, NUL,

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from archc import SpecError, load_spec, loads_spec
+from archc.lowering.optimize import optimize_for_inference
 from archc.ops.weights import initialize
 from weights_helpers import randomize_statistics, state_dict_specs
 from archc.lowering.torch import build_module, class_name_for, generate_source, load_weights, state_dict_from_graph
@@ -147,6 +148,44 @@ outputs: {second: act, first: diff}
     torch.testing.assert_close(second, torch.relu(b + 2 * a))
 
 
+_SWAPPED_OUTPUTS = """
+name: out_order
+inputs: {x: [N, 4]}
+blocks:
+  two:
+    nodes:
+      - {name: a, op: linear, out_features: 3}
+      - {name: b, op: linear, in: x, out_features: 5}
+      - {name: b_out, op: dropout, p: 0.5}
+    outputs: [b_out, a]
+nodes:
+  - {name: t, block: two}
+  - {name: first, op: relu, in: "t:0"}
+  - {name: second, op: relu, in: "t:1"}
+outputs: [first, second]
+"""
+
+
+@pytest.mark.parametrize("optimized", [False, True])
+def test_a_block_class_returns_its_outputs_in_the_order_the_spec_names_them(optimized):
+    """`outputs: [b_out, a]` with `a` made first: the class alone returns (b_out, a), and the caller's
+    `t_0`, `t_1` are the spec's `t:0`, `t:1`; so too where --eval bypasses b_out (the instance's
+    output rebound to b, not forgotten)."""
+    graph = loads_spec(_SWAPPED_OUTPUTS)
+    if optimized:
+        graph = optimize_for_inference(graph)
+    src = generate_source(graph)
+    assert ("return b, a" if optimized else "return b_out, a") in src
+    assert "t_0, t_1 = self.t(x)" in src and "first = torch.relu(t_0)" in src
+    model = build_module(graph).eval()
+    x = _x(2, 4)
+    made_first, made_second = model.t(x)
+    assert made_first.shape == (2, 5) and made_second.shape == (2, 3)
+    first, second = model(x)
+    torch.testing.assert_close(first, torch.relu(model.t.b(x)))
+    torch.testing.assert_close(second, torch.relu(model.t.a(x)))
+
+
 def test_variables_never_shadow_what_expressions_use():
     graph = loads_spec("""
 name: shadow
@@ -163,6 +202,66 @@ nodes:
     assert "torch_ = F_ + self_" in src and "torch__1 = torch.relu(torch_)" in src
     x, y = _x(2, 4, seed=1), _x(2, 4, seed=2)
     torch.testing.assert_close(build_module(graph)(x, y), torch.relu(torch.relu(x) + y))
+
+
+def test_locals_never_hide_a_python_builtin_and_attributes_keep_their_names():
+    """A node named `pow`, `sum`, `abs`, `max`, `id`, `len`, `type` or `input` is a local with `_`
+    after it (as a keyword gets), so `max(...)` after it would still be the builtin; a module
+    named `min` stays `self.min` (its state_dict keys are the spec's)."""
+    graph = loads_spec("""
+name: builtin_names
+inputs: {input: [N, 4]}
+nodes:
+  - {name: pow, op: pow, exponent: 2.0}
+  - {name: sum, op: sum, dims: [1], keepdim: true}
+  - {name: abs, op: abs}
+  - {name: max, op: add, in: [abs, input]}
+  - {name: id, op: relu}
+  - {name: len, op: relu}
+  - {name: type, op: relu}
+  - {name: min, op: linear, out_features: 3}
+""")
+    src = generate_source(graph)
+    forward = next(n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    stored = [n.id for n in ast.walk(forward) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+    assert stored == ["pow_", "sum_", "abs_", "max_", "id_", "len_", "type_", "min_"]
+    assert [a.arg for a in forward.args.args] == ["self", "input_"]
+    assert "pow_ = torch.pow(input_, 2.0)" in src and "min_ = self.min(type_)" in src
+    model = build_module(graph)
+    assert list(model.state_dict()) == ["min.weight", "min.bias"]
+    x = _x(2, 4)
+    expected = torch.relu(torch.abs((x ** 2).sum(1, keepdim=True)) + x)
+    torch.testing.assert_close(model(x), model.min(expected))
+
+
+def test_a_parameter_read_once_is_read_as_its_attribute_without_an_alias_line():
+    """`weight = self.weight` then `normed * weight` is one line, `normed * self.weight`; a parameter
+    read twice keeps its local (`gain * gain`, not the attribute twice); the state_dict is unchanged."""
+    graph = loads_spec("""
+name: scaled
+inputs: {x: [N, 4]}
+blocks:
+  rms_scale:
+    nodes:
+      - {name: weight, op: parameter, shape: [4], init: ones}
+      - {name: scaled, op: mul, in: [x, weight]}
+nodes:
+  - {name: norm, block: rms_scale}
+  - {name: gain, op: parameter, shape: [4], init: ones}
+  - {name: squared, op: mul, in: [gain, gain]}
+  - {name: out, op: mul, in: [norm, squared]}
+""")
+    src = generate_source(graph)
+    assert "weight = self.weight" not in src and "scaled = x * self.weight" in src
+    assert "gain = self.gain" in src and "squared = gain * gain" in src
+    model = build_module(graph)
+    assert sorted(model.state_dict()) == ["gain", "norm.weight"]
+    with torch.no_grad():
+        model.norm.weight.copy_(torch.arange(4.0))
+        model.gain.fill_(3.0)
+    x = _x(2, 4)
+    torch.testing.assert_close(model(x), x * torch.arange(4.0) * 9.0)
+    torch.testing.assert_close(torch.jit.script(model)(x), model(x))
 
 
 def test_module_names_that_are_not_identifiers_or_clash():

@@ -989,9 +989,9 @@ def test_a_long_sum_of_block_outputs_is_wrapped_one_operand_a_line_as_ruff_forma
     lines = source.splitlines()
     start = lines.index("        skips = (")
     assert lines[start + 1:start + 8] == [
-        "            residual_glu_layers_0_0", "            + residual_glu_layers_1_0",
-        "            + residual_glu_layers_2_0", "            + residual_glu_layers_3_0",
-        "            + residual_glu_layers_4_0", "            + residual_glu_layers_5", "        )"]
+        "            residual_glu_layers_0_1", "            + residual_glu_layers_1_1",
+        "            + residual_glu_layers_2_1", "            + residual_glu_layers_3_1",
+        "            + residual_glu_layers_4_1", "            + residual_glu_layers_5", "        )"]
     check = _ruff("format", "--check", "--diff", source=source, tmp_path=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
     assert max(map(len, lines)) <= 100

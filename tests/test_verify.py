@@ -118,6 +118,27 @@ def test_block_outputs_are_values_read_outside_each_instance():
     assert outs["stage.0"].node == "stage.0.act" and outs["stage.3"].node == "stage.3.add"
 
 
+def test_a_block_output_is_named_by_the_index_the_spec_reads_it_at():
+    """`outputs: [b, a]` with `a` made first: verify's probe `t:0` is b, as the spec's `t:0` is."""
+    graph = loads_spec("""
+name: out_order
+inputs: {x: [N, 4]}
+blocks:
+  two:
+    nodes:
+      - {name: a, op: linear, out_features: 3}
+      - {name: b, op: linear, in: x, out_features: 5}
+    outputs: [b, a]
+nodes:
+  - {name: t, block: two}
+  - {name: first, op: relu, in: "t:0"}
+  - {name: second, op: relu, in: "t:1"}
+outputs: [first, second]
+""")
+    outs = block_outputs(graph)
+    assert outs["t:0"].node == "t.b" and outs["t:1"].node == "t.a"
+
+
 def test_verify_with_weights_file(run_archc, spec_file, tmp_path):
     path = spec_file(BN_NET)
     pt = tmp_path / "w.pt"

@@ -65,7 +65,8 @@ class BlockInstance:
     that write one class per block (``archc.lowering.torch``): the block's declared
     parameters with their defaults (None: required), this instance's values of them, its
     ``let:`` definitions as (name, expression source), its formal input names and the values
-    bound to them (a variadic formal ``xs...`` takes the remaining values).
+    bound to them (a variadic formal ``xs...`` takes the remaining values), and the values its
+    ``outputs`` name.
     """
 
     path: str
@@ -80,11 +81,23 @@ class BlockInstance:
     formal_inputs: tuple[tuple[int, str], ...] = field(default=(), compare=False)
     #: where the spec instantiates it (the instance's node), for errors about the instance as a whole
     location: Location | None = field(default=None, compare=False)
+    #: the values the block's ``outputs`` name, in that order (what ``PATH:0``, ``PATH:1`` read): a
+    #: backend writing one class per block returns them so. Filled in once the block's nodes are made
+    #: (the instance is on its nodes' scopes before they exist), hence a list in a frozen record.
+    outputs: list[Value] = field(default_factory=list, compare=False)
 
     @property
     def variadic(self) -> bool:
         """Whether the last formal input is variadic (``xs...``)."""
         return bool(self.formals) and self.formals[-1].endswith("...")
+
+    def output_index(self, value: Value) -> int | None:
+        """The ``k`` of the spec's ``PATH:k`` that reads ``value`` (its first place in the block's
+        ``outputs``), or None where those do not name it."""
+        for index, named in enumerate(self.outputs):
+            if named.node == value.node and named.out == value.out:
+                return index
+        return None
 
 
 #: ``Node.meta`` key: the PyTorch modules an imported node ran in, outermost first, as
@@ -314,7 +327,7 @@ class Graph:
 
     def replace_all_uses_with(self, old: Value, new: Value) -> None:
         """Make every consumer of ``old``, graph outputs and block instances bound to it
-        (:attr:`BlockInstance.inputs`) read ``new`` instead."""
+        (:attr:`BlockInstance.inputs` and ``outputs``) read ``new`` instead."""
         _check_value(self._nodes, new, f"uses of '{old}' cannot be rewired: replacement")
         for user in list(self.users(old.node)):
             node = self.node(user)

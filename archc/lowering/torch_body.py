@@ -206,7 +206,9 @@ class BodyWriter:
             if (item.name if type(item) is Node else item.path) in unread:
                 continue
             if isinstance(item, Node):
-                body.stmts.append(self._node_stmt(body, inst, item, names, access, spread))
+                stmt = self._node_stmt(body, inst, item, names, access, spread)
+                if stmt is not None:
+                    body.stmts.append(stmt)
             elif id(item) in chains:
                 members = chains[id(item)]
                 skip.update(id(c) for c in members[1:])
@@ -314,7 +316,9 @@ class BodyWriter:
         return "list" if numbered and not has_param else "dict"
 
     def _node_stmt(self, body: Body, inst: Instance, node: Node, names: VarNames, access: dict[str, str],
-                   spread: dict[tuple[Value, ...], str]) -> Stmt:
+                   spread: dict[tuple[Value, ...], str]) -> Stmt | None:
+        """The node's forward statement; None for a parameter or buffer read once, which its reader
+        reads as the attribute (``self.weight * normed``), not through an alias line before it."""
         local = inst.local(node.name)
         sources = [names.names.get((v.node, v.out)) for v in node.inputs]
         for slot, formal in node.meta.get(FORMAL_INPUTS_META, {}).items():  # a tensor passed in twice
@@ -324,6 +328,9 @@ class BodyWriter:
             if at is not None:
                 sources[at:at + len(values)] = [f"*{name}"]
         raw = self.forward_text(node, local in access, next(iter(spread), None))
+        if raw == _MODULE and self._read_once(inst, node.name):  # (an attribute is an atom: no brackets)
+            names.names[(node.name, 0)] = access[local]
+            return None
         expr = with_holes(body, raw, local, forward=True)
         if _ARG in expr:
             # each placeholder is _ARG, letters, _ARG (no other text has _ARG): every second
@@ -338,6 +345,15 @@ class BodyWriter:
         targets = [names.bind((node.name, k), local if k == 0 else f"{local}_{k}")
                    for k in range(len(node.outputs))]
         return Stmt(targets, expr, self.comments(node.name, local), local)
+
+    def _read_once(self, inst: Instance, name: str) -> bool:
+        """Whether the forward of ``inst`` reads node ``name``'s one output once: in one input slot
+        of one node inside it (a child's call passes it once), or only in its return. Counted
+        within the instance, so that every instance of a block decides alike."""
+        nodes = self.lowered.nodes
+        slots = sum(1 for reader in self.lowered.readers((name, 0)) if reader in inst.members
+                    for value in nodes[reader].inputs if value.node == name)
+        return slots + sum(1 for value in inst.outputs if value.node == name) == 1
 
     def spread_values(self, inst: Instance) -> tuple[Value, ...] | None:
         """The values of the instance's variadic formal, passed whole where a node reads them
@@ -399,7 +415,7 @@ class BodyWriter:
                 whole = spread.get(tuple(values))
                 args.append(whole if whole else "[" + ", ".join([names.names[(v.node, v.out)] for v in values]) + "]")
         targets = [names.bind((v.node, v.out), local if len(child.outputs) == 1 else f"{local}_{k}")
-                   for k, v in enumerate(child.outputs)]
+                   for k, v in zip(child.spec_indices, child.outputs)]
         return Stmt(targets, f"{access[local]}({', '.join(args)})")
 
 

@@ -24,7 +24,7 @@ from archc.ir.names import Namespace
 from archc.ir.types import TensorType
 from archc.ops import registry
 from archc.ops.base import torch_init_source
-from archc.pysource import identifier, is_identifier, literal
+from archc.pysource import BUILTIN_NAMES, identifier, is_identifier, literal
 
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
            "Lowered", "place", "attribute", "HOLE", "split_numbers",
@@ -38,9 +38,9 @@ _RESET_OWN = (f"{_MODULE_MARK}.reset_parameters()",)
 _NUMBER_OR_STRING = re.compile(
     r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.\x01])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")
 _NUMBER_OR_STRING_SPLIT = re.compile(f"({_NUMBER_OR_STRING.pattern})")  # (its matches kept by re.split)
-# Names generated code uses itself: never a variable's name.
-_RESERVED = frozenset({"self", "torch", "nn", "F", "math", "super", "tuple", "list", "int", "float",
-                       "range", "len", "getattr", "setattr", "print", "type", "object", "input"})
+# Never a variable's name (one gets ``_`` after it, as a keyword does): the names generated code uses
+# itself, and Python's builtins, which a local would hide (``pow = torch.pow(x, 2)``).
+_RESERVED = frozenset({"self", "torch", "nn", "F", "math"}) | BUILTIN_NAMES
 
 
 @dataclass
@@ -53,6 +53,8 @@ class Instance:
     inputs: list[list[Value]] = field(default_factory=list)   # per formal: its value(s)
     formals: list[str] = field(default_factory=list)
     outputs: list[Value] = field(default_factory=list)
+    #: per output, its index in the block's ``outputs`` (``PATH:k``): the caller names it ``PATH_k``
+    spec_indices: list[int] = field(default_factory=list)
     members: set[str] = field(default_factory=set)            # every node name inside, nested too
     children: list["Instance"] = field(default_factory=list)  # the child instances among items
 
@@ -183,7 +185,7 @@ def _flat(graph: Graph, nodes: list[Node]) -> Instance:
 
 def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[str, Instance]) -> None:
     """Each instance's outputs: values made inside and read outside (or by the graph's outputs),
-    in the order of their producers, in one pass over the edges."""
+    found in one pass over the edges, in the order its block's ``outputs`` names them."""
     root.outputs = list(graph.outputs.values())
     scopes = {n.name: n.scope for n in nodes}
     order = {name: i for i, name in enumerate(scopes)}
@@ -208,9 +210,21 @@ def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[
     for value in graph.outputs.values():  # read outside every instance
         for info in scopes[value.node]:
             found[info.path].setdefault((value.node, value.out), value)
-    for path, values in found.items():  # (one output, the common case: nothing to sort)
-        by_path[path].outputs = sorted(values.values(), key=lambda v: (order[v.node], v.out)) \
-            if len(values) > 1 else list(values.values())
+    for path, values in found.items():
+        _set_in_declared_order(by_path[path], list(values.values()), order)
+
+
+def _set_in_declared_order(inst: Instance, values: list[Value], order: dict[str, int]) -> None:
+    """The instance's outputs ``values`` in the order its block's ``outputs`` name them (what the
+    spec's ``PATH:0``, ``PATH:1`` read, so its class returns them so), then any other value read
+    outside it in its producer's order; each output's spec index in ``inst.spec_indices``."""
+    info = inst.info
+    named = [info.output_index(v) if info is not None else None for v in values]
+    last = len(info.outputs) if info is not None else 0
+    ranked = sorted(zip(named, values),
+                    key=lambda pair: (last if pair[0] is None else pair[0], order[pair[1].node], pair[1].out))
+    inst.outputs = [value for _, value in ranked]
+    inst.spec_indices = [k if index is None else index for k, (index, _) in enumerate(ranked)]
 
 
 # -- one instance, lowered with holes -----------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from archc.ir import Graph, Value
+from archc.ir import BlockInstance, Graph, Value
 
 if TYPE_CHECKING:
     import onnx
@@ -101,11 +101,14 @@ def sensitivity(first: np.ndarray, second: np.ndarray) -> float | None:
 
 def block_outputs(graph: Graph) -> dict[str, Value]:
     """Each block instance's output values (read outside the instance, or graph outputs), named
-    ``INSTANCE`` (``INSTANCE:i`` for several), in graph order; only floating-point values."""
+    ``INSTANCE`` (``INSTANCE:i`` for several, ``i`` as the spec's ``INSTANCE:i`` reads it), in graph
+    order; only floating-point values."""
     members: dict[str, set[str]] = {}
+    instances: dict[str, BlockInstance] = {}
     for node in graph.nodes():
         for inst in node.scope:
             members.setdefault(inst.path, set()).add(node.name)
+            instances.setdefault(inst.path, inst)
     order = {n.name: i for i, n in enumerate(graph.nodes())}
     graph_outputs = set(graph.outputs.values())
     found: list[tuple[int, str, Value]] = []
@@ -120,7 +123,9 @@ def block_outputs(graph: Graph) -> dict[str, Value]:
                     values.append(v)
         values.sort(key=lambda v: (order[v.node], v.out))
         for i, v in enumerate(values):
-            found.append((order[v.node], path if len(values) == 1 else f"{path}:{i}", v))
+            index = instances[path].output_index(v)
+            name = path if len(values) == 1 else f"{path}:{i if index is None else index}"
+            found.append((order[v.node], name, v))
     found.sort(key=lambda f: f[0])
     return {name: v for _, name, v in found}
 

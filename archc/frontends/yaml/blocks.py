@@ -74,6 +74,8 @@ def apply_block(ctx: Elaboration, call: Instantiation, scope: Scope, make_nodes:
     if "tie" in call.fields:
         tie_instance(ctx, call, scope)
     result = _outputs(ctx, call, bdef, inner)
+    if not call.inline:  # (an inline block has no instance: its nodes are the caller's)
+        inner.stack[-1].outputs.extend(v for v in result.values if isinstance(v, Value))
     _warn_unread_widths(ctx, inner, {v.node for v in result.values if isinstance(v, Value)})
     _note_input_reads(ctx, call.kind, bdef, signature, inner)
     return result
