@@ -5,8 +5,9 @@ A :class:`~archc.ir.graph.BlockInstance` records the values its formal inputs we
 (the PyTorch backend calls the instance's module with them) and those its ``outputs`` name (in
 the order its module returns them). A pass that bypasses a node (``--eval`` drops a dropout,
 folds a batch norm into its conv) rewires the node's readers; an instance bound to the node's
-output must then be bound to the replacement, or it would name a node that no longer exists. Made by the graph on its first rewiring, then kept up to date by
-every add and erase: nothing is paid by a graph that is never rewired.
+output must then be bound to the replacement, or it would name a node that no longer exists.
+Made by the graph on its first rewiring, then kept up to date by every add and erase: nothing is
+paid by a graph that is never rewired.
 """
 from __future__ import annotations
 
