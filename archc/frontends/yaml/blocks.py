@@ -177,6 +177,9 @@ def _argument(ctx: Elaboration, site: Site, default: Any, scope: Scope, written:
     named = parameter_value(raw, scope.env)
     if named is not NOT_A_PARAMETER:
         written[site.key] = raw
+        # a model parameter handed to a block by name sets the instance's value when the graph is
+        # built, as one read in an expression does (Elaboration.evaluate): fixed in generated code
+        ctx.graph.structural_params |= {raw} & ctx.graph.params.keys()
         return named  # parameters of any type flow through nested blocks
     if isinstance(raw, str) and "${" in raw:
         return interpolate(raw, ctx, scope, site)
