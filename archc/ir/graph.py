@@ -64,9 +64,10 @@ class BlockInstance:
     Instances compare by path and block; the rest records what the spec said, for backends
     that write one class per block (``archc.lowering.torch``): the block's declared
     parameters with their defaults (None: required), this instance's values of them, its
-    ``let:`` definitions as (name, expression source), its formal input names and the values
-    bound to them (a variadic formal ``xs...`` takes the remaining values), and the values its
-    ``outputs`` name.
+    ``let:`` definitions as (name, expression source), the arguments the caller wrote as
+    expressions as (name, expression source), its formal input names and the values bound to
+    them (a variadic formal ``xs...`` takes the remaining values), and the values its ``outputs``
+    name.
     """
 
     path: str
@@ -74,6 +75,9 @@ class BlockInstance:
     defaults: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
     args: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
     lets: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    #: (parameter, the expression the caller wrote for it: ``dil: dil``, ``out: planes * 4``), in
+    #: the caller's scope: what a class written for the caller passes its child, not the value
+    arg_exprs: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     formals: tuple[str, ...] = field(default=(), compare=False)
     inputs: tuple[Value, ...] = field(default=(), compare=False)
     #: (input slot, the caller's block input the spec named) where that one holds the tensor of an

@@ -1,8 +1,19 @@
 """Which integers of a block class are literals and which are constructor arguments.
 
 All instances of a class have the same body but for their holes (the integers of the
-generated source). A hole equal in every instance stays a literal. A hole that differs
-becomes an expression, found in this order:
+generated source, and the arguments of its child blocks' constructor calls). A hole the spec
+writes as an expression over the block's parameters and lets is that expression, even where
+no instance differs, as a hand-written class would take it:
+
+- a node attribute (``stride: stride``) whose value the hole shows (found by lowering the node
+  once more with the attribute changed); for a node of a block instance written inside this
+  class (an ``nn.Sequential`` child), its expression with each of that instance's parameters
+  replaced by what this block passed for it;
+- a child block's argument (``{block: cba, dil: dil}``): the expression passed, never a
+  parameter that happens to have equal values (``dil=pad`` where every instance has pad == dil).
+
+Another hole equal in every instance stays a literal. One that differs becomes an expression,
+found in this order:
 
 1. the spec expression of the node attribute it equals in every instance, if that is
    integer arithmetic over the block's parameters and lets (``planes * expansion``) and the
@@ -11,11 +22,17 @@ becomes an expression, found in this order:
    (a conv's ``groups: groups`` of 8 beside its 8 channels) is a coincidence, not its source;
 2. a dimension of one of the node's inputs that already has an expression (``in_channels``:
    the block input's channels; ``width``: what conv1 made);
-3. a block parameter equal to it in every instance (``stride``);
-4. a new argument named after what it is (``cat_channels``, or the node and position).
+3. for a child's argument the spec passed as what the class cannot compute (``out: internal``,
+   a let of ``channels(x)``): an argument of its own named after that text, one per text;
+4. the source of a hole resolved before with the same values in every instance (a width read on
+   from the layer that made it), else a block parameter equal to it in every instance (``stride``);
+5. a new argument named after what it is (``cat_channels``, or the node and position).
 
 So a class reproduces every instance in the file exactly, by construction; values that no
 instance changes are literals. Holes in ``forward`` are stored as attributes in ``__init__``.
+A child's call passes every argument its class takes, so that instances passing a default and
+instances passing another value share a class; the caller leaves out those it fills with the
+default (:func:`omit_defaults`).
 The root class is one instance: it takes the spec's top-level parameters as keyword
 arguments, writing the expression where a parameter reaches only node attributes and
 nothing downstream depends on its value (``num_classes``), see :func:`live_params`; a block
@@ -30,19 +47,20 @@ import functools
 from dataclasses import dataclass, field
 from itertools import compress, count, repeat
 from operator import is_not, itemgetter, ne, or_
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
 from archc.ir.types import TensorType
 from archc.ir.vocab import SHAPE_KEEPING
-from archc.lowering.torch_plan import Body, Instance, Lowered, numbers
+from archc.lowering.torch_plan import OMITTED, Body, Instance, Lowered, numbers
 from archc.ops import registry
-from archc.pysource import expression as _expression, frozen, identifier, literal
+from archc.pysource import expression as _expression, frozen, identifier, is_identifier, literal
 
-__all__ = ["Arg", "ClassArgs", "TopParam", "resolve", "live_params", "root_args"]
+__all__ = ["Arg", "CallArg", "ClassArgs", "NO_DEFAULT", "TopParam", "resolve", "live_params", "root_args"]
 
-_NO_DEFAULT = object()
+#: an argument without a default: always written
+NO_DEFAULT = object()
 _SENTINEL = 1_000_003
 
 
@@ -51,14 +69,14 @@ class Arg:
     """One constructor argument of a generated class."""
 
     name: str
-    default: Any = _NO_DEFAULT
+    default: Any = NO_DEFAULT
     #: where its value comes from per instance: ("param", name), ("hole", index), or ("top", name):
     #: a top-level parameter the model class takes at run time, handed down through each class
     source: tuple = ()
 
     @property
     def required(self) -> bool:
-        return self.default is _NO_DEFAULT
+        return self.default is NO_DEFAULT
 
     def signature(self) -> str:
         kind = type(self.default).__name__ if not self.required else "int"
@@ -79,21 +97,30 @@ class ClassArgs:
     #: (node, attribute) of every instance whose attribute this class writes from a model parameter
     expressed: set[tuple[str, str]] = field(default_factory=set)
 
-    def call(self, body: Body) -> list[tuple[str, Any]]:
-        """The keyword arguments that build ``body``'s instance (defaults left out)."""
+    def call(self, body: Body) -> list[CallArg]:
+        """The keyword arguments that build ``body``'s instance, every one: the caller's class
+        leaves out those it fills with their default (:data:`~archc.lowering.torch_plan.OMITTED`),
+        so that instances passing the default and instances passing another value share a class."""
         result = []
         given = None
         for arg in self.args:
             kind, key = arg.source
             if kind == "top":  # always passed: the caller's value of the model's parameter
-                result.append((arg.name, TopParam(key, arg.default)))
+                result.append(CallArg(arg.name, TopParam(key, arg.default)))
                 continue
             if kind != "hole" and given is None:
                 given = dict(body.instance.info.args)
-            value = body.holes[key] if kind == "hole" else given[key]
-            if arg.default is _NO_DEFAULT or value != arg.default:  # (required, without the property's call)
-                result.append((arg.name, value))
+            result.append(CallArg(arg.name, body.holes[key] if kind == "hole" else given[key], arg.default))
         return result
+
+
+class CallArg(NamedTuple):
+    """One keyword argument of a child class's constructor call: its value in this instance, and
+    the default the caller may leave it out for (:data:`NO_DEFAULT`: always written)."""
+
+    name: str
+    value: Any
+    default: Any = NO_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -142,6 +169,8 @@ class _Resolver:
         self.result = ClassArgs()
         self.used: dict[str, Arg] = {}
         self.by_vector: dict[tuple, str] = {}
+        #: spec text the class cannot compute -> the argument that stands for it
+        self.by_source: dict[str, str] = {}
         self.dim_exprs: dict[tuple, str | None] = {}
         self._dims: dict[tuple, tuple | None] = {}
         self._value_shapes: dict[tuple, list[tuple]] = {}
@@ -151,6 +180,8 @@ class _Resolver:
         self._paths = [inst.path for inst in self._instances]
         self._param_vectors: dict[str, tuple] = {}
         self._attr_vectors: dict[tuple[str, str], tuple] = {}
+        #: id(a node's scope) -> the block instances between this class's and the node's
+        self._between: dict[int, tuple] = {}
 
     # -- values of the representative, mapped to every instance ---------------------------------
     def path(self, local: str) -> str:
@@ -206,10 +237,39 @@ class _Resolver:
         return found
 
     def own_exprs(self, node: Node) -> list[tuple[str, str]]:
-        """A node's attribute expressions if they are written in this block (a nested block's
-        node reads that block's parameters, not this one's)."""
-        inner = node.scope[-1].path if node.scope else ""
-        return list(node.attr_exprs.items()) if inner == self.rep.path else []
+        """A node's attribute expressions over this block's parameters and lets: as written where
+        the node is written in this block; for a node of a block instance inside it, as written
+        with each parameter of the instances between replaced by the expression their callers
+        passed (a child's ``out_channels: out`` where this block wrote ``{block: c, out: width}``
+        is ``width`` here). An attribute whose names cannot all be traced so is left out."""
+        if not node.attr_exprs:
+            return []
+        scope = node.scope
+        inner = scope[-1].path if scope else ""
+        if inner == self.rep.path:
+            return list(node.attr_exprs.items())
+        between = self._between.get(id(scope))
+        if between is None:
+            between = self._between[id(scope)] = self._instances_between(scope)
+        if not between:
+            return []
+        result = []
+        for attr, source in node.attr_exprs.items():
+            for info in reversed(between):  # innermost first: each step reads the caller's names
+                source = _passed_through(source, info)
+                if source is None:
+                    break
+            else:
+                result.append((attr, source))
+        return result
+
+    def _instances_between(self, scope: tuple) -> tuple:
+        """The block instances of a node's ``scope`` inside this class's instance (none where the
+        node does not lie in it)."""
+        if not self.rep.path:
+            return scope
+        depth = next((i + 1 for i, info in enumerate(scope) if info.path == self.rep.path), None)
+        return scope[depth:] if depth is not None else ()
 
     def param_vector(self, name: str) -> tuple:
         found = self._param_vectors.get(name)
@@ -226,7 +286,7 @@ class _Resolver:
                 self.result.lets.append((name, self.lets[name]))
             elif name in self.params and name not in self.used:
                 default = self.defaults.get(name)
-                self.used[name] = Arg(name, _NO_DEFAULT if default is None else default, ("param", name))
+                self.used[name] = Arg(name, NO_DEFAULT if default is None else default, ("param", name))
             elif name in self.top and name not in self.used:
                 self.used[name] = Arg(name, self.top[name], ("top", name))
         return source
@@ -235,6 +295,14 @@ class _Resolver:
         name = self.namespace.take(identifier(wanted))
         self.used[name] = Arg(name, source=("hole", hole))
         return name
+
+    def _named(self, source: str, wanted: str, hole: int) -> str:
+        """The argument for holes written as ``source`` (one per text: ``out: internal`` passed to
+        two children is one ``internal``), named after it where it is a name."""
+        found = self.by_source.get(source)
+        if found is None:
+            found = self.by_source[source] = self.fresh(source if is_identifier(source) else wanted, hole)
+        return found
 
     def dim_expr(self, key: tuple, d: int) -> str | None:
         if (key, d) in self.dim_exprs:
@@ -279,19 +347,27 @@ class _Resolver:
         return None
 
     def _param_for(self, vector: tuple) -> str | None:
+        """The source of a hole no spec expression gives: that of a hole of this class resolved
+        before with the same values (a width read on from a layer that wrote it), else a block
+        parameter of the same values."""
+        found = self.by_vector.get(frozen(vector))
+        if found is not None:
+            return found
         for p in self.params:
             if self.param_vector(p) == vector:
                 return p
-        return self.by_vector.get(frozen(vector))
+        return None
 
     # -- holes ------------------------------------------------------------------------------------
     def resolve(self) -> ClassArgs:
         rep_body = self.bodies[0]
         written = self._written(rep_body)
         varying = _varying(rep_body.holes, {id(b.holes): b.holes for b in self.bodies}.values())
+        calls, sites = rep_body.child_args, rep_body.sites
         for i, value in enumerate(rep_body.holes):
-            source = written.get(rep_body.sites.get(i))
-            if source is not None:  # what the spec wrote (kernel_size: k), even where no instance differs
+            # what the spec wrote (kernel_size: k; a child's dil: dil), even where no instance differs
+            source = self._passed_text(*calls[i][:2]) if i in calls else written.get(sites.get(i))
+            if source is not None:
                 self.result.text[i] = self.use(source)
                 continue
             if type(value) is TopParam:  # a model parameter handed down (a literal where shadowed)
@@ -306,6 +382,7 @@ class _Resolver:
             self.by_vector.setdefault(frozen(vector), source)  # (a hole may hold a list: stride [2])
             self.result.text[i] = self.use(source)
         self._store_forward_holes(rep_body)
+        omit_defaults(rep_body, self.result)
         args = list(self.used.values())
         order = {p: i for i, p in enumerate(self.params)}
         args.sort(key=lambda a: (not a.required, a.source[0] != "hole", order.get(a.name, 0)))
@@ -333,10 +410,32 @@ class _Resolver:
                         (f"{b.instance.path}.{local}" if b.instance.path else local, attr) for b in self.bodies)
         return found
 
+    def _passed(self, child: str, arg: str) -> str | None:
+        """The spec's expression this block passes its child ``child`` (a local path) for the
+        child class's argument ``arg`` (a parameter of the child's block), as written; None where
+        the spec gave none or the call is written in another block (a child of an nn.Sequential
+        child reads that block's parameters)."""
+        inst = _descendant(self.rep, self.path(child))
+        if inst.info is None or not any(c is inst for c in self.rep.children):
+            return None
+        return dict(inst.info.arg_exprs).get(arg)
+
+    def _passed_text(self, child: str, arg: str) -> str | None:
+        """:meth:`_passed` as Python over the class's parameters and lets; None where it is no such
+        expression (``channels(x)``)."""
+        source = self._passed(child, arg)
+        return expression(source, set(self.params) | set(self.lets) | set(self.top)) if source else None
+
     def _expr(self, body: Body, hole: int, vector: tuple) -> str:
         if hole in body.child_args:
-            child, arg = body.child_args[hole]
-            return self._child_arg(child, arg, vector) or self._param_for(vector) or self.fresh(arg, hole)
+            child, arg, _ = body.child_args[hole]
+            found = self._child_arg(child, arg, vector)
+            if found:
+                return found
+            source = self._passed(child, arg)
+            if source is not None:  # written over what the class cannot compute (a let of channels(x)):
+                return self._named(source, arg, hole)  # its own argument, never a parameter of equal values
+            return self._param_for(vector) or self.fresh(arg, hole)
         local, position, forward = body.sites.get(hole, ("", 0, False))
         node = self.node(local)
         wanted = f"{local.replace('.', '_')}_{position}"
@@ -428,6 +527,42 @@ class _Resolver:
             attr = source if source.isidentifier() else identifier(f"{local}_{position}")
             self.result.stored[attr] = source
             self.result.text[i] = f"self.{attr}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _substituted(source: str, passed: tuple[tuple[str, str], ...]) -> str | None:
+    """``source`` with each name replaced by its expression in ``passed``; None where it reads
+    another name or is no expression."""
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+        exprs = {name: ast.parse(text.strip(), mode="eval").body for name, text in passed}
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    if any(n.id not in exprs for n in names):
+        return None
+
+    class Substitute(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            return exprs[node.id]
+
+    return ast.unparse(Substitute().visit(tree))
+
+
+def _passed_through(source: str, info: Any) -> str | None:
+    """A spec expression written in the block instance ``info`` as its caller's: each of the
+    instance's parameters replaced by the expression the caller passed for it. None where it reads
+    anything else (a let, a parameter given a value rather than an expression: another instance
+    of the same class may have been given another)."""
+    return _substituted(source, info.arg_exprs) if info.arg_exprs else None
+
+
+def omit_defaults(body: Body, args: ClassArgs) -> None:
+    """Leave out of ``body``'s child constructor calls each argument the class fills with the
+    child's default, as a hand-written call does (:data:`~archc.lowering.torch_plan.OMITTED`)."""
+    for hole, (_, _, default) in body.child_args.items():
+        if default is not NO_DEFAULT and args.text[hole] == literal(default):
+            args.text[hole] = OMITTED
 
 
 def _varying(first: list[Any], others: Any) -> set[int]:
@@ -582,6 +717,7 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
                 attr = identifier(f"{site[0]}_{site[1]}")
                 result.stored[attr] = expressions[site]
                 result.text[i] = f"self.{attr}"
+    omit_defaults(body, result)
     for p, value in graph.params.items():
         result.args.append(Arg(p, value, ("param", p)))
         if p not in live:

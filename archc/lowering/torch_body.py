@@ -76,10 +76,10 @@ def _letters(n: int) -> tuple[str, ...]:
 
 class BodyWriter:
     """Lowers instances of one graph; ``call_of(child)`` gives a child's class constructor call as
-    (class name, [(argument, value)]) once that child's class is known."""
+    (class name, [(argument, value, default)]) once that child's class is known."""
 
     def __init__(self, graph: Graph, labels: Mapping[str, str],
-                 call_of: Callable[[Instance], tuple[str, list[tuple[str, Any]]]],
+                 call_of: Callable[[Instance], tuple[str, list[tuple[str, Any, Any]]]],
                  earlier: BodyWriter | None = None) -> None:
         self.graph = graph
         # an earlier writer's reading of the graph, if any: it depends on the graph alone
@@ -280,9 +280,9 @@ class BodyWriter:
             return Leaf("sequential", "nn.Sequential(" + ", ".join(parts) + ")", child=child)
         cls, args = self.call_of(child)
         rendered = []
-        for arg, value in args:
+        for arg, value, default in args:
             marker = body.hole(value)
-            body.child_args[len(body.holes) - 1] = (local, arg)
+            body.child_args[len(body.holes) - 1] = (local, arg, default)
             rendered.append(f"{arg}={marker}")
         return Leaf("child", f"{cls}({', '.join(rendered)})", child=child)
 

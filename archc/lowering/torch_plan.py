@@ -27,11 +27,14 @@ from archc.ops.base import torch_init_source
 from archc.pysource import BUILTIN_NAMES, identifier, is_identifier, literal
 
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
-           "Lowered", "place", "attribute", "HOLE", "split_numbers",
+           "Lowered", "place", "attribute", "HOLE", "OMITTED", "split_numbers",
            "spread_at", "fill_resets"]
 
 #: Marks a hole in generated text: HOLE + index + HOLE (no digit of it is ever read as a number).
 HOLE = "\x00"
+#: A child constructor's argument filled with its default: the writer leaves ``name=OMITTED`` out
+#: of the call (its class is shared with instances that pass another value, so the body has it)
+OMITTED = "\x04"
 _NO_READERS: frozenset[str] = frozenset()
 _MODULE_MARK = "\x03"  # stands for a module's expression in text asked of an op once for many
 _RESET_OWN = (f"{_MODULE_MARK}.reset_parameters()",)
@@ -96,8 +99,9 @@ class Body:
     holes: list[Any] = field(default_factory=list)
     #: hole index -> (local node name, that node's output index in the text's numbers, forward?)
     sites: dict[int, tuple[str, int, bool]] = field(default_factory=dict)
-    #: hole index -> (child path, class argument) for arguments of a child's constructor
-    child_args: dict[int, tuple[str, str]] = field(default_factory=dict)
+    #: hole index -> (child path, class argument, its default or NO_DEFAULT) for arguments of a
+    #: child's constructor
+    child_args: dict[int, tuple[str, str, Any]] = field(default_factory=dict)
     containers: dict[tuple[str, ...], str] = field(default_factory=dict)  # path -> seq | list | dict
     #: weight tying inside this instance: (module, parameter, source) of each
     #: ``self.lm_head.weight = self.wte.weight`` (see :func:`~archc.lowering.torch_reset.tie_lines`)

@@ -22,9 +22,9 @@ from archc.ir.vocab import SKIP_KINDS
 from archc.ir.graph import Graph
 from archc.ir.names import Namespace
 from archc.lowering.pyformat import LINE_LENGTH, spaced_slices, split_statement
-from archc.lowering.torch_args import ClassArgs, live_params, resolve, root_args
+from archc.lowering.torch_args import CallArg, ClassArgs, live_params, resolve, root_args
 from archc.lowering.torch_body import BodyWriter
-from archc.lowering.torch_plan import HOLE, Body, Instance, Leaf, attribute, instance_tree
+from archc.lowering.torch_plan import HOLE, OMITTED, Body, Instance, Leaf, attribute, instance_tree
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
 from archc.pysource import comment, frozen, is_identifier, literal, one_line
@@ -34,6 +34,8 @@ __all__ = ["Provenance", "write_source", "class_name_for"]
 _I = "    "
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 _LITERAL = re.compile(r"-?\d+")  # a hole filled by its number
+# ``, name=OMITTED`` after another argument, else ``name=OMITTED, `` before one (or alone)
+_OMITTED_ARG = re.compile(f", \\w+={OMITTED}|\\w+={OMITTED}(?:, )?")
 
 
 @dataclass
@@ -113,7 +115,7 @@ class _Planner:
         self.live = dict(live) if live is not None else earlier.live if earlier is not None else {
             p: graph.params[p] for p in live_params(graph, self.writer.lowered)}
 
-    def _call(self, child: Instance) -> tuple[str, list[tuple[str, Any]]]:
+    def _call(self, child: Instance) -> tuple[str, list[CallArg]]:
         return _call_of(self.class_of, self.body_of, child)
 
     def plan(self, root: Instance) -> Body:
@@ -269,8 +271,8 @@ class _Planner:
         return True
 
 
-def _call_of(class_of: dict[int, _Class], body_of: dict[int, Body], child: Instance) -> tuple[str, list[tuple[str, Any]]]:
-    """A child's class constructor call: (class name, [(argument, value)])."""
+def _call_of(class_of: dict[int, _Class], body_of: dict[int, Body], child: Instance) -> tuple[str, list[CallArg]]:
+    """A child's class constructor call: (class name, its arguments)."""
     cls = class_of[id(child)]
     return cls.name, cls.args.call(body_of[id(child)])
 
@@ -306,6 +308,8 @@ def _fill(text: str, args: ClassArgs) -> str:
     filled = args.text  # (every second part is a hole's number)
     parts[1::2] = values = [filled[int(p)] for p in parts[1::2]]
     text = "".join(parts)
+    if OMITTED in text:  # a child's argument given its default: left out of the call, with its comma
+        text = _OMITTED_ARG.sub("", text)
     # a hole filled by an argument of the class (self.half) makes a slice's bound an expression
     return spaced_slices(text) if ":" in text and not all(map(_LITERAL.fullmatch, values)) else text
 

@@ -57,10 +57,11 @@ def apply_block(ctx: Elaboration, call: Instantiation, scope: Scope, make_nodes:
         raise Abort()
     ctx.fatal(ctx.budget.check_depth(len(scope.stack)), call.item.location, call.path)
     declared = _declared_params(ctx, call, bdef)
-    env = _arguments(ctx, call, scope, declared)
+    written: dict[str, str] = {}
+    env = _arguments(ctx, call, scope, declared, written)
     signature = _Signature(declared, _formals(ctx, call, bdef))
     _check_inputs(ctx, call, signature)
-    inner = _enter(call, scope, bdef, env, signature)
+    inner = _enter(call, scope, bdef, env, signature, written)
     inner.origins = _origins(ctx, call, scope, declared)
     define_lets(ctx, bdef, inner)
     nodes = bdef.get("nodes")
@@ -117,8 +118,10 @@ def _declared_params(ctx: Elaboration, call: Instantiation, bdef: SMap) -> Mappi
     return declared
 
 
-def _arguments(ctx: Elaboration, call: Instantiation, scope: Scope, declared: Mapping[str, Any]) -> dict[str, Any]:
-    """The block scope's names: top-level params and lets, then the arguments and defaults."""
+def _arguments(ctx: Elaboration, call: Instantiation, scope: Scope, declared: Mapping[str, Any],
+               written: dict[str, str]) -> dict[str, Any]:
+    """The block scope's names: top-level params and lets, then the arguments and defaults;
+    ``written`` gets the arguments written as expressions (parameter -> its text)."""
     fields = call.fields
     env = dict(ctx.globals)  # top-level params and lets stay visible inside blocks
     failed = False
@@ -135,7 +138,7 @@ def _arguments(ctx: Elaboration, call: Instantiation, scope: Scope, declared: Ma
             failed = True
             continue
         try:
-            env[key] = _argument(ctx, call.field_site(key), declared[key], scope)
+            env[key] = _argument(ctx, call.field_site(key), declared[key], scope, written)
         except Abort:
             failed = True
     for key, default in declared.items():
@@ -168,15 +171,22 @@ def _origins(ctx: Elaboration, call: Instantiation, scope: Scope,
     return origins
 
 
-def _argument(ctx: Elaboration, site: Site, default: Any, scope: Scope) -> Any:
-    """The value of the argument written at ``site`` for a parameter of default ``default``."""
+def _argument(ctx: Elaboration, site: Site, default: Any, scope: Scope, written: dict[str, str]) -> Any:
+    """The value of the argument written at ``site`` for a parameter of default ``default``; an
+    argument that names a parameter or is an expression goes into ``written`` as its text (a
+    class written for the caller passes ``dil=dil``, not whichever of its parameters is equal)."""
     raw = site.value
     named = parameter_value(raw, scope.env)
     if named is not NOT_A_PARAMETER:
+        written[site.key] = raw
+        # a model parameter handed to a block by name sets the instance's value when the graph is
+        # built, as one read in an expression does (Elaboration.evaluate): fixed in generated code
+        ctx.graph.structural_params |= {raw} & ctx.graph.params.keys()
         return named  # parameters of any type flow through nested blocks
     if isinstance(raw, str) and "${" in raw:
         return interpolate(raw, ctx, scope, site)
     if isinstance(raw, str) and not takes_literal_text(raw, default):
+        written[site.key] = raw
         return ctx.evaluate(raw, scope, site)
     if isinstance(raw, SList):
         return [ctx.evaluate(v, scope, site.at(raw, i)) if isinstance(v, str) else v for i, v in enumerate(raw)]
@@ -219,8 +229,9 @@ def _count_hint(call: Instantiation, signature: _Signature) -> str | None:
             f"inputs: [{', '.join([*signature.fixed, 'rest...'])}], and pass them on with in: rest")
 
 
-def _enter(call: Instantiation, scope: Scope, bdef: SMap, env: dict[str, Any], signature: _Signature) -> Scope:
-    """The block's scope, its formal inputs bound."""
+def _enter(call: Instantiation, scope: Scope, bdef: SMap, env: dict[str, Any], signature: _Signature,
+           written: Mapping[str, str]) -> Scope:
+    """The block's scope, its formal inputs bound; ``written``: the arguments written as expressions."""
     if call.inline:  # the block's nodes join the caller's names (and its numbering, if sequential)
         inner = Scope(prefix=scope.prefix, env=env, stack=scope.stack, counter=scope.counter)
         inner.level_names = scope.level_names
@@ -230,6 +241,7 @@ def _enter(call: Instantiation, scope: Scope, bdef: SMap, env: dict[str, Any], s
         instance = BlockInstance(call.path, call.kind, defaults=tuple(declared.items()),
                                  args=tuple((k, env.get(k)) for k in declared),
                                  lets=tuple((k, v) for k, v in lets.items() if isinstance(v, str)),
+                                 arg_exprs=tuple(written.items()),
                                  formals=signature.formals, inputs=tuple(call.inputs),
                                  formal_inputs=tuple(aliased_formals(call, scope).items()),
                                  location=call.fields.location)
