@@ -1,9 +1,10 @@
 """Upsampling: parity of ONNX Resize's coordinate modes with F.interpolate, shapes, errors; the
 second input whose spatial size to take at run time (``in: [x, ref]``): parity at two sizes from
-one build, the generated code under fx/export/script, lint."""
+one build, the generated code under fx/export/script, ONNX import from both exporters, lint."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -11,9 +12,11 @@ import torch.nn.functional as F
 
 from archc.analysis.skips import analyze
 from archc.cli import main
+from archc.frontends.onnx import from_onnx
+from archc.lowering.onnx import to_onnx
 from archc.lowering.torch import build_module, generate_source
 from archc.ops import registry
-from ops_harness import check_parity, feeds_for, graph_of, onnx_model, spec_error
+from ops_harness import check_parity, export_onnx, feeds_for, graph_of, onnx_model, spec_error
 from ops_harness import parity_suite
 
 PARITY_OPS = {"upsample"}
@@ -240,3 +243,51 @@ def test_the_generated_unet_runs_at_any_input_size():
         for shape in ((2, 3, 9, 11), (1, 3, 13, 6)):
             x = torch.randn(*shape)
             torch.testing.assert_close(ours(x), reference(x))
+
+
+# -- ONNX import of F.interpolate(x, size=ref.shape[2:]) ---------------------------------------
+
+EXPORTERS = [pytest.param(False, id="torchscript"), pytest.param(True, id="dynamo", marks=pytest.mark.slow)]
+
+
+def _export_dynamic(dynamo: bool) -> onnx.ModelProto:
+    """TinyUNet exported with dynamic batch, height and width."""
+    x = torch.randn(2, 3, 9, 11)
+    if dynamo:
+        dims = ({0: torch.export.Dim("N"), 2: torch.export.Dim("H"), 3: torch.export.Dim("W")},)
+        return export_onnx(TinyUNet(), x, True, input_names=["x"], dynamic_shapes=dims)
+    return export_onnx(TinyUNet(), x, False, input_names=["x"], dynamic_axes={"x": {0: "N", 2: "H", 3: "W"}})
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_import_reads_the_size_from_the_tensor_the_file_takes_its_shape_of(dynamo):
+    torch.manual_seed(0)
+    model = _export_dynamic(dynamo)
+    graph = from_onnx(model)
+    (up,) = [n for n in graph.nodes() if registry.lookup(n.op).name == "upsample"]
+    # the shape arithmetic is gone: the upsample reads the skip (TorchScript) or the input (dynamo,
+    # which knows the skip has its size) for its size
+    assert len(up.inputs) == 2 and up.inputs[1].node in ("x", "Relu")
+    assert not [n for n in graph.nodes() if n.op == "onnx_node" and n.attrs["op_type"] != "MaxPool"]
+    assert up.outputs[0].shape[2:] == ("H", "W")
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    module = build_module(graph).eval()
+    relowered = ort.InferenceSession(to_onnx(graph).SerializeToString(), providers=["CPUExecutionProvider"])
+    for shape in ((2, 3, 9, 11), (1, 3, 13, 6)):
+        x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+        want = session.run(None, {"x": x})[0]
+        with torch.no_grad():
+            np.testing.assert_allclose(module(torch.from_numpy(x)).numpy(), want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(relowered.run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-5)
+    (skip,) = analyze(graph).connections
+    assert skip.kind == "long_skip"
+
+
+def test_archc_own_onnx_reads_back_as_the_second_input_form():
+    graph = graph_of("inputs: {x: [N, 2, H, W], ref: [N, 1, S, T]}\n"
+                     "nodes: [{name: up, op: upsample, in: [x, ref], mode: bilinear, align_corners: true}]")
+    back = from_onnx(onnx_model(graph))
+    (up,) = [n for n in back.nodes() if n.op not in ("input",)]
+    assert (up.op, [v.node for v in up.inputs]) == ("upsample", ["x", "ref"])
+    assert up.attrs["mode"] == "bilinear" and up.attrs["align_corners"] is True
+    assert up.outputs[0].shape == ("N", 2, "S", "T")
