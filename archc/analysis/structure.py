@@ -12,7 +12,8 @@ values do not carry features, so they are *meta*: a node is meta when its role i
 inputs are meta, or when it returns an integer vector no longer than its input's
 rank (what a ``Shape`` op returns, for ops registered without the ``shape`` role).
 Edges from meta nodes are dropped, so adding a constant is not a merge and shape
-arithmetic never forms a fork.
+arithmetic never forms a fork. So are the inputs an op reads for their shape only
+(:attr:`~archc.ops.base.OpDef.shape_only_inputs`: a decoder's resize to a skip's size).
 
 Dominators are computed here rather than with ``networkx.immediate_dominators``:
 the graph is a DAG given in topological order, so one pass intersecting the
@@ -388,11 +389,13 @@ class _FlowBuilder:
             slots: tuple[tuple[int, int], ...] = ()
         else:
             found = []
-            for v in node.inputs:
+            # (a slot the op reads for its shape only, a resize's target, carries no data)
+            shape_only = self.roles_of.shape_only(node.op)
+            for k, v in enumerate(node.inputs):
                 j = self.visited.get(v.node)
                 if j is None:
                     raise _Unordered()
-                if j >= 0:
+                if j >= 0 and k not in shape_only:
                     found.append((j, v.out))
                     if first is None:
                         first = v
@@ -568,6 +571,14 @@ class _RoleCache:
     def __init__(self) -> None:
         self.fixed: dict[str, str] = {}
         self._opdefs: dict[str, OpDef] = {}  # op name -> definition, for ops whose role varies
+        self._shape_only: dict[str, frozenset[int]] = {}
+
+    def shape_only(self, op: str) -> frozenset[int]:
+        """The input slots op ``op`` reads for their shape only (:attr:`OpDef.shape_only_inputs`)."""
+        slots = self._shape_only.get(op)
+        if slots is None:
+            slots = self._shape_only[op] = (registry.get(op) or _UNKNOWN).shape_only_inputs
+        return slots
 
     def role_of(self, node: Node) -> str:
         role = self.fixed.get(node.op)

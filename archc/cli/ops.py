@@ -32,7 +32,10 @@ def describe(op: OpDef) -> str:
     lines = [f"{op.name}: {op.doc}"]
     if op.aliases:
         lines.append(f"  aliases: {', '.join(op.aliases)}")
-    inputs = ", ".join(op.inputs) + (", ..." if op.variadic else "")
+    lowest, _ = op.arity()
+    # (inputs past the fewest an op takes may be left out: upsample's ref, attention's mask)
+    names = [n if i < lowest or op.variadic else f"{n} (optional)" for i, n in enumerate(op.inputs)]
+    inputs = ", ".join(names) + (", ..." if op.variadic else "")
     lines.append(f"  inputs: {inputs or 'none'}")
     lines.append(f"  outputs: {', '.join(op.outputs)}")
     lines.append(f"  role: {op.role}")

@@ -272,6 +272,11 @@ class OpDef:
     outputs: ClassVar[tuple[str, ...]] = ("y",)
     #: how analyses see the op (a :class:`~archc.ir.vocab.Role`; its text also works)
     role: ClassVar[str] = Role.OTHER
+    #: input slots read for their shape only, never their values (``upsample``'s ``ref``, whose
+    #: spatial size it takes): analyses drop those edges from the data flow, as they drop the
+    #: ``Shape`` nodes of an exported graph, so a decoder resizing to a skip's size makes no fork
+    #: of it. Never slot 0: the first input is the data the op computes from.
+    shape_only_inputs: ClassVar[frozenset[int]] = frozenset()
     #: module-level functions this op's PyTorch forward calls: name -> source of the ``def``
     #: (as ``ruff format`` writes it). A lowering that would be one long expression calls a
     #: function instead, which the generated file defines once, above its classes (as people

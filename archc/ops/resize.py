@@ -1,4 +1,4 @@
-"""Spatial resizing: upsampling by a scale factor or to a size (nearest or linear)."""
+"""Spatial resizing: upsampling by a scale factor, to a size, or to another tensor's spatial size."""
 from __future__ import annotations
 
 import math
@@ -22,38 +22,54 @@ class Upsample(OpDef):
     given factor rather than the size ratio); a ``size`` as Resize sizes, whose
     batch and channel entries are read from the input's shape so a symbolic batch
     keeps working.
+
+    A second input ``ref`` (``in: [x, ref]``) gives the output's spatial size at run
+    time, as ``F.interpolate(x, size=ref.shape[2:])`` does in U-Net and FPN decoders
+    that meet an odd-sized skip: the model then works at any input size. Only ref's
+    shape is read (:attr:`shape_only_inputs`), so analyses see no data edge from it.
+    Its ONNX sizes are ``Concat(Shape(x)[:2], Shape(ref)[2:])``.
     """
 
     name = "upsample"
     aliases = ("interpolate", "resize")
-    doc = "Resizes spatial dims by scale_factor or to size; mode nearest or (bi)linear."
+    doc = ("Resizes spatial dims by scale_factor, to size, or to the spatial size of a second input "
+           "(in: [x, ref], read at run time); mode nearest or (bi)linear.")
+    inputs = ("x", "ref")
+    min_inputs = 1
+    #: ref is read for its shape only (its spatial dims), not its values
+    shape_only_inputs = frozenset({1})
     attrs = {
         "scale_factor": Attr("floats", None, doc="a positive number or one per spatial dim", above=0, max=2**20),
-        "size": Attr("ints", None, doc="output spatial size, an int or one per spatial dim", min=1),
+        "size": Attr("ints", None, doc="output spatial size, an int or one per spatial dim (fixed at "
+                     "build; give a second input to take its size at run time)", min=1),
         "mode": Attr("str", "nearest", choices=("nearest", "linear", "bilinear"),
                      doc="'nearest', or 'linear'/'bilinear' (linear in every spatial dim)"),
         "align_corners": Attr("bool", False, doc="linear modes: align the corner pixels' centres"),
     }
     role = "upsample"
 
-    def _geometry(self, node, x):
+    def _geometry(self, node, x, ref=None):
+        """(spatial dims, scale factors or None, output spatial sizes); the sizes are ref's
+        spatial dims, symbolic ones too, where a second input gives them."""
         expect_rank(x, (3, 4), "(N, C, L) or (N, C, H, W)")
         n = x.rank - 2
         a = node.attrs
-        if (a["scale_factor"] is None) == (a["size"] is None):
-            raise ShapeError("give exactly one of scale_factor and size")
+        given = [what for what, value in (("scale_factor", a["scale_factor"]), ("size", a["size"]),
+                                          ("a second input", ref)) if value is not None]
+        if len(given) != 1:
+            got = f"; got {' and '.join(given)}" if given else ""
+            raise ShapeError("give exactly one of scale_factor, size and a second input whose spatial "
+                             f"size to take (in: [x, ref]){got}")
         if a["mode"] == "nearest" and a["align_corners"]:
             raise ShapeError("align_corners applies only to the linear modes, not to 'nearest'")
+        if ref is not None:
+            if ref.rank != x.rank:
+                raise ShapeError(f"the second input gives the output's spatial size, so it must have x's "
+                                 f"rank {x.rank} ({'N, C, L' if n == 1 else 'N, C, H, W'}), got {ref.rank}-D {ref}")
+            return n, None, tuple(ref.shape[2:])
         scales = None
         if a["scale_factor"] is not None:
-            raw = a["scale_factor"]
-            values = list(raw) if isinstance(raw, (list, tuple)) else [raw]
-            if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0
-                                 for v in values):
-                raise ShapeError(f"scale_factor must be a positive number or a list of them, got {raw!r}")
-            if len(values) not in (1, n):
-                raise ShapeError(f"scale_factor needs 1 or {n} values, got {len(values)}")
-            scales = tuple(float(v) for v in (values * n if len(values) == 1 else values))
+            scales = self._scales(a["scale_factor"], n)
             sizes = tuple(math.floor(concrete(x.shape[2 + i], "spatial size") * scales[i]) for i in range(n))
         else:
             sizes = expand(a["size"], n, "size")
@@ -61,25 +77,38 @@ class Upsample(OpDef):
             raise ShapeError(f"output size {list(sizes)} must be positive")
         return n, scales, sizes
 
+    @staticmethod
+    def _scales(raw, n):
+        """One scale factor per spatial dim, from one number or one per dim."""
+        values = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+        if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0 for v in values):
+            raise ShapeError(f"scale_factor must be a positive number or a list of them, got {raw!r}")
+        if len(values) not in (1, n):
+            raise ShapeError(f"scale_factor needs 1 or {n} values, got {len(values)}")
+        return tuple(float(v) for v in (values * n if len(values) == 1 else values))
+
     def infer(self, node, ins):
         x = ins[0]
         if not x.dtype.startswith("float"):
             raise ShapeError(f"upsample expects a floating-point input, got {x.dtype} {x}")
-        n, scales, sizes = self._geometry(node, x)
+        n, scales, sizes = self._geometry(node, *ins)
         return [x.with_shape((*x.shape[:2], *sizes))]
 
     def _torch_mode(self, node, n):
         return "nearest" if node.attrs["mode"] == "nearest" else ("linear" if n == 1 else "bilinear")
 
     def torch_forward(self, node, ins, args, module):
-        n, scales, sizes = self._geometry(node, ins[0])
+        n, scales, sizes = self._geometry(node, *ins)
         mode = self._torch_mode(node, n)
-        how = f"scale_factor={py(scales)}" if scales is not None else f"size={py(sizes)}"
+        if len(args) > 1:  # ref's size, read at run time (what fx, export and script all trace)
+            how = f"size={args[1]}.shape[2:]"
+        else:
+            how = f"scale_factor={py(scales)}" if scales is not None else f"size={py(sizes)}"
         corners = f", align_corners={node.attrs['align_corners']}" if mode != "nearest" else ""
         return f"F.interpolate({args[0]}, {how}, mode={py(mode)}{corners})"
 
     def onnx(self, emit, node, inputs, ins):
-        n, scales, sizes = self._geometry(node, ins[0])
+        n, scales, sizes = self._geometry(node, *ins)
         if node.attrs["mode"] == "nearest":
             how = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
         else:
@@ -89,6 +118,9 @@ class Upsample(OpDef):
             scale = emit.literal(np.array([1.0, 1.0, *scales], dtype=np.float32), "scales")
             return emit.add_node("Resize", [inputs[0], "", scale], **how)
         lead = emit.add_node("Shape", [inputs[0]], start=0, end=2)[0]
-        spatial = emit.const(np.array(sizes, dtype=np.int64), "sizes")
+        if len(inputs) > 1:  # ref's spatial dims at run time: the model runs at any input size
+            spatial = emit.add_node("Shape", [inputs[1]], start=2)[0]
+        else:
+            spatial = emit.const(np.array(sizes, dtype=np.int64), "sizes")
         full = emit.add_node("Concat", [lead, spatial], axis=0)[0]
         return emit.add_node("Resize", [inputs[0], "", "", full], **how)

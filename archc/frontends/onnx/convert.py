@@ -33,7 +33,7 @@ from archc.frontends.onnx.converters import of_kind
 from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, converts  # noqa: F401 (tests patch CONVERTERS here)
 from archc.frontends.onnx.naming import node_meta
 from archc.frontends.onnx.sharing import PARAMETER_MODULES_META
-from archc.frontends.onnx.values import Const, short_float
+from archc.frontends.onnx.values import Const, Sym, Tensor, short_float
 from archc.ir.graph import MODULES_META, Value
 from archc.ir.types import Dim
 from archc.ops.base import INT64_MAX
@@ -722,6 +722,11 @@ def slice_(im: "Importer", node: onnx.NodeProto):
     return [out]
 
 
+#: ONNX nodes :func:`_sized_like` walks up a Resize's sizes before it gives up (an exporter's
+#: shape arithmetic there is a Shape, a Slice or Gather, an Unsqueeze, a Cast and two Concats)
+_SIZE_WALK_LIMIT = 32
+
+
 @converts("Resize")
 def resize(im: "Importer", node: onnx.NodeProto):
     a = im.attrs(node)
@@ -731,19 +736,10 @@ def resize(im: "Importer", node: onnx.NodeProto):
     x = im.tensor(node.input[0])
     t = im.itype(x)
     n = t.rank - 2
-    mode = a.get("mode", "nearest")
-    ctm = a.get("coordinate_transformation_mode", "half_pixel")
-    if mode == "nearest":
-        # floor(dst / scale): the sampling PyTorch's nearest uses and the IR op emits
-        if ctm != "asymmetric" or a.get("nearest_mode", "round_prefer_floor") != "floor":
-            return None
-        attrs: dict[str, Any] = {"mode": "nearest"}
-    elif mode == "linear":
-        if ctm not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
-            return None
-        attrs = {"mode": "linear" if n == 1 else "bilinear", "align_corners": ctm == "align_corners"}
-    else:
+    attrs = _resize_mode(a, n)
+    if attrs is None:
         return None
+    ins = [x]
     scales = im.static(_input(node, 2)) if _input(node, 2) else None
     sizes = im.static_ints(_input(node, 3)) if _input(node, 3) else None
     if scales is not None and np.asarray(scales).size:
@@ -753,13 +749,63 @@ def resize(im: "Importer", node: onnx.NodeProto):
         spatial = values[2:]
         attrs["scale_factor"] = spatial[0] if len(set(spatial)) == 1 else spatial
     elif sizes is not None:
-        if any(isinstance(v, str) for v in sizes[2:]):
+        # F.interpolate(x, size=ref.shape[2:]) as exported: sizes read from ref's Shape at run time
+        ref = _sized_like(im, _input(node, 3), node.input[0], t.rank, sizes)
+        if ref is not None:
+            ins.append(ref)
+        elif any(isinstance(v, str) for v in sizes[2:]):
             return None
-        attrs["size"] = [int(v) for v in sizes[2:]]
+        else:
+            attrs["size"] = [int(v) for v in sizes[2:]]
     else:
         return None
     o = im.otype(node.output[0])
-    # pytorch_half_pixel differs from half_pixel only for outputs of length 1
-    if ctm == "pytorch_half_pixel" and (o is None or o.shape is None or 1 in o.shape[2:]):
+    # pytorch_half_pixel differs from half_pixel only for outputs of length 1 (which a size read
+    # at run time may be)
+    if a.get("coordinate_transformation_mode") == "pytorch_half_pixel" and (
+            o is None or o.shape is None or 1 in o.shape[2:] or len(ins) > 1):
         return None
-    return im.emit(node, "upsample", attrs, [x])
+    return im.emit(node, "upsample", attrs, ins)
+
+
+def _resize_mode(a: dict[str, Any], n: int) -> dict[str, Any] | None:
+    """upsample's mode attributes for a Resize's attributes ``a`` (``n`` spatial dims), or None
+    where its sampling is not one F.interpolate has."""
+    mode = a.get("mode", "nearest")
+    ctm = a.get("coordinate_transformation_mode", "half_pixel")
+    if mode == "nearest":
+        # floor(dst / scale): the sampling PyTorch's nearest uses and the IR op emits
+        if ctm != "asymmetric" or a.get("nearest_mode", "round_prefer_floor") != "floor":
+            return None
+        return {"mode": "nearest"}
+    if mode == "linear" and ctm in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+        return {"mode": "linear" if n == 1 else "bilinear", "align_corners": ctm == "align_corners"}
+    return None
+
+
+def _sized_like(im: "Importer", sizes_name: str, x_name: str, rank: int, sizes: list[Dim]) -> Value | None:
+    """The tensor whose spatial dims a Resize's ``sizes`` are, where they are read from its
+    ``Shape`` at run time: the exporters' ``Concat(Shape(x)[:2], Shape(ref)[2:])`` for
+    ``F.interpolate(x, size=ref.shape[2:])``. Walks the (still symbolic) shape arithmetic
+    above the sizes to the tensors whose Shape it reads, and takes one other than the resized
+    ``x`` of the same rank whose spatial dims equal the sizes' (symbols too): that tensor gives
+    the same sizes at any input size. None where there is none (sizes of constants)."""
+    todo, seen, shaped = [sizes_name], set(), []
+    while todo and len(seen) < _SIZE_WALK_LIMIT:
+        name = todo.pop()
+        rec = im.record(name)
+        if name in seen or not isinstance(rec, Sym):
+            continue
+        seen.add(name)
+        if rec.node.op_type == "Shape":
+            shaped.append(rec.node.input[0])
+        else:
+            todo.extend(i for i in rec.node.input if i)
+    for name in shaped:
+        if name == x_name or not isinstance(im.record(name), Tensor):
+            continue
+        ref = im.tensor(name)
+        shape = im.itype(ref).shape
+        if len(shape) == rank and list(shape[2:]) == list(sizes[2:]):
+            return ref
+    return None
