@@ -678,7 +678,10 @@ def test_an_expect_in_a_repetitions_overrides_is_checked_there(run_archc, tmp_pa
     ("overrides: {1: {expect: residul}}}", "12:73: error: node 'layer': unknown connection kind 'residul'; "
      "expected one of residual"),
     ("overrides: {2: {tie: bogus.0}}}", "12:70: error: node 'layer.2': unknown node or input 'bogus'"),
-    ("overrides: {2: {tie: layer.3}}}", "12:70: error: node 'layer.2': 'layer' is used before it is defined"),
+    ("overrides: {2: {tie: layer.3}}}", "12:70: error: node 'layer.2': 'tie: layer.3' names no repetition made "
+     "before 'layer.2': a repeated instance ties to an earlier repetition, e.g. tie: layer.0"),
+    # found transcribing a Universal Transformer: a missing or later repetition read as a name used too early
+    ("tie: layer.7}", "12:54: error: node 'layer.0': 'tie: layer.7' names no repetition made before 'layer.0'"),
 ])
 def test_repetition_override_errors(replacement, message):
     text = ALBERT_LIKE.replace("tie: layer.0}", replacement)
@@ -687,6 +690,34 @@ def test_repetition_override_errors(replacement, message):
         return
     msg = errors(text)
     assert message in msg, msg
+
+
+@pytest.mark.parametrize("tie", ["layer.0", "{weight: layer.0.weight, bias: layer.0.bias}"])
+def test_a_repeated_op_tied_to_its_first_repetition_applies_one_layer_n_times(tie):
+    # found transcribing a Universal Transformer: on a repeated op, repetition 0 was refused as tied to itself
+    # ("'layer.0.weight' is no parameter of another node ('layer.0' has: weight, bias)"), the whole-node form too
+    g = load(f"inputs: {{x: [N, 8]}}\nnodes:\n  - {{name: layer, op: linear, out_features: 8, repeat: 3, tie: {tie}}}\n")
+    assert total_params(g) == 8 * 8 + 8
+    module = build_module(g)
+    assert module.layer[2].weight is module.layer[0].weight and module.layer[1].bias is module.layer[0].bias
+
+
+@pytest.mark.parametrize("tie,message", [
+    ("{weight: fc.weight}", "3:59: error: node 'fc': 'fc.weight' is this node's own parameter: a tie names another "
+     "node's"),
+    ("3", "3:50: error: node 'fc': 'tie' names another node, all of whose parameters this node shares (tie: fc), "
+     "or maps this node's parameters to other nodes', e.g. {weight: wte.weight}"),
+])
+def test_op_tie_errors_say_what_a_tie_names(tie, message):
+    msg = errors(f"inputs: {{x: [N, 8]}}\nnodes:\n  - {{name: fc, op: linear, out_features: 8, tie: {tie}}}\n")
+    assert message in msg, msg
+
+
+def test_an_op_tied_to_another_by_name_shares_every_parameter():
+    g = load("inputs: {x: [N, 8]}\nnodes:\n  - {name: a, op: linear, out_features: 8}\n"
+             "  - {name: b, op: linear, out_features: 8, tie: a}\n")
+    module = build_module(g)
+    assert total_params(g) == 72 and module.b.weight is module.a.weight and module.b.bias is module.a.bias
 
 
 def test_a_block_instance_tied_to_itself_is_an_error():

@@ -89,21 +89,31 @@ def _no_parameter_at(path: str, instance: str, keys: list[str]) -> tuple[str, st
 def tie_node(ctx: Elaboration, node: Node, call: Instantiation, scope: Scope) -> None:
     """``tie: {weight: wte.weight}`` on an op node: this node's parameter is another node's tensor."""
     decl = call.fields["tie"]
-    if not isinstance(decl, SMap) or not decl:
-        ctx.report("'tie' maps this node's parameters to other nodes', e.g. {weight: wte.weight}",
-                   call.field_site("tie"))
-        raise Abort()
     own = param_specs(ctx.graph, node)
+    local = node.name.rpartition(".")[2]
+    if isinstance(decl, str) and _is_path(decl):  # every parameter, to the same one of another node
+        if scope.prefix + decl == call.path and "repeat" in call.item:
+            return  # (`repeat: n, tie: layer.0`: the first repetition owns what the rest share)
+        _refuse_later_repetition(ctx, call, scope.prefix + decl, call.field_site("tie"))
+        pairs = [(p or local, f"{decl}.{p}" if p else decl, call.field_site("tie")) for p in own]
+    elif isinstance(decl, SMap) and decl:
+        pairs = [(str(pname), str(ref), Site(decl, pname, call.path)) for pname, ref in decl.items()]
+    else:
+        ctx.report("'tie' names another node, all of whose parameters this node shares (tie: fc), or maps this "
+                   "node's parameters to other nodes', e.g. {weight: wte.weight}", call.field_site("tie"))
+        raise Abort()
     ties: dict[str, tuple[str, str]] = {}
-    for pname, ref in decl.items():
-        site = Site(decl, pname, call.path)
-        param = "" if pname == node.name.rpartition(".")[2] else pname
+    for pname, ref, site in pairs:
+        param = "" if pname == local else pname
         if param not in own:
             ctx.error(f"op '{node.op}' has no parameter '{pname}' to tie; it has: "
                       f"{', '.join(p or node.name for p in own) or 'none'}", site.key_location, call.path)
             raise Abort()
-        ties[param] = _tie_one(ctx, _Own(node, param, str(pname)), str(ref), scope, site)
-    node.meta[TIE_META] = ties
+        if "repeat" in call.item and scope.prefix + ref == f"{call.path}.{pname}":
+            continue  # (a repetition mapped to itself owns the tensor: `{weight: layer.0.weight}` at layer.0)
+        ties[param] = _tie_one(ctx, _Own(node, param, pname), ref, scope, site)
+    if ties:
+        node.meta[TIE_META] = ties
 
 
 def _tie_one(ctx: Elaboration, tied: _Own, ref: str, scope: Scope, site: Site) -> tuple[str, str]:
@@ -113,7 +123,10 @@ def _tie_one(ctx: Elaboration, tied: _Own, ref: str, scope: Scope, site: Site) -
     own = param_specs(ctx.graph, node)
     source, tparam = _tie_target(ctx, ref, scope, site)
     theirs = param_specs(ctx.graph, source)
-    if tparam not in theirs or source.name == node.name:
+    if source.name == node.name:
+        ctx.report(f"'{ref}' is this node's own parameter: a tie names another node's", site)
+        raise Abort()
+    if tparam not in theirs:
         ctx.report(f"'{ref}' is no parameter of another node ('{source.name}' has: "
                    f"{', '.join(p or source.name for p in theirs) or 'none'})", site)
         raise Abort()
@@ -141,6 +154,7 @@ def tie_instance(ctx: Elaboration, call: Instantiation, scope: Scope) -> None:
                 return
             ctx.report(f"'tie: {decl}' ties block instance '{decl}' to itself; name another instance", site)
             raise Abort()
+        _refuse_later_repetition(ctx, call, scope.prefix + decl, site)
         pairs = [(path, f"{decl}.{path}", site) for path in _param_paths(graph, prefix, prefix)]
     elif isinstance(decl, SMap) and decl:
         pairs = [(str(path), str(ref), Site(decl, path, call.path)) for path, ref in decl.items()]
@@ -151,6 +165,21 @@ def tie_instance(ctx: Elaboration, call: Instantiation, scope: Scope) -> None:
     for path, ref, entry in pairs:
         node, param = _own_parameter(ctx, prefix, path, entry)
         node.meta.setdefault(TIE_META, {})[param] = _tie_one(ctx, _Own(node, param, path), ref, scope, entry)
+
+
+def _refuse_later_repetition(ctx: Elaboration, call: Instantiation, target: str, site: Site) -> None:
+    """Refuse a repeated instance's ``tie:`` naming a repetition of its own node not made before it
+    (``repeat: 3, tie: layer.7`` or ``layer.2`` at ``layer.0``): it would read as a name used before
+    its definition, though the node is only repeated."""
+    node, _, index = call.path.rpartition(".")
+    owner, _, wanted = target.rpartition(".")
+    if "repeat" not in call.item or owner != node or not (index.isdigit() and wanted.isdigit()):
+        return
+    if int(wanted) > int(index):
+        name = node.rpartition(".")[2]
+        ctx.report(f"'tie: {name}.{wanted}' names no repetition made before '{call.path}': a repeated instance "
+                   f"ties to an earlier repetition, e.g. tie: {name}.0 (the first owns what the rest share)", site)
+        raise Abort()
 
 
 def _is_path(text: str) -> bool:
