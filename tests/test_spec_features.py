@@ -370,6 +370,17 @@ def test_no_width_warning_where_a_block_gives_its_output_the_input_width_and_one
                                 "before this one write 'prev', e.g. channels(prev)")
 
 
+def test_no_width_warning_for_a_scale_computed_from_the_input_channels(run_archc, spec_file):
+    # found transcribing StyleGAN2: EqualConv2d's 1 / sqrt(fan_in) after the conv reads channels(x) on purpose,
+    # and sizes nothing
+    text = ("inputs: {x: [N, 3, 8, 8]}\nblocks:\n  eq_conv:\n    nodes:\n"
+            "      - {name: conv, op: conv, out_channels: 16, kernel_size: 1, bias: false}\n"
+            "      - {name: scale, op: mul, value: \"1 / sqrt(channels(x))\"}\n"
+            "nodes:\n  - {name: a, block: eq_conv}\n")
+    proc = run_archc("check", spec_file(text))
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+
+
 def test_a_node_named_prev_keeps_its_name():
     g = load("inputs: {x: [N, 4]}\nnodes: [{name: prev, op: linear, out_features: 3}, {op: relu},"
              " {name: o, op: linear, out_features: 2, in: prev}]")

@@ -41,6 +41,11 @@ def _synonym_hint(key: str, op: OpDef) -> str | None:
     return f"op '{op.name}' calls it '{other}': write {other}" if other in op.attrs else None
 
 
+#: attribute kinds that never give a tensor's width: a channels() query in their expressions (StyleGAN's
+#: ``1 / sqrt(channels(x))`` scale) is no width for the unread-input warning of blocks.py to check
+_NO_WIDTH_KINDS = frozenset({"float", "floats", "bool", "str"})
+
+
 class _AttrReader:
     """Reads one node's attributes, remembering the expressions they were written as."""
 
@@ -100,7 +105,10 @@ class _AttrReader:
             raw = named
         if isinstance(raw, str) and spec.kind in ("str", "int_or_str") and "${" in raw:
             raw = interpolate(raw, self.ctx, self.scope, site)
+        queried = len(self.scope.queried)
         value = self._value(spec, raw, site)
+        if spec.kind in _NO_WIDTH_KINDS:  # (channels(x) in a scale or an epsilon sizes nothing: no width query)
+            del self.scope.queried[queried:]
         self._check(spec, value, site)
         if spec.kind == "float" and isinstance(value, int):
             value = float(value)
