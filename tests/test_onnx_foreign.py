@@ -15,6 +15,8 @@ torch = pytest.importorskip("torch")
 import archc  # noqa: E402
 from archc.errors import SpecError  # noqa: E402
 from archc.frontends.onnx import load_onnx  # noqa: E402
+from archc.frontends.yaml import loads_spec  # noqa: E402
+from archc.ir import Value  # noqa: E402
 from conftest import SPECS  # noqa: E402
 from small_specs import set_args  # noqa: E402
 
@@ -438,6 +440,16 @@ def test_spec_declared_output_types_take_symbolic_products_and_refuse_other_text
     assert run_archc("check", spec_file(head + node.format(dim="'N*1'"), "product.yaml")).returncode == 0
     proc = run_archc("check", spec_file(head + node.format(dim="'N;1'"), "bad.yaml"))
     assert proc.returncode == 2 and "node 'q'" in proc.stderr and "output_types must be" in proc.stderr
+
+
+def test_a_declared_output_dim_may_query_a_tensor():
+    # found transcribing Glow: "channels(x)" was taken for a symbol of that name and written into the ONNX file
+    text = ("inputs: {x: [N, 4, 8, 8]}\nnodes:\n  - {name: y, op: onnx_node, op_type: Relu, operands: [0], "
+            "output_types: [[[N, \"%s\", 8, 8], float32]]}\n")
+    assert loads_spec(text % "channels(x)").type_of(Value("y")).shape == ("N", 4, 8, 8)
+    with pytest.raises(SpecError) as info:
+        loads_spec(text % "channels(z)", "m.yaml")
+    assert [d.format() for d in info.value.diagnostics] == ["m.yaml:3:90: error: node 'y': channels(): unknown tensor 'z'"]
 
 
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])

@@ -17,7 +17,7 @@ from archc.frontends.yaml import schema
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.expr import ExprError, names_in
 from archc.frontends.yaml.params import interpolate, parameter_value
-from archc.frontends.yaml.scope import Abort, Scope
+from archc.frontends.yaml.scope import TENSOR_QUERIES, Abort, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SList, SMap
 from archc.ops.base import Attr, OpDef
@@ -173,7 +173,8 @@ class _AttrReader:
 
 def _dim_value(ctx: Elaboration, scope: Scope, site: Site) -> Any:
     """One dim of a declared type: a number, a parameter's value or an expression of parameters (``half``,
-    ``3 * L``), else the text itself, a symbol (``N``, or what ``archc spec`` wrote: ``Min(16, seq)``)."""
+    ``3 * L``) or of tensor queries (``channels(x)``), else the text itself, a symbol (``N``, or what
+    ``archc spec`` wrote: ``Min(16, seq)``)."""
     d = site.value
     if not isinstance(d, str):
         return d
@@ -181,7 +182,7 @@ def _dim_value(ctx: Elaboration, scope: Scope, site: Site) -> Any:
         names = names_in(d)
     except ExprError:
         return d
-    return ctx.evaluate(d, scope, site) if names and names <= scope.env.keys() else d
+    return ctx.evaluate(d, scope, site) if names and (names <= scope.env.keys() or names & TENSOR_QUERIES) else d
 
 
 def _plain(value: Any) -> Any:

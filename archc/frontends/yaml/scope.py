@@ -27,6 +27,8 @@ class Poison:
 
 POISON = Poison()
 
+#: the functions an expression asks a tensor's type with (``channels(x)``)
+TENSOR_QUERIES = frozenset({"shape", "channels", "rank"})
 #: the name of "the node before this one" in expressions and ``in:`` (unless a node takes the name)
 PREVIOUS = "prev"
 
@@ -166,7 +168,7 @@ class Scope:
                 raise Abort()
             return graph.type_of(v)
 
-        return Evaluator(self.env, {
+        return Evaluator(self.env, {  # (TENSOR_QUERIES names these)
             "shape": lambda r: list(tensor(r).shape),
             "channels": lambda r: _channels(tensor(r, width=True), r),
             "rank": lambda r: tensor(r).rank,
