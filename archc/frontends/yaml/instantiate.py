@@ -267,7 +267,8 @@ class Instantiator:
     def _repeat_count(self, item: SMap, scope: Scope, path: str) -> int:
         count = item["repeat"]
         if isinstance(count, str):
-            count = self.ctx.evaluate(count, scope, Site(item, "repeat", path))
+            count = self.ctx.evaluate(count, scope, Site(item, "repeat", path),
+                                      expects=lambda: "'repeat' expects a non-negative int")
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             self.ctx.error(f"'repeat' must be a non-negative int, got {spelled(count)}", item.where("repeat"), path,
                            scope.origin_hint(item["repeat"]))
