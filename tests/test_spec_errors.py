@@ -217,6 +217,12 @@ def test_if_takes_a_condition_only(text, message):
     assert msg == message
 
 
+def test_a_repeat_count_that_is_no_number_says_what_repeat_expects():
+    # found transcribing StyleGAN2: `repeat: two` said only "unknown name 'two'"
+    (msg,) = errors("inputs: {x: [N, 4]}\nnodes:\n  - {name: fc, op: linear, out_features: 4, repeat: two}\n")
+    assert msg == "m.yaml:3:53: error: node 'fc': unknown name 'two' ('repeat' expects a non-negative int)"
+
+
 def test_duplicate_yaml_keys_are_errors():
     (msg,) = errors("inputs: {x: [N, 3]}\nnodes: [{op: relu, op: add}]\n")
     assert msg == "m.yaml:2:20: error: duplicate key 'op' (first given at line 2)"

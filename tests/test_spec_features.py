@@ -1081,3 +1081,9 @@ def test_a_block_of_no_inputs_says_how_to_use_it(text, message):
     with pytest.raises(SpecError) as info:
         loads_spec(text, "m.yaml")
     assert [d.format() for d in info.value.diagnostics] == [message]
+
+
+def test_repeat_zero_leaves_the_node_out_and_its_name_stands_for_its_input():
+    g = load("params: {depth: 0}\ninputs: {x: [N, 4]}\nnodes:\n"
+             "  - {name: fc, op: linear, out_features: 4, repeat: depth}\n  - {name: o, op: relu, in: fc}\n")
+    assert [n.name for n in g.nodes()] == ["x", "o"] and g.node("o").inputs[0].node == "x"
