@@ -12,6 +12,7 @@ units FSDP2's ``fully_shard`` shards (inner ones before the modules holding them
 """
 from __future__ import annotations
 
+import re
 from typing import Callable, Collection, Sequence
 
 from archc.errors import SpecError
@@ -121,6 +122,9 @@ def tie_lines(ties: Sequence[tuple[str, str, str]], indent: str, taken: Collecti
     not clobber (the constructor's arguments)."""
     lines: list[str] = []
     local = next(n for n in ("tied", *(f"tied_{k}" for k in range(1, len(taken) + 2))) if n not in taken)
+    looped = _repetition_loop(ties, indent, taken)
+    if looped is not None:
+        return looped
     for module, leaf, source in ties:
         if not is_identifier(leaf):
             lines += split_statement(f"setattr({module}, {literal(leaf)}, {source})", indent)
@@ -135,7 +139,11 @@ def tie_lines(ties: Sequence[tuple[str, str, str]], indent: str, taken: Collecti
 
 def reset_method(statements: list[str], ties: Sequence[tuple[str, str, str]]) -> list[str]:
     """``def reset_parameters(self)`` at class depth: its docstring, re-tying ``ties``, then
-    ``statements`` (each split as ruff formats it)."""
+    ``statements`` (each split as ruff formats it). A class with nothing of its own to draw keeps
+    the method, which block_instances() callers call on every block, with one line saying so."""
+    if not statements and not ties:
+        return [_I + "def reset_parameters(self) -> None:",
+                _I * 2 + '"""Nothing to draw: this block holds no parameters or buffers of its own."""']
     lines = [_I + "def reset_parameters(self) -> None:",
              _I * 2 + '"""Draw this block\'s own parameters and buffers afresh, as construction does',
              _I * 2 + "(not its child blocks': each has its own). After to_empty() on a model built",
@@ -169,4 +177,37 @@ def block_instances_method(classes: dict[str, list[str]]) -> list[str]:
     for statement in body:
         indent = len(statement) - len(statement.lstrip())
         lines += split_statement(statement.lstrip(), _I * 2 + " " * indent)
+    return lines
+
+
+#: a tied module inside a repetition of a module list: ``self.layer[2].attention``
+_IN_REPETITION = re.compile(r"^(?P<container>.+?)\[(?P<index>\d+)\](?P<rest>.*)$")
+
+
+def _repetition_loop(ties: Sequence[tuple[str, str, str]], indent: str, taken: Collection[str]) -> list[str] | None:
+    """The ties of ``repeat: n, tie: layer.0`` as one loop over the repetitions after the first
+    (``for layer in self.layer[1:]: layer.ffn.weight = self.layer[0].ffn.weight``), where ``ties``
+    are exactly that: every repetition 1..n-1 of one list tied, parameter for parameter, to repetition
+    0; None otherwise (each tie is then a line of its own)."""
+    per_index: dict[int, list[tuple[str, str]]] = {}
+    container = None
+    for module, leaf, source in ties:
+        found = _IN_REPETITION.match(module)
+        if found is None or not is_identifier(leaf) or container not in (None, found["container"]):
+            return None
+        container, rest = found["container"], found["rest"]
+        if source != f"{container}[0]{rest}.{leaf}":
+            return None
+        per_index.setdefault(int(found["index"]), []).append((rest, leaf))
+    if container is None or sorted(per_index) != list(range(1, len(per_index) + 1)) or len(per_index) < 2 \
+            or any(pairs != per_index[1] for pairs in per_index.values()):
+        return None
+    name = container.rpartition(".")[2]
+    item = name if is_identifier(name) and name not in taken and name != "self" else "repetition"
+    body = [f"{item}{rest}.{leaf} = {container}[0]{rest}.{leaf}" for rest, leaf in per_index[1]]
+    if any(len(indent + _I + statement) > LINE_LENGTH for statement in body):
+        return None  # (ruff would split one inside a subscript: each tie gets its own line and local)
+    lines = split_statement(f"for {item} in {container}[1:]:", indent)
+    for statement in body:
+        lines += split_statement(statement, indent + _I)
     return lines
