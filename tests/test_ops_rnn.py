@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from archc.lowering.torch import build_module
 from archc.ops.weights import initialize
 from archc.ops import registry
 from ops_harness import assert_same_state_dict_layout, feeds_for, graph_of, module_of, randomize, \
@@ -143,3 +144,18 @@ def test_initial_state_adds_no_macs_or_parameters():
 ])
 def test_initial_state_errors(inputs, text, message):
     assert message in spec_error(f"inputs: {inputs}\nnodes: [{text}]")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_initial_state_traces_scripts_and_exports(cell):
+    """The generated ``self.rnn(x, h0)`` / ``(x, (h0, c0))`` works with torch.fx, jit.script and
+    torch.export, and each computes what the module does."""
+    graph = randomize(graph_of(_with_initial_state(cell, 1, True, True)))
+    module = build_module(graph).eval()
+    feeds = feeds_for(graph, {"N": 2, "L": 5})
+    args = tuple(torch.from_numpy(feeds[name]) for name in graph.inputs)
+    with torch.no_grad():
+        expected = module(*args)
+        for traced in (torch.fx.symbolic_trace(module), torch.jit.script(module),
+                       torch.export.export(module, args).module()):
+            torch.testing.assert_close(traced(*args), expected)
