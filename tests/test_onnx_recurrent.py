@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import warnings
 
 import numpy as np
@@ -45,13 +46,14 @@ def _randomized(module: nn.Module) -> nn.Module:
     return module.eval()
 
 
-def _export(module: nn.Module, shape, path: str, dynamo: bool, dynamic: bool = False) -> str:
-    """Export; ``dynamic`` (default exporter): batch and sequence length symbolic."""
+def _export(module: nn.Module, shape, path: str, dynamo: bool, dynamic: bool = False, extra: tuple = ()) -> str:
+    """Export; ``dynamic`` (default exporter): batch and sequence length symbolic. ``extra``: further
+    inputs after x (an initial state)."""
     options = {"dynamic_shapes": ({0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")},)} if dynamic else {}
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.randn(*shape),), path, dynamo=dynamo, **options)
+        torch.onnx.export(module, (torch.randn(*shape), *extra), path, dynamo=dynamo, **options)
     return path
 
 
@@ -160,3 +162,126 @@ def test_stacked_lstms_import_under_their_own_module_names_and_build(tmp_path, s
     with torch.no_grad():
         got = build_module(graph).eval()(*[torch.from_numpy(v) for v in feeds.values()])
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+class StartedEncoder(nn.Module):
+    """A two-layer encoder given its initial state, as a seq2seq decoder starts from the encoder's
+    (Cho et al. 2014): ``rnn(x, h0)`` / ``rnn(x, (h0, c0))``, optionally returning h_n too."""
+
+    def __init__(self, cell: str, batch_first: bool, bidirectional: bool, final_state: bool = False) -> None:
+        super().__init__()
+        self.rnn = getattr(nn, cell)(6, 5, num_layers=2, batch_first=batch_first, bidirectional=bidirectional)
+        self.final_state = final_state
+
+    def forward(self, x, h0, c0=None):
+        out, state = self.rnn(x, h0 if c0 is None else (h0, c0))
+        return (out, state[0] if isinstance(state, tuple) else state) if self.final_state else out
+
+
+def _summary(capsys, path: str) -> dict:
+    from archc.cli import main
+
+    assert main(["summary", path, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("cell,batch_first,bidirectional,dynamo", CASES)
+def test_an_initial_state_comes_back_as_the_native_ops_input(tmp_path, capsys, cell, batch_first, bidirectional,
+                                                            dynamo):
+    """The exporters slice each layer's rows of h0 (and c0) into initial_h (initial_c): the layers
+    still merge into one native op reading the model's h0 whole, costing what the layer without a
+    state does, and computing what onnxruntime does on the file."""
+    source = _randomized(StartedEncoder(cell, batch_first, bidirectional))
+    shape = (2, 7, 6) if batch_first else (7, 2, 6)
+    state = torch.randn(2 * (2 if bidirectional else 1), 2, 5)
+    path = _export(source, shape, str(tmp_path / "started.onnx"), dynamo,
+                   extra=(state, state + 1) if cell == "LSTM" else (state,))
+    plain = _export(_randomized(Encoder(cell, batch_first, bidirectional)), shape, str(tmp_path / "plain.onnx"),
+                    dynamo)
+    graph = load_onnx(path)
+    (node,) = [n for n in graph.nodes() if n.op != "input"]
+    assert node.op == cell.lower() and node.attrs["num_layers"] == 2
+    assert [graph.node(v.node).op for v in node.inputs] == ["input"] * (3 if cell == "LSTM" else 2)
+    ours, theirs = _summary(capsys, path), _summary(capsys, plain)
+    assert ours["totals"]["macs"] == theirs["totals"]["macs"] > 0
+    assert ours["total_params"] == theirs["total_params"]
+    check_against_onnxruntime(path)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_one_layer_of_a_stack_given_its_state_slice_still_fuses(tmp_path, dynamo):
+    """Only the second layer's rows of a state: the layers stay two native ops, each correct."""
+
+    class SecondStarted(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first, self.second = nn.GRU(6, 5, batch_first=True), nn.GRU(5, 5, batch_first=True)
+
+        def forward(self, x, h):
+            return self.second(self.first(x)[0], h[1:])[0]
+
+    path = _export(_randomized(SecondStarted()), (2, 7, 6), str(tmp_path / "second.onnx"), dynamo,
+                   extra=(torch.randn(2, 2, 5),))
+    graph = load_onnx(path)
+    assert [n.op for n in graph.nodes() if n.op not in ("input", "slice")] == ["gru", "gru"]
+    check_against_onnxruntime(path)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_a_final_state_read_outside_with_an_initial_state_keeps_the_onnx_node(tmp_path, dynamo):
+    """``out, h_n = gru(x, h0)`` with h_n used: the native op has no h_n output, so the node stays."""
+    path = _export(_randomized(StartedEncoder("GRU", True, False, final_state=True)), (2, 7, 6),
+                   str(tmp_path / "state.onnx"), dynamo, extra=(torch.randn(2, 2, 5),))
+    graph = load_onnx(path)
+    assert any(n.op == "onnx_node" and n.attrs["op_type"] == "GRU" for n in graph.nodes())
+    check_against_onnxruntime(path)
+
+
+def _hand_written(tmp_path, op: str, layout: int, states: list[str]) -> str:
+    """One ONNX ``op`` (hidden 3, input 4, forward) reading x (5, 2, 4), or (2, 5, 4) with layout=1, and
+    the run-time ``states`` named (``initial_h``, ``initial_c``) as graph inputs of ONNX's layout; its
+    Y with the direction axis reshaped away."""
+    rng = np.random.default_rng(0)
+    gates = 4 if op == "LSTM" else 3
+    w = rng.standard_normal((1, gates * 3, 4)).astype(np.float32)
+    r = rng.standard_normal((1, gates * 3, 3)).astype(np.float32)
+    x_shape, state_shape = ([2, 5, 4], [2, 1, 3]) if layout else ([5, 2, 4], [1, 2, 3])
+    inputs = ["x", "W", "R", "", ""] + [s if s in states else "" for s in ("initial_h", "initial_c")[:gates - 2]]
+    attrs = {"linear_before_reset": 1} if op == "GRU" else {}
+    graph = helper.make_graph(
+        [helper.make_node(op, inputs, ["y4"], hidden_size=3, layout=layout, **attrs),
+         helper.make_node("Reshape", ["y4", "shape"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)]
+        + [helper.make_tensor_value_info(s, TensorProto.FLOAT, state_shape) for s in states],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, x_shape[:2] + [3])],
+        initializer=[onnx.numpy_helper.from_array(w, "W"), onnx.numpy_helper.from_array(r, "R"),
+                     onnx.numpy_helper.from_array(np.array(x_shape[:2] + [3], dtype=np.int64), "shape")])
+    path = str(tmp_path / f"{op}.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_a_batch_major_state_is_permuted_to_pytorchs_layout(tmp_path):
+    """ONNX's layout=1 states are (N, D, H); nn.GRU's h0 is (D, N, H) in either layout. (onnxruntime
+    runs no layout=1 RNN: the reference is the same node in layout 0 on the transposed data.)"""
+    import onnxruntime as ort
+
+    from archc.lowering.torch import build_module
+
+    (tmp_path / "batch_major").mkdir()
+    graph = load_onnx(_hand_written(tmp_path / "batch_major", "GRU", 1, ["initial_h"]))
+    assert [n.op for n in graph.nodes()] == ["input", "input", "permute", "gru"]
+    rng = np.random.default_rng(1)
+    x, h = rng.standard_normal((2, 5, 4)).astype(np.float32), rng.standard_normal((2, 1, 3)).astype(np.float32)
+    time_major = ort.InferenceSession(_hand_written(tmp_path, "GRU", 0, ["initial_h"]))
+    expected = time_major.run(None, {"x": x.transpose(1, 0, 2), "initial_h": h.transpose(1, 0, 2)})[0]
+    with torch.no_grad():
+        got = build_module(graph).eval()(torch.from_numpy(x), torch.from_numpy(h))
+    np.testing.assert_allclose(got.numpy(), expected.transpose(1, 0, 2), rtol=1e-5, atol=1e-6)
+
+
+def test_an_lstm_given_h0_but_no_c0_keeps_the_onnx_node(tmp_path):
+    """The native lstm takes both states or neither; a zero c0 has no value to pass."""
+    path = _hand_written(tmp_path, "LSTM", 0, ["initial_h"])
+    assert [n.attrs["op_type"] for n in load_onnx(path).nodes() if n.op == "onnx_node"] == ["LSTM"]
+    check_against_onnxruntime(path)

@@ -1,5 +1,5 @@
 """LSTM and GRU: parity with ONNX LSTM/GRU (gate reordering, bidirectional, stacked), nn.LSTM/nn.GRU
-agreement, errors."""
+agreement, with and without an initial state, errors."""
 from __future__ import annotations
 
 import math
@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from archc.lowering.torch import build_module
 from archc.ops.weights import initialize
 from archc.ops import registry
 from ops_harness import assert_same_state_dict_layout, feeds_for, graph_of, module_of, randomize, \
-    spec_error
+    run_onnx, run_torch, spec_error
 from ops_harness import parity_suite
 
 PARITY_OPS = {"lstm", "gru"}
@@ -30,6 +31,10 @@ CASES = [
      "nodes: [{op: gru, hidden_size: 4, num_layers: 2, bidirectional: true}]"),
     ("gru_time_major_no_bias", "inputs: {x: [L, N, 3]}\n"
      "nodes: [{op: gru, hidden_size: 2, batch_first: false, bias: false}]"),
+    ("gru_initial_state", "inputs: {x: [N, L, 5], h0: [4, N, 3]}\n"
+     "nodes: [{op: gru, in: [x, h0], hidden_size: 3, num_layers: 2, bidirectional: true}]"),
+    ("lstm_initial_state_no_bias", "inputs: {x: [L, N, 5], h0: [2, N, 3], c0: [2, N, 3]}\n"
+     "nodes: [{op: lstm, in: [x, h0, c0], hidden_size: 3, num_layers: 2, batch_first: false, bias: false}]"),
 ]
 
 
@@ -79,3 +84,78 @@ def test_role_is_layer():
 def test_errors(inputs, text, message):
     msg = spec_error(f"inputs: {{x: {inputs}}}\nnodes: [{text}]")
     assert message in msg
+
+
+def _with_initial_state(cell: str, layers: int, bidirectional: bool, batch_first: bool) -> str:
+    """A spec of one ``cell`` layer (4 -> 3) reading x and its initial state(s), (D * layers, N, 3)."""
+    states = ["h0", "c0"] if cell == "lstm" else ["h0"]
+    rows = layers * (2 if bidirectional else 1)
+    x = "[N, L, 4]" if batch_first else "[L, N, 4]"
+    inputs = ", ".join([f"x: {x}", *(f"{s}: [{rows}, N, 3]" for s in states)])
+    return (f"inputs: {{{inputs}}}\nnodes: [{{name: rnn, op: {cell}, in: [x, {', '.join(states)}], hidden_size: 3, "
+            f"num_layers: {layers}, bidirectional: {str(bidirectional).lower()}, "
+            f"batch_first: {str(batch_first).lower()}}}]")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_initial_state_matches_nn_lstm_and_gru(cell, layers, bidirectional, batch_first):
+    """``self.rnn(x, h0)`` / ``self.rnn(x, (h0, c0))`` of nn.GRU / nn.LSTM, in the built module and in
+    onnxruntime (each layer's ONNX node reading its D rows of the state)."""
+    graph = randomize(graph_of(_with_initial_state(cell, layers, bidirectional, batch_first)))
+    ref = getattr(torch.nn, cell.upper())(4, 3, num_layers=layers, bidirectional=bidirectional,
+                                           batch_first=batch_first).eval()
+    ref.load_state_dict(module_of(graph, "rnn").state_dict())
+    feeds = feeds_for(graph, {"N": 2, "L": 5})
+    x, *states = (torch.from_numpy(feeds[name]) for name in graph.inputs)
+    with torch.no_grad():
+        expected, _ = ref(x, tuple(states) if cell == "lstm" else states[0])
+        zero_state, _ = ref(x)
+    assert not torch.allclose(expected, zero_state)  # the state matters, so the check below can fail
+    np.testing.assert_allclose(run_torch(graph, feeds)[0], expected.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(run_onnx(graph, feeds)[0], expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_initial_state_adds_no_macs_or_parameters():
+    """The state is an input, not a parameter, and costs no multiply-accumulates of its own."""
+    from archc.analysis.cost import costs
+
+    with_state = graph_of(_with_initial_state("gru", 2, True, True))
+    without = graph_of("inputs: {x: [N, L, 4]}\nnodes: [{name: rnn, op: gru, hidden_size: 3, num_layers: 2, "
+                       "bidirectional: true}]")
+    sizes = {"N": 2, "L": 5}
+    (ours,), (plain,) = ([c for c in costs(g, sizes=sizes) if c.name == "rnn"] for g in (with_state, without))
+    assert (ours.params, ours.macs) == (plain.params, plain.macs) == (360, 2 * 5 * 2 * (3 * 3 * 7 + 3 * 3 * 9))
+
+
+@pytest.mark.parametrize("inputs,text,message", [
+    ("{x: [N, L, 4], h0: [1, N, 3]}", "{op: lstm, in: [x, h0], hidden_size: 3}",
+     "lstm takes its initial state as h0, c0 after x (in: [x, h0, c0]), all of them or none; got 1 of 2"),
+    ("{x: [N, L, 4], h0: [1, N, 3]}", "{op: gru, in: [x, h0], hidden_size: 3, bidirectional: true}",
+     "initial state h0 must be (D * num_layers, N, H) = (2, N, 3) like nn.GRU's, got"),
+    ("{x: [2, L, 4], h0: [1, 3, 3]}", "{op: gru, in: [x, h0], hidden_size: 3}",
+     "initial state h0 must be (D * num_layers, N, H) = (1, 2, 3)"),
+    ("{x: [L, 2, 4], h0: [2, 3]}", "{op: gru, in: [x, h0], hidden_size: 3, batch_first: false}",
+     "initial state h0 must be (D * num_layers, N, H) = (1, 2, 3)"),
+    ("{x: [N, L, 4], h0: [1, N, 3], c0: {shape: [1, N, 3], dtype: float64}}",
+     "{op: lstm, in: [x, h0, c0], hidden_size: 3}", "initial state c0 must be float32 like x, got float64"),
+])
+def test_initial_state_errors(inputs, text, message):
+    assert message in spec_error(f"inputs: {inputs}\nnodes: [{text}]")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_initial_state_traces_scripts_and_exports(cell):
+    """The generated ``self.rnn(x, h0)`` / ``(x, (h0, c0))`` works with torch.fx, jit.script and
+    torch.export, and each computes what the module does."""
+    graph = randomize(graph_of(_with_initial_state(cell, 1, True, True)))
+    module = build_module(graph).eval()
+    feeds = feeds_for(graph, {"N": 2, "L": 5})
+    args = tuple(torch.from_numpy(feeds[name]) for name in graph.inputs)
+    with torch.no_grad():
+        expected = module(*args)
+        for traced in (torch.fx.symbolic_trace(module), torch.jit.script(module),
+                       torch.export.export(module, args).module()):
+            torch.testing.assert_close(traced(*args), expected)

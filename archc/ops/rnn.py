@@ -10,11 +10,21 @@ from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_rank, py
 from archc.ops.registry import register
 
 
+def _same(a, b) -> bool:
+    """Whether two dims may be equal: equal, or symbolic on either side."""
+    return a == b or not isinstance(a, int) or not isinstance(b, int)
+
+
 class Recurrent(OpDef):
     """A gated recurrent layer in PyTorch's parameter layout and its ONNX node.
 
     ``gates`` blocks of H rows per weight; ``onnx_gates`` lists, in ONNX's gate order, the
     PyTorch block each ONNX block is (the ONNX frontend reads it backwards).
+
+    Inputs after the sequence are the initial states (``states``: GRU's h0, LSTM's h0 and c0),
+    all given or none (zeros then, as in PyTorch). Each is laid out as PyTorch's
+    (D * num_layers, N, H), layer-major, whatever ``batch_first`` says: the module's own
+    ``self.rnn(x, h0)``. ONNX's ``initial_h``/``initial_c`` are (D, N, H) per layer, a slice.
     """
 
     gates = 4
@@ -23,6 +33,10 @@ class Recurrent(OpDef):
     onnx_op = "LSTM"
     #: attributes the ONNX node needs to compute what the PyTorch module computes
     onnx_attrs: dict = {}
+    #: the initial states, as the inputs after x (ONNX's initial_h, initial_c)
+    states: tuple[str, ...] = ("h0", "c0")
+    inputs = ("x", "h0", "c0")
+    min_inputs = 1
     inferred = {"input_size": "the input's last dim"}
 
     attrs = {
@@ -52,9 +66,31 @@ class Recurrent(OpDef):
             raise ShapeError(f"{self.name} expects a floating-point input, got {x.dtype} {x}")
         return feats, a["hidden_size"], a["num_layers"], 2 if a["bidirectional"] else 1
 
+    def _check_states(self, node, ins) -> None:
+        """The initial states: none, or every one of :attr:`states`, each (D * num_layers, N, H)
+        in x's dtype (PyTorch's layout, which ``batch_first`` does not change)."""
+        given = ins[1:]
+        if not given:
+            return
+        _, h, layers, dirs = self._check(node, ins[0])
+        names = ", ".join(self.states)
+        if len(given) != len(self.states):
+            raise ShapeError(f"{self.name} takes its initial state as {names} after x (in: [x, {names}]), all of "
+                             f"them or none; got {len(given)} of {len(self.states)}")
+        x = ins[0]
+        batch = x.shape[0] if node.attrs["batch_first"] else x.shape[1]
+        expected = (dirs * layers, batch, h)
+        for name, t in zip(self.states, given):
+            if t.rank != 3 or not all(_same(a, b) for a, b in zip(t.shape, expected)):
+                raise ShapeError(f"initial state {name} must be (D * num_layers, N, H) = "
+                                 f"({', '.join(map(str, expected))}) like nn.{type(self).__name__}'s, got {t}")
+            if t.dtype != x.dtype:
+                raise ShapeError(f"initial state {name} must be {x.dtype} like x, got {t.dtype}")
+
     def infer(self, node, ins):
         x = ins[0]
         _, h, _, dirs = self._check(node, x)
+        self._check_states(node, ins)
         return [x.with_shape((x.shape[0], x.shape[1], dirs * h))]
 
     def params(self, node, ins):
@@ -85,44 +121,60 @@ class Recurrent(OpDef):
                 f"dropout={py(a['dropout'])}, bidirectional={a['bidirectional']})")
 
     def torch_forward(self, node, ins, args, module):
-        return f"{module}({args[0]})[0]"
+        if len(args) == 1:
+            return f"{module}({args[0]})[0]"
+        # nn.LSTM takes its state as the tuple (h0, c0), nn.GRU h0 alone
+        state = args[1] if len(args) == 2 else f"({', '.join(args[1:])})"
+        return f"{module}({args[0]}, {state})[0]"
 
     def onnx(self, emit, node, inputs, ins):
-        feats, h, layers, dirs = self._check(node, ins[0])
-        bias, batch_first = node.attrs["bias"], node.attrs["batch_first"]
+        _, h, layers, dirs = self._check(node, ins[0])
+        batch_first = node.attrs["batch_first"]
+        # rows of PyTorch's gate blocks in ONNX's order, and the leading axis directions stack on
+        order = emit.const(np.concatenate([np.arange(b * h, (b + 1) * h) for b in self.onnx_gates]).astype(np.int64),
+                           "gate_order")
+        lead = emit.const(np.array([0], dtype=np.int64), "axes")
+        seq = emit.add_node("Transpose", [inputs[0]], perm=[1, 0, 2])[0] if batch_first else inputs[0]
+        for layer in range(layers):
+            y = emit.add_node(self.onnx_op, self._onnx_layer_inputs(emit, node, inputs, layer, seq, order, lead),
+                              hidden_size=h, direction="bidirectional" if dirs == 2 else "forward",
+                              **self.onnx_attrs)[0]
+            # (S, D, N, H) -> (S, N, D * H)
+            seq = emit.add_node("Reshape", [emit.add_node("Transpose", [y], perm=[0, 2, 1, 3])[0],
+                                            emit.const(np.array([0, 0, -1], dtype=np.int64), "shape")])[0]
+        if batch_first:
+            return emit.add_node("Transpose", [seq], perm=[1, 0, 2])
+        return [seq]
+
+    def _onnx_layer_inputs(self, emit, node, inputs, layer: int, seq: str, order: str, lead: str) -> list[str]:
+        """X, W, R, B, sequence_lens, initial states of one layer's ONNX node. W, R and B are
+        PyTorch's parameters with their gate blocks gathered into ONNX's order (constant-folded by
+        onnxruntime), directions stacked on a leading axis; each state is its layer's D rows."""
+        dirs = 2 if node.attrs["bidirectional"] else 1
 
         def add(op, args, **attrs):
             return emit.add_node(op, args, **attrs)[0]
 
-        # rows of PyTorch's gate blocks in ONNX's order
-        order = emit.const(np.concatenate([np.arange(b * h, (b + 1) * h) for b in self.onnx_gates]).astype(np.int64),
-                           "gate_order")
-        lead = emit.const(np.array([0], dtype=np.int64), "axes")
+        suffixes = ("", "_reverse")[:dirs]
 
-        def stacked(names):
-            parts = [add("Unsqueeze", [add("Gather", [emit.param(n), order], axis=0), lead]) for n in names]
+        def per_direction(part):
+            """``part(suffix)`` of each direction, stacked on a leading axis."""
+            parts = [add("Unsqueeze", [part(s), lead]) for s in suffixes]
             return parts[0] if len(parts) == 1 else add("Concat", parts, axis=0)
 
-        seq = add("Transpose", [inputs[0]], perm=[1, 0, 2]) if batch_first else inputs[0]
-        suffixes = ("", "_reverse")[:dirs]
-        for layer in range(layers):
-            w = stacked([f"weight_ih_l{layer}{s}" for s in suffixes])
-            r = stacked([f"weight_hh_l{layer}{s}" for s in suffixes])
-            args = [seq, w, r]
-            if bias:
-                per_dir = [add("Unsqueeze", [add("Concat", [
-                    add("Gather", [emit.param(f"bias_ih_l{layer}{s}"), order], axis=0),
-                    add("Gather", [emit.param(f"bias_hh_l{layer}{s}"), order], axis=0)], axis=0), lead])
-                    for s in suffixes]
-                args.append(per_dir[0] if dirs == 1 else add("Concat", per_dir, axis=0))
-            y = add(self.onnx_op, args, hidden_size=h, direction="bidirectional" if dirs == 2 else "forward",
-                    **self.onnx_attrs)
-            # (S, D, N, H) -> (S, N, D * H)
-            seq = add("Reshape", [add("Transpose", [y], perm=[0, 2, 1, 3]),
-                                  emit.const(np.array([0, 0, -1], dtype=np.int64), "shape")])
-        if batch_first:
-            return emit.add_node("Transpose", [seq], perm=[1, 0, 2])
-        return [seq]
+        def gathered(name):
+            return add("Gather", [emit.param(name), order], axis=0)
+
+        args = [seq, per_direction(lambda s: gathered(f"weight_ih_l{layer}{s}")),
+                per_direction(lambda s: gathered(f"weight_hh_l{layer}{s}"))]
+        if node.attrs["bias"]:
+            args.append(per_direction(lambda s: add("Concat", [gathered(f"bias_ih_l{layer}{s}"),
+                                                               gathered(f"bias_hh_l{layer}{s}")], axis=0)))
+        if len(inputs) > 1:
+            rows = [emit.const(np.array([layer * dirs + k], dtype=np.int64), "rows") for k in (0, dirs)]
+            args += [""] * (5 - len(args))  # B (absent without bias), sequence_lens (never)
+            args += [add("Slice", [state, *rows, lead]) for state in inputs[1:]]
+        return args
 
 
 @register
@@ -143,7 +195,8 @@ class LSTM(Recurrent):
     """
 
     name = "lstm"
-    doc = "LSTM over a sequence (nn.LSTM); outputs the sequence of hidden states."
+    doc = ("LSTM over a sequence (nn.LSTM); outputs the sequence of hidden states; optional initial "
+           "state inputs h0, c0.")
 
 
 @register
@@ -158,7 +211,10 @@ class GRU(Recurrent):
     """
 
     name = "gru"
-    doc = "GRU over a sequence (nn.GRU); outputs the sequence of hidden states."
+    doc = ("GRU over a sequence (nn.GRU); outputs the sequence of hidden states; optional initial "
+           "state input h0.")
+    states = ("h0",)
+    inputs = ("x", "h0")
     gates = 3
     onnx_gates = (1, 0, 2)
     torch_class = "nn.GRU"

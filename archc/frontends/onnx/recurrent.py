@@ -4,10 +4,12 @@ An exported ``nn.LSTM`` is one ONNX ``LSTM`` node per layer, each between a tran
 the batch-first input (or the previous layer's output) and a Transpose/Reshape (or
 Squeeze) that turns ONNX's (S, D, N, H) output into the (S, N, D * H) sequence. The
 importer keeps each node as an ``onnx_node`` holding W, R and B; :func:`recurrent` turns one
-whose states start at zero and whose final states nobody reads into a one-layer native op,
-reading the sequence layouts before and after it by where elements come from
-(:mod:`archc.frontends.onnx.layout`), so ``batch_first`` follows the model's own input.
-:func:`stacked` then merges a layer fed only by the previous one into ``num_layers``.
+whose final states nobody reads into a one-layer native op, reading the sequence layouts before
+and after it by where elements come from (:mod:`archc.frontends.onnx.layout`), so
+``batch_first`` follows the model's own input. Initial states that start at zero are dropped; one
+computed at run time (``gru(x, h0)``: the exporters slice each layer's D rows of h0) becomes the
+op's ``h0`` (and ``c0``) input. :func:`stacked` then merges a layer fed only by the previous one
+into ``num_layers``, and their state slices into one slice of the model's h0.
 
 Weights are the file's values bit for bit, in PyTorch's layout: ONNX orders the gate
 blocks i, o, f, c (LSTM) and z, r, h (GRU), PyTorch i, f, g, o and r, z, n (the op's
@@ -32,8 +34,10 @@ from archc.ops import registry
 _OPS = {"onnx:LSTM": "lstm", "onnx:GRU": "gru"}
 #: ONNX's default activations per direction, the functions PyTorch's cells use
 _ACTIVATIONS = {"lstm": ["Sigmoid", "Tanh", "Tanh"], "gru": ["Sigmoid", "Tanh"]}
-#: operand positions of the initial states (and LSTM's peepholes), which must be absent or zero
-_ZERO_OPERANDS = {"lstm": (5, 6, 7), "gru": (5,)}
+#: operand positions of the initial states (initial_h, initial_c), the native op's inputs after x
+_STATE_OPERANDS = {"lstm": (5, 6), "gru": (5,)}
+#: operand positions that must be absent or zero: LSTM's peepholes (PyTorch has none)
+_ZERO_OPERANDS = {"lstm": (7,), "gru": ()}
 _SWAP = [("permute", {"perm": [1, 0, 2]})]
 
 
@@ -47,14 +51,14 @@ def recurrent(graph: Graph, root: Node) -> Match | None:
     directions = {"forward": 1, "bidirectional": 2}.get(attrs.get("direction", "forward"))
     if directions is None or not _plain(op, attrs, directions):
         return None
-    params = _params(graph, root, op)
-    if params is None:
+    params, states = _params(graph, root, op), _initial_states(graph, root, op)
+    if params is None or states is None:
         return None
-    return on_two_instances(lambda sizes: _fused(graph, root, op, attrs, directions, params, sizes))
+    return on_two_instances(lambda sizes: _fused(graph, root, op, attrs, directions, params, states, sizes))
 
 
 def _fused(graph: Graph, root: Node, op: str, attrs: dict, directions: int, params: dict[str, np.ndarray],
-           sizes: Sizes) -> Match | None:
+           states: list[Value], sizes: Sizes) -> Match | None:
     """The native op for ``root`` if the sequences before and after it are batch-first or time-major."""
     x = graph.type_of(root.inputs[0])
     shape = sizes.shape(x.shape)
@@ -72,10 +76,13 @@ def _fused(graph: Graph, root: Node, op: str, attrs: dict, directions: int, para
     (value, layout), (out, out_layout, after) = source, result
     batch_first = layout == "NL"
     nodes = {root.name, *(n.name for n in after)}
+    # ONNX's states are (D, N, H), or (N, D, H) with layout=1; PyTorch's always (D, N, H)
+    adapt_in = {1 + k: _SWAP for k in range(len(states))} if batch_major else {}
     return Match(op, {"hidden_size": h, "bidirectional": directions == 2, "batch_first": batch_first,
                       "bias": "B" in params},
-                 [value], sorted(nodes), _weights(registry.lookup(op), params, directions, h), replaced=[(out, 0)],
-                 name=module_name(graph, nodes, root, root.name), adapt_out=[] if out_layout == layout else _SWAP)
+                 [value, *states], sorted(nodes), _weights(registry.lookup(op), params, directions, h),
+                 replaced=[(out, 0)], name=module_name(graph, nodes, root, root.name), adapt_in=adapt_in,
+                 adapt_out=[] if out_layout == layout else _SWAP)
 
 
 def _plain(op: str, attrs: dict, directions: int) -> bool:
@@ -92,15 +99,17 @@ def _plain(op: str, attrs: dict, directions: int) -> bool:
 
 
 def _params(graph: Graph, root: Node, op: str) -> dict[str, np.ndarray] | None:
-    """W, R and B (when given) of a node whose first input is X, with no sequence lengths and zero
-    initial states (constants, or zeros expanded to the batch at run time); None otherwise."""
+    """W, R and B (when given) of a node whose first input is X, with no sequence lengths and no
+    peepholes (absent or zero); the initial states are :func:`_initial_states`'. None otherwise."""
     operands = list(root.attrs["operands"] or [])
     held = graph.weights.get(root.name, {})
     if not operands or operands[0] != 0:
         return None
     for i, operand in enumerate(operands[1:], 1):
+        if i in _STATE_OPERANDS[op]:
+            continue
         if isinstance(operand, int) and (i not in _ZERO_OPERANDS[op] or not _zeros(graph, root.inputs[operand])):
-            return None  # weights, lengths or a state computed at run time
+            return None  # weights or lengths computed at run time
         if isinstance(operand, str) and i in _ZERO_OPERANDS[op] and np.any(held[operand]):
             return None
     named = {i: held.get(o) if isinstance(o, str) else None for i, o in enumerate(operands)}
@@ -110,6 +119,26 @@ def _params(graph: Graph, root: Node, op: str) -> dict[str, np.ndarray] | None:
     if named.get(3) is not None:
         params["B"] = np.asarray(named[3])
     return params
+
+
+def _initial_states(graph: Graph, root: Node, op: str) -> list[Value] | None:
+    """The native op's state inputs: none where every state starts at zero (absent, a zero constant,
+    or zeros expanded to the batch); else the values ONNX reads as initial_h (and initial_c), which
+    must all be values of the graph (a state held as a nonzero constant has no value to pass)."""
+    operands = list(root.attrs["operands"] or [])
+    positions = [operands[i] if i < len(operands) else None for i in _STATE_OPERANDS[op]]
+    held = graph.weights.get(root.name, {})
+
+    def zero(operand) -> bool:
+        if isinstance(operand, int):
+            return _zeros(graph, root.inputs[operand])
+        return operand is None or not np.any(held[operand])
+
+    if all(zero(o) for o in positions):
+        return []
+    if not all(isinstance(o, int) for o in positions):
+        return None  # e.g. h0 at run time with c0 absent: the native lstm takes both or neither
+    return [root.inputs[o] for o in positions]
 
 
 #: ops whose output is all zeros where their data input is (slices, reshapes, broadcasts of it)
@@ -161,6 +190,9 @@ def stacked(graph: Graph, root: Node) -> Match | None:
     same = ("hidden_size", "bidirectional", "batch_first", "bias", "dropout")
     if kind(below) != kind(root) or graph.uses(below.name) != 1 or any(below.attrs[k] != root.attrs[k] for k in same):
         return None
+    states = _stacked_states(graph, below, root)
+    if states is None:
+        return None
     layers = below.attrs["num_layers"]
     weights = dict(graph.weights.get(below.name, {}))
     for key, arr in graph.weights.get(root.name, {}).items():
@@ -168,5 +200,40 @@ def stacked(graph: Graph, root: Node) -> Match | None:
         index, _, suffix = rest.partition("_")
         weights[f"{stem}_l{int(index) + layers}{'_' + suffix if suffix else ''}"] = arr
     nodes = {root.name, below.name}
-    return Match(kind(root), {**root.attrs, "num_layers": layers + root.attrs["num_layers"]}, list(below.inputs),
-                 sorted(nodes), weights, name=module_name(graph, nodes, below, below.name))
+    values, adapt_in = states
+    return Match(kind(root), {**root.attrs, "num_layers": layers + root.attrs["num_layers"]},
+                 [below.inputs[0], *values], sorted(nodes), weights, name=module_name(graph, nodes, below, below.name),
+                 adapt_in=adapt_in)
+
+
+def _stacked_states(graph: Graph, below: Node, root: Node) -> tuple[list[Value], dict] | None:
+    """The initial states of two stacked layers as one: each pair must be consecutive rows of one
+    tensor (the exporters slice h0[0:D] and h0[D:2D] of the module's h0), which the merged layer
+    reads whole, or sliced to those rows. ([], {}) where neither layer has a state; None where
+    they cannot merge (one layer starts at zero, the other does not)."""
+    if len(below.inputs) != len(root.inputs):
+        return None
+    values: list[Value] = []
+    adapt_in: dict[int, list] = {}
+    for k, (lower, upper) in enumerate(zip(below.inputs[1:], root.inputs[1:]), 1):
+        (source, start, middle), (other, middle_again, end) = _rows(graph, lower), _rows(graph, upper)
+        if source != other or middle != middle_again:
+            return None
+        values.append(source)
+        if (start, end) != (0, graph.type_of(source).shape[0]):
+            adapt_in[k] = [("slice", {"dim": 0, "start": start, "end": end})]
+    return values, adapt_in
+
+
+def _rows(graph: Graph, state: Value) -> tuple[Value, int, int]:
+    """(tensor, first row, end row) that ``state`` is: a slice of the rows of another tensor (as
+    exporters take each layer's), else all of its own."""
+    node = graph.node(state.node)
+    rows = graph.type_of(state).shape[0]
+    if node.op == "slice" and node.attrs["dim"] == 0 and node.attrs["step"] == 1:
+        source = node.inputs[0]
+        total = graph.type_of(source).shape[0]
+        if isinstance(total, int):
+            start, _, _ = slice(node.attrs["start"], node.attrs["end"]).indices(total)
+            return source, start, start + rows
+    return state, 0, rows
