@@ -364,6 +364,11 @@ _MODULE_FORMS = [
     ("pixel_shuffle", ", upscale_factor: 2", [2, 8, 3, 5], "PixelShuffle"),
     ("pixel_unshuffle", ", downscale_factor: 2", [2, 3, 4, 6], "PixelUnshuffle"),
     ("glu", ", dim: 1", [2, 6, 5], "GLU"),
+    ("pad", ", pads: [1, 2, 0, 1]", [2, 3, 4, 5], "ZeroPad2d"),
+    ("pad", ", pads: [1, 2], value: 0.5", [2, 3, 5], "ConstantPad1d"),
+    ("pad", ", pads: [1, 1, 2, 0], mode: reflect", [2, 3, 4, 5], "ReflectionPad2d"),
+    ("pad", ", pads: [1, 1, 1, 1, 1, 1], mode: replicate", [2, 3, 4, 4, 4], "ReplicationPad3d"),
+    ("pad", ", pads: [1, 2], mode: circular", [2, 3, 5], "CircularPad1d"),
 ]
 
 
