@@ -1,15 +1,17 @@
 """pad: F.pad as a native op (Glow's ZeroConv2d pads with 1), against F.pad itself, in PyTorch and
-onnxruntime."""
+onnxruntime, and ONNX Pads from both of torch's exporters imported as it."""
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
 
+from archc.frontends.onnx import from_onnx
 from archc.lowering.onnx import OPSET, to_onnx
 from archc.lowering.torch import build_module, generate_source
-from ops_harness import check_parity, feeds_for, graph_of, spec_error
+from ops_harness import check_parity, export_onnx, feeds_for, graph_of, spec_error
 
 #: case -> (input shape, pads, mode, value): each mode, crops, symbolic dims, integers
 CASES = {
@@ -104,3 +106,62 @@ def test_circular_padding_in_onnx_is_slices_and_concats_at_opset_17():
 ])
 def test_bad_pads_say_what_was_expected(text, message):
     assert message in spec_error(text)
+
+
+# -- ONNX import ------------------------------------------------------------------------------
+
+class _Padding(torch.nn.Module):
+    def __init__(self, pads: list[int], mode: str, value: float) -> None:
+        super().__init__()
+        self.pads, self.mode, self.value = pads, mode, value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "constant":
+            return F.pad(x, self.pads, value=self.value)
+        return F.pad(x, self.pads, mode=self.mode)
+
+
+#: (pads, mode, value, the pad node's attributes after import: pads as F.pad's trimmed list)
+IMPORTS = [
+    ([1, 1, 1, 1], "constant", 1.0, {"pads": (1, 1, 1, 1), "mode": "constant", "value": 1.0}),
+    ([1, 2, 0, 0], "constant", 0.5, {"pads": (1, 2), "mode": "constant", "value": 0.5}),
+    ([1, -1, 0, 0, 2, 0], "constant", 0.0, {"pads": (1, -1, 0, 0, 2, 0), "mode": "constant", "value": 0.0}),
+    ([2, 1, 0, 0], "reflect", 0.0, {"pads": (2, 1, 0, 0), "mode": "reflect", "value": 0.0}),
+    ([1, 2, 0, 1], "replicate", 0.0, {"pads": (1, 2, 0, 1), "mode": "replicate", "value": 0.0}),
+    ([1, 2, 2, 1], "circular", 0.0, {"pads": (1, 2, 2, 1), "mode": "circular", "value": 0.0}),
+]
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("pads, mode, value, attrs", IMPORTS, ids=[f"{c[1]}{c[0]}" for c in IMPORTS])
+def test_an_exported_f_pad_imports_as_pad_and_computes_the_same(pads, mode, value, attrs, dynamo):
+    reference = _Padding(pads, mode, value).eval()
+    x = torch.randn(2, 3, 5, 6)
+    graph = from_onnx(export_onnx(reference, x, dynamo), "padded.onnx")
+    kept = [n.attrs["op_type"] for n in graph.nodes() if n.op == "onnx_node"]
+    assert not kept
+    padded = [n for n in graph.nodes() if n.op == "pad"]
+    if mode == "circular" and not dynamo:
+        # the TorchScript exporter writes circular padding as slices and concats, which import as such
+        assert not padded and any(n.op == "concat" for n in graph.nodes())
+    else:
+        assert [{k: n.attrs[k] for k in attrs} for n in padded] == [attrs]
+    expected = reference(x).numpy()
+    with torch.no_grad():
+        np.testing.assert_allclose(build_module(graph).eval()(x).numpy(), expected, rtol=1e-6)
+    session = ort.InferenceSession(to_onnx(graph).SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {next(iter(graph.inputs)): x.numpy()})[0],
+                               expected, rtol=1e-6)
+
+
+def test_a_pad_f_pad_cannot_write_stays_the_onnx_node_and_still_computes():
+    # edge padding of the batch dim: F.pad's replicate pads only the dims after batch and channels
+    from test_onnx_torch_ops import one_node_model
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    model = one_node_model("Pad", [x], [np.array([1, 0, 0, 0, 0, 1], np.int64)], {"mode": "edge"}, 1, 17)
+    graph = from_onnx(model, "edge.onnx")
+    assert [n.attrs["op_type"] for n in graph.nodes() if n.op == "onnx_node"] == ["Pad"]
+    expected = ort.InferenceSession(model.SerializeToString()).run(None, {"x0": x})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(build_module(graph).eval()(torch.from_numpy(x)).numpy(), expected)
