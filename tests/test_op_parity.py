@@ -226,6 +226,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "position_embedding": [
         ("tokens", "inputs: {x: [N, 5, 4]}\nnodes: [{name: pos_embedding, op: position_embedding}]"),
         ("feature_map", "inputs: {x: [N, 2, 3, 4]}\nnodes: [{op: position_embedding, init_std: 0}, {op: relu}]"),
+        ("max_len_of_a_symbolic_length", "inputs: {x: [N, S, 4]}\nnodes: [{op: position_embedding, max_len: 6}]"),
     ],
     "permute": [("basic", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: permute, perm: [0, 2, 3, 1]}]")],
     "reshape": [
