@@ -44,7 +44,7 @@ def test_torch_and_onnxruntime_compute_f_pad(name):
 
 
 def test_integer_tensors_are_filled_with_a_whole_value():
-    graph, (out,) = check_parity(_spec("[N, 3, 4]", [1, 2], "constant", 7.0, dtype="int64"), high={"x": 5})
+    _, (out,) = check_parity(_spec("[N, 3, 4]", [1, 2], "constant", 7.0, dtype="int64"), high={"x": 5})
     assert out.dtype == np.int64 and (out[..., 0] == 7).all() and (out[..., -2:] == 7).all()
 
 
@@ -90,8 +90,8 @@ def test_circular_padding_in_onnx_is_slices_and_concats_at_opset_17():
     (_spec("[N, 4]", [1, 1, 1, 1, 1, 1], "constant", 0.0), "pads [1, 1, 1, 1, 1, 1] pad 3 dims, but the input"),
     (_spec("[N, 3, 4]", [1, 1], "reflect", 1.0), "value 1.0 fills mode 'constant' only"),
     (_spec("[N, 3, 4, 5]", [1, 1], "reflect", 0.0),
-     "mode 'reflect' pads the last 1 to 3 dims of an input with one or two dims more (batch, channels), as "
-     "F.pad does: pads of 1 dims need a 2-D or 3-D input, got"),
+     ("mode 'reflect' pads the last 1 to 3 dims of an input with one or two dims more (batch, channels), as "
+      "F.pad does: pads of 1 dim need a 2-D or 3-D input, got")),
     (_spec("[N, 3, 4, 5]", [1, 1, 1, 1, 1, 1, 1, 1], "replicate", 0.0), "pads of 4 dims need a 5-D or 6-D input"),
     (_spec("[N, 3, 4]", [-1, 1], "replicate", 0.0),
      "mode 'replicate' takes pads of at least 0 (only mode 'constant' crops), got -1, 1 for dim 2"),

@@ -84,9 +84,10 @@ class Pad(OpDef):
             raise ShapeError(f"value {value} fills mode 'constant' only; mode '{mode}' pads with the input's "
                              "own values")
         count = len(sides)
+        dims = "1 dim" if count == 1 else f"{count} dims"
         if count > 3 or x.rank not in (count + 1, count + 2):
             raise ShapeError(f"mode '{mode}' pads the last 1 to 3 dims of an input with one or two dims more "
-                             f"(batch, channels), as F.pad does: pads of {count} dims need a {count + 1}-D or "
+                             f"(batch, channels), as F.pad does: pads of {dims} need a {count + 1}-D or "
                              f"{count + 2}-D input, got {x}")
         for dim, before, after in sides:
             if min(before, after) < 0:
