@@ -226,6 +226,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "position_embedding": [
         ("tokens", "inputs: {x: [N, 5, 4]}\nnodes: [{name: pos_embedding, op: position_embedding}]"),
         ("feature_map", "inputs: {x: [N, 2, 3, 4]}\nnodes: [{op: position_embedding, init_std: 0}, {op: relu}]"),
+        ("max_len_of_a_symbolic_length", "inputs: {x: [N, S, 4]}\nnodes: [{op: position_embedding, max_len: 6}]"),
     ],
     "permute": [("basic", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: permute, perm: [0, 2, 3, 1]}]")],
     "reshape": [
@@ -292,6 +293,11 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "pixel_shuffle": [("ESPCN's", "inputs: {x: [N, 18, 3, 2]}\nnodes: [{op: pixel_shuffle, upscale_factor: 3}]")],
     "pixel_unshuffle": [("space to depth", "inputs: {x: [N, 3, 4, 6]}\n"
                          "nodes: [{op: pixel_unshuffle, downscale_factor: 2}]")],
+    "pad": [("Glow's value 1", "inputs: {x: [N, 4, 5, 6]}\nnodes: [{op: pad, pads: [1, 1, 1, 1], value: 1}]"),
+            ("crop", "inputs: {x: [N, 3, L]}\nnodes: [{op: pad, pads: [-1, 2, 1, 0]}]"),
+            ("reflect", "inputs: {x: [N, 2, 5, 4]}\nnodes: [{op: pad, pads: [3, 1, 0, 4], mode: reflect}]"),
+            ("replicate", "inputs: {x: [N, 2, 3]}\nnodes: [{op: pad, pads: [2, 5], mode: replicate}]"),
+            ("circular", "inputs: {x: [N, 2, 3, 4]}\nnodes: [{op: pad, pads: [1, 4, 3, 0], mode: circular}]")],
     "roll": [("two dims", "inputs: {x: [N, 6, 5, 3]}\nnodes: [{op: roll, shifts: [-2, 3], dims: [1, 2]}]"),
              ("whole turn and more", "inputs: {x: [N, 4, 5]}\nnodes: [{op: roll, shifts: [4, 7], dims: [1, -1]}]"),
              ("symbolic dim", "inputs: {x: [N, S, 3]}\nnodes: [{op: roll, shifts: 2, dims: 1}]")],

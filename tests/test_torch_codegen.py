@@ -202,6 +202,18 @@ def test_a_slice_bound_taken_as_a_class_argument_is_formatted_as_ruff_formats_it
     torch.testing.assert_close(model(x), torch.cat([a[:, 8:], a[:, :8], a], 1))
 
 
+def test_every_op_parity_case_generates_a_ruff_formatted_file(tmp_path):
+    # seen transcribing a position embedding of max_len on a symbolic length: `self.pos[:, :x.shape[1]]`,
+    # which ruff formats `self.pos[:, : x.shape[1]]`; every op's cases, checked by one ruff run
+    from test_op_parity import CASES
+
+    for op, cases in CASES.items():
+        for number, (_, text) in enumerate(cases):
+            (tmp_path / f"{op}_{number}.py").write_text(generate_source(loads_spec("name: case\n" + text)))
+    assert "self.position_embedding[:, : x.shape[1]]" in (tmp_path / "position_embedding_2.py").read_text()
+    _assert_ruff_formatted(tmp_path)
+
+
 @pytest.mark.parametrize("text, formatted", [
     ("y = x[:, 0:4:1]", "y = x[:, 0:4:1]"),             # names and numbers: no spaces
     ("y = x[:, 0:self.h:1]", "y = x[:, 0 : self.h : 1]"),
@@ -364,6 +376,11 @@ _MODULE_FORMS = [
     ("pixel_shuffle", ", upscale_factor: 2", [2, 8, 3, 5], "PixelShuffle"),
     ("pixel_unshuffle", ", downscale_factor: 2", [2, 3, 4, 6], "PixelUnshuffle"),
     ("glu", ", dim: 1", [2, 6, 5], "GLU"),
+    ("pad", ", pads: [1, 2, 0, 1]", [2, 3, 4, 5], "ZeroPad2d"),
+    ("pad", ", pads: [1, 2], value: 0.5", [2, 3, 5], "ConstantPad1d"),
+    ("pad", ", pads: [1, 1, 2, 0], mode: reflect", [2, 3, 4, 5], "ReflectionPad2d"),
+    ("pad", ", pads: [1, 1, 1, 1, 1, 1], mode: replicate", [2, 3, 4, 4, 4], "ReplicationPad3d"),
+    ("pad", ", pads: [1, 2], mode: circular", [2, 3, 5], "CircularPad1d"),
 ]
 
 

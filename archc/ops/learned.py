@@ -147,7 +147,7 @@ class PositionEmbedding(OpDef):
 
     def torch_forward(self, node, ins, args, module):
         if node.attrs.get("max_len") is not None:
-            return f"{args[0]} + {module}[:, :{args[0]}.shape[1]]"
+            return f"{args[0]} + {module}[:, : {args[0]}.shape[1]]"  # (spaced as ruff format writes it)
         return f"{args[0]} + {module}"
 
     def onnx(self, emit, node, inputs, ins):

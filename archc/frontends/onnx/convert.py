@@ -722,6 +722,41 @@ def slice_(im: "Importer", node: onnx.NodeProto):
     return [out]
 
 
+#: ONNX Pad's modes -> ``pad``'s (F.pad's)
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+
+
+@converts("Pad")
+def pad(im: "Importer", node: onnx.NodeProto):
+    """A Pad of constant pads (and fill) is ``pad``, its pads in F.pad's order: last dim first, down
+    to the first padded dim. Where ``pad`` refuses it (modes other than constant beyond F.pad's
+    dims, negative pads outside mode constant) or its pads are computed, it stays the ONNX node."""
+    a = im.attrs(node)
+    mode = _PAD_MODES.get(a.get("mode", "constant"))
+    x = im.tensor(node.input[0])
+    rank = im.itype(x).rank
+    pads = _operand_ints(im, node, 1, "pads")
+    axes = _operand_ints(im, node, 3, "axes") or list(range(rank))  # (Pad-18's optional axes)
+    if mode is None or pads is None or any(isinstance(v, str) for v in [*pads, *axes]) \
+            or len(pads) != 2 * len(axes):
+        return None
+    axes = [int(v) % rank for v in axes]
+    before, after = dict(zip(axes, pads[:len(axes)])), dict(zip(axes, pads[len(axes):]))
+    padded = [d for d in axes if before[d] or after[d]]
+    if not padded:
+        return [im.alias(node.output[0], node.input[0])]
+    count = rank - min(padded)
+    if mode != "constant":  # F.pad's other modes take pads of all dims but batch and channels (or one fewer)
+        count = max(count, rank - 2)
+    f_pads = [int(p) for d in range(rank - 1, rank - 1 - count, -1) for p in (before.get(d, 0), after.get(d, 0))]
+    fill = _optional_const(im, node, 2)
+    value = float(np.asarray(fill).reshape(-1)[0]) if fill is not None and fill.size else float(a.get("value", 0.0))
+    attrs: dict[str, Any] = {"pads": f_pads, "mode": mode}
+    if value and mode == "constant":  # (the other modes ignore it)
+        attrs["value"] = value
+    return im.emit(node, "pad", attrs, [x])
+
+
 #: ONNX nodes :func:`_sized_like` walks up a Resize's sizes before it gives up (an exporter's
 #: shape arithmetic there is a Shape, a Slice or Gather, an Unsqueeze, a Cast and two Concats)
 _SIZE_WALK_LIMIT = 32
