@@ -94,26 +94,57 @@ def _string(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-_EXPR_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Load, ast.Constant,
-               ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.USub, ast.UAdd)
+_EXPR_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call,
+               ast.Name, ast.Load, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod,
+               ast.Pow, ast.USub, ast.UAdd, ast.Not, ast.And, ast.Or, ast.Eq, ast.NotEq, ast.Lt, ast.LtE,
+               ast.Gt, ast.GtE)
+#: The spec's functions (archc.frontends.yaml.expr) that Python computes alike for every value the
+#: spec accepts, as Python writes them: a builtin, or math's (the file then imports math). Not
+#: round/sum/range/len: the spec bounds them (or they read lists), a class would not.
+_FUNCTIONS = {"min": "min", "max": "max", "abs": "abs", "int": "int", "float": "float", "bool": "bool",
+              "ceil": "math.ceil", "floor": "math.floor", "sqrt": "math.sqrt", "log": "math.log",
+              "log2": "math.log2", "exp": "math.exp"}
+#: The spec's constants (``true``, ``false``) as Python's
+_CONSTANTS = {"true": True, "false": False, "True": True, "False": False}
 
 
 def expression(text: str, names: set[str] | frozenset[str]) -> str | None:
-    """A spec expression (``planes * expansion``) as Python source over ``names``, or None where
-    it uses anything but integer arithmetic (+ - * // %), int constants and those names. The
-    source is regenerated from the checked syntax tree, never copied from the spec."""
+    """A spec expression (``planes * expansion``, ``2 if downsample else 1``, ``int(c * ratio)``)
+    as Python source over ``names`` that computes what the spec computes, or None where it uses
+    anything else: arithmetic, comparisons, ``and``/``or``/``not``, ``a if c else b``, int, float
+    and bool constants, those names and the functions Python computes alike (``sqrt`` written
+    ``math.sqrt``). The source is regenerated from the checked syntax tree, never copied from the spec."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
+    calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
         if not isinstance(node, _EXPR_NODES):
             return None
-        if isinstance(node, ast.Name) and (node.id not in names or not is_identifier(node.id)):
+        if isinstance(node, ast.Call) and (not isinstance(node.func, ast.Name) or node.keywords
+                                           or node.func.id not in _FUNCTIONS):
             return None
-        if isinstance(node, ast.Constant) and (type(node.value) is not int):
+        if isinstance(node, ast.Name) and id(node) not in calls and node.id not in _CONSTANTS \
+                and (node.id not in names or not is_identifier(node.id)):
             return None
-    return ast.unparse(tree)
+        if isinstance(node, ast.Constant) and type(node.value) not in (int, float, bool):
+            return None
+    return ast.unparse(_Pythonic(calls).visit(tree))
+
+
+class _Pythonic(ast.NodeTransformer):
+    """The spec's function and constant names as Python writes them (``sqrt`` -> ``math.sqrt``)."""
+
+    def __init__(self, calls: set[int]) -> None:
+        self.calls = calls
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if id(node) in self.calls:
+            return ast.Name(_FUNCTIONS[node.id], ast.Load())
+        if node.id in _CONSTANTS:
+            return ast.Constant(_CONSTANTS[node.id])
+        return node
 
 
 @functools.lru_cache(maxsize=65536)

@@ -1605,3 +1605,107 @@ def test_a_layer_applied_n_times_is_tied_by_one_loop(tmp_path):
     path = tmp_path / "ut.py"
     path.write_text(source)
     _assert_ruff_formatted(path)
+
+
+def _class_alone_computes_the_spec_s_block(tmp_path: Path, text: str, changed: str, cls: str, kwargs: dict,
+                                           shape: tuple[int, ...]) -> type:
+    """Build class ``cls`` of ``text``'s file alone with ``kwargs``; check it computes what the spec's
+    block computes with those arguments: ``changed``, the spec with its one instance ``a`` given them,
+    built as its own file (same state_dict keys and shapes, equal outputs). The class, for more checks."""
+    path = tmp_path / "alone.py"
+    path.write_text(generate_source(loads_spec(text, "alone.yaml")))
+    _assert_ruff_formatted(path)
+    block_class = getattr(_import(path, f"alone_{cls.lower()}"), cls)
+    block = block_class(**kwargs).eval()
+    reference = build_module(loads_spec(changed, "changed.yaml")).eval().a
+    block.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(*shape)
+    torch.testing.assert_close(block(x), reference(x))
+    return block_class
+
+
+def _argument_names(cls: type) -> list[str]:
+    import inspect
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+
+_CONTEXT = """archc: 1
+name: ctx_model
+inputs: {x: [N, C, 8, 8]}
+blocks:
+  ctx:
+    params: {inplanes: null, ratio: 0.0625}
+    nodes:
+      - {name: flat, op: reshape, shape: [0, inplanes, -1]}
+      - {name: back, op: reshape, shape: [0, inplanes, 8, 8]}
+      - {name: fc, op: conv, out_channels: "int(inplanes * ratio)", kernel_size: 1}
+nodes:
+"""
+
+
+def test_list_items_and_float_expressions_written_with_a_parameter_follow_it(tmp_path):
+    # found transcribing GCNet: Ctx took `inplanes` but wrote the reshape's `[0, inplanes, -1]` as 64 and
+    # `int(inplanes * ratio)` as an argument `fc_1` (ratio no argument): Ctx(inplanes=32) was another block
+    text = _CONTEXT.replace("C", "64") + ("  - {name: a, block: ctx, inplanes: 64, ratio: 0.25}\n"
+                                          "  - {name: b, block: ctx, inplanes: 16, ratio: 0.25}\n")
+    changed = _CONTEXT.replace("C", "32") + "  - {name: a, block: ctx, inplanes: 32, ratio: 0.5}\n"
+    cls = _class_alone_computes_the_spec_s_block(tmp_path, text, changed, "Ctx", {"inplanes": 32, "ratio": 0.5},
+                                                 (2, 32, 8, 8))
+    assert _argument_names(cls) == ["inplanes", "ratio"]
+
+
+_ECA = """archc: 1
+name: eca_model
+params: {b: 1, gamma: 2}
+inputs: {x: [N, C, 4, 4]}
+blocks:
+  eca:
+    params: {channel: null}
+    let:
+      t: "int(abs((log2(channel) + b) / gamma))"
+      k_size: "t if t % 2 else t + 1"
+    nodes:
+      - {op: global_avgpool}
+      - {op: reshape, shape: [0, 1, -1]}
+      - {name: conv, op: conv, out_channels: 1, kernel_size: k_size, padding: "(k_size - 1) // 2", bias: false}
+      - {op: reshape, shape: [0, -1, 1, 1]}
+      - {name: gate, op: mul, in: [x, reshape_1]}
+nodes:
+"""
+
+
+def test_lets_over_fixed_model_parameters_are_computed_by_the_class_not_taken_as_made_up_arguments(tmp_path):
+    # found transcribing ECA-Net: the kernel size, a let over the block's `channel` and the model's b and
+    # gamma, and its padding `(k_size - 1) // 2` became arguments `k_size` and `conv_4`: Eca(channel=256)
+    # alone was impossible, its caller had to know ECA's kernel rule
+    text = _ECA.replace("C", "16") + "  - {name: a, block: eca, channel: 16}\n  - {name: e, block: eca, channel: 16}\n"
+    changed = _ECA.replace("C", "256") + "  - {name: a, block: eca, channel: 256}\n"
+    cls = _class_alone_computes_the_spec_s_block(tmp_path, text, changed, "Eca", {"channel": 256}, (2, 256, 4, 4))
+    assert _argument_names(cls) == ["channel"]
+    assert cls(channel=256).conv.kernel_size == (5,)  # (log2(256) + 1) / 2 = 4.5 -> 4 -> 5
+
+
+_STRIDED = """archc: 1
+name: strided
+inputs: {x: [N, C, 8, 8]}
+blocks:
+  conv_layer:
+    params: {out: null, downsample: false}
+    nodes:
+      - {name: conv, op: conv, out_channels: out, kernel_size: 3, padding: 1, bias: false,
+         stride: "2 if downsample else 1"}
+nodes:
+"""
+
+
+def test_a_conditional_expression_is_written_out_over_the_parameters_it_reads(tmp_path):
+    # found transcribing StyleGAN2's discriminator: `stride: "2 if downsample else 1"` became an argument
+    # `_0_3`, with `downsample` no argument
+    text = _STRIDED.replace("C", "8") + ("  - {name: a, block: conv_layer, out: 16}\n"
+                                         "  - {name: b, block: conv_layer, out: 32, downsample: true}\n"
+                                         "  - {name: c, block: conv_layer, out: 32}\n")
+    assert list(_classes(generate_source(loads_spec(text, "strided.yaml")))) == ["ConvLayer", "Strided"]
+    changed = _STRIDED.replace("C", "4") + "  - {name: a, block: conv_layer, out: 8, downsample: true}\n"
+    cls = _class_alone_computes_the_spec_s_block(tmp_path, text, changed, "ConvLayer",
+                                                 {"in_channels": 4, "out": 8, "downsample": True}, (2, 4, 8, 8))
+    assert _argument_names(cls) == ["in_channels", "out", "downsample"]

@@ -12,11 +12,16 @@ no instance differs, as a hand-written class would take it:
 - a child block's argument (``{block: cba, dil: dil}``): the expression passed, never a
   parameter that happens to have equal values (``dil=pad`` where every instance has pad == dil).
 
+An expression is what :func:`archc.pysource.expression` writes as Python (arithmetic, ``int()``,
+``sqrt``, ``a if c else b``) over the block's parameters, its lets and the model's live parameters;
+a model parameter the file fixes reads as its value. An item of a list attribute written as an
+expression (``shape: [0, inplanes, -1]``) is an attribute of its own, ``shape[1]`` (:func:`attr_value`).
+
 Another hole equal in every instance stays a literal. One that differs becomes an expression,
 found in this order:
 
 1. the spec expression of the node attribute it equals in every instance, if that is
-   integer arithmetic over the block's parameters and lets (``planes * expansion``) and the
+   an expression as above (``planes * expansion``) and the
    hole follows the attribute: lowered (or, for a width, inferred) once more with the attribute
    changed, the hole shows the new value. An attribute of equal value that does not set the hole
    (a conv's ``groups: groups`` of 8 beside its 8 channels) is a coincidence, not its source;
@@ -29,7 +34,8 @@ found in this order:
 5. a new argument named after what it is (``cat_channels``, or the node and position).
 
 So a class reproduces every instance in the file exactly, by construction; values that no
-instance changes are literals. Holes in ``forward`` are stored as attributes in ``__init__``.
+instance changes are literals. ``forward`` reads what ``__init__`` took as attributes of the
+names it took (``self.n_heads * self.head_dim``).
 A child's call passes every argument its class takes, so that instances passing a default and
 instances passing another value share a class; the caller leaves out those it fills with the
 default (:func:`omit_defaults`).
@@ -161,9 +167,13 @@ class _Resolver:
         #: live top-level parameters this block does not shadow: taken as arguments where it reads them
         let_names = {k for k, _ in info.lets} if info else set()
         self.top = {p: v for p, v in (live or {}).items() if p not in self.params and p not in let_names}
+        #: model parameters the file fixes (refused if changed) that this block reads: their values
+        self.fixed = {p: literal(v) for p, v in graph.graph.params.items()
+                      if p not in self.params and p not in let_names and p not in (live or {})
+                      and type(v) in (int, float, bool)}
         self.lets: dict[str, str] = {}
         for name, source in (info.lets if info else ()):
-            text = expression(source, set(self.params) | set(self.lets))
+            text = self.python(source, set(self.params) | set(self.lets))
             if text is not None:
                 self.lets[name] = text
         self.result = ClassArgs()
@@ -182,6 +192,18 @@ class _Resolver:
         self._attr_vectors: dict[tuple[str, str], tuple] = {}
         #: id(a node's scope) -> the block instances between this class's and the node's
         self._between: dict[int, tuple] = {}
+
+    def python(self, source: str, names: set[str]) -> str | None:
+        """The spec expression ``source`` as Python over ``names`` (:func:`expression`), a model
+        parameter the file fixes written as its value (ECA's ``let: t: (log2(channel) + b) / gamma``
+        is computed by the class, with the model's b and gamma); None where it reads anything else,
+        or model parameters alone (a value of the file: a literal, ``2304`` rather than ``3 * 768``)."""
+        text = expression(source, names | self.fixed.keys())
+        if text is None or not _names(text) & self.fixed.keys():
+            return text
+        if not _names(text) & names:
+            return None
+        return _substituted(text, tuple((n, self.fixed.get(n, n)) for n in sorted(_names(text))))
 
     # -- values of the representative, mapped to every instance ---------------------------------
     def path(self, local: str) -> str:
@@ -233,7 +255,8 @@ class _Resolver:
         if found is None:
             nodes = self.graph.nodes
             found = self._attr_vectors[(local, attr)] = tuple([  # (a list first: no generator frame)
-                nodes[f"{b.instance.path}.{local}" if b.instance.path else local].attrs.get(attr) for b in self.bodies])
+                attr_value(nodes[f"{b.instance.path}.{local}" if b.instance.path else local].attrs, attr)
+                for b in self.bodies])
         return found
 
     def own_exprs(self, node: Node) -> list[tuple[str, str]]:
@@ -327,7 +350,7 @@ class _Resolver:
         names = set(self.params) | set(self.lets)
         for attr, source in self.own_exprs(node):
             if self.attr_vector(local, attr) == vector and follows(attr):
-                yield source, expression(source, names)
+                yield source, self.python(source, names)
 
     def _sets_dim(self, node: Node, out: int, d: int) -> Callable[[str], bool]:
         """Whether an attribute of ``node`` sets dim ``d`` of its output ``out`` (see :func:`_sets_dim`)."""
@@ -401,7 +424,7 @@ class _Resolver:
             if node is None:
                 continue
             for attr, source in self.own_exprs(node):
-                text = expression(source, names)
+                text = self.python(source, names)
                 positions = (_attr_positions(self.graph, node, attr) or ()) if text else ()
                 for forward, position in positions:
                     found.setdefault((local, position, forward), text)
@@ -424,7 +447,7 @@ class _Resolver:
         """:meth:`_passed` as Python over the class's parameters and lets; None where it is no such
         expression (``channels(x)``)."""
         source = self._passed(child, arg)
-        return expression(source, set(self.params) | set(self.lets) | set(self.top)) if source else None
+        return self.python(source, set(self.params) | set(self.lets) | set(self.top)) if source else None
 
     def _expr(self, body: Body, hole: int, vector: tuple) -> str:
         if hole in body.child_args:
@@ -520,13 +543,31 @@ class _Resolver:
         return None
 
     def _store_forward_holes(self, body: Body) -> None:
-        for i, (local, position, forward) in body.sites.items():
+        """``forward`` reads what ``__init__`` took as ``self.NAME``: each argument or let an
+        expression reads is stored under its own name, and the expression is written over those
+        (``self.n_heads * self.head_dim``), so that no attribute gets a name the spec never wrote."""
+        for i, (_, _, forward) in body.sites.items():
             source = self.result.text[i]
             if not forward or source == literal(body.holes[i]):
                 continue
-            attr = source if source.isidentifier() else identifier(f"{local}_{position}")
-            self.result.stored[attr] = source
-            self.result.text[i] = f"self.{attr}"
+            tree = ast.parse(source, mode="eval")
+            functions = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}  # (int, math.sqrt)
+            for read in ast.walk(tree):
+                if isinstance(read, ast.Name) and id(read) not in functions:
+                    self.result.stored.setdefault(read.id, read.id)
+            self.result.text[i] = ast.unparse(_OnSelf(functions).visit(tree))
+
+
+class _OnSelf(ast.NodeTransformer):
+    """An expression over ``__init__``'s names read in ``forward``: each name as ``self.name``."""
+
+    def __init__(self, functions: set[int]) -> None:
+        self.functions = functions
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if id(node) in self.functions:
+            return node
+        return ast.Attribute(ast.Name("self", ast.Load()), node.id, ast.Load())
 
 
 @functools.lru_cache(maxsize=4096)
@@ -538,13 +579,14 @@ def _substituted(source: str, passed: tuple[tuple[str, str], ...]) -> str | None
         exprs = {name: ast.parse(text.strip(), mode="eval").body for name, text in passed}
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    functions = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}  # (sqrt, int: kept)
+    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in functions]
     if any(n.id not in exprs for n in names):
         return None
 
     class Substitute(ast.NodeTransformer):
         def visit_Name(self, node: ast.Name) -> ast.AST:
-            return exprs[node.id]
+            return node if id(node) in functions else exprs[node.id]
 
     return ast.unparse(Substitute().visit(tree))
 
@@ -725,6 +767,27 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
     return result
 
 
+def attr_value(attrs: Mapping[str, Any], key: str) -> Any:
+    """The value of an :attr:`~archc.ir.graph.Node.attr_exprs` key: an attribute (``stride``) or
+    an item of a list attribute (``shape[1]``: each item written as an expression is its own)."""
+    name, bracket, index = key.partition("[")
+    value = attrs.get(name)
+    if bracket and isinstance(value, (tuple, list)):
+        i = int(index[:-1])
+        return value[i] if i < len(value) else None
+    return value
+
+
+def with_attr_value(attrs: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """``attrs`` with the attribute or list item ``key`` (see :func:`attr_value`) set to ``value``."""
+    name, bracket, index = key.partition("[")
+    if not bracket:
+        return {**attrs, name: value}
+    items = list(attrs[name])
+    items[int(index[:-1])] = value
+    return {**attrs, name: type(attrs[name])(items)}
+
+
 def _attr_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool, int]] | None:
     """Which integers of a node's source (constructor, then forward) are the attribute's value,
     found by lowering it once more with the value replaced; None if the value shows otherwise.
@@ -753,15 +816,15 @@ def _sets_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> bool
 
 
 def _probe_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> bool:
-    value = node.attrs.get(attr)
+    value = attr_value(node.attrs, attr)
     if type(value) is not int:
         return False
     op, ins, _, _ = lowered(node)
     for probed in (2 * value, value + 1):  # (a multiple first: it keeps a width divisible by groups)
         if probed == value:
             continue
-        probe = Node(name=node.name, op=node.op, attrs={**node.attrs, attr: probed}, inputs=node.inputs,
-                     outputs=node.outputs, attr_exprs=node.attr_exprs)
+        probe = Node(name=node.name, op=node.op, attrs=with_attr_value(node.attrs, attr, probed),
+                     inputs=node.inputs, outputs=node.outputs, attr_exprs=node.attr_exprs)
         try:
             shape = op.infer(probe, ins)[out].shape
         except Exception:  # the op refuses this value (groups: 16 of 8 channels): try the next
@@ -771,14 +834,14 @@ def _probe_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> boo
 
 
 def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool, int]] | None:
-    value = node.attrs.get(attr)
+    value = attr_value(node.attrs, attr)
     if type(value) is not int or value < 0:
         # (a negative value shows as '-' before its digits, and a hole holds the digits only: the
         # expression would lose its sign there, `end: "-dilation"` written as `-(-dilation)`)
         return None
     op, ins, ctor, tensor = lowered(node)
     probed = (abs(value) + 1) * _SENTINEL  # never the value itself (0 included), never in other text
-    probe = Node(name=node.name, op=node.op, attrs={**node.attrs, attr: probed}, inputs=node.inputs,
+    probe = Node(name=node.name, op=node.op, attrs=with_attr_value(node.attrs, attr, probed), inputs=node.inputs,
                  outputs=node.outputs, attr_exprs=node.attr_exprs)
     try:
         ctor2, tensor2 = lowered.module(op, probe, ins), op.torch_parameter(probe, ins)

@@ -533,6 +533,8 @@ def _guards_a_sequence(guards: list[tuple[str, Any]]) -> bool:
 
 #: a use of ``F`` (torch.nn.functional) in generated code
 _CALLS_FUNCTIONAL = re.compile(r"(?<![\w.])F\.")
+#: a use of ``math`` (a spec expression's ``sqrt`` a class computes from its arguments)
+_CALLS_MATH = re.compile(r"(?<![\w.])math\.")
 
 
 def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
@@ -564,7 +566,7 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
             methods += [""] + block_instances_method(blocks)
         out += ["", ""] + _class_text(c, root_guards=c is root, methods=methods)
     code = "\n".join(out)
-    # (torch.nn.functional imported only where some lowering calls it: an unused import is a lint error)
-    imports = ["import torch"] + (["import torch.nn.functional as F"] if _CALLS_FUNCTIONAL.search(code) else []) \
-        + ["from torch import nn"]
+    # (math and torch.nn.functional imported only where the code calls them: an unused import is a lint error)
+    imports = (["import math", ""] if _CALLS_MATH.search(code) else []) + ["import torch"] \
+        + (["import torch.nn.functional as F"] if _CALLS_FUNCTIONAL.search(code) else []) + ["from torch import nn"]
     return "\n".join(_header(graph, cls, labels, provenance, live) + imports) + "\n" + code + "\n"

@@ -126,7 +126,7 @@ class Conv(weight_norm.WeightNormable, OpDef):
             padding = py_dims(tuple(p for p, _ in pads))
         # dilation and groups only where they are not PyTorch's default 1 (most convs), as people
         # write it, or where the spec computes them (a block class then takes the parameter)
-        written = node.attr_exprs
+        written = {key.partition("[")[0] for key in node.attr_exprs}  # (an item, dilation[0], counts)
         extra = (f", dilation={py_dims(d)}" if set(d) != {1} or "dilation" in written else "") + \
             (f", groups={a['groups']}" if a["groups"] != 1 or "groups" in written else "")
         return weight_norm.torch_module(node, (

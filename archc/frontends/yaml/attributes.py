@@ -131,11 +131,19 @@ class _AttrReader:
         if kind == "types":
             return self._types(raw, site)
         if isinstance(raw, SList) and kind in ("ints", "floats", "int_or_str"):
-            # (a choice in a list is kept as written, for _check to refuse: not an unknown name)
-            return [self.ctx.evaluate(v, self.scope, site.at(raw, i))
-                    if isinstance(v, str) and not (kind == "int_or_str" and self._meant_choice(spec, v)) else v
-                    for i, v in enumerate(raw)]
+            return [self._item(spec, raw, i, site) for i in range(len(raw))]
         return raw
+
+    def _item(self, spec: Attr, raw: SList, i: int, site: Site) -> Any:
+        """Item ``i`` of a list attribute; one written as an expression is recorded as the attribute's
+        ``key[i]`` (``shape[1]: inplanes``: a block class writes it over its parameters). A model
+        parameter read there still fixes the file (not ``attr=True``): the model class writes no item."""
+        v = raw[i]
+        if not isinstance(v, str) or (spec.kind == "int_or_str" and self._meant_choice(spec, v)):
+            return v  # (a choice in a list is kept as written, for _check to refuse: not an unknown name)
+        value = self.ctx.evaluate(v, self.scope, site.at(raw, i))
+        self.exprs[f"{site.key}[{i}]"] = v
+        return value
 
     def _meant_choice(self, spec: Attr, raw: str) -> bool:
         """Whether text written for an attribute that takes a number or one of its choices is a choice
