@@ -1709,3 +1709,13 @@ def test_a_conditional_expression_is_written_out_over_the_parameters_it_reads(tm
     cls = _class_alone_computes_the_spec_s_block(tmp_path, text, changed, "ConvLayer",
                                                  {"in_channels": 4, "out": 8, "downsample": True}, (2, 4, 8, 8))
     assert _argument_names(cls) == ["in_channels", "out", "downsample"]
+
+
+def test_a_fixed_multiplier_of_one_leaves_no_identity_in_the_class():
+    # Inception-ResNet-v2's int(out * width_mult), the file's width_mult 1.0: `out`, not int(out * 1.0)
+    spec = ("params: {width_mult: 1.0}\ninputs: {x: [N, 3, 8, 8]}\nblocks:\n  unit:\n    params: {out: 8}\n"
+            "    nodes:\n      - {name: conv, op: conv, out_channels: \"int(out * width_mult)\", kernel_size: 1}\n"
+            "      - {name: bn, op: batchnorm}\n"
+            "nodes:\n  - {name: a, block: unit, out: 8}\n  - {name: b, block: unit, out: 16}\n")
+    unit = ast.get_source_segment(source := generate_source(loads_spec(spec)), _classes(source)["Unit"])
+    assert "nn.BatchNorm2d(out," in unit and "1.0" not in unit, unit

@@ -156,56 +156,23 @@ def _names(source: str) -> frozenset[str]:
     return frozenset(n.id for n in ast.walk(ast.parse(source, mode="eval")) if isinstance(n, ast.Name))
 
 
-class _Resolver:
-    def __init__(self, graph: Lowered, bodies: list[Body], live: Mapping[str, Any] | None = None) -> None:
+class _InstanceValues:
+    """The values of a class's representative instance (its first body's), mapped to every instance
+    of the class: shapes, attributes and block arguments, each read once for all instances."""
+
+    def __init__(self, graph: Lowered, bodies: list[Body]) -> None:
         self.graph, self.bodies = graph, bodies
-        rep = bodies[0].instance
-        self.rep = rep
-        info = rep.info
-        self.params = [k for k, _ in info.args] if info else []
-        self.defaults = dict(info.defaults) if info else {}
-        #: live top-level parameters this block does not shadow: taken as arguments where it reads them
-        let_names = {k for k, _ in info.lets} if info else set()
-        self.top = {p: v for p, v in (live or {}).items() if p not in self.params and p not in let_names}
-        #: model parameters the file fixes (refused if changed) that this block reads: their values
-        self.fixed = {p: literal(v) for p, v in graph.graph.params.items()
-                      if p not in self.params and p not in let_names and p not in (live or {})
-                      and type(v) in (int, float, bool)}
-        self.lets: dict[str, str] = {}
-        for name, source in (info.lets if info else ()):
-            text = self.python(source, set(self.params) | set(self.lets))
-            if text is not None:
-                self.lets[name] = text
-        self.result = ClassArgs()
-        self.used: dict[str, Arg] = {}
-        self.by_vector: dict[tuple, str] = {}
-        #: spec text the class cannot compute -> the argument that stands for it
-        self.by_source: dict[str, str] = {}
-        self.dim_exprs: dict[tuple, str | None] = {}
-        self._dims: dict[tuple, tuple | None] = {}
-        self._value_shapes: dict[tuple, list[tuple]] = {}
-        self.namespace = Namespace({*self.params, *self.lets, "self"})
+        self.rep = bodies[0].instance
         self._args = [dict(b.instance.info.args) if b.instance.info else {} for b in bodies]
         self._instances = [b.instance for b in bodies]
         self._paths = [inst.path for inst in self._instances]
+        self._dims: dict[tuple, tuple | None] = {}
+        self._value_shapes: dict[tuple, list[tuple]] = {}
         self._param_vectors: dict[str, tuple] = {}
         self._attr_vectors: dict[tuple[str, str], tuple] = {}
         #: id(a node's scope) -> the block instances between this class's and the node's
         self._between: dict[int, tuple] = {}
 
-    def python(self, source: str, names: set[str]) -> str | None:
-        """The spec expression ``source`` as Python over ``names`` (:func:`expression`), a model
-        parameter the file fixes written as its value (ECA's ``let: t: (log2(channel) + b) / gamma``
-        is computed by the class, with the model's b and gamma); None where it reads anything else,
-        or model parameters alone (a value of the file: a literal, ``2304`` rather than ``3 * 768``)."""
-        text = expression(source, names | self.fixed.keys())
-        if text is None or not _names(text) & self.fixed.keys():
-            return text
-        if not _names(text) & names:
-            return None
-        return _substituted(text, tuple((n, self.fixed.get(n, n)) for n in sorted(_names(text))))
-
-    # -- values of the representative, mapped to every instance ---------------------------------
     def path(self, local: str) -> str:
         """The full name of the representative instance's node or child ``local``."""
         return f"{self.rep.path}.{local}" if self.rep.path else local
@@ -299,6 +266,55 @@ class _Resolver:
         if found is None:
             found = self._param_vectors[name] = tuple([args.get(name) for args in self._args])
         return found
+
+
+
+class _Resolver(_InstanceValues):
+    """Resolves the holes of one class's bodies to literals, expressions and arguments (see the
+    module's docstring); what it reads of the instances is :class:`_InstanceValues`'."""
+
+    def __init__(self, graph: Lowered, bodies: list[Body], live: Mapping[str, Any] | None = None) -> None:
+        super().__init__(graph, bodies)
+        info = self.rep.info
+        self.params = [k for k, _ in info.args] if info else []
+        self.defaults = dict(info.defaults) if info else {}
+        #: live top-level parameters this block does not shadow: taken as arguments where it reads them
+        let_names = {k for k, _ in info.lets} if info else set()
+        self.top = {p: v for p, v in (live or {}).items() if p not in self.params and p not in let_names}
+        #: model parameters the file fixes (refused if changed) that this block reads: their values
+        self.fixed = {p: literal(v) for p, v in graph.graph.params.items()
+                      if p not in self.params and p not in let_names and p not in (live or {})
+                      and type(v) in (int, float, bool)}
+        self.lets: dict[str, str] = {}
+        for name, source in (info.lets if info else ()):
+            text = self.python(source, set(self.params) | set(self.lets))
+            if text is not None:
+                self.lets[name] = text
+        self.result = ClassArgs()
+        self.used: dict[str, Arg] = {}
+        self.by_vector: dict[tuple, str] = {}
+        #: spec text the class cannot compute -> the argument that stands for it
+        self.by_source: dict[str, str] = {}
+        self.dim_exprs: dict[tuple, str | None] = {}
+        self.namespace = Namespace({*self.params, *self.lets, "self"})
+
+    def python(self, source: str, names: set[str]) -> str | None:
+        """The spec expression ``source`` as Python over ``names`` (:func:`expression`), a model
+        parameter the file fixes written as its value (ECA's ``let: t: (log2(channel) + b) / gamma``
+        is computed by the class, with the model's b and gamma); None where it reads anything else,
+        or model parameters alone (a value of the file: a literal, ``2304`` rather than ``3 * 768``)."""
+        text = expression(source, names | self.fixed.keys())
+        if text is None or not _names(text) & self.fixed.keys():
+            return text
+        if not _names(text) & names:
+            return None
+        text = _substituted(text, tuple((n, self.fixed.get(n, n)) for n in sorted(_names(text))))
+        return _without_identities(text, self._int_params()) if text is not None else None
+
+    def _int_params(self) -> frozenset[str]:
+        """The block parameters every instance (and the default) gives an int."""
+        return frozenset(p for p in self.params if all(
+            type(a.get(p, self.defaults.get(p))) is int for a in self._args))
 
     # -- naming -----------------------------------------------------------------------------------
     def use(self, source: str) -> str:
@@ -583,12 +599,50 @@ def _substituted(source: str, passed: tuple[tuple[str, str], ...]) -> str | None
     names = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in functions]
     if any(n.id not in exprs for n in names):
         return None
+    return ast.unparse(_Substitute(exprs, functions).visit(tree))
 
-    class Substitute(ast.NodeTransformer):
-        def visit_Name(self, node: ast.Name) -> ast.AST:
-            return node if id(node) in functions else exprs[node.id]
 
-    return ast.unparse(Substitute().visit(tree))
+class _Substitute(ast.NodeTransformer):
+    """Replaces each name (not a called function's) by its expression. (A class of the module: one
+    defined per call would leave a reference cycle per call, which the paused collector keeps.)"""
+
+    def __init__(self, exprs: dict[str, ast.expr], functions: set[int]) -> None:
+        self.exprs, self.functions = exprs, functions
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        return node if id(node) in self.functions else self.exprs[node.id]
+
+
+def _without_identities(source: str, ints: frozenset[str]) -> str:
+    """``source`` with what a fixed model parameter's value made an identity left out, inside
+    ``int()``: ``int(out * width_mult)`` with the file's width_mult of 1.0 is ``out`` where every
+    instance passes an int (``ints``), not ``int(out * 1.0)``. Elsewhere a ``* 1.0`` keeps the
+    float it makes."""
+    return ast.unparse(_Tidy(ints).visit(ast.parse(source, mode="eval")))
+
+
+class _Tidy(ast.NodeTransformer):
+    """:func:`_without_identities`' rewriting of ``int()`` calls."""
+
+    def __init__(self, ints: frozenset[str]) -> None:
+        self.ints = ints
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if not (isinstance(node.func, ast.Name) and node.func.id == "int" and len(node.args) == 1):
+            return node
+        inner = node.args[0]
+        while isinstance(inner, ast.BinOp) and (isinstance(inner.op, (ast.Mult, ast.Div)) and _is_one(inner.right)
+                                                or isinstance(inner.op, ast.Mult) and _is_one(inner.left)):
+            inner = inner.left if _is_one(inner.right) else inner.right
+        if isinstance(inner, ast.Name) and inner.id in self.ints:
+            return inner
+        node.args[0] = inner
+        return node
+
+
+def _is_one(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float) and node.value == 1
 
 
 def _passed_through(source: str, info: Any) -> str | None:

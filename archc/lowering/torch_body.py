@@ -74,18 +74,14 @@ def _letters(n: int) -> tuple[str, ...]:
     return tuple(p[1:-1] for p in _placeholders(n))
 
 
-class BodyWriter:
-    """Lowers instances of one graph; ``call_of(child)`` gives a child's class constructor call as
-    (class name, [(argument, value, default)]) once that child's class is known."""
+class _SequentialChoice:
+    """Which instances of one graph become ``nn.Sequential`` (inline, or a subclass), decided once
+    per instance and per signature; the tied parameters each instance's class assigns."""
 
-    def __init__(self, graph: Graph, labels: Mapping[str, str],
-                 call_of: Callable[[Instance], tuple[str, list[tuple[str, Any, Any]]]],
-                 earlier: BodyWriter | None = None) -> None:
+    def __init__(self, graph: Graph, earlier: _SequentialChoice | None = None) -> None:
         self.graph = graph
         # an earlier writer's reading of the graph, if any: it depends on the graph alone
         self.lowered = earlier.lowered if earlier is not None else Lowered(graph)
-        self.labels = labels
-        self.call_of = call_of
         self._sequential: dict[int, tuple[list[Node | Instance] | None, bool]] = \
             earlier._sequential if earlier is not None else {}
         #: instance signature (:class:`~archc.lowering.torch_reuse.Signatures`) -> what was decided
@@ -97,9 +93,7 @@ class BodyWriter:
         self.tied = [(n.name, p, owner, op) for n in self.lowered.order if TIE_META in n.meta
                      for p, (owner, op) in tied_params(n).items()]
         self.graph_outputs = {(v.node, v.out) for v in graph.outputs.values()}
-        self._labels_within: dict[str, dict[str, str]] | None = None
 
-    # -- what becomes an nn.Sequential ----------------------------------------------------------
     def as_sequential(self, inst: Instance, signature: int | None = None) -> list[Node | Instance] | None:
         """The items of an instance written where it is used as ``nn.Sequential(...)``: a chain
         of modules and block instances named 0, 1, ... (else None). ``signature``: the
@@ -178,6 +172,29 @@ class BodyWriter:
                 return None
         return children
 
+    def own_ties(self, inst: Instance) -> list[tuple[str, str, str, str]]:
+        """Tied parameters whose node and owner both lie in ``inst`` but not both in one child:
+        this instance's class assigns them (so a block that ties inside itself does it itself)."""
+        if not self.tied:
+            return []
+        children = [c for c in inst.items if isinstance(c, Instance)]
+        return [tie for tie in self.tied if tie[0] in inst.members and tie[2] in inst.members
+                and not any(tie[0] in c.members and tie[2] in c.members for c in children)]
+
+
+
+class BodyWriter(_SequentialChoice):
+    """Lowers instances of one graph; ``call_of(child)`` gives a child's class constructor call as
+    (class name, [(argument, value, default)]) once that child's class is known."""
+
+    def __init__(self, graph: Graph, labels: Mapping[str, str],
+                 call_of: Callable[[Instance], tuple[str, list[tuple[str, Any, Any]]]],
+                 earlier: BodyWriter | None = None) -> None:
+        super().__init__(graph, earlier)
+        self.labels = labels
+        self.call_of = call_of
+        self._labels_within: dict[str, dict[str, str]] | None = None
+
     # -- one instance ----------------------------------------------------------------------------
     def lower(self, inst: Instance) -> Body:
         body = Body(inst, tree={}, sequential=self.sequential_class(inst))
@@ -242,15 +259,6 @@ class BodyWriter:
             else:
                 unread.add(item.path)
         return unread
-
-    def own_ties(self, inst: Instance) -> list[tuple[str, str, str, str]]:
-        """Tied parameters whose node and owner both lie in ``inst`` but not both in one child:
-        this instance's class assigns them (so a block that ties inside itself does it itself)."""
-        if not self.tied:
-            return []
-        children = [c for c in inst.items if isinstance(c, Instance)]
-        return [tie for tie in self.tied if tie[0] in inst.members and tie[2] in inst.members
-                and not any(tie[0] in c.members and tie[2] in c.members for c in children)]
 
     def _tree(self, body: Body, inst: Instance) -> None:
         tree, lowered = body.tree, self.lowered
@@ -463,7 +471,7 @@ def _numbered_groups(names: list[str]) -> bool:
         g[1:] == [""] or g[1:] == [str(i) for i in range(len(g) - 1)] for g in groups)
 
 
-def _links(writer: BodyWriter, inst: Instance, items: list[Node | Instance]) -> list[Node] | None:
+def _links(writer: _SequentialChoice, inst: Instance, items: list[Node | Instance]) -> list[Node] | None:
     """The functional nodes of ``items`` to write in their module form where each item reads
     only the one before it, and only the next reads it; else None. Values are compared as
     (node, output) pairs: a Value's own == is a Python-level call."""
