@@ -253,7 +253,11 @@ class _Measures:
         #: join id -> the skips found there that nest (:meth:`split_part`)
         self.skips_at = skips_at
         self._family: dict[int, int] = {}
-        self._features: dict[int, tuple[str, int, int, int, bool]] = {}
+        self._features: dict[int, tuple[str, int, bool]] = {}
+        #: the concat :meth:`reuse_depth` last walked back from, the lowest id it walked to, and what it found
+        self._reuse_of = SOURCE
+        self._reuse_lo = SOURCE
+        self._reuse: dict[int, tuple[int, int]] | None = None
 
     def nested_fork(self, v: int) -> int:
         """The largest fork id of a skip whose join is ``v`` or an ancestor of it (SOURCE: none).
@@ -364,20 +368,21 @@ class _Measures:
         # path also reads, as C2f's second half its bottleneck, is no parallel group's)
         return bool(sc.path) and f.uses[first] == 1 and all(map(_slices_of(f, fork), f.succs[fork]))
 
-    def span_facts(self, fork: int, main: int, family: int, dominated: bool
+    def span_facts(self, m: int, fork: int, main: int, family: int, dominated: bool
                    ) -> tuple[int, int, bool, bool, list[int] | None]:
         """What the main path spans from the fork: depth in layers and ops, nesting, resampling,
-        and the region between when it was walked (None otherwise). ``dominated``: whether the
-        fork dominates the main input."""
+        and the region between when it was walked (None otherwise). ``m``: the join; ``dominated``:
+        whether the fork dominates the main input."""
         f = self.flow
         if dominated or family >= 2:
-            # O(1) from depths: exact when the fork dominates the main input; for a DenseNet
-            # producer (which does not dominate: earlier features bypass it) the longest path
-            # from the inputs still runs through it, and walking every pair's region would cost
-            # O(L^3) per block of L layers.
-            depth, ops, nested, resampled = (max(0, f.depth_layers[main] - f.depth_layers[fork]),
-                                             max(0, f.depth_ops[main] - f.depth_ops[fork]),
-                                             self.nested_fork(main) >= fork, f.last_upsample[main] > fork)
+            # O(1) from depths: exact when the fork dominates the main input. A DenseNet producer
+            # does not (earlier features bypass it): its depth is the longest path into the concat,
+            # one walk shared by the concat's pairs (see reuse_depth), not a region walk per pair
+            # (O(L^3) per block of L layers).
+            depth, ops = (max(0, f.depth_layers[main] - f.depth_layers[fork]),
+                          max(0, f.depth_ops[main] - f.depth_ops[fork])) if dominated else \
+                self.reuse_depth(m, main, fork, fork)
+            nested, resampled = self.nested_fork(main) >= fork, f.last_upsample[main] > fork
             region = None
         else:
             region = f.region(fork, [main], REGION_LIMIT)
@@ -435,6 +440,22 @@ class _Measures:
         names = list(map(f.names.__getitem__, region)) if len(region) <= LIST_LIMIT else []
         return Span(layers, len(region), depth, depth_ops, names)
 
+    def reuse_depth(self, m: int, main: int, fork: int, lo: int) -> tuple[int, int]:
+        """(layers, ops) on the longest path from ``fork`` to the concat ``m`` that reuses it: over the
+        paths that leave the fork, where the difference of the depths from the inputs would count a
+        deeper path from another input (in ``cat(lin(cat(y, deep(a))), y)`` y's pair spans 1 layer, not
+        ``deep``'s). In a DenseNet block the longest path to the concat passes every feature it reads,
+        so there both agree. One walk back from ``m`` serves each of its forks from ``lo`` on; where it
+        is too large, the difference of depths (to the main input ``main``) stands in, an upper bound."""
+        if self._reuse_of != m or fork < self._reuse_lo:
+            self._reuse_of, self._reuse_lo = m, min(lo, fork)
+            self._reuse = self.flow.longest_to(m, self._reuse_lo, REGION_LIMIT)
+        got = self._reuse.get(fork) if self._reuse is not None else None
+        if got is None:
+            f = self.flow
+            return max(0, f.depth_layers[main] - f.depth_layers[fork]), max(0, f.depth_ops[main] - f.depth_ops[fork])
+        return got
+
     def concat_family(self, fork: int) -> int:
         """How many distinct concat joins read ``fork`` directly (DenseNet reuses features in several)."""
         n = self._family.get(fork)
@@ -443,14 +464,13 @@ class _Measures:
             n = self._family[fork] = len({c for c in f.succs[fork] if f.roles[c] == Role.MERGE_CONCAT})
         return n
 
-    def feature(self, fork: int) -> tuple[str, int, int, int, bool]:
-        """A feature's name, concat family, depths (layers, ops) and whether its first output is
-        an integer tensor, cached: DenseNet reads each feature in every later concat of its block."""
+    def feature(self, fork: int) -> tuple[str, int, bool]:
+        """A feature's name, concat family and whether its first output is an integer tensor, cached:
+        DenseNet reads each feature in every later concat of its block."""
         got = self._features.get(fork)
         if got is None:
             f = self.flow
-            got = self._features[fork] = (f.names[fork], self.concat_family(fork), f.depth_layers[fork],
-                                          f.depth_ops[fork], f.is_int_value(fork, 0))
+            got = self._features[fork] = (f.names[fork], self.concat_family(fork), f.is_int_value(fork, 0))
         return got
 
 
@@ -630,14 +650,14 @@ class _Classifier:
                         or not self._after_skip_merge(inp.node):
                     continue
                 v = inp.node
-                depth = max(0, f.depth_layers[main] - f.depth_layers[v])
+                depth, depth_ops = self.measures.reuse_depth(m, main, v, v)
                 facts = PairFacts(f.nodes[m].op, Role.MERGE_CONCAT, f.names[v], Carries.IDENTITY, False, depth, 0,
                                   nested=False, resampled=False, family=self.measures.concat_family(v))
                 kind, why, rule = decide(facts)
                 if kind in SKIP_KIND_SET:
                     own = _Input(v, v, inp.reads, [], inp.reads)
                     out.append(self._record(m, v, own, kind, Carries.IDENTITY,
-                                            Span(None, None, depth, max(0, f.depth_ops[main] - f.depth_ops[v]), []),
+                                            Span(None, None, depth, depth_ops, []),
                                             why, rule))
         return out
 
@@ -664,16 +684,16 @@ class _Classifier:
         """
         f = self.flow
         merge, op = f.names[m], f.nodes[m].op
-        main_layers, main_ops, main_up = f.depth_layers[main], f.depth_ops[main], f.last_upsample[main]
+        main_up = f.last_upsample[main]
         records = []
-        feature = self.measures.feature
+        feature, reuse_depth, lo = self.measures.feature, self.measures.reuse_depth, min(direct)
         for fork in direct:
             out = reads[fork]
-            name, family, layers, ops, int_out = feature(fork)
-            depth = main_layers - layers
-            if family >= 2 and depth > 0 and main_up <= fork and not (int_out if out == 0 else
-                                                                        f.is_int_value(fork, out)):
-                span = Span(None, None, depth, max(0, main_ops - ops), [])
+            name, family, int_out = feature(fork)
+            reused = family >= 2 and main_up <= fork and not (int_out if out == 0 else f.is_int_value(fork, out))
+            depth, depth_ops = reuse_depth(m, main, fork, lo) if reused else (0, 0)
+            if depth > 0:
+                span = Span(None, None, depth, depth_ops, [])
                 reason = f"concat reuses {name}, which {family} concats read (DenseNet-style), across {_layers(depth)}"
                 # Positional: fork, merge, merge_op, merge_role, kind, carries, shortcut, span, reason
                 # (a call by keywords costs a third more, and DenseNet makes O(L^2) of these).
@@ -701,7 +721,7 @@ class _Classifier:
         carries, changed = measures.carries(m, fork, sc)
         family = measures.concat_family(fork) if role == _CONCAT and carries == _IDENTITY else 0
         dominated = f.dominates(fork, main)
-        depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated)
+        depth, depth_ops, nested, resampled, region = measures.span_facts(m, fork, main, family, dominated)
         # PairFacts' fields by position (merge_op, merge_role, fork, carries, changed, depth, shortcut_layers,
         # nested, resampled, family, members, via, broadcast, levels, positions, dominated): one per join, and a
         # call by keywords costs a third more.
