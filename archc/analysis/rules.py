@@ -417,6 +417,16 @@ def _key(facts: PairFacts) -> tuple:
 _RULES_BY_NAME = {rule.__name__: rule for rule in RULES}
 
 
+def reworded(decision: Decision, facts: PairFacts) -> Decision:
+    """``decision``, its reason worded by the rule that made it from ``facts``: the same pair's facts with
+    another figure for a reason (a dense pair, decided by where its concat's main input lies, reports the
+    layers on its own path into the concat). ``decision`` unchanged where that rule does not give its kind."""
+    verdict = _RULES_BY_NAME[decision.rule](facts)
+    if verdict is None or verdict[0] != decision.kind:
+        return decision
+    return Decision(decision.kind, verdict[1], decision.rule)
+
+
 def rule_docs() -> list[tuple[str, str]]:
     """(name, first docstring line) of each rule, in order: what ``archc lint --explain`` documents."""
     return [(r.__name__, (r.__doc__ or "").strip().splitlines()[0]) for r in RULES]

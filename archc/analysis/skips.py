@@ -63,7 +63,7 @@ from archc.analysis.probes import (
     upsamples_only,
 )
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
-from archc.analysis.rules import SUMS, PairFacts, RememberingDecider, decide, never
+from archc.analysis.rules import SUMS, Decision, PairFacts, RememberingDecider, decide, never, reworded
 from archc.analysis.rules import layers as _layers
 from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
 from archc.ir import Graph, Node
@@ -253,7 +253,7 @@ class _Measures:
         #: join id -> the skips found there that nest (:meth:`split_part`)
         self.skips_at = skips_at
         self._family: dict[int, int] = {}
-        self._features: dict[int, tuple[str, int, bool]] = {}
+        self._features: dict[int, tuple[str, int, int, bool]] = {}
         #: the concat :meth:`reuse_depth` last walked back from, the lowest id it walked to, and what it found
         self._reuse_of = SOURCE
         self._reuse_lo = SOURCE
@@ -368,21 +368,21 @@ class _Measures:
         # path also reads, as C2f's second half its bottleneck, is no parallel group's)
         return bool(sc.path) and f.uses[first] == 1 and all(map(_slices_of(f, fork), f.succs[fork]))
 
-    def span_facts(self, m: int, fork: int, main: int, family: int, dominated: bool
+    def span_facts(self, fork: int, main: int, family: int, dominated: bool
                    ) -> tuple[int, int, bool, bool, list[int] | None]:
         """What the main path spans from the fork: depth in layers and ops, nesting, resampling,
-        and the region between when it was walked (None otherwise). ``m``: the join; ``dominated``:
-        whether the fork dominates the main input."""
+        and the region between when it was walked (None otherwise). ``dominated``: whether the
+        fork dominates the main input."""
         f = self.flow
         if dominated or family >= 2:
             # O(1) from depths: exact when the fork dominates the main input. A DenseNet producer
-            # does not (earlier features bypass it): its depth is the longest path into the concat,
-            # one walk shared by the concat's pairs (see reuse_depth), not a region walk per pair
+            # does not (earlier features bypass it): there the difference says where the concat's
+            # main input lies beside it, which decides the pair; a dense pair then reports its own
+            # path's layers (see reuse_depth), walked once per concat, not a region per pair
             # (O(L^3) per block of L layers).
-            depth, ops = (max(0, f.depth_layers[main] - f.depth_layers[fork]),
-                          max(0, f.depth_ops[main] - f.depth_ops[fork])) if dominated else \
-                self.reuse_depth(m, main, fork, fork)
-            nested, resampled = self.nested_fork(main) >= fork, f.last_upsample[main] > fork
+            depth, ops, nested, resampled = (max(0, f.depth_layers[main] - f.depth_layers[fork]),
+                                             max(0, f.depth_ops[main] - f.depth_ops[fork]),
+                                             self.nested_fork(main) >= fork, f.last_upsample[main] > fork)
             region = None
         else:
             region = f.region(fork, [main], REGION_LIMIT)
@@ -464,13 +464,14 @@ class _Measures:
             n = self._family[fork] = len({c for c in f.succs[fork] if f.roles[c] == Role.MERGE_CONCAT})
         return n
 
-    def feature(self, fork: int) -> tuple[str, int, bool]:
-        """A feature's name, concat family and whether its first output is an integer tensor, cached:
-        DenseNet reads each feature in every later concat of its block."""
+    def feature(self, fork: int) -> tuple[str, int, int, bool]:
+        """A feature's name, concat family, depth in layers and whether its first output is an integer
+        tensor, cached: DenseNet reads each feature in every later concat of its block."""
         got = self._features.get(fork)
         if got is None:
             f = self.flow
-            got = self._features[fork] = (f.names[fork], self.concat_family(fork), f.is_int_value(fork, 0))
+            got = self._features[fork] = (f.names[fork], self.concat_family(fork), f.depth_layers[fork],
+                                          f.is_int_value(fork, 0))
         return got
 
 
@@ -650,16 +651,25 @@ class _Classifier:
                         or not self._after_skip_merge(inp.node):
                     continue
                 v = inp.node
-                depth, depth_ops = self.measures.reuse_depth(m, main, v, v)
+                depth = max(0, f.depth_layers[main] - f.depth_layers[v])
                 facts = PairFacts(f.nodes[m].op, Role.MERGE_CONCAT, f.names[v], Carries.IDENTITY, False, depth, 0,
                                   nested=False, resampled=False, family=self.measures.concat_family(v))
-                kind, why, rule = decide(facts)
-                if kind in SKIP_KIND_SET:
+                decision = decide(facts)
+                if decision.kind in SKIP_KIND_SET:
+                    (kind, why, rule), depth, depth_ops = self._own_path(m, main, v, facts, decision)
                     own = _Input(v, v, inp.reads, [], inp.reads)
                     out.append(self._record(m, v, own, kind, Carries.IDENTITY,
-                                            Span(None, None, depth, depth_ops, []),
-                                            why, rule))
+                                            Span(None, None, depth, depth_ops, []), why, rule))
         return out
+
+    def _own_path(self, m: int, main: int, fork: int, facts: PairFacts, decision: Decision
+                  ) -> tuple[Decision, int, int]:
+        """A pair of a concat decided from the difference of its main input's and its fork's depths
+        (where the main input lies beside the reused feature), reported with the layers and ops on the
+        fork's own longest path into the concat (see :meth:`_Measures.reuse_depth`): the decision
+        re-worded with them (``facts`` takes the figure), and the figures."""
+        facts.depth, depth_ops = self.measures.reuse_depth(m, main, fork, fork)
+        return reworded(decision, facts), facts.depth, depth_ops
 
     def _after_skip_merge(self, v: int) -> bool:
         """Whether ``v`` hangs (through one-input nodes, a learned layer among them) from a merge that
@@ -684,15 +694,15 @@ class _Classifier:
         """
         f = self.flow
         merge, op = f.names[m], f.nodes[m].op
-        main_up = f.last_upsample[main]
+        main_layers, main_up = f.depth_layers[main], f.last_upsample[main]
         records = []
         feature, reuse_depth, lo = self.measures.feature, self.measures.reuse_depth, min(direct)
         for fork in direct:
             out = reads[fork]
-            name, family, int_out = feature(fork)
-            reused = family >= 2 and main_up <= fork and not (int_out if out == 0 else f.is_int_value(fork, out))
-            depth, depth_ops = reuse_depth(m, main, fork, lo) if reused else (0, 0)
-            if depth > 0:
+            name, family, layers, int_out = feature(fork)
+            if family >= 2 and main_layers > layers and main_up <= fork and not (int_out if out == 0 else
+                                                                                 f.is_int_value(fork, out)):
+                depth, depth_ops = reuse_depth(m, main, fork, lo)
                 span = Span(None, None, depth, depth_ops, [])
                 reason = f"concat reuses {name}, which {family} concats read (DenseNet-style), across {_layers(depth)}"
                 # Positional: fork, merge, merge_op, merge_role, kind, carries, shortcut, span, reason
@@ -721,7 +731,7 @@ class _Classifier:
         carries, changed = measures.carries(m, fork, sc)
         family = measures.concat_family(fork) if role == _CONCAT and carries == _IDENTITY else 0
         dominated = f.dominates(fork, main)
-        depth, depth_ops, nested, resampled, region = measures.span_facts(m, fork, main, family, dominated)
+        depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated)
         # PairFacts' fields by position (merge_op, merge_role, fork, carries, changed, depth, shortcut_layers,
         # nested, resampled, family, members, via, broadcast, levels, positions, dominated): one per join, and a
         # call by keywords costs a third more.
@@ -742,6 +752,8 @@ class _Classifier:
                     facts.scaled_by_gate = partial(scaled_by_gate, f, m)
             facts.mixing, facts.split_part = partial(mixing, f, fork, main), partial(measures.split_part, fork, sc, m)
             decision = self.decide(facts)
+        if decision.kind == _DENSE and family >= 2 and not dominated:
+            decision, depth, depth_ops = self._own_path(m, main, fork, facts, decision)
         kind, why, rule = decision
         if kind == _GATED:
             carries = _IDENTITY  # the fork's own value, scaled by the gate
