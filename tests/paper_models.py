@@ -1350,6 +1350,57 @@ class BigGANGenerator(nn.Module):
     def forward(self, z):
         return self.out(self.blocks(self.linear(z).view(z.shape[0], self.c, 4, 4)))
 
+
+# -- Glow (Kingma & Dhariwal 2018), openai/glow model.py affine coupling -----------------------------------
+class GlowCoupling(nn.Module):
+    """An affine coupling layer: ``x_a, x_b = x.chunk(2)``; ``log_s, t = NN(x_a).chunk(2)``; ``y_b = x_b *
+    exp(log_s) + t``; out ``cat(x_a, y_b)`` (the paper's NN: 3x3 conv, ReLU, 1x1 conv, ReLU, 3x3 conv)."""
+
+    def __init__(self, c=8, hidden=16):
+        super().__init__()
+        half = c // 2
+        self.nn = nn.Sequential(nn.Conv2d(half, hidden, 3, 1, 1), nn.ReLU(), nn.Conv2d(hidden, hidden, 1), nn.ReLU(),
+                                nn.Conv2d(hidden, 2 * (c - half), 3, 1, 1))
+
+    def forward(self, x):
+        xa, xb = x.chunk(2, 1)
+        log_s, t = self.nn(xa).chunk(2, 1)
+        return torch.cat([xa, xb * torch.exp(log_s) + t], 1)
+
+
+class Glow(nn.Module):
+    """Two couplings with a fixed channel permutation between (the paper's shuffle)."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.c1, self.c2 = GlowCoupling(c), GlowCoupling(c)
+        self.register_buffer("perm", torch.randperm(c, generator=torch.Generator().manual_seed(3)))
+
+    def forward(self, x):
+        return self.c2(self.c1(x)[:, self.perm])
+
+
+# -- Bahdanau et al. (2015), RNNsearch's decoder step -------------------------------------------------------
+class BahdanauStep(nn.Module):
+    """One decoder step of RNNsearch: additive attention over the encoder's states (``v tanh(W1 H + W2 s)``),
+    the context ``c``, the previous word's embedding ``y``, the new state ``s' = GRU([y, c], s)`` (here a tanh
+    RNN step, ``tanh(W [y, c] + U s)``: one layer as the GRU is, without its gates) and the deep output
+    ``out([s', c, y])``. The encoder's states and the previous state are inputs."""
+
+    def __init__(self, h=16, emb=8, vocab=10):
+        super().__init__()
+        self.W1, self.W2, self.v = nn.Linear(h, h, bias=False), nn.Linear(h, h), nn.Linear(h, 1, bias=False)
+        self.emb, self.W, self.U = nn.Linear(vocab, emb), nn.Linear(emb + h, h), nn.Linear(h, h, bias=False)
+        self.out = nn.Linear(h + h + emb, vocab)
+
+    def forward(self, H, s, y_prev):
+        e = self.v(torch.tanh(self.W1(H) + self.W2(s).unsqueeze(1)))
+        c = torch.bmm(torch.softmax(e, dim=1).transpose(1, 2), H).squeeze(1)
+        y = self.emb(y_prev)
+        s1 = torch.tanh(self.W(torch.cat([y, c], -1)) + self.U(s))
+        return self.out(torch.cat([s1, c, y], -1))
+
+
 #: name -> (module factory, example inputs)
 MODELS = {
     "convnext": (ConvNeXt, lambda: (torch.randn(1, 3, 32, 32),)),
@@ -1390,4 +1441,6 @@ MODELS = {
     "dncnn_negated": (lambda: DnCNN(noise_minus_input=True), lambda: (torch.randn(1, 1, 16, 16),)),
     "enet": (ENet, lambda: (torch.randn(1, 3, 32, 32),)),
     "biggan": (BigGANGenerator, lambda: (torch.randn(1, 16),)),
+    "glow": (Glow, lambda: (torch.randn(1, 8, 8, 8),)),
+    "bahdanau": (BahdanauStep, lambda: (torch.randn(1, 6, 16), torch.randn(1, 16), torch.randn(1, 10))),
 }

@@ -101,6 +101,35 @@ def test_region_and_reaches():
     assert flow.region(0, [len(flow) - 1], limit=3) is None      # bounded
 
 
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_longest_to_counts_only_paths_that_leave_each_node(seed):
+    """Flow.longest_to against networkx: for each ancestor v of a target, the layers (and ops) on the longest
+    path v -> target, the nodes strictly between counted; not the difference of the depths from the inputs,
+    which counts deeper paths from other nodes into the target."""
+    g = _random_dag(seed, n=40)
+    rng = random.Random(seed)
+    for node in list(g.node_map().values()):
+        if node.op == "relu" and rng.random() < 0.5:
+            node.op = "linear"  # (a learned layer: parametric)
+    flow = Flow(g)
+    target, lo = len(flow) - 1, 10
+    got = flow.longest_to(target, lo, limit=10_000)
+    dg = nx.DiGraph((p, i) for i in range(len(flow)) for p in flow.preds[i])
+    for v in nx.ancestors(dg, target):
+        if v < lo:
+            assert v not in got
+            continue
+        sub = dg.subgraph(nx.descendants(dg, v) & (nx.ancestors(dg, target) | {target}) | {v})
+        for key, weight in ((0, lambda b: flow.parametric[b]), (1, lambda b: 1)):
+            for a, b in sub.edges:
+                sub.edges[a, b]["w"] = 0 if b == target else weight(b)
+            assert got[v][key] == nx.dag_longest_path_length(sub, weight="w"), (v, key)
+    # (the round-15 case: the difference of depths, the target's own layer aside, counts more for some node)
+    main_depth = flow.depth_layers[target] - flow.parametric[target]
+    assert any(got[v][0] < main_depth - flow.depth_layers[v] for v in got)
+    assert flow.longest_to(target, 0, limit=3) is None  # bounded
+
+
 def test_region_walks_share_one_budget():
     """A dense join makes O(n^2) pairs of O(n^2)-edge regions: past the budget every walk answers
     "too large" (None) at once, and what was spent is not given back."""

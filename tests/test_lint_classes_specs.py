@@ -585,3 +585,65 @@ nodes:
 """
     (skip,) = analyze(loads_spec(spec, overrides={"bins": bins})).skips
     assert (skip.fork, skip.merge, skip.kind) == ("feat", "cat", "long_skip")
+
+
+#: Glow's affine coupling (Kingma & Dhariwal 2018): ``x_a, x_b = x.chunk(2)``, ``log_s, t = NN(x_a).chunk(2)``,
+#: ``y_b = x_b * exp(log_s) + t``, out ``cat(x_a, y_b)``. The shift t is a part of the NN's split that the
+#: main input ``x_b * exp(log_s)`` never reads, and x_b never passes that split: a branch, t's own path
+GLOW_COUPLING = """\
+archc: 1
+name: glow_coupling
+inputs: {x: [N, 8, 8, 8]}
+nodes:
+  - {name: halves, op: split, in: x, sizes: 4}
+  - {name: nn1, op: conv, in: "halves:0", out_channels: 16, kernel_size: 3, padding: 1}
+  - {name: nn_act, op: relu}
+  - {name: nn2, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: st, op: split, sizes: 4}
+  - {name: scale, op: exp, in: "st:0"}
+  - {name: scaled, op: mul, in: ["halves:1", scale], expect: branch}
+  - {name: shifted, op: add, in: [scaled, "st:1"], expect: branch}
+  - {name: out, op: concat, in: ["halves:0", shifted], expect: dense}
+"""
+
+
+def test_a_glow_couplings_shift_as_a_spec_and_through_archcs_onnx(tmp_path):
+    # round 15: the add of t was sequential (no_layer_between) and its path dropped: 3 paths, not 4
+    spec, onnx_build = _lint_text("glow_coupling", GLOW_COUPLING, tmp_path)
+    assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
+    for analysis in (spec, onnx_build):
+        (shift,) = [c for c in analysis.joins if c.merge_op == "add"]
+        assert (shift.kind, shift.rule) == ("branch", "shift_injection")
+        # x_a (the concat's reuse), x_b, log_s and t: x_a's 0 layers beside three of the NN's 2
+        assert (analysis.paths.total, analysis.paths.shortest, analysis.paths.longest) == (4, 0, 2)
+
+
+#: Bahdanau et al.'s (2015) deep output, reduced to its data flow: the previous word's embedding y and the
+#: context c each read by the decoder's input concat and by the deep output's; c after three layers, the state
+#: s = tanh(W [y, c]) one layer after both
+DEEP_OUTPUT = """\
+archc: 1
+name: deep_output
+inputs: {src: [N, 8], y_prev: [N, 10]}
+nodes:
+  - {name: emb, op: linear, in: y_prev, out_features: 8}
+  - {name: enc1, op: linear, in: src, out_features: 16}
+  - {name: enc2, op: linear, out_features: 16}
+  - {name: ctx, op: linear, out_features: 16}
+  - {name: dec_in, op: concat, in: [emb, ctx], axis: 1, expect: branch}
+  - {name: dec, op: linear, out_features: 16}
+  - {name: state, op: tanh}
+  - {name: deep_out, op: concat, in: [state, ctx, emb], axis: 1, expect: dense}
+  - {name: logits, op: linear, out_features: 10}
+"""
+
+
+def test_a_dense_pairs_layers_are_its_longest_path_as_a_spec_and_through_archcs_onnx(tmp_path):
+    # round 15: emb's pair gave ~3 (the state's depth from the inputs, 4, less emb's 1): its only path into
+    # deep_out passes one layer, dec
+    spec, onnx_build = _lint_text("deep_output", DEEP_OUTPUT, tmp_path)
+    assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
+    for analysis in (spec, onnx_build):
+        assert [(s.kind, s.span.depth) for s in analysis.skips] == [("dense", 1)] * 2
+        assert all(s.reason.endswith("across 1 layer") for s in analysis.skips)
+    assert sorted(s.fork for s in spec.skips) == ["ctx", "emb"]

@@ -397,6 +397,21 @@ class FiLMBlock(nn.Module):
         return self.out(gamma[:, :, None, None] * h + beta[:, :, None, None])
 
 
+class PerPositionFiLM(nn.Module):
+    """FiLM with a conditioning vector per position (a map as wide as h: SPADE's or a per-token FiLM's
+    layout): ``out(gamma * relu(conv(x)) + beta)`` with ``gamma, beta = conv1x1(c).chunk(2)``, each as large as
+    h, so nothing is broadcast; the same block as :class:`FiLMBlock` otherwise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.out = nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.film = nn.Conv2d(4, 16, 1)
+
+    def forward(self, x, c):
+        gamma, beta = self.film(c).chunk(2, dim=1)
+        return self.out(gamma * F.relu(self.conv(x)) + beta)
+
+
 class TopKRouting(nn.Module):
     """Expert-choice routing (Zhou et al. 2022): the expert takes the top-k tokens by its router's score,
     and its outputs are scattered back to their places and added to the token stream."""
@@ -788,8 +803,11 @@ def test_class7_a_node_later_nodes_of_its_level_reuse_is_a_dense_fork(dynamo, tm
     # node of a level is no skip at the concat right after it, as a DenseNet layer's output is not
     a = lint_export(NestedUNet, dynamo, tmp_path_factory, depth=4)
     assert kinds(a) == {"long_skip": 6, "dense": 3}, [(s.merge, s.fork, s.kind) for s in a.skips]
+    # each pair's layers are its fork's own longest path into the concat: X01 and X11 reach X02's and X12's
+    # concats by their own edge alone (0), X01 reaches X03's through X02's conv (1). Round 15: 1, 1 and 3, the
+    # differences of the depths from the input, counting up(X11)'s and up(X12)'s paths, which X01 never passes
     dense = sorted((s.rule, s.span.depth) for s in a.skips if s.kind == "dense")
-    assert dense == [("concat_feature_reuse", 1), ("dense_reuse", 1), ("dense_reuse", 3)]
+    assert dense == [("concat_feature_reuse", 0), ("dense_reuse", 0), ("dense_reuse", 1)]
 
 
 @pytest.mark.parametrize("dynamo", EXPORTERS)
@@ -874,6 +892,23 @@ def test_a_film_shift_is_a_broadcast_injection_from_one_chunk_or_two_linears(dyn
     figures = [(a.paths.total, a.paths.shortest, a.paths.longest) for a in forms]
     assert figures[0] == figures[1] == (3, 2, 2)
     assert "computed from other values" in [c for c in forms[0].joins if c.merge_op == "add"][0].reason
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_a_film_shift_as_wide_as_the_path_is_injected_as_a_broadcast_one_is(dynamo, tmp_path_factory):
+    # round 15: with beta as wide as h (nothing broadcast) the shift add was no_layer_between (sequential,
+    # beta's path dropped: 2 paths). beta is the part of the split that gamma * h never reads, and h never
+    # passes the split: a branch join of its own, 3 paths as with a broadcast shift
+    a = lint_export(PerPositionFiLM, dynamo, tmp_path_factory,
+                    example=lambda: (torch.randn(1, 8, 6, 6), torch.randn(1, 4, 6, 6)))
+    (shift,) = [c for c in a.joins if c.merge_op == "add"]
+    assert (shift.kind, shift.rule) == ("branch", "shift_injection") and a.skips == []
+    assert "computed from other values" in shift.reason
+    (scale,) = [c for c in a.joins if c.merge_op == "mul"]
+    assert scale.kind == "branch"
+    broadcast = lint_export(FiLMBlock, dynamo, tmp_path_factory, example=FILM_EXAMPLE, separate=False)
+    assert (a.paths.total, a.paths.shortest, a.paths.longest) == (broadcast.paths.total, broadcast.paths.shortest,
+                                                                  broadcast.paths.longest) == (3, 2, 2)
 
 
 @pytest.mark.parametrize("dynamo", EXPORTERS)

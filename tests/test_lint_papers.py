@@ -102,6 +102,11 @@ EXPECTED = {
     "enet": ({"residual": 3, "long_skip": 1}, 18),
     # each generator block upsamples both paths, its shortcut by a 1x1 conv: a residual, no round trip
     "biggan": ({"residual": 2}, 4),
+    # each coupling's concat reuses x_a; y_b = x_b * exp(log_s) + t joins x_b's path, log_s's and t's: 4 paths a
+    # coupling (round 15: the add of t was sequential, t's path dropped: 9 in all)
+    "glow": ({"dense": 2}, 16),
+    # the context and the previous word's embedding, each read by the state's input and the deep output's
+    "bahdanau": ({"dense": 2}, 9),
 }
 #: models whose two exports gave different labels before a fix: both exporters run by default
 BOTH_BY_DEFAULT = {"res2net", "dpn"}
@@ -286,6 +291,25 @@ def test_a_conv_on_a_unet_link_is_a_projection_whatever_its_kernel(paper_exports
     assert [(str(c.kind), str(c.carries), c.rule) for c in k3.connections] \
         == [(str(c.kind), str(c.carries), c.rule) for c in k1.connections] \
         == [("long_skip", "projection", "concat_long_skip")]
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
+def test_a_couplings_shift_from_one_split_is_a_branch_join(paper_exports, dynamo):
+    # Glow's x_b * exp(log_s) + t, as wide as x_b: t is the part of NN(x_a)'s split the product never reads, and
+    # x_b never passes that split: t's own path into y_b, as a broadcast FiLM shift's is (round 15: sequential)
+    a = lint(paper_exports, "glow", dynamo)
+    shifts = _joins(a, merge_op="add")
+    assert [(c.kind, c.rule) for c in shifts] == [("branch", "shift_injection")] * 2
+    assert (a.paths.shortest, a.paths.longest) == (0, 6)  # x_a past both NNs; through both
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
+def test_a_dense_pairs_layers_follow_its_own_paths_into_the_concat(paper_exports, dynamo):
+    # the deep output cat(s', c, y): y's only path into it passes one layer (W, the state's), though s' lies
+    # 3 layers deep from the inputs through the attention (round 15: ~2, the difference of those depths)
+    a = lint(paper_exports, "bahdanau", dynamo)
+    assert [(s.kind, s.span.depth) for s in a.skips] == [("dense", 1)] * 2
+    assert all(s.reason.endswith("across 1 layer") for s in a.skips)
 
 
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])

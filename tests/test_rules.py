@@ -50,6 +50,9 @@ CASES = [
     (rules.highway_gate, facts(gated=lambda: True), Kind.GATED, facts()),
     (rules.broadcast_injection, facts(carries=Carries.PROJECTION, changed=True, shortcut_layers=1, broadcast=True),
      Kind.BRANCH, facts(carries=Carries.PROJECTION, changed=True, shortcut_layers=1)),
+    # (Glow's x_b * exp(log_s) + t: t a part of the split the main input never reads, x_b from elsewhere)
+    (rules.shift_injection, facts(depth=0, dominated=False, split_part=lambda: True), Kind.BRANCH,
+     facts(depth=0, dominated=False)),
     (rules.computed_levels, facts(merge_role=Role.MERGE_CONCAT, carries=Carries.PROJECTION, shortcut_layers=1,
                                   depth=9, nested=True, resampled=True, levels=4), Kind.BRANCH,
      facts(merge_role=Role.MERGE_CONCAT, carries=Carries.PROJECTION, shortcut_layers=1, depth=9, nested=True,
@@ -194,3 +197,18 @@ def test_a_broadcast_shift_onto_a_path_from_elsewhere_is_an_injection_with_no_la
     # a decomposed norm's x - mean(x): broadcast too, but from the one value the fork dominates
     norm = facts(depth=0, broadcast=True)
     assert decide(norm).rule == "no_layer_between" and decide(norm).kind == Kind.SEQUENTIAL
+
+
+def test_a_same_shape_shift_from_a_split_onto_a_path_from_elsewhere_is_an_injection():
+    # round 15: FiLM's beta per position (as wide as h) and Glow's coupling t were no_layer_between (sequential,
+    # their path dropped); the broadcast case already was broadcast_injection
+    shift = facts(depth=0, carries=Carries.IDENTITY, dominated=False, split_part=lambda: True)
+    assert rules.no_layer_between(shift) is None
+    assert (decide(shift).kind, decide(shift).rule) == (Kind.BRANCH, "shift_injection")
+    assert decide(shift).reason.startswith("add injects a value from x into a main path computed from other values")
+    # the same add of a value the main input reads whole (a + (a + b), every term from one input): arithmetic
+    partial_sum = facts(depth=0, dominated=False)
+    assert (decide(partial_sum).kind, decide(partial_sum).rule) == (Kind.SEQUENTIAL, "no_layer_between")
+    # the parts of one split added back (a + b): the split dominates the main input, no value from elsewhere
+    parts = facts(depth=0, split_part=lambda: True)
+    assert (decide(parts).kind, decide(parts).rule) == (Kind.SEQUENTIAL, "no_layer_between")

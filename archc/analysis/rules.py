@@ -202,11 +202,12 @@ def token_mixer(f: PairFacts) -> Verdict:
 
 
 def no_layer_between(f: PairFacts) -> Verdict:
-    """An add or concat with no layer on the main path: rearrangement or arithmetic, no skip. An add of a
-    broadcast value to a main input that also computes from values never passing the fork (FiLM's or
-    adaLN's shift, ``gamma * h + beta`` with gamma and beta one split's parts) is no arithmetic on one
-    value: :func:`broadcast_injection` decides it, as it does where gamma and beta have layers of their own."""
-    if f.depth == 0 and not (f.broadcast and not f.dominated and f.merge_role in SUMS):
+    """An add or concat with no layer on the main path: rearrangement or arithmetic, no skip. An add onto a
+    main input that also computes from values never passing the fork (FiLM's or adaLN's shift, ``gamma * h +
+    beta`` with gamma and beta one split's parts; Glow's coupling ``x_b * exp(log_s) + t``) is no arithmetic
+    on one value where the shift is broadcast (:func:`broadcast_injection`) or a part of the fork the main
+    path never reads (:func:`shift_injection`). Sums of one value's partial sums (``a + (a + b)``) stay here."""
+    if f.depth == 0 and not (not f.dominated and f.merge_role in SUMS and (f.broadcast or f.split_part())):
         return Kind.SEQUENTIAL, f"no layer between {f.fork} and the {f.merge_op} (rearrangement or arithmetic)"
     return None
 
@@ -229,6 +230,18 @@ def broadcast_injection(f: PairFacts) -> Verdict:
                                  "computed from other values (conditioning, not a shortcut)")
         return Kind.BRANCH, (f"add injects a value from {f.fork} broadcast to the shape of a path of "
                              f"{layers(f.depth)} (conditioning, not a shortcut)")
+    return None
+
+
+def shift_injection(f: PairFacts) -> Verdict:
+    """An add of one part of the fork (a split's output, a slice) that the main input never reads, with no
+    layer from the fork to the main input, onto a main input that computes from values never passing the
+    fork (FiLM's shift per position, Glow's affine coupling ``x_b * exp(log_s) + t`` with ``log_s, t`` one
+    split's parts): the shift is a path of its own into the main path, as a broadcast one is
+    (:func:`broadcast_injection`), not arithmetic on one value."""
+    if f.depth == 0 and not f.dominated and f.merge_role in SUMS and f.split_part():
+        return Kind.BRANCH, (f"{_sum_word(f)} injects a value from {f.fork} into a main path computed from other "
+                             "values (a shift: conditioning or a coupling, not a shortcut)")
     return None
 
 
@@ -338,8 +351,9 @@ def add_branch(f: PairFacts) -> Verdict:
 RULES: tuple[Callable[[PairFacts], Verdict], ...] = (
     no_common_fork, index_arithmetic, pooling_indices, gate_computation, learned_merge, arithmetic_without_layers,
     multiplicative_gate, other_merge, token_mixer, no_layer_between, highway_gate, broadcast_injection,
-    computed_levels, concat_of_positions, both_compute, dense_reuse, concat_long_skip, concat_computed_long_skip,
-    concat_feature_reuse, concat_branch, add_long_skip, residual, add_computed_long_skip, add_branch,
+    shift_injection, computed_levels, concat_of_positions, both_compute, dense_reuse, concat_long_skip,
+    concat_computed_long_skip, concat_feature_reuse, concat_branch, add_long_skip, residual, add_computed_long_skip,
+    add_branch,
 )
 
 
@@ -401,6 +415,16 @@ def _key(facts: PairFacts) -> tuple:
 
 
 _RULES_BY_NAME = {rule.__name__: rule for rule in RULES}
+
+
+def reworded(decision: Decision, facts: PairFacts) -> Decision:
+    """``decision``, its reason worded by the rule that made it from ``facts``: the same pair's facts with
+    another figure for a reason (a dense pair, decided by where its concat's main input lies, reports the
+    layers on its own path into the concat). ``decision`` unchanged where that rule does not give its kind."""
+    verdict = _RULES_BY_NAME[decision.rule](facts)
+    if verdict is None or verdict[0] != decision.kind:
+        return decision
+    return Decision(decision.kind, verdict[1], decision.rule)
 
 
 def rule_docs() -> list[tuple[str, str]]:

@@ -63,7 +63,7 @@ from archc.analysis.probes import (
     upsamples_only,
 )
 from archc.analysis.report import Analysis, Mismatch, Skip, Span
-from archc.analysis.rules import SUMS, PairFacts, RememberingDecider, decide, never
+from archc.analysis.rules import SUMS, Decision, PairFacts, RememberingDecider, decide, never, reworded
 from archc.analysis.rules import layers as _layers
 from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
 from archc.ir import Graph, Node
@@ -253,7 +253,11 @@ class _Measures:
         #: join id -> the skips found there that nest (:meth:`split_part`)
         self.skips_at = skips_at
         self._family: dict[int, int] = {}
-        self._features: dict[int, tuple[str, int, int, int, bool]] = {}
+        self._features: dict[int, tuple[str, int, int, bool]] = {}
+        #: the concat :meth:`reuse_depth` last walked back from, the lowest id it walked to, and what it found
+        self._reuse_of = SOURCE
+        self._reuse_lo = SOURCE
+        self._reuse: dict[int, tuple[int, int]] | None = None
 
     def nested_fork(self, v: int) -> int:
         """The largest fork id of a skip whose join is ``v`` or an ancestor of it (SOURCE: none).
@@ -371,10 +375,11 @@ class _Measures:
         fork dominates the main input."""
         f = self.flow
         if dominated or family >= 2:
-            # O(1) from depths: exact when the fork dominates the main input; for a DenseNet
-            # producer (which does not dominate: earlier features bypass it) the longest path
-            # from the inputs still runs through it, and walking every pair's region would cost
-            # O(L^3) per block of L layers.
+            # O(1) from depths: exact when the fork dominates the main input. A DenseNet producer
+            # does not (earlier features bypass it): there the difference says where the concat's
+            # main input lies beside it, which decides the pair; a dense pair then reports its own
+            # path's layers (see reuse_depth), walked once per concat, not a region per pair
+            # (O(L^3) per block of L layers).
             depth, ops, nested, resampled = (max(0, f.depth_layers[main] - f.depth_layers[fork]),
                                              max(0, f.depth_ops[main] - f.depth_ops[fork]),
                                              self.nested_fork(main) >= fork, f.last_upsample[main] > fork)
@@ -435,6 +440,22 @@ class _Measures:
         names = list(map(f.names.__getitem__, region)) if len(region) <= LIST_LIMIT else []
         return Span(layers, len(region), depth, depth_ops, names)
 
+    def reuse_depth(self, m: int, main: int, fork: int, lo: int) -> tuple[int, int]:
+        """(layers, ops) on the longest path from ``fork`` to the concat ``m`` that reuses it: over the
+        paths that leave the fork, where the difference of the depths from the inputs would count a
+        deeper path from another input (in ``cat(lin(cat(y, deep(a))), y)`` y's pair spans 1 layer, not
+        ``deep``'s). In a DenseNet block the longest path to the concat passes every feature it reads,
+        so there both agree. One walk back from ``m`` serves each of its forks from ``lo`` on; where it
+        is too large, the difference of depths (to the main input ``main``) stands in, an upper bound."""
+        if self._reuse_of != m or fork < self._reuse_lo:
+            self._reuse_of, self._reuse_lo = m, min(lo, fork)
+            self._reuse = self.flow.longest_to(m, self._reuse_lo, REGION_LIMIT)
+        got = self._reuse.get(fork) if self._reuse is not None else None
+        if got is None:
+            f = self.flow
+            return max(0, f.depth_layers[main] - f.depth_layers[fork]), max(0, f.depth_ops[main] - f.depth_ops[fork])
+        return got
+
     def concat_family(self, fork: int) -> int:
         """How many distinct concat joins read ``fork`` directly (DenseNet reuses features in several)."""
         n = self._family.get(fork)
@@ -443,14 +464,14 @@ class _Measures:
             n = self._family[fork] = len({c for c in f.succs[fork] if f.roles[c] == Role.MERGE_CONCAT})
         return n
 
-    def feature(self, fork: int) -> tuple[str, int, int, int, bool]:
-        """A feature's name, concat family, depths (layers, ops) and whether its first output is
-        an integer tensor, cached: DenseNet reads each feature in every later concat of its block."""
+    def feature(self, fork: int) -> tuple[str, int, int, bool]:
+        """A feature's name, concat family, depth in layers and whether its first output is an integer
+        tensor, cached: DenseNet reads each feature in every later concat of its block."""
         got = self._features.get(fork)
         if got is None:
             f = self.flow
             got = self._features[fork] = (f.names[fork], self.concat_family(fork), f.depth_layers[fork],
-                                          f.depth_ops[fork], f.is_int_value(fork, 0))
+                                          f.is_int_value(fork, 0))
         return got
 
 
@@ -633,13 +654,22 @@ class _Classifier:
                 depth = max(0, f.depth_layers[main] - f.depth_layers[v])
                 facts = PairFacts(f.nodes[m].op, Role.MERGE_CONCAT, f.names[v], Carries.IDENTITY, False, depth, 0,
                                   nested=False, resampled=False, family=self.measures.concat_family(v))
-                kind, why, rule = decide(facts)
-                if kind in SKIP_KIND_SET:
+                decision = decide(facts)
+                if decision.kind in SKIP_KIND_SET:
+                    (kind, why, rule), depth, depth_ops = self._own_path(m, main, v, facts, decision)
                     own = _Input(v, v, inp.reads, [], inp.reads)
                     out.append(self._record(m, v, own, kind, Carries.IDENTITY,
-                                            Span(None, None, depth, max(0, f.depth_ops[main] - f.depth_ops[v]), []),
-                                            why, rule))
+                                            Span(None, None, depth, depth_ops, []), why, rule))
         return out
+
+    def _own_path(self, m: int, main: int, fork: int, facts: PairFacts, decision: Decision
+                  ) -> tuple[Decision, int, int]:
+        """A pair of a concat decided from the difference of its main input's and its fork's depths
+        (where the main input lies beside the reused feature), reported with the layers and ops on the
+        fork's own longest path into the concat (see :meth:`_Measures.reuse_depth`): the decision
+        re-worded with them (``facts`` takes the figure), and the figures."""
+        facts.depth, depth_ops = self.measures.reuse_depth(m, main, fork, fork)
+        return reworded(decision, facts), facts.depth, depth_ops
 
     def _after_skip_merge(self, v: int) -> bool:
         """Whether ``v`` hangs (through one-input nodes, a learned layer among them) from a merge that
@@ -664,16 +694,16 @@ class _Classifier:
         """
         f = self.flow
         merge, op = f.names[m], f.nodes[m].op
-        main_layers, main_ops, main_up = f.depth_layers[main], f.depth_ops[main], f.last_upsample[main]
+        main_layers, main_up = f.depth_layers[main], f.last_upsample[main]
         records = []
-        feature = self.measures.feature
+        feature, reuse_depth, lo = self.measures.feature, self.measures.reuse_depth, min(direct)
         for fork in direct:
             out = reads[fork]
-            name, family, layers, ops, int_out = feature(fork)
-            depth = main_layers - layers
-            if family >= 2 and depth > 0 and main_up <= fork and not (int_out if out == 0 else
-                                                                        f.is_int_value(fork, out)):
-                span = Span(None, None, depth, max(0, main_ops - ops), [])
+            name, family, layers, int_out = feature(fork)
+            if family >= 2 and main_layers > layers and main_up <= fork and not (int_out if out == 0 else
+                                                                                 f.is_int_value(fork, out)):
+                depth, depth_ops = reuse_depth(m, main, fork, lo)
+                span = Span(None, None, depth, depth_ops, [])
                 reason = f"concat reuses {name}, which {family} concats read (DenseNet-style), across {_layers(depth)}"
                 # Positional: fork, merge, merge_op, merge_role, kind, carries, shortcut, span, reason
                 # (a call by keywords costs a third more, and DenseNet makes O(L^2) of these).
@@ -722,6 +752,8 @@ class _Classifier:
                     facts.scaled_by_gate = partial(scaled_by_gate, f, m)
             facts.mixing, facts.split_part = partial(mixing, f, fork, main), partial(measures.split_part, fork, sc, m)
             decision = self.decide(facts)
+        if decision.kind == _DENSE and family >= 2 and not dominated:
+            decision, depth, depth_ops = self._own_path(m, main, fork, facts, decision)
         kind, why, rule = decision
         if kind == _GATED:
             carries = _IDENTITY  # the fork's own value, scaled by the gate

@@ -250,6 +250,43 @@ class Flow:
         self.walk_budget = budget
         return sorted(found)
 
+    def longest_to(self, target: int, lo: int, limit: int) -> dict[int, tuple[int, int]] | None:
+        """For each ancestor ``v >= lo`` of ``target``: (parametric layers, ops) on the longest path
+        from ``v`` to ``target``, counting the nodes strictly between the two (each figure its own
+        longest path). Unlike the difference of the depths from the inputs, it counts only paths that
+        leave ``v``: a deeper path from another input into ``target`` adds nothing. None when more than ``limit``
+        nodes would be visited, or when the analysis's walks have spent their budget."""
+        budget = self.walk_budget
+        if budget <= 0:
+            return None
+        preds, succs, parametric = self.preds, self.succs, self.parametric
+        found = {target}
+        todo = [target]
+        while todo:
+            v = todo.pop()
+            budget -= len(preds[v])
+            for p in preds[v]:
+                if p >= lo and p not in found:
+                    found.add(p)
+                    if len(found) > limit:
+                        self.walk_budget = budget
+                        return None
+                    todo.append(p)
+            if budget < 0:
+                self.walk_budget = 0
+                return None
+        self.walk_budget = budget
+        # Ids are topological: each node's consumers inside the set are settled before it. ``upto``
+        # counts a node itself and what follows it up to ``target`` (excluded).
+        upto = {target: (0, 0)}
+        out: dict[int, tuple[int, int]] = {}
+        for v in sorted(found, reverse=True)[1:]:  # (the largest is ``target``)
+            after = [upto[s] for s in succs[v] if s in upto]
+            best = (max(a[0] for a in after), max(a[1] for a in after))
+            out[v] = best
+            upto[v] = (best[0] + parametric[v], best[1] + 1)
+        return out
+
     def dominated_region(self, fork: int, targets: Iterable[int], limit: int) -> list[int] | None:
         """Like :meth:`region` when ``fork`` dominates every target: a backward walk that stays
         among nodes ``fork`` dominates. None when the region has more than ``limit`` nodes, or when

@@ -40,7 +40,7 @@ largest integer a double holds exactly) is written as its decimal string, next t
       "span": {"layers": int | null,   # parametric layers in the bypassed region (null: not walked: a
                                        # dense pair, a join that is no skip, or a region too large to walk)
                "ops": int | null,      # all ops in that region
-               "depth": int,           # parametric layers on the longest bypassed path
+               "depth": int,           # parametric layers on the longest bypassed path (from the fork)
                "depth_ops": int,       # ops on that path
                "nodes": [str]},        # the region's nodes when it is small, else []
       "stage": int | null,     # chain of residual blocks in series it belongs to (residual only)
@@ -103,10 +103,10 @@ TABLE_COLUMNS = """\
 columns: merge (the join), op, kind, fork (where the shortcut leaves the main path), carries (identity,
 projection, indices or computed; - on a join that is no skip, which carries nothing around anything),
 layers (learned layers in the region the skip bypasses, side paths such as channel attention included;
-~N where no region was walked, N then the layers on the longest path: on dense pairs, on every join that
-is no skip (it bypasses nothing, whatever region the analysis walked to measure it), and where a region
-is too large to walk), stage (residual
-blocks in series), reason (it counts the layers on the longest bypassed path)
+~N where no region was walked, N then the layers on the longest path from the fork: on dense pairs (into
+the concat), on every join that is no skip (it bypasses nothing, whatever region the analysis walked to
+measure it), and where a region is too large to walk), stage (residual blocks in series), reason (it
+counts the layers on the longest bypassed path)
 
 example:
   archc lint specs/unet.yaml --explain"""
