@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import operator
 from collections import deque
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from archc.ir import Graph, Node, Value
 from archc.ops import registry
@@ -212,43 +212,38 @@ class Flow:
         targets = [t for t in targets if t != fork]
         if not targets:
             return []
+        top = max(targets)
+        # Forward: descendants of fork up to the last target; backward from the targets, within them.
+        below = self._walk({fork}, self.succs, lambda c: c <= top, limit)
+        if below is None:
+            return None
+        found = self._walk({t for t in targets if t in below}, self.preds, lambda p: p != fork and p in below)
+        return sorted(found) if found is not None else None
+
+    def _walk(self, starts: set[int], edges: list[list[int]], keep: Callable[[int], bool],
+              limit: int | None = None) -> set[int] | None:
+        """``starts`` and the nodes reached from them along ``edges`` (succs or preds) through nodes
+        ``keep`` accepts; None when more than ``limit`` nodes would be reached, or when the analysis's
+        walks spend their budget (:data:`WALK_BUDGET_MIN`: every edge looked at counts)."""
         budget = self.walk_budget
         if budget <= 0:
             return None
-        top = max(targets)
-        succs, preds = self.succs, self.preds
-        # Forward: descendants of fork up to the last target.
-        below = {fork}
-        todo = [fork]
+        found, todo = set(starts), list(starts)
         while todo:
             v = todo.pop()
-            budget -= len(succs[v])
-            for c in succs[v]:
-                if c <= top and c not in below:
-                    below.add(c)
-                    if len(below) > limit:
+            budget -= len(edges[v])
+            for w in edges[v]:
+                if w not in found and keep(w):
+                    found.add(w)
+                    if limit is not None and len(found) > limit:
                         self.walk_budget = budget
                         return None
-                    todo.append(c)
-            if budget < 0:
-                self.walk_budget = 0
-                return None
-        # Backward from the targets, within the descendants.
-        found: set[int] = set()
-        todo = [t for t in targets if t in below]
-        found.update(todo)
-        while todo:
-            v = todo.pop()
-            budget -= len(preds[v])
-            for p in preds[v]:
-                if p != fork and p in below and p not in found:
-                    found.add(p)
-                    todo.append(p)
+                    todo.append(w)
             if budget < 0:
                 self.walk_budget = 0
                 return None
         self.walk_budget = budget
-        return sorted(found)
+        return found
 
     def longest_to(self, target: int, lo: int, limit: int) -> dict[int, tuple[int, int]] | None:
         """For each ancestor ``v >= lo`` of ``target``: (parametric layers, ops) on the longest path
@@ -256,26 +251,10 @@ class Flow:
         longest path). Unlike the difference of the depths from the inputs, it counts only paths that
         leave ``v``: a deeper path from another input into ``target`` adds nothing. None when more than ``limit``
         nodes would be visited, or when the analysis's walks have spent their budget."""
-        budget = self.walk_budget
-        if budget <= 0:
+        succs, parametric = self.succs, self.parametric
+        found = self._walk({target}, self.preds, lambda p: p >= lo, limit)
+        if found is None:
             return None
-        preds, succs, parametric = self.preds, self.succs, self.parametric
-        found = {target}
-        todo = [target]
-        while todo:
-            v = todo.pop()
-            budget -= len(preds[v])
-            for p in preds[v]:
-                if p >= lo and p not in found:
-                    found.add(p)
-                    if len(found) > limit:
-                        self.walk_budget = budget
-                        return None
-                    todo.append(p)
-            if budget < 0:
-                self.walk_budget = 0
-                return None
-        self.walk_budget = budget
         # Ids are topological: each node's consumers inside the set are settled before it. ``upto``
         # counts a node itself and what follows it up to ``target`` (excluded).
         upto = {target: (0, 0)}
@@ -291,30 +270,9 @@ class Flow:
         """Like :meth:`region` when ``fork`` dominates every target: a backward walk that stays
         among nodes ``fork`` dominates. None when the region has more than ``limit`` nodes, or when
         the walks' budget is spent."""
-        found: set[int] = set()
-        todo = []
-        for t in targets:
-            if t != fork and t not in found:
-                found.add(t)
-                todo.append(t)
-        budget = self.walk_budget
-        if budget <= 0:
-            return None
-        while todo:
-            v = todo.pop()
-            budget -= len(self.preds[v])
-            for p in self.preds[v]:
-                if p != fork and p not in found and self.dominates(fork, p):
-                    found.add(p)
-                    if len(found) > limit:
-                        self.walk_budget = budget
-                        return None
-                    todo.append(p)
-            if budget < 0:
-                self.walk_budget = 0
-                return None
-        self.walk_budget = budget
-        return sorted(found)
+        starts = {t for t in targets if t != fork}
+        found = self._walk(starts, self.preds, lambda p: p != fork and self.dominates(fork, p), limit)
+        return sorted(found) if found is not None else None
 
 
 class _FlowBuilder:
