@@ -284,8 +284,8 @@ def test_attribute_bounds(node, message):
     assert message in msgs[0]
 
 
-#: integer attributes where a negative value means something (counting from the end, -1 inferred)
-SIGNED = {"axis", "dim", "dims", "start", "end", "start_dim", "end_dim", "shape", "perm", "shifts"}
+#: integer attributes where a negative value means something (counting from the end, -1 inferred, a pad that crops)
+SIGNED = {"axis", "dim", "dims", "start", "end", "start_dim", "end_dim", "shape", "perm", "shifts", "pads"}
 
 
 @pytest.mark.parametrize("op", registry.names())
