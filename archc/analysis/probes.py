@@ -159,11 +159,9 @@ def _resolution_move(f: Flow, v: int) -> int:
     start = _spatial(f, v)
     if start is not None and start == end and len(preds[v]) == 1:
         start = _spatial(f, preds[v][0])  # (the fork's own step: its input's size)
-    if end is None or start is None or len(end) != len(start) or start == end:
+    if end is None or start is None or len(end) != len(start):
         return 0
-    if all(e <= s for e, s in zip(end, start)):
-        return -1
-    return 1 if all(e >= s for e, s in zip(end, start)) else 0
+    return -1 if _finer(start, end) else 1 if _finer(end, start) else 0
 
 
 def _spatial(f: Flow, v: int) -> tuple[int, ...] | None:

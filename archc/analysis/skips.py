@@ -380,9 +380,8 @@ class _Measures:
             # main input lies beside it, which decides the pair; a dense pair then reports its own
             # path's layers (see reuse_depth), walked once per concat, not a region per pair
             # (O(L^3) per block of L layers).
-            depth, ops, nested, resampled = (max(0, f.depth_layers[main] - f.depth_layers[fork]),
-                                             max(0, f.depth_ops[main] - f.depth_ops[fork]),
-                                             self.nested_fork(main) >= fork, f.last_upsample[main] > fork)
+            depth, ops = f.depths_between(fork, main)
+            nested, resampled = self.nested_fork(main) >= fork, f.last_upsample[main] > fork
             region = None
         else:
             region = f.region(fork, [main], REGION_LIMIT)
@@ -398,9 +397,7 @@ class _Measures:
         f = self.flow
         if region is None:
             # Too large to walk: depths from the inputs give upper bounds.
-            return (max(0, f.depth_layers[main] - f.depth_layers[fork]),
-                    max(0, f.depth_ops[main] - f.depth_ops[fork]),
-                    self.nested_fork(main) >= fork, f.last_upsample[main] > fork)
+            return (*f.depths_between(fork, main), self.nested_fork(main) >= fork, f.last_upsample[main] > fork)
         inside = set(region)
         best_l = {fork: 0}
         best_o = {fork: 0}
@@ -451,10 +448,7 @@ class _Measures:
             self._reuse_of, self._reuse_lo = m, min(lo, fork)
             self._reuse = self.flow.longest_to(m, self._reuse_lo, REGION_LIMIT)
         got = self._reuse.get(fork) if self._reuse is not None else None
-        if got is None:
-            f = self.flow
-            return max(0, f.depth_layers[main] - f.depth_layers[fork]), max(0, f.depth_ops[main] - f.depth_ops[fork])
-        return got
+        return got if got is not None else self.flow.depths_between(fork, main)
 
     def concat_family(self, fork: int) -> int:
         """How many distinct concat joins read ``fork`` directly (DenseNet reuses features in several)."""
@@ -651,7 +645,7 @@ class _Classifier:
                         or not self._after_skip_merge(inp.node):
                     continue
                 v = inp.node
-                depth = max(0, f.depth_layers[main] - f.depth_layers[v])
+                depth = f.depths_between(v, main)[0]
                 facts = PairFacts(f.nodes[m].op, Role.MERGE_CONCAT, f.names[v], Carries.IDENTITY, False, depth, 0,
                                   nested=False, resampled=False, family=self.measures.concat_family(v))
                 decision = decide(facts)

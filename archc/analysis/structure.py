@@ -139,6 +139,12 @@ class Flow:
         return len(self.preds[i]) >= 2
 
     # -- dominators ----------------------------------------------------------------------
+    def depths_between(self, fork: int, v: int) -> tuple[int, int]:
+        """(layers, ops) by which ``v`` lies deeper than ``fork`` from the inputs, never below 0: the
+        span between them where ``fork`` dominates ``v``, else an upper bound of it (O(1), no walk)."""
+        return (max(0, self.depth_layers[v] - self.depth_layers[fork]),
+                max(0, self.depth_ops[v] - self.depth_ops[fork]))
+
     def dominates(self, a: int, b: int) -> bool:
         """Whether every path from the inputs to ``b`` passes through ``a`` (a node dominates itself)."""
         if a == SOURCE:
