@@ -290,6 +290,8 @@ class _Resolver(_InstanceValues):
             text = self.python(source, set(self.params) | set(self.lets))
             if text is not None:
                 self.lets[name] = text
+        #: the names an attribute's or a child argument's expression may read in the class
+        self.readable = {*self.params, *self.lets, *self.top}
         self.result = ClassArgs()
         self.used: dict[str, Arg] = {}
         self.by_vector: dict[tuple, str] = {}
@@ -434,13 +436,12 @@ class _Resolver(_InstanceValues):
         that attribute changed: the class takes the parameter even where every instance
         passes the same value, as a hand-written class would."""
         found: dict[tuple[str, int, bool], str] = {}
-        names = set(self.params) | set(self.lets) | set(self.top)
         for local in dict.fromkeys(site[0] for site in body.sites.values()):
             node = self.node(local)
             if node is None:
                 continue
             for attr, source in self.own_exprs(node):
-                text = self.python(source, names)
+                text = self.python(source, self.readable)
                 positions = (_attr_positions(self.graph, node, attr) or ()) if text else ()
                 for forward, position in positions:
                     found.setdefault((local, position, forward), text)
@@ -463,7 +464,7 @@ class _Resolver(_InstanceValues):
         """:meth:`_passed` as Python over the class's parameters and lets; None where it is no such
         expression (``channels(x)``)."""
         source = self._passed(child, arg)
-        return self.python(source, set(self.params) | set(self.lets) | set(self.top)) if source else None
+        return self.python(source, self.readable) if source else None
 
     def _expr(self, body: Body, hole: int, vector: tuple) -> str:
         if hole in body.child_args:
