@@ -26,6 +26,13 @@ def errors(text: str) -> str:
     return str(info.value)
 
 
+def diagnostics(text: str) -> list[str]:
+    """Each error the spec ``text`` (read as ``m.yaml``) is refused with, as the CLI prints it."""
+    with pytest.raises(SpecError) as info:
+        loads_spec(text, "m.yaml")
+    return [d.format() for d in info.value.diagnostics]
+
+
 # -- parameters of any type flow through nested blocks ------------------------------------------
 
 NESTED = """
@@ -999,22 +1006,16 @@ def test_list_item_names_make_module_lists_used_interleaved(tmp_path, run_archc)
      "blocks; LIST.N, e.g. convs.0, names an item of a module list), at most 128 characters"),
 ])
 def test_bad_module_list_items_are_located_errors(nodes, message):
-    with pytest.raises(SpecError) as info:
-        loads_spec("inputs: {x: [N, 4]}\nnodes:\n" + nodes, "m.yaml")
-    assert [d.format() for d in info.value.diagnostics] == [message]
+    assert diagnostics("inputs: {x: [N, 4]}\nnodes:\n" + nodes) == [message]
 
 
 def test_list_errors_say_once_what_clashes_and_what_an_if_left_out():
-    with pytest.raises(SpecError) as info:
-        loads_spec("inputs: {x: [N, 4]}\nnodes:\n  - {name: convs, op: relu}\n  - {name: convs.0, op: relu}\n"
-                   "  - {name: convs.1, op: relu}\n", "m.yaml")
-    assert [d.format() for d in info.value.diagnostics] == [
+    assert diagnostics("inputs: {x: [N, 4]}\nnodes:\n  - {name: convs, op: relu}\n  - {name: convs.0, op: relu}\n"
+                       "  - {name: convs.1, op: relu}\n") == [
         "m.yaml:4:12: error: node 'convs.0': 'convs' is also a node's name here: a module list and a node cannot "
         "share it"]
-    with pytest.raises(SpecError) as info:
-        loads_spec("params: {deep: false}\ninputs: {x: [N, 4]}\nnodes:\n  - {name: fcs.0, op: relu}\n"
-                   "  - {name: fcs.1, op: relu, if: deep}\n  - {name: fcs.2, op: relu}\n", "m.yaml")
-    assert [d.format() for d in info.value.diagnostics] == [
+    assert diagnostics("params: {deep: false}\ninputs: {x: [N, 4]}\nnodes:\n  - {name: fcs.0, op: relu}\n"
+                       "  - {name: fcs.1, op: relu, if: deep}\n  - {name: fcs.2, op: relu}\n") == [
         "m.yaml:6:12: error: node 'fcs.2': module list 'fcs' has items 0, 2: a module list's items are numbered "
         "0, 1, 2, ... without a gap (fcs.1 is left out by its 'if:'; number the kept items 0, 1, 2, ... in each "
         "case)"]
@@ -1033,19 +1034,15 @@ def test_a_list_item_is_queried_in_an_expression_as_pytorch_indexes_it():
     graph = load(head + "  - {name: convs.1, op: conv, out_channels: \"channels(convs[0]) * 2\", kernel_size: 1}\n"
                         "  - {name: up, op: resize, size: \"shape(convs[1])[2:]\"}\n")
     assert graph.type_of(Value("convs.1")).shape[1] == 12
-    with pytest.raises(SpecError) as info:
-        loads_spec(head + "  - {name: convs.1, op: conv, out_channels: \"channels(convs.0)\", kernel_size: 1}\n",
-                   "m.yaml")
-    assert [d.format() for d in info.value.diagnostics] == [
+    convs_1 = "  - {name: convs.1, op: conv, out_channels: \"channels(convs.0)\", kernel_size: 1}\n"
+    assert diagnostics(head + convs_1) == [
         "m.yaml:4:55: error: node 'convs.1': invalid expression 'channels(convs.0)': invalid syntax. Perhaps you "
         "forgot a comma? (a module list's item is convs[0] in an expression)"]
 
 
 def test_a_list_item_in_a_sequential_block_is_refused():
-    with pytest.raises(SpecError) as info:
-        loads_spec("inputs: {x: [N, 4]}\nblocks:\n  b:\n    sequential: true\n    nodes: [{name: fcs.0, op: relu}]\n"
-                   "nodes:\n  - {name: s, block: b}\n", "m.yaml")
-    assert [d.format() for d in info.value.diagnostics] == [
+    assert diagnostics("inputs: {x: [N, 4]}\nblocks:\n  b:\n    sequential: true\n"
+                       "    nodes: [{name: fcs.0, op: relu}]\nnodes:\n  - {name: s, block: b}\n") == [
         "m.yaml:5:20: error: node 's.fcs.0': a sequential block numbers its nodes (their names are handles, not "
         "module names): name the node without a '.'"]
 
@@ -1078,9 +1075,7 @@ def test_a_block_of_no_inputs_is_instantiated_with_an_empty_in(tmp_path, run_arc
      "name its output with 'outputs:'"),
 ])
 def test_a_block_of_no_inputs_says_how_to_use_it(text, message):
-    with pytest.raises(SpecError) as info:
-        loads_spec(text, "m.yaml")
-    assert [d.format() for d in info.value.diagnostics] == [message]
+    assert diagnostics(text) == [message]
 
 
 def test_repeat_zero_leaves_the_node_out_and_its_name_stands_for_its_input():
