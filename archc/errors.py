@@ -24,6 +24,14 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+@dataclass(frozen=True)
+class Note:
+    """A place that explains an error found elsewhere: the instance of the block whose node failed."""
+
+    message: str
+    location: Location
+
+
 @dataclass
 class Diagnostic:
     """One error: message, optional location, optional node name and hint."""
@@ -36,6 +44,8 @@ class Diagnostic:
     severity: str = "error"
     #: other nodes with the same error at the same place (other instances of one block)
     also: list[str] = field(default_factory=list)
+    #: where the block holding the failing node was instantiated (innermost first)
+    notes: list[Note] = field(default_factory=list)
 
     def format(self) -> str:
         """The one-line form ``file:line:col: error: node 'n': message (hint)``."""

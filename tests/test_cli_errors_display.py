@@ -336,3 +336,49 @@ def test_colours_stay_and_the_message_is_escaped_on_a_terminal(tmp_path):
     assert code == 2 and f"{ESC}1;31merror:{ESC}0m" in text
     assert "unknown op 'relu\\x1b[2K\\r\\u202eok'" in text
     _no_control_characters(re.sub(r"\033\[[0-9;]*m", "", text))
+
+
+# -- notes: the block instance an error inside a block was met in ----------------------------
+
+NESTED_INSTANCES = """\
+inputs: {x: [N, 8, 16, 16]}
+blocks:
+  unit:
+    params: {ch: null}
+    nodes:
+      - {name: conv, op: conv, out_channels: ch, kernel_size: 3, padding: 1}
+      - {name: add, op: add, in: [x, conv]}
+  stage:
+    params: {ch: 8}
+    nodes:
+      - {name: u, block: unit, ch: ch}
+nodes:
+  - {name: s, block: stage, repeat: 3, overrides: {2: {ch: 4}}}
+"""
+
+
+def test_an_error_inside_a_block_names_each_instance_it_was_met_in_innermost_first(run_archc, tmp_path):
+    # (the add is right for ch 8 and wrong for the third stage's 4: the block's line alone does not
+    # say which arguments it failed on)
+    (tmp_path / "m.yaml").write_text(NESTED_INSTANCES)
+    proc = run_archc("check", "m.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("m.yaml:7:9: error: node 's.2.u.add': add: shapes do not broadcast")
+    assert lines[3:] == [
+        "m.yaml:11:26: note: in 's.2.u', an instance of block 'unit'",
+        " 11 |       - {name: u, block: unit, ch: ch}",
+        "    |                          ^~~~",
+        "m.yaml:13:22: note: in 's.2', an instance of block 'stage'",
+        " 13 |   - {name: s, block: stage, repeat: 3, overrides: {2: {ch: 4}}}",
+        "    |                      ^~~~~",
+    ]
+
+
+def test_an_error_at_the_instance_itself_has_no_note(run_archc, tmp_path):
+    instance = "{name: s, block: stage, repeat: 3, overrides: {2: {ch: 4}}}"
+    (tmp_path / "m.yaml").write_text(NESTED_INSTANCES.replace(instance, "{name: s, block: stage, chh: 4}"))
+    proc = run_archc("check", "m.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("m.yaml:13:29: error: node 's': block 'stage' has no parameter 'chh'")
+    assert "note:" not in proc.stderr

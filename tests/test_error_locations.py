@@ -72,6 +72,8 @@ def _mutants(count: int, seed: int = 8) -> list[str]:
     return result
 
 
+#: a note under a diagnostic (the block instance an error inside a block was met in)
+NOTE = re.compile(r"^\S[^\n]*?:\d+:\d+: note: in '[^']*', an instance of block '[^']*'$")
 #: the two lines of a source excerpt under a diagnostic: the spec's line, then the caret
 EXCERPT = (re.compile(r" \d+ \|( .*)?"), re.compile(r" +\| +\^~*"))
 
@@ -82,7 +84,11 @@ def _check(path: Path, capsys) -> tuple[int, list[str]]:
     code = main(["check", str(path)])
     lines, diagnostics = capsys.readouterr().err.splitlines(), []
     while lines:
-        diagnostics.append(lines.pop(0))
+        line = lines.pop(0)
+        if NOTE.match(line):  # (a block instance an error was met in: located, after its error)
+            assert diagnostics, line
+        else:
+            diagnostics.append(line)
         if lines and EXCERPT[0].fullmatch(lines[0]):
             assert len(lines) > 1 and EXCERPT[1].fullmatch(lines[1]), lines[:2]
             del lines[:2]

@@ -97,7 +97,7 @@ def test_shape_mismatch_names_node_and_both_shapes():
                    "  - {name: s, op: add, in: [a, b]}\n")
     (msg,) = errors(text)
     assert msg.startswith("m.yaml:5:5: error: node 's': add: shapes do not broadcast: (N, 4, 8, 8), (N, 4, 6, 6)")
-    assert "[input shapes: (N, 4, 8, 8), (N, 4, 6, 6)]" in msg
+    assert "differ in dim 2 (8 and 6) [inputs: a (N, 4, 8, 8), b (N, 4, 6, 6)]" in msg
 
 
 def test_rank_mismatch_says_what_was_expected():

@@ -8,6 +8,9 @@ under the column::
        6 |   - {name: c, op: conv, in_channels: 3, out_channels: 4}
          |                         ^~~~~~~~~~~
 
+An error inside a block's node is followed by a ``note:`` line (with its excerpt) for each block
+instance it was met in, innermost first: the line that gave the block the arguments it failed on.
+
 The source is read again at print time, by the same bounded, regular-file-only reader as
 specs (a pipe or a file that changed into something else shows no excerpt). Colour only on
 a terminal, never where ``NO_COLOR`` is set (https://no-color.org); ``FORCE_COLOR`` asks for
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TextIO
 
-from archc.errors import ArchcError, Diagnostic
+from archc.errors import ArchcError, Diagnostic, Location
 from archc.progress import is_terminal
 from archc.terminal import raw_stream, terminal_text, unsafe
 
@@ -42,6 +45,7 @@ class Paint(str, Enum):
     WHERE = "\033[1m"
     ERROR = "\033[1;31m"
     WARNING = "\033[1;35m"
+    NOTE = "\033[1;36m"
     GUTTER = "\033[34m"
     CARET = "\033[1;32m"
     RESET = "\033[0m"
@@ -84,12 +88,19 @@ class DiagnosticPrinter:
         where, severity, body = (terminal_text(part) for part in diag.parts())
         paint = Paint.ERROR if severity == "error" else Paint.WARNING
         lines = [f"{self._paint(where, Paint.WHERE)}: {self._paint(severity + ':', paint)} {body}"]
-        loc = diag.location
-        if loc is not None and loc.line > 0:
-            source = self._source_line(loc.file, loc.line)
-            if source is not None:
-                lines += self._excerpt(source, loc.line, loc.column)
+        lines += self._excerpt_at(diag.location)
+        for note in diag.notes:  # (where the block holding the node was instantiated)
+            lines.append(f"{self._paint(terminal_text(str(note.location)), Paint.WHERE)}: "
+                         f"{self._paint('note:', Paint.NOTE)} {terminal_text(note.message)}")
+            lines += self._excerpt_at(note.location)
         return "\n".join(lines)
+
+    def _excerpt_at(self, loc: Location | None) -> list[str]:
+        """The excerpt of the source line at ``loc``; none where it is no line of a readable file."""
+        if loc is None or loc.line <= 0:
+            return []
+        source = self._source_line(loc.file, loc.line)
+        return self._excerpt(source, loc.line, loc.column) if source is not None else []
 
     def _excerpt(self, source: str, line: int, column: int) -> list[str]:
         shown, caret_at, token = excerpt_window(source, max(column, 1))

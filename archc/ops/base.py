@@ -488,8 +488,10 @@ def broadcast(shapes: Sequence[tuple[Dim, ...]]) -> tuple[Dim, ...]:
         dims = {s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0}
         dims.discard(1)
         if len(dims) > 1:
+            sizes = " and ".join(str(d) for d in sorted(dims, key=lambda d: [s[i - rank + len(s)] for s in shapes
+                                                                             if i - rank + len(s) >= 0].index(d)))
             raise ShapeError("shapes do not broadcast: " + ", ".join(
-                "(" + ", ".join(str(d) for d in s) + ")" for s in shapes))
+                "(" + ", ".join(str(d) for d in s) + ")" for s in shapes) + f" differ in dim {i} ({sizes})")
         out.append(dims.pop() if dims else 1)
     return tuple(out)
 

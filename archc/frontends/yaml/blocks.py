@@ -11,10 +11,11 @@ block reads only in its first node.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
-from archc.errors import Diagnostic, Location, closest, did_you_mean, meant_hint
+from archc.errors import ArchcError, Diagnostic, Location, Note, closest, did_you_mean, meant_hint
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.naming import aliased_formals, resolve
@@ -56,6 +57,13 @@ def apply_block(ctx: Elaboration, call: Instantiation, scope: Scope, make_nodes:
                    did_you_mean(call.kind, list(ctx.blocks) + registry.names()))
         raise Abort()
     ctx.fatal(ctx.budget.check_depth(len(scope.stack)), call.item.location, call.path)
+    with _noting_instance(ctx, call):
+        return _instantiate(ctx, call, scope, bdef, make_nodes)
+
+
+def _instantiate(ctx: Elaboration, call: Instantiation, scope: Scope, bdef: SMap,
+                 make_nodes: NodeListMaker) -> Binding:
+    """:func:`apply_block` for a block that exists, ``bdef``."""
     declared = _declared_params(ctx, call, bdef)
     written: dict[str, str] = {}
     env = _arguments(ctx, call, scope, declared, written)
@@ -80,6 +88,36 @@ def apply_block(ctx: Elaboration, call: Instantiation, scope: Scope, make_nodes:
     _warn_unread_widths(ctx, inner, {v.node for v in result.values if isinstance(v, Value)})
     _note_input_reads(ctx, call.kind, bdef, signature, inner)
     return result
+
+
+@contextlib.contextmanager
+def _noting_instance(ctx: Elaboration, call: Instantiation) -> Iterator[None]:
+    """Each error found while the instance ``call`` is made, somewhere other than the instance's
+    own lines (in the block's definition, most often), gets a note naming the instance and where
+    it is written: the arguments the block failed on are there, and the error's own place is
+    shared by every instance."""
+    sink, before = ctx.sink, len(ctx.sink.diagnostics)
+    raised: list[Diagnostic] = []
+    try:
+        yield
+    except ArchcError as exc:  # (a limit hit: raised with the diagnostics found so far)
+        raised = exc.diagnostics
+        raise
+    finally:
+        found = sink.diagnostics[before:] + [d for d in raised if not any(d is e for e in sink.diagnostics)]
+        if found:
+            note = Note(f"in '{call.path}', an instance of block '{call.kind}'", call.site("block").location)
+            own = _written_lines(call.item)
+            for diag in found:
+                loc = diag.location
+                if loc is not None and loc.line > 0 and (loc.file != note.location.file or loc.line not in own):
+                    diag.notes.append(note)
+
+
+def _written_lines(item: SMap) -> set[int]:
+    """The lines a node's mapping is written on (where its keys and their values start)."""
+    places = [item.location, *item.key_locations.values(), *item.value_locations.values()]
+    return {loc.line for loc in places if loc.file == item.location.file}
 
 
 def _note_input_reads(ctx: Elaboration, kind: str, bdef: SMap, signature: _Signature, inner: Scope) -> None:

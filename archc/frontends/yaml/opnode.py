@@ -3,9 +3,9 @@
 :func:`apply_op` reads the node's attributes (:mod:`~archc.frontends.yaml.attributes`),
 checks its number of inputs and its name, and makes the node with the one node builder,
 :func:`archc.ops.nodes.build_node`, which infers its output types (so later expressions may
-ask ``channels(x)``); a shape error is reported with the input shapes. The expansion budget
-is asked about the node's size, and ``tie:`` (weight tying, :mod:`~archc.frontends.yaml.ties`) is
-resolved against the nodes made before it.
+ask ``channels(x)``); a shape error is reported with the inputs it read, named, and their shapes.
+The expansion budget is asked about the node's size, and ``tie:`` (weight tying,
+:mod:`~archc.frontends.yaml.ties`) is resolved against the nodes made before it.
 """
 from __future__ import annotations
 
@@ -77,9 +77,8 @@ def _build(ctx: Elaboration, op: OpDef, call: Instantiation, attrs: dict, scope:
         node = build_node(op, call.path, attrs, call.inputs, in_types, scope=scope.stack, location=item.location,
                           meta={"expect": call.fields["expect"]} if "expect" in call.fields else None)
     except ShapeError as exc:
-        shapes = ", ".join(str(t) for t in in_types)
-        ctx.error(f"{op.name}: {exc} [input shape{'s' if len(in_types) > 1 else ''}: {shapes}]",
-                  item.location, call.path)
+        named = ", ".join(f"{v} {t}" for v, t in zip(call.inputs, in_types))
+        ctx.error(f"{op.name}: {exc} [input{'s' if len(in_types) > 1 else ''}: {named}]", item.location, call.path)
         raise Abort() from None
     too_big, fatal = ctx.budget.check_op(op, node, in_types)
     if fatal:
