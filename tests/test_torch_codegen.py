@@ -190,7 +190,7 @@ nodes:
 def test_a_slice_bound_taken_as_a_class_argument_is_formatted_as_ruff_formats_it(tmp_path):
     # the two instances slice at 4 and at 8: one class, its bound computed in __init__ (self.x1_1)
     source = generate_source(loads_spec(HALVES, "halves.yaml"))
-    assert "x[:, 0 : self." in source and " :: 1]" in source
+    assert "x[:, : self." in source and " :]" in source  # (start 0 and step 1 left out)
     path = tmp_path / "halves.py"
     path.write_text(source)
     _assert_ruff_formatted(path)

@@ -239,7 +239,12 @@ class Slice(OpDef):
         dim = self._dim(node, ins[0])
         a = node.attrs
         end = "" if a["end"] is None else str(a["end"])
-        index = [":"] * dim + [f"{a['start']}:{end}:{a['step']}"]
+        # start 0 and step 1 left out, as people write a slice, unless the spec computes them (a
+        # block class then takes the parameter)
+        written = {key.partition("[")[0] for key in node.attr_exprs}
+        start = "" if a["start"] == 0 and "start" not in written else str(a["start"])
+        step = "" if a["step"] == 1 and "step" not in written else f":{a['step']}"
+        index = [":"] * dim + [f"{start}:{end}{step}"]
         return f"{args[0]}[{', '.join(index)}]"
 
     def onnx(self, emit, node, inputs, ins):
