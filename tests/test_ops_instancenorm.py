@@ -1,4 +1,4 @@
-"""instancenorm: nn.InstanceNorm1d/2d/3d, against PyTorch's modules."""
+"""instancenorm: nn.InstanceNorm1d/2d/3d, against PyTorch's modules; its ONNX import from both exporters."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,12 +8,13 @@ import torch
 from torch import nn
 
 from archc.analysis.cost import costs
+from archc.frontends.onnx import from_onnx
 from archc.lowering.onnx import to_onnx
 from archc.lowering.optimize import optimize_for_inference
 from archc.lowering.torch import build_module, generate_source
 from archc.ops import registry
 from archc.ops.weights import total_params
-from ops_harness import assert_same_state_dict_layout, feeds_for, graph_of, module_of, \
+from ops_harness import assert_same_state_dict_layout, export_onnx, feeds_for, graph_of, module_of, \
     parity_suite, randomize, run_onnx, spec_error
 from weights_helpers import randomized
 
@@ -197,3 +198,98 @@ def test_bad_input_says_where_and_what_was_expected(text, message):
     msg = spec_error(text)
     assert message in msg, msg
     assert msg.startswith("<spec>:3:") and "node 'inorm'" in msg, msg
+
+
+# -- ONNX import -------------------------------------------------------------------------------------
+
+class _ConvInstanceNorm(nn.Module):
+    def __init__(self, dim: int, affine: bool) -> None:
+        super().__init__()
+        self.conv = getattr(nn, f"Conv{dim}d")(3, 4, 3)
+        self.norm = getattr(nn, f"InstanceNorm{dim}d")(4, affine=affine, eps=1e-3)
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+INPUTS = {1: (2, 3, 9), 2: (2, 3, 6, 5), 3: (2, 3, 4, 3, 5)}
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("affine,fresh", [(False, True), (True, True), (True, False)],
+                         ids=["no_affine", "affine_fresh", "affine_trained"])
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_exported_instance_norm_imports_as_the_native_op(dim, affine, fresh, dynamo):
+    # TorchScript writes affine=False's scale and bias as Constant nodes, dynamo as initializers its graph
+    # signature lists as no parameter; a fresh affine module's learned ones and zeros stay learned.
+    torch.manual_seed(0)
+    ref = _ConvInstanceNorm(dim, affine).eval()
+    if not fresh:
+        randomized(ref)
+    x = torch.randn(*INPUTS[dim])
+    graph = from_onnx(export_onnx(ref, x, dynamo))
+    (norm,) = [n for n in graph.nodes() if n.op == "instancenorm"]
+    assert [n.op for n in graph.nodes()][-1] == "instancenorm"  # (archc's conv is 1-D and 2-D: Conv3d stays ONNX)
+    assert {k: norm.attrs[k] for k in ("eps", "affine", "track_running_stats")} == \
+        {"eps": 1e-3, "affine": affine, "track_running_stats": False}
+    assert total_params(graph) == sum(p.numel() for p in ref.parameters())
+    ours = build_module(graph).eval()
+    assert_same_state_dict_layout(ours.get_submodule(norm.name), ref.norm)
+    ref.norm.load_state_dict(ours.get_submodule(norm.name).state_dict())  # strict
+    with torch.no_grad():
+        expected = ref(x)
+        torch.testing.assert_close(ours(x), expected, rtol=1e-5, atol=1e-5)
+    (name,) = graph.inputs
+    np.testing.assert_allclose(run_onnx(graph, {name: x.numpy()})[0], expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["plain", "affine"])
+def test_archcs_own_onnx_reimports_as_the_spec(variant):
+    graph = randomize(graph_of(_spec(2, **VARIANTS[variant])))
+    back = from_onnx(to_onnx(graph))
+    (norm,) = [n for n in back.nodes() if n.op == "instancenorm"]
+    assert norm.attrs == graph.node("inorm").attrs
+    assert total_params(back) == total_params(graph)
+    x = feeds_for(graph)["x"]
+    with torch.no_grad():
+        expected = build_module(graph).eval()(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(build_module(back).eval()(torch.from_numpy(x)).numpy(), expected,
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_a_groupnorm_export_still_fuses_to_groupnorm_over_the_imported_instance_norm():
+    # both exporters write nn.GroupNorm around an InstanceNormalization of per-group ones and zeros
+    for dynamo in (False, True):
+        ref = randomized(nn.Sequential(nn.Conv2d(3, 6, 3), nn.GroupNorm(3, 6)))
+        graph = from_onnx(export_onnx(ref, torch.randn(2, 3, 6, 5), dynamo))
+        assert [n.op for n in graph.nodes()] == ["input", "conv", "groupnorm"], dynamo
+        assert total_params(graph) == sum(p.numel() for p in ref.parameters())
+
+
+class CycleGanResnetBlock(nn.Module):
+    """CycleGAN's ResnetBlock (Zhu et al. 2017, pytorch-CycleGAN-and-pix2pix), its default instance norm."""
+
+    def __init__(self, dim: int, affine: bool) -> None:
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), nn.InstanceNorm2d(dim, affine=affine), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), nn.InstanceNorm2d(dim, affine=affine))
+
+    def forward(self, x):
+        return x + self.conv_block(x)
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("affine", [False, True], ids=["no_affine", "affine"])
+def test_archc_summary_and_lint_of_an_exported_cyclegan_block(dynamo, affine, run_archc, tmp_path):
+    ref = randomized(CycleGanResnetBlock(8, affine))
+    path = tmp_path / "block.onnx"
+    path.write_bytes(export_onnx(ref, torch.randn(1, 8, 16, 16), dynamo).SerializeToString())
+    summary = run_archc("summary", str(path), check=True).stdout
+    # name, op, the shape's 4 dims, parameters
+    rows = [line.split() for line in summary.splitlines() if " instancenorm " in line]
+    assert [(row[1], row[6]) for row in rows] == [("instancenorm", "16" if affine else "0")] * 2, summary
+    expected = sum(p.numel() for p in ref.parameters())
+    assert expected == (1200 if affine else 1168)  # two 3x3 convs of 8 channels (+ 2 x 8 + 8 affine)
+    assert f"{expected:,} parameters ({expected:,} trainable)" in summary
+    assert "residual 1," in run_archc("lint", str(path), check=True).stdout
