@@ -113,6 +113,9 @@ CASES = [
     ("batchnorm", "BatchNormalization", [f32(2, 3, 4)],
      [f32(3), f32(3), f32(3), np.abs(f32(3)) + 0.5], {"epsilon": 1e-3}, 1, 17),
     ("instancenorm", "InstanceNormalization", [f32(2, 3, 5)], [f32(3), f32(3)], {}, 1, 17),
+    # (a scale and bias given as inputs: no native instancenorm, the ONNX op's own PyTorch lowering)
+    ("instancenorm_given_scale", "InstanceNormalization", [f32(2, 3, 5), f32(3), f32(3)], [], {"epsilon": 1e-3},
+     1, 17),
     ("layernorm", "LayerNormalization", [f32(2, 3, 4)], [f32(3, 4), f32(3, 4)], {"axis": 1}, 1, 17),
     ("groupnorm21", "GroupNormalization", [f32(2, 4, 3)], [f32(4), f32(4)], {"num_groups": 2}, 1, 21),
     ("lpnorm", "LpNormalization", [f32(2, 5)], [], {"p": 1, "axis": 1}, 1, 17),

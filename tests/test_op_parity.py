@@ -88,6 +88,12 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("1d_no_affine", "inputs: {x: [N, 4, 7]}\nnodes: [{op: groupnorm, num_groups: 2, affine: false}]"),
         ("one_group", "inputs: {x: [N, 4, 3, 3]}\nnodes: [{op: groupnorm, num_groups: 1, eps: 0.01}]"),
     ],
+    "instancenorm": [
+        ("2d", "inputs: {x: [N, 4, 3, 5]}\nnodes: [{op: instancenorm}]"),
+        ("1d_affine", "inputs: {x: [N, 3, 7]}\nnodes: [{op: instancenorm, affine: true, eps: 0.001}]"),
+        ("3d_running_stats", "inputs: {x: [N, 2, 3, 4, 3]}\n"
+         "nodes: [{op: instancenorm, affine: true, track_running_stats: true}]"),
+    ],
     "relu": [("basic", "inputs: {x: [N, 3, 4]}\nnodes: [{op: relu}]")],
     "maxpool": [
         ("stride2_odd_pad", "inputs: {x: [N, 3, 9, 9]}\nnodes: [{op: maxpool, kernel_size: 3, stride: 2, padding: 1}]"),

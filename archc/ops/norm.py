@@ -1,9 +1,16 @@
 """Normalisation layers."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Mapping
+
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, ParamSpec, concrete, expect_float, expect_rank, numel, py
+from archc.ir.types import TensorType
+from archc.ops.base import (Attr, OnnxEmitter, OpDef, ParamSpec, concrete, expect_float, expect_rank, numel,
+                             py)
 from archc.ops.registry import register
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @register
@@ -43,29 +50,42 @@ class BatchNorm(OpDef):
         return f"nn.BatchNorm{dim}d({ins[0].shape[1]}, eps={py(a['eps'])}, momentum={py(a['momentum'])}{affine})"
 
     def affine_params(self, node, weights):
-        # In eval mode: y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel (gamma 1 and
-        # beta 0 without affine).
-        import numpy as np
-
-        scale = 1.0 / np.sqrt(weights["running_var"].astype(np.float64) + node.attrs["eps"])
-        if node.attrs["affine"]:
-            scale = weights["weight"].astype(np.float64) * scale
-        shift = -weights["running_mean"].astype(np.float64) * scale
-        if node.attrs["affine"]:
-            shift = shift + weights["bias"].astype(np.float64)
-        return scale, shift
+        return running_stats_affine(node.attrs, weights)
 
     def onnx(self, emit, node, inputs, ins):
-        import numpy as np
+        return emit_batch_norm(emit, node.attrs, inputs[0], ins[0])
 
-        if node.attrs["affine"]:
-            affine = [emit.param("weight"), emit.param("bias")]
-        else:  # BatchNormalization needs a scale and bias: literals, not parameters
-            affine = [emit.literal(np.full(ins[0].shape[1], value, dtype=ins[0].dtype), hint)
-                      for value, hint in ((1, "scale"), (0, "bias"))]
-        args = [inputs[0], *affine, emit.param("running_mean"), emit.param("running_var")]
-        return emit.add_node("BatchNormalization", args, epsilon=float(node.attrs["eps"]),
-                             momentum=1.0 - float(node.attrs["momentum"]))
+
+def running_stats_affine(attrs: dict, weights: Mapping[str, "np.ndarray"]) -> tuple["np.ndarray", "np.ndarray"]:
+    """``(scale, shift)`` per channel of a norm that in eval mode normalises by its running statistics
+    (batchnorm; instancenorm with track_running_stats): y = (x - mean) / sqrt(var + eps) * gamma + beta,
+    gamma 1 and beta 0 where ``attrs['affine']`` is false."""
+    import numpy as np
+
+    scale = 1.0 / np.sqrt(weights["running_var"].astype(np.float64) + attrs["eps"])
+    if attrs["affine"]:
+        scale = weights["weight"].astype(np.float64) * scale
+    shift = -weights["running_mean"].astype(np.float64) * scale
+    if attrs["affine"]:
+        shift = shift + weights["bias"].astype(np.float64)
+    return scale, shift
+
+
+def emit_batch_norm(emit: OnnxEmitter, attrs: dict, x: str, t: TensorType) -> list[str]:
+    """ONNX BatchNormalization (inference mode) of ``x`` of type ``t`` by the node's running statistics,
+    with its learned weight and bias where ``attrs['affine']``, else literal ones and zeros (the op needs
+    a scale and bias; an initializer would read as a learned parameter). ``attrs['momentum']`` is
+    PyTorch's (the new batch's weight); ONNX's weighs the running statistic."""
+    import numpy as np
+
+    if attrs["affine"]:
+        affine = [emit.param("weight"), emit.param("bias")]
+    else:
+        affine = [emit.literal(np.full(t.shape[1], value, dtype=t.dtype), hint)
+                  for value, hint in ((1, "scale"), (0, "bias"))]
+    args = [x, *affine, emit.param("running_mean"), emit.param("running_var")]
+    return emit.add_node("BatchNormalization", args, epsilon=float(attrs["eps"]),
+                         momentum=1.0 - float(attrs["momentum"]))
 
 
 @register

@@ -214,9 +214,9 @@ def gather(im: "Importer", node: onnx.NodeProto):
 
 @of_kind  # (which inputs are constants and whether each is learnt: what the node's kind key holds)
 def _learned_affine(im: "Importer", node: onnx.NodeProto) -> bool:
-    """Whether a BatchNormalization's or LayerNormalization's scale and bias (inputs 1 and 2; an absent
-    bias aside) are all learned parameters: then it is an affine norm whatever their values, and its
-    conversion depends on its kind only."""
+    """Whether a BatchNormalization's, InstanceNormalization's or LayerNormalization's scale and bias
+    (inputs 1 and 2; an absent bias aside) are all learned parameters: then it is an affine norm
+    whatever their values, and its conversion depends on its kind only."""
     return all(im.learned(name) for name in node.input[1:3] if name)
 
 
@@ -235,8 +235,9 @@ def _literal(im: "Importer", node: onnx.NodeProto, index: int, fill: float) -> b
 
 
 def _without_affine(im: "Importer", node: onnx.NodeProto) -> bool:
-    """Whether a BatchNormalization's or LayerNormalization's scale and bias are literal ones and zeros
-    (the bias may be absent), neither a learned parameter: the exported module has no affine."""
+    """Whether a BatchNormalization's, InstanceNormalization's or LayerNormalization's scale and bias are
+    literal ones and zeros (the bias may be absent), neither a learned parameter: the exported module
+    has no affine."""
     return _literal(im, node, 1, 1) and _literal(im, node, 2, 0)
 
 
@@ -277,6 +278,26 @@ def layernorm(im: "Importer", node: onnx.NodeProto):
     attrs.update(elementwise_affine=True, bias=bias is not None)
     weights = {"weight": scale, **({"bias": bias} if bias is not None else {})}
     return im.emit(node, "layernorm", attrs, [x], weights)[:1]
+
+
+@converts("InstanceNormalization", pure=_learned_affine)
+def instancenorm(im: "Importer", node: onnx.NodeProto):
+    """InstanceNormalization with a constant scale and bias per channel as archc's instancenorm,
+    nn.InstanceNorm1d/2d/3d (track_running_stats=False: both torch exporters write that module so).
+    Literal ones and zeros (TorchScript's Constant nodes, dynamo's initializers its graph signature
+    lists as no parameter) are ``affine: false``; anything else is the learned weight and bias. A
+    computed scale, or an affine one over symbolic channels, stays the ONNX node."""
+    x = im.tensor(node.input[0])
+    t = im.itype(x)
+    scale, bias = im.const(node.input[1]), im.const(node.input[2])
+    channels = t.shape[1]
+    if t.rank not in (3, 4, 5) or scale is None or bias is None or scale.ndim != 1 or bias.shape != scale.shape \
+            or (isinstance(channels, int) and scale.shape != (channels,)):
+        return None
+    attrs = {"eps": float(im.attrs(node).get("epsilon", 1e-5))}
+    if _without_affine(im, node):  # nn.InstanceNorm2d(C), the default
+        return im.emit(node, "instancenorm", {**attrs, "affine": False}, [x])[:1]
+    return im.emit(node, "instancenorm", {**attrs, "affine": True}, [x], {"weight": scale, "bias": bias})[:1]
 
 
 @converts("GroupNormalization", pure=True)

@@ -3,11 +3,11 @@
 ONNX had no GroupNormalization before opset 18 (and deprecated it in 21), so both torch
 exporters, and archc's own ONNX lowering, write ``nn.GroupNorm(G, C)`` as a reshape of
 ``(N, C, ...)`` to ``(N, G, -1)``, an InstanceNormalization of the groups with a scale of
-ones and a shift of zeros, a reshape back, and the per-channel affine as a multiplication
-and an addition by ``(C, 1, ...)`` constants. :func:`groupnorm` fuses that back: one
-``groupnorm`` node whose ``weight`` and ``bias`` are the affine's (so they count as the
-module's 2C parameters, not the exporter's per-group ones and zeros as well), which PyTorch
-writes as ``nn.GroupNorm`` and lint reads as one norm.
+ones and a shift of zeros (which the importer has made an ``instancenorm``), a reshape back, and
+the per-channel affine as a multiplication and an addition by ``(C, 1, ...)`` constants.
+:func:`groupnorm` fuses that back: one ``groupnorm`` node whose ``weight`` and ``bias`` are the
+affine's (so they count as the module's 2C parameters, not the exporter's per-group ones and zeros
+as well), which PyTorch writes as ``nn.GroupNorm`` and lint reads as one norm.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import math
 import numpy as np
 
 from archc.frontends.onnx.patterns import Match, constant, constant_operand, kind, matcher, module_name
-from archc.frontends.onnx.values import short_float
 from archc.ir.graph import Graph, Node, Value
 
 
@@ -82,10 +81,11 @@ def _affine_weights(affine: dict[str, tuple[np.ndarray, bool] | None], channels:
 
 def _grouped(graph: Graph, back: Node) -> tuple[Value, int, float, list[str]] | None:
     """For the reshape ``back`` to the shape of some ``x``: ``x``, the number of groups, epsilon and the
-    inner nodes' names, where ``back`` reads an InstanceNormalization of ones and zeros over ``x``
-    reshaped to ``(N, G, -1)``; else None."""
+    inner nodes' names, where ``back`` reads an instance norm of ones and zeros over ``x`` reshaped to
+    ``(N, G, -1)`` (the importer's ``instancenorm``: without affine where the ones and zeros are literals,
+    else with a learned weight and bias that must be ones and zeros); else None."""
     norm = graph.node(back.inputs[0].node)
-    if kind(norm) != "onnx:InstanceNormalization" or len(norm.inputs) != 1:
+    if kind(norm) != "instancenorm" or norm.attrs["track_running_stats"]:
         return None
     split = graph.node(norm.inputs[0].node)
     if kind(split) != "reshape":
@@ -96,15 +96,11 @@ def _grouped(graph: Graph, back: Node) -> tuple[Value, int, float, list[str]] | 
             or grouped[0] != shape[0] or not isinstance(grouped[1], int) or not isinstance(shape[1], int) \
             or shape[1] % grouped[1]:
         return None
-    groups = grouped[1]
-    held = graph.weights.get(norm.name, {})
-    operands = norm.attrs.get("operands") or []
-    scale, shift = (held.get(o) if isinstance(o, str) else None for o in (operands + [None, None, None])[1:3])
-    if scale is None or shift is None or scale.size != groups or shift.size != groups \
-            or not np.all(scale == 1) or np.any(shift):
-        return None
-    epsilon = (norm.attrs.get("attributes") or {}).get("epsilon", 1e-5)
-    return x, groups, short_float(float(epsilon), np.dtype(np.float32)), [norm.name, split.name]
+    if norm.attrs["affine"]:
+        held = graph.weights.get(norm.name, {})
+        if not np.all(np.asarray(held["weight"]) == 1) or np.any(np.asarray(held["bias"])):
+            return None
+    return x, grouped[1], float(norm.attrs["eps"]), [norm.name, split.name]
 
 
 def _along_channels(shape: tuple[int, ...], rank: int) -> bool:
