@@ -103,7 +103,7 @@ def test_batchnorm_without_affine_has_buffers_only():
     graph = graph_of(BN_NO_AFFINE)
     ref = torch.nn.BatchNorm2d(3, affine=False)
     assert total_params(graph) == sum(p.numel() for p in ref.parameters()) == 0
-    assert "self.bn = nn.BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=False)" in generate_source(graph)
+    assert "self.bn = nn.BatchNorm2d(3, affine=False)" in generate_source(graph)
     ours = build_module(graph).bn
     assert list(ours.state_dict()) == ["running_mean", "running_var", "num_batches_tracked"]
     ours.load_state_dict(randomized(ref).state_dict())  # strict: the reference's keys exactly

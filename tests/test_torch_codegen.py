@@ -1177,21 +1177,21 @@ _COINCIDENCES = {  # (input, block parameter, its default, nodes, other values, 
     # the BatchNorm after a conv of 8 channels whose groups happen to be 8 (bn_groups.yaml)
     "batchnorm_groups": ("[N, 8, 4, 4]", "groups", 1, """\
       - {name: conv, op: conv, out_channels: 8, kernel_size: 3, padding: 1, groups: groups}
-      - {name: bn, op: batchnorm}""", (1, 2, 4), "nn.BatchNorm2d(8,"),
+      - {name: bn, op: batchnorm}""", (1, 2, 4), "nn.BatchNorm2d(8)"),
     "groupnorm_groups": ("[N, 8, 4, 4]", "groups", 1, """\
       - {name: conv, op: conv, out_channels: 8, kernel_size: 3, padding: 1, groups: groups}
-      - {name: gn, op: groupnorm, num_groups: 2}""", (1, 2, 4), "nn.GroupNorm(2, 8,"),
+      - {name: gn, op: groupnorm, num_groups: 2}""", (1, 2, 4), "nn.GroupNorm(2, 8)"),
     # a length of 8 after a 1-wide conv whose dilation happens to be 8: read by a linear, a layernorm
     "linear_dilation": ("[N, 4, 8]", "dil", 2, """\
       - {name: conv, op: conv, out_channels: 4, kernel_size: 1, dilation: dil}
       - {name: fc, op: linear, out_features: 3}""", (1, 2, 3), "nn.Linear(8, 3,"),
     "layernorm_dilation": ("[N, 4, 8]", "dil", 2, """\
       - {name: conv, op: conv, out_channels: 4, kernel_size: 1, dilation: dil}
-      - {name: ln, op: layernorm}""", (1, 2, 3), "nn.LayerNorm((8,),"),
+      - {name: ln, op: layernorm}""", (1, 2, 3), "nn.LayerNorm((8,))"),
     # ...and the width that does follow the parameter: written as it
     "batchnorm_width": ("[N, 8, 4, 4]", "width", 4, """\
       - {name: conv, op: conv, out_channels: width, kernel_size: 3, padding: 1}
-      - {name: bn, op: batchnorm}""", (2, 4, 16), "nn.BatchNorm2d(width,"),
+      - {name: bn, op: batchnorm}""", (2, 4, 16), "nn.BatchNorm2d(width)"),
     "layernorm_width": ("[N, 4, 8]", "width", 4, """\
       - {name: fc, op: linear, out_features: width}
       - {name: ln, op: layernorm}
@@ -1718,4 +1718,4 @@ def test_a_fixed_multiplier_of_one_leaves_no_identity_in_the_class():
             "      - {name: bn, op: batchnorm}\n"
             "nodes:\n  - {name: a, block: unit, out: 8}\n  - {name: b, block: unit, out: 16}\n")
     unit = ast.get_source_segment(source := generate_source(loads_spec(spec)), _classes(source)["Unit"])
-    assert "nn.BatchNorm2d(out," in unit and "1.0" not in unit, unit
+    assert "nn.BatchNorm2d(out)" in unit and "1.0" not in unit, unit

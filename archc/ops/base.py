@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, Sequence
 
 from archc.errors import ShapeError
 from archc.pysource import literal
@@ -523,6 +523,18 @@ def py(value: Any) -> str:
     """Python source for a literal attribute value (:func:`archc.pysource.literal`: non-finite
     floats as ``float("inf")``, strings quoted), the one way op lowerings write values."""
     return literal(value)
+
+
+def torch_keywords(node: Node, defaults: Mapping[str, Any], texts: Mapping[str, str] | None = None) -> str:
+    """``, name=value`` for each of a PyTorch constructor's keyword arguments in ``defaults`` (name ->
+    PyTorch's default, in the constructor's order) whose value is not the default or that the spec
+    computes (a block class then takes the parameter): what people write (``nn.BatchNorm2d(64)``).
+    The value is written ``py(node.attrs[name])``, or as ``texts[name]`` where given (per-dim values:
+    ``py_dims``); it is the default where it reads as the default's ``py``."""
+    written = {key.partition("[")[0] for key in node.attr_exprs}  # (an item, dilation[0], counts)
+    shown = {name: (texts or {}).get(name) or py(node.attrs[name]) for name in defaults}
+    return "".join(f", {name}={shown[name]}" for name, default in defaults.items()
+                   if name in written or shown[name] != py(default))
 
 
 def py_dims(values: Sequence[int]) -> str:

@@ -5,7 +5,7 @@ import math
 
 from archc.errors import ShapeError
 from archc.ops.base import (Attr, OpDef, ParamSpec, concrete, expand, expect_float, expect_rank, numel, py,
-                             py_dims, scale_output_units)
+                             py_dims, scale_output_units, torch_keywords)
 from archc.ir.types import Dim
 from archc.ops import weight_norm
 from archc.ops.registry import register
@@ -124,11 +124,8 @@ class Conv(weight_norm.WeightNormable, OpDef):
             padding = py(a["padding"])
         else:
             padding = py_dims(tuple(p for p, _ in pads))
-        # dilation and groups only where they are not PyTorch's default 1 (most convs), as people
-        # write it, or where the spec computes them (a block class then takes the parameter)
-        written = {key.partition("[")[0] for key in node.attr_exprs}  # (an item, dilation[0], counts)
-        extra = (f", dilation={py_dims(d)}" if set(d) != {1} or "dilation" in written else "") + \
-            (f", groups={a['groups']}" if a["groups"] != 1 or "groups" in written else "")
+        # dilation and groups only where they are not PyTorch's default 1 (most convs), as people write it
+        extra = torch_keywords(node, {"dilation": 1, "groups": 1}, {"dilation": py_dims(d)})
         return weight_norm.torch_module(node, (
             f"nn.Conv{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
             f"padding={padding}{extra}, bias={a['bias']})"))
@@ -226,10 +223,13 @@ class ConvTranspose(weight_norm.WeightNormable, OpDef):
         x = ins[0]
         n, k, s, d, p, op = self._geometry(node, x)
         a = node.attrs
+        # (output_padding, groups and dilation where they are not PyTorch's defaults, as for conv)
+        extra = torch_keywords(node, {"output_padding": 0, "groups": 1},
+                               {"output_padding": py_dims(op)})
+        extra += f", bias={a['bias']}" + torch_keywords(node, {"dilation": 1}, {"dilation": py_dims(d)})
         return weight_norm.torch_module(node, (
             f"nn.ConvTranspose{n}d({x.shape[1]}, {a['out_channels']}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
-            f"padding={py_dims(p)}, output_padding={py_dims(op)}, groups={a['groups']}, bias={a['bias']}, "
-            f"dilation={py_dims(d)})"))
+            f"padding={py_dims(p)}{extra})"))
 
     def onnx(self, emit, node, inputs, ins):
         n, k, s, d, p, op = self._geometry(node, ins[0])

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from archc.errors import ShapeError
 from archc.ir.types import TensorType
-from archc.ops.base import Attr, OnnxEmitter, OpDef, ParamSpec, concrete, expect_float, numel, py
+from archc.ops.base import Attr, OnnxEmitter, OpDef, ParamSpec, concrete, expect_float, numel, py, torch_keywords
 from archc.ops.norm import emit_batch_norm, running_stats_affine
 from archc.ops.registry import register
 
@@ -86,9 +86,7 @@ class InstanceNorm(OpDef):
         x = ins[0]
         if not isinstance(x.shape[1], int):
             return None  # (symbolic channels: F.instance_norm, see torch_forward)
-        args = "".join(f", {key}={py(node.attrs[key])}" for key, default in _TORCH_DEFAULTS.items()
-                       if node.attrs[key] != default)
-        return f"nn.InstanceNorm{x.rank - 2}d({x.shape[1]}{args})"
+        return f"nn.InstanceNorm{x.rank - 2}d({x.shape[1]}{torch_keywords(node, _TORCH_DEFAULTS)})"
 
     def torch_forward(self, node, ins, args, module):
         if module is not None:

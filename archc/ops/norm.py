@@ -5,12 +5,18 @@ from typing import TYPE_CHECKING, Mapping
 
 from archc.errors import ShapeError
 from archc.ir.types import TensorType
-from archc.ops.base import (Attr, OnnxEmitter, OpDef, ParamSpec, concrete, expect_float, expect_rank, numel,
-                             py)
+from archc.ops.base import (Attr, OnnxEmitter, OpDef, ParamSpec, concrete, expect_float, expect_rank, numel, py,
+                             torch_keywords)
 from archc.ops.registry import register
 
 if TYPE_CHECKING:
     import numpy as np
+
+#: PyTorch's defaults of the norm modules' keyword arguments, in their order: a generated constructor
+#: writes those that differ (``nn.BatchNorm2d(64)``, ``nn.GroupNorm(32, 256)``)
+_BATCH_NORM_DEFAULTS = {"eps": 1e-5, "momentum": 0.1, "affine": True}
+_LAYER_NORM_DEFAULTS = {"eps": 1e-5, "elementwise_affine": True, "bias": True}
+_GROUP_NORM_DEFAULTS = {"eps": 1e-5, "affine": True}
 
 
 @register
@@ -45,9 +51,7 @@ class BatchNorm(OpDef):
 
     def torch_module(self, node, ins):
         dim = max(ins[0].rank - 2, 1)  # BatchNorm1d takes (N, C) and (N, C, L)
-        a = node.attrs
-        affine = "" if a["affine"] else ", affine=False"
-        return f"nn.BatchNorm{dim}d({ins[0].shape[1]}, eps={py(a['eps'])}, momentum={py(a['momentum'])}{affine})"
+        return f"nn.BatchNorm{dim}d({ins[0].shape[1]}{torch_keywords(node, _BATCH_NORM_DEFAULTS)})"
 
     def affine_params(self, node, weights):
         return running_stats_affine(node.attrs, weights)
@@ -126,9 +130,7 @@ class LayerNorm(OpDef):
         return layer_norm_params(node.attrs, self._shape(node, ins[0]))
 
     def torch_module(self, node, ins):
-        a = node.attrs
-        return (f"nn.LayerNorm({py(self._shape(node, ins[0]))}, eps={py(a['eps'])}, "
-                f"elementwise_affine={a['elementwise_affine']}, bias={a['bias']})")
+        return f"nn.LayerNorm({py(self._shape(node, ins[0]))}{torch_keywords(node, _LAYER_NORM_DEFAULTS)})"
 
     def onnx(self, emit, node, inputs, ins):
         return emit_layer_norm(emit, node.attrs, inputs[0], self._shape(node, ins[0]), ins[0].dtype, -node.attrs["dims"])
@@ -198,8 +200,8 @@ class GroupNorm(OpDef):
         return {"weight": ParamSpec((c,), "ones"), "bias": ParamSpec((c,), "zeros")}
 
     def torch_module(self, node, ins):
-        a = node.attrs
-        return f"nn.GroupNorm({a['num_groups']}, {ins[0].shape[1]}, eps={py(a['eps'])}, affine={a['affine']})"
+        groups = node.attrs["num_groups"]
+        return f"nn.GroupNorm({groups}, {ins[0].shape[1]}{torch_keywords(node, _GROUP_NORM_DEFAULTS)})"
 
     def onnx(self, emit, node, inputs, ins):
         import numpy as np
