@@ -1327,6 +1327,14 @@ _ASSIGNMENTS = [  # (statement at 8 columns, what it checks); each split as ruff
     ("return self." + "c" * 74 + "(x)", "a returned call: never parenthesized"),
     ("x = self." + "c" * 69 + "(y)", "`x = self.c(` exactly 88 columns"),
     ("x = self." + "c" * 70 + "(y)", "... and 89"),
+    ("c" * 48 + " = " + "d" * 40 + ' * getattr(self, "' + "e" * 60 + '")',
+     "an operator before a call whose head does not fit: split at the operator"),
+    ('c = getattr(self, "' + "name_" * 20 + '")(x)', "a string too long for its line: its parts, one a line"),
+    ('self.add_module("' + "unit_" * 20 + '", nn.Linear(10, 10, bias=True))', "... an argument of a call"),
+    ('c = self.heads["' + "head_" * 20 + '"](x)', "... a subscript"),
+    ('classes["' + "block_" * 16 + '"] = [Block]', "... a key, split first"),
+    ("classes['" + 'a "quoted" block ' * 6 + "'] = [Block]", "... in single quotes, its parts in ruff's"),
+    ('self.d = nn.ModuleDict({"' + "key_" * 22 + '": nn.ReLU(), "b": nn.ReLU()})', "... a dict's key"),
 ]
 
 
