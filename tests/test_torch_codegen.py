@@ -1368,8 +1368,9 @@ def _long_named_spec(lengths: tuple[int, ...], depth: int, weight_norm: bool = T
     weight-normed convs, a batchnorm, a let, a parameter read in forward, a sum, a concat, a roll by a
     model parameter the file fixes (checked at construction), learned tokens and positions (bare
     parameters of the model), a sequential block (reached as getattr(self, "0")) repeated in series, a
-    block of two outputs, a module list, a linear, a tied one and a head block whose width is the
-    model's argument, handed down to it."""
+    block of two outputs, a module list, a block repeated with its weights tied to the first
+    repetition's, a linear, a tied one and a head block whose width is the model's argument, handed
+    down to it."""
     counter = itertools.count()
     words = ["dilated", "causal", "convolution", "layer", "temporal", "residual", "branch"]
 
@@ -1427,11 +1428,16 @@ def _long_named_spec(lengths: tuple[int, ...], depth: int, weight_norm: bool = T
     outputs: [{both}, "{then}:{second}"]
 """
         block, output, second = outer, both, both
-    top, stack, listed, back, tied, classes, token, place, head = (named(p) for p in (
-        "top", "stack", "listed", "back", "tied", "classes", "token", "position", "classifier"))
+    top, stack, listed, back, tied, classes, token, place, head, shared, ffn, layers = (named(p) for p in (
+        "top", "stack", "listed", "back", "tied", "classes", "token", "position", "classifier", "shared",
+        "feedforward", "layers"))
     blocks += f"""  {head}:
     nodes:
       - {{op: linear, out_features: {classes}}}
+  {shared}:
+    nodes:
+      - {{name: {ffn}, op: linear, out_features: 10}}
+      - {{op: relu}}
 """
     return f"""archc: 1
 name: {named("long_named_network")}
@@ -1446,6 +1452,7 @@ blocks:
   - {{name: {named("pool")}, op: mean, in: "{top}:{output}", dims: [2]}}
   - {{name: {listed}.0, op: linear, out_features: 10}}
   - {{name: {listed}.1, op: linear, out_features: 10, in: {listed}.0}}
+  - {{name: {layers}, block: {shared}, repeat: 3, tie: {layers}.0}}
   - {{name: {back}, op: linear, out_features: 10}}
   - {{name: {tied}, op: linear, out_features: 10, tie: {{weight: {back}.weight}}}}
   - {{name: {named("head")}, block: {head}}}

@@ -137,7 +137,8 @@ def tie_lines(ties: Sequence[tuple[str, str, str]], indent: str, taken: Collecti
         if bare(leaf) and len(indent) + len(f"{module}.{leaf} = {source}") > LINE_LENGTH:
             lines += split_statement(f"{local} = {source}", indent)
             source = local
-        lines += aliased(module, functools.partial(_tie_assignment, leaf=leaf, source=source), indent, names)
+        lines += aliased(module, functools.partial(_tie_assignment, leaf=leaf, source=source), indent, names,
+                         target=True)
     return lines
 
 
@@ -146,21 +147,28 @@ def _tie_assignment(module: str, leaf: str, source: str) -> list[str]:
     return [f"{module}.{leaf} = {source}" if bare(leaf) else f"setattr({module}, {literal(leaf)}, {source})"]
 
 
+_ATTRIBUTES = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")  # self.a.b: no call, no subscript
 _MODULE_WORD = re.compile(r'\.([A-Za-z_]\w*)|"([^"\\]*)"')  # an attribute, or a name given as a string
 
 
-def aliased(module: str, statements: Callable[[str], list[str]], indent: str, names: Namespace) -> list[str]:
+def aliased(module: str, statements: Callable[[str], list[str]], indent: str, names: Namespace,
+            target: bool = False) -> list[str]:
     """The lines at ``indent`` of ``statements(module)`` (``module``: the expression reaching a
     module), or those of ``statements(alias)`` after ``alias = module`` where a local is needed: a
     line would pass MAX_LINE columns (ruff splits no attribute chain: ``self.<a long name>.
-    parametrizations.weight.original0``), or ``module`` itself would be split (``getattr(self,
-    "<a long name>")``: ruff writes the chain after it one link a line, which archc does not).
-    The alias is named after the module's first word (``conv``), taken from ``names`` (every name
-    the method reads)."""
+    parametrizations.weight.original0``), or ``module`` holds brackets (``getattr(self, "<a long
+    name>")``, ``self.layer[1]``) and would be split or stand in a line too long, or, ``target``
+    (the statements assign to an attribute of ``module``), in a statement split at all: ruff then
+    writes the chain after it one link a line, or splits the target's brackets before the value's,
+    which archc does not. The alias is named after the module's first word (``conv``), taken from
+    ``names`` (every name the method reads)."""
     texts = statements(module)
     lines = [line for statement in texts for line in split_statement(statement, indent)]
-    if all(len(line) <= MAX_LINE for line in lines) and (len(lines) == len(texts) or (  # (each a line: whole)
-            sum(line.count(module) for line in lines) == sum(text.count(module) for text in texts))):
+    bracketed = not _ATTRIBUTES.fullmatch(module)
+    if all(len(line) <= (LINE_LENGTH if bracketed else MAX_LINE) for line in lines) and (
+            len(lines) == len(texts)  # (each statement a line: the module whole in it)
+            or not (target and bracketed)
+            and sum(line.count(module) for line in lines) == sum(text.count(module) for text in texts)):
         return lines
     words = [a or b for a, b in _MODULE_WORD.findall(module)]
     word = identifier(words[-1]).strip("_").split("_")[0] if words else ""
