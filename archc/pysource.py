@@ -27,7 +27,7 @@ import re
 import unicodedata
 from typing import Any
 
-__all__ = ["literal", "expression", "is_identifier", "identifier", "one_line", "plain_text", "comment",
+__all__ = ["literal", "expression", "is_identifier", "identifier", "shortened", "one_line", "plain_text", "comment",
            "UnsafeValue", "frozen", "BUILTIN_NAMES"]
 
 #: The names Python binds before any code runs (``len``, ``sum``, ``pow``, ``input``, ``ValueError``):
@@ -164,6 +164,37 @@ def identifier(name: str, fallback: str = "v") -> str:
     if keyword.iskeyword(base):
         base += "_"
     return base
+
+
+_CAMEL_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def shortened(name: str, limit: int) -> str:
+    """``name`` (an identifier) in at most ``limit`` characters, as a person shortens a long name:
+    its first word and its last (what it is, and which one: ``pool_..._branch_1`` keeps ``_1``),
+    then as many words after the first as fit. Words are ``_``-separated, or CamelCase words in a
+    name without ``_`` (a class name). A name that fits is returned as it is."""
+    if len(name) <= limit:
+        return name
+    camel = "_" not in name
+    words = _CAMEL_WORD.findall(name) if camel else [w for w in name.split("_") if w]
+    lead = "" if camel or not name.startswith("_") else "_"  # (``_0``: a name made from a number)
+    joiner = "" if camel else "_"
+    if not words:
+        return name[:limit]
+    first, last, middle = lead + words[0], words[-1] if len(words) > 1 else "", words[1:-1]
+    if len(first) + len(joiner) + len(last) > limit:  # the two do not fit: one is cut
+        if last and len(last) < limit // 2:  # a short last word (a number, ``query``) kept whole
+            return first[:limit - len(joiner) - len(last)] + joiner + last
+        return (first + joiner + last)[:limit].rstrip("_") or name[:limit]
+    kept: list[str] = []
+    size = len(first) + (len(joiner) + len(last) if last else 0)
+    for word in middle:
+        if size + len(joiner) + len(word) > limit:
+            break
+        kept.append(word)
+        size += len(joiner) + len(word)
+    return joiner.join([first, *kept, *([last] if last else [])])
 
 
 def _escape(char: str) -> str:

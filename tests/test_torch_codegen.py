@@ -4,8 +4,10 @@ TorchScript, the ONNX exporter's per-module scopes)."""
 from __future__ import annotations
 
 import ast
+import builtins
 import importlib.util
 import itertools
+import keyword
 import re
 import shutil
 import subprocess
@@ -17,7 +19,9 @@ import torch
 
 from archc import load_spec, loads_spec
 from archc.analysis.skips import analyze
-from archc.lowering.torch import build_module, generate_source, module_class
+from archc.frontends.yaml.params import MAX_NAME_LENGTH
+from archc.lowering.pyformat import MAX_LINE
+from archc.lowering.torch import build_module, class_name_for, generate_source, module_class, state_dict_from_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -1327,6 +1331,14 @@ _ASSIGNMENTS = [  # (statement at 8 columns, what it checks); each split as ruff
     ("return self." + "c" * 74 + "(x)", "a returned call: never parenthesized"),
     ("x = self." + "c" * 69 + "(y)", "`x = self.c(` exactly 88 columns"),
     ("x = self." + "c" * 70 + "(y)", "... and 89"),
+    ("c" * 48 + " = " + "d" * 40 + ' * getattr(self, "' + "e" * 60 + '")',
+     "an operator before a call whose head does not fit: split at the operator"),
+    ('c = getattr(self, "' + "name_" * 20 + '")(x)', "a string too long for its line: its parts, one a line"),
+    ('self.add_module("' + "unit_" * 20 + '", nn.Linear(10, 10, bias=True))', "... an argument of a call"),
+    ('c = self.heads["' + "head_" * 20 + '"](x)', "... a subscript"),
+    ('classes["' + "block_" * 16 + '"] = [Block]', "... a key, split first"),
+    ("classes['" + 'a "quoted" block ' * 6 + "'] = [Block]", "... in single quotes, its parts in ruff's"),
+    ('self.d = nn.ModuleDict({"' + "key_" * 22 + '": nn.ReLU(), "b": nn.ReLU()})', "... a dict's key"),
 ]
 
 
@@ -1344,40 +1356,64 @@ def test_long_assignments_and_returns_split_as_ruff_format_splits_them(text, wha
     assert len(indent + text) > 88  # (each case is too long for one line)
 
 
-def _long_named_spec(lengths: tuple[int, ...], depth: int) -> str:
+# names a generated spec never takes: nn.Module's attributes, Python's words, YAML's booleans and nulls,
+# and what the spec itself reads (the input's symbolic dim, the input, `prev`, `index`)
+_TAKEN_NAMES = frozenset(dir(torch.nn.Module())) | frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {
+    "y", "n", "yes", "no", "on", "off", "true", "false", "null", "N", "x", "prev", "index"}
+
+
+def _long_named_spec(lengths: tuple[int, ...], depth: int, weight_norm: bool = True) -> str:
     """A spec of nested blocks (``depth`` levels) whose nodes, block instances, blocks and parameters
-    have names of about the given lengths (cycled): weight-normed convs, a batchnorm, a sum, a concat, a
-    sequential block (reached as getattr(self, "0")), a block of two outputs, a linear, a tied one."""
-    counter = iter(range(1000))
+    have names of the given lengths (cycled; each unique, so a very short one may take a letter more):
+    weight-normed convs, a batchnorm, a let, a parameter read in forward, a sum, a concat, a roll by a
+    model parameter the file fixes (checked at construction), learned tokens and positions (bare
+    parameters of the model), a sequential block (reached as getattr(self, "0")) repeated in series, a
+    block of two outputs, a module list, a block repeated with its weights tied to the first
+    repetition's, a linear, a tied one and a head block whose width is the model's argument, handed
+    down to it."""
+    counter = itertools.count()
+    words = ["dilated", "causal", "convolution", "layer", "temporal", "residual", "branch"]
 
     def named(prefix: str) -> str:
-        length = lengths[next(counter) % len(lengths)]
-        words = itertools.cycle(["dilated", "causal", "convolution", "layer", "temporal", "residual", "branch"])
-        text = prefix
-        while len(text) < length:
-            text += "_" + next(words)
-        return text[:length].rstrip("_")
+        while True:
+            k = next(counter)
+            length, tag = lengths[k % len(lengths)], ""
+            while not tag or k:  # k in letters: a, b, ..., z, ba, ... (unique, never a digit first)
+                tag, k = chr(ord("a") + k % 26) + tag, k // 26
+            text = prefix
+            for word in itertools.cycle(words):
+                if len(text) >= length:
+                    break
+                text += "_" + word
+            name = text[:max(length - len(tag), 0)].rstrip("_") + tag
+            if name not in _TAKEN_NAMES:
+                return name
 
-    hidden, expansion, pad = named("hidden_channels"), named("expansion_factor"), named("padding")
-    unit, inner = named("causal_unit"), named("temporal_block")
-    conv, conv2, norm, total, joined, units = (named(p) for p in ("conv", "conv_two", "norm", "sum", "cat", "unit"))
+    hidden, expansion, pad, width = named("hidden_channels"), named("expansion_factor"), named("padding"), named("width")
+    unit, inner, shift = named("causal_unit"), named("temporal_block"), named("shift")
+    conv, conv2, norm, total, joined, units, scale, scaled, rolled = (named(p) for p in (
+        "conv", "conv_two", "norm", "sum", "cat", "unit", "scale", "scaled", "rolled"))
+    normed = str(weight_norm).lower()
     blocks = f"""  {unit}:
     sequential: true
     params: {{{pad}: 2, {hidden}: 8}}
     nodes:
-      - {{op: conv, out_channels: "{hidden} * 2", kernel_size: 1, padding: {pad}, weight_norm: true}}
+      - {{op: conv, out_channels: "{hidden} * 2", kernel_size: 1, padding: {pad}, weight_norm: {normed}}}
       - {{op: slice, dim: 2, end: "-2 * {pad}"}}
       - {{op: relu}}
   {inner}:
     params: {{{hidden}: 8, {expansion}: 2, {pad}: 1}}
+    let: {{{width}: "{hidden} * {expansion}"}}
     nodes:
-      - {{name: {conv}, op: conv, out_channels: "{hidden} * {expansion}", kernel_size: 3, padding: {pad},
-         weight_norm: true}}
+      - {{name: {conv}, op: conv, out_channels: {width}, kernel_size: 3, padding: {pad}, weight_norm: {normed}}}
       - {{name: {norm}, op: batchnorm}}
-      - {{name: {conv2}, op: conv, out_channels: "{hidden} * {expansion}", kernel_size: 3, padding: 1}}
+      - {{name: {conv2}, op: conv, out_channels: {width}, kernel_size: 3, padding: 1}}
       - {{name: {units}, block: {unit}, in: {conv2}, {hidden}: {hidden}, {pad}: 1}}
       - {{name: {total}, op: add, in: [{norm}, {conv2}]}}
-      - {{name: {joined}, op: concat, axis: 1, in: [{total}, {units}, {conv}]}}
+      - {{name: {scale}, op: parameter, shape: [1, {width}, 1], init: ones}}
+      - {{name: {scaled}, op: mul, in: [{total}, {scale}]}}
+      - {{name: {rolled}, op: roll, in: {scaled}, shifts: [{shift}], dims: [2]}}
+      - {{name: {joined}, op: concat, axis: 1, in: [{rolled}, {units}, {conv}]}}
     outputs: [{joined}, {conv2}]
 """
     block, output, second = inner, joined, conv2
@@ -1392,45 +1428,168 @@ def _long_named_spec(lengths: tuple[int, ...], depth: int) -> str:
     outputs: [{both}, "{then}:{second}"]
 """
         block, output, second = outer, both, both
-    top, classifier, back, tied = named("top"), named("classifier"), named("back"), named("tied")
+    top, stack, listed, back, tied, classes, token, place, head, shared, ffn, layers = (named(p) for p in (
+        "top", "stack", "listed", "back", "tied", "classes", "token", "position", "classifier", "shared",
+        "feedforward", "layers"))
+    blocks += f"""  {head}:
+    nodes:
+      - {{op: linear, out_features: {classes}}}
+  {shared}:
+    nodes:
+      - {{name: {ffn}, op: linear, out_features: 10}}
+      - {{op: relu}}
+"""
     return f"""archc: 1
 name: {named("long_named_network")}
+params: {{{shift}: 1, {classes}: 10}}
 inputs: {{x: [N, 4, 32]}}
 blocks:
 {blocks}nodes:
+  - {{name: {token}, op: prepend_token, num_tokens: 2}}
+  - {{name: {place}, op: position_embedding, max_len: 8}}
+  - {{name: {stack}, block: {unit}, repeat: 2, {hidden}: 3}}
   - {{name: {top}, block: {block}}}
   - {{name: {named("pool")}, op: mean, in: "{top}:{output}", dims: [2]}}
-  - {{name: {classifier}, op: linear, out_features: 10}}
+  - {{name: {listed}.0, op: linear, out_features: 10}}
+  - {{name: {listed}.1, op: linear, out_features: 10, in: {listed}.0}}
+  - {{name: {layers}, block: {shared}, repeat: 3, tie: {layers}.0}}
   - {{name: {back}, op: linear, out_features: 10}}
   - {{name: {tied}, op: linear, out_features: 10, tie: {{weight: {back}.weight}}}}
+  - {{name: {named("head")}, block: {head}}}
 """
 
 
+def _name_lengths(depth: int) -> list[tuple[int, ...]]:
+    """Name lengths to build at a nesting depth: every length a node or parameter name may have (1 to
+    128) at depth 1, the limits' both sides and a sample deeper; then mixes of short and long."""
+    every = range(1, MAX_NAME_LENGTH + 1) if depth == 1 else \
+        sorted({*range(1, MAX_NAME_LENGTH + 1, 9), 32, 33, 48, 49, 64, 65, 85, 86, MAX_NAME_LENGTH})
+    return [(n,) for n in every] + [(n, 129 - n, 33, 65, 7) for n in range(1, MAX_NAME_LENGTH + 1, 16)]
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_names_of_every_length_give_lines_of_at_most_100_columns_as_ruff_formats_them(depth, tmp_path):
+    """Issue 13's limit holds whatever the spec's names: a name archc chooses (a local, a class, an
+    argument) is shortened, a module's name (a state_dict key) is written as a string where it is too
+    long for an attribute; every file as ruff formats it, and clean of ruff's classic rules."""
+    for k, lengths in enumerate(_name_lengths(depth)):
+        source = generate_source(loads_spec(_long_named_spec(lengths, depth)))
+        long = [line for line in source.splitlines() if len(line) > MAX_LINE]
+        assert not long, (lengths, long)
+        (tmp_path / f"names_{k}.py").write_text(source)
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    check = subprocess.run([ruff, "format", "--check", "--diff", "--no-cache", "--isolated", str(tmp_path)],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout[-8000:] + check.stderr[-2000:]
+    check = subprocess.run([ruff, "check", "--no-cache", "--isolated", "--select", "E4,E7,E9,F,B006", str(tmp_path)],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout[-8000:] + check.stderr[-2000:]
+
+
 _LONG_NAMES = {  # name lengths (cycled over the spec's names), depth of block nesting
-    "short-1": ((30, 34, 36, 31), 1),
-    "mixed-2": ((36, 52, 33, 66, 45), 2),
-    "long-3": ((35, 70, 48, 78, 58, 36), 3),
-    "longest-2": ((90, 60, 84, 75), 2),
+    "1": ((1,), 1),
+    "32": ((32,), 2),
+    "33": ((33,), 2),
+    "48-49": ((48, 49), 3),
+    "64-65": ((64, 65), 2),
+    "85": ((85,), 1),
+    "128": ((MAX_NAME_LENGTH,), 3),
+    "mixed-4": ((5, MAX_NAME_LENGTH, 33, 64, 49), 4),
 }
 
 
-_CALL_HEAD = re.compile(r" *self\.\w+ = \w+\(")
-
-
 @pytest.mark.parametrize("case", sorted(_LONG_NAMES))
-def test_long_names_in_nested_blocks_are_formatted_as_ruff_formats_them(case, tmp_path):
+def test_long_names_keep_every_state_dict_key_and_compute_what_onnxruntime_computes(case, tmp_path):
+    from ops_harness import randomize, run_onnx
+
     lengths, depth = _LONG_NAMES[case]
-    source = generate_source(loads_spec(_long_named_spec(lengths, depth)))
-    assert " = (\n" in source  # (a value parenthesized)
-    check = _ruff("format", "--check", "--diff", source=source, tmp_path=tmp_path)
-    assert check.returncode == 0, check.stdout + check.stderr
-    # (ruff splits no attribute chain: a longer name with `self.` before it and `.reset_parameters()` or a
-    # weight-normed conv's `.parametrizations.weight.original0` after it, indented, passes 100 columns;
-    # nor the head of an assignment whose call it splits at its arguments, `self.name = ClassName(`, as
-    # where a block passes its child a parameter by name)
-    if max(lengths) <= 66:
-        long = [line for line in source.splitlines() if len(line) > 100 and not _CALL_HEAD.fullmatch(line)]
-        assert not long, long
+    graph = randomize(loads_spec(_long_named_spec(lengths, depth)))
+    path = tmp_path / f"long_{case.replace('-', '_')}.py"
+    path.write_text(generate_source(graph))
+    model = getattr(_import(path, path.stem), class_name_for(graph.name))().eval()
+    # every module under the spec's name, however long: the graph's state_dict loads strictly
+    model.load_state_dict(state_dict_from_graph(graph), strict=True)
+    x = torch.randn(2, 4, 32)
+    expected = run_onnx(graph, {"x": x.numpy()})[0]
+    assert torch.allclose(model(x), torch.from_numpy(expected), rtol=1e-4, atol=1e-5)
+    with torch.device("meta"):
+        empty = type(model)()
+    empty.to_empty(device="cpu")
+    for block in empty.block_instances():  # every reset runs, the aliased ones too
+        block.reset_parameters()
+    assert torch.isfinite(empty.eval()(x)).all()
+
+
+def test_a_model_of_the_longest_names_works_with_the_pytorch_tools():
+    """``getattr(self, "...")`` with its name over lines is one string to fx, export and TorchScript."""
+    graph = loads_spec(_long_named_spec((MAX_NAME_LENGTH, 40), 2, weight_norm=False))
+    model = build_module(graph).eval()
+    x = torch.randn(2, 4, 32)
+    y = model(x)
+    assert "getattr(\n" in generate_source(graph)
+    assert torch.allclose(torch.fx.symbolic_trace(model)(x), y)
+    assert torch.allclose(torch.export.export(model, (x,)).module()(x), y)
+    assert torch.allclose(torch.jit.script(model)(x), y)
+
+
+def test_long_names_read_as_a_person_would_shorten_them():
+    source = generate_source(loads_spec(_long_named_spec((70,), 2)))
+    # a local keeps its name's first and last words, the node's whole name in a comment above it
+    assert "        # scaled_dilated_causal_convolution_layer_temporal_residual_branch_dilao\n" \
+           "        scaled_dilated_causal_convolution_layer_dilao = (\n" in source
+    # a module too long for an attribute is registered and read by its name, never renamed
+    assert 'self.add_module(\n            "conv_dilated_causal_convolution_layer_temporal_residual_branch_' \
+           'dilateh",\n' in source
+    # a class's arguments (standing twice in a call) in 32 characters, its name in 48
+    assert "hidden_channels_dilated_bra=hidden_channels_dilated_bra" in source
+    assert "class TemporalBlockDilatedCausalConvolutionLayerBraf(nn.Module):" in source
+    # a reset reads a long-named module through a local named after it
+    assert '        conv = getattr(\n' in source and "        conv.parametrizations.weight.original0" in source
+
+
+def test_names_that_would_hide_what_the_code_reads_are_written_with_an_underscore():
+    """A block parameter named ``nn`` or ``int`` would hide torch.nn and the builtin in ``__init__``, a
+    model parameter named ``value`` the check of the fixed parameters' loop variable, a node ``l`` is
+    ambiguous (pycodestyle's E741): each is written with ``_`` after it, its module keeps its name."""
+    text = """archc: 1
+params: {value: 5, fixed_width: 4}
+inputs: {x: [N, 4]}
+blocks:
+  b:
+    params: {nn: 4, int: 2}
+    nodes:
+      - {name: l, op: linear, out_features: "nn * int"}
+      - {op: relu}
+nodes:
+  - {name: a, block: b, nn: 3}
+  - {name: c, block: b, nn: 5}
+  - {name: wide, op: linear, out_features: fixed_width}
+  - {name: head, op: linear, out_features: value}
+"""
+    graph = loads_spec(text)
+    source = generate_source(graph)
+    assert "def __init__(self, in_channels: int, nn_: int = 4, int_: int = 2) -> None:" in source
+    assert "nn.Linear(in_channels, nn_ * int_, bias=True)" in source and "l_ = self.l(x)" in source
+    assert "def __init__(self, value_: int = 5, fixed_width: int = 4) -> None:" in source
+    model = build_module(graph)
+    assert list(model.state_dict())[:2] == ["a.l.weight", "a.l.bias"]
+    assert model(torch.randn(2, 4)).shape == (2, 5)
+    namespace: dict = {}
+    exec(compile(source, "hidden.py", "exec"), namespace)
+    assert namespace["Model"](value_=3)(torch.randn(2, 4)).shape == (2, 3)
+
+
+def test_shortened_keeps_a_names_first_and_last_words():
+    from archc.pysource import shortened
+
+    assert shortened("pool_dilated_causal_convolution_layer_temporal_residual_branch", 32) == \
+        "pool_dilated_causal_branch"
+    assert shortened("encoder_layer_0_attention_self_query", 32) == "encoder_layer_0_attention_query"
+    assert shortened("first_dilated_causal_convolution_layer_1", 32) == "first_dilated_causal_1"
+    assert shortened("TemporalBlockDilatedCausalConvolutionLayer", 32) == "TemporalBlockDilatedCausalLayer"
+    assert shortened("x_" + "y" * 60, 32) == "x_" + "y" * 30  # (a last word too long: cut)
+    assert shortened("a" * 40 + "_1", 32) == "a" * 30 + "_1"  # (a number kept whole)
+    assert shortened("hidden", 32) == "hidden"
 
 
 def test_a_sequential_spec_is_an_nn_sequential_class():

@@ -4,9 +4,11 @@ Generated files are meant to be kept and edited, so they come out already format
 statement longer than :data:`LINE_LENGTH` is split at its last bracket pair (skipping
 trailing ``[0]``-like trailers whose split would leave the first line too long); the
 bracket's contents go on one indented line if they fit, else one element per line with a
-trailing comma, each element split the same way. Only the shapes of statement archc
-writes are handled (assignments, calls, ``return``, ``def``); the test suite checks every
-shipped spec's file with ``ruff format --check``.
+trailing comma, each element split the same way. A string literal too long for its line
+(a module's name of more than 64 characters, written as a string) is written as ruff keeps
+one that cannot be joined: its parts, one a line (``"first_part_"`` then ``"rest"``). Only the
+shapes of statement archc writes are handled (assignments, calls, ``return``, ``def``); the
+test suite checks every shipped spec's file with ``ruff format --check``.
 """
 from __future__ import annotations
 
@@ -15,9 +17,15 @@ import functools
 import re
 from itertools import accumulate
 
-__all__ = ["LINE_LENGTH", "concatenated_lists", "spaced_slices", "split_statement"]
+from archc.pysource import literal
 
+__all__ = ["LINE_LENGTH", "MAX_LINE", "concatenated_lists", "spaced_slices", "split_statement"]
+
+#: ruff format's line length: what the formatting aims at
 LINE_LENGTH = 88
+#: the longest line a generated file may have (issue 13): what ruff cannot split (a long name
+#: between brackets it has split already) may pass LINE_LENGTH, never this
+MAX_LINE = 100
 _COMMA_CLOSE = re.compile(r",\s*[)\]}]")
 _OPEN, _CLOSE = "([{", ")]}"
 _FOR = re.compile(r"\bfor\b")  # no comprehension without it (a cheap test before parsing)
@@ -146,6 +154,9 @@ def split_statement(text: str, indent: str) -> list[str]:
 # commas and string literals, and re-split element by element, once.
 @functools.lru_cache(maxsize=2048)
 def _split_long(text: str, indent: str) -> tuple[str, ...]:
+    parts = _string_lines(text, indent)
+    if parts is not None:
+        return parts
     pairs = _pairs(text)
     if text.startswith(("def ", "class ")):  # a def (class) splits at its parameters (bases): black's left-hand split
         first = min((o, c) for c, o in pairs.items())
@@ -163,7 +174,47 @@ def _split_long(text: str, indent: str) -> tuple[str, ...]:
     return _assignment_split(text, indent, own) or own or (indent + text,)
 
 
-_KEYED_TARGET = re.compile(r'(\w+)\[("[^"\\]*")\] = (\[.*)\Z')  # name["key"] = [a list]
+# a string literal as pysource.literal writes one (ruff's quotes), at the start of a text
+_STRING_HEAD = re.compile(r"'(?:[^'\\]|\\.)*'|" + r'"(?:[^"\\]|\\.)*"')
+_CUT_AFTER = "_-. "  # where a long name is cut, where it can be
+
+
+def _string_lines(text: str, indent: str) -> tuple[str, ...] | None:
+    """``text`` that starts with a string literal too long for its line (with what follows it up
+    to its first bracket: ``,``, ``]``, ``: nn.Conv1d(``) as that literal's parts one a line, as
+    ruff leaves an implicit concatenation that would not fit joined, the rest after the last part
+    and split as a statement; None where ``text`` starts otherwise or the literal fits."""
+    found = _STRING_HEAD.match(text)
+    if found is None:
+        return None
+    rest = text[found.end():]
+    bracket = min((i for i in (rest.find(c) for c in _OPEN) if i >= 0), default=len(rest) - 1)
+    after = len(rest[:bracket + 1])
+    width = LINE_LENGTH - len(indent) - 2  # (a part's characters, between its quotes)
+    if len(indent) + found.end() + after <= LINE_LENGTH or width - after < 8:
+        return None
+    value = ast.literal_eval(found.group())
+    quote = found.group()[0]
+    # each character as it is written between those quotes (a part may take the other quotes: never longer)
+    sizes = [2 if c == quote else 1 if c in "'\"" else len(repr(c)) - 2 for c in value]
+    parts: list[str] = []
+    start, size = 0, sum(sizes)
+    while size > width - after:  # (the last part leaves room for what follows it)
+        room, taken, cut = min(width, size - 1), 0, 0
+        for i in range(start, len(value)):
+            if taken + sizes[i] > room:
+                break
+            taken += sizes[i]
+            if value[i] in _CUT_AFTER:
+                cut = i + 1
+        cut = cut or i  # (no place to cut at in the line: cut where it is full)
+        parts.append(literal(value[start:cut]))
+        size -= sum(sizes[start:cut])
+        start = cut
+    return (*(indent + part for part in parts), *split_statement(literal(value[start:]) + rest, indent))
+
+
+_KEYED_TARGET = re.compile(r"""(\w+)\[("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\] = (\[.*)\Z""")  # x["key"] = [..]
 _TARGETS = r"[\w, .\[\]]+"  # what the generator assigns to: names, attributes, subscripts, tuples of them
 _ASSIGNMENT = re.compile(rf"({_TARGETS}) = (?=.)")  # targets = (a value follows)
 
@@ -181,7 +232,8 @@ def _assignment_split(text: str, indent: str, own: tuple[str, ...] | None) -> tu
     keyed = _KEYED_TARGET.match(text)
     if keyed and own is not None and len(own[0]) > LINE_LENGTH:
         # (block_instances' ``classes["a long block name"] = [...]``: ruff splits the key first)
-        return (indent + keyed.group(1) + "[", indent + "    " + keyed.group(2),
+        key = indent + "    " + keyed.group(2)
+        return (indent + keyed.group(1) + "[", *(_string_lines(keyed.group(2), indent + "    ") or (key,)),
                 *split_statement("] = " + keyed.group(3), indent))
     head = _ASSIGNMENT.match(text)
     if head is None or own is not None and len(own[0]) <= LINE_LENGTH:
@@ -249,7 +301,8 @@ def _operator_split(text: str, indent: str) -> tuple[str, ...] | None:
     head = _HEADS.match(text)
     expr = text[head.end():] if head else text.removesuffix(",")
     operands = _chain(expr)
-    if operands is None or len(operands) == 2 and (_opens(operands[0][1]) or _closes(operands[1][1])):
+    if operands is None or len(operands) == 2 and (
+            _opens(operands[0][1]) or _closes_in_line(text, operands[1][1], indent)):
         return None
     if head is None:  # an element: the bracket around it groups it
         lines = _chain_lines(operands, indent)
@@ -310,6 +363,16 @@ def _opens(operand: str) -> bool:
     """Whether the first operand of a one-operator expression starts with a bracket (ruff then splits
     that bracket rather than add parentheses: ``(a + b) * c``)."""
     return operand.lstrip()[:1] in _OPEN
+
+
+def _closes_in_line(text: str, operand: str, indent: str) -> bool:
+    """:func:`_closes` for the last operand of ``text``, where the line up to its bracket fits: ruff
+    splits that bracket then (``x = a * f(``), else the operators (``x = (``, ``a``, ``* f(...)``)."""
+    if not _closes(operand):
+        return False
+    stripped = operand.strip()
+    opener = _pairs(stripped)[len(stripped) - 1]
+    return len(indent) + text.rfind(stripped) + opener + 1 <= LINE_LENGTH
 
 
 def _closes(operand: str) -> bool:
@@ -405,7 +468,7 @@ def _split_at(text: str, open_: int, close: int, indent: str) -> list[str]:
     elif subscript or body.strip() and len(inner) + len(body.strip()) <= LINE_LENGTH and not display and (
             not body.rstrip().endswith(",") or one_tuple) and not _magic_comma(body):
         # (a magic comma inside explodes its bracket, and so every bracket around it, as ruff does)
-        lines.append(inner + body.strip())
+        lines.extend(_string_lines(body.strip(), inner) or (inner + body.strip(),))
     else:
         for element in elements:
             lines.extend(split_statement(element + ",", inner))

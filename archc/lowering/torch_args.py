@@ -36,6 +36,10 @@ found in this order:
 So a class reproduces every instance in the file exactly, by construction; values that no
 instance changes are literals. ``forward`` reads what ``__init__`` took as attributes of the
 names it took (``self.n_heads * self.head_dim``).
+The Python names a class takes are the spec's where they fit: a name longer than
+:data:`~archc.lowering.torch_plan.ARGUMENT_LIMIT` (or one that would hide what ``__init__`` reads: a
+parameter named ``nn``) is written shortened (:func:`python_names`), in the class's signature,
+its expressions and its callers' keyword arguments alike.
 A child's call passes every argument its class takes, so that instances passing a default and
 instances passing another value share a class; the caller leaves out those it fills with the
 default (:func:`omit_defaults`).
@@ -50,20 +54,22 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from dataclasses import dataclass, field
 from itertools import compress, count, repeat
 from operator import is_not, itemgetter, ne, or_
-from typing import Any, Callable, Iterator, Mapping, NamedTuple
+from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, NamedTuple
 
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
 from archc.ir.types import TensorType
 from archc.ir.vocab import SHAPE_KEEPING
-from archc.lowering.torch_plan import OMITTED, Body, Instance, Lowered, numbers
+from archc.lowering.torch_plan import ARGUMENT_LIMIT, OMITTED, RESERVED, Body, Instance, Lowered, numbers
 from archc.ops import registry
-from archc.pysource import expression as _expression, frozen, identifier, is_identifier, literal
+from archc.pysource import expression as _expression, frozen, identifier, is_identifier, literal, shortened
 
-__all__ = ["Arg", "CallArg", "ClassArgs", "NO_DEFAULT", "TopParam", "resolve", "live_params", "root_args"]
+__all__ = ["Arg", "CallArg", "ClassArgs", "NO_DEFAULT", "TopParam", "resolve", "live_params", "root_args",
+           "python_names"]
 
 #: an argument without a default: always written
 NO_DEFAULT = object()
@@ -79,16 +85,23 @@ class Arg:
     #: where its value comes from per instance: ("param", name), ("hole", index), or ("top", name):
     #: a top-level parameter the model class takes at run time, handed down through each class
     source: tuple = ()
+    #: the name the class's Python code writes, where it is not ``name`` (see :func:`python_names`)
+    python: str = ""
 
     @property
     def required(self) -> bool:
         return self.default is NO_DEFAULT
 
+    @property
+    def written(self) -> str:
+        """The argument's name in the generated code."""
+        return self.python or self.name
+
     def signature(self) -> str:
         kind = type(self.default).__name__ if not self.required else "int"
         if kind not in ("int", "float", "bool", "str"):  # (a list default as a tuple: never shared mutable)
-            return self.name + ("" if self.required else f"={literal(frozen(self.default))}")
-        return f"{self.name}: {kind}" + ("" if self.required else f" = {literal(self.default)}")
+            return self.written + ("" if self.required else f"={literal(frozen(self.default))}")
+        return f"{self.written}: {kind}" + ("" if self.required else f" = {literal(self.default)}")
 
 
 @dataclass
@@ -112,21 +125,24 @@ class ClassArgs:
         for arg in self.args:
             kind, key = arg.source
             if kind == "top":  # always passed: the caller's value of the model's parameter
-                result.append(CallArg(arg.name, TopParam(key, arg.default)))
+                result.append(CallArg(arg.name, TopParam(key, arg.default), keyword=arg.written))
                 continue
             if kind != "hole" and given is None:
                 given = dict(body.instance.info.args)
-            result.append(CallArg(arg.name, body.holes[key] if kind == "hole" else given[key], arg.default))
+            result.append(CallArg(arg.name, body.holes[key] if kind == "hole" else given[key], arg.default,
+                                  arg.written))
         return result
 
 
 class CallArg(NamedTuple):
     """One keyword argument of a child class's constructor call: its value in this instance, and
-    the default the caller may leave it out for (:data:`NO_DEFAULT`: always written)."""
+    the default the caller may leave it out for (:data:`NO_DEFAULT`: always written). ``name`` is
+    the argument as the spec names it (the block parameter), ``keyword`` as the call writes it."""
 
     name: str
     value: Any
     default: Any = NO_DEFAULT
+    keyword: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,6 +155,47 @@ class TopParam:
 
     def __repr__(self) -> str:  # (the source a caller's hole holds where nothing names it)
         return literal(self.value)
+
+
+def python_names(names: Iterable[str], reserved: Collection[str]) -> dict[str, str]:
+    """The names one class's code writes for the spec's ``names`` (its arguments and lets) that it
+    cannot write as they are: longer than :data:`ARGUMENT_LIMIT` (shortened: a name stands twice in a
+    line, ``hidden=hidden,``), or ``reserved`` (what ``__init__`` reads: ``nn``, ``int``, the file's
+    functions; a ``_`` after it), each made unique; name -> written name, only for those."""
+    names = list(names)
+    kept = [n for n in names if len(n) <= ARGUMENT_LIMIT and n not in reserved]
+    if len(kept) == len(names):
+        return {}
+    space = Namespace({*kept, *reserved})
+    renamed = {}
+    for name in names:
+        if name not in renamed and (len(name) > ARGUMENT_LIMIT or name in reserved):
+            base = shortened(name, ARGUMENT_LIMIT)
+            renamed[name] = space.take(base + "_" if base in reserved else base)
+    return renamed
+
+
+#: a string literal, or a name that is neither an attribute nor called (``math.sqrt``, ``int(``)
+_READ_NAME = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|(?<![\w.])[A-Za-z_]\w*(?![\w.(])""")
+
+
+def renamed_source(text: str, renamed: Mapping[str, str]) -> str:
+    """``text`` (Python over a class's names) with each name read renamed (strings left alone)."""
+    if not renamed:
+        return text
+    return _READ_NAME.sub(lambda m: renamed.get(m.group(), m.group()), text)
+
+
+def rename_python(result: ClassArgs, args: Iterable[Arg], renamed: Mapping[str, str]) -> None:
+    """Write a class's arguments, lets and expressions under the names :func:`python_names` gave."""
+    if not renamed:
+        return
+    for arg in args:
+        arg.python = renamed.get(arg.name, "")
+    result.lets = [(renamed.get(name, name), renamed_source(source, renamed)) for name, source in result.lets]
+    result.text = {i: renamed_source(text, renamed) for i, text in result.text.items()}
+    result.stored = {attr: renamed_source(source, renamed) for attr, source in result.stored.items()}
+    result.guards = [(renamed.get(name, name), value) for name, value in result.guards]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -422,6 +479,8 @@ class _Resolver(_InstanceValues):
             source = self._expr(rep_body, i, vector)
             self.by_vector.setdefault(frozen(vector), source)  # (a hole may hold a list: stride [2])
             self.result.text[i] = self.use(source)
+        rename_python(self.result, self.used.values(), python_names(
+            [*self.used, *(name for name, _ in self.result.lets)], RESERVED | self.graph.reserved))
         self._store_forward_holes(rep_body)
         omit_defaults(rep_body, self.result)
         args = list(self.used.values())
@@ -788,8 +847,11 @@ def _downstream_fixed(graph: Graph, lowered: Lowered, name: str) -> bool:
     return True
 
 
-def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[tuple[str, str]]]) -> ClassArgs:
-    """The root class: every hole a literal, but a live parameter's attribute holes its expression."""
+def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[tuple[str, str]]],
+              guard_locals: Collection[str] = ()) -> ClassArgs:
+    """The root class: every hole a literal, but a live parameter's attribute holes its expression.
+    ``guard_locals``: the names the check of the fixed parameters assigns in ``__init__`` (no
+    argument the code reads after it may take one)."""
     result = ClassArgs()
     for i, value in enumerate(body.holes):
         if type(value) is TopParam:  # a child class's argument: the model's parameter, by name
@@ -806,12 +868,13 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
             for forward, pos in positions or ():
                 expressions[(node_name, pos, forward)] = text
                 attrs[(node_name, pos, forward)] = attr
+    stored = Namespace(body.tree)  # (an attribute beside the modules)
     for i, site in body.sites.items():
         if site in expressions:
             result.expressed.add((site[0], attrs[site]))
             result.text[i] = expressions[site]
             if site[2]:  # in forward: the value is an attribute set in __init__
-                attr = identifier(f"{site[0]}_{site[1]}")
+                attr = stored.take(shortened(identifier(f"{site[0]}_{site[1]}"), ARGUMENT_LIMIT))
                 result.stored[attr] = expressions[site]
                 result.text[i] = f"self.{attr}"
     omit_defaults(body, result)
@@ -819,6 +882,8 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
         result.args.append(Arg(p, value, ("param", p)))
         if p not in live:
             result.guards.append((p, value))
+    reserved = RESERVED | lowered.reserved | (frozenset(guard_locals) if result.guards else frozenset())
+    rename_python(result, result.args, python_names(graph.params, reserved))
     return result
 
 

@@ -20,8 +20,8 @@ from archc.errors import SpecError
 from archc.ir.graph import FORMAL_INPUTS_META, Graph, Node, Value
 from archc.lowering.pyformat import concatenated_lists
 from archc.lowering.torch_reset import GENERATED_METHODS
-from archc.lowering.torch_plan import (Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute, place_local, spread_at,
-                                       with_holes)
+from archc.lowering.torch_plan import (NAME_LIMIT, Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute,
+                                       place_local, spread_at, with_holes)
 from archc.ops.weights import TIE_META, tied_params
 from archc.pysource import is_identifier, literal
 
@@ -288,10 +288,10 @@ class BodyWriter(_SequentialChoice):
             return Leaf("sequential", "nn.Sequential(" + ", ".join(parts) + ")", child=child)
         cls, args = self.call_of(child)
         rendered = []
-        for arg, value, default in args:
-            marker = body.hole(value)
-            body.child_args[len(body.holes) - 1] = (local, arg, default)
-            rendered.append(f"{arg}={marker}")
+        for arg in args:
+            marker = body.hole(arg.value)
+            body.child_args[len(body.holes) - 1] = (local, arg.name, arg.default)
+            rendered.append(f"{arg.keyword or arg.name}={marker}")
         return Leaf("child", f"{cls}({', '.join(rendered)})", child=child)
 
     def _chains(self, tree: dict[str, Any]) -> list[list[Instance]]:
@@ -404,8 +404,9 @@ class BodyWriter(_SequentialChoice):
         label = self.labels.get(name)
         if label:
             comments.append(f"skip: {label}")
-        if not is_identifier(local.replace(".", "_")) and not local.isdigit():
-            comments.append(local)  # the variable's name hides the node's (not a number's: `_3` is 3)
+        if not is_identifier(local.replace(".", "_")) and not local.isdigit() or len(local) > NAME_LIMIT:
+            # the variable's name hides the node's (not a number's: `_3` is 3), or shortens it
+            comments.append(local)
         return comments
 
     def _child_stmt(self, body: Body, inst: Instance, child: Instance, names: VarNames, access: dict[str, str],
@@ -553,7 +554,7 @@ def _reach(access: Mapping[str, str], name: str) -> str:
 def _param_access(module: str, param: str) -> str:
     """The expression for ``module``'s attribute at the dotted path ``param``, a segment at a time."""
     for part in param.split("."):
-        module = f"{module}.{part}" if is_identifier(part) else f"getattr({module}, {literal(part)})"
+        module = attribute(module, part)
     return module
 
 

@@ -24,11 +24,11 @@ from archc.ir.names import Namespace
 from archc.ir.types import TensorType
 from archc.ops import registry
 from archc.ops.base import torch_init_source
-from archc.pysource import BUILTIN_NAMES, identifier, is_identifier, literal
+from archc.pysource import BUILTIN_NAMES, identifier, is_identifier, literal, shortened
 
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
            "Lowered", "place", "attribute", "HOLE", "OMITTED", "split_numbers",
-           "spread_at", "fill_resets"]
+           "spread_at", "fill_resets", "bare", "NAME_LIMIT", "ARGUMENT_LIMIT", "ATTRIBUTE_LIMIT", "RESERVED"]
 
 #: Marks a hole in generated text: HOLE + index + HOLE (no digit of it is ever read as a number).
 HOLE = "\x00"
@@ -42,8 +42,22 @@ _NUMBER_OR_STRING = re.compile(
     r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.\x01])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")
 _NUMBER_OR_STRING_SPLIT = re.compile(f"({_NUMBER_OR_STRING.pattern})")  # (its matches kept by re.split)
 # Never a variable's name (one gets ``_`` after it, as a keyword does): the names generated code uses
-# itself, and Python's builtins, which a local would hide (``pow = torch.pow(x, 2)``).
-_RESERVED = frozenset({"self", "torch", "nn", "F", "math"}) | BUILTIN_NAMES
+# itself, Python's builtins, which a local would hide (``pow = torch.pow(x, 2)``), and the names
+# pycodestyle calls ambiguous (E741: ``l``, ``O``, ``I``, read as 1 and 0).
+RESERVED = frozenset({"self", "torch", "nn", "F", "math", "l", "O", "I"}) | BUILTIN_NAMES
+
+# How long the names in a generated file may be, so that every statement fits in 100 columns
+# (pyformat.MAX_LINE) whatever the spec's names (up to 128 characters; a block's, any length).
+# A name archc chooses that is longer is shortened (pysource.shortened: its first and last words);
+# a module's name, a state_dict key, is never changed: a longer one is written as a string.
+#: a forward local or argument (``pool_dilated_causal_branch = ...``), a class name
+NAME_LIMIT = 48
+#: a constructor's argument, let or stored value: it stands twice in a line (``hidden=hidden,`` in
+#: a call nested three deep)
+ARGUMENT_LIMIT = 32
+#: a module or parameter written as an attribute (``self.name``): a longer one is registered and
+#: read by its name as a string (``self.add_module("...", ...)``, ``getattr(self, "...")``)
+ATTRIBUTE_LIMIT = 64
 
 
 @dataclass
@@ -290,13 +304,13 @@ class VarNames:
     """Python names for values inside one class: the spec's local names, made unique."""
 
     def __init__(self, taken: set[str] | None = None) -> None:
-        self.namespace = Namespace(_RESERVED.union(taken) if taken else _RESERVED)  # (Namespace copies it)
+        self.namespace = Namespace(RESERVED.union(taken) if taken else RESERVED)  # (Namespace copies it)
         #: (node, output) -> its name (a pair, not a Value: a Value's hash is a Python-level call)
         self.names: dict[tuple[str, int], str] = {}
 
     def fresh(self, wanted: str) -> str:
-        base = identifier(wanted)
-        if base in _RESERVED:
+        base = shortened(identifier(wanted), NAME_LIMIT)
+        if base in RESERVED:
             base += "_"
         return self.namespace.take(base)
 
@@ -538,6 +552,12 @@ def place_local(tree: dict[str, Any], local: str, leaf: Leaf, node_name: str, lo
         tree[local] = leaf
 
 
+def bare(seg: str) -> bool:
+    """Whether the module or parameter name ``seg`` is written as an attribute (``self.seg``): an
+    identifier of at most :data:`ATTRIBUTE_LIMIT` characters; else by its name as a string."""
+    return len(seg) <= ATTRIBUTE_LIMIT and is_identifier(seg)
+
+
 def attribute(owner: str, seg: str) -> str:
-    """``owner.seg``, or ``getattr(owner, "seg")`` where seg is no identifier."""
-    return f"{owner}.{seg}" if is_identifier(seg) else f"getattr({owner}, {literal(seg)})"
+    """``owner.seg``, or ``getattr(owner, "seg")`` where seg is not :func:`bare`."""
+    return f"{owner}.{seg}" if bare(seg) else f"getattr({owner}, {literal(seg)})"

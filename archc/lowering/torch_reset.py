@@ -12,30 +12,35 @@ units FSDP2's ``fully_shard`` shards (inner ones before the modules holding them
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Callable, Collection, Sequence
 
 from archc.errors import SpecError
 from archc.ir.graph import Node
-from archc.lowering.pyformat import LINE_LENGTH, split_statement
-from archc.lowering.torch_plan import Body, Instance, Lowered, fill_resets
-from archc.pysource import is_identifier, literal
+from archc.ir.names import Namespace
+from archc.lowering.pyformat import LINE_LENGTH, MAX_LINE, split_statement
+from archc.lowering.torch_plan import ARGUMENT_LIMIT, RESERVED, Body, Instance, Lowered, bare, fill_resets
+from archc.pysource import identifier, is_identifier, literal, shortened
 
 __all__ = ["GENERATED_METHODS", "reset_statements", "reset_method", "block_instances_method", "tie_lines"]
 
 #: methods every generated class has: no module or parameter of a class may take these names
 GENERATED_METHODS = frozenset({"reset_parameters", "block_instances"})
 _I = "    "
+_NAME = re.compile(r"[A-Za-z_]\w*")
+#: per module that resets: (its op's reset statements with a marker for the module, its expression)
+Resets = list[tuple[tuple[str, ...], str]]
 
 
 def _body_resets(body: Body, lowered: Lowered, sequential: Callable[[Instance], list[Node | Instance] | None],
-                 leaves: dict[int, list[tuple[bool, str, str]]]) -> list[tuple[tuple[str, ...], str]]:
+                 leaves: dict[int, list[tuple[bool, str, str]]]) -> Resets:
     """The reset statements of one instance's own modules and tensors, in module-tree order, as
     (the op's texts with a marker for the module, the module's expression) pairs. The module
     tree may be another instance's of the same shape (a body reused with other numbers): the
     nodes and children are this instance's, found by their local names. ``leaves``: each
     module tree's leaves that reset, by ``id(tree)``, filled on first use."""
-    out: list[tuple[tuple[str, ...], str]] = []
+    out: Resets = []
     inst = body.instance
     prefix = inst.path + "." if inst.path else ""
     found = leaves.get(id(body.tree))
@@ -71,7 +76,7 @@ def _walk_leaves(level: dict, path: tuple[str, ...], access: dict[str, str], fou
 
 def _sequential_resets(instance: Instance, access: str, lowered: Lowered,
                        sequential: Callable[[Instance], list[Node | Instance] | None],
-                       out: list[tuple[tuple[str, ...], str]]) -> None:
+                       out: Resets) -> None:
     for i, item in enumerate(sequential(instance) or ()):
         if isinstance(item, Node):
             out.append((lowered.reset_texts(item), f"{access}[{i}]"))
@@ -79,14 +84,15 @@ def _sequential_resets(instance: Instance, access: str, lowered: Lowered,
             _sequential_resets(item, f"{access}[{i}]", lowered, sequential, out)
 
 
-def _statements(texts: list[tuple[tuple[str, ...], str]]) -> list[str]:
+def _statements(texts: Resets) -> list[str]:
     return [statement for node_texts, module in texts for statement in fill_resets(node_texts, module)]
 
 
 def reset_statements(bodies: Sequence[Body], lowered: Lowered,
-                     sequential: Callable[[Instance], list[Node | Instance] | None]) -> list[str]:
+                     sequential: Callable[[Instance], list[Node | Instance] | None]) -> Resets:
     """The statements of one class's ``reset_parameters``, the same for every instance it serves
-    (checked: a value that differed between instances would have to be a constructor argument)."""
+    (checked: a value that differed between instances would have to be a constructor argument), as
+    (an op's statements with a marker for its module, the module's expression) pairs."""
     leaves: dict[int, list[tuple[bool, str, str]]] = {}
     texts = _body_resets(bodies[0], lowered, sequential, leaves)
     first = _statements(texts)
@@ -98,7 +104,7 @@ def reset_statements(bodies: Sequence[Body], lowered: Lowered,
         other = _body_resets(body, lowered, sequential, leaves)
         if other != texts and (statements := _statements(other)) != first:  # equal pairs: equal statements
             raise _differing_resets(bodies[0].instance, body.instance, first, statements)
-    return first
+    return [(node_texts, module) for node_texts, module in texts if node_texts]
 
 
 def _differing_resets(first: Instance, other: Instance, first_statements: list[str],
@@ -118,29 +124,65 @@ def _differing_resets(first: Instance, other: Instance, first_statements: list[s
 def tie_lines(ties: Sequence[tuple[str, str, str]], indent: str, taken: Collection[str] = ()) -> list[str]:
     """The lines at ``indent`` of weight-tying statements ``module.param = source`` (``setattr`` where
     the name is a number). One too long for a line reads its source into a local first (ruff would
-    split it inside a subscript, ``self.layer[0]`` over three lines); ``taken``: names that local must
-    not clobber (the constructor's arguments)."""
+    split it inside a subscript, ``self.layer[0]`` over three lines), and its module into another
+    where that is still too long (:func:`aliased`); ``taken``: names those locals must not clobber
+    (the constructor's arguments)."""
     lines: list[str] = []
     local = next(n for n in ("tied", *(f"tied_{k}" for k in range(1, len(taken) + 2))) if n not in taken)
     looped = _repetition_loop(ties, indent, taken)
     if looped is not None:
         return looped
+    names = Namespace({*taken, local, *RESERVED})
     for module, leaf, source in ties:
-        if not is_identifier(leaf):
-            lines += split_statement(f"setattr({module}, {literal(leaf)}, {source})", indent)
-            continue
-        statement = f"{module}.{leaf} = {source}"
-        if len(indent) + len(statement) > LINE_LENGTH:
+        if bare(leaf) and len(indent) + len(f"{module}.{leaf} = {source}") > LINE_LENGTH:
             lines += split_statement(f"{local} = {source}", indent)
-            statement = f"{module}.{leaf} = {local}"
-        lines += split_statement(statement, indent)
+            source = local
+        lines += aliased(module, functools.partial(_tie_assignment, leaf=leaf, source=source), indent, names,
+                         target=True)
     return lines
 
 
-def reset_method(statements: list[str], ties: Sequence[tuple[str, str, str]]) -> list[str]:
+def _tie_assignment(module: str, leaf: str, source: str) -> list[str]:
+    """``module.leaf = source``, or ``setattr`` where ``leaf`` is no bare attribute (a number)."""
+    return [f"{module}.{leaf} = {source}" if bare(leaf) else f"setattr({module}, {literal(leaf)}, {source})"]
+
+
+_ATTRIBUTES = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")  # self.a.b: no call, no subscript
+_MODULE_WORD = re.compile(r'\.([A-Za-z_]\w*)|"([^"\\]*)"')  # an attribute, or a name given as a string
+
+
+def aliased(module: str, statements: Callable[[str], list[str]], indent: str, names: Namespace,
+            target: bool = False) -> list[str]:
+    """The lines at ``indent`` of ``statements(module)`` (``module``: the expression reaching a
+    module), or those of ``statements(alias)`` after ``alias = module`` where a local is needed: a
+    line would pass MAX_LINE columns (ruff splits no attribute chain: ``self.<a long name>.
+    parametrizations.weight.original0``), or ``module`` holds brackets (``getattr(self, "<a long
+    name>")``, ``self.layer[1]``) and would be split or stand in a line too long, or, ``target``
+    (the statements assign to an attribute of ``module``), in a statement split at all: ruff then
+    writes the chain after it one link a line, or splits the target's brackets before the value's,
+    which archc does not. The alias is named after the module's first word (``conv``), taken from
+    ``names`` (every name the method reads)."""
+    texts = statements(module)
+    lines = [line for statement in texts for line in split_statement(statement, indent)]
+    bracketed = not _ATTRIBUTES.fullmatch(module)
+    if all(len(line) <= (LINE_LENGTH if bracketed else MAX_LINE) for line in lines) and (
+            len(lines) == len(texts)  # (each statement a line: the module whole in it)
+            or not (target and bracketed)
+            and sum(line.count(module) for line in lines) == sum(text.count(module) for text in texts)):
+        return lines
+    words = [a or b for a, b in _MODULE_WORD.findall(module)]
+    word = identifier(words[-1]).strip("_").split("_")[0] if words else ""
+    alias = names.take(word if len(word) > 1 and word not in RESERVED else "module")
+    return split_statement(f"{alias} = {module}", indent) + [
+        line for statement in statements(alias) for line in split_statement(statement, indent)]
+
+
+def reset_method(statements: Resets, ties: Sequence[tuple[str, str, str]]) -> list[str]:
     """``def reset_parameters(self)`` at class depth: its docstring, re-tying ``ties``, then
-    ``statements`` (each split as ruff formats it). A class with nothing of its own to draw keeps
-    the method, which block_instances() callers call on every block, with one line saying so."""
+    ``statements`` (:func:`reset_statements`' pairs, each split as ruff formats it, a long-named
+    module read through a local where it must be: :func:`aliased`). A class with nothing of its own
+    to draw keeps the method, which block_instances() callers call on every block, with one line
+    saying so."""
     if not statements and not ties:
         return [_I + "def reset_parameters(self) -> None:",
                 _I * 2 + '"""Nothing to draw: this block holds no parameters or buffers of its own."""']
@@ -151,8 +193,10 @@ def reset_method(statements: list[str], ties: Sequence[tuple[str, str, str]]) ->
     if ties:
         lines.append(_I * 2 + "# to_empty() gave each name of a tied weight its own tensor: one again")
     lines += tie_lines(ties, _I * 2)
-    for statement in statements:
-        lines += split_statement(statement, _I * 2)
+    # (an alias takes no name the statements read, ``bound``, ``fan_in``, nor one the ties wrote)
+    names = Namespace({*RESERVED, *_NAME.findall(" ".join([*lines, *(t for texts, _ in statements for t in texts)]))})
+    for texts, module in statements:
+        lines += aliased(module, functools.partial(fill_resets, texts), _I * 2, names)
     return lines
 
 
@@ -193,7 +237,7 @@ def _repetition_loop(ties: Sequence[tuple[str, str, str]], indent: str, taken: C
     container = None
     for module, leaf, source in ties:
         found = _IN_REPETITION.match(module)
-        if found is None or not is_identifier(leaf) or container not in (None, found["container"]):
+        if found is None or not bare(leaf) or container not in (None, found["container"]):
             return None
         container, rest = found["container"], found["rest"]
         if source != f"{container}[0]{rest}.{leaf}":
@@ -203,7 +247,8 @@ def _repetition_loop(ties: Sequence[tuple[str, str, str]], indent: str, taken: C
             or any(pairs != per_index[1] for pairs in per_index.values()):
         return None
     name = container.rpartition(".")[2]
-    item = name if is_identifier(name) and name not in taken and name != "self" else "repetition"
+    item = shortened(name, ARGUMENT_LIMIT) if is_identifier(name) else "repetition"
+    item = "repetition" if item in taken or item in RESERVED else item
     body = [f"{item}{rest}.{leaf} = {container}[0]{rest}.{leaf}" for rest, leaf in per_index[1]]
     if any(len(indent + _I + statement) > LINE_LENGTH for statement in body):
         return None  # (ruff would split one inside a subscript: each tie gets its own line and local)

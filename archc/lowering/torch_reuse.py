@@ -196,7 +196,7 @@ def _child_texts(writer: Any, child: Instance, pieces: list[Any], numbers: list[
     items = writer.as_sequential(child)
     if items is None:
         cls, args = writer.call_of(child)
-        pieces.append(("call", cls, tuple(arg.name for arg in args)))
+        pieces.append(("call", cls, tuple((arg.name, arg.keyword) for arg in args)))
         numbers.extend(arg.value for arg in args)
         return
     pieces.append(("sequential", len(items)))

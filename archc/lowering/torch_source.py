@@ -24,10 +24,10 @@ from archc.ir.names import Namespace
 from archc.lowering.pyformat import LINE_LENGTH, spaced_slices, split_statement
 from archc.lowering.torch_args import CallArg, ClassArgs, live_params, resolve, root_args
 from archc.lowering.torch_body import BodyWriter
-from archc.lowering.torch_plan import HOLE, OMITTED, Body, Instance, Leaf, attribute, instance_tree
+from archc.lowering.torch_plan import HOLE, NAME_LIMIT, OMITTED, Body, Instance, Leaf, attribute, bare, instance_tree
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
-from archc.pysource import comment, frozen, is_identifier, literal, one_line
+from archc.pysource import comment, frozen, is_identifier, literal, one_line, shortened
 
 __all__ = ["Provenance", "write_source", "class_name_for"]
 
@@ -48,10 +48,11 @@ class Provenance:
 
 
 def class_name_for(name: str) -> str:
-    """``resnet18`` -> ``Resnet18``, ``my-net_v2`` -> ``MyNetV2`` (a valid class name)."""
+    """``resnet18`` -> ``Resnet18``, ``my-net_v2`` -> ``MyNetV2`` (a valid class name), shortened
+    to :data:`~archc.lowering.torch_plan.NAME_LIMIT` characters where longer."""
     parts = [p for p in _NOT_ALNUM.split(name) if p]
     result = "".join(p[0].upper() + p[1:] for p in parts) or "Model"
-    return "Model" + result if result[0].isdigit() else result
+    return shortened("Model" + result if result[0].isdigit() else result, NAME_LIMIT)
 
 
 @dataclass
@@ -237,7 +238,7 @@ class _Planner:
                 # numbered repetitions (denselayer10): then a number (DenseBlock2)
                 wanted = base if i == 0 else \
                     base + "".join(class_name_for(e) for e in _extra_locals(bodies[0], common)[:2])
-                name = self.class_names.take(wanted)
+                name = self.class_names.take(shortened(wanted, NAME_LIMIT))
                 cls = _Class(name, block, bodies, args)
                 self.classes.append(cls)
                 for body in bodies:
@@ -363,18 +364,18 @@ def _init_lines(body: Body, args: ClassArgs) -> list[str]:
             continue
         value = _container(sub, body.containers[(seg,)], args, (seg,), body.containers) \
             if isinstance(sub, dict) else _fill(sub.source, args)
-        lines += _statement(f"self.{seg} = {value}" if is_identifier(seg)
+        lines += _statement(f"self.{seg} = {value}" if bare(seg)
                             else f"self.add_module({literal(seg)}, {value})", 2)
     _tree_params(body, args, body.tree, "self", (), params)
     for owner, seg, tensor, buffer in params:
         if buffer:  # in the state_dict, not learned (a relative position index)
             lines += _statement(f"{owner}.register_buffer({literal(seg)}, {tensor})", 2)
         else:
-            lines += _statement(f"{owner}.{seg} = nn.Parameter({tensor})" if is_identifier(seg)
+            lines += _statement(f"{owner}.{seg} = nn.Parameter({tensor})" if bare(seg)
                                 else f"{owner}.register_parameter({literal(seg)}, nn.Parameter({tensor}))", 2)
     if body.ties:
         lines += _comment_lines("weight tying: one tensor under both names", 2)
-        lines += tie_lines(body.ties, _I * 2, {a.name for a in args.args} | {name for name, _ in args.lets})
+        lines += tie_lines(body.ties, _I * 2, {a.written for a in args.args} | {name for name, _ in args.lets})
     for attr, source in args.stored.items():
         lines += _statement(f"self.{attr} = {source}", 2)
     return lines
@@ -469,7 +470,7 @@ def _guard_lines(guards: list[tuple[str, Any]]) -> list[str]:
 
 
 def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance,
-            live: Mapping[str, Any]) -> list[str]:
+            arguments: list[str]) -> list[str]:
     spec = provenance.spec or next((n.location.file for n in graph.nodes() if n.location), None)
     params = ", ".join(f"{k}={v!r}" for k, v in graph.params.items())
     counts = {str(k.value): 0 for k in SKIP_KINDS}
@@ -484,8 +485,8 @@ def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Prove
         lines.append(f"parameters: {params}")
     if provenance.overrides:
         lines.append("--set " + " ".join(f"{k}={v!r}" for k, v in provenance.overrides.items()))
-    if live:
-        lines.append("run-time arguments: " + ", ".join(live) + "; the others are fixed in this file")
+    if arguments:
+        lines.append("run-time arguments: " + ", ".join(arguments) + "; the others are fixed in this file")
     if provenance.seed is not None:
         lines.append(f"seed: {provenance.seed} (archc's initial weights; this file holds none)")
     lines.append("skips: " + ", ".join(f"{k} {n}" for k, n in counts.items()))
@@ -513,12 +514,14 @@ def _plan(graph: Graph, labels: Mapping[str, str], cls: str, live: Mapping[str, 
         if again.premerged_held():
             planner, root_body = again, again_body
     live_sites = {p: s for p, s in live_params(graph, planner.writer.lowered).items() if p in planner.live}
-    return planner, root_body, _Class(cls, None, [root_body],
-                                      root_args(graph, planner.writer.lowered, root_body, live_sites)), live_sites
+    args = root_args(graph, planner.writer.lowered, root_body, live_sites, _GUARD_LOCALS)
+    return planner, root_body, _Class(cls, None, [root_body], args), live_sites
 
 
 #: the generated module's function that compares a sequence argument with the one the file was built for
 _AS_TUPLES = "_as_tuples"
+#: the names the check of the fixed parameters (:func:`_guard_lines`) assigns or calls in ``__init__``
+_GUARD_LOCALS = frozenset({"fixed", "name", "value", "built", _AS_TUPLES})
 _AS_TUPLES_SOURCE = [
     f"def {_AS_TUPLES}(value):",
     '    """``value`` with its lists, however nested, as tuples."""',
@@ -569,4 +572,5 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     # (math and torch.nn.functional imported only where the code calls them: an unused import is a lint error)
     imports = (["import math", ""] if _CALLS_MATH.search(code) else []) + ["import torch"] \
         + (["import torch.nn.functional as F"] if _CALLS_FUNCTIONAL.search(code) else []) + ["from torch import nn"]
-    return "\n".join(_header(graph, cls, labels, provenance, live) + imports) + "\n" + code + "\n"
+    arguments = [a.written for a in root.args.args if a.name in live]  # (as the model takes them)
+    return "\n".join(_header(graph, cls, labels, provenance, arguments) + imports) + "\n" + code + "\n"
