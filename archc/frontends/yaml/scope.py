@@ -8,7 +8,7 @@ whose node failed, so that errors are reported once and not again by every user.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from archc.errors import Diagnostic, DiagnosticSink, Location
 from archc.ir import BlockInstance, Graph, TensorType, Value
@@ -48,6 +48,8 @@ class Binding:
     #: whether anything named it (an ``in:``, ``outputs``, ``shape()``/``channels()``, or ``prev``):
     #: a block input nothing reads is warned about (blocks.py)
     read: bool = False
+    #: a hint for a port it does not have (an op node's :meth:`~archc.ops.base.OpDef.port_hint`)
+    port_hint: Callable[[str], str | None] | None = None
 
     @property
     def poisoned(self) -> bool:
