@@ -148,16 +148,10 @@ class Recurrent(OpDef):
 
     def torch_forward(self, node, ins, args, module):
         # nn.LSTM takes its state as the tuple (h0, c0), nn.GRU h0 alone
-        state = "" if len(args) == 1 else args[1] if len(args) == 2 else f"({', '.join(args[1:])})"
-        call = f"{module}({', '.join([args[0], state] if state else args[:1])})"
-        # (output, h_n) or (output, (h_n, c_n)) whole with return_state; else the output alone
+        state = args[1:] if len(args) <= 2 else [f"({', '.join(args[1:])})"]
+        call = f"{module}({', '.join([args[0], *state])})"
+        # with return_state (output, h_n) whole, an LSTM's (output, (h_n, c_n)); else the output alone
         return call if node.attrs.get("return_state") else f"{call}[0]"
-
-    def torch_targets(self, node, names: list[str]) -> list[str]:
-        if len(names) <= 2:
-            return names  # the output alone, or nn.GRU's (output, h_n)
-        # nn.LSTM returns (output, (h_n, c_n)): lstm, (lstm_1, lstm_2) = self.lstm(x)
-        return [names[0], f"({', '.join(names[1:])})"]
 
     def onnx(self, emit, node, inputs, ins):
         _, h, layers, dirs = self._check(node, ins[0])
@@ -237,6 +231,12 @@ class LSTM(Recurrent):
     name = "lstm"
     doc = ("LSTM over a sequence (nn.LSTM); outputs the sequence of hidden states (with return_state "
            "also h_n, c_n); optional initial state inputs h0, c0.")
+
+    def torch_targets(self, node, names: list[str]) -> list[str]:
+        if len(names) == 1:
+            return names
+        # nn.LSTM returns (output, (h_n, c_n)): lstm, (lstm_1, lstm_2) = self.lstm(x)
+        return [names[0], f"({', '.join(names[1:])})"]
 
 
 @register

@@ -244,7 +244,7 @@ def _stacked_finals(graph: Graph, below: Node, root: Node
     concats: set[str] = set()
     replaced: list[tuple[Value, int]] = []
     followers: list[Follower] = []
-    outputs = len(root.outputs) if root.attrs["return_state"] else 1
+    outputs = len(root.outputs)  # (1 without return_state)
     for k in range(1, outputs):
         lower, upper = Value(below.name, k), Value(root.name, k)
         readers = _reads(graph, lower) + _reads(graph, upper)

@@ -148,7 +148,7 @@ def _port(ctx: Elaboration, binding: Binding, name: str, port: str, site: Site) 
     if port in binding.ports:
         return binding.values[binding.ports.index(port)]
     count = len(binding.values)
-    hint = binding.port_hint(port) if binding.port_hint is not None else None
+    hint = registry.lookup(binding.node.op).port_hint(binding.node, port) if binding.node is not None else None
     ctx.report(f"'{name}' has no output '{port}'; it has {count} output{'s' if count != 1 else ''}"
                f"{': ' + ', '.join(binding.ports) if binding.ports else ''}", site,
                hint or did_you_mean(port, binding.ports))

@@ -9,8 +9,6 @@ resolved against the nodes made before it.
 """
 from __future__ import annotations
 
-import functools
-
 from archc.errors import ShapeError, did_you_mean
 from archc.frontends.yaml.attributes import op_attributes
 from archc.frontends.yaml.context import Elaboration
@@ -47,8 +45,7 @@ def apply_op(ctx: Elaboration, call: Instantiation, scope: Scope) -> Binding:
         if isinstance(value, Value) and value not in call.inputs:  # (with the input's readers so far)
             scope.width_queries.append((call.path, ref, call.item.location, frozenset(ctx.graph.users(value.node))))
     ports = op.output_names(node)
-    return Binding([Value(call.path, i) for i in range(len(node.outputs))], ports,
-                   port_hint=functools.partial(op.port_hint, node))
+    return Binding([Value(call.path, i) for i in range(len(node.outputs))], ports, node=node)
 
 
 def _check_inputs(ctx: Elaboration, op: OpDef, call: Instantiation, scope: Scope) -> None:

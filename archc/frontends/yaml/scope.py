@@ -8,10 +8,10 @@ whose node failed, so that errors are reported once and not again by every user.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from archc.errors import Diagnostic, DiagnosticSink, Location
-from archc.ir import BlockInstance, Graph, TensorType, Value
+from archc.ir import BlockInstance, Graph, Node, TensorType, Value
 from archc.ir.names import Namespace
 from archc.limits import DEFAULT_LIMITS, Limits
 from archc.frontends.yaml.expr import Evaluator, ExprError, WorkMeter, names_in
@@ -48,8 +48,9 @@ class Binding:
     #: whether anything named it (an ``in:``, ``outputs``, ``shape()``/``channels()``, or ``prev``):
     #: a block input nothing reads is warned about (blocks.py)
     read: bool = False
-    #: a hint for a port it does not have (an op node's :meth:`~archc.ops.base.OpDef.port_hint`)
-    port_hint: Callable[[str], str | None] | None = None
+    #: the op node whose outputs these are (None for a block instance or an input): asked for a hint
+    #: where a port it does not have is named (:meth:`~archc.ops.base.OpDef.port_hint`)
+    node: Node | None = None
 
     @property
     def poisoned(self) -> bool:
