@@ -119,13 +119,15 @@ def test_the_final_state_adds_no_parameters_or_macs():
 
 # -- the generated PyTorch ----------------------------------------------------------------------------
 
-def _assert_ruff_formatted(source: str, tmp_path: Path) -> None:
+def _assert_ruff_clean(source: str, tmp_path: Path) -> None:
+    """``ruff format --check`` and ruff's classic checks (as tests/test_torch_codegen.py runs them: an
+    unpacked state nobody reads is no unused variable) pass on ``source``."""
     path = tmp_path / "generated.py"
     path.write_text(source)
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    check = subprocess.run([ruff, "format", "--check", "--diff", "--no-cache", "--isolated", str(path)],
-                           capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
+    for command in (["format", "--check", "--diff"], ["check", "--select", "E4,E7,E9,F,B006"]):
+        check = subprocess.run([ruff, *command, "--no-cache", "--isolated", str(path)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
 
 
 @pytest.mark.parametrize("cell,started,line", [
@@ -137,7 +139,7 @@ def _assert_ruff_formatted(source: str, tmp_path: Path) -> None:
 def test_the_forward_unpacks_as_pytorch_does(tmp_path, cell, started, line):
     source = generate_source(graph_of(_spec(cell, 2, True, True, started)))
     assert f"        {line}\n" in source
-    _assert_ruff_formatted(source, tmp_path)
+    _assert_ruff_clean(source, tmp_path)
 
 
 def test_a_long_unpacking_is_split_as_ruff_splits_it(tmp_path):
@@ -146,7 +148,7 @@ def test_a_long_unpacking_is_split_as_ruff_splits_it(tmp_path):
         f"inputs: {{x: [N, L, 4]}}\nnodes: [{{name: {name}, op: lstm, hidden_size: 3, return_state: true}}]\n"
         f"outputs: [{name}, '{name}:c_n']"))
     assert f"            (\n                {name}_1,\n                {name}_2,\n            ),\n" in source
-    _assert_ruff_formatted(source, tmp_path)
+    _assert_ruff_clean(source, tmp_path)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -299,6 +301,23 @@ def test_final_states_read_import_as_the_native_op(tmp_path, cell, layers, bidir
     assert list(rebuilt) == list(original)
     assert all(rebuilt[k].numpy().tobytes() == v.numpy().tobytes() for k, v in original.items())
     _matches_onnxruntime_and_the_source(graph, path, source, args)
+
+
+def test_the_spec_of_an_imported_model_gives_its_states(tmp_path):
+    """``archc spec`` of a file whose states are read writes the op with return_state and the graph
+    outputs as its ports; the spec reads back to the same outputs."""
+    from archc.lowering.spec_yaml import dump_spec, to_spec
+
+    args = _arguments("LSTM", 2, True, True, True)
+    path = _export(_randomized(StatefulEncoder("LSTM", 2, True, True)), args, tmp_path / "lstm.onnx", False)
+    graph = load_onnx(path)
+    text = dump_spec(to_spec(graph)[0], path)
+    assert "return_state: true" in text and "onnx_node" not in text
+    again = loads_spec(text)
+    (node,) = [n for n in again.nodes() if n.op != "input"]
+    assert (node.op, node.attrs["return_state"]) == ("lstm", True)
+    assert [(v.node, v.out) for v in again.outputs.values()] == [(node.name, 0), (node.name, 1), (node.name, 2)]
+    assert [again.type_of(v).shape for v in again.outputs.values()] == [(2, 7, 10), (4, 2, 5), (4, 2, 5)]
 
 
 class FinalStateOnly(nn.Module):
