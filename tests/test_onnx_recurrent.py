@@ -1,6 +1,7 @@
 """ONNX LSTM and GRU nodes come back as archc's native lstm / gru: nn.LSTM / nn.GRU written here, exported
 by both torch.onnx exporters, build to the same module type with the original state_dict bit for bit
-(gate blocks back in PyTorch's order), layers merged into num_layers, computing what onnxruntime does."""
+(gate blocks back in PyTorch's order), layers merged into num_layers, computing what onnxruntime does.
+Models that also return the final states: tests/test_ops_rnn_state.py."""
 from __future__ import annotations
 
 import contextlib
@@ -23,19 +24,15 @@ from conftest import SPECS, check_against_onnxruntime  # noqa: E402
 
 
 class Encoder(nn.Module):
-    """A recurrent encoder (Sutskever et al. 2014; Cho et al. 2014 for the GRU) returning the output sequence,
-    optionally its final hidden state too."""
+    """A recurrent encoder (Sutskever et al. 2014; Cho et al. 2014 for the GRU) returning the output
+    sequence (tests/test_ops_rnn_state.py imports those returning their final state too)."""
 
-    def __init__(self, cell: str, batch_first: bool, bidirectional: bool, final_state: bool = False) -> None:
+    def __init__(self, cell: str, batch_first: bool, bidirectional: bool) -> None:
         super().__init__()
         self.rnn = getattr(nn, cell)(6, 5, num_layers=2, batch_first=batch_first, bidirectional=bidirectional)
-        self.final_state = final_state
 
     def forward(self, x):
-        out, state = self.rnn(x)
-        if self.final_state:
-            return out, state[0] if isinstance(state, tuple) else state
-        return out
+        return self.rnn(x)[0]
 
 
 def _randomized(module: nn.Module) -> nn.Module:
@@ -85,16 +82,6 @@ def test_symbolic_batch_and_length_still_fuse(tmp_path, cell):
     path = _export(_randomized(Encoder(cell, True, True)), (2, 7, 6), str(tmp_path / "dyn.onnx"), True, dynamic=True)
     graph = load_onnx(path)
     assert [n.op for n in graph.nodes()] == ["input", cell.lower()]
-    check_against_onnxruntime(path)
-
-
-@pytest.mark.parametrize("dynamo", [False, True])
-def test_a_final_state_read_outside_keeps_the_onnx_node(tmp_path, dynamo):
-    """The native op returns the sequence only: where h_n is used too, the ONNX node stays."""
-    path = _export(_randomized(Encoder("GRU", True, False, final_state=True)), (2, 7, 6),
-                   str(tmp_path / "state.onnx"), dynamo)
-    graph = load_onnx(path)
-    assert any(n.op == "onnx_node" and n.attrs["op_type"] == "GRU" for n in graph.nodes())
     check_against_onnxruntime(path)
 
 
@@ -166,16 +153,14 @@ def test_stacked_lstms_import_under_their_own_module_names_and_build(tmp_path, s
 
 class StartedEncoder(nn.Module):
     """A two-layer encoder given its initial state, as a seq2seq decoder starts from the encoder's
-    (Cho et al. 2014): ``rnn(x, h0)`` / ``rnn(x, (h0, c0))``, optionally returning h_n too."""
+    (Cho et al. 2014): ``rnn(x, h0)`` / ``rnn(x, (h0, c0))``."""
 
-    def __init__(self, cell: str, batch_first: bool, bidirectional: bool, final_state: bool = False) -> None:
+    def __init__(self, cell: str, batch_first: bool, bidirectional: bool) -> None:
         super().__init__()
         self.rnn = getattr(nn, cell)(6, 5, num_layers=2, batch_first=batch_first, bidirectional=bidirectional)
-        self.final_state = final_state
 
     def forward(self, x, h0, c0=None):
-        out, state = self.rnn(x, h0 if c0 is None else (h0, c0))
-        return (out, state[0] if isinstance(state, tuple) else state) if self.final_state else out
+        return self.rnn(x, h0 if c0 is None else (h0, c0))[0]
 
 
 def _summary(capsys, path: str) -> dict:
@@ -224,16 +209,6 @@ def test_one_layer_of_a_stack_given_its_state_slice_still_fuses(tmp_path, dynamo
                    extra=(torch.randn(2, 2, 5),))
     graph = load_onnx(path)
     assert [n.op for n in graph.nodes() if n.op not in ("input", "slice")] == ["gru", "gru"]
-    check_against_onnxruntime(path)
-
-
-@pytest.mark.parametrize("dynamo", [False, True])
-def test_a_final_state_read_outside_with_an_initial_state_keeps_the_onnx_node(tmp_path, dynamo):
-    """``out, h_n = gru(x, h0)`` with h_n used: the native op has no h_n output, so the node stays."""
-    path = _export(_randomized(StartedEncoder("GRU", True, False, final_state=True)), (2, 7, 6),
-                   str(tmp_path / "state.onnx"), dynamo, extra=(torch.randn(2, 2, 5),))
-    graph = load_onnx(path)
-    assert any(n.op == "onnx_node" and n.attrs["op_type"] == "GRU" for n in graph.nodes())
     check_against_onnxruntime(path)
 
 

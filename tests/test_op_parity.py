@@ -209,11 +209,15 @@ CASES: dict[str, list[tuple[str, str]]] = {
          "nodes: [{op: lstm, hidden_size: 2, num_layers: 2, bidirectional: true}]"),
         ("time_major_nobias", "inputs: {x: [6, N, 2]}\n"
          "nodes: [{op: lstm, hidden_size: 3, batch_first: false, bias: false}]"),
+        ("final_states", "inputs: {x: [N, 4, 3]}\nnodes: [{name: rnn, op: lstm, hidden_size: 2, num_layers: 2, "
+         "bidirectional: true, return_state: true}]\noutputs: [rnn, 'rnn:h_n', 'rnn:c_n']"),
     ],
     "gru": [
         ("batch_first", "inputs: {x: [N, 5, 3]}\nnodes: [{op: gru, hidden_size: 4}]"),
         ("bidirectional_2_layers", "inputs: {x: [N, 4, 3]}\n"
          "nodes: [{op: gru, hidden_size: 2, num_layers: 2, bidirectional: true}]"),
+        ("final_state_time_major", "inputs: {x: [4, N, 3]}\nnodes: [{name: rnn, op: gru, hidden_size: 2, "
+         "num_layers: 2, batch_first: false, return_state: true}]\noutputs: [rnn, 'rnn:h_n']"),
     ],
     "multi_head_attention": [
         ("self", "inputs: {x: [N, 5, 8]}\nnodes: [{op: multi_head_attention, in: [x, x, x], num_heads: 2}]"),

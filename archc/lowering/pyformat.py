@@ -215,7 +215,7 @@ def _string_lines(text: str, indent: str) -> tuple[str, ...] | None:
 
 
 _KEYED_TARGET = re.compile(r"""(\w+)\[("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\] = (\[.*)\Z""")  # x["key"] = [..]
-_TARGETS = r"[\w, .\[\]]+"  # what the generator assigns to: names, attributes, subscripts, tuples of them
+_TARGETS = r"[\w, .\[\]()]+"  # what the generator assigns to: names, attributes, subscripts, tuples of them
 _ASSIGNMENT = re.compile(rf"({_TARGETS}) = (?=.)")  # targets = (a value follows)
 
 
@@ -246,8 +246,8 @@ def _assignment_split(text: str, indent: str, own: tuple[str, ...] | None) -> tu
     body = split_statement(value, indent + "    ") if fits else []
     if fits and (len(targets) > 1 or max(map(len, body)) <= LINE_LENGTH):
         return (indent + head.group() + "(", *body, indent + ")")
-    if len(targets) > 1:
-        return (indent + "(", *[indent + "    " + target + "," for target in targets],
+    if len(targets) > 1:  # (a target that is itself a tuple, nn.LSTM's (h_n, c_n), split alike if too long)
+        return (indent + "(", *[line for target in targets for line in split_statement(target + ",", indent + "    ")],
                 *split_statement(") = " + value, indent))
     return None
 

@@ -352,7 +352,7 @@ class BodyWriter(_SequentialChoice):
         expr = expr.replace(_MODULE, access.get(local, ""))
         targets = [names.bind((node.name, k), local if k == 0 else f"{local}_{k}")
                    for k in range(len(node.outputs))]
-        return Stmt(targets, expr, self.comments(node.name, local), local)
+        return Stmt(self.lowered.targets(node, targets), expr, self.comments(node.name, local), local)
 
     def _read_once(self, inst: Instance, name: str) -> bool:
         """Whether the forward of ``inst`` reads node ``name``'s one output once: in one input slot

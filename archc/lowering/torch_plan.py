@@ -510,6 +510,11 @@ class Lowered:
             found = self._forwards[key] = self.forward(op, node, ins, list(args), module)
         return found
 
+    def targets(self, node: Node, names: list[str]) -> list[str]:
+        """What the forward statement of ``node`` assigns to, from its outputs' variable names: those,
+        grouped as the op's expression nests its tuple (:meth:`~archc.ops.base.OpDef.torch_targets`)."""
+        return names if len(names) == 1 else self(node)[0].torch_targets(node, names)
+
     def forward(self, op: Any, node: Node, ins: list[TensorType], args: list[str], module: str | None) -> str:
         """The op's forward text; a node written as its op's module form calls that module."""
         if node.name in self.as_module:

@@ -326,6 +326,11 @@ class OpDef:
     def output_names(self, node: "Node") -> tuple[str, ...]:
         return self.outputs
 
+    def port_hint(self, node: "Node", port: str) -> str | None:
+        """A hint for a reference to an output ``port`` (name or index) that ``node`` does not have,
+        where other attributes would give it (a recurrent layer's final state); None otherwise."""
+        return None
+
     # -- semantics ------------------------------------------------------------------
     def infer(self, node: "Node", ins: list[TensorType]) -> list[TensorType]:
         """Output types from input types; raise ShapeError saying what was expected."""
@@ -398,6 +403,12 @@ class OpDef:
         if module is None:
             raise NotImplementedError(f"op '{self.name}' has no PyTorch lowering")
         return f"{module}({', '.join(args)})"
+
+    def torch_targets(self, node: "Node", names: list[str]) -> list[str]:
+        """The targets the forward statement assigns :meth:`torch_forward`'s value to, from the
+        names of the node's outputs: those names (``y, indices = F.max_pool2d(...)``), or grouped
+        where the expression's tuple nests (nn.LSTM's ``out, (h_n, c_n) = self.lstm(x)``)."""
+        return names
 
     def onnx(self, emit: OnnxEmitter, node: "Node", inputs: list[str], ins: list[TensorType]) -> list[str]:
         """Emit ONNX nodes computing this node; return the output value names."""

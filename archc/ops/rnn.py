@@ -25,6 +25,10 @@ class Recurrent(OpDef):
     all given or none (zeros then, as in PyTorch). Each is laid out as PyTorch's
     (D * num_layers, N, H), layer-major, whatever ``batch_first`` says: the module's own
     ``self.rnn(x, h0)``. ONNX's ``initial_h``/``initial_c`` are (D, N, H) per layer, a slice.
+
+    With ``return_state`` the final states follow the sequence as outputs (``final_states``: GRU's
+    h_n, LSTM's h_n and c_n), in the same layout: ``out, h_n = self.rnn(x)``. In ONNX they are each
+    layer's ``Y_h``/``Y_c``, (D, N, H), concatenated over the layers.
     """
 
     gates = 4
@@ -35,6 +39,8 @@ class Recurrent(OpDef):
     onnx_attrs: dict = {}
     #: the initial states, as the inputs after x (ONNX's initial_h, initial_c)
     states: tuple[str, ...] = ("h0", "c0")
+    #: the final states, the outputs after the sequence with ``return_state`` (ONNX's Y_h, Y_c)
+    final_states: tuple[str, ...] = ("h_n", "c_n")
     inputs = ("x", "h0", "c0")
     min_inputs = 1
     inferred = {"input_size": "the input's last dim"}
@@ -46,6 +52,8 @@ class Recurrent(OpDef):
         "batch_first": Attr("bool", True, doc="input and output are (N, S, features), else (S, N, features)"),
         "bias": Attr("bool", True, doc="learn the input and hidden biases"),
         "dropout": Attr("float", 0.0, doc="dropout between layers (training only)", min=0, below=1),
+        "return_state": Attr("bool", False, doc="also output the final states (a GRU's h_n, an LSTM's h_n "
+                             "and c_n), each (D * num_layers, N, H) as PyTorch returns them"),
     }
     role = "layer"
     feature_axis = -1
@@ -87,11 +95,29 @@ class Recurrent(OpDef):
             if t.dtype != x.dtype:
                 raise ShapeError(f"initial state {name} must be {x.dtype} like x, got {t.dtype}")
 
+    def output_names(self, node) -> tuple[str, ...]:
+        return ("y", *self.final_states) if node.attrs.get("return_state") else ("y",)
+
+    def port_hint(self, node, port: str) -> str | None:
+        if node.attrs.get("return_state"):
+            return None
+        finals = self.final_states
+        positions = [str(k) for k in range(1, 1 + len(finals))]
+        if port not in (*finals, *positions):
+            return None
+        many = "s" if len(finals) > 1 else ""
+        return (f"set 'return_state: true' to get {self.name}'s final state{many} {', '.join(finals)} as "
+                f"output{many} {', '.join(positions)}")
+
     def infer(self, node, ins):
         x = ins[0]
-        _, h, _, dirs = self._check(node, x)
+        _, h, layers, dirs = self._check(node, x)
         self._check_states(node, ins)
-        return [x.with_shape((x.shape[0], x.shape[1], dirs * h))]
+        sequence = x.with_shape((x.shape[0], x.shape[1], dirs * h))
+        if not node.attrs.get("return_state"):
+            return [sequence]
+        batch = x.shape[0] if node.attrs["batch_first"] else x.shape[1]
+        return [sequence, *[x.with_shape((dirs * layers, batch, h))] * len(self.final_states)]
 
     def params(self, node, ins):
         feats, h, layers, dirs = self._check(node, ins[0])
@@ -121,11 +147,11 @@ class Recurrent(OpDef):
                 f"dropout={py(a['dropout'])}, bidirectional={a['bidirectional']})")
 
     def torch_forward(self, node, ins, args, module):
-        if len(args) == 1:
-            return f"{module}({args[0]})[0]"
         # nn.LSTM takes its state as the tuple (h0, c0), nn.GRU h0 alone
-        state = args[1] if len(args) == 2 else f"({', '.join(args[1:])})"
-        return f"{module}({args[0]}, {state})[0]"
+        state = args[1:] if len(args) <= 2 else [f"({', '.join(args[1:])})"]
+        call = f"{module}({', '.join([args[0], *state])})"
+        # with return_state (output, h_n) whole, an LSTM's (output, (h_n, c_n)); else the output alone
+        return call if node.attrs.get("return_state") else f"{call}[0]"
 
     def onnx(self, emit, node, inputs, ins):
         _, h, layers, dirs = self._check(node, ins[0])
@@ -135,16 +161,23 @@ class Recurrent(OpDef):
                            "gate_order")
         lead = emit.const(np.array([0], dtype=np.int64), "axes")
         seq = emit.add_node("Transpose", [inputs[0]], perm=[1, 0, 2])[0] if batch_first else inputs[0]
+        finals = len(self.final_states) if node.attrs.get("return_state") else 0
+        per_layer: list[list[str]] = []  # each layer's Y_h (and Y_c), (D, N, H)
         for layer in range(layers):
-            y = emit.add_node(self.onnx_op, self._onnx_layer_inputs(emit, node, inputs, layer, seq, order, lead),
-                              hidden_size=h, direction="bidirectional" if dirs == 2 else "forward",
-                              **self.onnx_attrs)[0]
+            y, *states = emit.add_node(self.onnx_op,
+                                       self._onnx_layer_inputs(emit, node, inputs, layer, seq, order, lead),
+                                       outputs=1 + finals, hidden_size=h,
+                                       direction="bidirectional" if dirs == 2 else "forward", **self.onnx_attrs)
+            per_layer.append(states)
             # (S, D, N, H) -> (S, N, D * H)
             seq = emit.add_node("Reshape", [emit.add_node("Transpose", [y], perm=[0, 2, 1, 3])[0],
                                             emit.const(np.array([0, 0, -1], dtype=np.int64), "shape")])[0]
         if batch_first:
-            return emit.add_node("Transpose", [seq], perm=[1, 0, 2])
-        return [seq]
+            seq = emit.add_node("Transpose", [seq], perm=[1, 0, 2])[0]
+        # PyTorch's h_n (c_n) is layer-major: layer 0's D rows, then layer 1's, ...
+        finished = [rows[0] if len(rows) == 1 else emit.add_node("Concat", list(rows), axis=0)[0]
+                    for rows in zip(*per_layer)]
+        return [seq, *finished]
 
     def _onnx_layer_inputs(self, emit, node, inputs, layer: int, seq: str, order: str, lead: str) -> list[str]:
         """X, W, R, B, sequence_lens, initial states of one layer's ONNX node. W, R and B are
@@ -179,7 +212,8 @@ class Recurrent(OpDef):
 
 @register
 class LSTM(Recurrent):
-    """A (multi-layer, optionally bidirectional) LSTM whose output is the output sequence.
+    """A (multi-layer, optionally bidirectional) LSTM whose output is the output sequence, with
+    ``return_state`` followed by the final hidden and cell states h_n and c_n.
 
     Input (N, S, I) with ``batch_first`` (the default) or (S, N, I); output
     (N, S, D * H) or (S, N, D * H), D = 2 when bidirectional. Parameters are named
@@ -195,13 +229,20 @@ class LSTM(Recurrent):
     """
 
     name = "lstm"
-    doc = ("LSTM over a sequence (nn.LSTM); outputs the sequence of hidden states; optional initial "
-           "state inputs h0, c0.")
+    doc = ("LSTM over a sequence (nn.LSTM); outputs the sequence of hidden states (with return_state "
+           "also h_n, c_n); optional initial state inputs h0, c0.")
+
+    def torch_targets(self, node, names: list[str]) -> list[str]:
+        if len(names) == 1:
+            return names
+        # nn.LSTM returns (output, (h_n, c_n)): lstm, (lstm_1, lstm_2) = self.lstm(x)
+        return [names[0], f"({', '.join(names[1:])})"]
 
 
 @register
 class GRU(Recurrent):
-    """A (multi-layer, optionally bidirectional) GRU whose output is the output sequence.
+    """A (multi-layer, optionally bidirectional) GRU whose output is the output sequence, with
+    ``return_state`` followed by the final hidden state h_n.
 
     Layouts and parameter names as :class:`LSTM` (``nn.GRU``'s state_dict), with three
     gate blocks in PyTorch's order r, z, n. ONNX lowering: one ONNX ``GRU`` node per
@@ -211,9 +252,10 @@ class GRU(Recurrent):
     """
 
     name = "gru"
-    doc = ("GRU over a sequence (nn.GRU); outputs the sequence of hidden states; optional initial "
-           "state input h0.")
+    doc = ("GRU over a sequence (nn.GRU); outputs the sequence of hidden states (with return_state "
+           "also h_n); optional initial state input h0.")
     states = ("h0",)
+    final_states = ("h_n",)
     inputs = ("x", "h0")
     gates = 3
     onnx_gates = (1, 0, 2)

@@ -154,10 +154,10 @@ def trace_back(graph: Graph, value: Value, scales: bool = True) -> Chain:
 
 
 def trace_forward(graph: Graph, value: Value) -> list[Node]:
-    """The movement nodes that follow ``value`` one after another, each the sole reader of the last."""
+    """The movement nodes that follow ``value`` one after another, each the sole reader of the last
+    (of that value: a recurrent layer's sequence read by one node while its final state is read too)."""
     nodes: list[Node] = []
-    while graph.uses(value.node) == 1 and not _is_output(graph, value):
-        (user,) = graph.users(value.node)
+    while (user := _sole_reader(graph, value)) is not None:
         node = graph.node(user)
         if not is_movement(graph, node) or kind(node) == "split" or node.inputs[0] != value:
             break  # (a split's several pieces are no single chain)
@@ -168,6 +168,15 @@ def trace_forward(graph: Graph, value: Value) -> list[Node]:
 
 def _is_output(graph: Graph, value: Value) -> bool:
     return any(v.node == value.node for v in graph.outputs.values())
+
+
+def _sole_reader(graph: Graph, value: Value) -> str | None:
+    """The node reading ``value`` where it is the one input slot that does and the graph does not
+    output it; None otherwise. (Of a node with one output: the node's one use.)"""
+    if len(graph.node(value.node).outputs) == 1:
+        return graph.users(value.node)[0] if graph.uses(value.node) == 1 and not _is_output(graph, value) else None
+    readers = [user for user in graph.users(value.node) for v in graph.node(user).inputs if v == value]
+    return readers[0] if len(readers) == 1 and value not in graph.outputs.values() else None
 
 
 def step_signature(graph: Graph, node: Node, out: int) -> tuple:

@@ -4,12 +4,14 @@ An exported ``nn.LSTM`` is one ONNX ``LSTM`` node per layer, each between a tran
 the batch-first input (or the previous layer's output) and a Transpose/Reshape (or
 Squeeze) that turns ONNX's (S, D, N, H) output into the (S, N, D * H) sequence. The
 importer keeps each node as an ``onnx_node`` holding W, R and B; :func:`recurrent` turns one
-whose final states nobody reads into a one-layer native op, reading the sequence layouts before
-and after it by where elements come from (:mod:`archc.frontends.onnx.layout`), so
-``batch_first`` follows the model's own input. Initial states that start at zero are dropped; one
-computed at run time (``gru(x, h0)``: the exporters slice each layer's D rows of h0) becomes the
-op's ``h0`` (and ``c0``) input. :func:`stacked` then merges a layer fed only by the previous one
-into ``num_layers``, and their state slices into one slice of the model's h0.
+into a one-layer native op, reading the sequence layouts before and after it by where elements
+come from (:mod:`archc.frontends.onnx.layout`), so ``batch_first`` follows the model's own input.
+Initial states that start at zero are dropped; one computed at run time (``gru(x, h0)``: the
+exporters slice each layer's D rows of h0) becomes the op's ``h0`` (and ``c0``) input. Where the
+final states Y_h (Y_c) are read (``out, h_n = gru(x)``), the op gets ``return_state`` and they
+are its outputs after the sequence. :func:`stacked` then merges a layer fed only by the previous
+one into ``num_layers``, their state slices into one slice of the model's h0, and the Concat of
+their final states (the exporters' h_n, layer-major) into the merged op's own.
 
 Weights are the file's values bit for bit, in PyTorch's layout: ONNX orders the gate
 blocks i, o, f, c (LSTM) and z, r, h (GRU), PyTorch i, f, g, o and r, z, n (the op's
@@ -27,7 +29,7 @@ from archc.frontends.onnx.layout import (
     find_source,
     on_two_instances,
 )
-from archc.frontends.onnx.patterns import Match, kind, matcher, module_name
+from archc.frontends.onnx.patterns import Follower, Match, kind, matcher, module_name
 from archc.ir.graph import Graph, Node, Value
 from archc.ops import registry
 
@@ -69,20 +71,35 @@ def _fused(graph: Graph, root: Node, op: str, attrs: dict, directions: int, para
     h = int(attrs["hidden_size"])
     if h < 1 or n * length * directions * h > MAX_ELEMENTS:
         return None
+    finals = [k for k in range(1, len(root.outputs)) if _is_read(graph, Value(root.name, k))]
+    if finals and batch_major:
+        return None  # (layout=1's Y_h is (N, D, H), which no exporter writes: it stays an onnx_node)
     source = find_source(graph, root.inputs[0], "NL" if batch_major else "LN", sizes, (n, length, shape[2]))
-    result = find_result(graph, Value(root.name), _output_positions(batch_major, n, length, directions, h), sizes)
-    if source is None or result is None:
+    if source is None:
         return None
-    (value, layout), (out, out_layout, after) = source, result
-    batch_first = layout == "NL"
-    nodes = {root.name, *(n.name for n in after)}
+    value, layout = source
+    nodes, replaced, out_layout = {root.name}, [(Value(root.name, k), k) for k in finals], layout
+    if _is_read(graph, Value(root.name)) or not finals:  # (only h_n read: the sequence is no one's)
+        result = find_result(graph, Value(root.name), _output_positions(batch_major, n, length, directions, h),
+                             sizes)
+        if result is None:
+            return None
+        out, out_layout, after = result
+        nodes |= {n.name for n in after}
+        replaced.insert(0, (out, 0))
     # ONNX's states are (D, N, H), or (N, D, H) with layout=1; PyTorch's always (D, N, H)
     adapt_in = {1 + k: _SWAP for k in range(len(states))} if batch_major else {}
-    return Match(op, {"hidden_size": h, "bidirectional": directions == 2, "batch_first": batch_first,
-                      "bias": "B" in params},
+    return Match(op, {"hidden_size": h, "bidirectional": directions == 2, "batch_first": layout == "NL",
+                      "bias": "B" in params, "return_state": bool(finals)},
                  [value, *states], sorted(nodes), _weights(registry.lookup(op), params, directions, h),
-                 replaced=[(out, 0)], name=module_name(graph, nodes, root, root.name), adapt_in=adapt_in,
+                 replaced=replaced, name=module_name(graph, nodes, root, root.name), adapt_in=adapt_in,
                  adapt_out=[] if out_layout == layout else _SWAP)
+
+
+def _is_read(graph: Graph, value: Value) -> bool:
+    """Whether a node or the graph's outputs read ``value``."""
+    return value in graph.outputs.values() or any(
+        value in graph.node(user).inputs for user in graph.users(value.node))
 
 
 def _plain(op: str, attrs: dict, directions: int) -> bool:
@@ -187,11 +204,13 @@ def stacked(graph: Graph, root: Node) -> Match | None:
     if kind(root) not in _OPS.values():
         return None
     below = graph.node(root.inputs[0].node)
-    same = ("hidden_size", "bidirectional", "batch_first", "bias", "dropout")
-    if kind(below) != kind(root) or graph.uses(below.name) != 1 or any(below.attrs[k] != root.attrs[k] for k in same):
+    same = ("hidden_size", "bidirectional", "batch_first", "bias", "dropout", "return_state")
+    if kind(below) != kind(root) or _reads(graph, Value(below.name)) != [root.name] \
+            or any(below.attrs[k] != root.attrs[k] for k in same):
         return None
     states = _stacked_states(graph, below, root)
-    if states is None:
+    finals = _stacked_finals(graph, below, root)
+    if states is None or finals is None:
         return None
     layers = below.attrs["num_layers"]
     weights = dict(graph.weights.get(below.name, {}))
@@ -199,11 +218,53 @@ def stacked(graph: Graph, root: Node) -> Match | None:
         stem, _, rest = key.rpartition("_l")
         index, _, suffix = rest.partition("_")
         weights[f"{stem}_l{int(index) + layers}{'_' + suffix if suffix else ''}"] = arr
-    nodes = {root.name, below.name}
+    layer_nodes = {root.name, below.name}
     values, adapt_in = states
+    concats, replaced, followers = finals
     return Match(kind(root), {**root.attrs, "num_layers": layers + root.attrs["num_layers"]},
-                 [below.inputs[0], *values], sorted(nodes), weights, name=module_name(graph, nodes, below, below.name),
-                 adapt_in=adapt_in)
+                 [below.inputs[0], *values], sorted(layer_nodes | concats), weights,
+                 replaced=[(Value(root.name), 0), *replaced], then=followers,
+                 name=module_name(graph, layer_nodes, below, below.name), adapt_in=adapt_in)
+
+
+def _reads(graph: Graph, value: Value) -> list[str]:
+    """The nodes reading ``value``, once per input slot, and ``""`` for each graph output that is it."""
+    slots = [user for user in graph.users(value.node) for v in graph.node(user).inputs if v == value]
+    return slots + [""] * sum(1 for v in graph.outputs.values() if v == value)
+
+
+def _stacked_finals(graph: Graph, below: Node, root: Node
+                    ) -> tuple[set[str], list[tuple[Value, int]], list[Follower]] | None:
+    """The final states of two stacked layers as the merged op's: each pair must be read only by one
+    Concat along the layers' axis, one after the other (the exporters' ``torch.cat`` of each layer's
+    Y_h into h_n), which the merged op's state replaces; where that Concat reads more layers (a third
+    one), a Concat of the merged state and the rest takes its place. ``(concats replaced, values
+    replaced with the fused outputs' numbers, the new Concats)``; nothing where neither layer gives
+    its state, None where their states cannot merge."""
+    concats: set[str] = set()
+    replaced: list[tuple[Value, int]] = []
+    followers: list[Follower] = []
+    outputs = len(root.outputs)  # (1 without return_state)
+    for k in range(1, outputs):
+        lower, upper = Value(below.name, k), Value(root.name, k)
+        readers = _reads(graph, lower) + _reads(graph, upper)
+        if not readers:
+            continue  # (an LSTM's c_n that nobody reads)
+        concat = graph.node(readers[0]) if readers[0] else None
+        if readers != [readers[0]] * 2 or concat is None or kind(concat) != "concat" \
+                or concat.attrs["axis"] % 3 != 0:
+            return None
+        at = concat.inputs.index(lower)
+        if concat.inputs[at + 1:at + 2] != [upper]:
+            return None
+        concats.add(concat.name)
+        if len(concat.inputs) == 2:
+            replaced.append((Value(concat.name), k))
+            continue
+        reads = [*concat.inputs[:at], k, *concat.inputs[at + 2:]]
+        replaced.append((Value(concat.name), outputs + len(followers)))
+        followers.append(Follower("concat", dict(concat.attrs), reads, concat.name))
+    return concats, replaced, followers
 
 
 def _stacked_states(graph: Graph, below: Node, root: Node) -> tuple[list[Value], dict] | None:

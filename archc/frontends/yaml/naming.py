@@ -148,8 +148,10 @@ def _port(ctx: Elaboration, binding: Binding, name: str, port: str, site: Site) 
     if port in binding.ports:
         return binding.values[binding.ports.index(port)]
     count = len(binding.values)
+    hint = registry.lookup(binding.node.op).port_hint(binding.node, port) if binding.node is not None else None
     ctx.report(f"'{name}' has no output '{port}'; it has {count} output{'s' if count != 1 else ''}"
-               f"{': ' + ', '.join(binding.ports) if binding.ports else ''}", site, did_you_mean(port, binding.ports))
+               f"{': ' + ', '.join(binding.ports) if binding.ports else ''}", site,
+               hint or did_you_mean(port, binding.ports))
     raise Abort()
 
 

@@ -45,7 +45,7 @@ def apply_op(ctx: Elaboration, call: Instantiation, scope: Scope) -> Binding:
         if isinstance(value, Value) and value not in call.inputs:  # (with the input's readers so far)
             scope.width_queries.append((call.path, ref, call.item.location, frozenset(ctx.graph.users(value.node))))
     ports = op.output_names(node)
-    return Binding([Value(call.path, i) for i in range(len(node.outputs))], ports)
+    return Binding([Value(call.path, i) for i in range(len(node.outputs))], ports, node=node)
 
 
 def _check_inputs(ctx: Elaboration, op: OpDef, call: Instantiation, scope: Scope) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archc.errors import Diagnostic, DiagnosticSink, Location
-from archc.ir import BlockInstance, Graph, TensorType, Value
+from archc.ir import BlockInstance, Graph, Node, TensorType, Value
 from archc.ir.names import Namespace
 from archc.limits import DEFAULT_LIMITS, Limits
 from archc.frontends.yaml.expr import Evaluator, ExprError, WorkMeter, names_in
@@ -48,6 +48,9 @@ class Binding:
     #: whether anything named it (an ``in:``, ``outputs``, ``shape()``/``channels()``, or ``prev``):
     #: a block input nothing reads is warned about (blocks.py)
     read: bool = False
+    #: the op node whose outputs these are (None for a block instance or an input): asked for a hint
+    #: where a port it does not have is named (:meth:`~archc.ops.base.OpDef.port_hint`)
+    node: Node | None = None
 
     @property
     def poisoned(self) -> bool:
