@@ -202,7 +202,7 @@ def _diagnostics(text: str) -> list[str]:
      "  - {name: encoder, op: gru, in: src, hidden_size: 3, return_state: true}\n"
      "  - {name: decoder, op: gru, in: [tgt, 'encoder:h_n'], hidden_size: 3, num_layers: 2}",
      "m.yaml:5:5: error: node 'decoder': gru: initial state h0 must be (D * num_layers, N, H) = (2, N, 3) like "
-     "nn.GRU's, got (1, N, 3) [input shapes: (N, T, 4), (1, N, 3)]"),
+     "nn.GRU's, got (1, N, 3) [inputs: tgt (N, T, 4), encoder:1 (1, N, 3)]"),
     ("inputs: {x: [N, L, 4]}\nnodes: [{name: rnn, op: gru, hidden_size: 3, return_state: 2}]",
      "m.yaml:3:60: error: node 'rnn': attribute 'return_state' of op 'gru' expects true or false, got 2"),
 ], ids=["no_state_by_name", "no_state_by_index", "gru_has_no_c_n", "index_past_the_states", "state_too_few_layers",
