@@ -122,6 +122,17 @@ nodes:
   - {name: up, op: upsample, scale_factor: 2}
   - {name: sum, op: add, in: [l0b, up], expect: branch}
 """,
+    # class 14: PyramidNet's shortcut, ResNet's option A: x widened by zero channels (F.pad's list runs from
+    # the last dim: W, H, then the channels), an identity padded
+    "padded_shortcut": """\
+nodes:
+  - {name: stem, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: conv1, op: conv, out_channels: 12, kernel_size: 3, padding: 1}
+  - {name: relu, op: relu}
+  - {name: conv2, op: conv, out_channels: 12, kernel_size: 3, padding: 1}
+  - {name: widen, op: pad, in: stem, pads: [0, 0, 0, 0, 0, 4]}
+  - {name: add, op: add, in: [conv2, widen], expect: residual}
+""",
 }
 
 
@@ -135,6 +146,16 @@ def test_error_class_as_a_spec(name):
 
 #: skips in each spec of :data:`SPECS` that holds other than one
 SKIPS = {"pyramid_sum": 0, "sub_residual": 2, "unpool_residual": 2}
+
+
+@pytest.mark.parametrize("name, carries, rule, reason", [
+    ("padded_shortcut", "identity", "residual", "identity shortcut (padded) from stem around 2 layers")])
+def test_class14_as_a_spec_and_through_archcs_onnx(name, carries, rule, reason, tmp_path):
+    # the words of the torch-module tests (tests/test_lint_exports.py, class 14) from a spec, and
+    # from archc's ONNX build of it, re-imported
+    for a in _lint(name, SPECS[name], tmp_path):
+        (pair,) = a.connections
+        assert (pair.carries, pair.rule, pair.reason) == (carries, rule, reason)
 
 
 @pytest.mark.parametrize("name, carries", [("sub_residual", ["identity", "identity"]),

@@ -212,3 +212,19 @@ def test_a_same_shape_shift_from_a_split_onto_a_path_from_elsewhere_is_an_inject
     # the parts of one split added back (a + b): the split dominates the main input, no value from elsewhere
     parts = facts(depth=0, split_part=lambda: True)
     assert (decide(parts).kind, decide(parts).rule) == (Kind.SEQUENTIAL, "no_layer_between")
+
+
+def test_a_padded_identity_says_so_in_its_reason():
+    # round 16: PyramidNet's cat(x, zeros), ResNet's option A ("identity shortcuts ... zero-padding"); padded
+    # changes no rule's choice, only the words (RememberingDecider keys on the choice's facts)
+    padded = facts(changed=True, padded=True)
+    assert decide(padded)[::2] == (Kind.RESIDUAL, "residual")
+    assert decide(padded).reason == "identity shortcut (padded) from x around 2 layers"
+    assert decide(facts(changed=True)).reason == "identity shortcut from x around 2 layers"
+    long = decide(facts(changed=True, padded=True, nested=True))
+    assert long.kind == Kind.LONG_SKIP
+    assert long.reason == "add carries x (identity, padded) across 2 layers that enclose other skips"
+    decider = rules.RememberingDecider()
+    assert decider(facts(changed=True)).reason == "identity shortcut from x around 2 layers"
+    assert decider.recall(padded).reason == "identity shortcut (padded) from x around 2 layers"
+
