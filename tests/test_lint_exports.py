@@ -24,7 +24,10 @@ each a regression test for one class of labelling error found on other libraries
    columns is a merge of computed levels whether another block or the output reads it;
 14. zero channels set beside the fork's value (PyramidNet's ``cat(x, zeros)``, ResNet's option A) make an
    identity shortcut, "padded", whether the exporter folded the zeros or, for a dynamic batch, builds them
-   from ``x.shape`` at run time.
+   from ``x.shape`` at run time;
+15. beside a resolution round trip of one layer, a one-layer projection is a branch of its own (both paths
+   compute alike); beside two, a long skip's shortcut; a pooling upsampled back, with no layer, carries a
+   projection (not the fork's values), static or dynamic batch alike.
 
 The default exporter's runs are marked slow (each export takes seconds).
 """
@@ -707,6 +710,22 @@ class ZeroPaddedShortcut(nn.Module):
         return self.body(x) + shortcut
 
 
+class PooledLevel(nn.Module):
+    """An FPN-like level over a resolution round trip: ``up(mid(maxpool(f))) + lateral(f)`` with ``layers``
+    3x3 convs in ``mid`` (0: the pooling and the upsampling alone) and a 1x1 lateral conv."""
+
+    def __init__(self, layers: int = 1) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.mid = nn.Sequential(*[nn.Conv2d(8, 8, 3, padding=1) for _ in range(layers)])
+        self.lateral = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        f = torch.relu(self.stem(x))
+        top = F.interpolate(self.mid(F.max_pool2d(f, 2)), scale_factor=2.0, mode="nearest")
+        return top + self.lateral(f)
+
+
 def _batch_of_two():
     return (torch.randn(2, 3, 16, 16),)
 
@@ -1123,3 +1142,26 @@ def test_class14_the_cli_says_padded_for_a_dynamic_batch_export(tmp_path_factory
     assert (skip["kind"], skip["carries"], skip["rule"]) == ("residual", "identity", "residual")
     assert skip["reason"] == f"identity shortcut (padded) from {skip['fork']} around 2 layers"
 
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+@pytest.mark.parametrize("dynamic_batch", [False, True], ids=["static", "dynamic_batch"])
+@pytest.mark.parametrize("layers", [0, 1, 2])
+def test_class15_a_one_layer_projection_beside_a_round_trip(dynamo, dynamic_batch, layers, tmp_path_factory):
+    # found on an FPN-like level (round 16), ``up(mid(pool(f))) + lateral(f)``: beside two layers that down- and
+    # upsample, the lateral is a long skip's shortcut; beside one, both paths compute alike (the structure of an
+    # octave convolution, whose two frequencies are no skip: test_a_side_path_that_resamples_makes_no_round_trip):
+    # a branch that says it saw the round trip. With no layer in mid, the pooled-and-upsampled path is the
+    # lighter one: it carries a projection (its values are not the fork's), a same-shape one beside a conv
+    a = lint_export(PooledLevel, dynamo, tmp_path_factory, _batch_of_two, dynamic_batch, layers=layers)
+    (pair,) = a.connections
+    fork = pair.fork
+    assert pair.carries == "projection"
+    if layers == 2:
+        assert (pair.kind, pair.rule) == ("long_skip", "add_long_skip")
+        assert pair.reason == f"add carries {fork} (projection) across 2 layers that down- and upsample"
+    elif layers == 1:
+        assert (pair.kind, pair.rule) == ("branch", "both_compute")
+        assert pair.reason == f"both paths from {fork} compute (1 layer and 1 layer that down- and upsamples)"
+    else:
+        assert (pair.kind, pair.rule, len(pair.shortcut)) == ("branch", "add_branch", 2)  # the pooling, the upsampling
+        assert pair.reason == f"both paths from {fork} compute (0 layers and 1 layer; a same-shape projection)"

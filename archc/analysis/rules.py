@@ -273,9 +273,14 @@ def concat_of_positions(f: PairFacts) -> Verdict:
 
 
 def both_compute(f: PairFacts) -> Verdict:
-    """A shortcut with at least as many layers as the main path is a branch of its own."""
+    """A shortcut with at least as many layers as the main path is a branch of its own, also where the main
+    path down- and upsamples and the shortcut keeps the fork's resolution (an octave convolution's two
+    frequencies, ``conv(x) + up(conv(pool(x)))``): which resolution a path keeps makes it no shortcut."""
     if f.depth <= f.shortcut_layers:
-        return Kind.BRANCH, f"both paths from {f.fork} compute ({layers(f.shortcut_layers)} and {layers(f.depth)})"
+        one = f.depth == 1
+        trip = (" that down- and upsamples" if one else " that down- and upsample") if f.resampled else ""
+        return Kind.BRANCH, (f"both paths from {f.fork} compute ({layers(f.shortcut_layers)} and "
+                             f"{layers(f.depth)}{trip})")
     return None
 
 

@@ -19,8 +19,8 @@ How a join is read (see docs in the module's functions for the details):
 2. The shortcut *carries*: ``identity`` (nothing, or only rearranging / element-wise
    ops keeping the shape; rearranging with fixed elements set beside it is *padded*,
    ``cat(x, zeros)``), ``projection`` (one learned layer, or non-parametric resampling,
-   changing the shape), ``indices`` (an integer tensor:
-   max-pool indices), or ``computed``.
+   changing the shape or going down and back up to it), ``indices`` (an integer
+   tensor: max-pool indices), or ``computed``.
 3. What the other path spans is measured from the fork: parametric layers on its
    longest path, whether it encloses another skip (both ends inside; residual, long
    or gated: not feature reuse, nor a join of one split's parts) and whether it
@@ -122,6 +122,8 @@ _KIND = operator.attrgetter("kind")
 _ADD, _CONCAT, _RESHAPE = Role.MERGE_ADD, Role.MERGE_CONCAT, Role.RESHAPE
 _IDENTITY, _PROJECTION, _INDICES, _COMPUTED = Carries.IDENTITY, Carries.PROJECTION, Carries.INDICES, Carries.COMPUTED
 _DENSE, _GATED, _RESIDUAL, _SEQUENTIAL = Kind.DENSE, Kind.GATED, Kind.RESIDUAL, Kind.SEQUENTIAL
+#: roles that may change a value's resolution without a learned layer
+_RESAMPLING = frozenset({Role.POOL, Role.UPSAMPLE, Role.UNPOOL})
 
 
 @dataclass(slots=True)
@@ -305,9 +307,12 @@ class _Measures:
             return _IDENTITY
         layers = [u for u in sc.path if f.parametric[u]]
         if not layers:
-            # (a gate's product passes the value it scales: ResNeSt's slices of x, each times its softmax
-            # weight, carry x's parts as torch.split's parts do)
-            if not changed or all(f.roles[u] in TRANSPARENT or f.gated_factor(u) is not None for u in sc.path):
+            # A path that resamples carries a projection even where it comes back to the fork's size (a
+            # pooling, then an upsampling): the values it brings are not the fork's. (A gate's product passes
+            # the value it scales: ResNeSt's slices of x, each times its softmax weight, carry x's parts as
+            # torch.split's parts do.)
+            if all(f.roles[u] in TRANSPARENT or f.gated_factor(u) is not None for u in sc.path) \
+                    or not changed and not any(map(partial(_resamples, f), sc.path)):
                 return _IDENTITY
             return _PROJECTION
         if len(layers) == 1 or changed and len(layers) <= LIGHT_LAYERS and f.roles[m] in SUMS:
@@ -476,6 +481,14 @@ class _Measures:
             got = self._features[fork] = (f.names[fork], self.concat_family(fork), f.depth_layers[fork],
                                           f.is_int_value(fork, 0))
         return got
+
+
+def _resamples(f: Flow, u: int) -> bool:
+    """Whether ``u`` is a pooling, upsampling or unpooling that changes its data input's size past the
+    batch and channels (a pooling of stride 1, a token mixer, keeps it)."""
+    if f.roles[u] not in _RESAMPLING or not f.slots[u]:
+        return False
+    return f.value_type(*f.slots[u][0]).shape[2:] != f.nodes[u].outputs[0].shape[2:]
 
 
 def _grows(src: tuple, dst: tuple) -> bool:
