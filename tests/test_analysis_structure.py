@@ -160,3 +160,26 @@ def test_insertion_order_need_not_be_topological():
     flow = Flow(g)
     assert flow.names == ["x", "early", "join", "late"]
     assert flow.idom[flow.index["late"]] == flow.index["join"]
+
+
+@pytest.mark.parametrize("op, role", [("concat", "reshape"), ("add", "affine"), ("sub", "affine"), ("mul", "scale")])
+def test_a_merge_op_beside_values_made_from_shapes_alone_takes_its_role_beside_a_constant(op, role):
+    # round 16: cat(x, zeros(x.shape)) with the zeros built at run time (a dynamic batch: Shape, Gather, Concat,
+    # ConstantOfShape) was a 'merge_concat' reading one value, where the static export's cat(x, constant) is an
+    # onnx_node Concat of role 'reshape': one module, two answers. The merge op with one data input left is what
+    # it is beside a constant (vocab.WITH_CONSTANT, the onnx_node roles' table too)
+    g = Graph("shape_made")
+    x = TensorType(("N", 8, 4, 4))
+    g.add(Node("x", "input", {"shape": ["N", 8, 4, 4]}, [], [x]))
+    g.add(Node("shape", "shape_of", {}, [Value("x")], [TensorType((4,), "int64")]))
+    g.add(Node("zeros", "zeros_of_shape", {}, [Value("shape")], [x]))  # reads meta only: meta
+    g.add(Node("m", op, {"axis": 1} if op == "concat" else {}, [Value("x"), Value("zeros")],
+               [TensorType(("N", 16, 4, 4)) if op == "concat" else x]))
+    g.add(Node("r", "relu", {}, [Value("x")], [x]))
+    g.add(Node("both", op, {"axis": 1} if op == "concat" else {}, [Value("x"), Value("r")],
+               [TensorType(("N", 16, 4, 4)) if op == "concat" else x]))
+    g.outputs = {"y": Value("m"), "z": Value("both")}
+    flow = Flow(g)
+    assert "zeros" not in flow.index and flow.preds[flow.index["m"]] == (flow.index["x"],)
+    assert flow.roles[flow.index["m"]] == role
+    assert flow.roles[flow.index["both"]] == f"merge_{op}"  # two data values: still a merge

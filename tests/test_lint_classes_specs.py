@@ -122,6 +122,36 @@ nodes:
   - {name: up, op: upsample, scale_factor: 2}
   - {name: sum, op: add, in: [l0b, up], expect: branch}
 """,
+    # class 14: PyramidNet's shortcut, ResNet's option A: x widened by zero channels (F.pad's list runs from
+    # the last dim: W, H, then the channels), an identity padded
+    "padded_shortcut": """\
+nodes:
+  - {name: stem, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: conv1, op: conv, out_channels: 12, kernel_size: 3, padding: 1}
+  - {name: relu, op: relu}
+  - {name: conv2, op: conv, out_channels: 12, kernel_size: 3, padding: 1}
+  - {name: widen, op: pad, in: stem, pads: [0, 0, 0, 0, 0, 4]}
+  - {name: add, op: add, in: [conv2, widen], expect: residual}
+""",
+    # class 15: a one-layer lateral beside a round trip of one layer: both paths compute alike
+    "one_layer_round_trip": """\
+nodes:
+  - {name: stem, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: pool, op: maxpool, kernel_size: 2}
+  - {name: mid, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: up, op: upsample, scale_factor: 2}
+  - {name: lateral, op: conv, in: stem, out_channels: 8, kernel_size: 1}
+  - {name: sum, op: add, in: [up, lateral], expect: branch}
+""",
+    # class 15: a pooling upsampled back, no layer, beside a conv: it carries a projection, of the fork's shape
+    "pooled_and_upsampled": """\
+nodes:
+  - {name: stem, op: conv, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: pool, op: maxpool, kernel_size: 2}
+  - {name: up, op: upsample, scale_factor: 2}
+  - {name: lateral, op: conv, in: stem, out_channels: 8, kernel_size: 1}
+  - {name: sum, op: add, in: [up, lateral], expect: branch}
+""",
 }
 
 
@@ -134,7 +164,22 @@ def test_error_class_as_a_spec(name):
 
 
 #: skips in each spec of :data:`SPECS` that holds other than one
-SKIPS = {"pyramid_sum": 0, "sub_residual": 2, "unpool_residual": 2}
+SKIPS = {"pyramid_sum": 0, "sub_residual": 2, "unpool_residual": 2, "one_layer_round_trip": 0,
+         "pooled_and_upsampled": 0}
+
+
+@pytest.mark.parametrize("name, carries, rule, reason", [
+    ("padded_shortcut", "identity", "residual", "identity shortcut (padded) from stem around 2 layers"),
+    ("one_layer_round_trip", "projection", "both_compute",
+     "both paths from stem compute (1 layer and 1 layer that down- and upsamples)"),
+    ("pooled_and_upsampled", "projection", "add_branch",
+     "both paths from stem compute (0 layers and 1 layer; a same-shape projection)")])
+def test_classes14_and_15_as_a_spec_and_through_archcs_onnx(name, carries, rule, reason, tmp_path):
+    # the words of the torch-module tests (tests/test_lint_exports.py, classes 14 and 15) from a spec, and
+    # from archc's ONNX build of it, re-imported
+    for a in _lint(name, SPECS[name], tmp_path):
+        (pair,) = a.connections
+        assert (pair.carries, pair.rule, pair.reason) == (carries, rule, reason)
 
 
 @pytest.mark.parametrize("name, carries", [("sub_residual", ["identity", "identity"]),

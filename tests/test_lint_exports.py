@@ -21,7 +21,13 @@ each a regression test for one class of labelling error found on other libraries
 12. a softmax across branches (SKNet's selective kernel) gates as a sigmoid does: the join computing
    its logits is a gate computation, and the paths run through the branches it scales only;
 13. a join's label reads the join and what leads to it, never what follows: FractalNet's join of three
-   columns is a merge of computed levels whether another block or the output reads it.
+   columns is a merge of computed levels whether another block or the output reads it;
+14. zero channels set beside the fork's value (PyramidNet's ``cat(x, zeros)``, ResNet's option A) make an
+   identity shortcut, "padded", whether the exporter folded the zeros or, for a dynamic batch, builds them
+   from ``x.shape`` at run time;
+15. beside a resolution round trip of one layer, a one-layer projection is a branch of its own (both paths
+   compute alike); beside two, a long skip's shortcut; a pooling upsampled back, with no layer, carries a
+   projection (not the fork's values), static or dynamic batch alike.
 
 The default exporter's runs are marked slow (each export takes seconds).
 """
@@ -600,6 +606,7 @@ class BiFPNLayer(nn.Module):
 EXPORTERS = [pytest.param(False, id="torchscript"), pytest.param(True, id="dynamo", marks=pytest.mark.slow)]
 _CACHE: dict = {}
 _GRAPHS: dict = {}  # the imported graphs lint_export analysed, by the same key
+_PATHS: dict = {}  # the files lint_export exported, by the same key
 
 
 class UNet3Plus(nn.Module):
@@ -679,10 +686,55 @@ class FractalNet(nn.Module):
         return self.b2(F.max_pool2d(y, 2) if self.pool else y)
 
 
-def lint_export(model_cls, dynamo: bool, tmp_path_factory, example=None, **kwargs):
+class ZeroPaddedShortcut(nn.Module):
+    """PyramidNet's basic block (Han et al., 2017; dyhan0920/PyramidNet-PyTorch), reduced: the shortcut
+    widens x from 8 to 12 channels by zeros, ``cat(x, zeros(b, 4, h, w))`` (``how="cat"``, the zeros made
+    from x's shape, as the reference code does) or ``F.pad`` (``how="pad"``); ``stride=2`` average-pools
+    it first, as PyramidNet's downsampling blocks do (ResNet's option A across a stride)."""
+
+    def __init__(self, how: str = "cat", stride: int = 1) -> None:
+        super().__init__()
+        self.how, self.stride = how, stride
+        self.stem = cbr(3, 8)
+        self.body = nn.Sequential(nn.Conv2d(8, 12, 3, stride, 1, bias=False), nn.BatchNorm2d(12), nn.ReLU(),
+                                  nn.Conv2d(12, 12, 3, 1, 1, bias=False), nn.BatchNorm2d(12))
+
+    def forward(self, x):
+        x = self.stem(x)
+        shortcut = F.avg_pool2d(x, 2) if self.stride == 2 else x
+        if self.how == "cat":
+            b, _, h, w = shortcut.shape
+            shortcut = torch.cat((shortcut, torch.zeros(b, 4, h, w, dtype=shortcut.dtype)), 1)
+        else:
+            shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, 4))
+        return self.body(x) + shortcut
+
+
+class PooledLevel(nn.Module):
+    """An FPN-like level over a resolution round trip: ``up(mid(maxpool(f))) + lateral(f)`` with ``layers``
+    3x3 convs in ``mid`` (0: the pooling and the upsampling alone) and a 1x1 lateral conv."""
+
+    def __init__(self, layers: int = 1) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.mid = nn.Sequential(*[nn.Conv2d(8, 8, 3, padding=1) for _ in range(layers)])
+        self.lateral = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        f = torch.relu(self.stem(x))
+        top = F.interpolate(self.mid(F.max_pool2d(f, 2)), scale_factor=2.0, mode="nearest")
+        return top + self.lateral(f)
+
+
+def _batch_of_two():
+    return (torch.randn(2, 3, 16, 16),)
+
+
+def lint_export(model_cls, dynamo: bool, tmp_path_factory, example=None, dynamic_batch: bool = False, **kwargs):
     """Export ``model_cls(**kwargs)`` (eval mode; inputs ``example()``, by default one 1x3x32x32 tensor) and
-    analyse the imported ONNX."""
-    key = (model_cls.__name__, dynamo, tuple(sorted(kwargs.items())))
+    analyse the imported ONNX. ``dynamic_batch``: the batch dim of every input is symbolic (``dynamic_axes``
+    for TorchScript, ``dynamic_shapes`` for the default exporter, which wants an example batch of 2 or more)."""
+    key = export_key(model_cls, dynamo, dynamic_batch, **kwargs)
     if key not in _CACHE:
         if dynamo:
             pytest.importorskip("onnxscript")
@@ -693,10 +745,26 @@ def lint_export(model_cls, dynamo: bool, tmp_path_factory, example=None, **kwarg
                 contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             args = example() if example is not None else (torch.randn(1, 3, 32, 32),)
-            torch.onnx.export(model, args, str(path), dynamo=dynamo)
+            torch.onnx.export(model, args, str(path), dynamo=dynamo, **_batch_options(dynamo, dynamic_batch, args))
+        _PATHS[key] = path
         _GRAPHS[key] = load_onnx(str(path))
         _CACHE[key] = analyze(_GRAPHS[key])
     return _CACHE[key]
+
+
+def export_key(model_cls, dynamo: bool, dynamic_batch: bool = False, **kwargs) -> tuple:
+    """The key of one export of :func:`lint_export` in ``_CACHE``, ``_GRAPHS`` and ``_PATHS``."""
+    return model_cls.__name__, dynamo, dynamic_batch, tuple(sorted(kwargs.items()))
+
+
+def _batch_options(dynamo: bool, dynamic_batch: bool, args: tuple) -> dict:
+    """``torch.onnx.export``'s options making the batch dim of each of ``args`` symbolic (none: static)."""
+    if not dynamic_batch:
+        return {}
+    if dynamo:
+        return {"dynamic_shapes": tuple({0: torch.export.Dim("N", min=2, max=1024)} for _ in args)}
+    names = [f"x{i}" for i in range(len(args))]
+    return {"input_names": names, "dynamic_axes": {name: {0: "N"} for name in names}}
 
 
 def kinds(analysis) -> dict[str, int]:
@@ -938,7 +1006,7 @@ def test_a_cells_concat_of_its_sums_reuses_none_of_them(dynamo, tmp_path_factory
     a = lint_export(NasNetCell, dynamo, tmp_path_factory)
     assert "dense" not in kinds(a)
     # every skip's fork feeds two paths, the shortcut and the main path: a value read once forks nothing
-    graph = _GRAPHS[(NasNetCell.__name__, dynamo, ())]
+    graph = _GRAPHS[export_key(NasNetCell, dynamo)]
     assert a.skips and all(len(graph.users(s.fork)) >= 2 for s in a.skips), a.skips
 
 
@@ -1030,3 +1098,70 @@ def test_class13_a_joins_label_does_not_depend_on_what_follows(dynamo, join, poo
     if not dynamo:  # (TorchScript's names say the block; the default exporter's are numbered)
         assert by_block[0] == by_block[1] and by_block[0]
     assert a.paths.total == 25
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+@pytest.mark.parametrize("dynamic_batch", [False, True], ids=["static", "dynamic_batch"])
+@pytest.mark.parametrize("how", ["cat", "pad"])
+def test_class14_zero_padded_channels_are_an_identity_shortcut_in_every_export(dynamo, dynamic_batch, how,
+                                                                               tmp_path_factory):
+    # found on PyramidNet (round 16): cat(x, zeros) was an identity shortcut in a static export, where the
+    # exporter folds the zeros into a constant, and a projection "via Concat_1" with a dynamic batch, where
+    # it builds them from x's shape at run time (Shape, Gather, Concat, ConstantOfShape or Expand): values
+    # made from a shape alone hold no data, so the concat reads x beside a constant either way
+    a = lint_export(ZeroPaddedShortcut, dynamo, tmp_path_factory, _batch_of_two, dynamic_batch, how=how)
+    (skip,) = a.connections
+    assert (skip.kind, skip.carries, skip.rule, skip.span.depth) == ("residual", "identity", "residual", 2)
+    assert skip.reason == f"identity shortcut (padded) from {skip.fork} around 2 layers"
+    assert len(skip.shortcut) == 1  # the concat or the pad, nothing of the zeros' shape arithmetic
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+@pytest.mark.parametrize("dynamic_batch", [False, True], ids=["static", "dynamic_batch"])
+@pytest.mark.parametrize("how", ["cat", "pad"])
+def test_class14_zero_padding_after_a_strided_pooling_is_a_projection_in_every_export(dynamo, dynamic_batch, how,
+                                                                                      tmp_path_factory):
+    # PyramidNet's downsampling block: the shortcut resamples (README: "a strided pooling ... ResNet's option A
+    # across a stride" carries a projection), its zeros from the pooled value's shape at run time or folded
+    a = lint_export(ZeroPaddedShortcut, dynamo, tmp_path_factory, _batch_of_two, dynamic_batch, how=how, stride=2)
+    (skip,) = a.connections
+    assert (skip.kind, skip.carries, skip.rule, len(skip.shortcut)) == ("residual", "projection", "residual", 2)
+    assert skip.reason == f"projection shortcut from {skip.fork} via {', '.join(skip.shortcut)} around 2 layers"
+
+
+def test_class14_the_cli_says_padded_for_a_dynamic_batch_export(tmp_path_factory, capsys):
+    # through the real entry point: the JSON of the export whose zeros come from x's shape at run time
+    import json
+
+    from archc.cli import main
+
+    lint_export(ZeroPaddedShortcut, False, tmp_path_factory, _batch_of_two, True, how="cat")
+    path = _PATHS[export_key(ZeroPaddedShortcut, False, True, how="cat")]
+    assert main(["lint", "--format", "json", "--explain", str(path)]) == 0
+    (skip,) = json.loads(capsys.readouterr().out)["skips"]
+    assert (skip["kind"], skip["carries"], skip["rule"]) == ("residual", "identity", "residual")
+    assert skip["reason"] == f"identity shortcut (padded) from {skip['fork']} around 2 layers"
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+@pytest.mark.parametrize("dynamic_batch", [False, True], ids=["static", "dynamic_batch"])
+@pytest.mark.parametrize("layers", [0, 1, 2])
+def test_class15_a_one_layer_projection_beside_a_round_trip(dynamo, dynamic_batch, layers, tmp_path_factory):
+    # found on an FPN-like level (round 16), ``up(mid(pool(f))) + lateral(f)``: beside two layers that down- and
+    # upsample, the lateral is a long skip's shortcut; beside one, both paths compute alike (the structure of an
+    # octave convolution, whose two frequencies are no skip: test_a_side_path_that_resamples_makes_no_round_trip):
+    # a branch that says it saw the round trip. With no layer in mid, the pooled-and-upsampled path is the
+    # lighter one: it carries a projection (its values are not the fork's), a same-shape one beside a conv
+    a = lint_export(PooledLevel, dynamo, tmp_path_factory, _batch_of_two, dynamic_batch, layers=layers)
+    (pair,) = a.connections
+    fork = pair.fork
+    assert pair.carries == "projection"
+    if layers == 2:
+        assert (pair.kind, pair.rule) == ("long_skip", "add_long_skip")
+        assert pair.reason == f"add carries {fork} (projection) across 2 layers that down- and upsample"
+    elif layers == 1:
+        assert (pair.kind, pair.rule) == ("branch", "both_compute")
+        assert pair.reason == f"both paths from {fork} compute (1 layer and 1 layer that down- and upsamples)"
+    else:
+        assert (pair.kind, pair.rule, len(pair.shortcut)) == ("branch", "add_branch", 2)  # the pooling, the upsampling
+        assert pair.reason == f"both paths from {fork} compute (0 layers and 1 layer; a same-shape projection)"

@@ -212,3 +212,32 @@ def test_a_same_shape_shift_from_a_split_onto_a_path_from_elsewhere_is_an_inject
     # the parts of one split added back (a + b): the split dominates the main input, no value from elsewhere
     parts = facts(depth=0, split_part=lambda: True)
     assert (decide(parts).kind, decide(parts).rule) == (Kind.SEQUENTIAL, "no_layer_between")
+
+
+def test_a_padded_identity_says_so_in_its_reason():
+    # round 16: PyramidNet's cat(x, zeros), ResNet's option A ("identity shortcuts ... zero-padding"); padded
+    # changes no rule's choice, only the words (RememberingDecider keys on the choice's facts)
+    padded = facts(changed=True, padded=True)
+    assert decide(padded)[::2] == (Kind.RESIDUAL, "residual")
+    assert decide(padded).reason == "identity shortcut (padded) from x around 2 layers"
+    assert decide(facts(changed=True)).reason == "identity shortcut from x around 2 layers"
+    long = decide(facts(changed=True, padded=True, nested=True))
+    assert long.kind == Kind.LONG_SKIP
+    assert long.reason == "add carries x (identity, padded) across 2 layers that enclose other skips"
+    decider = rules.RememberingDecider()
+    assert decider(facts(changed=True)).reason == "identity shortcut from x around 2 layers"
+    assert decider.recall(padded).reason == "identity shortcut (padded) from x around 2 layers"
+
+
+@pytest.mark.parametrize("depth, words", [(1, "(1 layer and 1 layer that down- and upsamples)"),
+                                          (3, "(3 layers and 3 layers that down- and upsample)")])
+def test_both_paths_compute_beside_a_round_trip_and_the_reason_says_it_saw_it(depth, words):
+    # round 16: a one-layer lateral beside a round trip of one layer was "both paths compute (1 layer and 1
+    # layer)", which read as if lint had missed the round trip the README makes a long skip's mark; the
+    # lateral beside two layers is the long skip
+    lateral = facts(carries=Carries.PROJECTION, shortcut_layers=depth, depth=depth, resampled=True)
+    assert decide(lateral)[::2] == (Kind.BRANCH, "both_compute")
+    assert decide(lateral).reason == f"both paths from x compute {words}"
+    assert decide(dataclasses.replace(lateral, resampled=False)).reason.endswith(f"and {rules.layers(depth)})")
+    deeper = dataclasses.replace(lateral, shortcut_layers=1, depth=2)
+    assert decide(deeper)[::2] == (Kind.LONG_SKIP, "add_long_skip")

@@ -50,6 +50,8 @@ class PairFacts:
     dominated: bool = True    # the fork dominates the main input (every path to it passes the fork); False
     #                           where the main input also computes from values that never pass the fork
     #                           (FiLM's gamma * h: h comes from x, gamma from the conditioning)
+    padded: bool = False      # an identity shortcut that sets fixed elements beside the fork's value (cat(x,
+    #                           zeros), a pad: ResNet's option A); for reasons only
     elementwise: Callable[[], bool] = always     # the merge's output has its inputs' broadcast shape
     gated: Callable[[], bool] = never            # the carry is scaled by a sigmoid-derived gate
     feeds_gate: Callable[[], bool] = never       # the merge's output only computes a gate (a sigmoid)
@@ -114,6 +116,11 @@ def _sum_word(f: PairFacts) -> str:
 def _light(f: PairFacts) -> bool:
     """A computed shortcut at most half as deep as the main path it bypasses."""
     return 2 * f.shortcut_layers <= f.depth
+
+
+def _carried(f: PairFacts) -> str:
+    """What the shortcut carries, for a reason: ``identity``, ``identity, padded``, ``projection``."""
+    return f"{f.carries}, padded" if f.padded else f"{f.carries}"
 
 
 # -- the rules, in the order they are tried ------------------------------------------------------
@@ -266,9 +273,14 @@ def concat_of_positions(f: PairFacts) -> Verdict:
 
 
 def both_compute(f: PairFacts) -> Verdict:
-    """A shortcut with at least as many layers as the main path is a branch of its own."""
+    """A shortcut with at least as many layers as the main path is a branch of its own, also where the main
+    path down- and upsamples and the shortcut keeps the fork's resolution (an octave convolution's two
+    frequencies, ``conv(x) + up(conv(pool(x)))``): which resolution a path keeps makes it no shortcut."""
     if f.depth <= f.shortcut_layers:
-        return Kind.BRANCH, f"both paths from {f.fork} compute ({layers(f.shortcut_layers)} and {layers(f.depth)})"
+        one = f.depth == 1
+        trip = (" that down- and upsamples" if one else " that down- and upsample") if f.resampled else ""
+        return Kind.BRANCH, (f"both paths from {f.fork} compute ({layers(f.shortcut_layers)} and "
+                             f"{layers(f.depth)}{trip})")
     return None
 
 
@@ -284,7 +296,7 @@ def concat_long_skip(f: PairFacts) -> Verdict:
     """A concat carrying a light shortcut across nested skips or a resolution round trip (U-Net)."""
     if f.merge_role == Role.MERGE_CONCAT and f.carries in (Carries.IDENTITY, Carries.PROJECTION) \
             and (f.nested or f.resampled):
-        return Kind.LONG_SKIP, f"concat carries {f.fork} ({f.carries}) {_why_long(f)}"
+        return Kind.LONG_SKIP, f"concat carries {f.fork} ({_carried(f)}) {_why_long(f)}"
     return None
 
 
@@ -318,7 +330,7 @@ def add_long_skip(f: PairFacts) -> Verdict:
     trip a projection that keeps the shape is light too (an FPN lateral on a pyramid of one width)."""
     if (_identity_or_reshaping(f) or f.carries == _PROJECTION and f.resampled and _light(f)) \
             and (f.nested or f.resampled):
-        return Kind.LONG_SKIP, f"{_sum_word(f)} carries {f.fork} ({f.carries}) {_why_long(f)}"
+        return Kind.LONG_SKIP, f"{_sum_word(f)} carries {f.fork} ({_carried(f)}) {_why_long(f)}"
     return None
 
 
@@ -326,7 +338,9 @@ def residual(f: PairFacts) -> Verdict:
     """``F(x) + x``: an identity, or a light projection that matches the shape, around layers."""
     if _identity_or_reshaping(f):
         via = "" if f.carries == _IDENTITY else f" via {f.via}"
-        return _RESIDUAL, f"{f.carries} shortcut from {f.fork}{via} around {layers(f.depth)}{_extra(f)}"
+        padded = " (padded)" if f.padded else ""  # (ResNet's option A: "identity shortcuts ... zero-padding")
+        return _RESIDUAL, (f"{f.carries} shortcut{padded} from {f.fork}{via} around {layers(f.depth)}"
+                           f"{_extra(f)}")
     return None
 
 

@@ -17,9 +17,10 @@ How a join is read (see docs in the module's functions for the details):
    fork share the pair, the lightest being the shortcut. So a dense concat of x0,
    x1, x2 gives the pairs (x0, cat), (x1, cat).
 2. The shortcut *carries*: ``identity`` (nothing, or only rearranging / element-wise
-   ops keeping the shape), ``projection`` (at most one pointwise layer, or
-   non-parametric resampling, changing the shape), ``indices`` (an integer tensor:
-   max-pool indices), or ``computed``.
+   ops keeping the shape; rearranging with fixed elements set beside it is *padded*,
+   ``cat(x, zeros)``), ``projection`` (one learned layer, or non-parametric resampling,
+   changing the shape or going down and back up to it), ``indices`` (an integer
+   tensor: max-pool indices), or ``computed``.
 3. What the other path spans is measured from the fork: parametric layers on its
    longest path, whether it encloses another skip (both ends inside; residual, long
    or gated: not feature reuse, nor a join of one split's parts) and whether it
@@ -121,6 +122,8 @@ _KIND = operator.attrgetter("kind")
 _ADD, _CONCAT, _RESHAPE = Role.MERGE_ADD, Role.MERGE_CONCAT, Role.RESHAPE
 _IDENTITY, _PROJECTION, _INDICES, _COMPUTED = Carries.IDENTITY, Carries.PROJECTION, Carries.INDICES, Carries.COMPUTED
 _DENSE, _GATED, _RESIDUAL, _SEQUENTIAL = Kind.DENSE, Kind.GATED, Kind.RESIDUAL, Kind.SEQUENTIAL
+#: roles that may change a value's resolution without a learned layer
+_RESAMPLING = frozenset({Role.POOL, Role.UPSAMPLE, Role.UNPOOL})
 
 
 @dataclass(slots=True)
@@ -276,38 +279,49 @@ class _Measures:
                 inp.weight = f.depth_layers[inp.node] - base_l, f.depth_ops[inp.node] - base_o
         return inp.weight
 
-    def carries(self, m: int, fork: int, sc: _Input) -> tuple[Carries, bool]:
-        """What the shortcut carries, and whether it changes the shape from fork to join."""
+    def carries(self, m: int, fork: int, sc: _Input) -> tuple[Carries, bool, bool]:
+        """What the shortcut carries, whether it changes the shape from fork to join, and whether it
+        is an identity padded: the fork's value rearranged into a larger one, fixed elements set beside
+        it (``cat(x, zeros)``, ``F.pad``: ResNet's option A, PyramidNet's shortcut)."""
         f = self.flow
-        src = f.value_type(fork, sc.fork_out)
-        dst = f.nodes[m].outputs[0] if f.roles[m] != _CONCAT else f.value_type(sc.node, sc.reads)
-        changed = src.shape != dst.shape
+        src = f.value_type(fork, sc.fork_out).shape
+        dst = (f.nodes[m].outputs[0] if f.roles[m] != _CONCAT else f.value_type(sc.node, sc.reads)).shape
+        changed = src != dst
+        carried = self._carried(m, fork, sc, changed)
+        return carried, changed, carried == _IDENTITY and changed and _grows(src, dst)
+
+    def _carried(self, m: int, fork: int, sc: _Input, changed: bool) -> Carries:
+        """:meth:`carries`' first answer, given its second."""
+        f = self.flow
         if f.is_int_value(sc.node, sc.reads) and self._from_pooling(fork, sc.fork_out):
-            return _INDICES, changed
+            return _INDICES
         if sc.path is None:
             # Not a chain: a projection made of parallel light paths, merged (shake-shake's two
             # shifted 1x1 convs, concatenated), where it lies wholly after the fork and matches the
             # main path's shape; else computed
             if changed and f.roles[m] in SUMS and self.weight(fork, sc)[0] <= LIGHT_LAYERS \
                     and self._concatenated_paths(fork, sc.node):
-                return _PROJECTION, changed
-            return _COMPUTED, changed
+                return _PROJECTION
+            return _COMPUTED
         if not sc.path:
-            return _IDENTITY, changed
+            return _IDENTITY
         layers = [u for u in sc.path if f.parametric[u]]
         if not layers:
-            # (a gate's product passes the value it scales: ResNeSt's slices of x, each times its softmax
-            # weight, carry x's parts as torch.split's parts do)
-            if not changed or all(f.roles[u] in TRANSPARENT or f.gated_factor(u) is not None for u in sc.path):
-                return _IDENTITY, changed
-            return _PROJECTION, changed
+            # A path that resamples carries a projection even where it comes back to the fork's size (a
+            # pooling, then an upsampling): the values it brings are not the fork's. (A gate's product passes
+            # the value it scales: ResNeSt's slices of x, each times its softmax weight, carry x's parts as
+            # torch.split's parts do.)
+            if all(f.roles[u] in TRANSPARENT or f.gated_factor(u) is not None for u in sc.path) \
+                    or not changed and not any(map(partial(_resamples, f), sc.path)):
+                return _IDENTITY
+            return _PROJECTION
         if len(layers) == 1 or changed and len(layers) <= LIGHT_LAYERS and f.roles[m] in SUMS:
             # One learned layer, whatever its kernel (a 1x1 conv, a 3x3 conv on a U-Net link), or a
             # short path whose job is to match the main path's shape (a strided k x k conv, a
             # depthwise + pointwise pair): a projection by its role. That the main path is longer
             # is the rules' test (both_compute).
-            return _PROJECTION, changed
-        return _COMPUTED, changed
+            return _PROJECTION
+        return _COMPUTED
 
     def _concatenated_paths(self, fork: int, v: int, limit: int = 32) -> bool:
         """Whether ``v`` is computed from ``fork`` alone by paths that meet only in concats (parallel
@@ -467,6 +481,22 @@ class _Measures:
             got = self._features[fork] = (f.names[fork], self.concat_family(fork), f.depth_layers[fork],
                                           f.is_int_value(fork, 0))
         return got
+
+
+def _resamples(f: Flow, u: int) -> bool:
+    """Whether ``u`` is a pooling, upsampling or unpooling that changes its data input's size past the
+    batch and channels (a pooling of stride 1, a token mixer, keeps it)."""
+    if f.roles[u] not in _RESAMPLING or not f.slots[u]:
+        return False
+    return f.value_type(*f.slots[u][0]).shape[2:] != f.nodes[u].outputs[0].shape[2:]
+
+
+def _grows(src: tuple, dst: tuple) -> bool:
+    """Whether shape ``dst`` holds ``src`` and more: the same rank, each dim as large or larger (a
+    symbolic dim only where it is the same), one larger."""
+    if len(src) != len(dst) or src == dst:
+        return False
+    return all(a == b or isinstance(a, int) and isinstance(b, int) and b > a for a, b in zip(src, dst))
 
 
 def _slices_of(f: Flow, fork: int):
@@ -722,18 +752,18 @@ class _Classifier:
             kind, why, rule = decide(PairFacts(f.nodes[m].op, role, None, None, False, 0, w_short, False, False,
                                                via=self._names(f.preds[m], 3)))
             return self._record(m, fork, sc, kind, None, Span(None, None, 0, 0, []), why, rule)
-        carries, changed = measures.carries(m, fork, sc)
+        carries, changed, padded = measures.carries(m, fork, sc)
         family = measures.concat_family(fork) if role == _CONCAT and carries == _IDENTITY else 0
         dominated = f.dominates(fork, main)
         depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated)
         # PairFacts' fields by position (merge_op, merge_role, fork, carries, changed, depth, shortcut_layers,
-        # nested, resampled, family, members, via, broadcast, levels, positions, dominated): one per join, and a
-        # call by keywords costs a third more.
+        # nested, resampled, family, members, via, broadcast, levels, positions, dominated, padded): one per join,
+        # and a call by keywords costs a third more.
         facts = PairFacts(
             f.nodes[m].op, role, f.names[fork], carries, changed, depth, w_short, nested, resampled, family,
             len(members), self._names(list(reversed(sc.path)) if sc.path is not None else [sc.node], 3)
             if carries == _PROJECTION and sc.path != [] else "",
-            role in SUMS and measures.broadcast(m, sc), levels, positions, dominated)
+            role in SUMS and measures.broadcast(m, sc), levels, positions, dominated, padded)
         decision = self.decide.recall(facts)
         if decision is None:
             # The probes, where no rule remembered for equal facts decides (most pairs of a graph have one).

@@ -12,7 +12,10 @@ values do not carry features, so they are *meta*: a node is meta when its role i
 inputs are meta, or when it returns an integer vector no longer than its input's
 rank (what a ``Shape`` op returns, for ops registered without the ``shape`` role).
 Edges from meta nodes are dropped, so adding a constant is not a merge and shape
-arithmetic never forms a fork. So are the inputs an op reads for their shape only
+arithmetic never forms a fork; a merge op left with one data input takes the role it has
+beside a constant (:data:`~archc.ir.vocab.WITH_CONSTANT`: ``cat(x, zeros)`` rearranges x,
+whether the exporter folded the zeros into a constant or builds them from ``x.shape`` at
+run time, as a dynamic batch makes it). So are the inputs an op reads for their shape only
 (:attr:`~archc.ops.base.OpDef.shape_only_inputs`: a decoder's resize to a skip's size).
 
 Dominators are computed here rather than with ``networkx.immediate_dominators``:
@@ -29,6 +32,7 @@ from collections import deque
 from typing import Callable, Iterable, Mapping
 
 from archc.ir import Graph, Node, Value
+from archc.ir.vocab import WITH_CONSTANT
 from archc.ops import registry
 from archc.ops.base import OpDef
 
@@ -404,6 +408,10 @@ class _FlowBuilder:
                 self.visited[name] = -1
                 return
             slots = tuple(found)
+            if len(slots) == 1:
+                # a merge op reading one value beside meta ones (``cat(x, zeros)`` with the zeros made from
+                # x's shape at run time) is what it is beside a constant: the static export's
+                role = WITH_CONSTANT.get(role, role)
         i = self.visited[name] = self.count
         self.count += 1
         ps = list(map(_FIRST, slots))

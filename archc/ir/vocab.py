@@ -106,6 +106,14 @@ class Role(_Word):
     OTHER = ("other", "anything else")
 
 
+#: the role of a merge op whose operands are one computed value and constants: a bias (``affine``), a
+#: fixed factor (``scale``), fixed elements set beside the data (``reshape``: ``cat(x, zeros)``), no join of
+#: two values. The ONNX importer gives it to a node with a constant input; the analyses to a merge whose
+#: other operands hold no data, only a shape read at run time (zeros the size of ``x``: see
+#: :mod:`archc.analysis.structure`), so a module reads alike from a static and a dynamic-shape export.
+WITH_CONSTANT: dict[Role, Role] = {Role.MERGE_ADD: Role.AFFINE, Role.MERGE_SUB: Role.AFFINE,
+                                   Role.MERGE_MUL: Role.SCALE, Role.MERGE_CONCAT: Role.RESHAPE}
+
 #: roles whose output keeps every dim of its first input (its shape and where its features are)
 SHAPE_KEEPING: frozenset[Role] = frozenset({Role.ACTIVATION, Role.GATE, Role.IDENTITY, Role.SCALE, Role.AFFINE,
                                             Role.NORM})

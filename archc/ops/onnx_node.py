@@ -60,6 +60,7 @@ from typing import Any, NamedTuple
 
 from archc.errors import ShapeError, SpecError, first_line
 from archc.ir.types import DTYPES, TensorType
+from archc.ir.vocab import WITH_CONSTANT, Role
 from archc.ops.base import Attr, OpDef, ParamSpec, py, torch_init_source
 from archc.ops.onnx_one_node import DEFAULT_OPSET, downgraded, node_model, tensor_type_code
 from archc.ops.registry import register
@@ -67,8 +68,7 @@ from archc.ops.registry import register
 _MERGES = {"Add": "merge_add", "Sum": "merge_add", "Mul": "merge_mul", "Sub": "merge_sub",
            "Concat": "merge_concat"}
 #: role of an arithmetic op with a single computed input (the other operand constant)
-_WITH_CONSTANT = {"Add": "affine", "Sum": "affine", "Sub": "affine", "Mul": "scale", "Div": "scale",
-                  "Concat": "reshape"}
+_WITH_CONSTANT = {op: str(WITH_CONSTANT[Role(role)]) for op, role in _MERGES.items()}
 _ROLES: dict[str, str] = {}
 for _role, _ops in {
     "layer": "Conv ConvTranspose ConvInteger QLinearConv Gemm LSTM GRU RNN Attention MultiHeadAttention "
