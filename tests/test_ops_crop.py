@@ -1,7 +1,7 @@
 """crop: x cut to a second input's size read at run time (FCN-8s' ``h[:, :, 5:5 + ref.size(2), ...]``, the
 valid-convolution U-Net's centred crop): parity with the slicing written in torch at static and symbolic
-sizes, one build run at two sizes, the generated code under fx/export/script, errors, and lint's view of
-the size input."""
+sizes, one build run at two sizes, the generated code under fx/export/script, errors, lint's view of the
+size input, and ONNX import of the slicing from both torch exporters."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from archc.analysis.skips import analyze
+from archc.cli import main
+from archc.frontends.onnx import from_onnx
+from archc.lowering.onnx import to_onnx
 from archc.lowering.torch import build_module, generate_source
-from ops_harness import check_parity, feeds_for, graph_of, onnx_model, spec_error
+from ops_harness import check_parity, export_onnx, feeds_for, graph_of, onnx_model, spec_error
 
 
 def fcn_crop(x: torch.Tensor, ref: torch.Tensor, offset: int) -> torch.Tensor:
@@ -241,3 +244,88 @@ def test_lint_reads_no_data_from_the_size_input():
     analysis = analyze(graph_of(UNET))
     (skip,) = analysis.connections
     assert (skip.kind, skip.fork, skip.merge) == ("long_skip", "skip", "cat")
+
+
+# -- ONNX import of the slicing, from both torch exporters --------------------------------------
+
+class Crops(nn.Module):
+    def __init__(self, center: bool) -> None:
+        super().__init__()
+        self.center = center
+
+    def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        return unet_crop(x, ref) if self.center else fcn_crop(x, ref, 19)
+
+
+EXPORTERS = [pytest.param(False, id="torchscript"), pytest.param(True, id="dynamo", marks=pytest.mark.slow)]
+
+
+def _export(center: bool, dynamo: bool):
+    args = (torch.randn(2, 3, 40, 41), torch.randn(2, 5, 12, 13))
+    names = {"input_names": ["x", "ref"]}
+    if dynamo:
+        dims = {n: torch.export.Dim(n) for n in ("N", "H", "W", "S", "T")}
+        shapes = {"x": {0: dims["N"], 2: dims["H"], 3: dims["W"]}, "ref": {0: dims["N"], 2: dims["S"], 3: dims["T"]}}
+        return export_onnx(Crops(center), args, True, dynamic_shapes=shapes, **names)
+    axes = {"x": {0: "N", 2: "H", 3: "W"}, "ref": {0: "N", 2: "S", 3: "T"}}
+    return export_onnx(Crops(center), args, False, dynamic_axes=axes, **names)
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+@pytest.mark.parametrize("center", [False, True], ids=["fcn_offset", "unet_center"])
+def test_import_reads_the_slicing_back_as_one_crop(center, dynamo):
+    model = _export(center, dynamo)
+    graph = from_onnx(model)
+    (crop,) = [n for n in graph.nodes() if n.op != "input"]
+    expected = {"offset": 0, "center": True, "dims": None} if center else {"offset": 19, "center": False,
+                                                                           "dims": None}
+    assert (crop.op, crop.attrs, [v.node for v in crop.inputs]) == ("crop", expected, ["x", "ref"])
+    assert crop.outputs[0].shape == ("N", 3, "S", "T")
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    module = build_module(graph).eval()
+    relowered = ort.InferenceSession(to_onnx(graph).SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for x_shape, ref_shape in (((2, 3, 40, 41), (2, 5, 12, 13)), ((1, 3, 50, 33), (1, 5, 21, 8))):
+        feeds = {"x": rng.standard_normal(x_shape).astype(np.float32),
+                 "ref": rng.standard_normal(ref_shape).astype(np.float32)}
+        want = session.run(None, feeds)[0]
+        with torch.no_grad():
+            np.testing.assert_array_equal(module(*map(torch.from_numpy, feeds.values())).numpy(), want)
+        np.testing.assert_array_equal(relowered.run(None, feeds)[0], want)
+
+
+def test_archc_own_onnx_reads_back_as_the_crop():
+    graph = graph_of("inputs: {x: [N, 2, H, W], ref: [N, 1, S, T]}\nnodes:\n"
+                     "  - {name: a, op: crop, in: [x, ref], offset: [4, 1]}\n"
+                     "  - {name: b, op: crop, in: [x, ref], center: true}\n"
+                     "  - {name: c, op: crop, in: [x, ref], dims: 3}\n"
+                     "outputs: [a, b, c]")
+    back = {n.name: n for n in from_onnx(onnx_model(graph)).nodes() if n.op == "crop"}
+    assert {name: (n.attrs, [v.node for v in n.inputs]) for name, n in back.items()} == {
+        "a": ({"offset": (4, 1), "center": False, "dims": None}, ["x", "ref"]),
+        "b": ({"offset": 0, "center": True, "dims": None}, ["x", "ref"]),
+        "c": ({"offset": 0, "center": False, "dims": (3,)}, ["x", "ref"]),
+    }
+
+
+def test_a_window_that_is_not_the_other_tensors_size_stays_a_slice():
+    # x[:, :, 2 : ref.shape[2] * 2]: computed from ref's shape, but not its size from an offset
+    class Twice(nn.Module):
+        def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+            return x[:, :, 2:ref.shape[2] * 2]
+
+    model = export_onnx(Twice(), (torch.randn(2, 3, 40, 5), torch.randn(2, 5, 12, 13)), False,
+                        input_names=["x", "ref"], dynamic_axes={"x": {0: "N", 2: "H"}, "ref": {0: "N", 2: "S"}})
+    ops = [n.attrs.get("op_type", n.op) for n in from_onnx(model).nodes()]
+    assert "crop" not in ops and "slice" not in ops and "Slice" in ops
+
+
+def test_lint_and_build_through_the_command_line(tmp_path, capsys):
+    spec = tmp_path / "unet.yaml"
+    spec.write_text("name: valid_unet\n" + UNET)
+    assert main(["lint", str(spec)]) == 0
+    assert "skips: residual 0, long_skip 1, dense 0, gated 0" in capsys.readouterr().out
+    exported = tmp_path / "crop.onnx"
+    exported.write_bytes(_export(True, False).SerializeToString())
+    assert main(["build", str(exported), "-o", str(tmp_path / "crop.py")]) == 0
+    assert "= center_crop(x, ref, [2, 3])" in (tmp_path / "crop.py").read_text()

@@ -347,6 +347,32 @@ def layernorm(graph: Graph, root: Node) -> Match | None:
                  weights)
 
 
+@matcher("crop")
+def crops(graph: Graph, root: Node) -> Match | None:
+    """Two crops to one tensor's size in other dims, one after the other (the exporters' one Slice per
+    dim of ``x[:, :, 5 : 5 + ref.shape[2], 5 : 5 + ref.shape[3]]``): one crop of both."""
+    if kind(root) != "crop":
+        return None
+    inner = graph.node(root.inputs[0].node)
+    if kind(inner) != "crop" or inner.inputs[1] != root.inputs[1] or graph.uses(inner.name) != 1 \
+            or inner.attrs["center"] != root.attrs["center"]:
+        return None
+    op, ref = registry.lookup("crop"), graph.type_of(root.inputs[1])
+    window: dict[int, int] = {}
+    for node in (inner, root):
+        dims, offsets = op.window(node, graph.type_of(node.inputs[0]), ref)
+        if window.keys() & set(dims):
+            return None
+        window.update(zip(dims, offsets))
+    dims = sorted(window)
+    offsets = [window[d] for d in dims]
+    attrs: dict[str, Any] = {"center": True} if root.attrs["center"] else {
+        "offset": offsets[0] if len(set(offsets)) == 1 else offsets}
+    if dims != list(range(2, ref.rank)):
+        attrs["dims"] = dims
+    return Match("crop", attrs, [inner.inputs[0], root.inputs[1]], [root.name, inner.name])
+
+
 def _apply(graph: Graph, root: Node, match: Match) -> set[str] | None:
     """Rewrite ``match`` into the graph if its inner nodes are used only inside it (or through
     the values the fused node replaces) and the new nodes' types agree with the replaced ones;
