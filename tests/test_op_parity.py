@@ -166,7 +166,8 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("three_last", "inputs: {x: [N, 3], y: [N, 3], z: [N, 3]}\nnodes: [{op: stack, in: [x, y, z], dim: -1}]"),
     ],
     "identity": [("basic", "inputs: {x: [N, 3]}\nnodes: [{op: identity}, {op: relu}]")],
-    "dropout": [("eval_identity", "inputs: {x: [N, 3, 4]}\nnodes: [{op: dropout, p: 0.3}]")],
+    "dropout": [("eval_identity", "inputs: {x: [N, 3, 4]}\nnodes: [{op: dropout, p: 0.3}]"),
+                ("channelwise_2d", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: dropout, p: 0.5, channelwise: true}]")],
     "gelu": [
         ("exact", "inputs: {x: [N, 3, 4]}\nnodes: [{op: gelu}]"),
         ("tanh", "inputs: {x: [N, 5]}\nnodes: [{op: gelu, approximate: tanh}]"),
