@@ -16,8 +16,8 @@ from archc import SpecError, loads_spec
 from archc.ir import Value
 from archc.lowering.torch import build_module, state_dict_from_graph
 from archc.ops.weights import initialize, total_params
-from tests.ops_harness import run_onnx
-from tests.weights_helpers import randomize_statistics
+from ops_harness import run_onnx
+from weights_helpers import randomize_statistics
 
 SPLAT = """
 name: splat

@@ -4,8 +4,9 @@ After the importer has mapped single ONNX nodes, some functions are still spelle
 several nodes (older opsets and hand-written modules): GELU as ``x * 0.5 * (1 + erf(x /
 sqrt 2))`` or with the tanh formula, SiLU as ``x * sigmoid(x)``, Mish as ``x * tanh(softplus(x))``,
 layer normalisation as ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div, with or without a scale and
-shift. :func:`fuse` rewrites each occurrence into the native op (``gelu``, ``silu``, ``mish``,
-``layernorm``), keeping the name of the node that computed the result. The larger patterns live
+shift, a crop of two dims to another tensor's size as one Slice (``crop``) per dim. :func:`fuse`
+rewrites each occurrence into the native op (``gelu``, ``silu``, ``mish``, ``layernorm``, one
+``crop``), keeping the name of the node that computed the result. The larger patterns live
 in their own modules and register here with :func:`matcher`: attention (:mod:`archc.frontends.onnx.attention`),
 LSTM/GRU (:mod:`archc.frontends.onnx.recurrent`), max pooling with indices and unpooling
 (:mod:`archc.frontends.onnx.pooling`), group normalisation (:mod:`archc.frontends.onnx.groupnorm`).
