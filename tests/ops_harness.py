@@ -143,14 +143,16 @@ def parity_suite(cases: list[tuple[str, str]], parity_ops: set[str], **options):
     return test_parity, test_cases_cover_parity_ops
 
 
-def export_onnx(module: torch.nn.Module, x: torch.Tensor, dynamo: bool, **options) -> onnx.ModelProto:
+def export_onnx(module: torch.nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...], dynamo: bool,
+                **options) -> onnx.ModelProto:
     """``module`` (in eval mode) exported by torch's TorchScript exporter (``dynamo=False``) or its
-    default one, quietly: a foreign model of the op to import (``options``: the exporter's)."""
+    default one, quietly: a foreign model of the op to import (``x``: its input, or a tuple of its
+    inputs; ``options``: the exporter's)."""
     if dynamo:
         pytest.importorskip("onnxscript")
     buffer = io.BytesIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), (x,), buffer, dynamo=dynamo, **options)
+        torch.onnx.export(module.eval(), x if isinstance(x, tuple) else (x,), buffer, dynamo=dynamo, **options)
     return onnx.load_from_string(buffer.getvalue())

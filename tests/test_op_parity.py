@@ -166,7 +166,8 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("three_last", "inputs: {x: [N, 3], y: [N, 3], z: [N, 3]}\nnodes: [{op: stack, in: [x, y, z], dim: -1}]"),
     ],
     "identity": [("basic", "inputs: {x: [N, 3]}\nnodes: [{op: identity}, {op: relu}]")],
-    "dropout": [("eval_identity", "inputs: {x: [N, 3, 4]}\nnodes: [{op: dropout, p: 0.3}]")],
+    "dropout": [("eval_identity", "inputs: {x: [N, 3, 4]}\nnodes: [{op: dropout, p: 0.3}]"),
+                ("channelwise_2d", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: dropout, p: 0.5, channelwise: true}]")],
     "gelu": [
         ("exact", "inputs: {x: [N, 3, 4]}\nnodes: [{op: gelu}]"),
         ("tanh", "inputs: {x: [N, 5]}\nnodes: [{op: gelu, approximate: tanh}]"),
@@ -246,6 +247,14 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "slice": [
         ("step", "inputs: {x: [N, 7, 4]}\nnodes: [{op: slice, dim: 1, start: 1, end: 6, step: 2}]"),
         ("negative", "inputs: {x: [N, 3, 9]}\nnodes: [{op: slice, dim: -1, start: -4}]"),
+    ],
+    "crop": [
+        ("fcn_offset", "inputs: {x: [N, 3, 11, 9], ref: [N, 5, 4, 6]}\n"
+         "nodes: [{op: crop, in: [x, ref], offset: 2}]"),
+        ("per_dim_symbolic", "inputs: {x: [N, 3, 12, 13], ref: [N, 1, S, T]}\n"
+         "nodes: [{op: crop, in: [x, ref], offset: [4, 1]}]"),
+        ("unet_center", "inputs: {x: [N, 2, 12, 11], ref: [N, 4, 7, 4]}\nnodes: [{op: crop, in: [x, ref], center: true}]"),
+        ("sequence_dim", "inputs: {x: [N, 9, 4], ref: [N, S, 2]}\nnodes: [{op: crop, in: [x, ref], dims: 1}]"),
     ],
     "split": [
         ("sizes", "inputs: {x: [N, 7, 4]}\nnodes: [{name: s, op: split, sizes: [2, 5]}]\n"

@@ -206,6 +206,39 @@ def test_a_slice_bound_taken_as_a_class_argument_is_formatted_as_ruff_formats_it
     torch.testing.assert_close(model(x), torch.cat([a[:, 8:], a[:, :8], a], 1))
 
 
+FCN_HEADS = """
+archc: 1
+name: fcn_heads
+inputs: {x: [N, 3, 20, 20], ref: [N, 3, 8, 8]}
+blocks:
+  head:
+    inputs: [x, ref]
+    params: {offset: null}
+    nodes:
+      - {name: conv, op: conv, in: x, out_channels: 3, kernel_size: 1}
+      - {name: c, op: crop, in: [conv, ref], offset: offset}
+nodes:
+  - {name: a, block: head, in: [x, ref], offset: 0}
+  - {name: b, block: head, in: [x, ref], offset: 5}
+  - {op: add, in: [a, b]}
+"""
+
+
+def test_a_crop_offset_taken_as_a_class_argument_splits_its_long_subscript_as_ruff_does(tmp_path):
+    # FCN's crop in a block of an offset parameter: one class (offset 0 written too, as the argument),
+    # whose subscript of four elements is too long for one line: one element a line, as ruff writes it
+    source = generate_source(loads_spec(FCN_HEADS, "fcn_heads.yaml"))
+    assert "            self.offset : self.offset + ref.shape[2],\n" in source
+    assert "self.a = Head(offset=0)" in source and "self.b = Head(offset=5)" in source
+    path = tmp_path / "fcn_heads.py"
+    path.write_text(source)
+    _assert_ruff_formatted(path)
+    module = _import(path, "fcn_heads")
+    model = module.FcnHeads()
+    x, ref = torch.randn(2, 3, 20, 20), torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(model(x, ref), model.a.conv(x)[:, :, :8, :8] + model.b.conv(x)[:, :, 5:13, 5:13])
+
+
 def test_every_op_parity_case_generates_a_ruff_formatted_file(tmp_path):
     # seen transcribing a position embedding of max_len on a symbolic length: `self.pos[:, :x.shape[1]]`,
     # which ruff formats `self.pos[:, : x.shape[1]]`; every op's cases, checked by one ruff run

@@ -456,7 +456,8 @@ def _split_at(text: str, open_: int, close: int, indent: str) -> list[str]:
     one_tuple = text[close] == ")" and body.rstrip().endswith(",") and len(elements) == 1 \
         and not _is_call(text, open_)
     lines = [indent + head]
-    subscript = text[open_] == "[" and _is_call(text, open_)  # x[...]: a comma would make a tuple
+    # x[i]: a comma would make a tuple (x[a, b], already one, splits as a call's arguments do)
+    subscript = text[open_] == "[" and _is_call(text, open_) and len(elements) == 1
     # (a + b), (lambda a, b: ...), (x for x in y): a parenthesised expression, not a tuple,
     # where splitting at commas (and adding one) would change what it means
     grouping = _is_comprehension(text[open_], body) or text[open_] == "(" and (

@@ -554,11 +554,7 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     kept = {p: v for p, v in planner.live.items() if p in found and set(found[p]) <= expressed}
     if kept.keys() != planner.live.keys():
         planner, root_body, root, live = _plan(graph, labels, cls, kept)
-    out: list[str] = []
-    for function in [*planner.writer.lowered.functions.values(), *planner.writer.lowered.classes.values()]:
-        out += ["", ""] + function.rstrip("\n").splitlines()
-    if _guards_a_sequence(root.args.guards):
-        out += ["", ""] + _AS_TUPLES_SOURCE
+    classes: list[str] = []
     blocks: dict[str, list[str]] = {}
     for c in planner.classes:
         blocks.setdefault(c.block, []).append(c.name)
@@ -567,8 +563,17 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
         methods = [""] + reset_method(resets, c.bodies[0].ties)  # each class re-ties its own ties
         if c is root:
             methods += [""] + block_instances_method(blocks)
-        out += ["", ""] + _class_text(c, root_guards=c is root, methods=methods)
-    code = "\n".join(out)
+        classes += ["", ""] + _class_text(c, root_guards=c is root, methods=methods)
+    out: list[str] = []
+    # (an op's functions where its nodes call them: crop's center_crop only for a centred crop)
+    called = "\n".join(classes)
+    functions = [source for name, source in planner.writer.lowered.functions.items()
+                 if re.search(rf"(?<![\w.]){name}\(", called)]
+    for function in [*functions, *planner.writer.lowered.classes.values()]:
+        out += ["", ""] + function.rstrip("\n").splitlines()
+    if _guards_a_sequence(root.args.guards):
+        out += ["", ""] + _AS_TUPLES_SOURCE
+    code = "\n".join(out + classes)
     # (math and torch.nn.functional imported only where the code calls them: an unused import is a lint error)
     imports = (["import math", ""] if _CALLS_MATH.search(code) else []) + ["import torch"] \
         + (["import torch.nn.functional as F"] if _CALLS_FUNCTIONAL.search(code) else []) + ["from torch import nn"]

@@ -262,6 +262,10 @@ class OpDef:
     name: ClassVar[str] = ""
     #: other accepted spellings (``conv2d``)
     aliases: ClassVar[tuple[str, ...]] = ()
+    #: other libraries' names of what this op is with some attributes, lower case without '_' -> those
+    #: attributes as a spec writes them (``dropout2d`` -> ``channelwise: true``): a spec that uses such a
+    #: name as an op is told how to write it
+    spelled_with: ClassVar[dict[str, str]] = {}
     #: one-line description for docs and ``archc ops``
     doc: ClassVar[str] = ""
     attrs: ClassVar[dict[str, Attr]] = {}

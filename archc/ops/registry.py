@@ -102,6 +102,16 @@ def lookup(name: str) -> OpDef:
     return op
 
 
+def written_as(name: str) -> str | None:
+    """How a spec writes what another library calls ``name`` with an op's attributes (PyTorch's
+    ``Dropout2d``: ``{op: dropout, channelwise: true}``), or None (see :attr:`OpDef.spelled_with`)."""
+    key = name.lower().replace("_", "")
+    for op in all_ops():
+        if key in op.spelled_with:
+            return f"{{op: {op.name}, {op.spelled_with[key]}}}"
+    return None
+
+
 def names() -> list[str]:
     """Every name a spec may use as ``op:``, aliases included."""
     load_plugins()

@@ -33,7 +33,7 @@ from archc.frontends.onnx.converters import of_kind
 from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, converts  # noqa: F401 (tests patch CONVERTERS here)
 from archc.frontends.onnx.naming import node_meta
 from archc.frontends.onnx.sharing import PARAMETER_MODULES_META
-from archc.frontends.onnx.values import Const, Sym, Tensor, short_float
+from archc.frontends.onnx.values import Const, ShapeArithmeticError, Sym, Tensor, dim_arithmetic, short_float
 from archc.ir.graph import MODULES_META, Value
 from archc.ir.types import Dim
 from archc.ops.base import INT64_MAX
@@ -725,8 +725,10 @@ def slice_(im: "Importer", node: onnx.NodeProto):
     ends = _operand_ints(im, node, 2, "ends")
     axes = _operand_ints(im, node, 3, "axes") or list(range(len(starts)))
     steps = _operand_ints(im, node, 4, "steps") or [1] * len(starts)
-    if any(isinstance(v, str) for v in [*starts, *ends, *axes, *steps]) or any(s < 1 for s in steps):
+    if any(isinstance(v, str) for v in [*axes, *steps]) or any(s < 1 for s in steps):
         return None
+    if any(isinstance(v, str) for v in [*starts, *ends]):  # a window computed at run time
+        return _crop(im, node, x, starts, ends, [a % len(shape) for a in axes]) if set(steps) == {1} else None
     pieces = []
     for start, end, axis, step in zip(starts, ends, axes, steps):
         axis %= len(shape)
@@ -741,6 +743,50 @@ def slice_(im: "Importer", node: onnx.NodeProto):
     for i, attrs in enumerate(pieces):
         out = im.emit(node, "slice", attrs, [out], check=i == len(pieces) - 1)[0]
     return [out]
+
+
+def _crop(im: "Importer", node: onnx.NodeProto, x: Value, starts: list[Dim], ends: list[Dim],
+          axes: list[int]) -> list[Value] | None:
+    """A Slice whose window is another tensor's size, read from that tensor's Shape at run time, is
+    ``crop`` of x to it: ``x[:, :, k : k + ref.shape[2]]`` (FCN's crops) from ``offset`` k, or from ``(H -
+    S) // 2`` (the valid-convolution U-Net's centred crop), as both torch exporters write them for
+    dynamic sizes. ref is a tensor (not x) of x's rank whose Shape the window's arithmetic reads and
+    whose sizes make the window; None where there is none (other arithmetic stays the ONNX Slice)."""
+    shape = im.itype(x).shape
+    for name in _shape_sources(im, [n for n in node.input[1:3] if n]):
+        if name == node.input[0] or not isinstance(im.record(name), Tensor):
+            continue
+        ref = im.tensor(name)
+        if im.itype(ref).rank == len(shape):
+            attrs = _crop_window(shape, im.itype(ref).shape, starts, ends, axes)
+            if attrs is not None:
+                return im.emit(node, "crop", attrs, [x, ref])
+    return None
+
+
+def _crop_window(shape: tuple[Dim, ...], ref: tuple[Dim, ...], starts: list[Dim], ends: list[Dim],
+                 axes: list[int]) -> dict[str, Any] | None:
+    """crop's attributes where each window ``starts[i]:ends[i]`` along ``axes[i]`` of a tensor of ``shape``
+    is ``ref``'s size there from one fixed offset each, or centred in each, else None."""
+    window: dict[int, Dim] = {}
+    try:
+        for start, end, axis in zip(starts, ends, axes):
+            size = ref[axis]
+            if end not in (dim_arithmetic(start, "+", size), dim_arithmetic(size, "+", start)):
+                return None
+            centred = dim_arithmetic(dim_arithmetic(shape[axis], "-", size), "/", 2)
+            window[axis] = "center" if isinstance(start, str) and start == centred else start
+    except (ValueError, ShapeArithmeticError):
+        return None
+    starts_at = list(window.values())
+    center = starts_at and all(s == "center" for s in starts_at)
+    if not center and not all(isinstance(s, int) and s >= 0 for s in starts_at):
+        return None
+    dims = sorted(window)
+    attrs: dict[str, Any] = {"center": True} if center else {"offset": _compact([window[d] for d in dims])}
+    if dims != list(range(2, len(shape))):
+        attrs["dims"] = dims
+    return attrs
 
 
 #: ONNX Pad's modes -> ``pad``'s (F.pad's)
@@ -778,7 +824,7 @@ def pad(im: "Importer", node: onnx.NodeProto):
     return im.emit(node, "pad", attrs, [x])
 
 
-#: ONNX nodes :func:`_sized_like` walks up a Resize's sizes before it gives up (an exporter's
+#: ONNX nodes :func:`_shape_sources` walks up a Resize's sizes (a Slice's ends) before it gives up (an exporter's
 #: shape arithmetic there is a Shape, a Slice or Gather, an Unsqueeze, a Cast and two Concats)
 _SIZE_WALK_LIMIT = 32
 
@@ -839,14 +885,10 @@ def _resize_mode(a: dict[str, Any], n: int) -> dict[str, Any] | None:
     return None
 
 
-def _sized_like(im: "Importer", sizes_name: str, x_name: str, rank: int, sizes: list[Dim]) -> Value | None:
-    """The tensor whose spatial dims a Resize's ``sizes`` are, where they are read from its
-    ``Shape`` at run time: the exporters' ``Concat(Shape(x)[:2], Shape(ref)[2:])`` for
-    ``F.interpolate(x, size=ref.shape[2:])``. Walks the (still symbolic) shape arithmetic
-    above the sizes to the tensors whose Shape it reads, and takes one other than the resized
-    ``x`` of the same rank whose spatial dims equal the sizes' (symbols too): that tensor gives
-    the same sizes at any input size. None where there is none (sizes of constants)."""
-    todo, seen, shaped = [sizes_name], set(), []
+def _shape_sources(im: "Importer", names: list[str]) -> list[str]:
+    """The tensors whose ``Shape`` the (still symbolic) shape arithmetic computing ``names`` reads: what
+    a size computed at run time is the size of (a Resize's sizes, a Slice's ends)."""
+    todo, seen, shaped = list(names), set(), []
     while todo and len(seen) < _SIZE_WALK_LIMIT:
         name = todo.pop()
         rec = im.record(name)
@@ -857,7 +899,17 @@ def _sized_like(im: "Importer", sizes_name: str, x_name: str, rank: int, sizes: 
             shaped.append(rec.node.input[0])
         else:
             todo.extend(i for i in rec.node.input if i)
-    for name in shaped:
+    return shaped
+
+
+def _sized_like(im: "Importer", sizes_name: str, x_name: str, rank: int, sizes: list[Dim]) -> Value | None:
+    """The tensor whose spatial dims a Resize's ``sizes`` are, where they are read from its
+    ``Shape`` at run time: the exporters' ``Concat(Shape(x)[:2], Shape(ref)[2:])`` for
+    ``F.interpolate(x, size=ref.shape[2:])``. Walks the (still symbolic) shape arithmetic
+    above the sizes to the tensors whose Shape it reads, and takes one other than the resized
+    ``x`` of the same rank whose spatial dims equal the sizes' (symbols too): that tensor gives
+    the same sizes at any input size. None where there is none (sizes of constants)."""
+    for name in _shape_sources(im, [sizes_name]):
         if name == x_name or not isinstance(im.record(name), Tensor):
             continue
         ref = im.tensor(name)

@@ -4,8 +4,9 @@ After the importer has mapped single ONNX nodes, some functions are still spelle
 several nodes (older opsets and hand-written modules): GELU as ``x * 0.5 * (1 + erf(x /
 sqrt 2))`` or with the tanh formula, SiLU as ``x * sigmoid(x)``, Mish as ``x * tanh(softplus(x))``,
 layer normalisation as ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div, with or without a scale and
-shift. :func:`fuse` rewrites each occurrence into the native op (``gelu``, ``silu``, ``mish``,
-``layernorm``), keeping the name of the node that computed the result. The larger patterns live
+shift, a crop of two dims to another tensor's size as one Slice (``crop``) per dim. :func:`fuse`
+rewrites each occurrence into the native op (``gelu``, ``silu``, ``mish``, ``layernorm``, one
+``crop``), keeping the name of the node that computed the result. The larger patterns live
 in their own modules and register here with :func:`matcher`: attention (:mod:`archc.frontends.onnx.attention`),
 LSTM/GRU (:mod:`archc.frontends.onnx.recurrent`), max pooling with indices and unpooling
 (:mod:`archc.frontends.onnx.pooling`), group normalisation (:mod:`archc.frontends.onnx.groupnorm`).
@@ -345,6 +346,32 @@ def layernorm(graph: Graph, root: Node) -> Match | None:
     return Match("layernorm", {"dims": k, "eps": eps, **affine},
                  [x], [*nodes, node.name, sqrt.name, eps_add.name, var.name, power.name, sub.name, mean_node.name],
                  weights)
+
+
+@matcher("crop")
+def crops(graph: Graph, root: Node) -> Match | None:
+    """Two crops to one tensor's size in other dims, one after the other (the exporters' one Slice per
+    dim of ``x[:, :, 5 : 5 + ref.shape[2], 5 : 5 + ref.shape[3]]``): one crop of both."""
+    if kind(root) != "crop":
+        return None
+    inner = graph.node(root.inputs[0].node)
+    if kind(inner) != "crop" or inner.inputs[1] != root.inputs[1] or graph.uses(inner.name) != 1 \
+            or inner.attrs["center"] != root.attrs["center"]:
+        return None
+    op, ref = registry.lookup("crop"), graph.type_of(root.inputs[1])
+    window: dict[int, int] = {}
+    for node in (inner, root):
+        dims, offsets = op.window(node, graph.type_of(node.inputs[0]), ref)
+        if window.keys() & set(dims):
+            return None
+        window.update(zip(dims, offsets))
+    dims = sorted(window)
+    offsets = [window[d] for d in dims]
+    attrs: dict[str, Any] = {"center": True} if root.attrs["center"] else {
+        "offset": offsets[0] if len(set(offsets)) == 1 else offsets}
+    if dims != list(range(2, ref.rank)):
+        attrs["dims"] = dims
+    return Match("crop", attrs, [inner.inputs[0], root.inputs[1]], [root.name, inner.name])
 
 
 def _apply(graph: Graph, root: Node, match: Match) -> set[str] | None:

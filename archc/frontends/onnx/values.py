@@ -178,26 +178,37 @@ def is_static_int(arr: np.ndarray) -> bool:
     return all(isinstance(v, (int, np.integer)) for v in np.asarray(arr, dtype=object).ravel())
 
 
-def _binary(fn: Callable[[int, int], int], symbol: str) -> Callable:
-    def apply(a: Any, b: Any) -> Any:
-        if not all(isinstance(v, (int, np.integer, str)) for v in (a, b)):
-            raise ValueError("shape arithmetic with a non-integer")
-        if symbol == "/" and isinstance(b, (int, np.integer)) and int(b) == 0:
-            raise ShapeArithmeticError(f"shape arithmetic divides {a} by zero")
-        if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
-            result = int(fn(int(a), int(b)))
-            if not -(2 ** 63) <= result < 2 ** 63:
-                raise ShapeArithmeticError(f"shape arithmetic gives {int(a)} {symbol} {int(b)} = {result}, "
-                                           "beyond int64")
-            return result
-        if symbol == "*" and (a == 1 or b == 1):
-            return b if a == 1 else a
-        if symbol in "+-" and b == 0:
-            return a
-        return f"{a}{symbol}{b}" if symbol == "*" else f"({a}{symbol}{b})"
+#: the shape arithmetic of ONNX's binary ops on ints; on non-negative sizes, ONNX's integer Div is
+#: floor division
+_ARITHMETIC: dict[str, Callable[[int, int], int]] = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a // b}
 
+
+def dim_arithmetic(a: Any, symbol: str, b: Any) -> Dim:
+    """``a symbol b`` (``+ - * /``) on dims, as the symbolic evaluation computes it: an int for ints, else
+    the expression's text (``(S+19)``, ``N*2``), so a converter can tell whether a computed dim is one
+    it expects."""
+    if not all(isinstance(v, (int, np.integer, str)) for v in (a, b)):
+        raise ValueError("shape arithmetic with a non-integer")
+    if symbol == "/" and isinstance(b, (int, np.integer)) and int(b) == 0:
+        raise ShapeArithmeticError(f"shape arithmetic divides {a} by zero")
+    if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
+        result = int(_ARITHMETIC[symbol](int(a), int(b)))
+        if not -(2 ** 63) <= result < 2 ** 63:
+            raise ShapeArithmeticError(f"shape arithmetic gives {int(a)} {symbol} {int(b)} = {result}, "
+                                       "beyond int64")
+        return result
+    if symbol == "*" and (a == 1 or b == 1):
+        return b if a == 1 else a
+    if symbol in "+-" and b == 0:
+        return a
+    return f"{a}{symbol}{b}" if symbol == "*" else f"({a}{symbol}{b})"
+
+
+def _binary(symbol: str) -> Callable:
     def evaluate(node, attrs, ins):
-        return [np.asarray(np.frompyfunc(apply, 2, 1)(ins[0], ins[1]), dtype=object)]
+        return [np.asarray(np.frompyfunc(lambda a, b: dim_arithmetic(a, symbol, b), 2, 1)(ins[0], ins[1]),
+                           dtype=object)]
 
     return evaluate
 
@@ -276,11 +287,11 @@ SYMBOLIC: dict[str, Callable[[onnx.NodeProto, dict, list], list[np.ndarray]]] = 
     "Unsqueeze": _unsqueeze,
     "Squeeze": _squeeze,
     "Reshape": _reshape,
-    "Add": _binary(lambda a, b: a + b, "+"),
-    "Sub": _binary(lambda a, b: a - b, "-"),
-    "Mul": _binary(lambda a, b: a * b, "*"),
+    "Add": _binary("+"),
+    "Sub": _binary("-"),
+    "Mul": _binary("*"),
     # shape arithmetic is on non-negative sizes: floor division is ONNX's integer Div there
-    "Div": _binary(lambda a, b: a // b, "/"),
+    "Div": _binary("/"),
 }
 
 

@@ -82,6 +82,9 @@ _MATH_DOMAINS: dict[str, tuple[str, str]] = {
     "log2": ("is undefined", "a number > 0"),
     "exp": ("is too large for a float", "a number up to about 709.78"),
 }
+#: what an unknown ``index`` is: bound only where a node is repeated
+REPETITION_NUMBER_HINT = ("'index' is a repeated node's repetition number: a node's fields ('in:', its "
+                          "attributes, 'instance_name') read it where the node has 'repeat:'")
 CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 _MAX_ROUND_DIGITS = 400  # round(x, -10**9) would compute 10**(10**9)
 
@@ -321,7 +324,8 @@ class Evaluator:
         if node.id in CONSTANTS:
             return CONSTANTS[node.id]
         known = list(self.names) + list(FUNCTIONS) + list(self.tensor_functions) + list(self.spec_functions)
-        raise ExprError(f"unknown name '{node.id}'", node.col_offset, did_you_mean(node.id, known))
+        hint = REPETITION_NUMBER_HINT if node.id == "index" else did_you_mean(node.id, known)
+        raise ExprError(f"unknown name '{node.id}'", node.col_offset, hint)
 
     def _boolop(self, node: ast.BoolOp) -> Any:
         stop_when = not isinstance(node.op, ast.And)  # 'and' stops at a false value, 'or' at a true one

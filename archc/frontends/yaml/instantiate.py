@@ -20,7 +20,8 @@ from archc.errors import did_you_mean
 from archc.frontends.yaml import schema
 from archc.frontends.yaml.blocks import apply_block
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.naming import chosen_name, inputs_of, node_name, resolve
+from archc.frontends.yaml.naming import (chosen_name, inputs_of, node_name, repetition_entries, resolve,
+                                         some_input)
 from archc.frontends.yaml.opnode import apply_op
 from archc.frontends.yaml.params import (LIST_ITEM_RE, MAX_NAME_LENGTH, MODULE_NAME_RE, chosen_kind, interpolate,
                                          shown_name)
@@ -184,7 +185,8 @@ class Instantiator:
                     site = Site(item, "else", path)
                     value = resolve(self.ctx, chosen_name(self.ctx, str(target), scope, site), scope, site)
                 else:
-                    value = inputs_of(self.ctx, item, scope, path)[0]
+                    # (a repeated node's name stands for the input of its repetition 0)
+                    value = inputs_of(self.ctx, item, scope, path, {"index": 0} if "repeat" in item else None)[0]
             except Abort:
                 value = POISON
         refs = [target] if target is not None else item.get("in", [])
@@ -226,15 +228,28 @@ class Instantiator:
         overrides = self._overrides(item, count, node.path)
         dense = _mentions(item.get("in"), f"{name}[*]")
         parallel = self._parallel(item, dense)
+        # (`in: "parts:${index}"`: each repetition reads what its own index names)
+        per_repetition = _interpolated(item.get("in"))
         scope.repetitions[name] = []
-        inputs = None if dense else inputs_of(self.ctx, item, scope, node.path)
+        if dense:
+            inputs = None
+        elif per_repetition:
+            first_entry, *others = repetition_entries(self.ctx, item, scope, node.path, 0, count)
+            inputs = some_input(self.ctx, item, node.path, [*first_entry, *(v for entry in others for v in entry)])
+        else:
+            inputs = inputs_of(self.ctx, item, scope, node.path)
         binding = Binding([inputs[0]]) if inputs else Binding([scope.used_previous(self.ctx.sink)])
         for index in range(count):
             if index:  # (each repetition is a node or instance of its own: the first was counted with the node)
                 self.ctx.fatal(self.ctx.budget.add_node(), item.location)
             env = {"index": index}
             if dense:  # each repetition sees every earlier repetition's output
-                inputs = inputs_of(self.ctx, item, scope, node.path)
+                inputs = inputs_of(self.ctx, item, scope, node.path, env)
+            elif per_repetition and index:
+                # (in series, the repetition before stands in the first entry's place: it is not read again)
+                own = repetition_entries(self.ctx, item, scope, node.path, index, count)
+                lead = [] if parallel else [inputs[0], *first_entry[1:]]
+                inputs = [*lead, *(v for entry in own for v in entry)]
             fields = _merged(item, overrides[index]) if index in overrides else item
             local = self._instance_name(node, scope, index)
             if node.inline:
@@ -282,8 +297,7 @@ class Instantiator:
         if "instance_name" not in item:
             return f"{node.name}.{index}"
         site = Site(item, "instance_name", node.path)
-        env_scope = Scope(prefix=scope.prefix, env={**scope.env, "index": index})
-        local = interpolate(str(item["instance_name"]), self.ctx, env_scope, site)
+        local = interpolate(str(item["instance_name"]), self.ctx, scope.with_names({"index": index}), site)
         if not MODULE_NAME_RE.match(local) or local in scope.bindings:
             self.ctx.report(f"instance_name gives '{shown_name(local)}' for repetition {index}: names must be "
                             f"unique and use letters, digits, '_' and '-', at most {MAX_NAME_LENGTH} characters",
@@ -359,6 +373,13 @@ def _mentions(refs: Any, ref: str) -> bool:
     if isinstance(refs, list):
         return any(str(r) == ref for r in refs)
     return refs is not None and str(refs) == ref
+
+
+def _interpolated(refs: Any) -> bool:
+    """Whether an ``in`` field holds ``${...}`` text (a reference computed per repetition)."""
+    if isinstance(refs, list):
+        return any("${" in str(r) for r in refs)
+    return refs is not None and "${" in str(refs)
 
 
 def _merged(item: SMap, extra: SMap) -> SMap:

@@ -9,7 +9,7 @@ relatives turn one into values of the scope, reporting unknown names at the refe
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from archc.errors import did_you_mean
 from archc.frontends.yaml.context import Elaboration
@@ -59,8 +59,10 @@ def _check_list_item(ctx: Elaboration, item: SMap, scope: Scope, name: str) -> N
         raise Abort()
 
 
-def inputs_of(ctx: Elaboration, item: SMap, scope: Scope, node: str) -> list[Value | Poison]:
-    """What the node ``item`` reads: its ``in:`` entries, or the previous node."""
+def inputs_of(ctx: Elaboration, item: SMap, scope: Scope, node: str,
+              names: Mapping[str, Any] | None = None) -> list[Value | Poison]:
+    """What the node ``item`` reads: its ``in:`` entries, or the previous node; ``names``: values its
+    ``${...}`` parts may read besides the scope's (one repetition's ``index``: ``in: "parts:${index}"``)."""
     if "in" not in item:
         if scope.previous is None:
             ctx.error("this node has no input: give 'in:' (there is no previous node)", item.location, node)
@@ -69,6 +71,15 @@ def inputs_of(ctx: Elaboration, item: SMap, scope: Scope, node: str) -> list[Val
     refs = item["in"]
     if isinstance(refs, SList) and not refs and _may_take_no_input(ctx, item):
         return []  # `in: []` on what can read nothing (an ONNX ConstantOfShape kept as it is, a table block)
+    return some_input(ctx, item, node, [v for entry in input_entries(ctx, item, scope, node, names) for v in entry])
+
+
+def input_entries(ctx: Elaboration, item: SMap, scope: Scope, node: str, names: Mapping[str, Any] | None = None,
+                  start: int = 0) -> list[list[Value | Poison]]:
+    """The values each ``in:`` entry of the node ``item`` stands for (one, or several for ``NAME[*]`` and
+    variadic inputs), from entry ``start`` on; ``names`` as for :func:`inputs_of`. An entry that fails
+    is reported and stands for poison, so the node's other entries are still checked."""
+    refs = item["in"]
     if isinstance(refs, (str, int)):
         sites = [Site(item, "in", node)]
     elif isinstance(refs, SList):
@@ -76,22 +87,55 @@ def inputs_of(ctx: Elaboration, item: SMap, scope: Scope, node: str) -> list[Val
     else:
         ctx.error("'in' must be a name or a list of names", item.where("in"), node)
         raise Abort()
-    values: list[Value | Poison] = []
-    for site in sites:
+    entries: list[list[Value | Poison]] = []
+    for site in sites[start:]:
         try:
-            values.extend(resolve_all(ctx, chosen_name(ctx, str(site.value), scope, site), scope, site))
+            entries.append(resolve_all(ctx, chosen_name(ctx, str(site.value), scope, site, names), scope, site))
         except Abort:
-            values.append(POISON)  # reported (or already reported); keep checking this node
+            entries.append([POISON])  # reported (or already reported); keep checking this node
+    return entries
+
+
+def repetition_entries(ctx: Elaboration, item: SMap, scope: Scope, node: str, index: int,
+                       count: int) -> list[list[Value | Poison]]:
+    """What repetition ``index`` (of ``count``) of the repeated node ``item`` reads where its ``in:`` holds
+    ``${...}`` (ResNeSt's ``splited:${index}``): :func:`input_entries` made with this repetition's
+    ``index``; in series, after the first repetition, from the second entry on (the repetition before
+    takes the first's place, which is not read again). An error in them names the repetition and stops
+    the node (Abort: the later repetitions would repeat it)."""
+    start = 1 if index and item.get("parallel") is not True else 0
+    entries: list[list[Value | Poison]] | None = None
+    with ctx.held() as held:
+        try:
+            entries = input_entries(ctx, item, scope, node, {"index": index}, start)
+        except Abort:
+            pass  # (its error is held)
+    which = f"at repetition {index} of {count}: index = {index}" if count else \
+        "repeat 0 leaves the node out, and its name stands for what its repetition 0 would read"
+    for diagnostic in held:
+        ctx.error(diagnostic.message, diagnostic.location, diagnostic.node,
+                  "; ".join(filter(None, (diagnostic.hint, which))))
+    if held or entries is None:
+        raise Abort()
+    return entries
+
+
+def some_input(ctx: Elaboration, item: SMap, node: str, values: list[Value | Poison]) -> list[Value | Poison]:
+    """``values``, what the ``in:`` of node ``item`` stands for; an error where that is no tensor at all."""
     if not values:
         ctx.error("'in' names no tensor here (an empty NAME[*] or variadic input)", item.where("in"), node)
         raise Abort()
     return values
 
 
-def chosen_name(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> str:
+def chosen_name(ctx: Elaboration, ref: str, scope: Scope, site: Site,
+                names: Mapping[str, Any] | None = None) -> str:
     """A reference with its ``${expr}`` parts replaced by their values (``in: "${'a' if wide else 'b'}"``,
-    as in every string field); Abort after reporting a bad expression."""
-    return interpolate(ref, ctx, scope, site) if "${" in ref else ref
+    as in every string field; ``names``: as for :func:`inputs_of`); Abort after reporting a bad
+    expression."""
+    if "${" not in ref:
+        return ref
+    return interpolate(ref, ctx, scope.with_names(names) if names else scope, site)
 
 
 def resolve_all(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> list[Value | Poison]:

@@ -27,7 +27,8 @@ def apply_op(ctx: Elaboration, call: Instantiation, scope: Scope) -> Binding:
     """Make the node ``call`` describes (an op application) and add it to the graph."""
     op = registry.get(call.kind)
     if op is None:
-        ctx.report(f"unknown op '{call.kind}'", call.site("op"),
+        written = registry.written_as(call.kind)  # (another library's name: nn.Dropout2d)
+        ctx.report(f"unknown op '{call.kind}'", call.site("op"), f"write {written}" if written else
                    did_you_mean(call.kind, registry.names() + list(ctx.blocks)))
         raise Abort()
     attrs, exprs = op_attributes(ctx, op, call.fields, scope, call.path)

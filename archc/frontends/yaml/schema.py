@@ -39,7 +39,8 @@ NODE_KEYS = {
     "name": "the node's name (becomes the PyTorch module name)",
     "op": "a registered op",
     "block": "a block defined under 'blocks:'",
-    "in": "input(s): a name or list of names; default: the previous node",
+    "in": "input(s): a name or list of names (NAME:PORT one output; on a repeated node '${index}' names each "
+          "repetition's own, e.g. 'parts:${index}'); default: the previous node",
     "repeat": "instantiate this node N times in series, named NAME.0 ... NAME.(N-1)",
     "parallel": "true on a repeated node: every repetition reads the node's own inputs (parallel branches, "
                 "collected with NAME[*]) instead of the previous repetition's output",

@@ -7,8 +7,9 @@ whose node failed, so that errors are reported once and not again by every user.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from archc.errors import Diagnostic, DiagnosticSink, Location
 from archc.ir import BlockInstance, Graph, Node, TensorType, Value
@@ -117,6 +118,12 @@ class Scope:
         ``binding``: the block input it is, if it is one)."""
         self.previous, self.previous_errors, self.previous_binding = value, held or [], binding
         self.left_out_chain = None
+
+    def with_names(self, names: Mapping[str, Any]) -> Scope:
+        """This scope with ``names`` bound in its expressions too (a repetition's ``index``): the same
+        nodes, bindings and state, so ``${...}`` in one repetition's field (its ``instance_name``, its
+        ``in:``) reads what the node's other fields read."""
+        return dataclasses.replace(self, env={**self.env, **names})
 
     def places_of(self, text: Any) -> tuple[Location, ...]:
         """Where the parameters that the expression ``text`` reads got their values, in the order they
