@@ -67,6 +67,7 @@ from archc.analysis.rules import SUMS, Decision, PairFacts, RememberingDecider, 
 from archc.analysis.rules import layers as _layers
 from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
 from archc.ir import Graph, Node
+from archc.ir.dims import same_shape
 from archc.ir.vocab import EXPECT_NONE, SKIP_KIND_SET, Carries, Kind, Role
 
 #: regions with more nodes than this are not walked (spans then report depths only)
@@ -281,7 +282,7 @@ class _Measures:
         f = self.flow
         src = f.value_type(fork, sc.fork_out)
         dst = f.nodes[m].outputs[0] if f.roles[m] != _CONCAT else f.value_type(sc.node, sc.reads)
-        changed = src.shape != dst.shape
+        changed = src.shape != dst.shape and not same_shape(src.shape, dst.shape)
         if f.is_int_value(sc.node, sc.reads) and self._from_pooling(fork, sc.fork_out):
             return _INDICES, changed
         if sc.path is None:

@@ -26,7 +26,7 @@ from archc.frontends.yaml.interface import declare_example_dims, declare_inputs,
 from archc.frontends.yaml.params import MAX_NAME_LENGTH, define_lets, param_origins, spec_params
 from archc.frontends.yaml.scope import Scope
 from archc.frontends.yaml.source import SList, SMap
-from archc.ir import Graph
+from archc.ir import Graph, dims
 from archc.limits import DEFAULT_LIMITS, Limits
 
 
@@ -36,8 +36,16 @@ def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
     """Build the IR for a parsed spec within ``limits``; raise SpecError listing every problem found.
 
     ``allow_include_anywhere`` lets ``include:`` read files outside the spec's folder
-    (see :mod:`archc.frontends.yaml.includes`).
+    (see :mod:`archc.frontends.yaml.includes`). Sizes that meet (an ``add``, a ``concat``) must be
+    equal at every size of the symbolic dims (:func:`archc.ir.dims.strict_sizes`): a spec says what
+    its model computes, so ``(H//2)*2`` is not ``H``.
     """
+    with dims.strict_sizes():
+        return _elaborate(doc, filename, overrides, profile, limits, allow_include_anywhere)
+
+
+def _elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None, profile: str | None,
+               limits: Limits, allow_include_anywhere: bool) -> Graph:
     ctx = Elaboration(filename, limits, allow_include_anywhere)
     if not isinstance(doc, SMap):
         raise SpecError("a spec is a mapping with 'inputs' and 'nodes' at its top level",
