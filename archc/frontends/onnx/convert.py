@@ -34,6 +34,7 @@ from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, conve
 from archc.frontends.onnx.naming import node_meta
 from archc.frontends.onnx.sharing import PARAMETER_MODULES_META
 from archc.frontends.onnx.values import Const, Sym, Tensor, short_float
+from archc.ir import dims
 from archc.ir.graph import MODULES_META, Value
 from archc.ir.types import Dim
 from archc.ops.base import INT64_MAX
@@ -704,12 +705,13 @@ def slice_(im: "Importer", node: onnx.NodeProto):
     ends = _operand_ints(im, node, 2, "ends")
     axes = _operand_ints(im, node, 3, "axes") or list(range(len(starts)))
     steps = _operand_ints(im, node, 4, "steps") or [1] * len(starts)
-    if any(isinstance(v, str) for v in [*starts, *ends, *axes, *steps]) or any(s < 1 for s in steps):
+    if any(isinstance(v, str) for v in [*axes, *steps]) or any(s < 1 for s in steps):
         return None
     pieces = []
     for start, end, axis, step in zip(starts, ends, axes, steps):
         axis %= len(shape)
         size = shape[axis]
+        start, end = _from_the_end(start, size, start=True), _from_the_end(end, size, start=False)
         full = start == 0 and step == 1 and (end >= INT64_MAX // 2 or (isinstance(size, int) and end >= size))
         if not full:
             open_end = end >= INT64_MAX // 2 or (isinstance(size, int) and end >= size)
@@ -720,6 +722,22 @@ def slice_(im: "Importer", node: onnx.NodeProto):
     for i, attrs in enumerate(pieces):
         out = im.emit(node, "slice", attrs, [out], check=i == len(pieces) - 1)[0]
     return [out]
+
+
+def _from_the_end(bound: Dim, size: Dim, start: bool) -> int:
+    """A Slice bound read from a shape at run time (``x[:, :, :T]``: ``T``, the input's length, of a dim of
+    ``T + 1``) as an index of the sliced dim: its distance from the dim's end, a negative index (0: to the
+    end), where that distance is one whole number at every size (:mod:`archc.ir.dims`); a Fallback
+    otherwise. A known bound is itself."""
+    if isinstance(bound, int):
+        return bound
+    try:
+        offset = dims.sub(bound, size)
+    except ShapeError:
+        offset = None
+    if not isinstance(offset, int) or (start and offset >= 0):
+        raise Fallback(f"Slice bound '{bound}' of a dim of size '{size}' is no fixed distance from its end")
+    return offset if offset < 0 else INT64_MAX  # (an end at or past the dim's end: to the end)
 
 
 #: ONNX Pad's modes -> ``pad``'s (F.pad's)

@@ -28,7 +28,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from archc.errors import first_line
+from archc.errors import ShapeError, first_line
+from archc.ir import dims
 from archc.ir.graph import Value
 
 Dim = Union[int, str]
@@ -190,16 +191,31 @@ def _binary(fn: Callable[[int, int], int], symbol: str) -> Callable:
                 raise ShapeArithmeticError(f"shape arithmetic gives {int(a)} {symbol} {int(b)} = {result}, "
                                            "beyond int64")
             return result
-        if symbol == "*" and (a == 1 or b == 1):
-            return b if a == 1 else a
-        if symbol in "+-" and b == 0:
-            return a
-        return f"{a}{symbol}{b}" if symbol == "*" else f"({a}{symbol}{b})"
+        return _symbolic(int(a) if isinstance(a, np.integer) else a, int(b) if isinstance(b, np.integer) else b, symbol)
 
     def evaluate(node, attrs, ins):
         return [np.asarray(np.frompyfunc(apply, 2, 1)(ins[0], ins[1]), dtype=object)]
 
     return evaluate
+
+
+def _symbolic(a: Dim, b: Dim, symbol: str) -> Dim:
+    """``a <symbol> b`` of symbolic sizes as an expression (:mod:`archc.ir.dims`): ONNX's integer Div of sizes,
+    which are not negative, is floor division, by a whole number or by a factor of every term; a ValueError
+    (no symbolic value) for anything else."""
+    try:
+        if symbol == "+":
+            return dims.add(a, b)
+        if symbol == "-":
+            return dims.sub(a, b)
+        if symbol == "*":
+            return dims.mul(a, b)
+        quotient = dims.floordiv(a, b) if isinstance(b, int) and b > 0 else dims.divide(a, b)
+    except ShapeError as exc:
+        raise ValueError(str(exc)) from None
+    if quotient is None:
+        raise ValueError(f"shape arithmetic {a} / {b} has no expression")
+    return quotient
 
 
 def _ints(arr: np.ndarray | None) -> list[int] | None:
