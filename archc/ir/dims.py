@@ -357,9 +357,10 @@ def probe(d: Dim) -> int:
 # -- equality ------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def strict_sizes() -> Iterator[None]:
-    """Within: :func:`agree` demands sizes equal at every size (a spec's elaboration)."""
-    token = _strict.set(True)
+def strict_sizes(strict: bool = True) -> Iterator[None]:
+    """Within: :func:`agree` demands sizes equal at every size (a spec's elaboration; ``strict=False``: a
+    spec that says ``trust_sizes: true``, as an imported model's sizes agree)."""
+    token = _strict.set(strict)
     try:
         yield
     finally:

@@ -38,19 +38,19 @@ def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
     ``allow_include_anywhere`` lets ``include:`` read files outside the spec's folder
     (see :mod:`archc.frontends.yaml.includes`). Sizes that meet (an ``add``, a ``concat``) must be
     equal at every size of the symbolic dims (:func:`archc.ir.dims.strict_sizes`): a spec says what
-    its model computes, so ``(H//2)*2`` is not ``H``.
+    its model computes, so ``(H//2)*2`` is not ``H``; ``trust_sizes: true`` asks only that they agree
+    at the sizes the model runs at, as an imported file's do.
     """
-    with dims.strict_sizes():
-        return _elaborate(doc, filename, overrides, profile, limits, allow_include_anywhere)
-
-
-def _elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None, profile: str | None,
-               limits: Limits, allow_include_anywhere: bool) -> Graph:
     ctx = Elaboration(filename, limits, allow_include_anywhere)
     if not isinstance(doc, SMap):
         raise SpecError("a spec is a mapping with 'inputs' and 'nodes' at its top level",
                         location=Location(filename, 1, 1))
     _header(ctx, doc)
+    with dims.strict_sizes(not ctx.flag(doc, "trust_sizes", " of the spec")):
+        return _elaborate(ctx, doc, overrides, profile)
+
+
+def _elaborate(ctx: Elaboration, doc: SMap, overrides: dict[str, Any] | None, profile: str | None) -> Graph:
     params = spec_params(ctx, doc, overrides or {}, profile)
     ctx.graph.params = dict(params)
     ctx.sink.raise_if_any()
