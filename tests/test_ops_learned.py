@@ -51,7 +51,7 @@ test_parity, test_cases_cover_parity_ops = parity_suite(CASES, PARITY_OPS)
 @pytest.mark.parametrize("sizes", [{"N": 1, "L": 1}, {"N": 3, "L": 9}])
 def test_symbolic_batch_and_length(sizes):
     graph, _ = check_parity(CASES[0][1], sizes=sizes)
-    assert graph.type_of(graph.outputs["output"]).shape == ("N", "1+L", 4)
+    assert graph.type_of(graph.outputs["output"]).shape == ("N", "L + 1", 4)
 
 
 

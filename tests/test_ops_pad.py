@@ -48,11 +48,11 @@ def test_integer_tensors_are_filled_with_a_whole_value():
     assert out.dtype == np.int64 and (out[..., 0] == 7).all() and (out[..., -2:] == 7).all()
 
 
-def test_the_shape_grows_symbolic_dims_as_compound_ones():
+def test_the_shape_grows_symbolic_dims_as_expressions():
     graph = graph_of("inputs: {x: [N, 3, L]}\nnodes: [{name: p, op: pad, pads: [2, 1, -1, 0]}]")
-    assert graph.node("p").outputs[0].shape == ("N", 2, "L+3")
+    assert graph.node("p").outputs[0].shape == ("N", 2, "L + 3")
     graph = graph_of("inputs: {x: [N, 3, L]}\nnodes: [{name: p, op: pad, pads: [-2, 1]}]")
-    assert graph.node("p").outputs[0].shape == ("N", 3, "L-1")
+    assert graph.node("p").outputs[0].shape == ("N", 3, "L - 1")
 
 
 @pytest.mark.parametrize("pads, mode, value, text", [

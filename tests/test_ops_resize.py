@@ -105,9 +105,19 @@ def test_errors(text, message):
     assert message in msg
 
 
-def test_needs_known_spatial_size_for_a_scale():
-    msg = spec_error("inputs: {x: [N, 2, H, 4]}\nnodes: [{op: upsample, scale_factor: 2}]")
-    assert "spatial size must be a known size, got symbolic 'H'" in msg
+@pytest.mark.parametrize("scale, height", [(2, "H*2"), (0.5, "H//2"), (1.5, "H + H//2")])
+def test_a_scale_of_few_binary_places_resizes_a_symbolic_size(scale, height):
+    text = f"inputs: {{x: [N, 2, H, 4]}}\nnodes: [{{op: upsample, scale_factor: {scale}}}]"
+    graph = graph_of(text)
+    assert graph.type_of(graph.outputs["output"]).shape == ("N", 2, height, int(4 * scale))
+    for h in (5, 8):  # (one build, torch and onnxruntime at two sizes)
+        check_parity(text, sizes={"N": 2, "H": h})
+
+
+def test_other_scales_need_a_known_spatial_size():
+    msg = spec_error("inputs: {x: [N, 2, H, 4]}\nnodes: [{op: upsample, scale_factor: 0.3}]")
+    assert ("scale_factor 0.3 of symbolic size 'H' gives a size archc cannot write as an expression; a symbolic "
+            "size takes a whole scale or one of few binary places (2, 0.5, 1.5); give the input a known size") in msg
 
 
 # -- a second input whose spatial size to take (in: [x, ref]) ---------------------------------

@@ -51,6 +51,11 @@ test_parity, test_cases_cover_parity_ops = parity_suite(CASES, PARITY_OPS)
     ("inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 1, start: -1}]", ("N", 1, 5)),
     ("inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 1, start: -4, end: -1}]", ("N", 3, 5)),
     ("inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 1, start: 2, end: 7, step: 2}]", ("N", 3, 5)),
+    # bounds from both ends: the length is an expression of the size (archc.ir.dims)
+    ("inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 1, start: 1}]", ("N", "L - 1", 5)),
+    ("inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 1, end: -1}]", ("N", "L - 1", 5)),
+    ("inputs: {x: [N, L, 5]}\nnodes: [{op: slice, dim: 1, start: 1, end: -2, step: 2}]", ("N", "L//2 - 1", 5)),
+    ("inputs: {x: [N, L, 6]}\nnodes: [{op: reshape, shape: [-1, 6]}]", ("L*N", 6)),
 ])
 def test_inferred_shapes(text, shape):
     graph = graph_of(text)
@@ -82,8 +87,8 @@ def test_roles():
 @pytest.mark.parametrize("text,message", [
     ("{op: reshape, shape: [0, 5]}", "cannot reshape (N, 4, 6) (N*24 elements) to [0, 5] (N*5 elements)"),
     ("{op: reshape, shape: [2, 12]}", "the target fixes the symbolic dim 'N'; copy it with 0 or let -1 absorb it"),
-    ("{op: reshape, shape: [0, 5, -1]}", "cannot reshape (N, 4, 6) to [0, 5, -1]: 24 known elements are not "
-                                         "divisible by 5"),
+    ("{op: reshape, shape: [0, 5, -1]}", "cannot reshape (N, 4, 6) to [0, 5, -1]: its N*24 elements are not "
+                                         "divisible by N*5, the size of the dims given"),
     ("{op: reshape, shape: [0, 4, 7]}", "cannot reshape (N, 4, 6) (N*24 elements) to [0, 4, 7] (N*28 elements)"),
     ("{op: reshape, shape: [2, 12, 1]}", "cannot reshape (N, 4, 6) to [2, 12, 1]: the target fixes the symbolic dim"),
     ("{op: reshape, shape: [-1, -1]}", "has more than one -1"),
@@ -92,9 +97,9 @@ def test_roles():
     ("{op: permute, perm: [0, 2]}", "perm [0, 2] is not a permutation of the 3 dims of (N, 4, 6)"),
     ("{op: permute, perm: [0, 1, 1]}", "expected 3 distinct values in 0..2"),
     ("{op: slice, dim: 3}", "dim 3 is out of range for a 3-D input (N, 4, 6)"),
-    ("{op: slice, dim: 0, start: 1}", "slice 1::1 of dim 0 (symbolic 'N') is as long as 'N' makes it; archc needs a "
-     "length known without it: bounds of one sign (x[:, 2:5], x[:, -3:], x[:, -4:-1])"),
-    ("{op: slice, dim: 0, start: -3, end: 2}", "slice -3:2:1 of dim 0 (symbolic 'N') is as long as 'N' makes it"),
+    ("{op: slice, dim: 0, start: -3, end: 2}", "slice -3:2:1 of dim 0 (symbolic 'N') is empty or shorter the longer "
+     "'N' is; archc needs a start from the beginning (x[:, 2:5], x[:, 1:-1]) or both bounds from the end (x[:, -3:], "
+     "x[:, -4:-1])"),
     ("{op: slice, dim: 1, start: 3, end: 2}", "slice 3:2:1 of dim 1 (size 4) is empty"),
     ("{op: slice, dim: 1, step: 0}", "attribute 'step' of op 'slice' must be at least 1, got 0"),
     ("{op: split, sizes: [2, 3], dim: 2}", "sizes [2, 3] must be positive and sum to the size of dim 2, 6"),

@@ -143,7 +143,7 @@ def test_unknown_top_level_key_suggests():
     (msg,) = errors("inputs: {x: [N, 2]}\nnode: []\nnodes: [{op: relu}]\n")
     assert msg == ("m.yaml:2:1: error: unknown key 'node' at the top level of a spec; expected one of: archc, "
                    "name, doc, params, profiles, let, include, functions, inputs, example_dims, blocks, nodes, sequential, "
-                   "outputs (did you mean 'nodes'?)")
+                   "outputs, trust_sizes (did you mean 'nodes'?)")
 
 
 def test_missing_inputs_and_nodes():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from archc.analysis.hierarchy import graph_levels
-from archc.ir import Graph, TensorType
+from archc.ir import Graph, TensorType, dims
 from archc.ir.graph import Node
 from archc.ops import registry
 from archc.ops.weights import param_specs, tied_params
@@ -35,21 +35,18 @@ class Cost:
 
 
 def resolve(t: TensorType, batch: int, sizes: dict[str, int] | None = None) -> TensorType:
-    """``t`` with its symbolic dims given sizes: from ``sizes`` by name, else ``batch`` for the
-    first dim, else 1 (an unnamed sequence length, say, counts once). A compound dim that a
-    reshape wrote (``N*64``: 64 windows of each sample) is the product of its factors."""
+    """``t`` with its symbolic dims given sizes: each symbol from ``sizes`` by name, else ``batch``
+    in the first dim, else 1 (an unnamed sequence length, say, counts once). A dim an op computed
+    (``N*64``: 64 windows of each sample; ``(H + 1)//2`` after a strided conv) is its expression
+    at those sizes (:mod:`archc.ir.dims`), at least 0 (a window larger than the size counts nothing)."""
     sizes = sizes or {}
+    if all(type(d) is int for d in t.shape):
+        return t
 
     def size(d: str, first: bool) -> int:
         if d in sizes:
             return sizes[d]
-        factors = d.split("*")
-        if len(factors) > 1 and all(f.isdigit() or f.isidentifier() for f in factors):
-            product = 1
-            for f in factors:
-                product *= int(f) if f.isdigit() else sizes.get(f, batch if first else 1)
-            return product
-        return batch if first else 1
+        return max(0, dims.evaluate(d, lambda symbol: sizes.get(symbol, batch if first else 1)))
 
     shape = tuple(d if isinstance(d, int) else size(d, i == 0) for i, d in enumerate(t.shape))
     return t.with_shape(shape)

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 
 from archc.analysis.structure import SOURCE, Flow
 from archc.errors import ShapeError
+from archc.ir import dims
+from archc.ir.dims import same_shape
+from archc.ir.types import Dim
 from archc.ir.vocab import SHAPE_KEEPING, Role
 from archc.ops import registry
 from archc.ops.base import broadcast
@@ -36,7 +39,7 @@ def inner_merge(f: Flow, m: int) -> int | None:
     if f.roles[s] != role or len(f.preds[s]) < 2:
         return None
     if role == _ADD:
-        if f.nodes[s].outputs[0].shape != f.nodes[m].outputs[0].shape:
+        if not same_shape(f.nodes[s].outputs[0].shape, f.nodes[m].outputs[0].shape):
             return None
     elif role != _CONCAT or (axis := _concat_axis(f.nodes[m])) is None or axis != _concat_axis(f.nodes[s]):
         return None
@@ -157,18 +160,19 @@ def _resolution_move(f: Flow, v: int) -> int:
         if v == SOURCE or uses[v] != 1:
             break
     start = _spatial(f, v)
-    if start is not None and start == end and len(preds[v]) == 1:
+    if start is not None and end is not None and same_shape(start, end) and len(preds[v]) == 1:
         start = _spatial(f, preds[v][0])  # (the fork's own step: its input's size)
     if end is None or start is None or len(end) != len(start):
         return 0
     return -1 if _finer(start, end) else 1 if _finer(end, start) else 0
 
 
-def _spatial(f: Flow, v: int) -> tuple[int, ...] | None:
-    """The spatial dims (after batch and channels) of ``v``'s output where all are known integers; None
-    for rank-3 tensors too, which may be (N, L, E) tokens, where a linear layer changes the last dim."""
+def _spatial(f: Flow, v: int) -> tuple[Dim, ...] | None:
+    """The spatial dims (after batch and channels) of ``v``'s output (ints, or symbolic sizes that
+    :func:`_finer` orders by their probe values); None for rank-3 tensors, which may be (N, L, E) tokens,
+    where a linear layer changes the last dim."""
     shape = f.nodes[v].outputs[0].shape if v != SOURCE and f.nodes[v].outputs else None
-    if shape is None or len(shape) < 4 or not all(isinstance(d, int) for d in shape[2:]):
+    if shape is None or len(shape) < 4:
         return None
     return tuple(shape[2:])
 
@@ -215,9 +219,15 @@ def upsamples_only(f: Flow, fork: int, main: int) -> bool:
     return True
 
 
-def _finer(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
-    """Whether spatial dims ``a`` are finer than ``b``: none smaller, one larger."""
-    return a != b and all(x >= y for x, y in zip(a, b))
+def _finer(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> bool:
+    """Whether spatial dims ``a`` are finer than ``b``: none smaller, one larger (symbolic sizes compared
+    at the probe sizes, :func:`archc.ir.dims.compare`; unrelated symbols are no answer: not finer)."""
+    if a == b:
+        return False
+    if all(type(x) is int for x in (*a, *b)):
+        return all(x >= y for x, y in zip(a, b))
+    orders = [dims.compare(x, y) for x, y in zip(a, b)]
+    return None not in orders and min(orders) >= 0 and max(orders) > 0
 
 
 def unpooled_value(f: Flow, u: int) -> int | None:
@@ -362,7 +372,7 @@ def mixing(f: Flow, fork: int, main: int) -> bool:
     region = f.region(fork, [main], MIXER_LIMIT) or []
     for r in region:
         if f.roles[r] == Role.POOL and f.slots[r] and \
-                f.value_type(*f.slots[r][0]).shape == f.nodes[r].outputs[0].shape:
+                same_shape(f.value_type(*f.slots[r][0]).shape, f.nodes[r].outputs[0].shape):
             return True
     return False
 

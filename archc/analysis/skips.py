@@ -68,6 +68,7 @@ from archc.analysis.rules import SUMS, Decision, PairFacts, RememberingDecider, 
 from archc.analysis.rules import layers as _layers
 from archc.analysis.structure import SOURCE, TRANSPARENT, Flow
 from archc.ir import Graph, Node
+from archc.ir.dims import same_shape
 from archc.ir.vocab import EXPECT_NONE, SKIP_KIND_SET, Carries, Kind, Role
 
 #: regions with more nodes than this are not walked (spans then report depths only)
@@ -286,7 +287,7 @@ class _Measures:
         f = self.flow
         src = f.value_type(fork, sc.fork_out).shape
         dst = (f.nodes[m].outputs[0] if f.roles[m] != _CONCAT else f.value_type(sc.node, sc.reads)).shape
-        changed = src != dst
+        changed = src != dst and not same_shape(src, dst)
         carried = self._carried(m, fork, sc, changed)
         return carried, changed, carried == _IDENTITY and changed and _grows(src, dst)
 

@@ -31,7 +31,7 @@ import operator
 from collections import deque
 from typing import Callable, Iterable, Mapping
 
-from archc.ir import Graph, Node, Value
+from archc.ir import Graph, Node, Value, dims
 from archc.ir.vocab import WITH_CONSTANT
 from archc.ops import registry
 from archc.ops.base import OpDef
@@ -567,8 +567,8 @@ def _upsamples(role: str, src: tuple, node: Node) -> bool:
         return not (src_sp and all(d == 1 for d in src_sp))
     if len(dst) < 4 or len(src) != len(dst) or src_sp == dst_sp:
         return False  # (equal spatial dims, the common case, need no closer look)
-    if not all(isinstance(d, int) for d in (*src_sp, *dst_sp)):
-        return False
+    if not all(isinstance(d, int) for d in (*src_sp, *dst_sp)):  # (symbolic sizes: ordered at the probe sizes)
+        return all(dims.compare(b, a) == 1 for a, b in zip(src_sp, dst_sp)) and not all(a == 1 for a in src_sp)
     return all(b > a for a, b in zip(src_sp, dst_sp)) and not all(a == 1 for a in src_sp)
 
 

@@ -149,7 +149,8 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an input array (.npy); default: seeded random inputs")
     parser.add_argument("--batch", type=positive_int, default=1, help="batch size for random inputs (default 1)")
     parser.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
-                        help="size of another symbolic dimension of the inputs (repeatable)")
+                        help="size of another symbolic dimension of the inputs (repeatable, or comma-separated: "
+                             "H=16,W=16)")
 
 
 def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
@@ -256,10 +257,11 @@ def parse_dims(args: argparse.Namespace, types: dict[str, TensorType],
 
 
 def given_dims(args: argparse.Namespace, types: dict[str, TensorType]) -> dict[str, int]:
-    """The --dim NAME=SIZE items, each naming a symbolic dim of the inputs ``types``."""
+    """The --dim NAME=SIZE items (several in one, comma-separated: ``--dim H=16,W=16``), each naming a
+    symbolic dim of the inputs ``types``."""
     given: dict[str, int] = {}
     symbols = symbolic_dims(types)
-    for item in args.dim:
+    for item in (part for entry in args.dim for part in entry.split(",")):
         name, sep, size = item.partition("=")
         try:
             if not sep or not name.strip():

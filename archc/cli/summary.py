@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=positive_int, default=1,
                         help="batch size for MACs and activation memory (default 1)")
     parser.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
-                        help="size of another symbolic dimension, e.g. a sequence length (repeatable; default: "
-                             "the spec's example_dims, else 1)")
+                        help="size of another symbolic dimension, e.g. a sequence length (repeatable, or "
+                             "comma-separated: H=16,W=16; default: the spec's example_dims, else 1)")
     parser.add_argument("--depth", type=positive_int, metavar="N",
                         help="one row per block level N deep (its nodes added up), e.g. --depth 1 for ResNet stages")
 
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     data["batch"] = effective_batch(args, types, sizes)  # (a model that fixes it: its own; None where inputs differ)
     data["dims"] = _symbol_sizes(graph, sizes)
     data["totals"] = totals(per_node)
+    _warn_empty(graph, per_node, data["dims"])
     if args.depth:
         skips = {r["name"]: r.get("skip", "") for r in data["nodes"]}
         data["depth"] = args.depth
@@ -93,6 +94,24 @@ def _symbol_sizes(graph, sizes: dict[str, int]) -> dict[str, int]:
             if isinstance(d, str) and d not in found:
                 found[d] = sizes.get(d, 1)
     return found
+
+
+def _warn_empty(graph, per_node, at: dict[str, int]) -> None:
+    """A warning where the sizes counted at leave a node's output empty (an imported segmentation model's
+    ``H//2`` at the default H=1): its MACs and memory count zero, not what the model costs."""
+    for node, cost in zip(graph.nodes(), per_node):
+        if any(size == 0 and not isinstance(d, int) for t, shape in zip(node.outputs, cost.shapes)
+               for d, size in zip(t.shape, shape)):
+            import warnings
+
+            from archc.errors import ArchcWarning
+
+            sizes = ", ".join(f"{name}={size}" for name, size in at.items())
+            shape = next(t for t in node.outputs).shape
+            warnings.warn(f"at {sizes}, node '{node.name}' has an empty output ({', '.join(map(str, shape))}): "
+                          "what follows counts zero MACs; give the sizes the model runs at with --dim NAME=SIZE",
+                          ArchcWarning, stacklevel=2)
+            return
 
 
 def _shape(shape: list) -> str:

@@ -1,7 +1,9 @@
 """Tensor types of the IR: a shape whose dimensions are ints or symbols, and a dtype.
 
 Symbolic dimensions (``"N"`` for the batch) are strings; they flow through ops
-that do not need their value and become ``dim_param`` in ONNX.
+that do not need their value and become ``dim_param`` in ONNX. An op that changes a
+symbolic size writes an expression over the symbols (``"(H + 1)//2"``), made only by
+:mod:`archc.ir.dims`.
 """
 from __future__ import annotations
 

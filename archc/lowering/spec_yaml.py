@@ -321,6 +321,8 @@ def to_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, str]]:
         if writer.previous is None:  # (a spec's first node reads its first input by default)
             writer.previous = Value(name, 0)
     spec["inputs"] = inputs
+    if _trusts_sizes(graph):
+        spec["trust_sizes"] = True
     segs = segments(graph)
     segs = units(segs) if segs else segs
     blocks: list[_Block] = []
@@ -348,6 +350,25 @@ def to_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, str]]:
     spec["outputs"] = {out_names.take(k if k.isidentifier() else "output"): writer.ref(v)
                        for k, v in graph.outputs.items()}
     return spec, writer.rename
+
+
+def _trusts_sizes(graph: Graph) -> bool:
+    """Whether a node of the graph reads sizes that agree only as its file trusts them (an FCN's
+    ``(H//4)*4`` added to ``H``), which a spec must then say (``trust_sizes: true``): its shape inference
+    fails where sizes must be equal at every size (:func:`archc.ir.dims.strict_sizes`)."""
+    from archc.errors import ShapeError
+    from archc.ir import dims
+
+    with dims.strict_sizes():
+        for node in graph.nodes():
+            ins = graph.input_types(node)  # (sizes meet where two inputs or more do: a merge, a matmul)
+            if len(ins) < 2 or node.op == "onnx_node" or all(type(d) is int for t in ins for d in t.shape):
+                continue
+            try:
+                registry.lookup(node.op).infer(node, ins)
+            except ShapeError:
+                return True
+    return False
 
 
 def dump_spec(spec: dict[str, Any], source: str = "") -> str:

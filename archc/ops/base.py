@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, Sequence
 
 from archc.errors import ShapeError
 from archc.pysource import literal
+from archc.ir import dims
 from archc.ir.types import Dim, TensorType
 from archc.ir.vocab import Role
 
@@ -500,15 +501,26 @@ def broadcast(shapes: Sequence[tuple[Dim, ...]]) -> tuple[Dim, ...]:
     rank = max(len(s) for s in shapes)
     out: list[Dim] = []
     for i in range(rank):
-        dims = {s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0}
-        dims.discard(1)
-        if len(dims) > 1:
-            sizes = " and ".join(str(d) for d in sorted(dims, key=lambda d: [s[i - rank + len(s)] for s in shapes
-                                                                             if i - rank + len(s) >= 0].index(d)))
-            raise ShapeError("shapes do not broadcast: " + ", ".join(
-                "(" + ", ".join(str(d) for d in s) + ")" for s in shapes) + f" differ in dim {i} ({sizes})")
-        out.append(dims.pop() if dims else 1)
+        found = {s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0}
+        found.discard(1)
+        if len(found) > 1:
+            found = {_one_size(found, shapes, i)}
+        out.append(found.pop() if found else 1)
     return tuple(out)
+
+
+def _one_size(found: set[Dim], shapes: Sequence[tuple[Dim, ...]], dim: int) -> Dim:
+    """The one size that differently written sizes meeting in a broadcast at ``dim`` are
+    (:func:`archc.ir.dims.agree`: a spec's at every size, an imported model's as its file trusts them),
+    the simplest text of them; a ShapeError saying where they differ otherwise."""
+    first, *others = sorted(found, key=lambda d: (type(d) is not int, len(str(d)), str(d)))
+    for d in others:
+        if not dims.agree(first, d):
+            a, b = sorted((first, d), key=lambda v: next(i for i, s in enumerate(shapes) if v in s))  # (inputs' order)
+            why = f" ({a} and {b})" if type(a) is int and type(b) is int else f": {dims.mismatch(a, b)}"
+            raise ShapeError("shapes do not broadcast: " + ", ".join(
+                "(" + ", ".join(str(d) for d in s) + ")" for s in shapes) + f" differ in dim {dim}{why}")
+    return first
 
 
 def scale_output_units(weights: dict[str, "np.ndarray"], scale: "np.ndarray", shift: "np.ndarray",

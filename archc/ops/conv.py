@@ -6,6 +6,7 @@ import math
 from archc.errors import ShapeError
 from archc.ops.base import (Attr, OpDef, ParamSpec, concrete, expand, expect_float, expect_rank, numel, py,
                              py_dims, scale_output_units, torch_keywords)
+from archc.ir import dims
 from archc.ir.types import Dim
 from archc.ops import weight_norm
 from archc.ops.registry import register
@@ -20,18 +21,14 @@ def conv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int,
     return (math.ceil(span / stride) if ceil else span // stride) + 1
 
 
-def conv_dim(size: Dim, kernel: int, stride: int, pad_total: int, dilation: int) -> Dim:
-    """Output length of a convolution along one spatial dim: :func:`conv_out` of a known size; a
-    symbolic size (``P`` points, ``T`` steps) passes where the conv keeps every size (stride 1, padding
-    that offsets the kernel's extent: kernel 1 unpadded, or ``'same'``), else a ShapeError."""
+def conv_dim(size: Dim, kernel: int, stride: int, pad_total: int, dilation: int, ceil: bool = False) -> Dim:
+    """Output length of a sliding window along one spatial dim: :func:`conv_out` of a known size; of a
+    symbolic size (``H``, ``T`` steps) the same formula as an expression (``(H + 1)//2``), the size
+    taken as long as the kernel's extent (:mod:`archc.ir.dims`)."""
     if isinstance(size, int):
-        return conv_out(size, kernel, stride, pad_total, dilation)
-    if stride == 1 and pad_total == dilation * (kernel - 1):
-        return size
-    raise ShapeError(f"spatial size must be a known size, got symbolic '{size}': a symbolic size passes a "
-                     "conv only where the conv keeps the size (stride 1, padding 'same' or a kernel of 1 "
-                     f"unpadded; here kernel {kernel}, stride {stride}, padding {pad_total} in all, "
-                     f"dilation {dilation}); give the input a known size")
+        return conv_out(size, kernel, stride, pad_total, dilation, ceil)
+    span = dims.add(size, pad_total - dilation * (kernel - 1) - 1)
+    return dims.add(dims.ceildiv(span, stride) if ceil else dims.floordiv(span, stride), 1)
 
 
 def window(node, x) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
@@ -146,10 +143,11 @@ class Conv(weight_norm.WeightNormable, OpDef):
                              pads=[p for p, _ in pads] + [q for _, q in pads], group=node.attrs["groups"])
 
 
-def conv_transpose_out(size: int, kernel: int, stride: int, pad: int, dilation: int, output_padding: int) -> int:
-    """Output length of a transposed convolution (PyTorch's and ONNX's formula)."""
-    out = (size - 1) * stride - 2 * pad + dilation * (kernel - 1) + output_padding + 1
-    if out < 1:
+def conv_transpose_out(size: Dim, kernel: int, stride: int, pad: int, dilation: int, output_padding: int) -> Dim:
+    """Output length of a transposed convolution (PyTorch's and ONNX's formula); of a symbolic size the
+    same formula as an expression (``H*2``: :mod:`archc.ir.dims`)."""
+    out = dims.add(dims.mul(dims.sub(size, 1), stride), dilation * (kernel - 1) + output_padding + 1 - 2 * pad)
+    if isinstance(out, int) and out < 1:
         raise ShapeError(f"input size {size} gives an empty output (kernel {kernel}, stride {stride}, "
                          f"padding {pad})")
     return out
@@ -199,8 +197,7 @@ class ConvTranspose(weight_norm.WeightNormable, OpDef):
         if a["groups"] < 1 or cin % a["groups"] or a["out_channels"] % a["groups"]:
             raise ShapeError(f"groups={a['groups']} must divide in_channels ({cin}) and "
                              f"out_channels ({a['out_channels']})")
-        spatial = [conv_transpose_out(concrete(x.shape[2 + i], "spatial size"), k[i], s[i], p[i], d[i], op[i])
-                   for i in range(n)]
+        spatial = [conv_transpose_out(x.shape[2 + i], k[i], s[i], p[i], d[i], op[i]) for i in range(n)]
         return [x.with_shape((x.shape[0], a["out_channels"], *spatial))]
 
     def params(self, node, ins):

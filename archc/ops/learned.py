@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from archc.errors import ShapeError
+from archc.ir import dims
 from archc.ir.types import TensorType
 from archc.ops.base import Attr, OpDef, ParamSpec, SizeLimit, concrete, expect_rank, py
 from archc.ops.registry import register
@@ -69,7 +70,7 @@ class PrependToken(OpDef):
         x = ins[0]
         self._spec(node, x)
         k, s = node.attrs["num_tokens"], x.shape[1]
-        return [x.with_shape((x.shape[0], k + s if isinstance(s, int) else f"{k}+{s}", x.shape[2]))]
+        return [x.with_shape((x.shape[0], dims.add(s, k), x.shape[2]))]
 
     def params(self, node, ins):
         return {"": self._spec(node, ins[0])}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from archc.errors import ShapeError
+from archc.ir import dims
 from archc.ops.base import Attr, OpDef, broadcast
 from archc.ops.elementwise import VALUE_ATTR, ConstantOperand
 from archc.ops.registry import register
@@ -65,11 +66,12 @@ class Concat(OpDef):
             if t.rank != rank:
                 raise ShapeError(f"input {i} is {t.rank}-D {t}, expected {rank}-D like input 0 {ins[0]}")
             for d in range(rank):
-                if d != axis and t.shape[d] != ins[0].shape[d]:
+                if d != axis and t.shape[d] != ins[0].shape[d] and not dims.agree(t.shape[d], ins[0].shape[d]):
+                    sizes = "" if isinstance(t.shape[d], int) and isinstance(ins[0].shape[d], int) else \
+                        f": {dims.mismatch(ins[0].shape[d], t.shape[d])}"
                     raise ShapeError(f"input {i} has shape {t}, which differs from input 0 {ins[0]} "
-                                     f"outside the concat axis {axis}")
-            size = t.shape[axis]
-            total = total + size if isinstance(total, int) and isinstance(size, int) else f"{total}+{size}"
+                                     f"outside the concat axis {axis}{sizes}")
+            total = dims.add(total, t.shape[axis])
         shape = list(ins[0].shape)
         shape[axis] = total
         return [ins[0].with_shape(tuple(shape))]

@@ -18,6 +18,7 @@ slices concatenated around the input per padded dim (``x[-before:]``, ``x``, ``x
 from __future__ import annotations
 
 from archc.errors import ShapeError
+from archc.ir import dims
 from archc.ir.types import Dim, TensorType
 from archc.ops.base import INT64_MAX, Attr, OpDef, py
 from archc.ops.registry import register
@@ -29,12 +30,8 @@ _ONNX_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge"
 
 
 def _grown(size: Dim, total: int) -> Dim:
-    """``size`` plus ``total`` elements (a symbolic size as a compound one, ``S+2``)."""
-    if isinstance(size, int):
-        return size + total
-    if total == 0:
-        return size
-    return f"{size}+{total}" if total > 0 else f"{size}-{-total}"
+    """``size`` plus ``total`` elements (a symbolic size as an expression, ``S + 2``: :mod:`archc.ir.dims`)."""
+    return dims.add(size, total)
 
 
 @register

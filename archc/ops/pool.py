@@ -4,16 +4,26 @@ from __future__ import annotations
 import math
 
 from archc.errors import ShapeError
-from archc.ir.types import TensorType
+from archc.ir.types import Dim, TensorType
 from archc.ops.base import Attr, OpDef, concrete, expand, expect_rank, py, py_dims
-from archc.ops.conv import conv_out, window
+from archc.ops.conv import conv_dim, conv_out, window
 from archc.ops.registry import register
 
 
-def pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
-    """PyTorch's pooling length: with ceil_mode the last window must start inside the input."""
-    if p > (d * (k - 1) + 1) // 2:
-        raise ShapeError(f"padding {p} must be at most half the kernel's extent {d * (k - 1) + 1}")
+def pool_out(size: Dim, k: int, s: int, p: int, d: int, ceil: bool) -> Dim:
+    """PyTorch's pooling length: with ceil_mode the last window must start inside the input. Of a
+    symbolic size, the formula as an expression (:func:`conv_dim`); in ceil mode only where no last
+    window can start in the padding (the kernel's extent reaches past padding + stride), since
+    whether one does depends on the size."""
+    extent = d * (k - 1) + 1
+    if p > extent // 2:
+        raise ShapeError(f"padding {p} must be at most half the kernel's extent {extent}")
+    if not isinstance(size, int):
+        if ceil and extent - 1 < p + s - 1:
+            raise ShapeError(f"ceil_mode over symbolic size '{size}' passes only where no window can start "
+                             f"in the padding (kernel extent - 1 >= padding + stride - 1; here kernel extent "
+                             f"{extent}, padding {p}, stride {s}); give the input a known size")
+        return conv_dim(size, k, s, 2 * p, d, ceil)
     out = conv_out(size, k, s, 2 * p, d, ceil)
     if ceil and (out - 1) * s >= size + p:
         out -= 1
@@ -36,8 +46,7 @@ class _WindowPool(OpDef):
     def infer(self, node, ins):
         x = ins[0]
         n, k, s, p, d = self._geometry(node, x)
-        spatial = [pool_out(concrete(x.shape[2 + i], "spatial size"), k[i], s[i], p[i], d[i],
-                            node.attrs["ceil_mode"]) for i in range(n)]
+        spatial = [pool_out(x.shape[2 + i], k[i], s[i], p[i], d[i], node.attrs["ceil_mode"]) for i in range(n)]
         return [x.with_shape((*x.shape[:2], *spatial))]
 
     def _onnx_attrs(self, node, x):
@@ -93,7 +102,8 @@ class MaxPool(_WindowPool):
 
         x = ins[0]
         attrs, n, k, s, p, d = self._onnx_attrs(node, x)
-        if node.attrs["ceil_mode"]:
+        known = all(isinstance(v, int) for v in x.shape[2:])
+        if node.attrs["ceil_mode"] and known:  # (a symbolic size keeps ceil_mode: no window starts in the padding)
             out = node.outputs[0].shape[2:]
             ends = [max(p[i], (out[i] - 1) * s[i] + d[i] * (k[i] - 1) + 1 - x.shape[2 + i] - p[i])
                     for i in range(n)]
@@ -104,7 +114,11 @@ class MaxPool(_WindowPool):
         if not node.attrs.get("return_indices"):
             return emit.add_node("MaxPool", inputs, dilations=list(d), **attrs)
         y, flat = emit.add_node("MaxPool", inputs, outputs=2, dilations=list(d), **attrs)
-        plane = emit.const(np.array(math.prod(x.shape[2:]), dtype=np.int64), "plane")
+        if known:
+            plane = emit.const(np.array(math.prod(x.shape[2:]), dtype=np.int64), "plane")
+        else:  # (the plane's size at run time: the product of the input's spatial dims)
+            spatial = emit.add_node("Shape", [inputs[0]], start=2)[0]
+            plane = emit.add_node("ReduceProd", [spatial], keepdims=0)[0]
         return [y, emit.add_node("Mod", [flat, plane])[0]]
 
 

@@ -6,8 +6,31 @@ import math
 import numpy as np
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, OpDef, concrete, expand, expect_rank, py
+from archc.ir import dims
+from archc.ir.types import Dim
+from archc.ops.base import Attr, OpDef, expand, expect_rank, py
 from archc.ops.registry import register
+
+
+#: largest denominator of a scale factor that resizes a symbolic size (a float of at most 10 binary
+#: places: 2, 0.5, 1.5, 0.25), exactly as PyTorch's and onnxruntime's floor(size * scale) compute it
+MAX_SCALE_DENOMINATOR = 1024
+
+
+def scaled_size(size: Dim, scale: float) -> Dim:
+    """floor(size * scale), as ``F.interpolate`` and ONNX ``Resize`` size their output; of a symbolic size
+    an expression (``H*2``, ``H//2``: :mod:`archc.ir.dims`) where the scale is a float32 of few binary
+    places, which both compute exactly; a ShapeError for other scales of a symbolic size."""
+    if isinstance(size, int):
+        return math.floor(size * scale)
+    from fractions import Fraction
+
+    ratio = Fraction(scale)
+    if ratio.denominator > MAX_SCALE_DENOMINATOR or float(np.float32(scale)) != scale:
+        raise ShapeError(f"scale_factor {scale} of symbolic size '{size}' gives a size archc cannot write as an "
+                         "expression; a symbolic size takes a whole scale or one of few binary places (2, 0.5, "
+                         "1.5); give the input a known size")
+    return dims.floordiv(dims.mul(size, ratio.numerator), ratio.denominator)
 
 
 @register
@@ -70,10 +93,10 @@ class Upsample(OpDef):
         scales = None
         if a["scale_factor"] is not None:
             scales = self._scales(a["scale_factor"], n)
-            sizes = tuple(math.floor(concrete(x.shape[2 + i], "spatial size") * scales[i]) for i in range(n))
+            sizes = tuple(scaled_size(x.shape[2 + i], scales[i]) for i in range(n))
         else:
             sizes = expand(a["size"], n, "size")
-        if any(s < 1 for s in sizes):
+        if any(isinstance(s, int) and s < 1 for s in sizes):
             raise ShapeError(f"output size {list(sizes)} must be positive")
         return n, scales, sizes
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from archc.errors import ShapeError
+from archc.ir import dims
+from archc.ir.types import Dim
 from archc.ops.base import INT64_MAX, Attr, OpDef, checked_dim, py
 from archc.ops.registry import register
 
@@ -54,27 +56,6 @@ class Flatten(OpDef):
         return emit.add_node("Reshape", [inputs[0], emit.const(np.array(target, dtype=np.int64), "shape")])
 
 
-def _product(dims) -> tuple[int, list[str]]:
-    """(product of the known sizes, the symbolic factors) of a shape. A compound dim that an earlier
-    reshape wrote (``N*64``: N times 64 windows) is split into its factors, so that a later reshape
-    can take the 64 back out of it (Swin's window reverse)."""
-    known, symbolic = 1, []
-    for d in dims:
-        if isinstance(d, int):
-            known *= d
-            continue
-        factors = d.split("*")
-        if len(factors) == 1 or not all(f.isdigit() or f.isidentifier() for f in factors):
-            symbolic.append(d)
-            continue
-        for f in factors:
-            if f.isdigit():
-                known *= int(f)
-            else:
-                symbolic.append(f)
-    return known, symbolic
-
-
 @register
 class Reshape(OpDef):
     name = "reshape"
@@ -100,29 +81,22 @@ class Reshape(OpDef):
         x = ins[0]
         target = self._target(node, x)
         out = [x.shape[i] if d == 0 else d for i, d in enumerate(target)]
-        in_known, in_sym = _product(x.shape)
-        out_known, out_sym = _product(d for d in out if d != -1)
-        left = list(in_sym)
-        for s in out_sym:  # symbolic dims kept by 0 must come from the input
-            left.remove(s)
+        # the element counts as expressions (archc.ir.dims): a compound dim an earlier reshape wrote
+        # (N*64: N times 64 windows) gives its 64 back to a later one (Swin's window reverse)
+        total = dims.product(x.shape)
+        given = dims.product(d for d in out if d != -1)
         if -1 in out:
-            if out_known == 0 or in_known % out_known:
-                raise ShapeError(f"cannot reshape {x} to {target}: {in_known} known elements are not "
-                                 f"divisible by {out_known}")
-            rest = in_known // out_known
-            if left:
-                inferred: int | str = "*".join(left) if rest == 1 else "*".join([*left, str(rest)])
-            else:
-                inferred = rest
+            inferred = dims.divide(total, given)
+            if inferred is None:
+                raise ShapeError(f"cannot reshape {x} to {target}: its {total} elements are not divisible by "
+                                 f"{given}, the size of the dims given")
             out[out.index(-1)] = inferred
-        else:
-            if left:
+        elif not dims.equal(total, given):
+            fixed = [d for d in dims.symbols(total) if d not in dims.symbols(given)]
+            if fixed:
                 raise ShapeError(f"cannot reshape {x} to {target}: the target fixes the symbolic dim "
-                                 f"'{left[0]}'; copy it with 0 or let -1 absorb it")
-            if in_known != out_known:
-                count = "*".join([*in_sym, str(in_known)])
-                raise ShapeError(f"cannot reshape {x} ({count} elements) to {target} "
-                                 f"({'*'.join([*out_sym, str(out_known)])} elements)")
+                                 f"'{fixed[0]}'; copy it with 0 or let -1 absorb it")
+            raise ShapeError(f"cannot reshape {x} ({total} elements) to {target} ({given} elements)")
         return [x.with_shape(tuple(out))]
 
     def torch_forward(self, node, ins, args, module):
@@ -183,18 +157,23 @@ class Permute(nn.Module):
         return emit.add_node("Transpose", inputs, perm=self._perm(node, ins[0]))
 
 
-def _length_without_size(start: int, end: int | None, step: int) -> int | None:
-    """The length of ``start:end:step`` along a dim of unknown size where the bounds fix it (both from the
-    start, or both from the end: the dim is taken long enough to hold them); None where the size decides."""
+def _symbolic_length(size: Dim, start: int, end: int | None, step: int) -> Dim | None:
+    """The length of ``start:end:step`` along a dim of symbolic ``size``, the dim taken long enough to
+    hold the bounds (as F.pad takes it): known where both bounds count from one end (``2:5``, ``-3:``),
+    an expression where they count from both (``:-1`` of ``T + 1`` is ``T``); None where it would
+    shrink as the size grows (a start from the end, an end from the start)."""
     if start >= 0:
-        if end is None or end < 0:
-            return None
-        span = end - start
+        if end is not None and end >= 0:
+            span: Dim = end - start
+        else:
+            span = dims.add(size, (0 if end is None else end) - start)
     else:
         if end is not None and end >= 0:
             return None
         span = (0 if end is None else end) - start  # (-k: runs to the end, -k:0 from the end's count)
-    return -(-span // step) if span > 0 else None
+    if isinstance(span, int) and span <= 0:
+        return None
+    return dims.ceildiv(span, step)
 
 
 @register
@@ -222,11 +201,12 @@ class Slice(OpDef):
         if a["start"] == 0 and a["end"] is None and a["step"] == 1:
             length: int | str = size  # the whole dim, symbolic or not
         elif not isinstance(size, int):
-            length = _length_without_size(a["start"], a["end"], a["step"])
+            length = _symbolic_length(size, a["start"], a["end"], a["step"])
             if length is None:
                 raise ShapeError(f"slice {a['start']}:{'' if a['end'] is None else a['end']}:{a['step']} of dim {dim} "
-                                 f"(symbolic '{size}') is as long as '{size}' makes it; archc needs a length known "
-                                 "without it: bounds of one sign (x[:, 2:5], x[:, -3:], x[:, -4:-1])")
+                                 f"(symbolic '{size}') is empty or shorter the longer '{size}' is; archc needs "
+                                 "a start from the beginning (x[:, 2:5], x[:, 1:-1]) or both bounds from the end "
+                                 "(x[:, -3:], x[:, -4:-1])")
         else:
             length = len(range(size)[slice(a["start"], a["end"], a["step"])])
             if length == 0:

@@ -26,6 +26,7 @@ import numpy as np
 
 from archc.errors import RuntimeFailure
 from archc.ir import Graph
+from archc.ir.dims import evaluate
 from archc.ops.weights import param_entries
 from archc.runtime.inputs import input_types, random_inputs
 
@@ -49,7 +50,7 @@ def calibration_batch(graph: Graph, dims: dict[str, int]) -> int:
             continue
         per_sample = 1
         for d in graph.type_of(node.inputs[0]).shape[2:]:
-            per_sample *= d if isinstance(d, int) else dims.get(d, 1)
+            per_sample *= d if isinstance(d, int) else max(1, evaluate(d, lambda symbol: dims.get(symbol, 1)))
         smallest = per_sample if smallest is None else min(smallest, per_sample)
     if smallest is None:
         return CALIBRATION_BATCH

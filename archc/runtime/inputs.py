@@ -13,7 +13,8 @@ import numpy as np
 
 from archc.errors import Location, UsageError
 from archc.fileio import require_regular_file
-from archc.ir import Graph, TensorType
+from archc.ir import Dim, Graph, TensorType
+from archc.ir.dims import evaluate as evaluate_dim
 
 
 def concrete_shape(t: TensorType, dims: dict[str, int], where: str) -> tuple[int, ...]:
@@ -140,6 +141,17 @@ def sizes_of(types: Mapping[str, TensorType], arrays: Mapping[str, np.ndarray]) 
             for i, d in enumerate(t.shape) if isinstance(d, str) and i < arrays[name].ndim}
 
 
+def _size_at(dim: Dim, sizes: Mapping[str, int]) -> int | None:
+    """A symbolic dim's size at ``sizes`` (an expression an op computed, ``T + 1``, evaluated); None for a
+    known dim or one whose symbols ``sizes`` leaves out."""
+    if isinstance(dim, int):
+        return None
+    try:
+        return evaluate_dim(dim, sizes)
+    except KeyError:
+        return None
+
+
 def size_problem(graph: Graph, sizes: Mapping[str, int]) -> str | None:
     """Why ``graph`` cannot run at ``sizes`` (symbolic dim -> size), said before it runs: a node whose op
     takes at most some size along a symbolic input dim (:meth:`~archc.ops.base.OpDef.size_limits`, a
@@ -150,7 +162,7 @@ def size_problem(graph: Graph, sizes: Mapping[str, int]) -> str | None:
         ins = graph.input_types(node)
         for limit in registry.lookup(node.op).size_limits(node, ins):
             dim = ins[limit.input].shape[limit.dim]
-            size = sizes.get(dim) if isinstance(dim, str) else None
+            size = _size_at(dim, sizes)
             where = f"node '{node.name}' ({node.op}) takes along dim {limit.dim} of its input"
             if size is not None and limit.most is not None and size > limit.most:
                 return f"{dim}={size} is more than {where}: at most {limit.most} ({limit.what})"

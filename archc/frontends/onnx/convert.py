@@ -34,6 +34,7 @@ from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, conve
 from archc.frontends.onnx.naming import node_meta
 from archc.frontends.onnx.sharing import PARAMETER_MODULES_META
 from archc.frontends.onnx.values import Const, ShapeArithmeticError, Sym, Tensor, dim_arithmetic, short_float
+from archc.ir import dims
 from archc.ir.graph import MODULES_META, Value
 from archc.ir.types import Dim
 from archc.ops.base import INT64_MAX
@@ -727,10 +728,17 @@ def slice_(im: "Importer", node: onnx.NodeProto):
     steps = _operand_ints(im, node, 4, "steps") or [1] * len(starts)
     if any(isinstance(v, str) for v in [*axes, *steps]) or any(s < 1 for s in steps):
         return None
-    if any(isinstance(v, str) for v in [*starts, *ends]):  # a window computed at run time
-        return _crop(im, node, x, starts, ends, [a % len(shape) for a in axes]) if set(steps) == {1} else None
+    try:  # (a bound read from a shape at run time: a fixed distance from the dim's end where it is one)
+        bounds = [(_from_the_end(start, shape[axis % len(shape)], start=True),
+                   _from_the_end(end, shape[axis % len(shape)], start=False))
+                  for start, end, axis in zip(starts, ends, axes)]
+    except Fallback:  # else a window of another tensor's size: a crop to it, where it is one
+        cropped = _crop(im, node, x, starts, ends, [a % len(shape) for a in axes]) if set(steps) == {1} else None
+        if cropped is None:
+            raise
+        return cropped
     pieces = []
-    for start, end, axis, step in zip(starts, ends, axes, steps):
+    for (start, end), axis, step in zip(bounds, axes, steps):
         axis %= len(shape)
         size = shape[axis]
         full = start == 0 and step == 1 and (end >= INT64_MAX // 2 or (isinstance(size, int) and end >= size))
@@ -782,11 +790,27 @@ def _crop_window(shape: tuple[Dim, ...], ref: tuple[Dim, ...], starts: list[Dim]
     center = starts_at and all(s == "center" for s in starts_at)
     if not center and not all(isinstance(s, int) and s >= 0 for s in starts_at):
         return None
-    dims = sorted(window)
-    attrs: dict[str, Any] = {"center": True} if center else {"offset": _compact([window[d] for d in dims])}
-    if dims != list(range(2, len(shape))):
-        attrs["dims"] = dims
+    cropped = sorted(window)
+    attrs: dict[str, Any] = {"center": True} if center else {"offset": _compact([window[d] for d in cropped])}
+    if cropped != list(range(2, len(shape))):
+        attrs["dims"] = cropped
     return attrs
+
+
+def _from_the_end(bound: Dim, size: Dim, start: bool) -> int:
+    """A Slice bound read from a shape at run time (``x[:, :, :T]``: ``T``, the input's length, of a dim of
+    ``T + 1``) as an index of the sliced dim: its distance from the dim's end, a negative index (0: to the
+    end), where that distance is one whole number at every size (:mod:`archc.ir.dims`); a Fallback
+    otherwise. A known bound is itself."""
+    if isinstance(bound, int):
+        return bound
+    try:
+        offset = dims.sub(bound, size)
+    except ShapeError:
+        offset = None
+    if not isinstance(offset, int) or (start and offset >= 0):
+        raise Fallback(f"Slice bound '{bound}' of a dim of size '{size}' is no fixed distance from its end")
+    return offset if offset < 0 else INT64_MAX  # (an end at or past the dim's end: to the end)
 
 
 #: ONNX Pad's modes -> ``pad``'s (F.pad's)

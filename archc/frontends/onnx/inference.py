@@ -33,6 +33,8 @@ from onnx import helper, numpy_helper
 
 from archc.errors import first_line
 from archc.frontends.onnx import limits, wellformed
+from archc.ir.dims import agree
+from archc.ir.dims import canonical as canonical_dim
 from archc.ir.types import Dim, TensorType
 
 __all__ = ["IllTyped", "OType", "OnnxTypes", "infer_node", "merge_types", "otype", "complete"]
@@ -84,7 +86,7 @@ def otype(tp: onnx.TypeProto) -> OType | None:
         if kind == "dim_value":
             dims.append(int(d.dim_value))
         elif kind == "dim_param" and d.dim_param:
-            dims.append(d.dim_param)
+            dims.append(canonical_dim(d.dim_param))  # (an exporter's '(((H - 1)//2)) + 1' as archc writes it)
         else:
             dims.append(None)
     return OType(tuple(dims), dtype)
@@ -314,8 +316,8 @@ class OnnxTypes:
                 continue
             for mine, theirs in zip(t.shape, o.shape):
                 if isinstance(theirs, str) and theirs != mine and theirs not in self.symbols \
-                        and theirs not in self.input_symbols:
-                    learnt[theirs] = mine
+                        and theirs not in self.input_symbols and (theirs.isidentifier() or agree(theirs, mine)):
+                    learnt[theirs] = mine  # (a name it invented; an expression only where the file trusts it one)
         self.symbols.update(learnt)
 
     def _infer_whole(self) -> dict[str, OType]:

@@ -16,6 +16,8 @@ from archc.frontends.onnx.conversion import attribute_bytes
 from archc.frontends.onnx.state import ImportState
 from archc.frontends.onnx.values import (Const, Lazy, Record, ShapeArithmeticError, Sym, evaluate_symbolic, fold,
                                          is_static_int)
+from archc.errors import ShapeError
+from archc.ir import dims
 from archc.ir.types import Dim
 
 __all__ = ["StaticValues", "constant_value", "short"]
@@ -121,9 +123,10 @@ class StaticValues(ImportState):
     def _shape_of(self, node: onnx.NodeProto, shape: tuple[Dim, ...]) -> None:
         a = self.attrs(node)
         if node.op_type == "Size":
-            size: Dim = 1
-            for d in shape:
-                size = size * d if isinstance(size, int) and isinstance(d, int) else f"{size}*{d}"
+            try:
+                size: Dim = dims.product(shape)
+            except ShapeError:  # (an opaque dim, no expression: a size of its own)
+                size = self.fresh_symbol()
             arr = np.array(size, dtype=object)
         else:
             arr = np.array(list(shape)[slice(a.get("start", 0), a.get("end"))], dtype=object)

@@ -28,7 +28,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from archc.errors import first_line
+from archc.errors import ShapeError, first_line
+from archc.ir import dims
 from archc.ir.graph import Value
 
 Dim = Union[int, str]
@@ -186,8 +187,8 @@ _ARITHMETIC: dict[str, Callable[[int, int], int]] = {
 
 def dim_arithmetic(a: Any, symbol: str, b: Any) -> Dim:
     """``a symbol b`` (``+ - * /``) on dims, as the symbolic evaluation computes it: an int for ints, else
-    the expression's text (``(S+19)``, ``N*2``), so a converter can tell whether a computed dim is one
-    it expects."""
+    the expression's canonical text (:mod:`archc.ir.dims`: ``S + 19``, ``N*2``), so a converter can tell
+    whether a computed dim is one it expects."""
     if not all(isinstance(v, (int, np.integer, str)) for v in (a, b)):
         raise ValueError("shape arithmetic with a non-integer")
     if symbol == "/" and isinstance(b, (int, np.integer)) and int(b) == 0:
@@ -198,11 +199,7 @@ def dim_arithmetic(a: Any, symbol: str, b: Any) -> Dim:
             raise ShapeArithmeticError(f"shape arithmetic gives {int(a)} {symbol} {int(b)} = {result}, "
                                        "beyond int64")
         return result
-    if symbol == "*" and (a == 1 or b == 1):
-        return b if a == 1 else a
-    if symbol in "+-" and b == 0:
-        return a
-    return f"{a}{symbol}{b}" if symbol == "*" else f"({a}{symbol}{b})"
+    return _symbolic(int(a) if isinstance(a, np.integer) else a, int(b) if isinstance(b, np.integer) else b, symbol)
 
 
 def _binary(symbol: str) -> Callable:
@@ -211,6 +208,25 @@ def _binary(symbol: str) -> Callable:
                            dtype=object)]
 
     return evaluate
+
+
+def _symbolic(a: Dim, b: Dim, symbol: str) -> Dim:
+    """``a <symbol> b`` of symbolic sizes as an expression (:mod:`archc.ir.dims`): ONNX's integer Div of sizes,
+    which are not negative, is floor division, by a whole number or by a factor of every term; a ValueError
+    (no symbolic value) for anything else."""
+    try:
+        if symbol == "+":
+            return dims.add(a, b)
+        if symbol == "-":
+            return dims.sub(a, b)
+        if symbol == "*":
+            return dims.mul(a, b)
+        quotient = dims.floordiv(a, b) if isinstance(b, int) and b > 0 else dims.divide(a, b)
+    except ShapeError as exc:
+        raise ValueError(str(exc)) from None
+    if quotient is None:
+        raise ValueError(f"shape arithmetic {a} / {b} has no expression")
+    return quotient
 
 
 def _ints(arr: np.ndarray | None) -> list[int] | None:

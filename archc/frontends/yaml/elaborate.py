@@ -26,7 +26,7 @@ from archc.frontends.yaml.interface import declare_example_dims, declare_inputs,
 from archc.frontends.yaml.params import MAX_NAME_LENGTH, define_lets, param_origins, spec_params
 from archc.frontends.yaml.scope import Scope
 from archc.frontends.yaml.source import SList, SMap
-from archc.ir import Graph
+from archc.ir import Graph, dims
 from archc.limits import DEFAULT_LIMITS, Limits
 
 
@@ -36,13 +36,21 @@ def elaborate(doc: Any, filename: str, overrides: dict[str, Any] | None = None,
     """Build the IR for a parsed spec within ``limits``; raise SpecError listing every problem found.
 
     ``allow_include_anywhere`` lets ``include:`` read files outside the spec's folder
-    (see :mod:`archc.frontends.yaml.includes`).
+    (see :mod:`archc.frontends.yaml.includes`). Sizes that meet (an ``add``, a ``concat``) must be
+    equal at every size of the symbolic dims (:func:`archc.ir.dims.strict_sizes`): a spec says what
+    its model computes, so ``(H//2)*2`` is not ``H``; ``trust_sizes: true`` asks only that they agree
+    at the sizes the model runs at, as an imported file's do.
     """
     ctx = Elaboration(filename, limits, allow_include_anywhere)
     if not isinstance(doc, SMap):
         raise SpecError("a spec is a mapping with 'inputs' and 'nodes' at its top level",
                         location=Location(filename, 1, 1))
     _header(ctx, doc)
+    with dims.strict_sizes(not ctx.flag(doc, "trust_sizes", " of the spec")):
+        return _elaborate(ctx, doc, overrides, profile)
+
+
+def _elaborate(ctx: Elaboration, doc: SMap, overrides: dict[str, Any] | None, profile: str | None) -> Graph:
     params = spec_params(ctx, doc, overrides or {}, profile)
     ctx.graph.params = dict(params)
     ctx.sink.raise_if_any()

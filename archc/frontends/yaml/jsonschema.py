@@ -94,6 +94,7 @@ def spec_schema() -> dict[str, Any]:
                        "description": schema.TOP_KEYS["blocks"]},
             "nodes": nodes | {"description": schema.TOP_KEYS["nodes"]},
             "sequential": {"type": "boolean", "description": schema.TOP_KEYS["sequential"]},
+            "trust_sizes": {"type": "boolean", "description": schema.TOP_KEYS["trust_sizes"]},
         },
         "additionalProperties": False,
         "$defs": {"node": node, "block": block},

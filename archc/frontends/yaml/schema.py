@@ -22,6 +22,9 @@ TOP_KEYS = {
                   "an nn.Sequential ('name' stays their local handle)",
     "outputs": "graph outputs: a node name, a list of them, or name -> node (default: the last node); "
                "NAME[*]:PORT gives one output per repetition",
+    "trust_sizes": "true: sizes that meet (add, concat) need only agree at the sizes the model runs at, as an "
+                   "imported ONNX file's do (an FCN's (H//4)*4 added to H), not at every size; archc spec writes "
+                   "it where a model needs it",
 }
 
 BLOCK_KEYS = {
