@@ -53,6 +53,16 @@ def randomize(graph: Graph, seed: int = 0) -> Graph:
     return graph
 
 
+def randomized_module(module: torch.nn.Module, scale: float = 0.4, seed: int = 0) -> torch.nn.Module:
+    """``module`` with every parameter drawn from N(0, scale²) (a fixed seed), in eval mode: recurrent
+    layers' default init is too small to tell gates apart."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    return module.eval()
+
+
 def concrete(shape, sizes=None) -> tuple[int, ...]:
     """A shape with symbolic dims (also compound ones like 'N*4') evaluated at ``sizes``."""
     evaluator = Evaluator({**SIZES, **(sizes or {})})

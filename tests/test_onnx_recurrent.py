@@ -21,6 +21,7 @@ from torch import nn  # noqa: E402
 from archc.frontends.onnx import load_onnx  # noqa: E402
 from archc.lowering.spec_yaml import dump_spec, to_spec  # noqa: E402
 from conftest import SPECS, check_against_onnxruntime  # noqa: E402
+from ops_harness import randomized_module  # noqa: E402
 
 
 class Encoder(nn.Module):
@@ -33,14 +34,6 @@ class Encoder(nn.Module):
 
     def forward(self, x):
         return self.rnn(x)[0]
-
-
-def _randomized(module: nn.Module) -> nn.Module:
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.4)
-    return module.eval()
 
 
 def _export(module: nn.Module, shape, path: str, dynamo: bool, dynamic: bool = False, extra: tuple = ()) -> str:
@@ -61,7 +54,7 @@ CASES = [(cell, batch_first, bidirectional, dynamo) for cell in ("LSTM", "GRU") 
 @pytest.mark.parametrize("cell,batch_first,bidirectional,dynamo", CASES)
 def test_recurrent_layers_come_back_native_with_the_original_state_dict(tmp_path, cell, batch_first,
                                                                         bidirectional, dynamo):
-    source = _randomized(Encoder(cell, batch_first, bidirectional))
+    source = randomized_module(Encoder(cell, batch_first, bidirectional))
     shape = (2, 7, 6) if batch_first else (7, 2, 6)
     path = _export(source, shape, str(tmp_path / "rnn.onnx"), dynamo)
     graph = load_onnx(path)
@@ -79,7 +72,7 @@ def test_recurrent_layers_come_back_native_with_the_original_state_dict(tmp_path
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 def test_symbolic_batch_and_length_still_fuse(tmp_path, cell):
-    path = _export(_randomized(Encoder(cell, True, True)), (2, 7, 6), str(tmp_path / "dyn.onnx"), True, dynamic=True)
+    path = _export(randomized_module(Encoder(cell, True, True)), (2, 7, 6), str(tmp_path / "dyn.onnx"), True, dynamic=True)
     graph = load_onnx(path)
     assert [n.op for n in graph.nodes()] == ["input", cell.lower()]
     check_against_onnxruntime(path)
@@ -100,7 +93,7 @@ def test_gru_without_linear_before_reset_is_not_fused(tmp_path):
 
 
 def test_spec_of_an_lstm_encoder_shows_the_lstm(tmp_path):
-    path = _export(_randomized(Encoder("LSTM", True, True)), (2, 7, 6), str(tmp_path / "enc.onnx"), True)
+    path = _export(randomized_module(Encoder("LSTM", True, True)), (2, 7, 6), str(tmp_path / "enc.onnx"), True)
     spec, _ = to_spec(load_onnx(path))
     text = dump_spec(spec, path)
     assert "op: lstm" in text and "num_layers: 2" in text and "onnx_node" not in text
@@ -137,7 +130,7 @@ def test_stacked_lstms_import_under_their_own_module_names_and_build(tmp_path, s
         path.write_bytes(build_onnx(spec, seed=0).SerializeToString())
         feeds = {"tokens": np.random.default_rng(0).integers(0, 50, (2, 5))}
     else:
-        _export(_randomized(StackedEncoder()), (2, 5, 6), str(path), dynamo=source == "dynamo")
+        _export(randomized_module(StackedEncoder()), (2, 5, 6), str(path), dynamo=source == "dynamo")
         feeds = {onnx.load(str(path)).graph.input[0].name: np.random.default_rng(0).standard_normal((2, 5, 6)).astype(np.float32)}
     graph = load_onnx(str(path))
     names = [n.name for n in graph.nodes()]
@@ -176,12 +169,12 @@ def test_an_initial_state_comes_back_as_the_native_ops_input(tmp_path, capsys, c
     """The exporters slice each layer's rows of h0 (and c0) into initial_h (initial_c): the layers
     still merge into one native op reading the model's h0 whole, costing what the layer without a
     state does, and computing what onnxruntime does on the file."""
-    source = _randomized(StartedEncoder(cell, batch_first, bidirectional))
+    source = randomized_module(StartedEncoder(cell, batch_first, bidirectional))
     shape = (2, 7, 6) if batch_first else (7, 2, 6)
     state = torch.randn(2 * (2 if bidirectional else 1), 2, 5)
     path = _export(source, shape, str(tmp_path / "started.onnx"), dynamo,
                    extra=(state, state + 1) if cell == "LSTM" else (state,))
-    plain = _export(_randomized(Encoder(cell, batch_first, bidirectional)), shape, str(tmp_path / "plain.onnx"),
+    plain = _export(randomized_module(Encoder(cell, batch_first, bidirectional)), shape, str(tmp_path / "plain.onnx"),
                     dynamo)
     graph = load_onnx(path)
     (node,) = [n for n in graph.nodes() if n.op != "input"]
@@ -205,7 +198,7 @@ def test_one_layer_of_a_stack_given_its_state_slice_still_fuses(tmp_path, dynamo
         def forward(self, x, h):
             return self.second(self.first(x)[0], h[1:])[0]
 
-    path = _export(_randomized(SecondStarted()), (2, 7, 6), str(tmp_path / "second.onnx"), dynamo,
+    path = _export(randomized_module(SecondStarted()), (2, 7, 6), str(tmp_path / "second.onnx"), dynamo,
                    extra=(torch.randn(2, 2, 5),))
     graph = load_onnx(path)
     assert [n.op for n in graph.nodes() if n.op not in ("input", "slice")] == ["gru", "gru"]

@@ -28,7 +28,7 @@ from archc.frontends.onnx import load_onnx
 from archc.lowering.onnx import build_onnx
 from archc.lowering.torch import build_module, generate_source
 from ops_harness import assert_same_state_dict_layout, feeds_for, graph_of, module_of, parity_suite, randomize, \
-    run_onnx, run_torch
+    randomized_module, run_onnx, run_torch
 
 PARITY_OPS = {"lstm", "gru"}
 
@@ -227,14 +227,6 @@ class StatefulEncoder(nn.Module):
         return tuple(_flat(self.rnn(x, state if len(state) == 2 else state[0])))
 
 
-def _randomized(module: nn.Module) -> nn.Module:
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.4)
-    return module.eval()
-
-
 def _export(module: nn.Module, args: tuple, path: Path, dynamo: bool) -> str:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
@@ -287,7 +279,7 @@ def test_final_states_read_import_as_the_native_op(tmp_path, cell, layers, bidir
     """Y_h (and Y_c) of each layer's ONNX node, concatenated over the layers as the exporters write h_n,
     come back as the native op's state outputs: one node, nn's state_dict bit for bit, computing what
     onnxruntime and the source module do."""
-    source = _randomized(StatefulEncoder(cell, layers, bidirectional, batch_first))
+    source = randomized_module(StatefulEncoder(cell, layers, bidirectional, batch_first))
     args = _arguments(cell, layers, bidirectional, batch_first, started)
     path = _export(source, args, tmp_path / "stateful.onnx", dynamo)
     graph = load_onnx(path)
@@ -309,7 +301,7 @@ def test_the_spec_of_an_imported_model_gives_its_states(tmp_path):
     from archc.lowering.spec_yaml import dump_spec, to_spec
 
     args = _arguments("LSTM", 2, True, True, True)
-    path = _export(_randomized(StatefulEncoder("LSTM", 2, True, True)), args, tmp_path / "lstm.onnx", False)
+    path = _export(randomized_module(StatefulEncoder("LSTM", 2, True, True)), args, tmp_path / "lstm.onnx", False)
     graph = load_onnx(path)
     text = dump_spec(to_spec(graph)[0], path)
     assert "return_state: true" in text and "onnx_node" not in text
@@ -339,7 +331,7 @@ class FinalStateOnly(nn.Module):
 def test_a_model_reading_only_the_final_state_imports_native(tmp_path, dynamo, layers, last):
     """The sequence output is read by no one (the last layer's Y feeds nothing): still one native op,
     its state the model's; three layers' Y_h in one Concat merge pairwise into one."""
-    source = _randomized(FinalStateOnly(layers, last))
+    source = randomized_module(FinalStateOnly(layers, last))
     args = (torch.randn(2, 7, 6, generator=torch.Generator().manual_seed(2)),)
     path = _export(source, args, tmp_path / "final.onnx", dynamo)
     graph = load_onnx(path)
@@ -370,7 +362,7 @@ class TwoEncoders(nn.Module):
 @pytest.mark.parametrize("dynamo", [False, True])
 def test_stacked_layers_whose_states_are_read_apart_stay_two_native_ops(tmp_path, dynamo):
     """Their states are no rows of one tensor: the layers do not merge (one op would give one h_n)."""
-    source = _randomized(TwoEncoders())
+    source = randomized_module(TwoEncoders())
     args = (torch.randn(2, 7, 6, generator=torch.Generator().manual_seed(3)),)
     path = _export(source, args, tmp_path / "two.onnx", dynamo)
     graph = load_onnx(path)
@@ -412,7 +404,7 @@ def test_summary_and_lint_of_both_exports_are_the_specs(tmp_path, run_archc, cel
                     f"  - {{name: rnn, op: {cell.lower()}, in: [x, {', '.join(states)}], hidden_size: 5, "
                     f"num_layers: 2, bidirectional: true, return_state: true}}\n"
                     f"outputs: [rnn, {finals}]\n")
-    source = _randomized(StatefulEncoder(cell, 2, True, True))
+    source = randomized_module(StatefulEncoder(cell, 2, True, True))
     args = _arguments(cell, 2, True, True, True)
     expected, lint = _json(run_archc, "summary", str(spec)), _lint_view(run_archc, str(spec))
     assert expected["totals"]["macs"] > 0
