@@ -53,3 +53,29 @@ def test_a_failing_dot_is_an_error_and_writes_no_page(tmp_path):
         f"<command line>: error: -o {out}: Graphviz's dot ({tmp_path}/bin/dot) failed to draw the .svg "
         "picture: it reported an error (Error: syntax error)\n")
     assert not out.exists()
+
+
+def _totals_line(page: str) -> str:
+    return re.search(r"<p>([^<]*GMACs[^<]*)</p>", page).group(1)
+
+
+def test_report_counts_at_the_sizes_dim_gives(run_archc, tmp_path):
+    """--dim sizes a symbolic dim for the page's MACs and memory, as for `archc summary`; the totals
+    line names the sizes it counted at (the spec's example_dims where --dim is silent)."""
+    spec = str(SPECS / "gnmt_encoder.yaml")
+    default, longer = tmp_path / "d.html", tmp_path / "l.html"
+    run_archc("report", spec, "-o", str(default), check=True)
+    run_archc("report", spec, "--dim", "S=24", "-o", str(longer), check=True)
+    at_12, at_24 = _totals_line(default.read_text()), _totals_line(longer.read_text())
+    assert at_12.endswith("bytes at batch 1, S=12") and at_24.endswith("bytes at batch 1, S=24")
+    activations = [int(re.search(r"activations ([\d,]+) bytes", line).group(1).replace(",", ""))
+                   for line in (at_12, at_24)]
+    assert activations[1] == 2 * activations[0] > 0
+
+
+def test_report_refuses_a_dim_the_model_lacks(run_archc, tmp_path):
+    out = tmp_path / "r.html"
+    proc = run_archc("report", str(SPECS / "gnmt_encoder.yaml"), "--dim", "Q=3", "-o", str(out))
+    assert proc.returncode == 2 and proc.stderr == (
+        "<command line>: error: --dim Q: the model has no symbolic dim 'Q'; its symbolic dims are N, S\n")
+    assert not out.exists()

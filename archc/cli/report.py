@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import argparse
 
-from archc.analysis.cost import costs, totals
+from archc.analysis.cost import totals
 from archc.analysis.skips import analyze
-from archc.cli.common import add_spec_arguments, load_graph, positive_int
+from archc.cli.common import add_spec_arguments, load_graph
+from archc.cli.counting import add_counting_arguments, counted
 from archc.errors import Location, UsageError
 from archc.fileio import check_output_path, write_atomic
 from archc.progress import activity
 
 EXAMPLE = """example:
-  archc report specs/resnet18.yaml -o resnet18_report.html"""
+  archc report specs/resnet18.yaml -o resnet18_report.html
+  archc report model.onnx --dim H=512,W=512 -o model_report.html"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_spec_arguments(parser, models=True)
     parser.add_argument("-o", "--output", required=True, help="the page to write (.html)")
-    parser.add_argument("--batch", type=positive_int, default=1, help="batch size for MACs and memory (default 1)")
+    add_counting_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     graph = load_graph(args, weights=False)  # the page shows shapes, counts and costs, never weight values
     with activity("finding skip connections and counting paths"):
         analysis = analyze(graph)
-    per_node = costs(graph, args.batch)
+    count = counted(graph, args)
+    per_node = count.per_node
     t = totals(per_node)
     labels = {c.merge: c.kind for c in analysis.connections}
     summary = report.table(
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         [(c.name, c.op, " ".join(str(s) for s in c.shapes), f"{c.params:,}", f"{c.macs:,}",
           f"{c.activation_bytes:,}", labels.get(c.name, "")) for c in per_node], (3, 4, 5))
     totals_line = (f"<p>{t['params']:,} parameters, {t['macs'] / 1e9:.2f} GMACs, parameter memory "
-                   f"{t['param_bytes']:,} bytes, activations {t['activation_bytes']:,} bytes at batch {args.batch}</p>")
+                   f"{t['param_bytes']:,} bytes, activations {t['activation_bytes']:,} bytes at {count.at()}</p>")
     sections = [
         f"<section><h2>Summary</h2>{totals_line}{summary}</section>",
         f"<section><h2>Connections</h2>{report.lint_table(analysis)}</section>",

@@ -11,17 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from archc.analysis.cost import by_depth, costs, totals
+from archc.analysis.cost import by_depth, totals
 from archc.analysis.summary import summarize
-from archc.cli.common import (
-    add_spec_arguments,
-    effective_batch,
-    load_graph,
-    parse_dims,
-    positive_int,
-    table_lines,
-)
-from archc.runtime.inputs import input_types
+from archc.cli.common import add_spec_arguments, load_graph, positive_int, table_lines
+from archc.cli.counting import add_counting_arguments, counted
 
 EXAMPLE = """example:
   archc summary specs/resnet50.yaml --depth 1 --batch 8"""
@@ -32,11 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_spec_arguments(parser, models=True)
     parser.add_argument("--format", choices=("table", "json"), default="table")
-    parser.add_argument("--batch", type=positive_int, default=1,
-                        help="batch size for MACs and activation memory (default 1)")
-    parser.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
-                        help="size of another symbolic dimension, e.g. a sequence length (repeatable, or "
-                             "comma-separated: H=16,W=16; default: the spec's example_dims, else 1)")
+    add_counting_arguments(parser)
     parser.add_argument("--depth", type=positive_int, metavar="N",
                         help="one row per block level N deep (its nodes added up), e.g. --depth 1 for ResNet stages")
 
@@ -44,15 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     graph = load_graph(args, weights=False)
     data = summarize(graph)
-    types = input_types(graph)
-    sizes = parse_dims(args, types, graph.example_dims)
-    per_node = costs(graph, args.batch, sizes)
+    count = counted(graph, args)
+    per_node = count.per_node
     for row, cost in zip(data["nodes"], per_node):
         row.update(trainable=cost.trainable, macs=cost.macs, activation_bytes=cost.activation_bytes)
-    data["batch"] = effective_batch(args, types, sizes)  # (a model that fixes it: its own; None where inputs differ)
-    data["dims"] = _symbol_sizes(graph, sizes)
+    data["batch"] = count.batch  # (a model that fixes it: its own; None where inputs differ)
+    data["dims"] = count.dims
     data["totals"] = totals(per_node)
-    _warn_empty(graph, per_node, data["dims"])
     if args.depth:
         skips = {r["name"]: r.get("skip", "") for r in data["nodes"]}
         data["depth"] = args.depth
@@ -83,35 +70,6 @@ def format_table(data: dict) -> str:
     out.append(f"memory: parameters {_mem(t['param_bytes'])}, activations {_mem(t['activation_bytes'])} "
                f"(one forward pass at {batch}{at})")
     return "\n".join(out)
-
-
-def _symbol_sizes(graph, sizes: dict[str, int]) -> dict[str, int]:
-    """The size each symbolic input dim after the first (the batch: ``--batch``) was counted at (--dim,
-    the spec's example_dims, else 1), in the order the inputs name them."""
-    found: dict[str, int] = {}
-    for name in graph.inputs:
-        for d in graph.node(name).type.shape[1:]:
-            if isinstance(d, str) and d not in found:
-                found[d] = sizes.get(d, 1)
-    return found
-
-
-def _warn_empty(graph, per_node, at: dict[str, int]) -> None:
-    """A warning where the sizes counted at leave a node's output empty (an imported segmentation model's
-    ``H//2`` at the default H=1): its MACs and memory count zero, not what the model costs."""
-    for node, cost in zip(graph.nodes(), per_node):
-        if any(size == 0 and not isinstance(d, int) for t, shape in zip(node.outputs, cost.shapes)
-               for d, size in zip(t.shape, shape)):
-            import warnings
-
-            from archc.errors import ArchcWarning
-
-            sizes = ", ".join(f"{name}={size}" for name, size in at.items())
-            shape = next(t for t in node.outputs).shape
-            warnings.warn(f"at {sizes}, node '{node.name}' has an empty output ({', '.join(map(str, shape))}): "
-                          "what follows counts zero MACs; give the sizes the model runs at with --dim NAME=SIZE",
-                          ArchcWarning, stacklevel=2)
-            return
 
 
 def _shape(shape: list) -> str:
