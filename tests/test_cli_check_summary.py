@@ -141,16 +141,16 @@ def test_a_bad_dimension_from_set_says_it_was_given_at_set(run_archc, spec_file)
 def test_set_values_are_echoed_as_yaml_spells_them(run_archc, spec_file):
     proc = run_archc("check", str(SPECS / "resnet18.yaml"), "--set", "width=true")
     assert proc.returncode == 2
-    assert proc.stderr == "<command line>: error: --set width=true: expected a value like the default 64\n"
+    assert proc.stderr == "<command line>: error: --set width=true: expected a number, as the default 64 is\n"
     path = spec_file("params: {flag: false}\ninputs: {x: [N, 4]}\nnodes:\n  - {op: linear, out_features: flag}\n")
     proc = run_archc("check", path, "--set", "flag=3")
-    assert proc.stderr == "<command line>: error: --set flag=3: expected a value like the default false\n"
+    assert proc.stderr == "<command line>: error: --set flag=3: expected true or false, as the default false is\n"
     proc = run_archc("check", path, "--set", "flag=true")
     assert proc.stderr.splitlines()[0] == (f"{path}:4:32: error: node 'linear': attribute 'out_features' of op "
                                            "'linear' expects an integer, >= 1, got true (flag = true: given at "
                                            "--set flag=true)")
     proc = run_archc("check", str(SPECS / "resnet18.yaml"), "--set", "num_classes=null")
-    assert "--set num_classes=null: expected a value like the default 1000" in proc.stderr
+    assert "--set num_classes=null: expected a number, as the default 1000 is" in proc.stderr
     assert not any(word in proc.stderr for word in ("True", "False", "None"))
 
 

@@ -236,7 +236,22 @@ def test_override_of_unknown_parameter():
 
 def test_override_of_wrong_type():
     (msg,) = errors("params: {width: 8}\n" + HEAD + "  - {op: relu}\n", overrides={"width": "wide"})
-    assert "expected a value like the default 8" in msg
+    assert "expected a number, as the default 8 is" in msg
+
+
+@pytest.mark.parametrize("default, value, expected", [
+    ("relu", True, "--set p=true: expected a string, as the default 'relu' is"),
+    ("[1, 2]", False, "--set p=false: expected a list, as the default [1, 2] is"),
+    ("true", "yes", "--set p='yes': expected true or false, as the default true is"),
+])
+def test_override_names_the_kind_of_value_expected(default, value, expected):
+    (msg,) = errors(f"params: {{p: {default}}}\n" + HEAD + "  - {op: relu}\n", overrides={"p": value})
+    assert msg == f"<command line>: error: {expected}"
+
+
+@pytest.mark.parametrize("value", [True, 3, "wide"])
+def test_a_parameter_defaulting_to_null_takes_any_value(value):
+    loads_spec(f"params: {{p: null}}\n" + HEAD + "  - {op: relu}\n", overrides={"p": value})
 
 
 def test_runaway_recursion_is_reported():

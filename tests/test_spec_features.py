@@ -180,7 +180,7 @@ def test_set_takes_scientific_notation(run_archc, spec_file):
     proc = run_archc("summary", path, "--set", "eps=1e-3", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     proc = run_archc("check", path, "--set", "eps=abc")
-    assert proc.returncode == 2 and "--set eps='abc': expected a value like the default 1e-05" in proc.stderr
+    assert proc.returncode == 2 and "--set eps='abc': expected a number, as the default 1e-05 is" in proc.stderr
 
 
 # -- includes that scale ----------------------------------------------------------------------------

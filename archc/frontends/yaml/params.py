@@ -150,12 +150,21 @@ def _apply_overrides(ctx: Elaboration, overrides: Mapping[str, Any], params: dic
                       f"{', '.join(params) or 'none'}", _COMMAND_LINE, hint=did_you_mean(key, params))
             continue
         default = params[key]
-        if isinstance(default, bool) != isinstance(value, bool) or (
+        if default is not None and isinstance(default, bool) != isinstance(value, bool) or (
                 isinstance(default, (int, float)) and not isinstance(value, (int, float))):
-            ctx.error(f"--set {key}={spelled(value)}: expected a value like the default {spelled(default)}",
-                      _COMMAND_LINE)
+            ctx.error(f"--set {key}={spelled(value)}: expected {_value_kind(default)}, as the default "
+                      f"{spelled(default)} is", _COMMAND_LINE)
             continue
         params[key] = value
+
+
+def _value_kind(default: Any) -> str:
+    """What a --set value must be for a parameter whose default is ``default`` (which it was refused for)."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, (int, float)):
+        return "a number"
+    return "a list" if isinstance(default, list) else "a string"
 
 
 def define_lets(ctx: Elaboration, m: SMap, scope: Scope) -> None:
