@@ -152,8 +152,13 @@ def closest(word: str, candidates: Iterable[str]) -> str | None:
     """The candidate a misspelled name most likely meant, or None."""
     import difflib  # (here: every command imports this module, few need a hint)
 
-    matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    names = sorted(set(candidates))
+    matches = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    if matches:
+        return matches[0]
+    # (a shortened name: `k` for kernel_size, `out` for out_channels, where only one name begins so)
+    begun = [name for name in names if name.startswith(word) and word]
+    return begun[0] if len(begun) == 1 else None
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:

@@ -228,6 +228,20 @@ def test_duplicate_yaml_keys_are_errors():
     assert msg == "m.yaml:2:20: error: duplicate key 'op' (first given at line 2)"
 
 
+def test_a_let_reading_a_let_below_it_is_named_so():
+    spec = ("params: {width: 8}\nlet:\n  a: \"2 * inner\"\n  inner: \"width + 1\"\n" + HEAD
+            + "  - {op: linear, out_features: \"${a}\"}\n")
+    msgs = errors(spec)
+    assert msgs[0] == ("m.yaml:3:11: error: let 'a' reads 'inner', which is defined below it; a let reads only the "
+                       "parameters and the lets above it (move 'inner' above 'a')")
+
+
+@pytest.mark.parametrize("key, meant", [("out", "out_features"), ("b", "bias")])
+def test_a_shortened_attribute_name_gets_the_name_it_begins(key, meant):
+    (msg,) = errors(HEAD + f"  - {{op: linear, out_features: 4, {key}: 1}}\n")
+    assert f"op 'linear' has no attribute '{key}'" in msg and msg.endswith(f"(did you mean '{meant}'?)")
+
+
 def test_override_of_unknown_parameter():
     (msg,) = errors("params: {width: 8}\n" + HEAD + "  - {op: relu}\n", overrides={"widht": 3})
     assert msg == ("<command line>: error: --set names unknown parameter 'widht'; the spec's parameters are: "

@@ -19,7 +19,7 @@ from archc.progress import activity
 
 EXAMPLE = """example:
   archc report specs/resnet18.yaml -o resnet18_report.html
-  archc report model.onnx --dim H=512,W=512 -o model_report.html"""
+  archc report specs/gnmt_encoder.yaml --dim S=64 -o gnmt_report.html"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -132,6 +132,17 @@ def names_in(text: str) -> frozenset[str]:
     return frozenset(n.id for n in ast.walk(_parsed(text)[0]) if isinstance(n, ast.Name))
 
 
+def first_read(text: str, names: frozenset[str] | set[str]) -> tuple[str, int] | None:
+    """The first of ``names`` that the expression ``text`` reads, with its column; None where it reads
+    none of them or is no expression (evaluating it reports that)."""
+    try:
+        tree = _parsed(text)[0]
+    except ExprError:
+        return None
+    found = [(n.col_offset, n.id) for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in names]
+    return (min(found)[1], min(found)[0]) if found else None
+
+
 @functools.lru_cache(maxsize=4096)
 def _parsed(text: str) -> tuple[ast.expr, int]:
     """An expression's tree and nesting depth; specs repeat the same few texts in every instance,

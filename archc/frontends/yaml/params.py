@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from archc.errors import Location, did_you_mean
 from archc.frontends.yaml.context import Elaboration
-from archc.frontends.yaml.expr import UNKNOWN
+from archc.frontends.yaml.expr import UNKNOWN, first_read
 from archc.frontends.yaml.scope import Abort, Scope
 from archc.frontends.yaml.site import Site
 from archc.frontends.yaml.source import SMap
@@ -175,14 +175,27 @@ def define_lets(ctx: Elaboration, m: SMap, scope: Scope) -> None:
     if not isinstance(lets, SMap):
         ctx.error("'let' must be a mapping of name -> expression", m.where("let"))
         return
-    for name, expr in lets.items():
+    items = list(lets.items())
+    for i, (name, expr) in enumerate(items):
         try:
+            _refuse_reading_ahead(ctx, lets, name, expr, {n for n, _ in items[i + 1:]} - scope.env.keys())
             scope.env[name] = ctx.evaluate(expr, scope, Site(lets, name)) if isinstance(expr, str) else expr
         except Abort:
             scope.env[name] = UNKNOWN
         # (an error about a value computed from it says where it was given: here, from the places of
         # the parameters it reads)
         scope.origins[name] = (lets.where(name), *scope.places_of(expr))
+
+
+def _refuse_reading_ahead(ctx: Elaboration, lets: SMap, name: str, expr: Any, later: set[str]) -> None:
+    """Report a let that reads a let written below it (lets are evaluated in order: it is no misspelled
+    name) and Abort."""
+    read = first_read(expr, later) if isinstance(expr, str) and later else None
+    if read is not None:
+        ctx.error(f"let '{name}' reads '{read[0]}', which is defined below it; a let reads only the parameters "
+                  "and the lets above it", Site(lets, name).expr_location(read[1]),
+                  hint=f"move '{read[0]}' above '{name}'")
+        raise Abort()
 
 
 def interpolate(text: str, ctx: Elaboration, scope: Scope, site: Site) -> str:
