@@ -1911,3 +1911,38 @@ def test_a_fixed_multiplier_of_one_leaves_no_identity_in_the_class():
             "nodes:\n  - {name: a, block: unit, out: 8}\n  - {name: b, block: unit, out: 16}\n")
     unit = ast.get_source_segment(source := generate_source(loads_spec(spec)), _classes(source)["Unit"])
     assert "nn.BatchNorm2d(out)" in unit and "1.0" not in unit, unit
+
+
+def test_an_argument_no_spec_name_gives_is_named_after_the_attribute_it_fills():
+    """A width that differs between instances and that no parameter or let names (the output width of
+    a conv written in a child of fixed widths) is named after its attribute, as people name it
+    (`Transition(in_channels=256, out_channels=128)`), after the node where another layer of the class
+    has that attribute too (`fc1_out_features`), never after its place in the source (`conv_1`)."""
+    from archc.lowering.torch import build_module, generate_source
+
+    spec = loads_spec("""
+inputs: {x: [N, 16, 8, 8]}
+blocks:
+  transition:
+    sequential: true
+    nodes:
+      - {op: batchnorm}
+      - {op: relu}
+      - {op: conv, out_channels: "channels(x) // 2", kernel_size: 1}
+  mlp:
+    params: {hidden: 4}
+    nodes:
+      - {name: fc1, op: linear, out_features: "hidden * channels(x)"}
+      - {name: fc2, op: linear, out_features: 8}
+nodes:
+  - {name: t1, block: transition}
+  - {name: t2, block: transition}
+  - {name: m, block: mlp, hidden: 2}
+  - {name: m2, block: mlp, hidden: 3}
+""")
+    source = generate_source(spec)
+    assert "self.t1 = Transition(in_channels=16, out_channels=8)" in source
+    assert "self.t2 = Transition(in_channels=8, out_channels=4)" in source
+    assert "fc1_out_features" in source and "conv_1" not in source and "fc1_1" not in source
+    model = build_module(spec)
+    assert model(torch.randn(2, 16, 8, 8)).shape == (2, 4, 8, 8)

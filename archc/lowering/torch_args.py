@@ -537,18 +537,38 @@ class _Resolver(_InstanceValues):
             return self._param_for(vector) or self.fresh(arg, hole)
         local, position, forward = body.sites.get(hole, ("", 0, False))
         node = self.node(local)
-        wanted = f"{local.replace('.', '_')}_{position}"
+        wanted, named = f"{local.replace('.', '_')}_{position}", False
         if node is not None:
             shows = functools.partial(_shows_at, self.graph, node, (forward, position))
             for source, text in self._attr_expressions(node, local, vector, shows):
                 if text is not None:
                     return text
                 if source.isidentifier():  # a let the class cannot compute (channels(x) // 4): its name
-                    wanted = source
+                    wanted, named = source, True
             found = self._input_dim(node, vector, hole)
             if found:
                 return found
+            found = self._param_for(vector)
+            if found:
+                return found
+            if not named:  # (else after the attribute it fills, `out_channels`, not its place in the source)
+                wanted = self._attr_name(body, node, local, (forward, position)) or wanted
         return self._param_for(vector) or self.fresh(wanted, hole)
+
+    def _attr_name(self, body: Body, node: Node, local: str, site: tuple[bool, int]) -> str | None:
+        """A name for the argument filling the integer at ``site`` of ``node``'s source: the attribute
+        it is (``out_channels``), after the node's name where another node the class writes has that
+        attribute too (``qkv_out_features``); None where no one attribute shows there."""
+        keys = [key for a, value in node.attrs.items()
+                for key in ([a] if type(value) is int else [f"{a}[{i}]" for i in range(len(value))]
+                            if isinstance(value, (tuple, list)) and all(type(v) is int for v in value) else [])]
+        key = next((key for key in keys if _shows_at(self.graph, node, site, key)), None)
+        if key is None:
+            return None
+        others = {other for other, _, _ in body.sites.values() if other != local}
+        shared = any(key.partition("[")[0] in n.attrs for n in map(self.node, others) if n is not None)
+        name = key.replace("[", "_").rstrip("]")  # (an item: kernel_size_0)
+        return f"{local.replace('.', '_')}_{name}" if shared else name
 
     def _written_input_dim(self, body: Body, hole: int, value: Any) -> str | None:
         """For a hole every instance fills alike: the expression of the input width it equals, where
