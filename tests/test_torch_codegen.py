@@ -1946,3 +1946,25 @@ nodes:
     assert "fc1_out_features" in source and "conv_1" not in source and "fc1_1" not in source
     model = build_module(spec)
     assert model(torch.randn(2, 16, 8, 8)).shape == (2, 4, 8, 8)
+
+
+def test_two_numbers_of_one_node_equal_in_every_instance_stay_two_arguments():
+    """An upsample to the size of another input (FPN's top-down path), square in every instance: its
+    H and W are two arguments, not one argument written twice, so the class also builds for
+    non-square inputs (found on FCN's crop offsets and FPN's upsample)."""
+    from archc.lowering.torch import generate_source
+
+    source = generate_source(loads_spec("""
+inputs: {a: [N, 4, 8, 8], b: [N, 4, 4, 4], c: [N, 4, 2, 2]}
+blocks:
+  level:
+    inputs: [fine, coarse]
+    nodes:
+      - {name: up, op: upsample, in: coarse, size: ["shape(fine)[2]", "shape(fine)[3]"], mode: nearest}
+      - {name: merged, op: add, in: [fine, up]}
+nodes:
+  - {name: l1, block: level, in: [b, c]}
+  - {name: l2, block: level, in: [a, l1]}
+"""))
+    assert "size=(self.size_0, self.size_1)" in source
+    assert "Level(size_0=4, size_1=4)" in source and "Level(size_0=8, size_1=8)" in source

@@ -352,6 +352,8 @@ class _Resolver(_InstanceValues):
         self.result = ClassArgs()
         self.used: dict[str, Arg] = {}
         self.by_vector: dict[tuple, str] = {}
+        #: the node whose hole each of by_vector's sources was made for
+        self.made_for: dict[str, str] = {}
         #: spec text the class cannot compute -> the argument that stands for it
         self.by_source: dict[str, str] = {}
         self.dim_exprs: dict[tuple, str | None] = {}
@@ -444,12 +446,13 @@ class _Resolver(_InstanceValues):
                 return self.dim_expr(k, d)
         return None
 
-    def _param_for(self, vector: tuple) -> str | None:
+    def _param_for(self, vector: tuple, local: str = "") -> str | None:
         """The source of a hole no spec expression gives: that of a hole of this class resolved
         before with the same values (a width read on from a layer that wrote it), else a block
-        parameter of the same values."""
+        parameter of the same values. Never another hole of the node ``local`` itself: two of one
+        node's numbers that are equal in every instance (an upsample's H and W) are so by chance."""
         found = self.by_vector.get(frozen(vector))
-        if found is not None:
+        if found is not None and not (local and self.made_for.get(found) == local):
             return found
         for p in self.params:
             if self.param_vector(p) == vector:
@@ -478,6 +481,7 @@ class _Resolver(_InstanceValues):
             vector = tuple([b.holes[i] for b in self.bodies])
             source = self._expr(rep_body, i, vector)
             self.by_vector.setdefault(frozen(vector), source)  # (a hole may hold a list: stride [2])
+            self.made_for.setdefault(source, sites.get(i, ("",))[0])
             self.result.text[i] = self.use(source)
         rename_python(self.result, self.used.values(), python_names(
             [*self.used, *(name for name, _ in self.result.lets)], RESERVED | self.graph.reserved))
@@ -548,12 +552,12 @@ class _Resolver(_InstanceValues):
             found = self._input_dim(node, vector, hole)
             if found:
                 return found
-            found = self._param_for(vector)
+            found = self._param_for(vector, local)
             if found:
                 return found
             if not named:  # (else after the attribute it fills, `out_channels`, not its place in the source)
                 wanted = self._attr_name(body, node, local, (forward, position)) or wanted
-        return self._param_for(vector) or self.fresh(wanted, hole)
+        return self._param_for(vector, local) or self.fresh(wanted, hole)
 
     def _attr_name(self, body: Body, node: Node, local: str, site: tuple[bool, int]) -> str | None:
         """A name for the argument filling the integer at ``site`` of ``node``'s source: the attribute
