@@ -481,7 +481,7 @@ def test_the_spec_s_expressions_together_are_bounded(first):
     ("inputs: {x: [N, 3]}\nnodes:\n  - {name: r, op: relu, repeat: 3, instance_name: \"n${index}${s}\"}\n"
      "let: {s: \"'a' * 99999\"}\n",
      "instance_name gives 'n0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa... (100,001 characters)' for "
-     "repetition 0: names must be unique and use letters, digits, '_' and '-', at most 128 characters"),
+     "repetition 0: names must use letters, digits, '_' and '-', at most 128 characters"),
     ("inputs: {x: [N, 3]}\nnodes:\n  - {name: " + "a" * 129 + ", op: relu}\n",
      f"node name '{'a' * 60}... (129 characters)' must use only letters, digits, '_' and '-' (hierarchy comes "
      "from blocks; LIST.N, e.g. convs.0, names an item of a module list), at most 128 characters"),

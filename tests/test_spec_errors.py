@@ -56,8 +56,15 @@ def errors(text: str, **kw) -> list[str]:
      "m.yaml:3:12: error: node name 'a.b' must use only letters, digits, '_' and '-' (hierarchy comes "
      "from blocks; LIST.N, e.g. convs.0, names an item of a module list), at most 128 characters"),
     ("  - {name: a, op: relu, repeat: 2, instance_name: 'r.${index}'}\n",
-     "m.yaml:3:51: error: node 'a': instance_name gives 'r.0' for repetition 0: names must be unique and use "
+     "m.yaml:3:51: error: node 'a': instance_name gives 'r.0' for repetition 0: names must use "
      "letters, digits, '_' and '-', at most 128 characters"),
+    # one name for every repetition
+    ("  - {name: a, op: relu, repeat: 2, instance_name: blk}\n",
+     "m.yaml:3:51: error: node 'a': instance_name gives 'blk' for repetition 1, a name already taken in this scope; "
+     "names must be unique (each repetition needs its own name: write ${index} in it, e.g. \"blk${index}\")"),
+    ("  - {name: b1, op: relu}\n  - {name: a, op: relu, repeat: 2, instance_name: 'b${index}'}\n",
+     "m.yaml:4:51: error: node 'a': instance_name gives 'b1' for repetition 1, a name already taken in this scope; "
+     "names must be unique"),
     # unknown connection kind in expect
     ("  - {name: a, op: relu, expect: residul}\n",
      "m.yaml:3:33: error: unknown connection kind 'residul'; expected one of residual, long_skip, dense, gated, "

@@ -298,10 +298,16 @@ class Instantiator:
             return f"{node.name}.{index}"
         site = Site(item, "instance_name", node.path)
         local = interpolate(str(item["instance_name"]), self.ctx, scope.with_names({"index": index}), site)
-        if not MODULE_NAME_RE.match(local) or local in scope.bindings:
-            self.ctx.report(f"instance_name gives '{shown_name(local)}' for repetition {index}: names must be "
-                            f"unique and use letters, digits, '_' and '-', at most {MAX_NAME_LENGTH} characters",
-                            site)
+        if not MODULE_NAME_RE.match(local):
+            self.ctx.report(f"instance_name gives '{shown_name(local)}' for repetition {index}: names must "
+                            f"use letters, digits, '_' and '-', at most {MAX_NAME_LENGTH} characters", site)
+            raise Abort()
+        if local in scope.bindings:
+            written = str(item["instance_name"])
+            hint = (f"each repetition needs its own name: write ${{index}} in it, e.g. \"{written}${{index}}\""
+                    if "${" not in written else None)
+            self.ctx.report(f"instance_name gives '{local}' for repetition {index}, a name already taken in this "
+                            "scope; names must be unique", site, hint)
             raise Abort()
         if scope.counter is not None and local.isdigit():  # a place in a sequential block's numbering
             if int(local) < scope.counter[0]:
