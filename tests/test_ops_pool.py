@@ -106,3 +106,12 @@ def test_indices_port_needs_return_indices():
     msg = spec_error("inputs: {x: [N, 2, 6, 6]}\nnodes: [{name: p, op: maxpool, kernel_size: 2},\n"
                      "  {op: relu, in: 'p:indices'}]")
     assert "'p' has no output 'indices'; it has 1 output: y" in msg
+
+
+@pytest.mark.parametrize("kernel, padding, dilation, bound", [(2, 2, 1, 1), (3, 2, 1, 1), (3, 3, 2, 2)])
+def test_padding_beyond_half_the_kernel_names_the_bound(kernel, padding, dilation, bound):
+    msg = spec_error(f"inputs: {{x: [N, 2, 9, 9]}}\nnodes: [{{name: p, op: maxpool, kernel_size: {kernel}, "
+                     f"padding: {padding}, dilation: {dilation}}}]")
+    extent = dilation * (kernel - 1) + 1
+    assert "node 'p'" in msg and (f"padding {padding} must be at most {bound}, half the kernel's extent {extent} "
+                                  "(as PyTorch's pooling requires)") in msg

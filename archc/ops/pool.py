@@ -17,7 +17,8 @@ def pool_out(size: Dim, k: int, s: int, p: int, d: int, ceil: bool) -> Dim:
     whether one does depends on the size."""
     extent = d * (k - 1) + 1
     if p > extent // 2:
-        raise ShapeError(f"padding {p} must be at most half the kernel's extent {extent}")
+        raise ShapeError(f"padding {p} must be at most {extent // 2}, half the kernel's extent {extent} "
+                         "(as PyTorch's pooling requires)")
     if not isinstance(size, int):
         if ceil and extent - 1 < p + s - 1:
             raise ShapeError(f"ceil_mode over symbolic size '{size}' passes only where no window can start "
