@@ -115,3 +115,12 @@ def test_padding_beyond_half_the_kernel_names_the_bound(kernel, padding, dilatio
     extent = dilation * (kernel - 1) + 1
     assert "node 'p'" in msg and (f"padding {padding} must be at most {bound}, half the kernel's extent {extent} "
                                   "(as PyTorch's pooling requires)") in msg
+
+
+def test_generated_forward_names_the_indices_after_their_port():
+    from archc.lowering.torch import generate_source
+
+    source = generate_source(graph_of("inputs: {x: [N, 2, 6, 6]}\nnodes: [{name: p, op: maxpool, kernel_size: 2, "
+                                      "return_indices: true},\n  {name: u, op: max_unpool, in: ['p:y', 'p:indices'], "
+                                      "kernel_size: 2}]"))
+    assert "p, p_indices = F.max_pool2d(" in source and "            p, p_indices, kernel_size=2," in source

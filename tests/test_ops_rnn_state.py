@@ -131,10 +131,10 @@ def _assert_ruff_clean(source: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cell,started,line", [
-    ("gru", False, "rnn, rnn_1 = self.rnn(x)"),
-    ("gru", True, "rnn, rnn_1 = self.rnn(x, h0)"),
-    ("lstm", False, "rnn, (rnn_1, rnn_2) = self.rnn(x)"),
-    ("lstm", True, "rnn, (rnn_1, rnn_2) = self.rnn(x, (h0, c0))"),
+    ("gru", False, "rnn, rnn_h_n = self.rnn(x)"),
+    ("gru", True, "rnn, rnn_h_n = self.rnn(x, h0)"),
+    ("lstm", False, "rnn, (rnn_h_n, rnn_c_n) = self.rnn(x)"),
+    ("lstm", True, "rnn, (rnn_h_n, rnn_c_n) = self.rnn(x, (h0, c0))"),
 ])
 def test_the_forward_unpacks_as_pytorch_does(tmp_path, cell, started, line):
     source = generate_source(graph_of(_spec(cell, 2, True, True, started)))
@@ -147,7 +147,7 @@ def test_a_long_unpacking_is_split_as_ruff_splits_it(tmp_path):
     source = generate_source(graph_of(
         f"inputs: {{x: [N, L, 4]}}\nnodes: [{{name: {name}, op: lstm, hidden_size: 3, return_state: true}}]\n"
         f"outputs: [{name}, '{name}:c_n']"))
-    assert f"            (\n                {name}_1,\n                {name}_2,\n            ),\n" in source
+    assert f"            (\n                {name}_h_n,\n                {name}_c_n,\n            ),\n" in source
     _assert_ruff_clean(source, tmp_path)
 
 

@@ -350,7 +350,8 @@ class BodyWriter(_SequentialChoice):
             if "[*" in expr or ", *" in expr:  # [x, *rest]: [x] + rest (TorchScript cannot size a starred list)
                 expr = concatenated_lists(expr)
         expr = expr.replace(_MODULE, access.get(local, ""))
-        targets = [names.bind((node.name, k), local if k == 0 else f"{local}_{k}")
+        ports = self.lowered(node)[0].output_names(node)
+        targets = [names.bind((node.name, k), local if k == 0 else _output_local(local, k, ports))
                    for k in range(len(node.outputs))]
         return Stmt(self.lowered.targets(node, targets), expr, self.comments(node.name, local), local)
 
@@ -426,6 +427,13 @@ class BodyWriter(_SequentialChoice):
         targets = [names.bind((v.node, v.out), local if len(child.outputs) == 1 else f"{local}_{k}")
                    for k, v in zip(child.spec_indices, child.outputs)]
         return Stmt(targets, f"{access[local]}({', '.join(args)})")
+
+
+def _output_local(local: str, k: int, ports: tuple[str, ...]) -> str:
+    """The variable of output ``k`` (> 0) of node ``local``: after its port (``gru_h_n``, ``pool_indices``)
+    where the op names its outputs by meaning, else its number (a split's ``y1``: ``out_1``)."""
+    port = ports[k] if k < len(ports) else ""
+    return f"{local}_{port}" if is_identifier(port) and not port[-1].isdigit() else f"{local}_{k}"
 
 
 def _formal_arg(body: Body, inst: Instance, formal: str) -> str:
