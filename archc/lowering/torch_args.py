@@ -556,23 +556,9 @@ class _Resolver(_InstanceValues):
             if found:
                 return found
             if not named:  # (else after the attribute it fills, `out_channels`, not its place in the source)
-                wanted = self._attr_name(body, node, local, (forward, position)) or wanted
+                others = [self.node(other) for other, _, _ in body.sites.values() if other != local]
+                wanted = _attr_name(self.graph, node, local, (forward, position), others) or wanted
         return self._param_for(vector, local) or self.fresh(wanted, hole)
-
-    def _attr_name(self, body: Body, node: Node, local: str, site: tuple[bool, int]) -> str | None:
-        """A name for the argument filling the integer at ``site`` of ``node``'s source: the attribute
-        it is (``out_channels``), after the node's name where another node the class writes has that
-        attribute too (``qkv_out_features``); None where no one attribute shows there."""
-        keys = [key for a, value in node.attrs.items()
-                for key in ([a] if type(value) is int else [f"{a}[{i}]" for i in range(len(value))]
-                            if isinstance(value, (tuple, list)) and all(type(v) is int for v in value) else [])]
-        key = next((key for key in keys if _shows_at(self.graph, node, site, key)), None)
-        if key is None:
-            return None
-        others = {other for other, _, _ in body.sites.values() if other != local}
-        shared = any(key.partition("[")[0] in n.attrs for n in map(self.node, others) if n is not None)
-        name = key.replace("[", "_").rstrip("]")  # (an item: kernel_size_0)
-        return f"{local.replace('.', '_')}_{name}" if shared else name
 
     def _written_input_dim(self, body: Body, hole: int, value: Any) -> str | None:
         """For a hole every instance fills alike: the expression of the input width it equals, where
@@ -940,6 +926,22 @@ def _attr_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool,
     if key not in lowered.probed:
         lowered.probed[key] = _probe_positions(lowered, node, attr)
     return lowered.probed[key]
+
+
+def _attr_name(lowered: Lowered, node: Node, local: str, site: tuple[bool, int],
+               others: Iterable[Node | None]) -> str | None:
+    """A name for the argument filling the integer at ``site`` of ``node``'s source: the attribute
+    it is (``out_channels``), after the node's name where another node the class writes (``others``)
+    has that attribute too (``qkv_out_features``); None where no one attribute shows there."""
+    keys = [key for a, value in node.attrs.items()
+            for key in ([a] if type(value) is int else [f"{a}[{i}]" for i in range(len(value))]
+                        if isinstance(value, (tuple, list)) and all(type(v) is int for v in value) else [])]
+    key = next((key for key in keys if _shows_at(lowered, node, site, key)), None)
+    if key is None:
+        return None
+    shared = any(key.partition("[")[0] in n.attrs for n in others if n is not None)
+    name = key.replace("[", "_").rstrip("]")  # (an item: kernel_size_0)
+    return f"{local.replace('.', '_')}_{name}" if shared else name
 
 
 def _shows_at(lowered: Lowered, node: Node, site: tuple[bool, int], attr: str) -> bool:

@@ -303,11 +303,8 @@ class Instantiator:
                             f"use letters, digits, '_' and '-', at most {MAX_NAME_LENGTH} characters", site)
             raise Abort()
         if local in scope.bindings:
-            written = str(item["instance_name"])
-            hint = (f"each repetition needs its own name: write ${{index}} in it, e.g. \"{written}${{index}}\""
-                    if "${" not in written else None)
             self.ctx.report(f"instance_name gives '{local}' for repetition {index}, a name already taken in this "
-                            "scope; names must be unique", site, hint)
+                            "scope; names must be unique", site, _one_name_hint(str(item["instance_name"])))
             raise Abort()
         if scope.counter is not None and local.isdigit():  # a place in a sequential block's numbering
             if int(local) < scope.counter[0]:
@@ -396,3 +393,11 @@ def _merged(item: SMap, extra: SMap) -> SMap:
     merged.value_locations = {**item.value_locations, **extra.value_locations}
     merged.quoted = {**item.quoted, **extra.quoted}
     return merged
+
+
+def _one_name_hint(written: str) -> str | None:
+    """Where an ``instance_name`` gives every repetition one name (it holds no ``${...}``): to write
+    ``${index}`` in it."""
+    if "${" in written:
+        return None
+    return f"each repetition needs its own name: write ${{index}} in it, e.g. \"{written}${{index}}\""
