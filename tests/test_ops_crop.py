@@ -329,3 +329,42 @@ def test_lint_and_build_through_the_command_line(tmp_path, capsys):
     exported.write_bytes(_export(True, False).SerializeToString())
     assert main(["build", str(exported), "-o", str(tmp_path / "crop.py")]) == 0
     assert "= center_crop(x, ref, [2, 3])" in (tmp_path / "crop.py").read_text()
+
+
+class PositionTable(nn.Module):
+    """A learned position table cut to the input's length (ViT's, GPT's ``pos[:, :T]``), then a layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pos = nn.Parameter(torch.randn(1, 32, 8))
+        self.proj = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x + self.pos[:, : x.shape[1]])
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_a_learned_table_cut_to_the_input_length_imports_as_a_parameter_and_a_crop(dynamo):
+    """Found importing position tables: the Slice of an initializer by a run-time length stayed an
+    onnx_node (with the TorchScript export, of unknown shape, and the add after it too)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 10, 8)
+    if dynamo:
+        shapes = {"x": {0: torch.export.Dim("N"), 1: torch.export.Dim("T", max=32)}}
+        model = export_onnx(PositionTable(), x, True, input_names=["x"], dynamic_shapes=shapes)
+    else:
+        model = export_onnx(PositionTable(), x, False, input_names=["x"], dynamic_axes={"x": {0: "N", 1: "T"}})
+    graph = from_onnx(model)
+    ops = {n.op for n in graph.nodes()}
+    assert "onnx_node" not in ops and {"parameter", "crop", "add", "linear"} <= ops
+    (crop,) = [n for n in graph.nodes() if n.op == "crop"]
+    assert crop.outputs[0].shape == (1, "T", 8) and graph.node(crop.inputs[1].node).op == "input"
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    module = build_module(graph).eval()
+    relowered = ort.InferenceSession(to_onnx(graph).SerializeToString(), providers=["CPUExecutionProvider"])
+    for length in (10, 3, 32):
+        feeds = {"x": np.random.default_rng(length).standard_normal((2, length, 8)).astype(np.float32)}
+        want = session.run(None, feeds)[0]
+        with torch.no_grad():
+            np.testing.assert_allclose(module(torch.from_numpy(feeds["x"])).numpy(), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(relowered.run(None, feeds)[0], want, rtol=1e-5, atol=1e-6)

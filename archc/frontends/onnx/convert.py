@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 
 from archc.errors import ShapeError
-from archc.frontends.onnx.converters import of_kind
+from archc.frontends.onnx.converters import of_kind, on_demand
 from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, converts  # noqa: F401 (tests patch CONVERTERS here)
 from archc.frontends.onnx.naming import node_meta
 from archc.frontends.onnx.sharing import PARAMETER_MODULES_META
@@ -751,6 +751,36 @@ def slice_(im: "Importer", node: onnx.NodeProto):
     for i, attrs in enumerate(pieces):
         out = im.emit(node, "slice", attrs, [out], check=i == len(pieces) - 1)[0]
     return [out]
+
+
+@on_demand("Slice")
+def cropped_table(im: "Importer", node: onnx.NodeProto) -> list[Value] | None:
+    """A learned table cut to another tensor's size at run time (``pos[:, :x.shape[1]]``, ViT's and
+    GPT's position tables over a sequence of any length): the table as a ``parameter`` node, then
+    ``crop`` of it to that tensor. None where the data is no learned table or no crop cuts it so."""
+    table = im.record(node.input[0])
+    if not (isinstance(table, Const) and table.learned):
+        return None
+    starts, ends = _operand_ints(im, node, 1, "starts"), _operand_ints(im, node, 2, "ends")
+    axes = _operand_ints(im, node, 3, "axes") or list(range(len(starts)))
+    steps = _operand_ints(im, node, 4, "steps") or [1] * len(starts)
+    shape = table.array.shape
+    if not any(isinstance(v, str) for v in [*starts, *ends]) or any(isinstance(v, str) for v in axes) \
+            or set(steps) != {1} or not shape or str(table.array.dtype) not in _FLOAT_TABLES:
+        return None
+    axes = [a % len(shape) for a in axes]
+    for name in _shape_sources(im, [n for n in node.input[1:3] if n]):
+        if isinstance(im.record(name), Tensor) and im.itype(im.tensor(name)).rank == len(shape):
+            attrs = _crop_window(shape, im.itype(im.tensor(name)).shape, starts, ends, axes)
+            if attrs is not None:
+                (param,) = im.emit(node, "parameter", {"shape": list(shape), "dtype": str(table.array.dtype)}, [],
+                                   weights={"": table.array}, check=False, suffix="_table")
+                return im.emit(node, "crop", attrs, [param, im.tensor(name)])
+    return None
+
+
+#: the dtypes of a table ``parameter`` holds
+_FLOAT_TABLES = frozenset({"float32", "float16", "bfloat16", "float64"})
 
 
 def _crop(im: "Importer", node: onnx.NodeProto, x: Value, starts: list[Dim], ends: list[Dim],

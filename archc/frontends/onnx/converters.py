@@ -30,6 +30,10 @@ CONVERTERS: dict[str, Converter] = {}
 #: :mod:`archc.frontends.onnx.replay`): one kind of node is converted once and replayed
 PURE: dict[str, bool | Callable[[Any, onnx.NodeProto], bool]] = {}
 
+#: ONNX op type -> converter that also maps a node of no tensor input whose value cannot be computed
+#: when the model is read (a Slice of a learned table to a run-time length), when a tensor reads it
+ON_DEMAND: dict[str, Converter] = {}
+
 
 def converts(*op_types: str, pure: bool | Callable[[Any, onnx.NodeProto], bool] = False) -> Callable[[Converter], Converter]:
     """Register the decorated function as the converter of ``op_types``; ``pure`` (or, for the
@@ -40,6 +44,15 @@ def converts(*op_types: str, pure: bool | Callable[[Any, onnx.NodeProto], bool] 
             CONVERTERS[op_type] = fn
             if pure:
                 PURE[op_type] = pure
+        return fn
+    return register
+
+
+def on_demand(*op_types: str) -> Callable[[Converter], Converter]:
+    """Register the decorated function as the on-demand converter of ``op_types`` (:data:`ON_DEMAND`)."""
+    def register(fn: Converter) -> Converter:
+        for op_type in op_types:
+            ON_DEMAND[op_type] = fn
         return fn
     return register
 

@@ -9,7 +9,7 @@ from typing import Any, Container
 import numpy as np
 import onnx
 
-from archc.frontends.onnx.converters import Fallback
+from archc.frontends.onnx.converters import ON_DEMAND, Fallback
 from archc.frontends.onnx.inference import OType, complete, infer_node, merge_types
 from archc.frontends.onnx.naming import clean, node_meta
 from archc.frontends.onnx.state import DEFAULT_DOMAINS, ImportState
@@ -40,8 +40,17 @@ class GenericNodes(ImportState):
         # A Sym or Lazy value, perhaps under another name (Identity): compute its producer once.
         key = (rec.node.op_type, *rec.node.output)
         if key not in self._computed:
-            self._computed[key] = self.generic(rec.node)
+            self._computed[key] = self._on_demand(rec.node) or self.generic(rec.node)
         return self._computed[key][rec.out]
+
+    def _on_demand(self, node: onnx.NodeProto) -> list[Value] | None:
+        """``node`` as native IR nodes where its converter maps such nodes (:data:`ON_DEMAND`), else None."""
+        convert = ON_DEMAND.get(node.op_type) if node.domain in DEFAULT_DOMAINS else None
+        try:
+            outs = convert(self, node) if convert is not None else None
+        except Fallback:
+            return None
+        return outs if outs is not None and len(outs) == len(node.output) else None
 
     def generic(self, node: onnx.NodeProto, overrides: dict[int, Record] | None = None) -> list[Value]:
         """Keep ``node`` as an onnx_node: computed inputs as IR inputs, constants as weights.
