@@ -172,3 +172,52 @@ def test_roles_are_unary_layers_not_joins():
 ])
 def test_errors_name_what_was_expected(text, message):
     assert message in spec_error(text)
+
+
+# -- from ONNX files written by torch ------------------------------------------------------------
+
+class _ClassTokenAndPositions(torch.nn.Module):
+    """ViT's input stem, as timm and torchvision write it: a class token expanded to the batch and put
+    first, then a learned position table added."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cls_token = torch.nn.Parameter(torch.randn(1, 1, 8))
+        self.pos_embed = torch.nn.Parameter(torch.randn(1, 11, 8))
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        return self.head(tokens + self.pos_embed)
+
+
+@pytest.mark.parametrize("dynamo", [pytest.param(False, id="torchscript"),
+                                    pytest.param(True, id="dynamo", marks=pytest.mark.slow)])
+def test_a_class_token_and_a_position_table_import_as_the_native_ops(dynamo):
+    """Found importing ViT exports: the Expand of the token to the batch and the Add of the table stayed
+    onnx_nodes (of unknown shape from the TorchScript exporter, whose `expand(N, -1, -1)` tests
+    `== -1` on the batch size)."""
+    import onnxruntime as ort
+
+    from archc.frontends.onnx import from_onnx
+    from ops_harness import export_onnx
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 10, 8)
+    if dynamo:
+        model = export_onnx(_ClassTokenAndPositions(), x, True, input_names=["x"],
+                            dynamic_shapes={"x": {0: torch.export.Dim("N")}})
+    else:
+        model = export_onnx(_ClassTokenAndPositions(), x, False, input_names=["x"], dynamic_axes={"x": {0: "N"}})
+    graph = from_onnx(model)
+    assert [n.op for n in graph.nodes()] == ["input", "prepend_token", "position_embedding", "linear"]
+    assert [n.outputs[0].shape for n in graph.nodes()][1:3] == [("N", 11, 8), ("N", 11, 8)]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    module = build_module(graph).eval()
+    for batch in (2, 5):
+        feeds = {"x": np.random.default_rng(batch).standard_normal((batch, 10, 8)).astype(np.float32)}
+        with torch.no_grad():
+            np.testing.assert_allclose(module(torch.from_numpy(feeds["x"])).numpy(), session.run(None, feeds)[0],
+                                       rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(run_onnx(graph, feeds)[0], session.run(None, feeds)[0],
+                                   rtol=1e-5, atol=1e-6)

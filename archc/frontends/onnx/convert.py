@@ -33,7 +33,7 @@ from archc.frontends.onnx.converters import of_kind, on_demand
 from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, converts  # noqa: F401 (tests patch CONVERTERS here)
 from archc.frontends.onnx.naming import node_meta
 from archc.frontends.onnx.sharing import PARAMETER_MODULES_META
-from archc.frontends.onnx.values import Const, ShapeArithmeticError, Sym, Tensor, dim_arithmetic, short_float
+from archc.frontends.onnx.values import Const, Lazy, ShapeArithmeticError, Sym, Tensor, dim_arithmetic, short_float
 from archc.ir import dims
 from archc.ir.graph import MODULES_META, Value
 from archc.ir.types import Dim
@@ -402,7 +402,25 @@ def arithmetic(im: "Importer", node: onnx.NodeProto):
             return None
         factor = value if node.op_type == "Mul" else short_float(1.0 / value, c.dtype)
         return im.emit(node, "scale", {"factor": factor}, [x])
+    if node.op_type == "Add" and im.learned(c_name) and t.rank >= 3 and c.shape == (1, *t.shape[1:]) \
+            and str(c.dtype) == t.dtype:  # (a table of the input's shape but its batch: ViT's `x + pos`)
+        return im.emit(node, "position_embedding", {"init_std": _spread(c)}, [x], weights={"": c})
     return None
+
+
+def _spread(table: np.ndarray) -> float:
+    """The standard deviation a spec written from the import draws a learned table with (its own)."""
+    return short_float(float(np.std(table)), table.dtype)
+
+
+def _table_init(table: np.ndarray) -> dict[str, Any]:
+    """The ``parameter`` init that a spec written from the import draws a learned table with, where no
+    weights are loaded: its one value where all are equal, else normal of the table's spread."""
+    first = float(table.flat[0])
+    if np.all(table == table.flat[0]):
+        return {"init": "zeros"} if first == 0 else {"init": "ones"} if first == 1 else \
+            {"init": "constant", "value": short_float(first, table.dtype)}
+    return {"init": "normal", "std": _spread(table)}
 
 
 def _fold_bias(im: "Importer", node: onnx.NodeProto, x: Value, c: np.ndarray) -> list | None:
@@ -694,11 +712,37 @@ def depth_to_space(im: "Importer", node: onnx.NodeProto):
 
 @converts("Concat", pure=True)
 def concat(im: "Importer", node: onnx.NodeProto):
+    token = _prepended_token(im, node)
+    if token is not None:
+        return token
     if not all(im.is_tensor(n) for n in node.input):
         return None
     if len(node.input) == 1:  # torch.cat([x]): nothing to concatenate
         return [im.alias(node.output[0], node.input[0])]
     return im.emit(node, "concat", {"axis": int(im.attrs(node)["axis"])}, [im.tensor(n) for n in node.input])
+
+
+def _prepended_token(im: "Importer", node: onnx.NodeProto) -> list[Value] | None:
+    """``torch.cat([token.expand(N, -1, -1), x], dim=1)``: a learned (1, k, D) table expanded to the
+    batch of a (N, S, D) sequence and put before it (ViT's class token) is ``prepend_token``."""
+    if len(node.input) != 2 or not isinstance(im.record(node.input[1]), Tensor):
+        return None
+    expand = im.record(node.input[0])
+    if not isinstance(expand, Lazy) or expand.node.op_type != "Expand" or not im.learned(expand.node.input[0]):
+        return None
+    x = im.tensor(node.input[1])
+    shape, table = im.itype(x).shape, im.const(expand.node.input[0])
+    if len(shape) != 3 or int(im.attrs(node)["axis"]) % 3 != 1 or table.ndim != 3 or table.shape[0] != 1 \
+            or table.shape[2] != shape[2]:
+        return None
+    try:
+        sizes = _operand_ints(im, expand.node, 1, "shape")
+    except Fallback:
+        return None
+    if len(sizes) != 3 or sizes[0] != shape[0] or any(s not in (-1, 1, d) for s, d in zip(sizes[1:], table.shape[1:])):
+        return None
+    return im.emit(node, "prepend_token", {"num_tokens": int(table.shape[1]), "init_std": _spread(table)}, [x],
+                   weights={"": table})
 
 
 @converts("Split")
@@ -773,8 +817,10 @@ def cropped_table(im: "Importer", node: onnx.NodeProto) -> list[Value] | None:
         if isinstance(im.record(name), Tensor) and im.itype(im.tensor(name)).rank == len(shape):
             attrs = _crop_window(shape, im.itype(im.tensor(name)).shape, starts, ends, axes)
             if attrs is not None:
-                (param,) = im.emit(node, "parameter", {"shape": list(shape), "dtype": str(table.array.dtype)}, [],
-                                   weights={"": table.array}, check=False, suffix="_table")
+                attrs_table = {"shape": list(shape), "dtype": str(table.array.dtype),
+                               **_table_init(table.array)}
+                (param,) = im.emit(node, "parameter", attrs_table, [], weights={"": table.array}, check=False,
+                                   suffix="_table")
                 return im.emit(node, "crop", attrs, [param, im.tensor(name)])
     return None
 

@@ -294,7 +294,34 @@ def _cast(node, attrs, ins):
     raise ValueError("a symbolic value cast to a non-integer type")
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Whether two entries of shape arithmetic are equal, where that is known: sizes are never negative,
+    so a symbol differs from a negative number (TorchScript's ``expand(N, -1, -1)`` tests ``== -1``)."""
+    if isinstance(a, str) or isinstance(b, str):
+        if a == b:
+            return True
+        number = b if isinstance(a, str) else a
+        if isinstance(number, (int, np.integer)) and number < 0:
+            return False
+        raise ValueError(f"whether {a} equals {b} depends on the sizes")
+    return bool(a == b)
+
+
+def _equal(node, attrs, ins):
+    a, b = np.broadcast_arrays(*ins)
+    return [np.array([_same(x, y) for x, y in zip(a.ravel(), b.ravel())], dtype=object).reshape(a.shape)]
+
+
+def _where(node, attrs, ins):
+    condition, a, b = np.broadcast_arrays(*ins)
+    if not all(isinstance(c, (bool, np.bool_)) for c in condition.ravel()):
+        raise ValueError("a symbolic condition")
+    return [np.where(condition.astype(bool), a, b)]
+
+
 SYMBOLIC: dict[str, Callable[[onnx.NodeProto, dict, list], list[np.ndarray]]] = {
+    "Equal": _equal,
+    "Where": _where,
     "Identity": lambda node, attrs, ins: [ins[0]],
     "Cast": _cast,
     "Gather": _gather,
