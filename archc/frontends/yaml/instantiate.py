@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Container
 
 from archc.errors import did_you_mean
 from archc.frontends.yaml import schema
@@ -298,13 +298,9 @@ class Instantiator:
             return f"{node.name}.{index}"
         site = Site(item, "instance_name", node.path)
         local = interpolate(str(item["instance_name"]), self.ctx, scope.with_names({"index": index}), site)
-        if not MODULE_NAME_RE.match(local):
-            self.ctx.report(f"instance_name gives '{shown_name(local)}' for repetition {index}: names must "
-                            f"use letters, digits, '_' and '-', at most {MAX_NAME_LENGTH} characters", site)
-            raise Abort()
-        if local in scope.bindings:
-            self.ctx.report(f"instance_name gives '{local}' for repetition {index}, a name already taken in this "
-                            "scope; names must be unique", site, _one_name_hint(str(item["instance_name"])))
+        problem = _name_problem(local, index, scope.bindings, str(item["instance_name"]))
+        if problem is not None:
+            self.ctx.report(problem[0], site, problem[1])
             raise Abort()
         if scope.counter is not None and local.isdigit():  # a place in a sequential block's numbering
             if int(local) < scope.counter[0]:
@@ -395,9 +391,16 @@ def _merged(item: SMap, extra: SMap) -> SMap:
     return merged
 
 
-def _one_name_hint(written: str) -> str | None:
-    """Where an ``instance_name`` gives every repetition one name (it holds no ``${...}``): to write
-    ``${index}`` in it."""
-    if "${" in written:
+def _name_problem(local: str, index: int, taken: Container[str], written: str) -> tuple[str, str | None] | None:
+    """What is wrong with ``local``, the name ``instance_name`` (``written``) gives repetition ``index``,
+    as (message, hint); None where nothing is. Where it gives every repetition one name (it holds no
+    ``${...}``), the hint says to write ``${index}`` in it."""
+    if not MODULE_NAME_RE.match(local):
+        return (f"instance_name gives '{shown_name(local)}' for repetition {index}: names must use letters, "
+                f"digits, '_' and '-', at most {MAX_NAME_LENGTH} characters", None)
+    if local not in taken:
         return None
-    return f"each repetition needs its own name: write ${{index}} in it, e.g. \"{written}${{index}}\""
+    hint = None if "${" in written else \
+        f"each repetition needs its own name: write ${{index}} in it, e.g. \"{written}${{index}}\""
+    return f"instance_name gives '{local}' for repetition {index}, a name already taken in this scope; " \
+           "names must be unique", hint
