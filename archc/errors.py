@@ -157,7 +157,7 @@ def closest(word: str, candidates: Iterable[str]) -> str | None:
     if matches:
         return matches[0]
     # (a shortened name: `k` for kernel_size, `out` for out_channels, where only one name begins so)
-    begun = [name for name in names if name.startswith(word) and word]
+    begun = [name for name in names if name.startswith(word)] if word else []
     return begun[0] if len(begun) == 1 else None
 
 

@@ -814,14 +814,13 @@ def cropped_table(im: "Importer", node: onnx.NodeProto) -> list[Value] | None:
         return None
     axes = [a % len(shape) for a in axes]
     for name in _shape_sources(im, [n for n in node.input[1:3] if n]):
-        if isinstance(im.record(name), Tensor) and im.itype(im.tensor(name)).rank == len(shape):
-            attrs = _crop_window(shape, im.itype(im.tensor(name)).shape, starts, ends, axes)
-            if attrs is not None:
-                attrs_table = {"shape": list(shape), "dtype": str(table.array.dtype),
-                               **_table_init(table.array)}
-                (param,) = im.emit(node, "parameter", attrs_table, [], weights={"": table.array}, check=False,
-                                   suffix="_table")
-                return im.emit(node, "crop", attrs, [param, im.tensor(name)])
+        ref = im.tensor(name) if isinstance(im.record(name), Tensor) else None
+        attrs = _crop_window(shape, im.itype(ref).shape, starts, ends, axes) \
+            if ref is not None and im.itype(ref).rank == len(shape) else None
+        if attrs is not None:
+            held = {"shape": list(shape), "dtype": str(table.array.dtype), **_table_init(table.array)}
+            (param,) = im.emit(node, "parameter", held, [], weights={"": table.array}, check=False, suffix="_table")
+            return im.emit(node, "crop", attrs, [param, ref])
     return None
 
 
