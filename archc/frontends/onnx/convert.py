@@ -37,6 +37,7 @@ from archc.frontends.onnx.values import Const, Lazy, ShapeArithmeticError, Sym, 
 from archc.ir import dims
 from archc.ir.graph import MODULES_META, Value
 from archc.ir.types import Dim
+from archc.ops import registry
 from archc.ops.base import INT64_MAX
 
 if TYPE_CHECKING:
@@ -803,29 +804,25 @@ def cropped_table(im: "Importer", node: onnx.NodeProto) -> list[Value] | None:
     GPT's position tables over a sequence of any length): the table as a ``parameter`` node, then
     ``crop`` of it to that tensor. None where the data is no learned table or no crop cuts it so."""
     table = im.record(node.input[0])
-    if not (isinstance(table, Const) and table.learned):
+    if not (isinstance(table, Const) and table.learned) or str(table.array.dtype) not in _TABLE_DTYPES:
         return None
     starts, ends = _operand_ints(im, node, 1, "starts"), _operand_ints(im, node, 2, "ends")
     axes = _operand_ints(im, node, 3, "axes") or list(range(len(starts)))
     steps = _operand_ints(im, node, 4, "steps") or [1] * len(starts)
     shape = table.array.shape
     if not any(isinstance(v, str) for v in [*starts, *ends]) or any(isinstance(v, str) for v in axes) \
-            or set(steps) != {1} or not shape or str(table.array.dtype) not in _FLOAT_TABLES:
+            or set(steps) != {1} or not shape:
         return None
-    axes = [a % len(shape) for a in axes]
-    for name in _shape_sources(im, [n for n in node.input[1:3] if n]):
-        ref = im.tensor(name) if isinstance(im.record(name), Tensor) else None
-        attrs = _crop_window(shape, im.itype(ref).shape, starts, ends, axes) \
-            if ref is not None and im.itype(ref).rank == len(shape) else None
-        if attrs is not None:
-            held = {"shape": list(shape), "dtype": str(table.array.dtype), **_table_init(table.array)}
-            (param,) = im.emit(node, "parameter", held, [], weights={"": table.array}, check=False, suffix="_table")
-            return im.emit(node, "crop", attrs, [param, ref])
-    return None
+    found = _crop_reference(im, node, shape, starts, ends, [a % len(shape) for a in axes])
+    if found is None:
+        return None
+    held = {"shape": list(shape), "dtype": str(table.array.dtype), **_table_init(table.array)}
+    (param,) = im.emit(node, "parameter", held, [], weights={"": table.array}, check=False, suffix="_table")
+    return im.emit(node, "crop", found[1], [param, found[0]])
 
 
-#: the dtypes of a table ``parameter`` holds
-_FLOAT_TABLES = frozenset({"float32", "float16", "bfloat16", "float64"})
+#: the dtypes a table ``parameter`` holds (the op's own choices)
+_TABLE_DTYPES = registry.lookup("parameter").attrs["dtype"].choices
 
 
 def _crop(im: "Importer", node: onnx.NodeProto, x: Value, starts: list[Dim], ends: list[Dim],
@@ -833,9 +830,16 @@ def _crop(im: "Importer", node: onnx.NodeProto, x: Value, starts: list[Dim], end
     """A Slice whose window is another tensor's size, read from that tensor's Shape at run time, is
     ``crop`` of x to it: ``x[:, :, k : k + ref.shape[2]]`` (FCN's crops) from ``offset`` k, or from ``(H -
     S) // 2`` (the valid-convolution U-Net's centred crop), as both torch exporters write them for
-    dynamic sizes. ref is a tensor (not x) of x's rank whose Shape the window's arithmetic reads and
-    whose sizes make the window; None where there is none (other arithmetic stays the ONNX Slice)."""
-    shape = im.itype(x).shape
+    dynamic sizes. None where there is no such tensor (other arithmetic stays the ONNX Slice)."""
+    found = _crop_reference(im, node, im.itype(x).shape, starts, ends, axes)
+    return im.emit(node, "crop", found[1], [x, found[0]]) if found is not None else None
+
+
+def _crop_reference(im: "Importer", node: onnx.NodeProto, shape: tuple[Dim, ...], starts: list[Dim],
+                    ends: list[Dim], axes: list[int]) -> tuple[Value, dict[str, Any]] | None:
+    """The tensor a Slice of data of ``shape`` crops to, with the crop's attributes: a tensor (not the
+    sliced data) of that rank whose Shape the window's arithmetic reads and whose sizes make the
+    window; None where there is none."""
     for name in _shape_sources(im, [n for n in node.input[1:3] if n]):
         if name == node.input[0] or not isinstance(im.record(name), Tensor):
             continue
@@ -843,7 +847,7 @@ def _crop(im: "Importer", node: onnx.NodeProto, x: Value, starts: list[Dim], end
         if im.itype(ref).rank == len(shape):
             attrs = _crop_window(shape, im.itype(ref).shape, starts, ends, axes)
             if attrs is not None:
-                return im.emit(node, "crop", attrs, [x, ref])
+                return ref, attrs
     return None
 
 
