@@ -351,9 +351,8 @@ class _Resolver(_InstanceValues):
         self.readable = {*self.params, *self.lets, *self.top}
         self.result = ClassArgs()
         self.used: dict[str, Arg] = {}
-        self.by_vector: dict[tuple, str] = {}
-        #: the node whose hole each of by_vector's sources was made for
-        self.made_for: dict[str, str] = {}
+        #: values of a resolved hole -> its source, and the node whose hole it was
+        self.by_vector: dict[tuple, tuple[str, str]] = {}
         #: spec text the class cannot compute -> the argument that stands for it
         self.by_source: dict[str, str] = {}
         self.dim_exprs: dict[tuple, str | None] = {}
@@ -452,8 +451,8 @@ class _Resolver(_InstanceValues):
         parameter of the same values. Never another hole of the node ``local`` itself: two of one
         node's numbers that are equal in every instance (an upsample's H and W) are so by chance."""
         found = self.by_vector.get(frozen(vector))
-        if found is not None and not (local and self.made_for.get(found) == local):
-            return found
+        if found is not None and not (local and found[1] == local):
+            return found[0]
         for p in self.params:
             if self.param_vector(p) == vector:
                 return p
@@ -480,8 +479,8 @@ class _Resolver(_InstanceValues):
                 continue
             vector = tuple([b.holes[i] for b in self.bodies])
             source = self._expr(rep_body, i, vector)
-            self.by_vector.setdefault(frozen(vector), source)  # (a hole may hold a list: stride [2])
-            self.made_for.setdefault(source, sites.get(i, ("",))[0])
+            # (a hole may hold a list: stride [2])
+            self.by_vector.setdefault(frozen(vector), (source, sites.get(i, ("",))[0]))
             self.result.text[i] = self.use(source)
         rename_python(self.result, self.used.values(), python_names(
             [*self.used, *(name for name, _ in self.result.lets)], RESERVED | self.graph.reserved))
@@ -552,13 +551,13 @@ class _Resolver(_InstanceValues):
             found = self._input_dim(node, vector, hole)
             if found:
                 return found
-            found = self._param_for(vector, local)
-            if found:
-                return found
-            if not named:  # (else after the attribute it fills, `out_channels`, not its place in the source)
-                others = [self.node(other) for other, _, _ in body.sites.values() if other != local]
-                wanted = _attr_name(self.graph, node, local, (forward, position), others) or wanted
-        return self._param_for(vector, local) or self.fresh(wanted, hole)
+        found = self._param_for(vector, local)
+        if found:
+            return found
+        if node is not None and not named:  # (after the attribute it fills, `out_channels`, not its place)
+            others = [self.node(other) for other, _, _ in body.sites.values() if other != local]
+            wanted = _attr_name(self.graph, node, local, (forward, position), others) or wanted
+        return self.fresh(wanted, hole)
 
     def _written_input_dim(self, body: Body, hole: int, value: Any) -> str | None:
         """For a hole every instance fills alike: the expression of the input width it equals, where

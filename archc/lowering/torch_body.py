@@ -350,7 +350,7 @@ class BodyWriter(_SequentialChoice):
             if "[*" in expr or ", *" in expr:  # [x, *rest]: [x] + rest (TorchScript cannot size a starred list)
                 expr = concatenated_lists(expr)
         expr = expr.replace(_MODULE, access.get(local, ""))
-        ports = self.lowered(node)[0].output_names(node)
+        ports = self.lowered(node)[0].output_names(node) if len(node.outputs) > 1 else ()
         targets = [names.bind((node.name, k), local if k == 0 else _output_local(local, k, ports))
                    for k in range(len(node.outputs))]
         return Stmt(self.lowered.targets(node, targets), expr, self.comments(node.name, local), local)
