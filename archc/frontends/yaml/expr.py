@@ -140,7 +140,10 @@ def first_read(text: str, names: frozenset[str] | set[str]) -> tuple[str, int] |
     except ExprError:
         return None
     found = [(n.col_offset, n.id) for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in names]
-    return (min(found)[1], min(found)[0]) if found else None
+    if not found:
+        return None
+    column, name = min(found)
+    return name, column
 
 
 @functools.lru_cache(maxsize=4096)
