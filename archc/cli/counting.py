@@ -29,8 +29,17 @@ class Counted:
 
     def at(self) -> str:
         """``batch 8, T=128``: the sizes in words, for a line under a table."""
-        batch = f"batch {self.batch}" if self.batch is not None else "batches as the inputs fix them"
-        return batch + "".join(f", {name}={size}" for name, size in self.dims.items())
+        return sizes_in_words(self.batch, self.dims)
+
+
+def batch_in_words(batch: int | None) -> str:
+    """``batch 8``; for None (inputs that fix different batches) what the figures are for instead."""
+    return f"batch {batch}" if batch is not None else "batches as the inputs fix them"
+
+
+def sizes_in_words(batch: int | None, dims: dict[str, int]) -> str:
+    """``batch 8, T=128``: the batch and the symbolic dims' sizes the figures were counted at."""
+    return batch_in_words(batch) + "".join(f", {name}={size}" for name, size in dims.items())
 
 
 def add_counting_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +62,7 @@ def counted(graph: Graph, args: argparse.Namespace) -> Counted:
 
 
 def _symbol_sizes(graph: Graph, sizes: dict[str, int]) -> dict[str, int]:
+    """The size each symbolic input dim after the first (the batch) is counted at, in input order."""
     found: dict[str, int] = {}
     for name in graph.inputs:
         for d in graph.node(name).type.shape[1:]:

@@ -14,7 +14,12 @@ import json
 from archc.analysis.cost import by_depth, totals
 from archc.analysis.summary import summarize
 from archc.cli.common import add_spec_arguments, load_graph, positive_int, table_lines
-from archc.cli.counting import add_counting_arguments, counted
+from archc.cli.counting import (
+    add_counting_arguments,
+    batch_in_words,
+    counted,
+    sizes_in_words,
+)
 
 EXAMPLE = """example:
   archc summary specs/resnet50.yaml --depth 1 --batch 8"""
@@ -62,13 +67,11 @@ def format_table(data: dict) -> str:
             for r in data.get("rows", data["nodes"])]
     table = table_lines(headers, rows, right=(3, 4, 5, 6))
     t = data["totals"]
-    batch = f"batch {data['batch']}" if data["batch"] is not None else "batches as the inputs fix them"
-    out = [f"model {data['model']}   ({batch})", *table, table[1]]
+    out = [f"model {data['model']}   ({batch_in_words(data['batch'])})", *table, table[1]]
     out.append(f"total: {data['total_nodes']} nodes, {t['params']:,} parameters ({t['trainable']:,} trainable), "
                f"{_si(t['macs'])}MACs ({t['macs']:,})")
-    at = "".join(f", {name}={size}" for name, size in data["dims"].items())
     out.append(f"memory: parameters {_mem(t['param_bytes'])}, activations {_mem(t['activation_bytes'])} "
-               f"(one forward pass at {batch}{at})")
+               f"(one forward pass at {sizes_in_words(data['batch'], data['dims'])})")
     return "\n".join(out)
 
 
