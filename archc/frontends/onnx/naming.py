@@ -17,8 +17,9 @@ import onnx
 from archc.ir.graph import MODULES_META, Node
 from archc.ir.names import Namespace
 
-__all__ = ["NodeNames", "clean", "module_scopes", "node_meta", "split_name"]
+__all__ = ["NodeNames", "clean", "module_scopes", "node_meta", "path_name", "split_name"]
 
+_NAME_SCOPES = "pkg.torch.onnx.name_scopes"
 _SEGMENT = re.compile(r"[^A-Za-z0-9_.]+")
 _DOTS = re.compile(r"\.{2,}")
 #: a name clean leaves as it is: alphanumeric runs joined by single dots or underscores
@@ -53,6 +54,28 @@ def split_name(onnx_name: str) -> tuple[str | None, str]:
     return scope, segments[-1]
 
 
+def path_name(node: onnx.NodeProto) -> str:
+    """The name ``node`` is named by: its own, or, where the default exporter named it after its FX
+    node (``node_conv2d``: no module in it), the path its ``name_scopes`` metadata records, written as
+    the TorchScript exporter writes names (``/layer1/layer1.0/conv1/conv2d``; an op of the root
+    module: its FX name, ``add_1``). Either way the leaf is the exporter's, never the user's."""
+    name = node.name
+    if "/" in name or not len(node.metadata_props):
+        return name
+    for prop in node.metadata_props:
+        if prop.key == _NAME_SCOPES:
+            scopes = [s for s in re.findall(r"'([^']*)'", prop.value) if s]
+            if len(scopes) >= 2:
+                return "/" + "/".join(scopes)
+            return clean(scopes[0]) or name if scopes else name
+    return name
+
+
+def from_scopes(node: onnx.NodeProto, name: str) -> bool:
+    """Whether ``name`` (:func:`path_name` of ``node``) was made from the exporter's metadata."""
+    return name != node.name
+
+
 def node_meta(node: onnx.NodeProto) -> dict[str, Any]:
     """What an IR node remembers of its ONNX node: the name, and the PyTorch module path the
     exporter recorded (``module_path``, from the default exporter's ``name_scopes`` metadata),
@@ -61,8 +84,8 @@ def node_meta(node: onnx.NodeProto) -> dict[str, Any]:
     if not len(node.metadata_props) and "/" not in node.name:
         return meta  # no exporter metadata, no module path in the name: nothing more to read
     props = {prop.key: prop.value for prop in node.metadata_props}
-    if "pkg.torch.onnx.name_scopes" in props:
-        scopes = [s for s in re.findall(r"'([^']*)'", props["pkg.torch.onnx.name_scopes"]) if s]
+    if _NAME_SCOPES in props:
+        scopes = [s for s in re.findall(r"'([^']*)'", props[_NAME_SCOPES]) if s]
         if len(scopes) >= 2:  # the last entry names the op, the one before its module
             meta["module_path"] = scopes[-2]
     modules = module_scopes(node.name, props)
@@ -75,7 +98,7 @@ def module_scopes(name: str, props: dict[str, str]) -> tuple[tuple[str, str | No
     """The modules a node ran in, from the default exporter's ``name_scopes`` and ``class_hierarchy``
     metadata (paths and classes), else from a TorchScript-exporter name such as
     ``/layer1/layer1.0/conv1/Conv`` (paths only). The root module and the op itself are left out."""
-    scopes = re.findall(r"'([^']*)'", props.get("pkg.torch.onnx.name_scopes", ""))
+    scopes = re.findall(r"'([^']*)'", props.get(_NAME_SCOPES, ""))
     classes = re.findall(r"'([^']*)'", props.get("pkg.torch.onnx.class_hierarchy", ""))
     if len(scopes) >= 3:
         named = classes if len(classes) == len(scopes) else [None] * len(scopes)
@@ -122,7 +145,7 @@ class NodeNames:
 
     def default(self, node: onnx.NodeProto) -> str:
         """The provisional name's base for ONNX ``node``: its scope and leaf, else its op type."""
-        return self.base(node.name, node.op_type)
+        return self.base(path_name(node), node.op_type)
 
     def base(self, onnx_name: str, op_type: str) -> str:
         """The provisional name's base for an ONNX node of this name and op type."""
@@ -149,9 +172,10 @@ class NodeNames:
         scopes: dict[str, int] = {}
         for node in nodes:
             src = origin.get(node.name)
-            scope, leaf = self.split(src.name) if src is not None and "/" in src.name else (None, "")
-            # Only exporter-made leaves (PyTorch's "Conv", "Conv_1") give way to the scope.
-            if scope and re.fullmatch(re.escape(src.op_type) + r"(_\d+)?", leaf):
+            path = path_name(src) if src is not None else ""
+            scope, leaf = self.split(path) if "/" in path else (None, "")
+            # Only exporter-made leaves (PyTorch's "Conv", "Conv_1"; every FX name) give way to the scope.
+            if scope and (from_scopes(src, path) or re.fullmatch(re.escape(src.op_type) + r"(_\d+)?", leaf)):
                 parsed[node.name] = scope
                 scopes[scope] = scopes.get(scope, 0) + 1
         if not parsed:

@@ -155,10 +155,28 @@ def module_name(graph: Graph, nodes: set[str], root: Node, fallback: str) -> str
     prefix = ".".join(common) if sum(len(p) == len(common) for p in parts) <= min(1, len(parts) - 1) else ""
     if prefix and _contains_others(graph, prefix, nodes):
         prefix = ""
-    for candidate in (prefix, root.meta.get("module_path", "")):
-        if candidate and (candidate not in graph or candidate in nodes):
+    candidates = [c for c in (prefix, root.meta.get("module_path", "")) if c]
+    for candidate in candidates:
+        if candidate not in graph or candidate in nodes:
             return candidate
-    return fallback
+    if not _under_another(graph, fallback, nodes):
+        return fallback
+    # (a module called again, whose first call's node holds its path: the second is its path _1)
+    return _free_variant(graph, candidates[0] if candidates else fallback, nodes)
+
+
+def _under_another(graph: Graph, name: str, nodes: set[str]) -> bool:
+    """Whether a node outside ``nodes`` holds a module path ``name`` lies under (``attn`` for ``attn.o``)."""
+    parts = name.split(".")
+    return any((path := ".".join(parts[:i])) in graph and path not in nodes for i in range(1, len(parts)))
+
+
+def _free_variant(graph: Graph, base: str, nodes: set[str]) -> str:
+    """``base_1``, ``base_2``, ...: the first that names no node and holds none."""
+    k = 1
+    while (name := f"{base}_{k}") in graph or _contains_others(graph, name, nodes) or _under_another(graph, name, nodes):
+        k += 1
+    return name
 
 
 def _named_path(graph: Graph, name: str) -> str:

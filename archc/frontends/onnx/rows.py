@@ -17,11 +17,12 @@ from typing import Any
 import onnx
 
 from archc.frontends.onnx.mirror import PRESENCE, Fields, mirror_class
+from archc.frontends.onnx.naming import path_name
 
 __all__ = ["mirror_graph", "node_rows"]
 
 #: a row: (node, op_type, domain, inputs (a list), outputs (a list), attributes' bytes or None where not
-#: read, name, whether it has metadata_props)
+#: read, the name it is named by (:func:`~archc.frontends.onnx.naming.path_name`), whether it has metadata_props)
 Row = tuple
 
 #: the mirror's messages and fields: message -> (field, element type: None for a string, "bytes")
@@ -54,10 +55,14 @@ def node_rows(graph: onnx.GraphProto, data: bytes | None, mirrored: Any = None) 
     mirrored = _mirrored_nodes(data, len(nodes), mirrored) if data is not None else None
     # (a repeated field read as a slice: iterating it ends in an IndexError protobuf formats, per field)
     if mirrored is None:
-        return [(node, node.op_type, node.domain, node.input[:], node.output[:], None, node.name,
+        rows = [(node, node.op_type, node.domain, node.input[:], node.output[:], None, node.name,
                  len(node.metadata_props) > 0) for node in nodes]
-    return [(node, m.op_type, m.domain, m.input[:], m.output[:], tuple(m.attribute[:]), m.name,
-             m.HasField("metadata_props")) for node, m in zip(nodes, mirrored)]
+    else:
+        rows = [(node, m.op_type, m.domain, m.input[:], m.output[:], tuple(m.attribute[:]), m.name,
+                 m.HasField("metadata_props")) for node, m in zip(nodes, mirrored)]
+    # (a node with metadata is named by its module path where the exporter recorded one there)
+    return [(*row[:6], path_name(row[0]), True) if row[7] else row for row in rows] \
+        if any(row[7] for row in rows) else rows
 
 
 def _mirrored_nodes(data: bytes, count: int, mirrored: Any = None) -> Any:
