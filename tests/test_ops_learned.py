@@ -221,3 +221,46 @@ def test_a_class_token_and_a_position_table_import_as_the_native_ops(dynamo):
                                        rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(run_onnx(graph, feeds)[0], session.run(None, feeds)[0],
                                    rtol=1e-5, atol=1e-6)
+
+
+class _ClassAndDistillationTokens(torch.nn.Module):
+    """DeiT's input stem (Touvron et al. 2021): a class token and a distillation token, each expanded
+    to the batch, put before the patches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cls_token = torch.nn.Parameter(torch.randn(1, 1, 8))
+        self.dist_token = torch.nn.Parameter(torch.randn(1, 1, 8))
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        return self.head(torch.cat([self.cls_token.expand(n, -1, -1), self.dist_token.expand(n, -1, -1), x], 1))
+
+
+@pytest.mark.parametrize("module", [_ClassTokenAndPositions, _ClassAndDistillationTokens])
+@pytest.mark.parametrize("dynamo", [pytest.param(False, id="torchscript"),
+                                    pytest.param(True, id="dynamo", marks=pytest.mark.slow)])
+def test_tokens_of_an_export_at_a_fixed_batch_are_the_native_op(dynamo, module):
+    """Found importing DeiT exported at batch 2: the exporters fold each token's expand into a
+    constant of two equal rows, which stayed an onnx_node Concat holding twice the token's
+    parameters (128 for two tokens of 32)."""
+    import onnxruntime as ort
+
+    from archc.frontends.onnx import from_onnx
+    from ops_harness import export_onnx
+
+    torch.manual_seed(0)
+    original = module().eval()
+    x = torch.randn(2, 10, 8)
+    model = export_onnx(original, x, dynamo, input_names=["x"])
+    graph = from_onnx(model)
+    tokens = [n for n in graph.nodes() if n.op == "prepend_token"]
+    assert len(tokens) == sum(p.shape[:2] == (1, 1) for p in original.parameters())
+    assert "onnx_node" not in {n.op for n in graph.nodes()}
+    params = sum(int(np.prod(w.shape)) for held in graph.weights.values() for w in held.values())
+    assert params == sum(p.numel() for p in original.parameters())
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        np.testing.assert_allclose(build_module(graph).eval()(x).numpy(), session.run(None, {"x": x.numpy()})[0],
+                                   rtol=1e-5, atol=1e-6)

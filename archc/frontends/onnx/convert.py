@@ -724,26 +724,47 @@ def concat(im: "Importer", node: onnx.NodeProto):
 
 
 def _prepended_token(im: "Importer", node: onnx.NodeProto) -> list[Value] | None:
-    """``torch.cat([token.expand(N, -1, -1), x], dim=1)``: a learned (1, k, D) table expanded to the
-    batch of a (N, S, D) sequence and put before it (ViT's class token) is ``prepend_token``."""
-    if len(node.input) != 2 or not isinstance(im.record(node.input[1]), Tensor):
+    """``torch.cat([token.expand(N, -1, -1), x], dim=1)``: learned (1, k, D) tables expanded to the
+    batch of a (N, S, D) sequence and put before it (ViT's class token; DeiT's class and distillation
+    tokens) are ``prepend_token`` nodes, one per table. An export at a fixed batch may have folded the
+    expand into a constant (N, k, D) of N equal rows: that is the table too."""
+    *heads, last = node.input
+    if not heads or not isinstance(im.record(last), Tensor):
         return None
-    expand = im.record(node.input[0])
-    if not isinstance(expand, Lazy) or expand.node.op_type != "Expand" or not im.learned(expand.node.input[0]):
+    x = im.tensor(last)
+    shape = im.itype(x).shape
+    if len(shape) != 3 or int(im.attrs(node)["axis"]) % 3 != 1:
         return None
-    x = im.tensor(node.input[1])
-    shape, table = im.itype(x).shape, im.const(expand.node.input[0])
-    if len(shape) != 3 or int(im.attrs(node)["axis"]) % 3 != 1 or table.ndim != 3 or table.shape[0] != 1 \
-            or table.shape[2] != shape[2]:
+    tables = [_token_table(im, name, shape) for name in heads]
+    if any(table is None for table in tables):
         return None
-    try:
-        sizes = _operand_ints(im, expand.node, 1, "shape")
-    except Fallback:
+    out = x
+    for k in reversed(range(len(tables))):  # (the last table goes on first, next to x)
+        attrs = {"num_tokens": int(tables[k].shape[1]), "init_std": _spread(tables[k])}
+        (out,) = im.emit(node, "prepend_token", attrs, [out], weights={"": tables[k]}, check=k == 0,
+                         suffix=f"_token_{k}" if k else "")
+    return [out]
+
+
+def _token_table(im: "Importer", name: str, shape: tuple[Dim, ...]) -> np.ndarray | None:
+    """The learned (1, k, D) table the input ``name`` of a concat before a (N, S, D) sequence repeats
+    over the batch; None where it is no such table."""
+    rec = im.record(name)
+    if isinstance(rec, Lazy) and rec.node.op_type == "Expand" and im.learned(rec.node.input[0]):
+        table = im.const(rec.node.input[0])
+        try:
+            sizes = _operand_ints(im, rec.node, 1, "shape")
+        except Fallback:
+            return None
+        if table.ndim != 3 or len(sizes) != 3 or sizes[0] != shape[0] \
+                or any(s not in (-1, 1, d) for s, d in zip(sizes[1:], table.shape[1:])):
+            return None
+    elif isinstance(rec, Const) and rec.learned and rec.array.ndim == 3 and rec.array.shape[0] == shape[0] \
+            and bool((rec.array == rec.array[:1]).all()):
+        table = rec.array[:1]
+    else:
         return None
-    if len(sizes) != 3 or sizes[0] != shape[0] or any(s not in (-1, 1, d) for s, d in zip(sizes[1:], table.shape[1:])):
-        return None
-    return im.emit(node, "prepend_token", {"num_tokens": int(table.shape[1]), "init_std": _spread(table)}, [x],
-                   weights={"": table})
+    return table if table.shape[0] == 1 and table.shape[2] == shape[2] else None
 
 
 @converts("Split")
