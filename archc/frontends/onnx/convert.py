@@ -205,8 +205,10 @@ def gather(im: "Importer", node: onnx.NodeProto):
     i = int(index)
     picked = im.emit(node, "slice", {"dim": axis, "start": i, "end": None if i == -1 else i + 1},
                      [x], check=False, suffix="_slice")
-    desired = [d for k, d in enumerate(shape) if k != axis]
-    target = _target(im.itype(picked[0]).shape, desired)
+    if len(shape) >= 2:  # the picked dim of size 1 merged into its neighbour: no size written (any batch)
+        start = axis - 1 if axis else 0
+        return im.emit(node, "flatten", {"start_dim": start, "end_dim": start + 1}, picked)
+    target = _target(im.itype(picked[0]).shape, [])
     if target is None:
         raise Fallback("cannot drop the gathered dim statically")
     return im.emit(node, "reshape", {"shape": target}, picked)
