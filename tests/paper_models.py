@@ -1402,6 +1402,40 @@ class BahdanauStep(nn.Module):
 
 
 #: name -> (module factory, example inputs)
+
+class PyramidPooling(nn.Module):
+    """PSPNet's pyramid pooling module (Zhao et al. 2017): the feature pooled to 1x1, 2x2, 3x3 and 6x6
+    bins, each reduced by a 1x1 conv and upsampled back, concatenated with the feature, then fused."""
+
+    def __init__(self, c: int, bins: tuple[int, ...] = (1, 2, 3, 6)) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(b), nn.Conv2d(c, c // 4, 1, bias=False),
+                                                   nn.BatchNorm2d(c // 4), nn.ReLU()) for b in bins])
+        self.fuse = nn.Sequential(nn.Conv2d(c + len(bins) * (c // 4), c, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(c), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[2:]
+        pooled = [F.interpolate(stage(x), size=size, mode="bilinear", align_corners=False) for stage in self.stages]
+        return self.fuse(torch.cat([x, *pooled], 1))
+
+
+class PSPNet(nn.Module):
+    """A small backbone (12x12 features from 48x48: every bin divides them, as the TorchScript exporter's
+    adaptive pooling needs), the pyramid pooling module, a classifier upsampled to the input's size."""
+
+    def __init__(self, classes: int = 5) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(),
+                                      nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU())
+        self.ppm = PyramidPooling(32)
+        self.cls = nn.Conv2d(32, classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.cls(self.ppm(self.backbone(x)))
+        return F.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
 MODELS = {
     "convnext": (ConvNeXt, lambda: (torch.randn(1, 3, 32, 32),)),
     "resnext": (ResNeXt, lambda: (torch.randn(1, 3, 16, 16),)),
@@ -1443,4 +1477,5 @@ MODELS = {
     "biggan": (BigGANGenerator, lambda: (torch.randn(1, 16),)),
     "glow": (Glow, lambda: (torch.randn(1, 8, 8, 8),)),
     "bahdanau": (BahdanauStep, lambda: (torch.randn(1, 6, 16), torch.randn(1, 16), torch.randn(1, 10))),
+    "pspnet": (PSPNet, lambda: (torch.randn(1, 3, 48, 48),)),
 }

@@ -613,7 +613,9 @@ def test_a_concat_along_the_token_axis_as_a_spec_and_through_archcs_onnx(tmp_pat
 @pytest.mark.parametrize("bins", [[1, 6], [6, 1], [1, 2, 3, 6], [6, 3, 2, 1], [2, 1]])
 def test_a_concat_of_parallel_branches_is_labelled_alike_in_any_order(bins):
     # found transcribing PSPNet: the pyramid's concat was a long skip for bins [1, 6] and dense for
-    # [6, 1] (the tie between branches alike but for their pooling went to the one listed last)
+    # [6, 1] (the tie between branches alike but for their pooling went to the one listed last); it is
+    # one branch join, the feature one of the pyramid's branches (round 17: it was a long skip across
+    # the one layer of a pooled branch, as if that branch were a U-Net's decoder)
     spec = HEAD.format(name="psp") + """\
 params: {bins: [1, 6]}
 blocks:
@@ -628,8 +630,10 @@ nodes:
   - {name: ppm, block: branch, in: feat, repeat: "len(bins)", parallel: true, b: "bins[index]"}
   - {name: cat, op: concat, in: [feat, "ppm[*]"]}
 """
-    (skip,) = analyze(loads_spec(spec, overrides={"bins": bins})).skips
-    assert (skip.fork, skip.merge, skip.kind) == ("feat", "cat", "long_skip")
+    analysis = analyze(loads_spec(spec, overrides={"bins": bins}))
+    (join,) = analysis.joins
+    assert not analysis.skips and (join.fork, join.merge, join.kind, join.rule) == ("feat", "cat", "branch",
+                                                                                 "pyramid_pooling")
 
 
 #: Glow's affine coupling (Kingma & Dhariwal 2018): ``x_a, x_b = x.chunk(2)``, ``log_s, t = NN(x_a).chunk(2)``,

@@ -107,9 +107,12 @@ EXPECTED = {
     "glow": ({"dense": 2}, 16),
     # the context and the previous word's embedding, each read by the state's input and the deep output's
     "bahdanau": ({"dense": 2}, 9),
+    # the pyramid pooling module's concat of the feature and its four pooled branches: one branch join,
+    # no long skip across one layer (it was labelled one, a pooled branch taken for a U-Net's decoder)
+    "pspnet": ({}, 5),
 }
 #: models whose two exports gave different labels before a fix: both exporters run by default
-BOTH_BY_DEFAULT = {"res2net", "dpn"}
+BOTH_BY_DEFAULT = {"res2net", "dpn", "pspnet"}
 #: models only the default exporter exports (torch 2.13's TorchScript exporter fails on max_unpool2d), by
 #: default: it is their one export
 DYNAMO_ONLY = {"enet"}

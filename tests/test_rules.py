@@ -62,6 +62,9 @@ CASES = [
     (rules.both_compute, facts(carries=Carries.COMPUTED, shortcut_layers=2), Kind.BRANCH, facts()),
     (rules.dense_reuse, facts(merge_role=Role.MERGE_CONCAT, family=3), Kind.DENSE,
      facts(merge_role=Role.MERGE_CONCAT, family=3, resampled=True)),
+    # (PSPNet: the feature beside four pool -> conv -> upsample branches; a U-Net level has one such input)
+    (rules.pyramid_pooling, facts(merge_role=Role.MERGE_CONCAT, resampled=True, depth=1, members=4), Kind.BRANCH,
+     facts(merge_role=Role.MERGE_CONCAT, resampled=True, depth=1, members=1)),
     (rules.concat_long_skip, facts(merge_role=Role.MERGE_CONCAT, resampled=True), Kind.LONG_SKIP,
      facts(merge_role=Role.MERGE_CONCAT)),
     (rules.concat_computed_long_skip, facts(merge_role=Role.MERGE_CONCAT, carries=Carries.COMPUTED, resampled=True,

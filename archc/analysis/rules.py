@@ -292,6 +292,18 @@ def dense_reuse(f: PairFacts) -> Verdict:
     return None
 
 
+def pyramid_pooling(f: PairFacts) -> Verdict:
+    """A concat of a feature with two or more branches from it that each pool it and upsample it back,
+    none of them holding a skip (PSPNet's pyramid pooling module): a multi-branch block whose branches
+    all read the feature, the feature itself one of them; no encoder -> decoder link."""
+    # (members: the fork's inputs but the main one, the identity among them; the main one is a branch)
+    if f.merge_role == Role.MERGE_CONCAT and f.carries == _IDENTITY and f.members >= 2 and f.resampled \
+            and not f.nested:
+        return Kind.BRANCH, (f"concat of {f.fork} and {f.members} branches from it that down- and "
+                             f"upsample it ({layers(f.depth)} on the longest; pyramid pooling)")
+    return None
+
+
 def concat_long_skip(f: PairFacts) -> Verdict:
     """A concat carrying a light shortcut across nested skips or a resolution round trip (U-Net)."""
     if f.merge_role == Role.MERGE_CONCAT and f.carries in (Carries.IDENTITY, Carries.PROJECTION) \
@@ -365,7 +377,7 @@ def add_branch(f: PairFacts) -> Verdict:
 RULES: tuple[Callable[[PairFacts], Verdict], ...] = (
     no_common_fork, index_arithmetic, pooling_indices, gate_computation, learned_merge, arithmetic_without_layers,
     multiplicative_gate, other_merge, token_mixer, no_layer_between, highway_gate, broadcast_injection,
-    shift_injection, computed_levels, concat_of_positions, both_compute, dense_reuse, concat_long_skip,
+    shift_injection, computed_levels, concat_of_positions, both_compute, dense_reuse, pyramid_pooling, concat_long_skip,
     concat_computed_long_skip, concat_feature_reuse, concat_branch, add_long_skip, residual, add_computed_long_skip,
     add_branch,
 )
