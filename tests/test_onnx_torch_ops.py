@@ -203,6 +203,14 @@ def test_reduction_axes_from_an_attribute_are_a_tuple_literal_jit_script_can_siz
     assert torch.equal(torch.jit.script(module)(x), module(x))
 
 
+def test_a_file_with_onnx_nodes_keeps_its_lines_within_ruffs_default():
+    # seen importing PoolFormer: the OnnxConstants docstring's first line was 89 columns (ruff's E501)
+    model = one_node_model("PRelu", [f32(2, 3, 4)], [f32(3, 1)], {}, 1, 17)
+    source = generate_source(from_onnx(model, "case.onnx"))
+    assert "class OnnxConstants" in source
+    assert max(map(len, source.splitlines())) <= 88
+
+
 def test_the_cases_cover_most_of_the_table():
     covered = {c[1] for c in CASES}
     assert len(covered) >= 60 and len(TORCH_LOWERINGS) >= 120

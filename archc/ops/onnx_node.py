@@ -111,8 +111,8 @@ def role_for(op_type: str, computed_inputs: int, constant_first: bool = False) -
 #: the module holding an onnx_node's constants in generated PyTorch (written once into the file)
 _CONSTANTS_CLASS = '''\
 class OnnxConstants(nn.Module):
-    """An imported ONNX node's constant inputs, by name: the learned ones parameters, the
-    model's literals buffers (in the state_dict, not among the parameters)."""
+    """An imported ONNX node's constant inputs, by name: the learned ones parameters,
+    the model's literals buffers (in the state_dict, not among the parameters)."""
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 :func:`load_onnx` reads an ONNX file and :func:`from_onnx` converts an in-memory
 ``onnx.ModelProto`` (see :mod:`archc.frontends.onnx.importer`).
 """
+from archc.frontends.onnx import arithmetic as _arithmetic  # noqa: F401 - registers its native ops
 from archc.frontends.onnx import attention as _attention  # noqa: F401 - registers its pattern
 from archc.frontends.onnx import convert as _convert  # noqa: F401 - registers the converters
 from archc.frontends.onnx import groupnorm as _groupnorm  # noqa: F401 - registers its pattern

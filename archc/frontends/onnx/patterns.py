@@ -216,6 +216,22 @@ def matcher(*anchors: str) -> Callable[[Matcher], Matcher]:
     return register
 
 
+#: anchor kind -> matchers of one ONNX node that is a native op (``x ** 2`` is ``pow``), tried after every
+#: pattern of :data:`MATCHERS` has been fused: before, they would take the nodes those patterns match
+NATIVE: dict[str, list[Matcher]] = {}
+
+
+def native(*anchors: str) -> Callable[[Matcher], Matcher]:
+    """Register, as :func:`matcher` does, a matcher for :data:`NATIVE`."""
+
+    def register(fn: Matcher) -> Matcher:
+        for anchor in anchors:
+            NATIVE.setdefault(anchor, []).append(fn)
+        return fn
+
+    return register
+
+
 def _plus_one(graph: Graph, value: Value) -> Value | None:
     """``t`` where ``value`` is ``1 + t`` (an imported Add of the constant 1)."""
     node = graph.node(value.node)
@@ -590,27 +606,27 @@ def fuse(graph: Graph) -> int:
     a node a fusion put in place of a visited name later in the pass is visited too."""
     token = _DERIVED.set({})
     try:
-        return _fuse(graph)
+        return _fuse(graph, MATCHERS) + _fuse(graph, NATIVE)
     finally:
         _DERIVED.reset(token)
 
 
-def _fuse(graph: Graph) -> int:
+def _fuse(graph: Graph, matchers: dict[str, list[Matcher]]) -> int:
     count, changed = 0, True
     while changed:
         changed = False
         nodes = list(graph.nodes())
         ops = {n.op for n in nodes}
-        if ops.isdisjoint(MATCHERS) and ("onnx_node" not in ops or not any(
-                kind(n) in MATCHERS for n in nodes if n.op == "onnx_node")):
+        if ops.isdisjoint(matchers) and ("onnx_node" not in ops or not any(
+                kind(n) in matchers for n in nodes if n.op == "onnx_node")):
             break  # (no anchor: decided by the set of ops, without a kind per node)
-        order = [(n.name, kind(n) in MATCHERS) for n in nodes]
+        order = [(n.name, kind(n) in matchers) for n in nodes]
         added: set[str] = set()  # names (re)bound by this pass's fusions
         for name, anchored in order:
             if not (anchored or name in added) or name not in graph:
                 continue
             node = graph.node(name)
-            for match_fn in MATCHERS.get(kind(node), ()) if node.op != "input" else ():
+            for match_fn in matchers.get(kind(node), ()) if node.op != "input" else ():
                 match = match_fn(graph, node)
                 names = _apply(graph, node, match) if match is not None else None
                 if names:
