@@ -211,6 +211,18 @@ def test_a_file_with_onnx_nodes_keeps_its_lines_within_ruffs_default():
     assert max(map(len, source.splitlines())) <= 88
 
 
+def test_a_constant_of_one_value_is_written_as_that_value():
+    # seen importing PoolFormer: each layer scale's 32 copies of 1e-5 took 64 lines, twice (init and reset)
+    model = one_node_model("PRelu", [f32(2, 3, 4)], [np.full((3, 1), 0.25, np.float32)], {}, 1, 17)
+    graph = from_onnx(model, "case.onnx")
+    source = generate_source(graph)
+    assert "torch.full((3, 1), 0.25, dtype=torch.float32)" in source and "nn.init.constant_(" in source
+    assert "0.25, 0.25" not in source
+    module = build_module(graph, seed=None).eval()
+    weights = [p for p in module.parameters()]
+    assert len(weights) == 1 and torch.equal(weights[0], torch.full((3, 1), 0.25))
+
+
 def test_the_cases_cover_most_of_the_table():
     covered = {c[1] for c in CASES}
     assert len(covered) >= 60 and len(TORCH_LOWERINGS) >= 120

@@ -230,10 +230,23 @@ def torch_init_source(spec: ParamSpec, target: str) -> str:
                 f"b={py(float(spec.high))})")
     if spec.init == "unit_norms":  # (of the tensor the caller has just drawn: its own init is the source's)
         raise ValueError(f"init 'unit_norms' of {target} is computed from its source tensor, not drawn")
+    if spec.init == "values" and _one_value(spec.values):  # (a layer scale's 1e-5 in each of 768 places)
+        return f"nn.init.constant_({target}, {py(spec.values[0])})"
     if spec.init == "values":  # (fixed data, written again in place; detached, as nn.init writes without grad)
-        return (f"{target}.detach().copy_(torch.tensor({py(list(spec.values))}, "
-                f"dtype=torch.{spec.dtype}).reshape({py(tuple(spec.shape))}))")
+        return f"{target}.detach().copy_({values_source(spec.values, spec.shape, f'torch.{spec.dtype}')})"
     raise ValueError(f"unknown init '{spec.init}' for {target}")
+
+
+def values_source(values: Sequence[Any], shape: Sequence[int], dtype: str) -> str:
+    """Python making a tensor of ``shape`` and ``dtype`` (its torch name) holding ``values`` (row-major):
+    ``torch.full`` where they are one value, else the list reshaped."""
+    if _one_value(values):
+        return f"torch.full({py(tuple(shape))}, {py(values[0])}, dtype={dtype})"
+    return f"torch.tensor({py(list(values))}, dtype={dtype}).reshape({py(tuple(shape))})"
+
+
+def _one_value(values: Sequence[Any]) -> bool:
+    return len(values) > 1 and all(v == values[0] and type(v) is type(values[0]) for v in values)
 
 
 #: The vocabulary analyses see (``OpDef.role_of``), defined by :class:`archc.ir.vocab.Role`:

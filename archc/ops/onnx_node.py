@@ -61,7 +61,7 @@ from typing import Any, NamedTuple
 from archc.errors import ShapeError, SpecError, first_line
 from archc.ir.types import DTYPES, TensorType
 from archc.ir.vocab import WITH_CONSTANT, Role
-from archc.ops.base import Attr, OpDef, ParamSpec, py, torch_init_source
+from archc.ops.base import Attr, OpDef, ParamSpec, py, torch_init_source, values_source
 from archc.ops.onnx_one_node import DEFAULT_OPSET, downgraded, node_model, tensor_type_code
 from archc.ops.registry import register
 
@@ -188,8 +188,8 @@ class OnnxNode(OpDef):
                 dtype = torch_dtype(p["dtype"])
             except Unsupported as exc:
                 raise self._error(node, str(exc)) from None
-            data = (f"torch.tensor({py(p['values'])}, dtype={dtype}).reshape({py(tuple(p['shape']))})"
-                    if "values" in p else f"torch.zeros({tuple(p['shape'])!r}, dtype={dtype})")
+            data = values_source(p["values"], p["shape"], dtype) if "values" in p else \
+                f"torch.zeros({tuple(p['shape'])!r}, dtype={dtype})"
             groups["learned" if p.get("learned", True) else "fixed"].append(f"{py(name)}: {data}")
         return "OnnxConstants(" + ", ".join(f"{kind}={{{', '.join(entries)}}}" for kind, entries in groups.items()
                                             if entries) + ")"
