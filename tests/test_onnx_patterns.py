@@ -1,4 +1,4 @@
-"""Functions exporters write out (GELU in its erf and tanh forms, SiLU, Mish, layer normalisation) come
+"""Functions exporters write out (GELU in its erf and tanh forms, SiLU, Mish, GLU, roll, layer normalisation) come
 back as archc's native ops, from modules written here and exported by both torch.onnx exporters
 (TorchScript at opset 14, before LayerNormalization and Gelu existed, and the default dynamo=True),
 computing what onnxruntime computes on the file."""
@@ -43,12 +43,17 @@ class Written(nn.Module):
             return x * torch.sigmoid(x)
         if self.form == "mish":  # (found on CSPDarknet: the TorchScript exporter writes F.mish out so)
             return nn.functional.mish(x)
+        if self.form == "glu":  # (found on Conformer's convolution module: both exporters write F.glu out)
+            return nn.functional.glu(x, dim=-1)
+        if self.form == "roll":  # (found on Swin's shifted windows: a concat of two slices per dim)
+            return torch.roll(x, shifts=(-1, 2), dims=(1, 2))
         centred = x - x.mean(-1, keepdim=True)  # layer norm (Ba et al. 2016)
         return centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + 1e-5) * self.weight + self.bias
 
 
 EXPECTED = {"gelu_tanh": ("gelu", {"approximate": "tanh"}), "gelu_erf": ("gelu", {"approximate": "none"}),
-            "silu": ("silu", {}), "mish": ("mish", {}),
+            "silu": ("silu", {}), "mish": ("mish", {}), "glu": ("glu", {"dim": 2}),
+            "roll": ("roll", {"shifts": [-1, 2], "dims": [1, 2]}),
             "layernorm": ("layernorm", {"dims": 1, "eps": 1e-5, "bias": True})}
 
 
@@ -222,7 +227,7 @@ def test_matchers_match_only_at_their_anchor_kinds(tmp_path, monkeypatch, form):
                 assert patterns.kind(node) in anchors, (fn.__name__, node.name, patterns.kind(node))
                 matched.append(fn.__name__)
     assert EXPECTED[form][0] in matched  # (the matchers are named after the ops they make)
-    assert patterns.fuse(graph) == 1
+    assert patterns.fuse(graph) == (3 if form == "roll" else 1)  # (a roll per dim, then one roll of both)
 
 
 class NormedResidual(nn.Module):
