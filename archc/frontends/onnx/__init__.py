@@ -9,6 +9,7 @@ from archc.frontends.onnx import convert as _convert  # noqa: F401 - registers t
 from archc.frontends.onnx import groupnorm as _groupnorm  # noqa: F401 - registers its pattern
 from archc.frontends.onnx import pooling as _pooling  # noqa: F401 - registers its patterns
 from archc.frontends.onnx import recurrent as _recurrent  # noqa: F401 - registers its patterns
+from archc.frontends.onnx import roll as _roll  # noqa: F401 - registers its patterns
 from archc.frontends.onnx.importer import from_onnx, load_onnx
 
 __all__ = ["from_onnx", "load_onnx"]

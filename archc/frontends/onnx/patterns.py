@@ -5,13 +5,13 @@ several nodes (older opsets and hand-written modules): GELU as ``x * 0.5 * (1 + 
 sqrt 2))`` or with the tanh formula, SiLU as ``x * sigmoid(x)``, Mish as ``x * tanh(softplus(x))``,
 layer normalisation as ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div, with or without a scale and
 shift, a crop of two dims to another tensor's size as one Slice (``crop``) per dim, GLU as
-``a * sigmoid(b)`` of a split's halves, a roll as the concat of two slices. :func:`fuse` rewrites each
-occurrence into the native op (``gelu``, ``silu``, ``mish``, ``layernorm``, one ``crop``, ``glu``,
-``roll``), keeping the name of the node
+``a * sigmoid(b)`` of a split's halves. :func:`fuse` rewrites each occurrence into the native op
+(``gelu``, ``silu``, ``mish``, ``layernorm``, one ``crop``, ``glu``), keeping the name of the node
 that computed the result. The larger patterns live
 in their own modules and register here with :func:`matcher`: attention (:mod:`archc.frontends.onnx.attention`),
 LSTM/GRU (:mod:`archc.frontends.onnx.recurrent`), max pooling with indices and unpooling
-(:mod:`archc.frontends.onnx.pooling`), group normalisation (:mod:`archc.frontends.onnx.groupnorm`).
+(:mod:`archc.frontends.onnx.pooling`), group normalisation (:mod:`archc.frontends.onnx.groupnorm`), rolls
+(:mod:`archc.frontends.onnx.roll`).
 A :class:`Match` may put movement adapters before
 and after the fused op (a time-major source) and further nodes reading its outputs
 (:class:`Follower`: the unpoolings of a pooling's indices).
@@ -205,14 +205,14 @@ Matcher = Callable[[Graph, Node], "Match | None"]
 MATCHERS: dict[str, list[Matcher]] = {}
 
 
-def matcher(*anchors: str) -> Callable[[Matcher], Matcher]:
+def matcher(*anchors: str, table: dict[str, list[Matcher]] = MATCHERS) -> Callable[[Matcher], Matcher]:
     """Register a matcher that can match only at a root whose :func:`kind` is one of ``anchors``
     (it returns None at any other node): :func:`fuse` calls it at those nodes only, and skips a
     whole pass when a graph holds none of them (a convolutional network holds no anchor)."""
 
     def register(fn: Matcher) -> Matcher:
         for anchor in anchors:
-            MATCHERS.setdefault(anchor, []).append(fn)
+            table.setdefault(anchor, []).append(fn)
         return fn
 
     return register
@@ -225,13 +225,7 @@ NATIVE: dict[str, list[Matcher]] = {}
 
 def native(*anchors: str) -> Callable[[Matcher], Matcher]:
     """Register, as :func:`matcher` does, a matcher for :data:`NATIVE`."""
-
-    def register(fn: Matcher) -> Matcher:
-        for anchor in anchors:
-            NATIVE.setdefault(anchor, []).append(fn)
-        return fn
-
-    return register
+    return matcher(*anchors, table=NATIVE)
 
 
 def _plus_one(graph: Graph, value: Value) -> Value | None:
@@ -315,49 +309,6 @@ def glu(graph: Graph, root: Node) -> Match | None:
         if len(split.outputs) == 2 and sizes[0] == sizes[1]:
             return Match("glu", {"dim": split.attrs["dim"]}, [split.inputs[0]], [root.name, g.name, split.name])
     return None
-
-
-@matcher("concat")
-def roll(graph: Graph, root: Node) -> Match | None:
-    """``cat(x[a:], x[:a])`` along one dim, each slice read only here: ``torch.roll`` of x by -a along
-    it (by n - a where that is the smaller shift), as both torch exporters write ``torch.roll`` (Swin's
-    cyclic shift of the windows)."""
-    if kind(root) != "concat" or len(root.inputs) != 2 or any(v.out for v in root.inputs):
-        return None
-    head, tail = (graph.node(v.node) for v in root.inputs)
-    if kind(head) != "slice" or kind(tail) != "slice" or head.inputs != tail.inputs or head.name == tail.name \
-            or graph.uses(head.name) != 1 or graph.uses(tail.name) != 1:
-        return None
-    x = head.inputs[0]
-    shape = graph.type_of(x).shape
-    dim = root.attrs["axis"] % len(shape)
-    n = shape[dim]
-    if not isinstance(n, int) or any(s.attrs["dim"] % len(shape) != dim or s.attrs["step"] != 1 for s in (head, tail)):
-        return None
-    cut = head.attrs["start"] % n if head.attrs["start"] is not None else 0
-    ends = (head.attrs["end"], tail.attrs["start"] or 0, tail.attrs["end"])
-    if not 0 < cut < n or (ends[0] is not None and ends[0] < n) or ends[1] != 0 or ends[2] is None \
-            or ends[2] % n != cut:
-        return None
-    shift = -cut if cut <= n - cut else n - cut
-    return Match("roll", {"shifts": [shift], "dims": [dim]}, [x], [root.name, head.name, tail.name])
-
-
-@matcher("roll")
-def rolls(graph: Graph, root: Node) -> Match | None:
-    """A roll of a roll along other dims, the inner one read only here: one roll of both (the exporters
-    write ``torch.roll(x, (-s, -s), (1, 2))`` a dim at a time)."""
-    if kind(root) != "roll":
-        return None
-    inner = graph.node(root.inputs[0].node)
-    if kind(inner) != "roll" or graph.uses(inner.name) != 1:
-        return None
-    rank = graph.type_of(root.inputs[0]).rank
-    dims = [d % rank for d in (*inner.attrs["dims"], *root.attrs["dims"])]
-    if len(set(dims)) != len(dims):
-        return None
-    return Match("roll", {"shifts": [*inner.attrs["shifts"], *root.attrs["shifts"]], "dims": dims}, list(inner.inputs),
-                 [root.name, inner.name])
 
 
 @matcher("mul")
