@@ -34,6 +34,11 @@ def _x_first(node: Node) -> bool:
     return (node.attrs["operands"] or [None])[0] == 0
 
 
+def _of_one_tensor(node: Node) -> bool:
+    """Whether ONNX ``node`` reads one computed tensor and nothing else."""
+    return len(node.inputs) == 1 and list(node.attrs["operands"] or []) == [0]
+
+
 def _float_input(graph: Graph, node: Node) -> bool:
     return len(node.inputs) == 1 and graph.type_of(node.inputs[0]).dtype.startswith("float")
 
@@ -41,7 +46,7 @@ def _float_input(graph: Graph, node: Node) -> bool:
 @native(*_UNARY)
 def unary(graph: Graph, root: Node) -> Match | None:
     """``Sqrt(x)``, ``Exp(x)``, ``Log(x)``, ``Abs(x)``."""
-    if len(root.inputs) != 1 or list(root.attrs["operands"] or []) != [0] or root.attrs.get("attributes"):
+    if not _of_one_tensor(root) or root.attrs.get("attributes"):
         return None
     return Match(_UNARY[kind(root)], {}, list(root.inputs), [root.name])
 
@@ -73,6 +78,6 @@ def reciprocal_sqrt(graph: Graph, root: Node) -> Match | None:
         return None
     sqrt = graph.node(root.inputs[0].node)
     if kind(sqrt) not in _SQRT or len(sqrt.inputs) != 1 or graph.uses(sqrt.name) != 1 \
-            or (sqrt.op == "onnx_node" and list(sqrt.attrs["operands"] or []) != [0]):
+            or (sqrt.op == "onnx_node" and not _of_one_tensor(sqrt)):
         return None
     return Match("rsqrt", {}, list(sqrt.inputs), [root.name, sqrt.name])

@@ -20,6 +20,8 @@ from archc.ir.names import Namespace
 __all__ = ["NodeNames", "clean", "module_scopes", "node_meta", "path_name", "split_name"]
 
 _NAME_SCOPES = "pkg.torch.onnx.name_scopes"
+#: an entry of a list the default exporter writes into metadata as Python text (``['', 'layer1', 'conv2d']``)
+_ENTRY = re.compile(r"'([^']*)'")
 _SEGMENT = re.compile(r"[^A-Za-z0-9_.]+")
 _DOTS = re.compile(r"\.{2,}")
 #: a name clean leaves as it is: alphanumeric runs joined by single dots or underscores
@@ -64,7 +66,7 @@ def path_name(node: onnx.NodeProto) -> str:
         return name
     for prop in node.metadata_props:
         if prop.key == _NAME_SCOPES:
-            scopes = [s for s in re.findall(r"'([^']*)'", prop.value) if s]
+            scopes = [s for s in _ENTRY.findall(prop.value) if s]
             if len(scopes) >= 2:
                 return "/" + "/".join(scopes)
             return clean(scopes[0]) or name if scopes else name
@@ -85,7 +87,7 @@ def node_meta(node: onnx.NodeProto) -> dict[str, Any]:
         return meta  # no exporter metadata, no module path in the name: nothing more to read
     props = {prop.key: prop.value for prop in node.metadata_props}
     if _NAME_SCOPES in props:
-        scopes = [s for s in re.findall(r"'([^']*)'", props[_NAME_SCOPES]) if s]
+        scopes = [s for s in _ENTRY.findall(props[_NAME_SCOPES]) if s]
         if len(scopes) >= 2:  # the last entry names the op, the one before its module
             meta["module_path"] = scopes[-2]
     modules = module_scopes(node.name, props)
@@ -98,8 +100,8 @@ def module_scopes(name: str, props: dict[str, str]) -> tuple[tuple[str, str | No
     """The modules a node ran in, from the default exporter's ``name_scopes`` and ``class_hierarchy``
     metadata (paths and classes), else from a TorchScript-exporter name such as
     ``/layer1/layer1.0/conv1/Conv`` (paths only). The root module and the op itself are left out."""
-    scopes = re.findall(r"'([^']*)'", props.get(_NAME_SCOPES, ""))
-    classes = re.findall(r"'([^']*)'", props.get("pkg.torch.onnx.class_hierarchy", ""))
+    scopes = _ENTRY.findall(props.get(_NAME_SCOPES, ""))
+    classes = _ENTRY.findall(props.get("pkg.torch.onnx.class_hierarchy", ""))
     if len(scopes) >= 3:
         named = classes if len(classes) == len(scopes) else [None] * len(scopes)
         return tuple((path, cls.rpartition(".")[2] if cls else None)
