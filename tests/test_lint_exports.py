@@ -730,6 +730,24 @@ def _batch_of_two():
     return (torch.randn(2, 3, 16, 16),)
 
 
+class UnrolledLSTMCell(nn.Module):
+    """GNMT's decoder as Luong et al. (2015) and most reimplementations write it: an ``nn.LSTMCell`` run step
+    by step over the embedded target sequence, its outputs stacked over time, then a projection."""
+
+    def __init__(self, d=8, steps=4):
+        super().__init__()
+        self.embed, self.cell, self.proj, self.steps = nn.Linear(d, d), nn.LSTMCell(d, d), nn.Linear(d, d), steps
+
+    def forward(self, x):
+        e = self.embed(x)
+        h = c = torch.zeros(x.shape[0], e.shape[-1])
+        outs = []
+        for t in range(self.steps):
+            h, c = self.cell(e[:, t], (h, c))
+            outs.append(h)
+        return self.proj(torch.stack(outs, 1))
+
+
 def lint_export(model_cls, dynamo: bool, tmp_path_factory, example=None, dynamic_batch: bool = False, **kwargs):
     """Export ``model_cls(**kwargs)`` (eval mode; inputs ``example()``, by default one 1x3x32x32 tensor) and
     analyse the imported ONNX. ``dynamic_batch``: the batch dim of every input is symbolic (``dynamic_axes``
@@ -1166,3 +1184,16 @@ def test_class15_a_one_layer_projection_beside_a_round_trip(dynamo, dynamic_batc
     else:
         assert (pair.kind, pair.rule, len(pair.shortcut)) == ("branch", "add_branch", 2)  # the pooling, the upsampling
         assert pair.reason == f"both paths from {fork} compute (0 layers and 1 layer; a same-shape projection)"
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_an_unrolled_lstm_cell_makes_no_skip_through_time(dynamo, tmp_path_factory):
+    # found on GNMT's decoder (round 17): the gate sum W_ih x_t + W_hh h_(t-1) was a residual at the first
+    # step and a long skip at the later ones (x_t's linear taken for a projection shortcut of the embedding,
+    # though the earlier steps read its other steps), and the stack of the steps' outputs a long skip and
+    # dense reuse (the Unsqueeze before it hid that it stacks along time, not features)
+    a = lint_export(UnrolledLSTMCell, dynamo, tmp_path_factory, lambda: (torch.randn(2, 4, 8),))
+    # the cell state's f * c + i * g at each later step: LSTM's gated carry
+    assert [s.kind for s in a.skips] == ["gated"] * 3
+    rules = sorted(c.rule for c in a.joins if c.kind == "branch")
+    assert rules == ["concat_of_positions"] * 3 + ["projected_part"] * 3, rules

@@ -251,28 +251,56 @@ def feature_axis(f: Flow, v: int) -> int | None:
     """The axis of ``v``'s output that holds features, counted from the front: the ``feature_axis`` of the
     nearest op back from ``v`` that declares one (:attr:`~archc.ops.base.OpDef.feature_axis`), searched
     breadth-first through ops that keep their input's layout (every input of a sum has the sum's
-    layout); None where only rearrangements (reshape, transpose), ops that do not say or changes of rank
-    are found within :data:`LAYOUT_STEPS` nodes."""
+    layout; a slice, a split: :attr:`~archc.ops.base.OpDef.keeps_layout`) and reshapes that only insert or
+    drop dims of size 1 (an Unsqueeze before a stack of time
+    steps: the axis moves with them); None where only other rearrangements (a transpose, a merge of
+    dims), ops that do not say or changes of rank are found within :data:`LAYOUT_STEPS` nodes."""
     rank = f.nodes[v].outputs[0].rank if v != SOURCE and f.nodes[v].outputs else None
     if not isinstance(rank, int) or rank == 0:
         return None
     nodes, roles, preds = f.nodes, f.roles, f.preds
-    todo, seen = deque([v]), {v}
+    # (each entry: a node, and where each axis of its output lies in v's output)
+    todo, seen = deque([(v, tuple(range(rank)))]), {v}
     while todo and len(seen) <= LAYOUT_STEPS:
-        v = todo.popleft()
+        v, axes = todo.popleft()
         node = nodes[v]
-        if v == SOURCE or not node.outputs or node.outputs[0].rank != rank:
+        if v == SOURCE or not node.outputs or node.outputs[0].rank != len(axes):
             continue
         op = registry.get(node.op)
         axis = op.feature_axis if op is not None else None
         if axis is not None:
-            return axis % rank
-        if roles[v] in LAYOUT_KEEPING:
-            for p in preds[v]:
-                if p not in seen:
-                    seen.add(p)
-                    todo.append(p)
+            return axes[axis % len(axes)]
+        moved = _unit_dims_moved(f, v) if roles[v] == Role.RESHAPE else None
+        if roles[v] not in LAYOUT_KEEPING and not (op is not None and op.keeps_layout) and moved is None:
+            continue
+        for p in preds[v]:
+            if p not in seen:
+                seen.add(p)
+                todo.append((p, axes if moved is None else tuple(axes[k] for k in moved)))
     return None
+
+
+def _unit_dims_moved(f: Flow, v: int) -> tuple[int, ...] | None:
+    """For a reshape whose output is its input with dims of size 1 inserted or dropped, where each of
+    the input's other dims lands in the output; None for any other reshape."""
+    (p, out), = f.slots[v] if len(f.slots[v]) == 1 else ((None, 0),)
+    if p is None:
+        return None
+    source, target = f.value_type(p, out).shape, f.nodes[v].outputs[0].shape
+    placed, k = [], 0
+    for dim in source:
+        while k < len(target) and target[k] != dim and target[k] == 1:
+            k += 1  # (an inserted unit dim)
+        if k < len(target) and target[k] == dim:
+            placed.append(k)
+            k += 1
+        elif dim == 1:
+            placed.append(None)  # (a dropped unit dim: no feature axis is one of these)
+        else:
+            return None
+    if any(d != 1 for i, d in enumerate(target) if i not in placed):
+        return None
+    return tuple(0 if k is None else k for k in placed)
 
 
 def concat_of_positions(f: Flow, m: int, producers: Sequence[int], known: dict[int, int | None]) -> bool:

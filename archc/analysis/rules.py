@@ -252,6 +252,19 @@ def shift_injection(f: PairFacts) -> Verdict:
     return None
 
 
+def projected_part(f: PairFacts) -> Verdict:
+    """A sum whose shortcut puts a learned layer on a part of the fork (a slice, a split's output) that the
+    main path never reads (an unrolled LSTM's gates ``W_ih x_t + W_hh h_{t-1}``, ``x_t`` one step of the
+    sequence the earlier steps' cells read the other steps of): a projection shortcut matches the shape
+    of the very ``x`` that ``F`` computes from; this layer computes features of its own, so both inputs
+    compute: a branch join. An identity part (Res2Net's ``sp + spx[i]``) stays a residual-like connection."""
+    if f.merge_role in SUMS and f.carries == Carries.PROJECTION and f.split_part():
+        return Kind.BRANCH, (f"{_sum_word(f)} of a learned layer ({layers(f.shortcut_layers)}) on a part of "
+                             f"{f.fork} the main path never reads and a path computing from its other parts "
+                             f"({layers(f.depth)}): both compute")
+    return None
+
+
 def computed_levels(f: PairFacts) -> Verdict:
     """A sum or concat of three or more inputs from several forks, each through a learned layer of its
     own (a segmentation head merging every pyramid level after its own projection): every input
@@ -377,7 +390,7 @@ def add_branch(f: PairFacts) -> Verdict:
 RULES: tuple[Callable[[PairFacts], Verdict], ...] = (
     no_common_fork, index_arithmetic, pooling_indices, gate_computation, learned_merge, arithmetic_without_layers,
     multiplicative_gate, other_merge, token_mixer, no_layer_between, highway_gate, broadcast_injection,
-    shift_injection, computed_levels, concat_of_positions, both_compute, dense_reuse, pyramid_pooling, concat_long_skip,
+    shift_injection, projected_part, computed_levels, both_compute, concat_of_positions, dense_reuse, pyramid_pooling, concat_long_skip,
     concat_computed_long_skip, concat_feature_reuse, concat_branch, add_long_skip, residual, add_computed_long_skip,
     add_branch,
 )

@@ -97,6 +97,8 @@ class Attr:
     below: float | None = None
     above: float | None = None
     finite: bool = True
+    #: an ``ints`` attribute whose empty list is a value too (a 0-d tensor's shape)
+    empty: bool = False
 
     @property
     def required(self) -> bool:
@@ -104,6 +106,8 @@ class Attr:
 
     def accepts(self, value: Any) -> bool:
         """Whether ``value`` (already evaluated) is of this attribute's kind and choices."""
+        if self.empty and isinstance(value, (list, tuple)) and not value:
+            return True
         if not _KIND_CHECKS[self.kind](value):
             return False
         # (an int_or_str attribute's text, too, is one of its choices)
@@ -134,7 +138,7 @@ class Attr:
     def expected(self) -> str:
         """What this attribute takes, in words, for error messages."""
         if not self.choices:
-            return _KIND_WORDS[self.kind] + self.bounds()
+            return _KIND_WORDS[self.kind] + (" (or [])" if self.empty else "") + self.bounds()
         choices = "one of " + ", ".join(map(repr, self.choices))
         if self.kind == "int_or_str":  # (the bounds are the integers')
             return f"an integer or a list of integers{self.bounds()}, or {choices}"
@@ -313,6 +317,9 @@ class OpDef:
     #: layout or rearranges it. Analyses tell a concat of features (DenseNet) from a concat of positions
     #: (a class token and the patch tokens) by it.
     feature_axis: ClassVar[int | None] = None
+    #: True where each output keeps the first input's rank and the order of its dims, each only cut or
+    #: padded (slice, split, crop, pad): the axis features are on stays where it was
+    keeps_layout: ClassVar[bool] = False
     #: True where :meth:`params` is never empty, whatever the attributes and input types (a
     #: conv's weight): the default :meth:`torch_reset` of its module is then always the module's
     #: own ``reset_parameters()``, which a backend may write without asking for the sizes

@@ -37,6 +37,7 @@ class Crop(OpDef):
                      "after the first two (the spatial ones of (N, C, ...))"),
     }
     role = "reshape"  # moves elements, computes nothing
+    keeps_layout = True
 
     torch_functions = {"center_crop": '''\
 def center_crop(x: torch.Tensor, ref: torch.Tensor, dims: list[int]) -> torch.Tensor:

@@ -47,6 +47,7 @@ class Pad(OpDef):
         "value": Attr("float", 0.0, doc="what mode constant fills with"),
     }
     role = "reshape"  # moves elements and adds fixed ones, computes nothing
+    keeps_layout = True
 
     def _sides(self, node, x: TensorType) -> list[tuple[int, int, int]]:
         """(dim, before, after) per padded dim, last dim first, checked against the mode and ``x``."""

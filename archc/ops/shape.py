@@ -187,6 +187,7 @@ class Slice(OpDef):
         "step": Attr("int", 1, doc="stride, at least 1", min=1),
     }
     role = "reshape"
+    keeps_layout = True
 
     def _dim(self, node, x) -> int:
         return checked_dim(node.attrs["dim"], x)
@@ -252,6 +253,7 @@ class Split(OpDef):
         "dim": Attr("int", 1, doc="the dim to split"),
     }
     role = "reshape"
+    keeps_layout = True
 
     def _pieces(self, node, x) -> tuple[int, list[int]]:
         dim = checked_dim(node.attrs["dim"], x)
