@@ -42,8 +42,23 @@ class FirstToken(nn.Module):
         return self.head(torch.tanh(self.proj(x))[:, 0])
 
 
+class StackedSteps(nn.Module):
+    """A recurrent decoder's outputs, one (N, D) per step, stacked over time (``torch.stack(outs, 1)``:
+    an Unsqueeze of each, then a Concat), then a projection of each step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = nn.ModuleList(nn.Linear(6, 6) for _ in range(3))
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [torch.tanh(step(x[:, t])) for t, step in enumerate(self.steps)]
+        return self.head(torch.stack(outs, 1))
+
+
 @pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
-@pytest.mark.parametrize("module,shape", [(LastStep, (1, 4, 12)), (FirstToken, (1, 7, 6))], ids=["last_step", "first_token"])
+@pytest.mark.parametrize("module,shape", [(LastStep, (1, 4, 12)), (FirstToken, (1, 7, 6)), (StackedSteps, (1, 3, 6))],
+                         ids=["last_step", "first_token", "stacked_steps"])
 def test_a_picked_position_of_an_export_at_batch_1_runs_at_other_batches(tmp_path, module, shape, dynamo):
     if dynamo:
         pytest.importorskip("onnxscript")

@@ -35,6 +35,8 @@ CASES = [
                    "  - {op: add, in: [x, table]}"),
     ("token_concat", "inputs: {x: [N, 3, 4]}\nnodes:\n  - {name: t, op: parameter, shape: [1, 3, 1], init: ones}\n"
                      "  - {op: mul, in: [x, t:0]}"),
+    ("scalar_gain", "inputs: {x: [N, 3, 4]}\nnodes:\n  - {name: skip_gain, op: parameter, shape: [], init: constant, "
+                    "value: 0.5}\n  - {op: mul, in: [x, skip_gain]}"),
     ("concat_with_parameter", "inputs: {x: [2, 3, 4]}\nnodes:\n  - {name: t, op: parameter, shape: [2, 1, 4]}\n"
                               "  - {op: concat, in: [t, x], axis: 1}"),
 ]
@@ -101,6 +103,8 @@ def test_a_parameter_is_not_chained_and_not_a_skip():
      "got 'uniformm'"),
     ("{name: p, op: parameter, shape: [3], init: trunc_normal, a: 1}", "trunc_normal bounds a=1.0, b=2.0"),
     ("{name: p, op: parameter}", "op 'parameter' needs attribute 'shape'"),
+    ("{name: p, op: parameter, shape: [2.5]}",
+     "attribute 'shape' of op 'parameter' expects an integer or a list of integers (or []), >= 1, got [2.5]"),
 ])
 def test_errors(node, message):
     msg = spec_error(f"inputs: {{x: [N, 4]}}\nnodes: [{node}, {{op: relu, in: x}}]")

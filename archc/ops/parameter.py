@@ -28,7 +28,8 @@ class Parameter(OpDef):
     doc = "A learned tensor of a given shape (no input), e.g. layer scale, class token, bias table."
     inputs = ()
     attrs = {
-        "shape": Attr("ints", doc="the tensor's shape, e.g. [1, 1, dim] (expressions allowed)", min=1),
+        "shape": Attr("ints", doc="the tensor's shape, e.g. [1, 1, dim] (expressions allowed; [] a single "
+                      "number, NFNet's skip gain)", min=1, empty=True),
         "init": Attr("str", "zeros", choices=tuple(INITS), doc="initial values: " + "; ".join(
             f"{k}: {v}" for k, v in INITS.items())),
         "value": Attr("float", 0.0, doc="the value of init 'constant' (layer scale: 1e-6)"),

@@ -5,13 +5,22 @@ it imports, because the patterns of :mod:`archc.frontends.onnx.patterns` (layer 
 match them in that form. What no pattern took is then written as the native op (registered with
 :func:`~archc.frontends.onnx.patterns.native`): T5's and LLaMA's RMSNorm, ``x * rsqrt(mean(x^2) + eps)``,
 becomes ``pow``, ``mean``, ``add`` (a value), ``rsqrt`` and ``mul``, as a spec writes it, which PyTorch
-writes as ``torch.pow`` and friends and lint reads as arithmetic. A constant that is a learned
-parameter (an initializer, not a literal) stays where it is: a native op's value is no parameter.
+writes as ``torch.pow`` and friends and lint reads as arithmetic. A native op's value is no parameter:
+a learned tensor that is no layer's parameter (a layer scale, ResMLP's affine, ReZero's gain) becomes a
+``parameter`` node read by the native op (:func:`learned_operands`, last), named by its state_dict key.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from archc.frontends.onnx.generic import PARAMETER_KEYS_META
 from archc.frontends.onnx.patterns import Match, constant_operand, kind, native, scalar
-from archc.ir.graph import Graph, Node
+from archc.frontends.onnx.values import table_init
+from archc.ir.graph import Graph, Node, Value
+from archc.ir.names import Namespace
+from archc.ir.types import Dim
+from archc.ops import registry
+from archc.ops.nodes import build_node
 
 #: ONNX element-wise functions of one tensor -> the native op
 _UNARY = {"onnx:Sqrt": "sqrt", "onnx:Exp": "exp", "onnx:Log": "log", "onnx:Abs": "abs"}
@@ -81,3 +90,62 @@ def reciprocal_sqrt(graph: Graph, root: Node) -> Match | None:
             or (sqrt.op == "onnx_node" and not _of_one_tensor(sqrt)):
         return None
     return Match("rsqrt", {}, list(sqrt.inputs), [root.name, sqrt.name])
+
+
+#: ONNX element-wise ops of two operands -> the native op
+_BINARY = {"onnx:Add": "add", "onnx:Sub": "sub", "onnx:Mul": "mul", "onnx:Div": "div"}
+
+
+def learned_operands(graph: Graph) -> int:
+    """Each ONNX Add, Sub, Mul or Div left (after every pattern) of one computed value and a learned tensor
+    that broadcasts into it, as a ``parameter`` node and the native op reading both; how many. The
+    parameter is named after the initializer where that is the model's state_dict key (a bare
+    ``nn.Parameter``'s key is its name: ``blocks.0.gamma``), for the first node reading it (a later one may
+    read a tensor the exporter merged from parameters of equal values: named after itself), else after
+    the node (``Mul_param``)."""
+    found = [(node, key) for node in graph.nodes() if node.op == "onnx_node"
+             and (key := _learned_operand(graph, node)) is not None]
+    if found:
+        taken = Namespace(node.name for node in graph.nodes())
+        for node, key in found:
+            _as_parameter(graph, node, key, taken)
+    return len(found)
+
+
+def _learned_operand(graph: Graph, node: Node) -> str | None:
+    """The weight key of ``node``'s learned operand where it is such a node, else None."""
+    if node.op != "onnx_node" or kind(node) not in _BINARY or node.attrs.get("attributes"):
+        return None
+    key = constant_operand(node)
+    if key is None or not (node.attrs.get("params") or {}).get(key, {}).get("learned"):
+        return None
+    array, x = graph.weights[node.name][key], graph.type_of(node.inputs[0])
+    if str(array.dtype) != x.dtype or not x.dtype.startswith("float") or node.outputs[0] != x \
+            or not _broadcasts_into(array.shape, x.shape):
+        return None
+    return key
+
+
+def _broadcasts_into(small: tuple[int, ...], shape: tuple[Dim, ...]) -> bool:
+    """Whether a tensor of shape ``small`` broadcasts against one of ``shape`` without widening it."""
+    return len(small) <= len(shape) and all(d == 1 or d == s for d, s in zip(reversed(small), reversed(shape)))
+
+
+def _as_parameter(graph: Graph, node: Node, key: str, taken: Namespace) -> None:
+    """Replace ``node`` by a ``parameter`` of its operand ``key`` and the native op, which takes its name."""
+    array: np.ndarray = graph.weights[node.name][key]
+    meta = {k: v for k, v in node.meta.items() if k != PARAMETER_KEYS_META}
+    initializer = node.meta.get(PARAMETER_KEYS_META, {}).get(key)
+    name = taken.take(initializer if initializer and initializer not in taken else f"{node.name}_param")
+    held = {"shape": list(array.shape), "dtype": str(array.dtype), **table_init(array)}
+    graph.add(build_node(registry.get("parameter"), name, held, [], [], location=node.location, meta=meta))
+    graph.weights[name] = {"": array}
+    x = node.inputs[0]
+    inputs = [x, Value(name)] if _x_first(node) else [Value(name), x]
+    op, final = registry.get(_BINARY[kind(node)]), node.name
+    temp = build_node(op, taken.take(f"{final}.native"), {}, inputs, list(map(graph.type_of, inputs)),
+                      location=node.location, meta=meta)
+    graph.add(temp)
+    graph.erase(final, replace_with=Value(temp.name))
+    graph.add(build_node(op, final, {}, inputs, list(map(graph.type_of, inputs)), location=node.location, meta=meta))
+    graph.erase(temp.name, replace_with=Value(final))

@@ -33,7 +33,8 @@ from archc.frontends.onnx.converters import of_kind, on_demand
 from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, converts  # noqa: F401 (tests patch CONVERTERS here)
 from archc.frontends.onnx.naming import node_meta
 from archc.frontends.onnx.sharing import PARAMETER_MODULES_META
-from archc.frontends.onnx.values import Const, Lazy, ShapeArithmeticError, Sym, Tensor, dim_arithmetic, short_float
+from archc.frontends.onnx.values import (Const, Lazy, ShapeArithmeticError, Sym, Tensor, dim_arithmetic, short_float,
+                                        spread, table_init)
 from archc.ir import dims
 from archc.ir.graph import MODULES_META, Value
 from archc.ir.types import Dim
@@ -407,23 +408,8 @@ def arithmetic(im: "Importer", node: onnx.NodeProto):
         return im.emit(node, "scale", {"factor": factor}, [x])
     if node.op_type == "Add" and im.learned(c_name) and t.rank >= 3 and c.shape == (1, *t.shape[1:]) \
             and str(c.dtype) == t.dtype:  # (a table of the input's shape but its batch: ViT's `x + pos`)
-        return im.emit(node, "position_embedding", {"init_std": _spread(c)}, [x], weights={"": c})
+        return im.emit(node, "position_embedding", {"init_std": spread(c)}, [x], weights={"": c})
     return None
-
-
-def _spread(table: np.ndarray) -> float:
-    """The standard deviation a spec written from the import draws a learned table with (its own)."""
-    return short_float(float(np.std(table)), table.dtype)
-
-
-def _table_init(table: np.ndarray) -> dict[str, Any]:
-    """The ``parameter`` init that a spec written from the import draws a learned table with, where no
-    weights are loaded: its one value where all are equal, else normal of the table's spread."""
-    first = float(table.flat[0])
-    if np.all(table == table.flat[0]):
-        return {"init": "zeros"} if first == 0 else {"init": "ones"} if first == 1 else \
-            {"init": "constant", "value": short_float(first, table.dtype)}
-    return {"init": "normal", "std": _spread(table)}
 
 
 def _fold_bias(im: "Importer", node: onnx.NodeProto, x: Value, c: np.ndarray) -> list | None:
@@ -600,10 +586,14 @@ def _flatten_span(shape: tuple[Dim, ...], desired: list[Dim | None]) -> tuple[in
 
 
 def _target(shape: tuple[Dim, ...], desired: list[Dim | None]) -> list[int] | None:
-    """A reshape target for ``desired`` from ``shape``: ints, 0 to copy a dim, one -1."""
+    """A reshape target for ``desired`` from ``shape``: ints, 0 to copy a dim, one -1. A first dim that
+    stays the input's is copied where it is a number too: in a model exported at a fixed batch it is the
+    batch, and the module then runs at any (an exporter's Unsqueeze of a step's ``(1, 8)`` to ``(1, 1, 8)``)."""
     target = []
     for i, d in enumerate(desired):
-        if isinstance(d, int):
+        if i == 0 and shape and isinstance(d, int) and shape[0] == d:
+            target.append(0)
+        elif isinstance(d, int):
             target.append(d)
         elif d is not None and i < len(shape) and shape[i] == d:
             target.append(0)
@@ -742,7 +732,7 @@ def _prepended_token(im: "Importer", node: onnx.NodeProto) -> list[Value] | None
         return None
     out = x
     for k in reversed(range(len(tables))):  # (the last table goes on first, next to x)
-        attrs = {"num_tokens": int(tables[k].shape[1]), "init_std": _spread(tables[k])}
+        attrs = {"num_tokens": int(tables[k].shape[1]), "init_std": spread(tables[k])}
         (out,) = im.emit(node, "prepend_token", attrs, [out], weights={"": tables[k]}, check=k == 0,
                          suffix=f"_token_{k}" if k else "")
     return [out]
@@ -839,7 +829,7 @@ def cropped_table(im: "Importer", node: onnx.NodeProto) -> list[Value] | None:
     found = _crop_reference(im, node, shape, starts, ends, [a % len(shape) for a in axes])
     if found is None:
         return None
-    held = {"shape": list(shape), "dtype": str(table.array.dtype), **_table_init(table.array)}
+    held = {"shape": list(shape), "dtype": str(table.array.dtype), **table_init(table.array)}
     (param,) = im.emit(node, "parameter", held, [], weights={"": table.array}, check=False, suffix="_table")
     return im.emit(node, "crop", found[1], [param, found[0]])
 

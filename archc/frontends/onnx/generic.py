@@ -19,7 +19,15 @@ from archc.ir.names import Namespace
 from archc.ir.types import Dim, TensorType
 from archc.ops import onnx_node as _onnx_node  # (importing it registers the fallback op)
 
-__all__ = ["GenericNodes"]
+__all__ = ["KEYED_PRODUCERS", "PARAMETER_KEYS_META", "GenericNodes"]
+
+#: ``Node.meta`` key of an onnx_node: constant operand -> the name of the initializer it holds, a learned
+#: one, where that name is the model's state_dict key (:data:`KEYED_PRODUCERS`); a ``parameter`` made of
+#: the operand later is named by it (:func:`archc.frontends.onnx.arithmetic.learned_operands`)
+PARAMETER_KEYS_META = "parameter_keys"
+#: the producers whose initializers are named by their state_dict keys, paths a module can hold (a name
+#: from another tool may be anything, ``half`` too, which no nn.Module attribute may be)
+KEYED_PRODUCERS = frozenset({"pytorch", "archc"})
 
 #: ops whose output shape is the value of one input (by index), where one is given: the
 #: importer reads it where ONNX's inference does not (ONNX's MaxUnpool never does, even for
@@ -85,10 +93,13 @@ class GenericNodes(ImportState):
                 ins.append(v)
                 typed.append(self.graph.type_of(v))
         types = self._output_types(node, typed, known)
-        return self._add_generic(node, operands, ins, weights, learned, types)
+        keys = {pname: node.input[i] for i, pname in enumerate(operands) if isinstance(pname, str) and learned[pname]} \
+            if self.model.producer_name in KEYED_PRODUCERS else None
+        return self._add_generic(node, operands, ins, weights, learned, types, keys)
 
     def _add_generic(self, node: onnx.NodeProto, operands: list[Any], ins: list[Value], weights: dict[str, np.ndarray],
-                     learned: dict[str, bool], types: list[TensorType]) -> list[Value]:
+                     learned: dict[str, bool], types: list[TensorType], keys: dict[str, str] | None = None
+                     ) -> list[Value]:
         domain = "" if node.domain in DEFAULT_DOMAINS else node.domain
         attrs = {
             "op_type": node.op_type,
@@ -100,8 +111,10 @@ class GenericNodes(ImportState):
             "output_types": [[list(t.shape), t.dtype] for t in types],
         }
         name = self.unique_name(self.names.default(node))
-        ir = Node(name=name, op="onnx_node", attrs=attrs, inputs=ins, outputs=types, location=self.where,
-                  meta=node_meta(node))
+        meta = node_meta(node)
+        if keys:
+            meta[PARAMETER_KEYS_META] = keys
+        ir = Node(name=name, op="onnx_node", attrs=attrs, inputs=ins, outputs=types, location=self.where, meta=meta)
         self.graph.add(ir)
         if weights:
             self.graph.weights[name] = dict(weights)

@@ -138,9 +138,11 @@ def from_onnx(model: onnx.ModelProto, filename: str = "<onnx>", weights: bool = 
                             limits=limits)
         del mirrored, columns  # (the importer's now: it lets them go as soon as it has read them)
         graph = importer.run()
+        from archc.frontends.onnx.arithmetic import learned_operands
         from archc.frontends.onnx.patterns import fuse
 
         fuse(graph)  # functions exporters write out (GELU, SiLU, layer norm) become native ops
+        learned_operands(graph)  # (after the patterns, which read a norm's affine as the ONNX ops)
         # one initializer read by several nodes: one tensor
         tie_shared_weights(graph, importer.made_weights(), signature_parameters(model.graph))
     except Exception:

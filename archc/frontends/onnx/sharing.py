@@ -65,14 +65,17 @@ def tie_shared_weights(graph: Graph, made: Collection[int] = (), parameters: Col
     return tied
 
 
+#: the ops that hold a bare tensor of the model's forward (an ONNX op's operand, a ``parameter``), not a layer's
+_BARE = frozenset({"onnx_node", "parameter"})
+
+
 def _merged_fills(first: Node, later: Node, array: np.ndarray, merges: _Merges | None) -> bool:
     """Whether two bare tensors of the model's own forward (read by ONNX ops, not a layer's parameters),
     in what the file records as one call of one module, are more likely two parameters of one fill the
     exporter merged (CaiT's and ResMLP's layer scales gamma_1 = gamma_2 = 0.1) than one read twice
     (ReZero's alpha): their one tensor holds a single value repeated, and, where the file has a graph
     signature (``merges``), the module has more parameters than its nodes read tensors."""
-    if first.op != "onnx_node" or later.op != "onnx_node" or first.meta.get(MODULES_META) != later.meta.get(
-            MODULES_META):
+    if first.op not in _BARE or later.op not in _BARE or first.meta.get(MODULES_META) != later.meta.get(MODULES_META):
         return False
     if merges is not None and not merges.possible_in(_path(later)):
         return False

@@ -349,3 +349,18 @@ def evaluate_symbolic(node: onnx.NodeProto, ins: list[np.ndarray | None]) -> lis
             None if a is None else as_symbolic(np.asarray(a)) for a in ins])]
     except (ValueError, IndexError, TypeError, KeyError):
         return None
+
+
+def spread(table: np.ndarray) -> float:
+    """The standard deviation a spec written from the import draws a learned table with (its own)."""
+    return short_float(float(np.std(table)), table.dtype)
+
+
+def table_init(table: np.ndarray) -> dict[str, Any]:
+    """The ``parameter`` init that a spec written from the import draws a learned table with, where no
+    weights are loaded: its one value where all are equal, else normal of the table's spread."""
+    first = float(table.flat[0])
+    if np.all(table == table.flat[0]):
+        return {"init": "zeros"} if first == 0 else {"init": "ones"} if first == 1 else \
+            {"init": "constant", "value": short_float(first, table.dtype)}
+    return {"init": "normal", "std": spread(table)}

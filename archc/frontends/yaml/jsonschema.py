@@ -39,7 +39,7 @@ def _attr_schema(attr: Attr) -> dict[str, Any]:
         out = {"type": "string"} | ({"enum": list(attr.choices)} if attr.choices else {})
     elif kind in ("ints", "floats"):
         item = _INT if kind == "ints" else _NUMBER
-        out = {"anyOf": [item, {"type": "array", "minItems": 1, "items": item}]}
+        out = {"anyOf": [item, {"type": "array", "minItems": 0 if attr.empty else 1, "items": item}]}
     elif kind == "int_or_str":
         out = {"anyOf": [_INT, {"type": "array", "items": _INT}]}
     else:

@@ -1,0 +1,106 @@
+"""A learned tensor that is no layer's parameter, read by one element-wise op (a layer scale, ResMLP's
+affine, ReZero's and NFNet's scalar gates), imports as a ``parameter`` node and the native op: the
+generated module loads the original's state_dict strictly (the parameter is named by its key), runs
+at any batch, and lint sees the residual around it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from torch import nn  # noqa: E402
+
+from archc.analysis.skips import analyze  # noqa: E402
+from archc.frontends.onnx import from_onnx  # noqa: E402
+from archc.ir.vocab import Kind  # noqa: E402
+from archc.lowering.torch import build_module  # noqa: E402
+from ops_harness import export_onnx  # noqa: E402
+
+
+class Affine(nn.Module):
+    """ResMLP's replacement for a norm (Touvron et al. 2021): ``alpha * x + beta``, per channel."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.rand(dim) + 0.5)
+        self.beta = nn.Parameter(torch.randn(dim) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.alpha * x + self.beta
+
+
+class ResMLPBlock(nn.Module):
+    """ResMLP's layer: a cross-patch linear over the transposed tokens, then a per-token MLP, each
+    between an Affine and a per-channel layer scale, each with its residual."""
+
+    def __init__(self, tokens: int = 6, dim: int = 8) -> None:
+        super().__init__()
+        self.affine_1, self.affine_2 = Affine(dim), Affine(dim)
+        self.cross_patch = nn.Linear(tokens, tokens)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.gamma_1 = nn.Parameter(torch.rand(dim) * 0.1)
+        self.gamma_2 = nn.Parameter(torch.rand(dim) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.gamma_1 * self.cross_patch(self.affine_1(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.gamma_2 * self.mlp(self.affine_2(x))
+
+
+class ScalarGates(nn.Module):
+    """ReZero's residual weight (Bachlechner et al. 2020, shape (1,)) and NFNet's skip gain (Brock et
+    al. 2021, a 0-d tensor) on the residual branches of two conv blocks."""
+
+    def __init__(self, channels: int = 4) -> None:
+        super().__init__()
+        self.conv_1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv_2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.resweight = nn.Parameter(torch.full((1,), 0.3))
+        self.skip_gain = nn.Parameter(torch.tensor(0.7))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.resweight * torch.relu(self.conv_1(x))
+        return x + torch.relu(self.conv_2(x)) * self.skip_gain
+
+
+CASES = {
+    "resmlp": (lambda: nn.Sequential(ResMLPBlock(), ResMLPBlock()), (1, 6, 8), 4),
+    "scalar_gates": (ScalarGates, (1, 4, 5, 5), 2),
+}
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_learned_operand_is_a_parameter_named_by_its_key(name, dynamo):
+    make, shape, residuals = CASES[name]
+    torch.manual_seed(0)
+    module = make().eval()
+    graph = from_onnx(export_onnx(module, torch.randn(*shape), dynamo, input_names=["x"]))
+    assert [n.name for n in graph.nodes() if n.op == "onnx_node"] == []
+    bare = {k for k, _ in module.named_parameters()} - {k for m_name, m in module.named_modules()
+                                                      if isinstance(m, (nn.Linear, nn.Conv2d))
+                                                      for k in (f"{m_name}.weight", f"{m_name}.bias")}
+    assert {n.name for n in graph.nodes() if n.op == "parameter"} == bare
+    built = build_module(graph).eval()
+    built.load_state_dict(module.state_dict())  # strict: the keys are the module's own
+    x = torch.randn(3, *shape[1:])  # (exported at batch 1)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), module(x), rtol=1e-5, atol=1e-6)
+    kinds = [c.kind for c in analyze(graph, paths=False).connections]
+    assert kinds.count(Kind.RESIDUAL) == residuals, kinds
+
+
+def test_a_learned_operand_of_another_tool_s_file_is_named_after_its_node():
+    # (an initializer's name in a file not from PyTorch may be no module path: `half` is a method of
+    # nn.Module, which no parameter's key may be)
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "half"], ["y"], name="scaled")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        initializer=[numpy_helper.from_array(np.full(3, 0.5, np.float32), "half")])
+    imported = from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert [(n.op, n.name) for n in imported.nodes()] == [("input", "x"), ("parameter", "scaled_param"),
+                                                         ("mul", "scaled")]
+    x = torch.randn(2, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(build_module(imported)(x), x * 0.5)
