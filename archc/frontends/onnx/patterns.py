@@ -143,7 +143,7 @@ class Follower:
 def module_name(graph: Graph, nodes: set[str], root: Node, fallback: str) -> str:
     """A name for a node fused from ``nodes``: the module path they all share (``/attn/...`` names
     from the TorchScript exporter), else ``root``'s module path (the default exporter's metadata),
-    where that is free; else ``fallback``. A shared path that other nodes lie under is not free: a
+    where that is free; else ``fallback``. A path that other nodes lie under is not free: a
     match that took in the next module's first node (an LSTM and the transpose of the LSTM after
     it: ``layers.0.lstm``, ``layers.1.lstm``) shares only their container's path, and a module
     cannot be both one node and the container of others."""
@@ -157,7 +157,10 @@ def module_name(graph: Graph, nodes: set[str], root: Node, fallback: str) -> str
     prefix = ".".join(common) if sum(len(p) == len(common) for p in parts) <= min(1, len(parts) - 1) else ""
     if prefix and _contains_others(graph, prefix, nodes):
         prefix = ""
-    candidates = [c for c in (prefix, root.meta.get("module_path", "")) if c]
+    module_path = root.meta.get("module_path", "")
+    if module_path and _contains_others(graph, module_path, nodes):
+        module_path = ""  # (PVT's attention module, which also holds the spatial reduction's conv and norm)
+    candidates = [c for c in (prefix, module_path) if c]
     for candidate in candidates:
         if candidate not in graph or candidate in nodes:
             return candidate
