@@ -64,13 +64,33 @@ def path_name(node: onnx.NodeProto) -> str:
     name = node.name
     if "/" in name or not len(node.metadata_props):
         return name
-    for prop in node.metadata_props:
-        if prop.key == _NAME_SCOPES:
-            scopes = [s for s in _ENTRY.findall(prop.value) if s]
-            if len(scopes) >= 2:
-                return "/" + "/".join(scopes)
-            return clean(scopes[0]) or name if scopes else name
+    props = {prop.key: prop.value for prop in node.metadata_props}
+    module = _parameters_module(node, props)
+    if module is not None:  # (written as the TorchScript exporter writes a module's node: /body/body.0/Conv)
+        parts = module.split(".")
+        return "/" + "/".join([".".join(parts[:i + 1]) for i in range(len(parts))] + [node.op_type])
+    if _NAME_SCOPES in props:
+        scopes = [s for s in _ENTRY.findall(props[_NAME_SCOPES]) if s]
+        if len(scopes) >= 2:
+            return "/" + "/".join(scopes)
+        return clean(scopes[0]) or name if scopes else name
     return name
+
+
+#: metadata the default exporter's optimizer (onnxscript's rewriter) gives a node it rewrote
+_REWRITTEN = "pkg.onnxscript.rewriter.rule_name"
+
+
+def _parameters_module(node: onnx.NodeProto, props: dict[str, str]) -> str | None:
+    """For a node the default exporter's optimizer rewrote, the module its parameters belong to, read from
+    their names (``body.0.weight`` -> ``body.0``) where they all name one; else None. A batch norm folded
+    into the conv before it leaves one Conv that keeps the batch norm's metadata (``body.1``) and reads the
+    conv's parameters: named after the metadata, it took the batch norm's state_dict keys, of other
+    shapes."""
+    if _REWRITTEN not in props:
+        return None
+    modules = {name.rpartition(".")[0] for name in node.input[1:] if "." in name}
+    return modules.pop() if len(modules) == 1 and "" not in modules else None
 
 
 def from_scopes(node: onnx.NodeProto, name: str) -> bool:
@@ -91,6 +111,10 @@ def node_meta(node: onnx.NodeProto) -> dict[str, Any]:
         if len(scopes) >= 2:  # the last entry names the op, the one before its module
             meta["module_path"] = scopes[-2]
     modules = module_scopes(node.name, props)
+    rewritten = _parameters_module(node, props)
+    if rewritten is not None:  # (the modules around the parameters' own, not the rewritten node's)
+        meta["module_path"] = rewritten
+        modules = tuple(m for m in modules if rewritten.startswith(m[0] + ".")) + ((rewritten, None),)
     if modules:
         meta[MODULES_META] = modules
     return meta
