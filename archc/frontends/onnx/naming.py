@@ -83,14 +83,21 @@ _REWRITTEN = "pkg.onnxscript.rewriter.rule_name"
 
 def _parameters_module(node: onnx.NodeProto, props: dict[str, str]) -> str | None:
     """For a node the default exporter's optimizer rewrote, the module its parameters belong to, read from
-    their names (``body.0.weight`` -> ``body.0``) where they all name one; else None. A batch norm folded
-    into the conv before it leaves one Conv that keeps the batch norm's metadata (``body.1``) and reads the
-    conv's parameters: named after the metadata, it took the batch norm's state_dict keys, of other
-    shapes."""
+    their names (``body.0.weight`` -> ``body.0``) where they all name one outside the module its metadata
+    records; else None. A batch norm folded into the conv before it leaves one Conv that keeps the batch
+    norm's metadata (``body.1``) and reads the conv's parameters: named after the metadata, it took the
+    batch norm's state_dict keys, of other shapes."""
     if _REWRITTEN not in props:
         return None
     modules = {name.rpartition(".")[0] for name in node.input[1:] if "." in name}
-    return modules.pop() if len(modules) == 1 and "" not in modules else None
+    if len(modules) != 1 or "" in modules:
+        return None
+    module = modules.pop()
+    # (a module may read its own children's parameters, as nn.MultiheadAttention reads out_proj's: the
+    # metadata's module is right where the parameters' lies inside it)
+    scopes = [s for s in _ENTRY.findall(props.get(_NAME_SCOPES, "")) if s]
+    recorded = scopes[-2] if len(scopes) >= 2 else ""
+    return None if module == recorded or module.startswith(recorded + ".") else module
 
 
 def from_scopes(node: onnx.NodeProto, name: str) -> bool:

@@ -624,13 +624,45 @@ def fuse(graph: Graph) -> int:
     Each pass visits the nodes in order and tries, at each, the matchers anchored at its kind;
     a node a fusion put in place of a visited name later in the pass is visited too."""
     token = _DERIVED.set({})
+    fused: set[str] = set()
     try:
-        return _fuse(graph, MATCHERS) + _fuse(graph, NATIVE)
+        count = _fuse(graph, MATCHERS, fused) + _fuse(graph, NATIVE, fused)
     finally:
         _DERIVED.reset(token)
+    _take_module_names(graph, fused)
+    return count
 
 
-def _fuse(graph: Graph, matchers: dict[str, list[Matcher]]) -> int:
+#: a leaf the TorchScript exporter gives a node: an ONNX op type, perhaps numbered (``Gemm``, ``MatMul_2``)
+_OP_TYPE_LEAF = re.compile(r"[A-Z][A-Za-z]*(_\d+)?")
+
+
+def _take_module_names(graph: Graph, fused: set[str]) -> None:
+    """A fused node named by an exporter's leaf under a module (``attn.Gemm``, ``attn.linear_1``: the output
+    projection of a batch-first nn.MultiheadAttention, whose layout transposes under ``attn`` were still there while it
+    was named) that is now the only node of that module takes the module's name (``attn``), as the import's
+    final names give a lone node its scope's (:meth:`~archc.frontends.onnx.naming.NodeNames.final`)."""
+    for name in sorted(fused):
+        module, _, leaf = name.rpartition(".")
+        if name not in graph or not module or module in graph \
+                or _contains_others(graph, module, {name}) or _under_another(graph, module, {name}):
+            continue
+        node = graph.node(name)
+        # (the leaf is the exporter's, not a child module's: an op type, or the default exporter's FX name
+        # under the module its metadata says ran it)
+        if not (_OP_TYPE_LEAF.fullmatch(leaf) or node.meta.get("module_path") == module):
+            continue
+        graph.add(Node(name=module, op=node.op, attrs=node.attrs, inputs=list(node.inputs), outputs=node.outputs,
+                       location=node.location, meta=node.meta))
+        for k in range(len(node.outputs)):
+            graph.replace_all_uses_with(Value(name, k), Value(module, k))
+        weights = graph.weights.pop(name, None)
+        graph.erase(name)
+        if weights is not None:
+            graph.weights[module] = weights
+
+
+def _fuse(graph: Graph, matchers: dict[str, list[Matcher]], fused: set[str]) -> int:
     count, changed = 0, True
     while changed:
         changed = False
@@ -650,6 +682,7 @@ def _fuse(graph: Graph, matchers: dict[str, list[Matcher]]) -> int:
                 names = _apply(graph, node, match) if match is not None else None
                 if names:
                     added |= names
+                    fused |= names
                     count, changed = count + 1, True
                     break
     return count
