@@ -1,7 +1,8 @@
 """A learned tensor that is no layer's parameter, read by one element-wise op (a layer scale, ResMLP's
 affine, ReZero's and NFNet's scalar gates), imports as a ``parameter`` node and the native op: the
 generated module loads the original's state_dict strictly (the parameter is named by its key), runs
-at any batch, and lint sees the residual around it."""
+at any batch, and lint sees the residual around it. Learned tables (class tokens, position
+embeddings) are named by their keys too."""
 from __future__ import annotations
 
 import numpy as np
@@ -104,3 +105,37 @@ def test_a_learned_operand_of_another_tool_s_file_is_named_after_its_node():
     x = torch.randn(2, 3)
     with torch.no_grad():
         torch.testing.assert_close(build_module(imported)(x), x * 0.5)
+
+
+class TokensAndPositions(nn.Module):
+    """DeiT's stem (Touvron et al. 2021): patches, a class and a distillation token put before them, a
+    learned position table added; and a table cut to the sequence's length (GPT's ``pos[:, :T]``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 8, 4, 4)
+        self.cls_token, self.dist_token = nn.Parameter(torch.randn(1, 1, 8)), nn.Parameter(torch.randn(1, 1, 8))
+        self.pos_embed = nn.Parameter(torch.randn(1, 18, 8))
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), self.dist_token.expand(x.shape[0], -1, -1), x], 1)
+        return self.head((x + self.pos_embed)[:, 0])
+
+
+def test_learned_tables_are_named_by_their_keys():
+    # found on UNETR and DeiT (round 17): the tables were named after the ONNX nodes that read them (Add,
+    # Concat_1), so the source's state_dict did not load; an export at a fixed batch folds each token's expand
+    # into a constant, which still knows the token it was folded from
+    torch.manual_seed(0)
+    module = TokensAndPositions().eval()
+    graph = from_onnx(export_onnx(module, torch.randn(2, 3, 16, 16), False, input_names=["x"]))
+    assert {n.name: n.op for n in graph.nodes() if n.op in ("prepend_token", "position_embedding")} == {
+        "cls_token": "prepend_token", "dist_token": "prepend_token", "pos_embed": "position_embedding"}
+    built = build_module(graph).eval()
+    built.load_state_dict(module.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), module(x), rtol=1e-5, atol=1e-6)
+

@@ -190,11 +190,13 @@ class Conversion(ImportState):
 
     # -- native nodes --------------------------------------------------------------------------
     def emit(self, node: onnx.NodeProto, op: str, attrs: dict[str, Any], inputs: list[Value],
-             weights: dict[str, np.ndarray] | None = None, check: bool = True, suffix: str = "") -> list[Value]:
+             weights: dict[str, np.ndarray] | None = None, check: bool = True, suffix: str = "",
+             key: str | None = None) -> list[Value]:
         """Add a native IR node for ONNX ``node``; Fallback if the op's inference or params disagree.
 
         ``check`` compares the outputs with ONNX's types (off for the inner nodes of a
-        node mapped to several); ``suffix`` tells such inner nodes' names apart.
+        node mapped to several); ``suffix`` tells such inner nodes' names apart. ``key``: the node's
+        name, its state_dict key (a learned table's initializer's), which the final names leave as it is.
         """
         opdef = registry.get(op)
         if opdef is None:
@@ -210,7 +212,9 @@ class Conversion(ImportState):
         if template.param_refusal is not None:
             raise Fallback(template.param_refusal)
         values = self._add_native(node, template, inputs, weights, outputs,
-                                  (self.names.default(node) + suffix, node_meta(node)))
+                                  (self.names.default(node) + suffix if key is None else key, node_meta(node)))
+        if key is not None:  # (the final names give a lone node its module's name: see naming.NodeNames.final)
+            del self.origin[values[0].node]
         if self._recorder is not None:
             self._recorder.emitted(template, inputs, weights, check, suffix, values)
         return values

@@ -45,6 +45,9 @@ class Const:
     #: the tag of its part of a kind key for a node whose op reads no float values (see
     #: :mod:`archc.frontends.onnx.kinds`), where given when it was read (initializers)
     tag: int | None = field(default=None, compare=False, repr=False)
+    #: the initializer a learned constant was folded from by a node of that one learned input (a class
+    #: token expanded to a fixed batch): the name a table read from it goes by (its state_dict key)
+    source: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)
