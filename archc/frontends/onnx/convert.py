@@ -31,8 +31,7 @@ import onnx
 from archc.errors import ShapeError
 from archc.frontends.onnx.converters import of_kind, on_demand
 from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, converts  # noqa: F401 (tests patch CONVERTERS here)
-from archc.frontends.onnx.generic import KEYED_PRODUCERS
-from archc.frontends.onnx.naming import clean, node_meta
+from archc.frontends.onnx.naming import node_meta
 from archc.frontends.onnx.sharing import PARAMETER_MODULES_META
 from archc.frontends.onnx.values import (Const, Lazy, ShapeArithmeticError, Sym, Tensor, dim_arithmetic, short_float,
                                         spread, table_init)
@@ -410,18 +409,8 @@ def arithmetic(im: "Importer", node: onnx.NodeProto):
     if node.op_type == "Add" and im.learned(c_name) and t.rank >= 3 and c.shape == (1, *t.shape[1:]) \
             and str(c.dtype) == t.dtype:  # (a table of the input's shape but its batch: ViT's `x + pos`)
         return im.emit(node, "position_embedding", {"init_std": spread(c)}, [x], weights={"": c},
-                       key=state_dict_key(im, c_name))
+                       key=im.state_dict_key(c_name))
     return None
-
-
-def state_dict_key(im: "Importer", name: str) -> str | None:
-    """The name of initializer ``name`` where it is the state_dict key of a learned tensor the node holding
-    it is (a ``position_embedding``, a ``prepend_token``'s token, a ``parameter``): in a file of PyTorch's or
-    archc's (:data:`~archc.frontends.onnx.generic.KEYED_PRODUCERS`), a module path no node has yet."""
-    if im.model.producer_name not in KEYED_PRODUCERS or clean(name) != name or name.startswith("onnx") \
-            or name in im.graph.named or not isinstance(im.record(name), Const) or not im.learned(name):
-        return None
-    return name
 
 
 def _fold_bias(im: "Importer", node: onnx.NodeProto, x: Value, c: np.ndarray) -> list | None:
@@ -749,7 +738,7 @@ def _prepended_token(im: "Importer", node: onnx.NodeProto) -> list[Value] | None
         rec = im.record(heads[k])
         source = rec.node.input[0] if isinstance(rec, Lazy) else rec.source or heads[k]
         (out,) = im.emit(node, "prepend_token", attrs, [out], weights={"": tables[k]}, check=k == 0,
-                         suffix=f"_token_{k}" if k else "", key=state_dict_key(im, source))
+                         suffix=f"_token_{k}" if k else "", key=im.state_dict_key(source))
     return [out]
 
 
@@ -846,7 +835,7 @@ def cropped_table(im: "Importer", node: onnx.NodeProto) -> list[Value] | None:
         return None
     held = {"shape": list(shape), "dtype": str(table.array.dtype), **table_init(table.array)}
     (param,) = im.emit(node, "parameter", held, [], weights={"": table.array}, check=False, suffix="_table",
-                       key=state_dict_key(im, node.input[0]))
+                       key=im.state_dict_key(node.input[0]))
     return im.emit(node, "crop", found[1], [param, found[0]])
 
 

@@ -51,6 +51,16 @@ class GenericNodes(ImportState):
             self._computed[key] = self._on_demand(rec.node) or self.generic(rec.node)
         return self._computed[key][rec.out]
 
+    def state_dict_key(self, name: str) -> str | None:
+        """The name of initializer ``name`` where it is the state_dict key of a learned tensor the node holding
+        it is (a ``position_embedding``, a ``prepend_token``'s token, a ``parameter``): in a file of PyTorch's
+        or archc's (:data:`KEYED_PRODUCERS`), a module path no node has yet."""
+        rec = self.values.get(name)
+        if self.model.producer_name not in KEYED_PRODUCERS or clean(name) != name or name.startswith("onnx") \
+                or name in self.graph.named or not (isinstance(rec, Const) and rec.learned):
+            return None
+        return name
+
     def _on_demand(self, node: onnx.NodeProto) -> list[Value] | None:
         """``node`` as native IR nodes where its converter maps such nodes (:data:`ON_DEMAND`), else None."""
         convert = ON_DEMAND.get(node.op_type) if node.domain in DEFAULT_DOMAINS else None
