@@ -242,6 +242,23 @@ def test_random_weights_where_one_initializer_holds_two_weights(tmp_path, run_ar
     assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
 
 
+def test_random_weights_where_a_batchnorm_sees_one_value_per_channel(tmp_path, run_archc):
+    """LeViT's head (Graham et al. 2021): a BatchNorm1d over pooled (N, C) features, exported at batch 1.
+    The calibration cannot grow a fixed batch, and PyTorch refuses statistics of one value per channel:
+    verify failed ("Expected more than 1 value per channel when training"); that norm now keeps its own."""
+    import warnings
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 8),
+                                torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 3))
+    path = str(tmp_path / "pooled_bn.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.randn(1, 3, 8, 8),), path, dynamo=False, opset_version=17)
+    proc = run_archc("verify", path, "--random-weights")
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_redrawing_keeps_what_is_not_a_weight(tmp_path):
     """Resize's scales are read as a size, not a weight: kept; a conv kernel is redrawn, a variance stays positive."""
     from archc.runtime.redraw import redrawn

@@ -106,6 +106,7 @@ def calibrate(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0) -> tupl
     shared = _shared_parameters(module)
     layers = [m for m in module.modules() if isinstance(m, (nn.Linear, _ConvNd)) and id(m.weight) not in shared]
     hooks = [m.register_forward_hook(_unit_variance) for m in layers]
+    hooks += [m.register_forward_pre_hook(_one_value_per_channel) for m in norms]
     try:  # (a module that fails on the batch fails as the comparison's own run would: a RuntimeFailure)
         forward(module, graph, calibration_inputs(graph, feeds, seed), "cpu")
     except RuntimeFailure as exc:
@@ -117,7 +118,16 @@ def calibrate(graph: Graph, feeds: dict[str, np.ndarray], seed: int = 0) -> tupl
     for key, node, pname, spec in param_entries(graph):
         if key in state and node in graph.weights:
             graph.weights[node][pname] = state[key].numpy().astype(spec.dtype, copy=True)
-    return len(layers), len(norms)
+    return len(layers), sum(int(m.num_batches_tracked) > 0 for m in norms)
+
+
+def _one_value_per_channel(norm, args) -> None:
+    """Before a batchnorm's forward: where its input holds one value per channel (a BatchNorm1d over
+    pooled (N, C) features of a model exported at batch 1, whose batch the calibration cannot grow), no
+    statistics can be taken; it keeps its initial ones (PyTorch refuses such a batch in training)."""
+    x = args[0]
+    if x.dim() >= 2 and x.numel() // max(x.shape[1], 1) < 2:
+        norm.eval()
 
 
 def _drawn_integers_hint(graph: Graph) -> str:
