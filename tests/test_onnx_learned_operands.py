@@ -5,6 +5,8 @@ at any batch, and lint sees the residual around it. Learned tables (class tokens
 embeddings) are named by their keys too."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -138,4 +140,33 @@ def test_learned_tables_are_named_by_their_keys():
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(built(x), module(x), rtol=1e-5, atol=1e-6)
+
+
+class SharedGain(nn.Module):
+    """ReZero's layer as its authors' RZTXEncoderLayer writes it: one learned alpha scaling both residual
+    branches, read by two nodes of the file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn, self.ff = nn.Linear(8, 8), nn.Linear(8, 8)
+        self.resweight = nn.Parameter(torch.full((1,), 0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + torch.tanh(self.attn(x)) * self.resweight
+        return x + torch.relu(self.ff(x)) * self.resweight
+
+
+def test_a_parameter_read_twice_writes_a_spec_that_ties_it(tmp_path, run_archc):
+    # found on DETR (round 17): the spec written from an import tied a parameter node as
+    # `tie: {? '' : layers_1_Add.}` (its tensor's key, '', and a dangling dot); it reads `tie: {alpha: other}`
+    torch.manual_seed(0)
+    module = SharedGain().eval()
+    path = tmp_path / "rezero.onnx"
+    path.write_bytes(export_onnx(module, torch.randn(1, 4, 8), False, input_names=["x"]).SerializeToString())
+    spec = tmp_path / "rezero.yaml"
+    run_archc("spec", str(path), "-o", str(spec), check=True)
+    text = spec.read_text()
+    assert "tie:" in text and "''" not in text and ".}" not in text, text
+    summary = run_archc("summary", str(spec), "--format", "json", check=True).stdout
+    assert json.loads(summary)["totals"]["params"] == sum(p.numel() for p in module.parameters())
 

@@ -282,7 +282,9 @@ class _Writer:
         entry.update(_literal_attrs(node))
         ties = tied_params(node)
         if ties:  # (the owner comes first: written already, under its name in the spec's graph)
-            entry["tie"] = {param: f"{self.rename[owner]}.{owned}" for param, (owner, owned) in ties.items()}
+            # (a parameter node's own tensor, key '', is named by the node: `tie: {gamma: other}`, as a spec writes it)
+            entry["tie"] = {param or name: f"{self.rename[owner]}.{owned}" if owned else self.rename[owner]
+                            for param, (owner, owned) in ties.items()}
         self.nodes.append(entry)
         self.refs[node.name] = self.rename[node.name] = name
         self.previous = Value(node.name, 0)
