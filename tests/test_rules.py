@@ -53,6 +53,9 @@ CASES = [
     # (Glow's x_b * exp(log_s) + t: t a part of the split the main input never reads, x_b from elsewhere)
     (rules.shift_injection, facts(depth=0, dominated=False, split_part=lambda: True), Kind.BRANCH,
      facts(depth=0, dominated=False)),
+    # (an unrolled LSTM's W_ih x_t + W_hh h_(t-1): x_t a step of the sequence the earlier steps read the others of)
+    (rules.projected_part, facts(carries=Carries.PROJECTION, shortcut_layers=1, depth=4, split_part=lambda: True),
+     Kind.BRANCH, facts(carries=Carries.PROJECTION, shortcut_layers=1, depth=4)),
     (rules.computed_levels, facts(merge_role=Role.MERGE_CONCAT, carries=Carries.PROJECTION, shortcut_layers=1,
                                   depth=9, nested=True, resampled=True, levels=4), Kind.BRANCH,
      facts(merge_role=Role.MERGE_CONCAT, carries=Carries.PROJECTION, shortcut_layers=1, depth=9, nested=True,
