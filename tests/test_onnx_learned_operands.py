@@ -170,3 +170,36 @@ def test_a_parameter_read_twice_writes_a_spec_that_ties_it(tmp_path, run_archc):
     summary = run_archc("summary", str(spec), "--format", "json", check=True).stdout
     assert json.loads(summary)["totals"]["params"] == sum(p.numel() for p in module.parameters())
 
+
+class GainsAtInit(nn.Module):
+    """Three ReZero blocks as they are initialised: every gain 0 (Bachlechner et al. 2020), one parameter each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(ScalarGates() for _ in range(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
+def test_gains_merged_by_the_exporter_keep_their_own_keys(dynamo):
+    # found on ReZero (round 17): exported at initialisation, where every gain holds 0, the default exporter
+    # merges them into one initializer named after the first; the others were named mul_1_param..., so a
+    # trained state_dict loaded only the first. The exporter's metadata still names the parameter each read.
+    torch.manual_seed(0)
+    module = GainsAtInit().eval()
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.endswith(("resweight", "skip_gain")):
+                p.zero_()
+    graph = from_onnx(export_onnx(module, torch.randn(1, 4, 5, 5), dynamo, input_names=["x"]))
+    built = build_module(graph).eval()
+    trained = GainsAtInit().eval()  # (other values, every gain its own)
+    built.load_state_dict(trained.state_dict())
+    x = torch.randn(2, 4, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), trained(x), rtol=1e-5, atol=1e-6)
+

@@ -12,6 +12,7 @@ import onnx
 from archc.frontends.onnx.converters import ON_DEMAND, Fallback
 from archc.frontends.onnx.inference import OType, complete, infer_node, merge_types
 from archc.frontends.onnx.naming import clean, node_meta
+from archc.frontends.onnx.signature import lifted_names, lifted_parameter
 from archc.frontends.onnx.state import DEFAULT_DOMAINS, ImportState
 from archc.frontends.onnx.values import Const, Record, Sym, Tensor, as_symbolic
 from archc.ir.graph import Node, Value
@@ -103,9 +104,22 @@ class GenericNodes(ImportState):
                 ins.append(v)
                 typed.append(self.graph.type_of(v))
         types = self._output_types(node, typed, known)
-        keys = {pname: node.input[i] for i, pname in enumerate(operands) if isinstance(pname, str) and learned[pname]} \
-            if self.model.producer_name in KEYED_PRODUCERS else None
-        return self._add_generic(node, operands, ins, weights, learned, types, keys)
+        return self._add_generic(node, operands, ins, weights, learned, types, self._parameter_keys(node, operands, learned))
+
+    def _parameter_keys(self, node: onnx.NodeProto, operands: list[Any], learned: dict[str, bool]) -> dict[str, str] | None:
+        """Each learned constant operand -> its state_dict key (see :data:`PARAMETER_KEYS_META`): its
+        initializer's name, or, for one operand, the parameter the default exporter's metadata says the
+        node read (an initializer it merged with others of equal values keeps only the first one's name)."""
+        if self.model.producer_name not in KEYED_PRODUCERS:
+            return None
+        keys = {pname: node.input[i] for i, pname in enumerate(operands) if isinstance(pname, str) and learned[pname]}
+        if len(keys) == 1 and len(node.metadata_props):
+            if self._lifted is None:
+                self._lifted = lifted_names(self.model.graph)
+            read = lifted_parameter(node, self._lifted) if self._lifted else None
+            if read is not None:
+                keys = dict.fromkeys(keys, read)
+        return keys or None
 
     def _add_generic(self, node: onnx.NodeProto, operands: list[Any], ins: list[Value], weights: dict[str, np.ndarray],
                      learned: dict[str, bool], types: list[TensorType], keys: dict[str, str] | None = None

@@ -29,7 +29,7 @@ import re
 
 import onnx
 
-__all__ = ["signature_parameters", "torch_constants"]
+__all__ = ["lifted_names", "lifted_parameter", "signature_parameters", "torch_constants"]
 
 _SIGNATURE = "pkg.torch.export.ExportedProgram.graph_signature"
 _PARAMETER_LINE = re.compile(r": PARAMETER target='([^']*)'")
@@ -76,3 +76,27 @@ def _folded_from(graph: onnx.GraphProto) -> dict[str, tuple[str, ...]]:
             if isinstance(names, (list, tuple, set)):
                 origins[vi.name] = tuple(str(n) for n in names)
     return origins
+
+
+#: a placeholder of a lifted parameter among an FX node's arguments (``%p_convs_1_resweight``)
+_LIFTED = re.compile(r"%(p_\w+)")
+_FX_NODE = "pkg.torch.onnx.fx_node"
+
+
+def lifted_parameter(node: onnx.NodeProto, parameters: dict[str, str]) -> str | None:
+    """The one parameter ``node``'s FX node read, by its target (``convs.1.resweight``), where its metadata
+    names exactly one placeholder that is a parameter (``parameters``: placeholder name -> target, see
+    :func:`lifted_names`); else None. The default exporter's optimizer merges initializers of equal values
+    into the first one's name: the metadata still tells which parameter each reader read."""
+    for prop in node.metadata_props:
+        if prop.key == _FX_NODE:
+            found = {parameters[p] for p in _LIFTED.findall(prop.value) if p in parameters}
+            return found.pop() if len(found) == 1 else None
+    return None
+
+
+def lifted_names(graph: onnx.GraphProto) -> dict[str, str]:
+    """Placeholder name -> target of each parameter in the graph signature (``p_fc_weight`` -> ``fc.weight``,
+    as torch.export lifts them); empty where the graph has no signature."""
+    return {"p_" + target.replace(".", "_"): target for target in signature_parameters(graph) or ()}
+

@@ -76,6 +76,7 @@ class ImportState:
         self.passed: dict[Value, int] = {}      # uses of an IR value by nodes that only alias it
         self._attrs: dict[tuple, dict[str, Any]] = {}
         self._computed: dict[tuple, list[Value]] = {}  # static nodes turned into IR nodes
+        self._lifted: dict[str, str] | None = None  # a dynamo export's parameter placeholders (made on first use)
         self.templates = Templates()             # native ops' answers, once per kind of node
         self._recipes: dict[tuple, Recipe] = {}  # pure converters' work, once per kind of node
         self.kinds = KindIndex()                 # the recipes by tag key, for the replay path
