@@ -243,6 +243,9 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "reshape": [
         ("copy_batch", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: reshape, shape: [0, 12, -1]}]"),
         ("infer_batch", "inputs: {x: [N, 6, 4]}\nnodes: [{op: reshape, shape: [-1, 3, 8]}]"),
+        # (an Unsqueeze and a Squeeze, as an import writes them, written unsqueeze(1) and squeeze(2))
+        ("unit_dim_in", "inputs: {x: [N, 6]}\nnodes: [{op: reshape, shape: [0, 1, 6]}]"),
+        ("unit_dim_out", "inputs: {x: [N, 3, 1, 4]}\nnodes: [{op: reshape, shape: [0, 3, 4]}]"),
     ],
     "slice": [
         ("step", "inputs: {x: [N, 7, 4]}\nnodes: [{op: slice, dim: 1, start: 1, end: 6, step: 2}]"),

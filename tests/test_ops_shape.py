@@ -131,3 +131,21 @@ def test_roll_errors_say_what_was_expected():
         with pytest.raises(SpecError) as info:
             loads_spec(f"inputs: {{x: [N, 4, 5]}}\nnodes: [{{op: roll, {attrs}}}]", "m.yaml")
         assert message in str(info.value) and "m.yaml:2:" in str(info.value)
+
+
+@pytest.mark.parametrize("shape,target,written", [
+    ([2, 6], [0, 1, 6], "x.unsqueeze(1)"),
+    ([1, 6], [0, 1, 6], "x.unsqueeze(1)"),       # (a batch of 1 beside the new dim: the copy says which is which)
+    ([1, 6], [1, 1, 6], "x.reshape(1, 1, 6)"),    # (no copy: either 1 may be the new one)
+    ([2, 3, 1, 4], [0, 3, 4], "x.squeeze(2)"),
+    ([1, 1, 6], [0, 6], "x.squeeze(1)"),
+    ([2, 6], [0, 2, 3], "x.reshape(x.shape[0], 2, 3)"),
+])
+def test_a_reshape_that_puts_in_or_takes_out_a_unit_dim_is_written_as_such(shape, target, written):
+    from archc.ir import Node, Value
+    from archc.ir.types import TensorType
+
+    op = registry.get("reshape")
+    node = Node("r", "reshape", {"shape": target}, [Value("x")], [])
+    assert op.torch_forward(node, [TensorType(tuple(shape), "float32")], ["x"], None) == written
+

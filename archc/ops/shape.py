@@ -56,6 +56,18 @@ class Flatten(OpDef):
         return emit.add_node("Reshape", [inputs[0], emit.const(np.array(target, dtype=np.int64), "shape")])
 
 
+def _unit_dim_at(shape: tuple, longer: tuple, target: list[int], inserted: bool) -> int | None:
+    """The position of the one dim of size 1 that ``longer`` has beside ``shape``'s dims, in order, where a
+    reshape to ``target`` puts it in (``inserted``: ``longer`` is the output) or takes it out: a literal 1
+    there, and no 0 (a copy of the input's dim at that index) at or after it, whatever the batch; None
+    where no position, or more than one, fits (a batch of 1 beside it: ``(1, 6)`` -> ``(1, 1, 6)``)."""
+    if len(longer) != len(shape) + 1:
+        return None
+    fits = [k for k, d in enumerate(longer) if d == 1 and longer[:k] + longer[k + 1:] == tuple(shape)
+            and (target[k] == 1 if inserted else True) and 0 not in target[k:]]
+    return fits[0] if len(fits) == 1 else None
+
+
 @register
 class Reshape(OpDef):
     name = "reshape"
@@ -101,6 +113,12 @@ class Reshape(OpDef):
 
     def torch_forward(self, node, ins, args, module):
         target = self._target(node, ins[0])
+        # (a dim of size 1 put in or taken out, as an exporter's Unsqueeze or Squeeze: said as such, for any batch)
+        shape, out = ins[0].shape, self.infer(node, ins)[0].shape
+        if (k := _unit_dim_at(shape, out, target, inserted=True)) is not None:
+            return f"{args[0]}.unsqueeze({k})"
+        if (k := _unit_dim_at(out, shape, target, inserted=False)) is not None:
+            return f"{args[0]}.squeeze({k})"
         # torch.reshape has no 0 = copy; read the copied dims from the tensor at run time.
         dims = [f"{args[0]}.shape[{i}]" if d == 0 else str(d) for i, d in enumerate(target)]
         return f"{args[0]}.reshape({', '.join(dims)}{',' if len(dims) == 1 else ''})"
