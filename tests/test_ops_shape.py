@@ -18,6 +18,8 @@ CASES = [
     ("view_alias_flat", "inputs: {x: [N, 3, 5]}\nnodes: [{op: view, shape: [0, -1]}]"),
     ("permute", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: permute, perm: [0, 2, 3, 1]}]"),
     ("transpose_negative", "inputs: {x: [N, L, 6]}\nnodes: [{op: transpose, perm: [0, -1, 1]}]"),
+    # (PyTorch's x.transpose(1, 2), as a transcription from PyTorch code writes it)
+    ("transpose_two_dims", "inputs: {x: [N, L, 6]}\nnodes: [{op: transpose, dim0: 1, dim1: -1}]"),
     ("slice_basic", "inputs: {x: [N, 7, 4]}\nnodes: [{op: slice, dim: 1, start: 1, end: 5}]"),
     ("slice_step_open_end", "inputs: {x: [N, 3, 9]}\nnodes: [{op: slice, dim: -1, start: 1, step: 2}]"),
     ("slice_negative_start", "inputs: {x: [N, 6, 3]}\nnodes: [{op: slice, dim: 1, start: -2}]"),
@@ -96,6 +98,9 @@ def test_roles():
     ("{op: reshape, shape: [0, -2, 12]}", "attribute 'shape' of op 'reshape' must be at least -1, got -2"),
     ("{op: permute, perm: [0, 2]}", "perm [0, 2] is not a permutation of the 3 dims of (N, 4, 6)"),
     ("{op: permute, perm: [0, 1, 1]}", "expected 3 distinct values in 0..2"),
+    ("{op: transpose, dim0: 1}", "expected either perm (a permutation of every dim) or both dim0 and dim1"),
+    ("{op: transpose, perm: [0, 2, 1], dim0: 1, dim1: 2}", "expected either perm"),
+    ("{op: transpose, dim0: 1, dim1: 3}", "dim0=1, dim1=3: expected dims of (N, 4, 6) (-3..2)"),
     ("{op: slice, dim: 3}", "dim 3 is out of range for a 3-D input (N, 4, 6)"),
     ("{op: slice, dim: 0, start: -3, end: 2}", "slice -3:2:1 of dim 0 (symbolic 'N') is empty or shorter the longer "
      "'N' is; archc needs a start from the beginning (x[:, 2:5], x[:, 1:-1]) or both bounds from the end (x[:, -3:], "

@@ -135,12 +135,26 @@ class Reshape(OpDef):
 class Permute(OpDef):
     name = "permute"
     aliases = ("transpose",)
-    doc = "Reorders dims: output dim i is input dim perm[i] (torch.permute, ONNX Transpose)."
-    attrs = {"perm": Attr("ints", doc="a permutation of the input's dims, e.g. [0, 2, 1]")}
+    doc = ("Reorders dims: output dim i is input dim perm[i] (torch.permute, ONNX Transpose); or swaps two, "
+           "dim0 and dim1 (x.transpose(1, 2)).")
+    attrs = {"perm": Attr("ints", None, doc="a permutation of the input's dims, e.g. [0, 2, 1]"),
+             "dim0": Attr("int", None, doc="with dim1 instead of perm: the two dims to swap, as torch.transpose takes "
+                                           "them (negative count from the end)"),
+             "dim1": Attr("int", None, doc="the other dim to swap (see dim0)")}
     role = "reshape"
 
     def _perm(self, node, x) -> list[int]:
-        raw = node.attrs["perm"]
+        raw, swap = node.attrs["perm"], (node.attrs["dim0"], node.attrs["dim1"])
+        if (raw is None) == (swap == (None, None)) or None in swap and swap != (None, None):
+            raise ShapeError("expected either perm (a permutation of every dim) or both dim0 and dim1 (the two "
+                             f"dims to swap, as torch.transpose takes them); got perm={raw}, dim0={swap[0]}, "
+                             f"dim1={swap[1]}")
+        if raw is None:
+            a, b = swap
+            if not (-x.rank <= a < x.rank and -x.rank <= b < x.rank):
+                raise ShapeError(f"dim0={a}, dim1={b}: expected dims of {x} (-{x.rank}..{x.rank - 1})")
+            raw = list(range(x.rank))
+            raw[a % x.rank], raw[b % x.rank] = raw[b % x.rank], raw[a % x.rank]
         perm = [raw] if isinstance(raw, int) else list(raw)
         norm = [p % x.rank if -x.rank <= p < x.rank else None for p in perm] if x.rank else []
         if len(perm) != x.rank or None in norm or sorted(norm) != list(range(x.rank)):
@@ -166,7 +180,11 @@ class Permute(nn.Module):
 '''}
 
     def torch_forward(self, node, ins, args, module):
-        return f"{args[0]}.permute({', '.join(map(str, self._perm(node, ins[0])))})"
+        perm = self._perm(node, ins[0])
+        swapped = [k for k, p in enumerate(perm) if p != k]
+        if len(swapped) == 2:  # (two dims swapped: as PyTorch code says it)
+            return f"{args[0]}.transpose({swapped[0]}, {swapped[1]})"
+        return f"{args[0]}.permute({', '.join(map(str, perm))})"
 
     def torch_module_form(self, node, ins):
         return f"Permute([{', '.join(map(str, self._perm(node, ins[0])))}])"
