@@ -988,6 +988,23 @@ def test_list_item_names_make_module_lists_used_interleaved(tmp_path, run_archc)
     assert "PASSED" in proc.stdout
 
 
+def test_a_repeated_module_list_item_is_a_sequential_in_the_list(tmp_path, run_archc):
+    # found transcribing ConvNeXt (round 17): `self.stages = nn.ModuleList([nn.Sequential(*blocks), ...])` was
+    # refused ("its repetitions would be a list in the list"); a wrapper block built the very same modules
+    (tmp_path / "m.yaml").write_text(
+        "archc: 1\nname: m\ninputs: {x: [N, 4, 6, 6]}\nblocks:\n  blk:\n    params: {dim: null}\n    nodes:\n"
+        "      - {name: dwconv, op: conv, out_channels: dim, kernel_size: 3, padding: 1, groups: dim}\n"
+        "      - {name: add, op: add, in: [x, dwconv]}\n"
+        "nodes:\n  - {name: stages.0, block: blk, repeat: 2, dim: 4}\n  - {name: down, op: conv, out_channels: 8, "
+        "kernel_size: 2, stride: 2}\n  - {name: stages.1, block: blk, dim: 8}\n")
+    run_archc("build", "m.yaml", "-o", "m.py", cwd=tmp_path, check=True)
+    source = (tmp_path / "m.py").read_text()
+    assert "self.stages = nn.ModuleList(" in source and "self.stages[0](x)" in source
+    keys = run_archc("summary", "m.yaml", "--format", "json", cwd=tmp_path, check=True).stdout
+    assert all(f'"stages.0.{k}.dwconv"' in keys for k in (0, 1)) and '"stages.1.dwconv"' in keys
+    assert "PASSED" in run_archc("verify", "m.yaml", cwd=tmp_path, check=True).stdout
+
+
 @pytest.mark.parametrize("nodes, message", [
     ("  - {name: convs.0, op: relu}\n  - {name: convs.2, op: relu}\n",
      "m.yaml:4:12: error: node 'convs.2': module list 'convs' has items 0, 2: a module list's items are numbered "
@@ -995,9 +1012,6 @@ def test_list_item_names_make_module_lists_used_interleaved(tmp_path, run_archc)
     ("  - {name: convs.1, op: relu}\n",
      "m.yaml:3:12: error: node 'convs.1': module list 'convs' has items 1: a module list's items are numbered "
      "0, 1, 2, ... without a gap (convs.0 is missing)"),
-    ("  - {name: convs.0, op: relu, repeat: 2}\n",
-     "m.yaml:3:12: error: node 'convs.0': a module-list item cannot be repeated (its repetitions would be a list "
-     "in the list): repeat a node named by the list alone, or write each item"),
     ("  - {name: convs, op: relu}\n  - {name: convs.0, op: relu}\n",
      "m.yaml:4:12: error: node 'convs.0': 'convs' is also a node's name here: a module list and a node cannot "
      "share it"),

@@ -43,12 +43,11 @@ def node_name(ctx: Elaboration, item: SMap, scope: Scope, kind: str) -> str:
 
 
 def _check_list_item(ctx: Elaboration, item: SMap, scope: Scope, name: str) -> None:
-    """A module-list item's name (``convs.0``) where one can stand: not repeated, not in a sequential
-    block's numbering, and not of a list that is also a node's name in the same scope."""
+    """A module-list item's name (``convs.0``) where one can stand: not in a sequential block's numbering,
+    and not of a list that is also a node's name in the same scope. A repeated item is an nn.Sequential in
+    the list (ConvNeXt's stages)."""
     list_name = name.rpartition(".")[0]
     problem = (
-        "a module-list item cannot be repeated (its repetitions would be a list in the list): repeat "
-        "a node named by the list alone, or write each item" if "repeat" in item else
         "a sequential block numbers its nodes (their names are handles, not module names): name the "
         "node without a '.'" if scope.counter is not None else
         f"'{list_name}' is also a node's name here: a module list and a node cannot share it"
