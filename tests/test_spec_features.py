@@ -544,6 +544,24 @@ def test_tie_errors(tie, message):
     assert message in msg and "node 'lm_head'" in msg, msg
 
 
+@pytest.mark.parametrize("text,message", [
+    # (nanoGPT ties the embedding to the head written after it: `self.transformer.wte.weight = self.lm_head.weight`)
+    (TIED.replace(", tie: {weight: wte.weight}", "").replace("embedding_dim: dim}",
+                                                              "embedding_dim: dim, tie: {weight: lm_head.weight}}"),
+     "node 'wte': 'lm_head' comes after this node: a tie names a tensor made earlier; to share this one (wte.weight) "
+     "with a later node or one outside this block, put the tie on that node: tie: {PARAM: wte.weight}"),
+    ("params: {vocab: 50, dim: 8}\ninputs: {tokens: {shape: [N, S], dtype: int64}}\nblocks:\n  emb:\n    nodes:\n"
+     "      - {name: wte, op: embedding, num_embeddings: vocab, embedding_dim: dim, tie: {weight: lm_head.weight}}\n"
+     "nodes:\n  - {name: transformer, block: emb}\n  - {name: lm_head, op: linear, out_features: vocab, bias: false}\n",
+     "node 'transformer.wte': unknown node or input 'lm_head' (a tie names a tensor made earlier; to share this one "
+     "(transformer.wte.weight) with a later node or one outside this block, put the tie on that node: "
+     "tie: {PARAM: transformer.wte.weight})"),
+])
+def test_a_tie_to_a_later_node_says_where_the_tie_goes(text, message):
+    # found transcribing nanoGPT (round 17): only "unknown node or input 'lm_head'"
+    assert message in errors(text)
+
+
 NESTED_TIE = """
 params: {vocab: 40, dim: 8}
 inputs: {idx: {shape: [N, T], dtype: int64}}

@@ -13,7 +13,7 @@ from typing import NamedTuple
 from archc.errors import did_you_mean
 from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.naming import resolve
-from archc.frontends.yaml.scope import POISON, Abort, Scope
+from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Scope
 from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SMap
 from archc.ir import Graph, Node
@@ -31,7 +31,7 @@ class _Own(NamedTuple):
     shown: str
 
 
-def _tie_target(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> tuple[Node, str]:
+def _tie_target(ctx: Elaboration, ref: str, scope: Scope, site: Site, own: str) -> tuple[Node, str]:
     """The node and parameter ``ref`` names: ``NODE.PARAM`` (``NODE`` a name in scope), or a dotted
     path into a block instance of this scope, as its state_dict key reads
     (``transformer.wte.weight``; ``blocks.0.gamma`` for a parameter node; ``layer.0.fc.weight`` for
@@ -42,6 +42,17 @@ def _tie_target(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> tuple[N
         found = _parameter_at(graph, scope.prefix + ref, scope.prefix)
         if found is not None:
             return found
+    if target not in scope.bindings and target != PREVIOUS:
+        # (PyTorch ties either way round, a linear's weight to the embedding's or back; a spec's tie names a
+        # tensor made before the node that shares it: a name no node here has, close to none, may be a later one's)
+        advice = (f"a tie names a tensor made earlier; to share this one ({own}) with a later node or one outside "
+                  f"this block, put the tie on that node: tie: {{PARAM: {own}}}")
+        near = did_you_mean(target, scope.bindings)
+        if target in scope.declared:
+            ctx.report(f"'{target}' comes after this node: {advice}", site)
+        else:
+            ctx.report(f"unknown node or input '{target}'" + ("" if near else f" ({advice})"), site, near)
+        raise Abort()
     value = resolve(ctx, target, scope, site)  # the first name must be in scope (its errors, hints)
     if value is POISON:
         raise Abort()
@@ -121,7 +132,7 @@ def _tie_one(ctx: Elaboration, tied: _Own, ref: str, scope: Scope, site: Site) -
     shape and dtype; a chain of ties ends at the tensor's owner."""
     node, param = tied.node, tied.param
     own = param_specs(ctx.graph, node)
-    source, tparam = _tie_target(ctx, ref, scope, site)
+    source, tparam = _tie_target(ctx, ref, scope, site, param_key(node.name, param))
     theirs = param_specs(ctx.graph, source)
     if source.name == node.name:
         ctx.report(f"'{ref}' is this node's own parameter: a tie names another node's", site)
