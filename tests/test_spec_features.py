@@ -1006,6 +1006,18 @@ def test_list_item_names_make_module_lists_used_interleaved(tmp_path, run_archc)
     assert "PASSED" in proc.stdout
 
 
+def test_names_a_failed_repeated_node_would_have_made_are_no_second_error():
+    # found transcribing a U-Net (round 17): after an error in the stem, the encoder (repeated, its repetitions
+    # named down1..down3) could not be made, and the decoder's read of down2 was a second error, "unknown node
+    # or input 'down2' (did you mean 'down'?)", which fixing the first made go away
+    text = ("inputs: {x: [N, 4, 32, 32]}\nblocks:\n  stem:\n    params: {out: null, mid: null}\n    nodes:\n"
+            "      - {op: conv, out_channels: out, kernel_size: 3, padding: 1}\n"
+            "nodes:\n  - {name: inc, block: stem, out: 4}\n"
+            "  - {name: down, op: maxpool, kernel_size: 2, repeat: 3, instance_name: 'down${index + 1}'}\n"
+            "  - {name: up, op: add, in: [down, down2]}\n")
+    assert diagnostics(text) == ["m.yaml:8:5: error: node 'inc': block 'stem' needs parameter 'mid'"]
+
+
 def test_a_repeated_module_list_item_is_a_sequential_in_the_list(tmp_path, run_archc):
     # found transcribing ConvNeXt (round 17): `self.stages = nn.ModuleList([nn.Sequential(*blocks), ...])` was
     # refused ("its repetitions would be a list in the list"); a wrapper block built the very same modules

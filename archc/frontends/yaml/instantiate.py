@@ -76,6 +76,7 @@ class Instantiator:
                 name = item.get("name")
                 if name is not None:
                     scope.bindings[str(name)] = Binding([POISON])
+                scope.names_lost |= "repeat" in item and "instance_name" in item
                 scope.set_previous(POISON)
 
     # -- one node ---------------------------------------------------------------------

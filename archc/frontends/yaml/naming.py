@@ -170,7 +170,7 @@ def resolve(ctx: Elaboration, ref: str, scope: Scope, site: Site) -> Value | Poi
     if binding is None:
         if name in scope.declared:
             ctx.report(f"'{name}' is used before it is defined (list nodes after their inputs)", site)
-        else:
+        elif not scope.names_lost:  # (else perhaps a repetition's name a failed node, reported, would have made)
             ctx.report(f"unknown node or input '{name}'", site, did_you_mean(name, scope.bindings))
         raise Abort()
     if binding.spread:

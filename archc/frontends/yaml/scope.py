@@ -98,6 +98,9 @@ class Scope:
     block_inputs: tuple[str, ...] = ()
     #: width queries (``channels(NAME)``) made while evaluating the current node's fields
     queried: list[str] = field(default_factory=list)
+    #: whether a failed node in this scope would have named its repetitions (``instance_name``): a name
+    #: nothing here binds may be one of those, so an unknown name is no error of its own
+    names_lost: bool = False
     #: per block: (node, queried block input, location, the input's readers then) of widths computed
     #: from a block input the node does not read (checked when the block ends: blocks.py's width warning)
     width_queries: list[tuple[str, str, Any, frozenset[str]]] = field(default_factory=list)
