@@ -285,7 +285,8 @@ def test_attribute_bounds(node, message):
 
 
 #: integer attributes where a negative value means something (counting from the end, -1 inferred, a pad that crops)
-SIGNED = {"axis", "dim", "dims", "start", "end", "start_dim", "end_dim", "shape", "perm", "shifts", "pads"}
+SIGNED = {"axis", "dim", "dims", "start", "end", "start_dim", "end_dim", "shape", "perm", "shifts", "pads", "dim0",
+          "dim1"}
 
 
 @pytest.mark.parametrize("op", registry.names())

@@ -251,6 +251,9 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("step", "inputs: {x: [N, 7, 4]}\nnodes: [{op: slice, dim: 1, start: 1, end: 6, step: 2}]"),
         ("negative", "inputs: {x: [N, 3, 9]}\nnodes: [{op: slice, dim: -1, start: -4}]"),
     ],
+    "pad_to": [
+        ("unet_up", "inputs: {x: [N, 3, 4, 3], ref: [N, 5, 9, 7]}\nnodes: [{op: pad_to, in: [x, ref]}]"),
+    ],
     "crop": [
         ("fcn_offset", "inputs: {x: [N, 3, 11, 9], ref: [N, 5, 4, 6]}\n"
          "nodes: [{op: crop, in: [x, ref], offset: 2}]"),
