@@ -493,6 +493,23 @@ def checked_dim(dim: int, x: TensorType, name: str = "dim") -> int:
     return dim % x.rank
 
 
+def spatial_dims(given: Any, x: TensorType, op: str, verb: str, does: str) -> list[int]:
+    """The dims an op such as ``crop`` or ``pad_to`` works on: ``given`` (an int or a list, negative counting
+    from the end), in order, each once; by default (None) every dim after the first two, the spatial ones of
+    (N, C, ...). ShapeErrors say what was expected (``verb``, ``does``: what the op does to them, "crop",
+    "cuts")."""
+    if given is None:
+        if x.rank < 3:
+            raise ShapeError(f"{op} {does} the dims after the first two (N, C, ...), and a {x.rank}-D input {x} "
+                             f"has none; give 'dims' to {verb} others")
+        return list(range(2, x.rank))
+    given = [given] if isinstance(given, int) else list(given)
+    dims = sorted(checked_dim(d, x, "dims entry") for d in given)
+    if not dims or len(set(dims)) != len(dims):
+        raise ShapeError(f"dims {given} must name each dim to {verb} once")
+    return dims
+
+
 def concrete(d: Dim, what: str) -> int:
     if not isinstance(d, int):
         raise ShapeError(f"{what} must be a known size, got symbolic '{d}'")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from archc.errors import ShapeError
 from archc.ir.types import Dim, TensorType
-from archc.ops.base import Attr, OpDef, checked_dim, expand, py
+from archc.ops.base import Attr, OpDef, expand, py, spatial_dims
 from archc.ops.registry import register
 
 
@@ -53,17 +53,7 @@ def center_crop(x: torch.Tensor, ref: torch.Tensor, dims: list[int]) -> torch.Te
             raise ShapeError(f"the second input gives the crop's size, so it must have x's rank {x.rank}, got "
                              f"{ref.rank}-D {ref}")
         a = node.attrs
-        if a["dims"] is None:
-            if x.rank < 3:
-                raise ShapeError(f"crop cuts the dims after the first two (N, C, ...), and a {x.rank}-D input "
-                                 f"{x} has none; give 'dims' to crop others")
-            dims = list(range(2, x.rank))
-        else:
-            given = [a["dims"]] if isinstance(a["dims"], int) else list(a["dims"])
-            dims = [checked_dim(d, x, "dims entry") for d in given]
-            if not dims or len(set(dims)) != len(dims):
-                raise ShapeError(f"dims {given} must name each dim to crop once")
-            dims.sort()
+        dims = spatial_dims(a["dims"], x, "crop", "crop", "cuts")
         offsets = expand(a["offset"], len(dims), "offset")
         if a["center"] and any(offsets):
             raise ShapeError(f"center: true places the window itself, in the middle; leave offset out (got "

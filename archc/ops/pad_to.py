@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from archc.errors import ShapeError
 from archc.ir.types import TensorType
-from archc.ops.base import Attr, OpDef, checked_dim, py
+from archc.ops.base import Attr, OpDef, py, spatial_dims
 from archc.ops.registry import register
 
 
@@ -53,17 +53,7 @@ def pad_to(
         if ref.rank != x.rank:
             raise ShapeError(f"the second input gives the padded size, so it must have x's rank {x.rank}, got "
                              f"{ref.rank}-D {ref}")
-        given = node.attrs["dims"]
-        if given is None:
-            if x.rank < 3:
-                raise ShapeError(f"pad_to pads the dims after the first two (N, C, ...), and a {x.rank}-D input "
-                                 f"{x} has none; give 'dims' to pad others")
-            dims = list(range(2, x.rank))
-        else:
-            given = [given] if isinstance(given, int) else list(given)
-            dims = sorted(checked_dim(d, x, "dims entry") for d in given)
-            if not dims or len(set(dims)) != len(dims):
-                raise ShapeError(f"dims {given} must name each dim to pad once")
+        dims = spatial_dims(node.attrs["dims"], x, "pad_to", "pad", "pads")
         for dim in dims:
             size, wanted = x.shape[dim], ref.shape[dim]
             if isinstance(size, int) and isinstance(wanted, int) and wanted < size:
