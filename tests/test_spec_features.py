@@ -1006,6 +1006,17 @@ def test_list_item_names_make_module_lists_used_interleaved(tmp_path, run_archc)
     assert "PASSED" in proc.stdout
 
 
+def test_a_default_may_be_another_parameter_as_an_optional_argument_of_none_is():
+    # (found transcribing milesial's U-Net, round 17: DoubleConv(in, out, mid_channels=None) took a let and a
+    # default of 0, as the docs did not say a default may name another parameter)
+    graph = load("inputs: {x: [N, 3, 8, 8]}\nblocks:\n  double:\n    params: {out: null, mid: out}\n"
+                     "    nodes:\n      - {name: c1, op: conv, out_channels: mid, kernel_size: 3, padding: 1}\n"
+                     "      - {name: c2, op: conv, out_channels: out, kernel_size: 3, padding: 1}\n"
+                     "nodes:\n  - {name: a, block: double, out: 4}\n  - {name: b, block: double, out: 8, mid: 6}\n")
+    widths = {n.name: n.outputs[0].shape[1] for n in graph.nodes() if n.op == "conv"}
+    assert widths == {"a.c1": 4, "a.c2": 4, "b.c1": 6, "b.c2": 8}
+
+
 def test_names_a_failed_repeated_node_would_have_made_are_no_second_error():
     # found transcribing a U-Net (round 17): after an error in the stem, the encoder (repeated, its repetitions
     # named down1..down3) could not be made, and the decoder's read of down2 was a second error, "unknown node
