@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from archc.analysis.skips import analyze
 from archc.lowering.torch import build_module, generate_source
-from ops_harness import check_parity, feeds_for, graph_of, onnx_model, spec_error
+from archc.frontends.onnx import from_onnx
+from ops_harness import check_parity, export_onnx, feeds_for, graph_of, onnx_model, spec_error
 
 
 def unet_pad(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -90,3 +91,34 @@ def test_a_unet_level_with_odd_sizes_traces_exports_scripts_and_lints_one_long_s
         torch.testing.assert_close(exported.module()(x[:1]), want[:1])
     # (the size input is no data edge: the concat's skip from enc is the level's one long skip)
     assert [c.kind for c in analyze(graph, paths=False).connections] == ["long_skip"]
+
+
+class UnetLevel(torch.nn.Module):
+    """One level of milesial/Pytorch-UNet: the encoder's map, pooled and upsampled back, padded to the skip's
+    size as its ``Up`` pads, concatenated with it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.up = torch.nn.ConvTranspose2d(4, 4, 2, 2)
+        self.out = torch.nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x2 = self.enc(x)
+        return self.out(torch.cat([x2, unet_pad(self.up(F.max_pool2d(x2, 2)), x2)], 1))
+
+
+@pytest.mark.slow
+def test_the_default_exporter_s_pad_to_the_skip_imports_as_pad_to():
+    # (exported with dynamic sizes, the pads are shape arithmetic: they were a dozen onnx_nodes and a Pad)
+    torch.manual_seed(0)
+    module = UnetLevel().eval()
+    sizes = {2: torch.export.Dim("H", min=4, max=64), 3: torch.export.Dim("W", min=4, max=64)}
+    graph = from_onnx(export_onnx(module, torch.randn(1, 3, 9, 7), True, input_names=["x"], dynamic_shapes=(sizes,)))
+    assert [n.op for n in graph.nodes()] == ["input", "conv", "maxpool", "conv_transpose", "pad_to", "concat", "conv"]
+    built = build_module(graph).eval()
+    built.load_state_dict(module.state_dict())
+    x = torch.randn(2, 3, 13, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), module(x), rtol=1e-5, atol=1e-6)
+
