@@ -108,13 +108,17 @@ class UnetLevel(torch.nn.Module):
         return self.out(torch.cat([x2, unet_pad(self.up(F.max_pool2d(x2, 2)), x2)], 1))
 
 
-@pytest.mark.slow
-def test_the_default_exporter_s_pad_to_the_skip_imports_as_pad_to():
-    # (exported with dynamic sizes, the pads are shape arithmetic: they were a dozen onnx_nodes and a Pad)
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
+def test_the_pad_to_the_skip_imports_as_pad_to(dynamo):
+    # (exported with dynamic sizes, the pads are shape arithmetic: they were a dozen onnx_nodes and a Pad; the
+    # TorchScript exporter's reversal of F.pad's pairs through a Transpose was not evaluated symbolically)
     torch.manual_seed(0)
     module = UnetLevel().eval()
-    sizes = {2: torch.export.Dim("H", min=4, max=64), 3: torch.export.Dim("W", min=4, max=64)}
-    graph = from_onnx(export_onnx(module, torch.randn(1, 3, 9, 7), True, input_names=["x"], dynamic_shapes=(sizes,)))
+    if dynamo:
+        options = {"dynamic_shapes": ({2: torch.export.Dim("H", min=4, max=64), 3: torch.export.Dim("W", min=4, max=64)},)}
+    else:
+        options = {"dynamic_axes": {"x": {2: "H", 3: "W"}}}
+    graph = from_onnx(export_onnx(module, torch.randn(1, 3, 9, 7), dynamo, input_names=["x"], **options))
     assert [n.op for n in graph.nodes()] == ["input", "conv", "maxpool", "conv_transpose", "pad_to", "concat", "conv"]
     built = build_module(graph).eval()
     built.load_state_dict(module.state_dict())

@@ -333,6 +333,8 @@ SYMBOLIC: dict[str, Callable[[onnx.NodeProto, dict, list], list[np.ndarray]]] = 
     "Unsqueeze": _unsqueeze,
     "Squeeze": _squeeze,
     "Reshape": _reshape,
+    # (the TorchScript exporter reverses F.pad's pads into ONNX's order through a Transpose of (k, 2) pairs)
+    "Transpose": lambda node, attrs, ins: [np.transpose(ins[0], attrs.get("perm"))],
     "Add": _binary("+"),
     "Sub": _binary("-"),
     "Mul": _binary("*"),
