@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from archc.frontends.onnx.generic import PARAMETER_KEYS_META
-from archc.frontends.onnx.patterns import Match, constant_operand, kind, native, scalar
+from archc.frontends.onnx.patterns import Match, constant_operand, kind, native, rename, scalar
 from archc.frontends.onnx.values import table_init
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
@@ -142,10 +142,8 @@ def _as_parameter(graph: Graph, node: Node, key: str, taken: Namespace) -> None:
     graph.weights[name] = {"": array}
     x = node.inputs[0]
     inputs = [x, Value(name)] if _x_first(node) else [Value(name), x]
-    op, final = registry.get(_BINARY[kind(node)]), node.name
-    temp = build_node(op, taken.take(f"{final}.native"), {}, inputs, list(map(graph.type_of, inputs)),
-                      location=node.location, meta=meta)
+    temp = build_node(registry.get(_BINARY[kind(node)]), taken.take(f"{node.name}.native"), {}, inputs,
+                      list(map(graph.type_of, inputs)), location=node.location, meta=meta)
     graph.add(temp)
-    graph.erase(final, replace_with=Value(temp.name))
-    graph.add(build_node(op, final, {}, inputs, list(map(graph.type_of, inputs)), location=node.location, meta=meta))
-    graph.erase(temp.name, replace_with=Value(final))
+    graph.erase(node.name, replace_with=Value(temp.name))
+    rename(graph, temp.name, node.name)

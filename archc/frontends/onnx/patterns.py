@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -285,25 +285,28 @@ def _x_plus_cubic(graph: Graph, value: Value, x: Value) -> list[str] | None:
 @matcher("mul")
 def silu(graph: Graph, root: Node) -> Match | None:
     """``x * sigmoid(x)`` (SiLU, Swish)."""
-    if kind(root) != "mul" or len(root.inputs) != 2:
-        return None
-    for x, gate in (root.inputs, root.inputs[::-1]):
-        g = graph.node(gate.node)
-        if kind(g) == "sigmoid" and g.inputs == [x] and graph.uses(g.name) == 1:
+    for x, g in _activated_factors(graph, root, "sigmoid"):
+        if g.inputs == [x]:
             return Match("silu", {}, [x], [root.name, g.name])
     return None
+
+
+def _activated_factors(graph: Graph, root: Node, activation: str) -> Iterator[tuple[Value, Node]]:
+    """For a product of two values, (the other factor, the activation) where one factor is ``activation``
+    (a :func:`kind`) of one input, read only by the product: each order of the factors."""
+    if kind(root) != "mul" or len(root.inputs) != 2:
+        return
+    for other, value in (root.inputs, root.inputs[::-1]):
+        node = graph.node(value.node)
+        if kind(node) == activation and len(node.inputs) == 1 and graph.uses(node.name) == 1:
+            yield other, node
 
 
 @matcher("mul")
 def glu(graph: Graph, root: Node) -> Match | None:
     """``a * sigmoid(b)`` for ``a, b`` the two equal halves of one split only they read (``F.glu``, as
     both torch exporters write it): ``glu`` over that dim."""
-    if kind(root) != "mul" or len(root.inputs) != 2:
-        return None
-    for a, gate in (root.inputs, root.inputs[::-1]):
-        g = graph.node(gate.node)
-        if kind(g) != "sigmoid" or len(g.inputs) != 1 or graph.uses(g.name) != 1:
-            continue
+    for a, g in _activated_factors(graph, root, "sigmoid"):
         b = g.inputs[0]
         split = graph.node(a.node)
         if kind(split) != "split" or b.node != split.name or (a.out, b.out) != (0, 1) or graph.uses(split.name) != 2:
@@ -318,12 +321,7 @@ def glu(graph: Graph, root: Node) -> Match | None:
 def mish(graph: Graph, root: Node) -> Match | None:
     """``x * tanh(softplus(x))`` (Mish), as the TorchScript exporter writes ``F.mish``; ONNX's Softplus
     is torch's without its threshold, a difference below float precision where tanh has reached 1."""
-    if kind(root) != "mul" or len(root.inputs) != 2:
-        return None
-    for x, gate in (root.inputs, root.inputs[::-1]):
-        t = graph.node(gate.node)
-        if kind(t) != "tanh" or len(t.inputs) != 1 or graph.uses(t.name) != 1:
-            continue
+    for x, t in _activated_factors(graph, root, "tanh"):
         soft = graph.node(t.inputs[0].node)
         if kind(soft) == "onnx:Softplus" and soft.inputs == [x] and graph.uses(soft.name) == 1:
             return Match("mish", {}, [x], [root.name, t.name, soft.name])
@@ -466,12 +464,7 @@ def _apply(graph: Graph, root: Node, match: Match) -> set[str] | None:
         dead -= unused
     # the fused node (and each follower) takes the name of the node whose result it computes
     for final in [name, *(f.name for f in match.then)]:
-        temp = next(n for n in new if n.name == f"{final}.fused")
-        graph.add(Node(name=final, op=temp.op, attrs=temp.attrs, inputs=list(graph.node(temp.name).inputs),
-                       outputs=temp.outputs, location=temp.location, meta=temp.meta))
-        for k in range(len(temp.outputs)):
-            graph.replace_all_uses_with(Value(temp.name, k), Value(final, k))
-        graph.erase(temp.name)
+        rename(graph, f"{final}.fused", final)
     if match.weights:
         graph.weights[name] = match.weights
     if match.parameter_modules:
@@ -650,16 +643,21 @@ def _take_module_names(graph: Graph, fused: set[str]) -> None:
         node = graph.node(name)
         # (the leaf is the exporter's, not a child module's: an op type, or the default exporter's FX name
         # under the module its metadata says ran it)
-        if not (_OP_TYPE_LEAF.fullmatch(leaf) or node.meta.get("module_path") == module):
-            continue
-        graph.add(Node(name=module, op=node.op, attrs=node.attrs, inputs=list(node.inputs), outputs=node.outputs,
-                       location=node.location, meta=node.meta))
-        for k in range(len(node.outputs)):
-            graph.replace_all_uses_with(Value(name, k), Value(module, k))
-        weights = graph.weights.pop(name, None)
-        graph.erase(name)
-        if weights is not None:
-            graph.weights[module] = weights
+        if _OP_TYPE_LEAF.fullmatch(leaf) or node.meta.get("module_path") == module:
+            rename(graph, name, module)
+
+
+def rename(graph: Graph, old: str, new: str) -> None:
+    """Node ``old`` under the free name ``new``: its readers, the graph outputs and its weights follow."""
+    node = graph.node(old)
+    graph.add(Node(name=new, op=node.op, attrs=node.attrs, inputs=list(node.inputs), outputs=node.outputs,
+                   location=node.location, meta=node.meta))
+    for k in range(len(node.outputs)):
+        graph.replace_all_uses_with(Value(old, k), Value(new, k))
+    weights = graph.weights.pop(old, None)
+    graph.erase(old)
+    if weights is not None:
+        graph.weights[new] = weights
 
 
 def _fuse(graph: Graph, matchers: dict[str, list[Matcher]], fused: set[str]) -> int:
