@@ -93,6 +93,25 @@ def test_a_learned_operand_is_a_parameter_named_by_its_key(name, dynamo):
     assert kinds.count(Kind.RESIDUAL) == residuals, kinds
 
 
+class FoldedGain(nn.Module):
+    """A layer scale computed from a parameter, ``(gamma * 2) * fc(x)``: the TorchScript exporter folds the
+    product into an initializer of its own, ``onnx::Mul_11``, which is no state_dict key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.gamma = nn.Parameter(torch.rand(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + (self.gamma * 2) * self.fc(x)
+
+
+def test_an_exporter_s_own_initializer_names_no_parameter():
+    graph = from_onnx(export_onnx(FoldedGain().eval(), torch.randn(1, 3, 4), False, input_names=["x"]))
+    (param,) = [n.name for n in graph.nodes() if n.op == "parameter"]
+    assert param.endswith("_param") and "onnx" not in param, param
+
+
 def test_a_learned_operand_of_another_tool_s_file_is_named_after_its_node():
     # (an initializer's name in a file not from PyTorch may be no module path: `half` is a method of
     # nn.Module, which no parameter's key may be)

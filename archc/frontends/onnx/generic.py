@@ -108,11 +108,13 @@ class GenericNodes(ImportState):
 
     def _parameter_keys(self, node: onnx.NodeProto, operands: list[Any], learned: dict[str, bool]) -> dict[str, str] | None:
         """Each learned constant operand -> its state_dict key (see :data:`PARAMETER_KEYS_META`): its
-        initializer's name, or, for one operand, the parameter the default exporter's metadata says the
-        node read (an initializer it merged with others of equal values keeps only the first one's name)."""
+        initializer's name where that is one (:meth:`state_dict_key`: not an exporter's ``onnx::Mul_11``), or,
+        for one operand, the parameter the default exporter's metadata says the node read (an initializer it
+        merged with others of equal values keeps only the first one's name)."""
         if self.model.producer_name not in KEYED_PRODUCERS:
             return None
-        keys = {pname: node.input[i] for i, pname in enumerate(operands) if isinstance(pname, str) and learned[pname]}
+        keys = {pname: key for i, pname in enumerate(operands) if isinstance(pname, str) and learned[pname]
+                and (key := self.state_dict_key(node.input[i])) is not None}
         if len(keys) == 1 and len(node.metadata_props):
             if self._lifted is None:
                 self._lifted = lifted_names(self.model.graph)
