@@ -925,9 +925,11 @@ def pad(im: "Importer", node: onnx.NodeProto):
     rank = im.itype(x).rank
     pads = _operand_ints(im, node, 1, "pads")
     axes = _operand_ints(im, node, 3, "axes") or list(range(rank))  # (Pad-18's optional axes)
+    fill = _optional_const(im, node, 2)
+    value = float(np.asarray(fill).reshape(-1)[0]) if fill is not None and fill.size else float(a.get("value", 0.0))
     if mode == "constant" and pads is not None and len(pads) == 2 * len(axes) \
             and any(isinstance(v, str) for v in pads) and not any(isinstance(v, str) for v in axes):
-        return _padded_to(im, node, x, pads, [int(v) % rank for v in axes])
+        return _padded_to(im, node, x, pads, [int(v) % rank for v in axes], value)
     if mode is None or pads is None or any(isinstance(v, str) for v in [*pads, *axes]) \
             or len(pads) != 2 * len(axes):
         return None
@@ -940,24 +942,21 @@ def pad(im: "Importer", node: onnx.NodeProto):
     if mode != "constant":  # F.pad's other modes take pads of all dims but batch and channels (or one fewer)
         count = max(count, rank - 2)
     f_pads = [int(p) for d in range(rank - 1, rank - 1 - count, -1) for p in (before.get(d, 0), after.get(d, 0))]
-    fill = _optional_const(im, node, 2)
-    value = float(np.asarray(fill).reshape(-1)[0]) if fill is not None and fill.size else float(a.get("value", 0.0))
     attrs: dict[str, Any] = {"pads": f_pads, "mode": mode}
     if value and mode == "constant":  # (the other modes ignore it)
         attrs["value"] = value
     return im.emit(node, "pad", attrs, [x])
 
 
-def _padded_to(im: "Importer", node: onnx.NodeProto, x: Value, pads: list[Dim], axes: list[int]) -> list[Value] | None:
+def _padded_to(im: "Importer", node: onnx.NodeProto, x: Value, pads: list[Dim], axes: list[int],
+               value: float) -> list[Value] | None:
     """A Pad whose pads are computed from another tensor's Shape, half the difference to its size (rounded
     down) before each padded dim and the rest after (a U-Net decoder's ``F.pad(x1, [dx // 2, dx - dx // 2,
-    ...])`` to its skip, exported with dynamic sizes), is ``pad_to`` that tensor; None where it is no such
-    pad (the Pad then stays the ONNX node, its shape arithmetic with it)."""
+    ...])`` to its skip, exported with dynamic sizes), is ``pad_to`` that tensor (filled with ``value``); None
+    where it is no such pad (the Pad then stays the ONNX node, its shape arithmetic with it)."""
     shape = im.itype(x).shape
     sides = {d: (pads[i], pads[i + len(axes)]) for i, d in enumerate(axes)}
     padded = sorted(d for d, (before, after) in sides.items() if before != 0 or after != 0)
-    fill = _optional_const(im, node, 2)
-    value = float(np.asarray(fill).reshape(-1)[0]) if fill is not None and fill.size else 0.0
     for name in _shape_sources(im, [node.input[1]]):
         if name == node.input[0] or not isinstance(im.record(name), Tensor):
             continue
