@@ -283,9 +283,9 @@ def feature_axis(f: Flow, v: int) -> int | None:
 def _unit_dims_moved(f: Flow, v: int) -> tuple[int, ...] | None:
     """For a reshape whose output is its input with dims of size 1 inserted or dropped, where each of
     the input's other dims lands in the output; None for any other reshape."""
-    (p, out), = f.slots[v] if len(f.slots[v]) == 1 else ((None, 0),)
-    if p is None:
+    if len(f.slots[v]) != 1:
         return None
+    (p, out), = f.slots[v]
     source, target = f.value_type(p, out).shape, f.nodes[v].outputs[0].shape
     placed, k = [], 0
     for dim in source:

@@ -64,7 +64,7 @@ def _unit_dim_at(shape: tuple, longer: tuple, target: list[int], inserted: bool)
     if len(longer) != len(shape) + 1:
         return None
     fits = [k for k, d in enumerate(longer) if d == 1 and longer[:k] + longer[k + 1:] == tuple(shape)
-            and (target[k] == 1 if inserted else True) and 0 not in target[k:]]
+            and (not inserted or target[k] == 1) and 0 not in target[k:]]
     return fits[0] if len(fits) == 1 else None
 
 
@@ -145,7 +145,7 @@ class Permute(OpDef):
 
     def _perm(self, node, x) -> list[int]:
         raw, swap = node.attrs["perm"], (node.attrs["dim0"], node.attrs["dim1"])
-        if (raw is None) == (swap == (None, None)) or None in swap and swap != (None, None):
+        if not (raw is not None and swap == (None, None) or raw is None and None not in swap):
             raise ShapeError("expected either perm (a permutation of every dim) or both dim0 and dim1 (the two "
                              f"dims to swap, as torch.transpose takes them); got perm={raw}, dim0={swap[0]}, "
                              f"dim1={swap[1]}")
