@@ -215,8 +215,8 @@ class Conversion(ImportState):
                                   (self.names.default(node) + suffix if key is None else key, node_meta(node)))
         if key is not None:  # (the final names give a lone node its module's name: see naming.NodeNames.final)
             del self.origin[values[0].node]
-        if self._recorder is not None:
-            self._recorder.emitted(template, inputs, weights, check, suffix, values)
+        if self._recorder is not None:  # (a name of its own is this node's: no recipe for the kind)
+            self._recorder.emitted(template, inputs, weights, check, suffix, values, replayable=key is None)
         return values
 
     def _add_native(self, node: onnx.NodeProto, template: Template, inputs: list[Value],

@@ -70,18 +70,22 @@ def _compact(values) -> Any:
     return values[0] if values and all(v == values[0] for v in values) else values
 
 
-def _window(im: "Importer", node: onnx.NodeProto, n: int, kernel: tuple[int, ...]) -> dict[str, Any]:
-    """kernel, stride, padding, dilation of Conv/MaxPool/AveragePool with symmetric padding."""
+def _window(im: "Importer", node: onnx.NodeProto, n: int, kernel: tuple[int, ...],
+            padded: bool = False) -> dict[str, Any]:
+    """kernel, stride, padding, dilation of Conv/MaxPool/AveragePool with symmetric padding
+    (``padded``: its pads are taken by a pad node before it, the window has none)."""
     a = im.attrs(node)
     strides = list(a.get("strides", [1] * n))
     dilations = list(a.get("dilations", [1] * n))
     auto_pad = a.get("auto_pad", "NOTSET")
     _require_window(strides, dilations, kernel, a.get("pads", []))
-    if auto_pad == "NOTSET":
+    if padded:
+        padding: Any = 0
+    elif auto_pad == "NOTSET":
         pads = list(a.get("pads", [0] * 2 * n))
         if pads[:n] != pads[n:]:
             raise Fallback(f"asymmetric pads {pads}")
-        padding: Any = _compact(pads[:n])
+        padding = _compact(pads[:n])
     elif auto_pad == "VALID":
         padding = 0
     elif auto_pad == "SAME_UPPER" and all(s == 1 for s in strides):
@@ -125,10 +129,25 @@ def conv(im: "Importer", node: onnx.NodeProto):
     n = w.ndim - 2
     kernel = tuple(im.attrs(node).get("kernel_shape", w.shape[2:]))
     _require_window([], [], [], [], groups=im.attrs(node).get("group", 1))
+    padded = _uneven_pads(im.attrs(node), n)
+    if padded is not None:  # (a causal conv, or TF's SAME at a stride: F.pad, then the conv without padding)
+        # named beside the conv's module, not in it, so that the conv alone takes the module's name
+        name = im.names.default(node)
+        (x,) = im.emit(node, "pad", {"pads": padded, "mode": "constant"}, [x], check=False,
+                       key=(name.rpartition(".")[0] or name) + "_pad")
     attrs = {"out_channels": int(w.shape[0]), "groups": int(im.attrs(node).get("group", 1)),
-             "bias": b is not None, **_window(im, node, n, kernel)}
+             "bias": b is not None, **_window(im, node, n, kernel, padded is not None)}
     weights = {"weight": w, **({"bias": b} if b is not None else {})}
     return im.emit(node, "conv", attrs, [x], weights)
+
+
+def _uneven_pads(a: dict[str, Any], n: int) -> list[int] | None:
+    """A Conv's explicit pads that differ before and after a dim (``pads=[1, 0]``, what the default
+    exporter makes of ``F.pad(x, (1, 0))`` before a conv), in F.pad's order; None where they are even."""
+    pads = [int(p) for p in a.get("pads", [0] * 2 * n)]
+    if a.get("auto_pad", "NOTSET") != "NOTSET" or len(pads) != 2 * n or pads[:n] == pads[n:] or min(pads) < 0:
+        return None
+    return [p for d in reversed(range(n)) for p in (pads[d], pads[n + d])]
 
 
 @converts("ConvTranspose", pure=True)

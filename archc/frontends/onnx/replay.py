@@ -100,10 +100,11 @@ class Recorder:
         return None
 
     def emitted(self, template: Template, inputs: list[Value], weights: dict[str, Any] | None, check: bool,
-                suffix: str, outputs: list[Value]) -> None:
-        """Note one emitted native node (``outputs``: its IR values)."""
+                suffix: str, outputs: list[Value], replayable: bool = True) -> None:
+        """Note one emitted native node (``outputs``: its IR values; not ``replayable``: named for this
+        node alone, so its kind has no recipe)."""
         sources = [self._source(v) for v in inputs]
-        if any(s is None for s in sources):
+        if not replayable or any(s is None for s in sources):
             self.spoilt = True  # an input from outside the node: not a recipe
             return
         weight_sources = []
