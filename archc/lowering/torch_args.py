@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import math
 import re
 from dataclasses import dataclass, field
 from itertools import compress, count, repeat
@@ -68,8 +69,8 @@ from archc.lowering.torch_plan import ARGUMENT_LIMIT, OMITTED, RESERVED, Body, I
 from archc.ops import registry
 from archc.pysource import expression as _expression, frozen, identifier, is_identifier, literal, shortened
 
-__all__ = ["Arg", "CallArg", "ClassArgs", "NO_DEFAULT", "TopParam", "resolve", "live_params", "root_args",
-           "python_names"]
+__all__ = ["Arg", "CallArg", "ClassArgs", "NO_DEFAULT", "TopParam", "carried_by", "resolve", "live_params",
+           "root_args", "python_names", "unwritten"]
 
 #: an argument without a default: always written
 NO_DEFAULT = object()
@@ -87,6 +88,8 @@ class Arg:
     source: tuple = ()
     #: the name the class's Python code writes, where it is not ``name`` (see :func:`python_names`)
     python: str = ""
+    #: the type every instance passes, for an argument without a default (``int`` where not one type)
+    kind: str = "int"
 
     @property
     def required(self) -> bool:
@@ -98,7 +101,7 @@ class Arg:
         return self.python or self.name
 
     def signature(self) -> str:
-        kind = type(self.default).__name__ if not self.required else "int"
+        kind = type(self.default).__name__ if not self.required else self.kind
         if kind not in ("int", "float", "bool", "str"):  # (a list default as a tuple: never shared mutable)
             return self.written + ("" if self.required else f"={literal(frozen(self.default))}")
         return f"{self.written}: {kind}" + ("" if self.required else f" = {literal(self.default)}")
@@ -113,8 +116,10 @@ class ClassArgs:
     lets: list[tuple[str, str]] = field(default_factory=list)
     stored: dict[str, str] = field(default_factory=dict)      # self attribute -> expression
     guards: list[tuple[str, Any]] = field(default_factory=list)  # root: fixed parameters
-    #: (node, attribute) of every instance whose attribute this class writes from a model parameter
+    #: (node, attribute) of every instance whose attribute this class writes as the spec's expression
     expressed: set[tuple[str, str]] = field(default_factory=set)
+    #: (child instance, block parameter) of every child argument this class writes as the spec's expression
+    passed: set[tuple[str, str]] = field(default_factory=set)
 
     def call(self, body: Body) -> list[CallArg]:
         """The keyword arguments that build ``body``'s instance, every one: the caller's class
@@ -385,14 +390,15 @@ class _Resolver(_InstanceValues):
                 self.result.lets.append((name, self.lets[name]))
             elif name in self.params and name not in self.used:
                 default = self.defaults.get(name)
-                self.used[name] = Arg(name, NO_DEFAULT if default is None else default, ("param", name))
+                self.used[name] = Arg(name, NO_DEFAULT if default is None else default, ("param", name),
+                                      kind=_one_kind(self.param_vector(name)))
             elif name in self.top and name not in self.used:
                 self.used[name] = Arg(name, self.top[name], ("top", name))
         return source
 
     def fresh(self, wanted: str, hole: int) -> str:
         name = self.namespace.take(identifier(wanted))
-        self.used[name] = Arg(name, source=("hole", hole))
+        self.used[name] = Arg(name, source=("hole", hole), kind=_one_kind([b.holes[hole] for b in self.bodies]))
         return name
 
     def _named(self, source: str, wanted: str, hole: int) -> str:
@@ -469,6 +475,8 @@ class _Resolver(_InstanceValues):
             source = self._passed_text(*calls[i][:2]) if i in calls else written.get(sites.get(i))
             if source is not None:
                 self.result.text[i] = self.use(source)
+                if i in calls:
+                    self.result.passed.update((_child_path(b, calls[i][0]), calls[i][1]) for b in self.bodies)
                 continue
             if type(value) is TopParam:  # a model parameter handed down (a literal where shadowed)
                 self.result.text[i] = self.use(value.name) if value.name in self.top else literal(value.value)
@@ -484,7 +492,7 @@ class _Resolver(_InstanceValues):
             self.result.text[i] = self.use(source)
         rename_python(self.result, self.used.values(), python_names(
             [*self.used, *(name for name, _ in self.result.lets)], RESERVED | self.graph.reserved))
-        self._store_forward_holes(rep_body)
+        _store_forward_holes(self.result, rep_body)
         omit_defaults(rep_body, self.result)
         args = list(self.used.values())
         order = {p: i for i, p in enumerate(self.params)}
@@ -507,7 +515,7 @@ class _Resolver(_InstanceValues):
                 positions = (_attr_positions(self.graph, node, attr) or ()) if text else ()
                 for forward, position in positions:
                     found.setdefault((local, position, forward), text)
-                if positions and self.top and _names(text) & self.top.keys():
+                if positions:
                     self.result.expressed.update(
                         (f"{b.instance.path}.{local}" if b.instance.path else local, attr) for b in self.bodies)
         return found
@@ -627,20 +635,22 @@ class _Resolver(_InstanceValues):
                         return self.dim_expr(key, d)
         return None
 
-    def _store_forward_holes(self, body: Body) -> None:
-        """``forward`` reads what ``__init__`` took as ``self.NAME``: each argument or let an
-        expression reads is stored under its own name, and the expression is written over those
-        (``self.n_heads * self.head_dim``), so that no attribute gets a name the spec never wrote."""
-        for i, (_, _, forward) in body.sites.items():
-            source = self.result.text[i]
-            if not forward or source == literal(body.holes[i]):
-                continue
-            tree = ast.parse(source, mode="eval")
-            functions = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}  # (int, math.sqrt)
-            for read in ast.walk(tree):
-                if isinstance(read, ast.Name) and id(read) not in functions:
-                    self.result.stored.setdefault(read.id, read.id)
-            self.result.text[i] = ast.unparse(_OnSelf(functions).visit(tree))
+
+def _store_forward_holes(result: ClassArgs, body: Body) -> None:
+    """``forward`` reads what ``__init__`` took as ``self.NAME``: each argument or let an
+    expression reads is stored under its own name, and the expression is written over those
+    (``self.n_heads * self.head_dim``), so that no attribute gets a name the spec never wrote."""
+    for i, (_, _, forward) in body.sites.items():
+        source = result.text[i]
+        if not forward or source == literal(body.holes[i]):
+            continue
+        tree = ast.parse(source, mode="eval")
+        functions = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)} | {  # (int, math.sqrt)
+            id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        for read in ast.walk(tree):
+            if isinstance(read, ast.Name) and id(read) not in functions:
+                result.stored.setdefault(read.id, read.id)
+        result.text[i] = ast.unparse(_OnSelf(functions).visit(tree))
 
 
 class _OnSelf(ast.NodeTransformer):
@@ -714,12 +724,30 @@ def _is_one(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and type(node.value) in (int, float) and node.value == 1
 
 
+def _child_path(body: Body, child: str) -> str:
+    """The full path of ``body``'s child instance ``child`` (a local path)."""
+    return f"{body.instance.path}.{child}" if body.instance.path else child
+
+
+def _one_kind(values: Iterable[Any]) -> str:
+    """The type name of ``values`` where they are all floats (or all bools), else ``int``: what a
+    required argument's annotation says (holes and widths are ints)."""
+    kinds = {type(v) for v in values}
+    return kinds.pop().__name__ if kinds in ({float}, {bool}) else "int"
+
+
 def _passed_through(source: str, info: Any) -> str | None:
     """A spec expression written in the block instance ``info`` as its caller's: each of the
-    instance's parameters replaced by the expression the caller passed for it. None where it reads
-    anything else (a let, a parameter given a value rather than an expression: another instance
-    of the same class may have been given another)."""
-    return _substituted(source, info.arg_exprs) if info.arg_exprs else None
+    instance's parameters replaced by the expression the caller passed for it, a model-level name
+    (a block sees the model's parameters) kept. None where it reads anything else (a let, a parameter
+    given a value rather than an expression: another instance of the same class may have been given
+    another)."""
+    declared = {name for name, _ in info.defaults} | {name for name, _ in info.lets}
+    try:
+        model_level = tuple((name, name) for name in _names(source) if name not in declared)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    return _substituted(source, (*info.arg_exprs, *model_level))
 
 
 def omit_defaults(body: Body, args: ClassArgs) -> None:
@@ -791,69 +819,174 @@ def _live_params(graph: Graph, lowered: Lowered) -> dict[str, list[tuple[str, st
     found = lowered.memo.get(_PARAMETER_USES)
     if found is None:
         found = lowered.memo[_PARAMETER_USES] = _parameter_uses(graph, lowered)
-    uses, blocked = found
-    live = {}
-    for p, sites in uses.items():
-        if p in blocked:
-            continue
-        if sites and all(_downstream_fixed(graph, lowered, node) for node, _ in sites):
-            live[p] = sites
-    return live
+    uses, blocked, _ = found
+    return {p: sites for p, sites in uses.items()
+            if sites and p not in blocked and not _code_follows(lowered, sites)}
 
 
-def _parameter_uses(graph: Graph, lowered: Lowered) -> tuple[dict[str, list[tuple[str, str]]], set[str]]:
-    """Each top-level parameter (not structural) -> the (node, attribute) sites that read it, and
-    the parameters some block between the model and such a node takes by the same name."""
+def carried_by(lowered: Lowered, node: str, attr: str, param: str) -> frozenset:
+    """The (instance path, block parameter) links that carry the model parameter ``param`` to the
+    attribute ``attr`` of ``node`` (see :func:`_parameter_uses`; asked after :func:`live_params`)."""
+    return lowered.memo[_PARAMETER_USES][2].get((node, attr, param), frozenset())
+
+
+def _parameter_uses(graph: Graph, lowered: Lowered) -> tuple[dict[str, list[tuple[str, str]]], set[str],
+                                                            dict[tuple[str, str, str], frozenset]]:
+    """Each top-level parameter (not structural) -> the (node, attribute) sites that read it, directly
+    or through the block arguments that carry it (:func:`_model_reads`); the parameters some block
+    between the model and a node reading one by name takes by the same name; and each site's links
+    ((site node, attribute, parameter) -> the (instance, block parameter) pairs that carried it)."""
     uses: dict[str, list[tuple[str, str]]] = {p: [] for p in graph.params if p not in graph.structural_params}
     blocked: set[str] = set()
+    links: dict[tuple[str, str, str], frozenset] = {}
     params = frozenset(uses)
-    shadows: dict[int, frozenset[str]] = {}  # id(scope) -> what its innermost instance defines
     for node in lowered.order:
         if not params or not node.attr_exprs:
             continue
-        # inside a block, a parameter or let of the block (where the node is written) shadows
         scope = node.scope
-        shadowed = shadows.get(id(scope))
-        if shadowed is None:
-            shadowed = shadows[id(scope)] = _scope_names(scope[-1]) if scope else frozenset()
         for attr, source in node.attr_exprs.items():
-            try:
-                read = _names(source) & params
-            except SyntaxError:
-                continue
-            for p in read - shadowed if read else ():
+            for p, (carried, depth) in (_model_reads(source, scope) or {}).items():
+                if p not in params:
+                    continue
                 uses[p].append((node.name, attr))
-                # a block between the model and the node that takes a parameter of this name
-                # could not hand the model's value down
-                if any(p in _scope_names(outer) for outer in scope[:-1]):
+                if carried:
+                    links[(node.name, attr, p)] = carried
+                # a block between the model and the class reading it by name that takes a parameter of
+                # this name could not hand the model's value down
+                if any(p in _scope_names(outer) for outer in scope[:max(depth, 0)]):
                     blocked.add(p)
-    return uses, blocked
+    return uses, blocked, links
 
 
-def _downstream_fixed(graph: Graph, lowered: Lowered, name: str) -> bool:
-    """Whether no node after ``name`` writes source that depends on the shapes it makes."""
-    seen, todo = set(), lowered.users(name)
-    while todo:
-        user = todo.pop()
-        if user in seen:
+def _model_reads(source: str, scope: tuple) -> dict[str, tuple[frozenset, int]] | None:
+    """The model-level names a node attribute's spec expression ``source`` reads, written in the
+    innermost block instance of ``scope``: each block parameter replaced by the expression its caller
+    passed for it (a value passed carries no name), level by level up to the model. Each name with the
+    (instance path, parameter) links that carried it and the depth of the instance whose code reads
+    it by name (-1: the model's). None where it reads a ``let`` (whose parameters are fixed) or no
+    expression."""
+    try:
+        pending = {name: frozenset() for name in _names(source)}
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    found: dict[str, tuple[frozenset, int]] = {}
+    for depth in range(len(scope) - 1, -1, -1):
+        info = scope[depth]
+        declared, passed = dict(info.defaults), dict(info.arg_exprs)
+        lets = {name for name, _ in info.lets}
+        carried: dict[str, frozenset] = {}
+        todo, steps = list(pending.items()), 0
+        while todo and steps < 64:  # (a default naming another parameter: `mid: out`)
+            (name, links), steps = todo.pop(), steps + 1
+            if name in lets:
+                return None
+            if name not in declared:
+                found.setdefault(name, (links, depth))  # the model's, read by name in this block
+            elif name in passed:
+                for read in _names(passed[name]):
+                    carried[read] = carried.get(read, frozenset()) | links | {(info.path, name)}
+            elif isinstance(declared[name], str):
+                todo.extend((read, links) for read in _names(declared[name]))
+        pending = carried
+    for name, links in pending.items():
+        found.setdefault(name, (links, -1))
+    return found
+
+
+def _code_follows(lowered: Lowered, sites: list[tuple[str, str]]) -> bool:
+    """Whether the code written for a node other than ``sites`` (a parameter's (node, attribute)
+    sites) changes with the parameter's value: every site's attribute is given another value at
+    once (:func:`_other_value`), the output types that makes are carried forward through the
+    graph, and each node reading a changed type is lowered again with it. A dropout rate or an
+    epsilon changes no type, an input's image size only those that no later code reads (a conv's
+    constructor does not name its input's height), a width the constructors that take it."""
+    probes: dict[str, dict[str, Any]] = {}
+    for name, attr in sites:
+        attrs = _probe_attrs(lowered, lowered.nodes[name], probes.get(name), attr)
+        if attrs is None:
+            return True  # (no other value the op takes: taken to matter)
+        probes[name] = attrs
+    changed: dict[tuple[str, int], TensorType] = {}
+    for node in lowered.order:
+        attrs = probes.get(node.name)
+        if attrs is None and not any((v.node, v.out) in changed for v in node.inputs):
             continue
-        seen.add(user)
-        node = lowered.nodes[user]
         op, ins, ctor, tensor = lowered(node)
-        if tensor is not None:
-            return False
-        wider = [TensorType(tuple(d * 2 if isinstance(d, int) else d for d in t.shape), t.dtype) for t in ins]
+        new_ins = [changed.get((v.node, v.out), t) for v, t in zip(node.inputs, ins)]
         try:
-            args = [f"a{i}" for i in range(len(ins))]
-            module = "m" if ctor is not None else None
-            if op.torch_forward(node, wider, args, module) != op.torch_forward(node, ins, args, module):
-                return False
-            if ctor is not None and lowered.module(op, node, wider) != ctor:  # (nn.ReLU() is the same)
-                return False
-        except Exception:  # an op that cannot lower other shapes depends on them
-            return False
-        todo.extend(lowered.users(user))
-    return True
+            if new_ins != ins and _texts(lowered, op, node, new_ins) != (ctor, tensor, _forward(lowered, op, node, ins)):
+                return True
+            outs = op.infer(node if attrs is None else Node(
+                name=node.name, op=node.op, attrs=attrs, inputs=node.inputs, outputs=node.outputs,
+                attr_exprs=node.attr_exprs), new_ins)
+        except Exception:  # an op that cannot lower or infer the other value depends on it
+            return True
+        for k, (new, old) in enumerate(zip(outs, node.outputs)):
+            if new != old:
+                changed[(node.name, k)] = new
+    return False
+
+
+def unwritten(lowered: Lowered, sites: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The ``sites`` (node, attribute) whose value the code shows nowhere: the node's texts are the
+    same with another value (an input's size: the module takes any). Such a site needs no expression."""
+    found = set()
+    for name, attr in sites:
+        node = lowered.nodes[name]
+        attrs = _probe_attrs(lowered, node, None, attr)
+        if attrs is None:
+            continue
+        op, ins, ctor, tensor = lowered(node)
+        probe = Node(name=node.name, op=node.op, attrs=attrs, inputs=node.inputs, outputs=node.outputs,
+                     attr_exprs=node.attr_exprs)
+        try:
+            if _texts(lowered, op, probe, ins) == (ctor, tensor, _forward(lowered, op, node, ins)):
+                found.add((name, attr))
+        except Exception:  # noqa: BLE001 - an op refusing the value shows it
+            continue
+    return found
+
+
+def _probe_attrs(lowered: Lowered, node: Node, attrs: dict[str, Any] | None, attr: str) -> dict[str, Any] | None:
+    """``attrs`` (the node's own where None) with ``attr`` given the first other value the node's op
+    infers types for (:func:`_other_values`); None where it takes none."""
+    attrs = node.attrs if attrs is None else attrs
+    ins = lowered(node)[1]
+    for value in _other_values(attr_value(attrs, attr)):
+        probed = with_attr_value(attrs, attr, value)
+        try:
+            registry.lookup(node.op).infer(Node(name=node.name, op=node.op, attrs=probed, inputs=node.inputs,
+                                     outputs=node.outputs, attr_exprs=node.attr_exprs), ins)
+        except Exception:  # noqa: BLE001 - a value the op refuses (a dropout rate of 1): the next
+            continue
+        return probed
+    return None
+
+
+def _other_values(value: Any) -> tuple:
+    """Values other than ``value`` of its type to probe with, likeliest valid first (twice it: a width
+    stays divisible by its groups, an image size by its patch; half a rate below 1 stays below 1)."""
+    if type(value) is int:
+        return (value * 2, value + 1) if value else (1, 2)
+    if type(value) is float:
+        return (value * 2, value / 2) if value else (0.5, 1e-3)
+    return (not value,) if type(value) is bool else ()
+
+
+def _texts(lowered: Lowered, op: Any, node: Node, ins: list[TensorType]) -> tuple:
+    """The node's constructor, parameter source and forward text for input types ``ins``, once per
+    text key and types (a network's repeated layers see the same other shapes)."""
+    key = ("texts", lowered.text_key(node), *((t.shape, t.dtype) for t in ins))
+    found = lowered.memo.get(key)
+    if found is None:
+        tensor = op.torch_parameter(node, ins)
+        ctor = lowered.module(op, node, ins) if tensor is None else None
+        found = lowered.memo[key] = (ctor, tensor, _forward(lowered, op, node, ins))
+    return found
+
+
+def _forward(lowered: Lowered, op: Any, node: Node, ins: list[TensorType]) -> str:
+    return lowered.forward(op, node, ins, [f"a{i}" for i in range(len(ins))], "m")
 
 
 def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[tuple[str, str]]],
@@ -877,6 +1010,7 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
             for forward, pos in positions or ():
                 expressions[(node_name, pos, forward)] = text
                 attrs[(node_name, pos, forward)] = attr
+    _pass_live_arguments(body, live, result)
     stored = Namespace(body.tree)  # (an attribute beside the modules)
     for i, site in body.sites.items():
         if site in expressions:
@@ -894,6 +1028,19 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
     reserved = RESERVED | lowered.reserved | (frozenset(guard_locals) if result.guards else frozenset())
     rename_python(result, result.args, python_names(graph.params, reserved))
     return result
+
+
+def _pass_live_arguments(body: Body, live: Mapping[str, Any], result: ClassArgs) -> None:
+    """The model's child arguments the spec writes over live parameters alone (``{block: layer, p:
+    dropout}``), written so: ``Layer(p=dropout)``, the child class computing from it."""
+    children = {id(child) for child in body.instance.children}
+    for i, (child, arg, _) in body.child_args.items():
+        inst = _descendant(body.instance, child)
+        source = dict(inst.info.arg_exprs).get(arg) if inst.info is not None and id(inst) in children else None
+        text = expression(source, set(live)) if source is not None else None
+        if text is not None and _names(text) & live.keys():
+            result.text[i] = text
+            result.passed.add((inst.path, arg))
 
 
 def attr_value(attrs: Mapping[str, Any], key: str) -> Any:
@@ -980,22 +1127,38 @@ def _probe_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> boo
 
 def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool, int]] | None:
     value = attr_value(node.attrs, attr)
-    if type(value) is not int or value < 0:
+    if type(value) not in (int, float) or not value >= 0 or value == math.inf:
         # (a negative value shows as '-' before its digits, and a hole holds the digits only: the
         # expression would lose its sign there, `end: "-dilation"` written as `-(-dilation)`)
         return None
     op, ins, ctor, tensor = lowered(node)
-    probed = (abs(value) + 1) * _SENTINEL  # never the value itself (0 included), never in other text
-    probe = Node(name=node.name, op=node.op, attrs=with_attr_value(node.attrs, attr, probed), inputs=node.inputs,
-                 outputs=node.outputs, attr_exprs=node.attr_exprs)
+    args = [f"a{i}" for i in range(len(ins))]
+    module = "m" if ctor is not None or tensor is not None else None
     try:
-        ctor2, tensor2 = lowered.module(op, probe, ins), op.torch_parameter(probe, ins)
-        args = [f"a{i}" for i in range(len(ins))]
-        module = "m" if ctor is not None or tensor is not None else None
         before = (numbers(ctor or tensor or ""), numbers(lowered.forward(op, node, ins, args, module)))
-        after = (numbers(ctor2 or tensor2 or ""), numbers(lowered.forward(op, probe, ins, args, module)))
-    except Exception:  # the op refuses the probe value: the attribute cannot be traced
+    except Exception:  # noqa: BLE001 - a node without code of its own (an input)
         return None
+    # a value never in other text first (0 included); where the op refuses it (num_heads must divide
+    # the width), a valid neighbour: a position that changes to it holds the attribute, and one that
+    # changes to anything else (a head dim computed from it) is one the class cannot write as it
+    for probed in ((value + 1) * _SENTINEL, *_other_values(value), value // 2):
+        if probed == value or (probed < 1 <= value) or type(probed) is not type(value):
+            continue
+        probe = Node(name=node.name, op=node.op, attrs=with_attr_value(node.attrs, attr, probed),
+                     inputs=node.inputs, outputs=node.outputs, attr_exprs=node.attr_exprs)
+        try:
+            ctor2, tensor2 = lowered.module(op, probe, ins), op.torch_parameter(probe, ins)
+            after = (numbers(ctor2 or tensor2 or ""), numbers(lowered.forward(op, probe, ins, args, module)))
+        except Exception:  # noqa: BLE001 - the op refuses the probe value: try the next
+            continue
+        return _changed_positions(before, after, value, probed)
+    return None
+
+
+def _changed_positions(before: tuple[list[int], list[int]], after: tuple[list[int], list[int]], value: int,
+                       probed: int) -> list[tuple[bool, int]] | None:
+    """The (forward?, position) of each integer that is ``value`` in ``before`` and ``probed`` in
+    ``after`` (a node's constructor and forward numbers); None where another changed, or none did."""
     positions = []
     for forward in (False, True):
         b, a = before[forward], after[forward]
@@ -1003,7 +1166,7 @@ def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool
             return None
         for i, (x, y) in enumerate(zip(b, a)):
             if x != y:
-                if y != probed:
+                if x != value or y != probed:
                     return None
                 positions.append((forward, i))
     return positions or None

@@ -257,12 +257,12 @@ def split_numbers(source: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
         return tuple(parts[0::2]), tuple(map(int, found))
     pieces, values, text = [], [], parts[0]
     for i in range(1, len(parts), 2):
-        if parts[i].isdigit():
-            pieces.append(text)
-            values.append(int(parts[i]))
-            text = parts[i + 1]
-        else:  # a string or a float: text
+        if parts[i][0] in "'\"":  # a string: text
             text += parts[i] + parts[i + 1]
+        else:
+            pieces.append(text)
+            values.append(int(parts[i]) if parts[i].isdigit() else float(parts[i]))
+            text = parts[i + 1]
     pieces.append(text)
     return tuple(pieces), tuple(values)
 

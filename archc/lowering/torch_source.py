@@ -22,7 +22,7 @@ from archc.ir.vocab import SKIP_KINDS
 from archc.ir.graph import Graph
 from archc.ir.names import Namespace
 from archc.lowering.pyformat import LINE_LENGTH, spaced_slices, split_statement
-from archc.lowering.torch_args import CallArg, ClassArgs, live_params, resolve, root_args
+from archc.lowering.torch_args import CallArg, ClassArgs, carried_by, live_params, resolve, root_args, unwritten
 from archc.lowering.torch_body import BodyWriter
 from archc.lowering.torch_plan import HOLE, NAME_LIMIT, OMITTED, Body, Instance, Leaf, attribute, bare, instance_tree
 from archc.lowering.torch_reuse import Signatures, relower, reuse
@@ -464,7 +464,7 @@ def _guard_lines(guards: list[tuple[str, Any]]) -> list[str]:
         _I * 3 + f"if {given} != built:",
         _I * 4 + "raise ValueError(",
         _I * 5 + 'f"{name}={value!r}: this file was generated for {name}={built!r}; "',
-        _I * 5 + '"regenerate it with archc build --set NAME=VALUE"',
+        _I * 5 + 'f"regenerate it with archc build --set {name}={value!r}"',
         _I * 4 + ")",
     ])
 
@@ -518,6 +518,18 @@ def _plan(graph: Graph, labels: Mapping[str, str], cls: str, live: Mapping[str, 
     return planner, root_body, _Class(cls, None, [root_body], args), live_sites
 
 
+def _written_throughout(planner: _Planner, root: _Class, param: str, sites: list[tuple[str, str]]) -> bool:
+    """Whether the plan wrote every attribute a live parameter reaches from it: each site as the
+    spec's expression (or one the code shows nowhere), and each block argument carrying it there
+    as the caller's expression (a literal anywhere on the way would ignore the model's argument)."""
+    lowered = planner.writer.lowered
+    expressed = set().union(root.args.expressed, *(c.args.expressed for c in planner.classes))
+    passed = set().union(root.args.passed, *(c.args.passed for c in planner.classes))
+    unshown = unwritten(lowered, [site for site in sites if site not in expressed])
+    return all((site in expressed or site in unshown) and carried_by(lowered, *site, param) <= passed
+               for site in sites)
+
+
 #: the generated module's function that compares a sequence argument with the one the file was built for
 _AS_TUPLES = "_as_tuples"
 #: the names the check of the fixed parameters (:func:`_guard_lines`) assigns or calls in ``__init__``
@@ -550,8 +562,7 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     # A parameter stays live where the plan wrote every attribute it reaches from it (not one that
     # a class reaches another way) and nothing the plan wrote after it depends on its value.
     found = live_params(graph, planner.writer.lowered)
-    expressed = set().union(root.args.expressed, *(c.args.expressed for c in planner.classes))
-    kept = {p: v for p, v in planner.live.items() if p in found and set(found[p]) <= expressed}
+    kept = {p: v for p, v in planner.live.items() if p in found and _written_throughout(planner, root, p, found[p])}
     if kept.keys() != planner.live.keys():
         planner, root_body, root, live = _plan(graph, labels, cls, kept)
     classes: list[str] = []

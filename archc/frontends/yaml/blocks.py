@@ -21,7 +21,7 @@ from archc.frontends.yaml.context import Elaboration
 from archc.frontends.yaml.naming import aliased_formals, resolve
 from archc.frontends.yaml.params import (NOT_A_PARAMETER, define_lets, interpolate, parameter_value,
                                          takes_literal_text)
-from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Scope
+from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Scope, sources_of
 from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.ties import tie_instance
 from archc.frontends.yaml.source import SList, SMap
@@ -71,6 +71,7 @@ def _instantiate(ctx: Elaboration, call: Instantiation, scope: Scope, bdef: SMap
     _check_inputs(ctx, call, signature)
     inner = _enter(call, scope, bdef, env, signature, written)
     inner.origins = _origins(ctx, call, scope, declared)
+    inner.sources = _sources(ctx, call, scope, declared)
     define_lets(ctx, bdef, inner)
     nodes = bdef.get("nodes")
     if not isinstance(nodes, SList) or not nodes:
@@ -209,25 +210,40 @@ def _origins(ctx: Elaboration, call: Instantiation, scope: Scope,
     return origins
 
 
+def _sources(ctx: Elaboration, call: Instantiation, scope: Scope, declared: Mapping[str, Any]
+             ) -> dict[str, frozenset[str]]:
+    """The model parameters each name of the block's scope stands for (Scope.sources): the model's
+    own names, then each parameter's argument as the caller's scope computed it, else its default
+    (one naming another parameter, ``mid: out``, stands for what that one does)."""
+    sources = dict(ctx.global_sources)
+    fields = call.fields
+    for key in declared:
+        sources[key] = scope.sources_of(fields[key]) if key in fields else frozenset()
+    for key, default in declared.items():
+        if key not in fields and isinstance(default, str):
+            sources[key] = sources_of(sources, default)
+    return sources
+
+
 def _argument(ctx: Elaboration, site: Site, default: Any, scope: Scope, written: dict[str, str]) -> Any:
     """The value of the argument written at ``site`` for a parameter of default ``default``; an
     argument that names a parameter or is an expression goes into ``written`` as its text (a
     class written for the caller passes ``dil=dil``, not whichever of its parameters is equal)."""
     raw = site.value
+    # (an argument fixes no model parameter: the block's scope stands for the parameters it carries,
+    # fixed where the block uses it otherwise than in a node attribute, see _sources)
     named = parameter_value(raw, scope.env)
     if named is not NOT_A_PARAMETER:
         written[site.key] = raw
-        # a model parameter handed to a block by name sets the instance's value when the graph is
-        # built, as one read in an expression does (Elaboration.evaluate): fixed in generated code
-        ctx.graph.structural_params |= {raw} & ctx.graph.params.keys()
         return named  # parameters of any type flow through nested blocks
     if isinstance(raw, str) and "${" in raw:
         return interpolate(raw, ctx, scope, site)
     if isinstance(raw, str) and not takes_literal_text(raw, default):
         written[site.key] = raw
-        return ctx.evaluate(raw, scope, site)
+        return ctx.evaluate(raw, scope, site, attr=True)
     if isinstance(raw, SList):
-        return [ctx.evaluate(v, scope, site.at(raw, i)) if isinstance(v, str) else v for i, v in enumerate(raw)]
+        return [ctx.evaluate(v, scope, site.at(raw, i), attr=True) if isinstance(v, str) else v
+                for i, v in enumerate(raw)]
     return raw
 
 

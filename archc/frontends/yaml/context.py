@@ -40,6 +40,8 @@ class Elaboration:
         self.globals: dict[str, Any] = {}
         #: where the top-level parameters' values were written (Scope.origins)
         self.global_origins: dict[str, tuple[Location, ...]] = {}
+        #: the model parameters each top-level name stands for (Scope.sources)
+        self.global_sources: dict[str, frozenset[str]] = {}
         #: the spec's own pure functions (functions.py)
         self.functions: dict[str, Any] = {}
         #: module list path (``layer1.0.convs``) -> (index, where its item is named) of each kept item
@@ -119,9 +121,9 @@ class Elaboration:
         except UnknownValue:  # uses a 'let' whose error was reported: stay quiet
             raise Abort() from None
         # Only a node's attribute keeps a parameter a run-time argument of the generated code
-        # (Node.attr_exprs; a block class takes it from the model where it reads it); any other
-        # use fixes it when the graph is built.
+        # (Node.attr_exprs; a block class takes it from the model where it reads it, or from its
+        # caller where a block argument carries it); any other use fixes it when the graph is built.
         if not attr:
-            self.graph.structural_params |= names_in(text) & self.graph.params.keys()
+            self.graph.structural_params |= scope.sources_of(text)
         return value
 

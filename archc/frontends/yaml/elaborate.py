@@ -58,10 +58,11 @@ def _elaborate(ctx: Elaboration, doc: SMap, overrides: dict[str, Any] | None, pr
     collect_definitions(ctx, doc)
     sequential = ctx.flag(doc, "sequential", " of the spec")
     scope = Scope(prefix="", env=dict(params), origins=param_origins(doc, overrides or {}, profile),
-                  counter=[0] if sequential else None)
+                  counter=[0] if sequential else None, sources={p: frozenset([p]) for p in params})
     define_lets(ctx, doc, scope)
     ctx.globals = dict(scope.env)
     ctx.global_origins = dict(scope.origins)
+    ctx.global_sources = dict(scope.sources)
     declare_inputs(ctx, doc, scope)
     declare_example_dims(ctx, doc, scope)
     nodes = doc.get("nodes")

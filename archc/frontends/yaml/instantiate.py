@@ -349,7 +349,7 @@ class Instantiator:
                       bindings=scope.bindings, declared=scope.declared, repetitions=scope.repetitions,
                       counter=scope.counter, previous=scope.previous, block_inputs=scope.block_inputs,
                       width_queries=scope.width_queries, left_out_errors=scope.left_out_errors,
-                      origins=scope.origins, level_names=scope.level_names)
+                      origins=scope.origins, level_names=scope.level_names, sources=scope.sources)
         if node.is_op:
             return apply_op(self.ctx, call, inner)
         return apply_block(self.ctx, call, inner, self.node_list)

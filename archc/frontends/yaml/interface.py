@@ -64,12 +64,17 @@ def _input(ctx: Elaboration, name: str, site: Site, scope: Scope) -> Value:
         ctx.report(f"input '{name}' needs a shape list like [N, 3, 224, 224]", shape_site)
         raise Abort()
     dims = tuple(_dim(ctx, Site(shape, i), scope) for i in range(len(shape)))
+    # (a dim the spec computes is the input's attribute: a parameter read nowhere else stays a run-time
+    # argument of the generated code where no code depends on the size, an image size of a pooled CNN)
+    exprs = {f"shape[{i}]": str(written) for i, (written, dim) in enumerate(zip(shape, dims))
+             if isinstance(written, str) and isinstance(dim, int)}
     too_big = ctx.budget.check_input(TensorType(dims, dtype))
     if too_big:
         ctx.report(f"input '{name}': {too_big}", shape_site)
         raise Abort()
     node = build_node(registry.get("input"), name, {"shape": dims, "dtype": dtype}, [], [],
                       location=site.key_location)
+    node.attr_exprs = exprs
     ctx.graph.add(node)
     return Value(name)
 
@@ -84,7 +89,7 @@ def _dim(ctx: Elaboration, site: Site, scope: Scope) -> int | str:
     if isinstance(d, str):
         if d.isidentifier() and d not in scope.env:
             return d  # a symbolic dimension
-        d = ctx.evaluate(d, scope, site)
+        d = ctx.evaluate(d, scope, site, attr=True)
     if isinstance(d, bool) or not isinstance(d, int) or d < 1:  # (the hint: where its parameters were given)
         ctx.report(f"a dimension must be a positive int, got {spelled(d)}", site, scope.origin_hint(site.value))
         raise Abort()

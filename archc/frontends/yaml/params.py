@@ -182,6 +182,7 @@ def define_lets(ctx: Elaboration, m: SMap, scope: Scope) -> None:
             scope.env[name] = ctx.evaluate(expr, scope, Site(lets, name)) if isinstance(expr, str) else expr
         except Abort:
             scope.env[name] = UNKNOWN
+        scope.sources[name] = scope.sources_of(expr)  # (fixed already: a let is no node attribute)
         # (an error about a value computed from it says where it was given: here, from the places of
         # the parameters it reads)
         scope.origins[name] = (lets.where(name), *scope.places_of(expr))

@@ -101,6 +101,11 @@ class Scope:
     #: whether a failed node in this scope would have named its repetitions (``instance_name``): a name
     #: nothing here binds may be one of those, so an unknown name is no error of its own
     names_lost: bool = False
+    #: the model parameters each name's value was computed from, where a block argument carries one
+    #: (``{block: layer, p: dropout}``: the block's ``p`` is the model's ``dropout``); a model parameter
+    #: stands for itself. What a use outside node attributes fixes in generated code (see
+    #: Elaboration.evaluate)
+    sources: dict[str, frozenset[str]] = field(default_factory=dict)
     #: per block: (node, queried block input, location, the input's readers then) of widths computed
     #: from a block input the node does not read (checked when the block ends: blocks.py's width warning)
     width_queries: list[tuple[str, str, Any, frozenset[str]]] = field(default_factory=list)
@@ -127,6 +132,10 @@ class Scope:
         nodes, bindings and state, so ``${...}`` in one repetition's field (its ``instance_name``, its
         ``in:``) reads what the node's other fields read."""
         return dataclasses.replace(self, env={**self.env, **names})
+
+    def sources_of(self, text: Any) -> frozenset[str]:
+        """The model parameters an argument or expression ``text`` is computed from (:func:`sources_of`)."""
+        return sources_of(self.sources, text)
 
     def places_of(self, text: Any) -> tuple[Location, ...]:
         """Where the parameters that the expression ``text`` reads got their values, in the order they
@@ -207,3 +216,17 @@ def _channels(t: TensorType, ref: str) -> Any:
         raise ValueError(f"channels({ref}) is dim 1 of {t}, the symbolic size '{t.shape[1]}'; expected a known "
                          f"size (for the last dim of a sequence (N, S, D) write shape({ref})[-1])")
     return t.shape[1]
+
+
+def sources_of(sources: Mapping[str, frozenset[str]], text: Any) -> frozenset[str]:
+    """The model parameters an argument or expression ``text`` (a list's items too) is computed from:
+    those the names it reads stand for in ``sources`` (:attr:`Scope.sources`)."""
+    if isinstance(text, list):
+        return frozenset().union(*(sources_of(sources, item) for item in text))
+    if not isinstance(text, str) or not text:
+        return frozenset()
+    try:
+        names = names_in(text)
+    except Exception:  # noqa: BLE001 - no expression (evaluating it says why)
+        return frozenset()
+    return frozenset().union(*(sources.get(name, ()) for name in names))
