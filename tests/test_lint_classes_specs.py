@@ -696,3 +696,21 @@ def test_a_dense_pairs_layers_are_its_longest_path_as_a_spec_and_through_archcs_
         assert [(s.kind, s.span.depth) for s in analysis.skips] == [("dense", 1)] * 2
         assert all(s.reason.endswith("across 1 layer") for s in analysis.skips)
     assert sorted(s.fork for s in spec.skips) == ["ctx", "emb"]
+
+
+def test_attention_scores_whose_shapes_happen_to_agree_are_no_element_wise_arithmetic():
+    # found on a hand-written Swin: windows of 16 tokens and heads of 16 channels make q @ k^T's output
+    # the broadcast shape of its inputs, and the matmul was labelled sequential, "element-wise arithmetic"
+    text = """archc: 1
+name: scores
+inputs: {x: [N, 16, 16]}
+nodes:
+  - {name: qk, op: linear, out_features: 32}
+  - {name: parts, op: split, sizes: [16, 16], dim: -1}
+  - {name: kt, op: transpose, dim0: 1, dim1: 2, in: parts:1}
+  - {name: scores, op: matmul, in: [parts:0, kt]}
+"""
+    (analysis,) = _lint_text("scores", text)
+    (scores,) = [c for c in analysis.connections if c.merge == "scores"]
+    assert (str(scores.kind), scores.rule) == ("branch", "arithmetic_without_layers"), scores.reason
+    assert "element-wise" not in scores.reason

@@ -320,7 +320,10 @@ def concat_of_positions(f: Flow, m: int, producers: Sequence[int], known: dict[i
 
 
 def elementwise(f: Flow, m: int) -> bool:
-    """Whether the join's output has the broadcast shape of its inputs (a matmul contracts instead)."""
+    """Whether the join's output has the broadcast shape of its inputs (a matmul contracts instead,
+    even where its shapes happen to agree: a window of 16 tokens, heads of 16 channels)."""
+    if f.roles[m] == Role.MATMUL:
+        return False
     shapes = [f.value_type(p, o).shape for p, o in f.slots[m]]
     try:
         return f.nodes[m].outputs[0].shape == broadcast(shapes)
