@@ -426,6 +426,48 @@ def test_class13_a_joins_label_does_not_depend_on_what_follows_as_a_spec_and_thr
         assert joins["b1_join"] == joins["b2_join"] == [("branch", "computed_levels", 2), ("branch", "computed_levels", 4)], joins
 
 
+#: class 16 on HRNet (Wang et al. 2019), two resolutions: ``blocks`` basic blocks per branch, then a fusion unit
+#: summing both branches into each resolution (a 1x1 conv + BN upsampled; a strided 3x3 conv + BN down)
+HRNET_FUSION = """\
+params: {{blocks: {blocks}}}
+blocks:
+  basic:
+    nodes:
+      - {{name: conv1, op: conv, in: x, out_channels: channels(x), kernel_size: 3, padding: 1, bias: false}}
+      - {{name: bn1, op: batchnorm}}
+      - {{name: relu1, op: relu}}
+      - {{name: conv2, op: conv, out_channels: channels(x), kernel_size: 3, padding: 1, bias: false}}
+      - {{name: bn2, op: batchnorm}}
+      - {{name: add, op: add, in: [bn2, x], expect: residual}}
+      - {{name: relu2, op: relu}}
+nodes:
+  - {{name: stem, op: conv, out_channels: 8, kernel_size: 3, stride: 2, padding: 1}}
+  - {{name: transition, op: conv, in: stem, out_channels: 16, kernel_size: 3, stride: 2, padding: 1}}
+  - {{name: hi, block: basic, in: stem, repeat: blocks}}
+  - {{name: lo, block: basic, in: transition, repeat: blocks}}
+  - {{name: up, op: conv, in: lo, out_channels: 8, kernel_size: 1, bias: false}}
+  - {{name: up_bn, op: batchnorm}}
+  - {{name: up_2x, op: upsample, scale_factor: 2}}
+  - {{name: y_hi, op: add, in: [hi, up_2x], expect: branch}}
+  - {{name: down, op: conv, in: hi, out_channels: 16, kernel_size: 3, stride: 2, padding: 1, bias: false}}
+  - {{name: down_bn, op: batchnorm}}
+  - {{name: y_lo, op: add, in: [down_bn, lo], expect: branch}}
+  - {{name: lo_2x, op: upsample, in: y_lo, scale_factor: 2}}
+  - {{name: cat, op: concat, in: [y_hi, lo_2x]}}
+"""
+
+
+@pytest.mark.parametrize("blocks", [1, 2])
+def test_class16_hrnet_fusion_sums_as_a_spec_and_through_archcs_onnx(blocks, tmp_path):
+    # the torch-module test's HRFusion (tests/test_lint_exports.py, class 16): the high resolution's sum was a
+    # long skip with one block per branch, a branch with two
+    spec, onnx_build = _lint(f"hrnet_fusion_{blocks}", HRNET_FUSION.format(blocks=blocks), tmp_path)
+    assert not spec.expectations, [(m.node, m.expected, m.found, m.reason) for m in spec.expectations]
+    for a in (spec, onnx_build):
+        assert _kinds(a) == {"residual": 2 * blocks, "branch": 3}
+        assert sorted(c.rule for c in a.joins if c.merge_op == "add") == ["both_compute", "parallel_streams"]
+
+
 def _kinds(analysis) -> dict[str, int]:
     return {k: v for k, v in analysis.summary().items() if v}
 

@@ -28,6 +28,10 @@ each a regression test for one class of labelling error found on other libraries
 15. beside a resolution round trip of one layer, a one-layer projection is a branch of its own (both paths
    compute alike); beside two, a long skip's shortcut; a pooling upsampled back, with no layer, carries a
    projection (not the fork's values), static or dynamic batch alike.
+16. HRNet's fusion units sum parallel resolutions that each go on past the sum (every branch's output feeds
+   every unit): branch joins however many blocks each branch holds, never a long skip of the high
+   resolution's blocks across the low one's; an hourglass level of the same blocks, whose sides feed
+   nothing else, stays a long skip.
 
 The default exporter's runs are marked slow (each export takes seconds).
 """
@@ -726,6 +730,57 @@ class PooledLevel(nn.Module):
         return top + self.lateral(f)
 
 
+class BasicBlock(nn.Module):
+    """ResNet's basic block (two 3x3 convs + BN around an identity), as HRNet's branches stack them."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(cbr(c, c), nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        return F.relu(self.body(x) + x)
+
+
+class HRFusion(nn.Module):
+    """Class 16: HRNet (Wang et al. 2019) reduced to two resolutions: a stem, a strided transition to half
+    resolution, ``blocks`` basic blocks per branch, then a fusion unit whose every output sums both branches,
+    resampled (HRNet's FuseLayer: a 1x1 conv + BN upsampled; a strided 3x3 conv + BN down); the head
+    concatenates both resolutions."""
+
+    def __init__(self, blocks: int = 1, c: int = 8) -> None:
+        super().__init__()
+        self.stem = cbr(3, c, s=2)
+        self.transition = cbr(c, 2 * c, s=2)
+        self.branches = nn.ModuleList([nn.Sequential(*[BasicBlock(w) for _ in range(blocks)]) for w in (c, 2 * c)])
+        self.up = nn.Sequential(nn.Conv2d(2 * c, c, 1, bias=False), nn.BatchNorm2d(c))
+        self.down = nn.Sequential(nn.Conv2d(c, 2 * c, 3, 2, 1, bias=False), nn.BatchNorm2d(2 * c))
+        self.head = nn.Conv2d(3 * c, 2, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        hi, lo = self.branches[0](x), self.branches[1](self.transition(x))
+        y_hi = F.relu(hi + F.interpolate(self.up(lo), scale_factor=2.0, mode="nearest"))
+        y_lo = F.relu(self.down(hi) + lo)
+        return self.head(torch.cat([y_hi, F.interpolate(y_lo, scale_factor=2.0, mode="bilinear")], 1))
+
+
+class BasicHourglassLevel(nn.Module):
+    """An hourglass level of HRFusion's pieces at ``blocks=1``: a basic block at the fork's resolution beside
+    a pooling, a strided conv, a basic block, a 1x1 conv and an upsampling; nothing else reads either side."""
+
+    def __init__(self, c: int = 8) -> None:
+        super().__init__()
+        self.stem = cbr(3, c, s=2)
+        self.up1 = BasicBlock(c)
+        self.low = nn.Sequential(cbr(c, 2 * c, s=2), BasicBlock(2 * c), nn.Conv2d(2 * c, c, 1, bias=False),
+                                 nn.BatchNorm2d(c))
+        self.head = nn.Conv2d(c, 2, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.head(F.relu(self.up1(x) + F.interpolate(self.low(x), scale_factor=2.0, mode="nearest")))
+
+
 def _batch_of_two():
     return (torch.randn(2, 3, 16, 16),)
 
@@ -1197,3 +1252,29 @@ def test_an_unrolled_lstm_cell_makes_no_skip_through_time(dynamo, tmp_path_facto
     assert [s.kind for s in a.skips] == ["gated"] * 3
     rules = sorted(c.rule for c in a.joins if c.kind == "branch")
     assert rules == ["concat_of_positions"] * 3 + ["projected_part"] * 3, rules
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+@pytest.mark.parametrize("blocks", [1, 2])
+def test_class16_hrnet_fusion_sums_are_branch_joins_however_many_blocks(dynamo, blocks, tmp_path_factory):
+    # found on HRNet (round 18): with one basic block per branch the high resolution's fusion sum was a long
+    # skip (add_computed_long_skip: the high branch's 2 layers "light" beside the low one's 4 that down- and
+    # upsample), with two a branch (4 layers beside 6). Both branches go on past the sum (hi into the low
+    # resolution's sum through the strided conv, lo into it directly): parallel streams, whatever the depths
+    a = lint_export(HRFusion, dynamo, tmp_path_factory, blocks=blocks)
+    assert kinds(a) == {"residual": 2 * blocks, "branch": 3}
+    sums = sorted((c.kind, c.rule) for c in a.joins if c.merge_op == "add")
+    assert sums == [("branch", "both_compute"), ("branch", "parallel_streams")], sums
+    (fusion,) = [c for c in a.joins if c.rule == "parallel_streams"]
+    assert fusion.reason.startswith(f"add joins parallel streams from {fusion.fork} that both go on past it "
+                                    f"({2 * blocks} layers and {2 * blocks + 2} layers that down- and upsample)")
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_class16_an_hourglass_level_of_the_same_blocks_stays_a_long_skip(dynamo, tmp_path_factory):
+    # the control: HRFusion's high-resolution sum at one block, its sides read by nothing else: the low side
+    # is a detour that comes back, the high side waits for it (an hourglass level): a long skip still
+    a = lint_export(BasicHourglassLevel, dynamo, tmp_path_factory)
+    assert kinds(a) == {"residual": 2, "long_skip": 1}
+    (level,) = [s for s in a.skips if s.kind == "long_skip"]
+    assert (level.carries, level.rule) == ("computed", "add_computed_long_skip")

@@ -63,6 +63,10 @@ CASES = [
     (rules.concat_of_positions, facts(merge_role=Role.MERGE_CONCAT, family=2, positions=True), Kind.BRANCH,
      facts(merge_role=Role.MERGE_CONCAT, family=2)),
     (rules.both_compute, facts(carries=Carries.COMPUTED, shortcut_layers=2), Kind.BRANCH, facts()),
+    # (HRNet's fusion at one block a branch: both resolutions go on past the sum; an hourglass level's do not)
+    (rules.parallel_streams, facts(carries=Carries.COMPUTED, shortcut_layers=2, depth=4, nested=True, resampled=True,
+                                   streams=lambda: True), Kind.BRANCH,
+     facts(carries=Carries.COMPUTED, shortcut_layers=2, depth=4, nested=True, resampled=True)),
     (rules.dense_reuse, facts(merge_role=Role.MERGE_CONCAT, family=3), Kind.DENSE,
      facts(merge_role=Role.MERGE_CONCAT, family=3, resampled=True)),
     # (PSPNet: the feature beside four pool -> conv -> upsample branches; a U-Net level has one such input)
@@ -192,6 +196,33 @@ def test_a_long_skips_reason_agrees_in_number_with_its_layers(depth, words):
     # round 12: "across 4 layers that encloses other skips"
     kind, reason, rule = decide(facts(depth=depth, nested=True, resampled=True))
     assert (kind, rule) == (Kind.LONG_SKIP, "add_long_skip") and reason.endswith(words), reason
+
+
+@pytest.mark.parametrize("blocks", [1, 2, 3])
+def test_parallel_streams_are_a_branch_join_at_any_depth(blocks):
+    # round 18, HRNet's fusion: the high resolution's blocks (2 layers each) beside the low one's between a
+    # strided conv and a 1x1 conv; the depth ratio alone made one block a long skip and two a branch
+    fusion = facts(carries=Carries.COMPUTED, shortcut_layers=2 * blocks, depth=2 * blocks + 2, nested=True,
+                   resampled=True, streams=lambda: True)
+    assert decide(fusion)[::2] == (Kind.BRANCH, "parallel_streams")
+    assert decide(fusion).reason == (f"add joins parallel streams from x that both go on past it ({2 * blocks} "
+                                     f"layers and {2 * blocks + 2} layers that down- and upsample): an exchange, "
+                                     "not a carry across a detour")
+    concat = dataclasses.replace(fusion, merge_op="concat", merge_role=Role.MERGE_CONCAT)
+    assert decide(concat)[::2] == (Kind.BRANCH, "parallel_streams") and decide(concat).reason.startswith("concat ")
+    # an hourglass level's sides feed nothing else: the depths decide, as before
+    level = dataclasses.replace(fusion, streams=rules.never)
+    assert decide(level).kind == (Kind.LONG_SKIP if blocks == 1 else Kind.BRANCH)
+
+
+def test_a_decision_that_asked_whether_the_streams_go_on_is_not_remembered():
+    # the probe varies between pairs of equal other facts (HRNet's fusion, an hourglass level): the decider
+    # may not hand the first one's rule to the second
+    decider = rules.RememberingDecider()
+    fusion = facts(carries=Carries.COMPUTED, shortcut_layers=2, depth=4, nested=True, resampled=True,
+                   streams=lambda: True)
+    assert decider(fusion).rule == "parallel_streams"
+    assert decider(dataclasses.replace(fusion, streams=lambda: False)).rule == "add_computed_long_skip"
 
 
 def test_a_broadcast_shift_onto_a_path_from_elsewhere_is_an_injection_with_no_layer_between():

@@ -230,6 +230,35 @@ def _finer(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> bool:
     return None not in orders and min(orders) >= 0 and max(orders) > 0
 
 
+#: nodes :func:`parallel_streams` walks between a fork and a join before it gives up (and answers no), as
+#: the skip analysis's region walks (:data:`archc.analysis.skips.REGION_LIMIT`)
+STREAM_LIMIT = 4096
+
+
+def parallel_streams(f: Flow, m: int, fork: int, shortcut: int, main: int) -> bool:
+    """Whether the join ``m`` meets two streams that each go on past it: a value computed after ``fork`` on
+    the way to the shortcut's input ``shortcut`` and one on the way to the main input ``main`` are both read
+    outside the span from ``fork`` to ``m`` (HRNet's parallel resolutions: each branch's output feeds every
+    fusion unit, its own resolution's and, resampled, the others'). A long skip's shortcut waits while
+    the main path makes its detour and comes back: neither side feeds anything else on the way (an
+    hourglass level, a U-Net link). False where a walk grows past :data:`STREAM_LIMIT` nodes."""
+    span = f.region(fork, f.preds[m], STREAM_LIMIT)
+    if not span:
+        return False
+    inside = set(span)
+    inside.add(m)
+    return _goes_on(f, fork, shortcut, inside) and _goes_on(f, fork, main, inside)
+
+
+def _goes_on(f: Flow, fork: int, end: int, inside: set[int]) -> bool:
+    """Whether a value computed after ``fork`` on the way to ``end`` (``end`` included) is read outside
+    ``inside``: by a node there is not, or as an output of the model."""
+    side = f.region(fork, [end], STREAM_LIMIT)
+    uses, succs = f.uses, f.succs
+    # (a use that is no consumer is a graph output)
+    return bool(side) and any(uses[v] > len(succs[v]) or any(c not in inside for c in succs[v]) for v in side)
+
+
 def unpooled_value(f: Flow, u: int) -> int | None:
     """For a max unpooling, the value it places: its one input that is no integer tensor; None for any
     other node. Its indices say where each value goes, not what it is, so a shortcut through it carries

@@ -60,6 +60,8 @@ class PairFacts:
     #                                              split) that the main path does not read
     scaled_by_gate: Callable[[], bool] = never   # the merge's output is only scaled by gates (a difference
     #                                              H - x inside Highway's x + T·(H - x))
+    streams: Callable[[], bool] = never          # both sides go on past the merge: each computes a value
+    #                                              read outside the span from the fork (HRNet's resolutions)
 
 
 class Decision(NamedTuple):
@@ -86,7 +88,9 @@ _ADD_OR_CONCAT = (Role.MERGE_ADD, Role.MERGE_CONCAT)
 SUMS = frozenset({Role.MERGE_ADD, Role.MERGE_SUB})
 # (words the rules most pairs reach compare with, bound once: an Enum member's attribute access is a
 # Python-level lookup in Python 3.11)
-_IDENTITY, _PROJECTION, _RESIDUAL = Carries.IDENTITY, Carries.PROJECTION, Kind.RESIDUAL
+_IDENTITY, _PROJECTION, _COMPUTED, _RESIDUAL = Carries.IDENTITY, Carries.PROJECTION, Carries.COMPUTED, Kind.RESIDUAL
+#: the merges that sum or concatenate their inputs
+_SUMS_OR_CONCAT = SUMS | {Role.MERGE_CONCAT}
 
 
 def _why_long(f: PairFacts) -> str:
@@ -285,15 +289,34 @@ def concat_of_positions(f: PairFacts) -> Verdict:
     return None
 
 
+def _resample_verb(f: PairFacts) -> str:
+    """"down- and upsamples" after "1 layer that", "down- and upsample" after "3 layers that"."""
+    return "down- and upsamples" if f.depth == 1 else "down- and upsample"
+
+
 def both_compute(f: PairFacts) -> Verdict:
     """A shortcut with at least as many layers as the main path is a branch of its own, also where the main
     path down- and upsamples and the shortcut keeps the fork's resolution (an octave convolution's two
     frequencies, ``conv(x) + up(conv(pool(x)))``): which resolution a path keeps makes it no shortcut."""
     if f.depth <= f.shortcut_layers:
-        one = f.depth == 1
-        trip = (" that down- and upsamples" if one else " that down- and upsample") if f.resampled else ""
+        trip = f" that {_resample_verb(f)}" if f.resampled else ""
         return Kind.BRANCH, (f"both paths from {f.fork} compute ({layers(f.shortcut_layers)} and "
                              f"{layers(f.depth)}{trip})")
+    return None
+
+
+def parallel_streams(f: PairFacts) -> Verdict:
+    """Parallel streams exchanging (HRNet's fusion): a computed shortcut beside a round trip, both going on.
+
+    A sum or concat of a computed shortcut and a main path that down- and upsamples, where both sides go on
+    past the join (each resolution's branch also feeds the other resolutions' sums): two streams that run
+    side by side from the fork and exchange here, not a value carried across a decoder's detour, however
+    few layers either side holds (the depths alone made one block per branch a long skip, two a branch)."""
+    if f.carries == _COMPUTED and f.resampled and f.merge_role in _SUMS_OR_CONCAT and f.streams():
+        word = _sum_word(f) if f.merge_role in SUMS else f.merge_op
+        return Kind.BRANCH, (f"{word} joins parallel streams from {f.fork} that both go on past it "
+                             f"({layers(f.shortcut_layers)} and {layers(f.depth)} that {_resample_verb(f)}): "
+                             "an exchange, not a carry across a detour")
     return None
 
 
@@ -390,9 +413,9 @@ def add_branch(f: PairFacts) -> Verdict:
 RULES: tuple[Callable[[PairFacts], Verdict], ...] = (
     no_common_fork, index_arithmetic, pooling_indices, gate_computation, learned_merge, arithmetic_without_layers,
     multiplicative_gate, other_merge, token_mixer, no_layer_between, highway_gate, broadcast_injection,
-    shift_injection, projected_part, computed_levels, both_compute, concat_of_positions, dense_reuse, pyramid_pooling, concat_long_skip,
-    concat_computed_long_skip, concat_feature_reuse, concat_branch, add_long_skip, residual, add_computed_long_skip,
-    add_branch,
+    shift_injection, projected_part, computed_levels, both_compute, concat_of_positions, parallel_streams, dense_reuse,
+    pyramid_pooling, concat_long_skip, concat_computed_long_skip, concat_feature_reuse, concat_branch, add_long_skip,
+    residual, add_computed_long_skip, add_branch,
 )
 
 
@@ -406,7 +429,7 @@ def decide(facts: PairFacts) -> Decision:
 
 
 #: the probes of :class:`PairFacts`: facts about the graph around a pair, asked only by the rules that need them
-_PROBES = ("elementwise", "gated", "feeds_gate", "mixing", "split_part", "scaled_by_gate")
+_PROBES = ("elementwise", "gated", "feeds_gate", "mixing", "split_part", "scaled_by_gate", "streams")
 _CONSTANT_PROBES = (always, never)
 
 

@@ -32,7 +32,8 @@ How a join is read (see docs in the module's functions for the details):
    multiplicative gate on the main path (squeeze-and-excitation); ``branch`` when
    the join is not an add or concat, when both paths compute alike, or when a
    computing shortcut neither projects nor crosses a resolution change (Inception,
-   ASPP, Q/K/V); ``gated`` for an add whose carry is multiplied by a sigmoid-derived
+   ASPP, Q/K/V), or crosses one where both sides go on past the join (parallel
+   streams: HRNet's fusion); ``gated`` for an add whose carry is multiplied by a sigmoid-derived
    gate (Highway); for concat: ``dense`` when the identity-carried producer feeds
    several concats (DenseNet) or the skip is short, ``long_skip`` when the span
    encloses skips or crosses a resolution change; for add: ``residual`` for an
@@ -59,6 +60,7 @@ from archc.analysis.probes import (
     inner_merge,
     merge_terms,
     mixing,
+    parallel_streams,
     scaled_by_gate,
     unpooled_value,
     upsamples_only,
@@ -776,6 +778,7 @@ class _Classifier:
                 if role == Role.MERGE_SUB:
                     facts.scaled_by_gate = partial(scaled_by_gate, f, m)
             facts.mixing, facts.split_part = partial(mixing, f, fork, main), partial(measures.split_part, fork, sc, m)
+            facts.streams = partial(parallel_streams, f, m, fork, sc.node, main)
             decision = self.decide(facts)
         if decision.kind == _DENSE and family >= 2 and not dominated:
             decision, depth, depth_ops = self._own_path(m, main, fork, facts, decision)
