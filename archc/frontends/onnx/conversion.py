@@ -191,12 +191,14 @@ class Conversion(ImportState):
     # -- native nodes --------------------------------------------------------------------------
     def emit(self, node: onnx.NodeProto, op: str, attrs: dict[str, Any], inputs: list[Value],
              weights: dict[str, np.ndarray] | None = None, check: bool = True, suffix: str = "",
-             key: str | None = None) -> list[Value]:
+             key: str | None = None, replayable: bool = True) -> list[Value]:
         """Add a native IR node for ONNX ``node``; Fallback if the op's inference or params disagree.
 
         ``check`` compares the outputs with ONNX's types (off for the inner nodes of a
         node mapped to several); ``suffix`` tells such inner nodes' names apart. ``key``: the node's
         name, its state_dict key (a learned table's initializer's), which the final names leave as it is.
+        Not ``replayable`` (nor with a ``key``): what it emits is this node's alone (weights it did not
+        read at its inputs), no recipe for its kind.
         """
         opdef = registry.get(op)
         if opdef is None:
@@ -216,7 +218,8 @@ class Conversion(ImportState):
         if key is not None:  # (the final names give a lone node its module's name: see naming.NodeNames.final)
             del self.origin[values[0].node]
         if self._recorder is not None:  # (a name of its own is this node's: no recipe for the kind)
-            self._recorder.emitted(template, inputs, weights, check, suffix, values, replayable=key is None)
+            self._recorder.emitted(template, inputs, weights, check, suffix, values,
+                                   replayable=replayable and key is None)
         return values
 
     def _add_native(self, node: onnx.NodeProto, template: Template, inputs: list[Value],
@@ -365,7 +368,9 @@ def _const_part(rec: Const, reads_float: bool, learned: bool) -> tuple:
     a = rec.array
     dtype = a.dtype
     data = a.tobytes() if _by_value(a, reads_float) else None  # (most weights: float, not read by value)
-    part = (dtype.str, a.shape, rec.learned, data) if learned else (dtype.str, a.shape, data)
+    # (a weight computed from learned ones, a weight norm's g * v / ||v||, is its own kind: its converter
+    # reads how it was computed)
+    part = (dtype.str, a.shape, rec.learned, data, rec.made_by is not None) if learned else (dtype.str, a.shape, data)
     if rec.parts is None:
         rec.parts = {}
     rec.parts[(reads_float, learned)] = part

@@ -32,6 +32,7 @@ from archc.errors import ShapeError
 from archc.frontends.onnx.converters import of_kind, on_demand
 from archc.frontends.onnx.importer import CONVERTERS, Converter, Fallback, converts  # noqa: F401 (tests patch CONVERTERS here)
 from archc.frontends.onnx.naming import node_meta
+from archc.frontends.onnx.parametrized import weight_normed
 from archc.frontends.onnx.sharing import PARAMETER_MODULES_META
 from archc.frontends.onnx.values import (Const, Lazy, ShapeArithmeticError, Sym, Tensor, dim_arithmetic, short_float,
                                         spread, table_init)
@@ -137,8 +138,11 @@ def conv(im: "Importer", node: onnx.NodeProto):
                        key=(name.rpartition(".")[0] or name) + "_pad")
     attrs = {"out_channels": int(w.shape[0]), "groups": int(im.attrs(node).get("group", 1)),
              "bias": b is not None, **_window(im, node, n, kernel, padded is not None)}
-    weights = {"weight": w, **({"bias": b} if b is not None else {})}
-    return im.emit(node, "conv", attrs, [x], weights)
+    normed = weight_normed(im, node.input[1])  # (g and v kept by the TorchScript exporter)
+    if normed is not None:
+        attrs["weight_norm"] = True
+    weights = {**(normed or {"weight": w}), **({"bias": b} if b is not None else {})}
+    return im.emit(node, "conv", attrs, [x], weights, replayable=normed is None)
 
 
 def _uneven_pads(a: dict[str, Any], n: int) -> list[int] | None:

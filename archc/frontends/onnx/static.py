@@ -74,7 +74,9 @@ class StaticValues(ImportState):
                 arrays = self._fold(node, [None if r is None else r.array for r in recs])
                 sources = [r.source or name for name, r in zip(node.input, recs) if isinstance(r, Const) and r.learned]
                 source = sources[0] if len(sources) == 1 else None
-                folded = None if arrays is None else [Const(arr, learned, source=source) for arr in arrays]
+                made_by = (node.op_type, tuple(node.input)) if learned else None
+                folded = None if arrays is None else [Const(arr, learned, source=source, made_by=made_by)
+                                                      for arr in arrays]
                 if key is not None and folded is not None:
                     self._folded[key] = folded
             if folded is not None:

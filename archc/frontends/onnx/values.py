@@ -48,6 +48,9 @@ class Const:
     #: the initializer a learned constant was folded from by a node of that one learned input (a class
     #: token expanded to a fixed batch): the name a table read from it goes by (its state_dict key)
     source: str | None = field(default=None, compare=False, repr=False)
+    #: for a constant folded over learned ones, the node that computed it: (op type, its input names),
+    #: what a converter reads a weight's parametrization from (:mod:`~archc.frontends.onnx.parametrized`)
+    made_by: tuple[str, tuple[str, ...]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)
