@@ -94,6 +94,9 @@ def test_roles():
     ("{op: reshape, shape: [0, 4, 7]}", "cannot reshape (N, 4, 6) (N*24 elements) to [0, 4, 7] (N*28 elements)"),
     ("{op: reshape, shape: [2, 12, 1]}", "cannot reshape (N, 4, 6) to [2, 12, 1]: the target fixes the symbolic dim"),
     ("{op: reshape, shape: [-1, -1]}", "has more than one -1"),
+    # (a size computed too small is no copy: Swin's H // window on a map smaller than its window)
+    ('{op: reshape, shape: [0, "6 // 8", 6, 4]}', "shape[1] = 6 // 8 is 0 here, and a reshape reads 0 as 'copy "
+                                                 "dim 1 of the input': the sizes it is computed from are too small"),
     ("{op: reshape, shape: [0, 0, 0, 0]}", "has 0 (copy) at position 3 but the input (N, 4, 6) has only 3 dims"),
     ("{op: reshape, shape: [0, -2, 12]}", "attribute 'shape' of op 'reshape' must be at least -1, got -2"),
     ("{op: permute, perm: [0, 2]}", "perm [0, 2] is not a permutation of the 3 dims of (N, 4, 6)"),

@@ -41,8 +41,11 @@ def complete_attrs(op: OpDef, attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 def build_node(op: OpDef, name: str, attrs: Mapping[str, Any], inputs: Sequence[Value],
                in_types: Sequence[TensorType], *, location: Location | None = None,
-               scope: tuple[BlockInstance, ...] = (), meta: Mapping[str, Any] | None = None) -> Node:
-    """A node of ``op`` with its output types inferred (not yet added to a graph).
+               scope: tuple[BlockInstance, ...] = (), meta: Mapping[str, Any] | None = None,
+               attr_exprs: Mapping[str, str] | None = None) -> Node:
+    """A node of ``op`` with its output types inferred (not yet added to a graph); ``attr_exprs``: the
+    spec's expressions of its attributes (:attr:`~archc.ir.graph.Node.attr_exprs`), which its
+    inference may name in a message.
 
     NodeError for bad attributes or input count; the op's ShapeError propagates.
     """
@@ -50,6 +53,6 @@ def build_node(op: OpDef, name: str, attrs: Mapping[str, Any], inputs: Sequence[
     if len(inputs) < lo or (hi is not None and len(inputs) > hi):
         raise NodeError(f"op '{op.name}' takes {lo}{'+' if hi is None else f'..{hi}'} inputs, got {len(inputs)}")
     node = Node(name=name, op=op.name, attrs=complete_attrs(op, attrs), inputs=list(inputs), scope=scope,
-                location=location, meta=dict(meta or {}))
+                location=location, meta=dict(meta or {}), attr_exprs=dict(attr_exprs or {}))
     node.outputs = op.infer(node, list(in_types))
     return node

@@ -92,6 +92,12 @@ class Reshape(OpDef):
     def infer(self, node, ins):
         x = ins[0]
         target = self._target(node, x)
+        for i, d in enumerate(target):
+            written = node.attr_exprs.get(f"shape[{i}]")
+            if d == 0 and written is not None:  # (0 copies a dim: a computed 0 is a size too small, not a copy)
+                raise ShapeError(f"shape[{i}] = {written} is 0 here, and a reshape reads 0 as 'copy dim {i} of "
+                                 "the input': the sizes it is computed from are too small for it (a feature map "
+                                 "smaller than a window or a patch?)")
         out = [x.shape[i] if d == 0 else d for i, d in enumerate(target)]
         # the element counts as expressions (archc.ir.dims): a compound dim an earlier reshape wrote
         # (N*64: N times 64 windows) gives its 64 back to a later one (Swin's window reverse)

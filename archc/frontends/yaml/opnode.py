@@ -33,8 +33,7 @@ def apply_op(ctx: Elaboration, call: Instantiation, scope: Scope) -> Binding:
         raise Abort()
     attrs, exprs = op_attributes(ctx, op, call.fields, scope, call.path)
     _check_inputs(ctx, op, call, scope)
-    node = _build(ctx, op, call, attrs, scope)
-    node.attr_exprs = exprs  # for backends that write the spec's expressions (PyTorch classes)
+    node = _build(ctx, op, call, attrs, scope, exprs)  # (exprs: for backends writing the spec's expressions)
     formals = aliased_formals(call, scope)
     if formals:
         node.meta[FORMAL_INPUTS_META] = formals
@@ -70,13 +69,16 @@ def _check_inputs(ctx: Elaboration, op: OpDef, call: Instantiation, scope: Scope
         raise Abort()
 
 
-def _build(ctx: Elaboration, op: OpDef, call: Instantiation, attrs: dict, scope: Scope) -> Node:
-    """The node, its output types inferred, within the expansion budget."""
+def _build(ctx: Elaboration, op: OpDef, call: Instantiation, attrs: dict, scope: Scope,
+           exprs: dict[str, str]) -> Node:
+    """The node, its output types inferred, within the expansion budget (``exprs``: its attributes'
+    expressions, :attr:`~archc.ir.graph.Node.attr_exprs`)."""
     item = call.item
     in_types = [ctx.graph.type_of(v) for v in call.inputs]
     try:
         node = build_node(op, call.path, attrs, call.inputs, in_types, scope=scope.stack, location=item.location,
-                          meta={"expect": call.fields["expect"]} if "expect" in call.fields else None)
+                          meta={"expect": call.fields["expect"]} if "expect" in call.fields else None,
+                          attr_exprs=exprs)
     except ShapeError as exc:
         named = ", ".join(f"{v} {t}" for v, t in zip(call.inputs, in_types))
         ctx.error(f"{op.name}: {exc} [input{'s' if len(in_types) > 1 else ''}: {named}]", item.location, call.path)
