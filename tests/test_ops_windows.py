@@ -99,3 +99,24 @@ def test_a_relative_position_window_over_32_is_refused_before_any_index_is_made(
     graph = loads_spec("inputs: {x: [N, 3]}\nnodes:\n  - {name: i, op: relative_position_index, window_size: 32}\n"
                        "outputs: {index: i}\n")
     assert graph.node("i").outputs[0].shape == ((32 * 32) ** 2,)
+
+
+def test_the_shifted_window_mask_is_one_function_the_pytorch_tools_take():
+    # the mask was one 60-line nested expression whose sizes a Swin block class took as 16 arguments
+    # named masked_1 .. masked_46; it is a function of the file now, called with the map, window and shift
+    from archc.lowering.torch import generate_source
+
+    text = ("inputs: {x: [N, 2, 16, 16]}\nnodes: [{op: shifted_window_mask, feature_size: [8, 8], window_size: 4, "
+            "shift_size: 2}]")
+    graph = graph_of(text)
+    source = generate_source(graph)
+    assert "def shifted_window_mask(" in source and "shifted_window_mask(x, [8, 8], [4, 4], [2, 2])" in source
+    module = build_module(graph).eval()
+    x = torch.randn(8, 2, 16, 16)
+    want = torch.from_numpy(run_onnx(graph, {"x": x.numpy()})[0])
+    torch.testing.assert_close(module(x), want)
+    torch.testing.assert_close(torch.fx.symbolic_trace(module)(x), want)
+    torch.testing.assert_close(torch.jit.script(module)(x), want)
+    batch = torch.export.Dim("batch", min=2, max=64)
+    exported = torch.export.export(module, (torch.randn(8, 2, 16, 16),), dynamic_shapes={"x": {0: 4 * batch}})
+    torch.testing.assert_close(exported.module()(x), want)

@@ -78,22 +78,35 @@ class ShiftedWindowMask(OpDef):
         return [SizeLimit(0, 0, f"the scores of each sample's {windows} windows of a {size[0]}x{size[1]} map",
                           multiple=windows)]
 
+    torch_functions = {"shifted_window_mask": '''\
+def shifted_window_mask(
+    scores: torch.Tensor, size: list[int], window: list[int], shift: list[int]
+) -> torch.Tensor:
+    """Swin's scores (N * nW, heads, T, T) of the windows of a size[0] x size[1] map, with -100
+    added between two tokens of a window that were in different regions before the shift."""
+    h, w, wh, ww = size[0], size[1], window[0], window[1]
+    device = scores.device
+    rows = torch.bucketize(
+        torch.arange(h, device=device),
+        torch.tensor([h - wh, h - shift[0]], device=device),
+        right=True,
+    )
+    cols = torch.bucketize(
+        torch.arange(w, device=device),
+        torch.tensor([w - ww, w - shift[1]], device=device),
+        right=True,
+    )
+    windows, tokens = (h // wh) * (w // ww), wh * ww
+    region = (rows.unsqueeze(1) * 3 + cols).reshape(h // wh, wh, w // ww, ww)
+    region = region.permute(0, 2, 1, 3).reshape(windows, tokens)
+    mask = torch.where(region.unsqueeze(1) != region.unsqueeze(2), {masked}, 0.0)
+    grouped = scores.reshape(-1, windows, scores.shape[1], tokens, tokens)
+    return (grouped + mask.reshape(1, windows, 1, tokens, tokens)).reshape(scores.shape)
+'''.format(masked=py(MASKED))}
+
     def torch_forward(self, node, ins, args, module):
-        (h, w), (wh, ww), (sh, sw) = self._sizes(node)
-        x, windows, tokens = args[0], _window_count((h, w), (wh, ww)), wh * ww
-
-        def regions(length, window, shift):  # 0, 1, 2 along one axis: torch.bucketize at the two borders
-            return (f"torch.bucketize(torch.arange({length}, device={x}.device), "
-                    f"torch.tensor([{length - window}, {length - shift}], device={x}.device), right=True)")
-
-        # nested calls rather than operators and lambdas, so the generated file formats like ruff's
-        grid = f"torch.add(torch.mul(torch.unsqueeze({regions(h, wh, sh)}, 1), 3), {regions(w, ww, sw)})"
-        region = (f"torch.reshape(torch.permute(torch.reshape({grid}, ({h // wh}, {wh}, {w // ww}, {ww})), "
-                  f"(0, 2, 1, 3)), ({windows}, {tokens}))")
-        mask = (f"torch.where(torch.ne(torch.unsqueeze({region}, 1), torch.unsqueeze({region}, 2)), "
-                f"{py(MASKED)}, 0.0)")
-        grouped = f"torch.reshape({x}, (-1, {windows}, {x}.shape[1], {tokens}, {tokens}))"
-        return f"torch.reshape(torch.add({grouped}, torch.reshape({mask}, (1, {windows}, 1, {tokens}, {tokens}))), {x}.shape)"
+        (h, w), window, shift = self._sizes(node)
+        return f"shifted_window_mask({args[0]}, {py([h, w])}, {py(list(window))}, {py(list(shift))})"
 
     def onnx(self, emit, node, inputs, ins):
         import numpy as np
