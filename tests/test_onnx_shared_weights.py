@@ -338,3 +338,23 @@ def test_scalar_gates_the_dynamo_export_merged_stay_two_parameters(tmp_path, run
     built = build_module(load_onnx(str(path))).eval()
     assert sum(p.numel() for p in built.parameters()) == 146
     np.testing.assert_allclose(built(x).detach().numpy(), model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["twice", "siamese", "albert", "mha_twice"])
+def test_a_layer_applied_twice_is_one_module_called_again_with_the_sources_keys(tmp_path, name):
+    # one nn.Linear applied twice imported as two tied copies (fc and fc_1): the state_dict had keys the
+    # source has not, so its strict load failed; the second call now calls the first's module
+    from archc.lowering.torch import generate_source
+
+    model, inputs, path = _export(tmp_path, name, dynamo=False)
+    graph = load_onnx(str(path))
+    again = [n.name for n in graph.nodes() if "reuses" in n.meta]
+    assert again
+    built = build_module(graph).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    np.testing.assert_allclose(built(*inputs).detach().numpy(), model(*inputs).detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+    source = generate_source(graph)
+    for node in again:  # (no module of its own, its owner's called)
+        assert f"self.{node} = " not in source
+    assert sum(p.numel() for p in built.parameters()) == sum(p.numel() for p in model.parameters())

@@ -840,12 +840,13 @@ def _parameter_uses(graph: Graph, lowered: Lowered) -> tuple[dict[str, list[tupl
     blocked: set[str] = set()
     links: dict[tuple[str, str, str], frozenset] = {}
     params = frozenset(uses)
+    levels: dict[int, tuple[dict[str, Any], dict[str, str], set[str]]] = {}  # (read once per instance)
     for node in lowered.order:
         if not params or not node.attr_exprs:
             continue
         scope = node.scope
         for attr, source in node.attr_exprs.items():
-            for p, (carried, depth) in (_model_reads(source, scope) or {}).items():
+            for p, (carried, depth) in (_model_reads(source, scope, levels) or {}).items():
                 if p not in params:
                     continue
                 uses[p].append((node.name, attr))
@@ -858,13 +859,15 @@ def _parameter_uses(graph: Graph, lowered: Lowered) -> tuple[dict[str, list[tupl
     return uses, blocked, links
 
 
-def _model_reads(source: str, scope: tuple) -> dict[str, tuple[frozenset, int]] | None:
+def _model_reads(source: str, scope: tuple, levels: dict[int, tuple[dict[str, Any], dict[str, str], set[str]]]
+                 ) -> dict[str, tuple[frozenset, int]] | None:
     """The model-level names a node attribute's spec expression ``source`` reads, written in the
     innermost block instance of ``scope``: each block parameter replaced by the expression its caller
     passed for it (a value passed carries no name), level by level up to the model. Each name with the
     (instance path, parameter) links that carried it and the depth of the instance whose code reads
     it by name (-1: the model's). None where it reads a ``let`` (whose parameters are fixed) or no
-    expression."""
+    expression. ``levels``: each instance's declared parameters, passed expressions and lets, by id,
+    filled as read."""
     try:
         pending = {name: frozenset() for name in _names(source)}
     except (SyntaxError, ValueError, RecursionError):
@@ -872,8 +875,10 @@ def _model_reads(source: str, scope: tuple) -> dict[str, tuple[frozenset, int]] 
     found: dict[str, tuple[frozenset, int]] = {}
     for depth in range(len(scope) - 1, -1, -1):
         info = scope[depth]
-        declared, passed = dict(info.defaults), dict(info.arg_exprs)
-        lets = {name for name, _ in info.lets}
+        level = levels.get(id(info))
+        if level is None:
+            level = levels[id(info)] = (dict(info.defaults), dict(info.arg_exprs), {name for name, _ in info.lets})
+        declared, passed, lets = level
         carried: dict[str, frozenset] = {}
         todo, steps = list(pending.items()), 0
         while todo and steps < 64:  # (a default naming another parameter: `mid: out`)
@@ -896,7 +901,7 @@ def _model_reads(source: str, scope: tuple) -> dict[str, tuple[frozenset, int]] 
 def _code_follows(lowered: Lowered, sites: list[tuple[str, str]]) -> bool:
     """Whether the code written for a node other than ``sites`` (a parameter's (node, attribute)
     sites) changes with the parameter's value: every site's attribute is given another value at
-    once (:func:`_other_value`), the output types that makes are carried forward through the
+    once (:func:`_probe_attrs`), the output types that makes are carried forward through the
     graph, and each node reading a changed type is lowered again with it. A dropout rate or an
     epsilon changes no type, an input's image size only those that no later code reads (a conv's
     constructor does not name its input's height), a width the constructors that take it."""
@@ -911,20 +916,42 @@ def _code_follows(lowered: Lowered, sites: list[tuple[str, str]]) -> bool:
         attrs = probes.get(node.name)
         if attrs is None and not any((v.node, v.out) in changed for v in node.inputs):
             continue
-        op, ins, ctor, tensor = lowered(node)
+        ins = lowered(node)[1]
         new_ins = [changed.get((v.node, v.out), t) for v, t in zip(node.inputs, ins)]
-        try:
-            if new_ins != ins and _texts(lowered, op, node, new_ins) != (ctor, tensor, _forward(lowered, op, node, ins)):
-                return True
-            outs = op.infer(node if attrs is None else Node(
-                name=node.name, op=node.op, attrs=attrs, inputs=node.inputs, outputs=node.outputs,
-                attr_exprs=node.attr_exprs), new_ins)
-        except Exception:  # an op that cannot lower or infer the other value depends on it
+        outs = _reread(lowered, node, new_ins) if attrs is None else _reread_probe(lowered, node, attrs, ins, new_ins)
+        if outs is None:
             return True
         for k, (new, old) in enumerate(zip(outs, node.outputs)):
             if new != old:
                 changed[(node.name, k)] = new
     return False
+
+
+def _reread(lowered: Lowered, node: Node, new_ins: list[TensorType]) -> list[TensorType] | None:
+    """``node``'s output types for the input types ``new_ins``; None where its code changes with them
+    or it cannot take them. Once per text key and types (a network's repeated layers see the same)."""
+    key = ("reread", lowered.text_key(node), *((t.shape, t.dtype) for t in new_ins))
+    if key not in lowered.memo:
+        op, ins, ctor, tensor = lowered(node)
+        try:
+            same = new_ins == ins or _texts(lowered, op, node, new_ins) == (ctor, tensor, _forward(lowered, op, node, ins))
+            lowered.memo[key] = op.infer(node, new_ins) if same else None
+        except Exception:  # noqa: BLE001 - an op that cannot lower or infer the other types depends on them
+            lowered.memo[key] = None
+    return lowered.memo[key]
+
+
+def _reread_probe(lowered: Lowered, node: Node, attrs: dict[str, Any], ins: list[TensorType],
+                  new_ins: list[TensorType]) -> list[TensorType] | None:
+    """:func:`_reread` of a site: its code must not change with other input types (its own attribute's
+    change shows where the class writes its expression), and its output types under ``attrs``."""
+    if new_ins != ins and _reread(lowered, node, new_ins) is None:
+        return None
+    try:
+        return registry.lookup(node.op).infer(Node(name=node.name, op=node.op, attrs=attrs, inputs=node.inputs,
+                                                   outputs=node.outputs, attr_exprs=node.attr_exprs), new_ins)
+    except Exception:  # noqa: BLE001 - an op that cannot infer the other value depends on it
+        return None
 
 
 def unwritten(lowered: Lowered, sites: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -939,8 +966,9 @@ def unwritten(lowered: Lowered, sites: Iterable[tuple[str, str]]) -> set[tuple[s
         op, ins, ctor, tensor = lowered(node)
         probe = Node(name=node.name, op=node.op, attrs=attrs, inputs=node.inputs, outputs=node.outputs,
                      attr_exprs=node.attr_exprs)
-        try:
-            if _texts(lowered, op, probe, ins) == (ctor, tensor, _forward(lowered, op, node, ins)):
+        try:  # (the probe's texts asked of the op: the memo's keys are the graph's nodes')
+            texts = (lowered.module(op, probe, ins), op.torch_parameter(probe, ins), _forward(lowered, op, probe, ins))
+            if texts == (ctor, tensor, _forward(lowered, op, node, ins)):
                 found.add((name, attr))
         except Exception:  # noqa: BLE001 - an op refusing the value shows it
             continue
@@ -950,7 +978,11 @@ def unwritten(lowered: Lowered, sites: Iterable[tuple[str, str]]) -> set[tuple[s
 def _probe_attrs(lowered: Lowered, node: Node, attrs: dict[str, Any] | None, attr: str) -> dict[str, Any] | None:
     """``attrs`` (the node's own where None) with ``attr`` given the first other value the node's op
     infers types for (:func:`_other_values`); None where it takes none."""
-    attrs = node.attrs if attrs is None else attrs
+    if attrs is None:  # (the node's own attributes: once per text key, a network's repeated layers alike)
+        key = ("probe attrs", lowered.text_key(node), attr)
+        if key not in lowered.memo:
+            lowered.memo[key] = _probe_attrs(lowered, node, node.attrs, attr)
+        return lowered.memo[key]
     ins = lowered(node)[1]
     for value in _other_values(attr_value(attrs, attr)):
         probed = with_attr_value(attrs, attr, value)

@@ -22,7 +22,7 @@ from archc.lowering.pyformat import concatenated_lists
 from archc.lowering.torch_reset import GENERATED_METHODS
 from archc.lowering.torch_plan import (NAME_LIMIT, Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute,
                                        place_local, spread_at, with_holes)
-from archc.ops.weights import TIE_META, tied_params
+from archc.ops.weights import REUSE_META, TIE_META, reused_module, tied_params
 from archc.pysource import is_identifier, literal
 
 __all__ = ["BodyWriter"]
@@ -214,9 +214,12 @@ class BodyWriter(_SequentialChoice):
             else:
                 name = names.bind((values[0].node, values[0].out), formal)
             body.args.append(name)
-        self._tree(body, inst)
+        reused = self.reused(inst)
+        self._tree(body, inst, reused)
         chains = {id(c[0]): c for c in self._chains(body.tree)}
         access = body.access = self._access(body, chains)
+        for local, owner in reused.items():  # (a layer applied again calls its owner's module)
+            access[local] = access[owner]
         skip: set[int] = set()
         unread = self.unread(inst)
         for item in inst.items:
@@ -238,8 +241,21 @@ class BodyWriter(_SequentialChoice):
                 body.stmts.append(self._child_stmt(body, inst, item, names, access, spread))
         body.returns = [names.names[(v.node, v.out)] for v in inst.outputs]
         body.ties = [_tie(access, inst.local(node), param, inst.local(owner), owner_param)
-                     for node, param, owner, owner_param in self.own_ties(inst)]
+                     for node, param, owner, owner_param in self.own_ties(inst) if inst.local(node) not in reused]
         return body
+
+    def reused(self, inst: Instance) -> dict[str, str]:
+        """The nodes of ``inst`` that apply an earlier node's layer again (:func:`reused_module`), local
+        name -> the owner's: no module of their own."""
+        if not self.tied:
+            return {}
+        graph, found = self.lowered.graph, {}
+        for item in inst.items:
+            if type(item) is Node and REUSE_META in item.meta:
+                owner = reused_module(graph, item)
+                if owner is not None and owner in inst.members:
+                    found[inst.local(item.name)] = inst.local(owner)
+        return found
 
     def unread(self, inst: Instance) -> set[str]:
         """The nodes and child instances (by name and path) of ``inst`` whose results nothing it
@@ -260,13 +276,15 @@ class BodyWriter(_SequentialChoice):
                 unread.add(item.path)
         return unread
 
-    def _tree(self, body: Body, inst: Instance) -> None:
+    def _tree(self, body: Body, inst: Instance, reused: Mapping[str, str]) -> None:
         tree, lowered = body.tree, self.lowered
         cut = len(inst.path) + 1 if inst.path else 0
         for item in inst.items:
             if type(item) is Node:
                 op, ins, ctor, tensor = lowered(item)
                 local = item.name[cut:]
+                if local in reused:
+                    continue
                 if ctor is not None:
                     leaf = Leaf("module", with_holes(body, ctor, local), node=item)
                 elif tensor is not None:

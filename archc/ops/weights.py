@@ -38,6 +38,39 @@ def tied_params(node: Node) -> dict[str, tuple[str, str]]:
     return node.meta.get(TIE_META, {})
 
 
+#: ``node.meta`` key of a node that applies an earlier node's layer again: that node's name (see
+#: :func:`reused_module`)
+REUSE_META = "reuses"
+
+
+def reused_module(graph: Graph, node: Node) -> str | None:
+    """The earlier node whose layer ``node`` applies again (``node.meta[REUSE_META]``), as PyTorch
+    calls one module twice (an unrolled cell's step, ALBERT's layer): such a node has no state_dict
+    entries of its own, its module is the owner's. None for any other node, and where the owner is
+    no longer one it could reuse (:func:`whole_layer_tie`)."""
+    owner = node.meta.get(REUSE_META)
+    return owner if owner is not None and whole_layer_tie(graph, node) == owner else None
+
+
+def whole_layer_tie(graph: Graph, node: Node) -> str | None:
+    """The node ``node`` is tied to as a whole: every parameter and buffer of ``node`` is the
+    same-named one of that node, of the same op and attributes, in the same block instance; None
+    otherwise, and for a bare tensor (a ``parameter`` node tied to another)."""
+    tied = tied_params(node)
+    if not tied:
+        return None
+    owners = {owner for owner, _ in tied.values()}
+    if len(owners) != 1 or any(pname != theirs for pname, (_, theirs) in tied.items()):
+        return None
+    (owner,) = owners
+    specs = param_specs(graph, node)
+    other = graph.node(owner)
+    if set(specs) != set(tied) or "" in specs or other.op != node.op or other.attrs != node.attrs:
+        return None
+    same_instance = (node.scope[-1].path if node.scope else "") == (other.scope[-1].path if other.scope else "")
+    return owner if same_instance else None
+
+
 def count_params(graph: Graph, node: Node) -> int:
     """Learned parameters of one node (buffers excluded, like torch's parameters()); a tied
     parameter is counted once, at the node that owns it, as PyTorch's parameters() counts it."""
@@ -67,6 +100,8 @@ def param_entries(graph: Graph) -> Iterator[ParamEntry]:
     """Every parameter and buffer in state_dict order (keys cannot be split at the last dot:
     ``attn.out_proj.weight`` is parameter ``out_proj.weight`` of node ``attn``)."""
     for node in graph.nodes():
+        if REUSE_META in node.meta and reused_module(graph, node) is not None:
+            continue  # (a layer applied again: the module is its owner's, under the owner's keys)
         for pname, spec in param_specs(graph, node).items():
             yield ParamEntry(param_key(node.name, pname), node.name, pname, spec)
 

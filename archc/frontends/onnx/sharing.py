@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from archc.ir.graph import MODULES_META, Graph, Node
-from archc.ops.weights import TIE_META, param_specs
+from archc.ops.weights import REUSE_META, TIE_META, param_specs, whole_layer_tie
 
 __all__ = ["PARAMETER_MODULES_META", "parameter_modules", "tie_shared_weights"]
 
@@ -62,6 +62,10 @@ def tie_shared_weights(graph: Graph, made: Collection[int] = (), parameters: Col
                     and not _merged_fills(graph.node(owner[0]), node, array, merges):
                 node.meta.setdefault(TIE_META, {})[pname] = owner
                 tied += 1
+    for node in graph.nodes() if tied else ():  # (one layer the file applies twice: one module, called again)
+        owner = whole_layer_tie(graph, node) if TIE_META in node.meta else None
+        if owner is not None:
+            node.meta[REUSE_META] = owner
     return tied
 
 
