@@ -282,6 +282,10 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("keepdim", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: mean, dims: [2, 3], keepdim: true}]"),
         ("tokens", "inputs: {x: [N, 6, 4]}\nnodes: [{op: mean, dims: 1}]"),
     ],
+    "amax": [
+        ("keepdim", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: amax, dims: 1, keepdim: true}]"),
+        ("tokens", "inputs: {x: [N, 6, 4]}\nnodes: [{op: reduce_max, dims: [1, 2]}]"),
+    ],
     "sum": [
         ("keepdim", "inputs: {x: [N, 3, 4, 5]}\nnodes: [{op: sum, dims: [2, -1], keepdim: true}]"),
         ("int32_to_int64", "inputs: {x: {shape: [N, 6, 4], dtype: int32}}\nnodes: [{op: reduce_sum, dims: 1}]"),

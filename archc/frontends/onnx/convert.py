@@ -557,6 +557,12 @@ def reduce_mean(im: "Importer", node: onnx.NodeProto):
     return _reduction(im, node, "mean", scalar=True)
 
 
+@converts("ReduceMax")
+def reduce_max(im: "Importer", node: onnx.NodeProto):
+    """ReduceMax over known axes is ``amax`` (CBAM's max-pooled channels); a scalar's stays the ONNX node."""
+    return _reduction(im, node, "amax", scalar=False)
+
+
 @converts("ReduceSum")
 def reduce_sum(im: "Importer", node: onnx.NodeProto):
     """ReduceSum over known axes is ``sum`` (an int32 one, which ONNX sums to int32 and torch to int64,
