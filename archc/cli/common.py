@@ -158,7 +158,7 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
     """The command's inputs: the --input files, else seeded random arrays (--batch, --dim, --seed;
     other symbolic dims take the spec's ``example_dims``); refused before the run where ``graph`` cannot
     take their sizes (a position table shorter than the sequence)."""
-    from archc.runtime.inputs import random_inputs, read_arrays, size_problem, sizes_of
+    from archc.runtime.inputs import index_bounds, random_inputs, read_arrays, size_problem, sizes_of
 
     dims = parse_dims(args, types, example_dims)
     if args.inputs:
@@ -170,7 +170,7 @@ def input_arrays(types: dict[str, TensorType], args: argparse.Namespace,
     else:
         _check_input_size(types, dims)
         effective_batch(args, types, dims)
-        arrays = random_inputs(types, dims, args.seed)
+        arrays = random_inputs(types, dims, args.seed, index_bounds(graph) if graph is not None else None)
     problem = size_problem(graph, sizes_of(types, arrays)) if graph is not None else None
     if problem is not None:
         raise UsageError(problem, location=Location("<command line>"))

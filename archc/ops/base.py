@@ -343,6 +343,11 @@ class OpDef:
         source = self.inferred.get(attr)
         return f"archc infers '{attr}' from {source}: leave it out" if source else None
 
+    def index_bounds(self, node: "Node") -> dict[int, int]:
+        """Input slot -> the exclusive bound of the integer ids it reads as indices (an embedding's
+        ``num_embeddings``): what a drawn random input must stay below. None by default."""
+        return {}
+
     def arity_hint(self, given: list[str]) -> str | None:
         """A hint for a node given the wrong number of inputs (``given``: their names as the
         spec refers to them); None where the counts say it all."""

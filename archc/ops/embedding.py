@@ -29,6 +29,9 @@ class Embedding(OpDef):
             raise ShapeError("num_embeddings and embedding_dim must be positive")
         return [TensorType((*x.shape, a["embedding_dim"]), "float32")]
 
+    def index_bounds(self, node):
+        return {0: node.attrs["num_embeddings"]}
+
     def params(self, node, ins):
         a = node.attrs
         # nn.Embedding initialises its table from N(0, 1).

@@ -28,7 +28,7 @@ from archc.errors import RuntimeFailure
 from archc.ir import Graph
 from archc.ir.dims import evaluate
 from archc.ops.weights import param_entries
-from archc.runtime.inputs import input_types, random_inputs
+from archc.runtime.inputs import index_bounds, input_types, random_inputs
 
 #: samples in the calibration batch at least (batchnorm over (N, C) needs more than one)
 CALIBRATION_BATCH = 4
@@ -77,7 +77,7 @@ def calibration_inputs(graph: Graph, feeds: dict[str, np.ndarray], seed: int) ->
     for symbol in batch_symbols:
         if isinstance(symbol, str):
             dims[symbol] = max(dims.get(symbol, 1), batch)
-    drawn = random_inputs(input_types(graph), dims, seed + 7919)
+    drawn = random_inputs(input_types(graph), dims, seed + 7919, index_bounds(graph))
     rng = np.random.default_rng(seed + 7919)
     for name, array in drawn.items():
         given = feeds.get(name)

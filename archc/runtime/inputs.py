@@ -43,19 +43,36 @@ RANDOM_INT_RANGE = (0, 10)
 
 
 def random_inputs(types: dict[str, TensorType], dims: dict[str, int] | None = None,
-                  seed: int = 0) -> dict[str, np.ndarray]:
-    """One seeded random array per input (ints in :data:`RANDOM_INT_RANGE` for integer inputs)."""
+                  seed: int = 0, bounds: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+    """One seeded random array per input (ints in :data:`RANDOM_INT_RANGE` for integer inputs, below
+    ``bounds`` where given: :func:`index_bounds`)."""
     rng = np.random.default_rng(seed)
     out = {}
     for name, t in types.items():
         shape = concrete_shape(t, dims or {}, name)
         if t.dtype.startswith("int"):
-            out[name] = rng.integers(*RANDOM_INT_RANGE, size=shape).astype(t.dtype)
+            low, high = RANDOM_INT_RANGE
+            out[name] = rng.integers(low, min(high, (bounds or {}).get(name, high)), size=shape).astype(t.dtype)
         elif t.dtype == "bool":
             out[name] = rng.integers(0, 2, size=shape).astype(bool)
         else:
             out[name] = rng.standard_normal(size=shape).astype(t.dtype)
     return out
+
+
+def index_bounds(graph: Graph) -> dict[str, int]:
+    """Each integer graph input that a node reads as indices (an embedding's ids) -> the smallest bound
+    of those reads (:meth:`~archc.ops.base.OpDef.index_bounds`): BERT's token types index a table of
+    2 rows, which random ids in [0, 10) would overrun."""
+    from archc.ops import registry
+
+    found: dict[str, int] = {}
+    for node in graph.nodes():
+        for slot, bound in registry.lookup(node.op).index_bounds(node).items():
+            value = node.inputs[slot] if slot < len(node.inputs) else None
+            if value is not None and value.node in graph.inputs:
+                found[value.node] = min(bound, found.get(value.node, bound))
+    return found
 
 
 def other_inputs(feeds: dict[str, np.ndarray], types: dict[str, TensorType], dims: dict[str, int] | None = None,
@@ -132,7 +149,7 @@ def input_hint(feeds: dict[str, np.ndarray]) -> str:
         return ""
     return (f" (integer input{'s' * (len(ints) > 1)} {', '.join(repr(n) for n in ints)} may index a table or give a "
             "shape: give values the model accepts with --input NAME=FILE.npy; random integer inputs are drawn "
-            f"in [{RANDOM_INT_RANGE[0]}, {RANDOM_INT_RANGE[1]}))")
+            f"in [{RANDOM_INT_RANGE[0]}, {RANDOM_INT_RANGE[1]}), and below the rows of an embedding that reads them)")
 
 
 def sizes_of(types: Mapping[str, TensorType], arrays: Mapping[str, np.ndarray]) -> dict[str, int]:
