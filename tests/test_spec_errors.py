@@ -33,6 +33,10 @@ def errors(text: str, **kw) -> list[str]:
     # wrong attribute type
     ("  - {name: c, op: conv, out_channels: 4.5, kernel_size: 3}\n",
      "m.yaml:3:39: error: node 'c': attribute 'out_channels' of op 'conv' expects an integer, >= 1, got 4.5"),
+    # a width computed with a float factor (DenseNet-BC's compression): the hint says to round it
+    ("  - {name: c, op: conv, out_channels: \"channels(x) * 0.5\", kernel_size: 3}\n",
+     "m.yaml:3:39: error: node 'c': attribute 'out_channels' of op 'conv' expects an integer, >= 1, got 1.5 "
+     "(an expression giving a float: round it, int(channels(x) * 0.5))"),
     # unknown input name, with a suggestion
     ("  - {name: c, op: relu, in: y}\n",
      "m.yaml:3:29: error: node 'c': unknown node or input 'y'"),

@@ -10,6 +10,7 @@ attributes take their defaults, and missing required ones are reported.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from archc.errors import closest, did_you_mean, meant_hint
@@ -168,7 +169,12 @@ class _AttrReader:
     def _check(self, spec: Attr, value: Any, site: Site) -> None:
         if not spec.accepts(value):
             meant = did_you_mean(str(value), spec.choices) if spec.choices and isinstance(value, str) else None
-            hint = "; ".join(filter(None, (meant, self.scope.origin_hint(site.value)))) or None
+            # (a width computed with a float factor: DenseNet-BC's theta * channels(x))
+            rounded = (f"an expression giving a float: round it, int({site.value})"
+                       if isinstance(value, float) and math.isfinite(value) and isinstance(site.value, str)
+                       and spec.accepts(int(value))
+                       else None)
+            hint = "; ".join(filter(None, (meant, rounded, self.scope.origin_hint(site.value)))) or None
             self.ctx.report(f"attribute '{site.key}' of op '{self.op.name}' expects {spec.expected()}, "
                             f"got {spelled(value)}", site, hint)
             raise Abort()
