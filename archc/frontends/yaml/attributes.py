@@ -172,7 +172,7 @@ class _AttrReader:
             # (a width computed with a float factor: DenseNet-BC's theta * channels(x))
             rounded = (f"an expression giving a float: round it, int({site.value})"
                        if isinstance(value, float) and math.isfinite(value) and isinstance(site.value, str)
-                       and spec.accepts(int(value))
+                       and not site.value.strip().isidentifier() and spec.accepts(int(value))
                        else None)
             hint = "; ".join(filter(None, (meant, rounded, self.scope.origin_hint(site.value)))) or None
             self.ctx.report(f"attribute '{site.key}' of op '{self.op.name}' expects {spec.expected()}, "
