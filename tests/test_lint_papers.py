@@ -54,7 +54,10 @@ EXPECTED = {
     "dpn": ({"residual": 3, "dense": 2}, 36),
     # CSP's partial concat carries part of the stage around its residual blocks: a long skip
     "cspnet": ({"residual": 4, "long_skip": 2}, 25),
-    "gpt2": ({"residual": 4}, 16),
+    # the attention left unfused (its causal mask): q @ k^T and the weights @ v each a branch join of two
+    # views of c_attn's split (16 paths counted when 8 tokens of 8-channel heads made q @ k^T's shapes those
+    # of an element-wise product: a length of 9 gave 64)
+    "gpt2": ({"residual": 4}, 64),
     # 2 per encoder layer, 3 per decoder layer; the memory into each cross-attention is a branch join
     "encoder_decoder": ({"residual": 10}, 4608),
     "mlp_mixer": ({"residual": 4}, 16),
