@@ -1829,9 +1829,9 @@ def test_a_model_parameter_carried_by_block_arguments_is_a_run_time_argument():
 
     source = generate_source(loads_spec(CARRIED, "carried.yaml"))
     assert "# run-time arguments: rate, eps; the others are fixed in this file" in source
-    assert "self.body = Stage(p=rate, e=eps)" in source
+    assert "self.body = Stage(in_channels=4, p=rate, e=eps)" in source
     assert "p=p / 2, e=e)" in source and "nn.Dropout(p=p)" in source
-    assert "def __init__(self, p: float, e: float) -> None:" in source  # (required, of the type passed)
+    assert "def __init__(self, in_channels: int, p: float, e: float) -> None:" in source  # (required: its type)
     model = _run_time_module(source, "carried")["Carried"](rate=0.4, eps=1e-3).eval()
     reference = _run_time_module(generate_source(loads_spec(CARRIED, "carried.yaml", {"rate": 0.4, "eps": 1e-3})),
                                  "carried_set")["Carried"]().eval()
@@ -2079,3 +2079,44 @@ nodes:
 """))
     assert "size=(self.size_0, self.size_1)" in source
     assert "Level(size_0=4, size_1=4)" in source and "Level(size_0=8, size_1=8)" in source
+
+
+SHARED_WIDTHS = """archc: 1
+name: shared
+inputs: {x: [N, 8, 8, 8]}
+blocks:
+  gate:
+    nodes:
+      - {op: global_avgpool, in: x}
+      - {op: conv, out_channels: "channels(x)", kernel_size: 1}
+      - {name: g, op: sigmoid}
+      - {op: mul, in: [g, x]}
+  basic:
+    params: {planes: null, stride: 1}
+    nodes:
+      - {name: conv1, op: conv, out_channels: planes, kernel_size: 3, stride: stride, padding: 1}
+      - {name: se, block: gate}
+      - {name: proj, op: conv, in: x, out_channels: planes, kernel_size: 1, stride: stride,
+         if: "stride != 1 or channels(x) != planes", else: x}
+      - {name: add, op: add, in: [se, proj]}
+nodes:
+  - {name: a, block: basic, planes: 8}
+  - {name: b, block: basic, planes: 16, stride: 2}
+"""
+
+
+def test_a_child_s_input_width_every_instance_shares_is_computed_not_a_literal():
+    # found transcribing CBAM (round 16's bug A): each class had one instance, so the gate's width was
+    # the literal its one instance had, Gate(global_avgpool_channels=16), and BasicProj(planes=32) built
+    # a gate of 16 channels that failed at its first forward
+    from archc.lowering.torch import generate_source
+
+    source = generate_source(loads_spec(SHARED_WIDTHS, "shared.yaml"))
+    assert "class Gate(nn.Module):" in source and "def __init__(self, in_channels: int) -> None:" in source
+    assert source.count("self.se = Gate(in_channels=planes)") == 2
+    scope = _run_time_module(source, "shared")
+    block = scope["BasicProj"](planes=32, stride=2).eval()
+    assert block(torch.randn(1, 8, 8, 8)).shape == (1, 32, 4, 4)
+    # a U-Net level hands its encoder's width to the level inside it
+    unet = generate_source(load_spec("specs/unet.yaml"))
+    assert "self.inner = Level(in_channels=ch, ch=ch * 2)" in unet

@@ -90,6 +90,9 @@ class Arg:
     python: str = ""
     #: the type every instance passes, for an argument without a default (``int`` where not one type)
     kind: str = "int"
+    #: (formal input, dim) where the argument is that dim of one of the class's inputs (``in_channels``):
+    #: a caller computes it from what it passes there
+    dim_of: tuple[int, int] | None = None
 
     @property
     def required(self) -> bool:
@@ -135,7 +138,7 @@ class ClassArgs:
             if kind != "hole" and given is None:
                 given = dict(body.instance.info.args)
             result.append(CallArg(arg.name, body.holes[key] if kind == "hole" else given[key], arg.default,
-                                  arg.written))
+                                  arg.written, arg.dim_of))
         return result
 
 
@@ -148,6 +151,8 @@ class CallArg(NamedTuple):
     value: Any
     default: Any = NO_DEFAULT
     keyword: str = ""
+    #: (formal input, dim) of the child where the argument is that dim of its input (:attr:`Arg.dim_of`)
+    dim_of: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -331,7 +336,120 @@ class _InstanceValues:
 
 
 
-class _Resolver(_InstanceValues):
+class _Widths(_InstanceValues):
+    """The widths a class computes: where a hole is a dim of a value of the class (its input's, or
+    what a layer of it made), the expression or argument that gives it. A part of :class:`_Resolver`,
+    whose naming (``fresh``, ``dim_expr``, ``used``, ``dim_exprs``) and attribute reading
+    (``_attr_expressions``, ``_sets_dim``) it uses."""
+
+    def _written_input_dim(self, body: Body, hole: int, value: Any) -> str | None:
+        """For a hole every instance fills alike: the expression of the input width it equals, where
+        the layer making that width writes it over the class's parameters (DenseNet's norm2 after
+        conv1 of ``bn_size * growth`` channels). A class taking ``growth`` then computes every width
+        from it: a literal 48 there would break ``DenseLayer(growth=32)``."""
+        local = body.sites.get(hole, ("", 0, False))[0]
+        node = self.node(local)
+        if node is None or type(value) is not int:
+            return None
+        alike = (value,) * len(self.bodies)  # (the width must equal it in every instance, not the first only)
+        for v in node.inputs:
+            key, shape = self.key(v), self.graph.type_of(v).shape
+            for d in dict.fromkeys((1, len(shape) - 1)) if key is not None and len(shape) >= 2 else ():
+                if shape[d] == value and self.dims(key, d) == alike and (found := self._written_dim(key, d)):
+                    return found
+        return None
+
+    def _written_dim(self, key: tuple, d: int, steps: int = 8) -> str | None:
+        """The spec expression (over the class's parameters) of dim ``d`` of the value ``key``: the
+        attribute of its node that sets it, looked for back through ops that keep every dim."""
+        while key[0] == "node" and steps > 0:
+            node = self.node(key[1])
+            vector = self.dims(key, d)
+            if node is None or vector is None:
+                return None
+            for _, text in self._attr_expressions(node, key[1], vector, self._sets_dim(node, key[2], d)):
+                if text is not None and _names(text):
+                    return text
+            if registry.lookup(node.op).role_of(node) not in SHAPE_KEEPING or not node.inputs:
+                return None
+            key, steps = self.key(node.inputs[0]), steps - 1
+            if key is None or self.dims(key, d) != vector:
+                return None
+        return None
+
+    def _input_dim(self, node: Node, vector: tuple, hole: int) -> str | None:
+        for v in node.inputs:
+            key = self.key(v)
+            if key is None:
+                continue
+            for d in range(len(self.graph.type_of(v).shape)):
+                if self.dims(key, d) == vector:
+                    found = self.dim_expr(key, d)
+                    if found is None:
+                        found = self._name_dim(key, d, hole)
+                    return found
+        return None
+
+    def _name_dim(self, key: tuple, d: int, hole: int) -> str:
+        given, key = key, self._kept_from(key, d)
+        named = self.dim_exprs.get((key, d))
+        if named is not None:  # (one input's width read at two places: one argument)
+            self.dim_exprs[(given, d)] = named
+            return named
+        if key[0] == "formal":
+            formal = self.rep.formals[key[1]]
+            wanted = ("in_channels" if formal == "x" else f"{formal}_channels") if d == 1 else f"{formal}_dim{d}"
+        else:
+            wanted = f"{key[1].replace('.', '_')}_{'channels' if d == 1 else f'dim{d}'}"
+        name = self.fresh(wanted, hole)
+        self.dim_exprs[(key, d)] = self.dim_exprs[(given, d)] = name
+        if key[0] == "formal":
+            self.used[name].dim_of = (key[1], d)
+        return name
+
+    def _kept_from(self, key: tuple, d: int, steps: int = 8) -> tuple:
+        """The value dim ``d`` of the value ``key`` passes on unchanged in every instance: back through
+        the nodes whose first input has it alike (a pooling keeps the channels), to the class's input."""
+        while key[0] == "node" and steps > 0:
+            node = self.node(key[1])
+            source = self.key(node.inputs[0]) if node is not None and node.inputs else None
+            if source is None or self.dims(source, d) != self.dims(key, d):
+                break
+            key, steps = source, steps - 1
+        return key
+
+    def _child_width(self, body: Body, hole: int, value: Any) -> str | None:
+        """For a child's argument every instance passes alike that is a dim of the child's input (its
+        ``in_channels``): the expression of that dim here (a width the layer making it writes over the
+        class's parameters, or the class's own input's: ``Gate(in_channels=planes)``, never ``Gate(8)``
+        that ``Basic(planes=16)`` would break)."""
+        dim_of = body.child_dims.get(hole)
+        if dim_of is None or type(value) is not int:
+            return None
+        inst = _descendant(self.rep, self.path(body.child_args[hole][0]))
+        formal, d = dim_of
+        values = inst.inputs[formal] if formal < len(inst.inputs) else []
+        key = self.key(values[0]) if len(values) == 1 else None
+        if key is None or self.dims(key, d) != (value,) * len(self.bodies):
+            return None
+        origin = self._kept_from(key, d)  # (through a pooling: the layer that made the width)
+        found = self._written_dim(key, d) or (self._written_dim(origin, d) if origin != key else None)
+        if found is None and origin[0] == "formal":
+            found = self._name_dim(key, d, hole)  # (the class's own input's: it takes that width too)
+        return found
+
+    def _child_arg(self, child: str, arg: str, vector: tuple) -> str | None:
+        inst = _descendant(self.rep, self.path(child))
+        for i, formal in enumerate(inst.formals):
+            for d, wanted in ((1, "in_channels" if formal == "x" else f"{formal}_channels"),):
+                if arg == wanted and i < len(inst.inputs) and len(inst.inputs[i]) == 1:
+                    key = self.key(inst.inputs[i][0])
+                    if key is not None and self.dims(key, d) == vector:
+                        return self.dim_expr(key, d)
+        return None
+
+
+class _Resolver(_Widths):
     """Resolves the holes of one class's bodies to literals, expressions and arguments (see the
     module's docstring); what it reads of the instances is :class:`_InstanceValues`'."""
 
@@ -482,7 +600,8 @@ class _Resolver(_InstanceValues):
                 self.result.text[i] = self.use(value.name) if value.name in self.top else literal(value.value)
                 continue
             if i not in varying:
-                found = self._written_input_dim(rep_body, i, value)
+                found = self._child_width(rep_body, i, value) if i in calls else \
+                    self._written_input_dim(rep_body, i, value)
                 self.result.text[i] = self.use(found) if found else literal(value)
                 continue
             vector = tuple([b.holes[i] for b in self.bodies])
@@ -566,74 +685,6 @@ class _Resolver(_InstanceValues):
             others = [self.node(other) for other, _, _ in body.sites.values() if other != local]
             wanted = _attr_name(self.graph, node, local, (forward, position), others) or wanted
         return self.fresh(wanted, hole)
-
-    def _written_input_dim(self, body: Body, hole: int, value: Any) -> str | None:
-        """For a hole every instance fills alike: the expression of the input width it equals, where
-        the layer making that width writes it over the class's parameters (DenseNet's norm2 after
-        conv1 of ``bn_size * growth`` channels). A class taking ``growth`` then computes every width
-        from it: a literal 48 there would break ``DenseLayer(growth=32)``."""
-        local = body.sites.get(hole, ("", 0, False))[0]
-        node = self.node(local)
-        if node is None or type(value) is not int:
-            return None
-        alike = (value,) * len(self.bodies)  # (the width must equal it in every instance, not the first only)
-        for v in node.inputs:
-            key, shape = self.key(v), self.graph.type_of(v).shape
-            for d in dict.fromkeys((1, len(shape) - 1)) if key is not None and len(shape) >= 2 else ():
-                if shape[d] == value and self.dims(key, d) == alike and (found := self._written_dim(key, d)):
-                    return found
-        return None
-
-    def _written_dim(self, key: tuple, d: int, steps: int = 8) -> str | None:
-        """The spec expression (over the class's parameters) of dim ``d`` of the value ``key``: the
-        attribute of its node that sets it, looked for back through ops that keep every dim."""
-        while key[0] == "node" and steps > 0:
-            node = self.node(key[1])
-            vector = self.dims(key, d)
-            if node is None or vector is None:
-                return None
-            for _, text in self._attr_expressions(node, key[1], vector, self._sets_dim(node, key[2], d)):
-                if text is not None and _names(text):
-                    return text
-            if registry.lookup(node.op).role_of(node) not in SHAPE_KEEPING or not node.inputs:
-                return None
-            key, steps = self.key(node.inputs[0]), steps - 1
-            if key is None or self.dims(key, d) != vector:
-                return None
-        return None
-
-    def _input_dim(self, node: Node, vector: tuple, hole: int) -> str | None:
-        for v in node.inputs:
-            key = self.key(v)
-            if key is None:
-                continue
-            for d in range(len(self.graph.type_of(v).shape)):
-                if self.dims(key, d) == vector:
-                    found = self.dim_expr(key, d)
-                    if found is None:
-                        found = self._name_dim(key, d, hole)
-                    return found
-        return None
-
-    def _name_dim(self, key: tuple, d: int, hole: int) -> str:
-        if key[0] == "formal":
-            formal = self.rep.formals[key[1]]
-            wanted = ("in_channels" if formal == "x" else f"{formal}_channels") if d == 1 else f"{formal}_dim{d}"
-        else:
-            wanted = f"{key[1].replace('.', '_')}_{'channels' if d == 1 else f'dim{d}'}"
-        name = self.fresh(wanted, hole)
-        self.dim_exprs[(key, d)] = name
-        return name
-
-    def _child_arg(self, child: str, arg: str, vector: tuple) -> str | None:
-        inst = _descendant(self.rep, self.path(child))
-        for i, formal in enumerate(inst.formals):
-            for d, wanted in ((1, "in_channels" if formal == "x" else f"{formal}_channels"),):
-                if arg == wanted and i < len(inst.inputs) and len(inst.inputs[i]) == 1:
-                    key = self.key(inst.inputs[i][0])
-                    if key is not None and self.dims(key, d) == vector:
-                        return self.dim_expr(key, d)
-        return None
 
 
 def _store_forward_holes(result: ClassArgs, body: Body) -> None:

@@ -309,6 +309,8 @@ class BodyWriter(_SequentialChoice):
         for arg in args:
             marker = body.hole(arg.value)
             body.child_args[len(body.holes) - 1] = (local, arg.name, arg.default)
+            if arg.dim_of is not None:
+                body.child_dims[len(body.holes) - 1] = arg.dim_of
             rendered.append(f"{arg.keyword or arg.name}={marker}")
         return Leaf("child", f"{cls}({', '.join(rendered)})", child=child)
 

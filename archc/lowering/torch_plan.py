@@ -116,6 +116,8 @@ class Body:
     #: hole index -> (child path, class argument, its default or NO_DEFAULT) for arguments of a
     #: child's constructor
     child_args: dict[int, tuple[str, str, Any]] = field(default_factory=dict)
+    #: hole index -> (formal input, dim) of a child's argument that is that dim of the child's input
+    child_dims: dict[int, tuple[int, int]] = field(default_factory=dict)
     containers: dict[tuple[str, ...], str] = field(default_factory=dict)  # path -> seq | list | dict
     #: weight tying inside this instance: (module, parameter, source) of each
     #: ``self.lm_head.weight = self.wte.weight`` (see :func:`~archc.lowering.torch_reset.tie_lines`)

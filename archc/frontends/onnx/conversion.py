@@ -196,10 +196,8 @@ class Conversion(ImportState):
 
         ``check`` compares the outputs with ONNX's types (off for the inner nodes of a
         node mapped to several); ``suffix`` tells such inner nodes' names apart. ``key``: the node's
-        name, its state_dict key (a learned table's initializer's), which the final names leave as it is.
-        Not ``replayable`` (nor with a ``key``): what it emits is this node's alone (weights it did not
-        read at its inputs), no recipe for its kind.
-        """
+        name, its state_dict key (a learned table's initializer's), which the final names leave as it is;
+        not ``replayable`` (or with a ``key``): this node's alone, no recipe for its kind."""
         opdef = registry.get(op)
         if opdef is None:
             raise Fallback(f"no op '{op}'")
