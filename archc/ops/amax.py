@@ -8,7 +8,7 @@ each position's channels alike (``torch.max(x, dim=1, keepdim=True)[0]``). ONNX:
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.base import Attr, py
+from archc.ops.base import Attr
 from archc.ops.elementwise import Reduction
 from archc.ops.registry import register
 
@@ -24,6 +24,7 @@ class Amax(Reduction):
         "keepdim": Attr("bool", False, doc="keep the reduced dims with size 1"),
     }
     role = "pool"
+    torch_method, onnx_op = "amax", "ReduceMax"  # (axes an input from opset 18)
 
     def arity_hint(self, given: list[str]) -> str | None:
         if len(given) > 1:
@@ -35,17 +36,3 @@ class Amax(Reduction):
         if x.dtype == "bool":
             raise ShapeError(f"amax expects a numeric input, got {x.dtype} {x}")
         return [x.with_shape(self.reduced_shape(node, x))]
-
-    def torch_forward(self, node, ins, args, module):
-        dims = self._dims(node, ins[0])
-        return f"{args[0]}.amax(dim={py(dims)}, keepdim={node.attrs['keepdim']})"
-
-    def onnx(self, emit, node, inputs, ins):
-        import numpy as np
-
-        dims = list(self._dims(node, ins[0]))
-        keep = int(node.attrs["keepdim"])
-        if emit.opset >= 18:  # axes moved from an attribute to an input in opset 18
-            axes = emit.const(np.array(dims, dtype=np.int64), "axes")
-            return emit.add_node("ReduceMax", [inputs[0], axes], keepdims=keep)
-        return emit.add_node("ReduceMax", inputs, axes=dims, keepdims=keep)

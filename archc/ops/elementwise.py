@@ -8,6 +8,8 @@ constant, mean over dims, and batched matrix multiplication.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from archc.errors import ShapeError
@@ -150,7 +152,30 @@ class Scale(OpDef):
 
 class Reduction(OpDef):
     """A reduction over the dims in ``dims`` (negative count from the end), which ``keepdim`` keeps
-    with size 1: the attributes and the output shape that ``mean`` and ``sum`` share."""
+    with size 1: the attributes, the output shape and the lowerings that ``mean``, ``sum`` and
+    ``amax`` share (``x.<torch_method>(dim=..., keepdim=...)``, ONNX's ``<onnx_op>``)."""
+
+    #: the tensor method PyTorch reduces with, and ONNX's node
+    torch_method: ClassVar[str] = ""
+    onnx_op: ClassVar[str] = ""
+    #: the opset from which the ONNX node takes its axes as an input, not an attribute
+    axes_input_opset: ClassVar[int] = 18
+
+    def torch_forward(self, node, ins, args, module):
+        dims = self._dims(node, ins[0])
+        return f"{args[0]}.{self.torch_method}(dim={py(dims)}, keepdim={node.attrs['keepdim']})"
+
+    def onnx_reduce(self, emit, node, x, ins):
+        """The ONNX node reducing ``x`` (an input name) over the node's dims."""
+        dims = list(self._dims(node, ins[0]))
+        keep = int(node.attrs["keepdim"])
+        if emit.opset >= self.axes_input_opset:
+            axes = emit.const(np.array(dims, dtype=np.int64), "axes")
+            return emit.add_node(self.onnx_op, [x, axes], keepdims=keep)
+        return emit.add_node(self.onnx_op, [x], axes=dims, keepdims=keep)
+
+    def onnx(self, emit, node, inputs, ins):
+        return self.onnx_reduce(emit, node, inputs[0], ins)
 
     def _dims(self, node, x) -> tuple[int, ...]:
         raw = node.attrs["dims"]
@@ -178,24 +203,13 @@ class Mean(Reduction):
         "keepdim": Attr("bool", False, doc="keep the reduced dims with size 1"),
     }
     role = "pool"
+    torch_method, onnx_op = "mean", "ReduceMean"  # (axes an input from opset 18)
 
     def infer(self, node, ins):
         x = ins[0]
         if not x.dtype.startswith("float"):
             raise ShapeError(f"mean expects a floating-point input, got {x.dtype} {x}")
         return [x.with_shape(self.reduced_shape(node, x))]
-
-    def torch_forward(self, node, ins, args, module):
-        dims = self._dims(node, ins[0])
-        return f"{args[0]}.mean(dim={py(dims)}, keepdim={node.attrs['keepdim']})"
-
-    def onnx(self, emit, node, inputs, ins):
-        dims = list(self._dims(node, ins[0]))
-        keep = int(node.attrs["keepdim"])
-        if emit.opset >= 18:  # axes moved from an attribute to an input in opset 18
-            axes = emit.const(np.array(dims, dtype=np.int64), "axes")
-            return emit.add_node("ReduceMean", [inputs[0], axes], keepdims=keep)
-        return emit.add_node("ReduceMean", inputs, axes=dims, keepdims=keep)
 
 
 @register

@@ -14,7 +14,7 @@ has always had, so importing ReduceSum as ``sum`` changes no label.
 from __future__ import annotations
 
 from archc.ir.types import TensorType
-from archc.ops.base import Attr, py
+from archc.ops.base import Attr
 from archc.ops.elementwise import Reduction
 from archc.ops.registry import register
 
@@ -29,6 +29,7 @@ class Sum(Reduction):
         "keepdim": Attr("bool", False, doc="keep the reduced dims with size 1"),
     }
     role = "reduce"
+    torch_method, onnx_op, axes_input_opset = "sum", "ReduceSum", 13  # (ReduceMean's axes only in 18)
 
     def arity_hint(self, given: list[str]) -> str | None:
         if len(given) > 1:
@@ -41,20 +42,10 @@ class Sum(Reduction):
         dtype = x.dtype if x.dtype.startswith("float") else "int64"  # torch.sum's promotion
         return [TensorType(self.reduced_shape(node, x), dtype)]
 
-    def torch_forward(self, node, ins, args, module):
-        dims = self._dims(node, ins[0])
-        return f"{args[0]}.sum(dim={py(dims)}, keepdim={node.attrs['keepdim']})"
-
     def onnx(self, emit, node, inputs, ins):
-        import numpy as np
         from onnx import TensorProto
 
         x = inputs[0]
         if not ins[0].dtype.startswith("float") and ins[0].dtype != "int64":
             x = emit.add_node("Cast", [x], to=TensorProto.INT64)[0]
-        dims = list(self._dims(node, ins[0]))
-        keep = int(node.attrs["keepdim"])
-        if emit.opset >= 13:  # axes moved from an attribute to an input in opset 13 (not 18, as ReduceMean's)
-            axes = emit.const(np.array(dims, dtype=np.int64), "axes")
-            return emit.add_node("ReduceSum", [x, axes], keepdims=keep)
-        return emit.add_node("ReduceSum", [x], axes=dims, keepdims=keep)
+        return self.onnx_reduce(emit, node, x, ins)
