@@ -1218,7 +1218,8 @@ def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool
     args = [f"a{i}" for i in range(len(ins))]
     module = "m" if ctor is not None or tensor is not None else None
     try:
-        before = (numbers(ctor or tensor or ""), numbers(lowered.forward(op, node, ins, args, module)))
+        before = (numbers(ctor or tensor or "", ctor is not None),
+                  numbers(lowered.forward(op, node, ins, args, module)))
     except Exception:  # noqa: BLE001 - a node without code of its own (an input)
         return None
     # a value never in other text first (0 included); where the op refuses it (num_heads must divide
@@ -1231,7 +1232,8 @@ def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool
                      inputs=node.inputs, outputs=node.outputs, attr_exprs=node.attr_exprs)
         try:
             ctor2, tensor2 = lowered.module(op, probe, ins), op.torch_parameter(probe, ins)
-            after = (numbers(ctor2 or tensor2 or ""), numbers(lowered.forward(op, probe, ins, args, module)))
+            after = (numbers(ctor2 or tensor2 or "", ctor2 is not None),
+                     numbers(lowered.forward(op, probe, ins, args, module)))
         except Exception:  # noqa: BLE001 - the op refuses the probe value: try the next
             continue
         return _changed_positions(before, after, value, probed)

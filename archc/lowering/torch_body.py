@@ -289,7 +289,8 @@ class BodyWriter(_SequentialChoice):
                     leaf = Leaf("module", with_holes(body, ctor, local), node=item)
                 elif tensor is not None:
                     own = op.params(item, ins).get("")
-                    leaf = Leaf("param", with_holes(body, tensor, local), node=item,
+                    # (a tensor's initial values stay text: its reset statement repeats them)
+                    leaf = Leaf("param", with_holes(body, tensor, local, floats=False), node=item,
                                 buffer=own is not None and own.buffer)
                 else:
                     continue

@@ -250,16 +250,17 @@ def _set_in_declared_order(inst: Instance, values: list[Value], order: dict[str,
 # -- one instance, lowered with holes -----------------------------------------------------------
 
 @functools.lru_cache(maxsize=8192)
-def split_numbers(source: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """``source`` cut at its integer literals (not inside strings, not parts of floats or names):
-    the text pieces around them and the integers, parsed once per distinct text."""
+def split_numbers(source: str, floats: bool = True) -> tuple[tuple[str, ...], tuple[int | float, ...]]:
+    """``source`` cut at its number literals (not inside strings, not parts of names): the text pieces
+    around them and the numbers, parsed once per distinct text. Without ``floats``, a float stays
+    text (a tensor's initial values, which its reset statement repeats: one class cannot serve two)."""
     parts = _NUMBER_OR_STRING_SPLIT.split(source)  # text, a match, text, ..., text
     found = parts[1::2]
     if all(map(str.isdigit, found)):  # every match an integer (most texts): cut in C
         return tuple(parts[0::2]), tuple(map(int, found))
     pieces, values, text = [], [], parts[0]
     for i in range(1, len(parts), 2):
-        if parts[i][0] in "'\"":  # a string: text
+        if parts[i][0] in "'\"" or not (floats or parts[i].isdigit()):  # a string (or a float kept): text
             text += parts[i] + parts[i + 1]
         else:
             pieces.append(text)
@@ -269,10 +270,11 @@ def split_numbers(source: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
     return tuple(pieces), tuple(values)
 
 
-def with_holes(body: Body, source: str, node: str | None = None, forward: bool = False) -> str:
-    """``source`` with each integer literal taken out as a hole (strings and floats stay);
-    ``node``: the local node whose text this is (recorded as the holes' site)."""
-    pieces, values = split_numbers(source)
+def with_holes(body: Body, source: str, node: str | None = None, forward: bool = False, floats: bool = True) -> str:
+    """``source`` with each number literal taken out as a hole (strings stay; floats too, without
+    ``floats``: see :func:`split_numbers`); ``node``: the local node whose text this is (recorded as
+    the holes' site)."""
+    pieces, values = split_numbers(source, floats)
     if not values:
         return source
     holes = body.holes
@@ -297,9 +299,9 @@ def spread_at(inputs: list[Value], values: tuple[Value, ...]) -> int | None:
     return None
 
 
-def numbers(source: str) -> list[int]:
-    """The integer literals of ``source`` in order (what :func:`with_holes` takes out)."""
-    return list(split_numbers(source)[1])
+def numbers(source: str, floats: bool = True) -> list[int | float]:
+    """The number literals of ``source`` in order (what :func:`with_holes` takes out)."""
+    return list(split_numbers(source, floats)[1])
 
 
 class VarNames:
@@ -478,7 +480,7 @@ class Lowered:
                 found = (("module", cut), values)
             elif tensor is not None:
                 own = op.params(node, ins).get("")
-                cut, values = split_numbers(tensor)
+                cut, values = split_numbers(tensor, False)  # (its initial values: as in _tree)
                 found = (("param", cut, own is not None and own.buffer), values)
             else:
                 found = (None, ())
