@@ -118,17 +118,22 @@ def unit_norms(units: "np.ndarray") -> "np.ndarray":
     return np.sqrt(np.square(units.reshape(units.shape[0], -1)).sum(axis=1))
 
 
+def normed_weight(g: Any, v: Any) -> "np.ndarray":
+    """The weight a weight-normed layer computes, g * v / ||v|| per unit (in float64, stored in v's
+    dtype)."""
+    import numpy as np
+
+    v = np.asarray(v)
+    g64, v64 = np.asarray(g, dtype=np.float64), v.astype(np.float64)
+    return (v64 * (g64 / unit_norms(v64).reshape(g64.shape))).astype(v.dtype)
+
+
 def plain_form(node: "Node", weights: dict[str, Any]) -> tuple[dict[str, Any], dict[str, "np.ndarray"]] | None:
     """:meth:`OpDef.fold_parametrization` of a layer: with ``weight_norm``, the plain layer computing
     the same, its weight g * v / ||v|| (in float64, stored in v's dtype); None without."""
     if not node.attrs.get("weight_norm"):
         return None
-    import numpy as np
-
-    v = np.asarray(weights[DIRECTION])
-    g = np.asarray(weights[MAGNITUDE], dtype=np.float64)
-    v64 = v.astype(np.float64)
-    plain = {"weight": (v64 * (g / unit_norms(v64).reshape(g.shape))).astype(v.dtype)}
+    plain = {"weight": normed_weight(weights[MAGNITUDE], weights[DIRECTION])}
     if "bias" in weights:
         plain["bias"] = weights["bias"]
     return {"weight_norm": False}, plain

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from archc.frontends.onnx.values import Const
-from archc.ops.weight_norm import DIRECTION, MAGNITUDE
+from archc.ops.weight_norm import DIRECTION, MAGNITUDE, normed_weight
 
 if TYPE_CHECKING:
     from archc.frontends.onnx.importer import Importer
@@ -39,8 +39,7 @@ def weight_normed(im: "Importer", name: str) -> dict[str, np.ndarray] | None:
         units = (v.shape[0],) + (1,) * (v.ndim - 1)
         if g.array.shape != units or g.array.dtype != v.dtype:
             continue
-        norm = np.sqrt(np.sum(np.square(v.astype(np.float64)), axis=tuple(range(1, v.ndim)), keepdims=True))
-        if np.allclose(rec.array, g.array * v / norm, rtol=1e-5, atol=1e-7):
+        if np.allclose(rec.array, normed_weight(g.array, v), rtol=1e-5, atol=1e-7):
             return {MAGNITUDE: g.array, DIRECTION: v}
     return None
 
