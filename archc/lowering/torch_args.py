@@ -644,10 +644,7 @@ class _Resolver(_Widths):
         child class's argument ``arg`` (a parameter of the child's block), as written; None where
         the spec gave none or the call is written in another block (a child of an nn.Sequential
         child reads that block's parameters)."""
-        inst = _descendant(self.rep, self.path(child))
-        if inst.info is None or not any(c is inst for c in self.rep.children):
-            return None
-        return dict(inst.info.arg_exprs).get(arg)
+        return _argument_expression(self.rep, self.path(child), arg)
 
     def _passed_text(self, child: str, arg: str) -> str | None:
         """:meth:`_passed` as Python over the class's parameters and lets; None where it is no such
@@ -999,8 +996,7 @@ def _reread_probe(lowered: Lowered, node: Node, attrs: dict[str, Any], ins: list
     if new_ins != ins and _reread(lowered, node, new_ins) is None:
         return None
     try:
-        return registry.lookup(node.op).infer(Node(name=node.name, op=node.op, attrs=attrs, inputs=node.inputs,
-                                                   outputs=node.outputs, attr_exprs=node.attr_exprs), new_ins)
+        return registry.lookup(node.op).infer(_with_attrs(node, attrs), new_ins)
     except Exception:  # noqa: BLE001 - an op that cannot infer the other value depends on it
         return None
 
@@ -1015,15 +1011,18 @@ def unwritten(lowered: Lowered, sites: Iterable[tuple[str, str]]) -> set[tuple[s
         if attrs is None:
             continue
         op, ins, ctor, tensor = lowered(node)
-        probe = Node(name=node.name, op=node.op, attrs=attrs, inputs=node.inputs, outputs=node.outputs,
-                     attr_exprs=node.attr_exprs)
         try:  # (the probe's texts asked of the op: the memo's keys are the graph's nodes')
-            texts = (lowered.module(op, probe, ins), op.torch_parameter(probe, ins), _forward(lowered, op, probe, ins))
-            if texts == (ctor, tensor, _forward(lowered, op, node, ins)):
+            if _node_texts(lowered, op, _with_attrs(node, attrs), ins) == (ctor, tensor, _forward(lowered, op, node, ins)):
                 found.add((name, attr))
         except Exception:  # noqa: BLE001 - an op refusing the value shows it
             continue
     return found
+
+
+def _with_attrs(node: Node, attrs: Mapping[str, Any]) -> Node:
+    """``node`` with the attributes ``attrs`` instead of its own: a probe, never added to a graph."""
+    return Node(name=node.name, op=node.op, attrs=dict(attrs), inputs=node.inputs, outputs=node.outputs,
+                attr_exprs=node.attr_exprs)
 
 
 def _probe_attrs(lowered: Lowered, node: Node, attrs: dict[str, Any] | None, attr: str) -> dict[str, Any] | None:
@@ -1038,8 +1037,7 @@ def _probe_attrs(lowered: Lowered, node: Node, attrs: dict[str, Any] | None, att
     for value in _other_values(attr_value(attrs, attr)):
         probed = with_attr_value(attrs, attr, value)
         try:
-            registry.lookup(node.op).infer(Node(name=node.name, op=node.op, attrs=probed, inputs=node.inputs,
-                                     outputs=node.outputs, attr_exprs=node.attr_exprs), ins)
+            registry.lookup(node.op).infer(_with_attrs(node, probed), ins)
         except Exception:  # noqa: BLE001 - a value the op refuses (a dropout rate of 1): the next
             continue
         return probed
@@ -1062,10 +1060,15 @@ def _texts(lowered: Lowered, op: Any, node: Node, ins: list[TensorType]) -> tupl
     key = ("texts", lowered.text_key(node), *((t.shape, t.dtype) for t in ins))
     found = lowered.memo.get(key)
     if found is None:
-        tensor = op.torch_parameter(node, ins)
-        ctor = lowered.module(op, node, ins) if tensor is None else None
-        found = lowered.memo[key] = (ctor, tensor, _forward(lowered, op, node, ins))
+        found = lowered.memo[key] = _node_texts(lowered, op, node, ins)
     return found
+
+
+def _node_texts(lowered: Lowered, op: Any, node: Node, ins: list[TensorType]) -> tuple:
+    """:func:`_texts` asked of the op (``node`` may be a probe, whose name is the graph node's)."""
+    tensor = op.torch_parameter(node, ins)
+    ctor = lowered.module(op, node, ins) if tensor is None else None
+    return ctor, tensor, _forward(lowered, op, node, ins)
 
 
 def _forward(lowered: Lowered, op: Any, node: Node, ins: list[TensorType]) -> str:
@@ -1116,14 +1119,22 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
 def _pass_live_arguments(body: Body, live: Mapping[str, Any], result: ClassArgs) -> None:
     """The model's child arguments the spec writes over live parameters alone (``{block: layer, p:
     dropout}``), written so: ``Layer(p=dropout)``, the child class computing from it."""
-    children = {id(child) for child in body.instance.children}
     for i, (child, arg, _) in body.child_args.items():
-        inst = _descendant(body.instance, child)
-        source = dict(inst.info.arg_exprs).get(arg) if inst.info is not None and id(inst) in children else None
+        source = _argument_expression(body.instance, child, arg)
         text = expression(source, set(live)) if source is not None else None
         if text is not None and _names(text) & live.keys():
             result.text[i] = text
-            result.passed.add((inst.path, arg))
+            result.passed.add((child, arg))  # (the model's child: its local path is its path)
+
+
+def _argument_expression(parent: Instance, path: str, arg: str) -> str | None:
+    """The spec's expression ``parent`` passes its child instance at ``path`` for the block parameter
+    ``arg``, as written; None where the spec gave none or the call is written in another block (a
+    child of an nn.Sequential child reads that block's parameters)."""
+    inst = _descendant(parent, path)
+    if inst.info is None or not any(c is inst for c in parent.children):
+        return None
+    return dict(inst.info.arg_exprs).get(arg)
 
 
 def attr_value(attrs: Mapping[str, Any], key: str) -> Any:
@@ -1191,21 +1202,13 @@ def _sets_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> bool
 
 
 def _probe_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> bool:
-    value = attr_value(node.attrs, attr)
-    if type(value) is not int:
+    if type(attr_value(node.attrs, attr)) is not int:
         return False
-    op, ins, _, _ = lowered(node)
-    for probed in (2 * value, value + 1):  # (a multiple first: it keeps a width divisible by groups)
-        if probed == value:
-            continue
-        probe = Node(name=node.name, op=node.op, attrs=with_attr_value(node.attrs, attr, probed),
-                     inputs=node.inputs, outputs=node.outputs, attr_exprs=node.attr_exprs)
-        try:
-            shape = op.infer(probe, ins)[out].shape
-        except Exception:  # the op refuses this value (groups: 16 of 8 channels): try the next
-            continue
-        return -len(shape) <= d < len(shape) and shape[d] == probed
-    return False
+    probed = _probe_attrs(lowered, node, None, attr)  # (a multiple first: it keeps a width divisible by groups)
+    if probed is None:
+        return False  # (the op refuses every other value: groups of 16 on 8 channels)
+    shape = registry.lookup(node.op).infer(_with_attrs(node, probed), lowered(node)[1])[out].shape
+    return -len(shape) <= d < len(shape) and shape[d] == attr_value(probed, attr)
 
 
 def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool, int]] | None:
@@ -1228,8 +1231,7 @@ def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool
     for probed in ((value + 1) * _SENTINEL, *_other_values(value), value // 2):
         if probed == value or (probed < 1 <= value) or type(probed) is not type(value):
             continue
-        probe = Node(name=node.name, op=node.op, attrs=with_attr_value(node.attrs, attr, probed),
-                     inputs=node.inputs, outputs=node.outputs, attr_exprs=node.attr_exprs)
+        probe = _with_attrs(node, with_attr_value(node.attrs, attr, probed))
         try:
             ctor2, tensor2 = lowered.module(op, probe, ins), op.torch_parameter(probe, ins)
             after = (numbers(ctor2 or tensor2 or "", ctor2 is not None),

@@ -24,7 +24,8 @@ from archc.ir.names import Namespace
 from archc.lowering.pyformat import LINE_LENGTH, spaced_slices, split_statement
 from archc.lowering.torch_args import CallArg, ClassArgs, carried_by, live_params, resolve, root_args, unwritten
 from archc.lowering.torch_body import BodyWriter
-from archc.lowering.torch_plan import HOLE, NAME_LIMIT, OMITTED, Body, Instance, Leaf, attribute, bare, instance_tree
+from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, OMITTED, Body, Instance, Leaf, Lowered, attribute, bare,
+                                       instance_tree)
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
 from archc.pysource import comment, frozen, is_identifier, literal, one_line, shortened
@@ -518,13 +519,12 @@ def _plan(graph: Graph, labels: Mapping[str, str], cls: str, live: Mapping[str, 
     return planner, root_body, _Class(cls, None, [root_body], args), live_sites
 
 
-def _written_throughout(planner: _Planner, root: _Class, param: str, sites: list[tuple[str, str]]) -> bool:
+def _written_throughout(lowered: Lowered, expressed: set[tuple[str, str]], passed: set[tuple[str, str]],
+                        param: str, sites: list[tuple[str, str]]) -> bool:
     """Whether the plan wrote every attribute a live parameter reaches from it: each site as the
-    spec's expression (or one the code shows nowhere), and each block argument carrying it there
-    as the caller's expression (a literal anywhere on the way would ignore the model's argument)."""
-    lowered = planner.writer.lowered
-    expressed = set().union(root.args.expressed, *(c.args.expressed for c in planner.classes))
-    passed = set().union(root.args.passed, *(c.args.passed for c in planner.classes))
+    spec's expression (``expressed``, or one the code shows nowhere), and each block argument carrying
+    it there as the caller's expression (``passed``: a literal anywhere on the way would ignore the
+    model's argument)."""
     unshown = unwritten(lowered, [site for site in sites if site not in expressed])
     return all((site in expressed or site in unshown) and carried_by(lowered, *site, param) <= passed
                for site in sites)
@@ -561,8 +561,12 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     planner, root_body, root, live = _plan(graph, labels, cls, None)
     # A parameter stays live where the plan wrote every attribute it reaches from it (not one that
     # a class reaches another way) and nothing the plan wrote after it depends on its value.
-    found = live_params(graph, planner.writer.lowered)
-    kept = {p: v for p, v in planner.live.items() if p in found and _written_throughout(planner, root, p, found[p])}
+    lowered, planned = planner.writer.lowered, [root, *planner.classes]
+    found = live_params(graph, lowered)
+    expressed = set().union(*(c.args.expressed for c in planned))
+    passed = set().union(*(c.args.passed for c in planned))
+    kept = {p: v for p, v in planner.live.items()
+            if p in found and _written_throughout(lowered, expressed, passed, p, found[p])}
     if kept.keys() != planner.live.keys():
         planner, root_body, root, live = _plan(graph, labels, cls, kept)
     classes: list[str] = []
