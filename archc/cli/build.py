@@ -26,6 +26,7 @@ from archc.cli.common import (
     reject_spec_options,
     require_extension,
     seed_int,
+    spec_elaborator,
 )
 from archc.errors import Location, UsageError
 from archc.fileio import check_output_path, overwrites_input_message, require_regular_file, write_atomic
@@ -142,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
 
     source = generate_source(graph, labels=labels, spec=args.spec,
                              overrides=parse_overrides(args.overrides) or None,
-                             seed=None if args.weights or args.no_weights else args.seed)
+                             seed=None if args.weights or args.no_weights else args.seed,
+                             elaborate=None if imported else spec_elaborator(args, optimize))
     if args.state_dict:
         import torch
 

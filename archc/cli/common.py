@@ -5,7 +5,7 @@ import argparse
 import os
 import re
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 
 from archc.cli.limits import add_limit_arguments, limits_from
@@ -81,6 +81,30 @@ def load_graph(args: argparse.Namespace, weights: bool = True) -> Graph:
     overrides = parse_overrides(args.overrides, limits)
     with activity(f"reading {os.path.basename(path)}"):
         return load_spec(path, overrides, args.profile, limits, allow_include_anywhere=args.allow_include_anywhere)
+
+
+def spec_elaborator(args: argparse.Namespace, optimize: bool = False) -> Callable[[Mapping[str, Any]], Graph] | None:
+    """The command's spec elaborated again with some parameters set otherwise (on top of its
+    ``--set`` and ``--profile``), as :func:`load_graph` elaborated it: what the PyTorch backend
+    tries other widths with. None where the spec is not a regular file (a pipe reads once).
+    ``optimize``: the graphs are optimised for inference, as the command's own was."""
+    path = args.spec
+    if not os.path.isfile(path):
+        return None
+    limits = limits_from(args)
+    overrides = parse_overrides(args.overrides, limits)
+
+    def elaborate(params: Mapping[str, Any]) -> Graph:
+        from archc.frontends.yaml import load_spec
+
+        graph = load_spec(path, {**overrides, **params}, args.profile, limits,
+                          allow_include_anywhere=args.allow_include_anywhere)
+        if optimize:
+            from archc.lowering.optimize import optimize_for_inference
+
+            graph = optimize_for_inference(graph, inplace=True)
+        return graph
+    return elaborate
 
 
 def require_existing(path: str) -> None:

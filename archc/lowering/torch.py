@@ -31,6 +31,7 @@ from archc.ir.graph import Graph
 from archc.ops.weights import init_array, tied_params
 from archc.ops.weights import drawn_arrays, param_entries
 from archc.lowering import check_parameter_dtypes, graph_weights
+from archc.lowering.torch_probes import Elaborate
 from archc.lowering.torch_source import Provenance, class_name_for, write_source
 from archc.ops.base import param_key
 from archc.progress import Unit, task
@@ -41,19 +42,21 @@ __all__ = ["generate_source", "build_module", "module_class", "state_dict_from_g
 
 def generate_source(graph: Graph, class_name: str | None = None, *, labels: Mapping[str, str] | None = None,
                     spec: str | None = None, overrides: Mapping[str, Any] | None = None,
-                    seed: int | None = None) -> str:
+                    seed: int | None = None, elaborate: Elaborate | None = None) -> str:
     """A standalone Python file (imports only torch) defining the graph as ``nn.Module`` classes.
 
     ``labels`` (node name -> skip label, from :func:`archc.analysis.skips.merge_labels`) become
     ``# skip:`` comments on the merge lines and the header's summary. ``spec``, ``overrides``
-    and ``seed`` are named in the header.
+    and ``seed`` are named in the header. ``elaborate`` (parameter values -> the spec elaborated
+    with them, as ``graph`` was but for those): the model class then also takes the parameters
+    whose widths it can compute (``Resnet18(width=32)``, :mod:`~archc.lowering.torch_probes`).
     """
     cls = class_name or class_name_for(graph.name)
     if not is_identifier(cls):
         raise SpecError(f"class name '{one_line(cls)}' is not a Python identifier",
                         location=Location("<class name>"))
     check_parameter_dtypes(graph)
-    return write_source(graph, cls, labels or {}, Provenance(spec, overrides, seed))
+    return write_source(graph, cls, labels or {}, Provenance(spec, overrides, seed), elaborate)
 
 
 _GENERATED = itertools.count(1)

@@ -69,8 +69,9 @@ from archc.lowering.torch_plan import ARGUMENT_LIMIT, OMITTED, RESERVED, Body, I
 from archc.ops import registry
 from archc.pysource import expression as _expression, frozen, identifier, is_identifier, literal, shortened
 
-__all__ = ["Arg", "CallArg", "ClassArgs", "NO_DEFAULT", "TopParam", "carried_by", "resolve", "live_params",
-           "root_args", "python_names", "unwritten"]
+__all__ = ["Arg", "CallArg", "ClassArgs", "NO_DEFAULT", "TopParam", "at_model_level", "attr_value", "carried_by",
+           "child_argument_at_model_level", "descendant", "expression", "live_params", "model_exprs",
+           "other_values", "python_names", "resolve", "root_args", "unwritten", "with_values"]
 
 #: an argument without a default: always written
 NO_DEFAULT = object()
@@ -310,15 +311,8 @@ class _InstanceValues:
             between = self._between[id(scope)] = self._instances_between(scope)
         if not between:
             return []
-        result = []
-        for attr, source in node.attr_exprs.items():
-            for info in reversed(between):  # innermost first: each step reads the caller's names
-                source = _passed_through(source, info)
-                if source is None:
-                    break
-            else:
-                result.append((attr, source))
-        return result
+        return [(attr, found) for attr, source in node.attr_exprs.items()
+                if (found := at_model_level(source, between)) is not None]
 
     def _instances_between(self, scope: tuple) -> tuple:
         """The block instances of a node's ``scope`` inside this class's instance (none where the
@@ -426,7 +420,7 @@ class _Widths(_InstanceValues):
         dim_of = body.child_dims.get(hole)
         if dim_of is None or type(value) is not int:
             return None
-        inst = _descendant(self.rep, self.path(body.child_args[hole][0]))
+        inst = descendant(self.rep, self.path(body.child_args[hole][0]))
         formal, d = dim_of
         values = inst.inputs[formal] if formal < len(inst.inputs) else []
         key = self.key(values[0]) if len(values) == 1 else None
@@ -439,7 +433,7 @@ class _Widths(_InstanceValues):
         return found
 
     def _child_arg(self, child: str, arg: str, vector: tuple) -> str | None:
-        inst = _descendant(self.rep, self.path(child))
+        inst = descendant(self.rep, self.path(child))
         for i, formal in enumerate(inst.formals):
             for d, wanted in ((1, "in_channels" if formal == "x" else f"{formal}_channels"),):
                 if arg == wanted and i < len(inst.inputs) and len(inst.inputs[i]) == 1:
@@ -784,6 +778,67 @@ def _one_kind(values: Iterable[Any]) -> str:
     return kinds.pop().__name__ if kinds in ({float}, {bool}) else "int"
 
 
+def at_model_level(source: str, scope: Iterable[Any], valued: bool = False) -> str | None:
+    """A spec expression written in the innermost block instance of ``scope`` (outermost first) as
+    the outermost instance's caller would write it: each step, innermost first, reads the caller's
+    names (:func:`_passed_through`). None where a step reads anything but parameters passed as
+    expressions; ``valued``: what this one instance computes instead (:func:`_valued_through`)."""
+    step = _valued_through if valued else _passed_through
+    for info in reversed(tuple(scope)):
+        source = step(source, info)
+        if source is None:
+            return None
+    return source
+
+
+def model_exprs(node: Node) -> list[tuple[str, str]]:
+    """What the node's attribute expressions compute in its instances, as the model would write it
+    (see :func:`at_model_level`, ``valued``)."""
+    return [(attr, found) for attr, source in (node.attr_exprs or {}).items()
+            if (found := at_model_level(source, node.scope, valued=True)) is not None]
+
+
+def child_argument_at_model_level(lowered: Lowered, root: Instance, path: str, arg: str) -> str | None:
+    """What the expression the spec passes the block instance at ``path`` for its parameter ``arg``
+    computes, as the model would write it; None where the spec passed a value."""
+    inst = descendant(root, path)
+    source = dict(inst.info.arg_exprs).get(arg) if inst.info is not None else None
+    if source is None or not inst.members:
+        return None
+    scope = lowered.nodes[next(iter(inst.members))].scope
+    depth = next((i for i, info in enumerate(scope) if info is inst.info or info == inst.info), None)
+    return at_model_level(source, scope[:depth], valued=True) if depth is not None else None
+
+
+def _valued_through(source: str, info: Any) -> str | None:
+    """:func:`_passed_through` of what the expression computes in this one instance: a ``let`` reads
+    as its expression, a parameter the caller gave a value (or left at its default) as that value."""
+    lets = dict(info.lets)
+    try:
+        for _ in range(len(lets) + 1):  # (a let may read earlier lets)
+            names = _names(source)
+            if not names & lets.keys():
+                break
+            expanded = _substituted(source, tuple((n, f"({lets[n]})" if n in lets else n) for n in names))
+            if expanded is None:
+                return None
+            source = expanded
+        values, passed = {**dict(info.defaults), **dict(info.args)}, dict(info.arg_exprs)
+        return _substituted(source, tuple(
+            (n, passed[n] if n in passed else literal(values[n]) if n in values else n) for n in _names(source)))
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+
+
+def with_values(source: str, values: Mapping[str, Any]) -> str | None:
+    """``source`` with each name of ``values`` replaced by its value's literal, the others kept."""
+    try:
+        passed = tuple((name, literal(values[name]) if name in values else name) for name in _names(source))
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    return _substituted(source, passed)
+
+
 def _passed_through(source: str, info: Any) -> str | None:
     """A spec expression written in the block instance ``info`` as its caller's: each of the
     instance's parameters replaced by the expression the caller passed for it, a model-level name
@@ -818,14 +873,14 @@ def _varying(first: list[Any], others: Any) -> set[int]:
     return found
 
 
-def _descendant(inst: Instance, path: str) -> Instance:
+def descendant(inst: Instance, path: str) -> Instance:
     """The instance at ``path`` inside ``inst`` (a child, or a child of an ``nn.Sequential`` child)."""
     for item in inst.items:
         if isinstance(item, Instance):
             if item.path == path:
                 return item
             if path.startswith(item.path + "."):
-                return _descendant(item, path)
+                return descendant(item, path)
     raise KeyError(path)
 
 
@@ -1027,14 +1082,14 @@ def _with_attrs(node: Node, attrs: Mapping[str, Any]) -> Node:
 
 def _probe_attrs(lowered: Lowered, node: Node, attrs: dict[str, Any] | None, attr: str) -> dict[str, Any] | None:
     """``attrs`` (the node's own where None) with ``attr`` given the first other value the node's op
-    infers types for (:func:`_other_values`); None where it takes none."""
+    infers types for (:func:`other_values`); None where it takes none."""
     if attrs is None:  # (the node's own attributes: once per text key, a network's repeated layers alike)
         key = ("probe attrs", lowered.text_key(node), attr)
         if key not in lowered.memo:
             lowered.memo[key] = _probe_attrs(lowered, node, node.attrs, attr)
         return lowered.memo[key]
     ins = lowered(node)[1]
-    for value in _other_values(attr_value(attrs, attr)):
+    for value in other_values(attr_value(attrs, attr)):
         probed = with_attr_value(attrs, attr, value)
         try:
             registry.lookup(node.op).infer(_with_attrs(node, probed), ins)
@@ -1044,7 +1099,7 @@ def _probe_attrs(lowered: Lowered, node: Node, attrs: dict[str, Any] | None, att
     return None
 
 
-def _other_values(value: Any) -> tuple:
+def other_values(value: Any) -> tuple:
     """Values other than ``value`` of its type to probe with, likeliest valid first (twice it: a width
     stays divisible by its groups, an image size by its patch; half a rate below 1 stays below 1)."""
     if type(value) is int:
@@ -1076,10 +1131,13 @@ def _forward(lowered: Lowered, op: Any, node: Node, ins: list[TensorType]) -> st
 
 
 def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[tuple[str, str]]],
-              guard_locals: Collection[str] = ()) -> ClassArgs:
+              guard_locals: Collection[str] = (), probed: tuple[Collection[str], Mapping[int, str]] = ((), {})
+              ) -> ClassArgs:
     """The root class: every hole a literal, but a live parameter's attribute holes its expression.
     ``guard_locals``: the names the check of the fixed parameters assigns in ``__init__`` (no
-    argument the code reads after it may take one)."""
+    argument the code reads after it may take one). ``probed``: parameters found live by elaborating
+    the spec again (:mod:`~archc.lowering.torch_probes`), and the expression of each hole they change."""
+    also_live, probed_texts = probed
     result = ClassArgs()
     for i, value in enumerate(body.holes):
         if type(value) is TopParam:  # a child class's argument: the model's parameter, by name
@@ -1101,15 +1159,18 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
     for i, site in body.sites.items():
         if site in expressions:
             result.expressed.add((site[0], attrs[site]))
-            result.text[i] = expressions[site]
-            if site[2]:  # in forward: the value is an attribute set in __init__
-                attr = stored.take(shortened(identifier(f"{site[0]}_{site[1]}"), ARGUMENT_LIMIT))
-                result.stored[attr] = expressions[site]
-                result.text[i] = f"self.{attr}"
+    written = {i: expressions[site] for i, site in body.sites.items() if site in expressions}
+    for i, text in {**written, **probed_texts}.items():
+        site = body.sites.get(i)
+        result.text[i] = text
+        if site is not None and site[2]:  # in forward: the value is an attribute set in __init__
+            attr = stored.take(shortened(identifier(f"{site[0]}_{site[1]}"), ARGUMENT_LIMIT))
+            result.stored[attr] = text
+            result.text[i] = f"self.{attr}"
     omit_defaults(body, result)
     for p, value in graph.params.items():
         result.args.append(Arg(p, value, ("param", p)))
-        if p not in live:
+        if p not in live and p not in also_live:
             result.guards.append((p, value))
     reserved = RESERVED | lowered.reserved | (frozenset(guard_locals) if result.guards else frozenset())
     rename_python(result, result.args, python_names(graph.params, reserved))
@@ -1131,7 +1192,7 @@ def _argument_expression(parent: Instance, path: str, arg: str) -> str | None:
     """The spec's expression ``parent`` passes its child instance at ``path`` for the block parameter
     ``arg``, as written; None where the spec gave none or the call is written in another block (a
     child of an nn.Sequential child reads that block's parameters)."""
-    inst = _descendant(parent, path)
+    inst = descendant(parent, path)
     if inst.info is None or not any(c is inst for c in parent.children):
         return None
     return dict(inst.info.arg_exprs).get(arg)
@@ -1228,7 +1289,7 @@ def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool
     # a value never in other text first (0 included); where the op refuses it (num_heads must divide
     # the width), a valid neighbour: a position that changes to it holds the attribute, and one that
     # changes to anything else (a head dim computed from it) is one the class cannot write as it
-    for probed in ((value + 1) * _SENTINEL, *_other_values(value), value // 2):
+    for probed in ((value + 1) * _SENTINEL, *other_values(value), value // 2):
         if probed == value or (probed < 1 <= value) or type(probed) is not type(value):
             continue
         probe = _with_attrs(node, with_attr_value(node.attrs, attr, probed))

@@ -24,6 +24,7 @@ from archc.ir.names import Namespace
 from archc.lowering.pyformat import LINE_LENGTH, spaced_slices, split_statement
 from archc.lowering.torch_args import CallArg, ClassArgs, carried_by, live_params, resolve, root_args, unwritten
 from archc.lowering.torch_body import BodyWriter
+from archc.lowering.torch_probes import Elaborate, Plan, probe_params
 from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, OMITTED, Body, Instance, Leaf, Lowered, attribute, bare,
                                        instance_tree)
 from archc.lowering.torch_reuse import Signatures, relower, reuse
@@ -530,6 +531,40 @@ def _written_throughout(lowered: Lowered, expressed: set[tuple[str, str]], passe
                for site in sites)
 
 
+def _methods(planner: _Planner, c: _Class) -> list[str]:
+    """The methods after ``forward`` of class ``c``: ``reset_parameters``, and the model's
+    ``block_instances``."""
+    resets = reset_statements(c.bodies, planner.writer.lowered, planner.writer.as_sequential)
+    methods = [""] + reset_method(resets, c.bodies[0].ties)  # each class re-ties its own ties
+    if c.block is None:
+        blocks: dict[str, list[str]] = {}
+        for other in planner.classes:
+            blocks.setdefault(other.block, []).append(other.name)
+        methods += [""] + block_instances_method(blocks)
+    return methods
+
+
+def _block_class_texts(planner: _Planner) -> list[list[str]]:
+    """The lines of each block class, in the file's order."""
+    return [_class_text(c, methods=_methods(planner, c)) for c in planner.classes]
+
+
+def _probe_plan(planner: _Planner, root_body: Body) -> Plan:
+    """What :mod:`~archc.lowering.torch_probes` compares of one plan: every text but the model
+    class's holes."""
+    lowered = planner.writer.lowered
+    resets = reset_statements([root_body], lowered, planner.writer.as_sequential)
+    texts = ["\n".join(text) for text in _block_class_texts(planner)]
+    texts += [_skeleton(root_body), "\n".join(reset_method(resets, root_body.ties))]
+    return Plan(root_body, lowered, (*texts, *lowered.functions.values(), *lowered.classes.values()))
+
+
+def _plan_elaborated(graph: Graph, labels: Mapping[str, str], cls: str, live: Mapping[str, Any]) -> Plan:
+    """:func:`_probe_plan` of another elaboration of the spec, planned with the same live parameters."""
+    planner, root_body, _, _ = _plan(graph, labels, cls, live)
+    return _probe_plan(planner, root_body)
+
+
 #: the generated module's function that compares a sequence argument with the one the file was built for
 _AS_TUPLES = "_as_tuples"
 #: the names the check of the fixed parameters (:func:`_guard_lines`) assigns or calls in ``__init__``
@@ -552,12 +587,16 @@ _CALLS_FUNCTIONAL = re.compile(r"(?<![\w.])F\.")
 _CALLS_MATH = re.compile(r"(?<![\w.])math\.")
 
 
-def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
-    """The whole file."""
-    return _write_source(graph, cls, labels, provenance)
+def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance,
+                 elaborate: Elaborate | None = None) -> str:
+    """The whole file. ``elaborate``: the spec elaborated again at other parameter values (the
+    caller's frontend), where the model class may take parameters its widths follow
+    (:mod:`~archc.lowering.torch_probes`)."""
+    return _write_source(graph, cls, labels, provenance, elaborate)
 
 
-def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance) -> str:
+def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance,
+                  elaborate: Elaborate | None) -> str:
     planner, root_body, root, live = _plan(graph, labels, cls, None)
     # A parameter stays live where the plan wrote every attribute it reaches from it (not one that
     # a class reaches another way) and nothing the plan wrote after it depends on its value.
@@ -569,16 +608,17 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
             if p in found and _written_throughout(lowered, expressed, passed, p, found[p])}
     if kept.keys() != planner.live.keys():
         planner, root_body, root, live = _plan(graph, labels, cls, kept)
+    if elaborate is not None:
+        base = _probe_plan(planner, root_body)
+        plan_of = functools.partial(_plan_elaborated, labels=labels, cls=cls, live=planner.live)
+        probed = probe_params(graph, base, planner.live, elaborate, plan_of)
+        if probed.params:
+            args = root_args(graph, base.lowered, root_body, live, _GUARD_LOCALS, (probed.params, probed.texts))
+            root = _Class(cls, None, [root_body], args)
+            live = {**live, **{p: [] for p in probed.params}}
     classes: list[str] = []
-    blocks: dict[str, list[str]] = {}
-    for c in planner.classes:
-        blocks.setdefault(c.block, []).append(c.name)
-    for c in planner.classes + [root]:
-        resets = reset_statements(c.bodies, planner.writer.lowered, planner.writer.as_sequential)
-        methods = [""] + reset_method(resets, c.bodies[0].ties)  # each class re-ties its own ties
-        if c is root:
-            methods += [""] + block_instances_method(blocks)
-        classes += ["", ""] + _class_text(c, root_guards=c is root, methods=methods)
+    for text in _block_class_texts(planner) + [_class_text(root, root_guards=True, methods=_methods(planner, root))]:
+        classes += ["", ""] + text
     out: list[str] = []
     # (an op's functions where its nodes call them: crop's center_crop only for a centred crop)
     called = "\n".join(classes)

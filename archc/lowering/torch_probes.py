@@ -1,0 +1,176 @@
+"""Parameters the model class takes although the shapes of its layers follow them (a width).
+
+:func:`~archc.lowering.torch_args.live_params` makes live the parameters that only node
+attributes read and whose value no later code depends on (``num_classes``, a dropout rate). A
+width is not one of them: every later layer's constructor takes the channels it makes, and
+which block instance gets a projection shortcut depends on it. Here the spec is elaborated
+again at other values of each remaining parameter (by the caller's function: the lowering
+never reads a spec) and planned as the file is. A parameter is live when, at every value
+tried:
+
+- every block class, helper function and the model class's skeleton and ``reset_parameters``
+  come out the same text (the same structure: no ``if:`` went the other way, no ``repeat:``
+  changed), and
+- each integer of the model class that changes (a conv's channels, a child's ``planes``, the
+  head's ``in_features``) is, at the file's value and at every value tried, what one of the
+  spec's own expressions gives: a node attribute's or a block argument's, written over the
+  model's parameters (``width * 8``).
+
+The model class then writes those expressions. A parameter that fails either test stays fixed
+(the file refuses another value and names the ``--set`` that rebuilds it).
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any, Callable, Collection, Iterator, Mapping
+
+from archc.errors import ArchcError
+from archc.ir import dims
+from archc.ir.graph import Graph
+from archc.lowering.torch_args import (attr_value, child_argument_at_model_level, descendant, expression, model_exprs,
+                                      other_values, with_values)
+from archc.lowering.torch_plan import Body, Lowered
+
+__all__ = ["Elaborate", "Plan", "Probed", "probe_params"]
+
+#: the spec elaborated again with some parameters set otherwise (the caller's frontend), or an ArchcError
+Elaborate = Callable[[Mapping[str, Any]], Graph]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one elaboration's plan of the file reads: the model class's body, the graph as lowered,
+    and every text but the model class's holes (block classes, functions, the model's skeleton and
+    ``reset_parameters``): two elaborations with equal ``texts`` differ only in those holes."""
+
+    root: Body
+    lowered: Lowered
+    texts: tuple[str, ...]
+
+
+@dataclass
+class Probed:
+    """The parameters found live and the expression of each model-class hole that follows them."""
+
+    params: list[str] = field(default_factory=list)
+    texts: dict[int, str] = field(default_factory=dict)
+
+
+#: one source of an expression: (spec expression at model level, reads its value from a plan)
+_Source = tuple[str, Callable[[Plan], Any]]
+
+
+def probe_params(graph: Graph, base: Plan, live: Collection[str], elaborate: Elaborate,
+                 plan_of: Callable[[Graph], Plan]) -> Probed:
+    """The parameters of ``graph`` outside ``live`` that the model class can take (see the module's
+    docstring), with the expressions of the holes of ``base.root`` they change."""
+    points: dict[str, list[Plan]] = {}
+    for param in _candidates(graph, live):
+        found = list(_points(graph, base, param, elaborate, plan_of))
+        if found:
+            points[param] = found
+    sources = _sources(graph, base)
+    while points:
+        texts, failed = _hole_texts(graph, base, live, points, sources)
+        if not failed:
+            return Probed(list(points), texts)
+        for param in failed:
+            del points[param]
+    return Probed()
+
+
+def _candidates(graph: Graph, live: Collection[str]) -> list[str]:
+    """The parameters worth elaborating again: numbers (not flags or lists) the file fixes."""
+    return [p for p, value in graph.params.items()
+            if p not in live and type(value) in (int, float) and other_values(value)]
+
+
+def _points(graph: Graph, base: Plan, param: str, elaborate: Elaborate,
+            plan_of: Callable[[Graph], Plan]) -> Iterator[Plan]:
+    """The plans at each other value of ``param`` the spec accepts; none at all where one of them
+    changes a text other than the model class's holes (the structure follows the parameter)."""
+    found = []
+    for value in other_values(graph.params[param]):
+        try:
+            plan = plan_of(elaborate({param: value}))
+        except ArchcError:  # a value the spec refuses (a width its groups do not divide): no point
+            continue
+        if plan.texts != base.texts or len(plan.root.holes) != len(base.root.holes):
+            return iter(())
+        found.append(plan)
+    return iter(found)
+
+
+def _hole_texts(graph: Graph, base: Plan, live: Collection[str], points: Mapping[str, list[Plan]],
+                sources: list[_Source]) -> tuple[dict[int, str], set[str]]:
+    """Each model-class hole that differs at some point -> the first source's expression that gives
+    its value at every point; and the parameters under which a hole differs that no source gives."""
+    names = set(live) | set(points)
+    fixed = {p: v for p, v in graph.params.items() if p not in names}  # (read as their values)
+    ints = {p for p, v in graph.params.items() if type(v) is int}
+    plans = [base] + [plan for found in points.values() for plan in found]
+    owners = [""] + [param for param, found in points.items() for _ in found]
+    written: list[tuple[str, tuple[str, ...]]] = []
+    for source, read in sources:
+        valued = with_values(source, fixed)
+        text = expression(valued, names) if valued is not None else None
+        if text is not None:
+            text = _tidy(text, ints)
+        if text is not None:
+            written.append((text, tuple(repr(read(plan)) for plan in plans)))
+    texts: dict[int, str] = {}
+    failed: set[str] = set()
+    for i in range(len(base.root.holes)):
+        values = tuple(repr(plan.root.holes[i]) for plan in plans)
+        if all(v == values[0] for v in values):
+            continue
+        text = next((t for t, given in written if given == values), None)
+        if text is None:
+            failed.update(owner for owner, v in zip(owners, values) if v != values[0])
+        else:
+            texts[i] = text
+    return texts, failed
+
+
+def _tidy(text: str, ints: Collection[str]) -> str:
+    """``text`` in the canonical form of a size (``width * 4 * 4`` is ``width * 16``) where it is
+    integer arithmetic over integer parameters alone, which that form computes alike."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, RecursionError):
+        return text
+    if any(isinstance(n, ast.Name) and n.id not in ints for n in ast.walk(tree)) \
+            or any(isinstance(n, ast.Constant) and type(n.value) is not int for n in ast.walk(tree)):
+        return text
+    tidy = dims.canonical(text)
+    return ast.unparse(ast.parse(str(tidy), mode="eval")) if dims.is_expression(tidy) or type(tidy) is int else text
+
+
+def _sources(graph: Graph, base: Plan) -> list[_Source]:
+    """The spec's expressions that can give a model-class hole, at model level: each child block's
+    arguments as the model passes them, then every node attribute written as an expression (a
+    block's written with the arguments its callers passed), in graph order."""
+    found: list[_Source] = []
+    for child, arg, _ in base.root.child_args.values():
+        source = child_argument_at_model_level(base.lowered, base.root.instance, child, arg)
+        if source is not None:
+            found.append((source, _child_arg_reader(child, arg)))
+    for node in base.lowered.order:
+        for attr, source in model_exprs(node):
+            found.append((source, _attr_reader(node.name, attr)))
+    return found
+
+
+def _child_arg_reader(child: str, arg: str) -> Callable[[Plan], Any]:
+    def read(plan: Plan) -> Any:
+        info = descendant(plan.root.instance, child).info
+        return dict(info.args).get(arg) if info is not None else None
+    return read
+
+
+def _attr_reader(node: str, attr: str) -> Callable[[Plan], Any]:
+    def read(plan: Plan) -> Any:
+        found = plan.lowered.nodes.get(node)
+        return attr_value(found.attrs, attr) if found is not None else None
+    return read
