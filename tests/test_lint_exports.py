@@ -781,6 +781,35 @@ class BasicHourglassLevel(nn.Module):
         return self.head(F.relu(self.up1(x) + F.interpolate(self.low(x), scale_factor=2.0, mode="nearest")))
 
 
+class DilatedU(nn.Module):
+    """U^2-Net's RSU-4F (Qin et al. 2020): an input conv, then a U of 3x3 convs at one resolution, dilations
+    1, 2, 4 down and 8 at the bottom; the decoder concatenates each level's encoder output back, dilations
+    4, 2, 1 up; the block adds its input conv's output (the paper's "residual U-block")."""
+
+    def __init__(self, c: int = 8, mid: int = 4) -> None:
+        super().__init__()
+
+        def conv(i: int, o: int, d: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(i, o, 3, padding=d, dilation=d, bias=False), nn.BatchNorm2d(o),
+                                 nn.ReLU())
+
+        self.inp = conv(3, c, 1)
+        self.enc = nn.ModuleList([conv(c, mid, 1), conv(mid, mid, 2), conv(mid, mid, 4)])
+        self.bottom = conv(mid, mid, 8)
+        self.dec = nn.ModuleList([conv(2 * mid, mid, 4), conv(2 * mid, mid, 2), conv(2 * mid, c, 1)])
+
+    def forward(self, x):
+        x = self.inp(x)
+        levels, h = [], x
+        for layer in self.enc:
+            h = layer(h)
+            levels.append(h)
+        h = self.bottom(h)
+        for layer, level in zip(self.dec, reversed(levels)):
+            h = layer(torch.cat([h, level], 1))
+        return h + x
+
+
 def _batch_of_two():
     return (torch.randn(2, 3, 16, 16),)
 
@@ -1278,3 +1307,17 @@ def test_class16_an_hourglass_level_of_the_same_blocks_stays_a_long_skip(dynamo,
     assert kinds(a) == {"residual": 2, "long_skip": 1}
     (level,) = [s for s in a.skips if s.kind == "long_skip"]
     assert (level.carries, level.rule) == ("computed", "add_computed_long_skip")
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_a_u_of_concats_at_one_resolution_nests_its_links_as_a_u_net_does(dynamo, tmp_path_factory):
+    # found on U^2-Net (round 19): RSU-4F's dilated U had its decoder concats called dense feature reuse and
+    # the block's add a residual around 7 layers, where the pooled RSU-4 of the same shape gave long skips:
+    # only a resolution round trip made a concat long, and a feature reused by one concat nested nothing.
+    # The bottom concat (one layer across) is feature reuse; each level above it encloses it
+    a = lint_export(DilatedU, dynamo, tmp_path_factory)
+    assert kinds(a) == {"long_skip": 3, "dense": 1}
+    concats = sorted((s.kind, s.rule) for s in a.skips if s.merge_op == "concat")
+    assert concats == [("dense", "concat_feature_reuse")] + [("long_skip", "concat_long_skip")] * 2, concats
+    (block,) = [s for s in a.skips if s.merge_op == "add"]
+    assert (block.kind, block.rule) == ("long_skip", "add_long_skip")

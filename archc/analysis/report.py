@@ -58,6 +58,8 @@ class Skip:
     _merge_id: int = field(default=-1, repr=False, compare=False)
     #: whether the skip makes a skip enclosing it long (not dense, not between a split's parts: see skips.py)
     _nests: bool = field(default=True, repr=False, compare=False)
+    #: a dense pair whose fork one concat alone reads back: it nests a concat's pair only (see skips.py)
+    _reused_once: bool = field(default=False, repr=False, compare=False)
 
     @property
     def is_skip(self) -> bool:

@@ -251,13 +251,16 @@ class _Measures:
     main path spans from the fork. Reads the skips found so far that nest (``nest``, ``skips_at``),
     which :class:`_Classifier` fills in topological order."""
 
-    def __init__(self, flow: Flow, nest: dict[int, int], skips_at: dict[int, list[Skip]]) -> None:
+    def __init__(self, flow: Flow, nest: dict[int, int], skips_at: dict[int, list[Skip]],
+                 concat_nest: dict[int, int], concat_skips_at: dict[int, list[Skip]]) -> None:
         self.flow = flow
         #: per join: the largest fork id of a skip whose join is this node or an ancestor
         #: (see :meth:`nested_fork`)
         self.nest = nest
         #: join id -> the skips found there that nest (:meth:`split_part`)
         self.skips_at = skips_at
+        #: the same for a concat's pairs: a feature one concat alone reads back nests too
+        self.concat_nest, self.concat_skips_at = concat_nest, concat_skips_at
         self._family: dict[int, int] = {}
         self._features: dict[int, tuple[str, int, int, bool]] = {}
         #: the concat :meth:`reuse_depth` last walked back from, the lowest id it walked to, and what it found
@@ -265,10 +268,11 @@ class _Measures:
         self._reuse_lo = SOURCE
         self._reuse: dict[int, tuple[int, int]] | None = None
 
-    def nested_fork(self, v: int) -> int:
-        """The largest fork id of a skip whose join is ``v`` or an ancestor of it (SOURCE: none).
-        A node reading one producer has its producer's: its chain's head holds the answer."""
-        return self.nest.get(self.flow.chain_head[v], SOURCE)
+    def nested_fork(self, v: int, concat: bool = False) -> int:
+        """The largest fork id of a skip whose join is ``v`` or an ancestor of it (SOURCE: none);
+        ``concat``: of one that nests a concat's pair. A node reading one producer has its
+        producer's: its chain's head holds the answer."""
+        return (self.concat_nest if concat else self.nest).get(self.flow.chain_head[v], SOURCE)
 
     def weight(self, fork: int, inp: _Input) -> tuple[int, int]:
         """(parametric layers, ops) on a shortcut, cached on the input."""
@@ -385,11 +389,11 @@ class _Measures:
         # path also reads, as C2f's second half its bottleneck, is no parallel group's)
         return bool(sc.path) and f.uses[first] == 1 and all(map(_slices_of(f, fork), f.succs[fork]))
 
-    def span_facts(self, fork: int, main: int, family: int, dominated: bool
+    def span_facts(self, fork: int, main: int, family: int, dominated: bool, concat: bool = False
                    ) -> tuple[int, int, bool, bool, list[int] | None]:
         """What the main path spans from the fork: depth in layers and ops, nesting, resampling,
         and the region between when it was walked (None otherwise). ``dominated``: whether the
-        fork dominates the main input."""
+        fork dominates the main input; ``concat``: the pair's join is a concat."""
         f = self.flow
         if dominated or family >= 2:
             # O(1) from depths: exact when the fork dominates the main input. A DenseNet producer
@@ -398,23 +402,26 @@ class _Measures:
             # path's layers (see reuse_depth), walked once per concat, not a region per pair
             # (O(L^3) per block of L layers).
             depth, ops = f.depths_between(fork, main)
-            nested, resampled = self.nested_fork(main) >= fork, f.last_upsample[main] > fork
+            nested, resampled = self.nested_fork(main, concat) >= fork, f.last_upsample[main] > fork
             region = None
         else:
             region = f.region(fork, [main], REGION_LIMIT)
-            depth, ops, nested, resampled = self.measure(fork, main, region)
+            depth, ops, nested, resampled = self.measure(fork, main, region, concat)
         # (a round trip is one the main path cannot avoid: an octave conv's low-frequency side path
         # resamples, its main path stays at the fork's resolution)
         # A block that only upsamples (a decoder's residual block) holds no round trip either.
         return depth, ops, nested, resampled and not _flat_route(f, fork, main) \
             and not upsamples_only(f, fork, main), region
 
-    def measure(self, fork: int, main: int, region: list[int] | None) -> tuple[int, int, bool, bool]:
-        """Depth (layers, ops), nesting and upsampling of the region between fork and main."""
+    def measure(self, fork: int, main: int, region: list[int] | None, concat: bool = False
+                ) -> tuple[int, int, bool, bool]:
+        """Depth (layers, ops), nesting (of a concat's pair where ``concat``) and upsampling of the
+        region between fork and main."""
         f = self.flow
         if region is None:
             # Too large to walk: depths from the inputs give upper bounds.
-            return (*f.depths_between(fork, main), self.nested_fork(main) >= fork, f.last_upsample[main] > fork)
+            return (*f.depths_between(fork, main), self.nested_fork(main, concat) >= fork,
+                    f.last_upsample[main] > fork)
         inside = set(region)
         best_l = {fork: 0}
         best_o = {fork: 0}
@@ -423,7 +430,8 @@ class _Measures:
             os_ = [best_o[p] for p in f.preds[r] if p in best_o]
             best_l[r] = (max(ls) if ls else 0) + f.parametric[r]
             best_o[r] = (max(os_) if os_ else 0) + 1
-        nested = any(sk._fork_id == fork or sk._fork_id in inside for r in region for sk in self.skips_at.get(r, ()))
+        skips_at = self.concat_skips_at if concat else self.skips_at
+        nested = any(sk._fork_id == fork or sk._fork_id in inside for r in region for sk in skips_at.get(r, ()))
         resampled = any(f.last_upsample[r] == r for r in region)
         return best_l.get(main, 0), best_o.get(main, 0), nested, resampled
 
@@ -589,10 +597,15 @@ class _Classifier:
         self.nesting_at: dict[int, list[Skip]] = {}
         #: per join: the largest fork id of a skip whose join is this node or an ancestor
         self.nest: dict[int, int] = {}
+        #: the same two for a concat's pairs, where a feature that one concat alone reads back beside
+        #: layers computed from it nests too: a U of concats at one resolution (U^2-Net's dilated
+        #: RSU-4F) nests its links as a U-Net's levels do, while a residual around such a block stays one
+        self.concat_nesting_at: dict[int, list[Skip]] = {}
+        self.concat_nest: dict[int, int] = {}
         #: join id -> its main input
         self.main_of: dict[int, int] = {}
         self.trace = _Tracer(flow)
-        self.measures = _Measures(flow, self.nest, self.nesting_at)
+        self.measures = _Measures(flow, self.nest, self.nesting_at, self.concat_nest, self.concat_nesting_at)
         self.decide = RememberingDecider()
         #: node id -> the axis its features are on (see :func:`~archc.analysis.probes.feature_axis`)
         self.feature_axes: dict[int, int | None] = {}
@@ -600,12 +613,14 @@ class _Classifier:
     def run(self) -> list[Skip]:
         """Every pair of every join, in topological order of the joins."""
         f = self.flow
-        nest, preds, head = self.nest, f.preds, f.chain_head.__getitem__
+        nest, concat_nest, preds, head = self.nest, self.concat_nest, f.preds, f.chain_head.__getitem__
         nested = nest.get  # (a node's nesting is its chain head's: see _Measures.nested_fork)
+        concat_nested = concat_nest.get
         out: list[Skip] = []
         parts = self._parts_joins()
         for i in f.merges if not parts else sorted([*f.merges, *parts]):
             k = nest[i] = max(map(nested, map(head, preds[i]), repeat(SOURCE)))
+            kc = concat_nest[i] = max(map(concat_nested, map(head, preds[i]), repeat(SOURCE)))
             records = self._join(i) if i not in parts else [self._parts_join(i)]
             skips = list(compress(records, map(SKIP_KIND_SET.__contains__, map(_KIND, records))))
             if skips:
@@ -614,6 +629,10 @@ class _Classifier:
                 if nesting:
                     self.nesting_at[i] = nesting
                     nest[i] = max(k, *map(_FORK_ID, nesting))
+                nesting += [s for s in skips if s._reused_once]
+                if nesting:
+                    self.concat_nesting_at[i] = nesting
+                    concat_nest[i] = max(kc, *map(_FORK_ID, nesting))
             out.extend(records)
         return out
 
@@ -758,7 +777,8 @@ class _Classifier:
         carries, changed, padded = measures.carries(m, fork, sc)
         family = measures.concat_family(fork) if role == _CONCAT and carries == _IDENTITY else 0
         dominated = f.dominates(fork, main)
-        depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated)
+        depth, depth_ops, nested, resampled, region = measures.span_facts(fork, main, family, dominated,
+                                                                         role == _CONCAT)
         # PairFacts' fields by position (merge_op, merge_role, fork, carries, changed, depth, shortcut_layers,
         # nested, resampled, family, members, via, broadcast, levels, positions, dominated, padded): one per join,
         # and a call by keywords costs a third more.
@@ -790,6 +810,8 @@ class _Classifier:
         record = self._record(m, fork, sc, kind, carries, span, why, rule)
         if kind == _DENSE or kind in SKIP_KIND_SET and measures.split_part(fork, sc, m):
             record._nests = False  # feature reuse or a split's parts inside one block (see nesting_at)
+            # (a feature one concat alone reads back nests a concat's pair: see concat_nesting_at)
+            record._reused_once = kind == _DENSE and family < 2 and not measures.split_part(fork, sc, m)
         return record
 
     def _record(self, m: int, fork: int, sc: _Input, kind: Kind, carries: Carries | None, span: Span,
