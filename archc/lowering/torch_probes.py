@@ -93,9 +93,12 @@ def _points(graph: Graph, base: Plan, param: str, elaborate: Elaborate,
     found = []
     for value in other_values(graph.params[param]):
         try:
-            plan = plan_of(elaborate({param: value}))
+            graph_at = elaborate({param: value})
         except ArchcError:  # a value the spec refuses (a width its groups do not divide): no point
             continue
+        if graph_at.node_map().keys() != graph.node_map().keys():  # (another structure: not planned)
+            return iter(())
+        plan = plan_of(graph_at)
         if plan.texts != base.texts or len(plan.root.holes) != len(base.root.holes):
             return iter(())
         found.append(plan)
