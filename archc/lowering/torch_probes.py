@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Iterator, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 from archc.errors import ArchcError
 from archc.ir import dims
@@ -67,7 +67,7 @@ def probe_params(graph: Graph, base: Plan, live: Collection[str], elaborate: Ela
     docstring), with the expressions of the holes of ``base.root`` they change."""
     points: dict[str, list[Plan]] = {}
     for param in _candidates(graph, live):
-        found = list(_points(graph, base, param, elaborate, plan_of))
+        found = _points(graph, base, param, elaborate, plan_of)
         if found:
             points[param] = found
     sources = _sources(graph, base)
@@ -87,7 +87,7 @@ def _candidates(graph: Graph, live: Collection[str]) -> list[str]:
 
 
 def _points(graph: Graph, base: Plan, param: str, elaborate: Elaborate,
-            plan_of: Callable[[Graph], Plan]) -> Iterator[Plan]:
+            plan_of: Callable[[Graph], Plan]) -> list[Plan]:
     """The plans at each other value of ``param`` the spec accepts; none at all where one of them
     changes a text other than the model class's holes (the structure follows the parameter)."""
     found = []
@@ -97,12 +97,12 @@ def _points(graph: Graph, base: Plan, param: str, elaborate: Elaborate,
         except ArchcError:  # a value the spec refuses (a width its groups do not divide): no point
             continue
         if graph_at.node_map().keys() != graph.node_map().keys():  # (another structure: not planned)
-            return iter(())
+            return []
         plan = plan_of(graph_at)
         if plan.texts != base.texts or len(plan.root.holes) != len(base.root.holes):
-            return iter(())
+            return []
         found.append(plan)
-    return iter(found)
+    return found
 
 
 def _hole_texts(graph: Graph, base: Plan, live: Collection[str], points: Mapping[str, list[Plan]],
@@ -119,9 +119,7 @@ def _hole_texts(graph: Graph, base: Plan, live: Collection[str], points: Mapping
         valued = with_values(source, fixed)
         text = expression(valued, names) if valued is not None else None
         if text is not None:
-            text = _tidy(text, ints)
-        if text is not None:
-            written.append((text, tuple(repr(read(plan)) for plan in plans)))
+            written.append((_tidy(text, ints), tuple(repr(read(plan)) for plan in plans)))
     texts: dict[int, str] = {}
     failed: set[str] = set()
     for i in range(len(base.root.holes)):
