@@ -54,6 +54,23 @@ def test_a_width_the_model_class_computes_is_a_constructor_argument(run_archc, t
     _assert_same_network(getattr(module, cls)(**given), getattr(reference, cls)(), torch.randn(2, 3, 32, 32))
 
 
+@pytest.mark.parametrize("spec,cls,given,sets,shape", [
+    # the encoder block's LayerNorm, attention and MLP widths: every instance had 32, a literal of the class
+    ("specs/vit_b16.yaml", "VitB16", {"hidden_dim": 48},
+     ("image_size=32", "patch_size=8", "num_layers=2", "num_heads=2", "hidden_dim=32", "mlp_dim=64"), (1, 3, 32, 32)),
+    ("specs/highway.yaml", "Highway", {"width": 12}, ("width=8", "depth=3", "in_features=16"), (2, 16)),
+])
+def test_a_width_a_block_class_builds_is_taken_by_the_class_and_passed_down(run_archc, tmp_path, spec, cls,
+                                                                             given, sets, shape):
+    # before: a width every instance of a block shares was a literal of its class (nn.LayerNorm((768,)));
+    # the class now takes it (in_features) and each caller passes what it computes it from
+    module, source = _build(run_archc, tmp_path, spec, *sets)
+    (name, value), = given.items()
+    assert name in _run_time_arguments(source)
+    reference, _ = _build(run_archc, tmp_path, spec, *sets, f"{name}={value}")
+    _assert_same_network(getattr(module, cls)(**given), getattr(reference, cls)(), torch.randn(*shape))
+
+
 def test_a_file_built_with_set_takes_the_width_from_its_own_default(run_archc, tmp_path):
     module, source = _build(run_archc, tmp_path, "specs/resnet18.yaml", "width=16", "image_size=32")
     assert "width: int = 16" in source

@@ -71,7 +71,7 @@ from archc.pysource import expression as _expression, frozen, identifier, is_ide
 
 __all__ = ["Arg", "CallArg", "ClassArgs", "NO_DEFAULT", "TopParam", "at_model_level", "attr_value", "carried_by",
            "child_argument_at_model_level", "descendant", "expression", "live_params", "model_exprs",
-           "other_values", "python_names", "resolve", "root_args", "unwritten", "with_values"]
+           "other_values", "hole_place", "python_names", "resolve", "root_args", "unwritten", "with_values"]
 
 #: an argument without a default: always written
 NO_DEFAULT = object()
@@ -390,11 +390,16 @@ class _Widths(_InstanceValues):
         if named is not None:  # (one input's width read at two places: one argument)
             self.dim_exprs[(given, d)] = named
             return named
+        # (a width by what it is: channels of an image or a sequence of channels, features of a sequence
+        # of tokens (N, T, C), as nn.Conv2d and nn.Linear call them)
+        what = "channels" if d == 1 else "features" if d == 2 and len(self._shapes(key)[0]) == 3 else f"dim{d}"
         if key[0] == "formal":
             formal = self.rep.formals[key[1]]
-            wanted = ("in_channels" if formal == "x" else f"{formal}_channels") if d == 1 else f"{formal}_dim{d}"
-        else:
-            wanted = f"{key[1].replace('.', '_')}_{'channels' if d == 1 else f'dim{d}'}"
+            wanted = f"in_{what}" if formal == "x" and d in (1, 2) and what != f"dim{d}" else f"{formal}_{what}"
+        else:  # (a child block's output: after the child, not the node deep inside it that made it)
+            path = self.path(key[1])
+            child = next((c.path for c in self.rep.children if path in c.members), path)
+            wanted = f"{self.rep.local(child).replace('.', '_')}_{what}"
         name = self.fresh(wanted, hole)
         self.dim_exprs[(key, d)] = self.dim_exprs[(given, d)] = name
         if key[0] == "formal":
@@ -447,8 +452,10 @@ class _Resolver(_Widths):
     """Resolves the holes of one class's bodies to literals, expressions and arguments (see the
     module's docstring); what it reads of the instances is :class:`_InstanceValues`'."""
 
-    def __init__(self, graph: Lowered, bodies: list[Body], live: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, graph: Lowered, bodies: list[Body], live: Mapping[str, Any] | None = None,
+                 follows: Collection[tuple] = frozenset()) -> None:
         super().__init__(graph, bodies)
+        self.follows = follows
         info = self.rep.info
         self.params = [k for k, _ in info.args] if info else []
         self.defaults = dict(info.defaults) if info else {}
@@ -581,6 +588,10 @@ class _Resolver(_Widths):
         rep_body = self.bodies[0]
         written = self._written(rep_body)
         varying = _varying(rep_body.holes, {id(b.holes): b.holes for b in self.bodies}.values())
+        if self.follows:
+            paths = [b.instance.path for b in self.bodies]
+            varying |= {i for i in range(len(rep_body.holes))
+                        if any((path, *hole_place(rep_body, i)) in self.follows for path in paths)}
         calls, sites = rep_body.child_args, rep_body.sites
         for i, value in enumerate(rep_body.holes):
             # what the spec wrote (kernel_size: k; a child's dil: dil), even where no instance differs
@@ -884,11 +895,23 @@ def descendant(inst: Instance, path: str) -> Instance:
     raise KeyError(path)
 
 
-def resolve(graph: Lowered, bodies: list[Body], live: Mapping[str, Any] | None = None) -> ClassArgs:
+def resolve(graph: Lowered, bodies: list[Body], live: Mapping[str, Any] | None = None,
+            follows: Collection[tuple] = frozenset()) -> ClassArgs:
     """Literals and arguments for the class shared by ``bodies`` (instances of one block);
     ``graph``: the graph as read by :class:`~archc.lowering.torch_plan.Lowered`; ``live``: the
-    top-level parameters the model takes at run time (:func:`live_params`) and their values."""
-    return _Resolver(graph, bodies, live).resolve()
+    top-level parameters the model takes at run time (:func:`live_params`) and their values;
+    ``follows``: the holes (by :func:`hole_place`, with the instance path) that follow a live parameter
+    in other elaborations of the spec (:mod:`~archc.lowering.torch_probes`): resolved as holes that
+    differ between instances are, though every instance here has the same value."""
+    return _Resolver(graph, bodies, live, follows).resolve()
+
+
+def hole_place(body: Body, hole: int) -> tuple:
+    """What hole ``hole`` of ``body`` fills, the same in another elaboration of the spec whatever the
+    other holes: a node's number (local node, position, forward?) or a child's argument (child, name)."""
+    if hole in body.child_args:
+        return ("argument", *body.child_args[hole][:2])
+    return ("number", *body.sites.get(hole, ("", hole, False)))
 
 
 # -- the root class: the spec's parameters --------------------------------------------------------

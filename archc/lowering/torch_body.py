@@ -78,10 +78,10 @@ class _SequentialChoice:
     """Which instances of one graph become ``nn.Sequential`` (inline, or a subclass), decided once
     per instance and per signature; the tied parameters each instance's class assigns."""
 
-    def __init__(self, graph: Graph, earlier: _SequentialChoice | None = None) -> None:
+    def __init__(self, graph: Graph, earlier: _SequentialChoice | None = None, lowered: Lowered | None = None) -> None:
         self.graph = graph
-        # an earlier writer's reading of the graph, if any: it depends on the graph alone
-        self.lowered = earlier.lowered if earlier is not None else Lowered(graph)
+        # an earlier writer's reading of the graph, if any (or one given): it depends on the graph alone
+        self.lowered = earlier.lowered if earlier is not None else lowered if lowered is not None else Lowered(graph)
         self._sequential: dict[int, tuple[list[Node | Instance] | None, bool]] = \
             earlier._sequential if earlier is not None else {}
         #: instance signature (:class:`~archc.lowering.torch_reuse.Signatures`) -> what was decided
@@ -189,8 +189,8 @@ class BodyWriter(_SequentialChoice):
 
     def __init__(self, graph: Graph, labels: Mapping[str, str],
                  call_of: Callable[[Instance], tuple[str, list[tuple[str, Any, Any]]]],
-                 earlier: BodyWriter | None = None) -> None:
-        super().__init__(graph, earlier)
+                 earlier: BodyWriter | None = None, lowered: Lowered | None = None) -> None:
+        super().__init__(graph, earlier, lowered)
         self.labels = labels
         self.call_of = call_of
         self._labels_within: dict[str, dict[str, str]] | None = None

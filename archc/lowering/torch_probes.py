@@ -28,11 +28,11 @@ from typing import Any, Callable, Collection, Mapping
 from archc.errors import ArchcError
 from archc.ir import dims
 from archc.ir.graph import Graph
-from archc.lowering.torch_args import (attr_value, child_argument_at_model_level, descendant, expression, model_exprs,
-                                      other_values, with_values)
+from archc.lowering.torch_args import (attr_value, child_argument_at_model_level, descendant, expression,
+                                      hole_place, model_exprs, other_values, with_values)
 from archc.lowering.torch_plan import Body, Lowered
 
-__all__ = ["Elaborate", "Plan", "Probed", "probe_params"]
+__all__ = ["Elaborate", "Plan", "PlanOf", "Probed", "probe_params"]
 
 #: the spec elaborated again with some parameters set otherwise (the caller's frontend), or an ArchcError
 Elaborate = Callable[[Mapping[str, Any]], Graph]
@@ -41,42 +41,61 @@ Elaborate = Callable[[Mapping[str, Any]], Graph]
 @dataclass(frozen=True)
 class Plan:
     """What one elaboration's plan of the file reads: the model class's body, the graph as lowered,
-    and every text but the model class's holes (block classes, functions, the model's skeleton and
-    ``reset_parameters``): two elaborations with equal ``texts`` differ only in those holes."""
+    every text but the model class's holes (block classes, functions, the model's skeleton and
+    ``reset_parameters``: two elaborations with equal ``texts`` differ only in those holes), each
+    block instance's body by path, and the writer's own plan (opaque here)."""
 
     root: Body
     lowered: Lowered
     texts: tuple[str, ...]
+    bodies: Mapping[str, Body]
+    planned: Any = None
+
+
+#: a plan of an elaboration of the spec, block classes resolved with the given holes following a
+#: parameter (:func:`~archc.lowering.torch_args.resolve`'s ``follows``)
+PlanOf = Callable[[Graph, frozenset], Plan]
 
 
 @dataclass
 class Probed:
-    """The parameters found live and the expression of each model-class hole that follows them."""
+    """The parameters found live, the plan to write (its block classes resolved with ``follows``)
+    and the expression of each of its model-class holes that follows them."""
 
     params: list[str] = field(default_factory=list)
+    plan: Plan | None = None
     texts: dict[int, str] = field(default_factory=dict)
+    follows: frozenset = frozenset()
 
 
 #: one source of an expression: (spec expression at model level, reads its value from a plan)
 _Source = tuple[str, Callable[[Plan], Any]]
+#: how many times a parameter's plans are made again with more holes following it (each round, the
+#: arguments a block class gained move its callers' numbers: a U-Net level's, then the model's)
+ROUNDS = 4
 
 
-def probe_params(graph: Graph, base: Plan, live: Collection[str], elaborate: Elaborate,
-                 plan_of: Callable[[Graph], Plan]) -> Probed:
+def probe_params(graph: Graph, base: Plan, live: Collection[str], elaborate: Elaborate, plan_of: PlanOf) -> Probed:
     """The parameters of ``graph`` outside ``live`` that the model class can take (see the module's
-    docstring), with the expressions of the holes of ``base.root`` they change."""
-    points: dict[str, list[Plan]] = {}
+    docstring), with the plan to write and the expressions of its model-class holes they change."""
+    found: dict[str, tuple[list[Graph], frozenset]] = {}
     for param in _candidates(graph, live):
-        found = _points(graph, base, param, elaborate, plan_of)
-        if found:
-            points[param] = found
-    sources = _sources(graph, base)
-    while points:
-        texts, failed = _hole_texts(graph, base, live, points, sources)
+        graphs = _elaborations(graph, param, elaborate)
+        follows = _follows(graph, graphs, plan_of) if graphs else None
+        if follows is not None:
+            found[param] = (graphs, follows)
+    while found:
+        follows = frozenset().union(*(f for _, f in found.values()))
+        plan = base if not follows else plan_of(graph, follows)
+        points = {param: [plan_of(g, follows) for g in graphs] for param, (graphs, _) in found.items()}
+        if any(p.texts != plan.texts or len(p.root.holes) != len(plan.root.holes)
+               for found_at in points.values() for p in found_at):  # (together, one parameter's holes moved another's)
+            found = {param: f for param, f in found.items() if not f[1]}
+            continue
+        texts, failed = _hole_texts(graph, plan, live, points, _sources(graph, plan))
         if not failed:
-            return Probed(list(points), texts)
-        for param in failed:
-            del points[param]
+            return Probed(list(found), plan, texts, follows)
+        found = {param: f for param, f in found.items() if param not in failed}
     return Probed()
 
 
@@ -86,23 +105,55 @@ def _candidates(graph: Graph, live: Collection[str]) -> list[str]:
             if p not in live and type(value) in (int, float) and other_values(value)]
 
 
-def _points(graph: Graph, base: Plan, param: str, elaborate: Elaborate,
-            plan_of: Callable[[Graph], Plan]) -> list[Plan]:
-    """The plans at each other value of ``param`` the spec accepts; none at all where one of them
-    changes a text other than the model class's holes (the structure follows the parameter)."""
+def _elaborations(graph: Graph, param: str, elaborate: Elaborate) -> list[Graph]:
+    """The spec elaborated at each other value of ``param`` it accepts; none where one of them has
+    other nodes (the structure follows the parameter)."""
     found = []
     for value in other_values(graph.params[param]):
         try:
             graph_at = elaborate({param: value})
         except ArchcError:  # a value the spec refuses (a width its groups do not divide): no point
             continue
-        if graph_at.node_map().keys() != graph.node_map().keys():  # (another structure: not planned)
+        if graph_at.node_map().keys() != graph.node_map().keys():
             return []
-        plan = plan_of(graph_at)
-        if plan.texts != base.texts or len(plan.root.holes) != len(base.root.holes):
-            return []
-        found.append(plan)
+        found.append(graph_at)
     return found
+
+
+def _follows(graph: Graph, graphs: list[Graph], plan_of: PlanOf) -> frozenset | None:
+    """The block-class holes that follow the parameter ``graphs`` were elaborated with another value
+    of, such that the plans of ``graph`` and of ``graphs`` with those holes resolved as arguments write
+    the same block classes; None where no such set is found in :data:`ROUNDS` rounds."""
+    follows: frozenset = frozenset()
+    for _ in range(ROUNDS):
+        base = plan_of(graph, follows)
+        # (the first elaboration whose classes differ says which holes move: the others wait for the next round)
+        differing = next((plan for plan in map(plan_of, graphs, [follows] * len(graphs))
+                          if plan.texts != base.texts or len(plan.root.holes) != len(base.root.holes)), None)
+        if differing is None:
+            return follows
+        more = follows | _moved(base, [differing])
+        if more == follows:
+            return None
+        follows = more
+    return None
+
+
+def _moved(base: Plan, plans: list[Plan]) -> frozenset:
+    """Each block-class hole (instance path, :func:`hole_place`) whose value differs between ``base``
+    and one of ``plans``."""
+    moved = set()
+    for path, body in base.bodies.items():
+        places = {hole_place(body, i): repr(value) for i, value in enumerate(body.holes)}
+        for plan in plans:
+            other = plan.bodies.get(path)
+            if other is None:
+                continue
+            for i, value in enumerate(other.holes):
+                place = hole_place(other, i)
+                if place in places and places[place] != repr(value):
+                    moved.add((path, *place))
+    return frozenset(moved)
 
 
 def _hole_texts(graph: Graph, base: Plan, live: Collection[str], points: Mapping[str, list[Plan]],

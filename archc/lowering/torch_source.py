@@ -15,7 +15,7 @@ import functools
 import re
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from archc._version import __version__
 from archc.ir.vocab import SKIP_KINDS
@@ -93,8 +93,11 @@ class _Planner:
 
     def __init__(self, graph: Graph, labels: Mapping[str, str], root_name: str,
                  premerged: Mapping[tuple[str, str], list[Body]] | None = None,
-                 earlier: _Planner | None = None, live: Mapping[str, Any] | None = None) -> None:
+                 earlier: _Planner | None = None, live: Mapping[str, Any] | None = None,
+                 follows: Collection[tuple] = frozenset(), lowered: Lowered | None = None) -> None:
         self.graph = graph
+        #: holes that follow a live parameter in other elaborations (see :func:`resolve`)
+        self.follows = follows
         #: (block, skeleton) -> the bodies of every instance with it, at any depth: one class
         self.premerged = dict(premerged or {})
         #: the earlier plan: its bodies serve where an instance's children are called alike
@@ -107,7 +110,7 @@ class _Planner:
         self.resolved: dict[tuple[int, ...], ClassArgs] = {}
         # (the class and body maps, not the planner: a bound method would make a reference cycle)
         self.writer = BodyWriter(graph, labels, functools.partial(_call_of, self.class_of, self.body_of),
-                                 earlier.writer if earlier is not None else None)
+                                 earlier.writer if earlier is not None else None, lowered)
         #: instance keys read the graph alone: an earlier plan's serve this one
         self.keys = earlier.keys if earlier is not None else Signatures(self.writer)
         # class names: Bottleneck, Bottleneck2, ... (the number counts the classes of that name)
@@ -203,13 +206,13 @@ class _Planner:
     def _resolve(self, key: tuple[str, str], bodies: list[Body]) -> ClassArgs:
         """:func:`resolve` for the class of ``bodies``, or the earlier plan's for the same bodies."""
         if key in self.premerged:
-            return resolve(self.writer.lowered, self.premerged[key], self.live)
+            return resolve(self.writer.lowered, self.premerged[key], self.live, self.follows)
         ids = tuple(map(id, bodies))
         found = self.resolved.get(ids)
         if found is None and self.earlier is not None:
             found = self.earlier.resolved.get(ids)
         if found is None:
-            found = resolve(self.writer.lowered, bodies, self.live)
+            found = resolve(self.writer.lowered, bodies, self.live, self.follows)
         self.resolved[ids] = found
         return found
 
@@ -501,17 +504,19 @@ def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Prove
     return out
 
 
-def _plan(graph: Graph, labels: Mapping[str, str], cls: str, live: Mapping[str, Any] | None
+def _plan(graph: Graph, labels: Mapping[str, str], cls: str, live: Mapping[str, Any] | None,
+          follows: Collection[tuple] = frozenset(), lowered: Lowered | None = None
           ) -> tuple[_Planner, Body, _Class, dict[str, Any]]:
     """Every instance lowered and grouped into classes, the model class last, and where each live
     parameter is read (its sites); ``live``: the parameters the model takes at run time (None: all
-    that :func:`live_params` finds)."""
-    planner = _Planner(graph, labels, cls, live=live)
+    that :func:`live_params` finds); ``follows``: see :func:`resolve`; ``lowered``: an earlier plan's
+    reading of the graph."""
+    planner = _Planner(graph, labels, cls, live=live, follows=follows, lowered=lowered)
     tree = instance_tree(graph, planner.writer.lowered.order)
     root_body = planner.plan(tree)
     split = planner.split_keys()
     if split:  # a block with nested blocks split by depth: plan again with one class for it
-        again = _Planner(graph, labels, cls, {**planner.premerged, **split}, planner)
+        again = _Planner(graph, labels, cls, {**planner.premerged, **split}, planner, follows=follows)
         again_body = again.plan(tree)
         if again.premerged_held():
             planner, root_body = again, again_body
@@ -556,12 +561,18 @@ def _probe_plan(planner: _Planner, root_body: Body) -> Plan:
     resets = reset_statements([root_body], lowered, planner.writer.as_sequential)
     texts = ["\n".join(text) for text in _block_class_texts(planner)]
     texts += [_skeleton(root_body), "\n".join(reset_method(resets, root_body.ties))]
-    return Plan(root_body, lowered, (*texts, *lowered.functions.values(), *lowered.classes.values()))
+    bodies = {body.instance.path: body for c in planner.classes for body in c.bodies}
+    return Plan(root_body, lowered, (*texts, *lowered.functions.values(), *lowered.classes.values()), bodies,
+                (planner, root_body))
 
 
-def _plan_elaborated(graph: Graph, labels: Mapping[str, str], cls: str, live: Mapping[str, Any]) -> Plan:
-    """:func:`_probe_plan` of another elaboration of the spec, planned with the same live parameters."""
-    planner, root_body, _, _ = _plan(graph, labels, cls, live)
+def _plan_elaborated(graph: Graph, follows: frozenset, labels: Mapping[str, str], cls: str,
+                     live: Mapping[str, Any], read: dict[int, Lowered]) -> Plan:
+    """:func:`_probe_plan` of an elaboration of the spec, planned with the same live parameters and
+    these holes following other parameters (see :func:`resolve`). ``read``: each graph's reading by
+    its id, kept from its first plan (it depends on the graph alone)."""
+    planner, root_body, _, _ = _plan(graph, labels, cls, live, follows, read.get(id(graph)))
+    read.setdefault(id(graph), planner.writer.lowered)
     return _probe_plan(planner, root_body)
 
 
@@ -610,10 +621,14 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
         planner, root_body, root, live = _plan(graph, labels, cls, kept)
     if elaborate is not None:
         base = _probe_plan(planner, root_body)
-        plan_of = functools.partial(_plan_elaborated, labels=labels, cls=cls, live=planner.live)
+        plan_of = functools.partial(_plan_elaborated, labels=labels, cls=cls, live=planner.live,
+                                    read={id(graph): planner.writer.lowered})
         probed = probe_params(graph, base, planner.live, elaborate, plan_of)
         if probed.params:
-            args = root_args(graph, base.lowered, root_body, live, _GUARD_LOCALS, (probed.params, probed.texts))
+            planner, root_body = probed.plan.planned  # (its block classes take what follows the parameters)
+            lowered = planner.writer.lowered
+            live = {p: s for p, s in live_params(graph, lowered).items() if p in planner.live}
+            args = root_args(graph, lowered, root_body, live, _GUARD_LOCALS, (probed.params, probed.texts))
             root = _Class(cls, None, [root_body], args)
             live = {**live, **{p: [] for p in probed.params}}
     classes: list[str] = []
