@@ -57,7 +57,7 @@ def test_a_width_the_model_class_computes_is_a_constructor_argument(run_archc, t
 @pytest.mark.parametrize("spec,cls,given,sets,shape", [
     # the encoder block's LayerNorm, attention and MLP widths: every instance had 32, a literal of the class
     ("specs/vit_b16.yaml", "VitB16", {"hidden_dim": 48},
-     ("image_size=32", "patch_size=8", "num_layers=2", "num_heads=2", "hidden_dim=32", "mlp_dim=64"), (1, 3, 32, 32)),
+     ("image_size=32", "patch_size=8", "num_layers=2", "num_heads=2", "hidden_dim=32", "mlp_dim=48"), (1, 3, 32, 32)),
     ("specs/highway.yaml", "Highway", {"width": 12}, ("width=8", "depth=3", "in_features=16"), (2, 16)),
 ])
 def test_a_width_a_block_class_builds_is_taken_by_the_class_and_passed_down(run_archc, tmp_path, spec, cls,
@@ -117,13 +117,78 @@ outputs: [fc]
 """
 
 
+_WIDENED = """\
+archc: 1
+name: widened
+params: {k: 2, num_classes: 3}
+inputs:
+  x: [N, 3, 16, 16]
+blocks:
+  unit:
+    params: {planes: null}
+    nodes:
+      - {name: conv, op: conv, out_channels: planes, kernel_size: 3, padding: 1}
+      - {name: shortcut, op: conv, in: x, out_channels: planes, kernel_size: 1, if: "channels(x) != planes", else: x}
+      - {name: add, op: add, in: [conv, shortcut]}
+nodes:
+  - {name: stem, op: conv, out_channels: 16, kernel_size: 3, padding: 1}
+  - {name: a, block: unit, planes: 16 * k}
+  - {name: pool, op: global_avgpool}
+  - {name: flat, op: flatten}
+  - {name: fc, op: linear, out_features: num_classes}
+outputs: [fc]
+"""
+
+_SMALL_STEM = """\
+archc: 1
+name: smallstem
+params: {width: 8, image_size: 64}
+inputs:
+  x: [N, 3, image_size, image_size]
+nodes:
+  - {name: conv, op: conv, out_channels: width, kernel_size: 3, padding: 1}
+  - {name: pool, op: maxpool, kernel_size: 2, stride: 2, if: "image_size >= 64"}
+  - {name: gap, op: global_avgpool}
+  - {name: flat, op: flatten}
+  - {name: fc, op: linear, out_features: 2}
+outputs: [fc]
+"""
+
+_CLAMPED = """\
+archc: 1
+name: clamped
+params: {width: 16}
+inputs:
+  x: [N, 3, 8, 8]
+nodes:
+  - {name: conv1, op: conv, out_channels: width, kernel_size: 3, padding: 1}
+  - {name: conv2, op: conv, out_channels: "max(width, 16)", kernel_size: 3, padding: 1}
+  - {name: gap, op: global_avgpool}
+  - {name: flat, op: flatten}
+  - {name: fc, op: linear, out_features: 2}
+outputs: [fc]
+"""
+
+
+def test_a_clamped_width_is_written_as_its_own_expression(run_archc, tmp_path, spec_file):
+    # found by a user: max(width, 16) was written `width` (another layer's expression, equal at 16, 32
+    # and 17, the values tried above the default): Clamped(width=8) built an 8-channel conv2
+    module, source = _build(run_archc, tmp_path, spec_file(_CLAMPED))
+    assert "nn.Linear(max(width, 16), 2" in source and "width, max(width, 16), kernel_size=3" in source
+    reference, _ = _build(run_archc, tmp_path, spec_file(_CLAMPED), "width=8")
+    _assert_same_network(module.Clamped(width=8), reference.Clamped(), torch.randn(1, 3, 8, 8))
+
+
 @pytest.mark.parametrize("text,cls,given", [
+    # found by a user (Wide-ResNet): a block's shortcut exists where its input's 16 channels differ from
+    # 16 * k, so at k = 1 it goes: tried only above the default, the file took k and built a shortcut
+    (_WIDENED, "Widened", {"k": 1}),
+    # an `if:` turning at the file's own value: below it the pooling goes, and nothing else changes
+    (_SMALL_STEM, "Smallstem", {"image_size": 32}),
     # an `if:` reads the width: at width 16 block `a` gains its relu (the same calls, another class body)
     (_FLIP, "Flip", {"width": 16}),
     # a width only a concat computes (left + right): no expression of the spec gives it
     (_TWO_PATHS, "Twopaths", {"width": 4}),
-    # every other value of groups is refused by the spec (4 channels): nothing to compare with
-    (_TWO_PATHS, "Twopaths", {"groups": 2}),
 ])
 def test_a_parameter_the_model_class_cannot_compute_stays_fixed_and_says_how_to_rebuild(
         run_archc, tmp_path, spec_file, text, cls, given):
@@ -132,6 +197,14 @@ def test_a_parameter_the_model_class_cannot_compute_stays_fixed_and_says_how_to_
     assert name not in _run_time_arguments(source)
     with pytest.raises(ValueError, match=f"regenerate it with archc build --set {name}={value}"):
         getattr(module, cls)(**given)
+
+
+def test_a_group_count_the_spec_accepts_below_the_default_is_an_argument(run_archc, tmp_path, spec_file):
+    # 4 channels: 8 and 5 groups are refused, 2 (tried below) is not
+    module, source = _build(run_archc, tmp_path, spec_file(_TWO_PATHS))
+    assert "groups" in _run_time_arguments(source) and "groups=groups" in source
+    reference, _ = _build(run_archc, tmp_path, spec_file(_TWO_PATHS), "groups=2")
+    _assert_same_network(module.Twopaths(groups=2), reference.Twopaths(), torch.randn(1, 3, 16, 16))
 
 
 def test_the_library_without_the_spec_at_hand_keeps_widths_fixed():

@@ -588,10 +588,10 @@ class _Resolver(_Widths):
         rep_body = self.bodies[0]
         written = self._written(rep_body)
         varying = _varying(rep_body.holes, {id(b.holes): b.holes for b in self.bodies}.values())
-        if self.follows:
-            paths = [b.instance.path for b in self.bodies]
-            varying |= {i for i in range(len(rep_body.holes))
-                        if any((path, *hole_place(rep_body, i)) in self.follows for path in paths)}
+        # holes every instance fills alike that move in other elaborations: resolved as the others
+        # that differ, once the width they equal has no expression of its own (below)
+        alike = self._following(rep_body) - varying
+        varying |= alike
         calls, sites = rep_body.child_args, rep_body.sites
         for i, value in enumerate(rep_body.holes):
             # what the spec wrote (kernel_size: k; a child's dil: dil), even where no instance differs
@@ -604,11 +604,12 @@ class _Resolver(_Widths):
             if type(value) is TopParam:  # a model parameter handed down (a literal where shadowed)
                 self.result.text[i] = self.use(value.name) if value.name in self.top else literal(value.value)
                 continue
-            if i not in varying:
+            if i not in varying or i in alike:
                 found = self._child_width(rep_body, i, value) if i in calls else \
                     self._written_input_dim(rep_body, i, value)
-                self.result.text[i] = self.use(found) if found else literal(value)
-                continue
+                if found or i not in varying:
+                    self.result.text[i] = self.use(found) if found else literal(value)
+                    continue
             vector = tuple([b.holes[i] for b in self.bodies])
             source = self._expr(rep_body, i, vector)
             # (a hole may hold a list: stride [2])
@@ -623,6 +624,13 @@ class _Resolver(_Widths):
         args.sort(key=lambda a: (not a.required, a.source[0] != "hole", order.get(a.name, 0)))
         self.result.args = args
         return self.result
+
+    def _following(self, body: Body) -> set[int]:
+        """The holes of ``body`` that :attr:`follows` names for one of the class's instances."""
+        if not self.follows:
+            return set()
+        paths = [b.instance.path for b in self.bodies]
+        return {i for i in range(len(body.holes)) if any((path, *hole_place(body, i)) in self.follows for path in paths)}
 
     def _written(self, body: Body) -> dict[tuple[str, int, bool], str]:
         """Hole sites that are a node attribute the block writes as an expression of its

@@ -32,7 +32,7 @@ from archc.lowering.torch_args import (attr_value, child_argument_at_model_level
                                       hole_place, model_exprs, other_values, with_values)
 from archc.lowering.torch_plan import Body, Lowered
 
-__all__ = ["Elaborate", "Plan", "PlanOf", "Probed", "probe_params"]
+__all__ = ["Elaborate", "Plan", "PlanOf", "Probed", "probe_params", "probe_values"]
 
 #: the spec elaborated again with some parameters set otherwise (the caller's frontend), or an ArchcError
 Elaborate = Callable[[Mapping[str, Any]], Graph]
@@ -68,30 +68,50 @@ class Probed:
     follows: frozenset = frozenset()
 
 
-#: one source of an expression: (spec expression at model level, reads its value from a plan)
-_Source = tuple[str, Callable[[Plan], Any]]
+#: one source of an expression: (spec expression at model level, reads its value from a plan, where
+#: it is written: ("argument", child, name) or ("node", node name))
+_Source = tuple[str, Callable[[Plan], Any], tuple]
 #: how many times a parameter's plans are made again with more holes following it (each round, the
 #: arguments a block class gained move its callers' numbers: a U-Net level's, then the model's)
 ROUNDS = 4
 
 
-def probe_params(graph: Graph, base: Plan, live: Collection[str], elaborate: Elaborate, plan_of: PlanOf) -> Probed:
+def probe_params(graph: Graph, live: Collection[str], elaborate: Elaborate, plan_of: PlanOf) -> Probed:
     """The parameters of ``graph`` outside ``live`` that the model class can take (see the module's
-    docstring), with the plan to write and the expressions of its model-class holes they change."""
+    docstring), with the plan to write and the expressions of its model-class holes they change.
+    Those whose block classes stay as they are first, together; then each of the others whose
+    classes take the widths that move (:func:`_follows`), one at a time, kept where all of them
+    together still give one file."""
     found: dict[str, tuple[list[Graph], frozenset]] = {}
     for param in _candidates(graph, live):
         graphs = _elaborations(graph, param, elaborate)
         follows = _follows(graph, graphs, plan_of) if graphs else None
         if follows is not None:
             found[param] = (graphs, follows)
-    while found:
+    best = _verified(graph, live, {p: f for p, f in found.items() if not f[1]}, plan_of)
+    for param, (graphs, follows) in found.items():
+        if follows:
+            tried = _verified(graph, live, {**{p: found[p] for p in best.params}, param: (graphs, follows)},
+                              plan_of)
+            if param in tried.params:
+                best = tried
+    return best
+
+
+def _verified(graph: Graph, live: Collection[str], found: Mapping[str, tuple[list[Graph], frozenset]],
+              plan_of: PlanOf) -> Probed:
+    """Those of the ``found`` parameters (their elaborations and moving holes) that the model class
+    can take together: every plan with all their holes following writes the same block classes, and
+    each model-class hole that moves is a spec expression at every value; dropping those for whom
+    a hole is not, until the others hold (the classes differing: none)."""
+    found = dict(found)
+    while found:  # (each round drops a parameter at least)
         follows = frozenset().union(*(f for _, f in found.values()))
-        plan = base if not follows else plan_of(graph, follows)
+        plan = plan_of(graph, follows)
         points = {param: [plan_of(g, follows) for g in graphs] for param, (graphs, _) in found.items()}
         if any(p.texts != plan.texts or len(p.root.holes) != len(plan.root.holes)
-               for found_at in points.values() for p in found_at):  # (together, one parameter's holes moved another's)
-            found = {param: f for param, f in found.items() if not f[1]}
-            continue
+               for found_at in points.values() for p in found_at):
+            return Probed()
         texts, failed = _hole_texts(graph, plan, live, points, _sources(graph, plan))
         if not failed:
             return Probed(list(found), plan, texts, follows)
@@ -105,11 +125,22 @@ def _candidates(graph: Graph, live: Collection[str]) -> list[str]:
             if p not in live and type(value) in (int, float) and other_values(value)]
 
 
+def probe_values(value: int | float, structural: bool) -> list[int | float]:
+    """The other values a parameter is tried at: above it (twice it, one more: a width that stays
+    divisible, one that does not) and below it (half, where a clamp such as ``max(width, 16)`` or a
+    condition such as ``image_size >= 64`` turns); one less too for a parameter a ``repeat:``,
+    ``if:`` or ``let:`` reads (a condition turning at the file's own value)."""
+    if type(value) is float:
+        return [value * 2, value / 2] if value else [0.5, 1e-3]
+    tried = [value * 2, value + 1, value // 2] + ([value - 1] if structural else [])
+    return [v for v in dict.fromkeys(tried) if v >= 1 and v != value]
+
+
 def _elaborations(graph: Graph, param: str, elaborate: Elaborate) -> list[Graph]:
-    """The spec elaborated at each other value of ``param`` it accepts; none where one of them has
+    """The spec elaborated at each of :func:`probe_values` it accepts; none where one of them has
     other nodes (the structure follows the parameter)."""
     found = []
-    for value in other_values(graph.params[param]):
+    for value in probe_values(graph.params[param], param in graph.structural_params):
         try:
             graph_at = elaborate({param: value})
         except ArchcError:  # a value the spec refuses (a width its groups do not divide): no point
@@ -127,12 +158,11 @@ def _follows(graph: Graph, graphs: list[Graph], plan_of: PlanOf) -> frozenset | 
     follows: frozenset = frozenset()
     for _ in range(ROUNDS):
         base = plan_of(graph, follows)
-        # (the first elaboration whose classes differ says which holes move: the others wait for the next round)
-        differing = next((plan for plan in map(plan_of, graphs, [follows] * len(graphs))
-                          if plan.texts != base.texts or len(plan.root.holes) != len(base.root.holes)), None)
-        if differing is None:
+        plans = [plan_of(g, follows) for g in graphs]
+        differing = [p for p in plans if p.texts != base.texts or len(p.root.holes) != len(base.root.holes)]
+        if not differing:
             return follows
-        more = follows | _moved(base, [differing])
+        more = follows | _moved(base, differing)
         if more == follows:
             return None
         follows = more
@@ -165,19 +195,21 @@ def _hole_texts(graph: Graph, base: Plan, live: Collection[str], points: Mapping
     ints = {p for p, v in graph.params.items() if type(v) is int}
     plans = [base] + [plan for found in points.values() for plan in found]
     owners = [""] + [param for param, found in points.items() for _ in found]
-    written: list[tuple[str, tuple[str, ...]]] = []
-    for source, read in sources:
+    written: list[tuple[str, tuple[str, ...], tuple]] = []
+    for source, read, where in sources:
         valued = with_values(source, fixed)
         text = expression(valued, names) if valued is not None else None
         if text is not None:
-            written.append((_tidy(text, ints), tuple(repr(read(plan)) for plan in plans)))
+            written.append((_tidy(text, ints), tuple(repr(read(plan)) for plan in plans), where))
     texts: dict[int, str] = {}
     failed: set[str] = set()
     for i in range(len(base.root.holes)):
         values = tuple(repr(plan.root.holes[i]) for plan in plans)
         if all(v == values[0] for v in values):
             continue
-        text = next((t for t, given in written if given == values), None)
+        # (the hole's own expression first: a conv's `max(width, 16)`, not an equal `width` elsewhere)
+        own = _where(base.root, i)
+        text = next((t for t, given, where in sorted(written, key=lambda w: w[2] != own) if given == values), None)
         if text is None:
             failed.update(owner for owner, v in zip(owners, values) if v != values[0])
         else:
@@ -207,11 +239,18 @@ def _sources(graph: Graph, base: Plan) -> list[_Source]:
     for child, arg, _ in base.root.child_args.values():
         source = child_argument_at_model_level(base.lowered, base.root.instance, child, arg)
         if source is not None:
-            found.append((source, _child_arg_reader(child, arg)))
+            found.append((source, _child_arg_reader(child, arg), ("argument", child, arg)))
     for node in base.lowered.order:
         for attr, source in model_exprs(node):
-            found.append((source, _attr_reader(node.name, attr)))
+            found.append((source, _attr_reader(node.name, attr), ("node", node.name)))
     return found
+
+
+def _where(root: Body, hole: int) -> tuple:
+    """Where the model class's hole is written, as :data:`_Source` says it."""
+    if hole in root.child_args:
+        return ("argument", *root.child_args[hole][:2])
+    return ("node", root.sites.get(hole, ("",))[0])
 
 
 def _child_arg_reader(child: str, arg: str) -> Callable[[Plan], Any]:

@@ -620,10 +620,10 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     if kept.keys() != planner.live.keys():
         planner, root_body, root, live = _plan(graph, labels, cls, kept)
     if elaborate is not None:
-        base = _probe_plan(planner, root_body)
-        plan_of = functools.partial(_plan_elaborated, labels=labels, cls=cls, live=planner.live,
-                                    read={id(graph): planner.writer.lowered})
-        probed = probe_params(graph, base, planner.live, elaborate, plan_of)
+        # (each elaboration, this one too, read afresh on its first plan: a reading keeps what plans
+        # made of it, which the next plan of that graph starts from; so every graph's plans start alike)
+        plan_of = functools.partial(_plan_elaborated, labels=labels, cls=cls, live=planner.live, read={})
+        probed = probe_params(graph, planner.live, elaborate, plan_of)
         if probed.params:
             planner, root_body = probed.plan.planned  # (its block classes take what follows the parameters)
             lowered = planner.writer.lowered
