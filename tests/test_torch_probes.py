@@ -221,6 +221,7 @@ def test_the_library_without_the_spec_at_hand_keeps_widths_fixed():
     ("(width * 2 + 3) // 2", {"width"}, "width + 1"),
     ("width * 4 * 4", set(), "width * 4 * 4"),            # a float parameter: floor arithmetic differs
     ("int(width * 0.5)", {"width"}, "int(width * 0.5)"),  # not integer arithmetic: as written
+    ("base * 8 // (2 if False else 1)", {"base"}, "base * 8"),  # a fixed flag's branch taken
 ])
 def test_expressions_are_written_in_their_simplest_integer_form(text, ints, tidy):
     assert _tidy(text, ints) == tidy

@@ -221,14 +221,25 @@ def _tidy(text: str, ints: Collection[str]) -> str:
     """``text`` in the canonical form of a size (``width * 4 * 4`` is ``width * 16``) where it is
     integer arithmetic over integer parameters alone, which that form computes alike."""
     try:
-        tree = ast.parse(text, mode="eval")
+        tree = _Folded().visit(ast.parse(text, mode="eval"))
     except (SyntaxError, ValueError, RecursionError):
         return text
+    text = ast.unparse(tree)  # (a fixed flag's branch taken: `base * 8 // (2 if False else 1)` is `base * 8 // 1`)
     if any(isinstance(n, ast.Name) and n.id not in ints for n in ast.walk(tree)) \
             or any(isinstance(n, ast.Constant) and type(n.value) is not int for n in ast.walk(tree)):
         return text
     tidy = dims.canonical(text)
     return ast.unparse(ast.parse(str(tidy), mode="eval")) if dims.is_expression(tidy) or type(tidy) is int else text
+
+
+class _Folded(ast.NodeTransformer):
+    """A conditional on a constant as the branch it takes (a fixed parameter's value written in)."""
+
+    def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.test, ast.Constant):
+            return node.body if node.test.value else node.orelse
+        return node
 
 
 def _sources(graph: Graph, base: Plan) -> list[_Source]:
