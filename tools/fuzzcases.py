@@ -94,7 +94,7 @@ def run_case(kind: str, payload: bytes, name: str, workdir: str, seconds: float 
     try:
         with time_bound(seconds):
             graph = _frontend(kind, path)
-            _pipeline(graph, build)
+            _pipeline(graph, build, _elaborator(kind, path))
     except BaseException as exc:  # noqa: BLE001 - classifying every exception is the point
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
@@ -138,8 +138,18 @@ def _frontend(kind: str, path: str):
 BUILD_PARAM_LIMIT = 4_000_000
 
 
-def _pipeline(graph, build: bool) -> None:
-    """What ``archc lint`` and ``archc build`` do with a graph, in-process."""
+def _elaborator(kind: str, path: str):
+    """For a spec, what ``archc build --target torch`` elaborates it again with (other parameter values)."""
+    if kind != "spec":
+        return None
+    from archc.frontends.yaml import load_spec
+
+    return lambda params: load_spec(path, dict(params))
+
+
+def _pipeline(graph, build: bool, elaborate=None) -> None:
+    """What ``archc lint`` and ``archc build`` do with a graph, in-process (``elaborate``: the spec's
+    other elaborations, which the PyTorch source tries other widths with)."""
     from archc.analysis.skips import analyze
 
     analyze(graph)
@@ -152,7 +162,7 @@ def _pipeline(graph, build: bool) -> None:
     if not graph.weights:
         graph.weights = initial_weights(graph, 0)
     to_onnx(graph)
-    compile(generate_source(graph), "<generated>", "exec")
+    compile(generate_source(graph, elaborate=elaborate), "<generated>", "exec")
 
 
 def _param_count(graph) -> int:
