@@ -567,13 +567,17 @@ def _probe_plan(planner: _Planner, root_body: Body) -> Plan:
 
 
 def _plan_elaborated(graph: Graph, follows: frozenset, labels: Mapping[str, str], cls: str,
-                     live: Mapping[str, Any], read: dict[int, Lowered]) -> Plan:
+                     live: Mapping[str, Any], read: dict[Any, Any]) -> Plan:
     """:func:`_probe_plan` of an elaboration of the spec, planned with the same live parameters and
     these holes following other parameters (see :func:`resolve`). ``read``: each graph's reading by
-    its id, kept from its first plan (it depends on the graph alone)."""
-    planner, root_body, _, _ = _plan(graph, labels, cls, live, follows, read.get(id(graph)))
-    read.setdefault(id(graph), planner.writer.lowered)
-    return _probe_plan(planner, root_body)
+    its id, kept from its first plan (it depends on the graph alone), and each plan made, by graph
+    and ``follows`` (asked again when parameters are tried together)."""
+    key = (id(graph), follows)
+    if key not in read:
+        planner, root_body, _, _ = _plan(graph, labels, cls, live, follows, read.get(id(graph)))
+        read.setdefault(id(graph), planner.writer.lowered)
+        read[key] = _probe_plan(planner, root_body)
+    return read[key]
 
 
 #: the generated module's function that compares a sequence argument with the one the file was built for
