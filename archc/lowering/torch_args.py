@@ -71,7 +71,7 @@ from archc.pysource import expression as _expression, frozen, identifier, is_ide
 
 __all__ = ["Arg", "CallArg", "ClassArgs", "NO_DEFAULT", "TopParam", "at_model_level", "attr_value", "carried_by",
            "child_argument_at_model_level", "descendant", "expression", "live_params", "model_exprs",
-           "other_values", "hole_place", "python_names", "resolve", "root_args", "unwritten", "with_values"]
+           "hole_place", "python_names", "resolve", "root_args", "unwritten", "with_values"]
 
 #: an argument without a default: always written
 NO_DEFAULT = object()
@@ -591,7 +591,6 @@ class _Resolver(_Widths):
         # holes every instance fills alike that move in other elaborations: resolved as the others
         # that differ, once the width they equal has no expression of its own (below)
         alike = self._following(rep_body) - varying
-        varying |= alike
         calls, sites = rep_body.child_args, rep_body.sites
         for i, value in enumerate(rep_body.holes):
             # what the spec wrote (kernel_size: k; a child's dil: dil), even where no instance differs
@@ -604,10 +603,10 @@ class _Resolver(_Widths):
             if type(value) is TopParam:  # a model parameter handed down (a literal where shadowed)
                 self.result.text[i] = self.use(value.name) if value.name in self.top else literal(value.value)
                 continue
-            if i not in varying or i in alike:
+            if i not in varying:
                 found = self._child_width(rep_body, i, value) if i in calls else \
                     self._written_input_dim(rep_body, i, value)
-                if found or i not in varying:
+                if found or i not in alike:
                     self.result.text[i] = self.use(found) if found else literal(value)
                     continue
             vector = tuple([b.holes[i] for b in self.bodies])
@@ -1113,14 +1112,14 @@ def _with_attrs(node: Node, attrs: Mapping[str, Any]) -> Node:
 
 def _probe_attrs(lowered: Lowered, node: Node, attrs: dict[str, Any] | None, attr: str) -> dict[str, Any] | None:
     """``attrs`` (the node's own where None) with ``attr`` given the first other value the node's op
-    infers types for (:func:`other_values`); None where it takes none."""
+    infers types for (:func:`_other_values`); None where it takes none."""
     if attrs is None:  # (the node's own attributes: once per text key, a network's repeated layers alike)
         key = ("probe attrs", lowered.text_key(node), attr)
         if key not in lowered.memo:
             lowered.memo[key] = _probe_attrs(lowered, node, node.attrs, attr)
         return lowered.memo[key]
     ins = lowered(node)[1]
-    for value in other_values(attr_value(attrs, attr)):
+    for value in _other_values(attr_value(attrs, attr)):
         probed = with_attr_value(attrs, attr, value)
         try:
             registry.lookup(node.op).infer(_with_attrs(node, probed), ins)
@@ -1130,7 +1129,7 @@ def _probe_attrs(lowered: Lowered, node: Node, attrs: dict[str, Any] | None, att
     return None
 
 
-def other_values(value: Any) -> tuple:
+def _other_values(value: Any) -> tuple:
     """Values other than ``value`` of its type to probe with, likeliest valid first (twice it: a width
     stays divisible by its groups, an image size by its patch; half a rate below 1 stays below 1)."""
     if type(value) is int:
@@ -1320,7 +1319,7 @@ def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool
     # a value never in other text first (0 included); where the op refuses it (num_heads must divide
     # the width), a valid neighbour: a position that changes to it holds the attribute, and one that
     # changes to anything else (a head dim computed from it) is one the class cannot write as it
-    for probed in ((value + 1) * _SENTINEL, *other_values(value), value // 2):
+    for probed in ((value + 1) * _SENTINEL, *_other_values(value), value // 2):
         if probed == value or (probed < 1 <= value) or type(probed) is not type(value):
             continue
         probe = _with_attrs(node, with_attr_value(node.attrs, attr, probed))

@@ -29,7 +29,7 @@ from archc.errors import ArchcError
 from archc.ir import dims
 from archc.ir.graph import Graph
 from archc.lowering.torch_args import (attr_value, child_argument_at_model_level, descendant, expression,
-                                      hole_place, model_exprs, other_values, with_values)
+                                      hole_place, model_exprs, with_values)
 from archc.lowering.torch_plan import Body, Lowered
 
 __all__ = ["Elaborate", "Plan", "PlanOf", "Probed", "probe_params", "probe_values"]
@@ -121,8 +121,7 @@ def _verified(graph: Graph, live: Collection[str], found: Mapping[str, tuple[lis
 
 def _candidates(graph: Graph, live: Collection[str]) -> list[str]:
     """The parameters worth elaborating again: numbers (not flags or lists) the file fixes."""
-    return [p for p, value in graph.params.items()
-            if p not in live and type(value) in (int, float) and other_values(value)]
+    return [p for p, value in graph.params.items() if p not in live and type(value) in (int, float)]
 
 
 def probe_values(value: int | float, structural: bool) -> list[int | float]:
@@ -258,10 +257,10 @@ def _sources(graph: Graph, base: Plan) -> list[_Source]:
 
 
 def _where(root: Body, hole: int) -> tuple:
-    """Where the model class's hole is written, as :data:`_Source` says it."""
-    if hole in root.child_args:
-        return ("argument", *root.child_args[hole][:2])
-    return ("node", root.sites.get(hole, ("",))[0])
+    """Where the model class's hole is written, as :data:`_Source` says it (its :func:`hole_place`,
+    a node's number by the node alone)."""
+    place = hole_place(root, hole)
+    return place if place[0] == "argument" else ("node", place[1])
 
 
 def _child_arg_reader(child: str, arg: str) -> Callable[[Plan], Any]:
