@@ -225,3 +225,86 @@ def test_the_library_without_the_spec_at_hand_keeps_widths_fixed():
 ])
 def test_expressions_are_written_in_their_simplest_integer_form(text, ints, tidy):
     assert _tidy(text, ints) == tidy
+
+
+_VIT_SMALL = ("image_size=32", "patch_size=8", "num_layers=2", "num_heads=2", "hidden_dim=32", "mlp_dim=48")
+
+
+def test_a_width_read_five_blocks_deep_reaches_the_model_class(run_archc, tmp_path):
+    # ViT's mlp_dim is read in the MLP, inside the encoder block, inside the layer stack, inside the
+    # encoder: each level's class takes it in turn (four levels were once the most tried)
+    module, source = _build(run_archc, tmp_path, "specs/vit_b16.yaml", *_VIT_SMALL)
+    assert "mlp_dim" in _run_time_arguments(source)
+    block = source.split("class EncoderBlock(nn.Module):")[1].split("def forward")[0]
+    # the second linear reads what the first made: the same argument, not a second one of equal value
+    assert "nn.Linear(in_features, mlp_dim," in block and "nn.Linear(mlp_dim, in_features," in block
+    assert "mlp_features" not in source and "in_features_1" not in source
+    reference, _ = _build(run_archc, tmp_path, "specs/vit_b16.yaml", *_VIT_SMALL, "mlp_dim=80")
+    _assert_same_network(module.VitB16(mlp_dim=80), reference.VitB16(), torch.randn(1, 3, 32, 32))
+
+
+def test_a_concat_width_is_written_as_the_sum_a_person_would_write(run_archc, tmp_path):
+    # U-Net's decoder reads the upsampled level and the skip: `ch * 2` in every level's class, computed
+    # from the class's own width (before: a literal per level, and the model's width fixed)
+    module, source = _build(run_archc, tmp_path, "specs/unet.yaml", "width=8", "depth=3", "image_size=32")
+    assert "width" in _run_time_arguments(source)
+    assert source.count("DoubleConv(in_channels=ch * 2, out=ch)") == 3
+    reference, _ = _build(run_archc, tmp_path, "specs/unet.yaml", "width=8", "depth=3", "image_size=32", "width=12")
+    _assert_same_network(module.Unet(width=12), reference.Unet(), torch.randn(1, 1, 32, 32))
+
+
+def test_a_probe_value_another_parameter_has_is_not_tried():
+    from archc.lowering.torch_probes import probe_values
+
+    # half the feed-forward width is the model's width: 33 instead of 32 (and 3x where 2x is taken)
+    assert probe_values(64, False, {32}) == [128, 65, 33]
+    assert probe_values(64, False, {128, 32}) == [192, 65, 33]
+    assert probe_values(64, False) == [128, 65, 32]
+    assert probe_values(8, True, {7}) == [16, 9, 4, 7]  # (one less is where a condition turns: kept)
+
+
+def test_a_feed_forward_width_half_of_which_is_the_model_width_is_an_argument(run_archc, tmp_path):
+    sets = ("d_model=32", "nhead=2", "num_encoder_layers=1", "num_decoder_layers=1", "dim_feedforward=64")
+    module, source = _build(run_archc, tmp_path, "specs/transformer.yaml", *sets)
+    assert "dim_feedforward" in _run_time_arguments(source)
+    assert "nn.Linear(dim_feedforward, " in source
+    reference, _ = _build(run_archc, tmp_path, "specs/transformer.yaml", *sets, "dim_feedforward=40")
+    src, tgt = torch.randn(2, 5, 32), torch.randn(2, 4, 32)
+    mine, ref = module.Transformer(dim_feedforward=40), reference.Transformer()
+    mine.load_state_dict(ref.state_dict(), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(mine.eval()(src, tgt), ref.eval()(src, tgt))
+
+
+_STAGE = """\
+archc: 1
+name: net
+inputs:
+  x: [N, 3, 8, 8]
+blocks:
+  cbr:
+    params: {out: 4}
+    nodes:
+      - {name: conv, op: conv, out_channels: out, kernel_size: 3, padding: 1}
+      - {name: relu, op: relu}
+  stage:
+    nodes:
+      - {name: a, block: cbr, out: 8}
+      - {name: b, block: cbr, out: 8}
+      - {name: pool, op: maxpool, kernel_size: 2}
+      - {name: c, block: cbr, out: 8}
+nodes:
+  - {name: stem, block: cbr, out: 8}
+  - {name: s, block: stage}
+"""
+
+
+def test_a_conv_of_as_many_channels_as_it_reads_does_not_pass_the_class_input_width_on(run_archc, tmp_path,
+                                                                                      spec_file):
+    # the stage's convs make 8 channels of 8: the second and third read 8, whatever the stage reads
+    # (before: `Cbr(in_channels=in_channels, out=8)`, equal values read as one width)
+    module, source = _build(run_archc, tmp_path, spec_file(_STAGE))
+    assert source.count("Cbr(in_channels=in_channels, out=8)") == 1
+    stage = module.Stage(in_channels=4)
+    with torch.no_grad():
+        assert stage(torch.randn(1, 4, 8, 8)).shape == (1, 8, 4, 4)

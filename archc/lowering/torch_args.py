@@ -61,6 +61,8 @@ from itertools import compress, count, repeat
 from operator import is_not, itemgetter, ne, or_
 from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, NamedTuple
 
+from archc.errors import ArchcError, ShapeError
+from archc.ir import dims
 from archc.ir.graph import Graph, Node, Value
 from archc.ir.names import Namespace
 from archc.ir.types import TensorType
@@ -353,22 +355,72 @@ class _Widths(_InstanceValues):
                     return found
         return None
 
-    def _written_dim(self, key: tuple, d: int, steps: int = 8) -> str | None:
+    def _written_dim(self, key: tuple, d: int) -> str | None:
         """The spec expression (over the class's parameters) of dim ``d`` of the value ``key``: the
-        attribute of its node that sets it, looked for back through ops that keep every dim."""
-        while key[0] == "node" and steps > 0:
+        attribute of its node that sets it, or the argument that attribute's hole became (an MLP's
+        hidden width, which the next layer's input reads), looked for back through ops that keep
+        every dim."""
+        while key[0] == "node":
             node = self.node(key[1])
             vector = self.dims(key, d)
             if node is None or vector is None:
                 return None
-            for _, text in self._attr_expressions(node, key[1], vector, self._sets_dim(node, key[2], d)):
+            sets = self._sets_dim(node, key[2], d)
+            for _, text in self._attr_expressions(node, key[1], vector, sets):
                 if text is not None and _names(text):
                     return text
-            if registry.lookup(node.op).role_of(node) not in SHAPE_KEEPING or not node.inputs:
+            resolved = self._resolved_attr(node, key[1], vector, sets)
+            if resolved is not None:
+                return resolved
+            if not node.inputs:
                 return None
-            key, steps = self.key(node.inputs[0]), steps - 1
+            if registry.lookup(node.op).role_of(node) not in SHAPE_KEEPING:
+                return self._derived_dim(node, key, d)
+            key = self.key(node.inputs[0])
             if key is None or self.dims(key, d) != vector:
                 return None
+        return None
+
+    def _derived_dim(self, node: Node, key: tuple, d: int) -> str | None:
+        """Dim ``d`` of what ``node`` makes, as its op infers it from dim ``d`` of each input written as
+        the expression :meth:`_written_dim` finds there (a concat's channels, the sum of its inputs':
+        ``ch * 2`` in a U-Net level); None where an input's has none or the op needs the number."""
+        sizes: dict[str, tuple] = {}
+        ins = []
+        for j, value in enumerate(node.inputs):
+            shape, input_key = list(self.graph.type_of(value).shape), self.key(value)
+            if input_key is not None and -len(shape) <= d < len(shape) and type(shape[d]) is int:
+                shape[d] = f"in{j}_dim"
+                sizes[shape[d]] = input_key
+            ins.append(TensorType(tuple(shape)))
+        try:
+            size = registry.lookup(node.op).infer(node, ins)[key[2]].shape[d]
+        except (ArchcError, ShapeError, TypeError, ValueError):  # (an op that computes with the number)
+            return None
+        read = dims.symbols(size)
+        if not read or not dims.is_expression(size) or not set(read) <= sizes.keys():
+            return None
+        texts = {name: self._input_written_dim(sizes[name], d) for name in read}
+        if None in texts.values():
+            return None
+        return _sized(str(size), texts)
+
+    def _input_written_dim(self, key: tuple, d: int) -> str | None:
+        """:meth:`_written_dim`, once per value and dim (a dense block's concats read each other's)."""
+        if (key, d) not in self.written_dims:
+            self.written_dims[(key, d)] = self._written_dim(key, d)
+        return self.written_dims[(key, d)]
+
+    def _resolved_attr(self, node: Node, local: str, vector: tuple, sets: Callable[[str], bool]) -> str | None:
+        """What a hole of this class resolved before was written as, where it is an attribute of
+        ``node`` (local name ``local``) that takes the values ``vector`` and ``sets`` the dim looked for."""
+        holes = {site: i for i, site in self.bodies[0].sites.items()}
+        for attr, _ in self.own_exprs(node):
+            if self.attr_vector(local, attr) == vector and sets(attr):
+                for forward, position in _attr_positions(self.graph, node, attr) or ():
+                    text = self.result.text.get(holes.get((local, position, forward)))
+                    if text is not None and _names(text):
+                        return text
         return None
 
     def _input_dim(self, node: Node, vector: tuple, hole: int) -> str | None:
@@ -406,15 +458,20 @@ class _Widths(_InstanceValues):
             self.used[name].dim_of = (key[1], d)
         return name
 
-    def _kept_from(self, key: tuple, d: int, steps: int = 8) -> tuple:
+    def _kept_from(self, key: tuple, d: int) -> tuple:
         """The value dim ``d`` of the value ``key`` passes on unchanged in every instance: back through
-        the nodes whose first input has it alike (a pooling keeps the channels), to the class's input."""
-        while key[0] == "node" and steps > 0:
+        the nodes whose first input has it alike and no attribute of which sets it (a pooling keeps
+        the channels, a stack of Transformer blocks the features however many; a conv of as many
+        channels as it reads makes its own), to the class's input."""
+        while key[0] == "node":
             node = self.node(key[1])
             source = self.key(node.inputs[0]) if node is not None and node.inputs else None
             if source is None or self.dims(source, d) != self.dims(key, d):
                 break
-            key, steps = source, steps - 1
+            sets = self._sets_dim(node, key[2], d)
+            if any(sets(attr) for attr in node.attrs):
+                break
+            key = source
         return key
 
     def _child_width(self, body: Body, hole: int, value: Any) -> str | None:
@@ -480,6 +537,8 @@ class _Resolver(_Widths):
         #: spec text the class cannot compute -> the argument that stands for it
         self.by_source: dict[str, str] = {}
         self.dim_exprs: dict[tuple, str | None] = {}
+        #: (value, dim) -> the expression :meth:`_written_dim` found for it, where a size derives from it
+        self.written_dims: dict[tuple, str | None] = {}
         self.namespace = Namespace({*self.params, *self.lets, "self"})
 
     def python(self, source: str, names: set[str]) -> str | None:
@@ -694,6 +753,16 @@ class _Resolver(_Widths):
             others = [self.node(other) for other, _, _ in body.sites.values() if other != local]
             wanted = _attr_name(self.graph, node, local, (forward, position), others) or wanted
         return self.fresh(wanted, hole)
+
+
+def _sized(size: str, texts: Mapping[str, str]) -> str:
+    """The size expression ``size`` with each symbol written as its Python text, in its simplest
+    form where every text is integer arithmetic over names (``ch + ch`` is ``ch * 2``)."""
+    tree = _Substitute({name: ast.parse(text, mode="eval").body for name, text in texts.items()}, set()).visit(
+        ast.parse(size, mode="eval"))
+    text = ast.unparse(tree)
+    simplest = dims.canonical(text) if dims.is_expression(text) else text
+    return ast.unparse(ast.parse(str(simplest), mode="eval"))
 
 
 def _store_forward_holes(result: ClassArgs, body: Body) -> None:

@@ -30,7 +30,7 @@ from archc.ir import dims
 from archc.ir.graph import Graph
 from archc.lowering.torch_args import (attr_value, child_argument_at_model_level, descendant, expression,
                                       hole_place, model_exprs, with_values)
-from archc.lowering.torch_plan import Body, Lowered
+from archc.lowering.torch_plan import Body, Instance, Lowered
 
 __all__ = ["Elaborate", "Plan", "PlanOf", "Probed", "probe_params", "probe_values"]
 
@@ -71,9 +71,6 @@ class Probed:
 #: one source of an expression: (spec expression at model level, reads its value from a plan, where
 #: it is written: ("argument", child, name) or ("node", node name))
 _Source = tuple[str, Callable[[Plan], Any], tuple]
-#: how many times a parameter's plans are made again with more holes following it (each round, the
-#: arguments a block class gained move its callers' numbers: a U-Net level's, then the model's)
-ROUNDS = 4
 
 
 def probe_params(graph: Graph, live: Collection[str], elaborate: Elaborate, plan_of: PlanOf) -> Probed:
@@ -124,14 +121,18 @@ def _candidates(graph: Graph, live: Collection[str]) -> list[str]:
     return [p for p, value in graph.params.items() if p not in live and type(value) in (int, float)]
 
 
-def probe_values(value: int | float, structural: bool) -> list[int | float]:
+def probe_values(value: int | float, structural: bool, taken: Collection[Any] = ()) -> list[int | float]:
     """The other values a parameter is tried at: above it (twice it, one more: a width that stays
     divisible, one that does not) and below it (half, where a clamp such as ``max(width, 16)`` or a
     condition such as ``image_size >= 64`` turns); one less too for a parameter a ``repeat:``,
-    ``if:`` or ``let:`` reads (a condition turning at the file's own value)."""
+    ``if:`` or ``let:`` reads (a condition turning at the file's own value). Each of the first three
+    avoids the values ``taken`` (other parameters'): an MLP's width halved to the model's width
+    would be read as that width, and the classes would differ by that coincidence alone."""
     if type(value) is float:
         return [value * 2, value / 2] if value else [0.5, 1e-3]
-    tried = [value * 2, value + 1, value // 2] + ([value - 1] if structural else [])
+    choices = [(value * 2, value * 3), (value + 1, value + 2), (value // 2, value // 2 + 1, value // 2 - 1)]
+    tried = [next((v for v in vs if v not in taken and v != value), vs[0]) for vs in choices]
+    tried += [value - 1] if structural else []
     return [v for v in dict.fromkeys(tried) if v >= 1 and v != value]
 
 
@@ -139,7 +140,8 @@ def _elaborations(graph: Graph, param: str, elaborate: Elaborate) -> list[Graph]
     """The spec elaborated at each of :func:`probe_values` it accepts; none where one of them has
     other nodes (the structure follows the parameter)."""
     found = []
-    for value in probe_values(graph.params[param], param in graph.structural_params):
+    taken = {v for p, v in graph.params.items() if p != param and type(v) is int}
+    for value in probe_values(graph.params[param], param in graph.structural_params, taken):
         try:
             graph_at = elaborate({param: value})
         except ArchcError:  # a value the spec refuses (a width its groups do not divide): no point
@@ -153,10 +155,14 @@ def _elaborations(graph: Graph, param: str, elaborate: Elaborate) -> list[Graph]
 def _follows(graph: Graph, graphs: list[Graph], plan_of: PlanOf) -> frozenset | None:
     """The block-class holes that follow the parameter ``graphs`` were elaborated with another value
     of, such that the plans of ``graph`` and of ``graphs`` with those holes resolved as arguments write
-    the same block classes; None where no such set is found in :data:`ROUNDS` rounds."""
+    the same block classes; None where no such set is found. Each round, the arguments a block class
+    gained move its callers' numbers (an MLP's, then its Transformer block's, ... then the model's):
+    one round per level of nesting, and one to find the classes alike."""
     follows: frozenset = frozenset()
-    for _ in range(ROUNDS):
-        base = plan_of(graph, follows)
+    base = plan_of(graph, follows)
+    for _ in range(_depth(base.root.instance) + 1):
+        if follows:
+            base = plan_of(graph, follows)
         plans = [plan_of(g, follows) for g in graphs]
         differing = [p for p in plans if p.texts != base.texts or len(p.root.holes) != len(base.root.holes)]
         if not differing:
@@ -166,6 +172,11 @@ def _follows(graph: Graph, graphs: list[Graph], plan_of: PlanOf) -> frozenset | 
             return None
         follows = more
     return None
+
+
+def _depth(instance: Instance) -> int:
+    """How many levels of block instances ``instance`` holds (none: 0)."""
+    return max((1 + _depth(child) for child in instance.children), default=0)
 
 
 def _moved(base: Plan, plans: list[Plan]) -> frozenset:
