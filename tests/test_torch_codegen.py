@@ -2120,3 +2120,14 @@ def test_a_child_s_input_width_every_instance_shares_is_computed_not_a_literal()
     # a U-Net level hands its encoder's width to the level inside it
     unet = generate_source(load_spec("specs/unet.yaml"))
     assert "self.inner = Level(in_channels=ch, ch=ch * 2)" in unet
+
+
+def test_a_block_parameter_whose_default_is_text_no_expression_reads_builds(run_archc, tmp_path):
+    # found by tools/fuzz.py: `out: n(ll` is text (every caller passes `out`); finding the model
+    # parameters a block reads parsed it as an expression and raised SyntaxError
+    text = (ROOT / "specs" / "mobilenet_v2.yaml").read_text()
+    spec = tmp_path / "mobilenet.yaml"
+    spec.write_text(text.replace("params: {out: null, k: 1,", "params: {out: n(ll, k: 1,", 1))
+    out = tmp_path / "mobilenet.py"
+    run_archc("build", str(spec), "--target", "torch", "-o", str(out), "--set", "image_size=32", check=True)
+    assert "class MobilenetV2(nn.Module):" in out.read_text()

@@ -223,7 +223,13 @@ def expression(text: str, names: set[str] | frozenset[str]) -> str | None:
 
 @functools.lru_cache(maxsize=4096)
 def _names(source: str) -> frozenset[str]:
-    return frozenset(n.id for n in ast.walk(ast.parse(source, mode="eval")) if isinstance(n, ast.Name))
+    """The names the expression ``source`` reads; none where it is no expression (a parameter's
+    default that is text: ``n(ll``)."""
+    try:
+        tree = ast.parse(source, mode="eval")
+    except (SyntaxError, ValueError, RecursionError):
+        return frozenset()
+    return frozenset(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
 
 
 class _InstanceValues:
