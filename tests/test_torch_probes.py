@@ -187,8 +187,6 @@ def test_a_clamped_width_is_written_as_its_own_expression(run_archc, tmp_path, s
     (_SMALL_STEM, "Smallstem", {"image_size": 32}),
     # an `if:` reads the width: at width 16 block `a` gains its relu (the same calls, another class body)
     (_FLIP, "Flip", {"width": 16}),
-    # a width only a concat computes (left + right): no expression of the spec gives it
-    (_TWO_PATHS, "Twopaths", {"width": 4}),
 ])
 def test_a_parameter_the_model_class_cannot_compute_stays_fixed_and_says_how_to_rebuild(
         run_archc, tmp_path, spec_file, text, cls, given):
@@ -308,3 +306,62 @@ def test_a_conv_of_as_many_channels_as_it_reads_does_not_pass_the_class_input_wi
     stage = module.Stage(in_channels=4)
     with torch.no_grad():
         assert stage(torch.randn(1, 4, 8, 8)).shape == (1, 8, 4, 4)
+
+
+_PLAIN_CNN = """\
+archc: 1
+name: plain_cnn
+params: {in_channels: 1, c1: 8, c2: 16, hidden: 32, num_classes: 10, image_size: 28}
+inputs:
+  x: [N, in_channels, image_size, image_size]
+nodes:
+  - {name: conv1, op: conv, out_channels: c1, kernel_size: 5, padding: 2}
+  - {name: relu1, op: relu}
+  - {name: pool1, op: maxpool, kernel_size: 2}
+  - {name: conv2, op: conv, out_channels: c2, kernel_size: 5, padding: 2}
+  - {name: relu2, op: relu}
+  - {name: pool2, op: maxpool, kernel_size: 2}
+  - {name: flatten, op: flatten}
+  - {name: fc1, op: linear, out_features: hidden}
+  - {name: fc2, op: linear, out_features: num_classes}
+"""
+
+
+@pytest.mark.parametrize("text,cls,given,shape,written", [
+    # PyTorch's MNIST example: fc1 reads c2 * 7 * 7 features, the flatten's product of its input's sizes
+    (_PLAIN_CNN, "PlainCnn", {"c2": 12, "image_size": 32}, (2, 1, 32, 32),
+     "nn.Linear(\n            c2 * (image_size // 4) * (image_size // 4), hidden"),
+    # a concat of two widths at the top level: the sum (before: fixed, no expression of the spec gave it)
+    (_TWO_PATHS, "Twopaths", {"width": 4}, (1, 3, 16, 16), "nn.Conv2d(\n            width * 2, 4,"),
+])
+def test_a_size_the_model_class_s_own_layers_make_is_computed_as_their_op_computes_it(
+        run_archc, tmp_path, spec_file, text, cls, given, shape, written):
+    module, source = _build(run_archc, tmp_path, spec_file(text))
+    header = source.split("import torch")[0]
+    assert "fixed" not in header and "(every" in header  # (every parameter is an argument)
+    assert written in source
+    reference, _ = _build(run_archc, tmp_path, spec_file(text, "other.yaml"), *(f"{k}={v}" for k, v in given.items()))
+    _assert_same_network(getattr(module, cls)(**given), getattr(reference, cls)(), torch.randn(*shape))
+
+
+_HALVES = """\
+archc: 1
+name: halves
+params: {width: 8}
+inputs:
+  x: [N, 3, 8, 8]
+nodes:
+  - {name: conv, op: conv, out_channels: "width * 2", kernel_size: 1}
+  - {name: halves, op: split, sizes: width, dim: 1}
+  - {name: mix, op: add, in: ["halves:0", "halves:1"]}
+  - {name: head, op: conv, out_channels: 4, kernel_size: 1}
+"""
+
+
+def test_a_split_whose_size_is_a_parameter_is_sized_over_it(run_archc, tmp_path, spec_file):
+    # a split's sizes set how many outputs it has: trying another size must not read an output it
+    # no longer has (GPT-2's qkv split once raised IndexError here)
+    module, source = _build(run_archc, tmp_path, spec_file(_HALVES))
+    assert "width" in _run_time_arguments(source) and "nn.Conv2d(width, 4," in source
+    reference, _ = _build(run_archc, tmp_path, spec_file(_HALVES, "other.yaml"), "width=5")
+    _assert_same_network(module.Halves(width=5), reference.Halves(), torch.randn(1, 3, 8, 8))

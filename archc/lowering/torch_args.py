@@ -73,7 +73,7 @@ from archc.pysource import expression as _expression, frozen, identifier, is_ide
 
 __all__ = ["Arg", "CallArg", "ClassArgs", "NO_DEFAULT", "TopParam", "at_model_level", "attr_value", "carried_by",
            "child_argument_at_model_level", "descendant", "expression", "live_params", "model_exprs",
-           "hole_place", "python_names", "resolve", "root_args", "unwritten", "with_values"]
+           "hole_place", "python_names", "resolve", "root_args", "sets_dim", "sized", "unwritten", "with_values"]
 
 #: an argument without a default: always written
 NO_DEFAULT = object()
@@ -409,7 +409,7 @@ class _Widths(_InstanceValues):
         texts = {name: self._input_written_dim(sizes[name], d) for name in read}
         if None in texts.values():
             return None
-        return _sized(str(size), texts)
+        return sized(str(size), texts)
 
     def _input_written_dim(self, key: tuple, d: int) -> str | None:
         """:meth:`_written_dim`, once per value and dim (a dense block's concats read each other's)."""
@@ -448,16 +448,13 @@ class _Widths(_InstanceValues):
         if named is not None:  # (one input's width read at two places: one argument)
             self.dim_exprs[(given, d)] = named
             return named
-        # (a width by what it is: channels of an image or a sequence of channels, features of a sequence
-        # of tokens (N, T, C), as nn.Conv2d and nn.Linear call them)
-        what = "channels" if d == 1 else "features" if d == 2 and len(self._shapes(key)[0]) == 3 else f"dim{d}"
+        rank = len(self._shapes(key)[0])
         if key[0] == "formal":
-            formal = self.rep.formals[key[1]]
-            wanted = f"in_{what}" if formal == "x" and d in (1, 2) and what != f"dim{d}" else f"{formal}_{what}"
+            wanted = size_name(self.rep.formals[key[1]], d, rank)
         else:  # (a child block's output: after the child, not the node deep inside it that made it)
             path = self.path(key[1])
             child = next((c.path for c in self.rep.children if path in c.members), path)
-            wanted = f"{self.rep.local(child).replace('.', '_')}_{what}"
+            wanted = size_name(self.rep.local(child).replace('.', '_'), d, rank, formal=False)
         name = self.fresh(wanted, hole)
         self.dim_exprs[(key, d)] = self.dim_exprs[(given, d)] = name
         if key[0] == "formal":
@@ -503,11 +500,13 @@ class _Widths(_InstanceValues):
     def _child_arg(self, child: str, arg: str, vector: tuple) -> str | None:
         inst = descendant(self.rep, self.path(child))
         for i, formal in enumerate(inst.formals):
-            for d, wanted in ((1, "in_channels" if formal == "x" else f"{formal}_channels"),):
-                if arg == wanted and i < len(inst.inputs) and len(inst.inputs[i]) == 1:
-                    key = self.key(inst.inputs[i][0])
-                    if key is not None and self.dims(key, d) == vector:
-                        return self.dim_expr(key, d)
+            key = self.key(inst.inputs[i][0]) if i < len(inst.inputs) and len(inst.inputs[i]) == 1 else None
+            if key is None:
+                continue
+            rank = len(self._shapes(key)[0])
+            for d in range(1, rank):
+                if arg == size_name(formal, d, rank) and self.dims(key, d) == vector:
+                    return self.dim_expr(key, d)
         return None
 
 
@@ -619,8 +618,8 @@ class _Resolver(_Widths):
                 yield source, self.python(source, names)
 
     def _sets_dim(self, node: Node, out: int, d: int) -> Callable[[str], bool]:
-        """Whether an attribute of ``node`` sets dim ``d`` of its output ``out`` (see :func:`_sets_dim`)."""
-        return functools.partial(_sets_dim, self.graph, node, out=out, d=d)
+        """Whether an attribute of ``node`` sets dim ``d`` of its output ``out`` (see :func:`sets_dim`)."""
+        return functools.partial(sets_dim, self.graph, node, out=out, d=d)
 
     def _node_dim(self, key: tuple, d: int, vector: tuple) -> str | None:
         node = self.node(key[1])
@@ -761,11 +760,24 @@ class _Resolver(_Widths):
         return self.fresh(wanted, hole)
 
 
-def _sized(size: str, texts: Mapping[str, str]) -> str:
+def size_name(name: str, d: int, rank: int, formal: bool = True) -> str:
+    """The argument for dim ``d`` of a value of rank ``rank`` named ``name``, by what that size is:
+    channels of an image, the tokens and features of a sequence (N, T, C), as nn.Conv2d and
+    nn.Linear call them; the class's input ``x`` gives ``in_channels``."""
+    sequence = rank == 3
+    what = {1: "tokens" if sequence else "channels", 2: "features" if sequence else None}.get(d)
+    if what is None:
+        return f"{name}_dim{d}"
+    return f"in_{what}" if formal and name == "x" else f"{name}_{what}"
+
+
+def sized(size: str, texts: Mapping[str, str]) -> str:
     """The size expression ``size`` with each symbol written as its Python text, in its simplest
     form where every text is integer arithmetic over names (``ch + ch`` is ``ch * 2``)."""
-    tree = _Substitute({name: ast.parse(text, mode="eval").body for name, text in texts.items()}, set()).visit(
-        ast.parse(size, mode="eval"))
+    tree = ast.parse(size, mode="eval")
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    tree = _Substitute({name: ast.parse(texts[name], mode="eval").body if name in texts else ast.Name(name, ast.Load())
+                        for name in names}, set()).visit(tree)
     text = ast.unparse(tree)
     simplest = dims.canonical(text) if dims.is_expression(text) else text
     return ast.unparse(ast.parse(str(simplest), mode="eval"))
@@ -1356,7 +1368,7 @@ def _shows_at(lowered: Lowered, node: Node, site: tuple[bool, int], attr: str) -
     return site in (_attr_positions(lowered, node, attr) or ())
 
 
-def _sets_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> bool:
+def sets_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> bool:
     """Whether dim ``d`` of ``node``'s output ``out`` is the value of its attribute ``attr``: the op
     infers that dim as the attribute once more with the attribute changed (conv's out_channels does,
     its groups does not). An op that refuses every changed value does not show it. Once per text key."""
@@ -1373,7 +1385,10 @@ def _probe_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> boo
     probed = _probe_attrs(lowered, node, None, attr)  # (a multiple first: it keeps a width divisible by groups)
     if probed is None:
         return False  # (the op refuses every other value: groups of 16 on 8 channels)
-    shape = registry.lookup(node.op).infer(_with_attrs(node, probed), lowered(node)[1])[out].shape
+    outs = registry.lookup(node.op).infer(_with_attrs(node, probed), lowered(node)[1])
+    if out >= len(outs):
+        return False  # (an attribute that sets how many outputs there are: a split's)
+    shape = outs[out].shape
     return -len(shape) <= d < len(shape) and shape[d] == attr_value(probed, attr)
 
 

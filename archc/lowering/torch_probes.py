@@ -27,10 +27,11 @@ from typing import Any, Callable, Collection, Mapping
 
 from archc.errors import ArchcError
 from archc.ir import dims
-from archc.ir.graph import Graph
+from archc.ir.graph import Graph, Node
 from archc.lowering.torch_args import (attr_value, child_argument_at_model_level, descendant, expression,
                                       hole_place, model_exprs, with_values)
 from archc.lowering.torch_plan import Body, Instance, Lowered
+from archc.lowering.torch_sizes import ModelSizes, evaluated
 
 __all__ = ["Elaborate", "Plan", "PlanOf", "Probed", "probe_params", "probe_values"]
 
@@ -264,7 +265,19 @@ def _sources(graph: Graph, base: Plan) -> list[_Source]:
     for node in base.lowered.order:
         for attr, source in model_exprs(node):
             found.append((source, _attr_reader(node.name, attr), ("node", node.name)))
-    return found
+    return found + _size_sources(base)
+
+
+def _size_sources(base: Plan) -> list[_Source]:
+    """The sizes of what the model class's own layers and children read, as the class would compute
+    them (:class:`~archc.lowering.torch_sizes.ModelSizes`: a top-level concat's channels, a
+    flatten's features), each read at a plan by computing it at that plan's parameters."""
+    sizes, texts = ModelSizes(base.lowered), {}
+    for item in base.root.instance.items:
+        values = item.inputs if isinstance(item, Node) else [v for vs in item.inputs for v in vs]
+        for value in values:
+            texts.update(dict.fromkeys(t for t in sizes.of(value) if t is not None))
+    return [(text, _size_reader(text), ("size",)) for text in texts]
 
 
 def _where(root: Body, hole: int) -> tuple:
@@ -278,6 +291,12 @@ def _child_arg_reader(child: str, arg: str) -> Callable[[Plan], Any]:
     def read(plan: Plan) -> Any:
         info = descendant(plan.root.instance, child).info
         return dict(info.args).get(arg) if info is not None else None
+    return read
+
+
+def _size_reader(text: str) -> Callable[[Plan], Any]:
+    def read(plan: Plan) -> Any:
+        return evaluated(text, plan.lowered.graph.params)
     return read
 
 

@@ -491,7 +491,9 @@ def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Prove
     if provenance.overrides:
         lines.append("--set " + " ".join(f"{k}={v!r}" for k, v in provenance.overrides.items()))
     if arguments:
-        lines.append("run-time arguments: " + ", ".join(arguments) + "; the others are fixed in this file")
+        fixed = len(arguments) < len(graph.params)
+        lines.append("run-time arguments: " + ", ".join(arguments) + ("; the others are fixed in this file"
+                                                                      if fixed else " (every parameter)"))
     if provenance.seed is not None:
         lines.append(f"seed: {provenance.seed} (archc's initial weights; this file holds none)")
     lines.append("skips: " + ", ".join(f"{k} {n}" for k, n in counts.items()))

@@ -26,14 +26,14 @@ class Flatten(OpDef):
     def infer(self, node, ins):
         x = ins[0]
         start, end = self._range(node, x)
-        merged: int | str = 1
-        for d in x.shape[start:end + 1]:
-            if not isinstance(d, int):
-                if end > start:
-                    raise ShapeError(f"cannot flatten symbolic dim '{d}' with others")
-                merged = d
-            else:
-                merged = merged * d if isinstance(merged, int) else merged
+        flattened = x.shape[start:end + 1]
+        # (a symbolic size merged with others is their product, `T*C`, where no symbolic dim follows:
+        # the ONNX reshape then takes it as its one -1)
+        if end > start and any(not isinstance(d, int) for d in flattened) \
+                and any(not isinstance(d, int) for d in x.shape[end + 1:]):
+            symbolic = next(d for d in flattened if not isinstance(d, int))
+            raise ShapeError(f"cannot flatten symbolic dim '{symbolic}' with others before another symbolic dim")
+        merged = dims.product(flattened)
         return [x.with_shape((*x.shape[:start], merged, *x.shape[end + 1:]))]
 
     def torch_forward(self, node, ins, args, module):
