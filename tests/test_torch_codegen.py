@@ -66,7 +66,9 @@ def test_one_class_per_block_variant_never_one_per_instance():
     source = generate_source(load_spec(ROOT / "specs/resnet152.yaml"))
     # a bottleneck with a projection shortcut, one without, and the model
     assert list(_classes(source)) == ["Bottleneck", "BottleneckDownsample", "Resnet152"]
-    assert source.count(" Bottleneck(in_channels=") == 46 and source.count(" BottleneckDownsample(in_") == 4
+    # 46 bottlenecks in four runs, each written once in a loop (as torchvision's _make_layer appends them)
+    runs = re.findall(r"\*\[Bottleneck\(in_channels=[^\]]* for _ in range\((\d+)\)\]", source)
+    assert len(runs) == 4 and sum(map(int, runs)) == 46 and source.count(" BottleneckDownsample(in_") == 4
     assert "self.layer3 = nn.Sequential(" in source and "layer3 = self.layer3(layer2)" in source
     assert len(source.splitlines()) < 300  # was 955 lines as one flat forward
 
@@ -2131,3 +2133,45 @@ def test_a_block_parameter_whose_default_is_text_no_expression_reads_builds(run_
     out = tmp_path / "mobilenet.py"
     run_archc("build", str(spec), "--target", "torch", "-o", str(out), "--set", "image_size=32", check=True)
     assert "class MobilenetV2(nn.Module):" in out.read_text()
+
+
+@pytest.mark.parametrize("text", [
+    # the children of a Sequential written in a loop: the element split, then its clause, as ruff writes it
+    "self.layers = nn.Sequential(*[EncoderLayer(in_features=in_features, dim_feedforward=dim_feedforward,"
+    " nhead=nhead, dropout=dropout, layer_norm_eps=layer_norm_eps) for _ in range(6)],)",
+    "x = [a_rather_long_function_name(first_argument, second_argument) for index in range(10) if index > 3"
+    " if index < 9999999]",
+    # a call's one argument that is a list comprehension (its parentheses hold no generator)
+    "self.layers = nn.ModuleList([DecoderLayer(in_features=in_features, dim_feedforward=dim_feedforward,"
+    " nhead=nhead, dropout=dropout, layer_norm_eps=layer_norm_eps) for _ in range(6)])",
+    "x = {a_rather_long_key_name_here: a_rather_long_value_name_here_too_and_longer for a_rather_long_key_name_here"
+    " in range(10)}",
+])
+def test_a_long_comprehension_splits_as_ruff_splits_it(text):
+    import subprocess
+    import sys
+
+    from archc.lowering.pyformat import split_statement
+
+    lines = split_statement(text, "        ")
+    source = "class A:\n    def f(self):\n" + "\n".join(lines) + "\n"
+    formatted = subprocess.run([sys.executable, "-m", "ruff", "format", "-"], input=source, capture_output=True,
+                               text=True, check=True).stdout
+    assert source == formatted
+    assert any(line.strip().startswith("for ") for line in lines)
+
+
+def test_equal_children_in_a_row_are_written_in_a_loop_at_the_same_indices(run_archc, tmp_path):
+    # ResNet-152's layer3: a projection block, then 35 equal bottlenecks, as torchvision's _make_layer
+    # appends them (before: 35 equal lines); the state_dict keys are the same (layer3.0 ... layer3.35)
+    out = tmp_path / "resnet152.py"
+    run_archc("build", str(ROOT / "specs" / "resnet152.yaml"), "--target", "torch", "-o", str(out),
+              "--set", "image_size=32", check=True)
+    source = out.read_text()
+    assert "*[Bottleneck(in_channels=width * 16, planes=width * 4) for _ in range(35)]," in source
+    assert len(source.splitlines()) < 220
+    loader = importlib.util.spec_from_file_location("resnet152_generated", out)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    keys = module.Resnet152().state_dict().keys()
+    assert "layer3.35.conv3.weight" in keys and "layer3.36.conv3.weight" not in keys

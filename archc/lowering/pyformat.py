@@ -164,6 +164,9 @@ def _split_long(text: str, indent: str) -> tuple[str, ...]:
     chain = _operator_split(text, indent)
     if chain is not None:
         return chain
+    whole = text.rstrip(",")  # (an element that is one bracket: a call's one argument `[... for _ in ...]`)
+    if whole[:1] in _OPEN and pairs.get(len(whole) - 1) == 0 and len(whole) > 2:
+        return tuple(_split_at(text, 0, len(whole) - 1, indent))
     # (empty brackets are never split: ruff leaves ``.detach().copy_(`` long rather than split ``()``)
     candidates = [close for close in _trailers(text, pairs) if pairs[close] != close - 1]
     own = None  # the split at the value's own brackets
@@ -432,7 +435,21 @@ def _is_comprehension(opener: str, body: str) -> bool:
         return False
     closer = _CLOSE[_OPEN.index(opener)]
     node = _expression(f"{opener}{body}{closer}")
-    return isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp))
+    # (these brackets' own: `f([x for x in y])`'s parentheses hold a list comprehension, are none)
+    return isinstance(node, {"[": ast.ListComp, "{": (ast.SetComp, ast.DictComp), "(": ast.GeneratorExp}[opener])
+
+
+def _comprehension_lines(opener: str, body: str, indent: str) -> list[str] | None:
+    """A comprehension too long for its line as ruff writes it: the element (split as a statement
+    is), then each ``for`` and ``if`` clause on a line of its own; None where it fits, or is none."""
+    if len(indent) + len(body) <= LINE_LENGTH or not body.isascii() or not _is_comprehension(opener, body):
+        return None
+    node = _expression(f"{opener}{body}{_CLOSE[_OPEN.index(opener)]}")
+    ends = [(node.value if isinstance(node, ast.DictComp) else node.elt).end_col_offset]
+    for generator in node.generators:
+        ends += [generator.iter.end_col_offset] + [test.end_col_offset for test in generator.ifs]
+    parts = [body[start - 1:end - 1].strip() for start, end in zip([1] + ends, ends)]
+    return [line for part in parts for line in split_statement(part, indent)]
 
 
 def _is_generator_argument(body: str) -> bool:
@@ -465,7 +482,7 @@ def _split_at(text: str, open_: int, close: int, indent: str) -> list[str]:
     # a split display ([a, b], (a, b), {k: v, ...}) always goes one element per line, as ruff writes it
     display = not grouping and not _is_call(text, open_) and len(elements) > 1
     if grouping:
-        lines.extend(split_statement(body.strip(), inner))
+        lines.extend(_comprehension_lines(text[open_], body.strip(), inner) or split_statement(body.strip(), inner))
     elif subscript or body.strip() and len(inner) + len(body.strip()) <= LINE_LENGTH and not display and (
             not body.rstrip().endswith(",") or one_tuple) and not _magic_comma(body):
         # (a magic comma inside explodes its bracket, and so every bracket around it, as ruff does)

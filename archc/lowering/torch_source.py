@@ -12,6 +12,7 @@ depths still split is planned a second time.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import textwrap
 from dataclasses import dataclass
@@ -350,12 +351,31 @@ def _container(level: dict[str, Any], kind: str, args: ClassArgs, path: tuple[st
         value = _container(sub, containers[path + (seg,)], args, path + (seg,), containers) \
             if isinstance(sub, dict) else _fill(sub.source, args)
         items.append(value if kind in ("seq", "list") else f"{literal(seg)}: {value}")
+    if kind in ("seq", "list"):
+        items = _repeated(items)
     inner = ", ".join(items) + ("," if len(items) > 1 else "")
     if kind == "seq":
         return f"nn.Sequential({inner})"
     if kind == "list":
-        return f"nn.ModuleList([{inner}])"
+        alone = len(items) == 1 and items[0].startswith("*[")  # (one run: the comprehension is the list)
+        return f"nn.ModuleList({items[0][1:]})" if alone else f"nn.ModuleList([{inner}])"
     return f"nn.ModuleDict({{{inner}}})"
+
+
+def _repeated(items: list[str]) -> list[str]:
+    """Children in order, each run of :data:`RUN` or more equal constructions written once in a
+    loop (``*[Bottleneck(in_channels=1024, planes=256) for _ in range(22)]``, as torchvision's
+    ``_make_layer`` appends them): the same modules at the same indices."""
+    out: list[str] = []
+    for item, run in itertools.groupby(items):
+        count = len(list(run))
+        out += [f"*[{item} for _ in range({count})]"] if count >= RUN else [item] * count
+    return out
+
+
+#: how many equal children in a row are written as a loop (two too: a stage's blocks read alike
+#: whether it has two or six)
+RUN = 2
 
 
 def _init_lines(body: Body, args: ClassArgs) -> list[str]:
