@@ -365,3 +365,59 @@ def test_a_split_whose_size_is_a_parameter_is_sized_over_it(run_archc, tmp_path,
     assert "width" in _run_time_arguments(source) and "nn.Conv2d(width, 4," in source
     reference, _ = _build(run_archc, tmp_path, spec_file(_HALVES, "other.yaml"), "width=5")
     _assert_same_network(module.Halves(width=5), reference.Halves(), torch.randn(1, 3, 8, 8))
+
+
+_FOUR_BRANCHES = """\
+archc: 1
+name: four
+params: {a: 8, b: 4, c: 3, d: 2}
+inputs: {x: [N, 3, 16, 16]}
+blocks:
+  mixed:
+    params: {m: null, n: null, o: null, p: null}
+    nodes:
+      - {name: p1, op: conv, in: x, out_channels: m, kernel_size: 1}
+      - {name: p2, op: conv, in: x, out_channels: n, kernel_size: 1}
+      - {name: p3, op: conv, in: x, out_channels: o, kernel_size: 1}
+      - {name: p4, op: conv, in: x, out_channels: p, kernel_size: 1}
+      - {name: bn, op: batchnorm, in: p4}
+      - {name: cat, op: concat, in: [p1, p2, p3, bn]}
+nodes:
+  - {name: t, block: mixed, m: a, n: b, o: c, p: d}
+  - {name: r, op: conv, out_channels: 5, kernel_size: 1}
+"""
+
+_DENSE = """\
+archc: 1
+name: dense
+params: {g: 8, init: 16}
+inputs: {x: [N, 3, 16, 16]}
+blocks:
+  layer:
+    inputs: [feats...]
+    nodes:
+      - {name: cat, op: concat, in: feats}
+      - {name: conv, op: conv, out_channels: g, kernel_size: 3, padding: 1}
+nodes:
+  - {name: conv0, op: conv, out_channels: init, kernel_size: 3, padding: 1}
+  - {name: layers, block: layer, repeat: 2, in: [conv0, "layers[*]"]}
+  - {name: out, op: concat, in: [conv0, "layers[*]"]}
+  - {name: r, op: conv, out_channels: 5, kernel_size: 1}
+"""
+
+
+@pytest.mark.parametrize("text,cls,given,written", [
+    # an Inception-style block of four branches (one through a norm, which keeps its width): the layer
+    # after it reads their sum (before: `a + 9`, the other three fixed: a branch of 1 channel read as
+    # the concat's axis at one of the values tried)
+    (_FOUR_BRANCHES, "Four", {"b": 6, "d": 5}, "nn.Conv2d(\n            a + b + c + d, 5,"),
+    # DenseNet's wiring: each layer concatenates what it is given (before: every width fixed)
+    (_DENSE, "Dense", {"g": 4, "init": 6}, "Layer(cat_channels=g + init, g=g)"),
+])
+def test_a_concat_of_many_widths_inside_a_block_is_their_sum_at_the_model(run_archc, tmp_path, spec_file,
+                                                                         text, cls, given, written):
+    module, source = _build(run_archc, tmp_path, spec_file(text))
+    assert "(every" in source.split("import torch")[0]
+    assert written in source
+    reference, _ = _build(run_archc, tmp_path, spec_file(text, "other.yaml"), *(f"{k}={v}" for k, v in given.items()))
+    _assert_same_network(getattr(module, cls)(**given), getattr(reference, cls)(), torch.randn(1, 3, 16, 16))

@@ -348,10 +348,12 @@ class _Widths(_InstanceValues):
         """For a hole every instance fills alike: the expression of the input width it equals, where
         the layer making that width writes it over the class's parameters (DenseNet's norm2 after
         conv1 of ``bn_size * growth`` channels). A class taking ``growth`` then computes every width
-        from it: a literal 48 there would break ``DenseLayer(growth=32)``."""
-        local = body.sites.get(hole, ("", 0, False))[0]
+        from it: a literal 48 there would break ``DenseLayer(growth=32)``. Never a number that
+        shows one of the node's own attributes (a concat's axis of 1 beside an input of 1 channel)."""
+        local, position, forward = body.sites.get(hole, ("", 0, False))
         node = self.node(local)
-        if node is None or type(value) is not int:
+        if node is None or type(value) is not int or any(
+                (forward, position) in (_attr_positions(self.graph, node, attr) or ()) for attr in node.attrs):
             return None
         alike = (value,) * len(self.bodies)  # (the width must equal it in every instance, not the first only)
         for v in node.inputs:
@@ -1380,7 +1382,11 @@ def sets_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> bool:
 
 
 def _probe_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> bool:
-    if type(attr_value(node.attrs, attr)) is not int:
+    value = attr_value(node.attrs, attr)
+    shape = node.outputs[out].shape if out < len(node.outputs) else ()
+    # (the dim is the attribute's value as it is, and once more changed: a conv's 32 rows are not its
+    # out_channels because 16 channels doubled are 32)
+    if type(value) is not int or not -len(shape) <= d < len(shape) or shape[d] != value:
         return False
     probed = _probe_attrs(lowered, node, None, attr)  # (a multiple first: it keeps a width divisible by groups)
     if probed is None:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Collection, Mapping
 
 from archc.errors import ArchcError
 from archc.ir import dims
-from archc.ir.graph import Graph, Node
+from archc.ir.graph import Graph, Value
 from archc.lowering.torch_args import (attr_value, child_argument_at_model_level, descendant, expression,
                                       hole_place, model_exprs, with_values)
 from archc.lowering.torch_plan import Body, Instance, Lowered
@@ -269,14 +269,14 @@ def _sources(graph: Graph, base: Plan) -> list[_Source]:
 
 
 def _size_sources(base: Plan) -> list[_Source]:
-    """The sizes of what the model class's own layers and children read, as the class would compute
-    them (:class:`~archc.lowering.torch_sizes.ModelSizes`: a top-level concat's channels, a
-    flatten's features), each read at a plan by computing it at that plan's parameters."""
+    """The sizes of every value, as the model class would compute them
+    (:class:`~archc.lowering.torch_sizes.ModelSizes`: a top-level concat's channels, a flatten's
+    features, the concat a dense layer makes of what it is given), each read at a plan by computing
+    it at that plan's parameters."""
     sizes, texts = ModelSizes(base.lowered), {}
-    for item in base.root.instance.items:
-        values = item.inputs if isinstance(item, Node) else [v for vs in item.inputs for v in vs]
-        for value in values:
-            texts.update(dict.fromkeys(t for t in sizes.of(value) if t is not None))
+    for node in base.lowered.order:
+        for k in range(len(node.outputs)):
+            texts.update(dict.fromkeys(t for t in sizes.of(Value(node.name, k)) if t is not None))
     return [(text, _size_reader(text), ("size",)) for text in texts]
 
 

@@ -15,6 +15,7 @@ from archc.errors import ArchcError, ShapeError
 from archc.ir import dims
 from archc.ir.graph import Node, Value
 from archc.ir.types import TensorType
+from archc.ir.vocab import SHAPE_KEEPING
 from archc.lowering.torch_args import model_exprs, sets_dim, sized
 from archc.lowering.torch_plan import Lowered
 from archc.ops import registry
@@ -44,6 +45,8 @@ class ModelSizes:
         return self._texts.get((value.node, value.out), (None,) * len(shape))
 
     def _node_texts(self, node: Node) -> list[Texts]:
+        if registry.lookup(node.op).role_of(node) in SHAPE_KEEPING and node.inputs:
+            return [self._texts_of(node.inputs[0])] * len(node.outputs)  # (a norm, an activation)
         inferred = self._inferred(node)
         exprs = model_exprs(node)
         found = []
