@@ -421,3 +421,26 @@ def test_a_concat_of_many_widths_inside_a_block_is_their_sum_at_the_model(run_ar
     assert written in source
     reference, _ = _build(run_archc, tmp_path, spec_file(text, "other.yaml"), *(f"{k}={v}" for k, v in given.items()))
     _assert_same_network(getattr(module, cls)(**given), getattr(reference, cls)(), torch.randn(1, 3, 16, 16))
+
+
+_CONV1D = """\
+archc: 1
+name: seq
+inputs: {x: [N, 6, 10]}
+blocks:
+  branch:
+    nodes:
+      - {name: conv, op: conv, out_channels: 4, kernel_size: 1}
+nodes:
+  - {name: a, block: branch}
+  - {name: b, block: branch}
+"""
+
+
+def test_a_sequence_s_sizes_are_named_by_the_layer_that_reads_them(run_archc, tmp_path, spec_file):
+    # a Conv1d reads (N, C, L): its input's dim 1 is channels (TextCNN's embed_dim once read `in_tokens`);
+    # a position embedding reads (N, T, C): ViT's encoder takes its token count as `in_tokens`
+    _, source = _build(run_archc, tmp_path, spec_file(_CONV1D))
+    assert "Branch(in_channels=6)" in source and "tokens" not in source
+    _, source = _build(run_archc, tmp_path, "specs/vit_b16.yaml", *_VIT_SMALL)
+    assert "in_tokens=image_size // 8 * (image_size // 8) + 1," in source

@@ -451,12 +451,14 @@ class _Widths(_InstanceValues):
             self.dim_exprs[(given, d)] = named
             return named
         rank = len(self._shapes(key)[0])
+        reader = self.node(self.bodies[0].sites.get(hole, ("",))[0])  # (the layer whose number it is)
+        last = reader is not None and registry.lookup(reader.op).feature_axis == -1
         if key[0] == "formal":
-            wanted = size_name(self.rep.formals[key[1]], d, rank)
+            wanted = size_name(self.rep.formals[key[1]], d, rank, features_last=last)
         else:  # (a child block's output: after the child, not the node deep inside it that made it)
             path = self.path(key[1])
             child = next((c.path for c in self.rep.children if path in c.members), path)
-            wanted = size_name(self.rep.local(child).replace('.', '_'), d, rank, formal=False)
+            wanted = size_name(self.rep.local(child).replace('.', '_'), d, rank, formal=False, features_last=last)
         name = self.fresh(wanted, hole)
         self.dim_exprs[(key, d)] = self.dim_exprs[(given, d)] = name
         if key[0] == "formal":
@@ -507,7 +509,8 @@ class _Widths(_InstanceValues):
                 continue
             rank = len(self._shapes(key)[0])
             for d in range(1, rank):
-                if arg == size_name(formal, d, rank) and self.dims(key, d) == vector:
+                if arg in (size_name(formal, d, rank), size_name(formal, d, rank, features_last=True)) \
+                        and self.dims(key, d) == vector:
                     return self.dim_expr(key, d)
         return None
 
@@ -762,12 +765,13 @@ class _Resolver(_Widths):
         return self.fresh(wanted, hole)
 
 
-def size_name(name: str, d: int, rank: int, formal: bool = True) -> str:
+def size_name(name: str, d: int, rank: int, formal: bool = True, features_last: bool = False) -> str:
     """The argument for dim ``d`` of a value of rank ``rank`` named ``name``, by what that size is:
-    channels of an image, the tokens and features of a sequence (N, T, C), as nn.Conv2d and
-    nn.Linear call them; the class's input ``x`` gives ``in_channels``."""
+    channels of an image or of a sequence a Conv1d reads, the tokens and features of a sequence
+    (N, T, C) a layer over its last axis reads (``features_last``), as nn.Conv2d and nn.Linear call
+    them; the class's input ``x`` gives ``in_channels``."""
     sequence = rank == 3
-    what = {1: "tokens" if sequence else "channels", 2: "features" if sequence else None}.get(d)
+    what = {1: "tokens" if sequence and features_last else "channels", 2: "features" if sequence else None}.get(d)
     if what is None:
         return f"{name}_dim{d}"
     return f"in_{what}" if formal and name == "x" else f"{name}_{what}"
