@@ -73,7 +73,8 @@ from archc.pysource import expression as _expression, frozen, identifier, is_ide
 
 __all__ = ["Arg", "CallArg", "ClassArgs", "NO_DEFAULT", "TopParam", "at_model_level", "attr_value", "carried_by",
            "child_argument_at_model_level", "descendant", "expression", "live_params", "model_exprs",
-           "hole_place", "python_names", "resolve", "root_args", "sets_dim", "sized", "unwritten", "with_values"]
+           "hole_place", "python_names", "resolve", "root_args", "sets_dim", "sized", "symbolic_infer",
+           "symbolic_size", "unwritten", "with_values"]
 
 #: an argument without a default: always written
 NO_DEFAULT = object()
@@ -401,17 +402,10 @@ class _Widths(_InstanceValues):
                 shape[d] = f"in{j}_dim"
                 sizes[shape[d]] = input_key
             ins.append(TensorType(tuple(shape)))
-        try:
-            size = registry.lookup(node.op).infer(node, ins)[key[2]].shape[d]
-        except (ArchcError, ShapeError, TypeError, ValueError):  # (an op that computes with the number)
+        outs = symbolic_infer(node, ins)
+        if outs is None:
             return None
-        read = dims.symbols(size)
-        if not read or not dims.is_expression(size) or not set(read) <= sizes.keys():
-            return None
-        texts = {name: self._input_written_dim(sizes[name], d) for name in read}
-        if None in texts.values():
-            return None
-        return sized(str(size), texts)
+        return symbolic_size(outs[key[2]].shape[d], sizes.keys(), lambda name: self._input_written_dim(sizes[name], d))
 
     def _input_written_dim(self, key: tuple, d: int) -> str | None:
         """:meth:`_written_dim`, once per value and dim (a dense block's concats read each other's)."""
@@ -422,14 +416,18 @@ class _Widths(_InstanceValues):
     def _resolved_attr(self, node: Node, local: str, vector: tuple, sets: Callable[[str], bool]) -> str | None:
         """What a hole of this class resolved before was written as, where it is an attribute of
         ``node`` (local name ``local``) that takes the values ``vector`` and ``sets`` the dim looked for."""
-        holes = {site: i for i, site in self.bodies[0].sites.items()}
         for attr, _ in self.own_exprs(node):
             if self.attr_vector(local, attr) == vector and sets(attr):
                 for forward, position in _attr_positions(self.graph, node, attr) or ():
-                    text = self.result.text.get(holes.get((local, position, forward)))
+                    text = self.result.text.get(self._hole_at.get((local, position, forward)))
                     if text is not None and _names(text):
                         return text
         return None
+
+    @functools.cached_property
+    def _hole_at(self) -> dict[tuple, int]:
+        """Each hole site of the class's bodies (node, position, forward) -> its hole."""
+        return {site: i for i, site in self.bodies[0].sites.items()}
 
     def _input_dim(self, node: Node, vector: tuple, hole: int) -> str | None:
         for v in node.inputs:
@@ -775,6 +773,28 @@ def size_name(name: str, d: int, rank: int, formal: bool = True, features_last: 
     if what is None:
         return f"{name}_dim{d}"
     return f"in_{what}" if formal and name == "x" else f"{name}_{what}"
+
+
+def symbolic_infer(node: Node, ins: list[TensorType]) -> list[TensorType] | None:
+    """What ``node``'s op infers from ``ins``, some of whose sizes are symbols standing for sizes
+    written over parameters; None where the op needs the numbers (a conv its channels)."""
+    try:
+        return registry.lookup(node.op).infer(node, ins)
+    except (ArchcError, ShapeError, TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def symbolic_size(dim: Any, symbols: Collection[str], text_of: Callable[[str], str | None]) -> str | None:
+    """The size :func:`symbolic_infer` gave, each of the ``symbols`` it reads written as
+    ``text_of`` gives it (:func:`sized`); None where it is a number, reads none of them or anything
+    else, or a symbol has no text."""
+    if type(dim) is int or not dims.is_expression(dim):
+        return None
+    read = dims.symbols(dim)
+    if not read or not set(read) <= set(symbols):
+        return None
+    texts = {name: text_of(name) for name in read}
+    return None if None in texts.values() else sized(dim, texts)
 
 
 def sized(size: str, texts: Mapping[str, str]) -> str:

@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Mapping
 
 from archc.errors import ArchcError
-from archc.ir import dims
-from archc.ir.graph import Graph, Value
+from archc.ir.graph import Graph
 from archc.lowering.torch_args import (attr_value, child_argument_at_model_level, descendant, expression,
-                                      hole_place, model_exprs, with_values)
+                                      hole_place, model_exprs, sized, with_values)
 from archc.lowering.torch_plan import Body, Instance, Lowered
-from archc.lowering.torch_sizes import ModelSizes, evaluated
+from archc.lowering.torch_sizes import evaluated, size_texts
 
 __all__ = ["Elaborate", "Plan", "PlanOf", "Probed", "probe_params", "probe_values"]
 
@@ -239,8 +238,7 @@ def _tidy(text: str, ints: Collection[str]) -> str:
     if any(isinstance(n, ast.Name) and n.id not in ints for n in ast.walk(tree)) \
             or any(isinstance(n, ast.Constant) and type(n.value) is not int for n in ast.walk(tree)):
         return text
-    tidy = dims.canonical(text)
-    return ast.unparse(ast.parse(str(tidy), mode="eval")) if dims.is_expression(tidy) or type(tidy) is int else text
+    return sized(text, {})
 
 
 class _Folded(ast.NodeTransformer):
@@ -270,14 +268,10 @@ def _sources(graph: Graph, base: Plan) -> list[_Source]:
 
 def _size_sources(base: Plan) -> list[_Source]:
     """The sizes of every value, as the model class would compute them
-    (:class:`~archc.lowering.torch_sizes.ModelSizes`: a top-level concat's channels, a flatten's
+    (:func:`~archc.lowering.torch_sizes.size_texts`: a top-level concat's channels, a flatten's
     features, the concat a dense layer makes of what it is given), each read at a plan by computing
     it at that plan's parameters."""
-    sizes, texts = ModelSizes(base.lowered), {}
-    for node in base.lowered.order:
-        for k in range(len(node.outputs)):
-            texts.update(dict.fromkeys(t for t in sizes.of(Value(node.name, k)) if t is not None))
-    return [(text, _size_reader(text), ("size",)) for text in texts]
+    return [(text, _size_reader(text), ("size",)) for text in size_texts(base.lowered)]
 
 
 def _where(root: Body, hole: int) -> tuple:

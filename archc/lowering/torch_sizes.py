@@ -11,38 +11,41 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from archc.errors import ArchcError, ShapeError
 from archc.ir import dims
 from archc.ir.graph import Node, Value
 from archc.ir.types import TensorType
 from archc.ir.vocab import SHAPE_KEEPING
-from archc.lowering.torch_args import model_exprs, sets_dim, sized
+from archc.lowering.torch_args import model_exprs, sets_dim, sized, symbolic_infer, symbolic_size
 from archc.lowering.torch_plan import Lowered
 from archc.ops import registry
 
-__all__ = ["ModelSizes", "evaluated"]
+__all__ = ["evaluated", "size_texts"]
 
 #: each dim of one value: its Python text over the model's parameters, or None (the file's number)
 Texts = tuple["str | None", ...]
+#: where a reading keeps its sizes (they depend on the graph alone: every plan of it asks again)
+_MEMO_KEY = ("model size texts", 0)
 
 
-class ModelSizes:
-    """The sizes of ``lowered``'s values, each worked out once on first asking (in forward order:
-    a value's depend on those before it)."""
+def size_texts(lowered: Lowered) -> list[str]:
+    """Every distinct size of ``lowered``'s values written over the model's parameters, in forward
+    order (see the module's docstring); worked out once per reading."""
+    if _MEMO_KEY not in lowered.memo:
+        sizes = _ModelSizes(lowered)
+        lowered.memo[_MEMO_KEY] = list(dict.fromkeys(
+            text for texts in sizes.texts.values() for text in texts if text is not None))
+    return lowered.memo[_MEMO_KEY]
+
+
+class _ModelSizes:
+    """The sizes of ``lowered``'s values, in forward order (a value's depend on those before it)."""
 
     def __init__(self, lowered: Lowered) -> None:
         self.lowered = lowered
-        self._texts: dict[tuple[str, int], Texts] | None = None
-
-    def of(self, value: Value) -> Texts:
-        """The text of each dim of ``value`` (None where no expression reaches it)."""
-        if self._texts is None:
-            self._texts = {}
-            for node in self.lowered.order:
-                for k, texts in enumerate(self._node_texts(node)):
-                    self._texts[(node.name, k)] = texts
-        shape = self.lowered.type_of(value).shape
-        return self._texts.get((value.node, value.out), (None,) * len(shape))
+        self.texts: dict[tuple[str, int], Texts] = {}
+        for node in lowered.order:
+            for k, texts in enumerate(self._node_texts(node)):
+                self.texts[(node.name, k)] = texts
 
     def _node_texts(self, node: Node) -> list[Texts]:
         if registry.lookup(node.op).role_of(node) in SHAPE_KEEPING and node.inputs:
@@ -85,25 +88,15 @@ class ModelSizes:
             ins.append(TensorType(tuple(shape), concrete.dtype))
         if not symbols:
             return None
-        try:
-            outs = registry.lookup(node.op).infer(node, ins)
-        except (ArchcError, ShapeError, TypeError, ValueError, ZeroDivisionError):  # (computes with the number)
+        outs = symbolic_infer(node, ins)
+        if outs is None:
             return None
         texts = {symbol: text for text, symbol in symbols.items()}
-        return [tuple(_written(dim, texts) for dim in out.shape) for out in outs]
+        return [tuple(symbolic_size(dim, texts.keys(), texts.get) for dim in out.shape) for out in outs]
 
     def _texts_of(self, value: Value) -> Texts:
-        assert self._texts is not None
         shape = self.lowered.type_of(value).shape
-        return self._texts.get((value.node, value.out), (None,) * len(shape))
-
-
-def _written(dim: Any, texts: Mapping[str, str]) -> str | None:
-    """The inferred ``dim`` over the parameters, where it reads only sizes written so."""
-    if type(dim) is int or not dims.is_expression(dim):
-        return None
-    read = dims.symbols(dim)
-    return sized(dim, {s: texts[s] for s in read}) if read and set(read) <= texts.keys() else None
+        return self.texts.get((value.node, value.out), (None,) * len(shape))
 
 
 def _tidy(text: str) -> str | None:

@@ -351,26 +351,22 @@ def _container(level: dict[str, Any], kind: str, args: ClassArgs, path: tuple[st
         value = _container(sub, containers[path + (seg,)], args, path + (seg,), containers) \
             if isinstance(sub, dict) else _fill(sub.source, args)
         items.append(value if kind in ("seq", "list") else f"{literal(seg)}: {value}")
-    if kind in ("seq", "list"):
-        items = _repeated(items)
-    inner = ", ".join(items) + ("," if len(items) > 1 else "")
-    if kind == "seq":
-        return f"nn.Sequential({inner})"
-    if kind == "list":
-        alone = len(items) == 1 and items[0].startswith("*[")  # (one run: the comprehension is the list)
-        return f"nn.ModuleList({items[0][1:]})" if alone else f"nn.ModuleList([{inner}])"
-    return f"nn.ModuleDict({{{inner}}})"
+    if kind not in ("seq", "list"):
+        return "nn.ModuleDict({" + ", ".join(items) + ("," if len(items) > 1 else "") + "})"
+    runs = [(item, len(list(run))) for item, run in itertools.groupby(items)]
+    if kind == "list" and len(runs) == 1 and runs[0][1] >= RUN:  # (one run: the comprehension is the list)
+        return f"nn.ModuleList({_loop(*runs[0])})"
+    written: list[str] = []
+    for item, count in runs:  # (each run of RUN or more equal children written once, starred among the others)
+        written += [f"*{_loop(item, count)}"] if count >= RUN else [item] * count
+    inner = ", ".join(written) + ("," if len(written) > 1 else "")
+    return f"nn.Sequential({inner})" if kind == "seq" else f"nn.ModuleList([{inner}])"
 
 
-def _repeated(items: list[str]) -> list[str]:
-    """Children in order, each run of :data:`RUN` or more equal constructions written once in a
-    loop (``*[Bottleneck(in_channels=1024, planes=256) for _ in range(22)]``, as torchvision's
-    ``_make_layer`` appends them): the same modules at the same indices."""
-    out: list[str] = []
-    for item, run in itertools.groupby(items):
-        count = len(list(run))
-        out += [f"*[{item} for _ in range({count})]"] if count >= RUN else [item] * count
-    return out
+def _loop(item: str, count: int) -> str:
+    """``count`` equal children written once in a loop (``[Bottleneck(...) for _ in range(22)]``, as
+    torchvision's ``_make_layer`` appends them): the same modules at the same indices."""
+    return f"[{item} for _ in range({count})]"
 
 
 #: how many equal children in a row are written as a loop (two too: a stage's blocks read alike
