@@ -31,6 +31,14 @@ def _run_time_arguments(source: str) -> str:
     return next((line for line in source.splitlines() if line.startswith("# run-time arguments:")), "")
 
 
+def _assert_as_rebuilt(run_archc, tmp_path: Path, spec: str, sets: tuple[str, ...], module: object, cls: str,
+                       given: dict, x: torch.Tensor) -> None:
+    """``cls(**given)`` of the generated ``module`` is the network ``archc build SPEC --set SETS
+    --set GIVEN`` writes (see :func:`_assert_same_network`)."""
+    reference, _ = _build(run_archc, tmp_path, spec, *sets, *(f"{k}={v}" for k, v in given.items()))
+    _assert_same_network(getattr(module, cls)(**given), getattr(reference, cls)(), x)
+
+
 def _assert_same_network(mine: torch.nn.Module, reference: torch.nn.Module, x: torch.Tensor) -> None:
     """Same keys and shapes, and (reference's weights loaded strictly) the same output."""
     shapes = {k: tuple(v.shape) for k, v in mine.state_dict().items()}
@@ -50,8 +58,7 @@ def test_a_width_the_model_class_computes_is_a_constructor_argument(run_archc, t
     assert "width" in _run_time_arguments(source)
     init = source.split(f"class {cls}(nn.Module):")[1].split("def forward")[0]
     assert "nn.Conv2d(3, width," in init and "nn.Linear(width * " in init  # written as torchvision writes them
-    reference, _ = _build(run_archc, tmp_path, spec, "image_size=32", *(f"{k}={v}" for k, v in given.items()))
-    _assert_same_network(getattr(module, cls)(**given), getattr(reference, cls)(), torch.randn(2, 3, 32, 32))
+    _assert_as_rebuilt(run_archc, tmp_path, spec, ("image_size=32",), module, cls, given, torch.randn(2, 3, 32, 32))
 
 
 @pytest.mark.parametrize("spec,cls,given,sets,shape", [
@@ -65,17 +72,16 @@ def test_a_width_a_block_class_builds_is_taken_by_the_class_and_passed_down(run_
     # before: a width every instance of a block shares was a literal of its class (nn.LayerNorm((768,)));
     # the class now takes it (in_features) and each caller passes what it computes it from
     module, source = _build(run_archc, tmp_path, spec, *sets)
-    (name, value), = given.items()
+    (name,) = given
     assert name in _run_time_arguments(source)
-    reference, _ = _build(run_archc, tmp_path, spec, *sets, f"{name}={value}")
-    _assert_same_network(getattr(module, cls)(**given), getattr(reference, cls)(), torch.randn(*shape))
+    _assert_as_rebuilt(run_archc, tmp_path, spec, sets, module, cls, given, torch.randn(*shape))
 
 
 def test_a_file_built_with_set_takes_the_width_from_its_own_default(run_archc, tmp_path):
     module, source = _build(run_archc, tmp_path, "specs/resnet18.yaml", "width=16", "image_size=32")
     assert "width: int = 16" in source
-    reference, _ = _build(run_archc, tmp_path, "specs/resnet18.yaml", "width=8", "image_size=32")
-    _assert_same_network(module.Resnet18(width=8), reference.Resnet18(), torch.randn(1, 3, 32, 32))
+    _assert_as_rebuilt(run_archc, tmp_path, "specs/resnet18.yaml", ("image_size=32",), module, "Resnet18",
+                       {"width": 8}, torch.randn(1, 3, 32, 32))
 
 
 _FLIP = """\
@@ -175,8 +181,8 @@ def test_a_clamped_width_is_written_as_its_own_expression(run_archc, tmp_path, s
     # and 17, the values tried above the default): Clamped(width=8) built an 8-channel conv2
     module, source = _build(run_archc, tmp_path, spec_file(_CLAMPED))
     assert "nn.Linear(max(width, 16), 2" in source and "width, max(width, 16), kernel_size=3" in source
-    reference, _ = _build(run_archc, tmp_path, spec_file(_CLAMPED), "width=8")
-    _assert_same_network(module.Clamped(width=8), reference.Clamped(), torch.randn(1, 3, 8, 8))
+    _assert_as_rebuilt(run_archc, tmp_path, spec_file(_CLAMPED), (), module, "Clamped", {"width": 8},
+                       torch.randn(1, 3, 8, 8))
 
 
 @pytest.mark.parametrize("text,cls,given", [
@@ -201,8 +207,8 @@ def test_a_group_count_the_spec_accepts_below_the_default_is_an_argument(run_arc
     # 4 channels: 8 and 5 groups are refused, 2 (tried below) is not
     module, source = _build(run_archc, tmp_path, spec_file(_TWO_PATHS))
     assert "groups" in _run_time_arguments(source) and "groups=groups" in source
-    reference, _ = _build(run_archc, tmp_path, spec_file(_TWO_PATHS), "groups=2")
-    _assert_same_network(module.Twopaths(groups=2), reference.Twopaths(), torch.randn(1, 3, 16, 16))
+    _assert_as_rebuilt(run_archc, tmp_path, spec_file(_TWO_PATHS), (), module, "Twopaths", {"groups": 2},
+                       torch.randn(1, 3, 16, 16))
 
 
 def test_the_library_without_the_spec_at_hand_keeps_widths_fixed():
@@ -237,8 +243,8 @@ def test_a_width_read_five_blocks_deep_reaches_the_model_class(run_archc, tmp_pa
     # the second linear reads what the first made: the same argument, not a second one of equal value
     assert "nn.Linear(in_features, mlp_dim," in block and "nn.Linear(mlp_dim, in_features," in block
     assert "mlp_features" not in source and "in_features_1" not in source
-    reference, _ = _build(run_archc, tmp_path, "specs/vit_b16.yaml", *_VIT_SMALL, "mlp_dim=80")
-    _assert_same_network(module.VitB16(mlp_dim=80), reference.VitB16(), torch.randn(1, 3, 32, 32))
+    _assert_as_rebuilt(run_archc, tmp_path, "specs/vit_b16.yaml", _VIT_SMALL, module, "VitB16", {"mlp_dim": 80},
+                       torch.randn(1, 3, 32, 32))
 
 
 def test_a_concat_width_is_written_as_the_sum_a_person_would_write(run_archc, tmp_path):
@@ -247,8 +253,8 @@ def test_a_concat_width_is_written_as_the_sum_a_person_would_write(run_archc, tm
     module, source = _build(run_archc, tmp_path, "specs/unet.yaml", "width=8", "depth=3", "image_size=32")
     assert "width" in _run_time_arguments(source)
     assert source.count("DoubleConv(in_channels=ch * 2, out=ch)") == 3
-    reference, _ = _build(run_archc, tmp_path, "specs/unet.yaml", "width=8", "depth=3", "image_size=32", "width=12")
-    _assert_same_network(module.Unet(width=12), reference.Unet(), torch.randn(1, 1, 32, 32))
+    _assert_as_rebuilt(run_archc, tmp_path, "specs/unet.yaml", ("width=8", "depth=3", "image_size=32"), module,
+                       "Unet", {"width": 12}, torch.randn(1, 1, 32, 32))
 
 
 def test_a_probe_value_another_parameter_has_is_not_tried():
@@ -340,8 +346,7 @@ def test_a_size_the_model_class_s_own_layers_make_is_computed_as_their_op_comput
     header = source.split("import torch")[0]
     assert "fixed" not in header and "(every" in header  # (every parameter is an argument)
     assert written in source
-    reference, _ = _build(run_archc, tmp_path, spec_file(text, "other.yaml"), *(f"{k}={v}" for k, v in given.items()))
-    _assert_same_network(getattr(module, cls)(**given), getattr(reference, cls)(), torch.randn(*shape))
+    _assert_as_rebuilt(run_archc, tmp_path, spec_file(text, "other.yaml"), (), module, cls, given, torch.randn(*shape))
 
 
 _HALVES = """\
@@ -363,8 +368,8 @@ def test_a_split_whose_size_is_a_parameter_is_sized_over_it(run_archc, tmp_path,
     # no longer has (GPT-2's qkv split once raised IndexError here)
     module, source = _build(run_archc, tmp_path, spec_file(_HALVES))
     assert "width" in _run_time_arguments(source) and "nn.Conv2d(width, 4," in source
-    reference, _ = _build(run_archc, tmp_path, spec_file(_HALVES, "other.yaml"), "width=5")
-    _assert_same_network(module.Halves(width=5), reference.Halves(), torch.randn(1, 3, 8, 8))
+    _assert_as_rebuilt(run_archc, tmp_path, spec_file(_HALVES, "other.yaml"), (), module, "Halves", {"width": 5},
+                       torch.randn(1, 3, 8, 8))
 
 
 _FOUR_BRANCHES = """\
@@ -419,8 +424,8 @@ def test_a_concat_of_many_widths_inside_a_block_is_their_sum_at_the_model(run_ar
     module, source = _build(run_archc, tmp_path, spec_file(text))
     assert "(every" in source.split("import torch")[0]
     assert written in source
-    reference, _ = _build(run_archc, tmp_path, spec_file(text, "other.yaml"), *(f"{k}={v}" for k, v in given.items()))
-    _assert_same_network(getattr(module, cls)(**given), getattr(reference, cls)(), torch.randn(1, 3, 16, 16))
+    _assert_as_rebuilt(run_archc, tmp_path, spec_file(text, "other.yaml"), (), module, cls, given,
+                       torch.randn(1, 3, 16, 16))
 
 
 _CONV1D = """\
