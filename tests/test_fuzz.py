@@ -8,6 +8,7 @@ through the frontend and what ``lint`` and ``build`` do with the graph.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,10 +99,14 @@ def test_mutated_onnx_models_end_in_a_result_or_an_error_naming_node_or_file(see
         assert result.detail.startswith(str(Path(workdir) / seed) + ": error: "), result.detail
 
 
-def test_the_campaign_tool_prints_its_outcome_table():
+def test_the_campaign_tool_prints_its_outcome_table_and_leaves_no_scratch_folder(tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
     proc = subprocess.run([sys.executable, str(TOOLS / "fuzz.py"), "--specs", "8", "--onnx", "3", "--quick",
-                           "--start", "100", "--timeout", "20"], capture_output=True, text=True, timeout=300)
+                           "--start", "100", "--timeout", "20"], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert list(scratch.iterdir()) == []
     header, spec_row, onnx_row, total = proc.stdout.strip().splitlines()
     assert header.split() == ["kind", "cases", *fuzzcases.OUTCOMES, "crash"]
     assert spec_row.split()[:2] == ["spec", "8"] and onnx_row.split()[:2] == ["onnx", "3"]

@@ -18,6 +18,7 @@ import json
 import os
 import resource
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="mutate only the small and quick shipped specs")
     parser.add_argument("--save", metavar="DIR", help="write every bad case and its detail into DIR")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return _worker(args)
@@ -88,7 +90,9 @@ class Worker:
         def limit_memory() -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-        cmd = [sys.executable, __file__, "--worker", "--timeout", str(args.timeout)]
+        # The parent owns the worker's scratch folder: a worker killed for a hang cannot clean up.
+        self.workdir = tempfile.mkdtemp(prefix="archc-fuzz-")
+        cmd = [sys.executable, __file__, "--worker", "--timeout", str(args.timeout), "--workdir", self.workdir]
         if args.quick:
             cmd.append("--quick")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -106,6 +110,7 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _campaign(cases: list[tuple[str, int]], args: argparse.Namespace) -> dict[str, Counter]:
@@ -177,7 +182,7 @@ def _report(kind: str, number: int, outcome: str, detail: str, args: argparse.Na
 
 def _worker(args: argparse.Namespace) -> int:
     fuzzcases.preload()
-    workdir = tempfile.mkdtemp(prefix="archc-fuzz-")
+    workdir = args.workdir
     fuzzcases.prepare_workdir(workdir)
     for line in sys.stdin:
         kind, number = line.split()
