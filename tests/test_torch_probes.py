@@ -3,49 +3,17 @@ elaborating the spec again at other values (archc/lowering/torch_probes.py), and
 cannot compute rather than building another network."""
 from __future__ import annotations
 
-import importlib.util
-import itertools
 from pathlib import Path
 
 import pytest
 import torch
+from generated_modules import assert_as_rebuilt as _assert_as_rebuilt
+from generated_modules import build_generated as _build
+from generated_modules import run_time_arguments as _run_time_arguments
 
 from archc.lowering.torch_probes import _tidy
 
 ROOT = Path(__file__).resolve().parents[1]
-_NAMES = itertools.count()
-
-
-def _build(run_archc, tmp_path: Path, spec: str, *sets: str) -> tuple[object, str]:
-    """``archc build SPEC --target torch`` with ``--set`` items: the generated module and its text."""
-    out = tmp_path / f"generated_{next(_NAMES)}.py"
-    args = [item for s in sets for item in ("--set", s)]
-    run_archc("build", spec, "--target", "torch", "-o", str(out), *args, check=True)
-    loader = importlib.util.spec_from_file_location(out.stem, out)
-    module = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(module)
-    return module, out.read_text()
-
-
-def _run_time_arguments(source: str) -> str:
-    return next((line for line in source.splitlines() if line.startswith("# run-time arguments:")), "")
-
-
-def _assert_as_rebuilt(run_archc, tmp_path: Path, spec: str, sets: tuple[str, ...], module: object, cls: str,
-                       given: dict, x: torch.Tensor) -> None:
-    """``cls(**given)`` of the generated ``module`` is the network ``archc build SPEC --set SETS
-    --set GIVEN`` writes (see :func:`_assert_same_network`)."""
-    reference, _ = _build(run_archc, tmp_path, spec, *sets, *(f"{k}={v}" for k, v in given.items()))
-    _assert_same_network(getattr(module, cls)(**given), getattr(reference, cls)(), x)
-
-
-def _assert_same_network(mine: torch.nn.Module, reference: torch.nn.Module, x: torch.Tensor) -> None:
-    """Same keys and shapes, and (reference's weights loaded strictly) the same output."""
-    shapes = {k: tuple(v.shape) for k, v in mine.state_dict().items()}
-    assert shapes == {k: tuple(v.shape) for k, v in reference.state_dict().items()}
-    mine.load_state_dict(reference.state_dict(), strict=True)
-    with torch.no_grad():
-        torch.testing.assert_close(mine.eval()(x), reference.eval()(x))
 
 
 @pytest.mark.parametrize("spec,cls,given", [

@@ -123,6 +123,9 @@ class ClassArgs:
     lets: list[tuple[str, str]] = field(default_factory=list)
     stored: dict[str, str] = field(default_factory=dict)      # self attribute -> expression
     guards: list[tuple[str, Any]] = field(default_factory=list)  # root: fixed parameters
+    #: root: a run of equal children (container path, run's place) -> its length as an expression of
+    #: the model's parameters (``num_layers - 2``: :mod:`~archc.lowering.torch_counts`)
+    counts: Mapping[tuple, str] = field(default_factory=dict)
     #: (node, attribute) of every instance whose attribute this class writes as the spec's expression
     expressed: set[tuple[str, str]] = field(default_factory=set)
     #: (child instance, block parameter) of every child argument this class writes as the spec's expression
@@ -210,6 +213,7 @@ def rename_python(result: ClassArgs, args: Iterable[Arg], renamed: Mapping[str, 
     result.text = {i: renamed_source(text, renamed) for i, text in result.text.items()}
     result.stored = {attr: renamed_source(source, renamed) for attr, source in result.stored.items()}
     result.guards = [(renamed.get(name, name), value) for name, value in result.guards]
+    result.counts = {key: renamed_source(text, renamed) for key, text in result.counts.items()}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -1274,14 +1278,16 @@ def _forward(lowered: Lowered, op: Any, node: Node, ins: list[TensorType]) -> st
 
 
 def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[tuple[str, str]]],
-              guard_locals: Collection[str] = (), probed: tuple[Collection[str], Mapping[int, str]] = ((), {})
-              ) -> ClassArgs:
+              guard_locals: Collection[str] = (), probed: tuple[Collection[str], Mapping[int, str]] = ((), {}),
+              counts: Mapping[tuple, str] | None = None) -> ClassArgs:
     """The root class: every hole a literal, but a live parameter's attribute holes its expression.
     ``guard_locals``: the names the check of the fixed parameters assigns in ``__init__`` (no
     argument the code reads after it may take one). ``probed``: parameters found live by elaborating
-    the spec again (:mod:`~archc.lowering.torch_probes`), and the expression of each hole they change."""
+    the spec again (:mod:`~archc.lowering.torch_probes`), and the expression of each hole they change;
+    ``counts``: the lengths of runs of children written over parameters (their parameters are in
+    ``probed``'s)."""
     also_live, probed_texts = probed
-    result = ClassArgs()
+    result = ClassArgs(counts=dict(counts or {}))
     for i, value in enumerate(body.holes):
         if type(value) is TopParam:  # a child class's argument: the model's parameter, by name
             result.text[i] = value.name if value.name in live else literal(value.value)
@@ -1315,7 +1321,7 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
         result.args.append(Arg(p, value, ("param", p)))
         if p not in live and p not in also_live:
             result.guards.append((p, value))
-    reserved = RESERVED | lowered.reserved | (frozenset(guard_locals) if result.guards else frozenset())
+    reserved = RESERVED | lowered.reserved | (frozenset(guard_locals) if result.guards or result.counts else frozenset())
     rename_python(result, result.args, python_names(graph.params, reserved))
     return result
 

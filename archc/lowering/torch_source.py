@@ -11,6 +11,8 @@ depths still split is planned a second time.
 """
 from __future__ import annotations
 
+import ast
+import dataclasses
 import functools
 import itertools
 import re
@@ -25,6 +27,7 @@ from archc.ir.names import Namespace
 from archc.lowering.pyformat import LINE_LENGTH, spaced_slices, split_statement
 from archc.lowering.torch_args import CallArg, ClassArgs, carried_by, live_params, resolve, root_args, unwritten
 from archc.lowering.torch_body import BodyWriter
+from archc.lowering.torch_counts import MASKED, Written, probe_counts
 from archc.lowering.torch_probes import Elaborate, Plan, probe_params
 from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, OMITTED, Body, Instance, Leaf, Lowered, attribute, bare,
                                        instance_tree)
@@ -344,6 +347,25 @@ def _comment_lines(text: str, depth: int) -> list[str]:
 
 def _container(level: dict[str, Any], kind: str, args: ClassArgs, path: tuple[str, ...],
                containers: dict[tuple[str, ...], str]) -> str:
+    items = _items(level, kind, args, path, containers)
+    if kind not in ("seq", "list"):
+        return "nn.ModuleDict({" + ", ".join(items) + ("," if len(items) > 1 else "") + "})"
+    runs = _runs(items)
+    # (a run whose length follows the model's parameters is a loop however long it is here)
+    counts = [args.counts.get(path + (k,)) or (count if count >= RUN else None)
+              for k, (_, count) in enumerate(runs)]
+    if kind == "list" and len(runs) == 1 and counts[0] is not None:  # (one run: the comprehension is the list)
+        return f"nn.ModuleList({_loop(runs[0][0], counts[0])})"
+    written: list[str] = []
+    for (item, count), counted in zip(runs, counts):  # (each loop written once, starred among the others)
+        written += [f"*{_loop(item, counted)}"] if counted is not None else [item] * count
+    inner = ", ".join(written) + ("," if len(written) > 1 else "")
+    return f"nn.Sequential({inner})" if kind == "seq" else f"nn.ModuleList([{inner}])"
+
+
+def _items(level: dict[str, Any], kind: str, args: ClassArgs, path: tuple[str, ...],
+           containers: dict[tuple[str, ...], str]) -> list[str]:
+    """Each child's constructor text of the container at ``path`` (a dict's as ``key: value``)."""
     items = []
     for seg, sub in level.items():
         if isinstance(sub, Leaf) and sub.kind == "param":
@@ -351,19 +373,27 @@ def _container(level: dict[str, Any], kind: str, args: ClassArgs, path: tuple[st
         value = _container(sub, containers[path + (seg,)], args, path + (seg,), containers) \
             if isinstance(sub, dict) else _fill(sub.source, args)
         items.append(value if kind in ("seq", "list") else f"{literal(seg)}: {value}")
-    if kind not in ("seq", "list"):
-        return "nn.ModuleDict({" + ", ".join(items) + ("," if len(items) > 1 else "") + "})"
-    runs = [(item, len(list(run))) for item, run in itertools.groupby(items)]
-    if kind == "list" and len(runs) == 1 and runs[0][1] >= RUN:  # (one run: the comprehension is the list)
-        return f"nn.ModuleList({_loop(*runs[0])})"
-    written: list[str] = []
-    for item, count in runs:  # (each run of RUN or more equal children written once, starred among the others)
-        written += [f"*{_loop(item, count)}"] if count >= RUN else [item] * count
-    inner = ", ".join(written) + ("," if len(written) > 1 else "")
-    return f"nn.Sequential({inner})" if kind == "seq" else f"nn.ModuleList([{inner}])"
+    return items
 
 
-def _loop(item: str, count: int) -> str:
+def _runs(items: list[str]) -> list[tuple[str, int]]:
+    """Runs of equal children: (constructor text, how many in a row)."""
+    return [(item, len(list(run))) for item, run in itertools.groupby(items)]
+
+
+def class_runs(body: Body, args: ClassArgs) -> dict[tuple, int]:
+    """The length of each run of equal children in ``body``'s top-level containers, by (container,
+    run's place): the counts :mod:`~archc.lowering.torch_counts` may write over parameters."""
+    found: dict[tuple, int] = {}
+    for seg, sub in body.tree.items():
+        kind = body.containers.get((seg,))
+        if isinstance(sub, dict) and kind in ("seq", "list"):
+            for k, (_, count) in enumerate(_runs(_items(sub, kind, args, (seg,), body.containers))):
+                found[(seg, k)] = count
+    return found
+
+
+def _loop(item: str, count: int | str) -> str:
     """``count`` equal children written once in a loop (``[Bottleneck(...) for _ in range(22)]``, as
     torchvision's ``_make_layer`` appends them): the same modules at the same indices."""
     return f"[{item} for _ in range({count})]"
@@ -465,6 +495,7 @@ def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ())
     signature = ", ".join(["self"] + [a.signature() for a in cls.args.args])
     lines += _statement(f"def __init__({signature}) -> None:", 1)
     guards = _guard_lines(cls.args.guards) if root_guards and cls.args.guards else []
+    guards += _count_guard_lines(cls.args.counts) if root_guards and cls.args.counts else []
     if body.sequential:  # nn.Sequential's forward calls the modules in order (the guards come first)
         return lines + guards + _sequential_init_lines(body, cls.args) + list(methods)
     lines += [_I * 2 + "super().__init__()", *guards]
@@ -584,6 +615,21 @@ def _probe_plan(planner: _Planner, root_body: Body) -> Plan:
                 (planner, root_body))
 
 
+def _count_written(graph: Graph, cls: str, live: Mapping[str, Any]) -> Written:
+    """What :mod:`~archc.lowering.torch_counts` compares of one elaboration: every class's code, the
+    model class's with its runs' lengths and the count parameters' defaults masked, and those lengths
+    (no skip labels or comments: an elaboration's new nodes have no label, and comments change no code)."""
+    planner, root_body, root, _ = _plan(graph, {}, cls, live)
+    # (the count parameters' defaults are this elaboration's values: masked too)
+    args = [dataclasses.replace(a, default=None) if a.name in graph.count_params else a for a in root.args.args]
+    masked = _Class(cls, None, [root_body], dataclasses.replace(root.args, counts=MASKED, args=args))
+    lowered = planner.writer.lowered
+    texts = [*_block_class_texts(planner), _class_text(masked, methods=_methods(planner, root))]
+    # (comments left out: a class's comment counts the instances it serves)
+    code = ("\n".join(line for line in text if not line.lstrip().startswith("#")) for text in texts)
+    return (*code, *lowered.functions.values(), *lowered.classes.values()), class_runs(root_body, root.args)
+
+
 def _plan_elaborated(graph: Graph, follows: frozenset, labels: Mapping[str, str], cls: str,
                      live: Mapping[str, Any], read: dict[Any, Any]) -> Plan:
     """:func:`_probe_plan` of an elaboration of the spec, planned with the same live parameters and
@@ -598,10 +644,31 @@ def _plan_elaborated(graph: Graph, follows: frozenset, labels: Mapping[str, str]
     return read[key]
 
 
+def _count_guard_lines(counts: Mapping[tuple, str]) -> list[str]:
+    """The check that every run the model class counts keeps one child at least: below the values
+    tried, the structure may differ (a condition on the repetition's index turning)."""
+    checks = []
+    for text in dict.fromkeys(counts.values()):
+        name = next(iter(sorted(_names_read(text))))
+        checks.append(f"{literal(text)}: ({text}, {literal(name)}, {name})")
+    return (_statement(f"repeats = {{{', '.join(checks)}}}", 2) + [
+        _I * 2 + "for text, (count, name, value) in repeats.items():",
+        _I * 3 + "if count < 1:",
+        _I * 4 + "raise ValueError(",
+        _I * 5 + 'f"{name}={value!r}: this file was generated for {text} >= 1; "',
+        _I * 5 + 'f"regenerate it with archc build --set {name}={value!r}"',
+        _I * 4 + ")",
+    ])
+
+
+def _names_read(text: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)}
+
+
 #: the generated module's function that compares a sequence argument with the one the file was built for
 _AS_TUPLES = "_as_tuples"
 #: the names the check of the fixed parameters (:func:`_guard_lines`) assigns or calls in ``__init__``
-_GUARD_LOCALS = frozenset({"fixed", "name", "value", "built", _AS_TUPLES})
+_GUARD_LOCALS = frozenset({"fixed", "name", "value", "built", _AS_TUPLES, "repeats", "text", "count"})
 _AS_TUPLES_SOURCE = [
     f"def {_AS_TUPLES}(value):",
     '    """``value`` with its lists, however nested, as tuples."""',
@@ -646,13 +713,17 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
         # made of it, which the next plan of that graph starts from; so every graph's plans start alike)
         plan_of = functools.partial(_plan_elaborated, labels=labels, cls=cls, live=planner.live, read={})
         probed = probe_params(graph, planner.live, elaborate, plan_of)
-        if probed.params:
-            planner, root_body = probed.plan.planned  # (its block classes take what follows the parameters)
+        written_of = functools.partial(_count_written, cls=cls, live=planner.live)
+        counted = probe_counts(graph, {*planner.live, *probed.params}, elaborate, written_of)
+        if probed.params or counted.params:
+            if probed.params:
+                planner, root_body = probed.plan.planned  # (its block classes take what follows the parameters)
             lowered = planner.writer.lowered
             live = {p: s for p, s in live_params(graph, lowered).items() if p in planner.live}
-            args = root_args(graph, lowered, root_body, live, _GUARD_LOCALS, (probed.params, probed.texts))
+            taken = [*probed.params, *counted.params]
+            args = root_args(graph, lowered, root_body, live, _GUARD_LOCALS, (taken, probed.texts), counted.texts)
             root = _Class(cls, None, [root_body], args)
-            live = {**live, **{p: [] for p in probed.params}}
+            live = {**live, **{p: [] for p in taken}}
     classes: list[str] = []
     for text in _block_class_texts(planner) + [_class_text(root, root_guards=True, methods=_methods(planner, root))]:
         classes += ["", ""] + text

@@ -285,6 +285,8 @@ class Instantiator:
         if isinstance(count, str):
             count = self.ctx.evaluate(count, scope, Site(item, "repeat", path),
                                       expects=lambda: "'repeat' expects a non-negative int")
+            if not scope.stack:  # a model-level repeat: the generated model class may take its count
+                self.ctx.graph.count_params |= scope.sources_of(item["repeat"])
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             self.ctx.error(f"'repeat' must be a non-negative int, got {spelled(count)}", item.where("repeat"), path,
                            scope.origin_hint(item["repeat"]))
