@@ -127,3 +127,46 @@ def test_a_count_taken_beside_one_that_stays_fixed(run_archc, tmp_path, spec_fil
     assert_as_rebuilt(run_archc, tmp_path, path, (), module, "Stages", {"a": 4}, torch.randn(2, 3, 16, 16))
     with pytest.raises(ValueError, match="b=4: this file was generated for b=3"):
         module.Stages(b=4)
+
+
+THREADED = """
+archc: 1
+name: threaded
+params: {width: 8, depth: 3}
+inputs:
+  x: [N, 5, width]
+  memory: [N, 7, width]
+blocks:
+  cross_layer:
+    inputs: [x, memory]
+    nodes:
+      - {name: attn, op: multi_head_attention, num_heads: 2, in: [x, memory, memory]}
+      - {name: add, op: add, in: [x, attn], expect: residual}
+      - {name: norm, op: layernorm}
+nodes:
+  - {name: layers, block: cross_layer, repeat: depth, in: [x, memory]}
+  - {name: head, op: linear, out_features: 4}
+outputs: [head]
+"""
+
+
+def test_layers_threaded_with_other_inputs_are_a_loop_and_their_count_an_argument(run_archc, tmp_path, spec_file):
+    # as PyTorch's TransformerDecoder runs its layers; before, one line per layer, indexing the ModuleList
+    path = spec_file(THREADED)
+    module, source = build_generated(run_archc, tmp_path, path)
+    forward = source.split("class Threaded(nn.Module):")[1].split("def forward")[1]
+    assert "layers = x\n        for layer in self.layers:\n            layers = layer(layers, memory)\n" in forward
+    assert "self.layers[" not in forward
+    assert "nn.ModuleList(\n            [CrossLayer(in_features=width) for _ in range(depth)]\n" in source
+    x, memory = torch.randn(2, 5, 8), torch.randn(2, 7, 8)
+    for depth in (1, 4):
+        reference, _ = build_generated(run_archc, tmp_path, path, f"depth={depth}")
+        mine, theirs = module.Threaded(depth=depth), reference.Threaded()
+        assert mine.state_dict().keys() == theirs.state_dict().keys()
+        mine.load_state_dict(theirs.state_dict(), strict=True)
+        with torch.no_grad():
+            torch.testing.assert_close(mine.eval()(x, memory), theirs.eval()(x, memory))
+    eager = module.Threaded(depth=2).eval()
+    scripted = torch.jit.script(eager)  # (TorchScript iterates a ModuleList)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x, memory), eager(x, memory))

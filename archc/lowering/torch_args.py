@@ -1321,7 +1321,8 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
         result.args.append(Arg(p, value, ("param", p)))
         if p not in live and p not in also_live:
             result.guards.append((p, value))
-    reserved = RESERVED | lowered.reserved | (frozenset(guard_locals) if result.guards or result.counts else frozenset())
+    guarded = result.guards or result.counts
+    reserved = RESERVED | lowered.reserved | (frozenset(guard_locals) if guarded else frozenset())
     rename_python(result, result.args, python_names(graph.params, reserved))
     return result
 

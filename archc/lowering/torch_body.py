@@ -172,6 +172,24 @@ class _SequentialChoice:
                 return None
         return children
 
+    def threaded(self, level: dict[str, Any]) -> list[Instance] | None:
+        """Children of a container that run in series with other inputs besides (a decoder layer's
+        ``memory``): each reads the one before's output first, then the same values as the others."""
+        keys = list(level)
+        if len(keys) < 2 or keys != [str(i) for i in range(len(keys))]:
+            return None
+        children = [level[k].child if isinstance(level[k], Leaf) else None for k in keys]
+        if any(c is None or c.info is None or c.info.variadic or c.info.formal_inputs or len(c.outputs) != 1
+               or len(c.inputs) < 2 or any(len(values) != 1 for values in c.inputs) for c in children):
+            return None
+        if any(b.inputs[1:] != children[0].inputs[1:] for b in children[1:]):
+            return None
+        for a, b in zip(children, children[1:]):
+            made = a.outputs[0]
+            if b.inputs[0][0] != made or self.read_outside((made.node, made.out), b.members):
+                return None
+        return children
+
     def own_ties(self, inst: Instance) -> list[tuple[str, str, str, str]]:
         """Tied parameters whose node and owner both lie in ``inst`` but not both in one child:
         this instance's class assigns them (so a block that ties inside itself does it itself)."""
@@ -217,6 +235,7 @@ class BodyWriter(_SequentialChoice):
         reused = self.reused(inst)
         self._tree(body, inst, reused)
         chains = {id(c[0]): c for c in self._chains(body.tree)}
+        threads = {id(c[0]): c for c in self._threads(body.tree)}
         access = body.access = self._access(body, chains)
         for local, owner in reused.items():  # (a layer applied again calls its owner's module)
             access[local] = access[owner]
@@ -237,6 +256,10 @@ class BodyWriter(_SequentialChoice):
                 arg = names.names[(read.node, read.out)]
                 target = names.bind((made.node, made.out), container)
                 body.stmts.append(Stmt([target], f"{access[container]}({arg})"))
+            elif id(item) in threads:
+                members = threads[id(item)]
+                skip.update(id(c) for c in members[1:])
+                body.stmts.append(_loop_stmt(inst, members, names, access))
             elif id(item) not in skip:
                 body.stmts.append(self._child_stmt(body, inst, item, names, access, spread))
         body.returns = [names.names[(v.node, v.out)] for v in inst.outputs]
@@ -325,6 +348,16 @@ class BodyWriter(_SequentialChoice):
                     found.append(chain)
                 else:
                     found.extend(self._chains(sub))
+        return found
+
+    def _threads(self, tree: dict[str, Any]) -> list[list[Instance]]:
+        """The tree's containers of children that :meth:`threaded` runs in series (not the chains,
+        which an ``nn.Sequential`` calls)."""
+        found = []
+        for sub in tree.values():
+            if isinstance(sub, dict):
+                thread = self.threaded(sub) if self.chain(sub) is None else None
+                found += [thread] if thread is not None else self._threads(sub)
         return found
 
     def _access(self, body: Body, chained: Mapping[int, Any]) -> dict[str, str]:
@@ -448,6 +481,19 @@ class BodyWriter(_SequentialChoice):
         targets = [names.bind((v.node, v.out), local if len(child.outputs) == 1 else f"{local}_{k}")
                    for k, v in zip(child.spec_indices, child.outputs)]
         return Stmt(targets, f"{access[local]}({', '.join(args)})")
+
+
+def _loop_stmt(inst: Instance, members: list[Instance], names: VarNames, access: Mapping[str, str]) -> Stmt:
+    """A loop over ``members``, the children of one container threaded in series
+    (:meth:`~_SequentialChoice.threaded`): ``layers = x``, then ``for layer in self.layers: layers =
+    layer(layers, memory)``, as PyTorch's own ``TransformerDecoder`` runs its layers."""
+    container = inst.local(members[0].path).rsplit(".", 1)[0]
+    first = members[0].inputs[0][0]
+    others = tuple(names.names[(values[0].node, values[0].out)] for values in members[0].inputs[1:])
+    arg = names.names[(first.node, first.out)]
+    made = members[-1].outputs[0]
+    target = names.bind((made.node, made.out), container)
+    return Stmt([target], access[container], loop=(names.fresh("layer"), arg, others))
 
 
 def _output_local(local: str, k: int, ports: tuple[str, ...]) -> str:

@@ -99,6 +99,9 @@ class Stmt:
     expr: str
     comments: list[str] = field(default_factory=list)
     node: str | None = None    # the local node it computes (None: a child instance's call)
+    #: a loop over the container ``expr`` (each child reads the one before's output, and the same
+    #: other inputs): (the loop's name for a child, the first child's input, the other inputs)
+    loop: tuple[str, str, tuple[str, ...]] | None = None
 
 
 @dataclass

@@ -29,8 +29,8 @@ from archc.lowering.torch_args import CallArg, ClassArgs, carried_by, live_param
 from archc.lowering.torch_body import BodyWriter
 from archc.lowering.torch_counts import MASKED, Written, probe_counts
 from archc.lowering.torch_probes import Elaborate, Plan, probe_params
-from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, OMITTED, Body, Instance, Leaf, Lowered, attribute, bare,
-                                       instance_tree)
+from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, OMITTED, Body, Instance, Leaf, Lowered, Stmt, attribute,
+                                       bare, instance_tree)
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
 from archc.pysource import comment, frozen, is_identifier, literal, one_line, shortened
@@ -87,7 +87,7 @@ def _tree_text(level: dict[str, Any]) -> str:
 
 
 def _skeleton(body: Body) -> str:
-    stmts = ";".join(",".join(s.targets) + "=" + s.expr for s in body.stmts)
+    stmts = ";".join(f"{','.join(s.targets)}={s.expr}" + (f"@{s.loop}" if s.loop else "") for s in body.stmts)
     skeleton = f"{body.args}|{_tree_text(body.tree)}|{sorted(body.containers.items())}|{stmts}|{body.returns}|{body.ties}"
     return skeleton + "|sequential" if body.sequential else skeleton
 
@@ -303,7 +303,7 @@ def _is_leaf(inst: Instance) -> bool:
 
 
 def _locals(body: Body) -> list[str]:
-    return [s.targets[0] for s in body.stmts]
+    return [s.targets[0] for s in body.stmts] + [s.loop[0] for s in body.stmts if s.loop]
 
 
 def _extra_locals(body: Body, common: set[str]) -> list[str]:
@@ -452,9 +452,18 @@ def _forward_lines(body: Body, args: ClassArgs, comments: list[list[str]], types
     for stmt, notes in zip(body.stmts, comments):
         for note in notes:
             lines += _comment_lines(note, 2)
-        lines += _statement(f"{', '.join(stmt.targets)} = {_fill(stmt.expr, args)}", 2)
+        lines += _loop_lines(stmt, args) if stmt.loop else \
+            _statement(f"{', '.join(stmt.targets)} = {_fill(stmt.expr, args)}", 2)
     lines += _statement("return " + ", ".join(body.returns), 2)
     return lines
+
+
+def _loop_lines(stmt: Stmt, args: ClassArgs) -> list[str]:
+    """A container's children run in series with the same other inputs, as a loop over it."""
+    each, first, others = stmt.loop
+    target = stmt.targets[0]
+    return _statement(f"{target} = {first}", 2) + _statement(f"for {each} in {_fill(stmt.expr, args)}:", 2) \
+        + _statement(f"{target} = {each}({', '.join((target, *others))})", 3)
 
 
 def _class_comments(cls: _Class) -> list[list[str]]:
