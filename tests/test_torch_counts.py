@@ -25,17 +25,20 @@ def test_count_parameters_are_tried_together_each_item_by_its_own_step():
                                                                           {"a": 4, "b": 9, "c": 4}]
 
 
-def test_the_frontend_records_the_parameters_model_level_counts_read():
+def test_the_frontend_records_each_numbered_repeat_and_the_parameters_its_count_reads():
     graph = loads_spec(STAGES.replace('repeat: "layers[1]"', "repeat: len(layers) + 1"), "stages.yaml")
-    assert graph.count_params == {"layers"}
-    assert graph.copy().count_params == {"layers"}
-    # a count inside a block is the block's own: the model class holds no run it makes
+    assert graph.repeat_counts == {"stage1": {"layers"}, "stage2": {"layers"}}
+    assert graph.copy().repeat_counts == graph.repeat_counts
+    # inside a block: the instance's container, its count read through the block argument
     inner = STAGES.replace("    params: {out: 4, stride: 1}\n", "    params: {out: 4, stride: 1, n: 1}\n") \
         .replace("      - {name: relu, op: relu}", "      - {name: relu, op: relu, repeat: n}") \
         .replace('repeat: "layers[0]", out: width}', 'n: "layers[0]", out: width}') \
         .replace('repeat: "layers[1]", out: width * 2, overrides: {0: {stride: 2}}}', "out: width * 2, stride: 2}")
-    graph = loads_spec(inner, "inner.yaml")
-    assert graph.count_params == set() and "layers" in graph.structural_params
+    assert loads_spec(inner, "inner.yaml").repeat_counts == {"stage1.relu": {"layers"}}
+    # literal counts, and repetitions named otherwise (instance_name), make no loop a parameter moves
+    named = STAGES.replace('repeat: "layers[0]", out: width}', 'repeat: "layers[0]", out: width, '
+                                                                'instance_name: "u${index}"}')
+    assert loads_spec(named, "named.yaml").repeat_counts == {"stage2": {"layers"}}
 
 
 def test_a_model_level_repeat_count_is_a_constructor_argument(run_archc, tmp_path):
@@ -58,8 +61,8 @@ def test_a_count_after_differing_first_repetitions_is_the_parameter_less_those(r
     assert_as_rebuilt(run_archc, tmp_path, "specs/gnmt_encoder.yaml", sets, module, "GnmtEncoder",
                       {"num_layers": 6}, tokens)
     # two layers: no residual layer left, a structure the file was not checked at: it says how to rebuild
-    with pytest.raises(ValueError, match=r"num_layers=2: this file was generated for num_layers - 2 >= 1; "
-                                         r"regenerate it with archc build --set num_layers=2"):
+    with pytest.raises(ValueError, match=r"num_layers=2 leaves a loop of this file without a block: a structure "
+                                         r"it was not generated for; regenerate it with archc build --set num_layers=2"):
         module.GnmtEncoder(num_layers=2)
 
 
@@ -92,11 +95,12 @@ def test_each_item_of_a_list_of_counts_counts_its_own_stage(run_archc, tmp_path,
     # (each stage's first unit differs: stage 1's reads the image, stage 2's strides)
     assert "for _ in range(layers[0] - 1)]" in init and "for _ in range(layers[1] - 1)]" in init, init
     assert "layers" in run_time_arguments(source) and "width" in run_time_arguments(source)
+    assert '"layers": (layers, min(layers[0] - 1, layers[1] - 1))' in init  # (the check of the counts)
     x = torch.randn(2, 3, 16, 16)
     assert_as_rebuilt(run_archc, tmp_path, path, (), module, "Stages", {"layers": [4, 2]}, x)
     # both at once: the counts and the widths the class computes
     assert_as_rebuilt(run_archc, tmp_path, path, (), module, "Stages", {"layers": [3, 5], "width": 6}, x)
-    with pytest.raises(ValueError, match=r"layers=\[1, 3\]: this file was generated for layers\[0\] - 1 >= 1"):
+    with pytest.raises(ValueError, match=r"layers=\[1, 3\] leaves a loop of this file without a block"):
         module.Stages(layers=[1, 3])
 
 
@@ -170,3 +174,59 @@ def test_layers_threaded_with_other_inputs_are_a_loop_and_their_count_an_argumen
     scripted = torch.jit.script(eager)  # (TorchScript iterates a ModuleList)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x, memory), eager(x, memory))
+
+
+@pytest.mark.parametrize("spec,cls,sets,given,inputs", [
+    # a block of one instance holds the runs: the class takes the count from the model, passed down
+    ("specs/transformer.yaml", "Transformer", ("d_model=16", "nhead=2", "dim_feedforward=32"),
+     {"num_encoder_layers": 3, "num_decoder_layers": 1}, ((2, 5, 16), (2, 4, 16))),
+    # a list of counts read inside the body block: each stage's loop reads its item
+    ("specs/fpn_resnet50.yaml", "FpnResnet50", ("width=8", "channels=16", "image_size=64"),
+     {"layers": [2, 1 + 1, 3, 2]}, ((1, 3, 64, 64),)),
+    # a recursive block: each level's class counts its own stage's convs
+    ("specs/segnet.yaml", "Segnet", ("width=4", "height=32", "image_width=32"),
+     {"convs": [2, 3, 2, 2, 3]}, ((1, 3, 32, 32),)),
+])
+def test_a_count_read_inside_a_block_of_one_instance_is_an_argument(run_archc, tmp_path, spec, cls, sets, given,
+                                                                     inputs):
+    module, source = build_generated(run_archc, tmp_path, spec, *sets)
+    for name in given:
+        assert name in run_time_arguments(source), run_time_arguments(source)
+    reference, _ = build_generated(run_archc, tmp_path, spec, *sets, *(f"{k}={v}" for k, v in given.items()))
+    mine, theirs = getattr(module, cls)(**given), getattr(reference, cls)()
+    assert {k: v.shape for k, v in mine.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    mine.load_state_dict(theirs.state_dict(), strict=True)
+    torch.manual_seed(0)
+    xs = [torch.randn(*shape) for shape in inputs]
+    with torch.no_grad():
+        torch.testing.assert_close(mine.eval()(*xs), theirs.eval()(*xs))
+
+
+SHADOWED = """
+archc: 1
+name: shadowed
+params: {width: 4, depth: 3}
+inputs:
+  x: [N, 8]
+blocks:
+  unit:
+    nodes:
+      - {name: fc, op: linear, out_features: 4}
+      - {name: relu, op: relu}
+  stack:
+    params: {depth: 2}
+    nodes:
+      - {name: units, block: unit, repeat: depth}
+nodes:
+  - {name: body, block: stack, depth: depth}
+  - {name: head, op: linear, out_features: 2}
+outputs: [head]
+"""
+
+
+def test_a_count_a_block_parameter_of_the_same_name_hides_stays_fixed(run_archc, tmp_path, spec_file):
+    # the stack's class would read its own `depth`, not the model's: the count is not taken
+    module, source = build_generated(run_archc, tmp_path, spec_file(SHADOWED))
+    assert "for _ in range(2)]" in source and "depth" not in run_time_arguments(source)
+    with pytest.raises(ValueError, match="depth=4: this file was generated for depth=3"):
+        module.Shadowed(depth=4)

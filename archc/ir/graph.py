@@ -170,8 +170,8 @@ class Graph:
         #: (input dims, repeat counts, conditions, block arguments, lets, block internals):
         #: a backend cannot turn these into run-time arguments without re-elaborating
         self.structural_params: set[str] = set()
-        #: top-level parameters a model-level ``repeat:`` count reads (generated code may take them)
-        self.count_params: set[str] = set()
+        #: each numbered ``repeat:`` (its children NAME.0, NAME.1, ...) -> the parameters its count reads
+        self.repeat_counts: dict[str, frozenset[str]] = {}
         #: weights by node name, then parameter name (numpy arrays); filled by init or loading
         self.weights: dict[str, dict[str, Any]] = {}
         self.doc: str = ""
@@ -369,7 +369,7 @@ class Graph:
         g.outputs = dict(self.outputs)
         g.params = dict(self.params)
         g.structural_params = set(self.structural_params)
-        g.count_params = set(self.count_params)
+        g.repeat_counts = dict(self.repeat_counts)
         g.weights = {k: dict(v) for k, v in self.weights.items()}
         g.doc = self.doc
         g.properties = dict(self.properties)

@@ -522,9 +522,10 @@ class _Resolver(_Widths):
     module's docstring); what it reads of the instances is :class:`_InstanceValues`'."""
 
     def __init__(self, graph: Lowered, bodies: list[Body], live: Mapping[str, Any] | None = None,
-                 follows: Collection[tuple] = frozenset()) -> None:
+                 follows: Collection[tuple] = frozenset(), counts: Mapping[tuple, str] | None = None) -> None:
         super().__init__(graph, bodies)
         self.follows = follows
+        self.counts = counts or {}
         info = self.rep.info
         self.params = [k for k, _ in info.args] if info else []
         self.defaults = dict(info.defaults) if info else {}
@@ -685,6 +686,10 @@ class _Resolver(_Widths):
             # (a hole may hold a list: stride [2])
             self.by_vector.setdefault(frozen(vector), (source, sites.get(i, ("",))[0]))
             self.result.text[i] = self.use(source)
+        # (runs whose lengths follow model parameters: the class takes them from the model, unless a
+        # block parameter of the same name hides one)
+        if all(_names(text) <= self.top.keys() for text in self.counts.values()):
+            self.result.counts = {key: self.use(text) for key, text in self.counts.items()}
         rename_python(self.result, self.used.values(), python_names(
             [*self.used, *(name for name, _ in self.result.lets)], RESERVED | self.graph.reserved))
         _store_forward_holes(self.result, rep_body)
@@ -1020,14 +1025,15 @@ def descendant(inst: Instance, path: str) -> Instance:
 
 
 def resolve(graph: Lowered, bodies: list[Body], live: Mapping[str, Any] | None = None,
-            follows: Collection[tuple] = frozenset()) -> ClassArgs:
+            follows: Collection[tuple] = frozenset(), counts: Mapping[tuple, str] | None = None) -> ClassArgs:
     """Literals and arguments for the class shared by ``bodies`` (instances of one block);
     ``graph``: the graph as read by :class:`~archc.lowering.torch_plan.Lowered`; ``live``: the
     top-level parameters the model takes at run time (:func:`live_params`) and their values;
     ``follows``: the holes (by :func:`hole_place`, with the instance path) that follow a live parameter
     in other elaborations of the spec (:mod:`~archc.lowering.torch_probes`): resolved as holes that
-    differ between instances are, though every instance here has the same value."""
-    return _Resolver(graph, bodies, live, follows).resolve()
+    differ between instances are, though every instance here has the same value; ``counts``: the
+    lengths of the class's runs of children written over live parameters (:attr:`ClassArgs.counts`)."""
+    return _Resolver(graph, bodies, live, follows, counts).resolve()
 
 
 def hole_place(body: Body, hole: int) -> tuple:
@@ -1290,7 +1296,7 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
     result = ClassArgs(counts=dict(counts or {}))
     for i, value in enumerate(body.holes):
         if type(value) is TopParam:  # a child class's argument: the model's parameter, by name
-            result.text[i] = value.name if value.name in live else literal(value.value)
+            result.text[i] = value.name if value.name in live or value.name in also_live else literal(value.value)
         else:
             result.text[i] = literal(value)
     expressions: dict[tuple[str, int, bool], str] = {}

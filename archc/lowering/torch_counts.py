@@ -1,21 +1,24 @@
-"""Repeat counts the model class takes: ``range(depth)`` where the spec repeats a block ``depth`` times.
+"""Repeat counts the generated classes take: ``range(depth)`` where the spec repeats a block ``depth`` times.
 
-A model-level ``repeat:`` (``{name: layers, block: layer, repeat: depth}``) makes a run of equal
-children in one of the model's containers, which the file writes as a loop
-(``*[Layer(...) for _ in range(10)]``). Its length may follow the parameter: the spec is
-elaborated again with the parameters model-level counts read
-(:attr:`~archc.ir.graph.Graph.count_params`; by the caller's function: the lowering never reads a
+A numbered ``repeat:`` (``{name: layers, block: layer, repeat: depth}``: children ``layers.0``,
+``layers.1``, ...) makes a run of equal children in one of its owner's containers, which the file
+writes as a loop (``*[Layer(...) for _ in range(10)]``). Where the owner is the model or a block
+instance with a class of its own (a Transformer's encoder), the run's length may follow the
+parameter. The spec is elaborated again with the parameters such counts read
+(:attr:`~archc.ir.graph.Graph.repeat_counts`; by the caller's function: the lowering never reads a
 spec) each moved up by its own step, then each one less (:func:`count_changes`), and each
-elaboration is written with the lengths of the model's runs masked. A parameter is taken where,
-at every value tried,
+elaboration is written with the lengths of those runs masked. A parameter is taken where, at
+every value tried,
 
-- every text comes out the same (block classes, the model class but for its runs' lengths): the
-  value changed how many children repeat, nothing else, and
+- every text comes out the same (every class, but for those runs' lengths): the value changed how
+  many children repeat, nothing else, and
 - every run whose length moved is one expression at every value: the parameter, or one of its
   items (``layers[0]``), plus a constant (``num_layers - 2``: the first two layers differ).
 
-The model class then writes those lengths, and refuses a value that leaves a run it counts
-empty: the structure below what was tried may differ (a condition on ``index`` turning).
+The classes holding those runs then write their lengths (a block class takes the parameter from
+the model, handed down as the model's other run-time parameters are), and the model class refuses
+a value that leaves a counted run empty: the structure below what was tried may differ (a
+condition on ``index`` turning).
 """
 from __future__ import annotations
 
@@ -31,9 +34,10 @@ __all__ = ["Counted", "MASKED", "Written", "count_changes", "probe_counts"]
 #: a run's length in a masked text (never a digit, never in a name)
 _MASK = "\x05"
 
-#: one plan of an elaboration: its texts with the lengths of the model's runs masked (see
-#: :data:`MASKED`), and each run's length by (container, run's place)
-Written = tuple[tuple[str, ...], Mapping[tuple, int]]
+#: one plan of an elaboration: its texts with the lengths of the runs of the model class and of each
+#: class of one instance masked (see :data:`MASKED`), each such run's length by (instance path,
+#: container, run's place), and the paths of those instances ("" the model's)
+Written = tuple[tuple[str, ...], Mapping[tuple, int], frozenset]
 
 
 class _EveryTopRun(Mapping):
@@ -60,7 +64,8 @@ MASKED: Mapping[tuple, str] = _EveryTopRun()
 
 @dataclass
 class Counted:
-    """The parameters the model class takes as repeat counts, and each counted run's length text."""
+    """The parameters the classes take as repeat counts, and each counted run's length text by
+    (instance path, container, run's place)."""
 
     params: list[str] = field(default_factory=list)
     texts: dict[tuple, str] = field(default_factory=dict)
@@ -97,11 +102,11 @@ def probe_counts(graph: Graph, live: Mapping[str, Any] | set[str], elaborate: Ca
     """The parameters outside ``live`` that the model's repeat counts follow (see the module's
     docstring), with the text of each run length they move. All of them are tried together first
     (two elaborations however many there are); one at a time where that finds none."""
-    candidates = [p for p, v in graph.params.items() if p in graph.count_params and p not in live and _countable(v)]
-    if not candidates:
+    if not _candidates(graph, live, None):
         return Counted()
-    base_texts, base_runs = written_of(graph)
-    if not base_runs:
+    base_texts, base_runs, owners = written_of(graph)
+    candidates = _candidates(graph, live, owners)
+    if not candidates or not base_runs:
         return Counted()
 
     def tried(names: list[str]) -> _Tried | None:
@@ -119,6 +124,16 @@ def probe_counts(graph: Graph, live: Mapping[str, Any] | set[str], elaborate: Ca
 _Tried = tuple[list[tuple[Mapping[str, Any], Mapping[tuple, int]]], list[Mapping[str, Any]]]
 
 
+def _candidates(graph: Graph, live: Mapping[str, Any] | set[str], owners: frozenset | None) -> list[str]:
+    """The parameters outside ``live`` (ints, lists of ints) that a numbered repeat's count reads, where
+    the repeat's container is the model's or an instance in ``owners`` (None: any)."""
+    read: set[str] = set()
+    for container, params in graph.repeat_counts.items():
+        if owners is None or container.rpartition(".")[0] in owners:
+            read |= params
+    return [p for p, v in graph.params.items() if p in read and p not in live and _countable(v)]
+
+
 def _tried(params: Mapping[str, Any], names: list[str], base_texts: tuple[str, ...],
            elaborate: Callable[[Mapping[str, Any]], Graph], written_of: Callable[[Graph], Written]) -> _Tried | None:
     """The spec elaborated at :func:`count_changes` of ``names``; None where more repeats changed
@@ -126,7 +141,7 @@ def _tried(params: Mapping[str, Any], names: list[str], base_texts: tuple[str, .
     same, other = [], []
     for k, change in enumerate(count_changes(params, names)):
         try:
-            texts, runs = written_of(elaborate(change))
+            texts, runs, _ = written_of(elaborate(change))
         except ArchcError:  # a value the spec refuses: no point
             continue
         values = {**params, **change}
@@ -194,7 +209,7 @@ def _guesses(params: Mapping[str, Any], names: list[str], count: int) -> list[_G
 
 
 def _refused(guesses: Iterable[_Guess], values: Mapping[str, Any]) -> bool:
-    """Whether the model class refuses ``values``: a run it counts would be empty."""
+    """Whether the model class refuses ``values``: a run counted would be empty."""
     return any((length := _length(guess, values)) is not None and length < 1 for guess in guesses)
 
 

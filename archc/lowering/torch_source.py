@@ -25,10 +25,11 @@ from archc.ir.vocab import SKIP_KINDS
 from archc.ir.graph import Graph
 from archc.ir.names import Namespace
 from archc.lowering.pyformat import LINE_LENGTH, spaced_slices, split_statement
-from archc.lowering.torch_args import CallArg, ClassArgs, carried_by, live_params, resolve, root_args, unwritten
+from archc.lowering.torch_args import (CallArg, ClassArgs, carried_by, hole_place, live_params, resolve, root_args,
+                                      unwritten)
 from archc.lowering.torch_body import BodyWriter
-from archc.lowering.torch_counts import MASKED, Written, probe_counts
-from archc.lowering.torch_probes import Elaborate, Plan, probe_params
+from archc.lowering.torch_counts import MASKED, Counted, Written, probe_counts
+from archc.lowering.torch_probes import Elaborate, Plan, Probed, probe_params
 from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, OMITTED, Body, Instance, Leaf, Lowered, Stmt, attribute,
                                        bare, instance_tree)
 from archc.lowering.torch_reuse import Signatures, relower, reuse
@@ -98,8 +99,12 @@ class _Planner:
     def __init__(self, graph: Graph, labels: Mapping[str, str], root_name: str,
                  premerged: Mapping[tuple[str, str], list[Body]] | None = None,
                  earlier: _Planner | None = None, live: Mapping[str, Any] | None = None,
-                 follows: Collection[tuple] = frozenset(), lowered: Lowered | None = None) -> None:
+                 follows: Collection[tuple] = frozenset(), lowered: Lowered | None = None,
+                 counts: Mapping[str, Mapping[tuple, str]] | None = None) -> None:
         self.graph = graph
+        #: instance path -> the lengths of its runs of children written over live parameters (a class
+        #: of that instance alone writes them: :mod:`~archc.lowering.torch_counts`)
+        self.counts = counts if counts is not None else earlier.counts if earlier is not None else {}
         #: holes that follow a live parameter in other elaborations (see :func:`resolve`)
         self.follows = follows
         #: (block, skeleton) -> the bodies of every instance with it, at any depth: one class
@@ -210,15 +215,19 @@ class _Planner:
     def _resolve(self, key: tuple[str, str], bodies: list[Body]) -> ClassArgs:
         """:func:`resolve` for the class of ``bodies``, or the earlier plan's for the same bodies."""
         if key in self.premerged:
-            return resolve(self.writer.lowered, self.premerged[key], self.live, self.follows)
+            bodies = self.premerged[key]
+            return resolve(self.writer.lowered, bodies, self.live, self.follows, self._counts(bodies))
         ids = tuple(map(id, bodies))
         found = self.resolved.get(ids)
         if found is None and self.earlier is not None:
             found = self.earlier.resolved.get(ids)
         if found is None:
-            found = resolve(self.writer.lowered, bodies, self.live, self.follows)
+            found = resolve(self.writer.lowered, bodies, self.live, self.follows, self._counts(bodies))
         self.resolved[ids] = found
         return found
+
+    def _counts(self, bodies: list[Body]) -> Mapping[tuple, str] | None:
+        return self.counts.get(bodies[0].instance.path) if len(bodies) == 1 else None
 
     def _name_groups(self, groups: dict[tuple[str, str], list[Body]]) -> None:
         by_block: dict[str, list[list[Body]]] = {}
@@ -563,13 +572,13 @@ def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Prove
 
 
 def _plan(graph: Graph, labels: Mapping[str, str], cls: str, live: Mapping[str, Any] | None,
-          follows: Collection[tuple] = frozenset(), lowered: Lowered | None = None
-          ) -> tuple[_Planner, Body, _Class, dict[str, Any]]:
+          follows: Collection[tuple] = frozenset(), lowered: Lowered | None = None,
+          counts: Mapping[str, Mapping[tuple, str]] | None = None) -> tuple[_Planner, Body, _Class, dict[str, Any]]:
     """Every instance lowered and grouped into classes, the model class last, and where each live
     parameter is read (its sites); ``live``: the parameters the model takes at run time (None: all
     that :func:`live_params` finds); ``follows``: see :func:`resolve`; ``lowered``: an earlier plan's
     reading of the graph."""
-    planner = _Planner(graph, labels, cls, live=live, follows=follows, lowered=lowered)
+    planner = _Planner(graph, labels, cls, live=live, follows=follows, lowered=lowered, counts=counts)
     tree = instance_tree(graph, planner.writer.lowered.order)
     root_body = planner.plan(tree)
     split = planner.split_keys()
@@ -626,17 +635,25 @@ def _probe_plan(planner: _Planner, root_body: Body) -> Plan:
 
 def _count_written(graph: Graph, cls: str, live: Mapping[str, Any]) -> Written:
     """What :mod:`~archc.lowering.torch_counts` compares of one elaboration: every class's code, the
-    model class's with its runs' lengths and the count parameters' defaults masked, and those lengths
-    (no skip labels or comments: an elaboration's new nodes have no label, and comments change no code)."""
+    model class's and those of one instance with their runs' lengths and the count parameters'
+    defaults masked; those lengths by (instance, container, run); and those instances (no skip
+    labels or comments: an elaboration's new nodes have no label, and comments change no code)."""
     planner, root_body, root, _ = _plan(graph, {}, cls, live)
-    # (the count parameters' defaults are this elaboration's values: masked too)
-    args = [dataclasses.replace(a, default=None) if a.name in graph.count_params else a for a in root.args.args]
-    masked = _Class(cls, None, [root_body], dataclasses.replace(root.args, counts=MASKED, args=args))
-    lowered = planner.writer.lowered
-    texts = [*_block_class_texts(planner), _class_text(masked, methods=_methods(planner, root))]
+    counting = {id(c) for c in [*planner.classes, root] if len(c.bodies) == 1}
+    params = set().union(*graph.repeat_counts.values())
+    texts, runs = [], {}
+    for c in [*planner.classes, root]:
+        if id(c) in counting:
+            body = c.bodies[0]
+            runs.update({(body.instance.path, *key): n for key, n in class_runs(body, c.args).items()})
+            args = [dataclasses.replace(a, default=None) if a.name in params else a for a in c.args.args]
+            c = _Class(c.name, c.block, c.bodies, dataclasses.replace(c.args, counts=MASKED, args=args))
+        texts.append(_class_text(c, methods=_methods(planner, c)))
     # (comments left out: a class's comment counts the instances it serves)
     code = ("\n".join(line for line in text if not line.lstrip().startswith("#")) for text in texts)
-    return (*code, *lowered.functions.values(), *lowered.classes.values()), class_runs(root_body, root.args)
+    lowered = planner.writer.lowered
+    owners = frozenset(c.bodies[0].instance.path for c in [*planner.classes, root] if id(c) in counting)
+    return (*code, *lowered.functions.values(), *lowered.classes.values()), runs, owners
 
 
 def _plan_elaborated(graph: Graph, follows: frozenset, labels: Mapping[str, str], cls: str,
@@ -654,17 +671,20 @@ def _plan_elaborated(graph: Graph, follows: frozenset, labels: Mapping[str, str]
 
 
 def _count_guard_lines(counts: Mapping[tuple, str]) -> list[str]:
-    """The check that every run the model class counts keeps one child at least: below the values
-    tried, the structure may differ (a condition on the repetition's index turning)."""
-    checks = []
+    """The check that every run a class counts keeps one child at least (below the values tried, the
+    structure may differ: a condition on the repetition's index turning): per parameter, its value
+    and the fewest children it leaves in a run."""
+    by_param: dict[str, list[str]] = {}
     for text in dict.fromkeys(counts.values()):
-        name = next(iter(sorted(_names_read(text))))
-        checks.append(f"{literal(text)}: ({text}, {literal(name)}, {name})")
-    return (_statement(f"repeats = {{{', '.join(checks)}}}", 2) + [
-        _I * 2 + "for text, (count, name, value) in repeats.items():",
-        _I * 3 + "if count < 1:",
+        by_param.setdefault(min(_names_read(text)), []).append(text)
+    fewest = {name: texts[0] if len(texts) == 1 else f"min({', '.join(texts)})" for name, texts in by_param.items()}
+    pairs = ", ".join(f"{literal(name)}: ({name}, {least})" for name, least in fewest.items())
+    return (_statement(f"repeats = {{{pairs}}}", 2) + [
+        _I * 2 + "for name, (value, fewest) in repeats.items():",
+        _I * 3 + "if fewest < 1:",
         _I * 4 + "raise ValueError(",
-        _I * 5 + 'f"{name}={value!r}: this file was generated for {text} >= 1; "',
+        _I * 5 + 'f"{name}={value!r} leaves a loop of this file without a block: "',
+        _I * 5 + '"a structure it was not generated for; "',
         _I * 5 + 'f"regenerate it with archc build --set {name}={value!r}"',
         _I * 4 + ")",
     ])
@@ -674,10 +694,35 @@ def _names_read(text: str) -> set[str]:
     return {n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)}
 
 
+def _with_counted_classes(graph: Graph, labels: Mapping[str, str], cls: str, planner: _Planner, root_body: Body,
+                          probed: Probed, counted: Counted) -> tuple[_Planner, Body, dict[int, str], Counted]:
+    """The file planned again so that the block classes holding counted runs write their lengths, each
+    taking the parameters from the model (they are live); the model class's hole texts moved to the
+    new plan's holes, by what each fills. Where a class cannot (a block parameter hides the model's)
+    or a hole has no place in the new plan, the plan as it was and the model's own counts alone."""
+    nested: dict[str, dict[tuple, str]] = {}
+    for (path, *key), text in counted.texts.items():
+        if path:
+            nested.setdefault(path, {})[tuple(key)] = text
+    live = {**planner.live, **{p: graph.params[p] for p in counted.params}}
+    again, body, _, _ = _plan(graph, labels, cls, live, probed.follows, counts=nested)
+    # (a hole known by its index alone has no place of its own: another plan's index may be another hole)
+    places = {hole_place(root_body, i): text for i, text in probed.texts.items()}
+    moved = {i: places[hole_place(body, i)] for i in range(len(body.holes)) if hole_place(body, i) in places}
+    held = {c.bodies[0].instance.path for c in again.classes if len(c.bodies) == 1 and c.args.counts}
+    if nested.keys() <= held and len(moved) == len(probed.texts) and all(place[1] for place in places):
+        return again, body, moved, counted
+    kept = {k: t for k, t in counted.texts.items() if not k[0]}
+    nested_params = {name for path, texts in nested.items() for text in texts.values() for name in _names_read(text)}
+    if any(_names_read(text) & nested_params for text in kept.values()):
+        return planner, root_body, probed.texts, Counted()
+    return planner, root_body, probed.texts, Counted([p for p in counted.params if p not in nested_params], kept)
+
+
 #: the generated module's function that compares a sequence argument with the one the file was built for
 _AS_TUPLES = "_as_tuples"
 #: the names the check of the fixed parameters (:func:`_guard_lines`) assigns or calls in ``__init__``
-_GUARD_LOCALS = frozenset({"fixed", "name", "value", "built", _AS_TUPLES, "repeats", "text", "count"})
+_GUARD_LOCALS = frozenset({"fixed", "name", "value", "built", _AS_TUPLES, "repeats", "fewest"})
 _AS_TUPLES_SOURCE = [
     f"def {_AS_TUPLES}(value):",
     '    """``value`` with its lists, however nested, as tuples."""',
@@ -727,10 +772,16 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
         if probed.params or counted.params:
             if probed.params:
                 planner, root_body = probed.plan.planned  # (its block classes take what follows the parameters)
+            hole_texts = probed.texts
+            if any(path for path, *_ in counted.texts):
+                planner, root_body, hole_texts, counted = _with_counted_classes(
+                    graph, labels, cls, planner, root_body, probed, counted)
             lowered = planner.writer.lowered
             live = {p: s for p, s in live_params(graph, lowered).items() if p in planner.live}
             taken = [*probed.params, *counted.params]
-            args = root_args(graph, lowered, root_body, live, _GUARD_LOCALS, (taken, probed.texts), counted.texts)
+            # (the model's own runs by container and place; every counted run's length for its check)
+            counts = {key[1:] if not key[0] else key: text for key, text in counted.texts.items()}
+            args = root_args(graph, lowered, root_body, live, _GUARD_LOCALS, (taken, hole_texts), counts)
             root = _Class(cls, None, [root_body], args)
             live = {**live, **{p: [] for p in taken}}
     classes: list[str] = []

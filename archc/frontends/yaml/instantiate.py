@@ -28,7 +28,7 @@ from archc.frontends.yaml.params import (LIST_ITEM_RE, MAX_NAME_LENGTH, MODULE_N
 from archc.frontends.yaml.scope import POISON, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SList, SMap
-from archc.ir import Value
+from archc.ir import Graph, Value
 from archc.ops import registry
 from archc.frontends.yaml.spelling import spelled
 
@@ -53,6 +53,14 @@ class _Written:
 
     def instance(self, fields: SMap, path: str, inputs: list[Value | Poison]) -> Instantiation:
         return Instantiation(self.item, fields, self.kind, path, inputs, self.inline)
+
+
+def _record_count(graph: Graph, node: _Written, scope: Scope) -> None:
+    """Record a repeat numbered ``NAME.0``, ``NAME.1``, ... whose count reads parameters: generated
+    code writes it as a loop whose length may follow them (``Graph.repeat_counts``)."""
+    read = scope.sources_of(node.item["repeat"])
+    if read and not node.inline and scope.counter is None and "instance_name" not in node.item:
+        graph.repeat_counts[node.path] = read
 
 
 class Instantiator:
@@ -226,6 +234,7 @@ class Instantiator:
         ``inline`` repetitions add no name level (numbered children of a sequential block)."""
         item, name = node.item, node.name
         count = self._repeat_count(item, scope, node.path)
+        _record_count(self.ctx.graph, node, scope)
         overrides = self._overrides(item, count, node.path)
         dense = _mentions(item.get("in"), f"{name}[*]")
         parallel = self._parallel(item, dense)
@@ -285,8 +294,6 @@ class Instantiator:
         if isinstance(count, str):
             count = self.ctx.evaluate(count, scope, Site(item, "repeat", path),
                                       expects=lambda: "'repeat' expects a non-negative int")
-            if not scope.stack:  # a model-level repeat: the generated model class may take its count
-                self.ctx.graph.count_params |= scope.sources_of(item["repeat"])
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             self.ctx.error(f"'repeat' must be a non-negative int, got {spelled(count)}", item.where("repeat"), path,
                            scope.origin_hint(item["repeat"]))
