@@ -28,7 +28,7 @@ import unicodedata
 from typing import Any
 
 __all__ = ["literal", "expression", "is_identifier", "identifier", "shortened", "one_line", "plain_text", "comment",
-           "UnsafeValue", "frozen", "BUILTIN_NAMES"]
+           "UnsafeValue", "frozen", "BUILTIN_NAMES", "numbered_name"]
 
 #: The names Python binds before any code runs (``len``, ``sum``, ``pow``, ``input``, ``ValueError``):
 #: a generated local variable of one of these names would hide the builtin from the code after it,
@@ -92,6 +92,19 @@ def _string(value: str) -> str:
     if body.count('"') > body.count("\\'"):
         return text
     return '"' + "".join(out) + '"'
+
+
+def numbered_name(prefix: str, variable: str, suffix: str) -> str:
+    """An f-string that evaluates to ``prefix``, the value of the identifier ``variable``, then
+    ``suffix`` (``f"encoder_layer_{i}"``): the texts' braces doubled, the rest escaped as
+    :func:`literal` escapes a string."""
+    if not is_identifier(variable):
+        raise UnsafeValue(f"not an identifier: {variable!r}")
+    if not (prefix + suffix).isprintable() or "\\" in prefix + suffix:  # (no escape sequence to tell apart)
+        raise UnsafeValue(f"a name with escapes: {prefix + suffix!r}")
+    mark = "\x00"  # (never in a name: where the variable goes, once the texts are escaped)
+    text = _string(prefix.replace("{", "{{").replace("}", "}}") + mark + suffix.replace("{", "{{").replace("}", "}}"))
+    return "f" + text.replace("\\x00", "{" + variable + "}")
 
 
 _EXPR_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call,

@@ -20,7 +20,7 @@ from archc.errors import SpecError
 from archc.ir.graph import FORMAL_INPUTS_META, Graph, Node, Value
 from archc.lowering.pyformat import concatenated_lists
 from archc.lowering.torch_reset import GENERATED_METHODS
-from archc.lowering.torch_plan import (NAME_LIMIT, Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute,
+from archc.lowering.torch_plan import (NAME_LIMIT, NUMBERED_NAME, Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute,
                                        place_local, spread_at, with_holes)
 from archc.ops.weights import REUSE_META, TIE_META, reused_module, tied_params
 from archc.pysource import is_identifier, literal
@@ -142,7 +142,7 @@ class _SequentialChoice:
         cut = len(inst.path) + 1 if inst.path else 0  # the names first: most instances fail here, cheaply
         names = [(item.name if type(item) is Node else item.path)[cut:] for item in items]
         nested = any("." in name for name in names)
-        if all(map(is_identifier, names)) or nested and not _numbered_groups(names):
+        if all(map(is_identifier, names)) and not _counting_up(items, names) or nested and not _numbered_groups(names):
             return none  # a class with attributes (self.conv1), or names nested in other containers
         forms = _links(self, inst, items)
         if forms is None:
@@ -528,6 +528,21 @@ def _walk_access(writer: BodyWriter, body: Body, chained: Mapping[int, Any], acc
         if isinstance(sub, dict):
             body.containers[here] = writer._kind(sub, chained)
             _walk_access(writer, body, chained, access, sub, sub_expr, here, body.containers[here])
+
+
+def _counting_up(items: list[Node | Instance], names: list[str]) -> bool:
+    """Whether ``items`` are the repetitions of one ``repeat:`` named by one pattern counting up (ViT's
+    ``encoder_layer_0``, ``encoder_layer_1``, ...): an ``nn.Sequential`` class adds them in a loop, as
+    torchvision's ViT builds its encoder's layers."""
+    if len(items) < 2 or any(type(item) is Node or item.info is None for item in items):
+        return False
+    matches = [NUMBERED_NAME.match(name) for name in names]
+    # (one spec node made them all: `d1` and `d2` written apart stay attributes)
+    made_by = {(item.info.block, item.info.location) for item in items}
+    if len(made_by) != 1 or None in next(iter(made_by)) or not all(matches):
+        return False
+    numbers = [int(m.group(2)) for m in matches]
+    return len({m.group(1, 3) for m in matches}) == 1 and numbers == list(range(numbers[0], numbers[0] + len(names)))
 
 
 def _numbered_groups(names: list[str]) -> bool:

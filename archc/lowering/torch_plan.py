@@ -28,8 +28,12 @@ from archc.pysource import BUILTIN_NAMES, identifier, is_identifier, literal, sh
 
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
            "Lowered", "place", "attribute", "HOLE", "OMITTED", "split_numbers",
-           "spread_at", "fill_resets", "bare", "NAME_LIMIT", "ARGUMENT_LIMIT", "ATTRIBUTE_LIMIT", "RESERVED"]
+           "spread_at", "fill_resets", "bare", "NAME_LIMIT", "ARGUMENT_LIMIT", "ATTRIBUTE_LIMIT", "RESERVED",
+           "NUMBERED_NAME"]
 
+#: a child's name with a number in it: (before, the number, after: no digit). Children of one
+#: constructor named so, counting up, are added in a loop (``f"encoder_layer_{i}"``)
+NUMBERED_NAME = re.compile(r"^(.*?)(0|[1-9][0-9]*)(\D*)$", re.DOTALL)
 #: Marks a hole in generated text: HOLE + index + HOLE (no digit of it is ever read as a number).
 HOLE = "\x00"
 #: A child constructor's argument filled with its default: the writer leaves ``name=OMITTED`` out

@@ -30,11 +30,11 @@ from archc.lowering.torch_args import (CallArg, ClassArgs, carried_by, hole_plac
 from archc.lowering.torch_body import BodyWriter
 from archc.lowering.torch_counts import MASKED, Counted, Written, probe_counts
 from archc.lowering.torch_probes import Elaborate, Plan, Probed, probe_params
-from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, OMITTED, Body, Instance, Leaf, Lowered, Stmt, attribute,
+from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, NUMBERED_NAME, OMITTED, Body, Instance, Leaf, Lowered, Stmt, attribute,
                                        bare, instance_tree)
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
-from archc.pysource import comment, frozen, is_identifier, literal, one_line, shortened
+from archc.pysource import UnsafeValue, comment, frozen, is_identifier, literal, numbered_name, one_line, shortened
 
 __all__ = ["Provenance", "write_source", "class_name_for"]
 
@@ -496,11 +496,47 @@ def _sequential_init_lines(body: Body, args: ClassArgs) -> list[str]:
     modules = [(seg, _container(sub, body.containers[(seg,)], args, (seg,), body.containers)
                 if isinstance(sub, dict) else _fill(sub.source, args)) for seg, sub in body.tree.items()]
     if [seg for seg, _ in modules] == [str(i) for i in range(len(modules))]:
-        return lines + _statement(f"super().__init__({', '.join(source for _, source in modules)})", 2)
+        written = [f"*{_loop(item, count)}" if count >= RUN else item
+                   for item, count in _runs([source for _, source in modules]) for _ in range(count if count < RUN else 1)]
+        return lines + _statement(f"super().__init__({', '.join(written)})", 2)
     lines += [_I * 2 + "super().__init__()"]
-    for seg, source in modules:
-        lines += _statement(f"self.add_module({literal(seg)}, {source})", 2)
+    taken = {a.written for a in args.args} | {name for name, _ in args.lets}
+    each = next(name for name in ("i", "index", "k", "position") if name not in taken)
+    for run in _numbered_runs(modules):
+        seg, source = run[0]
+        named = _numbered_name(run, each) if len(run) >= RUN else None
+        if named is None:
+            lines += [line for seg, source in run for line in _statement(f"self.add_module({literal(seg)}, {source})", 2)]
+            continue
+        first = int(NUMBERED_NAME.match(seg).group(2))
+        span = f"{first}, {first + len(run)}" if first else f"{len(run)}"
+        lines += _statement(f"for {each} in range({span}):", 2) + _statement(f"self.add_module({named}, {source})", 3)
     return lines
+
+
+def _numbered_runs(modules: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """Consecutive children with the same constructor text whose names count up by one
+    (``block2-1``, ``block2-2``, ...); every other child a run of its own."""
+    runs: list[list[tuple[str, str]]] = []
+    for seg, source in modules:
+        last = runs[-1][-1] if runs else None
+        now, before = NUMBERED_NAME.match(seg), NUMBERED_NAME.match(last[0]) if last else None
+        if last and last[1] == source and now and before and now.group(1, 3) == before.group(1, 3) \
+                and int(now.group(2)) == int(before.group(2)) + 1:
+            runs[-1].append((seg, source))
+        else:
+            runs.append([(seg, source)])
+    return runs
+
+
+def _numbered_name(run: list[tuple[str, str]], each: str) -> str | None:
+    """The f-string naming each child of ``run`` from the loop's ``each``; None where a name has
+    escapes (its children are added one by one)."""
+    before, _, after = NUMBERED_NAME.match(run[0][0]).groups()
+    try:
+        return numbered_name(before, each, after)
+    except UnsafeValue:
+        return None
 
 
 def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ()) -> list[str]:
