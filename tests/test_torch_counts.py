@@ -35,10 +35,11 @@ def test_the_frontend_records_each_numbered_repeat_and_the_parameters_its_count_
         .replace('repeat: "layers[0]", out: width}', 'n: "layers[0]", out: width}') \
         .replace('repeat: "layers[1]", out: width * 2, overrides: {0: {stride: 2}}}', "out: width * 2, stride: 2}")
     assert loads_spec(inner, "inner.yaml").repeat_counts == {"stage1.relu": {"layers"}}
-    # literal counts, and repetitions named otherwise (instance_name), make no loop a parameter moves
+    # repetitions named by instance_name too (the owner's children: u0, u1, ...); literal counts not
     named = STAGES.replace('repeat: "layers[0]", out: width}', 'repeat: "layers[0]", out: width, '
                                                                 'instance_name: "u${index}"}')
-    assert loads_spec(named, "named.yaml").repeat_counts == {"stage2": {"layers"}}
+    assert loads_spec(named, "named.yaml").repeat_counts == {"stage1": {"layers"}, "stage2": {"layers"}}
+    assert loads_spec(STAGES.replace('"layers[0]"', "2"), "literal.yaml").repeat_counts == {"stage2": {"layers"}}
 
 
 def test_a_model_level_repeat_count_is_a_constructor_argument(run_archc, tmp_path):
@@ -61,8 +62,9 @@ def test_a_count_after_differing_first_repetitions_is_the_parameter_less_those(r
     assert_as_rebuilt(run_archc, tmp_path, "specs/gnmt_encoder.yaml", sets, module, "GnmtEncoder",
                       {"num_layers": 6}, tokens)
     # two layers: no residual layer left, a structure the file was not checked at: it says how to rebuild
-    with pytest.raises(ValueError, match=r"num_layers=2 leaves a loop of this file without a block: a structure "
-                                         r"it was not generated for; regenerate it with archc build --set num_layers=2"):
+    assert '"num_layers": (num_layers, num_layers >= 3)' in source
+    with pytest.raises(ValueError, match=r"num_layers=2: a loop of this file would be shorter than built; "
+                                         r"regenerate it with archc build --set num_layers=2"):
         module.GnmtEncoder(num_layers=2)
 
 
@@ -95,12 +97,14 @@ def test_each_item_of_a_list_of_counts_counts_its_own_stage(run_archc, tmp_path,
     # (each stage's first unit differs: stage 1's reads the image, stage 2's strides)
     assert "for _ in range(layers[0] - 1)]" in init and "for _ in range(layers[1] - 1)]" in init, init
     assert "layers" in run_time_arguments(source) and "width" in run_time_arguments(source)
-    assert '"layers": (layers, min(layers[0] - 1, layers[1] - 1))' in init  # (the check of the counts)
+    # (the check of the counts: tried one less together, stage 1 lost its run, so each keeps the
+    # shortest run seen)
+    assert '"layers": (layers, all([layers[0] >= 2, layers[1] >= 3]))' in init
     x = torch.randn(2, 3, 16, 16)
-    assert_as_rebuilt(run_archc, tmp_path, path, (), module, "Stages", {"layers": [4, 2]}, x)
+    assert_as_rebuilt(run_archc, tmp_path, path, (), module, "Stages", {"layers": [4, 3]}, x)
     # both at once: the counts and the widths the class computes
     assert_as_rebuilt(run_archc, tmp_path, path, (), module, "Stages", {"layers": [3, 5], "width": 6}, x)
-    with pytest.raises(ValueError, match=r"layers=\[1, 3\] leaves a loop of this file without a block"):
+    with pytest.raises(ValueError, match=r"layers=\[1, 3\]: a loop of this file would be shorter than built"):
         module.Stages(layers=[1, 3])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from generated_modules import build_generated
+from generated_modules import assert_as_rebuilt, build_generated
 
 from archc.pysource import UnsafeValue, numbered_name
 
@@ -31,7 +31,7 @@ def test_vit_s_encoder_layers_are_added_in_a_loop(run_archc, tmp_path):
     module, source = build_generated(run_archc, tmp_path, "specs/vit_b16.yaml", *sets)
     stack = _class(source, "LayerStack")
     assert stack.startswith("nn.Sequential):")
-    assert "for i in range(3):\n            self.add_module(\n                f\"encoder_layer_{i}\"," in stack, stack
+    assert "for i in range(num_layers):\n            self.add_module(\n                f\"encoder_layer_{i}\"," in stack, stack
     assert "def forward" not in stack  # (nn.Sequential's)
     model = module.VitB16().eval()
     keys = model.state_dict().keys()
@@ -51,3 +51,13 @@ def test_a_loop_starts_at_the_first_number_of_its_run(run_archc, tmp_path):
     keys = module.RegnetY400mf().state_dict().keys()
     assert {k.split(".")[2] for k in keys if k.startswith("trunk_output.block2.")} == {"block2-0", "block2-1",
                                                                                        "block2-2"}
+
+
+def test_vit_takes_its_depth(run_archc, tmp_path):
+    # ViT-L/16 is ViT-B/16 with 24 layers (and wider): the encoder's loop counts num_layers
+    sets = ("image_size=32", "patch_size=8", "num_layers=2", "num_heads=2", "hidden_dim=32", "mlp_dim=48")
+    module, source = build_generated(run_archc, tmp_path, "specs/vit_b16.yaml", *sets)
+    header = source.split("\nimport ")[0]
+    assert "num_layers" in header.split("run-time arguments:")[1].split("fixed")[0]
+    assert_as_rebuilt(run_archc, tmp_path, "specs/vit_b16.yaml", sets, module, "VitB16",
+                      {"num_layers": 5, "hidden_dim": 48}, torch.randn(1, 3, 32, 32))

@@ -170,7 +170,7 @@ class Graph:
         #: (input dims, repeat counts, conditions, block arguments, lets, block internals):
         #: a backend cannot turn these into run-time arguments without re-elaborating
         self.structural_params: set[str] = set()
-        #: each numbered ``repeat:`` (its children NAME.0, NAME.1, ...) -> the parameters its count reads
+        #: each ``repeat:`` (its node's path: the owner's children) -> the parameters its count reads
         self.repeat_counts: dict[str, frozenset[str]] = {}
         #: weights by node name, then parameter name (numpy arrays); filled by init or loading
         self.weights: dict[str, dict[str, Any]] = {}

@@ -126,6 +126,8 @@ class ClassArgs:
     #: root: a run of equal children (container path, run's place) -> its length as an expression of
     #: the model's parameters (``num_layers - 2``: :mod:`~archc.lowering.torch_counts`)
     counts: Mapping[tuple, str] = field(default_factory=dict)
+    #: root: (parameter, condition on it) under which each counted run is as long as one checked
+    checks: list[tuple[str, str]] = field(default_factory=list)
     #: (node, attribute) of every instance whose attribute this class writes as the spec's expression
     expressed: set[tuple[str, str]] = field(default_factory=set)
     #: (child instance, block parameter) of every child argument this class writes as the spec's expression
@@ -214,6 +216,7 @@ def rename_python(result: ClassArgs, args: Iterable[Arg], renamed: Mapping[str, 
     result.stored = {attr: renamed_source(source, renamed) for attr, source in result.stored.items()}
     result.guards = [(renamed.get(name, name), value) for name, value in result.guards]
     result.counts = {key: renamed_source(text, renamed) for key, text in result.counts.items()}
+    result.checks = [(renamed.get(name, name), renamed_source(text, renamed)) for name, text in result.checks]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -1285,15 +1288,17 @@ def _forward(lowered: Lowered, op: Any, node: Node, ins: list[TensorType]) -> st
 
 def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[tuple[str, str]]],
               guard_locals: Collection[str] = (), probed: tuple[Collection[str], Mapping[int, str]] = ((), {}),
-              counts: Mapping[tuple, str] | None = None) -> ClassArgs:
+              counts: Mapping[tuple, str] | None = None, checks: Mapping[str, list[str]] | None = None
+              ) -> ClassArgs:
     """The root class: every hole a literal, but a live parameter's attribute holes its expression.
     ``guard_locals``: the names the check of the fixed parameters assigns in ``__init__`` (no
     argument the code reads after it may take one). ``probed``: parameters found live by elaborating
     the spec again (:mod:`~archc.lowering.torch_probes`), and the expression of each hole they change;
     ``counts``: the lengths of runs of children written over parameters (their parameters are in
-    ``probed``'s)."""
+    ``probed``'s), and ``checks`` the conditions on those parameters the class checks."""
     also_live, probed_texts = probed
-    result = ClassArgs(counts=dict(counts or {}))
+    result = ClassArgs(counts=dict(counts or {}),
+                       checks=[(name, text) for name, texts in (checks or {}).items() for text in texts])
     for i, value in enumerate(body.holes):
         if type(value) is TopParam:  # a child class's argument: the model's parameter, by name
             result.text[i] = value.name if value.name in live or value.name in also_live else literal(value.value)
@@ -1327,7 +1332,7 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
         result.args.append(Arg(p, value, ("param", p)))
         if p not in live and p not in also_live:
             result.guards.append((p, value))
-    guarded = result.guards or result.counts
+    guarded = result.guards or result.checks
     reserved = RESERVED | lowered.reserved | (frozenset(guard_locals) if guarded else frozenset())
     rename_python(result, result.args, python_names(graph.params, reserved))
     return result

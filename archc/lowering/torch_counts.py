@@ -17,14 +17,14 @@ every value tried,
 
 The classes holding those runs then write their lengths (a block class takes the parameter from
 the model, handed down as the model's other run-time parameters are), and the model class refuses
-a value that leaves a counted run empty: the structure below what was tried may differ (a
-condition on ``index`` turning).
+a value that makes a counted run shorter than checked (:func:`_least`): below, the structure may
+differ (a condition on ``index`` turning, a class of one child).
 """
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from archc.errors import ArchcError
 from archc.ir.graph import Graph
@@ -69,6 +69,9 @@ class Counted:
 
     params: list[str] = field(default_factory=list)
     texts: dict[tuple, str] = field(default_factory=dict)
+    #: each parameter -> the conditions on it under which every run it counts is as long as one
+    #: checked (``num_layers >= 3``): the model class refuses other values
+    checks: dict[str, list[str]] = field(default_factory=dict)
 
 
 def count_changes(params: Mapping[str, Any], names: list[str]) -> list[dict[str, Any]]:
@@ -163,14 +166,27 @@ def _solve(params: Mapping[str, Any], base_runs: Mapping[tuple, int], groups: Ma
     while groups:  # (each round drops a group at least)
         names = [name for group in groups for name in group]
         guesses, failed = _solved(params, base_runs, names, groups)
-        # (a value whose structure differs is one the file must refuse: a run it counts left empty)
+        least = _least(base_runs, guesses, groups)
+        # (a value whose structure differs is one the file must refuse: a run it counts shorter than checked)
         failed |= {group for group, (_, others) in groups.items()
-                   if not all(_refused(guesses.values(), values) for values in others)}
+                   if not all(_refused(guesses, least, values) for values in others)}
         if not failed:
-            used = {guess[0] for guess in guesses.values()}
-            return Counted([n for n in names if n in used], {key: _text(guess) for key, guess in guesses.items()})
+            used = [n for n in names if n in {guess[0] for guess in guesses.values()}]
+            return Counted(used, {key: _text(guess) for key, guess in guesses.items()},
+                           {n: c for n in used if (c := _checks(params, n, guesses, least))})
         groups = {group: t for group, t in groups.items() if group not in failed}
     return Counted()
+
+
+def _least(base_runs: Mapping[tuple, int], guesses: Mapping[tuple, _Guess],
+           groups: Mapping[tuple[str, ...], _Tried]) -> dict[tuple, int]:
+    """Each counted run's shortest length the file is taken to hold for: one where every value tried
+    had the file's structure (it holds from one up, as it did one below the file's values), else the
+    shortest length that had it."""
+    if not any(others for _, others in groups.values()):
+        return {key: 1 for key in guesses}
+    seen = [runs for same, _ in groups.values() for _, runs in same]
+    return {key: min([base_runs[key], *(runs[key] for runs in seen if key in runs)]) for key in guesses}
 
 
 #: a guess at a run's length: (parameter, its item's index or None, constant added)
@@ -208,9 +224,36 @@ def _guesses(params: Mapping[str, Any], names: list[str], count: int) -> list[_G
     return sorted(found, key=lambda g: abs(g[2]))
 
 
-def _refused(guesses: Iterable[_Guess], values: Mapping[str, Any]) -> bool:
-    """Whether the model class refuses ``values``: a run counted would be empty."""
-    return any((length := _length(guess, values)) is not None and length < 1 for guess in guesses)
+def _refused(guesses: Mapping[tuple, _Guess], least: Mapping[tuple, int], values: Mapping[str, Any]) -> bool:
+    """Whether the model class refuses ``values``: a counted run would be shorter than checked."""
+    return any((length := _length(guess, values)) is not None and length < least[key]
+               for key, guess in guesses.items())
+
+
+def _checks(params: Mapping[str, Any], param: str, guesses: Mapping[tuple, _Guess], least: Mapping[tuple, int]
+            ) -> list[str]:
+    """The conditions on ``param`` under which each run it counts has as many children as checked
+    (``layers[0] - 1`` at least 1: ``layers[0] >= 2``), the strongest per item, items of one bound
+    together (``min(convs) >= 2`` where that is every item)."""
+    bounds: dict[int | None, int] = {}
+    for key, (name, index, constant) in guesses.items():
+        if name == param and least[key] - constant > 0:
+            bounds[index] = max(bounds.get(index, 0), least[key] - constant)
+    by_bound: dict[int, list[int | None]] = {}
+    for index, bound in sorted(bounds.items(), key=lambda item: -1 if item[0] is None else item[0]):
+        by_bound.setdefault(bound, []).append(index)
+    value = params[param]
+    checks = []
+    for bound, indices in by_bound.items():
+        if indices == [None]:
+            checks.append(f"{param} >= {bound}")
+        elif len(indices) == 1:
+            checks.append(f"{param}[{indices[0]}] >= {bound}")
+        elif indices == list(range(len(value))):
+            checks.append(f"min({param}) >= {bound}")
+        else:
+            checks.append(f"min({', '.join(f'{param}[{i}]' for i in indices)}) >= {bound}")
+    return checks
 
 
 def _length(guess: _Guess, values: Mapping[str, Any]) -> int | None:

@@ -30,8 +30,8 @@ from archc.lowering.torch_args import (CallArg, ClassArgs, carried_by, hole_plac
 from archc.lowering.torch_body import BodyWriter
 from archc.lowering.torch_counts import MASKED, Counted, Written, probe_counts
 from archc.lowering.torch_probes import Elaborate, Plan, Probed, probe_params
-from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, NUMBERED_NAME, OMITTED, Body, Instance, Leaf, Lowered, Stmt, attribute,
-                                       bare, instance_tree)
+from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, NUMBERED_NAME, OMITTED, Body, Instance, Leaf, Lowered, Stmt,
+                                       attribute, bare, instance_tree)
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
 from archc.pysource import UnsafeValue, comment, frozen, is_identifier, literal, numbered_name, one_line, shortened
@@ -392,13 +392,20 @@ def _runs(items: list[str]) -> list[tuple[str, int]]:
 
 def class_runs(body: Body, args: ClassArgs) -> dict[tuple, int]:
     """The length of each run of equal children in ``body``'s top-level containers, by (container,
-    run's place): the counts :mod:`~archc.lowering.torch_counts` may write over parameters."""
+    run's place), and of an ``nn.Sequential`` class's runs added by name, by ("", run's place): the
+    counts :mod:`~archc.lowering.torch_counts` may write over parameters."""
     found: dict[tuple, int] = {}
     for seg, sub in body.tree.items():
         kind = body.containers.get((seg,))
         if isinstance(sub, dict) and kind in ("seq", "list"):
             for k, (_, count) in enumerate(_runs(_items(sub, kind, args, (seg,), body.containers))):
                 found[(seg, k)] = count
+    modules = _sequential_modules(body, args) if body.sequential else []
+    if modules and [seg for seg, _ in modules] != [str(i) for i in range(len(modules))]:
+        # (an nn.Sequential class's children added by name: runs the loop of add_module can count)
+        for k, run in enumerate(_numbered_runs(modules)):
+            if _numbered_name(run, "i") is not None:
+                found[("", k)] = len(run)
     return found
 
 
@@ -493,25 +500,47 @@ def _sequential_init_lines(body: Body, args: ClassArgs) -> list[str]:
     lines: list[str] = []
     for name, source in args.lets:
         lines += _statement(f"{name} = {source}", 2)
-    modules = [(seg, _container(sub, body.containers[(seg,)], args, (seg,), body.containers)
-                if isinstance(sub, dict) else _fill(sub.source, args)) for seg, sub in body.tree.items()]
+    modules = _sequential_modules(body, args)
     if [seg for seg, _ in modules] == [str(i) for i in range(len(modules))]:
-        written = [f"*{_loop(item, count)}" if count >= RUN else item
-                   for item, count in _runs([source for _, source in modules]) for _ in range(count if count < RUN else 1)]
+        written: list[str] = []
+        for item, count in _runs([source for _, source in modules]):
+            written += [f"*{_loop(item, count)}"] if count >= RUN else [item] * count
         return lines + _statement(f"super().__init__({', '.join(written)})", 2)
     lines += [_I * 2 + "super().__init__()"]
     taken = {a.written for a in args.args} | {name for name, _ in args.lets}
     each = next(name for name in ("i", "index", "k", "position") if name not in taken)
-    for run in _numbered_runs(modules):
+    for k, run in enumerate(_numbered_runs(modules)):
         seg, source = run[0]
-        named = _numbered_name(run, each) if len(run) >= RUN else None
+        counted = args.counts.get(("", k))  # (a length that follows the model's parameters)
+        named = _numbered_name(run, each) if counted is not None or len(run) >= RUN else None
         if named is None:
-            lines += [line for seg, source in run for line in _statement(f"self.add_module({literal(seg)}, {source})", 2)]
+            for seg, source in run:
+                lines += _statement(f"self.add_module({literal(seg)}, {source})", 2)
             continue
-        first = int(NUMBERED_NAME.match(seg).group(2))
-        span = f"{first}, {first + len(run)}" if first else f"{len(run)}"
+        span = _span(int(NUMBERED_NAME.match(seg).group(2)), counted if counted is not None else len(run))
         lines += _statement(f"for {each} in range({span}):", 2) + _statement(f"self.add_module({named}, {source})", 3)
     return lines
+
+
+def _sequential_modules(body: Body, args: ClassArgs) -> list[tuple[str, str]]:
+    """Each module of an ``nn.Sequential`` class: its name and constructor text."""
+    return [(seg, _container(sub, body.containers[(seg,)], args, (seg,), body.containers)
+             if isinstance(sub, dict) else _fill(sub.source, args)) for seg, sub in body.tree.items()]
+
+
+#: a run's length as written over parameters: the parameter (or its item), then a constant or none
+_LENGTH = re.compile(r"^(.*?)(?: ([+-]) ([0-9]+))?$", re.DOTALL)
+
+
+def _span(first: int, length: int | str) -> str:
+    """``range``'s arguments for ``length`` numbers from ``first`` (``1, depth``, not ``1, 1 + depth - 1``)."""
+    if not first:
+        return str(length)
+    if type(length) is int:
+        return f"{first}, {first + length}"
+    read, sign, constant = _LENGTH.match(length).groups()
+    end = first + (int(constant) if sign == "+" else -int(constant) if sign else 0)
+    return f"{first}, {read}" + (f" + {end}" if end > 0 else f" - {-end}" if end < 0 else "")
 
 
 def _numbered_runs(modules: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
@@ -549,7 +578,7 @@ def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ())
     signature = ", ".join(["self"] + [a.signature() for a in cls.args.args])
     lines += _statement(f"def __init__({signature}) -> None:", 1)
     guards = _guard_lines(cls.args.guards) if root_guards and cls.args.guards else []
-    guards += _count_guard_lines(cls.args.counts) if root_guards and cls.args.counts else []
+    guards += _count_guard_lines(cls.args.checks) if root_guards and cls.args.checks else []
     if body.sequential:  # nn.Sequential's forward calls the modules in order (the guards come first)
         return lines + guards + _sequential_init_lines(body, cls.args) + list(methods)
     lines += [_I * 2 + "super().__init__()", *guards]
@@ -706,21 +735,20 @@ def _plan_elaborated(graph: Graph, follows: frozenset, labels: Mapping[str, str]
     return read[key]
 
 
-def _count_guard_lines(counts: Mapping[tuple, str]) -> list[str]:
-    """The check that every run a class counts keeps one child at least (below the values tried, the
-    structure may differ: a condition on the repetition's index turning): per parameter, its value
-    and the fewest children it leaves in a run."""
+def _count_guard_lines(checks: list[tuple[str, str]]) -> list[str]:
+    """The check that every run a class counts is as long as one checked (below, the structure may
+    differ: a condition on the repetition's index turning): per parameter, its value and whether
+    its conditions hold."""
     by_param: dict[str, list[str]] = {}
-    for text in dict.fromkeys(counts.values()):
-        by_param.setdefault(min(_names_read(text)), []).append(text)
-    fewest = {name: texts[0] if len(texts) == 1 else f"min({', '.join(texts)})" for name, texts in by_param.items()}
-    pairs = ", ".join(f"{literal(name)}: ({name}, {least})" for name, least in fewest.items())
+    for name, text in checks:
+        by_param.setdefault(name, []).append(text)
+    held = {name: texts[0] if len(texts) == 1 else "all([" + ", ".join(texts) + "])" for name, texts in by_param.items()}
+    pairs = ", ".join(f"{literal(name)}: ({name}, {condition})" for name, condition in held.items())
     return (_statement(f"repeats = {{{pairs}}}", 2) + [
-        _I * 2 + "for name, (value, fewest) in repeats.items():",
-        _I * 3 + "if fewest < 1:",
+        _I * 2 + "for name, (value, checked) in repeats.items():",
+        _I * 3 + "if not checked:",
         _I * 4 + "raise ValueError(",
-        _I * 5 + 'f"{name}={value!r} leaves a loop of this file without a block: "',
-        _I * 5 + '"a structure it was not generated for; "',
+        _I * 5 + 'f"{name}={value!r}: a loop of this file would be shorter than built; "',
         _I * 5 + 'f"regenerate it with archc build --set {name}={value!r}"',
         _I * 4 + ")",
     ])
@@ -741,7 +769,8 @@ def _with_counted_classes(graph: Graph, labels: Mapping[str, str], cls: str, pla
         if path:
             nested.setdefault(path, {})[tuple(key)] = text
     live = {**planner.live, **{p: graph.params[p] for p in counted.params}}
-    again, body, _, _ = _plan(graph, labels, cls, live, probed.follows, counts=nested)
+    # (from the plan's own reading of the graph: a reading keeps what earlier plans made of it)
+    again, body, _, _ = _plan(graph, labels, cls, live, probed.follows, planner.writer.lowered, nested)
     # (a hole known by its index alone has no place of its own: another plan's index may be another hole)
     places = {hole_place(root_body, i): text for i, text in probed.texts.items()}
     moved = {i: places[hole_place(body, i)] for i in range(len(body.holes)) if hole_place(body, i) in places}
@@ -752,13 +781,15 @@ def _with_counted_classes(graph: Graph, labels: Mapping[str, str], cls: str, pla
     nested_params = {name for path, texts in nested.items() for text in texts.values() for name in _names_read(text)}
     if any(_names_read(text) & nested_params for text in kept.values()):
         return planner, root_body, probed.texts, Counted()
-    return planner, root_body, probed.texts, Counted([p for p in counted.params if p not in nested_params], kept)
+    params = [p for p in counted.params if p not in nested_params]
+    checks = {p: c for p, c in counted.checks.items() if p in params}
+    return planner, root_body, probed.texts, Counted(params, kept, checks)
 
 
 #: the generated module's function that compares a sequence argument with the one the file was built for
 _AS_TUPLES = "_as_tuples"
 #: the names the check of the fixed parameters (:func:`_guard_lines`) assigns or calls in ``__init__``
-_GUARD_LOCALS = frozenset({"fixed", "name", "value", "built", _AS_TUPLES, "repeats", "fewest"})
+_GUARD_LOCALS = frozenset({"fixed", "name", "value", "built", _AS_TUPLES, "repeats", "checked"})
 _AS_TUPLES_SOURCE = [
     f"def {_AS_TUPLES}(value):",
     '    """``value`` with its lists, however nested, as tuples."""',
@@ -817,7 +848,8 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
             taken = [*probed.params, *counted.params]
             # (the model's own runs by container and place; every counted run's length for its check)
             counts = {key[1:] if not key[0] else key: text for key, text in counted.texts.items()}
-            args = root_args(graph, lowered, root_body, live, _GUARD_LOCALS, (taken, hole_texts), counts)
+            args = root_args(graph, lowered, root_body, live, _GUARD_LOCALS, (taken, hole_texts), counts,
+                             counted.checks)
             root = _Class(cls, None, [root_body], args)
             live = {**live, **{p: [] for p in taken}}
     classes: list[str] = []

@@ -56,10 +56,10 @@ class _Written:
 
 
 def _record_count(graph: Graph, node: _Written, scope: Scope) -> None:
-    """Record a repeat numbered ``NAME.0``, ``NAME.1``, ... whose count reads parameters: generated
-    code writes it as a loop whose length may follow them (``Graph.repeat_counts``)."""
+    """Record a repeat whose count reads parameters: generated code writes it as a loop whose length
+    may follow them (``Graph.repeat_counts``)."""
     read = scope.sources_of(node.item["repeat"])
-    if read and not node.inline and scope.counter is None and "instance_name" not in node.item:
+    if read and not node.inline and scope.counter is None:
         graph.repeat_counts[node.path] = read
 
 
