@@ -160,35 +160,40 @@ class _SequentialChoice:
 
     def chain(self, level: dict[str, Any]) -> list[Instance] | None:
         """Children of a container that run in series, each reading only the previous one's output."""
-        keys = list(level)
-        if not keys or keys != [str(i) for i in range(len(keys))]:
+        children = self._numbered_children(level)
+        if children is None or any(len(c.inputs) != 1 or len(c.inputs[0]) != 1 or len(c.outputs) != 1
+                                   for c in children):
             return None
-        children = [level[k].child if isinstance(level[k], Leaf) else None for k in keys]
-        if any(c is None or len(c.inputs) != 1 or len(c.inputs[0]) != 1 or len(c.outputs) != 1 for c in children):
-            return None
-        for a, b in zip(children, children[1:]):
-            made = a.outputs[0]
-            if b.inputs[0][0] != made or self.read_outside((made.node, made.out), b.members):
-                return None
-        return children
+        return children if self._in_series(children) else None
 
     def threaded(self, level: dict[str, Any]) -> list[Instance] | None:
         """Children of a container that run in series with other inputs besides (a decoder layer's
         ``memory``): each reads the one before's output first, then the same values as the others."""
-        keys = list(level)
-        if len(keys) < 2 or keys != [str(i) for i in range(len(keys))]:
-            return None
-        children = [level[k].child if isinstance(level[k], Leaf) else None for k in keys]
-        if any(c is None or c.info is None or c.info.variadic or c.info.formal_inputs or len(c.outputs) != 1
-               or len(c.inputs) < 2 or any(len(values) != 1 for values in c.inputs) for c in children):
+        children = self._numbered_children(level)
+        if children is None or len(children) < 2 or any(
+                c.info is None or c.info.variadic or c.info.formal_inputs or len(c.outputs) != 1
+                or len(c.inputs) < 2 or any(len(values) != 1 for values in c.inputs) for c in children):
             return None
         if any(b.inputs[1:] != children[0].inputs[1:] for b in children[1:]):
             return None
+        return children if self._in_series(children) else None
+
+    @staticmethod
+    def _numbered_children(level: dict[str, Any]) -> list[Instance] | None:
+        """The child instances of a container numbered 0, 1, ...; None where it holds anything else."""
+        keys = list(level)
+        if not keys or keys != [str(i) for i in range(len(keys))]:
+            return None
+        children = [level[k].child if isinstance(level[k], Leaf) else None for k in keys]
+        return None if any(c is None for c in children) else children
+
+    def _in_series(self, children: list[Instance]) -> bool:
+        """Whether each child's first input is the one before's output, which nothing else reads."""
         for a, b in zip(children, children[1:]):
             made = a.outputs[0]
             if b.inputs[0][0] != made or self.read_outside((made.node, made.out), b.members):
-                return None
-        return children
+                return False
+        return True
 
     def own_ties(self, inst: Instance) -> list[tuple[str, str, str, str]]:
         """Tied parameters whose node and owner both lie in ``inst`` but not both in one child:
