@@ -748,8 +748,8 @@ def _count_guard_lines(checks: list[tuple[str, str]]) -> list[str]:
         _I * 2 + "for name, (value, checked) in repeats.items():",
         _I * 3 + "if not checked:",
         _I * 4 + "raise ValueError(",
-        _I * 5 + 'f"{name}={value!r}: a loop of this file would be shorter than built; "',
-        _I * 5 + 'f"regenerate it with archc build --set {name}={value!r}"',
+        _I * 5 + 'f"{name}={value!r}: a loop of this file would be shorter than "',
+        _I * 5 + 'f"built; regenerate it with archc build --set {name}={value!r}"',
         _I * 4 + ")",
     ])
 
