@@ -108,8 +108,9 @@ def probe_counts(graph: Graph, live: Mapping[str, Any] | set[str], elaborate: Ca
     if not _candidates(graph, live, None):
         return Counted()
     base_texts, base_runs, owners = written_of(graph)
-    candidates = _candidates(graph, live, owners)
-    if not candidates or not base_runs:
+    # (an owner none of whose runs could be counted: DenseNet's blocks, each layer an attribute)
+    candidates = _candidates(graph, live, owners & {key[0] for key in base_runs})
+    if not candidates:
         return Counted()
 
     def tried(names: list[str]) -> _Tried | None:
