@@ -73,7 +73,7 @@ from archc.pysource import expression as _expression, frozen, identifier, is_ide
 
 __all__ = ["Arg", "CallArg", "ClassArgs", "NO_DEFAULT", "TopParam", "at_model_level", "attr_value", "carried_by",
            "child_argument_at_model_level", "descendant", "expression", "live_params", "model_exprs",
-           "hole_place", "python_names", "resolve", "root_args", "sets_dim", "sized", "symbolic_infer",
+           "hole_place", "names_read", "python_names", "resolve", "root_args", "sets_dim", "sized", "symbolic_infer",
            "symbolic_size", "unwritten", "with_values"]
 
 #: an argument without a default: always written
@@ -230,7 +230,7 @@ def expression(text: str, names: set[str] | frozenset[str]) -> str | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _names(source: str) -> frozenset[str]:
+def names_read(source: str) -> frozenset[str]:
     """The names the expression ``source`` reads; none where it is no expression (a parameter's
     default that is text: ``n(ll``)."""
     try:
@@ -383,7 +383,7 @@ class _Widths(_InstanceValues):
                 return None
             sets = self._sets_dim(node, key[2], d)
             for _, text in self._attr_expressions(node, key[1], vector, sets):
-                if text is not None and _names(text):
+                if text is not None and names_read(text):
                     return text
             resolved = self._resolved_attr(node, key[1], vector, sets)
             if resolved is not None:
@@ -427,7 +427,7 @@ class _Widths(_InstanceValues):
             if self.attr_vector(local, attr) == vector and sets(attr):
                 for forward, position in _attr_positions(self.graph, node, attr) or ():
                     text = self.result.text.get(self._hole_at.get((local, position, forward)))
-                    if text is not None and _names(text):
+                    if text is not None and names_read(text):
                         return text
         return None
 
@@ -563,11 +563,11 @@ class _Resolver(_Widths):
         is computed by the class, with the model's b and gamma); None where it reads anything else,
         or model parameters alone (a value of the file: a literal, ``2304`` rather than ``3 * 768``)."""
         text = expression(source, names | self.fixed.keys())
-        if text is None or not _names(text) & self.fixed.keys():
+        if text is None or not names_read(text) & self.fixed.keys():
             return text
-        if not _names(text) & names:
+        if not names_read(text) & names:
             return None
-        text = _substituted(text, tuple((n, self.fixed.get(n, n)) for n in sorted(_names(text))))
+        text = _substituted(text, tuple((n, self.fixed.get(n, n)) for n in sorted(names_read(text))))
         return _without_identities(text, self._int_params()) if text is not None else None
 
     def _int_params(self) -> frozenset[str]:
@@ -578,7 +578,7 @@ class _Resolver(_Widths):
     # -- naming -----------------------------------------------------------------------------------
     def use(self, source: str) -> str:
         """Mark the names an expression reads as used (parameters become arguments, lets lines)."""
-        for name in sorted(_names(source)):
+        for name in sorted(names_read(source)):
             if name in self.lets and name not in dict(self.result.lets):
                 self.use(self.lets[name])
                 self.result.lets.append((name, self.lets[name]))
@@ -691,7 +691,7 @@ class _Resolver(_Widths):
             self.result.text[i] = self.use(source)
         # (runs whose lengths follow model parameters: the class takes them from the model, unless a
         # block parameter of the same name hides one)
-        if all(_names(text) <= self.top.keys() for text in self.counts.values()):
+        if all(names_read(text) <= self.top.keys() for text in self.counts.values()):
             self.result.counts = {key: self.use(text) for key, text in self.counts.items()}
         rename_python(self.result, self.used.values(), python_names(
             [*self.used, *(name for name, _ in self.result.lets)], RESERVED | self.graph.reserved))
@@ -959,7 +959,7 @@ def _valued_through(source: str, info: Any) -> str | None:
     lets = dict(info.lets)
     try:
         for _ in range(len(lets) + 1):  # (a let may read earlier lets)
-            names = _names(source)
+            names = names_read(source)
             if not names & lets.keys():
                 break
             expanded = _substituted(source, tuple((n, f"({lets[n]})" if n in lets else n) for n in names))
@@ -968,7 +968,7 @@ def _valued_through(source: str, info: Any) -> str | None:
             source = expanded
         values, passed = {**dict(info.defaults), **dict(info.args)}, dict(info.arg_exprs)
         return _substituted(source, tuple(
-            (n, passed[n] if n in passed else literal(values[n]) if n in values else n) for n in _names(source)))
+            (n, passed[n] if n in passed else literal(values[n]) if n in values else n) for n in names_read(source)))
     except (SyntaxError, ValueError, RecursionError):
         return None
 
@@ -976,7 +976,7 @@ def _valued_through(source: str, info: Any) -> str | None:
 def with_values(source: str, values: Mapping[str, Any]) -> str | None:
     """``source`` with each name of ``values`` replaced by its value's literal, the others kept."""
     try:
-        passed = tuple((name, literal(values[name]) if name in values else name) for name in _names(source))
+        passed = tuple((name, literal(values[name]) if name in values else name) for name in names_read(source))
     except (SyntaxError, ValueError, RecursionError):
         return None
     return _substituted(source, passed)
@@ -990,7 +990,7 @@ def _passed_through(source: str, info: Any) -> str | None:
     another)."""
     declared = {name for name, _ in info.defaults} | {name for name, _ in info.lets}
     try:
-        model_level = tuple((name, name) for name in _names(source) if name not in declared)
+        model_level = tuple((name, name) for name in names_read(source) if name not in declared)
     except (SyntaxError, ValueError, RecursionError):
         return None
     return _substituted(source, (*info.arg_exprs, *model_level))
@@ -1128,7 +1128,7 @@ def _model_reads(source: str, scope: tuple, levels: dict[int, tuple[dict[str, An
     expression. ``levels``: each instance's declared parameters, passed expressions and lets, by id,
     filled as read."""
     try:
-        pending = {name: frozenset() for name in _names(source)}
+        pending = {name: frozenset() for name in names_read(source)}
     except (SyntaxError, ValueError, RecursionError):
         return None
     found: dict[str, tuple[frozenset, int]] = {}
@@ -1147,10 +1147,10 @@ def _model_reads(source: str, scope: tuple, levels: dict[int, tuple[dict[str, An
             if name not in declared:
                 found.setdefault(name, (links, depth))  # the model's, read by name in this block
             elif name in passed:
-                for read in _names(passed[name]):
+                for read in names_read(passed[name]):
                     carried[read] = carried.get(read, frozenset()) | links | {(info.path, name)}
             elif isinstance(declared[name], str):
-                todo.extend((read, links) for read in _names(declared[name]))
+                todo.extend((read, links) for read in names_read(declared[name]))
         pending = carried
     for name, links in pending.items():
         found.setdefault(name, (links, -1))
@@ -1344,7 +1344,7 @@ def _pass_live_arguments(body: Body, live: Mapping[str, Any], result: ClassArgs)
     for i, (child, arg, _) in body.child_args.items():
         source = _argument_expression(body.instance, child, arg)
         text = expression(source, set(live)) if source is not None else None
-        if text is not None and _names(text) & live.keys():
+        if text is not None and names_read(text) & live.keys():
             result.text[i] = text
             result.passed.add((child, arg))  # (the model's child: its local path is its path)
 

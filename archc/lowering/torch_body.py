@@ -11,7 +11,6 @@ branches on op names.
 from __future__ import annotations
 
 import functools
-import re
 from typing import Any, Callable, Mapping
 
 from torch import nn
@@ -20,8 +19,8 @@ from archc.errors import SpecError
 from archc.ir.graph import FORMAL_INPUTS_META, Graph, Node, Value
 from archc.lowering.pyformat import concatenated_lists
 from archc.lowering.torch_reset import GENERATED_METHODS
-from archc.lowering.torch_plan import (NAME_LIMIT, NUMBERED_NAME, Body, Instance, Leaf, Lowered, Stmt, VarNames, attribute,
-                                       place_local, spread_at, with_holes)
+from archc.lowering.torch_plan import (NAME_LIMIT, NUMBERED_NAME, Body, Instance, Leaf, Lowered, Stmt, VarNames,
+                                       attribute, counts_on, place_local, spread_at, with_holes)
 from archc.ops.weights import REUSE_META, TIE_META, reused_module, tied_params
 from archc.pysource import is_identifier, literal
 
@@ -356,12 +355,12 @@ class BodyWriter(_SequentialChoice):
         return found
 
     def _threads(self, tree: dict[str, Any]) -> list[list[Instance]]:
-        """The tree's containers of children that :meth:`threaded` runs in series (not the chains,
-        which an ``nn.Sequential`` calls)."""
+        """The tree's containers of children that :meth:`threaded` runs in series (never a chain,
+        which an ``nn.Sequential`` calls: a chain's children read one input, these two or more)."""
         found = []
         for sub in tree.values():
             if isinstance(sub, dict):
-                thread = self.threaded(sub) if self.chain(sub) is None else None
+                thread = self.threaded(sub)
                 found += [thread] if thread is not None else self._threads(sub)
         return found
 
@@ -541,13 +540,11 @@ def _counting_up(items: list[Node | Instance], names: list[str]) -> bool:
     torchvision's ViT builds its encoder's layers."""
     if len(items) < 2 or any(type(item) is Node or item.info is None for item in items):
         return False
-    matches = [NUMBERED_NAME.match(name) for name in names]
     # (one spec node made them all: `d1` and `d2` written apart stay attributes)
     made_by = {(item.info.block, item.info.location) for item in items}
-    if len(made_by) != 1 or None in next(iter(made_by)) or not all(matches):
+    if len(made_by) != 1 or None in next(iter(made_by)):
         return False
-    numbers = [int(m.group(2)) for m in matches]
-    return len({m.group(1, 3) for m in matches}) == 1 and numbers == list(range(numbers[0], numbers[0] + len(names)))
+    return NUMBERED_NAME.match(names[0]) is not None and all(map(counts_on, names, names[1:]))
 
 
 def _numbered_groups(names: list[str]) -> bool:

@@ -29,11 +29,20 @@ from archc.pysource import BUILTIN_NAMES, identifier, is_identifier, literal, sh
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
            "Lowered", "place", "attribute", "HOLE", "OMITTED", "split_numbers",
            "spread_at", "fill_resets", "bare", "NAME_LIMIT", "ARGUMENT_LIMIT", "ATTRIBUTE_LIMIT", "RESERVED",
-           "NUMBERED_NAME"]
+           "NUMBERED_NAME", "counts_on"]
 
 #: a child's name with a number in it: (before, the number, after: no digit). Children of one
 #: constructor named so, counting up, are added in a loop (``f"encoder_layer_{i}"``)
 NUMBERED_NAME = re.compile(r"^(.*?)(0|[1-9][0-9]*)(\D*)$", re.DOTALL)
+
+
+def counts_on(before: str, name: str) -> bool:
+    """Whether child name ``name`` is ``before`` counted on by one (``block2-1``, ``block2-2``): the
+    same text around a number one greater."""
+    a, b = NUMBERED_NAME.match(before), NUMBERED_NAME.match(name)
+    return a is not None and b is not None and a.group(1, 3) == b.group(1, 3) and int(b.group(2)) == int(a.group(2)) + 1
+
+
 #: Marks a hole in generated text: HOLE + index + HOLE (no digit of it is ever read as a number).
 HOLE = "\x00"
 #: A child constructor's argument filled with its default: the writer leaves ``name=OMITTED`` out

@@ -11,7 +11,6 @@ depths still split is planned a second time.
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
 import itertools
@@ -25,16 +24,16 @@ from archc.ir.vocab import SKIP_KINDS
 from archc.ir.graph import Graph
 from archc.ir.names import Namespace
 from archc.lowering.pyformat import LINE_LENGTH, spaced_slices, split_statement
-from archc.lowering.torch_args import (CallArg, ClassArgs, carried_by, hole_place, live_params, resolve, root_args,
-                                      unwritten)
+from archc.lowering.torch_args import (CallArg, ClassArgs, carried_by, hole_place, live_params, names_read, resolve,
+                                      root_args, unwritten)
 from archc.lowering.torch_body import BodyWriter
 from archc.lowering.torch_counts import MASKED, Counted, Written, probe_counts
 from archc.lowering.torch_probes import Elaborate, Plan, Probed, probe_params
 from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, NUMBERED_NAME, OMITTED, Body, Instance, Leaf, Lowered, Stmt,
-                                       attribute, bare, instance_tree)
+                                       attribute, bare, counts_on, instance_tree)
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
-from archc.pysource import UnsafeValue, comment, frozen, is_identifier, literal, numbered_name, one_line, shortened
+from archc.pysource import UnsafeValue, comment, frozen, literal, numbered_name, one_line, shortened
 
 __all__ = ["Provenance", "write_source", "class_name_for"]
 
@@ -360,14 +359,10 @@ def _container(level: dict[str, Any], kind: str, args: ClassArgs, path: tuple[st
     if kind not in ("seq", "list"):
         return "nn.ModuleDict({" + ", ".join(items) + ("," if len(items) > 1 else "") + "})"
     runs = _runs(items)
-    # (a run whose length follows the model's parameters is a loop however long it is here)
-    counts = [args.counts.get(path + (k,)) or (count if count >= RUN else None)
-              for k, (_, count) in enumerate(runs)]
-    if kind == "list" and len(runs) == 1 and counts[0] is not None:  # (one run: the comprehension is the list)
-        return f"nn.ModuleList({_loop(runs[0][0], counts[0])})"
-    written: list[str] = []
-    for (item, count), counted in zip(runs, counts):  # (each loop written once, starred among the others)
-        written += [f"*{_loop(item, counted)}"] if counted is not None else [item] * count
+    lengths = _lengths(runs, args, path)
+    if kind == "list" and len(runs) == 1 and lengths[0] is not None:  # (one run: the comprehension is the list)
+        return f"nn.ModuleList({_loop(runs[0][0], lengths[0])})"
+    written = _starred(runs, lengths)
     inner = ", ".join(written) + ("," if len(written) > 1 else "")
     return f"nn.Sequential({inner})" if kind == "seq" else f"nn.ModuleList([{inner}])"
 
@@ -388,6 +383,21 @@ def _items(level: dict[str, Any], kind: str, args: ClassArgs, path: tuple[str, .
 def _runs(items: list[str]) -> list[tuple[str, int]]:
     """Runs of equal children: (constructor text, how many in a row)."""
     return [(item, len(list(run))) for item, run in itertools.groupby(items)]
+
+
+def _lengths(runs: list[tuple[str, int]], args: ClassArgs, path: tuple[str, ...]) -> list[int | str | None]:
+    """What each run of the container at ``path`` loops over: its length as written over the
+    model's parameters where it follows them (a loop however long it is here), else its length
+    where it has :data:`RUN` children or more; None where its children are written one by one."""
+    return [args.counts.get(path + (k,)) or (count if count >= RUN else None) for k, (_, count) in enumerate(runs)]
+
+
+def _starred(runs: list[tuple[str, int]], lengths: list[int | str | None]) -> list[str]:
+    """The runs' children as a container's items: each loop written once, starred among the others."""
+    written: list[str] = []
+    for (item, count), length in zip(runs, lengths):
+        written += [f"*{_loop(item, length)}"] if length is not None else [item] * count
+    return written
 
 
 def class_runs(body: Body, args: ClassArgs) -> dict[tuple, int]:
@@ -502,10 +512,8 @@ def _sequential_init_lines(body: Body, args: ClassArgs) -> list[str]:
         lines += _statement(f"{name} = {source}", 2)
     modules = _sequential_modules(body, args)
     if [seg for seg, _ in modules] == [str(i) for i in range(len(modules))]:
-        written: list[str] = []
-        for item, count in _runs([source for _, source in modules]):
-            written += [f"*{_loop(item, count)}"] if count >= RUN else [item] * count
-        return lines + _statement(f"super().__init__({', '.join(written)})", 2)
+        runs = _runs([source for _, source in modules])
+        return lines + _statement(f"super().__init__({', '.join(_starred(runs, _lengths(runs, args, ())))})", 2)
     lines += [_I * 2 + "super().__init__()"]
     taken = {a.written for a in args.args} | {name for name, _ in args.lets}
     each = next(name for name in ("i", "index", "k", "position") if name not in taken)
@@ -548,10 +556,7 @@ def _numbered_runs(modules: list[tuple[str, str]]) -> list[list[tuple[str, str]]
     (``block2-1``, ``block2-2``, ...); every other child a run of its own."""
     runs: list[list[tuple[str, str]]] = []
     for seg, source in modules:
-        last = runs[-1][-1] if runs else None
-        now, before = NUMBERED_NAME.match(seg), NUMBERED_NAME.match(last[0]) if last else None
-        if last and last[1] == source and now and before and now.group(1, 3) == before.group(1, 3) \
-                and int(now.group(2)) == int(before.group(2)) + 1:
+        if runs and runs[-1][-1][1] == source and counts_on(runs[-1][-1][0], seg):
             runs[-1].append((seg, source))
         else:
             runs.append([(seg, source)])
@@ -594,14 +599,22 @@ def _guard_lines(guards: list[tuple[str, Any]]) -> list[str]:
     pairs = ", ".join(f"{literal(name)}: ({name}, {literal(frozen(value))})" for name, value in guards)
     # (a sequence, given as a list or a tuple, compared as tuples: its default is written as one)
     given = f"{_AS_TUPLES}(value)" if _guards_a_sequence(guards) else "value"
-    return (_statement(f"fixed = {{{pairs}}}", 2) + [
-        _I * 2 + "for name, (value, built) in fixed.items():",
-        _I * 3 + f"if {given} != built:",
+    return _refusal_lines("fixed", pairs, "built", f"{given} != built",
+                          ['f"{name}={value!r}: this file was generated for {name}={built!r}; "',
+                           'f"regenerate it with archc build --set {name}={value!r}"'])
+
+
+def _refusal_lines(table: str, pairs: str, second: str, refused: str, message: list[str]) -> list[str]:
+    """``__init__``'s check of the model's parameters: the dict ``table`` of ``pairs`` (each
+    parameter's name -> its value and ``second``), and a ValueError of ``message`` (lines of
+    string literals) for the first one where ``refused`` holds."""
+    return _statement(f"{table} = {{{pairs}}}", 2) + [
+        _I * 2 + f"for name, (value, {second}) in {table}.items():",
+        _I * 3 + f"if {refused}:",
         _I * 4 + "raise ValueError(",
-        _I * 5 + 'f"{name}={value!r}: this file was generated for {name}={built!r}; "',
-        _I * 5 + 'f"regenerate it with archc build --set {name}={value!r}"',
+        *(_I * 5 + line for line in message),
         _I * 4 + ")",
-    ])
+    ]
 
 
 def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance,
@@ -704,12 +717,12 @@ def _count_written(graph: Graph, cls: str, live: Mapping[str, Any]) -> Written:
     defaults masked; those lengths by (instance, container, run); and those instances (no skip
     labels or comments: an elaboration's new nodes have no label, and comments change no code)."""
     planner, root_body, root, _ = _plan(graph, {}, cls, live)
-    counting = {id(c) for c in [*planner.classes, root] if len(c.bodies) == 1}
     params = set().union(*graph.repeat_counts.values())
-    texts, runs = [], {}
+    texts, runs, owners = [], {}, set()
     for c in [*planner.classes, root]:
-        if id(c) in counting:
+        if len(c.bodies) == 1:
             body = c.bodies[0]
+            owners.add(body.instance.path)
             runs.update({(body.instance.path, *key): n for key, n in class_runs(body, c.args).items()})
             args = [dataclasses.replace(a, default=None) if a.name in params else a for a in c.args.args]
             c = _Class(c.name, c.block, c.bodies, dataclasses.replace(c.args, counts=MASKED, args=args))
@@ -717,8 +730,7 @@ def _count_written(graph: Graph, cls: str, live: Mapping[str, Any]) -> Written:
     # (comments left out: a class's comment counts the instances it serves)
     code = ("\n".join(line for line in text if not line.lstrip().startswith("#")) for text in texts)
     lowered = planner.writer.lowered
-    owners = frozenset(c.bodies[0].instance.path for c in [*planner.classes, root] if id(c) in counting)
-    return (*code, *lowered.functions.values(), *lowered.classes.values()), runs, owners
+    return (*code, *lowered.functions.values(), *lowered.classes.values()), runs, frozenset(owners)
 
 
 def _plan_elaborated(graph: Graph, follows: frozenset, labels: Mapping[str, str], cls: str,
@@ -744,18 +756,9 @@ def _count_guard_lines(checks: list[tuple[str, str]]) -> list[str]:
         by_param.setdefault(name, []).append(text)
     held = {name: texts[0] if len(texts) == 1 else "all([" + ", ".join(texts) + "])" for name, texts in by_param.items()}
     pairs = ", ".join(f"{literal(name)}: ({name}, {condition})" for name, condition in held.items())
-    return (_statement(f"repeats = {{{pairs}}}", 2) + [
-        _I * 2 + "for name, (value, checked) in repeats.items():",
-        _I * 3 + "if not checked:",
-        _I * 4 + "raise ValueError(",
-        _I * 5 + 'f"{name}={value!r}: a loop of this file would be shorter than "',
-        _I * 5 + 'f"built; regenerate it with archc build --set {name}={value!r}"',
-        _I * 4 + ")",
-    ])
-
-
-def _names_read(text: str) -> set[str]:
-    return {n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)}
+    return _refusal_lines("repeats", pairs, "checked", "not checked",
+                          ['f"{name}={value!r}: a loop of this file would be shorter than "',
+                           'f"built; regenerate it with archc build --set {name}={value!r}"'])
 
 
 def _with_counted_classes(graph: Graph, labels: Mapping[str, str], cls: str, planner: _Planner, root_body: Body,
@@ -778,8 +781,8 @@ def _with_counted_classes(graph: Graph, labels: Mapping[str, str], cls: str, pla
     if nested.keys() <= held and len(moved) == len(probed.texts) and all(place[1] for place in places):
         return again, body, moved, counted
     kept = {k: t for k, t in counted.texts.items() if not k[0]}
-    nested_params = {name for path, texts in nested.items() for text in texts.values() for name in _names_read(text)}
-    if any(_names_read(text) & nested_params for text in kept.values()):
+    nested_params = {name for path, texts in nested.items() for text in texts.values() for name in names_read(text)}
+    if any(names_read(text) & nested_params for text in kept.values()):
         return planner, root_body, probed.texts, Counted()
     params = [p for p in counted.params if p not in nested_params]
     checks = {p: c for p, c in counted.checks.items() if p in params}
