@@ -216,11 +216,12 @@ def test_a_width_read_five_blocks_deep_reaches_the_model_class(run_archc, tmp_pa
 
 
 def test_a_concat_width_is_written_as_the_sum_a_person_would_write(run_archc, tmp_path):
-    # U-Net's decoder reads the upsampled level and the skip: `ch * 2` in every level's class, computed
-    # from the class's own width (before: a literal per level, and the model's width fixed)
+    # U-Net's decoder reads the upsampled level and the skip: `ch * 2` in the level's class, computed
+    # from the class's own width (before: a literal per level, and the model's width fixed); the levels
+    # above the bottom are one recursive class
     module, source = _build(run_archc, tmp_path, "specs/unet.yaml", "width=8", "depth=3", "image_size=32")
     assert "width" in _run_time_arguments(source)
-    assert source.count("DoubleConv(in_channels=ch * 2, out=ch)") == 3
+    assert source.count("DoubleConv(in_channels=ch * 2, out=ch)") == 1
     _assert_as_rebuilt(run_archc, tmp_path, "specs/unet.yaml", ("width=8", "depth=3", "image_size=32"), module,
                        "Unet", {"width": 12}, torch.randn(1, 1, 32, 32))
 

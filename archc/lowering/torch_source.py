@@ -16,7 +16,7 @@ import functools
 import itertools
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Collection, Mapping
 
 from archc._version import __version__
@@ -31,6 +31,7 @@ from archc.lowering.torch_counts import MASKED, Counted, Written, probe_counts
 from archc.lowering.torch_probes import Elaborate, Plan, Probed, probe_params
 from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, NUMBERED_NAME, OMITTED, Body, Instance, Leaf, Lowered, Stmt,
                                        attribute, bare, counts_on, instance_tree)
+from archc.lowering.torch_recursion import fold_recursion
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
 from archc.pysource import UnsafeValue, comment, frozen, literal, numbered_name, one_line, shortened
@@ -67,6 +68,9 @@ class _Class:
     block: str | None
     bodies: list[Body]
     args: ClassArgs
+    #: attribute -> (condition, constructor if it holds, constructor if not): a recursive class's
+    #: inner instance (:mod:`~archc.lowering.torch_recursion`)
+    choices: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
 
 def _depths(root: Instance) -> list[list[Instance]]:
@@ -430,7 +434,7 @@ def _loop(item: str, count: int | str) -> str:
 RUN = 2
 
 
-def _init_lines(body: Body, args: ClassArgs) -> list[str]:
+def _init_lines(body: Body, args: ClassArgs, choices: Mapping[str, tuple[str, str, str]]) -> list[str]:
     lines: list[str] = []
     for name, source in args.lets:
         lines += _statement(f"{name} = {source}", 2)
@@ -439,10 +443,14 @@ def _init_lines(body: Body, args: ClassArgs) -> list[str]:
     for seg, sub in body.tree.items():
         if isinstance(sub, Leaf) and sub.kind == "param":
             continue
+        if seg in choices:
+            condition, built, otherwise = choices[seg]
+            lines += _statement(f"if {condition}:", 2) + _child_line(seg, _fill(built, args), 3) \
+                + [_I * 2 + "else:"] + _child_line(seg, _fill(otherwise, args), 3)
+            continue
         value = _container(sub, body.containers[(seg,)], args, (seg,), body.containers) \
             if isinstance(sub, dict) else _fill(sub.source, args)
-        lines += _statement(f"self.{seg} = {value}" if bare(seg)
-                            else f"self.add_module({literal(seg)}, {value})", 2)
+        lines += _child_line(seg, value, 2)
     _tree_params(body, args, body.tree, "self", (), params)
     for owner, seg, tensor, buffer in params:
         if buffer:  # in the state_dict, not learned (a relative position index)
@@ -456,6 +464,10 @@ def _init_lines(body: Body, args: ClassArgs) -> list[str]:
     for attr, source in args.stored.items():
         lines += _statement(f"self.{attr} = {source}", 2)
     return lines
+
+
+def _child_line(seg: str, value: str, depth: int) -> list[str]:
+    return _statement(f"self.{seg} = {value}" if bare(seg) else f"self.add_module({literal(seg)}, {value})", depth)
 
 
 def _tree_params(body: Body, args: ClassArgs, level: dict[str, Any], owner: str, path: tuple[str, ...],
@@ -587,7 +599,7 @@ def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ())
     if body.sequential:  # nn.Sequential's forward calls the modules in order (the guards come first)
         return lines + guards + _sequential_init_lines(body, cls.args) + list(methods)
     lines += [_I * 2 + "super().__init__()", *guards]
-    lines += _init_lines(body, cls.args)
+    lines += _init_lines(body, cls.args, cls.choices)
     variadic = body.instance.info is not None and body.instance.info.variadic
     types = ["torch.Tensor"] * len(body.args)
     if variadic:
@@ -681,22 +693,23 @@ def _written_throughout(lowered: Lowered, expressed: set[tuple[str, str]], passe
                for site in sites)
 
 
-def _methods(planner: _Planner, c: _Class) -> list[str]:
+def _methods(planner: _Planner, c: _Class, classes: list[_Class] | None = None) -> list[str]:
     """The methods after ``forward`` of class ``c``: ``reset_parameters``, and the model's
-    ``block_instances``."""
+    ``block_instances`` (of ``classes``, default the plan's)."""
     resets = reset_statements(c.bodies, planner.writer.lowered, planner.writer.as_sequential)
     methods = [""] + reset_method(resets, c.bodies[0].ties)  # each class re-ties its own ties
     if c.block is None:
         blocks: dict[str, list[str]] = {}
-        for other in planner.classes:
+        for other in planner.classes if classes is None else classes:
             blocks.setdefault(other.block, []).append(other.name)
         methods += [""] + block_instances_method(blocks)
     return methods
 
 
-def _block_class_texts(planner: _Planner) -> list[list[str]]:
-    """The lines of each block class, in the file's order."""
-    return [_class_text(c, methods=_methods(planner, c)) for c in planner.classes]
+def _block_class_texts(planner: _Planner, classes: list[_Class] | None = None) -> list[list[str]]:
+    """The lines of each block class (of ``classes``, default the plan's), in the file's order."""
+    classes = planner.classes if classes is None else classes
+    return [_class_text(c, methods=_methods(planner, c, classes)) for c in classes]
 
 
 def _probe_plan(planner: _Planner, root_body: Body) -> Plan:
@@ -856,7 +869,9 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
             root = _Class(cls, None, [root_body], args)
             live = {**live, **{p: [] for p in taken}}
     classes: list[str] = []
-    for text in _block_class_texts(planner) + [_class_text(root, root_guards=True, methods=_methods(planner, root))]:
+    written, root = fold_recursion(planner.classes, root, _skeleton, _fill)
+    for text in _block_class_texts(planner, written) + [
+            _class_text(root, root_guards=True, methods=_methods(planner, root, written))]:
         classes += ["", ""] + text
     out: list[str] = []
     # (an op's functions where its nodes call them: crop's center_crop only for a centred crop)

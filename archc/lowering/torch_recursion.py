@@ -1,0 +1,278 @@
+"""One class for a block that holds itself: a U-Net level, an hourglass, written as recursion.
+
+A recursive block (``{name: inner, block: level, levels: levels - 1, if: "levels > 0"}``) has one
+instance per depth, each holding the next. Planned depth by depth, each depth's class calls the
+class below it, so those classes differ in that one name (``Level3`` builds ``Level2``, which
+builds ``Level``) though their code is the same: a copy per depth. :func:`fold_recursion` writes
+them as one class that builds itself, as a PyTorch user writes recursion::
+
+    if levels > 1:
+        self.inner = Level2(in_channels=ch, ch=ch * 2, levels=levels - 1)
+    else:
+        self.inner = Level(in_channels=ch, ch=ch * 2)
+
+The class takes the block parameter that counts the depth (by one step in each inner instance,
+down or up; the first such parameter the spec declares, and never one the class takes already). The class
+the recursion ends in (the bottom, whose nodes differ: ``levels == 0`` leaves the inner level
+out) stays a class of its own. Module names, and so state_dict keys, are unchanged: the same
+attribute holds the same module in every instance.
+
+Classes are folded only where nothing but this is lost: their code is the same once the inner
+class's name is set aside (same skeleton, same resolved arguments), the chain ends in one bottom
+class, the parameter is the chain's depth plus a constant in every instance, and every other
+caller builds a folded class directly (not inside an inline ``nn.Sequential``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import keyword
+import re
+from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+from archc.lowering.torch_args import Arg, ClassArgs
+from archc.lowering.torch_plan import HOLE, RESERVED, Body, Leaf
+from archc.pysource import is_identifier, literal
+
+__all__ = ["Recursion", "fold_recursion"]
+
+#: stands for the inner class's name where two classes' skeletons are compared
+_SELF = "\x06"
+#: the ClassArgs fields that decide a class's code besides its holes' texts and its arguments (the
+#: others record which instances it serves)
+_CODE_FIELDS = ("lets", "stored", "guards", "counts", "checks")
+#: a hole in a text, and its number
+_HOLE_MARK = re.compile(f"{HOLE}([0-9]+){HOLE}")
+
+
+class _PlannedClass(Protocol):
+    name: str
+    block: str | None
+    bodies: list[Body]
+    args: ClassArgs
+
+
+@dataclass(frozen=True)
+class Recursion:
+    """Classes of one block that differ only in the class of their inner instance, folded."""
+
+    kept: str                   #: the folded class's name (the chain's deepest class)
+    depths: dict[str, int]      #: each folded class -> how many folded instances it holds, itself included
+    bottom: str                 #: the class the deepest folded instance's inner instance has
+    seg: str                    #: the attribute holding the inner instance
+    param: str                  #: the block parameter counting the depth
+    step: int                   #: how much it grows with each level of depth (-1: it counts up inwards)
+    constant: int               #: its value less step times the depth, in every folded instance
+
+    def value(self, name: str) -> int:
+        """The parameter's value in an instance of folded class ``name``."""
+        return self.step * self.depths[name] + self.constant
+
+    def condition(self) -> str:
+        """Whether an instance's inner instance is of the folded class too (it is not the deepest)."""
+        return f"{self.param} {'>' if self.step > 0 else '<'} {self.value(self.kept)}"
+
+    def inner_value(self) -> str:
+        """The parameter's value for the inner instance, over the instance's own."""
+        return f"{self.param} {'-' if self.step > 0 else '+'} {abs(self.step)}"
+
+
+def fold_recursion(classes: Sequence[Any], root: Any, skeleton: Callable[[Body], str],
+                   fill: Callable[[str, ClassArgs], str]) -> tuple[list[Any], Any]:
+    """``classes`` (deepest first) and the model class ``root`` with each recursive chain folded
+    into one class (see the module's docstring); ``skeleton``: a body's skeleton; ``fill``: a
+    text with holes as a class writes it. The classes are dataclasses (``name``, ``block``,
+    ``bodies``, ``args``, ``choices``); new ones are made where they change, never the planned
+    ones changed."""
+    for recursion, outermost, kept in list(_recursions(classes, skeleton)):
+        callers = _rewritten_callers([*classes, root], recursion)
+        if callers is None:
+            continue
+        classes, root = callers[:-1], callers[-1]
+        folded = sorted((c for c in classes if c.name in recursion.depths), key=lambda c: -recursion.depths[c.name])
+        merged = _folded_class(outermost, fill(kept.bodies[0].tree[recursion.seg].source, kept.args),
+                               [b for c in folded for b in c.bodies], recursion)
+        classes = [merged if c.name == recursion.kept else c for c in classes
+                   if c.name not in recursion.depths or c.name == recursion.kept]
+    return list(classes), root
+
+
+@dataclass
+class _Candidate:
+    """A class building one instance of its own block, as its code reads with that instance's
+    constructor call set aside (the other holes renumbered as if the call's were not there)."""
+
+    planned: Any
+    seg: str
+    target: str
+    skeleton: str
+    code: tuple
+    #: the texts of the call's holes (the classes in the middle of a chain must pass the same)
+    call_texts: tuple
+
+
+def _recursions(classes: Sequence[_PlannedClass], skeleton: Callable[[Body], str]
+                ) -> Iterator[tuple[Recursion, Any, Any]]:
+    """Each chain found, with its outermost class (whose code the folded class writes) and its
+    deepest (whose call of the bottom class the folded class writes)."""
+    by_block: dict[str, list[_Candidate]] = {}
+    for c in classes:
+        found = _candidate(c, skeleton) if c.block is not None else None
+        if found is not None:
+            by_block.setdefault(c.block, []).append(found)
+    for candidates in by_block.values():
+        groups: list[list[_Candidate]] = []
+        for candidate in candidates:
+            group = next((g for g in groups if (g[0].skeleton, g[0].code) == (candidate.skeleton, candidate.code)),
+                         None)
+            if group is None:
+                groups.append([candidate])
+            else:
+                group.append(candidate)
+        for group in groups:
+            found = _chain(group) if len(group) > 1 else None
+            if found is not None:
+                yield found
+
+
+def _candidate(c: _PlannedClass, skeleton: Callable[[Body], str]) -> _Candidate | None:
+    """``c`` as a :class:`_Candidate` where it builds one child instance of its own block
+    directly (and is not an ``nn.Sequential`` class); None otherwise."""
+    body = c.bodies[0]
+    if body.sequential:
+        return None
+    found = [(seg, leaf) for seg, leaf in body.tree.items() if isinstance(leaf, Leaf) and leaf.kind == "child"
+             and leaf.child is not None and leaf.child.info is not None and leaf.child.info.block == c.block]
+    if len(found) != 1:
+        return None
+    seg, leaf = found[0]
+    inside = [int(k) for k in _HOLE_MARK.findall(leaf.source)]
+    rank = {k: i for i, k in enumerate(k for k in range(len(body.holes)) if k not in inside)}
+    tree = {**body.tree, seg: dataclasses.replace(leaf, source=_SELF)}
+    text = _HOLE_MARK.sub(lambda m: f"{HOLE}{rank[int(m[1])]}{HOLE}", skeleton(dataclasses.replace(body, tree=tree)))
+    args = c.args
+    written = [a if a.source[:1] != ("hole",) else dataclasses.replace(
+        a, source=("call", inside.index(a.source[1])) if a.source[1] in inside else ("hole", rank[a.source[1]]))
+        for a in args.args]
+    code = ({rank[k]: v for k, v in args.text.items() if k in rank}, written,
+            *(getattr(args, name) for name in _CODE_FIELDS))
+    return _Candidate(c, seg, leaf.source.partition("(")[0], text, code, tuple(args.text.get(k) for k in inside))
+
+
+def _chain(group: list[_Candidate]) -> tuple[Recursion, Any, Any] | None:
+    """The recursion of classes that each build one of the group or, the deepest, one class
+    outside it, with the outermost and the deepest class; None where the group is not one such
+    chain, the classes above the deepest call the next with different arguments, or no parameter
+    counts the depth."""
+    targets = {c.planned.name: c.target for c in group}
+    outside = {target for target in targets.values() if target not in targets}
+    if len(outside) != 1:
+        return None
+    bottom = outside.pop()
+    if len({c.call_texts for c in group if c.target != bottom}) != 1:
+        return None
+    depths = {name: _depth(name, targets, bottom) for name in targets}
+    found = _counting_param([c.planned for c in group], depths)
+    if found is None:
+        return None
+    kept = next(c.planned for c in group if c.target == bottom)
+    outermost = max((c.planned for c in group), key=lambda planned: depths[planned.name])
+    return Recursion(kept.name, depths, bottom, group[0].seg, *found), outermost, kept
+
+
+def _depth(name: str, targets: dict[str, str], bottom: str) -> int:
+    """How many classes of the chain an instance of ``name`` holds, itself included (a closure
+    calling itself would be a reference cycle, freed late: ``archc build`` pauses the collector)."""
+    depth = 1
+    while targets[name] != bottom:
+        name, depth = targets[name], depth + 1
+    return depth
+
+
+def _counting_param(classes: list[_PlannedClass], depths: dict[str, int]) -> tuple[str, int, int] | None:
+    """The block parameter that counts the depth (its value in every folded instance the same
+    step times the depth, plus one constant: ``levels - 1`` counts down by 1, ``level + 1`` up),
+    with that step and constant; the first the spec declares, among those the class can take."""
+    first = classes[0]
+    taken = RESERVED | {name for a in first.args.args for name in (a.name, a.written)} \
+        | {name for name, _ in first.args.lets}
+    seen: dict[str, dict[int, int]] = {}  # parameter -> depth -> its value there
+    for c in classes:
+        for body in c.bodies:
+            for name, value in body.instance.info.args:
+                if type(value) is int and name not in taken and is_identifier(name) and not keyword.iskeyword(name):
+                    seen.setdefault(name, {}).setdefault(depths[c.name], value)
+    for name, values in seen.items():
+        if len(values) < len(set(depths.values())) or 1 not in values or 2 not in values:
+            continue
+        step = values[2] - values[1]
+        constant = values[1] - step
+        if step and all(values[d] == step * d + constant for d in values) and all(
+                dict(b.instance.info.args).get(name) == step * depths[c.name] + constant
+                for c in classes for b in c.bodies):
+            return name, step, constant
+    return None
+
+
+def _rewritten_callers(classes: list[Any], recursion: Recursion) -> list[Any] | None:
+    """Each class (folded ones as they are) with its calls of a folded class made calls of the
+    kept class with the depth parameter; None where one calls a folded class other than directly."""
+    result = []
+    for c in classes:
+        if c.name in recursion.depths:
+            result.append(c)
+            continue
+        tree = _rewritten_tree(c.bodies[0].tree, recursion)
+        if tree is None:
+            return None
+        result.append(c if tree is c.bodies[0].tree else
+                      dataclasses.replace(c, bodies=[dataclasses.replace(c.bodies[0], tree=tree), *c.bodies[1:]]))
+    return result
+
+
+def _rewritten_tree(tree: dict[str, Any], recursion: Recursion) -> dict[str, Any] | None:
+    """``tree`` (the same object where nothing changes) with each direct call of a folded class
+    rewritten; None where a folded class is called another way (inside an inline container's text)."""
+    changed: dict[str, Any] = {}
+    for seg, sub in tree.items():
+        if isinstance(sub, dict):
+            new = _rewritten_tree(sub, recursion)
+            if new is None:
+                return None
+            if new is not sub:
+                changed[seg] = new
+            continue
+        called = [name for name in recursion.depths if re.search(rf"(?<![\w.]){re.escape(name)}\(", sub.source)]
+        if not called:
+            continue
+        name = sub.source.partition("(")[0]
+        if sub.kind != "child" or called != [name]:
+            return None
+        value = literal(recursion.value(name))
+        changed[seg] = dataclasses.replace(sub, source=_call(recursion.kept, _arguments(sub.source), recursion.param, value))
+    return {**tree, **changed} if changed else tree
+
+
+def _arguments(source: str) -> str:
+    """The arguments' text of a constructor call ``Name(...)``."""
+    return source[source.index("(") + 1:-1]
+
+
+def _call(name: str, arguments: str, param: str | None = None, value: str = "") -> str:
+    extra = f"{param}={value}" if param is not None else ""
+    return f"{name}({', '.join(part for part in (arguments, extra) if part)})"
+
+
+def _folded_class(outermost: Any, bottom_call: str, bodies: list[Body], recursion: Recursion) -> Any:
+    """The class serving every folded instance, written as the outermost one's class: it takes the
+    depth parameter and builds itself, or (``bottom_call``, as the deepest class writes it) the
+    bottom class at the deepest level."""
+    param, arguments = recursion.param, _arguments(outermost.bodies[0].tree[recursion.seg].source)
+    choice = (recursion.condition(), _call(recursion.kept, arguments, param, recursion.inner_value()), bottom_call)
+    args = list(outermost.args.args)
+    at = next((k for k, a in enumerate(args) if not a.required), len(args))
+    args.insert(at, Arg(param, source=("param", param)))
+    return dataclasses.replace(outermost, name=recursion.kept, bodies=bodies,
+                               args=dataclasses.replace(outermost.args, args=args),
+                               choices={**outermost.choices, recursion.seg: choice})

@@ -1,0 +1,184 @@
+"""A block that holds itself (a U-Net level, an hourglass) is one class that builds itself, as a
+PyTorch user writes recursion, not a copy per depth; module names and state_dict keys stay the spec's."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+from generated_modules import build_generated
+from torch import nn
+
+
+def _class(source: str, name: str) -> str:
+    return source.split(f"class {name}(")[1].split("\nclass ")[0]
+
+
+def _classes(source: str) -> list[str]:
+    return [line.split("(")[0][len("class "):] for line in source.splitlines() if line.startswith("class ")]
+
+
+class _Level(nn.Module):
+    """One U-Net level as the paper draws it and people write it: recursion on the depth."""
+
+    def __init__(self, in_channels: int, ch: int, levels: int) -> None:
+        super().__init__()
+        self.encoder = _double_conv(in_channels, ch)
+        self.levels = levels
+        if levels > 0:
+            self.inner = _Level(ch, ch * 2, levels - 1)
+            self.up = nn.ConvTranspose2d(ch * 2, ch, kernel_size=2, stride=2)
+            self.decoder = _double_conv(ch * 2, ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        encoder = self.encoder(x)
+        if self.levels == 0:
+            return encoder
+        up = self.up(self.inner(nn.functional.max_pool2d(encoder, 2)))
+        return self.decoder(torch.cat([encoder, up], dim=1))
+
+
+class _DoubleConv(nn.Module):
+    def __init__(self, in_channels: int, out: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out)
+        self.conv2 = nn.Conv2d(out, out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+
+
+def _double_conv(in_channels: int, out: int) -> nn.Module:
+    return _DoubleConv(in_channels, out)
+
+
+class _UNet(nn.Module):
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, width: int = 8, depth: int = 3) -> None:
+        super().__init__()
+        self.net = _Level(in_channels, width, depth)
+        self.classifier = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.net(x))
+
+
+def test_u_net_levels_are_one_class_that_builds_itself(run_archc, tmp_path):
+    module, source = build_generated(run_archc, tmp_path, "specs/unet.yaml", "width=8", "depth=3",
+                                     "image_size=32")
+    levels = [name for name in _classes(source) if name.startswith("Level")]
+    assert levels == ["Level", "Level2"], _classes(source)  # the bottom, and every level above it
+    level = _class(source, "Level2")
+    assert "def __init__(self, in_channels: int, ch: int, levels: int) -> None:" in level
+    assert textwrap.indent(textwrap.dedent("""\
+        if levels > 1:
+            self.inner = Level2(in_channels=ch, ch=ch * 2, levels=levels - 1)
+        else:
+            self.inner = Level(in_channels=ch, ch=ch * 2)
+        """), " " * 8) in level
+    assert "Level2(in_channels=in_channels, ch=width, levels=3)" in source
+    assert 'classes["level"] = [Level, Level2]' in source
+    model = module.Unet().eval()
+    reference = _UNet().eval()
+    # the same modules under the same names: the hand-written U-Net's weights load strictly
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+        torch.testing.assert_close(torch.jit.script(model)(x), reference(x))
+        torch.testing.assert_close(torch.fx.symbolic_trace(model)(x), reference(x))
+
+
+_HOURGLASS = """\
+archc: 1
+name: hourglass_net
+params: {depth: 4, width: 4}
+inputs:
+  x: [N, 3, 32, 32]
+blocks:
+  nest:
+    params: {level: null}
+    nodes:
+      - {name: skip, op: conv, in: x, out_channels: width, kernel_size: 1}
+      - {name: pool, op: maxpool, in: x, kernel_size: 2, stride: 2}
+      - {name: down, op: conv, out_channels: width, kernel_size: 3, padding: 1}
+      - {name: inner, block: nest, level: level + 1, if: "level < depth"}
+      - {name: bottom, op: conv, in: down, out_channels: width, kernel_size: 3, padding: 1,
+         if: "level == depth", else: inner}
+      - {name: up, op: upsample, scale_factor: 2, mode: nearest}
+      - {name: add, op: add, in: [skip, up]}
+nodes:
+  - {name: stem, op: conv, out_channels: width, kernel_size: 1}
+  - {name: hg, block: nest, level: 1}
+  - {name: head, op: conv, out_channels: 2, kernel_size: 1}
+outputs: [head]
+"""
+
+
+def test_a_level_counting_up_is_one_class_too(run_archc, tmp_path):
+    # an hourglass whose level counts up from the model (level + 1 inwards), ending in other nodes
+    spec = tmp_path / "nest.yaml"
+    spec.write_text(_HOURGLASS)
+    module, source = build_generated(run_archc, tmp_path, str(spec))
+    assert [name for name in _classes(source) if name.startswith("Nest")] == ["Nest", "Nest2"], _classes(source)
+    # (the bottom class takes its own arguments: the deepest level's call of it is written as is)
+    assert textwrap.indent(textwrap.dedent("""\
+        if level < 3:
+            self.inner = Nest2(in_channels=in_channels, level=level + 1)
+        else:
+            self.inner = Nest(in_channels=in_channels, down_channels=in_channels)
+        """), " " * 8) in _class(source, "Nest2")
+    assert "self.hg = Nest2(in_channels=width, level=1)" in source
+    model = module.HourglassNet().eval()
+    keys = set(model.state_dict())
+    assert "hg.inner.inner.inner.bottom.weight" in keys and "hg.inner.inner.down.weight" in keys
+    assert not any(k.startswith("hg.inner.inner.inner.inner.") for k in keys)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(model)(x), model(x))
+        exported = torch.export.export(model, (x,))
+        torch.testing.assert_close(exported.module()(x), model(x))
+
+
+_GROUPED = """\
+archc: 1
+name: grouped_net
+params: {width: 16}
+inputs:
+  x: [N, 16, 32, 32]
+blocks:
+  nest:
+    params: {level: 1, groups: 16}
+    nodes:
+      - {name: skip, op: conv, in: x, out_channels: width, kernel_size: 1}
+      - {name: pool, op: maxpool, in: x, kernel_size: 2, stride: 2}
+      - {name: down, op: conv, out_channels: width, kernel_size: 3, padding: 1, groups: groups}
+      - {name: inner, block: nest, INNER, if: "groups > 2"}
+      - {name: bottom, op: conv, in: down, out_channels: width, kernel_size: 1, if: "groups <= 2", else: inner}
+      - {name: up, op: upsample, scale_factor: 2, mode: nearest}
+      - {name: add, op: add, in: [skip, up]}
+nodes:
+  - {name: hg, block: nest}
+outputs: [hg]
+"""
+
+
+@pytest.mark.parametrize("inner", ["groups: groups // 2, level: level + 1", "groups: groups // 2"])
+def test_without_a_parameter_counting_the_depth_each_depth_keeps_its_class(run_archc, tmp_path, inner):
+    # the inner level halves `groups`, which its conv reads (an argument of the class), and the level,
+    # where the spec has it, counts up: without it nothing says how deep an instance is
+    spec = tmp_path / "grouped.yaml"
+    spec.write_text(_GROUPED.replace("INNER", inner))
+    module, source = build_generated(run_archc, tmp_path, str(spec))
+    nests = [name for name in _classes(source) if name.startswith("Nest")]
+    if "level" in inner:
+        assert nests == ["Nest", "Nest2"], source
+        assert "if level < 3:\n            self.inner = Nest2(groups=groups // 2, level=level + 1)" in source
+    else:
+        assert nests == ["Nest", "Nest2", "Nest3", "Nest4"] and " if " not in source.split("class Grouped")[0], source
+    model = module.GroupedNet().eval()
+    assert "hg.inner.inner.inner.bottom.weight" in model.state_dict()
+    x = torch.randn(1, 16, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(model)(x), model(x))
