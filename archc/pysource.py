@@ -94,12 +94,14 @@ def _string(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def numbered_name(prefix: str, variable: str, suffix: str) -> str:
-    """An f-string that evaluates to ``prefix``, the value of the identifier ``variable``, then
-    ``suffix`` (``f"encoder_layer_{i}"``): the texts' braces doubled, the rest escaped as
-    :func:`literal` escapes a string."""
-    if not is_identifier(variable):
+def numbered_name(prefix: str, variable: str, suffix: str, offset: int = 0) -> str:
+    """An f-string that evaluates to ``prefix``, the value of the identifier ``variable`` (plus
+    ``offset``: ``f"denselayer{i + 1}"``), then ``suffix`` (``f"encoder_layer_{i}"``): the texts'
+    braces doubled, the rest escaped as :func:`literal` escapes a string."""
+    if not is_identifier(variable) or type(offset) is not int:
         raise UnsafeValue(f"not an identifier: {variable!r}")
+    if offset:
+        variable = f"{variable} {'+' if offset > 0 else '-'} {abs(offset)}"
     if not (prefix + suffix).isprintable() or "\\" in prefix + suffix:  # (no escape sequence to tell apart)
         raise UnsafeValue(f"a name with escapes: {prefix + suffix!r}")
     mark = "\x00"  # (never in a name: where the variable goes, once the texts are escaped)

@@ -115,6 +115,9 @@ class Stmt:
     #: a loop over the container ``expr`` (each child reads the one before's output, and the same
     #: other inputs): (the loop's name for a child, the first child's input, the other inputs)
     loop: tuple[str, str, tuple[str, ...]] | None = None
+    #: a list of features grown by the container ``expr``'s children in a loop, each reading the
+    #: list so far (a dense block): (the loop's name for a child, the first feature)
+    grow: tuple[str, str] | None = None
 
 
 @dataclass

@@ -27,8 +27,8 @@ from __future__ import annotations
 import dataclasses
 import keyword
 import re
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from archc.lowering.torch_args import Arg, ClassArgs

@@ -31,6 +31,7 @@ from archc.lowering.torch_counts import MASKED, Counted, Written, probe_counts
 from archc.lowering.torch_probes import Elaborate, Plan, Probed, probe_params
 from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, NUMBERED_NAME, OMITTED, Body, Instance, Leaf, Lowered, Stmt,
                                        attribute, bare, counts_on, instance_tree)
+from archc.lowering.torch_dense import Grown, fold_dense
 from archc.lowering.torch_recursion import fold_recursion
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
@@ -71,6 +72,8 @@ class _Class:
     #: attribute -> (condition, constructor if it holds, constructor if not): a recursive class's
     #: inner instance (:mod:`~archc.lowering.torch_recursion`)
     choices: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    #: children added in a loop: an ``nn.ModuleDict`` class (:mod:`~archc.lowering.torch_dense`)
+    grown: Grown | None = None
 
 
 def _depths(root: Instance) -> list[list[Instance]]:
@@ -490,7 +493,7 @@ def _forward_lines(body: Body, args: ClassArgs, comments: list[list[str]], types
     for stmt, notes in zip(body.stmts, comments):
         for note in notes:
             lines += _comment_lines(note, 2)
-        lines += _loop_lines(stmt, args) if stmt.loop else \
+        lines += _loop_lines(stmt, args) if stmt.loop else _grow_lines(stmt) if stmt.grow else \
             _statement(f"{', '.join(stmt.targets)} = {_fill(stmt.expr, args)}", 2)
     lines += _statement("return " + ", ".join(body.returns), 2)
     return lines
@@ -502,6 +505,20 @@ def _loop_lines(stmt: Stmt, args: ClassArgs) -> list[str]:
     target = stmt.targets[0]
     return _statement(f"{target} = {first}", 2) + _statement(f"for {each} in {_fill(stmt.expr, args)}:", 2) \
         + _statement(f"{target} = {each}({', '.join((target, *others))})", 3)
+
+
+def _grow_lines(stmt: Stmt) -> list[str]:
+    """A dense block's children, each reading every feature so far, as a loop growing their list."""
+    each, first = stmt.grow
+    target = stmt.targets[0]
+    return _statement(f"{target} = [{first}]", 2) + _statement(f"for {each} in {stmt.expr}:", 2) \
+        + _statement(f"{target}.append({each}({target}))", 3)
+
+
+def _grown_lines(grown: Grown) -> list[str]:
+    call = _OMITTED_ARG.sub("", grown.call) if OMITTED in grown.call else grown.call
+    return _statement(f"for {grown.each} in range({grown.count}):", 2) \
+        + _statement(f"self.add_module({grown.name}, {call})", 3)
 
 
 def _class_comments(cls: _Class) -> list[list[str]]:
@@ -587,7 +604,8 @@ def _numbered_name(run: list[tuple[str, str]], each: str) -> str | None:
 
 def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ()) -> list[str]:
     body = cls.bodies[0]
-    lines = split_statement(f"class {cls.name}({'nn.Sequential' if body.sequential else 'nn.Module'}):", "")
+    base = "nn.Sequential" if body.sequential else "nn.ModuleDict" if cls.grown else "nn.Module"
+    lines = split_statement(f"class {cls.name}({base}):", "")
     if cls.block is not None:
         paths = [b.instance.path for b in cls.bodies]
         shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
@@ -599,7 +617,7 @@ def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ())
     if body.sequential:  # nn.Sequential's forward calls the modules in order (the guards come first)
         return lines + guards + _sequential_init_lines(body, cls.args) + list(methods)
     lines += [_I * 2 + "super().__init__()", *guards]
-    lines += _init_lines(body, cls.args, cls.choices)
+    lines += _init_lines(body, cls.args, cls.choices) + (_grown_lines(cls.grown) if cls.grown else [])
     variadic = body.instance.info is not None and body.instance.info.variadic
     types = ["torch.Tensor"] * len(body.args)
     if variadic:
@@ -691,6 +709,14 @@ def _written_throughout(lowered: Lowered, expressed: set[tuple[str, str]], passe
     unshown = unwritten(lowered, [site for site in sites if site not in expressed])
     return all((site in expressed or site in unshown) and carried_by(lowered, *site, param) <= passed
                for site in sites)
+
+
+def _input_dims(lowered: Lowered, body: Body) -> tuple | None:
+    """The sizes of an instance's first input."""
+    inputs = body.instance.inputs
+    if not inputs or len(inputs[0]) != 1:
+        return None
+    return tuple(lowered.type_of(inputs[0][0]).shape)
 
 
 def _methods(planner: _Planner, c: _Class, classes: list[_Class] | None = None) -> list[str]:
@@ -870,6 +896,7 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
             live = {**live, **{p: [] for p in taken}}
     classes: list[str] = []
     written, root = fold_recursion(planner.classes, root, _skeleton, _fill)
+    written, root = fold_dense(written, root, _fill, functools.partial(_input_dims, planner.writer.lowered))
     for text in _block_class_texts(planner, written) + [
             _class_text(root, root_guards=True, methods=_methods(planner, root, written))]:
         classes += ["", ""] + text
