@@ -22,6 +22,16 @@ def build_generated(run_archc, tmp_path: Path, spec: str, *sets: str) -> tuple[o
     return module, out.read_text()
 
 
+def class_text(source: str, name: str) -> str:
+    """The text of class ``name`` of a generated file, from its base classes to the next class."""
+    return source.split(f"class {name}(")[1].split("\nclass ")[0]
+
+
+def class_names(source: str) -> list[str]:
+    """The classes of a generated file, in its order."""
+    return [line.split("(")[0][len("class "):] for line in source.splitlines() if line.startswith("class ")]
+
+
 def run_time_arguments(source: str) -> str:
     return next((line for line in source.splitlines() if line.startswith("# run-time arguments:")), "")
 

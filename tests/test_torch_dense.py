@@ -7,16 +7,8 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from generated_modules import build_generated
+from generated_modules import build_generated, class_names, class_text
 from torch import nn
-
-
-def _class(source: str, name: str) -> str:
-    return source.split(f"class {name}(")[1].split("\nclass ")[0]
-
-
-def _classes(source: str) -> list[str]:
-    return [line.split("(")[0][len("class "):] for line in source.splitlines() if line.startswith("class ")]
 
 
 class _Layer(nn.Sequential):
@@ -74,8 +66,8 @@ def test_densenet_blocks_are_one_class_whatever_their_number_of_layers(run_archc
     sets = ("num_classes=5", "growth_rate=4", "bn_size=2", "init_features=8", "block_config=[2, 3, 4, 2]",
             "image_size=64")
     module, source = build_generated(run_archc, tmp_path, "specs/densenet121.yaml", *sets)
-    assert [n for n in _classes(source) if n.startswith("DenseBlock")] == ["DenseBlock"], _classes(source)
-    block = _class(source, "DenseBlock")
+    assert [n for n in class_names(source) if n.startswith("DenseBlock")] == ["DenseBlock"], class_names(source)
+    block = class_text(source, "DenseBlock")
     assert block.startswith("nn.ModuleDict):")
     assert "for i in range(layers):" in block and 'f"denselayer{i + 1}",' in block
     assert "cat_channels=in_channels + i * growth," in block
@@ -126,8 +118,8 @@ def test_a_dense_run_counted_by_a_parameter_plus_one(run_archc, tmp_path):
     spec = tmp_path / "dense_1d.yaml"
     spec.write_text(_DENSE_1D.replace("MERGED", '[x, "u[*]"]'))
     module, source = build_generated(run_archc, tmp_path, str(spec))
-    assert [n for n in _classes(source) if n.startswith("Stack")] == ["Stack"], source
-    stack = _class(source, "Stack")
+    assert [n for n in class_names(source) if n.startswith("Stack")] == ["Stack"], source
+    stack = class_text(source, "Stack")
     assert "for i in range(n + 1):" in stack and 'f"unit_{i}", Unit(cat_channels=in_channels + i * 6, out=6)' in stack
     assert "self.first = Stack(in_channels=4, n=1)" in source and "self.second = Stack(in_channels=6, n=3)" in source
     model = module.Dense1d().eval()

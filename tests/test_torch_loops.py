@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from generated_modules import assert_as_rebuilt, build_generated
+from generated_modules import assert_as_rebuilt, build_generated, class_text
 
 from archc.pysource import UnsafeValue, numbered_name
-
-
-def _class(source: str, name: str) -> str:
-    return source.split(f"class {name}(")[1].split("\nclass ")[0]
 
 
 def test_numbered_names_are_f_strings_with_the_text_around_the_number_escaped():
@@ -29,7 +25,7 @@ def test_numbered_names_are_f_strings_with_the_text_around_the_number_escaped():
 def test_vit_s_encoder_layers_are_added_in_a_loop(run_archc, tmp_path):
     sets = ("image_size=32", "patch_size=8", "num_layers=3", "num_heads=2", "hidden_dim=32", "mlp_dim=48")
     module, source = build_generated(run_archc, tmp_path, "specs/vit_b16.yaml", *sets)
-    stack = _class(source, "LayerStack")
+    stack = class_text(source, "LayerStack")
     assert stack.startswith("nn.Sequential):")
     assert "for i in range(num_layers):\n            self.add_module(\n                f\"encoder_layer_{i}\"," in stack, stack
     assert "def forward" not in stack  # (nn.Sequential's)
@@ -46,7 +42,7 @@ def test_a_loop_starts_at_the_first_number_of_its_run(run_archc, tmp_path):
     # RegNet's stage 2: block2-0 projects, block2-1 and block2-2 are alike
     module, source = build_generated(run_archc, tmp_path, "specs/regnet_y_400mf.yaml", "num_classes=10",
                                      "image_size=64")
-    stage = _class(source, "Stage2")
+    stage = class_text(source, "Stage2")
     assert '"block2-0",' in stage and "for i in range(1, 3):" in stage and 'f"block2-{i}",' in stage
     keys = module.RegnetY400mf().state_dict().keys()
     assert {k.split(".")[2] for k in keys if k.startswith("trunk_output.block2.")} == {"block2-0", "block2-1",

@@ -6,16 +6,8 @@ import textwrap
 
 import pytest
 import torch
-from generated_modules import build_generated
+from generated_modules import build_generated, class_names, class_text
 from torch import nn
-
-
-def _class(source: str, name: str) -> str:
-    return source.split(f"class {name}(")[1].split("\nclass ")[0]
-
-
-def _classes(source: str) -> list[str]:
-    return [line.split("(")[0][len("class "):] for line in source.splitlines() if line.startswith("class ")]
 
 
 class _Level(nn.Module):
@@ -67,9 +59,9 @@ class _UNet(nn.Module):
 def test_u_net_levels_are_one_class_that_builds_itself(run_archc, tmp_path):
     module, source = build_generated(run_archc, tmp_path, "specs/unet.yaml", "width=8", "depth=3",
                                      "image_size=32")
-    levels = [name for name in _classes(source) if name.startswith("Level")]
-    assert levels == ["Level", "Level2"], _classes(source)  # the bottom, and every level above it
-    level = _class(source, "Level2")
+    levels = [name for name in class_names(source) if name.startswith("Level")]
+    assert levels == ["Level", "Level2"], class_names(source)  # the bottom, and every level above it
+    level = class_text(source, "Level2")
     assert "def __init__(self, in_channels: int, ch: int, levels: int) -> None:" in level
     assert textwrap.indent(textwrap.dedent("""\
         if levels > 1:
@@ -121,14 +113,14 @@ def test_a_level_counting_up_is_one_class_too(run_archc, tmp_path):
     spec = tmp_path / "nest.yaml"
     spec.write_text(_HOURGLASS)
     module, source = build_generated(run_archc, tmp_path, str(spec))
-    assert [name for name in _classes(source) if name.startswith("Nest")] == ["Nest", "Nest2"], _classes(source)
+    assert [name for name in class_names(source) if name.startswith("Nest")] == ["Nest", "Nest2"], class_names(source)
     # (the bottom class takes its own arguments: the deepest level's call of it is written as is)
     assert textwrap.indent(textwrap.dedent("""\
         if level < 3:
             self.inner = Nest2(in_channels=in_channels, level=level + 1)
         else:
             self.inner = Nest(in_channels=in_channels, down_channels=in_channels)
-        """), " " * 8) in _class(source, "Nest2")
+        """), " " * 8) in class_text(source, "Nest2")
     assert "self.hg = Nest2(in_channels=width, level=1)" in source
     model = module.HourglassNet().eval()
     keys = set(model.state_dict())
@@ -171,7 +163,7 @@ def test_without_a_parameter_counting_the_depth_each_depth_keeps_its_class(run_a
     spec = tmp_path / "grouped.yaml"
     spec.write_text(_GROUPED.replace("INNER", inner))
     module, source = build_generated(run_archc, tmp_path, str(spec))
-    nests = [name for name in _classes(source) if name.startswith("Nest")]
+    nests = [name for name in class_names(source) if name.startswith("Nest")]
     if "level" in inner:
         assert nests == ["Nest", "Nest2"], source
         assert "if level < 3:\n            self.inner = Nest2(groups=groups // 2, level=level + 1)" in source

@@ -33,6 +33,7 @@ Module names, and so state_dict keys, are unchanged.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import re
 from collections.abc import Callable, Sequence
@@ -40,6 +41,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from archc.lowering.torch_args import NO_DEFAULT, Arg, ClassArgs, TopParam, size_name
+from archc.lowering.torch_folds import (
+    CODE_FIELDS,
+    HOLE_MARK,
+    equal_groups,
+    rewritten_callers,
+)
 from archc.lowering.torch_plan import (
     HOLE,
     NUMBERED_NAME,
@@ -53,12 +60,9 @@ from archc.pysource import UnsafeValue, is_identifier, literal, numbered_name
 
 __all__ = ["Grown", "fold_dense"]
 
-_HOLE_MARK = re.compile(f"{HOLE}([0-9]+){HOLE}")
 _INT = re.compile(r"-?[0-9]+")
 #: the list of every feature in the last statements, while they are compared
 _ALL = "\x07"
-#: the ClassArgs fields that decide a class's code besides its holes and arguments (see torch_recursion)
-_CODE_FIELDS = ("lets", "stored", "guards", "counts", "checks")
 
 
 @dataclass(frozen=True)
@@ -100,14 +104,15 @@ def fold_dense(classes: Sequence[Any], root: Any, fill: Callable[[str, ClassArgs
         if dense is not None:
             found.setdefault(c.block, []).append(dense)
     for group in found.values():
-        for same in _same_code(group):
+        for same in equal_groups(group, _key):
             folded = _folded(same, dims_of)
             if folded is None:
                 continue
             merged, values = folded
             names = {d.planned.name for d in same}
             drops = {d.planned.name: {a.written for a in d.planned.args.args if a.name in d.dropped} for d in same}
-            everyone = _rewritten([*classes, root], drops, merged.name, values)
+            everyone = rewritten_callers([*classes, root], names,
+                                         functools.partial(_call, kept=merged.name, drops=drops, values=values))
             if everyone is None:
                 continue
             classes = [merged if c.name == merged.name else c for c in everyone[:-1]
@@ -124,7 +129,7 @@ def _dense(c: Any, fill: Callable[[str, ClassArgs], str]) -> _Dense | None:
             not isinstance(leaf, Leaf) or leaf.kind != "child" for _, leaf in items):
         return None
     segs = [seg for seg, _ in items]
-    calls = [_HOLE_MARK.sub(_Positions(), leaf.source) for _, leaf in items]
+    calls = [HOLE_MARK.sub(_Positions(), leaf.source) for _, leaf in items]
     first = _first_input(body, segs[0])
     if not all(counts_on(a, b) for a, b in itertools.pairwise(segs)) or len(set(calls)) != 1 or first is None \
             or len(body.stmts) <= len(segs):
@@ -141,14 +146,14 @@ def _dense(c: Any, fill: Callable[[str, ClassArgs], str]) -> _Dense | None:
     if sum(expr.count(_ALL) for _, expr, _ in tail) != 1 or any(loop for *_, loop in tail) or any(
             re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", rest) for name in features[1:]):
         return None
-    holes = [[int(k) for k in _HOLE_MARK.findall(leaf.source)] for _, leaf in items]
+    holes = [[int(k) for k in HOLE_MARK.findall(leaf.source)] for _, leaf in items]
     inside = {k for ks in holes for k in ks}
     dropped = frozenset(a.name for a in c.args.args if a.source[:1] == ("hole",) and a.source[1] in inside)
     rank = {k: i for i, k in enumerate(k for k in range(len(body.holes)) if k not in inside)}
     args = [dataclasses.replace(a, source=("hole", rank[a.source[1]])) if a.source[:1] == ("hole",) else a
             for a in c.args.args if a.name not in dropped]
     code = (tuple(tail), tuple(body.args), tuple(body.returns), {rank[k]: v for k, v in c.args.text.items()
-            if k in rank}, args, *(getattr(c.args, f) for f in _CODE_FIELDS))
+            if k in rank}, args, *(getattr(c.args, f) for f in CODE_FIELDS))
     return _Dense(c, segs, calls[0], holes, first, dropped, code)
 
 
@@ -171,20 +176,6 @@ def _first_input(body: Body, seg: str) -> str | None:
         return None
     name = stmt.expr[len(start):-2]
     return name if is_identifier(name) else None
-
-
-def _same_code(group: list[_Dense]) -> list[list[_Dense]]:
-    """The classes of one block whose code is the same but for their number of layers and the
-    numbers in their layers' calls."""
-    found: list[list[_Dense]] = []
-    for dense in group:
-        key = _key(dense)
-        same = next((g for g in found if _key(g[0]) == key), None)
-        if same is None:
-            found.append([dense])
-        else:
-            same.append(dense)
-    return found
 
 
 def _key(dense: _Dense) -> tuple:
@@ -233,7 +224,7 @@ def _folded(same: list[_Dense], dims_of: Callable[[Body], tuple | None]) -> tupl
             values[body.instance.path][arg.name] = _param(body, arg.name)
     at = next((k for k, a in enumerate(kept) if not a.required), len(kept))
     kept[at:at] = [dataclasses.replace(a, source=("grown",)) for a in added] + new_args
-    call = _HOLE_MARK.sub(lambda m: expressions[int(m[1])], same[0].call)
+    call = HOLE_MARK.sub(lambda m: expressions[int(m[1])], same[0].call)
     grown = Grown(each, count[0] if count is not None else str(len(same[0].segs)), name, call)
     merged = dataclasses.replace(first, bodies=[_grown_body(d, b) for d, b in served],
                                  args=dataclasses.replace(first.args, args=kept), grown=grown)
@@ -333,48 +324,11 @@ def _grown_body(dense: _Dense, body: Body) -> Body:
     return dataclasses.replace(body, tree={}, stmts=[grow, *tail], access={})
 
 
-def _rewritten(classes: list[Any], drops: dict[str, set[str]], kept: str, values: dict[str, dict]
-               ) -> list[Any] | None:
-    """Each class with its calls of a folded class (each by its name, with the keywords it no longer
-    takes) made calls of ``kept`` passing the arguments it gained instead; None where one calls a
-    folded class other than directly, or the instances of one class would pass different values."""
-    result = []
-    for c in classes:
-        if c.name in drops:
-            result.append(c)
-            continue
-        trees = [_rewritten_tree(body.tree, drops, kept, values) for body in c.bodies]
-        if any(tree is None for tree in trees) or len({_tree_sources(tree) for tree in trees}) != 1:
-            return None
-        tree = trees[0]
-        result.append(c if tree is c.bodies[0].tree else
-                      dataclasses.replace(c, bodies=[dataclasses.replace(c.bodies[0], tree=tree), *c.bodies[1:]]))
-    return result
-
-
-def _tree_sources(tree: dict[str, Any]) -> tuple:
-    return tuple((seg, _tree_sources(sub) if isinstance(sub, dict) else sub.source) for seg, sub in tree.items())
-
-
-def _rewritten_tree(tree: dict[str, Any], drops: dict[str, set[str]], kept: str, values: dict[str, dict]
-                    ) -> dict[str, Any] | None:
-    changed: dict[str, Any] = {}
-    for seg, sub in tree.items():
-        if isinstance(sub, dict):
-            new = _rewritten_tree(sub, drops, kept, values)
-            if new is None:
-                return None
-            if new is not sub:
-                changed[seg] = new
-            continue
-        called = [n for n in drops if re.search(rf"(?<![\w.]){re.escape(n)}\(", sub.source)]
-        if not called:
-            continue
-        name = sub.source.partition("(")[0]
-        if sub.kind != "child" or called != [name] or sub.child is None or sub.child.path not in values:
-            return None
-        # (a child's call passes each argument as keyword=hole: no comma inside one)
-        given = [a for a in sub.source[len(name) + 1:-1].split(", ") if a and a.partition("=")[0] not in drops[name]]
-        arguments = given + [f"{k}={literal(v)}" for k, v in values[sub.child.path].items()]
-        changed[seg] = dataclasses.replace(sub, source=f"{kept}({', '.join(arguments)})")
-    return {**tree, **changed} if changed else tree
+def _call(leaf: Leaf, name: str, kept: str, drops: dict[str, set[str]], values: dict[str, dict]) -> str | None:
+    """A caller's call of folded class ``name``: the kept class's, without the arguments it no
+    longer takes, with those it gained (their values for the instance called)."""
+    if leaf.child.path not in values:
+        return None
+    # (a child's call passes each argument as keyword=hole: no comma inside one)
+    given = [a for a in leaf.source[len(name) + 1:-1].split(", ") if a and a.partition("=")[0] not in drops[name]]
+    return f"{kept}({', '.join(given + [f'{k}={literal(v)}' for k, v in values[leaf.child.path].items()])})"

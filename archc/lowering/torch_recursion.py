@@ -25,13 +25,19 @@ caller builds a folded class directly (not inside an inline ``nn.Sequential``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import keyword
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from archc.lowering.torch_args import Arg, ClassArgs
+from archc.lowering.torch_folds import (
+    CODE_FIELDS,
+    HOLE_MARK,
+    equal_groups,
+    rewritten_callers,
+)
 from archc.lowering.torch_plan import HOLE, RESERVED, Body, Leaf
 from archc.pysource import is_identifier, literal
 
@@ -39,11 +45,6 @@ __all__ = ["Recursion", "fold_recursion"]
 
 #: stands for the inner class's name where two classes' skeletons are compared
 _SELF = "\x06"
-#: the ClassArgs fields that decide a class's code besides its holes' texts and its arguments (the
-#: others record which instances it serves)
-_CODE_FIELDS = ("lets", "stored", "guards", "counts", "checks")
-#: a hole in a text, and its number
-_HOLE_MARK = re.compile(f"{HOLE}([0-9]+){HOLE}")
 
 
 class _PlannedClass(Protocol):
@@ -86,7 +87,8 @@ def fold_recursion(classes: Sequence[Any], root: Any, skeleton: Callable[[Body],
     ``bodies``, ``args``, ``choices``); new ones are made where they change, never the planned
     ones changed."""
     for recursion, outermost, kept in list(_recursions(classes, skeleton)):
-        callers = _rewritten_callers([*classes, root], recursion)
+        callers = rewritten_callers([*classes, root], recursion.depths,
+                                    functools.partial(_caller_call, recursion=recursion))
         if callers is None:
             continue
         classes, root = callers[:-1], callers[-1]
@@ -122,15 +124,7 @@ def _recursions(classes: Sequence[_PlannedClass], skeleton: Callable[[Body], str
         if found is not None:
             by_block.setdefault(c.block, []).append(found)
     for candidates in by_block.values():
-        groups: list[list[_Candidate]] = []
-        for candidate in candidates:
-            group = next((g for g in groups if (g[0].skeleton, g[0].code) == (candidate.skeleton, candidate.code)),
-                         None)
-            if group is None:
-                groups.append([candidate])
-            else:
-                group.append(candidate)
-        for group in groups:
+        for group in equal_groups(candidates, lambda candidate: (candidate.skeleton, candidate.code)):
             found = _chain(group) if len(group) > 1 else None
             if found is not None:
                 yield found
@@ -147,16 +141,16 @@ def _candidate(c: _PlannedClass, skeleton: Callable[[Body], str]) -> _Candidate 
     if len(found) != 1:
         return None
     seg, leaf = found[0]
-    inside = [int(k) for k in _HOLE_MARK.findall(leaf.source)]
+    inside = [int(k) for k in HOLE_MARK.findall(leaf.source)]
     rank = {k: i for i, k in enumerate(k for k in range(len(body.holes)) if k not in inside)}
     tree = {**body.tree, seg: dataclasses.replace(leaf, source=_SELF)}
-    text = _HOLE_MARK.sub(lambda m: f"{HOLE}{rank[int(m[1])]}{HOLE}", skeleton(dataclasses.replace(body, tree=tree)))
+    text = HOLE_MARK.sub(lambda m: f"{HOLE}{rank[int(m[1])]}{HOLE}", skeleton(dataclasses.replace(body, tree=tree)))
     args = c.args
     written = [a if a.source[:1] != ("hole",) else dataclasses.replace(
         a, source=("call", inside.index(a.source[1])) if a.source[1] in inside else ("hole", rank[a.source[1]]))
         for a in args.args]
     code = ({rank[k]: v for k, v in args.text.items() if k in rank}, written,
-            *(getattr(args, name) for name in _CODE_FIELDS))
+            *(getattr(args, name) for name in CODE_FIELDS))
     return _Candidate(c, seg, leaf.source.partition("(")[0], text, code, tuple(args.text.get(k) for k in inside))
 
 
@@ -215,43 +209,9 @@ def _counting_param(classes: list[_PlannedClass], depths: dict[str, int]) -> tup
     return None
 
 
-def _rewritten_callers(classes: list[Any], recursion: Recursion) -> list[Any] | None:
-    """Each class (folded ones as they are) with its calls of a folded class made calls of the
-    kept class with the depth parameter; None where one calls a folded class other than directly."""
-    result = []
-    for c in classes:
-        if c.name in recursion.depths:
-            result.append(c)
-            continue
-        tree = _rewritten_tree(c.bodies[0].tree, recursion)
-        if tree is None:
-            return None
-        result.append(c if tree is c.bodies[0].tree else
-                      dataclasses.replace(c, bodies=[dataclasses.replace(c.bodies[0], tree=tree), *c.bodies[1:]]))
-    return result
-
-
-def _rewritten_tree(tree: dict[str, Any], recursion: Recursion) -> dict[str, Any] | None:
-    """``tree`` (the same object where nothing changes) with each direct call of a folded class
-    rewritten; None where a folded class is called another way (inside an inline container's text)."""
-    changed: dict[str, Any] = {}
-    for seg, sub in tree.items():
-        if isinstance(sub, dict):
-            new = _rewritten_tree(sub, recursion)
-            if new is None:
-                return None
-            if new is not sub:
-                changed[seg] = new
-            continue
-        called = [name for name in recursion.depths if re.search(rf"(?<![\w.]){re.escape(name)}\(", sub.source)]
-        if not called:
-            continue
-        name = sub.source.partition("(")[0]
-        if sub.kind != "child" or called != [name]:
-            return None
-        value = literal(recursion.value(name))
-        changed[seg] = dataclasses.replace(sub, source=_call(recursion.kept, _arguments(sub.source), recursion.param, value))
-    return {**tree, **changed} if changed else tree
+def _caller_call(leaf: Leaf, name: str, recursion: Recursion) -> str:
+    """A caller's call of folded class ``name``: the kept class's, with the depth parameter's value."""
+    return _call(recursion.kept, _arguments(leaf.source), recursion.param, literal(recursion.value(name)))
 
 
 def _arguments(source: str) -> str:

@@ -1,0 +1,86 @@
+"""What the folds of planned classes into one share (:mod:`.torch_recursion`, :mod:`.torch_dense`):
+grouping classes whose code compares equal, and rewriting the calls of folded classes in the
+classes that build them.
+
+A fold happens after planning, on the classes as they are written: the planned classes and bodies
+are never changed (a later plan may reuse them), new ones are made where a call changes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, TypeVar
+
+from archc.lowering.torch_plan import HOLE, Leaf
+
+__all__ = ["CODE_FIELDS", "HOLE_MARK", "equal_groups", "rewritten_callers"]
+
+#: the ClassArgs fields that decide a class's code besides its holes' texts and its arguments (the
+#: others record which instances it serves)
+CODE_FIELDS = ("lets", "stored", "guards", "counts", "checks")
+#: a hole in a text, and its number
+HOLE_MARK = re.compile(f"{HOLE}([0-9]+){HOLE}")
+
+_T = TypeVar("_T")
+
+
+def equal_groups(items: Iterable[_T], key: Callable[[_T], Any]) -> list[list[_T]]:
+    """``items`` grouped by equal keys (which need not be hashable), in their order."""
+    groups: list[tuple[Any, list[_T]]] = []
+    for item in items:
+        k = key(item)
+        group = next((members for seen, members in groups if seen == k), None)
+        if group is None:
+            groups.append((k, [item]))
+        else:
+            group.append(item)
+    return [members for _, members in groups]
+
+
+def rewritten_callers(classes: list[Any], folded: Collection[str], rewrite: Callable[[Leaf, str], str | None]
+                      ) -> list[Any] | None:
+    """Each class (those named in ``folded`` as they are) with each call of a folded class
+    rewritten: ``rewrite(leaf, class name)`` gives the call's new text, or None where it cannot be
+    written. None where a class calls a folded class other than directly (inside an inline
+    ``nn.Sequential``'s text), a call cannot be rewritten, or the instances of one class would
+    call differently (they share its text)."""
+    result = []
+    for c in classes:
+        if c.name in folded:
+            result.append(c)
+            continue
+        trees = [_rewritten_tree(body.tree, folded, rewrite) for body in c.bodies]
+        if any(tree is None for tree in trees) or len({_sources(tree) for tree in trees}) != 1:
+            return None
+        tree = trees[0]
+        result.append(c if tree is c.bodies[0].tree else
+                      dataclasses.replace(c, bodies=[dataclasses.replace(c.bodies[0], tree=tree), *c.bodies[1:]]))
+    return result
+
+
+def _sources(tree: dict[str, Any]) -> tuple:
+    return tuple((seg, _sources(sub) if isinstance(sub, dict) else sub.source) for seg, sub in tree.items())
+
+
+def _rewritten_tree(tree: dict[str, Any], folded: Collection[str], rewrite: Callable[[Leaf, str], str | None]
+                    ) -> dict[str, Any] | None:
+    """``tree`` (the same object where nothing changes) with each call of a folded class rewritten."""
+    changed: dict[str, Any] = {}
+    for seg, sub in tree.items():
+        if isinstance(sub, dict):
+            new = _rewritten_tree(sub, folded, rewrite)
+            if new is None:
+                return None
+            if new is not sub:
+                changed[seg] = new
+            continue
+        called = [name for name in folded if re.search(rf"(?<![\w.]){re.escape(name)}\(", sub.source)]
+        if not called:
+            continue
+        name = sub.source.partition("(")[0]
+        source = rewrite(sub, name) if sub.kind == "child" and called == [name] and sub.child is not None else None
+        if source is None:
+            return None
+        changed[seg] = dataclasses.replace(sub, source=source)
+    return {**tree, **changed} if changed else tree
