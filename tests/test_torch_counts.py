@@ -63,8 +63,8 @@ def test_a_count_after_differing_first_repetitions_is_the_parameter_less_those(r
                       {"num_layers": 6}, tokens)
     # two layers: no residual layer left, a structure the file was not checked at: it says how to rebuild
     assert '"num_layers": (num_layers, num_layers >= 3)' in source
-    with pytest.raises(ValueError, match=r"num_layers=2: a loop of this file would be shorter than built; "
-                                         r"regenerate it with archc build --set num_layers=2"):
+    with pytest.raises(ValueError, match=r"num_layers=2: a loop or a recursion of this file would be shorter than "
+                                         r"built; regenerate it with archc build --set num_layers=2"):
         module.GnmtEncoder(num_layers=2)
 
 
@@ -104,7 +104,8 @@ def test_each_item_of_a_list_of_counts_counts_its_own_stage(run_archc, tmp_path,
     assert_as_rebuilt(run_archc, tmp_path, path, (), module, "Stages", {"layers": [4, 3]}, x)
     # both at once: the counts and the widths the class computes
     assert_as_rebuilt(run_archc, tmp_path, path, (), module, "Stages", {"layers": [3, 5], "width": 6}, x)
-    with pytest.raises(ValueError, match=r"layers=\[1, 3\]: a loop of this file would be shorter than built"):
+    with pytest.raises(ValueError,
+                       match=r"layers=\[1, 3\]: a loop or a recursion of this file would be shorter than built"):
         module.Stages(layers=[1, 3])
 
 

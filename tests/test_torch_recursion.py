@@ -6,7 +6,13 @@ import textwrap
 
 import pytest
 import torch
-from generated_modules import build_generated, class_names, class_text
+from generated_modules import (
+    assert_as_rebuilt,
+    build_generated,
+    class_names,
+    class_text,
+    run_time_arguments,
+)
 from torch import nn
 
 
@@ -69,7 +75,7 @@ def test_u_net_levels_are_one_class_that_builds_itself(run_archc, tmp_path):
         else:
             self.inner = Level(in_channels=ch, ch=ch * 2)
         """), " " * 8) in level
-    assert "Level2(in_channels=in_channels, ch=width, levels=3)" in source
+    assert "Level2(in_channels=in_channels, ch=width, levels=depth)" in source
     assert 'classes["level"] = [Level, Level2]' in source
     model = module.Unet().eval()
     reference = _UNet().eval()
@@ -174,3 +180,29 @@ def test_without_a_parameter_counting_the_depth_each_depth_keeps_its_class(run_a
     x = torch.randn(1, 16, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(torch.jit.script(model)(x), model(x))
+
+
+def test_the_model_takes_the_depth_its_recursion_follows(run_archc, tmp_path):
+    # U-Net's depth is the recursion's: a deeper U-Net from the same file is the one the spec elaborates
+    sets = ("width=4", "depth=3", "image_size=32")
+    module, source = build_generated(run_archc, tmp_path, "specs/unet.yaml", *sets)
+    assert "depth" in run_time_arguments(source)
+    assert_as_rebuilt(run_archc, tmp_path, "specs/unet.yaml", sets, module, "Unet", {"depth": 4},
+                      torch.randn(1, 1, 32, 32))
+    assert_as_rebuilt(run_archc, tmp_path, "specs/unet.yaml", sets, module, "Unet", {"depth": 2},
+                      torch.randn(1, 1, 32, 32))
+    # one level has nothing folded: a structure the file was not checked at, refused with the rebuild
+    with pytest.raises(ValueError, match=r"depth=1: a loop or a recursion of this file would be shorter than built; "
+                                         r"regenerate it with archc build --set depth=1"):
+        module.Unet(depth=1)
+
+
+def test_a_depth_that_also_moves_a_number_in_a_class_stays_fixed(run_archc, tmp_path):
+    # the level counts up inwards and ends where it reaches `depth`: the folded class's condition reads
+    # the model's depth as a number, so another depth is another file
+    spec = tmp_path / "nest.yaml"
+    spec.write_text(_HOURGLASS)
+    module, source = build_generated(run_archc, tmp_path, str(spec))
+    assert "depth" not in run_time_arguments(source)
+    with pytest.raises(ValueError, match="depth=5: this file was generated for depth=4"):
+        module.HourglassNet(depth=5)

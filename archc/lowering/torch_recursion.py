@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import keyword
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,7 +41,7 @@ from archc.lowering.torch_folds import (
 from archc.lowering.torch_plan import HOLE, RESERVED, Body, Leaf
 from archc.pysource import is_identifier, literal
 
-__all__ = ["Recursion", "fold_recursion"]
+__all__ = ["Recursion", "fold_recursion", "model_calls"]
 
 #: stands for the inner class's name where two classes' skeletons are compared
 _SELF = "\x06"
@@ -80,24 +80,46 @@ class Recursion:
 
 
 def fold_recursion(classes: Sequence[Any], root: Any, skeleton: Callable[[Body], str],
-                   fill: Callable[[str, ClassArgs], str]) -> tuple[list[Any], Any]:
+                   fill: Callable[[str, ClassArgs], str], given: Mapping[str, str] | None = None
+                   ) -> tuple[list[Any], Any, list[Recursion]]:
     """``classes`` (deepest first) and the model class ``root`` with each recursive chain folded
-    into one class (see the module's docstring); ``skeleton``: a body's skeleton; ``fill``: a
-    text with holes as a class writes it. The classes are dataclasses (``name``, ``block``,
-    ``bodies``, ``args``, ``choices``); new ones are made where they change, never the planned
-    ones changed."""
+    into one class (see the module's docstring), and the chains folded; ``skeleton``: a body's
+    skeleton; ``fill``: a text with holes as a class writes it; ``given``: the depth parameter's
+    text in the call of the instance at each path (the model's parameter it follows), where not
+    its value. The classes are dataclasses (``name``, ``block``, ``bodies``, ``args``,
+    ``choices``); new ones are made where they change, never the planned ones changed."""
+    applied = []
     for recursion, outermost, kept in list(_recursions(classes, skeleton)):
         callers = rewritten_callers([*classes, root], recursion.depths,
-                                    functools.partial(_caller_call, recursion=recursion))
+                                    functools.partial(_caller_call, recursion=recursion, given=given or {}))
         if callers is None:
             continue
+        applied.append(recursion)
         classes, root = callers[:-1], callers[-1]
         folded = sorted((c for c in classes if c.name in recursion.depths), key=lambda c: -recursion.depths[c.name])
         merged = _folded_class(outermost, fill(kept.bodies[0].tree[recursion.seg].source, kept.args),
                                [b for c in folded for b in c.bodies], recursion)
         classes = [merged if c.name == recursion.kept else c for c in classes
                    if c.name not in recursion.depths or c.name == recursion.kept]
-    return list(classes), root
+    return list(classes), root, applied
+
+
+def model_calls(root: Any, applied: list[Recursion]) -> list[tuple[str, Recursion]]:
+    """(path, chain) of each folded instance the model class builds directly (once folded)."""
+    found = []
+    for leaf in _leaves(root.bodies[0].tree):
+        for recursion in applied:
+            if leaf.kind == "child" and leaf.child is not None and leaf.source.startswith(f"{recursion.kept}("):
+                found.append((leaf.child.path, recursion))
+    return found
+
+
+def _leaves(tree: dict[str, Any]) -> Iterator[Leaf]:
+    for sub in tree.values():
+        if isinstance(sub, dict):
+            yield from _leaves(sub)
+        else:
+            yield sub
 
 
 @dataclass
@@ -209,9 +231,11 @@ def _counting_param(classes: list[_PlannedClass], depths: dict[str, int]) -> tup
     return None
 
 
-def _caller_call(leaf: Leaf, name: str, recursion: Recursion) -> str:
-    """A caller's call of folded class ``name``: the kept class's, with the depth parameter's value."""
-    return _call(recursion.kept, _arguments(leaf.source), recursion.param, literal(recursion.value(name)))
+def _caller_call(leaf: Leaf, name: str, recursion: Recursion, given: Mapping[str, str]) -> str:
+    """A caller's call of folded class ``name``: the kept class's, with the depth parameter's value
+    (or the text ``given`` for that instance)."""
+    value = given.get(leaf.child.path) or literal(recursion.value(name))
+    return _call(recursion.kept, _arguments(leaf.source), recursion.param, value)
 
 
 def _arguments(source: str) -> str:

@@ -20,19 +20,20 @@ from dataclasses import dataclass, field
 from typing import Any, Collection, Mapping
 
 from archc._version import __version__
+from archc.errors import ArchcError
 from archc.ir.vocab import SKIP_KINDS
 from archc.ir.graph import Graph
 from archc.ir.names import Namespace
 from archc.lowering.pyformat import LINE_LENGTH, spaced_slices, split_statement
-from archc.lowering.torch_args import (CallArg, ClassArgs, carried_by, hole_place, live_params, names_read, resolve,
-                                      root_args, unwritten)
+from archc.lowering.torch_args import (CallArg, ClassArgs, carried_by, child_argument_at_model_level, hole_place,
+                                      live_params, names_read, resolve, root_args, unwritten)
 from archc.lowering.torch_body import BodyWriter
 from archc.lowering.torch_counts import MASKED, Counted, Written, probe_counts
 from archc.lowering.torch_probes import Elaborate, Plan, Probed, probe_params
 from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, NUMBERED_NAME, OMITTED, Body, Instance, Leaf, Lowered, Stmt,
                                        attribute, bare, counts_on, instance_tree)
 from archc.lowering.torch_dense import Grown, fold_dense
-from archc.lowering.torch_recursion import fold_recursion
+from archc.lowering.torch_recursion import fold_recursion, model_calls
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
 from archc.pysource import UnsafeValue, comment, frozen, literal, numbered_name, one_line, shortened
@@ -679,6 +680,41 @@ def _header(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Prove
     return out
 
 
+def _probed(graph: Graph, cls: str, labels: Mapping[str, str], elaborate: Elaborate, planner: _Planner,
+            root_body: Body, root: _Class, live: dict[str, Any]
+            ) -> tuple[_Planner, _Class, dict[str, Any], dict[str, str]]:
+    """The plan, the model class and its run-time parameters once the spec elaborated at other values
+    has shown which more parameters the classes can take (widths, repeat counts, a recursion's
+    depth), and the parameter each recursion the model builds takes its depth from, by path."""
+    depths: dict[str, str] = {}
+    # (each elaboration, this one too, read afresh on its first plan: a reading keeps what plans
+    # made of it, which the next plan of that graph starts from; so every graph's plans start alike)
+    plan_of = functools.partial(_plan_elaborated, labels=labels, cls=cls, live=planner.live, read={})
+    probed = probe_params(graph, planner.live, elaborate, plan_of)
+    written_of = functools.partial(_count_written, cls=cls, live=planner.live)
+    counted = probe_counts(graph, {*planner.live, *probed.params}, elaborate, written_of)
+    deep = _probe_depths(graph, cls, planner, root, elaborate, {*probed.params, *counted.params})
+    if probed.params or counted.params or deep:
+        if probed.params:
+            planner, root_body = probed.plan.planned  # (its block classes take what follows the parameters)
+        hole_texts = probed.texts
+        if any(path for path, *_ in counted.texts):
+            planner, root_body, hole_texts, counted = _with_counted_classes(
+                graph, labels, cls, planner, root_body, probed, counted)
+        lowered = planner.writer.lowered
+        live = {p: s for p, s in live_params(graph, lowered).items() if p in planner.live}
+        taken = [*probed.params, *counted.params, *deep]
+        # (the model's own runs by container and place; every counted run's length for its check)
+        counts = {key[1:] if not key[0] else key: text for key, text in counted.texts.items()}
+        args = root_args(graph, lowered, root_body, live, _GUARD_LOCALS, (taken, hole_texts), counts,
+                         {**counted.checks, **{p: [check] for p, (_, check) in deep.items()}})
+        root = _Class(cls, None, [root_body], args)
+        live = {**live, **{p: [] for p in taken}}
+        written = {a.name: a.written for a in args.args}
+        depths = {path: written[p] for p, (paths, _) in deep.items() for path in paths}
+    return planner, root, live, depths
+
+
 def _plan(graph: Graph, labels: Mapping[str, str], cls: str, live: Mapping[str, Any] | None,
           follows: Collection[tuple] = frozenset(), lowered: Lowered | None = None,
           counts: Mapping[str, Mapping[tuple, str]] | None = None) -> tuple[_Planner, Body, _Class, dict[str, Any]]:
@@ -786,6 +822,46 @@ def _plan_elaborated(graph: Graph, follows: frozenset, labels: Mapping[str, str]
     return read[key]
 
 
+def _probe_depths(graph: Graph, cls: str, planner: _Planner, root: _Class, elaborate: Elaborate,
+                  taken: Collection[str]) -> dict[str, tuple[list[str], str]]:
+    """The model's parameters (outside ``taken`` and the live ones) that a recursion the model class
+    builds takes as its depth (``net: {block: level, levels: depth}``), each with the paths of
+    those instances and the condition under which the recursion is as deep as one checked. One is
+    taken where the spec elaborated one deeper, and at the least depth the folded class builds,
+    writes the same classes (:mod:`~archc.lowering.torch_recursion`): the depth changed nothing else.
+    That least depth is two folded levels: one has nothing folded to compare."""
+    _, folded_root, applied = fold_recursion(planner.classes, root, _skeleton, _fill)
+    candidates: dict[str, list[tuple[str, Any]]] = {}
+    for path, recursion in model_calls(folded_root, applied):
+        param = child_argument_at_model_level(planner.writer.lowered, root.bodies[0].instance, path, recursion.param)
+        if param in graph.params and type(graph.params[param]) is int and param not in planner.live \
+                and param not in taken and recursion.step > 0:
+            candidates.setdefault(param, []).append((path, recursion))
+    found: dict[str, tuple[list[str], str]] = {}
+    for param, calls in candidates.items():
+        # (the least a chain of two folded classes: one less has nothing to fold, so nothing to compare)
+        value, least = graph.params[param], max(r.value(r.kept) + r.step for _, r in calls)
+        given = {path: param for path, _ in calls}
+        base = _folded_texts(graph, cls, planner.live, given)
+        try:
+            same = all(_folded_texts(elaborate({param: v}), cls, planner.live, given) == base
+                       for v in {value + 1, least if least < value else value + 2})
+        except ArchcError:  # (a value the spec refuses)
+            same = False
+        if same:
+            found[param] = (list(given), f"{param} >= {least}")
+    return found
+
+
+def _folded_texts(graph: Graph, cls: str, live: Mapping[str, Any], given: Mapping[str, str]) -> tuple[str, ...]:
+    """Every class's code once folded, comments left out, and the model class's skeleton."""
+    planner, root_body, root, _ = _plan(graph, {}, cls, live)
+    classes, root, _ = fold_recursion(planner.classes, root, _skeleton, _fill, given)
+    texts = ["\n".join(line for line in _class_text(c, methods=_methods(planner, c, classes))
+                       if not line.lstrip().startswith("#")) for c in classes]
+    return (*texts, _skeleton(root.bodies[0]))
+
+
 def _count_guard_lines(checks: list[tuple[str, str]]) -> list[str]:
     """The check that every run a class counts is as long as one checked (below, the structure may
     differ: a condition on the repetition's index turning): per parameter, its value and whether
@@ -796,8 +872,9 @@ def _count_guard_lines(checks: list[tuple[str, str]]) -> list[str]:
     held = {name: texts[0] if len(texts) == 1 else "all([" + ", ".join(texts) + "])" for name, texts in by_param.items()}
     pairs = ", ".join(f"{literal(name)}: ({name}, {condition})" for name, condition in held.items())
     return _refusal_lines("repeats", pairs, "checked", "not checked",
-                          ['f"{name}={value!r}: a loop of this file would be shorter than "',
-                           'f"built; regenerate it with archc build --set {name}={value!r}"'])
+                          ['f"{name}={value!r}: a loop or a recursion of this file would be "',
+                           '"shorter than built; regenerate it with archc build --set "',
+                           'f"{name}={value!r}"'])
 
 
 def _with_counted_classes(graph: Graph, labels: Mapping[str, str], cls: str, planner: _Planner, root_body: Body,
@@ -861,6 +938,7 @@ def write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: 
 def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance: Provenance,
                   elaborate: Elaborate | None) -> str:
     planner, root_body, root, live = _plan(graph, labels, cls, None)
+    depths: dict[str, str] = {}  # (a recursion the model builds: the parameter its depth follows, by path)
     # A parameter stays live where the plan wrote every attribute it reaches from it (not one that
     # a class reaches another way) and nothing the plan wrote after it depends on its value.
     lowered, planned = planner.writer.lowered, [root, *planner.classes]
@@ -872,30 +950,9 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     if kept.keys() != planner.live.keys():
         planner, root_body, root, live = _plan(graph, labels, cls, kept)
     if elaborate is not None:
-        # (each elaboration, this one too, read afresh on its first plan: a reading keeps what plans
-        # made of it, which the next plan of that graph starts from; so every graph's plans start alike)
-        plan_of = functools.partial(_plan_elaborated, labels=labels, cls=cls, live=planner.live, read={})
-        probed = probe_params(graph, planner.live, elaborate, plan_of)
-        written_of = functools.partial(_count_written, cls=cls, live=planner.live)
-        counted = probe_counts(graph, {*planner.live, *probed.params}, elaborate, written_of)
-        if probed.params or counted.params:
-            if probed.params:
-                planner, root_body = probed.plan.planned  # (its block classes take what follows the parameters)
-            hole_texts = probed.texts
-            if any(path for path, *_ in counted.texts):
-                planner, root_body, hole_texts, counted = _with_counted_classes(
-                    graph, labels, cls, planner, root_body, probed, counted)
-            lowered = planner.writer.lowered
-            live = {p: s for p, s in live_params(graph, lowered).items() if p in planner.live}
-            taken = [*probed.params, *counted.params]
-            # (the model's own runs by container and place; every counted run's length for its check)
-            counts = {key[1:] if not key[0] else key: text for key, text in counted.texts.items()}
-            args = root_args(graph, lowered, root_body, live, _GUARD_LOCALS, (taken, hole_texts), counts,
-                             counted.checks)
-            root = _Class(cls, None, [root_body], args)
-            live = {**live, **{p: [] for p in taken}}
+        planner, root, live, depths = _probed(graph, cls, labels, elaborate, planner, root_body, root, live)
     classes: list[str] = []
-    written, root = fold_recursion(planner.classes, root, _skeleton, _fill)
+    written, root, _ = fold_recursion(planner.classes, root, _skeleton, _fill, depths)
     written, root = fold_dense(written, root, _fill, functools.partial(_input_dims, planner.writer.lowered))
     for text in _block_class_texts(planner, written) + [
             _class_text(root, root_guards=True, methods=_methods(planner, root, written))]:
