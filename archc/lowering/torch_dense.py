@@ -317,11 +317,19 @@ def _start_name(served: list[_Served], starts: dict[str, int], taken: set[str],
 def _grown_body(dense: _Dense, body: Body) -> Body:
     """``body`` as the folded class writes it: no attributes (the loop adds the layers), its
     forward growing the list of features, then its last statements reading that list."""
-    features = "features"
+    # (names no argument or statement of forward has: the loop runs before the last statements)
+    taken = {*body.args, *(t for s in body.stmts for t in s.targets)}
+    features, layer = _fresh("features", taken), _fresh("layer", taken)
     every = "[" + ", ".join([dense.first, *(s.targets[0] for s in body.stmts[:len(dense.segs)])]) + "]"
     tail = [dataclasses.replace(s, expr=s.expr.replace(every, features)) for s in body.stmts[len(dense.segs):]]
-    grow = Stmt([features], "self.values()", grow=("layer", dense.first))
+    grow = Stmt([features], "self.values()", grow=(layer, dense.first))
     return dataclasses.replace(body, tree={}, stmts=[grow, *tail], access={})
+
+
+def _fresh(wanted: str, taken: set[str]) -> str:
+    """``wanted``, or ``wanted_2``, ``wanted_3``, ..., the first not ``taken``."""
+    return next(name for name in itertools.chain([wanted], (f"{wanted}_{k}" for k in itertools.count(2)))
+                if name not in taken)
 
 
 def _call(leaf: Leaf, name: str, kept: str, drops: dict[str, set[str]], values: dict[str, dict]) -> str | None:
