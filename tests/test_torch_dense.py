@@ -142,3 +142,20 @@ def test_a_merge_of_other_features_keeps_the_layers_written_out(run_archc, tmp_p
     x = torch.randn(2, 4, 32)
     with torch.no_grad():
         torch.testing.assert_close(torch.jit.script(model)(x), model(x))
+
+
+def test_the_loop_takes_names_forward_has_not(run_archc, tmp_path):
+    # the block's input is called `layer` and its merge `features`: the loop's names are others
+    text = _DENSE_1D.replace("MERGED", '[layer, "u[*]"]').replace("params: {n: null}", "params: {n: null}\n    inputs: [layer]") \
+        .replace('in: [x, "u[*]"], out: width', 'in: [layer, "u[*]"], out: width').replace("name: merged", "name: features")
+    spec = tmp_path / "dense_names.yaml"
+    spec.write_text(text)
+    module, source = build_generated(run_archc, tmp_path, str(spec))
+    stack = class_text(source, "Stack")
+    assert "features_2 = [layer]\n        for layer_2 in self.values():\n" \
+        "            features_2.append(layer_2(features_2))\n" in stack, stack
+    assert "features = torch.cat(features_2, dim=1)" in stack
+    model = module.Dense1d().eval()
+    x = torch.randn(2, 4, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(model)(x), model(x))
