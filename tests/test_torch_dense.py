@@ -146,8 +146,10 @@ def test_a_merge_of_other_features_keeps_the_layers_written_out(run_archc, tmp_p
 
 def test_the_loop_takes_names_forward_has_not(run_archc, tmp_path):
     # the block's input is called `layer` and its merge `features`: the loop's names are others
-    text = _DENSE_1D.replace("MERGED", '[layer, "u[*]"]').replace("params: {n: null}", "params: {n: null}\n    inputs: [layer]") \
-        .replace('in: [x, "u[*]"], out: width', 'in: [layer, "u[*]"], out: width').replace("name: merged", "name: features")
+    text = _DENSE_1D.replace("MERGED", '[layer, "u[*]"]') \
+        .replace("params: {n: null}", "params: {n: null}\n    inputs: [layer]") \
+        .replace('in: [x, "u[*]"], out: width', 'in: [layer, "u[*]"], out: width') \
+        .replace("name: merged", "name: features")
     spec = tmp_path / "dense_names.yaml"
     spec.write_text(text)
     module, source = build_generated(run_archc, tmp_path, str(spec))
