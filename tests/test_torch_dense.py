@@ -83,6 +83,11 @@ def test_densenet_blocks_are_one_class_whatever_their_number_of_layers(run_archc
         torch.testing.assert_close(model(x), reference(x))
         torch.testing.assert_close(torch.jit.script(model)(x), reference(x))
         torch.testing.assert_close(torch.fx.symbolic_trace(model)(x), reference(x))
+        torch.testing.assert_close(torch.compile(model, fullgraph=True, backend="aot_eager")(x), reference(x))
+    batch = torch.export.Dim("batch", min=2)
+    exported = torch.export.export(model, (x,), dynamic_shapes={"x": {0: batch}})
+    with torch.no_grad():
+        torch.testing.assert_close(exported.module()(torch.cat([x, x[:1]])), reference(torch.cat([x, x[:1]])))
 
 
 _DENSE_1D = """\

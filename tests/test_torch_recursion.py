@@ -86,6 +86,11 @@ def test_u_net_levels_are_one_class_that_builds_itself(run_archc, tmp_path):
         torch.testing.assert_close(model(x), reference(x))
         torch.testing.assert_close(torch.jit.script(model)(x), reference(x))
         torch.testing.assert_close(torch.fx.symbolic_trace(model)(x), reference(x))
+        torch.testing.assert_close(torch.compile(model, fullgraph=True, backend="aot_eager")(x), reference(x))
+    batch = torch.export.Dim("batch", min=2)
+    exported = torch.export.export(model, (x,), dynamic_shapes={"x": {0: batch}})
+    with torch.no_grad():
+        torch.testing.assert_close(exported.module()(torch.cat([x, x[:1]])), reference(torch.cat([x, x[:1]])))
 
 
 _HOURGLASS = """\
