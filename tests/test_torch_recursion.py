@@ -211,3 +211,47 @@ def test_a_depth_that_also_moves_a_number_in_a_class_stays_fixed(run_archc, tmp_
     assert "depth" not in run_time_arguments(source)
     with pytest.raises(ValueError, match="depth=5: this file was generated for depth=4"):
         module.HourglassNet(depth=5)
+
+
+_NESTED = """\
+archc: 1
+name: nested_net
+params: {depth: 3, width: 4}
+inputs:
+  x: [N, 4, 32, 32]
+blocks:
+  twig:
+    params: {levels: null}
+    nodes:
+      - {name: conv, op: conv, out_channels: width, kernel_size: 3, padding: 1}
+      - {name: inner, block: twig, levels: levels - 1, if: "levels > 0"}
+      - {name: add, op: add, in: [conv, inner], if: "levels > 0", else: conv}
+  branch:
+    params: {levels: null}
+    nodes:
+      - {name: twig, block: twig, levels: 2}
+      - {name: pool, op: maxpool, kernel_size: 2, stride: 2}
+      - {name: inner, block: branch, levels: levels - 1, if: "levels > 0"}
+      - {name: up, op: upsample, scale_factor: 2, mode: nearest, if: "levels > 0"}
+      - {name: add, op: add, in: [twig, up], if: "levels > 0", else: twig}
+nodes:
+  - {name: net, block: branch, levels: depth}
+outputs: [net]
+"""
+
+
+def test_a_recursion_inside_another_folds_too(run_archc, tmp_path):
+    # each branch level holds a twig, itself recursive: folding the twigs rewrites the branch classes'
+    # calls, and the branches then fold as well (their classes read again after the first fold)
+    spec = tmp_path / "nested.yaml"
+    spec.write_text(_NESTED)
+    module, source = build_generated(run_archc, tmp_path, str(spec))
+    assert class_names(source) == ["Twig", "TwigAddInner", "Branch", "Branch2", "NestedNet"], source
+    assert "self.twig = TwigAddInner(levels=2)" in class_text(source, "Branch2")
+    assert "self.net = Branch2(levels=depth)" in source
+    assert_as_rebuilt(run_archc, tmp_path, str(spec), (), module, "NestedNet", {"depth": 4},
+                      torch.randn(1, 4, 32, 32))
+    model = module.NestedNet().eval()
+    x = torch.randn(1, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(model)(x), model(x))

@@ -36,7 +36,7 @@ import dataclasses
 import functools
 import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,13 +98,8 @@ def fold_dense(classes: Sequence[Any], root: Any, fill: Callable[[str, ClassArgs
     """``classes`` and the model class ``root`` with the classes of each dense block written as one
     (see the module's docstring); ``fill``: a text with holes as a class writes it; ``dims_of``:
     the sizes of an instance's first input. New classes are made, the planned ones never changed."""
-    found: dict[str, list[_Dense]] = {}
-    for c in classes:
-        dense = _dense(c, fill) if c.block is not None else None
-        if dense is not None:
-            found.setdefault(c.block, []).append(dense)
-    for group in found.values():
-        for same in equal_groups(group, _key):
+    while True:  # (a fold rewrites its callers: the classes are read again after each)
+        for same in _groups(classes, fill):
             folded = _folded(same, dims_of)
             if folded is None:
                 continue
@@ -113,12 +108,25 @@ def fold_dense(classes: Sequence[Any], root: Any, fill: Callable[[str, ClassArgs
             drops = {d.planned.name: {a.written for a in d.planned.args.args if a.name in d.dropped} for d in same}
             everyone = rewritten_callers([*classes, root], names,
                                          functools.partial(_call, kept=merged.name, drops=drops, values=values))
-            if everyone is None:
-                continue
-            classes = [merged if c.name == merged.name else c for c in everyone[:-1]
-                       if c.name not in names or c.name == merged.name]
-            root = everyone[-1]
-    return list(classes), root
+            if everyone is not None:
+                classes = [merged if c.name == merged.name else c for c in everyone[:-1]
+                           if c.name not in names or c.name == merged.name]
+                root = everyone[-1]
+                break
+        else:
+            return list(classes), root
+
+
+def _groups(classes: Sequence[Any], fill: Callable[[str, ClassArgs], str]) -> Iterator[list[_Dense]]:
+    """The dense classes of each block whose code is the same but for the number of layers and the
+    numbers their calls pass, deepest first (a dense block's layers before it)."""
+    found: dict[str, list[_Dense]] = {}
+    for c in classes:
+        dense = _dense(c, fill) if c.block is not None else None
+        if dense is not None:
+            found.setdefault(c.block, []).append(dense)
+    for group in found.values():
+        yield from equal_groups(group, _key)
 
 
 def _dense(c: Any, fill: Callable[[str, ClassArgs], str]) -> _Dense | None:

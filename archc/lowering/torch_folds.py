@@ -44,23 +44,28 @@ def rewritten_callers(classes: list[Any], folded: Collection[str], rewrite: Call
     rewritten: ``rewrite(leaf, class name)`` gives the call's new text, or None where it cannot be
     written. None where a class calls a folded class other than directly (inside an inline
     ``nn.Sequential``'s text), a call cannot be rewritten, or the instances of one class would
-    call differently (they share its text)."""
+    call differently (they share its text; a folded class's instances may differ elsewhere)."""
     result = []
     for c in classes:
         if c.name in folded:
             result.append(c)
             continue
         trees = [_rewritten_tree(body.tree, folded, rewrite) for body in c.bodies]
-        if any(tree is None for tree in trees) or len({_sources(tree) for tree in trees}) != 1:
+        if any(tree is None for tree in trees):
             return None
-        tree = trees[0]
-        result.append(c if tree is c.bodies[0].tree else
-                      dataclasses.replace(c, bodies=[dataclasses.replace(c.bodies[0], tree=tree), *c.bodies[1:]]))
+        if all(tree is body.tree for tree, body in zip(trees, c.bodies)):  # (it calls none)
+            result.append(c)
+            continue
+        if len({_changes(body.tree, tree) for tree, body in zip(trees, c.bodies)}) != 1:
+            return None
+        result.append(dataclasses.replace(c, bodies=[dataclasses.replace(c.bodies[0], tree=trees[0]), *c.bodies[1:]]))
     return result
 
 
-def _sources(tree: dict[str, Any]) -> tuple:
-    return tuple((seg, _sources(sub) if isinstance(sub, dict) else sub.source) for seg, sub in tree.items())
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> tuple:
+    """(segment, new text) of each call ``after`` rewrote, nested containers' as their own tuples."""
+    return tuple((seg, _changes(before[seg], sub) if isinstance(sub, dict) else sub.source)
+                 for seg, sub in after.items() if sub is not before[seg])
 
 
 def _rewritten_tree(tree: dict[str, Any], folded: Collection[str], rewrite: Callable[[Leaf, str], str | None]

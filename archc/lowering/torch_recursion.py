@@ -89,19 +89,24 @@ def fold_recursion(classes: Sequence[Any], root: Any, skeleton: Callable[[Body],
     its value. The classes are dataclasses (``name``, ``block``, ``bodies``, ``args``,
     ``choices``); new ones are made where they change, never the planned ones changed."""
     applied = []
-    for recursion, outermost, kept in list(_recursions(classes, skeleton)):
-        callers = rewritten_callers([*classes, root], recursion.depths,
-                                    functools.partial(_caller_call, recursion=recursion, given=given or {}))
-        if callers is None:
-            continue
-        applied.append(recursion)
-        classes, root = callers[:-1], callers[-1]
-        folded = sorted((c for c in classes if c.name in recursion.depths), key=lambda c: -recursion.depths[c.name])
-        merged = _folded_class(outermost, fill(kept.bodies[0].tree[recursion.seg].source, kept.args),
-                               [b for c in folded for b in c.bodies], recursion)
-        classes = [merged if c.name == recursion.kept else c for c in classes
-                   if c.name not in recursion.depths or c.name == recursion.kept]
-    return list(classes), root, applied
+    while True:  # (a fold rewrites its callers: the classes are read again after each)
+        for recursion, outermost, kept in _recursions(classes, skeleton):
+            callers = rewritten_callers([*classes, root], recursion.depths,
+                                        functools.partial(_caller_call, recursion=recursion, given=given or {}))
+            if callers is None:
+                continue
+            applied.append(recursion)
+            classes, root = callers[:-1], callers[-1]
+            by_name = {c.name: c for c in classes}  # (the folded classes as rewritten, if they called others)
+            folded = sorted((by_name[name] for name in recursion.depths), key=lambda c: -recursion.depths[c.name])
+            kept = by_name[kept.name]
+            merged = _folded_class(by_name[outermost.name], fill(kept.bodies[0].tree[recursion.seg].source, kept.args),
+                                   [b for c in folded for b in c.bodies], recursion)
+            classes = [merged if c.name == recursion.kept else c for c in classes
+                       if c.name not in recursion.depths or c.name == recursion.kept]
+            break
+        else:
+            return list(classes), root, applied
 
 
 def model_calls(root: Any, applied: list[Recursion]) -> list[tuple[str, Recursion]]:
