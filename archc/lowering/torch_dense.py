@@ -44,11 +44,14 @@ from archc.lowering.torch_args import NO_DEFAULT, Arg, ClassArgs, TopParam, size
 from archc.lowering.torch_folds import (
     CODE_FIELDS,
     HOLE_MARK,
+    Added,
+    Positions,
     equal_groups,
+    fresh,
+    natural,
     rewritten_callers,
 )
 from archc.lowering.torch_plan import (
-    HOLE,
     NUMBERED_NAME,
     RESERVED,
     Body,
@@ -58,22 +61,11 @@ from archc.lowering.torch_plan import (
 )
 from archc.pysource import UnsafeValue, is_identifier, literal, numbered_name
 
-__all__ = ["Grown", "fold_dense"]
+__all__ = ["fold_dense"]
 
 _INT = re.compile(r"-?[0-9]+")
 #: the list of every feature in the last statements, while they are compared
 _ALL = "\x07"
-
-
-@dataclass(frozen=True)
-class Grown:
-    """How a dense class adds its layers: ``for {each} in range({count}): self.add_module({name},
-    {call})``; its ``forward`` grows the list ``features`` (:attr:`Stmt.grow`)."""
-
-    each: str
-    count: str
-    name: str
-    call: str
 
 
 @dataclass
@@ -137,7 +129,7 @@ def _dense(c: Any, fill: Callable[[str, ClassArgs], str]) -> _Dense | None:
             not isinstance(leaf, Leaf) or leaf.kind != "child" for _, leaf in items):
         return None
     segs = [seg for seg, _ in items]
-    calls = [HOLE_MARK.sub(_Positions(), leaf.source) for _, leaf in items]
+    calls = [HOLE_MARK.sub(Positions(), leaf.source) for _, leaf in items]
     first = _first_input(body, segs[0])
     if not all(counts_on(a, b) for a, b in itertools.pairwise(segs)) or len(set(calls)) != 1 or first is None \
             or len(body.stmts) <= len(segs):
@@ -163,17 +155,6 @@ def _dense(c: Any, fill: Callable[[str, ClassArgs], str]) -> _Dense | None:
     code = (tuple(tail), tuple(body.args), tuple(body.returns), {rank[k]: v for k, v in c.args.text.items()
             if k in rank}, args, *(getattr(c.args, f) for f in CODE_FIELDS))
     return _Dense(c, segs, calls[0], holes, first, dropped, code)
-
-
-class _Positions:
-    """Numbers a call's holes by their places in it (the same call in every layer)."""
-
-    def __init__(self) -> None:
-        self.seen = 0
-
-    def __call__(self, match: re.Match) -> str:
-        self.seen += 1
-        return f"{HOLE}{self.seen - 1}{HOLE}"
 
 
 def _first_input(body: Body, seg: str) -> str | None:
@@ -203,7 +184,7 @@ def _folded(same: list[_Dense], dims_of: Callable[[Body], tuple | None]) -> tupl
     kept = [a for a in first.args.args if a.name not in same[0].dropped]
     taken = RESERVED | {n for a in first.args.args for n in (a.name, a.written)} | {n for n, _ in first.args.lets}
     served = sorted(((d, body) for d in same for body in d.planned.bodies),
-                    key=lambda item: _natural(item[1].instance.path))
+                    key=lambda item: natural(item[1].instance.path))
     lengths = {len(d.segs) for d in same}
     count = _count(served, taken, {a.name for a in kept}) if len(lengths) > 1 else None
     if count is None and len(lengths) > 1:
@@ -233,15 +214,10 @@ def _folded(same: list[_Dense], dims_of: Callable[[Body], tuple | None]) -> tupl
     at = next((k for k, a in enumerate(kept) if not a.required), len(kept))
     kept[at:at] = [dataclasses.replace(a, source=("grown",)) for a in added] + new_args
     call = HOLE_MARK.sub(lambda m: expressions[int(m[1])], same[0].call)
-    grown = Grown(each, count[0] if count is not None else str(len(same[0].segs)), name, call)
+    grown = Added(name, call, each, count[0] if count is not None else str(len(same[0].segs)))
     merged = dataclasses.replace(first, bodies=[_grown_body(d, b) for d, b in served],
-                                 args=dataclasses.replace(first.args, args=kept), grown=grown)
+                                 args=dataclasses.replace(first.args, args=kept), added=(grown,))
     return merged, values
-
-
-def _natural(path: str) -> list:
-    """A path's sort key, its numbers as numbers (``block2`` before ``block10``)."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"([0-9]+)", path)]
 
 
 def _param(body: Body, name: str) -> Any:
@@ -327,17 +303,11 @@ def _grown_body(dense: _Dense, body: Body) -> Body:
     forward growing the list of features, then its last statements reading that list."""
     # (names no argument or statement of forward has: the loop runs before the last statements)
     taken = {*body.args, *(t for s in body.stmts for t in s.targets)}
-    features, layer = _fresh("features", taken), _fresh("layer", taken)
+    features, layer = fresh("features", taken), fresh("layer", taken)
     every = "[" + ", ".join([dense.first, *(s.targets[0] for s in body.stmts[:len(dense.segs)])]) + "]"
     tail = [dataclasses.replace(s, expr=s.expr.replace(every, features)) for s in body.stmts[len(dense.segs):]]
     grow = Stmt([features], "self.values()", grow=(layer, dense.first))
     return dataclasses.replace(body, tree={}, stmts=[grow, *tail], access={})
-
-
-def _fresh(wanted: str, taken: set[str]) -> str:
-    """``wanted``, or ``wanted_2``, ``wanted_3``, ..., the first not ``taken``."""
-    return next(name for name in itertools.chain([wanted], (f"{wanted}_{k}" for k in itertools.count(2)))
-                if name not in taken)
 
 
 def _call(leaf: Leaf, name: str, kept: str, drops: dict[str, set[str]], values: dict[str, dict]) -> str | None:

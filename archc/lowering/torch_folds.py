@@ -8,13 +8,15 @@ are never changed (a later plan may reuse them), new ones are made where a call 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from archc.lowering.torch_plan import HOLE, Leaf
 
-__all__ = ["CODE_FIELDS", "HOLE_MARK", "equal_groups", "rewritten_callers"]
+__all__ = ["CODE_FIELDS", "HOLE_MARK", "Added", "Positions", "equal_groups", "fresh", "natural", "rewritten_callers"]
 
 #: the ClassArgs fields that decide a class's code besides its holes' texts and its arguments (the
 #: others record which instances it serves)
@@ -23,6 +25,40 @@ CODE_FIELDS = ("lets", "stored", "guards", "counts", "checks")
 HOLE_MARK = re.compile(f"{HOLE}([0-9]+){HOLE}")
 
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Added:
+    """A child a folded class adds by a name it computes: ``self.add_module({name}, {call})``, in a
+    loop ``for {each} in range({span}):`` where ``each`` is given."""
+
+    name: str
+    call: str
+    each: str = ""
+    span: str = ""
+
+
+class Positions:
+    """Numbers a call's holes by their places in it (``re.sub``'s replacement): calls of one class
+    compare equal whatever their holes' numbers in their bodies."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def __call__(self, match: re.Match) -> str:
+        self.seen += 1
+        return f"{HOLE}{self.seen - 1}{HOLE}"
+
+
+def natural(path: str) -> list:
+    """A path's sort key, its numbers as numbers (``block2`` before ``block10``)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"([0-9]+)", path)]
+
+
+def fresh(wanted: str, taken: Collection[str]) -> str:
+    """``wanted``, or ``wanted_2``, ``wanted_3``, ..., the first not ``taken``."""
+    return next(name for name in itertools.chain([wanted], (f"{wanted}_{k}" for k in itertools.count(2)))
+                if name not in taken)
 
 
 def equal_groups(items: Iterable[_T], key: Callable[[_T], Any]) -> list[list[_T]]:

@@ -32,7 +32,8 @@ from archc.lowering.torch_counts import MASKED, Counted, Written, probe_counts
 from archc.lowering.torch_probes import Elaborate, Plan, Probed, probe_params
 from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, NUMBERED_NAME, OMITTED, Body, Instance, Leaf, Lowered, Stmt,
                                        attribute, bare, counts_on, instance_tree)
-from archc.lowering.torch_dense import Grown, fold_dense
+from archc.lowering.torch_dense import fold_dense
+from archc.lowering.torch_folds import Added
 from archc.lowering.torch_recursion import fold_recursion, model_calls
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
@@ -73,8 +74,9 @@ class _Class:
     #: attribute -> (condition, constructor if it holds, constructor if not): a recursive class's
     #: inner instance (:mod:`~archc.lowering.torch_recursion`)
     choices: dict[str, tuple[str, str, str]] = field(default_factory=dict)
-    #: children added in a loop: an ``nn.ModuleDict`` class (:mod:`~archc.lowering.torch_dense`)
-    grown: Grown | None = None
+    #: children added by names it computes, after its attributes (:mod:`~archc.lowering.torch_dense`):
+    #: an ``nn.ModuleDict`` class where it has no ``forward`` of ``nn.Sequential``'s
+    added: tuple[Added, ...] = ()
 
 
 def _depths(root: Instance) -> list[list[Instance]]:
@@ -516,10 +518,14 @@ def _grow_lines(stmt: Stmt) -> list[str]:
         + _statement(f"{target}.append({each}({target}))", 3)
 
 
-def _grown_lines(grown: Grown) -> list[str]:
-    call = _OMITTED_ARG.sub("", grown.call) if OMITTED in grown.call else grown.call
-    return _statement(f"for {grown.each} in range({grown.count}):", 2) \
-        + _statement(f"self.add_module({grown.name}, {call})", 3)
+def _added_lines(added: tuple[Added, ...]) -> list[str]:
+    lines = []
+    for child in added:
+        call = _OMITTED_ARG.sub("", child.call) if OMITTED in child.call else child.call
+        add = f"self.add_module({child.name}, {call})"
+        lines += _statement(f"for {child.each} in range({child.span}):", 2) + _statement(add, 3) if child.each \
+            else _statement(add, 2)
+    return lines
 
 
 def _class_comments(cls: _Class) -> list[list[str]]:
@@ -605,7 +611,7 @@ def _numbered_name(run: list[tuple[str, str]], each: str) -> str | None:
 
 def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ()) -> list[str]:
     body = cls.bodies[0]
-    base = "nn.Sequential" if body.sequential else "nn.ModuleDict" if cls.grown else "nn.Module"
+    base = "nn.Sequential" if body.sequential else "nn.ModuleDict" if cls.added else "nn.Module"
     lines = split_statement(f"class {cls.name}({base}):", "")
     if cls.block is not None:
         paths = [b.instance.path for b in cls.bodies]
@@ -616,9 +622,9 @@ def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ())
     guards = _guard_lines(cls.args.guards) if root_guards and cls.args.guards else []
     guards += _count_guard_lines(cls.args.checks) if root_guards and cls.args.checks else []
     if body.sequential:  # nn.Sequential's forward calls the modules in order (the guards come first)
-        return lines + guards + _sequential_init_lines(body, cls.args) + list(methods)
+        return lines + guards + _sequential_init_lines(body, cls.args) + _added_lines(cls.added) + list(methods)
     lines += [_I * 2 + "super().__init__()", *guards]
-    lines += _init_lines(body, cls.args, cls.choices) + (_grown_lines(cls.grown) if cls.grown else [])
+    lines += _init_lines(body, cls.args, cls.choices) + _added_lines(cls.added)
     variadic = body.instance.info is not None and body.instance.info.variadic
     types = ["torch.Tensor"] * len(body.args)
     if variadic:
@@ -855,7 +861,7 @@ def _probe_depths(graph: Graph, cls: str, planner: _Planner, root: _Class, elabo
 
 def _folded_texts(graph: Graph, cls: str, live: Mapping[str, Any], given: Mapping[str, str]) -> tuple[str, ...]:
     """Every class's code once folded, comments left out, and the model class's skeleton."""
-    planner, root_body, root, _ = _plan(graph, {}, cls, live)
+    planner, _, root, _ = _plan(graph, {}, cls, live)
     classes, root, _ = fold_recursion(planner.classes, root, _skeleton, _fill, given)
     texts = ["\n".join(line for line in _class_text(c, methods=_methods(planner, c, classes))
                        if not line.lstrip().startswith("#")) for c in classes]
