@@ -27,7 +27,7 @@ import re
 import unicodedata
 from typing import Any
 
-__all__ = ["literal", "expression", "is_identifier", "identifier", "shortened", "one_line", "plain_text", "comment",
+__all__ = ["literal", "expression", "is_identifier", "identifier", "formatted_name", "shortened", "one_line", "plain_text", "comment",
            "UnsafeValue", "frozen", "BUILTIN_NAMES", "numbered_name"]
 
 #: The names Python binds before any code runs (``len``, ``sum``, ``pow``, ``input``, ``ValueError``):
@@ -98,15 +98,27 @@ def numbered_name(prefix: str, variable: str, suffix: str, offset: int = 0) -> s
     """An f-string that evaluates to ``prefix``, the value of the identifier ``variable`` (plus
     ``offset``: ``f"denselayer{i + 1}"``), then ``suffix`` (``f"encoder_layer_{i}"``): the texts'
     braces doubled, the rest escaped as :func:`literal` escapes a string."""
-    if not is_identifier(variable) or type(offset) is not int:
-        raise UnsafeValue(f"not an identifier: {variable!r}")
-    if offset:
-        variable = f"{variable} {'+' if offset > 0 else '-'} {abs(offset)}"
-    if not (prefix + suffix).isprintable() or "\\" in prefix + suffix:  # (no escape sequence to tell apart)
-        raise UnsafeValue(f"a name with escapes: {prefix + suffix!r}")
-    mark = "\x00"  # (never in a name: where the variable goes, once the texts are escaped)
-    text = _string(prefix.replace("{", "{{").replace("}", "}}") + mark + suffix.replace("{", "{{").replace("}", "}}"))
-    return "f" + text.replace("\\x00", "{" + variable + "}")
+    return formatted_name([prefix, (variable, offset), suffix])
+
+
+def formatted_name(pieces: list[str | tuple[str, int]]) -> str:
+    """An f-string that evaluates to its ``pieces`` in turn: each text as it is, each (identifier,
+    offset) as the identifier's value plus the offset (``f"block{stage_index}-{i}"``). The texts'
+    braces are doubled, the rest escaped as :func:`literal` escapes a string."""
+    variables, text = [], ""
+    for piece in pieces:
+        if isinstance(piece, str):
+            if not piece.isprintable() or "\\" in piece:  # (no escape sequence to tell apart)
+                raise UnsafeValue(f"a name with escapes: {piece!r}")
+            text += piece.replace("{", "{{").replace("}", "}}")
+            continue
+        variable, offset = piece
+        if not is_identifier(variable) or type(offset) is not int:
+            raise UnsafeValue(f"not an identifier: {variable!r}")
+        variables.append(variable if not offset else f"{variable} {'+' if offset > 0 else '-'} {abs(offset)}")
+        text += "\x00"  # (never in a name: where the variable goes, once the texts are escaped)
+    parts = _string(text).split("\\x00")
+    return "f" + "".join(part + ("{" + variables[k] + "}" if k < len(variables) else "") for k, part in enumerate(parts))
 
 
 _EXPR_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call,

@@ -39,14 +39,19 @@ def test_vit_s_encoder_layers_are_added_in_a_loop(run_archc, tmp_path):
 
 
 def test_a_loop_starts_at_the_first_number_of_its_run(run_archc, tmp_path):
-    # RegNet's stage 2: block2-0 projects, block2-1 and block2-2 are alike
+    # RegNet's stages 2-4: block2-0 projects, block2-1 and block2-2 are alike; one class for the three
+    # stages (torchvision's AnyStage), its names made from the stage's index
     module, source = build_generated(run_archc, tmp_path, "specs/regnet_y_400mf.yaml", "num_classes=10",
                                      "image_size=64")
     stage = class_text(source, "Stage2")
-    assert '"block2-0",' in stage and "for i in range(1, 3):" in stage and 'f"block2-{i}",' in stage
+    assert 'f"block{stage_index}-0",' in stage and "for i in range(1, depth):" in stage
+    assert 'f"block{stage_index}-{i}",' in stage and "class Stage3(" not in source
+    assert "depth=3,\n                stage_index=2," in class_text(source, "TrunkOutput")
     keys = module.RegnetY400mf().state_dict().keys()
     assert {k.split(".")[2] for k in keys if k.startswith("trunk_output.block2.")} == {"block2-0", "block2-1",
                                                                                        "block2-2"}
+    assert {k.split(".")[2] for k in keys if k.startswith("trunk_output.block4.")} == {f"block4-{i}"
+                                                                                       for i in range(6)}
 
 
 def test_vit_takes_its_depth(run_archc, tmp_path):

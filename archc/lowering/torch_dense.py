@@ -46,9 +46,11 @@ from archc.lowering.torch_folds import (
     HOLE_MARK,
     Added,
     Positions,
+    count_param,
     equal_groups,
     fresh,
     natural,
+    plus,
     rewritten_callers,
 )
 from archc.lowering.torch_plan import (
@@ -186,7 +188,9 @@ def _folded(same: list[_Dense], dims_of: Callable[[Body], tuple | None]) -> tupl
     served = sorted(((d, body) for d in same for body in d.planned.bodies),
                     key=lambda item: natural(item[1].instance.path))
     lengths = {len(d.segs) for d in same}
-    count = _count(served, taken, {a.name for a in kept}) if len(lengths) > 1 else None
+    counted = count_param([(len(d.segs), body) for d, body in served], taken, {a.name for a in kept}) \
+        if len(lengths) > 1 else None
+    count = (plus(*counted), counted[0]) if counted is not None else None
     if count is None and len(lengths) > 1:
         return None
     each = next(name for name in ("i", "k", "index", "position") if name not in taken)
@@ -222,19 +226,6 @@ def _folded(same: list[_Dense], dims_of: Callable[[Body], tuple | None]) -> tupl
 
 def _param(body: Body, name: str) -> Any:
     return dict(body.instance.info.args).get(name)
-
-
-def _count(served: list[_Served], taken: set[str], own: set[str]) -> tuple[str, str] | None:
-    """(the loop's count, the block parameter it reads) where a parameter is every instance's number
-    of layers plus one constant (one the class takes already, or one it can take)."""
-    dense, body = served[0]
-    for name, value in body.instance.info.args:
-        if type(value) is not int or not is_identifier(name) or (name in taken and name not in own):
-            continue
-        constant = len(dense.segs) - value
-        if all(type(_param(b, name)) is int and len(d.segs) - _param(b, name) == constant for d, b in served):
-            return (name if not constant else f"{name} {'+' if constant > 0 else '-'} {abs(constant)}"), name
-    return None
 
 
 def _position(served: list[_Served], position: int, each: str, kept: list[Arg], taken: set[str],

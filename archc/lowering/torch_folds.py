@@ -14,7 +14,8 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from archc.lowering.torch_plan import HOLE, Leaf
+from archc.lowering.torch_plan import HOLE, Body, Leaf
+from archc.pysource import is_identifier
 
 __all__ = ["CODE_FIELDS", "HOLE_MARK", "Added", "Positions", "equal_groups", "fresh", "natural", "rewritten_callers"]
 
@@ -125,3 +126,25 @@ def _rewritten_tree(tree: dict[str, Any], folded: Collection[str], rewrite: Call
             return None
         changed[seg] = dataclasses.replace(sub, source=source)
     return {**tree, **changed} if changed else tree
+
+
+def plus(text: str, constant: int) -> str:
+    """``text`` plus ``constant``, as a person writes it (``n + 2``, ``n - 1``, ``n``)."""
+    return text if not constant else f"{text} {'+' if constant > 0 else '-'} {abs(constant)}"
+
+
+def count_param(counted: list[tuple[int, Body]], taken: Collection[str], own: Collection[str]
+                ) -> tuple[str, int] | None:
+    """(the block parameter, the constant) where one of the instances' parameters plus the constant
+    is every instance's number of children (``counted``: that number and the instance's body);
+    the first the spec declares, one the class takes already (``own``) or one it can take (not
+    ``taken``)."""
+    number, body = counted[0]
+    for name, value in body.instance.info.args:
+        if type(value) is not int or not is_identifier(name) or (name in taken and name not in own):
+            continue
+        constant = number - value
+        if all(type(given := dict(b.instance.info.args).get(name)) is int and n - given == constant
+               for n, b in counted):
+            return name, constant
+    return None

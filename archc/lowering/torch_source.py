@@ -35,6 +35,7 @@ from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, NUMBERED_NAME, OMITTED,
 from archc.lowering.torch_dense import fold_dense
 from archc.lowering.torch_folds import Added
 from archc.lowering.torch_recursion import fold_recursion, model_calls
+from archc.lowering.torch_stages import fold_stages
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
 from archc.pysource import UnsafeValue, comment, frozen, literal, numbered_name, one_line, shortened
@@ -959,7 +960,9 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
         planner, root, live, depths = _probed(graph, cls, labels, elaborate, planner, root_body, root, live)
     classes: list[str] = []
     written, root, _ = fold_recursion(planner.classes, root, _skeleton, _fill, depths)
-    written, root = fold_dense(written, root, _fill, functools.partial(_input_dims, planner.writer.lowered))
+    dims_of = functools.partial(_input_dims, planner.writer.lowered)
+    written, root = fold_dense(written, root, _fill, dims_of)
+    written, root = fold_stages(written, root, dims_of)
     for text in _block_class_texts(planner, written) + [
             _class_text(root, root_guards=True, methods=_methods(planner, root, written))]:
         classes += ["", ""] + text
