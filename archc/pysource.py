@@ -27,8 +27,8 @@ import re
 import unicodedata
 from typing import Any
 
-__all__ = ["literal", "expression", "is_identifier", "identifier", "formatted_name", "shortened", "one_line", "plain_text", "comment",
-           "UnsafeValue", "frozen", "BUILTIN_NAMES", "numbered_name"]
+__all__ = ["literal", "expression", "is_identifier", "identifier", "shortened", "one_line", "plain_text", "comment",
+           "UnsafeValue", "frozen", "BUILTIN_NAMES", "numbered_name", "formatted_name"]
 
 #: The names Python binds before any code runs (``len``, ``sum``, ``pow``, ``input``, ``ValueError``):
 #: a generated local variable of one of these names would hide the builtin from the code after it,
@@ -118,7 +118,8 @@ def formatted_name(pieces: list[str | tuple[str, int]]) -> str:
         variables.append(variable if not offset else f"{variable} {'+' if offset > 0 else '-'} {abs(offset)}")
         text += "\x00"  # (never in a name: where the variable goes, once the texts are escaped)
     parts = _string(text).split("\\x00")
-    return "f" + "".join(part + ("{" + variables[k] + "}" if k < len(variables) else "") for k, part in enumerate(parts))
+    return "f" + "".join(part + ("{" + variables[k] + "}" if k < len(variables) else "")
+                         for k, part in enumerate(parts))
 
 
 _EXPR_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call,

@@ -92,7 +92,8 @@ def test_stages_with_other_depths_widths_and_names_are_one_class(run_archc, tmp_
         torch.testing.assert_close(torch.fx.symbolic_trace(model)(x), reference(x))
 
 
-@pytest.mark.parametrize("names", ['"unit${s}_${index + 1}${\'x\' if s == 2 else \'\'}"', '"unit${\'abc\'[s - 1]}_${index + 1}"'])
+@pytest.mark.parametrize("names", ['"unit${s}_${index + 1}${\'x\' if s == 2 else \'\'}"',
+                                   '"unit${\'abc\'[s - 1]}_${index + 1}"'])
 def test_names_that_differ_otherwise_keep_a_class_each(run_archc, tmp_path, names):
     # names whose text differs by more than a parameter's value (a suffix in one stage; a letter per
     # stage): no pattern to compute them from, so each stage keeps its class

@@ -126,8 +126,8 @@ def _stage(c: Any) -> _Stage | None:
     while head > 0 and written[head - 1] == written[-1]:
         head -= 1
     before, number, _ = matches[0].groups()
-    return _Stage(c, (*calls[:head], calls[-1]), [[int(k) for k in HOLE_MARK.findall(leaf.source)] for _, leaf in items],
-                  head, _name(before, body), int(number))
+    holes = [[int(k) for k in HOLE_MARK.findall(leaf.source)] for _, leaf in items]
+    return _Stage(c, (*calls[:head], calls[-1]), holes, head, _name(before, body), int(number))
 
 
 def _name(before: str, body: Body) -> tuple[str, str, str | None]:
@@ -157,7 +157,8 @@ def _folded(same: list[_Stage], dims_of: Callable[[Body], tuple | None]) -> tupl
     first = same[0].planned
     kept = [a for a in first.args.args if a.source[:1] != ("hole",)]
     taken = set(RESERVED) | {n for a in kept for n in (a.name, a.written)} | {n for n, _ in first.args.lets}
-    served = sorted(((s, body) for s in same for body in s.planned.bodies), key=lambda item: natural(item[1].instance.path))
+    served = sorted(((s, body) for s in same for body in s.planned.bodies),
+                    key=lambda item: natural(item[1].instance.path))
     new: list[tuple[str, dict[str, int]]] = []  # (argument, each instance's value)
     texts = {}
     for k, place in same[0].positions():
