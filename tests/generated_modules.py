@@ -51,3 +51,20 @@ def assert_same_network(mine: torch.nn.Module, reference: torch.nn.Module, x: to
     mine.load_state_dict(reference.state_dict(), strict=True)
     with torch.no_grad():
         torch.testing.assert_close(mine.eval()(x), reference.eval()(x))
+
+
+def assert_runs_as(model: torch.nn.Module, reference: torch.nn.Module, x: torch.Tensor) -> None:
+    """``model`` (a generated module, weights loaded) computes ``reference``'s output eagerly and
+    through the ecosystem: torch.jit.script, torch.fx.symbolic_trace, torch.compile(fullgraph=True)
+    and torch.export with a dynamic batch dimension."""
+    with torch.no_grad():
+        want = reference.eval()(x)
+        model = model.eval()
+        torch.testing.assert_close(model(x), want)
+        torch.testing.assert_close(torch.jit.script(model)(x), want)
+        torch.testing.assert_close(torch.fx.symbolic_trace(model)(x), want)
+        torch.testing.assert_close(torch.compile(model, fullgraph=True, backend="aot_eager")(x), want)
+    exported = torch.export.export(model, (x,), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=2)}})
+    more = torch.cat([x, x[:1]])
+    with torch.no_grad():
+        torch.testing.assert_close(exported.module()(more), reference(more))

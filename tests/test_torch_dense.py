@@ -7,7 +7,7 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from generated_modules import build_generated, class_names, class_text
+from generated_modules import assert_runs_as, build_generated, class_names, class_text
 from torch import nn
 
 
@@ -79,15 +79,7 @@ def test_densenet_blocks_are_one_class_whatever_their_number_of_layers(run_archc
     reference = _DenseNet().eval()
     model.load_state_dict(reference.state_dict(), strict=True)  # the same names, the same shapes
     x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x))
-        torch.testing.assert_close(torch.jit.script(model)(x), reference(x))
-        torch.testing.assert_close(torch.fx.symbolic_trace(model)(x), reference(x))
-        torch.testing.assert_close(torch.compile(model, fullgraph=True, backend="aot_eager")(x), reference(x))
-    batch = torch.export.Dim("batch", min=2)
-    exported = torch.export.export(model, (x,), dynamic_shapes={"x": {0: batch}})
-    with torch.no_grad():
-        torch.testing.assert_close(exported.module()(torch.cat([x, x[:1]])), reference(torch.cat([x, x[:1]])))
+    assert_runs_as(model, reference, x)
 
 
 _DENSE_1D = """\

@@ -8,6 +8,7 @@ import pytest
 import torch
 from generated_modules import (
     assert_as_rebuilt,
+    assert_runs_as,
     build_generated,
     class_names,
     class_text,
@@ -82,15 +83,7 @@ def test_u_net_levels_are_one_class_that_builds_itself(run_archc, tmp_path):
     # the same modules under the same names: the hand-written U-Net's weights load strictly
     model.load_state_dict(reference.state_dict(), strict=True)
     x = torch.randn(2, 1, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x))
-        torch.testing.assert_close(torch.jit.script(model)(x), reference(x))
-        torch.testing.assert_close(torch.fx.symbolic_trace(model)(x), reference(x))
-        torch.testing.assert_close(torch.compile(model, fullgraph=True, backend="aot_eager")(x), reference(x))
-    batch = torch.export.Dim("batch", min=2)
-    exported = torch.export.export(model, (x,), dynamic_shapes={"x": {0: batch}})
-    with torch.no_grad():
-        torch.testing.assert_close(exported.module()(torch.cat([x, x[:1]])), reference(torch.cat([x, x[:1]])))
+    assert_runs_as(model, reference, x)
 
 
 _HOURGLASS = """\

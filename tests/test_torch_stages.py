@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from generated_modules import build_generated, class_names, class_text
+from generated_modules import assert_runs_as, build_generated, class_names, class_text
 from torch import nn
 
 _STAGED = """\
@@ -86,10 +86,7 @@ def test_stages_with_other_depths_widths_and_names_are_one_class(run_archc, tmp_
     reference = _Staged().eval()
     model.load_state_dict(reference.state_dict(), strict=True)  # the same names, the same shapes
     x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x))
-        torch.testing.assert_close(torch.jit.script(model)(x), reference(x))
-        torch.testing.assert_close(torch.fx.symbolic_trace(model)(x), reference(x))
+    assert_runs_as(model, reference, x)
 
 
 @pytest.mark.parametrize("names", ['"unit${s}_${index + 1}${\'x\' if s == 2 else \'\'}"',
