@@ -582,6 +582,10 @@ def test_in_takes_a_name_chosen_by_an_expression_as_every_string_field_does():
     ("inputs: {x: [N, 2]}\nnodes: [{op: relu}]\noutputs: {}\n", "<spec>:3:10: error: 'outputs' names no output"),
     ("inputs: {x: [N, 2]}\nblocks:\n  b: {outputs: [], nodes: [{op: relu}]}\nnodes: [{block: b}]\n",
      "block 'b': 'outputs' names no output"),
+    # every output listed from the repetitions of a node repeated 0 times (a fuzzed `repeat: 0`)
+    ("inputs: {x: [N, 2]}\nnodes: [{op: relu}, {name: r, op: relu, repeat: 0}]\noutputs: {heads: \"r[*]\"}\n",
+     "<spec>:3:18: error: 'outputs' names no tensor here: 'r[*]' lists the outputs of no repetition (its node is "
+     "repeated 0 times); a model computes at least one output"),
 ])
 def test_specs_the_fuzzer_broke_the_pytorch_target_with_are_refused_where_written(text, message):
     with pytest.raises(SpecError) as info:

@@ -143,14 +143,21 @@ def declare_outputs(ctx: Elaboration, doc: SMap, scope: Scope) -> None:
         ctx.error("'outputs' names no output: a model computes at least one (leave 'outputs' out for the last "
                   "node's)", doc.where("outputs"))
         return
+    empty = []  # (the entries that list no tensor: NAME[*] of a node repeated 0 times)
     for entry in refs:
         try:
             values = _output_values(ctx, entry, isinstance(decl, SMap), scope)
         except Abort:
             continue
+        if not values:
+            empty.append(entry)
         for name, value in values:
             if isinstance(value, Value):
                 _add_output(ctx, name.replace(":", "_").replace(".", "_"), value, entry[2])
+    if empty and len(empty) == len(refs):
+        _, ref, site = empty[0]
+        ctx.report(f"'outputs' names no tensor here: '{ref}' lists the outputs of no repetition (its node is "
+                   "repeated 0 times); a model computes at least one output", site)
 
 
 def _add_output(ctx: Elaboration, name: str, value: Value, site: Site) -> None:
