@@ -49,6 +49,7 @@ from archc.lowering.torch_folds import (
     count_param,
     equal_groups,
     fresh,
+    kept_call,
     natural,
     plus,
     rewritten_callers,
@@ -101,7 +102,7 @@ def fold_dense(classes: Sequence[Any], root: Any, fill: Callable[[str, ClassArgs
             names = {d.planned.name for d in same}
             drops = {d.planned.name: {a.written for a in d.planned.args.args if a.name in d.dropped} for d in same}
             everyone = rewritten_callers([*classes, root], names,
-                                         functools.partial(_call, kept=merged.name, drops=drops, values=values))
+                                         functools.partial(kept_call, kept=merged.name, drops=drops, values=values))
             if everyone is not None:
                 classes = [merged if c.name == merged.name else c for c in everyone[:-1]
                            if c.name not in names or c.name == merged.name]
@@ -299,13 +300,3 @@ def _grown_body(dense: _Dense, body: Body) -> Body:
     tail = [dataclasses.replace(s, expr=s.expr.replace(every, features)) for s in body.stmts[len(dense.segs):]]
     grow = Stmt([features], "self.values()", grow=(layer, dense.first))
     return dataclasses.replace(body, tree={}, stmts=[grow, *tail], access={})
-
-
-def _call(leaf: Leaf, name: str, kept: str, drops: dict[str, set[str]], values: dict[str, dict]) -> str | None:
-    """A caller's call of folded class ``name``: the kept class's, without the arguments it no
-    longer takes, with those it gained (their values for the instance called)."""
-    if leaf.child.path not in values:
-        return None
-    # (a child's call passes each argument as keyword=hole: no comma inside one)
-    given = [a for a in leaf.source[len(name) + 1:-1].split(", ") if a and a.partition("=")[0] not in drops[name]]
-    return f"{kept}({', '.join(given + [f'{k}={literal(v)}' for k, v in values[leaf.child.path].items()])})"

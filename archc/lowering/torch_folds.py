@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from archc.lowering.torch_plan import HOLE, Body, Leaf
-from archc.pysource import is_identifier
+from archc.pysource import is_identifier, literal
 
 __all__ = ["CODE_FIELDS", "HOLE_MARK", "Added", "Positions", "equal_groups", "fresh", "natural", "rewritten_callers"]
 
@@ -148,3 +148,16 @@ def count_param(counted: list[tuple[int, Body]], taken: Collection[str], own: Co
                for n, b in counted):
             return name, constant
     return None
+
+
+def kept_call(leaf: Leaf, name: str, kept: str, drops: Mapping[str, Collection[str]],
+              values: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """A caller's call of folded class ``name`` (a :func:`rewritten_callers` rewrite): the kept
+    class's, without the keywords ``drops`` names for ``name`` (arguments the folded class no
+    longer takes), with those it gained, each with its value for the instance called (``values``
+    by path); None where that instance has none."""
+    if leaf.child.path not in values:
+        return None
+    # (a child's call passes each argument as keyword=hole: no comma inside one)
+    given = [a for a in leaf.source[len(name) + 1:-1].split(", ") if a and a.partition("=")[0] not in drops[name]]
+    return f"{kept}({', '.join(given + [f'{k}={literal(v)}' for k, v in values[leaf.child.path].items()])})"

@@ -40,6 +40,7 @@ from archc.lowering.torch_folds import (
     count_param,
     equal_groups,
     fresh,
+    kept_call,
     natural,
     plus,
     rewritten_callers,
@@ -87,7 +88,7 @@ def fold_stages(classes: Sequence[Any], root: Any, dims_of: Callable[[Body], tup
             drops = {s.planned.name: {a.written for a in s.planned.args.args if a.source[:1] == ("hole",)}
                      for s in same}
             everyone = rewritten_callers([*classes, root], names,
-                                         functools.partial(_call, kept=merged.name, drops=drops, values=values))
+                                         functools.partial(kept_call, kept=merged.name, drops=drops, values=values))
             if everyone is not None:
                 classes = [merged if c.name == merged.name else c for c in everyone[:-1]
                            if c.name not in names or c.name == merged.name]
@@ -273,13 +274,3 @@ def _added(stage: _Stage, texts: dict[tuple[int, int], str], each: str, counted:
     # (the loop runs over the run's numbers: from the first after the head to the last child's)
     start, end = stage.first + stage.head, plus(counted[0], counted[1] + stage.first)
     return (*added, Added(name, call(stage.head), each, f"{start}, {end}" if start else end))
-
-
-def _call(leaf: Leaf, name: str, kept: str, drops: dict[str, set[str]], values: dict[str, dict]) -> str | None:
-    """A caller's call of folded class ``name``: the kept class's, without the numbers it passed,
-    with every argument the folded class takes for that instance."""
-    if leaf.child.path not in values:
-        return None
-    # (a child's call passes each argument as keyword=hole: no comma inside one)
-    given = [a for a in leaf.source[len(name) + 1:-1].split(", ") if a and a.partition("=")[0] not in drops[name]]
-    return f"{kept}({', '.join(given + [f'{k}={literal(v)}' for k, v in values[leaf.child.path].items()])})"
