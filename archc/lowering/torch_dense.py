@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from archc.lowering.torch_args import NO_DEFAULT, Arg, ClassArgs, TopParam, size_name
+from archc.lowering.torch_args import NO_DEFAULT, Arg, ClassArgs, TopParam
 from archc.lowering.torch_folds import (
     CODE_FIELDS,
     HOLE_MARK,
@@ -49,6 +49,7 @@ from archc.lowering.torch_folds import (
     count_param,
     equal_groups,
     fresh,
+    input_size_name,
     kept_call,
     natural,
     plus,
@@ -254,7 +255,9 @@ def _position(served: list[_Served], position: int, each: str, kept: list[Arg], 
     if len(set(starts.values())) == 1:
         start = literal(next(iter(starts.values())))
     else:
-        start = _start_name(served, starts, taken, dims_of)
+        # (the size of the block's input it is in every instance: ``in_channels``)
+        start = input_size_name([body for _, body in served], starts, dims_of, served[0][0].first)
+        start = start if start is not None and start not in taken and is_identifier(start) else None
         if start is None:
             return None
         added.append(Arg(start, source=("grown", starts)))
@@ -274,20 +277,6 @@ def _step(served: list[_Served], steps: dict[str, int], kept: list[Arg]) -> str 
 def _value(args: ClassArgs, body: Body, name: str) -> Any:
     found = next((c.value for c in args.call(body) if c.name == name), None)
     return None if isinstance(found, TopParam) or found is NO_DEFAULT else found
-
-
-def _start_name(served: list[_Served], starts: dict[str, int], taken: set[str],
-                dims_of: Callable[[Body], tuple | None]) -> str | None:
-    """The new argument for the first layer's value: the size of the block's input it is in every
-    instance (``in_channels``), else none."""
-    dims = [dims_of(body) for _, body in served]
-    if any(d is None for d in dims):
-        return None
-    for d in range(1, len(dims[0])):
-        if all(len(ds) == len(dims[0]) and ds[d] == starts[body.instance.path] for ds, (_, body) in zip(dims, served)):
-            name = size_name(served[0][0].first, d, len(dims[0]))
-            return name if name not in taken and is_identifier(name) else None
-    return None
 
 
 def _grown_body(dense: _Dense, body: Body) -> Body:

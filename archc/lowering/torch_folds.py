@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from archc.lowering.torch_args import size_name
 from archc.lowering.torch_plan import HOLE, Body, Leaf
 from archc.pysource import is_identifier, literal
 
@@ -161,3 +162,17 @@ def kept_call(leaf: Leaf, name: str, kept: str, drops: Mapping[str, Collection[s
     # (a child's call passes each argument as keyword=hole: no comma inside one)
     given = [a for a in leaf.source[len(name) + 1:-1].split(", ") if a and a.partition("=")[0] not in drops[name]]
     return f"{kept}({', '.join(given + [f'{k}={literal(v)}' for k, v in values[leaf.child.path].items()])})"
+
+
+def input_size_name(bodies: list[Body], values: Mapping[str, int], dims_of: Callable[[Body], tuple | None],
+                    formal: str) -> str | None:
+    """The argument name (``in_channels``) for numbers, one per instance by path (``values``), that
+    are one size of each instance's first input, the same dim in every instance; None where they
+    are not. ``dims_of``: the sizes of an instance's first input; ``formal``: that input's name."""
+    dims = [dims_of(body) for body in bodies]
+    if any(d is None for d in dims) or len({len(d) for d in dims}) != 1:
+        return None
+    for d in range(1, len(dims[0])):
+        if all(ds[d] == values[body.instance.path] for ds, body in zip(dims, bodies)):
+            return size_name(formal, d, len(dims[0]))
+    return None

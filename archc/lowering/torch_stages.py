@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from archc.lowering.torch_args import Arg, size_name
+from archc.lowering.torch_args import Arg
 from archc.lowering.torch_folds import (
     CODE_FIELDS,
     HOLE_MARK,
@@ -40,6 +40,7 @@ from archc.lowering.torch_folds import (
     count_param,
     equal_groups,
     fresh,
+    input_size_name,
     kept_call,
     natural,
     plus,
@@ -209,7 +210,7 @@ def _number(served: list[_Served], k: int, place: int, taken: set[str], new: lis
     same = next((name for name, values in new if values == by_path), None)
     if same is not None:
         return same
-    name = _size_name(served, by_path, dims_of) or _block_param(served, by_path) \
+    name = input_size_name([body for _, body in served], by_path, dims_of, "x") or _block_param(served, by_path) \
         or _keyword(served[0][0].calls[k], place)
     if name is None:
         return None
@@ -231,16 +232,6 @@ def _reads_hole_argument(text: str, served: list[_Served]) -> bool:
     """Whether ``text`` reads an argument the folded class no longer takes (one its calls' numbers made)."""
     names = {a.written for s, _ in served for a in s.planned.args.args if a.source[:1] == ("hole",)}
     return any(re.search(rf"(?<![\w.]){re.escape(n)}(?!\w)", text) for n in names)
-
-
-def _size_name(served: list[_Served], by_path: dict[str, int], dims_of: Callable[[Body], tuple | None]) -> str | None:
-    dims = [dims_of(body) for _, body in served]
-    if any(d is None for d in dims) or len({len(d) for d in dims}) != 1:
-        return None
-    for d in range(1, len(dims[0])):
-        if all(ds[d] == by_path[body.instance.path] for ds, (_, body) in zip(dims, served)):
-            return size_name("x", d, len(dims[0]))
-    return None
 
 
 def _block_param(served: list[_Served], by_path: dict[str, int]) -> str | None:
