@@ -46,8 +46,8 @@ from archc.lowering.torch_folds import (
     HOLE_MARK,
     Added,
     Positions,
+    block_groups,
     count_param,
-    equal_groups,
     fresh,
     input_size_name,
     kept_call,
@@ -116,13 +116,7 @@ def fold_dense(classes: Sequence[Any], root: Any, fill: Callable[[str, ClassArgs
 def _groups(classes: Sequence[Any], fill: Callable[[str, ClassArgs], str]) -> Iterator[list[_Dense]]:
     """The dense classes of each block whose code is the same but for the number of layers and the
     numbers their calls pass, deepest first (a dense block's layers before it)."""
-    found: dict[str, list[_Dense]] = {}
-    for c in classes:
-        dense = _dense(c, fill) if c.block is not None else None
-        if dense is not None:
-            found.setdefault(c.block, []).append(dense)
-    for group in found.values():
-        yield from equal_groups(group, _key)
+    return block_groups(classes, functools.partial(_dense, fill=fill), _key)
 
 
 def _dense(c: Any, fill: Callable[[str, ClassArgs], str]) -> _Dense | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -74,6 +74,19 @@ def equal_groups(items: Iterable[_T], key: Callable[[_T], Any]) -> list[list[_T]
         else:
             group.append(item)
     return [members for _, members in groups]
+
+
+def block_groups(classes: Iterable[Any], read: Callable[[Any], _T | None], key: Callable[[_T], Any]
+                 ) -> Iterator[list[_T]]:
+    """Per block, in the classes' order: what ``read`` makes of each of its classes (None: nothing
+    to fold), grouped by equal ``key``."""
+    found: dict[str, list[_T]] = {}
+    for c in classes:
+        item = read(c) if c.block is not None else None
+        if item is not None:
+            found.setdefault(c.block, []).append(item)
+    for items in found.values():
+        yield from equal_groups(items, key)
 
 
 def rewritten_callers(classes: list[Any], folded: Collection[str], rewrite: Callable[[Leaf, str], str | None]

@@ -35,7 +35,7 @@ from archc.lowering.torch_args import Arg, ClassArgs
 from archc.lowering.torch_folds import (
     CODE_FIELDS,
     HOLE_MARK,
-    equal_groups,
+    block_groups,
     rewritten_callers,
 )
 from archc.lowering.torch_plan import HOLE, RESERVED, Body, Leaf
@@ -145,16 +145,11 @@ def _recursions(classes: Sequence[_PlannedClass], skeleton: Callable[[Body], str
                 ) -> Iterator[tuple[Recursion, Any, Any]]:
     """Each chain found, with its outermost class (whose code the folded class writes) and its
     deepest (whose call of the bottom class the folded class writes)."""
-    by_block: dict[str, list[_Candidate]] = {}
-    for c in classes:
-        found = _candidate(c, skeleton) if c.block is not None else None
+    for group in block_groups(classes, functools.partial(_candidate, skeleton=skeleton),
+                              lambda candidate: (candidate.skeleton, candidate.code)):
+        found = _chain(group) if len(group) > 1 else None
         if found is not None:
-            by_block.setdefault(c.block, []).append(found)
-    for candidates in by_block.values():
-        for group in equal_groups(candidates, lambda candidate: (candidate.skeleton, candidate.code)):
-            found = _chain(group) if len(group) > 1 else None
-            if found is not None:
-                yield found
+            yield found
 
 
 def _candidate(c: _PlannedClass, skeleton: Callable[[Body], str]) -> _Candidate | None:

@@ -37,8 +37,8 @@ from archc.lowering.torch_folds import (
     HOLE_MARK,
     Added,
     Positions,
+    block_groups,
     count_param,
-    equal_groups,
     fresh,
     input_size_name,
     kept_call,
@@ -100,13 +100,7 @@ def fold_stages(classes: Sequence[Any], root: Any, dims_of: Callable[[Body], tup
 
 
 def _groups(classes: Sequence[Any]) -> Iterator[list[_Stage]]:
-    found: dict[str, list[_Stage]] = {}
-    for c in classes:
-        stage = _stage(c) if c.block is not None else None
-        if stage is not None:
-            found.setdefault(c.block, []).append(stage)
-    for group in found.values():
-        yield from (same for same in equal_groups(group, _key) if len(same) > 1)
+    return (same for same in block_groups(classes, _stage, _key) if len(same) > 1)
 
 
 def _stage(c: Any) -> _Stage | None:
