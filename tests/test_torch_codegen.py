@@ -2121,7 +2121,7 @@ def test_a_child_s_input_width_every_instance_shares_is_computed_not_a_literal()
     assert block(torch.randn(1, 8, 8, 8)).shape == (1, 32, 4, 4)
     # a U-Net level hands its encoder's width to the level inside it
     unet = generate_source(load_spec("specs/unet.yaml"))
-    assert "self.inner = Level(in_channels=ch, ch=ch * 2)" in unet
+    assert "self.inner = LevelInnermost(in_channels=ch, ch=ch * 2)" in unet
 
 
 def test_a_block_parameter_whose_default_is_text_no_expression_reads_builds(run_archc, tmp_path):

@@ -67,17 +67,18 @@ def test_u_net_levels_are_one_class_that_builds_itself(run_archc, tmp_path):
     module, source = build_generated(run_archc, tmp_path, "specs/unet.yaml", "width=8", "depth=3",
                                      "image_size=32")
     levels = [name for name in class_names(source) if name.startswith("Level")]
-    assert levels == ["Level", "Level2"], class_names(source)  # the bottom, and every level above it
-    level = class_text(source, "Level2")
+    # every level above the bottom, and the bottom (the recursion's innermost level)
+    assert levels == ["LevelInnermost", "Level"], class_names(source)
+    level = class_text(source, "Level")
     assert "def __init__(self, in_channels: int, ch: int, levels: int) -> None:" in level
     assert textwrap.indent(textwrap.dedent("""\
         if levels > 1:
-            self.inner = Level2(in_channels=ch, ch=ch * 2, levels=levels - 1)
+            self.inner = Level(in_channels=ch, ch=ch * 2, levels=levels - 1)
         else:
-            self.inner = Level(in_channels=ch, ch=ch * 2)
+            self.inner = LevelInnermost(in_channels=ch, ch=ch * 2)
         """), " " * 8) in level
-    assert "Level2(in_channels=in_channels, ch=width, levels=depth)" in source
-    assert 'classes["level"] = [Level, Level2]' in source
+    assert "Level(in_channels=in_channels, ch=width, levels=depth)" in source
+    assert 'classes["level"] = [LevelInnermost, Level]' in source
     model = module.Unet().eval()
     reference = _UNet().eval()
     # the same modules under the same names: the hand-written U-Net's weights load strictly
@@ -117,15 +118,17 @@ def test_a_level_counting_up_is_one_class_too(run_archc, tmp_path):
     spec = tmp_path / "nest.yaml"
     spec.write_text(_HOURGLASS)
     module, source = build_generated(run_archc, tmp_path, str(spec))
-    assert [name for name in class_names(source) if name.startswith("Nest")] == ["Nest", "Nest2"], class_names(source)
+    assert [name for name in class_names(source) if name.startswith("Nest")] == ["NestInnermost", "Nest"], class_names(source)
     # (the bottom class takes its own arguments: the deepest level's call of it is written as is)
     assert textwrap.indent(textwrap.dedent("""\
         if level < 3:
-            self.inner = Nest2(in_channels=in_channels, level=level + 1)
+            self.inner = Nest(in_channels=in_channels, level=level + 1)
         else:
-            self.inner = Nest(in_channels=in_channels, down_channels=in_channels)
-        """), " " * 8) in class_text(source, "Nest2")
-    assert "self.hg = Nest2(in_channels=width, level=1)" in source
+            self.inner = NestInnermost(
+                in_channels=in_channels, down_channels=in_channels
+            )
+        """), " " * 8) in class_text(source, "Nest")
+    assert "self.hg = Nest(in_channels=width, level=1)" in source
     model = module.HourglassNet().eval()
     keys = set(model.state_dict())
     assert "hg.inner.inner.inner.bottom.weight" in keys and "hg.inner.inner.down.weight" in keys
@@ -169,8 +172,8 @@ def test_without_a_parameter_counting_the_depth_each_depth_keeps_its_class(run_a
     module, source = build_generated(run_archc, tmp_path, str(spec))
     nests = [name for name in class_names(source) if name.startswith("Nest")]
     if "level" in inner:
-        assert nests == ["Nest", "Nest2"], source
-        assert "if level < 3:\n            self.inner = Nest2(groups=groups // 2, level=level + 1)" in source
+        assert nests == ["NestInnermost", "Nest"], source
+        assert "if level < 3:\n            self.inner = Nest(groups=groups // 2, level=level + 1)" in source
     else:
         assert nests == ["Nest", "Nest2", "Nest3", "Nest4"] and " if " not in source.split("class Grouped")[0], source
     model = module.GroupedNet().eval()
@@ -239,9 +242,10 @@ def test_a_recursion_inside_another_folds_too(run_archc, tmp_path):
     spec = tmp_path / "nested.yaml"
     spec.write_text(_NESTED)
     module, source = build_generated(run_archc, tmp_path, str(spec))
-    assert class_names(source) == ["Twig", "TwigAddInner", "Branch", "Branch2", "NestedNet"], source
-    assert "self.twig = TwigAddInner(levels=2)" in class_text(source, "Branch2")
-    assert "self.net = Branch2(levels=depth)" in source
+    # each folded class takes its block's name, each bottom is named as the innermost level
+    assert class_names(source) == ["TwigInnermost", "Twig", "BranchInnermost", "Branch", "NestedNet"], source
+    assert "self.twig = Twig(levels=2)" in class_text(source, "Branch")
+    assert "self.net = Branch(levels=depth)" in source
     assert_as_rebuilt(run_archc, tmp_path, str(spec), (), module, "NestedNet", {"depth": 4},
                       torch.randn(1, 4, 32, 32))
     model = module.NestedNet().eval()

@@ -8,6 +8,7 @@ are never changed (a later plan may reuse them), new ones are made where a call 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -18,7 +19,8 @@ from archc.lowering.torch_args import size_name
 from archc.lowering.torch_plan import HOLE, Body, Leaf
 from archc.pysource import is_identifier, literal
 
-__all__ = ["CODE_FIELDS", "HOLE_MARK", "Added", "Positions", "equal_groups", "fresh", "natural", "rewritten_callers"]
+__all__ = ["CODE_FIELDS", "HOLE_MARK", "Added", "Positions", "equal_groups", "fresh", "natural", "renamed",
+           "rewritten_callers"]
 
 #: the ClassArgs fields that decide a class's code besides its holes' texts and its arguments (the
 #: others record which instances it serves)
@@ -140,6 +142,27 @@ def _rewritten_tree(tree: dict[str, Any], folded: Collection[str], rewrite: Call
             return None
         changed[seg] = dataclasses.replace(sub, source=source)
     return {**tree, **changed} if changed else tree
+
+
+def renamed(classes: list[Any], names: Mapping[str, str]) -> list[Any]:
+    """``classes`` with those ``names`` names (old -> new, all at once: two may swap names) renamed,
+    and every constructor call of one in their code (their trees' texts and recursive choices)."""
+    if not names:
+        return list(classes)
+    called = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, names)) + r")(?=\()")
+    text = functools.partial(called.sub, lambda m: names[m[1]])
+    return [dataclasses.replace(
+        c, name=names.get(c.name, c.name), bodies=[dataclasses.replace(b, tree=_renamed_tree(b.tree, text))
+                                                   for b in c.bodies],
+        choices={seg: tuple(map(text, choice)) for seg, choice in c.choices.items()},
+        added=tuple(dataclasses.replace(a, call=text(a.call)) for a in c.added)) for c in classes]
+
+
+def _renamed_tree(tree: dict[str, Any], text: Callable[[str], str]) -> dict[str, Any]:
+    """``tree`` with ``text`` applied to each leaf's source (a closure calling itself would be a
+    reference cycle, freed late)."""
+    return {seg: _renamed_tree(sub, text) if isinstance(sub, dict) else dataclasses.replace(sub, source=text(sub.source))
+            for seg, sub in tree.items()}
 
 
 def plus(text: str, constant: int) -> str:

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import keyword
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,12 +37,13 @@ from archc.lowering.torch_folds import (
     CODE_FIELDS,
     HOLE_MARK,
     block_groups,
+    natural,
     rewritten_callers,
 )
 from archc.lowering.torch_plan import HOLE, RESERVED, Body, Leaf
 from archc.pysource import is_identifier, literal
 
-__all__ = ["Recursion", "fold_recursion", "model_calls"]
+__all__ = ["Recursion", "fold_recursion", "model_calls", "recursion_names"]
 
 #: stands for the inner class's name where two classes' skeletons are compared
 _SELF = "\x06"
@@ -117,6 +119,24 @@ def model_calls(root: Any, applied: list[Recursion]) -> list[tuple[str, Recursio
             if leaf.kind == "child" and leaf.child is not None and leaf.source.startswith(f"{recursion.kept}("):
                 found.append((leaf.child.path, recursion))
     return found
+
+
+def recursion_names(applied: list[Recursion], taken: Collection[str]) -> dict[str, str]:
+    """New names (old -> new) for the classes of folded chains, as a reader looks for them: the folded
+    class takes the plainer of its own and its bottom class's names (``Level`` where the planner
+    gave the bottom the block's name and the folded class ``Level2``), the bottom class, the
+    chain's innermost level, the block's name with ``Innermost`` (``LevelInnermost``). ``taken``:
+    the names of the file's classes."""
+    names: dict[str, str] = {}
+    taken = set(taken)
+    for recursion in applied:
+        folded = min(recursion.kept, recursion.bottom, key=lambda name: (len(name), natural(name)))
+        base = folded.rstrip("0123456789")
+        bottom = next(name for name in (f"{base}Innermost{k or ''}" for k in itertools.count()) if name not in taken)
+        names.update({recursion.kept: folded, recursion.bottom: bottom} if folded == recursion.bottom
+                     else {recursion.bottom: bottom})
+        taken.add(bottom)
+    return names
 
 
 def _leaves(tree: dict[str, Any]) -> Iterator[Leaf]:

@@ -33,8 +33,8 @@ from archc.lowering.torch_probes import Elaborate, Plan, Probed, probe_params
 from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, NUMBERED_NAME, OMITTED, Body, Instance, Leaf, Lowered, Stmt,
                                        attribute, bare, counts_on, instance_tree)
 from archc.lowering.torch_dense import fold_dense
-from archc.lowering.torch_folds import Added
-from archc.lowering.torch_recursion import fold_recursion, model_calls
+from archc.lowering.torch_folds import Added, renamed
+from archc.lowering.torch_recursion import fold_recursion, model_calls, recursion_names
 from archc.lowering.torch_stages import fold_stages
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
@@ -959,7 +959,8 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     if elaborate is not None:
         planner, root, live, depths = _probed(graph, cls, labels, elaborate, planner, root_body, root, live)
     classes: list[str] = []
-    written, root, _ = fold_recursion(planner.classes, root, _skeleton, _fill, depths)
+    written, root, applied = fold_recursion(planner.classes, root, _skeleton, _fill, depths)
+    *written, root = renamed([*written, root], recursion_names(applied, [c.name for c in (*written, root)]))
     dims_of = functools.partial(_input_dims, planner.writer.lowered)
     written, root = fold_dense(written, root, _fill, dims_of)
     written, root = fold_stages(written, root, dims_of)
