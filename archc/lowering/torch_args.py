@@ -650,11 +650,11 @@ class _Resolver(_Widths):
         before with the same values (a width read on from a layer that wrote it), else a block
         parameter of the same values. Never another hole of the node ``local`` itself: two of one
         node's numbers that are equal in every instance (an upsample's H and W) are so by chance."""
-        found = self.by_vector.get(frozen(vector))
+        found = self.by_vector.get(_typed(vector))
         if found is not None and not (local and found[1] == local):
             return found[0]
         for p in self.params:
-            if self.param_vector(p) == vector:
+            if self.param_vector(p) == vector and _types(self.param_vector(p)) == _types(vector):
                 return p
         return None
 
@@ -687,7 +687,7 @@ class _Resolver(_Widths):
             vector = tuple([b.holes[i] for b in self.bodies])
             source = self._expr(rep_body, i, vector)
             # (a hole may hold a list: stride [2])
-            self.by_vector.setdefault(frozen(vector), (source, sites.get(i, ("",))[0]))
+            self.by_vector.setdefault(_typed(vector), (source, sites.get(i, ("",))[0]))
             self.result.text[i] = self.use(source)
         # (runs whose lengths follow model parameters: the class takes them from the model, unless a
         # block parameter of the same name hides one)
@@ -907,6 +907,16 @@ class _Tidy(ast.NodeTransformer):
 
 def _is_one(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and type(node.value) in (int, float) and node.value == 1
+
+
+def _types(vector: tuple) -> tuple:
+    """The types of a vector's values: a bool is not the int it equals (``True == 1``)."""
+    return tuple(map(type, vector))
+
+
+def _typed(vector: tuple) -> tuple:
+    """A vector as a key that tells ``(True, False)`` from ``(1, 0)`` (its values may be lists)."""
+    return frozen(vector), _types(vector)
 
 
 def _child_path(body: Body, child: str) -> str:
@@ -1442,7 +1452,7 @@ def _probe_dim(lowered: Lowered, node: Node, attr: str, out: int, d: int) -> boo
 
 def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool, int]] | None:
     value = attr_value(node.attrs, attr)
-    if type(value) not in (int, float) or not value >= 0 or value == math.inf:
+    if type(value) not in (int, float, bool) or not value >= 0 or value == math.inf:
         # (a negative value shows as '-' before its digits, and a hole holds the digits only: the
         # expression would lose its sign there, `end: "-dilation"` written as `-(-dilation)`)
         return None
@@ -1457,8 +1467,9 @@ def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool
     # a value never in other text first (0 included); where the op refuses it (num_heads must divide
     # the width), a valid neighbour: a position that changes to it holds the attribute, and one that
     # changes to anything else (a head dim computed from it) is one the class cannot write as it
-    for probed in ((value + 1) * _SENTINEL, *_other_values(value), value // 2):
-        if probed == value or (probed < 1 <= value) or type(probed) is not type(value):
+    flag = type(value) is bool  # (a flag's one other value; a number's, one never in other text first)
+    for probed in _other_values(value) if flag else ((value + 1) * _SENTINEL, *_other_values(value), value // 2):
+        if not flag and (probed == value or (probed < 1 <= value) or type(probed) is not type(value)):
             continue
         probe = _with_attrs(node, with_attr_value(node.attrs, attr, probed))
         try:

@@ -52,7 +52,9 @@ _NO_READERS: frozenset[str] = frozenset()
 _MODULE_MARK = "\x03"  # stands for a module's expression in text asked of an op once for many
 _RESET_OWN = (f"{_MODULE_MARK}.reset_parameters()",)
 _NUMBER_OR_STRING = re.compile(
-    r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.\x01])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")
+    r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.\x01])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])"
+    r"|(?<![\w.\x01])(?:True|False)(?![\w.])")
+_BOOLS = {"True": True, "False": False}
 _NUMBER_OR_STRING_SPLIT = re.compile(f"({_NUMBER_OR_STRING.pattern})")  # (its matches kept by re.split)
 # Never a variable's name (one gets ``_`` after it, as a keyword does): the names generated code uses
 # itself, Python's builtins, which a local would hide (``pow = torch.pow(x, 2)``), and the names
@@ -279,11 +281,12 @@ def split_numbers(source: str, floats: bool = True) -> tuple[tuple[str, ...], tu
         return tuple(parts[0::2]), tuple(map(int, found))
     pieces, values, text = [], [], parts[0]
     for i in range(1, len(parts), 2):
-        if parts[i][0] in "'\"" or not (floats or parts[i].isdigit()):  # a string (or a float kept): text
+        if parts[i][0] in "'\"" or not (floats or parts[i].isdigit()):  # a string (or a float, a bool kept)
             text += parts[i] + parts[i + 1]
         else:
             pieces.append(text)
-            values.append(int(parts[i]) if parts[i].isdigit() else float(parts[i]))
+            values.append(int(parts[i]) if parts[i].isdigit() else _BOOLS[parts[i]] if parts[i][0] in "TF"
+                          else float(parts[i]))
             text = parts[i + 1]
     pieces.append(text)
     return tuple(pieces), tuple(values)
