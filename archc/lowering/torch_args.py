@@ -1,7 +1,8 @@
-"""Which integers of a block class are literals and which are constructor arguments.
+"""Which integers (and flags) of a block class are literals and which are constructor arguments.
 
-All instances of a class have the same body but for their holes (the integers of the
-generated source, and the arguments of its child blocks' constructor calls). A hole the spec
+All instances of a class have the same body but for their holes (the integers, floats and
+``True``/``False`` of the generated source, and the arguments of its child blocks' constructor
+calls); a flag is compared with its type (``True`` is not the parameter that is 1). A hole the spec
 writes as an expression over the block's parameters and lets is that expression, even where
 no instance differs, as a hand-written class would take it:
 
