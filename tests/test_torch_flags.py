@@ -104,3 +104,52 @@ def test_a_flag_the_class_computes_follows_its_argument(run_archc, tmp_path, giv
     module, _ = build_generated(run_archc, tmp_path, str(spec))
     layer = module.Layer(in_features=8, lstm_features=16, **given)
     assert layer.lstm.bidirectional is True if given else layer.lstm.bidirectional is False
+
+
+_MODEL_FLAGS = """\
+archc: 1
+name: model_flags
+params: {use_bias: true, ceil: false}
+inputs:
+  x: [N, 4, 15, 15]
+blocks:
+  cb:
+    nodes:
+      - {name: conv, op: conv, out_channels: 8, kernel_size: 3, padding: 1, bias: use_bias}
+      - {name: pool, op: maxpool, kernel_size: 2, stride: 2, ceil_mode: ceil}
+nodes:
+  - {name: c0, block: cb}
+  - {name: c1, block: cb}
+  - {name: head, op: conv, out_channels: 3, kernel_size: 1, bias: use_bias}
+  HEAD
+outputs: [OUT]
+"""
+
+
+@pytest.mark.parametrize("given", [{"use_bias": False}, {"ceil": True}, {"use_bias": False, "ceil": True}])
+def test_a_model_flag_that_reaches_only_attributes_is_a_run_time_argument(run_archc, tmp_path, given):
+    spec = tmp_path / "model_flags.yaml"
+    spec.write_text(_MODEL_FLAGS.replace("  HEAD\n", "").replace("OUT", "head"))
+    module, source = build_generated(run_archc, tmp_path, str(spec))
+    assert "use_bias: bool = True, ceil: bool = False" in class_text(source, "Cb")
+    assert "self.c0 = Cb(in_channels=4, use_bias=use_bias, ceil=ceil)" in source
+    sets = [f"{k}={str(v).lower()}" for k, v in given.items()]
+    reference, _ = build_generated(run_archc, tmp_path, str(spec), *sets)
+    model, built = module.ModelFlags(**given), reference.ModelFlags()
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in built.state_dict().items()}
+    model.load_state_dict(built.state_dict(), strict=True)
+    x = torch.randn(2, 4, 15, 15)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), built.eval()(x))
+
+
+def test_a_model_flag_that_moves_a_width_stays_fixed(run_archc, tmp_path):
+    # ceil_mode changes the pooled size, so the flattened width the linear layer takes: another file
+    spec = tmp_path / "model_flags.yaml"
+    spec.write_text(_MODEL_FLAGS.replace("HEAD", "- {name: flat, op: flatten}\n  - {name: fc, op: linear, out_features: 3}")
+                    .replace("OUT", "fc"))
+    module, source = build_generated(run_archc, tmp_path, str(spec))
+    assert '"ceil": (ceil, False)' in source
+    with pytest.raises(ValueError, match=r"ceil=True: this file was generated for ceil=False"):
+        module.ModelFlags(ceil=True)
+    assert module.ModelFlags(use_bias=False).head.bias is None  # (the other flag stays a run-time argument)
