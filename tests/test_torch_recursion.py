@@ -252,3 +252,15 @@ def test_a_recursion_inside_another_folds_too(run_archc, tmp_path):
     x = torch.randn(1, 4, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(torch.jit.script(model)(x), model(x))
+
+
+def test_a_block_named_as_the_model_is_the_model_s_block(run_archc, tmp_path):
+    # the hourglass spec's block `hourglass` beside the model `Hourglass`: HourglassBlock, not Hourglass2
+    module, source = build_generated(run_archc, tmp_path, "specs/hourglass.yaml", "width=16", "depth=3",
+                                     "image_size=32")
+    names = class_names(source)
+    assert names[-1] == "Hourglass" and "HourglassBlock" in names and "HourglassBlockInnermost" in names, names
+    assert not any(name[-1].isdigit() for name in names if name.startswith("Hourglass")), names
+    assert "self.hg = HourglassBlock(levels=3)" in source
+    heatmaps = module.Hourglass().eval()(torch.randn(1, 3, 32, 32))
+    assert [tuple(h.shape) for h in heatmaps] == [(1, 16, 8, 8)] * 2  # (stride 4, both stacks)

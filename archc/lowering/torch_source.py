@@ -135,6 +135,7 @@ class _Planner:
         # class names: Bottleneck, Bottleneck2, ... (the number counts the classes of that name)
         self.class_names = Namespace({root_name, "nn", "torch", "F", "Module", *self.writer.lowered.reserved},
                                      suffix=lambda base, i: f"{base}{i + 1}")
+        self.root_name = root_name
         #: the top-level parameters the model takes at run time, and their values: block classes
         #: that read one take it as an argument, handed down from the model
         self.live = dict(live) if live is not None else earlier.live if earlier is not None else {
@@ -245,6 +246,8 @@ class _Planner:
             by_block.setdefault(block, []).append(bodies)
         for block, variants in by_block.items():
             base = class_name_for(block)
+            if base == self.root_name:  # (a block named as the model: Hourglass's hourglass, not Hourglass2)
+                base = shortened(f"{base}Block", NAME_LIMIT)
             common: set[str] = set()  # the nodes every variant has (one variant, the usual case: not named)
             if len(variants) > 1:
                 # the plainest is the base (a node left uncomputed, its output unread, still counts:
