@@ -153,3 +153,54 @@ def test_a_model_flag_that_moves_a_width_stays_fixed(run_archc, tmp_path):
     with pytest.raises(ValueError, match=r"ceil=True: this file was generated for ceil=False"):
         module.ModelFlags(ceil=True)
     assert module.ModelFlags(use_bias=False).head.bias is None  # (the other flag stays a run-time argument)
+
+
+_LAYER_FLAGS = """\
+archc: 1
+name: layer_flags
+params: {w: 4}
+inputs:
+  x: [N, 4, 8, 8]
+blocks:
+  up:
+    params: {corners: false, keep: true}
+    nodes:
+      - {name: conv, op: conv, out_channels: w, kernel_size: 3, padding: 1, bias: keep}
+      - {name: norm, op: layernorm, dims: 3, elementwise_affine: keep}
+      - {name: up, op: upsample, scale_factor: 2, mode: bilinear, align_corners: corners}
+      - {name: down, op: avgpool, kernel_size: 2, stride: 2, count_include_pad: "not corners"}
+nodes:
+  - {name: u0, block: up, corners: true}
+  - {name: u1, block: up, keep: false}
+  - {name: u2, block: up, corners: true, keep: false}
+outputs: [u2]
+"""
+
+
+def test_flags_that_leave_a_layer_s_parameters_out_share_its_class(run_archc, tmp_path):
+    # `keep: false` leaves the conv's bias and the norm's affine parameters out: the class's reset calls
+    # each layer's own reset_parameters, which serves both kinds; the other flags reach forward
+    spec = tmp_path / "layer_flags.yaml"
+    spec.write_text(_LAYER_FLAGS)
+    module, source = build_generated(run_archc, tmp_path, str(spec))
+    up = class_text(source, "Up")
+    assert class_names(source) == ["Up", "LayerFlags"]
+    assert "elementwise_affine=keep" in up and "align_corners=self.corners" in up
+    assert "count_include_pad=not self.corners" in up and "self.norm.reset_parameters()" in up
+    assert "self.u1 = Up(keep=False)" in source
+    from archc.frontends.yaml import load_spec
+    from archc.lowering.torch import build_module
+
+    model, reference = module.LayerFlags().eval(), build_module(load_spec(str(spec))).eval()
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+        torch.testing.assert_close(torch.jit.script(model)(x), reference(x))
+    with torch.device("meta"):
+        empty = module.LayerFlags()
+    empty.to_empty(device="cpu")
+    for block in empty.block_instances():
+        block.reset_parameters()
+    assert empty.u0.norm.weight is not None and empty.u1.norm.weight is None
+    assert torch.equal(empty.u0.norm.weight, torch.ones(4, 8, 8)) and torch.isfinite(empty(x)).all()

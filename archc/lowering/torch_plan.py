@@ -29,7 +29,7 @@ from archc.pysource import BUILTIN_NAMES, identifier, is_identifier, literal, sh
 __all__ = ["Instance", "Body", "Leaf", "Stmt", "VarNames", "instance_tree", "with_holes", "numbers",
            "Lowered", "place", "attribute", "HOLE", "OMITTED", "split_numbers",
            "spread_at", "fill_resets", "bare", "NAME_LIMIT", "ARGUMENT_LIMIT", "ATTRIBUTE_LIMIT", "RESERVED",
-           "NUMBERED_NAME", "counts_on"]
+           "NUMBERED_NAME", "RESET_OWN", "counts_on"]
 
 #: a child's name with a number in it: (before, the number, after: no digit). Children of one
 #: constructor named so, counting up, are added in a loop (``f"encoder_layer_{i}"``)
@@ -50,7 +50,8 @@ HOLE = "\x00"
 OMITTED = "\x04"
 _NO_READERS: frozenset[str] = frozenset()
 _MODULE_MARK = "\x03"  # stands for a module's expression in text asked of an op once for many
-_RESET_OWN = (f"{_MODULE_MARK}.reset_parameters()",)
+#: the reset of a layer that resets itself (its module's own ``reset_parameters()``)
+RESET_OWN = (f"{_MODULE_MARK}.reset_parameters()",)
 _NUMBER_OR_STRING = re.compile(
     r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.\x01])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])"
     r"|(?<![\w.\x01])(?:True|False)(?![\w.])")
@@ -431,7 +432,7 @@ class Lowered:
         if found is None:
             op, ins, ctor, tensor = self(node)
             if op.always_learned and ctor is not None and op.torch_reset_is_default(node):
-                found = self._node_resets[node.name] = _RESET_OWN  # the default's answer, sizes unread
+                found = self._node_resets[node.name] = RESET_OWN  # the default's answer, sizes unread
                 return found
             key = self.text_key(node)
             found = self._resets.get(key)

@@ -20,7 +20,7 @@ from archc.errors import SpecError
 from archc.ir.graph import Node
 from archc.ir.names import Namespace
 from archc.lowering.pyformat import LINE_LENGTH, MAX_LINE, split_statement
-from archc.lowering.torch_plan import ARGUMENT_LIMIT, RESERVED, Body, Instance, Lowered, bare, fill_resets
+from archc.lowering.torch_plan import ARGUMENT_LIMIT, RESERVED, RESET_OWN, Body, Instance, Lowered, bare, fill_resets
 from archc.pysource import identifier, is_identifier, literal, shortened
 
 __all__ = ["GENERATED_METHODS", "reset_statements", "reset_method", "block_instances_method", "tie_lines"]
@@ -103,8 +103,30 @@ def reset_statements(bodies: Sequence[Body], lowered: Lowered,
         seen.add(id(body.holes))
         other = _body_resets(body, lowered, sequential, leaves)
         if other != texts and (statements := _statements(other)) != first:  # equal pairs: equal statements
-            raise _differing_resets(bodies[0].instance, body.instance, first, statements)
+            merged = _either_resets(texts, other)
+            if merged is None:
+                raise _differing_resets(bodies[0].instance, body.instance, first, statements)
+            texts, first = merged, _statements(merged)
     return [(node_texts, module) for node_texts, module in texts if node_texts]
+
+
+def _either_resets(ours: Resets, theirs: Resets) -> Resets | None:
+    """Two instances' resets, the same module by module, where they differ only in layers that reset
+    themselves in one instance and hold nothing to reset in the other (a flag left a layer's
+    parameters out: a LayerNorm without ``elementwise_affine``): such a layer's own
+    ``reset_parameters()`` serves both. None where they differ otherwise."""
+    if len(ours) != len(theirs):
+        return None
+    merged: Resets = []
+    for (mine, module), (other, their_module) in zip(ours, theirs):
+        if module != their_module:
+            return None
+        if mine != other and fill_resets(mine, module) != fill_resets(other, module):
+            if {mine, other} != {(), RESET_OWN}:
+                return None
+            mine = RESET_OWN
+        merged.append((mine, module))
+    return merged
 
 
 def _differing_resets(first: Instance, other: Instance, first_statements: list[str],
