@@ -1493,8 +1493,9 @@ def _changed_positions(before: tuple[list[int], list[int]], after: tuple[list[in
         if len(b) != len(a):
             return None
         for i, (x, y) in enumerate(zip(b, a)):
-            if x != y:
-                if x != value or y != probed:
+            if x != y or type(x) is not type(y):
+                # (type-exact: a flag's True is not the 1 beside it, nor False the 0)
+                if x != value or y != probed or type(x) is not type(value) or type(y) is not type(probed):
                     return None
                 positions.append((forward, i))
     return positions or None
