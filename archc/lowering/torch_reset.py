@@ -16,14 +16,13 @@ import functools
 import re
 from typing import Callable, Collection, Sequence
 
-from archc.errors import SpecError
 from archc.ir.graph import Node
 from archc.ir.names import Namespace
 from archc.lowering.pyformat import LINE_LENGTH, MAX_LINE, split_statement
 from archc.lowering.torch_plan import ARGUMENT_LIMIT, RESERVED, RESET_OWN, Body, Instance, Lowered, bare, fill_resets
 from archc.pysource import identifier, is_identifier, literal, shortened
 
-__all__ = ["GENERATED_METHODS", "reset_statements", "reset_method", "block_instances_method", "tie_lines"]
+__all__ = ["GENERATED_METHODS", "reset_key", "reset_statements", "reset_method", "block_instances_method", "tie_lines"]
 
 #: methods every generated class has: no module or parameter of a class may take these names
 GENERATED_METHODS = frozenset({"reset_parameters", "block_instances"})
@@ -84,15 +83,24 @@ def _sequential_resets(instance: Instance, access: str, lowered: Lowered,
             _sequential_resets(item, f"{access}[{i}]", lowered, sequential, out)
 
 
+def reset_key(body: Body, lowered: Lowered, sequential: Callable[[Instance], list[Node | Instance] | None]) -> str:
+    """What an instance's resets require of its class: its statements, a layer that resets itself and
+    one that holds nothing to reset (a flag left its parameters out) written alike, since one
+    ``reset_parameters()`` call serves both (:func:`reset_statements`). Instances with other keys
+    cannot share a class (a buffer's reset that writes its window's size)."""
+    return "\n".join(f"{module}.*" if texts in ((), RESET_OWN) else "\n".join(fill_resets(texts, module))
+                     for texts, module in _body_resets(body, lowered, sequential, {}))
+
+
 def _statements(texts: Resets) -> list[str]:
     return [statement for node_texts, module in texts for statement in fill_resets(node_texts, module)]
 
 
 def reset_statements(bodies: Sequence[Body], lowered: Lowered,
                      sequential: Callable[[Instance], list[Node | Instance] | None]) -> Resets:
-    """The statements of one class's ``reset_parameters``, the same for every instance it serves
-    (checked: a value that differed between instances would have to be a constructor argument), as
-    (an op's statements with a marker for its module, the module's expression) pairs."""
+    """The statements of one class's ``reset_parameters``, serving every instance it serves (the
+    planner gives instances one class only where their :func:`reset_key` is the same), as (an op's
+    statements with a marker for its module, the module's expression) pairs."""
     leaves: dict[int, list[tuple[bool, str, str]]] = {}
     texts = _body_resets(bodies[0], lowered, sequential, leaves)
     first = _statements(texts)
@@ -102,10 +110,9 @@ def reset_statements(bodies: Sequence[Body], lowered: Lowered,
             continue
         seen.add(id(body.holes))
         other = _body_resets(body, lowered, sequential, leaves)
-        if other != texts and (statements := _statements(other)) != first:  # equal pairs: equal statements
+        if other != texts and _statements(other) != first:  # equal pairs: equal statements
             merged = _either_resets(texts, other)
-            if merged is None:
-                raise _differing_resets(bodies[0].instance, body.instance, first, statements)
+            assert merged is not None, f"{body.instance.path} resets otherwise than its class (see reset_key)"
             texts, first = merged, _statements(merged)
     return [(node_texts, module) for node_texts, module in texts if node_texts]
 
@@ -127,20 +134,6 @@ def _either_resets(ours: Resets, theirs: Resets) -> Resets | None:
             mine = RESET_OWN
         merged.append((mine, module))
     return merged
-
-
-def _differing_resets(first: Instance, other: Instance, first_statements: list[str],
-                      other_statements: list[str]) -> SpecError:
-    """The error for two instances whose bodies differ only in sizes (constructor arguments of one
-    class) but whose layers reset with other statements, named at ``other``'s place in the spec."""
-    ours, theirs = next(((a, b) for a, b in zip(first_statements, other_statements) if a != b),
-                        (f"{len(first_statements)} statements", f"{len(other_statements)}"))
-    return SpecError(f"block instances '{first.path}' and '{other.path}' share a class but initialise their "
-                     "parameters differently", node=other.path,
-                     location=other.info.location if other.info is not None else None,
-                     hint=f"'{first.path}' resets with `{ours}`, '{other.path}' with `{theirs}`; a reset "
-                          "that writes a size cannot serve both: give the instances equal values of the "
-                          "block parameters it reads, or instantiate two blocks")
 
 
 def tie_lines(ties: Sequence[tuple[str, str, str]], indent: str, taken: Collection[str] = ()) -> list[str]:

@@ -37,7 +37,7 @@ from archc.lowering.torch_folds import Added, renamed
 from archc.lowering.torch_recursion import fold_recursion, model_calls, recursion_names
 from archc.lowering.torch_stages import fold_stages
 from archc.lowering.torch_reuse import Signatures, relower, reuse
-from archc.lowering.torch_reset import block_instances_method, reset_method, reset_statements, tie_lines
+from archc.lowering.torch_reset import block_instances_method, reset_key, reset_method, reset_statements, tie_lines
 from archc.pysource import UnsafeValue, comment, frozen, literal, numbered_name, one_line, shortened
 
 __all__ = ["Provenance", "write_source", "class_name_for"]
@@ -95,6 +95,16 @@ def _depths(root: Instance) -> list[list[Instance]]:
 def _tree_text(level: dict[str, Any]) -> str:
     return "{" + ",".join(f"{k!r}:" + (_tree_text(v) if isinstance(v, dict) else f"{v.kind}:{v.source}")
                           for k, v in level.items()) + "}"
+
+
+#: in a body's skeleton, what its resets require of its class follows this (:func:`reset_key`)
+_RESETS = "\x0e"
+
+
+def _folding_skeleton(body: Body) -> str:
+    """What a fold compares of a class's code (:func:`_skeleton`), with what its resets require: the
+    classes of a recursion whose layers reset otherwise stay apart."""
+    return f"{_skeleton(body)}{_RESETS}{body.skeleton.partition(_RESETS)[2]}"
 
 
 def _skeleton(body: Body) -> str:
@@ -190,6 +200,9 @@ class _Planner:
                 body = self.writer.lower(inst)
                 body.skeleton = _skeleton(body)
                 memo.first.setdefault(shape, body)
+            # (instances whose layers reset otherwise cannot share a class: a buffer's reset writing its size)
+            resets = reset_key(body, self.writer.lowered, self.writer.as_sequential)
+            body.skeleton = f"{body.skeleton.partition(_RESETS)[0]}{_RESETS}{resets}"
             memo.lowered[signature] = body
         self.body_of[id(inst)] = body
         return body
@@ -840,7 +853,7 @@ def _probe_depths(graph: Graph, cls: str, planner: _Planner, root: _Class, elabo
     taken where the spec elaborated one deeper, and at the least depth the folded class builds,
     writes the same classes (:mod:`~archc.lowering.torch_recursion`): the depth changed nothing else.
     That least depth is two folded levels: one has nothing folded to compare."""
-    _, folded_root, applied = fold_recursion(planner.classes, root, _skeleton, _fill)
+    _, folded_root, applied = fold_recursion(planner.classes, root, _folding_skeleton, _fill)
     candidates: dict[str, list[tuple[str, Any]]] = {}
     for path, recursion in model_calls(folded_root, applied):
         param = child_argument_at_model_level(planner.writer.lowered, root.bodies[0].instance, path, recursion.param)
@@ -866,7 +879,7 @@ def _probe_depths(graph: Graph, cls: str, planner: _Planner, root: _Class, elabo
 def _folded_texts(graph: Graph, cls: str, live: Mapping[str, Any], given: Mapping[str, str]) -> tuple[str, ...]:
     """Every class's code once folded, comments left out, and the model class's skeleton."""
     planner, _, root, _ = _plan(graph, {}, cls, live)
-    classes, root, _ = fold_recursion(planner.classes, root, _skeleton, _fill, given)
+    classes, root, _ = fold_recursion(planner.classes, root, _folding_skeleton, _fill, given)
     texts = ["\n".join(line for line in _class_text(c, methods=_methods(planner, c, classes))
                        if not line.lstrip().startswith("#")) for c in classes]
     return (*texts, _skeleton(root.bodies[0]))
@@ -962,7 +975,7 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     if elaborate is not None:
         planner, root, live, depths = _probed(graph, cls, labels, elaborate, planner, root_body, root, live)
     classes: list[str] = []
-    written, root, applied = fold_recursion(planner.classes, root, _skeleton, _fill, depths)
+    written, root, applied = fold_recursion(planner.classes, root, _folding_skeleton, _fill, depths)
     *written, root = renamed([*written, root], recursion_names(applied, [c.name for c in (*written, root)]))
     dims_of = functools.partial(_input_dims, planner.writer.lowered)
     written, root = fold_dense(written, root, _fill, dims_of)
