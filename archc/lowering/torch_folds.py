@@ -146,23 +146,39 @@ def _rewritten_tree(tree: dict[str, Any], folded: Collection[str], rewrite: Call
 
 def renamed(classes: list[Any], names: Mapping[str, str]) -> list[Any]:
     """``classes`` with those ``names`` names (old -> new, all at once: two may swap names) renamed,
-    and every constructor call of one in their code (their trees' texts and recursive choices)."""
+    and every constructor call of one in their code (their trees' texts and recursive choices); a
+    class that neither is renamed nor calls one is the same object."""
     if not names:
         return list(classes)
     called = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, names)) + r")(?=\()")
     text = functools.partial(called.sub, lambda m: names[m[1]])
-    return [dataclasses.replace(
-        c, name=names.get(c.name, c.name), bodies=[dataclasses.replace(b, tree=_renamed_tree(b.tree, text))
-                                                   for b in c.bodies],
-        choices={seg: tuple(map(text, choice)) for seg, choice in c.choices.items()},
-        added=tuple(dataclasses.replace(a, call=text(a.call)) for a in c.added)) for c in classes]
+    result = []
+    for c in classes:
+        trees = [_renamed_tree(b.tree, called, text) for b in c.bodies]
+        choices = {seg: tuple(map(text, choice)) for seg, choice in c.choices.items()}
+        added = tuple(dataclasses.replace(a, call=text(a.call)) for a in c.added)
+        if c.name not in names and all(t is b.tree for t, b in zip(trees, c.bodies)) and choices == c.choices \
+                and added == c.added:
+            result.append(c)
+            continue
+        result.append(dataclasses.replace(
+            c, name=names.get(c.name, c.name), choices=choices, added=added,
+            bodies=[b if t is b.tree else dataclasses.replace(b, tree=t) for t, b in zip(trees, c.bodies)]))
+    return result
 
 
-def _renamed_tree(tree: dict[str, Any], text: Callable[[str], str]) -> dict[str, Any]:
-    """``tree`` with ``text`` applied to each leaf's source (a closure calling itself would be a
-    reference cycle, freed late)."""
-    return {seg: _renamed_tree(sub, text) if isinstance(sub, dict) else dataclasses.replace(sub, source=text(sub.source))
-            for seg, sub in tree.items()}
+def _renamed_tree(tree: dict[str, Any], called: re.Pattern, text: Callable[[str], str]) -> dict[str, Any]:
+    """``tree`` with ``text`` applied to each leaf's source that ``called`` finds a call in (the same
+    object where none; a closure calling itself would be a reference cycle, freed late)."""
+    changed: dict[str, Any] = {}
+    for seg, sub in tree.items():
+        if isinstance(sub, dict):
+            new = _renamed_tree(sub, called, text)
+            if new is not sub:
+                changed[seg] = new
+        elif called.search(sub.source):
+            changed[seg] = dataclasses.replace(sub, source=text(sub.source))
+    return {**tree, **changed} if changed else tree
 
 
 def plus(text: str, constant: int) -> str:
