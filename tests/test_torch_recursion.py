@@ -63,6 +63,14 @@ class _UNet(nn.Module):
         return self.classifier(self.net(x))
 
 
+def test_a_u_net_of_one_level_names_its_levels_as_a_deeper_one_does(run_archc, tmp_path):
+    # one level above the bottom: nothing to fold, the same two names
+    module, source = build_generated(run_archc, tmp_path, "specs/unet.yaml", "width=8", "depth=1", "image_size=32")
+    assert [name for name in class_names(source) if name.startswith("Level")] == ["LevelInnermost", "Level"]
+    assert "self.inner = LevelInnermost(in_channels=ch, ch=ch * 2)" in class_text(source, "Level")
+    assert module.Unet()(torch.randn(1, 1, 32, 32)).shape == (1, 2, 32, 32)
+
+
 def test_u_net_levels_are_one_class_that_builds_itself(run_archc, tmp_path):
     module, source = build_generated(run_archc, tmp_path, "specs/unet.yaml", "width=8", "depth=3",
                                      "image_size=32")
@@ -254,13 +262,15 @@ def test_a_recursion_inside_another_folds_too(run_archc, tmp_path):
         torch.testing.assert_close(torch.jit.script(model)(x), model(x))
 
 
-def test_a_block_named_as_the_model_is_the_model_s_block(run_archc, tmp_path):
-    # the hourglass spec's block `hourglass` beside the model `Hourglass`: HourglassBlock, not Hourglass2
-    module, source = build_generated(run_archc, tmp_path, "specs/hourglass.yaml", "width=16", "depth=3",
+@pytest.mark.parametrize("depth", [2, 3])
+def test_a_block_named_as_the_model_is_the_model_s_block(run_archc, tmp_path, depth):
+    # the hourglass spec's block `hourglass` beside the model `Hourglass`: HourglassBlock, not Hourglass2;
+    # at depth 2 nothing folds (one class holds the innermost level), and the names are the same
+    module, source = build_generated(run_archc, tmp_path, "specs/hourglass.yaml", "width=16", f"depth={depth}",
                                      "image_size=32")
     names = class_names(source)
     assert names[-1] == "Hourglass" and "HourglassBlock" in names and "HourglassBlockInnermost" in names, names
     assert not any(name[-1].isdigit() for name in names if name.startswith("Hourglass")), names
-    assert "self.hg = HourglassBlock(levels=3)" in source
+    assert ("self.hg = HourglassBlock(levels=3)" if depth == 3 else "self.hg = HourglassBlock()") in source
     heatmaps = module.Hourglass().eval()(torch.randn(1, 3, 32, 32))
     assert [tuple(h.shape) for h in heatmaps] == [(1, 16, 8, 8)] * 2  # (stride 4, both stacks)

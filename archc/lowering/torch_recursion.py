@@ -121,22 +121,40 @@ def model_calls(root: Any, applied: list[Recursion]) -> list[tuple[str, Recursio
     return found
 
 
-def recursion_names(applied: list[Recursion], taken: Collection[str]) -> dict[str, str]:
-    """New names (old -> new) for the classes of folded chains, as a reader looks for them: the folded
-    class takes the plainer of its own and its bottom class's names (``Level`` where the planner
-    gave the bottom the block's name and the folded class ``Level2``), the bottom class, the
-    chain's innermost level, the block's name with ``Innermost`` (``LevelInnermost``). ``taken``:
-    the names of the file's classes."""
+def recursion_names(classes: Sequence[Any], applied: list[Recursion], taken: Collection[str]) -> dict[str, str]:
+    """New names (old -> new) for the classes of a recursion, as a reader looks for them: the class
+    that builds the innermost level takes the plainer of its own and the innermost class's names
+    (``Level`` where the planner gave the innermost the block's name and the outer class ``Level2``),
+    and the innermost class the block's name with ``Innermost`` (``LevelInnermost``). For each
+    folded chain (``applied``), and for a recursion of two levels (``classes``: one class building
+    the innermost, built by no class of its block), which has nothing to fold. ``taken``: the
+    names of the file's classes."""
     names: dict[str, str] = {}
     taken = set(taken)
-    for recursion in applied:
-        folded = min(recursion.kept, recursion.bottom, key=lambda name: (len(name), natural(name)))
-        base = folded.rstrip("0123456789")
-        bottom = next(name for name in (f"{base}Innermost{k or ''}" for k in itertools.count()) if name not in taken)
-        names.update({recursion.kept: folded, recursion.bottom: bottom} if folded == recursion.bottom
-                     else {recursion.bottom: bottom})
-        taken.add(bottom)
+    for outer, innermost in [(r.kept, r.bottom) for r in applied] + _two_levels(classes, applied):
+        kept = min(outer, innermost, key=lambda name: (len(name), natural(name)))
+        base = kept.rstrip("0123456789")
+        renamed = next(name for name in (f"{base}Innermost{k or ''}" for k in itertools.count()) if name not in taken)
+        names.update({outer: kept, innermost: renamed} if kept == innermost else {innermost: renamed})
+        taken.add(renamed)
     return names
+
+
+def _two_levels(classes: Sequence[Any], applied: list[Recursion]) -> list[tuple[str, str]]:
+    """(outer, innermost) of each recursion of two classes: a class building one instance of its own
+    block, whose class builds none, where no class of the block builds the outer one and the
+    innermost class is built by no other (a longer chain unfolded keeps its numbers)."""
+    folded = {name for r in applied for name in (*r.depths, r.bottom)}
+    builds = {c.name: [leaf.source.partition("(")[0] for leaf in _leaves(c.bodies[0].tree)
+                       if leaf.kind == "child" and leaf.child is not None and leaf.child.info is not None
+                       and leaf.child.info.block == c.block] for c in classes if c.block is not None}
+    built_by: dict[str, list[str]] = {}
+    for name, targets in builds.items():
+        for target in targets:
+            built_by.setdefault(target, []).append(name)
+    return [(name, targets[0]) for name, targets in builds.items()
+            if len(targets) == 1 and not builds.get(targets[0]) and targets[0] in builds
+            and built_by[targets[0]] == [name] and name not in built_by and not {name, targets[0]} & folded]
 
 
 def _leaves(tree: dict[str, Any]) -> Iterator[Leaf]:

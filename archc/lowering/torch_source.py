@@ -976,7 +976,7 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
         planner, root, live, depths = _probed(graph, cls, labels, elaborate, planner, root_body, root, live)
     classes: list[str] = []
     written, root, applied = fold_recursion(planner.classes, root, _folding_skeleton, _fill, depths)
-    *written, root = renamed([*written, root], recursion_names(applied, [c.name for c in (*written, root)]))
+    *written, root = renamed([*written, root], recursion_names(written, applied, [c.name for c in (*written, root)]))
     dims_of = functools.partial(_input_dims, planner.writer.lowered)
     written, root = fold_dense(written, root, _fill, dims_of)
     written, root = fold_stages(written, root, dims_of)
