@@ -200,10 +200,12 @@ class _Planner:
                 body = self.writer.lower(inst)
                 body.skeleton = _skeleton(body)
                 memo.first.setdefault(shape, body)
-            # (instances whose layers reset otherwise cannot share a class: a buffer's reset writing its size)
-            resets = reset_key(body, self.writer.lowered, self.writer.as_sequential)
-            body.skeleton = f"{body.skeleton.partition(_RESETS)[0]}{_RESETS}{resets}"
+            else:  # (its numbers are its own, and so may be its resets)
+                body.skeleton = body.skeleton.partition(_RESETS)[0]
             memo.lowered[signature] = body
+        if _RESETS not in body.skeleton:  # (a body reused whole has its original's)
+            # instances whose layers reset otherwise cannot share a class: a buffer's reset writing its size
+            body.skeleton += _RESETS + reset_key(body, self.writer.lowered, self.writer.as_sequential)
         self.body_of[id(inst)] = body
         return body
 
