@@ -51,6 +51,20 @@ def test_gnmt_s_first_two_layers_are_one_class_taking_the_flag(run_archc, tmp_pa
         torch.testing.assert_close(torch.jit.script(model)(tokens), reference(tokens))
 
 
+def _assert_as_built(model: nn.Module, spec, x: torch.Tensor) -> None:
+    """``model`` (the generated file's) has the in-memory module's names and shapes (its weights load
+    strictly) and computes its output, eagerly and through torch.jit.script."""
+    from archc.frontends.yaml import load_spec
+    from archc.lowering.torch import build_module
+
+    reference = build_module(load_spec(str(spec))).eval()
+    model = model.eval()
+    model.load_state_dict(reference.state_dict(), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+        torch.testing.assert_close(torch.jit.script(model)(x), reference(x))
+
+
 _FLAGS = """\
 archc: 1
 name: flags
@@ -86,15 +100,7 @@ def test_a_flag_is_its_spec_expression_never_an_integer_it_equals(run_archc, tmp
     assert "bidirectional=flag > 0," in layer and "bidirectional=flag," not in layer
     assert "ceil: bool = False" in pooled and "ceil_mode=" in pooled
     assert "self.p0 = Pooled(ceil=True)" in source and "self.p1 = Pooled()" in source
-    from archc.frontends.yaml import load_spec
-    from archc.lowering.torch import build_module
-
-    model, reference = module.Flags().eval(), build_module(load_spec(str(spec))).eval()
-    model.load_state_dict(reference.state_dict(), strict=True)
-    x = torch.randn(2, 5, 8)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x))
-        torch.testing.assert_close(torch.jit.script(model)(x), reference(x))
+    _assert_as_built(module.Flags(), spec, torch.randn(2, 5, 8))
 
 
 @pytest.mark.parametrize("given", [{}, {"flag": 2}])
@@ -188,15 +194,8 @@ def test_flags_that_leave_a_layer_s_parameters_out_share_its_class(run_archc, tm
     assert "elementwise_affine=keep" in up and "align_corners=self.corners" in up
     assert "count_include_pad=not self.corners" in up and "self.norm.reset_parameters()" in up
     assert "self.u1 = Up(keep=False)" in source
-    from archc.frontends.yaml import load_spec
-    from archc.lowering.torch import build_module
-
-    model, reference = module.LayerFlags().eval(), build_module(load_spec(str(spec))).eval()
-    model.load_state_dict(reference.state_dict(), strict=True)
     x = torch.randn(2, 4, 8, 8)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x))
-        torch.testing.assert_close(torch.jit.script(model)(x), reference(x))
+    _assert_as_built(module.LayerFlags(), spec, x)
     with torch.device("meta"):
         empty = module.LayerFlags()
     empty.to_empty(device="cpu")
