@@ -586,11 +586,56 @@ def test_in_takes_a_name_chosen_by_an_expression_as_every_string_field_does():
     ("inputs: {x: [N, 2]}\nnodes: [{op: relu}, {name: r, op: relu, repeat: 0}]\noutputs: {heads: \"r[*]\"}\n",
      "<spec>:3:18: error: 'outputs' names no tensor here: 'r[*]' lists the outputs of no repetition (its node is "
      "repeated 0 times); a model computes at least one output"),
+    # a node named null or true (YAML's null had named the node 'None', and an output could read it)
+    ("inputs: {x: [N, 2]}\nnodes: [{name: null, op: relu}]\noutputs: [None]\n",
+     "<spec>:2:16: error: node name must be a name (text, or a number in a sequence), got null; leave 'name' "
+     "out for one made from its op or block"),
+    ("inputs: {x: [N, 2]}\nblocks:\n  b: {nodes: [{name: true, op: relu}]}\nnodes: [{block: b}]\n",
+     "<spec>:3:22: error: node name must be a name (text, or a number in a sequence), got true"),
 ])
 def test_specs_the_fuzzer_broke_the_pytorch_target_with_are_refused_where_written(text, message):
     with pytest.raises(SpecError) as info:
         loads_spec(text)
     assert message in str(info.value)
+
+
+def test_a_model_child_named_none_after_numbered_ones_generates(tmp_path):
+    # a fuzzed Swin: the model class adds `features.*` children by number and then one named "None"
+    # (no number, a Python keyword): the planner's count of numbered runs read it as numbered (a traceback)
+    torch = pytest.importorskip("torch")
+    from archc import load_spec
+    from archc.lowering.torch import build_module, generate_source
+
+    text = """\
+name: mix
+params: {depths: [2, 2, 6, 2]}
+inputs: {x: [N, 8, 4]}
+blocks:
+  unit: {nodes: [{name: norm, op: layernorm}]}
+  stage:
+    params: {i: null}
+    nodes: [{name: block, block: unit, repeat: "depths[i]", instance_name: "${index}"}]
+  level: {params: {i: null}, nodes: [{block: stage, i: i}]}
+  features:
+    sequential: true
+    nodes: [{block: level, repeat: "len(depths)", inline: true, i: index}]
+nodes:
+  - {name: features, block: features}
+  - {name: "None", op: flatten}
+  - {name: head, op: linear, out_features: 3}
+outputs: [head]
+"""
+    path = tmp_path / "mix.yaml"
+    path.write_text(text)
+    graph = loads_spec(text)
+    source = generate_source(graph, elaborate=lambda params: load_spec(str(path), dict(params)))
+    assert 'self.add_module("None", nn.Flatten(1, -1))' in source
+    namespace: dict = {}
+    exec(compile(source, "mix.py", "exec"), namespace)
+    model, reference = namespace["Mix"](), build_module(graph)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 8, 4)
+    torch.testing.assert_close(model(x), reference(x))
 
 
 def test_an_override_giving_a_list_where_others_give_an_int_still_generates(tmp_path):

@@ -620,8 +620,11 @@ def _numbered_runs(modules: list[tuple[str, str]]) -> list[list[tuple[str, str]]
 
 def _numbered_name(run: list[tuple[str, str]], each: str) -> str | None:
     """The f-string naming each child of ``run`` from the loop's ``each``; None where a name has
-    escapes (its children are added one by one)."""
-    before, _, after = NUMBERED_NAME.match(run[0][0]).groups()
+    escapes or no number (its children are added one by one)."""
+    numbered = NUMBERED_NAME.match(run[0][0])
+    if numbered is None:  # (a run of one child named without a number: ``head`` after ``block1-0``)
+        return None
+    before, _, after = numbered.groups()
     try:
         return numbered_name(before, each, after)
     except UnsafeValue:

@@ -18,6 +18,7 @@ from archc.frontends.yaml.params import (LIST_ITEM_RE, MAX_NAME_LENGTH, MODULE_N
 from archc.frontends.yaml.scope import POISON, PREVIOUS, Abort, Binding, Poison, Scope
 from archc.frontends.yaml.site import Instantiation, Site
 from archc.frontends.yaml.source import SList, SMap
+from archc.frontends.yaml.spelling import spelled
 from archc.ir import Value
 from archc.ops import registry
 
@@ -26,7 +27,12 @@ def node_name(ctx: Elaboration, item: SMap, scope: Scope, kind: str) -> str:
     """The local name of the node ``item`` (of op or block ``kind``) in ``scope``."""
     if "name" not in item:
         return scope.auto_names.take(kind)
-    name = str(item["name"])
+    given = item["name"]
+    if not isinstance(given, (str, int)) or isinstance(given, bool):  # (null would name the node 'None')
+        ctx.error(f"node name must be a name (text, or a number in a sequence), got {spelled(given)}; leave "
+                  "'name' out for one made from its op or block", item.where("name"))
+        raise Abort()
+    name = str(given)
     if not MODULE_NAME_RE.match(name):
         if LIST_ITEM_RE.match(name):
             _check_list_item(ctx, item, scope, name)
