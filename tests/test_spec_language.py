@@ -592,6 +592,9 @@ def test_in_takes_a_name_chosen_by_an_expression_as_every_string_field_does():
      "out for one made from its op or block"),
     ("inputs: {x: [N, 2]}\nblocks:\n  b: {nodes: [{name: true, op: relu}]}\nnodes: [{block: b}]\n",
      "<spec>:3:22: error: node name must be a name (text, or a number in a sequence), got true"),
+    ("inputs: {x: [N, 2]}\nnodes: [{name: on, op: relu}]\n",
+     "got true; leave 'name' out for one made from its op or block (YAML reads null and ~ as nothing, and yes, "
+     "no, on, off as true or false: quote a name written so ('on'))"),
 ])
 def test_specs_the_fuzzer_broke_the_pytorch_target_with_are_refused_where_written(text, message):
     with pytest.raises(SpecError) as info:

@@ -30,7 +30,9 @@ def node_name(ctx: Elaboration, item: SMap, scope: Scope, kind: str) -> str:
     given = item["name"]
     if not isinstance(given, (str, int)) or isinstance(given, bool):  # (null would name the node 'None')
         ctx.error(f"node name must be a name (text, or a number in a sequence), got {spelled(given)}; leave "
-                  "'name' out for one made from its op or block", item.where("name"))
+                  "'name' out for one made from its op or block", item.where("name"),
+                  hint="YAML reads null and ~ as nothing, and yes, no, on, off as true or false: quote a name "
+                       "written so ('on')" if given is None or isinstance(given, bool) else None)
         raise Abort()
     name = str(given)
     if not MODULE_NAME_RE.match(name):
