@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from generated_modules import build_generated, class_names, class_text
+from generated_modules import assert_as_rebuilt, build_generated, class_names, class_text
 from torch import nn
 
 
@@ -139,14 +139,7 @@ def test_a_model_flag_that_reaches_only_attributes_is_a_run_time_argument(run_ar
     module, source = build_generated(run_archc, tmp_path, str(spec))
     assert "use_bias: bool = True, ceil: bool = False" in class_text(source, "Cb")
     assert "self.c0 = Cb(in_channels=4, use_bias=use_bias, ceil=ceil)" in source
-    sets = [f"{k}={str(v).lower()}" for k, v in given.items()]
-    reference, _ = build_generated(run_archc, tmp_path, str(spec), *sets)
-    model, built = module.ModelFlags(**given), reference.ModelFlags()
-    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in built.state_dict().items()}
-    model.load_state_dict(built.state_dict(), strict=True)
-    x = torch.randn(2, 4, 15, 15)
-    with torch.no_grad():
-        torch.testing.assert_close(model.eval()(x), built.eval()(x))
+    assert_as_rebuilt(run_archc, tmp_path, str(spec), (), module, "ModelFlags", given, torch.randn(2, 4, 15, 15))
 
 
 def test_a_model_flag_that_moves_a_width_stays_fixed(run_archc, tmp_path):

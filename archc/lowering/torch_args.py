@@ -1468,10 +1468,7 @@ def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool
     # a value never in other text first (0 included); where the op refuses it (num_heads must divide
     # the width), a valid neighbour: a position that changes to it holds the attribute, and one that
     # changes to anything else (a head dim computed from it) is one the class cannot write as it
-    flag = type(value) is bool  # (a flag's one other value; a number's, one never in other text first)
-    for probed in _other_values(value) if flag else ((value + 1) * _SENTINEL, *_other_values(value), value // 2):
-        if not flag and (probed == value or (probed < 1 <= value) or type(probed) is not type(value)):
-            continue
+    for probed in _probe_values(value):
         probe = _with_attrs(node, with_attr_value(node.attrs, attr, probed))
         try:
             ctor2, tensor2 = lowered.module(op, probe, ins), op.torch_parameter(probe, ins)
@@ -1481,6 +1478,16 @@ def _probe_positions(lowered: Lowered, node: Node, attr: str) -> list[tuple[bool
             continue
         return _changed_positions(before, after, value, probed)
     return None
+
+
+def _probe_values(value: int | float | bool) -> tuple:
+    """The values an attribute is probed with, in order: a flag's other value; for a number, one never
+    in other text first, then its neighbours (:func:`_other_values`, half), each of its type and
+    not below 1 where it is at least 1."""
+    if type(value) is bool:
+        return (not value,)
+    return tuple(probed for probed in ((value + 1) * _SENTINEL, *_other_values(value), value // 2)
+                 if probed != value and not (probed < 1 <= value) and type(probed) is type(value))
 
 
 def _changed_positions(before: tuple[list[int], list[int]], after: tuple[list[int], list[int]], value: int,

@@ -145,9 +145,8 @@ def _two_levels(classes: Sequence[Any], applied: list[Recursion]) -> list[tuple[
     block, whose class builds none, where no class of the block builds the outer one and the
     innermost class is built by no other (a longer chain unfolded keeps its numbers)."""
     folded = {name for r in applied for name in (*r.depths, r.bottom)}
-    builds = {c.name: [leaf.source.partition("(")[0] for leaf in _leaves(c.bodies[0].tree)
-                       if leaf.kind == "child" and leaf.child is not None and leaf.child.info is not None
-                       and leaf.child.info.block == c.block] for c in classes if c.block is not None}
+    builds = {c.name: [leaf.source.partition("(")[0] for leaf in _leaves(c.bodies[0].tree) if _of_block(leaf, c.block)]
+              for c in classes if c.block is not None}
     built_by: dict[str, list[str]] = {}
     for name, targets in builds.items():
         for target in targets:
@@ -155,6 +154,12 @@ def _two_levels(classes: Sequence[Any], applied: list[Recursion]) -> list[tuple[
     return [(name, targets[0]) for name, targets in builds.items()
             if len(targets) == 1 and not builds.get(targets[0]) and targets[0] in builds
             and built_by[targets[0]] == [name] and name not in built_by and not {name, targets[0]} & folded]
+
+
+def _of_block(leaf: Leaf, block: str | None) -> bool:
+    """Whether ``leaf`` builds an instance of ``block`` (a class's own block: the recursion's next level)."""
+    return leaf.kind == "child" and leaf.child is not None and leaf.child.info is not None \
+        and leaf.child.info.block == block
 
 
 def _leaves(tree: dict[str, Any]) -> Iterator[Leaf]:
@@ -196,8 +201,7 @@ def _candidate(c: _PlannedClass, skeleton: Callable[[Body], str]) -> _Candidate 
     body = c.bodies[0]
     if body.sequential:
         return None
-    found = [(seg, leaf) for seg, leaf in body.tree.items() if isinstance(leaf, Leaf) and leaf.kind == "child"
-             and leaf.child is not None and leaf.child.info is not None and leaf.child.info.block == c.block]
+    found = [(seg, leaf) for seg, leaf in body.tree.items() if isinstance(leaf, Leaf) and _of_block(leaf, c.block)]
     if len(found) != 1:
         return None
     seg, leaf = found[0]

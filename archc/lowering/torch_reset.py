@@ -88,8 +88,13 @@ def reset_key(body: Body, lowered: Lowered, sequential: Callable[[Instance], lis
     one that holds nothing to reset (a flag left its parameters out) written alike, since one
     ``reset_parameters()`` call serves both (:func:`reset_statements`). Instances with other keys
     cannot share a class (a buffer's reset that writes its window's size)."""
-    return "\n".join(f"{module}.*" if texts in ((), RESET_OWN) else "\n".join(fill_resets(texts, module))
+    return "\n".join(f"{module}.*" if _own_or_none(texts) else "\n".join(fill_resets(texts, module))
                      for texts, module in _body_resets(body, lowered, sequential, {}))
+
+
+def _own_or_none(texts: tuple[str, ...]) -> bool:
+    """Whether a layer's reset is its own ``reset_parameters()`` or nothing: one call serves both."""
+    return texts in ((), RESET_OWN)
 
 
 def _statements(texts: Resets) -> list[str]:
@@ -129,7 +134,7 @@ def _either_resets(ours: Resets, theirs: Resets) -> Resets | None:
         if module != their_module:
             return None
         if mine != other and fill_resets(mine, module) != fill_resets(other, module):
-            if {mine, other} != {(), RESET_OWN}:
+            if not (_own_or_none(mine) and _own_or_none(other)):
                 return None
             mine = RESET_OWN
         merged.append((mine, module))
