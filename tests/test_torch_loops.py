@@ -39,14 +39,20 @@ def test_vit_s_encoder_layers_are_added_in_a_loop(run_archc, tmp_path):
 
 
 def test_a_loop_starts_at_the_first_number_of_its_run(run_archc, tmp_path):
-    # RegNet's stages 2-4: block2-0 projects, block2-1 and block2-2 are alike; one class for the three
+    # RegNet's stages: block2-0 projects, block2-1 and block2-2 are alike; one class for the four
     # stages (torchvision's AnyStage), its names made from the stage's index
     module, source = build_generated(run_archc, tmp_path, "specs/regnet_y_400mf.yaml", "num_classes=10",
                                      "image_size=64")
-    stage = class_text(source, "Stage2")
+    stage = class_text(source, "Stage")
     assert 'f"block{stage_index}-0",' in stage and "for i in range(1, depth):" in stage
-    assert 'f"block{stage_index}-{i}",' in stage and "class Stage3(" not in source
-    assert "depth=3,\n                stage_index=2," in class_text(source, "TrunkOutput")
+    assert 'f"block{stage_index}-{i}",' in stage and "class Stage2(" not in source
+    trunk = class_text(source, "TrunkOutput")
+    assert "depth=3,\n                stage_index=2," in trunk
+    # the first stage, of one block, is the same class: its loop runs no times, and it leaves out
+    # what only the loop's blocks read
+    assert "squeeze_2: int | None = None," in stage and "squeeze=squeeze_2," in stage
+    assert "Stage(\n                in_channels=in_channels,\n                groups=6," in trunk, trunk
+    assert "depth=1,\n                stage_index=1,\n            )," in trunk, trunk
     keys = module.RegnetY400mf().state_dict().keys()
     assert {k.split(".")[2] for k in keys if k.startswith("trunk_output.block2.")} == {"block2-0", "block2-1",
                                                                                        "block2-2"}

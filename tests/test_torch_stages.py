@@ -49,10 +49,10 @@ class _Unit(nn.Module):
 class _Stage(nn.Sequential):
     """A stage as a PyTorch user writes one: a strided unit, then ``depth`` units alike."""
 
-    def __init__(self, cin: int, out: int, depth: int, s: int) -> None:
+    def __init__(self, cin: int, out: int, depth: int, s: int, sep: str = "_") -> None:
         super().__init__()
         for i in range(depth + 1):
-            self.add_module(f"unit{s}_{i + 1}", _Unit(cin if i == 0 else out, out, 2 if i == 0 else 1))
+            self.add_module(f"unit{s}{sep}{i + 1}", _Unit(cin if i == 0 else out, out, 2 if i == 0 else 1))
 
 
 class _Staged(nn.Module):
@@ -87,6 +87,23 @@ def test_stages_with_other_depths_widths_and_names_are_one_class(run_archc, tmp_
     model.load_state_dict(reference.state_dict(), strict=True)  # the same names, the same shapes
     x = torch.randn(2, 3, 32, 32)
     assert_runs_as(model, reference, x)
+
+
+def test_a_stage_of_one_child_is_the_class_with_an_empty_loop(run_archc, tmp_path):
+    # a stage of the strided unit alone (n = 0) is the others' class, its loop running no times:
+    # not a class of its own, used once (RegNet-400MF's first stage has one block; its names, as
+    # these, are no identifiers: a chain of one is an nn.Sequential only so)
+    spec = tmp_path / "staged.yaml"
+    spec.write_text(_STAGED.replace("s: 2, n: 1, w: 8", "s: 2, n: 0, w: 8").replace("${s}_$", "${s}-$"))
+    module, source = build_generated(run_archc, tmp_path, str(spec))
+    assert [n for n in class_names(source) if n.startswith("Stage") and n != "Staged"] == ["Stage"], source
+    assert "self.stage2 = Stage(w=8, in_channels=4, n=0, s=2)" in source, source
+    model = module.Staged().eval()
+    reference = _Staged().eval()
+    reference.stage1, reference.stage2, reference.stage3 = (
+        _Stage(3, 4, 2, 1, "-"), _Stage(4, 8, 0, 2, "-"), _Stage(8, 16, 3, 3, "-"))
+    model.load_state_dict(reference.state_dict(), strict=True)
+    assert_runs_as(model, reference, torch.randn(2, 3, 32, 32))
 
 
 @pytest.mark.parametrize("names", ['"unit${s}_${index + 1}${\'x\' if s == 2 else \'\'}"',

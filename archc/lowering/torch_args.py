@@ -109,6 +109,8 @@ class Arg:
         return self.python or self.name
 
     def signature(self) -> str:
+        if self.default is None:  # (an argument some instances need not pass: never read there)
+            return f"{self.written}: {self.kind} | None = None"
         kind = type(self.default).__name__ if not self.required else self.kind
         if kind not in ("int", "float", "bool", "str"):  # (a list default as a tuple: never shared mutable)
             return self.written + ("" if self.required else f"={literal(frozen(self.default))}")

@@ -204,16 +204,27 @@ def count_param(counted: list[tuple[int, Body]], taken: Collection[str], own: Co
 
 
 def kept_call(leaf: Leaf, name: str, kept: str, drops: Mapping[str, Collection[str]],
-              values: Mapping[str, Mapping[str, Any]]) -> str | None:
+              values: Mapping[str, Mapping[str, Any]], old: Mapping[str, Mapping[str, Any]] | None = None
+              ) -> str | None:
     """A caller's call of folded class ``name`` (a :func:`rewritten_callers` rewrite): the kept
     class's, without the keywords ``drops`` names for ``name`` (arguments the folded class no
     longer takes), with those it gained, each with its value for the instance called (``values``
-    by path); None where that instance has none."""
-    if leaf.child.path not in values:
+    by path); None where that instance has none. A keyword dropped and gained with the value it
+    had (``old``: the dropped ones' values, by path) keeps the caller's text (``in_channels=in_channels``)."""
+    path = leaf.child.path
+    if path not in values:
         return None
+    gained = dict(values[path])
+    same = {k for k, v in (old or {}).get(path, {}).items() if k in gained and _typed_equal(gained[k], v)}
     # (a child's call passes each argument as keyword=hole: no comma inside one)
-    given = [a for a in leaf.source[len(name) + 1:-1].split(", ") if a and a.partition("=")[0] not in drops[name]]
-    return f"{kept}({', '.join(given + [f'{k}={literal(v)}' for k, v in values[leaf.child.path].items()])})"
+    passed = [a for a in leaf.source[len(name) + 1:-1].split(", ") if a]
+    text = {a.partition("=")[0]: a for a in passed}
+    given = [a for a in passed if a.partition("=")[0] not in drops[name]]
+    return f"{kept}({', '.join(given + [text[k] if k in same else f'{k}={literal(v)}' for k, v in gained.items()])})"
+
+
+def _typed_equal(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
 
 
 def input_size_name(bodies: list[Body], values: Mapping[str, int], dims_of: Callable[[Body], tuple | None],

@@ -69,6 +69,11 @@ class _Stage:
     name: tuple[str, str, str | None]
     first: int
 
+    @property
+    def short(self) -> bool:
+        """Whether it has no run: a stage of its head alone (RegNet's first stage, one block)."""
+        return self.head == len(self.holes)
+
     def positions(self) -> Iterator[tuple[int, int]]:
         """(the call, the place in it) of each number the children's calls pass: the head's, then the run's."""
         for k, call in enumerate(self.calls):
@@ -88,11 +93,14 @@ def fold_stages(classes: Sequence[Any], root: Any, dims_of: Callable[[Body], tup
             names = {s.planned.name for s in same}
             drops = {s.planned.name: {a.written for a in s.planned.args.args if a.source[:1] == ("hole",)}
                      for s in same}
-            everyone = rewritten_callers([*classes, root], names,
-                                         functools.partial(kept_call, kept=merged.name, drops=drops, values=values))
+            old = {body.instance.path: {a.written: body.holes[a.source[1]] for a in s.planned.args.args
+                                        if a.source[:1] == ("hole",)} for s in same for body in s.planned.bodies}
+            everyone = rewritten_callers([*classes, root], names, functools.partial(
+                kept_call, kept=merged.name, drops=drops, values=values, old=old))
             if everyone is not None:
-                classes = [merged if c.name == merged.name else c for c in everyone[:-1]
-                           if c.name not in names or c.name == merged.name]
+                first = same[0].planned.name  # (the folded class stands where the one it writes stood)
+                classes = [merged if c.name == first else c for c in everyone[:-1]
+                           if c.name not in names or c.name == first]
                 root = everyone[-1]
                 break
         else:
@@ -100,7 +108,21 @@ def fold_stages(classes: Sequence[Any], root: Any, dims_of: Callable[[Body], tup
 
 
 def _groups(classes: Sequence[Any]) -> Iterator[list[_Stage]]:
-    return (same for same in block_groups(classes, _stage, _key) if len(same) > 1)
+    """The stages to fold: those of equal code, at least one with several children (whose calls the
+    folded class writes: it comes first). A stage of one child is read as a run of one, or, where
+    it joins no such group so, as the head of a stage whose run is empty (RegNet's first stage, of
+    one block, beside stages of a projection block and blocks alike)."""
+    found = list(block_groups(classes, _stage, _key))
+    full = [same for same in found if any(len(s.holes) > 1 for s in same)]
+    for same in found:
+        if not any(same is group for group in full):
+            heads = [dataclasses.replace(s, head=1) for s in same]
+            into = next((group for group in full if _key(group[0], head_only=True) == _key(heads[0])), None)
+            if into is not None:
+                into.extend(heads)
+    for same in full:
+        same.sort(key=lambda s: s.short)
+    return (same for same in full if len(same) > 1)
 
 
 def _stage(c: Any) -> _Stage | None:
@@ -108,7 +130,7 @@ def _stage(c: Any) -> _Stage | None:
     whose arguments are its children's numbers (or the model's parameters handed down)."""
     body = c.bodies[0]
     items = list(body.tree.items())
-    if not body.sequential or body.ties or body.containers or c.args.counts or len(items) < 2 or any(
+    if not body.sequential or body.ties or body.containers or c.args.counts or not items or any(
             not isinstance(leaf, Leaf) or leaf.kind != "child" for _, leaf in items):
         return None
     segs = [seg for seg, _ in items]
@@ -135,10 +157,12 @@ def _name(before: str, body: Body) -> tuple[str, str, str | None]:
     return before, "", None
 
 
-def _key(stage: _Stage) -> tuple:
+def _key(stage: _Stage, head_only: bool = False) -> tuple:
+    """What stages folded into one class share; ``head_only``: as a short stage's would be."""
     args = stage.planned.args
     kept = [a for a in args.args if a.source[:1] != ("hole",)]
-    return (stage.calls, stage.head, stage.name[0], stage.name[2], stage.first, kept,
+    return (stage.calls[:stage.head] if head_only else stage.calls, stage.head, stage.name[0], stage.name[2],
+            stage.first, kept,
             NUMBERED_NAME.match(next(iter(stage.planned.bodies[0].tree))).group(3),
             *(getattr(args, f) for f in CODE_FIELDS))
 
@@ -176,11 +200,16 @@ def _folded(same: list[_Stage], dims_of: Callable[[Body], tuple | None]) -> tupl
     added = _added(same[0], texts, each, counted)
     if added is None:
         return None
-    values = {body.instance.path: {name: by_path[body.instance.path] for name, by_path in new} for _, body in served}
+    values = {body.instance.path: {name: by_path[body.instance.path] for name, by_path in new
+                                   if body.instance.path in by_path} for _, body in served}
     at = next((k for k, a in enumerate(kept) if not a.required), len(kept))
-    kept[at:at] = [Arg(name, source=("stage",)) for name, _ in new]
+    kept[at:at] = [Arg(name, source=("stage",)) for name, by_path in new if len(by_path) == len(served)]
+    # (what only the run's children read: None where a short stage has no run, which never reads it)
+    kept += [Arg(name, None, source=("stage",)) for name, by_path in new if len(by_path) < len(served)]
     bodies = [dataclasses.replace(body, tree={}) for _, body in served]
-    merged = dataclasses.replace(first, bodies=bodies, args=dataclasses.replace(first.args, args=kept), added=added)
+    name = min((s.planned.name for s in same), key=lambda n: (len(n), natural(n)))  # (Stage, not Stage2)
+    merged = dataclasses.replace(first, name=name, bodies=bodies, args=dataclasses.replace(first.args, args=kept),
+                                 added=added)
     return merged, values
 
 
@@ -195,17 +224,20 @@ def _number(served: list[_Served], k: int, place: int, taken: set[str], new: lis
     by_path: dict[str, int] = {}
     for s, body in served:
         values = {body.holes[_hole(s, k, place, j)] for j in _children(s, k)}
+        if not values:  # (a short stage has no run: it passes nothing there)
+            continue
         value = values.pop() if len(values) == 1 else None
         if type(value) is not int:
             return None
         by_path[body.instance.path] = value
     if len(set(by_path.values())) == 1:
         return literal(next(iter(by_path.values())))
-    same = next((name for name, values in new if values == by_path), None)
+    same = next((name for name, values in new if by_path.items() <= values.items()), None)
     if same is not None:
         return same
-    name = input_size_name([body for _, body in served], by_path, dims_of, "x") or _block_param(served, by_path) \
-        or _keyword(served[0][0].calls[k], place)
+    passing = [(s, body) for s, body in served if body.instance.path in by_path]
+    name = input_size_name([body for _, body in passing], by_path, dims_of, "x") or _block_param(passing, by_path) \
+        or _keyword(passing[0][0].calls[k], place)
     if name is None:
         return None
     name = fresh(name, taken)
