@@ -35,6 +35,7 @@ from archc.lowering.torch_plan import (HOLE, NAME_LIMIT, NUMBERED_NAME, OMITTED,
 from archc.lowering.torch_dense import fold_dense
 from archc.lowering.torch_folds import Added, renamed
 from archc.lowering.torch_recursion import fold_recursion, model_calls, recursion_names
+from archc.lowering.torch_runs import fold_runs
 from archc.lowering.torch_stages import fold_stages
 from archc.lowering.torch_reuse import Signatures, relower, reuse
 from archc.lowering.torch_reset import block_instances_method, reset_key, reset_method, reset_statements, tie_lines
@@ -78,6 +79,9 @@ class _Class:
     #: children added by names it computes, after its attributes (:mod:`~archc.lowering.torch_dense`):
     #: an ``nn.ModuleDict`` class where it has no ``forward`` of ``nn.Sequential``'s
     added: tuple[Added, ...] = ()
+    #: the instances its comment names, in this order, where not its bodies' (the first body is the
+    #: one the class is written from: :mod:`~archc.lowering.torch_runs` puts one with every run there)
+    shown: tuple[str, ...] = ()
 
 
 def _depths(root: Instance) -> list[list[Instance]]:
@@ -636,7 +640,7 @@ def _class_text(cls: _Class, root_guards: bool = False, methods: list[str] = ())
     base = "nn.Sequential" if body.sequential else "nn.ModuleDict" if cls.added else "nn.Module"
     lines = split_statement(f"class {cls.name}({base}):", "")
     if cls.block is not None:
-        paths = [b.instance.path for b in cls.bodies]
+        paths = list(cls.shown) or [b.instance.path for b in cls.bodies]
         shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
         lines += _comment_lines(f"The spec's block '{cls.block}': {shown}.", 1)
     signature = ", ".join(["self"] + [a.signature() for a in cls.args.args])
@@ -794,6 +798,14 @@ def _methods(planner: _Planner, c: _Class, classes: list[_Class] | None = None) 
             blocks.setdefault(other.block, []).append(other.name)
         methods += [""] + block_instances_method(blocks)
     return methods
+
+
+def _masked_text(planner: _Planner, c: _Class, runs: Mapping[tuple, int], body: Body) -> str:
+    """Class ``c``'s text as written from ``body``, nameless, with the lengths of ``runs`` masked
+    (:func:`~archc.lowering.torch_runs.fold_runs` compares classes so)."""
+    masked = dataclasses.replace(c, name="\x07", block=None, bodies=[body],
+                                 args=dataclasses.replace(c.args, counts={key: "\x05" for key in runs}))
+    return "\n".join(_class_text(masked, methods=_methods(planner, c)))
 
 
 def _block_class_texts(planner: _Planner, classes: list[_Class] | None = None) -> list[list[str]]:
@@ -985,6 +997,8 @@ def _write_source(graph: Graph, cls: str, labels: Mapping[str, str], provenance:
     dims_of = functools.partial(_input_dims, planner.writer.lowered)
     written, root = fold_dense(written, root, _fill, dims_of)
     written, root = fold_stages(written, root, dims_of)
+    written, root = fold_runs(written, root, functools.partial(_masked_text, planner),
+                              lambda c: class_runs(c.bodies[0], c.args))
     for text in _block_class_texts(planner, written) + [
             _class_text(root, root_guards=True, methods=_methods(planner, root, written))]:
         classes += ["", ""] + text

@@ -1,0 +1,197 @@
+"""Instances of one block that differ in how many equal children repeat: one class taking the count.
+
+A stage written as a block (``{name: blocks, block: basic, repeat: n, overrides: {0: {stride:
+stride}}}``, as torchvision's ``_make_layer``) and used with another ``n`` in each place is planned
+as one class per count: the run of equal children is part of a class's code. :func:`fold_runs`
+writes the classes whose code is the same but for the lengths of such runs as one, the length an
+argument, as a PyTorch user writes it::
+
+    class Stage(nn.Module):
+        def __init__(self, in_channels: int, planes: int, n: int, stride: int = 1) -> None:
+            super().__init__()
+            self.blocks = nn.Sequential(
+                BasicShortcut(in_channels=in_channels, planes=planes, stride=stride),
+                *[Basic(planes=planes) for _ in range(n - 1)],
+            )
+
+A run's length is the block parameter it equals plus one constant in every instance (``n - 1``),
+else an argument of its own (``num_blocks``). An instance whose container lacks the last run
+altogether (a stage of one block) is of the class too: the loop runs no times. Classes that
+hold their own block (a recursion), ``nn.Sequential`` classes (:mod:`.torch_stages`) and classes
+whose runs follow the model's parameters already are left as they are. Module names, and so
+state_dict keys, are unchanged: the same children at the same indices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from archc.lowering.torch_args import Arg
+from archc.lowering.torch_folds import count_param, fresh, kept_call, natural, plus, renamed, rewritten_callers
+from archc.lowering.torch_plan import RESERVED, Leaf
+
+__all__ = ["fold_runs"]
+
+#: a run's length while classes' texts are compared (never a digit, never in a name)
+_MASK = "\x05"
+
+#: a class's text with the lengths of the given runs masked: (class, runs by (container, place),
+#: the body to write, in place of its first) -> text
+Render = Callable[[Any, Mapping[tuple, int], Any], str]
+#: the runs of equal children in a class's containers: class -> length by (container, place)
+RunsOf = Callable[[Any], Mapping[tuple, int]]
+
+
+@dataclass
+class _Read:
+    """A class as the fold compares it: its runs' lengths (every body of a class has the same), its
+    text with them masked, and that text without each container's last run (container -> text)."""
+
+    planned: Any
+    runs: dict[tuple, int]
+    key: str
+    trimmed: dict[str, str]
+    #: the run this class lacks, where it joined a group as a stage without it
+    missing: tuple | None = None
+
+
+def fold_runs(classes: Sequence[Any], root: Any, render: Render, runs_of: RunsOf) -> tuple[list[Any], Any]:
+    """``classes`` and the model class ``root`` with the classes of one block that differ only in
+    their runs' lengths written as one (see the module's docstring); ``render`` and ``runs_of``:
+    how the writer writes a class and reads its runs."""
+    folded_blocks: set[str] = set()
+    while True:  # (a fold rewrites its callers: the classes are read again after each)
+        for same in _groups(classes, render, runs_of):
+            folded = _folded(same)
+            if folded is None:
+                continue
+            merged, values = folded
+            names = {r.planned.name for r in same}
+            everyone = rewritten_callers([*classes, root], names, functools.partial(
+                kept_call, kept=merged.name, drops={name: () for name in names}, values=values))
+            if everyone is not None:
+                first = same[0].planned.name  # (the folded class stands where the one it writes stood)
+                classes = [merged if c.name == first else c for c in everyone[:-1]
+                           if c.name not in names or c.name == first]
+                root = everyone[-1]
+                folded_blocks.add(merged.block)
+                break
+        else:
+            *classes, root = renamed([*classes, root], _in_file_order(classes, folded_blocks))
+            return classes, root
+
+
+def _in_file_order(classes: Sequence[Any], blocks: set[str]) -> dict[str, str]:
+    """New names (old -> new) that number the classes of each of ``blocks`` in the file's order
+    (``Stage`` first, then ``Stage2``), as the planner numbers them before a fold takes some away."""
+    names: dict[str, str] = {}
+    for block in blocks:
+        numbered: dict[str, list[str]] = {}  # (Stage, Stage2, ...; not BottleneckDownsample beside Bottleneck)
+        for c in classes:
+            if c.block == block:
+                numbered.setdefault(c.name.rstrip("0123456789"), []).append(c.name)
+        for own in numbered.values():
+            ordered = sorted(own, key=lambda n: (len(n), natural(n)))
+            names.update({old: new for old, new in zip(own, ordered) if old != new})
+    return names
+
+
+def _groups(classes: Sequence[Any], render: Render, runs_of: RunsOf) -> Iterator[list[_Read]]:
+    """Classes of one block whose texts are equal once their runs' lengths are masked, the first
+    of each group with every run; a class whose text is another's without a container's last run
+    joins that one's group, lacking that run."""
+    by_block: dict[str, list[_Read]] = {}
+    for c in classes:
+        read = _read(c, render, runs_of)
+        if read is not None:
+            by_block.setdefault(c.block, []).append(read)
+    for reads in by_block.values():
+        groups: list[list[_Read]] = []
+        for read in reads:
+            group = next((g for g in groups if g[0].key == read.key), None)
+            if group is None:
+                groups.append([read])
+            else:
+                group.append(read)
+        for group in groups:
+            into = next(((g, seg) for g in groups if g and g is not group and g[0].missing is None
+                         for seg, text in g[0].trimmed.items() if text == group[0].key), None)
+            if into is not None:
+                target, seg = into
+                last = max(k for s, k in target[0].runs if s == seg)
+                target.extend(dataclasses.replace(read, missing=(seg, last)) for read in group)
+                group.clear()
+        yield from (g for g in groups if len(g) > 1)
+
+
+def _read(c: Any, render: Render, runs_of: RunsOf) -> _Read | None:
+    """``c`` as the fold compares it; None where it is not a class to fold."""
+    body = c.bodies[0]
+    if c.block is None or body.sequential or c.args.counts or c.choices or c.added or _holds_own_block(c):
+        return None
+    runs = {key: count for key, count in runs_of(c).items() if key[0]}
+    if not runs:
+        return None
+    trimmed = {}
+    for seg in {s for s, _ in runs}:
+        places = sorted(k for s, k in runs if s == seg)
+        sub = body.tree[seg]
+        if len(places) < 2 or any(isinstance(leaf, Leaf) and leaf.kind == "param" for leaf in sub.values()):
+            continue
+        kept = dict(list(sub.items())[:-runs[(seg, places[-1])]])
+        fewer = {key: n for key, n in runs.items() if key != (seg, places[-1])}
+        trimmed[seg] = render(c, fewer, dataclasses.replace(body, tree={**body.tree, seg: kept}))
+    return _Read(c, runs, render(c, runs, body), trimmed)
+
+
+def _holds_own_block(c: Any) -> bool:
+    """Whether ``c`` builds an instance of its own block (a recursion: :mod:`.torch_recursion`'s)."""
+    def walk(tree: dict[str, Any]) -> Iterator[Leaf]:
+        for sub in tree.values():
+            yield from walk(sub) if isinstance(sub, dict) else [sub]
+    return any(leaf.kind == "child" and leaf.child is not None and leaf.child.info is not None
+               and leaf.child.info.block == c.block for body in c.bodies for leaf in walk(body.tree))
+
+
+def _folded(same: list[_Read]) -> tuple[Any, dict[str, dict[str, int]]] | None:
+    """The one class for ``same`` (the first class's, its varying runs' lengths written as
+    arguments) and each instance's values of the arguments it gained, by path; None where no run
+    differs."""
+    first = same[0].planned
+    args = first.args
+    taken = set(RESERVED) | {n for a in args.args for n in (a.name, a.written)} | {n for n, _ in args.lets}
+    own = {a.name: a.written for a in args.args}
+    served = sorted(((read, body) for read in same for body in read.planned.bodies),
+                    key=lambda item: natural(item[1].instance.path))
+    counts = dict(args.counts)
+    new: dict[str, dict[str, int]] = {}  # argument -> each instance's value, by path
+    for run in sorted(same[0].runs, key=lambda key: (natural(key[0]), key[1])):
+        lengths = [(0 if read.missing == run else read.runs[run], body) for read, body in served]
+        if len({n for n, _ in lengths}) == 1:
+            continue
+        found = count_param(lengths, taken | new.keys(), own)
+        if found is None:  # (no parameter of the block counts it: an argument of its own)
+            name = fresh(f"num_{run[0]}", taken | new.keys())
+            new[name] = {body.instance.path: n for n, body in lengths}
+            counts[run] = name
+            continue
+        name, constant = found
+        if name not in own and name not in new:
+            new[name] = {body.instance.path: dict(body.instance.info.args)[name] for _, body in lengths}
+        counts[run] = plus(own.get(name, name), constant)
+    if counts == args.counts:
+        return None
+    kept = list(args.args)
+    at = next((k for k, a in enumerate(kept) if not a.required), len(kept))
+    kept[at:at] = [Arg(name, source=("runs",)) for name in new]
+    values = {body.instance.path: {name: by_path[body.instance.path] for name, by_path in new.items()}
+              for _, body in served}
+    name = min((read.planned.name for read in same), key=lambda n: (len(n), natural(n)))  # (Stage, not Stage2)
+    # (the first body is the one the class is written from: one with every run)
+    bodies = [*first.bodies, *(body for read, body in served if read.planned is not first)]
+    merged = dataclasses.replace(first, name=name, bodies=bodies, shown=tuple(body.instance.path for _, body in served),
+                                 args=dataclasses.replace(args, args=kept, counts=counts))
+    return merged, values
