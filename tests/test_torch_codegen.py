@@ -2175,3 +2175,39 @@ def test_equal_children_in_a_row_are_written_in_a_loop_at_the_same_indices(run_a
     loader.loader.exec_module(module)
     keys = module.Resnet152().state_dict().keys()
     assert "layer3.35.conv3.weight" in keys and "layer3.36.conv3.weight" not in keys
+
+
+SHAPE_ONLY_INPUT = """
+params: {}
+inputs: {x: [N, 3, 16, 24]}
+blocks:
+  encoder:
+    params: {out: null}
+    nodes:
+      - {name: conv, op: conv, out_channels: out, kernel_size: 3, padding: 1}
+      - {name: pool, op: maxpool, kernel_size: 2, stride: 2, return_indices: true}
+    outputs: [pool, "pool:indices", conv]
+  decoder:
+    inputs: [x, indices, size]
+    nodes:
+      # `size` is read by shape() alone: no node of the block reads it, the call still passes it
+      - {name: unpool, op: max_unpool, in: [x, indices], kernel_size: 2, stride: 2,
+         output_size: ["shape(size)[2]", "shape(size)[3]"]}
+      - {name: conv, op: conv, out_channels: 4, kernel_size: 3, padding: 1}
+nodes:
+  - {name: enc, block: encoder, out: 8}
+  - {name: dec, block: decoder, in: ["enc:0", "enc:1", "enc:2"]}
+"""
+
+
+def test_a_block_input_only_shape_reads_is_passed_by_the_caller():
+    from ops_harness import run_onnx
+
+    graph = loads_spec(SHAPE_ONLY_INPUT, "shape_only.yaml")
+    source = generate_source(graph)
+    assert "enc_0, enc_1, enc_2 = self.enc(x)" in source and "dec = self.dec(enc_0, enc_1, enc_2)" in source
+    import numpy as np
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 24)).astype(np.float32)
+    got = build_module(graph).eval()(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(got, run_onnx(graph, {"x": x})[0], rtol=1e-5, atol=1e-5)

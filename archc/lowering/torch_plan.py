@@ -252,8 +252,22 @@ def _set_outputs(root: Instance, graph: Graph, nodes: list[Node], by_path: dict[
     for value in graph.outputs.values():  # read outside every instance
         for info in scopes[value.node]:
             found[info.path].setdefault((value.node, value.out), value)
+    _add_passed_in(by_path, scopes, found)
     for path, values in found.items():
         _set_in_declared_order(by_path[path], list(values.values()), order)
+
+
+def _add_passed_in(by_path: dict[str, Instance], scopes: dict[str, tuple],
+                   found: dict[str, dict[tuple[str, int], Value]]) -> None:
+    """Values handed to an instance that no node inside reads (an input only ``shape()`` reads:
+    SegNet's decoder given the encoder map whose size it unpools to) are still read outside the
+    instances that make them: the call passes them."""
+    for path, inst in by_path.items():
+        for values in inst.inputs if path else ():
+            for value in values:
+                for info in scopes.get(value.node, ()):
+                    if info.path != path and not path.startswith(info.path + "."):
+                        found[info.path].setdefault((value.node, value.out), value)
 
 
 def _set_in_declared_order(inst: Instance, values: list[Value], order: dict[str, int]) -> None:

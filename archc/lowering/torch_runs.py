@@ -149,11 +149,14 @@ def _read(c: Any, render: Render, runs_of: RunsOf) -> _Read | None:
 
 def _holds_own_block(c: Any) -> bool:
     """Whether ``c`` builds an instance of its own block (a recursion: :mod:`.torch_recursion`'s)."""
-    def walk(tree: dict[str, Any]) -> Iterator[Leaf]:
-        for sub in tree.values():
-            yield from walk(sub) if isinstance(sub, dict) else [sub]
     return any(leaf.kind == "child" and leaf.child is not None and leaf.child.info is not None
-               and leaf.child.info.block == c.block for body in c.bodies for leaf in walk(body.tree))
+               and leaf.child.info.block == c.block for body in c.bodies for leaf in _leaves(body.tree))
+
+
+def _leaves(tree: dict[str, Any]) -> Iterator[Leaf]:
+    # (a function of the module: a closure calling itself would be a reference cycle, freed late)
+    for sub in tree.values():
+        yield from _leaves(sub) if isinstance(sub, dict) else [sub]
 
 
 def _folded(same: list[_Read]) -> tuple[Any, dict[str, dict[str, int]]] | None:
