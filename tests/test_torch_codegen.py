@@ -2211,3 +2211,41 @@ def test_a_block_input_only_shape_reads_is_passed_by_the_caller():
     x = np.random.default_rng(0).standard_normal((2, 3, 16, 24)).astype(np.float32)
     got = build_module(graph).eval()(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(got, run_onnx(graph, {"x": x})[0], rtol=1e-5, atol=1e-5)
+
+
+INLINE_OVERRIDES = """
+inputs: {x: [N, 8, 16, 16]}
+blocks:
+  basic:
+    params: {planes: null, stride: 1}
+    nodes:
+      - {name: conv1, op: conv, out_channels: planes, kernel_size: 3, stride: stride, padding: 1, bias: false}
+      - {name: relu1, op: relu}
+      - {name: conv2, op: conv, out_channels: planes, kernel_size: 3, padding: 1, bias: false}
+      - {name: down, op: conv, in: x, out_channels: planes, kernel_size: 1, stride: stride, bias: false,
+         if: "stride != 1 or channels(x) != planes", else: x}
+      - {name: add, op: add, in: [conv2, down]}
+  make_layer:
+    params: {planes: null, blocks: null, stride: 1}
+    sequential: true
+    nodes:
+      - {name: blk, block: basic, repeat: blocks, inline: true, planes: planes, overrides: {0: {stride: stride}}}
+nodes:
+  - {name: layer1, block: make_layer, planes: 16, blocks: 2, stride: 2}
+"""
+
+
+def test_an_inline_block_s_expressions_are_written_in_its_caller_s_terms():
+    # the second repetition leaves basic's stride at its default (1): its conv is no `stride=stride`,
+    # which in make_layer's class would read make_layer's stride (2)
+    from ops_harness import run_onnx
+
+    graph = loads_spec(INLINE_OVERRIDES, "inline.yaml")
+    assert graph.node("layer1.0").attr_exprs["stride"] == "stride" and "stride" not in graph.node("layer1.5").attr_exprs
+    source = generate_source(graph)
+    assert source.count("stride=stride") == 2, source  # (the first repetition's conv1 and down)
+    import numpy as np
+
+    x = np.random.default_rng(0).standard_normal((2, 8, 16, 16)).astype(np.float32)
+    got = build_module(graph).eval()(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(got, run_onnx(graph, {"x": x})[0], rtol=1e-4, atol=1e-5)

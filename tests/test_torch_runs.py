@@ -7,6 +7,7 @@ import re
 
 import torch
 from generated_modules import assert_runs_as, build_generated, class_names, class_text
+import torch.nn.functional as F
 from torch import nn
 
 # ResNet's layers written as a `stage` block (what a user transcribing torchvision writes first)
@@ -123,3 +124,97 @@ def test_a_count_no_parameter_gives_is_an_argument_of_its_own(run_archc, tmp_pat
     with torch.no_grad():
         x = torch.randn(2, 3, 32, 32)
         torch.testing.assert_close(model(x), reference(x))
+
+
+# SegNet written flat, as its PyTorch ports are: encoder stages returning the pool's indices, decoder
+# stages unpooling with them; a decoder's convs narrow at the last one, so its repeated middle run is
+# empty in a stage of two convs
+_FLAT_SEGNET = """\
+archc: 1
+name: flat_segnet
+params: {num_classes: 5}
+inputs:
+  x: [N, 3, 32, 48]
+blocks:
+  conv_bn_relu:
+    params: {out: null}
+    nodes:
+      - {name: conv, op: conv, out_channels: out, kernel_size: 3, padding: 1, bias: false}
+      - {name: bn, op: batchnorm}
+      - {name: relu, op: relu}
+  encoder:
+    params: {out: null, n: null}
+    nodes:
+      - {name: convs, block: conv_bn_relu, repeat: n, out: out}
+      - {name: pool, op: maxpool, kernel_size: 2, stride: 2, return_indices: true}
+    outputs: [pool, "pool:indices"]
+  decoder:
+    params: {out: null, n: null, last: null}
+    inputs: [x, indices]
+    nodes:
+      - {name: unpool, op: max_unpool, in: [x, indices], kernel_size: 2, stride: 2}
+      - {name: convs, block: conv_bn_relu, repeat: n, out: out, overrides: {-1: {out: last}}}
+nodes:
+  - {name: enc1, block: encoder, out: 8, n: 2}
+  - {name: enc2, block: encoder, in: "enc1:0", out: 16, n: 2}
+  - {name: enc3, block: encoder, in: "enc2:0", out: 32, n: 3}
+  - {name: dec3, block: decoder, in: ["enc3:0", "enc3:1"], out: 32, n: 3, last: 16}
+  - {name: dec2, block: decoder, in: [dec3, "enc2:1"], out: 16, n: 2, last: 8}
+  - {name: dec1, block: decoder, in: [dec2, "enc1:1"], out: 8, n: 4, last: 8}
+  - {name: classifier, op: conv, out_channels: num_classes, kernel_size: 3, padding: 1}
+outputs: [classifier]
+"""
+
+
+def _convs(cin: int, out: int, last: int, n: int) -> nn.Sequential:
+    widths = [cin] + [out] * (n - 1) + [last]
+    return nn.Sequential(*[_Cbr(widths[i], widths[i + 1]) for i in range(n)])
+
+
+class _Cbr(nn.Module):
+    def __init__(self, cin: int, out: int) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(cin, out, 3, 1, 1, bias=False), nn.BatchNorm2d(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.bn(self.conv(x)))
+
+
+class _FlatSegnet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc1, self.enc2, self.enc3 = (nn.Module() for _ in range(3))
+        for enc, cin, out, n in ((self.enc1, 3, 8, 2), (self.enc2, 8, 16, 2), (self.enc3, 16, 32, 3)):
+            enc.convs = _convs(cin, out, out, n)
+        self.dec3, self.dec2, self.dec1 = (nn.Module() for _ in range(3))
+        for dec, cin, out, last, n in ((self.dec3, 32, 32, 16, 3), (self.dec2, 16, 16, 8, 2), (self.dec1, 8, 8, 8, 4)):
+            dec.convs = _convs(cin, out, last, n)
+        self.classifier = nn.Conv2d(8, 5, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        indices = []
+        for enc in (self.enc1, self.enc2, self.enc3):
+            x, i = F.max_pool2d(enc.convs(x), 2, 2, return_indices=True)
+            indices.append(i)
+        for dec in (self.dec3, self.dec2, self.dec1):
+            x = dec.convs(F.max_unpool2d(x, indices.pop(), 2, 2))
+        return self.classifier(x)
+
+
+def test_a_run_left_out_in_the_middle_is_a_loop_that_runs_no_times(run_archc, tmp_path):
+    spec = tmp_path / "flat_segnet.yaml"
+    spec.write_text(_FLAT_SEGNET)
+    module, source = build_generated(run_archc, tmp_path, str(spec))
+    assert [n for n in class_names(source) if n.startswith(("Encoder", "Decoder"))] == ["Encoder", "Decoder"], source
+    decoder = class_text(source, "Decoder")
+    assert "ConvBnRelu(in_channels=in_channels, out=out),\n" \
+           "            *[ConvBnRelu(in_channels=out, out=out) for _ in range(n - 2)],\n" \
+           "            ConvBnRelu(in_channels=out, out=last),\n" in decoder, decoder
+    # (an unpool to the default size leaves it to PyTorch: the class serves any input size)
+    assert "output_size" not in decoder
+    model, reference = module.FlatSegnet().eval(), _FlatSegnet().eval()
+    model.load_state_dict(reference.state_dict(), strict=True)
+    with torch.no_grad():
+        for shape in ((2, 3, 32, 48), (1, 3, 16, 24)):
+            x = torch.randn(shape)
+            torch.testing.assert_close(model(x), reference(x))

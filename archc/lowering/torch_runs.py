@@ -16,7 +16,8 @@ argument, as a PyTorch user writes it::
 
 A run's length is the block parameter it equals plus one constant in every instance (``n - 1``),
 else an argument of its own (``num_blocks``). An instance whose container lacks the last run
-altogether (a stage of one block) is of the class too: the loop runs no times. Classes that
+altogether (a stage of one block), or another of its runs, is of the class too: the loop runs no
+times. Classes that
 hold their own block (a recursion), ``nn.Sequential`` classes (:mod:`.torch_stages`) and classes
 whose runs follow the model's parameters already are left as they are. Module names, and so
 state_dict keys, are unchanged: the same children at the same indices.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,12 +50,12 @@ RunsOf = Callable[[Any], Mapping[tuple, int]]
 @dataclass
 class _Read:
     """A class as the fold compares it: its runs' lengths (every body of a class has the same), its
-    text with them masked, and that text without each container's last run (container -> text)."""
+    text with them masked, and that text without each run in turn (run -> text)."""
 
     planned: Any
     runs: dict[tuple, int]
     key: str
-    trimmed: dict[str, str]
+    trimmed: dict[tuple, str]
     #: the run this class lacks, where it joined a group as a stage without it
     missing: tuple | None = None
 
@@ -86,23 +88,27 @@ def fold_runs(classes: Sequence[Any], root: Any, render: Render, runs_of: RunsOf
 
 def _in_file_order(classes: Sequence[Any], blocks: set[str]) -> dict[str, str]:
     """New names (old -> new) that number the classes of each of ``blocks`` in the file's order
-    (``Stage`` first, then ``Stage2``), as the planner numbers them before a fold takes some away."""
+    without gaps (``Stage`` first, then ``Stage2``), as the planner numbers them before a fold takes
+    some away; names another class holds are skipped."""
     names: dict[str, str] = {}
     for block in blocks:
         numbered: dict[str, list[str]] = {}  # (Stage, Stage2, ...; not BottleneckDownsample beside Bottleneck)
         for c in classes:
             if c.block == block:
                 numbered.setdefault(c.name.rstrip("0123456789"), []).append(c.name)
-        for own in numbered.values():
-            ordered = sorted(own, key=lambda n: (len(n), natural(n)))
-            names.update({old: new for old, new in zip(own, ordered) if old != new})
+        for base, own in numbered.items():
+            if base not in own and f"{base}2" not in own:
+                continue  # (no plain name among them: names the planner chose otherwise)
+            others = {c.name for c in classes} - set(own)
+            wanted = (name for name in (f"{base}{k if k > 1 else ''}" for k in itertools.count(1)) if name not in others)
+            names.update({old: new for old, new in zip(own, wanted) if old != new})
     return names
 
 
 def _groups(classes: Sequence[Any], render: Render, runs_of: RunsOf) -> Iterator[list[_Read]]:
     """Classes of one block whose texts are equal once their runs' lengths are masked, the first
-    of each group with every run; a class whose text is another's without a container's last run
-    joins that one's group, lacking that run."""
+    of each group with every run; a class whose text is another's without one of its runs joins
+    that one's group, lacking that run."""
     by_block: dict[str, list[_Read]] = {}
     for c in classes:
         read = _read(c, render, runs_of)
@@ -117,12 +123,11 @@ def _groups(classes: Sequence[Any], render: Render, runs_of: RunsOf) -> Iterator
             else:
                 group.append(read)
         for group in groups:
-            into = next(((g, seg) for g in groups if g and g is not group and g[0].missing is None
-                         for seg, text in g[0].trimmed.items() if text == group[0].key), None)
+            into = next(((g, run) for g in groups if g and g is not group and g[0].missing is None
+                         for run, text in g[0].trimmed.items() if text == group[0].key), None)
             if into is not None:
-                target, seg = into
-                last = max(k for s, k in target[0].runs if s == seg)
-                target.extend(dataclasses.replace(read, missing=(seg, last)) for read in group)
+                target, run = into
+                target.extend(dataclasses.replace(read, missing=run) for read in group)
                 group.clear()
         yield from (g for g in groups if len(g) > 1)
 
@@ -136,14 +141,20 @@ def _read(c: Any, render: Render, runs_of: RunsOf) -> _Read | None:
     if not runs:
         return None
     trimmed = {}
-    for seg in {s for s, _ in runs}:
+    for seg in sorted({s for s, _ in runs}, key=natural):
         places = sorted(k for s, k in runs if s == seg)
         sub = body.tree[seg]
         if len(places) < 2 or any(isinstance(leaf, Leaf) and leaf.kind == "param" for leaf in sub.values()):
             continue
-        kept = dict(list(sub.items())[:-runs[(seg, places[-1])]])
-        fewer = {key: n for key, n in runs.items() if key != (seg, places[-1])}
-        trimmed[seg] = render(c, fewer, dataclasses.replace(body, tree={**body.tree, seg: kept}))
+        items = list(sub.items())
+        start = 0
+        for k in places:  # (each run left out in turn: the text of a class lacking it)
+            end = start + runs[(seg, k)]
+            # (the runs after it move up one place)
+            fewer = {(s, j - (s == seg and j > k)): n for (s, j), n in runs.items() if (s, j) != (seg, k)}
+            tree = {**body.tree, seg: dict(items[:start] + items[end:])}
+            trimmed[(seg, k)] = render(c, fewer, dataclasses.replace(body, tree=tree))
+            start = end
     return _Read(c, runs, render(c, runs, body), trimmed)
 
 
@@ -159,6 +170,15 @@ def _leaves(tree: dict[str, Any]) -> Iterator[Leaf]:
         yield from _leaves(sub) if isinstance(sub, dict) else [sub]
 
 
+def _length(read: _Read, run: tuple) -> int:
+    """The length in ``read``'s class of the first class's ``run`` (0 where it lacks it; a class
+    lacking one has the runs after it one place earlier)."""
+    if read.missing is None:
+        return read.runs[run]
+    (seg, k), (s, j) = read.missing, run
+    return 0 if run == read.missing else read.runs[(s, j - (s == seg and j > k))]
+
+
 def _folded(same: list[_Read]) -> tuple[Any, dict[str, dict[str, int]]] | None:
     """The one class for ``same`` (the first class's, its varying runs' lengths written as
     arguments) and each instance's values of the arguments it gained, by path; None where no run
@@ -172,7 +192,7 @@ def _folded(same: list[_Read]) -> tuple[Any, dict[str, dict[str, int]]] | None:
     counts = dict(args.counts)
     new: dict[str, dict[str, int]] = {}  # argument -> each instance's value, by path
     for run in sorted(same[0].runs, key=lambda key: (natural(key[0]), key[1])):
-        lengths = [(0 if read.missing == run else read.runs[run], body) for read, body in served]
+        lengths = [(_length(read, run), body) for read, body in served]
         if len({n for n, _ in lengths}) == 1:
             continue
         found = count_param(lengths, taken | new.keys(), own)

@@ -805,7 +805,9 @@ def _masked_text(planner: _Planner, c: _Class, runs: Mapping[tuple, int], body: 
     (:func:`~archc.lowering.torch_runs.fold_runs` compares classes so)."""
     masked = dataclasses.replace(c, name="\x07", block=None, bodies=[body],
                                  args=dataclasses.replace(c.args, counts={key: "\x05" for key in runs}))
-    return "\n".join(_class_text(masked, methods=_methods(planner, c)))
+    # (not its comments: a skip's label is one instance's, the class's are over all its instances)
+    return "\n".join(line for line in _class_text(masked, methods=_methods(planner, c))
+                     if not line.lstrip().startswith("#"))
 
 
 def _block_class_texts(planner: _Planner, classes: list[_Class] | None = None) -> list[list[str]]:

@@ -221,8 +221,10 @@ class MaxUnpool(OpDef):
 
     def torch_forward(self, node, ins, args, module):
         n, k, s, p, size = self._geometry(node, ins[0])
+        # (the default size is what PyTorch computes from the input: written only where the spec sets one)
+        given = f", output_size={py(size)}" if node.attrs["output_size"] is not None else ""
         return (f"F.max_unpool{n}d({args[0]}, {args[1]}, kernel_size={py_dims(k)}, stride={py_dims(s)}, "
-                f"padding={py_dims(p)}, output_size={py(size)})")
+                f"padding={py_dims(p)}{given})")
 
     def onnx(self, emit, node, inputs, ins):
         import numpy as np

@@ -125,7 +125,7 @@ class _AttrReader:
         if isinstance(raw, str) and kind != "any":
             value = self.ctx.evaluate(raw, self.scope, site, attr=True, expects=lambda: (
                 f"attribute '{site.key}' of op '{self.op.name}' expects {spec.expected()}"))
-            self.exprs[site.key] = raw
+            self._record(site.key, raw)
             return value
         if kind == "any":
             return _plain(raw)  # data (an imported ONNX node's attributes): never evaluated
@@ -143,8 +143,15 @@ class _AttrReader:
         if not isinstance(v, str) or (spec.kind == "int_or_str" and self._meant_choice(spec, v)):
             return v  # (a choice in a list is kept as written, for _check to refuse: not an unknown name)
         value = self.ctx.evaluate(v, self.scope, site.at(raw, i))
-        self.exprs[f"{site.key}[{i}]"] = v
+        self._record(f"{site.key}[{i}]", v)
         return value
+
+    def _record(self, key: str, raw: str) -> None:
+        """Record attribute ``key``'s expression as the node's class reads it (where it can: a node of
+        an inline block is written in its caller's class)."""
+        text = self.scope.as_written(raw)
+        if text is not None:
+            self.exprs[key] = text
 
     def _meant_choice(self, spec: Attr, raw: str) -> bool:
         """Whether text written for an attribute that takes a number or one of its choices is a choice

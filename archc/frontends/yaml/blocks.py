@@ -287,7 +287,9 @@ def _enter(call: Instantiation, scope: Scope, bdef: SMap, env: dict[str, Any], s
            written: Mapping[str, str]) -> Scope:
     """The block's scope, its formal inputs bound; ``written``: the arguments written as expressions."""
     if call.inline:  # the block's nodes join the caller's names (and its numbering, if sequential)
-        inner = Scope(prefix=scope.prefix, env=env, stack=scope.stack, counter=scope.counter)
+        lets = bdef.get("let") if isinstance(bdef.get("let"), SMap) else {}
+        inner = Scope(prefix=scope.prefix, env=env, stack=scope.stack, counter=scope.counter,
+                      inline=(frozenset(signature.params), frozenset(lets), dict(written), scope))
         inner.level_names = scope.level_names
     else:
         declared = signature.params
@@ -295,7 +297,7 @@ def _enter(call: Instantiation, scope: Scope, bdef: SMap, env: dict[str, Any], s
         instance = BlockInstance(call.path, call.kind, defaults=tuple(declared.items()),
                                  args=tuple((k, env.get(k)) for k in declared),
                                  lets=tuple((k, v) for k, v in lets.items() if isinstance(v, str)),
-                                 arg_exprs=tuple(written.items()),
+                                 arg_exprs=tuple(_as_written(written, scope).items()),
                                  formals=signature.formals, inputs=tuple(call.inputs),
                                  formal_inputs=tuple(aliased_formals(call, scope).items()),
                                  location=call.fields.location)
@@ -314,6 +316,12 @@ def _enter(call: Instantiation, scope: Scope, bdef: SMap, env: dict[str, Any], s
         inner.previous_binding = inner.bindings[fixed[0] if fixed else signature.formals[-1][:-3]]
     inner.block_inputs = tuple(fixed)
     return inner
+
+
+def _as_written(written: Mapping[str, str], scope: Scope) -> dict[str, str]:
+    """The arguments written as expressions, as the caller's class reads them (those it can: a call
+    inside an inline block is written in the class of the inline block's caller)."""
+    return {key: text for key, raw in written.items() if (text := scope.as_written(raw)) is not None}
 
 
 def _outputs(ctx: Elaboration, call: Instantiation, bdef: SMap, inner: Scope) -> Binding:

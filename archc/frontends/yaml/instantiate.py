@@ -358,7 +358,8 @@ class Instantiator:
                       bindings=scope.bindings, declared=scope.declared, repetitions=scope.repetitions,
                       counter=scope.counter, previous=scope.previous, block_inputs=scope.block_inputs,
                       width_queries=scope.width_queries, left_out_errors=scope.left_out_errors,
-                      origins=scope.origins, level_names=scope.level_names, sources=scope.sources)
+                      origins=scope.origins, level_names=scope.level_names, sources=scope.sources,
+                      inline=scope.inline)
         if node.is_op:
             return apply_op(self.ctx, call, inner)
         return apply_block(self.ctx, call, inner, self.node_list)

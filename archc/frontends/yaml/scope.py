@@ -7,6 +7,8 @@ whose node failed, so that errors are reported once and not again by every user.
 """
 from __future__ import annotations
 
+import ast
+
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -56,6 +58,17 @@ class Binding:
     @property
     def poisoned(self) -> bool:
         return any(v is POISON for v in self.values)
+
+
+class _Replaced(ast.NodeTransformer):
+    """Names replaced by expressions (not the names of called functions; not inside a replacement)."""
+
+    def __init__(self, replaced: Mapping[str, ast.expr], functions: set[int]) -> None:
+        self.replaced, self.functions = replaced, functions
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        found = self.replaced.get(node.id) if id(node) not in self.functions else None
+        return found if found is not None else node
 
 
 @dataclass
@@ -109,6 +122,46 @@ class Scope:
     #: per block: (node, queried block input, location, the input's readers then) of widths computed
     #: from a block input the node does not read (checked when the block ends: blocks.py's width warning)
     width_queries: list[tuple[str, str, Any, frozenset[str]]] = field(default_factory=list)
+    #: an inline block's scope: its parameters, its lets and the arguments its call wrote as expressions,
+    #: and its caller's scope (an expression written here reads in the caller's terms: see as_written)
+    inline: tuple[frozenset[str], frozenset[str], Mapping[str, str], Scope] | None = None
+
+    def as_written(self, text: str) -> str | None:
+        """The expression ``text``, written in this scope, as the nearest block instance (or the model)
+        reads it, recorded for the generated code: through each inline block between, each of its
+        parameters the call passed as an expression replaced by that expression. None where it reads
+        what the instance cannot (a parameter left at its default or given a value, a let, a tensor
+        of the inline block, a name its caller declares otherwise): a node of an inline block is
+        written in its caller's class, whose parameters are not the block's."""
+        if self.inline is None:
+            return text
+        params, lets, passed, outer = self.inline
+        try:
+            tree = ast.parse(text.strip(), mode="eval")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+        functions = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        replaced: dict[str, ast.expr] = {}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Name) or id(node) in functions:
+                continue
+            name = node.id
+            if name in lets or name in self.bindings or (name in params and name not in passed):
+                return None
+            if name in params:
+                replaced[name] = ast.parse(passed[name].strip(), mode="eval").body
+            elif name in outer.declared_names():
+                return None  # (a model parameter the caller's own parameter hides there)
+        return outer.as_written(ast.unparse(_Replaced(replaced, functions).visit(tree)))
+
+    def declared_names(self) -> frozenset[str]:
+        """The parameters and lets of the block this scope elaborates (none at the model's level)."""
+        if self.inline is not None:
+            return self.inline[0] | self.inline[1]
+        if not self.stack or not self.prefix:
+            return frozenset()
+        info = self.stack[-1]
+        return frozenset(name for name, _ in info.defaults) | frozenset(name for name, _ in info.lets)
 
     def used_previous(self, sink: DiagnosticSink) -> Value | Poison | None:
         """``previous``, as a node reading it uses it: the held errors of a left-out node it stands
