@@ -2249,3 +2249,42 @@ def test_an_inline_block_s_expressions_are_written_in_its_caller_s_terms():
     x = np.random.default_rng(0).standard_normal((2, 8, 16, 16)).astype(np.float32)
     got = build_module(graph).eval()(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(got, run_onnx(graph, {"x": x})[0], rtol=1e-4, atol=1e-5)
+
+
+RELU_SEQ = """archc: 1
+name: relu_seq
+params: {num_classes: 5, width: 8}
+inputs: {x: [N, 3, 8, 8]}
+blocks:
+  conv_relu:
+    sequential: true
+    params: {out: null}
+    nodes:
+      - {op: conv, out_channels: out, kernel_size: 3, padding: 1}
+      - {op: relu}
+  head:
+    sequential: true
+    params: {classes: null}
+    nodes:
+      - {op: conv, out_channels: 16, kernel_size: 1}
+      - {op: relu}
+      - {op: conv, out_channels: classes, kernel_size: 1}
+nodes:
+  - {name: stem, block: conv_relu, out: width}
+  - {name: classifier, block: head, classes: num_classes}
+"""
+
+
+def test_a_run_time_argument_reaching_a_block_written_inline_is_read_there(run_archc, tmp_path):
+    # with width live, both blocks are written inline (nn.Sequential(...) in the model class): the
+    # head's conv wrote 5, not num_classes, so ReluSeq(num_classes=10) still made 5 classes
+    from generated_modules import assert_as_rebuilt, build_generated
+
+    spec = tmp_path / "relu_seq.yaml"
+    spec.write_text(RELU_SEQ)
+    module, source = build_generated(run_archc, tmp_path, str(spec))
+    assert "# run-time arguments: num_classes, width (every parameter)" in source
+    assert "nn.Conv2d(16, num_classes, kernel_size=1," in source, source
+    x = torch.randn(2, 3, 8, 8)
+    for given in ({"num_classes": 10}, {"width": 4}, {"num_classes": 3, "width": 6}):
+        assert_as_rebuilt(run_archc, tmp_path, str(spec), (), module, "ReluSeq", given, x)

@@ -218,3 +218,18 @@ def test_a_run_left_out_in_the_middle_is_a_loop_that_runs_no_times(run_archc, tm
         for shape in ((2, 3, 32, 48), (1, 3, 16, 24)):
             x = torch.randn(shape)
             torch.testing.assert_close(model(x), reference(x))
+
+
+def test_an_argument_only_the_loop_reads_is_optional_where_a_stage_has_no_loop(run_archc, tmp_path):
+    # an SE-ResNeXt written as a user would (tests/data/se_resnext_stages.yaml): with stages of one
+    # block, the repeated bottlenecks' input width is an argument the one-block stages never pass
+    spec = "tests/data/se_resnext_stages.yaml"
+    module, source = build_generated(run_archc, tmp_path, spec, "layers=[1,2,3,1]")
+    assert [n for n in class_names(source) if n.startswith("Stage")] == ["Stage"], source
+    stage = class_text(source, "Stage")
+    assert "        blocks: int,\n        stride: int = 1,\n        in_channels_1: int | None = None,\n" in stage, stage
+    assert "self.layer1 = Stage(in_channels=base, groups=groups, planes=base, blocks=1)" in source, source
+    model = module.SeResnext().eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
+    run_archc("verify", spec, "--set", "layers=[1,2,3,1]", check=True)

@@ -1322,7 +1322,9 @@ def root_args(graph: Graph, lowered: Lowered, body: Body, live: dict[str, list[t
     for p, sites in live.items():
         for node_name, attr in sites:
             node = lowered.nodes[node_name]
-            text = expression(node.attr_exprs[attr], set(live))
+            # (a node of a block instance written inline, nn.Sequential(...): its expression as the model writes it)
+            source = at_model_level(node.attr_exprs[attr], node.scope)
+            text = expression(source, set(live)) if source is not None else None
             positions = _attr_positions(lowered, node, attr) if text is not None else None
             for forward, pos in positions or ():
                 expressions[(node_name, pos, forward)] = text

@@ -207,9 +207,12 @@ def _folded(same: list[_Read]) -> tuple[Any, dict[str, dict[str, int]]] | None:
         counts[run] = plus(own.get(name, name), constant)
     if counts == args.counts:
         return None
-    kept = list(args.args)
+    # (an argument only a run reads that a class lacks: its callers pass none, the loop never reads it)
+    passed_by_all = set.intersection(*({a.name for a in read.planned.args.args} for read in same))
+    kept = [a for a in args.args if a.name in passed_by_all or not a.required]
     at = next((k for k, a in enumerate(kept) if not a.required), len(kept))
     kept[at:at] = [Arg(name, source=("runs",)) for name in new]
+    kept += [dataclasses.replace(a, default=None) for a in args.args if a.name not in passed_by_all and a.required]
     values = {body.instance.path: {name: by_path[body.instance.path] for name, by_path in new.items()}
               for _, body in served}
     name = min((read.planned.name for read in same), key=lambda n: (len(n), natural(n)))  # (Stage, not Stage2)

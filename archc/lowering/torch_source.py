@@ -802,12 +802,19 @@ def _methods(planner: _Planner, c: _Class, classes: list[_Class] | None = None) 
 
 def _masked_text(planner: _Planner, c: _Class, runs: Mapping[tuple, int], body: Body) -> str:
     """Class ``c``'s text as written from ``body``, nameless, with the lengths of ``runs`` masked
-    (:func:`~archc.lowering.torch_runs.fold_runs` compares classes so)."""
+    (:func:`~archc.lowering.torch_runs.fold_runs` compares classes so); the arguments nothing but
+    the signature reads left out (``body`` may lack children that read some)."""
     masked = dataclasses.replace(c, name="\x07", block=None, bodies=[body],
                                  args=dataclasses.replace(c.args, counts={key: "\x05" for key in runs}))
+    lines = _class_text(masked, methods=_methods(planner, c))
+    end = next(k for k, line in enumerate(lines) if line.endswith(") -> None:"))  # (the signature's last)
+    rest = "\n".join(lines[end + 1:])
+    read = [a for a in c.args.args if re.search(rf"(?<![\w.]){re.escape(a.written)}(?!\w)", rest)]
+    if len(read) < len(c.args.args):
+        masked = dataclasses.replace(masked, args=dataclasses.replace(masked.args, args=read))
+        lines = _class_text(masked, methods=_methods(planner, c))
     # (not its comments: a skip's label is one instance's, the class's are over all its instances)
-    return "\n".join(line for line in _class_text(masked, methods=_methods(planner, c))
-                     if not line.lstrip().startswith("#"))
+    return "\n".join(line for line in lines if not line.lstrip().startswith("#"))
 
 
 def _block_class_texts(planner: _Planner, classes: list[_Class] | None = None) -> list[list[str]]:
