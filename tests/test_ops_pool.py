@@ -123,4 +123,4 @@ def test_generated_forward_names_the_indices_after_their_port():
     source = generate_source(graph_of("inputs: {x: [N, 2, 6, 6]}\nnodes: [{name: p, op: maxpool, kernel_size: 2, "
                                       "return_indices: true},\n  {name: u, op: max_unpool, in: ['p:y', 'p:indices'], "
                                       "kernel_size: 2}]"))
-    assert "p, p_indices = F.max_pool2d(" in source and "            p, p_indices, kernel_size=2," in source
+    assert "p, p_indices = F.max_pool2d(" in source and "F.max_unpool2d(p, p_indices, kernel_size=2," in source
