@@ -683,3 +683,33 @@ nodes:
     assert [n.op for n in graph.nodes() if n.name.startswith("blocks.")] == ["linear", "relu"] * 2
     assert graph.node("together").op == "stack"
     assert graph.type_of(Value("together")).shape == ("N", 2, 4)
+
+
+def test_an_attribute_of_an_op_that_takes_none_says_so():
+    # "it has: none" read as if the op had an attribute called none
+    with pytest.raises(SpecError) as err:
+        loads_spec("inputs: {x: [N, 4]}\nnodes:\n  - {op: relu, inplace: true}\n", "m.yaml")
+    assert "op 'relu' has no attribute 'inplace'; it takes no attributes" in str(err.value)
+    with pytest.raises(SpecError) as err:
+        loads_spec("inputs: {x: [N, 4]}\nblocks:\n  b: {nodes: [{op: relu}]}\nnodes:\n  - {block: b, width: 2}\n",
+                   "m.yaml")
+    assert "block 'b' has no parameter 'width'; it takes no parameters" in str(err.value)
+
+
+def test_an_expression_passed_for_a_text_parameter_is_text_and_the_message_says_how_to_compute_it():
+    spec = """params: {kind: HS}
+inputs: {x: [N, 4]}
+blocks:
+  act_block:
+    params: {act: relu}
+    nodes:
+      - {op: act}
+nodes:
+  - {block: act_block, act: "'hardswish' if kind == 'HS' else 'relu'"}
+"""
+    with pytest.raises(SpecError) as err:
+        loads_spec(spec, "m.yaml")
+    assert "an argument for a parameter whose default is text is taken as written; to compute it, write it " \
+           "inside ${...}: act: \"${'hardswish' if kind == 'HS' else 'relu'}\"" in str(err.value)
+    fixed = spec.replace("act: \"'hardswish' if kind == 'HS' else 'relu'\"", "act: \"${'hardswish' if kind == 'HS' else 'relu'}\"")
+    assert [n.op for n in loads_spec(fixed, "m.yaml").nodes()][-1] == "hardswish"

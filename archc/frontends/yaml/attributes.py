@@ -90,8 +90,8 @@ class _AttrReader:
         op = self.op
         hint = op.inferred_hint(key)
         meant = None if hint else _SYNONYMS.get(key) if _synonym_hint(key, op) else closest(key, op.attrs)
-        self.ctx.error(f"op '{op.name}' has no attribute '{key}'; it has: {', '.join(op.attrs) or 'none'}",
-                       fields.where_key(key), self.node,
+        has = f"it has: {', '.join(op.attrs)}" if op.attrs else "it takes no attributes"
+        self.ctx.error(f"op '{op.name}' has no attribute '{key}'; {has}", fields.where_key(key), self.node,
                        hint or _synonym_hint(key, op) or meant_hint(meant))
         return (meant,) if meant else ()
 

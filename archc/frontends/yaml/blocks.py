@@ -170,8 +170,9 @@ def _arguments(ctx: Elaboration, call: Instantiation, scope: Scope, declared: Ma
             continue
         if key not in declared:
             meant = closest(key, declared)
-            ctx.error(f"block '{call.kind}' has no parameter '{key}'; it has: {', '.join(declared) or 'none'}",
-                      fields.where_key(key), call.path, meant_hint(meant))
+            has = f"it has: {', '.join(declared)}" if declared else "it takes no parameters"
+            ctx.error(f"block '{call.kind}' has no parameter '{key}'; {has}", fields.where_key(key), call.path,
+                      meant_hint(meant))
             if meant is not None:
                 suggested.add(meant)
             failed = True

@@ -23,13 +23,23 @@ from archc.ops.base import OpDef
 from archc.ops.nodes import build_node
 
 
+def _text_argument_hint(call: Instantiation, scope: Scope) -> str | None:
+    """Where ``op:`` names a parameter whose value is an expression's text (an argument for a
+    parameter of text default is text, never evaluated): how to have it computed."""
+    name = call.fields.get("op")
+    if not isinstance(name, str) or name == call.kind or scope.env.get(name) != call.kind or call.kind.isidentifier():
+        return None
+    return (f"'{name}' holds the text {call.kind!r}: an argument for a parameter whose default is text is "
+            f"taken as written; to compute it, write it inside ${{...}}: {name}: \"${{{call.kind}}}\"")
+
+
 def apply_op(ctx: Elaboration, call: Instantiation, scope: Scope) -> Binding:
     """Make the node ``call`` describes (an op application) and add it to the graph."""
     op = registry.get(call.kind)
     if op is None:
         written = registry.written_as(call.kind)  # (another library's name: nn.Dropout2d)
         ctx.report(f"unknown op '{call.kind}'", call.site("op"), f"write {written}" if written else
-                   did_you_mean(call.kind, registry.names() + list(ctx.blocks)))
+                   _text_argument_hint(call, scope) or did_you_mean(call.kind, registry.names() + list(ctx.blocks)))
         raise Abort()
     attrs, exprs = op_attributes(ctx, op, call.fields, scope, call.path)
     _check_inputs(ctx, op, call, scope)

@@ -117,8 +117,8 @@ def tie_node(ctx: Elaboration, node: Node, call: Instantiation, scope: Scope) ->
     for pname, ref, site in pairs:
         param = "" if pname == local else pname
         if param not in own:
-            ctx.error(f"op '{node.op}' has no parameter '{pname}' to tie; it has: "
-                      f"{', '.join(p or node.name for p in own) or 'none'}", site.key_location, call.path)
+            has = f"it has: {', '.join(p or node.name for p in own)}" if own else "it holds none"
+            ctx.error(f"op '{node.op}' has no parameter '{pname}' to tie; {has}", site.key_location, call.path)
             raise Abort()
         if "repeat" in call.item and scope.prefix + ref == f"{call.path}.{pname}":
             continue  # (a repetition mapped to itself owns the tensor: `{weight: layer.0.weight}` at layer.0)
