@@ -388,6 +388,16 @@ def test_no_width_warning_for_a_scale_computed_from_the_input_channels(run_archc
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
 
 
+def test_no_width_warning_for_a_block_input_read_beside_another_tensor(run_archc, spec_file):
+    # found transcribing a decoder: `ref` is upsampled to (its size) and its channels are meant
+    text = ("inputs: {x: [N, 8, 4, 4], skip: [N, 6, 8, 8]}\nblocks:\n  up:\n    inputs: [x, ref]\n    nodes:\n"
+            "      - {name: up, op: resize, in: [x, ref], mode: nearest}\n"
+            "      - {name: conv, op: conv, out_channels: channels(ref), kernel_size: 3, padding: 1}\n"
+            "nodes:\n  - {name: a, block: up, in: [x, skip]}\n")
+    proc = run_archc("check", spec_file(text))
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+
+
 def test_a_node_named_prev_keeps_its_name():
     g = load("inputs: {x: [N, 4]}\nnodes: [{name: prev, op: linear, out_features: 3}, {op: relu},"
              " {name: o, op: linear, out_features: 2, in: prev}]")

@@ -364,7 +364,8 @@ def _warn_unread_widths(ctx: Elaboration, inner: Scope, outputs: set[str]) -> No
     the block's output nodes: giving the output the input's width is what a shape-preserving
     block means (an MLP's ``out_features or in_features``), nor where the node's own input has
     the block input's width (DenseNet's transition: BN and ReLU, then a conv of channels(x) // 2):
-    then both read the same. Once per spec place, not per instance."""
+    then both read the same; nor where the first node reads the input as other than its first (the
+    size an upsampling matches): the block refers to that tensor. Once per spec place, not per instance."""
     graph = ctx.graph
     for node, ref, location, earlier_readers in inner.width_queries:
         if node in outputs:
@@ -376,6 +377,8 @@ def _warn_unread_widths(ctx: Elaboration, inner: Scope, outputs: set[str]) -> No
                    if n.startswith(inner.prefix) and value in graph.node(n).inputs]
         if any(n not in earlier_readers for n in readers):
             continue  # a node after this one reads the input: the block still holds it (a residual's add)
+        if readers and graph.node(readers[0]).inputs[0] != value:
+            continue  # read beside another tensor (an upsampling to its size): the block means that input
         if len(readers) <= 1 and not any(w.location == location for w in graph.warnings):
             graph.warnings.append(Diagnostic(
                 f"its width is computed from {ref}, the block's input, which it does not read (the block "
