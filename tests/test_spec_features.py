@@ -393,6 +393,7 @@ def test_no_width_warning_for_a_block_input_read_beside_another_tensor(run_archc
     text = ("inputs: {x: [N, 8, 4, 4], skip: [N, 6, 8, 8]}\nblocks:\n  up:\n    inputs: [x, ref]\n    nodes:\n"
             "      - {name: up, op: resize, in: [x, ref], mode: nearest}\n"
             "      - {name: conv, op: conv, out_channels: channels(ref), kernel_size: 3, padding: 1}\n"
+            "      - {name: relu, op: relu}\n"
             "nodes:\n  - {name: a, block: up, in: [x, skip]}\n")
     proc = run_archc("check", spec_file(text))
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
