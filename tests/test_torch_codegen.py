@@ -2209,8 +2209,12 @@ def test_a_block_input_only_shape_reads_is_passed_by_the_caller():
     import numpy as np
 
     x = np.random.default_rng(0).standard_normal((2, 3, 16, 24)).astype(np.float32)
-    got = build_module(graph).eval()(torch.from_numpy(x)).detach().numpy()
+    model = build_module(graph).eval()
+    got = model(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(got, run_onnx(graph, {"x": x})[0], rtol=1e-5, atol=1e-5)
+    # the unpool's size is read off `size` in forward, as the spec reads it: any input size, odd too
+    assert "output_size=(size.shape[2], size.shape[3])" in source, source
+    assert model(torch.randn(1, 3, 9, 13)).shape == (1, 4, 9, 13)
 
 
 INLINE_OVERRIDES = """

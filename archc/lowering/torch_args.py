@@ -728,6 +728,8 @@ class _Resolver(_Widths):
                 positions = (_attr_positions(self.graph, node, attr) or ()) if text else ()
                 for forward, position in positions:
                     found.setdefault((local, position, forward), text)
+                for site, read in _shape_reads(self.graph, node, attr, source, body):
+                    found.setdefault((local, *site), read)
                 if positions:
                     self.result.expressed.update(
                         (f"{b.instance.path}.{local}" if b.instance.path else local, attr) for b in self.bodies)
@@ -824,14 +826,40 @@ def sized(size: str, texts: Mapping[str, str]) -> str:
     return ast.unparse(ast.parse(str(simplest), mode="eval"))
 
 
+_SHAPE_ITEM = re.compile(r"shape\(\s*(\w+)\s*\)\s*\[\s*(-?\d+)\s*(:?)\s*\]")
+
+
+def _shape_reads(lowered: Lowered, node: Node, attr: str, source: str, body: Body) -> list[tuple[tuple[int, bool], str]]:
+    """The ``forward`` holes of attribute ``attr`` where the spec writes it as sizes of one of the
+    block's inputs (``shape(ref)[2]``; ``shape(ref)[2:]``, item by item), each as ``forward`` reads
+    that size (``ref.shape[2]``): the class serves any input size, as the spec does. ((position,
+    True), text) for each; none where it reads anything else or a size shows elsewhere."""
+    match = _SHAPE_ITEM.fullmatch(source.strip())
+    formals = dict(zip(body.instance.formals, body.args)) if len(body.instance.formals) == len(body.args) else {}
+    arg = formals.get(match[1]) if match else None
+    if arg is None or not is_identifier(arg) or match[3] and int(match[2]) < 0:
+        return []
+    value = attr_value(node.attrs, attr)
+    items = [(attr, int(match[2]))] if not match[3] else \
+        [(f"{attr}[{k}]", int(match[2]) + k) for k in range(len(value))] if isinstance(value, tuple) else []
+    found = []
+    for key, dim in items:
+        positions = _attr_positions(lowered, node, key) or ()
+        if [forward for forward, _ in positions] != [True]:
+            return []
+        found.append(((positions[0][1], True), f"{arg}.shape[{dim}]"))
+    return found
+
+
 def _store_forward_holes(result: ClassArgs, body: Body) -> None:
     """``forward`` reads what ``__init__`` took as ``self.NAME``: each argument or let an
     expression reads is stored under its own name, and the expression is written over those
     (``self.n_heads * self.head_dim``), so that no attribute gets a name the spec never wrote."""
+    tensors = set(body.args)
     for i, (_, _, forward) in body.sites.items():
         source = result.text[i]
-        if not forward or source == literal(body.holes[i]):
-            continue
+        if not forward or source == literal(body.holes[i]) or names_read(source) & tensors:
+            continue  # (a size read off an input tensor: forward's own)
         tree = ast.parse(source, mode="eval")
         functions = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)} | {  # (int, math.sqrt)
             id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
