@@ -2061,10 +2061,10 @@ nodes:
     assert model(torch.randn(2, 16, 8, 8)).shape == (2, 4, 8, 8)
 
 
-def test_two_numbers_of_one_node_equal_in_every_instance_stay_two_arguments():
+def test_two_numbers_of_one_node_equal_in_every_instance_stay_two_sizes():
     """An upsample to the size of another input (FPN's top-down path), square in every instance: its
-    H and W are two arguments, not one argument written twice, so the class also builds for
-    non-square inputs (found on FCN's crop offsets and FPN's upsample)."""
+    H and W are read off that input in forward, each its own dim (not one number written twice),
+    so the class also serves non-square inputs (found on FCN's crop offsets and FPN's upsample)."""
     from archc.lowering.torch import generate_source
 
     source = generate_source(loads_spec("""
@@ -2079,8 +2079,7 @@ nodes:
   - {name: l1, block: level, in: [b, c]}
   - {name: l2, block: level, in: [a, l1]}
 """))
-    assert "size=(self.size_0, self.size_1)" in source
-    assert "Level(size_0=4, size_1=4)" in source and "Level(size_0=8, size_1=8)" in source
+    assert "size=(fine.shape[2], fine.shape[3])" in source and "self.l1 = Level()" in source, source
 
 
 SHARED_WIDTHS = """archc: 1
@@ -2292,3 +2291,35 @@ def test_a_run_time_argument_reaching_a_block_written_inline_is_read_there(run_a
     x = torch.randn(2, 3, 8, 8)
     for given in ({"num_classes": 10}, {"width": 4}, {"num_classes": 3, "width": 6}):
         assert_as_rebuilt(run_archc, tmp_path, str(spec), (), module, "ReluSeq", given, x)
+
+
+DEFAULT_FROM_ANOTHER = """
+inputs: {x: [N, 8, 8, 8]}
+blocks:
+  bott:
+    params: {out: 8, mid: "out // 2"}
+    nodes:
+      - {op: conv, out_channels: mid, kernel_size: 1}
+      - {op: conv, out_channels: out, kernel_size: 1}
+nodes:
+  - {name: a, block: bott}
+  - {name: b, block: bott, mid: 6}
+  - {name: c, block: bott, out: 16}
+"""
+
+
+def test_an_expression_instances_write_otherwise_is_not_the_class_s():
+    # a and c leave mid at its default (the attribute reads `out // 2`), b passes 6 (it reads `mid`):
+    # the class wrote `out // 2` for all three, and b's conv had 4 channels, not 6
+    from ops_harness import run_onnx
+
+    graph = loads_spec(DEFAULT_FROM_ANOTHER, "default.yaml")
+    source = generate_source(graph)
+    assert "out // 2" not in source, source
+    import numpy as np
+
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 8)).astype(np.float32)
+    model = build_module(graph).eval()  # (the graph's weights load strictly)
+    assert model.b.conv.out_channels == 6 and model.c.conv.out_channels == 8
+    np.testing.assert_allclose(model(torch.from_numpy(x)).detach().numpy(), run_onnx(graph, {"x": x})[0],
+                               rtol=1e-4, atol=1e-5)

@@ -257,8 +257,10 @@ class _InstanceValues:
         self._value_shapes: dict[tuple, list[tuple]] = {}
         self._param_vectors: dict[str, tuple] = {}
         self._attr_vectors: dict[tuple[str, str], tuple] = {}
-        #: id(a node's scope) -> the block instances between this class's and the node's
-        self._between: dict[int, tuple] = {}
+        #: (id(a node's scope), an instance's path) -> the block instances between that one and the node's
+        self._between: dict[tuple, tuple] = {}
+        #: node -> its attribute expressions every instance writes alike (see own_exprs)
+        self._own_exprs: dict[str, list[tuple[str, str]]] = {}
 
     def path(self, local: str) -> str:
         """The full name of the representative instance's node or child ``local``."""
@@ -318,28 +320,37 @@ class _InstanceValues:
         the node is written in this block; for a node of a block instance inside it, as written
         with each parameter of the instances between replaced by the expression their callers
         passed (a child's ``out_channels: out`` where this block wrote ``{block: c, out: width}``
-        is ``width`` here). An attribute whose names cannot all be traced so is left out."""
+        is ``width`` here). An attribute whose names cannot all be traced so is left out, and one
+        whose expression another instance of the class writes otherwise (``mid`` where one instance
+        passed it, its default ``out // 2`` where another did not)."""
+        found = self._own_exprs.get(node.name)
+        if found is None:
+            mine = self._exprs_in(node, self.rep.path)
+            if mine and len(self.bodies) > 1:
+                local = self.rep.local(node.name)
+                for body in self.bodies[1:]:
+                    path = body.instance.path
+                    other = self.graph.nodes.get(f"{path}.{local}" if path else local)
+                    theirs = dict(self._exprs_in(other, path)) if other is not None else {}
+                    mine = [(attr, text) for attr, text in mine if theirs.get(attr) == text]
+            found = self._own_exprs[node.name] = mine
+        return found
+
+    def _exprs_in(self, node: Node, path: str) -> list[tuple[str, str]]:
+        """:meth:`own_exprs` of ``node`` in the instance at ``path`` alone."""
         if not node.attr_exprs:
             return []
         scope = node.scope
-        inner = scope[-1].path if scope else ""
-        if inner == self.rep.path:
+        if (scope[-1].path if scope else "") == path:
             return list(node.attr_exprs.items())
-        between = self._between.get(id(scope))
+        key = (id(scope), path)
+        between = self._between.get(key)
         if between is None:
-            between = self._between[id(scope)] = self._instances_between(scope)
+            between = self._between[key] = _instances_between(scope, path)
         if not between:
             return []
         return [(attr, found) for attr, source in node.attr_exprs.items()
                 if (found := at_model_level(source, between)) is not None]
-
-    def _instances_between(self, scope: tuple) -> tuple:
-        """The block instances of a node's ``scope`` inside this class's instance (none where the
-        node does not lie in it)."""
-        if not self.rep.path:
-            return scope
-        depth = next((i + 1 for i, info in enumerate(scope) if info.path == self.rep.path), None)
-        return scope[depth:] if depth is not None else ()
 
     def param_vector(self, name: str) -> tuple:
         found = self._param_vectors.get(name)
@@ -778,6 +789,15 @@ class _Resolver(_Widths):
             others = [self.node(other) for other, _, _ in body.sites.values() if other != local]
             wanted = _attr_name(self.graph, node, local, (forward, position), others) or wanted
         return self.fresh(wanted, hole)
+
+
+def _instances_between(scope: tuple, path: str) -> tuple:
+    """The block instances of a node's ``scope`` inside the instance at ``path`` (none where the node
+    does not lie in it)."""
+    if not path:
+        return scope
+    depth = next((i + 1 for i, info in enumerate(scope) if info.path == path), None)
+    return scope[depth:] if depth is not None else ()
 
 
 def size_name(name: str, d: int, rank: int, formal: bool = True, features_last: bool = False) -> str:
