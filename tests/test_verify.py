@@ -160,3 +160,24 @@ def test_a_batch_the_model_fixes_is_reported_not_silently_ignored(run_archc, spe
         assert "archc: warning: --batch 3 has no effect: every input of the model fixes its first dim (x (2, 8))" \
             in proc.stderr
     assert "warning" not in run_archc("verify", path, check=True).stderr
+
+
+def test_a_deep_network_s_own_float32_rounding_widens_the_tolerance(run_archc):
+    # ResNet-152 at 64 px: float32 rounding alone (the reference against itself in float64) moves the
+    # last blocks by about 1e-3 of their size, as much as the rtol; the runtimes' differences are that
+    # noise, not a disagreement (verify failed there at default settings)
+    proc = run_archc("verify", "specs/resnet152.yaml", "--set", "image_size=64")
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_the_rounding_never_hides_a_real_difference():
+    from archc.runtime.verify import ROUNDING_CAP, compare
+
+    reference = np.linspace(-1, 1, 100, dtype=np.float32)
+    exact = reference.astype(np.float64) + 0.5  # (a flipped decision: float64 far from float32)
+    actual = reference + np.float32(0.02)       # 2% of the size off: more than the cap of 10 rtols allows
+    result = compare("out", reference, actual, rtol=1e-3, atol=1e-5, exact=exact)
+    assert not result.ok and result.allowed <= 1e-5 + ROUNDING_CAP * 1e-3 * 1.0 + 1e-12
+    near = compare("out", reference, reference + np.float32(2e-3), rtol=1e-3, atol=1e-5,
+                   exact=reference.astype(np.float64) + 1e-3)
+    assert near.ok and near.rounding is not None  # (within 4 x its own rounding of 1e-3)

@@ -143,6 +143,11 @@ def verdict(r, rtol: float, atol: float) -> str:
         return f"MISMATCH (max abs err {r.max_abs:.3g} > atol + rtol x size = {r.allowed:.3g})"
     if r.max_rel <= rtol:
         return f"ok (err/size <= rtol {rtol:g})"
+    if r.rounding is not None and r.max_abs > atol:
+        from archc.runtime.verify import ROUNDING_SLACK
+
+        return (f"ok (err/size within {ROUNDING_SLACK:g} x the reference's own float32 rounding, {r.rounding:.3g} "
+                "of its size against float64)")
     if r.max_abs <= atol:
         return f"ok (err/size is above rtol {rtol:g}, but max abs err <= atol {atol:g} decides)"
     return f"ok (max abs err <= atol + rtol x size = {r.allowed:.3g})"
