@@ -181,3 +181,12 @@ def test_the_rounding_never_hides_a_real_difference():
     near = compare("out", reference, reference + np.float32(2e-3), rtol=1e-3, atol=1e-5,
                    exact=reference.astype(np.float64) + 1e-3)
     assert near.ok and near.rounding is not None  # (within 4 x its own rounding of 1e-3)
+
+
+def test_a_model_that_pools_its_tokens_depends_on_them(run_archc, spec_file):
+    # a bag of words (embedding, then a sum over the tokens) ignores their order: the second input of the
+    # dependence check, the same tokens reordered, left it unchanged, and verify failed at batch 1
+    path = spec_file("inputs:\n  tokens: {shape: [N, 7], dtype: int64}\nnodes:\n"
+                     "  - {op: embedding, num_embeddings: 50, embedding_dim: 16}\n  - {op: sum, dims: 1}\n")
+    proc = run_archc("verify", path)
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr

@@ -78,11 +78,26 @@ def index_bounds(graph: Graph) -> dict[str, int]:
 def other_inputs(feeds: dict[str, np.ndarray], types: dict[str, TensorType], dims: dict[str, int] | None = None,
                  seed: int = 1) -> dict[str, np.ndarray]:
     """A second input, different from ``feeds``, for measuring how much the outputs depend on the
-    input: new random floats; the integer and bool inputs' own values shuffled, because those index
-    tables or give shapes, and only values the model was given are known to be ones it accepts."""
+    input: new random floats; the integer and bool inputs drawn from their own values, because those
+    index tables or give shapes, and only values the model was given are known to be ones it accepts:
+    integers drawn again from those (not only reordered: a model that pools its tokens, a bag of
+    words, ignores their order), a mask's values reordered (one all False may mask every position)."""
     fresh = random_inputs(types, dims, seed)
     rng = np.random.default_rng(seed)
-    return {name: _rearranged(arr, rng) if arr.dtype.kind in "iub" else fresh[name] for name, arr in feeds.items()}
+    return {name: (_redrawn(arr, rng) if arr.dtype.kind in "iu" else _rearranged(arr, rng))
+            if arr.dtype.kind in "iub" else fresh[name] for name, arr in feeds.items()}
+
+
+def _redrawn(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``arr``'s shape filled with values drawn from its own (with replacement), differing from it where
+    its values are not all equal; its values reordered where the draws come out equal."""
+    values = np.unique(arr)
+    if values.size > 1:
+        for _ in range(64):  # (two values, two draws: the same multiset half the time)
+            drawn = rng.choice(values, size=arr.shape).astype(arr.dtype)
+            if not np.array_equal(np.sort(drawn, axis=None), np.sort(arr, axis=None)):
+                return drawn
+    return _rearranged(arr, rng)
 
 
 def _rearranged(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
