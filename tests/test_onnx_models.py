@@ -188,6 +188,15 @@ def test_spec_only_options_on_an_onnx_model_say_why(exported, run_archc, tmp_pat
     assert f"<command line>: error: {option[0]} applies to YAML specs only" in result.stderr
 
 
+@pytest.mark.parametrize("option", [["--set", "width=3"], ["--profile", "small"]])
+def test_run_on_an_onnx_model_refuses_spec_options_as_every_command_does(exported, run_archc, option):
+    # run's onnxruntime path read the file itself, and took --profile without a word
+    result = run_archc("run", exported[("mlp_gelu", False)], *option)
+    assert result.returncode == 2 and f"<command line>: error: {option[0]} applies to YAML specs only" in result.stderr
+    missing = run_archc("run", "missing.onnx")
+    assert missing.returncode == 2 and "<command line>: error: no such file: 'missing.onnx'" in missing.stderr
+
+
 def test_spec_command_wants_an_onnx_model(run_archc, tmp_path, spec_file):
     result = run_archc("spec", spec_file("name: m\ninputs: {x: [1, 2]}\nnodes: [{op: relu}]\n"),
                        "-o", str(tmp_path / "out.yaml"))

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from archc.cli.common import (add_device_arguments, add_input_arguments, add_spec_arguments, input_arrays,
-                              load_graph, seed_int)
+                              load_graph, reject_spec_options, require_existing, seed_int)
 from archc.errors import Location, UsageError
 from archc.fileio import check_output_directory, require_regular_file, safe_file_stems, write_atomic
 from archc.ir import TensorType
@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     if args.save:
         check_output_directory(args.save, "--save")  # before the model runs
     if args.spec.endswith(".onnx") and args.runtime == "ort":
+        require_existing(args.spec)  # (as every command reports a missing file)
+        reject_spec_options(args)  # (--set, --profile: as load_graph refuses them for an ONNX model)
         model, types, names = _read_onnx_file(args.spec)
         graph = None
     else:
@@ -107,8 +109,6 @@ def _read_onnx_file(path: str) -> tuple[str, dict[str, TensorType], list[str]]:
     --dim) and its output names."""
     import onnx
 
-    if not os.path.exists(path):
-        raise UsageError("no such file", location=Location(path))
     require_regular_file(path, "ONNX model")
     try:
         model = onnx.load(path, load_external_data=False)
