@@ -271,6 +271,14 @@ def test_profile_setting_unknown_parameter():
         loads_spec(PROFILED.replace("small: {width: 4}", "small: {widht: 4}"), profile="small")
 
 
+@pytest.mark.parametrize("profile", [None, "large"])
+def test_a_profile_not_chosen_is_checked_too(profile):
+    # a misspelt parameter in a profile nobody ran passed check and build
+    with pytest.raises(SpecError) as info:
+        loads_spec(PROFILED.replace("small: {width: 4}", "small: {widht: 4}"), "m.yaml", profile=profile)
+    assert "error: profile 'small' sets unknown parameter 'widht' (did you mean 'width'?)" in str(info.value)
+
+
 ALTERNATIVES = """
 params: {norm_first: false, act: relu}
 inputs: {x: [N, 4]}

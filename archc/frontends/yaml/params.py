@@ -60,10 +60,29 @@ def spec_params(ctx: Elaboration, doc: SMap, overrides: Mapping[str, Any], profi
     params = dict(declared)
     for name in check_declared(ctx, declared) if isinstance(declared, SMap) else ():
         params[name] = None
+    _check_profiles(ctx, doc, profile, params)
     if profile is not None:
         _apply_profile(ctx, doc, profile, params)
     _apply_overrides(ctx, overrides, params)
     return params
+
+
+def _check_profiles(ctx: Elaboration, doc: SMap, chosen: str | None, params: Mapping[str, Any]) -> None:
+    """The profiles not chosen set only declared parameters too: a misspelt one is an error of the spec
+    whichever profile is run (the chosen one is checked as it is applied)."""
+    profiles = doc.get("profiles")
+    if not isinstance(profiles, SMap):
+        return
+    for name, values in profiles.items():
+        if name == chosen:
+            continue
+        if not isinstance(values, SMap):
+            ctx.error(f"profile '{name}' must be a mapping of parameter -> value", profiles.where(name))
+            continue
+        for key in values:
+            if key not in params:
+                ctx.error(f"profile '{name}' sets unknown parameter '{key}'", values.where_key(key),
+                          hint=did_you_mean(key, params))
 
 
 def _apply_profile(ctx: Elaboration, doc: SMap, profile: str, params: dict[str, Any]) -> None:
