@@ -135,3 +135,11 @@ def test_errors_are_classified_by_their_location():
     assert fuzzcases.classify_error(SpecError("m", location=Location("a.onnx"), node="n"), "onnx").outcome \
         == "located"
     assert fuzzcases.classify_error(MemoryError(), "onnx").outcome == "memory"
+
+
+@pytest.mark.parametrize("kind, number", [("onnx", 561343)])
+def test_campaign_cases_that_found_tracebacks_end_in_an_error(kind, number, workdir):
+    # onnx 561343: a Reshape whose target copies (0) a dim past its input's rank ended in an IndexError
+    name, data = fuzzcases.make_case(kind, number)
+    result = fuzzcases.run_case(kind, data, name, workdir, CASE_SECONDS)
+    assert result.outcome in ("ok", "located"), f"{result.outcome}:\n{result.detail}"

@@ -774,3 +774,17 @@ def test_the_second_input_of_the_dependence_check_differs_from_the_first(values)
         # model pooling its tokens would not see)
         assert set(other.ravel()) <= set(feeds["ids"].ravel()) and not np.array_equal(other, feeds["ids"])
         assert sorted(other.ravel()) != sorted(feeds["ids"].ravel())
+
+
+def test_a_reshape_copying_a_dim_its_input_lacks_is_refused_naming_the_node(tmp_path):
+    # fuzz case 561343: a 0 in Reshape's target past the input's rank ended in an IndexError
+    shape = numpy_helper.from_array(np.array([0, 0, 0], np.int64), "shape")
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"], name="bad_reshape")
+    graph = helper.make_graph([node], "g", [_vi("x", ["N", 4])], [_vi("y", ["a", "b", "c"])],
+                              initializer=[shape])
+    path = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(SpecError) as err:
+        load_onnx(str(path))
+    assert "error: node 'bad_reshape': " in str(err.value)  # (a constant target: ONNX's type rules say it first;
+    # a computed one, archc's own message: tests/test_fuzz.py's campaign case 561343)

@@ -658,6 +658,9 @@ def reshape(im: "Importer", node: onnx.NodeProto):
         desired = []
         for i, d in enumerate(target):
             if d == 0 and not allowzero:
+                if i >= len(shape):  # (ONNX's 0 copies the input's dim at its place: none there)
+                    im._fail(f"Reshape's target shape {list(target)} copies dim {i} (a 0 there) of an input of "
+                             f"rank {len(shape)}, which has none", node)
                 desired.append(shape[i])
             elif d == -1:
                 desired.append(None)
