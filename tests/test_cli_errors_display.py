@@ -51,15 +51,6 @@ def test_every_error_of_a_check_gets_its_excerpt_and_errors_off_a_file_none(run_
     assert proc.stderr == "<command line>: error: --set expects NAME=VALUE, got 'x'\n"
 
 
-def test_a_parameter_set_twice_to_two_values_is_refused(run_archc, tmp_path):
-    # the last one silently won; the same value twice is no conflict
-    (tmp_path / "m.yaml").write_text("params: {width: 4}\ninputs: {x: [N, 4]}\nnodes: [{op: linear, out_features: width}]\n")
-    proc = run_archc("check", "m.yaml", "--set", "width=8", "--set", "width=16", cwd=tmp_path)
-    assert proc.returncode == 2
-    assert proc.stderr == "<command line>: error: --set width is given twice, as 8 and 16; give it once\n"
-    assert run_archc("check", "m.yaml", "--set", "width=8", "--set", "width=8", cwd=tmp_path).returncode == 0
-
-
 def test_the_excerpt_of_a_multi_digit_line_aligns_the_gutter(run_archc, tmp_path):
     (tmp_path / "m.yaml").write_text("# c\n" * 9 + "inputs: {x: [N, 4]}\nnodes:\n  - {op: relu, foo: 1}\n")
     lines = run_archc("check", "m.yaml", cwd=tmp_path).stderr.splitlines()

@@ -57,11 +57,7 @@ def parse_overrides(items: list[str], limits: Limits = DEFAULT_LIMITS) -> dict[s
             value = text  # not YAML: the text itself
         if not plain_value(value):
             raise UsageError(f"--set {name}: value must be {PLAIN_VALUE}", location=Location("<command line>"))
-        name = name.strip()
-        if name in result and result[name] != value:  # (not the last one silently winning)
-            raise UsageError(f"--set {name} is given twice, as {result[name]!r} and {value!r}; give it once",
-                             location=Location("<command line>"))
-        result[name] = value
+        result[name.strip()] = value  # (a later --set of a name overrides an earlier one, as options layer)
     return result
 
 
