@@ -50,10 +50,9 @@ from archc.lowering.torch_folds import (
     count_param,
     fresh,
     input_size_name,
-    kept_call,
+    merged_into,
     natural,
     plus,
-    rewritten_callers,
 )
 from archc.lowering.torch_plan import (
     NUMBERED_NAME,
@@ -100,14 +99,10 @@ def fold_dense(classes: Sequence[Any], root: Any, fill: Callable[[str, ClassArgs
             if folded is None:
                 continue
             merged, values = folded
-            names = {d.planned.name for d in same}
             drops = {d.planned.name: {a.written for a in d.planned.args.args if a.name in d.dropped} for d in same}
-            everyone = rewritten_callers([*classes, root], names,
-                                         functools.partial(kept_call, kept=merged.name, drops=drops, values=values))
-            if everyone is not None:
-                classes = [merged if c.name == merged.name else c for c in everyone[:-1]
-                           if c.name not in names or c.name == merged.name]
-                root = everyone[-1]
+            rewritten = merged_into(classes, root, merged, merged.name, drops, values)
+            if rewritten is not None:
+                classes, root = rewritten
                 break
         else:
             return list(classes), root

@@ -19,8 +19,8 @@ from archc.lowering.torch_args import size_name
 from archc.lowering.torch_plan import HOLE, Body, Leaf
 from archc.pysource import is_identifier, literal
 
-__all__ = ["CODE_FIELDS", "HOLE_MARK", "Added", "Positions", "equal_groups", "fresh", "natural", "renamed",
-           "rewritten_callers"]
+__all__ = ["CODE_FIELDS", "HOLE_MARK", "Added", "Positions", "equal_groups", "fresh", "merged_into", "natural",
+           "plainer_first", "renamed", "rewritten_callers"]
 
 #: the ClassArgs fields that decide a class's code besides its holes' texts and its arguments (the
 #: others record which instances it serves)
@@ -57,6 +57,11 @@ class Positions:
 def natural(path: str) -> list:
     """A path's sort key, its numbers as numbers (``block2`` before ``block10``)."""
     return [int(part) if part.isdigit() else part for part in re.split(r"([0-9]+)", path)]
+
+
+def plainer_first(name: str) -> tuple:
+    """A class name's sort key: the plainer first (``Stage`` before ``Stage2``, ``Stage2`` before ``Stage10``)."""
+    return len(name), natural(name)
 
 
 def fresh(wanted: str, taken: Collection[str]) -> str:
@@ -113,6 +118,20 @@ def rewritten_callers(classes: list[Any], folded: Collection[str], rewrite: Call
             return None
         result.append(dataclasses.replace(c, bodies=[dataclasses.replace(c.bodies[0], tree=trees[0]), *c.bodies[1:]]))
     return result
+
+
+def merged_into(classes: list[Any], root: Any, merged: Any, at: str, drops: Mapping[str, Collection[str]],
+                values: Mapping[str, Mapping[str, Any]], old: Mapping[str, Mapping[str, Any]] | None = None
+                ) -> tuple[list[Any], Any] | None:
+    """``classes`` and the model class ``root`` with the classes ``drops`` names folded into ``merged``,
+    which stands where class ``at`` stood, and every call of them rewritten to it (:func:`kept_call`,
+    with ``drops``, ``values`` and ``old``); None where a caller cannot be rewritten."""
+    names = set(drops)
+    everyone = rewritten_callers([*classes, root], names, functools.partial(
+        kept_call, kept=merged.name, drops=drops, values=values, old=old))
+    if everyone is None:
+        return None
+    return [merged if c.name == at else c for c in everyone[:-1] if c.name not in names or c.name == at], everyone[-1]
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> tuple:

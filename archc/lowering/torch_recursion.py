@@ -37,7 +37,7 @@ from archc.lowering.torch_folds import (
     CODE_FIELDS,
     HOLE_MARK,
     block_groups,
-    natural,
+    plainer_first,
     rewritten_callers,
 )
 from archc.lowering.torch_plan import HOLE, RESERVED, Body, Leaf
@@ -132,7 +132,7 @@ def recursion_names(classes: Sequence[Any], applied: list[Recursion], taken: Col
     names: dict[str, str] = {}
     taken = set(taken)
     for outer, innermost in [(r.kept, r.bottom) for r in applied] + _two_levels(classes, applied):
-        kept = min(outer, innermost, key=lambda name: (len(name), natural(name)))
+        kept = min(outer, innermost, key=plainer_first)
         base = kept.rstrip("0123456789")
         renamed = next(name for name in (f"{base}Innermost{k or ''}" for k in itertools.count()) if name not in taken)
         names.update({outer: kept, innermost: renamed} if kept == innermost else {innermost: renamed})

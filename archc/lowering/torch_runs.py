@@ -25,14 +25,13 @@ state_dict keys, are unchanged: the same children at the same indices.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from archc.lowering.torch_args import Arg
-from archc.lowering.torch_folds import count_param, fresh, kept_call, natural, plus, renamed, rewritten_callers
+from archc.lowering.torch_folds import count_param, fresh, merged_into, natural, plainer_first, plus, renamed
 from archc.lowering.torch_plan import RESERVED, Leaf
 
 __all__ = ["fold_runs"]
@@ -71,14 +70,11 @@ def fold_runs(classes: Sequence[Any], root: Any, render: Render, runs_of: RunsOf
             if folded is None:
                 continue
             merged, values = folded
-            names = {r.planned.name for r in same}
-            everyone = rewritten_callers([*classes, root], names, functools.partial(
-                kept_call, kept=merged.name, drops={name: () for name in names}, values=values))
-            if everyone is not None:
-                first = same[0].planned.name  # (the folded class stands where the one it writes stood)
-                classes = [merged if c.name == first else c for c in everyone[:-1]
-                           if c.name not in names or c.name == first]
-                root = everyone[-1]
+            # (the folded class stands where the one it writes stood)
+            rewritten = merged_into(classes, root, merged, same[0].planned.name,
+                                    {r.planned.name: () for r in same}, values)
+            if rewritten is not None:
+                classes, root = rewritten
                 folded_blocks.add(merged.block)
                 break
         else:
@@ -215,7 +211,7 @@ def _folded(same: list[_Read]) -> tuple[Any, dict[str, dict[str, int]]] | None:
     kept += [dataclasses.replace(a, default=None) for a in args.args if a.name not in passed_by_all and a.required]
     values = {body.instance.path: {name: by_path[body.instance.path] for name, by_path in new.items()}
               for _, body in served}
-    name = min((read.planned.name for read in same), key=lambda n: (len(n), natural(n)))  # (Stage, not Stage2)
+    name = min((read.planned.name for read in same), key=plainer_first)  # (Stage, not Stage2)
     # (the first body is the one the class is written from: one with every run)
     bodies = [*first.bodies, *(body for read, body in served if read.planned is not first)]
     merged = dataclasses.replace(first, name=name, bodies=bodies, shown=tuple(body.instance.path for _, body in served),

@@ -24,7 +24,6 @@ and so state_dict keys, are unchanged.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -41,10 +40,10 @@ from archc.lowering.torch_folds import (
     count_param,
     fresh,
     input_size_name,
-    kept_call,
+    merged_into,
     natural,
+    plainer_first,
     plus,
-    rewritten_callers,
 )
 from archc.lowering.torch_plan import NUMBERED_NAME, RESERVED, Body, Leaf, counts_on
 from archc.pysource import UnsafeValue, formatted_name, is_identifier, literal
@@ -90,18 +89,14 @@ def fold_stages(classes: Sequence[Any], root: Any, dims_of: Callable[[Body], tup
             if folded is None:
                 continue
             merged, values = folded
-            names = {s.planned.name for s in same}
             drops = {s.planned.name: {a.written for a in s.planned.args.args if a.source[:1] == ("hole",)}
                      for s in same}
             old = {body.instance.path: {a.written: body.holes[a.source[1]] for a in s.planned.args.args
                                         if a.source[:1] == ("hole",)} for s in same for body in s.planned.bodies}
-            everyone = rewritten_callers([*classes, root], names, functools.partial(
-                kept_call, kept=merged.name, drops=drops, values=values, old=old))
-            if everyone is not None:
-                first = same[0].planned.name  # (the folded class stands where the one it writes stood)
-                classes = [merged if c.name == first else c for c in everyone[:-1]
-                           if c.name not in names or c.name == first]
-                root = everyone[-1]
+            # (the folded class stands where the one it writes stood)
+            rewritten = merged_into(classes, root, merged, same[0].planned.name, drops, values, old)
+            if rewritten is not None:
+                classes, root = rewritten
                 break
         else:
             return list(classes), root
@@ -207,7 +202,7 @@ def _folded(same: list[_Stage], dims_of: Callable[[Body], tuple | None]) -> tupl
     # (what only the run's children read: None where a short stage has no run, which never reads it)
     kept += [Arg(name, None, source=("stage",)) for name, by_path in new if len(by_path) < len(served)]
     bodies = [dataclasses.replace(body, tree={}) for _, body in served]
-    name = min((s.planned.name for s in same), key=lambda n: (len(n), natural(n)))  # (Stage, not Stage2)
+    name = min((s.planned.name for s in same), key=plainer_first)  # (Stage, not Stage2)
     merged = dataclasses.replace(first, name=name, bodies=bodies, args=dataclasses.replace(first.args, args=kept),
                                  added=added)
     return merged, values
